@@ -1,0 +1,226 @@
+package cache_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/ref"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+func newStore(t testing.TB) (*cache.Store, *storage.Local) {
+	t.Helper()
+	b, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cache.NewStore(b, cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, b
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func chunks(t *testing.T, data []byte, p cache.Params) [][]byte {
+	t.Helper()
+	c, err := cache.NewChunker(bytes.NewReader(data), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for {
+		b, err := c.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, append([]byte(nil), b...))
+	}
+}
+
+func TestChunkerBoundsAndReassembly(t *testing.T) {
+	p := cache.DefaultParams
+	for _, n := range []int{0, 1, p.Min - 1, p.Min, p.Max, p.Max + 1, 5 << 20} {
+		data := randomBytes(uint64(n), n)
+		cs := chunks(t, data, p)
+		if got := bytes.Join(cs, nil); !bytes.Equal(got, data) {
+			t.Fatalf("n=%d: chunks do not reassemble", n)
+		}
+		for i, c := range cs {
+			if len(c) > p.Max || (len(c) < p.Min && i != len(cs)-1) {
+				t.Fatalf("n=%d: chunk %d has size %d outside [%d,%d]", n, i, len(c), p.Min, p.Max)
+			}
+		}
+	}
+}
+
+// An insert near the start must not move the boundaries after it: that is
+// what content-defined chunking is for.
+func TestChunkerResynchronisesAfterInsert(t *testing.T) {
+	data := randomBytes(1, 4<<20)
+	edited := append(append(append([]byte(nil), data[:1000]...), []byte("inserted bytes")...), data[1000:]...)
+	set := map[ref.Digest]bool{}
+	for _, c := range chunks(t, data, cache.DefaultParams) {
+		set[ref.Sum(c)] = true
+	}
+	cs := chunks(t, edited, cache.DefaultParams)
+	shared := 0
+	for _, c := range cs {
+		if set[ref.Sum(c)] {
+			shared++
+		}
+	}
+	if shared < len(cs)-3 {
+		t.Fatalf("only %d of %d chunks shared after a 14-byte insert", shared, len(cs))
+	}
+}
+
+func TestPutFileRoundTripAndDedup(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	text := bytes.Repeat([]byte("gene_id,cell,count\nENSG0001,AAAC,3\n"), 100000)
+	data := append(randomBytes(2, 3<<20), text...)
+	f, st, err := s.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Size != int64(len(data)) || f.Digest != ref.Sum(data) {
+		t.Fatalf("size %d digest %s; want %d %s", f.Size, f.Digest, len(data), ref.Sum(data))
+	}
+	if st.NewChunks == 0 || st.StoredBytes >= st.Bytes {
+		t.Fatalf("stats %+v: want new chunks and compression of the text half", st)
+	}
+	// The same bytes again store nothing.
+	_, st2, err := s.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil || st2.NewChunks != 0 || st2.StoredBytes != 0 {
+		t.Fatalf("second put: %+v, %v; want nothing new", st2, err)
+	}
+	var out bytes.Buffer
+	if _, err := s.Open(f).WriteToContext(ctx, &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Fatal("WriteTo returned other bytes")
+	}
+	// Random reads touch the right chunks.
+	r := s.Open(f)
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := 0; i < 200; i++ {
+		off := rng.Int64N(int64(len(data)))
+		buf := make([]byte, rng.IntN(300000))
+		n, err := r.ReadAt(buf, off)
+		want := data[off:min(int(off)+len(buf), len(data))]
+		if n != len(want) || !bytes.Equal(buf[:n], want) || (n < len(buf) && err != io.EOF) {
+			t.Fatalf("ReadAt(%d, %d) = %d, %v", off, len(buf), n, err)
+		}
+	}
+}
+
+func TestEmptyFile(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	f, _, err := s.PutFile(ctx, bytes.NewReader(nil), nil)
+	if err != nil || f.Size != 0 || f.Digest != ref.Sum(nil) {
+		t.Fatalf("empty: %+v %v", f, err)
+	}
+	d, err := s.SaveManifest(ctx, &cache.Manifest{Kind: cache.KindFile, Files: []cache.File{f}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.LoadManifest(ctx, d)
+	if err != nil || m.Size() != 0 {
+		t.Fatalf("load: %+v %v", m, err)
+	}
+}
+
+func TestCorruptChunkIsDetected(t *testing.T) {
+	ctx := context.Background()
+	s, b := newStore(t)
+	data := randomBytes(4, 100000)
+	f, _, err := s.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	b.List(ctx, "chunks/", func(i storage.Info) error { names = append(names, i.Name); return nil })
+	p := filepath.Join(b.Root(), names[0])
+	obj, _ := os.ReadFile(p)
+	obj[len(obj)-1] ^= 0xff
+	os.WriteFile(p, obj, 0o644)
+	if _, err := s.Open(f).ReadAt(make([]byte, 10), 0); !errors.Is(err, cache.ErrCorrupt) {
+		t.Fatalf("read of corrupt chunk: %v, want ErrCorrupt", err)
+	}
+}
+
+func TestFolderManifest(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "X", "0"), 0o755)
+	os.WriteFile(filepath.Join(dir, ".zattrs"), []byte(`{"a":1}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "X", "0", "0"), randomBytes(5, 70000), 0o644)
+	m, _, err := s.PutFolder(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Files) != 2 || m.Files[0].Path != ".zattrs" || m.Files[1].Path != "X/0/0" {
+		t.Fatalf("files: %+v", m.Files)
+	}
+	d, err := s.SaveManifest(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LoadManifest(ctx, d)
+	if err != nil || got.Digest() != m.Digest() {
+		t.Fatalf("reload: %v", err)
+	}
+	// The folder digest depends on content and paths only.
+	m2, _, _ := s.PutFolder(ctx, dir, nil)
+	if m2.Digest() != m.Digest() {
+		t.Fatal("folder digest not stable")
+	}
+	os.WriteFile(filepath.Join(dir, ".zattrs"), []byte(`{"a":2}`), 0o644)
+	m3, _, _ := s.PutFolder(ctx, dir, nil)
+	if m3.Digest() == m.Digest() {
+		t.Fatal("folder digest ignores content")
+	}
+}
+
+func FuzzDecodeManifest(f *testing.F) {
+	f.Add([]byte(`{"format":1,"kind":"file","files":[{"size":3,"digest":"` + ref.Sum([]byte("abc")).String() + `","chunks":[{"d":"` + ref.Sum([]byte("abc")).String() + `","n":3}]}]}`))
+	f.Add([]byte(`{"format":1,"kind":"folder","files":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := cache.DecodeManifest(b)
+		if err != nil {
+			return
+		}
+		if m.Kind != cache.KindFile && m.Kind != cache.KindFolder {
+			t.Fatalf("accepted kind %q", m.Kind)
+		}
+		var n int64
+		for _, f := range m.Files {
+			n += f.Size
+		}
+		if n != m.Size() {
+			t.Fatal("size mismatch")
+		}
+	})
+}

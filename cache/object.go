@@ -1,0 +1,74 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// Codec bytes that start every stored chunk.
+const (
+	codecRaw  = 0
+	codecZstd = 1
+)
+
+// ErrCorrupt is returned when stored bytes do not match their digest or do not
+// decode.
+var ErrCorrupt = errors.New("cache: corrupt object")
+
+var (
+	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	bufPool    = sync.Pool{New: func() any { b := make([]byte, 0, DefaultParams.Max+64); return &b }}
+)
+
+// encodeChunk returns the stored form of a chunk: compressed when that saves
+// at least 1/32 of its size, raw otherwise.
+func encodeChunk(dst, data []byte) []byte {
+	dst = append(dst[:0], codecZstd)
+	dst = encoder.EncodeAll(data, dst)
+	if len(dst)-1 < len(data)-len(data)/32 {
+		return dst
+	}
+	dst = append(dst[:0], codecRaw)
+	return append(dst, data...)
+}
+
+// decodeChunk reverses encodeChunk and verifies the digest.
+func decodeChunk(dst, obj []byte, want ref.Digest) ([]byte, error) {
+	if len(obj) == 0 {
+		return nil, fmt.Errorf("%w: chunk %s is empty", ErrCorrupt, want)
+	}
+	var data []byte
+	switch obj[0] {
+	case codecRaw:
+		data = append(dst[:0], obj[1:]...)
+	case codecZstd:
+		var err error
+		if data, err = decoder.DecodeAll(obj[1:], dst[:0]); err != nil {
+			return nil, fmt.Errorf("%w: chunk %s: %v", ErrCorrupt, want, err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: chunk %s: unknown codec %d", ErrCorrupt, want, obj[0])
+	}
+	if got := ref.Sum(data); got != want {
+		return nil, fmt.Errorf("%w: chunk %s has digest %s", ErrCorrupt, want, got)
+	}
+	return data, nil
+}
+
+func chunkName(d ref.Digest) string {
+	s := d.String()
+	return "chunks/" + s[:2] + "/" + s[2:4] + "/" + s
+}
+
+func manifestName(d ref.Digest) string {
+	s := d.String()
+	return "manifests/" + s[:2] + "/" + s
+}
+
+// RecordName is where a version's catalog record is kept in storage.
+func RecordName(uid string) string { return "records/" + uid + ".json" }

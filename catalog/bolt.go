@@ -1,0 +1,682 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/lamina-bio/lamina/ref"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket layout (docs/design.md has the why):
+//
+//	meta       "schema" → decimal schema version
+//	artifacts  stem → JSON artifact
+//	keys       key → stem (every artifact, live or trashed only)
+//	versions   uid → JSON Version; uid = stem + base62(n-1), so a stem's
+//	           versions sort by number and a uid prefix is a cursor seek
+//	outbox     uid → "" while the version's storage record is unwritten
+var (
+	bMeta      = []byte("meta")
+	bArtifacts = []byte("artifacts")
+	bKeys      = []byte("keys")
+	bVersions  = []byte("versions")
+	bOutbox    = []byte("outbox")
+)
+
+// SchemaVersion is the bbolt layout this build reads and writes.
+const SchemaVersion = 1
+
+type artifact struct {
+	Stem      string     `json:"stem"`
+	Key       string     `json:"key"`
+	Kind      string     `json:"kind"`
+	Versions  int        `json:"versions"` // highest number ever assigned
+	Latest    int        `json:"latest"`   // highest live number; 0 when all are trashed
+	TrashedAt *time.Time `json:"trashed_at,omitempty"`
+}
+
+// Bolt is the bbolt store. By default it opens the file for each call and
+// closes it after, so that several lamina processes take turns (bbolt holds
+// an exclusive file lock while open); Hold keeps it open for a daemon.
+type Bolt struct {
+	path    string
+	timeout time.Duration
+
+	mu   sync.Mutex // guards held
+	held *bolt.DB
+}
+
+// BoltOptions tune OpenBolt.
+type BoltOptions struct {
+	Hold    bool          // keep the file open (and locked) until Close
+	Timeout time.Duration // how long to wait for another process's lock; default 60 s
+}
+
+// OpenBolt opens or creates the catalog file at path.
+func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	b := &Bolt{path: path, timeout: o.Timeout}
+	db, err := b.open(false)
+	if err != nil {
+		return nil, err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bMeta, bArtifacts, bKeys, bVersions, bOutbox} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		m := tx.Bucket(bMeta)
+		if v := m.Get([]byte("schema")); v != nil {
+			var n int
+			fmt.Sscan(string(v), &n)
+			if n > SchemaVersion {
+				return errorf(ErrSchema, "catalog %s has schema version %d; this lamina understands up to %d: upgrade lamina", path, n, SchemaVersion)
+			}
+			return nil
+		}
+		return m.Put([]byte("schema"), []byte(fmt.Sprint(SchemaVersion)))
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	if o.Hold {
+		b.held = db
+	} else {
+		db.Close()
+	}
+	return b, nil
+}
+
+func (b *Bolt) open(readOnly bool) (*bolt.DB, error) {
+	db, err := bolt.Open(b.path, 0o600, &bolt.Options{Timeout: b.timeout, ReadOnly: readOnly})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("catalog: %s is locked by another lamina process for over %s", b.path, b.timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("catalog: open %s: %w", b.path, err)
+	}
+	return db, nil
+}
+
+func (b *Bolt) with(write bool, fn func(tx *bolt.Tx) error) error {
+	b.mu.Lock()
+	db := b.held
+	b.mu.Unlock()
+	if db == nil {
+		var err error
+		if db, err = b.open(!write); err != nil {
+			return err
+		}
+		defer db.Close()
+	}
+	if write {
+		return db.Update(fn)
+	}
+	return db.View(fn)
+}
+
+// Close releases a held file.
+func (b *Bolt) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held == nil {
+		return nil
+	}
+	err := b.held.Close()
+	b.held = nil
+	return err
+}
+
+// Path is the catalog file.
+func (b *Bolt) Path() string { return b.path }
+
+func getJSON(bk *bolt.Bucket, k []byte, v any) (bool, error) {
+	raw := bk.Get(k)
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("catalog: record %q: %w", k, err)
+	}
+	return true, nil
+}
+
+func putJSON(bk *bolt.Bucket, k []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return bk.Put(k, raw)
+}
+
+type txn struct{ tx *bolt.Tx }
+
+func (t txn) artifactByKey(key string) (*artifact, error) {
+	stem := t.tx.Bucket(bKeys).Get([]byte(key))
+	if stem == nil {
+		return nil, nil
+	}
+	var a artifact
+	if ok, err := getJSON(t.tx.Bucket(bArtifacts), stem, &a); err != nil || !ok {
+		return nil, err
+	}
+	return &a, nil
+}
+
+func (t txn) version(uid string) (Version, bool, error) {
+	var v Version
+	ok, err := getJSON(t.tx.Bucket(bVersions), []byte(uid), &v)
+	return v, ok, err
+}
+
+// stemVersions returns every version of the artifact, oldest first.
+func (t txn) stemVersions(stem string) ([]Version, error) {
+	var out []Version
+	c := t.tx.Bucket(bVersions).Cursor()
+	p := []byte(stem)
+	for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
+		var v Version
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("catalog: version %s: %w", k, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// checkPlace refuses a key that would sit under a live file or over live keys.
+func (t txn) checkPlace(key string) error {
+	for i := 0; i < len(key); i++ {
+		if key[i] != '/' {
+			continue
+		}
+		a, err := t.artifactByKey(key[:i])
+		if err != nil {
+			return err
+		}
+		if a != nil && a.Latest > 0 {
+			return errorf(ErrConflict, "%q cannot be saved: %q is a file, not a folder", key, key[:i])
+		}
+	}
+	c := t.tx.Bucket(bKeys).Cursor()
+	p := []byte(key + "/")
+	for k, stem := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, stem = c.Next() {
+		var a artifact
+		if _, err := getJSON(t.tx.Bucket(bArtifacts), stem, &a); err != nil {
+			return err
+		}
+		if a.Latest > 0 {
+			return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, string(k))
+		}
+	}
+	return nil
+}
+
+func (b *Bolt) Save(ctx context.Context, nvs []NewVersion) ([]Saved, error) {
+	for _, nv := range nvs {
+		if err := ref.CheckKey(nv.Key); err != nil {
+			return nil, err
+		}
+	}
+	var out []Saved
+	err := b.with(true, func(tx *bolt.Tx) error {
+		out = out[:0]
+		t := txn{tx}
+		for _, nv := range nvs {
+			s, err := t.save(nv)
+			if err != nil {
+				return err
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (t txn) save(nv NewVersion) (Saved, error) {
+	a, err := t.artifactByKey(nv.Key)
+	if err != nil {
+		return Saved{}, err
+	}
+	if nv.Revises != "" {
+		rv, err := t.byUID(nv.Revises)
+		if err != nil {
+			return Saved{}, fmt.Errorf("--revises: %w", err)
+		}
+		if rv.Key != nv.Key {
+			return Saved{}, errorf(ErrConflict, "--revises %s names a version of %q, not of %q", nv.Revises, rv.Key, nv.Key)
+		}
+	}
+	if a == nil {
+		a = &artifact{Stem: ref.NewStem(), Key: nv.Key, Kind: nv.Kind}
+		if err := t.tx.Bucket(bKeys).Put([]byte(nv.Key), []byte(a.Stem)); err != nil {
+			return Saved{}, err
+		}
+	} else if a.Kind != nv.Kind {
+		return Saved{}, errorf(ErrKind, "%q holds a %s artifact; a %s cannot be saved as a new version of it", nv.Key, a.Kind, nv.Kind)
+	}
+	if a.Latest > 0 {
+		latest, _, err := t.version(ref.VersionUID(a.Stem, a.Latest))
+		if err != nil {
+			return Saved{}, err
+		}
+		if latest.Digest == nv.Digest {
+			return Saved{Version: latest, Unchanged: true}, nil
+		}
+	} else if err := t.checkPlace(nv.Key); err != nil {
+		return Saved{}, err
+	}
+	a.Versions++
+	a.Latest = a.Versions
+	a.TrashedAt = nil
+	v := Version{
+		UID: ref.VersionUID(a.Stem, a.Versions), Key: nv.Key, Version: a.Versions,
+		Kind: nv.Kind, Suffix: nv.Suffix, OType: nv.OType, NObservations: nv.NObservations,
+		NFiles: nv.NFiles, Size: nv.Size, Digest: nv.Digest, Manifest: nv.Manifest,
+		Description: nv.Description, CreatedBy: nv.CreatedBy, CreatedAt: nv.CreatedAt.UTC(),
+		Mtime: nv.Mtime.UTC(), Run: nv.Run,
+	}
+	if err := putJSON(t.tx.Bucket(bVersions), []byte(v.UID), v); err != nil {
+		return Saved{}, err
+	}
+	if err := putJSON(t.tx.Bucket(bArtifacts), []byte(a.Stem), a); err != nil {
+		return Saved{}, err
+	}
+	if err := t.tx.Bucket(bOutbox).Put([]byte(v.UID), nil); err != nil {
+		return Saved{}, err
+	}
+	return Saved{Version: v}, nil
+}
+
+func (t txn) byUID(prefix string) (Version, error) {
+	if !ref.IsUIDPrefix(prefix) {
+		return Version{}, fmt.Errorf("%w: %q is not a uid (%d to %d base62 characters)", ref.ErrBadUID, prefix, ref.MinUIDPrefix, ref.UIDLen)
+	}
+	c := t.tx.Bucket(bVersions).Cursor()
+	p := []byte(prefix)
+	var found []Version
+	oneStem := true // all matches are versions of one artifact
+	for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
+		var v Version
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return Version{}, err
+		}
+		found = append(found, v)
+		oneStem = oneStem && v.Stem() == found[0].Stem()
+		if !oneStem && len(found) > 10 {
+			break
+		}
+	}
+	switch {
+	case len(found) == 0:
+		return Version{}, errorf(ErrNotFound, "no version has uid %s", prefix)
+	case len(found) == 1:
+		return found[0], nil
+	case oneStem && len(prefix) <= ref.StemLen:
+		// A stem (or its prefix) names the artifact: its latest live
+		// version, as LaminDB resolves a 16-character uid.
+		best := found[len(found)-1]
+		for i := len(found) - 1; i >= 0; i-- {
+			if !found[i].Trashed {
+				best = found[i]
+				break
+			}
+		}
+		return best, nil
+	}
+	if len(found) > 10 {
+		found = found[:10]
+	}
+	return Version{}, &AmbiguousError{Prefix: prefix, Candidates: found}
+}
+
+func (b *Bolt) ByUID(ctx context.Context, prefix string) (Version, error) {
+	var v Version
+	err := b.with(false, func(tx *bolt.Tx) error {
+		var err error
+		v, err = txn{tx}.byUID(prefix)
+		return err
+	})
+	return v, err
+}
+
+func (b *Bolt) ByKey(ctx context.Context, key string, n int) (Version, error) {
+	var v Version
+	err := b.with(false, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		a, err := t.artifactByKey(key)
+		if err != nil {
+			return err
+		}
+		if a == nil || a.Latest == 0 {
+			if a != nil {
+				return errorf(ErrNotFound, "%q is in the trash (lamina restore %s)", key, key)
+			}
+			return errorf(ErrNotFound, "no artifact has key %q", key)
+		}
+		if n == 0 {
+			n = a.Latest
+		}
+		if n > a.Versions {
+			return errorf(ErrNotFound, "%q has no version %d (latest is %d)", key, n, a.Latest)
+		}
+		v, _, err = t.version(ref.VersionUID(a.Stem, n))
+		if err == nil && v.Trashed {
+			err = errorf(ErrNotFound, "%s@v%d is in the trash", key, n)
+		}
+		return err
+	})
+	return v, err
+}
+
+func (b *Bolt) Versions(ctx context.Context, key string, trash bool) ([]Version, error) {
+	var out []Version
+	err := b.with(false, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		a, err := t.artifactByKey(key)
+		if err != nil {
+			return err
+		}
+		if a == nil || (a.Latest == 0 && !trash) {
+			return errorf(ErrNotFound, "no artifact has key %q", key)
+		}
+		all, err := t.stemVersions(a.Stem)
+		for _, v := range all {
+			if trash || !v.Trashed {
+				out = append(out, v)
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+func (b *Bolt) List(ctx context.Context, q Query) ([]Version, error) {
+	var out []Version
+	err := b.with(false, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		c := tx.Bucket(bKeys).Cursor()
+		arts := tx.Bucket(bArtifacts)
+		p := []byte(q.Prefix)
+		k, stem := c.Seek(p)
+		if q.After != "" && q.After >= q.Prefix {
+			k, stem = c.Seek([]byte(q.After))
+			if k != nil && string(k) == q.After {
+				k, stem = c.Next()
+			}
+		}
+		for ; k != nil && bytes.HasPrefix(k, p); k, stem = c.Next() {
+			var a artifact
+			if _, err := getJSON(arts, stem, &a); err != nil {
+				return err
+			}
+			if a.Latest == 0 {
+				continue
+			}
+			v, _, err := t.version(ref.VersionUID(a.Stem, a.Latest))
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+			if q.Limit > 0 && len(out) >= q.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// setTrashed marks every version of key trashed or not and returns the
+// artifact afterwards plus the versions it changed.
+func (t txn) setTrashed(key string, trashed bool) (*artifact, []Version, error) {
+	a, err := t.artifactByKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a == nil {
+		return nil, nil, errorf(ErrNotFound, "no artifact has key %q", key)
+	}
+	vs, err := t.stemVersions(a.Stem)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now().UTC()
+	var changed []Version
+	for _, v := range vs {
+		if v.Trashed == trashed {
+			continue
+		}
+		v.Trashed = trashed
+		v.TrashedAt = nil
+		if trashed {
+			v.TrashedAt = &now
+		}
+		if err := putJSON(t.tx.Bucket(bVersions), []byte(v.UID), v); err != nil {
+			return nil, nil, err
+		}
+		changed = append(changed, v)
+		if !trashed && v.Version > a.Latest {
+			a.Latest = v.Version
+		}
+	}
+	if trashed {
+		a.Latest = 0
+		a.TrashedAt = &now
+	} else {
+		a.TrashedAt = nil
+	}
+	return a, changed, putJSON(t.tx.Bucket(bArtifacts), []byte(a.Stem), a)
+}
+
+func entry(a *artifact, vs []Version) TrashEntry {
+	e := TrashEntry{Key: a.Key, Stem: a.Stem, Versions: len(vs), Live: a.Latest > 0}
+	for _, v := range vs {
+		e.Size += v.Size
+		if v.TrashedAt != nil && v.TrashedAt.After(e.TrashedAt) {
+			e.TrashedAt = *v.TrashedAt
+		}
+	}
+	return e
+}
+
+func (b *Bolt) Trash(ctx context.Context, key string) (TrashEntry, error) {
+	var e TrashEntry
+	err := b.with(true, func(tx *bolt.Tx) error {
+		a, changed, err := txn{tx}.setTrashed(key, true)
+		if err != nil {
+			return err
+		}
+		if len(changed) == 0 {
+			return errorf(ErrNotFound, "%q is already in the trash", key)
+		}
+		e = entry(a, changed)
+		return nil
+	})
+	return e, err
+}
+
+func (b *Bolt) Restore(ctx context.Context, key string) (TrashEntry, error) {
+	var e TrashEntry
+	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		if a, err := t.artifactByKey(key); err != nil {
+			return err
+		} else if a != nil && a.Latest == 0 {
+			if err := t.checkPlace(key); err != nil {
+				return fmt.Errorf("cannot restore: %w", err)
+			}
+		}
+		a, changed, err := t.setTrashed(key, false)
+		if err != nil {
+			return err
+		}
+		if len(changed) == 0 {
+			return errorf(ErrNotFound, "%q has nothing in the trash", key)
+		}
+		e = entry(a, changed)
+		return nil
+	})
+	return e, err
+}
+
+func (b *Bolt) TrashList(ctx context.Context) ([]TrashEntry, error) {
+	var out []TrashEntry
+	err := b.with(false, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		return tx.Bucket(bArtifacts).ForEach(func(stem, raw []byte) error {
+			var a artifact
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return err
+			}
+			if a.TrashedAt == nil && a.Latest == a.Versions {
+				return nil // nothing can be trashed: fast path
+			}
+			vs, err := t.stemVersions(a.Stem)
+			if err != nil {
+				return err
+			}
+			var trashed []Version
+			for _, v := range vs {
+				if v.Trashed {
+					trashed = append(trashed, v)
+				}
+			}
+			if len(trashed) > 0 {
+				out = append(out, entry(&a, trashed))
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, err
+}
+
+func (b *Bolt) Purge(ctx context.Context, key string) ([]Version, error) {
+	var out []Version
+	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		a, err := t.artifactByKey(key)
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			return errorf(ErrNotFound, "no artifact has key %q", key)
+		}
+		if out, err = t.stemVersions(a.Stem); err != nil {
+			return err
+		}
+		for _, v := range out {
+			if err := tx.Bucket(bVersions).Delete([]byte(v.UID)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bOutbox).Delete([]byte(v.UID)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bArtifacts).Delete([]byte(a.Stem)); err != nil {
+			return err
+		}
+		return tx.Bucket(bKeys).Delete([]byte(key))
+	})
+	return out, err
+}
+
+func (b *Bolt) Each(ctx context.Context, fn func(Version) error) error {
+	return b.with(false, func(tx *bolt.Tx) error {
+		return tx.Bucket(bVersions).ForEach(func(k, raw []byte) error {
+			var v Version
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("catalog: version %s: %w", k, err)
+			}
+			return fn(v)
+		})
+	})
+}
+
+func (b *Bolt) Counts(ctx context.Context) (Counts, error) {
+	var c Counts
+	err := b.with(false, func(tx *bolt.Tx) error {
+		err := tx.Bucket(bArtifacts).ForEach(func(_, raw []byte) error {
+			var a artifact
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return err
+			}
+			if a.Latest > 0 {
+				c.Artifacts++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bVersions).ForEach(func(_, raw []byte) error {
+			var v struct {
+				Size    int64 `json:"size"`
+				Trashed bool  `json:"trashed"`
+			}
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return err
+			}
+			if v.Trashed {
+				c.Trashed++
+			} else {
+				c.Versions++
+			}
+			c.Bytes += v.Size
+			return nil
+		})
+	})
+	return c, err
+}
+
+func (b *Bolt) Outbox(ctx context.Context) ([]Version, error) {
+	var out []Version
+	err := b.with(false, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		return tx.Bucket(bOutbox).ForEach(func(uid, _ []byte) error {
+			v, ok, err := t.version(string(uid))
+			if ok {
+				out = append(out, v)
+			}
+			return err
+		})
+	})
+	return out, err
+}
+
+func (b *Bolt) OutboxDone(ctx context.Context, uids []string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	return b.with(true, func(tx *bolt.Tx) error {
+		for _, u := range uids {
+			if err := tx.Bucket(bOutbox).Delete([]byte(u)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+var _ Catalog = (*Bolt)(nil)

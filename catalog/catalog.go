@@ -1,0 +1,188 @@
+// Package catalog holds Lamina's records — artifacts, their versions, and
+// the trash — and the stores that keep them: bbolt on one machine (this
+// file's Bolt), PostgreSQL for a team (later). Every store passes the suite
+// in catalogtest.
+//
+// The catalog never touches content: callers store a version's bytes first
+// and then record the version, so a record never points at missing data.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// Errors the stores return. Test with errors.Is.
+var (
+	ErrNotFound error = sentinel{"not found", fs.ErrNotExist}
+	ErrConflict error = sentinel{"conflict", fs.ErrExist}
+	ErrKind           = errors.New("wrong kind of artifact")
+	ErrSchema         = errors.New("catalog schema")
+)
+
+// sentinel is a package error that also matches an io/fs error.
+type sentinel struct {
+	msg string
+	is  error
+}
+
+func (s sentinel) Error() string        { return s.msg }
+func (s sentinel) Is(target error) bool { return target == s.is }
+
+// detail is an error whose message is written for people and which still
+// matches its sentinel with errors.Is.
+type detail struct {
+	msg  string
+	kind error
+}
+
+func (d *detail) Error() string { return d.msg }
+func (d *detail) Unwrap() error { return d.kind }
+
+// errorf formats a message for people that errors.Is matches to kind.
+func errorf(kind error, format string, a ...any) error {
+	return &detail{msg: fmt.Sprintf(format, a...), kind: kind}
+}
+
+// AmbiguousError is returned when a uid prefix names several versions.
+type AmbiguousError struct {
+	Prefix     string
+	Candidates []Version
+}
+
+func (e *AmbiguousError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "uid prefix %q is ambiguous; it matches:", e.Prefix)
+	for _, v := range e.Candidates {
+		fmt.Fprintf(&b, "\n  %s  %s@v%d", v.UID, v.Key, v.Version)
+	}
+	return b.String()
+}
+
+// Version is one immutable state of an artifact.
+type Version struct {
+	UID           string     `json:"uid"`
+	Key           string     `json:"key"`
+	Version       int        `json:"version"`
+	Kind          string     `json:"kind"` // "file" or "folder"
+	Suffix        string     `json:"suffix"`
+	OType         string     `json:"otype,omitempty"`
+	NObservations int64      `json:"n_observations,omitempty"`
+	NFiles        int        `json:"n_files,omitempty"`
+	Size          int64      `json:"size"`
+	Digest        ref.Digest `json:"digest"`
+	Manifest      ref.Digest `json:"manifest"`
+	Description   string     `json:"description,omitempty"`
+	CreatedBy     string     `json:"created_by"`
+	CreatedAt     time.Time  `json:"created_at"`
+	Mtime         time.Time  `json:"mtime"`
+	Run           string     `json:"run,omitempty"`
+	Trashed       bool       `json:"trashed,omitempty"`
+	TrashedAt     *time.Time `json:"trashed_at,omitempty"`
+}
+
+// Stem is the uid part shared by every version of the artifact.
+func (v Version) Stem() string { return v.UID[:ref.StemLen] }
+
+// Ref is "key@vN".
+func (v Version) Ref() string { return fmt.Sprintf("%s@v%d", v.Key, v.Version) }
+
+// NewVersion is what a caller records; the store assigns uid and number.
+type NewVersion struct {
+	Key           string
+	Revises       string // optional uid: must name a version of the same key
+	Kind          string
+	Suffix        string
+	OType         string
+	NObservations int64
+	NFiles        int
+	Size          int64
+	Digest        ref.Digest
+	Manifest      ref.Digest
+	Description   string
+	CreatedBy     string
+	CreatedAt     time.Time
+	Mtime         time.Time
+	Run           string
+}
+
+// Saved is the outcome of recording one NewVersion.
+type Saved struct {
+	Version   Version
+	Unchanged bool // the latest version already had these bytes; nothing was recorded
+}
+
+// TrashEntry is an artifact with versions in the trash.
+type TrashEntry struct {
+	Key       string    `json:"key"`
+	Stem      string    `json:"stem"`
+	Versions  int       `json:"versions"` // how many are trashed
+	Size      int64     `json:"size"`
+	TrashedAt time.Time `json:"trashed_at"`
+	Live      bool      `json:"live"` // the key was written again since
+}
+
+// Query selects the latest versions of live artifacts.
+type Query struct {
+	Prefix string // key prefix; "" for all
+	After  string // return keys strictly after this one (paging)
+	Limit  int    // 0 means no limit
+}
+
+// Counts summarises the catalog.
+type Counts struct {
+	Artifacts int   `json:"artifacts"` // live
+	Versions  int   `json:"versions"`  // of live artifacts, not trashed
+	Trashed   int   `json:"trashed"`   // versions in the trash
+	Bytes     int64 `json:"bytes"`     // sum of sizes of all recorded versions
+}
+
+// Catalog is implemented by every store. Methods are safe for concurrent use
+// within and across processes; each call is one transaction.
+type Catalog interface {
+	// Save records versions atomically: all or none. A version whose digest
+	// equals the latest live version of its key is not recorded (Unchanged).
+	// A new key gets a new artifact; a key with only trashed versions
+	// continues its numbers. Errors: ref.ErrBadKey, ErrConflict (the key is a
+	// folder of other keys, or sits under a file), ErrKind, ErrNotFound
+	// (Revises names nothing).
+	Save(ctx context.Context, vs []NewVersion) ([]Saved, error)
+	// ByUID resolves a full uid or a prefix of at least ref.MinUIDPrefix
+	// characters; *AmbiguousError when several match. Trashed versions
+	// resolve (marked Trashed).
+	ByUID(ctx context.Context, prefix string) (Version, error)
+	// ByKey returns version n of key, or the latest live version for n == 0.
+	// Trashed versions do not resolve by key.
+	ByKey(ctx context.Context, key string, n int) (Version, error)
+	// Versions lists every live version of key, oldest first; with trash,
+	// also the trashed ones.
+	Versions(ctx context.Context, key string, trash bool) ([]Version, error)
+	// List returns the latest versions of live artifacts by key order.
+	List(ctx context.Context, q Query) ([]Version, error)
+	// Trash moves every version of key to the trash.
+	Trash(ctx context.Context, key string) (TrashEntry, error)
+	// Restore brings the trashed versions of key back. ErrConflict if the key
+	// now clashes with another key.
+	Restore(ctx context.Context, key string) (TrashEntry, error)
+	// TrashList lists artifacts that have trashed versions.
+	TrashList(ctx context.Context) ([]TrashEntry, error)
+	// Purge removes key's artifact and all its versions for good and returns
+	// them.
+	Purge(ctx context.Context, key string) ([]Version, error)
+	// Each calls fn for every version, live or trashed.
+	Each(ctx context.Context, fn func(Version) error) error
+	// Counts summarises the catalog.
+	Counts(ctx context.Context) (Counts, error)
+	// Outbox lists versions whose storage record is not yet written;
+	// OutboxDone removes them once written.
+	Outbox(ctx context.Context) ([]Version, error)
+	OutboxDone(ctx context.Context, uids []string) error
+	// Close releases the store.
+	Close() error
+}

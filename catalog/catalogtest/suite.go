@@ -1,0 +1,303 @@
+// Package catalogtest is the conformance suite every catalog.Catalog must
+// pass. Call Run from the store's tests with a constructor of empty stores.
+package catalogtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// NV returns a NewVersion of key whose content is named by content.
+func NV(key, content string) catalog.NewVersion {
+	now := time.Now()
+	return catalog.NewVersion{
+		Key: key, Kind: "file", Digest: ref.Sum([]byte(content)), Manifest: ref.Sum([]byte("m" + content)),
+		Size: int64(len(content)), CreatedBy: "tester", CreatedAt: now, Mtime: now,
+	}
+}
+
+// Run runs the suite.
+func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
+	ctx := context.Background()
+	save := func(t *testing.T, c catalog.Catalog, nvs ...catalog.NewVersion) []catalog.Saved {
+		t.Helper()
+		s, err := c.Save(ctx, nvs)
+		if err != nil {
+			t.Fatalf("Save: %v", err)
+		}
+		return s
+	}
+
+	t.Run("VersionsAndUIDs", func(t *testing.T) {
+		c := open(t)
+		s1 := save(t, c, NV("exp/a.csv", "1"))[0]
+		s2 := save(t, c, NV("exp/a.csv", "2"))[0]
+		s3 := save(t, c, NV("exp/a.csv", "2"))[0]
+		if s1.Version.Version != 1 || s2.Version.Version != 2 {
+			t.Fatalf("numbers %d %d", s1.Version.Version, s2.Version.Version)
+		}
+		if !s3.Unchanged || s3.Version.UID != s2.Version.UID {
+			t.Fatalf("same bytes made a version: %+v", s3)
+		}
+		if len(s1.Version.UID) != ref.UIDLen || s1.Version.Stem() != s2.Version.Stem() || s1.Version.UID == s2.Version.UID {
+			t.Fatalf("uids %s %s", s1.Version.UID, s2.Version.UID)
+		}
+		if !strings.HasSuffix(s1.Version.UID, "0000") || !strings.HasSuffix(s2.Version.UID, "0001") {
+			t.Fatalf("suffixes %s %s", s1.Version.UID, s2.Version.UID)
+		}
+		// Same bytes under another key: a new artifact.
+		o := save(t, c, NV("exp/b.csv", "2"))[0]
+		if o.Unchanged || o.Version.Stem() == s2.Version.Stem() {
+			t.Fatalf("other key: %+v", o)
+		}
+		latest, err := c.ByKey(ctx, "exp/a.csv", 0)
+		if err != nil || latest.UID != s2.Version.UID {
+			t.Fatalf("ByKey latest = %s, %v", latest.UID, err)
+		}
+		v1, err := c.ByKey(ctx, "exp/a.csv", 1)
+		if err != nil || v1.UID != s1.Version.UID {
+			t.Fatalf("ByKey v1 = %s, %v", v1.UID, err)
+		}
+		if _, err := c.ByKey(ctx, "exp/a.csv", 3); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("ByKey v3: %v", err)
+		}
+		for _, p := range []string{s2.Version.UID, s2.Version.UID[:8], s2.Version.UID[:16]} {
+			v, err := c.ByUID(ctx, p)
+			if err != nil || v.UID != s2.Version.UID {
+				t.Fatalf("ByUID(%s) = %s, %v", p, v.UID, err)
+			}
+		}
+		if _, err := c.ByUID(ctx, "zzzzzzzzzzzz"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("unknown uid: %v", err)
+		}
+		if _, err := c.ByUID(ctx, "short"); !errors.Is(err, ref.ErrBadUID) {
+			t.Fatalf("short uid: %v", err)
+		}
+		vs, err := c.Versions(ctx, "exp/a.csv", false)
+		if err != nil || len(vs) != 2 || vs[0].Version != 1 {
+			t.Fatalf("Versions = %v, %v", vs, err)
+		}
+	})
+
+	t.Run("AmbiguousPrefix", func(t *testing.T) {
+		c := open(t)
+		s := save(t, c, NV("k", "1"))[0]
+		s2 := save(t, c, NV("k", "2"))[0]
+		// A stem names the artifact: its latest version.
+		if v, err := c.ByUID(ctx, s.Version.Stem()[:9]); err != nil || v.UID != s2.Version.UID {
+			t.Fatalf("stem prefix = %s, %v; want the latest", v.UID, err)
+		}
+		// Stem plus part of a suffix matches both versions: ambiguous.
+		_, err := c.ByUID(ctx, s.Version.Stem()+"0")
+		var amb *catalog.AmbiguousError
+		if !errors.As(err, &amb) || len(amb.Candidates) != 2 {
+			t.Fatalf("stem as prefix: %v", err)
+		}
+		if !strings.Contains(err.Error(), s.Version.UID) {
+			t.Fatalf("message does not list candidates: %v", err)
+		}
+	})
+
+	t.Run("Revises", func(t *testing.T) {
+		c := open(t)
+		s := save(t, c, NV("r/a", "1"))[0]
+		save(t, c, NV("r/b", "1"))
+		nv := NV("r/a", "2")
+		nv.Revises = s.Version.UID
+		if _, err := c.Save(ctx, []catalog.NewVersion{nv}); err != nil {
+			t.Fatal(err)
+		}
+		nv = NV("r/b", "3")
+		nv.Revises = s.Version.UID
+		if _, err := c.Save(ctx, []catalog.NewVersion{nv}); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("revises of another key: %v", err)
+		}
+	})
+
+	t.Run("FileFolderConflicts", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("a/b", "1"))
+		for _, k := range []string{"a/b/c", "a/b/c/d", "a"} {
+			if _, err := c.Save(ctx, []catalog.NewVersion{NV(k, "x")}); !errors.Is(err, catalog.ErrConflict) {
+				t.Errorf("Save(%s): %v, want ErrConflict", k, err)
+			}
+		}
+		save(t, c, NV("a/bc", "1")) // a sibling that only shares a prefix
+		if _, err := c.Save(ctx, []catalog.NewVersion{NV("bad//key", "x")}); !errors.Is(err, ref.ErrBadKey) {
+			t.Fatalf("bad key: %v", err)
+		}
+	})
+
+	t.Run("AllOrNothing", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("x/file", "1"))
+		_, err := c.Save(ctx, []catalog.NewVersion{NV("ok/1", "1"), NV("x/file/under", "2")})
+		if err == nil {
+			t.Fatal("batch with a conflict succeeded")
+		}
+		if _, err := c.ByKey(ctx, "ok/1", 0); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("half a batch was recorded: %v", err)
+		}
+	})
+
+	t.Run("KindChange", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("z", "1"))
+		nv := NV("z", "2")
+		nv.Kind = "folder"
+		if _, err := c.Save(ctx, []catalog.NewVersion{nv}); !errors.Is(err, catalog.ErrKind) {
+			t.Fatalf("kind change: %v", err)
+		}
+	})
+
+	t.Run("ListPaging", func(t *testing.T) {
+		c := open(t)
+		var nvs []catalog.NewVersion
+		for i := 0; i < 25; i++ {
+			nvs = append(nvs, NV(fmt.Sprintf("p/%02d", i), fmt.Sprint(i)))
+		}
+		nvs = append(nvs, NV("q/other", "o"), NV("p/05", "new"))
+		save(t, c, nvs...)
+		var got []string
+		after := ""
+		for {
+			page, err := c.List(ctx, catalog.Query{Prefix: "p/", After: after, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, v := range page {
+				got = append(got, v.Key)
+				if v.Key == "p/05" && v.Version != 2 {
+					t.Fatalf("p/05 listed at version %d", v.Version)
+				}
+			}
+			after = page[len(page)-1].Key
+		}
+		if len(got) != 25 || got[0] != "p/00" || got[24] != "p/24" {
+			t.Fatalf("listed %v", got)
+		}
+	})
+
+	t.Run("TrashRestorePurge", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("t/a", "1"))
+		save(t, c, NV("t/a", "2"))
+		e, err := c.Trash(ctx, "t/a")
+		if err != nil || e.Versions != 2 {
+			t.Fatalf("Trash = %+v, %v", e, err)
+		}
+		if _, err := c.ByKey(ctx, "t/a", 0); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("trashed key resolves: %v", err)
+		}
+		if l, _ := c.List(ctx, catalog.Query{Prefix: "t/"}); len(l) != 0 {
+			t.Fatalf("trashed key listed: %v", l)
+		}
+		if tl, _ := c.TrashList(ctx); len(tl) != 1 || tl[0].Key != "t/a" {
+			t.Fatalf("TrashList = %v", tl)
+		}
+		// A file may now sit where the trashed key was a prefix... and the
+		// trashed key's numbers continue when it is written again.
+		s := save(t, c, NV("t/a", "3"))[0]
+		if s.Version.Version != 3 {
+			t.Fatalf("version after trash = %d, want 3", s.Version.Version)
+		}
+		if _, err := c.Restore(ctx, "t/a"); err != nil {
+			t.Fatal(err)
+		}
+		vs, _ := c.Versions(ctx, "t/a", false)
+		if len(vs) != 3 {
+			t.Fatalf("after restore %d versions", len(vs))
+		}
+		if _, err := c.Restore(ctx, "t/a"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("restore with empty trash: %v", err)
+		}
+		// Restore refuses a place now taken.
+		save(t, c, NV("u/f", "1"))
+		c.Trash(ctx, "u/f")
+		save(t, c, NV("u/f/inner", "1"))
+		if _, err := c.Restore(ctx, "u/f"); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("restore over a folder: %v", err)
+		}
+		gone, err := c.Purge(ctx, "t/a")
+		if err != nil || len(gone) != 3 {
+			t.Fatalf("Purge = %d, %v", len(gone), err)
+		}
+		if _, err := c.ByUID(ctx, gone[0].UID); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("purged uid resolves: %v", err)
+		}
+		n := 0
+		c.Each(ctx, func(catalog.Version) error { n++; return nil })
+		if n != 2 {
+			t.Fatalf("Each saw %d versions, want 2", n)
+		}
+	})
+
+	t.Run("Outbox", func(t *testing.T) {
+		c := open(t)
+		s := save(t, c, NV("o/a", "1"), NV("o/b", "1"))
+		ob, err := c.Outbox(ctx)
+		if err != nil || len(ob) != 2 {
+			t.Fatalf("Outbox = %v, %v", ob, err)
+		}
+		if err := c.OutboxDone(ctx, []string{s[0].Version.UID}); err != nil {
+			t.Fatal(err)
+		}
+		if ob, _ = c.Outbox(ctx); len(ob) != 1 || ob[0].UID != s[1].Version.UID {
+			t.Fatalf("Outbox after done = %v", ob)
+		}
+	})
+
+	t.Run("Counts", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("c/a", "1"), NV("c/b", "22"))
+		save(t, c, NV("c/a", "333"))
+		c.Trash(ctx, "c/b")
+		n, err := c.Counts(ctx)
+		if err != nil || n.Artifacts != 1 || n.Versions != 2 || n.Trashed != 1 || n.Bytes != 6 {
+			t.Fatalf("Counts = %+v, %v", n, err)
+		}
+	})
+
+	t.Run("ConcurrentSaves", func(t *testing.T) {
+		c := open(t)
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < 10; i++ {
+					if _, err := c.Save(ctx, []catalog.NewVersion{NV("same/key", fmt.Sprintf("%d-%d", w, i))}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		vs, err := c.Versions(ctx, "same/key", false)
+		if err != nil || len(vs) != 80 {
+			t.Fatalf("%d versions, %v; want 80", len(vs), err)
+		}
+		for i, v := range vs {
+			if v.Version != i+1 {
+				t.Fatalf("version %d numbered %d", i+1, v.Version)
+			}
+		}
+	})
+}

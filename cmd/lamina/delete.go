@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lamina-bio/lamina/ref"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+func cmdDelete() *cli.Command {
+	return &cli.Command{
+		Name:      "delete",
+		Usage:     "move artifacts (all their versions) to the trash, or delete them for good",
+		ArgsUsage: "KEY...",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "permanent", Usage: "remove from the catalog for good (`lamina gc` then frees the storage)"},
+			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask before a permanent delete"},
+		},
+		Action: func(c *cli.Context) error {
+			keys := c.Args().Slice()
+			if len(keys) == 0 {
+				return exitf(2, "usage: lamina delete KEY... [--permanent [--yes]]")
+			}
+			for _, k := range keys {
+				if err := ref.CheckKey(k); err != nil {
+					return err
+				}
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			w := c.App.Writer
+			if !c.Bool("permanent") {
+				for _, k := range keys {
+					e, err := in.Catalog.Trash(c.Context, k)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(w, "moved %s (%d versions) to the trash; `lamina restore %s` brings it back\n", k, e.Versions, k)
+				}
+				return nil
+			}
+			if !c.Bool("yes") {
+				if !term.IsTerminal(int(os.Stdin.Fd())) {
+					return exitf(2, "refusing to delete for good without a terminal to ask on: add --yes")
+				}
+				fmt.Fprintf(c.App.ErrWriter, "Delete %s and every version of it for good? This cannot be undone. [y/N] ", strings.Join(keys, ", "))
+				line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+					return exitf(1, "nothing deleted")
+				}
+			}
+			for _, k := range keys {
+				vs, err := in.Catalog.Purge(c.Context, k)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "deleted %s (%d versions) for good; `lamina gc` frees its storage\n", k, len(vs))
+			}
+			return nil
+		},
+	}
+}
+
+func cmdRestore() *cli.Command {
+	return &cli.Command{
+		Name:      "restore",
+		Usage:     "bring an artifact's versions back from the trash",
+		ArgsUsage: "KEY...",
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return exitf(2, "usage: lamina restore KEY...")
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			for _, k := range c.Args().Slice() {
+				e, err := in.Catalog.Restore(c.Context, k)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "restored %s (%d versions)\n", k, e.Versions)
+			}
+			return nil
+		},
+	}
+}
+
+func cmdGC() *cli.Command {
+	return &cli.Command{
+		Name:  "gc",
+		Usage: "delete stored data that no version references any more",
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "grace", Value: 24 * time.Hour, Usage: "keep unreferenced data younger than this (a save in progress may be about to use it)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "count what would be deleted, delete nothing"},
+			formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			st, err := in.GC(c.Context, c.Duration("grace"), c.Bool("dry-run"))
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return writeJSON(c.App.Writer, st)
+			}
+			verb := "deleted"
+			if c.Bool("dry-run") {
+				verb = "would delete"
+			}
+			fmt.Fprintf(c.App.Writer, "%s %d objects (%s); kept %d referenced by %d versions; %d unreferenced but younger than %s\n",
+				verb, st.Deleted, humanBytes(st.DeletedBytes), st.Kept, st.Versions, st.Young, c.Duration("grace"))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bufio"
+	"path"
+
+	"github.com/urfave/cli/v2"
+)
+
+func cmdGet() *cli.Command {
+	return &cli.Command{
+		Name:      "get",
+		Usage:     "write the bytes of a version to a file, a folder or stdout",
+		ArgsUsage: "KEY[@vN] | UID",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: a path, or - for stdout (default: the key's name in the current folder)"},
+			&cli.BoolFlag{Name: "force", Usage: "replace an existing file"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return exitf(2, "usage: lamina get KEY[@vN] | UID [-o PATH|-]")
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			v, err := in.Resolve(c.Context, c.Args().First())
+			if err != nil {
+				return err
+			}
+			out := c.String("output")
+			if out == "-" {
+				w := bufio.NewWriterSize(c.App.Writer, 1<<20)
+				if err := in.WriteTo(c.Context, v, w, nil); err != nil {
+					return err
+				}
+				return w.Flush()
+			}
+			if out == "" {
+				out = path.Base(v.Key)
+			}
+			bar := newProgress("getting", v.Size, false)
+			defer bar.Done()
+			return in.Export(c.Context, v, out, c.Bool("force"), bar.Func())
+		},
+	}
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/urfave/cli/v2"
+)
+
+func cmdInfo() *cli.Command {
+	return &cli.Command{
+		Name:  "info",
+		Usage: "show the current instance: storage, catalog, cache and counts",
+		Flags: []cli.Flag{formatFlag()},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			n, err := in.Catalog.Counts(c.Context)
+			if err != nil {
+				return err
+			}
+			s := in.Settings
+			if format == "json" {
+				return writeJSON(c.App.Writer, struct {
+					Name     string         `json:"name"`
+					ID       string         `json:"id"`
+					Storage  string         `json:"storage"`
+					Catalog  string         `json:"catalog"`
+					CacheDir string         `json:"cache_dir"`
+					Counts   catalog.Counts `json:"counts"`
+					Version  string         `json:"lamina_version"`
+				}{s.Name, s.ID, s.Storage, s.Catalog, s.CacheDir, n, version})
+			}
+			w := c.App.Writer
+			fmt.Fprintf(w, "instance   %s\n", s.Name)
+			fmt.Fprintf(w, "storage    %s\n", s.Storage)
+			fmt.Fprintf(w, "catalog    %s (bbolt)\n", s.Catalog)
+			fmt.Fprintf(w, "cache      %s\n", s.CacheDir)
+			fmt.Fprintf(w, "artifacts  %d\n", n.Artifacts)
+			fmt.Fprintf(w, "versions   %d (+%d in the trash)\n", n.Versions, n.Trashed)
+			fmt.Fprintf(w, "data       %s recorded\n", humanBytes(n.Bytes))
+			return nil
+		},
+	}
+}

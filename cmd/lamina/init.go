@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/urfave/cli/v2"
+)
+
+func cmdInit() *cli.Command {
+	return &cli.Command{
+		Name:      "init",
+		Usage:     "create an instance: a catalog plus a default storage root, and make it current",
+		ArgsUsage: " ",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "storage", Required: true, Usage: "storage root: a local folder (created if needed)"},
+			&cli.StringFlag{Name: "name", Required: true, Usage: "instance name"},
+		},
+		Action: func(c *cli.Context) error {
+			dirs, err := instance.UserDirs()
+			if err != nil {
+				return err
+			}
+			s, err := dirs.NewSettings(c.String("name"), c.String("storage"))
+			if err != nil {
+				return err
+			}
+			// Open first: a storage or catalog that cannot be created leaves
+			// no settings behind.
+			in, err := openSettings(s)
+			if err != nil {
+				return err
+			}
+			in.Close()
+			if err := dirs.Create(s); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "created instance %q\n  storage: %s\n  catalog: %s\nIt is now the current instance.\n", s.Name, s.Storage, s.Catalog)
+			return nil
+		},
+	}
+}
+
+func cmdInstances() *cli.Command {
+	return &cli.Command{
+		Name:  "instances",
+		Usage: "list instances (the current one is marked *)",
+		Flags: []cli.Flag{formatFlag()},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c)
+			if err != nil {
+				return err
+			}
+			dirs, err := instance.UserDirs()
+			if err != nil {
+				return err
+			}
+			names, err := dirs.List()
+			if err != nil {
+				return err
+			}
+			cur, _ := dirs.Current("")
+			var rows [][]string
+			var all []instance.Settings
+			for _, n := range names {
+				s, err := dirs.Load(n)
+				if err != nil {
+					return err
+				}
+				all = append(all, s)
+				mark := ""
+				if n == cur.Name {
+					mark = "*"
+				}
+				rows = append(rows, []string{mark, s.Name, s.Storage, s.Catalog})
+			}
+			switch format {
+			case "json":
+				if all == nil {
+					all = []instance.Settings{}
+				}
+				return writeJSON(c.App.Writer, all)
+			case "csv":
+				return writeCSV(c.App.Writer, []string{"current", "name", "storage", "catalog"}, rows)
+			}
+			return table(c.App.Writer, []string{"", "NAME", "STORAGE", "CATALOG"}, rows)
+		},
+	}
+}
+
+func cmdUse() *cli.Command {
+	return &cli.Command{
+		Name:      "use",
+		Usage:     "make an instance current",
+		ArgsUsage: "NAME",
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return exitf(2, "usage: lamina use NAME")
+			}
+			dirs, err := instance.UserDirs()
+			if err != nil {
+				return err
+			}
+			if _, err := dirs.Load(c.Args().First()); err != nil {
+				return err
+			}
+			return dirs.SetCurrent(c.Args().First())
+		},
+	}
+}

@@ -1,0 +1,60 @@
+// Command lamina is the Lamina CLI: instances, artifacts, and (in later
+// commands) the mount, runs and ontologies. It is the only package that
+// builds concrete catalogs and storage backends.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+func main() {
+	if err := Main(os.Args, os.Stdout, os.Stderr); err != nil {
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			if msg := err.Error(); msg != "" {
+				fmt.Fprintln(os.Stderr, "lamina:", msg)
+			}
+			os.Exit(ec.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "lamina:", explain(err))
+		os.Exit(1)
+	}
+}
+
+// Main runs the CLI with args (args[0] is the program name).
+func Main(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := &cli.App{
+		Name:    "lamina",
+		Usage:   "versioned, traceable, findable biological data behind plain file paths",
+		Version: version,
+		Writer:  stdout, ErrWriter: stderr,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "instance", Usage: "instance to use instead of the current one", EnvVars: []string{"LAMINA_INSTANCE"}},
+		},
+		Commands: []*cli.Command{
+			cmdInit(), cmdInfo(), cmdInstances(), cmdUse(),
+			cmdSave(), cmdLs(), cmdShow(), cmdGet(),
+			cmdDelete(), cmdRestore(), cmdGC(),
+		},
+		HideHelpCommand:      true,
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // main prints errors once
+	}
+	if len(args) > 1 {
+		args = append(args[:1:1], interspersed(app.Commands, args[1:])...)
+	}
+	return app.RunContext(ctx, args)
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/urfave/cli/v2"
+)
+
+func formatFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "output format: table, json or csv"}
+}
+
+func checkFormat(c *cli.Context, allowed ...string) (string, error) {
+	f := c.String("format")
+	if len(allowed) == 0 {
+		allowed = []string{"table", "json", "csv"}
+	}
+	for _, a := range allowed {
+		if f == a {
+			return f, nil
+		}
+	}
+	return "", exitf(2, "unknown --format %q (use %s)", f, strings.Join(allowed, ", "))
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes rows as aligned text, a header first.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+func writeCSV(w io.Writer, header []string, rows [][]string) error {
+	cw := csv.NewWriter(w)
+	cw.Write(header)
+	cw.WriteAll(rows)
+	return cw.Error()
+}
+
+// humanBytes formats n in binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func versionRows(vs []catalog.Version, machine bool) [][]string {
+	rows := make([][]string, 0, len(vs))
+	for _, v := range vs {
+		size := humanBytes(v.Size)
+		created := v.CreatedAt.Local().Format("2006-01-02 15:04")
+		if machine {
+			size = fmt.Sprint(v.Size)
+			created = v.CreatedAt.Format(time.RFC3339Nano)
+		}
+		rows = append(rows, []string{v.Key, fmt.Sprint(v.Version), v.UID, size, v.Kind, created, v.CreatedBy, v.Description})
+	}
+	return rows
+}
+
+var versionHeader = []string{"KEY", "VERSION", "UID", "SIZE", "KIND", "CREATED", "BY", "DESCRIPTION"}
+
+func printVersions(c *cli.Context, format string, vs []catalog.Version) error {
+	w := c.App.Writer
+	switch format {
+	case "json":
+		if vs == nil {
+			vs = []catalog.Version{}
+		}
+		return writeJSON(w, vs)
+	case "csv":
+		return writeCSV(w, lower(versionHeader), versionRows(vs, true))
+	}
+	return table(w, versionHeader, versionRows(vs, false))
+}
+
+func lower(h []string) []string {
+	out := make([]string, len(h))
+	for i, s := range h {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/urfave/cli/v2"
+)
+
+func cmdSave() *cli.Command {
+	return &cli.Command{
+		Name:      "save",
+		Usage:     "save files or folders as new versions of artifacts",
+		ArgsUsage: "PATH...",
+		Description: "Each PATH becomes a version of one artifact. The key is --key (one PATH),\n" +
+			"or --key-prefix followed by the file name, or else the file name alone.\n" +
+			"Bytes identical to the key's latest version make no new version.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "key", Aliases: []string{"k"}, Usage: "key of the artifact (one PATH only)"},
+			&cli.StringFlag{Name: "key-prefix", Usage: "folder of keys: each PATH is saved as PREFIX/NAME"},
+			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "description of the new version(s)"},
+			&cli.StringFlag{Name: "revises", Usage: "uid of the version this one revises (same key)"},
+			formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
+			items, err := saveItems(c.Args().Slice(), c.String("key"), c.String("key-prefix"))
+			if err != nil {
+				return err
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			total, err := instance.Size(items)
+			if err != nil {
+				return fmt.Errorf("cannot save: %w", err)
+			}
+			bar := newProgress("saving", total, format == "json")
+			res, err := in.Save(c.Context, items, instance.SaveOptions{
+				Description: c.String("description"), Revises: c.String("revises"), Progress: bar.Func(),
+			})
+			bar.Done()
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				type out struct {
+					Key         string `json:"key"`
+					Version     int    `json:"version"`
+					UID         string `json:"uid"`
+					Path        string `json:"path"`
+					Unchanged   bool   `json:"unchanged"`
+					Size        int64  `json:"size"`
+					NewChunks   int    `json:"new_chunks"`
+					StoredBytes int64  `json:"stored_bytes"`
+				}
+				var o []out
+				for _, r := range res {
+					v := r.Saved.Version
+					o = append(o, out{v.Key, v.Version, v.UID, r.Item.Path, r.Saved.Unchanged, v.Size, r.Stats.NewChunks, r.Stats.StoredBytes})
+				}
+				return writeJSON(c.App.Writer, o)
+			}
+			w := c.App.Writer
+			for _, r := range res {
+				v := r.Saved.Version
+				if r.Saved.Unchanged {
+					fmt.Fprintf(w, "unchanged %s: same bytes as %s (uid %s); no new version\n", r.Item.Path, v.Ref(), v.UID)
+					continue
+				}
+				extra := ""
+				if v.Kind == "folder" {
+					extra = fmt.Sprintf(", %d files", v.NFiles)
+				}
+				fmt.Fprintf(w, "saved %s  uid %s  %s%s, %s newly stored\n", v.Ref(), v.UID, humanBytes(v.Size), extra, humanBytes(r.Stats.StoredBytes))
+			}
+			return nil
+		},
+	}
+}
+
+// saveItems maps paths to keys as the save flags say.
+func saveItems(paths []string, key, prefix string) ([]instance.SaveItem, error) {
+	if len(paths) == 0 {
+		return nil, exitf(2, "usage: lamina save PATH... [--key KEY | --key-prefix PREFIX/]")
+	}
+	if key != "" && prefix != "" {
+		return nil, exitf(2, "give --key or --key-prefix, not both")
+	}
+	if key != "" && len(paths) > 1 {
+		return nil, exitf(2, "--key names one artifact but %d paths were given: use --key-prefix", len(paths))
+	}
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	items := make([]instance.SaveItem, len(paths))
+	for i, p := range paths {
+		k := key
+		if k == "" {
+			k = prefix + filepath.Base(filepath.Clean(p))
+		}
+		items[i] = instance.SaveItem{Path: p, Key: k}
+	}
+	return items, nil
+}

@@ -1,0 +1,136 @@
+package instance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+	"github.com/lamina-bio/lamina/storage"
+	"golang.org/x/sys/unix"
+)
+
+// Instance is an opened instance: settings, catalog and content store.
+type Instance struct {
+	Settings Settings
+	Catalog  catalog.Catalog
+	Backend  storage.Backend
+	Store    *cache.Store
+	User     string
+}
+
+// New assembles an Instance from parts the caller built.
+func New(s Settings, cat catalog.Catalog, b storage.Backend, store *cache.Store) *Instance {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return &Instance{Settings: s, Catalog: cat, Backend: b, Store: store, User: name}
+}
+
+// Close releases the catalog.
+func (in *Instance) Close() error { return in.Catalog.Close() }
+
+// Resolve finds the version a user names: "KEY", "KEY@vN" or a uid prefix.
+func (in *Instance) Resolve(ctx context.Context, spec string) (catalog.Version, error) {
+	s, err := ref.ParseSpec(spec)
+	if err != nil {
+		return catalog.Version{}, err
+	}
+	if s.UID != "" {
+		v, err := in.Catalog.ByUID(ctx, s.UID)
+		if errors.Is(err, catalog.ErrNotFound) && ref.CheckKey(spec) == nil {
+			// Text like "README" could be a key as well as a uid prefix.
+			if kv, kerr := in.Catalog.ByKey(ctx, spec, 0); kerr == nil {
+				return kv, nil
+			}
+		}
+		return v, err
+	}
+	return in.Catalog.ByKey(ctx, s.Key, s.Version)
+}
+
+// lock takes the instance's gc lock: shared for writers of new data, so that
+// gc (exclusive) never deletes a chunk a save has just found and reused.
+func (in *Instance) lock(exclusive bool) (func(), error) {
+	if err := os.MkdirAll(in.Settings.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(in.Settings.DataDir, "gc.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// FlushRecords writes the storage record of every version the catalog says
+// is still unwritten (after a crash, say), so the storage root alone can
+// rebuild the catalog.
+func (in *Instance) FlushRecords(ctx context.Context) error {
+	pending, err := in.Catalog.Outbox(ctx)
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	var done []string
+	for _, v := range pending {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if err := in.Backend.Put(ctx, cache.RecordName(v.UID), b); err != nil {
+			return err
+		}
+		done = append(done, v.UID)
+	}
+	if err := in.Backend.Sync(ctx); err != nil {
+		return err
+	}
+	return in.Catalog.OutboxDone(ctx, done)
+}
+
+// Suffix returns a file name's suffix as LaminDB records it: the last
+// extension, or the last two where the last is a compression (".csv.gz").
+func Suffix(name string) string {
+	name = strings.TrimSuffix(name, "/")
+	base := filepath.Base(name)
+	ext := filepath.Ext(base)
+	switch ext {
+	case ".gz", ".zst", ".bz2", ".xz", ".zip":
+		if inner := filepath.Ext(strings.TrimSuffix(base, ext)); inner != "" && len(inner) <= 8 {
+			return inner + ext
+		}
+	}
+	if ext == base {
+		return ""
+	}
+	return ext
+}
+
+// OType guesses the data object type from the suffix (the curation issue
+// reads the files themselves).
+func OType(suffix string) string {
+	switch strings.TrimSuffix(strings.TrimSuffix(suffix, ".gz"), ".zst") {
+	case ".csv", ".tsv", ".parquet":
+		return "DataFrame"
+	case ".h5ad":
+		return "AnnData"
+	case ".zarr":
+		return "" // AnnData or SpatialData; only reading it can tell
+	}
+	return ""
+}

@@ -1,0 +1,176 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+	"golang.org/x/sync/errgroup"
+)
+
+// SaveItem is one path to save under one key.
+type SaveItem struct {
+	Path string
+	Key  string
+}
+
+// SaveOptions apply to every item of a save.
+type SaveOptions struct {
+	Description string
+	Revises     string         // uid the (single) new version revises
+	Run         string         // run uid that produces these versions
+	Progress    cache.Progress // told of bytes read; may be nil
+}
+
+// SaveResult is what happened to one item.
+type SaveResult struct {
+	Item    SaveItem
+	Saved   catalog.Saved
+	Stats   cache.PutStats
+	Elapsed time.Duration
+}
+
+// Size returns the byte count of everything under the paths, for progress.
+func Size(items []SaveItem) (int64, error) {
+	var n int64
+	for _, it := range items {
+		info, err := os.Stat(it.Path)
+		if err != nil {
+			return 0, err
+		}
+		if !info.IsDir() {
+			n += info.Size()
+			continue
+		}
+		err = fs.WalkDir(os.DirFS(it.Path), ".", func(_ string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			i, err := d.Info()
+			if err == nil {
+				n += i.Size()
+			}
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// Save stores every item's content, then records all new versions in one
+// catalog transaction: either every item lands or none is recorded. Content
+// is made durable before the catalog points at it.
+func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) ([]SaveResult, error) {
+	if o.Revises != "" && len(items) != 1 {
+		return nil, fmt.Errorf("--revises names one version: save one file with it")
+	}
+	seen := map[string]string{}
+	for _, it := range items {
+		if err := ref.CheckKey(it.Key); err != nil {
+			return nil, err
+		}
+		if p, dup := seen[it.Key]; dup {
+			return nil, fmt.Errorf("%s and %s would both be saved as key %q", p, it.Path, it.Key)
+		}
+		seen[it.Key] = it.Path
+		if _, err := os.Stat(it.Path); err != nil {
+			return nil, fmt.Errorf("cannot save %s: %w", it.Path, unwrapPath(err))
+		}
+	}
+	unlock, err := in.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	results := make([]SaveResult, len(items))
+	nvs := make([]catalog.NewVersion, len(items))
+	var progressMu sync.Mutex
+	progress := o.Progress
+	if progress != nil {
+		progress = func(n int64) { progressMu.Lock(); o.Progress(n); progressMu.Unlock() }
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4) // files in flight; each also fans out over its chunks
+	for i, it := range items {
+		g.Go(func() error {
+			start := time.Now()
+			m, st, err := in.storeContent(gctx, it.Path, progress)
+			if err != nil {
+				return fmt.Errorf("cannot save %s: %w", it.Path, unwrapPath(err))
+			}
+			md, err := in.Store.SaveManifest(gctx, m)
+			if err != nil {
+				return fmt.Errorf("cannot save %s: %w", it.Path, err)
+			}
+			now := time.Now().UTC()
+			suffix := Suffix(it.Path)
+			nvs[i] = catalog.NewVersion{
+				Key: it.Key, Revises: o.Revises, Kind: m.Kind, Suffix: suffix, OType: OType(suffix),
+				Size: m.Size(), Digest: m.Digest(), Manifest: md, Description: o.Description,
+				CreatedBy: in.User, CreatedAt: now, Mtime: now, Run: o.Run,
+			}
+			if m.Kind == cache.KindFolder {
+				nvs[i].NFiles = len(m.Files)
+			}
+			results[i] = SaveResult{Item: it, Stats: st, Elapsed: time.Since(start)}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := in.Store.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("cannot make the saved data durable: %w", err)
+	}
+	saved, err := in.Catalog.Save(ctx, nvs)
+	if err != nil {
+		return nil, err
+	}
+	for i := range saved {
+		results[i].Saved = saved[i]
+	}
+	// The records are a backup of the catalog; a failure here loses nothing
+	// (the outbox retries at the next save), so it does not fail the save.
+	_ = in.FlushRecords(ctx)
+	return results, nil
+}
+
+func (in *Instance) storeContent(ctx context.Context, path string, progress cache.Progress) (*cache.Manifest, cache.PutStats, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, cache.PutStats{}, err
+	}
+	if info.IsDir() {
+		return in.Store.PutFolder(ctx, path, progress)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, cache.PutStats{}, fmt.Errorf("not a regular file or folder")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, cache.PutStats{}, err
+	}
+	defer f.Close()
+	file, st, err := in.Store.PutFile(ctx, f, progress)
+	if err != nil {
+		return nil, st, err
+	}
+	return &cache.Manifest{Kind: cache.KindFile, Files: []cache.File{file}}, st, nil
+}
+
+// unwrapPath drops the *PathError wrapper whose path the caller already names.
+func unwrapPath(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,187 @@
+// Package instance is a Lamina instance at work: its settings (where the
+// catalog and storage are, which instance is current), and the operations on
+// artifacts that combine the catalog with the content store — save, get,
+// delete, restore, gc. Both the CLI and the mount call it; it builds no
+// concrete catalog or backend itself (cmd wires those).
+package instance
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// ErrNoInstance is returned when no instance is set up or selected.
+var ErrNoInstance = errors.New("no lamina instance yet: run `lamina init --storage DIR --name NAME` first")
+
+// Settings describe one instance. They live in the user's config dir.
+type Settings struct {
+	Name     string    `json:"name"`
+	ID       string    `json:"id"`
+	Storage  string    `json:"storage"`  // absolute local path, or s3://bucket/prefix
+	Catalog  string    `json:"catalog"`  // bbolt file
+	CacheDir string    `json:"cache_dir"`
+	DataDir  string    `json:"data_dir"` // catalog, locks, staging
+	Created  time.Time `json:"created"`
+}
+
+// Dirs are the per-user base folders (XDG base directory spec).
+type Dirs struct {
+	Config, Data, Cache, Runtime string
+}
+
+// UserDirs reads the XDG variables with their documented fallbacks.
+func UserDirs() (Dirs, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return Dirs{}, err
+	}
+	env := func(name, fallback string) string {
+		if v := os.Getenv(name); v != "" && filepath.IsAbs(v) {
+			return filepath.Join(v, "lamina")
+		}
+		return filepath.Join(home, fallback, "lamina")
+	}
+	d := Dirs{
+		Config: env("XDG_CONFIG_HOME", ".config"),
+		Data:   env("XDG_DATA_HOME", ".local/share"),
+		Cache:  env("XDG_CACHE_HOME", ".cache"),
+	}
+	if v := os.Getenv("XDG_RUNTIME_DIR"); v != "" && filepath.IsAbs(v) {
+		d.Runtime = filepath.Join(v, "lamina")
+	} else {
+		d.Runtime = filepath.Join(d.Data, "run")
+	}
+	return d, nil
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// CheckName validates an instance name.
+func CheckName(name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("bad instance name %q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+func (d Dirs) settingsPath(name string) string {
+	return filepath.Join(d.Config, "instances", name+".json")
+}
+
+// NewSettings fills in the default locations for a new instance.
+func (d Dirs) NewSettings(name, storage string) (Settings, error) {
+	if err := CheckName(name); err != nil {
+		return Settings{}, err
+	}
+	if !strings.HasPrefix(storage, "s3://") {
+		abs, err := filepath.Abs(storage)
+		if err != nil {
+			return Settings{}, err
+		}
+		storage = abs
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	data := filepath.Join(d.Data, name)
+	return Settings{
+		Name: name, ID: hex.EncodeToString(id[:]), Storage: storage,
+		Catalog: filepath.Join(data, "catalog.db"), CacheDir: filepath.Join(d.Cache, name),
+		DataDir: data, Created: time.Now().UTC().Truncate(time.Second),
+	}, nil
+}
+
+// Create writes new settings and makes the instance current. It refuses an
+// existing name.
+func (d Dirs) Create(s Settings) error {
+	p := d.settingsPath(s.Name)
+	if _, err := os.Stat(p); err == nil {
+		return fmt.Errorf("an instance named %q already exists (%s); pick another --name", s.Name, p)
+	}
+	if err := writeJSON(p, s); err != nil {
+		return err
+	}
+	return d.SetCurrent(s.Name)
+}
+
+// Load reads the settings of the named instance.
+func (d Dirs) Load(name string) (Settings, error) {
+	if err := CheckName(name); err != nil {
+		return Settings{}, err
+	}
+	var s Settings
+	b, err := os.ReadFile(d.settingsPath(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, fmt.Errorf("no instance named %q (see `lamina instances`; create one with `lamina init`)", name)
+	}
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("settings %s: %w", d.settingsPath(name), err)
+	}
+	return s, nil
+}
+
+// Current resolves the instance to use: explicit (flag or LAMINA_INSTANCE,
+// passed in by the caller), else the remembered current one.
+func (d Dirs) Current(explicit string) (Settings, error) {
+	name := explicit
+	if name == "" {
+		b, err := os.ReadFile(filepath.Join(d.Config, "current"))
+		if errors.Is(err, fs.ErrNotExist) {
+			return Settings{}, ErrNoInstance
+		}
+		if err != nil {
+			return Settings{}, err
+		}
+		name = strings.TrimSpace(string(b))
+	}
+	return d.Load(name)
+}
+
+// SetCurrent remembers name as the current instance.
+func (d Dirs) SetCurrent(name string) error {
+	return writeFile(filepath.Join(d.Config, "current"), []byte(name+"\n"))
+}
+
+// List returns the names of every instance.
+func (d Dirs) List() ([]string, error) {
+	m, err := filepath.Glob(filepath.Join(d.Config, "instances", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, p := range m {
+		names = append(names, strings.TrimSuffix(filepath.Base(p), ".json"))
+	}
+	return names, nil
+}
+
+func writeJSON(p string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFile(p, append(b, '\n'))
+}
+
+// writeFile replaces p atomically.
+func writeFile(p string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}

@@ -1,0 +1,124 @@
+package ref
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Key limits from DESIGN §2.
+const (
+	MaxKeyLen     = 1024
+	MaxSegmentLen = 255
+)
+
+// ErrBadKey is wrapped by every key validation error; ErrKeyTooLong also
+// wraps it and is reported as ENAMETOOLONG by the mount.
+var (
+	ErrBadKey     = errors.New("bad key")
+	ErrKeyTooLong = fmt.Errorf("%w: too long", ErrBadKey)
+)
+
+var versionSuffix = regexp.MustCompile(`@v[0-9]+$`)
+
+// CheckKey returns nil if key is a valid artifact key, or an error that names
+// the rule it breaks.
+func CheckKey(key string) error {
+	bad := func(rule string) error { return fmt.Errorf("%w %q: %s", ErrBadKey, key, rule) }
+	switch {
+	case key == "":
+		return bad("a key may not be empty")
+	case len(key) > MaxKeyLen:
+		return fmt.Errorf("%w: key is %d bytes, at most %d are allowed", ErrKeyTooLong, len(key), MaxKeyLen)
+	case !utf8.ValidString(key):
+		return bad("a key must be valid UTF-8")
+	case strings.IndexByte(key, 0) >= 0:
+		return bad("a key may not contain a NUL byte")
+	case strings.HasPrefix(key, "/"):
+		return bad("a key may not start with '/'")
+	}
+	for _, seg := range strings.Split(key, "/") {
+		switch {
+		case seg == "":
+			return bad("a key may not have an empty segment (a leading, trailing or doubled '/')")
+		case seg == "." || seg == "..":
+			return bad("a key may not have a '.' or '..' segment")
+		case len(seg) > MaxSegmentLen:
+			return fmt.Errorf("%w: segment %.40q… is %d bytes, at most %d are allowed", ErrKeyTooLong, seg, len(seg), MaxSegmentLen)
+		}
+	}
+	return CheckName(key[strings.LastIndexByte(key, '/')+1:])
+}
+
+// CheckName checks the rules that apply to the last segment of a key: the
+// names the mount reserves for versions and sidecars.
+func CheckName(name string) error {
+	switch {
+	case strings.HasSuffix(name, ".meta"):
+		return fmt.Errorf("%w %q: a name may not end in .meta (reserved for sidecars)", ErrBadKey, name)
+	case versionSuffix.MatchString(name):
+		return fmt.Errorf("%w %q: a name may not end in @v<digits> (reserved for versions)", ErrBadKey, name)
+	}
+	return nil
+}
+
+// CheckPrefix checks a key prefix used to list ("" or ending in "/" is a
+// folder; anything else must be a valid partial key).
+func CheckPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	p := strings.TrimSuffix(prefix, "/")
+	if p == "" {
+		return fmt.Errorf("%w %q: a prefix may not start with '/'", ErrBadKey, prefix)
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("%w %q: a prefix may not have an empty, '.' or '..' segment", ErrBadKey, prefix)
+		}
+	}
+	return nil
+}
+
+// Spec names one version: a key with an optional @vN, or a uid (prefix).
+type Spec struct {
+	Key     string // set when the spec names a key
+	Version int    // 0 means the latest
+	UID     string // set when the spec is a uid or uid prefix
+}
+
+// ParseSpec parses "KEY", "KEY@vN" or a uid prefix. Text that is a valid key
+// and also looks like a uid prefix is taken as a key when it contains '/' or
+// '.', else as a uid; callers that find no such uid may retry as a key.
+func ParseSpec(s string) (Spec, error) {
+	if i := strings.LastIndex(s, "@v"); i > 0 {
+		if n, err := strconv.Atoi(s[i+2:]); err == nil && n > 0 && !strings.HasPrefix(s[i+2:], "+") {
+			k := s[:i]
+			if err := CheckKey(k); err != nil {
+				return Spec{}, err
+			}
+			return Spec{Key: k, Version: n}, nil
+		}
+	}
+	if IsUIDPrefix(s) && !strings.ContainsAny(s, "/.") {
+		return Spec{UID: s}, nil
+	}
+	if err := CheckKey(s); err != nil {
+		return Spec{}, err
+	}
+	return Spec{Key: s}, nil
+}
+
+// String formats the spec back as the user would write it.
+func (s Spec) String() string {
+	switch {
+	case s.UID != "":
+		return s.UID
+	case s.Version > 0:
+		return fmt.Sprintf("%s@v%d", s.Key, s.Version)
+	}
+	return s.Key
+}

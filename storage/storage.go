@@ -1,0 +1,48 @@
+// Package storage keeps named, immutable-once-written objects in a storage
+// root: a local directory (the embedded default) or, later, an S3 bucket.
+// Names are slash-separated ("chunks/ab/abcd…"); the content store above
+// decides what they mean.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+)
+
+// ErrNotFound is returned by Get and Stat for a name that holds no object.
+var ErrNotFound = fmt.Errorf("storage: object %w", fs.ErrNotExist)
+
+// Info describes one stored object.
+type Info struct {
+	Name    string
+	Size    int64
+	ModTime time.Time
+}
+
+// Backend is what every storage implementation provides. Implementations are
+// safe for concurrent use. Put is atomic: a reader sees the whole object or
+// none of it, never a part, even after a crash. Errors never contain
+// credentials.
+type Backend interface {
+	// Put stores data under name, replacing any object there.
+	Put(ctx context.Context, name string, data []byte) error
+	// Get returns the object's bytes, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, name string) ([]byte, error)
+	// Stat describes the object, or returns an error wrapping ErrNotFound.
+	Stat(ctx context.Context, name string) (Info, error)
+	// Delete removes the object; a missing object is not an error.
+	Delete(ctx context.Context, name string) error
+	// List calls fn for every object whose name starts with prefix, in no
+	// particular order; an error from fn stops the listing and is returned.
+	List(ctx context.Context, prefix string, fn func(Info) error) error
+	// Sync makes every Put that returned before it durable.
+	Sync(ctx context.Context) error
+	// String names the location for people (no credentials).
+	String() string
+}
+
+// IsNotFound reports whether err means a missing object.
+func IsNotFound(err error) bool { return errors.Is(err, fs.ErrNotExist) }
