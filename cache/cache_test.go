@@ -21,7 +21,7 @@ func newStore(t testing.TB) (*cache.Store, *storage.Local) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := cache.NewStore(b, cache.DefaultParams)
+	s, err := cache.NewStore(b, filepath.Join(t.TempDir(), "index.db"), cache.DefaultParams)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,8 +98,12 @@ func TestPutFileRoundTripAndDedup(t *testing.T) {
 	s, _ := newStore(t)
 	text := bytes.Repeat([]byte("gene_id,cell,count\nENSG0001,AAAC,3\n"), 100000)
 	data := append(randomBytes(2, 3<<20), text...)
-	f, st, err := s.PutFile(ctx, bytes.NewReader(data), nil)
+	w := s.NewWriter()
+	f, st, err := w.PutFile(ctx, bytes.NewReader(data), nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if f.Size != int64(len(data)) || f.Digest != ref.Sum(data) {
@@ -108,8 +112,10 @@ func TestPutFileRoundTripAndDedup(t *testing.T) {
 	if st.NewChunks == 0 || st.StoredBytes >= st.Bytes {
 		t.Fatalf("stats %+v: want new chunks and compression of the text half", st)
 	}
-	// The same bytes again store nothing.
-	_, st2, err := s.PutFile(ctx, bytes.NewReader(data), nil)
+	// The same bytes again, in a new session, store nothing.
+	w2 := s.NewWriter()
+	defer w2.Abort()
+	_, st2, err := w2.PutFile(ctx, bytes.NewReader(data), nil)
 	if err != nil || st2.NewChunks != 0 || st2.StoredBytes != 0 {
 		t.Fatalf("second put: %+v, %v; want nothing new", st2, err)
 	}
@@ -137,12 +143,16 @@ func TestPutFileRoundTripAndDedup(t *testing.T) {
 func TestEmptyFile(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	f, _, err := s.PutFile(ctx, bytes.NewReader(nil), nil)
+	w := s.NewWriter()
+	f, _, err := w.PutFile(ctx, bytes.NewReader(nil), nil)
 	if err != nil || f.Size != 0 || f.Digest != ref.Sum(nil) {
 		t.Fatalf("empty: %+v %v", f, err)
 	}
-	d, err := s.SaveManifest(ctx, &cache.Manifest{Kind: cache.KindFile, Files: []cache.File{f}})
+	d, err := w.PutManifest(ctx, &cache.Manifest{Kind: cache.KindFile, Files: []cache.File{f}})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	m, err := s.LoadManifest(ctx, d)
@@ -155,15 +165,19 @@ func TestCorruptChunkIsDetected(t *testing.T) {
 	ctx := context.Background()
 	s, b := newStore(t)
 	data := randomBytes(4, 100000)
-	f, _, err := s.PutFile(ctx, bytes.NewReader(data), nil)
+	w := s.NewWriter()
+	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var names []string
-	b.List(ctx, "chunks/", func(i storage.Info) error { names = append(names, i.Name); return nil })
+	b.List(ctx, "packs/", func(i storage.Info) error { names = append(names, i.Name); return nil })
 	p := filepath.Join(b.Root(), names[0])
 	obj, _ := os.ReadFile(p)
-	obj[len(obj)-1] ^= 0xff
+	obj[f.Chunks[0].Off+10] ^= 0xff
 	os.WriteFile(p, obj, 0o644)
 	if _, err := s.Open(f).ReadAt(make([]byte, 10), 0); !errors.Is(err, cache.ErrCorrupt) {
 		t.Fatalf("read of corrupt chunk: %v, want ErrCorrupt", err)
@@ -177,15 +191,19 @@ func TestFolderManifest(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "X", "0"), 0o755)
 	os.WriteFile(filepath.Join(dir, ".zattrs"), []byte(`{"a":1}`), 0o644)
 	os.WriteFile(filepath.Join(dir, "X", "0", "0"), randomBytes(5, 70000), 0o644)
-	m, _, err := s.PutFolder(ctx, dir, nil)
+	w := s.NewWriter()
+	m, _, err := w.PutFolder(ctx, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(m.Files) != 2 || m.Files[0].Path != ".zattrs" || m.Files[1].Path != "X/0/0" {
 		t.Fatalf("files: %+v", m.Files)
 	}
-	d, err := s.SaveManifest(ctx, m)
+	d, err := w.PutManifest(ctx, m)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.LoadManifest(ctx, d)
@@ -193,19 +211,21 @@ func TestFolderManifest(t *testing.T) {
 		t.Fatalf("reload: %v", err)
 	}
 	// The folder digest depends on content and paths only.
-	m2, _, _ := s.PutFolder(ctx, dir, nil)
+	w2 := s.NewWriter()
+	defer w2.Abort()
+	m2, _, _ := w2.PutFolder(ctx, dir, nil)
 	if m2.Digest() != m.Digest() {
 		t.Fatal("folder digest not stable")
 	}
 	os.WriteFile(filepath.Join(dir, ".zattrs"), []byte(`{"a":2}`), 0o644)
-	m3, _, _ := s.PutFolder(ctx, dir, nil)
+	m3, _, _ := w2.PutFolder(ctx, dir, nil)
 	if m3.Digest() == m.Digest() {
 		t.Fatal("folder digest ignores content")
 	}
 }
 
 func FuzzDecodeManifest(f *testing.F) {
-	f.Add([]byte(`{"format":1,"kind":"file","files":[{"size":3,"digest":"` + ref.Sum([]byte("abc")).String() + `","chunks":[{"d":"` + ref.Sum([]byte("abc")).String() + `","n":3}]}]}`))
+	f.Add([]byte(`{"format":1,"kind":"file","files":[{"size":3,"digest":"` + ref.Sum([]byte("abc")).String() + `","chunks":[{"d":"` + ref.Sum([]byte("abc")).String() + `","n":3,"p":"0123456789abcdef0123456789abcdef","o":0,"l":4}]}]}`))
 	f.Add([]byte(`{"format":1,"kind":"folder","files":[]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := cache.DecodeManifest(b)
@@ -223,4 +243,64 @@ func FuzzDecodeManifest(f *testing.F) {
 			t.Fatal("size mismatch")
 		}
 	})
+}
+
+func TestPacksAndIndexRebuild(t *testing.T) {
+	ctx := context.Background()
+	b, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := filepath.Join(t.TempDir(), "index.db")
+	s, _ := cache.NewStore(b, idx, cache.DefaultParams)
+	// Enough data for several packs, with a repeated block inside one file.
+	block := randomBytes(6, 1<<20)
+	data := append(append(randomBytes(7, 40<<20), block...), block...)
+	w := s.NewWriter()
+	f, st, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st.NewChunks >= st.Chunks {
+		t.Fatalf("repeated block stored twice: %+v", st)
+	}
+	var packs, blobs int
+	err = s.Packs(ctx, func(p cache.PackInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		packs++
+		blobs += len(p.Blobs)
+		return nil
+	})
+	if err != nil || packs < 2 || blobs != st.NewChunks {
+		t.Fatalf("packs %d blobs %d (new chunks %d): %v", packs, blobs, st.NewChunks, err)
+	}
+	// Lose the index: a rebuild from the trailers restores deduplication.
+	os.Remove(idx)
+	s2, _ := cache.NewStore(b, idx, cache.DefaultParams)
+	if n, err := s2.RebuildIndex(ctx); err != nil || n != blobs {
+		t.Fatalf("rebuild: %d, %v", n, err)
+	}
+	w3 := s2.NewWriter()
+	defer w3.Abort()
+	_, st2, err := w3.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil || st2.NewChunks != 0 {
+		t.Fatalf("after rebuild: %+v, %v", st2, err)
+	}
+	var out bytes.Buffer
+	if _, err := s2.Open(f).WriteToContext(ctx, &out, nil); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("read back: %v", err)
+	}
+}
+
+func TestManifestRefParse(t *testing.T) {
+	for _, bad := range []cache.Ref{"", "x", "a:b:c:d", "0123456789abcdef0123456789abcdef:x:1:" + cache.Ref(ref.Sum(nil).String())} {
+		if _, _, err := bad.Parse(); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
+		}
+	}
 }

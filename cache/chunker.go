@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"sync"
 )
 
 // Params are the chunk size bounds. Avg must be a power of two.
@@ -59,7 +60,27 @@ func NewChunker(r io.Reader, p Params) (*Chunker, error) {
 	// Masks use the high bits: with a left-shifting gear hash they depend on
 	// the last 64 bytes, the rolling window.
 	mask := func(n int) uint64 { return ^uint64(0) << (64 - n) }
-	return &Chunker{r: r, p: p, maskS: mask(b + 2), maskL: mask(b - 2), buf: make([]byte, 4*p.Max)}, nil
+	var buf []byte
+	if p.Max == DefaultParams.Max {
+		buf = *(chunkBufs.Get().(*[]byte))
+	} else {
+		buf = make([]byte, 4*p.Max)
+	}
+	return &Chunker{r: r, p: p, maskS: mask(b + 2), maskL: mask(b - 2), buf: buf}, nil
+}
+
+// chunkBufs recycles read buffers: a save of many small files would
+// otherwise allocate (and clear) 1 MiB per file.
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 4*DefaultParams.Max); return &b }}
+
+// Release returns the Chunker's buffer for reuse; the Chunker and the last
+// chunk it returned must not be used afterwards.
+func (c *Chunker) Release() {
+	if len(c.buf) == 4*DefaultParams.Max {
+		b := c.buf
+		chunkBufs.Put(&b)
+	}
+	c.buf = nil
 }
 
 // Next returns the next chunk, or io.EOF after the last one. The slice is

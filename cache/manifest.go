@@ -4,14 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/lamina-bio/lamina/ref"
 )
 
-// Chunk is one entry of a file's chunk list.
+// Chunk is one entry of a file's chunk list: what the bytes are and where
+// they are stored.
 type Chunk struct {
 	Digest ref.Digest `json:"d"`
 	Size   int64      `json:"n"`
+	Loc
 }
 
 // File is the content of one file: its size, whole-file digest (over the
@@ -79,8 +83,8 @@ func (m *Manifest) validate() error {
 	for _, f := range m.Files {
 		var n int64
 		for _, c := range f.Chunks {
-			if c.Size <= 0 {
-				return fmt.Errorf("%w: chunk of size %d", ErrCorrupt, c.Size)
+			if c.Size <= 0 || len(c.Pack) != 32 || c.Off < 0 || c.Len <= 0 {
+				return fmt.Errorf("%w: chunk %s of size %d at %s:%d+%d", ErrCorrupt, c.Digest, c.Size, c.Pack, c.Off, c.Len)
 			}
 			n += c.Size
 		}
@@ -89,6 +93,33 @@ func (m *Manifest) validate() error {
 		}
 	}
 	return nil
+}
+
+// Ref names a stored manifest: its location and its digest. Its text form
+// ("pack:offset:length:digest") is what the catalog keeps for a version.
+type Ref string
+
+func makeRef(l Loc, d ref.Digest) Ref {
+	return Ref(fmt.Sprintf("%s:%d:%d:%s", l.Pack, l.Off, l.Len, d))
+}
+
+// Parse splits a Ref into location and digest.
+func (r Ref) Parse() (Loc, ref.Digest, error) {
+	var l Loc
+	parts := strings.Split(string(r), ":")
+	if len(parts) != 4 || len(parts[0]) != 32 {
+		return l, ref.Digest{}, fmt.Errorf("%w: manifest reference %q", ErrCorrupt, string(r))
+	}
+	l.Pack = parts[0]
+	var err error
+	if l.Off, err = strconv.ParseInt(parts[1], 10, 64); err != nil {
+		return l, ref.Digest{}, fmt.Errorf("%w: manifest reference %q", ErrCorrupt, string(r))
+	}
+	if l.Len, err = strconv.ParseInt(parts[2], 10, 64); err != nil {
+		return l, ref.Digest{}, fmt.Errorf("%w: manifest reference %q", ErrCorrupt, string(r))
+	}
+	d, err := ref.ParseDigest(parts[3])
+	return l, d, err
 }
 
 // encodeManifest returns the JSON form and its digest (the manifest's name).

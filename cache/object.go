@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -20,7 +21,7 @@ const (
 var ErrCorrupt = errors.New("cache: corrupt object")
 
 var (
-	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
 	bufPool    = sync.Pool{New: func() any { b := make([]byte, 0, DefaultParams.Max+64); return &b }}
 )
@@ -59,16 +60,3 @@ func decodeChunk(dst, obj []byte, want ref.Digest) ([]byte, error) {
 	}
 	return data, nil
 }
-
-func chunkName(d ref.Digest) string {
-	s := d.String()
-	return "chunks/" + s[:2] + "/" + s[2:4] + "/" + s
-}
-
-func manifestName(d ref.Digest) string {
-	s := d.String()
-	return "manifests/" + s[:2] + "/" + s
-}
-
-// RecordName is where a version's catalog record is kept in storage.
-func RecordName(uid string) string { return "records/" + uid + ".json" }

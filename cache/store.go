@@ -21,36 +21,43 @@ import (
 type Objects interface {
 	Put(ctx context.Context, name string, data []byte) error
 	Get(ctx context.Context, name string) ([]byte, error)
+	GetRange(ctx context.Context, name string, off, n int64) ([]byte, error)
 	Stat(ctx context.Context, name string) (storage.Info, error)
+	Delete(ctx context.Context, name string) error
+	List(ctx context.Context, prefix string, fn func(storage.Info) error) error
 	Sync(ctx context.Context) error
 }
 
 // Store reads and writes chunked content. It is safe for concurrent use.
 type Store struct {
 	obj     Objects
+	idx     *Index
 	params  Params
 	workers int
 
-	known sync.Map // ref.Digest → struct{}: chunks known to be stored
-
 	mu        sync.Mutex // guards manifests
-	manifests map[ref.Digest]*Manifest
+	manifests map[Ref]*Manifest
 }
 
-// NewStore returns a Store over obj that chunks with p.
-func NewStore(obj Objects, p Params) (*Store, error) {
+// NewStore returns a Store over obj that chunks with p and deduplicates
+// through the index file at indexPath.
+func NewStore(obj Objects, indexPath string, p Params) (*Store, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
-	return &Store{obj: obj, params: p, workers: max(2, runtime.GOMAXPROCS(0)), manifests: map[ref.Digest]*Manifest{}}, nil
+	idx, err := OpenIndex(indexPath)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{obj: obj, idx: idx, params: p, workers: max(2, runtime.GOMAXPROCS(0)), manifests: map[Ref]*Manifest{}}, nil
 }
 
-// PutStats counts what a Put did.
+// PutStats counts what a write did.
 type PutStats struct {
 	Chunks      int   // chunks in the content
 	NewChunks   int   // chunks that were not stored before
 	Bytes       int64 // bytes of content
-	StoredBytes int64 // bytes written to storage (after compression)
+	StoredBytes int64 // bytes added to storage (after compression)
 }
 
 func (s *PutStats) add(o PutStats) {
@@ -63,61 +70,120 @@ func (s *PutStats) add(o PutStats) {
 // Progress is told how many more bytes have been read; it may be nil.
 type Progress func(n int64)
 
-// PutFile chunks r, stores the chunks it does not already hold, and returns
-// the file's entry. Nothing is durable until Sync.
-func (s *Store) PutFile(ctx context.Context, r io.Reader, progress Progress) (File, PutStats, error) {
-	ch, err := NewChunker(r, s.params)
+// Writer is one write session: content put through it is packed, and becomes
+// durable and known to the index at Commit. Its methods are safe for
+// concurrent use. A Writer that is not committed leaves only unreferenced
+// packs, which gc removes.
+type Writer struct {
+	s *Store
+
+	mu      sync.Mutex // guards cur, known, added
+	cur     *packBuilder
+	known   map[ref.Digest]Loc // blobs this session wrote or found in the index
+	added   map[ref.Digest]Loc // blobs this session wrote: for the index at Commit
+	uploads errgroup.Group     // packs being written
+	upErr   error              // first upload error (guarded by mu)
+}
+
+// NewWriter starts a write session.
+func (s *Store) NewWriter() *Writer {
+	w := &Writer{s: s, known: map[ref.Digest]Loc{}, added: map[ref.Digest]Loc{}}
+	w.uploads.SetLimit(2)
+	return w
+}
+
+// lookupBatch is how many chunks share one index lookup.
+const lookupBatch = 64
+
+type pending struct {
+	idx  int
+	d    ref.Digest
+	data []byte
+	buf  *[]byte
+}
+
+// PutFile chunks r and stores the chunks nothing stored yet.
+func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (File, PutStats, error) {
+	ch, err := NewChunker(r, w.s.params)
 	if err != nil {
 		return File{}, PutStats{}, err
 	}
+	defer ch.Release()
 	var (
 		f     File
 		st    PutStats
-		mu    sync.Mutex // guards st and f.Chunks
 		whole = ref.NewHasher()
+		batch []pending
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.workers)
+	g.SetLimit(w.s.workers)
+	var mu sync.Mutex // guards f.Chunks and st while workers run
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		todo, err := w.dedup(batch, &f, &mu)
+		if err != nil {
+			return err
+		}
+		for _, p := range todo {
+			g.Go(func() error {
+				defer func() { *p.buf = p.data[:0]; bufPool.Put(p.buf) }()
+				loc, stored, err := w.putBlob(gctx, BlobChunk, p.d, p.data)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				f.Chunks[p.idx].Loc = loc
+				if stored > 0 {
+					st.NewChunks++
+					st.StoredBytes += stored
+				}
+				mu.Unlock()
+				return nil
+			})
+		}
+		batch = batch[:0]
+		return nil
+	}
 	for i := 0; ; i++ {
 		data, err := ch.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if err == nil && gctx.Err() != nil {
+			err = gctx.Err()
+		}
 		if err != nil {
 			_ = g.Wait()
 			return File{}, PutStats{}, err
 		}
-		if gctx.Err() != nil {
-			break
-		}
 		whole.Write(data)
 		f.Size += int64(len(data))
+		st.Chunks++
+		st.Bytes += int64(len(data))
 		if progress != nil {
 			progress(int64(len(data)))
 		}
 		bp := bufPool.Get().(*[]byte)
 		buf := append((*bp)[:0], data...)
-		mu.Lock() // workers write into f.Chunks; append may move it
-		f.Chunks = append(f.Chunks, Chunk{Size: int64(len(buf))})
+		mu.Lock()
+		f.Chunks = append(f.Chunks, Chunk{Digest: ref.Sum(buf), Size: int64(len(buf))})
+		d := f.Chunks[i].Digest
 		mu.Unlock()
-		idx := i
-		g.Go(func() error {
-			defer func() { *bp = buf[:0]; bufPool.Put(bp) }()
-			d, one, err := s.putChunk(gctx, buf)
-			if err != nil {
-				return err
+		batch = append(batch, pending{idx: i, d: d, data: buf, buf: bp})
+		if len(batch) == lookupBatch {
+			if err := flush(); err != nil {
+				_ = g.Wait()
+				return File{}, PutStats{}, err
 			}
-			mu.Lock()
-			f.Chunks[idx].Digest = d
-			st.add(one)
-			mu.Unlock()
-			return nil
-		})
+		}
 	}
-	if err := g.Wait(); err != nil {
+	if err := flush(); err != nil {
+		_ = g.Wait()
 		return File{}, PutStats{}, err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := g.Wait(); err != nil {
 		return File{}, PutStats{}, err
 	}
 	f.Digest = whole.Digest()
@@ -127,37 +193,105 @@ func (s *Store) PutFile(ctx context.Context, r io.Reader, progress Progress) (Fi
 	return f, st, nil
 }
 
-// putChunk stores one chunk unless it is already there.
-func (s *Store) putChunk(ctx context.Context, data []byte) (ref.Digest, PutStats, error) {
-	d := ref.Sum(data)
-	st := PutStats{Chunks: 1, Bytes: int64(len(data))}
-	if _, ok := s.known.Load(d); ok {
-		return d, st, nil
+// dedup fills in the locations of chunks already stored (by this session or
+// before, per the index) and returns the ones that must still be written.
+// Two copies of one new chunk may both be returned; putBlob keeps one.
+func (w *Writer) dedup(batch []pending, f *File, mu *sync.Mutex) ([]pending, error) {
+	var ask []ref.Digest
+	w.mu.Lock()
+	for _, p := range batch {
+		if _, ok := w.known[p.d]; !ok {
+			ask = append(ask, p.d)
+		}
 	}
-	name := chunkName(d)
-	if _, err := s.obj.Stat(ctx, name); err == nil {
-		s.known.Store(d, struct{}{})
-		return d, st, nil
-	} else if !storage.IsNotFound(err) {
-		return d, st, err
+	w.mu.Unlock()
+	var found map[ref.Digest]Loc
+	if len(ask) > 0 {
+		var err error
+		if found, err = w.s.idx.Lookup(ask); err != nil {
+			return nil, err
+		}
 	}
-	bp := bufPool.Get().(*[]byte)
-	obj := encodeChunk(*bp, data)
-	err := s.obj.Put(ctx, name, obj)
-	st.NewChunks, st.StoredBytes = 1, int64(len(obj))
-	*bp = obj[:0]
-	bufPool.Put(bp)
-	if err != nil {
-		return d, st, err
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for d, l := range found {
+		w.known[d] = l
 	}
-	s.known.Store(d, struct{}{})
-	return d, st, nil
+	mu.Lock()
+	defer mu.Unlock()
+	var todo []pending
+	for _, p := range batch {
+		if l, ok := w.known[p.d]; ok {
+			f.Chunks[p.idx].Loc = l
+			*p.buf = p.data[:0]
+			bufPool.Put(p.buf)
+			continue
+		}
+		todo = append(todo, p)
+	}
+	return todo, nil
+}
+
+// putBlob encodes data and adds it to the current pack, unless the session
+// already holds it. It returns the location and the bytes newly stored.
+func (w *Writer) putBlob(ctx context.Context, typ byte, d ref.Digest, data []byte) (Loc, int64, error) {
+	var enc []byte
+	if typ == BlobChunk {
+		bp := bufPool.Get().(*[]byte)
+		enc = encodeChunk(*bp, data)
+		defer func() { *bp = enc[:0]; bufPool.Put(bp) }()
+	} else {
+		enc = append([]byte{codecZstd}, encoder.EncodeAll(data, nil)...)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.upErr != nil {
+		return Loc{}, 0, w.upErr
+	}
+	if l, ok := w.known[d]; ok {
+		return l, 0, nil
+	}
+	if w.cur == nil {
+		w.cur = newPackBuilder()
+	}
+	l := w.cur.add(typ, d, int64(len(data)), enc)
+	w.known[d] = l
+	w.added[d] = l
+	if w.cur.buf.Len() >= PackTarget {
+		w.startUpload(ctx, w.cur)
+		w.cur = nil
+	}
+	return l, int64(len(enc)), nil
+}
+
+// startUpload writes a finished pack in the background. Called with w.mu
+// held; releases it while waiting for an upload slot.
+func (w *Writer) startUpload(ctx context.Context, p *packBuilder) {
+	// The pack holds blobs of other files too: it must not die with the
+	// context of the PutFile that happened to fill it. Commit waits for it.
+	ctx = context.WithoutCancel(ctx)
+	w.mu.Unlock()
+	defer w.mu.Lock()
+	w.uploads.Go(func() error {
+		data, err := p.finish()
+		if err == nil {
+			err = w.s.obj.Put(ctx, packName(p.id), data)
+		}
+		if err != nil {
+			w.mu.Lock()
+			if w.upErr == nil {
+				w.upErr = err
+			}
+			w.mu.Unlock()
+		}
+		return err
+	})
 }
 
 // PutFolder stores every regular file under dir and returns the folder's
-// manifest (not yet saved). Symbolic links and special files are refused:
+// manifest (not yet stored). Symbolic links and special files are refused:
 // a folder artifact holds data, not pointers to elsewhere.
-func (s *Store) PutFolder(ctx context.Context, dir string, progress Progress) (*Manifest, PutStats, error) {
+func (w *Writer) PutFolder(ctx context.Context, dir string, progress Progress) (*Manifest, PutStats, error) {
 	m := &Manifest{Kind: KindFolder, Files: []File{}}
 	var st PutStats
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -180,7 +314,7 @@ func (s *Store) PutFolder(ctx context.Context, dir string, progress Progress) (*
 		if err != nil {
 			return err
 		}
-		f, one, err := s.PutFile(ctx, fh, progress)
+		f, one, err := w.PutFile(ctx, fh, progress)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
@@ -197,80 +331,93 @@ func (s *Store) PutFolder(ctx context.Context, dir string, progress Progress) (*
 	return m, st, nil
 }
 
-// SaveManifest stores m and returns its name.
-func (s *Store) SaveManifest(ctx context.Context, m *Manifest) (ref.Digest, error) {
+// PutManifest stores m in the session and returns its reference.
+func (w *Writer) PutManifest(ctx context.Context, m *Manifest) (Ref, error) {
 	if err := m.validate(); err != nil {
-		return ref.Digest{}, err
+		return "", err
 	}
 	b, d, err := encodeManifest(m)
 	if err != nil {
-		return d, err
+		return "", err
 	}
-	if err := s.obj.Put(ctx, manifestName(d), encoder.EncodeAll(b, nil)); err != nil {
-		return d, err
+	l, _, err := w.putBlob(ctx, BlobManifest, d, b)
+	if err != nil {
+		return "", err
 	}
-	s.remember(d, m)
-	return d, nil
+	r := makeRef(l, d)
+	w.s.remember(r, m)
+	return r, nil
 }
 
-// LoadManifest fetches, verifies and decodes the manifest named d.
-func (s *Store) LoadManifest(ctx context.Context, d ref.Digest) (*Manifest, error) {
+// Commit writes the last pack, makes every pack durable, and records the new
+// blobs in the index. Only after Commit may a catalog point at the content.
+func (w *Writer) Commit(ctx context.Context) error {
+	w.mu.Lock()
+	if w.cur != nil {
+		w.startUpload(ctx, w.cur)
+		w.cur = nil
+	}
+	w.mu.Unlock()
+	if err := w.uploads.Wait(); err != nil {
+		return err
+	}
+	if err := w.s.obj.Sync(ctx); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	added := w.added
+	w.added = map[ref.Digest]Loc{}
+	w.mu.Unlock()
+	return w.s.idx.Add(added)
+}
+
+// Abort waits for uploads in flight; what they wrote is left for gc.
+func (w *Writer) Abort() { _ = w.uploads.Wait() }
+
+// LoadManifest fetches, verifies and decodes a manifest.
+func (s *Store) LoadManifest(ctx context.Context, r Ref) (*Manifest, error) {
 	s.mu.Lock()
-	m := s.manifests[d]
+	m := s.manifests[r]
 	s.mu.Unlock()
 	if m != nil {
 		return m, nil
 	}
-	obj, err := s.obj.Get(ctx, manifestName(d))
+	l, d, err := r.Parse()
+	if err != nil {
+		return nil, err
+	}
+	obj, err := s.obj.GetRange(ctx, packName(l.Pack), l.Off, l.Len)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", d, err)
 	}
-	b, err := decoder.DecodeAll(obj, nil)
+	b, err := decodeChunk(nil, obj, d)
 	if err != nil {
-		return nil, fmt.Errorf("%w: manifest %s: %v", ErrCorrupt, d, err)
-	}
-	if got := ref.Sum(b); got != d {
-		return nil, fmt.Errorf("%w: manifest %s has digest %s", ErrCorrupt, d, got)
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	if m, err = DecodeManifest(b); err != nil {
 		return nil, err
 	}
-	s.remember(d, m)
+	s.remember(r, m)
 	return m, nil
 }
 
-func (s *Store) remember(d ref.Digest, m *Manifest) {
+func (s *Store) remember(r Ref, m *Manifest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.manifests) > 1024 {
 		clear(s.manifests)
 	}
-	s.manifests[d] = m
+	s.manifests[r] = m
 }
-
-// Sync makes everything stored so far durable.
-func (s *Store) Sync(ctx context.Context) error { return s.obj.Sync(ctx) }
 
 // ReadChunk fetches one chunk and verifies it against its digest.
 func (s *Store) ReadChunk(ctx context.Context, c Chunk, dst []byte) ([]byte, error) {
-	obj, err := s.obj.Get(ctx, chunkName(c.Digest))
+	obj, err := s.obj.GetRange(ctx, packName(c.Pack), c.Off, c.Len)
 	if err != nil {
 		return nil, fmt.Errorf("chunk %s: %w", c.Digest, err)
 	}
 	return decodeChunk(dst, obj, c.Digest)
 }
-
-// ChunkNames lists the storage names of every chunk of m, for gc.
-func ChunkNames(m *Manifest, into map[string]struct{}) {
-	for _, f := range m.Files {
-		for _, c := range f.Chunks {
-			into[chunkName(c.Digest)] = struct{}{}
-		}
-	}
-}
-
-// ManifestName is the storage name of the manifest with digest d, for gc.
-func ManifestName(d ref.Digest) string { return manifestName(d) }
 
 // Reader reads one file's content through its chunk list.
 type Reader struct {

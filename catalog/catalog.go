@@ -77,7 +77,7 @@ type Version struct {
 	NFiles        int        `json:"n_files,omitempty"`
 	Size          int64      `json:"size"`
 	Digest        ref.Digest `json:"digest"`
-	Manifest      ref.Digest `json:"manifest"`
+	Manifest      string     `json:"manifest"` // where the content store keeps the manifest (opaque)
 	Description   string     `json:"description,omitempty"`
 	CreatedBy     string     `json:"created_by"`
 	CreatedAt     time.Time  `json:"created_at"`
@@ -104,7 +104,7 @@ type NewVersion struct {
 	NFiles        int
 	Size          int64
 	Digest        ref.Digest
-	Manifest      ref.Digest
+	Manifest      string
 	Description   string
 	CreatedBy     string
 	CreatedAt     time.Time
@@ -183,6 +183,18 @@ type Catalog interface {
 	// OutboxDone removes them once written.
 	Outbox(ctx context.Context) ([]Version, error)
 	OutboxDone(ctx context.Context, uids []string) error
+	// Children lists one level of the key namespace under prefix ("" for
+	// the top, else a prefix ending in "/"): the latest versions of the live
+	// keys directly under it and the names of the sub-prefixes that hold at
+	// least one live key. Errors: ref.ErrBadKey for a malformed prefix.
+	Children(ctx context.Context, prefix string) (Dir, error)
 	// Close releases the store.
 	Close() error
+}
+
+// Dir is one level of the key namespace, as Children returns it. Both lists
+// are sorted by name (byte order).
+type Dir struct {
+	Files   []Version `json:"files"`   // latest versions of keys directly under the prefix
+	Subdirs []string  `json:"subdirs"` // next segments of deeper live keys
 }

@@ -13,7 +13,7 @@ import (
 
 // Manifest loads the content description of v.
 func (in *Instance) Manifest(ctx context.Context, v catalog.Version) (*cache.Manifest, error) {
-	return in.Store.LoadManifest(ctx, v.Manifest)
+	return in.Store.LoadManifest(ctx, cache.Ref(v.Manifest))
 }
 
 // WriteTo copies the bytes of a file version to w, verified.

@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
@@ -78,27 +80,30 @@ func (in *Instance) lock(exclusive bool) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// FlushRecords writes the storage record of every version the catalog says
-// is still unwritten (after a crash, say), so the storage root alone can
-// rebuild the catalog.
+// FlushRecords writes the storage records of every version the catalog says
+// is still unwritten (after a crash, say), as one object, so that the storage
+// root alone can rebuild the catalog's artifact records.
 func (in *Instance) FlushRecords(ctx context.Context) error {
 	pending, err := in.Catalog.Outbox(ctx)
 	if err != nil || len(pending) == 0 {
 		return err
 	}
-	var done []string
-	for _, v := range pending {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		if err := in.Backend.Put(ctx, cache.RecordName(v.UID), b); err != nil {
-			return err
-		}
-		done = append(done, v.UID)
+	b, err := json.Marshal(pending)
+	if err != nil {
+		return err
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	name := fmt.Sprintf("records/%d-%x.json", time.Now().UnixNano(), rnd)
+	if err := in.Backend.Put(ctx, name, b); err != nil {
+		return err
 	}
 	if err := in.Backend.Sync(ctx); err != nil {
 		return err
+	}
+	done := make([]string, len(pending))
+	for i, v := range pending {
+		done[i] = v.UID
 	}
 	return in.Catalog.OutboxDone(ctx, done)
 }

@@ -98,16 +98,17 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 	if progress != nil {
 		progress = func(n int64) { progressMu.Lock(); o.Progress(n); progressMu.Unlock() }
 	}
+	w := in.Store.NewWriter()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4) // files in flight; each also fans out over its chunks
 	for i, it := range items {
 		g.Go(func() error {
 			start := time.Now()
-			m, st, err := in.storeContent(gctx, it.Path, progress)
+			m, st, err := in.storeContent(gctx, w, it.Path, progress)
 			if err != nil {
 				return fmt.Errorf("cannot save %s: %w", it.Path, unwrapPath(err))
 			}
-			md, err := in.Store.SaveManifest(gctx, m)
+			md, err := w.PutManifest(gctx, m)
 			if err != nil {
 				return fmt.Errorf("cannot save %s: %w", it.Path, err)
 			}
@@ -115,7 +116,7 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 			suffix := Suffix(it.Path)
 			nvs[i] = catalog.NewVersion{
 				Key: it.Key, Revises: o.Revises, Kind: m.Kind, Suffix: suffix, OType: OType(suffix),
-				Size: m.Size(), Digest: m.Digest(), Manifest: md, Description: o.Description,
+				Size: m.Size(), Digest: m.Digest(), Manifest: string(md), Description: o.Description,
 				CreatedBy: in.User, CreatedAt: now, Mtime: now, Run: o.Run,
 			}
 			if m.Kind == cache.KindFolder {
@@ -126,10 +127,11 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 		})
 	}
 	if err := g.Wait(); err != nil {
+		w.Abort()
 		return nil, err
 	}
-	if err := in.Store.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("cannot make the saved data durable: %w", err)
+	if err := w.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("cannot store the data: %w", err)
 	}
 	saved, err := in.Catalog.Save(ctx, nvs)
 	if err != nil {
@@ -144,13 +146,13 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 	return results, nil
 }
 
-func (in *Instance) storeContent(ctx context.Context, path string, progress cache.Progress) (*cache.Manifest, cache.PutStats, error) {
+func (in *Instance) storeContent(ctx context.Context, w *cache.Writer, path string, progress cache.Progress) (*cache.Manifest, cache.PutStats, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, cache.PutStats{}, err
 	}
 	if info.IsDir() {
-		return in.Store.PutFolder(ctx, path, progress)
+		return w.PutFolder(ctx, path, progress)
 	}
 	if !info.Mode().IsRegular() {
 		return nil, cache.PutStats{}, fmt.Errorf("not a regular file or folder")
@@ -160,7 +162,7 @@ func (in *Instance) storeContent(ctx context.Context, path string, progress cach
 		return nil, cache.PutStats{}, err
 	}
 	defer f.Close()
-	file, st, err := in.Store.PutFile(ctx, f, progress)
+	file, st, err := w.PutFile(ctx, f, progress)
 	if err != nil {
 		return nil, st, err
 	}

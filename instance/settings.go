@@ -26,8 +26,8 @@ var ErrNoInstance = errors.New("no lamina instance yet: run `lamina init --stora
 type Settings struct {
 	Name     string    `json:"name"`
 	ID       string    `json:"id"`
-	Storage  string    `json:"storage"`  // absolute local path, or s3://bucket/prefix
-	Catalog  string    `json:"catalog"`  // bbolt file
+	Storage  string    `json:"storage"` // absolute local path, or s3://bucket/prefix
+	Catalog  string    `json:"catalog"` // bbolt file
 	CacheDir string    `json:"cache_dir"`
 	DataDir  string    `json:"data_dir"` // catalog, locks, staging
 	Created  time.Time `json:"created"`

@@ -108,6 +108,26 @@ func (l *Local) Get(ctx context.Context, name string) ([]byte, error) {
 	return b, nil
 }
 
+func (l *Local) GetRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	p, err := l.path(name)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: get %s: %w", name, err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return nil, fmt.Errorf("storage: get %s [%d:+%d]: %w", name, off, n, err)
+	}
+	return b, nil
+}
+
 func (l *Local) Stat(ctx context.Context, name string) (Info, error) {
 	p, err := l.path(name)
 	if err != nil {

@@ -31,6 +31,9 @@ type Backend interface {
 	Put(ctx context.Context, name string, data []byte) error
 	// Get returns the object's bytes, or an error wrapping ErrNotFound.
 	Get(ctx context.Context, name string) ([]byte, error)
+	// GetRange returns n bytes at offset off of the object; an object
+	// shorter than off+n is an error.
+	GetRange(ctx context.Context, name string, off, n int64) ([]byte, error)
 	// Stat describes the object, or returns an error wrapping ErrNotFound.
 	Stat(ctx context.Context, name string) (Info, error)
 	// Delete removes the object; a missing object is not an error.

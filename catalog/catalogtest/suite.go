@@ -19,7 +19,7 @@ import (
 func NV(key, content string) catalog.NewVersion {
 	now := time.Now()
 	return catalog.NewVersion{
-		Key: key, Kind: "file", Digest: ref.Sum([]byte(content)), Manifest: ref.Sum([]byte("m" + content)),
+		Key: key, Kind: "file", Digest: ref.Sum([]byte(content)), Manifest: "m" + content,
 		Size: int64(len(content)), CreatedBy: "tester", CreatedAt: now, Mtime: now,
 	}
 }
@@ -268,6 +268,8 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("Counts = %+v, %v", n, err)
 		}
 	})
+
+	runTree(t, open)
 
 	t.Run("ConcurrentSaves", func(t *testing.T) {
 		c := open(t)

@@ -125,8 +125,11 @@ func cmdGC() *cli.Command {
 			if c.Bool("dry-run") {
 				verb = "would delete"
 			}
-			fmt.Fprintf(c.App.Writer, "%s %d objects (%s); kept %d referenced by %d versions; %d unreferenced but younger than %s\n",
-				verb, st.Deleted, humanBytes(st.DeletedBytes), st.Kept, st.Versions, st.Young, c.Duration("grace"))
+			fmt.Fprintf(c.App.Writer, "%s %d of %d packs (%s); %d unreferenced packs younger than %s kept; %s of unreferenced data inside packs still in use; %d versions keep their data\n",
+				verb, st.DeadPacks, st.Packs, humanBytes(st.DeletedBytes), st.YoungPacks, c.Duration("grace"), humanBytes(st.DeadInLive), st.Versions)
+			if st.Unreadable > 0 {
+				fmt.Fprintf(c.App.ErrWriter, "warning: %d packs could not be read and were kept\n", st.Unreadable)
+			}
 			return nil
 		},
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -19,17 +20,40 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
-	if err := Main(os.Args, os.Stdout, os.Stderr); err != nil {
+	if p := os.Getenv("LAMINA_CPUPROFILE"); p != "" {
+		// For measuring: `LAMINA_CPUPROFILE=cpu.out lamina save …`.
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
+	if err := run(); err != nil {
+		pprof.StopCPUProfile()
+		os.Exit(exitCode(err))
+	}
+}
+
+func run() error {
+	err := Main(os.Args, os.Stdout, os.Stderr)
+	if err != nil {
 		var ec cli.ExitCoder
 		if errors.As(err, &ec) {
 			if msg := err.Error(); msg != "" {
 				fmt.Fprintln(os.Stderr, "lamina:", msg)
 			}
-			os.Exit(ec.ExitCode())
+		} else {
+			fmt.Fprintln(os.Stderr, "lamina:", explain(err))
 		}
-		fmt.Fprintln(os.Stderr, "lamina:", explain(err))
-		os.Exit(1)
 	}
+	return err
+}
+
+func exitCode(err error) int {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return 1
 }
 
 // Main runs the CLI with args (args[0] is the program name).
@@ -48,6 +72,8 @@ func Main(args []string, stdout, stderr io.Writer) error {
 			cmdInit(), cmdInfo(), cmdInstances(), cmdUse(),
 			cmdSave(), cmdLs(), cmdShow(), cmdGet(),
 			cmdDelete(), cmdRestore(), cmdGC(),
+			cmdMount(), cmdUmount(), cmdStatus(),
+			cmdOntology(),
 		},
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,

@@ -38,6 +38,25 @@ func Run(t *testing.T, open func(t *testing.T) storage.Backend) {
 			}
 		}
 	})
+	t.Run("GetRange", func(t *testing.T) {
+		b := open(t)
+		must(t, b.Put(ctx, "r", []byte("0123456789")))
+		for _, tc := range []struct {
+			off, n int64
+			want   string
+		}{{0, 10, "0123456789"}, {3, 4, "3456"}, {9, 1, "9"}, {5, 0, ""}} {
+			got, err := b.GetRange(ctx, "r", tc.off, tc.n)
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("GetRange(%d,%d) = %q, %v", tc.off, tc.n, got, err)
+			}
+		}
+		if _, err := b.GetRange(ctx, "r", 8, 5); err == nil {
+			t.Fatal("GetRange past the end succeeded")
+		}
+		if _, err := b.GetRange(ctx, "nope", 0, 1); !storage.IsNotFound(err) {
+			t.Fatalf("GetRange(missing): %v", err)
+		}
+	})
 	t.Run("Overwrite", func(t *testing.T) {
 		b := open(t)
 		must(t, b.Put(ctx, "k", []byte("one")))

@@ -1,0 +1,39 @@
+# Lamina — see README.md. Every target works on a fresh Debian machine with Go.
+GO      ?= go
+VERSION ?= 0.1.0
+LDFLAGS := -s -w -X main.version=$(VERSION)
+PKGS    := ./...
+
+.PHONY: build test bench lint demo clean fuzz
+
+build: bin/lamina
+
+bin/lamina: $(shell find . -name '*.go' -not -path './demo/*') go.mod go.sum
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lamina ./cmd/lamina
+
+# The whole suite, race detector on; real FUSE mounts and tmpfs need root.
+test:
+	$(GO) test -race -count=1 -timeout 25m $(PKGS)
+
+# Short fuzzing of every parser (the seed corpora also run in `make test`).
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzCheckKey -fuzztime 20s ./ref
+	$(GO) test -run XXX -fuzz FuzzDecodeManifest -fuzztime 20s ./cache
+
+# Benchmarks with their baselines, measured in the same run; see BENCHMARKS.md.
+bench: build
+	scripts/bench.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt: run gofmt -w'; exit 1)
+	$(GO) vet $(PKGS)
+	scripts/check-imports.sh
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+# An instance in ./demo (nothing outside it is touched), sample data in two
+# versions, and what the catalog shows about them.
+demo: build
+	scripts/demo.sh
+
+clean:
+	rm -rf bin demo

@@ -1,0 +1,130 @@
+package cache
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lamina-bio/lamina/ref"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Index maps blob digests to their pack locations, for deduplication. It is
+// a bbolt file opened only for the length of each call, so that any number of
+// lamina processes share it (bbolt locks the file while it is open).
+//
+//	blobs  digest(32) → pack id(16) | offset(8) | length(8)
+type Index struct {
+	path string
+}
+
+var bBlobs = []byte("blobs")
+
+// OpenIndex opens or creates the index file at path.
+func OpenIndex(path string) (*Index, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	ix := &Index{path: path}
+	return ix, ix.with(true, func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bBlobs)
+		return err
+	})
+}
+
+func (ix *Index) with(write bool, fn func(tx *bolt.Tx) error) error {
+	db, err := bolt.Open(ix.path, 0o600, &bolt.Options{Timeout: 2 * time.Minute, ReadOnly: !write})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return fmt.Errorf("chunk index %s is locked by another lamina process", ix.path)
+	}
+	if err != nil {
+		return fmt.Errorf("chunk index %s: %w", ix.path, err)
+	}
+	defer db.Close()
+	if write {
+		return db.Update(fn)
+	}
+	return db.View(fn)
+}
+
+func encodeLoc(l Loc) []byte {
+	b := make([]byte, 32)
+	hex.Decode(b[:16], []byte(l.Pack))
+	binary.BigEndian.PutUint64(b[16:], uint64(l.Off))
+	binary.BigEndian.PutUint64(b[24:], uint64(l.Len))
+	return b
+}
+
+func decodeLoc(b []byte) (Loc, bool) {
+	if len(b) != 32 {
+		return Loc{}, false
+	}
+	return Loc{Pack: hex.EncodeToString(b[:16]), Off: int64(binary.BigEndian.Uint64(b[16:])), Len: int64(binary.BigEndian.Uint64(b[24:]))}, true
+}
+
+// Lookup returns the locations of those digests the index knows.
+func (ix *Index) Lookup(ds []ref.Digest) (map[ref.Digest]Loc, error) {
+	out := map[ref.Digest]Loc{}
+	err := ix.with(false, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bBlobs)
+		for _, d := range ds {
+			if l, ok := decodeLoc(b.Get(d[:])); ok {
+				out[d] = l
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Add records locations; an existing entry for a digest is kept.
+func (ix *Index) Add(locs map[ref.Digest]Loc) error {
+	if len(locs) == 0 {
+		return nil
+	}
+	return ix.with(true, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bBlobs)
+		for d, l := range locs {
+			if b.Get(d[:]) != nil {
+				continue
+			}
+			if err := b.Put(d[:], encodeLoc(l)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RemovePacks drops every entry that points into one of the packs.
+func (ix *Index) RemovePacks(packs map[string]bool) error {
+	if len(packs) == 0 {
+		return nil
+	}
+	return ix.with(true, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bBlobs).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if l, ok := decodeLoc(v); ok && packs[l.Pack] {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Reset empties the index (before a rebuild).
+func (ix *Index) Reset() error {
+	return ix.with(true, func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bBlobs); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			return err
+		}
+		_, err := tx.CreateBucket(bBlobs)
+		return err
+	})
+}

@@ -1,0 +1,100 @@
+package cache
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// Blob types inside a pack.
+const (
+	BlobChunk    = 'c'
+	BlobManifest = 'm'
+)
+
+// packMagic ends every pack; the 4 bytes before it are the trailer length.
+var packMagic = []byte("LMP1")
+
+// PackTarget is the size at which a pack is closed and written.
+const PackTarget = 16 << 20
+
+// Loc says where a blob is stored.
+type Loc struct {
+	Pack string `json:"p"` // pack id: 32 hex characters
+	Off  int64  `json:"o"`
+	Len  int64  `json:"l"` // stored (encoded) length
+}
+
+// blobEntry is one blob in a pack trailer.
+type blobEntry struct {
+	Type   byte       `json:"t"`
+	Digest ref.Digest `json:"d"`
+	Off    int64      `json:"o"`
+	Len    int64      `json:"l"`
+	Raw    int64      `json:"r"` // decoded length
+}
+
+func newPackID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func packName(id string) string { return "packs/" + id[:2] + "/" + id }
+
+// packBuilder accumulates encoded blobs for one pack.
+type packBuilder struct {
+	id      string
+	buf     bytes.Buffer
+	entries []blobEntry
+}
+
+func newPackBuilder() *packBuilder { return &packBuilder{id: newPackID()} }
+
+func (p *packBuilder) add(typ byte, d ref.Digest, raw int64, enc []byte) Loc {
+	off := int64(p.buf.Len())
+	p.buf.Write(enc)
+	p.entries = append(p.entries, blobEntry{Type: typ, Digest: d, Off: off, Len: int64(len(enc)), Raw: raw})
+	return Loc{Pack: p.id, Off: off, Len: int64(len(enc))}
+}
+
+// finish appends the trailer and returns the whole pack.
+func (p *packBuilder) finish() ([]byte, error) {
+	t, err := json.Marshal(p.entries)
+	if err != nil {
+		return nil, err
+	}
+	z := encoder.EncodeAll(t, nil)
+	p.buf.Write(z)
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(z)))
+	p.buf.Write(n[:])
+	p.buf.Write(packMagic)
+	return p.buf.Bytes(), nil
+}
+
+// parseTrailer reads the blob list from the last bytes of a pack. tail must
+// hold at least the trailer and the 8-byte footer.
+func parseTrailer(tail []byte) ([]blobEntry, int, error) {
+	if len(tail) < 8 || !bytes.Equal(tail[len(tail)-4:], packMagic) {
+		return nil, 0, fmt.Errorf("%w: pack has no trailer", ErrCorrupt)
+	}
+	n := int(binary.BigEndian.Uint32(tail[len(tail)-8:]))
+	if n > len(tail)-8 {
+		return nil, n + 8, nil // caller must read more
+	}
+	raw, err := decoder.DecodeAll(tail[len(tail)-8-n:len(tail)-8], nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: pack trailer: %v", ErrCorrupt, err)
+	}
+	var es []blobEntry
+	if err := json.Unmarshal(raw, &es); err != nil {
+		return nil, 0, fmt.Errorf("%w: pack trailer: %v", ErrCorrupt, err)
+	}
+	return es, n + 8, nil
+}

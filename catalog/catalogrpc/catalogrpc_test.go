@@ -1,0 +1,148 @@
+package catalogrpc_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/catalogrpc"
+	"github.com/lamina-bio/lamina/catalog/catalogtest"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+type served struct {
+	client *catalogrpc.Client
+	sock   string
+
+	mu      sync.Mutex
+	changed []string
+}
+
+func serve(t *testing.T) *served {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := catalog.OpenBolt(filepath.Join(dir, "c.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &served{sock: filepath.Join(dir, "run", "c.sock")}
+	l, err := catalogrpc.Listen(s.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := catalogrpc.NewServer(b, catalogrpc.ServerOptions{
+		ID: "inst-1",
+		Changed: func(keys []string) {
+			s.mu.Lock()
+			s.changed = append(s.changed, keys...)
+			s.mu.Unlock()
+		},
+		Status: func() any { return map[string]int{"open": 3} },
+	})
+	go srv.Serve(l)
+	c, err := catalogrpc.Dial(context.Background(), s.sock, "inst-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.client = c
+	t.Cleanup(func() {
+		c.Close()
+		srv.Close()
+		b.Close()
+	})
+	return s
+}
+
+func TestSuiteThroughSocket(t *testing.T) {
+	catalogtest.Run(t, func(t *testing.T) catalog.Catalog { return serve(t).client })
+}
+
+func TestErrorsKeepTheirMeaning(t *testing.T) {
+	ctx := context.Background()
+	c := serve(t).client
+	if _, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV(strings.Repeat("x", 2000), "1")}); !errors.Is(err, ref.ErrKeyTooLong) || !errors.Is(err, ref.ErrBadKey) {
+		t.Fatalf("long key: %v", err)
+	}
+	_, err := c.ByKey(ctx, "nope", 0)
+	if !errors.Is(err, catalog.ErrNotFound) || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("missing key: %v", err)
+	}
+	ctx2, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c.Counts(ctx2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled call: %v", err)
+	}
+	if _, err := c.Counts(ctx); err != nil {
+		t.Fatalf("after a canceled call: %v", err)
+	}
+}
+
+func TestChangedKeys(t *testing.T) {
+	ctx := context.Background()
+	s := serve(t)
+	c := s.client
+	c.Save(ctx, []catalog.NewVersion{catalogtest.NV("a/1", "x"), catalogtest.NV("a/2", "y")})
+	c.Save(ctx, []catalog.NewVersion{catalogtest.NV("a/1", "x")}) // unchanged: no news
+	c.Trash(ctx, "a/2")
+	c.Restore(ctx, "a/2")
+	c.Purge(ctx, "a/1")
+	c.ByKey(ctx, "a/2", 0)
+	want := []string{"a/1", "a/2", "a/2", "a/2", "a/1"}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !slices.Equal(s.changed, want) {
+		t.Fatalf("changed %v, want %v", s.changed, want)
+	}
+}
+
+func TestSocket(t *testing.T) {
+	ctx := context.Background()
+	s := serve(t)
+	info, err := os.Stat(s.sock)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, %v", info.Mode(), err)
+	}
+	if d, _ := os.Stat(filepath.Dir(s.sock)); d.Mode().Perm() != 0o700 {
+		t.Fatalf("socket folder mode %v", d.Mode())
+	}
+	if _, err := catalogrpc.Listen(s.sock); !errors.Is(err, catalogrpc.ErrServing) {
+		t.Fatalf("second Listen: %v", err)
+	}
+	if _, err := catalogrpc.Dial(ctx, s.sock, "other"); err == nil {
+		t.Fatal("a server of another instance was accepted")
+	}
+	raw, err := s.client.Status(ctx)
+	if err != nil || string(raw) != `{"open":3}` {
+		t.Fatalf("Status = %s, %v", raw, err)
+	}
+	if s.client.Hello().PID != os.Getpid() {
+		t.Fatalf("hello %+v", s.client.Hello())
+	}
+
+	// A socket file nobody answers on: no server, and Listen replaces it.
+	stale := filepath.Join(t.TempDir(), "stale.sock")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	if _, err := catalogrpc.Dial(ctx, stale, ""); !errors.Is(err, catalogrpc.ErrNoServer) {
+		t.Fatalf("Dial(stale) = %v", err)
+	}
+	if _, err := catalogrpc.Dial(ctx, filepath.Join(t.TempDir(), "none.sock"), ""); !errors.Is(err, catalogrpc.ErrNoServer) {
+		t.Fatalf("Dial(missing) = %v", err)
+	}
+	l2, err := catalogrpc.Listen(stale)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	l2.Close()
+}

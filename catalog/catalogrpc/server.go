@@ -1,0 +1,298 @@
+package catalogrpc
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// ServerOptions tune a Server. Every field is optional.
+type ServerOptions struct {
+	// ID identifies what is served (the instance id); a client that expects
+	// another ID refuses the server.
+	ID string
+	// Changed is told the keys whose namespace entry a call changed (Save of
+	// a new version, Trash, Restore, Purge). It runs after the call
+	// succeeded and before the reply is sent, so a client that sees its call
+	// return knows the change has been passed on. It must not block for long.
+	Changed func(keys []string)
+	// Status returns what the Status call reports (a mount's figures, say).
+	Status func() any
+	// Logger receives connection errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server serves one catalog to any number of connections. It does not own
+// the catalog: Close stops serving and leaves the catalog open.
+type Server struct {
+	cat  catalog.Catalog
+	opts ServerOptions
+
+	ctx    context.Context // canceled by Close; every call runs under it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // one per connection
+
+	mu        sync.Mutex // guards listeners, conns, closed
+	listeners []net.Listener
+	conns     map[net.Conn]struct{}
+	closed    bool
+}
+
+// NewServer returns a Server for cat.
+func NewServer(cat catalog.Catalog, o ServerOptions) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{cat: cat, opts: o, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+}
+
+// ErrServing is returned by Listen when a live server already answers on
+// the socket.
+var ErrServing = errors.New("catalogrpc: a server already answers on this socket")
+
+// Listen creates the Unix socket at path, readable and writable by its owner
+// only, in a folder only the owner can enter. A socket file left by a dead
+// server is replaced; one a live server answers on is ErrServing.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("catalogrpc: %w", err)
+	}
+	if err := os.Chmod(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("catalogrpc: %w", err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: %s", ErrServing, path)
+		}
+		os.Remove(path)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("catalogrpc: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("catalogrpc: %w", err)
+	}
+	return l, nil
+}
+
+// Serve accepts connections on l until Close; it returns nil after Close.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("catalogrpc: accept: %w", err)
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// Close stops accepting, cancels calls in progress, closes every connection
+// and waits for their goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+	}()
+	dec := json.NewDecoder(bufio.NewReader(c))
+	bw := bufio.NewWriter(c)
+	enc := json.NewEncoder(bw)
+	for {
+		var req request
+		if err := dec.Decode(&req); err != nil {
+			return // the client went away (or spoke nonsense)
+		}
+		if err := s.handle(req, enc); err != nil {
+			s.opts.Logger.Debug("catalogrpc: connection dropped", "err", err)
+			return
+		}
+		if err := bw.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// handle runs one call and writes its answer; an error means the connection
+// is unusable.
+func (s *Server) handle(req request, enc *json.Encoder) error {
+	ctx := s.ctx
+	reply := func(res any, err error) error {
+		if err != nil {
+			return enc.Encode(response{E: toWire(err)})
+		}
+		raw, merr := json.Marshal(res)
+		if merr != nil {
+			return enc.Encode(response{E: toWire(merr)})
+		}
+		return enc.Encode(response{R: raw})
+	}
+	var ka keyArgs
+	decode := func(v any) error {
+		if len(req.A) == 0 {
+			return nil
+		}
+		return json.Unmarshal(req.A, v)
+	}
+	switch req.M {
+	case mHello:
+		return reply(Hello{ID: s.opts.ID, PID: os.Getpid()}, nil)
+	case mStatus:
+		var st any
+		if s.opts.Status != nil {
+			st = s.opts.Status()
+		}
+		return reply(st, nil)
+	case mSave:
+		var nvs []catalog.NewVersion
+		if err := decode(&nvs); err != nil {
+			return reply(nil, err)
+		}
+		saved, err := s.cat.Save(ctx, nvs)
+		if err == nil {
+			var keys []string
+			for _, sv := range saved {
+				if !sv.Unchanged {
+					keys = append(keys, sv.Version.Key)
+				}
+			}
+			s.changed(keys...)
+		}
+		return reply(saved, err)
+	case mByUID:
+		var p string
+		if err := decode(&p); err != nil {
+			return reply(nil, err)
+		}
+		return reply(s.cat.ByUID(ctx, p))
+	case mByKey:
+		if err := decode(&ka); err != nil {
+			return reply(nil, err)
+		}
+		return reply(s.cat.ByKey(ctx, ka.Key, ka.N))
+	case mVersions:
+		if err := decode(&ka); err != nil {
+			return reply(nil, err)
+		}
+		return reply(s.cat.Versions(ctx, ka.Key, ka.Trash))
+	case mList:
+		var q catalog.Query
+		if err := decode(&q); err != nil {
+			return reply(nil, err)
+		}
+		return reply(s.cat.List(ctx, q))
+	case mTrash, mRestore, mPurge:
+		if err := decode(&ka); err != nil {
+			return reply(nil, err)
+		}
+		var res any
+		var err error
+		switch req.M {
+		case mTrash:
+			res, err = s.cat.Trash(ctx, ka.Key)
+		case mRestore:
+			res, err = s.cat.Restore(ctx, ka.Key)
+		default:
+			res, err = s.cat.Purge(ctx, ka.Key)
+		}
+		if err == nil {
+			s.changed(ka.Key)
+		}
+		return reply(res, err)
+	case mTrashList:
+		return reply(s.cat.TrashList(ctx))
+	case mEach:
+		// Collect first: the store's read transaction must not wait on a
+		// slow client.
+		var all []catalog.Version
+		err := s.cat.Each(ctx, func(v catalog.Version) error { all = append(all, v); return nil })
+		if err != nil {
+			return reply(nil, err)
+		}
+		for i := range all {
+			if err := enc.Encode(response{V: &all[i]}); err != nil {
+				return err
+			}
+		}
+		return reply(len(all), nil)
+	case mCounts:
+		return reply(s.cat.Counts(ctx))
+	case mOutbox:
+		return reply(s.cat.Outbox(ctx))
+	case mOutboxDone:
+		var uids []string
+		if err := decode(&uids); err != nil {
+			return reply(nil, err)
+		}
+		return reply(nil, s.cat.OutboxDone(ctx, uids))
+	case mChildren:
+		var p string
+		if err := decode(&p); err != nil {
+			return reply(nil, err)
+		}
+		return reply(s.cat.Children(ctx, p))
+	}
+	return reply(nil, fmt.Errorf("catalogrpc: unknown call %q (is the daemon an older lamina?)", req.M))
+}
+
+func (s *Server) changed(keys ...string) {
+	if len(keys) > 0 && s.opts.Changed != nil {
+		s.opts.Changed(keys)
+	}
+}

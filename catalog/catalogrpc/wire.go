@@ -1,0 +1,142 @@
+// Package catalogrpc serves a catalog.Catalog over a Unix socket and
+// provides the client that implements catalog.Catalog on the other end. The
+// mount daemon holds the bbolt catalog open (bbolt locks the file) and
+// serves it; every CLI command run while a mount is up talks to the daemon
+// through a Client instead of opening the file.
+//
+// The protocol is newline-delimited JSON on a stream socket: the client
+// writes {"m": method, "a": args}, the server answers {"r": result} or
+// {"e": error}; Each streams {"v": version} frames before its answer. A
+// connection carries one call at a time; the client keeps a pool of them.
+// Errors keep their meaning across the socket: errors.Is and errors.As
+// match the same sentinels (catalog.ErrNotFound, ref.ErrBadKey, …) and
+// *catalog.AmbiguousError as on the store itself.
+package catalogrpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"syscall"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// Methods on the wire.
+const (
+	mHello      = "hello"
+	mSave       = "save"
+	mByUID      = "by_uid"
+	mByKey      = "by_key"
+	mVersions   = "versions"
+	mList       = "list"
+	mTrash      = "trash"
+	mRestore    = "restore"
+	mTrashList  = "trash_list"
+	mPurge      = "purge"
+	mEach       = "each"
+	mCounts     = "counts"
+	mOutbox     = "outbox"
+	mOutboxDone = "outbox_done"
+	mChildren   = "children"
+	mStatus     = "status"
+)
+
+type request struct {
+	M string          `json:"m"`
+	A json.RawMessage `json:"a,omitempty"`
+}
+
+type response struct {
+	R json.RawMessage  `json:"r,omitempty"`
+	V *catalog.Version `json:"v,omitempty"` // one version of an Each stream
+	E *wireError       `json:"e,omitempty"`
+}
+
+type keyArgs struct {
+	Key   string `json:"key"`
+	N     int    `json:"n,omitempty"`
+	Trash bool   `json:"trash,omitempty"`
+}
+
+// Hello is what a server says about itself.
+type Hello struct {
+	ID  string `json:"id"`  // the server's identity (the instance id)
+	PID int    `json:"pid"` // the serving process
+}
+
+// kinds maps wire names to the sentinels an error matched on the server.
+// More specific ones come first.
+var kinds = []struct {
+	name string
+	err  error
+}{
+	{"keytoolong", ref.ErrKeyTooLong},
+	{"badkey", ref.ErrBadKey},
+	{"baddigest", ref.ErrBadDigest},
+	{"baduid", ref.ErrBadUID},
+	{"notfound", catalog.ErrNotFound},
+	{"conflict", catalog.ErrConflict},
+	{"kind", catalog.ErrKind},
+	{"schema", catalog.ErrSchema},
+	{"canceled", context.Canceled},
+	{"deadline", context.DeadlineExceeded},
+}
+
+type wireError struct {
+	Msg        string            `json:"msg"`
+	Kind       string            `json:"kind,omitempty"`
+	Errno      int               `json:"errno,omitempty"`
+	Prefix     string            `json:"prefix,omitempty"` // of an ambiguous uid
+	Candidates []catalog.Version `json:"candidates,omitempty"`
+}
+
+func toWire(err error) *wireError {
+	if err == nil {
+		return nil
+	}
+	w := &wireError{Msg: err.Error()}
+	var amb *catalog.AmbiguousError
+	if errors.As(err, &amb) {
+		w.Kind, w.Prefix, w.Candidates = "ambiguous", amb.Prefix, amb.Candidates
+		return w
+	}
+	for _, k := range kinds {
+		if errors.Is(err, k.err) {
+			w.Kind = k.name
+			break
+		}
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		w.Errno = int(errno)
+	}
+	return w
+}
+
+func (w *wireError) err() error {
+	if w.Kind == "ambiguous" {
+		return &catalog.AmbiguousError{Prefix: w.Prefix, Candidates: w.Candidates}
+	}
+	e := &remoteError{msg: w.Msg}
+	for _, k := range kinds {
+		if k.name == w.Kind {
+			e.kinds = append(e.kinds, k.err)
+		}
+	}
+	if w.Errno != 0 {
+		e.kinds = append(e.kinds, syscall.Errno(w.Errno))
+	}
+	return e
+}
+
+// remoteError carries the server's message and matches the sentinels the
+// server's error matched.
+type remoteError struct {
+	msg   string
+	kinds []error
+}
+
+func (e *remoteError) Error() string   { return e.msg }
+func (e *remoteError) Unwrap() []error { return e.kinds }

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+const samples = "../../../shared/data/samples"
+
+type savedRow struct {
+	Key       string `json:"key"`
+	Version   int    `json:"version"`
+	UID       string `json:"uid"`
+	Unchanged bool   `json:"unchanged"`
+	NewChunks int    `json:"new_chunks"`
+}
+
+func TestQuickstart(t *testing.T) {
+	e := newEnv(t)
+	e.fails("run `lamina init", "ls")
+	e.init()
+	info := e.ok("info")
+	if !strings.Contains(info, "artifacts  0") || !strings.Contains(info, e.path("storage")) {
+		t.Fatalf("info:\n%s", info)
+	}
+	v1 := e.write("counts.csv", []byte("gene,count\nCD3E,5\n"))
+	var s []savedRow
+	e.jsonOut(&s, "save", v1, "--key", "experiments/batch1.csv", "--description", "batch 1 counts", "--format", "json")
+	if len(s) != 1 || s[0].Version != 1 || s[0].Unchanged {
+		t.Fatalf("first save: %+v", s)
+	}
+	first := s[0]
+	v2 := e.write("counts_v2.csv", []byte("gene,count\nCD3E,7\n"))
+	e.jsonOut(&s, "save", v2, "--key", "experiments/batch1.csv", "--format", "json")
+	if s[0].Version != 2 || s[0].UID[:16] != first.UID[:16] {
+		t.Fatalf("second save: %+v", s)
+	}
+	// The same bytes again: no new version, and the command says so.
+	out := e.ok("save", v2, "--key", "experiments/batch1.csv")
+	if !strings.Contains(out, "unchanged") || !strings.Contains(out, s[0].UID) {
+		t.Fatalf("unchanged save said: %s", out)
+	}
+	// Same bytes under another key: a new artifact, no new chunks.
+	e.jsonOut(&s, "save", v2, "--key", "experiments/copy.csv", "--format", "json")
+	if s[0].Version != 1 || s[0].NewChunks != 0 {
+		t.Fatalf("copy: %+v", s)
+	}
+	// Many files, one call.
+	fcs, _ := filepath.Glob(filepath.Join(samples, "*.fcs"))
+	if len(fcs) < 2 {
+		t.Fatalf("sample FCS files missing under %s", samples)
+	}
+	e.jsonOut(&s, append(append([]string{"save"}, fcs...), "--key-prefix", "flow_cytometry/", "--format", "json")...)
+	if len(s) != len(fcs) || !strings.HasPrefix(s[0].Key, "flow_cytometry/") {
+		t.Fatalf("multi save: %+v", s)
+	}
+	// A folder artifact.
+	e.ok("save", filepath.Join(samples, "pbmc_small.zarr"), "--key", "scrna/pbmc.zarr")
+	var show catalog.Version
+	e.jsonOut(&show, "show", "scrna/pbmc.zarr", "--format", "json")
+	if show.Kind != "folder" || show.NFiles < 10 {
+		t.Fatalf("folder: %+v", show)
+	}
+
+	var ls []catalog.Version
+	e.jsonOut(&ls, "ls", "experiments/", "--format", "json")
+	if len(ls) != 2 || ls[0].Key != "experiments/batch1.csv" || ls[0].Version != 2 {
+		t.Fatalf("ls: %+v", ls)
+	}
+	csv := e.ok("ls", "experiments/", "--format", "csv")
+	if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "key,version,uid") {
+		t.Fatalf("csv:\n%s", csv)
+	}
+	e.jsonOut(&ls, "ls", "--versions", "experiments/batch1.csv", "--format", "json")
+	if len(ls) != 2 || ls[0].Description != "batch 1 counts" {
+		t.Fatalf("versions: %+v", ls)
+	}
+	e.jsonOut(&show, "show", "experiments/batch1.csv@v1", "--format", "json")
+	if show.UID != first.UID || show.Size != 18 || show.Suffix != ".csv" {
+		t.Fatalf("show: %+v", show)
+	}
+
+	// get: by key@vN to a file, by uid prefix to stdout, a folder to a folder.
+	old := e.path("old.csv")
+	e.ok("get", "experiments/batch1.csv@v1", "-o", old)
+	if b, _ := os.ReadFile(old); string(b) != "gene,count\nCD3E,5\n" {
+		t.Fatalf("get v1 = %q", b)
+	}
+	e.fails("already exists", "get", "experiments/batch1.csv@v1", "-o", old)
+	if out := e.ok("get", first.UID[:10], "-o", "-"); out != "gene,count\nCD3E,7\n" {
+		t.Fatalf("get by stem prefix (latest) = %q", out)
+	}
+	if out := e.ok("get", first.UID, "-o", "-"); out != "gene,count\nCD3E,5\n" {
+		t.Fatalf("get by uid = %q", out)
+	}
+	z := e.path("z")
+	e.ok("get", "scrna/pbmc.zarr", "-o", z)
+	assertSameTree(t, filepath.Join(samples, "pbmc_small.zarr"), z)
+
+	// Trash, restore, permanent delete, gc.
+	e.ok("delete", "experiments/batch1.csv")
+	e.fails("in the trash", "get", "experiments/batch1.csv", "-o", "-")
+	if out := e.ok("ls", "--trash"); !strings.Contains(out, "experiments/batch1.csv") {
+		t.Fatalf("trash:\n%s", out)
+	}
+	e.ok("restore", "experiments/batch1.csv")
+	e.ok("get", "experiments/batch1.csv@v1", "-o", "-")
+	e.fails("add --yes", "delete", "--permanent", "experiments/batch1.csv")
+	e.ok("delete", "--permanent", "--yes", "experiments/batch1.csv", "experiments/copy.csv")
+	e.fails("no version has uid", "get", first.UID, "-o", "-")
+	var gc struct {
+		Deleted int `json:"deleted_packs"`
+	}
+	e.jsonOut(&gc, "gc", "--format", "json")
+	if gc.Deleted != 0 {
+		t.Fatalf("gc deleted %d objects inside the grace period", gc.Deleted)
+	}
+	e.jsonOut(&gc, "gc", "--grace", "0s", "--format", "json")
+	if gc.Deleted == 0 {
+		t.Fatal("gc deleted nothing after a permanent delete")
+	}
+	// What is left is intact.
+	z2 := e.path("z2")
+	e.ok("get", "scrna/pbmc.zarr", "-o", z2)
+	assertSameTree(t, filepath.Join(samples, "pbmc_small.zarr"), z2)
+	for i, p := range fcs {
+		got := e.ok("get", s[i].Key, "-o", "-")
+		if want, _ := os.ReadFile(p); got != string(want) {
+			t.Fatalf("%s changed after gc", s[i].Key)
+		}
+	}
+	if out := e.ok("info"); !strings.Contains(out, "artifacts  3") {
+		t.Fatalf("info after all:\n%s", out)
+	}
+}
+
+func assertSameTree(t *testing.T, want, got string) {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(want, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(want, p)
+		a, _ := os.ReadFile(p)
+		b, err := os.ReadFile(filepath.Join(got, rel))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Fatalf("%s differs: %v", rel, err)
+		}
+		n++
+		return nil
+	})
+	if n == 0 {
+		t.Fatal("empty tree")
+	}
+}
+
+func TestBadKeys(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	f := e.write("f.csv", []byte("x"))
+	e.ok("save", f, "--key", "a/file")
+	for _, tc := range []struct{ key, want string }{
+		{"../up", "'.' or '..'"},
+		{"a/./b", "'.' or '..'"},
+		{"a//b", "empty segment"},
+		{"/abs", "may not start with '/'"},
+		{"trail/", "empty segment"},
+		{"nul\x00byte", "NUL"},
+		{strings.Repeat("k", 1025), "at most 1024"},
+		{strings.Repeat("s", 256) + "/x", "at most 255"},
+		{"x.meta", ".meta"},
+		{"x@v3", "@v<digits>"},
+		{"a/file/under", `"a/file" is a file`},
+		{"a", "is a folder"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			e.fails(tc.want, "save", f, "--key", tc.key)
+		})
+	}
+	var ls []catalog.Version
+	e.jsonOut(&ls, "ls", "--format", "json")
+	if len(ls) != 1 {
+		t.Fatalf("a bad key left records: %+v", ls)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.fails("no such file", "save", e.path("missing.csv"), "--key", "k")
+	os.Symlink(e.path("nowhere"), e.path("dangling"))
+	e.fails("no such file", "save", e.path("dangling"), "--key", "k")
+	fifo := e.path("fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("not a regular file", "save", fifo, "--key", "k")
+	// One bad path among good ones: nothing is recorded.
+	good := e.write("good.csv", []byte("g"))
+	e.fails("no such file", "save", good, e.path("missing.csv"), "--key-prefix", "many/")
+	e.fails("no artifact has key", "show", "many/good.csv")
+	e.fails("no version has uid", "show", "ZZZZZZZZZZZZ")
+	e.fails("no artifact has key", "get", "nothing/here.csv")
+	e.ok("save", good)
+	e.fails("has no version 9", "get", "good.csv@v9", "-o", "-")
+	e.fails("unknown --format", "ls", "--format", "xml")
+	e.fails("--key names one artifact", "save", good, good, "--key", "k")
+	e.fails("already exists", "init", "--storage", e.path("s2"), "--name", "test")
+	e.fails("bad instance name", "init", "--storage", e.path("s2"), "--name", "../x")
+	e.fails(`no instance named "nope"`, "--instance", "nope", "ls")
+}
+
+func TestAmbiguousPrefix(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	var s []savedRow
+	e.jsonOut(&s, "save", e.write("a", []byte("1")), "--key", "k", "--format", "json")
+	e.ok("save", e.write("a", []byte("2")), "--key", "k")
+	err := e.fails("ambiguous", "show", s[0].UID[:17])
+	if !strings.Contains(err.Error(), "k@v1") || !strings.Contains(err.Error(), "k@v2") {
+		t.Fatalf("candidates not listed: %v", err)
+	}
+}
+
+func TestRevises(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	var s []savedRow
+	e.jsonOut(&s, "save", e.write("a", []byte("1")), "--key", "k", "--format", "json")
+	e.ok("save", e.write("b", []byte("2")), "--key", "k", "--revises", s[0].UID)
+	e.ok("save", e.write("c", []byte("3")), "--key", "other")
+	e.fails("names a version of", "save", e.write("d", []byte("4")), "--key", "other", "--revises", s[0].UID)
+}
+
+func randomFile(t *testing.T, e *env, name string, n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return e.write(name, b)
+}
+
+// Two processes saving to one instance at once: both land, in some order.
+func TestConcurrentSaves(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	outs := make([][]byte, 4)
+	for i := range errs {
+		p := randomFile(t, e, fmt.Sprintf("f%d", i), 3<<20)
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			outs[i], errs[i] = e.child("save", p, "--key", "same/key").CombinedOutput()
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("save %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	var vs []catalog.Version
+	e.jsonOut(&vs, "ls", "--versions", "same/key", "--format", "json")
+	if len(vs) != 4 {
+		t.Fatalf("%d versions, want 4", len(vs))
+	}
+	for i, v := range vs {
+		if v.Version != i+1 {
+			t.Fatalf("versions %+v", vs)
+		}
+		e.ok("get", v.UID, "-o", e.path(fmt.Sprintf("got%d", i)))
+	}
+}
+
+// A save killed with SIGKILL at any moment leaves a consistent catalog in
+// which every earlier version reads back.
+func TestSaveKilled(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	first := e.write("first.csv", []byte("the first version\n"))
+	e.ok("save", first, "--key", "data/big.bin")
+	big := randomFile(t, e, "big.bin", 96<<20)
+	for _, delay := range []time.Duration{20 * time.Millisecond, 80 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+		cmd := e.child("save", big, "--key", "data/big.bin")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Kill()
+		cmd.Wait()
+		var vs []catalog.Version
+		e.jsonOut(&vs, "ls", "--versions", "data/big.bin", "--format", "json")
+		if len(vs) < 1 || len(vs) > 2 || vs[0].Version != 1 {
+			t.Fatalf("after kill at %s: versions %+v", delay, vs)
+		}
+		if got := e.ok("get", "data/big.bin@v1", "-o", "-"); got != "the first version\n" {
+			t.Fatalf("after kill at %s: v1 reads %q", delay, got)
+		}
+		if len(vs) == 2 { // the kill came after the commit: the version is whole
+			out := e.path("check.bin")
+			os.Remove(out)
+			e.ok("get", "data/big.bin@v2", "-o", out)
+			a, _ := os.ReadFile(big)
+			b, _ := os.ReadFile(out)
+			if !bytes.Equal(a, b) {
+				t.Fatal("committed version differs from its file")
+			}
+			break
+		}
+	}
+	e.ok("save", big, "--key", "data/big.bin")
+	e.ok("gc", "--grace", "0s")
+	e.ok("get", "data/big.bin", "-o", e.path("final.bin"))
+}
+
+// A full disk during a save: a clear message and nothing half-registered.
+func TestDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("LAMINA_ALLOW_SKIP") == "" {
+			t.Fatal("this test mounts a small tmpfs and needs root (set LAMINA_ALLOW_SKIP=1 to skip)")
+		}
+		t.Skip("needs root to mount a tmpfs")
+	}
+	e := newEnv(t)
+	small := e.path("small")
+	os.MkdirAll(small, 0o755)
+	if err := syscall.Mount("tmpfs", small, "tmpfs", 0, "size=2m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(small, syscall.MNT_DETACH) })
+	e.ok("init", "--storage", small, "--name", "tiny")
+	ok := e.write("ok.csv", []byte("fits\n"))
+	e.ok("save", ok, "--key", "ok.csv")
+	big := randomFile(t, e, "big.bin", 8<<20)
+	e.fails("disk is full", "save", big, "--key", "big.bin")
+	e.fails("no artifact has key", "show", "big.bin")
+	var ls []catalog.Version
+	e.jsonOut(&ls, "ls", "--format", "json")
+	if len(ls) != 1 || ls[0].Key != "ok.csv" {
+		t.Fatalf("after ENOSPC: %+v", ls)
+	}
+	if got := e.ok("get", "ok.csv", "-o", "-"); got != "fits\n" {
+		t.Fatalf("earlier version reads %q", got)
+	}
+	// gc frees the orphaned chunks; then a small save works again.
+	e.ok("gc", "--grace", "0s")
+	e.ok("save", e.write("ok2.csv", []byte("fits too\n")), "--key", "ok2.csv")
+}
+
+func TestJSONOutputIsPure(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	p := randomFile(t, e, "r.bin", 1<<20)
+	out, stderr, err := e.run("save", p, "--key", "r.bin", "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v []map[string]any
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("stdout is not pure JSON: %v\n%s", err, out)
+	}
+	if stderr != "" {
+		t.Fatalf("stderr not empty: %q", stderr)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	e := newEnv(t)
+	if out := e.ok("--version"); !strings.Contains(out, version) {
+		t.Fatalf("--version: %q", out)
+	}
+}

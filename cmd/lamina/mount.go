@@ -1,0 +1,470 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/catalogrpc"
+	lfs "github.com/lamina-bio/lamina/fs"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/storage"
+	"github.com/urfave/cli/v2"
+)
+
+// mountState is what a mount daemon writes beside its socket.
+type mountState struct {
+	Instance   string    `json:"instance"`
+	Mountpoint string    `json:"mountpoint"`
+	PID        int       `json:"pid"`
+	Started    time.Time `json:"started"`
+	Log        string    `json:"log"`
+}
+
+// mountStatus is what `lamina status` shows of a live mount.
+type mountStatus struct {
+	mountState
+	lfs.Stats
+	PendingRecords int `json:"pending_records"` // versions whose storage record is not yet written
+}
+
+const readyFDEnv = "LAMINA_READY_FD"
+
+func cmdMount() *cli.Command {
+	return &cli.Command{
+		Name:      "mount",
+		Usage:     "mount the catalog as a filesystem: keys as folders, @vN versions, .meta sidecars",
+		ArgsUsage: "DIR",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "foreground", Usage: "stay attached and log to stderr (default: a daemon keeps the mount)"},
+			&cli.BoolFlag{Name: "show-versions", Usage: "list name@vN entries in folders (they always resolve)"},
+			&cli.BoolFlag{Name: "show-meta", Usage: "list name.meta sidecars in folders (they always resolve)"},
+			&cli.BoolFlag{Name: "no-xattrs", Usage: "no user.lamina.* extended attributes (ls -l gets faster)"},
+			&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request (with --foreground)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return exitf(2, "usage: lamina mount DIR [--foreground] [--show-versions] [--show-meta]")
+			}
+			dir, err := lfs.Abs(c.Args().First())
+			if err != nil {
+				return err
+			}
+			dirs, err := instance.UserDirs()
+			if err != nil {
+				return err
+			}
+			s, err := dirs.Current(c.String("instance"))
+			if err != nil {
+				return err
+			}
+			if err := lfs.CheckMountpoint(dir); err != nil {
+				return err
+			}
+			if st, ok := liveMount(dirs, s); ok {
+				return fmt.Errorf("instance %q is already mounted at %s (daemon pid %d); one mount per instance: `lamina umount %s` first", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
+			}
+			if !c.Bool("foreground") {
+				return spawnDaemon(c, dirs, s, dir)
+			}
+			return runDaemon(c, dirs, s, dir)
+		},
+	}
+}
+
+// liveMount reports the instance's mount daemon if one answers.
+func liveMount(dirs instance.Dirs, s instance.Settings) (mountState, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID)
+	if err != nil {
+		return mountState{}, false
+	}
+	defer cl.Close()
+	st, _ := readState(dirs, s.Name)
+	if st.PID == 0 {
+		st.PID = cl.Hello().PID
+	}
+	return st, true
+}
+
+func statePath(dirs instance.Dirs, name string) string {
+	return filepath.Join(dirs.RuntimeDir(name), "mount.json")
+}
+
+func readState(dirs instance.Dirs, name string) (mountState, error) {
+	var st mountState
+	b, err := os.ReadFile(statePath(dirs, name))
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+// spawnDaemon starts `lamina mount --foreground` detached, with its output
+// in a log file, and waits until it says the mount is ready (or why not).
+func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	rdir := dirs.RuntimeDir(s.Name)
+	if err := os.MkdirAll(rdir, 0o700); err != nil {
+		return err
+	}
+	logPath := filepath.Join(rdir, "mount.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer pr.Close()
+	args := []string{"--instance", s.Name, "mount", "--foreground"}
+	for _, f := range []string{"show-versions", "show-meta", "no-xattrs", "debug"} {
+		if c.Bool(f) {
+			args = append(args, "--"+f)
+		}
+	}
+	args = append(args, "--", dir)
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, logf, logf
+	cmd.ExtraFiles = []*os.File{pw}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		return fmt.Errorf("cannot start the mount daemon: %w", err)
+	}
+	pw.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	msg := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(pr, 64<<10))
+		msg <- strings.TrimSpace(string(b))
+	}()
+	select {
+	case m := <-msg:
+		if m == "ok" {
+			fmt.Fprintf(c.App.Writer, "mounted %s at %s (daemon pid %d, log %s)\n", s.Name, dir, cmd.Process.Pid, logPath)
+			return nil
+		}
+		if m == "" {
+			err := <-exited
+			tail, _ := os.ReadFile(logPath)
+			return fmt.Errorf("the mount daemon stopped before the mount was ready (%v):\n%s", err, strings.TrimSpace(string(tail)))
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		return errors.New(strings.TrimPrefix(m, "error: "))
+	case <-time.After(60 * time.Second):
+		cmd.Process.Signal(syscall.SIGTERM)
+		return fmt.Errorf("the mount daemon did not get ready within 60 s; see %s", logPath)
+	case <-c.Context.Done():
+		cmd.Process.Signal(syscall.SIGTERM)
+		return c.Context.Err()
+	}
+}
+
+// runDaemon mounts, serves the catalog to the CLI, and unmounts on SIGINT
+// or SIGTERM (or when someone else unmounts).
+func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir string) (err error) {
+	var ready *os.File
+	if fd, perr := strconv.Atoi(os.Getenv(readyFDEnv)); perr == nil && fd > 2 {
+		ready = os.NewFile(uintptr(fd), "ready")
+		os.Unsetenv(readyFDEnv)
+		defer func() {
+			if err != nil {
+				fmt.Fprintf(ready, "error: %s\n", explain(err))
+			}
+			ready.Close()
+		}()
+	}
+	level := slog.LevelInfo
+	if c.Bool("debug") {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+
+	if strings.HasPrefix(s.Storage, "s3://") {
+		return fmt.Errorf("instance %q uses S3 storage, which this build does not support yet", s.Name)
+	}
+	backend, err := storage.OpenLocal(s.Storage)
+	if err != nil {
+		return err
+	}
+	store, err := cache.NewStore(backend, filepath.Join(s.DataDir, "index.db"), cache.DefaultParams)
+	if err != nil {
+		return err
+	}
+	cat, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true, Timeout: 20 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	sock := dirs.SocketPath(s.Name)
+	l, err := catalogrpc.Listen(sock)
+	if errors.Is(err, catalogrpc.ErrServing) {
+		return fmt.Errorf("instance %q is already mounted (its daemon answers on %s)", s.Name, sock)
+	}
+	if err != nil {
+		return err
+	}
+	defer os.Remove(sock)
+	defer l.Close()
+
+	m, err := lfs.New(dir, cat, store, lfs.MountOptions{
+		Options: lfs.Options{ShowVersions: c.Bool("show-versions"), ShowMeta: c.Bool("show-meta")},
+		Name:    s.Name, NoXAttrs: c.Bool("no-xattrs"), StatfsPath: s.Storage,
+		Debug: c.Bool("debug"), Logger: log,
+	})
+	if err != nil {
+		return explainMount(err)
+	}
+	st := mountState{Instance: s.Name, Mountpoint: dir, PID: os.Getpid(), Started: time.Now().UTC().Truncate(time.Second),
+		Log: filepath.Join(dirs.RuntimeDir(s.Name), "mount.log")}
+	if ready == nil {
+		st.Log = "" // stderr
+	}
+	srv := catalogrpc.NewServer(cat, catalogrpc.ServerOptions{
+		ID: s.ID, Changed: m.Changed, Logger: log,
+		Status: func() any {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ob, _ := cat.Outbox(ctx)
+			return mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob)}
+		},
+	})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	b, _ := json.MarshalIndent(st, "", "  ")
+	os.WriteFile(statePath(dirs, s.Name), b, 0o600)
+	defer os.Remove(statePath(dirs, s.Name))
+	log.Info("mounted", "instance", s.Name, "dir", dir, "pid", os.Getpid())
+	if ready != nil {
+		fmt.Fprintln(ready, "ok")
+		ready.Close()
+		ready = nil
+	}
+
+	gone := make(chan struct{})
+	go func() { m.Wait(); close(gone) }()
+	select {
+	case <-gone:
+		log.Info("unmounted from outside", "dir", dir)
+	case <-c.Context.Done():
+		log.Info("unmounting", "dir", dir)
+		unmount(m, log)
+	case err := <-served:
+		log.Error("catalog server stopped", "err", err)
+		unmount(m, log)
+	}
+	srv.Close()
+	// The records of versions saved through the daemon are a backup of the
+	// catalog; write any still pending before the catalog is let go.
+	in := instance.New(s, cat, backend, store)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := in.FlushRecords(ctx); err != nil {
+		log.Warn("storage records not written; the next save retries", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// unmount retries while files are open, then detaches the mount lazily.
+func unmount(m *lfs.Mount, log *slog.Logger) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := m.Unmount()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Warn("mount still busy; detaching it lazily", "err", err)
+			if err := lfs.ForceUnmount(m.Dir()); err != nil {
+				log.Error("cannot unmount", "err", err)
+			}
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func explainMount(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "fusermount"):
+		return fmt.Errorf("%w\nMounting as a user needs fusermount3 (Debian/Ubuntu: apt-get install fuse3)", err)
+	case errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("%w\nMounting needs root or fusermount3 (apt-get install fuse3); in a container, run it with --device /dev/fuse --cap-add SYS_ADMIN", err)
+	}
+	return err
+}
+
+func cmdUmount() *cli.Command {
+	return &cli.Command{
+		Name:      "umount",
+		Aliases:   []string{"unmount"},
+		Usage:     "unmount a lamina mount and stop its daemon (also clears a stale mount left by a killed daemon)",
+		ArgsUsage: "DIR",
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return exitf(2, "usage: lamina umount DIR")
+			}
+			dir, err := lfs.Abs(c.Args().First())
+			if err != nil {
+				return err
+			}
+			dirs, err := instance.UserDirs()
+			if err != nil {
+				return err
+			}
+			w := c.App.Writer
+			name, st, found := findMount(dirs, dir)
+			if found && processAlive(st.PID) {
+				if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
+					return fmt.Errorf("cannot stop the mount daemon (pid %d): %w", st.PID, err)
+				}
+				deadline := time.Now().Add(30 * time.Second)
+				for processAlive(st.PID) {
+					if time.Now().After(deadline) {
+						return fmt.Errorf("the mount daemon (pid %d) did not stop within 30 s; see %s", st.PID, st.Log)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if _, still := lfs.MountInfo(dir); still {
+					return fmt.Errorf("the daemon stopped but %s is still mounted; run `lamina umount %s` again", dir, dir)
+				}
+				fmt.Fprintf(w, "unmounted %s\n", dir)
+				return nil
+			}
+			mi, mounted := lfs.MountInfo(dir)
+			if mounted && !strings.HasPrefix(mi.Type, "fuse.lamina") && !strings.HasPrefix(mi.Source, "lamina") {
+				return fmt.Errorf("%s is not a lamina mount (%s %s)", dir, mi.Type, mi.Source)
+			}
+			if found {
+				os.Remove(statePath(dirs, name))
+				os.Remove(dirs.SocketPath(name))
+			}
+			if !mounted {
+				if found {
+					fmt.Fprintf(w, "%s was not mounted any more; cleared what its daemon left behind\n", dir)
+					return nil
+				}
+				return fmt.Errorf("%s is not mounted", dir)
+			}
+			if err := lfs.ForceUnmount(dir); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "cleared a stale mount at %s (its daemon had died)\n", dir)
+			return nil
+		},
+	}
+}
+
+// findMount looks for the state file of a daemon mounted at dir, among all
+// instances.
+func findMount(dirs instance.Dirs, dir string) (string, mountState, bool) {
+	ents, _ := os.ReadDir(dirs.Runtime)
+	for _, e := range ents {
+		st, err := readState(dirs, e.Name())
+		if err == nil && st.Mountpoint == dir {
+			return e.Name(), st, true
+		}
+	}
+	return "", mountState{}, false
+}
+
+// processAlive reports whether pid is a running process (not a zombie).
+func processAlive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	if i := strings.LastIndexByte(line, ')'); i > 0 && i+2 < len(line) {
+		return line[i+2] != 'Z'
+	}
+	return true
+}
+
+func cmdStatus() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show the mount of the current instance: mountpoint, daemon, cache use, pending work",
+		Flags: []cli.Flag{formatFlag()},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
+			dirs, err := instance.UserDirs()
+			if err != nil {
+				return err
+			}
+			s, err := dirs.Current(c.String("instance"))
+			if err != nil {
+				return err
+			}
+			w := c.App.Writer
+			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
+			defer cancel()
+			cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID)
+			if err != nil {
+				st, serr := readState(dirs, s.Name)
+				if serr == nil && !processAlive(st.PID) {
+					return fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
+				}
+				if format == "json" {
+					return writeJSON(w, []mountStatus{})
+				}
+				fmt.Fprintf(w, "instance %s is not mounted\n", s.Name)
+				return nil
+			}
+			defer cl.Close()
+			raw, err := cl.Status(ctx)
+			if err != nil {
+				return err
+			}
+			var st mountStatus
+			if err := json.Unmarshal(raw, &st); err != nil {
+				return err
+			}
+			if format == "json" {
+				return writeJSON(w, []mountStatus{st})
+			}
+			cc := st.ChunkCache
+			rows := [][]string{{"instance", st.Instance}, {"mountpoint", st.Mountpoint}, {"pid", fmt.Sprint(st.PID)},
+				{"since", st.Started.Local().Format(time.RFC3339)},
+				{"chunk cache", fmt.Sprintf("%s of %s (%d chunks; %d hits, %d misses)", humanBytes(cc.Bytes), humanBytes(cc.Max), cc.Chunks, cc.Hits, cc.Misses)},
+				{"files opened", fmt.Sprint(st.FilesOpened)},
+				{"pending work", fmt.Sprintf("%d storage records to write", st.PendingRecords)},
+				{"log", st.Log}}
+			for _, r := range rows {
+				fmt.Fprintf(w, "%-13s %s\n", r[0], r[1])
+			}
+			return nil
+		},
+	}
+}

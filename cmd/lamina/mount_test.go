@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	lfs "github.com/lamina-bio/lamina/fs"
+)
+
+// The mount tests run the built binary: `lamina mount` re-executes itself
+// as a daemon.
+var (
+	mntBinOnce sync.Once
+	mntBin     string
+	mntBinErr  error
+)
+
+func mntBinary(t *testing.T) string {
+	t.Helper()
+	mntBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "lamina-bin")
+		if err != nil {
+			mntBinErr = err
+			return
+		}
+		mntBin = filepath.Join(dir, "lamina")
+		out, err := exec.Command("go", "build", "-o", mntBin, ".").CombinedOutput()
+		if err != nil {
+			mntBinErr = &exec.ExitError{}
+			mntBinErr = os.ErrInvalid
+			t.Logf("go build: %s", out)
+		}
+	})
+	if mntBinErr != nil {
+		t.Fatal(mntBinErr)
+	}
+	return mntBin
+}
+
+// mntEnv is an isolated user with an instance and the built binary.
+type mntEnv struct {
+	t   *testing.T
+	dir string
+	bin string
+	env []string
+}
+
+func newMntEnv(t *testing.T) *mntEnv {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		if os.Getenv("LAMINA_SKIP_FUSE") == "1" {
+			t.Skip("no /dev/fuse and LAMINA_SKIP_FUSE=1")
+		}
+		t.Fatal("no /dev/fuse: the mount tests need FUSE (LAMINA_SKIP_FUSE=1 skips them)")
+	}
+	dir := t.TempDir()
+	e := &mntEnv{t: t, dir: dir, bin: mntBinary(t)}
+	e.env = append(os.Environ(), "HOME="+dir+"/home", "XDG_CONFIG_HOME="+dir+"/cfg", "XDG_DATA_HOME="+dir+"/data",
+		"XDG_CACHE_HOME="+dir+"/cache", "XDG_RUNTIME_DIR="+dir+"/run", "LAMINA_INSTANCE=")
+	e.ok("init", "--storage", dir+"/storage", "--name", "m")
+	return e
+}
+
+func (e *mntEnv) run(args ...string) (string, string, error) {
+	cmd := exec.Command(e.bin, args...)
+	cmd.Env = e.env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func (e *mntEnv) ok(args ...string) string {
+	e.t.Helper()
+	out, errs, err := e.run(args...)
+	if err != nil {
+		e.t.Fatalf("lamina %s: %v\n%s", strings.Join(args, " "), err, errs)
+	}
+	return out
+}
+
+func (e *mntEnv) fails(want string, args ...string) {
+	e.t.Helper()
+	_, errs, err := e.run(args...)
+	if err == nil || !strings.Contains(errs, want) {
+		e.t.Fatalf("lamina %s: %v %q; want an error saying %q", strings.Join(args, " "), err, errs, want)
+	}
+}
+
+func (e *mntEnv) file(name string, data []byte) string {
+	p := filepath.Join(e.dir, "src", name)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+func (e *mntEnv) mount(dir string, args ...string) {
+	e.t.Helper()
+	os.MkdirAll(dir, 0o755)
+	e.ok(append(append([]string{"mount"}, args...), dir)...)
+	e.t.Cleanup(func() {
+		e.run("umount", dir)
+		if _, ok := lfs.MountInfo(dir); ok {
+			lfs.ForceUnmount(dir)
+		}
+	})
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestMountEndToEnd(t *testing.T) {
+	e := newMntEnv(t)
+	data := make([]byte, 3<<20)
+	rand.Read(data)
+	e.ok("save", e.file("b1.csv", []byte("a,b\n1,2\n")), "--key", "experiments/batch1.csv")
+	e.ok("save", e.file("b1.csv", data), "--key", "experiments/batch1.csv")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+
+	// Latest and @v1 are byte-equal to lamina get.
+	for _, spec := range []string{"experiments/batch1.csv", "experiments/batch1.csv@v1"} {
+		got := mustRead(t, filepath.Join(mnt, spec))
+		want := e.ok("get", spec, "-o", "-")
+		if !bytes.Equal(got, []byte(want)) {
+			t.Fatalf("%s: mount and get differ (%d vs %d bytes)", spec, len(got), len(want))
+		}
+	}
+	// The sidecar is what show prints, plus lineage.
+	var side, show map[string]any
+	json.Unmarshal(mustRead(t, filepath.Join(mnt, "experiments/batch1.csv@v1.meta")), &side)
+	json.Unmarshal([]byte(e.ok("show", "experiments/batch1.csv@v1", "--format", "json")), &show)
+	if _, ok := side["lineage"]; !ok {
+		t.Fatalf("sidecar has no lineage: %v", side)
+	}
+	delete(side, "lineage")
+	if a, b := mustJSON(side), mustJSON(show); a != b {
+		t.Fatalf("sidecar %s\nshow    %s", a, b)
+	}
+
+	// The CLI works while mounted, and the mount shows its changes at once.
+	if out := e.ok("ls"); !strings.Contains(out, "experiments/batch1.csv") {
+		t.Fatalf("ls while mounted: %s", out)
+	}
+	os.ReadFile(filepath.Join(mnt, "experiments/new.csv")) // a cached "no such file"
+	e.ok("save", e.file("new.csv", []byte("new")), "--key", "experiments/new.csv")
+	if got := string(mustRead(t, filepath.Join(mnt, "experiments/new.csv"))); got != "new" {
+		t.Fatalf("new key in the mount: %q", got)
+	}
+	e.ok("save", e.file("b1.csv", []byte("third")), "--key", "experiments/batch1.csv")
+	if got := string(mustRead(t, filepath.Join(mnt, "experiments/batch1.csv"))); got != "third" {
+		t.Fatalf("latest after a save while mounted: %q", got)
+	}
+	e.ok("delete", "experiments/new.csv")
+	if _, err := os.Stat(filepath.Join(mnt, "experiments/new.csv")); !os.IsNotExist(err) {
+		t.Fatalf("deleted key still in the mount: %v", err)
+	}
+	e.ok("restore", "experiments/new.csv")
+	if _, err := os.Stat(filepath.Join(mnt, "experiments/new.csv")); err != nil {
+		t.Fatalf("restored key not in the mount: %v", err)
+	}
+	if out := e.ok("status"); !strings.Contains(out, mnt) || !strings.Contains(out, "chunk cache") {
+		t.Fatalf("status: %s", out)
+	}
+	sock := filepath.Join(e.dir, "run", "lamina", "m", "catalog.sock")
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %v %v", fi, err)
+	}
+
+	// Error cases.
+	e.fails("already mounted", "mount", mnt)
+	other := filepath.Join(e.dir, "other")
+	os.Mkdir(other, 0o755)
+	e.fails("already mounted", "mount", other)
+	e.fails("does not exist", "mount", filepath.Join(e.dir, "nope"))
+	full := filepath.Join(e.dir, "full")
+	os.Mkdir(full, 0o755)
+	os.WriteFile(filepath.Join(full, "x"), nil, 0o644)
+	e.fails("not empty", "mount", full)
+	e.fails("is not mounted", "umount", other)
+
+	// SIGKILL of the daemon leaves a stale mount: mount says so, umount
+	// clears it, and mounting again works.
+	var st struct{ PID int }
+	json.Unmarshal(mustRead(t, filepath.Join(e.dir, "run", "lamina", "m", "mount.json")), &st)
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100 && processAlive(st.PID); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.fails("stale mount", "mount", mnt)
+	e.fails("is gone", "status")
+	if out := e.ok("ls"); !strings.Contains(out, "batch1.csv") { // the CLI opens the catalog itself again
+		t.Fatalf("ls after the daemon died: %s", out)
+	}
+	if out := e.ok("umount", mnt); !strings.Contains(out, "stale") {
+		t.Fatalf("umount of a stale mount: %s", out)
+	}
+	e.ok("mount", mnt)
+	if got := string(mustRead(t, filepath.Join(mnt, "experiments/batch1.csv"))); got != "third" {
+		t.Fatalf("after remount: %q", got)
+	}
+	e.ok("umount", mnt)
+	if _, ok := lfs.MountInfo(mnt); ok {
+		t.Fatal("still mounted after umount")
+	}
+	if out := e.ok("status"); !strings.Contains(out, "not mounted") {
+		t.Fatalf("status after umount: %s", out)
+	}
+}
+
+func TestMountSignals(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("a", []byte("a")), "--key", "k/a")
+	mnt := filepath.Join(e.dir, "fg")
+	os.Mkdir(mnt, 0o755)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		cmd := exec.Command(e.bin, "mount", "--foreground", "--show-meta", mnt)
+		cmd.Env = e.env
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ok := false
+		for i := 0; i < 200 && !ok; i++ {
+			time.Sleep(25 * time.Millisecond)
+			ents, _ := os.ReadDir(filepath.Join(mnt, "k"))
+			ok = len(ents) == 2 // a and a.meta
+		}
+		if !ok {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("foreground mount never showed k/a and k/a.meta: %s", errb.String())
+		}
+		cmd.Process.Signal(sig)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v: daemon exited with %v: %s", sig, err, errb.String())
+		}
+		if _, mounted := lfs.MountInfo(mnt); mounted {
+			lfs.ForceUnmount(mnt)
+			t.Fatalf("%v left the mount in place", sig)
+		}
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,945 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ontology"
+	"github.com/urfave/cli/v2"
+)
+
+func cmdOntology() *cli.Command {
+	return &cli.Command{
+		Name:  "ontology",
+		Usage: "import ontologies and check metadata values against them",
+		Description: "Entities: " + entityHelp() + ", or any other lowercase name for a custom OBO file.\n" +
+			"Sources are stored in the instance's storage, shared by everyone who uses it.",
+		Subcommands: []*cli.Command{
+			cmdOntologyImport(), cmdOntologySources(), cmdOntologyDefault(),
+			cmdOntologySearch(), cmdOntologyValidate(), cmdOntologyStandardize(),
+			cmdOntologyInspect(), cmdOntologyShow(),
+		},
+	}
+}
+
+func entityHelp() string {
+	var parts []string
+	for _, e := range ontology.Entities() {
+		ont := e.Ontology
+		if ont == "" {
+			var per []string
+			for _, org := range []string{"human", "mouse"} {
+				if o := e.ByOrganism[org]; o != "" {
+					per = append(per, o+" for "+org)
+				}
+			}
+			ont = strings.Join(per, ", ")
+		}
+		parts = append(parts, e.Name+" ("+ont+")")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func organismFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "organism", Usage: "human or mouse, for per-organism entities (gene, developmental_stage)"}
+}
+
+// sourceVersionFlag picks a source other than the default.
+func sourceVersionFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "version", Usage: "use this imported version (or digest prefix) instead of the default"}
+}
+
+func cmdOntologyImport() *cli.Command {
+	return &cli.Command{
+		Name:      "import",
+		Usage:     "import an ontology (OBO, cellxgene JSON, GO table) or gene table from a path or URL",
+		ArgsUsage: "ENTITY --source PATH|URL",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "source", Aliases: []string{"s"}, Usage: "file path or http(s) URL; gzip is read transparently", Required: true},
+			organismFlag(),
+			&cli.StringFlag{Name: "version", Usage: "version name to record instead of the one the file gives"},
+			&cli.BoolFlag{Name: "no-default", Usage: "keep the current default version of the entity"},
+			formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
+			if c.NArg() != 1 {
+				return exitf(2, "usage: lamina ontology import ENTITY --source PATH|URL (entities: %s, or a custom lowercase name)", entityNames())
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			location := c.String("source")
+			total := int64(-1)
+			if !isURL(location) {
+				fi, err := os.Stat(location)
+				if err != nil {
+					return fmt.Errorf("ontology source: %w", err)
+				}
+				total = fi.Size()
+			}
+			bar := newProgress("importing", total, format == "json")
+			res, err := in.ImportOntology(c.Context, location, instance.OntologyImportOptions{
+				Entity: c.Args().First(), Organism: c.String("organism"), Version: c.String("version"),
+				NoDefault: c.Bool("no-default"), Client: httpClient(), Progress: bar.Func(),
+			})
+			bar.Done()
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				warnings := res.Warnings
+				if warnings == nil {
+					warnings = []string{}
+				}
+				return writeJSON(c.App.Writer, struct {
+					instance.OntologySource
+					Unchanged bool     `json:"unchanged"`
+					Warnings  []string `json:"warnings"`
+				}{res.Source, res.Unchanged, warnings})
+			}
+			s := res.Source
+			if res.Unchanged {
+				fmt.Fprintf(c.App.Writer, "unchanged: %s %s was already imported from these bytes (digest %.12s, %s by %s); nothing written\n",
+					describeSource(s), s.Version, s.Digest, s.ImportedAt.Local().Format("2006-01-02 15:04"), s.ImportedBy)
+				return nil
+			}
+			def := "kept the current default"
+			if s.Default {
+				def = "now the default"
+			}
+			fmt.Fprintf(c.App.Writer, "imported %s %s: %d terms (%d obsolete), digest %.12s, %s\n",
+				describeSource(s), s.Version, s.Terms, s.Obsolete, s.Digest, def)
+			const maxWarnings = 5
+			for i, w := range res.Warnings {
+				if i == maxWarnings {
+					fmt.Fprintf(c.App.ErrWriter, "warning: … and %d more\n", len(res.Warnings)-maxWarnings)
+					break
+				}
+				fmt.Fprintln(c.App.ErrWriter, "warning:", w)
+			}
+			return nil
+		},
+	}
+}
+
+// describeSource names a source for people: "celltype (CL)", "gene (Ensembl, human)".
+func describeSource(s instance.OntologySource) string {
+	if s.Organism != "" {
+		return fmt.Sprintf("%s (%s, %s)", s.Entity, s.Ontology, s.Organism)
+	}
+	return fmt.Sprintf("%s (%s)", s.Entity, s.Ontology)
+}
+
+func entityNames() string {
+	var names []string
+	for _, e := range ontology.Entities() {
+		names = append(names, e.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// httpClient fetches sources: it gives up on a server that does not answer,
+// but not on a large download that is progressing.
+func httpClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.ResponseHeaderTimeout = time.Minute
+	return &http.Client{Transport: t}
+}
+
+var sourceHeader = []string{"ENTITY", "ORGANISM", "ONTOLOGY", "VERSION", "TERMS", "OBSOLETE", "DIGEST", "DEFAULT", "IMPORTED", "BY"}
+
+func printSources(c *cli.Context, format string, ss []instance.OntologySource) error {
+	w := c.App.Writer
+	if format == "json" {
+		if ss == nil {
+			ss = []instance.OntologySource{}
+		}
+		return writeJSON(w, ss)
+	}
+	machine := format == "csv"
+	rows := make([][]string, 0, len(ss))
+	for _, s := range ss {
+		digest, imported, def := s.Digest[:min(12, len(s.Digest))], s.ImportedAt.Local().Format("2006-01-02 15:04"), ""
+		if s.Default {
+			def = "*"
+		}
+		if machine {
+			digest, imported, def = s.Digest, s.ImportedAt.Format(time.RFC3339Nano), fmt.Sprint(s.Default)
+		}
+		org := s.Organism
+		if org == "" && !machine {
+			org = "-"
+		}
+		rows = append(rows, []string{s.Entity, org, s.Ontology, s.Version, fmt.Sprint(s.Terms), fmt.Sprint(s.Obsolete), digest, def, imported, s.ImportedBy})
+	}
+	if machine {
+		return writeCSV(w, lower(sourceHeader), rows)
+	}
+	if len(ss) == 0 {
+		fmt.Fprintln(c.App.ErrWriter, "no ontologies imported yet: lamina ontology import ENTITY --source PATH|URL")
+		return nil
+	}
+	return table(w, sourceHeader, rows)
+}
+
+func cmdOntologySources() *cli.Command {
+	return &cli.Command{
+		Name:      "sources",
+		Usage:     "list imported ontology sources (* marks the default of each entity)",
+		ArgsUsage: "[ENTITY]",
+		Flags:     []cli.Flag{formatFlag()},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c)
+			if err != nil {
+				return err
+			}
+			if c.NArg() > 1 {
+				return exitf(2, "usage: lamina ontology sources [ENTITY]")
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			all, err := in.OntologySources(c.Context)
+			if err != nil {
+				return err
+			}
+			var ss []instance.OntologySource
+			for _, s := range all {
+				if c.NArg() == 0 || s.Entity == c.Args().First() {
+					ss = append(ss, s)
+				}
+			}
+			return printSources(c, format, ss)
+		},
+	}
+}
+
+func cmdOntologyDefault() *cli.Command {
+	return &cli.Command{
+		Name:      "default",
+		Usage:     "show or switch the default version of an entity's ontology",
+		ArgsUsage: "ENTITY [VERSION]",
+		Flags:     []cli.Flag{organismFlag(), formatFlag()},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
+			if c.NArg() < 1 || c.NArg() > 2 {
+				return exitf(2, "usage: lamina ontology default ENTITY [VERSION] [--organism human|mouse]")
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			entity, version := c.Args().Get(0), c.Args().Get(1)
+			var prev, s instance.OntologySource
+			if version == "" {
+				s, err = in.ResolveOntology(c.Context, entity, c.String("organism"), "")
+			} else {
+				prev, _ = in.ResolveOntology(c.Context, entity, c.String("organism"), "")
+				s, err = in.SetDefaultOntology(c.Context, entity, c.String("organism"), version)
+			}
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return writeJSON(c.App.Writer, s)
+			}
+			switch {
+			case version == "":
+				fmt.Fprintf(c.App.Writer, "%s: default is %s (%d terms, digest %.12s)\n", describeSource(s), s.Version, s.Terms, s.Digest)
+			case prev.Digest == s.Digest:
+				fmt.Fprintf(c.App.Writer, "%s: %s is already the default\n", describeSource(s), s.Version)
+			default:
+				fmt.Fprintf(c.App.Writer, "%s: default is now %s (was %s)\n", describeSource(s), s.Version, prev.Version)
+			}
+			return nil
+		},
+	}
+}
+
+// openIndex opens the instance and loads the index of the source the
+// command's ENTITY argument, --organism and --version select.
+func openIndex(c *cli.Context) (*instance.Instance, *ontology.Index, instance.OntologySource, error) {
+	in, err := openInstance(c)
+	if err != nil {
+		return nil, nil, instance.OntologySource{}, err
+	}
+	x, s, err := in.LoadOntology(c.Context, c.Args().First(), c.String("organism"), c.String("version"))
+	if err != nil {
+		in.Close()
+		return nil, nil, s, err
+	}
+	return in, x, s, nil
+}
+
+type hitJSON struct {
+	ID       string  `json:"id"`
+	Name     string  `json:"name"`
+	Matched  string  `json:"matched"`
+	Rank     string  `json:"rank"`
+	Score    float64 `json:"score"`
+	Obsolete bool    `json:"obsolete"`
+}
+
+func cmdOntologySearch() *cli.Command {
+	return &cli.Command{
+		Name:      "search",
+		Usage:     "find terms by name, synonym, prefix or a close spelling",
+		ArgsUsage: "ENTITY QUERY",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: 20, Usage: "at most this many results"},
+			&cli.BoolFlag{Name: "obsolete", Usage: "include obsolete terms"},
+			organismFlag(), sourceVersionFlag(), formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c)
+			if err != nil {
+				return err
+			}
+			if c.NArg() < 2 {
+				return exitf(2, "usage: lamina ontology search ENTITY QUERY [--limit N]")
+			}
+			if c.Int("limit") < 1 {
+				return exitf(2, "--limit must be at least 1")
+			}
+			in, x, s, err := openIndex(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			query := strings.Join(c.Args().Slice()[1:], " ")
+			hits := x.Search(query, ontology.SearchOptions{Limit: c.Int("limit"), Obsolete: c.Bool("obsolete")})
+			out := make([]hitJSON, len(hits))
+			rows := make([][]string, len(hits))
+			for i, h := range hits {
+				out[i] = hitJSON{h.ID, h.Name, h.Matched, h.Rank.String(), h.Score, h.Obsolete}
+				matched := ""
+				if h.Matched != h.Name {
+					matched = h.Matched
+				}
+				name := h.Name
+				if h.Obsolete {
+					name += " (obsolete)"
+				}
+				rows[i] = []string{h.ID, name, matched, h.Rank.String()}
+			}
+			switch format {
+			case "json":
+				return writeJSON(c.App.Writer, out)
+			case "csv":
+				for i, h := range hits {
+					rows[i] = []string{h.ID, h.Name, h.Matched, h.Rank.String(), fmt.Sprint(h.Obsolete)}
+				}
+				return writeCSV(c.App.Writer, []string{"id", "name", "matched", "rank", "obsolete"}, rows)
+			}
+			if len(hits) == 0 {
+				fmt.Fprintf(c.App.ErrWriter, "no %s term matches %q in %s %s\n", s.Entity, query, s.Ontology, s.Version)
+				return nil
+			}
+			return table(c.App.Writer, []string{"ID", "NAME", "MATCHED", "RANK"}, rows)
+		},
+	}
+}
+
+func valuesFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "file", Usage: "read values from this file, one a line (- for stdin)"}
+}
+
+// readValues returns the values after ENTITY, or those of --file, or of
+// stdin when there are neither. Lines keep their spaces ("Monocyte " is a
+// value to check); only the line ending and empty lines are dropped.
+func readValues(c *cli.Context) ([]string, error) {
+	args := c.Args().Slice()[1:]
+	file := c.String("file")
+	if len(args) > 0 {
+		if file != "" {
+			return nil, exitf(2, "give values as arguments or with --file, not both")
+		}
+		return args, nil
+	}
+	var r io.Reader = c.App.Reader
+	if file != "" && file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	} else if f, ok := r.(*os.File); ok && file == "" {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return nil, exitf(2, "no values: give them as arguments, with --file, or on stdin")
+		}
+	}
+	var vals []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v := strings.TrimSuffix(sc.Text(), "\r"); v != "" {
+			vals = append(vals, v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read values: %w", err)
+	}
+	if len(vals) == 0 {
+		return nil, exitf(2, "no values to check")
+	}
+	return vals, nil
+}
+
+type validationJSON struct {
+	Value      string   `json:"value"`
+	Valid      bool     `json:"valid"`
+	ID         string   `json:"id,omitempty"`
+	Name       string   `json:"name,omitempty"`
+	Obsolete   bool     `json:"obsolete,omitempty"`
+	ReplacedBy []string `json:"replaced_by,omitempty"`
+	Message    string   `json:"message"`
+}
+
+func cmdOntologyValidate() *cli.Command {
+	return &cli.Command{
+		Name:      "validate",
+		Usage:     "check values are exact term names or ids (case-sensitive); exit 1 if any is not",
+		ArgsUsage: "ENTITY [VALUE...]",
+		Flags:     []cli.Flag{valuesFlag(), organismFlag(), sourceVersionFlag(), formatFlag()},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c)
+			if err != nil {
+				return err
+			}
+			if c.NArg() < 1 {
+				return exitf(2, "usage: lamina ontology validate ENTITY VALUE... (or --file F, or values on stdin)")
+			}
+			vals, err := readValues(c)
+			if err != nil {
+				return err
+			}
+			in, x, s, err := openIndex(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			failed := 0
+			out := make([]validationJSON, len(vals))
+			rows := make([][]string, len(vals))
+			for i, v := range vals {
+				r := x.Validate(v)
+				if !r.Valid {
+					failed++
+				}
+				out[i] = validationJSON{v, r.Valid, r.ID, r.Name, r.Obsolete, r.ReplacedBy, r.Message()}
+				mark := "✓"
+				if !r.Valid {
+					mark = "✗"
+				}
+				rows[i] = []string{mark, r.Message()}
+			}
+			w := c.App.Writer
+			switch format {
+			case "json":
+				err = writeJSON(w, out)
+			case "csv":
+				for i, o := range out {
+					rows[i] = []string{o.Value, fmt.Sprint(o.Valid), o.ID, o.Name, o.Message}
+				}
+				err = writeCSV(w, []string{"value", "valid", "id", "name", "message"}, rows)
+			default:
+				for _, r := range rows {
+					fmt.Fprintln(w, r[0], r[1])
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if failed > 0 {
+				return exitf(1, "%d of %d values are not valid %s terms (%s %s); `lamina ontology standardize` maps synonyms and case",
+					failed, len(vals), s.Entity, s.Ontology, s.Version)
+			}
+			return nil
+		},
+	}
+}
+
+type candidateJSON struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Via  string `json:"via,omitempty"`
+}
+
+type standardJSON struct {
+	Value      string          `json:"value"`
+	Standard   string          `json:"standard"`
+	ID         string          `json:"id,omitempty"`
+	Match      string          `json:"match"`
+	Changed    bool            `json:"changed"`
+	Via        string          `json:"via,omitempty"`
+	Candidates []candidateJSON `json:"candidates,omitempty"`
+	Reason     string          `json:"reason"`
+}
+
+func toStandardJSON(r ontology.Standardization) standardJSON {
+	o := standardJSON{Value: r.Value, Standard: r.Standard(), ID: r.ID, Match: r.Match.String(),
+		Changed: r.Changed(), Via: r.Via, Reason: r.Reason()}
+	for _, cand := range r.Candidates {
+		o.Candidates = append(o.Candidates, candidateJSON(cand))
+	}
+	return o
+}
+
+func cmdOntologyStandardize() *cli.Command {
+	return &cli.Command{
+		Name:      "standardize",
+		Usage:     "map values to standard term names (case, white space, EXACT synonyms, obsolete terms)",
+		ArgsUsage: "ENTITY [VALUE...]",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},
+			valuesFlag(), organismFlag(), sourceVersionFlag(), formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c)
+			if err != nil {
+				return err
+			}
+			if c.NArg() < 1 {
+				return exitf(2, "usage: lamina ontology standardize ENTITY VALUE... (or --file F, or values on stdin)")
+			}
+			vals, err := readValues(c)
+			if err != nil {
+				return err
+			}
+			in, x, _, err := openIndex(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			opts := ontology.StandardizeOptions{Related: c.Bool("related")}
+			out := make([]standardJSON, len(vals))
+			rows := make([][]string, len(vals))
+			for i, v := range vals {
+				r := x.Standardize(v, opts)
+				out[i] = toStandardJSON(r)
+				o := out[i]
+				switch {
+				case !r.Matched():
+					rows[i] = []string{quoteSpace(v), "unchanged", "", o.Reason}
+				case !o.Changed:
+					rows[i] = []string{quoteSpace(v), "=", o.ID, o.Reason}
+				default:
+					rows[i] = []string{quoteSpace(v), "-> " + o.Standard, o.ID, o.Reason}
+				}
+			}
+			switch format {
+			case "json":
+				return writeJSON(c.App.Writer, out)
+			case "csv":
+				for i, o := range out {
+					rows[i] = []string{o.Value, o.Standard, o.ID, o.Match, o.Reason}
+				}
+				return writeCSV(c.App.Writer, []string{"value", "standard", "id", "match", "reason"}, rows)
+			}
+			return table(c.App.Writer, []string{"VALUE", "STANDARD", "ID", "NOTE"}, rows)
+		},
+	}
+}
+
+// quoteSpace quotes a value whose white space would be invisible in a table.
+func quoteSpace(v string) string {
+	if strings.TrimSpace(v) != v || strings.Contains(v, "  ") || strings.ContainsAny(v, "\t") {
+		return fmt.Sprintf("%q", v)
+	}
+	return v
+}
+
+type suggestionJSON struct {
+	ID      string  `json:"id"`
+	Name    string  `json:"name"`
+	Matched string  `json:"matched,omitempty"`
+	Score   float64 `json:"score"`
+}
+
+type reportJSON struct {
+	Value       string           `json:"value"`
+	Count       int              `json:"count"`
+	Status      string           `json:"status"` // valid, mapped, ambiguous, unknown
+	Standard    *standardJSON    `json:"standard,omitempty"`
+	Suggestions []suggestionJSON `json:"suggestions,omitempty"`
+}
+
+type inspectionJSON struct {
+	Entity    string       `json:"entity"`
+	Ontology  string       `json:"ontology"`
+	Version   string       `json:"version"`
+	File      string       `json:"file"`
+	Column    string       `json:"column"`
+	Rows      int          `json:"rows"`
+	Empty     int          `json:"empty"`
+	Validated int          `json:"validated"`
+	Mapped    int          `json:"mapped"`
+	Failed    int          `json:"failed"`
+	Values    []reportJSON `json:"values"`
+}
+
+func cmdOntologyInspect() *cli.Command {
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "report which values of a table column validate, which map through synonyms, and suggestions for the rest",
+		ArgsUsage: "ENTITY --column COL FILE.csv|tsv",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "column", Aliases: []string{"c"}, Usage: "column to inspect", Required: true},
+			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},
+			organismFlag(), sourceVersionFlag(), formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
+			if c.NArg() != 2 {
+				return exitf(2, "usage: lamina ontology inspect ENTITY --column COL FILE.csv|tsv")
+			}
+			file, col := c.Args().Get(1), c.String("column")
+			vals, empty, err := readColumn(file, col)
+			if err != nil {
+				return err
+			}
+			in, x, s, err := openIndex(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			res := x.Inspect(vals, ontology.StandardizeOptions{Related: c.Bool("related")})
+			out := inspectionJSON{Entity: s.Entity, Ontology: s.Ontology, Version: s.Version, File: file, Column: col,
+				Rows: len(vals) + empty, Empty: empty, Values: []reportJSON{}}
+			var rows [][]string
+			for _, r := range res.Reports {
+				o := reportJSON{Value: r.Value, Count: r.Count}
+				var term string
+				switch {
+				case r.Valid:
+					o.Status, term = "valid", x.Validate(r.Value).ID
+					out.Validated++
+				case r.Standard.Matched():
+					st := toStandardJSON(r.Standard)
+					o.Status, o.Standard = "mapped", &st
+					term = fmt.Sprintf("-> %s (%s): %s", st.Standard, st.ID, st.Reason)
+					out.Mapped++
+				default:
+					o.Status = "unknown"
+					if r.Standard.Match == ontology.Ambiguous {
+						o.Status = "ambiguous"
+					}
+					if r.Standard.Match != ontology.NoMatch || r.Standard.Obsolete != "" {
+						st := toStandardJSON(r.Standard)
+						o.Standard = &st
+						term = st.Reason
+					}
+					var names []string
+					for _, sg := range r.Suggestions {
+						o.Suggestions = append(o.Suggestions, suggestionJSON{sg.ID, sg.Name, sg.Matched, sg.Score})
+						names = append(names, fmt.Sprintf("%s (%s)", sg.Name, sg.ID))
+					}
+					if len(names) > 0 {
+						if term != "" {
+							term += "; "
+						}
+						term += "did you mean " + strings.Join(names, ", ")
+					} else if term == "" {
+						term = "no close term"
+					}
+					out.Failed++
+				}
+				out.Values = append(out.Values, o)
+				rows = append(rows, []string{quoteSpace(r.Value), fmt.Sprint(r.Count), o.Status, term})
+			}
+			if format == "json" {
+				return writeJSON(c.App.Writer, out)
+			}
+			if err := table(c.App.Writer, []string{"VALUE", "ROWS", "STATUS", "TERM"}, rows); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "\n%s: %d distinct values in %d rows against %s %s: %d valid, %d map to a standard term, %d not found",
+				col, len(res.Reports), out.Rows, s.Ontology, s.Version, out.Validated, out.Mapped, out.Failed)
+			if empty > 0 {
+				fmt.Fprintf(c.App.Writer, ", %d empty", empty)
+			}
+			fmt.Fprintln(c.App.Writer)
+			return nil
+		},
+	}
+}
+
+// readColumn returns the non-empty cells of one column of a CSV or TSV file
+// (gzip read transparently) and how many cells were empty. The delimiter is
+// a tab for .tsv and .tab files, and a header line with tabs but no commas.
+func readColumn(path, column string) ([]string, int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", path, err)
+		}
+		defer gz.Close()
+		r = gz
+	}
+	rd := bufio.NewReaderSize(r, 64<<10)
+	head, _ := rd.Peek(4096)
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	name := strings.TrimSuffix(strings.ToLower(path), ".gz")
+	tsv := strings.HasSuffix(name, ".tsv") || strings.HasSuffix(name, ".tab") ||
+		(bytes.IndexByte(head, '\t') >= 0 && bytes.IndexByte(head, ',') < 0)
+	cr := csv.NewReader(rd)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	if tsv {
+		cr.Comma, cr.LazyQuotes = '\t', true
+	}
+	header, err := cr.Read()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, 0, fmt.Errorf("%s is empty", path)
+		}
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	idx := -1
+	for i, h := range header {
+		if strings.TrimPrefix(h, "\ufeff") == column {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return nil, 0, exitf(2, "%s has no column %q; its columns: %s", path, column, strings.Join(header, ", "))
+	}
+	var vals []string
+	empty := 0
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", path, err)
+		}
+		if idx >= len(rec) || rec[idx] == "" {
+			empty++
+			continue
+		}
+		vals = append(vals, rec[idx])
+	}
+	return vals, empty, nil
+}
+
+type termJSON struct {
+	ID         string        `json:"id"`
+	Name       string        `json:"name"`
+	Definition string        `json:"definition,omitempty"`
+	Namespace  string        `json:"namespace,omitempty"`
+	Synonyms   []synonymJSON `json:"synonyms,omitempty"`
+	Parents    []relatedJSON `json:"parents,omitempty"`
+	PartOf     []relatedJSON `json:"part_of,omitempty"`
+	AltIDs     []string      `json:"alt_ids,omitempty"`
+	Obsolete   bool          `json:"obsolete,omitempty"`
+	ReplacedBy []relatedJSON `json:"replaced_by,omitempty"`
+	Consider   []relatedJSON `json:"consider,omitempty"`
+	Children   int           `json:"children"`
+}
+
+type synonymJSON struct {
+	Text  string `json:"text"`
+	Scope string `json:"scope"`
+}
+
+type relatedJSON struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"` // empty for a term outside the source
+}
+
+func cmdOntologyShow() *cli.Command {
+	return &cli.Command{
+		Name:      "show",
+		Usage:     "show a term (by name or id), or walk the hierarchy from it",
+		ArgsUsage: "ENTITY TERM",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "parents", Usage: "direct parents"},
+			&cli.BoolFlag{Name: "children", Usage: "direct children"},
+			&cli.BoolFlag{Name: "ancestors", Usage: "every term above, nearest first"},
+			&cli.BoolFlag{Name: "descendants", Usage: "every term below, nearest first"},
+			&cli.BoolFlag{Name: "part-of", Usage: "follow part_of edges as well as is_a"},
+			organismFlag(), sourceVersionFlag(), formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c)
+			if err != nil {
+				return err
+			}
+			if c.NArg() < 2 {
+				return exitf(2, "usage: lamina ontology show ENTITY TERM [--parents|--children|--ancestors|--descendants] [--part-of]")
+			}
+			var walk string
+			for _, f := range []string{"parents", "children", "ancestors", "descendants"} {
+				if c.Bool(f) {
+					if walk != "" {
+						return exitf(2, "pick one of --parents, --children, --ancestors, --descendants")
+					}
+					walk = f
+				}
+			}
+			rel := ontology.IsA
+			if c.Bool("part-of") {
+				rel |= ontology.PartOf
+			}
+			in, x, s, err := openIndex(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			name := strings.Join(c.Args().Slice()[1:], " ")
+			t, ok := x.Term(name)
+			if !ok {
+				msg := fmt.Sprintf("no %s term named %q in %s %s", s.Entity, name, s.Ontology, s.Version)
+				if sg := x.Suggest(name, 3); len(sg) > 0 {
+					var names []string
+					for _, g := range sg {
+						names = append(names, fmt.Sprintf("%q (%s)", g.Name, g.ID))
+					}
+					msg += "; did you mean " + strings.Join(names, ", ")
+				}
+				return exitf(1, "%s", msg)
+			}
+			related := func(ids []string) []relatedJSON {
+				out := make([]relatedJSON, 0, len(ids))
+				for _, id := range ids {
+					r := relatedJSON{ID: id}
+					if p, ok := x.Term(id); ok {
+						r.Name = p.Name
+					}
+					out = append(out, r)
+				}
+				return out
+			}
+			if walk != "" {
+				var ids []string
+				switch walk {
+				case "parents":
+					ids, err = x.Parents(t.ID, rel)
+				case "children":
+					ids, err = x.Children(t.ID, rel)
+				case "ancestors":
+					ids, err = x.Ancestors(t.ID, rel)
+				case "descendants":
+					ids, err = x.Descendants(t.ID, rel)
+				}
+				if err != nil {
+					return err
+				}
+				terms := related(ids)
+				switch format {
+				case "json":
+					return writeJSON(c.App.Writer, terms)
+				case "csv":
+					rows := make([][]string, len(terms))
+					for i, r := range terms {
+						rows[i] = []string{r.ID, r.Name}
+					}
+					return writeCSV(c.App.Writer, []string{"id", "name"}, rows)
+				}
+				if len(terms) == 0 {
+					fmt.Fprintf(c.App.ErrWriter, "%s (%s) has no %s\n", t.Name, t.ID, walk)
+					return nil
+				}
+				rows := make([][]string, len(terms))
+				for i, r := range terms {
+					n := r.Name
+					if n == "" {
+						n = "(not in " + s.Ontology + ")"
+					}
+					rows[i] = []string{r.ID, n}
+				}
+				return table(c.App.Writer, []string{"ID", "NAME"}, rows)
+			}
+			if format == "csv" {
+				return exitf(2, "--format csv lists terms: use it with --parents, --children, --ancestors or --descendants")
+			}
+			kids, _ := x.Children(t.ID, rel)
+			tj := termJSON{ID: t.ID, Name: t.Name, Definition: t.Definition, Namespace: t.Namespace,
+				Parents: related(t.Parents), PartOf: related(t.PartOf), AltIDs: t.AltIDs, Obsolete: t.Obsolete,
+				ReplacedBy: related(t.ReplacedBy), Consider: related(t.Consider), Children: len(kids)}
+			for _, sy := range t.Synonyms {
+				tj.Synonyms = append(tj.Synonyms, synonymJSON{sy.Text, sy.Scope.String()})
+			}
+			if format == "json" {
+				return writeJSON(c.App.Writer, tj)
+			}
+			w := c.App.Writer
+			row := func(k, v string) {
+				if v != "" {
+					fmt.Fprintf(w, "%-12s %s\n", k, v)
+				}
+			}
+			list := func(rs []relatedJSON) string {
+				var parts []string
+				for _, r := range rs {
+					if r.Name != "" {
+						parts = append(parts, fmt.Sprintf("%s (%s)", r.Name, r.ID))
+					} else {
+						parts = append(parts, r.ID)
+					}
+				}
+				return strings.Join(parts, ", ")
+			}
+			row("id", t.ID)
+			row("name", t.Name)
+			if t.Obsolete {
+				row("obsolete", "yes")
+				row("replaced_by", list(tj.ReplacedBy))
+				row("consider", list(tj.Consider))
+			}
+			row("definition", t.Definition)
+			row("namespace", t.Namespace)
+			for _, sy := range tj.Synonyms {
+				row("synonym", fmt.Sprintf("%s (%s)", sy.Text, sy.Scope))
+			}
+			row("alt_ids", strings.Join(t.AltIDs, ", "))
+			row("is_a", list(tj.Parents))
+			row("part_of", list(tj.PartOf))
+			row("children", fmt.Sprint(len(kids)))
+			row("source", fmt.Sprintf("%s %s %s", describeSource(s), s.Version, s.Digest[:min(12, len(s.Digest))]))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,170 @@
+package fs_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	lfs "github.com/lamina-bio/lamina/fs"
+)
+
+// The mount benchmarks of issue 3 (`make bench`; docs/mount-bench.md).
+// Each reports the mount's figure, the plain local file's, and their ratio.
+// Dropping the page cache needs root; without it the "cold" figures are warm.
+
+func dropCaches() {
+	exec.Command("sync").Run()
+	os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0)
+}
+
+func readAll(b *testing.B, p string) float64 {
+	f, err := os.Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	start := time.Now()
+	n, err := io.CopyBuffer(io.Discard, f, make([]byte, 1<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return float64(n) / (1 << 20) / time.Since(start).Seconds()
+}
+
+// BenchmarkMountRead: sequential read of a 1 GiB version, cold and warm,
+// against a plain local file with the same bytes; then fio randread 4 KiB.
+func BenchmarkMountRead(b *testing.B) {
+	size := 1 << 30
+	if s := os.Getenv("LAMINA_BENCH_SIZE"); s != "" {
+		size, _ = strconv.Atoi(s)
+	}
+	w := newWorldB(b)
+	plain := filepath.Join(w.tmp, "plain.bin")
+	f, _ := os.Create(plain)
+	io.CopyN(f, randReader{}, int64(size))
+	f.Close()
+	w.saveItem("big.bin", plain)
+	w.mount(lfs.MountOptions{})
+	mounted := filepath.Join(w.dir, "big.bin")
+	for i := 0; i < b.N; i++ {
+		dropCaches()
+		coldPlain := readAll(b, plain)
+		dropCaches()
+		coldMount := readAll(b, mounted)
+		warmPlain := readAll(b, plain)
+		warmMount := readAll(b, mounted)
+		b.ReportMetric(coldMount, "cold_MiB/s")
+		b.ReportMetric(coldMount/coldPlain, "cold_ratio")
+		b.ReportMetric(warmMount, "warm_MiB/s")
+		b.ReportMetric(warmMount/warmPlain, "warm_ratio")
+		b.Logf("sequential 1 GiB: cold %.0f vs plain %.0f MiB/s (%.2f); warm %.0f vs %.0f MiB/s (%.2f)",
+			coldMount, coldPlain, coldMount/coldPlain, warmMount, warmPlain, warmMount/warmPlain)
+		if _, err := exec.LookPath("fio"); err == nil {
+			ip, im := fioIOPS(b, plain), fioIOPS(b, mounted)
+			b.ReportMetric(im, "randread_IOPS")
+			b.ReportMetric(im/ip, "randread_ratio")
+			b.Logf("fio randread 4 KiB: %.0f vs plain %.0f IOPS (%.2f)", im, ip, im/ip)
+		}
+	}
+}
+
+func fioIOPS(b *testing.B, p string) float64 {
+	out, err := exec.Command("fio", "--name=r", "--filename="+p, "--readonly", "--rw=randread", "--bs=4k",
+		"--ioengine=psync", "--numjobs=4", "--group_reporting", "--time_based", "--runtime=10",
+		"--output-format=terse", "--terse-version=3").Output()
+	if err != nil {
+		b.Fatalf("fio: %v", err)
+	}
+	fields := strings.Split(string(out), ";")
+	iops, _ := strconv.ParseFloat(fields[7], 64) // read IOPS in terse v3
+	return iops
+}
+
+type randReader struct{}
+
+func (randReader) Read(p []byte) (int, error) {
+	var x uint64 = uint64(time.Now().UnixNano()) | 1
+	for i := range p {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		p[i] = byte(x)
+	}
+	return len(p), nil
+}
+
+// BenchmarkMountList: find and ls -lR over 100,000 artifacts in 1,000
+// folders, cold (fresh mount) and warm, against the same tree on local disk.
+func BenchmarkMountList(b *testing.B) {
+	nDirs, perDir := 1000, 100
+	if s := os.Getenv("LAMINA_BENCH_DIRS"); s != "" {
+		nDirs, _ = strconv.Atoi(s)
+	}
+	w := newWorldB(b)
+	plain := filepath.Join(w.tmp, "plain")
+	var nvs []catalog.NewVersion
+	now := time.Now()
+	for d := 0; d < nDirs; d++ {
+		dir := filepath.Join(plain, fmt.Sprintf("d%04d", d))
+		os.MkdirAll(dir, 0o755)
+		for f := 0; f < perDir; f++ {
+			name := fmt.Sprintf("d%04d/f%03d.csv", d, f)
+			os.WriteFile(filepath.Join(plain, name), nil, 0o644)
+			nvs = append(nvs, catalog.NewVersion{Key: name, Kind: "file", CreatedAt: now, Mtime: now})
+		}
+	}
+	if _, err := w.cat.Save(context.Background(), nvs); err != nil {
+		b.Fatal(err)
+	}
+	timeIt := func(name string, args ...string) float64 {
+		start := time.Now()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Stdout = io.Discard
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("%s: %v", name, err)
+		}
+		return time.Since(start).Seconds()
+	}
+	for _, xattrs := range []bool{true, false} {
+		for i := 0; i < b.N; i++ {
+			for _, tool := range [][]string{{"find", "-type", "f"}, {"ls", "-lR"}} {
+				run := func(dir string) []string {
+					return append([]string{tool[0], dir}, tool[1:]...)
+				}
+				dropCaches()
+				coldPlain := timeIt("plain", run(plain)...)
+				warmPlain := timeIt("plain", run(plain)...)
+				w.mount(lfs.MountOptions{NoXAttrs: !xattrs})
+				coldMount := timeIt("mount", run(w.dir)...)
+				warmMount := timeIt("mount", run(w.dir)...)
+				w.mnt.Unmount()
+				label := strings.Join(tool, " ")
+				b.Logf("%s (xattrs %v): cold %.3f s vs plain %.3f s (%.2f); warm %.3f s vs %.3f s (%.2f)",
+					label, xattrs, coldMount, coldPlain, coldMount/coldPlain, warmMount, warmPlain, warmMount/warmPlain)
+				if xattrs {
+					b.ReportMetric(coldMount/coldPlain, tool[0]+"_cold_ratio")
+					b.ReportMetric(warmMount/warmPlain, tool[0]+"_warm_ratio")
+				}
+			}
+		}
+	}
+	var st struct{ rss int64 }
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				f := strings.Fields(l)
+				st.rss, _ = strconv.ParseInt(f[1], 10, 64)
+			}
+		}
+	}
+	b.ReportMetric(float64(st.rss)/1024, "peak_RSS_MiB")
+}
+func newWorldB(b *testing.B) *world { return newWorld(b) }

@@ -1,0 +1,183 @@
+package fs
+
+import (
+	"container/list"
+	"context"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/ref"
+	"golang.org/x/sync/singleflight"
+)
+
+// chunkCache keeps decoded, verified chunks in memory, least recently used
+// evicted first, and collapses concurrent fetches of one chunk into one.
+// Readers of many files share it, so its size bounds the memory reads use.
+type chunkCache struct {
+	content Content
+	max     int64
+	flight  singleflight.Group
+	ahead   chan struct{} // bounds prefetches in flight
+
+	mu    sync.Mutex // guards lru, items, bytes, hits, misses
+	lru   *list.List // of *chunkItem, most recent first
+	items map[ref.Digest]*list.Element
+	bytes int64
+	hits  int64
+	miss  int64
+}
+
+type chunkItem struct {
+	d    ref.Digest
+	data []byte
+}
+
+func newChunkCache(c Content, max int64) *chunkCache {
+	return &chunkCache{content: c, max: max, ahead: make(chan struct{}, 8), lru: list.New(), items: map[ref.Digest]*list.Element{}}
+}
+
+func (cc *chunkCache) lookup(d ref.Digest) []byte {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if el, ok := cc.items[d]; ok {
+		cc.lru.MoveToFront(el)
+		cc.hits++
+		return el.Value.(*chunkItem).data
+	}
+	cc.miss++
+	return nil
+}
+
+func (cc *chunkCache) add(d ref.Digest, data []byte) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if _, ok := cc.items[d]; ok {
+		return
+	}
+	cc.items[d] = cc.lru.PushFront(&chunkItem{d: d, data: data})
+	cc.bytes += int64(len(data))
+	for cc.bytes > cc.max && cc.lru.Len() > 1 {
+		el := cc.lru.Back()
+		it := cc.lru.Remove(el).(*chunkItem)
+		delete(cc.items, it.d)
+		cc.bytes -= int64(len(it.data))
+	}
+}
+
+// get returns the chunk's bytes; callers must not modify them.
+func (cc *chunkCache) get(ctx context.Context, c cache.Chunk) ([]byte, error) {
+	if data := cc.lookup(c.Digest); data != nil {
+		return data, nil
+	}
+	res, err, _ := cc.flight.Do(string(c.Digest[:]), func() (any, error) {
+		if data := cc.lookup(c.Digest); data != nil {
+			return data, nil
+		}
+		// The fetch serves every waiter: one caller giving up must not
+		// fail the others.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		data, err := cc.content.ReadChunk(fctx, c, nil)
+		if err != nil {
+			return nil, err
+		}
+		cc.add(c.Digest, data)
+		return data, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.([]byte), nil
+}
+
+// prefetch fetches c in the background unless enough prefetches are running.
+func (cc *chunkCache) prefetch(c cache.Chunk) {
+	cc.mu.Lock()
+	_, ok := cc.items[c.Digest]
+	cc.mu.Unlock()
+	if ok {
+		return
+	}
+	select {
+	case cc.ahead <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-cc.ahead }()
+		cc.get(context.Background(), c)
+	}()
+}
+
+// CacheStats are the figures of the chunk cache.
+type CacheStats struct {
+	Bytes  int64 `json:"bytes"`
+	Max    int64 `json:"max_bytes"`
+	Chunks int   `json:"chunks"`
+	Hits   int64 `json:"hits"`
+	Misses int64 `json:"misses"`
+}
+
+func (cc *chunkCache) stats() CacheStats {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return CacheStats{Bytes: cc.bytes, Max: cc.max, Chunks: cc.lru.Len(), Hits: cc.hits, Misses: cc.miss}
+}
+
+// fileReader reads one file through the chunk cache. A read that continues
+// where the previous one ended prefetches the chunks after it.
+type fileReader struct {
+	cc      *chunkCache
+	f       cache.File
+	offsets []int64 // offsets[i] is where chunk i starts
+
+	mu   sync.Mutex // guards next
+	next int64      // where a sequential reader reads next
+}
+
+// readAhead is how many chunks a sequential reader fetches ahead.
+const readAhead = 8
+
+func newFileReader(cc *chunkCache, f cache.File) *fileReader {
+	r := &fileReader{cc: cc, f: f, offsets: make([]int64, len(f.Chunks))}
+	var off int64
+	for i, c := range f.Chunks {
+		r.offsets[i] = off
+		off += c.Size
+	}
+	return r
+}
+
+// ReadAt reads len(p) bytes at off, fetching only the chunks it needs.
+func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off >= r.f.Size {
+		return 0, io.EOF
+	}
+	i := sort.Search(len(r.offsets), func(i int) bool { return r.offsets[i] > off }) - 1
+	r.mu.Lock()
+	sequential := off == r.next || off == 0
+	r.next = off + int64(len(p))
+	r.mu.Unlock()
+	n := 0
+	first := i
+	for n < len(p) && i < len(r.offsets) {
+		d, err := r.cc.get(ctx, r.f.Chunks[i])
+		if err != nil {
+			return n, err
+		}
+		n += copy(p[n:], d[off+int64(n)-r.offsets[i]:])
+		i++
+	}
+	if sequential {
+		for j := i; j < len(r.f.Chunks) && j < first+readAhead; j++ {
+			r.cc.prefetch(r.f.Chunks[j])
+		}
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}

@@ -1,0 +1,24 @@
+// Package fs shows a Lamina catalog as a FUSE filesystem (read side).
+//
+// The namespace (DESIGN §2) is plain Go in namespace.go, names.go,
+// folder.go and content.go, testable without a mount: key prefixes are
+// directories, a key is a file showing its latest version, and the hidden
+// names "name@vN", "name.meta" and "name@vN.meta" resolve on lookup to a
+// version and to JSON sidecars. A folder artifact is a read-only tree built
+// from its manifest, per version too ("pbmc.zarr@v1/…").
+//
+// mount.go and node.go are the thin go-fuse adapter; this package is the
+// only one that imports go-fuse. Errors become errnos in one function,
+// errno in errors.go.
+//
+// Caching. Directory listings are cached in memory per prefix and dropped
+// by Changed, which the catalog server calls for every key a Save, Trash,
+// Restore or Purge touched; the mount then invalidates the kernel's entry,
+// attribute and readdir caches for those names from a goroutine of its own
+// (never from inside a FUSE handler). Version paths and sidecars are
+// immutable, so the kernel may cache them for hours (FOPEN_KEEP_CACHE).
+// Decoded chunks are kept in a bounded LRU shared by every open file.
+//
+// Inode numbers are derived from what a name shows (the version uid, the
+// prefix of a directory), so they are the same across remounts.
+package fs

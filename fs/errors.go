@@ -1,0 +1,35 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"syscall"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// errno turns an error into the errno a FUSE caller sees. It is the only
+// place that does; anything it does not know is logged once here and
+// becomes EIO.
+func errno(log *slog.Logger, op string, err error) syscall.Errno {
+	var e syscall.Errno
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, ref.ErrKeyTooLong):
+		return syscall.ENAMETOOLONG
+	case errors.Is(err, ref.ErrBadKey):
+		return syscall.EINVAL
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, catalog.ErrNotFound):
+		return syscall.ENOENT
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	}
+	log.Error("lamina mount: "+op, "err", err)
+	return syscall.EIO
+}

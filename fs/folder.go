@@ -1,0 +1,134 @@
+package fs
+
+import (
+	"context"
+	"path"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/lamina-bio/lamina/cache"
+)
+
+// folderTree indexes a folder manifest by directory.
+type folderTree struct {
+	dirs map[string][]folderChild // dir path ("" is the top) → children sorted by name
+}
+
+type folderChild struct {
+	name string
+	file int // index into the manifest's files; -1 for a directory
+}
+
+func buildTree(m *cache.Manifest) *folderTree {
+	t := &folderTree{dirs: map[string][]folderChild{"": nil}}
+	for i, f := range m.Files {
+		dir, name := path.Split(f.Path)
+		dir = strings.TrimSuffix(dir, "/")
+		t.dirs[dir] = append(t.dirs[dir], folderChild{name: name, file: i})
+		// Make sure every ancestor lists its subdirectory once.
+		for dir != "" {
+			parent, base := path.Split(dir)
+			parent = strings.TrimSuffix(parent, "/")
+			_, seen := t.dirs[dir+"\x00"]
+			if seen {
+				break
+			}
+			t.dirs[dir+"\x00"] = nil // marker: dir is listed in its parent
+			t.dirs[parent] = append(t.dirs[parent], folderChild{name: base, file: -1})
+			if _, ok := t.dirs[dir]; !ok {
+				t.dirs[dir] = nil
+			}
+			dir = parent
+		}
+	}
+	for k, cs := range t.dirs {
+		if strings.HasSuffix(k, "\x00") {
+			delete(t.dirs, k)
+			continue
+		}
+		sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	}
+	return t
+}
+
+func (ns *Namespace) tree(ctx context.Context, e Entry) (*folderTree, *cache.Manifest, error) {
+	m, err := ns.content.LoadManifest(ctx, cache.Ref(e.V.Manifest))
+	if err != nil {
+		return nil, nil, err
+	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	t := ns.trees[e.V.Manifest]
+	if t == nil {
+		if len(ns.trees) >= 64 {
+			clear(ns.trees)
+		}
+		t = buildTree(m)
+		ns.trees[e.V.Manifest] = t
+	}
+	return t, m, nil
+}
+
+func (ns *Namespace) folderChild(e Entry, m *cache.Manifest, c folderChild) Entry {
+	p := c.name
+	if e.Path != "" {
+		p = e.Path + "/" + c.name
+	}
+	out := Entry{Name: c.name, V: e.V, Latest: e.Latest, Path: p, Mtime: e.V.Mtime}
+	if c.file < 0 {
+		out.Kind, out.Mode = KindFolder, 0o555
+		out.Ino = Ino(folderTag(e.Latest, true), e.V.UID, p)
+		return out
+	}
+	f := m.Files[c.file]
+	out.Kind, out.File, out.Size = KindFolderFile, &f, f.Size
+	out.Mode = 0o444 | (f.Mode & 0o111 & 0o555)
+	out.Ino = Ino(folderTag(e.Latest, false), e.V.UID, p)
+	return out
+}
+
+func (ns *Namespace) lookupFolder(ctx context.Context, dir Entry, name string) (Entry, error) {
+	t, m, err := ns.tree(ctx, dir)
+	if err != nil {
+		return Entry{}, err
+	}
+	cs := t.dirs[dir.Path]
+	i := sort.Search(len(cs), func(i int) bool { return cs[i].name >= name })
+	if i == len(cs) || cs[i].name != name {
+		return Entry{}, syscall.ENOENT
+	}
+	return ns.folderChild(dir, m, cs[i]), nil
+}
+
+func (ns *Namespace) readFolder(ctx context.Context, dir Entry) ([]Entry, error) {
+	t, m, err := ns.tree(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	cs := t.dirs[dir.Path]
+	out := make([]Entry, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, ns.folderChild(dir, m, c))
+	}
+	return out, nil
+}
+
+// FileOf returns the content of a file entry: the version's single file, or
+// the folder file the entry names.
+func (ns *Namespace) FileOf(ctx context.Context, e Entry) (cache.File, error) {
+	switch e.Kind {
+	case KindFolderFile:
+		return *e.File, nil
+	case KindFile:
+		m, err := ns.content.LoadManifest(ctx, cache.Ref(e.V.Manifest))
+		if err != nil {
+			return cache.File{}, err
+		}
+		if m.Kind != cache.KindFile || len(m.Files) != 1 {
+			return cache.File{}, syscall.EIO
+		}
+		return m.Files[0], nil
+	}
+	return cache.File{}, syscall.EISDIR
+}

@@ -1,0 +1,233 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// MountOptions tune a mount. Zero values take the defaults noted.
+type MountOptions struct {
+	Options                        // what the namespace shows
+	Name             string        // shown as the source in /proc/mounts: "lamina:NAME"
+	ImmutableTimeout time.Duration // kernel cache of versions and sidecars; default 1 h
+	LatestTimeout    time.Duration // kernel cache of latest names and directories; default 1 min
+	NegativeTimeout  time.Duration // kernel cache of "no such name"; default 1 s
+	ChunkCacheBytes  int64         // decoded chunks kept in memory; default 64 MiB
+	NoXAttrs         bool          // refuse xattrs (faster ls -l; see docs/mount-bench.md)
+	NoCacheDirs      bool          // do not let the kernel cache listings
+	ReadAheadKB      int           // set the mount's bdi read_ahead_kb; default 16384, -1 leaves it
+	StatfsPath       string        // statfs reports this folder's file system (the storage root)
+	Debug            bool          // log every FUSE request
+	Logger           *slog.Logger
+}
+
+type mountOpts struct {
+	MountOptions
+	CacheDirs bool
+}
+
+// Mount is a mounted namespace.
+type Mount struct {
+	dir    string
+	ns     *Namespace
+	chunks *chunkCache
+	opts   mountOpts
+	log    *slog.Logger
+	server *fuse.Server
+	root   *node
+	uid    uint32
+	gid    uint32
+
+	changes chan changeReq
+	stop    chan struct{}
+	opened  atomic.Int64 // files opened, for Stats
+}
+
+type changeReq struct {
+	keys []string
+	done chan struct{}
+}
+
+// New mounts the namespace of cat at dir and returns once the kernel
+// answers on it. As root it mounts directly (mount(2)); otherwise through
+// fusermount3.
+func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, error) {
+	if o.ImmutableTimeout == 0 {
+		o.ImmutableTimeout = time.Hour
+	}
+	if o.LatestTimeout == 0 {
+		o.LatestTimeout = time.Minute
+	}
+	if o.NegativeTimeout == 0 {
+		o.NegativeTimeout = time.Second
+	}
+	if o.ChunkCacheBytes == 0 {
+		o.ChunkCacheBytes = 64 << 20
+	}
+	if o.ReadAheadKB == 0 {
+		o.ReadAheadKB = 16 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Mount{
+		dir: dir, ns: NewNamespace(cat, content, o.Options), chunks: newChunkCache(content, o.ChunkCacheBytes),
+		opts: mountOpts{MountOptions: o, CacheDirs: !o.NoCacheDirs}, log: o.Logger,
+		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
+		changes: make(chan changeReq, 16), stop: make(chan struct{}),
+	}
+	m.root = &node{m: m, e: m.ns.Root()}
+	neg := o.NegativeTimeout
+	fsname := "lamina"
+	if o.Name != "" {
+		fsname = "lamina:" + o.Name
+	}
+	fo := &fusefs.Options{
+		NegativeTimeout: &neg,
+		RootStableAttr:  &fusefs.StableAttr{Ino: 1, Mode: syscall.S_IFDIR},
+		UID:             m.uid, GID: m.gid,
+		MountOptions: fuse.MountOptions{
+			FsName: fsname, Name: "lamina",
+			MaxWrite: 1 << 20, MaxReadAhead: 1 << 20, MaxBackground: 64,
+			DirectMount: os.Geteuid() == 0, DisableXAttrs: o.NoXAttrs,
+			IgnoreSecurityLabels: true, Debug: o.Debug,
+		},
+	}
+	if o.Debug {
+		fo.Logger = log.New(os.Stderr, "", 0)
+	}
+	server, err := fusefs.Mount(dir, m.root, fo)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	m.server = server
+	go m.invalidator()
+	if o.ReadAheadKB > 0 {
+		m.setReadAhead(o.ReadAheadKB)
+	}
+	return m, nil
+}
+
+// setReadAhead raises the kernel's readahead for the mount (only root may):
+// go-fuse's MaxReadAhead can only lower it, and sequential reads gain most
+// from it (docs/mount-bench.md).
+func (m *Mount) setReadAhead(kb int) {
+	var st unix.Stat_t
+	if err := unix.Stat(m.dir, &st); err != nil {
+		return
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(p, []byte(fmt.Sprint(kb)), 0); err != nil {
+		m.log.Debug("lamina mount: cannot raise readahead", "path", p, "err", err)
+	}
+}
+
+// Dir is the mountpoint.
+func (m *Mount) Dir() string { return m.dir }
+
+// Wait blocks until the file system is unmounted.
+func (m *Mount) Wait() { m.server.Wait() }
+
+// Unmount unmounts and stops the invalidator. Open files make it fail with
+// EBUSY (the caller may retry).
+func (m *Mount) Unmount() error {
+	if err := m.server.Unmount(); err != nil {
+		return err
+	}
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+	}
+	return nil
+}
+
+// Changed tells the mount that keys changed in the catalog. It returns once
+// the kernel has been told to forget what it cached about them (or after 5 s).
+// Call it from any goroutine but a FUSE request handler of this mount.
+func (m *Mount) Changed(keys []string) {
+	req := changeReq{keys: keys, done: make(chan struct{})}
+	select {
+	case m.changes <- req:
+	case <-m.stop:
+		return
+	}
+	select {
+	case <-req.done:
+	case <-m.stop:
+	case <-time.After(5 * time.Second):
+		m.log.Warn("lamina mount: invalidating the kernel's caches is slow", "keys", keys)
+	}
+}
+
+// invalidator runs every kernel notification on one goroutine of its own:
+// a notification sent from inside a handler working on a related inode
+// deadlocks the kernel.
+func (m *Mount) invalidator() {
+	for {
+		select {
+		case <-m.stop:
+			return
+		case req := <-m.changes:
+			for _, c := range m.ns.Changed(context.Background(), req.keys) {
+				m.invalidate(c)
+			}
+			close(req.done)
+		}
+	}
+}
+
+func (m *Mount) invalidate(c Change) {
+	dir := m.root.EmbeddedInode()
+	for _, seg := range strings.Split(strings.TrimSuffix(c.Prefix, "/"), "/") {
+		if seg == "" {
+			continue
+		}
+		if dir = dir.GetChild(seg); dir == nil {
+			return // the kernel never looked inside: it caches nothing there
+		}
+	}
+	if m.opts.CacheDirs {
+		dir.NotifyContent(0, 0) // the cached listing
+	}
+	names := map[string]bool{}
+	for _, n := range c.Names {
+		names[n] = true
+		dir.NotifyEntry(n)
+	}
+	// Versions and sidecars the kernel knows of a changed key: after a Trash
+	// or Purge they must vanish at once too.
+	for name := range dir.Children() {
+		if pn := ParseName(name); pn.Base != name && names[pn.Base] && !names[name] {
+			dir.NotifyEntry(name)
+		}
+	}
+}
+
+// Stats are a mount's figures for `lamina status`.
+type Stats struct {
+	ChunkCache  CacheStats `json:"chunk_cache"`
+	FilesOpened int64      `json:"files_opened"`
+}
+
+// Stats reports the mount's figures.
+func (m *Mount) Stats() Stats {
+	return Stats{ChunkCache: m.chunks.stats(), FilesOpened: m.opened.Load()}
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+func itoa(n int) string { return fmt.Sprint(n) }

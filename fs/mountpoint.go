@@ -1,0 +1,183 @@
+package fs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Problems with a mountpoint, each with a message that says what to do.
+var (
+	ErrNoMountpoint = errors.New("no such mountpoint")
+	ErrNotEmpty     = errors.New("mountpoint not empty")
+	ErrMounted      = errors.New("already mounted")
+	ErrStale        = errors.New("stale mount")
+	ErrNoFUSE       = errors.New("no FUSE")
+	ErrNotMounted   = errors.New("not mounted")
+)
+
+type mountpointError struct {
+	msg  string
+	kind error
+}
+
+func (e *mountpointError) Error() string { return e.msg }
+func (e *mountpointError) Unwrap() error { return e.kind }
+
+// CheckMountpoint says whether dir can be mounted on: it must exist, be an
+// empty folder, not be mounted on already, and /dev/fuse must exist.
+func CheckMountpoint(dir string) error {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return &mountpointError{"/dev/fuse does not exist: this machine (or container) has no FUSE; load the fuse module (modprobe fuse) or run the container with --device /dev/fuse", ErrNoFUSE}
+	}
+	info, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+		return &mountpointError{fmt.Sprintf("%s holds a stale mount left by a lamina daemon that died; run `lamina umount %s`, then mount again", dir, dir), ErrStale}
+	case errors.Is(err, os.ErrNotExist):
+		return &mountpointError{fmt.Sprintf("mountpoint %s does not exist; create it first (mkdir -p %s)", dir, dir), ErrNoMountpoint}
+	case err != nil:
+		return fmt.Errorf("mountpoint %s: %w", dir, err)
+	case !info.IsDir():
+		return &mountpointError{fmt.Sprintf("mountpoint %s is not a folder", dir), ErrNoMountpoint}
+	}
+	if mi, ok := MountInfo(dir); ok {
+		if Stale(dir) {
+			return &mountpointError{fmt.Sprintf("%s holds a stale mount left by a lamina daemon that died; run `lamina umount %s`, then mount again", dir, dir), ErrStale}
+		}
+		return &mountpointError{fmt.Sprintf("%s is already mounted (%s %s); unmount it first (lamina umount %s)", dir, mi.Type, mi.Source, dir), ErrMounted}
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", dir, err)
+	}
+	defer f.Close()
+	if names, _ := f.Readdirnames(1); len(names) > 0 {
+		return &mountpointError{fmt.Sprintf("mountpoint %s is not empty (it holds %s); mount on an empty folder", dir, names[0]), ErrNotEmpty}
+	}
+	return nil
+}
+
+// MountPoint is one line of /proc/self/mountinfo.
+type MountPoint struct {
+	Dir, Type, Source string
+}
+
+// MountInfo reports what is mounted at dir (an absolute, clean path).
+func MountInfo(dir string) (MountPoint, bool) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return MountPoint{}, false
+	}
+	defer f.Close()
+	var found MountPoint
+	ok := false
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 10 {
+			continue
+		}
+		sep := -1
+		for i, fl := range fields {
+			if fl == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+2 >= len(fields) {
+			continue
+		}
+		if unescape(fields[4]) == dir {
+			found, ok = MountPoint{Dir: dir, Type: fields[sep+1], Source: unescape(fields[sep+2])}, true // the last one wins
+		}
+	}
+	return found, ok
+}
+
+// unescape undoes mountinfo's octal escapes ("\040" is a space).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// ForceUnmount removes a FUSE mount whose daemon is gone (or will not
+// answer): lazily, so that processes still inside it do not keep it alive.
+func ForceUnmount(dir string) error {
+	if os.Geteuid() == 0 {
+		err := syscall.Unmount(dir, 0)
+		if err == nil || errors.Is(err, syscall.EINVAL) {
+			if _, still := MountInfo(dir); !still {
+				return nil
+			}
+		}
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount %s: %w", dir, err)
+		}
+		return nil
+	}
+	for _, prog := range []string{"fusermount3", "fusermount"} {
+		if p, err := exec.LookPath(prog); err == nil {
+			out, err := exec.Command(p, "-u", "-z", dir).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%s -u %s: %v: %s", prog, dir, err, strings.TrimSpace(string(out)))
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("cannot unmount %s: not root, and fusermount3 is not installed (apt-get install fuse3)", dir)
+}
+
+// Abs cleans dir into the absolute path mountinfo shows, following symbolic
+// links of its parents.
+func Abs(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return abs, nil
+	}
+	return filepath.Join(parent, filepath.Base(abs)), nil
+}
+
+// Stale reports whether dir is a FUSE mount whose daemon is gone: the
+// kernel answers "transport endpoint is not connected" (stat may still
+// succeed from cached attributes, so this asks statfs and readdir).
+func Stale(dir string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); errors.Is(err, syscall.ENOTCONN) {
+		return true
+	}
+	f, err := os.Open(dir)
+	if errors.Is(err, syscall.ENOTCONN) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = f.Readdirnames(1)
+	return errors.Is(err, syscall.ENOTCONN)
+}

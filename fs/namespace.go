@@ -1,0 +1,368 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// Catalog is what the namespace reads from the catalog.
+type Catalog interface {
+	Children(ctx context.Context, prefix string) (catalog.Dir, error)
+	ByKey(ctx context.Context, key string, n int) (catalog.Version, error)
+	Versions(ctx context.Context, key string, trash bool) ([]catalog.Version, error)
+}
+
+// Content is what the namespace reads from the content store; *cache.Store
+// provides it.
+type Content interface {
+	LoadManifest(ctx context.Context, r cache.Ref) (*cache.Manifest, error)
+	ReadChunk(ctx context.Context, c cache.Chunk, dst []byte) ([]byte, error)
+}
+
+// Kind is what an Entry is.
+type Kind int
+
+const (
+	KindDir        Kind = iota // a key prefix (the root is the empty prefix)
+	KindFile                   // a file artifact's version
+	KindMeta                   // a version's JSON sidecar
+	KindFolder                 // a directory inside a folder artifact (its top too)
+	KindFolderFile             // a file inside a folder artifact
+)
+
+// Entry is one name of the namespace and what it shows. Entries are values:
+// an Entry for a version or a sidecar never changes.
+type Entry struct {
+	Name   string
+	Kind   Kind
+	Prefix string           // KindDir: the key prefix, "" or ending in "/"
+	V      *catalog.Version // every kind but KindDir
+	Latest bool             // reached through the key rather than key@vN
+	Path   string           // KindFolder, KindFolderFile: the path inside the folder ("" is its top)
+	File   *cache.File      // KindFolderFile
+	Size   int64
+	Mode   uint32 // permission bits
+	Mtime  time.Time
+	Ino    uint64
+}
+
+// IsDir reports whether the entry is a directory.
+func (e Entry) IsDir() bool { return e.Kind == KindDir || e.Kind == KindFolder }
+
+// Immutable reports whether what the name shows can never change (a version,
+// a sidecar of a version, a file of a folder version): the kernel may cache
+// it for as long as it likes.
+func (e Entry) Immutable() bool { return e.Kind != KindDir && !e.Latest }
+
+// Options choose what the namespace shows.
+type Options struct {
+	ShowVersions bool // list name@vN in directories (they always resolve)
+	ShowMeta     bool // list name.meta (and name@vN.meta) in directories
+	// MaxListed bounds the directory entries kept in memory across all
+	// cached listings; 0 means 250,000.
+	MaxListed int
+}
+
+// Namespace answers lookups and listings from the catalog, caching one
+// listing per directory until Changed drops it. It is safe for concurrent
+// use.
+type Namespace struct {
+	cat     Catalog
+	content Content
+	opts    Options
+	started time.Time // mtime of directories without files
+
+	mu       sync.Mutex // guards listings, listed, trees
+	listings map[string]*listing
+	listed   int
+	trees    map[string]*folderTree
+}
+
+type listing struct {
+	files   map[string]catalog.Version
+	names   []string // file names, sorted
+	subdirs map[string]bool
+	dirs    []string // sorted
+	mtime   time.Time
+}
+
+// NewNamespace returns the namespace of cat with content from content.
+func NewNamespace(cat Catalog, content Content, o Options) *Namespace {
+	if o.MaxListed == 0 {
+		o.MaxListed = 250_000
+	}
+	return &Namespace{cat: cat, content: content, opts: o, started: time.Now(),
+		listings: map[string]*listing{}, trees: map[string]*folderTree{}}
+}
+
+// Root is the entry of the top directory.
+func (ns *Namespace) Root() Entry {
+	return Entry{Kind: KindDir, Mode: 0o755, Ino: 1, Mtime: ns.started}
+}
+
+// errNotFound is the namespace's "no such name".
+var errNotFound = fmt.Errorf("fs: %w", fs.ErrNotExist)
+
+func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, error) {
+	ns.mu.Lock()
+	l := ns.listings[prefix]
+	ns.mu.Unlock()
+	if l != nil {
+		return l, nil
+	}
+	d, err := ns.cat.Children(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	l = &listing{files: make(map[string]catalog.Version, len(d.Files)), subdirs: make(map[string]bool, len(d.Subdirs)), dirs: d.Subdirs, mtime: ns.started}
+	var newest time.Time
+	for _, v := range d.Files {
+		name := v.Key[len(prefix):]
+		l.files[name] = v
+		l.names = append(l.names, name)
+		if v.Mtime.After(newest) {
+			newest = v.Mtime
+		}
+	}
+	if !newest.IsZero() {
+		l.mtime = newest
+	}
+	for _, s := range d.Subdirs {
+		l.subdirs[s] = true
+	}
+	n := len(d.Files) + len(d.Subdirs)
+	ns.mu.Lock()
+	if ns.listed+n > ns.opts.MaxListed {
+		clear(ns.listings)
+		ns.listed = 0
+	}
+	ns.listings[prefix] = l
+	ns.listed += n
+	ns.mu.Unlock()
+	return l, nil
+}
+
+func (ns *Namespace) dirEntry(name, prefix string, l *listing) Entry {
+	e := Entry{Name: name, Kind: KindDir, Prefix: prefix, Mode: 0o755, Ino: Ino(tagDir, prefix), Mtime: ns.started}
+	if l != nil {
+		e.Mtime = l.mtime
+	}
+	return e
+}
+
+// versionEntry is the entry of v at name (latest or @vN).
+func (ns *Namespace) versionEntry(name string, v catalog.Version, latest bool) Entry {
+	e := Entry{Name: name, V: &v, Latest: latest, Size: v.Size, Mtime: v.Mtime}
+	switch {
+	case v.Kind == cache.KindFolder:
+		e.Kind, e.Mode = KindFolder, 0o555
+		e.Ino = Ino(folderTag(latest, true), v.UID, "")
+	case latest:
+		e.Kind, e.Mode, e.Ino = KindFile, 0o644, Ino(tagLatest, v.UID)
+	default:
+		e.Kind, e.Mode, e.Ino = KindFile, 0o444, Ino(tagVersion, v.UID)
+	}
+	return e
+}
+
+func metaEntry(name string, v catalog.Version) Entry {
+	return Entry{Name: name, Kind: KindMeta, V: &v, Size: int64(len(Sidecar(v))), Mode: 0o444, Mtime: v.Mtime, Ino: Ino(tagMeta, v.UID)}
+}
+
+func folderTag(latest, dir bool) string {
+	switch {
+	case latest && dir:
+		return tagFolderLatD
+	case dir:
+		return tagFolderVerD
+	case latest:
+		return tagFolderLat
+	}
+	return tagFolderVer
+}
+
+// Lookup resolves name in the directory dir.
+func (ns *Namespace) Lookup(ctx context.Context, dir Entry, name string) (Entry, error) {
+	switch dir.Kind {
+	case KindDir:
+		return ns.lookupKey(ctx, dir.Prefix, name)
+	case KindFolder:
+		return ns.lookupFolder(ctx, dir, name)
+	}
+	return Entry{}, syscall.ENOTDIR
+}
+
+func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry, error) {
+	l, err := ns.listing(ctx, prefix)
+	if err != nil {
+		return Entry{}, err
+	}
+	if v, ok := l.files[name]; ok {
+		return ns.versionEntry(name, v, true), nil
+	}
+	if l.subdirs[name] {
+		sub := prefix + name + "/"
+		ns.mu.Lock()
+		sl := ns.listings[sub]
+		ns.mu.Unlock()
+		return ns.dirEntry(name, sub, sl), nil
+	}
+	n := ParseName(name)
+	if n.Base == name {
+		if len(prefix)+len(name) > ref.MaxKeyLen {
+			return Entry{}, syscall.ENAMETOOLONG
+		}
+		return Entry{}, errNotFound
+	}
+	latest, ok := l.files[n.Base]
+	if !ok {
+		return Entry{}, errNotFound // no live key: none of its versions resolve either
+	}
+	v := latest
+	if n.Version > 0 && n.Version != latest.Version {
+		if v, err = ns.cat.ByKey(ctx, latest.Key, n.Version); err != nil {
+			return Entry{}, err
+		}
+	}
+	if n.Meta {
+		return metaEntry(name, v), nil
+	}
+	return ns.versionEntry(name, v, false), nil
+}
+
+// ReadDir lists the directory dir, sorted by name.
+func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
+	switch dir.Kind {
+	case KindDir:
+	case KindFolder:
+		return ns.readFolder(ctx, dir)
+	default:
+		return nil, syscall.ENOTDIR
+	}
+	l, err := ns.listing(ctx, dir.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(l.dirs)+len(l.names))
+	for _, name := range l.dirs {
+		out = append(out, Entry{Name: name, Kind: KindDir, Prefix: dir.Prefix + name + "/", Mode: 0o755, Ino: Ino(tagDir, dir.Prefix+name+"/")})
+	}
+	for _, name := range l.names {
+		v := l.files[name]
+		out = append(out, ns.versionEntry(name, v, true))
+		if ns.opts.ShowMeta {
+			out = append(out, metaEntry(name+".meta", v))
+		}
+		if !ns.opts.ShowVersions {
+			continue
+		}
+		vs, err := ns.cat.Versions(ctx, v.Key, false)
+		if errors.Is(err, catalog.ErrNotFound) {
+			continue // trashed since the listing was made
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, old := range vs {
+			vn := name + "@v" + strconv.Itoa(old.Version)
+			out = append(out, ns.versionEntry(vn, old, false))
+			if ns.opts.ShowMeta {
+				out = append(out, metaEntry(vn+".meta", old))
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Change says which names of one directory a catalog change touched.
+type Change struct {
+	Prefix string   // the directory, "" or ending in "/"
+	Names  []string // names in it whose entry changed (appeared, vanished or shows something else)
+}
+
+// Changed drops what the namespace cached about keys and returns, for each
+// directory whose listing changed, the names in it that the kernel must
+// look up again. A key's own name always changes (with its ".meta"); a
+// directory above it changes only where it appeared or vanished.
+func (ns *Namespace) Changed(ctx context.Context, keys []string) []Change {
+	byPrefix := map[string]map[string]bool{}
+	add := func(prefix, name string) {
+		if byPrefix[prefix] == nil {
+			byPrefix[prefix] = map[string]bool{}
+		}
+		if name != "" {
+			byPrefix[prefix][name] = true
+		}
+	}
+	for _, key := range keys {
+		segs := strings.Split(key, "/")
+		prefix := ""
+		for i, seg := range segs {
+			if i == len(segs)-1 {
+				add(prefix, seg)
+				add(prefix, seg+".meta")
+				break
+			}
+			ns.mu.Lock()
+			before := ns.listings[prefix]
+			ns.mu.Unlock()
+			if before == nil || !before.subdirs[seg] {
+				add(prefix, seg) // it may have appeared
+			} else {
+				add(prefix, "") // only its listing may have changed
+			}
+			prefix += seg + "/"
+		}
+	}
+	// Ancestors that were listed with a key's folder may now be empty: ask
+	// the catalog again and compare.
+	ns.mu.Lock()
+	old := map[string]*listing{}
+	for p := range byPrefix {
+		if l := ns.listings[p]; l != nil {
+			old[p] = l
+			ns.listed -= len(l.names) + len(l.dirs)
+			delete(ns.listings, p)
+		}
+	}
+	ns.mu.Unlock()
+	for p, l := range old {
+		now, err := ns.listing(ctx, p)
+		if err != nil {
+			// Unknown now: every name of the old listing may have changed.
+			for _, d := range l.dirs {
+				add(p, d)
+			}
+			continue
+		}
+		for _, d := range l.dirs {
+			if !now.subdirs[d] {
+				add(p, d)
+			}
+		}
+	}
+	out := make([]Change, 0, len(byPrefix))
+	for p, names := range byPrefix {
+		c := Change{Prefix: p}
+		for n := range names {
+			c.Names = append(c.Names, n)
+		}
+		sort.Strings(c.Names)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Prefix < out[j].Prefix })
+	return out
+}

@@ -1,0 +1,263 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// node is every inode of the mount: a thin adapter from go-fuse calls to
+// the Namespace. Its Entry never changes; a name that comes to show
+// something else gets a new inode (a new inode number).
+type node struct {
+	fusefs.Inode
+	m *Mount
+	e Entry
+}
+
+var (
+	_ fusefs.NodeLookuper       = (*node)(nil)
+	_ fusefs.NodeOpendirHandler = (*node)(nil)
+	_ fusefs.NodeReaddirer      = (*node)(nil)
+	_ fusefs.NodeGetattrer      = (*node)(nil)
+	_ fusefs.NodeSetattrer      = (*node)(nil)
+	_ fusefs.NodeOpener         = (*node)(nil)
+	_ fusefs.NodeReader         = (*node)(nil)
+	_ fusefs.NodeGetxattrer     = (*node)(nil)
+	_ fusefs.NodeListxattrer    = (*node)(nil)
+	_ fusefs.NodeSetxattrer     = (*node)(nil)
+	_ fusefs.NodeRemovexattrer  = (*node)(nil)
+	_ fusefs.NodeStatfser       = (*node)(nil)
+	_ fusefs.NodeCreater        = (*node)(nil)
+	_ fusefs.NodeMkdirer        = (*node)(nil)
+	_ fusefs.NodeMknoder        = (*node)(nil)
+	_ fusefs.NodeUnlinker       = (*node)(nil)
+	_ fusefs.NodeRmdirer        = (*node)(nil)
+	_ fusefs.NodeRenamer        = (*node)(nil)
+	_ fusefs.NodeSymlinker      = (*node)(nil)
+	_ fusefs.NodeLinker         = (*node)(nil)
+)
+
+func (n *node) errno(op string, err error) syscall.Errno { return errno(n.m.log, op, err) }
+
+func stableMode(e Entry) uint32 {
+	if e.IsDir() {
+		return syscall.S_IFDIR
+	}
+	return syscall.S_IFREG
+}
+
+func (m *Mount) fill(e Entry, a *fuse.Attr) {
+	a.Ino = e.Ino
+	a.Mode = stableMode(e) | e.Mode
+	a.Nlink = 1
+	if e.IsDir() {
+		a.Nlink = 2
+	} else {
+		a.Size = uint64(e.Size)
+		a.Blocks = (a.Size + 511) / 512
+	}
+	a.Blksize = 1 << 16
+	t := e.Mtime
+	a.SetTimes(&t, &t, &t)
+	a.Owner = fuse.Owner{Uid: m.uid, Gid: m.gid}
+}
+
+// timeout is how long the kernel may cache an entry: hours for what never
+// changes, less for names that Changed invalidates anyway.
+func (m *Mount) timeout(e Entry) time.Duration {
+	if e.Immutable() {
+		return m.opts.ImmutableTimeout
+	}
+	return m.opts.LatestTimeout
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	e, err := n.m.ns.Lookup(ctx, n.e, name)
+	if err != nil {
+		return nil, n.errno("lookup", err)
+	}
+	n.m.fill(e, &out.Attr)
+	d := n.m.timeout(e)
+	out.SetEntryTimeout(d)
+	out.SetAttrTimeout(d)
+	child := n.NewInode(ctx, &node{m: n.m, e: e}, fusefs.StableAttr{Mode: stableMode(e), Ino: e.Ino})
+	return child, 0
+}
+
+func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	e := n.e
+	if e.Kind == KindDir {
+		if l, err := n.m.ns.listing(ctx, e.Prefix); err == nil {
+			e.Mtime = l.mtime
+		}
+	}
+	n.m.fill(e, &out.Attr)
+	out.SetTimeout(n.m.timeout(e))
+	return 0
+}
+
+func (n *node) dirEntries(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) {
+	es, err := n.m.ns.ReadDir(ctx, n.e)
+	if err != nil {
+		return nil, n.errno("readdir", err)
+	}
+	out := make([]fuse.DirEntry, len(es))
+	for i, e := range es {
+		out[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: stableMode(e)}
+	}
+	return out, 0
+}
+
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	es, errno := n.dirEntries(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	var fl uint32
+	if n.m.opts.CacheDirs {
+		fl = fuse.FOPEN_CACHE_DIR
+	}
+	return fusefs.NewListDirStream(es), fl, 0
+}
+
+func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	es, errno := n.dirEntries(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	return fusefs.NewListDirStream(es), 0
+}
+
+// handle is an open file: a version's content or a sidecar's bytes.
+type handle struct {
+	r    *fileReader
+	meta []byte
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	const keep = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
+	switch n.e.Kind {
+	case KindMeta:
+		return &handle{meta: Sidecar(*n.e.V)}, keep, 0
+	case KindFile, KindFolderFile:
+		f, err := n.m.ns.FileOf(ctx, n.e)
+		if err != nil {
+			return nil, 0, n.errno("open", err)
+		}
+		n.m.opened.Add(1)
+		return &handle{r: newFileReader(n.m.chunks, f)}, keep, 0
+	}
+	return nil, 0, syscall.EISDIR
+}
+
+func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h, ok := fh.(*handle)
+	if !ok {
+		return nil, syscall.EBADF
+	}
+	if h.meta != nil {
+		if off >= int64(len(h.meta)) {
+			return fuse.ReadResultData(nil), 0
+		}
+		end := min(off+int64(len(dest)), int64(len(h.meta)))
+		return fuse.ReadResultData(h.meta[off:end]), 0
+	}
+	k, err := h.r.ReadAt(ctx, dest, off)
+	if err != nil && k == 0 && !isEOF(err) {
+		return nil, n.errno("read", err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+// Extended attributes of files and folder artifacts.
+const xattrPrefix = "user.lamina."
+
+func (n *node) xattrs() [][2]string {
+	if n.e.V == nil || n.e.Kind == KindMeta || (n.e.Kind == KindFolder && n.e.Path != "") {
+		return nil
+	}
+	v := n.e.V
+	return [][2]string{
+		{xattrPrefix + "uid", v.UID},
+		{xattrPrefix + "version", itoa(v.Version)},
+		{xattrPrefix + "digest", v.Digest.String()},
+		{xattrPrefix + "key", v.Key},
+	}
+}
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	for _, kv := range n.xattrs() {
+		if kv[0] == attr {
+			if len(dest) < len(kv[1]) {
+				return uint32(len(kv[1])), syscall.ERANGE
+			}
+			return uint32(copy(dest, kv[1])), 0
+		}
+	}
+	return 0, syscall.ENODATA
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	var b bytes.Buffer
+	for _, kv := range n.xattrs() {
+		b.WriteString(kv[0])
+		b.WriteByte(0)
+	}
+	if len(dest) < b.Len() {
+		return uint32(b.Len()), syscall.ERANGE
+	}
+	return uint32(copy(dest, b.Bytes())), 0
+}
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	*out = fuse.StatfsOut{Bsize: 4096, Frsize: 4096, NameLen: 255}
+	if n.m.opts.StatfsPath != "" {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(n.m.opts.StatfsPath, &st); err == nil {
+			out.Blocks = st.Blocks * uint64(st.Bsize) / 4096
+			out.Bfree = st.Bfree * uint64(st.Bsize) / 4096
+			out.Bavail = st.Bavail * uint64(st.Bsize) / 4096
+			out.Files, out.Ffree = st.Files, st.Ffree
+		}
+	}
+	return 0
+}
+
+// The write side comes with its own issue; until then every change is
+// refused as on a read-only filesystem.
+
+func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno { return syscall.EROFS }
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EROFS
+}
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno { return syscall.EROFS }
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno  { return syscall.EROFS }
+func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (n *node) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}

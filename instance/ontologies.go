@@ -1,0 +1,471 @@
+package instance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/ontology"
+	"github.com/lamina-bio/lamina/storage"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/sys/unix"
+)
+
+// Ontology sources live in the instance's storage, not in the catalog, so
+// that everyone sharing a storage root shares them and so that they can be
+// imported while a mount daemon owns the catalog file:
+//
+//	ontologies/<entity>/<digest>.src   ontology.Marshal of one source
+//	ontologies/registry.json           every source, which one is default
+//
+// An import writes the source object first and then replaces the registry
+// (storage Put is atomic), so a reader never sees a registry entry without
+// its object; a crash between the two leaves only an unlisted object.
+// Registry updates on one machine are serialised by an exclusive flock on
+// ontologies.lock in the instance's DataDir. See docs/ontology-cli.md.
+const (
+	ontologyPrefix   = "ontologies/"
+	ontologyRegistry = ontologyPrefix + "registry.json"
+	registryFormat   = 1
+)
+
+// OntologySource is one imported version of an ontology for an entity, as
+// the registry records it.
+type OntologySource struct {
+	Entity     string    `json:"entity"`
+	Ontology   string    `json:"ontology"`
+	Version    string    `json:"version"`
+	Organism   string    `json:"organism,omitempty"`
+	Terms      int       `json:"terms"`
+	Obsolete   int       `json:"obsolete"`
+	Digest     string    `json:"digest"` // hex SHA-256 of the imported bytes
+	Default    bool      `json:"default"`
+	ImportedAt time.Time `json:"imported_at"`
+	ImportedBy string    `json:"imported_by"`
+	Location   string    `json:"location,omitempty"` // the path or URL imported
+	Object     string    `json:"object"`             // storage name of the encoded source
+}
+
+// registry is the content of ontologies/registry.json.
+type registry struct {
+	Format  int              `json:"format"`
+	Sources []OntologySource `json:"sources"`
+}
+
+// OntologyImportOptions say what to import.
+type OntologyImportOptions struct {
+	Entity    string // celltype, gene, ... or a custom lowercase name
+	Organism  string // human or mouse, for per-organism entities
+	Version   string // overrides the version the file names
+	NoDefault bool   // keep the current default (the first source of an entity is default regardless)
+	Client    *http.Client
+	Progress  cache.Progress // told of bytes read; may be nil
+}
+
+// OntologyImport is the outcome of ImportOntology.
+type OntologyImport struct {
+	Source OntologySource
+	// Unchanged is set when the same bytes were imported for the entity
+	// before: nothing was written.
+	Unchanged bool
+	// Warnings are the problems the parser tolerated, with file and line.
+	Warnings []string
+}
+
+// ImportOntology reads the source at location (a path or an http(s) URL,
+// gzip or not), stores it and records it in the registry. Malformed input
+// fails with an *ontology.SyntaxError naming the file and line, and nothing
+// is written. Importing the same bytes again for the same entity changes
+// nothing and reports Unchanged. A new version is kept beside the others
+// and becomes the default of its entity (and organism) unless NoDefault.
+// Safe for concurrent use, also across processes on one machine.
+func (in *Instance) ImportOntology(ctx context.Context, location string, o OntologyImportOptions) (OntologyImport, error) {
+	if !ontology.ValidEntityName(o.Entity) {
+		return OntologyImport{}, fmt.Errorf("%q is not an entity name: use lowercase letters, digits and _ (built in: %s)", o.Entity, entityNames())
+	}
+	rc, err := ontology.Open(ctx, location, o.Client)
+	if err != nil {
+		return OntologyImport{}, err
+	}
+	var r io.Reader = rc
+	if o.Progress != nil {
+		r = &progressReader{r: rc, fn: o.Progress}
+	}
+	src, err := ontology.Read(r, location, ontology.ImportOptions{Entity: o.Entity, Organism: o.Organism, Version: o.Version})
+	rc.Close()
+	if err != nil {
+		return OntologyImport{}, err
+	}
+	res := OntologyImport{Warnings: src.Warnings}
+	rec := OntologySource{
+		Entity: src.Entity, Ontology: src.Ontology, Version: src.Version, Organism: src.Organism,
+		Terms: len(src.Terms), Digest: src.Digest, ImportedBy: in.User, Location: location,
+		Object: ontologyObject(src.Entity, src.Digest),
+	}
+	for i := range src.Terms {
+		if src.Terms[i].Obsolete {
+			rec.Obsolete++
+		}
+	}
+
+	// A cheap look first, so a repeated import writes nothing at all.
+	reg, err := in.readRegistry(ctx)
+	if err != nil {
+		return res, err
+	}
+	if old, done, err := findImported(reg, rec); done || err != nil {
+		res.Source, res.Unchanged = old, done
+		return res, err
+	}
+	// The object is content-addressed, so writing it before taking the lock
+	// is harmless even when another import of the same bytes races us.
+	if err := in.Backend.Put(ctx, rec.Object, ontology.Marshal(src)); err != nil {
+		return res, fmt.Errorf("store ontology source: %w", err)
+	}
+	if err := in.Backend.Sync(ctx); err != nil {
+		return res, err
+	}
+
+	unlock, err := in.ontologyLock()
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+	if reg, err = in.readRegistry(ctx); err != nil {
+		return res, err
+	}
+	if old, done, err := findImported(reg, rec); done || err != nil {
+		res.Source, res.Unchanged = old, done
+		return res, err
+	}
+	rec.ImportedAt = time.Now().UTC().Truncate(time.Millisecond)
+	hasDefault := false
+	for _, s := range reg.Sources {
+		if s.Entity == rec.Entity && s.Organism == rec.Organism && s.Default {
+			hasDefault = true
+		}
+	}
+	rec.Default = !o.NoDefault || !hasDefault
+	if rec.Default {
+		for i := range reg.Sources {
+			if s := &reg.Sources[i]; s.Entity == rec.Entity && s.Organism == rec.Organism {
+				s.Default = false
+			}
+		}
+	}
+	reg.Sources = append(reg.Sources, rec)
+	if err := in.writeRegistry(ctx, reg); err != nil {
+		return res, err
+	}
+	res.Source = rec
+	return res, nil
+}
+
+// findImported reports whether rec's bytes were already imported for its
+// entity, and refuses a second source under an existing version name.
+func findImported(reg registry, rec OntologySource) (OntologySource, bool, error) {
+	for _, s := range reg.Sources {
+		if s.Entity != rec.Entity {
+			continue
+		}
+		if s.Digest == rec.Digest {
+			if s.Organism != rec.Organism {
+				return s, false, fmt.Errorf("this file is already imported as %s for organism %q (version %s)", s.Entity, s.Organism, s.Version)
+			}
+			return s, true, nil
+		}
+		if s.Organism == rec.Organism && s.Version == rec.Version {
+			return OntologySource{}, false, fmt.Errorf("%s already has a different source named version %s (digest %.12s): name this one with --version", s.Entity, s.Version, s.Digest)
+		}
+	}
+	return OntologySource{}, false, nil
+}
+
+// OntologySources lists every imported source, by entity, organism and
+// import time.
+func (in *Instance) OntologySources(ctx context.Context) ([]OntologySource, error) {
+	reg, err := in.readRegistry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return reg.Sources, nil
+}
+
+// ResolveOntology finds the source of an entity that a query should use:
+// the given version (or digest prefix), else the default. organism may be
+// empty when the entity's sources are for one organism (or none).
+// Errors wrap ontology.ErrNotFound when there is no such source.
+func (in *Instance) ResolveOntology(ctx context.Context, entity, organism, version string) (OntologySource, error) {
+	reg, err := in.readRegistry(ctx)
+	if err != nil {
+		return OntologySource{}, err
+	}
+	return resolveSource(reg, entity, organism, version)
+}
+
+func resolveSource(reg registry, entity, organism, version string) (OntologySource, error) {
+	organism = ontology.NormalizeOrganism(organism)
+	var all, cands []OntologySource
+	orgs := map[string]bool{}
+	for _, s := range reg.Sources {
+		if s.Entity != entity {
+			continue
+		}
+		all = append(all, s)
+		if organism == "" || s.Organism == organism {
+			cands = append(cands, s)
+			orgs[s.Organism] = true
+		}
+	}
+	if len(all) == 0 {
+		return OntologySource{}, fmt.Errorf("no %s ontology imported yet: import one with `lamina ontology import %s --source PATH|URL` (%w)", entity, entity, ontology.ErrNotFound)
+	}
+	if len(cands) == 0 {
+		return OntologySource{}, fmt.Errorf("no %s source for organism %q; imported: %s (%w)", entity, organism, organismList(all), ontology.ErrNotFound)
+	}
+	if len(orgs) > 1 {
+		return OntologySource{}, fmt.Errorf("%s has sources for several organisms (%s): pick one with --organism", entity, organismList(all))
+	}
+	if version == "" {
+		for _, s := range cands {
+			if s.Default {
+				return s, nil
+			}
+		}
+		return cands[len(cands)-1], nil // a registry edited by hand: the newest
+	}
+	for _, s := range cands {
+		if s.Version == version {
+			return s, nil
+		}
+	}
+	if len(version) >= 6 {
+		for _, s := range cands {
+			if strings.HasPrefix(s.Digest, strings.ToLower(version)) {
+				return s, nil
+			}
+		}
+	}
+	var vs []string
+	for _, s := range cands {
+		vs = append(vs, s.Version)
+	}
+	return OntologySource{}, fmt.Errorf("no version %q of %s; imported: %s (%w)", version, entity, strings.Join(vs, ", "), ontology.ErrNotFound)
+}
+
+func organismList(ss []OntologySource) string {
+	var out []string
+	for _, s := range ss {
+		o := s.Organism
+		if o == "" {
+			o = "any organism"
+		}
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// SetDefaultOntology makes a version (or digest prefix) the default source
+// of its entity and organism and returns it.
+func (in *Instance) SetDefaultOntology(ctx context.Context, entity, organism, version string) (OntologySource, error) {
+	if version == "" {
+		return OntologySource{}, errors.New("name the version to make default")
+	}
+	unlock, err := in.ontologyLock()
+	if err != nil {
+		return OntologySource{}, err
+	}
+	defer unlock()
+	reg, err := in.readRegistry(ctx)
+	if err != nil {
+		return OntologySource{}, err
+	}
+	rec, err := resolveSource(reg, entity, organism, version)
+	if err != nil {
+		return OntologySource{}, err
+	}
+	if rec.Default {
+		return rec, nil
+	}
+	for i := range reg.Sources {
+		s := &reg.Sources[i]
+		if s.Entity == rec.Entity && s.Organism == rec.Organism {
+			s.Default = s.Digest == rec.Digest
+		}
+	}
+	rec.Default = true
+	return rec, in.writeRegistry(ctx, reg)
+}
+
+// LoadOntology returns the index of the source ResolveOntology picks, and
+// that source. Indexes are cached in the process (keyed by storage location
+// and content digest, so a new default is seen at once), and concurrent
+// loads of one source are collapsed into one.
+func (in *Instance) LoadOntology(ctx context.Context, entity, organism, version string) (*ontology.Index, OntologySource, error) {
+	rec, err := in.ResolveOntology(ctx, entity, organism, version)
+	if err != nil {
+		return nil, rec, err
+	}
+	key := in.Backend.String() + "\x00" + rec.Object + "\x00" + rec.Digest
+	if x := indexes.get(key); x != nil {
+		return x, rec, nil
+	}
+	v, err, _ := indexes.group.Do(key, func() (any, error) {
+		b, err := in.Backend.Get(ctx, rec.Object)
+		if err != nil {
+			return nil, fmt.Errorf("ontology source %s %s: %w", rec.Entity, rec.Version, err)
+		}
+		src, err := ontology.Unmarshal(b)
+		if err != nil {
+			return nil, fmt.Errorf("ontology source %s %s (%s): %w", rec.Entity, rec.Version, rec.Object, err)
+		}
+		if src.Digest != rec.Digest {
+			return nil, fmt.Errorf("ontology source %s holds digest %.12s, the registry says %.12s", rec.Object, src.Digest, rec.Digest)
+		}
+		// The registry is authoritative for names a user may have set.
+		src.Version = rec.Version
+		x, err := ontology.Build(src)
+		if err != nil {
+			return nil, err
+		}
+		indexes.put(key, x)
+		return x, nil
+	})
+	if err != nil {
+		return nil, rec, err
+	}
+	return v.(*ontology.Index), rec, nil
+}
+
+// indexCache keeps the most recently used indexes of this process. A CLI
+// command uses one; a long-running mount keeps a few hot.
+type indexCache struct {
+	group singleflight.Group
+	mu    sync.Mutex // guards m and order
+	m     map[string]*ontology.Index
+	order []string // least recently used first
+}
+
+const maxCachedIndexes = 8
+
+var indexes = &indexCache{m: map[string]*ontology.Index{}}
+
+func (c *indexCache) get(key string) *ontology.Index {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	x := c.m[key]
+	if x != nil {
+		c.touch(key)
+	}
+	return x
+}
+
+func (c *indexCache) put(key string, x *ontology.Index) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[key] = x
+	c.touch(key)
+	for len(c.order) > maxCachedIndexes {
+		delete(c.m, c.order[0])
+		c.order = c.order[1:]
+	}
+}
+
+func (c *indexCache) touch(key string) {
+	if i := slices.Index(c.order, key); i >= 0 {
+		c.order = slices.Delete(c.order, i, i+1)
+	}
+	c.order = append(c.order, key)
+}
+
+func (in *Instance) readRegistry(ctx context.Context) (registry, error) {
+	b, err := in.Backend.Get(ctx, ontologyRegistry)
+	if storage.IsNotFound(err) {
+		return registry{Format: registryFormat}, nil
+	}
+	if err != nil {
+		return registry{}, fmt.Errorf("read ontology registry: %w", err)
+	}
+	var reg registry
+	if err := json.Unmarshal(b, &reg); err != nil {
+		return registry{}, fmt.Errorf("ontology registry %s in %s is damaged: %w", ontologyRegistry, in.Backend, err)
+	}
+	if reg.Format > registryFormat {
+		return registry{}, fmt.Errorf("ontology registry %s has format %d; this lamina reads up to %d: upgrade lamina", ontologyRegistry, reg.Format, registryFormat)
+	}
+	return reg, nil
+}
+
+func (in *Instance) writeRegistry(ctx context.Context, reg registry) error {
+	reg.Format = registryFormat
+	slices.SortStableFunc(reg.Sources, func(a, b OntologySource) int {
+		if c := strings.Compare(a.Entity, b.Entity); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Organism, b.Organism); c != 0 {
+			return c
+		}
+		return a.ImportedAt.Compare(b.ImportedAt)
+	})
+	b, err := json.MarshalIndent(reg, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := in.Backend.Put(ctx, ontologyRegistry, append(b, '\n')); err != nil {
+		return fmt.Errorf("write ontology registry: %w", err)
+	}
+	return in.Backend.Sync(ctx)
+}
+
+// ontologyLock takes the exclusive lock that serialises registry updates.
+func (in *Instance) ontologyLock() (func(), error) {
+	if err := os.MkdirAll(in.Settings.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(in.Settings.DataDir, "ontologies.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func ontologyObject(entity, digest string) string {
+	return ontologyPrefix + entity + "/" + digest + ".src"
+}
+
+func entityNames() string {
+	var names []string
+	for _, e := range ontology.Entities() {
+		names = append(names, e.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+type progressReader struct {
+	r  io.Reader
+	fn cache.Progress
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.fn(int64(n))
+	}
+	return n, err
+}

@@ -1,0 +1,70 @@
+// Package ontology imports biological ontologies and gene tables and answers
+// the questions curation asks of them: is this value a term (validate),
+// which term does it mean (standardize), what is wrong with this column
+// (inspect), which terms match this text (search), and what lies above or
+// below a term (hierarchy). It is the part of Lamina that Bionty is for
+// LaminDB, and it works offline once a source is imported.
+//
+// # Sources
+//
+// A Source is one version of one ontology for one entity: its Terms plus
+// where they came from (Entity, Ontology, Version, Organism, and the SHA-256
+// Digest of the bytes read, so importing the same file twice is recognisable).
+// Import reads a path or an http(s) URL; Read reads any io.Reader. Both
+// understand OBO 1.2/1.4, the cellxgene-ontology-guide JSON term lists, the
+// GO.db term table and gene tables (org.Hs.eg.db export, GENCODE CSV),
+// telling them apart by content, and decompress gzip found by its magic
+// bytes. Malformed input fails as a whole with a *SyntaxError naming the
+// file and line: a caller never gets half a source.
+//
+// OBO files are read as the OBO 1.4 syntax says, with the allowances real
+// 1.2 releases need (see ../shared/data/OBO_PITFALLS.md): a file that
+// declares format-version 1.4 must obey 1.4 (one name per term, scoped
+// synonyms, two or more intersection_of), while a 1.2 file gets a warning
+// for the same faults. Relations are normalised through [Typedef] xrefs so
+// that part_of, BFO:0000050 and a local alias are one edge; GCI edges, which
+// hold only within a taxon, are dropped.
+//
+// Marshal and Unmarshal turn a Source into a compact, versioned, checksummed
+// blob for the catalog to store, so an index can be rebuilt without the
+// original file.
+//
+// # Entities
+//
+// An entity is a kind of metadata value: celltype (CL), tissue (UBERON),
+// disease (MONDO), phenotype (HP), pathway (GO), experimental_factor (EFO),
+// organism (NCBITaxon), developmental_stage (HsapDv or MmusDv by organism)
+// and gene (an Ensembl gene table). Any other lowercase name is a custom
+// entity whose ontology is whatever file is imported. Import checks that
+// the file fits the entity, so phenotypes are not imported as cell types.
+//
+// # Matching
+//
+// Build makes an Index of a Source. Validate is strict, as Bionty's is: the
+// exact name or id, case-sensitive; an obsolete term does not validate and
+// its message names the replacement. Standardize is forgiving in a fixed
+// order: exact name, id or alt_id, name ignoring case and white space,
+// EXACT synonym, RELATED synonym (only when asked), and an obsolete term's
+// replacement. Only EXACT synonyms are used by default because the others
+// are broader, narrower or merely related terms. A value that fits several
+// terms with different names (the gene alias CD20 is MS4A1 and KRT20) is
+// reported Ambiguous with the candidates; it is never guessed. Inspect
+// combines the two for a column and offers up to three suggestions for
+// values that match nothing, ranked by edit distance ("dendritc cell" ->
+// "dendritic cell").
+//
+// Search ranks exact names (and ids), exact synonyms, name prefixes, word
+// prefixes in names and synonyms, then fuzzy matches; obsolete terms only
+// when asked. Fuzzy matching shortlists candidates by shared trigrams and
+// orders them by edit distance; its index is built on first use.
+//
+// # Hierarchy
+//
+// Parents, Children, Ancestors and Descendants follow is_a, part_of or both
+// (Relation flags), breadth-first and safe on cycles. Parents outside the
+// source (an imported BFO term) are reported but not followed. The
+// cellxgene JSON lists only a closure over is_a and part_of together, so its
+// direct ancestors are read as is_a parents.
+//
+// An Index is immutable and safe for concurrent use.
+package ontology

@@ -1,0 +1,354 @@
+package ontology_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/ontology"
+)
+
+func hpo(t testing.TB) *ontology.Index {
+	return load(t, "phenotype", "", "ontologies", "hp.obo.gz")
+}
+
+func TestValidate(t *testing.T) {
+	cl, hp := clOBO(t), hpo(t)
+	tests := []struct {
+		name     string
+		idx      *ontology.Index
+		value    string
+		valid    bool
+		id       string
+		obsolete bool
+		message  string // a part of Message()
+	}{
+		{"exact name", cl, "T cell", true, "CL:0000084", false, "CL:0000084"},
+		{"id", cl, "CL:0000084", true, "CL:0000084", false, "T cell"},
+		{"case matters", cl, "t cell", false, "", false, "not a name or id"},
+		{"synonym does not validate", cl, "T-cell", false, "", false, "not a name or id"},
+		{"trailing space", cl, "T cell ", false, "", false, "not a name or id"},
+		{"obsolete name names replacement", hp, "Early cataracts", false, "HP:0001113", true, "replaced by HP:0000518 (Cataract)"},
+		{"obsolete id", hp, "HP:0001113", false, "HP:0001113", true, "replaced by HP:0000518"},
+		{"obsolete with replacement elsewhere", cl, "CL:0000002", false, "CL:0000002", true, "replaced by CLO:0000019"},
+		{"alt_id is the primary", hp, "HP:0004715", true, "HP:0000003", false, "secondary id of HP:0000003"},
+		{"unknown", cl, "Unknown_type", false, "", false, `"Unknown_type" is not a name or id in CL`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := tc.idx.Validate(tc.value)
+			if v.Valid != tc.valid || v.ID != tc.id || v.Obsolete != tc.obsolete {
+				t.Errorf("Validate(%q) = valid %v id %q obsolete %v, want %v %q %v", tc.value, v.Valid, v.ID, v.Obsolete, tc.valid, tc.id, tc.obsolete)
+			}
+			if !strings.Contains(v.Message(), tc.message) {
+				t.Errorf("Message() = %q, want it to contain %q", v.Message(), tc.message)
+			}
+		})
+	}
+}
+
+func TestStandardize(t *testing.T) {
+	cl, hp, genes := clOBO(t), hpo(t), humanGenes(t)
+	tests := []struct {
+		name     string
+		idx      *ontology.Index
+		value    string
+		opts     ontology.StandardizeOptions
+		match    ontology.Match
+		standard string
+		reason   string // a part of Reason()
+	}{
+		{"exact", cl, "T cell", ontology.StandardizeOptions{}, ontology.ExactName, "T cell", "standard name"},
+		{"id", cl, "CL:0000084", ontology.StandardizeOptions{}, ontology.ByID, "T cell", "CL:0000084"},
+		{"case and space", cl, "  monocyte ", ontology.StandardizeOptions{}, ontology.FoldedName, "monocyte", "case"},
+		{"exact synonym", cl, "T-cell", ontology.StandardizeOptions{}, ontology.BySynonym, "T cell", `"T-cell"`},
+		{"exact synonym folded", cl, "b lymphocyte", ontology.StandardizeOptions{}, ontology.BySynonym, "B cell", "EXACT synonym"},
+		{"related needs the option", cl, "cell in vivo", ontology.StandardizeOptions{}, ontology.NoMatch, "cell in vivo", "no term"},
+		{"narrow is never used", cl, "cell in vivo", ontology.StandardizeOptions{Related: true}, ontology.NoMatch, "cell in vivo", "no term"},
+		{"obsolete to replacement", hp, "Early cataracts", ontology.StandardizeOptions{}, ontology.Replaced, "Cataract", "HP:0001113 is obsolete, replaced by HP:0000518"},
+		{"obsolete id to replacement", hp, "HP:0001113", ontology.StandardizeOptions{}, ontology.Replaced, "Cataract", "replaced by HP:0000518"},
+		{"replacement outside the source", cl, "obsolete immortal cell line cell", ontology.StandardizeOptions{}, ontology.NoMatch, "obsolete immortal cell line cell", "replaced by CLO:0000019"},
+		{"obsolete synonyms are not used", cl, "continuous cell line cell", ontology.StandardizeOptions{}, ontology.NoMatch, "continuous cell line cell", "no term"},
+		{"alt_id to primary", hp, "HP:0004715", ontology.StandardizeOptions{}, ontology.ByAltID, "Multicystic kidney dysplasia", "secondary id of HP:0000003"},
+		{"gene symbol", genes, "MS4A1", ontology.StandardizeOptions{}, ontology.ExactName, "MS4A1", "standard name"},
+		{"gene alias", genes, "CD20", ontology.StandardizeOptions{}, ontology.Ambiguous, "CD20", "ambiguous: could be"},
+		{"gene alias of one gene", genes, "TM4SF6", ontology.StandardizeOptions{}, ontology.BySynonym, "TSPAN6", "EXACT synonym"},
+		{"symbol beats another gene's alias", genes, "FH", ontology.StandardizeOptions{}, ontology.ExactName, "FH", "standard name"},
+		{"one symbol, two Ensembl ids", genes, "ptprc", ontology.StandardizeOptions{}, ontology.FoldedName, "PTPRC", "case"},
+		{"nothing", cl, "doublet", ontology.StandardizeOptions{}, ontology.NoMatch, "doublet", "no term"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.idx.Standardize(tc.value, tc.opts)
+			if s.Match != tc.match || s.Standard() != tc.standard {
+				t.Errorf("Standardize(%q) = %v %q, want %v %q (%s)", tc.value, s.Match, s.Standard(), tc.match, tc.standard, s.Reason())
+			}
+			if !strings.Contains(s.Reason(), tc.reason) {
+				t.Errorf("Reason() = %q, want it to contain %q", s.Reason(), tc.reason)
+			}
+		})
+	}
+}
+
+func TestAmbiguousAliases(t *testing.T) {
+	genes := humanGenes(t)
+	for _, tc := range []struct {
+		alias string
+		names []string
+	}{
+		{"CD20", []string{"KRT20", "MS4A1"}},
+		{"LCA", []string{"CLTA", "GUCY2D", "PTPRC"}},
+		{"PD-1", []string{"PDCD1", "RPL17", "RPL17-C18orf32"}},
+	} {
+		t.Run(tc.alias, func(t *testing.T) {
+			s := genes.Standardize(tc.alias, ontology.StandardizeOptions{})
+			if s.Match != ontology.Ambiguous || s.Changed() {
+				t.Fatalf("Standardize(%q) = %v %q, want ambiguous and unchanged", tc.alias, s.Match, s.Standard())
+			}
+			var names []string
+			for _, c := range s.Candidates {
+				if c.Via != tc.alias {
+					t.Errorf("candidate %s matched through %q", c.Name, c.Via)
+				}
+				names = append(names, c.Name)
+			}
+			slices.Sort(names)
+			names = slices.Compact(names)
+			if !slices.Equal(names, tc.names) {
+				t.Errorf("candidates %v, want %v", names, tc.names)
+			}
+		})
+	}
+	// PTPRC has two Ensembl ids but one name: not ambiguous.
+	if v := genes.Validate("PTPRC"); !v.Valid {
+		t.Errorf("PTPRC does not validate: %s", v.Message())
+	}
+}
+
+func TestRelatedSynonymsOnRequest(t *testing.T) {
+	hp := hpo(t)
+	// GO.db lost synonym scopes, so its synonyms are RELATED.
+	goIdx := load(t, "pathway", "", "ontologies", "go-terms-GOdb-2022-07-01.tsv.gz")
+	if s := goIdx.Standardize("mitochondrial inheritance", ontology.StandardizeOptions{}); s.Matched() {
+		t.Errorf("RELATED synonym used without the option: %v %s", s.Match, s.Name)
+	}
+	s := goIdx.Standardize("mitochondrial inheritance", ontology.StandardizeOptions{Related: true})
+	if s.Match != ontology.ByRelated || s.Name != "mitochondrion inheritance" || s.ID != "GO:0000001" {
+		t.Errorf("with Related: %v %s %s", s.Match, s.ID, s.Name)
+	}
+	if s := hp.Standardize("Multicystic dysplastic kidney", ontology.StandardizeOptions{}); s.Match != ontology.BySynonym || s.ID != "HP:0000003" {
+		t.Errorf("HP EXACT synonym: %v %s", s.Match, s.ID)
+	}
+}
+
+func TestInspect(t *testing.T) {
+	cl := clOBO(t)
+	ins := cl.Inspect([]string{"T cell", "T-cell", "dendritc cell", "T cell", "doublet", "CD20"}, ontology.StandardizeOptions{})
+	if got := ins.Validated(); !slices.Equal(got, []string{"T cell"}) {
+		t.Errorf("Validated = %v", got)
+	}
+	if m := ins.Mappable(); len(m) != 1 || m[0].Value != "T-cell" || m[0].Standard.Name != "T cell" {
+		t.Errorf("Mappable = %+v", m)
+	}
+	failed := ins.Failed()
+	if len(failed) != 3 {
+		t.Fatalf("Failed = %+v", failed)
+	}
+	if ins.Reports[0].Count != 2 {
+		t.Errorf("count of T cell = %d", ins.Reports[0].Count)
+	}
+	typo := failed[0]
+	if typo.Value != "dendritc cell" || len(typo.Suggestions) == 0 || len(typo.Suggestions) > 3 || typo.Suggestions[0].Name != "dendritic cell" {
+		t.Errorf("dendritc cell suggestions = %+v", typo.Suggestions)
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	for _, tc := range []struct {
+		idx   func(testing.TB) *ontology.Index
+		value string
+		first string
+	}{
+		{clOBO, "dendritc cell", "dendritic cell"},
+		{clOBO, "Tcell", "T cell"},
+		{clOBO, "monocyet", "monocyte"},
+		{mondo, "rheumatoid arthritus", "rheumatoid arthritis"},
+		{hpo, "catarct", "Cataract"},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			s := tc.idx(t).Suggest(tc.value, 3)
+			if len(s) == 0 || s[0].Name != tc.first {
+				t.Fatalf("Suggest(%q) = %+v, want %q first", tc.value, s, tc.first)
+			}
+			for i := 1; i < len(s); i++ {
+				if s[i].Score > s[i-1].Score {
+					t.Errorf("suggestions not ordered by score: %+v", s)
+				}
+			}
+		})
+	}
+}
+
+func TestSearch(t *testing.T) {
+	cl := clOBO(t)
+	tests := []struct {
+		name  string
+		query string
+		opts  ontology.SearchOptions
+		first string // id of the first hit
+		rank  ontology.Rank
+		check func(t *testing.T, hits []ontology.Hit)
+	}{
+		{name: "exact name", query: "t cell", first: "CL:0000084", rank: ontology.RankExactName},
+		{name: "id", query: "CL:0000236", first: "CL:0000236", rank: ontology.RankExactName},
+		{name: "exact synonym", query: "T lymphocyte", first: "CL:0000084", rank: ontology.RankExactSynonym},
+		{name: "name prefix", query: "plasmacytoid dendr", first: "CL:0000784", rank: ontology.RankNamePrefix},
+		{name: "word prefix", query: "T helper", opts: ontology.SearchOptions{Limit: 10}, rank: ontology.RankWordPrefix,
+			check: func(t *testing.T, hits []ontology.Hit) {
+				if len(hits) < 5 || len(hits) > 10 {
+					t.Errorf("limit 10 gave %d hits", len(hits))
+				}
+				if hits[0].Name != "helper T cell" {
+					t.Errorf("first hit %q, want the shortest name with both words", hits[0].Name)
+				}
+				for _, h := range hits {
+					m := strings.ToLower(h.Matched)
+					if h.Rank == ontology.RankWordPrefix && !strings.Contains(m, "helper") {
+						t.Errorf("hit %s %q matched %q", h.ID, h.Name, h.Matched)
+					}
+				}
+			}},
+		{name: "fuzzy", query: "dendritc cell", first: "CL:0000451", rank: ontology.RankFuzzy},
+		{name: "fuzzy prefix", query: "dendritc", first: "CL:0000451", rank: ontology.RankFuzzy},
+		{name: "obsolete hidden", query: "obsolete immortal cell line cell",
+			check: func(t *testing.T, hits []ontology.Hit) {
+				for _, h := range hits {
+					if h.Obsolete {
+						t.Errorf("obsolete hit %s without the option", h.ID)
+					}
+				}
+			}},
+		{name: "obsolete on request", query: "obsolete immortal cell line cell", opts: ontology.SearchOptions{Obsolete: true},
+			first: "CL:0000002", rank: ontology.RankExactName},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hits := cl.Search(tc.query, tc.opts)
+			if tc.first != "" && (len(hits) == 0 || hits[0].ID != tc.first || hits[0].Rank != tc.rank) {
+				t.Fatalf("Search(%q) first = %+v, want %s at %v", tc.query, first(hits), tc.first, tc.rank)
+			}
+			for i := 1; i < len(hits); i++ {
+				if hits[i].Rank < hits[i-1].Rank {
+					t.Errorf("hits out of rank order at %d: %+v", i, hits)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, hits)
+			}
+		})
+	}
+}
+
+func first(h []ontology.Hit) any {
+	if len(h) == 0 {
+		return "no hits"
+	}
+	return h[0]
+}
+
+func TestHierarchy(t *testing.T) {
+	cl := clOBO(t)
+	parents, err := cl.Parents("T cell", ontology.IsA)
+	if err != nil || !slices.Equal(parents, []string{"CL:0000542"}) {
+		t.Errorf("Parents(T cell) = %v %v, want [CL:0000542]", parents, err)
+	}
+	children, _ := cl.Children("CL:0000084", ontology.IsA)
+	if !slices.Contains(children, "CL:0000789") || !slices.Contains(children, "CL:0000798") {
+		t.Errorf("children of T cell lack alpha-beta and gamma-delta T cell: %v", children)
+	}
+	anc, _ := cl.Ancestors("CD4-positive, alpha-beta T cell", ontology.IsA)
+	for _, want := range []string{"CL:0000084", "CL:0000542", "CL:0000000"} {
+		if !slices.Contains(anc, want) {
+			t.Errorf("ancestors of CD4 T cell lack %s: %v", want, anc)
+		}
+	}
+	desc, _ := cl.Descendants("T cell", ontology.IsA)
+	if !slices.Contains(desc, "CL:0000624") || slices.Contains(desc, "CL:0000236") {
+		t.Errorf("descendants of T cell: CD4 T cell present %v, B cell present %v", slices.Contains(desc, "CL:0000624"), slices.Contains(desc, "CL:0000236"))
+	}
+	if !cl.IsDescendant("CL:0000624", "T cell", ontology.IsA) || cl.IsDescendant("B cell", "T cell", ontology.IsA) {
+		t.Error("IsDescendant wrong for CD4 T cell / B cell under T cell")
+	}
+	if _, err := cl.Parents("no such cell", ontology.IsA); err == nil || !strings.Contains(err.Error(), "no term") {
+		t.Errorf("unknown term: %v", err)
+	}
+
+	// part_of: the Uberon slim has part_of edges; is_a alone does not
+	// reach them.
+	ub := load(t, "tissue", "", "ontologies", "uberon-efo-slim.obo")
+	partOnly, _ := ub.Parents("UBERON:0002371", ontology.PartOf) // bone marrow
+	isaOnly, _ := ub.Parents("UBERON:0002371", ontology.IsA)
+	both, _ := ub.Parents("UBERON:0002371", ontology.IsA|ontology.PartOf)
+	if len(partOnly) == 0 || len(both) != len(partOnly)+len(isaOnly) {
+		t.Errorf("bone marrow parents: part_of %v, is_a %v, both %v", partOnly, isaOnly, both)
+	}
+
+	// The cellxgene JSON closure agrees with walking the direct parents.
+	cx := clJSON(t)
+	d, _ := cx.Descendants("CL:0000000", ontology.IsA)
+	if len(d) < 3000 {
+		t.Errorf("CL JSON: %d descendants of cell", len(d))
+	}
+}
+
+func TestCycles(t *testing.T) {
+	src := mustOBO(t, `format-version: 1.4
+
+[Term]
+id: X:1
+name: a
+is_a: X:3
+relationship: part_of X:2
+
+[Term]
+id: X:2
+name: b
+is_a: X:1
+
+[Term]
+id: X:3
+name: c
+is_a: X:2
+
+[Term]
+id: X:4
+name: self
+is_a: X:4
+`)
+	idx, err := ontology.Build(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []ontology.Relation{ontology.IsA, ontology.IsA | ontology.PartOf} {
+		anc, _ := idx.Ancestors("X:1", rel)
+		desc, _ := idx.Descendants("X:1", rel)
+		if !sameSet(anc, []string{"X:2", "X:3"}) || !sameSet(desc, []string{"X:2", "X:3"}) {
+			t.Errorf("rel %v: ancestors %v descendants %v, want X:2 and X:3 each", rel, anc, desc)
+		}
+	}
+	if a, _ := idx.Ancestors("X:4", ontology.IsA); len(a) != 0 {
+		t.Errorf("self loop ancestors %v", a)
+	}
+	if p, _ := idx.Parents("a", ontology.PartOf); !slices.Equal(p, []string{"X:2"}) {
+		t.Errorf("part_of parents %v", p)
+	}
+}
+
+func mustOBO(t testing.TB, text string) *ontology.Source {
+	t.Helper()
+	src, err := ontology.ReadOBO(strings.NewReader(text), "inline.obo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}

@@ -1,0 +1,100 @@
+package ontology
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+)
+
+// input wraps the bytes of one source: it hashes them as they are read and
+// decompresses gzip when the first bytes are the gzip magic, whatever the
+// name says, because URLs and renamed files lie about their suffix.
+type input struct {
+	name string
+	h    hash.Hash
+	raw  *bufio.Reader // the bytes as given (hashed)
+	gz   *gzip.Reader  // nil when the input is not gzip
+	r    *bufio.Reader // the decompressed bytes
+}
+
+func newInput(r io.Reader, name string) (*input, error) {
+	in := &input{name: name, h: sha256.New()}
+	in.raw = bufio.NewReaderSize(io.TeeReader(r, in.h), 64<<10)
+	magic, err := in.raw.Peek(2)
+	if err != nil && err != io.EOF {
+		return nil, &SyntaxError{File: name, Msg: "read", Err: err}
+	}
+	if bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		in.gz, err = gzip.NewReader(in.raw)
+		if err != nil {
+			return nil, &SyntaxError{File: name, Line: 1, Msg: "gzip header", Err: err}
+		}
+		in.r = bufio.NewReaderSize(in.gz, 64<<10)
+	} else {
+		in.r = in.raw
+	}
+	return in, nil
+}
+
+// digest drains what the parser left unread (trailing bytes, the gzip
+// footer) so the hash covers the whole input, and returns it in hex.
+func (in *input) digest() (string, error) {
+	if _, err := io.Copy(io.Discard, in.raw); err != nil {
+		return "", &SyntaxError{File: in.name, Msg: "read", Err: err}
+	}
+	return hex.EncodeToString(in.h.Sum(nil)), nil
+}
+
+// readErr describes an error returned while reading the decompressed
+// stream at the given line: a gzip that ends early is the usual cause.
+func readErr(name string, line int, err error) error {
+	msg := "read"
+	if err == io.ErrUnexpectedEOF {
+		msg = "input ends early (truncated gzip?)"
+	} else if err == gzip.ErrChecksum {
+		msg = "gzip checksum mismatch (corrupt file)"
+	}
+	return &SyntaxError{File: name, Line: line, Msg: msg, Err: err}
+}
+
+// Open returns the bytes at location: an http(s) URL or a file path. The
+// caller closes the result. Bytes are returned as stored; the readers
+// decompress gzip themselves. client nil means http.DefaultClient.
+func Open(ctx context.Context, location string, client *http.Client) (io.ReadCloser, error) {
+	if strings.HasPrefix(location, "http://") || strings.HasPrefix(location, "https://") {
+		if client == nil {
+			client = http.DefaultClient
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, location, nil)
+		if err != nil {
+			return nil, fmt.Errorf("ontology: %s: %w", location, err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("ontology: cannot fetch %s: %w", location, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			err := fmt.Errorf("ontology: cannot fetch %s: HTTP %s", location, resp.Status)
+			if resp.StatusCode == http.StatusNotFound {
+				err = fmt.Errorf("%w (%w)", err, ErrNotFound)
+			}
+			return nil, err
+		}
+		return resp.Body, nil
+	}
+	f, err := os.Open(location)
+	if err != nil {
+		return nil, fmt.Errorf("ontology: %w", err)
+	}
+	return f, nil
+}

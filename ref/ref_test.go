@@ -1,0 +1,142 @@
+package ref_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/lamina-bio/lamina/ref"
+)
+
+func TestCheckKey(t *testing.T) {
+	for _, tc := range []struct {
+		key     string
+		ok      bool
+		tooLong bool
+	}{
+		{"a", true, false},
+		{"scrna/batch1.h5ad", true, false},
+		{"ünïcode/データ.csv", true, false},
+		{"a/b@v", true, false},
+		{"a/b@vx", true, false},
+		{"meta.json", true, false},
+		{"", false, false},
+		{"/a", false, false},
+		{"a/", false, false},
+		{"a//b", false, false},
+		{"./a", false, false},
+		{"a/../b", false, false},
+		{"a\x00b", false, false},
+		{"\xff\xfe", false, false},
+		{"x.meta", false, false},
+		{"dir/x@v12", false, false},
+		{strings.Repeat("abc/", 255) + "abcd", true, false},
+		{strings.Repeat("abc/", 255) + "abcde", false, true},
+		{strings.Repeat("a", 255) + "/b", true, false},
+		{strings.Repeat("a", 256) + "/b", false, true},
+	} {
+		err := ref.CheckKey(tc.key)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckKey(%.30q) = %v, want ok=%v", tc.key, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ref.ErrBadKey) {
+			t.Errorf("CheckKey(%.30q) error does not wrap ErrBadKey", tc.key)
+		}
+		if errors.Is(err, ref.ErrKeyTooLong) != tc.tooLong {
+			t.Errorf("CheckKey(%.30q) too long = %v, want %v", tc.key, errors.Is(err, ref.ErrKeyTooLong), tc.tooLong)
+		}
+	}
+}
+
+func TestParseSpec(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ref.Spec
+	}{
+		{"exp/a.csv", ref.Spec{Key: "exp/a.csv"}},
+		{"exp/a.csv@v2", ref.Spec{Key: "exp/a.csv", Version: 2}},
+		{"3fQx0Zk1", ref.Spec{UID: "3fQx0Zk1"}},
+		{"3fQx0Zk1abcdefgh0000", ref.Spec{UID: "3fQx0Zk1abcdefgh0000"}},
+		{"README", ref.Spec{Key: "README"}}, // too short for a uid
+	} {
+		got, err := ref.ParseSpec(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseSpec(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"a/../b@v1", "x@v0"} {
+		if _, err := ref.ParseSpec(bad); err == nil {
+			t.Errorf("ParseSpec(%q) accepted", bad)
+		}
+	}
+}
+
+func TestUIDs(t *testing.T) {
+	stem := ref.NewStem()
+	if len(stem) != ref.StemLen || !ref.IsUIDPrefix(stem) {
+		t.Fatalf("stem %q", stem)
+	}
+	if ref.NewStem() == stem {
+		t.Fatal("two equal stems")
+	}
+	prev := ""
+	for _, n := range []int{1, 2, 10, 62, 63, 3844, 238328} {
+		u := ref.VersionUID(stem, n)
+		if len(u) != ref.UIDLen || !strings.HasPrefix(u, stem) {
+			t.Fatalf("VersionUID(%d) = %q", n, u)
+		}
+		if u <= prev {
+			t.Fatalf("uids do not sort by version: %q after %q", u, prev)
+		}
+		prev = u
+	}
+	if got := ref.VersionUID(stem, 1); !strings.HasSuffix(got, "0000") {
+		t.Fatalf("version 1 uid %q", got)
+	}
+}
+
+func TestDigest(t *testing.T) {
+	d := ref.Sum([]byte("abc"))
+	h := ref.NewHasher()
+	h.Write([]byte("a"))
+	h.Write([]byte("bc"))
+	if h.Digest() != d {
+		t.Fatal("streamed digest differs")
+	}
+	p, err := ref.ParseDigest(d.String())
+	if err != nil || p != d {
+		t.Fatalf("round trip: %v", err)
+	}
+	if _, err := ref.ParseDigest("zz"); !errors.Is(err, ref.ErrBadDigest) {
+		t.Fatal("bad digest accepted")
+	}
+}
+
+func FuzzCheckKey(f *testing.F) {
+	for _, s := range []string{"a/b", "a//b", "x.meta", "x@v1", "..", "a\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		if ref.CheckKey(key) != nil {
+			return
+		}
+		// Whatever passes obeys every rule.
+		if len(key) > ref.MaxKeyLen || !utf8.ValidString(key) || strings.ContainsRune(key, 0) {
+			t.Fatalf("accepted %q", key)
+		}
+		for _, seg := range strings.Split(key, "/") {
+			if seg == "" || seg == "." || seg == ".." || len(seg) > ref.MaxSegmentLen {
+				t.Fatalf("accepted segment %q of %q", seg, key)
+			}
+		}
+		if strings.HasSuffix(key, ".meta") {
+			t.Fatalf("accepted %q", key)
+		}
+		// A valid key always parses back as itself (as a key or a uid).
+		s, err := ref.ParseSpec(key)
+		if err != nil || (s.Key != key && s.UID != key) {
+			t.Fatalf("ParseSpec(%q) = %+v, %v", key, s, err)
+		}
+	})
+}
