@@ -24,7 +24,14 @@ type progress struct {
 	w     io.Writer
 }
 
-const progressDelay = 400 * time.Millisecond
+// progressDelay is how long work runs before a bar appears, so quick
+// commands print nothing extra. LAMINA_PROGRESS_DELAY overrides it (tests).
+var progressDelay = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("LAMINA_PROGRESS_DELAY")); err == nil {
+		return d
+	}
+	return 400 * time.Millisecond
+}()
 
 func newProgress(desc string, total int64, quiet bool) *progress {
 	p := &progress{total: total, desc: desc, start: time.Now(), w: os.Stderr}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The progress bar shows on a terminal for a save that takes more than a
+// moment, and never in --format json output. `script` (util-linux, in every
+// Debian) gives the child a pseudo-terminal.
+func TestProgressOnTerminalOnly(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatal("util-linux `script` is needed to give the save a terminal")
+	}
+	e := newEnv(t)
+	e.init()
+	// Three different files, so no save is a no-op; no delay before the bar.
+	big := randomFile(t, e, "big.bin", 8<<20)
+	big2 := randomFile(t, e, "big2.bin", 8<<20)
+	big3 := randomFile(t, e, "big3.bin", 8<<20)
+	t.Setenv("LAMINA_PROGRESS_DELAY", "0s")
+	e.vars = append(e.vars, "LAMINA_PROGRESS_DELAY=0s")
+	onTTY := func(args ...string) string {
+		cmd := e.child()
+		line := "LAMINA_TEST_AS_CLI=1 " + cmd.Path + " " + strings.Join(args, " ")
+		script := exec.Command("script", "-qec", line, "/dev/null")
+		script.Env = append(cmd.Env, "LAMINA_PROGRESS_DELAY=0s")
+		out, err := script.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		return string(out)
+	}
+	out := onTTY("save", big, "--key", "tty/big.bin")
+	if !strings.Contains(out, "saving") || !strings.Contains(out, "%") {
+		t.Fatalf("no progress bar on a terminal:\n%q", out)
+	}
+	out = onTTY("save", big2, "--key", "tty/big2.bin", "--format", "json")
+	if strings.Contains(out, "saving") || strings.Contains(out, "%|") {
+		t.Fatalf("progress bar mixed into --format json:\n%q", out)
+	}
+	// stderr not a terminal: no bar.
+	b, err := e.child("save", big3, "--key", "tty/big3.bin").CombinedOutput()
+	if err != nil || strings.Contains(string(b), "saving") {
+		t.Fatalf("bar without a terminal: %q, %v", b, err)
+	}
+}
