@@ -28,7 +28,7 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt: run gofmt -w'; exit 1)
 	$(GO) vet $(PKGS)
 	scripts/check-imports.sh
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 # An instance in ./demo (nothing outside it is touched), sample data in two
 # versions, and what the catalog shows about them.

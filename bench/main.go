@@ -99,7 +99,6 @@ func newInstance(name string) string {
 	return d
 }
 
-func dropCaches() { _ = os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0) }
 
 func syncAll() { exec.Command("sync").Run() }
 

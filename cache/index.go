@@ -11,6 +11,7 @@ import (
 
 	"github.com/lamina-bio/lamina/ref"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Index maps blob digests to their pack locations, for deduplication. It is
@@ -38,7 +39,7 @@ func OpenIndex(path string) (*Index, error) {
 
 func (ix *Index) with(write bool, fn func(tx *bolt.Tx) error) error {
 	db, err := bolt.Open(ix.path, 0o600, &bolt.Options{Timeout: 2 * time.Minute, ReadOnly: !write})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("chunk index %s is locked by another lamina process", ix.path)
 	}
 	if err != nil {
@@ -121,7 +122,7 @@ func (ix *Index) RemovePacks(packs map[string]bool) error {
 // Reset empties the index (before a rebuild).
 func (ix *Index) Reset() error {
 	return ix.with(true, func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bBlobs); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket(bBlobs); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 			return err
 		}
 		_, err := tx.CreateBucket(bBlobs)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lamina-bio/lamina/ref"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket layout (docs/design.md has the why):
@@ -75,10 +76,13 @@ func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bMeta, bArtifacts, bKeys, bVersions, bOutbox} {
+		for _, name := range [][]byte{bMeta, bArtifacts, bKeys, bVersions, bOutbox, bFolders, bLinks} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
+		}
+		if err := initAnnotate(tx); err != nil { // bolt_annotate.go
+			return err
 		}
 		m := tx.Bucket(bMeta)
 		if v := m.Get([]byte("schema")); v != nil {
@@ -105,7 +109,7 @@ func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
 
 func (b *Bolt) open(readOnly bool) (*bolt.DB, error) {
 	db, err := bolt.Open(b.path, 0o600, &bolt.Options{Timeout: b.timeout, ReadOnly: readOnly})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("catalog: %s is locked by another lamina process for over %s", b.path, b.timeout)
 	}
 	if err != nil {
@@ -202,6 +206,9 @@ func (t txn) stemVersions(stem string) ([]Version, error) {
 
 // checkPlace refuses a key that would sit under a live file or over live keys.
 func (t txn) checkPlace(key string) error {
+	if err := t.checkEntries(key); err != nil {
+		return err
+	}
 	for i := 0; i < len(key); i++ {
 		if key[i] != '/' {
 			continue
@@ -294,9 +301,13 @@ func (t txn) save(nv NewVersion) (Saved, error) {
 		Kind: nv.Kind, Suffix: nv.Suffix, OType: nv.OType, NObservations: nv.NObservations,
 		NFiles: nv.NFiles, Size: nv.Size, Digest: nv.Digest, Manifest: nv.Manifest,
 		Description: nv.Description, CreatedBy: nv.CreatedBy, CreatedAt: nv.CreatedAt.UTC(),
-		Mtime: nv.Mtime.UTC(), Run: nv.Run,
+		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode,
 	}
+	v.Shape, v.Columns = nv.Shape, nv.Columns
 	if err := putJSON(t.tx.Bucket(bVersions), []byte(v.UID), v); err != nil {
+		return Saved{}, err
+	}
+	if err := t.afterSave(v); err != nil { // word index (bolt_annotate.go)
 		return Saved{}, err
 	}
 	if err := putJSON(t.tx.Bucket(bArtifacts), []byte(a.Stem), a); err != nil {
@@ -587,6 +598,9 @@ func (b *Bolt) Purge(ctx context.Context, key string) ([]Version, error) {
 			return err
 		}
 		for _, v := range out {
+			if err := t.afterPurge(v); err != nil { // bolt_annotate.go
+				return err
+			}
 			if err := tx.Bucket(bVersions).Delete([]byte(v.UID)); err != nil {
 				return err
 			}
