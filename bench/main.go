@@ -99,7 +99,6 @@ func newInstance(name string) string {
 	return d
 }
 
-
 func syncAll() { exec.Command("sync").Run() }
 
 // mixed returns n bytes: the first half random, the second CSV-like text.
