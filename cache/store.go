@@ -410,13 +410,27 @@ func (s *Store) remember(r Ref, m *Manifest) {
 	s.manifests[r] = m
 }
 
-// ReadChunk fetches one chunk and verifies it against its digest.
+// invalidator is a caching backend that can drop bytes that turned out bad.
+type invalidator interface {
+	Invalidate(name string, off, n int64)
+}
+
+// ReadChunk fetches one chunk and verifies it against its digest. Bytes
+// that fail verification are dropped from a caching backend (one with an
+// Invalidate method, such as DiskCache) and fetched once more.
 func (s *Store) ReadChunk(ctx context.Context, c Chunk, dst []byte) ([]byte, error) {
-	obj, err := s.obj.GetRange(ctx, packName(c.Pack), c.Off, c.Len)
-	if err != nil {
-		return nil, fmt.Errorf("chunk %s: %w", c.Digest, err)
+	for attempt := 0; ; attempt++ {
+		obj, err := s.obj.GetRange(ctx, packName(c.Pack), c.Off, c.Len)
+		if err != nil {
+			return nil, fmt.Errorf("chunk %s: %w", c.Digest, err)
+		}
+		out, err := decodeChunk(dst, obj, c.Digest)
+		inv, ok := s.obj.(invalidator)
+		if err == nil || attempt > 0 || !ok || !errors.Is(err, ErrCorrupt) {
+			return out, err
+		}
+		inv.Invalidate(packName(c.Pack), c.Off, c.Len)
 	}
-	return decodeChunk(dst, obj, c.Digest)
 }
 
 // Reader reads one file's content through its chunk list.

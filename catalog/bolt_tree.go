@@ -63,7 +63,7 @@ func (b *Bolt) Children(ctx context.Context, prefix string) (Dir, error) {
 			}
 			k, stem = c.Seek([]byte(prefix + name + "0"))
 		}
-		return nil
+		return t.childEntries(prefix, &d) // folders and links (bolt_write.go)
 	})
 	if err != nil {
 		return Dir{}, err

@@ -74,6 +74,8 @@ type Version struct {
 	Suffix        string     `json:"suffix"`
 	OType         string     `json:"otype,omitempty"`
 	NObservations int64      `json:"n_observations,omitempty"`
+	Shape         []int64    `json:"shape,omitempty"`   // rows × columns, or obs × var of an AnnData
+	Columns       []Column   `json:"columns,omitempty"` // read from the content when saved (annotate.go)
 	NFiles        int        `json:"n_files,omitempty"`
 	Size          int64      `json:"size"`
 	Digest        ref.Digest `json:"digest"`
@@ -83,6 +85,7 @@ type Version struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	Mtime         time.Time  `json:"mtime"`
 	Run           string     `json:"run,omitempty"`
+	Mode          uint32     `json:"mode,omitempty"` // permission bits set by chmod; 0 means the default
 	Trashed       bool       `json:"trashed,omitempty"`
 	TrashedAt     *time.Time `json:"trashed_at,omitempty"`
 }
@@ -101,6 +104,8 @@ type NewVersion struct {
 	Suffix        string
 	OType         string
 	NObservations int64
+	Shape         []int64
+	Columns       []Column
 	NFiles        int
 	Size          int64
 	Digest        ref.Digest
@@ -110,6 +115,7 @@ type NewVersion struct {
 	CreatedAt     time.Time
 	Mtime         time.Time
 	Run           string
+	Mode          uint32 // permission bits; 0 means the default
 }
 
 // Saved is the outcome of recording one NewVersion.
@@ -188,6 +194,11 @@ type Catalog interface {
 	// keys directly under it and the names of the sub-prefixes that hold at
 	// least one live key. Errors: ref.ErrBadKey for a malformed prefix.
 	Children(ctx context.Context, prefix string) (Dir, error)
+	// Writer holds what the mount's write side needs (catalog/write.go).
+	Writer
+	// Annotator keeps features, labels, schemas, annotations and
+	// collections, and answers queries (catalog/annotate.go).
+	Annotator
 	// Close releases the store.
 	Close() error
 }
@@ -195,6 +206,7 @@ type Catalog interface {
 // Dir is one level of the key namespace, as Children returns it. Both lists
 // are sorted by name (byte order).
 type Dir struct {
-	Files   []Version `json:"files"`   // latest versions of keys directly under the prefix
-	Subdirs []string  `json:"subdirs"` // next segments of deeper live keys
+	Files   []Version `json:"files"`           // latest versions of keys directly under the prefix
+	Subdirs []string  `json:"subdirs"`         // next segments of deeper live keys (and of folders and links)
+	Links   []Link    `json:"links,omitempty"` // symbolic links directly under the prefix
 }

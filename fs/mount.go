@@ -8,6 +8,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/lamina-bio/lamina/stage"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,6 +34,10 @@ type MountOptions struct {
 	StatfsPath       string        // statfs reports this folder's file system (the storage root)
 	Debug            bool          // log every FUSE request
 	Logger           *slog.Logger
+	// The write side (write.go): nil Stage makes the mount read-only.
+	Stage      *stage.Stage
+	Scratch    []string // scratch name patterns; nil means stage.DefaultScratch
+	ScratchDir string   // where scratch paths live; default Stage.Dir()/../scratch
 }
 
 type mountOpts struct {
@@ -52,8 +58,13 @@ type Mount struct {
 	gid    uint32
 
 	changes chan changeReq
+	notes   chan []Change // kernel notifications of the write side
 	stop    chan struct{}
-	opened  atomic.Int64 // files opened, for Stats
+
+	scratch    stage.Scratch
+	scratchDir string
+	loop       *fusefs.LoopbackRoot
+	opened     atomic.Int64 // files opened, for Stats
 }
 
 type changeReq struct {
@@ -89,6 +100,29 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
 		changes: make(chan changeReq, 16), stop: make(chan struct{}),
 	}
+	m.notes = make(chan []Change, 256)
+	if o.Stage != nil {
+		m.ns.st = o.Stage
+		m.scratch = stage.Scratch(o.Scratch)
+		if o.Scratch == nil {
+			m.scratch = stage.DefaultScratch
+		}
+		m.scratchDir = o.ScratchDir
+		if m.scratchDir == "" {
+			m.scratchDir = filepath.Join(filepath.Dir(o.Stage.Dir()), "scratch")
+		}
+		if err := os.MkdirAll(m.scratchDir, 0o755); err != nil {
+			return nil, fmt.Errorf("mount: scratch folder: %w", err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(m.scratchDir, &st); err != nil {
+			return nil, fmt.Errorf("mount: scratch folder: %w", err)
+		}
+		m.loop = &fusefs.LoopbackRoot{Path: m.scratchDir, Dev: uint64(st.Dev)}
+		m.loop.NewNode = func(r *fusefs.LoopbackRoot, parent *fusefs.Inode, name string, st *syscall.Stat_t) fusefs.InodeEmbedder {
+			return &scratchNode{LoopbackNode: fusefs.LoopbackNode{RootData: r}, m: m}
+		}
+	}
 	m.root = &node{m: m, e: m.ns.Root()}
 	neg := o.NegativeTimeout
 	fsname := "lamina"
@@ -115,6 +149,7 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 	}
 	m.server = server
 	go m.invalidator()
+	go m.notifier()
 	if o.ReadAheadKB > 0 {
 		m.setReadAhead(o.ReadAheadKB)
 	}

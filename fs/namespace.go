@@ -15,6 +15,7 @@ import (
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/ref"
+	"github.com/lamina-bio/lamina/stage"
 )
 
 // Catalog is what the namespace reads from the catalog.
@@ -40,6 +41,8 @@ const (
 	KindMeta                   // a version's JSON sidecar
 	KindFolder                 // a directory inside a folder artifact (its top too)
 	KindFolderFile             // a file inside a folder artifact
+	KindLink                   // a symbolic link (write.go)
+	KindPending                // a new key being written, not yet committed (write.go)
 )
 
 // Entry is one name of the namespace and what it shows. Entries are values:
@@ -56,6 +59,8 @@ type Entry struct {
 	Mode   uint32 // permission bits
 	Mtime  time.Time
 	Ino    uint64
+	Target string // KindLink
+	Key    string // KindLink, KindPending: the key
 }
 
 // IsDir reports whether the entry is a directory.
@@ -64,7 +69,9 @@ func (e Entry) IsDir() bool { return e.Kind == KindDir || e.Kind == KindFolder }
 // Immutable reports whether what the name shows can never change (a version,
 // a sidecar of a version, a file of a folder version): the kernel may cache
 // it for as long as it likes.
-func (e Entry) Immutable() bool { return e.Kind != KindDir && !e.Latest }
+func (e Entry) Immutable() bool {
+	return e.Kind != KindDir && !e.Latest && e.Kind != KindLink && e.Kind != KindPending
+}
 
 // Options choose what the namespace shows.
 type Options struct {
@@ -84,6 +91,8 @@ type Namespace struct {
 	opts    Options
 	started time.Time // mtime of directories without files
 
+	st *stage.Stage // the write side; nil for a read-only mount
+
 	mu       sync.Mutex // guards listings, listed, trees
 	listings map[string]*listing
 	listed   int
@@ -96,6 +105,7 @@ type listing struct {
 	subdirs map[string]bool
 	dirs    []string // sorted
 	mtime   time.Time
+	links   map[string]catalog.Link
 }
 
 // NewNamespace returns the namespace of cat with content from content.
@@ -142,7 +152,14 @@ func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, erro
 	for _, s := range d.Subdirs {
 		l.subdirs[s] = true
 	}
-	n := len(d.Files) + len(d.Subdirs)
+	for _, k := range d.Links {
+		if l.links == nil {
+			l.links = map[string]catalog.Link{}
+		}
+		l.links[k.Key[len(prefix):]] = k
+	}
+	n0 := len(d.Links)
+	n := len(d.Files) + len(d.Subdirs) + n0
 	ns.mu.Lock()
 	if ns.listed+n > ns.opts.MaxListed {
 		clear(ns.listings)
@@ -171,6 +188,9 @@ func (ns *Namespace) versionEntry(name string, v catalog.Version, latest bool) E
 		e.Ino = Ino(folderTag(latest, true), v.UID, "")
 	case latest:
 		e.Kind, e.Mode, e.Ino = KindFile, 0o644, Ino(tagLatest, v.UID)
+		if v.Mode != 0 {
+			e.Mode = v.Mode
+		}
 	default:
 		e.Kind, e.Mode, e.Ino = KindFile, 0o444, Ino(tagVersion, v.UID)
 	}
@@ -219,6 +239,12 @@ func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry,
 		ns.mu.Unlock()
 		return ns.dirEntry(name, sub, sl), nil
 	}
+	if k, ok := l.links[name]; ok {
+		return linkEntry(name, k), nil
+	}
+	if e, ok := ns.pending(prefix, name); ok {
+		return e, nil
+	}
 	n := ParseName(name)
 	if n.Base == name {
 		if len(prefix)+len(name) > ref.MaxKeyLen {
@@ -259,6 +285,10 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 	for _, name := range l.dirs {
 		out = append(out, Entry{Name: name, Kind: KindDir, Prefix: dir.Prefix + name + "/", Mode: 0o755, Ino: Ino(tagDir, dir.Prefix+name+"/")})
 	}
+	for name, k := range l.links {
+		out = append(out, linkEntry(name, k))
+	}
+	out = append(out, ns.pendingUnder(dir.Prefix, l)...)
 	for _, name := range l.names {
 		v := l.files[name]
 		out = append(out, ns.versionEntry(name, v, true))

@@ -40,6 +40,7 @@ var (
 	_ fusefs.NodeRenamer        = (*node)(nil)
 	_ fusefs.NodeSymlinker      = (*node)(nil)
 	_ fusefs.NodeLinker         = (*node)(nil)
+	_ fusefs.NodeReadlinker     = (*node)(nil)
 )
 
 func (n *node) errno(op string, err error) syscall.Errno { return errno(n.m.log, op, err) }
@@ -47,6 +48,9 @@ func (n *node) errno(op string, err error) syscall.Errno { return errno(n.m.log,
 func stableMode(e Entry) uint32 {
 	if e.IsDir() {
 		return syscall.S_IFDIR
+	}
+	if e.Kind == KindLink {
+		return syscall.S_IFLNK
 	}
 	return syscall.S_IFREG
 }
@@ -77,7 +81,10 @@ func (m *Mount) timeout(e Entry) time.Duration {
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	e, err := n.m.ns.Lookup(ctx, n.e, name)
+	if n.e.Kind == KindDir && n.m.isScratch(n.prefix()+name) {
+		return n.lookupScratch(ctx, name, out)
+	}
+	e, err := n.m.ns.Lookup(ctx, n.entry(), name)
 	if err != nil {
 		return nil, n.errno("lookup", err)
 	}
@@ -90,7 +97,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 }
 
 func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	e := n.e
+	e := n.current(ctx, fh)
 	if e.Kind == KindDir {
 		if l, err := n.m.ns.listing(ctx, e.Prefix); err == nil {
 			e.Mtime = l.mtime
@@ -102,13 +109,16 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 }
 
 func (n *node) dirEntries(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) {
-	es, err := n.m.ns.ReadDir(ctx, n.e)
+	es, err := n.m.ns.ReadDir(ctx, n.entry())
 	if err != nil {
 		return nil, n.errno("readdir", err)
 	}
 	out := make([]fuse.DirEntry, len(es))
 	for i, e := range es {
 		out[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: stableMode(e)}
+	}
+	if n.e.Kind == KindDir {
+		out = append(out, n.m.scratchEntries(n.prefix())...)
 	}
 	return out, 0
 }
@@ -133,17 +143,22 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	return fusefs.NewListDirStream(es), 0
 }
 
-// handle is an open file: a version's content or a sidecar's bytes.
+// handle is an open file: a version's content or a sidecar's bytes, or a
+// staged file being written (write.go).
 type handle struct {
 	r    *fileReader
 	meta []byte
+	w    *writeHandle
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
-		return nil, 0, syscall.EROFS
+		return n.openWrite(ctx, flags)
 	}
 	const keep = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
+	if h, fl, errno, ok := n.openLatest(ctx); ok {
+		return h, fl, errno
+	}
 	switch n.e.Kind {
 	case KindMeta:
 		return &handle{meta: Sidecar(*n.e.V)}, keep, 0
@@ -162,6 +177,13 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	h, ok := fh.(*handle)
 	if !ok {
 		return nil, syscall.EBADF
+	}
+	if h.w != nil {
+		k, err := h.w.f.ReadAt(ctx, dest, off)
+		if err != nil && k == 0 && !isEOF(err) {
+			return nil, n.errno("read", err)
+		}
+		return fuse.ReadResultData(dest[:k]), 0
 	}
 	if h.meta != nil {
 		if off >= int64(len(h.meta)) {
@@ -229,35 +251,4 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 		}
 	}
 	return 0
-}
-
-// The write side comes with its own issue; until then every change is
-// refused as on a read-only filesystem.
-
-func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	return syscall.EROFS
-}
-func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return syscall.EROFS
-}
-func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno { return syscall.EROFS }
-func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
-	return nil, nil, 0, syscall.EROFS
-}
-func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-func (n *node) Unlink(ctx context.Context, name string) syscall.Errno { return syscall.EROFS }
-func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno  { return syscall.EROFS }
-func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	return syscall.EROFS
-}
-func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-func (n *node) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
 }

@@ -26,6 +26,8 @@ type Instance struct {
 	Backend  storage.Backend
 	Store    *cache.Store
 	User     string
+
+	closers []func() error // run by Close
 }
 
 // New assembles an Instance from parts the caller built.
@@ -37,8 +39,19 @@ func New(s Settings, cat catalog.Catalog, b storage.Backend, store *cache.Store)
 	return &Instance{Settings: s, Catalog: cat, Backend: b, Store: store, User: name}
 }
 
-// Close releases the catalog.
-func (in *Instance) Close() error { return in.Catalog.Close() }
+// Close runs what OnClose registered (last first), then releases the
+// catalog.
+func (in *Instance) Close() error {
+	for i := len(in.closers) - 1; i >= 0; i-- {
+		in.closers[i]()
+	}
+	in.closers = nil
+	return in.Catalog.Close()
+}
+
+// OnClose has Close call fn before it releases the catalog: the caller that
+// wired a backend with background work (an upload queue) finishes it there.
+func (in *Instance) OnClose(fn func() error) { in.closers = append(in.closers, fn) }
 
 // Resolve finds the version a user names: "KEY", "KEY@vN" or a uid prefix.
 func (in *Instance) Resolve(ctx context.Context, spec string) (catalog.Version, error) {

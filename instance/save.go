@@ -122,6 +122,7 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 			if m.Kind == cache.KindFolder {
 				nvs[i].NFiles = len(m.Files)
 			}
+			describe(&nvs[i], it.Path) // otype, n_observations, shape, columns (describe.go)
 			results[i] = SaveResult{Item: it, Stats: st, Elapsed: time.Since(start)}
 			return nil
 		})

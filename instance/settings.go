@@ -24,13 +24,20 @@ var ErrNoInstance = errors.New("no lamina instance yet: run `lamina init --stora
 
 // Settings describe one instance. They live in the user's config dir.
 type Settings struct {
-	Name     string    `json:"name"`
-	ID       string    `json:"id"`
-	Storage  string    `json:"storage"` // absolute local path, or s3://bucket/prefix
-	Catalog  string    `json:"catalog"` // bbolt file
-	CacheDir string    `json:"cache_dir"`
-	DataDir  string    `json:"data_dir"` // catalog, locks, staging
-	Created  time.Time `json:"created"`
+	Name     string `json:"name"`
+	ID       string `json:"id"`
+	Storage  string `json:"storage"` // absolute local path, or s3://bucket/prefix
+	Catalog  string `json:"catalog"` // bbolt file
+	CacheDir string `json:"cache_dir"`
+	DataDir  string `json:"data_dir"` // catalog, locks, staging
+	// Scratch are the name patterns a mount keeps as a plain folder with no
+	// versions (Snakemake's .snakemake/, editor files); nil means the
+	// defaults (stage.DefaultScratch).
+	Scratch []string  `json:"scratch,omitempty"`
+	Created time.Time `json:"created"`
+
+	S3        *S3Settings `json:"s3,omitempty"`         // how to reach s3:// storage (never credentials)
+	CacheSize int64       `json:"cache_size,omitempty"` // bound of the local cache of fetched data; 0: the default
 }
 
 // Dirs are the per-user base folders (XDG base directory spec).

@@ -19,3 +19,7 @@ if section mount; then
   echo "## Mount: go test -bench BenchmarkMount ./fs/ (root, /dev/fuse)"
   go test -run XXX -bench 'BenchmarkMount' -benchtime 1x -timeout 60m ./fs/
 fi
+# S3 (issue 8): request overhead by size, direct parallel PUT/GET, and the
+# Lamina S3 stack (save, cold read) against versitygw on 127.0.0.1, which
+# the benchmarks start themselves; docs/s3-bench.md has results.
+LAMINA_ALLOW_SKIP=1 go test -run XXX -bench 'GetRange|DirectParallel|S3Stack' -benchtime 3x ./storage/s3/ ./cache/

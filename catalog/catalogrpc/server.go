@@ -288,6 +288,12 @@ func (s *Server) handle(req request, enc *json.Encoder) error {
 		}
 		return reply(s.cat.Children(ctx, p))
 	}
+	if res, err, ok := s.handleWrite(ctx, req.M, decode); ok { // write.go
+		return reply(res, err)
+	}
+	if res, err, ok := s.handleAnnotate(ctx, req.M, req.A); ok { // annotate.go
+		return reply(res, err)
+	}
 	return reply(nil, fmt.Errorf("catalogrpc: unknown call %q (is the daemon an older lamina?)", req.M))
 }
 

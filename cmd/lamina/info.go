@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/urfave/cli/v2"
@@ -34,15 +35,20 @@ func cmdInfo() *cli.Command {
 					Storage  string         `json:"storage"`
 					Catalog  string         `json:"catalog"`
 					CacheDir string         `json:"cache_dir"`
+					Scratch  []string       `json:"scratch"`
 					Counts   catalog.Counts `json:"counts"`
 					Version  string         `json:"lamina_version"`
-				}{s.Name, s.ID, s.Storage, s.Catalog, s.CacheDir, n, version})
+				}{s.Name, s.ID, s.Storage, s.Catalog, s.CacheDir, scratchPatterns(s), n, version})
 			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "instance   %s\n", s.Name)
 			fmt.Fprintf(w, "storage    %s\n", s.Storage)
+			if isS3(s) {
+				fmt.Fprintf(w, "s3         %s\n", describeS3(s, in))
+			}
 			fmt.Fprintf(w, "catalog    %s (bbolt)\n", s.Catalog)
 			fmt.Fprintf(w, "cache      %s\n", s.CacheDir)
+			fmt.Fprintf(w, "scratch    %s (mount: plain folder, no versions)\n", strings.Join(scratchPatterns(s), " "))
 			fmt.Fprintf(w, "artifacts  %d\n", n.Artifacts)
 			fmt.Fprintf(w, "versions   %d (+%d in the trash)\n", n.Versions, n.Trashed)
 			fmt.Fprintf(w, "data       %s recorded\n", humanBytes(n.Bytes))

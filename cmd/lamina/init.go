@@ -13,8 +13,12 @@ func cmdInit() *cli.Command {
 		Usage:     "create an instance: a catalog plus a default storage root, and make it current",
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "storage", Required: true, Usage: "storage root: a local folder (created if needed)"},
+			&cli.StringFlag{Name: "storage", Required: true, Usage: "storage root: a local folder (created if needed) or s3://bucket/prefix"},
 			&cli.StringFlag{Name: "name", Required: true, Usage: "instance name"},
+			&cli.StringFlag{Name: "endpoint", Usage: "S3 endpoint URL of an S3-compatible server (default: AWS)"},
+			&cli.StringFlag{Name: "region", Usage: "S3 region (default: from the AWS configuration, else us-east-1)"},
+			&cli.BoolFlag{Name: "path-style", Usage: "S3 path-style addressing (bucket in the path; most S3-compatible servers)"},
+			&cli.StringFlag{Name: "cache-size", Usage: "bound of the local cache of data fetched from S3, e.g. 20GB (default 10GiB)"},
 		},
 		Action: func(c *cli.Context) error {
 			dirs, err := instance.UserDirs()
@@ -23,6 +27,9 @@ func cmdInit() *cli.Command {
 			}
 			s, err := dirs.NewSettings(c.String("name"), c.String("storage"))
 			if err != nil {
+				return err
+			}
+			if err := s3Flags(c, &s); err != nil {
 				return err
 			}
 			// Open first: a storage or catalog that cannot be created leaves

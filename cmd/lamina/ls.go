@@ -14,13 +14,13 @@ func cmdLs() *cli.Command {
 		Name:      "ls",
 		Usage:     "list the latest versions under a key prefix, every version of a key, or the trash",
 		ArgsUsage: "[PREFIX | KEY]",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "versions", Usage: "list every version of the KEY given"},
 			&cli.BoolFlag{Name: "trash", Usage: "list what is in the trash"},
 			&cli.IntFlag{Name: "limit", Value: 1000, Usage: "at most this many rows (0: no limit)"},
 			&cli.StringFlag{Name: "after", Usage: "start after this key (the next page)"},
 			formatFlag(),
-		},
+		}, queryFlags()...), // query.go
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c)
 			if err != nil {
@@ -50,6 +50,9 @@ func cmdLs() *cli.Command {
 			}
 			if err := ref.CheckPrefix(arg); err != nil {
 				return err
+			}
+			if wantsQuery(c) { // metadata filters (query.go)
+				return lsQuery(c, format, in, arg)
 			}
 			limit := c.Int("limit")
 			vs, err := in.Catalog.List(c.Context, catalog.Query{Prefix: arg, After: c.String("after"), Limit: limit})

@@ -72,8 +72,9 @@ func Main(args []string, stdout, stderr io.Writer) error {
 			cmdInit(), cmdInfo(), cmdInstances(), cmdUse(),
 			cmdSave(), cmdLs(), cmdShow(), cmdGet(),
 			cmdDelete(), cmdRestore(), cmdGC(),
-			cmdMount(), cmdUmount(), cmdStatus(),
+			cmdMount(), cmdUmount(), cmdStatus(), cmdCache(),
 			cmdOntology(),
+			cmdFeature(), cmdLabel(), cmdSchema(), cmdAnnotate(), cmdCurate(), cmdSearch(), cmdCollection(), // issue 7
 		},
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,

@@ -21,7 +21,6 @@ import (
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	lfs "github.com/lamina-bio/lamina/fs"
 	"github.com/lamina-bio/lamina/instance"
-	"github.com/lamina-bio/lamina/storage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -38,7 +37,9 @@ type mountState struct {
 type mountStatus struct {
 	mountState
 	lfs.Stats
-	PendingRecords int `json:"pending_records"` // versions whose storage record is not yet written
+	PendingRecords int              `json:"pending_records"`      // versions whose storage record is not yet written
+	Uploads        *cache.Pending   `json:"uploads,omitempty"`    // S3: staged objects not yet uploaded
+	DiskCache      *cache.CacheInfo `json:"disk_cache,omitempty"` // S3: the local cache of fetched data
 }
 
 const readyFDEnv = "LAMINA_READY_FD"
@@ -54,6 +55,8 @@ func cmdMount() *cli.Command {
 			&cli.BoolFlag{Name: "show-meta", Usage: "list name.meta sidecars in folders (they always resolve)"},
 			&cli.BoolFlag{Name: "no-xattrs", Usage: "no user.lamina.* extended attributes (ls -l gets faster)"},
 			&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request (with --foreground)"},
+			&cli.BoolFlag{Name: "sync-upload", Usage: "S3 storage: close() of a written file waits until S3 has its data (default: uploads queue in the background)"},
+			&cli.StringFlag{Name: "cache-size", Usage: "S3 storage: bound of the local cache of fetched data, e.g. 20GB (default: the instance's, see `lamina cache limit`)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -137,10 +140,13 @@ func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir st
 	}
 	defer pr.Close()
 	args := []string{"--instance", s.Name, "mount", "--foreground"}
-	for _, f := range []string{"show-versions", "show-meta", "no-xattrs", "debug"} {
+	for _, f := range []string{"show-versions", "show-meta", "no-xattrs", "debug", "sync-upload"} {
 		if c.Bool(f) {
 			args = append(args, "--"+f)
 		}
+	}
+	if v := c.String("cache-size"); v != "" {
+		args = append(args, "--cache-size", v)
 	}
 	args = append(args, "--", dir)
 	cmd := exec.Command(exe, args...)
@@ -202,13 +208,17 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 
-	if strings.HasPrefix(s.Storage, "s3://") {
-		return fmt.Errorf("instance %q uses S3 storage, which this build does not support yet", s.Name)
+	var cacheSize int64
+	if v := c.String("cache-size"); v != "" {
+		if cacheSize, err = parseSize(v); err != nil {
+			return exitf(2, "--cache-size: %v", err)
+		}
 	}
-	backend, err := storage.OpenLocal(s.Storage)
+	backend, rem, err := openBackend(c.Context, s, backendOptions{syncUpload: c.Bool("sync-upload"), cacheSize: cacheSize, log: log})
 	if err != nil {
 		return err
 	}
+	defer rem.close()
 	store, err := cache.NewStore(backend, filepath.Join(s.DataDir, "index.db"), cache.DefaultParams)
 	if err != nil {
 		return err
@@ -229,10 +239,15 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	defer os.Remove(sock)
 	defer l.Close()
 
+	writes, err := mountWrites(c.Context, s, cat, store, log) // mount_write.go
+	if err != nil {
+		return err
+	}
 	m, err := lfs.New(dir, cat, store, lfs.MountOptions{
 		Options: lfs.Options{ShowVersions: c.Bool("show-versions"), ShowMeta: c.Bool("show-meta")},
 		Name:    s.Name, NoXAttrs: c.Bool("no-xattrs"), StatfsPath: s.Storage,
 		Debug: c.Bool("debug"), Logger: log,
+		Stage: writes, Scratch: scratchPatterns(s),
 	})
 	if err != nil {
 		return explainMount(err)
@@ -248,7 +263,12 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			ob, _ := cat.Outbox(ctx)
-			return mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob)}
+			ms := mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob)}
+			if rem != nil {
+				p, ci := rem.up.Pending(), rem.disk.Info()
+				ms.Uploads, ms.DiskCache = &p, &ci
+			}
+			return ms
 		},
 	})
 	served := make(chan error, 1)
@@ -284,6 +304,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if err := in.FlushRecords(ctx); err != nil {
 		log.Warn("storage records not written; the next save retries", "err", err)
 	}
+	drainUploads(rem, dirs, s, log)
 	log.Info("stopped")
 	return nil
 }
@@ -324,6 +345,9 @@ func cmdUmount() *cli.Command {
 		Aliases:   []string{"unmount"},
 		Usage:     "unmount a lamina mount and stop its daemon (also clears a stale mount left by a killed daemon)",
 		ArgsUsage: "DIR",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "force", Usage: "S3 storage: do not wait for queued uploads (they stay staged and resume at the next start)"},
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return exitf(2, "usage: lamina umount DIR")
@@ -339,15 +363,14 @@ func cmdUmount() *cli.Command {
 			w := c.App.Writer
 			name, st, found := findMount(dirs, dir)
 			if found && processAlive(st.PID) {
+				if c.Bool("force") {
+					os.WriteFile(forceStopPath(dirs, name), nil, 0o600)
+				}
 				if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
 					return fmt.Errorf("cannot stop the mount daemon (pid %d): %w", st.PID, err)
 				}
-				deadline := time.Now().Add(30 * time.Second)
-				for processAlive(st.PID) {
-					if time.Now().After(deadline) {
-						return fmt.Errorf("the mount daemon (pid %d) did not stop within 30 s; see %s", st.PID, st.Log)
-					}
-					time.Sleep(50 * time.Millisecond)
+				if err := waitDaemon(w, dirs, name, st); err != nil {
+					return err
 				}
 				if _, still := lfs.MountInfo(dir); still {
 					return fmt.Errorf("the daemon stopped but %s is still mounted; run `lamina umount %s` again", dir, dir)
@@ -440,6 +463,7 @@ func cmdStatus() *cli.Command {
 					return writeJSON(w, []mountStatus{})
 				}
 				fmt.Fprintf(w, "instance %s is not mounted\n", s.Name)
+				printStagedUploads(w, s)
 				return nil
 			}
 			defer cl.Close()
@@ -461,6 +485,7 @@ func cmdStatus() *cli.Command {
 				{"files opened", fmt.Sprint(st.FilesOpened)},
 				{"pending work", fmt.Sprintf("%d storage records to write", st.PendingRecords)},
 				{"log", st.Log}}
+			rows = append(rows, remoteRows(st)...)
 			for _, r := range rows {
 				fmt.Fprintf(w, "%-13s %s\n", r[0], r[1])
 			}

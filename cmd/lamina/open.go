@@ -3,15 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/instance"
-	"github.com/lamina-bio/lamina/storage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -30,22 +29,39 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 
 // openSettings wires the concrete catalog and backend for s.
 func openSettings(s instance.Settings) (*instance.Instance, error) {
-	if strings.HasPrefix(s.Storage, "s3://") {
-		return nil, fmt.Errorf("instance %q uses S3 storage, which this build does not support yet", s.Name)
-	}
-	b, err := storage.OpenLocal(s.Storage)
+	// The CLI waits for its own uploads (a save returns once S3 has the
+	// data); a mount daemon queues them (mount.go).
+	b, rem, err := openBackend(context.Background(), s, backendOptions{syncUpload: true})
 	if err != nil {
 		return nil, err
 	}
 	cat, err := openCatalog(s)
 	if err != nil {
+		rem.close()
 		return nil, err
 	}
 	store, err := cache.NewStore(b, filepath.Join(s.DataDir, "index.db"), cache.DefaultParams)
 	if err != nil {
+		rem.close()
+		cat.Close()
 		return nil, err
 	}
-	return instance.New(s, cat, b, store), nil
+	in := instance.New(s, cat, b, store)
+	if rem != nil {
+		in.OnClose(func() error {
+			// Uploads an earlier run left behind go now, while the CLI
+			// has the queue open; what cannot go stays staged.
+			if p := rem.up.Pending(); p.Objects > 0 {
+				fmt.Fprintf(os.Stderr, "lamina: uploading %s\n", describePending(p))
+				if err := rem.drain(context.Background(), 2*time.Minute, nil); err != nil {
+					fmt.Fprintf(os.Stderr, "lamina: %s stay staged; they upload at the next start\n", describePending(rem.up.Pending()))
+				}
+			}
+			rem.close()
+			return nil
+		})
+	}
+	return in, nil
 }
 
 // openCatalog talks to the instance's mount daemon when one is up (it holds

@@ -31,7 +31,7 @@ func cmdShow() *cli.Command {
 				return err
 			}
 			if format == "json" {
-				return writeJSON(c.App.Writer, v)
+				return writeJSON(c.App.Writer, annotatedVersion(c, in.Catalog, v)) // show_annotate.go
 			}
 			w := c.App.Writer
 			row := func(k, v string) {
@@ -58,6 +58,7 @@ func cmdShow() *cli.Command {
 			row("created_at", v.CreatedAt.Local().Format(time.RFC3339))
 			row("mtime", v.Mtime.Local().Format(time.RFC3339Nano))
 			row("run", v.Run)
+			showAnnotations(c, in.Catalog, v) // show_annotate.go
 			if v.Trashed {
 				row("trashed", v.TrashedAt.Local().Format(time.RFC3339))
 			}

@@ -1,0 +1,582 @@
+package cache
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lamina-bio/lamina/storage"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+)
+
+// DiskCache is a storage.Backend decorator that keeps the bytes it fetches
+// in a local folder, so that a remote backend (S3) is asked for each byte
+// at most once while the cache has room. It caches aligned blocks of
+// objects: a ranged read fetches the blocks it touches (one GET each,
+// concurrent requests for a block collapsed into one), and a reader moving
+// forward through an object makes it fetch the next blocks ahead in
+// parallel, the window doubling while the reader keeps up.
+//
+// The cache is bounded: least recently used blocks go first, but never one
+// being read. Blocks are files named by a hash of the object name and the
+// block number, so the cache survives restarts (the LRU order is rebuilt
+// from file times) and is shared by the processes of one instance. Objects
+// are assumed immutable once written (packs are); a Put through the cache
+// drops what it held of that name.
+//
+// The cache does not check bytes itself: the content store verifies every
+// chunk against its digest and calls Invalidate on a mismatch, after which
+// the blocks are fetched again.
+type DiskCache struct {
+	b     storage.Backend
+	dir   string
+	block int64
+	log   *slog.Logger
+	keep  bool // keep the bytes of a Put in the cache
+
+	flight singleflight.Group
+	ahead  chan struct{} // bounds read-ahead fetches in flight
+
+	mu      sync.Mutex // guards everything below
+	limit   int64
+	used    int64
+	lru     *list.List                         // of *block, most recent first
+	objects map[string]map[int64]*list.Element // object hash → block number → lru element
+	sizes   map[string]int64                   // object name → size
+	streams map[string]*stream                 // object name → sequential reader state
+	pending map[string]bool                    // blocks being fetched (obj.n)
+	hits    int64
+	misses  int64
+	fetched int64 // bytes fetched from the backend
+}
+
+type block struct {
+	obj     string // object hash
+	n       int64  // block number
+	size    int64
+	pins    int // readers using the file
+	touched time.Time
+}
+
+type stream struct {
+	next   int64 // block after the last one read
+	window int64 // blocks to read ahead
+}
+
+var _ storage.Backend = (*DiskCache)(nil)
+
+// DiskCacheOptions configure a DiskCache.
+type DiskCacheOptions struct {
+	Limit      int64 // bytes; DefaultCacheLimit when zero
+	BlockSize  int64 // DefaultBlockSize when zero
+	ReadAhead  int   // most blocks fetched ahead at once; 16 when zero
+	KeepWrites bool  // also cache what is written through the cache
+	Logger     *slog.Logger
+}
+
+// DefaultBlockSize is the unit of fetching and caching: large enough that
+// the per-request overhead of S3 is small against the transfer, small
+// enough that a short read does not fetch much more than it needs
+// (docs/s3-bench.md has the measurements).
+const DefaultBlockSize = 4 << 20
+
+// DefaultCacheLimit bounds a cache no one configured.
+const DefaultCacheLimit = 10 << 30
+
+// OpenDiskCache opens (creating if needed) the cache folder dir in front of
+// b and indexes what earlier runs left there.
+func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCache, error) {
+	if o.Limit <= 0 {
+		o.Limit = DefaultCacheLimit
+	}
+	if o.BlockSize <= 0 {
+		o.BlockSize = DefaultBlockSize
+	}
+	if o.ReadAhead <= 0 {
+		o.ReadAhead = 16
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	dir = filepath.Join(dir, "blocks-"+strconv.FormatInt(o.BlockSize, 10))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	c := &DiskCache{
+		b: b, dir: dir, block: o.BlockSize, log: o.Logger, keep: o.KeepWrites, ahead: make(chan struct{}, o.ReadAhead),
+		limit: o.Limit, lru: list.New(), objects: map[string]map[int64]*list.Element{},
+		sizes: map[string]int64{}, streams: map[string]*stream{}, pending: map[string]bool{},
+	}
+	if err := c.scan(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.evictLocked()
+	c.mu.Unlock()
+	return c, nil
+}
+
+// scan indexes the block files in the folder, oldest last.
+func (c *DiskCache) scan() error {
+	var found []*block
+	err := filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.Contains(d.Name(), ".tmp") {
+			os.Remove(p)
+			return nil
+		}
+		obj, n, ok := parseBlockName(d.Name())
+		if !ok {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		found = append(found, &block{obj: obj, n: n, size: info.Size(), touched: info.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cache: scan %s: %w", c.dir, err)
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].touched.After(found[j].touched) })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range found {
+		c.insertLocked(b, false)
+	}
+	return nil
+}
+
+func parseBlockName(name string) (string, int64, bool) {
+	obj, num, ok := strings.Cut(name, ".")
+	if !ok || len(obj) != 32 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	return obj, n, err == nil
+}
+
+func objHash(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(h[:16])
+}
+
+func (c *DiskCache) path(obj string, n int64) string {
+	return filepath.Join(c.dir, obj[:2], obj+"."+strconv.FormatInt(n, 10))
+}
+
+// insertLocked adds b at the front (or the back, for blocks found on disk
+// in age order, which arrive newest first) unless it is indexed already.
+func (c *DiskCache) insertLocked(b *block, front bool) *list.Element {
+	m := c.objects[b.obj]
+	if m == nil {
+		m = map[int64]*list.Element{}
+		c.objects[b.obj] = m
+	}
+	if el, ok := m[b.n]; ok {
+		return el
+	}
+	var el *list.Element
+	if front {
+		el = c.lru.PushFront(b)
+	} else {
+		el = c.lru.PushBack(b)
+	}
+	m[b.n] = el
+	c.used += b.size
+	return el
+}
+
+func (c *DiskCache) removeLocked(el *list.Element) {
+	b := c.lru.Remove(el).(*block)
+	c.used -= b.size
+	if m := c.objects[b.obj]; m != nil {
+		delete(m, b.n)
+		if len(m) == 0 {
+			delete(c.objects, b.obj)
+		}
+	}
+	os.Remove(c.path(b.obj, b.n))
+}
+
+// evictLocked removes the least recently used blocks that no one reads
+// until the cache fits its limit.
+func (c *DiskCache) evictLocked() {
+	for el := c.lru.Back(); el != nil && c.used > c.limit; {
+		prev := el.Prev()
+		if el.Value.(*block).pins == 0 {
+			c.removeLocked(el)
+		}
+		el = prev
+	}
+}
+
+// size returns the object's size, asking the backend once per name.
+func (c *DiskCache) size(ctx context.Context, name string) (int64, error) {
+	c.mu.Lock()
+	sz, ok := c.sizes[name]
+	c.mu.Unlock()
+	if ok {
+		return sz, nil
+	}
+	v, err, _ := c.flight.Do("stat\x00"+name, func() (any, error) {
+		info, err := c.b.Stat(ctx, name)
+		if err != nil {
+			return int64(0), err
+		}
+		c.mu.Lock()
+		if len(c.sizes) > 1<<16 {
+			clear(c.sizes)
+		}
+		c.sizes[name] = info.Size
+		c.mu.Unlock()
+		return info.Size, nil
+	})
+	return v.(int64), err
+}
+
+// GetRange serves n bytes at off from cached blocks, fetching the missing
+// ones, and reads ahead when the object is being read front to back.
+func (c *DiskCache) GetRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	if n <= 0 || off < 0 {
+		return c.b.GetRange(ctx, name, off, n)
+	}
+	size, err := c.size(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if off+n > size {
+		return nil, fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, size)
+	}
+	obj := objHash(name)
+	first, last := off/c.block, (off+n-1)/c.block
+	out := make([]byte, n)
+	g, gctx := errgroup.WithContext(ctx)
+	for bn := first; bn <= last; bn++ {
+		g.Go(func() error {
+			bstart := bn * c.block
+			lo, hi := max(off, bstart), min(off+n, bstart+c.block)
+			return c.readBlock(gctx, name, obj, size, bn, out[lo-off:hi-off], lo-bstart)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	c.readAhead(name, obj, size, first, last)
+	return out, nil
+}
+
+// readBlock fills dst with the bytes of block bn from at, from the cache
+// file or, failing that, from one fetch of the whole block.
+func (c *DiskCache) readBlock(ctx context.Context, name, obj string, size, bn int64, dst []byte, at int64) error {
+	if c.readCached(obj, bn, blockLen(size, bn, c.block), dst, at) {
+		return nil
+	}
+	data, err := c.fetch(ctx, name, obj, size, bn)
+	if err != nil {
+		return err
+	}
+	copy(dst, data[at:])
+	return nil
+}
+
+func blockLen(size, bn, bs int64) int64 { return min(bs, size-bn*bs) }
+
+// readCached reads from the block's file if it is there and whole.
+func (c *DiskCache) readCached(obj string, bn, want int64, dst []byte, at int64) bool {
+	c.mu.Lock()
+	var el *list.Element
+	if m := c.objects[obj]; m != nil {
+		el = m[bn]
+	}
+	if el == nil {
+		// Another process of the instance may have fetched it.
+		info, err := os.Stat(c.path(obj, bn))
+		if err != nil || info.Size() != want {
+			c.misses++
+			c.mu.Unlock()
+			return false
+		}
+		el = c.insertLocked(&block{obj: obj, n: bn, size: want, touched: info.ModTime()}, true)
+	}
+	b := el.Value.(*block)
+	c.lru.MoveToFront(el)
+	b.pins++
+	touch := time.Since(b.touched) > time.Minute
+	if touch {
+		b.touched = time.Now()
+	}
+	c.mu.Unlock()
+
+	p := c.path(obj, bn)
+	ok := false
+	if f, err := os.Open(p); err == nil {
+		n, err := f.ReadAt(dst, at)
+		ok = err == nil && n == len(dst)
+		f.Close()
+	}
+	if ok && touch {
+		now := time.Now()
+		os.Chtimes(p, now, now) // the LRU order for the next start
+	}
+	c.mu.Lock()
+	b.pins--
+	if ok {
+		c.hits++
+	} else {
+		c.misses++
+		if m := c.objects[obj]; m != nil && m[bn] == el && b.pins == 0 {
+			c.removeLocked(el)
+		}
+	}
+	c.mu.Unlock()
+	return ok
+}
+
+// fetch gets one whole block from the backend, once however many ask, and
+// stores it in the cache.
+func (c *DiskCache) fetch(ctx context.Context, name, obj string, size, bn int64) ([]byte, error) {
+	key := obj + "." + strconv.FormatInt(bn, 10)
+	v, err, _ := c.flight.Do(key, func() (any, error) {
+		c.mu.Lock()
+		c.pending[key] = true
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			delete(c.pending, key)
+			c.mu.Unlock()
+		}()
+		// The fetch serves every waiter: one of them giving up must not
+		// fail the others.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+		defer cancel()
+		data, err := c.b.GetRange(fctx, name, bn*c.block, blockLen(size, bn, c.block))
+		if err != nil {
+			return nil, err
+		}
+		c.store(obj, bn, data)
+		return data, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
+}
+
+// store writes a block file (atomically) and indexes it.
+func (c *DiskCache) store(obj string, bn int64, data []byte) {
+	c.mu.Lock()
+	c.fetched += int64(len(data))
+	c.mu.Unlock()
+	p := c.path(obj, bn)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		c.log.Warn("cache: cannot store a block", "err", err)
+		return
+	}
+	tmp := p + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		os.Remove(tmp)
+		c.log.Warn("cache: cannot store a block", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return
+	}
+	c.mu.Lock()
+	c.insertLocked(&block{obj: obj, n: bn, size: int64(len(data)), touched: time.Now()}, true)
+	c.evictLocked()
+	c.mu.Unlock()
+}
+
+// readAhead notices a reader moving forward through an object and fetches
+// the blocks after what it read in the background, the window doubling up
+// to the read-ahead limit while the reader keeps going.
+func (c *DiskCache) readAhead(name, obj string, size, first, last int64) {
+	c.mu.Lock()
+	s := c.streams[name]
+	if s == nil {
+		if len(c.streams) > 1024 {
+			clear(c.streams)
+		}
+		s = &stream{}
+		c.streams[name] = s
+	}
+	sequential := (first == 0 && s.next == 0) || (s.next > 0 && first >= s.next-1 && first <= s.next+s.window)
+	switch {
+	case !sequential:
+		s.window = 0
+		s.next = last + 1
+	case last >= s.next:
+		s.window = min(max(1, 2*s.window), int64(cap(c.ahead)))
+		s.next = last + 1
+	}
+	window := s.window
+	var todo []int64
+	nblocks := (size + c.block - 1) / c.block
+	for bn := last + 1; bn <= last+window && bn < nblocks; bn++ {
+		if m := c.objects[obj]; (m != nil && m[bn] != nil) || c.pending[obj+"."+strconv.FormatInt(bn, 10)] {
+			continue
+		}
+		todo = append(todo, bn)
+	}
+	c.mu.Unlock()
+	for _, bn := range todo {
+		select {
+		case c.ahead <- struct{}{}:
+		default:
+			return // enough in flight
+		}
+		go func() {
+			defer func() { <-c.ahead }()
+			if _, err := c.fetch(context.Background(), name, obj, size, bn); err != nil {
+				c.log.Debug("cache: read-ahead failed", "name", name, "block", bn, "err", err)
+			}
+		}()
+	}
+}
+
+// Prefetch brings n bytes at off of the object into the cache.
+func (c *DiskCache) Prefetch(ctx context.Context, name string, off, n int64) error {
+	_, err := c.GetRange(ctx, name, off, n)
+	return err
+}
+
+// Invalidate drops the cached blocks that hold n bytes at off: the content
+// store calls it when they failed verification.
+func (c *DiskCache) Invalidate(name string, off, n int64) {
+	obj := objHash(name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.objects[obj]
+	for bn := off / c.block; bn <= (off+max(n, 1)-1)/c.block; bn++ {
+		if el := m[bn]; el != nil {
+			c.removeLocked(el)
+			m = c.objects[obj]
+		} else {
+			os.Remove(c.path(obj, bn))
+		}
+	}
+	c.log.Warn("cache: dropped cached bytes that failed verification", "name", name, "off", off, "len", n)
+}
+
+// CacheInfo are the figures of a DiskCache.
+type CacheInfo struct {
+	Dir     string `json:"dir"`
+	Limit   int64  `json:"limit_bytes"`
+	Used    int64  `json:"used_bytes"`
+	Blocks  int    `json:"blocks"`
+	Hits    int64  `json:"hits"`
+	Misses  int64  `json:"misses"`
+	Fetched int64  `json:"fetched_bytes"`
+}
+
+// Info returns the cache's figures.
+func (c *DiskCache) Info() CacheInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return CacheInfo{Dir: c.dir, Limit: c.limit, Used: c.used, Blocks: c.lru.Len(), Hits: c.hits, Misses: c.misses, Fetched: c.fetched}
+}
+
+// SetLimit changes the bound and evicts down to it.
+func (c *DiskCache) SetLimit(limit int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.limit = limit
+	c.evictLocked()
+}
+
+// Clear removes every block that no one is reading.
+func (c *DiskCache) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for el := c.lru.Back(); el != nil; {
+		prev := el.Prev()
+		if el.Value.(*block).pins == 0 {
+			c.removeLocked(el)
+		}
+		el = prev
+	}
+	clear(c.sizes)
+}
+
+func (c *DiskCache) forget(name string) {
+	obj := objHash(name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sizes, name)
+	delete(c.streams, name)
+	for _, el := range c.objects[obj] {
+		c.removeLocked(el)
+	}
+}
+
+// Put writes through to the backend and, with KeepWrites, keeps the bytes.
+func (c *DiskCache) Put(ctx context.Context, name string, data []byte) error {
+	c.forget(name)
+	if err := c.b.Put(ctx, name, data); err != nil {
+		return err
+	}
+	if c.keep {
+		obj := objHash(name)
+		for bn := int64(0); bn*c.block < int64(len(data)); bn++ {
+			c.store(obj, bn, data[bn*c.block:min(int64(len(data)), (bn+1)*c.block)])
+		}
+		c.mu.Lock()
+		c.sizes[name] = int64(len(data))
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// Get reads a whole object through the cache.
+func (c *DiskCache) Get(ctx context.Context, name string) ([]byte, error) {
+	size, err := c.size(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if size == 0 {
+		return []byte{}, nil
+	}
+	return c.GetRange(ctx, name, 0, size)
+}
+
+func (c *DiskCache) Stat(ctx context.Context, name string) (storage.Info, error) {
+	return c.b.Stat(ctx, name)
+}
+
+func (c *DiskCache) Delete(ctx context.Context, name string) error {
+	c.forget(name)
+	return c.b.Delete(ctx, name)
+}
+
+func (c *DiskCache) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	return c.b.List(ctx, prefix, fn)
+}
+
+func (c *DiskCache) Sync(ctx context.Context) error { return c.b.Sync(ctx) }
+
+func (c *DiskCache) String() string { return c.b.String() }
+
+// ErrNoCache is returned by cache commands on an instance without a disk
+// cache (local storage needs none).
+var ErrNoCache = errors.New("this instance keeps no local cache: its storage is a local folder")
+
+// Unwrap returns the backend the cache is in front of.
+func (c *DiskCache) Unwrap() storage.Backend { return c.b }

@@ -1,0 +1,178 @@
+package cache_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// counting counts the ranged reads that reach the backend and slows them.
+type counting struct {
+	storage.Backend
+	gets  atomic.Int64
+	delay time.Duration
+}
+
+func (c *counting) GetRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	c.gets.Add(1)
+	time.Sleep(c.delay)
+	return c.Backend.GetRange(ctx, name, off, n)
+}
+
+func newCounting(t *testing.T, data []byte) *counting {
+	t.Helper()
+	b, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(context.Background(), "packs/aa/p", data); err != nil {
+		t.Fatal(err)
+	}
+	return &counting{Backend: b}
+}
+
+func TestDiskCache(t *testing.T) {
+	ctx := context.Background()
+	data := randomBytes(7, 64<<10)
+	const bs = 4 << 10
+	t.Run("HitsAndReopen", func(t *testing.T) {
+		cb, dir := newCounting(t, data), t.TempDir()
+		d, err := cache.OpenDiskCache(cb, dir, cache.DiskCacheOptions{BlockSize: bs, ReadAhead: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			got, err := d.GetRange(ctx, "packs/aa/p", 5000, 3000) // spans blocks 1 and 2
+			if err != nil || !bytes.Equal(got, data[5000:8000]) {
+				t.Fatalf("GetRange = %d bytes, %v", len(got), err)
+			}
+		}
+		if n := cb.gets.Load(); n > 3 { // two blocks, maybe one read ahead
+			t.Fatalf("%d fetches for two blocks read three times", n)
+		}
+		before := cb.gets.Load()
+		d2, err := cache.OpenDiskCache(cb, dir, cache.DiskCacheOptions{BlockSize: bs, ReadAhead: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := d2.GetRange(ctx, "packs/aa/p", 5000, 3000); err != nil || !bytes.Equal(got, data[5000:8000]) {
+			t.Fatalf("GetRange after reopen = %d bytes, %v", len(got), err)
+		}
+		if cb.gets.Load() != before {
+			t.Fatal("a reopened cache fetched blocks it holds")
+		}
+	})
+	t.Run("Bounded", func(t *testing.T) {
+		cb := newCounting(t, data)
+		d, err := cache.OpenDiskCache(cb, t.TempDir(), cache.DiskCacheOptions{BlockSize: bs, Limit: 3 * bs, ReadAhead: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := int64(0); off < int64(len(data)); off += 1000 {
+			n := min(1000, int64(len(data))-off)
+			if got, err := d.GetRange(ctx, "packs/aa/p", off, n); err != nil || !bytes.Equal(got, data[off:off+n]) {
+				t.Fatalf("GetRange(%d) = %d bytes, %v", off, len(got), err)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // read-ahead settles
+		if info := d.Info(); info.Used > 3*bs {
+			t.Fatalf("cache holds %d bytes, limit %d", info.Used, 3*bs)
+		}
+		d.SetLimit(bs)
+		if info := d.Info(); info.Used > bs {
+			t.Fatalf("after SetLimit: %d bytes", info.Used)
+		}
+		d.Clear()
+		if info := d.Info(); info.Used != 0 || info.Blocks != 0 {
+			t.Fatalf("after Clear: %+v", info)
+		}
+	})
+	t.Run("Singleflight", func(t *testing.T) {
+		cb := newCounting(t, data)
+		cb.delay = 50 * time.Millisecond
+		d, err := cache.OpenDiskCache(cb, t.TempDir(), cache.DiskCacheOptions{BlockSize: 64 << 10, ReadAhead: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < 16; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				off := int64(100 * i)
+				if got, err := d.GetRange(ctx, "packs/aa/p", off, 100); err != nil || !bytes.Equal(got, data[off:off+100]) {
+					t.Errorf("GetRange = %d bytes, %v", len(got), err)
+				}
+			}(i)
+		}
+		wg.Wait()
+		if n := cb.gets.Load(); n != 1 {
+			t.Fatalf("%d fetches of one block asked for 16 times at once", n)
+		}
+	})
+	t.Run("ReadAhead", func(t *testing.T) {
+		cb := newCounting(t, data)
+		d, err := cache.OpenDiskCache(cb, t.TempDir(), cache.DiskCacheOptions{BlockSize: bs, ReadAhead: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := int64(0); off < 3*bs; off += 1024 {
+			if _, err := d.GetRange(ctx, "packs/aa/p", off, 1024); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for d.Info().Blocks < 5 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if b := d.Info().Blocks; b < 5 {
+			t.Fatalf("a sequential reader of 3 blocks left %d blocks cached; want read-ahead beyond them", b)
+		}
+	})
+}
+
+// TestCorruptCachedChunkIsFetchedAgain damages the cache's copy of a chunk:
+// the store notices the digest mismatch, drops it and reads it again.
+func TestCorruptCachedChunkIsFetchedAgain(t *testing.T) {
+	ctx := context.Background()
+	b, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cdir := t.TempDir()
+	d, err := cache.OpenDiskCache(b, cdir, cache.DiskCacheOptions{BlockSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cache.NewStore(d, t.TempDir()+"/index.db", cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(3, 300<<10)
+	w := s.NewWriter()
+	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadChunk(ctx, f.Chunks[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	// Damage every cached block file.
+	n := corruptFiles(t, cdir)
+	if n == 0 {
+		t.Fatal("nothing cached")
+	}
+	got := make([]byte, len(data))
+	if _, err := s.Open(f).ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read after corruption: %v", err)
+	}
+}

@@ -1,0 +1,136 @@
+package cache_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/storage/retry"
+	s3b "github.com/lamina-bio/lamina/storage/s3"
+	"github.com/lamina-bio/lamina/storage/s3/s3test"
+)
+
+// stack is the S3 wiring of cmd/lamina: store → disk cache → uploads →
+// retry → S3 (here through a fault-injecting proxy).
+type stack struct {
+	store *cache.Store
+	disk  *cache.DiskCache
+	up    *cache.Uploads
+}
+
+func openStack(t *testing.T, cfg s3b.Config, cacheDir, index string, p retry.Policy, sync bool) *stack {
+	t.Helper()
+	raw, err := s3b.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := cache.OpenUploads(retry.New(raw, p, nil), filepath.Join(cacheDir, "uploads"), cache.UploadOptions{SyncUpload: sync, MaxDelay: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	disk, err := cache.OpenDiskCache(up, cacheDir, cache.DiskCacheOptions{BlockSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cache.NewStore(disk, index, cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &stack{store: s, disk: disk, up: up}
+}
+
+var quick = retry.Policy{Attempts: 4, Base: 5 * time.Millisecond, Max: 20 * time.Millisecond}
+
+// TestWritesSurviveOutageAndRestart writes while the server is down: the
+// commit succeeds from the local queue, reads are served locally, a restart
+// (a new queue on the same folder) resumes the uploads once the server is
+// back, and a fresh cache then reads everything from S3.
+func TestWritesSurviveOutageAndRestart(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	proxy, via := s3test.NewProxy(t, srv)
+	cfg := via.Config(bucket)
+	cfg.Timeout = 5 * time.Second
+	cacheDir, index := t.TempDir(), filepath.Join(t.TempDir(), "index.db")
+
+	st := openStack(t, cfg, cacheDir, index, quick, false)
+	proxy.Down()
+	data := randomBytes(11, 5<<20)
+	w := st.store.NewWriter()
+	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatalf("Commit with the server down: %v", err)
+	}
+	got := make([]byte, len(data))
+	if _, err := st.store.Open(f).ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read of a staged version: %v", err)
+	}
+	if p := st.up.Pending(); p.Objects == 0 {
+		t.Fatal("nothing pending with the server down")
+	}
+	st.up.Close() // a crash: the queue is left on disk
+
+	if err := proxy.Up(); err != nil {
+		t.Fatal(err)
+	}
+	st2 := openStack(t, cfg, cacheDir, filepath.Join(t.TempDir(), "index.db"), quick, false)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := st2.up.WaitIdle(wctx, nil); err != nil {
+		t.Fatalf("uploads did not resume: %v (%+v)", err, st2.up.Pending())
+	}
+	st3 := openStack(t, cfg, t.TempDir(), filepath.Join(t.TempDir(), "index.db"), quick, false)
+	clear(got)
+	if _, err := st3.store.Open(f).ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read from S3 after the uploads: %v", err)
+	}
+}
+
+// TestReadsRetryThenFail reads through transient faults, and gets an error
+// (EIO in the mount) once the retry budget is spent, not a hang.
+func TestReadsRetryThenFail(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	proxy, via := s3test.NewProxy(t, srv)
+	cfg := via.Config(bucket)
+	cfg.Timeout = 5 * time.Second
+	st := openStack(t, cfg, t.TempDir(), filepath.Join(t.TempDir(), "index.db"), quick, true)
+	data := randomBytes(12, 3<<20)
+	w := st.store.NewWriter()
+	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil { // SyncUpload: S3 has it now
+		t.Fatal(err)
+	}
+	if p := st.up.Pending(); p.Objects != 0 {
+		t.Fatalf("after a sync-upload commit: %+v", p)
+	}
+	st.disk.Clear()
+	proxy.Only("GET ")
+	proxy.SetLatency(2 * time.Millisecond)
+	proxy.Next(s3test.Reset, s3test.Truncate, s3test.Status500, s3test.Status503)
+	got := make([]byte, len(data))
+	if _, err := st.store.Open(f).ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read through transient faults: %v", err)
+	}
+	st.disk.Clear()
+	proxy.Always(s3test.Status503)
+	start := time.Now()
+	if _, err := st.store.Open(f).ReadAt(got, 0); err == nil {
+		t.Fatal("read against a failing server succeeded")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("failing read took %v", d)
+	}
+}

@@ -1,0 +1,509 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// Uploads is a storage.Backend decorator that makes writes durable locally
+// and uploads them in the background: a Put writes the object into a
+// staging folder (and, at Sync, fsyncs it), a pool of workers uploads the
+// staged objects to the backend in parallel, and an object leaves the
+// folder only once the backend has it. Until then reads of it are served
+// from the folder. The folder is the queue: whatever a crash or a kill
+// leaves there is found and uploaded at the next start, so a write that
+// Sync acknowledged is never lost.
+//
+// An upload that fails is retried with backoff for as long as the process
+// runs (a retry decorator below handles the short faults); it never fails a
+// write. With SyncUpload, Sync also waits until everything written before
+// it is uploaded.
+type Uploads struct {
+	b        storage.Backend
+	dir      string
+	log      *slog.Logger
+	sync     bool
+	workers  int
+	maxDelay time.Duration
+
+	ctx    context.Context // cancelled by Close: stops the workers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex // guards everything below
+	cond     *sync.Cond // signalled when an item is uploaded or queued
+	items    map[string]*upItem
+	queue    []*upItem
+	seq      uint64 // last sequence number handed out
+	unsynced []string
+	done     int64 // objects uploaded since the start
+	doneB    int64 // bytes uploaded since the start
+	fails    int64
+	lastErr  string
+	closed   bool
+}
+
+type upItem struct {
+	name      string
+	size      int64
+	seq       uint64
+	uploading bool
+	deleted   bool
+	attempts  int
+}
+
+var _ storage.Backend = (*Uploads)(nil)
+
+// UploadOptions configure Uploads.
+type UploadOptions struct {
+	Workers    int           // parallel uploads; 8 when zero
+	SyncUpload bool          // Sync waits for the uploads
+	MaxDelay   time.Duration // longest wait between attempts of a failing upload; 1 min when zero
+	Logger     *slog.Logger
+}
+
+// OpenUploads opens the staging folder dir in front of b, queues what an
+// earlier run left there, and starts the workers.
+func OpenUploads(b storage.Backend, dir string, o UploadOptions) (*Uploads, error) {
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("uploads: %w", err)
+	}
+	u := &Uploads{b: b, dir: dir, log: o.Logger, sync: o.SyncUpload, workers: o.Workers, maxDelay: o.MaxDelay, items: map[string]*upItem{}}
+	u.cond = sync.NewCond(&u.mu)
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	staged, err := ScanUploads(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range staged.Items {
+		u.seq++
+		it := &upItem{name: p.Name, size: p.Size, seq: u.seq}
+		u.items[p.Name] = it
+		u.queue = append(u.queue, it)
+	}
+	if len(staged.Items) > 0 {
+		u.log.Info("resuming uploads left by an earlier run", "objects", len(staged.Items), "bytes", staged.Bytes)
+	}
+	for i := 0; i < u.workers; i++ {
+		u.wg.Add(1)
+		go u.worker()
+	}
+	return u, nil
+}
+
+// Pending lists staged objects.
+type Pending struct {
+	Objects   int           `json:"objects"`
+	Bytes     int64         `json:"bytes"`
+	Uploading int           `json:"uploading"`
+	Uploaded  int64         `json:"uploaded_objects"` // since the start
+	Failures  int64         `json:"failures"`         // failed attempts since the start
+	LastError string        `json:"last_error,omitempty"`
+	Items     []PendingItem `json:"-"`
+}
+
+// PendingItem is one staged object.
+type PendingItem struct {
+	Name string
+	Size int64
+}
+
+// ScanUploads reads what a staging folder holds, without uploading; for
+// `lamina status` when no process has the queue open. Leftover temporary
+// files of an interrupted Put are removed.
+func ScanUploads(dir string) (Pending, error) {
+	var p Pending
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return p, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("uploads: %w", err)
+	}
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp-") {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+			continue
+		}
+		name, err := url.PathUnescape(e.Name())
+		if err != nil || e.IsDir() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		p.Items = append(p.Items, PendingItem{Name: name, Size: info.Size()})
+		p.Bytes += info.Size()
+	}
+	sort.Slice(p.Items, func(i, j int) bool { return p.Items[i].Name < p.Items[j].Name })
+	p.Objects = len(p.Items)
+	return p, nil
+}
+
+func (u *Uploads) path(name string) string { return filepath.Join(u.dir, url.PathEscape(name)) }
+
+// Put stages data under name and queues its upload. The bytes are durable
+// after the next Sync.
+func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if name == "" || strings.Contains(name, "..") {
+		return fmt.Errorf("storage: bad object name %q", name)
+	}
+	p := u.path(name)
+	tmp := p + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("uploads: stage %s: %w", name, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("uploads: stage %s: %w", name, err)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.seq++
+	it := &upItem{name: name, size: int64(len(data)), seq: u.seq}
+	if old := u.items[name]; old != nil && !old.uploading {
+		u.dropQueuedLocked(old)
+	}
+	u.items[name] = it
+	u.queue = append(u.queue, it)
+	u.unsynced = append(u.unsynced, name)
+	u.cond.Broadcast()
+	return nil
+}
+
+func (u *Uploads) dropQueuedLocked(it *upItem) {
+	for i, q := range u.queue {
+		if q == it {
+			u.queue = append(u.queue[:i], u.queue[i+1:]...)
+			return
+		}
+	}
+}
+
+func (u *Uploads) worker() {
+	defer u.wg.Done()
+	for {
+		u.mu.Lock()
+		for len(u.queue) == 0 && !u.closed {
+			u.cond.Wait()
+		}
+		if u.closed {
+			u.mu.Unlock()
+			return
+		}
+		it := u.queue[0]
+		u.queue = u.queue[1:]
+		it.uploading = true
+		u.mu.Unlock()
+
+		err := u.upload(it)
+
+		u.mu.Lock()
+		it.uploading = false
+		if err != nil {
+			it.attempts++
+			u.fails++
+			u.lastErr = err.Error()
+			if u.closed || u.items[it.name] != it {
+				u.mu.Unlock()
+				continue
+			}
+			delay := min(u.maxDelay, time.Duration(1<<min(it.attempts, 20))*100*time.Millisecond)
+			u.log.Warn("upload failed; it stays staged and is retried", "name", it.name, "attempt", it.attempts, "wait", delay, "err", err)
+			u.mu.Unlock()
+			go func() {
+				select {
+				case <-time.After(delay):
+				case <-u.ctx.Done():
+					return
+				}
+				u.mu.Lock()
+				if u.items[it.name] == it && !u.closed {
+					u.queue = append(u.queue, it)
+					u.cond.Broadcast()
+				}
+				u.mu.Unlock()
+			}()
+			continue
+		}
+		u.done++
+		u.doneB += it.size
+		if u.items[it.name] == it {
+			delete(u.items, it.name)
+			os.Remove(u.path(it.name))
+		}
+		u.cond.Broadcast()
+		u.mu.Unlock()
+	}
+}
+
+func (u *Uploads) upload(it *upItem) error {
+	data, err := os.ReadFile(u.path(it.name))
+	if err != nil {
+		return fmt.Errorf("read staged %s: %w", it.name, err)
+	}
+	u.mu.Lock()
+	if u.items[it.name] != it {
+		// Replaced or deleted while waiting: nothing of this one to do.
+		u.mu.Unlock()
+		return nil
+	}
+	u.mu.Unlock()
+	if err := u.b.Put(u.ctx, it.name, data); err != nil {
+		return err
+	}
+	u.mu.Lock()
+	deleted := it.deleted
+	u.mu.Unlock()
+	if deleted {
+		return u.b.Delete(u.ctx, it.name)
+	}
+	return nil
+}
+
+// open returns the staged file of name, if it is staged.
+func (u *Uploads) open(name string) (*os.File, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if it := u.items[name]; it == nil || it.deleted {
+		return nil, false
+	}
+	f, err := os.Open(u.path(name))
+	if err != nil {
+		return nil, false
+	}
+	return f, true
+}
+
+func (u *Uploads) Get(ctx context.Context, name string) ([]byte, error) {
+	if f, ok := u.open(name); ok {
+		defer f.Close()
+		return io.ReadAll(f)
+	}
+	return u.b.Get(ctx, name)
+}
+
+func (u *Uploads) GetRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	if f, ok := u.open(name); ok {
+		defer f.Close()
+		buf := make([]byte, n)
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return nil, fmt.Errorf("storage: get %s: range %d+%d: %w", name, off, n, err)
+		}
+		return buf, nil
+	}
+	return u.b.GetRange(ctx, name, off, n)
+}
+
+func (u *Uploads) Stat(ctx context.Context, name string) (storage.Info, error) {
+	if f, ok := u.open(name); ok {
+		defer f.Close()
+		if info, err := f.Stat(); err == nil {
+			return storage.Info{Name: name, Size: info.Size(), ModTime: info.ModTime()}, nil
+		}
+	}
+	return u.b.Stat(ctx, name)
+}
+
+// Delete removes a staged copy (an upload in flight is deleted after it
+// lands) and the object in the backend.
+func (u *Uploads) Delete(ctx context.Context, name string) error {
+	u.mu.Lock()
+	if it := u.items[name]; it != nil {
+		it.deleted = true
+		if !it.uploading {
+			u.dropQueuedLocked(it)
+			delete(u.items, name)
+		}
+		os.Remove(u.path(name))
+		u.cond.Broadcast()
+	}
+	u.mu.Unlock()
+	return u.b.Delete(ctx, name)
+}
+
+// List lists the backend's objects and the staged ones, each once.
+func (u *Uploads) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	u.mu.Lock()
+	staged := map[string]int64{}
+	for name, it := range u.items {
+		if !it.deleted && strings.HasPrefix(name, prefix) {
+			staged[name] = it.size
+		}
+	}
+	u.mu.Unlock()
+	err := u.b.List(ctx, prefix, func(i storage.Info) error {
+		delete(staged, i.Name)
+		return fn(i)
+	})
+	if err != nil {
+		return err
+	}
+	for name, size := range staged {
+		if err := fn(storage.Info{Name: name, Size: size, ModTime: time.Now()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Sync makes every staged object durable locally; with SyncUpload it then
+// waits until everything staged before it is uploaded.
+func (u *Uploads) Sync(ctx context.Context) error {
+	u.mu.Lock()
+	names := u.unsynced
+	u.unsynced = nil
+	upto := u.seq
+	u.mu.Unlock()
+	if len(names) > 0 {
+		// The files were fsynced before their rename; the renames need the
+		// folder's fsync.
+		d, err := os.Open(u.dir)
+		if err != nil {
+			return err
+		}
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("uploads: sync: %w", err)
+		}
+	}
+	if !u.sync {
+		return nil
+	}
+	return u.wait(ctx, func() bool {
+		for _, it := range u.items {
+			if it.seq <= upto {
+				return false
+			}
+		}
+		return true
+	}, nil)
+}
+
+// WaitIdle waits until nothing is staged, calling progress (if not nil)
+// about once a second with what is left. It returns ctx's error if ctx ends
+// first; what is left stays staged.
+func (u *Uploads) WaitIdle(ctx context.Context, progress func(Pending)) error {
+	return u.wait(ctx, func() bool { return len(u.items) == 0 }, progress)
+}
+
+func (u *Uploads) wait(ctx context.Context, done func() bool, progress func(Pending)) error {
+	stop := context.AfterFunc(ctx, func() { u.mu.Lock(); u.cond.Broadcast(); u.mu.Unlock() })
+	defer stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	quit := make(chan struct{})
+	defer close(quit)
+	go func() {
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				u.mu.Lock()
+				u.cond.Broadcast()
+				u.mu.Unlock()
+			}
+		}
+	}()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	last := time.Time{}
+	for !done() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if u.closed {
+			return errors.New("uploads: closed")
+		}
+		if progress != nil && time.Since(last) >= time.Second {
+			last = time.Now()
+			p := u.pendingLocked()
+			u.mu.Unlock()
+			progress(p)
+			u.mu.Lock()
+			continue
+		}
+		u.cond.Wait()
+	}
+	return nil
+}
+
+// Pending returns what is staged.
+func (u *Uploads) Pending() Pending {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.pendingLocked()
+}
+
+func (u *Uploads) pendingLocked() Pending {
+	p := Pending{Uploaded: u.done, Failures: u.fails, LastError: u.lastErr}
+	for _, it := range u.items {
+		p.Objects++
+		p.Bytes += it.size
+		if it.uploading {
+			p.Uploading++
+		}
+	}
+	return p
+}
+
+// Close stops the workers; uploads in flight are abandoned and stay staged
+// for the next start. It does not wait for the queue: call WaitIdle first
+// for that.
+func (u *Uploads) Close() error {
+	u.mu.Lock()
+	u.closed = true
+	u.cond.Broadcast()
+	u.mu.Unlock()
+	u.cancel()
+	u.wg.Wait()
+	return nil
+}
+
+func (u *Uploads) String() string { return u.b.String() }
+
+// Unwrap returns the backend the uploads go to.
+func (u *Uploads) Unwrap() storage.Backend { return u.b }

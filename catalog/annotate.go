@@ -1,0 +1,461 @@
+package catalog
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Column describes one column of a table version (a DataFrame, the obs or
+// var of an AnnData, a channel of an FCS file), as read when it was saved.
+type Column struct {
+	Name  string `json:"name"`
+	Slot  string `json:"slot,omitempty"`  // "obs" or "var" for AnnData
+	Dtype string `json:"dtype"`           // int, float, bool, str, cat
+	Label string `json:"label,omitempty"` // an FCS channel's $PnS
+}
+
+// MaxColumns is how many columns a version records; wider tables record
+// the first MaxColumns (Shape still says how many there are).
+const MaxColumns = 1000
+
+// Feature is a typed metadata field that versions carry values of.
+type Feature struct {
+	Name        string    `json:"name"`
+	Dtype       string    `json:"dtype"` // see ParseDtype
+	Description string    `json:"description,omitempty"`
+	CreatedBy   string    `json:"created_by,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Entity is the X of a "cat[X]" dtype ("ULabel", "celltype", …), or "".
+func (f Feature) Entity() string {
+	if strings.HasPrefix(f.Dtype, "cat[") && strings.HasSuffix(f.Dtype, "]") {
+		return f.Dtype[4 : len(f.Dtype)-1]
+	}
+	return ""
+}
+
+// Label is a free label (LaminDB's ULabel), optionally under a parent.
+type Label struct {
+	Name        string    `json:"name"`
+	Parent      string    `json:"parent,omitempty"`
+	Description string    `json:"description,omitempty"`
+	CreatedBy   string    `json:"created_by,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// SchemaFeature is one feature of a schema.
+type SchemaFeature struct {
+	Feature  string `json:"feature"`
+	Optional bool   `json:"optional,omitempty"`
+}
+
+// Schema is a named set of features that a table's columns must satisfy.
+// By default (LaminDB's) the listed features are required and other
+// columns are allowed.
+type Schema struct {
+	Name        string          `json:"name"`
+	Features    []SchemaFeature `json:"features"`
+	NoExtra     bool            `json:"no_extra,omitempty"` // columns not listed are an error
+	Description string          `json:"description,omitempty"`
+	CreatedBy   string          `json:"created_by,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+}
+
+// Term is an ontology term a version is annotated with.
+type Term struct {
+	Entity string `json:"entity"` // celltype, tissue, …
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+}
+
+// Annotations are what a version is annotated with. Values are kept in
+// the canonical text of their feature's dtype.
+type Annotations struct {
+	UID      string              `json:"uid,omitempty"`
+	Features map[string][]string `json:"features,omitempty"`
+	Labels   []string            `json:"labels,omitempty"`
+	Terms    []Term              `json:"terms,omitempty"`
+	Schema   string              `json:"schema,omitempty"`
+}
+
+// IsZero reports whether nothing is annotated.
+func (a Annotations) IsZero() bool {
+	return len(a.Features) == 0 && len(a.Labels) == 0 && len(a.Terms) == 0 && a.Schema == ""
+}
+
+// Cond is one condition of a Filter: a feature name or one of the version
+// fields key, size, created_at, mtime, version, otype, suffix, kind,
+// n_observations, created_by, description; Op is =, !=, <, <=, >, >= or ^=
+// (key prefix). With several Values, = means any of them.
+type Cond struct {
+	Field  string   `json:"field"`
+	Op     string   `json:"op"`
+	Values []string `json:"values"`
+}
+
+// Filter selects versions.
+type Filter struct {
+	Prefix string `json:"prefix,omitempty"` // key prefix
+	Where  []Cond `json:"where,omitempty"`  // all must hold
+	// Labels: each must be on the version, itself or one of its
+	// descendant labels unless ExactLabels.
+	Labels      []string `json:"labels,omitempty"`
+	ExactLabels bool     `json:"exact_labels,omitempty"`
+	// Terms: in each group, one of the term ids must be on the version
+	// (callers expand an ontology term to its descendants).
+	Terms       [][]string `json:"terms,omitempty"`
+	AllVersions bool       `json:"all_versions,omitempty"` // not only the latest version of each key
+	Order       string     `json:"order,omitempty"`        // "key" (default), "created_at", "-created_at"
+	Limit       int        `json:"limit,omitempty"`
+}
+
+// Hit is one full-text search result.
+type Hit struct {
+	Version Version  `json:"version"`
+	Score   float64  `json:"score"`
+	Fields  []string `json:"fields"` // where the words matched: key, description, label, term, feature
+}
+
+// NewCollection is what a caller records; the store assigns the version.
+type NewCollection struct {
+	Name        string
+	Description string
+	Members     []string // version uids, in order
+	CreatedBy   string
+	CreatedAt   time.Time
+}
+
+// Collection is one version of a named, ordered set of artifact versions.
+type Collection struct {
+	Name        string    `json:"name"`
+	Version     int       `json:"version"`
+	Description string    `json:"description,omitempty"`
+	Members     []string  `json:"members"` // version uids, in order
+	CreatedBy   string    `json:"created_by,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	Unchanged   bool      `json:"unchanged,omitempty"` // SaveCollection: same members as the latest; nothing recorded
+	// Versions holds the members' records where Collection returns them.
+	Versions []Version `json:"versions,omitempty"`
+}
+
+// Annotator is the part of a catalog that keeps features, labels, schemas,
+// annotations and collections and answers queries over them.
+type Annotator interface {
+	// CreateFeature records a feature. ErrConflict if one of that name
+	// exists with another dtype (the same dtype is not an error).
+	CreateFeature(ctx context.Context, f Feature) (Feature, error)
+	Features(ctx context.Context) ([]Feature, error)
+	// CreateLabel records a label; its parent must exist (ErrNotFound).
+	CreateLabel(ctx context.Context, l Label) (Label, error)
+	Labels(ctx context.Context) ([]Label, error)
+	// CreateSchema records or replaces a schema; its features must exist.
+	CreateSchema(ctx context.Context, s Schema) (Schema, error)
+	Schemas(ctx context.Context) ([]Schema, error)
+	// Annotate adds to the annotations of the version with this full uid
+	// and returns them all. Feature values are checked against the
+	// feature's dtype (a cat[ULabel] value must be a label); unknown
+	// features and labels are ErrNotFound with a suggestion.
+	Annotate(ctx context.Context, uid string, add Annotations) (Annotations, error)
+	Annotations(ctx context.Context, uid string) (Annotations, error)
+	// Find returns the versions that satisfy f, live ones only.
+	Find(ctx context.Context, f Filter) ([]Version, error)
+	// Search ranks the latest live versions by the words of query found in
+	// their keys, descriptions, labels, feature values and term names.
+	Search(ctx context.Context, query string, limit int) ([]Hit, error)
+	// SaveCollection records a new version of the named collection (version
+	// 1 for a new name) unless its members equal the latest's. Every member
+	// must be a version uid (ErrNotFound).
+	SaveCollection(ctx context.Context, c NewCollection) (Collection, error)
+	// Collections lists the latest version of every collection by name.
+	Collections(ctx context.Context) ([]Collection, error)
+	// Collection returns version n of the named collection (the latest for
+	// n == 0) with its members' records.
+	Collection(ctx context.Context, name string, n int) (Collection, error)
+}
+
+// ---- dtypes and values ----
+
+var reName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$`)
+
+// CheckName checks the name of a feature, label, schema or collection.
+func CheckName(kind, name string) error {
+	if kind == "label" || kind == "collection" || kind == "schema" {
+		if name == "" || len(name) > 255 || strings.ContainsAny(name, "\x00\n") || strings.TrimSpace(name) != name {
+			return fmt.Errorf("%w: %s name %q: use 1 to 255 characters, no newline, no leading or trailing space", ErrInvalid, kind, name)
+		}
+		return nil
+	}
+	if !reName.MatchString(name) {
+		return fmt.Errorf("%w: feature name %q: use letters, digits, _ . - (starting with a letter or _), at most 128", ErrInvalid, name)
+	}
+	return nil
+}
+
+// ErrInvalid is returned for a malformed name, dtype, value or condition.
+var ErrInvalid error = sentinel{"invalid", fs.ErrInvalid}
+
+var reEntity = regexp.MustCompile(`^cat\[[A-Za-z][A-Za-z0-9_]*\]$`)
+
+// ParseDtype checks a feature dtype: int, float, str, bool, date,
+// datetime, or cat[ENTITY] (cat[ULabel] for labels, cat[celltype] and the
+// other ontology entities). Plain "cat" means cat[ULabel].
+func ParseDtype(s string) (string, error) {
+	switch s {
+	case "int", "float", "str", "bool", "date", "datetime":
+		return s, nil
+	case "cat":
+		return "cat[ULabel]", nil
+	}
+	if reEntity.MatchString(s) {
+		return s, nil
+	}
+	return "", fmt.Errorf("%w: dtype %q: use int, float, str, bool, date, datetime or cat[ENTITY] (cat[ULabel], cat[celltype], cat[tissue], …)", ErrInvalid, s)
+}
+
+// normalize returns value's canonical text under dtype and its index key
+// part (a tag byte, then the sortable value).
+func normalize(dtype, value string) (string, []byte, error) {
+	bad := func(want string) error {
+		return fmt.Errorf("%w: %q is not %s", ErrInvalid, value, want)
+	}
+	switch dtype {
+	case "int", "float":
+		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil || math.IsNaN(f) {
+			return "", nil, bad("a number")
+		}
+		if dtype == "int" {
+			if f != math.Trunc(f) {
+				return "", nil, bad("an integer")
+			}
+			return strconv.FormatInt(int64(f), 10), numKey(f), nil
+		}
+		return strconv.FormatFloat(f, 'g', -1, 64), numKey(f), nil
+	case "bool":
+		b, err := strconv.ParseBool(strings.TrimSpace(value))
+		if err != nil {
+			return "", nil, bad("true or false")
+		}
+		s := strconv.FormatBool(b)
+		return s, append([]byte{'t'}, s...), nil
+	case "date", "datetime":
+		t, err := ParseTime(value)
+		if err != nil {
+			return "", nil, err
+		}
+		s := t.UTC().Format(time.RFC3339Nano)
+		if dtype == "date" {
+			s = t.Format("2006-01-02")
+		}
+		return s, timeKey(t), nil
+	}
+	if value == "" || strings.ContainsRune(value, 0) {
+		return "", nil, bad("a value (empty, or holds NUL)")
+	}
+	return value, append([]byte{'t'}, value...), nil
+}
+
+// ParseTime reads a date (2006-01-02, UTC) or an RFC 3339 time.
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	for _, layout := range []string{"2006-01-02", time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%w: %q is not a date (2006-01-02) or time (2006-01-02T15:04:05Z)", ErrInvalid, s)
+}
+
+func numKey(f float64) []byte {
+	bits := math.Float64bits(f)
+	if bits>>63 == 0 {
+		bits ^= 1 << 63
+	} else {
+		bits = ^bits
+	}
+	b := make([]byte, 9)
+	b[0] = 'n'
+	binary.BigEndian.PutUint64(b[1:], bits)
+	return b
+}
+
+func timeKey(t time.Time) []byte {
+	b := make([]byte, 9)
+	b[0] = 'd'
+	binary.BigEndian.PutUint64(b[1:], uint64(t.UnixNano())^(1<<63))
+	return b
+}
+
+// ParseSize reads a byte count with an optional unit: 10, 10B, 1.5KB, 2MiB,
+// 3GB (KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB of 1024).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return unicode.IsLetter(r) })
+	num, unit := t, ""
+	if i >= 0 {
+		num, unit = strings.TrimSpace(t[:i]), strings.ToUpper(t[i:])
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%w: size %q: use a number of bytes with an optional unit (KB, MB, GB, KiB, MiB, GiB)", ErrInvalid, s)
+	}
+	mult := map[string]float64{"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12,
+		"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("%w: size %q: unknown unit %q", ErrInvalid, s, unit)
+	}
+	return int64(f * mult), nil
+}
+
+// ParseCond reads "name=value", "name!=value", "name<value", "name<=value",
+// "name>value", "name>=value" or "key^=prefix".
+func ParseCond(s string) (Cond, error) {
+	for _, op := range []string{"!=", "<=", ">=", "^=", "=", "<", ">"} {
+		if i := strings.Index(s, op); i > 0 {
+			// The earliest operator wins: "a=b>c" is a = "b>c".
+			j := strings.IndexAny(s, "!<>=^")
+			if j < i {
+				continue
+			}
+			name := strings.TrimSpace(s[:i])
+			return Cond{Field: name, Op: op, Values: []string{strings.TrimSpace(s[i+len(op):])}}, nil
+		}
+	}
+	return Cond{}, fmt.Errorf("%w: --where %q: use NAME=VALUE, NAME!=VALUE, NAME<VALUE, NAME<=VALUE, NAME>VALUE, NAME>=VALUE or key^=PREFIX", ErrInvalid, s)
+}
+
+// builtins are the version fields a Cond may name, with their dtype.
+var builtins = map[string]string{
+	"key": "str", "size": "int", "created_at": "datetime", "mtime": "datetime", "version": "int",
+	"otype": "str", "suffix": "str", "kind": "str", "n_observations": "int", "created_by": "str",
+	"description": "str", "uid": "str",
+}
+
+func builtinValue(v Version, field string) (string, bool) {
+	switch field {
+	case "key":
+		return v.Key, true
+	case "size":
+		return strconv.FormatInt(v.Size, 10), true
+	case "created_at":
+		return v.CreatedAt.Format(time.RFC3339Nano), true
+	case "mtime":
+		return v.Mtime.Format(time.RFC3339Nano), true
+	case "version":
+		return strconv.Itoa(v.Version), true
+	case "otype":
+		return v.OType, v.OType != ""
+	case "suffix":
+		return v.Suffix, v.Suffix != ""
+	case "kind":
+		return v.Kind, true
+	case "n_observations":
+		return strconv.FormatInt(v.NObservations, 10), v.NObservations > 0
+	case "created_by":
+		return v.CreatedBy, true
+	case "description":
+		return v.Description, v.Description != ""
+	case "uid":
+		return v.UID, true
+	}
+	return "", false
+}
+
+// compareKeys applies op to two index keys of the same dtype.
+func compareKeys(op string, have, want []byte) bool {
+	c := strings.Compare(string(have), string(want))
+	switch op {
+	case "=":
+		return c == 0
+	case "!=":
+		return c != 0
+	case "<":
+		return c < 0
+	case "<=":
+		return c <= 0
+	case ">":
+		return c > 0
+	case ">=":
+		return c >= 0
+	case "^=":
+		return strings.HasPrefix(string(have), string(want))
+	}
+	return false
+}
+
+// closest returns the candidate nearest to name by edit distance, or "".
+func closest(name string, candidates []string) string {
+	best, bestD := "", 1<<30
+	ln := strings.ToLower(name)
+	for _, c := range candidates {
+		d := editDistance(ln, strings.ToLower(c))
+		if d < bestD || (d == bestD && c < best) {
+			best, bestD = c, d
+		}
+	}
+	if bestD > max(2, len(name)/3) {
+		return ""
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// Words splits text into the lowercase words full-text search indexes:
+// runs of letters and digits, two characters or more.
+func Words(text string) []string {
+	var out []string
+	for _, w := range strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	}) {
+		if len([]rune(w)) >= 2 {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func didYouMean(s string) string {
+	if s == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", s)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

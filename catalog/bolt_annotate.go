@@ -1,0 +1,1227 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lamina-bio/lamina/ref"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Buckets of features, labels, schemas, annotations and collections, and
+// the indexes that answer Find and Search (docs/annotate.md has the why):
+//
+//	features      name → JSON Feature
+//	labels        name → JSON Label
+//	schemas       name → JSON Schema
+//	annotations   uid → JSON Annotations
+//	idx_features  feature 0x00 value-key 0x00 uid → ""   value-key: 't'+text,
+//	              'n'+8-byte order-preserving float64, 'd'+8-byte biased unix ns
+//	idx_labels    label 0x00 uid → ""
+//	idx_terms     term id 0x00 uid → ""
+//	idx_words     word 0x00 uid → [weight, field bits]   (every version)
+//	collections   name 0x00 big-endian uint32 version → JSON Collection
+//
+// Every index entry ends in the 20-byte uid, so a range scan yields uids
+// without decoding anything; Find and Search then decode only the
+// artifacts (for liveness) and the versions they return.
+var (
+	bFeatures    = []byte("features")
+	bLabels      = []byte("labels")
+	bSchemas     = []byte("schemas")
+	bAnnotations = []byte("annotations")
+	bFeatureIdx  = []byte("idx_features")
+	bLabelIdx    = []byte("idx_labels")
+	bTermIdx     = []byte("idx_terms")
+	bWords       = []byte("idx_words")
+	bCollections = []byte("collections")
+)
+
+var annotateBuckets = [][]byte{bFeatures, bLabels, bSchemas, bAnnotations, bFeatureIdx, bLabelIdx, bTermIdx, bWords, bCollections}
+
+// initAnnotate creates the buckets and, once per catalog, indexes the words
+// of versions recorded before the word index existed.
+func initAnnotate(tx *bolt.Tx) error {
+	for _, name := range annotateBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	m := tx.Bucket(bMeta)
+	if m.Get([]byte("words")) != nil {
+		return nil
+	}
+	t := txn{tx}
+	err := tx.Bucket(bVersions).ForEach(func(k, raw []byte) error {
+		var v Version
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		a, err := t.annotations(v.UID)
+		if err != nil {
+			return err
+		}
+		return t.putWords(docWords(v, a))(v.UID)
+	})
+	if err != nil {
+		return err
+	}
+	return m.Put([]byte("words"), []byte("1"))
+}
+
+// afterSave indexes a new version's words (bolt.go calls it).
+func (t txn) afterSave(v Version) error {
+	if t.tx.Bucket(bWords) == nil {
+		return nil
+	}
+	return t.putWords(docWords(v, Annotations{}))(v.UID)
+}
+
+// afterPurge drops a purged version's annotations and index entries.
+func (t txn) afterPurge(v Version) error {
+	if t.tx.Bucket(bWords) == nil {
+		return nil
+	}
+	a, err := t.annotations(v.UID)
+	if err != nil {
+		return err
+	}
+	if err := t.unindex(v, a); err != nil {
+		return err
+	}
+	return t.tx.Bucket(bAnnotations).Delete([]byte(v.UID))
+}
+
+func idxKey(parts ...[]byte) []byte {
+	return bytes.Join(parts, []byte{0})
+}
+
+// bucket returns a bucket that may be missing in a catalog opened
+// read-only before initAnnotate ran; reads treat it as empty.
+func (t txn) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
+
+// ---- features, labels, schemas ----
+
+func (b *Bolt) CreateFeature(ctx context.Context, f Feature) (Feature, error) {
+	if err := CheckName("feature", f.Name); err != nil {
+		return Feature{}, err
+	}
+	if _, ok := builtins[f.Name]; ok {
+		return Feature{}, fmt.Errorf("%w: %q is a field of every version; choose another feature name", ErrInvalid, f.Name)
+	}
+	dt, err := ParseDtype(f.Dtype)
+	if err != nil {
+		return Feature{}, err
+	}
+	f.Dtype = dt
+	if f.CreatedAt.IsZero() {
+		f.CreatedAt = time.Now()
+	}
+	f.CreatedAt = f.CreatedAt.UTC()
+	err = b.with(true, func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bFeatures)
+		var old Feature
+		if ok, err := getJSON(bk, []byte(f.Name), &old); err != nil {
+			return err
+		} else if ok {
+			if old.Dtype != f.Dtype {
+				return errorf(ErrConflict, "feature %q exists with dtype %s, not %s", f.Name, old.Dtype, f.Dtype)
+			}
+			f = old
+			return nil
+		}
+		return putJSON(bk, []byte(f.Name), f)
+	})
+	return f, err
+}
+
+func listJSON[T any](b *Bolt, bucket []byte) ([]T, error) {
+	out := []T{}
+	err := b.with(false, func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucket)
+		if bk == nil {
+			return nil
+		}
+		return bk.ForEach(func(k, raw []byte) error {
+			var x T
+			if err := json.Unmarshal(raw, &x); err != nil {
+				return fmt.Errorf("catalog: %s %q: %w", bucket, k, err)
+			}
+			out = append(out, x)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (b *Bolt) Features(ctx context.Context) ([]Feature, error) {
+	return listJSON[Feature](b, bFeatures)
+}
+func (b *Bolt) Labels(ctx context.Context) ([]Label, error)   { return listJSON[Label](b, bLabels) }
+func (b *Bolt) Schemas(ctx context.Context) ([]Schema, error) { return listJSON[Schema](b, bSchemas) }
+
+func names(bk *bolt.Bucket) []string {
+	var out []string
+	if bk != nil {
+		bk.ForEach(func(k, _ []byte) error { out = append(out, string(k)); return nil })
+	}
+	return out
+}
+
+func (t txn) feature(name string) (Feature, error) {
+	var f Feature
+	bk := t.bucket(bFeatures)
+	if bk != nil {
+		if ok, err := getJSON(bk, []byte(name), &f); err != nil || ok {
+			return f, err
+		}
+	}
+	return f, errorf(ErrNotFound, "no feature %q%s (lamina feature ls; lamina feature create)", name, didYouMean(closest(name, names(bk))))
+}
+
+func (t txn) label(name string) (Label, error) {
+	var l Label
+	bk := t.bucket(bLabels)
+	if bk != nil {
+		if ok, err := getJSON(bk, []byte(name), &l); err != nil || ok {
+			return l, err
+		}
+	}
+	return l, errorf(ErrNotFound, "no label %q%s (lamina label create %s)", name, didYouMean(closest(name, names(bk))), name)
+}
+
+func (b *Bolt) CreateLabel(ctx context.Context, l Label) (Label, error) {
+	if err := CheckName("label", l.Name); err != nil {
+		return Label{}, err
+	}
+	if l.CreatedAt.IsZero() {
+		l.CreatedAt = time.Now()
+	}
+	l.CreatedAt = l.CreatedAt.UTC()
+	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		if l.Parent != "" {
+			if l.Parent == l.Name {
+				return fmt.Errorf("%w: label %q cannot be its own parent", ErrInvalid, l.Name)
+			}
+			if _, err := t.label(l.Parent); err != nil {
+				return err
+			}
+			// No cycles: the parent must not sit below the label.
+			for p := l.Parent; p != ""; {
+				pl, err := t.label(p)
+				if err != nil {
+					break
+				}
+				if pl.Parent == l.Name {
+					return fmt.Errorf("%w: %q is below %q; it cannot be its parent", ErrInvalid, l.Parent, l.Name)
+				}
+				p = pl.Parent
+			}
+		}
+		bk := tx.Bucket(bLabels)
+		var old Label
+		if ok, err := getJSON(bk, []byte(l.Name), &old); err != nil {
+			return err
+		} else if ok {
+			if l.Parent == "" || l.Parent == old.Parent {
+				l = old
+				return nil
+			}
+			old.Parent = l.Parent
+			l = old
+		}
+		return putJSON(bk, []byte(l.Name), l)
+	})
+	return l, err
+}
+
+func (b *Bolt) CreateSchema(ctx context.Context, s Schema) (Schema, error) {
+	if err := CheckName("schema", s.Name); err != nil {
+		return Schema{}, err
+	}
+	if len(s.Features) == 0 {
+		return Schema{}, fmt.Errorf("%w: schema %q lists no features", ErrInvalid, s.Name)
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = time.Now()
+	}
+	s.CreatedAt = s.CreatedAt.UTC()
+	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		seen := map[string]bool{}
+		for _, sf := range s.Features {
+			if seen[sf.Feature] {
+				return fmt.Errorf("%w: schema %q lists feature %q twice", ErrInvalid, s.Name, sf.Feature)
+			}
+			seen[sf.Feature] = true
+			if _, err := t.feature(sf.Feature); err != nil {
+				return err
+			}
+		}
+		return putJSON(tx.Bucket(bSchemas), []byte(s.Name), s)
+	})
+	return s, err
+}
+
+// ---- annotations ----
+
+func (t txn) annotations(uid string) (Annotations, error) {
+	a := Annotations{UID: uid}
+	bk := t.bucket(bAnnotations)
+	if bk == nil {
+		return a, nil
+	}
+	_, err := getJSON(bk, []byte(uid), &a)
+	a.UID = uid
+	return a, err
+}
+
+func (b *Bolt) Annotations(ctx context.Context, uid string) (Annotations, error) {
+	var a Annotations
+	err := b.with(false, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		if _, ok, err := t.version(uid); err != nil {
+			return err
+		} else if !ok {
+			return errorf(ErrNotFound, "no version has uid %s", uid)
+		}
+		var err error
+		a, err = t.annotations(uid)
+		return err
+	})
+	return a, err
+}
+
+func (b *Bolt) Annotate(ctx context.Context, uid string, add Annotations) (Annotations, error) {
+	var out Annotations
+	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		v, ok, err := t.version(uid)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errorf(ErrNotFound, "no version has uid %s", uid)
+		}
+		old, err := t.annotations(uid)
+		if err != nil {
+			return err
+		}
+		next, err := t.merge(old, add)
+		if err != nil {
+			return err
+		}
+		if err := t.unindex(v, old); err != nil {
+			return err
+		}
+		if err := t.index(v, next); err != nil {
+			return err
+		}
+		out = next
+		return putJSON(tx.Bucket(bAnnotations), []byte(uid), next)
+	})
+	return out, err
+}
+
+// merge checks add and returns old plus add, each list sorted and unique.
+func (t txn) merge(old, add Annotations) (Annotations, error) {
+	next := Annotations{UID: old.UID, Schema: old.Schema, Features: map[string][]string{}}
+	for k, vs := range old.Features {
+		next.Features[k] = append([]string(nil), vs...)
+	}
+	for name, vs := range add.Features {
+		f, err := t.feature(name)
+		if err != nil {
+			return Annotations{}, err
+		}
+		for _, raw := range vs {
+			text, _, err := normalize(f.Dtype, raw)
+			if err != nil {
+				return Annotations{}, fmt.Errorf("feature %s (%s): %w", name, f.Dtype, err)
+			}
+			if f.Entity() == "ULabel" {
+				if _, err := t.label(text); err != nil {
+					return Annotations{}, fmt.Errorf("feature %s (%s): %w", name, f.Dtype, err)
+				}
+			}
+			if !slices.Contains(next.Features[name], text) {
+				next.Features[name] = append(next.Features[name], text)
+			}
+		}
+		sort.Strings(next.Features[name])
+	}
+	if len(next.Features) == 0 {
+		next.Features = nil
+	}
+	next.Labels = append([]string(nil), old.Labels...)
+	for _, l := range add.Labels {
+		if _, err := t.label(l); err != nil {
+			return Annotations{}, err
+		}
+		if !slices.Contains(next.Labels, l) {
+			next.Labels = append(next.Labels, l)
+		}
+	}
+	sort.Strings(next.Labels)
+	next.Terms = append([]Term(nil), old.Terms...)
+	for _, tm := range add.Terms {
+		if tm.ID == "" || strings.ContainsRune(tm.ID, 0) {
+			return Annotations{}, fmt.Errorf("%w: ontology term without an id", ErrInvalid)
+		}
+		if !slices.ContainsFunc(next.Terms, func(x Term) bool { return x.ID == tm.ID }) {
+			next.Terms = append(next.Terms, tm)
+		}
+	}
+	sort.Slice(next.Terms, func(i, j int) bool { return next.Terms[i].ID < next.Terms[j].ID })
+	if add.Schema != "" {
+		if _, ok, err := getJSONSchema(t, add.Schema); err != nil {
+			return Annotations{}, err
+		} else if !ok {
+			return Annotations{}, errorf(ErrNotFound, "no schema %q", add.Schema)
+		}
+		next.Schema = add.Schema
+	}
+	return next, nil
+}
+
+func getJSONSchema(t txn, name string) (Schema, bool, error) {
+	var s Schema
+	bk := t.bucket(bSchemas)
+	if bk == nil {
+		return s, false, nil
+	}
+	ok, err := getJSON(bk, []byte(name), &s)
+	return s, ok, err
+}
+
+// indexEntries lists the index keys of a's features, labels and terms.
+func (t txn) indexEntries(uid string, a Annotations) (feats, labels, terms [][]byte, err error) {
+	u := []byte(uid)
+	for name, vs := range a.Features {
+		f, err := t.feature(name)
+		if err != nil {
+			continue // a feature deleted since: its values are not indexed
+		}
+		for _, v := range vs {
+			_, k, err := normalize(f.Dtype, v)
+			if err != nil {
+				continue
+			}
+			feats = append(feats, idxKey([]byte(name), k, u))
+		}
+	}
+	for _, l := range a.Labels {
+		labels = append(labels, idxKey([]byte(l), u))
+	}
+	for _, tm := range a.Terms {
+		terms = append(terms, idxKey([]byte(tm.ID), u))
+	}
+	return feats, labels, terms, nil
+}
+
+func (t txn) index(v Version, a Annotations) error {
+	f, l, tm, err := t.indexEntries(v.UID, a)
+	if err != nil {
+		return err
+	}
+	for _, x := range []struct {
+		b    []byte
+		keys [][]byte
+	}{{bFeatureIdx, f}, {bLabelIdx, l}, {bTermIdx, tm}} {
+		bk := t.tx.Bucket(x.b)
+		for _, k := range x.keys {
+			if err := bk.Put(k, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return t.putWords(docWords(v, a))(v.UID)
+}
+
+func (t txn) unindex(v Version, a Annotations) error {
+	f, l, tm, err := t.indexEntries(v.UID, a)
+	if err != nil {
+		return err
+	}
+	for _, x := range []struct {
+		b    []byte
+		keys [][]byte
+	}{{bFeatureIdx, f}, {bLabelIdx, l}, {bTermIdx, tm}} {
+		bk := t.tx.Bucket(x.b)
+		for _, k := range x.keys {
+			if err := bk.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	bk := t.tx.Bucket(bWords)
+	for w := range docWords(v, a) {
+		if err := bk.Delete(idxKey([]byte(w), []byte(v.UID))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Word weights (×10) and field bits of the word index.
+const (
+	fieldKey = 1 << iota
+	fieldDescription
+	fieldLabel
+	fieldTerm
+	fieldFeature
+)
+
+var fieldNames = []string{"key", "description", "label", "term", "feature"}
+
+type wordEntry [2]byte // weight×10, field bits
+
+func docWords(v Version, a Annotations) map[string]wordEntry {
+	out := map[string]wordEntry{}
+	add := func(text string, weight byte, field byte) {
+		for _, w := range Words(text) {
+			if len(w) > 64 {
+				w = w[:64]
+			}
+			e := out[w]
+			e[0] = max(e[0], weight)
+			e[1] |= field
+			out[w] = e
+		}
+	}
+	add(v.Key, 30, fieldKey)
+	add(v.Description, 20, fieldDescription)
+	for _, l := range a.Labels {
+		add(l, 20, fieldLabel)
+	}
+	for _, tm := range a.Terms {
+		add(tm.Name, 20, fieldTerm)
+	}
+	for name, vs := range a.Features {
+		for _, x := range vs {
+			add(x, 15, fieldFeature)
+		}
+		_ = name
+	}
+	return out
+}
+
+func (t txn) putWords(ws map[string]wordEntry) func(uid string) error {
+	return func(uid string) error {
+		bk := t.tx.Bucket(bWords)
+		for w, e := range ws {
+			if err := bk.Put(idxKey([]byte(w), []byte(uid)), e[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// ---- Find ----
+
+// uidSet maps uids to nothing; nil means "no constraint yet".
+type uidSet map[string]struct{}
+
+func intersect(acc uidSet, next uidSet) uidSet {
+	if acc == nil {
+		return next
+	}
+	for u := range acc {
+		if _, ok := next[u]; !ok {
+			delete(acc, u)
+		}
+	}
+	return acc
+}
+
+// scan collects the uids of the entries of bk under prefix for which keep
+// (given the key part between prefix and the uid) is true; with within,
+// only uids already in within are kept.
+func scan(bk *bolt.Bucket, prefix, from []byte, keep func(mid []byte) (ok, stop bool), within uidSet) uidSet {
+	out := uidSet{}
+	if bk == nil {
+		return out
+	}
+	c := bk.Cursor()
+	start := prefix
+	if from != nil {
+		start = from
+	}
+	for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) < len(prefix)+ref.UIDLen {
+			continue
+		}
+		if keep != nil {
+			if len(k) < len(prefix)+ref.UIDLen+1 {
+				continue
+			}
+			ok, stop := keep(k[len(prefix) : len(k)-ref.UIDLen-1])
+			if stop {
+				break
+			}
+			if !ok {
+				continue
+			}
+		}
+		u := string(k[len(k)-ref.UIDLen:])
+		if within != nil {
+			if _, ok := within[u]; !ok {
+				continue
+			}
+		}
+		out[u] = struct{}{}
+	}
+	return out
+}
+
+func (t txn) featureCond(f Feature, c Cond, within uidSet) (uidSet, error) {
+	prefix := append([]byte(f.Name), 0)
+	bk := t.bucket(bFeatureIdx)
+	if len(c.Values) == 0 {
+		return nil, fmt.Errorf("%w: --where %s%s needs a value", ErrInvalid, c.Field, c.Op)
+	}
+	var wants [][]byte
+	for _, raw := range c.Values {
+		dt := f.Dtype
+		if c.Op == "^=" {
+			dt = "str"
+		}
+		_, k, err := normalize(dt, raw)
+		if err != nil {
+			return nil, fmt.Errorf("--where %s%s%s: %w", c.Field, c.Op, raw, err)
+		}
+		wants = append(wants, k)
+	}
+	switch c.Op {
+	case "=":
+		out := uidSet{}
+		for _, w := range wants {
+			for u := range scan(bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil, within) {
+				out[u] = struct{}{}
+			}
+		}
+		return out, nil
+	case "!=":
+		has := uidSet{}
+		for _, w := range wants {
+			for u := range scan(bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil, within) {
+				has[u] = struct{}{}
+			}
+		}
+		all := scan(bk, prefix, nil, nil, within)
+		for u := range has {
+			delete(all, u)
+		}
+		return all, nil
+	case "^=":
+		if f.Dtype != "str" && !strings.HasPrefix(f.Dtype, "cat") {
+			return nil, fmt.Errorf("%w: ^= applies to text features; %s is %s", ErrInvalid, f.Name, f.Dtype)
+		}
+		return scan(bk, append(append([]byte(nil), prefix...), wants[0]...), nil, nil, within), nil
+	case "<", "<=", ">", ">=":
+		w := wants[0]
+		var from []byte
+		if c.Op == ">" || c.Op == ">=" {
+			from = append(append([]byte(nil), prefix...), w...)
+		}
+		tag := w[0]
+		keep := func(mid []byte) (bool, bool) {
+			if len(mid) == 0 || mid[0] != tag {
+				return false, mid != nil && len(mid) > 0 && mid[0] > tag
+			}
+			ok := compareKeys(c.Op, mid, w)
+			// Below the bound an ascending scan for < stops at the first miss.
+			stop := !ok && (c.Op == "<" || c.Op == "<=")
+			return ok, stop
+		}
+		return scan(bk, prefix, from, keep, within), nil
+	}
+	return nil, fmt.Errorf("%w: unknown operator %q", ErrInvalid, c.Op)
+}
+
+// labelClosure returns name and, unless exact, every label below it.
+func (t txn) labelClosure(name string, exact bool) ([]string, error) {
+	if _, err := t.label(name); err != nil {
+		return nil, err
+	}
+	if exact {
+		return []string{name}, nil
+	}
+	children := map[string][]string{}
+	if bk := t.bucket(bLabels); bk != nil {
+		err := bk.ForEach(func(k, raw []byte) error {
+			var l Label
+			if err := json.Unmarshal(raw, &l); err != nil {
+				return err
+			}
+			if l.Parent != "" {
+				children[l.Parent] = append(children[l.Parent], l.Name)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := []string{name}
+	seen := map[string]bool{name: true}
+	for i := 0; i < len(out); i++ {
+		for _, c := range children[out[i]] {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+	}
+	return out, nil
+}
+
+func versionNumber(uid string) int {
+	n := 0
+	for _, c := range uid[ref.StemLen:] {
+		var d int
+		switch {
+		case c >= '0' && c <= '9':
+			d = int(c - '0')
+		case c >= 'A' && c <= 'Z':
+			d = int(c-'A') + 10
+		default:
+			d = int(c-'a') + 36
+		}
+		n = n*62 + d
+	}
+	return n + 1
+}
+
+// liveCheck reports whether uid is a live version (the latest of its key,
+// unless all) and returns its artifact's key. Artifacts are cached by stem.
+type liveCheck struct {
+	t     txn
+	all   bool
+	cache map[string]*artifact
+}
+
+func (l *liveCheck) check(uid string) (string, bool, error) {
+	if len(uid) != ref.UIDLen {
+		return "", false, nil
+	}
+	stem := uid[:ref.StemLen]
+	a, ok := l.cache[stem]
+	if !ok {
+		a = &artifact{}
+		found, err := getJSON(l.t.tx.Bucket(bArtifacts), []byte(stem), a)
+		if err != nil {
+			return "", false, err
+		}
+		if !found {
+			a = nil
+		}
+		l.cache[stem] = a
+	}
+	if a == nil || a.Latest == 0 {
+		return "", false, nil
+	}
+	n := versionNumber(uid)
+	if l.all {
+		return a.Key, n <= a.Versions, nil
+	}
+	return a.Key, n == a.Latest, nil
+}
+
+func (b *Bolt) Find(ctx context.Context, f Filter) ([]Version, error) {
+	var out []Version
+	err := b.with(false, func(tx *bolt.Tx) error {
+		var err error
+		out, err = txn{tx}.find(f)
+		return err
+	})
+	return out, err
+}
+
+func (t txn) find(f Filter) ([]Version, error) {
+	if f.Prefix != "" {
+		if err := ref.CheckPrefix(f.Prefix); err != nil {
+			return nil, err
+		}
+	}
+	switch f.Order {
+	case "", "key", "created_at", "-created_at":
+	default:
+		return nil, fmt.Errorf("%w: order %q: use key, created_at or -created_at", ErrInvalid, f.Order)
+	}
+	// Split conditions: features go to the index, version fields are
+	// checked on the decoded versions.
+	type vcond struct {
+		c    Cond
+		dt   string
+		want []byte
+	}
+	var onVersion []vcond
+	var set uidSet
+	indexed := false
+	var featureNames []string
+	if bk := t.bucket(bFeatures); bk != nil {
+		featureNames = names(bk)
+	}
+	for _, c := range f.Where {
+		switch c.Op {
+		case "=", "!=", "<", "<=", ">", ">=", "^=":
+		default:
+			return nil, fmt.Errorf("%w: unknown operator %q in --where", ErrInvalid, c.Op)
+		}
+		if dt, ok := builtins[c.Field]; ok {
+			if len(c.Values) != 1 {
+				return nil, fmt.Errorf("%w: --where %s takes one value", ErrInvalid, c.Field)
+			}
+			raw := c.Values[0]
+			if c.Field == "size" && c.Op != "^=" {
+				n, err := ParseSize(raw)
+				if err != nil {
+					return nil, err
+				}
+				raw = fmt.Sprint(n)
+			}
+			if c.Op == "^=" {
+				dt = "str"
+			}
+			_, k, err := normalize(dt, raw)
+			if err != nil && !(dt == "str" && raw == "") {
+				return nil, fmt.Errorf("--where %s%s%s: %w", c.Field, c.Op, raw, err)
+			}
+			if dt == "str" {
+				k = append([]byte{'t'}, raw...)
+			}
+			onVersion = append(onVersion, vcond{c, dt, k})
+			continue
+		}
+		ft, err := t.feature(c.Field)
+		if err != nil {
+			all := append(append([]string(nil), featureNames...), sortedKeys(boolKeys(builtins))...)
+			return nil, errorf(ErrNotFound, "--where: no feature or field %q%s", c.Field, didYouMean(closest(c.Field, all)))
+		}
+		s, err := t.featureCond(ft, c, set)
+		if err != nil {
+			return nil, err
+		}
+		set, indexed = intersect(set, s), true
+	}
+	for _, name := range f.Labels {
+		ls, err := t.labelClosure(name, f.ExactLabels)
+		if err != nil {
+			return nil, err
+		}
+		s := uidSet{}
+		for _, l := range ls {
+			for u := range scan(t.bucket(bLabelIdx), append([]byte(l), 0), nil, nil, set) {
+				s[u] = struct{}{}
+			}
+		}
+		set, indexed = intersect(set, s), true
+	}
+	for _, group := range f.Terms {
+		s := uidSet{}
+		for _, id := range group {
+			for u := range scan(t.bucket(bTermIdx), append([]byte(id), 0), nil, nil, set) {
+				s[u] = struct{}{}
+			}
+		}
+		set, indexed = intersect(set, s), true
+	}
+	keepVersion := func(v Version) bool {
+		if v.Trashed || !strings.HasPrefix(v.Key, f.Prefix) {
+			return false
+		}
+		for _, vc := range onVersion {
+			have, ok := builtinValue(v, vc.c.Field)
+			if !ok {
+				if vc.c.Op != "!=" {
+					return false
+				}
+				continue
+			}
+			var hk []byte
+			if vc.dt == "str" {
+				hk = append([]byte{'t'}, have...)
+			} else {
+				_, hk, _ = normalize(vc.dt, have)
+			}
+			if !compareKeys(vc.c.Op, hk, vc.want) {
+				return false
+			}
+		}
+		return true
+	}
+	var out []Version
+	if !indexed {
+		// No index applies: walk the keys under the prefix.
+		c := t.tx.Bucket(bKeys).Cursor()
+		p := []byte(f.Prefix)
+		for k, stem := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, stem = c.Next() {
+			var a artifact
+			if _, err := getJSON(t.tx.Bucket(bArtifacts), stem, &a); err != nil {
+				return nil, err
+			}
+			if a.Latest == 0 {
+				continue
+			}
+			vs := []int{a.Latest}
+			if f.AllVersions {
+				vs = vs[:0]
+				for n := 1; n <= a.Versions; n++ {
+					vs = append(vs, n)
+				}
+			}
+			for _, n := range vs {
+				v, ok, err := t.version(ref.VersionUID(a.Stem, n))
+				if err != nil {
+					return nil, err
+				}
+				if ok && keepVersion(v) {
+					out = append(out, v)
+				}
+			}
+			if f.Limit > 0 && len(out) >= f.Limit && (f.Order == "" || f.Order == "key") {
+				break
+			}
+		}
+		return finish(out, f), nil
+	}
+	// Candidates from the indexes: check liveness on their artifacts, sort
+	// by key, and decode versions only until the limit is reached.
+	lc := &liveCheck{t: t, all: f.AllVersions, cache: map[string]*artifact{}}
+	type cand struct{ key, uid string }
+	cands := make([]cand, 0, len(set))
+	for u := range set {
+		key, ok, err := lc.check(u)
+		if err != nil {
+			return nil, err
+		}
+		if ok && strings.HasPrefix(key, f.Prefix) {
+			cands = append(cands, cand{key, u})
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].key != cands[j].key {
+			return cands[i].key < cands[j].key
+		}
+		return cands[i].uid < cands[j].uid
+	})
+	for _, c := range cands {
+		v, ok, err := t.version(c.uid)
+		if err != nil {
+			return nil, err
+		}
+		if ok && keepVersion(v) {
+			out = append(out, v)
+		}
+		if f.Limit > 0 && len(out) >= f.Limit && (f.Order == "" || f.Order == "key") {
+			break
+		}
+	}
+	return finish(out, f), nil
+}
+
+func boolKeys(m map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+func finish(out []Version, f Filter) []Version {
+	switch f.Order {
+	case "created_at":
+		sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	case "-created_at":
+		sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	}
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	if out == nil {
+		out = []Version{}
+	}
+	return out
+}
+
+// ---- Search ----
+
+func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, error) {
+	if limit <= 0 {
+		limit = 20
+	}
+	words := Words(query)
+	if len(words) == 0 {
+		return nil, fmt.Errorf("%w: search for what? (give words of keys, descriptions, labels or terms)", ErrInvalid)
+	}
+	var out []Hit
+	err := b.with(false, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		bk := t.bucket(bWords)
+		if bk == nil {
+			return nil
+		}
+		type acc struct {
+			score  []float64 // per query word
+			fields byte
+		}
+		docs := map[string]*acc{}
+		df := make([]int, len(words))
+		for i, w := range words {
+			c := bk.Cursor()
+			p := []byte(w)
+			for k, val := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, val = c.Next() {
+				if len(k) < ref.UIDLen+2 || len(val) < 2 {
+					continue
+				}
+				word := k[:len(k)-ref.UIDLen-1]
+				s := float64(val[0]) / 10
+				if len(word) != len(p) {
+					s *= 0.6 // a prefix of a longer word
+				}
+				u := string(k[len(k)-ref.UIDLen:])
+				a := docs[u]
+				if a == nil {
+					a = &acc{score: make([]float64, len(words))}
+					docs[u] = a
+				}
+				if a.score[i] == 0 {
+					df[i]++
+				}
+				a.score[i] = math.Max(a.score[i], s)
+				a.fields |= val[1]
+			}
+		}
+		n := float64(len(docs) + 1)
+		type scored struct {
+			uid    string
+			score  float64
+			fields byte
+		}
+		ranked := make([]scored, 0, len(docs))
+		for u, a := range docs {
+			var s float64
+			matched := 0
+			for i, x := range a.score {
+				if x > 0 {
+					matched++
+					s += x * math.Log(1+n/float64(df[i]))
+				}
+			}
+			cover := float64(matched) / float64(len(words))
+			ranked = append(ranked, scored{u, s * cover * cover, a.fields})
+		}
+		sort.Slice(ranked, func(i, j int) bool {
+			if ranked[i].score != ranked[j].score {
+				return ranked[i].score > ranked[j].score
+			}
+			return ranked[i].uid < ranked[j].uid
+		})
+		lc := &liveCheck{t: t, cache: map[string]*artifact{}}
+		for _, r := range ranked {
+			_, ok, err := lc.check(r.uid)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			v, found, err := t.version(r.uid)
+			if err != nil {
+				return err
+			}
+			if !found {
+				continue
+			}
+			h := Hit{Version: v, Score: math.Round(r.score*1000) / 1000}
+			for i, name := range fieldNames {
+				if r.fields&(1<<i) != 0 {
+					h.Fields = append(h.Fields, name)
+				}
+			}
+			out = append(out, h)
+			if len(out) == limit {
+				break
+			}
+		}
+		return nil
+	})
+	if out == nil {
+		out = []Hit{}
+	}
+	return out, err
+}
+
+// ---- collections ----
+
+func collectionKey(name string, n int) []byte {
+	k := append([]byte(name), 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(k[len(k)-4:], uint32(n))
+	return k
+}
+
+func (t txn) latestCollection(name string) (Collection, bool, error) {
+	var c Collection
+	bk := t.bucket(bCollections)
+	if bk == nil {
+		return c, false, nil
+	}
+	p := append([]byte(name), 0)
+	cur := bk.Cursor()
+	k, raw := cur.Seek(collectionKey(name, math.MaxUint32))
+	if k == nil {
+		k, raw = cur.Last()
+	} else {
+		k, raw = cur.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, p) || len(k) != len(p)+4 {
+		return c, false, nil
+	}
+	return c, true, json.Unmarshal(raw, &c)
+}
+
+func (b *Bolt) SaveCollection(ctx context.Context, nc NewCollection) (Collection, error) {
+	if err := CheckName("collection", nc.Name); err != nil {
+		return Collection{}, err
+	}
+	if len(nc.Members) == 0 {
+		return Collection{}, fmt.Errorf("%w: collection %q has no members", ErrInvalid, nc.Name)
+	}
+	if nc.CreatedAt.IsZero() {
+		nc.CreatedAt = time.Now()
+	}
+	var out Collection
+	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		seen := map[string]bool{}
+		for _, u := range nc.Members {
+			if seen[u] {
+				return fmt.Errorf("%w: collection %q lists %s twice", ErrInvalid, nc.Name, u)
+			}
+			seen[u] = true
+			if _, ok, err := t.version(u); err != nil {
+				return err
+			} else if !ok {
+				return errorf(ErrNotFound, "collection %q: no version has uid %s", nc.Name, u)
+			}
+		}
+		last, ok, err := t.latestCollection(nc.Name)
+		if err != nil {
+			return err
+		}
+		if ok && slices.Equal(last.Members, nc.Members) && (nc.Description == "" || nc.Description == last.Description) {
+			out = last
+			out.Unchanged = true
+			return nil
+		}
+		out = Collection{Name: nc.Name, Version: last.Version + 1, Description: nc.Description,
+			Members: nc.Members, CreatedBy: nc.CreatedBy, CreatedAt: nc.CreatedAt.UTC()}
+		return putJSON(tx.Bucket(bCollections), collectionKey(nc.Name, out.Version), out)
+	})
+	return out, err
+}
+
+func (b *Bolt) Collections(ctx context.Context) ([]Collection, error) {
+	all, err := listJSON[Collection](b, bCollections)
+	if err != nil {
+		return nil, err
+	}
+	out := []Collection{}
+	for i, c := range all {
+		if i+1 < len(all) && all[i+1].Name == c.Name {
+			continue // keys sort name, then version: keep the last of each name
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (b *Bolt) Collection(ctx context.Context, name string, n int) (Collection, error) {
+	var out Collection
+	err := b.with(false, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		var ok bool
+		var err error
+		if n == 0 {
+			out, ok, err = t.latestCollection(name)
+		} else if bk := t.bucket(bCollections); bk != nil {
+			ok, err = getJSON(bk, collectionKey(name, n), &out)
+		}
+		if err != nil {
+			return err
+		}
+		if !ok {
+			var all []string
+			if bk := t.bucket(bCollections); bk != nil {
+				bk.ForEach(func(k, _ []byte) error {
+					all = append(all, string(k[:len(k)-5]))
+					return nil
+				})
+			}
+			if n > 0 && slices.Contains(all, name) {
+				return errorf(ErrNotFound, "collection %q has no version %d", name, n)
+			}
+			return errorf(ErrNotFound, "no collection %q%s", name, didYouMean(closest(name, all)))
+		}
+		for _, u := range out.Members {
+			v, found, err := t.version(u)
+			if err != nil {
+				return err
+			}
+			if found {
+				out.Versions = append(out.Versions, v)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+var _ Annotator = (*Bolt)(nil)
+
+// AnnotateBatch adds each element's annotations to the version its UID
+// names, all in one transaction (for imports and benchmarks: one fsync
+// instead of one per version). It is all or nothing.
+func (b *Bolt) AnnotateBatch(ctx context.Context, adds []Annotations) error {
+	return b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		for _, add := range adds {
+			v, ok, err := t.version(add.UID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errorf(ErrNotFound, "no version has uid %s", add.UID)
+			}
+			old, err := t.annotations(add.UID)
+			if err != nil {
+				return err
+			}
+			next, err := t.merge(old, add)
+			if err != nil {
+				return err
+			}
+			if err := t.unindex(v, old); err != nil {
+				return err
+			}
+			if err := t.index(v, next); err != nil {
+				return err
+			}
+			if err := putJSON(tx.Bucket(bAnnotations), []byte(add.UID), next); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

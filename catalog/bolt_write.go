@@ -1,0 +1,507 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/lamina-bio/lamina/ref"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Buckets of the write side (schema version 1 still: new buckets only):
+//
+//	folders  key → JSON folder: a folder that persists while empty
+//	links    key → JSON Link
+var (
+	bFolders = []byte("folders")
+	bLinks   = []byte("links")
+)
+
+type folder struct {
+	Mtime time.Time `json:"mtime"`
+}
+
+func (t txn) link(key string) (*Link, error) {
+	var l Link
+	ok, err := getJSON(t.tx.Bucket(bLinks), []byte(key), &l)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &l, nil
+}
+
+func (t txn) hasMarker(key string) bool { return t.tx.Bucket(bFolders).Get([]byte(key)) != nil }
+
+// liveFile reports whether key names a live artifact.
+func (t txn) liveFile(key string) (*artifact, error) {
+	a, err := t.artifactByKey(key)
+	if err != nil || a == nil || a.Latest == 0 {
+		return nil, err
+	}
+	return a, nil
+}
+
+// holds reports whether anything live is under key/: a key, a folder or a
+// link.
+func (t txn) holds(key string) (bool, error) {
+	p := []byte(key + "/")
+	if k, _ := t.tx.Bucket(bFolders).Cursor().Seek(p); k != nil && bytes.HasPrefix(k, p) {
+		return true, nil
+	}
+	if k, _ := t.tx.Bucket(bLinks).Cursor().Seek(p); k != nil && bytes.HasPrefix(k, p) {
+		return true, nil
+	}
+	c := t.tx.Bucket(bKeys).Cursor()
+	for k, stem := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, stem = c.Next() {
+		a, err := latestOf(t.tx.Bucket(bArtifacts), stem)
+		if err != nil {
+			return false, err
+		}
+		if a.Latest > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// isFolder reports whether key is a folder: marked, or holding something.
+func (t txn) isFolder(key string) (bool, error) {
+	if t.hasMarker(key) {
+		return true, nil
+	}
+	return t.holds(key)
+}
+
+// checkEntries refuses a file at key where a folder or a link is, or under
+// a link.
+func (t txn) checkEntries(key string) error {
+	if t.hasMarker(key) {
+		return errorf(ErrConflict, "%q cannot be saved: it is a folder", key)
+	}
+	if l, err := t.link(key); err != nil {
+		return err
+	} else if l != nil {
+		return errorf(ErrConflict, "%q cannot be saved: it is a symbolic link", key)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			if l, err := t.link(key[:i]); err != nil {
+				return err
+			} else if l != nil {
+				return errorf(ErrConflict, "%q cannot be saved: %q is a symbolic link, not a folder", key, key[:i])
+			}
+		}
+	}
+	// A folder holding only folders or links.
+	p := []byte(key + "/")
+	for _, b := range [][]byte{bFolders, bLinks} {
+		if k, _ := t.tx.Bucket(b).Cursor().Seek(p); k != nil && bytes.HasPrefix(k, p) {
+			return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, string(k))
+		}
+	}
+	return nil
+}
+
+// checkFree refuses a new folder or link at key where anything is, or under
+// a file or link.
+func (t txn) checkFree(key string) error {
+	if a, err := t.liveFile(key); err != nil {
+		return err
+	} else if a != nil {
+		return errorf(ErrConflict, "%q is a file", key)
+	}
+	return t.checkPlace(key)
+}
+
+func (b *Bolt) Rename(ctx context.Context, from, to string) (Version, error) {
+	for _, k := range []string{from, to} {
+		if err := ref.CheckKey(k); err != nil {
+			return Version{}, err
+		}
+	}
+	var v Version
+	err := b.with(true, func(tx *bolt.Tx) error {
+		var err error
+		v, err = txn{tx}.rename(from, to, time.Now().UTC())
+		return err
+	})
+	return v, err
+}
+
+func (t txn) rename(from, to string, now time.Time) (Version, error) {
+	if from == to {
+		a, err := t.liveFile(from)
+		if err != nil || a == nil {
+			return Version{}, orNotFound(err, from)
+		}
+		v, _, err := t.version(ref.VersionUID(a.Stem, a.Latest))
+		return v, err
+	}
+	if l, err := t.link(from); err != nil {
+		return Version{}, err
+	} else if l != nil {
+		return Version{}, t.renameLink(l, to, now)
+	}
+	a, err := t.liveFile(from)
+	if err != nil {
+		return Version{}, err
+	}
+	if a == nil {
+		return Version{}, errorf(ErrNotFound, "no artifact has key %q", from)
+	}
+	src, _, err := t.version(ref.VersionUID(a.Stem, a.Latest))
+	if err != nil {
+		return Version{}, err
+	}
+	if l, err := t.link(to); err != nil {
+		return Version{}, err
+	} else if l != nil {
+		if err := t.tx.Bucket(bLinks).Delete([]byte(to)); err != nil {
+			return Version{}, err
+		}
+	}
+	dst, err := t.artifactByKey(to)
+	if err != nil {
+		return Version{}, err
+	}
+	if dst != nil {
+		// A new version of to with from's content; from leaves.
+		nv := NewVersion{Key: to, Kind: src.Kind, Suffix: src.Suffix, OType: src.OType,
+			NObservations: src.NObservations, NFiles: src.NFiles, Size: src.Size, Digest: src.Digest,
+			Manifest: src.Manifest, Description: src.Description, CreatedBy: src.CreatedBy,
+			CreatedAt: now, Mtime: src.Mtime, Run: src.Run, Mode: src.Mode}
+		s, err := t.save(nv)
+		if err != nil {
+			return Version{}, err
+		}
+		if s.Unchanged && (!s.Version.Mtime.Equal(src.Mtime) || s.Version.Mode != src.Mode) {
+			// Same bytes: the rename still carries the mtime over.
+			s.Version.Mtime, s.Version.Mode = src.Mtime, src.Mode
+			if err := putJSON(t.tx.Bucket(bVersions), []byte(s.Version.UID), s.Version); err != nil {
+				return Version{}, err
+			}
+		}
+		if _, _, err := t.setTrashed(from, true); err != nil {
+			return Version{}, err
+		}
+		return s.Version, nil
+	}
+	if err := t.checkPlace(to); err != nil {
+		return Version{}, err
+	}
+	return t.rekey(a, to)
+}
+
+// rekey moves artifact a, every version of it, to the free key to.
+func (t txn) rekey(a *artifact, to string) (Version, error) {
+	keys := t.tx.Bucket(bKeys)
+	if err := keys.Delete([]byte(a.Key)); err != nil {
+		return Version{}, err
+	}
+	if err := keys.Put([]byte(to), []byte(a.Stem)); err != nil {
+		return Version{}, err
+	}
+	a.Key = to
+	if err := putJSON(t.tx.Bucket(bArtifacts), []byte(a.Stem), a); err != nil {
+		return Version{}, err
+	}
+	vs, err := t.stemVersions(a.Stem)
+	if err != nil {
+		return Version{}, err
+	}
+	var latest Version
+	for _, v := range vs {
+		v.Key = to
+		if err := putJSON(t.tx.Bucket(bVersions), []byte(v.UID), v); err != nil {
+			return Version{}, err
+		}
+		// The storage record of the version is written again, with its new
+		// key, so that a rebuild from storage sees the move.
+		if err := t.tx.Bucket(bOutbox).Put([]byte(v.UID), nil); err != nil {
+			return Version{}, err
+		}
+		if v.Version == a.Latest {
+			latest = v
+		}
+	}
+	return latest, nil
+}
+
+func (t txn) renameLink(l *Link, to string, now time.Time) error {
+	if ok, err := t.isFolder(to); err != nil {
+		return err
+	} else if ok {
+		return errorf(ErrConflict, "%q is a folder", to)
+	}
+	if a, err := t.liveFile(to); err != nil {
+		return err
+	} else if a != nil {
+		if _, _, err := t.setTrashed(to, true); err != nil {
+			return err
+		}
+	}
+	if err := t.checkPlace(to); err != nil {
+		return err
+	}
+	from := l.Key
+	l.Key = to
+	if err := t.tx.Bucket(bLinks).Delete([]byte(from)); err != nil {
+		return err
+	}
+	return putJSON(t.tx.Bucket(bLinks), []byte(to), l)
+}
+
+func orNotFound(err error, key string) error {
+	if err != nil {
+		return err
+	}
+	return errorf(ErrNotFound, "no artifact has key %q", key)
+}
+
+func (b *Bolt) RenameFolder(ctx context.Context, from, to string) error {
+	for _, k := range []string{from, to} {
+		if err := ref.CheckPrefix(k); err != nil || k == "" {
+			return errorf(ref.ErrBadKey, "bad folder name %q", k)
+		}
+	}
+	from, to = strings.TrimSuffix(from, "/"), strings.TrimSuffix(to, "/")
+	if from == to {
+		return nil
+	}
+	if strings.HasPrefix(to+"/", from+"/") {
+		return errorf(ErrConflict, "cannot move folder %q into itself (%q)", from, to)
+	}
+	return b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		if ok, err := t.isFolder(from); err != nil {
+			return err
+		} else if !ok {
+			return errorf(ErrNotFound, "no folder %q", from)
+		}
+		if a, err := t.liveFile(to); err != nil {
+			return err
+		} else if a != nil {
+			return errorf(ErrConflict, "%q is a file", to)
+		}
+		if l, err := t.link(to); err != nil {
+			return err
+		} else if l != nil {
+			return errorf(ErrConflict, "%q is a symbolic link", to)
+		}
+		if full, err := t.holds(to); err != nil {
+			return err
+		} else if full {
+			return errorf(ErrNotEmpty, "folder %q is not empty", to)
+		}
+		now := time.Now().UTC()
+		p := from + "/"
+		// Collect first: the loops below change the buckets they walk.
+		var keys, links, marks []string
+		c := tx.Bucket(bKeys).Cursor()
+		for k, stem := c.Seek([]byte(p)); k != nil && strings.HasPrefix(string(k), p); k, stem = c.Next() {
+			a, err := latestOf(tx.Bucket(bArtifacts), stem)
+			if err != nil {
+				return err
+			}
+			if a.Latest > 0 {
+				keys = append(keys, string(k))
+			}
+		}
+		for _, bk := range []struct {
+			b   []byte
+			out *[]string
+		}{{bLinks, &links}, {bFolders, &marks}} {
+			c := tx.Bucket(bk.b).Cursor()
+			for k, _ := c.Seek([]byte(p)); k != nil && strings.HasPrefix(string(k), p); k, _ = c.Next() {
+				*bk.out = append(*bk.out, string(k))
+			}
+		}
+		if err := tx.Bucket(bFolders).Delete([]byte(to)); err != nil {
+			return err
+		}
+		if t.hasMarker(from) {
+			if err := tx.Bucket(bFolders).Delete([]byte(from)); err != nil {
+				return err
+			}
+		}
+		if err := putJSON(tx.Bucket(bFolders), []byte(to), folder{Mtime: now}); err != nil {
+			return err
+		}
+		for _, m := range marks {
+			raw := tx.Bucket(bFolders).Get([]byte(m))
+			raw = append([]byte(nil), raw...)
+			if err := tx.Bucket(bFolders).Delete([]byte(m)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bFolders).Put([]byte(to+m[len(from):]), raw); err != nil {
+				return err
+			}
+		}
+		for _, k := range keys {
+			if _, err := t.rename(k, to+k[len(from):], now); err != nil {
+				return err
+			}
+		}
+		for _, k := range links {
+			l, err := t.link(k)
+			if err != nil || l == nil {
+				return err
+			}
+			if err := t.renameLink(l, to+k[len(from):], now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (b *Bolt) SetAttrs(ctx context.Context, key string, at Attrs) (Version, error) {
+	var v Version
+	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		if l, err := t.link(key); err != nil {
+			return err
+		} else if l != nil {
+			if at.Mtime != nil {
+				l.Mtime = at.Mtime.UTC()
+			}
+			return putJSON(tx.Bucket(bLinks), []byte(key), l)
+		}
+		a, err := t.liveFile(key)
+		if err != nil || a == nil {
+			return orNotFound(err, key)
+		}
+		if v, _, err = t.version(ref.VersionUID(a.Stem, a.Latest)); err != nil {
+			return err
+		}
+		if at.Mtime != nil {
+			v.Mtime = at.Mtime.UTC()
+		}
+		if at.Mode != nil {
+			v.Mode = *at.Mode & 0o7777
+		}
+		return putJSON(tx.Bucket(bVersions), []byte(v.UID), v)
+	})
+	return v, err
+}
+
+func (b *Bolt) MakeFolder(ctx context.Context, key string) error {
+	if err := ref.CheckPrefix(key); err != nil || key == "" || strings.HasSuffix(key, "/") {
+		return errorf(ref.ErrBadKey, "bad folder name %q", key)
+	}
+	return b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		if t.hasMarker(key) {
+			return nil
+		}
+		if l, err := t.link(key); err != nil {
+			return err
+		} else if l != nil {
+			return errorf(ErrConflict, "%q is a symbolic link", key)
+		}
+		if a, err := t.liveFile(key); err != nil {
+			return err
+		} else if a != nil {
+			return errorf(ErrConflict, "%q is a file", key)
+		}
+		for i := 0; i < len(key); i++ {
+			if key[i] != '/' {
+				continue
+			}
+			if a, err := t.liveFile(key[:i]); err != nil {
+				return err
+			} else if a != nil {
+				return errorf(ErrConflict, "%q is a file, not a folder", key[:i])
+			}
+			if l, err := t.link(key[:i]); err != nil {
+				return err
+			} else if l != nil {
+				return errorf(ErrConflict, "%q is a symbolic link, not a folder", key[:i])
+			}
+		}
+		return putJSON(tx.Bucket(bFolders), []byte(key), folder{Mtime: time.Now().UTC()})
+	})
+}
+
+func (b *Bolt) RemoveFolder(ctx context.Context, key string) error {
+	key = strings.TrimSuffix(key, "/")
+	return b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		full, err := t.holds(key)
+		if err != nil {
+			return err
+		}
+		if full {
+			return errorf(ErrNotEmpty, "folder %q is not empty", key)
+		}
+		if !t.hasMarker(key) {
+			return errorf(ErrNotFound, "no folder %q", key)
+		}
+		return tx.Bucket(bFolders).Delete([]byte(key))
+	})
+}
+
+func (b *Bolt) Symlink(ctx context.Context, key, target string) error {
+	if err := ref.CheckKey(key); err != nil {
+		return err
+	}
+	return b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		if l, err := t.link(key); err != nil {
+			return err
+		} else if l != nil {
+			return errorf(ErrConflict, "%q exists", key)
+		}
+		if err := t.checkFree(key); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bLinks), []byte(key), Link{Key: key, Target: target, Mtime: time.Now().UTC()})
+	})
+}
+
+func (b *Bolt) RemoveLink(ctx context.Context, key string) error {
+	return b.with(true, func(tx *bolt.Tx) error {
+		if tx.Bucket(bLinks).Get([]byte(key)) == nil {
+			return errorf(ErrNotFound, "no link %q", key)
+		}
+		return tx.Bucket(bLinks).Delete([]byte(key))
+	})
+}
+
+// childEntries adds the folders and links under prefix to d: links
+// directly under it, and the next segment of every deeper one (and of every
+// folder) as a subdirectory.
+func (t txn) childEntries(prefix string, d *Dir) error {
+	seen := map[string]bool{}
+	for _, s := range d.Subdirs {
+		seen[s] = true
+	}
+	for _, b := range [][]byte{bFolders, bLinks} {
+		c := t.tx.Bucket(b).Cursor()
+		p := []byte(prefix)
+		for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
+			rest := string(k[len(p):])
+			i := strings.IndexByte(rest, '/')
+			if i < 0 && string(b) == string(bLinks) {
+				var l Link
+				if err := json.Unmarshal(raw, &l); err != nil {
+					return err
+				}
+				d.Links = append(d.Links, l)
+				continue
+			}
+			name := rest
+			if i >= 0 {
+				name = rest[:i]
+			}
+			if !seen[name] {
+				seen[name] = true
+				d.Subdirs = append(d.Subdirs, name)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+package catalogrpc
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// The calls of catalog.Annotator.
+const (
+	mCreateFeature  = "create_feature"
+	mFeatures       = "features"
+	mCreateLabel    = "create_label"
+	mLabels         = "labels"
+	mCreateSchema   = "create_schema"
+	mSchemas        = "schemas"
+	mAnnotate       = "annotate"
+	mAnnotations    = "annotations"
+	mFind           = "find"
+	mSearch         = "search"
+	mSaveCollection = "save_collection"
+	mCollections    = "collections"
+	mCollection     = "collection"
+)
+
+func init() {
+	kinds = append(kinds, struct {
+		name string
+		err  error
+	}{"invalid", catalog.ErrInvalid})
+}
+
+type annotateArgs struct {
+	UID   string              `json:"uid"`
+	Add   catalog.Annotations `json:"add"`
+	Query string              `json:"query,omitempty"`
+	Limit int                 `json:"limit,omitempty"`
+	Name  string              `json:"name,omitempty"`
+	N     int                 `json:"n,omitempty"`
+}
+
+// handleAnnotate serves the catalog.Annotator calls; ok is false for any
+// other.
+func (s *Server) handleAnnotate(ctx context.Context, m string, raw json.RawMessage) (res any, err error, ok bool) {
+	decode := func(v any) error {
+		if len(raw) == 0 {
+			return nil
+		}
+		return json.Unmarshal(raw, v)
+	}
+	var a annotateArgs
+	switch m {
+	case mCreateFeature:
+		var f catalog.Feature
+		if err := decode(&f); err != nil {
+			return nil, err, true
+		}
+		res, err = s.cat.CreateFeature(ctx, f)
+	case mFeatures:
+		res, err = s.cat.Features(ctx)
+	case mCreateLabel:
+		var l catalog.Label
+		if err := decode(&l); err != nil {
+			return nil, err, true
+		}
+		res, err = s.cat.CreateLabel(ctx, l)
+	case mLabels:
+		res, err = s.cat.Labels(ctx)
+	case mCreateSchema:
+		var sc catalog.Schema
+		if err := decode(&sc); err != nil {
+			return nil, err, true
+		}
+		res, err = s.cat.CreateSchema(ctx, sc)
+	case mSchemas:
+		res, err = s.cat.Schemas(ctx)
+	case mAnnotate, mAnnotations, mSearch, mCollection:
+		if err := decode(&a); err != nil {
+			return nil, err, true
+		}
+		switch m {
+		case mAnnotate:
+			res, err = s.cat.Annotate(ctx, a.UID, a.Add)
+		case mAnnotations:
+			res, err = s.cat.Annotations(ctx, a.UID)
+		case mSearch:
+			res, err = s.cat.Search(ctx, a.Query, a.Limit)
+		default:
+			res, err = s.cat.Collection(ctx, a.Name, a.N)
+		}
+	case mFind:
+		var f catalog.Filter
+		if err := decode(&f); err != nil {
+			return nil, err, true
+		}
+		res, err = s.cat.Find(ctx, f)
+	case mSaveCollection:
+		var nc catalog.NewCollection
+		if err := decode(&nc); err != nil {
+			return nil, err, true
+		}
+		res, err = s.cat.SaveCollection(ctx, nc)
+	case mCollections:
+		res, err = s.cat.Collections(ctx)
+	default:
+		return nil, nil, false
+	}
+	return res, err, true
+}
+
+func (c *Client) CreateFeature(ctx context.Context, f catalog.Feature) (catalog.Feature, error) {
+	var out catalog.Feature
+	return out, c.call(ctx, mCreateFeature, f, &out)
+}
+
+func (c *Client) Features(ctx context.Context) ([]catalog.Feature, error) {
+	var out []catalog.Feature
+	return out, c.call(ctx, mFeatures, nil, &out)
+}
+
+func (c *Client) CreateLabel(ctx context.Context, l catalog.Label) (catalog.Label, error) {
+	var out catalog.Label
+	return out, c.call(ctx, mCreateLabel, l, &out)
+}
+
+func (c *Client) Labels(ctx context.Context) ([]catalog.Label, error) {
+	var out []catalog.Label
+	return out, c.call(ctx, mLabels, nil, &out)
+}
+
+func (c *Client) CreateSchema(ctx context.Context, s catalog.Schema) (catalog.Schema, error) {
+	var out catalog.Schema
+	return out, c.call(ctx, mCreateSchema, s, &out)
+}
+
+func (c *Client) Schemas(ctx context.Context) ([]catalog.Schema, error) {
+	var out []catalog.Schema
+	return out, c.call(ctx, mSchemas, nil, &out)
+}
+
+func (c *Client) Annotate(ctx context.Context, uid string, add catalog.Annotations) (catalog.Annotations, error) {
+	var out catalog.Annotations
+	return out, c.call(ctx, mAnnotate, annotateArgs{UID: uid, Add: add}, &out)
+}
+
+func (c *Client) Annotations(ctx context.Context, uid string) (catalog.Annotations, error) {
+	var out catalog.Annotations
+	return out, c.call(ctx, mAnnotations, annotateArgs{UID: uid}, &out)
+}
+
+func (c *Client) Find(ctx context.Context, f catalog.Filter) ([]catalog.Version, error) {
+	var out []catalog.Version
+	return out, c.call(ctx, mFind, f, &out)
+}
+
+func (c *Client) Search(ctx context.Context, query string, limit int) ([]catalog.Hit, error) {
+	var out []catalog.Hit
+	return out, c.call(ctx, mSearch, annotateArgs{Query: query, Limit: limit}, &out)
+}
+
+func (c *Client) SaveCollection(ctx context.Context, nc catalog.NewCollection) (catalog.Collection, error) {
+	var out catalog.Collection
+	return out, c.call(ctx, mSaveCollection, nc, &out)
+}
+
+func (c *Client) Collections(ctx context.Context) ([]catalog.Collection, error) {
+	var out []catalog.Collection
+	return out, c.call(ctx, mCollections, nil, &out)
+}
+
+func (c *Client) Collection(ctx context.Context, name string, n int) (catalog.Collection, error) {
+	var out catalog.Collection
+	return out, c.call(ctx, mCollection, annotateArgs{Name: name, N: n}, &out)
+}
+
+var _ catalog.Annotator = (*Client)(nil)

@@ -1,0 +1,310 @@
+package catalogtest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// runAnnotate checks features, labels, schemas, annotations, Find, Search
+// and collections.
+func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
+	ctx := context.Background()
+	must := func(t *testing.T, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := func(vs []catalog.Version) []string {
+		out := []string{}
+		for _, v := range vs {
+			out = append(out, v.Key)
+		}
+		return out
+	}
+	// setup makes three annotated versions and one unannotated.
+	setup := func(t *testing.T) (catalog.Catalog, map[string]catalog.Version) {
+		c := open(t)
+		for _, f := range []catalog.Feature{{Name: "tissue", Dtype: "cat[tissue]"}, {Name: "condition", Dtype: "cat"},
+			{Name: "batch", Dtype: "int"}, {Name: "score", Dtype: "float"}, {Name: "day", Dtype: "date"}} {
+			_, err := c.CreateFeature(ctx, f)
+			must(t, err)
+		}
+		for _, l := range []catalog.Label{{Name: "quality"}, {Name: "high_quality", Parent: "quality"}, {Name: "treated"}, {Name: "control"}} {
+			_, err := c.CreateLabel(ctx, l)
+			must(t, err)
+		}
+		vs := map[string]catalog.Version{}
+		for _, k := range []string{"scrna/a.h5ad", "scrna/b.h5ad", "bulk/c.csv", "other/d.txt"} {
+			nv := NV(k, k)
+			nv.Description = "PBMC gene expression " + k
+			if k == "other/d.txt" {
+				nv.Description = "notes"
+			}
+			s, err := c.Save(ctx, []catalog.NewVersion{nv})
+			must(t, err)
+			vs[k] = s[0].Version
+		}
+		ann := map[string]catalog.Annotations{
+			"scrna/a.h5ad": {Features: map[string][]string{"tissue": {"bone marrow"}, "condition": {"treated"}, "batch": {"1"}, "day": {"2026-01-05"}},
+				Labels: []string{"high_quality"}, Terms: []catalog.Term{{Entity: "celltype", ID: "CL:0000624", Name: "CD4-positive, alpha-beta T cell"}}},
+			"scrna/b.h5ad": {Features: map[string][]string{"tissue": {"blood"}, "condition": {"control"}, "batch": {"5"}, "score": {"-2.5"}},
+				Labels: []string{"quality"}, Terms: []catalog.Term{{Entity: "celltype", ID: "CL:0000236", Name: "B cell"}}},
+			"bulk/c.csv": {Features: map[string][]string{"tissue": {"bone marrow"}, "batch": {"10"}, "score": {"3"}}},
+		}
+		for k, a := range ann {
+			_, err := c.Annotate(ctx, vs[k].UID, a)
+			must(t, err)
+		}
+		return c, vs
+	}
+
+	t.Run("FeaturesLabelsSchemas", func(t *testing.T) {
+		c := open(t)
+		f, err := c.CreateFeature(ctx, catalog.Feature{Name: "batch", Dtype: "int"})
+		if err != nil || f.Dtype != "int" || f.CreatedAt.IsZero() {
+			t.Fatalf("CreateFeature = %+v, %v", f, err)
+		}
+		if _, err := c.CreateFeature(ctx, catalog.Feature{Name: "batch", Dtype: "int"}); err != nil {
+			t.Fatalf("same feature again: %v", err)
+		}
+		if _, err := c.CreateFeature(ctx, catalog.Feature{Name: "batch", Dtype: "str"}); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("other dtype: %v", err)
+		}
+		if _, err := c.CreateFeature(ctx, catalog.Feature{Name: "x", Dtype: "integer"}); !errors.Is(err, catalog.ErrInvalid) {
+			t.Fatalf("bad dtype: %v", err)
+		}
+		if _, err := c.CreateFeature(ctx, catalog.Feature{Name: "size", Dtype: "int"}); !errors.Is(err, catalog.ErrInvalid) {
+			t.Fatalf("builtin name: %v", err)
+		}
+		if f, _ := c.CreateFeature(ctx, catalog.Feature{Name: "cond", Dtype: "cat"}); f.Dtype != "cat[ULabel]" {
+			t.Fatalf("cat = %q", f.Dtype)
+		}
+		fs, err := c.Features(ctx)
+		if err != nil || len(fs) != 2 || fs[0].Name != "batch" {
+			t.Fatalf("Features = %+v, %v", fs, err)
+		}
+		if _, err := c.CreateLabel(ctx, catalog.Label{Name: "child", Parent: "nope"}); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("missing parent: %v", err)
+		}
+		_, err = c.CreateLabel(ctx, catalog.Label{Name: "parent"})
+		must(t, err)
+		_, err = c.CreateLabel(ctx, catalog.Label{Name: "child", Parent: "parent"})
+		must(t, err)
+		if _, err := c.CreateLabel(ctx, catalog.Label{Name: "parent", Parent: "child"}); !errors.Is(err, catalog.ErrInvalid) {
+			t.Fatalf("cycle: %v", err)
+		}
+		ls, err := c.Labels(ctx)
+		if err != nil || len(ls) != 2 || ls[0].Name != "child" || ls[0].Parent != "parent" {
+			t.Fatalf("Labels = %+v, %v", ls, err)
+		}
+		_, err = c.CreateSchema(ctx, catalog.Schema{Name: "s", Features: []catalog.SchemaFeature{{Feature: "batch"}, {Feature: "btch"}}})
+		if !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), `"batch"`) {
+			t.Fatalf("schema with unknown feature: %v (want a suggestion)", err)
+		}
+		s, err := c.CreateSchema(ctx, catalog.Schema{Name: "s", Features: []catalog.SchemaFeature{{Feature: "batch"}, {Feature: "cond", Optional: true}}})
+		must(t, err)
+		ss, err := c.Schemas(ctx)
+		if err != nil || len(ss) != 1 || !reflect.DeepEqual(ss[0].Features, s.Features) {
+			t.Fatalf("Schemas = %+v, %v", ss, err)
+		}
+	})
+
+	t.Run("Annotate", func(t *testing.T) {
+		c, vs := setup(t)
+		uid := vs["scrna/a.h5ad"].UID
+		a, err := c.Annotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"batch": {"1", "2.0"}}, Labels: []string{"treated"}})
+		must(t, err)
+		if got := a.Features["batch"]; !reflect.DeepEqual(got, []string{"1", "2"}) {
+			t.Fatalf("batch values = %v (canonical, merged)", got)
+		}
+		if !reflect.DeepEqual(a.Labels, []string{"high_quality", "treated"}) || len(a.Terms) != 1 {
+			t.Fatalf("annotations = %+v", a)
+		}
+		got, err := c.Annotations(ctx, uid)
+		if err != nil || !reflect.DeepEqual(got, a) {
+			t.Fatalf("Annotations = %+v, %v; want %+v", got, err, a)
+		}
+		for _, bad := range []catalog.Annotations{
+			{Features: map[string][]string{"batch": {"one"}}},
+			{Features: map[string][]string{"batch": {"1.5"}}},
+			{Features: map[string][]string{"day": {"yesterday"}}},
+		} {
+			if _, err := c.Annotate(ctx, uid, bad); !errors.Is(err, catalog.ErrInvalid) {
+				t.Fatalf("Annotate(%v): %v", bad, err)
+			}
+		}
+		_, err = c.Annotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"tisue": {"x"}}})
+		if !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), `"tissue"`) {
+			t.Fatalf("typo in feature: %v", err)
+		}
+		if _, err := c.Annotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"condition": {"nope"}}}); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("cat[ULabel] value that is no label: %v", err)
+		}
+		if _, err := c.Annotate(ctx, uid, catalog.Annotations{Labels: []string{"nope"}}); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("unknown label: %v", err)
+		}
+		if _, err := c.Annotate(ctx, "zzzzzzzzzzzzzzzzzzzz", catalog.Annotations{Labels: []string{"treated"}}); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("unknown uid: %v", err)
+		}
+		// A failed Annotate changes nothing.
+		if got, _ := c.Annotations(ctx, uid); !reflect.DeepEqual(got, a) {
+			t.Fatalf("after failures: %+v", got)
+		}
+	})
+
+	t.Run("Find", func(t *testing.T) {
+		c, _ := setup(t)
+		cases := []struct {
+			name string
+			f    catalog.Filter
+			want []string
+		}{
+			{"feature =", catalog.Filter{Where: []catalog.Cond{{Field: "tissue", Op: "=", Values: []string{"bone marrow"}}}}, []string{"bulk/c.csv", "scrna/a.h5ad"}},
+			{"any of", catalog.Filter{Where: []catalog.Cond{{Field: "tissue", Op: "=", Values: []string{"blood", "bone marrow"}}}}, []string{"bulk/c.csv", "scrna/a.h5ad", "scrna/b.h5ad"}},
+			{"and", catalog.Filter{Where: []catalog.Cond{{Field: "tissue", Op: "=", Values: []string{"bone marrow"}}, {Field: "condition", Op: "=", Values: []string{"treated"}}}}, []string{"scrna/a.h5ad"}},
+			{"int >", catalog.Filter{Where: []catalog.Cond{{Field: "batch", Op: ">", Values: []string{"1"}}}}, []string{"bulk/c.csv", "scrna/b.h5ad"}},
+			{"int >= numeric not text", catalog.Filter{Where: []catalog.Cond{{Field: "batch", Op: ">=", Values: []string{"5"}}}}, []string{"bulk/c.csv", "scrna/b.h5ad"}},
+			{"int <", catalog.Filter{Where: []catalog.Cond{{Field: "batch", Op: "<", Values: []string{"10"}}}}, []string{"scrna/a.h5ad", "scrna/b.h5ad"}},
+			{"negative float", catalog.Filter{Where: []catalog.Cond{{Field: "score", Op: "<", Values: []string{"0"}}}}, []string{"scrna/b.h5ad"}},
+			{"!=", catalog.Filter{Where: []catalog.Cond{{Field: "tissue", Op: "!=", Values: []string{"blood"}}}}, []string{"bulk/c.csv", "scrna/a.h5ad"}},
+			{"date", catalog.Filter{Where: []catalog.Cond{{Field: "day", Op: ">=", Values: []string{"2026-01-01"}}}}, []string{"scrna/a.h5ad"}},
+			{"prefix", catalog.Filter{Prefix: "scrna/", Where: []catalog.Cond{{Field: "batch", Op: ">", Values: []string{"0"}}}}, []string{"scrna/a.h5ad", "scrna/b.h5ad"}},
+			{"key ^=", catalog.Filter{Where: []catalog.Cond{{Field: "key", Op: "^=", Values: []string{"bulk/"}}}}, []string{"bulk/c.csv"}},
+			{"size and created_at", catalog.Filter{Where: []catalog.Cond{{Field: "size", Op: ">", Values: []string{"9B"}}, {Field: "created_at", Op: ">=", Values: []string{"2020-01-01"}}}}, []string{"bulk/c.csv", "other/d.txt", "scrna/a.h5ad", "scrna/b.h5ad"}},
+			{"size with features", catalog.Filter{Where: []catalog.Cond{{Field: "size", Op: ">", Values: []string{"9"}}, {Field: "batch", Op: ">", Values: []string{"0"}}}}, []string{"bulk/c.csv", "scrna/a.h5ad", "scrna/b.h5ad"}},
+			{"label with descendants", catalog.Filter{Labels: []string{"quality"}}, []string{"scrna/a.h5ad", "scrna/b.h5ad"}},
+			{"label exact", catalog.Filter{Labels: []string{"quality"}, ExactLabels: true}, []string{"scrna/b.h5ad"}},
+			{"terms", catalog.Filter{Terms: [][]string{{"CL:0000084", "CL:0000624"}}}, []string{"scrna/a.h5ad"}},
+			{"limit", catalog.Filter{Where: []catalog.Cond{{Field: "batch", Op: ">", Values: []string{"0"}}}, Limit: 2}, []string{"bulk/c.csv", "scrna/a.h5ad"}},
+			{"nothing", catalog.Filter{Where: []catalog.Cond{{Field: "tissue", Op: "=", Values: []string{"liver"}}}}, []string{}},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				vs, err := c.Find(ctx, tc.f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := keys(vs); !reflect.DeepEqual(got, tc.want) {
+					t.Fatalf("Find = %v, want %v", got, tc.want)
+				}
+			})
+		}
+		vs, err := c.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: "batch", Op: ">", Values: []string{"0"}}}, Order: "-created_at"})
+		if err != nil || len(vs) != 3 || vs[0].Key != "bulk/c.csv" {
+			t.Fatalf("-created_at = %v, %v", keys(vs), err)
+		}
+		_, err = c.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: "tisue", Op: "=", Values: []string{"blood"}}}})
+		if !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), `did you mean "tissue"`) {
+			t.Fatalf("typo: %v", err)
+		}
+		if _, err := c.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: "batch", Op: ">", Values: []string{"many"}}}}); !errors.Is(err, catalog.ErrInvalid) {
+			t.Fatalf("bad number: %v", err)
+		}
+		// Only the latest version of a key; a trashed key is gone.
+		s, err := c.Save(ctx, []catalog.NewVersion{NV("scrna/a.h5ad", "new bytes")})
+		must(t, err)
+		if vs, _ := c.Find(ctx, catalog.Filter{Labels: []string{"high_quality"}}); len(vs) != 0 {
+			t.Fatalf("old version's label matched: %v", keys(vs))
+		}
+		if vs, _ := c.Find(ctx, catalog.Filter{Labels: []string{"high_quality"}, AllVersions: true}); len(vs) != 1 || vs[0].Version != 1 {
+			t.Fatalf("AllVersions = %v", vs)
+		}
+		_, err = c.Annotate(ctx, s[0].Version.UID, catalog.Annotations{Labels: []string{"high_quality"}})
+		must(t, err)
+		if vs, _ := c.Find(ctx, catalog.Filter{Labels: []string{"high_quality"}}); len(vs) != 1 || vs[0].Version != 2 {
+			t.Fatalf("new version = %v", vs)
+		}
+		_, err = c.Trash(ctx, "bulk/c.csv")
+		must(t, err)
+		if vs, _ := c.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: "batch", Op: "=", Values: []string{"10"}}}}); len(vs) != 0 {
+			t.Fatalf("trashed found: %v", keys(vs))
+		}
+		_, err = c.Purge(ctx, "bulk/c.csv")
+		must(t, err)
+		if vs, _ := c.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: "batch", Op: "=", Values: []string{"10"}}}, AllVersions: true}); len(vs) != 0 {
+			t.Fatalf("purged found: %v", keys(vs))
+		}
+	})
+
+	t.Run("Search", func(t *testing.T) {
+		c, _ := setup(t)
+		hits, err := c.Search(ctx, "PBMC gene expression", 10)
+		must(t, err)
+		if len(hits) != 3 {
+			t.Fatalf("hits = %d, want 3 (the versions with that description)", len(hits))
+		}
+		hits, err = c.Search(ctx, "bone marrow", 10)
+		must(t, err)
+		if len(hits) != 2 || hits[0].Score < hits[len(hits)-1].Score {
+			t.Fatalf("feature values: %+v", hits)
+		}
+		hits, err = c.Search(ctx, "alpha-beta T", 10)
+		must(t, err)
+		if len(hits) == 0 || hits[0].Version.Key != "scrna/a.h5ad" || !strings.Contains(strings.Join(hits[0].Fields, ","), "term") {
+			t.Fatalf("term names: %+v", hits)
+		}
+		// The key ranks above the description; a prefix matches.
+		hits, err = c.Search(ctx, "bulk", 10)
+		must(t, err)
+		if len(hits) == 0 || hits[0].Version.Key != "bulk/c.csv" {
+			t.Fatalf("key: %+v", hits)
+		}
+		if hits, _ := c.Search(ctx, "note", 10); len(hits) != 1 || hits[0].Version.Key != "other/d.txt" {
+			t.Fatalf("prefix: %+v", hits)
+		}
+		if hits, _ := c.Search(ctx, "xyzzy", 10); len(hits) != 0 {
+			t.Fatalf("nonsense: %+v", hits)
+		}
+		if _, err := c.Search(ctx, "  ", 10); !errors.Is(err, catalog.ErrInvalid) {
+			t.Fatalf("empty query: %v", err)
+		}
+		_, err = c.Trash(ctx, "other/d.txt")
+		must(t, err)
+		if hits, _ := c.Search(ctx, "notes", 10); len(hits) != 0 {
+			t.Fatalf("trashed: %+v", hits)
+		}
+	})
+
+	t.Run("Collections", func(t *testing.T) {
+		c, vs := setup(t)
+		m := []string{vs["scrna/b.h5ad"].UID, vs["scrna/a.h5ad"].UID}
+		col, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "scRNA-seq batches Q1", Members: m, CreatedBy: "tester", CreatedAt: time.Now()})
+		if err != nil || col.Version != 1 || col.Unchanged {
+			t.Fatalf("SaveCollection = %+v, %v", col, err)
+		}
+		again, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "scRNA-seq batches Q1", Members: m})
+		if err != nil || !again.Unchanged || again.Version != 1 {
+			t.Fatalf("same members = %+v, %v", again, err)
+		}
+		v2, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "scRNA-seq batches Q1", Members: m[:1]})
+		if err != nil || v2.Version != 2 {
+			t.Fatalf("v2 = %+v, %v", v2, err)
+		}
+		_, err = c.SaveCollection(ctx, catalog.NewCollection{Name: "other", Members: m[1:]})
+		must(t, err)
+		if _, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "bad", Members: []string{"zzzzzzzzzzzzzzzzzzzz"}}); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("unknown member: %v", err)
+		}
+		all, err := c.Collections(ctx)
+		if err != nil || len(all) != 2 || all[0].Name != "other" || all[1].Version != 2 {
+			t.Fatalf("Collections = %+v, %v", all, err)
+		}
+		got, err := c.Collection(ctx, "scRNA-seq batches Q1", 1)
+		if err != nil || len(got.Versions) != 2 || got.Versions[0].Key != "scrna/b.h5ad" || got.Versions[1].Key != "scrna/a.h5ad" {
+			t.Fatalf("Collection v1 = %+v, %v", got, err)
+		}
+		if got, err := c.Collection(ctx, "scRNA-seq batches Q1", 0); err != nil || got.Version != 2 || len(got.Versions) != 1 {
+			t.Fatalf("latest = %+v, %v", got, err)
+		}
+		if _, err := c.Collection(ctx, "scRNA-seq batches Q2", 0); !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), "did you mean") {
+			t.Fatalf("missing: %v", err)
+		}
+	})
+}

@@ -1,0 +1,205 @@
+package catalogtest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// runWrite checks catalog.Writer: renames, attributes, folders and links.
+func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
+	ctx := context.Background()
+	save := func(t *testing.T, c catalog.Catalog, nvs ...catalog.NewVersion) []catalog.Saved {
+		t.Helper()
+		s, err := c.Save(ctx, nvs)
+		if err != nil {
+			t.Fatalf("Save: %v", err)
+		}
+		return s
+	}
+	ls := func(t *testing.T, c catalog.Catalog, prefix string) (files, dirs, links []string) {
+		t.Helper()
+		d, err := c.Children(ctx, prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, dirs, links = []string{}, []string{}, []string{}
+		for _, v := range d.Files {
+			files = append(files, v.Key)
+		}
+		dirs = append(dirs, d.Subdirs...)
+		for _, l := range d.Links {
+			links = append(links, l.Key+"->"+l.Target)
+		}
+		return
+	}
+	t.Run("RenameToFreeKeyMovesVersions", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("a/x", "1"))
+		s2 := save(t, c, NV("a/x", "2"))[0]
+		v, err := c.Rename(ctx, "a/x", "b/y")
+		if err != nil || v.Key != "b/y" || v.UID != s2.Version.UID || v.Version != 2 {
+			t.Fatalf("Rename = %+v, %v", v, err)
+		}
+		vs, err := c.Versions(ctx, "b/y", false)
+		if err != nil || len(vs) != 2 || vs[0].Key != "b/y" {
+			t.Fatalf("Versions after rename = %v, %v", vs, err)
+		}
+		if _, err := c.ByKey(ctx, "a/x", 0); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("old key: %v", err)
+		}
+		if _, err := c.Rename(ctx, "a/x", "c"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("rename of a gone key: %v", err)
+		}
+	})
+	t.Run("RenameOntoKeyMakesVersion", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("t", "old"))
+		src := save(t, c, NV("tmp.123", "new"))[0].Version
+		v, err := c.Rename(ctx, "tmp.123", "t")
+		if err != nil || v.Version != 2 || v.Digest != src.Digest || v.Manifest != src.Manifest || !v.Mtime.Equal(src.Mtime) {
+			t.Fatalf("Rename onto = %+v, %v", v, err)
+		}
+		if _, err := c.ByKey(ctx, "tmp.123", 0); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("source still there: %v", err)
+		}
+		tl, _ := c.TrashList(ctx)
+		if len(tl) != 1 || tl[0].Key != "tmp.123" {
+			t.Fatalf("source not in the trash: %v", tl)
+		}
+		// Onto a trashed key: its numbers continue.
+		if _, err := c.Trash(ctx, "t"); err != nil {
+			t.Fatal(err)
+		}
+		save(t, c, NV("u", "third"))
+		if v, err := c.Rename(ctx, "u", "t"); err != nil || v.Version != 3 {
+			t.Fatalf("onto trashed: %+v %v", v, err)
+		}
+		// Onto a folder: refused.
+		save(t, c, NV("dir/f", "f"))
+		save(t, c, NV("w", "w"))
+		if _, err := c.Rename(ctx, "w", "dir"); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("onto a folder: %v", err)
+		}
+	})
+	t.Run("RenameFolder", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("p/a", "a"), NV("p/q/b", "b"), NV("other", "o"))
+		if err := c.MakeFolder(ctx, "p/empty"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Symlink(ctx, "p/ln", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RenameFolder(ctx, "p", "r/s"); err != nil {
+			t.Fatal(err)
+		}
+		files, dirs, links := ls(t, c, "r/s/")
+		if !reflect.DeepEqual(files, []string{"r/s/a"}) || !reflect.DeepEqual(dirs, []string{"empty", "q"}) || !reflect.DeepEqual(links, []string{"r/s/ln->a"}) {
+			t.Fatalf("after RenameFolder: %v %v %v", files, dirs, links)
+		}
+		if _, dirs, _ := ls(t, c, ""); !reflect.DeepEqual(dirs, []string{"r"}) {
+			t.Fatalf("top after RenameFolder: %v", dirs)
+		}
+		if err := c.RenameFolder(ctx, "nope", "x"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("missing folder: %v", err)
+		}
+		save(t, c, NV("full/x", "x"))
+		if err := c.RenameFolder(ctx, "r", "full"); !errors.Is(err, catalog.ErrNotEmpty) {
+			t.Fatalf("onto a full folder: %v", err)
+		}
+		if err := c.RenameFolder(ctx, "r", "other"); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("onto a file: %v", err)
+		}
+	})
+	t.Run("SetAttrs", func(t *testing.T) {
+		c := open(t)
+		s := save(t, c, NV("m", "1"))[0].Version
+		mt := time.Date(2020, 1, 2, 3, 4, 5, 123456789, time.UTC)
+		mode := uint32(0o444)
+		v, err := c.SetAttrs(ctx, "m", catalog.Attrs{Mtime: &mt, Mode: &mode})
+		if err != nil || v.UID != s.UID || !v.Mtime.Equal(mt) || v.Mode != 0o444 {
+			t.Fatalf("SetAttrs = %+v, %v", v, err)
+		}
+		got, _ := c.ByKey(ctx, "m", 0)
+		if !got.Mtime.Equal(mt) || got.Mtime.Nanosecond() != 123456789 || got.Mode != 0o444 || got.Version != 1 {
+			t.Fatalf("after SetAttrs: %+v", got)
+		}
+		if _, err := c.SetAttrs(ctx, "none", catalog.Attrs{Mtime: &mt}); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("SetAttrs on nothing: %v", err)
+		}
+	})
+	t.Run("Folders", func(t *testing.T) {
+		c := open(t)
+		for _, k := range []string{"e", "e/f", "e/f"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				t.Fatalf("MakeFolder %s: %v", k, err)
+			}
+		}
+		if _, dirs, _ := ls(t, c, "e/"); !reflect.DeepEqual(dirs, []string{"f"}) {
+			t.Fatalf("ls e/ = %v", dirs)
+		}
+		if err := c.RemoveFolder(ctx, "e"); !errors.Is(err, catalog.ErrNotEmpty) {
+			t.Fatalf("rmdir of a non-empty folder: %v", err)
+		}
+		save(t, c, NV("e/f/x", "x"))
+		if _, err := c.Trash(ctx, "e/f/x"); err != nil {
+			t.Fatal(err)
+		}
+		if _, dirs, _ := ls(t, c, "e/"); !reflect.DeepEqual(dirs, []string{"f"}) {
+			t.Fatalf("an emptied folder must persist: %v", dirs)
+		}
+		if _, err := c.Save(ctx, []catalog.NewVersion{NV("e", "file")}); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("a file where a folder is: %v", err)
+		}
+		save(t, c, NV("file", "x"))
+		if err := c.MakeFolder(ctx, "file"); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("a folder where a file is: %v", err)
+		}
+		if err := c.MakeFolder(ctx, "file/sub"); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("a folder under a file: %v", err)
+		}
+		for _, k := range []string{"e/f", "e"} {
+			if err := c.RemoveFolder(ctx, k); err != nil {
+				t.Fatalf("RemoveFolder %s: %v", k, err)
+			}
+		}
+		if _, dirs, _ := ls(t, c, ""); !reflect.DeepEqual(dirs, []string{}) {
+			t.Fatalf("after rmdir: %v", dirs)
+		}
+		if err := c.RemoveFolder(ctx, "e"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("rmdir twice: %v", err)
+		}
+	})
+	t.Run("Links", func(t *testing.T) {
+		c := open(t)
+		if err := c.Symlink(ctx, "d/l", "../x/y"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, links := ls(t, c, "d/"); !reflect.DeepEqual(links, []string{"d/l->../x/y"}) {
+			t.Fatalf("links %v", links)
+		}
+		if err := c.Symlink(ctx, "d/l", "z"); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("link twice: %v", err)
+		}
+		if _, err := c.Save(ctx, []catalog.NewVersion{NV("d/l", "x")}); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("a file where a link is: %v", err)
+		}
+		if _, err := c.Rename(ctx, "d/l", "d/m"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, links := ls(t, c, "d/"); !reflect.DeepEqual(links, []string{"d/m->../x/y"}) {
+			t.Fatalf("links after rename %v", links)
+		}
+		if err := c.RemoveLink(ctx, "d/m"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveLink(ctx, "d/m"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("remove twice: %v", err)
+		}
+	})
+}

@@ -1,0 +1,58 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotEmpty is returned by RemoveFolder and RenameFolder for a folder that
+// still holds keys, folders or links.
+var ErrNotEmpty = errors.New("folder not empty")
+
+// Link is a symbolic link kept in the catalog: a name and the text it points
+// to. Links have no versions; they exist so that tools that make them (a
+// Snakemake shadow rule, say) work inside a mount.
+type Link struct {
+	Key    string    `json:"key"`
+	Target string    `json:"target"`
+	Mtime  time.Time `json:"mtime"`
+}
+
+// Attrs are the metadata SetAttrs changes; nil fields are left alone.
+type Attrs struct {
+	Mtime *time.Time `json:"mtime,omitempty"`
+	Mode  *uint32    `json:"mode,omitempty"`
+}
+
+// Writer holds the calls the write side of a mount makes besides Save and
+// Trash. Each call is one transaction.
+type Writer interface {
+	// Rename gives the live artifact (or link) at from the name to. When to
+	// is free, the artifact moves with every version it has. When to holds
+	// an artifact (live or trashed), to gets a new version with from's
+	// latest content and mtime (unless the bytes are the same) and from goes
+	// to the trash. It returns the latest version at to (zero for a link).
+	// Errors: ErrNotFound, ErrConflict (to is a folder, or sits under a
+	// file), ErrKind (a file onto a folder artifact, or the reverse).
+	Rename(ctx context.Context, from, to string) (Version, error)
+	// RenameFolder moves every live key, folder and link under from to the
+	// same place under to. to must not exist, or be an empty folder.
+	// Errors: ErrNotFound (from is no folder), ErrConflict (to is a file or
+	// link), ErrNotEmpty (to holds something).
+	RenameFolder(ctx context.Context, from, to string) error
+	// SetAttrs changes the mtime or mode of the latest version of key (or
+	// the mtime of a link) in place: no new version.
+	SetAttrs(ctx context.Context, key string, a Attrs) (Version, error)
+	// MakeFolder records key as a folder that persists while empty. A folder
+	// that exists already is not an error. ErrConflict if a live file or
+	// link is at key or above it.
+	MakeFolder(ctx context.Context, key string) error
+	// RemoveFolder removes an empty folder. ErrNotEmpty if it holds a live
+	// key, a folder or a link; ErrNotFound if there is no such folder.
+	RemoveFolder(ctx context.Context, key string) error
+	// Symlink records a link at key. ErrConflict if key is taken.
+	Symlink(ctx context.Context, key, target string) error
+	// RemoveLink removes the link at key; ErrNotFound if there is none.
+	RemoveLink(ctx context.Context, key string) error
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/urfave/cli/v2"
+)
+
+func cmdAnnotate() *cli.Command {
+	return &cli.Command{
+		Name:      "annotate",
+		Usage:     "annotate a version with feature values, labels and ontology terms",
+		ArgsUsage: "KEY[@vN] | UID",
+		Flags: []cli.Flag{
+			multiFlag("feature", "NAME=VALUE (repeat); values of cat[ENTITY] features must be terms of that ontology"),
+			multiFlag("label", "a label (repeat)"),
+			multiFlag("term", "ENTITY=TERM (repeat): an ontology term by name, synonym or id"),
+			formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
+			if c.NArg() != 1 {
+				return exitf(2, "usage: lamina annotate KEY[@vN] | UID --feature NAME=VALUE --label LABEL --term ENTITY=TERM")
+			}
+			if !c.IsSet("feature") && !c.IsSet("label") && !c.IsSet("term") {
+				return exitf(2, "nothing to annotate: give --feature, --label or --term")
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			v, err := in.Resolve(c.Context, c.Args().First())
+			if err != nil {
+				return err
+			}
+			add := catalog.Annotations{Features: map[string][]string{}, Labels: multi(c, "label")}
+			var features map[string]catalog.Feature
+			for _, fv := range multi(c, "feature") {
+				name, value, ok := strings.Cut(fv, "=")
+				if !ok || name == "" {
+					return exitf(2, "--feature %q: use NAME=VALUE", fv)
+				}
+				if features == nil {
+					fs, err := in.Catalog.Features(c.Context)
+					if err != nil {
+						return err
+					}
+					features = map[string]catalog.Feature{}
+					for _, f := range fs {
+						features[f.Name] = f
+					}
+				}
+				f, ok := features[name]
+				if ok && f.Entity() != "" && f.Entity() != "ULabel" {
+					entity := entityName(f.Entity())
+					x, err := loadEntity(c.Context, in, entity)
+					if err != nil {
+						return err
+					}
+					t, err := resolveTerm(x, entity, value)
+					if err != nil {
+						return err
+					}
+					if t.Name != value {
+						fmt.Fprintf(c.App.ErrWriter, "%s: %q standardized to %q (%s)\n", name, value, t.Name, t.ID)
+					}
+					value = t.Name
+					add.Terms = append(add.Terms, catalog.Term{Entity: entity, ID: t.ID, Name: t.Name})
+				}
+				add.Features[name] = append(add.Features[name], value)
+			}
+			for _, tv := range multi(c, "term") {
+				e, value, ok := strings.Cut(tv, "=")
+				if !ok || e == "" || value == "" {
+					return exitf(2, "--term %q: use ENTITY=TERM", tv)
+				}
+				entity := entityName(e)
+				x, err := loadEntity(c.Context, in, entity)
+				if err != nil {
+					return err
+				}
+				t, err := resolveTerm(x, entity, value)
+				if err != nil {
+					return err
+				}
+				add.Terms = append(add.Terms, catalog.Term{Entity: entity, ID: t.ID, Name: t.Name})
+			}
+			a, err := in.Catalog.Annotate(c.Context, v.UID, add)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return writeJSON(c.App.Writer, a)
+			}
+			fmt.Fprintf(c.App.Writer, "annotated %s (%s)\n", v.Ref(), v.UID)
+			printAnnotations(c, a)
+			return nil
+		},
+	}
+}
+
+// printAnnotations writes a's features, labels and terms as show does.
+func printAnnotations(c *cli.Context, a catalog.Annotations) {
+	w := c.App.Writer
+	names := make([]string, 0, len(a.Features))
+	for n := range a.Features {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "%-15s %s = %s\n", "feature", n, strings.Join(a.Features[n], ", "))
+	}
+	if len(a.Labels) > 0 {
+		fmt.Fprintf(w, "%-15s %s\n", "labels", strings.Join(a.Labels, ", "))
+	}
+	for _, t := range a.Terms {
+		fmt.Fprintf(w, "%-15s %s %s (%s)\n", "term", t.Entity, t.Name, t.ID)
+	}
+	if a.Schema != "" {
+		fmt.Fprintf(w, "%-15s %s\n", "schema", a.Schema)
+	}
+}

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// annotEnv is an instance with cell type and tissue ontologies, features,
+// labels and a schema, as the issue's walkthrough makes them.
+func annotEnv(t *testing.T) *env {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("ontology", "import", "tissue", "--source", filepath.Join(ontologies, "uberon-efo-slim.obo"))
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+	e.ok("feature", "create", "tissue", "--dtype", "cat[tissue]")
+	e.ok("feature", "create", "condition", "--dtype", "cat[ULabel]")
+	e.ok("feature", "create", "batch", "--dtype", "int")
+	e.ok("label", "create", "quality")
+	e.ok("label", "create", "high_quality", "--parent", "quality")
+	e.ok("label", "create", "treated")
+	e.ok("label", "create", "control")
+	return e
+}
+
+func lsKeys(t *testing.T, e *env, args ...string) []string {
+	t.Helper()
+	var vs []catalog.Version
+	e.jsonOut(&vs, append(append([]string{"ls"}, args...), "--format", "json")...)
+	out := []string{}
+	for _, v := range vs {
+		out = append(out, v.Key)
+	}
+	return out
+}
+
+func TestAnnotateAndQuery(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("save", filepath.Join(samples, "pbmc_small.h5ad"), "--key", "scrna/batch1.h5ad", "--description", "PBMC gene expression, batch 1")
+	e.ok("save", filepath.Join(samples, "pbmc_small.zarr"), "--key", "scrna/batch2.zarr")
+	e.ok("save", filepath.Join(samples, "pbmc_small_obs.parquet"), "--key", "tables/obs.parquet")
+	e.ok("save", filepath.Join(samples, "fcsparser_cyflow_cube_8.fcs"), "--key", "flow/cube.fcs")
+	e.ok("save", filepath.Join(samples, "npm-fcs_AriaFile1.TRUNCATED.fcs"), "--key", "flow/truncated.fcs")
+
+	t.Run("DerivedFields", func(t *testing.T) {
+		cases := []struct {
+			key   string
+			otype string
+			n     int64
+			shape []int64
+			col   string
+		}{
+			{"scrna/batch1.h5ad", "AnnData", 315, []int64{315, 50}, "cell_type"},
+			{"scrna/batch2.zarr", "AnnData", 315, []int64{315, 50}, "cell_type"},
+			{"tables/obs.parquet", "DataFrame", 315, []int64{315, 11}, "cell_id"},
+			{"flow/cube.fcs", "", 725, []int64{725, 10}, "FSC"},
+			{"flow/truncated.fcs", "", 0, nil, ""}, // saved as a plain file
+		}
+		for _, tc := range cases {
+			var v catalog.Version
+			e.jsonOut(&v, "show", tc.key, "--format", "json")
+			if v.OType != tc.otype || v.NObservations != tc.n || !reflect.DeepEqual(v.Shape, tc.shape) {
+				t.Fatalf("%s: otype %q n %d shape %v", tc.key, v.OType, v.NObservations, v.Shape)
+			}
+			if tc.col != "" && (len(v.Columns) == 0 || v.Columns[0].Name != tc.col) {
+				t.Fatalf("%s: columns %+v", tc.key, v.Columns)
+			}
+		}
+		out := e.ok("show", "scrna/batch1.h5ad")
+		for _, s := range []string{"otype           AnnData", "n_observations  315", "shape           315 × 50", "obs.cell_type (cat)", "var.ensembl_gene_id (str)"} {
+			if !strings.Contains(out, s) {
+				t.Fatalf("show lacks %q:\n%s", s, out)
+			}
+		}
+	})
+
+	e.ok("annotate", "scrna/batch1.h5ad", "--feature", "tissue=Bone Marrow", "--feature", "condition=treated", "--feature", "batch=1", "--label", "high_quality")
+	e.ok("annotate", "scrna/batch2.zarr", "--feature", "tissue=blood", "--feature", "condition=control", "--feature", "batch=5",
+		"--term", "celltype=CD4-positive, alpha-beta T cell")
+	e.ok("annotate", "tables/obs.parquet", "--feature", "batch=7", "--label", "quality")
+
+	t.Run("Annotate", func(t *testing.T) {
+		var got struct {
+			catalog.Version
+			Annotations catalog.Annotations `json:"annotations"`
+		}
+		e.jsonOut(&got, "show", "scrna/batch1.h5ad", "--format", "json")
+		a := got.Annotations
+		if !reflect.DeepEqual(a.Features["tissue"], []string{"bone marrow"}) || !reflect.DeepEqual(a.Labels, []string{"high_quality"}) ||
+			len(a.Terms) != 1 || a.Terms[0].ID != "UBERON:0002371" {
+			t.Fatalf("annotations (the tissue standardized to its term): %+v", a)
+		}
+		if out := e.ok("show", "scrna/batch1.h5ad"); !strings.Contains(out, "feature         tissue = bone marrow") || !strings.Contains(out, "labels          high_quality") {
+			t.Fatalf("show:\n%s", out)
+		}
+		e.fails(`did you mean "blood"`, "annotate", "scrna/batch1.h5ad", "--feature", "tissue=blod")
+		e.fails("is not a number", "annotate", "scrna/batch1.h5ad", "--feature", "batch=one")
+		e.fails(`no label "nope"`, "annotate", "scrna/batch1.h5ad", "--label", "nope")
+		e.fails(`did you mean "tissue"`, "annotate", "scrna/batch1.h5ad", "--feature", "tisue=blood")
+		e.fails("exists with dtype int", "feature", "create", "batch", "--dtype", "str")
+	})
+
+	t.Run("Where", func(t *testing.T) {
+		cases := []struct {
+			args []string
+			want []string
+		}{
+			{[]string{"--where", "tissue=bone marrow"}, []string{"scrna/batch1.h5ad"}},
+			{[]string{"--where", "tissue=bone marrow", "--where", "condition=treated", "--where", "batch>0", "--where", "size>1KB", "--where", "created_at>=2026-01-01", "--label", "high_quality"}, []string{"scrna/batch1.h5ad"}},
+			{[]string{"--where", "batch>3"}, []string{"scrna/batch2.zarr", "tables/obs.parquet"}},
+			{[]string{"--where", "batch<=5", "--where", "batch!=1"}, []string{"scrna/batch2.zarr"}},
+			{[]string{"--where", "key^=scrna/", "--where", "batch>0"}, []string{"scrna/batch1.h5ad", "scrna/batch2.zarr"}},
+			{[]string{"--label", "quality"}, []string{"scrna/batch1.h5ad", "tables/obs.parquet"}},
+			{[]string{"--label", "quality", "--exact"}, []string{"tables/obs.parquet"}},
+			{[]string{"scrna/", "--where", "batch>0"}, []string{"scrna/batch1.h5ad", "scrna/batch2.zarr"}},
+			{[]string{"--where", "otype=AnnData"}, []string{"scrna/batch1.h5ad", "scrna/batch2.zarr"}},
+			{[]string{"--where", "n_observations>500"}, []string{"flow/cube.fcs"}},
+			{[]string{"--cell-type", "T cell"}, []string{"scrna/batch2.zarr"}},
+			{[]string{"--cell-type", "T-cell"}, []string{"scrna/batch2.zarr"}}, // a synonym names the term
+			{[]string{"--cell-type", "T cell", "--exact"}, []string{}},
+			{[]string{"--cell-type", "CD4-positive, alpha-beta T cell", "--exact"}, []string{"scrna/batch2.zarr"}},
+			{[]string{"--cell-type", "B cell"}, []string{}},
+			{[]string{"--tissue", "bone marrow"}, []string{"scrna/batch1.h5ad"}},
+			{[]string{"--where", "batch>0", "--limit", "1"}, []string{"scrna/batch1.h5ad"}},
+		}
+		for _, tc := range cases {
+			if got := lsKeys(t, e, tc.args...); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("ls %q = %v, want %v", tc.args, got, tc.want)
+			}
+		}
+		var vs []catalog.Version
+		e.jsonOut(&vs, "ls", "--where", "batch>0", "--order", "-created_at", "--format", "json")
+		if len(vs) != 3 || vs[0].Key != "tables/obs.parquet" {
+			t.Fatalf("-created_at: %v", vs)
+		}
+		if out := e.ok("ls", "--where", "batch>3", "--format", "csv"); !strings.HasPrefix(out, "key,version,uid") || strings.Count(out, "\n") != 3 {
+			t.Fatalf("csv:\n%s", out)
+		}
+		e.fails(`no feature or field "tisue"; did you mean "tissue"?`, "ls", "--where", "tisue=blood")
+		e.fails(`did you mean "T cell"`, "ls", "--cell-type", "T cel")
+		e.fails("use NAME=VALUE", "ls", "--where", "batch")
+	})
+
+	t.Run("Search", func(t *testing.T) {
+		var hits []catalog.Hit
+		e.jsonOut(&hits, "search", "PBMC gene expression", "--format", "json")
+		if len(hits) == 0 || hits[0].Version.Key != "scrna/batch1.h5ad" {
+			t.Fatalf("search: %+v", hits)
+		}
+		e.jsonOut(&hits, "search", "alpha-beta", "--format", "json")
+		if len(hits) != 1 || hits[0].Version.Key != "scrna/batch2.zarr" {
+			t.Fatalf("term name: %+v", hits)
+		}
+		e.jsonOut(&hits, "search", "cube", "--format", "json")
+		if len(hits) != 1 || hits[0].Version.Key != "flow/cube.fcs" {
+			t.Fatalf("key: %+v", hits)
+		}
+		if out := e.ok("search", "marrow"); !strings.Contains(out, "scrna/batch1.h5ad") || !strings.Contains(out, "feature") {
+			t.Fatalf("feature value:\n%s", out)
+		}
+	})
+
+	t.Run("Collections", func(t *testing.T) {
+		e.ok("collection", "create", "scRNA-seq batches Q1", "scrna/batch1.h5ad", "scrna/batch2.zarr")
+		if out := e.ok("collection", "create", "scRNA-seq batches Q1", "--key-prefix", "scrna/"); !strings.Contains(out, "already has these 2 versions") {
+			t.Fatalf("same members: %s", out)
+		}
+		e.ok("collection", "create", "tables", "--key-prefix", "tables/")
+		e.ok("save", filepath.Join(samples, "pbmc_small_obs.csv"), "--key", "scrna/batch3.csv")
+		if out := e.ok("collection", "create", "scRNA-seq batches Q1", "--key-prefix", "scrna/"); !strings.Contains(out, "v2: 3 versions") {
+			t.Fatalf("v2: %s", out)
+		}
+		var cs []catalog.Collection
+		e.jsonOut(&cs, "collection", "ls", "--format", "json")
+		if len(cs) != 2 || cs[0].Name != "scRNA-seq batches Q1" || cs[0].Version != 2 {
+			t.Fatalf("collection ls: %+v", cs)
+		}
+		var c1 catalog.Collection
+		e.jsonOut(&c1, "collection", "show", "scRNA-seq batches Q1@v1", "--format", "json")
+		if len(c1.Versions) != 2 || c1.Versions[0].Key != "scrna/batch1.h5ad" {
+			t.Fatalf("v1: %+v", c1)
+		}
+		if out := e.ok("collection", "show", "scRNA-seq batches Q1"); strings.Count(out, "scrna/") != 3 {
+			t.Fatalf("show latest:\n%s", out)
+		}
+		e.fails(`no collection "scRNA batches"`, "collection", "show", "scRNA batches")
+	})
+}
+
+func TestCurate(t *testing.T) {
+	e := annotEnv(t)
+	e.fails(`no feature "development_stage_x"`, "schema", "create", "bad", "--feature", "development_stage_x")
+	e.ok("feature", "create", "development_stage_x", "--dtype", "str")
+	e.ok("schema", "create", "pbmc_obs", "--feature", "cell_type", "--feature", "tissue", "--optional", "development_stage_x")
+	e.ok("schema", "create", "ct", "--feature", "cell_type")
+
+	t.Run("Report", func(t *testing.T) {
+		for _, file := range []string{"pbmc_small.h5ad", "pbmc_small_obs.csv"} {
+			out, _, err := e.run("curate", filepath.Join(samples, file), "--schema", "pbmc_obs")
+			if exitCode(err) != 1 {
+				t.Fatalf("%s: exit %d (%v), want 1", file, exitCode(err), err)
+			}
+			for _, s := range []string{
+				`failed "dendritc cell" (6): no term with this name, id or synonym; did you mean "dendritic cell (CL:0000451)"`,
+				`--standardize would map "T-cell" (10) → "T cell"`,
+				`--standardize would map "Bone Marrow" (51) → "bone marrow"`,
+				`failed "blod" (55)`, `did you mean "blood (UBERON:0000178)"`,
+				"not valid",
+			} {
+				if !strings.Contains(out, s) {
+					t.Fatalf("%s: report lacks %q:\n%s", file, s, out)
+				}
+			}
+		}
+		var r struct {
+			Valid   bool `json:"valid"`
+			Columns []struct {
+				Feature string `json:"feature"`
+				Failed  []struct {
+					Value string `json:"value"`
+					Count int    `json:"count"`
+				} `json:"failed"`
+			} `json:"columns"`
+		}
+		out, _, _ := e.run("curate", filepath.Join(samples, "pbmc_small_obs.parquet"), "--schema", "pbmc_obs", "--format", "json")
+		if err := json.Unmarshal([]byte(out), &r); err != nil || r.Valid || len(r.Columns) != 2 || len(r.Columns[0].Failed) != 2 {
+			t.Fatalf("json report: %v %+v\n%s", err, r, out)
+		}
+		e.fails("not saved: the table does not validate", "curate", filepath.Join(samples, "pbmc_small_obs.csv"), "--schema", "pbmc_obs", "--standardize", "--key", "curated/x.csv")
+		e.fails(`no schema "pbmc"`, "curate", filepath.Join(samples, "pbmc_small_obs.csv"), "--schema", "pbmc")
+	})
+
+	t.Run("StandardizeAndSave", func(t *testing.T) {
+		// The obs table without the rows nothing can fix.
+		raw, err := os.ReadFile(filepath.Join(samples, "pbmc_small_obs.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keep []string
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			if !strings.Contains(line, ",dendritc cell,") && !strings.Contains(line, ",doublet,") {
+				keep = append(keep, line)
+			}
+		}
+		in := e.write("pbmc_obs.csv", []byte(strings.Join(keep, "\n")+"\n"))
+		_, _, err = e.run("curate", in, "--schema", "ct")
+		if exitCode(err) != 1 {
+			t.Fatalf("before standardizing: %v", err)
+		}
+		mapping := e.path("mapping.tsv")
+		out := e.ok("curate", in, "--schema", "ct", "--standardize", "--key", "curated/pbmc_obs.csv", "--mapping", mapping, "--description", "curated PBMC obs")
+		if !strings.Contains(out, "valid after standardizing") || !strings.Contains(out, "saved curated/pbmc_obs.csv@v1") {
+			t.Fatalf("curate --standardize:\n%s", out)
+		}
+		m, _ := os.ReadFile(mapping)
+		if !strings.Contains(string(m), "cell_type\tT-cell\tT cell\t") {
+			t.Fatalf("mapping:\n%s", m)
+		}
+		// The saved bytes are standardized: they validate as they are.
+		got := e.path("got.csv")
+		e.ok("get", "curated/pbmc_obs.csv", "--output", got)
+		e.ok("curate", got, "--schema", "ct")
+		var v struct {
+			catalog.Version
+			Annotations catalog.Annotations `json:"annotations"`
+		}
+		e.jsonOut(&v, "show", "curated/pbmc_obs.csv", "--format", "json")
+		if v.Annotations.Schema != "ct" || len(v.Annotations.Terms) < 8 || !contains(v.Annotations.Features["cell_type"], "T cell") || contains(v.Annotations.Features["cell_type"], "T-cell") {
+			t.Fatalf("annotations: %+v", v.Annotations)
+		}
+		// Queries by cell type find it, through descendants.
+		if got := lsKeys(t, e, "--cell-type", "T cell"); !reflect.DeepEqual(got, []string{"curated/pbmc_obs.csv"}) {
+			t.Fatalf("--cell-type T cell: %v", got)
+		}
+		if got := lsKeys(t, e, "--cell-type", "lymphocyte"); !reflect.DeepEqual(got, []string{"curated/pbmc_obs.csv"}) {
+			t.Fatalf("--cell-type lymphocyte: %v", got)
+		}
+		if got := lsKeys(t, e, "--where", "cell_type=lymphocyte"); !reflect.DeepEqual(got, []string{"curated/pbmc_obs.csv"}) {
+			t.Fatalf("--where cell_type=lymphocyte (descendant values): %v", got)
+		}
+		if got := lsKeys(t, e, "--where", "cell_type=lymphocyte", "--exact"); len(got) != 0 {
+			t.Fatalf("--exact: %v", got)
+		}
+		if got := lsKeys(t, e, "--cell-type", "neuron"); len(got) != 0 {
+			t.Fatalf("neuron: %v", got)
+		}
+		// An h5ad is not rewritten: it is saved as it is, annotated with
+		// the standardized terms, and its mapping written.
+		e.ok("schema", "create", "tissue_only", "--feature", "tissue")
+		_, _, err = e.run("curate", filepath.Join(samples, "pbmc_small.h5ad"), "--schema", "tissue_only", "--standardize", "--key", "scrna/x.h5ad")
+		if exitCode(err) != 1 {
+			t.Fatalf("h5ad with unfixable tissues: %v", err)
+		}
+	})
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/storage"
+	"github.com/lamina-bio/lamina/storage/retry"
+	s3b "github.com/lamina-bio/lamina/storage/s3"
+)
+
+// remote is the machinery in front of an S3 backend: the local cache of
+// fetched blocks and the queue of uploads. Nil for local storage.
+type remote struct {
+	raw  *s3b.Backend
+	disk *cache.DiskCache
+	up   *cache.Uploads
+}
+
+type backendOptions struct {
+	syncUpload bool  // Sync waits for the uploads (the CLI; mount --sync-upload)
+	cacheSize  int64 // overrides the settings when > 0
+	log        *slog.Logger
+}
+
+// openBackend wires the storage of s. For S3 the stack is, from the content
+// store down: DiskCache (blocks fetched, LRU, read-ahead) → Uploads (staged
+// writes, persistent queue) → retry (backoff with jitter) → S3.
+func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (storage.Backend, *remote, error) {
+	if !strings.HasPrefix(s.Storage, "s3://") {
+		b, err := storage.OpenLocal(s.Storage)
+		return b, nil, err
+	}
+	raw, err := openS3(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	rb := retry.New(raw, retry.DefaultPolicy, o.log)
+	up, err := cache.OpenUploads(rb, s.UploadDir(), cache.UploadOptions{SyncUpload: o.syncUpload, Logger: o.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	size := s.CacheSize
+	if o.cacheSize > 0 {
+		size = o.cacheSize
+	}
+	disk, err := cache.OpenDiskCache(up, s.CacheDir, cache.DiskCacheOptions{Limit: size, Logger: o.log})
+	if err != nil {
+		up.Close()
+		return nil, nil, err
+	}
+	return disk, &remote{raw: raw, disk: disk, up: up}, nil
+}
+
+// openS3 opens the bucket of an s3:// instance with the standard
+// credential chain.
+func openS3(ctx context.Context, s instance.Settings) (*s3b.Backend, error) {
+	bucket, prefix, err := s3b.ParseURL(s.Storage)
+	if err != nil {
+		return nil, err
+	}
+	cfg := s3b.Config{Bucket: bucket, Prefix: prefix}
+	if s.S3 != nil {
+		cfg.Endpoint, cfg.Region, cfg.PathStyle = s.S3.Endpoint, s.S3.Region, s.S3.PathStyle
+	}
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return s3b.Open(octx, cfg)
+}
+
+// drain waits for the upload queue to empty, telling w about progress,
+// and gives up when nothing moves for stall (the uploads stay staged and
+// resume at the next start).
+func (r *remote) drain(ctx context.Context, stall time.Duration, progress func(cache.Pending)) error {
+	if r == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	last, lastMove := r.up.Pending(), time.Now()
+	return r.up.WaitIdle(ctx, func(p cache.Pending) {
+		if p.Bytes != last.Bytes || p.Uploaded != last.Uploaded {
+			last, lastMove = p, time.Now()
+		}
+		if time.Since(lastMove) > stall {
+			cancel()
+		}
+		if progress != nil {
+			progress(p)
+		}
+	})
+}
+
+func (r *remote) close() {
+	if r != nil {
+		r.up.Close()
+	}
+}
+
+// parseSize reads "20GB", "512MiB", "1.5G", "1000000".
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(strings.ToUpper(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"TIB", 1 << 40}, {"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10}, {"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("bad size %q: use a number with an optional unit, like 20GB or 512MiB", s)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+func describePending(p cache.Pending) string {
+	s := fmt.Sprintf("%d objects (%s) waiting for upload", p.Objects, humanBytes(p.Bytes))
+	if p.Failures > 0 && p.LastError != "" {
+		s += fmt.Sprintf("; %d failed attempts, last: %s", p.Failures, p.LastError)
+	}
+	return s
+}
+
+// s3Flags puts `lamina init`'s S3 and cache flags into s.
+func s3Flags(c interface {
+	String(string) string
+	Bool(string) bool
+	IsSet(string) bool
+}, s *instance.Settings) error {
+	isS3 := strings.HasPrefix(s.Storage, "s3://")
+	if !isS3 && (c.IsSet("endpoint") || c.IsSet("region") || c.IsSet("path-style")) {
+		return exitf(2, "--endpoint, --region and --path-style are for s3:// storage")
+	}
+	if isS3 {
+		if _, _, err := s3b.ParseURL(s.Storage); err != nil {
+			return exitf(2, "%v", err)
+		}
+		ep := c.String("endpoint")
+		if ep != "" && !strings.HasPrefix(ep, "http://") && !strings.HasPrefix(ep, "https://") {
+			return exitf(2, "--endpoint %q: give a URL such as http://127.0.0.1:7070", ep)
+		}
+		s.S3 = &instance.S3Settings{Endpoint: ep, Region: c.String("region"), PathStyle: c.Bool("path-style")}
+	}
+	if v := c.String("cache-size"); v != "" {
+		n, err := parseSize(v)
+		if err != nil {
+			return exitf(2, "--cache-size: %v", err)
+		}
+		s.CacheSize = n
+	}
+	return nil
+}
+
+// describeS3 says how an S3 instance is reached and where its credentials
+// come from, never what they are.
+func describeS3(s instance.Settings, in *instance.Instance) string {
+	var parts []string
+	if s.S3 != nil {
+		if s.S3.Endpoint != "" {
+			parts = append(parts, "endpoint "+s.S3.Endpoint)
+		}
+		if s.S3.Region != "" {
+			parts = append(parts, "region "+s.S3.Region)
+		}
+		if s.S3.PathStyle {
+			parts = append(parts, "path-style")
+		}
+	}
+	if src := credentialSource(in.Backend); src != "" {
+		parts = append(parts, "credentials from "+src)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// credentialSource finds the S3 backend under the decorators and asks it.
+func credentialSource(b storage.Backend) string {
+	for b != nil {
+		if cs, ok := b.(interface{ CredentialSource() string }); ok {
+			return cs.CredentialSource()
+		}
+		u, ok := b.(interface{ Unwrap() storage.Backend })
+		if !ok {
+			return ""
+		}
+		b = u.Unwrap()
+	}
+	return ""
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
+)
+
+func isS3(s instance.Settings) bool { return strings.HasPrefix(s.Storage, "s3://") }
+
+func cmdCache() *cli.Command {
+	current := func(c *cli.Context) (instance.Dirs, instance.Settings, error) {
+		dirs, err := instance.UserDirs()
+		if err != nil {
+			return dirs, instance.Settings{}, err
+		}
+		s, err := dirs.Current(c.String("instance"))
+		if err != nil {
+			return dirs, s, err
+		}
+		if !isS3(s) {
+			return dirs, s, fmt.Errorf("instance %q: %w", s.Name, cache.ErrNoCache)
+		}
+		return dirs, s, nil
+	}
+	// openDisk opens the cache folder alone: no bucket, no catalog.
+	openDisk := func(s instance.Settings) (*cache.DiskCache, error) {
+		return cache.OpenDiskCache(nil, s.CacheDir, cache.DiskCacheOptions{Limit: s.CacheSize})
+	}
+	return &cli.Command{
+		Name:  "cache",
+		Usage: "the local cache of data fetched from S3: info, clear, prefetch, limit",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "info",
+				Usage: "show the cache's folder, use and limit, and the uploads waiting",
+				Flags: []cli.Flag{formatFlag()},
+				Action: func(c *cli.Context) error {
+					format, err := checkFormat(c, "table", "json")
+					if err != nil {
+						return err
+					}
+					_, s, err := current(c)
+					if err != nil {
+						return err
+					}
+					d, err := openDisk(s)
+					if err != nil {
+						return err
+					}
+					info := d.Info()
+					up, err := cache.ScanUploads(s.UploadDir())
+					if err != nil {
+						return err
+					}
+					if format == "json" {
+						return writeJSON(c.App.Writer, struct {
+							Cache   cache.CacheInfo `json:"cache"`
+							Uploads cache.Pending   `json:"uploads"`
+						}{info, up})
+					}
+					w := c.App.Writer
+					fmt.Fprintf(w, "folder    %s\n", info.Dir)
+					fmt.Fprintf(w, "used      %s of %s (%d blocks of %s)\n", humanBytes(info.Used), humanBytes(info.Limit), info.Blocks, humanBytes(cache.DefaultBlockSize))
+					fmt.Fprintf(w, "uploads   %s (in %s; never evicted)\n", describePending(up), s.UploadDir())
+					return nil
+				},
+			},
+			{
+				Name:  "clear",
+				Usage: "empty the cache (uploads waiting are kept)",
+				Action: func(c *cli.Context) error {
+					_, s, err := current(c)
+					if err != nil {
+						return err
+					}
+					d, err := openDisk(s)
+					if err != nil {
+						return err
+					}
+					before := d.Info().Used
+					d.Clear()
+					fmt.Fprintf(c.App.Writer, "cleared %s from %s\n", humanBytes(before-d.Info().Used), d.Info().Dir)
+					return nil
+				},
+			},
+			{
+				Name:      "limit",
+				Usage:     "set the cache's bound (e.g. 20GB) and evict down to it",
+				ArgsUsage: "SIZE",
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return exitf(2, "usage: lamina cache limit SIZE (e.g. 20GB)")
+					}
+					n, err := parseSize(c.Args().First())
+					if err != nil {
+						return exitf(2, "%v", err)
+					}
+					dirs, s, err := current(c)
+					if err != nil {
+						return err
+					}
+					s.CacheSize = n
+					if err := dirs.Update(s); err != nil {
+						return err
+					}
+					d, err := openDisk(s)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "cache limit %s (using %s); a running mount takes it at its next start\n", humanBytes(n), humanBytes(d.Info().Used))
+					return nil
+				},
+			},
+			{
+				Name:      "prefetch",
+				Usage:     "fetch versions into the cache so that reading them later needs no network",
+				ArgsUsage: "KEY[@vN]…",
+				Action: func(c *cli.Context) error {
+					if c.NArg() == 0 {
+						return exitf(2, "usage: lamina cache prefetch KEY[@vN]…")
+					}
+					if _, _, err := current(c); err != nil {
+						return err
+					}
+					in, err := openInstance(c)
+					if err != nil {
+						return err
+					}
+					defer in.Close()
+					for _, spec := range c.Args().Slice() {
+						v, err := in.Resolve(c.Context, spec)
+						if err != nil {
+							return err
+						}
+						m, err := in.Manifest(c.Context, v)
+						if err != nil {
+							return err
+						}
+						n, err := prefetch(c.Context, in, m)
+						if err != nil {
+							return fmt.Errorf("%s: %w", spec, err)
+						}
+						fmt.Fprintf(c.App.Writer, "%s@v%d: %s in the cache\n", v.Key, v.Version, humanBytes(n))
+					}
+					return nil
+				},
+			},
+		},
+	}
+}
+
+// prefetch reads every chunk of m through the store (and so the cache),
+// verifying each, a few at a time.
+func prefetch(ctx context.Context, in *instance.Instance, m *cache.Manifest) (int64, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	var total int64
+	files := m.Files
+	for _, f := range files {
+		for _, ch := range f.Chunks {
+			total += ch.Size
+			g.Go(func() error {
+				_, err := in.Store.ReadChunk(gctx, ch, nil)
+				return err
+			})
+		}
+	}
+	return total, g.Wait()
+}

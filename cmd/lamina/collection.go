@@ -1,0 +1,148 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/urfave/cli/v2"
+)
+
+func cmdCollection() *cli.Command {
+	return &cli.Command{
+		Name:  "collection",
+		Usage: "named, versioned, ordered sets of artifact versions",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "create",
+				Usage:     "record a collection (a new version when the name exists and the members differ)",
+				ArgsUsage: "NAME [KEY[@vN] | UID]... [--key-prefix PREFIX]",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "key-prefix", Usage: "also add the latest version of every key under this prefix"},
+					&cli.StringFlag{Name: "description"},
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() < 1 || (c.NArg() == 1 && !c.IsSet("key-prefix")) {
+						return exitf(2, "usage: lamina collection create NAME KEY[@vN]|UID... or --key-prefix PREFIX")
+					}
+					in, err := openInstance(c)
+					if err != nil {
+						return err
+					}
+					defer in.Close()
+					var members []string
+					seen := map[string]bool{}
+					for _, spec := range c.Args().Slice()[1:] {
+						v, err := in.Resolve(c.Context, spec)
+						if err != nil {
+							return err
+						}
+						if !seen[v.UID] {
+							seen[v.UID] = true
+							members = append(members, v.UID)
+						}
+					}
+					if c.IsSet("key-prefix") {
+						vs, err := in.Catalog.List(c.Context, catalog.Query{Prefix: c.String("key-prefix")})
+						if err != nil {
+							return err
+						}
+						if len(vs) == 0 {
+							return exitf(1, "no keys under %q", c.String("key-prefix"))
+						}
+						for _, v := range vs {
+							if !seen[v.UID] {
+								seen[v.UID] = true
+								members = append(members, v.UID)
+							}
+						}
+					}
+					col, err := in.Catalog.SaveCollection(c.Context, catalog.NewCollection{Name: c.Args().First(),
+						Description: c.String("description"), Members: members, CreatedBy: in.User, CreatedAt: time.Now()})
+					if err != nil {
+						return err
+					}
+					if col.Unchanged {
+						return printf(c, "collection %q v%d already has these %d versions\n", col.Name, col.Version, len(col.Members))
+					}
+					return printf(c, "collection %q v%d: %d versions\n", col.Name, col.Version, len(col.Members))
+				},
+			},
+			{
+				Name:  "ls",
+				Usage: "list collections (their latest versions)",
+				Flags: []cli.Flag{formatFlag()},
+				Action: func(c *cli.Context) error {
+					format, err := checkFormat(c)
+					if err != nil {
+						return err
+					}
+					in, err := openInstance(c)
+					if err != nil {
+						return err
+					}
+					defer in.Close()
+					cs, err := in.Catalog.Collections(c.Context)
+					if err != nil {
+						return err
+					}
+					if format == "json" {
+						return writeJSON(c.App.Writer, cs)
+					}
+					var rows [][]string
+					for _, col := range cs {
+						rows = append(rows, []string{col.Name, fmt.Sprint(col.Version), fmt.Sprint(len(col.Members)),
+							col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy, col.Description})
+					}
+					return writeRows(c, format, []string{"NAME", "VERSION", "MEMBERS", "CREATED", "BY", "DESCRIPTION"}, rows)
+				},
+			},
+			{
+				Name:      "show",
+				Usage:     "list the versions of a collection, like ls",
+				ArgsUsage: "NAME[@vN]",
+				Flags:     []cli.Flag{formatFlag()},
+				Action: func(c *cli.Context) error {
+					format, err := checkFormat(c)
+					if err != nil {
+						return err
+					}
+					if c.NArg() != 1 {
+						return exitf(2, "usage: lamina collection show NAME[@vN]")
+					}
+					name, n := splitCollectionSpec(c.Args().First())
+					in, err := openInstance(c)
+					if err != nil {
+						return err
+					}
+					defer in.Close()
+					col, err := in.Catalog.Collection(c.Context, name, n)
+					if err != nil {
+						return err
+					}
+					if format == "json" {
+						return writeJSON(c.App.Writer, col)
+					}
+					if format == "table" {
+						fmt.Fprintf(c.App.ErrWriter, "collection %q v%d, %d versions, created %s by %s\n", col.Name, col.Version,
+							len(col.Members), col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy)
+					}
+					return printVersions(c, format, col.Versions)
+				},
+			},
+		},
+	}
+}
+
+var reCollectionVersion = regexp.MustCompile(`^(.*)@v([0-9]+)$`)
+
+// splitCollectionSpec reads "NAME@vN" (n = 0 for the latest).
+func splitCollectionSpec(s string) (string, int) {
+	if m := reCollectionVersion.FindStringSubmatch(s); m != nil {
+		n, _ := strconv.Atoi(m[2])
+		return m[1], n
+	}
+	return s, 0
+}

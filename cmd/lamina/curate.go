@@ -1,0 +1,177 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/curate"
+	"github.com/lamina-bio/lamina/dataset"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ontology"
+	"github.com/urfave/cli/v2"
+)
+
+// maxFeatureValues bounds how many distinct values of one categorical
+// column a curated version is annotated with.
+const maxFeatureValues = 1000
+
+func cmdCurate() *cli.Command {
+	return &cli.Command{
+		Name:      "curate",
+		Usage:     "validate a table (CSV, TSV, Parquet, the obs/var of an AnnData) against a schema; exit 1 when something fails",
+		ArgsUsage: "PATH --schema NAME",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "schema", Required: true, Usage: "the schema to validate against"},
+			&cli.BoolFlag{Name: "standardize", Usage: "map values to standard terms (case, white space, synonyms); CSV and Parquet are saved standardized"},
+			&cli.StringFlag{Name: "key", Usage: "save the curated table under this key when it validates, annotated with the schema and the terms it holds"},
+			&cli.StringFlag{Name: "description", Usage: "description of the saved version"},
+			&cli.StringFlag{Name: "mapping", Usage: "write the value mapping (TSV: column, value, standard, reason) to this file"},
+			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},
+			formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
+			if c.NArg() != 1 {
+				return exitf(2, "usage: lamina curate PATH --schema NAME [--standardize] [--key KEY]")
+			}
+			path := c.Args().First()
+			kind := dataset.DetectFormat(path)
+			if kind == "" || kind == dataset.FCS {
+				return exitf(2, "%s: curate reads CSV, TSV, Parquet, h5ad and AnnData zarr tables", path)
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			s, err := findSchema(c, in.Catalog, c.String("schema"))
+			if err != nil {
+				return err
+			}
+			fs, err := in.Catalog.Features(c.Context)
+			if err != nil {
+				return err
+			}
+			dtypes := map[string]string{}
+			for _, f := range fs {
+				dtypes[f.Name] = f.Dtype
+			}
+			cs := curate.Schema{Name: s.Name, NoExtra: s.NoExtra}
+			for _, sf := range s.Features {
+				cs.Fields = append(cs.Fields, curate.Field{Name: sf.Feature, Dtype: dtypes[sf.Feature], Optional: sf.Optional})
+			}
+			labels, err := in.Catalog.Labels(c.Context)
+			if err != nil {
+				return err
+			}
+			opts := curate.Options{Related: c.Bool("related"), Ontology: func(e string) (*ontology.Index, error) {
+				return loadEntity(c.Context, in, entityName(e))
+			}}
+			for _, l := range labels {
+				opts.Labels = append(opts.Labels, l.Name)
+			}
+			tables, err := dataset.Tables(path)
+			if err != nil {
+				return err
+			}
+			r, err := curate.Validate(tables, kind, cs, opts)
+			if err != nil {
+				return err
+			}
+			std := c.Bool("standardize")
+			ok := r.OK() || (std && r.OKAfterStandardize())
+			if format == "json" {
+				if err := writeJSON(c.App.Writer, struct {
+					*curate.Report
+					Valid                 bool `json:"valid"`
+					ValidAfterStandardize bool `json:"valid_after_standardize"`
+				}{r, r.OK(), r.OKAfterStandardize()}); err != nil {
+					return err
+				}
+			} else {
+				curate.WriteReport(c.App.Writer, r, std)
+			}
+			if m := c.String("mapping"); m != "" {
+				f, err := os.Create(m)
+				if err != nil {
+					return err
+				}
+				err = r.WriteMapping(f)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if !ok {
+				if c.IsSet("key") {
+					return exitf(1, "not saved: the table does not validate")
+				}
+				return exitf(1, "")
+			}
+			if !c.IsSet("key") {
+				return nil
+			}
+			return saveCurated(c, in, path, kind, r, s, fs)
+		},
+	}
+}
+
+// saveCurated saves the (standardized) table under --key and annotates it
+// with the schema, the terms of its columns and its categorical values.
+func saveCurated(c *cli.Context, in *instance.Instance, path, kind string, r *curate.Report, s catalog.Schema, fs []catalog.Feature) error {
+	src := path
+	if c.Bool("standardize") && len(r.Mapping()) > 0 && (kind == dataset.CSV || kind == dataset.TSV || kind == dataset.Parquet) {
+		dir, err := os.MkdirTemp("", "lamina-curate-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		src = filepath.Join(dir, filepath.Base(path))
+		f, err := os.Create(src)
+		if err != nil {
+			return err
+		}
+		err = curate.WriteStandardized(path, kind, r, f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("writing the standardized table: %w", err)
+		}
+	}
+	res, err := in.Save(c.Context, []instance.SaveItem{{Path: src, Key: c.String("key")}}, instance.SaveOptions{Description: c.String("description")})
+	if err != nil {
+		return err
+	}
+	v := res[0].Saved.Version
+	cat := map[string]bool{}
+	for _, f := range fs {
+		cat[f.Name] = f.Entity() != ""
+	}
+	add := catalog.Annotations{Schema: s.Name, Features: map[string][]string{}}
+	for _, col := range r.Columns {
+		for _, t := range col.Terms {
+			add.Terms = append(add.Terms, catalog.Term{Entity: entityName(t.Entity), ID: t.ID, Name: t.Name})
+		}
+		if cat[col.Feature] && len(col.Standard) <= maxFeatureValues {
+			add.Features[col.Feature] = col.Standard
+		}
+	}
+	a, err := in.Catalog.Annotate(c.Context, v.UID, add)
+	if err != nil {
+		return fmt.Errorf("saved %s but could not annotate it: %w", v.Ref(), err)
+	}
+	verb := "saved"
+	if res[0].Saved.Unchanged {
+		verb = "unchanged"
+	}
+	fmt.Fprintf(c.App.Writer, "%s %s (%s), annotated with schema %s, %d terms\n", verb, v.Ref(), v.UID, a.Schema, len(a.Terms))
+	return nil
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/urfave/cli/v2"
+)
+
+func cmdFeature() *cli.Command {
+	return &cli.Command{
+		Name:  "feature",
+		Usage: "typed metadata fields that versions carry values of",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "create",
+				Usage:     "create a feature",
+				ArgsUsage: "NAME --dtype DTYPE",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "dtype", Required: true, Usage: "int, float, str, bool, date, datetime, cat[ULabel] or cat[ENTITY] (cat[celltype], cat[tissue], cat[disease], …)"},
+					&cli.StringFlag{Name: "description"},
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return exitf(2, "usage: lamina feature create NAME --dtype DTYPE")
+					}
+					in, err := openInstance(c)
+					if err != nil {
+						return err
+					}
+					defer in.Close()
+					f, err := in.Catalog.CreateFeature(c.Context, catalog.Feature{Name: c.Args().First(), Dtype: c.String("dtype"),
+						Description: c.String("description"), CreatedBy: in.User, CreatedAt: time.Now()})
+					if err != nil {
+						return err
+					}
+					return printf(c, "feature %s (%s)\n", f.Name, f.Dtype)
+				},
+			},
+			{
+				Name:  "ls",
+				Usage: "list features",
+				Flags: []cli.Flag{formatFlag()},
+				Action: func(c *cli.Context) error {
+					format, err := checkFormat(c)
+					if err != nil {
+						return err
+					}
+					in, err := openInstance(c)
+					if err != nil {
+						return err
+					}
+					defer in.Close()
+					fs, err := in.Catalog.Features(c.Context)
+					if err != nil {
+						return err
+					}
+					if format == "json" {
+						return writeJSON(c.App.Writer, fs)
+					}
+					var rows [][]string
+					for _, f := range fs {
+						rows = append(rows, []string{f.Name, f.Dtype, f.Description})
+					}
+					return writeRows(c, format, []string{"NAME", "DTYPE", "DESCRIPTION"}, rows)
+				},
+			},
+		},
+	}
+}
+
+// printf writes to the command's output.
+func printf(c *cli.Context, format string, a ...any) error {
+	_, err := fmt.Fprintf(c.App.Writer, format, a...)
+	return err
+}
+
+// writeRows writes a table or CSV by format.
+func writeRows(c *cli.Context, format string, header []string, rows [][]string) error {
+	if format == "csv" {
+		return writeCSV(c.App.Writer, lower(header), rows)
+	}
+	return table(c.App.Writer, header, rows)
+}

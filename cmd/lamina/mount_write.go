@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/stage"
+)
+
+// mountWrites sets up the write side of a mount: the staging folder in the
+// instance's cache dir, with whatever a killed daemon left in it committed
+// or kept under lost+found/ before the mount serves.
+func mountWrites(ctx context.Context, s instance.Settings, cat catalog.Catalog, store *cache.Store, log *slog.Logger) (*stage.Stage, error) {
+	in := instance.New(s, cat, nil, store)
+	st, err := stage.New(cat, store, stage.Options{Dir: filepath.Join(s.CacheDir, "staging"), User: in.User, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	rec, err := st.Recover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rec {
+		log.Warn("recovered a file staged before the last stop", "key", r.Key, "saved_as", r.SavedAs, "why", r.Message)
+	}
+	return st, nil
+}
+
+// scratchPatterns are the instance's scratch patterns or the defaults.
+func scratchPatterns(s instance.Settings) []string {
+	if s.Scratch != nil {
+		return s.Scratch
+	}
+	return stage.DefaultScratch
+}

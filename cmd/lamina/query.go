@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ontology"
+	"github.com/urfave/cli/v2"
+)
+
+// queryFlags are the flags of `lamina ls` that filter by metadata.
+func queryFlags() []cli.Flag {
+	return []cli.Flag{
+		multiFlag("where", "NAME=VALUE, NAME!=VALUE, NAME<VALUE, <=, >, >= (features and key, size, created_at, version, otype, suffix, n_observations); key^=PREFIX; repeat to AND"),
+		multiFlag("label", "versions with this label or one below it; repeat to AND"),
+		multiFlag("cell-type", "versions annotated with this cell type or any descendant"),
+		multiFlag("tissue", "versions annotated with this tissue or any descendant"),
+		multiFlag("disease", "versions annotated with this disease or any descendant"),
+		multiFlag("term", "ENTITY=TERM: versions annotated with the term (name, synonym or id) or any descendant"),
+		&cli.BoolFlag{Name: "exact", Usage: "ontology terms and labels alone, without descendants"},
+		&cli.BoolFlag{Name: "all-versions", Usage: "match every version, not only the latest of each key"},
+		&cli.StringFlag{Name: "order", Value: "key", Usage: "key, created_at or -created_at"},
+	}
+}
+
+func wantsQuery(c *cli.Context) bool {
+	for _, n := range []string{"where", "label", "cell-type", "tissue", "disease", "term", "all-versions"} {
+		if c.IsSet(n) {
+			return true
+		}
+	}
+	return c.String("order") != "key"
+}
+
+// lsQuery answers `lamina ls` with metadata filters.
+func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string) error {
+	f := catalog.Filter{Prefix: prefix, Labels: multi(c, "label"), ExactLabels: c.Bool("exact"),
+		AllVersions: c.Bool("all-versions"), Order: c.String("order"), Limit: c.Int("limit")}
+	exact := c.Bool("exact")
+	var features map[string]catalog.Feature
+	for _, w := range multi(c, "where") {
+		cond, err := catalog.ParseCond(w)
+		if err != nil {
+			return exitf(2, "%v", err)
+		}
+		// A categorical feature of an ontology entity matches descendants.
+		if cond.Op == "=" && !exact {
+			if features == nil {
+				features = map[string]catalog.Feature{}
+				fs, err := in.Catalog.Features(c.Context)
+				if err != nil {
+					return err
+				}
+				for _, ft := range fs {
+					features[ft.Name] = ft
+				}
+			}
+			if ft, ok := features[cond.Field]; ok && ft.Entity() != "" && ft.Entity() != "ULabel" {
+				names, err := descendantNames(c.Context, in, entityName(ft.Entity()), cond.Values[0])
+				if err == nil {
+					cond.Values = names
+				}
+			}
+		}
+		f.Where = append(f.Where, cond)
+	}
+	terms := map[string][]string{}
+	for flag, entity := range map[string]string{"cell-type": "celltype", "tissue": "tissue", "disease": "disease"} {
+		terms[entity] = append(terms[entity], multi(c, flag)...)
+	}
+	for _, t := range multi(c, "term") {
+		e, v, ok := strings.Cut(t, "=")
+		if !ok || e == "" || v == "" {
+			return exitf(2, "--term %q: use ENTITY=TERM, e.g. --term celltype=\"T cell\"", t)
+		}
+		terms[entityName(e)] = append(terms[entityName(e)], v)
+	}
+	for entity, values := range terms {
+		for _, v := range values {
+			ids, err := termIDs(c.Context, in, entity, v, exact)
+			if err != nil {
+				return err
+			}
+			f.Terms = append(f.Terms, ids)
+		}
+	}
+	vs, err := in.Catalog.Find(c.Context, f)
+	if err != nil {
+		return err
+	}
+	if err := printVersions(c, format, vs); err != nil {
+		return err
+	}
+	if f.Limit > 0 && len(vs) == f.Limit {
+		fmt.Fprintf(c.App.ErrWriter, "(showing the first %d; raise --limit for more)\n", f.Limit)
+	}
+	return nil
+}
+
+// entityName maps the X of cat[X] (celltype, CellType, bionty.CellType,
+// cell_type, …) to an ontology entity name.
+func entityName(x string) string {
+	x = strings.TrimPrefix(strings.TrimPrefix(x, "bionty."), "bt.")
+	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "")) }
+	for _, e := range ontology.Entities() {
+		if norm(e.Name) == norm(x) {
+			return e.Name
+		}
+	}
+	if norm(x) == "developmentstage" {
+		return "developmental_stage"
+	}
+	return strings.ToLower(x)
+}
+
+// resolveTerm finds the one term a user's value names: exact, or through
+// standardization (case, synonyms).
+func resolveTerm(x *ontology.Index, entity, value string) (*ontology.Term, error) {
+	if v := x.Validate(value); v.Valid {
+		t, _ := x.Term(v.ID)
+		return t, nil
+	}
+	st := x.Standardize(value, ontology.StandardizeOptions{})
+	if st.Matched() {
+		t, _ := x.Term(st.ID)
+		return t, nil
+	}
+	msg := fmt.Sprintf("%q is not a %s term: %s", value, entity, st.Reason())
+	if sg := x.Suggest(value, 3); len(sg) > 0 {
+		var names []string
+		for _, s := range sg {
+			names = append(names, fmt.Sprintf("%q (%s)", s.Name, s.ID))
+		}
+		msg += "; did you mean " + strings.Join(names, " or ") + "?"
+	}
+	return nil, exitf(2, "%s", msg)
+}
+
+func loadEntity(ctx context.Context, in *instance.Instance, entity string) (*ontology.Index, error) {
+	x, _, err := in.LoadOntology(ctx, entity, "", "")
+	if err != nil {
+		return nil, fmt.Errorf("%w (import one with: lamina ontology import %s --source FILE)", err, entity)
+	}
+	return x, nil
+}
+
+// termIDs returns the id of the term value names and, unless exact, the
+// ids of every term below it.
+func termIDs(ctx context.Context, in *instance.Instance, entity, value string, exact bool) ([]string, error) {
+	x, err := loadEntity(ctx, in, entity)
+	if err != nil {
+		return nil, err
+	}
+	t, err := resolveTerm(x, entity, value)
+	if err != nil {
+		return nil, err
+	}
+	ids := []string{t.ID}
+	if !exact {
+		d, err := x.Descendants(t.ID, relFor(entity))
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, d...)
+	}
+	return ids, nil
+}
+
+// descendantNames returns the standard name of the term value names and
+// the names of every term below it, for matching feature values.
+func descendantNames(ctx context.Context, in *instance.Instance, entity, value string) ([]string, error) {
+	x, err := loadEntity(ctx, in, entity)
+	if err != nil {
+		return nil, err
+	}
+	t, err := resolveTerm(x, entity, value)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := x.Descendants(t.ID, relFor(entity))
+	if err != nil {
+		return nil, err
+	}
+	out := []string{t.Name}
+	for _, id := range ids {
+		if d, ok := x.Term(id); ok && d.Name != "" {
+			out = append(out, d.Name)
+		}
+	}
+	if value != t.Name {
+		out = append(out, value) // a value stored as typed still matches
+	}
+	return out, nil
+}
+
+// relFor is the hierarchy a query follows: is_a, and for anatomy also
+// part_of (a query for "blood" finds "venous blood" and blood parts).
+func relFor(entity string) ontology.Relation {
+	if entity == "tissue" {
+		return ontology.IsA | ontology.PartOf
+	}
+	return ontology.IsA
+}
+
+// multiValue is a repeatable flag whose values are kept whole: unlike
+// cli.StringSliceFlag it does not split on commas, which term names
+// ("CD4-positive, alpha-beta T cell") contain.
+type multiValue []string
+
+func (m *multiValue) Set(s string) error { *m = append(*m, s); return nil }
+func (m *multiValue) String() string     { return strings.Join(*m, "; ") }
+
+func multiFlag(name, usage string) *cli.GenericFlag {
+	return &cli.GenericFlag{Name: name, Usage: usage, Value: &multiValue{}}
+}
+
+// multi returns the values given to a multiFlag.
+func multi(c *cli.Context, name string) []string {
+	if m, ok := c.Generic(name).(*multiValue); ok && m != nil {
+		return *m
+	}
+	return nil
+}

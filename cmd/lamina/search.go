@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+func cmdSearch() *cli.Command {
+	return &cli.Command{
+		Name:      "search",
+		Usage:     "full-text search over keys, descriptions, labels, feature values and term names, best first",
+		ArgsUsage: "WORDS...",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "limit", Value: 20, Usage: "at most this many results"},
+			formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c)
+			if err != nil {
+				return err
+			}
+			if c.NArg() == 0 {
+				return exitf(2, "usage: lamina search WORDS...")
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			hits, err := in.Catalog.Search(c.Context, strings.Join(c.Args().Slice(), " "), c.Int("limit"))
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return writeJSON(c.App.Writer, hits)
+			}
+			var rows [][]string
+			for _, h := range hits {
+				rows = append(rows, []string{fmt.Sprintf("%.2f", h.Score), h.Version.Key, fmt.Sprint(h.Version.Version), h.Version.UID,
+					strings.Join(h.Fields, ","), h.Version.Description})
+			}
+			return writeRows(c, format, []string{"SCORE", "KEY", "VERSION", "UID", "MATCHED", "DESCRIPTION"}, rows)
+		},
+	}
+}

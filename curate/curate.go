@@ -1,0 +1,468 @@
+// Package curate validates the columns of a table (a CSV, TSV or Parquet
+// file, the obs and var of an AnnData) against a schema of typed features,
+// using ontologies for the categorical features that name an ontology
+// entity and a list of labels for cat[ULabel]. It reports every failing
+// value with its count and suggestions, says what standardizing would
+// change, and lists the ontology terms each column holds, so that a saved
+// curated version can be annotated with them.
+//
+// It reads tables with package dataset and matches values with package
+// ontology; it knows nothing of catalogs or storage.
+package curate
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lamina-bio/lamina/dataset"
+	"github.com/lamina-bio/lamina/ontology"
+)
+
+// Field is one feature of a schema.
+type Field struct {
+	Name     string
+	Dtype    string // int, float, str, bool, date, datetime, cat[ENTITY]
+	Optional bool
+}
+
+// Schema lists the features a table's columns must satisfy.
+type Schema struct {
+	Name    string
+	Fields  []Field
+	NoExtra bool // columns not in the schema fail
+}
+
+// Options tell Validate where categorical values come from.
+type Options struct {
+	// Ontology returns the index of an ontology entity named by a
+	// cat[ENTITY] dtype (cat[celltype], cat[tissue], …). Required when the
+	// schema has such fields.
+	Ontology func(entity string) (*ontology.Index, error)
+	// Labels are the names of the catalog's labels, for cat[ULabel].
+	Labels []string
+	// Related also maps through RELATED synonyms when standardizing.
+	Related bool
+}
+
+// Value is what was found for one distinct value of a column.
+type Value struct {
+	Value       string   `json:"value"`
+	Count       int      `json:"count"`
+	Standard    string   `json:"standard,omitempty"`    // what --standardize maps it to
+	Reason      string   `json:"reason"`                // why it fails or how it maps
+	Suggestions []string `json:"suggestions,omitempty"` // close terms or labels, for failures
+}
+
+// Term is an ontology term a column holds (after standardizing).
+type Term struct {
+	Entity string `json:"entity"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Count  int    `json:"count"`
+}
+
+// ColumnReport is the outcome for one schema feature.
+type ColumnReport struct {
+	Feature string  `json:"feature"`
+	Dtype   string  `json:"dtype"`
+	Slot    string  `json:"slot,omitempty"`
+	Valid   int     `json:"valid"`             // values that validate as they are
+	Missing int     `json:"missing,omitempty"` // empty cells (not checked)
+	Mapped  []Value `json:"mapped,omitempty"`  // fail as they are; --standardize fixes them
+	Failed  []Value `json:"failed,omitempty"`  // fail even after standardizing
+	Terms   []Term  `json:"terms,omitempty"`   // the column's terms, standardized
+	// Standard lists the column's distinct values after standardizing, for
+	// annotating categorical features.
+	Standard []string `json:"-"`
+}
+
+// Report is the outcome of Validate.
+type Report struct {
+	Schema   string         `json:"schema"`
+	Format   string         `json:"format"`
+	Rows     int            `json:"rows"`
+	Columns  []ColumnReport `json:"columns"`
+	Missing  []string       `json:"missing_columns,omitempty"` // required features without a column
+	Extra    []string       `json:"extra_columns,omitempty"`   // columns not in the schema
+	ExtraErr bool           `json:"extra_is_error,omitempty"`
+}
+
+// OK reports whether the table validates as it is.
+func (r *Report) OK() bool { return r.OKAfterStandardize() && r.mappedCount() == 0 }
+
+// OKAfterStandardize reports whether it validates once standardized.
+func (r *Report) OKAfterStandardize() bool {
+	if len(r.Missing) > 0 || (r.ExtraErr && len(r.Extra) > 0) {
+		return false
+	}
+	for _, c := range r.Columns {
+		if len(c.Failed) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Report) mappedCount() int {
+	n := 0
+	for _, c := range r.Columns {
+		n += len(c.Mapped)
+	}
+	return n
+}
+
+// Mapping returns, per column, the values standardizing changes.
+func (r *Report) Mapping() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, c := range r.Columns {
+		for _, m := range c.Mapped {
+			if out[c.Feature] == nil {
+				out[c.Feature] = map[string]string{}
+			}
+			out[c.Feature][m.Value] = m.Standard
+		}
+	}
+	return out
+}
+
+// WriteMapping writes the mapping as TSV: column, value, standard, reason.
+func (r *Report) WriteMapping(w io.Writer) error {
+	rows := [][]string{}
+	for _, c := range r.Columns {
+		for _, m := range c.Mapped {
+			rows = append(rows, []string{c.Feature, m.Value, m.Standard, m.Reason})
+		}
+	}
+	return dataset.WriteText(w, dataset.TSV, []string{"column", "value", "standard", "reason"}, rows)
+}
+
+// Entity returns the X of a cat[X] dtype.
+func Entity(dtype string) string {
+	if strings.HasPrefix(dtype, "cat[") && strings.HasSuffix(dtype, "]") {
+		return dtype[4 : len(dtype)-1]
+	}
+	return ""
+}
+
+// Validate checks tables (one for a table file; obs then var for an
+// AnnData) against s. Each field is looked up among the columns of the
+// tables in order; extra columns are those of the first table.
+func Validate(tables []dataset.Table, format string, s Schema, o Options) (*Report, error) {
+	r := &Report{Schema: s.Name, Format: format, ExtraErr: s.NoExtra}
+	if len(tables) > 0 {
+		r.Rows = tables[0].NRows
+	}
+	inSchema := map[string]bool{}
+	for _, f := range s.Fields {
+		inSchema[f.Name] = true
+		var col *dataset.Series
+		var slot string
+		for i := range tables {
+			if c, ok := tables[i].Col(f.Name); ok {
+				col, slot = c, tables[i].Slot
+				break
+			}
+		}
+		if col == nil {
+			if !f.Optional {
+				r.Missing = append(r.Missing, f.Name)
+			}
+			continue
+		}
+		cr, err := validateColumn(col, f, slot, o)
+		if err != nil {
+			return nil, err
+		}
+		r.Columns = append(r.Columns, cr)
+	}
+	if len(tables) > 0 {
+		for _, c := range tables[0].Columns {
+			if !inSchema[c.Name] && c.Name != tables[0].Index {
+				r.Extra = append(r.Extra, c.Name)
+			}
+		}
+	}
+	return r, nil
+}
+
+// distinct counts the non-missing values of col in first-seen order.
+func distinct(col *dataset.Series) (vals []string, counts map[string]int, missing int) {
+	counts = map[string]int{}
+	for i := 0; i < col.Len(); i++ {
+		if col.IsNull(i) {
+			missing++
+			continue
+		}
+		v := col.Text(i)
+		if counts[v] == 0 {
+			vals = append(vals, v)
+		}
+		counts[v]++
+	}
+	return vals, counts, missing
+}
+
+func validateColumn(col *dataset.Series, f Field, slot string, o Options) (ColumnReport, error) {
+	cr := ColumnReport{Feature: f.Name, Dtype: f.Dtype, Slot: slot}
+	vals, counts, missing := distinct(col)
+	cr.Missing = missing
+	entity := Entity(f.Dtype)
+	switch {
+	case entity == "ULabel":
+		labels := map[string]bool{}
+		folded := map[string][]string{}
+		for _, l := range o.Labels {
+			labels[l] = true
+			k := strings.ToLower(strings.Join(strings.Fields(l), " "))
+			folded[k] = append(folded[k], l)
+		}
+		for _, v := range vals {
+			n := counts[v]
+			if labels[v] {
+				cr.Valid += n
+				cr.Standard = append(cr.Standard, v)
+				continue
+			}
+			k := strings.ToLower(strings.Join(strings.Fields(v), " "))
+			if ls := folded[k]; len(ls) == 1 {
+				cr.Mapped = append(cr.Mapped, Value{Value: v, Count: n, Standard: ls[0], Reason: "label differs in case or white space"})
+				cr.Standard = append(cr.Standard, ls[0])
+				continue
+			}
+			cr.Failed = append(cr.Failed, Value{Value: v, Count: n, Reason: "not a label (lamina label create)", Suggestions: closeLabels(v, o.Labels)})
+		}
+	case entity != "":
+		if o.Ontology == nil {
+			return cr, fmt.Errorf("curate: feature %s is %s but no ontology is available", f.Name, f.Dtype)
+		}
+		x, err := o.Ontology(entity)
+		if err != nil {
+			return cr, fmt.Errorf("feature %s (%s): %w", f.Name, f.Dtype, err)
+		}
+		terms := map[string]*Term{}
+		addTerm := func(id, name string, n int) {
+			t := terms[id]
+			if t == nil {
+				t = &Term{Entity: entity, ID: id, Name: name}
+				terms[id] = t
+			}
+			t.Count += n
+		}
+		seenStd := map[string]bool{}
+		std := func(s string) {
+			if !seenStd[s] {
+				seenStd[s] = true
+				cr.Standard = append(cr.Standard, s)
+			}
+		}
+		ins := x.Inspect(vals, ontology.StandardizeOptions{Related: o.Related})
+		for _, rep := range ins.Reports {
+			n := counts[rep.Value]
+			if rep.Valid {
+				cr.Valid += n
+				val := x.Validate(rep.Value)
+				addTerm(val.ID, val.Name, n)
+				std(rep.Value)
+				continue
+			}
+			st := rep.Standard
+			if st.Matched() {
+				cr.Mapped = append(cr.Mapped, Value{Value: rep.Value, Count: n, Standard: st.Standard(), Reason: st.Reason()})
+				addTerm(st.ID, st.Name, n)
+				std(st.Standard())
+				continue
+			}
+			v := Value{Value: rep.Value, Count: n, Reason: st.Reason()}
+			for _, sg := range rep.Suggestions {
+				v.Suggestions = append(v.Suggestions, fmt.Sprintf("%s (%s)", sg.Name, sg.ID))
+			}
+			cr.Failed = append(cr.Failed, v)
+		}
+		for _, t := range terms {
+			cr.Terms = append(cr.Terms, *t)
+		}
+		sort.Slice(cr.Terms, func(i, j int) bool { return cr.Terms[i].ID < cr.Terms[j].ID })
+	default:
+		for _, v := range vals {
+			n := counts[v]
+			if reason := checkType(f.Dtype, col.Dtype, v); reason != "" {
+				cr.Failed = append(cr.Failed, Value{Value: v, Count: n, Reason: reason})
+				continue
+			}
+			cr.Valid += n
+			if f.Dtype == "str" {
+				cr.Standard = append(cr.Standard, v)
+			}
+		}
+	}
+	sort.SliceStable(cr.Failed, func(i, j int) bool { return cr.Failed[i].Count > cr.Failed[j].Count })
+	return cr, nil
+}
+
+// checkType says why text v of a column stored as have does not fit
+// dtype, or "" when it fits.
+func checkType(dtype, have, v string) string {
+	switch dtype {
+	case "str":
+		return ""
+	case "int":
+		if _, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return ""
+		}
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f == float64(int64(f)) {
+			return ""
+		}
+		return "not an integer"
+	case "float":
+		if _, err := strconv.ParseFloat(v, 64); err == nil {
+			return ""
+		}
+		return "not a number"
+	case "bool":
+		if _, err := strconv.ParseBool(v); err == nil {
+			return ""
+		}
+		return "not true or false"
+	case "date", "datetime":
+		for _, layout := range []string{"2006-01-02", time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05"} {
+			if _, err := time.Parse(layout, v); err == nil {
+				return ""
+			}
+		}
+		return "not a date (2006-01-02) or time (RFC 3339)"
+	}
+	return fmt.Sprintf("unknown dtype %s", dtype)
+}
+
+func closeLabels(v string, labels []string) []string {
+	type sc struct {
+		l string
+		d int
+	}
+	var out []sc
+	lv := strings.ToLower(v)
+	for _, l := range labels {
+		d := editDistance(lv, strings.ToLower(l))
+		if d <= max(2, len(v)/3) {
+			out = append(out, sc{l, d})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].d < out[j].d || out[i].d == out[j].d && out[i].l < out[j].l })
+	var names []string
+	for i := 0; i < len(out) && i < 3; i++ {
+		names = append(names, out[i].l)
+	}
+	return names
+}
+
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			c := 1
+			if ra[i-1] == rb[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// WriteStandardized writes the table file at src with the report's
+// mapping applied: CSV and TSV stay text, Parquet keeps its schema. Other
+// formats (h5ad, zarr) are not rewritten: an error.
+func WriteStandardized(src, format string, r *Report, w io.Writer) error {
+	fns := map[string]func(string) string{}
+	for col, m := range r.Mapping() {
+		fns[col] = func(v string) string {
+			if s, ok := m[v]; ok {
+				return s
+			}
+			return v
+		}
+	}
+	switch format {
+	case dataset.CSV, dataset.TSV:
+		return dataset.RewriteText(src, format, w, fns)
+	case dataset.Parquet:
+		return dataset.RewriteParquet(src, w, fns)
+	}
+	return fmt.Errorf("curate: a %s file is not rewritten; save the value mapping instead", format)
+}
+
+// WriteReport prints r for a person.
+func WriteReport(w io.Writer, r *Report, standardize bool) {
+	fmt.Fprintf(w, "schema %s: %d rows\n", r.Schema, r.Rows)
+	for _, m := range r.Missing {
+		fmt.Fprintf(w, "✗ %s: required column is missing\n", m)
+	}
+	if len(r.Extra) > 0 && r.ExtraErr {
+		fmt.Fprintf(w, "✗ columns not in the schema: %s\n", strings.Join(r.Extra, ", "))
+	}
+	for _, c := range r.Columns {
+		total := c.Valid
+		for _, m := range c.Mapped {
+			total += m.Count
+		}
+		for _, f := range c.Failed {
+			total += f.Count
+		}
+		mark := "✓"
+		if len(c.Failed) > 0 || (len(c.Mapped) > 0 && !standardize) {
+			mark = "✗"
+		}
+		where := c.Feature
+		if c.Slot != "" {
+			where = c.Slot + "." + c.Feature
+		}
+		fmt.Fprintf(w, "%s %s (%s): %d of %d values valid", mark, where, c.Dtype, c.Valid, total)
+		if c.Missing > 0 {
+			fmt.Fprintf(w, ", %d empty", c.Missing)
+		}
+		fmt.Fprintln(w)
+		for _, m := range c.Mapped {
+			verb := "--standardize would map"
+			if standardize {
+				verb = "standardized"
+			}
+			fmt.Fprintf(w, "    %s %q (%d) → %q: %s\n", verb, m.Value, m.Count, m.Standard, m.Reason)
+		}
+		for _, f := range c.Failed {
+			fmt.Fprintf(w, "    failed %q (%d): %s", f.Value, f.Count, f.Reason)
+			if len(f.Suggestions) > 0 {
+				fmt.Fprintf(w, "; did you mean %s?", strings.Join(quoteAll(f.Suggestions), " or "))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	switch {
+	case r.OK():
+		fmt.Fprintln(w, "valid")
+	case r.OKAfterStandardize() && standardize:
+		fmt.Fprintln(w, "valid after standardizing")
+	case r.OKAfterStandardize():
+		fmt.Fprintln(w, "not valid: rerun with --standardize to map the values above")
+	default:
+		fmt.Fprintln(w, "not valid")
+	}
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}

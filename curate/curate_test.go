@@ -1,0 +1,200 @@
+package curate_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/lamina-bio/lamina/curate"
+	"github.com/lamina-bio/lamina/dataset"
+	"github.com/lamina-bio/lamina/ontology"
+)
+
+const data = "../../shared/data"
+
+var (
+	clOnce sync.Once
+	cl     *ontology.Index
+	clErr  error
+)
+
+func celltypes(t *testing.T) func(string) (*ontology.Index, error) {
+	clOnce.Do(func() {
+		src, err := ontology.Import(context.Background(), filepath.Join(data, "ontologies", "cl-basic.obo"), ontology.ImportOptions{Entity: "celltype"})
+		if err != nil {
+			clErr = err
+			return
+		}
+		cl, clErr = ontology.Build(src)
+	})
+	if clErr != nil {
+		t.Fatal(clErr)
+	}
+	return func(e string) (*ontology.Index, error) {
+		if e != "celltype" {
+			return nil, fmt.Errorf("no %s ontology in this test", e)
+		}
+		return cl, nil
+	}
+}
+
+func tables(t *testing.T, name string) []dataset.Table {
+	t.Helper()
+	ts, err := dataset.Tables(filepath.Join(data, "samples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+var schema = curate.Schema{Name: "pbmc", Fields: []curate.Field{
+	{Name: "cell_type", Dtype: "cat[celltype]"},
+	{Name: "donor_id", Dtype: "cat[ULabel]"},
+	{Name: "n_genes", Dtype: "int"},
+	{Name: "n_counts", Dtype: "float"},
+	{Name: "batch", Dtype: "int", Optional: true},
+}}
+
+func TestValidateAnnData(t *testing.T) {
+	labels := []string{"D01", "D02", "D03", "D04", "D05", "D06", "d07"}
+	for _, file := range []string{"pbmc_small.h5ad", "pbmc_small.zarr", "pbmc_small_obs.csv", "pbmc_small_obs.parquet"} {
+		t.Run(file, func(t *testing.T) {
+			r, err := curate.Validate(tables(t, file), "", schema, curate.Options{Ontology: celltypes(t), Labels: labels})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.OK() || r.OKAfterStandardize() || r.Rows != 315 {
+				t.Fatalf("ok=%v after=%v rows=%d", r.OK(), r.OKAfterStandardize(), r.Rows)
+			}
+			ct := r.Columns[0]
+			failed := map[string]curate.Value{}
+			for _, f := range ct.Failed {
+				failed[f.Value] = f
+			}
+			// pbmc_small.expected.tsv: typos and non-terms fail, with counts.
+			if f := failed["dendritc cell"]; f.Count != 6 || len(f.Suggestions) == 0 || !strings.HasPrefix(f.Suggestions[0], "dendritic cell (CL:0000451)") {
+				t.Fatalf("dendritc cell: %+v", f)
+			}
+			if f := failed["doublet"]; f.Count != 5 {
+				t.Fatalf("doublet: %+v", f)
+			}
+			mapped := map[string]string{}
+			for _, m := range ct.Mapped {
+				mapped[m.Value] = m.Standard
+			}
+			want := map[string]string{"B lymphocyte": "B cell", "NK cell": "natural killer cell", "T-cell": "T cell",
+				"Monocyte ": "monocyte", "cd8-positive, alpha-beta t cell": "CD8-positive, alpha-beta T cell"}
+			if !reflect.DeepEqual(mapped, want) {
+				t.Fatalf("mapped = %v", mapped)
+			}
+			if ct.Valid != 264 {
+				t.Fatalf("valid = %d", ct.Valid)
+			}
+			ids := map[string]int{}
+			for _, tm := range ct.Terms {
+				ids[tm.ID] = tm.Count
+			}
+			if ids["CL:0000624"] != 70 || ids["CL:0000236"] != 50 || ids["CL:0000084"] != 10 {
+				t.Fatalf("terms = %v", ids)
+			}
+			// Labels: D07 is "d07" in the catalog (case), the rest exact.
+			dn := r.Columns[1]
+			if len(dn.Failed) != 0 || len(dn.Mapped) != 1 || dn.Mapped[0].Standard != "d07" {
+				t.Fatalf("donor_id: %+v", dn)
+			}
+			if len(r.Columns) != 4 || len(r.Missing) != 0 {
+				t.Fatalf("columns %d, missing %v", len(r.Columns), r.Missing)
+			}
+			var out bytes.Buffer
+			curate.WriteReport(&out, r, false)
+			for _, s := range []string{`failed "dendritc cell" (6)`, `did you mean "dendritic cell (CL:0000451)"`, `--standardize would map "T-cell" (10) → "T cell"`, "not valid"} {
+				if !strings.Contains(out.String(), s) {
+					t.Fatalf("report lacks %q:\n%s", s, out.String())
+				}
+			}
+		})
+	}
+}
+
+func TestTypesAndSchemaOptions(t *testing.T) {
+	s := curate.Schema{Name: "s", NoExtra: true, Fields: []curate.Field{
+		{Name: "n_counts", Dtype: "int"}, // floats like 225.0 are integers; fine
+		{Name: "cell_id", Dtype: "int"},  // text is not
+		{Name: "sex", Dtype: "bool"},
+		{Name: "required_missing", Dtype: "str"},
+	}}
+	r, err := curate.Validate(tables(t, "pbmc_small_obs.csv"), dataset.CSV, s, curate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Columns[0].Failed) != 0 || len(r.Columns[1].Failed) != 315 || r.Columns[1].Failed[0].Reason != "not an integer" {
+		t.Fatalf("types: %+v", r.Columns[:2])
+	}
+	if len(r.Columns[2].Failed) != 2 || !reflect.DeepEqual(r.Missing, []string{"required_missing"}) {
+		t.Fatalf("bool/missing: %+v %v", r.Columns[2], r.Missing)
+	}
+	if !r.ExtraErr || len(r.Extra) != 8 {
+		t.Fatalf("extra columns: %v", r.Extra)
+	}
+}
+
+// Standardizing a table that only fails on mappable values makes it valid.
+func TestStandardizeCSVAndParquet(t *testing.T) {
+	dir := t.TempDir()
+	s := curate.Schema{Name: "ct", Fields: []curate.Field{{Name: "cell_type", Dtype: "cat[celltype]"}}}
+	// Drop the rows whose cell type nothing can fix.
+	raw, _ := os.ReadFile(filepath.Join(data, "samples", "pbmc_small_obs.csv"))
+	var keep []string
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		if !strings.Contains(line, ",dendritc cell,") && !strings.Contains(line, ",doublet,") {
+			keep = append(keep, line)
+		}
+	}
+	in := filepath.Join(dir, "in.csv")
+	os.WriteFile(in, []byte(strings.Join(keep, "\n")+"\n"), 0o644)
+	ts, _ := dataset.Tables(in)
+	r, err := curate.Validate(ts, dataset.CSV, s, curate.Options{Ontology: celltypes(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK() || !r.OKAfterStandardize() {
+		t.Fatalf("ok=%v after=%v", r.OK(), r.OKAfterStandardize())
+	}
+	for _, kind := range []string{dataset.CSV, dataset.Parquet} {
+		src := in
+		if kind == dataset.Parquet {
+			src = filepath.Join(data, "samples", "pbmc_small_obs.parquet")
+		}
+		out := filepath.Join(dir, "out."+kind)
+		f, _ := os.Create(out)
+		if err := curate.WriteStandardized(src, kind, r, f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		ts2, err := dataset.Tables(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, _ := curate.Validate(ts2, kind, s, curate.Options{Ontology: celltypes(t)})
+		if len(r2.Columns[0].Mapped) != 0 {
+			t.Fatalf("%s: still mapped after standardizing: %+v", kind, r2.Columns[0].Mapped)
+		}
+		if kind == dataset.CSV && !r2.OK() {
+			t.Fatalf("standardized CSV does not validate")
+		}
+	}
+	var m bytes.Buffer
+	r.WriteMapping(&m)
+	if !strings.Contains(m.String(), "cell_type\tT-cell\tT cell\t") {
+		t.Fatalf("mapping:\n%s", m.String())
+	}
+	if err := curate.WriteStandardized(filepath.Join(data, "samples", "pbmc_small.h5ad"), dataset.H5AD, r, &m); err == nil {
+		t.Fatal("h5ad rewritten")
+	}
+}

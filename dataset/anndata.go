@@ -1,0 +1,334 @@
+package dataset
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// node is a group or array of an AnnData store (HDF5 or zarr).
+type node interface {
+	attr(name string) (any, bool, error)
+	child(name string) (node, error) // wraps errMissing when absent
+	members() []string               // a group's members in storage order
+	isGroup() bool
+	shape() ([]int64, error)
+	read() (any, error) // []int64, []float64, []bool or []string
+}
+
+type h5node struct{ o *h5object }
+
+func (n h5node) attr(name string) (any, bool, error) { return n.o.attr(name) }
+func (n h5node) child(name string) (node, error) {
+	c, err := n.o.child(name)
+	if err != nil {
+		return nil, err
+	}
+	return h5node{c}, nil
+}
+func (n h5node) members() []string         { return n.o.order }
+func (n h5node) isGroup() bool             { return n.o.isGroup() }
+func (n h5node) shape() ([]int64, error)   { return n.o.shape() }
+func (n h5node) read() (any, error)        { return n.o.read() }
+func (n h5node) String() string            { return n.o.name }
+func (n zarrNode) String() string          { return n.path }
+func (n zarrNode) members() []string       { return n.list() }
+func (n zarrNode) shape() ([]int64, error) { return n.arrayShape() }
+
+// openAnnData opens the root group of an h5ad file or AnnData zarr store.
+// The returned close func releases the file.
+func openAnnData(path, format string) (node, func(), error) {
+	if format == AnnDataZarr {
+		return zarrNode{path: path}, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	h, err := openHDF5(f, st.Size())
+	if err == nil {
+		var root *h5object
+		if root, err = h.object(h.root, "/"); err == nil {
+			return h5node{root}, func() { f.Close() }, nil
+		}
+	}
+	f.Close()
+	return nil, nil, corruptf("%v", err)
+}
+
+func attrString(n node, name string) string {
+	v, ok, err := n.attr(name)
+	if !ok || err != nil {
+		return ""
+	}
+	s, _ := v.(string)
+	return s
+}
+
+func attrStrings(n node, name string) []string {
+	v, ok, err := n.attr(name)
+	if !ok || err != nil {
+		return nil
+	}
+	switch x := v.(type) {
+	case []string:
+		return x
+	case string:
+		return []string{x}
+	}
+	return nil
+}
+
+func describeAnnData(path, format string) (Info, error) {
+	root, done, err := openAnnData(path, format)
+	if err != nil {
+		return Info{}, err
+	}
+	defer done()
+	info := Info{OType: "AnnData"}
+	var nobs, nvar int64 = -1, -1
+	for _, slot := range []string{"obs", "var"} {
+		g, err := root.child(slot)
+		if err != nil {
+			if errors.Is(err, errMissing) {
+				continue
+			}
+			return Info{}, err
+		}
+		n, cols, err := frameColumns(g, slot)
+		if err != nil {
+			return Info{}, err
+		}
+		info.Columns = append(info.Columns, cols...)
+		if slot == "obs" {
+			nobs = n
+		} else {
+			nvar = n
+		}
+	}
+	if x, err := root.child("X"); err == nil {
+		if s, err := matrixShape(x); err == nil {
+			info.Shape = s
+		} else {
+			return Info{}, err
+		}
+	}
+	if info.Shape == nil && nobs >= 0 && nvar >= 0 {
+		info.Shape = []int64{nobs, nvar}
+	}
+	if nobs < 0 && len(info.Shape) > 0 {
+		nobs = info.Shape[0]
+	}
+	if nobs < 0 {
+		return Info{}, corruptf("no obs table: not an AnnData")
+	}
+	info.NObservations = nobs
+	return info, nil
+}
+
+// matrixShape reads the shape of X from its metadata only: a dense array's
+// dimensions, or a sparse group's "shape" attribute.
+func matrixShape(x node) ([]int64, error) {
+	if !x.isGroup() {
+		return x.shape()
+	}
+	for _, a := range []string{"shape", "h5sparse_shape"} {
+		v, ok, err := x.attr(a)
+		if err != nil {
+			return nil, err
+		}
+		if s, is := v.([]int64); ok && is {
+			return s, nil
+		}
+	}
+	return nil, corruptf("X is a group without a shape attribute")
+}
+
+// frameColumns describes a dataframe group: its row count (from the
+// index) and its columns in column-order.
+func frameColumns(g node, slot string) (int64, []Column, error) {
+	if !g.isGroup() {
+		return 0, nil, corruptf("%s is not a dataframe group (AnnData before 0.7 is not supported)", slot)
+	}
+	index := attrString(g, "_index")
+	if index == "" {
+		index = "_index"
+	}
+	var n int64 = -1
+	if ix, err := g.child(index); err == nil {
+		s, err := ix.shape()
+		if err != nil {
+			return 0, nil, err
+		}
+		if len(s) > 0 {
+			n = s[0]
+		}
+	}
+	var cols []Column
+	for _, name := range columnOrder(g, index) {
+		c, err := g.child(name)
+		if err != nil {
+			return 0, nil, err
+		}
+		col := Column{Name: name, Slot: slot}
+		if c.isGroup() {
+			col.Dtype = "cat"
+			if n < 0 {
+				if codes, err := c.child("codes"); err == nil {
+					if s, _ := codes.shape(); len(s) > 0 {
+						n = s[0]
+					}
+				}
+			}
+		} else {
+			col.Dtype = "?"
+			if v, err := c.read(); err == nil { // cheap for one column; gives the type
+				col.Dtype = dtypeOf(v)
+			}
+		}
+		cols = append(cols, col)
+	}
+	if n < 0 {
+		n = 0
+	}
+	return n, cols, nil
+}
+
+func columnOrder(g node, index string) []string {
+	order := attrStrings(g, "column-order")
+	if order != nil {
+		return order
+	}
+	var out []string
+	for _, m := range g.members() {
+		if m != index && m != "__categories" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func dtypeOf(v any) string {
+	switch v.(type) {
+	case []int64:
+		return "int"
+	case []float64:
+		return "float"
+	case []bool:
+		return "bool"
+	}
+	return "str"
+}
+
+func readAnnDataTables(path, format string) ([]Table, error) {
+	root, done, err := openAnnData(path, format)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var out []Table
+	for _, slot := range []string{"obs", "var"} {
+		g, err := root.child(slot)
+		if err != nil {
+			if errors.Is(err, errMissing) {
+				continue
+			}
+			return nil, err
+		}
+		t, err := readFrame(g, slot)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return nil, corruptf("no obs or var table: not an AnnData")
+	}
+	return out, nil
+}
+
+func readFrame(g node, slot string) (Table, error) {
+	if !g.isGroup() {
+		return Table{}, corruptf("%s is not a dataframe group (AnnData before 0.7 is not supported)", slot)
+	}
+	index := attrString(g, "_index")
+	if index == "" {
+		index = "_index"
+	}
+	t := Table{Slot: slot, Index: index}
+	names := columnOrder(g, index)
+	if _, err := g.child(index); err == nil {
+		names = append([]string{index}, names...)
+	}
+	for _, name := range names {
+		c, err := g.child(name)
+		if err != nil {
+			return Table{}, err
+		}
+		s, err := readSeries(c, name)
+		if err != nil {
+			return Table{}, fmt.Errorf("%s/%s: %w", slot, name, err)
+		}
+		t.Columns = append(t.Columns, s)
+	}
+	if len(t.Columns) > 0 {
+		t.NRows = t.Columns[0].Len()
+	}
+	for _, s := range t.Columns {
+		if s.Len() != t.NRows {
+			return Table{}, corruptf("%s column %s has %d values, not %d", slot, s.Name, s.Len(), t.NRows)
+		}
+	}
+	return t, nil
+}
+
+func readSeries(c node, name string) (Series, error) {
+	s := Series{Name: name}
+	if c.isGroup() {
+		codes, err := c.child("codes")
+		if err != nil {
+			return s, err
+		}
+		cats, err := c.child("categories")
+		if err != nil {
+			return s, err
+		}
+		cv, err := codes.read()
+		if err != nil {
+			return s, err
+		}
+		kv, err := cats.read()
+		if err != nil {
+			return s, err
+		}
+		s.Dtype = "cat"
+		s.Codes, _ = cv.([]int64)
+		switch k := kv.(type) {
+		case []string:
+			s.Categories = k
+		default:
+			s.Categories = (&Series{Dtype: dtypeOf(kv), Ints: asInts(kv), Floats: asFloats(kv), Bools: asBools(kv)}).Values()
+		}
+		if s.Codes == nil {
+			return s, corruptf("categorical %s has non-integer codes", name)
+		}
+		return s, nil
+	}
+	v, err := c.read()
+	if err != nil {
+		return s, err
+	}
+	s.Dtype = dtypeOf(v)
+	s.Ints, s.Floats, s.Bools = asInts(v), asFloats(v), asBools(v)
+	s.Strings, _ = v.([]string)
+	return s, nil
+}
+
+func asInts(v any) []int64     { x, _ := v.([]int64); return x }
+func asFloats(v any) []float64 { x, _ := v.([]float64); return x }
+func asBools(v any) []bool     { x, _ := v.([]bool); return x }

@@ -1,0 +1,240 @@
+// Package dataset reads what Lamina records and curates about a data file
+// without loading the data itself: the columns of a CSV, TSV or Parquet
+// table, the obs and var tables and the shape of X of an AnnData (h5ad or
+// zarr), and the TEXT segment of an FCS file (channels, event count).
+//
+// Describe reads a file's structure (cheap: headers, and for AnnData only
+// the obs/var indexes); Tables reads whole columns for curation. Both are
+// read-only, import no other package of Lamina, and give a clear error
+// (wrapping ErrCorrupt) for a truncated or corrupt file. Readers never read
+// the matrix X of an AnnData: its shape comes from metadata alone.
+package dataset
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Errors. Test with errors.Is.
+var (
+	// ErrCorrupt: the file is truncated, corrupt, or uses a part of its
+	// format this package does not read. It can still be saved as a plain
+	// file.
+	ErrCorrupt = errors.New("cannot read the file's structure")
+	// ErrFormat: the format is not one this package reads.
+	ErrFormat = errors.New("not a format lamina reads")
+	// errMissing: a member of an AnnData group is absent.
+	errMissing = fs.ErrNotExist
+)
+
+// Formats Describe recognises.
+const (
+	CSV         = "csv"
+	TSV         = "tsv"
+	Parquet     = "parquet"
+	H5AD        = "h5ad"
+	AnnDataZarr = "anndata_zarr"
+	FCS         = "fcs"
+)
+
+// Info is what a file's structure says about it.
+type Info struct {
+	Format        string            `json:"format"`
+	OType         string            `json:"otype,omitempty"` // DataFrame, AnnData, or "" (FCS)
+	NObservations int64             `json:"n_observations"`
+	Shape         []int64           `json:"shape,omitempty"`
+	Columns       []Column          `json:"columns,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"` // FCS keywords such as $CYT
+}
+
+// Column describes one column of a table, an obs or var column of an
+// AnnData, or a channel of an FCS file.
+type Column struct {
+	Name  string `json:"name"`
+	Slot  string `json:"slot,omitempty"`  // "obs" or "var" for AnnData
+	Dtype string `json:"dtype"`           // int, float, bool, str, cat
+	Label string `json:"label,omitempty"` // an FCS channel's $PnS
+}
+
+// Table is one data frame read in full: a CSV, TSV or Parquet file, or the
+// obs or var of an AnnData.
+type Table struct {
+	Slot    string // "", "obs" or "var"
+	Index   string // the index column's name ("" when there is none)
+	NRows   int
+	Columns []Series
+}
+
+// Col returns the column called name.
+func (t *Table) Col(name string) (*Series, bool) {
+	for i := range t.Columns {
+		if t.Columns[i].Name == name {
+			return &t.Columns[i], true
+		}
+	}
+	return nil, false
+}
+
+// Series is one column. Exactly one of the value slices is set, by Dtype:
+// int → Ints, float → Floats, bool → Bools, str → Strings, cat → Codes and
+// Categories (code -1 is missing).
+type Series struct {
+	Name       string
+	Dtype      string
+	Ints       []int64
+	Floats     []float64
+	Bools      []bool
+	Strings    []string
+	Codes      []int64
+	Categories []string
+	// Null marks missing values of str, int and float columns read from
+	// text (an empty CSV cell); nil when none is missing.
+	Null []bool
+}
+
+// Len is the number of values.
+func (s *Series) Len() int {
+	switch s.Dtype {
+	case "int":
+		return len(s.Ints)
+	case "float":
+		return len(s.Floats)
+	case "bool":
+		return len(s.Bools)
+	case "cat":
+		return len(s.Codes)
+	}
+	return len(s.Strings)
+}
+
+// IsNull reports whether value i is missing.
+func (s *Series) IsNull(i int) bool {
+	if s.Dtype == "cat" {
+		return s.Codes[i] < 0 || int(s.Codes[i]) >= len(s.Categories)
+	}
+	return s.Null != nil && s.Null[i]
+}
+
+// Text returns value i as text ("" when missing).
+func (s *Series) Text(i int) string {
+	if s.IsNull(i) {
+		return ""
+	}
+	switch s.Dtype {
+	case "int":
+		return strconv.FormatInt(s.Ints[i], 10)
+	case "float":
+		return strconv.FormatFloat(s.Floats[i], 'g', -1, 64)
+	case "bool":
+		return strconv.FormatBool(s.Bools[i])
+	case "cat":
+		return s.Categories[s.Codes[i]]
+	}
+	return s.Strings[i]
+}
+
+// Values returns every value as text, missing ones as "".
+func (s *Series) Values() []string {
+	out := make([]string, s.Len())
+	for i := range out {
+		out[i] = s.Text(i)
+	}
+	return out
+}
+
+// DetectFormat names the format of path from its name (and, for a folder,
+// its .zattrs); "" when it is none this package reads.
+func DetectFormat(path string) string {
+	name := strings.ToLower(filepath.Base(strings.TrimSuffix(path, "/")))
+	switch {
+	case strings.HasSuffix(name, ".csv"):
+		return CSV
+	case strings.HasSuffix(name, ".tsv"), strings.HasSuffix(name, ".tab"):
+		return TSV
+	case strings.HasSuffix(name, ".parquet"):
+		return Parquet
+	case strings.HasSuffix(name, ".h5ad"):
+		return H5AD
+	case strings.HasSuffix(name, ".fcs"):
+		return FCS
+	case strings.HasSuffix(name, ".zarr"):
+		if isAnnDataZarr(path) {
+			return AnnDataZarr
+		}
+	}
+	return ""
+}
+
+// Describe reads the structure of the file or folder at path.
+func Describe(path string) (Info, error) {
+	format := DetectFormat(path)
+	var info Info
+	var err error
+	switch format {
+	case CSV, TSV:
+		info, err = describeText(path, format)
+	case Parquet:
+		info, err = describeParquet(path)
+	case H5AD, AnnDataZarr:
+		info, err = describeAnnData(path, format)
+	case FCS:
+		info, err = describeFCS(path)
+	default:
+		return Info{}, fmt.Errorf("%s: %w (csv, tsv, parquet, h5ad, AnnData zarr, fcs)", path, ErrFormat)
+	}
+	if err != nil {
+		return Info{}, describeErr(path, err)
+	}
+	info.Format = format
+	return info, nil
+}
+
+// Tables reads the data frames of path in full: one for a table file, obs
+// then var for an AnnData. X is never read.
+func Tables(path string) ([]Table, error) {
+	var ts []Table
+	var err error
+	switch f := DetectFormat(path); f {
+	case CSV, TSV:
+		var t Table
+		t, err = readText(path, f)
+		ts = []Table{t}
+	case Parquet:
+		var t Table
+		t, err = readParquet(path)
+		ts = []Table{t}
+	case H5AD, AnnDataZarr:
+		ts, err = readAnnDataTables(path, f)
+	default:
+		return nil, fmt.Errorf("%s: %w (tables are read from csv, tsv, parquet, h5ad and AnnData zarr)", path, ErrFormat)
+	}
+	if err != nil {
+		return nil, describeErr(path, err)
+	}
+	return ts, nil
+}
+
+func describeErr(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && !errors.Is(err, errMissing) {
+		return err
+	}
+	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrFormat) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
+}
+
+func corruptf(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, a...))
+}
+
+func isAnnDataZarr(path string) bool {
+	b, err := os.ReadFile(filepath.Join(path, ".zattrs"))
+	return err == nil && strings.Contains(string(b), `"anndata"`)
+}

@@ -1,0 +1,217 @@
+package dataset_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/dataset"
+)
+
+const samples = "../../shared/data/samples"
+
+func sample(name string) string { return filepath.Join(samples, name) }
+
+func colNames(cs []dataset.Column, slot string) []string {
+	var out []string
+	for _, c := range cs {
+		if c.Slot == slot {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+var pbmcObs = []string{"cell_type", "tissue", "disease", "development_stage", "sex", "donor_id", "assay", "organism", "n_counts", "n_genes"}
+
+func TestDescribe(t *testing.T) {
+	cases := []struct {
+		file    string
+		format  string
+		otype   string
+		n       int64
+		shape   []int64
+		columns []string // of the first slot ("" or obs)
+		slot    string
+	}{
+		{"pbmc_small.h5ad", dataset.H5AD, "AnnData", 315, []int64{315, 50}, pbmcObs, "obs"},
+		{"pbmc_small.zarr", dataset.AnnDataZarr, "AnnData", 315, []int64{315, 50}, pbmcObs, "obs"},
+		{"cellxgene_example_valid.h5ad", dataset.H5AD, "AnnData", 2, []int64{2, 7}, nil, "obs"},
+		{"pbmc_small_obs.csv", dataset.CSV, "DataFrame", 315, []int64{315, 11}, append([]string{"cell_id"}, pbmcObs...), ""},
+		{"pbmc_small_obs.parquet", dataset.Parquet, "DataFrame", 315, []int64{315, 11}, append([]string{"cell_id"}, pbmcObs...), ""},
+		{"parquet-testing_alltypes_plain.parquet", dataset.Parquet, "DataFrame", 8, []int64{8, 11}, nil, ""},
+		{"parquet-testing_alltypes_plain.snappy.parquet", dataset.Parquet, "DataFrame", 2, []int64{2, 11}, nil, ""},
+		{"fcsparser_cyflow_cube_8.fcs", dataset.FCS, "", 725, []int64{725, 10}, []string{"FSC", "SSC", "FL1", "FL2", "FL3", "FL4", "FL5", "FL6", "TIME", "DOUBLET"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			info, err := dataset.Describe(sample(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Format != tc.format || info.OType != tc.otype || info.NObservations != tc.n || !reflect.DeepEqual(info.Shape, tc.shape) {
+				t.Fatalf("Describe = %s %q n=%d shape=%v; want %s %q n=%d shape=%v", info.Format, info.OType, info.NObservations, info.Shape, tc.format, tc.otype, tc.n, tc.shape)
+			}
+			if tc.columns != nil {
+				if got := colNames(info.Columns, tc.slot); !reflect.DeepEqual(got, tc.columns) {
+					t.Fatalf("columns = %v, want %v", got, tc.columns)
+				}
+			}
+		})
+	}
+	t.Run("dtypes", func(t *testing.T) {
+		info, _ := dataset.Describe(sample("pbmc_small.h5ad"))
+		want := map[string]string{"obs.cell_type": "cat", "obs.n_counts": "float", "obs.n_genes": "int", "var.ensembl_gene_id": "str", "var.feature_type": "cat"}
+		for _, c := range info.Columns {
+			if w, ok := want[c.Slot+"."+c.Name]; ok && w != c.Dtype {
+				t.Errorf("%s.%s is %s, want %s", c.Slot, c.Name, c.Dtype, w)
+			}
+		}
+		info, _ = dataset.Describe(sample("cellxgene_example_valid.h5ad"))
+		for _, c := range info.Columns {
+			if c.Name == "is_primary_data" && c.Dtype != "bool" {
+				t.Errorf("is_primary_data (an h5py bool enum) is %s", c.Dtype)
+			}
+		}
+		info, _ = dataset.Describe(sample("fcsparser_cyflow_cube_8.fcs"))
+		if info.Metadata["cyt"] != "Cube_15" || info.Metadata["version"] != "FCS3.0" {
+			t.Errorf("FCS metadata = %v", info.Metadata)
+		}
+	})
+}
+
+// The same AnnData read from h5ad, zarr, CSV and Parquet gives the same
+// obs values.
+func TestTablesAgree(t *testing.T) {
+	read := func(name string) dataset.Table {
+		ts, err := dataset.Tables(sample(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts[0]
+	}
+	h5, zr, csv, pq := read("pbmc_small.h5ad"), read("pbmc_small.zarr"), read("pbmc_small_obs.csv"), read("pbmc_small_obs.parquet")
+	if h5.Index != "_index" || h5.NRows != 315 {
+		t.Fatalf("h5ad obs: index %q, %d rows", h5.Index, h5.NRows)
+	}
+	for _, col := range []string{"cell_type", "tissue", "disease", "organism", "n_counts", "n_genes"} {
+		a, _ := h5.Col(col)
+		for name, other := range map[string]dataset.Table{"zarr": zr, "csv": csv, "parquet": pq} {
+			b, ok := other.Col(col)
+			if !ok {
+				t.Fatalf("%s has no %s", name, col)
+			}
+			if !reflect.DeepEqual(a.Values(), b.Values()) {
+				t.Fatalf("%s.%s differs from h5ad:\n%q\n%q", name, col, a.Values()[:5], b.Values()[:5])
+			}
+		}
+	}
+	ix, _ := h5.Col("_index")
+	cid, _ := csv.Col("cell_id")
+	if !reflect.DeepEqual(ix.Values(), cid.Values()) {
+		t.Fatal("h5ad obs index differs from the CSV cell_id")
+	}
+	ct, _ := h5.Col("cell_type")
+	if ct.Dtype != "cat" || len(ct.Categories) != 15 {
+		t.Fatalf("cell_type: %s with %d categories", ct.Dtype, len(ct.Categories))
+	}
+	ts, _ := dataset.Tables(sample("pbmc_small.h5ad"))
+	if len(ts) != 2 || ts[1].Slot != "var" || ts[1].NRows != 50 {
+		t.Fatalf("var: %+v", ts[1:])
+	}
+	genes, _ := ts[1].Col("_index")
+	if genes.Text(0) != "CD3D" {
+		t.Fatalf("first gene %q", genes.Text(0))
+	}
+}
+
+func TestTruncatedAndCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	full, err := os.ReadFile(sample("pbmc_small.h5ad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.h5ad")
+	os.WriteFile(cut, full[:len(full)/2], 0o644)
+	tiny := filepath.Join(dir, "tiny.h5ad")
+	os.WriteFile(tiny, full[:20], 0o644)
+	notH5 := filepath.Join(dir, "text.h5ad")
+	os.WriteFile(notH5, []byte("just text, not HDF5 at all\n"), 0o644)
+	// Garbage over the middle of the file, length unchanged.
+	garbled := append([]byte(nil), full...)
+	for i := 512; i < len(garbled)-512; i++ {
+		garbled[i] = byte(i * 7)
+	}
+	bad := filepath.Join(dir, "garbled.h5ad")
+	os.WriteFile(bad, garbled, 0o644)
+	badCSV := filepath.Join(dir, "bad.csv")
+	os.WriteFile(badCSV, []byte("a,b\n1,\"unterminated\n"), 0o644)
+	cases := []struct {
+		path string
+		want string
+	}{
+		{sample("npm-fcs_AriaFile1.TRUNCATED.fcs"), "truncated: the header says DATA ends at byte 482635 and the file has 293161 bytes"},
+		{cut, "truncated"},
+		{tiny, "truncated"},
+		{notH5, "not an HDF5 file"},
+		{bad, "corrupt"},
+		{badCSV, "line 2"},
+	}
+	for _, tc := range cases {
+		t.Run(filepath.Base(tc.path), func(t *testing.T) {
+			_, err := dataset.Describe(tc.path)
+			if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Describe: %v; want ErrCorrupt with %q", err, tc.want)
+			}
+			if dataset.DetectFormat(tc.path) != dataset.FCS {
+				if _, err := dataset.Tables(tc.path); !errors.Is(err, dataset.ErrCorrupt) {
+					t.Fatalf("Tables: %v", err)
+				}
+			}
+		})
+	}
+	if _, err := dataset.Describe(filepath.Join(dir, "x.txt")); !errors.Is(err, dataset.ErrFormat) {
+		t.Fatalf("unknown format: %v", err)
+	}
+}
+
+func TestRewrite(t *testing.T) {
+	dir := t.TempDir()
+	upper := map[string]func(string) string{"tissue": strings.ToUpper}
+	for _, name := range []string{"pbmc_small_obs.csv", "pbmc_small_obs.parquet"} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(dir, name)
+			f, _ := os.Create(out)
+			var err error
+			if strings.HasSuffix(name, ".csv") {
+				err = dataset.RewriteText(sample(name), dataset.CSV, f, upper)
+			} else {
+				err = dataset.RewriteParquet(sample(name), f, upper)
+			}
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, _ := dataset.Tables(sample(name))
+			after, err := dataset.Tables(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := before[0].Col("tissue")
+			a, _ := after[0].Col("tissue")
+			for i := range b.Values() {
+				if a.Text(i) != strings.ToUpper(b.Text(i)) {
+					t.Fatalf("row %d: %q -> %q", i, b.Text(i), a.Text(i))
+				}
+			}
+			bn, _ := before[0].Col("n_genes")
+			an, _ := after[0].Col("n_genes")
+			if !reflect.DeepEqual(an.Values(), bn.Values()) || an.Dtype != bn.Dtype {
+				t.Fatal("other columns changed")
+			}
+		})
+	}
+}

@@ -1,0 +1,249 @@
+package dataset
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+func newTextReader(r io.Reader, format string) *csv.Reader {
+	cr := csv.NewReader(r)
+	if format == TSV {
+		cr.Comma = '\t'
+		cr.LazyQuotes = true
+	}
+	cr.ReuseRecord = true
+	return cr
+}
+
+// typeState infers a text column's dtype: the narrowest of int, float,
+// bool and str that every non-empty cell fits.
+type typeState struct{ notInt, notFloat, notBool, seen bool }
+
+func (s *typeState) add(v string) {
+	if v == "" {
+		return
+	}
+	s.seen = true
+	if !s.notInt {
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			s.notInt = true
+		}
+	}
+	if !s.notFloat {
+		if _, err := strconv.ParseFloat(v, 64); err != nil {
+			s.notFloat = true
+		}
+	}
+	if !s.notBool {
+		switch v {
+		case "true", "false", "True", "False", "TRUE", "FALSE":
+		default:
+			s.notBool = true
+		}
+	}
+}
+
+func (s *typeState) dtype() string {
+	switch {
+	case !s.seen:
+		return "str"
+	case !s.notInt:
+		return "int"
+	case !s.notFloat:
+		return "float"
+	case !s.notBool:
+		return "bool"
+	}
+	return "str"
+}
+
+func textErr(err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return corruptf("line %d: %v", pe.Line, pe.Err)
+	}
+	return err
+}
+
+func describeText(path, format string) (Info, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Info{}, err
+	}
+	defer f.Close()
+	cr := newTextReader(f, format)
+	head, err := cr.Read()
+	if err == io.EOF {
+		return Info{OType: "DataFrame", Shape: []int64{0, 0}}, nil
+	}
+	if err != nil {
+		return Info{}, textErr(err)
+	}
+	names := append([]string(nil), head...)
+	types := make([]typeState, len(names))
+	var n int64
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Info{}, textErr(err)
+		}
+		for i, v := range rec {
+			types[i].add(v)
+		}
+		n++
+	}
+	info := Info{OType: "DataFrame", NObservations: n, Shape: []int64{n, int64(len(names))}}
+	for i, name := range names {
+		info.Columns = append(info.Columns, Column{Name: name, Dtype: types[i].dtype()})
+	}
+	return info, nil
+}
+
+func readText(path, format string) (Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Table{}, err
+	}
+	defer f.Close()
+	cr := newTextReader(f, format)
+	cr.ReuseRecord = false
+	head, err := cr.Read()
+	if err == io.EOF {
+		return Table{}, nil
+	}
+	if err != nil {
+		return Table{}, textErr(err)
+	}
+	cols := make([][]string, len(head))
+	types := make([]typeState, len(head))
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Table{}, textErr(err)
+		}
+		for i, v := range rec {
+			cols[i] = append(cols[i], v)
+			types[i].add(v)
+		}
+	}
+	t := Table{}
+	for i, name := range head {
+		s := Series{Name: name, Dtype: types[i].dtype()}
+		vals := cols[i]
+		t.NRows = len(vals)
+		var null []bool
+		mark := func(k int) {
+			if null == nil {
+				null = make([]bool, len(vals))
+			}
+			null[k] = true
+		}
+		switch s.Dtype {
+		case "int":
+			s.Ints = make([]int64, len(vals))
+			for k, v := range vals {
+				if v == "" {
+					mark(k)
+					continue
+				}
+				s.Ints[k], _ = strconv.ParseInt(v, 10, 64)
+			}
+		case "float":
+			s.Floats = make([]float64, len(vals))
+			for k, v := range vals {
+				if v == "" {
+					mark(k)
+					continue
+				}
+				s.Floats[k], _ = strconv.ParseFloat(v, 64)
+			}
+		case "bool":
+			s.Bools = make([]bool, len(vals))
+			for k, v := range vals {
+				if v == "" {
+					mark(k)
+					continue
+				}
+				s.Bools[k] = strings.EqualFold(v, "true")
+			}
+		default:
+			s.Strings = vals
+			for k, v := range vals {
+				if v == "" {
+					mark(k)
+				}
+			}
+		}
+		s.Null = null
+		t.Columns = append(t.Columns, s)
+	}
+	return t, nil
+}
+
+// WriteText writes header and rows as CSV or TSV (by format) to w.
+func WriteText(w io.Writer, format string, header []string, rows [][]string) error {
+	cw := csv.NewWriter(w)
+	if format == TSV {
+		cw.Comma = '\t'
+	}
+	if err := cw.Write(header); err != nil {
+		return err
+	}
+	if err := cw.WriteAll(rows); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// RewriteText copies the CSV or TSV at src to w, passing every cell of the
+// named columns through mapFn.
+func RewriteText(src, format string, w io.Writer, mapFn map[string]func(string) string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cr := newTextReader(f, format)
+	cw := csv.NewWriter(w)
+	if format == TSV {
+		cw.Comma = '\t'
+	}
+	var fns []func(string) string
+	for line := 0; ; line++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return textErr(err)
+		}
+		if line == 0 {
+			fns = make([]func(string) string, len(rec))
+			for i, name := range rec {
+				fns[i] = mapFn[name]
+			}
+		} else {
+			for i, v := range rec {
+				if i < len(fns) && fns[i] != nil {
+					rec[i] = fns[i](v)
+				}
+			}
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}

@@ -1,0 +1,178 @@
+package fs
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Scratch paths (stage.Scratch) are a plain folder served by go-fuse's
+// loopback: scratchNode is a LoopbackNode whose renames onto keys commit.
+type scratchNode struct {
+	fusefs.LoopbackNode
+	m *Mount
+}
+
+var _ fusefs.NodeRenamer = (*scratchNode)(nil)
+
+func (m *Mount) isScratch(p string) bool { return m.ns.st != nil && m.scratch.Match(p) }
+
+func (m *Mount) scratchPath(p string) string {
+	return filepath.Join(m.scratchDir, filepath.FromSlash(p))
+}
+
+func (m *Mount) newScratchNode(ctx context.Context, parent *fusefs.Inode, st *syscall.Stat_t) *fusefs.Inode {
+	sn := &scratchNode{LoopbackNode: fusefs.LoopbackNode{RootData: m.loop}, m: m}
+	return parent.NewInode(ctx, sn, fusefs.StableAttr{Mode: st.Mode & syscall.S_IFMT, Ino: st.Ino ^ 0x5c5c000000000000})
+}
+
+func (s *scratchNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	p, ok := newParent.(*node)
+	if !ok || s.m.isScratch(p.prefix()+newName) {
+		return s.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
+	}
+	if p.e.Kind != KindDir {
+		return syscall.EROFS
+	}
+	src := filepath.Join(s.m.scratchPath(s.EmbeddedInode().Path(nil)), name)
+	return s.m.commitScratch(ctx, src, p.prefix()+newName)
+}
+
+// commitScratch commits a scratch file renamed onto a key, then removes it.
+func (m *Mount) commitScratch(ctx context.Context, src, key string) syscall.Errno {
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return errnoOf(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return syscall.EXDEV // tools copy instead
+	}
+	v, err := m.ns.st.CommitPath(ctx, key, src)
+	if err != nil {
+		return errno(m.log, "rename", err)
+	}
+	os.Remove(src)
+	m.committed(v)
+	return 0
+}
+
+// materialize renames a key to a scratch name (an editor's backup): the
+// bytes are copied into the scratch folder and the key is unlinked.
+func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) syscall.Errno {
+	ent, e := n.existing(ctx, name)
+	if e != 0 {
+		return e
+	}
+	if ent.Kind != KindFile {
+		return syscall.EXDEV
+	}
+	f, err := m.ns.FileOf(ctx, ent)
+	if err != nil {
+		return errno(m.log, "rename", err)
+	}
+	p := m.scratchPath(dst)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	out, err := os.Create(p)
+	if err != nil {
+		return errnoOf(err)
+	}
+	r := newFileReader(m.chunks, f)
+	buf := make([]byte, 1<<20)
+	var off int64
+	for {
+		k, rerr := r.ReadAt(ctx, buf, off)
+		if k > 0 {
+			if _, err := out.Write(buf[:k]); err != nil {
+				out.Close()
+				return errnoOf(err)
+			}
+			off += int64(k)
+		}
+		if rerr == io.EOF || k == 0 {
+			break
+		}
+		if rerr != nil {
+			out.Close()
+			return errno(m.log, "rename", rerr)
+		}
+	}
+	out.Close()
+	os.Chtimes(p, ent.Mtime, ent.Mtime)
+	key := n.prefix() + name
+	if err := m.ns.st.Unlink(ctx, key); err != nil {
+		return errno(m.log, "rename", err)
+	}
+	m.written(key)
+	return 0
+}
+
+func (n *node) lookupScratch(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(n.m.scratchPath(n.prefix()+name), &st); err != nil {
+		return nil, errnoOf(err)
+	}
+	out.Attr.FromStat(&st)
+	return n.m.newScratchNode(ctx, n.EmbeddedInode(), &st), 0
+}
+
+func (n *node) scratchCreate(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	p := n.m.scratchPath(n.prefix() + name)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	fd, err := syscall.Open(p, int(flags)|os.O_CREATE, mode)
+	if err != nil {
+		return nil, nil, 0, errnoOf(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return nil, nil, 0, errnoOf(err)
+	}
+	out.Attr.FromStat(&st)
+	return n.m.newScratchNode(ctx, n.EmbeddedInode(), &st), fusefs.NewLoopbackFile(fd), 0, 0
+}
+
+func (n *node) scratchMkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	p := n.m.scratchPath(n.prefix() + name)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.Mkdir(p, os.FileMode(mode&0o7777)); err != nil {
+		return nil, errnoOf(err)
+	}
+	return n.lookupScratch(ctx, name, out)
+}
+
+func (n *node) scratchSymlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	p := n.m.scratchPath(n.prefix() + name)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.Symlink(target, p); err != nil {
+		return nil, errnoOf(err)
+	}
+	return n.lookupScratch(ctx, name, out)
+}
+
+// scratchEntries lists the scratch names in the folder prefix.
+func (m *Mount) scratchEntries(prefix string) []fuse.DirEntry {
+	if m.ns.st == nil {
+		return nil
+	}
+	ents, err := os.ReadDir(m.scratchPath(prefix))
+	if err != nil {
+		return nil
+	}
+	var out []fuse.DirEntry
+	for _, e := range ents {
+		if !m.isScratch(prefix + e.Name()) {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Lstat(m.scratchPath(prefix+e.Name()), &st) != nil {
+			continue
+		}
+		out = append(out, fuse.DirEntry{Name: e.Name(), Mode: st.Mode & syscall.S_IFMT, Ino: st.Ino ^ 0x5c5c000000000000})
+	}
+	return out
+}

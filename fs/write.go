@@ -1,0 +1,760 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+	"github.com/lamina-bio/lamina/stage"
+)
+
+// The write side: a thin adapter from FUSE calls to package stage, which
+// holds the file semantics (staging, commits, renames). Scratch paths are
+// served by go-fuse's loopback from a plain folder (scratch.go).
+
+const tagPending = "p"
+
+var (
+	_ fusefs.FileWriter   = (*handle)(nil)
+	_ fusefs.FileFlusher  = (*handle)(nil)
+	_ fusefs.FileReleaser = (*handle)(nil)
+	_ fusefs.FileFsyncer  = (*handle)(nil)
+)
+
+// writeHandle is a writable open (or a read of a key not yet committed).
+type writeHandle struct {
+	f        *stage.File
+	readOnly bool
+	n        *node
+}
+
+func linkEntry(name string, l catalog.Link) Entry {
+	return Entry{Name: name, Kind: KindLink, Key: l.Key, Target: l.Target, Size: int64(len(l.Target)),
+		Mode: 0o777, Mtime: l.Mtime, Ino: Ino("s", l.Key), Latest: true}
+}
+
+func (ns *Namespace) pendingEntry(name, key string, f *stage.File) Entry {
+	size, mt, mode := f.Attr()
+	return Entry{Name: name, Kind: KindPending, Key: key, Latest: true, Size: size, Mtime: mt, Mode: mode, Ino: Ino(tagPending, key)}
+}
+
+// pending resolves a name of a key that is being written and has no
+// committed version yet.
+func (ns *Namespace) pending(prefix, name string) (Entry, bool) {
+	if ns.st == nil {
+		return Entry{}, false
+	}
+	if f := ns.st.Pending(prefix + name); f != nil {
+		return ns.pendingEntry(name, prefix+name, f), true
+	}
+	if _, dirs := ns.st.PendingUnder(prefix + name + "/"); false && dirs != nil {
+		return Entry{}, false
+	}
+	return Entry{}, false
+}
+
+// pendingUnder lists the keys being written under prefix that the listing
+// does not show yet.
+func (ns *Namespace) pendingUnder(prefix string, l *listing) []Entry {
+	if ns.st == nil {
+		return nil
+	}
+	keys, dirs := ns.st.PendingUnder(prefix)
+	var out []Entry
+	for _, k := range keys {
+		name := k[len(prefix):]
+		if _, ok := l.files[name]; ok {
+			continue
+		}
+		if f := ns.st.Pending(k); f != nil {
+			out = append(out, ns.pendingEntry(name, k, f))
+		}
+	}
+	for _, d := range dirs {
+		if !l.subdirs[d] {
+			out = append(out, Entry{Name: d, Kind: KindDir, Prefix: prefix + d + "/", Mode: 0o755, Ino: Ino(tagDir, prefix+d+"/")})
+		}
+	}
+	return out
+}
+
+// forget drops the cached listings a change of keys may touch: every
+// ancestor's and everything under the key (a renamed folder).
+func (ns *Namespace) forget(keys ...string) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	drop := func(p string) {
+		if l := ns.listings[p]; l != nil {
+			ns.listed -= len(l.names) + len(l.dirs)
+			delete(ns.listings, p)
+		}
+	}
+	for _, k := range keys {
+		p := ""
+		drop(p)
+		for _, seg := range strings.Split(k, "/") {
+			p += seg + "/"
+			drop(p)
+		}
+		for q := range ns.listings {
+			if strings.HasPrefix(q, k+"/") {
+				drop(q)
+			}
+		}
+	}
+}
+
+// update puts a newly committed version into the cached listing of its
+// folder, so that creating many files does not list the folder again each
+// time.
+func (ns *Namespace) update(v catalog.Version) {
+	prefix, name := splitKey(v.Key)
+	ns.mu.Lock()
+	l := ns.listings[prefix]
+	if l == nil {
+		ns.mu.Unlock()
+		ns.forget(v.Key)
+		return
+	}
+	// Ancestors must already list the folder; if not, forget them.
+	known := true
+	p := ""
+	for _, seg := range strings.Split(strings.TrimSuffix(prefix, "/"), "/") {
+		if seg == "" {
+			break
+		}
+		if al := ns.listings[p]; al != nil && !al.subdirs[seg] {
+			known = false
+		}
+		p += seg + "/"
+	}
+	if !known {
+		ns.mu.Unlock()
+		ns.forget(v.Key)
+		return
+	}
+	nl := *l
+	nl.files = make(map[string]catalog.Version, len(l.files)+1)
+	for k, x := range l.files {
+		nl.files[k] = x
+	}
+	if _, ok := l.files[name]; !ok {
+		i := sort.SearchStrings(l.names, name)
+		nl.names = make([]string, 0, len(l.names)+1)
+		nl.names = append(append(append(nl.names, l.names[:i]...), name), l.names[i:]...)
+		ns.listed++
+	}
+	nl.files[name] = v
+	if v.Mtime.After(nl.mtime) {
+		nl.mtime = v.Mtime
+	}
+	ns.listings[prefix] = &nl
+	ns.mu.Unlock()
+}
+
+func splitKey(key string) (prefix, name string) {
+	i := strings.LastIndexByte(key, '/')
+	return key[:i+1], key[i+1:]
+}
+
+func keyOf(e Entry) string {
+	switch {
+	case e.Kind == KindDir:
+		return strings.TrimSuffix(e.Prefix, "/")
+	case e.Key != "":
+		return e.Key
+	case e.V != nil:
+		return e.V.Key
+	}
+	return ""
+}
+
+// written tells the namespace and, from another goroutine, the kernel that
+// keys changed.
+func (m *Mount) written(keys ...string) {
+	m.ns.forget(keys...)
+	m.notifyAsync(keys...)
+}
+
+// committed is written for a commit: the listing is updated in place.
+func (m *Mount) committed(v catalog.Version) {
+	m.ns.update(v)
+	m.notifyAsync(v.Key)
+}
+
+func (m *Mount) notifyAsync(keys ...string) {
+	var cs []Change
+	for _, k := range keys {
+		p, name := splitKey(k)
+		cs = append(cs, Change{Prefix: p, Names: []string{name, name + ".meta"}})
+	}
+	select {
+	case m.notes <- cs:
+	default:
+		go func() {
+			select {
+			case m.notes <- cs:
+			case <-m.stop:
+			}
+		}()
+	}
+}
+
+// notifier sends kernel notifications for the write side, off the request
+// handlers (a notification from inside a handler can deadlock the kernel).
+func (m *Mount) notifier() {
+	for {
+		select {
+		case <-m.stop:
+			return
+		case cs := <-m.notes:
+			for _, c := range cs {
+				m.invalidate(c)
+			}
+		}
+	}
+}
+
+// current is what n shows now: a latest name follows new versions; a
+// writer sees its own staged size and mtime.
+func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
+	if h, ok := fh.(*handle); ok && h.w != nil {
+		e := n.e
+		e.Size, e.Mtime, e.Mode = h.w.f.Attr()
+		return e
+	}
+	if n.m.ns.st == nil || !((n.e.Kind == KindFile && n.e.Latest) || n.e.Kind == KindPending || n.e.Kind == KindLink) {
+		return n.e
+	}
+	prefix, name := splitKey(n.key())
+	e, err := n.m.ns.lookupKey(ctx, prefix, name)
+	if err != nil {
+		return n.e
+	}
+	return e
+}
+
+// openLatest opens a latest name for reading as it is now.
+func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, syscall.Errno, bool) {
+	if n.m.ns.st == nil || !((n.e.Kind == KindFile && n.e.Latest) || n.e.Kind == KindPending) {
+		return nil, 0, 0, false
+	}
+	e := n.current(ctx, nil)
+	switch {
+	case e.Kind == KindPending:
+		f := n.m.ns.st.Pending(e.Key)
+		if f == nil {
+			return nil, 0, syscall.ENOENT, true
+		}
+		return &handle{w: &writeHandle{f: f, readOnly: true, n: n}}, 0, 0, true
+	case e.Kind == KindFile && (n.e.V == nil || e.V.UID != n.e.V.UID):
+		file, err := n.m.ns.FileOf(ctx, e)
+		if err != nil {
+			return nil, 0, n.errno("open", err), true
+		}
+		n.m.opened.Add(1)
+		// The kernel's pages of this inode may hold another version.
+		return &handle{r: newFileReader(n.m.chunks, file)}, fuse.FOPEN_NOFLUSH, 0, true
+	}
+	return nil, 0, 0, false
+}
+
+func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	st := n.m.ns.st
+	switch {
+	case st == nil:
+		return nil, 0, syscall.EROFS
+	case n.e.IsDir():
+		return nil, 0, syscall.EISDIR
+	case !((n.e.Kind == KindFile && n.e.Latest) || n.e.Kind == KindPending):
+		return nil, 0, syscall.EROFS
+	}
+	key := n.key()
+	trunc, app := flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0
+	var f *stage.File
+	cur, err := n.m.ns.cat.ByKey(ctx, key, 0)
+	switch {
+	case err == nil && cur.Kind != "file":
+		return nil, 0, syscall.EISDIR
+	case err == nil:
+		f, err = st.Open(ctx, key, cur, trunc, app)
+	case errors.Is(err, catalog.ErrNotFound):
+		f, err = st.Create(ctx, key, n.e.Mode)
+	}
+	if err != nil {
+		return nil, 0, n.errno("open", err)
+	}
+	return &handle{w: &writeHandle{f: f, n: n}}, 0, 0
+}
+
+func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if h.w == nil || h.w.readOnly {
+		return 0, syscall.EBADF
+	}
+	k, err := h.w.f.WriteAt(ctx, data, off)
+	if err != nil {
+		return uint32(k), h.w.n.errno("write", err)
+	}
+	return uint32(k), 0
+}
+
+func (h *handle) Flush(ctx context.Context) syscall.Errno {
+	if h.w == nil || h.w.readOnly {
+		return 0
+	}
+	if err := h.w.f.Flush(ctx); err != nil {
+		return h.w.n.errno("commit", err)
+	}
+	h.w.n.m.afterCommit(ctx, h.w.f)
+	return 0
+}
+
+// afterCommit passes a committed version on to the listings and the kernel.
+func (m *Mount) afterCommit(ctx context.Context, f *stage.File) {
+	key := f.Key()
+	if v, err := m.ns.cat.ByKey(ctx, key, 0); err == nil {
+		m.committed(v)
+	} else {
+		m.written(key)
+	}
+}
+
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	if h.w == nil || h.w.readOnly {
+		return 0
+	}
+	// RELEASE comes with pid 0 and after close(2) returned: nobody waits.
+	ctx = context.Background()
+	if err := h.w.f.Release(ctx); err != nil {
+		return h.w.n.errno("commit at release", err)
+	}
+	h.w.n.m.afterCommit(ctx, h.w.f)
+	return 0
+}
+
+func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if h.w == nil || h.w.readOnly {
+		return 0
+	}
+	if err := h.w.f.Sync(ctx); err != nil {
+		return h.w.n.errno("fsync", err)
+	}
+	h.w.n.m.afterCommit(ctx, h.w.f)
+	return 0
+}
+
+// writable reports whether names can be made in n, and the errno if not.
+func (n *node) writable() syscall.Errno {
+	if n.m.ns.st == nil || n.e.Kind != KindDir {
+		return syscall.EROFS
+	}
+	return 0
+}
+
+// checkNew validates a name to be made in n.
+func (n *node) checkNew(name string) (string, syscall.Errno) {
+	key := n.prefix() + name
+	if pn := ParseName(name); pn.Base != name {
+		if _, err := n.m.ns.lookupKey(context.Background(), n.prefix(), name); err == nil {
+			return "", syscall.EROFS
+		}
+	}
+	if err := ref.CheckKey(key); err != nil {
+		return "", errno(n.m.log, "name", err)
+	}
+	return key, 0
+}
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	if e := n.writable(); e != 0 {
+		return nil, nil, 0, e
+	}
+	if n.m.isScratch(n.prefix() + name) {
+		return n.scratchCreate(ctx, name, flags, mode, out)
+	}
+	key, e := n.checkNew(name)
+	if e != 0 {
+		return nil, nil, 0, e
+	}
+	st := n.m.ns.st
+	var f *stage.File
+	var err error
+	ent, lerr := n.m.ns.lookupKey(ctx, n.prefix(), name)
+	switch {
+	case lerr == nil && ent.IsDir():
+		return nil, nil, 0, syscall.EISDIR
+	case lerr == nil && flags&syscall.O_EXCL != 0:
+		return nil, nil, 0, syscall.EEXIST
+	case lerr == nil && ent.Kind == KindFile && ent.Latest:
+		f, err = st.Open(ctx, key, *ent.V, flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0)
+	case lerr == nil && ent.Kind != KindPending:
+		return nil, nil, 0, syscall.EROFS
+	default:
+		f, err = st.Create(ctx, key, mode&0o7777)
+		ent = n.m.ns.pendingEntry(name, key, f)
+	}
+	if err != nil {
+		return nil, nil, 0, n.errno("create", err)
+	}
+	child := &node{m: n.m, e: ent}
+	h := &handle{w: &writeHandle{f: f, n: child}}
+	n.m.fill(child.current(ctx, h), &out.Attr)
+	out.SetEntryTimeout(n.m.opts.LatestTimeout)
+	out.SetAttrTimeout(0)
+	ino := n.NewInode(ctx, child, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: ent.Ino})
+	if got, ok := ino.Operations().(*node); ok && got != child {
+		h.w.n = got
+	}
+	return ino, h, 0, 0
+}
+
+func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if uid, ok := in.GetUID(); ok && uid != n.m.uid {
+		return syscall.EPERM
+	}
+	if gid, ok := in.GetGID(); ok && gid != n.m.gid {
+		return syscall.EPERM
+	}
+	st := n.m.ns.st
+	e := n.e
+	switch {
+	case st == nil:
+		return syscall.EROFS
+	case e.Kind == KindDir:
+		n.m.fill(e, &out.Attr) // folders have no stored times or modes
+		return 0
+	case !((e.Kind == KindFile && e.Latest) || e.Kind == KindPending || e.Kind == KindLink):
+		return syscall.EROFS
+	}
+	var w *stage.File
+	if h, ok := fh.(*handle); ok && h.w != nil && !h.w.readOnly {
+		w = h.w.f
+	}
+	key := n.key()
+	var err error
+	if size, ok := in.GetSize(); ok {
+		if w != nil {
+			err = w.Truncate(ctx, int64(size))
+		} else {
+			_, err = st.Truncate(ctx, key, int64(size))
+		}
+		if err != nil {
+			return n.errno("truncate", err)
+		}
+	}
+	var a catalog.Attrs
+	if mt, ok := in.GetMTime(); ok {
+		a.Mtime = &mt
+	}
+	if mode, ok := in.GetMode(); ok {
+		a.Mode = &mode
+	}
+	if a.Mtime != nil || a.Mode != nil {
+		if w != nil {
+			if a.Mtime != nil {
+				w.SetMtime(*a.Mtime)
+			}
+			if a.Mode != nil {
+				w.SetMode(*a.Mode)
+			}
+		} else if _, err := st.SetAttrs(ctx, key, a); err != nil {
+			return n.errno("setattr", err)
+		}
+	}
+	if w == nil {
+		prefix, name := splitKey(key)
+		n.m.ns.forget(key)
+		if cur, err := n.m.ns.lookupKey(ctx, prefix, name); err == nil {
+			n.m.fill(cur, &out.Attr)
+			out.SetTimeout(n.m.opts.LatestTimeout)
+			return 0
+		}
+	}
+	n.m.fill(n.current(ctx, fh), &out.Attr)
+	return 0
+}
+
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if n.m.ns.st != nil && n.e.Latest {
+		return syscall.ENOTSUP
+	}
+	return syscall.EROFS
+}
+
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if n.m.ns.st != nil && n.e.Latest {
+		return syscall.ENOTSUP
+	}
+	return syscall.EROFS
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if e := n.writable(); e != 0 {
+		return nil, e
+	}
+	if n.m.isScratch(n.prefix() + name) {
+		return n.scratchMkdir(ctx, name, mode, out)
+	}
+	key, e := n.checkNew(name)
+	if e != 0 {
+		return nil, e
+	}
+	if _, err := n.m.ns.lookupKey(ctx, n.prefix(), name); err == nil {
+		return nil, syscall.EEXIST
+	}
+	if err := n.m.ns.st.Mkdir(ctx, key); err != nil {
+		if errors.Is(err, catalog.ErrConflict) {
+			return nil, syscall.EEXIST
+		}
+		return nil, n.errno("mkdir", err)
+	}
+	n.m.written(key)
+	ent := n.m.ns.dirEntry(name, key+"/", nil)
+	n.m.fill(ent, &out.Attr)
+	return n.NewInode(ctx, &node{m: n.m, e: ent}, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ent.Ino}), 0
+}
+
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (n *node) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if n.m.ns.st == nil {
+		return nil, syscall.EROFS
+	}
+	return nil, syscall.EPERM
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if e := n.writable(); e != 0 {
+		return nil, e
+	}
+	if n.m.isScratch(n.prefix() + name) {
+		return n.scratchSymlink(ctx, target, name, out)
+	}
+	key, e := n.checkNew(name)
+	if e != 0 {
+		return nil, e
+	}
+	if _, err := n.m.ns.lookupKey(ctx, n.prefix(), name); err == nil {
+		return nil, syscall.EEXIST
+	}
+	if err := n.m.ns.st.Symlink(ctx, key, target); err != nil {
+		if errors.Is(err, catalog.ErrConflict) {
+			return nil, syscall.EEXIST
+		}
+		return nil, n.errno("symlink", err)
+	}
+	n.m.written(key)
+	ent := linkEntry(name, catalog.Link{Key: key, Target: target, Mtime: time.Now()})
+	n.m.fill(ent, &out.Attr)
+	return n.NewInode(ctx, &node{m: n.m, e: ent}, fusefs.StableAttr{Mode: syscall.S_IFLNK, Ino: ent.Ino}), 0
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	if n.e.Kind != KindLink {
+		return nil, syscall.EINVAL
+	}
+	return []byte(n.e.Target), 0
+}
+
+// existing resolves name in n for a change: version and sidecar names are
+// read-only.
+func (n *node) existing(ctx context.Context, name string) (Entry, syscall.Errno) {
+	ent, err := n.m.ns.lookupKey(ctx, n.prefix(), name)
+	if err != nil {
+		return Entry{}, n.errno("lookup", err)
+	}
+	if ent.Immutable() || ent.Kind == KindMeta {
+		return Entry{}, syscall.EROFS
+	}
+	return ent, 0
+}
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if e := n.writable(); e != 0 {
+		return e
+	}
+	if n.m.isScratch(n.prefix() + name) {
+		return errnoOf(syscall.Unlink(n.m.scratchPath(n.prefix() + name)))
+	}
+	ent, e := n.existing(ctx, name)
+	if e != 0 {
+		return e
+	}
+	if ent.IsDir() {
+		return syscall.EISDIR
+	}
+	key := n.prefix() + name
+	if err := n.m.ns.st.Unlink(ctx, key); err != nil {
+		return n.errno("unlink", err)
+	}
+	n.m.written(key)
+	return 0
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if e := n.writable(); e != 0 {
+		return e
+	}
+	if n.m.isScratch(n.prefix() + name) {
+		return errnoOf(syscall.Rmdir(n.m.scratchPath(n.prefix() + name)))
+	}
+	ent, e := n.existing(ctx, name)
+	if e != 0 {
+		return e
+	}
+	if ent.Kind != KindDir {
+		if ent.Kind == KindFolder {
+			return syscall.EROFS
+		}
+		return syscall.ENOTDIR
+	}
+	key := n.prefix() + name
+	if keys, dirs := n.m.ns.st.PendingUnder(key + "/"); len(keys)+len(dirs) > 0 {
+		return syscall.ENOTEMPTY
+	}
+	if ents, _ := os.ReadDir(n.m.scratchPath(key)); len(ents) > 0 {
+		return syscall.ENOTEMPTY
+	}
+	if err := n.m.ns.st.Rmdir(ctx, key); err != nil {
+		if errors.Is(err, catalog.ErrNotEmpty) {
+			return syscall.ENOTEMPTY
+		}
+		return n.errno("rmdir", err)
+	}
+	os.Remove(n.m.scratchPath(key))
+	n.m.written(key)
+	return 0
+}
+
+func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if e := n.writable(); e != 0 {
+		return e
+	}
+	if flags&^uint32(1) != 0 { // only RENAME_NOREPLACE
+		return syscall.EINVAL
+	}
+	src := n.prefix() + name
+	var dst string
+	dstScratch := false
+	switch p := newParent.(type) {
+	case *node:
+		if e := p.writable(); e != 0 {
+			return e
+		}
+		dst = p.prefix() + newName
+		dstScratch = n.m.isScratch(dst)
+	case *scratchNode:
+		dst = path.Join(p.EmbeddedInode().Path(nil), newName)
+		dstScratch = true
+	default:
+		return syscall.EXDEV
+	}
+	srcScratch := n.m.isScratch(src)
+	if flags&1 != 0 {
+		if _, err := os.Lstat(n.m.scratchPath(dst)); dstScratch && err == nil {
+			return syscall.EEXIST
+		}
+		if _, err := n.m.ns.Lookup(ctx, Entry{Kind: KindDir, Prefix: path.Dir(dst) + "/"}, path.Base(dst)); !dstScratch && err == nil {
+			return syscall.EEXIST
+		}
+	}
+	switch {
+	case srcScratch && dstScratch:
+		if err := os.MkdirAll(filepath.Dir(n.m.scratchPath(dst)), 0o755); err != nil {
+			return errnoOf(err)
+		}
+		return errnoOf(os.Rename(n.m.scratchPath(src), n.m.scratchPath(dst)))
+	case srcScratch:
+		return n.m.commitScratch(ctx, n.m.scratchPath(src), dst)
+	case dstScratch:
+		return n.m.materialize(ctx, n, name, dst)
+	}
+	se, e := n.existing(ctx, name)
+	if e != 0 {
+		return e
+	}
+	np := newParent.(*node)
+	de, derr := np.m.ns.lookupKey(ctx, np.prefix(), newName)
+	if derr == nil && (de.Immutable() || de.Kind == KindMeta) {
+		return syscall.EROFS
+	}
+	if _, err := np.checkNew(newName); err != 0 {
+		return err
+	}
+	var err error
+	if se.Kind == KindDir {
+		if derr == nil && de.Kind != KindDir {
+			return syscall.ENOTDIR
+		}
+		if strings.HasPrefix(dst+"/", src+"/") {
+			return syscall.EINVAL
+		}
+		err = n.m.ns.st.RenameFolder(ctx, src, dst)
+		if err == nil {
+			os.Rename(n.m.scratchPath(src), n.m.scratchPath(dst))
+		}
+	} else {
+		if derr == nil && de.Kind == KindDir {
+			return syscall.EISDIR
+		}
+		err = n.m.ns.st.Rename(ctx, src, dst)
+	}
+	switch {
+	case errors.Is(err, catalog.ErrNotEmpty):
+		return syscall.ENOTEMPTY
+	case errors.Is(err, catalog.ErrKind):
+		return syscall.EISDIR
+	case err != nil:
+		return n.errno("rename", err)
+	}
+	n.m.written(src, dst)
+	return 0
+}
+
+func errnoOf(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	return fusefs.ToErrno(err)
+}
+
+// entry is n's Entry with the folder or key where n is now: a rename of a
+// folder moves its inodes in the kernel (and go-fuse's tree) without a new
+// lookup.
+func (n *node) entry() Entry {
+	e := n.e
+	if n.m.ns.st == nil || n.EmbeddedInode() == nil || n.e.Ino == 1 {
+		return e
+	}
+	if e.Kind == KindDir {
+		if p := n.Path(nil); p != "" && !strings.HasPrefix(p, ".") {
+			e.Prefix = p + "/"
+		}
+	}
+	return e
+}
+
+// prefix is the key prefix of a folder node ("" at the top).
+func (n *node) prefix() string { return n.entry().Prefix }
+
+// key is the key a latest file, pending file or link node shows now.
+func (n *node) key() string {
+	if n.m.ns.st != nil && n.EmbeddedInode() != nil && n.e.Kind != KindDir {
+		if p := n.Path(nil); p != "" && !strings.HasPrefix(p, ".go-fuse") {
+			return p
+		}
+	}
+	return keyOf(n.e)
+}

@@ -1,0 +1,37 @@
+package stage
+
+import (
+	"path"
+	"strings"
+)
+
+// DefaultScratch are the names that are scratch unless an instance says
+// otherwise: Snakemake's bookkeeping, editor swap, backup and lock files,
+// and NFS's silly-renamed files.
+var DefaultScratch = []string{".snakemake", ".*.swp", "*~", ".#*", ".nfs*"}
+
+// Scratch decides which paths of a mount are scratch: a plain POSIX folder
+// with no versions. A path is scratch when any of its segments matches one
+// of the patterns (path.Match syntax, one segment each), so everything
+// under a ".snakemake" folder is.
+type Scratch []string
+
+// Match reports whether the slash-separated path p is scratch.
+func (s Scratch) Match(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg != "" && s.MatchName(seg) {
+			return true
+		}
+	}
+	return false
+}
+
+// MatchName reports whether one name is scratch.
+func (s Scratch) MatchName(name string) bool {
+	for _, pat := range s {
+		if ok, _ := path.Match(pat, name); ok {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,706 @@
+package stage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ref"
+	"golang.org/x/sys/unix"
+)
+
+// Catalog is what the write side asks of the catalog.
+type Catalog interface {
+	ByKey(ctx context.Context, key string, n int) (catalog.Version, error)
+	Versions(ctx context.Context, key string, trash bool) ([]catalog.Version, error)
+	Save(ctx context.Context, vs []catalog.NewVersion) ([]catalog.Saved, error)
+	Trash(ctx context.Context, key string) (catalog.TrashEntry, error)
+	Purge(ctx context.Context, key string) ([]catalog.Version, error)
+	catalog.Writer
+}
+
+// Content is what the write side asks of the content store; *cache.Store
+// provides it.
+type Content interface {
+	NewWriter() *cache.Writer
+	LoadManifest(ctx context.Context, r cache.Ref) (*cache.Manifest, error)
+	Open(f cache.File) *cache.Reader
+}
+
+// Options configure a Stage.
+type Options struct {
+	Dir     string       // the staging folder (in the instance's cache dir)
+	User    string       // created_by of new versions
+	Logger  *slog.Logger // nil discards
+	Changed func(keys []string)
+}
+
+// Stage stages and commits writes. It is safe for concurrent use.
+type Stage struct {
+	cat     Catalog
+	content Content
+	opts    Options
+	log     *slog.Logger
+
+	mu    sync.Mutex // guards open, fresh and the key and deleted fields of Files
+	open  map[string][]*File
+	fresh map[string]bool // keys whose artifact this Stage created (temporary names, often)
+}
+
+// New returns a Stage keeping its files in o.Dir.
+func New(cat Catalog, content Content, o Options) (*Stage, error) {
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, open: map[string][]*File{}, fresh: map[string]bool{}}, nil
+}
+
+// Dir is the staging folder.
+func (s *Stage) Dir() string { return s.opts.Dir }
+
+func (s *Stage) changed(keys ...string) {
+	if s.opts.Changed != nil && len(keys) > 0 {
+		s.opts.Changed(keys)
+	}
+}
+
+// journal is what the journal file beside a staging file holds.
+type journal struct {
+	Key  string `json:"key"`
+	Mode uint32 `json:"mode"`
+}
+
+// File is one writable open of a key. Its methods are safe for concurrent
+// use.
+type File struct {
+	s    *Stage
+	id   string
+	data *os.File
+
+	// guarded by Stage.mu
+	key     string
+	deleted bool
+
+	mu        sync.Mutex // guards the fields below
+	base      *catalog.Version
+	copied    bool // data holds the content (base copied, or truncated)
+	size      int64
+	mtime     time.Time
+	mode      uint32
+	dirty     bool // bytes changed since the last commit
+	wrote     bool // bytes written since the last commit (not only truncated)
+	touched   bool // mtime set since the last commit
+	isNew     bool // the key had no live version at open
+	committed bool
+	closed    bool // journal says closed
+	append    bool
+	released  bool
+}
+
+func newID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Create starts a File on key with no content: a new key, or an existing
+// one truncated (O_TRUNC). The File is not committed until it is flushed or
+// released.
+func (s *Stage) Create(ctx context.Context, key string, mode uint32) (*File, error) {
+	return s.start(ctx, key, nil, mode, true, false)
+}
+
+// Open starts a File on key copying base (the latest version) on write;
+// trunc empties it at once, appendMode writes every byte at the end.
+func (s *Stage) Open(ctx context.Context, key string, base catalog.Version, trunc, appendMode bool) (*File, error) {
+	return s.start(ctx, key, &base, base.Mode, trunc, appendMode)
+}
+
+func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mode uint32, trunc, appendMode bool) (*File, error) {
+	if err := ref.CheckKey(key); err != nil {
+		return nil, err
+	}
+	if mode&0o7777 == 0 {
+		mode = 0o644
+	}
+	id := newID()
+	p := filepath.Join(s.opts.Dir, id)
+	data, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, append: appendMode, mtime: time.Now()}
+	if base != nil && base.UID != "" {
+		f.base = base
+		f.size = base.Size
+		f.mtime = base.Mtime
+	} else {
+		f.isNew = true
+		f.copied = true
+		f.dirty = true // a new key is content: committed at flush or release
+	}
+	if trunc && f.base != nil {
+		f.copied, f.size, f.dirty, f.mtime = true, 0, true, time.Now()
+	}
+	if err := f.writeJournal(".open"); err != nil {
+		data.Close()
+		os.Remove(p)
+		return nil, err
+	}
+	s.mu.Lock()
+	s.open[key] = append(s.open[key], f)
+	s.mu.Unlock()
+	return f, nil
+}
+
+func (f *File) path(suffix string) string { return filepath.Join(f.s.opts.Dir, f.id+suffix) }
+
+func (f *File) writeJournal(suffix string) error {
+	f.s.mu.Lock()
+	j := journal{Key: f.key, Mode: f.mode}
+	f.s.mu.Unlock()
+	b, _ := json.Marshal(j)
+	if err := os.WriteFile(f.path(suffix), b, 0o600); err != nil {
+		return fmt.Errorf("stage: journal: %w", err)
+	}
+	return nil
+}
+
+// Key is the key the File commits to (a rename while open changes it).
+func (f *File) Key() string {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	return f.key
+}
+
+// Attr is what a stat through the File shows.
+func (f *File) Attr() (size int64, mtime time.Time, mode uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.size, f.mtime, f.mode
+}
+
+// ensureCopy copies the base version into the staging file. Called with
+// f.mu held.
+func (f *File) ensureCopy(ctx context.Context) error {
+	if f.copied {
+		return nil
+	}
+	m, err := f.s.content.LoadManifest(ctx, cache.Ref(f.base.Manifest))
+	if err != nil {
+		return err
+	}
+	if len(m.Files) != 1 {
+		return fmt.Errorf("stage: %s is a folder artifact: %w", f.base.Key, errIsFolder)
+	}
+	if _, err := f.data.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := f.s.content.Open(m.Files[0]).WriteToContext(ctx, f.data, nil); err != nil {
+		return fmt.Errorf("stage: copy %s: %w", f.base.Key, err)
+	}
+	f.copied = true
+	return nil
+}
+
+var errIsFolder = errors.New("is a folder")
+
+// WriteAt writes p at off (at the end for an append File).
+func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.ensureCopy(ctx); err != nil {
+		return 0, err
+	}
+	if f.append {
+		off = f.size
+	}
+	n, err := f.data.WriteAt(p, off)
+	if end := off + int64(n); end > f.size {
+		f.size = end
+	}
+	if n > 0 {
+		f.dirty, f.wrote = true, true
+		f.mtime = time.Now()
+	}
+	return n, err
+}
+
+// ReadAt reads what the File holds now.
+func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if off >= f.size {
+		return 0, io.EOF
+	}
+	if len(p) > int(f.size-off) {
+		p = p[:f.size-off]
+	}
+	if !f.copied {
+		m, err := f.s.content.LoadManifest(ctx, cache.Ref(f.base.Manifest))
+		if err != nil {
+			return 0, err
+		}
+		return f.s.content.Open(m.Files[0]).ReadAtContext(ctx, p, off)
+	}
+	return f.data.ReadAt(p, off)
+}
+
+// Truncate sets the File's size.
+func (f *File) Truncate(ctx context.Context, size int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if size == f.size && f.copied {
+		return nil
+	}
+	if size == 0 {
+		f.copied = true
+	} else if err := f.ensureCopy(ctx); err != nil {
+		return err
+	}
+	if err := f.data.Truncate(size); err != nil {
+		return err
+	}
+	f.size, f.dirty, f.mtime = size, true, time.Now()
+	return nil
+}
+
+// SetMtime sets the mtime the File's next version gets (or, if its bytes do
+// not change, the latest version's).
+func (f *File) SetMtime(t time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mtime, f.touched = t, true
+}
+
+// SetMode sets the File's permission bits.
+func (f *File) SetMode(mode uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mode, f.touched = mode&0o7777, true
+}
+
+// Flush is close(2): it commits the File if its bytes changed and returns
+// the commit's error. See the package doc for a new key flushed empty.
+func (f *File) Flush(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.flush(ctx, false)
+}
+
+// flush with f.mu held; final is Release's last chance.
+func (f *File) flush(ctx context.Context, final bool) error {
+	f.s.mu.Lock()
+	deleted := f.deleted
+	f.s.mu.Unlock()
+	if deleted {
+		return nil
+	}
+	if f.dirty && !f.wrote && f.size == 0 && !final {
+		// Created or truncated, nothing written yet: a shell closes its
+		// first descriptor before the command writes. Committed at Release
+		// unless bytes come first.
+		return nil
+	}
+	if f.dirty {
+		return f.commit(ctx)
+	}
+	if f.touched {
+		key := f.Key()
+		mt, mode := f.mtime, f.mode
+		if _, err := f.s.cat.SetAttrs(ctx, key, catalog.Attrs{Mtime: &mt, Mode: &mode}); err != nil {
+			return err
+		}
+		f.touched = false
+		f.s.changed(key)
+	}
+	return nil
+}
+
+// commit stores the staged bytes and records a version. Called with f.mu.
+func (f *File) commit(ctx context.Context) error {
+	if !f.closed {
+		if err := os.Rename(f.path(".open"), f.path(".closed")); err != nil {
+			return fmt.Errorf("stage: journal: %w", err)
+		}
+		f.closed = true
+	}
+	key := f.Key()
+	v, err := f.s.commitFile(ctx, key, io.NewSectionReader(f.data, 0, f.size), f.mtime, f.mode, "")
+	if err != nil {
+		return err
+	}
+	f.dirty, f.wrote, f.touched, f.committed = false, false, false, true
+	f.base, f.isNew = &v, false
+	return nil
+}
+
+// commitFile stores r as the next version of key with the given mtime.
+func (s *Stage) commitFile(ctx context.Context, key string, r io.Reader, mtime time.Time, mode uint32, desc string) (catalog.Version, error) {
+	w := s.content.NewWriter()
+	file, _, err := w.PutFile(ctx, r, nil)
+	if err != nil {
+		w.Abort()
+		return catalog.Version{}, fmt.Errorf("cannot store %s: %w", key, err)
+	}
+	mref, err := w.PutManifest(ctx, &cache.Manifest{Kind: cache.KindFile, Files: []cache.File{file}})
+	if err != nil {
+		w.Abort()
+		return catalog.Version{}, err
+	}
+	if err := w.Commit(ctx); err != nil {
+		return catalog.Version{}, fmt.Errorf("cannot store %s: %w", key, err)
+	}
+	suffix := instance.Suffix(key)
+	now := time.Now().UTC()
+	if mode == 0o644 {
+		mode = 0 // the default
+	}
+	saved, err := s.cat.Save(ctx, []catalog.NewVersion{{
+		Key: key, Kind: cache.KindFile, Suffix: suffix, OType: instance.OType(suffix),
+		Size: file.Size, Digest: file.Digest, Manifest: string(mref), Description: desc,
+		CreatedBy: s.opts.User, CreatedAt: now, Mtime: mtime, Mode: mode,
+	}})
+	if err != nil {
+		return catalog.Version{}, err
+	}
+	v := saved[0].Version
+	if saved[0].Unchanged && (!v.Mtime.Equal(mtime) || v.Mode != mode) {
+		// Same bytes: no version, but the mtime the writer saw stays.
+		if v, err = s.cat.SetAttrs(ctx, key, catalog.Attrs{Mtime: &mtime, Mode: &mode}); err != nil {
+			return catalog.Version{}, err
+		}
+	}
+	if !saved[0].Unchanged && v.Version == 1 {
+		s.mu.Lock()
+		s.fresh[key] = true
+		s.mu.Unlock()
+	}
+	s.changed(key)
+	return v, nil
+}
+
+// Sync is fsync: it commits what is staged, then makes the staging file
+// and the committed content durable.
+func (f *File) Sync(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.data.Sync(); err != nil {
+		return err
+	}
+	if f.dirty && (f.wrote || f.size > 0) {
+		if err := f.commit(ctx); err != nil {
+			return err
+		}
+	}
+	// One syncfs covers the staging folder, and the storage root and the
+	// catalog when they share its file system.
+	d, err := os.Open(f.s.opts.Dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return unix.Syncfs(int(d.Fd()))
+}
+
+// Release is the last close of the File: it commits a new key that was
+// never committed (an empty file, say) and removes the staging files. The
+// error can reach no one; the caller logs it.
+func (f *File) Release(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return nil
+	}
+	f.released = true
+	err := f.flush(ctx, true)
+	f.s.mu.Lock()
+	list := f.s.open[f.key]
+	for i, o := range list {
+		if o == f {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(f.s.open, f.key)
+	} else {
+		f.s.open[f.key] = list
+	}
+	f.s.mu.Unlock()
+	if err != nil {
+		// Keep the staged bytes for Recover (lost+found) rather than drop them.
+		f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged for recovery", "key", f.Key(), "err", err)
+		f.data.Close()
+		return err
+	}
+	f.data.Close()
+	os.Remove(f.path(".open"))
+	os.Remove(f.path(".closed"))
+	os.Remove(f.path(""))
+	return nil
+}
+
+// Pending returns the newest open File of key, or nil.
+func (s *Stage) Pending(key string) *File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.open[key]
+	if len(l) == 0 {
+		return nil
+	}
+	return l[len(l)-1]
+}
+
+// PendingUnder lists the keys directly under prefix ("" or ending in "/")
+// that have open Files, and the next segments of deeper ones.
+func (s *Stage) PendingUnder(prefix string) (keys, dirs []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for k, l := range s.open {
+		if len(l) == 0 || !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		alive := false
+		for _, f := range l {
+			alive = alive || !f.deleted
+		}
+		if !alive {
+			continue
+		}
+		rest := k[len(prefix):]
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			if !seen[rest[:i]] {
+				seen[rest[:i]] = true
+				dirs = append(dirs, rest[:i])
+			}
+			continue
+		}
+		keys = append(keys, k)
+	}
+	return keys, dirs
+}
+
+// Unlink removes key: open Files of it make no version, and its artifact
+// goes to the trash. The folder it was in persists.
+func (s *Stage) Unlink(ctx context.Context, key string) error {
+	s.mu.Lock()
+	hadOpen := false
+	for _, f := range s.open[key] {
+		hadOpen = hadOpen || !f.deleted
+		f.deleted = true
+	}
+	s.mu.Unlock()
+	_, err := s.cat.Trash(ctx, key)
+	if errors.Is(err, catalog.ErrNotFound) {
+		if l, lerr := s.cat.ByKey(ctx, key, 0); lerr == nil && l.UID != "" {
+			return err
+		}
+		if rerr := s.cat.RemoveLink(ctx, key); rerr == nil {
+			err = nil
+		} else if hadOpen {
+			err = nil // created and deleted before it was closed: no trace
+		}
+	}
+	if err != nil {
+		return err
+	}
+	s.keepFolder(ctx, key)
+	s.changed(key)
+	return nil
+}
+
+// keepFolder makes the folder of key persist once it is emptied.
+func (s *Stage) keepFolder(ctx context.Context, key string) {
+	if dir := path.Dir(key); dir != "." {
+		if err := s.cat.MakeFolder(ctx, dir); err != nil {
+			s.log.Debug("lamina mount: keep folder", "dir", dir, "err", err)
+		}
+	}
+}
+
+// Rename moves key from to key to: open Files of from commit to to, and the
+// catalog renames (a new version of to when it exists, DESIGN §3). A source
+// this mount created (a temporary file) leaves no trace in the trash.
+func (s *Stage) Rename(ctx context.Context, from, to string) error {
+	if err := ref.CheckKey(to); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	moved := s.open[from]
+	fresh := s.fresh[from]
+	s.mu.Unlock()
+	_, err := s.cat.Rename(ctx, from, to)
+	if errors.Is(err, catalog.ErrNotFound) && len(moved) > 0 {
+		err = nil // only staged so far: its commit goes to the new name
+	}
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if len(moved) > 0 {
+		for _, f := range moved {
+			f.key = to
+		}
+		s.open[to] = append(s.open[to], moved...)
+		delete(s.open, from)
+	}
+	delete(s.fresh, from)
+	s.mu.Unlock()
+	for _, f := range moved {
+		f.mu.Lock()
+		if f.closed {
+			_ = f.writeJournal(".closed")
+		} else {
+			_ = f.writeJournal(".open")
+		}
+		f.mu.Unlock()
+	}
+	if fresh {
+		// Renamed onto an existing key, a fresh source went to the trash:
+		// a temporary name leaves nothing behind.
+		if vs, verr := s.cat.Versions(ctx, from, true); verr == nil && len(vs) == 1 && vs[0].Trashed {
+			if _, perr := s.cat.Purge(ctx, from); perr != nil {
+				s.log.Warn("lamina mount: purge temporary", "key", from, "err", perr)
+			}
+		}
+	}
+	s.keepFolder(ctx, from)
+	s.changed(from, to)
+	return nil
+}
+
+// RenameFolder moves a folder and everything under it.
+func (s *Stage) RenameFolder(ctx context.Context, from, to string) error {
+	if err := s.cat.RenameFolder(ctx, from, to); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	var keys []string
+	for k, l := range s.open {
+		if strings.HasPrefix(k, from+"/") {
+			nk := to + k[len(from):]
+			for _, f := range l {
+				f.key = nk
+			}
+			s.open[nk] = append(s.open[nk], l...)
+			delete(s.open, k)
+			keys = append(keys, k, nk)
+		}
+	}
+	s.mu.Unlock()
+	s.keepFolder(ctx, from)
+	s.changed(append(keys, from, to)...)
+	return nil
+}
+
+// SetAttrs sets the mtime or mode of key without a new version; open Files
+// of a key never committed take them instead.
+func (s *Stage) SetAttrs(ctx context.Context, key string, a catalog.Attrs) (catalog.Version, error) {
+	v, err := s.cat.SetAttrs(ctx, key, a)
+	if errors.Is(err, catalog.ErrNotFound) {
+		if f := s.Pending(key); f != nil {
+			if a.Mtime != nil {
+				f.SetMtime(*a.Mtime)
+			}
+			if a.Mode != nil {
+				f.SetMode(*a.Mode)
+			}
+			return catalog.Version{}, nil
+		}
+	}
+	if err == nil {
+		s.changed(key)
+	}
+	return v, err
+}
+
+// Truncate is truncate(2) on a path: the newest open File of key takes it;
+// otherwise it makes a new version at once.
+func (s *Stage) Truncate(ctx context.Context, key string, size int64) (catalog.Version, error) {
+	if f := s.Pending(key); f != nil {
+		return catalog.Version{}, f.Truncate(ctx, size)
+	}
+	base, err := s.cat.ByKey(ctx, key, 0)
+	if err != nil {
+		return catalog.Version{}, err
+	}
+	if base.Size == size {
+		return base, nil
+	}
+	f, err := s.Open(ctx, key, base, false, false)
+	if err != nil {
+		return catalog.Version{}, err
+	}
+	defer f.Release(ctx)
+	if err := f.Truncate(ctx, size); err != nil {
+		return catalog.Version{}, err
+	}
+	if err := f.Flush(ctx); err != nil {
+		return catalog.Version{}, err
+	}
+	return s.cat.ByKey(ctx, key, 0)
+}
+
+// Symlink records a symbolic link.
+func (s *Stage) Symlink(ctx context.Context, key, target string) error {
+	if err := s.cat.Symlink(ctx, key, target); err != nil {
+		return err
+	}
+	s.changed(key)
+	return nil
+}
+
+// Mkdir records a folder that persists while empty.
+func (s *Stage) Mkdir(ctx context.Context, key string) error {
+	if err := s.cat.MakeFolder(ctx, key); err != nil {
+		return err
+	}
+	s.changed(key)
+	return nil
+}
+
+// Rmdir removes an empty folder.
+func (s *Stage) Rmdir(ctx context.Context, key string) error {
+	if err := s.cat.RemoveFolder(ctx, key); err != nil {
+		return err
+	}
+	s.changed(key)
+	return nil
+}
+
+// CommitPath commits the file at p (a scratch file renamed onto a key) as
+// the next version of key, with p's mtime and mode.
+func (s *Stage) CommitPath(ctx context.Context, key, p string) (catalog.Version, error) {
+	if err := ref.CheckKey(key); err != nil {
+		return catalog.Version{}, err
+	}
+	fh, err := os.Open(p)
+	if err != nil {
+		return catalog.Version{}, err
+	}
+	defer fh.Close()
+	info, err := fh.Stat()
+	if err != nil {
+		return catalog.Version{}, err
+	}
+	return s.commitFile(ctx, key, fh, info.ModTime(), uint32(info.Mode().Perm()), "")
+}

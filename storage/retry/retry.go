@@ -1,0 +1,140 @@
+// Package retry is a storage.Backend decorator that retries failed calls
+// with exponential backoff and full jitter, for as long as the error is
+// worth another try and the budget (attempts and elapsed time) allows.
+//
+// Which errors are worth it is the wrapped backend's to say: an error that
+// has a `Retryable() bool` method returning true (storage/s3's errors do for
+// 5xx, 429, throttling, resets, timeouts, truncated bodies). Missing objects,
+// denied requests and the caller's cancelled context are never retried.
+package retry
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// Policy is the retry budget.
+type Policy struct {
+	Attempts int           // total attempts, at least 1
+	Base     time.Duration // first backoff ceiling
+	Max      time.Duration // backoff ceiling cap
+	Elapsed  time.Duration // give up after this much time in total (0: no limit)
+}
+
+// DefaultPolicy gives a call about half a minute: 8 attempts, backoff
+// ceilings 100 ms, 200 ms, … capped at 8 s.
+var DefaultPolicy = Policy{Attempts: 8, Base: 100 * time.Millisecond, Max: 8 * time.Second, Elapsed: time.Minute}
+
+// Backend retries the calls of the backend it wraps. It is safe for
+// concurrent use if the wrapped backend is.
+type Backend struct {
+	b   storage.Backend
+	p   Policy
+	log *slog.Logger
+}
+
+var _ storage.Backend = (*Backend)(nil)
+
+// New wraps b. A nil log discards the retry log lines.
+func New(b storage.Backend, p Policy, log *slog.Logger) *Backend {
+	if p.Attempts < 1 {
+		p.Attempts = 1
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Backend{b: b, p: p, log: log}
+}
+
+// Unwrap returns the wrapped backend.
+func (r *Backend) Unwrap() storage.Backend { return r.b }
+
+type retryable interface{ Retryable() bool }
+
+// Retryable reports whether err says another attempt may succeed.
+func Retryable(err error) bool {
+	var re retryable
+	return errors.As(err, &re) && re.Retryable()
+}
+
+func (r *Backend) do(ctx context.Context, op, name string, fn func() error) error {
+	start := time.Now()
+	var err error
+	for i := 0; ; i++ {
+		if err = fn(); err == nil || !Retryable(err) || ctx.Err() != nil {
+			if err != nil && i > 0 {
+				r.log.Error("storage call failed", "op", op, "name", name, "attempts", i+1, "err", err)
+			}
+			return err
+		}
+		if i+1 >= r.p.Attempts || (r.p.Elapsed > 0 && time.Since(start) >= r.p.Elapsed) {
+			r.log.Error("storage call failed; retry budget spent", "op", op, "name", name, "attempts", i+1, "elapsed", time.Since(start).Round(time.Millisecond), "err", err)
+			return err
+		}
+		ceil := r.p.Base << i
+		if ceil > r.p.Max || ceil <= 0 {
+			ceil = r.p.Max
+		}
+		wait := time.Duration(rand.Int64N(int64(ceil) + 1)) // full jitter
+		r.log.Warn("storage call failed; retrying", "op", op, "name", name, "attempt", i+1, "wait", wait.Round(time.Millisecond), "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Backend) Put(ctx context.Context, name string, data []byte) error {
+	return r.do(ctx, "put", name, func() error { return r.b.Put(ctx, name, data) })
+}
+
+func (r *Backend) Get(ctx context.Context, name string) (data []byte, err error) {
+	err = r.do(ctx, "get", name, func() (err error) { data, err = r.b.Get(ctx, name); return err })
+	return data, err
+}
+
+func (r *Backend) GetRange(ctx context.Context, name string, off, n int64) (data []byte, err error) {
+	err = r.do(ctx, "get range", name, func() (err error) { data, err = r.b.GetRange(ctx, name, off, n); return err })
+	return data, err
+}
+
+func (r *Backend) Stat(ctx context.Context, name string) (info storage.Info, err error) {
+	err = r.do(ctx, "stat", name, func() (err error) { info, err = r.b.Stat(ctx, name); return err })
+	return info, err
+}
+
+func (r *Backend) Delete(ctx context.Context, name string) error {
+	return r.do(ctx, "delete", name, func() error { return r.b.Delete(ctx, name) })
+}
+
+// List retries a listing only until its callback has seen an object: after
+// that a retry would show objects twice.
+func (r *Backend) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	seen := false
+	return r.do(ctx, "list", prefix, func() error {
+		err := r.b.List(ctx, prefix, func(i storage.Info) error { seen = true; return fn(i) })
+		if err != nil && seen {
+			return noRetry{err}
+		}
+		return err
+	})
+}
+
+type noRetry struct{ error }
+
+func (e noRetry) Unwrap() error   { return e.error }
+func (e noRetry) Retryable() bool { return false }
+
+func (r *Backend) Sync(ctx context.Context) error {
+	return r.do(ctx, "sync", "", func() error { return r.b.Sync(ctx) })
+}
+
+func (r *Backend) String() string { return r.b.String() }

@@ -1,0 +1,433 @@
+// Package s3 is a storage.Backend on an S3 bucket: AWS or any S3-compatible
+// server (an endpoint, a region, path-style addressing), with credentials
+// from the standard AWS chain (environment, shared config and credentials
+// files, SSO, web identity, container and instance roles).
+//
+// The backend makes exactly one attempt per call: retries with backoff are a
+// decorator (storage/retry) that asks Retryable whether an error is worth
+// another try. Every object name lives under the configured prefix.
+//
+// Integrity: a Put sends Content-MD5, so the server refuses a body that
+// arrived damaged; a Get checks the length against Content-Length and, when
+// the ETag is a plain MD5 (a single-part upload without KMS), the bytes
+// against it; a GetRange checks the length and the Content-Range it got. The
+// content store verifies every chunk against its digest on top of this.
+//
+// Errors name the operation, the bucket and the object, never credentials
+// (the SDK's errors do not carry them; no request is logged).
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// Config says which bucket to use and how to reach it. It holds no secret:
+// credentials come from the standard chain unless a test sets Static.
+type Config struct {
+	Bucket    string
+	Prefix    string // without leading or trailing slash; may be empty
+	Endpoint  string // e.g. http://127.0.0.1:7070; empty for AWS
+	Region    string // empty: from the AWS config, else us-east-1
+	PathStyle bool   // bucket in the path, not the host name
+
+	// Static credentials, for tests and tools that hold them already;
+	// empty means the standard chain.
+	Static *credentials.StaticCredentialsProvider
+
+	// HTTPClient replaces the default transport (tests, fault injection).
+	HTTPClient *http.Client
+	// Timeout bounds one request; zero means 5 minutes.
+	Timeout time.Duration
+}
+
+// ParseURL splits "s3://bucket/prefix" into bucket and prefix.
+func ParseURL(u string) (bucket, prefix string, err error) {
+	rest, ok := strings.CutPrefix(u, "s3://")
+	if !ok {
+		return "", "", fmt.Errorf("s3: %q is not an s3://bucket/prefix URL", u)
+	}
+	bucket, prefix, _ = strings.Cut(rest, "/")
+	prefix = strings.Trim(prefix, "/")
+	if bucket == "" || strings.ContainsAny(bucket, " \t\n@:") {
+		return "", "", fmt.Errorf("s3: %q names no valid bucket: use s3://bucket/prefix", u)
+	}
+	return bucket, prefix, nil
+}
+
+// Backend is a storage.Backend on one bucket and prefix. It is safe for
+// concurrent use.
+type Backend struct {
+	cl      *s3.Client
+	cfg     Config
+	source  string // where the credentials come from, for people
+	timeout time.Duration
+}
+
+var _ storage.Backend = (*Backend)(nil)
+
+// Open builds a client for cfg and checks that the bucket answers. It
+// fails with a clear message when no credentials are found or the bucket
+// does not exist.
+func Open(ctx context.Context, cfg Config) (*Backend, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("s3: no bucket")
+	}
+	cfg.Prefix = strings.Trim(cfg.Prefix, "/")
+	opts := []func(*config.LoadOptions) error{
+		// One attempt per call: storage/retry decides about the next.
+		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+	}
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.Static != nil {
+		opts = append(opts, config.WithCredentialsProvider(*cfg.Static))
+	}
+	if cfg.HTTPClient != nil {
+		opts = append(opts, config.WithHTTPClient(cfg.HTTPClient))
+	}
+	if cfg.Endpoint != "" && strings.HasPrefix(cfg.Endpoint, "http://") {
+		// AWS_CA_BUNDLE is set on these machines; it is meaningless for a
+		// plain-HTTP endpoint and must not stop the client from loading.
+		opts = append(opts, config.WithCustomCABundle(nil))
+	}
+	ac, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3: load AWS configuration: %w", err)
+	}
+	if ac.Region == "" {
+		ac.Region = "us-east-1"
+	}
+	b := &Backend{cfg: cfg, timeout: cfg.Timeout}
+	if b.timeout == 0 {
+		b.timeout = 5 * time.Minute
+	}
+	b.cl = s3.NewFromConfig(ac, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+		// Content-MD5 below is the integrity check every S3 server knows;
+		// the newer flexible checksums are not universally supported.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	if ac.Credentials != nil {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		creds, err := ac.Credentials.Retrieve(cctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("s3: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or another source of the standard chain): %s", scrub(err))
+		}
+		b.source = creds.Source
+	}
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := b.cl.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: aws.String(cfg.Bucket)}); err != nil {
+		return nil, b.wrap("open bucket", "", err)
+	}
+	return b, nil
+}
+
+// CredentialSource names where the credentials came from ("EnvConfigCredentials",
+// "SharedConfigCredentials: /home/u/.aws/credentials", …), never the credentials.
+func (b *Backend) CredentialSource() string { return b.source }
+
+func (b *Backend) String() string {
+	s := "s3://" + b.cfg.Bucket
+	if b.cfg.Prefix != "" {
+		s += "/" + b.cfg.Prefix
+	}
+	if b.cfg.Endpoint != "" {
+		s += " at " + b.cfg.Endpoint
+	}
+	return s
+}
+
+func (b *Backend) key(name string) (string, error) {
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
+		return "", fmt.Errorf("storage: bad object name %q", name)
+	}
+	if b.cfg.Prefix == "" {
+		return name, nil
+	}
+	return b.cfg.Prefix + "/" + name, nil
+}
+
+func (b *Backend) name(key string) string {
+	if b.cfg.Prefix == "" {
+		return key
+	}
+	return strings.TrimPrefix(key, b.cfg.Prefix+"/")
+}
+
+func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
+	k, err := b.key(name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	sum := md5.Sum(data)
+	_, err = b.cl.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k),
+		Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+		ContentMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+	})
+	if err != nil {
+		return b.wrap("put", name, err)
+	}
+	return nil
+}
+
+func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
+	k, err := b.key(name)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	out, err := b.cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k)})
+	if err != nil {
+		return nil, b.wrap("get", name, err)
+	}
+	defer out.Body.Close()
+	want := aws.ToInt64(out.ContentLength)
+	data, err := readBody(out.Body, want)
+	if err != nil {
+		return nil, b.wrap("get", name, err)
+	}
+	if etag := strings.Trim(aws.ToString(out.ETag), `"`); len(etag) == 32 && !strings.Contains(etag, "-") {
+		if sum := md5.Sum(data); hex.EncodeToString(sum[:]) != strings.ToLower(etag) {
+			return nil, b.wrap("get", name, fmt.Errorf("%w: MD5 of the body does not match the ETag", ErrIntegrity))
+		}
+	}
+	return data, nil
+}
+
+func (b *Backend) GetRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	if off < 0 || n < 0 {
+		return nil, fmt.Errorf("storage: get %s: bad range %d+%d", name, off, n)
+	}
+	if n == 0 {
+		info, err := b.Stat(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if off > info.Size {
+			return nil, fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, info.Size)
+		}
+		return []byte{}, nil
+	}
+	k, err := b.key(name)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	out, err := b.cl.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k),
+		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1)),
+	})
+	if err != nil {
+		return nil, b.wrap("get range", name, err)
+	}
+	defer out.Body.Close()
+	// A range that runs past the end comes back shorter (206 with the
+	// bytes there are) or as 416: both are the caller's error.
+	var start, end, total int64
+	if cr := aws.ToString(out.ContentRange); cr != "" {
+		if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &start, &end, &total); err == nil {
+			if start != off {
+				return nil, b.wrap("get range", name, fmt.Errorf("%w: asked for bytes from %d, got %q", ErrIntegrity, off, cr))
+			}
+			if total < off+n {
+				return nil, fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, total)
+			}
+		}
+	}
+	if cl := aws.ToInt64(out.ContentLength); cl != n {
+		if out.ContentRange == nil && cl > n {
+			return nil, b.wrap("get range", name, fmt.Errorf("%w: server ignored the range (%d bytes)", ErrIntegrity, cl))
+		}
+		return nil, fmt.Errorf("storage: get %s: range %d+%d past the end (got %d bytes)", name, off, n, cl)
+	}
+	data, err := readBody(out.Body, n)
+	if err != nil {
+		return nil, b.wrap("get range", name, err)
+	}
+	return data, nil
+}
+
+// readBody reads exactly want bytes (want < 0: unknown) and reports a body
+// that ends early as io.ErrUnexpectedEOF, which is worth a retry.
+func readBody(r io.Reader, want int64) ([]byte, error) {
+	if want < 0 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, want)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("%w: body ended early", err)
+	}
+	return buf, nil
+}
+
+func (b *Backend) Stat(ctx context.Context, name string) (storage.Info, error) {
+	k, err := b.key(name)
+	if err != nil {
+		return storage.Info{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	out, err := b.cl.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k)})
+	if err != nil {
+		return storage.Info{}, b.wrap("stat", name, err)
+	}
+	return storage.Info{Name: name, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+}
+
+func (b *Backend) Delete(ctx context.Context, name string) error {
+	k, err := b.key(name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	_, err = b.cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k)})
+	if err != nil {
+		if werr := b.wrap("delete", name, err); storage.IsNotFound(werr) {
+			return nil
+		} else {
+			return werr
+		}
+	}
+	return nil
+}
+
+func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	p := prefix
+	if b.cfg.Prefix != "" {
+		p = b.cfg.Prefix + "/" + prefix
+	}
+	pg := s3.NewListObjectsV2Paginator(b.cl, &s3.ListObjectsV2Input{Bucket: aws.String(b.cfg.Bucket), Prefix: aws.String(p)})
+	for pg.HasMorePages() {
+		lctx, cancel := context.WithTimeout(ctx, b.timeout)
+		page, err := pg.NextPage(lctx)
+		cancel()
+		if err != nil {
+			return b.wrap("list", prefix, err)
+		}
+		for _, o := range page.Contents {
+			if err := fn(storage.Info{Name: b.name(aws.ToString(o.Key)), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Sync does nothing: S3 acknowledges a PUT once the object is durable.
+func (b *Backend) Sync(ctx context.Context) error { return ctx.Err() }
+
+// ErrIntegrity means the bytes that came back are not the ones asked for.
+var ErrIntegrity = errors.New("s3: integrity check failed")
+
+// Error is a failed S3 call.
+type Error struct {
+	Op, Bucket, Name string
+	Status           int  // HTTP status, 0 when there was no response
+	retry            bool // worth another attempt
+	Err              error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("s3: %s s3://%s/%s: %s", e.Op, e.Bucket, e.Name, scrub(e.Err))
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Retryable reports whether another attempt may succeed: 5xx, 429, 408,
+// throttling, resets, timeouts, truncated or damaged bodies.
+func (e *Error) Retryable() bool { return e.retry }
+
+// Retryable reports whether err, from this package, is worth retrying.
+func Retryable(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.retry
+}
+
+func (b *Backend) wrap(op, name string, err error) error {
+	e := &Error{Op: op, Bucket: b.cfg.Bucket, Name: name, Err: err}
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		e.Status = re.HTTPStatusCode()
+	}
+	var nsk *types.NoSuchKey
+	var nf *types.NotFound
+	var nsb *types.NoSuchBucket
+	var api smithy.APIError
+	code := ""
+	if errors.As(err, &api) {
+		code = api.ErrorCode()
+	}
+	switch {
+	case errors.As(err, &nsb) || code == "NoSuchBucket":
+		e.Err = fmt.Errorf("bucket %q does not exist (create it first): %w", b.cfg.Bucket, err)
+	case errors.As(err, &nsk) || errors.As(err, &nf) || code == "NoSuchKey" || (e.Status == 404 && op != "open bucket"):
+		e.Err = fmt.Errorf("%w (%s)", storage.ErrNotFound, code)
+	case errors.Is(err, context.Canceled):
+	case e.Status >= 500 || e.Status == 429 || e.Status == 408:
+		e.retry = true
+	case code == "SlowDown" || code == "Throttling" || code == "ThrottlingException" || code == "RequestTimeout" || code == "RequestTimeTooSkewed" || code == "BadDigest" || code == "IncompleteBody":
+		e.retry = true
+	case e.Status == 416:
+		// A range past the end: the caller's error.
+	case e.Status >= 400:
+		// Denied, bad request and friends: the same request fails again.
+	default:
+		// No HTTP answer: refused, reset, timed out, a body cut short or
+		// damaged. Worth another try (a deadline of the caller's stops it).
+		e.retry = ctx0(err)
+	}
+	return e
+}
+
+// ctx0 is false for errors caused by the caller's context.
+func ctx0(err error) bool {
+	return !errors.Is(err, context.Canceled)
+}
+
+// scrub removes what could look like a secret from an error text. The SDK
+// does not put credentials in errors; this guards against a future one that
+// quotes a header.
+func scrub(err error) string {
+	s := err.Error()
+	for _, h := range []string{"Authorization", "X-Amz-Security-Token", "X-Amz-Credential", "X-Amz-Signature"} {
+		if i := strings.Index(s, h); i >= 0 {
+			s = s[:i] + h + ": [redacted]"
+		}
+	}
+	return s
+}

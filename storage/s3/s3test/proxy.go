@@ -1,0 +1,197 @@
+package s3test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Proxy sits between a client and an S3 server on 127.0.0.1 and injects
+// faults: latency, error statuses, connection resets, truncated bodies, and
+// a server that goes away and comes back on the same address.
+type Proxy struct {
+	Addr     string // host:port the client talks to
+	upstream string
+	tr       *http.Transport
+
+	mu       sync.Mutex // guards the fields below
+	srv      *http.Server
+	latency  time.Duration
+	faults   []Fault // applied to the next requests, one each
+	always   Fault   // applied to every request while set
+	requests int
+	match    string // faults apply only to requests whose method+path contains this
+}
+
+// Fault is what the proxy does to one request.
+type Fault int
+
+const (
+	None      Fault = iota
+	Status500       // answer 500 Internal Error without asking the server
+	Status503       // answer 503 SlowDown
+	Reset           // close the connection with a TCP reset before answering
+	Truncate        // forward, then cut the body in half and close
+)
+
+// NewProxy starts a proxy in front of srv and returns it with a Server
+// that goes through it. It stops at the end of the test.
+func NewProxy(t testing.TB, srv Server) (*Proxy, Server) {
+	t.Helper()
+	p := &Proxy{upstream: srv.Endpoint, tr: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Addr = l.Addr().String()
+	p.serve(l)
+	t.Cleanup(func() { p.Down(); p.tr.CloseIdleConnections() })
+	via := srv
+	via.Endpoint = "http://" + p.Addr
+	return p, via
+}
+
+func (p *Proxy) serve(l net.Listener) {
+	s := &http.Server{Handler: http.HandlerFunc(p.handle)}
+	p.mu.Lock()
+	p.srv = s
+	p.mu.Unlock()
+	go s.Serve(l)
+}
+
+// SetLatency delays every request by d.
+func (p *Proxy) SetLatency(d time.Duration) { p.mu.Lock(); p.latency = d; p.mu.Unlock() }
+
+// Next queues faults for the next requests, one per request.
+func (p *Proxy) Next(f ...Fault) { p.mu.Lock(); p.faults = append(p.faults, f...); p.mu.Unlock() }
+
+// Always applies f to every request until Always(None).
+func (p *Proxy) Always(f Fault) { p.mu.Lock(); p.always = f; p.mu.Unlock() }
+
+// Only restricts faults to requests whose "METHOD path?query" contains s
+// (empty: all requests).
+func (p *Proxy) Only(s string) { p.mu.Lock(); p.match = s; p.mu.Unlock() }
+
+// Requests is how many requests reached the proxy.
+func (p *Proxy) Requests() int { p.mu.Lock(); defer p.mu.Unlock(); return p.requests }
+
+// Down stops listening and drops every connection: the server is gone.
+func (p *Proxy) Down() {
+	p.mu.Lock()
+	s := p.srv
+	p.srv = nil
+	p.mu.Unlock()
+	if s != nil {
+		s.Close()
+	}
+}
+
+// Up listens again on the same address.
+func (p *Proxy) Up() error {
+	var l net.Listener
+	var err error
+	for i := 0; i < 50; i++ {
+		if l, err = net.Listen("tcp", p.Addr); err == nil {
+			p.serve(l)
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return err
+}
+
+func (p *Proxy) handle(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	p.requests++
+	lat := p.latency
+	f := None
+	if p.match == "" || strings.Contains(r.Method+" "+r.URL.RequestURI(), p.match) {
+		f = p.always
+		if f == None && len(p.faults) > 0 {
+			f, p.faults = p.faults[0], p.faults[1:]
+		}
+	}
+	p.mu.Unlock()
+	if lat > 0 {
+		time.Sleep(lat)
+	}
+	switch f {
+	case Status500:
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(500)
+		fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>`)
+		return
+	case Status503:
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(503)
+		fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>`)
+		return
+	case Reset:
+		hijackReset(w)
+		return
+	}
+	out := r.Clone(r.Context())
+	out.RequestURI = ""
+	out.URL.Scheme = "http"
+	out.URL.Host = strings.TrimPrefix(p.upstream, "http://")
+	out.Host = r.Host // the signature covers Host
+	if r.ContentLength == 0 {
+		out.Body = nil
+	}
+	resp, err := p.tr.RoundTrip(out)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	if f == Truncate && resp.ContentLength > 1 {
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			return
+		}
+		conn, bw, err := hj.Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		writeHead(bw, resp)
+		io.CopyN(bw, resp.Body, resp.ContentLength/2)
+		bw.Flush()
+		return
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+func writeHead(bw *bufio.ReadWriter, resp *http.Response) {
+	fmt.Fprintf(bw, "HTTP/1.1 %s\r\n", resp.Status)
+	resp.Header.Set("Content-Length", fmt.Sprint(resp.ContentLength))
+	resp.Header.Write(bw)
+	bw.WriteString("\r\n")
+}
+
+func hijackReset(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetLinger(0) // RST instead of FIN
+	}
+	conn.Close()
+}
