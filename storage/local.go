@@ -24,6 +24,8 @@ type Local struct {
 
 	mu   sync.Mutex // guards dirs
 	dirs map[string]bool
+
+	open *fdCache // objects kept open for ranged reads
 }
 
 const tmpMarker = ".tmp-"
@@ -37,7 +39,7 @@ func OpenLocal(root string) (*Local, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: create root: %w", err)
 	}
-	return &Local{root: abs, dirs: map[string]bool{}}, nil
+	return &Local{root: abs, dirs: map[string]bool{}, open: newFDCache(64)}, nil
 }
 
 // Root returns the absolute path of the storage root.
@@ -90,6 +92,7 @@ func (l *Local) Put(ctx context.Context, name string, data []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("storage: put %s: %w", name, err)
 	}
+	l.open.forget(p)
 	return nil
 }
 
@@ -113,16 +116,16 @@ func (l *Local) GetRange(ctx context.Context, name string, off, n int64) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	of, err := l.open.acquire(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: get %s: %w", name, err)
 	}
-	defer f.Close()
+	defer l.open.release(of)
 	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil {
+	if _, err := of.f.ReadAt(b, off); err != nil {
 		return nil, fmt.Errorf("storage: get %s [%d:+%d]: %w", name, off, n, err)
 	}
 	return b, nil
@@ -148,6 +151,7 @@ func (l *Local) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	l.open.forget(p)
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("storage: delete %s: %w", name, err)
 	}

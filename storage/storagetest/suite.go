@@ -56,6 +56,15 @@ func Run(t *testing.T, open func(t *testing.T) storage.Backend) {
 		if _, err := b.GetRange(ctx, "nope", 0, 1); !storage.IsNotFound(err) {
 			t.Fatalf("GetRange(missing): %v", err)
 		}
+		// A replaced or deleted object is never read from a stale handle.
+		must(t, b.Put(ctx, "r", []byte("abcdefghij")))
+		if got, err := b.GetRange(ctx, "r", 3, 4); err != nil || string(got) != "defg" {
+			t.Fatalf("GetRange after overwrite = %q, %v", got, err)
+		}
+		must(t, b.Delete(ctx, "r"))
+		if _, err := b.GetRange(ctx, "r", 0, 1); !storage.IsNotFound(err) {
+			t.Fatalf("GetRange after Delete: %v", err)
+		}
 	})
 	t.Run("Overwrite", func(t *testing.T) {
 		b := open(t)
