@@ -17,7 +17,8 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Objects is the part of a storage backend the Store uses.
+// Objects is the part of a storage backend the Store uses. Put must not
+// keep data once it returns: the Store reuses pack buffers.
 type Objects interface {
 	Put(ctx context.Context, name string, data []byte) error
 	Get(ctx context.Context, name string) ([]byte, error)
@@ -88,7 +89,7 @@ type Writer struct {
 // NewWriter starts a write session.
 func (s *Store) NewWriter() *Writer {
 	w := &Writer{s: s, known: map[ref.Digest]Loc{}, added: map[ref.Digest]Loc{}}
-	w.uploads.SetLimit(2)
+	w.uploads.SetLimit(8)
 	return w
 }
 
@@ -258,8 +259,11 @@ func (w *Writer) putBlob(ctx context.Context, typ byte, d ref.Digest, data []byt
 	w.known[d] = l
 	w.added[d] = l
 	if w.cur.buf.Len() >= PackTarget {
-		w.startUpload(ctx, w.cur)
+		// Detach the pack before startUpload lets go of w.mu: no other
+		// blob may be added to a pack being written.
+		full := w.cur
 		w.cur = nil
+		w.startUpload(ctx, full)
 	}
 	return l, int64(len(enc)), nil
 }
@@ -277,6 +281,9 @@ func (w *Writer) startUpload(ctx context.Context, p *packBuilder) {
 		if err == nil {
 			err = w.s.obj.Put(ctx, packName(p.id), data)
 		}
+		// Put keeps no reference to data once it returns (the Objects
+		// contract), so the buffer can serve the next pack.
+		p.release()
 		if err != nil {
 			w.mu.Lock()
 			if w.upErr == nil {
@@ -354,8 +361,9 @@ func (w *Writer) PutManifest(ctx context.Context, m *Manifest) (Ref, error) {
 func (w *Writer) Commit(ctx context.Context) error {
 	w.mu.Lock()
 	if w.cur != nil {
-		w.startUpload(ctx, w.cur)
+		last := w.cur
 		w.cur = nil
+		w.startUpload(ctx, last)
 	}
 	w.mu.Unlock()
 	if err := w.uploads.Wait(); err != nil {
