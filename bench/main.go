@@ -52,8 +52,16 @@ func main() {
 		{"smallfiles", benchSmallFiles},
 		{"ls100k", benchLs100k},
 		{"startup", benchStartup},
+		// S3 (s3.go): run only when named, e.g. -only s3save,s3read.
+		{"s3save", benchS3Save},
+		{"s3read", benchS3Read},
+		{"s3small", benchS3Small},
+		{"s3dedup", benchS3Dedup},
 	}
 	for _, b := range benches {
+		if *only == "" && strings.HasPrefix(b.name, "s3") {
+			continue
+		}
 		if *only != "" && !strings.Contains(","+*only+",", ","+b.name+",") {
 			continue
 		}
@@ -64,6 +72,9 @@ func main() {
 	fmt.Println("|---|---:|---:|---:|---|")
 	for _, r := range results {
 		fmt.Printf("| %s | %s | %s | %s | %s |\n", r.name, r.value, r.baseline, r.ratio, r.goal)
+	}
+	for _, f := range atExit {
+		f()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/lamina-bio/lamina/ref"
 )
@@ -50,11 +51,30 @@ func packName(id string) string { return "packs/" + id[:2] + "/" + id }
 // packBuilder accumulates encoded blobs for one pack.
 type packBuilder struct {
 	id      string
-	buf     bytes.Buffer
+	buf     *bytes.Buffer // from packBufs
 	entries []blobEntry
 }
 
-func newPackBuilder() *packBuilder { return &packBuilder{id: newPackID()} }
+// packBufs holds the buffers of written packs for the next ones: a pack
+// buffer grown by doubling cost more CPU in copying and zeroing than the
+// upload's MD5 (docs/s3-bench.md).
+var packBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func newPackBuilder() *packBuilder {
+	p := &packBuilder{id: newPackID()}
+	b := packBufs.Get().(*bytes.Buffer)
+	b.Reset()
+	b.Grow(PackTarget + 2*DefaultParams.Max + 64<<10)
+	p.buf = b
+	return p
+}
+
+// release hands the pack's buffer back once no one reads the bytes that
+// finish returned.
+func (p *packBuilder) release() {
+	packBufs.Put(p.buf)
+	p.buf = nil
+}
 
 func (p *packBuilder) add(typ byte, d ref.Digest, raw int64, enc []byte) Loc {
 	off := int64(p.buf.Len())

@@ -23,16 +23,17 @@ import (
 //	labels        name → JSON Label
 //	schemas       name → JSON Schema
 //	annotations   uid → JSON Annotations
-//	idx_features  feature 0x00 value-key 0x00 uid → ""   value-key: 't'+text,
+//	idx_features  feature 0x00 value-key 0x00 uid → key   value-key: 't'+text,
 //	              'n'+8-byte order-preserving float64, 'd'+8-byte biased unix ns
-//	idx_labels    label 0x00 uid → ""
-//	idx_terms     term id 0x00 uid → ""
+//	idx_labels    label 0x00 uid → key
+//	idx_terms     term id 0x00 uid → key
 //	idx_words     word 0x00 uid → [weight, field bits]   (every version)
 //	collections   name 0x00 big-endian uint32 version → JSON Collection
 //
-// Every index entry ends in the 20-byte uid, so a range scan yields uids
-// without decoding anything; Find and Search then decode only the
-// artifacts (for liveness) and the versions they return.
+// Every index entry ends in the 20-byte uid and holds the artifact's key,
+// so a range scan yields uids in an order Find can sort by key without
+// decoding anything; Find then decodes artifacts (for liveness) and
+// versions only for the rows it returns.
 var (
 	bFeatures    = []byte("features")
 	bLabels      = []byte("labels")
@@ -439,7 +440,7 @@ func (t txn) index(v Version, a Annotations) error {
 	}{{bFeatureIdx, f}, {bLabelIdx, l}, {bTermIdx, tm}} {
 		bk := t.tx.Bucket(x.b)
 		for _, k := range x.keys {
-			if err := bk.Put(k, nil); err != nil {
+			if err := bk.Put(k, []byte(v.Key)); err != nil {
 				return err
 			}
 		}
@@ -529,8 +530,8 @@ func (t txn) putWords(ws map[string]wordEntry) func(uid string) error {
 
 // ---- Find ----
 
-// uidSet maps uids to nothing; nil means "no constraint yet".
-type uidSet map[string]struct{}
+// uidSet maps uids to their keys; nil means "no constraint yet".
+type uidSet map[string]string
 
 func intersect(acc uidSet, next uidSet) uidSet {
 	if acc == nil {
@@ -557,7 +558,7 @@ func scan(bk *bolt.Bucket, prefix, from []byte, keep func(mid []byte) (ok, stop 
 	if from != nil {
 		start = from
 	}
-	for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	for k, val := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, val = c.Next() {
 		if len(k) < len(prefix)+ref.UIDLen {
 			continue
 		}
@@ -573,13 +574,13 @@ func scan(bk *bolt.Bucket, prefix, from []byte, keep func(mid []byte) (ok, stop 
 				continue
 			}
 		}
-		u := string(k[len(k)-ref.UIDLen:])
+		ub := k[len(k)-ref.UIDLen:]
 		if within != nil {
-			if _, ok := within[u]; !ok {
+			if _, ok := within[string(ub)]; !ok {
 				continue
 			}
 		}
-		out[u] = struct{}{}
+		out[string(ub)] = string(val)
 	}
 	return out
 }
@@ -606,16 +607,16 @@ func (t txn) featureCond(f Feature, c Cond, within uidSet) (uidSet, error) {
 	case "=":
 		out := uidSet{}
 		for _, w := range wants {
-			for u := range scan(bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil, within) {
-				out[u] = struct{}{}
+			for u, key := range scan(bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil, within) {
+				out[u] = key
 			}
 		}
 		return out, nil
 	case "!=":
 		has := uidSet{}
 		for _, w := range wants {
-			for u := range scan(bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil, within) {
-				has[u] = struct{}{}
+			for u, key := range scan(bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil, within) {
+				has[u] = key
 			}
 		}
 		all := scan(bk, prefix, nil, nil, within)
@@ -822,8 +823,8 @@ func (t txn) find(f Filter) ([]Version, error) {
 		}
 		s := uidSet{}
 		for _, l := range ls {
-			for u := range scan(t.bucket(bLabelIdx), append([]byte(l), 0), nil, nil, set) {
-				s[u] = struct{}{}
+			for u, key := range scan(t.bucket(bLabelIdx), append([]byte(l), 0), nil, nil, set) {
+				s[u] = key
 			}
 		}
 		set, indexed = intersect(set, s), true
@@ -831,8 +832,8 @@ func (t txn) find(f Filter) ([]Version, error) {
 	for _, group := range f.Terms {
 		s := uidSet{}
 		for _, id := range group {
-			for u := range scan(t.bucket(bTermIdx), append([]byte(id), 0), nil, nil, set) {
-				s[u] = struct{}{}
+			for u, key := range scan(t.bucket(bTermIdx), append([]byte(id), 0), nil, nil, set) {
+				s[u] = key
 			}
 		}
 		set, indexed = intersect(set, s), true
@@ -896,17 +897,13 @@ func (t txn) find(f Filter) ([]Version, error) {
 		}
 		return finish(out, f), nil
 	}
-	// Candidates from the indexes: check liveness on their artifacts, sort
-	// by key, and decode versions only until the limit is reached.
+	// Candidates from the indexes, sorted by the keys the index holds;
+	// liveness and versions are read only until the limit is reached.
 	lc := &liveCheck{t: t, all: f.AllVersions, cache: map[string]*artifact{}}
 	type cand struct{ key, uid string }
 	cands := make([]cand, 0, len(set))
-	for u := range set {
-		key, ok, err := lc.check(u)
-		if err != nil {
-			return nil, err
-		}
-		if ok && strings.HasPrefix(key, f.Prefix) {
+	for u, key := range set {
+		if strings.HasPrefix(key, f.Prefix) {
 			cands = append(cands, cand{key, u})
 		}
 	}
@@ -917,6 +914,11 @@ func (t txn) find(f Filter) ([]Version, error) {
 		return cands[i].uid < cands[j].uid
 	})
 	for _, c := range cands {
+		if _, live, err := lc.check(c.uid); err != nil {
+			return nil, err
+		} else if !live {
+			continue
+		}
 		v, ok, err := t.version(c.uid)
 		if err != nil {
 			return nil, err
@@ -972,12 +974,15 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 		if bk == nil {
 			return nil
 		}
-		type acc struct {
-			score  []float64 // per query word
-			fields byte
-		}
-		docs := map[string]*acc{}
-		df := make([]int, len(words))
+		// Scores live in one flat slice, len(words) per document, so that a
+		// common word matching most of the catalog costs a map insert per
+		// document and no other allocation.
+		nw := len(words)
+		docs := map[string]int32{}
+		var uids []string
+		var scores []float32
+		var fields []byte
+		df := make([]int, nw)
 		for i, w := range words {
 			c := bk.Cursor()
 			p := []byte(w)
@@ -985,59 +990,69 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 				if len(k) < ref.UIDLen+2 || len(val) < 2 {
 					continue
 				}
-				word := k[:len(k)-ref.UIDLen-1]
-				s := float64(val[0]) / 10
-				if len(word) != len(p) {
-					s *= 0.6 // a prefix of a longer word
+				wlen := len(k) - ref.UIDLen - 1
+				sc := float32(val[0]) / 10
+				if wlen != len(p) {
+					sc *= 0.6 // a prefix of a longer word
 				}
-				u := string(k[len(k)-ref.UIDLen:])
-				a := docs[u]
-				if a == nil {
-					a = &acc{score: make([]float64, len(words))}
-					docs[u] = a
+				ub := k[len(k)-ref.UIDLen:]
+				d, ok := docs[string(ub)]
+				if !ok {
+					d = int32(len(uids))
+					docs[string(ub)] = d
+					uids = append(uids, string(ub))
+					scores = append(scores, make([]float32, nw)...)
+					fields = append(fields, 0)
 				}
-				if a.score[i] == 0 {
+				cell := &scores[int(d)*nw+i]
+				if *cell == 0 {
 					df[i]++
 				}
-				a.score[i] = math.Max(a.score[i], s)
-				a.fields |= val[1]
+				*cell = max(*cell, sc)
+				fields[d] |= val[1]
 			}
 		}
-		n := float64(len(docs) + 1)
-		type scored struct {
-			uid    string
-			score  float64
-			fields byte
+		n := float64(len(uids) + 1)
+		idf := make([]float64, nw)
+		for i := range idf {
+			if df[i] > 0 {
+				idf[i] = math.Log(1 + n/float64(df[i]))
+			}
 		}
-		ranked := make([]scored, 0, len(docs))
-		for u, a := range docs {
-			var s float64
+		type scored struct {
+			d     int32
+			score float64
+		}
+		ranked := make([]scored, len(uids))
+		for d := range uids {
+			var sum float64
 			matched := 0
-			for i, x := range a.score {
-				if x > 0 {
+			for i := 0; i < nw; i++ {
+				if x := scores[d*nw+i]; x > 0 {
 					matched++
-					s += x * math.Log(1+n/float64(df[i]))
+					sum += float64(x) * idf[i]
 				}
 			}
-			cover := float64(matched) / float64(len(words))
-			ranked = append(ranked, scored{u, s * cover * cover, a.fields})
+			cover := float64(matched) / float64(nw)
+			ranked[d] = scored{int32(d), sum * cover * cover}
 		}
 		sort.Slice(ranked, func(i, j int) bool {
 			if ranked[i].score != ranked[j].score {
 				return ranked[i].score > ranked[j].score
 			}
-			return ranked[i].uid < ranked[j].uid
+			return uids[ranked[i].d] < uids[ranked[j].d]
 		})
 		lc := &liveCheck{t: t, cache: map[string]*artifact{}}
 		for _, r := range ranked {
-			_, ok, err := lc.check(r.uid)
+			uid := uids[r.d]
+			_, ok, err := lc.check(uid)
 			if err != nil {
 				return err
 			}
 			if !ok {
 				continue
 			}
-			v, found, err := t.version(r.uid)
+			v, found, err := t.version(uid)
 			if err != nil {
 				return err
 			}
@@ -1046,7 +1061,7 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 			}
 			h := Hit{Version: v, Score: math.Round(r.score*1000) / 1000}
 			for i, name := range fieldNames {
-				if r.fields&(1<<i) != 0 {
+				if fields[r.d]&(1<<i) != 0 {
 					h.Fields = append(h.Fields, name)
 				}
 			}

@@ -758,3 +758,14 @@ func (n *node) key() string {
 	}
 	return keyOf(n.e)
 }
+
+var _ fusefs.NodeAccesser = (*node)(nil)
+
+// Access answers at once: permissions are the owner's everywhere, and the
+// writes that are refused say so with EROFS or EPERM.
+func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
+	if mask&2 != 0 && n.m.ns.st == nil {
+		return syscall.EROFS
+	}
+	return 0
+}

@@ -23,3 +23,4 @@ fi
 # Lamina S3 stack (save, cold read) against versitygw on 127.0.0.1, which
 # the benchmarks start themselves; docs/s3-bench.md has results.
 LAMINA_ALLOW_SKIP=1 go test -run XXX -bench 'GetRange|DirectParallel|S3Stack' -benchtime 3x ./storage/s3/ ./cache/
+scripts/write-bench.sh   # the mount write side (issue 4); docs/write-bench.md

@@ -46,7 +46,11 @@ func cmdInfo() *cli.Command {
 			if isS3(s) {
 				fmt.Fprintf(w, "s3         %s\n", describeS3(s, in))
 			}
-			fmt.Fprintf(w, "catalog    %s (bbolt)\n", s.Catalog)
+			if usesPostgres(s) {
+				fmt.Fprintf(w, "catalog    %s (PostgreSQL)\n", s.Catalog)
+			} else {
+				fmt.Fprintf(w, "catalog    %s (bbolt)\n", s.Catalog)
+			}
 			fmt.Fprintf(w, "cache      %s\n", s.CacheDir)
 			fmt.Fprintf(w, "scratch    %s (mount: plain folder, no versions)\n", strings.Join(scratchPatterns(s), " "))
 			fmt.Fprintf(w, "artifacts  %d\n", n.Artifacts)

@@ -19,6 +19,7 @@ func cmdInit() *cli.Command {
 			&cli.StringFlag{Name: "region", Usage: "S3 region (default: from the AWS configuration, else us-east-1)"},
 			&cli.BoolFlag{Name: "path-style", Usage: "S3 path-style addressing (bucket in the path; most S3-compatible servers)"},
 			&cli.StringFlag{Name: "cache-size", Usage: "bound of the local cache of data fetched from S3, e.g. 20GB (default 10GiB)"},
+			&cli.StringFlag{Name: "db", Usage: "a PostgreSQL catalog shared by workstations, postgresql://USER@HOST:PORT/DB (password from PGPASSWORD or ~/.pgpass); default: a bbolt file"},
 		},
 		Action: func(c *cli.Context) error {
 			dirs, err := instance.UserDirs()
@@ -32,13 +33,22 @@ func cmdInit() *cli.Command {
 			if err := s3Flags(c, &s); err != nil {
 				return err
 			}
+			if err := dbFlag(c, &s); err != nil { // connect.go
+				return err
+			}
 			// Open first: a storage or catalog that cannot be created leaves
 			// no settings behind.
 			in, err := openSettings(s)
 			if err != nil {
 				return err
 			}
+			if usesPostgres(s) {
+				err = initShared(c.Context, in.Catalog, s) // connect.go
+			}
 			in.Close()
+			if err != nil {
+				return err
+			}
 			if err := dirs.Create(s); err != nil {
 				return err
 			}

@@ -70,6 +70,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		},
 		Commands: []*cli.Command{
 			cmdInit(), cmdInfo(), cmdInstances(), cmdUse(),
+			cmdConnect(), cmdExportCatalog(), cmdImportCatalog(), // issue 9: connect.go, exportcatalog.go
 			cmdSave(), cmdLs(), cmdShow(), cmdGet(),
 			cmdDelete(), cmdRestore(), cmdGC(),
 			cmdMount(), cmdUmount(), cmdStatus(), cmdCache(),

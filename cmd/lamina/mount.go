@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
-	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	lfs "github.com/lamina-bio/lamina/fs"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/stage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -223,7 +223,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if err != nil {
 		return err
 	}
-	cat, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true, Timeout: 20 * time.Second})
+	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log) // postgres.go
 	if err != nil {
 		return err
 	}
@@ -239,9 +239,11 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	defer os.Remove(sock)
 	defer l.Close()
 
-	writes, err := mountWrites(c.Context, s, cat, store, log) // mount_write.go
-	if err != nil {
-		return err
+	var writes *stage.Stage // nil: a read-only mount (the database role may only read)
+	if writable {
+		if writes, err = mountWrites(c.Context, s, cat, store, log); err != nil { // mount_write.go
+			return err
+		}
 	}
 	m, err := lfs.New(dir, cat, store, lfs.MountOptions{
 		Options: lfs.Options{ShowVersions: c.Bool("show-versions"), ShowMeta: c.Bool("show-meta")},
@@ -256,6 +258,11 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		Log: filepath.Join(dirs.RuntimeDir(s.Name), "mount.log")}
 	if ready == nil {
 		st.Log = "" // stderr
+	}
+	if pg != nil {
+		// Other workstations' changes reach the kernel as they commit.
+		stopListen := listenChanges(pg, m, log) // postgres.go
+		defer stopListen()
 	}
 	srv := catalogrpc.NewServer(cat, catalogrpc.ServerOptions{
 		ID: s.ID, Changed: m.Changed, Logger: log,

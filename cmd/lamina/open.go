@@ -65,8 +65,14 @@ func openSettings(s instance.Settings) (*instance.Instance, error) {
 }
 
 // openCatalog talks to the instance's mount daemon when one is up (it holds
-// the catalog file) and opens the catalog file itself otherwise.
+// the catalog file) and opens the catalog file itself otherwise; a
+// PostgreSQL catalog it opens directly.
 func openCatalog(s instance.Settings) (catalog.Catalog, error) {
+	if usesPostgres(s) {
+		// The database serves every process itself: no daemon in between
+		// (postgres.go).
+		return openPostgres(context.Background(), s, nil)
+	}
 	if dirs, err := instance.UserDirs(); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

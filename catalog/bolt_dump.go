@@ -1,0 +1,154 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Dump calls fn with every record of the catalog in the order Record
+// describes, from one read transaction.
+func (b *Bolt) Dump(ctx context.Context, fn func(Record) error) error {
+	return b.with(false, func(tx *bolt.Tx) error {
+		if err := fn(Record{Format: DumpFormat}); err != nil {
+			return err
+		}
+		each := func(name []byte, rec func(k, raw []byte) (Record, error)) error {
+			bk := tx.Bucket(name)
+			if bk == nil {
+				return nil
+			}
+			return bk.ForEach(func(k, raw []byte) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				r, err := rec(k, raw)
+				if err != nil {
+					return fmt.Errorf("catalog: %s %q: %w", name, k, err)
+				}
+				return fn(r)
+			})
+		}
+		steps := []struct {
+			name []byte
+			rec  func(k, raw []byte) (Record, error)
+		}{
+			{bFeatures, func(_, raw []byte) (Record, error) {
+				var x Feature
+				return Record{Feature: &x}, json.Unmarshal(raw, &x)
+			}},
+			{bLabels, func(_, raw []byte) (Record, error) { var x Label; return Record{Label: &x}, json.Unmarshal(raw, &x) }},
+			{bSchemas, func(_, raw []byte) (Record, error) { var x Schema; return Record{Schema: &x}, json.Unmarshal(raw, &x) }},
+			{bArtifacts, func(_, raw []byte) (Record, error) {
+				var x ArtifactRecord
+				return Record{Artifact: &x}, json.Unmarshal(raw, &x)
+			}},
+			{bVersions, func(_, raw []byte) (Record, error) {
+				var x Version
+				return Record{Version: &x}, json.Unmarshal(raw, &x)
+			}},
+			{bOutbox, func(k, _ []byte) (Record, error) { return Record{Outbox: string(k)}, nil }},
+			{bFolders, func(k, raw []byte) (Record, error) {
+				var x folder
+				err := json.Unmarshal(raw, &x)
+				return Record{Folder: &FolderRecord{Key: string(k), Mtime: x.Mtime}}, err
+			}},
+			{bLinks, func(_, raw []byte) (Record, error) { var x Link; return Record{Link: &x}, json.Unmarshal(raw, &x) }},
+			{bAnnotations, func(k, raw []byte) (Record, error) {
+				var x Annotations
+				err := json.Unmarshal(raw, &x)
+				x.UID = string(k)
+				return Record{Annotations: &x}, err
+			}},
+			{bCollections, func(_, raw []byte) (Record, error) {
+				var x Collection
+				return Record{Collection: &x}, json.Unmarshal(raw, &x)
+			}},
+		}
+		for _, s := range steps {
+			if err := each(s.name, s.rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Load adds the records of a dump to an empty catalog, in one transaction,
+// rebuilding the indexes. A catalog that holds anything is refused
+// (ErrConflict).
+func (b *Bolt) Load(ctx context.Context, recs iter.Seq2[Record, error]) error {
+	return b.with(true, func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bArtifacts, bFolders, bLinks, bFeatures, bLabels, bSchemas, bCollections} {
+			if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
+				return errorf(ErrConflict, "catalog %s is not empty; import into a new instance", b.path)
+			}
+		}
+		t := txn{tx}
+		for r, err := range recs {
+			if err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := t.load(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (t txn) load(r Record) error {
+	switch {
+	case r.Format != 0:
+		if r.Format > DumpFormat {
+			return errorf(ErrSchema, "the export has format %d; this lamina reads up to %d: upgrade lamina", r.Format, DumpFormat)
+		}
+	case r.Feature != nil:
+		return putJSON(t.tx.Bucket(bFeatures), []byte(r.Feature.Name), r.Feature)
+	case r.Label != nil:
+		return putJSON(t.tx.Bucket(bLabels), []byte(r.Label.Name), r.Label)
+	case r.Schema != nil:
+		return putJSON(t.tx.Bucket(bSchemas), []byte(r.Schema.Name), r.Schema)
+	case r.Artifact != nil:
+		a := artifact(*r.Artifact)
+		if err := t.tx.Bucket(bKeys).Put([]byte(a.Key), []byte(a.Stem)); err != nil {
+			return err
+		}
+		return putJSON(t.tx.Bucket(bArtifacts), []byte(a.Stem), a)
+	case r.Version != nil:
+		if err := putJSON(t.tx.Bucket(bVersions), []byte(r.Version.UID), r.Version); err != nil {
+			return err
+		}
+		return t.afterSave(*r.Version)
+	case r.Outbox != "":
+		return t.tx.Bucket(bOutbox).Put([]byte(r.Outbox), nil)
+	case r.Folder != nil:
+		return putJSON(t.tx.Bucket(bFolders), []byte(r.Folder.Key), folder{Mtime: r.Folder.Mtime})
+	case r.Link != nil:
+		return putJSON(t.tx.Bucket(bLinks), []byte(r.Link.Key), r.Link)
+	case r.Annotations != nil:
+		a := *r.Annotations
+		v, ok, err := t.version(a.UID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errorf(ErrNotFound, "the export annotates %s, which it does not hold", a.UID)
+		}
+		if err := t.index(v, a); err != nil {
+			return err
+		}
+		return putJSON(t.tx.Bucket(bAnnotations), []byte(v.UID), a)
+	case r.Collection != nil:
+		c := *r.Collection
+		c.Versions, c.Unchanged = nil, false
+		return putJSON(t.tx.Bucket(bCollections), collectionKey(c.Name, c.Version), c)
+	}
+	return nil
+}

@@ -1,0 +1,829 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// Features, labels, schemas, annotations and collections, following Bolt's
+// rules (catalog/bolt_annotate.go). The indexes are tables:
+//
+//	idx_features  (feature, vkey, uid)  vkey: catalog.Normalize's index key,
+//	              so bytea order is value order as in Bolt's index
+//	idx_labels    (label, uid)
+//	idx_terms     (term, uid)
+//	words         (word, uid, weight, fields)  every version, for Search
+
+// ---- features, labels, schemas ----
+
+func (s *Store) CreateFeature(ctx context.Context, f catalog.Feature) (catalog.Feature, error) {
+	if err := catalog.CheckName("feature", f.Name); err != nil {
+		return catalog.Feature{}, err
+	}
+	if catalog.IsBuiltin(f.Name) {
+		return catalog.Feature{}, fmt.Errorf("%w: %q is a field of every version; choose another feature name", catalog.ErrInvalid, f.Name)
+	}
+	dt, err := catalog.ParseDtype(f.Dtype)
+	if err != nil {
+		return catalog.Feature{}, err
+	}
+	f.Dtype = dt
+	if f.CreatedAt.IsZero() {
+		f.CreatedAt = time.Now()
+	}
+	f.CreatedAt = f.CreatedAt.UTC()
+	err = s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		var old catalog.Feature
+		if ok, err := getJSON(ctx, tx, `SELECT rec FROM features WHERE name = $1`, &old, f.Name); err != nil {
+			return err
+		} else if ok {
+			if old.Dtype != f.Dtype {
+				return errorf(ErrConflict, "feature %q exists with dtype %s, not %s", f.Name, old.Dtype, f.Dtype)
+			}
+			f = old
+			return nil
+		}
+		return putJSON(ctx, tx, `INSERT INTO features (name, rec) VALUES ($1, $2)`, f, f.Name)
+	})
+	return f, err
+}
+
+func getJSON(ctx context.Context, tx pgx.Tx, sql string, v any, args ...any) (bool, error) {
+	var raw []byte
+	err := tx.QueryRow(ctx, sql, args...).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, errorf(catalog.ErrSchema, "catalog: record: %v", err)
+	}
+	return true, nil
+}
+
+// putJSON runs sql with args and v as JSON for the last parameter.
+func putJSON(ctx context.Context, tx pgx.Tx, sql string, v any, args ...any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, sql, append(args, raw)...)
+	return err
+}
+
+func listJSON[T any](ctx context.Context, s *Store, sql string) ([]T, error) {
+	out := []T{}
+	rows, err := s.pool.Query(ctx, sql)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		var x T
+		if err := json.Unmarshal(raw, &x); err != nil {
+			return nil, errorf(catalog.ErrSchema, "catalog: record: %v", err)
+		}
+		out = append(out, x)
+	}
+	return out, wrap(rows.Err())
+}
+
+func (s *Store) Features(ctx context.Context) ([]catalog.Feature, error) {
+	return listJSON[catalog.Feature](ctx, s, `SELECT rec FROM features ORDER BY name`)
+}
+
+func (s *Store) Labels(ctx context.Context) ([]catalog.Label, error) {
+	return listJSON[catalog.Label](ctx, s, `SELECT rec FROM labels ORDER BY name`)
+}
+
+func (s *Store) Schemas(ctx context.Context) ([]catalog.Schema, error) {
+	return listJSON[catalog.Schema](ctx, s, `SELECT rec FROM schemas ORDER BY name`)
+}
+
+func names(ctx context.Context, tx pgx.Tx, table string) []string {
+	out, _ := strings_(ctx, tx, `SELECT name FROM `+table+` ORDER BY name`)
+	return out
+}
+
+func feature(ctx context.Context, tx pgx.Tx, name string) (catalog.Feature, error) {
+	var f catalog.Feature
+	if ok, err := getJSON(ctx, tx, `SELECT rec FROM features WHERE name = $1`, &f, name); err != nil || ok {
+		return f, err
+	}
+	return f, errorf(ErrNotFound, "no feature %q%s (lamina feature ls; lamina feature create)", name,
+		catalog.DidYouMean(catalog.Closest(name, names(ctx, tx, "features"))))
+}
+
+func label(ctx context.Context, tx pgx.Tx, name string) (catalog.Label, error) {
+	var l catalog.Label
+	if ok, err := getJSON(ctx, tx, `SELECT rec FROM labels WHERE name = $1`, &l, name); err != nil || ok {
+		return l, err
+	}
+	return l, errorf(ErrNotFound, "no label %q%s (lamina label create %s)", name,
+		catalog.DidYouMean(catalog.Closest(name, names(ctx, tx, "labels"))), name)
+}
+
+func (s *Store) CreateLabel(ctx context.Context, l catalog.Label) (catalog.Label, error) {
+	if err := catalog.CheckName("label", l.Name); err != nil {
+		return catalog.Label{}, err
+	}
+	if l.CreatedAt.IsZero() {
+		l.CreatedAt = time.Now()
+	}
+	l.CreatedAt = l.CreatedAt.UTC()
+	in := l
+	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		l = in
+		if l.Parent != "" {
+			if l.Parent == l.Name {
+				return fmt.Errorf("%w: label %q cannot be its own parent", catalog.ErrInvalid, l.Name)
+			}
+			if _, err := label(ctx, tx, l.Parent); err != nil {
+				return err
+			}
+			// No cycles: the parent must not sit below the label.
+			for p := l.Parent; p != ""; {
+				pl, err := label(ctx, tx, p)
+				if err != nil {
+					break
+				}
+				if pl.Parent == l.Name {
+					return fmt.Errorf("%w: %q is below %q; it cannot be its parent", catalog.ErrInvalid, l.Parent, l.Name)
+				}
+				p = pl.Parent
+			}
+		}
+		var old catalog.Label
+		if ok, err := getJSON(ctx, tx, `SELECT rec FROM labels WHERE name = $1`, &old, l.Name); err != nil {
+			return err
+		} else if ok {
+			if l.Parent == "" || l.Parent == old.Parent {
+				l = old
+				return nil
+			}
+			old.Parent = l.Parent
+			l = old
+		}
+		return putLabel(ctx, tx, l)
+	})
+	return l, err
+}
+
+func putLabel(ctx context.Context, tx pgx.Tx, l catalog.Label) error {
+	return putJSON(ctx, tx, `INSERT INTO labels (name, parent, rec) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET parent = EXCLUDED.parent, rec = EXCLUDED.rec`, l, l.Name, l.Parent)
+}
+
+func (s *Store) CreateSchema(ctx context.Context, sc catalog.Schema) (catalog.Schema, error) {
+	if err := catalog.CheckName("schema", sc.Name); err != nil {
+		return catalog.Schema{}, err
+	}
+	if len(sc.Features) == 0 {
+		return catalog.Schema{}, fmt.Errorf("%w: schema %q lists no features", catalog.ErrInvalid, sc.Name)
+	}
+	if sc.CreatedAt.IsZero() {
+		sc.CreatedAt = time.Now()
+	}
+	sc.CreatedAt = sc.CreatedAt.UTC()
+	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		seen := map[string]bool{}
+		for _, sf := range sc.Features {
+			if seen[sf.Feature] {
+				return fmt.Errorf("%w: schema %q lists feature %q twice", catalog.ErrInvalid, sc.Name, sf.Feature)
+			}
+			seen[sf.Feature] = true
+			if _, err := feature(ctx, tx, sf.Feature); err != nil {
+				return err
+			}
+		}
+		return putJSON(ctx, tx, `INSERT INTO schemas (name, rec) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET rec = EXCLUDED.rec`, sc, sc.Name)
+	})
+	return sc, err
+}
+
+// ---- annotations ----
+
+func annotations(ctx context.Context, tx pgx.Tx, uid string) (catalog.Annotations, error) {
+	a := catalog.Annotations{UID: uid}
+	_, err := getJSON(ctx, tx, `SELECT rec FROM annotations WHERE uid = $1`, &a, uid)
+	a.UID = uid
+	return a, err
+}
+
+func (s *Store) Annotations(ctx context.Context, uid string) (catalog.Annotations, error) {
+	var a catalog.Annotations
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		if _, ok, err := version(ctx, tx, uid); err != nil {
+			return err
+		} else if !ok {
+			return errorf(ErrNotFound, "no version has uid %s", uid)
+		}
+		var err error
+		a, err = annotations(ctx, tx, uid)
+		return err
+	})
+	return a, err
+}
+
+func (s *Store) Annotate(ctx context.Context, uid string, add catalog.Annotations) (catalog.Annotations, error) {
+	var out catalog.Annotations
+	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		var err error
+		out, err = annotate(ctx, tx, uid, add)
+		return err
+	})
+	return out, err
+}
+
+func annotate(ctx context.Context, tx pgx.Tx, uid string, add catalog.Annotations) (catalog.Annotations, error) {
+	v, ok, err := version(ctx, tx, uid)
+	if err != nil {
+		return catalog.Annotations{}, err
+	}
+	if !ok {
+		return catalog.Annotations{}, errorf(ErrNotFound, "no version has uid %s", uid)
+	}
+	old, err := annotations(ctx, tx, uid)
+	if err != nil {
+		return catalog.Annotations{}, err
+	}
+	next, err := merge(ctx, tx, old, add)
+	if err != nil {
+		return catalog.Annotations{}, err
+	}
+	if err := index(ctx, tx, v, next); err != nil {
+		return catalog.Annotations{}, err
+	}
+	return next, putJSON(ctx, tx, `INSERT INTO annotations (uid, rec) VALUES ($1, $2)
+		ON CONFLICT (uid) DO UPDATE SET rec = EXCLUDED.rec`, next, uid)
+}
+
+// AnnotateBatch adds each element's annotations to the version its UID
+// names, all in one transaction. It is all or nothing.
+func (s *Store) AnnotateBatch(ctx context.Context, adds []catalog.Annotations) error {
+	return s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		for _, add := range adds {
+			if _, err := annotate(ctx, tx, add.UID, add); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// merge checks add and returns old plus add, each list sorted and unique.
+func merge(ctx context.Context, tx pgx.Tx, old, add catalog.Annotations) (catalog.Annotations, error) {
+	next := catalog.Annotations{UID: old.UID, Schema: old.Schema, Features: map[string][]string{}}
+	for k, vs := range old.Features {
+		next.Features[k] = append([]string(nil), vs...)
+	}
+	featureNames := make([]string, 0, len(add.Features))
+	for name := range add.Features {
+		featureNames = append(featureNames, name)
+	}
+	sort.Strings(featureNames)
+	for _, name := range featureNames {
+		f, err := feature(ctx, tx, name)
+		if err != nil {
+			return catalog.Annotations{}, err
+		}
+		for _, raw := range add.Features[name] {
+			text, _, err := catalog.Normalize(f.Dtype, raw)
+			if err != nil {
+				return catalog.Annotations{}, fmt.Errorf("feature %s (%s): %w", name, f.Dtype, err)
+			}
+			if f.Entity() == "ULabel" {
+				if _, err := label(ctx, tx, text); err != nil {
+					return catalog.Annotations{}, fmt.Errorf("feature %s (%s): %w", name, f.Dtype, err)
+				}
+			}
+			if !slices.Contains(next.Features[name], text) {
+				next.Features[name] = append(next.Features[name], text)
+			}
+		}
+		sort.Strings(next.Features[name])
+	}
+	if len(next.Features) == 0 {
+		next.Features = nil
+	}
+	next.Labels = append([]string(nil), old.Labels...)
+	for _, l := range add.Labels {
+		if _, err := label(ctx, tx, l); err != nil {
+			return catalog.Annotations{}, err
+		}
+		if !slices.Contains(next.Labels, l) {
+			next.Labels = append(next.Labels, l)
+		}
+	}
+	sort.Strings(next.Labels)
+	next.Terms = append([]catalog.Term(nil), old.Terms...)
+	for _, tm := range add.Terms {
+		if tm.ID == "" || strings.ContainsRune(tm.ID, 0) {
+			return catalog.Annotations{}, fmt.Errorf("%w: ontology term without an id", catalog.ErrInvalid)
+		}
+		if !slices.ContainsFunc(next.Terms, func(x catalog.Term) bool { return x.ID == tm.ID }) {
+			next.Terms = append(next.Terms, tm)
+		}
+	}
+	sort.Slice(next.Terms, func(i, j int) bool { return next.Terms[i].ID < next.Terms[j].ID })
+	if add.Schema != "" {
+		if _, ok, err := exists(ctx, tx, `SELECT name FROM schemas WHERE name = $1`, add.Schema); err != nil {
+			return catalog.Annotations{}, err
+		} else if !ok {
+			return catalog.Annotations{}, errorf(ErrNotFound, "no schema %q", add.Schema)
+		}
+		next.Schema = add.Schema
+	}
+	return next, nil
+}
+
+// index replaces the index rows of v with those of its annotations a.
+func index(ctx context.Context, tx pgx.Tx, v Version, a catalog.Annotations) error {
+	for _, t := range []string{"idx_features", "idx_labels", "idx_terms"} {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+t+` WHERE uid = $1`, v.UID); err != nil {
+			return err
+		}
+	}
+	var feats []string
+	var keys [][]byte
+	for name, vs := range a.Features {
+		f, err := feature(ctx, tx, name)
+		if err != nil {
+			continue // a feature deleted since: its values are not indexed
+		}
+		for _, x := range vs {
+			_, k, err := catalog.Normalize(f.Dtype, x)
+			if err != nil {
+				continue
+			}
+			feats, keys = append(feats, name), append(keys, k)
+		}
+	}
+	if len(feats) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO idx_features (feature, vkey, uid)
+			SELECT f, k, $3 FROM unnest($1::text[], $2::bytea[]) AS t(f, k) ON CONFLICT DO NOTHING`, feats, keys, v.UID); err != nil {
+			return err
+		}
+	}
+	if len(a.Labels) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO idx_labels (label, uid) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING`, a.Labels, v.UID); err != nil {
+			return err
+		}
+	}
+	if len(a.Terms) > 0 {
+		ids := make([]string, len(a.Terms))
+		for i, tm := range a.Terms {
+			ids[i] = tm.ID
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO idx_terms (term, uid) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING`, ids, v.UID); err != nil {
+			return err
+		}
+	}
+	return putWords(ctx, tx, v, a)
+}
+
+// putWords replaces the search words of v.
+func putWords(ctx context.Context, tx pgx.Tx, v Version, a catalog.Annotations) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM words WHERE uid = $1`, v.UID); err != nil {
+		return err
+	}
+	ws := catalog.SearchWords(v, a)
+	if len(ws) == 0 {
+		return nil
+	}
+	words := make([]string, 0, len(ws))
+	weights := make([]int16, 0, len(ws))
+	fields := make([]int16, 0, len(ws))
+	for w, e := range ws {
+		words, weights, fields = append(words, w), append(weights, int16(e.Weight)), append(fields, int16(e.Fields))
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO words (word, uid, weight, fields)
+		SELECT w, $4, x, f FROM unnest($1::text[], $2::int2[], $3::int2[]) AS t(w, x, f)`, words, weights, fields, v.UID)
+	return err
+}
+
+// rewordKey re-indexes the words of a version whose key changed.
+func rewordKey(ctx context.Context, tx pgx.Tx, old, v Version) error {
+	a, err := annotations(ctx, tx, v.UID)
+	if err != nil {
+		return err
+	}
+	return putWords(ctx, tx, v, a)
+}
+
+// ---- Find ----
+
+// labelClosure returns name and, unless exact, every label below it.
+func labelClosure(ctx context.Context, tx pgx.Tx, name string, exact bool) ([]string, error) {
+	if _, err := label(ctx, tx, name); err != nil {
+		return nil, err
+	}
+	if exact {
+		return []string{name}, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT name, parent FROM labels WHERE parent IS NOT NULL AND parent <> ''`)
+	if err != nil {
+		return nil, err
+	}
+	children := map[string][]string{}
+	for rows.Next() {
+		var n, p string
+		if err := rows.Scan(&n, &p); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		children[p] = append(children[p], n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := []string{name}
+	seen := map[string]bool{name: true}
+	for i := 0; i < len(out); i++ {
+		for _, c := range children[out[i]] {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+	}
+	return out, nil
+}
+
+// sqlArgs collects the parameters of a query being built.
+type sqlArgs []any
+
+func (a *sqlArgs) add(v any) string {
+	*a = append(*a, v)
+	return fmt.Sprintf("$%d", len(*a))
+}
+
+// featureCond returns SQL selecting the uids whose values of f satisfy c.
+func featureCond(f catalog.Feature, c catalog.Cond, args *sqlArgs) (string, error) {
+	if len(c.Values) == 0 {
+		return "", fmt.Errorf("%w: --where %s%s needs a value", catalog.ErrInvalid, c.Field, c.Op)
+	}
+	var wants [][]byte
+	for _, raw := range c.Values {
+		dt := f.Dtype
+		if c.Op == "^=" {
+			dt = "str"
+		}
+		_, k, err := catalog.Normalize(dt, raw)
+		if err != nil {
+			return "", fmt.Errorf("--where %s%s%s: %w", c.Field, c.Op, raw, err)
+		}
+		wants = append(wants, k)
+	}
+	name := args.add(f.Name)
+	switch c.Op {
+	case "=":
+		return `SELECT uid FROM idx_features WHERE feature = ` + name + ` AND vkey = ANY(` + args.add(wants) + `)`, nil
+	case "!=":
+		return `SELECT uid FROM idx_features WHERE feature = ` + name + ` EXCEPT SELECT uid FROM idx_features WHERE feature = ` +
+			name + ` AND vkey = ANY(` + args.add(wants) + `)`, nil
+	case "^=":
+		if f.Dtype != "str" && !strings.HasPrefix(f.Dtype, "cat") {
+			return "", fmt.Errorf("%w: ^= applies to text features; %s is %s", catalog.ErrInvalid, f.Name, f.Dtype)
+		}
+		w := args.add(wants[0])
+		return `SELECT uid FROM idx_features WHERE feature = ` + name + ` AND vkey >= ` + w +
+			` AND substr(vkey, 1, length(` + w + `)) = ` + w, nil
+	case "<", "<=", ">", ">=":
+		w := wants[0]
+		return `SELECT uid FROM idx_features WHERE feature = ` + name + ` AND vkey ` + c.Op + ` ` + args.add(w) +
+			` AND get_byte(vkey, 0) = ` + args.add(int(w[0])), nil
+	}
+	return "", fmt.Errorf("%w: unknown operator %q", catalog.ErrInvalid, c.Op)
+}
+
+func (s *Store) Find(ctx context.Context, f catalog.Filter) ([]Version, error) {
+	if f.Prefix != "" {
+		if err := ref.CheckPrefix(f.Prefix); err != nil {
+			return nil, err
+		}
+	}
+	switch f.Order {
+	case "", "key", "created_at", "-created_at":
+	default:
+		return nil, fmt.Errorf("%w: order %q: use key, created_at or -created_at", catalog.ErrInvalid, f.Order)
+	}
+	keep, featConds, err := catalog.VersionMatcher(f)
+	if err != nil {
+		return nil, err
+	}
+	var out []Version
+	err = s.read(ctx, func(tx pgx.Tx) error {
+		out = nil
+		var args sqlArgs
+		var where []string
+		for _, c := range featConds {
+			ft, err := feature(ctx, tx, c.Field)
+			if err != nil {
+				all := append(names(ctx, tx, "features"), catalog.BuiltinFields()...)
+				return errorf(ErrNotFound, "--where: no feature or field %q%s", c.Field, catalog.DidYouMean(catalog.Closest(c.Field, all)))
+			}
+			sql, err := featureCond(ft, c, &args)
+			if err != nil {
+				return err
+			}
+			where = append(where, `v.uid IN (`+sql+`)`)
+		}
+		for _, name := range f.Labels {
+			ls, err := labelClosure(ctx, tx, name, f.ExactLabels)
+			if err != nil {
+				return err
+			}
+			where = append(where, `v.uid IN (SELECT uid FROM idx_labels WHERE label = ANY(`+args.add(ls)+`))`)
+		}
+		for _, group := range f.Terms {
+			where = append(where, `v.uid IN (SELECT uid FROM idx_terms WHERE term = ANY(`+args.add(group)+`))`)
+		}
+		sql := `SELECT v.rec FROM artifacts a JOIN versions v ON v.stem = a.stem WHERE a.latest > 0 AND NOT v.trashed`
+		if !f.AllVersions {
+			sql += ` AND v.n = a.latest`
+		}
+		if f.Prefix != "" {
+			sql += ` AND a.key >= ` + args.add(f.Prefix) + ` AND a.key < ` + args.add(upper(f.Prefix))
+		}
+		for _, w := range where {
+			sql += ` AND ` + w
+		}
+		sql += ` ORDER BY a.key, v.n`
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var raw []byte
+			if err := rows.Scan(&raw); err != nil {
+				return err
+			}
+			v, err := decode(raw)
+			if err != nil {
+				return err
+			}
+			if keep(v) {
+				out = append(out, v)
+			}
+			if f.Limit > 0 && len(out) >= f.Limit && (f.Order == "" || f.Order == "key") {
+				break
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return catalog.FinishFind(out, f), nil
+}
+
+// ---- Search ----
+
+// Search ranks as Bolt does (tf·idf over the word index, a prefix of a
+// longer word at 0.6, squared coverage of the query's words).
+func (s *Store) Search(ctx context.Context, query string, limit int) ([]catalog.Hit, error) {
+	if limit <= 0 {
+		limit = 20
+	}
+	words := catalog.Words(query)
+	if len(words) == 0 {
+		return nil, fmt.Errorf("%w: search for what? (give words of keys, descriptions, labels or terms)", catalog.ErrInvalid)
+	}
+	out := []catalog.Hit{}
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		nw := len(words)
+		docs := map[string]int32{}
+		var uids []string
+		var live []bool
+		var scores []float32
+		var fields []byte
+		df := make([]int, nw)
+		for i, w := range words {
+			rows, err := tx.Query(ctx, `SELECT w.word, w.uid, w.weight, w.fields, (a.latest > 0 AND v.n = a.latest)
+				FROM words w JOIN versions v ON v.uid = w.uid JOIN artifacts a ON a.stem = v.stem
+				WHERE w.word >= $1 AND w.word < $2`, w, upper(w))
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var word, uid string
+				var weight, fl int16
+				var isLive bool
+				if err := rows.Scan(&word, &uid, &weight, &fl, &isLive); err != nil {
+					rows.Close()
+					return err
+				}
+				sc := float32(weight) / 10
+				if len(word) != len(w) {
+					sc *= 0.6 // a prefix of a longer word
+				}
+				d, ok := docs[uid]
+				if !ok {
+					d = int32(len(uids))
+					docs[uid] = d
+					uids = append(uids, uid)
+					live = append(live, isLive)
+					scores = append(scores, make([]float32, nw)...)
+					fields = append(fields, 0)
+				}
+				cell := &scores[int(d)*nw+i]
+				if *cell == 0 {
+					df[i]++
+				}
+				*cell = max(*cell, sc)
+				fields[d] |= byte(fl)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		n := float64(len(uids) + 1)
+		idf := make([]float64, nw)
+		for i := range idf {
+			if df[i] > 0 {
+				idf[i] = math.Log(1 + n/float64(df[i]))
+			}
+		}
+		type scored struct {
+			d     int32
+			score float64
+		}
+		ranked := make([]scored, 0, len(uids))
+		for d := range uids {
+			if !live[d] {
+				continue
+			}
+			var sum float64
+			matched := 0
+			for i := 0; i < nw; i++ {
+				if x := scores[d*nw+i]; x > 0 {
+					matched++
+					sum += float64(x) * idf[i]
+				}
+			}
+			cover := float64(matched) / float64(nw)
+			ranked = append(ranked, scored{int32(d), sum * cover * cover})
+		}
+		sort.Slice(ranked, func(i, j int) bool {
+			if ranked[i].score != ranked[j].score {
+				return ranked[i].score > ranked[j].score
+			}
+			return uids[ranked[i].d] < uids[ranked[j].d]
+		})
+		if len(ranked) > limit {
+			ranked = ranked[:limit]
+		}
+		top := make([]string, len(ranked))
+		for i, r := range ranked {
+			top[i] = uids[r.d]
+		}
+		vs, err := collectVersions(tx.Query(ctx, `SELECT rec FROM versions WHERE uid = ANY($1)`, top))
+		if err != nil {
+			return err
+		}
+		byUID := map[string]Version{}
+		for _, v := range vs {
+			byUID[v.UID] = v
+		}
+		for _, r := range ranked {
+			v, ok := byUID[uids[r.d]]
+			if !ok {
+				continue
+			}
+			h := catalog.Hit{Version: v, Score: math.Round(r.score*1000) / 1000}
+			for i, name := range catalog.SearchFields {
+				if fields[r.d]&(1<<i) != 0 {
+					h.Fields = append(h.Fields, name)
+				}
+			}
+			out = append(out, h)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ---- collections ----
+
+func latestCollection(ctx context.Context, tx pgx.Tx, name string) (catalog.Collection, bool, error) {
+	var c catalog.Collection
+	ok, err := getJSON(ctx, tx, `SELECT rec FROM collections WHERE name = $1 ORDER BY version DESC LIMIT 1`, &c, name)
+	return c, ok, err
+}
+
+func (s *Store) SaveCollection(ctx context.Context, nc catalog.NewCollection) (catalog.Collection, error) {
+	if err := catalog.CheckName("collection", nc.Name); err != nil {
+		return catalog.Collection{}, err
+	}
+	if len(nc.Members) == 0 {
+		return catalog.Collection{}, fmt.Errorf("%w: collection %q has no members", catalog.ErrInvalid, nc.Name)
+	}
+	if nc.CreatedAt.IsZero() {
+		nc.CreatedAt = time.Now()
+	}
+	var out catalog.Collection
+	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		seen := map[string]bool{}
+		for _, u := range nc.Members {
+			if seen[u] {
+				return fmt.Errorf("%w: collection %q lists %s twice", catalog.ErrInvalid, nc.Name, u)
+			}
+			seen[u] = true
+		}
+		found, err := strings_(ctx, tx, `SELECT uid FROM versions WHERE uid = ANY($1)`, nc.Members)
+		if err != nil {
+			return err
+		}
+		if len(found) != len(nc.Members) {
+			have := map[string]bool{}
+			for _, u := range found {
+				have[u] = true
+			}
+			for _, u := range nc.Members {
+				if !have[u] {
+					return errorf(ErrNotFound, "collection %q: no version has uid %s", nc.Name, u)
+				}
+			}
+		}
+		last, ok, err := latestCollection(ctx, tx, nc.Name)
+		if err != nil {
+			return err
+		}
+		if ok && slices.Equal(last.Members, nc.Members) && (nc.Description == "" || nc.Description == last.Description) {
+			out = last
+			out.Unchanged = true
+			return nil
+		}
+		out = catalog.Collection{Name: nc.Name, Version: last.Version + 1, Description: nc.Description,
+			Members: nc.Members, CreatedBy: nc.CreatedBy, CreatedAt: nc.CreatedAt.UTC()}
+		return putJSON(ctx, tx, `INSERT INTO collections (name, version, rec) VALUES ($1, $2, $3)`, out, out.Name, out.Version)
+	})
+	return out, err
+}
+
+func (s *Store) Collections(ctx context.Context) ([]catalog.Collection, error) {
+	return listJSON[catalog.Collection](ctx, s, `SELECT DISTINCT ON (name) rec FROM collections ORDER BY name, version DESC`)
+}
+
+func (s *Store) Collection(ctx context.Context, name string, n int) (catalog.Collection, error) {
+	var out catalog.Collection
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		var ok bool
+		var err error
+		if n == 0 {
+			out, ok, err = latestCollection(ctx, tx, name)
+		} else {
+			ok, err = getJSON(ctx, tx, `SELECT rec FROM collections WHERE name = $1 AND version = $2`, &out, name, n)
+		}
+		if err != nil {
+			return err
+		}
+		if !ok {
+			all, err := strings_(ctx, tx, `SELECT DISTINCT name FROM collections ORDER BY name`)
+			if err != nil {
+				return err
+			}
+			if n > 0 && slices.Contains(all, name) {
+				return errorf(ErrNotFound, "collection %q has no version %d", name, n)
+			}
+			return errorf(ErrNotFound, "no collection %q%s", name, catalog.DidYouMean(catalog.Closest(name, all)))
+		}
+		vs, err := collectVersions(tx.Query(ctx, `SELECT rec FROM versions WHERE uid = ANY($1)`, out.Members))
+		if err != nil {
+			return err
+		}
+		byUID := map[string]Version{}
+		for _, v := range vs {
+			byUID[v.UID] = v
+		}
+		for _, u := range out.Members {
+			if v, ok := byUID[u]; ok {
+				out.Versions = append(out.Versions, v)
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,657 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+var (
+	errorf      = catalog.Errorf
+	ErrNotFound = catalog.ErrNotFound
+	ErrConflict = catalog.ErrConflict
+)
+
+// artifact is a row of artifacts: the same record as Bolt's.
+type artifact struct {
+	Stem      string
+	Key       string
+	Kind      string
+	Versions  int // highest number ever assigned
+	Latest    int // highest live number; 0 when all are trashed
+	TrashedAt *time.Time
+}
+
+// upper bounds the keys that start with a prefix: no key of valid UTF-8
+// sorts (byte order) at or above prefix+U+10FFFF.
+func upper(prefix string) string { return prefix + "\U0010FFFF" }
+
+const artifactCols = `stem, key, kind, versions, latest, trashed_at`
+
+func scanArtifact(row pgx.Row) (*artifact, error) {
+	var a artifact
+	var trashed *int64
+	err := row.Scan(&a.Stem, &a.Key, &a.Kind, &a.Versions, &a.Latest, &trashed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if trashed != nil {
+		t := fromNS(*trashed)
+		a.TrashedAt = &t
+	}
+	return &a, nil
+}
+
+func artifactByKey(ctx context.Context, tx pgx.Tx, key string) (*artifact, error) {
+	return scanArtifact(tx.QueryRow(ctx, `SELECT `+artifactCols+` FROM artifacts WHERE key = $1`, key))
+}
+
+func putArtifact(ctx context.Context, tx pgx.Tx, a *artifact) error {
+	_, err := tx.Exec(ctx, `INSERT INTO artifacts (`+artifactCols+`) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (stem) DO UPDATE SET key = EXCLUDED.key, kind = EXCLUDED.kind, versions = EXCLUDED.versions,
+		latest = EXCLUDED.latest, trashed_at = EXCLUDED.trashed_at`,
+		a.Stem, a.Key, a.Kind, a.Versions, a.Latest, nsPtr(a.TrashedAt))
+	return err
+}
+
+// Times outside versions are unix nanoseconds: as exact as Bolt's JSON
+// (timestamptz keeps microseconds), so an export survives a round trip.
+func ns(t time.Time) int64 { return t.UnixNano() }
+
+func fromNS(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func nsPtr(t *time.Time) *int64 {
+	if t == nil {
+		return nil
+	}
+	n := t.UnixNano()
+	return &n
+}
+
+func decode(raw []byte) (Version, error) {
+	var v Version
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, errorf(catalog.ErrSchema, "catalog: version record: %v", err)
+	}
+	return v, nil
+}
+
+// Version is catalog.Version; the alias keeps signatures short.
+type Version = catalog.Version
+
+func version(ctx context.Context, tx pgx.Tx, uid string) (Version, bool, error) {
+	var raw []byte
+	err := tx.QueryRow(ctx, `SELECT rec FROM versions WHERE uid = $1`, uid).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Version{}, false, nil
+	}
+	if err != nil {
+		return Version{}, false, err
+	}
+	v, err := decode(raw)
+	return v, err == nil, err
+}
+
+func collectVersions(rows pgx.Rows, err error) ([]Version, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Version
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		v, err := decode(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// putVersion rewrites the record of an existing version.
+func putVersion(ctx context.Context, tx pgx.Tx, v Version) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE versions SET rec = $2, trashed = $3 WHERE uid = $1`, v.UID, raw, v.Trashed)
+	return err
+}
+
+func stemVersions(ctx context.Context, tx pgx.Tx, stem string) ([]Version, error) {
+	return collectVersions(tx.Query(ctx, `SELECT rec FROM versions WHERE stem = $1 ORDER BY n`, stem))
+}
+
+// exists runs a query that yields a row or none.
+func exists(ctx context.Context, tx pgx.Tx, sql string, args ...any) (string, bool, error) {
+	var s string
+	err := tx.QueryRow(ctx, sql, args...).Scan(&s)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	return s, err == nil, err
+}
+
+func ancestors(key string) []string {
+	var out []string
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			out = append(out, key[:i])
+		}
+	}
+	return out
+}
+
+// checkPlace refuses a key that would sit under a live file or over live
+// keys (and, checkEntries, where a folder or link is).
+func checkPlace(ctx context.Context, tx pgx.Tx, key string) error {
+	if err := checkEntries(ctx, tx, key); err != nil {
+		return err
+	}
+	if as := ancestors(key); len(as) > 0 {
+		if k, ok, err := exists(ctx, tx, `SELECT key FROM artifacts WHERE key = ANY($1) AND latest > 0 ORDER BY length(key) LIMIT 1`, as); err != nil {
+			return err
+		} else if ok {
+			return errorf(ErrConflict, "%q cannot be saved: %q is a file, not a folder", key, k)
+		}
+	}
+	p := key + "/"
+	if k, ok, err := exists(ctx, tx, `SELECT key FROM artifacts WHERE key >= $1 AND key < $2 AND latest > 0 ORDER BY key LIMIT 1`, p, upper(p)); err != nil {
+		return err
+	} else if ok {
+		return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, k)
+	}
+	return nil
+}
+
+func (s *Store) Save(ctx context.Context, nvs []catalog.NewVersion) ([]catalog.Saved, error) {
+	for _, nv := range nvs {
+		if err := ref.CheckKey(nv.Key); err != nil {
+			return nil, err
+		}
+	}
+	var out []catalog.Saved
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		out = out[:0]
+		for _, nv := range nvs {
+			sv, err := save(ctx, tx, nv)
+			if err != nil {
+				return err
+			}
+			if !sv.Unchanged {
+				changed(sv.Version.Key)
+			}
+			out = append(out, sv)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved, error) {
+	a, err := artifactByKey(ctx, tx, nv.Key)
+	if err != nil {
+		return catalog.Saved{}, err
+	}
+	if nv.Revises != "" {
+		rv, err := byUID(ctx, tx, nv.Revises)
+		if err != nil {
+			return catalog.Saved{}, fmt.Errorf("--revises: %w", err)
+		}
+		if rv.Key != nv.Key {
+			return catalog.Saved{}, errorf(ErrConflict, "--revises %s names a version of %q, not of %q", nv.Revises, rv.Key, nv.Key)
+		}
+	}
+	if a == nil {
+		a = &artifact{Stem: ref.NewStem(), Key: nv.Key, Kind: nv.Kind}
+	} else if a.Kind != nv.Kind {
+		return catalog.Saved{}, errorf(catalog.ErrKind, "%q holds a %s artifact; a %s cannot be saved as a new version of it", nv.Key, a.Kind, nv.Kind)
+	}
+	if a.Latest > 0 {
+		latest, _, err := version(ctx, tx, ref.VersionUID(a.Stem, a.Latest))
+		if err != nil {
+			return catalog.Saved{}, err
+		}
+		if latest.Digest == nv.Digest {
+			return catalog.Saved{Version: latest, Unchanged: true}, nil
+		}
+	} else if err := checkPlace(ctx, tx, nv.Key); err != nil {
+		return catalog.Saved{}, err
+	}
+	a.Versions++
+	a.Latest = a.Versions
+	a.TrashedAt = nil
+	v := Version{
+		UID: ref.VersionUID(a.Stem, a.Versions), Key: nv.Key, Version: a.Versions,
+		Kind: nv.Kind, Suffix: nv.Suffix, OType: nv.OType, NObservations: nv.NObservations,
+		NFiles: nv.NFiles, Size: nv.Size, Digest: nv.Digest, Manifest: nv.Manifest,
+		Description: nv.Description, CreatedBy: nv.CreatedBy, CreatedAt: nv.CreatedAt.UTC(),
+		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode,
+	}
+	v.Shape, v.Columns = nv.Shape, nv.Columns
+	if err := putArtifact(ctx, tx, a); err != nil {
+		return catalog.Saved{}, err
+	}
+	if err := insertVersion(ctx, tx, v, true); err != nil {
+		return catalog.Saved{}, err
+	}
+	if err := putWords(ctx, tx, v, catalog.Annotations{}); err != nil { // annotate.go
+		return catalog.Saved{}, err
+	}
+	return catalog.Saved{Version: v}, nil
+}
+
+func insertVersion(ctx context.Context, tx pgx.Tx, v Version, outbox bool) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO versions (uid, stem, n, trashed, rec) VALUES ($1, $2, $3, $4, $5)`,
+		v.UID, v.Stem(), v.Version, v.Trashed, raw); err != nil {
+		return err
+	}
+	if outbox {
+		_, err = tx.Exec(ctx, `INSERT INTO outbox (uid) VALUES ($1) ON CONFLICT DO NOTHING`, v.UID)
+	}
+	return err
+}
+
+func byUID(ctx context.Context, tx pgx.Tx, prefix string) (Version, error) {
+	if !ref.IsUIDPrefix(prefix) {
+		return Version{}, fmt.Errorf("%w: %q is not a uid (%d to %d base62 characters)", ref.ErrBadUID, prefix, ref.MinUIDPrefix, ref.UIDLen)
+	}
+	// Up to 11 matches tell one artifact's versions from an ambiguous
+	// prefix, as Bolt's cursor walk does; the stem's own versions come
+	// whole when the prefix names one stem.
+	found, err := collectVersions(tx.Query(ctx, `SELECT rec FROM versions WHERE uid >= $1 AND uid < $2 ORDER BY uid LIMIT 11`, prefix, upper(prefix)))
+	if err != nil {
+		return Version{}, err
+	}
+	oneStem := true
+	for _, v := range found {
+		oneStem = oneStem && v.Stem() == found[0].Stem()
+	}
+	if oneStem && len(found) == 11 {
+		if found, err = stemVersions(ctx, tx, found[0].Stem()); err != nil {
+			return Version{}, err
+		}
+		var more bool
+		if _, more, err = exists(ctx, tx, `SELECT uid FROM versions WHERE uid > $1 AND uid < $2 LIMIT 1`,
+			ref.VersionUID(found[0].Stem(), 62*62*62*62), upper(prefix)); err != nil {
+			return Version{}, err
+		}
+		oneStem = !more
+	}
+	switch {
+	case len(found) == 0:
+		return Version{}, errorf(ErrNotFound, "no version has uid %s", prefix)
+	case len(found) == 1:
+		return found[0], nil
+	case oneStem && len(prefix) <= ref.StemLen:
+		best := found[len(found)-1]
+		for i := len(found) - 1; i >= 0; i-- {
+			if !found[i].Trashed {
+				best = found[i]
+				break
+			}
+		}
+		return best, nil
+	}
+	if len(found) > 10 {
+		found = found[:10]
+	}
+	return Version{}, &catalog.AmbiguousError{Prefix: prefix, Candidates: found}
+}
+
+func (s *Store) ByUID(ctx context.Context, prefix string) (Version, error) {
+	var v Version
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		var err error
+		v, err = byUID(ctx, tx, prefix)
+		return err
+	})
+	return v, err
+}
+
+func (s *Store) ByKey(ctx context.Context, key string, n int) (Version, error) {
+	// The common case, the latest version, is one round trip.
+	if n == 0 {
+		var raw []byte
+		err := s.pool.QueryRow(ctx, `SELECT v.rec FROM artifacts a JOIN versions v ON v.stem = a.stem AND v.n = a.latest
+			WHERE a.key = $1 AND a.latest > 0`, key).Scan(&raw)
+		if err == nil {
+			return decode(raw)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return Version{}, wrap(err)
+		}
+	}
+	var v Version
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		a, err := artifactByKey(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if a == nil || a.Latest == 0 {
+			if a != nil {
+				return errorf(ErrNotFound, "%q is in the trash (lamina restore %s)", key, key)
+			}
+			return errorf(ErrNotFound, "no artifact has key %q", key)
+		}
+		if n == 0 {
+			n = a.Latest
+		}
+		if n > a.Versions {
+			return errorf(ErrNotFound, "%q has no version %d (latest is %d)", key, n, a.Latest)
+		}
+		var ok bool
+		v, ok, err = version(ctx, tx, ref.VersionUID(a.Stem, n))
+		if err == nil && !ok {
+			err = errorf(ErrNotFound, "%q has no version %d (latest is %d)", key, n, a.Latest)
+		}
+		if err == nil && v.Trashed {
+			err = errorf(ErrNotFound, "%s@v%d is in the trash", key, n)
+		}
+		return err
+	})
+	return v, err
+}
+
+func (s *Store) Versions(ctx context.Context, key string, trash bool) ([]Version, error) {
+	var out []Version
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		a, err := artifactByKey(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if a == nil || (a.Latest == 0 && !trash) {
+			return errorf(ErrNotFound, "no artifact has key %q", key)
+		}
+		all, err := stemVersions(ctx, tx, a.Stem)
+		for _, v := range all {
+			if trash || !v.Trashed {
+				out = append(out, v)
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) List(ctx context.Context, q catalog.Query) ([]Version, error) {
+	sql := `SELECT v.rec FROM artifacts a JOIN versions v ON v.stem = a.stem AND v.n = a.latest
+		WHERE a.latest > 0 AND a.key >= $1 AND a.key < $2`
+	args := []any{q.Prefix, upper(q.Prefix)}
+	if q.After != "" && q.After >= q.Prefix {
+		sql += ` AND a.key > $3`
+		args = append(args, q.After)
+	}
+	sql += ` ORDER BY a.key`
+	if q.Limit > 0 {
+		sql += fmt.Sprintf(` LIMIT %d`, q.Limit)
+	}
+	out, err := collectVersions(s.pool.Query(ctx, sql, args...))
+	return out, wrap(err)
+}
+
+// setTrashed marks every version of key trashed or not and returns the
+// artifact afterwards plus the versions it changed.
+func setTrashed(ctx context.Context, tx pgx.Tx, key string, trashed bool) (*artifact, []Version, error) {
+	a, err := artifactByKey(ctx, tx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a == nil {
+		return nil, nil, errorf(ErrNotFound, "no artifact has key %q", key)
+	}
+	vs, err := stemVersions(ctx, tx, a.Stem)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now().UTC()
+	var changed []Version
+	for _, v := range vs {
+		if v.Trashed == trashed {
+			continue
+		}
+		v.Trashed = trashed
+		v.TrashedAt = nil
+		if trashed {
+			v.TrashedAt = &now
+		}
+		if err := putVersion(ctx, tx, v); err != nil {
+			return nil, nil, err
+		}
+		changed = append(changed, v)
+		if !trashed && v.Version > a.Latest {
+			a.Latest = v.Version
+		}
+	}
+	if trashed {
+		a.Latest = 0
+		a.TrashedAt = &now
+	} else {
+		a.TrashedAt = nil
+	}
+	return a, changed, putArtifact(ctx, tx, a)
+}
+
+func entry(a *artifact, vs []Version) catalog.TrashEntry {
+	e := catalog.TrashEntry{Key: a.Key, Stem: a.Stem, Versions: len(vs), Live: a.Latest > 0}
+	for _, v := range vs {
+		e.Size += v.Size
+		if v.TrashedAt != nil && v.TrashedAt.After(e.TrashedAt) {
+			e.TrashedAt = *v.TrashedAt
+		}
+	}
+	return e
+}
+
+func (s *Store) Trash(ctx context.Context, key string) (catalog.TrashEntry, error) {
+	var e catalog.TrashEntry
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		a, vs, err := setTrashed(ctx, tx, key, true)
+		if err != nil {
+			return err
+		}
+		if len(vs) == 0 {
+			return errorf(ErrNotFound, "%q is already in the trash", key)
+		}
+		e = entry(a, vs)
+		changed(key)
+		return nil
+	})
+	return e, err
+}
+
+func (s *Store) Restore(ctx context.Context, key string) (catalog.TrashEntry, error) {
+	var e catalog.TrashEntry
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		if a, err := artifactByKey(ctx, tx, key); err != nil {
+			return err
+		} else if a != nil && a.Latest == 0 {
+			if err := checkPlace(ctx, tx, key); err != nil {
+				return fmt.Errorf("cannot restore: %w", err)
+			}
+		}
+		a, vs, err := setTrashed(ctx, tx, key, false)
+		if err != nil {
+			return err
+		}
+		if len(vs) == 0 {
+			return errorf(ErrNotFound, "%q has nothing in the trash", key)
+		}
+		e = entry(a, vs)
+		changed(key)
+		return nil
+	})
+	return e, err
+}
+
+func (s *Store) TrashList(ctx context.Context) ([]catalog.TrashEntry, error) {
+	var out []catalog.TrashEntry
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+artifactCols+` FROM artifacts a
+			WHERE EXISTS (SELECT 1 FROM versions v WHERE v.stem = a.stem AND v.trashed) ORDER BY key`)
+		if err != nil {
+			return err
+		}
+		var arts []*artifact
+		for rows.Next() {
+			a, err := scanArtifact(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			arts = append(arts, a)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, a := range arts {
+			vs, err := collectVersions(tx.Query(ctx, `SELECT rec FROM versions WHERE stem = $1 AND trashed ORDER BY n`, a.Stem))
+			if err != nil {
+				return err
+			}
+			out = append(out, entry(a, vs))
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, err
+}
+
+func (s *Store) Purge(ctx context.Context, key string) ([]Version, error) {
+	var out []Version
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		a, err := artifactByKey(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			return errorf(ErrNotFound, "no artifact has key %q", key)
+		}
+		if out, err = stemVersions(ctx, tx, a.Stem); err != nil {
+			return err
+		}
+		// Versions, their annotations, index rows and outbox entries go
+		// with the artifact (ON DELETE CASCADE).
+		if _, err := tx.Exec(ctx, `DELETE FROM artifacts WHERE stem = $1`, a.Stem); err != nil {
+			return err
+		}
+		changed(key)
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) Each(ctx context.Context, fn func(Version) error) error {
+	// Pages of uids, so that fn may call the store and a long walk holds
+	// no transaction open.
+	after := ""
+	for {
+		vs, err := collectVersions(s.pool.Query(ctx, `SELECT rec FROM versions WHERE uid > $1 ORDER BY uid LIMIT 1000`, after))
+		if err != nil {
+			return wrap(err)
+		}
+		for _, v := range vs {
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		if len(vs) < 1000 {
+			return nil
+		}
+		after = vs[len(vs)-1].UID
+	}
+}
+
+func (s *Store) Counts(ctx context.Context) (catalog.Counts, error) {
+	var c catalog.Counts
+	err := s.pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM artifacts WHERE latest > 0),
+		count(*) FILTER (WHERE NOT trashed), count(*) FILTER (WHERE trashed),
+		COALESCE(sum((rec->>'size')::bigint), 0)
+		FROM versions`).Scan(&c.Artifacts, &c.Versions, &c.Trashed, &c.Bytes)
+	return c, wrap(err)
+}
+
+func (s *Store) Outbox(ctx context.Context) ([]Version, error) {
+	out, err := collectVersions(s.pool.Query(ctx, `SELECT v.rec FROM outbox o JOIN versions v USING (uid) ORDER BY o.uid`))
+	return out, wrap(err)
+}
+
+func (s *Store) OutboxDone(ctx context.Context, uids []string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	return s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		_, err := tx.Exec(ctx, `DELETE FROM outbox WHERE uid = ANY($1)`, uids)
+		return err
+	})
+}
+
+// Children lists files with one range query and finds the sub-prefixes
+// with a recursive skip scan: each step seeks the first live key after the
+// previous sub-prefix (past "p/name0": '0' follows '/'), as Bolt's cursor
+// does, so a folder of 1,000 sub-folders costs 1,000 index probes, not a
+// walk of every key below.
+func (s *Store) Children(ctx context.Context, prefix string) (catalog.Dir, error) {
+	if err := ref.CheckPrefix(prefix); err != nil {
+		return catalog.Dir{}, err
+	}
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	var d catalog.Dir
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		d = catalog.Dir{}
+		n := len(prefix)
+		var err error
+		d.Files, err = collectVersions(tx.Query(ctx, `SELECT v.rec FROM artifacts a JOIN versions v ON v.stem = a.stem AND v.n = a.latest
+			WHERE a.latest > 0 AND a.key >= $1 AND a.key < $2 AND strpos(substr(a.key, $3), '/') = 0 ORDER BY a.key`,
+			prefix, upper(prefix), n+1))
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `WITH RECURSIVE sub(name) AS (
+			SELECT (SELECT split_part(substr(key, $3), '/', 1) FROM artifacts
+				WHERE key >= $1 AND key < $2 AND latest > 0 AND strpos(substr(key, $3), '/') > 0 ORDER BY key LIMIT 1)
+			UNION ALL
+			SELECT (SELECT split_part(substr(key, $3), '/', 1) FROM artifacts
+				WHERE key >= $1 || sub.name || '0' AND key < $2 AND latest > 0 AND strpos(substr(key, $3), '/') > 0 ORDER BY key LIMIT 1)
+			FROM sub WHERE sub.name IS NOT NULL)
+			SELECT name FROM sub WHERE name IS NOT NULL`, prefix, upper(prefix), n+1)
+		if err != nil {
+			return err
+		}
+		if d.Subdirs, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return err
+		}
+		return childEntries(ctx, tx, prefix, &d) // write.go
+	})
+	if err != nil {
+		return catalog.Dir{}, wrap(err)
+	}
+	sort.Strings(d.Subdirs)
+	return d, nil
+}

@@ -1,0 +1,22 @@
+// Package postgres is the PostgreSQL catalog: one database shared by the
+// mounts and CLIs of many workstations (DESIGN §7). It implements
+// catalog.Catalog with the rules of the bbolt store and passes the same
+// conformance suite (catalog/catalogtest).
+//
+// Concepts:
+//
+//   - Schema: tables created and migrated on Open (schema.go); a database
+//     whose schema_version is newer than SchemaVersion is refused with
+//     catalog.ErrSchema. Keys are COLLATE "C" so that order and prefix
+//     ranges are byte order, as in bbolt.
+//   - Transactions: every call is one transaction; writes run SERIALIZABLE
+//     and are retried from the start on a serialization failure, so the
+//     database alone decides version numbers and two workstations never
+//     assign the same one.
+//   - Changes: a write NOTIFYs the keys it changed when it commits; Listen
+//     passes other stores' changes on (a mount drops its kernel caches).
+//   - Roles: PostgreSQL decides who writes. A role without write privileges
+//     gets ErrReadOnly (matching fs.ErrPermission); Writable tells ahead.
+//   - Passwords never appear in URLs this package returns (Redact): they
+//     come from PGPASSWORD or the pgpass file, as for psql.
+package postgres

@@ -1,0 +1,182 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"iter"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// Dump calls fn with every record of the catalog in the order
+// catalog.Record describes, from one snapshot.
+func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
+	return s.read(ctx, func(tx pgx.Tx) error {
+		if err := fn(catalog.Record{Format: catalog.DumpFormat}); err != nil {
+			return err
+		}
+		type step struct {
+			sql string
+			rec func(row pgx.Rows) (catalog.Record, error)
+		}
+		jsonRec := func(set func(raw []byte) (catalog.Record, error)) func(pgx.Rows) (catalog.Record, error) {
+			return func(row pgx.Rows) (catalog.Record, error) {
+				var raw []byte
+				if err := row.Scan(&raw); err != nil {
+					return catalog.Record{}, err
+				}
+				return set(raw)
+			}
+		}
+		steps := []step{
+			{`SELECT rec FROM features ORDER BY name`, jsonRec(func(raw []byte) (catalog.Record, error) {
+				var x catalog.Feature
+				return catalog.Record{Feature: &x}, json.Unmarshal(raw, &x)
+			})},
+			{`SELECT rec FROM labels ORDER BY name`, jsonRec(func(raw []byte) (catalog.Record, error) {
+				var x catalog.Label
+				return catalog.Record{Label: &x}, json.Unmarshal(raw, &x)
+			})},
+			{`SELECT rec FROM schemas ORDER BY name`, jsonRec(func(raw []byte) (catalog.Record, error) {
+				var x catalog.Schema
+				return catalog.Record{Schema: &x}, json.Unmarshal(raw, &x)
+			})},
+			{`SELECT ` + artifactCols + ` FROM artifacts ORDER BY stem`, func(row pgx.Rows) (catalog.Record, error) {
+				a, err := scanArtifact(row)
+				if err != nil {
+					return catalog.Record{}, err
+				}
+				r := catalog.ArtifactRecord(*a)
+				return catalog.Record{Artifact: &r}, nil
+			}},
+			{`SELECT rec FROM versions ORDER BY uid`, jsonRec(func(raw []byte) (catalog.Record, error) {
+				v, err := decode(raw)
+				return catalog.Record{Version: &v}, err
+			})},
+			{`SELECT uid FROM outbox ORDER BY uid`, func(row pgx.Rows) (catalog.Record, error) {
+				var u string
+				return catalog.Record{Outbox: u}, row.Scan(&u)
+			}},
+			{`SELECT key, mtime FROM folders ORDER BY key`, func(row pgx.Rows) (catalog.Record, error) {
+				var f catalog.FolderRecord
+				var n int64
+				err := row.Scan(&f.Key, &n)
+				f.Mtime = fromNS(n)
+				return catalog.Record{Folder: &f}, err
+			}},
+			{`SELECT key, target, mtime FROM links ORDER BY key`, func(row pgx.Rows) (catalog.Record, error) {
+				var l catalog.Link
+				var n int64
+				err := row.Scan(&l.Key, &l.Target, &n)
+				l.Mtime = fromNS(n)
+				return catalog.Record{Link: &l}, err
+			}},
+			{`SELECT rec FROM annotations ORDER BY uid`, jsonRec(func(raw []byte) (catalog.Record, error) {
+				var x catalog.Annotations
+				return catalog.Record{Annotations: &x}, json.Unmarshal(raw, &x)
+			})},
+			{`SELECT rec FROM collections ORDER BY name, version`, jsonRec(func(raw []byte) (catalog.Record, error) {
+				var x catalog.Collection
+				return catalog.Record{Collection: &x}, json.Unmarshal(raw, &x)
+			})},
+		}
+		for _, st := range steps {
+			rows, err := tx.Query(ctx, st.sql)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				r, err := st.rec(rows)
+				if err == nil {
+					err = fn(r)
+				}
+				if err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Load adds the records of a dump to an empty catalog in one transaction,
+// rebuilding the indexes. A catalog that holds anything is refused
+// (catalog.ErrConflict). It is not retried: recs are read once.
+func (s *Store) Load(ctx context.Context, recs iter.Seq2[catalog.Record, error]) error {
+	return s.writeN(ctx, 1, func(tx pgx.Tx, changed func(...string)) error {
+		if _, full, err := exists(ctx, tx, `SELECT 'x' FROM artifacts UNION ALL SELECT 'x' FROM folders UNION ALL SELECT 'x' FROM links
+			UNION ALL SELECT 'x' FROM features UNION ALL SELECT 'x' FROM labels UNION ALL SELECT 'x' FROM collections LIMIT 1`); err != nil {
+			return err
+		} else if full {
+			return errorf(ErrConflict, "the catalog database is not empty; import into a new instance")
+		}
+		for r, err := range recs {
+			if err != nil {
+				return err
+			}
+			if err := load(ctx, tx, r); err != nil {
+				return err
+			}
+			if r.Artifact != nil {
+				changed(r.Artifact.Key)
+			}
+		}
+		return nil
+	})
+}
+
+func load(ctx context.Context, tx pgx.Tx, r catalog.Record) error {
+	switch {
+	case r.Format != 0:
+		if r.Format > catalog.DumpFormat {
+			return errorf(catalog.ErrSchema, "the export has format %d; this lamina reads up to %d: upgrade lamina", r.Format, catalog.DumpFormat)
+		}
+	case r.Feature != nil:
+		return putJSON(ctx, tx, `INSERT INTO features (name, rec) VALUES ($1, $2)`, r.Feature, r.Feature.Name)
+	case r.Label != nil:
+		return putLabel(ctx, tx, *r.Label)
+	case r.Schema != nil:
+		return putJSON(ctx, tx, `INSERT INTO schemas (name, rec) VALUES ($1, $2)`, r.Schema, r.Schema.Name)
+	case r.Artifact != nil:
+		a := artifact(*r.Artifact)
+		return putArtifact(ctx, tx, &a)
+	case r.Version != nil:
+		if err := insertVersion(ctx, tx, *r.Version, false); err != nil {
+			return err
+		}
+		return putWords(ctx, tx, *r.Version, catalog.Annotations{})
+	case r.Outbox != "":
+		_, err := tx.Exec(ctx, `INSERT INTO outbox (uid) VALUES ($1) ON CONFLICT DO NOTHING`, r.Outbox)
+		return err
+	case r.Folder != nil:
+		_, err := tx.Exec(ctx, `INSERT INTO folders (key, mtime) VALUES ($1, $2)`, r.Folder.Key, ns(r.Folder.Mtime))
+		return err
+	case r.Link != nil:
+		_, err := tx.Exec(ctx, `INSERT INTO links (key, target, mtime) VALUES ($1, $2, $3)`, r.Link.Key, r.Link.Target, ns(r.Link.Mtime))
+		return err
+	case r.Annotations != nil:
+		a := *r.Annotations
+		v, ok, err := version(ctx, tx, a.UID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errorf(ErrNotFound, "the export annotates %s, which it does not hold", a.UID)
+		}
+		if err := index(ctx, tx, v, a); err != nil {
+			return err
+		}
+		return putJSON(ctx, tx, `INSERT INTO annotations (uid, rec) VALUES ($1, $2)`, a, a.UID)
+	case r.Collection != nil:
+		c := *r.Collection
+		c.Versions, c.Unchanged = nil, false
+		return putJSON(ctx, tx, `INSERT INTO collections (name, version, rec) VALUES ($1, $2, $3)`, c, c.Name, c.Version)
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/catalogtest"
+	"github.com/lamina-bio/lamina/catalog/postgres"
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+)
+
+func open(t *testing.T) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), pgtest.URL(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	catalogtest.Run(t, func(t *testing.T) catalog.Catalog { return open(t) })
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	u := pgtest.URL(t)
+	s, err := postgres.Open(context.Background(), u, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	pgtest.Exec(t, u, `UPDATE schema_version SET version = 99`)
+	_, err = postgres.Open(context.Background(), u, postgres.Options{})
+	if !errors.Is(err, catalog.ErrSchema) || !strings.Contains(err.Error(), "upgrade lamina") {
+		t.Fatalf("newer schema: %v", err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgresql://lamina:secret@db:5432/lab": "postgresql://lamina@db:5432/lab",
+		"postgresql://lamina@db/lab":             "postgresql://lamina@db/lab",
+		"postgres://db/lab?sslmode=require":      "postgres://db/lab?sslmode=require",
+	} {
+		if got := postgres.Redact(in); got != want {
+			t.Errorf("Redact(%s) = %s, want %s", in, got, want)
+		}
+	}
+	if !postgres.HasPassword("postgresql://a:b@h/d") || postgres.HasPassword("postgresql://a@h/d") {
+		t.Error("HasPassword")
+	}
+}
+
+// A role that may only read: reads work, writes fail with ErrReadOnly.
+func TestReadOnlyRole(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	rw := open2(t, u)
+	if _, err := rw.Save(ctx, []catalog.NewVersion{catalogtest.NV("a/b", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	schema := schemaOf(t, u)
+	role := "ro_" + schema
+	pgtest.Exec(t, u, `CREATE ROLE `+role+` NOLOGIN`)
+	t.Cleanup(func() { pgtest.Exec(t, pgtest.Base(t), `DROP OWNED BY `+role+`; DROP ROLE `+role) })
+	pgtest.Exec(t, u, `GRANT USAGE ON SCHEMA `+schema+` TO `+role+`; GRANT SELECT ON ALL TABLES IN SCHEMA `+schema+` TO `+role)
+	// The test user becomes the reader for every connection of this URL.
+	ro := open2(t, pgtest.WithParam(u, "role", role))
+	if ok, err := ro.Writable(ctx); err != nil || ok {
+		t.Fatalf("Writable = %v, %v", ok, err)
+	}
+	if ok, err := rw.Writable(ctx); err != nil || !ok {
+		t.Fatalf("Writable (owner) = %v, %v", ok, err)
+	}
+	if v, err := ro.ByKey(ctx, "a/b", 0); err != nil || v.Version != 1 {
+		t.Fatalf("read: %v %v", v, err)
+	}
+	_, err := ro.Save(ctx, []catalog.NewVersion{catalogtest.NV("a/b", "2")})
+	if !errors.Is(err, postgres.ErrReadOnly) || !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("write as reader: %v", err)
+	}
+	if err := ro.MakeFolder(ctx, "x"); !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("mkdir as reader: %v", err)
+	}
+}
+
+func open2(t *testing.T, u string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), u, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func schemaOf(t *testing.T, u string) string {
+	i := strings.Index(u, "search_path=")
+	if i < 0 {
+		t.Fatal("no schema in", u)
+	}
+	return u[i+len("search_path="):]
+}
+
+// Two stores on one database (two workstations): every save lands, numbers
+// never collide, and each hears of the other's changes.
+func TestTwoWriters(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	a, b := open2(t, u), open2(t, u)
+	heard := make(chan []string, 1000)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go b.Listen(lctx, func(keys []string) { heard <- keys })
+	time.Sleep(200 * time.Millisecond) // LISTEN is up
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for _, s := range []*postgres.Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				if _, err := s.Save(ctx, []catalog.NewVersion{catalogtest.NV("shared/k", fmt.Sprintf("%p-%d", s, i))}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	vs, err := a.Versions(ctx, "shared/k", false)
+	if err != nil || len(vs) != 2*n {
+		t.Fatalf("versions: %d, %v", len(vs), err)
+	}
+	for i, v := range vs {
+		if v.Version != i+1 {
+			t.Fatalf("version %d is number %d", i, v.Version)
+		}
+	}
+	// b hears a's saves (not its own).
+	deadline := time.After(2 * time.Second)
+	got := 0
+	for got < n {
+		select {
+		case keys := <-heard:
+			got += len(keys)
+		case <-deadline:
+			t.Fatalf("heard %d of %d changes", got, n)
+		}
+	}
+	if _, err := a.Trash(ctx, "shared/k"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case keys := <-heard:
+		if !slices.Equal(keys, []string{"shared/k"}) {
+			t.Fatalf("heard %v", keys)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("trash not heard within a second")
+	}
+}

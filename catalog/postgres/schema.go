@@ -1,0 +1,134 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// SchemaVersion is the newest schema this build reads and writes.
+const SchemaVersion = 1
+
+// migrations[i] brings a schema at version i to version i+1. Keys are
+// COLLATE "C": byte order, as bbolt sorts, so listings and prefix ranges
+// agree between the stores. A Version is kept whole as JSON (rec) beside
+// the columns queries use.
+var migrations = []string{
+	`CREATE TABLE settings (name text PRIMARY KEY, value jsonb NOT NULL);
+	CREATE TABLE artifacts (
+		stem       text COLLATE "C" PRIMARY KEY,
+		key        text COLLATE "C" NOT NULL UNIQUE,
+		kind       text NOT NULL,
+		versions   int NOT NULL,
+		latest     int NOT NULL,
+		trashed_at bigint); -- unix ns, as exact as bbolt's JSON
+	CREATE TABLE versions (
+		uid     text COLLATE "C" PRIMARY KEY,
+		stem    text COLLATE "C" NOT NULL REFERENCES artifacts ON DELETE CASCADE,
+		n       int NOT NULL,
+		trashed bool NOT NULL DEFAULT false,
+		rec     jsonb NOT NULL,
+		UNIQUE (stem, n));
+	CREATE TABLE outbox (uid text COLLATE "C" PRIMARY KEY REFERENCES versions ON DELETE CASCADE);
+	CREATE TABLE folders (key text COLLATE "C" PRIMARY KEY, mtime bigint NOT NULL);
+	CREATE TABLE links (key text COLLATE "C" PRIMARY KEY, target text NOT NULL, mtime bigint NOT NULL);
+	CREATE TABLE features (name text COLLATE "C" PRIMARY KEY, rec jsonb NOT NULL);
+	CREATE TABLE labels (name text COLLATE "C" PRIMARY KEY, parent text COLLATE "C", rec jsonb NOT NULL);
+	CREATE TABLE schemas (name text COLLATE "C" PRIMARY KEY, rec jsonb NOT NULL);
+	CREATE TABLE annotations (uid text COLLATE "C" PRIMARY KEY REFERENCES versions ON DELETE CASCADE, rec jsonb NOT NULL);
+	CREATE TABLE idx_features (
+		feature text COLLATE "C" NOT NULL, vkey bytea NOT NULL,
+		uid text COLLATE "C" NOT NULL REFERENCES versions ON DELETE CASCADE,
+		PRIMARY KEY (feature, vkey, uid));
+	CREATE INDEX idx_features_uid ON idx_features (uid);
+	CREATE TABLE idx_labels (label text COLLATE "C" NOT NULL,
+		uid text COLLATE "C" NOT NULL REFERENCES versions ON DELETE CASCADE, PRIMARY KEY (label, uid));
+	CREATE INDEX idx_labels_uid ON idx_labels (uid);
+	CREATE TABLE idx_terms (term text COLLATE "C" NOT NULL,
+		uid text COLLATE "C" NOT NULL REFERENCES versions ON DELETE CASCADE, PRIMARY KEY (term, uid));
+	CREATE INDEX idx_terms_uid ON idx_terms (uid);
+	CREATE TABLE words (word text COLLATE "C" NOT NULL,
+		uid text COLLATE "C" NOT NULL REFERENCES versions ON DELETE CASCADE,
+		weight smallint NOT NULL, fields smallint NOT NULL, PRIMARY KEY (word, uid));
+	CREATE INDEX words_uid ON words (uid);
+	CREATE TABLE collections (name text COLLATE "C" NOT NULL, version int NOT NULL, rec jsonb NOT NULL,
+		PRIMARY KEY (name, version));`,
+}
+
+// migrate creates or upgrades the schema, one migration per transaction,
+// under an advisory lock so that workstations starting together take
+// turns.
+func (s *Store) migrate(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	// A role that may only read cannot create anything: check first.
+	have, err := schemaVersion(ctx, conn.Conn())
+	if err != nil {
+		return err
+	}
+	if have > SchemaVersion {
+		return catalog.Errorf(catalog.ErrSchema, "the catalog database has schema version %d; this lamina understands up to %d: upgrade lamina", have, SchemaVersion)
+	}
+	if have == SchemaVersion {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(7244516)`); err != nil {
+		return err
+	}
+	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock(7244516)`)
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version int NOT NULL)`); err != nil {
+		return fmt.Errorf("create the catalog schema: %w", wrap(err))
+	}
+	for {
+		done, err := s.step(ctx, conn.Conn())
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+func schemaVersion(ctx context.Context, c *pgx.Conn) (int, error) {
+	var n int
+	err := c.QueryRow(ctx, `SELECT COALESCE(max(version), 0) FROM schema_version`).Scan(&n)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table: a new database
+		return 0, nil
+	}
+	return n, err
+}
+
+// step applies the next migration; done once the schema is current.
+func (s *Store) step(ctx context.Context, c *pgx.Conn) (done bool, err error) {
+	err = pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(max(version), 0) FROM schema_version`).Scan(&n); err != nil {
+			return err
+		}
+		if n > SchemaVersion {
+			return catalog.Errorf(catalog.ErrSchema, "the catalog database has schema version %d; this lamina understands up to %d: upgrade lamina", n, SchemaVersion)
+		}
+		if n == SchemaVersion {
+			done = true
+			return nil
+		}
+		if _, err := tx.Exec(ctx, migrations[n]); err != nil {
+			return fmt.Errorf("schema migration %d→%d: %w", n, n+1, wrap(err))
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM schema_version`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, n+1)
+		if err == nil {
+			s.log.Info("catalog: schema migrated", "from", n, "to", n+1)
+		}
+		return err
+	})
+	return done, err
+}

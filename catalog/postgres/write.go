@@ -1,0 +1,482 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// The write side follows Bolt's (catalog/bolt_write.go) step by step; the
+// rules are the conformance suite's.
+
+func link(ctx context.Context, tx pgx.Tx, key string) (*catalog.Link, error) {
+	l := catalog.Link{Key: key}
+	var mtime int64
+	err := tx.QueryRow(ctx, `SELECT target, mtime FROM links WHERE key = $1`, key).Scan(&l.Target, &mtime)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	l.Mtime = fromNS(mtime)
+	return &l, nil
+}
+
+func hasMarker(ctx context.Context, tx pgx.Tx, key string) (bool, error) {
+	_, ok, err := exists(ctx, tx, `SELECT key FROM folders WHERE key = $1`, key)
+	return ok, err
+}
+
+// liveFile returns the live artifact at key, or nil.
+func liveFile(ctx context.Context, tx pgx.Tx, key string) (*artifact, error) {
+	a, err := artifactByKey(ctx, tx, key)
+	if err != nil || a == nil || a.Latest == 0 {
+		return nil, err
+	}
+	return a, nil
+}
+
+// holds reports whether anything live is under key/: a key, a folder or a
+// link.
+func holds(ctx context.Context, tx pgx.Tx, key string) (bool, error) {
+	p := key + "/"
+	_, ok, err := exists(ctx, tx, `SELECT key FROM folders WHERE key >= $1 AND key < $2
+		UNION ALL SELECT key FROM links WHERE key >= $1 AND key < $2
+		UNION ALL SELECT key FROM artifacts WHERE key >= $1 AND key < $2 AND latest > 0 LIMIT 1`, p, upper(p))
+	return ok, err
+}
+
+func isFolder(ctx context.Context, tx pgx.Tx, key string) (bool, error) {
+	if ok, err := hasMarker(ctx, tx, key); err != nil || ok {
+		return ok, err
+	}
+	return holds(ctx, tx, key)
+}
+
+// checkEntries refuses a file at key where a folder or a link is, or under
+// a link.
+func checkEntries(ctx context.Context, tx pgx.Tx, key string) error {
+	if ok, err := hasMarker(ctx, tx, key); err != nil {
+		return err
+	} else if ok {
+		return errorf(ErrConflict, "%q cannot be saved: it is a folder", key)
+	}
+	if l, err := link(ctx, tx, key); err != nil {
+		return err
+	} else if l != nil {
+		return errorf(ErrConflict, "%q cannot be saved: it is a symbolic link", key)
+	}
+	if as := ancestors(key); len(as) > 0 {
+		if k, ok, err := exists(ctx, tx, `SELECT key FROM links WHERE key = ANY($1) ORDER BY length(key) LIMIT 1`, as); err != nil {
+			return err
+		} else if ok {
+			return errorf(ErrConflict, "%q cannot be saved: %q is a symbolic link, not a folder", key, k)
+		}
+	}
+	p := key + "/"
+	for _, table := range []string{"folders", "links"} {
+		if k, ok, err := exists(ctx, tx, `SELECT key FROM `+table+` WHERE key >= $1 AND key < $2 ORDER BY key LIMIT 1`, p, upper(p)); err != nil {
+			return err
+		} else if ok {
+			return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, k)
+		}
+	}
+	return nil
+}
+
+// checkFree refuses a new folder or link at key where anything is, or
+// under a file or link.
+func checkFree(ctx context.Context, tx pgx.Tx, key string) error {
+	if a, err := liveFile(ctx, tx, key); err != nil {
+		return err
+	} else if a != nil {
+		return errorf(ErrConflict, "%q is a file", key)
+	}
+	return checkPlace(ctx, tx, key)
+}
+
+func (s *Store) Rename(ctx context.Context, from, to string) (Version, error) {
+	for _, k := range []string{from, to} {
+		if err := ref.CheckKey(k); err != nil {
+			return Version{}, err
+		}
+	}
+	var v Version
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		var err error
+		v, err = rename(ctx, tx, from, to, time.Now().UTC())
+		changed(from, to)
+		return err
+	})
+	return v, err
+}
+
+func rename(ctx context.Context, tx pgx.Tx, from, to string, now time.Time) (Version, error) {
+	if from == to {
+		a, err := liveFile(ctx, tx, from)
+		if err != nil || a == nil {
+			return Version{}, orNotFound(err, from)
+		}
+		v, _, err := version(ctx, tx, ref.VersionUID(a.Stem, a.Latest))
+		return v, err
+	}
+	if l, err := link(ctx, tx, from); err != nil {
+		return Version{}, err
+	} else if l != nil {
+		return Version{}, renameLink(ctx, tx, l, to)
+	}
+	a, err := liveFile(ctx, tx, from)
+	if err != nil {
+		return Version{}, err
+	}
+	if a == nil {
+		return Version{}, errorf(ErrNotFound, "no artifact has key %q", from)
+	}
+	src, _, err := version(ctx, tx, ref.VersionUID(a.Stem, a.Latest))
+	if err != nil {
+		return Version{}, err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM links WHERE key = $1`, to); err != nil {
+		return Version{}, err
+	}
+	dst, err := artifactByKey(ctx, tx, to)
+	if err != nil {
+		return Version{}, err
+	}
+	if dst != nil {
+		// A new version of to with from's content; from leaves.
+		nv := catalog.NewVersion{Key: to, Kind: src.Kind, Suffix: src.Suffix, OType: src.OType,
+			NObservations: src.NObservations, NFiles: src.NFiles, Size: src.Size, Digest: src.Digest,
+			Manifest: src.Manifest, Description: src.Description, CreatedBy: src.CreatedBy,
+			CreatedAt: now, Mtime: src.Mtime, Run: src.Run, Mode: src.Mode}
+		sv, err := save(ctx, tx, nv)
+		if err != nil {
+			return Version{}, err
+		}
+		if sv.Unchanged && (!sv.Version.Mtime.Equal(src.Mtime) || sv.Version.Mode != src.Mode) {
+			// Same bytes: the rename still carries the mtime over.
+			sv.Version.Mtime, sv.Version.Mode = src.Mtime, src.Mode
+			if err := putVersion(ctx, tx, sv.Version); err != nil {
+				return Version{}, err
+			}
+		}
+		if _, _, err := setTrashed(ctx, tx, from, true); err != nil {
+			return Version{}, err
+		}
+		return sv.Version, nil
+	}
+	if err := checkPlace(ctx, tx, to); err != nil {
+		return Version{}, err
+	}
+	return rekey(ctx, tx, a, to)
+}
+
+// rekey moves artifact a, every version of it, to the free key to.
+func rekey(ctx context.Context, tx pgx.Tx, a *artifact, to string) (Version, error) {
+	a.Key = to
+	if err := putArtifact(ctx, tx, a); err != nil {
+		return Version{}, err
+	}
+	vs, err := stemVersions(ctx, tx, a.Stem)
+	if err != nil {
+		return Version{}, err
+	}
+	var latest Version
+	for _, v := range vs {
+		old := v
+		v.Key = to
+		if err := putVersion(ctx, tx, v); err != nil {
+			return Version{}, err
+		}
+		if err := rewordKey(ctx, tx, old, v); err != nil { // annotate.go
+			return Version{}, err
+		}
+		// The storage record of the version is written again, with its new
+		// key, so that a rebuild from storage sees the move.
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox (uid) VALUES ($1) ON CONFLICT DO NOTHING`, v.UID); err != nil {
+			return Version{}, err
+		}
+		if v.Version == a.Latest {
+			latest = v
+		}
+	}
+	return latest, nil
+}
+
+func renameLink(ctx context.Context, tx pgx.Tx, l *catalog.Link, to string) error {
+	if ok, err := isFolder(ctx, tx, to); err != nil {
+		return err
+	} else if ok {
+		return errorf(ErrConflict, "%q is a folder", to)
+	}
+	if a, err := liveFile(ctx, tx, to); err != nil {
+		return err
+	} else if a != nil {
+		if _, _, err := setTrashed(ctx, tx, to, true); err != nil {
+			return err
+		}
+	}
+	if err := checkPlace(ctx, tx, to); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `UPDATE links SET key = $2 WHERE key = $1`, l.Key, to)
+	l.Key = to
+	return err
+}
+
+func orNotFound(err error, key string) error {
+	if err != nil {
+		return err
+	}
+	return errorf(ErrNotFound, "no artifact has key %q", key)
+}
+
+func (s *Store) RenameFolder(ctx context.Context, from, to string) error {
+	for _, k := range []string{from, to} {
+		if err := ref.CheckPrefix(k); err != nil || k == "" {
+			return errorf(ref.ErrBadKey, "bad folder name %q", k)
+		}
+	}
+	from, to = strings.TrimSuffix(from, "/"), strings.TrimSuffix(to, "/")
+	if from == to {
+		return nil
+	}
+	if strings.HasPrefix(to+"/", from+"/") {
+		return errorf(ErrConflict, "cannot move folder %q into itself (%q)", from, to)
+	}
+	return s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		if ok, err := isFolder(ctx, tx, from); err != nil {
+			return err
+		} else if !ok {
+			return errorf(ErrNotFound, "no folder %q", from)
+		}
+		if a, err := liveFile(ctx, tx, to); err != nil {
+			return err
+		} else if a != nil {
+			return errorf(ErrConflict, "%q is a file", to)
+		}
+		if l, err := link(ctx, tx, to); err != nil {
+			return err
+		} else if l != nil {
+			return errorf(ErrConflict, "%q is a symbolic link", to)
+		}
+		if full, err := holds(ctx, tx, to); err != nil {
+			return err
+		} else if full {
+			return errorf(catalog.ErrNotEmpty, "folder %q is not empty", to)
+		}
+		now := time.Now().UTC()
+		p := from + "/"
+		keys, err := strings_(ctx, tx, `SELECT key FROM artifacts WHERE key >= $1 AND key < $2 AND latest > 0 ORDER BY key`, p, upper(p))
+		if err != nil {
+			return err
+		}
+		links, err := strings_(ctx, tx, `SELECT key FROM links WHERE key >= $1 AND key < $2 ORDER BY key`, p, upper(p))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM folders WHERE key = $1 OR key = $2`, to, from); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO folders (key, mtime) VALUES ($1, $2)`, to, ns(now)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE folders SET key = $3 || substr(key, $4) WHERE key >= $1 AND key < $2`,
+			p, upper(p), to, len(from)+1); err != nil {
+			return err
+		}
+		changed(from, to)
+		for _, k := range keys {
+			if _, err := rename(ctx, tx, k, to+k[len(from):], now); err != nil {
+				return err
+			}
+			changed(k, to+k[len(from):])
+		}
+		for _, k := range links {
+			l, err := link(ctx, tx, k)
+			if err != nil || l == nil {
+				return err
+			}
+			if err := renameLink(ctx, tx, l, to+k[len(from):]); err != nil {
+				return err
+			}
+			changed(k, to+k[len(from):])
+		}
+		return nil
+	})
+}
+
+func strings_(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]string, error) {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+func (s *Store) SetAttrs(ctx context.Context, key string, at catalog.Attrs) (Version, error) {
+	var v Version
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		changed(key)
+		if l, err := link(ctx, tx, key); err != nil {
+			return err
+		} else if l != nil {
+			if at.Mtime != nil {
+				_, err = tx.Exec(ctx, `UPDATE links SET mtime = $2 WHERE key = $1`, key, ns(*at.Mtime))
+			}
+			return err
+		}
+		a, err := liveFile(ctx, tx, key)
+		if err != nil || a == nil {
+			return orNotFound(err, key)
+		}
+		if v, _, err = version(ctx, tx, ref.VersionUID(a.Stem, a.Latest)); err != nil {
+			return err
+		}
+		if at.Mtime != nil {
+			v.Mtime = at.Mtime.UTC()
+		}
+		if at.Mode != nil {
+			v.Mode = *at.Mode & 0o7777
+		}
+		return putVersion(ctx, tx, v)
+	})
+	return v, err
+}
+
+func (s *Store) MakeFolder(ctx context.Context, key string) error {
+	if err := ref.CheckPrefix(key); err != nil || key == "" || strings.HasSuffix(key, "/") {
+		return errorf(ref.ErrBadKey, "bad folder name %q", key)
+	}
+	return s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		if ok, err := hasMarker(ctx, tx, key); err != nil || ok {
+			return err
+		}
+		if l, err := link(ctx, tx, key); err != nil {
+			return err
+		} else if l != nil {
+			return errorf(ErrConflict, "%q is a symbolic link", key)
+		}
+		if a, err := liveFile(ctx, tx, key); err != nil {
+			return err
+		} else if a != nil {
+			return errorf(ErrConflict, "%q is a file", key)
+		}
+		for _, up := range ancestors(key) {
+			if a, err := liveFile(ctx, tx, up); err != nil {
+				return err
+			} else if a != nil {
+				return errorf(ErrConflict, "%q is a file, not a folder", up)
+			}
+			if l, err := link(ctx, tx, up); err != nil {
+				return err
+			} else if l != nil {
+				return errorf(ErrConflict, "%q is a symbolic link, not a folder", up)
+			}
+		}
+		changed(key)
+		_, err := tx.Exec(ctx, `INSERT INTO folders (key, mtime) VALUES ($1, $2)`, key, ns(time.Now()))
+		return err
+	})
+}
+
+func (s *Store) RemoveFolder(ctx context.Context, key string) error {
+	key = strings.TrimSuffix(key, "/")
+	return s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		full, err := holds(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if full {
+			return errorf(catalog.ErrNotEmpty, "folder %q is not empty", key)
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM folders WHERE key = $1`, key)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return errorf(ErrNotFound, "no folder %q", key)
+		}
+		changed(key)
+		return nil
+	})
+}
+
+func (s *Store) Symlink(ctx context.Context, key, target string) error {
+	if err := ref.CheckKey(key); err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		if l, err := link(ctx, tx, key); err != nil {
+			return err
+		} else if l != nil {
+			return errorf(ErrConflict, "%q exists", key)
+		}
+		if err := checkFree(ctx, tx, key); err != nil {
+			return err
+		}
+		changed(key)
+		_, err := tx.Exec(ctx, `INSERT INTO links (key, target, mtime) VALUES ($1, $2, $3)`, key, target, ns(time.Now()))
+		return err
+	})
+}
+
+func (s *Store) RemoveLink(ctx context.Context, key string) error {
+	return s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM links WHERE key = $1`, key)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return errorf(ErrNotFound, "no link %q", key)
+		}
+		changed(key)
+		return nil
+	})
+}
+
+// childEntries adds the folders and links under prefix to d: links
+// directly under it, and the next segment of every deeper one (and of
+// every folder) as a subdirectory.
+func childEntries(ctx context.Context, tx pgx.Tx, prefix string, d *catalog.Dir) error {
+	seen := map[string]bool{}
+	for _, s := range d.Subdirs {
+		seen[s] = true
+	}
+	rows, err := tx.Query(ctx, `SELECT key, NULL, NULL, true FROM folders WHERE key >= $1 AND key < $2
+		UNION ALL SELECT key, target, mtime, false FROM links WHERE key >= $1 AND key < $2 ORDER BY 4 DESC, 1`, prefix, upper(prefix))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var target *string
+		var mtime *int64
+		var folder bool
+		if err := rows.Scan(&key, &target, &mtime, &folder); err != nil {
+			return err
+		}
+		rest := key[len(prefix):]
+		i := strings.IndexByte(rest, '/')
+		if i < 0 && !folder {
+			d.Links = append(d.Links, catalog.Link{Key: key, Target: *target, Mtime: fromNS(*mtime)})
+			continue
+		}
+		name := rest
+		if i >= 0 {
+			name = rest[:i]
+		}
+		if !seen[name] {
+			seen[name] = true
+			d.Subdirs = append(d.Subdirs, name)
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,130 @@
+package catalog
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The functions of this file are for stores outside this package
+// (catalog/postgres): they share with Bolt the rules a store must follow
+// to the letter — value normalisation, index keys, conditions on version
+// fields, search words, messages — so every store answers alike.
+
+// Errorf returns an error whose message is written for people and which
+// errors.Is matches to kind (ErrNotFound, ErrConflict, …).
+func Errorf(kind error, format string, a ...any) error { return errorf(kind, format, a...) }
+
+// Normalize returns value's canonical text under dtype and its index key:
+// a tag byte ('t' text, 'n' number, 'd' time) and the value in an encoding
+// whose byte order is the value order.
+func Normalize(dtype, value string) (text string, key []byte, err error) {
+	return normalize(dtype, value)
+}
+
+// CompareKeys applies a Cond operator to two index keys of one dtype.
+func CompareKeys(op string, have, want []byte) bool { return compareKeys(op, have, want) }
+
+// Closest returns the candidate nearest to name, or "" when none is near.
+func Closest(name string, candidates []string) string { return closest(name, candidates) }
+
+// DidYouMean is `; did you mean "s"?`, or "" for "".
+func DidYouMean(s string) string { return didYouMean(s) }
+
+// BuiltinFields are the version fields a Cond may name, sorted.
+func BuiltinFields() []string { return sortedKeys(boolKeys(builtins)) }
+
+// IsBuiltin reports whether a Cond field is a version field, not a feature.
+func IsBuiltin(field string) bool { _, ok := builtins[field]; return ok }
+
+// VersionMatcher compiles the conditions of f on version fields (and the
+// key prefix, and liveness) into a predicate; it returns the conditions on
+// features, which the store answers from its index.
+func VersionMatcher(f Filter) (keep func(Version) bool, features []Cond, err error) {
+	type vcond struct {
+		c    Cond
+		dt   string
+		want []byte
+	}
+	var onVersion []vcond
+	for _, c := range f.Where {
+		switch c.Op {
+		case "=", "!=", "<", "<=", ">", ">=", "^=":
+		default:
+			return nil, nil, fmt.Errorf("%w: unknown operator %q in --where", ErrInvalid, c.Op)
+		}
+		dt, ok := builtins[c.Field]
+		if !ok {
+			features = append(features, c)
+			continue
+		}
+		if len(c.Values) != 1 {
+			return nil, nil, fmt.Errorf("%w: --where %s takes one value", ErrInvalid, c.Field)
+		}
+		raw := c.Values[0]
+		if c.Field == "size" && c.Op != "^=" {
+			n, err := ParseSize(raw)
+			if err != nil {
+				return nil, nil, err
+			}
+			raw = fmt.Sprint(n)
+		}
+		if c.Op == "^=" {
+			dt = "str"
+		}
+		_, k, err := normalize(dt, raw)
+		if err != nil && !(dt == "str" && raw == "") {
+			return nil, nil, fmt.Errorf("--where %s%s%s: %w", c.Field, c.Op, raw, err)
+		}
+		if dt == "str" {
+			k = append([]byte{'t'}, raw...)
+		}
+		onVersion = append(onVersion, vcond{c, dt, k})
+	}
+	keep = func(v Version) bool {
+		if v.Trashed || !strings.HasPrefix(v.Key, f.Prefix) {
+			return false
+		}
+		for _, vc := range onVersion {
+			have, ok := builtinValue(v, vc.c.Field)
+			if !ok {
+				if vc.c.Op != "!=" {
+					return false
+				}
+				continue
+			}
+			var hk []byte
+			if vc.dt == "str" {
+				hk = append([]byte{'t'}, have...)
+			} else {
+				_, hk, _ = normalize(vc.dt, have)
+			}
+			if !compareKeys(vc.c.Op, hk, vc.want) {
+				return false
+			}
+		}
+		return true
+	}
+	return keep, features, nil
+}
+
+// FinishFind orders and cuts Find's result as f asks (it arrives in key
+// order).
+func FinishFind(out []Version, f Filter) []Version { return finish(out, f) }
+
+// SearchWord is one word of a version as the search index keeps it.
+type SearchWord struct {
+	Weight byte // ×10
+	Fields byte // bit i set: matched in SearchFields[i]
+}
+
+// SearchFields name the bits of SearchWord.Fields.
+var SearchFields = fieldNames
+
+// SearchWords returns the words Search finds v by, given its annotations.
+func SearchWords(v Version, a Annotations) map[string]SearchWord {
+	out := map[string]SearchWord{}
+	for w, e := range docWords(v, a) {
+		out[w] = SearchWord{Weight: e[0], Fields: e[1]}
+	}
+	return out
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog/catalogtest"
+	"github.com/lamina-bio/lamina/instance"
+)
+
+// BenchmarkQueryCLI100k runs `lamina ls` and `lamina search` as separate
+// processes (process start included) against a catalog of 100,000
+// annotated versions. It reports the median per query.
+func BenchmarkQueryCLI100k(b *testing.B) {
+	dir := b.TempDir()
+	e := &env{dir: dir}
+	for k, v := range map[string]string{
+		"HOME": filepath.Join(dir, "home"), "XDG_CONFIG_HOME": filepath.Join(dir, "config"),
+		"XDG_DATA_HOME": filepath.Join(dir, "data"), "XDG_CACHE_HOME": filepath.Join(dir, "cache"),
+		"XDG_RUNTIME_DIR": filepath.Join(dir, "run"), "LAMINA_INSTANCE": "",
+	} {
+		b.Setenv(k, v)
+		e.vars = append(e.vars, k+"="+v)
+	}
+	if _, _, err := e.run("init", "--storage", filepath.Join(dir, "storage"), "--name", "bench"); err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := e.run("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo")); err != nil {
+		b.Fatal(err)
+	}
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := dirs.Current("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.Remove(s.Catalog)
+	start := time.Now()
+	catalogtest.BuildAnnotated(b, s.Catalog, 100000)
+	b.Logf("built 100,000 annotated versions in %s", time.Since(start))
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"ls_tissue_batch", []string{"ls", "--where", "tissue=bone marrow", "--where", "batch>3"}},
+		{"ls_celltype_T_cell", []string{"ls", "--cell-type", "T cell"}},
+		{"search", []string{"search", "PBMC gene expression"}},
+		{"ls_1000", []string{"ls", "--limit", "1000"}},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			var ds []time.Duration
+			for b.Loop() {
+				cmd := e.child(tc.args...)
+				t0 := time.Now()
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("%v: %v\n%s", tc.args, err, out)
+				}
+				ds = append(ds, time.Since(t0))
+			}
+			sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+			b.ReportMetric(float64(ds[len(ds)/2].Microseconds())/1000, "median-ms")
+		})
+	}
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/urfave/cli/v2"
+)
+
+// dbFlag makes the instance's catalog the PostgreSQL database of --db. The
+// settings keep the URL without a password.
+func dbFlag(c *cli.Context, s *instance.Settings) error {
+	db := c.String("db")
+	if db == "" {
+		return nil
+	}
+	u, err := dbURL(db)
+	if err != nil {
+		return err
+	}
+	s.Catalog = u
+	return nil
+}
+
+// dbURL checks a --db value and returns it as the settings keep it. A URL
+// with a password is refused: settings files and output never hold one.
+func dbURL(db string) (string, error) {
+	if db != "" && !postgres.IsURL(db) {
+		return "", exitf(2, "--db %q: give a PostgreSQL URL, postgresql://USER@HOST:PORT/DATABASE", db)
+	}
+	if postgres.HasPassword(db) {
+		return "", exitf(2, "--db: leave the password out of the URL (it would be stored in the settings); put it in ~/.pgpass (HOST:PORT:DATABASE:USER:PASSWORD, mode 0600) or PGPASSWORD, and give %s", postgres.Redact(db))
+	}
+	// Fill in what libpq's environment says (PGHOST, PGUSER, …) so that the
+	// settings name the database on their own.
+	cfg, err := pgx.ParseConfig(db)
+	if err != nil {
+		return "", exitf(2, "--db %s: %v", postgres.Redact(db), err)
+	}
+	if db == "" || db == "postgresql://" || db == "postgres://" {
+		return fmt.Sprintf("postgresql://%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database), nil
+	}
+	return db, nil
+}
+
+// initShared records the new instance's shared settings in its database,
+// which must not hold another instance.
+func initShared(ctx context.Context, cat catalog.Catalog, s instance.Settings) error {
+	st, ok := cat.(*postgres.Store)
+	if !ok {
+		return fmt.Errorf("the catalog of %s is not a PostgreSQL store", s.Catalog)
+	}
+	if sh, err := loadShared(ctx, st); err == nil {
+		return fmt.Errorf("the database %s already holds instance %q: join it with `lamina connect %s --db %s`", s.Catalog, sh.Name, sh.Name, s.Catalog)
+	}
+	return storeShared(ctx, st, s)
+}
+
+func cmdConnect() *cli.Command {
+	return &cli.Command{
+		Name:      "connect",
+		Usage:     "join an instance whose catalog is a PostgreSQL database: its settings (storage, S3 endpoint, …) come from the database",
+		ArgsUsage: "NAME",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "db", EnvVars: []string{"LAMINA_DB"}, Usage: "the database, postgresql://USER@HOST:PORT/DB (default: libpq's PGHOST, PGUSER, PGDATABASE, …; password from PGPASSWORD or ~/.pgpass)"},
+			&cli.StringFlag{Name: "cache-size", Usage: "bound of the local cache of data fetched from S3, e.g. 20GB (default 10GiB)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return exitf(2, "usage: lamina connect NAME [--db postgresql://USER@HOST:PORT/DB]")
+			}
+			name := c.Args().First()
+			if err := instance.CheckName(name); err != nil {
+				return exitf(2, "%v", err)
+			}
+			if c.String("db") == "" && os.Getenv("PGHOST") == "" && os.Getenv("PGDATABASE") == "" && os.Getenv("PGSERVICE") == "" {
+				return exitf(2, "which database? give --db postgresql://USER@HOST:PORT/DB (or set LAMINA_DB, or PGHOST and PGDATABASE)")
+			}
+			u, err := dbURL(c.String("db"))
+			if err != nil {
+				return err
+			}
+			st, err := openPostgres(c.Context, instance.Settings{Catalog: u}, nil)
+			if err != nil {
+				return err
+			}
+			sh, err := loadShared(c.Context, st)
+			st.Close()
+			if err != nil {
+				return err
+			}
+			if sh.Name != name {
+				return fmt.Errorf("the database %s holds instance %q, not %q", u, sh.Name, name)
+			}
+			dirs, err := instance.UserDirs()
+			if err != nil {
+				return err
+			}
+			s, err := dirs.NewSettings(name, sh.Storage)
+			if err != nil {
+				return err
+			}
+			s.ID, s.S3, s.Scratch, s.Created, s.Catalog = sh.ID, sh.S3, sh.Scratch, sh.Created, u
+			if v := c.String("cache-size"); v != "" {
+				if s.CacheSize, err = parseSize(v); err != nil {
+					return exitf(2, "--cache-size: %v", err)
+				}
+			}
+			in, err := openSettings(s) // the storage answers
+			if err != nil {
+				return err
+			}
+			in.Close()
+			if err := dirs.Create(s); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "connected to instance %q\n  storage: %s\n  catalog: %s\nIt is now the current instance.\n", s.Name, s.Storage, s.Catalog)
+			return nil
+		},
+	}
+}

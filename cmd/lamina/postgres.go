@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres"
+	"github.com/lamina-bio/lamina/instance"
+)
+
+// usesPostgres reports whether the instance's catalog is a PostgreSQL
+// database (its settings hold the URL, without a password).
+func usesPostgres(s instance.Settings) bool { return postgres.IsURL(s.Catalog) }
+
+// openPostgres opens the instance's PostgreSQL catalog. The password, if
+// the server asks for one, comes from PGPASSWORD or ~/.pgpass (PGPASSFILE).
+func openPostgres(ctx context.Context, s instance.Settings, log *slog.Logger) (*postgres.Store, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := postgres.Open(ctx, s.Catalog, postgres.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("%w\n(a password comes from PGPASSWORD or ~/.pgpass, never from the settings)", err)
+	}
+	return st, nil
+}
+
+// sharedSettings are what every workstation of an instance shares; the
+// database keeps them for `lamina connect` under "instance".
+type sharedSettings struct {
+	Name    string               `json:"name"`
+	ID      string               `json:"id"`
+	Storage string               `json:"storage"`
+	S3      *instance.S3Settings `json:"s3,omitempty"`
+	Scratch []string             `json:"scratch,omitempty"`
+	Created time.Time            `json:"created"`
+}
+
+const sharedSettingsName = "instance"
+
+func storeShared(ctx context.Context, st *postgres.Store, s instance.Settings) error {
+	b, err := json.Marshal(sharedSettings{Name: s.Name, ID: s.ID, Storage: s.Storage, S3: s.S3, Scratch: s.Scratch, Created: s.Created})
+	if err != nil {
+		return err
+	}
+	return st.SetSetting(ctx, sharedSettingsName, b)
+}
+
+func loadShared(ctx context.Context, st *postgres.Store) (sharedSettings, error) {
+	var sh sharedSettings
+	raw, err := st.Setting(ctx, sharedSettingsName)
+	if err != nil {
+		return sh, fmt.Errorf("the database holds no lamina instance (create one with `lamina init --db URL`): %w", err)
+	}
+	return sh, json.Unmarshal(raw, &sh)
+}
+
+var _ catalog.Catalog = (*postgres.Store)(nil)
+
+// openDaemonCatalog opens the catalog a mount daemon serves: the bbolt file
+// held open, or the PostgreSQL store (pg, non-nil) that the daemon also
+// listens on. writable is false for a database role that may only read.
+func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logger) (cat catalog.Catalog, pg *postgres.Store, writable bool, err error) {
+	if !usesPostgres(s) {
+		b, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true, Timeout: 20 * time.Second})
+		return b, nil, err == nil, err
+	}
+	pg, err = openPostgres(ctx, s, log)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if writable, err = pg.Writable(ctx); err != nil {
+		pg.Close()
+		return nil, nil, false, err
+	}
+	if !writable {
+		log.Warn("the database role may only read: the mount is read-only (writes fail with EROFS)")
+	}
+	return pg, pg, writable, nil
+}
+
+// changeSink is what listenChanges tells of other workstations' changes
+// (*fs.Mount).
+type changeSink interface {
+	Changed(keys []string)
+}
+
+// listenChanges passes the keys other stores change to m until the
+// returned stop is called.
+func listenChanges(pg *postgres.Store, m changeSink, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pg.Listen(ctx, func(keys []string) {
+			if keys == nil {
+				log.Warn("catalog change notifications were interrupted; names cached meanwhile may be stale for up to their timeout")
+				return
+			}
+			m.Changed(keys)
+		})
+	}()
+	return func() { cancel(); <-done }
+}

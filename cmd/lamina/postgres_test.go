@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog/postgres"
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+	"github.com/lamina-bio/lamina/storage/s3/s3test"
+)
+
+// workstation is one user's machine: its own HOME, XDG folders (settings,
+// data, cache, runtime) and, once mounted, its own daemon.
+func workstation(t *testing.T, name string, srv s3test.Server) *mntEnv {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Fatal("no /dev/fuse: the mount tests need FUSE")
+	}
+	dir := filepath.Join(t.TempDir(), name)
+	e := &mntEnv{t: t, dir: dir, bin: mntBinary(t)}
+	e.env = append(os.Environ(), "HOME="+dir+"/home", "XDG_CONFIG_HOME="+dir+"/cfg", "XDG_DATA_HOME="+dir+"/data",
+		"XDG_CACHE_HOME="+dir+"/cache", "XDG_RUNTIME_DIR="+dir+"/run", "LAMINA_INSTANCE=",
+		"AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "USER="+name)
+	return e
+}
+
+// waitFor polls until read returns want, and says how long it took.
+func waitFor(t *testing.T, what string, limit time.Duration, read func() (string, error), want string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got, err := read()
+		if err == nil && got == want {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%s: after %s got %q, %v; want %q", what, limit, got, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func readString(p string) func() (string, error) {
+	return func() (string, error) { b, err := os.ReadFile(p); return string(b), err }
+}
+
+// Two workstations (two mounts, daemons, caches and XDG folders) on one
+// S3 bucket and one PostgreSQL catalog, writing the same keys.
+func TestTwoWorkstations(t *testing.T) {
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	db := pgtest.URL(t)
+	a, b := workstation(t, "ana", srv), workstation(t, "ben", srv)
+
+	out := a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style",
+		"--db", db, "--name", "lab")
+	if !strings.Contains(out, "catalog: postgresql://") {
+		t.Fatalf("init: %s", out)
+	}
+	b.fails("holds instance \"lab\", not \"other\"", "connect", "other", "--db", db)
+	b.ok("connect", "lab", "--db", db)
+	info := b.ok("info")
+	if !strings.Contains(info, "s3://"+bucket+"/lab") || !strings.Contains(info, srv.Endpoint) || !strings.Contains(info, "PostgreSQL") {
+		t.Fatalf("connected settings: %s", info)
+	}
+	// No password anywhere in the settings.
+	for _, e := range []*mntEnv{a, b} {
+		raw, err := os.ReadFile(filepath.Join(e.dir, "cfg/lamina/instances/lab.json"))
+		if err != nil || strings.Contains(string(raw), ":"+"@") {
+			t.Fatalf("settings: %s %v", raw, err)
+		}
+	}
+
+	ma, mb := filepath.Join(a.dir, "mnt"), filepath.Join(b.dir, "mnt")
+	a.mount(ma)
+	b.mount(mb)
+
+	// Both write the same key and keys of their own, at once.
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*n)
+	for _, m := range []struct{ dir, who string }{{ma, "ana"}, {mb, "ben"}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			os.MkdirAll(filepath.Join(m.dir, "shared"), 0o755)
+			os.MkdirAll(filepath.Join(m.dir, m.who), 0o755)
+			for i := 0; i < n; i++ {
+				if err := os.WriteFile(filepath.Join(m.dir, "shared/x.txt"), fmt.Appendf(nil, "%s %d\n", m.who, i), 0o644); err != nil {
+					errs <- err
+				}
+				if err := os.WriteFile(filepath.Join(m.dir, m.who, fmt.Sprintf("f%d.txt", i)), []byte(m.who), 0o644); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cat, err := postgres.Open(ctx, db, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	// Every version landed, numbered 1…2n without a gap or a collision.
+	vs, err := cat.Versions(ctx, "shared/x.txt", false)
+	if err != nil || len(vs) != 2*n {
+		t.Fatalf("shared/x.txt has %d versions, want %d: %v", len(vs), 2*n, err)
+	}
+	by := map[string]int{}
+	for i, v := range vs {
+		if v.Version != i+1 {
+			t.Fatalf("version %d numbered %d", i+1, v.Version)
+		}
+		by[v.CreatedBy]++
+	}
+	if by["ana"] != n || by["ben"] != n {
+		t.Fatalf("created_by: %v, want the workstation users", by)
+	}
+	for _, who := range []string{"ana", "ben"} {
+		for i := 0; i < n; i++ {
+			for _, m := range []string{ma, mb} {
+				waitFor(t, "other's file", 2*time.Second, readString(filepath.Join(m, who, fmt.Sprintf("f%d.txt", i))), who)
+			}
+		}
+	}
+
+	// Each sees the other's new versions within a second, though its kernel
+	// had the old ones cached.
+	latest := readString(filepath.Join(mb, "shared/x.txt"))
+	last, _ := latest()
+	for i, w := range []struct{ from, to string }{{ma, mb}, {mb, ma}, {ma, mb}} {
+		p := filepath.Join(w.to, "shared/x.txt")
+		if got, _ := readString(p)(); got != last {
+			t.Fatalf("before write %d: %q, want %q", i, got, last)
+		}
+		last = fmt.Sprintf("round %d\n", i)
+		if err := os.WriteFile(filepath.Join(w.from, "shared/x.txt"), []byte(last), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d := waitFor(t, "new version from the other mount", time.Second, readString(p), last)
+		t.Logf("round %d: the other mount saw the new version after %s", i, d.Round(time.Millisecond))
+		// A new key too (a negative lookup the kernel cached).
+		nk := filepath.Join(w.to, fmt.Sprintf("shared/new%d.txt", i))
+		if _, err := os.Stat(nk); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("new key before: %v", err)
+		}
+		os.WriteFile(filepath.Join(w.from, fmt.Sprintf("shared/new%d.txt", i)), []byte("n"), 0o644)
+		waitFor(t, "new key from the other mount", time.Second, readString(nk), "n")
+	}
+	// The CLI of one workstation sees the mount of the other's work.
+	if out := b.ok("ls", "ana/"); !strings.Contains(out, "f0.txt") {
+		t.Fatalf("ls: %s", out)
+	}
+}
+
+// A role that may only read gets a read-only mount: EROFS on writes.
+func TestReadOnlyRoleMount(t *testing.T) {
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	db := pgtest.URL(t)
+	a := workstation(t, "ana", srv)
+	a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style",
+		"--db", db, "--name", "lab")
+	a.ok("save", a.file("x.txt", []byte("x")), "--key", "x.txt")
+	schema := db[strings.Index(db, "search_path=")+len("search_path="):]
+	role := "ro_" + schema
+	pgtest.Exec(t, db, `CREATE ROLE `+role+` NOLOGIN; GRANT USAGE ON SCHEMA `+schema+` TO `+role+
+		`; GRANT SELECT ON ALL TABLES IN SCHEMA `+schema+` TO `+role)
+	t.Cleanup(func() { pgtest.Exec(t, pgtest.Base(t), `DROP OWNED BY `+role+`; DROP ROLE `+role) })
+	r := workstation(t, "rita", srv)
+	r.ok("connect", "lab", "--db", pgtest.WithParam(db, "role", role))
+	m := filepath.Join(r.dir, "mnt")
+	r.mount(m)
+	waitFor(t, "read", time.Second, readString(filepath.Join(m, "x.txt")), "x")
+	err := os.WriteFile(filepath.Join(m, "y.txt"), []byte("y"), 0o644)
+	if !errors.Is(err, syscall.EROFS) {
+		t.Fatalf("write on a read-only mount: %v", err)
+	}
+	r.fails("read-only", "save", r.file("z.txt", []byte("z")), "--key", "z.txt")
+}
+
+// export-catalog / import-catalog move an instance from bbolt to
+// PostgreSQL and back (the records themselves: catalog/postgres tests).
+func TestExportImportCatalog(t *testing.T) {
+	e := newEnv(t)
+	db := pgtest.URL(t)
+	e.ok("init", "--storage", e.path("store"), "--name", "local")
+	e.ok("save", e.write("a.csv", []byte("a,b\n1,2\n")), "--key", "exp/a.csv")
+	e.ok("save", e.write("a.csv", []byte("a,b\n1,3\n")), "--key", "exp/a.csv")
+	e.ok("save", e.write("b.txt", []byte("b")), "--key", "b.txt")
+	e.ok("delete", "b.txt")
+	e.ok("export-catalog", e.path("dump.jsonl"))
+	e.fails("exists", "export-catalog", e.path("dump.jsonl"))
+
+	e.ok("init", "--storage", e.path("store"), "--name", "team", "--db", db)
+	out := e.ok("--instance", "team", "import-catalog", e.path("dump.jsonl"))
+	if !strings.Contains(out, "1 artifacts, 2 versions (+1 in the trash)") {
+		t.Fatalf("import: %s", out)
+	}
+	e.fails("not empty", "--instance", "team", "import-catalog", e.path("dump.jsonl"))
+	if a, b := e.ok("--instance", "local", "show", "exp/a.csv@v1"), e.ok("--instance", "team", "show", "exp/a.csv@v1"); a != b {
+		t.Fatalf("show differs:\n%s\n%s", a, b)
+	}
+	e.ok("--instance", "team", "export-catalog", e.path("back.jsonl"))
+	e.ok("init", "--storage", e.path("store"), "--name", "again")
+	e.ok("--instance", "again", "import-catalog", e.path("back.jsonl"))
+	e.ok("--instance", "again", "export-catalog", e.path("again.jsonl"))
+	x, _ := os.ReadFile(e.path("dump.jsonl"))
+	y, _ := os.ReadFile(e.path("again.jsonl"))
+	if string(x) != string(y) {
+		t.Fatalf("bbolt → PostgreSQL → bbolt changed the export:\n%s\n----\n%s", x, y)
+	}
+}

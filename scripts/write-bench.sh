@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Write-side benchmarks of the mount (issue 4), each against its baseline in
+# the same run; needs root (or fusermount3) and bin/lamina. Prints Markdown.
+#   scripts/write-bench.sh [SIZE_MIB] [FILES] [RSS_MIB]   (defaults 1024 10000 4096)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LAMINA=$(pwd)/bin/lamina
+SIZE=${1:-1024} FILES=${2:-10000} RSS_SIZE=${3:-4096}
+T=$(mktemp -d /var/tmp/lamina-wbench.XXXXXX)
+export XDG_CONFIG_HOME=$T/config XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache XDG_RUNTIME_DIR=$T/run
+MNT=$T/mnt
+cleanup() { "$LAMINA" umount "$MNT" >/dev/null 2>&1 || true; rm -rf "$T"; }
+trap cleanup EXIT
+mkdir -p "$MNT" "$T/local"
+"$LAMINA" init --storage "$T/storage" --name wbench >/dev/null
+"$LAMINA" mount "$MNT" >/dev/null
+PID=$(pgrep -n -f "lamina --instance wbench mount")
+now() { date +%s.%N; }
+rate() { python3 -c "import sys; print(f'{float(sys.argv[1])/(float(sys.argv[3])-float(sys.argv[2])):.1f}')" "$@"; }
+
+# 1. Sequential write: random bytes (from the page cache) into a new file.
+head -c $((SIZE << 20)) /dev/urandom > "$T/src.bin"
+cat "$T/src.bin" > /dev/null
+t0=$(now); dd if="$T/src.bin" of="$T/local/big" bs=1M conv=fsync status=none; t1=$(now)
+local_mib=$(rate "$SIZE" "$t0" "$t1")
+t0=$(now); dd if="$T/src.bin" of="$MNT/big" bs=1M status=none; t1=$(now)   # close() includes the commit
+mnt_mib=$(rate "$SIZE" "$t0" "$t1")
+rm -f "$T/local/big" "$T/src.bin"
+
+# 2. Many small files: FILES x 4 KiB, distinct bytes each, serially.
+cat > "$T/mk.py" <<'PY'
+import os, sys, time
+d, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(d, exist_ok=True)
+blobs = [os.urandom(4096) for _ in range(256)]
+t0 = time.monotonic()
+for i in range(n):
+    with open(os.path.join(d, f"f{i:05d}"), "wb") as f:
+        f.write(blobs[i % 256][:4088] + i.to_bytes(8, "little"))
+print(n / (time.monotonic() - t0))
+PY
+local_fs=$(python3 "$T/mk.py" "$T/local/many" "$FILES")
+mnt_fs=$(python3 "$T/mk.py" "$MNT/many" "$FILES")
+
+# 3. Daemon memory while writing a large file.
+head -c $((RSS_SIZE << 20)) /dev/urandom | dd of="$MNT/huge" bs=1M status=none
+rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$PID/status)
+
+echo "| benchmark | lamina mount | baseline | ratio | goal |"
+echo "|---|---:|---:|---:|---|"
+echo "| ${SIZE} MiB sequential write incl. close+commit, MiB/s | $mnt_mib | $local_mib (local file + fsync) | $(python3 -c "print(f'{$mnt_mib/$local_mib:.2f}')") | ≥ 0.5 |"
+echo "| ${FILES} × 4 KiB creates, files/s | $(printf %.0f "$mnt_fs") | $(printf %.0f "$local_fs") (local dir) | $(python3 -c "print(f'{$mnt_fs/$local_fs:.2f}')") | ≥ 0.25 |"
+echo "| daemon peak RSS writing ${RSS_SIZE} MiB, MB | $rss | | | < 200 |"

@@ -1,0 +1,187 @@
+package stage_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/stage"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+type env struct {
+	cat   *catalog.Bolt
+	store *cache.Store
+	dir   string
+}
+
+func newEnv(t *testing.T) *env {
+	tmp := t.TempDir()
+	cat, err := catalog.OpenBolt(filepath.Join(tmp, "c.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	b, _ := storage.OpenLocal(filepath.Join(tmp, "storage"))
+	store, err := cache.NewStore(b, filepath.Join(tmp, "idx.db"), cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{cat: cat, store: store, dir: filepath.Join(tmp, "staging")}
+}
+
+func (e *env) stage(t *testing.T) *stage.Stage {
+	s, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (e *env) content(t *testing.T, key string) string {
+	t.Helper()
+	v, err := e.cat.ByKey(context.Background(), key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.store.LoadManifest(context.Background(), cache.Ref(v.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(e.store.Open(m.Files[0]))
+	return string(b)
+}
+
+func TestCommitAndCopyOnWrite(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.stage(t)
+	f, err := s.Create(ctx, "a/x.csv", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Flush(ctx); err != nil { // nothing written: deferred
+		t.Fatal(err)
+	}
+	if _, err := e.cat.ByKey(ctx, "a/x.csv", 0); err == nil {
+		t.Fatal("an empty new file was committed at its first flush")
+	}
+	f.WriteAt(ctx, []byte("hello"), 0)
+	if err := f.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, mt, _ := f.Attr()
+	f.Release(ctx)
+	v, _ := e.cat.ByKey(ctx, "a/x.csv", 0)
+	if v.Version != 1 || !v.Mtime.Equal(mt) || e.content(t, "a/x.csv") != "hello" {
+		t.Fatalf("v%d mtime %v (writer saw %v)", v.Version, v.Mtime, mt)
+	}
+	// Copy on write, append.
+	g, _ := s.Open(ctx, "a/x.csv", v, false, true)
+	g.WriteAt(ctx, []byte(" world"), 0)
+	buf := make([]byte, 32)
+	n, _ := g.ReadAt(ctx, buf, 0)
+	if string(buf[:n]) != "hello world" {
+		t.Fatalf("read through the writer: %q", buf[:n])
+	}
+	g.Flush(ctx)
+	g.Release(ctx)
+	if got := e.content(t, "a/x.csv"); got != "hello world" {
+		t.Fatalf("after append: %q", got)
+	}
+	// An open that changes nothing makes no version.
+	v2, _ := e.cat.ByKey(ctx, "a/x.csv", 0)
+	h, _ := s.Open(ctx, "a/x.csv", v2, false, false)
+	h.Flush(ctx)
+	h.Release(ctx)
+	if v3, _ := e.cat.ByKey(ctx, "a/x.csv", 0); v3.Version != 2 {
+		t.Fatalf("a no-op open made v%d", v3.Version)
+	}
+	if ents, _ := os.ReadDir(e.dir); len(ents) != 0 {
+		t.Fatalf("staging left %d files", len(ents))
+	}
+}
+
+func TestRenameTemporary(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.stage(t)
+	for i, text := range []string{"one", "two"} {
+		f, _ := s.Create(ctx, "d/.tmp", 0o644)
+		f.WriteAt(ctx, []byte(text), 0)
+		f.Flush(ctx)
+		f.Release(ctx)
+		if err := s.Rename(ctx, "d/.tmp", "d/out"); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := e.cat.ByKey(ctx, "d/out", 0); v.Version != i+1 {
+			t.Fatalf("rename %d: v%d", i, v.Version)
+		}
+	}
+	if tl, _ := e.cat.TrashList(ctx); len(tl) != 0 {
+		t.Fatalf("temporaries in the trash: %+v", tl)
+	}
+	// Created and unlinked before close: nothing.
+	f, _ := s.Create(ctx, "d/ghost", 0o644)
+	f.WriteAt(ctx, []byte("x"), 0)
+	if err := s.Unlink(ctx, "d/ghost"); err != nil {
+		t.Fatal(err)
+	}
+	f.Flush(ctx)
+	f.Release(ctx)
+	if _, err := e.cat.Versions(ctx, "d/ghost", true); err == nil {
+		t.Fatal("ghost recorded")
+	}
+}
+
+func TestRecover(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.stage(t)
+	// A writer that closed (commit started) and one that never closed; the
+	// daemon "dies": the Files are simply abandoned.
+	closed, _ := s.Create(ctx, "r/closed.txt", 0o644)
+	closed.WriteAt(ctx, []byte("closed bytes"), 0)
+	os.Rename(filepath.Join(e.dir, fileID(t, e.dir, 0)+".open"), filepath.Join(e.dir, fileID(t, e.dir, 0)+".closed"))
+	open, _ := s.Create(ctx, "r/open.txt", 0o644)
+	open.WriteAt(ctx, []byte("half"), 0)
+	s2 := e.stage(t)
+	rec, err := s2.Recover(ctx)
+	if err != nil || len(rec) != 2 {
+		t.Fatalf("Recover = %+v, %v", rec, err)
+	}
+	if got := e.content(t, "r/closed.txt"); got != "closed bytes" {
+		t.Fatalf("closed file: %q", got)
+	}
+	if _, err := e.cat.ByKey(ctx, "r/open.txt", 0); err == nil {
+		t.Fatal("a never-closed file became a version of its key")
+	}
+	vs, _ := e.cat.List(ctx, catalog.Query{Prefix: stage.LostAndFound + "/"})
+	if len(vs) != 1 || !strings.HasSuffix(vs[0].Key, "/r/open.txt") || !strings.Contains(vs[0].Description, "not closed") {
+		t.Fatalf("lost+found = %+v", vs)
+	}
+	if ents, _ := os.ReadDir(e.dir); len(ents) != 0 {
+		t.Fatalf("staging left %d files", len(ents))
+	}
+}
+
+// fileID is the id of the i-th journal in dir (sorted), for the test to play
+// the daemon's part.
+func fileID(t *testing.T, dir string, i int) string {
+	ents, _ := os.ReadDir(dir)
+	var ids []string
+	for _, e := range ents {
+		if id, ok := strings.CutSuffix(e.Name(), ".open"); ok {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) <= i {
+		t.Fatalf("no journal %d in %s", i, dir)
+	}
+	return ids[i]
+}
