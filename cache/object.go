@@ -38,7 +38,8 @@ func encodeChunk(dst, data []byte) []byte {
 	return append(dst, data...)
 }
 
-// decodeChunk reverses encodeChunk and verifies the digest.
+// decodeChunk reverses encodeChunk and verifies the digest. With a nil dst
+// the result may share obj's memory.
 func decodeChunk(dst, obj []byte, want ref.Digest) ([]byte, error) {
 	if len(obj) == 0 {
 		return nil, fmt.Errorf("%w: chunk %s is empty", ErrCorrupt, want)
@@ -46,7 +47,11 @@ func decodeChunk(dst, obj []byte, want ref.Digest) ([]byte, error) {
 	var data []byte
 	switch obj[0] {
 	case codecRaw:
-		data = append(dst[:0], obj[1:]...)
+		if cap(dst) == 0 {
+			data = obj[1:len(obj):len(obj)] // no copy: obj is the caller's to give
+		} else {
+			data = append(dst[:0], obj[1:]...)
+		}
 	case codecZstd:
 		var err error
 		if data, err = decoder.DecodeAll(obj[1:], dst[:0]); err != nil {

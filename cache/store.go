@@ -441,6 +441,43 @@ func (s *Store) ReadChunk(ctx context.Context, c Chunk, dst []byte) ([]byte, err
 	}
 }
 
+// warmer is a caching backend that can fetch bytes in the background
+// (DiskCache).
+type warmer interface {
+	Warm(name string, off, n int64)
+}
+
+// Warm asks a caching backend to fetch the stored bytes of chunks in the
+// background, so that reading them later does not wait for the network; it
+// does nothing over a backend without a cache. Sequential readers of a file
+// call it for the chunks ahead of them: a file spans many packs, and the
+// cache's own read-ahead sees one pack at a time. It does not block.
+func (s *Store) Warm(chunks []Chunk) {
+	w, ok := s.obj.(warmer)
+	if !ok || len(chunks) == 0 {
+		return
+	}
+	// Runs of chunks stored one after the other in one pack become one
+	// range (a file's chunks mostly are).
+	run := chunks[0].Loc
+	for _, c := range chunks[1:] {
+		if c.Pack == run.Pack && c.Off == run.Off+run.Len {
+			run.Len += c.Len
+			continue
+		}
+		if c.Pack == run.Pack && c.Off >= run.Off && c.Off+c.Len <= run.Off+run.Len {
+			continue // a repeated chunk
+		}
+		w.Warm(packName(run.Pack), run.Off, run.Len)
+		run = c.Loc
+	}
+	w.Warm(packName(run.Pack), run.Off, run.Len)
+}
+
+// WarmWindow is how far ahead of a sequential reader Warm is asked to
+// fetch at most: 16 blocks of the disk cache in flight.
+const WarmWindow = 64 << 20
+
 // Reader reads one file's content through its chunk list.
 type Reader struct {
 	s       *Store
@@ -458,7 +495,7 @@ type Reader struct {
 
 // Open returns a Reader over f.
 func (s *Store) Open(f File) *Reader {
-	r := &Reader{s: s, f: f, offsets: make([]int64, len(f.Chunks)), readahead: 2 * s.workers}
+	r := &Reader{s: s, f: f, offsets: make([]int64, len(f.Chunks)), readahead: 16}
 	var off int64
 	for i, c := range f.Chunks {
 		r.offsets[i] = off
@@ -537,7 +574,19 @@ func (r *Reader) WriteToContext(ctx context.Context, w io.Writer, progress Progr
 	g.Go(func() error {
 		defer close(queue)
 		sem := make(chan struct{}, r.readahead)
-		for _, c := range r.f.Chunks {
+		warmed := 0 // chunks handed to Warm
+		var pos, warmedTo int64
+		for i, c := range r.f.Chunks {
+			// Keep the cache fetching WarmWindow ahead of the reader, in
+			// steps of a quarter window.
+			if pos+WarmWindow/4*3 >= warmedTo && warmed < len(r.f.Chunks) {
+				j := warmed
+				for ; j < len(r.f.Chunks) && r.offsets[j] < pos+WarmWindow; j++ {
+				}
+				r.s.Warm(r.f.Chunks[max(warmed, i):j])
+				warmed, warmedTo = j, pos+WarmWindow
+			}
+			pos += c.Size
 			res := make(chan result, 1)
 			select {
 			case queue <- res:

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -373,7 +374,7 @@ func builtinValue(v Version, field string) (string, bool) {
 
 // compareKeys applies op to two index keys of the same dtype.
 func compareKeys(op string, have, want []byte) bool {
-	c := strings.Compare(string(have), string(want))
+	c := bytes.Compare(have, want) // no string conversions: called per index entry
 	switch op {
 	case "=":
 		return c == 0
@@ -388,7 +389,7 @@ func compareKeys(op string, have, want []byte) bool {
 	case ">=":
 		return c >= 0
 	case "^=":
-		return strings.HasPrefix(string(have), string(want))
+		return bytes.HasPrefix(have, want)
 	}
 	return false
 }

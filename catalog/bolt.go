@@ -310,6 +310,9 @@ func (t txn) save(nv NewVersion) (Saved, error) {
 	if err := t.afterSave(v); err != nil { // word index (bolt_annotate.go)
 		return Saved{}, err
 	}
+	if err := t.afterSaveRun(v); err != nil { // run outputs (bolt_runs.go)
+		return Saved{}, err
+	}
 	if err := putJSON(t.tx.Bucket(bArtifacts), []byte(a.Stem), a); err != nil {
 		return Saved{}, err
 	}

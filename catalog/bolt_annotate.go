@@ -530,26 +530,27 @@ func (t txn) putWords(ws map[string]wordEntry) func(uid string) error {
 
 // ---- Find ----
 
-// uidSet maps uids to their keys; nil means "no constraint yet".
-type uidSet map[string]string
-
-func intersect(acc uidSet, next uidSet) uidSet {
-	if acc == nil {
-		return next
-	}
-	for u := range acc {
-		if _, ok := next[u]; !ok {
-			delete(acc, u)
-		}
-	}
-	return acc
+// posting is one index entry: a version's uid and the artifact key the
+// entry holds, copied into a keyArena. Postings hold no pointers, so
+// lists of 10⁵ of them cost the garbage collector nothing to scan, and
+// comparing keys reads one contiguous buffer rather than scattered pages
+// of the memory map.
+type posting struct {
+	uid [ref.UIDLen]byte
+	off uint32 // the key is keys.b[off : off+n]
+	n   uint32
 }
 
-// scan collects the uids of the entries of bk under prefix for which keep
-// (given the key part between prefix and the uid) is true; with within,
-// only uids already in within are kept.
-func scan(bk *bolt.Bucket, prefix, from []byte, keep func(mid []byte) (ok, stop bool), within uidSet) uidSet {
-	out := uidSet{}
+// keyArena holds the keys of one Find's postings.
+type keyArena struct{ b []byte }
+
+func (a *keyArena) key(p posting) []byte { return a.b[p.off : p.off+p.n] }
+
+// scan appends to out the entries of bk under prefix for which keep (given
+// the key part between prefix and the uid) is true. Nothing is decoded or
+// copied but the uid: a condition matching most of the catalog costs a
+// cursor step and a 20-byte copy per entry.
+func scan(out []posting, keys *keyArena, bk *bolt.Bucket, prefix, from []byte, keep func(mid []byte) (ok, stop bool)) []posting {
 	if bk == nil {
 		return out
 	}
@@ -574,18 +575,64 @@ func scan(bk *bolt.Bucket, prefix, from []byte, keep func(mid []byte) (ok, stop 
 				continue
 			}
 		}
-		ub := k[len(k)-ref.UIDLen:]
-		if within != nil {
-			if _, ok := within[string(ub)]; !ok {
-				continue
-			}
-		}
-		out[string(ub)] = string(val)
+		p := posting{off: uint32(len(keys.b)), n: uint32(len(val))}
+		keys.b = append(keys.b, val...)
+		copy(p.uid[:], k[len(k)-ref.UIDLen:])
+		out = append(out, p)
 	}
 	return out
 }
 
-func (t txn) featureCond(f Feature, c Cond, within uidSet) (uidSet, error) {
+// intersect returns the postings whose uid is in every list, each uid
+// once. It hashes the smallest list only and probes it with the others,
+// so its cost is one map insert per entry of the smallest list and one
+// lookup per entry of the others.
+func intersect(lists [][]posting) []posting {
+	if len(lists) == 1 {
+		return lists[0] // duplicates are dropped when candidates are ordered
+	}
+	small := 0
+	for i, l := range lists {
+		if len(l) < len(lists[small]) {
+			small = i
+		}
+	}
+	if len(lists[small]) == 0 {
+		return nil
+	}
+	pos := make(map[[ref.UIDLen]byte]int32, len(lists[small]))
+	var uniq []posting
+	for _, p := range lists[small] {
+		if _, ok := pos[p.uid]; !ok {
+			pos[p.uid] = int32(len(uniq))
+			uniq = append(uniq, p)
+		}
+	}
+	// round[i] counts the other lists uniq[i] was found in so far; a uid
+	// listed twice in one list counts once.
+	round := make([]int32, len(uniq))
+	r := int32(0)
+	for i, l := range lists {
+		if i == small {
+			continue
+		}
+		for _, p := range l {
+			if j, ok := pos[p.uid]; ok && round[j] == r {
+				round[j] = r + 1
+			}
+		}
+		r++
+	}
+	out := uniq[:0]
+	for i, p := range uniq {
+		if round[i] == r {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (t txn) featureCond(f Feature, c Cond, keys *keyArena) ([]posting, error) {
 	prefix := append([]byte(f.Name), 0)
 	bk := t.bucket(bFeatureIdx)
 	if len(c.Values) == 0 {
@@ -605,30 +652,31 @@ func (t txn) featureCond(f Feature, c Cond, within uidSet) (uidSet, error) {
 	}
 	switch c.Op {
 	case "=":
-		out := uidSet{}
+		var out []posting
 		for _, w := range wants {
-			for u, key := range scan(bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil, within) {
-				out[u] = key
-			}
+			out = scan(out, keys, bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil)
 		}
 		return out, nil
 	case "!=":
-		has := uidSet{}
+		has := map[[ref.UIDLen]byte]bool{}
 		for _, w := range wants {
-			for u, key := range scan(bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil, within) {
-				has[u] = key
+			for _, p := range scan(nil, keys, bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil) {
+				has[p.uid] = true
 			}
 		}
-		all := scan(bk, prefix, nil, nil, within)
-		for u := range has {
-			delete(all, u)
+		all := scan(nil, keys, bk, prefix, nil, nil)
+		out := all[:0]
+		for _, p := range all {
+			if !has[p.uid] {
+				out = append(out, p)
+			}
 		}
-		return all, nil
+		return out, nil
 	case "^=":
 		if f.Dtype != "str" && !strings.HasPrefix(f.Dtype, "cat") {
 			return nil, fmt.Errorf("%w: ^= applies to text features; %s is %s", ErrInvalid, f.Name, f.Dtype)
 		}
-		return scan(bk, append(append([]byte(nil), prefix...), wants[0]...), nil, nil, within), nil
+		return scan(nil, keys, bk, append(append([]byte(nil), prefix...), wants[0]...), nil, nil), nil
 	case "<", "<=", ">", ">=":
 		w := wants[0]
 		var from []byte
@@ -645,7 +693,7 @@ func (t txn) featureCond(f Feature, c Cond, within uidSet) (uidSet, error) {
 			stop := !ok && (c.Op == "<" || c.Op == "<=")
 			return ok, stop
 		}
-		return scan(bk, prefix, from, keep, within), nil
+		return scan(nil, keys, bk, prefix, from, keep), nil
 	}
 	return nil, fmt.Errorf("%w: unknown operator %q", ErrInvalid, c.Op)
 }
@@ -768,8 +816,8 @@ func (t txn) find(f Filter) ([]Version, error) {
 		want []byte
 	}
 	var onVersion []vcond
-	var set uidSet
-	indexed := false
+	var lists [][]posting // one per indexed condition; a version must be in all
+	keys := &keyArena{}
 	var featureNames []string
 	if bk := t.bucket(bFeatures); bk != nil {
 		featureNames = names(bk)
@@ -810,33 +858,29 @@ func (t txn) find(f Filter) ([]Version, error) {
 			all := append(append([]string(nil), featureNames...), sortedKeys(boolKeys(builtins))...)
 			return nil, errorf(ErrNotFound, "--where: no feature or field %q%s", c.Field, didYouMean(closest(c.Field, all)))
 		}
-		s, err := t.featureCond(ft, c, set)
+		s, err := t.featureCond(ft, c, keys)
 		if err != nil {
 			return nil, err
 		}
-		set, indexed = intersect(set, s), true
+		lists = append(lists, s)
 	}
 	for _, name := range f.Labels {
 		ls, err := t.labelClosure(name, f.ExactLabels)
 		if err != nil {
 			return nil, err
 		}
-		s := uidSet{}
+		var s []posting
 		for _, l := range ls {
-			for u, key := range scan(t.bucket(bLabelIdx), append([]byte(l), 0), nil, nil, set) {
-				s[u] = key
-			}
+			s = scan(s, keys, t.bucket(bLabelIdx), append([]byte(l), 0), nil, nil)
 		}
-		set, indexed = intersect(set, s), true
+		lists = append(lists, s)
 	}
 	for _, group := range f.Terms {
-		s := uidSet{}
+		var s []posting
 		for _, id := range group {
-			for u, key := range scan(t.bucket(bTermIdx), append([]byte(id), 0), nil, nil, set) {
-				s[u] = key
-			}
+			s = scan(s, keys, t.bucket(bTermIdx), append([]byte(id), 0), nil, nil)
 		}
-		set, indexed = intersect(set, s), true
+		lists = append(lists, s)
 	}
 	keepVersion := func(v Version) bool {
 		if v.Trashed || !strings.HasPrefix(v.Key, f.Prefix) {
@@ -863,7 +907,7 @@ func (t txn) find(f Filter) ([]Version, error) {
 		return true
 	}
 	var out []Version
-	if !indexed {
+	if len(lists) == 0 {
 		// No index applies: walk the keys under the prefix.
 		c := t.tx.Bucket(bKeys).Cursor()
 		p := []byte(f.Prefix)
@@ -897,40 +941,116 @@ func (t txn) find(f Filter) ([]Version, error) {
 		}
 		return finish(out, f), nil
 	}
-	// Candidates from the indexes, sorted by the keys the index holds;
-	// liveness and versions are read only until the limit is reached.
-	lc := &liveCheck{t: t, all: f.AllVersions, cache: map[string]*artifact{}}
-	type cand struct{ key, uid string }
-	cands := make([]cand, 0, len(set))
-	for u, key := range set {
-		if strings.HasPrefix(key, f.Prefix) {
-			cands = append(cands, cand{key, u})
+	// Candidates from the indexes, in the order of the keys the index
+	// holds (then uid); liveness and versions are read only until the
+	// limit is reached. Ordered by key, candidates come off a heap, so a
+	// query matching most of the catalog orders only the rows it returns.
+	cands := intersect(lists)
+	if f.Prefix != "" {
+		kept := cands[:0:0]
+		for _, c := range cands {
+			if bytes.HasPrefix(keys.key(c), []byte(f.Prefix)) {
+				kept = append(kept, c)
+			}
+		}
+		cands = kept
+	}
+	byKey := f.Order == "" || f.Order == "key"
+	var next func() (posting, bool)
+	if byKey {
+		h := &postingHeap{cands, keys}
+		h.init()
+		next = h.pop
+	} else {
+		slices.SortFunc(cands, func(a, b posting) int { return comparePostings(keys, a, b) })
+		i := 0
+		next = func() (posting, bool) {
+			if i == len(cands) {
+				return posting{}, false
+			}
+			i++
+			return cands[i-1], true
 		}
 	}
-	sort.Slice(cands, func(i, j int) bool {
-		if cands[i].key != cands[j].key {
-			return cands[i].key < cands[j].key
+	lc := &liveCheck{t: t, all: f.AllVersions, cache: map[string]*artifact{}}
+	var prev [ref.UIDLen]byte
+	for n := 0; ; n++ {
+		c, ok := next()
+		if !ok {
+			break
 		}
-		return cands[i].uid < cands[j].uid
-	})
-	for _, c := range cands {
-		if _, live, err := lc.check(c.uid); err != nil {
+		if n > 0 && c.uid == prev {
+			continue // listed twice by one condition (two values, two terms)
+		}
+		prev = c.uid
+		uid := string(c.uid[:])
+		if _, live, err := lc.check(uid); err != nil {
 			return nil, err
 		} else if !live {
 			continue
 		}
-		v, ok, err := t.version(c.uid)
+		v, ok, err := t.version(uid)
 		if err != nil {
 			return nil, err
 		}
 		if ok && keepVersion(v) {
 			out = append(out, v)
 		}
-		if f.Limit > 0 && len(out) >= f.Limit && (f.Order == "" || f.Order == "key") {
+		if f.Limit > 0 && len(out) >= f.Limit && byKey {
 			break
 		}
 	}
 	return finish(out, f), nil
+}
+
+func comparePostings(keys *keyArena, a, b posting) int {
+	if c := bytes.Compare(keys.key(a), keys.key(b)); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.uid[:], b.uid[:])
+}
+
+// postingHeap is a binary min-heap of postings by key, then uid.
+type postingHeap struct {
+	ps   []posting
+	keys *keyArena
+}
+
+func (h *postingHeap) init() {
+	for i := len(h.ps)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h *postingHeap) down(i int) {
+	ps, n := h.ps, len(h.ps)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		j := l
+		if r := l + 1; r < n && comparePostings(h.keys, ps[r], ps[l]) < 0 {
+			j = r
+		}
+		if comparePostings(h.keys, ps[j], ps[i]) >= 0 {
+			return
+		}
+		ps[i], ps[j] = ps[j], ps[i]
+		i = j
+	}
+}
+
+func (h *postingHeap) pop() (posting, bool) {
+	n := len(h.ps)
+	if n == 0 {
+		return posting{}, false
+	}
+	top := h.ps[0]
+	h.ps[0] = h.ps[n-1]
+	h.ps = h.ps[:n-1]
+	h.down(0)
+	return top, true
 }
 
 func boolKeys(m map[string]string) map[string]bool {
@@ -978,8 +1098,8 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 		// common word matching most of the catalog costs a map insert per
 		// document and no other allocation.
 		nw := len(words)
-		docs := map[string]int32{}
-		var uids []string
+		docs := map[[ref.UIDLen]byte]int32{}
+		var uids [][ref.UIDLen]byte
 		var scores []float32
 		var fields []byte
 		df := make([]int, nw)
@@ -995,12 +1115,13 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 				if wlen != len(p) {
 					sc *= 0.6 // a prefix of a longer word
 				}
-				ub := k[len(k)-ref.UIDLen:]
-				d, ok := docs[string(ub)]
+				var ub [ref.UIDLen]byte
+				copy(ub[:], k[len(k)-ref.UIDLen:])
+				d, ok := docs[ub]
 				if !ok {
 					d = int32(len(uids))
-					docs[string(ub)] = d
-					uids = append(uids, string(ub))
+					docs[ub] = d
+					uids = append(uids, ub)
 					scores = append(scores, make([]float32, nw)...)
 					fields = append(fields, 0)
 				}
@@ -1019,11 +1140,7 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 				idf[i] = math.Log(1 + n/float64(df[i]))
 			}
 		}
-		type scored struct {
-			d     int32
-			score float64
-		}
-		ranked := make([]scored, len(uids))
+		ranked := make(scoredHeap, len(uids))
 		for d := range uids {
 			var sum float64
 			matched := 0
@@ -1034,17 +1151,15 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 				}
 			}
 			cover := float64(matched) / float64(nw)
-			ranked[d] = scored{int32(d), sum * cover * cover}
+			ranked[d] = scoredDoc{int32(d), sum * cover * cover, uids[d]}
 		}
-		sort.Slice(ranked, func(i, j int) bool {
-			if ranked[i].score != ranked[j].score {
-				return ranked[i].score > ranked[j].score
-			}
-			return uids[ranked[i].d] < uids[ranked[j].d]
-		})
+		// Best first, off a heap: only the documents looked at until
+		// limit live ones are found get ordered.
+		ranked.init()
 		lc := &liveCheck{t: t, cache: map[string]*artifact{}}
-		for _, r := range ranked {
-			uid := uids[r.d]
+		for len(ranked) > 0 {
+			r := ranked.pop()
+			uid := string(r.uid[:])
 			_, ok, err := lc.check(uid)
 			if err != nil {
 				return err
@@ -1076,6 +1191,57 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 		out = []Hit{}
 	}
 	return out, err
+}
+
+// scoredDoc is a document of Search with its score.
+type scoredDoc struct {
+	d     int32
+	score float64
+	uid   [ref.UIDLen]byte
+}
+
+// scoredHeap orders documents best first: higher score, then lower uid.
+type scoredHeap []scoredDoc
+
+func (h scoredHeap) less(i, j int) bool {
+	if h[i].score != h[j].score {
+		return h[i].score > h[j].score
+	}
+	return bytes.Compare(h[i].uid[:], h[j].uid[:]) < 0
+}
+
+func (h scoredHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h scoredHeap) down(i int) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		j := l
+		if r := l + 1; r < n && h.less(r, l) {
+			j = r
+		}
+		if !h.less(j, i) {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
+}
+
+func (h *scoredHeap) pop() scoredDoc {
+	old := *h
+	top := old[0]
+	old[0] = old[len(old)-1]
+	*h = old[:len(old)-1]
+	h.down(0)
+	return top
 }
 
 // ---- collections ----

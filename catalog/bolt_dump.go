@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 
+	"github.com/lamina-bio/lamina/ref"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -67,6 +68,17 @@ func (b *Bolt) Dump(ctx context.Context, fn func(Record) error) error {
 				var x Collection
 				return Record{Collection: &x}, json.Unmarshal(raw, &x)
 			}},
+			{bTransforms, func(_, raw []byte) (Record, error) {
+				var x Transform
+				return Record{Transform: &x}, json.Unmarshal(raw, &x)
+			}},
+			{bRuns, func(_, raw []byte) (Record, error) { var x Run; return Record{Run: &x}, json.Unmarshal(raw, &x) }},
+			{bRunInputs, func(k, _ []byte) (Record, error) {
+				if len(k) < ref.StemLen {
+					return Record{}, fmt.Errorf("short key")
+				}
+				return Record{Input: &RunInput{Run: string(k[:ref.StemLen]), UID: string(k[ref.StemLen:])}}, nil
+			}},
 		}
 		for _, s := range steps {
 			if err := each(s.name, s.rec); err != nil {
@@ -125,7 +137,10 @@ func (t txn) load(r Record) error {
 		if err := putJSON(t.tx.Bucket(bVersions), []byte(r.Version.UID), r.Version); err != nil {
 			return err
 		}
-		return t.afterSave(*r.Version)
+		if err := t.afterSave(*r.Version); err != nil {
+			return err
+		}
+		return t.afterSaveRun(*r.Version) // bolt_runs.go
 	case r.Outbox != "":
 		return t.tx.Bucket(bOutbox).Put([]byte(r.Outbox), nil)
 	case r.Folder != nil:
@@ -149,6 +164,59 @@ func (t txn) load(r Record) error {
 		c := *r.Collection
 		c.Versions, c.Unchanged = nil, false
 		return putJSON(t.tx.Bucket(bCollections), collectionKey(c.Name, c.Version), c)
+	case r.Transform != nil:
+		tr := *r.Transform
+		ids, err := bucket(t.tx, bTransformIDs)
+		if err != nil {
+			return err
+		}
+		ts, err := bucket(t.tx, bTransforms)
+		if err != nil {
+			return err
+		}
+		if err := ids.Put([]byte(tr.Name+"\x00"+tr.Kind+"\x00"+tr.Digest.String()), []byte(tr.UID)); err != nil {
+			return err
+		}
+		return putJSON(ts, []byte(tr.UID), tr)
+	case r.Run != nil:
+		run := *r.Run
+		for _, kv := range []struct {
+			b    []byte
+			k, v []byte
+			skip bool
+		}{
+			{bRunOrder, orderKey(run), nil, false},
+			{bRunChildren, []byte(run.Parent + run.UID), orderKey(run)[:8], run.Parent == ""},
+		} {
+			if kv.skip {
+				continue
+			}
+			bk, err := bucket(t.tx, kv.b)
+			if err != nil {
+				return err
+			}
+			if err := bk.Put(kv.k, kv.v); err != nil {
+				return err
+			}
+		}
+		runs, err := bucket(t.tx, bRuns)
+		if err != nil {
+			return err
+		}
+		return putJSON(runs, []byte(run.UID), run)
+	case r.Input != nil:
+		for _, kv := range []struct{ b, k []byte }{
+			{bRunInputs, []byte(r.Input.Run + r.Input.UID)},
+			{bVersionUsers, []byte(r.Input.UID + r.Input.Run)},
+		} {
+			bk, err := bucket(t.tx, kv.b)
+			if err != nil {
+				return err
+			}
+			if err := bk.Put(kv.k, nil); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -199,6 +199,8 @@ type Catalog interface {
 	// Annotator keeps features, labels, schemas, annotations and
 	// collections, and answers queries (catalog/annotate.go).
 	Annotator
+	// Runs keeps lineage: transforms, runs, their inputs (catalog/runs.go).
+	Runs
 	// Close releases the store.
 	Close() error
 }

@@ -10,7 +10,8 @@ const DumpFormat = 1
 // catalog — uids, numbers, trash, outbox, folders, links, annotations and
 // every collection version. Exactly one field is set. A dump lists
 // features, labels and schemas first, then artifacts before their
-// versions, and versions before their annotations and outbox entries.
+// versions, and versions before their annotations and outbox entries;
+// then collections, transforms, runs and run inputs.
 type Record struct {
 	Format      int             `json:"format,omitempty"` // the first line: DumpFormat
 	Feature     *Feature        `json:"feature,omitempty"`
@@ -23,6 +24,15 @@ type Record struct {
 	Link        *Link           `json:"link,omitempty"`
 	Annotations *Annotations    `json:"annotations,omitempty"`
 	Collection  *Collection     `json:"collection,omitempty"`
+	Transform   *Transform      `json:"transform,omitempty"`
+	Run         *Run            `json:"run,omitempty"`
+	Input       *RunInput       `json:"input,omitempty"`
+}
+
+// RunInput records that a run used a version (Runs.AddInputs).
+type RunInput struct {
+	Run string `json:"run"`
+	UID string `json:"uid"`
 }
 
 // ArtifactRecord is an artifact: its key and the numbers of its versions.

@@ -18,6 +18,7 @@ import (
 // Readers of many files share it, so its size bounds the memory reads use.
 type chunkCache struct {
 	content Content
+	warmer  warmer // nil when content has no cache to warm
 	max     int64
 	flight  singleflight.Group
 	ahead   chan struct{} // bounds prefetches in flight
@@ -36,7 +37,17 @@ type chunkItem struct {
 }
 
 func newChunkCache(c Content, max int64) *chunkCache {
-	return &chunkCache{content: c, max: max, ahead: make(chan struct{}, 8), lru: list.New(), items: map[ref.Digest]*list.Element{}}
+	cc := &chunkCache{content: c, max: max, ahead: make(chan struct{}, 8), lru: list.New(), items: map[ref.Digest]*list.Element{}}
+	cc.warmer, _ = c.(warmer)
+	return cc
+}
+
+// warmer is Content that can fetch chunks into a local cache in the
+// background (cache.Store over S3): a sequential reader asks it for the
+// chunks up to cache.WarmWindow ahead, where the chunk cache's own
+// prefetch reaches only a few chunks.
+type warmer interface {
+	Warm(chunks []cache.Chunk)
 }
 
 func (cc *chunkCache) lookup(d ref.Digest) []byte {
@@ -134,12 +145,18 @@ type fileReader struct {
 	f       cache.File
 	offsets []int64 // offsets[i] is where chunk i starts
 
-	mu   sync.Mutex // guards next
-	next int64      // where a sequential reader reads next
+	mu     sync.Mutex // guards next, warmTo, window
+	next   int64      // where a sequential reader reads next
+	warmTo int64      // the content is being fetched up to here
+	window int64      // how far ahead to warm: grows with what is read
 }
 
 // readAhead is how many chunks a sequential reader fetches ahead.
 const readAhead = 8
+
+// seqSlack is how far from where the last read ended a read may start and
+// still count as sequential.
+const seqSlack = 4 << 20
 
 func newFileReader(cc *chunkCache, f cache.File) *fileReader {
 	r := &fileReader{cc: cc, f: f, offsets: make([]int64, len(f.Chunks))}
@@ -157,10 +174,33 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 		return 0, io.EOF
 	}
 	i := sort.Search(len(r.offsets), func(i int) bool { return r.offsets[i] > off }) - 1
+	end := off + int64(len(p))
 	r.mu.Lock()
-	sequential := off == r.next || off == 0
-	r.next = off + int64(len(p))
+	// The kernel's read-ahead sends several reads at once: they arrive a
+	// little out of order.
+	sequential := off == 0 || (off >= r.next-seqSlack && off <= r.next+seqSlack)
+	var warm []cache.Chunk
+	if sequential {
+		r.next = max(r.next, end)
+		if r.cc.warmer != nil {
+			// Slow start: the window grows by what is read, up to
+			// cache.WarmWindow; a quarter of it is asked for at a time.
+			r.window = min(max(r.window+int64(len(p)), 4<<20), cache.WarmWindow)
+			if end+r.window*3/4 > r.warmTo {
+				from, to := max(r.warmTo, end), end+r.window
+				a := sort.Search(len(r.offsets), func(i int) bool { return r.offsets[i] > from }) - 1
+				b := sort.Search(len(r.offsets), func(i int) bool { return r.offsets[i] >= to })
+				warm = r.f.Chunks[max(a, 0):b]
+				r.warmTo = to
+			}
+		}
+	} else {
+		r.next, r.window, r.warmTo = end, 0, 0
+	}
 	r.mu.Unlock()
+	if len(warm) > 0 {
+		r.cc.warmer.Warm(warm)
+	}
 	n := 0
 	first := i
 	for n < len(p) && i < len(r.offsets) {

@@ -38,6 +38,8 @@ type MountOptions struct {
 	Stage      *stage.Stage
 	Scratch    []string // scratch name patterns; nil means stage.DefaultScratch
 	ScratchDir string   // where scratch paths live; default Stage.Dir()/../scratch
+	// Tracker attributes opens to lineage runs (lineage.go); nil tracks nothing.
+	Tracker Tracker
 }
 
 type mountOpts struct {
@@ -138,6 +140,12 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 			MaxWrite: 1 << 20, MaxReadAhead: 1 << 20, MaxBackground: 64,
 			DirectMount: os.Geteuid() == 0, DisableXAttrs: o.NoXAttrs,
 			IgnoreSecurityLabels: true, Debug: o.Debug,
+			// Reads answer from memory (ReadResultData): splicing them
+			// only adds a copy, and a 1 MiB read (MaxWrite) does not fit
+			// the 1 MiB pipe: go-fuse v2.12.1 then logs a line per READ
+			// and its fallback write fails with ENOENT, until the kernel
+			// drops the connection (docs/s3-bench.md).
+			DisableSplice: true,
 		},
 	}
 	if o.Debug {

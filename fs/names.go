@@ -49,11 +49,14 @@ func (n Name) String() string {
 
 // Sidecar is the JSON a ".meta" name shows: what `lamina show --format json`
 // prints, plus "lineage" (null until the lineage issue records runs).
-func Sidecar(v catalog.Version) []byte {
+func Sidecar(v catalog.Version) []byte { return SidecarWith(v, nil) }
+
+// SidecarWith is Sidecar with lineage as its "lineage" field.
+func SidecarWith(v catalog.Version, lineage any) []byte {
 	b, err := json.MarshalIndent(struct {
 		catalog.Version
 		Lineage any `json:"lineage"`
-	}{Version: v}, "", "  ")
+	}{Version: v, Lineage: lineage}, "", "  ")
 	if err != nil {
 		panic(err) // a Version always marshals
 	}

@@ -151,7 +151,8 @@ type handle struct {
 	w    *writeHandle
 }
 
-func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+// open is Open without lineage (lineage.go).
+func (n *node) open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
 		return n.openWrite(ctx, flags)
 	}

@@ -52,7 +52,7 @@ func (m *Mount) commitScratch(ctx context.Context, src, key string) syscall.Errn
 	if !fi.Mode().IsRegular() {
 		return syscall.EXDEV // tools copy instead
 	}
-	v, err := m.ns.st.CommitPath(ctx, key, src)
+	v, err := m.ns.st.CommitPath(m.scratchRunCtx(ctx, src), key, src) // lineage.go
 	if err != nil {
 		return errno(m.log, "rename", err)
 	}

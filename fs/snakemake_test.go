@@ -56,8 +56,8 @@ func TestSnakemake(t *testing.T) {
 			}
 			run := func(args ...string) string {
 				t.Helper()
-				cmd := exec.Command("snakemake", append([]string{"--cores", "1", "--config", "data=" + data}, args...)...)
-				cmd.Dir = wd
+				// cd after exec (see world.sh).
+				cmd := exec.Command("sh", append([]string{"-c", `cd "$0" && exec snakemake "$@"`, wd, "--cores", "1", "--config", "data=" + data}, args...)...)
 				out, err := cmd.CombinedOutput()
 				if err != nil && !strings.Contains(strings.Join(args, " "), "broken") {
 					t.Fatalf("snakemake %v: %v\n%s", args, err, out)

@@ -375,7 +375,8 @@ func (n *node) checkNew(name string) (string, syscall.Errno) {
 	return key, 0
 }
 
-func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+// create is Create without lineage (lineage.go).
+func (n *node) create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
 	if e := n.writable(); e != 0 {
 		return nil, nil, 0, e
 	}

@@ -54,8 +54,10 @@ func (w *world) p(name string) string { return filepath.Join(w.dir, name) }
 
 func (w *world) sh(script string) {
 	w.t.Helper()
-	cmd := exec.Command("sh", "-ec", script)
-	cmd.Dir = w.dir
+	// cd after exec: a child that enters the mount between fork and exec
+	// can deadlock with a FUSE server in the test's own process (the Go
+	// runtime waits for the vfork'd thread, which waits for the server).
+	cmd := exec.Command("sh", "-ec", `cd "$1"; shift; eval "$@"`, "sh", w.dir, script)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		w.t.Fatalf("%s: %v\n%s", script, err, out)
 	}

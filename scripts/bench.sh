@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # make bench: every benchmark with its baseline, in one run. Figures go to
 # stdout; BENCHMARKS.md records them with the command of each section.
-# BENCH=foundation,ontology,mount picks sections (default: all).
+# BENCH=foundation,ontology,mount,postgres picks sections (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want=",${BENCH:-foundation,ontology,mount},"
+want=",${BENCH:-foundation,ontology,mount,postgres},"
 section() { case "$want" in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 if section foundation; then
@@ -14,6 +14,12 @@ fi
 if section ontology; then
   echo "## Ontologies: go test -bench ./ontology/"
   go test -run '^$' -bench . -benchmem ./ontology/
+fi
+if section postgres; then
+  # PostgreSQL catalog vs bbolt, and 8 writer processes on two mounts
+  # (issue 9); docs/postgres.md has results.
+  echo "## PostgreSQL catalog: scripts/pg-bench.sh"
+  scripts/pg-bench.sh
 fi
 if section mount; then
   echo "## Mount: go test -bench BenchmarkMount ./fs/ (root, /dev/fuse)"

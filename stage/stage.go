@@ -112,6 +112,7 @@ type File struct {
 	closed    bool // journal says closed
 	append    bool
 	released  bool
+	run       string // lineage run credited with commits (run.go)
 }
 
 func newID() string {
@@ -343,7 +344,7 @@ func (f *File) commit(ctx context.Context) error {
 		f.closed = true
 	}
 	key := f.Key()
-	v, err := f.s.commitFile(ctx, key, io.NewSectionReader(f.data, 0, f.size), f.mtime, f.mode, "")
+	v, err := f.s.commitFile(WithRun(ctx, f.run), key, io.NewSectionReader(f.data, 0, f.size), f.mtime, f.mode, "")
 	if err != nil {
 		return err
 	}
@@ -376,7 +377,7 @@ func (s *Stage) commitFile(ctx context.Context, key string, r io.Reader, mtime t
 	saved, err := s.cat.Save(ctx, []catalog.NewVersion{{
 		Key: key, Kind: cache.KindFile, Suffix: suffix, OType: instance.OType(suffix),
 		Size: file.Size, Digest: file.Digest, Manifest: string(mref), Description: desc,
-		CreatedBy: s.opts.User, CreatedAt: now, Mtime: mtime, Mode: mode,
+		CreatedBy: s.opts.User, CreatedAt: now, Mtime: mtime, Mode: mode, Run: runOf(ctx),
 	}})
 	if err != nil {
 		return catalog.Version{}, err

@@ -294,6 +294,9 @@ func (s *Server) handle(req request, enc *json.Encoder) error {
 	if res, err, ok := s.handleAnnotate(ctx, req.M, req.A); ok { // annotate.go
 		return reply(res, err)
 	}
+	if res, err, ok := s.handleRuns(ctx, req.M, req.A); ok { // runs.go
+		return reply(res, err)
+	}
 	return reply(nil, fmt.Errorf("catalogrpc: unknown call %q (is the daemon an older lamina?)", req.M))
 }
 

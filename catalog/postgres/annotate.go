@@ -827,3 +827,10 @@ func (s *Store) Collection(ctx context.Context, name string, n int) (catalog.Col
 	})
 	return out, err
 }
+
+func jsonUnmarshal(raw []byte, v any) error {
+	if err := json.Unmarshal(raw, v); err != nil {
+		return errorf(catalog.ErrSchema, "catalog: record: %v", err)
+	}
+	return nil
+}

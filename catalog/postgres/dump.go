@@ -80,6 +80,18 @@ func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 				var x catalog.Collection
 				return catalog.Record{Collection: &x}, json.Unmarshal(raw, &x)
 			})},
+			{`SELECT rec FROM transforms ORDER BY uid`, jsonRec(func(raw []byte) (catalog.Record, error) {
+				var x catalog.Transform
+				return catalog.Record{Transform: &x}, json.Unmarshal(raw, &x)
+			})},
+			{`SELECT rec FROM runs ORDER BY uid`, jsonRec(func(raw []byte) (catalog.Record, error) {
+				var x catalog.Run
+				return catalog.Record{Run: &x}, json.Unmarshal(raw, &x)
+			})},
+			{`SELECT run, uid FROM run_inputs ORDER BY run, uid`, func(row pgx.Rows) (catalog.Record, error) {
+				var in catalog.RunInput
+				return catalog.Record{Input: &in}, row.Scan(&in.Run, &in.UID)
+			}},
 		}
 		for _, st := range steps {
 			rows, err := tx.Query(ctx, st.sql)
@@ -111,7 +123,8 @@ func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 func (s *Store) Load(ctx context.Context, recs iter.Seq2[catalog.Record, error]) error {
 	return s.writeN(ctx, 1, func(tx pgx.Tx, changed func(...string)) error {
 		if _, full, err := exists(ctx, tx, `SELECT 'x' FROM artifacts UNION ALL SELECT 'x' FROM folders UNION ALL SELECT 'x' FROM links
-			UNION ALL SELECT 'x' FROM features UNION ALL SELECT 'x' FROM labels UNION ALL SELECT 'x' FROM collections LIMIT 1`); err != nil {
+			UNION ALL SELECT 'x' FROM features UNION ALL SELECT 'x' FROM labels UNION ALL SELECT 'x' FROM collections
+			UNION ALL SELECT 'x' FROM transforms UNION ALL SELECT 'x' FROM runs LIMIT 1`); err != nil {
 			return err
 		} else if full {
 			return errorf(ErrConflict, "the catalog database is not empty; import into a new instance")
@@ -177,6 +190,13 @@ func load(ctx context.Context, tx pgx.Tx, r catalog.Record) error {
 		c := *r.Collection
 		c.Versions, c.Unchanged = nil, false
 		return putJSON(ctx, tx, `INSERT INTO collections (name, version, rec) VALUES ($1, $2, $3)`, c, c.Name, c.Version)
+	case r.Transform != nil:
+		return putTransform(ctx, tx, *r.Transform)
+	case r.Run != nil:
+		return putRun(ctx, tx, *r.Run)
+	case r.Input != nil:
+		_, err := tx.Exec(ctx, `INSERT INTO run_inputs (run, uid) VALUES ($1, $2) ON CONFLICT DO NOTHING`, r.Input.Run, r.Input.UID)
+		return err
 	}
 	return nil
 }

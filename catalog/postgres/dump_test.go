@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogtest"
@@ -27,17 +28,30 @@ func populate(t *testing.T, c catalog.Catalog) {
 			t.Fatal(err)
 		}
 	}
+	tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "qc.py", Kind: "script", Source: "print(1)"})
+	must(err)
+	parent, err := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Params: map[string]any{"n": 3.0}})
+	must(err)
+	child, err := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Parent: parent.UID, Name: "rule a"})
+	must(err)
+	code := 0
+	_, err = c.FinishRun(ctx, child.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code})
+	must(err)
 	var uids []string
 	for i, kc := range [][2]string{{"exp/a.csv", "1"}, {"exp/a.csv", "2"}, {"exp/b.csv", "3"}, {"gone/c", "4"}, {"gone/c", "5"}, {"x", "6"}} {
 		nv := catalogtest.NV(kc[0], kc[1])
 		nv.Description = "sample " + kc[1]
 		nv.Columns = []catalog.Column{{Name: "gene", Dtype: "str"}}
 		nv.Shape = []int64{int64(i), 2}
+		if i == 2 {
+			nv.Run = child.UID
+		}
 		s, err := c.Save(ctx, []catalog.NewVersion{nv})
 		must(err)
 		uids = append(uids, s[0].Version.UID)
 	}
-	_, err := c.Trash(ctx, "gone/c")
+	must(c.AddInputs(ctx, child.UID, uids[:2]))
+	_, err = c.Trash(ctx, "gone/c")
 	must(err)
 	must(c.OutboxDone(ctx, uids[:2]))
 	must(c.MakeFolder(ctx, "empty/dir"))
@@ -130,6 +144,17 @@ func TestDumpLoadBothWays(t *testing.T) {
 		hits, err := c.Search(ctx, "hepatocyte", 5)
 		if err != nil || len(hits) != 1 {
 			t.Fatalf("%T Search = %v, %v", c, hits, err)
+		}
+		runs, err := c.ListRuns(ctx, catalog.RunQuery{})
+		if err != nil || len(runs) != 2 {
+			t.Fatalf("%T ListRuns = %v, %v", c, runs, err)
+		}
+		rec, err := c.RunRecord(ctx, runs[0].UID)
+		if err != nil || len(rec.Inputs) != 2 || len(rec.Outputs) != 1 || rec.Transform.Name != "qc.py" {
+			t.Fatalf("%T RunRecord = %+v, %v", c, rec, err)
+		}
+		if used, err := c.UsedBy(ctx, rec.Inputs[0]); err != nil || len(used) != 1 {
+			t.Fatalf("%T UsedBy = %v, %v", c, used, err)
 		}
 		n, err := c.Counts(ctx)
 		if err != nil || n != (catalog.Counts{Artifacts: 3, Versions: 4, Trashed: 2, Bytes: 6}) {

@@ -161,6 +161,32 @@ func TestTwoWriters(t *testing.T) {
 			t.Fatalf("heard %d of %d changes", got, n)
 		}
 	}
+	// Lineage links across workstations: a run started on a, its input
+	// and output recorded on b, read back on a.
+	tr, err := a.SaveTransform(ctx, catalog.Transform{Name: "align.sh", Kind: "script"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := a.StartRun(ctx, catalog.Run{Transform: tr.UID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddInputs(ctx, run.UID, []string{vs[0].UID}); err != nil {
+		t.Fatal(err)
+	}
+	out := catalogtest.NV("shared/out", "o")
+	out.Run = run.UID
+	sv, err := b.Save(ctx, []catalog.NewVersion{out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := a.RunRecord(ctx, run.UID)
+	if err != nil || !slices.Equal(rec.Inputs, []string{vs[0].UID}) || !slices.Equal(rec.Outputs, []string{sv[0].Version.UID}) {
+		t.Fatalf("lineage across stores: %+v, %v", rec, err)
+	}
+	for len(heard) > 0 {
+		<-heard
+	}
 	if _, err := a.Trash(ctx, "shared/k"); err != nil {
 		t.Fatal(err)
 	}

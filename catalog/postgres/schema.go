@@ -11,7 +11,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this build reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrations[i] brings a schema at version i to version i+1. Keys are
 // COLLATE "C": byte order, as bbolt sorts, so listings and prefix ranges
@@ -57,6 +57,17 @@ var migrations = []string{
 	CREATE INDEX words_uid ON words (uid);
 	CREATE TABLE collections (name text COLLATE "C" NOT NULL, version int NOT NULL, rec jsonb NOT NULL,
 		PRIMARY KEY (name, version));`,
+	// 1→2: lineage (catalog.Runs).
+	`CREATE TABLE transforms (uid text COLLATE "C" PRIMARY KEY, name text NOT NULL, kind text NOT NULL,
+		digest text NOT NULL, rec jsonb NOT NULL, UNIQUE (name, kind, digest));
+	CREATE TABLE runs (uid text COLLATE "C" PRIMARY KEY, transform text COLLATE "C" NOT NULL REFERENCES transforms DEFERRABLE INITIALLY DEFERRED,
+		parent text COLLATE "C" REFERENCES runs DEFERRABLE INITIALLY DEFERRED, started_ns bigint NOT NULL, rec jsonb NOT NULL);
+	CREATE INDEX runs_order ON runs (started_ns, uid);
+	CREATE INDEX runs_parent ON runs (parent, started_ns, uid);
+	CREATE TABLE run_inputs (run text COLLATE "C" NOT NULL REFERENCES runs DEFERRABLE INITIALLY DEFERRED, uid text COLLATE "C" NOT NULL,
+		PRIMARY KEY (run, uid));
+	CREATE INDEX run_inputs_uid ON run_inputs (uid, run);
+	CREATE INDEX versions_run ON versions ((rec->>'run')) WHERE rec ? 'run';`,
 }
 
 // migrate creates or upgrades the schema, one migration per transaction,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +45,11 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
 	}
-	rb := retry.New(raw, retry.DefaultPolicy, o.log)
+	policy, err := retryPolicy()
+	if err != nil {
+		return nil, nil, err
+	}
+	rb := retry.New(raw, policy, o.log)
 	up, err := cache.OpenUploads(rb, s.UploadDir(), cache.UploadOptions{SyncUpload: o.syncUpload, Logger: o.log})
 	if err != nil {
 		return nil, nil, err
@@ -59,6 +64,24 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 		return nil, nil, err
 	}
 	return disk, &remote{raw: raw, disk: disk, up: up}, nil
+}
+
+// retryPolicy is retry.DefaultPolicy (about half a minute per call)
+// unless LAMINA_S3_RETRY says "ATTEMPTS,MAXWAIT", e.g. "3,50ms": for
+// tests, and for a mount that should fail fast rather than wait out an
+// outage.
+func retryPolicy() (retry.Policy, error) {
+	v := os.Getenv("LAMINA_S3_RETRY")
+	if v == "" {
+		return retry.DefaultPolicy, nil
+	}
+	a, w, _ := strings.Cut(v, ",")
+	n, err := strconv.Atoi(strings.TrimSpace(a))
+	d, derr := time.ParseDuration(strings.TrimSpace(w))
+	if err != nil || derr != nil || n < 1 || d <= 0 {
+		return retry.Policy{}, fmt.Errorf("LAMINA_S3_RETRY=%q: want ATTEMPTS,MAXWAIT such as 3,50ms", v)
+	}
+	return retry.Policy{Attempts: n, Base: min(d, retry.DefaultPolicy.Base), Max: d, Elapsed: retry.DefaultPolicy.Elapsed}, nil
 }
 
 // openS3 opens the bucket of an s3:// instance with the standard
@@ -102,6 +125,7 @@ func (r *remote) drain(ctx context.Context, stall time.Duration, progress func(c
 
 func (r *remote) close() {
 	if r != nil {
+		r.disk.Close() // read-ahead in flight
 		r.up.Close()
 	}
 }

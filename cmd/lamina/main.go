@@ -75,6 +75,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 			cmdDelete(), cmdRestore(), cmdGC(),
 			cmdMount(), cmdUmount(), cmdStatus(), cmdCache(),
 			cmdOntology(),
+			cmdRun(), cmdRuns(), cmdLineage(), cmdTrack(), // issue 5: run.go, runs.go, lineage.go, track.go
 			cmdFeature(), cmdLabel(), cmdSchema(), cmdAnnotate(), cmdCurate(), cmdSearch(), cmdCollection(), // issue 7
 		},
 		HideHelpCommand:      true,

@@ -20,6 +20,7 @@ import (
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	lfs "github.com/lamina-bio/lamina/fs"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/lineage"
 	"github.com/lamina-bio/lamina/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -245,11 +246,16 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			return err
 		}
 	}
+	// Lineage: runs register through the socket (tracker.Wrap below); the
+	// mount asks the tracker on OPEN and CREATE.
+	tracker := lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log})
+	defer tracker.Close()
 	m, err := lfs.New(dir, cat, store, lfs.MountOptions{
 		Options: lfs.Options{ShowVersions: c.Bool("show-versions"), ShowMeta: c.Bool("show-meta")},
 		Name:    s.Name, NoXAttrs: c.Bool("no-xattrs"), StatfsPath: s.Storage,
 		Debug: c.Bool("debug"), Logger: log,
 		Stage: writes, Scratch: scratchPatterns(s),
+		Tracker: tracker,
 	})
 	if err != nil {
 		return explainMount(err)
@@ -264,7 +270,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		stopListen := listenChanges(pg, m, log) // postgres.go
 		defer stopListen()
 	}
-	srv := catalogrpc.NewServer(cat, catalogrpc.ServerOptions{
+	srv := catalogrpc.NewServer(tracker.Wrap(cat), catalogrpc.ServerOptions{
 		ID: s.ID, Changed: m.Changed, Logger: log,
 		Status: func() any {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

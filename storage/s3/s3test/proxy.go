@@ -26,6 +26,7 @@ type Proxy struct {
 	faults   []Fault // applied to the next requests, one each
 	always   Fault   // applied to every request while set
 	requests int
+	byMethod map[string]int
 	match    string // faults apply only to requests whose method+path contains this
 }
 
@@ -81,6 +82,13 @@ func (p *Proxy) Only(s string) { p.mu.Lock(); p.match = s; p.mu.Unlock() }
 // Requests is how many requests reached the proxy.
 func (p *Proxy) Requests() int { p.mu.Lock(); defer p.mu.Unlock(); return p.requests }
 
+// RequestsOf is how many requests with this HTTP method reached the proxy.
+func (p *Proxy) RequestsOf(method string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byMethod[method]
+}
+
 // Down stops listening and drops every connection: the server is gone.
 func (p *Proxy) Down() {
 	p.mu.Lock()
@@ -109,6 +117,10 @@ func (p *Proxy) Up() error {
 func (p *Proxy) handle(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.requests++
+	if p.byMethod == nil {
+		p.byMethod = map[string]int{}
+	}
+	p.byMethod[r.Method]++
 	lat := p.latency
 	f := None
 	if p.match == "" || strings.Contains(r.Method+" "+r.URL.RequestURI(), p.match) {

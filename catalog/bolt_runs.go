@@ -1,0 +1,331 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/lamina-bio/lamina/ref"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Buckets of catalog.Runs (made on first use, so older files need no
+// migration):
+//
+//	transforms      uid → JSON Transform
+//	transform_ids   name \x00 kind \x00 digest → uid
+//	runs            uid → JSON Run
+//	run_order       8-byte big-endian start nanoseconds + uid → "" (newest last)
+//	run_children    parent uid + child uid → ""
+//	run_inputs      run uid + version uid → ""
+//	version_users   version uid + run uid → ""
+//	run_outputs     run uid + version uid → "" (written by Save for NewVersion.Run)
+//
+// Run uids are ref.NewStem() strings (16 characters), so "run + version"
+// keys split at a fixed offset.
+var (
+	bTransforms   = []byte("transforms")
+	bTransformIDs = []byte("transform_ids")
+	bRuns         = []byte("runs")
+	bRunOrder     = []byte("run_order")
+	bRunChildren  = []byte("run_children")
+	bRunInputs    = []byte("run_inputs")
+	bVersionUsers = []byte("version_users")
+	bRunOutputs   = []byte("run_outputs")
+)
+
+var _ Runs = (*Bolt)(nil)
+
+func bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
+	if !tx.Writable() {
+		if b := tx.Bucket(name); b != nil {
+			return b, nil
+		}
+		return nil, nil
+	}
+	return tx.CreateBucketIfNotExists(name)
+}
+
+// afterSaveRun indexes a new version under the run that wrote it.
+func (t txn) afterSaveRun(v Version) error {
+	if v.Run == "" {
+		return nil
+	}
+	b, err := bucket(t.tx, bRunOutputs)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(v.Run+v.UID), nil)
+}
+
+func (b *Bolt) SaveTransform(ctx context.Context, tr Transform) (Transform, error) {
+	if tr.Name == "" {
+		return Transform{}, fmt.Errorf("catalog: a transform needs a name")
+	}
+	id := []byte(tr.Name + "\x00" + tr.Kind + "\x00" + tr.Digest.String())
+	err := b.with(true, func(tx *bolt.Tx) error {
+		ids, err := bucket(tx, bTransformIDs)
+		if err != nil {
+			return err
+		}
+		ts, err := bucket(tx, bTransforms)
+		if err != nil {
+			return err
+		}
+		if uid := ids.Get(id); uid != nil {
+			_, err := getJSON(ts, uid, &tr)
+			return err
+		}
+		tr.UID = ref.NewStem()
+		if tr.CreatedAt.IsZero() {
+			tr.CreatedAt = time.Now()
+		}
+		tr.CreatedAt = tr.CreatedAt.UTC()
+		if err := ids.Put(id, []byte(tr.UID)); err != nil {
+			return err
+		}
+		return putJSON(ts, []byte(tr.UID), tr)
+	})
+	if err != nil {
+		return Transform{}, fmt.Errorf("catalog: save transform %s: %w", tr.Name, err)
+	}
+	return tr, nil
+}
+
+func orderKey(r Run) []byte {
+	k := make([]byte, 8, 8+len(r.UID))
+	binary.BigEndian.PutUint64(k, uint64(r.StartedAt.UnixNano()))
+	return append(k, r.UID...)
+}
+
+func (b *Bolt) StartRun(ctx context.Context, r Run) (Run, error) {
+	r.UID = ref.NewStem()
+	r.Status = RunRunning
+	r.FinishedAt, r.ExitCode = nil, nil
+	if r.StartedAt.IsZero() {
+		r.StartedAt = time.Now()
+	}
+	r.StartedAt = r.StartedAt.UTC()
+	err := b.with(true, func(tx *bolt.Tx) error {
+		ts, err := bucket(tx, bTransforms)
+		if err != nil {
+			return err
+		}
+		if ts.Get([]byte(r.Transform)) == nil {
+			return errorf(ErrNotFound, "no transform %q", r.Transform)
+		}
+		runs, err := bucket(tx, bRuns)
+		if err != nil {
+			return err
+		}
+		if r.Parent != "" {
+			if runs.Get([]byte(r.Parent)) == nil {
+				return errorf(ErrNotFound, "no parent run %q", r.Parent)
+			}
+			ch, err := bucket(tx, bRunChildren)
+			if err != nil {
+				return err
+			}
+			if err := ch.Put([]byte(r.Parent+r.UID), orderKey(r)[:8]); err != nil {
+				return err
+			}
+		}
+		ord, err := bucket(tx, bRunOrder)
+		if err != nil {
+			return err
+		}
+		if err := ord.Put(orderKey(r), nil); err != nil {
+			return err
+		}
+		return putJSON(runs, []byte(r.UID), r)
+	})
+	if err != nil {
+		return Run{}, fmt.Errorf("catalog: start run: %w", err)
+	}
+	return r, nil
+}
+
+func (b *Bolt) FinishRun(ctx context.Context, uid string, e RunEnd) (Run, error) {
+	var r Run
+	err := b.with(true, func(tx *bolt.Tx) error {
+		runs, err := bucket(tx, bRuns)
+		if err != nil {
+			return err
+		}
+		if ok, err := getJSON(runs, []byte(uid), &r); err != nil {
+			return err
+		} else if !ok {
+			return errorf(ErrNotFound, "no run %q", uid)
+		}
+		r.finish(e)
+		return putJSON(runs, []byte(uid), r)
+	})
+	return r, err
+}
+
+// finish applies e to r.
+func (r *Run) finish(e RunEnd) {
+	if !e.FinishedAt.IsZero() {
+		t := e.FinishedAt.UTC()
+		r.FinishedAt = &t
+	}
+	if e.ExitCode != nil {
+		c := *e.ExitCode
+		r.ExitCode = &c
+	}
+	if e.Name != "" {
+		r.Name = e.Name
+	}
+	switch {
+	case r.ExitCode != nil && *r.ExitCode != 0:
+		r.Status = RunFailed
+	case r.FinishedAt != nil || r.ExitCode != nil:
+		r.Status = RunOK
+	}
+}
+
+func (b *Bolt) AddInputs(ctx context.Context, run string, uids []string) error {
+	return b.with(true, func(tx *bolt.Tx) error {
+		runs, err := bucket(tx, bRuns)
+		if err != nil {
+			return err
+		}
+		if runs.Get([]byte(run)) == nil {
+			return errorf(ErrNotFound, "no run %q", run)
+		}
+		in, err := bucket(tx, bRunInputs)
+		if err != nil {
+			return err
+		}
+		users, err := bucket(tx, bVersionUsers)
+		if err != nil {
+			return err
+		}
+		for _, u := range uids {
+			if err := in.Put([]byte(run+u), nil); err != nil {
+				return err
+			}
+			if err := users.Put([]byte(u+run), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// suffixes returns the rest of every key in bucket name that starts with
+// prefix, in key order.
+func suffixes(tx *bolt.Tx, name []byte, prefix string) []string {
+	bk := tx.Bucket(name)
+	if bk == nil {
+		return []string{}
+	}
+	out := []string{}
+	p := []byte(prefix)
+	c := bk.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		out = append(out, string(k[len(p):]))
+	}
+	return out
+}
+
+func (b *Bolt) RunRecord(ctx context.Context, uid string) (RunRecord, error) {
+	var rec RunRecord
+	if !ref.IsUIDPrefix(uid) {
+		return rec, fmt.Errorf("%w: %q is not a run uid", ref.ErrBadUID, uid)
+	}
+	err := b.with(false, func(tx *bolt.Tx) error {
+		runs := tx.Bucket(bRuns)
+		if runs == nil {
+			return errorf(ErrNotFound, "no run %q", uid)
+		}
+		c := runs.Cursor()
+		p := []byte(uid)
+		k, raw := c.Seek(p)
+		if k == nil || !bytes.HasPrefix(k, p) {
+			return errorf(ErrNotFound, "no run %q", uid)
+		}
+		if k2, _ := c.Next(); k2 != nil && bytes.HasPrefix(k2, p) {
+			return errorf(ErrConflict, "run uid prefix %q is ambiguous", uid)
+		}
+		if err := json.Unmarshal(raw, &rec.Run); err != nil {
+			return err
+		}
+		if ts := tx.Bucket(bTransforms); ts != nil {
+			if _, err := getJSON(ts, []byte(rec.Run.Transform), &rec.Transform); err != nil {
+				return err
+			}
+		}
+		id := rec.Run.UID
+		rec.Inputs = suffixes(tx, bRunInputs, id)
+		rec.Outputs = suffixes(tx, bRunOutputs, id)
+		rec.Children = suffixes(tx, bRunChildren, id)
+		if ch := tx.Bucket(bRunChildren); ch != nil && len(rec.Children) > 1 {
+			at := func(c string) []byte { return ch.Get([]byte(id + c)) }
+			sort.SliceStable(rec.Children, func(i, j int) bool {
+				return bytes.Compare(at(rec.Children[i]), at(rec.Children[j])) < 0
+			})
+		}
+		return nil
+	})
+	return rec, err
+}
+
+func (b *Bolt) ListRuns(ctx context.Context, q RunQuery) ([]Run, error) {
+	out := []Run{}
+	err := b.with(false, func(tx *bolt.Tx) error {
+		ord, runs := tx.Bucket(bRunOrder), tx.Bucket(bRuns)
+		if ord == nil || runs == nil {
+			return nil
+		}
+		var names map[string]bool // transform uid → name matches
+		if q.Transform != "" {
+			names = map[string]bool{}
+			if ts := tx.Bucket(bTransforms); ts != nil {
+				err := ts.ForEach(func(k, v []byte) error {
+					var t Transform
+					if err := json.Unmarshal(v, &t); err != nil {
+						return err
+					}
+					names[string(k)] = t.Name == q.Transform
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+		}
+		c := ord.Cursor()
+		for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
+			var r Run
+			if ok, err := getJSON(runs, k[8:], &r); err != nil || !ok {
+				return err
+			}
+			if names != nil && !names[r.Transform] {
+				continue
+			}
+			if q.Parent != "" && r.Parent != q.Parent {
+				continue
+			}
+			out = append(out, r)
+			if q.Limit > 0 && len(out) >= q.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (b *Bolt) UsedBy(ctx context.Context, uid string) ([]string, error) {
+	var out []string
+	err := b.with(false, func(tx *bolt.Tx) error {
+		out = suffixes(tx, bVersionUsers, uid)
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,220 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// Lineage (catalog.Runs), as Bolt keeps it (catalog/bolt_runs.go): runs
+// ordered by start time, children by theirs, inputs in run_inputs, and
+// outputs read from the versions whose Run names the run (versions_run).
+
+var _ catalog.Runs = (*Store)(nil)
+
+func (s *Store) SaveTransform(ctx context.Context, tr catalog.Transform) (catalog.Transform, error) {
+	if tr.Name == "" {
+		return catalog.Transform{}, fmt.Errorf("catalog: a transform needs a name")
+	}
+	in := tr
+	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		tr = in
+		if ok, err := getJSON(ctx, tx, `SELECT rec FROM transforms WHERE name = $1 AND kind = $2 AND digest = $3`,
+			&tr, tr.Name, tr.Kind, tr.Digest.String()); err != nil || ok {
+			return err
+		}
+		tr.UID = ref.NewStem()
+		if tr.CreatedAt.IsZero() {
+			tr.CreatedAt = time.Now()
+		}
+		tr.CreatedAt = tr.CreatedAt.UTC()
+		return putTransform(ctx, tx, tr)
+	})
+	if err != nil {
+		return catalog.Transform{}, fmt.Errorf("catalog: save transform %s: %w", in.Name, err)
+	}
+	return tr, nil
+}
+
+func putTransform(ctx context.Context, tx pgx.Tx, tr catalog.Transform) error {
+	return putJSON(ctx, tx, `INSERT INTO transforms (uid, name, kind, digest, rec) VALUES ($1, $2, $3, $4, $5)`,
+		tr, tr.UID, tr.Name, tr.Kind, tr.Digest.String())
+}
+
+func putRun(ctx context.Context, tx pgx.Tx, r catalog.Run) error {
+	var parent *string
+	if r.Parent != "" {
+		parent = &r.Parent
+	}
+	return putJSON(ctx, tx, `INSERT INTO runs (uid, transform, parent, started_ns, rec) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (uid) DO UPDATE SET rec = EXCLUDED.rec`, r, r.UID, r.Transform, parent, ns(r.StartedAt))
+}
+
+func (s *Store) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, error) {
+	r.UID = ref.NewStem()
+	r.Status = catalog.RunRunning
+	r.FinishedAt, r.ExitCode = nil, nil
+	if r.StartedAt.IsZero() {
+		r.StartedAt = time.Now()
+	}
+	r.StartedAt = r.StartedAt.UTC()
+	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		if _, ok, err := exists(ctx, tx, `SELECT uid FROM transforms WHERE uid = $1`, r.Transform); err != nil {
+			return err
+		} else if !ok {
+			return errorf(ErrNotFound, "no transform %q", r.Transform)
+		}
+		if r.Parent != "" {
+			if _, ok, err := exists(ctx, tx, `SELECT uid FROM runs WHERE uid = $1`, r.Parent); err != nil {
+				return err
+			} else if !ok {
+				return errorf(ErrNotFound, "no parent run %q", r.Parent)
+			}
+		}
+		return putRun(ctx, tx, r)
+	})
+	if err != nil {
+		return catalog.Run{}, fmt.Errorf("catalog: start run: %w", err)
+	}
+	return r, nil
+}
+
+func (s *Store) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (catalog.Run, error) {
+	var r catalog.Run
+	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		r = catalog.Run{}
+		if ok, err := getJSON(ctx, tx, `SELECT rec FROM runs WHERE uid = $1`, &r, uid); err != nil {
+			return err
+		} else if !ok {
+			return errorf(ErrNotFound, "no run %q", uid)
+		}
+		finish(&r, e)
+		return putRun(ctx, tx, r)
+	})
+	return r, err
+}
+
+// finish applies e to r, as Bolt does.
+func finish(r *catalog.Run, e catalog.RunEnd) {
+	if !e.FinishedAt.IsZero() {
+		t := e.FinishedAt.UTC()
+		r.FinishedAt = &t
+	}
+	if e.ExitCode != nil {
+		c := *e.ExitCode
+		r.ExitCode = &c
+	}
+	if e.Name != "" {
+		r.Name = e.Name
+	}
+	switch {
+	case r.ExitCode != nil && *r.ExitCode != 0:
+		r.Status = catalog.RunFailed
+	case r.FinishedAt != nil || r.ExitCode != nil:
+		r.Status = catalog.RunOK
+	}
+}
+
+func (s *Store) AddInputs(ctx context.Context, run string, uids []string) error {
+	return s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		if _, ok, err := exists(ctx, tx, `SELECT uid FROM runs WHERE uid = $1`, run); err != nil {
+			return err
+		} else if !ok {
+			return errorf(ErrNotFound, "no run %q", run)
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO run_inputs (run, uid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, run, uids)
+		return err
+	})
+}
+
+func (s *Store) RunRecord(ctx context.Context, uid string) (catalog.RunRecord, error) {
+	var rec catalog.RunRecord
+	if !ref.IsUIDPrefix(uid) {
+		return rec, fmt.Errorf("%w: %q is not a run uid", ref.ErrBadUID, uid)
+	}
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT rec FROM runs WHERE uid >= $1 AND uid < $2 ORDER BY uid LIMIT 2`, uid, upper(uid))
+		if err != nil {
+			return err
+		}
+		raws, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		if err != nil {
+			return err
+		}
+		switch len(raws) {
+		case 0:
+			return errorf(ErrNotFound, "no run %q", uid)
+		case 2:
+			return errorf(ErrConflict, "run uid prefix %q is ambiguous", uid)
+		}
+		if _, err := getJSON(ctx, tx, `SELECT $1::jsonb`, &rec.Run, raws[0]); err != nil {
+			return err
+		}
+		if _, err := getJSON(ctx, tx, `SELECT rec FROM transforms WHERE uid = $1`, &rec.Transform, rec.Run.Transform); err != nil {
+			return err
+		}
+		id := rec.Run.UID
+		if rec.Inputs, err = strings_(ctx, tx, `SELECT uid FROM run_inputs WHERE run = $1 ORDER BY uid`, id); err != nil {
+			return err
+		}
+		if rec.Outputs, err = strings_(ctx, tx, `SELECT uid FROM versions WHERE rec ? 'run' AND rec->>'run' = $1 ORDER BY uid`, id); err != nil {
+			return err
+		}
+		rec.Children, err = strings_(ctx, tx, `SELECT uid FROM runs WHERE parent = $1 ORDER BY started_ns, uid`, id)
+		return err
+	})
+	for _, l := range []*[]string{&rec.Inputs, &rec.Outputs, &rec.Children} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	return rec, err
+}
+
+func (s *Store) ListRuns(ctx context.Context, q catalog.RunQuery) ([]catalog.Run, error) {
+	sql := `SELECT r.rec FROM runs r JOIN transforms t ON t.uid = r.transform WHERE true`
+	var args sqlArgs
+	if q.Transform != "" {
+		sql += ` AND t.name = ` + args.add(q.Transform)
+	}
+	if q.Parent != "" {
+		sql += ` AND r.parent = ` + args.add(q.Parent)
+	}
+	sql += ` ORDER BY r.started_ns DESC, r.uid DESC`
+	if q.Limit > 0 {
+		sql += fmt.Sprintf(` LIMIT %d`, q.Limit)
+	}
+	out := []catalog.Run{}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	raws, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, wrap(err)
+	}
+	for _, raw := range raws {
+		var r catalog.Run
+		if err := jsonUnmarshal(raw, &r); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *Store) UsedBy(ctx context.Context, uid string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT run FROM run_inputs WHERE uid = $1 ORDER BY run`, uid)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if out == nil {
+		out = []string{}
+	}
+	return out, wrap(err)
+}

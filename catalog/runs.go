@@ -1,0 +1,107 @@
+package catalog
+
+import (
+	"context"
+	"time"
+
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// Transform is what a run executes: a named step, a script or a program.
+// Transforms are immutable; one name has a new transform each time its
+// source digest changes (as LaminDB versions a transform by its code).
+type Transform struct {
+	UID       string     `json:"uid"`
+	Name      string     `json:"name"`
+	Kind      string     `json:"kind"`             // "script", "program", "pipeline" or "named"
+	Path      string     `json:"path,omitempty"`   // the source file, as the run found it
+	Digest    ref.Digest `json:"digest,omitempty"` // of the source; zero when there is none
+	Source    string     `json:"source,omitempty"` // the source text (kept when small and text)
+	CreatedAt time.Time  `json:"created_at"`
+}
+
+// Run statuses.
+const (
+	RunRunning = "running"
+	RunOK      = "ok"
+	RunFailed  = "failed"
+)
+
+// Run is one execution of a transform.
+type Run struct {
+	UID        string            `json:"uid"`
+	Transform  string            `json:"transform"`      // transform uid
+	Name       string            `json:"name,omitempty"` // the transform name, or a Snakemake rule
+	Parent     string            `json:"parent,omitempty"`
+	Params     map[string]any    `json:"params,omitempty"` // numbers and booleans typed
+	Argv       []string          `json:"argv,omitempty"`
+	Cwd        string            `json:"cwd,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Host       string            `json:"host,omitempty"`
+	Env        map[string]string `json:"env,omitempty"` // an allow-listed summary, no secrets
+	StartedAt  time.Time         `json:"started_at"`
+	FinishedAt *time.Time        `json:"finished_at,omitempty"`
+	ExitCode   *int              `json:"exit_code,omitempty"`
+	Status     string            `json:"status"` // RunRunning, RunOK or RunFailed
+	// How a mount recognises the run's processes (lineage.Tracker): the
+	// registered root process (pid and its start time in clock ticks since
+	// boot, so that a reused pid never matches), its cgroup v2 path, and
+	// whether each job under the command is a child run (Snakemake).
+	RootPID   int    `json:"root_pid,omitempty"`
+	RootStart uint64 `json:"root_start,omitempty"`
+	Cgroup    string `json:"cgroup,omitempty"`
+	Split     bool   `json:"split,omitempty"`
+}
+
+// RunEnd finishes a run, or amends a finished one (a child run's name and
+// status learnt at the end of its parent). Zero fields are left alone.
+type RunEnd struct {
+	FinishedAt time.Time `json:"finished_at,omitempty"`
+	ExitCode   *int      `json:"exit_code,omitempty"` // non-zero marks the run failed
+	Name       string    `json:"name,omitempty"`
+}
+
+// RunRecord is a run with everything recorded about it.
+type RunRecord struct {
+	Run       Run       `json:"run"`
+	Transform Transform `json:"transform"`
+	Inputs    []string  `json:"inputs"`   // version uids the run used, sorted
+	Outputs   []string  `json:"outputs"`  // version uids whose Run is this run, sorted
+	Children  []string  `json:"children"` // child run uids, oldest first
+}
+
+// RunQuery selects runs, newest first.
+type RunQuery struct {
+	Transform string // transform name; "" for all
+	Parent    string // only the children of this run
+	Limit     int    // 0 means no limit
+}
+
+// Runs keeps transforms, runs and their inputs; outputs are the versions
+// saved with NewVersion.Run set. Each call is one transaction; methods are
+// safe for concurrent use.
+type Runs interface {
+	// SaveTransform records t unless a transform with the same name, kind
+	// and digest exists, and returns the stored one (with its uid).
+	SaveTransform(ctx context.Context, t Transform) (Transform, error)
+	// StartRun records r with a new uid (r.UID is ignored), status
+	// RunRunning. Errors: ErrNotFound when r.Transform or r.Parent names
+	// nothing.
+	StartRun(ctx context.Context, r Run) (Run, error)
+	// FinishRun sets the end of a run (see RunEnd) and returns it; status
+	// becomes RunOK or RunFailed by the exit code. ErrNotFound for an
+	// unknown uid.
+	FinishRun(ctx context.Context, uid string, e RunEnd) (Run, error)
+	// AddInputs records that run used the versions uids. Repeats are no-ops;
+	// the caller leaves out versions the run or its children wrote.
+	// ErrNotFound for an unknown run.
+	AddInputs(ctx context.Context, run string, uids []string) error
+	// RunRecord returns a run by full uid or unique prefix (at least
+	// ref.MinUIDPrefix characters), with its transform, inputs, outputs and
+	// children. ErrNotFound when none matches.
+	RunRecord(ctx context.Context, uid string) (RunRecord, error)
+	// ListRuns returns runs, newest first.
+	ListRuns(ctx context.Context, q RunQuery) ([]Run, error)
+	// UsedBy returns the uids of the runs that used version uid, sorted.
+	UsedBy(ctx context.Context, uid string) ([]string, error)
+}

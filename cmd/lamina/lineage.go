@@ -1,0 +1,67 @@
+package main
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/lineage"
+	"github.com/lamina-bio/lamina/ref"
+	"github.com/urfave/cli/v2"
+)
+
+func cmdLineage() *cli.Command {
+	return &cli.Command{
+		Name:      "lineage",
+		Usage:     "show where a version came from and where it went",
+		ArgsUsage: "KEY[@vN] | UID",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "one of " + strings.Join(lineage.Formats, ", ")},
+			&cli.IntFlag{Name: "depth", Aliases: []string{"d"}, Usage: "versions to go up and down (0: all)"},
+			&cli.BoolFlag{Name: "up", Usage: "only upstream"},
+			&cli.BoolFlag{Name: "down", Usage: "only downstream"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return exitf(2, "usage: lamina lineage KEY[@vN] [--format %s] [--depth N]", strings.Join(lineage.Formats, "|"))
+			}
+			format, err := checkFormat(c, lineage.Formats...)
+			if err != nil {
+				return err
+			}
+			cat, err := openRuns(c)
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			v, err := resolveSpec(c, cat, c.Args().First())
+			if err != nil {
+				return err
+			}
+			g, err := lineage.Walk(c.Context, cat, v, lineage.Options{Depth: c.Int("depth"), NoUp: c.Bool("down"), NoDown: c.Bool("up")})
+			if err != nil {
+				return err
+			}
+			return lineage.Write(c.App.Writer, g, format)
+		},
+	}
+}
+
+// resolveSpec finds the version KEY, KEY@vN or a uid names (trashed
+// versions too, by uid).
+func resolveSpec(c *cli.Context, cat catalog.Catalog, spec string) (catalog.Version, error) {
+	s, err := ref.ParseSpec(spec)
+	if err != nil {
+		return catalog.Version{}, exitf(2, "%v", err)
+	}
+	if s.UID != "" {
+		v, err := cat.ByUID(c.Context, s.UID)
+		if errors.Is(err, catalog.ErrNotFound) {
+			if kv, kerr := cat.ByKey(c.Context, spec, 0); kerr == nil {
+				return kv, nil
+			}
+		}
+		return v, err
+	}
+	return cat.ByKey(c.Context, s.Key, s.Version)
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/catalogrpc"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/lineage"
+	"github.com/urfave/cli/v2"
+)
+
+// runsCatalog is the catalog a lineage command talks to: the mount
+// daemon's when one is up (the only way runs get tracked through the
+// mount), else the catalog itself.
+type runsCatalog struct {
+	catalog.Catalog
+	daemon     bool
+	mountpoint string
+}
+
+func openRuns(c *cli.Context) (*runsCatalog, error) {
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		return nil, err
+	}
+	s, err := dirs.Current(c.String("instance"))
+	if err != nil {
+		return nil, err
+	}
+	cat, err := openCatalog(s)
+	if err != nil {
+		return nil, err
+	}
+	rc := &runsCatalog{Catalog: cat}
+	if _, ok := cat.(*catalogrpc.Client); ok {
+		rc.daemon = true
+		if st, err := readState(dirs, s.Name); err == nil {
+			rc.mountpoint = st.Mountpoint
+		}
+	}
+	return rc, nil
+}
+
+func paramFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "transform", Aliases: []string{"t"}, Usage: "name of the transform (default: the script the command runs, else the program)"},
+		&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "a parameter NAME=VALUE (numbers and true/false are typed); repeat for more"},
+	}
+}
+
+// newRun fills in a run of transform t for argv.
+func newRun(c *cli.Context, cat catalog.Catalog, argv []string) (catalog.Run, catalog.Transform, error) {
+	params, err := lineage.ParseParams(c.StringSlice("param"))
+	if err != nil {
+		return catalog.Run{}, catalog.Transform{}, exitf(2, "%v", err)
+	}
+	cwd, _ := os.Getwd()
+	t, err := cat.SaveTransform(c.Context, lineage.DetectTransform(argv, c.String("transform"), cwd))
+	if err != nil {
+		return catalog.Run{}, t, err
+	}
+	host, _ := os.Hostname()
+	name := ""
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	r := catalog.Run{Transform: t.UID, Name: t.Name, Parent: os.Getenv(lineage.EnvRun), Params: params, Argv: argv,
+		Cwd: cwd, User: name, Host: host, Env: lineage.EnvSummary(os.Environ()), StartedAt: time.Now()}
+	if r.Parent != "" {
+		if _, err := cat.RunRecord(c.Context, r.Parent); err != nil {
+			r.Parent = "" // a marker from another catalog, or a stale shell
+		}
+	}
+	return r, t, nil
+}
+
+func cmdRun() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run a command as a tracked run: what it reads under the mount is its input, what it writes its output",
+		ArgsUsage: "[--transform NAME] [--param K=V]... -- CMD [ARGS...]",
+		Flags:     paramFlags(),
+		Action: func(c *cli.Context) error {
+			argv := c.Args().Slice()
+			if len(argv) == 0 {
+				return exitf(2, "usage: lamina run [--transform NAME] [--param K=V]... -- CMD [ARGS...]")
+			}
+			cat, err := openRuns(c)
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			r, t, err := newRun(c, cat, argv)
+			if err != nil {
+				return err
+			}
+			// This process is the run's registered root: the command is its
+			// child, so nothing the command does escapes attribution.
+			if r.RootPID, r.RootStart, err = lineage.Self(); err != nil {
+				return err
+			}
+			var cg *lineage.Cgroup
+			if cat.daemon {
+				if cg, err = lineage.NewCgroup(fmt.Sprintf("lamina-run-%d", r.RootPID)); err == nil {
+					r.Cgroup = cg.Path
+					defer cg.Remove()
+				}
+			}
+			r.Split = lineage.IsSnakemake(argv)
+			if r, err = cat.StartRun(c.Context, r); err != nil {
+				return err
+			}
+			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
+			cmd.Env = append(os.Environ(), lineage.EnvRun+"="+r.UID)
+			if cg != nil {
+				if fd, err := syscall.Open(cg.Dir, syscall.O_DIRECTORY|syscall.O_RDONLY, 0); err == nil {
+					defer syscall.Close(fd)
+					cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+				}
+			}
+			code := 0
+			err = cmd.Start()
+			if err != nil && cmd.SysProcAttr != nil {
+				// No room in the cgroup tree: the parent chain still works.
+				cmd = exec.Command(argv[0], argv[1:]...)
+				cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Env = os.Stdin, c.App.Writer, c.App.ErrWriter, append(os.Environ(), lineage.EnvRun+"="+r.UID)
+				err = cmd.Start()
+			}
+			if err != nil {
+				code = 127
+				fmt.Fprintf(c.App.ErrWriter, "lamina: %v\n", err)
+			} else {
+				stop := context.AfterFunc(c.Context, func() { cmd.Process.Signal(syscall.SIGTERM) })
+				err := cmd.Wait()
+				stop()
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					code = ee.ExitCode()
+					if code < 0 {
+						code = 128 + int(ee.Sys().(syscall.WaitStatus).Signal())
+					}
+				}
+			}
+			// Finish with a fresh context: an interrupted run is recorded too.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := cat.FinishRun(ctx, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code}); err != nil {
+				return err
+			}
+			if r.Split {
+				nameJobs(ctx, cat, r, argv)
+			}
+			if err := printRunSummary(ctx, c, cat, r.UID, t); err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitf(code, "")
+			}
+			return nil
+		},
+	}
+}
+
+// nameJobs names a Snakemake run's child runs by rule, from Snakemake's
+// own records, and marks failed jobs.
+func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, argv []string) {
+	rec, err := cat.RunRecord(ctx, r.UID)
+	if err != nil || len(rec.Children) == 0 {
+		return
+	}
+	workdir := lineage.SnakemakeWorkdir(argv, r.Cwd)
+	jobs := lineage.SnakemakeJobs(workdir, r.StartedAt)
+	keyOf := func(p string) string {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(workdir, p)
+		}
+		if cat.mountpoint == "" {
+			return p
+		}
+		rel, err := filepath.Rel(cat.mountpoint, p)
+		if err != nil {
+			return p
+		}
+		return filepath.ToSlash(rel)
+	}
+	for _, ch := range rec.Children {
+		crec, err := cat.RunRecord(ctx, ch)
+		if err != nil {
+			continue
+		}
+		var outs []string
+		for _, u := range crec.Outputs {
+			if v, err := cat.ByUID(ctx, u); err == nil {
+				outs = append(outs, v.Key)
+			}
+		}
+		j, ok := lineage.MatchJob(jobs, crec.Run.Argv, outs, keyOf)
+		if !ok {
+			continue
+		}
+		end := catalog.RunEnd{Name: j.Rule}
+		if j.Failed {
+			one := 1
+			end.ExitCode = &one
+		} else {
+			zero := 0
+			end.ExitCode = &zero
+		}
+		cat.FinishRun(ctx, ch, end)
+	}
+}
+
+func printRunSummary(ctx context.Context, c *cli.Context, cat catalog.Catalog, uid string, t catalog.Transform) error {
+	rec, err := cat.RunRecord(ctx, uid)
+	if err != nil {
+		return err
+	}
+	r := rec.Run
+	d := time.Duration(0)
+	if r.FinishedAt != nil {
+		d = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond)
+	}
+	exit := ""
+	if r.ExitCode != nil {
+		exit = fmt.Sprintf(" exit %d", *r.ExitCode)
+	}
+	var extra []string
+	if n := len(rec.Children); n > 0 {
+		extra = append(extra, plural(n, "child run"))
+	}
+	fmt.Fprintf(c.App.ErrWriter, "lamina: run %s  %s (%s)  %s%s in %s: %s, %s%s\n", r.UID, t.Name, t.Kind, r.Status, exit, d,
+		plural(len(rec.Inputs), "input"), plural(len(rec.Outputs), "output"), strings.Join(append([]string{""}, extra...), ", "))
+	return nil
+}
+
+func plural(n int, s string) string {
+	if n == 1 {
+		return "1 " + s
+	}
+	return fmt.Sprintf("%d %ss", n, s)
+}
+
+// trackGet records a `lamina get` by a tracked process as an input of its
+// run, unless the run or one of its children wrote the version.
+func trackGet(ctx context.Context, cat catalog.Catalog, v catalog.Version) {
+	run := os.Getenv(lineage.EnvRun)
+	if run == "" {
+		return
+	}
+	for w, i := v.Run, 0; w != "" && i < 32; i++ {
+		if w == run {
+			return
+		}
+		rec, err := cat.RunRecord(ctx, w)
+		if err != nil {
+			break
+		}
+		w = rec.Run.Parent
+	}
+	if err := cat.AddInputs(ctx, run, []string{v.UID}); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		fmt.Fprintf(os.Stderr, "lamina: recording %s as an input of run %s: %v\n", v.Ref(), run, err)
+	}
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/urfave/cli/v2"
+)
+
+func cmdRuns() *cli.Command {
+	return &cli.Command{
+		Name:  "runs",
+		Usage: "list and show tracked runs",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "ls",
+				Usage: "list runs, newest first",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "transform", Aliases: []string{"t"}, Usage: "only runs of this transform"},
+					&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: 100, Usage: "at most this many (0: all)"},
+					formatFlag(),
+				},
+				Action: func(c *cli.Context) error {
+					format, err := checkFormat(c, "table", "json")
+					if err != nil {
+						return err
+					}
+					cat, err := openRuns(c)
+					if err != nil {
+						return err
+					}
+					defer cat.Close()
+					runs, err := cat.ListRuns(c.Context, catalog.RunQuery{Transform: c.String("transform"), Limit: c.Int("limit")})
+					if err != nil {
+						return err
+					}
+					if format == "json" {
+						return writeJSON(c.App.Writer, runs)
+					}
+					var rows [][]string
+					for _, r := range runs {
+						exit := ""
+						if r.ExitCode != nil {
+							exit = fmt.Sprint(*r.ExitCode)
+						}
+						rows = append(rows, []string{r.UID, r.StartedAt.Local().Format(time.DateTime), r.Status, exit, r.Name, r.Parent})
+					}
+					return table(c.App.Writer, []string{"UID", "STARTED", "STATUS", "EXIT", "NAME", "PARENT"}, rows)
+				},
+			},
+			{
+				Name:      "show",
+				Usage:     "show a run: transform, params, argv, times, status, inputs, outputs, child runs",
+				ArgsUsage: "RUN_UID",
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "text or json"}},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return exitf(2, "usage: lamina runs show RUN_UID")
+					}
+					format, err := checkFormat(c, "text", "json")
+					if err != nil {
+						return err
+					}
+					cat, err := openRuns(c)
+					if err != nil {
+						return err
+					}
+					defer cat.Close()
+					rec, err := cat.RunRecord(c.Context, c.Args().First())
+					if err != nil {
+						return err
+					}
+					if format == "json" {
+						return writeJSON(c.App.Writer, rec)
+					}
+					r, t := rec.Run, rec.Transform
+					var b strings.Builder
+					line := func(k, f string, a ...any) { fmt.Fprintf(&b, "%-10s "+f+"\n", append([]any{k + ":"}, a...)...) }
+					line("run", "%s", r.UID)
+					line("name", "%s", r.Name)
+					line("transform", "%s (%s) %s", t.Name, t.Kind, t.UID)
+					if t.Path != "" {
+						line("source", "%s  digest %s", t.Path, t.Digest)
+					}
+					if len(r.Params) > 0 {
+						line("params", "%v", r.Params)
+					}
+					line("argv", "%q", r.Argv)
+					line("cwd", "%s", r.Cwd)
+					line("user", "%s@%s", r.User, r.Host)
+					line("started", "%s", r.StartedAt.Local().Format(time.RFC3339))
+					if r.FinishedAt != nil {
+						line("finished", "%s (%s)", r.FinishedAt.Local().Format(time.RFC3339), r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond))
+					}
+					status := r.Status
+					if r.ExitCode != nil {
+						status += fmt.Sprintf(" (exit %d)", *r.ExitCode)
+					}
+					line("status", "%s", status)
+					if r.Parent != "" {
+						line("parent", "%s", r.Parent)
+					}
+					if len(r.Env) > 0 {
+						line("env", "%v", r.Env)
+					}
+					list := func(name string, uids []string) {
+						fmt.Fprintf(&b, "%s (%d):\n", name, len(uids))
+						for _, u := range uids {
+							if v, err := cat.ByUID(c.Context, u); err == nil {
+								fmt.Fprintf(&b, "  %s  %s\n", v.Ref(), u)
+							} else {
+								fmt.Fprintf(&b, "  %s\n", u)
+							}
+						}
+					}
+					list("inputs", rec.Inputs)
+					list("outputs", rec.Outputs)
+					fmt.Fprintf(&b, "child runs (%d):\n", len(rec.Children))
+					for _, ch := range rec.Children {
+						if cr, err := cat.RunRecord(c.Context, ch); err == nil {
+							fmt.Fprintf(&b, "  %s  %s  %s\n", ch, cr.Run.Name, cr.Run.Status)
+						}
+					}
+					_, err = fmt.Fprint(c.App.Writer, b.String())
+					return err
+				},
+			},
+		},
+	}
+}

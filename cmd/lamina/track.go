@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/lineage"
+	"github.com/urfave/cli/v2"
+)
+
+// The shell's cgroup before tracking, so that finish can move it back.
+const envTrackCgroup = "LAMINA_TRACK_CGROUP"
+
+func cmdTrack() *cli.Command {
+	return &cli.Command{
+		Name:  "track",
+		Usage: "make an interactive shell a run: eval \"$(lamina track start --transform NAME)\" … lamina track finish",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "start",
+				Usage: "start a run for the calling shell; prints the shell code to eval",
+				Flags: paramFlags(),
+				Action: func(c *cli.Context) error {
+					if os.Getenv(lineage.EnvRun) != "" {
+						return exitf(2, "this shell is already in run %s; finish it first (lamina track finish)", os.Getenv(lineage.EnvRun))
+					}
+					cat, err := openRuns(c)
+					if err != nil {
+						return err
+					}
+					defer cat.Close()
+					if c.String("transform") == "" {
+						c.Set("transform", "interactive")
+					}
+					shell := os.Getppid()
+					r, _, err := newRun(c, cat, procArgv(shell))
+					if err != nil {
+						return err
+					}
+					r.RootPID = shell
+					if r.RootStart, err = lineage.ProcStart(shell); err != nil {
+						return err
+					}
+					out := ""
+					if cat.daemon {
+						if cg, err := lineage.NewCgroup(fmt.Sprintf("lamina-track-%d", shell)); err == nil {
+							from := selfCgroup()
+							if err := cg.Move(shell); err == nil {
+								r.Cgroup = cg.Path
+								out = fmt.Sprintf("export %s=%s\n", envTrackCgroup, shellQuote(from+":"+cg.Path))
+							} else {
+								cg.Remove()
+							}
+						}
+					}
+					if r, err = cat.StartRun(c.Context, r); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "export %s=%s\n%s", lineage.EnvRun, r.UID, out)
+					fmt.Fprintf(c.App.ErrWriter, "lamina: run %s started for this shell (pid %d); end it with: lamina track finish\n", r.UID, shell)
+					return nil
+				},
+			},
+			{
+				Name:  "finish",
+				Usage: "finish the shell's run (prints `unset LAMINA_RUN` for eval)",
+				Action: func(c *cli.Context) error {
+					uid := os.Getenv(lineage.EnvRun)
+					if uid == "" {
+						return exitf(2, "this shell is not in a run (no %s)", lineage.EnvRun)
+					}
+					cat, err := openRuns(c)
+					if err != nil {
+						return err
+					}
+					defer cat.Close()
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					zero := 0
+					r, err := cat.FinishRun(ctx, uid, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})
+					if err != nil {
+						return err
+					}
+					if from, path, ok := strings.Cut(os.Getenv(envTrackCgroup), ":/"); ok {
+						back := &lineage.Cgroup{Dir: cgroupDir(from)}
+						if back.Move(os.Getppid()) == nil {
+							(&lineage.Cgroup{Dir: cgroupDir("/" + path)}).Remove()
+						}
+					}
+					fmt.Fprintf(c.App.Writer, "unset %s %s\n", lineage.EnvRun, envTrackCgroup)
+					tr := catalog.Transform{Name: r.Name, Kind: "interactive"}
+					return printRunSummary(ctx, c, cat, uid, tr)
+				},
+			},
+		},
+	}
+}
+
+func procArgv(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
+func selfCgroup() string {
+	b, _ := os.ReadFile("/proc/self/cgroup")
+	for _, l := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			return p
+		}
+	}
+	return "/"
+}
+
+func cgroupDir(p string) string { return lineage.CgroupRoot() + p }
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

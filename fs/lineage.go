@@ -1,0 +1,156 @@
+package fs
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/stage"
+)
+
+// Tracker attributes a mount's calls to lineage runs (lineage.Tracker
+// implements it). The mount asks only on OPEN and CREATE (and on a rename
+// that commits a scratch file) and keeps the answer on the handle: READ,
+// WRITE, FLUSH and RELEASE never ask.
+type Tracker interface {
+	// Caller returns the run of the process whose thread tid made the
+	// request, "" for an untracked one. It must answer at once when no run
+	// is being tracked.
+	Caller(tid uint32) string
+	// Used records that run read version v, bound at open. It must not
+	// block on I/O.
+	Used(run string, v catalog.Version)
+	// Sidecar returns the "lineage" field of v's .meta sidecar; nil when v
+	// was written by no run.
+	Sidecar(ctx context.Context, v catalog.Version) any
+}
+
+var (
+	_ fusefs.NodeOpener  = (*node)(nil)
+	_ fusefs.NodeCreater = (*node)(nil)
+	_ fusefs.NodeCreater = (*scratchNode)(nil)
+)
+
+// scratchRuns remembers which run created each scratch file (a Snakemake
+// shadow job's output, say), so that the version a rename onto a key
+// commits is that run's, not the renaming process's.
+// Files are known by inode: a job may rename its file within the scratch
+// folder before the rename onto a key (Snakemake's shadow rules do).
+var scratchRuns sync.Map // scratchKey → run uid
+
+type scratchKey struct {
+	m   *Mount
+	ino uint64
+}
+
+func (m *Mount) scratchKey(p string) (scratchKey, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return scratchKey{}, false
+	}
+	return scratchKey{m, st.Ino}, true
+}
+
+func (m *Mount) rememberScratch(p, run string) {
+	k, ok := m.scratchKey(p)
+	switch {
+	case !ok:
+	case run == "":
+		scratchRuns.Delete(k) // a reused inode
+	default:
+		scratchRuns.Store(k, run)
+	}
+}
+
+func callerTID(ctx context.Context) uint32 {
+	if c, ok := ctx.(*fuse.Context); ok {
+		return c.Caller.Pid
+	}
+	return 0
+}
+
+func (m *Mount) tracker() Tracker { return m.opts.Tracker }
+
+// Open opens n (node.go's open) and, for a tracked caller, credits writes
+// to its run and records a read open of a version as the run's input.
+func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	tr := n.m.tracker()
+	if tr == nil {
+		return n.open(ctx, flags)
+	}
+	if n.e.Kind == KindMeta && n.e.V != nil && n.e.V.Run != "" {
+		// The lineage grows while the run runs: read past the size the
+		// lookup reported.
+		return &handle{meta: SidecarWith(*n.e.V, tr.Sidecar(ctx, *n.e.V))}, fuse.FOPEN_DIRECT_IO, 0
+	}
+	run := tr.Caller(callerTID(ctx))
+	if run == "" {
+		return n.open(ctx, flags)
+	}
+	var bound *catalog.Version
+	if flags&syscall.O_ACCMODE != syscall.O_WRONLY && flags&syscall.O_TRUNC == 0 && (n.e.Kind == KindFile || n.e.Kind == KindFolderFile) {
+		bound = n.e.V
+		if n.e.Kind == KindFile && n.e.Latest {
+			bound = n.current(ctx, nil).V
+		}
+	}
+	fh, fl, errno := n.open(ctx, flags)
+	if errno != 0 {
+		return fh, fl, errno
+	}
+	if h, ok := fh.(*handle); ok && h.w != nil && !h.w.readOnly {
+		h.w.f.SetRun(run)
+	}
+	if bound != nil {
+		tr.Used(run, *bound)
+	}
+	return fh, fl, 0
+}
+
+// Create creates name (write.go's create) and credits its commits to the
+// caller's run.
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	ino, fh, fl, errno := n.create(ctx, name, flags, mode, out)
+	tr := n.m.tracker()
+	if tr == nil || errno != 0 {
+		return ino, fh, fl, errno
+	}
+	if run := tr.Caller(callerTID(ctx)); run != "" {
+		if h, ok := fh.(*handle); ok && h.w != nil {
+			h.w.f.SetRun(run)
+		} else if n.m.isScratch(n.prefix() + name) {
+			n.m.rememberScratch(n.m.scratchPath(n.prefix()+name), run)
+		}
+	}
+	return ino, fh, fl, errno
+}
+
+// Create in a scratch folder remembers the caller's run for a later
+// rename onto a key.
+func (s *scratchNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	ino, fh, fl, errno := s.LoopbackNode.Create(ctx, name, flags, mode, out)
+	if tr := s.m.tracker(); tr != nil && errno == 0 {
+		p := filepath.Join(s.m.scratchPath(s.EmbeddedInode().Path(nil)), name)
+		s.m.rememberScratch(p, tr.Caller(callerTID(ctx)))
+	}
+	return ino, fh, fl, errno
+}
+
+// scratchRunCtx returns ctx carrying the run that wrote the scratch file
+// src, else the caller's run.
+func (m *Mount) scratchRunCtx(ctx context.Context, src string) context.Context {
+	tr := m.tracker()
+	if tr == nil {
+		return ctx
+	}
+	if k, ok := m.scratchKey(src); ok {
+		if r, ok := scratchRuns.LoadAndDelete(k); ok {
+			return stage.WithRun(ctx, r.(string))
+		}
+	}
+	return stage.WithRun(ctx, tr.Caller(callerTID(ctx)))
+}

@@ -1,0 +1,222 @@
+package lineage
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// MaxSource is the largest source text a transform keeps.
+const MaxSource = 1 << 20
+
+// ParseParams turns k=v pairs into params: integers, floats and
+// true/false are typed, anything else is a string.
+func ParseParams(kvs []string) (map[string]any, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := map[string]any{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--param %q: write it as NAME=VALUE", kv)
+		}
+		if i, err := strconv.ParseInt(v, 10, 64); err == nil {
+			out[k] = i
+		} else if f, err := strconv.ParseFloat(v, 64); err == nil && !strings.ContainsAny(v, "xXnN") {
+			out[k] = f
+		} else if v == "true" || v == "false" {
+			out[k] = v == "true"
+		} else {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+var interpreters = map[string]bool{
+	"python": true, "python3": true, "Rscript": true, "R": false, "bash": true, "sh": true, "perl": true,
+	"julia": true, "node": true, "ruby": true,
+}
+
+// IsSnakemake reports whether argv runs Snakemake.
+func IsSnakemake(argv []string) bool {
+	for i, a := range argv {
+		if i > 2 {
+			break
+		}
+		if filepath.Base(a) == "snakemake" {
+			return true
+		}
+		if a == "-m" && i+1 < len(argv) && argv[i+1] == "snakemake" {
+			return true
+		}
+	}
+	return false
+}
+
+// DetectTransform names what argv runs: name when given, else the script
+// an interpreter runs (python3 qc.py), a script run directly (./qc.py, a
+// file that starts with #!), or the program. Where a source file exists,
+// its digest versions the transform and its text is kept (when it is text
+// and at most MaxSource bytes). For Snakemake the source is the Snakefile.
+func DetectTransform(argv []string, name, cwd string) catalog.Transform {
+	t := catalog.Transform{Name: name, Kind: "named"}
+	if len(argv) == 0 {
+		return t
+	}
+	abs := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(cwd, p)
+	}
+	var src string
+	prog := filepath.Base(argv[0])
+	switch {
+	case IsSnakemake(argv):
+		t.Kind = "pipeline"
+		if name == "" {
+			t.Name = "snakemake"
+		}
+		src = filepath.Join(SnakemakeWorkdir(argv, cwd), "Snakefile")
+		for i, a := range argv {
+			if (a == "-s" || a == "--snakefile") && i+1 < len(argv) {
+				src = abs(argv[i+1])
+			}
+		}
+	case interpreters[strings.TrimRight(prog, "0123456789.")] && len(argv) > 1 && !strings.HasPrefix(argv[1], "-"):
+		src = abs(argv[1])
+		t.Kind = "script"
+	default:
+		if b, err := readHead(abs(argv[0])); err == nil && bytes.HasPrefix(b, []byte("#!")) && strings.Contains(argv[0], "/") {
+			src = abs(argv[0])
+			t.Kind = "script"
+		} else {
+			t.Kind = "program"
+			if name == "" {
+				t.Name = prog
+			}
+		}
+	}
+	if src != "" {
+		if b, err := os.ReadFile(src); err == nil {
+			t.Path = src
+			t.Digest = ref.Sum(b)
+			if len(b) <= MaxSource && utf8.Valid(b) {
+				t.Source = string(b)
+			}
+		} else if t.Kind == "script" {
+			t.Kind = "program"
+		}
+		if name == "" && t.Name == "" {
+			t.Name = filepath.Base(src)
+		}
+	}
+	if t.Name == "" {
+		t.Name = prog
+	}
+	if name != "" && t.Kind == "program" {
+		t.Kind = "named"
+	}
+	return t
+}
+
+func readHead(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, 2)
+	n, err := f.Read(b)
+	return b[:n], err
+}
+
+// envAllow is the environment a run records: where the software came
+// from, never credentials.
+var envAllow = []string{
+	"CONDA_DEFAULT_ENV", "CONDA_PREFIX", "VIRTUAL_ENV", "PYTHONPATH", "R_LIBS_USER", "LANG", "SHELL",
+	"SLURM_JOB_ID", "SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS", "SINGULARITY_NAME", "APPTAINER_NAME",
+}
+
+// EnvSummary returns the allow-listed variables of env ("K=V" pairs).
+func EnvSummary(env []string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		for _, a := range envAllow {
+			if k == a {
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
+
+// Cgroup is a cgroup v2 of a run's own.
+type Cgroup struct {
+	Path string // in the cgroup tree, as /proc/PID/cgroup shows it
+	Dir  string // where it is mounted
+}
+
+// cgroup2Root returns where the cgroup v2 tree is mounted.
+func cgroup2Root() (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		for i, x := range fields {
+			if x == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && fields[3] == "/" {
+				return fields[4], nil
+			}
+		}
+	}
+	return "", errors.New("lineage: no cgroup v2 mount")
+}
+
+// CgroupRoot returns where the cgroup v2 tree is mounted, "" if nowhere.
+func CgroupRoot() string {
+	r, _ := cgroup2Root()
+	return r
+}
+
+// NewCgroup makes a cgroup named name under this process's own. It fails
+// where the tree is not writable; callers then rely on the parent chain.
+func NewCgroup(name string) (*Cgroup, error) {
+	root, err := cgroup2Root()
+	if err != nil {
+		return nil, err
+	}
+	self := procCgroup(os.Getpid())
+	if self == "" {
+		return nil, errors.New("lineage: not in a cgroup v2")
+	}
+	p := strings.TrimSuffix(self, "/") + "/" + name
+	dir := filepath.Join(root, filepath.FromSlash(p))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lineage: cgroup: %w", err)
+	}
+	return &Cgroup{Path: p, Dir: dir}, nil
+}
+
+// Move puts process pid into the cgroup.
+func (c *Cgroup) Move(pid int) error {
+	return os.WriteFile(filepath.Join(c.Dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
+}
+
+// Remove removes the cgroup if no process is left in it.
+func (c *Cgroup) Remove() error { return os.Remove(c.Dir) }

@@ -1,0 +1,176 @@
+package lineage
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// SnakemakeWorkdir returns the working directory of a Snakemake argv
+// (-d/--directory), else cwd.
+func SnakemakeWorkdir(argv []string, cwd string) string {
+	for i, a := range argv {
+		v, ok := "", false
+		switch {
+		case (a == "-d" || a == "--directory") && i+1 < len(argv):
+			v, ok = argv[i+1], true
+		case strings.HasPrefix(a, "--directory="):
+			v, ok = strings.TrimPrefix(a, "--directory="), true
+		}
+		if ok {
+			if !filepath.IsAbs(v) {
+				v = filepath.Join(cwd, v)
+			}
+			return v
+		}
+	}
+	return cwd
+}
+
+// SnakemakeJob is one job as Snakemake's own records tell it.
+type SnakemakeJob struct {
+	Rule    string
+	Inputs  []string // paths as the Snakefile gives them (relative to the workdir)
+	Outputs []string
+	Shell   string // the shell command, when the rule has one
+	Failed  bool
+}
+
+// SnakemakeJobs reads the jobs that ran since since from workdir's
+// .snakemake/metadata (successful jobs: one record per output) and
+// .snakemake/log (failed jobs: "Error in rule …" blocks).
+func SnakemakeJobs(workdir string, since time.Time) []SnakemakeJob {
+	byRule := map[string]*SnakemakeJob{} // rule + shell → job
+	var order []string
+	add := func(j SnakemakeJob) {
+		k := j.Rule + "\x00" + j.Shell
+		if old := byRule[k]; old != nil {
+			old.Outputs = append(old.Outputs, j.Outputs...)
+			old.Failed = old.Failed || j.Failed
+			return
+		}
+		byRule[k] = &j
+		order = append(order, k)
+	}
+	meta := filepath.Join(workdir, ".snakemake", "metadata")
+	ents, _ := os.ReadDir(meta)
+	for _, e := range ents {
+		info, err := e.Info()
+		if err != nil || info.ModTime().Before(since.Add(-time.Second)) {
+			continue
+		}
+		out, err := base64.StdEncoding.DecodeString(e.Name())
+		if err != nil {
+			if out, err = base64.URLEncoding.DecodeString(e.Name()); err != nil {
+				continue
+			}
+		}
+		b, err := os.ReadFile(filepath.Join(meta, e.Name()))
+		if err != nil {
+			continue
+		}
+		var m struct {
+			Rule     string   `json:"rule"`
+			Input    []string `json:"input"`
+			Shellcmd string   `json:"shellcmd"`
+		}
+		if json.Unmarshal(b, &m) != nil || m.Rule == "" {
+			continue
+		}
+		add(SnakemakeJob{Rule: m.Rule, Inputs: m.Input, Outputs: []string{string(out)}, Shell: m.Shellcmd})
+	}
+	logs, _ := filepath.Glob(filepath.Join(workdir, ".snakemake", "log", "*.snakemake.log"))
+	for _, l := range logs {
+		if info, err := os.Stat(l); err != nil || info.ModTime().Before(since) {
+			continue
+		}
+		for _, j := range failedJobs(l) {
+			add(j)
+		}
+	}
+	out := make([]SnakemakeJob, 0, len(order))
+	for _, k := range order {
+		out = append(out, *byRule[k])
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Rule < out[j].Rule })
+	return out
+}
+
+// failedJobs parses the "Error in rule NAME:" blocks of a Snakemake log.
+func failedJobs(path string) []SnakemakeJob {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []SnakemakeJob
+	var cur *SnakemakeJob
+	inShell := false
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 1<<20), 1<<20)
+	for s.Scan() {
+		line := s.Text()
+		if r, ok := strings.CutPrefix(line, "Error in rule "); ok {
+			if cur != nil {
+				out = append(out, *cur)
+			}
+			cur = &SnakemakeJob{Rule: strings.TrimSuffix(r, ":"), Failed: true}
+			inShell = false
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		t := strings.TrimSpace(line)
+		switch {
+		case !strings.HasPrefix(line, "    "):
+			out = append(out, *cur)
+			cur = nil
+		case strings.HasPrefix(t, "input: "):
+			cur.Inputs = strings.Split(strings.TrimPrefix(t, "input: "), ", ")
+		case strings.HasPrefix(t, "output: "):
+			cur.Outputs = strings.Split(strings.TrimPrefix(t, "output: "), ", ")
+		case t == "shell:":
+			inShell = true
+		case inShell && !strings.HasPrefix(t, "(one of the commands"):
+			if cur.Shell != "" {
+				cur.Shell += "\n"
+			}
+			cur.Shell += t
+			inShell = false
+		}
+	}
+	if cur != nil {
+		out = append(out, *cur)
+	}
+	return out
+}
+
+// MatchJob returns the job a child run was: the one whose shell command
+// its argv carries, else the one that wrote one of its output keys (keyOf
+// maps a Snakefile path to a key). ok is false when none fits.
+func MatchJob(jobs []SnakemakeJob, argv []string, outputs []string, keyOf func(string) string) (SnakemakeJob, bool) {
+	cmd := strings.Join(argv, " ")
+	for _, j := range jobs {
+		if j.Shell != "" && strings.Contains(cmd, j.Shell) {
+			return j, true
+		}
+	}
+	have := map[string]bool{}
+	for _, k := range outputs {
+		have[k] = true
+	}
+	for _, j := range jobs {
+		for _, o := range j.Outputs {
+			if have[keyOf(o)] {
+				return j, true
+			}
+		}
+	}
+	return SnakemakeJob{}, false
+}

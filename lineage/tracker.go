@@ -1,0 +1,436 @@
+package lineage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// EnvRun is the environment variable that carries the run uid to a run's
+// processes.
+const EnvRun = "LAMINA_RUN"
+
+// TrackerOptions tune a Tracker; zero values take the defaults noted.
+type TrackerOptions struct {
+	Logger      *slog.Logger
+	EnvDeadline time.Duration // reading a caller's environment; default 20 ms
+	FlushEvery  time.Duration // how often inputs are written; default 200 ms
+	MaxCached   int           // processes remembered; default 4096
+}
+
+// Tracker attributes a mount's calls to runs. It lives in the mount daemon:
+// `lamina run` registers a run through the catalog socket (Wrap) with its
+// root process and cgroup, and the file system asks Caller on OPEN, CREATE
+// and namespace calls and keeps the answer on the file handle. Inputs are
+// written in batches off the request path. Safe for concurrent use.
+//
+// Lock order: jobMu before mu.
+type Tracker struct {
+	cat    catalog.Catalog
+	opts   TrackerOptions
+	active atomic.Int32 // registered live runs; 0 makes Caller free
+
+	jobMu sync.Mutex // serialises making child runs for Snakemake jobs
+
+	mu       sync.Mutex // guards the fields below
+	roots    map[int]*root
+	byRun    map[string]*root
+	parents  map[string]string // run → parent run, of every run seen
+	jobs     map[string]*proc  // split run uid + "/" + job pid → child run
+	cache    map[int]*proc     // tid → answer
+	pending  map[string][]string
+	recorded map[string]map[string]bool // run → versions already queued
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type root struct {
+	run catalog.Run
+	fd  pidfd
+}
+
+// proc is an answer about one live process or thread.
+type proc struct {
+	run string
+	fd  pidfd
+}
+
+// NewTracker returns a Tracker writing to cat; Close stops it.
+func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.EnvDeadline == 0 {
+		o.EnvDeadline = 20 * time.Millisecond
+	}
+	if o.FlushEvery == 0 {
+		o.FlushEvery = 200 * time.Millisecond
+	}
+	if o.MaxCached == 0 {
+		o.MaxCached = 4096
+	}
+	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{},
+		jobs: map[string]*proc{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go t.flusher()
+	return t
+}
+
+// Close writes the inputs still queued and releases the process handles.
+func (t *Tracker) Close() error {
+	close(t.stop)
+	<-t.done
+	err := t.flush()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range t.roots {
+		r.fd.close()
+	}
+	for _, p := range t.cache {
+		p.fd.close()
+	}
+	for _, p := range t.jobs {
+		p.fd.close()
+	}
+	t.roots, t.cache, t.jobs = map[int]*root{}, map[int]*proc{}, map[string]*proc{}
+	t.active.Store(0)
+	return err
+}
+
+func (t *Tracker) flusher() {
+	defer close(t.done)
+	tk := time.NewTicker(t.opts.FlushEvery)
+	defer tk.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tk.C:
+			if err := t.flush(); err != nil {
+				t.opts.Logger.Error("lineage: recording inputs", "err", err)
+			}
+		}
+	}
+}
+
+// flush writes the queued inputs.
+func (t *Tracker) flush() error {
+	t.mu.Lock()
+	p := t.pending
+	t.pending = map[string][]string{}
+	t.mu.Unlock()
+	var errs []error
+	for run, uids := range p {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := t.cat.AddInputs(ctx, run, uids); err != nil {
+			errs = append(errs, fmt.Errorf("run %s: %w", run, err))
+		}
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// Wrap returns cat with StartRun and FinishRun passed on to t: the daemon
+// serves the wrapped catalog on its socket, so that `lamina run`
+// registers its processes by starting a run.
+func (t *Tracker) Wrap(cat catalog.Catalog) catalog.Catalog { return &tracked{Catalog: cat, t: t} }
+
+type tracked struct {
+	catalog.Catalog
+	t *Tracker
+}
+
+func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, error) {
+	var fd pidfd = -1
+	if r.RootPID > 0 {
+		// Outside any FUSE handler: /proc/PID/stat is safe here.
+		start, err := ProcStart(r.RootPID)
+		if err != nil || start != r.RootStart {
+			return catalog.Run{}, fmt.Errorf("lineage: process %d (started at tick %d) is not running here: %w", r.RootPID, r.RootStart, catalog.ErrNotFound)
+		}
+		var ok bool
+		if fd, ok = openPidfd(r.RootPID); !ok {
+			return catalog.Run{}, fmt.Errorf("lineage: process %d exited: %w", r.RootPID, catalog.ErrNotFound)
+		}
+	}
+	got, err := c.Catalog.StartRun(ctx, r)
+	if err != nil {
+		if fd >= 0 {
+			fd.close()
+		}
+		return got, err
+	}
+	c.t.register(got, fd)
+	return got, nil
+}
+
+func (c *tracked) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (catalog.Run, error) {
+	jobs := c.t.unregister(uid)
+	if err := c.t.flush(); err != nil {
+		return catalog.Run{}, err
+	}
+	for _, j := range jobs {
+		// A job's end is when its parent ends, unless learnt better
+		// (lamina run amends them with the rule name and status).
+		if _, err := c.Catalog.FinishRun(ctx, j, catalog.RunEnd{FinishedAt: time.Now()}); err != nil {
+			return catalog.Run{}, err
+		}
+	}
+	return c.Catalog.FinishRun(ctx, uid, e)
+}
+
+func (t *Tracker) register(r catalog.Run, fd pidfd) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.parents[r.UID] = r.Parent
+	if fd < 0 && r.Cgroup == "" {
+		return
+	}
+	rt := &root{run: r, fd: fd}
+	if fd >= 0 {
+		if old := t.roots[r.RootPID]; old != nil {
+			old.fd.close()
+		}
+		t.roots[r.RootPID] = rt
+	}
+	t.byRun[r.UID] = rt
+	t.active.Store(int32(len(t.byRun)))
+	t.resetCache()
+}
+
+// unregister forgets run uid and returns its jobs' runs.
+func (t *Tracker) unregister(uid string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var jobs []string
+	if rt := t.byRun[uid]; rt != nil {
+		delete(t.byRun, uid)
+		if t.roots[rt.run.RootPID] == rt {
+			delete(t.roots, rt.run.RootPID)
+		}
+		if rt.fd >= 0 {
+			rt.fd.close()
+		}
+		for k, j := range t.jobs {
+			if strings.HasPrefix(k, uid+"/") {
+				jobs = append(jobs, j.run)
+				j.fd.close()
+				delete(t.jobs, k)
+			}
+		}
+		t.active.Store(int32(len(t.byRun)))
+		t.resetCache()
+	}
+	sort.Strings(jobs)
+	return jobs
+}
+
+// resetCache drops every cached answer; called with mu held.
+func (t *Tracker) resetCache() {
+	for _, p := range t.cache {
+		p.fd.close()
+	}
+	clear(t.cache)
+}
+
+// Caller returns the run the thread tid works for, or "". With no run
+// registered it returns at once.
+func (t *Tracker) Caller(tid uint32) string {
+	if t.active.Load() == 0 || tid == 0 {
+		return ""
+	}
+	id := int(tid)
+	t.mu.Lock()
+	if p := t.cache[id]; p != nil {
+		if p.fd.alive() {
+			t.mu.Unlock()
+			return p.run
+		}
+		p.fd.close()
+		delete(t.cache, id)
+	}
+	t.mu.Unlock()
+	// The pidfd is taken before resolving: if the thread is gone by the
+	// next call, its number may name another process and is resolved anew.
+	fd, ok := openPidfd(id)
+	run := t.resolve(id)
+	if ok {
+		t.mu.Lock()
+		if len(t.cache) >= t.opts.MaxCached {
+			t.resetCache()
+		}
+		if old := t.cache[id]; old != nil {
+			old.fd.close()
+		}
+		t.cache[id] = &proc{run: run, fd: fd}
+		t.mu.Unlock()
+	}
+	return run
+}
+
+// resolve finds tid's run: its cgroup, else its parent chain up to a live
+// registered root, else its environment marker of a registered run.
+func (t *Tracker) resolve(tid int) string {
+	if cg := procCgroup(tid); cg != "" {
+		t.mu.Lock()
+		var best *root
+		for _, rt := range t.byRun {
+			if c := rt.run.Cgroup; c != "" && (cg == c || strings.HasPrefix(cg, c+"/")) && (best == nil || len(c) > len(best.run.Cgroup)) {
+				best = rt
+			}
+		}
+		t.mu.Unlock()
+		if best != nil && !best.run.Split {
+			return best.run.UID
+		}
+	}
+	tgid, _, err := procStatus(tid)
+	if err != nil {
+		return ""
+	}
+	chain := []int{tgid}
+	for pid := tgid; pid > 1 && len(chain) < 128; {
+		t.mu.Lock()
+		rt := t.roots[pid]
+		t.mu.Unlock()
+		if rt != nil && rt.fd.alive() {
+			// chain ends … job, command, root: the command (snakemake)
+			// is the run itself, each child of it a job.
+			if !rt.run.Split || len(chain) < 3 {
+				return rt.run.UID
+			}
+			return t.job(rt, chain[len(chain)-3])
+		}
+		_, ppid, err := procStatus(pid)
+		if err != nil {
+			break
+		}
+		pid = ppid
+		chain = append(chain, pid)
+	}
+	if m := envMarker(tid, t.opts.EnvDeadline); m != "" {
+		t.mu.Lock()
+		_, ok := t.byRun[m]
+		t.mu.Unlock()
+		if ok {
+			return m
+		}
+	}
+	return ""
+}
+
+// job returns the child run of the split run rt for the job process pid,
+// starting one on first sight.
+func (t *Tracker) job(rt *root, pid int) string {
+	key := rt.run.UID + "/" + strconv.Itoa(pid)
+	t.jobMu.Lock()
+	defer t.jobMu.Unlock()
+	t.mu.Lock()
+	j := t.jobs[key]
+	t.mu.Unlock()
+	if j != nil && j.fd.alive() {
+		return j.run
+	}
+	fd, ok := openPidfd(pid)
+	if !ok {
+		return rt.run.UID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: rt.run.UID, Name: "job",
+		Argv: procCmdline(pid), Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host})
+	if err != nil {
+		fd.close()
+		t.opts.Logger.Error("lineage: starting a job's run", "run", rt.run.UID, "pid", pid, "err", err)
+		return rt.run.UID
+	}
+	t.mu.Lock()
+	if j != nil {
+		j.fd.close()
+	}
+	t.jobs[key] = &proc{run: r.UID, fd: fd}
+	t.parents[r.UID] = rt.run.UID
+	t.mu.Unlock()
+	return r.UID
+}
+
+// Used records that run read version v, unless run or one of its child
+// runs wrote v. It does not block on the catalog.
+func (t *Tracker) Used(run string, v catalog.Version) {
+	if run == "" || v.UID == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for w, i := v.Run, 0; w != "" && i < 64; w, i = t.parents[w], i+1 {
+		if w == run {
+			return
+		}
+	}
+	seen := t.recorded[run]
+	if seen == nil {
+		seen = map[string]bool{}
+		t.recorded[run] = seen
+	}
+	if seen[v.UID] {
+		return
+	}
+	seen[v.UID] = true
+	t.pending[run] = append(t.pending[run], v.UID)
+}
+
+// SidecarLineage is the "lineage" field of a version's .meta sidecar.
+type SidecarLineage struct {
+	Run       string   `json:"run"`
+	Status    string   `json:"status"`
+	Transform string   `json:"transform"`
+	TransUID  string   `json:"transform_uid"`
+	Inputs    []string `json:"inputs"` // "key@vN uid"
+}
+
+// Sidecar returns what v's sidecar shows as its lineage, nil when v has no
+// run.
+func (t *Tracker) Sidecar(ctx context.Context, v catalog.Version) any {
+	return SidecarOf(ctx, t.cat, v)
+}
+
+// SidecarOf returns the lineage field of v's sidecar read from src; nil
+// when v was written by no run.
+func SidecarOf(ctx context.Context, src Source, v catalog.Version) any {
+	if v.Run == "" {
+		return nil
+	}
+	rec, err := src.RunRecord(ctx, v.Run)
+	if err != nil {
+		return SidecarLineage{Run: v.Run, Inputs: []string{}}
+	}
+	l := SidecarLineage{Run: v.Run, Status: rec.Run.Status, Transform: rec.Transform.Name, TransUID: rec.Transform.UID, Inputs: []string{}}
+	if rec.Run.Name != "" {
+		l.Transform = rec.Run.Name
+	}
+	for _, u := range rec.Inputs {
+		if iv, err := src.ByUID(ctx, u); err == nil {
+			l.Inputs = append(l.Inputs, iv.Ref()+" "+u)
+		}
+	}
+	return l
+}
+
+// Self returns this process's pid and start time, for Run.RootPID and
+// Run.RootStart.
+func Self() (int, uint64, error) {
+	pid := os.Getpid()
+	st, err := ProcStart(pid)
+	return pid, st, err
+}
