@@ -402,9 +402,10 @@ func (c *DiskCache) fetch(ctx context.Context, name, obj string, size, bn int64)
 	return call.data, call.err
 }
 
-// fetchSpan fetches up to span blocks from first, stopping at the first one
-// cached or being fetched already, with one GET, and returns the calls of
-// the blocks it fetches (none if block first needed no fetch); they end
+// fetchSpan fetches, with one GET, the blocks from first to first+span-1
+// that are neither cached nor being fetched: those at the start that are
+// are skipped, and the span stops at the next one. It returns the calls of
+// the blocks it fetches (none if no block needed a fetch); they end
 // together, once the blocks are written to the cache folder if storeFirst,
 // else as soon as the bytes are here (read-ahead: the reader need not wait
 // for the disk). The fetch serves every waiter: it does not end with the
@@ -413,10 +414,16 @@ func (c *DiskCache) fetchSpan(ctx context.Context, name, obj string, size, first
 	nblocks := (size + c.block - 1) / c.block
 	var calls []*blockCall
 	c.mu.Lock()
-	for bn := first; bn < nblocks && len(calls) < span; bn++ {
+	for bn := first; bn < nblocks && bn < first+int64(span); bn++ {
 		key := blockKey(obj, bn)
 		if m := c.objects[obj]; (m != nil && m[bn] != nil) || c.pending[key] != nil {
-			break
+			if len(calls) > 0 {
+				break
+			}
+			// A reader got to the first blocks before the read-ahead
+			// did: fetch the rest of the span.
+			first = bn + 1
+			continue
 		}
 		call := &blockCall{done: make(chan struct{})}
 		c.pending[key] = call

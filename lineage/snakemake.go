@@ -156,6 +156,15 @@ func failedJobs(path string) []SnakemakeJob {
 // maps a Snakefile path to a key). ok is false when none fits.
 func MatchJob(jobs []SnakemakeJob, argv []string, outputs []string, keyOf func(string) string) (SnakemakeJob, bool) {
 	cmd := strings.Join(argv, " ")
+	if rule := allowedRule(cmd); rule != "" {
+		// A job Snakemake runs as a sub-Snakemake (shadow rules, say).
+		for _, j := range jobs {
+			if j.Rule == rule {
+				return j, true
+			}
+		}
+		return SnakemakeJob{Rule: rule}, true
+	}
 	for _, j := range jobs {
 		if j.Shell != "" && strings.Contains(cmd, j.Shell) {
 			return j, true
@@ -173,4 +182,18 @@ func MatchJob(jobs []SnakemakeJob, argv []string, outputs []string, keyOf func(s
 		}
 	}
 	return SnakemakeJob{}, false
+}
+
+// allowedRule returns the rule of "--allowed-rules 'NAME'" in a job's
+// command line, "" if there is none.
+func allowedRule(cmd string) string {
+	_, rest, ok := strings.Cut(cmd, "--allowed-rules ")
+	if !ok {
+		return ""
+	}
+	f := strings.Fields(rest)
+	if len(f) == 0 {
+		return ""
+	}
+	return strings.Trim(f[0], `'"`)
 }

@@ -46,6 +46,7 @@ type Tracker struct {
 	roots    map[int]*root
 	byRun    map[string]*root
 	parents  map[string]string // run → parent run, of every run seen
+	sources  map[string]string // run → digest of its transform's source
 	jobs     map[string]*proc  // split run uid + "/" + job pid → child run
 	cache    map[int]*proc     // tid → answer
 	pending  map[string][]string
@@ -80,7 +81,7 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 	if o.MaxCached == 0 {
 		o.MaxCached = 4096
 	}
-	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{},
+	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]string{},
 		jobs: map[string]*proc{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
@@ -171,7 +172,11 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 		}
 		return got, err
 	}
-	c.t.register(got, fd)
+	var src string
+	if rec, err := c.Catalog.RunRecord(ctx, got.UID); err == nil && !rec.Transform.Digest.IsZero() {
+		src = rec.Transform.Digest.String()
+	}
+	c.t.register(got, fd, src)
 	return got, nil
 }
 
@@ -190,10 +195,13 @@ func (c *tracked) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (
 	return c.Catalog.FinishRun(ctx, uid, e)
 }
 
-func (t *Tracker) register(r catalog.Run, fd pidfd) {
+func (t *Tracker) register(r catalog.Run, fd pidfd, source string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.parents[r.UID] = r.Parent
+	if source != "" {
+		t.sources[r.UID] = source
+	}
 	if fd < 0 && r.Cgroup == "" {
 		return
 	}
@@ -222,9 +230,11 @@ func (t *Tracker) unregister(uid string) []string {
 		if rt.fd >= 0 {
 			rt.fd.close()
 		}
+		delete(t.recorded, uid)
 		for k, j := range t.jobs {
 			if strings.HasPrefix(k, uid+"/") {
 				jobs = append(jobs, j.run)
+				delete(t.recorded, j.run)
 				j.fd.close()
 				delete(t.jobs, k)
 			}
@@ -361,18 +371,26 @@ func (t *Tracker) job(rt *root, pid int) string {
 	}
 	t.jobs[key] = &proc{run: r.UID, fd: fd}
 	t.parents[r.UID] = rt.run.UID
+	if s, ok := t.sources[rt.run.UID]; ok {
+		t.sources[r.UID] = s
+	}
 	t.mu.Unlock()
 	return r.UID
 }
 
 // Used records that run read version v, unless run or one of its child
-// runs wrote v. It does not block on the catalog.
+// runs wrote v, or v is the source of the run's transform (a script or
+// Snakefile in the mount is code, not data). It does not block on the
+// catalog.
 func (t *Tracker) Used(run string, v catalog.Version) {
 	if run == "" || v.UID == "" {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if s, ok := t.sources[run]; ok && s == v.Digest.String() {
+		return
+	}
 	for w, i := v.Run, 0; w != "" && i < 64; w, i = t.parents[w], i+1 {
 		if w == run {
 			return

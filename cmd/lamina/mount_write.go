@@ -20,12 +20,9 @@ func mountWrites(ctx context.Context, s instance.Settings, cat catalog.Catalog, 
 	if err != nil {
 		return nil, err
 	}
-	rec, err := st.Recover(ctx)
-	if err != nil {
+	// Recover logs each file it commits or keeps under lost+found/.
+	if _, err := st.Recover(ctx); err != nil {
 		return nil, err
-	}
-	for _, r := range rec {
-		log.Warn("recovered a file staged before the last stop", "key", r.Key, "saved_as", r.SavedAs, "why", r.Message)
 	}
 	return st, nil
 }

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/lineage"
+)
+
+// runIn runs the built lamina in dir and returns its exit code.
+func (e *mntEnv) runIn(dir string, args ...string) (string, string, int) {
+	e.t.Helper()
+	cmd := exec.Command(e.bin, args...)
+	cmd.Env, cmd.Dir = e.env, dir
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func (e *mntEnv) runRecord(uid string) catalog.RunRecord {
+	e.t.Helper()
+	var rec catalog.RunRecord
+	if err := json.Unmarshal([]byte(e.ok("runs", "show", uid, "--format", "json")), &rec); err != nil {
+		e.t.Fatal(err)
+	}
+	return rec
+}
+
+func (e *mntEnv) runsByName() map[string]catalog.Run {
+	e.t.Helper()
+	var runs []catalog.Run
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--format", "json", "-n", "0")), &runs); err != nil {
+		e.t.Fatal(err)
+	}
+	m := map[string]catalog.Run{}
+	for _, r := range runs {
+		if _, ok := m[r.Name]; !ok { // newest first
+			m[r.Name] = r
+		}
+	}
+	return m
+}
+
+// refs maps version uids to key@vN.
+func (e *mntEnv) refs(uids []string) []string {
+	out := []string{}
+	for _, u := range uids {
+		var v catalog.Version
+		json.Unmarshal([]byte(e.ok("show", u, "--format", "json")), &v)
+		out = append(out, v.Ref())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestLineageEndToEnd(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("counts.csv", []byte("gene,count\nA,5\nB,300\n")), "--key", "raw/counts.csv")
+	e.ok("save", e.file("other.csv", []byte("other\n")), "--key", "raw/other.csv")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "results"), 0o755)
+	script := e.file("qc.py", []byte("import sys\nrows = open(sys.argv[1]).read().splitlines()\nopen(sys.argv[2], 'w').write('\\n'.join(r for r in rows if not r.endswith(',5')) + '\\n')\n"))
+
+	// A python script, tracked with no change to its code.
+	_, errs, code := e.runIn(e.dir, "run", "--transform", "qc", "--param", "min_genes=200", "--param", "strict=true", "--param", "mode=fast",
+		"--", "python3", script, filepath.Join(mnt, "raw/counts.csv"), filepath.Join(mnt, "results/qc.csv"))
+	if code != 0 || !strings.Contains(errs, "1 input, 1 output") {
+		t.Fatalf("lamina run: exit %d\n%s", code, errs)
+	}
+	// An untracked read is nobody's input.
+	mustRead(t, filepath.Join(mnt, "raw/other.csv"))
+
+	// Nested runs and lamina get by a tracked process.
+	sh := e.bin + " get raw/counts.csv -o - >/dev/null && " +
+		e.bin + " run --transform inner -- cat " + filepath.Join(mnt, "results/qc.csv") + " >/dev/null && " +
+		"cp " + filepath.Join(mnt, "results/qc.csv") + " " + filepath.Join(mnt, "results/copy.csv")
+	if _, errs, code := e.runIn(e.dir, "run", "--transform", "outer", "--", "sh", "-c", sh); code != 0 {
+		t.Fatalf("nested: exit %d\n%s", code, errs)
+	}
+	// A failing command: recorded, its output too.
+	if _, _, code := e.runIn(e.dir, "run", "--transform", "bad", "--", "sh", "-c", "echo x > "+filepath.Join(mnt, "results/bad.txt")+"; exit 3"); code != 3 {
+		t.Fatalf("failing run exit %d, want 3", code)
+	}
+
+	runs := e.runsByName()
+	qc := e.runRecord(runs["qc"].UID)
+	if got := e.refs(qc.Inputs); strings.Join(got, " ") != "raw/counts.csv@v1" {
+		t.Fatalf("qc inputs %v", got)
+	}
+	if got := e.refs(qc.Outputs); strings.Join(got, " ") != "results/qc.csv@v1" {
+		t.Fatalf("qc outputs %v", got)
+	}
+	if qc.Run.Params["min_genes"] != 200.0 || qc.Run.Params["strict"] != true || qc.Run.Params["mode"] != "fast" {
+		t.Fatalf("params %v", qc.Run.Params)
+	}
+	if qc.Transform.Kind != "script" || qc.Transform.Digest.IsZero() || !strings.Contains(qc.Transform.Source, "splitlines") {
+		t.Fatalf("transform %+v", qc.Transform)
+	}
+	if qc.Run.Status != "ok" || qc.Run.User == "" || qc.Run.Host == "" || len(qc.Run.Argv) != 4 {
+		t.Fatalf("run %+v", qc.Run)
+	}
+	outer, inner := e.runRecord(runs["outer"].UID), e.runRecord(runs["inner"].UID)
+	if len(outer.Children) != 1 || outer.Children[0] != inner.Run.UID || inner.Run.Parent != outer.Run.UID {
+		t.Fatalf("children %v, inner parent %q", outer.Children, inner.Run.Parent)
+	}
+	if got := e.refs(outer.Inputs); strings.Join(got, " ") != "raw/counts.csv@v1 results/qc.csv@v1" {
+		t.Fatalf("outer inputs %v (lamina get and cp)", got)
+	}
+	if got := e.refs(inner.Inputs); strings.Join(got, " ") != "results/qc.csv@v1" {
+		t.Fatalf("inner inputs %v", got)
+	}
+	if got := e.refs(outer.Outputs); strings.Join(got, " ") != "results/copy.csv@v1" {
+		t.Fatalf("outer outputs %v", got)
+	}
+	bad := e.runRecord(runs["bad"].UID)
+	if bad.Run.Status != "failed" || *bad.Run.ExitCode != 3 || len(bad.Outputs) != 1 {
+		t.Fatalf("failed run %+v outputs %v", bad.Run, bad.Outputs)
+	}
+	for _, r := range runs {
+		rec := e.runRecord(r.UID)
+		for _, ref := range e.refs(rec.Inputs) {
+			if ref == "raw/other.csv@v1" {
+				t.Fatalf("an untracked read became an input of %s", r.Name)
+			}
+		}
+	}
+
+	// The sidecar names the run, transform and inputs.
+	var side struct {
+		Lineage lineage.SidecarLineage `json:"lineage"`
+	}
+	if err := json.Unmarshal(mustRead(t, filepath.Join(mnt, "results/qc.csv.meta")), &side); err != nil {
+		t.Fatal(err)
+	}
+	if side.Lineage.Run != qc.Run.UID || side.Lineage.Transform != "qc" || len(side.Lineage.Inputs) != 1 || !strings.HasPrefix(side.Lineage.Inputs[0], "raw/counts.csv@v1 ") {
+		t.Fatalf("sidecar lineage %+v", side.Lineage)
+	}
+
+	// lamina lineage, up and down, in every format.
+	text := e.ok("lineage", "results/qc.csv")
+	for _, want := range []string{"results/qc.csv@v1", "<- run " + qc.Run.UID, "<- raw/counts.csv@v1", "-> run " + inner.Run.UID, "-> results/copy.csv@v1"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("lineage text lacks %q:\n%s", want, text)
+		}
+	}
+	for _, f := range lineage.Formats {
+		if out := e.ok("lineage", "results/qc.csv@v1", "--format", f, "--depth", "2"); len(out) < 50 {
+			t.Fatalf("lineage --format %s: %q", f, out)
+		}
+	}
+	e.fails("unknown --format", "lineage", "results/qc.csv", "--format", "svg")
+}
+
+func TestLineageSnakemake(t *testing.T) {
+	if _, err := exec.LookPath("snakemake"); err != nil {
+		if os.Getenv("LAMINA_SKIP_SNAKEMAKE") == "1" {
+			t.Skip("no snakemake and LAMINA_SKIP_SNAKEMAKE=1")
+		}
+		t.Fatal("no snakemake: apt-get install -y snakemake (LAMINA_SKIP_SNAKEMAKE=1 skips this test)")
+	}
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	wf := filepath.Join(mnt, "wf")
+	os.MkdirAll(filepath.Join(wf, "raw"), 0o755)
+	os.WriteFile(filepath.Join(wf, "raw/a.csv"), []byte("a,1\nb,2\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "raw/b.csv"), []byte("c,3\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule merge:
+    input: "raw/a.csv", "raw/b.csv"
+    output: temp("results/merged.csv")
+    shell: "cat {input} > {output}"
+
+rule stats:
+    input: "raw/a.csv"
+    output: protected("results/stats.tsv")
+    shadow: "minimal"
+    shell: "wc -l {input} > tmp.txt && mv tmp.txt {output}"
+
+rule report:
+    input: "results/merged.csv", "results/stats.tsv"
+    output: "results/report.txt"
+    shell: "cat {input} > {output}"
+
+rule fail:
+    input: "raw/b.csv"
+    output: "results/fail.txt"
+    shell: "cat {input} > {output}; exit 3"
+`), 0o644)
+	_, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j2", "--keep-going", "results/report.txt", "results/fail.txt")
+	if code == 0 {
+		t.Fatalf("the workflow with a failing rule succeeded:\n%s", errs)
+	}
+	var g lineage.Graph
+	if err := json.Unmarshal([]byte(e.ok("lineage", "wf/results/report.txt", "--up", "--format", "json")), &g); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ed := range g.Edges {
+		if ed.From == ed.To {
+			t.Fatalf("self edge %v", ed)
+		}
+		got = append(got, g.Nodes[ed.From].Label()+" -> "+g.Nodes[ed.To].Label())
+	}
+	for _, n := range g.Nodes {
+		if n.Version != nil && strings.Contains(n.Version.Key, ".snakemake") {
+			t.Fatalf("bookkeeping node %s", n.Version.Key)
+		}
+	}
+	name := func(s string) string { // "report (run X)" → "report"
+		if i := strings.Index(s, " (run "); i >= 0 {
+			return s[:i]
+		}
+		return s
+	}
+	for i := range got {
+		a, b, _ := strings.Cut(got[i], " -> ")
+		got[i] = name(a) + " -> " + name(b)
+	}
+	sort.Strings(got)
+	want := []string{
+		"merge -> wf/results/merged.csv@v1",
+		"report -> wf/results/report.txt@v1",
+		"stats -> wf/results/stats.tsv@v1",
+		"wf/raw/a.csv@v1 -> merge",
+		"wf/raw/a.csv@v1 -> stats",
+		"wf/raw/b.csv@v1 -> merge",
+		"wf/results/merged.csv@v1 -> report",
+		"wf/results/stats.tsv@v1 -> report",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("graph:\n%s\nwant:\n%s\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), errs)
+	}
+	runs := e.runsByName()
+	if runs["snakemake"].Status != "failed" || runs["fail"].Status != "failed" || runs["fail"].Parent != runs["snakemake"].UID || runs["merge"].Status != "ok" {
+		t.Fatalf("runs %+v", runs)
+	}
+	if !g.Nodes[g.Root].Latest {
+		t.Fatal("report is latest")
+	}
+	for _, n := range g.Nodes {
+		if n.Version != nil && n.Version.Key == "wf/results/merged.csv" && n.Latest {
+			t.Fatal("temp() output still latest")
+		}
+	}
+}

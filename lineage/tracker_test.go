@@ -1,0 +1,139 @@
+package lineage_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/catalogtest"
+	"github.com/lamina-bio/lamina/lineage"
+)
+
+// startTree starts sh (the root) with a sleeping child and returns both.
+func startTree(t *testing.T) (root *exec.Cmd, child int) {
+	t.Helper()
+	root = exec.Command("sh", "-c", "sleep 30 & echo $!; wait")
+	out, err := root.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Process.Kill(); root.Wait() })
+	var b [32]byte
+	n, _ := out.Read(b[:])
+	for _, c := range b[:n] {
+		if c >= '0' && c <= '9' {
+			child = child*10 + int(c-'0')
+		}
+	}
+	return root, child
+}
+
+func TestTrackerAttribution(t *testing.T) {
+	ctx := context.Background()
+	c := openBolt(t)
+	tr := lineage.NewTracker(c, lineage.TrackerOptions{FlushEvery: time.Hour})
+	defer tr.Close()
+	cat := tr.Wrap(c)
+	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "t", Kind: "named"})
+
+	if got := tr.Caller(uint32(os.Getpid())); got != "" {
+		t.Fatalf("nothing registered: Caller = %q", got)
+	}
+	root, child := startTree(t)
+	start, err := lineage.ProcStart(root.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("WrongStartTimeRefused", func(t *testing.T) {
+		_, err := cat.StartRun(ctx, catalog.Run{Transform: tf.UID, RootPID: root.Process.Pid, RootStart: start + 1})
+		if !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("a root with another start time: %v", err)
+		}
+	})
+	r, err := cat.StartRun(ctx, catalog.Run{Transform: tf.UID, RootPID: root.Process.Pid, RootStart: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Caller(uint32(child)); got != r.UID {
+		t.Fatalf("child of the root: Caller = %q, want %q", got, r.UID)
+	}
+	if got := tr.Caller(uint32(os.Getpid())); got != "" {
+		t.Fatalf("untracked process: Caller = %q", got)
+	}
+	t.Run("InputsSkipOwnOutputs", func(t *testing.T) {
+		in := save1(t, c, catalogtest.NV("raw/x", "x"))
+		nv := catalogtest.NV("out/y", "y")
+		nv.Run = r.UID
+		own := save1(t, c, nv)
+		tr.Used(r.UID, in)
+		tr.Used(r.UID, in)
+		tr.Used(r.UID, own)
+		zero := 0
+		if _, err := cat.FinishRun(ctx, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero}); err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := c.RunRecord(ctx, r.UID)
+		if len(rec.Inputs) != 1 || rec.Inputs[0] != in.UID {
+			t.Fatalf("inputs %v", rec.Inputs)
+		}
+	})
+	t.Run("FinishedRunNoLongerAttributes", func(t *testing.T) {
+		if got := tr.Caller(uint32(child)); got != "" {
+			t.Fatalf("after finish: Caller = %q", got)
+		}
+	})
+	t.Run("DeadPidNeverMatches", func(t *testing.T) {
+		r2, err := cat.StartRun(ctx, catalog.Run{Transform: tf.UID, RootPID: root.Process.Pid, RootStart: start})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tr.Caller(uint32(child)); got != r2.UID {
+			t.Fatalf("Caller = %q", got)
+		}
+		// The root and its child die: the cached answer and the root are
+		// dead handles, so a process that reuses either number is not
+		// attributed to the run.
+		root.Process.Kill()
+		root.Wait()
+		exec.Command("kill", "-9", itoa(child)).Run()
+		deadline := time.Now().Add(5 * time.Second)
+		for tr.Caller(uint32(child)) != "" {
+			if time.Now().After(deadline) {
+				t.Fatal("a dead process is still attributed")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// A new process under this test (not under the dead root).
+		p := exec.Command("sleep", "5")
+		p.Start()
+		defer func() { p.Process.Kill(); p.Wait() }()
+		if got := tr.Caller(uint32(p.Process.Pid)); got != "" {
+			t.Fatalf("new process attributed to %q", got)
+		}
+	})
+}
+
+func itoa(n int) string {
+	b := []byte{}
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}
+
+func save1(t *testing.T, c catalog.Catalog, nv catalog.NewVersion) catalog.Version {
+	t.Helper()
+	s, err := c.Save(context.Background(), []catalog.NewVersion{nv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s[0].Version
+}
