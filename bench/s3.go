@@ -153,7 +153,9 @@ func directPut(b *s3b.Backend, prefix string, data []byte) time.Duration {
 	g := errgroup.Group{}
 	g.SetLimit(8)
 	for off := 0; off < len(data); off += part {
-		g.Go(func() error { return b.Put(ctx, fmt.Sprintf("%s/%d", prefix, off/part), data[off:min(off+part, len(data))]) })
+		g.Go(func() error {
+			return b.Put(ctx, fmt.Sprintf("%s/%d", prefix, off/part), data[off:min(off+part, len(data))])
+		})
 	}
 	check(g.Wait())
 	return time.Since(start)

@@ -77,6 +77,7 @@ type block struct {
 type stream struct {
 	next   int64 // block after the last one read
 	window int64 // blocks to read ahead
+	warmed bool  // Warm is fetching ahead of this reader: no read-ahead
 }
 
 var _ storage.Backend = (*DiskCache)(nil)
@@ -271,6 +272,13 @@ func (c *DiskCache) GetRange(ctx context.Context, name string, off, n int64) ([]
 	obj := objHash(name)
 	first, last := off/c.block, (off+n-1)/c.block
 	out := make([]byte, n)
+	if first == last { // most reads: a chunk inside one block
+		if err := c.readBlock(ctx, name, obj, size, first, out, off-first*c.block); err != nil {
+			return nil, err
+		}
+		c.readAhead(name, obj, size, first, last)
+		return out, nil
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for bn := first; bn <= last; bn++ {
 		g.Go(func() error {
@@ -414,7 +422,8 @@ func (c *DiskCache) fetchSpan(ctx context.Context, name, obj string, size, first
 	nblocks := (size + c.block - 1) / c.block
 	var calls []*blockCall
 	c.mu.Lock()
-	for bn := first; bn < nblocks && bn < first+int64(span); bn++ {
+	end := min(nblocks, first+int64(span))
+	for bn := first; bn < end; bn++ {
 		key := blockKey(obj, bn)
 		if m := c.objects[obj]; (m != nil && m[bn] != nil) || c.pending[key] != nil {
 			if len(calls) > 0 {
@@ -448,14 +457,20 @@ func (c *DiskCache) fetchSpan(ctx context.Context, name, obj string, size, first
 
 // spans splits the blocks from first to last that are neither cached nor
 // being fetched into runs of at most maxSpan consecutive blocks.
-func (c *DiskCache) spansLocked(obj string, first, last int64) [][2]int64 {
+func (c *DiskCache) spansLocked(obj string, size, first, last int64) [][2]int64 {
 	var out [][2]int64 // first block, count
+	// A pack is a little over 16 MiB: its short last block joins the
+	// span before it rather than costing a request of its own.
+	tail := int64(-1)
+	if nb := (size + c.block - 1) / c.block; size%c.block != 0 && size%c.block < c.block/4 {
+		tail = nb - 1
+	}
 	m := c.objects[obj]
 	for bn := first; bn <= last; bn++ {
 		if (m != nil && m[bn] != nil) || c.pending[blockKey(obj, bn)] != nil {
 			continue
 		}
-		if k := len(out) - 1; k >= 0 && out[k][0]+out[k][1] == bn && out[k][1] < maxSpan {
+		if k := len(out) - 1; k >= 0 && out[k][0]+out[k][1] == bn && (out[k][1] < maxSpan || bn == tail) {
 			out[k][1]++
 			continue
 		}
@@ -552,6 +567,10 @@ func (c *DiskCache) readAhead(name, obj string, size, first, last int64) {
 		s = &stream{}
 		c.streams[name] = s
 	}
+	if s.warmed {
+		c.mu.Unlock()
+		return
+	}
 	sequential := (first == 0 && s.next == 0) || (s.next > 0 && first >= s.next-1 && first <= s.next+s.window)
 	switch {
 	case !sequential:
@@ -563,7 +582,7 @@ func (c *DiskCache) readAhead(name, obj string, size, first, last int64) {
 	}
 	window := s.window
 	nblocks := (size + c.block - 1) / c.block
-	todo := c.spansLocked(obj, last+1, min(last+window, nblocks-1))
+	todo := c.spansLocked(obj, size, last+1, min(last+window, nblocks-1))
 	c.mu.Unlock()
 	for _, sp := range todo {
 		select {
@@ -584,6 +603,16 @@ func (c *DiskCache) Warm(name string, off, n int64) {
 	if n <= 0 || off < 0 {
 		return
 	}
+	c.mu.Lock()
+	if s := c.streams[name]; s != nil {
+		s.warmed = true
+	} else {
+		if len(c.streams) > 1024 {
+			clear(c.streams)
+		}
+		c.streams[name] = &stream{warmed: true}
+	}
+	c.mu.Unlock()
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
@@ -598,7 +627,7 @@ func (c *DiskCache) Warm(name string, off, n int64) {
 		}
 		obj := objHash(name)
 		c.mu.Lock()
-		todo := c.spansLocked(obj, off/c.block, (min(off+n, size)-1)/c.block)
+		todo := c.spansLocked(obj, size, off/c.block, (min(off+n, size)-1)/c.block)
 		c.mu.Unlock()
 		for _, sp := range todo {
 			select {

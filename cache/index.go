@@ -38,7 +38,13 @@ func OpenIndex(path string) (*Index, error) {
 }
 
 func (ix *Index) with(write bool, fn func(tx *bolt.Tx) error) error {
-	db, err := bolt.Open(ix.path, 0o600, &bolt.Options{Timeout: 2 * time.Minute, ReadOnly: !write})
+	return ix.withSync(write, true, fn)
+}
+
+// withSync is with; a write without sync leaves the file to the page cache
+// (Index.sync makes it durable).
+func (ix *Index) withSync(write, sync bool, fn func(tx *bolt.Tx) error) error {
+	db, err := bolt.Open(ix.path, 0o600, &bolt.Options{Timeout: 2 * time.Minute, ReadOnly: !write, NoSync: !sync})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("chunk index %s is locked by another lamina process", ix.path)
 	}
@@ -83,11 +89,25 @@ func (ix *Index) Lookup(ds []ref.Digest) (map[ref.Digest]Loc, error) {
 }
 
 // Add records locations; an existing entry for a digest is kept.
-func (ix *Index) Add(locs map[ref.Digest]Loc) error {
+func (ix *Index) Add(locs map[ref.Digest]Loc) error { return ix.add(locs, false) }
+
+// sync makes the index file durable (after adds without sync).
+func (ix *Index) sync() error {
+	f, err := os.OpenFile(ix.path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// add is Add; noSync leaves the update to the page cache. The index only
+// serves deduplication and RebuildIndex remakes it from the packs.
+func (ix *Index) add(locs map[ref.Digest]Loc, noSync bool) error {
 	if len(locs) == 0 {
 		return nil
 	}
-	return ix.with(true, func(tx *bolt.Tx) error {
+	return ix.withSync(true, !noSync, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bBlobs)
 		for d, l := range locs {
 			if b.Get(d[:]) != nil {

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
@@ -38,6 +39,10 @@ type Store struct {
 
 	mu        sync.Mutex // guards manifests
 	manifests map[Ref]*Manifest
+
+	// unsynced is set by CommitNoSync and cleared by Sync.
+	unsynced atomic.Bool
+	syncMu   sync.Mutex // serialises Sync
 }
 
 // NewStore returns a Store over obj that chunks with p and deduplicates
@@ -101,9 +106,22 @@ type pending struct {
 	d    ref.Digest
 	data []byte
 	buf  *[]byte
+	refs *atomic.Int32 // the whole-file hasher and the batch: the last one returns buf
 }
 
-// PutFile chunks r and stores the chunks nothing stored yet.
+func (p pending) release() {
+	if p.refs.Add(-1) == 0 {
+		*p.buf = p.data[:0]
+		bufPool.Put(p.buf)
+	}
+}
+
+// PutFile chunks r and stores the chunks nothing stored yet. The reading
+// goroutine only finds chunk boundaries and copies the chunks: the
+// whole-file digest is computed by a goroutine of its own, and each batch
+// of chunks (their digests, the index lookup, compression, packing) by one
+// of the Store's workers, so that a save is not bound to one core
+// (docs/s3-bench.md).
 func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (File, PutStats, error) {
 	ch, err := NewChunker(r, w.s.params)
 	if err != nil {
@@ -113,39 +131,88 @@ func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (F
 	var (
 		f     File
 		st    PutStats
-		whole = ref.NewHasher()
 		batch []pending
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(w.s.workers)
 	var mu sync.Mutex // guards f.Chunks and st while workers run
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+
+	// The whole-file digest, in file order, off the reading goroutine.
+	toHash := make(chan []pending, 8)
+	whole := make(chan ref.Digest, 1)
+	go func() {
+		h := ref.NewHasher()
+		for b := range toHash {
+			for _, p := range b {
+				h.Write(p.data)
+				p.release()
+			}
 		}
-		todo, err := w.dedup(batch, &f, &mu)
+		whole <- h.Digest()
+	}()
+	hashing := true
+	stopHashing := func() ref.Digest {
+		if !hashing {
+			return ref.Digest{}
+		}
+		hashing = false
+		close(toHash)
+		return <-whole
+	}
+	defer stopHashing()
+
+	process := func(b []pending) error {
+		for k := range b {
+			b[k].d = ref.Sum(b[k].data)
+		}
+		mu.Lock()
+		for _, p := range b {
+			f.Chunks[p.idx].Digest = p.d
+		}
+		mu.Unlock()
+		todo, err := w.dedup(b, &f, &mu)
 		if err != nil {
+			for _, p := range b {
+				p.release()
+			}
 			return err
 		}
-		for _, p := range todo {
-			g.Go(func() error {
-				defer func() { *p.buf = p.data[:0]; bufPool.Put(p.buf) }()
-				loc, stored, err := w.putBlob(gctx, BlobChunk, p.d, p.data)
-				if err != nil {
-					return err
+		for k, p := range todo {
+			loc, stored, err := w.putBlob(gctx, BlobChunk, p.d, p.data)
+			p.release()
+			if err != nil {
+				for _, q := range todo[k+1:] {
+					q.release()
 				}
-				mu.Lock()
-				f.Chunks[p.idx].Loc = loc
-				if stored > 0 {
-					st.NewChunks++
-					st.StoredBytes += stored
-				}
-				mu.Unlock()
-				return nil
-			})
+				return err
+			}
+			mu.Lock()
+			f.Chunks[p.idx].Loc = loc
+			if stored > 0 {
+				st.NewChunks++
+				st.StoredBytes += stored
+			}
+			mu.Unlock()
 		}
-		batch = batch[:0]
 		return nil
+	}
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		b := batch
+		batch = nil
+		toHash <- append([]pending(nil), b...) // process writes b's digests
+		g.Go(func() error { return process(b) })
+	}
+	fail := func(err error) (File, PutStats, error) {
+		for _, p := range batch {
+			p.release() // not handed to the hasher
+			p.release()
+		}
+		batch = nil
+		_ = g.Wait()
+		return File{}, PutStats{}, err
 	}
 	for i := 0; ; i++ {
 		data, err := ch.Next()
@@ -156,38 +223,31 @@ func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (F
 			err = gctx.Err()
 		}
 		if err != nil {
-			_ = g.Wait()
-			return File{}, PutStats{}, err
+			return fail(err)
 		}
-		whole.Write(data)
 		f.Size += int64(len(data))
-		st.Chunks++
-		st.Bytes += int64(len(data))
 		if progress != nil {
 			progress(int64(len(data)))
 		}
 		bp := bufPool.Get().(*[]byte)
 		buf := append((*bp)[:0], data...)
+		refs := new(atomic.Int32)
+		refs.Store(2)
 		mu.Lock()
-		f.Chunks = append(f.Chunks, Chunk{Digest: ref.Sum(buf), Size: int64(len(buf))})
-		d := f.Chunks[i].Digest
+		f.Chunks = append(f.Chunks, Chunk{Size: int64(len(buf))})
+		st.Chunks++
+		st.Bytes += int64(len(data))
 		mu.Unlock()
-		batch = append(batch, pending{idx: i, d: d, data: buf, buf: bp})
+		batch = append(batch, pending{idx: i, data: buf, buf: bp, refs: refs})
 		if len(batch) == lookupBatch {
-			if err := flush(); err != nil {
-				_ = g.Wait()
-				return File{}, PutStats{}, err
-			}
+			flush()
 		}
 	}
-	if err := flush(); err != nil {
-		_ = g.Wait()
-		return File{}, PutStats{}, err
-	}
+	flush()
 	if err := g.Wait(); err != nil {
 		return File{}, PutStats{}, err
 	}
-	f.Digest = whole.Digest()
+	f.Digest = stopHashing()
 	if f.Chunks == nil {
 		f.Chunks = []Chunk{}
 	}
@@ -224,8 +284,7 @@ func (w *Writer) dedup(batch []pending, f *File, mu *sync.Mutex) ([]pending, err
 	for _, p := range batch {
 		if l, ok := w.known[p.d]; ok {
 			f.Chunks[p.idx].Loc = l
-			*p.buf = p.data[:0]
-			bufPool.Put(p.buf)
+			p.release()
 			continue
 		}
 		todo = append(todo, p)
@@ -359,6 +418,41 @@ func (w *Writer) PutManifest(ctx context.Context, m *Manifest) (Ref, error) {
 // Commit writes the last pack, makes every pack durable, and records the new
 // blobs in the index. Only after Commit may a catalog point at the content.
 func (w *Writer) Commit(ctx context.Context) error {
+	return w.commit(ctx, true)
+}
+
+// CommitNoSync is Commit without the durability: the packs are written and
+// the index knows them, so a catalog may point at the content at once and
+// every reader of this machine sees it, and a killed process loses nothing
+// (the kernel holds what was written). A crash of the machine before the
+// next Store.Sync may lose the packs and the index entries; the caller keeps
+// what it needs to redo the write until Sync returns (the mount's staging
+// folder does, stage.Options.SyncEvery).
+func (w *Writer) CommitNoSync(ctx context.Context) error {
+	return w.commit(ctx, false)
+}
+
+// Sync makes durable everything committed with CommitNoSync before it was
+// called: the storage (one syncfs for local storage) and the index file. It
+// is safe for concurrent use; concurrent calls share one sync when they can.
+func (s *Store) Sync(ctx context.Context) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if !s.unsynced.Swap(false) {
+		return nil
+	}
+	err := s.obj.Sync(ctx)
+	if err == nil {
+		err = s.idx.sync()
+	}
+	if err != nil {
+		s.unsynced.Store(true)
+		return fmt.Errorf("cache: sync: %w", err)
+	}
+	return nil
+}
+
+func (w *Writer) commit(ctx context.Context, durable bool) error {
 	w.mu.Lock()
 	if w.cur != nil {
 		last := w.cur
@@ -369,14 +463,18 @@ func (w *Writer) Commit(ctx context.Context) error {
 	if err := w.uploads.Wait(); err != nil {
 		return err
 	}
-	if err := w.s.obj.Sync(ctx); err != nil {
-		return err
+	if durable {
+		if err := w.s.obj.Sync(ctx); err != nil {
+			return err
+		}
+	} else {
+		w.s.unsynced.Store(true)
 	}
 	w.mu.Lock()
 	added := w.added
 	w.added = map[ref.Digest]Loc{}
 	w.mu.Unlock()
-	return w.s.idx.Add(added)
+	return w.s.idx.add(added, !durable)
 }
 
 // Abort waits for uploads in flight; what they wrote is left for gc.
@@ -457,22 +555,34 @@ func (s *Store) Warm(chunks []Chunk) {
 	if !ok || len(chunks) == 0 {
 		return
 	}
-	// Runs of chunks stored one after the other in one pack become one
-	// range (a file's chunks mostly are).
-	run := chunks[0].Loc
-	for _, c := range chunks[1:] {
-		if c.Pack == run.Pack && c.Off == run.Off+run.Len {
-			run.Len += c.Len
+	// A file's chunks lie in its packs in the order parallel workers
+	// finished them, not in file order: sort them by place, and merge
+	// places less than warmGap apart into one range.
+	locs := make([]Loc, len(chunks))
+	for i, c := range chunks {
+		locs[i] = c.Loc
+	}
+	sort.Slice(locs, func(i, j int) bool {
+		if locs[i].Pack != locs[j].Pack {
+			return locs[i].Pack < locs[j].Pack
+		}
+		return locs[i].Off < locs[j].Off
+	})
+	run := locs[0]
+	for _, l := range locs[1:] {
+		if l.Pack == run.Pack && l.Off <= run.Off+run.Len+warmGap {
+			run.Len = max(run.Len, l.Off+l.Len-run.Off)
 			continue
 		}
-		if c.Pack == run.Pack && c.Off >= run.Off && c.Off+c.Len <= run.Off+run.Len {
-			continue // a repeated chunk
-		}
 		w.Warm(packName(run.Pack), run.Off, run.Len)
-		run = c.Loc
+		run = l
 	}
 	w.Warm(packName(run.Pack), run.Off, run.Len)
 }
+
+// warmGap is the most bytes between two chunks of one pack that Warm
+// fetches rather than asking for two ranges.
+const warmGap = 1 << 20
 
 // WarmWindow is how far ahead of a sequential reader Warm is asked to
 // fetch at most: 16 blocks of the disk cache in flight.

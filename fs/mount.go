@@ -195,6 +195,12 @@ func (m *Mount) Unmount() error {
 	default:
 		close(m.stop)
 	}
+	if m.ns.st != nil {
+		// Commits whose durability was deferred (stage.Options.SyncEvery).
+		if err := m.ns.st.Sync(context.Background()); err != nil {
+			return fmt.Errorf("unmounted, but the last commits are not durable: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -183,7 +183,8 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 func (c *tracked) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (catalog.Run, error) {
 	jobs := c.t.unregister(uid)
 	if err := c.t.flush(); err != nil {
-		return catalog.Run{}, err
+		// Logged, not returned: the run's end matters more than a lost batch.
+		c.t.opts.Logger.Error("lineage: recording inputs", "err", err)
 	}
 	for _, j := range jobs {
 		// A job's end is when its parent ends, unless learnt better

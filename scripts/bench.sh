@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # make bench: every benchmark with its baseline, in one run. Figures go to
 # stdout; BENCHMARKS.md records them with the command of each section.
-# BENCH=foundation,ontology,mount,postgres picks sections (default: all).
+# BENCH=foundation,ontology,mount,postgres,lineage,s3 picks sections (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want=",${BENCH:-foundation,ontology,mount,postgres},"
+want=",${BENCH:-foundation,ontology,mount,postgres,lineage,s3},"
 section() { case "$want" in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 if section foundation; then
@@ -21,12 +21,25 @@ if section postgres; then
   echo "## PostgreSQL catalog: scripts/pg-bench.sh"
   scripts/pg-bench.sh
 fi
+if section lineage; then
+  # Tracked vs untracked reads, Snakemake under lamina run, lamina lineage
+  # 50 runs deep (issue 5); docs/lineage.md has results.
+  echo "## Lineage: scripts/lineage-bench.sh (root, /dev/fuse)"
+  scripts/lineage-bench.sh
+fi
 if section mount; then
   echo "## Mount: go test -bench BenchmarkMount ./fs/ (root, /dev/fuse)"
   go test -run XXX -bench 'BenchmarkMount' -benchtime 1x -timeout 60m ./fs/
 fi
-# S3 (issue 8): request overhead by size, direct parallel PUT/GET, and the
-# Lamina S3 stack (save, cold read) against versitygw on 127.0.0.1, which
-# the benchmarks start themselves; docs/s3-bench.md has results.
-LAMINA_ALLOW_SKIP=1 go test -run XXX -bench 'GetRange|DirectParallel|S3Stack' -benchtime 3x ./storage/s3/ ./cache/
+if section s3; then
+  # S3 (issue 8) against versitygw on 127.0.0.1 (started by the benchmarks,
+  # or LAMINA_S3_ENDPOINT/_ACCESS_KEY/_SECRET_KEY): request overhead by
+  # size; 1 GiB save and cold reads through the mount against direct
+  # parallel PUT/GET of the same bytes, rclone mount and s3fs (apt-get
+  # install rclone s3fs); 10,000 files of 4 KiB; bytes in the bucket for 10
+  # versions. Root (mounts, drop_caches). docs/s3-bench.md has results.
+  echo "## S3: go test -bench GetRange ./storage/s3/; go run ./bench -only s3save,s3read,s3small,s3dedup (root)"
+  go test -run XXX -bench 'GetRange' -benchtime 20x ./storage/s3/
+  go run ./bench -lamina bin/lamina -only s3save,s3read,s3small,s3dedup
+fi
 scripts/write-bench.sh   # the mount write side (issue 4); docs/write-bench.md

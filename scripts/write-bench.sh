@@ -4,7 +4,7 @@
 #   scripts/write-bench.sh [SIZE_MIB] [FILES] [RSS_MIB]   (defaults 1024 10000 4096)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LAMINA=$(pwd)/bin/lamina
+LAMINA=${LAMINA:-$(pwd)/bin/lamina}
 SIZE=${1:-1024} FILES=${2:-10000} RSS_SIZE=${3:-4096}
 T=$(mktemp -d /var/tmp/lamina-wbench.XXXXXX)
 export XDG_CONFIG_HOME=$T/config XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache XDG_RUNTIME_DIR=$T/run

@@ -3,12 +3,15 @@ package stage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/ref"
 )
 
@@ -36,8 +39,15 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 	for _, e := range ents {
 		name := e.Name()
 		id, state, ok := strings.Cut(name, ".")
-		if !ok || (state != "open" && state != "closed") {
+		if !ok || (state != "open" && state != "closed" && state != "done") {
 			continue
+		}
+		if state != "done" {
+			if _, err := os.Stat(filepath.Join(s.opts.Dir, id+".done")); err == nil {
+				// Released after its commit; the ".done" journal decides.
+				os.Remove(filepath.Join(s.opts.Dir, name))
+				continue
+			}
 		}
 		b, err := os.ReadFile(filepath.Join(s.opts.Dir, name))
 		var j journal
@@ -61,6 +71,19 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 			defer fh.Close()
 			_, err = s.commitFile(ctx, key, fh, info.ModTime(), j.Mode, desc)
 			return err
+		}
+		if state == "done" {
+			// Committed (the catalog points at it) but maybe never synced:
+			// if the machine crashed, its content may not have reached the
+			// disk. Intact content needs nothing; else keep the bytes.
+			if err := s.intact(ctx, j.Manifest); err == nil {
+				os.Remove(filepath.Join(s.opts.Dir, name))
+				os.Remove(data)
+				continue
+			} else {
+				state = "open"
+				r.Message = fmt.Sprintf("committed before the machine stopped, but its content did not reach the disk (%v)", err)
+			}
 		}
 		if state == "closed" {
 			if err := commit(j.Key, ""); err == nil {
@@ -93,10 +116,18 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 		os.Remove(filepath.Join(s.opts.Dir, name))
 		os.Remove(data)
 	}
+	if len(out) > 0 {
+		if err := s.content.Sync(ctx); err != nil {
+			return out, fmt.Errorf("stage: %w", err)
+		}
+	}
 	// Data files without a journal: a crash between creating the two.
 	ents, _ = os.ReadDir(s.opts.Dir)
 	for _, e := range ents {
 		if !strings.Contains(e.Name(), ".") {
+			if _, err := os.Stat(filepath.Join(s.opts.Dir, e.Name()+".done")); err == nil {
+				continue // its content did not reach the disk: kept above
+			}
 			if _, err := os.Stat(filepath.Join(s.opts.Dir, e.Name()+".open")); os.IsNotExist(err) {
 				if _, err := os.Stat(filepath.Join(s.opts.Dir, e.Name()+".closed")); os.IsNotExist(err) {
 					os.Remove(filepath.Join(s.opts.Dir, e.Name()))
@@ -105,4 +136,21 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 		}
 	}
 	return out, nil
+}
+
+// intact reports whether the content at manifest is all there and verifies.
+func (s *Stage) intact(ctx context.Context, manifest string) error {
+	if manifest == "" {
+		return errors.New("no manifest recorded")
+	}
+	m, err := s.content.LoadManifest(ctx, cache.Ref(manifest))
+	if err != nil {
+		return err
+	}
+	for _, f := range m.Files {
+		if _, err := s.content.Open(f).WriteToContext(ctx, io.Discard, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -39,6 +39,7 @@ type Content interface {
 	NewWriter() *cache.Writer
 	LoadManifest(ctx context.Context, r cache.Ref) (*cache.Manifest, error)
 	Open(f cache.File) *cache.Reader
+	Sync(ctx context.Context) error // what Writer.CommitNoSync left to the page cache
 }
 
 // Options configure a Stage.
@@ -47,6 +48,13 @@ type Options struct {
 	User    string       // created_by of new versions
 	Logger  *slog.Logger // nil discards
 	Changed func(keys []string)
+	// SyncEvery > 0 defers making commits durable: a close commits
+	// (CommitNoSync, then the catalog) and returns, and the storage is synced
+	// at most this long later, at fsync, and at Stage.Sync (unmount). Until
+	// then the staged bytes of committed files stay in Dir (journal ".done")
+	// so that Recover can redo what a crash of the machine lost. 0 syncs at
+	// every commit.
+	SyncEvery time.Duration
 }
 
 // Stage stages and commits writes. It is safe for concurrent use.
@@ -59,6 +67,10 @@ type Stage struct {
 	mu    sync.Mutex // guards open, fresh and the key and deleted fields of Files
 	open  map[string][]*File
 	fresh map[string]bool // keys whose artifact this Stage created (temporary names, often)
+
+	smu      sync.Mutex // guards unsynced and timer; never held with mu or File.mu
+	unsynced []string   // ids of released Files whose commits await Sync
+	timer    *time.Timer
 }
 
 // New returns a Stage keeping its files in o.Dir.
@@ -85,6 +97,8 @@ func (s *Stage) changed(keys ...string) {
 type journal struct {
 	Key  string `json:"key"`
 	Mode uint32 `json:"mode"`
+	// Manifest is the content a ".done" journal's commit points at.
+	Manifest string `json:"manifest,omitempty"`
 }
 
 // File is one writable open of a key. Its methods are safe for concurrent
@@ -366,7 +380,11 @@ func (s *Stage) commitFile(ctx context.Context, key string, r io.Reader, mtime t
 		w.Abort()
 		return catalog.Version{}, err
 	}
-	if err := w.Commit(ctx); err != nil {
+	commit := w.Commit
+	if s.opts.SyncEvery > 0 {
+		commit = w.CommitNoSync
+	}
+	if err := commit(ctx); err != nil {
 		return catalog.Version{}, fmt.Errorf("cannot store %s: %w", key, err)
 	}
 	suffix := instance.Suffix(key)
@@ -411,6 +429,9 @@ func (f *File) Sync(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := f.s.content.Sync(ctx); err != nil {
+		return err
+	}
 	// One syncfs covers the staging folder, and the storage root and the
 	// catalog when they share its file system.
 	d, err := os.Open(f.s.opts.Dir)
@@ -453,9 +474,58 @@ func (f *File) Release(ctx context.Context) error {
 		return err
 	}
 	f.data.Close()
+	if f.s.opts.SyncEvery > 0 && f.committed && f.base != nil {
+		// Committed but maybe not durable yet: keep the bytes until Sync.
+		j, _ := json.Marshal(journal{Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest})
+		if err := os.WriteFile(f.path(".done"), j, 0o600); err == nil {
+			os.Remove(f.path(".open"))
+			os.Remove(f.path(".closed"))
+			f.s.deferSync(f.id)
+			return nil
+		}
+	}
 	os.Remove(f.path(".open"))
 	os.Remove(f.path(".closed"))
 	os.Remove(f.path(""))
+	return nil
+}
+
+// deferSync notes a released File whose staged bytes wait for Sync and
+// makes sure a Sync comes within SyncEvery.
+func (s *Stage) deferSync(id string) {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	s.unsynced = append(s.unsynced, id)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(s.opts.SyncEvery, func() {
+			s.smu.Lock()
+			s.timer = nil
+			s.smu.Unlock()
+			if err := s.Sync(context.Background()); err != nil {
+				s.log.Error("lamina mount: sync of committed files failed; their bytes stay staged", "err", err)
+			}
+		})
+	}
+}
+
+// Sync makes every commit so far durable and drops the staged bytes kept
+// for them (Options.SyncEvery). The mount calls it at unmount; fsync of a
+// File calls it too.
+func (s *Stage) Sync(ctx context.Context) error {
+	s.smu.Lock()
+	ids := s.unsynced
+	s.unsynced = nil
+	s.smu.Unlock()
+	if err := s.content.Sync(ctx); err != nil {
+		s.smu.Lock()
+		s.unsynced = append(ids, s.unsynced...)
+		s.smu.Unlock()
+		return err
+	}
+	for _, id := range ids {
+		os.Remove(filepath.Join(s.opts.Dir, id+".done"))
+		os.Remove(filepath.Join(s.opts.Dir, id))
+	}
 	return nil
 }
 

@@ -163,6 +163,9 @@ func prefetch(ctx context.Context, in *instance.Instance, m *cache.Manifest) (in
 	var total int64
 	files := m.Files
 	for _, f := range files {
+		// The cache fetches the packs in large ranges, in parallel; the
+		// reads below then verify every chunk.
+		in.Store.Warm(f.Chunks)
 		for _, ch := range f.Chunks {
 			total += ch.Size
 			g.Go(func() error {

@@ -55,6 +55,7 @@ func cmdMount() *cli.Command {
 			&cli.BoolFlag{Name: "show-versions", Usage: "list name@vN entries in folders (they always resolve)"},
 			&cli.BoolFlag{Name: "show-meta", Usage: "list name.meta sidecars in folders (they always resolve)"},
 			&cli.BoolFlag{Name: "no-xattrs", Usage: "no user.lamina.* extended attributes (ls -l gets faster)"},
+			&cli.BoolFlag{Name: "no-lineage", Usage: "track no runs through this mount (lamina run then records no inputs or outputs here)"},
 			&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request (with --foreground)"},
 			&cli.BoolFlag{Name: "sync-upload", Usage: "S3 storage: close() of a written file waits until S3 has its data (default: uploads queue in the background)"},
 			&cli.StringFlag{Name: "cache-size", Usage: "S3 storage: bound of the local cache of fetched data, e.g. 20GB (default: the instance's, see `lamina cache limit`)"},
@@ -141,7 +142,7 @@ func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir st
 	}
 	defer pr.Close()
 	args := []string{"--instance", s.Name, "mount", "--foreground"}
-	for _, f := range []string{"show-versions", "show-meta", "no-xattrs", "debug", "sync-upload"} {
+	for _, f := range []string{"show-versions", "show-meta", "no-xattrs", "no-lineage", "debug", "sync-upload"} {
 		if c.Bool(f) {
 			args = append(args, "--"+f)
 		}
@@ -248,8 +249,13 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	// Lineage: runs register through the socket (tracker.Wrap below); the
 	// mount asks the tracker on OPEN and CREATE.
-	tracker := lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log})
-	defer tracker.Close()
+	var tracker lfs.Tracker
+	rpcCat := cat
+	if !c.Bool("no-lineage") {
+		tk := lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log})
+		defer tk.Close()
+		tracker, rpcCat = tk, tk.Wrap(cat)
+	}
 	m, err := lfs.New(dir, cat, store, lfs.MountOptions{
 		Options: lfs.Options{ShowVersions: c.Bool("show-versions"), ShowMeta: c.Bool("show-meta")},
 		Name:    s.Name, NoXAttrs: c.Bool("no-xattrs"), StatfsPath: s.Storage,
@@ -270,7 +276,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		stopListen := listenChanges(pg, m, log) // postgres.go
 		defer stopListen()
 	}
-	srv := catalogrpc.NewServer(tracker.Wrap(cat), catalogrpc.ServerOptions{
+	srv := catalogrpc.NewServer(rpcCat, catalogrpc.ServerOptions{
 		ID: s.ID, Changed: m.Changed, Logger: log,
 		Status: func() any {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -309,6 +315,12 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		unmount(m, log)
 	}
 	srv.Close()
+	if writes != nil {
+		// Commits whose durability was deferred (unmounted from outside).
+		if err := writes.Sync(context.Background()); err != nil {
+			log.Error("last commits not synced; their bytes stay staged for the next mount", "err", err)
+		}
+	}
 	// The records of versions saved through the daemon are a backup of the
 	// catalog; write any still pending before the catalog is let go.
 	in := instance.New(s, cat, backend, store)

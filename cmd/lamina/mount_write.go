@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
@@ -16,7 +17,10 @@ import (
 // or kept under lost+found/ before the mount serves.
 func mountWrites(ctx context.Context, s instance.Settings, cat catalog.Catalog, store *cache.Store, log *slog.Logger) (*stage.Stage, error) {
 	in := instance.New(s, cat, nil, store)
-	st, err := stage.New(cat, store, stage.Options{Dir: filepath.Join(s.CacheDir, "staging"), User: in.User, Logger: log})
+	st, err := stage.New(cat, store, stage.Options{Dir: filepath.Join(s.CacheDir, "staging"), User: in.User, Logger: log,
+		// close commits; durability follows within 2 s, at fsync and at
+		// unmount (docs/write-bench.md).
+		SyncEvery: 2 * time.Second})
 	if err != nil {
 		return nil, err
 	}
