@@ -36,4 +36,5 @@ demo: build
 	scripts/demo.sh
 
 clean:
+	-[ -d demo/lab ] && mountpoint -q demo/lab && bin/lamina umount demo/lab
 	rm -rf bin demo
