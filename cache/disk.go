@@ -479,17 +479,20 @@ func (c *DiskCache) spansLocked(obj string, size, first, last int64) [][2]int64 
 	return out
 }
 
-// fetchAhead fetches a span in the background, holding a read-ahead slot
-// (taken by the caller) until it is done.
+// fetchAhead starts the fetch of a span in the background, holding a
+// read-ahead slot (taken by the caller) until it is done. The blocks are
+// marked as being fetched before it returns, so that the next reader does
+// not ask for them again.
 func (c *DiskCache) fetchAhead(name, obj string, size int64, sp [2]int64) {
+	calls := c.fetchSpan(c.bgctx, name, obj, size, sp[0], int(sp[1]), false)
+	if len(calls) == 0 {
+		<-c.ahead
+		return
+	}
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
 		defer func() { <-c.ahead }()
-		calls := c.fetchSpan(c.bgctx, name, obj, size, sp[0], int(sp[1]), false)
-		if len(calls) == 0 {
-			return
-		}
 		last := calls[len(calls)-1]
 		<-last.done
 		if last.err != nil {

@@ -134,6 +134,30 @@ func TestDiskCache(t *testing.T) {
 		if b := d.Info().Blocks; b < 5 {
 			t.Fatalf("a sequential reader of 3 blocks left %d blocks cached; want read-ahead beyond them", b)
 		}
+		d.Close() // read-ahead in flight
+	})
+	t.Run("WarmFetchesSpans", func(t *testing.T) {
+		cb := newCounting(t, data)
+		d, err := cache.OpenDiskCache(cb, t.TempDir(), cache.DiskCacheOptions{BlockSize: bs, ReadAhead: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		d.Warm("packs/aa/p", 100, 8*bs-200) // blocks 0 to 7: two spans of four
+		deadline := time.Now().Add(5 * time.Second)
+		for d.Info().Blocks < 8 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if b, n := d.Info().Blocks, cb.gets.Load(); b != 8 || n != 2 {
+			t.Fatalf("Warm of 8 blocks: %d blocks cached with %d GETs; want 8 with 2", b, n)
+		}
+		got, err := d.GetRange(ctx, "packs/aa/p", 0, 8*bs)
+		if err != nil || !bytes.Equal(got, data[:8*bs]) {
+			t.Fatalf("GetRange of warmed blocks = %d bytes, %v", len(got), err)
+		}
+		if n := cb.gets.Load(); n != 2 {
+			t.Fatalf("reading warmed blocks made %d more GETs", n-2)
+		}
 	})
 }
 

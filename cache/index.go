@@ -89,7 +89,7 @@ func (ix *Index) Lookup(ds []ref.Digest) (map[ref.Digest]Loc, error) {
 }
 
 // Add records locations; an existing entry for a digest is kept.
-func (ix *Index) Add(locs map[ref.Digest]Loc) error { return ix.add(locs, false) }
+func (ix *Index) Add(locs map[ref.Digest]Loc) error { return ix.add(locs, false, false) }
 
 // sync makes the index file durable (after adds without sync).
 func (ix *Index) sync() error {
@@ -101,16 +101,17 @@ func (ix *Index) sync() error {
 	return f.Sync()
 }
 
-// add is Add; noSync leaves the update to the page cache. The index only
-// serves deduplication and RebuildIndex remakes it from the packs.
-func (ix *Index) add(locs map[ref.Digest]Loc, noSync bool) error {
+// add is Add; noSync leaves the update to the page cache (the index only
+// serves deduplication and RebuildIndex remakes it from the packs); replace
+// overwrites existing entries.
+func (ix *Index) add(locs map[ref.Digest]Loc, noSync, replace bool) error {
 	if len(locs) == 0 {
 		return nil
 	}
 	return ix.withSync(true, !noSync, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bBlobs)
 		for d, l := range locs {
-			if b.Get(d[:]) != nil {
+			if !replace && b.Get(d[:]) != nil {
 				continue
 			}
 			if err := b.Put(d[:], encodeLoc(l)); err != nil {

@@ -64,9 +64,26 @@ func newPackBuilder() *packBuilder {
 	p := &packBuilder{id: newPackID()}
 	b := packBufs.Get().(*bytes.Buffer)
 	b.Reset()
-	b.Grow(PackTarget + 2*DefaultParams.Max + 64<<10)
 	p.buf = b
 	return p
+}
+
+// packCap is what a pack's buffer grows to once it outgrows a small one.
+var packCap = PackTarget + 2*DefaultParams.Max + 64<<10
+
+// reserve makes room for n more bytes: a small session (one small file
+// committed at close) keeps a small buffer instead of clearing 16 MiB, and
+// a growing pack goes to full size at once.
+func (p *packBuilder) reserve(n int) {
+	need := p.buf.Len() + n
+	if need <= p.buf.Cap() {
+		return
+	}
+	c := packCap
+	if need < 1<<20 {
+		c = max(2*need, 64<<10)
+	}
+	p.buf.Grow(max(c, need) - p.buf.Len())
 }
 
 // release hands the pack's buffer back once no one reads the bytes that
@@ -77,6 +94,7 @@ func (p *packBuilder) release() {
 }
 
 func (p *packBuilder) add(typ byte, d ref.Digest, raw int64, enc []byte) Loc {
+	p.reserve(len(enc))
 	off := int64(p.buf.Len())
 	p.buf.Write(enc)
 	p.entries = append(p.entries, blobEntry{Type: typ, Digest: d, Off: off, Len: int64(len(enc)), Raw: raw})

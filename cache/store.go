@@ -36,6 +36,7 @@ type Store struct {
 	idx     *Index
 	params  Params
 	workers int
+	uploads int // packs one Writer writes at once (SetPackUploads)
 
 	mu        sync.Mutex // guards manifests
 	manifests map[Ref]*Manifest
@@ -55,7 +56,17 @@ func NewStore(obj Objects, indexPath string, p Params) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{obj: obj, idx: idx, params: p, workers: max(2, runtime.GOMAXPROCS(0)), manifests: map[Ref]*Manifest{}}, nil
+	return &Store{obj: obj, idx: idx, params: p, workers: max(2, runtime.GOMAXPROCS(0)), uploads: 8, manifests: map[Ref]*Manifest{}}, nil
+}
+
+// SetPackUploads sets how many finished packs one Writer writes at once
+// (default 8). Each holds up to 16 MiB until written: a long-lived process
+// writing to local storage, where a write is a copy into the page cache,
+// keeps its memory down with 2. Call it before the first NewWriter.
+func (s *Store) SetPackUploads(n int) {
+	if n > 0 {
+		s.uploads = n
+	}
 }
 
 // PutStats counts what a write did.
@@ -89,12 +100,23 @@ type Writer struct {
 	added   map[ref.Digest]Loc // blobs this session wrote: for the index at Commit
 	uploads errgroup.Group     // packs being written
 	upErr   error              // first upload error (guarded by mu)
+	noDedup bool               // NewWriterNoDedup
 }
 
 // NewWriter starts a write session.
 func (s *Store) NewWriter() *Writer {
 	w := &Writer{s: s, known: map[ref.Digest]Loc{}, added: map[ref.Digest]Loc{}}
-	w.uploads.SetLimit(8)
+	w.uploads.SetLimit(s.uploads)
+	return w
+}
+
+// NewWriterNoDedup starts a write session that stores every blob again
+// rather than trusting the index, and whose Commit points the index at the
+// new copies: for recovery after a crash of the machine lost packs that the
+// index (or the catalog) already knew (stage.Recover).
+func (s *Store) NewWriterNoDedup() *Writer {
+	w := s.NewWriter()
+	w.noDedup = true
 	return w
 }
 
@@ -267,7 +289,7 @@ func (w *Writer) dedup(batch []pending, f *File, mu *sync.Mutex) ([]pending, err
 	}
 	w.mu.Unlock()
 	var found map[ref.Digest]Loc
-	if len(ask) > 0 {
+	if len(ask) > 0 && !w.noDedup {
 		var err error
 		if found, err = w.s.idx.Lookup(ask); err != nil {
 			return nil, err
@@ -474,7 +496,7 @@ func (w *Writer) commit(ctx context.Context, durable bool) error {
 	added := w.added
 	w.added = map[ref.Digest]Loc{}
 	w.mu.Unlock()
-	return w.s.idx.add(added, !durable)
+	return w.s.idx.add(added, !durable, w.noDedup)
 }
 
 // Abort waits for uploads in flight; what they wrote is left for gc.

@@ -77,11 +77,21 @@ func BenchmarkMountRead(b *testing.B) {
 }
 
 func fioIOPS(b *testing.B, p string) float64 {
-	out, err := exec.Command("fio", "--name=r", "--filename="+p, "--readonly", "--rw=randread", "--bs=4k",
-		"--ioengine=psync", "--numjobs=4", "--group_reporting", "--time_based", "--runtime=10",
-		"--output-format=terse", "--terse-version=3").Output()
+	// The size is given: fio cannot always tell it of a file on a FUSE
+	// mount ("you need to specify size=", exit status 4).
+	st, err := os.Stat(p)
 	if err != nil {
-		b.Fatalf("fio: %v", err)
+		b.Fatal(err)
+	}
+	cmd := exec.Command("fio", "--name=r", "--filename="+p, "--readonly", "--rw=randread", "--bs=4k",
+		"--size="+strconv.FormatInt(st.Size(), 10),
+		"--ioengine=psync", "--numjobs=4", "--group_reporting", "--time_based", "--runtime=10",
+		"--output-format=terse", "--terse-version=3")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("fio: %v: %s%s", err, out, stderr.String())
 	}
 	fields := strings.Split(string(out), ";")
 	iops, _ := strconv.ParseFloat(fields[7], 64) // read IOPS in terse v3

@@ -4,12 +4,14 @@ import (
 	"container/list"
 	"context"
 	"io"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/ref"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -37,7 +39,7 @@ type chunkItem struct {
 }
 
 func newChunkCache(c Content, max int64) *chunkCache {
-	cc := &chunkCache{content: c, max: max, ahead: make(chan struct{}, 8), lru: list.New(), items: map[ref.Digest]*list.Element{}}
+	cc := &chunkCache{content: c, max: max, ahead: make(chan struct{}, 16), lru: list.New(), items: map[ref.Digest]*list.Element{}}
 	cc.warmer, _ = c.(warmer)
 	return cc
 }
@@ -149,10 +151,12 @@ type fileReader struct {
 	next   int64      // where a sequential reader reads next
 	warmTo int64      // the content is being fetched up to here
 	window int64      // how far ahead to warm: grows with what is read
+	streak int        // sequential READs in a row: prefetch from the second
 }
 
-// readAhead is how many chunks a sequential reader fetches ahead.
-const readAhead = 8
+// readAhead is how many chunks past a READ a sequential reader fetches
+// ahead (2 MiB of 64 KiB chunks: two of the kernel's 1 MiB READs).
+const readAhead = 32
 
 // seqSlack is how far from where the last read ended a read may start and
 // still count as sequential.
@@ -197,12 +201,34 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 	} else {
 		r.next, r.window, r.warmTo = end, 0, 0
 	}
+	if sequential {
+		r.streak++
+	} else {
+		r.streak = 0
+	}
+	ahead := sequential && r.streak >= 2 // a random read near the last one is not a stream
 	r.mu.Unlock()
 	if len(warm) > 0 {
 		r.cc.warmer.Warm(warm)
 	}
+	last := sort.Search(len(r.offsets), func(j int) bool { return r.offsets[j] >= end })
+	if last-i > 1 {
+		// A READ spans many chunks (1 MiB is 16 of them): fetch, verify
+		// and decode them on every core at once, not one after another.
+		var g errgroup.Group
+		g.SetLimit(runtime.GOMAXPROCS(0))
+		for j := i + 1; j < last; j++ {
+			g.Go(func() error { _, err := r.cc.get(ctx, r.f.Chunks[j]); return err })
+		}
+		_, err := r.cc.get(ctx, r.f.Chunks[i])
+		if gerr := g.Wait(); err == nil {
+			err = gerr
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
 	n := 0
-	first := i
 	for n < len(p) && i < len(r.offsets) {
 		d, err := r.cc.get(ctx, r.f.Chunks[i])
 		if err != nil {
@@ -211,8 +237,8 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 		n += copy(p[n:], d[off+int64(n)-r.offsets[i]:])
 		i++
 	}
-	if sequential {
-		for j := i; j < len(r.f.Chunks) && j < first+readAhead; j++ {
+	if ahead {
+		for j := i; j < len(r.f.Chunks) && j < i+readAhead; j++ {
 			r.cc.prefetch(r.f.Chunks[j])
 		}
 	}

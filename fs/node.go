@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"sync"
 	"syscall"
 	"time"
 
@@ -100,7 +101,7 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 	e := n.current(ctx, fh)
 	if e.Kind == KindDir {
 		if l, err := n.m.ns.listing(ctx, e.Prefix); err == nil {
-			e.Mtime = l.mtime
+			e.Mtime = l.modTime()
 		}
 	}
 	n.m.fill(e, &out.Attr)
@@ -124,16 +125,78 @@ func (n *node) dirEntries(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) 
 }
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	es, errno := n.dirEntries(ctx)
-	if errno != 0 {
-		return nil, 0, errno
-	}
 	var fl uint32
 	if n.m.opts.CacheDirs {
+		// go-fuse adds FOPEN_KEEP_CACHE: an opendir of a listing the kernel
+		// holds sends no READDIR, so the entries are made on the first one.
 		fl = fuse.FOPEN_CACHE_DIR
 	}
-	return fusefs.NewListDirStream(es), fl, 0
+	return &dirHandle{n: n}, fl, 0
 }
+
+// dirHandle is an open directory; its entries are listed at the first
+// READDIR (none comes while the kernel's cached listing is valid).
+type dirHandle struct {
+	n *node
+
+	mu     sync.Mutex // guards the fields below
+	loaded bool
+	es     []fuse.DirEntry
+	idx    int
+}
+
+var (
+	_ fusefs.FileReaddirenter = (*dirHandle)(nil)
+	_ fusefs.FileSeekdirer    = (*dirHandle)(nil)
+	_ fusefs.FileReleasedirer = (*dirHandle)(nil)
+)
+
+func (d *dirHandle) load(ctx context.Context) syscall.Errno {
+	if d.loaded {
+		return 0
+	}
+	es, errno := d.n.dirEntries(ctx)
+	if errno != 0 {
+		return errno
+	}
+	d.es, d.loaded = es, true
+	return 0
+}
+
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if errno := d.load(ctx); errno != 0 {
+		return nil, errno
+	}
+	if d.idx >= len(d.es) {
+		return nil, 0
+	}
+	e := d.es[d.idx]
+	d.idx++
+	e.Off = uint64(d.idx)
+	return &e, 0
+}
+
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if off == 0 {
+		// A rewinddir lists afresh.
+		d.loaded, d.es, d.idx = false, nil, 0
+		return 0
+	}
+	if errno := d.load(ctx); errno != 0 {
+		return errno
+	}
+	if off > uint64(len(d.es)) {
+		return syscall.EINVAL
+	}
+	d.idx = int(off)
+	return 0
+}
+
+func (d *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {}
 
 func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	es, errno := n.dirEntries(ctx)

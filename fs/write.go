@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -73,7 +74,7 @@ func (ns *Namespace) pendingUnder(prefix string, l *listing) []Entry {
 	var out []Entry
 	for _, k := range keys {
 		name := k[len(prefix):]
-		if _, ok := l.files[name]; ok {
+		if _, ok := l.file(name); ok {
 			continue
 		}
 		if f := ns.st.Pending(k); f != nil {
@@ -143,22 +144,17 @@ func (ns *Namespace) update(v catalog.Version) {
 		ns.forget(v.Key)
 		return
 	}
-	nl := *l
-	nl.files = make(map[string]catalog.Version, len(l.files)+1)
-	for k, x := range l.files {
-		nl.files[k] = x
-	}
+	l.mu.Lock()
 	if _, ok := l.files[name]; !ok {
 		i := sort.SearchStrings(l.names, name)
-		nl.names = make([]string, 0, len(l.names)+1)
-		nl.names = append(append(append(nl.names, l.names[:i]...), name), l.names[i:]...)
+		l.names = slices.Insert(l.names, i, name)
 		ns.listed++
 	}
-	nl.files[name] = v
-	if v.Mtime.After(nl.mtime) {
-		nl.mtime = v.Mtime
+	l.files[name] = v
+	if v.Mtime.After(l.mtime) {
+		l.mtime = v.Mtime
 	}
-	ns.listings[prefix] = &nl
+	l.mu.Unlock()
 	ns.mu.Unlock()
 }
 

@@ -63,13 +63,14 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 			continue
 		}
 		r := Recovered{Key: j.Key}
+		gone := false // content the catalog and index know did not reach the disk
 		commit := func(key, desc string) error {
 			fh, err := os.Open(data)
 			if err != nil {
 				return err
 			}
 			defer fh.Close()
-			_, err = s.commitFile(ctx, key, fh, info.ModTime(), j.Mode, desc)
+			_, err = s.commitFile(ctx, key, fh, info.ModTime(), j.Mode, desc, gone)
 			return err
 		}
 		if state == "done" {
@@ -81,7 +82,7 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 				os.Remove(data)
 				continue
 			} else {
-				state = "open"
+				state, gone = "open", true
 				r.Message = fmt.Sprintf("committed before the machine stopped, but its content did not reach the disk (%v)", err)
 			}
 		}

@@ -37,6 +37,7 @@ type Catalog interface {
 // provides it.
 type Content interface {
 	NewWriter() *cache.Writer
+	NewWriterNoDedup() *cache.Writer // Recover, after content was lost
 	LoadManifest(ctx context.Context, r cache.Ref) (*cache.Manifest, error)
 	Open(f cache.File) *cache.Reader
 	Sync(ctx context.Context) error // what Writer.CommitNoSync left to the page cache
@@ -358,7 +359,7 @@ func (f *File) commit(ctx context.Context) error {
 		f.closed = true
 	}
 	key := f.Key()
-	v, err := f.s.commitFile(WithRun(ctx, f.run), key, io.NewSectionReader(f.data, 0, f.size), f.mtime, f.mode, "")
+	v, err := f.s.commitFile(WithRun(ctx, f.run), key, io.NewSectionReader(f.data, 0, f.size), f.mtime, f.mode, "", false)
 	if err != nil {
 		return err
 	}
@@ -367,9 +368,13 @@ func (f *File) commit(ctx context.Context) error {
 	return nil
 }
 
-// commitFile stores r as the next version of key with the given mtime.
-func (s *Stage) commitFile(ctx context.Context, key string, r io.Reader, mtime time.Time, mode uint32, desc string) (catalog.Version, error) {
+// commitFile stores r as the next version of key with the given mtime;
+// noDedup stores every chunk again (content known to the index was lost).
+func (s *Stage) commitFile(ctx context.Context, key string, r io.Reader, mtime time.Time, mode uint32, desc string, noDedup bool) (catalog.Version, error) {
 	w := s.content.NewWriter()
+	if noDedup {
+		w = s.content.NewWriterNoDedup()
+	}
 	file, _, err := w.PutFile(ctx, r, nil)
 	if err != nil {
 		w.Abort()
@@ -773,5 +778,5 @@ func (s *Stage) CommitPath(ctx context.Context, key, p string) (catalog.Version,
 	if err != nil {
 		return catalog.Version{}, err
 	}
-	return s.commitFile(ctx, key, fh, info.ModTime(), uint32(info.Mode().Perm()), "")
+	return s.commitFile(ctx, key, fh, info.ModTime(), uint32(info.Mode().Perm()), "", false)
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
@@ -184,4 +185,74 @@ func fileID(t *testing.T, dir string, i int) string {
 		t.Fatalf("no journal %d in %s", i, dir)
 	}
 	return ids[i]
+}
+
+// TestDeferredSync: with SyncEvery a close commits at once and the staged
+// bytes stay until Sync; a daemon that dies before Sync leaves them for
+// Recover, which keeps committed content that is intact (no second version)
+// and saves under lost+found/ the bytes of a commit whose content was lost
+// (the machine crashed before the sync).
+func TestDeferredSync(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t", SyncEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(key, body string) {
+		t.Helper()
+		f, err := s.Create(ctx, key, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(ctx, []byte(body), 0)
+		if err := f.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("d/a.txt", "aaa")
+	write("d/b.txt", "bbb")
+	if got := e.content(t, "d/a.txt"); got != "aaa" {
+		t.Fatalf("a.txt = %q", got)
+	}
+	if ents, _ := os.ReadDir(e.dir); len(ents) != 4 { // two data files, two ".done" journals
+		t.Fatalf("staging holds %d files before Sync, want 4", len(ents))
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(e.dir); len(ents) != 0 {
+		t.Fatalf("staging left %d files after Sync", len(ents))
+	}
+
+	// The daemon dies before the next sync; then the machine loses the
+	// content of one of the two commits.
+	write("d/c.txt", "ccc")
+	write("d/lost.txt", "lost bytes")
+	v, _ := e.cat.ByKey(ctx, "d/lost.txt", 0)
+	m, _ := e.store.LoadManifest(ctx, cache.Ref(v.Manifest))
+	packs, _ := filepath.Glob(filepath.Join(filepath.Dir(e.dir), "storage", "packs", "*", m.Files[0].Chunks[0].Loc.Pack+"*"))
+	if len(packs) != 1 {
+		t.Fatalf("pack of lost.txt: %v", packs)
+	}
+	os.Remove(packs[0])
+	rec, err := e.stage(t).Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec) != 1 || rec[0].Key != "d/lost.txt" || !strings.HasPrefix(rec[0].SavedAs, stage.LostAndFound+"/") {
+		t.Fatalf("Recover = %+v", rec)
+	}
+	if vs, _ := e.cat.Versions(ctx, "d/c.txt", false); len(vs) != 1 {
+		t.Fatalf("c.txt has %d versions after Recover, want 1", len(vs))
+	}
+	if got := e.content(t, rec[0].SavedAs); got != "lost bytes" {
+		t.Fatalf("lost+found copy = %q", got)
+	}
+	if ents, _ := os.ReadDir(e.dir); len(ents) != 0 {
+		t.Fatalf("staging left %d files after Recover", len(ents))
+	}
 }

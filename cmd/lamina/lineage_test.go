@@ -96,7 +96,20 @@ func TestLineageEndToEnd(t *testing.T) {
 		t.Fatalf("failing run exit %d, want 3", code)
 	}
 
+	// An interactive shell as a run.
+	track := `eval "$(` + e.bin + ` track start --transform exploration)" && cat ` + filepath.Join(mnt, "raw/counts.csv") +
+		` >/dev/null && echo hi > ` + filepath.Join(mnt, "results/explore.txt") + ` && eval "$(` + e.bin + ` track finish)" && test -z "$LAMINA_RUN"`
+	cmd := exec.Command("bash", "-c", track)
+	cmd.Env = e.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("track: %v\n%s", err, out)
+	}
+
 	runs := e.runsByName()
+	exp := e.runRecord(runs["exploration"].UID)
+	if got := e.refs(exp.Inputs); strings.Join(got, " ") != "raw/counts.csv@v1" || len(exp.Outputs) != 1 || exp.Run.Status != "ok" {
+		t.Fatalf("tracked shell: inputs %v outputs %v status %s", got, exp.Outputs, exp.Run.Status)
+	}
 	qc := e.runRecord(runs["qc"].UID)
 	if got := e.refs(qc.Inputs); strings.Join(got, " ") != "raw/counts.csv@v1" {
 		t.Fatalf("qc inputs %v", got)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -224,6 +225,15 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	store, err := cache.NewStore(backend, filepath.Join(s.DataDir, "index.db"), cache.DefaultParams)
 	if err != nil {
 		return err
+	}
+	if rem == nil {
+		store.SetPackUploads(2) // local storage: a pack write is a copy into the page cache
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// The daemon's RSS goal is < 200 MB however large the files written
+		// (docs/write-bench.md): let the GC work harder before the heap grows
+		// past 150 MiB. A soft limit: live data above it is still served.
+		debug.SetMemoryLimit(150 << 20)
 	}
 	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log) // postgres.go
 	if err != nil {

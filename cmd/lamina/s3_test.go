@@ -180,6 +180,11 @@ func TestS3CLI(t *testing.T) {
 	// A write through the mount while S3 is away: close succeeds, the
 	// uploads wait, status shows them, umount waits for them.
 	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	meta := mustRead(t, filepath.Join(mnt, "raw", "f.bin.meta"))
+	if !strings.Contains(string(meta), `"version"`) || strings.Contains(string(meta), e.srv.SecretKey) {
+		t.Errorf("the sidecar is not the version's JSON, or names the secret:\n%s", meta)
+	}
+	e.said.Write(meta)
 	e.proxy.Down()
 	written := randomBytes(t, 2<<20+777)
 	if err := os.WriteFile(filepath.Join(mnt, "raw", "w.bin"), written, 0o644); err != nil {

@@ -88,6 +88,7 @@ func cmdTrack() *cli.Command {
 					}
 					if from, path, ok := strings.Cut(os.Getenv(envTrackCgroup), ":/"); ok {
 						back := &lineage.Cgroup{Dir: cgroupDir(from)}
+						back.Move(os.Getpid()) // this process too, or the cgroup stays busy
 						if back.Move(os.Getppid()) == nil {
 							(&lineage.Cgroup{Dir: cgroupDir("/" + path)}).Remove()
 						}

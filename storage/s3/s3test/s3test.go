@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -110,6 +112,7 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // StartVersity starts versitygw on a free loopback port with a new temporary
 // posix folder and waits until it answers. The caller stops it with stop.
 func StartVersity(bin string) (Server, func(), error) {
+	removeStale()
 	dir, err := os.MkdirTemp("", "lamina-versitygw-")
 	if err != nil {
 		return Server{}, nil, err
@@ -126,7 +129,15 @@ func StartVersity(bin string) (Server, func(), error) {
 	if err := cmd.Start(); err != nil {
 		return Server{}, nil, err
 	}
-	stop := func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait(); _ = os.RemoveAll(dir) }
+	// A test process that exits takes its server along (Pdeathsig) but
+	// cannot remove the folder: the pid file lets the next start do it.
+	_ = os.WriteFile(dir+".pid", []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
+	stop := func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		_ = os.RemoveAll(dir)
+		_ = os.Remove(dir + ".pid")
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -139,6 +150,24 @@ func StartVersity(bin string) (Server, func(), error) {
 			return Server{}, nil, fmt.Errorf("versitygw did not listen on %s within 20 s", addr)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// removeStale removes the folders of servers started by test processes
+// that have exited.
+func removeStale() {
+	pids, _ := filepath.Glob(filepath.Join(os.TempDir(), "lamina-versitygw-*.pid"))
+	for _, p := range pids {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || syscall.Kill(pid, 0) == nil {
+			continue // alive (or not ours to judge)
+		}
+		_ = os.RemoveAll(strings.TrimSuffix(p, ".pid"))
+		_ = os.Remove(p)
 	}
 }
 
