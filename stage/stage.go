@@ -483,16 +483,24 @@ func (f *File) Release(ctx context.Context) error {
 		// Committed but maybe not durable yet: keep the bytes until Sync.
 		j, _ := json.Marshal(journal{Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest})
 		if err := os.WriteFile(f.path(".done"), j, 0o600); err == nil {
-			os.Remove(f.path(".open"))
-			os.Remove(f.path(".closed"))
+			f.removeJournals()
 			f.s.deferSync(f.id)
 			return nil
 		}
 	}
-	os.Remove(f.path(".open"))
-	os.Remove(f.path(".closed"))
-	os.Remove(f.path(""))
+	f.removeJournals()
+	unix.Unlink(f.path(""))
 	return nil
+}
+
+// removeJournals removes the ".open" or ".closed" journal (whichever the
+// File has: one unlink, where os.Remove of a missing file costs two calls).
+func (f *File) removeJournals() {
+	if f.closed {
+		unix.Unlink(f.path(".closed"))
+	} else {
+		unix.Unlink(f.path(".open"))
+	}
 }
 
 // deferSync notes a released File whose staged bytes wait for Sync and
@@ -528,8 +536,8 @@ func (s *Stage) Sync(ctx context.Context) error {
 		return err
 	}
 	for _, id := range ids {
-		os.Remove(filepath.Join(s.opts.Dir, id+".done"))
-		os.Remove(filepath.Join(s.opts.Dir, id))
+		unix.Unlink(filepath.Join(s.opts.Dir, id+".done"))
+		unix.Unlink(filepath.Join(s.opts.Dir, id))
 	}
 	return nil
 }
