@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
 
@@ -70,35 +71,14 @@ func cmdCollection() *cli.Command {
 					return printf(c, "collection %q v%d: %d versions\n", col.Name, col.Version, len(col.Members))
 				},
 			},
-			{
-				Name:  "ls",
-				Usage: "list collections (their latest versions)",
-				Flags: []cli.Flag{formatFlag()},
-				Action: func(c *cli.Context) error {
-					format, err := checkFormat(c)
-					if err != nil {
-						return err
-					}
-					in, err := openInstance(c)
-					if err != nil {
-						return err
-					}
-					defer in.Close()
-					cs, err := in.Catalog.Collections(c.Context)
-					if err != nil {
-						return err
-					}
-					if format == "json" {
-						return writeJSON(c.App.Writer, cs)
-					}
-					var rows [][]string
-					for _, col := range cs {
-						rows = append(rows, []string{col.Name, fmt.Sprint(col.Version), fmt.Sprint(len(col.Members)),
-							col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy, col.Description})
-					}
-					return writeRows(c, format, []string{"NAME", "VERSION", "MEMBERS", "CREATED", "BY", "DESCRIPTION"}, rows)
+			listCommand("list collections (their latest versions)", []string{"NAME", "VERSION", "MEMBERS", "CREATED", "BY", "DESCRIPTION"},
+				func(c *cli.Context, in *instance.Instance) ([]catalog.Collection, error) {
+					return in.Catalog.Collections(c.Context)
 				},
-			},
+				func(col catalog.Collection) []string {
+					return []string{col.Name, fmt.Sprint(col.Version), fmt.Sprint(len(col.Members)),
+						col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy, col.Description}
+				}),
 			{
 				Name:      "show",
 				Usage:     "list the versions of a collection, like ls",

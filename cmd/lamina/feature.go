@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
 
@@ -38,34 +39,11 @@ func cmdFeature() *cli.Command {
 					return printf(c, "feature %s (%s)\n", f.Name, f.Dtype)
 				},
 			},
-			{
-				Name:  "ls",
-				Usage: "list features",
-				Flags: []cli.Flag{formatFlag()},
-				Action: func(c *cli.Context) error {
-					format, err := checkFormat(c)
-					if err != nil {
-						return err
-					}
-					in, err := openInstance(c)
-					if err != nil {
-						return err
-					}
-					defer in.Close()
-					fs, err := in.Catalog.Features(c.Context)
-					if err != nil {
-						return err
-					}
-					if format == "json" {
-						return writeJSON(c.App.Writer, fs)
-					}
-					var rows [][]string
-					for _, f := range fs {
-						rows = append(rows, []string{f.Name, f.Dtype, f.Description})
-					}
-					return writeRows(c, format, []string{"NAME", "DTYPE", "DESCRIPTION"}, rows)
+			listCommand("list features", []string{"NAME", "DTYPE", "DESCRIPTION"},
+				func(c *cli.Context, in *instance.Instance) ([]catalog.Feature, error) {
+					return in.Catalog.Features(c.Context)
 				},
-			},
+				func(f catalog.Feature) []string { return []string{f.Name, f.Dtype, f.Description} }),
 		},
 	}
 }

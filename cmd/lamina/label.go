@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
 
@@ -40,34 +41,11 @@ func cmdLabel() *cli.Command {
 					return printf(c, "label %s\n", l.Name)
 				},
 			},
-			{
-				Name:  "ls",
-				Usage: "list labels",
-				Flags: []cli.Flag{formatFlag()},
-				Action: func(c *cli.Context) error {
-					format, err := checkFormat(c)
-					if err != nil {
-						return err
-					}
-					in, err := openInstance(c)
-					if err != nil {
-						return err
-					}
-					defer in.Close()
-					ls, err := in.Catalog.Labels(c.Context)
-					if err != nil {
-						return err
-					}
-					if format == "json" {
-						return writeJSON(c.App.Writer, ls)
-					}
-					var rows [][]string
-					for _, l := range ls {
-						rows = append(rows, []string{l.Name, l.Parent, l.Description})
-					}
-					return writeRows(c, format, []string{"NAME", "PARENT", "DESCRIPTION"}, rows)
+			listCommand("list labels", []string{"NAME", "PARENT", "DESCRIPTION"},
+				func(c *cli.Context, in *instance.Instance) ([]catalog.Label, error) {
+					return in.Catalog.Labels(c.Context)
 				},
-			},
+				func(l catalog.Label) []string { return []string{l.Name, l.Parent, l.Description} }),
 		},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
 
@@ -110,4 +111,41 @@ func lower(h []string) []string {
 		out[i] = strings.ToLower(s)
 	}
 	return out
+}
+
+// listCommand is the `ls` subcommand of a record family (features, labels,
+// schemas, collections): JSON of the records, or one row per record as a
+// table or CSV.
+func listCommand[T any](usage string, header []string, list func(*cli.Context, *instance.Instance) ([]T, error), row func(T) []string) *cli.Command {
+	return &cli.Command{
+		Name:  "ls",
+		Usage: usage,
+		Flags: []cli.Flag{formatFlag()},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c)
+			if err != nil {
+				return err
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			recs, err := list(c, in)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				if recs == nil {
+					recs = []T{}
+				}
+				return writeJSON(c.App.Writer, recs)
+			}
+			rows := make([][]string, 0, len(recs))
+			for _, r := range recs {
+				rows = append(rows, row(r))
+			}
+			return writeRows(c, format, header, rows)
+		},
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
 
@@ -48,34 +49,11 @@ func cmdSchema() *cli.Command {
 					return printf(c, "schema %s: %s\n", s.Name, schemaText(s))
 				},
 			},
-			{
-				Name:  "ls",
-				Usage: "list schemas",
-				Flags: []cli.Flag{formatFlag()},
-				Action: func(c *cli.Context) error {
-					format, err := checkFormat(c)
-					if err != nil {
-						return err
-					}
-					in, err := openInstance(c)
-					if err != nil {
-						return err
-					}
-					defer in.Close()
-					ss, err := in.Catalog.Schemas(c.Context)
-					if err != nil {
-						return err
-					}
-					if format == "json" {
-						return writeJSON(c.App.Writer, ss)
-					}
-					var rows [][]string
-					for _, s := range ss {
-						rows = append(rows, []string{s.Name, schemaText(s), s.Description})
-					}
-					return writeRows(c, format, []string{"NAME", "FEATURES", "DESCRIPTION"}, rows)
+			listCommand("list schemas", []string{"NAME", "FEATURES", "DESCRIPTION"},
+				func(c *cli.Context, in *instance.Instance) ([]catalog.Schema, error) {
+					return in.Catalog.Schemas(c.Context)
 				},
-			},
+				func(s catalog.Schema) []string { return []string{s.Name, schemaText(s), s.Description} }),
 		},
 	}
 }
