@@ -262,7 +262,14 @@ func (b *Bolt) RunRecord(ctx context.Context, uid string) (RunRecord, error) {
 		}
 		id := rec.Run.UID
 		rec.Inputs = suffixes(tx, bRunInputs, id)
-		rec.Outputs = suffixes(tx, bRunOutputs, id)
+		// Versions purged since (a temporary file renamed onto a key, say)
+		// are no outputs any more, as in the PostgreSQL store.
+		rec.Outputs = []string{}
+		for _, u := range suffixes(tx, bRunOutputs, id) {
+			if tx.Bucket(bVersions).Get([]byte(u)) != nil {
+				rec.Outputs = append(rec.Outputs, u)
+			}
+		}
 		rec.Children = suffixes(tx, bRunChildren, id)
 		if ch := tx.Bucket(bRunChildren); ch != nil && len(rec.Children) > 1 {
 			at := func(c string) []byte { return ch.Get([]byte(id + c)) }

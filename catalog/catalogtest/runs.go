@@ -86,6 +86,17 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if err != nil || !reflect.DeepEqual(users, []string{p.UID}) {
 			t.Fatalf("UsedBy = %v, %v", users, err)
 		}
+		// A purged output (a temporary file renamed onto a key) is no
+		// output any more.
+		tmp := NV("res/b.csv.tmp1", "t")
+		tmp.Run = p.UID
+		save1(t, c, tmp)
+		if _, err := c.Purge(ctx, "res/b.csv.tmp1"); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := c.RunRecord(ctx, p.UID); err != nil || !reflect.DeepEqual(rec.Outputs, []string{o.UID}) {
+			t.Fatalf("outputs after a purge %v, %v", rec.Outputs, err)
+		}
 		if _, err := c.RunRecord(ctx, "nosuchrun0000000"); !errors.Is(err, catalog.ErrNotFound) {
 			t.Fatalf("unknown run record: %v", err)
 		}
