@@ -154,3 +154,12 @@ func (m *Mount) scratchRunCtx(ctx context.Context, src string) context.Context {
 	}
 	return stage.WithRun(ctx, tr.Caller(callerTID(ctx)))
 }
+
+// callerRunCtx returns ctx carrying the caller's run, for a namespace
+// operation that commits a version without an open file (truncate(2)).
+func (m *Mount) callerRunCtx(ctx context.Context) context.Context {
+	if tr := m.tracker(); tr != nil {
+		return stage.WithRun(ctx, tr.Caller(callerTID(ctx)))
+	}
+	return ctx
+}

@@ -443,7 +443,7 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		if w != nil {
 			err = w.Truncate(ctx, int64(size))
 		} else {
-			_, err = st.Truncate(ctx, key, int64(size))
+			_, err = st.Truncate(n.m.callerRunCtx(ctx), key, int64(size))
 		}
 		if err != nil {
 			return n.errno("truncate", err)

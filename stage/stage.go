@@ -735,6 +735,7 @@ func (s *Stage) Truncate(ctx context.Context, key string, size int64) (catalog.V
 		return catalog.Version{}, err
 	}
 	defer f.Release(ctx)
+	f.SetRun(runOf(ctx)) // truncate(2) by a tracked process: its output
 	if err := f.Truncate(ctx, size); err != nil {
 		return catalog.Version{}, err
 	}

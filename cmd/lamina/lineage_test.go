@@ -270,3 +270,33 @@ rule fail:
 		}
 	}
 }
+
+// The write-to-temp-then-rename pattern and truncate(2) by path are a
+// run's outputs too; the purged temporary version is not.
+func TestLineageRenameAndTruncate(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("in.csv", []byte("a,b\n1,2\n")), "--key", "raw/in.csv")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "results"), 0o755)
+	dst := filepath.Join(mnt, "results/out.csv")
+	writer := e.file("w.py", []byte("import os, sys\ndata = open(sys.argv[1]).read()\ntmp = sys.argv[2] + '.tmp42'\nopen(tmp, 'w').write(data.upper())\nos.replace(tmp, sys.argv[2])\n"))
+	if _, errs, code := e.runIn(e.dir, "run", "--transform", "writer", "--", "python3", writer, filepath.Join(mnt, "raw/in.csv"), dst); code != 0 {
+		t.Fatalf("writer: exit %d\n%s", code, errs)
+	}
+	if _, errs, code := e.runIn(e.dir, "run", "--transform", "cutter", "--", "python3", "-c", "import os, sys; os.truncate(sys.argv[1], 3)", dst); code != 0 {
+		t.Fatalf("cutter: exit %d\n%s", code, errs)
+	}
+	runs := e.runsByName()
+	w := e.runRecord(runs["writer"].UID)
+	if got := e.refs(w.Outputs); strings.Join(got, " ") != "results/out.csv@v1" {
+		t.Fatalf("writer outputs %v", got)
+	}
+	c := e.runRecord(runs["cutter"].UID)
+	if got := e.refs(c.Outputs); strings.Join(got, " ") != "results/out.csv@v2" {
+		t.Fatalf("cutter outputs %v (truncate by path)", got)
+	}
+	if got := string(mustRead(t, dst)); got != "A,B" {
+		t.Fatalf("after truncate: %q", got)
+	}
+}
