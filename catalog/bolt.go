@@ -341,27 +341,7 @@ func (t txn) byUID(prefix string) (Version, error) {
 			break
 		}
 	}
-	switch {
-	case len(found) == 0:
-		return Version{}, errorf(ErrNotFound, "no version has uid %s", prefix)
-	case len(found) == 1:
-		return found[0], nil
-	case oneStem && len(prefix) <= ref.StemLen:
-		// A stem (or its prefix) names the artifact: its latest live
-		// version, as LaminDB resolves a 16-character uid.
-		best := found[len(found)-1]
-		for i := len(found) - 1; i >= 0; i-- {
-			if !found[i].Trashed {
-				best = found[i]
-				break
-			}
-		}
-		return best, nil
-	}
-	if len(found) > 10 {
-		found = found[:10]
-	}
-	return Version{}, &AmbiguousError{Prefix: prefix, Candidates: found}
+	return PickByPrefix(prefix, found, oneStem)
 }
 
 func (b *Bolt) ByUID(ctx context.Context, prefix string) (Version, error) {

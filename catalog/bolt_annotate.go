@@ -809,50 +809,19 @@ func (t txn) find(f Filter) ([]Version, error) {
 		return nil, fmt.Errorf("%w: order %q: use key, created_at or -created_at", ErrInvalid, f.Order)
 	}
 	// Split conditions: features go to the index, version fields are
-	// checked on the decoded versions.
-	type vcond struct {
-		c    Cond
-		dt   string
-		want []byte
+	// checked on the decoded versions (VersionMatcher, shared with the
+	// PostgreSQL store).
+	keepVersion, featureConds, err := VersionMatcher(f)
+	if err != nil {
+		return nil, err
 	}
-	var onVersion []vcond
 	var lists [][]posting // one per indexed condition; a version must be in all
 	keys := &keyArena{}
 	var featureNames []string
 	if bk := t.bucket(bFeatures); bk != nil {
 		featureNames = names(bk)
 	}
-	for _, c := range f.Where {
-		switch c.Op {
-		case "=", "!=", "<", "<=", ">", ">=", "^=":
-		default:
-			return nil, fmt.Errorf("%w: unknown operator %q in --where", ErrInvalid, c.Op)
-		}
-		if dt, ok := builtins[c.Field]; ok {
-			if len(c.Values) != 1 {
-				return nil, fmt.Errorf("%w: --where %s takes one value", ErrInvalid, c.Field)
-			}
-			raw := c.Values[0]
-			if c.Field == "size" && c.Op != "^=" {
-				n, err := ParseSize(raw)
-				if err != nil {
-					return nil, err
-				}
-				raw = fmt.Sprint(n)
-			}
-			if c.Op == "^=" {
-				dt = "str"
-			}
-			_, k, err := normalize(dt, raw)
-			if err != nil && !(dt == "str" && raw == "") {
-				return nil, fmt.Errorf("--where %s%s%s: %w", c.Field, c.Op, raw, err)
-			}
-			if dt == "str" {
-				k = append([]byte{'t'}, raw...)
-			}
-			onVersion = append(onVersion, vcond{c, dt, k})
-			continue
-		}
+	for _, c := range featureConds {
 		ft, err := t.feature(c.Field)
 		if err != nil {
 			all := append(append([]string(nil), featureNames...), sortedKeys(boolKeys(builtins))...)
@@ -881,30 +850,6 @@ func (t txn) find(f Filter) ([]Version, error) {
 			s = scan(s, keys, t.bucket(bTermIdx), append([]byte(id), 0), nil, nil)
 		}
 		lists = append(lists, s)
-	}
-	keepVersion := func(v Version) bool {
-		if v.Trashed || !strings.HasPrefix(v.Key, f.Prefix) {
-			return false
-		}
-		for _, vc := range onVersion {
-			have, ok := builtinValue(v, vc.c.Field)
-			if !ok {
-				if vc.c.Op != "!=" {
-					return false
-				}
-				continue
-			}
-			var hk []byte
-			if vc.dt == "str" {
-				hk = append([]byte{'t'}, have...)
-			} else {
-				_, hk, _ = normalize(vc.dt, have)
-			}
-			if !compareKeys(vc.c.Op, hk, vc.want) {
-				return false
-			}
-		}
-		return true
 	}
 	var out []Version
 	if len(lists) == 0 {

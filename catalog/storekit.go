@@ -3,6 +3,8 @@ package catalog
 import (
 	"fmt"
 	"strings"
+
+	"github.com/lamina-bio/lamina/ref"
 )
 
 // The functions of this file are for stores outside this package
@@ -127,4 +129,29 @@ func SearchWords(v Version, a Annotations) map[string]SearchWord {
 		out[w] = SearchWord{Weight: e[0], Fields: e[1]}
 	}
 	return out
+}
+
+// PickByPrefix decides what a uid prefix names, given the versions that
+// match it in uid order (at most a few more than 10 are needed) and whether
+// they all belong to one artifact: nothing, one version, the artifact's
+// latest live version (a stem or its prefix, as LaminDB resolves a
+// 16-character uid), or an *AmbiguousError listing up to 10 candidates.
+func PickByPrefix(prefix string, found []Version, oneStem bool) (Version, error) {
+	switch {
+	case len(found) == 0:
+		return Version{}, errorf(ErrNotFound, "no version has uid %s", prefix)
+	case len(found) == 1:
+		return found[0], nil
+	case oneStem && len(prefix) <= ref.StemLen:
+		for i := len(found) - 1; i >= 0; i-- {
+			if !found[i].Trashed {
+				return found[i], nil
+			}
+		}
+		return found[len(found)-1], nil
+	}
+	if len(found) > 10 {
+		found = found[:10]
+	}
+	return Version{}, &AmbiguousError{Prefix: prefix, Candidates: found}
 }

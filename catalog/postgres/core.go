@@ -300,25 +300,7 @@ func byUID(ctx context.Context, tx pgx.Tx, prefix string) (Version, error) {
 		}
 		oneStem = !more
 	}
-	switch {
-	case len(found) == 0:
-		return Version{}, errorf(ErrNotFound, "no version has uid %s", prefix)
-	case len(found) == 1:
-		return found[0], nil
-	case oneStem && len(prefix) <= ref.StemLen:
-		best := found[len(found)-1]
-		for i := len(found) - 1; i >= 0; i-- {
-			if !found[i].Trashed {
-				best = found[i]
-				break
-			}
-		}
-		return best, nil
-	}
-	if len(found) > 10 {
-		found = found[:10]
-	}
-	return Version{}, &catalog.AmbiguousError{Prefix: prefix, Candidates: found}
+	return catalog.PickByPrefix(prefix, found, oneStem)
 }
 
 func (s *Store) ByUID(ctx context.Context, prefix string) (Version, error) {
