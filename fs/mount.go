@@ -67,6 +67,8 @@ type Mount struct {
 	scratchDir string
 	loop       *fusefs.LoopbackRoot
 	opened     atomic.Int64 // files opened, for Stats
+	listed     atomic.Int64 // folder listings made for the kernel, for Stats
+	dirs       *noOpendir
 }
 
 type changeReq struct {
@@ -151,8 +153,13 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 	if o.Debug {
 		fo.Logger = log.New(os.Stderr, "", 0)
 	}
-	server, err := fusefs.Mount(dir, m.root, fo)
+	m.dirs = newNoOpendir(fusefs.NewNodeFS(m.root, fo), !m.opts.CacheDirs)
+	server, err := fuse.NewServer(m.dirs, dir, &fo.MountOptions)
 	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	m.server = server
@@ -270,11 +277,14 @@ func (m *Mount) invalidate(c Change) {
 type Stats struct {
 	ChunkCache  CacheStats `json:"chunk_cache"`
 	FilesOpened int64      `json:"files_opened"`
+	DirsListed  int64      `json:"dirs_listed"`  // listings the kernel's cache did not answer
+	DirRequests int64      `json:"dir_requests"` // OPENDIR, READDIR(PLUS), RELEASEDIR received
 }
 
 // Stats reports the mount's figures.
 func (m *Mount) Stats() Stats {
-	return Stats{ChunkCache: m.chunks.stats(), FilesOpened: m.opened.Load()}
+	return Stats{ChunkCache: m.chunks.stats(), FilesOpened: m.opened.Load(),
+		DirsListed: m.listed.Load(), DirRequests: m.dirs.requests.Load()}
 }
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }

@@ -59,9 +59,12 @@ type Entry struct {
 	Size   int64
 	Mode   uint32 // permission bits
 	Mtime  time.Time
-	Ino    uint64
-	Target string // KindLink
-	Key    string // KindLink, KindPending: the key
+	// Unlisted: a KindDir whose listing is not read yet, so Mtime (the
+	// newest of its files) is not known either.
+	Unlisted bool
+	Ino      uint64
+	Target   string // KindLink
+	Key      string // KindLink, KindPending: the key
 }
 
 // IsDir reports whether the entry is a directory.
@@ -207,6 +210,8 @@ func (ns *Namespace) dirEntry(name, prefix string, l *listing) Entry {
 	e := Entry{Name: name, Kind: KindDir, Prefix: prefix, Mode: 0o755, Ino: Ino(tagDir, prefix), Mtime: ns.started}
 	if l != nil {
 		e.Mtime = l.modTime()
+	} else {
+		e.Unlisted = true
 	}
 	return e
 }

@@ -93,6 +93,12 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	d := n.m.timeout(e)
 	out.SetEntryTimeout(d)
 	out.SetAttrTimeout(d)
+	if e.Unlisted {
+		// Its mtime is a placeholder: the first stat asks again (Getattr
+		// reads the listing), so the kernel's cached listing is stamped
+		// with the mtime it keeps, not reset on the next opendir.
+		out.SetAttrTimeout(0)
+	}
 	child := n.NewInode(ctx, &node{m: n.m, e: e}, fusefs.StableAttr{Mode: stableMode(e), Ino: e.Ino})
 	return child, 0
 }
@@ -159,6 +165,7 @@ func (d *dirHandle) load(ctx context.Context) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
+	d.n.m.listed.Add(1)
 	d.es, d.loaded = es, true
 	return 0
 }

@@ -518,11 +518,12 @@ func cmdStatus() *cli.Command {
 				{"since", st.Started.Local().Format(time.RFC3339)},
 				{"chunk cache", fmt.Sprintf("%s of %s (%d chunks; %d hits, %d misses)", humanBytes(cc.Bytes), humanBytes(cc.Max), cc.Chunks, cc.Hits, cc.Misses)},
 				{"files opened", fmt.Sprint(st.FilesOpened)},
+				{"folders listed", fmt.Sprint(st.DirsListed)},
 				{"pending work", fmt.Sprintf("%d storage records to write", st.PendingRecords)},
 				{"log", st.Log}}
 			rows = append(rows, remoteRows(st)...)
 			for _, r := range rows {
-				fmt.Fprintf(w, "%-13s %s\n", r[0], r[1])
+				fmt.Fprintf(w, "%-15s %s\n", r[0], r[1])
 			}
 			return nil
 		},
