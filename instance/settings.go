@@ -119,6 +119,14 @@ func (d Dirs) Create(s Settings) error {
 	return d.SetCurrent(s.Name)
 }
 
+// Save replaces the settings of an existing instance.
+func (d Dirs) Save(s Settings) error {
+	if _, err := os.Stat(d.settingsPath(s.Name)); err != nil {
+		return fmt.Errorf("no instance named %q: %w", s.Name, err)
+	}
+	return writeJSON(d.settingsPath(s.Name), s)
+}
+
 // Load reads the settings of the named instance.
 func (d Dirs) Load(name string) (Settings, error) {
 	if err := CheckName(name); err != nil {

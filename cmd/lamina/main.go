@@ -73,7 +73,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 			cmdConnect(), cmdExportCatalog(), cmdImportCatalog(), // issue 9: connect.go, exportcatalog.go
 			cmdSave(), cmdLs(), cmdShow(), cmdGet(),
 			cmdDelete(), cmdRestore(), cmdGC(),
-			cmdMount(), cmdUmount(), cmdStatus(), cmdCache(),
+			cmdMount(), cmdUmount(), cmdStatus(), cmdCache(), cmdScratch(),
 			cmdOntology(),
 			cmdRun(), cmdRuns(), cmdLineage(), cmdTrack(), // issue 5: run.go, runs.go, lineage.go, track.go
 			cmdFeature(), cmdLabel(), cmdSchema(), cmdAnnotate(), cmdCurate(), cmdSearch(), cmdCollection(), // issue 7

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/urfave/cli/v2"
+)
+
+// cmdScratch shows and sets the instance's scratch patterns: names a mount
+// keeps as a plain folder with no versions and no lineage.
+func cmdScratch() *cli.Command {
+	return &cli.Command{
+		Name:  "scratch",
+		Usage: "show or set the names a mount keeps as plain scratch files (no versions, no lineage)",
+		Description: "A path is scratch when one of its segments matches a pattern (path.Match syntax, one\n" +
+			"segment each: \".snakemake\", \"*.tmp\", \".#*\"). Changes apply to the next mount.",
+		Flags: []cli.Flag{formatFlag()},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
+			_, s, err := scratchSettings(c)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return writeJSON(c.App.Writer, scratchPatterns(s))
+			}
+			for _, p := range scratchPatterns(s) {
+				fmt.Fprintln(c.App.Writer, p)
+			}
+			return nil
+		},
+		Subcommands: []*cli.Command{
+			{
+				Name: "add", Usage: "add scratch patterns", ArgsUsage: "PATTERN…",
+				Action: func(c *cli.Context) error {
+					return editScratch(c, func(cur []string, ps []string) []string {
+						for _, p := range ps {
+							if !slices.Contains(cur, p) {
+								cur = append(cur, p)
+							}
+						}
+						return cur
+					})
+				},
+			},
+			{
+				Name: "rm", Usage: "remove scratch patterns", ArgsUsage: "PATTERN…",
+				Action: func(c *cli.Context) error {
+					return editScratch(c, func(cur []string, ps []string) []string {
+						return slices.DeleteFunc(cur, func(p string) bool { return slices.Contains(ps, p) })
+					})
+				},
+			},
+			{
+				Name: "reset", Usage: "go back to the default patterns",
+				Action: func(c *cli.Context) error {
+					return editScratch(c, func([]string, []string) []string { return nil })
+				},
+			},
+		},
+	}
+}
+
+func scratchSettings(c *cli.Context) (instance.Dirs, instance.Settings, error) {
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		return dirs, instance.Settings{}, err
+	}
+	s, err := dirs.Current(c.String("instance"))
+	return dirs, s, err
+}
+
+// editScratch applies edit to the instance's patterns and saves them.
+func editScratch(c *cli.Context, edit func(cur, args []string) []string) error {
+	args := c.Args().Slice()
+	for _, p := range args {
+		if err := checkScratchPattern(p); err != nil {
+			return err
+		}
+	}
+	if c.Command.Name != "reset" && len(args) == 0 {
+		return exitf(2, "give one or more patterns, e.g. `lamina scratch %s '*.tmp'`", c.Command.Name)
+	}
+	dirs, s, err := scratchSettings(c)
+	if err != nil {
+		return err
+	}
+	cur := slices.Clone(scratchPatterns(s))
+	if c.Command.Name == "rm" {
+		for _, p := range args {
+			if !slices.Contains(cur, p) {
+				return fmt.Errorf("%q is not a scratch pattern (they are: %s)", p, strings.Join(cur, " "))
+			}
+		}
+	}
+	s.Scratch = edit(cur, args)
+	if s.Scratch != nil && len(s.Scratch) == 0 {
+		s.Scratch = []string{} // none at all, not the defaults
+	}
+	if err := dirs.Save(s); err != nil {
+		return err
+	}
+	if usesPostgres(s) {
+		// Other workstations get the patterns with `lamina connect`.
+		st, err := openPostgres(c.Context, s, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := storeShared(c.Context, st, s); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(c.App.ErrWriter, "scratch: %s\n", strings.Join(scratchPatterns(s), " "))
+	if _, live := liveMount(dirs, s); live {
+		fmt.Fprintln(c.App.ErrWriter, "the running mount keeps its patterns until it is mounted again (lamina umount, lamina mount)")
+	}
+	return nil
+}
+
+// checkScratchPattern refuses what would not match one name, or would
+// match every name (then nothing written through a mount would be kept).
+func checkScratchPattern(p string) error {
+	switch {
+	case p == "" || strings.Contains(p, "/"):
+		return exitf(2, "scratch pattern %q: one name pattern, without '/' (a folder name matches everything under it)", p)
+	case strings.Trim(p, "*") == "":
+		return exitf(2, "scratch pattern %q would match every name: nothing written through a mount would get a version", p)
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return exitf(2, "scratch pattern %q: %v", p, err)
+	}
+	return nil
+}

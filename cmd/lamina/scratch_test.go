@@ -1,0 +1,70 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Scratch patterns are set per instance, shown by info, refused when they
+// cannot work, and honoured by the next mount: a scratch file gets no
+// version, a regular one does.
+func TestScratchPatterns(t *testing.T) {
+	e := newMntEnv(t)
+	patterns := func() []string {
+		var ps []string
+		if err := json.Unmarshal([]byte(e.ok("scratch", "--format", "json")), &ps); err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	if ps := patterns(); !slices.Contains(ps, ".snakemake") || slices.Contains(ps, "*.tmp") {
+		t.Fatalf("defaults: %v", ps)
+	}
+	e.ok("scratch", "add", "*.tmp", "work")
+	e.ok("scratch", "rm", "*~")
+	if ps := patterns(); !slices.Contains(ps, "*.tmp") || !slices.Contains(ps, "work") || slices.Contains(ps, "*~") {
+		t.Fatalf("after add and rm: %v", ps)
+	}
+	var info struct{ Scratch []string }
+	json.Unmarshal([]byte(e.ok("info", "--format", "json")), &info)
+	if !slices.Equal(info.Scratch, patterns()) {
+		t.Fatalf("info shows %v", info.Scratch)
+	}
+	e.fails("without '/'", "scratch", "add", "a/b")
+	e.fails("every name", "scratch", "add", "**")
+	e.fails("syntax error in pattern", "scratch", "add", "[")
+	e.fails("not a scratch pattern", "scratch", "rm", "nope")
+	e.fails("one or more patterns", "scratch", "add")
+
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	for name, data := range map[string]string{"out/a.tmp": "scratch", "work/b.csv": "scratch too", "out/c.csv": "kept", "out/d~": "kept now"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(mnt, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(mnt, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := string(mustRead(t, filepath.Join(mnt, "out/a.tmp"))); got != "scratch" {
+		t.Fatalf("scratch file reads %q", got)
+	}
+	e.ok("umount", mnt)
+	out := e.ok("ls", "--format", "json")
+	for _, key := range []string{"out/c.csv", "out/d~"} {
+		if !strings.Contains(out, `"`+key+`"`) {
+			t.Errorf("%s has no version: %s", key, out)
+		}
+	}
+	for _, key := range []string{"out/a.tmp", "work/b.csv"} {
+		if strings.Contains(out, key) {
+			t.Errorf("scratch %s got a version: %s", key, out)
+		}
+	}
+	e.ok("scratch", "reset")
+	if ps := patterns(); !slices.Contains(ps, "*~") || slices.Contains(ps, "*.tmp") {
+		t.Fatalf("after reset: %v", ps)
+	}
+}
