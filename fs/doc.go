@@ -18,6 +18,15 @@
 // (never from inside a FUSE handler). Version paths and sidecars are
 // immutable, so the kernel may cache them for hours (FOPEN_KEEP_CACHE).
 // Decoded chunks are kept in a bounded LRU shared by every open file.
+// OPENDIR is answered with ENOSYS (opendir.go): the kernel then sends no
+// OPENDIR or RELEASEDIR again and keeps every listing until it is
+// invalidated, so a warm walk of the tree reaches the daemon not at all. A
+// folder's mtime (its newest file's) is read before the kernel caches its
+// listing, because a changed mtime makes the kernel drop the listing.
+//
+// "/.lamina/collections" (collections.go) shows collection versions laid
+// out by key, read-only; sidecars include annotations, and a change
+// notification for a key drops its sidecars' cached pages (names.go).
 //
 // Inode numbers are derived from what a name shows (the version uid, the
 // prefix of a directory), so they are the same across remounts.

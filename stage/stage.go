@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -56,6 +57,10 @@ type Options struct {
 	// so that Recover can redo what a crash of the machine lost. 0 syncs at
 	// every commit.
 	SyncEvery time.Duration
+	// StreamAfter is the size past which a File written sequentially from
+	// empty is stored while it is written (stream.go); 0 means
+	// DefaultStreamAfter, < 0 never.
+	StreamAfter int64
 }
 
 // Stage stages and commits writes. It is safe for concurrent use.
@@ -68,6 +73,8 @@ type Stage struct {
 	mu    sync.Mutex // guards open, fresh and the key and deleted fields of Files
 	open  map[string][]*File
 	fresh map[string]bool // keys whose artifact this Stage created (temporary names, often)
+
+	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
 
 	smu      sync.Mutex // guards unsynced and timer; never held with mu or File.mu
 	unsynced []string   // ids of released Files whose commits await Sync
@@ -84,6 +91,10 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 	}
 	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, open: map[string][]*File{}, fresh: map[string]bool{}}, nil
 }
+
+// StreamStats count commits stored while the File was written, and
+// commits through a voided stream's session (stream.go).
+func (s *Stage) StreamStats() (streamed, reused int64) { return s.streamed.Load(), s.reused.Load() }
 
 // Dir is the staging folder.
 func (s *Stage) Dir() string { return s.opts.Dir }
@@ -127,7 +138,10 @@ type File struct {
 	closed    bool // journal says closed
 	append    bool
 	released  bool
-	run       string // lineage run credited with commits (run.go)
+	run       string        // lineage run credited with commits (run.go)
+	seq       bool          // every write since the File was empty was at its end
+	stream    *stream       // its bytes being stored as they come (stream.go)
+	reuse     *cache.Writer // a voided stream's session, for the commit
 }
 
 func newID() string {
@@ -175,6 +189,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	if trunc && f.base != nil {
 		f.copied, f.size, f.dirty, f.mtime = true, 0, true, time.Now()
 	}
+	f.seq = f.copied && f.size == 0
 	if err := f.writeJournal(".open"); err != nil {
 		data.Close()
 		os.Remove(p)
@@ -248,6 +263,12 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if f.append {
 		off = f.size
 	}
+	if off != f.size && f.seq {
+		f.seq = false
+		if f.stream != nil {
+			f.reuse, f.stream = f.stream.cancel(), nil
+		}
+	}
 	n, err := f.data.WriteAt(p, off)
 	if end := off + int64(n); end > f.size {
 		f.size = end
@@ -255,8 +276,35 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if n > 0 {
 		f.dirty, f.wrote = true, true
 		f.mtime = time.Now()
+		f.feedStream()
 	}
 	return n, err
+}
+
+// feedStream tells the stream that the File grew, or starts one once a
+// sequential File is large enough. Called with f.mu held.
+func (f *File) feedStream() {
+	after := f.s.opts.StreamAfter
+	if after == 0 {
+		after = DefaultStreamAfter
+	}
+	if f.stream != nil {
+		f.stream.grow(f.size)
+	} else if f.seq && after > 0 && f.size >= after {
+		f.stream = startStream(f.s.content, f.data, f.size)
+	}
+}
+
+// dropStream ends the File's stream and drops what it stored (left for gc):
+// the bytes are replaced or not wanted. Called with f.mu held.
+func (f *File) dropStream() {
+	if f.stream != nil {
+		f.reuse, f.stream = f.stream.cancel(), nil
+	}
+	if f.reuse != nil {
+		f.reuse.Abort()
+		f.reuse = nil
+	}
 }
 
 // ReadAt reads what the File holds now.
@@ -291,10 +339,12 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 	} else if err := f.ensureCopy(ctx); err != nil {
 		return err
 	}
+	f.dropStream()
 	if err := f.data.Truncate(size); err != nil {
 		return err
 	}
 	f.size, f.dirty, f.mtime = size, true, time.Now()
+	f.seq = size == 0
 	return nil
 }
 
@@ -359,7 +409,28 @@ func (f *File) commit(ctx context.Context) error {
 		f.closed = true
 	}
 	key := f.Key()
-	v, err := f.s.commitFile(WithRun(ctx, f.run), key, io.NewSectionReader(f.data, 0, f.size), f.mtime, f.mode, "", false)
+	var v catalog.Version
+	var err error
+	if st := f.stream; st != nil {
+		f.stream = nil
+		w, file, serr := st.finish(f.size)
+		if serr == nil {
+			f.s.streamed.Add(1)
+			v, err = f.s.record(WithRun(ctx, f.run), key, w, file, f.mtime, f.mode, "")
+		} else {
+			f.s.log.Warn("lamina mount: storing while writing failed; storing the staged file", "key", key, "err", serr)
+		}
+	}
+	if v.UID == "" && err == nil {
+		w := f.reuse
+		f.reuse = nil
+		if w == nil {
+			w = f.s.content.NewWriter()
+		} else {
+			f.s.reused.Add(1)
+		}
+		v, err = f.s.commitWith(WithRun(ctx, f.run), w, key, io.NewSectionReader(f.data, 0, f.size), f.mtime, f.mode, "")
+	}
 	if err != nil {
 		return err
 	}
@@ -375,11 +446,22 @@ func (s *Stage) commitFile(ctx context.Context, key string, r io.Reader, mtime t
 	if noDedup {
 		w = s.content.NewWriterNoDedup()
 	}
+	return s.commitWith(ctx, w, key, r, mtime, mode, desc)
+}
+
+// commitWith is commitFile in the session w.
+func (s *Stage) commitWith(ctx context.Context, w *cache.Writer, key string, r io.Reader, mtime time.Time, mode uint32, desc string) (catalog.Version, error) {
 	file, _, err := w.PutFile(ctx, r, nil)
 	if err != nil {
 		w.Abort()
 		return catalog.Version{}, fmt.Errorf("cannot store %s: %w", key, err)
 	}
+	return s.record(ctx, key, w, file, mtime, mode, desc)
+}
+
+// record finishes w's session, which stored file, and records the next
+// version of key.
+func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file cache.File, mtime time.Time, mode uint32, desc string) (catalog.Version, error) {
 	mref, err := w.PutManifest(ctx, &cache.Manifest{Kind: cache.KindFile, Files: []cache.File{file}})
 	if err != nil {
 		w.Abort()
@@ -458,6 +540,7 @@ func (f *File) Release(ctx context.Context) error {
 	}
 	f.released = true
 	err := f.flush(ctx, true)
+	f.dropStream() // deleted, or nothing to commit
 	f.s.mu.Lock()
 	list := f.s.open[f.key]
 	for i, o := range list {

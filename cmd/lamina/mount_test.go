@@ -25,7 +25,7 @@ var (
 	mntBinErr  error
 )
 
-func mntBinary(t *testing.T) string {
+func mntBinary(t testing.TB) string {
 	t.Helper()
 	mntBinOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "lamina-bin")
@@ -49,13 +49,13 @@ func mntBinary(t *testing.T) string {
 
 // mntEnv is an isolated user with an instance and the built binary.
 type mntEnv struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	bin string
 	env []string
 }
 
-func newMntEnv(t *testing.T) *mntEnv {
+func newMntEnv(t testing.TB) *mntEnv {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		if os.Getenv("LAMINA_SKIP_FUSE") == "1" {

@@ -1,0 +1,122 @@
+package stage_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"testing"
+
+	"github.com/lamina-bio/lamina/stage"
+)
+
+func (e *env) streamingStage(t *testing.T) *stage.Stage {
+	s, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t", StreamAfter: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// writeSeq writes data to f in 256 KiB pieces, in order.
+func writeSeq(t *testing.T, f *stage.File, data []byte, at int64) {
+	t.Helper()
+	for off := 0; off < len(data); off += 256 << 10 {
+		end := min(off+256<<10, len(data))
+		if _, err := f.WriteAt(context.Background(), data[off:end], at+int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A file written in order is stored while it is written; what is committed
+// is byte-equal, and the same bytes again make no new version.
+func TestStreamSequential(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.streamingStage(t)
+	data := randomBytes(12 << 20)
+	for i := 0; i < 2; i++ {
+		f, err := s.Create(ctx, "big.bin", 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeSeq(t, f, data, 0)
+		if err := f.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f.Release(ctx)
+	}
+	if got := e.content(t, "big.bin"); got != string(data) {
+		t.Fatal("committed content differs")
+	}
+	vs, _ := e.cat.Versions(ctx, "big.bin", false)
+	if len(vs) != 1 {
+		t.Fatalf("%d versions of identical bytes", len(vs))
+	}
+	if streamed, _ := s.StreamStats(); streamed != 2 {
+		t.Fatalf("streamed %d commits, want 2", streamed)
+	}
+}
+
+// A write back at the start (HDF5 rewrites its superblock at close) voids
+// the stream; the commit stores the final bytes through the same session.
+func TestStreamRewriteAtStart(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.streamingStage(t)
+	data := randomBytes(6 << 20)
+	f, _ := s.Create(ctx, "x.h5ad", 0o644)
+	writeSeq(t, f, data, 0)
+	header := randomBytes(512)
+	f.WriteAt(ctx, header, 0)
+	copy(data, header)
+	writeSeq(t, f, data[5<<20:], 5<<20) // and once more at the end
+	if err := f.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.Release(ctx)
+	if got := e.content(t, "x.h5ad"); got != string(data) {
+		t.Fatal("committed content differs")
+	}
+	if streamed, reused := s.StreamStats(); streamed != 0 || reused != 1 {
+		t.Fatalf("streamed %d, reused %d; want 0 and 1", streamed, reused)
+	}
+}
+
+// Truncating drops the stream; a file removed before close leaves nothing.
+func TestStreamTruncateAndUnlink(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.streamingStage(t)
+	f, _ := s.Create(ctx, "t.bin", 0o644)
+	writeSeq(t, f, randomBytes(3<<20), 0)
+	if err := f.Truncate(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	small := randomBytes(3 << 20)
+	writeSeq(t, f, small, 0)
+	if err := f.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.Release(ctx)
+	if got := e.content(t, "t.bin"); !bytes.Equal([]byte(got), small) {
+		t.Fatal("content after truncate differs")
+	}
+
+	g, _ := s.Create(ctx, "gone.bin", 0o644)
+	writeSeq(t, g, randomBytes(3<<20), 0)
+	if err := s.Unlink(ctx, "gone.bin"); err != nil {
+		t.Fatal(err)
+	}
+	g.Flush(ctx)
+	g.Release(ctx)
+	if _, err := e.cat.ByKey(ctx, "gone.bin", 0); err == nil {
+		t.Fatal("a file removed before close was committed")
+	}
+}
