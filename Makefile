@@ -19,6 +19,8 @@ test:
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzCheckKey -fuzztime 20s ./ref
 	$(GO) test -run XXX -fuzz FuzzDecodeManifest -fuzztime 20s ./cache
+	$(GO) test -run XXX -fuzz FuzzVersionRecord -fuzztime 20s ./catalog
+	$(GO) test -run XXX -fuzz FuzzArtifactRecord -fuzztime 20s ./catalog
 
 # Benchmarks with their baselines, measured in the same run; see BENCHMARKS.md.
 bench: build

@@ -31,6 +31,15 @@ func OpenIndex(path string) (*Index, error) {
 		return nil, err
 	}
 	ix := &Index{path: path}
+	// Set up already: a read-only look, no write transaction and fsync on
+	// every command.
+	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+		ready := false
+		ix.with(false, func(tx *bolt.Tx) error { ready = tx.Bucket(bBlobs) != nil; return nil })
+		if ready {
+			return ix, nil
+		}
+	}
 	return ix, ix.with(true, func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bBlobs)
 		return err

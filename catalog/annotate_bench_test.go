@@ -18,9 +18,15 @@ var (
 	benchPath string
 )
 
-// annotatedCatalog builds the 100,000-version catalog once per test binary.
+// annotatedCatalog builds the 100,000-version catalog once per test binary,
+// or uses the one LAMINA_BENCH_CATALOG names (a file BuildAnnotated wrote
+// with 100,000 versions), so that runs can be compared on one catalog.
 func annotatedCatalog(b *testing.B) *catalog.Bolt {
 	benchOnce.Do(func() {
+		if p := os.Getenv("LAMINA_BENCH_CATALOG"); p != "" {
+			benchPath = p
+			return
+		}
 		benchDir, _ = os.MkdirTemp("", "lamina-bench-")
 		start := time.Now()
 		benchPath = filepath.Join(benchDir, "catalog.db")
@@ -82,5 +88,26 @@ func BenchmarkList1000(b *testing.B) {
 		if _, err := c.List(ctx, catalog.Query{Limit: 1000}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkChildren100k: one folder listing of the mount (1,000 files) and
+// the top level, each call opening the file afresh as the CLI does, so the
+// memory map starts cold (the page cache is warm).
+func BenchmarkChildren100k(b *testing.B) {
+	c := annotatedCatalog(b)
+	ctx := context.Background()
+	for _, prefix := range []string{"scrna/f07/", ""} {
+		b.Run("prefix="+prefix, func(b *testing.B) {
+			var n int
+			for b.Loop() {
+				d, err := c.Children(ctx, prefix)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = len(d.Files) + len(d.Subdirs)
+			}
+			b.ReportMetric(float64(n), "entries")
+		})
 	}
 }

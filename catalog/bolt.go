@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -20,10 +21,11 @@ import (
 // Bucket layout (docs/design.md has the why):
 //
 //	meta       "schema" → decimal schema version
-//	artifacts  stem → JSON artifact
+//	artifacts  stem → artifact record (bolt_codec.go)
 //	keys       key → stem (every artifact, live or trashed only)
-//	versions   uid → JSON Version; uid = stem + base62(n-1), so a stem's
-//	           versions sort by number and a uid prefix is a cursor seek
+//	versions   uid → Version record (bolt_codec.go); uid = stem + base62(n-1),
+//	           so a stem's versions sort by number and a uid prefix is a
+//	           cursor seek
 //	outbox     uid → "" while the version's storage record is unwritten
 var (
 	bMeta      = []byte("meta")
@@ -33,8 +35,10 @@ var (
 	bOutbox    = []byte("outbox")
 )
 
-// SchemaVersion is the bbolt layout this build reads and writes.
-const SchemaVersion = 1
+// SchemaVersion is the bbolt layout this build reads and writes. 2: version
+// and artifact records may be binary (bolt_codec.go); schema 1 catalogs
+// (JSON records only) are upgraded in place when opened.
+const SchemaVersion = 2
 
 type artifact struct {
 	Stem      string     `json:"stem"`
@@ -62,7 +66,11 @@ type BoltOptions struct {
 	Timeout time.Duration // how long to wait for another process's lock; default 60 s
 }
 
-// OpenBolt opens or creates the catalog file at path.
+// OpenBolt opens or creates the catalog file at path. A file already set
+// up is only read (a shared lock, no write transaction, no fsync), so
+// that opening costs a reader little and readers do not wait for each
+// other; a new or older file is set up in a write transaction, which
+// checks again, so processes racing to set one up agree.
 func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
@@ -71,33 +79,22 @@ func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	b := &Bolt{path: path, timeout: o.Timeout}
+	ready, err := b.ready()
+	if err != nil {
+		return nil, err
+	}
+	if ready && !o.Hold {
+		return b, nil
+	}
 	db, err := b.open(false)
 	if err != nil {
 		return nil, err
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bMeta, bArtifacts, bKeys, bVersions, bOutbox, bFolders, bLinks} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
+	if !ready {
+		if err := db.Update(func(tx *bolt.Tx) error { return setUp(tx, path) }); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("catalog: %w", err)
 		}
-		if err := initAnnotate(tx); err != nil { // bolt_annotate.go
-			return err
-		}
-		m := tx.Bucket(bMeta)
-		if v := m.Get([]byte("schema")); v != nil {
-			var n int
-			fmt.Sscan(string(v), &n)
-			if n > SchemaVersion {
-				return errorf(ErrSchema, "catalog %s has schema version %d; this lamina understands up to %d: upgrade lamina", path, n, SchemaVersion)
-			}
-			return nil
-		}
-		return m.Put([]byte("schema"), []byte(fmt.Sprint(SchemaVersion)))
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	if o.Hold {
 		b.held = db
@@ -107,10 +104,86 @@ func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
 	return b, nil
 }
 
+// ready reports whether the file exists and is set up for this build. It
+// leaves any other error (a corrupt file) to the write path to report,
+// except ErrSchema and a lock held too long.
+func (b *Bolt) ready() (bool, error) {
+	if st, err := os.Stat(b.path); err != nil || st.Size() == 0 {
+		return false, nil
+	}
+	db, err := b.open(true)
+	if errors.Is(err, errLocked) {
+		return false, err
+	}
+	if err != nil {
+		return false, nil
+	}
+	defer db.Close()
+	ready := false
+	err = db.View(func(tx *bolt.Tx) error {
+		n, err := schemaOf(tx, b.path)
+		if err != nil || n < SchemaVersion {
+			return err
+		}
+		for _, name := range allBuckets() {
+			if tx.Bucket(name) == nil {
+				return nil
+			}
+		}
+		ready = annotateReady(tx) // bolt_annotate.go
+		return nil
+	})
+	return ready, err
+}
+
+// coreBuckets are created by setUp; initAnnotate creates annotateBuckets.
+var coreBuckets = [][]byte{bMeta, bArtifacts, bKeys, bVersions, bOutbox, bFolders, bLinks}
+
+func allBuckets() [][]byte { return append(slices.Clip(coreBuckets), annotateBuckets...) }
+
+// schemaOf returns the schema version the file records (0 for none) and
+// ErrSchema when it is newer than this build's.
+func schemaOf(tx *bolt.Tx, path string) (int, error) {
+	m := tx.Bucket(bMeta)
+	if m == nil {
+		return 0, nil
+	}
+	v := m.Get([]byte("schema"))
+	if v == nil {
+		return 0, nil
+	}
+	var n int
+	fmt.Sscan(string(v), &n)
+	if n > SchemaVersion {
+		return n, errorf(ErrSchema, "catalog %s has schema version %d; this lamina understands up to %d: upgrade lamina", path, n, SchemaVersion)
+	}
+	return n, nil
+}
+
+// setUp creates what is missing and records this build's schema version.
+func setUp(tx *bolt.Tx, path string) error {
+	for _, name := range coreBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	if err := initAnnotate(tx); err != nil { // bolt_annotate.go
+		return err
+	}
+	n, err := schemaOf(tx, path)
+	if err != nil || n == SchemaVersion {
+		return err
+	}
+	return tx.Bucket(bMeta).Put([]byte("schema"), []byte(fmt.Sprint(SchemaVersion)))
+}
+
+// errLocked is returned when another process holds the file too long.
+var errLocked = errors.New("catalog locked")
+
 func (b *Bolt) open(readOnly bool) (*bolt.DB, error) {
 	db, err := bolt.Open(b.path, 0o600, &bolt.Options{Timeout: b.timeout, ReadOnly: readOnly})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("catalog: %s is locked by another lamina process for over %s", b.path, b.timeout)
+		return nil, fmt.Errorf("catalog: %s is locked by another lamina process for over %s: %w", b.path, b.timeout, errLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open %s: %w", b.path, err)
@@ -176,17 +249,15 @@ func (t txn) artifactByKey(key string) (*artifact, error) {
 	if stem == nil {
 		return nil, nil
 	}
-	var a artifact
-	if ok, err := getJSON(t.tx.Bucket(bArtifacts), stem, &a); err != nil || !ok {
+	a, ok, err := getArtifact(t.tx.Bucket(bArtifacts), stem)
+	if err != nil || !ok {
 		return nil, err
 	}
 	return &a, nil
 }
 
 func (t txn) version(uid string) (Version, bool, error) {
-	var v Version
-	ok, err := getJSON(t.tx.Bucket(bVersions), []byte(uid), &v)
-	return v, ok, err
+	return getVersion(t.tx.Bucket(bVersions), []byte(uid))
 }
 
 // stemVersions returns every version of the artifact, oldest first.
@@ -195,8 +266,8 @@ func (t txn) stemVersions(stem string) ([]Version, error) {
 	c := t.tx.Bucket(bVersions).Cursor()
 	p := []byte(stem)
 	for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
-		var v Version
-		if err := json.Unmarshal(raw, &v); err != nil {
+		v, err := decodeVersion(raw)
+		if err != nil {
 			return nil, fmt.Errorf("catalog: version %s: %w", k, err)
 		}
 		out = append(out, v)
@@ -224,8 +295,8 @@ func (t txn) checkPlace(key string) error {
 	c := t.tx.Bucket(bKeys).Cursor()
 	p := []byte(key + "/")
 	for k, stem := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, stem = c.Next() {
-		var a artifact
-		if _, err := getJSON(t.tx.Bucket(bArtifacts), stem, &a); err != nil {
+		a, _, err := getArtifact(t.tx.Bucket(bArtifacts), stem)
+		if err != nil {
 			return err
 		}
 		if a.Latest > 0 {
@@ -304,7 +375,7 @@ func (t txn) save(nv NewVersion) (Saved, error) {
 		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode,
 	}
 	v.Shape, v.Columns = nv.Shape, nv.Columns
-	if err := putJSON(t.tx.Bucket(bVersions), []byte(v.UID), v); err != nil {
+	if err := putVersion(t.tx.Bucket(bVersions), v); err != nil {
 		return Saved{}, err
 	}
 	if err := t.afterSave(v); err != nil { // word index (bolt_annotate.go)
@@ -313,7 +384,7 @@ func (t txn) save(nv NewVersion) (Saved, error) {
 	if err := t.afterSaveRun(v); err != nil { // run outputs (bolt_runs.go)
 		return Saved{}, err
 	}
-	if err := putJSON(t.tx.Bucket(bArtifacts), []byte(a.Stem), a); err != nil {
+	if err := putArtifact(t.tx.Bucket(bArtifacts), a); err != nil {
 		return Saved{}, err
 	}
 	if err := t.tx.Bucket(bOutbox).Put([]byte(v.UID), nil); err != nil {
@@ -331,9 +402,9 @@ func (t txn) byUID(prefix string) (Version, error) {
 	var found []Version
 	oneStem := true // all matches are versions of one artifact
 	for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
-		var v Version
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return Version{}, err
+		v, err := decodeVersion(raw)
+		if err != nil {
+			return Version{}, fmt.Errorf("catalog: version %s: %w", k, err)
 		}
 		found = append(found, v)
 		oneStem = oneStem && v.Stem() == found[0].Stem()
@@ -420,8 +491,8 @@ func (b *Bolt) List(ctx context.Context, q Query) ([]Version, error) {
 			}
 		}
 		for ; k != nil && bytes.HasPrefix(k, p); k, stem = c.Next() {
-			var a artifact
-			if _, err := getJSON(arts, stem, &a); err != nil {
+			a, _, err := getArtifact(arts, stem)
+			if err != nil {
 				return err
 			}
 			if a.Latest == 0 {
@@ -466,7 +537,7 @@ func (t txn) setTrashed(key string, trashed bool) (*artifact, []Version, error) 
 		if trashed {
 			v.TrashedAt = &now
 		}
-		if err := putJSON(t.tx.Bucket(bVersions), []byte(v.UID), v); err != nil {
+		if err := putVersion(t.tx.Bucket(bVersions), v); err != nil {
 			return nil, nil, err
 		}
 		changed = append(changed, v)
@@ -480,7 +551,7 @@ func (t txn) setTrashed(key string, trashed bool) (*artifact, []Version, error) 
 	} else {
 		a.TrashedAt = nil
 	}
-	return a, changed, putJSON(t.tx.Bucket(bArtifacts), []byte(a.Stem), a)
+	return a, changed, putArtifact(t.tx.Bucket(bArtifacts), a)
 }
 
 func entry(a *artifact, vs []Version) TrashEntry {
@@ -539,9 +610,9 @@ func (b *Bolt) TrashList(ctx context.Context) ([]TrashEntry, error) {
 	err := b.with(false, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		return tx.Bucket(bArtifacts).ForEach(func(stem, raw []byte) error {
-			var a artifact
-			if err := json.Unmarshal(raw, &a); err != nil {
-				return err
+			a, err := decodeArtifact(raw)
+			if err != nil {
+				return fmt.Errorf("catalog: artifact %s: %w", stem, err)
 			}
 			if a.TrashedAt == nil && a.Latest == a.Versions {
 				return nil // nothing can be trashed: fast path
@@ -602,8 +673,8 @@ func (b *Bolt) Purge(ctx context.Context, key string) ([]Version, error) {
 func (b *Bolt) Each(ctx context.Context, fn func(Version) error) error {
 	return b.with(false, func(tx *bolt.Tx) error {
 		return tx.Bucket(bVersions).ForEach(func(k, raw []byte) error {
-			var v Version
-			if err := json.Unmarshal(raw, &v); err != nil {
+			v, err := decodeVersion(raw)
+			if err != nil {
 				return fmt.Errorf("catalog: version %s: %w", k, err)
 			}
 			return fn(v)
@@ -614,10 +685,10 @@ func (b *Bolt) Each(ctx context.Context, fn func(Version) error) error {
 func (b *Bolt) Counts(ctx context.Context) (Counts, error) {
 	var c Counts
 	err := b.with(false, func(tx *bolt.Tx) error {
-		err := tx.Bucket(bArtifacts).ForEach(func(_, raw []byte) error {
-			var a artifact
-			if err := json.Unmarshal(raw, &a); err != nil {
-				return err
+		err := tx.Bucket(bArtifacts).ForEach(func(stem, raw []byte) error {
+			a, err := decodeArtifact(raw)
+			if err != nil {
+				return fmt.Errorf("catalog: artifact %s: %w", stem, err)
 			}
 			if a.Latest > 0 {
 				c.Artifacts++
@@ -627,13 +698,10 @@ func (b *Bolt) Counts(ctx context.Context) (Counts, error) {
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bVersions).ForEach(func(_, raw []byte) error {
-			var v struct {
-				Size    int64 `json:"size"`
-				Trashed bool  `json:"trashed"`
-			}
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return err
+		return tx.Bucket(bVersions).ForEach(func(k, raw []byte) error {
+			v, err := decodeVersion(raw)
+			if err != nil {
+				return fmt.Errorf("catalog: version %s: %w", k, err)
 			}
 			if v.Trashed {
 				c.Trashed++

@@ -31,9 +31,9 @@ import (
 //	collections   name 0x00 big-endian uint32 version → JSON Collection
 //
 // Every index entry ends in the 20-byte uid and holds the artifact's key,
-// so a range scan yields uids in an order Find can sort by key without
-// decoding anything; Find then decodes artifacts (for liveness) and
-// versions only for the rows it returns.
+// so a range scan yields uids Find can order by key without decoding
+// anything; Find (bolt_find.go) then decodes versions only for the rows it
+// returns.
 var (
 	bFeatures    = []byte("features")
 	bLabels      = []byte("labels")
@@ -62,9 +62,9 @@ func initAnnotate(tx *bolt.Tx) error {
 	}
 	t := txn{tx}
 	err := tx.Bucket(bVersions).ForEach(func(k, raw []byte) error {
-		var v Version
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return err
+		v, err := decodeVersion(raw)
+		if err != nil {
+			return fmt.Errorf("catalog: version %s: %w", k, err)
 		}
 		a, err := t.annotations(v.UID)
 		if err != nil {
@@ -77,6 +77,10 @@ func initAnnotate(tx *bolt.Tx) error {
 	}
 	return m.Put([]byte("words"), []byte("1"))
 }
+
+// annotateReady reports whether initAnnotate has nothing left to do (its
+// buckets are checked by the caller).
+func annotateReady(tx *bolt.Tx) bool { return tx.Bucket(bMeta).Get([]byte("words")) != nil }
 
 // afterSave indexes a new version's words (bolt.go calls it).
 func (t txn) afterSave(v Version) error {
@@ -528,500 +532,6 @@ func (t txn) putWords(ws map[string]wordEntry) func(uid string) error {
 	}
 }
 
-// ---- Find ----
-
-// posting is one index entry: a version's uid and the artifact key the
-// entry holds, copied into a keyArena. Postings hold no pointers, so
-// lists of 10⁵ of them cost the garbage collector nothing to scan, and
-// comparing keys reads one contiguous buffer rather than scattered pages
-// of the memory map.
-type posting struct {
-	uid [ref.UIDLen]byte
-	off uint32 // the key is keys.b[off : off+n]
-	n   uint32
-}
-
-// keyArena holds the keys of one Find's postings.
-type keyArena struct{ b []byte }
-
-func (a *keyArena) key(p posting) []byte { return a.b[p.off : p.off+p.n] }
-
-// scan appends to out the entries of bk under prefix for which keep (given
-// the key part between prefix and the uid) is true. Nothing is decoded or
-// copied but the uid: a condition matching most of the catalog costs a
-// cursor step and a 20-byte copy per entry.
-func scan(out []posting, keys *keyArena, bk *bolt.Bucket, prefix, from []byte, keep func(mid []byte) (ok, stop bool)) []posting {
-	if bk == nil {
-		return out
-	}
-	c := bk.Cursor()
-	start := prefix
-	if from != nil {
-		start = from
-	}
-	for k, val := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, val = c.Next() {
-		if len(k) < len(prefix)+ref.UIDLen {
-			continue
-		}
-		if keep != nil {
-			if len(k) < len(prefix)+ref.UIDLen+1 {
-				continue
-			}
-			ok, stop := keep(k[len(prefix) : len(k)-ref.UIDLen-1])
-			if stop {
-				break
-			}
-			if !ok {
-				continue
-			}
-		}
-		p := posting{off: uint32(len(keys.b)), n: uint32(len(val))}
-		keys.b = append(keys.b, val...)
-		copy(p.uid[:], k[len(k)-ref.UIDLen:])
-		out = append(out, p)
-	}
-	return out
-}
-
-// intersect returns the postings whose uid is in every list, each uid
-// once. It hashes the smallest list only and probes it with the others,
-// so its cost is one map insert per entry of the smallest list and one
-// lookup per entry of the others.
-func intersect(lists [][]posting) []posting {
-	if len(lists) == 1 {
-		return lists[0] // duplicates are dropped when candidates are ordered
-	}
-	small := 0
-	for i, l := range lists {
-		if len(l) < len(lists[small]) {
-			small = i
-		}
-	}
-	if len(lists[small]) == 0 {
-		return nil
-	}
-	pos := make(map[[ref.UIDLen]byte]int32, len(lists[small]))
-	var uniq []posting
-	for _, p := range lists[small] {
-		if _, ok := pos[p.uid]; !ok {
-			pos[p.uid] = int32(len(uniq))
-			uniq = append(uniq, p)
-		}
-	}
-	// round[i] counts the other lists uniq[i] was found in so far; a uid
-	// listed twice in one list counts once.
-	round := make([]int32, len(uniq))
-	r := int32(0)
-	for i, l := range lists {
-		if i == small {
-			continue
-		}
-		for _, p := range l {
-			if j, ok := pos[p.uid]; ok && round[j] == r {
-				round[j] = r + 1
-			}
-		}
-		r++
-	}
-	out := uniq[:0]
-	for i, p := range uniq {
-		if round[i] == r {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func (t txn) featureCond(f Feature, c Cond, keys *keyArena) ([]posting, error) {
-	prefix := append([]byte(f.Name), 0)
-	bk := t.bucket(bFeatureIdx)
-	if len(c.Values) == 0 {
-		return nil, fmt.Errorf("%w: --where %s%s needs a value", ErrInvalid, c.Field, c.Op)
-	}
-	var wants [][]byte
-	for _, raw := range c.Values {
-		dt := f.Dtype
-		if c.Op == "^=" {
-			dt = "str"
-		}
-		_, k, err := normalize(dt, raw)
-		if err != nil {
-			return nil, fmt.Errorf("--where %s%s%s: %w", c.Field, c.Op, raw, err)
-		}
-		wants = append(wants, k)
-	}
-	switch c.Op {
-	case "=":
-		var out []posting
-		for _, w := range wants {
-			out = scan(out, keys, bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil)
-		}
-		return out, nil
-	case "!=":
-		has := map[[ref.UIDLen]byte]bool{}
-		for _, w := range wants {
-			for _, p := range scan(nil, keys, bk, append(append(append([]byte(nil), prefix...), w...), 0), nil, nil) {
-				has[p.uid] = true
-			}
-		}
-		all := scan(nil, keys, bk, prefix, nil, nil)
-		out := all[:0]
-		for _, p := range all {
-			if !has[p.uid] {
-				out = append(out, p)
-			}
-		}
-		return out, nil
-	case "^=":
-		if f.Dtype != "str" && !strings.HasPrefix(f.Dtype, "cat") {
-			return nil, fmt.Errorf("%w: ^= applies to text features; %s is %s", ErrInvalid, f.Name, f.Dtype)
-		}
-		return scan(nil, keys, bk, append(append([]byte(nil), prefix...), wants[0]...), nil, nil), nil
-	case "<", "<=", ">", ">=":
-		w := wants[0]
-		var from []byte
-		if c.Op == ">" || c.Op == ">=" {
-			from = append(append([]byte(nil), prefix...), w...)
-		}
-		tag := w[0]
-		keep := func(mid []byte) (bool, bool) {
-			if len(mid) == 0 || mid[0] != tag {
-				return false, mid != nil && len(mid) > 0 && mid[0] > tag
-			}
-			ok := compareKeys(c.Op, mid, w)
-			// Below the bound an ascending scan for < stops at the first miss.
-			stop := !ok && (c.Op == "<" || c.Op == "<=")
-			return ok, stop
-		}
-		return scan(nil, keys, bk, prefix, from, keep), nil
-	}
-	return nil, fmt.Errorf("%w: unknown operator %q", ErrInvalid, c.Op)
-}
-
-// labelClosure returns name and, unless exact, every label below it.
-func (t txn) labelClosure(name string, exact bool) ([]string, error) {
-	if _, err := t.label(name); err != nil {
-		return nil, err
-	}
-	if exact {
-		return []string{name}, nil
-	}
-	children := map[string][]string{}
-	if bk := t.bucket(bLabels); bk != nil {
-		err := bk.ForEach(func(k, raw []byte) error {
-			var l Label
-			if err := json.Unmarshal(raw, &l); err != nil {
-				return err
-			}
-			if l.Parent != "" {
-				children[l.Parent] = append(children[l.Parent], l.Name)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	out := []string{name}
-	seen := map[string]bool{name: true}
-	for i := 0; i < len(out); i++ {
-		for _, c := range children[out[i]] {
-			if !seen[c] {
-				seen[c] = true
-				out = append(out, c)
-			}
-		}
-	}
-	return out, nil
-}
-
-func versionNumber(uid string) int {
-	n := 0
-	for _, c := range uid[ref.StemLen:] {
-		var d int
-		switch {
-		case c >= '0' && c <= '9':
-			d = int(c - '0')
-		case c >= 'A' && c <= 'Z':
-			d = int(c-'A') + 10
-		default:
-			d = int(c-'a') + 36
-		}
-		n = n*62 + d
-	}
-	return n + 1
-}
-
-// liveCheck reports whether uid is a live version (the latest of its key,
-// unless all) and returns its artifact's key. Artifacts are cached by stem.
-type liveCheck struct {
-	t     txn
-	all   bool
-	cache map[string]*artifact
-}
-
-func (l *liveCheck) check(uid string) (string, bool, error) {
-	if len(uid) != ref.UIDLen {
-		return "", false, nil
-	}
-	stem := uid[:ref.StemLen]
-	a, ok := l.cache[stem]
-	if !ok {
-		a = &artifact{}
-		found, err := getJSON(l.t.tx.Bucket(bArtifacts), []byte(stem), a)
-		if err != nil {
-			return "", false, err
-		}
-		if !found {
-			a = nil
-		}
-		l.cache[stem] = a
-	}
-	if a == nil || a.Latest == 0 {
-		return "", false, nil
-	}
-	n := versionNumber(uid)
-	if l.all {
-		return a.Key, n <= a.Versions, nil
-	}
-	return a.Key, n == a.Latest, nil
-}
-
-func (b *Bolt) Find(ctx context.Context, f Filter) ([]Version, error) {
-	var out []Version
-	err := b.with(false, func(tx *bolt.Tx) error {
-		var err error
-		out, err = txn{tx}.find(f)
-		return err
-	})
-	return out, err
-}
-
-func (t txn) find(f Filter) ([]Version, error) {
-	if f.Prefix != "" {
-		if err := ref.CheckPrefix(f.Prefix); err != nil {
-			return nil, err
-		}
-	}
-	switch f.Order {
-	case "", "key", "created_at", "-created_at":
-	default:
-		return nil, fmt.Errorf("%w: order %q: use key, created_at or -created_at", ErrInvalid, f.Order)
-	}
-	// Split conditions: features go to the index, version fields are
-	// checked on the decoded versions (VersionMatcher, shared with the
-	// PostgreSQL store).
-	keepVersion, featureConds, err := VersionMatcher(f)
-	if err != nil {
-		return nil, err
-	}
-	var lists [][]posting // one per indexed condition; a version must be in all
-	keys := &keyArena{}
-	var featureNames []string
-	if bk := t.bucket(bFeatures); bk != nil {
-		featureNames = names(bk)
-	}
-	for _, c := range featureConds {
-		ft, err := t.feature(c.Field)
-		if err != nil {
-			all := append(append([]string(nil), featureNames...), sortedKeys(boolKeys(builtins))...)
-			return nil, errorf(ErrNotFound, "--where: no feature or field %q%s", c.Field, didYouMean(closest(c.Field, all)))
-		}
-		s, err := t.featureCond(ft, c, keys)
-		if err != nil {
-			return nil, err
-		}
-		lists = append(lists, s)
-	}
-	for _, name := range f.Labels {
-		ls, err := t.labelClosure(name, f.ExactLabels)
-		if err != nil {
-			return nil, err
-		}
-		var s []posting
-		for _, l := range ls {
-			s = scan(s, keys, t.bucket(bLabelIdx), append([]byte(l), 0), nil, nil)
-		}
-		lists = append(lists, s)
-	}
-	for _, group := range f.Terms {
-		var s []posting
-		for _, id := range group {
-			s = scan(s, keys, t.bucket(bTermIdx), append([]byte(id), 0), nil, nil)
-		}
-		lists = append(lists, s)
-	}
-	var out []Version
-	if len(lists) == 0 {
-		// No index applies: walk the keys under the prefix.
-		c := t.tx.Bucket(bKeys).Cursor()
-		p := []byte(f.Prefix)
-		for k, stem := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, stem = c.Next() {
-			var a artifact
-			if _, err := getJSON(t.tx.Bucket(bArtifacts), stem, &a); err != nil {
-				return nil, err
-			}
-			if a.Latest == 0 {
-				continue
-			}
-			vs := []int{a.Latest}
-			if f.AllVersions {
-				vs = vs[:0]
-				for n := 1; n <= a.Versions; n++ {
-					vs = append(vs, n)
-				}
-			}
-			for _, n := range vs {
-				v, ok, err := t.version(ref.VersionUID(a.Stem, n))
-				if err != nil {
-					return nil, err
-				}
-				if ok && keepVersion(v) {
-					out = append(out, v)
-				}
-			}
-			if f.Limit > 0 && len(out) >= f.Limit && (f.Order == "" || f.Order == "key") {
-				break
-			}
-		}
-		return finish(out, f), nil
-	}
-	// Candidates from the indexes, in the order of the keys the index
-	// holds (then uid); liveness and versions are read only until the
-	// limit is reached. Ordered by key, candidates come off a heap, so a
-	// query matching most of the catalog orders only the rows it returns.
-	cands := intersect(lists)
-	if f.Prefix != "" {
-		kept := cands[:0:0]
-		for _, c := range cands {
-			if bytes.HasPrefix(keys.key(c), []byte(f.Prefix)) {
-				kept = append(kept, c)
-			}
-		}
-		cands = kept
-	}
-	byKey := f.Order == "" || f.Order == "key"
-	var next func() (posting, bool)
-	if byKey {
-		h := &postingHeap{cands, keys}
-		h.init()
-		next = h.pop
-	} else {
-		slices.SortFunc(cands, func(a, b posting) int { return comparePostings(keys, a, b) })
-		i := 0
-		next = func() (posting, bool) {
-			if i == len(cands) {
-				return posting{}, false
-			}
-			i++
-			return cands[i-1], true
-		}
-	}
-	lc := &liveCheck{t: t, all: f.AllVersions, cache: map[string]*artifact{}}
-	var prev [ref.UIDLen]byte
-	for n := 0; ; n++ {
-		c, ok := next()
-		if !ok {
-			break
-		}
-		if n > 0 && c.uid == prev {
-			continue // listed twice by one condition (two values, two terms)
-		}
-		prev = c.uid
-		uid := string(c.uid[:])
-		if _, live, err := lc.check(uid); err != nil {
-			return nil, err
-		} else if !live {
-			continue
-		}
-		v, ok, err := t.version(uid)
-		if err != nil {
-			return nil, err
-		}
-		if ok && keepVersion(v) {
-			out = append(out, v)
-		}
-		if f.Limit > 0 && len(out) >= f.Limit && byKey {
-			break
-		}
-	}
-	return finish(out, f), nil
-}
-
-func comparePostings(keys *keyArena, a, b posting) int {
-	if c := bytes.Compare(keys.key(a), keys.key(b)); c != 0 {
-		return c
-	}
-	return bytes.Compare(a.uid[:], b.uid[:])
-}
-
-// postingHeap is a binary min-heap of postings by key, then uid.
-type postingHeap struct {
-	ps   []posting
-	keys *keyArena
-}
-
-func (h *postingHeap) init() {
-	for i := len(h.ps)/2 - 1; i >= 0; i-- {
-		h.down(i)
-	}
-}
-
-func (h *postingHeap) down(i int) {
-	ps, n := h.ps, len(h.ps)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		j := l
-		if r := l + 1; r < n && comparePostings(h.keys, ps[r], ps[l]) < 0 {
-			j = r
-		}
-		if comparePostings(h.keys, ps[j], ps[i]) >= 0 {
-			return
-		}
-		ps[i], ps[j] = ps[j], ps[i]
-		i = j
-	}
-}
-
-func (h *postingHeap) pop() (posting, bool) {
-	n := len(h.ps)
-	if n == 0 {
-		return posting{}, false
-	}
-	top := h.ps[0]
-	h.ps[0] = h.ps[n-1]
-	h.ps = h.ps[:n-1]
-	h.down(0)
-	return top, true
-}
-
-func boolKeys(m map[string]string) map[string]bool {
-	out := map[string]bool{}
-	for k := range m {
-		out[k] = true
-	}
-	return out
-}
-
-func finish(out []Version, f Filter) []Version {
-	switch f.Order {
-	case "created_at":
-		sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
-	case "-created_at":
-		sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
-	}
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
-	if out == nil {
-		out = []Version{}
-	}
-	return out
-}
-
 // ---- Search ----
 
 func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, error) {
@@ -1101,22 +611,14 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 		// Best first, off a heap: only the documents looked at until
 		// limit live ones are found get ordered.
 		ranked.init()
-		lc := &liveCheck{t: t, cache: map[string]*artifact{}}
+		c := tx.Bucket(bVersions).Cursor()
 		for len(ranked) > 0 {
 			r := ranked.pop()
-			uid := string(r.uid[:])
-			_, ok, err := lc.check(uid)
+			v, live, err := liveVersion(c, r.uid[:], false) // bolt_find.go
 			if err != nil {
 				return err
 			}
-			if !ok {
-				continue
-			}
-			v, found, err := t.version(uid)
-			if err != nil {
-				return err
-			}
-			if !found {
+			if !live {
 				continue
 			}
 			h := Hit{Version: v, Score: math.Round(r.score*1000) / 1000}
@@ -1205,7 +707,8 @@ func (t txn) latestCollection(name string) (Collection, bool, error) {
 	}
 	p := append([]byte(name), 0)
 	cur := bk.Cursor()
-	k, raw := cur.Seek(collectionKey(name, math.MaxUint32))
+	k, _ := cur.Seek(collectionKey(name, math.MaxUint32))
+	var raw []byte
 	if k == nil {
 		k, raw = cur.Last()
 	} else {

@@ -44,12 +44,13 @@ func (b *Bolt) Dump(ctx context.Context, fn func(Record) error) error {
 			{bLabels, func(_, raw []byte) (Record, error) { var x Label; return Record{Label: &x}, json.Unmarshal(raw, &x) }},
 			{bSchemas, func(_, raw []byte) (Record, error) { var x Schema; return Record{Schema: &x}, json.Unmarshal(raw, &x) }},
 			{bArtifacts, func(_, raw []byte) (Record, error) {
-				var x ArtifactRecord
-				return Record{Artifact: &x}, json.Unmarshal(raw, &x)
+				a, err := decodeArtifact(raw)
+				x := ArtifactRecord(a)
+				return Record{Artifact: &x}, err
 			}},
 			{bVersions, func(_, raw []byte) (Record, error) {
-				var x Version
-				return Record{Version: &x}, json.Unmarshal(raw, &x)
+				x, err := decodeVersion(raw)
+				return Record{Version: &x}, err
 			}},
 			{bOutbox, func(k, _ []byte) (Record, error) { return Record{Outbox: string(k)}, nil }},
 			{bFolders, func(k, raw []byte) (Record, error) {
@@ -132,9 +133,9 @@ func (t txn) load(r Record) error {
 		if err := t.tx.Bucket(bKeys).Put([]byte(a.Key), []byte(a.Stem)); err != nil {
 			return err
 		}
-		return putJSON(t.tx.Bucket(bArtifacts), []byte(a.Stem), a)
+		return putArtifact(t.tx.Bucket(bArtifacts), &a)
 	case r.Version != nil:
-		if err := putJSON(t.tx.Bucket(bVersions), []byte(r.Version.UID), r.Version); err != nil {
+		if err := putVersion(t.tx.Bucket(bVersions), *r.Version); err != nil {
 			return err
 		}
 		if err := t.afterSave(*r.Version); err != nil {

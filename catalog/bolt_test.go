@@ -2,10 +2,16 @@ package catalog_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogtest"
@@ -57,4 +63,218 @@ func TestBoltCorruptFile(t *testing.T) {
 		t.Fatal("opened a corrupt catalog")
 	}
 	_ = context.Background()
+}
+
+// lastTxID is the id of the file's last committed transaction.
+func lastTxID(t *testing.T, p string) int {
+	t.Helper()
+	db, err := bolt.Open(p, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var id int
+	db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+	return id
+}
+
+// TestBoltOpenIsReadOnly: opening a catalog that is set up writes nothing
+// and takes only a shared lock, so it succeeds while another process reads.
+func TestBoltOpenIsReadOnly(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("a.txt", "a")}); err != nil {
+		t.Fatal(err)
+	}
+	before := lastTxID(t, p)
+	reader, err := bolt.Open(p, 0o600, &bolt.Options{ReadOnly: true}) // a shared lock, as a reading lamina holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	for range 3 {
+		c, err := catalog.OpenBolt(p, catalog.BoltOptions{Timeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("open beside a reader: %v", err)
+		}
+		if vs, err := c.List(ctx, catalog.Query{}); err != nil || len(vs) != 1 {
+			t.Fatalf("List = %v, %v", vs, err)
+		}
+	}
+	reader.Close()
+	if after := lastTxID(t, p); after != before {
+		t.Fatalf("opening committed %d transactions", after-before)
+	}
+}
+
+// TestBoltConcurrentFirstOpen: processes racing to create one catalog all
+// succeed and agree on it.
+func TestBoltConcurrentFirstOpen(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "catalog.db")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := catalog.OpenBolt(p, catalog.BoltOptions{})
+			if err == nil {
+				_, err = c.Save(context.Background(), []catalog.NewVersion{catalogtest.NV(fmt.Sprintf("k%d", i), "x")})
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := catalog.OpenBolt(p, catalog.BoltOptions{})
+	if n, err := c.Counts(context.Background()); err != nil || n.Artifacts != 8 {
+		t.Fatalf("Counts = %+v, %v", n, err)
+	}
+}
+
+// readAll is everything a catalog answers about its versions, for
+// comparing two states of one catalog.
+func readAll(t *testing.T, c *catalog.Bolt) map[string]any {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]any{}
+	get := func(name string, v any, err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out[name] = v
+	}
+	vs, err := c.List(ctx, catalog.Query{})
+	get("List", vs, err)
+	all, err := c.Versions(ctx, "d/a.csv", true)
+	get("Versions", all, err)
+	v, err := c.ByUID(ctx, all[0].UID)
+	get("ByUID", v, err)
+	v, err = c.ByKey(ctx, "d/b.csv", 0)
+	get("ByKey", v, err)
+	d, err := c.Children(ctx, "d/")
+	get("Children", d, err)
+	found, err := c.Find(ctx, catalog.Filter{Labels: []string{"keep"}, AllVersions: true})
+	get("Find", found, err)
+	hits, err := c.Search(ctx, "donor", 10)
+	get("Search", hits, err)
+	n, err := c.Counts(ctx)
+	get("Counts", n, err)
+	tr, err := c.TrashList(ctx)
+	get("TrashList", tr, err)
+	var each []catalog.Version
+	get("Each", each, c.Each(ctx, func(v catalog.Version) error { each = append(each, v); return nil }))
+	out["Each"] = each
+	return out
+}
+
+// TestBoltReadsSchema1Catalog: a catalog written before schema 2 (JSON
+// version and artifact records) reads as before, is upgraded in place,
+// and gets binary records as it is written to.
+func TestBoltReadsSchema1Catalog(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nvs []catalog.NewVersion
+	for _, k := range []string{"d/a.csv", "d/b.csv", "d/e/f.csv", "gone.txt"} {
+		nv := catalogtest.NV(k, k)
+		nv.Description = "donor " + k
+		nv.Shape, nv.Columns = []int64{3, 2}, []catalog.Column{{Name: "x", Dtype: "int"}}
+		nvs = append(nvs, nv)
+	}
+	saved, err := c.Save(ctx, nvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("d/a.csv", "second")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Trash(ctx, "gone.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateLabel(ctx, catalog.Label{Name: "keep"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Annotate(ctx, saved[0].Version.UID, catalog.Annotations{Labels: []string{"keep"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := readAll(t, c)
+
+	// Write every version and artifact record as JSON, as schema 1 did.
+	recs := map[string][]byte{}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(c.Dump(ctx, func(r catalog.Record) error {
+		switch {
+		case r.Version != nil:
+			recs["versions\x00"+r.Version.UID], _ = json.Marshal(r.Version)
+		case r.Artifact != nil:
+			recs["artifacts\x00"+r.Artifact.Stem], _ = json.Marshal(r.Artifact)
+		}
+		return nil
+	}))
+	db, err := bolt.Open(p, 0o600, nil)
+	must(err)
+	must(db.Update(func(tx *bolt.Tx) error {
+		for k, raw := range recs {
+			bucket, key, _ := strings.Cut(k, "\x00")
+			if err := tx.Bucket([]byte(bucket)).Put([]byte(key), raw); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("1"))
+	}))
+	db.Close()
+
+	c, err = catalog.OpenBolt(p, catalog.BoltOptions{})
+	must(err)
+	if got := readAll(t, c); !reflect.DeepEqual(got, want) {
+		for k := range want {
+			if !reflect.DeepEqual(got[k], want[k]) {
+				t.Errorf("%s of the JSON catalog:\n got %+v\nwant %+v", k, got[k], want[k])
+			}
+		}
+		t.FailNow()
+	}
+	// Upgraded: schema 2; untouched records stay JSON, written ones are binary.
+	s2, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("d/b.csv", "new")})
+	must(err)
+	db, err = bolt.Open(p, 0o600, &bolt.Options{ReadOnly: true})
+	must(err)
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != "2" {
+			t.Errorf("schema after opening = %q, want 2", s)
+		}
+		vb, ab := tx.Bucket([]byte("versions")), tx.Bucket([]byte("artifacts"))
+		if r := vb.Get([]byte(saved[0].Version.UID)); r[0] != '{' {
+			t.Errorf("untouched version record rewritten: %q", r)
+		}
+		if r := vb.Get([]byte(s2[0].Version.UID)); r[0] == '{' {
+			t.Errorf("new version record is JSON: %q", r)
+		}
+		if r := ab.Get([]byte(s2[0].Version.Stem())); r[0] == '{' {
+			t.Errorf("written artifact record is JSON: %q", r)
+		}
+		return nil
+	})
+	if v, err := c.ByKey(ctx, "d/b.csv", 0); err != nil || v.Version != 2 {
+		t.Fatalf("ByKey after a write = %+v, %v", v, err)
+	}
 }

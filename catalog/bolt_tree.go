@@ -3,7 +3,6 @@ package catalog
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"sort"
 	"strings"
 
@@ -74,15 +73,8 @@ func (b *Bolt) Children(ctx context.Context, prefix string) (Dir, error) {
 	return d, nil
 }
 
-// latestOf decodes only what Children needs of an artifact record.
+// latestOf reads an artifact record; a missing one is the zero artifact.
 func latestOf(arts *bolt.Bucket, stem []byte) (artifact, error) {
-	var a artifact
-	raw := arts.Get(stem)
-	if raw == nil {
-		return a, nil
-	}
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return a, errorf(ErrSchema, "catalog: artifact %s: %v", stem, err)
-	}
-	return a, nil
+	a, _, err := getArtifact(arts, stem)
+	return a, err
 }

@@ -180,7 +180,7 @@ func (t txn) rename(from, to string, now time.Time) (Version, error) {
 		if s.Unchanged && (!s.Version.Mtime.Equal(src.Mtime) || s.Version.Mode != src.Mode) {
 			// Same bytes: the rename still carries the mtime over.
 			s.Version.Mtime, s.Version.Mode = src.Mtime, src.Mode
-			if err := putJSON(t.tx.Bucket(bVersions), []byte(s.Version.UID), s.Version); err != nil {
+			if err := putVersion(t.tx.Bucket(bVersions), s.Version); err != nil {
 				return Version{}, err
 			}
 		}
@@ -205,7 +205,7 @@ func (t txn) rekey(a *artifact, to string) (Version, error) {
 		return Version{}, err
 	}
 	a.Key = to
-	if err := putJSON(t.tx.Bucket(bArtifacts), []byte(a.Stem), a); err != nil {
+	if err := putArtifact(t.tx.Bucket(bArtifacts), a); err != nil {
 		return Version{}, err
 	}
 	vs, err := t.stemVersions(a.Stem)
@@ -215,7 +215,7 @@ func (t txn) rekey(a *artifact, to string) (Version, error) {
 	var latest Version
 	for _, v := range vs {
 		v.Key = to
-		if err := putJSON(t.tx.Bucket(bVersions), []byte(v.UID), v); err != nil {
+		if err := putVersion(t.tx.Bucket(bVersions), v); err != nil {
 			return Version{}, err
 		}
 		// The storage record of the version is written again, with its new
@@ -383,7 +383,7 @@ func (b *Bolt) SetAttrs(ctx context.Context, key string, at Attrs) (Version, err
 		if at.Mode != nil {
 			v.Mode = *at.Mode & 0o7777
 		}
-		return putJSON(tx.Bucket(bVersions), []byte(v.UID), v)
+		return putVersion(tx.Bucket(bVersions), v)
 	})
 	return v, err
 }
