@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -26,6 +27,7 @@ type Instance struct {
 	Backend  storage.Backend
 	Store    *cache.Store
 	User     string
+	Log      *slog.Logger // repairs worth knowing about (a rebuilt ontology index); nil: slog.Default()
 
 	closers []func() error // run by Close
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,8 +26,15 @@ import (
 // that everyone sharing a storage root shares them and so that they can be
 // imported while a mount daemon owns the catalog file:
 //
-//	ontologies/<entity>/<digest>.src   ontology.Marshal of one source
-//	ontologies/registry.json           every source, which one is default
+//	ontologies/<entity>/<digest>.src      ontology.Marshal of one source
+//	ontologies/<entity>/<digest>.v1.idx   its index (ontology.MarshalIndex, format 1)
+//	ontologies/registry.json              every source, which one is default
+//
+// The index is derived: built at import (written after the registry, not
+// synced), or on first use for a source imported before index files
+// existed, and rebuilt from the source when it is damaged. A process maps
+// it from local disk: the storage folder, or with remote storage a copy in
+// the local cache (<CacheDir>/ontologies/<digest>.v1.idx).
 //
 // An import writes the source object first and then replaces the registry
 // (storage Put is atomic), so a reader never sees a registry entry without
@@ -127,8 +135,13 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 		res.Source, res.Unchanged = old, done
 		return res, err
 	}
+	x, err := ontology.Build(src)
+	if err != nil {
+		return res, err
+	}
 	// The object is content-addressed, so writing it before taking the lock
-	// is harmless even when another import of the same bytes races us.
+	// is harmless even when another import of the same bytes races us. The
+	// index comes last, after the registry (storeIndex).
 	if err := in.Backend.Put(ctx, rec.Object, ontology.Marshal(src)); err != nil {
 		return res, fmt.Errorf("store ontology source: %w", err)
 	}
@@ -168,6 +181,7 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 		return res, err
 	}
 	res.Source = rec
+	in.storeIndex(ctx, rec, x)
 	return res, nil
 }
 
@@ -323,20 +337,7 @@ func (in *Instance) LoadOntology(ctx context.Context, entity, organism, version 
 		return x, rec, nil
 	}
 	v, err, _ := indexes.group.Do(key, func() (any, error) {
-		b, err := in.Backend.Get(ctx, rec.Object)
-		if err != nil {
-			return nil, fmt.Errorf("ontology source %s %s: %w", rec.Entity, rec.Version, err)
-		}
-		src, err := ontology.Unmarshal(b)
-		if err != nil {
-			return nil, fmt.Errorf("ontology source %s %s (%s): %w", rec.Entity, rec.Version, rec.Object, err)
-		}
-		if src.Digest != rec.Digest {
-			return nil, fmt.Errorf("ontology source %s holds digest %.12s, the registry says %.12s", rec.Object, src.Digest, rec.Digest)
-		}
-		// The registry is authoritative for names a user may have set.
-		src.Version = rec.Version
-		x, err := ontology.Build(src)
+		x, err := in.loadIndex(ctx, rec)
 		if err != nil {
 			return nil, err
 		}
@@ -347,6 +348,171 @@ func (in *Instance) LoadOntology(ctx context.Context, entity, organism, version 
 		return nil, rec, err
 	}
 	return v.(*ontology.Index), rec, nil
+}
+
+// loadIndex maps rec's index file from local disk (the storage folder, or
+// the local cache of remote storage), else fetches it from storage, else
+// builds it from the stored source and stores it. A damaged or stale file
+// is logged and replaced, so the next process finds it good.
+func (in *Instance) loadIndex(ctx context.Context, rec OntologySource) (*ontology.Index, error) {
+	if path, inStorage := in.indexFile(rec); path != "" {
+		x, err := mapIndex(path, rec.Digest)
+		switch {
+		case err == nil:
+			return x, nil
+		case errors.Is(err, ontology.ErrIndex) && inStorage:
+			in.log().Warn("ontology index is unusable; rebuilding it from the source", "file", path, "err", err)
+			return in.rebuildIndex(ctx, rec)
+		case errors.Is(err, ontology.ErrIndex):
+			in.log().Warn("ontology index in the local cache is unusable; reading it from storage", "file", path, "err", err)
+			os.Remove(path)
+		}
+		// Not there, or not mappable: storage decides.
+	}
+	obj := indexObject(rec)
+	b, err := in.Backend.Get(ctx, obj)
+	switch {
+	case err == nil:
+		x, err := ontology.LoadIndex(b, rec.Digest)
+		if err == nil {
+			in.cacheIndex(rec, b)
+			return x, nil
+		}
+		in.log().Warn("ontology index is unusable; rebuilding it from the source", "object", obj, "err", err)
+	case storage.IsNotFound(err):
+		in.log().Info("building the ontology index (once per source)", "entity", rec.Entity, "version", rec.Version)
+	default:
+		return nil, fmt.Errorf("ontology index %s %s: %w", rec.Entity, rec.Version, err)
+	}
+	return in.rebuildIndex(ctx, rec)
+}
+
+// mapIndex maps an index file read-only and loads it: no copy, and only
+// the page cache behind it (Mondo's is 33 MB; reading it cost ~20 ms of
+// system time per process, mapping it a few ms). A loaded index is never
+// unmapped, since it and the strings it hands out point into the mapping;
+// that is safe because index files are replaced by rename, never changed
+// in place (storage.Local.Put, cacheIndex). A file that fails to load is
+// unmapped at once.
+func mapIndex(path, digest string) (*ontology.Index, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() == 0 || st.Size() != int64(int(st.Size())) {
+		return ontology.LoadIndex(nil, digest) // an ErrIndex
+	}
+	b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, err
+	}
+	x, err := ontology.LoadIndex(b, digest)
+	if err != nil {
+		unix.Munmap(b)
+		return nil, err
+	}
+	return x, nil
+}
+
+// rebuildIndex builds rec's index from the stored source and stores it,
+// in storage and the local cache. Failing to store it is logged, not
+// returned: the index is still good for this process.
+func (in *Instance) rebuildIndex(ctx context.Context, rec OntologySource) (*ontology.Index, error) {
+	b, err := in.Backend.Get(ctx, rec.Object)
+	if err != nil {
+		return nil, fmt.Errorf("ontology source %s %s: %w", rec.Entity, rec.Version, err)
+	}
+	src, err := ontology.Unmarshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("ontology source %s %s (%s): %w", rec.Entity, rec.Version, rec.Object, err)
+	}
+	if src.Digest != rec.Digest {
+		return nil, fmt.Errorf("ontology source %s holds digest %.12s, the registry says %.12s", rec.Object, src.Digest, rec.Digest)
+	}
+	// The registry is authoritative for names a user may have set.
+	src.Version = rec.Version
+	x, err := ontology.Build(src)
+	if err != nil {
+		return nil, err
+	}
+	in.storeIndex(ctx, rec, x)
+	return x, nil
+}
+
+// storeIndex writes x as rec's index file, in storage and the local cache.
+// It is not synced: the file is derived and checksummed, so one lost or
+// torn by a crash is rebuilt, and syncing the file system for it cost
+// imports seconds. A failure is logged: the index is rebuilt next time.
+func (in *Instance) storeIndex(ctx context.Context, rec OntologySource, x *ontology.Index) {
+	b := x.MarshalIndex()
+	if err := in.Backend.Put(ctx, indexObject(rec), b); err != nil {
+		in.log().Warn("could not store the ontology index; it is built again next time", "object", indexObject(rec), "err", err)
+	}
+	in.cacheIndex(rec, b)
+}
+
+func indexObject(rec OntologySource) string {
+	return fmt.Sprintf("%s%s/%s.v%d.idx", ontologyPrefix, rec.Entity, rec.Digest, ontology.IndexFormat)
+}
+
+// indexFile is the local file of rec's index: in the storage folder when
+// storage is local (inStorage), else in the local cache ("" without one).
+func (in *Instance) indexFile(rec OntologySource) (path string, inStorage bool) {
+	if l, ok := in.Backend.(*storage.Local); ok {
+		return filepath.Join(l.Root(), filepath.FromSlash(indexObject(rec))), true
+	}
+	return in.indexCachePath(rec), false
+}
+
+// indexCachePath is where the local cache keeps rec's index, or "" when
+// there is no cache or the storage is a local folder already.
+func (in *Instance) indexCachePath(rec OntologySource) string {
+	if _, local := in.Backend.(*storage.Local); local || in.Settings.CacheDir == "" {
+		return ""
+	}
+	return filepath.Join(in.Settings.CacheDir, "ontologies", fmt.Sprintf("%s.v%d.idx", rec.Digest, ontology.IndexFormat))
+}
+
+// cacheIndex writes an index file to the local cache, through a temporary
+// file and a rename so that a reader never sees part of one. A failure
+// only costs a fetch from storage next time.
+func (in *Instance) cacheIndex(rec OntologySource, b []byte) {
+	path := in.indexCachePath(rec)
+	if path == "" {
+		return
+	}
+	err := os.MkdirAll(filepath.Dir(path), 0o700)
+	var f *os.File
+	if err == nil {
+		f, err = os.CreateTemp(filepath.Dir(path), ".idx-*")
+	}
+	if err == nil {
+		_, err = f.Write(b)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), path)
+		}
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}
+	if err != nil {
+		in.log().Warn("could not cache the ontology index", "file", path, "err", err)
+	}
+}
+
+func (in *Instance) log() *slog.Logger {
+	if in.Log != nil {
+		return in.Log
+	}
+	return slog.Default()
 }
 
 // indexCache keeps the most recently used indexes of this process. A CLI

@@ -179,3 +179,51 @@ func ExampleIndex_Standardize() {
 	// "Monocyte " -> "monocyte" (case_or_whitespace)
 	// "dendritc cell" -> "dendritc cell" (no_match)
 }
+
+// BenchmarkLoadIndex is what a process pays to get a ready Index from the
+// bytes of its index file (read from disk separately): the checksum, the
+// range checks and nothing else. BenchmarkBuild is what it replaces:
+// Unmarshal of the stored source, Build, and the first fuzzy query.
+func BenchmarkLoadIndex(b *testing.B) {
+	for _, tc := range benchSources {
+		b.Run(tc.name, func(b *testing.B) {
+			x := load(b, tc.entity, tc.organism, tc.path...)
+			data := x.MarshalIndex()
+			b.SetBytes(int64(len(data)))
+			b.ReportMetric(float64(len(data))/(1<<20), "MiB")
+			for b.Loop() {
+				if _, err := ontology.LoadIndex(data, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkBuild(b *testing.B) {
+	for _, tc := range benchSources {
+		b.Run(tc.name, func(b *testing.B) {
+			blob := ontology.Marshal(load(b, tc.entity, tc.organism, tc.path...).Source())
+			for b.Loop() {
+				src, err := ontology.Unmarshal(blob)
+				if err != nil {
+					b.Fatal(err)
+				}
+				x, err := ontology.Build(src)
+				if err != nil {
+					b.Fatal(err)
+				}
+				x.Suggest("dendritc cell", 3)
+			}
+		})
+	}
+}
+
+var benchSources = []struct {
+	name, entity, organism string
+	path                   []string
+}{
+	{"CL", "celltype", "", []string{"ontologies", "cellxgene-json", "CL-ontology-v2026-03-26.json.gz"}},
+	{"Mondo", "disease", "", []string{"ontologies", "cellxgene-json", "MONDO-ontology-v2026-05-05.json.gz"}},
+	{"GO", "pathway", "", []string{"ontologies", "go-terms-GOdb-2022-07-01.tsv.gz"}},
+}

@@ -15,47 +15,10 @@ const (
 	PartOf
 )
 
-func (x *Index) buildHierarchy() {
-	n := len(x.terms)
-	x.parents = make([][]int32, n)
-	x.partOf = make([][]int32, n)
-	x.children = make([][]int32, n)
-	x.partChilds = make([][]int32, n)
-	for i := range x.terms {
-		t := &x.terms[i]
-		x.parents[i] = x.resolveIDs(t.Parents)
-		x.partOf[i] = x.resolveIDs(t.PartOf)
-		for _, p := range x.parents[i] {
-			x.children[p] = append(x.children[p], int32(i))
-		}
-		for _, p := range x.partOf[i] {
-			x.partChilds[p] = append(x.partChilds[p], int32(i))
-		}
-	}
-	byID := func(a, b int32) int { return strings.Compare(x.terms[a].ID, x.terms[b].ID) }
-	for i := range x.children {
-		slices.SortFunc(x.children[i], byID)
-		slices.SortFunc(x.partChilds[i], byID)
-	}
-}
-
-func (x *Index) resolveIDs(ids []string) []int32 {
-	if len(ids) == 0 {
-		return nil
-	}
-	out := make([]int32, 0, len(ids))
-	for _, id := range ids {
-		if i, ok := x.byID[id]; ok {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-func (x *Index) lookupForWalk(idOrName string) (int32, error) {
+func (x *Index) lookupForWalk(idOrName string) (uint32, error) {
 	i, ok := x.resolve(idOrName)
 	if !ok {
-		return 0, fmt.Errorf("ontology: %s has no term %q: %w", x.src.Ontology, idOrName, ErrNotFound)
+		return 0, fmt.Errorf("ontology: %s has no term %q: %w", x.ontologyName(), idOrName, ErrNotFound)
 	}
 	return i, nil
 }
@@ -75,13 +38,12 @@ func (x *Index) Parents(idOrName string, rel Relation) ([]string, error) {
 		return nil, err
 	}
 	rel = defaultRel(rel)
-	t := &x.terms[i]
 	var out []string
 	if rel&IsA != 0 {
-		out = append(out, t.Parents...)
+		out = append(out, x.strList(x.parentIDs.row(i))...)
 	}
 	if rel&PartOf != 0 {
-		out = append(out, t.PartOf...)
+		out = append(out, x.strList(x.partOfIDs.row(i))...)
 	}
 	return dedup(out), nil
 }
@@ -95,13 +57,13 @@ func (x *Index) Children(idOrName string, rel Relation) ([]string, error) {
 	rel = defaultRel(rel)
 	var out []string
 	if rel&IsA != 0 {
-		for _, c := range x.children[i] {
-			out = append(out, x.terms[c].ID)
+		for _, c := range x.children.row(i) {
+			out = append(out, x.id(c))
 		}
 	}
 	if rel&PartOf != 0 {
-		for _, c := range x.partChilds[i] {
-			out = append(out, x.terms[c].ID)
+		for _, c := range x.partChildren.row(i) {
+			out = append(out, x.id(c))
 		}
 	}
 	slices.Sort(out)
@@ -116,29 +78,30 @@ func (x *Index) Ancestors(idOrName string, rel Relation) ([]string, error) {
 		return nil, err
 	}
 	rel = defaultRel(rel)
-	seen := map[string]bool{x.terms[i].ID: true}
+	seen := map[string]bool{x.id(i): true}
 	var out []string
-	queue := []int32{i}
+	queue := []uint32{i}
 	for len(queue) > 0 {
-		t := &x.terms[queue[0]]
+		t := queue[0]
 		queue = queue[1:]
-		visit := func(ids []string) {
-			for _, id := range ids {
+		visit := func(ids []uint32) {
+			for _, k := range ids {
+				id := x.str(k)
 				if seen[id] {
 					continue
 				}
 				seen[id] = true
 				out = append(out, id)
-				if j, ok := x.byID[id]; ok {
+				if j, ok := x.lookupOne(&x.byID, id); ok {
 					queue = append(queue, j)
 				}
 			}
 		}
 		if rel&IsA != 0 {
-			visit(t.Parents)
+			visit(x.parentIDs.row(t))
 		}
 		if rel&PartOf != 0 {
-			visit(t.PartOf)
+			visit(x.partOfIDs.row(t))
 		}
 	}
 	return out, nil
@@ -154,26 +117,26 @@ func (x *Index) Descendants(idOrName string, rel Relation) ([]string, error) {
 	idx := x.descendants(i, defaultRel(rel))
 	out := make([]string, len(idx))
 	for k, j := range idx {
-		out[k] = x.terms[j].ID
+		out[k] = x.id(j)
 	}
 	return out, nil
 }
 
-func (x *Index) descendants(i int32, rel Relation) []int32 {
-	seen := make([]bool, len(x.terms))
+func (x *Index) descendants(i uint32, rel Relation) []uint32 {
+	seen := make([]bool, x.terms())
 	seen[i] = true
-	var out []int32
-	queue := []int32{i}
+	var out []uint32
+	queue := []uint32{i}
 	for len(queue) > 0 {
 		c := queue[0]
 		queue = queue[1:]
-		var next []int32
+		var next []uint32
 		if rel&IsA != 0 {
-			next = x.children[c]
+			next = x.children.row(c)
 		}
 		if rel&PartOf != 0 {
-			next = append(slices.Clip(next), x.partChilds[c]...)
-			slices.SortFunc(next, func(a, b int32) int { return strings.Compare(x.terms[a].ID, x.terms[b].ID) })
+			next = append(slices.Clip(next), x.partChildren.row(c)...)
+			slices.SortFunc(next, func(a, b uint32) int { return strings.Compare(x.id(a), x.id(b)) })
 		}
 		for _, d := range next {
 			if !seen[d] {
@@ -197,7 +160,7 @@ func (x *Index) IsDescendant(term, ancestor string, rel Relation) bool {
 	}
 	a, ok := x.resolve(ancestor)
 	for _, id := range anc {
-		if id == ancestor || (ok && id == x.terms[a].ID) {
+		if id == ancestor || (ok && id == x.id(a)) {
 			return true
 		}
 	}

@@ -10,118 +10,71 @@ import (
 )
 
 // Index answers questions about one Source: validate, standardize,
-// inspect, search and hierarchy. It is read-only after Build and safe for
-// concurrent use. The structures for fuzzy matching are built on first use,
-// so validate-only callers do not pay for them.
+// inspect, search and hierarchy. It is read-only and safe for concurrent
+// use. Build makes one from a Source; LoadIndex reads one that
+// MarshalIndex wrote, with no parsing and little decoding, and answers
+// exactly as the built one.
 type Index struct {
-	src   *Source
-	terms []Term
+	tables
 
-	byID    map[string]int32
-	byAlt   map[string]int32    // alt_id -> primary, when it is not itself a primary id
-	byName  map[string][]int32  // exact name -> terms, live ones first
-	byFold  map[string][]int32  // folded name -> terms, live ones first
-	synFold map[string][]synRef // folded synonym -> live terms carrying it
+	srcOnce sync.Once
+	src     *Source // set by Build; materialised on demand for a loaded index
 
-	parents, partOf      [][]int32 // resolved edges (ids outside the source are dropped here)
-	children, partChilds [][]int32
-
-	fuzzyOnce sync.Once
-	fz        *fuzzyIndex
+	pool sync.Pool // *scratch for fuzzy matching
 }
 
-type synRef struct {
-	term int32
-	syn  int32 // index in Term.Synonyms
-}
-
-// Build indexes src. It fails when two terms share an id. The Index keeps
-// src; the caller must not modify it afterwards.
+// Build indexes src. It fails when a term has no id or two terms share
+// one. The Index keeps src; the caller must not modify it afterwards.
 func Build(src *Source) (*Index, error) {
-	n := len(src.Terms)
-	x := &Index{
-		src:     src,
-		terms:   src.Terms,
-		byID:    make(map[string]int32, n),
-		byAlt:   map[string]int32{},
-		byName:  make(map[string][]int32, n),
-		byFold:  make(map[string][]int32, n),
-		synFold: make(map[string][]synRef, n),
+	t, err := buildTables(src)
+	if err != nil {
+		return nil, err
 	}
-	for i := range x.terms {
-		t := &x.terms[i]
-		if t.ID == "" {
-			return nil, fmt.Errorf("ontology: build %s: term %d has no id", src.Ontology, i)
-		}
-		if _, dup := x.byID[t.ID]; dup {
-			return nil, fmt.Errorf("ontology: build %s: duplicate term id %s", src.Ontology, t.ID)
-		}
-		x.byID[t.ID] = int32(i)
-	}
-	// Live terms are added before obsolete ones so that the first entry of
-	// a name is the one to use ("adult stage": HsapDv:0000258, not the
-	// obsolete HsapDv:0000087).
-	for pass := 0; pass < 2; pass++ {
-		for i := range x.terms {
-			t := &x.terms[i]
-			if t.Obsolete != (pass == 1) {
-				continue
-			}
-			for _, a := range t.AltIDs {
-				if _, primary := x.byID[a]; !primary {
-					if _, seen := x.byAlt[a]; !seen {
-						x.byAlt[a] = int32(i)
-					}
-				}
-			}
-			if t.Name != "" {
-				x.byName[t.Name] = append(x.byName[t.Name], int32(i))
-				f := fold(t.Name)
-				x.byFold[f] = append(x.byFold[f], int32(i))
-			}
-			if t.Obsolete {
-				continue // obsolete synonyms are not matched
-			}
-			for j := range t.Synonyms {
-				f := fold(t.Synonyms[j].Text)
-				refs := x.synFold[f]
-				if k := len(refs); k > 0 && refs[k-1].term == int32(i) {
-					continue // the same text twice on one term
-				}
-				x.synFold[f] = append(refs, synRef{int32(i), int32(j)})
-			}
-		}
-	}
-	x.buildHierarchy()
+	x := newIndex(t)
+	x.src = src
 	return x, nil
 }
 
-// Source returns the indexed source.
-func (x *Index) Source() *Source { return x.src }
+func newIndex(t tables) *Index {
+	x := &Index{tables: t}
+	n := len(t.entryTerm)
+	x.pool.New = func() any { return &scratch{count: make([]uint16, n)} }
+	return x
+}
+
+// Source returns the indexed source. For a loaded index it is rebuilt from
+// the index on the first call.
+func (x *Index) Source() *Source {
+	x.srcOnce.Do(func() {
+		if x.src == nil {
+			x.src = x.source()
+		}
+	})
+	return x.src
+}
 
 // Len returns the number of terms.
-func (x *Index) Len() int { return len(x.terms) }
+func (x *Index) Len() int { return x.terms() }
 
 // Term finds a term by id, alt_id or exact name (a live term before an
-// obsolete one of the same name).
+// obsolete one of the same name). The Term is a copy.
 func (x *Index) Term(idOrName string) (*Term, bool) {
 	if i, ok := x.resolve(idOrName); ok {
-		return &x.terms[i], true
+		t := x.term(i)
+		return &t, true
 	}
 	return nil, false
 }
 
-func (x *Index) resolve(s string) (int32, bool) {
-	if i, ok := x.byID[s]; ok {
+func (x *Index) resolve(s string) (uint32, bool) {
+	h := hashString(s)
+	if i, ok := x.findOne(&x.byID, s, h); ok {
 		return i, true
 	}
-	if i, ok := x.byAlt[s]; ok {
+	if i, ok := x.findOne(&x.byAlt, s, h); ok {
 		return i, true
 	}
-	if l := x.byName[s]; len(l) > 0 {
-		return l[0], true
-	}
-	return 0, false
+	return x.findOne(&x.byName, s, h)
 }
 
 // fold lowercases and collapses white space, so that "Monocyte " and
@@ -166,8 +119,7 @@ type Validation struct {
 	ID       string // the term the value names (an obsolete one when Obsolete)
 	Name     string
 	Obsolete bool // the value names an obsolete term, which does not validate
-	// ReplacedBy and Consider come from the obsolete term; they share
-	// memory with the Index and must not be modified.
+	// ReplacedBy and Consider come from the obsolete term.
 	ReplacedBy []string
 	Consider   []string
 	index      *Index
@@ -175,26 +127,26 @@ type Validation struct {
 
 // Validate reports whether value is exactly (case-sensitive) the name or
 // id of a live term, as Bionty does. An alt_id validates as its primary
-// term. It does not allocate.
+// term. It allocates only for an obsolete term (its replacements).
 func (x *Index) Validate(value string) Validation {
 	v := Validation{Value: value, index: x}
-	if l := x.byName[value]; len(l) > 0 {
-		return x.validated(v, l[0])
-	}
-	if i, ok := x.byID[value]; ok {
+	h := hashString(value)
+	if i, ok := x.findOne(&x.byName, value, h); ok {
 		return x.validated(v, i)
 	}
-	if i, ok := x.byAlt[value]; ok {
+	if i, ok := x.findOne(&x.byID, value, h); ok {
+		return x.validated(v, i)
+	}
+	if i, ok := x.findOne(&x.byAlt, value, h); ok {
 		return x.validated(v, i)
 	}
 	return v
 }
 
-func (x *Index) validated(v Validation, i int32) Validation {
-	t := &x.terms[i]
-	v.ID, v.Name = t.ID, t.Name
-	if t.Obsolete {
-		v.Obsolete, v.ReplacedBy, v.Consider = true, t.ReplacedBy, t.Consider
+func (x *Index) validated(v Validation, i uint32) Validation {
+	v.ID, v.Name = x.id(i), x.name(i)
+	if x.obsolete(i) {
+		v.Obsolete, v.ReplacedBy, v.Consider = true, x.strList(x.replacedBy.row(i)), x.strList(x.consider.row(i))
 		return v
 	}
 	v.Valid = true
@@ -211,7 +163,7 @@ func (v Validation) Message() string {
 	case v.Obsolete:
 		return fmt.Sprintf("%q is obsolete (%s)%s", v.Value, v.ID, v.index.replacementText(v.ReplacedBy, v.Consider))
 	default:
-		return fmt.Sprintf("%q is not a name or id in %s", v.Value, v.index.src.Ontology)
+		return fmt.Sprintf("%q is not a name or id in %s", v.Value, v.index.ontologyName())
 	}
 }
 
@@ -230,8 +182,8 @@ func (x *Index) describe(ids []string) string {
 	parts := make([]string, len(ids))
 	for k, id := range ids {
 		parts[k] = id
-		if i, ok := x.byID[id]; ok && x.terms[i].Name != "" {
-			parts[k] = fmt.Sprintf("%s (%s)", id, x.terms[i].Name)
+		if i, ok := x.lookupOne(&x.byID, id); ok && x.name(i) != "" {
+			parts[k] = fmt.Sprintf("%s (%s)", id, x.name(i))
 		}
 	}
 	return strings.Join(parts, ", ")
@@ -345,26 +297,32 @@ func (s Standardization) Reason() string {
 // the candidates.
 func (x *Index) Standardize(value string, opts StandardizeOptions) Standardization {
 	s := Standardization{Value: value, index: x}
-	if l := x.byName[value]; len(l) > 0 && !x.terms[l[0]].Obsolete {
-		return x.matched(s, ExactName, l[0], "")
+	h := hashString(value)
+	byName := x.find(&x.byName, value, h)
+	if len(byName) > 0 && !x.obsolete(byName[0]) {
+		return x.matched(s, ExactName, byName[0], "")
 	}
-	if i, ok := x.byID[value]; ok {
-		if x.terms[i].Obsolete {
+	if i, ok := x.findOne(&x.byID, value, h); ok {
+		if x.obsolete(i) {
 			return x.replaced(s, i)
 		}
 		return x.matched(s, ByID, i, "")
 	}
-	if i, ok := x.byAlt[value]; ok {
-		if x.terms[i].Obsolete {
+	if i, ok := x.findOne(&x.byAlt, value, h); ok {
+		if x.obsolete(i) {
 			return x.replaced(s, i)
 		}
 		return x.matched(s, ByAltID, i, value)
 	}
 	f := fold(value)
-	if l := x.byFold[f]; len(l) > 0 && !x.terms[l[0]].Obsolete {
-		return x.oneOf(s, FoldedName, live(x, l), nil)
+	if f != value {
+		h = hashString(f)
 	}
-	if refs := x.synFold[f]; len(refs) > 0 {
+	byFold := x.find(&x.byFold, f, h)
+	if len(byFold) > 0 && !x.obsolete(byFold[0]) {
+		return x.oneOf(s, FoldedName, live(x, byFold), nil)
+	}
+	if refs := x.find(&x.synFold, f, h); len(refs) > 0 {
 		if r := x.synonymMatch(s, value, refs, Exact, BySynonym); r.Match != NoMatch {
 			return r
 		}
@@ -374,18 +332,18 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 			}
 		}
 	}
-	if l := x.byName[value]; len(l) > 0 { // only obsolete terms have this name
-		return x.replaced(s, l[0])
+	if len(byName) > 0 { // only obsolete terms have this name
+		return x.replaced(s, byName[0])
 	}
-	if l := x.byFold[f]; len(l) > 0 {
-		return x.replaced(s, l[0])
+	if len(byFold) > 0 {
+		return x.replaced(s, byFold[0])
 	}
 	return s
 }
 
-func live(x *Index, l []int32) []int32 {
+func live(x *Index, l []uint32) []uint32 {
 	for k, i := range l {
-		if x.terms[i].Obsolete {
+		if x.obsolete(i) {
 			return l[:k]
 		}
 	}
@@ -393,16 +351,16 @@ func live(x *Index, l []int32) []int32 {
 }
 
 // synonymMatch prefers synonyms equal to the value as typed over those
-// equal after folding, then requires a single term name.
-func (x *Index) synonymMatch(s Standardization, value string, refs []synRef, scope Scope, m Match) Standardization {
-	var exactCase, folded []synRef
+// equal after folding, then requires a single term name. refs are
+// synonym numbers.
+func (x *Index) synonymMatch(s Standardization, value string, refs []uint32, scope Scope, m Match) Standardization {
+	var exactCase, folded []uint32
 	for _, r := range refs {
-		syn := &x.terms[r.term].Synonyms[r.syn]
-		if syn.Scope != scope {
+		if Scope(x.synScope[r]) != scope {
 			continue
 		}
 		folded = append(folded, r)
-		if syn.Text == value {
+		if x.synText(r) == value {
 			exactCase = append(exactCase, r)
 		}
 	}
@@ -413,26 +371,26 @@ func (x *Index) synonymMatch(s Standardization, value string, refs []synRef, sco
 	if len(pick) == 0 {
 		return s
 	}
-	ids := make([]int32, len(pick))
+	ids := make([]uint32, len(pick))
 	for k, r := range pick {
-		ids[k] = r.term
+		ids[k] = x.synTerm[r]
 	}
 	return x.oneOf(s, m, ids, pick)
 }
 
 // oneOf returns a match when all terms share one name (PTPRC has two
 // Ensembl ids) and Ambiguous otherwise.
-func (x *Index) oneOf(s Standardization, m Match, ids []int32, refs []synRef) Standardization {
+func (x *Index) oneOf(s Standardization, m Match, ids []uint32, refs []uint32) Standardization {
 	via := func(k int) string {
 		if refs == nil {
 			return ""
 		}
-		return x.terms[refs[k].term].Synonyms[refs[k].syn].Text
+		return x.synText(refs[k])
 	}
-	first := x.terms[ids[0]].Name
+	first := x.name(ids[0])
 	same := true
 	for _, i := range ids[1:] {
-		if x.terms[i].Name != first {
+		if x.name(i) != first {
 			same = false
 			break
 		}
@@ -442,26 +400,26 @@ func (x *Index) oneOf(s Standardization, m Match, ids []int32, refs []synRef) St
 	}
 	s.Match = Ambiguous
 	for k, i := range ids {
-		s.Candidates = append(s.Candidates, Candidate{ID: x.terms[i].ID, Name: x.terms[i].Name, Via: via(k)})
+		s.Candidates = append(s.Candidates, Candidate{ID: x.id(i), Name: x.name(i), Via: via(k)})
 	}
 	slices.SortFunc(s.Candidates, func(a, b Candidate) int { return strings.Compare(a.ID, b.ID) })
 	return s
 }
 
-func (x *Index) matched(s Standardization, m Match, i int32, via string) Standardization {
-	s.Match, s.ID, s.Name, s.Via = m, x.terms[i].ID, x.terms[i].Name, via
+func (x *Index) matched(s Standardization, m Match, i uint32, via string) Standardization {
+	s.Match, s.ID, s.Name, s.Via = m, x.id(i), x.name(i), via
 	return s
 }
 
 // replaced maps an obsolete term to its single replacement when that is a
 // live term of this source; otherwise the value stays unmatched and the
 // result says what to use instead.
-func (x *Index) replaced(s Standardization, i int32) Standardization {
-	t := &x.terms[i]
-	s.Obsolete, s.ReplacedBy, s.Consider = t.ID, t.ReplacedBy, t.Consider
-	if len(t.ReplacedBy) == 1 {
-		if j, ok := x.byID[t.ReplacedBy[0]]; ok && !x.terms[j].Obsolete {
-			return x.matched(s, Replaced, j, t.ID)
+func (x *Index) replaced(s Standardization, i uint32) Standardization {
+	s.Obsolete = x.id(i)
+	s.ReplacedBy, s.Consider = x.strList(x.replacedBy.row(i)), x.strList(x.consider.row(i))
+	if len(s.ReplacedBy) == 1 {
+		if j, ok := x.lookupOne(&x.byID, s.ReplacedBy[0]); ok && !x.obsolete(j) {
+			return x.matched(s, Replaced, j, s.Obsolete)
 		}
 	}
 	return s
