@@ -85,7 +85,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if n.e.Kind == KindMeta && n.e.V != nil && n.e.V.Run != "" {
 		// The lineage grows while the run runs: read past the size the
 		// lookup reported.
-		return &handle{meta: SidecarWith(*n.e.V, tr.Sidecar(ctx, *n.e.V))}, fuse.FOPEN_DIRECT_IO, 0
+		return n.openSidecar(ctx, fuse.FOPEN_DIRECT_IO)
 	}
 	run := tr.Caller(callerTID(ctx))
 	if run == "" {

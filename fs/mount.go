@@ -66,8 +66,9 @@ type Mount struct {
 	scratch    stage.Scratch
 	scratchDir string
 	loop       *fusefs.LoopbackRoot
-	opened     atomic.Int64 // files opened, for Stats
-	listed     atomic.Int64 // folder listings made for the kernel, for Stats
+	opened     atomic.Int64  // files opened, for Stats
+	sidecars   sidecarInodes // names.go
+	listed     atomic.Int64  // folder listings made for the kernel, for Stats
 	dirs       *noOpendir
 }
 
@@ -97,6 +98,9 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Tracker != nil && o.Lineage == nil {
+		o.Lineage = o.Tracker.Sidecar
 	}
 	m := &Mount{
 		dir: dir, ns: NewNamespace(cat, content, o.Options), chunks: newChunkCache(content, o.ChunkCacheBytes),
@@ -238,9 +242,7 @@ func (m *Mount) invalidator() {
 		case <-m.stop:
 			return
 		case req := <-m.changes:
-			for _, c := range m.ns.Changed(context.Background(), req.keys) {
-				m.invalidate(c)
-			}
+			m.changed(req.keys) // collections.go
 			close(req.done)
 		}
 	}

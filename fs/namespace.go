@@ -24,6 +24,10 @@ type Catalog interface {
 	Children(ctx context.Context, prefix string) (catalog.Dir, error)
 	ByKey(ctx context.Context, key string, n int) (catalog.Version, error)
 	Versions(ctx context.Context, key string, trash bool) ([]catalog.Version, error)
+	// For sidecars and /.lamina/collections (names.go, collections.go).
+	Annotations(ctx context.Context, uid string) (catalog.Annotations, error)
+	Collections(ctx context.Context) ([]catalog.Collection, error)
+	Collection(ctx context.Context, name string, n int) (catalog.Collection, error)
 }
 
 // Content is what the namespace reads from the content store; *cache.Store
@@ -44,6 +48,7 @@ const (
 	KindFolderFile             // a file inside a folder artifact
 	KindLink                   // a symbolic link (write.go)
 	KindPending                // a new key being written, not yet committed (write.go)
+	KindView                   // a directory of the read-only /.lamina tree (collections.go)
 )
 
 // Entry is one name of the namespace and what it shows. Entries are values:
@@ -56,6 +61,7 @@ type Entry struct {
 	Latest bool             // reached through the key rather than key@vN
 	Path   string           // KindFolder, KindFolderFile: the path inside the folder ("" is its top)
 	File   *cache.File      // KindFolderFile
+	Coll   *collTree        // KindView in a collection: its tree (Prefix: the folder in it; collections.go)
 	Size   int64
 	Mode   uint32 // permission bits
 	Mtime  time.Time
@@ -68,7 +74,7 @@ type Entry struct {
 }
 
 // IsDir reports whether the entry is a directory.
-func (e Entry) IsDir() bool { return e.Kind == KindDir || e.Kind == KindFolder }
+func (e Entry) IsDir() bool { return e.Kind == KindDir || e.Kind == KindFolder || e.Kind == KindView }
 
 // Immutable reports whether what the name shows can never change (a version,
 // a sidecar of a version, a file of a folder version): the kernel may cache
@@ -84,6 +90,9 @@ type Options struct {
 	// MaxListed bounds the directory entries kept in memory across all
 	// cached listings; 0 means 250,000.
 	MaxListed int
+	// Lineage returns the "lineage" field of the sidecar of a version a
+	// run wrote (Tracker.Sidecar); nil shows null.
+	Lineage func(ctx context.Context, v catalog.Version) any
 }
 
 // Namespace answers lookups and listings from the catalog, caching one
@@ -101,6 +110,9 @@ type Namespace struct {
 	listings map[string]*listing
 	listed   int
 	trees    map[string]*folderTree
+
+	anns  annCache  // annotations shown in sidecars (names.go)
+	views viewCache // collections under /.lamina (collections.go)
 }
 
 type listing struct {
@@ -108,7 +120,7 @@ type listing struct {
 	// Namespace.listings: a commit adds to them in place (update), so that
 	// creating n files in a folder costs O(n log n), not O(n²) copies.
 	mu      sync.RWMutex
-	files   map[string]catalog.Version
+	files   map[string]*catalog.Version // shared with the entries made of them
 	names   []string // file names, sorted
 	subdirs map[string]bool
 	dirs    []string // sorted
@@ -117,7 +129,7 @@ type listing struct {
 }
 
 // file is the latest version of name in the listing.
-func (l *listing) file(name string) (catalog.Version, bool) {
+func (l *listing) file(name string) (*catalog.Version, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	v, ok := l.files[name]
@@ -132,11 +144,11 @@ func (l *listing) modTime() time.Time {
 }
 
 // snapshot returns the listing's file names (sorted) and their versions.
-func (l *listing) snapshot() ([]string, []catalog.Version) {
+func (l *listing) snapshot() ([]string, []*catalog.Version) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	names := slices.Clone(l.names)
-	vs := make([]catalog.Version, len(names))
+	vs := make([]*catalog.Version, len(names))
 	for i, n := range names {
 		vs[i] = l.files[n]
 	}
@@ -171,9 +183,11 @@ func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, erro
 	if err != nil {
 		return nil, err
 	}
-	l = &listing{files: make(map[string]catalog.Version, len(d.Files)), subdirs: make(map[string]bool, len(d.Subdirs)), dirs: d.Subdirs, mtime: ns.started}
+	hideViewRoot(prefix, &d) // collections.go
+	l = &listing{files: make(map[string]*catalog.Version, len(d.Files)), subdirs: make(map[string]bool, len(d.Subdirs)), dirs: d.Subdirs, mtime: ns.started}
 	var newest time.Time
-	for _, v := range d.Files {
+	for i := range d.Files {
+		v := &d.Files[i]
 		name := v.Key[len(prefix):]
 		l.files[name] = v
 		l.names = append(l.names, name)
@@ -217,8 +231,8 @@ func (ns *Namespace) dirEntry(name, prefix string, l *listing) Entry {
 }
 
 // versionEntry is the entry of v at name (latest or @vN).
-func (ns *Namespace) versionEntry(name string, v catalog.Version, latest bool) Entry {
-	e := Entry{Name: name, V: &v, Latest: latest, Size: v.Size, Mtime: v.Mtime}
+func (ns *Namespace) versionEntry(name string, v *catalog.Version, latest bool) Entry {
+	e := Entry{Name: name, V: v, Latest: latest, Size: v.Size, Mtime: v.Mtime}
 	switch {
 	case v.Kind == cache.KindFolder:
 		e.Kind, e.Mode = KindFolder, 0o555
@@ -232,10 +246,6 @@ func (ns *Namespace) versionEntry(name string, v catalog.Version, latest bool) E
 		e.Kind, e.Mode, e.Ino = KindFile, 0o444, Ino(tagVersion, v.UID)
 	}
 	return e
-}
-
-func metaEntry(name string, v catalog.Version) Entry {
-	return Entry{Name: name, Kind: KindMeta, V: &v, Size: int64(len(Sidecar(v))), Mode: 0o444, Mtime: v.Mtime, Ino: Ino(tagMeta, v.UID)}
 }
 
 func folderTag(latest, dir bool) string {
@@ -257,11 +267,16 @@ func (ns *Namespace) Lookup(ctx context.Context, dir Entry, name string) (Entry,
 		return ns.lookupKey(ctx, dir.Prefix, name)
 	case KindFolder:
 		return ns.lookupFolder(ctx, dir, name)
+	case KindView:
+		return ns.lookupView(ctx, dir, name)
 	}
 	return Entry{}, syscall.ENOTDIR
 }
 
 func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry, error) {
+	if prefix == "" && name == ViewRoot {
+		return ns.viewRoot(), nil
+	}
 	l, err := ns.listing(ctx, prefix)
 	if err != nil {
 		return Entry{}, err
@@ -295,12 +310,14 @@ func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry,
 	}
 	v := latest
 	if n.Version > 0 && n.Version != latest.Version {
-		if v, err = ns.cat.ByKey(ctx, latest.Key, n.Version); err != nil {
+		old, err := ns.cat.ByKey(ctx, latest.Key, n.Version)
+		if err != nil {
 			return Entry{}, err
 		}
+		v = &old
 	}
 	if n.Meta {
-		return metaEntry(name, v), nil
+		return ns.metaEntry(ctx, name, *v)
 	}
 	return ns.versionEntry(name, v, false), nil
 }
@@ -311,6 +328,8 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 	case KindDir:
 	case KindFolder:
 		return ns.readFolder(ctx, dir)
+	case KindView:
+		return ns.readView(ctx, dir)
 	default:
 		return nil, syscall.ENOTDIR
 	}
@@ -331,7 +350,11 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 		v := versions[i]
 		out = append(out, ns.versionEntry(name, v, true))
 		if ns.opts.ShowMeta {
-			out = append(out, metaEntry(name+".meta", v))
+			me, err := ns.metaEntry(ctx, name+".meta", *v)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, me)
 		}
 		if !ns.opts.ShowVersions {
 			continue
@@ -345,9 +368,13 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 		}
 		for _, old := range vs {
 			vn := name + "@v" + strconv.Itoa(old.Version)
-			out = append(out, ns.versionEntry(vn, old, false))
+			out = append(out, ns.versionEntry(vn, &old, false))
 			if ns.opts.ShowMeta {
-				out = append(out, metaEntry(vn+".meta", old))
+				me, err := ns.metaEntry(ctx, vn+".meta", old)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, me)
 			}
 		}
 	}

@@ -75,6 +75,9 @@ func (m *Mount) fill(e Entry, a *fuse.Attr) {
 // timeout is how long the kernel may cache an entry: hours for what never
 // changes, less for names that Changed invalidates anyway.
 func (m *Mount) timeout(e Entry) time.Duration {
+	if e.Kind == KindMeta && e.V.Run != "" && m.opts.Lineage != nil {
+		return 0 // its lineage grows while the run runs
+	}
 	if e.Immutable() {
 		return m.opts.ImmutableTimeout
 	}
@@ -100,6 +103,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		out.SetAttrTimeout(0)
 	}
 	child := n.NewInode(ctx, &node{m: n.m, e: e}, fusefs.StableAttr{Mode: stableMode(e), Ino: e.Ino})
+	if sn, ok := child.Operations().(*node); ok && e.Kind == KindMeta {
+		n.m.sidecars.track(sn) // names.go
+	}
 	return child, 0
 }
 
@@ -109,6 +115,17 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 		if l, err := n.m.ns.listing(ctx, e.Prefix); err == nil {
 			e.Mtime = l.modTime()
 		}
+	}
+	if e.Kind == KindView {
+		e.Mtime = n.m.ns.viewMtime(ctx, e) // collections.go
+	}
+	if e.Kind == KindMeta { // annotations change its size
+		n.m.sidecars.use(n) // names.go
+		b, err := n.m.ns.sidecar(ctx, *e.V)
+		if err != nil {
+			return n.errno("getattr", err)
+		}
+		e.Size = int64(len(b))
 	}
 	n.m.fill(e, &out.Attr)
 	out.SetTimeout(n.m.timeout(e))
@@ -232,7 +249,7 @@ func (n *node) open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	switch n.e.Kind {
 	case KindMeta:
-		return &handle{meta: Sidecar(*n.e.V)}, keep, 0
+		return n.openSidecar(ctx, keep) // names.go
 	case KindFile, KindFolderFile:
 		f, err := n.m.ns.FileOf(ctx, n.e)
 		if err != nil {

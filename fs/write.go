@@ -150,7 +150,7 @@ func (ns *Namespace) update(v catalog.Version) {
 		l.names = slices.Insert(l.names, i, name)
 		ns.listed++
 	}
-	l.files[name] = v
+	l.files[name] = &v
 	if v.Mtime.After(l.mtime) {
 		l.mtime = v.Mtime
 	}
@@ -360,6 +360,9 @@ func (n *node) writable() syscall.Errno {
 // checkNew validates a name to be made in n.
 func (n *node) checkNew(name string) (string, syscall.Errno) {
 	key := n.prefix() + name
+	if key == ViewRoot {
+		return "", syscall.EROFS // collections.go
+	}
 	if pn := ParseName(name); pn.Base != name {
 		if _, err := n.m.ns.lookupKey(context.Background(), n.prefix(), name); err == nil {
 			return "", syscall.EROFS
@@ -572,7 +575,7 @@ func (n *node) existing(ctx context.Context, name string) (Entry, syscall.Errno)
 	if err != nil {
 		return Entry{}, n.errno("lookup", err)
 	}
-	if ent.Immutable() || ent.Kind == KindMeta {
+	if ent.Immutable() || ent.Kind == KindMeta || ent.Kind == KindView {
 		return Entry{}, syscall.EROFS
 	}
 	return ent, 0

@@ -82,6 +82,9 @@ func (s *Server) handleAnnotate(ctx context.Context, m string, raw json.RawMessa
 		switch m {
 		case mAnnotate:
 			res, err = s.cat.Annotate(ctx, a.UID, a.Add)
+			if err == nil {
+				s.annotated(ctx, a.UID)
+			}
 		case mAnnotations:
 			res, err = s.cat.Annotations(ctx, a.UID)
 		case mSearch:
@@ -100,13 +103,25 @@ func (s *Server) handleAnnotate(ctx context.Context, m string, raw json.RawMessa
 		if err := decode(&nc); err != nil {
 			return nil, err, true
 		}
-		res, err = s.cat.SaveCollection(ctx, nc)
+		col, serr := s.cat.SaveCollection(ctx, nc)
+		if serr == nil && !col.Unchanged {
+			s.changed(catalog.CollectionChange(col.Name))
+		}
+		res, err = col, serr
 	case mCollections:
 		res, err = s.cat.Collections(ctx)
 	default:
 		return nil, nil, false
 	}
 	return res, err, true
+}
+
+// annotated passes the key of the version uid on as changed: its sidecars
+// now show other annotations.
+func (s *Server) annotated(ctx context.Context, uid string) {
+	if v, err := s.cat.ByUID(ctx, uid); err == nil {
+		s.changed(v.Key)
+	}
 }
 
 func (c *Client) CreateFeature(ctx context.Context, f catalog.Feature) (catalog.Feature, error) {

@@ -22,7 +22,8 @@ type ServerOptions struct {
 	// another ID refuses the server.
 	ID string
 	// Changed is told the keys whose namespace entry a call changed (Save of
-	// a new version, Trash, Restore, Purge). It runs after the call
+	// a new version, Trash, Restore, Purge, Annotate; a new collection
+	// version as catalog.CollectionChange). It runs after the call
 	// succeeded and before the reply is sent, so a client that sees its call
 	// return knows the change has been passed on. It must not block for long.
 	Changed func(keys []string)

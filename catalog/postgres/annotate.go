@@ -245,15 +245,17 @@ func (s *Store) Annotations(ctx context.Context, uid string) (catalog.Annotation
 
 func (s *Store) Annotate(ctx context.Context, uid string, add catalog.Annotations) (catalog.Annotations, error) {
 	var out catalog.Annotations
-	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
 		var err error
-		out, err = annotate(ctx, tx, uid, add)
+		out, err = annotate(ctx, tx, uid, add, changed)
 		return err
 	})
 	return out, err
 }
 
-func annotate(ctx context.Context, tx pgx.Tx, uid string, add catalog.Annotations) (catalog.Annotations, error) {
+// annotate adds to uid's annotations and reports its key changed (its
+// sidecars show them).
+func annotate(ctx context.Context, tx pgx.Tx, uid string, add catalog.Annotations, changed func(...string)) (catalog.Annotations, error) {
 	v, ok, err := version(ctx, tx, uid)
 	if err != nil {
 		return catalog.Annotations{}, err
@@ -261,6 +263,7 @@ func annotate(ctx context.Context, tx pgx.Tx, uid string, add catalog.Annotation
 	if !ok {
 		return catalog.Annotations{}, errorf(ErrNotFound, "no version has uid %s", uid)
 	}
+	changed(v.Key)
 	old, err := annotations(ctx, tx, uid)
 	if err != nil {
 		return catalog.Annotations{}, err
@@ -279,9 +282,9 @@ func annotate(ctx context.Context, tx pgx.Tx, uid string, add catalog.Annotation
 // AnnotateBatch adds each element's annotations to the version its UID
 // names, all in one transaction. It is all or nothing.
 func (s *Store) AnnotateBatch(ctx context.Context, adds []catalog.Annotations) error {
-	return s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+	return s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
 		for _, add := range adds {
-			if _, err := annotate(ctx, tx, add.UID, add); err != nil {
+			if _, err := annotate(ctx, tx, add.UID, add, changed); err != nil {
 				return err
 			}
 		}
@@ -744,7 +747,7 @@ func (s *Store) SaveCollection(ctx context.Context, nc catalog.NewCollection) (c
 		nc.CreatedAt = time.Now()
 	}
 	var out catalog.Collection
-	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
 		seen := map[string]bool{}
 		for _, u := range nc.Members {
 			if seen[u] {
@@ -778,6 +781,7 @@ func (s *Store) SaveCollection(ctx context.Context, nc catalog.NewCollection) (c
 		}
 		out = catalog.Collection{Name: nc.Name, Version: last.Version + 1, Description: nc.Description,
 			Members: nc.Members, CreatedBy: nc.CreatedBy, CreatedAt: nc.CreatedAt.UTC()}
+		changed(catalog.CollectionChange(out.Name))
 		return putJSON(ctx, tx, `INSERT INTO collections (name, version, rec) VALUES ($1, $2, $3)`, out, out.Name, out.Version)
 	})
 	return out, err

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+)
+
+func lsNames(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// sidecarAnnotations reads a sidecar and checks that stat gives its size.
+func sidecarAnnotations(t *testing.T, p string) ([]byte, *catalog.Annotations) {
+	t.Helper()
+	b := mustRead(t, p)
+	fi, err := os.Stat(p)
+	if err != nil || fi.Size() != int64(len(b)) {
+		t.Fatalf("stat %s: %v, %v; it holds %d bytes", p, fi, err, len(b))
+	}
+	var side struct {
+		Annotations *catalog.Annotations `json:"annotations"`
+	}
+	if err := json.Unmarshal(b, &side); err != nil {
+		t.Fatalf("%s: %v\n%s", p, err, b)
+	}
+	return b, side.Annotations
+}
+
+// The built binary's daemon: collections created and versions annotated
+// with the CLI while mounted show at once in /.lamina/collections and in
+// the sidecars.
+func TestCollectionMount(t *testing.T) {
+	e := newMntEnv(t)
+	h5ad, csv := filepath.Join(samples, "pbmc_small.h5ad"), filepath.Join(samples, "pbmc_small_obs.csv")
+	e.ok("save", h5ad, "--key", "scrna/batch_0.h5ad")
+	e.ok("save", csv, "--key", "scrna/batch_1.csv")
+	e.ok("feature", "create", "tissue", "--dtype", "str")
+	e.ok("feature", "create", "batch", "--dtype", "int")
+	e.ok("label", "create", "high_quality")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	colls := filepath.Join(mnt, ".lamina/collections")
+	if got := lsNames(t, colls); len(got) != 0 {
+		t.Fatalf("collections before any: %v", got)
+	}
+	side0, side1 := filepath.Join(mnt, "scrna/batch_0.h5ad.meta"), filepath.Join(mnt, "scrna/batch_1.csv.meta")
+	before1 := mustRead(t, side1)
+	if _, a := sidecarAnnotations(t, side0); a != nil {
+		t.Fatalf("annotations before annotate: %v", a)
+	}
+
+	e.ok("collection", "create", "scRNA-seq batches Q1", "scrna/batch_0.h5ad", "scrna/batch_1.csv")
+	e.ok("collection", "create", "lab/shared", "--key-prefix", "scrna/")
+	if got := lsNames(t, colls); !slices.Equal(got, []string{"lab%2Fshared", "scRNA-seq batches Q1"}) {
+		t.Fatalf("collections after create = %v", got)
+	}
+	q1 := filepath.Join(colls, "scRNA-seq batches Q1")
+	for _, c := range []struct{ name, src string }{{"scrna/batch_0.h5ad", h5ad}, {"scrna/batch_1.csv", csv}} {
+		for _, dir := range []string{q1, filepath.Join(colls, "lab%2Fshared")} {
+			if got, want := mustRead(t, filepath.Join(dir, c.name)), mustRead(t, c.src); !bytes.Equal(got, want) {
+				t.Errorf("%s/%s: not byte-equal to %s", dir, c.name, c.src)
+			}
+		}
+	}
+	for _, p := range []string{filepath.Join(q1, "scrna/batch_1.csv"), filepath.Join(q1, "scrna/new.csv")} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); !errors.Is(err, syscall.EROFS) {
+			t.Errorf("write %s: %v, want EROFS", p, err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(q1, "new"), 0o755); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("mkdir in a collection: %v, want EROFS", err)
+	}
+	inColl := filepath.Join(q1, "scrna/batch_0.h5ad.meta")
+	mustRead(t, inColl) // cached by the kernel before the annotate
+
+	e.ok("annotate", "scrna/batch_0.h5ad", "--feature", "tissue=bone marrow", "--feature", "batch=1", "--label", "high_quality")
+	var shown struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("show", "scrna/batch_0.h5ad", "--format", "json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{side0, inColl} {
+		_, a := sidecarAnnotations(t, p)
+		if a == nil || !reflect.DeepEqual(*a, shown.Annotations) || a.Features["tissue"][0] != "bone marrow" {
+			t.Errorf("%s right after annotate: %+v; lamina show: %+v", p, a, shown.Annotations)
+		}
+	}
+	if got := mustRead(t, side1); !bytes.Equal(got, before1) {
+		t.Errorf("sidecar of an unannotated version changed:\n%s", got)
+	}
+
+	// A new version of a collection: NAME shows it, NAME@v1 keeps the old.
+	e.ok("collection", "create", "scRNA-seq batches Q1", "scrna/batch_1.csv")
+	if got := lsNames(t, filepath.Join(q1, "scrna")); !slices.Equal(got, []string{"batch_1.csv"}) {
+		t.Fatalf("Q1 after a new version: %v", got)
+	}
+	if got := lsNames(t, filepath.Join(colls, "scRNA-seq batches Q1@v1", "scrna")); !slices.Equal(got, []string{"batch_0.h5ad", "batch_1.csv"}) {
+		t.Fatalf("Q1@v1: %v", got)
+	}
+}
+
+// Two workstations on one PostgreSQL catalog (and one storage folder): a
+// collection and an annotation made on one show in the other's mount,
+// through the catalog's change notifications.
+func TestCollectionMountPostgres(t *testing.T) {
+	db := pgtest.URL(t)
+	a, b := newMntEnvNoInit(t, "ana"), newMntEnvNoInit(t, "ben")
+	storage := filepath.Join(t.TempDir(), "storage")
+	a.ok("init", "--storage", storage, "--db", db, "--name", "lab")
+	b.ok("connect", "lab", "--db", db)
+	a.ok("save", filepath.Join(samples, "pbmc_small_obs.csv"), "--key", "t/obs.csv")
+	a.ok("feature", "create", "tissue", "--dtype", "str")
+	ma, mb := filepath.Join(a.dir, "mnt"), filepath.Join(b.dir, "mnt")
+	a.mount(ma)
+	b.mount(mb)
+	side := filepath.Join(mb, "t/obs.csv.meta")
+	before := mustRead(t, side) // ben's kernel caches it
+	colls := filepath.Join(mb, ".lamina/collections")
+	lsNames(t, colls)
+
+	a.ok("collection", "create", "shared", "t/obs.csv")
+	a.ok("annotate", "t/obs.csv", "--feature", "tissue=lung")
+	waitFor(t, "ben sees ana's collection", 2*time.Second, func() (string, error) {
+		return strings.Join(lsNames(t, colls), ","), nil
+	}, "shared")
+	waitFor(t, "ben sees ana's annotation", 2*time.Second, func() (string, error) {
+		b, err := os.ReadFile(side)
+		return fmt.Sprint(bytes.Contains(b, []byte(`"lung"`))), err
+	}, "true")
+	got, an := sidecarAnnotations(t, side)
+	if an == nil || an.Features["tissue"][0] != "lung" || !bytes.Equal(got, mustRead(t, filepath.Join(ma, "t/obs.csv.meta"))) {
+		t.Fatalf("ben's sidecar (was %d bytes):\n%s", len(before), got)
+	}
+	if got := mustRead(t, filepath.Join(colls, "shared/t/obs.csv")); !bytes.Equal(got, mustRead(t, filepath.Join(samples, "pbmc_small_obs.csv"))) {
+		t.Fatal("ben's collection file differs")
+	}
+}
+
+// newMntEnvNoInit is a workstation with local storage: its own HOME and
+// XDG folders, no instance yet.
+func newMntEnvNoInit(t *testing.T, name string) *mntEnv {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Fatal("no /dev/fuse: the mount tests need FUSE")
+	}
+	dir := filepath.Join(t.TempDir(), name)
+	e := &mntEnv{t: t, dir: dir, bin: mntBinary(t)}
+	e.env = append(os.Environ(), "HOME="+dir+"/home", "XDG_CONFIG_HOME="+dir+"/cfg", "XDG_DATA_HOME="+dir+"/data",
+		"XDG_CACHE_HOME="+dir+"/cache", "XDG_RUNTIME_DIR="+dir+"/run", "LAMINA_INSTANCE=")
+	return e
+}
