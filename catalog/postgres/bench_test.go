@@ -1,13 +1,20 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogtest"
 	"github.com/lamina-bio/lamina/catalog/postgres"
@@ -63,6 +70,94 @@ func stores(b *testing.B) []store {
 	}
 }
 
+// cpuMeter reports CPU time per op beside the wall time, which on the
+// shared 2-core machine mostly measures the load: this process's
+// (cpu-us/op) and, for PostgreSQL on this machine, the server's
+// (srv-us/op: the postmaster and its children, the benchmark's backends).
+type cpuMeter struct {
+	postmaster   int // 0: no server to count
+	self, server time.Duration
+}
+
+func startCPU(b *testing.B, store string) *cpuMeter {
+	m := &cpuMeter{}
+	if store == "postgres" {
+		m.postmaster = postmaster(b)
+	}
+	m.self, m.server = selfCPU(), serverCPU(m.postmaster)
+	return m
+}
+
+func (m *cpuMeter) report(b *testing.B) {
+	b.ReportMetric(float64((selfCPU()-m.self).Microseconds())/float64(b.N), "cpu-us/op")
+	if m.postmaster != 0 {
+		b.ReportMetric(float64((serverCPU(m.postmaster)-m.server).Microseconds())/float64(b.N), "srv-us/op")
+	}
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// postmaster is the pid of the local server of LAMINA_PG_URL, or 0.
+func postmaster(b *testing.B) int {
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, pgtest.Base(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var pid int
+	if err := c.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	if ppid, _, ok := procStat(pid); ok {
+		return ppid
+	}
+	return 0 // a server elsewhere
+}
+
+// serverCPU is the CPU time of the postmaster and its live children.
+func serverCPU(pm int) time.Duration {
+	if pm == 0 {
+		return 0
+	}
+	_, total, _ := procStat(pm)
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, t, ok := procStat(pid); ok && ppid == pm {
+			total += t
+		}
+	}
+	return total
+}
+
+// procStat reads a process's parent and CPU time (user + system).
+func procStat(pid int) (ppid int, cpu time.Duration, ok bool) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	// Fields after the command (which may hold spaces): state ppid … utime(14) stime(15).
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	ut, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return ppid, time.Duration(ut+st) * time.Second / clockTicks, true
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat times.
+const clockTicks = 100
+
 func fill(b *testing.B, c catalog.Catalog, n int) {
 	ctx := context.Background()
 	const batch = 500
@@ -85,6 +180,7 @@ func BenchmarkByKey(b *testing.B) {
 			c, _ := s.open(b)
 			fill(b, c, 10000)
 			ctx := context.Background()
+			m := startCPU(b, s.name)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				j := (i * 7919) % 10000
@@ -92,6 +188,7 @@ func BenchmarkByKey(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			m.report(b)
 		})
 	}
 }
@@ -103,12 +200,14 @@ func BenchmarkChildren(b *testing.B) {
 			c, _ := s.open(b)
 			fill(b, c, 10000)
 			ctx := context.Background()
+			m := startCPU(b, s.name)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, err := c.Children(ctx, fmt.Sprintf("d%02d/", i%50)); err != nil {
 					b.Fatal(err)
 				}
 			}
+			m.report(b)
 		})
 	}
 }
@@ -121,6 +220,7 @@ func BenchmarkWorkload(b *testing.B) {
 			c, _ := s.open(b)
 			fill(b, c, 1000)
 			ctx := context.Background()
+			m := startCPU(b, s.name)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				k := fmt.Sprintf("w/%d/a.txt", i)
@@ -144,6 +244,7 @@ func BenchmarkWorkload(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			m.report(b)
 		})
 	}
 }
@@ -181,6 +282,101 @@ func BenchmarkTwoMountWriters(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "saves/s")
+		})
+	}
+}
+
+// BenchmarkQueries100k: the curation issue's query benchmarks
+// (catalog/annotate_bench_test.go, docs/annotate-bench.md) on both stores:
+// 100,000 versions with 5 feature values, 3 labels and 2 cell-type terms
+// each, built once in bbolt (catalogtest.BuildAnnotated) and loaded into
+// PostgreSQL (Dump, Load), so both answer the same questions on the same
+// records.
+func BenchmarkQueries100k(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	path := filepath.Join(dir, "catalog.db")
+	start := time.Now()
+	catalogtest.BuildAnnotated(b, path, 100000)
+	built := time.Since(start)
+	src, err := catalog.OpenBolt(path, catalog.BoltOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var recs []catalog.Record
+	if err := src.Dump(ctx, func(r catalog.Record) error { recs = append(recs, r); return nil }); err != nil {
+		b.Fatal(err)
+	}
+	src.Close()
+	u := pgtest.URL(b)
+	pg, err := postgres.Open(ctx, u, postgres.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Close()
+	start = time.Now()
+	if err := pg.Load(ctx, func(yield func(catalog.Record, error) bool) {
+		for _, r := range recs {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("built in bbolt in %s, loaded %d records into PostgreSQL in %s", built.Round(time.Second), len(recs), time.Since(start).Round(time.Second))
+	pgtest.Exec(b, u, `ANALYZE`)
+	held, err := catalog.OpenBolt(path, catalog.BoltOptions{Hold: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer held.Close()
+	perCall, err := catalog.OpenBolt(path, catalog.BoltOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer perCall.Close()
+	finds := []struct {
+		name string
+		f    catalog.Filter
+	}{
+		{"tissue_and_batch", catalog.Filter{Limit: 1000, Where: []catalog.Cond{
+			{Field: "tissue", Op: "=", Values: []string{"bone marrow"}}, {Field: "batch", Op: ">", Values: []string{"3"}}}}},
+		{"celltype_T_cell_descendants", catalog.Filter{Limit: 1000, Terms: [][]string{{"CL:0000084", "CL:0000624", "CL:0000625"}}}},
+		{"label_and_size", catalog.Filter{Limit: 1000, Labels: []string{"high_quality"}, Where: []catalog.Cond{{Field: "size", Op: ">", Values: []string{"5MB"}}}}},
+	}
+	for _, st := range []struct {
+		name string
+		c    catalog.Catalog
+	}{{"bbolt", perCall}, {"bbolt-held", held}, {"postgres", pg}} {
+		for _, tc := range finds {
+			b.Run("Find/"+tc.name+"/"+st.name, func(b *testing.B) {
+				var n int
+				for b.Loop() {
+					vs, err := st.c.Find(ctx, tc.f)
+					if err != nil {
+						b.Fatal(err)
+					}
+					n = len(vs)
+				}
+				b.ReportMetric(float64(n), "rows")
+			})
+		}
+		for _, q := range []string{"PBMC gene expression", "bone marrow treated", "k012345"} {
+			b.Run("Search/"+q+"/"+st.name, func(b *testing.B) {
+				for b.Loop() {
+					if _, err := st.c.Search(ctx, q, 20); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+		b.Run("List1000/"+st.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := st.c.List(ctx, catalog.Query{Limit: 1000}); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

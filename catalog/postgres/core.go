@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/lamina-bio/lamina/catalog"
@@ -19,6 +20,13 @@ var (
 	ErrNotFound = catalog.ErrNotFound
 	ErrConflict = catalog.ErrConflict
 )
+
+// querier is what reads need: a transaction, or the pool for a read of
+// one statement (its own snapshot, one round trip).
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
 
 // artifact is a row of artifacts: the same record as Bolt's.
 type artifact struct {
@@ -133,12 +141,12 @@ func putVersion(ctx context.Context, tx pgx.Tx, v Version) error {
 	return err
 }
 
-func stemVersions(ctx context.Context, tx pgx.Tx, stem string) ([]Version, error) {
+func stemVersions(ctx context.Context, tx querier, stem string) ([]Version, error) {
 	return collectVersions(tx.Query(ctx, `SELECT rec FROM versions WHERE stem = $1 ORDER BY n`, stem))
 }
 
 // exists runs a query that yields a row or none.
-func exists(ctx context.Context, tx pgx.Tx, sql string, args ...any) (string, bool, error) {
+func exists(ctx context.Context, tx querier, sql string, args ...any) (string, bool, error) {
 	var s string
 	err := tx.QueryRow(ctx, sql, args...).Scan(&s)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -274,7 +282,7 @@ func insertVersion(ctx context.Context, tx pgx.Tx, v Version, outbox bool) error
 	return err
 }
 
-func byUID(ctx context.Context, tx pgx.Tx, prefix string) (Version, error) {
+func byUID(ctx context.Context, tx querier, prefix string) (Version, error) {
 	if !ref.IsUIDPrefix(prefix) {
 		return Version{}, fmt.Errorf("%w: %q is not a uid (%d to %d base62 characters)", ref.ErrBadUID, prefix, ref.MinUIDPrefix, ref.UIDLen)
 	}
@@ -303,57 +311,42 @@ func byUID(ctx context.Context, tx pgx.Tx, prefix string) (Version, error) {
 	return catalog.PickByPrefix(prefix, found, oneStem)
 }
 
+// ByUID needs no transaction: its one statement answers all but a prefix
+// shared by 11+ versions of one artifact, whose further reads see changes
+// committed meanwhile as if the call had come a moment later.
 func (s *Store) ByUID(ctx context.Context, prefix string) (Version, error) {
-	var v Version
-	err := s.read(ctx, func(tx pgx.Tx) error {
-		var err error
-		v, err = byUID(ctx, tx, prefix)
-		return err
-	})
-	return v, err
+	v, err := byUID(ctx, s.pool, prefix)
+	return v, wrap(err)
 }
 
+// byKeySQL reads a key's artifact and the version asked for ($2, 0 for
+// the latest) in one statement: a lookup is one round trip.
+const byKeySQL = `SELECT a.versions, a.latest, v.rec FROM artifacts a
+	LEFT JOIN versions v ON v.stem = a.stem AND v.n = (CASE WHEN $2 = 0 THEN a.latest ELSE $2 END)
+	WHERE a.key = $1`
+
 func (s *Store) ByKey(ctx context.Context, key string, n int) (Version, error) {
-	// The common case, the latest version, is one round trip.
-	if n == 0 {
-		var raw []byte
-		err := s.pool.QueryRow(ctx, `SELECT v.rec FROM artifacts a JOIN versions v ON v.stem = a.stem AND v.n = a.latest
-			WHERE a.key = $1 AND a.latest > 0`, key).Scan(&raw)
-		if err == nil {
-			return decode(raw)
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return Version{}, wrap(err)
-		}
+	var versions, latest int
+	var raw []byte
+	err := s.pool.QueryRow(ctx, byKeySQL, key, n).Scan(&versions, &latest, &raw)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return Version{}, errorf(ErrNotFound, "no artifact has key %q", key)
+	case err != nil:
+		return Version{}, wrap(err)
+	case latest == 0:
+		return Version{}, errorf(ErrNotFound, "%q is in the trash (lamina restore %s)", key, key)
 	}
-	var v Version
-	err := s.read(ctx, func(tx pgx.Tx) error {
-		a, err := artifactByKey(ctx, tx, key)
-		if err != nil {
-			return err
-		}
-		if a == nil || a.Latest == 0 {
-			if a != nil {
-				return errorf(ErrNotFound, "%q is in the trash (lamina restore %s)", key, key)
-			}
-			return errorf(ErrNotFound, "no artifact has key %q", key)
-		}
-		if n == 0 {
-			n = a.Latest
-		}
-		if n > a.Versions {
-			return errorf(ErrNotFound, "%q has no version %d (latest is %d)", key, n, a.Latest)
-		}
-		var ok bool
-		v, ok, err = version(ctx, tx, ref.VersionUID(a.Stem, n))
-		if err == nil && !ok {
-			err = errorf(ErrNotFound, "%q has no version %d (latest is %d)", key, n, a.Latest)
-		}
-		if err == nil && v.Trashed {
-			err = errorf(ErrNotFound, "%s@v%d is in the trash", key, n)
-		}
-		return err
-	})
+	if n == 0 {
+		n = latest
+	}
+	if n > versions || raw == nil {
+		return Version{}, errorf(ErrNotFound, "%q has no version %d (latest is %d)", key, n, latest)
+	}
+	v, err := decode(raw)
+	if err == nil && v.Trashed {
+		err = errorf(ErrNotFound, "%s@v%d is in the trash", key, n)
+	}
 	return v, err
 }
 
@@ -592,11 +585,31 @@ func (s *Store) OutboxDone(ctx context.Context, uids []string) error {
 	})
 }
 
-// Children lists files with one range query and finds the sub-prefixes
-// with a recursive skip scan: each step seeks the first live key after the
-// previous sub-prefix (past "p/name0": '0' follows '/'), as Bolt's cursor
-// does, so a folder of 1,000 sub-folders costs 1,000 index probes, not a
-// walk of every key below.
+// childrenSQL answers Children in one statement. walk visits the live
+// keys below the prefix ($1; $2 bounds it, $3 is its length in characters
+// plus one) by skip scan, as Bolt's cursor does: after a file the next
+// probe starts just past it (no key holds NUL, so key||chr(1) is the next
+// possible one), after a key in a sub-folder past the whole sub-folder
+// ("p/name0": '0' follows '/'); "a.key > w.key" makes sure each step
+// moves on whatever the keys hold. A folder of 1,000 sub-folders costs 1,000
+// index probes, not a walk of every key below. Folder markers and links
+// come in the same statement.
+const childrenSQL = `WITH RECURSIVE walk(key, stem, latest) AS (
+	(SELECT key, stem, latest FROM artifacts WHERE key >= $1 AND key < $2 AND latest > 0 ORDER BY key LIMIT 1)
+	UNION ALL
+	SELECT n.key, n.stem, n.latest FROM walk w, LATERAL (SELECT a.key, a.stem, a.latest FROM artifacts a
+		WHERE a.latest > 0 AND a.key > w.key AND a.key < $2 AND a.key >= CASE WHEN strpos(substr(w.key, $3), '/') > 0
+			THEN $1 || split_part(substr(w.key, $3), '/', 1) || '0' ELSE w.key || chr(1) END
+		ORDER BY a.key LIMIT 1) n)
+SELECT 'f', w.key, v.rec, NULL::text, NULL::bigint FROM walk w JOIN versions v ON v.stem = w.stem AND v.n = w.latest
+	WHERE strpos(substr(w.key, $3), '/') = 0
+UNION ALL SELECT 'd', split_part(substr(key, $3), '/', 1), NULL, NULL, NULL FROM walk WHERE strpos(substr(key, $3), '/') > 0
+UNION ALL SELECT 'm', key, NULL, NULL, NULL FROM folders WHERE key >= $1 AND key < $2
+UNION ALL SELECT 'l', key, NULL, target, mtime FROM links WHERE key >= $1 AND key < $2
+ORDER BY 1, 2`
+
+// Children is one statement (childrenSQL), so one round trip and one
+// snapshot without a transaction.
 func (s *Store) Children(ctx context.Context, prefix string) (catalog.Dir, error) {
 	if err := ref.CheckPrefix(prefix); err != nil {
 		return catalog.Dir{}, err
@@ -604,34 +617,35 @@ func (s *Store) Children(ctx context.Context, prefix string) (catalog.Dir, error
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	var d catalog.Dir
-	err := s.read(ctx, func(tx pgx.Tx) error {
-		d = catalog.Dir{}
-		n := len(prefix)
-		var err error
-		d.Files, err = collectVersions(tx.Query(ctx, `SELECT v.rec FROM artifacts a JOIN versions v ON v.stem = a.stem AND v.n = a.latest
-			WHERE a.latest > 0 AND a.key >= $1 AND a.key < $2 AND strpos(substr(a.key, $3), '/') = 0 ORDER BY a.key`,
-			prefix, upper(prefix), n+1))
-		if err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `WITH RECURSIVE sub(name) AS (
-			SELECT (SELECT split_part(substr(key, $3), '/', 1) FROM artifacts
-				WHERE key >= $1 AND key < $2 AND latest > 0 AND strpos(substr(key, $3), '/') > 0 ORDER BY key LIMIT 1)
-			UNION ALL
-			SELECT (SELECT split_part(substr(key, $3), '/', 1) FROM artifacts
-				WHERE key >= $1 || sub.name || '0' AND key < $2 AND latest > 0 AND strpos(substr(key, $3), '/') > 0 ORDER BY key LIMIT 1)
-			FROM sub WHERE sub.name IS NOT NULL)
-			SELECT name FROM sub WHERE name IS NOT NULL`, prefix, upper(prefix), n+1)
-		if err != nil {
-			return err
-		}
-		if d.Subdirs, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return err
-		}
-		return childEntries(ctx, tx, prefix, &d) // write.go
-	})
+	rows, err := s.pool.Query(ctx, childrenSQL, prefix, upper(prefix), utf8.RuneCountInString(prefix)+1)
 	if err != nil {
+		return catalog.Dir{}, wrap(err)
+	}
+	defer rows.Close()
+	var d catalog.Dir
+	seen := map[string]bool{}
+	for rows.Next() {
+		var kind, key string
+		var raw []byte
+		var target *string
+		var mtime *int64
+		if err := rows.Scan(&kind, &key, &raw, &target, &mtime); err != nil {
+			return catalog.Dir{}, err
+		}
+		switch kind {
+		case "f":
+			v, err := decode(raw)
+			if err != nil {
+				return catalog.Dir{}, err
+			}
+			d.Files = append(d.Files, v)
+		case "d":
+			addSubdir(&d, seen, key)
+		default:
+			addEntry(&d, seen, prefix, key, target, mtime) // write.go
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return catalog.Dir{}, wrap(err)
 	}
 	sort.Strings(d.Subdirs)

@@ -37,16 +37,20 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxConns bounds the connection pool; default 8.
 	MaxConns int32
+	// ReconnectDelay is how long Listen waits before it connects again
+	// after losing its connection or failing to connect; default 500 ms.
+	ReconnectDelay time.Duration
 }
 
 // Store is the PostgreSQL catalog. It is safe for concurrent use by many
 // goroutines, processes and machines: each call is one transaction, the
 // writing ones SERIALIZABLE and retried on a serialization failure.
 type Store struct {
-	pool    *pgxpool.Pool
-	log     *slog.Logger
-	id      string // tells this store's notifications from other writers'
-	channel string // NOTIFY channel: lamina, or lamina_<schema>
+	pool      *pgxpool.Pool
+	log       *slog.Logger
+	id        string // tells this store's notifications from other writers'
+	channel   string // NOTIFY channel: lamina, or lamina_<schema>
+	reconnect time.Duration
 }
 
 // Redact returns the URL without its password, for settings and messages.
@@ -91,11 +95,14 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.ReconnectDelay == 0 {
+		o.ReconnectDelay = 500 * time.Millisecond
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
-	s := &Store{pool: pool, log: o.Logger, id: ref.NewStem()}
+	s := &Store{pool: pool, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
@@ -201,70 +208,183 @@ type change struct {
 // maxPayload keeps a notification under PostgreSQL's 8000-byte limit.
 const maxPayload = 7000
 
+// notifySQL logs a transaction's changes for listeners that catch up
+// after a reconnect (Listen) and notifies the connected ones, in one
+// round trip. Both take effect when the transaction commits.
+const notifySQL = `WITH logged AS (
+	INSERT INTO changes (xid, origin, keys) VALUES (pg_current_xact_id()::text::bigint, $2, $3))
+	SELECT pg_notify($1, p) FROM unnest($4::text[]) AS p`
+
 func (s *Store) notify(ctx context.Context, tx pgx.Tx, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	send := func(batch []string) error {
-		b, _ := json.Marshal(change{From: s.id, Keys: batch})
-		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, s.channel, string(b))
+	all, err := json.Marshal(keys)
+	if err != nil {
 		return err
 	}
+	_, err = tx.Exec(ctx, notifySQL, s.channel, s.id, string(all), s.payloads(keys))
+	return err
+}
+
+// payloads splits keys into notifications of at most maxPayload bytes.
+func (s *Store) payloads(keys []string) []string {
+	var out []string
 	var batch []string
 	size := 0
+	flush := func() {
+		b, _ := json.Marshal(change{From: s.id, Keys: batch})
+		out = append(out, string(b))
+		batch, size = nil, 0
+	}
 	for _, k := range keys {
 		if size+len(k)+4 > maxPayload && len(batch) > 0 {
-			if err := send(batch); err != nil {
-				return err
-			}
-			batch, size = nil, 0
+			flush()
 		}
 		batch = append(batch, k)
 		size += len(k) + 4
 	}
-	return send(batch)
+	flush()
+	return out
 }
 
+// changeRetention is how long the change log keeps a change. A listener
+// that was away for more than half of it may have missed changes.
+const changeRetention = 24 * time.Hour
+
+// ListenerName is the application_name of the connection Listen holds
+// on channel (see pg_stat_activity).
+func ListenerName(channel string) string { return "lamina listener " + channel }
+
+// Channel is the NOTIFY channel of this store's catalog.
+func (s *Store) Channel() string { return s.channel }
+
 // Listen calls fn with the keys other stores change (on any machine), as
-// they commit, until ctx ends. It reconnects after a lost connection;
-// changes made meanwhile are reported as lost (fn(nil)), after which a
-// caller should drop what it caches. fn runs on one goroutine.
+// they commit, until ctx ends. fn runs on one goroutine. Listen holds a
+// connection of its own; when it is lost, Listen connects again (after
+// ReconnectDelay) and first passes on what was committed meanwhile, read
+// from the change log (catchUp). Only after a gap longer than half the
+// log's retention does fn get nil: changes may be lost, so a caller
+// should drop what it caches.
 func (s *Store) Listen(ctx context.Context, fn func(keys []string)) error {
-	first := true
+	pruned := make(chan struct{})
+	go func() { s.pruneChanges(ctx); close(pruned) }()
+	defer func() { <-pruned }()
+	horizon := int64(-1) // none before the first connection
+	var lost time.Time
 	for ctx.Err() == nil {
-		conn, err := s.pool.Acquire(ctx)
-		if err != nil {
-			s.log.Warn("catalog: change listener cannot connect; retrying", "err", err)
-			sleep(ctx, time.Second)
-			continue
+		h, err := s.listenOnce(ctx, horizon, lost, fn)
+		if h >= 0 {
+			horizon = h
 		}
-		if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{s.channel}.Sanitize()); err != nil {
-			conn.Release()
-			s.log.Warn("catalog: LISTEN failed; retrying", "err", err)
-			sleep(ctx, time.Second)
-			continue
+		if ctx.Err() != nil {
+			break
 		}
-		if !first {
-			fn(nil)
+		s.log.Warn("catalog: change listener disconnected; reconnecting", "err", err, "after", s.reconnect)
+		if h >= 0 || lost.IsZero() {
+			lost = time.Now()
 		}
-		first = false
-		for {
-			n, err := conn.Conn().WaitForNotification(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log.Warn("catalog: change listener lost its connection; reconnecting", "err", err)
-				}
-				conn.Hijack().Close(context.Background())
-				break
-			}
-			var c change
-			if json.Unmarshal([]byte(n.Payload), &c) != nil || c.From == s.id {
-				continue
-			}
-			fn(c.Keys)
-		}
+		sleep(ctx, s.reconnect)
 	}
 	return ctx.Err()
+}
+
+// listenOnce connects, LISTENs, catches up on the changes committed since
+// the horizon from, and passes notifications on until the connection
+// fails. It returns its own horizon (-1 when it got none).
+func (s *Store) listenOnce(ctx context.Context, from int64, lost time.Time, fn func([]string)) (int64, error) {
+	cfg := s.pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = ListenerName(s.channel)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return -1, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+		return -1, err
+	}
+	if !lost.IsZero() && time.Since(lost) > changeRetention/2 {
+		fn(nil)
+	}
+	horizon, err := s.catchUp(ctx, conn, from, fn)
+	if err != nil {
+		return -1, err
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return horizon, err
+		}
+		var c change
+		if json.Unmarshal([]byte(n.Payload), &c) != nil || c.From == s.id {
+			continue
+		}
+		fn(c.Keys)
+	}
+}
+
+// catchUp passes on the logged changes of transactions whose id is at
+// least from (from < 0: none), and returns the horizon of a snapshot taken
+// after LISTEN: the oldest transaction then still running. Every
+// transaction below it had ended; every one that commits later is
+// notified on this connection or, if that is lost, has an id at or above
+// the horizon and is caught up on by the next connection. So nothing
+// committed while no connection listened is missed, at the price of
+// passing some changes on twice.
+func (s *Store) catchUp(ctx context.Context, conn *pgx.Conn, from int64, fn func([]string)) (int64, error) {
+	const horizonSQL = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`
+	var horizon int64
+	if from < 0 {
+		return horizon, conn.QueryRow(ctx, horizonSQL).Scan(&horizon)
+	}
+	var logged []string
+	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, horizonSQL).Scan(&horizon); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT keys FROM changes WHERE xid >= $1 AND origin <> $2 ORDER BY xid`, from, s.id)
+		if err != nil {
+			return err
+		}
+		logged, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if errors.Is(wrap(err), ErrReadOnly) {
+		s.log.Warn("catalog: this database role may not read the change log (GRANT SELECT ON changes): changes made while the listener was disconnected are not caught up", "err", err)
+		return horizon, conn.QueryRow(ctx, horizonSQL).Scan(&horizon)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(logged) > 0 {
+		s.log.Info("catalog: change listener caught up", "changes", len(logged))
+	}
+	for _, raw := range logged {
+		var keys []string
+		if json.Unmarshal([]byte(raw), &keys) == nil {
+			fn(keys)
+		}
+	}
+	return horizon, nil
+}
+
+// pruneChanges drops logged changes older than changeRetention, now and
+// hourly, until ctx ends. A role that may only read cannot; that is fine.
+func (s *Store) pruneChanges(ctx context.Context) {
+	for {
+		if _, err := s.pool.Exec(ctx, `DELETE FROM changes WHERE at < now() - make_interval(secs => $1)`, changeRetention.Seconds()); err != nil && ctx.Err() == nil {
+			s.log.Debug("catalog: change log not pruned", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

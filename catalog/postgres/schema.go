@@ -11,7 +11,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this build reads and writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrations[i] brings a schema at version i to version i+1. Keys are
 // COLLATE "C": byte order, as bbolt sorts, so listings and prefix ranges
@@ -68,6 +68,14 @@ var migrations = []string{
 		PRIMARY KEY (run, uid));
 	CREATE INDEX run_inputs_uid ON run_inputs (uid, run);
 	CREATE INDEX versions_run ON versions ((rec->>'run')) WHERE rec ? 'run';`,
+	// 2→3: the change log a listener catches up from after a reconnect
+	// (postgres.go, Listen). xid is the writing transaction's id; keys is
+	// a JSON array kept as text (a change marker may hold NUL, which
+	// text[] and jsonb refuse).
+	`CREATE TABLE changes (xid bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(),
+		origin text NOT NULL, keys text NOT NULL);
+	CREATE INDEX changes_xid ON changes (xid);
+	CREATE INDEX changes_at ON changes (at);`,
 }
 
 // migrate creates or upgrades the schema, one migration per transaction,

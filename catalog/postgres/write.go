@@ -441,42 +441,21 @@ func (s *Store) RemoveLink(ctx context.Context, key string) error {
 	})
 }
 
-// childEntries adds the folders and links under prefix to d: links
-// directly under it, and the next segment of every deeper one (and of
-// every folder) as a subdirectory.
-func childEntries(ctx context.Context, tx pgx.Tx, prefix string, d *catalog.Dir) error {
-	seen := map[string]bool{}
-	for _, s := range d.Subdirs {
-		seen[s] = true
+// addEntry adds a folder marker (target nil) or a link below prefix to d:
+// a link right under prefix is a link, anything deeper names a sub-folder.
+func addEntry(d *catalog.Dir, seen map[string]bool, prefix, key string, target *string, mtime *int64) {
+	rest := key[len(prefix):]
+	name, _, deeper := strings.Cut(rest, "/")
+	if !deeper && target != nil {
+		d.Links = append(d.Links, catalog.Link{Key: key, Target: *target, Mtime: fromNS(*mtime)})
+		return
 	}
-	rows, err := tx.Query(ctx, `SELECT key, NULL, NULL, true FROM folders WHERE key >= $1 AND key < $2
-		UNION ALL SELECT key, target, mtime, false FROM links WHERE key >= $1 AND key < $2 ORDER BY 4 DESC, 1`, prefix, upper(prefix))
-	if err != nil {
-		return err
+	addSubdir(d, seen, name)
+}
+
+func addSubdir(d *catalog.Dir, seen map[string]bool, name string) {
+	if !seen[name] {
+		seen[name] = true
+		d.Subdirs = append(d.Subdirs, name)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var key string
-		var target *string
-		var mtime *int64
-		var folder bool
-		if err := rows.Scan(&key, &target, &mtime, &folder); err != nil {
-			return err
-		}
-		rest := key[len(prefix):]
-		i := strings.IndexByte(rest, '/')
-		if i < 0 && !folder {
-			d.Links = append(d.Links, catalog.Link{Key: key, Target: *target, Mtime: fromNS(*mtime)})
-			continue
-		}
-		name := rest
-		if i >= 0 {
-			name = rest[:i]
-		}
-		if !seen[name] {
-			seen[name] = true
-			d.Subdirs = append(d.Subdirs, name)
-		}
-	}
-	return rows.Err()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/instance"
 )
@@ -26,6 +27,23 @@ func openPostgres(ctx context.Context, s instance.Settings, log *slog.Logger) (*
 		return nil, fmt.Errorf("%w\n(a password comes from PGPASSWORD or ~/.pgpass, never from the settings)", err)
 	}
 	return st, nil
+}
+
+// openRunsCatalog is openCatalog for the lineage commands. With
+// PostgreSQL too, they talk to the mount daemon when one is up: a run
+// registered there is one its tracker attributes the mount's reads and
+// writes to (the database itself would not tell the daemon).
+func openRunsCatalog(s instance.Settings) (catalog.Catalog, error) {
+	if usesPostgres(s) {
+		if dirs, err := instance.UserDirs(); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if c, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID); err == nil {
+				return c, nil
+			}
+		}
+	}
+	return openCatalog(s)
 }
 
 // sharedSettings are what every workstation of an instance shares; the
@@ -97,7 +115,7 @@ func listenChanges(pg *postgres.Store, m changeSink, log *slog.Logger) (stop fun
 		defer close(done)
 		pg.Listen(ctx, func(keys []string) {
 			if keys == nil {
-				log.Warn("catalog change notifications were interrupted; names cached meanwhile may be stale for up to their timeout")
+				log.Warn("catalog change notifications were interrupted for longer than the database keeps its change log; names cached meanwhile may be stale for up to their timeout")
 				return
 			}
 			m.Changed(keys)

@@ -21,6 +21,11 @@ import (
 // workstation is one user's machine: its own HOME, XDG folders (settings,
 // data, cache, runtime) and, once mounted, its own daemon.
 func workstation(t *testing.T, name string, srv s3test.Server) *mntEnv {
+	return workstationEnv(t, name, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey)
+}
+
+// workstationEnv is workstation with more environment variables.
+func workstationEnv(t *testing.T, name string, env ...string) *mntEnv {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Fatal("no /dev/fuse: the mount tests need FUSE")
@@ -28,8 +33,8 @@ func workstation(t *testing.T, name string, srv s3test.Server) *mntEnv {
 	dir := filepath.Join(t.TempDir(), name)
 	e := &mntEnv{t: t, dir: dir, bin: mntBinary(t)}
 	e.env = append(os.Environ(), "HOME="+dir+"/home", "XDG_CONFIG_HOME="+dir+"/cfg", "XDG_DATA_HOME="+dir+"/data",
-		"XDG_CACHE_HOME="+dir+"/cache", "XDG_RUNTIME_DIR="+dir+"/run", "LAMINA_INSTANCE=",
-		"AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey)
+		"XDG_CACHE_HOME="+dir+"/cache", "XDG_RUNTIME_DIR="+dir+"/run", "LAMINA_INSTANCE=")
+	e.env = append(e.env, env...)
 	return e
 }
 

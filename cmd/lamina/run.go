@@ -37,7 +37,7 @@ func openRuns(c *cli.Context) (*runsCatalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := openCatalog(s)
+	cat, err := openRunsCatalog(s) // postgres.go
 	if err != nil {
 		return nil, err
 	}

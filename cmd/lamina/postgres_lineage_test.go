@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+	"github.com/lamina-bio/lamina/lineage"
+)
+
+// Lineage across two workstations (two mounts, daemons and caches; one
+// storage folder, one PostgreSQL catalog): a run through mount A writes a
+// file, a run through mount B reads it and writes another, and B's run's
+// input is the version A's run produced, in `lamina lineage`, `runs show`
+// and the .meta sidecar on either mount.
+func TestLineageAcrossMounts(t *testing.T) {
+	db := pgtest.URL(t)
+	storage := filepath.Join(t.TempDir(), "storage")
+	a, b := workstationEnv(t, "ana"), workstationEnv(t, "ben")
+	a.ok("init", "--storage", storage, "--db", db, "--name", "lab")
+	b.ok("connect", "lab", "--db", db)
+	ma, mb := filepath.Join(a.dir, "mnt"), filepath.Join(b.dir, "mnt")
+	a.mount(ma)
+	b.mount(mb)
+
+	// Commands start outside the mounts (the test serves none, but keep
+	// the habit) and name mount paths.
+	_, errs, code := a.runIn(a.dir, "run", "--transform", "make", "--", "sh", "-c", "echo hello > "+filepath.Join(ma, "one.txt"))
+	if code != 0 || !strings.Contains(errs, "0 inputs, 1 output") {
+		t.Fatalf("run on A: exit %d\n%s", code, errs)
+	}
+	waitFor(t, "A's file on B", 2*time.Second, readString(filepath.Join(mb, "one.txt")), "hello\n")
+	_, errs, code = b.runIn(b.dir, "run", "--transform", "shout", "--",
+		"sh", "-c", "tr a-z A-Z < "+filepath.Join(mb, "one.txt")+" > "+filepath.Join(mb, "two.txt"))
+	if code != 0 || !strings.Contains(errs, "1 input, 1 output") {
+		t.Fatalf("run on B: exit %d\n%s", code, errs)
+	}
+
+	runs := a.runsByName()
+	made, shout := a.runRecord(runs["make"].UID), a.runRecord(runs["shout"].UID)
+	if len(made.Outputs) != 1 || !slices.Equal(shout.Inputs, made.Outputs) {
+		t.Fatalf("B's run read %v; A's run produced %v", shout.Inputs, made.Outputs)
+	}
+	if got := a.refs(shout.Outputs); !slices.Equal(got, []string{"two.txt@v1"}) {
+		t.Fatalf("B's run wrote %v", got)
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"one.txt", "two.txt"} {
+		var v catalog.Version
+		if err := json.Unmarshal([]byte(b.ok("show", k, "--format", "json")), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.CreatedBy != me.Username || v.Run == "" {
+			t.Fatalf("%s: created_by %q run %q; want the workstation user and a run", k, v.CreatedBy, v.Run)
+		}
+	}
+	if made.Run.User != me.Username || shout.Run.User != me.Username {
+		t.Fatalf("run users %q, %q", made.Run.User, shout.Run.User)
+	}
+
+	// lamina lineage on either workstation links the runs.
+	for _, e := range []*mntEnv{a, b} {
+		text := e.ok("lineage", "two.txt")
+		for _, want := range []string{"two.txt@v1", "<- run " + shout.Run.UID, "<- one.txt@v1", "<- run " + made.Run.UID} {
+			if !strings.Contains(text, want) {
+				t.Fatalf("lineage lacks %q:\n%s", want, text)
+			}
+		}
+	}
+	// The sidecar on each mount names B's run and A's output as its input.
+	for _, m := range []string{ma, mb} {
+		var side struct {
+			Lineage lineage.SidecarLineage `json:"lineage"`
+		}
+		p := filepath.Join(m, "two.txt.meta")
+		if err := json.Unmarshal(mustRead(t, p), &side); err != nil {
+			t.Fatal(err)
+		}
+		want := "one.txt@v1 " + made.Outputs[0]
+		if side.Lineage.Run != shout.Run.UID || side.Lineage.Transform != "shout" || !slices.Equal(side.Lineage.Inputs, []string{want}) {
+			t.Fatalf("%s lineage %+v; want run %s, input %q", p, side.Lineage, shout.Run.UID, want)
+		}
+	}
+}
