@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # make bench: every benchmark with its baseline, in one run. Figures go to
 # stdout; BENCHMARKS.md records them with the command of each section.
-# BENCH=foundation,ontology,mount,postgres,lineage,s3 picks sections (default: all).
+# BENCH=foundation,ontology,query,mount,postgres,lineage,s3 picks sections (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want=",${BENCH:-foundation,ontology,mount,postgres,lineage,s3},"
+want=",${BENCH:-foundation,ontology,query,mount,postgres,lineage,s3},"
 section() { case "$want" in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 if section foundation; then
@@ -14,6 +14,17 @@ fi
 if section ontology; then
   echo "## Ontologies: go test -bench ./ontology/"
   go test -run '^$' -bench . -benchmem ./ontology/
+  # Processes that load CL, Uberon, Mondo, HsapDv: curate, search,
+  # descendants, with and without index files; docs/ontology-bench.md.
+  echo "## Ontologies in a CLI process: go test -bench BenchmarkOntologyCLI ./cmd/lamina/"
+  go test -run '^$' -bench BenchmarkOntologyCLI -benchtime 10x ./cmd/lamina/
+fi
+if section query; then
+  # Queries over 100,000 annotated versions (issue 7), in process and as
+  # CLI processes (median wall and CPU); docs/annotate-bench.md has results.
+  echo "## Queries: go test -bench ./catalog/ ./cmd/lamina/"
+  go test -run '^$' -bench 'Find100k|Search100k|List1000|Children100k' -benchtime 20x -benchmem -timeout 30m ./catalog/
+  go test -run '^$' -bench QueryCLI100k -benchtime 15x -timeout 30m ./cmd/lamina/
 fi
 if section postgres; then
   # PostgreSQL catalog vs bbolt, and 8 writer processes on two mounts
