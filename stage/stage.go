@@ -402,6 +402,11 @@ func (f *File) flush(ctx context.Context, final bool) error {
 
 // commit stores the staged bytes and records a version. Called with f.mu.
 func (f *File) commit(ctx context.Context) error {
+	// A signal to the closing process interrupts its FUSE request, which
+	// cancels ctx; a commit once begun finishes anyway, so close(2) never
+	// leaves the caller unsure whether its version exists (PostgreSQL
+	// aborts a cancelled transaction; bbolt ignored the cancel).
+	ctx = context.WithoutCancel(ctx)
 	if !f.closed {
 		if err := os.Rename(f.path(".open"), f.path(".closed")); err != nil {
 			return fmt.Errorf("stage: journal: %w", err)

@@ -120,3 +120,24 @@ func TestStreamTruncateAndUnlink(t *testing.T) {
 		t.Fatal("a file removed before close was committed")
 	}
 }
+
+// A commit whose request was interrupted (a signal to the closing
+// process cancels the FUSE request's context) still records the version.
+func TestCommitIgnoresCancel(t *testing.T) {
+	e := newEnv(t)
+	s := e.stage(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	f, err := s.Create(ctx, "c.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, []byte("kept"), 0)
+	cancel()
+	if err := f.Flush(ctx); err != nil {
+		t.Fatalf("flush with a cancelled context: %v", err)
+	}
+	f.Release(context.Background())
+	if got := e.content(t, "c.txt"); got != "kept" {
+		t.Fatalf("content %q", got)
+	}
+}
