@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # The PostgreSQL catalog (issue 9), one run; docs/postgres.md has results.
 #  1. catalog benchmarks, PostgreSQL vs bbolt: single lookups, listings, the
-#     conformance workload, 8 writers on two handles (go test -bench);
+#     conformance workload, 8 writers on two handles, and the curation
+#     issue's Find/Search/List on 100,000 annotated versions (Queries100k:
+#     building them in bbolt and loading them into PostgreSQL takes ~10 min
+#     here; PGBENCH='ByKey|Children' skips it). Beside ns/op: cpu-us/op
+#     (this process) and srv-us/op (the local server's processes), which
+#     move less with the machine's load than wall time;
 #  2. 8 writer processes on two mounts (two workstations: own XDG folders,
 #     daemons and caches; one storage folder, one database) creating
 #     FILES small files each: none lost, files/s.
@@ -20,7 +25,9 @@ cleanup() {
 trap cleanup EXIT
 
 echo "### catalog: go test -bench . ./catalog/postgres/ (durable cluster)"
-go test -run '^$' -bench "${PGBENCH:-.}" -benchtime 2s -timeout 30m ./catalog/postgres/
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+go test -run '^$' -bench "${PGBENCH:-.}" -benchtime 2s -benchmem -timeout 60m ./catalog/postgres/
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "### 8 writer processes on two mounts, $FILES files each"
 [ -x bin/lamina ] || make build >/dev/null

@@ -13,8 +13,12 @@
 //     and are retried from the start on a serialization failure, so the
 //     database alone decides version numbers and two workstations never
 //     assign the same one.
-//   - Changes: a write NOTIFYs the keys it changed when it commits; Listen
-//     passes other stores' changes on (a mount drops its kernel caches).
+//   - Changes: a write NOTIFYs the keys it changed when it commits and logs
+//     them in the changes table; Listen passes other stores' changes on (a
+//     mount drops its kernel caches) and, after a lost connection, catches
+//     up from the log before it listens again.
+//   - Reads: ByKey, ByUID, Children and List are single statements, one
+//     round trip each, without an explicit transaction.
 //   - Roles: PostgreSQL decides who writes. A role without write privileges
 //     gets ErrReadOnly (matching fs.ErrPermission); Writable tells ahead.
 //   - Passwords never appear in URLs this package returns (Redact): they
