@@ -121,7 +121,7 @@ type listing struct {
 	// creating n files in a folder costs O(n log n), not O(n²) copies.
 	mu      sync.RWMutex
 	files   map[string]*catalog.Version // shared with the entries made of them
-	names   []string // file names, sorted
+	names   []string                    // file names, sorted
 	subdirs map[string]bool
 	dirs    []string // sorted
 	mtime   time.Time
