@@ -70,9 +70,8 @@ func ReadFCSText(path string) (FCSText, error) {
 	if err != nil {
 		return FCSText{}, err
 	}
-	dBegin, dEnd := o[2], o[3]
-	if dBegin == 0 && dEnd == 0 { // FCS 3.x puts large offsets in TEXT
-		dBegin, _ = strconv.ParseInt(strings.TrimSpace(kw["$BEGINDATA"]), 10, 64)
+	dEnd := o[3]
+	if o[2] == 0 && dEnd == 0 { // FCS 3.x puts large offsets in TEXT
 		dEnd, _ = strconv.ParseInt(strings.TrimSpace(kw["$ENDDATA"]), 10, 64)
 	}
 	if dEnd >= size {

@@ -204,11 +204,6 @@ func (d *decoder) addr(n int) uint64 {
 	}
 	return v
 }
-func (d *decoder) align8(start int) {
-	if r := (d.p - start) % 8; r != 0 {
-		d.skip(8 - r)
-	}
-}
 
 // ---- object headers ----
 

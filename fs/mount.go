@@ -127,6 +127,7 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 			return nil, fmt.Errorf("mount: scratch folder: %w", err)
 		}
 		m.loop = &fusefs.LoopbackRoot{Path: m.scratchDir, Dev: uint64(st.Dev)}
+		//lint:ignore SA1019 NodeWrapChilder needs a root node of our own; NewNode still works in go-fuse v2.12
 		m.loop.NewNode = func(r *fusefs.LoopbackRoot, parent *fusefs.Inode, name string, st *syscall.Stat_t) fusefs.InodeEmbedder {
 			return &scratchNode{LoopbackNode: fusefs.LoopbackNode{RootData: r}, m: m}
 		}

@@ -325,12 +325,12 @@ func (m *Mount) afterCommit(ctx context.Context, f *stage.File) {
 	}
 }
 
-func (h *handle) Release(ctx context.Context) syscall.Errno {
+func (h *handle) Release(context.Context) syscall.Errno {
 	if h.w == nil || h.w.readOnly {
 		return 0
 	}
 	// RELEASE comes with pid 0 and after close(2) returned: nobody waits.
-	ctx = context.Background()
+	ctx := context.Background()
 	if err := h.w.f.Release(ctx); err != nil {
 		return h.w.n.errno("commit at release", err)
 	}
