@@ -527,24 +527,13 @@ func (t txn) setTrashed(key string, trashed bool) (*artifact, []Version, error) 
 		return nil, nil, err
 	}
 	now := time.Now().UTC()
-	var changed []Version
-	for _, v := range vs {
-		if v.Trashed == trashed {
-			continue
-		}
-		v.Trashed = trashed
-		v.TrashedAt = nil
-		if trashed {
-			v.TrashedAt = &now
-		}
+	changed, latest := MarkTrashed(vs, trashed, now)
+	for _, v := range changed {
 		if err := putVersion(t.tx.Bucket(bVersions), v); err != nil {
 			return nil, nil, err
 		}
-		changed = append(changed, v)
-		if !trashed && v.Version > a.Latest {
-			a.Latest = v.Version
-		}
 	}
+	a.Latest = max(a.Latest, latest)
 	if trashed {
 		a.Latest = 0
 		a.TrashedAt = &now

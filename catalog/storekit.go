@@ -3,6 +3,7 @@ package catalog
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lamina-bio/lamina/ref"
 )
@@ -154,4 +155,25 @@ func PickByPrefix(prefix string, found []Version, oneStem bool) (Version, error)
 		found = found[:10]
 	}
 	return Version{}, &AmbiguousError{Prefix: prefix, Candidates: found}
+}
+
+// MarkTrashed sets the trash state of an artifact's versions at now and
+// returns the versions it changed (to write back) and, on a restore, the
+// highest version number restored (the artifact's new latest).
+func MarkTrashed(vs []Version, trashed bool, now time.Time) (changed []Version, latest int) {
+	for _, v := range vs {
+		if v.Trashed == trashed {
+			continue
+		}
+		v.Trashed = trashed
+		v.TrashedAt = nil
+		if trashed {
+			v.TrashedAt = &now
+		}
+		changed = append(changed, v)
+		if !trashed {
+			latest = max(latest, v.Version)
+		}
+	}
+	return changed, latest
 }

@@ -402,24 +402,13 @@ func setTrashed(ctx context.Context, tx pgx.Tx, key string, trashed bool) (*arti
 		return nil, nil, err
 	}
 	now := time.Now().UTC()
-	var changed []Version
-	for _, v := range vs {
-		if v.Trashed == trashed {
-			continue
-		}
-		v.Trashed = trashed
-		v.TrashedAt = nil
-		if trashed {
-			v.TrashedAt = &now
-		}
+	changed, latest := catalog.MarkTrashed(vs, trashed, now)
+	for _, v := range changed {
 		if err := putVersion(ctx, tx, v); err != nil {
 			return nil, nil, err
 		}
-		changed = append(changed, v)
-		if !trashed && v.Version > a.Latest {
-			a.Latest = v.Version
-		}
 	}
+	a.Latest = max(a.Latest, latest)
 	if trashed {
 		a.Latest = 0
 		a.TrashedAt = &now

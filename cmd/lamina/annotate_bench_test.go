@@ -15,16 +15,8 @@ import (
 // processes (process start included) against a catalog of 100,000
 // annotated versions. It reports the median per query.
 func BenchmarkQueryCLI100k(b *testing.B) {
-	dir := b.TempDir()
-	e := &env{dir: dir}
-	for k, v := range map[string]string{
-		"HOME": filepath.Join(dir, "home"), "XDG_CONFIG_HOME": filepath.Join(dir, "config"),
-		"XDG_DATA_HOME": filepath.Join(dir, "data"), "XDG_CACHE_HOME": filepath.Join(dir, "cache"),
-		"XDG_RUNTIME_DIR": filepath.Join(dir, "run"), "LAMINA_INSTANCE": "",
-	} {
-		b.Setenv(k, v)
-		e.vars = append(e.vars, k+"="+v)
-	}
+	e := newEnv(b)
+	dir := e.dir
 	if _, _, err := e.run("init", "--storage", filepath.Join(dir, "storage"), "--name", "bench"); err != nil {
 		b.Fatal(err)
 	}

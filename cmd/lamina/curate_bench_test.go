@@ -22,16 +22,8 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkOntologyCLI -benchtime 10x ./cmd/lamina/
 func BenchmarkOntologyCLI(b *testing.B) {
-	dir := b.TempDir()
-	e := &env{dir: dir}
-	for k, v := range map[string]string{
-		"HOME": filepath.Join(dir, "home"), "XDG_CONFIG_HOME": filepath.Join(dir, "config"),
-		"XDG_DATA_HOME": filepath.Join(dir, "data"), "XDG_CACHE_HOME": filepath.Join(dir, "cache"),
-		"XDG_RUNTIME_DIR": filepath.Join(dir, "run"), "LAMINA_INSTANCE": "",
-	} {
-		b.Setenv(k, v)
-		e.vars = append(e.vars, k+"="+v)
-	}
+	e := newEnv(b)
+	dir := e.dir
 	json, err := filepath.Abs(filepath.Join(ontologies, "cellxgene-json"))
 	if err != nil {
 		b.Fatal(err)

@@ -22,12 +22,12 @@ func TestMain(m *testing.M) {
 
 // env is an isolated user: its own HOME and XDG folders.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	vars []string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir}
