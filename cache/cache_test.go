@@ -304,3 +304,141 @@ func TestManifestRefParse(t *testing.T) {
 		}
 	}
 }
+
+// onlyBackend hides the optional methods of a backend (ReadRange, Warm):
+// the store must fall back to GetRange.
+type onlyBackend struct{ storage.Backend }
+
+// putMixed stores random bytes (chunks kept raw) followed by CSV-like text
+// (chunks compressed) and returns the file and the bytes.
+func putMixed(t *testing.T, s *cache.Store) (cache.File, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	text := bytes.Repeat([]byte("gene_id,cell,count\nENSG0001,AAAC,3\n"), 20000)
+	data := append(randomBytes(5, 1<<20), text...)
+	w := s.NewWriter()
+	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return f, data
+}
+
+func TestReadChunkInto(t *testing.T) {
+	ctx := context.Background()
+	newBackends := map[string]func(t *testing.T) storage.Backend{
+		"Local": func(t *testing.T) storage.Backend {
+			b, err := storage.OpenLocal(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		},
+		"GetRangeOnly": func(t *testing.T) storage.Backend {
+			b, err := storage.OpenLocal(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return onlyBackend{b}
+		},
+		"DiskCache": func(t *testing.T) storage.Backend {
+			b, err := storage.OpenLocal(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := cache.OpenDiskCache(b, t.TempDir(), cache.DiskCacheOptions{BlockSize: 64 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			return d
+		},
+	}
+	for name, newBackend := range newBackends {
+		t.Run(name, func(t *testing.T) {
+			s, err := cache.NewStore(newBackend(t), filepath.Join(t.TempDir(), "index.db"), cache.DefaultParams)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, data := putMixed(t, s)
+			raw, packed := 0, 0
+			var off int64
+			for _, c := range f.Chunks {
+				if c.Len-1 == c.Size {
+					raw++
+				} else {
+					packed++
+				}
+				// dst sits inside a larger buffer, as in a FUSE reply:
+				// the bytes around it must stay untouched.
+				buf := bytes.Repeat([]byte{0xAA}, int(c.Size)+2)
+				if err := s.ReadChunkInto(ctx, c, buf[1:1+c.Size]); err != nil {
+					t.Fatalf("chunk at %d: %v", off, err)
+				}
+				if !bytes.Equal(buf[1:1+c.Size], data[off:off+c.Size]) || buf[0] != 0xAA || buf[len(buf)-1] != 0xAA {
+					t.Fatalf("chunk at %d: wrong bytes", off)
+				}
+				off += c.Size
+			}
+			if raw == 0 || packed == 0 {
+				t.Fatalf("%d raw and %d compressed chunks: want both", raw, packed)
+			}
+			if err := s.ReadChunkInto(ctx, f.Chunks[0], make([]byte, f.Chunks[0].Size-1)); err == nil {
+				t.Fatal("ReadChunkInto with a short buffer: no error")
+			}
+		})
+	}
+}
+
+// TestReadChunkIntoDetectsCorruption damages a raw chunk, a compressed
+// chunk and a codec byte in a local pack: each read fails with ErrCorrupt.
+func TestReadChunkIntoDetectsCorruption(t *testing.T) {
+	ctx := context.Background()
+	s, b := newStore(t)
+	f, _ := putMixed(t, s)
+	var raw, packed cache.Chunk
+	for _, c := range f.Chunks {
+		if c.Len-1 == c.Size && raw.Size == 0 {
+			raw = c
+		}
+		if c.Len-1 < c.Size && packed.Size == 0 {
+			packed = c
+		}
+	}
+	cases := []struct {
+		name string
+		c    cache.Chunk
+		at   int64 // offset in the stored blob
+	}{
+		{"RawBody", raw, raw.Len / 2},
+		{"CompressedBody", packed, packed.Len / 2},
+		{"CodecByte", raw, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(b.Root(), "packs", tc.c.Pack[:2], tc.c.Pack)
+			flip := func() {
+				fh, err := os.OpenFile(p, os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer fh.Close()
+				one := make([]byte, 1)
+				fh.ReadAt(one, tc.c.Off+tc.at)
+				one[0] ^= 0x55
+				if _, err := fh.WriteAt(one, tc.c.Off+tc.at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			flip()
+			defer flip() // the next case reads the same pack
+			err := s.ReadChunkInto(ctx, tc.c, make([]byte, tc.c.Size))
+			if !errors.Is(err, cache.ErrCorrupt) {
+				t.Fatalf("read of a damaged chunk: %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}

@@ -48,8 +48,9 @@ type DiskCache struct {
 	keep  bool // keep the bytes of a Put in the cache
 
 	flight singleflight.Group
-	ahead  chan struct{}  // bounds read-ahead fetches in flight
-	bg     sync.WaitGroup // fetches and block writes in the background
+	files  *storage.OpenFiles // block files kept open for reading
+	ahead  chan struct{}      // bounds read-ahead fetches in flight
+	bg     sync.WaitGroup     // fetches and block writes in the background
 	bgctx  context.Context
 	stop   context.CancelFunc // ends background fetches (Close)
 
@@ -121,6 +122,7 @@ func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCach
 	}
 	c := &DiskCache{
 		b: b, dir: dir, block: o.BlockSize, log: o.Logger, keep: o.KeepWrites, ahead: make(chan struct{}, o.ReadAhead),
+		files: storage.NewOpenFiles(64),
 		limit: o.Limit, lru: list.New(), objects: map[string]map[int64]*list.Element{},
 		sizes: map[string]int64{}, streams: map[string]*stream{}, pending: map[string]*blockCall{},
 	}
@@ -217,6 +219,7 @@ func (c *DiskCache) removeLocked(el *list.Element) {
 			delete(c.objects, b.obj)
 		}
 	}
+	c.files.Forget(c.path(b.obj, b.n))
 	os.Remove(c.path(b.obj, b.n))
 }
 
@@ -269,49 +272,102 @@ func (c *DiskCache) GetRange(ctx context.Context, name string, off, n int64) ([]
 	if off+n > size {
 		return nil, fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, size)
 	}
+	out := make([]byte, n)
+	if err := c.readRange(ctx, name, size, off, [][]byte{out}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReadRange reads the object's bytes at off into bufs, one after another,
+// from cached blocks (fetching the missing ones), without allocating: the
+// content store reads a chunk's codec byte and body straight into the
+// mount's reply this way.
+func (c *DiskCache) ReadRange(ctx context.Context, name string, off int64, bufs ...[]byte) error {
+	var n int64
+	for _, b := range bufs {
+		n += int64(len(b))
+	}
+	if n == 0 {
+		return nil
+	}
+	size, err := c.size(ctx, name)
+	if err != nil {
+		return err
+	}
+	if off < 0 || off+n > size {
+		return fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, size)
+	}
+	return c.readRange(ctx, name, size, off, bufs)
+}
+
+// readRange fills bufs with the bytes at off, block by block (the blocks of
+// a range longer than one are read in parallel), and reads ahead when the
+// object is being read front to back.
+func (c *DiskCache) readRange(ctx context.Context, name string, size, off int64, bufs [][]byte) error {
+	var n int64
+	for _, b := range bufs {
+		n += int64(len(b))
+	}
 	obj := objHash(name)
 	first, last := off/c.block, (off+n-1)/c.block
-	out := make([]byte, n)
 	if first == last { // most reads: a chunk inside one block
-		if err := c.readBlock(ctx, name, obj, size, first, out, off-first*c.block); err != nil {
-			return nil, err
+		if err := c.readBlock(ctx, name, obj, size, first, bufs, off-first*c.block); err != nil {
+			return err
 		}
 		c.readAhead(name, obj, size, first, last)
-		return out, nil
+		return nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for bn := first; bn <= last; bn++ {
 		g.Go(func() error {
 			bstart := bn * c.block
 			lo, hi := max(off, bstart), min(off+n, bstart+c.block)
-			return c.readBlock(gctx, name, obj, size, bn, out[lo-off:hi-off], lo-bstart)
+			return c.readBlock(gctx, name, obj, size, bn, subBufs(bufs, lo-off, hi-off), lo-bstart)
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return err
 	}
 	c.readAhead(name, obj, size, first, last)
-	return out, nil
+	return nil
 }
 
-// readBlock fills dst with the bytes of block bn from at, from the cache
+// subBufs returns the parts of bufs that hold bytes from to to of their
+// concatenation.
+func subBufs(bufs [][]byte, from, to int64) [][]byte {
+	var out [][]byte
+	var at int64
+	for _, b := range bufs {
+		lo, hi := max(from, at), min(to, at+int64(len(b)))
+		if lo < hi {
+			out = append(out, b[lo-at:hi-at])
+		}
+		at += int64(len(b))
+	}
+	return out
+}
+
+// readBlock fills bufs with the bytes of block bn from at, from the cache
 // file or, failing that, from one fetch of the whole block.
-func (c *DiskCache) readBlock(ctx context.Context, name, obj string, size, bn int64, dst []byte, at int64) error {
-	if c.readCached(obj, bn, blockLen(size, bn, c.block), dst, at) {
+func (c *DiskCache) readBlock(ctx context.Context, name, obj string, size, bn int64, bufs [][]byte, at int64) error {
+	if c.readCached(obj, bn, blockLen(size, bn, c.block), bufs, at) {
 		return nil
 	}
 	data, err := c.fetch(ctx, name, obj, size, bn)
 	if err != nil {
 		return err
 	}
-	copy(dst, data[at:])
+	for _, b := range bufs {
+		at += int64(copy(b, data[at:]))
+	}
 	return nil
 }
 
 func blockLen(size, bn, bs int64) int64 { return min(bs, size-bn*bs) }
 
 // readCached reads from the block's file if it is there and whole.
-func (c *DiskCache) readCached(obj string, bn, want int64, dst []byte, at int64) bool {
+func (c *DiskCache) readCached(obj string, bn, want int64, bufs [][]byte, at int64) bool {
 	c.mu.Lock()
 	var el *list.Element
 	if m := c.objects[obj]; m != nil {
@@ -337,12 +393,7 @@ func (c *DiskCache) readCached(obj string, bn, want int64, dst []byte, at int64)
 	c.mu.Unlock()
 
 	p := c.path(obj, bn)
-	ok := false
-	if f, err := os.Open(p); err == nil {
-		n, err := f.ReadAt(dst, at)
-		ok = err == nil && n == len(dst)
-		f.Close()
-	}
+	ok := c.files.ReadAt(p, bufs, at) == nil
 	if ok && touch {
 		now := time.Now()
 		os.Chtimes(p, now, now) // the LRU order for the next start
@@ -396,7 +447,7 @@ func (c *DiskCache) fetch(ctx context.Context, name, obj string, size, bn int64)
 		if call == nil {
 			want := blockLen(size, bn, c.block)
 			buf := make([]byte, want)
-			if c.readCached(obj, bn, want, buf, 0) {
+			if c.readCached(obj, bn, want, [][]byte{buf}, 0) {
 				return buf, nil
 			}
 			calls := c.fetchSpan(ctx, name, obj, size, bn, 1, true)
@@ -661,6 +712,7 @@ func (c *DiskCache) Invalidate(name string, off, n int64) {
 			c.removeLocked(el)
 			m = c.objects[obj]
 		} else {
+			c.files.Forget(c.path(obj, bn))
 			os.Remove(c.path(obj, bn))
 		}
 	}

@@ -200,3 +200,102 @@ func TestCorruptCachedChunkIsFetchedAgain(t *testing.T) {
 		t.Fatalf("read after corruption: %v", err)
 	}
 }
+
+// TestCorruptCachedBlockReadIntoIsFetchedAgain damages every cached block
+// while the cache keeps the block files open: ReadChunkInto (the mount's
+// read path) notices the digest mismatch, drops the blocks and fetches the
+// chunk again, and the caller gets the right bytes.
+func TestCorruptCachedBlockReadIntoIsFetchedAgain(t *testing.T) {
+	ctx := context.Background()
+	data := randomBytes(9, 300<<10)
+	b, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cdir := t.TempDir()
+	cb := &counting{Backend: b}
+	d, err := cache.OpenDiskCache(cb, cdir, cache.DiskCacheOptions{BlockSize: 64 << 10, ReadAhead: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	s, err := cache.NewStore(d, t.TempDir()+"/index.db", cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.NewWriter()
+	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	readAll := func() {
+		t.Helper()
+		var off int64
+		for _, c := range f.Chunks {
+			dst := make([]byte, c.Size)
+			if err := s.ReadChunkInto(ctx, c, dst); err != nil {
+				t.Fatalf("chunk at %d: %v", off, err)
+			}
+			if !bytes.Equal(dst, data[off:off+c.Size]) {
+				t.Fatalf("chunk at %d: wrong bytes", off)
+			}
+			off += c.Size
+		}
+	}
+	readAll() // fills the cache, and opens its block files
+	if n := corruptFiles(t, cdir); n == 0 {
+		t.Fatal("nothing cached")
+	}
+	readAll()
+	// Once repaired, the blocks are read from the cache: a block file the
+	// cache kept open is closed when its block is dropped, never read again.
+	before := cb.gets.Load()
+	readAll()
+	if n := cb.gets.Load() - before; n != 0 {
+		t.Fatalf("%d fetches after the repair, want 0", n)
+	}
+}
+
+// TestDiskCacheReadRange reads ranges that cross blocks into several
+// buffers, from a cold and a warm cache.
+func TestDiskCacheReadRange(t *testing.T) {
+	ctx := context.Background()
+	data := randomBytes(11, 64<<10)
+	cb := newCounting(t, data)
+	d, err := cache.OpenDiskCache(cb, t.TempDir(), cache.DiskCacheOptions{BlockSize: 4 << 10, ReadAhead: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, tc := range []struct {
+		name  string
+		off   int64
+		sizes []int
+	}{
+		{"OneBlock", 100, []int{1, 200}},
+		{"AcrossBlocks", 4000, []int{1, 9000, 5}},
+		{"EmptyBufs", 8192, []int{0, 10, 0}},
+		{"ToTheEnd", 64<<10 - 4097, []int{1, 4096}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for pass := 0; pass < 2; pass++ { // cold, then cached
+				var bufs [][]byte
+				for _, n := range tc.sizes {
+					bufs = append(bufs, make([]byte, n))
+				}
+				if err := d.ReadRange(ctx, "packs/aa/p", tc.off, bufs...); err != nil {
+					t.Fatal(err)
+				}
+				if got := bytes.Join(bufs, nil); !bytes.Equal(got, data[tc.off:tc.off+int64(len(got))]) {
+					t.Fatalf("pass %d: wrong bytes", pass)
+				}
+			}
+		})
+	}
+	if err := d.ReadRange(ctx, "packs/aa/p", 64<<10-10, make([]byte, 11)); err == nil {
+		t.Fatal("ReadRange past the end: no error")
+	}
+}

@@ -561,6 +561,89 @@ func (s *Store) ReadChunk(ctx context.Context, c Chunk, dst []byte) ([]byte, err
 	}
 }
 
+// rangeReader is a backend that reads stored bytes into the caller's
+// buffers (storage.Local, DiskCache), so a chunk can be read without an
+// allocation or a copy.
+type rangeReader interface {
+	ReadRange(ctx context.Context, name string, off int64, bufs ...[]byte) error
+}
+
+// ReadChunkInto reads chunk c into dst, which must be c.Size bytes long,
+// and verifies it against its digest; on an error dst holds garbage. Over a
+// backend that reads into buffers (storage.Local, DiskCache), a chunk
+// stored raw is read straight into dst and a compressed one is decoded
+// into it: no allocation and no copy, which is most of what a cold read
+// through the mount cost besides the hash (docs/mount-bench.md). Bytes
+// that fail verification are dropped from a caching backend and read once
+// more, as in ReadChunk.
+func (s *Store) ReadChunkInto(ctx context.Context, c Chunk, dst []byte) error {
+	if int64(len(dst)) != c.Size {
+		return fmt.Errorf("cache: chunk %s is %d bytes, not %d", c.Digest, c.Size, len(dst))
+	}
+	rr, ok := s.obj.(rangeReader)
+	if !ok {
+		data, err := s.ReadChunk(ctx, c, nil)
+		if err == nil {
+			copy(dst, data)
+		}
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		err := readChunkInto(ctx, rr, c, dst)
+		inv, ok := s.obj.(invalidator)
+		if err == nil || attempt > 0 || !ok || !errors.Is(err, ErrCorrupt) {
+			return err
+		}
+		inv.Invalidate(packName(c.Pack), c.Off, c.Len)
+	}
+}
+
+func readChunkInto(ctx context.Context, rr rangeReader, c Chunk, dst []byte) error {
+	if c.Len < 1 {
+		return fmt.Errorf("%w: chunk %s is empty", ErrCorrupt, c.Digest)
+	}
+	var codec [1]byte
+	body := c.Len - 1
+	// encodeChunk keeps the compressed form only when it is shorter: a
+	// body as long as the data is the data.
+	if body == c.Size {
+		if err := rr.ReadRange(ctx, packName(c.Pack), c.Off, codec[:], dst); err != nil {
+			return fmt.Errorf("chunk %s: %w", c.Digest, err)
+		}
+		if codec[0] != codecRaw {
+			return fmt.Errorf("%w: chunk %s: codec %d for a body as long as the data", ErrCorrupt, c.Digest, codec[0])
+		}
+	} else {
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		if int64(cap(*bp)) < body {
+			*bp = make([]byte, body)
+		}
+		src := (*bp)[:body]
+		if err := rr.ReadRange(ctx, packName(c.Pack), c.Off, codec[:], src); err != nil {
+			return fmt.Errorf("chunk %s: %w", c.Digest, err)
+		}
+		if codec[0] != codecZstd {
+			return fmt.Errorf("%w: chunk %s: codec %d for a body shorter than the data", ErrCorrupt, c.Digest, codec[0])
+		}
+		// The cap keeps a damaged frame from writing past dst.
+		out, err := decoder.DecodeAll(src, dst[:0:len(dst)])
+		if err != nil {
+			return fmt.Errorf("%w: chunk %s: %v", ErrCorrupt, c.Digest, err)
+		}
+		if len(out) != len(dst) {
+			return fmt.Errorf("%w: chunk %s decodes to %d bytes, not %d", ErrCorrupt, c.Digest, len(out), len(dst))
+		}
+		if len(out) > 0 && &out[0] != &dst[0] { // the decoder chose a buffer of its own
+			copy(dst, out)
+		}
+	}
+	if got := ref.Sum(dst); got != c.Digest {
+		return fmt.Errorf("%w: chunk %s has digest %s", ErrCorrupt, c.Digest, got)
+	}
+	return nil
+}
+
 // warmer is a caching backend that can fetch bytes in the background
 // (DiskCache).
 type warmer interface {

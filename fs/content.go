@@ -7,8 +7,10 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/ref"
 	"golang.org/x/sync/errgroup"
@@ -20,10 +22,12 @@ import (
 // Readers of many files share it, so its size bounds the memory reads use.
 type chunkCache struct {
 	content Content
-	warmer  warmer // nil when content has no cache to warm
+	warmer  warmer       // nil when content has no cache to warm
+	direct  directReader // nil when content cannot read into a buffer
 	max     int64
 	flight  singleflight.Group
-	ahead   chan struct{} // bounds prefetches in flight
+	storing chan struct{} // bounds chunks being stored in the kernel (storingTo)
+	stored  atomic.Int64  // chunks stored in the kernel's page cache
 
 	mu    sync.Mutex // guards lru, items, bytes, hits, misses
 	lru   *list.List // of *chunkItem, most recent first
@@ -39,15 +43,19 @@ type chunkItem struct {
 }
 
 func newChunkCache(c Content, max int64) *chunkCache {
-	cc := &chunkCache{content: c, max: max, ahead: make(chan struct{}, 16), lru: list.New(), items: map[ref.Digest]*list.Element{}}
+	cc := &chunkCache{content: c, max: max, storing: make(chan struct{}, storeInFlight), lru: list.New(), items: map[ref.Digest]*list.Element{}}
 	cc.warmer, _ = c.(warmer)
+	cc.direct, _ = c.(directReader)
 	return cc
 }
 
-// warmer is Content that can fetch chunks into a local cache in the
-// background (cache.Store over S3): a sequential reader asks it for the
-// chunks up to cache.WarmWindow ahead, where the chunk cache's own
-// prefetch reaches only a few chunks.
+// warmer is Content that can fetch chunks ahead of a sequential reader in
+// the background (cache.Store: into the disk cache over S3, into the page
+// cache over local storage). The reader asks for the chunks up to
+// cache.WarmWindow ahead; the kernel's own readahead (up to 16 MiB of
+// READs in flight) keeps the daemon busy meanwhile. A prefetch of chunks
+// into the chunk cache was dropped: it cost a copy and an allocation per
+// chunk for no gain (docs/mount-bench.md).
 type warmer interface {
 	Warm(chunks []cache.Chunk)
 }
@@ -80,11 +88,13 @@ func (cc *chunkCache) add(d ref.Digest, data []byte) {
 	}
 }
 
-// get returns the chunk's bytes; callers must not modify them.
-func (cc *chunkCache) get(ctx context.Context, c cache.Chunk) ([]byte, error) {
+// get returns the chunk's bytes, and whether this call read them from the
+// content rather than the cache; callers must not modify them.
+func (cc *chunkCache) get(ctx context.Context, c cache.Chunk) ([]byte, bool, error) {
 	if data := cc.lookup(c.Digest); data != nil {
-		return data, nil
+		return data, false, nil
 	}
+	fetched := false
 	res, err, _ := cc.flight.Do(string(c.Digest[:]), func() (any, error) {
 		if data := cc.lookup(c.Digest); data != nil {
 			return data, nil
@@ -98,31 +108,64 @@ func (cc *chunkCache) get(ctx context.Context, c cache.Chunk) ([]byte, error) {
 			return nil, err
 		}
 		cc.add(c.Digest, data)
+		fetched = true
 		return data, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return res.([]byte), nil
+	return res.([]byte), fetched, nil
 }
 
-// prefetch fetches c in the background unless enough prefetches are running.
-func (cc *chunkCache) prefetch(c cache.Chunk) {
-	cc.mu.Lock()
-	_, ok := cc.items[c.Digest]
-	cc.mu.Unlock()
-	if ok {
-		return
+// storeInFlight bounds the chunks being written into the kernel's page
+// cache at once; a random read that finds no slot just skips it.
+const storeInFlight = 8
+
+// storingTo makes r put each chunk a random read fetched into the page
+// cache of in (FUSE_NOTIFY_STORE), in the background: the kernel locks the
+// pages of a READ until the reply, so the READ's own goroutine must not
+// wait for the store. Only for inodes whose content never changes (a
+// version, and the latest name's inode, which is per version).
+func (r *fileReader) storingTo(in *fusefs.Inode) *fileReader {
+	cc := r.cc
+	r.store = func(off int64, data []byte) {
+		select {
+		case cc.storing <- struct{}{}:
+		default:
+			return
+		}
+		go func() {
+			defer func() { <-cc.storing }()
+			if errno := in.WriteCache(off, data); errno == 0 {
+				cc.stored.Add(1)
+			}
+		}()
 	}
-	select {
-	case cc.ahead <- struct{}{}:
-	default:
-		return
+	return r
+}
+
+// directReader is Content that reads a chunk into the caller's buffer
+// (cache.Store).
+type directReader interface {
+	ReadChunkInto(ctx context.Context, c cache.Chunk, dst []byte) error
+}
+
+// readInto fills dst (c.Size bytes) with the chunk: from the chunk cache if
+// it holds it, else read straight into dst without entering the cache,
+// since the kernel's page cache keeps what a READ returned.
+func (cc *chunkCache) readInto(ctx context.Context, c cache.Chunk, dst []byte) error {
+	if data := cc.lookup(c.Digest); data != nil {
+		copy(dst, data)
+		return nil
 	}
-	go func() {
-		defer func() { <-cc.ahead }()
-		cc.get(context.Background(), c)
-	}()
+	if cc.direct == nil {
+		data, _, err := cc.get(ctx, c)
+		if err == nil {
+			copy(dst, data)
+		}
+		return err
+	}
+	return cc.direct.ReadChunkInto(ctx, c, dst)
 }
 
 // CacheStats are the figures of the chunk cache.
@@ -132,16 +175,18 @@ type CacheStats struct {
 	Chunks int   `json:"chunks"`
 	Hits   int64 `json:"hits"`
 	Misses int64 `json:"misses"`
+	Stored int64 `json:"stored_in_kernel"` // chunks put into the kernel's page cache (storingTo)
 }
 
 func (cc *chunkCache) stats() CacheStats {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	return CacheStats{Bytes: cc.bytes, Max: cc.max, Chunks: cc.lru.Len(), Hits: cc.hits, Misses: cc.miss}
+	return CacheStats{Bytes: cc.bytes, Max: cc.max, Chunks: cc.lru.Len(), Hits: cc.hits, Misses: cc.miss, Stored: cc.stored.Load()}
 }
 
-// fileReader reads one file through the chunk cache. A read that continues
-// where the previous one ended prefetches the chunks after it.
+// fileReader reads one file: a chunk a READ covers whole is read straight
+// into the reply, the others through the chunk cache. A read that
+// continues where the previous one ended warms the content ahead of it.
 type fileReader struct {
 	cc      *chunkCache
 	f       cache.File
@@ -151,12 +196,12 @@ type fileReader struct {
 	next   int64      // where a sequential reader reads next
 	warmTo int64      // the content is being fetched up to here
 	window int64      // how far ahead to warm: grows with what is read
-	streak int        // sequential READs in a row: prefetch from the second
-}
 
-// readAhead is how many chunks past a READ a sequential reader fetches
-// ahead (2 MiB of 64 KiB chunks: two of the kernel's 1 MiB READs).
-const readAhead = 32
+	// store, if set, is given each chunk that a random read fetched and
+	// verified, to put all of it into the kernel's page cache: the next
+	// small reads in that chunk are then answered by the kernel.
+	store func(off int64, data []byte)
+}
 
 // seqSlack is how far from where the last read ended a read may start and
 // still count as sequential.
@@ -201,47 +246,48 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 	} else {
 		r.next, r.window, r.warmTo = end, 0, 0
 	}
-	if sequential {
-		r.streak++
-	} else {
-		r.streak = 0
-	}
-	ahead := sequential && r.streak >= 2 // a random read near the last one is not a stream
 	r.mu.Unlock()
 	if len(warm) > 0 {
 		r.cc.warmer.Warm(warm)
 	}
+	end = min(end, r.f.Size)
 	last := sort.Search(len(r.offsets), func(j int) bool { return r.offsets[j] >= end })
-	if last-i > 1 {
-		// A READ spans many chunks (1 MiB is 16 of them): fetch, verify
-		// and decode them on every core at once, not one after another.
+	// A READ spans many chunks (1 MiB is 16 of them): fetch, verify and
+	// decode them on every core at once. A chunk that lies wholly inside
+	// the READ is read straight into p; the ones it shares with the READs
+	// before and after go through the chunk cache.
+	fill := func(j int) error {
+		c, cs := r.f.Chunks[j], r.offsets[j]
+		lo, hi := max(cs, off), min(cs+c.Size, end)
+		dst := p[lo-off : hi-off]
+		if lo == cs && hi == cs+c.Size {
+			return r.cc.readInto(ctx, c, dst)
+		}
+		d, fetched, err := r.cc.get(ctx, c)
+		if err != nil {
+			return err
+		}
+		copy(dst, d[lo-cs:])
+		if fetched && !sequential && r.store != nil {
+			r.store(cs, d)
+		}
+		return nil
+	}
+	if last-i == 1 {
+		if err := fill(i); err != nil {
+			return 0, err
+		}
+	} else {
 		var g errgroup.Group
 		g.SetLimit(runtime.GOMAXPROCS(0))
-		for j := i + 1; j < last; j++ {
-			g.Go(func() error { _, err := r.cc.get(ctx, r.f.Chunks[j]); return err })
+		for j := i; j < last; j++ {
+			g.Go(func() error { return fill(j) })
 		}
-		_, err := r.cc.get(ctx, r.f.Chunks[i])
-		if gerr := g.Wait(); err == nil {
-			err = gerr
-		}
-		if err != nil {
+		if err := g.Wait(); err != nil {
 			return 0, err
 		}
 	}
-	n := 0
-	for n < len(p) && i < len(r.offsets) {
-		d, err := r.cc.get(ctx, r.f.Chunks[i])
-		if err != nil {
-			return n, err
-		}
-		n += copy(p[n:], d[off+int64(n)-r.offsets[i]:])
-		i++
-	}
-	if ahead {
-		for j := i; j < len(r.f.Chunks) && j < i+readAhead; j++ {
-			r.cc.prefetch(r.f.Chunks[j])
-		}
-	}
+	n := int(end - off)
 	if n < len(p) {
 		return n, io.EOF
 	}

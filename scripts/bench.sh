@@ -41,6 +41,9 @@ fi
 if section mount; then
   echo "## Mount: go test -bench BenchmarkMount ./fs/ (root, /dev/fuse)"
   go test -run XXX -bench 'BenchmarkMount' -benchtime 1x -timeout 60m ./fs/
+  # The same reads through the real daemon, with its CPU per cold read.
+  echo "## Mount reads: scripts/read-bench.sh (root)"
+  scripts/read-bench.sh bin/lamina
 fi
 if section s3; then
   # S3 (issue 8) against versitygw on 127.0.0.1 (started by the benchmarks,

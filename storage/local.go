@@ -25,7 +25,7 @@ type Local struct {
 	mu   sync.Mutex // guards dirs
 	dirs map[string]bool
 
-	open *fdCache // objects kept open for ranged reads
+	open *OpenFiles // objects kept open for ranged reads
 }
 
 const tmpMarker = ".tmp-"
@@ -39,7 +39,7 @@ func OpenLocal(root string) (*Local, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: create root: %w", err)
 	}
-	return &Local{root: abs, dirs: map[string]bool{}, open: newFDCache(64)}, nil
+	return &Local{root: abs, dirs: map[string]bool{}, open: NewOpenFiles(64)}, nil
 }
 
 // Root returns the absolute path of the storage root.
@@ -92,7 +92,7 @@ func (l *Local) Put(ctx context.Context, name string, data []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("storage: put %s: %w", name, err)
 	}
-	l.open.forget(p)
+	l.open.Forget(p)
 	return nil
 }
 
@@ -131,6 +131,48 @@ func (l *Local) GetRange(ctx context.Context, name string, off, n int64) ([]byte
 	return b, nil
 }
 
+// ReadRange reads the object's bytes at off into bufs, one after another,
+// with one preadv and no allocation: the content store reads a chunk's
+// codec byte and its body straight into the caller's buffers this way. An
+// object shorter than the bufs is an error.
+func (l *Local) ReadRange(ctx context.Context, name string, off int64, bufs ...[]byte) error {
+	p, err := l.path(name)
+	if err != nil {
+		return err
+	}
+	err = l.open.ReadAt(p, bufs, off)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: get %s [%d]: %w", name, off, err)
+	}
+	return nil
+}
+
+// Warm asks the kernel to read n bytes at off of the object into the page
+// cache in the background (posix_fadvise WILLNEED). A file's chunks lie in
+// its packs out of file order, so a sequential reader of the file reads
+// each pack in 64 KiB pieces at scattered offsets, which the kernel's own
+// readahead does not follow: each piece was a synchronous disk read. The
+// content store calls Warm for the merged ranges ahead of such a reader
+// (docs/mount-bench.md). Errors are ignored: the read that follows reports
+// them.
+func (l *Local) Warm(name string, off, n int64) {
+	p, err := l.path(name)
+	if err != nil || n <= 0 || off < 0 {
+		return
+	}
+	of, err := l.open.acquire(p)
+	if err != nil {
+		return
+	}
+	defer l.open.release(of)
+	if rc, err := of.f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = unix.Fadvise(int(fd), off, n, unix.FADV_WILLNEED) })
+	}
+}
+
 func (l *Local) Stat(ctx context.Context, name string) (Info, error) {
 	p, err := l.path(name)
 	if err != nil {
@@ -151,7 +193,7 @@ func (l *Local) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	l.open.forget(p)
+	l.open.Forget(p)
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("storage: delete %s: %w", name, err)
 	}

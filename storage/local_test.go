@@ -58,3 +58,37 @@ func TestLocalRejectsBadNames(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalReadRange reads into several buffers at once; a range past the
+// end and a missing object are errors, and a replaced object is read anew
+// (the backend keeps files open).
+func TestLocalReadRange(t *testing.T) {
+	ctx := context.Background()
+	b, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("0123456789abcdefghij")
+	if err := b.Put(ctx, "packs/aa/p", data); err != nil {
+		t.Fatal(err)
+	}
+	one, rest, empty := make([]byte, 1), make([]byte, 12), []byte{}
+	if err := b.ReadRange(ctx, "packs/aa/p", 3, one, empty, rest); err != nil {
+		t.Fatal(err)
+	}
+	if string(one)+string(rest) != "3456789abcdef" {
+		t.Fatalf("ReadRange = %q %q", one, rest)
+	}
+	if err := b.ReadRange(ctx, "packs/aa/p", 15, make([]byte, 6)); err == nil {
+		t.Fatal("ReadRange past the end: no error")
+	}
+	if err := b.ReadRange(ctx, "packs/aa/none", 0, one); !storage.IsNotFound(err) {
+		t.Fatalf("ReadRange of a missing object: %v, want not found", err)
+	}
+	if err := b.Put(ctx, "packs/aa/p", []byte("ZYXWVUTSRQ")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ReadRange(ctx, "packs/aa/p", 0, one); err != nil || one[0] != 'Z' {
+		t.Fatalf("ReadRange after a Put = %q, %v; want the new bytes", one, err)
+	}
+}
