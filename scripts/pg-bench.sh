@@ -4,7 +4,10 @@
 #     conformance workload, 8 writers on two handles, and the curation
 #     issue's Find/Search/List on 100,000 annotated versions (Queries100k:
 #     building them in bbolt and loading them into PostgreSQL takes ~10 min
-#     here; PGBENCH='ByKey|Children' skips it). Beside ns/op: cpu-us/op
+#     here; PGBENCH='ByKey|Children' skips it, LAMINA_QUERIES_N=20000
+#     shrinks it). postgres-cached is a store whose Listen runs, as in a
+#     mount daemon: its lookups are cached (hit% says how many were
+#     answered so). Beside ns/op: cpu-us/op
 #     (this process) and srv-us/op (the local server's processes), which
 #     move less with the machine's load than wall time;
 #  2. 8 writer processes on two mounts (two workstations: own XDG folders,

@@ -67,6 +67,45 @@ func stores(b *testing.B) []store {
 			b.Cleanup(func() { x.Close(); y.Close() })
 			return x, y
 		}},
+		{"postgres-cached", func(b *testing.B) (catalog.Catalog, catalog.Catalog) {
+			// As a mount daemon runs it: listening, so lookups are cached.
+			u := pgtest.URL(b)
+			return listeningStore(b, u), listeningStore(b, u)
+		}},
+	}
+}
+
+// listeningStore opens a store on u whose Listen runs until b ends, and
+// waits until its lookup cache serves.
+func listeningStore(b *testing.B, u string) *postgres.Store {
+	s, err := postgres.Open(context.Background(), u, postgres.Options{MaxConns: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Listen(ctx, func([]string) {}); close(done) }()
+	b.Cleanup(func() { cancel(); <-done; s.Close() })
+	for i := 0; ; i++ {
+		if _, _, ok := s.LookupStats(); ok {
+			return s
+		}
+		if i == 400 {
+			b.Fatal("the lookup cache never served")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// reportHits reports the share of lookups the cache of c answered since
+// the timer was last reset (cpuMeter's start).
+func reportHits(b *testing.B, c catalog.Catalog, m *cpuMeter) {
+	if s, ok := c.(*postgres.Store); ok {
+		hits, misses, _ := s.LookupStats()
+		hits, misses = hits-m.hits, misses-m.misses
+		if hits+misses > 0 {
+			b.ReportMetric(100*float64(hits)/float64(hits+misses), "hit%")
+		}
 	}
 }
 
@@ -77,12 +116,16 @@ func stores(b *testing.B) []store {
 type cpuMeter struct {
 	postmaster   int // 0: no server to count
 	self, server time.Duration
+	hits, misses int64 // of the lookup cache, for reportHits
 }
 
-func startCPU(b *testing.B, store string) *cpuMeter {
+func startCPU(b *testing.B, store string, c catalog.Catalog) *cpuMeter {
 	m := &cpuMeter{}
-	if store == "postgres" {
+	if strings.HasPrefix(store, "postgres") {
 		m.postmaster = postmaster(b)
+	}
+	if s, ok := c.(*postgres.Store); ok {
+		m.hits, m.misses, _ = s.LookupStats()
 	}
 	m.self, m.server = selfCPU(), serverCPU(m.postmaster)
 	return m
@@ -180,7 +223,7 @@ func BenchmarkByKey(b *testing.B) {
 			c, _ := s.open(b)
 			fill(b, c, 10000)
 			ctx := context.Background()
-			m := startCPU(b, s.name)
+			m := startCPU(b, s.name, c)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				j := (i * 7919) % 10000
@@ -189,6 +232,35 @@ func BenchmarkByKey(b *testing.B) {
 				}
 			}
 			m.report(b)
+			reportHits(b, c, m)
+		})
+	}
+}
+
+// BenchmarkByKeyWarm is BenchmarkByKey on keys looked up before (a mount
+// stat-ing the files it works on again): what a lookup cache answers.
+func BenchmarkByKeyWarm(b *testing.B) {
+	for _, s := range stores(b) {
+		b.Run(s.name, func(b *testing.B) {
+			c, _ := s.open(b)
+			fill(b, c, 10000)
+			ctx := context.Background()
+			lookup := func(i int) {
+				j := (i * 7919) % 10000
+				if _, err := c.ByKey(ctx, fmt.Sprintf("d%02d/s%03d/f%d.txt", j%50, j%700, j), 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := 0; i < 10000; i++ {
+				lookup(i)
+			}
+			m := startCPU(b, s.name, c)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				lookup(i)
+			}
+			m.report(b)
+			reportHits(b, c, m)
 		})
 	}
 }
@@ -200,7 +272,7 @@ func BenchmarkChildren(b *testing.B) {
 			c, _ := s.open(b)
 			fill(b, c, 10000)
 			ctx := context.Background()
-			m := startCPU(b, s.name)
+			m := startCPU(b, s.name, c)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, err := c.Children(ctx, fmt.Sprintf("d%02d/", i%50)); err != nil {
@@ -208,6 +280,7 @@ func BenchmarkChildren(b *testing.B) {
 				}
 			}
 			m.report(b)
+			reportHits(b, c, m)
 		})
 	}
 }
@@ -220,7 +293,7 @@ func BenchmarkWorkload(b *testing.B) {
 			c, _ := s.open(b)
 			fill(b, c, 1000)
 			ctx := context.Background()
-			m := startCPU(b, s.name)
+			m := startCPU(b, s.name, c)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				k := fmt.Sprintf("w/%d/a.txt", i)
@@ -245,6 +318,7 @@ func BenchmarkWorkload(b *testing.B) {
 				}
 			}
 			m.report(b)
+			reportHits(b, c, m)
 		})
 	}
 }
@@ -258,6 +332,7 @@ func BenchmarkTwoMountWriters(b *testing.B) {
 			ctx := context.Background()
 			var next atomic.Int64
 			var wg sync.WaitGroup
+			m := startCPU(b, s.name, x)
 			b.ResetTimer()
 			for w := 0; w < 8; w++ {
 				c := x
@@ -282,11 +357,13 @@ func BenchmarkTwoMountWriters(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "saves/s")
+			m.report(b)
 		})
 	}
 }
 
-// BenchmarkQueries100k: the curation issue's query benchmarks
+// BenchmarkQueries100k (LAMINA_QUERIES_N versions instead of 100,000
+// if set): the curation issue's query benchmarks
 // (catalog/annotate_bench_test.go, docs/annotate-bench.md) on both stores:
 // 100,000 versions with 5 feature values, 3 labels and 2 cell-type terms
 // each, built once in bbolt (catalogtest.BuildAnnotated) and loaded into
@@ -297,7 +374,11 @@ func BenchmarkQueries100k(b *testing.B) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "catalog.db")
 	start := time.Now()
-	catalogtest.BuildAnnotated(b, path, 100000)
+	n := 100000
+	if e, err := strconv.Atoi(os.Getenv("LAMINA_QUERIES_N")); err == nil && e > 0 {
+		n = e // a smaller catalog, for profiling
+	}
+	catalogtest.BuildAnnotated(b, path, n)
 	built := time.Since(start)
 	src, err := catalog.OpenBolt(path, catalog.BoltOptions{})
 	if err != nil {
@@ -325,7 +406,7 @@ func BenchmarkQueries100k(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("built in bbolt in %s, loaded %d records into PostgreSQL in %s", built.Round(time.Second), len(recs), time.Since(start).Round(time.Second))
-	pgtest.Exec(b, u, `ANALYZE`)
+	pgtest.Exec(b, u, `VACUUM ANALYZE`) // as autovacuum would, after a load
 	// A held file is locked for its holder: the held store gets a copy.
 	raw, err := os.ReadFile(path)
 	if err != nil {

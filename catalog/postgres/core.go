@@ -65,11 +65,12 @@ func artifactByKey(ctx context.Context, tx pgx.Tx, key string) (*artifact, error
 	return scanArtifact(tx.QueryRow(ctx, `SELECT `+artifactCols+` FROM artifacts WHERE key = $1`, key))
 }
 
+const putArtifactSQL = `INSERT INTO artifacts (` + artifactCols + `) VALUES ($1, $2, $3, $4, $5, $6)
+	ON CONFLICT (stem) DO UPDATE SET key = EXCLUDED.key, kind = EXCLUDED.kind, versions = EXCLUDED.versions,
+	latest = EXCLUDED.latest, trashed_at = EXCLUDED.trashed_at`
+
 func putArtifact(ctx context.Context, tx pgx.Tx, a *artifact) error {
-	_, err := tx.Exec(ctx, `INSERT INTO artifacts (`+artifactCols+`) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (stem) DO UPDATE SET key = EXCLUDED.key, kind = EXCLUDED.kind, versions = EXCLUDED.versions,
-		latest = EXCLUDED.latest, trashed_at = EXCLUDED.trashed_at`,
-		a.Stem, a.Key, a.Kind, a.Versions, a.Latest, nsPtr(a.TrashedAt))
+	_, err := tx.Exec(ctx, putArtifactSQL, a.Stem, a.Key, a.Kind, a.Versions, a.Latest, nsPtr(a.TrashedAt))
 	return err
 }
 
@@ -99,8 +100,16 @@ func decode(raw []byte) (Version, error) {
 type Version = catalog.Version
 
 func version(ctx context.Context, tx pgx.Tx, uid string) (Version, bool, error) {
+	return scanVersion(tx.QueryRow(ctx, `SELECT rec FROM versions WHERE uid = $1`, uid))
+}
+
+func versionForUpdate(ctx context.Context, tx pgx.Tx, uid string) (Version, bool, error) {
+	return scanVersion(tx.QueryRow(ctx, `SELECT rec FROM versions WHERE uid = $1 FOR UPDATE`, uid))
+}
+
+func scanVersion(row pgx.Row) (Version, bool, error) {
 	var raw []byte
-	err := tx.QueryRow(ctx, `SELECT rec FROM versions WHERE uid = $1`, uid).Scan(&raw)
+	err := row.Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Version{}, false, nil
 	}
@@ -165,26 +174,49 @@ func ancestors(key string) []string {
 	return out
 }
 
-// checkPlace refuses a key that would sit under a live file or over live
-// keys (and, checkEntries, where a folder or link is).
+// placeSQL finds, in one statement, why key ($1) may not become a file:
+// a folder or link at key, a link above it ($2: its ancestors) or a live
+// file above it (the shortest first), a folder, link or live key below it
+// ($3, $4 bound key/). The reason with the smallest number wins, as the
+// checks of Bolt's checkPlace come one after another.
+const placeSQL = `SELECT reason, key FROM (
+	(SELECT 1 AS reason, key FROM folders WHERE key = $1)
+	UNION ALL (SELECT 2, key FROM links WHERE key = $1)
+	UNION ALL (SELECT 3, key FROM links WHERE key = ANY($2) ORDER BY length(key) LIMIT 1)
+	UNION ALL (SELECT 4, key FROM folders WHERE key >= $3 AND key < $4 ORDER BY key LIMIT 1)
+	UNION ALL (SELECT 5, key FROM links WHERE key >= $3 AND key < $4 ORDER BY key LIMIT 1)
+	UNION ALL (SELECT 6, key FROM artifacts WHERE key = ANY($2) AND latest > 0 ORDER BY length(key) LIMIT 1)
+	UNION ALL (SELECT 7, key FROM artifacts WHERE key >= $3 AND key < $4 AND latest > 0 ORDER BY key LIMIT 1)
+) c ORDER BY reason LIMIT 1`
+
+// checkPlace refuses a key that would sit under a live file or a link,
+// over live keys, folders or links, or where a folder or link is.
 func checkPlace(ctx context.Context, tx pgx.Tx, key string) error {
-	if err := checkEntries(ctx, tx, key); err != nil {
-		return err
-	}
-	if as := ancestors(key); len(as) > 0 {
-		if k, ok, err := exists(ctx, tx, `SELECT key FROM artifacts WHERE key = ANY($1) AND latest > 0 ORDER BY length(key) LIMIT 1`, as); err != nil {
-			return err
-		} else if ok {
-			return errorf(ErrConflict, "%q cannot be saved: %q is a file, not a folder", key, k)
-		}
+	as := ancestors(key)
+	if as == nil {
+		as = []string{}
 	}
 	p := key + "/"
-	if k, ok, err := exists(ctx, tx, `SELECT key FROM artifacts WHERE key >= $1 AND key < $2 AND latest > 0 ORDER BY key LIMIT 1`, p, upper(p)); err != nil {
-		return err
-	} else if ok {
-		return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, k)
+	var reason int
+	var k string
+	err := tx.QueryRow(ctx, placeSQL, key, as, p, upper(p)).Scan(&reason, &k)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
 	}
-	return nil
+	if err != nil {
+		return err
+	}
+	switch reason {
+	case 1:
+		return errorf(ErrConflict, "%q cannot be saved: it is a folder", key)
+	case 2:
+		return errorf(ErrConflict, "%q cannot be saved: it is a symbolic link", key)
+	case 3:
+		return errorf(ErrConflict, "%q cannot be saved: %q is a symbolic link, not a folder", key, k)
+	case 6:
+		return errorf(ErrConflict, "%q cannot be saved: %q is a file, not a folder", key, k)
+	}
+	return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, k)
 }
 
 func (s *Store) Save(ctx context.Context, nvs []catalog.NewVersion) ([]catalog.Saved, error) {
@@ -194,7 +226,7 @@ func (s *Store) Save(ctx context.Context, nvs []catalog.NewVersion) ([]catalog.S
 		}
 	}
 	var out []catalog.Saved
-	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+	err := s.writeKeys(ctx, keysOf(nvs), func(tx pgx.Tx, changed func(...string)) error {
 		out = out[:0]
 		for _, nv := range nvs {
 			sv, err := save(ctx, tx, nv)
@@ -214,8 +246,44 @@ func (s *Store) Save(ctx context.Context, nvs []catalog.NewVersion) ([]catalog.S
 	return out, nil
 }
 
+// saveStateSQL reads what a save decides on in one statement: the key's
+// artifact and, if its latest live version has the digest saved ($2),
+// that version.
+const saveStateSQL = `SELECT a.stem, a.key, a.kind, a.versions, a.latest, a.trashed_at,
+	CASE WHEN v.rec->>'digest' = $2 THEN v.rec END
+	FROM artifacts a LEFT JOIN versions v ON v.stem = a.stem AND v.n = a.latest
+	WHERE a.key = $1`
+
+// saveState returns key's artifact (nil: none) and its latest live version
+// when that has digest d (nil: none has).
+func saveState(ctx context.Context, tx pgx.Tx, key string, d ref.Digest) (*artifact, []byte, error) {
+	var a artifact
+	var trashed *int64
+	var same []byte
+	err := tx.QueryRow(ctx, saveStateSQL, key, d.String()).Scan(&a.Stem, &a.Key, &a.Kind, &a.Versions, &a.Latest, &trashed, &same)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if trashed != nil {
+		t := fromNS(*trashed)
+		a.TrashedAt = &t
+	}
+	return &a, same, nil
+}
+
+func keysOf(nvs []catalog.NewVersion) []string {
+	keys := make([]string, len(nvs))
+	for i, nv := range nvs {
+		keys[i] = nv.Key
+	}
+	return keys
+}
+
 func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved, error) {
-	a, err := artifactByKey(ctx, tx, nv.Key)
+	a, same, err := saveState(ctx, tx, nv.Key, nv.Digest)
 	if err != nil {
 		return catalog.Saved{}, err
 	}
@@ -233,16 +301,14 @@ func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved,
 	} else if a.Kind != nv.Kind {
 		return catalog.Saved{}, errorf(catalog.ErrKind, "%q holds a %s artifact; a %s cannot be saved as a new version of it", nv.Key, a.Kind, nv.Kind)
 	}
-	if a.Latest > 0 {
-		latest, _, err := version(ctx, tx, ref.VersionUID(a.Stem, a.Latest))
-		if err != nil {
+	if same != nil {
+		latest, err := decode(same)
+		return catalog.Saved{Version: latest, Unchanged: true}, err
+	}
+	if a.Latest == 0 {
+		if err := checkPlace(ctx, tx, nv.Key); err != nil {
 			return catalog.Saved{}, err
 		}
-		if latest.Digest == nv.Digest {
-			return catalog.Saved{Version: latest, Unchanged: true}, nil
-		}
-	} else if err := checkPlace(ctx, tx, nv.Key); err != nil {
-		return catalog.Saved{}, err
 	}
 	a.Versions++
 	a.Latest = a.Versions
@@ -255,30 +321,38 @@ func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved,
 		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode,
 	}
 	v.Shape, v.Columns = nv.Shape, nv.Columns
-	if err := putArtifact(ctx, tx, a); err != nil {
-		return catalog.Saved{}, err
-	}
-	if err := insertVersion(ctx, tx, v, true); err != nil {
-		return catalog.Saved{}, err
-	}
-	if err := putWords(ctx, tx, v, catalog.Annotations{}); err != nil { // annotate.go
-		return catalog.Saved{}, err
-	}
-	return catalog.Saved{Version: v}, nil
+	return catalog.Saved{Version: v}, addVersion(ctx, tx, a, v)
 }
 
-func insertVersion(ctx context.Context, tx pgx.Tx, v Version, outbox bool) error {
+// addVersion records a new version v of artifact a (updated) in one
+// round trip: the artifact, the version, its outbox entry and its search
+// words.
+func addVersion(ctx context.Context, tx pgx.Tx, a *artifact, v Version) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO versions (uid, stem, n, trashed, rec) VALUES ($1, $2, $3, $4, $5)`,
-		v.UID, v.Stem(), v.Version, v.Trashed, raw); err != nil {
+	var b pgx.Batch
+	b.Queue(putArtifactSQL, a.Stem, a.Key, a.Kind, a.Versions, a.Latest, nsPtr(a.TrashedAt))
+	b.Queue(insertVersionSQL, v.UID, v.Stem(), v.Version, v.Trashed, raw)
+	b.Queue(insertOutboxSQL, v.UID)
+	if words, weights, fields := wordRows(v, catalog.Annotations{}); len(words) > 0 { // annotate.go
+		b.Queue(insertWordsSQL, words, weights, fields, v.UID)
+	}
+	return tx.SendBatch(ctx, &b).Close()
+}
+
+const (
+	insertVersionSQL = `INSERT INTO versions (uid, stem, n, trashed, rec) VALUES ($1, $2, $3, $4, $5)`
+	insertOutboxSQL  = `INSERT INTO outbox (uid) VALUES ($1) ON CONFLICT DO NOTHING`
+)
+
+func insertVersion(ctx context.Context, tx pgx.Tx, v Version) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
 		return err
 	}
-	if outbox {
-		_, err = tx.Exec(ctx, `INSERT INTO outbox (uid) VALUES ($1) ON CONFLICT DO NOTHING`, v.UID)
-	}
+	_, err = tx.Exec(ctx, insertVersionSQL, v.UID, v.Stem(), v.Version, v.Trashed, raw)
 	return err
 }
 
@@ -325,7 +399,23 @@ const byKeySQL = `SELECT a.versions, a.latest, v.rec FROM artifacts a
 	LEFT JOIN versions v ON v.stem = a.stem AND v.n = (CASE WHEN $2 = 0 THEN a.latest ELSE $2 END)
 	WHERE a.key = $1`
 
+// ByKey is answered by the lookup cache while Listen runs (lookups.go),
+// unless ctx is catalog.Fresh.
 func (s *Store) ByKey(ctx context.Context, key string, n int) (Version, error) {
+	if !catalog.IsFresh(ctx) {
+		if a, ok := s.look.key(key, n); ok {
+			return cloneVersion(a.v), a.err
+		}
+	}
+	gen, caching := s.look.begin()
+	v, err := s.byKey(ctx, key, n)
+	if caching && (err == nil || errors.Is(err, ErrNotFound)) {
+		s.look.putKey(gen, key, n, keyAnswer{cloneVersion(v), err})
+	}
+	return v, err
+}
+
+func (s *Store) byKey(ctx context.Context, key string, n int) (Version, error) {
 	var versions, latest int
 	var raw []byte
 	err := s.pool.QueryRow(ctx, byKeySQL, key, n).Scan(&versions, &latest, &raw)
@@ -431,7 +521,7 @@ func entry(a *artifact, vs []Version) catalog.TrashEntry {
 
 func (s *Store) Trash(ctx context.Context, key string) (catalog.TrashEntry, error) {
 	var e catalog.TrashEntry
-	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+	err := s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
 		a, vs, err := setTrashed(ctx, tx, key, true)
 		if err != nil {
 			return err
@@ -448,7 +538,7 @@ func (s *Store) Trash(ctx context.Context, key string) (catalog.TrashEntry, erro
 
 func (s *Store) Restore(ctx context.Context, key string) (catalog.TrashEntry, error) {
 	var e catalog.TrashEntry
-	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+	err := s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
 		if a, err := artifactByKey(ctx, tx, key); err != nil {
 			return err
 		} else if a != nil && a.Latest == 0 {
@@ -506,7 +596,7 @@ func (s *Store) TrashList(ctx context.Context) ([]catalog.TrashEntry, error) {
 
 func (s *Store) Purge(ctx context.Context, key string) ([]Version, error) {
 	var out []Version
-	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+	err := s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
 		a, err := artifactByKey(ctx, tx, key)
 		if err != nil {
 			return err
@@ -598,7 +688,8 @@ UNION ALL SELECT 'l', key, NULL, target, mtime FROM links WHERE key >= $1 AND ke
 ORDER BY 1, 2`
 
 // Children is one statement (childrenSQL), so one round trip and one
-// snapshot without a transaction.
+// snapshot without a transaction; the lookup cache answers it while Listen
+// runs (lookups.go), unless ctx is catalog.Fresh.
 func (s *Store) Children(ctx context.Context, prefix string) (catalog.Dir, error) {
 	if err := ref.CheckPrefix(prefix); err != nil {
 		return catalog.Dir{}, err
@@ -606,6 +697,20 @@ func (s *Store) Children(ctx context.Context, prefix string) (catalog.Dir, error
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
+	if !catalog.IsFresh(ctx) {
+		if d, ok := s.look.dir(prefix); ok {
+			return cloneDir(d), nil
+		}
+	}
+	gen, caching := s.look.begin()
+	d, err := s.children(ctx, prefix)
+	if caching && err == nil {
+		s.look.putDir(gen, prefix, cloneDir(d))
+	}
+	return d, err
+}
+
+func (s *Store) children(ctx context.Context, prefix string) (catalog.Dir, error) {
 	rows, err := s.pool.Query(ctx, childrenSQL, prefix, upper(prefix), utf8.RuneCountInString(prefix)+1)
 	if err != nil {
 		return catalog.Dir{}, wrap(err)

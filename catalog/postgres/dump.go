@@ -121,7 +121,7 @@ func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 // rebuilding the indexes. A catalog that holds anything is refused
 // (catalog.ErrConflict). It is not retried: recs are read once.
 func (s *Store) Load(ctx context.Context, recs iter.Seq2[catalog.Record, error]) error {
-	return s.writeN(ctx, 1, func(tx pgx.Tx, changed func(...string)) error {
+	return s.writeN(ctx, 1, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx, changed func(...string)) error {
 		if _, full, err := exists(ctx, tx, `SELECT 'x' FROM artifacts UNION ALL SELECT 'x' FROM folders UNION ALL SELECT 'x' FROM links
 			UNION ALL SELECT 'x' FROM features UNION ALL SELECT 'x' FROM labels UNION ALL SELECT 'x' FROM collections
 			UNION ALL SELECT 'x' FROM transforms UNION ALL SELECT 'x' FROM runs LIMIT 1`); err != nil {
@@ -136,8 +136,13 @@ func (s *Store) Load(ctx context.Context, recs iter.Seq2[catalog.Record, error])
 			if err := load(ctx, tx, r); err != nil {
 				return err
 			}
-			if r.Artifact != nil {
+			switch {
+			case r.Artifact != nil:
 				changed(r.Artifact.Key)
+			case r.Folder != nil:
+				changed(r.Folder.Key)
+			case r.Link != nil:
+				changed(r.Link.Key)
 			}
 		}
 		return nil
@@ -160,7 +165,7 @@ func load(ctx context.Context, tx pgx.Tx, r catalog.Record) error {
 		a := artifact(*r.Artifact)
 		return putArtifact(ctx, tx, &a)
 	case r.Version != nil:
-		if err := insertVersion(ctx, tx, *r.Version, false); err != nil {
+		if err := insertVersion(ctx, tx, *r.Version); err != nil {
 			return err
 		}
 		return putWords(ctx, tx, *r.Version, catalog.Annotations{})

@@ -11,7 +11,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this build reads and writes.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migrations[i] brings a schema at version i to version i+1. Keys are
 // COLLATE "C": byte order, as bbolt sorts, so listings and prefix ranges
@@ -76,6 +76,10 @@ var migrations = []string{
 		origin text NOT NULL, keys text NOT NULL);
 	CREATE INDEX changes_xid ON changes (xid);
 	CREATE INDEX changes_at ON changes (at);`,
+	// 3→4: Search reads weight and fields from the words index itself
+	// (an index-only scan) instead of visiting a heap page per row.
+	`ALTER TABLE words DROP CONSTRAINT words_pkey;
+	ALTER TABLE words ADD PRIMARY KEY (word, uid) INCLUDE (weight, fields);`,
 }
 
 // migrate creates or upgrades the schema, one migration per transaction,

@@ -59,37 +59,6 @@ func isFolder(ctx context.Context, tx pgx.Tx, key string) (bool, error) {
 	return holds(ctx, tx, key)
 }
 
-// checkEntries refuses a file at key where a folder or a link is, or under
-// a link.
-func checkEntries(ctx context.Context, tx pgx.Tx, key string) error {
-	if ok, err := hasMarker(ctx, tx, key); err != nil {
-		return err
-	} else if ok {
-		return errorf(ErrConflict, "%q cannot be saved: it is a folder", key)
-	}
-	if l, err := link(ctx, tx, key); err != nil {
-		return err
-	} else if l != nil {
-		return errorf(ErrConflict, "%q cannot be saved: it is a symbolic link", key)
-	}
-	if as := ancestors(key); len(as) > 0 {
-		if k, ok, err := exists(ctx, tx, `SELECT key FROM links WHERE key = ANY($1) ORDER BY length(key) LIMIT 1`, as); err != nil {
-			return err
-		} else if ok {
-			return errorf(ErrConflict, "%q cannot be saved: %q is a symbolic link, not a folder", key, k)
-		}
-	}
-	p := key + "/"
-	for _, table := range []string{"folders", "links"} {
-		if k, ok, err := exists(ctx, tx, `SELECT key FROM `+table+` WHERE key >= $1 AND key < $2 ORDER BY key LIMIT 1`, p, upper(p)); err != nil {
-			return err
-		} else if ok {
-			return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, k)
-		}
-	}
-	return nil
-}
-
 // checkFree refuses a new folder or link at key where anything is, or
 // under a file or link.
 func checkFree(ctx context.Context, tx pgx.Tx, key string) error {
@@ -108,7 +77,7 @@ func (s *Store) Rename(ctx context.Context, from, to string) (Version, error) {
 		}
 	}
 	var v Version
-	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+	err := s.writeKeys(ctx, []string{from, to}, func(tx pgx.Tx, changed func(...string)) error {
 		var err error
 		v, err = rename(ctx, tx, from, to, time.Now().UTC())
 		changed(from, to)
@@ -250,7 +219,7 @@ func (s *Store) RenameFolder(ctx context.Context, from, to string) error {
 	if strings.HasPrefix(to+"/", from+"/") {
 		return errorf(ErrConflict, "cannot move folder %q into itself (%q)", from, to)
 	}
-	return s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+	return s.writeKeys(ctx, []string{from, to}, func(tx pgx.Tx, changed func(...string)) error {
 		if ok, err := isFolder(ctx, tx, from); err != nil {
 			return err
 		} else if !ok {
@@ -280,6 +249,13 @@ func (s *Store) RenameFolder(ctx context.Context, from, to string) error {
 		links, err := strings_(ctx, tx, `SELECT key FROM links WHERE key >= $1 AND key < $2 ORDER BY key`, p, upper(p))
 		if err != nil {
 			return err
+		}
+		markers, err := strings_(ctx, tx, `SELECT key FROM folders WHERE key >= $1 AND key < $2 ORDER BY key`, p, upper(p))
+		if err != nil {
+			return err
+		}
+		for _, k := range markers { // empty folders move too: listings change
+			changed(k, to+k[len(from):])
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM folders WHERE key = $1 OR key = $2`, to, from); err != nil {
 			return err
@@ -322,7 +298,7 @@ func strings_(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]string
 
 func (s *Store) SetAttrs(ctx context.Context, key string, at catalog.Attrs) (Version, error) {
 	var v Version
-	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+	err := s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
 		changed(key)
 		if l, err := link(ctx, tx, key); err != nil {
 			return err
@@ -354,7 +330,7 @@ func (s *Store) MakeFolder(ctx context.Context, key string) error {
 	if err := ref.CheckPrefix(key); err != nil || key == "" || strings.HasSuffix(key, "/") {
 		return errorf(ref.ErrBadKey, "bad folder name %q", key)
 	}
-	return s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+	return s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
 		if ok, err := hasMarker(ctx, tx, key); err != nil || ok {
 			return err
 		}
@@ -388,7 +364,7 @@ func (s *Store) MakeFolder(ctx context.Context, key string) error {
 
 func (s *Store) RemoveFolder(ctx context.Context, key string) error {
 	key = strings.TrimSuffix(key, "/")
-	return s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+	return s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
 		full, err := holds(ctx, tx, key)
 		if err != nil {
 			return err
@@ -412,7 +388,7 @@ func (s *Store) Symlink(ctx context.Context, key, target string) error {
 	if err := ref.CheckKey(key); err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+	return s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
 		if l, err := link(ctx, tx, key); err != nil {
 			return err
 		} else if l != nil {
@@ -428,7 +404,7 @@ func (s *Store) Symlink(ctx context.Context, key, target string) error {
 }
 
 func (s *Store) RemoveLink(ctx context.Context, key string) error {
-	return s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+	return s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM links WHERE key = $1`, key)
 		if err != nil {
 			return err
