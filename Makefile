@@ -2,6 +2,8 @@
 GO      ?= go
 VERSION ?= 0.1.0
 LDFLAGS := -s -w -X main.version=$(VERSION)
+# urfave/cli without its man-page generator (unused; its init cost every command ~2 ms)
+TAGS    := urfave_cli_no_docs
 PKGS    := ./...
 
 .PHONY: build test bench lint demo clean fuzz
@@ -9,7 +11,7 @@ PKGS    := ./...
 build: bin/lamina
 
 bin/lamina: $(shell find . -name '*.go' -not -path './demo/*') go.mod go.sum
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lamina ./cmd/lamina
+	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/lamina ./cmd/lamina
 
 # The whole suite, race detector on; real FUSE mounts and tmpfs need root.
 test:

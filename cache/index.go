@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/lamina-bio/lamina/ref"
@@ -21,6 +22,9 @@ import (
 //	blobs  digest(32) → pack id(16) | offset(8) | length(8)
 type Index struct {
 	path string
+	// mu orders this process's opens: bbolt retries a busy file lock only
+	// every 50 ms, so concurrent commits in one daemon queue here instead.
+	mu sync.RWMutex
 }
 
 var bBlobs = []byte("blobs")
@@ -53,6 +57,13 @@ func (ix *Index) with(write bool, fn func(tx *bolt.Tx) error) error {
 // withSync is with; a write without sync leaves the file to the page cache
 // (Index.sync makes it durable).
 func (ix *Index) withSync(write, sync bool, fn func(tx *bolt.Tx) error) error {
+	if write {
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+	} else {
+		ix.mu.RLock()
+		defer ix.mu.RUnlock()
+	}
 	db, err := bolt.Open(ix.path, 0o600, &bolt.Options{Timeout: 2 * time.Minute, ReadOnly: !write, NoSync: !sync})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("chunk index %s is locked by another lamina process", ix.path)

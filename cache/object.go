@@ -29,6 +29,9 @@ var (
 // encodeChunk returns the stored form of a chunk: compressed when that saves
 // at least 1/32 of its size, raw otherwise.
 func encodeChunk(dst, data []byte) []byte {
+	if !compressible(data) { // pack.go: no full attempt on incompressible data
+		return append(append(dst[:0], codecRaw), data...)
+	}
 	dst = append(dst[:0], codecZstd)
 	dst = encoder.EncodeAll(data, dst)
 	if len(dst)-1 < len(data)-len(data)/32 {

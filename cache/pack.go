@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/lamina-bio/lamina/ref"
@@ -135,4 +136,38 @@ func parseTrailer(tail []byte) ([]blobEntry, int, error) {
 		return nil, 0, fmt.Errorf("%w: pack trailer: %v", ErrCorrupt, err)
 	}
 	return es, n + 8, nil
+}
+
+// compressSample is the size of each of the three samples compressible
+// looks at.
+const compressSample = 2 << 10
+
+// compressible guesses whether zstd saves at least 1/32 of data: not when
+// the bytes of three samples (its start, middle and end) carry more than
+// 7.75 bits each (8 × 31/32), as random bytes and already-compressed
+// formats do, for then entropy coding cannot save 1/32 and such data
+// rarely repeats. A full attempt on such a chunk cost as much CPU time as
+// hashing it (docs/write-bench.md); the guess costs a few microseconds. A
+// wrong guess costs space only, at most the 1/32 rule's margin or what
+// repeats in the chunk.
+func compressible(data []byte) bool {
+	if len(data) <= 8*compressSample {
+		return true // small: the full attempt is cheap
+	}
+	var counts [256]int
+	mid := len(data)/2 - compressSample/2
+	for _, s := range [][]byte{data[:compressSample], data[mid : mid+compressSample], data[len(data)-compressSample:]} {
+		for _, c := range s {
+			counts[c]++
+		}
+	}
+	const n = 3 * compressSample
+	bits := 0.0
+	for _, c := range counts {
+		if c > 0 {
+			p := float64(c) / n
+			bits -= p * math.Log2(p)
+		}
+	}
+	return bits <= 7.75
 }

@@ -433,7 +433,10 @@ func (t txn) indexEntries(uid string, a Annotations) (feats, labels, terms [][]b
 	return feats, labels, terms, nil
 }
 
-func (t txn) index(v Version, a Annotations) error {
+func (t txn) index(v Version, a Annotations) error { return t.indexIn(v, a, nil) }
+
+// indexIn writes v's index entries, or adds them to b when not nil.
+func (t txn) indexIn(v Version, a Annotations, b *saveBatch) error {
 	f, l, tm, err := t.indexEntries(v.UID, a)
 	if err != nil {
 		return err
@@ -444,10 +447,16 @@ func (t txn) index(v Version, a Annotations) error {
 	}{{bFeatureIdx, f}, {bLabelIdx, l}, {bTermIdx, tm}} {
 		bk := t.tx.Bucket(x.b)
 		for _, k := range x.keys {
-			if err := bk.Put(k, []byte(v.Key)); err != nil {
+			if b != nil {
+				b.put(x.b, k, []byte(v.Key))
+			} else if err := bk.Put(k, []byte(v.Key)); err != nil {
 				return err
 			}
 		}
+	}
+	if b != nil {
+		t.deferWords(b, v, a)
+		return nil
 	}
 	return t.putWords(docWords(v, a))(v.UID)
 }
@@ -518,6 +527,16 @@ func docWords(v Version, a Annotations) map[string]wordEntry {
 		_ = name
 	}
 	return out
+}
+
+// deferWords adds v's word index entries to b.
+func (t txn) deferWords(b *saveBatch, v Version, a Annotations) {
+	if t.tx.Bucket(bWords) == nil {
+		return
+	}
+	for w, e := range docWords(v, a) {
+		b.put(bWords, idxKey([]byte(w), []byte(v.UID)), e[:])
+	}
 }
 
 func (t txn) putWords(ws map[string]wordEntry) func(uid string) error {

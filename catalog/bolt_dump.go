@@ -101,6 +101,9 @@ func (b *Bolt) Load(ctx context.Context, recs iter.Seq2[Record, error]) error {
 			}
 		}
 		t := txn{tx}
+		// Index entries are written sorted at the end, as in saveAll: the
+		// catalog is empty, so nothing in between reads or deletes them.
+		var idx saveBatch
 		for r, err := range recs {
 			if err != nil {
 				return err
@@ -108,15 +111,15 @@ func (b *Bolt) Load(ctx context.Context, recs iter.Seq2[Record, error]) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := t.load(r); err != nil {
+			if err := t.load(r, &idx); err != nil {
 				return err
 			}
 		}
-		return nil
+		return idx.flush(t)
 	})
 }
 
-func (t txn) load(r Record) error {
+func (t txn) load(r Record, b *saveBatch) error {
 	switch {
 	case r.Format != 0:
 		if r.Format > DumpFormat {
@@ -130,17 +133,13 @@ func (t txn) load(r Record) error {
 		return putJSON(t.tx.Bucket(bSchemas), []byte(r.Schema.Name), r.Schema)
 	case r.Artifact != nil:
 		a := artifact(*r.Artifact)
-		if err := t.tx.Bucket(bKeys).Put([]byte(a.Key), []byte(a.Stem)); err != nil {
-			return err
-		}
+		b.put(bKeys, []byte(a.Key), []byte(a.Stem)) // in stem order here: deferred
 		return putArtifact(t.tx.Bucket(bArtifacts), &a)
 	case r.Version != nil:
 		if err := putVersion(t.tx.Bucket(bVersions), *r.Version); err != nil {
 			return err
 		}
-		if err := t.afterSave(*r.Version); err != nil {
-			return err
-		}
+		t.deferWords(b, *r.Version, Annotations{})
 		return t.afterSaveRun(*r.Version) // bolt_runs.go
 	case r.Outbox != "":
 		return t.tx.Bucket(bOutbox).Put([]byte(r.Outbox), nil)
@@ -157,7 +156,7 @@ func (t txn) load(r Record) error {
 		if !ok {
 			return errorf(ErrNotFound, "the export annotates %s, which it does not hold", a.UID)
 		}
-		if err := t.index(v, a); err != nil {
+		if err := t.indexIn(v, a, b); err != nil {
 			return err
 		}
 		return putJSON(t.tx.Bucket(bAnnotations), []byte(v.UID), a)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogtest"
+	"github.com/lamina-bio/lamina/ref"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -276,5 +277,55 @@ func TestBoltReadsSchema1Catalog(t *testing.T) {
 	})
 	if v, err := c.ByKey(ctx, "d/b.csv", 0); err != nil || v.Version != 2 {
 		t.Fatalf("ByKey after a write = %+v, %v", v, err)
+	}
+}
+
+// TestBoltBatchSave: a Save of many new keys (stems drawn in order, word
+// index written at the end) gives every key its own artifact, numbers two
+// versions of one key in the batch in order, and indexes every word.
+func TestBoltBatchSave(t *testing.T) {
+	ctx := context.Background()
+	c, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "catalog.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	now := time.Now()
+	var nvs []catalog.NewVersion
+	for i := range 500 {
+		nvs = append(nvs, catalog.NewVersion{Key: fmt.Sprintf("batch/f%03d.csv", i), Kind: "file",
+			Digest: ref.Sum([]byte{byte(i), byte(i >> 8)}), CreatedAt: now, Mtime: now,
+			Description: fmt.Sprintf("sample w%03d", i)})
+	}
+	nvs = append(nvs, catalog.NewVersion{Key: "batch/f007.csv", Kind: "file", Digest: ref.Sum([]byte("again")), CreatedAt: now, Mtime: now})
+	saved, err := c.Save(ctx, nvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved) != len(nvs) {
+		t.Fatalf("%d saved for %d", len(saved), len(nvs))
+	}
+	stems := map[string]string{}
+	for i, s := range saved[:500] {
+		if s.Version.Key != nvs[i].Key || s.Version.Version != 1 {
+			t.Fatalf("saved[%d] = %s v%d, want %s v1", i, s.Version.Key, s.Version.Version, nvs[i].Key)
+		}
+		stem := s.Version.UID[:ref.StemLen]
+		if other, ok := stems[stem]; ok {
+			t.Fatalf("%s and %s share stem %s", other, s.Version.Key, stem)
+		}
+		stems[stem] = s.Version.Key
+	}
+	if last := saved[500].Version; last.Version != 2 || last.UID[:ref.StemLen] != saved[7].Version.UID[:ref.StemLen] {
+		t.Fatalf("second version of f007 in the batch: %+v", last)
+	}
+	for _, i := range []int{0, 123, 499} {
+		hits, err := c.Search(ctx, fmt.Sprintf("w%03d", i), 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hits) != 1 || hits[0].Version.Key != nvs[i].Key {
+			t.Fatalf("search w%03d: %+v", i, hits)
+		}
 	}
 }

@@ -3,8 +3,12 @@ package catalog
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lamina-bio/lamina/ref"
@@ -504,4 +508,264 @@ func (t txn) childEntries(prefix string, d *Dir) error {
 		}
 	}
 	return nil
+}
+
+// saveGroup is group commit for a held catalog (the mount's daemon): Saves
+// that arrive while a transaction commits wait, and the next transaction
+// saves them all, so concurrent closes share one bbolt fsync. A lone Save
+// waits for nothing (no timer, unlike bbolt's Batch).
+type saveGroup struct {
+	mu      sync.Mutex // guards queue and leading
+	queue   []*saveCall
+	leading bool // a goroutine is committing queued calls
+}
+
+// saveCall is one Save waiting in a group.
+type saveCall struct {
+	nvs  []NewVersion
+	out  []Saved
+	err  error
+	done chan struct{}
+}
+
+// saveGrouped saves nvs in a transaction shared with the Saves queued with
+// it. Each call is atomic on its own, and the calls take effect in the order
+// they were queued.
+func (b *Bolt) saveGrouped(db *bolt.DB, nvs []NewVersion) ([]Saved, error) {
+	b.lazy.writers.Add(1)
+	defer b.lazy.writers.Add(-1)
+	_ = b.commitLazy() // Flush reports a failure
+	c := &saveCall{nvs: nvs, done: make(chan struct{})}
+	g := &b.saves
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	lead := !g.leading
+	g.leading = true
+	g.mu.Unlock()
+	if lead {
+		b.leadSaves(db)
+	}
+	<-c.done
+	return c.out, c.err
+}
+
+// leadSaves commits queued calls, a group per transaction, until none is
+// left.
+func (b *Bolt) leadSaves(db *bolt.DB) {
+	g := &b.saves
+	for {
+		g.mu.Lock()
+		calls := g.queue
+		g.queue = nil
+		if len(calls) == 0 {
+			g.leading = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		commitGroup(db, calls)
+	}
+}
+
+// commitGroup saves calls in one transaction. A call whose save fails gets
+// its error and leaves the group, and the rest are saved again without it
+// (its error was found after the calls before it, as a serial order would
+// have it).
+func commitGroup(db *bolt.DB, calls []*saveCall) {
+	for len(calls) > 0 {
+		failed := -1
+		err := db.Update(func(tx *bolt.Tx) error {
+			t := txn{tx}
+			for i, c := range calls {
+				out, err := t.saveAll(c.nvs)
+				if err != nil {
+					failed, c.err = i, err
+					return err
+				}
+				c.out = out
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, c := range calls {
+				if err != nil {
+					c.out, c.err = nil, err
+				}
+				close(c.done)
+			}
+			return
+		}
+		c := calls[failed]
+		c.out = nil
+		close(c.done)
+		calls = append(calls[:failed:failed], calls[failed+1:]...)
+	}
+}
+
+type lazyKey struct{}
+
+// Lazy marks ctx for a Save whose caller keeps what it needs to redo the
+// save after a crash (the mount's staging journal does). A held bbolt
+// catalog may then return before the save is durable: the save goes into a
+// write transaction left open for LazyCommitAfter (or LazyCommitMax saves)
+// and committed with those that follow, one fsync for all. Every other call
+// of the Bolt commits the open transaction first, so all of them see the
+// save at once; Flush and Close commit it too. Other catalogs ignore the
+// mark.
+func Lazy(ctx context.Context) context.Context { return context.WithValue(ctx, lazyKey{}, true) }
+
+func isLazy(ctx context.Context) bool {
+	lazy, _ := ctx.Value(lazyKey{}).(bool)
+	return lazy
+}
+
+// LazyCommitAfter and LazyCommitMax bound how long, and how many, lazy
+// saves wait in the open transaction.
+const (
+	LazyCommitAfter = 100 * time.Millisecond
+	LazyCommitMax   = 1000
+)
+
+// lazySaves is the write transaction holding lazy saves.
+type lazySaves struct {
+	mu    sync.Mutex // guards tx, n, seq, timer, err
+	tx    *bolt.Tx   // open write transaction, or nil
+	n     int        // saves in tx
+	seq   uint64     // the last LazySeq given; 0 until read from the file
+	timer *time.Timer
+	err   error // a commit of lazy saves that failed, for Flush to report
+
+	open    atomic.Bool  // tx != nil, read without mu
+	writers atomic.Int32 // other writes waiting: lazy saves step aside for them
+	// lost is set once a transaction of lazy saves was lost (a bbolt write
+	// or commit failed). No save is lazy after that: a later lazy commit
+	// would move keyLazySeq past the lost saves, and a restart would not
+	// redo them. Saves then commit before they return, as without Lazy.
+	lost atomic.Bool
+}
+
+// saveLazy saves nv in the open transaction. ok is false when nv cannot be
+// saved lazily; the caller then saves it at once.
+func (b *Bolt) saveLazy(db *bolt.DB, nv NewVersion) (out []Saved, ok bool, err error) {
+	if nv.Revises != "" || b.lazy.writers.Load() > 0 || b.lazy.lost.Load() {
+		return nil, false, nil
+	}
+	l := &b.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tx == nil {
+		tx, err := db.Begin(true)
+		if err != nil {
+			return nil, false, nil
+		}
+		l.tx, l.n = tx, 0
+		if l.seq == 0 {
+			l.seq = lazySeqOf(tx)
+		}
+		l.open.Store(true)
+		l.timer = time.AfterFunc(LazyCommitAfter, func() { _ = b.commitLazy() })
+	}
+	t := txn{l.tx}
+	// The errors a caller can cause come before save writes anything, so a
+	// failed save leaves the transaction as it was.
+	if a, err := t.artifactByKey(nv.Key); err != nil {
+		return nil, true, err
+	} else if a == nil {
+		if err := t.checkPlace(nv.Key); err != nil {
+			return nil, true, err
+		}
+	} else if err := kindCheck(a, nv); err != nil {
+		return nil, true, err
+	}
+	s, err := t.save(nv)
+	if err != nil {
+		// Not expected (a bbolt write failed): the transaction is lost with
+		// the saves before this one. Flush reports it; their callers' journals
+		// redo them after a restart.
+		l.err = fmt.Errorf("catalog: %d saves were not committed: %w", l.n, err)
+		l.lost.Store(true)
+		l.endLocked(false)
+		return nil, true, err
+	}
+	l.n++
+	l.seq++
+	s.LazySeq = l.seq
+	if l.n >= LazyCommitMax {
+		if err := l.endLocked(true); err != nil {
+			return nil, true, err
+		}
+	}
+	return []Saved{s}, true, nil
+}
+
+// endLocked commits (or rolls back) the open transaction. Called with mu.
+func (l *lazySaves) endLocked(commit bool) error {
+	if l.tx == nil {
+		return nil
+	}
+	l.timer.Stop()
+	var err error
+	if commit {
+		err = l.tx.Bucket(bMeta).Put(keyLazySeq, binary.BigEndian.AppendUint64(nil, l.seq))
+		if err == nil {
+			err = l.tx.Commit()
+		} else {
+			_ = l.tx.Rollback()
+		}
+		if err != nil {
+			l.err = fmt.Errorf("catalog: %d saves were not committed: %w", l.n, err)
+			l.lost.Store(true)
+		}
+	} else {
+		_ = l.tx.Rollback()
+	}
+	l.tx, l.n = nil, 0
+	l.open.Store(false)
+	return err
+}
+
+// commitLazy commits the lazy saves waiting in the open transaction.
+func (b *Bolt) commitLazy() error {
+	l := &b.lazy
+	if !l.open.Load() {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.endLocked(true)
+}
+
+// Flush makes every lazy save durable. It returns the error of any commit of
+// lazy saves that failed since the last Flush: their versions are not in the
+// catalog.
+func (b *Bolt) Flush(ctx context.Context) error {
+	err := b.commitLazy()
+	l := &b.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		err = l.err
+	}
+	l.err = nil
+	return err
+}
+
+// keyLazySeq in the meta bucket is the LazySeq of the last lazy save
+// committed.
+var keyLazySeq = []byte("lazy-seq")
+
+func lazySeqOf(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bMeta).Get(keyLazySeq); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// LazyCommitted returns the LazySeq of the last lazy save that was
+// committed: a lazy save with a higher one was lost (the process stopped
+// before its transaction committed), and its caller redoes it.
+func (b *Bolt) LazyCommitted(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := b.with(false, func(tx *bolt.Tx) error { n = lazySeqOf(tx); return nil })
+	return n, err
 }

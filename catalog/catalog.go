@@ -122,6 +122,9 @@ type NewVersion struct {
 type Saved struct {
 	Version   Version
 	Unchanged bool // the latest version already had these bytes; nothing was recorded
+	// LazySeq numbers a lazy save of a held bbolt catalog (Lazy): it is
+	// durable once Bolt.LazyCommitted reaches it. 0 for other saves.
+	LazySeq uint64
 }
 
 // TrashEntry is an artifact with versions in the trash.

@@ -24,7 +24,9 @@ if section query; then
   # CLI processes (median wall and CPU); docs/annotate-bench.md has results.
   echo "## Queries: go test -bench ./catalog/ ./cmd/lamina/"
   go test -run '^$' -bench 'Find100k|Search100k|List1000|Children100k' -benchtime 20x -benchmem -timeout 30m ./catalog/
-  go test -run '^$' -bench QueryCLI100k -benchtime 15x -timeout 30m ./cmd/lamina/
+  # One Save of 10,000-100,000 new keys (a large folder saved at once).
+  go test -run '^$' -bench SaveBatch -benchtime 1x ./catalog/
+  LAMINA_BIN=$PWD/bin/lamina go test -run '^$' -bench QueryCLI100k -benchtime 15x -timeout 30m ./cmd/lamina/
 fi
 if section postgres; then
   # PostgreSQL catalog vs bbolt, and 8 writer processes on two mounts
@@ -56,4 +58,6 @@ if section s3; then
   go test -run XXX -bench 'GetRange' -benchtime 20x ./storage/s3/
   go run ./bench -lamina bin/lamina -only s3save,s3read,s3small,s3dedup
 fi
-scripts/write-bench.sh   # the mount write side (issue 4); docs/write-bench.md
+# The mount write side (issue 4): closes without FUSE, then through a mount; docs/write-bench.md
+go test -run '^$' -bench SmallCommit -benchtime 1000x -benchmem ./stage/
+scripts/write-bench.sh

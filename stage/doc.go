@@ -26,14 +26,28 @@
 //
 // # Crash safety
 //
-// Beside each staging file "<id>" is a journal file: "<id>.open" while the
-// file is open, renamed to "<id>.closed" when a flush starts a commit, both
-// removed at Release. They hold the key and mode. Recover, run before the
-// mount serves, commits every closed File (a commit that had landed makes
-// no second version: same bytes) and keeps every File that was never closed
-// under lost+found/ with a message. No fsync is needed for a killed daemon:
-// the kernel keeps what was written. Sync (fsync) makes staged and
-// committed data durable on disk.
+// The staging folder's journal (journal.go) records each staged file's
+// state, a line appended per change: "open" while the file is open,
+// "closed" when a flush starts a commit, "done" once released after a
+// commit whose durability is deferred (Options.SyncEvery), "gone" when
+// nothing is left to recover. An append is one write(2): a killed daemon
+// loses nothing the kernel has, so none is synced, and no file is created,
+// renamed or removed per change. Sync rewrites the journal with only its
+// live records (or removes it). Recover, run before the mount serves,
+// commits every closed file (a commit that had landed makes no second
+// version: same bytes), keeps every file that was never closed under
+// lost+found/ with a message, and checks every done one: its content
+// intact, and its version in the catalog. Journal files of the layout
+// before (ID.open, ID.closed, ID.done) are read too.
+//
+// With SyncEvery the catalog may commit a close's version lazily
+// (catalog.Lazy): a held bbolt catalog keeps it in a write transaction
+// committed with the saves that follow within 100 ms, one fsync for all,
+// and every other call sees it at once. A done record carries the save's
+// LazySeq; a catalog whose LazyCommitted is lower lost the version (the
+// daemon was killed first), and Recover commits the staged bytes again.
+// Sync (every SyncEvery, at fsync and at unmount) makes the content, the
+// index and the catalog durable before it drops the staged bytes.
 //
 // # Locking
 //

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -31,112 +33,180 @@ const LostAndFound = "lost+found"
 // closed) and saves every other staged file under lost+found/, then clears
 // the staging folder. Run it before the mount serves.
 func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
-	ents, err := os.ReadDir(s.opts.Dir)
+	staged, err := s.readStaged()
 	if err != nil {
-		return nil, fmt.Errorf("stage: %w", err)
+		return nil, err
+	}
+	var lazyCommitted uint64
+	if lc, ok := s.cat.(lazyCatalog); ok {
+		if lazyCommitted, err = lc.LazyCommitted(ctx); err != nil {
+			return nil, fmt.Errorf("stage: %w", err)
+		}
 	}
 	var out []Recovered
-	for _, e := range ents {
-		name := e.Name()
-		id, state, ok := strings.Cut(name, ".")
-		if !ok || (state != "open" && state != "closed" && state != "done") {
+	kept := map[string]journal{} // records of bytes that stay staged
+	for _, j := range staged {
+		data := filepath.Join(s.opts.Dir, j.ID)
+		info, err := os.Stat(data)
+		if err != nil {
+			s.log.Warn("lamina mount: staging journal without its file dropped", "id", j.ID, "key", j.Key, "err", err)
 			continue
 		}
-		if state != "done" {
-			if _, err := os.Stat(filepath.Join(s.opts.Dir, id+".done")); err == nil {
-				// Released after its commit; the ".done" journal decides.
-				os.Remove(filepath.Join(s.opts.Dir, name))
-				continue
-			}
+		if j.State == stateDone && j.LazySeq > lazyCommitted {
+			// Its close returned, but the catalog's transaction holding the
+			// version was never committed: commit it again.
+			j.State = stateClosed
 		}
-		b, err := os.ReadFile(filepath.Join(s.opts.Dir, name))
-		var j journal
-		if err == nil {
-			err = json.Unmarshal(b, &j)
+		r, ok := s.recoverOne(ctx, j, data, info.ModTime())
+		if !ok {
+			kept[j.ID] = j
 		}
-		data := filepath.Join(s.opts.Dir, id)
-		info, serr := os.Stat(data)
-		if err != nil || serr != nil {
-			s.log.Warn("lamina mount: unreadable staging journal dropped", "file", name, "err", err, "stat", serr)
-			os.Remove(filepath.Join(s.opts.Dir, name))
+		if r != nil {
+			out = append(out, *r)
+		}
+		if ok {
 			os.Remove(data)
-			continue
 		}
-		r := Recovered{Key: j.Key}
-		gone := false // content the catalog and index know did not reach the disk
-		commit := func(key, desc string) error {
-			fh, err := os.Open(data)
-			if err != nil {
-				return err
-			}
-			defer fh.Close()
-			_, err = s.commitFile(ctx, key, fh, info.ModTime(), j.Mode, desc, gone)
-			return err
-		}
-		if state == "done" {
-			// Committed (the catalog points at it) but maybe never synced:
-			// if the machine crashed, its content may not have reached the
-			// disk. Intact content needs nothing; else keep the bytes.
-			if err := s.intact(ctx, j.Manifest); err == nil {
-				os.Remove(filepath.Join(s.opts.Dir, name))
-				os.Remove(data)
-				continue
-			} else {
-				state, gone = "open", true
-				r.Message = fmt.Sprintf("committed before the machine stopped, but its content did not reach the disk (%v)", err)
-			}
-		}
-		if state == "closed" {
-			if err := commit(j.Key, ""); err == nil {
-				r.SavedAs, r.Message = j.Key, "committed at restart: its writer had closed it"
-			} else {
-				state = "open"
-				r.Message = fmt.Sprintf("the commit failed again (%v)", err)
-			}
-		}
-		if state == "open" {
-			lost := LostAndFound + "/" + time.Now().UTC().Format("20060102T150405") + "-" + id[:8] + "/" + j.Key
-			if ref.CheckKey(lost) != nil {
-				lost = LostAndFound + "/" + id
-			}
-			why := r.Message
-			if why == "" {
-				why = "its writer had not closed it when the daemon stopped"
-			}
-			desc := fmt.Sprintf("recovered bytes of %s: %s", j.Key, why)
-			if err := commit(lost, desc); err != nil {
-				s.log.Error("lamina mount: cannot keep staged bytes; they stay in the staging folder", "key", j.Key, "file", data, "err", err)
-				r.Message = fmt.Sprintf("kept in %s: %v", data, err)
-				out = append(out, r)
-				continue
-			}
-			r.SavedAs, r.Message = lost, desc
-		}
-		s.log.Warn("lamina mount: recovered a staged file", "key", r.Key, "saved_as", r.SavedAs, "why", r.Message)
-		out = append(out, r)
-		os.Remove(filepath.Join(s.opts.Dir, name))
-		os.Remove(data)
 	}
 	if len(out) > 0 {
 		if err := s.content.Sync(ctx); err != nil {
 			return out, fmt.Errorf("stage: %w", err)
 		}
 	}
-	// Data files without a journal: a crash between creating the two.
-	ents, _ = os.ReadDir(s.opts.Dir)
+	if err := s.jlog.reset(kept); err != nil {
+		return out, err
+	}
+	s.removeLeftovers(kept)
+	return out, nil
+}
+
+// readStaged returns the journal's records of staged files, with those of
+// journal files of the layout before (ID.open, ID.closed, ID.done).
+func (s *Stage) readStaged() ([]journal, error) {
+	byID, err := readJournal(s.opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(s.opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
 	for _, e := range ents {
-		if !strings.Contains(e.Name(), ".") {
-			if _, err := os.Stat(filepath.Join(s.opts.Dir, e.Name()+".done")); err == nil {
-				continue // its content did not reach the disk: kept above
-			}
-			if _, err := os.Stat(filepath.Join(s.opts.Dir, e.Name()+".open")); os.IsNotExist(err) {
-				if _, err := os.Stat(filepath.Join(s.opts.Dir, e.Name()+".closed")); os.IsNotExist(err) {
-					os.Remove(filepath.Join(s.opts.Dir, e.Name()))
-				}
-			}
+		id, state, ok := strings.Cut(e.Name(), ".")
+		if !ok || (state != stateOpen && state != stateClosed && state != stateDone) {
+			continue
+		}
+		if old, ok := byID[id]; ok && old.State == stateDone {
+			continue // released after its commit: ".done" decides
+		}
+		var j journal
+		b, err := os.ReadFile(filepath.Join(s.opts.Dir, e.Name()))
+		if err == nil {
+			err = json.Unmarshal(b, &j)
+		}
+		if err != nil {
+			s.log.Warn("lamina mount: unreadable staging journal dropped", "file", e.Name(), "err", err)
+			continue
+		}
+		j.ID, j.State, j.pos = id, state, -1
+		byID[id] = j
+	}
+	out := make([]journal, 0, len(byID))
+	for _, j := range byID {
+		out = append(out, j)
+	}
+	// Commits redone in the order they were made, so that the last of a
+	// key's stays its latest: by LazySeq, then as the journal has them.
+	seq := func(j journal) uint64 {
+		if j.LazySeq == 0 {
+			return math.MaxUint64
+		}
+		return j.LazySeq
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if sa, sb := seq(out[a]), seq(out[b]); sa != sb {
+			return sa < sb
+		}
+		return out[a].pos < out[b].pos
+	})
+	return out, nil
+}
+
+// recoverOne commits or keeps the staged file data that journal record j
+// describes. ok is false when its bytes must stay staged (they could not
+// be saved anywhere); r is nil when nothing was to be done.
+func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime time.Time) (r *Recovered, ok bool) {
+	r = &Recovered{Key: j.Key}
+	gone := false // content the catalog and index know did not reach the disk
+	commit := func(key, desc string) error {
+		fh, err := os.Open(data)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		_, err = s.commitFile(ctx, key, fh, mtime, j.Mode, desc, gone)
+		return err
+	}
+	state := j.State
+	if state == stateDone {
+		// Committed (the catalog points at it) but maybe never synced:
+		// if the machine crashed, its content may not have reached the
+		// disk. Intact content needs nothing; else keep the bytes.
+		err := s.intact(ctx, j.Manifest)
+		if err == nil {
+			return nil, true
+		}
+		state, gone = stateOpen, true
+		r.Message = fmt.Sprintf("committed before the machine stopped, but its content did not reach the disk (%v)", err)
+	}
+	if state == stateClosed {
+		if err := commit(j.Key, ""); err == nil {
+			r.SavedAs, r.Message = j.Key, "committed at restart: its writer had closed it"
+		} else {
+			state = stateOpen
+			r.Message = fmt.Sprintf("the commit failed again (%v)", err)
 		}
 	}
-	return out, nil
+	if state == stateOpen {
+		lost := LostAndFound + "/" + time.Now().UTC().Format("20060102T150405") + "-" + j.ID[:min(8, len(j.ID))] + "/" + j.Key
+		if ref.CheckKey(lost) != nil {
+			lost = LostAndFound + "/" + j.ID
+		}
+		why := r.Message
+		if why == "" {
+			why = "its writer had not closed it when the daemon stopped"
+		}
+		desc := fmt.Sprintf("recovered bytes of %s: %s", j.Key, why)
+		if err := commit(lost, desc); err != nil {
+			s.log.Error("lamina mount: cannot keep staged bytes; they stay in the staging folder", "key", j.Key, "file", data, "err", err)
+			r.Message = fmt.Sprintf("kept in %s: %v", data, err)
+			return r, false
+		}
+		r.SavedAs, r.Message = lost, desc
+	}
+	s.log.Warn("lamina mount: recovered a staged file", "key", r.Key, "saved_as", r.SavedAs, "why", r.Message)
+	return r, true
+}
+
+// removeLeftovers removes what no kept record needs: journal files of the
+// layout before, staging files without a record (a crash between creating
+// one and its record), a compaction's temporary file.
+func (s *Stage) removeLeftovers(kept map[string]journal) {
+	ents, _ := os.ReadDir(s.opts.Dir)
+	for _, e := range ents {
+		name := e.Name()
+		id, _, _ := strings.Cut(name, ".")
+		if name == journalName {
+			continue
+		}
+		if _, ok := kept[id]; ok && id != journalName {
+			if name != id {
+				os.Remove(filepath.Join(s.opts.Dir, name)) // its record is in the journal now
+			}
+			continue
+		}
+		os.Remove(filepath.Join(s.opts.Dir, name))
+	}
 }
 
 // intact reports whether the content at manifest is all there and verifies.

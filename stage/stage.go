@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +31,13 @@ type Catalog interface {
 	Trash(ctx context.Context, key string) (catalog.TrashEntry, error)
 	Purge(ctx context.Context, key string) ([]catalog.Version, error)
 	catalog.Writer
+}
+
+// lazyCatalog is a catalog that may commit a version after Save returned
+// (catalog.Lazy; *catalog.Bolt when the daemon holds it).
+type lazyCatalog interface {
+	Flush(ctx context.Context) error                   // commit lazy saves; report lost ones
+	LazyCommitted(ctx context.Context) (uint64, error) // the last LazySeq committed
 }
 
 // Content is what the write side asks of the content store; *cache.Store
@@ -70,6 +76,8 @@ type Stage struct {
 	opts    Options
 	log     *slog.Logger
 
+	jlog *journalLog // the staged files' states (journal.go)
+
 	mu    sync.Mutex // guards open, fresh and the key and deleted fields of Files
 	open  map[string][]*File
 	fresh map[string]bool // keys whose artifact this Stage created (temporary names, often)
@@ -89,7 +97,8 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, open: map[string][]*File{}, fresh: map[string]bool{}}, nil
+	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, jlog: newJournalLog(o.Dir),
+		open: map[string][]*File{}, fresh: map[string]bool{}}, nil
 }
 
 // StreamStats count commits stored while the File was written, and
@@ -105,12 +114,21 @@ func (s *Stage) changed(keys ...string) {
 	}
 }
 
-// journal is what the journal file beside a staging file holds.
+// journal is a record of the journal (journal.go): the state of the staged
+// file ID. The journal files of the layout before (one per staged file,
+// named ID.STATE) hold the same without ID and State.
 type journal struct {
-	Key  string `json:"key"`
-	Mode uint32 `json:"mode"`
+	ID    string `json:"id,omitempty"`
+	State string `json:"state,omitempty"`
+	Key   string `json:"key"`
+	Mode  uint32 `json:"mode"`
 	// Manifest is the content a ".done" journal's commit points at.
 	Manifest string `json:"manifest,omitempty"`
+	// LazySeq is the commit's catalog.Saved.LazySeq: a catalog whose
+	// LazyCommitted is lower lost the version, and Recover redoes it.
+	LazySeq uint64 `json:"lazy_seq,omitempty"`
+
+	pos int // Recover: the record's line in the journal (-1: a journal file)
 }
 
 // File is one writable open of a key. Its methods are safe for concurrent
@@ -140,6 +158,9 @@ type File struct {
 	released  bool
 	run       string        // lineage run credited with commits (run.go)
 	seq       bool          // every write since the File was empty was at its end
+	lazySeq   uint64        // the last commit's catalog.Saved.LazySeq
+	changes   uint64        // commits and attribute updates (Changes)
+	lastSaved bool          // the last change was a commit, of base
 	stream    *stream       // its bytes being stored as they come (stream.go)
 	reuse     *cache.Writer // a voided stream's session, for the commit
 }
@@ -190,7 +211,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 		f.copied, f.size, f.dirty, f.mtime = true, 0, true, time.Now()
 	}
 	f.seq = f.copied && f.size == 0
-	if err := f.writeJournal(".open"); err != nil {
+	if err := f.writeJournal(stateOpen); err != nil {
 		data.Close()
 		os.Remove(p)
 		return nil, err
@@ -201,17 +222,12 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	return f, nil
 }
 
-func (f *File) path(suffix string) string { return filepath.Join(f.s.opts.Dir, f.id+suffix) }
-
-func (f *File) writeJournal(suffix string) error {
+// writeJournal records the File's state with its key and mode.
+func (f *File) writeJournal(state string) error {
 	f.s.mu.Lock()
-	j := journal{Key: f.key, Mode: f.mode}
+	j := journal{ID: f.id, State: state, Key: f.key, Mode: f.mode}
 	f.s.mu.Unlock()
-	b, _ := json.Marshal(j)
-	if err := os.WriteFile(f.path(suffix), b, 0o600); err != nil {
-		return fmt.Errorf("stage: journal: %w", err)
-	}
-	return nil
+	return f.s.jlog.put(j)
 }
 
 // Key is the key the File commits to (a rename while open changes it).
@@ -395,9 +411,33 @@ func (f *File) flush(ctx context.Context, final bool) error {
 			return err
 		}
 		f.touched = false
+		f.changes++
+		f.lastSaved = false
 		f.s.changed(key)
 	}
 	return nil
+}
+
+// Changes counts the File's changes to the catalog (commits and attribute
+// updates), so that a caller can tell whether a Flush or Release made one.
+func (f *File) Changes() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changes
+}
+
+// Committed returns the version the File's last change committed, unless
+// that change was an attribute update or the File was deleted since.
+func (f *File) Committed() (catalog.Version, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.s.mu.Lock()
+	deleted := f.deleted
+	f.s.mu.Unlock()
+	if !f.lastSaved || deleted || f.base == nil {
+		return catalog.Version{}, false
+	}
+	return *f.base, true
 }
 
 // commit stores the staged bytes and records a version. Called with f.mu.
@@ -408,20 +448,24 @@ func (f *File) commit(ctx context.Context) error {
 	// aborts a cancelled transaction; bbolt ignored the cancel).
 	ctx = context.WithoutCancel(ctx)
 	if !f.closed {
-		if err := os.Rename(f.path(".open"), f.path(".closed")); err != nil {
-			return fmt.Errorf("stage: journal: %w", err)
+		if err := f.writeJournal(stateClosed); err != nil {
+			return err
 		}
 		f.closed = true
 	}
 	key := f.Key()
 	var v catalog.Version
+	var seq uint64
 	var err error
+	// The staged bytes stay until Sync (SyncEvery): the catalog may commit
+	// the version lazily, and Recover redoes it if it did not.
+	lazy := f.s.opts.SyncEvery > 0
 	if st := f.stream; st != nil {
 		f.stream = nil
 		w, file, serr := st.finish(f.size)
 		if serr == nil {
 			f.s.streamed.Add(1)
-			v, err = f.s.record(WithRun(ctx, f.run), key, w, file, f.mtime, f.mode, "")
+			v, seq, err = f.s.record(WithRun(ctx, f.run), key, w, file, f.mtime, f.mode, "", lazy)
 		} else {
 			f.s.log.Warn("lamina mount: storing while writing failed; storing the staged file", "key", key, "err", serr)
 		}
@@ -434,13 +478,15 @@ func (f *File) commit(ctx context.Context) error {
 		} else {
 			f.s.reused.Add(1)
 		}
-		v, err = f.s.commitWith(WithRun(ctx, f.run), w, key, io.NewSectionReader(f.data, 0, f.size), f.mtime, f.mode, "")
+		v, seq, err = f.s.commitWith(WithRun(ctx, f.run), w, key, io.NewSectionReader(f.data, 0, f.size), f.mtime, f.mode, "", lazy)
 	}
 	if err != nil {
 		return err
 	}
 	f.dirty, f.wrote, f.touched, f.committed = false, false, false, true
-	f.base, f.isNew = &v, false
+	f.base, f.isNew, f.lazySeq = &v, false, seq
+	f.changes++
+	f.lastSaved = true
 	return nil
 }
 
@@ -451,52 +497,58 @@ func (s *Stage) commitFile(ctx context.Context, key string, r io.Reader, mtime t
 	if noDedup {
 		w = s.content.NewWriterNoDedup()
 	}
-	return s.commitWith(ctx, w, key, r, mtime, mode, desc)
+	v, _, err := s.commitWith(ctx, w, key, r, mtime, mode, desc, false)
+	return v, err
 }
 
 // commitWith is commitFile in the session w.
-func (s *Stage) commitWith(ctx context.Context, w *cache.Writer, key string, r io.Reader, mtime time.Time, mode uint32, desc string) (catalog.Version, error) {
+func (s *Stage) commitWith(ctx context.Context, w *cache.Writer, key string, r io.Reader, mtime time.Time, mode uint32, desc string, lazy bool) (catalog.Version, uint64, error) {
 	file, _, err := w.PutFile(ctx, r, nil)
 	if err != nil {
 		w.Abort()
-		return catalog.Version{}, fmt.Errorf("cannot store %s: %w", key, err)
+		return catalog.Version{}, 0, fmt.Errorf("cannot store %s: %w", key, err)
 	}
-	return s.record(ctx, key, w, file, mtime, mode, desc)
+	return s.record(ctx, key, w, file, mtime, mode, desc, lazy)
 }
 
 // record finishes w's session, which stored file, and records the next
-// version of key.
-func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file cache.File, mtime time.Time, mode uint32, desc string) (catalog.Version, error) {
+// version of key. lazy lets the catalog commit the version later
+// (catalog.Lazy); it returns the save's LazySeq.
+func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file cache.File, mtime time.Time, mode uint32, desc string, lazy bool) (catalog.Version, uint64, error) {
 	mref, err := w.PutManifest(ctx, &cache.Manifest{Kind: cache.KindFile, Files: []cache.File{file}})
 	if err != nil {
 		w.Abort()
-		return catalog.Version{}, err
+		return catalog.Version{}, 0, err
 	}
 	commit := w.Commit
 	if s.opts.SyncEvery > 0 {
 		commit = w.CommitNoSync
 	}
 	if err := commit(ctx); err != nil {
-		return catalog.Version{}, fmt.Errorf("cannot store %s: %w", key, err)
+		return catalog.Version{}, 0, fmt.Errorf("cannot store %s: %w", key, err)
 	}
 	suffix := instance.Suffix(key)
 	now := time.Now().UTC()
 	if mode == 0o644 {
 		mode = 0 // the default
 	}
-	saved, err := s.cat.Save(ctx, []catalog.NewVersion{{
+	saveCtx := ctx
+	if lazy {
+		saveCtx = catalog.Lazy(ctx)
+	}
+	saved, err := s.cat.Save(saveCtx, []catalog.NewVersion{{
 		Key: key, Kind: cache.KindFile, Suffix: suffix, OType: instance.OType(suffix),
 		Size: file.Size, Digest: file.Digest, Manifest: string(mref), Description: desc,
 		CreatedBy: s.opts.User, CreatedAt: now, Mtime: mtime, Mode: mode, Run: runOf(ctx),
 	}})
 	if err != nil {
-		return catalog.Version{}, err
+		return catalog.Version{}, 0, err
 	}
 	v := saved[0].Version
 	if saved[0].Unchanged && (!v.Mtime.Equal(mtime) || v.Mode != mode) {
 		// Same bytes: no version, but the mtime the writer saw stays.
 		if v, err = s.cat.SetAttrs(ctx, key, catalog.Attrs{Mtime: &mtime, Mode: &mode}); err != nil {
-			return catalog.Version{}, err
+			return catalog.Version{}, 0, err
 		}
 	}
 	if !saved[0].Unchanged && v.Version == 1 {
@@ -505,7 +557,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 		s.mu.Unlock()
 	}
 	s.changed(key)
-	return v, nil
+	return v, saved[0].LazySeq, nil
 }
 
 // Sync is fsync: it commits what is staged, then makes the staging file
@@ -523,6 +575,11 @@ func (f *File) Sync(ctx context.Context) error {
 	}
 	if err := f.s.content.Sync(ctx); err != nil {
 		return err
+	}
+	if lc, ok := f.s.cat.(lazyCatalog); ok {
+		if err := lc.Flush(ctx); err != nil {
+			return err
+		}
 	}
 	// One syncfs covers the staging folder, and the storage root and the
 	// catalog when they share its file system.
@@ -569,25 +626,26 @@ func (f *File) Release(ctx context.Context) error {
 	f.data.Close()
 	if f.s.opts.SyncEvery > 0 && f.committed && f.base != nil {
 		// Committed but maybe not durable yet: keep the bytes until Sync.
-		j, _ := json.Marshal(journal{Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest})
-		if err := os.WriteFile(f.path(".done"), j, 0o600); err == nil {
-			f.removeJournals()
+		j := journal{ID: f.id, State: stateDone, Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq}
+		if err := f.s.jlog.put(j); err == nil {
 			f.s.deferSync(f.id)
 			return nil
 		}
 	}
-	f.removeJournals()
-	unix.Unlink(f.path(""))
+	f.s.dropStaged(f.id)
 	return nil
 }
 
-// removeJournals removes the ".open" or ".closed" journal (whichever the
-// File has: one unlink, where os.Remove of a missing file costs two calls).
-func (f *File) removeJournals() {
-	if f.closed {
-		unix.Unlink(f.path(".closed"))
-	} else {
-		unix.Unlink(f.path(".open"))
+// dropStaged forgets the staged file id: its journal record first, so that
+// a crash in between leaves a staging file without a record, which Recover
+// removes.
+func (s *Stage) dropStaged(id string) {
+	if err := s.jlog.put(journal{ID: id, State: stateGone}); err != nil {
+		s.log.Warn("lamina mount: journal", "err", err)
+	}
+	unix.Unlink(filepath.Join(s.opts.Dir, id))
+	if s.opts.SyncEvery == 0 {
+		_ = s.jlog.compact() // no Sync does it
 	}
 }
 
@@ -617,17 +675,20 @@ func (s *Stage) Sync(ctx context.Context) error {
 	ids := s.unsynced
 	s.unsynced = nil
 	s.smu.Unlock()
-	if err := s.content.Sync(ctx); err != nil {
+	err := s.content.Sync(ctx)
+	if lc, ok := s.cat.(lazyCatalog); ok && err == nil {
+		err = lc.Flush(ctx)
+	}
+	if err != nil {
 		s.smu.Lock()
 		s.unsynced = append(ids, s.unsynced...)
 		s.smu.Unlock()
 		return err
 	}
 	for _, id := range ids {
-		unix.Unlink(filepath.Join(s.opts.Dir, id+".done"))
-		unix.Unlink(filepath.Join(s.opts.Dir, id))
+		s.dropStaged(id)
 	}
-	return nil
+	return s.jlog.compact()
 }
 
 // Pending returns the newest open File of key, or nil.
@@ -740,9 +801,9 @@ func (s *Stage) Rename(ctx context.Context, from, to string) error {
 	for _, f := range moved {
 		f.mu.Lock()
 		if f.closed {
-			_ = f.writeJournal(".closed")
+			_ = f.writeJournal(stateClosed)
 		} else {
-			_ = f.writeJournal(".open")
+			_ = f.writeJournal(stateOpen)
 		}
 		f.mu.Unlock()
 	}
@@ -811,7 +872,7 @@ func (s *Stage) Truncate(ctx context.Context, key string, size int64) (catalog.V
 	if f := s.Pending(key); f != nil {
 		return catalog.Version{}, f.Truncate(ctx, size)
 	}
-	base, err := s.cat.ByKey(ctx, key, 0)
+	base, err := s.cat.ByKey(catalog.Fresh(ctx), key, 0) // copied on write: never a cached answer
 	if err != nil {
 		return catalog.Version{}, err
 	}

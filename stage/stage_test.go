@@ -2,6 +2,7 @@ package stage_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ type env struct {
 	dir   string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	tmp := t.TempDir()
 	cat, err := catalog.OpenBolt(filepath.Join(tmp, "c.db"), catalog.BoltOptions{Hold: true})
 	if err != nil {
@@ -36,7 +37,7 @@ func newEnv(t *testing.T) *env {
 	return &env{cat: cat, store: store, dir: filepath.Join(tmp, "staging")}
 }
 
-func (e *env) stage(t *testing.T) *stage.Stage {
+func (e *env) stage(t testing.TB) *stage.Stage {
 	s, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t"})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +149,9 @@ func TestRecover(t *testing.T) {
 	// daemon "dies": the Files are simply abandoned.
 	closed, _ := s.Create(ctx, "r/closed.txt", 0o644)
 	closed.WriteAt(ctx, []byte("closed bytes"), 0)
-	os.Rename(filepath.Join(e.dir, fileID(t, e.dir, 0)+".open"), filepath.Join(e.dir, fileID(t, e.dir, 0)+".closed"))
+	if err := stage.MarkClosed(closed); err != nil {
+		t.Fatal(err)
+	}
 	open, _ := s.Create(ctx, "r/open.txt", 0o644)
 	open.WriteAt(ctx, []byte("half"), 0)
 	s2 := e.stage(t)
@@ -169,22 +172,6 @@ func TestRecover(t *testing.T) {
 	if ents, _ := os.ReadDir(e.dir); len(ents) != 0 {
 		t.Fatalf("staging left %d files", len(ents))
 	}
-}
-
-// fileID is the id of the i-th journal in dir (sorted), for the test to play
-// the daemon's part.
-func fileID(t *testing.T, dir string, i int) string {
-	ents, _ := os.ReadDir(dir)
-	var ids []string
-	for _, e := range ents {
-		if id, ok := strings.CutSuffix(e.Name(), ".open"); ok {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) <= i {
-		t.Fatalf("no journal %d in %s", i, dir)
-	}
-	return ids[i]
 }
 
 // TestDeferredSync: with SyncEvery a close commits at once and the staged
@@ -218,8 +205,8 @@ func TestDeferredSync(t *testing.T) {
 	if got := e.content(t, "d/a.txt"); got != "aaa" {
 		t.Fatalf("a.txt = %q", got)
 	}
-	if ents, _ := os.ReadDir(e.dir); len(ents) != 4 { // two data files, two ".done" journals
-		t.Fatalf("staging holds %d files before Sync, want 4", len(ents))
+	if ents, _ := os.ReadDir(e.dir); len(ents) != 3 { // two data files and the journal
+		t.Fatalf("staging holds %d files before Sync, want 3", len(ents))
 	}
 	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
@@ -253,6 +240,88 @@ func TestDeferredSync(t *testing.T) {
 		t.Fatalf("lost+found copy = %q", got)
 	}
 	if ents, _ := os.ReadDir(e.dir); len(ents) != 0 {
+		t.Fatalf("staging left %d files after Recover", len(ents))
+	}
+}
+
+// TestRecoverLazySave: a close's version may still wait in the catalog's
+// open transaction (catalog.Lazy) when the daemon is killed; Recover finds
+// its LazySeq beyond the catalog's LazyCommitted and commits the staged
+// bytes again, and leaves alone a version the catalog did commit.
+func TestRecoverLazySave(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t", SyncEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(key, body string) {
+		t.Helper()
+		f, err := s.Create(ctx, key, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(ctx, []byte(body), 0)
+		if err := f.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("l/kept.txt", "committed")
+	if got := e.content(t, "l/kept.txt"); got != "committed" { // a read commits it
+		t.Fatalf("kept.txt = %q", got)
+	}
+	write("l/lost.txt", "only in the open transaction")
+	for i := 1; i <= 5; i++ { // redone in order: the last stays the latest
+		write("l/often.txt", fmt.Sprint("version ", i))
+	}
+
+	// What a SIGKILL leaves: the catalog file as committed, the staging
+	// folder as written.
+	tmp := t.TempDir()
+	raw, err := os.ReadFile(e.cat.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(tmp, "c.db"), raw, 0o600)
+	os.CopyFS(filepath.Join(tmp, "staging"), os.DirFS(e.dir))
+	cat, err := catalog.OpenBolt(filepath.Join(tmp, "c.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	if _, err := cat.ByKey(ctx, "l/lost.txt", 0); err == nil {
+		t.Fatal("the crash image holds lost.txt: the test plays no crash")
+	}
+	s2, err := stage.New(cat, e.store, stage.Options{Dir: filepath.Join(tmp, "staging"), User: "t", SyncEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s2.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec) != 6 || rec[0].Key != "l/lost.txt" || rec[0].SavedAs != "l/lost.txt" {
+		t.Fatalf("Recover = %+v", rec)
+	}
+	for key, want := range map[string]struct {
+		body     string
+		versions int
+	}{"l/kept.txt": {"committed", 1}, "l/lost.txt": {"only in the open transaction", 1}, "l/often.txt": {"version 5", 5}} {
+		vs, err := cat.Versions(ctx, key, false)
+		if err != nil || len(vs) != want.versions {
+			t.Fatalf("%s: %d versions, %v", key, len(vs), err)
+		}
+		latest, _ := cat.ByKey(ctx, key, 0)
+		m, _ := e.store.LoadManifest(ctx, cache.Ref(latest.Manifest))
+		b, _ := io.ReadAll(e.store.Open(m.Files[0]))
+		if string(b) != want.body {
+			t.Fatalf("%s = %q, want %q", key, b, want.body)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(tmp, "staging")); len(ents) != 0 {
 		t.Fatalf("staging left %d files after Recover", len(ents))
 	}
 }

@@ -1,0 +1,225 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/ref"
+	bolt "go.etcd.io/bbolt"
+)
+
+func testNV(key, content string) NewVersion {
+	now := time.Now()
+	return NewVersion{Key: key, Kind: "file", Digest: ref.Sum([]byte(content)), Manifest: "m" + content,
+		Size: int64(len(content)), CreatedBy: "tester", CreatedAt: now, Mtime: now}
+}
+
+func lastTxID(t *testing.T, db *bolt.DB) int {
+	t.Helper()
+	var id int
+	if err := db.View(func(tx *bolt.Tx) error { id = int(tx.ID()); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestGroupCommit: Saves that arrive while a transaction commits are saved
+// together in the next one (one fsync), and a Save that fails in a group
+// gets its error without failing the others.
+func TestGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Save(ctx, []NewVersion{testNV("f", "a file")}); err != nil {
+		t.Fatal(err)
+	}
+	before := lastTxID(t, b.held)
+
+	// Hold bbolt's write lock so that the Saves below pile up.
+	started, release, blocked := make(chan struct{}), make(chan struct{}), make(chan error)
+	go func() {
+		blocked <- b.held.Update(func(*bolt.Tx) error { close(started); <-release; return nil })
+	}()
+	<-started
+	const n = 10
+	errs := make([]error, n+1)
+	var wg sync.WaitGroup
+	save := func(i int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nv := testNV(fmt.Sprintf("k/%02d", i), fmt.Sprint(i))
+			if i == n {
+				nv = testNV("f/under-a-file", "x") // a conflict
+			}
+			_, errs[i] = b.Save(ctx, []NewVersion{nv})
+		}()
+	}
+	waitQueue := func(leading bool, queued int) {
+		for {
+			b.saves.mu.Lock()
+			ok := b.saves.leading == leading && len(b.saves.queue) == queued
+			b.saves.mu.Unlock()
+			if ok {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// The first Save leads, takes itself off the queue and waits for the
+	// lock; the others queue behind it.
+	save(0)
+	waitQueue(true, 0)
+	for i := 1; i <= n; i++ {
+		save(i)
+	}
+	waitQueue(true, n)
+	close(release)
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	failed := 0
+	for i, err := range errs {
+		if errors.Is(err, ErrConflict) {
+			failed++
+		} else if err != nil {
+			t.Fatalf("save %d: %v", i, err)
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d saves failed with a conflict, want 1: %v", failed, errs)
+	}
+	vs, err := b.List(ctx, Query{Prefix: "k/"})
+	if err != nil || len(vs) != n {
+		t.Fatalf("List = %d versions, %v; want %d", len(vs), err, n)
+	}
+	// The blocker, the leader's own Save, then one for the ten queued (the
+	// attempt with the conflict was rolled back).
+	if got := lastTxID(t, b.held) - before; got != 3 {
+		t.Fatalf("%d write transactions for 11 Saves, want 3", got)
+	}
+}
+
+// crashImage copies the catalog file as a killed process would leave it.
+func crashImage(t *testing.T, b *Bolt) *Bolt {
+	t.Helper()
+	raw, err := os.ReadFile(b.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "crashed.db")
+	if err := os.WriteFile(p, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := OpenBolt(p, BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestLazySave: a lazy Save is seen at once by every other call, which
+// commits it first; until then a killed process loses it, and
+// LazyCommitted tells its caller so. A lazy Save that fails leaves the
+// others in the open transaction; the timer commits them without any call.
+func TestLazySave(t *testing.T) {
+	ctx := context.Background()
+	lazy := Lazy(ctx)
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s, err := b.Save(lazy, []NewVersion{testNV("a/x", "1")})
+	if err != nil || s[0].LazySeq != 1 {
+		t.Fatalf("lazy Save = %+v, %v", s, err)
+	}
+	lost := crashImage(t, b)
+	if _, err := lost.ByKey(ctx, "a/x", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the crash image has the lazy save: %v", err)
+	}
+	if n, err := lost.LazyCommitted(ctx); err != nil || n != 0 {
+		t.Fatalf("crash image: LazyCommitted = %d, %v; want 0", n, err)
+	}
+	if v, err := b.ByKey(ctx, "a/x", 0); err != nil || v.UID != s[0].Version.UID {
+		t.Fatalf("ByKey after a lazy save = %+v, %v", v, err)
+	}
+	if n, _ := b.LazyCommitted(ctx); n != 1 {
+		t.Fatalf("LazyCommitted = %d after a read, want 1", n)
+	}
+	if _, err := crashImage(t, b).ByKey(ctx, "a/x", 0); err != nil {
+		t.Fatalf("a read did not commit the lazy save: %v", err)
+	}
+
+	// A failed lazy save leaves the one before it.
+	if _, err := b.Save(lazy, []NewVersion{testNV("b", "2")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Save(lazy, []NewVersion{testNV("a/x/y", "3")}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("lazy save under a file: %v, want a conflict", err)
+	}
+	folder := testNV("a/x", "4")
+	folder.Kind = "folder"
+	if _, err := b.Save(lazy, []NewVersion{folder}); !errors.Is(err, ErrKind) {
+		t.Fatalf("lazy save of a folder onto a file: %v, want ErrKind", err)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := crashImage(t, b).ByKey(ctx, "b", 0); err != nil {
+		t.Fatalf("b after Flush: %v", err)
+	}
+
+	// Nobody calls: the timer commits.
+	if s, err = b.Save(lazy, []NewVersion{testNV("c", "4")}); err != nil || s[0].LazySeq != 3 {
+		t.Fatalf("lazy Save = %+v, %v", s, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); b.lazy.open.Load(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the lazy save of c was not committed within 10 s")
+		}
+	}
+	if _, err := crashImage(t, b).ByKey(ctx, "c", 0); err != nil {
+		t.Fatalf("c after the timer: %v", err)
+	}
+}
+
+// TestLazyOffAfterLoss: once a transaction of lazy saves was lost, saves
+// commit before they return, so the recorded LazySeq stays below the lost
+// ones and a restart redoes them.
+func TestLazyOffAfterLoss(t *testing.T) {
+	ctx := context.Background()
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Save(Lazy(ctx), []NewVersion{testNV("a", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.lazy.lost.Store(true) // as after a failed commit (endLocked)
+	s, err := b.Save(Lazy(ctx), []NewVersion{testNV("b", "2")})
+	if err != nil || s[0].LazySeq != 0 {
+		t.Fatalf("save after a loss = %+v, %v; want a save that is not lazy", s, err)
+	}
+	img := crashImage(t, b)
+	if _, err := img.ByKey(ctx, "b", 0); err != nil {
+		t.Fatalf("the save after a loss is not durable when it returns: %v", err)
+	}
+	if n, _ := img.LazyCommitted(ctx); n != 1 {
+		t.Fatalf("LazyCommitted = %d after the loss, want 1 (unchanged)", n)
+	}
+}
