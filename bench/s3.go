@@ -81,7 +81,7 @@ func newBucket() string {
 }
 
 // direct opens the bucket with the backend Lamina uses: the baselines pay
-// the same signing and Content-MD5 as Lamina does.
+// the same signing and the same checksum (CRC32C) as Lamina does.
 func direct(bucket string) *s3b.Backend {
 	b, err := s3b.Open(context.Background(), server().Config(bucket))
 	check(err)

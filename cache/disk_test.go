@@ -250,9 +250,19 @@ func TestCorruptCachedBlockReadIntoIsFetchedAgain(t *testing.T) {
 		t.Fatal("nothing cached")
 	}
 	readAll()
+	// Read-ahead the second pass started may still be fetching (1 run in 40
+	// with -race counted one of its GETs below): wait until GETs stop.
+	before := cb.gets.Load()
+	for i, quiet := 0, 0; quiet < 5 && i < 250; i++ {
+		time.Sleep(20 * time.Millisecond)
+		if n := cb.gets.Load(); n != before {
+			before, quiet = n, 0
+		} else {
+			quiet++
+		}
+	}
 	// Once repaired, the blocks are read from the cache: a block file the
 	// cache kept open is closed when its block is dropped, never read again.
-	before := cb.gets.Load()
 	readAll()
 	if n := cb.gets.Load() - before; n != 0 {
 		t.Fatalf("%d fetches after the repair, want 0", n)

@@ -101,3 +101,61 @@ func TestFaults(t *testing.T) {
 		t.Fatal("no log line about retries")
 	}
 }
+
+// TestPutRefusesDamagedBody sends PUTs whose body a proxy changes on the
+// way: the server must refuse each (CRC32C on versitygw; Content-MD5 on a
+// server that does not confirm a CRC32C), leaving the object as it was.
+func TestPutRefusesDamagedBody(t *testing.T) {
+	for _, tc := range []struct {
+		name, checksum string
+		srv            func(testing.TB) s3test.Server
+	}{{"versitygw", "CRC32C", s3test.Real}, {"fake", "Content-MD5", s3test.Fake}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := tc.srv(t)
+			bucket := srv.CreateBucket(t)
+			proxy, via := s3test.NewProxy(t, srv)
+			b, err := s3b.Open(context.Background(), via.Config(bucket))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			// The first PUT damaged: a server that checks no CRC32C
+			// stores it, and the object is sent again with Content-MD5.
+			old := bytes.Repeat([]byte("old "), 1<<16)
+			proxy.Next(s3test.Corrupt)
+			err = b.Put(ctx, "packs/aa/p", old)
+			if tc.checksum == "CRC32C" {
+				if err == nil {
+					t.Fatal("Put of a damaged body succeeded")
+				}
+				err = b.Put(ctx, "packs/aa/p", old)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := b.Get(ctx, "packs/aa/p"); err != nil || !bytes.Equal(got, old) {
+				t.Fatalf("Get = %d bytes, %v", len(got), err)
+			}
+			if got := b.Checksum(); got != tc.checksum {
+				t.Fatalf("PUTs carry %s, want %s", got, tc.checksum)
+			}
+			data := bytes.Repeat([]byte("new bytes "), 1<<16)
+			for i := 0; i < 2; i++ { // the second after any switch to Content-MD5
+				proxy.Next(s3test.Corrupt)
+				err := b.Put(ctx, "packs/aa/p", data)
+				if err == nil || !s3b.Retryable(err) {
+					t.Fatalf("Put of a damaged body = %v, want a retryable error", err)
+				}
+				if got, err := b.Get(ctx, "packs/aa/p"); err != nil || !bytes.Equal(got, old) {
+					t.Fatalf("after a refused Put: Get = %d bytes, %v; want the old object", len(got), err)
+				}
+			}
+			if err := b.Put(ctx, "packs/aa/p", data); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := b.Get(ctx, "packs/aa/p"); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("Get = %d bytes, %v", len(got), err)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package s3test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -39,6 +40,7 @@ const (
 	Status503       // answer 503 SlowDown
 	Reset           // close the connection with a TCP reset before answering
 	Truncate        // forward, then cut the body in half and close
+	Corrupt         // forward the request with one byte of its body changed
 )
 
 // NewProxy starts a proxy in front of srv and returns it with a Server
@@ -157,6 +159,14 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request) {
 	out.Host = r.Host // the signature covers Host
 	if r.ContentLength == 0 {
 		out.Body = nil
+	} else if f == Corrupt {
+		body, err := io.ReadAll(r.Body)
+		if err != nil || len(body) == 0 {
+			http.Error(w, "proxy: cannot read the body", http.StatusBadGateway)
+			return
+		}
+		body[len(body)/2] ^= 0xff
+		out.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	resp, err := p.tr.RoundTrip(out)
 	if err != nil {
