@@ -182,24 +182,7 @@ func TestRecover(t *testing.T) {
 func TestDeferredSync(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	s, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t", SyncEvery: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(key, body string) {
-		t.Helper()
-		f, err := s.Create(ctx, key, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteAt(ctx, []byte(body), 0)
-		if err := f.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, write := deferredStage(t, e)
 	write("d/a.txt", "aaa")
 	write("d/b.txt", "bbb")
 	if got := e.content(t, "d/a.txt"); got != "aaa" {
@@ -251,24 +234,7 @@ func TestDeferredSync(t *testing.T) {
 func TestRecoverLazySave(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	s, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t", SyncEvery: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(key, body string) {
-		t.Helper()
-		f, err := s.Create(ctx, key, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteAt(ctx, []byte(body), 0)
-		if err := f.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, write := deferredStage(t, e)
 	write("l/kept.txt", "committed")
 	if got := e.content(t, "l/kept.txt"); got != "committed" { // a read commits it
 		t.Fatalf("kept.txt = %q", got)
@@ -323,5 +289,29 @@ func TestRecoverLazySave(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(tmp, "staging")); len(ents) != 0 {
 		t.Fatalf("staging left %d files after Recover", len(ents))
+	}
+}
+
+// deferredStage is a stage that syncs only when told (SyncEvery an hour),
+// and a write that creates key with body and closes it.
+func deferredStage(t *testing.T, e *env) (*stage.Stage, func(key, body string)) {
+	ctx := context.Background()
+	s, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t", SyncEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, func(key, body string) {
+		t.Helper()
+		f, err := s.Create(ctx, key, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(ctx, []byte(body), 0)
+		if err := f.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

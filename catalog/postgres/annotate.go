@@ -633,25 +633,14 @@ func findRows(ctx context.Context, tx pgx.Tx, sql string, args sqlArgs, keep fun
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var out []Version
-	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
-			return nil, err
-		}
-		v, err := decode(raw)
-		if err != nil {
-			return nil, err
-		}
+	err = eachVersion(rows, func(v Version) bool {
 		if keep(v) {
 			out = append(out, v)
 		}
-		if limit > 0 && len(out) >= limit {
-			break
-		}
-	}
-	return out, rows.Err()
+		return limit <= 0 || len(out) < limit
+	})
+	return out, err
 }
 
 // ---- Search ----

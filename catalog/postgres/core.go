@@ -124,20 +124,29 @@ func collectVersions(rows pgx.Rows, err error) ([]Version, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var out []Version
+	err = eachVersion(rows, func(v Version) bool { out = append(out, v); return true })
+	return out, err
+}
+
+// eachVersion decodes the version record each row holds and passes it to
+// fn until fn returns false; it closes rows (the rest is drained).
+func eachVersion(rows pgx.Rows, fn func(Version) bool) error {
+	defer rows.Close()
 	for rows.Next() {
 		var raw []byte
 		if err := rows.Scan(&raw); err != nil {
-			return nil, err
+			return err
 		}
 		v, err := decode(raw)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, v)
+		if !fn(v) {
+			return nil
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // putVersion rewrites the record of an existing version.
