@@ -199,14 +199,7 @@ func TestMountEndToEnd(t *testing.T) {
 
 	// SIGKILL of the daemon leaves a stale mount: mount says so, umount
 	// clears it, and mounting again works.
-	var st struct{ PID int }
-	json.Unmarshal(mustRead(t, filepath.Join(e.dir, "run", "lamina", "m", "mount.json")), &st)
-	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 100 && processAlive(st.PID); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.killDaemon("m")
 	e.fails("stale mount", "mount", mnt)
 	e.fails("is gone", "status")
 	if out := e.ok("ls"); !strings.Contains(out, "batch1.csv") { // the CLI opens the catalog itself again
@@ -281,14 +274,7 @@ func TestMountKilledBeforeSync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var st struct{ PID int }
-	json.Unmarshal(mustRead(t, filepath.Join(e.dir, "run", "lamina", "m", "mount.json")), &st)
-	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 100 && processAlive(st.PID); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.killDaemon("m")
 	e.ok("umount", mnt)
 	e.ok("mount", mnt)
 	for i := 0; i < 20; i++ {
@@ -306,5 +292,25 @@ func TestMountKilledBeforeSync(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(mnt, "lost+found")); err == nil {
 		t.Fatal("lost+found after a kill with intact content")
+	}
+}
+
+// killDaemon sends SIGKILL to the mount daemon of instance name and waits
+// (up to 5 s) until it is gone, leaving its mount stale.
+func (e *mntEnv) killDaemon(name string) {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.dir, "run", "lamina", name, "mount.json"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var st struct{ PID int }
+	if err := json.Unmarshal(b, &st); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		e.t.Fatal(err)
+	}
+	for i := 0; i < 250 && processAlive(st.PID); i++ {
+		time.Sleep(20 * time.Millisecond)
 	}
 }

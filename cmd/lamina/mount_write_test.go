@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestMountKilledAfterBurst: eight writers close files through the mount at
@@ -93,14 +91,7 @@ func TestMountKilledAfterBurst(t *testing.T) {
 	}
 
 	burst(2)
-	var st struct{ PID int }
-	json.Unmarshal(mustRead(t, filepath.Join(e.dir, "run", "lamina", "m", "mount.json")), &st)
-	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 250 && processAlive(st.PID); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.killDaemon("m")
 	e.ok("umount", mnt)
 	e.ok("mount", mnt)
 	check(1)
