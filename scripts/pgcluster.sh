@@ -57,15 +57,28 @@ start)
   as_user "$bin/initdb" -D "$dir/data" -U lamina --pwfile="$pwfile" -E UTF8 --no-locale \
     --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1
   rm -f "$pwfile"
+  # A port free when probed can be taken before the server binds it (the
+  # range meets the kernel's ephemeral ports): try a few, and show the
+  # server's log when none works.
   port=""
-  for _ in $(seq 50); do
-    p=$(( 20000 + RANDOM % 20000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+  for attempt in 1 2 3 4 5; do
+    p=""
+    for _ in $(seq 50); do
+      q=$(( 20000 + RANDOM % 12000 ))
+      if ! (exec 3<>"/dev/tcp/127.0.0.1/$q") 2>/dev/null; then p=$q; break; fi
+    done
+    [ -n "$p" ] || { echo "no free port" >&2; exit 1; }
+    opts="-h 127.0.0.1 -p $p -k $dir/sock -c max_connections=200 -c shared_buffers=64MB"
+    [ "$mode" = durable ] || opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    if as_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -o "$opts" -w start >/dev/null; then
+      port=$p
+      break
+    fi
+    echo "pgcluster: start on port $p failed (attempt $attempt):" >&2
+    tail -5 "$dir/data/server.log" >&2 || true
+    as_user "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
   done
-  [ -n "$port" ] || { echo "no free port" >&2; exit 1; }
-  opts="-h 127.0.0.1 -p $port -k $dir/sock -c max_connections=200 -c shared_buffers=64MB"
-  [ "$mode" = durable ] || opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-  as_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -o "$opts" -w start >/dev/null
+  [ -n "$port" ] || { echo "pgcluster: PostgreSQL did not start" >&2; exit 1; }
   echo "$port" >"$dir/port"
   umask 077
   echo "127.0.0.1:$port:*:lamina:$pw" >"$dir/pgpass"
