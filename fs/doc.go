@@ -11,12 +11,10 @@
 // only one that imports go-fuse. Errors become errnos in one function,
 // errno in errors.go.
 //
-// Caching. Directory listings are cached in memory per prefix, a compact
-// record per name (the whole version is read where it is needed:
-// Namespace.Full), and dropped by Changed, which the catalog server calls
-// for every key a Save, Trash, Restore or Purge touched; the mount then
-// invalidates the kernel's entry, attribute and readdir caches for those
-// names from a goroutine of its own
+// Caching. Directory listings are cached in memory per prefix and dropped
+// by Changed, which the catalog server calls for every key a Save, Trash,
+// Restore or Purge touched; the mount then invalidates the kernel's entry,
+// attribute and readdir caches for those names from a goroutine of its own
 // (never from inside a FUSE handler). Version paths and sidecars are
 // immutable, so the kernel may cache them for hours (FOPEN_KEEP_CACHE).
 // Decoded chunks are kept in a bounded LRU shared by every open file.

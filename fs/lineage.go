@@ -93,11 +93,10 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	var bound *catalog.Version
 	if flags&syscall.O_ACCMODE != syscall.O_WRONLY && flags&syscall.O_TRUNC == 0 && (n.e.Kind == KindFile || n.e.Kind == KindFolderFile) {
-		e := n.e
+		bound = n.e.V
 		if n.e.Kind == KindFile && n.e.Latest {
-			e = n.current(ctx, nil)
+			bound = n.current(ctx, nil).V
 		}
-		bound, _ = n.m.ns.Full(ctx, e) // nil for a key not committed yet
 	}
 	fh, fl, errno := n.open(ctx, flags)
 	if errno != 0 {

@@ -38,7 +38,7 @@ type Content interface {
 }
 
 // Kind is what an Entry is.
-type Kind uint8
+type Kind int
 
 const (
 	KindDir        Kind = iota // a key prefix (the root is the empty prefix)
@@ -52,46 +52,25 @@ const (
 )
 
 // Entry is one name of the namespace and what it shows. Entries are values:
-// an Entry for a version or a sidecar never changes. Every inode the kernel
-// holds keeps one (node.go), so fields only some kinds use sit behind
-// pointers.
+// an Entry for a version or a sidecar never changes.
 type Entry struct {
 	Name   string
-	Prefix string // KindDir: the key prefix, "" or ending in "/"
-	Key    string // KindLink, KindPending; KindFile and KindFolder made from a listing: the key
-	// V is the version shown, for every kind but KindDir; nil for a file or
-	// folder artifact made from a listing, which keeps only what stat shows:
-	// Namespace.Full reads the rest (key@vN) when it is needed.
-	V      *catalog.Version
-	in     *inFolder // KindFolder, KindFolderFile: where in the folder artifact
-	Coll   *collTree // KindView in a collection: its tree (Prefix: the folder in it; collections.go)
-	Target string    // KindLink
-	Size   int64
-	Mtime  time.Time
-	Ino    uint64
-	Mode   uint32 // permission bits
-	N      int32  // KindFile, KindFolder: the version number (also when V is nil)
 	Kind   Kind
-	Latest bool // reached through the key rather than key@vN
+	Prefix string           // KindDir: the key prefix, "" or ending in "/"
+	V      *catalog.Version // every kind but KindDir
+	Latest bool             // reached through the key rather than key@vN
+	Path   string           // KindFolder, KindFolderFile: the path inside the folder ("" is its top)
+	File   *cache.File      // KindFolderFile
+	Coll   *collTree        // KindView in a collection: its tree (Prefix: the folder in it; collections.go)
+	Size   int64
+	Mode   uint32 // permission bits
+	Mtime  time.Time
 	// Unlisted: a KindDir whose listing is not read yet, so Mtime (the
 	// newest of its files) is not known either.
 	Unlisted bool
-}
-
-// inFolder is where a KindFolder or KindFolderFile entry is inside its
-// folder artifact.
-type inFolder struct {
-	path string      // "" is the artifact's top
-	file *cache.File // KindFolderFile
-}
-
-// Path is the path inside a folder artifact of a KindFolder or
-// KindFolderFile entry ("" is its top).
-func (e Entry) Path() string {
-	if e.in == nil {
-		return ""
-	}
-	return e.in.path
+	Ino      uint64
+	Target   string // KindLink
+	Key      string // KindLink, KindPending: the key
 }
 
 // IsDir reports whether the entry is a directory.
@@ -136,85 +115,25 @@ type Namespace struct {
 	views viewCache // collections under /.lamina (collections.go)
 }
 
-// listing is a directory's cached catalog listing.
 type listing struct {
-	// mu guards files and mtime once the listing is in
-	// Namespace.listings: a commit adds to them in place (put), so that
+	// mu guards files, names and mtime once the listing is in
+	// Namespace.listings: a commit adds to them in place (update), so that
 	// creating n files in a folder costs O(n log n), not O(n²) copies.
 	mu      sync.RWMutex
-	files   []item // sorted by name
+	files   map[string]*catalog.Version // shared with the entries made of them
+	names   []string                    // file names, sorted
 	subdirs map[string]bool
 	dirs    []string // sorted
 	mtime   time.Time
 	links   map[string]catalog.Link
 }
 
-// item is what a listing keeps of a key's latest version: what lookups,
-// stat and readdir show (~70 bytes where a whole catalog.Version took
-// ~400); the rest is read on demand (Namespace.Full).
-type item struct {
-	name   string
-	uid    [ref.UIDLen]byte
-	n      int32 // version number
-	mode   uint32
-	size   int64
-	mtime  int64 // Unix nanoseconds
-	folder bool
-}
-
-func itemOf(name string, v *catalog.Version) item {
-	it := item{name: name, n: int32(v.Version), mode: v.Mode, size: v.Size, folder: v.Kind == cache.KindFolder}
-	if !v.Mtime.IsZero() {
-		it.mtime = v.Mtime.UnixNano()
-	}
-	copy(it.uid[:], v.UID)
-	return it
-}
-
-// modTime is the item's mtime.
-func (it item) modTime() time.Time {
-	if it.mtime == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, it.mtime)
-}
-
-// find returns the index of name in l.files, or where it would go. Callers
-// hold l.mu.
-func (l *listing) find(name string) (int, bool) {
-	return slices.BinarySearchFunc(l.files, name, func(it item, name string) int { return strings.Compare(it.name, name) })
-}
-
 // file is the latest version of name in the listing.
-func (l *listing) file(name string) (item, bool) {
+func (l *listing) file(name string) (*catalog.Version, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if i, ok := l.find(name); ok {
-		return l.files[i], true
-	}
-	return item{}, false
-}
-
-// put records v as the latest version of its name, unless a later version
-// of the same artifact is there already (commits may report out of order).
-// It reports whether the name is new to the listing.
-func (l *listing) put(name string, v *catalog.Version) (added bool) {
-	it := itemOf(name, v)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	i, ok := l.find(name)
-	switch {
-	case ok && string(l.files[i].uid[:ref.StemLen]) == string(it.uid[:ref.StemLen]) && l.files[i].n > it.n:
-		return false // a later commit of the key got here first
-	case ok:
-		l.files[i] = it
-	default:
-		l.files = slices.Insert(l.files, i, it)
-	}
-	if v.Mtime.After(l.mtime) {
-		l.mtime = v.Mtime
-	}
-	return !ok
+	v, ok := l.files[name]
+	return v, ok
 }
 
 // modTime is the listing's directory mtime.
@@ -224,18 +143,16 @@ func (l *listing) modTime() time.Time {
 	return l.mtime
 }
 
-// snapshot returns the listing's files, sorted by name.
-func (l *listing) snapshot() []item {
+// snapshot returns the listing's file names (sorted) and their versions.
+func (l *listing) snapshot() ([]string, []*catalog.Version) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return slices.Clone(l.files)
-}
-
-// size is the number of names the listing holds, for Namespace.listed.
-func (l *listing) size() int {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return len(l.files) + len(l.dirs) + len(l.links)
+	names := slices.Clone(l.names)
+	vs := make([]*catalog.Version, len(names))
+	for i, n := range names {
+		vs[i] = l.files[n]
+	}
+	return names, vs
 }
 
 // NewNamespace returns the namespace of cat with content from content.
@@ -267,17 +184,17 @@ func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, erro
 		return nil, err
 	}
 	hideViewRoot(prefix, &d) // collections.go
-	l = &listing{files: make([]item, 0, len(d.Files)), subdirs: make(map[string]bool, len(d.Subdirs)), dirs: d.Subdirs, mtime: ns.started}
+	l = &listing{files: make(map[string]*catalog.Version, len(d.Files)), subdirs: make(map[string]bool, len(d.Subdirs)), dirs: d.Subdirs, mtime: ns.started}
 	var newest time.Time
 	for i := range d.Files {
 		v := &d.Files[i]
-		// A clone: a substring would keep the whole decoded record alive.
-		l.files = append(l.files, itemOf(strings.Clone(v.Key[len(prefix):]), v))
+		name := v.Key[len(prefix):]
+		l.files[name] = v
+		l.names = append(l.names, name)
 		if v.Mtime.After(newest) {
 			newest = v.Mtime
 		}
 	}
-	slices.SortFunc(l.files, func(a, b item) int { return strings.Compare(a.name, b.name) })
 	if !newest.IsZero() {
 		l.mtime = newest
 	}
@@ -290,7 +207,8 @@ func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, erro
 		}
 		l.links[k.Key[len(prefix):]] = k
 	}
-	n := len(d.Files) + len(d.Subdirs) + len(d.Links)
+	n0 := len(d.Links)
+	n := len(d.Files) + len(d.Subdirs) + n0
 	ns.mu.Lock()
 	if ns.listed+n > ns.opts.MaxListed {
 		clear(ns.listings)
@@ -314,45 +232,20 @@ func (ns *Namespace) dirEntry(name, prefix string, l *listing) Entry {
 
 // versionEntry is the entry of v at name (latest or @vN).
 func (ns *Namespace) versionEntry(name string, v *catalog.Version, latest bool) Entry {
-	e := itemEntry("", itemOf(name, v), latest)
-	e.V = v
-	return e
-}
-
-// itemEntry is the entry of a listed version of key at it.name (latest or
-// @vN); its V is nil until Full reads it.
-func itemEntry(key string, it item, latest bool) Entry {
-	uid := string(it.uid[:])
-	e := Entry{Name: it.name, Key: key, N: it.n, Latest: latest, Size: it.size, Mtime: it.modTime()}
+	e := Entry{Name: name, V: v, Latest: latest, Size: v.Size, Mtime: v.Mtime}
 	switch {
-	case it.folder:
+	case v.Kind == cache.KindFolder:
 		e.Kind, e.Mode = KindFolder, 0o555
-		e.Ino = Ino(folderTag(latest, true), uid, "")
+		e.Ino = Ino(folderTag(latest, true), v.UID, "")
 	case latest:
-		e.Kind, e.Mode, e.Ino = KindFile, 0o644, Ino(tagLatest, uid)
-		if it.mode != 0 {
-			e.Mode = it.mode
+		e.Kind, e.Mode, e.Ino = KindFile, 0o644, Ino(tagLatest, v.UID)
+		if v.Mode != 0 {
+			e.Mode = v.Mode
 		}
 	default:
-		e.Kind, e.Mode, e.Ino = KindFile, 0o444, Ino(tagVersion, uid)
+		e.Kind, e.Mode, e.Ino = KindFile, 0o444, Ino(tagVersion, v.UID)
 	}
 	return e
-}
-
-// Full returns the whole version an entry shows: e.V, or for an entry made
-// from a listing, the version read from the catalog.
-func (ns *Namespace) Full(ctx context.Context, e Entry) (*catalog.Version, error) {
-	if e.V != nil {
-		return e.V, nil
-	}
-	if e.Key == "" || e.N <= 0 {
-		return nil, syscall.EINVAL
-	}
-	v, err := ns.cat.ByKey(ctx, e.Key, int(e.N))
-	if err != nil {
-		return nil, err
-	}
-	return &v, nil
 }
 
 func folderTag(latest, dir bool) string {
@@ -388,8 +281,8 @@ func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry,
 	if err != nil {
 		return Entry{}, err
 	}
-	if it, ok := l.file(name); ok {
-		return ns.listedEntry(ctx, prefix+name, it, true)
+	if v, ok := l.file(name); ok {
+		return ns.versionEntry(name, v, true), nil
 	}
 	if l.subdirs[name] {
 		sub := prefix + name + "/"
@@ -415,41 +308,18 @@ func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry,
 	if !ok {
 		return Entry{}, errNotFound // no live key: none of its versions resolve either
 	}
-	key := prefix + n.Base
-	if n.Version > 0 && n.Version != int(latest.n) {
-		old, err := ns.cat.ByKey(ctx, key, n.Version)
+	v := latest
+	if n.Version > 0 && n.Version != latest.Version {
+		old, err := ns.cat.ByKey(ctx, latest.Key, n.Version)
 		if err != nil {
 			return Entry{}, err
 		}
-		if n.Meta {
-			return ns.metaEntry(ctx, name, old)
-		}
-		return ns.versionEntry(name, &old, false), nil
+		v = &old
 	}
 	if n.Meta {
-		v, err := ns.Full(ctx, itemEntry(key, latest, true))
-		if err != nil {
-			return Entry{}, err
-		}
 		return ns.metaEntry(ctx, name, *v)
 	}
-	latest.name = name
-	return ns.listedEntry(ctx, key, latest, false)
-}
-
-// listedEntry is the entry a lookup returns for a listed version of key. A
-// folder artifact's comes with its whole version: every lookup and listing
-// inside it needs the manifest.
-func (ns *Namespace) listedEntry(ctx context.Context, key string, it item, latest bool) (Entry, error) {
-	e := itemEntry(key, it, latest)
-	if it.folder {
-		v, err := ns.Full(ctx, e)
-		if err != nil {
-			return Entry{}, err
-		}
-		e.V = v
-	}
-	return e, nil
+	return ns.versionEntry(name, v, false), nil
 }
 
 // ReadDir lists the directory dir, sorted by name.
@@ -467,8 +337,8 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := l.snapshot()
-	out := make([]Entry, 0, len(l.dirs)+len(files))
+	names, versions := l.snapshot()
+	out := make([]Entry, 0, len(l.dirs)+len(names))
 	for _, name := range l.dirs {
 		out = append(out, Entry{Name: name, Kind: KindDir, Prefix: dir.Prefix + name + "/", Mode: 0o755, Ino: Ino(tagDir, dir.Prefix+name+"/")})
 	}
@@ -476,61 +346,39 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 		out = append(out, linkEntry(name, k))
 	}
 	out = append(out, ns.pendingUnder(dir.Prefix, l)...)
-	for _, it := range files {
-		e := itemEntry(dir.Prefix+it.name, it, true)
-		out = append(out, e)
-		if !ns.opts.ShowMeta && !ns.opts.ShowVersions {
+	for i, name := range names {
+		v := versions[i]
+		out = append(out, ns.versionEntry(name, v, true))
+		if ns.opts.ShowMeta {
+			me, err := ns.metaEntry(ctx, name+".meta", *v)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, me)
+		}
+		if !ns.opts.ShowVersions {
 			continue
 		}
-		v, err := ns.Full(ctx, e)
+		vs, err := ns.cat.Versions(ctx, v.Key, false)
 		if errors.Is(err, catalog.ErrNotFound) {
 			continue // trashed since the listing was made
 		}
 		if err != nil {
 			return nil, err
 		}
-		more, err := ns.hiddenNames(ctx, it.name, v)
-		if err != nil {
-			return nil, err
+		for _, old := range vs {
+			vn := name + "@v" + strconv.Itoa(old.Version)
+			out = append(out, ns.versionEntry(vn, &old, false))
+			if ns.opts.ShowMeta {
+				me, err := ns.metaEntry(ctx, vn+".meta", old)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, me)
+			}
 		}
-		out = append(out, more...)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
-
-// hiddenNames are the entries that mount options show beside a listed
-// file name: its sidecar, its versions and theirs.
-func (ns *Namespace) hiddenNames(ctx context.Context, name string, v *catalog.Version) ([]Entry, error) {
-	var out []Entry
-	if ns.opts.ShowMeta {
-		me, err := ns.metaEntry(ctx, name+".meta", *v)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, me)
-	}
-	if !ns.opts.ShowVersions {
-		return out, nil
-	}
-	vs, err := ns.cat.Versions(ctx, v.Key, false)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return out, nil // trashed since the listing was made
-	}
-	if err != nil {
-		return nil, err
-	}
-	for _, old := range vs {
-		vn := name + "@v" + strconv.Itoa(old.Version)
-		out = append(out, ns.versionEntry(vn, &old, false))
-		if ns.opts.ShowMeta {
-			me, err := ns.metaEntry(ctx, vn+".meta", old)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, me)
-		}
-	}
 	return out, nil
 }
 
@@ -581,7 +429,7 @@ func (ns *Namespace) Changed(ctx context.Context, keys []string) []Change {
 	for p := range byPrefix {
 		if l := ns.listings[p]; l != nil {
 			old[p] = l
-			ns.listed -= l.size()
+			ns.listed -= len(l.names) + len(l.dirs)
 			delete(ns.listings, p)
 		}
 	}
