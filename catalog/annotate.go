@@ -475,3 +475,19 @@ func sortedKeys(m map[string]bool) []string {
 	sort.Strings(out)
 	return out
 }
+
+// LabelClosure returns name and every label below it, breadth first, given
+// each label's children; a cycle in the hierarchy is walked once.
+func LabelClosure(name string, children map[string][]string) []string {
+	out := []string{name}
+	seen := map[string]bool{name: true}
+	for i := 0; i < len(out); i++ {
+		for _, c := range children[out[i]] {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}

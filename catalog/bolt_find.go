@@ -379,17 +379,7 @@ func (t txn) labelClosure(name string, exact bool) ([]string, error) {
 			return nil, err
 		}
 	}
-	out := []string{name}
-	seen := map[string]bool{name: true}
-	for i := 0; i < len(out); i++ {
-		for _, c := range children[out[i]] {
-			if !seen[c] {
-				seen[c] = true
-				out = append(out, c)
-			}
-		}
-	}
-	return out, nil
+	return LabelClosure(name, children), nil
 }
 
 func (b *Bolt) Find(ctx context.Context, f Filter) ([]Version, error) {

@@ -470,17 +470,7 @@ func labelClosure(ctx context.Context, tx pgx.Tx, name string, exact bool) ([]st
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	out := []string{name}
-	seen := map[string]bool{name: true}
-	for i := 0; i < len(out); i++ {
-		for _, c := range children[out[i]] {
-			if !seen[c] {
-				seen[c] = true
-				out = append(out, c)
-			}
-		}
-	}
-	return out, nil
+	return catalog.LabelClosure(name, children), nil
 }
 
 // sqlArgs collects the parameters of a query being built.
