@@ -58,9 +58,6 @@ func (ns *Namespace) pending(prefix, name string) (Entry, bool) {
 	if f := ns.st.Pending(prefix + name); f != nil {
 		return ns.pendingEntry(name, prefix+name, f), true
 	}
-	if _, dirs := ns.st.PendingUnder(prefix + name + "/"); false && dirs != nil {
-		return Entry{}, false
-	}
 	return Entry{}, false
 }
 

@@ -333,7 +333,11 @@ func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if len(p) > int(f.size-off) {
 		p = p[:f.size-off]
 	}
-	if !f.copied {
+	if f.released && (f.base == nil || f.dirty) {
+		return 0, fmt.Errorf("stage: %s: %w", f.key, os.ErrClosed) // deleted, or its commit failed
+	}
+	// A reader that opened the File before its release reads its commit.
+	if !f.copied || f.released {
 		m, err := f.s.content.LoadManifest(ctx, cache.Ref(f.base.Manifest))
 		if err != nil {
 			return 0, err
@@ -347,6 +351,10 @@ func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 func (f *File) Truncate(ctx context.Context, size int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.truncateLocked(ctx, size)
+}
+
+func (f *File) truncateLocked(ctx context.Context, size int64) error {
 	if size == f.size && f.copied {
 		return nil
 	}
@@ -362,6 +370,20 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 	f.size, f.dirty, f.mtime = size, true, time.Now()
 	f.seq = size == 0
 	return nil
+}
+
+// truncateUncommitted truncates f if it holds changes not yet committed.
+// A File whose last change was committed is left alone (taken is false):
+// often its writer closed it and only its RELEASE, which the kernel sends
+// asynchronously, is still to come, so the truncate is another process's
+// change and makes a version of its own, credited to that process's run.
+func (f *File) truncateUncommitted(ctx context.Context, size int64) (taken bool, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released || !f.dirty {
+		return false, nil
+	}
+	return true, f.truncateLocked(ctx, size)
 }
 
 // SetMtime sets the mtime the File's next version gets (or, if its bytes do
@@ -870,7 +892,9 @@ func (s *Stage) SetAttrs(ctx context.Context, key string, a catalog.Attrs) (cata
 // otherwise it makes a new version at once.
 func (s *Stage) Truncate(ctx context.Context, key string, size int64) (catalog.Version, error) {
 	if f := s.Pending(key); f != nil {
-		return catalog.Version{}, f.Truncate(ctx, size)
+		if taken, err := f.truncateUncommitted(ctx, size); taken {
+			return catalog.Version{}, err
+		}
 	}
 	base, err := s.cat.ByKey(catalog.Fresh(ctx), key, 0) // copied on write: never a cached answer
 	if err != nil {

@@ -315,3 +315,52 @@ func deferredStage(t *testing.T, e *env) (*stage.Stage, func(key, body string)) 
 		}
 	}
 }
+
+// A truncate by path of a key whose writer has closed it (committed) but
+// whose RELEASE has not come yet is the truncating process's change: a
+// version of its own at once, credited to its run. One with uncommitted
+// bytes still takes the truncate itself.
+func TestTruncateByPathAfterClose(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.stage(t)
+	f, err := s.Create(stage.WithRun(ctx, "writer"), "r/out.csv", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SetRun("writer")
+	f.WriteAt(ctx, []byte("A,B\n1,2\n"), 0)
+	if err := f.Flush(ctx); err != nil { // close(2); RELEASE still to come
+		t.Fatal(err)
+	}
+	v, err := s.Truncate(stage.WithRun(ctx, "cutter"), "r/out.csv", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Version != 2 || v.Size != 3 || v.Run != "cutter" {
+		t.Fatalf("truncate by path gave v%d size %d run %q, want v2 size 3 run cutter", v.Version, v.Size, v.Run)
+	}
+	if err := f.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A reader holding the File from before its release reads its commit.
+	buf := make([]byte, 16)
+	if n, err := f.ReadAt(ctx, buf, 0); err != nil || string(buf[:n]) != "A,B\n1,2\n" {
+		t.Fatalf("read of a released File: %q, %v", buf[:n], err)
+	}
+	if got, _ := e.cat.ByKey(ctx, "r/out.csv", 0); got.Version != 2 || e.content(t, "r/out.csv") != "A,B" {
+		t.Fatalf("after the writer's release: v%d %q", got.Version, e.content(t, "r/out.csv"))
+	}
+
+	// Bytes not yet committed: the open File takes the truncate.
+	g, _ := s.Open(ctx, "r/out.csv", v, false, false)
+	g.WriteAt(ctx, []byte("xyz"), 3)
+	if v, err := s.Truncate(ctx, "r/out.csv", 4); err != nil || v.UID != "" {
+		t.Fatalf("truncate of an open File with changes: %v, %+v", err, v)
+	}
+	g.Flush(ctx)
+	g.Release(ctx)
+	if got := e.content(t, "r/out.csv"); got != "A,Bx" {
+		t.Fatalf("after truncating the open File: %q", got)
+	}
+}

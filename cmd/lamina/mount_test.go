@@ -36,9 +36,7 @@ func mntBinary(t testing.TB) string {
 		mntBin = filepath.Join(dir, "lamina")
 		out, err := exec.Command("go", "build", "-o", mntBin, ".").CombinedOutput()
 		if err != nil {
-			mntBinErr = &exec.ExitError{}
-			mntBinErr = os.ErrInvalid
-			t.Logf("go build: %s", out)
+			mntBinErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
 	if mntBinErr != nil {
@@ -114,6 +112,13 @@ func (e *mntEnv) mount(dir string, args ...string) {
 		e.run("umount", dir)
 		if _, ok := lfs.MountInfo(dir); ok {
 			lfs.ForceUnmount(dir)
+		}
+		if e.t.Failed() { // the daemon's side of a failure
+			logs, _ := filepath.Glob(filepath.Join(e.dir, "run", "lamina", "*", "mount.log"))
+			for _, p := range logs {
+				b, _ := os.ReadFile(p)
+				e.t.Logf("%s:\n%s", p, b)
+			}
 		}
 	})
 }
