@@ -41,6 +41,9 @@ type Tracker struct {
 	active atomic.Int32 // registered live runs; 0 makes Caller free
 
 	jobMu sync.Mutex // serialises making child runs for Snakemake jobs
+	// flushMu serialises flushes: a run's end waits for a flush already
+	// writing its inputs, or its record would be read without them.
+	flushMu sync.Mutex
 
 	mu       sync.Mutex // guards the fields below
 	roots    map[int]*root
@@ -127,6 +130,8 @@ func (t *Tracker) flusher() {
 
 // flush writes the queued inputs.
 func (t *Tracker) flush() error {
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
 	t.mu.Lock()
 	p := t.pending
 	t.pending = map[string][]string{}

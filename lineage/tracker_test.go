@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,4 +137,58 @@ func save1(t *testing.T, c catalog.Catalog, nv catalog.NewVersion) catalog.Versi
 		t.Fatal(err)
 	}
 	return s[0].Version
+}
+
+// slowInputs is a catalog whose AddInputs waits for release.
+type slowInputs struct {
+	*catalog.Bolt
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (c *slowInputs) AddInputs(ctx context.Context, run string, uids []string) error {
+	c.entered <- struct{}{}
+	<-c.release
+	return c.Bolt.AddInputs(ctx, run, uids)
+}
+
+// A run's end waits for a periodic flush that is writing its inputs: the
+// record its caller reads right after has them.
+func TestFinishWaitsForFlushInProgress(t *testing.T) {
+	ctx := context.Background()
+	b := openBolt(t)
+	c := &slowInputs{Bolt: b, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	tr := lineage.NewTracker(c, lineage.TrackerOptions{FlushEvery: time.Millisecond})
+	defer tr.Close()
+	var once sync.Once
+	release := func() { once.Do(func() { close(c.release) }) }
+	defer release() // before Close, which waits for the flusher
+	cat := tr.Wrap(c)
+	tf, _ := b.SaveTransform(ctx, catalog.Transform{Name: "t", Kind: "named"})
+	r, err := cat.StartRun(ctx, catalog.Run{Transform: tf.UID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := save1(t, b, catalogtest.NV("raw/x", "x"))
+	tr.Used(r.UID, in)
+	<-c.entered // the periodic flush holds the input
+	finished := make(chan error, 1)
+	go func() {
+		zero := 0
+		_, err := cat.FinishRun(ctx, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})
+		finished <- err
+	}()
+	select {
+	case err := <-finished:
+		t.Fatalf("FinishRun returned (%v) while its inputs were still being written", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	release()
+	if err := <-finished; err != nil {
+		t.Fatal(err)
+	}
+	rec, err := b.RunRecord(ctx, r.UID)
+	if err != nil || len(rec.Inputs) != 1 || rec.Inputs[0] != in.UID {
+		t.Fatalf("inputs after the run's end: %v, %v", rec.Inputs, err)
+	}
 }

@@ -156,6 +156,7 @@ type File struct {
 	closed    bool // journal says closed
 	append    bool
 	released  bool
+	flushed   bool // closed (FLUSH) at least once
 	run       string        // lineage run credited with commits (run.go)
 	seq       bool          // every write since the File was empty was at its end
 	lazySeq   uint64        // the last commit's catalog.Saved.LazySeq
@@ -372,15 +373,16 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 	return nil
 }
 
-// truncateUncommitted truncates f if it holds changes not yet committed.
-// A File whose last change was committed is left alone (taken is false):
-// often its writer closed it and only its RELEASE, which the kernel sends
-// asynchronously, is still to come, so the truncate is another process's
-// change and makes a version of its own, credited to that process's run.
-func (f *File) truncateUncommitted(ctx context.Context, size int64) (taken bool, err error) {
+// truncateOpen truncates f unless its writer seems done with it (taken is
+// false): released, or closed with everything committed — then only its
+// RELEASE, which the kernel sends asynchronously, is still to come, and the
+// truncate is another process's change, a version of its own credited to
+// that process's run. A File opened and not yet closed takes it: the
+// kernel sends open(O_TRUNC) as OPEN then a SETATTR without the handle.
+func (f *File) truncateOpen(ctx context.Context, size int64) (taken bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.released || !f.dirty {
+	if f.released || (f.flushed && !f.dirty) {
 		return false, nil
 	}
 	return true, f.truncateLocked(ctx, size)
@@ -406,6 +408,7 @@ func (f *File) SetMode(mode uint32) {
 func (f *File) Flush(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.flushed = true
 	return f.flush(ctx, false)
 }
 
@@ -892,7 +895,7 @@ func (s *Stage) SetAttrs(ctx context.Context, key string, a catalog.Attrs) (cata
 // otherwise it makes a new version at once.
 func (s *Stage) Truncate(ctx context.Context, key string, size int64) (catalog.Version, error) {
 	if f := s.Pending(key); f != nil {
-		if taken, err := f.truncateUncommitted(ctx, size); taken {
+		if taken, err := f.truncateOpen(ctx, size); taken {
 			return catalog.Version{}, err
 		}
 	}

@@ -352,6 +352,19 @@ func TestTruncateByPathAfterClose(t *testing.T) {
 		t.Fatalf("after the writer's release: v%d %q", got.Version, e.content(t, "r/out.csv"))
 	}
 
+	// open(O_TRUNC) of an existing key arrives as OPEN, then a SETATTR
+	// without the handle: the File just opened takes it, no version between.
+	o, _ := s.Open(ctx, "r/out.csv", v, false, false)
+	if got, err := s.Truncate(ctx, "r/out.csv", 0); err != nil || got.UID != "" {
+		t.Fatalf("truncate right after an open: %v, %+v", err, got)
+	}
+	o.WriteAt(ctx, []byte("A,B"), 0)
+	o.Flush(ctx)
+	o.Release(ctx)
+	if v, _ = e.cat.ByKey(ctx, "r/out.csv", 0); v.Version != 2 {
+		t.Fatalf("open, truncate, write of the same bytes made v%d, want v2 still", v.Version)
+	}
+
 	// Bytes not yet committed: the open File takes the truncate.
 	g, _ := s.Open(ctx, "r/out.csv", v, false, false)
 	g.WriteAt(ctx, []byte("xyz"), 3)
