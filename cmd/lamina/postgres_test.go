@@ -92,13 +92,16 @@ func TestTwoWorkstations(t *testing.T) {
 	// Both write the same key and keys of their own, at once.
 	const n = 8
 	var wg sync.WaitGroup
-	errs := make(chan error, 4*n)
+	errs := make(chan error, 4*n+4)
 	for _, m := range []struct{ dir, who string }{{ma, "ana"}, {mb, "ben"}} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			os.MkdirAll(filepath.Join(m.dir, "shared"), 0o755)
-			os.MkdirAll(filepath.Join(m.dir, m.who), 0o755)
+			for _, d := range []string{"shared", m.who} {
+				if err := os.MkdirAll(filepath.Join(m.dir, d), 0o755); err != nil {
+					errs <- fmt.Errorf("%s: %w", m.who, err)
+				}
+			}
 			for i := 0; i < n; i++ {
 				if err := os.WriteFile(filepath.Join(m.dir, "shared/x.txt"), fmt.Appendf(nil, "%s %d\n", m.who, i), 0o644); err != nil {
 					errs <- err
