@@ -183,6 +183,8 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			{"label exact", catalog.Filter{Labels: []string{"quality"}, ExactLabels: true}, []string{"scrna/b.h5ad"}},
 			{"terms", catalog.Filter{Terms: [][]string{{"CL:0000084", "CL:0000624"}}}, []string{"scrna/a.h5ad"}},
 			{"limit", catalog.Filter{Where: []catalog.Cond{{Field: "batch", Op: ">", Values: []string{"0"}}}, Limit: 2}, []string{"bulk/c.csv", "scrna/a.h5ad"}},
+			{"size with a limit", catalog.Filter{Where: []catalog.Cond{{Field: "size", Op: ">", Values: []string{"9B"}}}, Limit: 2}, []string{"bulk/c.csv", "other/d.txt"}},
+			{"key range with a limit", catalog.Filter{Where: []catalog.Cond{{Field: "key", Op: ">=", Values: []string{"other/"}}}, Limit: 2}, []string{"other/d.txt", "scrna/a.h5ad"}},
 			{"nothing", catalog.Filter{Where: []catalog.Cond{{Field: "tissue", Op: "=", Values: []string{"liver"}}}}, []string{}},
 		}
 		for _, tc := range cases {

@@ -570,6 +570,20 @@ func (s *Store) Find(ctx context.Context, f catalog.Filter) ([]Version, error) {
 		for _, group := range f.Terms {
 			where = append(where, `v.uid IN (SELECT uid FROM idx_terms WHERE term = ANY(`+args.add(group)+`))`)
 		}
+		// Conditions on version fields go into the SQL too (Go checks them
+		// again, keep), so that it may stop at the limit; those only Go
+		// decides (times) make it send every match.
+		allInSQL := true
+		for _, c := range f.Where {
+			if !catalog.IsBuiltin(c.Field) {
+				continue
+			}
+			sql, ok := fieldCond(c, &args)
+			if ok {
+				where = append(where, sql)
+			}
+			allInSQL = allInSQL && ok
+		}
 		sql := `SELECT v.rec FROM artifacts a JOIN versions v ON v.stem = a.stem WHERE a.latest > 0 AND NOT v.trashed`
 		if !f.AllVersions {
 			sql += ` AND v.n = a.latest`
@@ -584,11 +598,11 @@ func (s *Store) Find(ctx context.Context, f catalog.Filter) ([]Version, error) {
 		limit := 0
 		if f.Limit > 0 && (f.Order == "" || f.Order == "key") {
 			limit = f.Limit
-			if len(featConds) == len(f.Where) {
-				// No condition on version fields: every row is kept, so
-				// the database may stop at the limit instead of sorting
-				// and sending every match (the T cell query of the
-				// curation benchmark matches 30,000 versions, wants 1,000).
+			if allInSQL {
+				// Every row is kept, so the database may stop at the
+				// limit instead of sorting and sending every match (the T
+				// cell query of the curation benchmark matches 30,000
+				// versions, wants 1,000).
 				sql += fmt.Sprintf(` LIMIT %d`, limit)
 			}
 		}
@@ -609,9 +623,11 @@ func (s *Store) Find(ctx context.Context, f catalog.Filter) ([]Version, error) {
 // may switch to a generic plan, which cannot tell a one-word range of
 // words, or one term's uids, from a whole table: Search for one key took
 // 59 ms (hash joins over every version) instead of well under one.
+// In a pipeTx it goes with the next statement.
 func customPlans(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`)
-	return err
+	var b pgx.Batch
+	b.Queue(`SET LOCAL plan_cache_mode = force_custom_plan`)
+	return tx.SendBatch(ctx, &b).Close()
 }
 
 // findRows returns the versions sql selects that keep keeps, in order,
@@ -635,14 +651,88 @@ func findRows(ctx context.Context, tx pgx.Tx, sql string, args sqlArgs, keep fun
 
 // ---- Search ----
 
-// searchSQL reads the index rows of the words starting with $1 ($2 bounds
-// them) and the latest live number of each one's artifact.
-var searchSQL = fmt.Sprintf(`SELECT w.word, w.uid, w.weight, w.fields, a.latest
-	FROM words w JOIN artifacts a ON a.stem = substr(w.uid, 1, %d)
-	WHERE w.word >= $1 AND w.word < $2`, ref.StemLen)
+// searchMatches is SQL yielding a row (uid, i, word, weight, fields) per
+// words row that starts with query word i (from 1), whose range $(2i-1),
+// $(2i) bound: one range scan per word, each planned for its word (a
+// rare key's one row, a common word's thousands).
+func searchMatches(nw int) string {
+	var b strings.Builder
+	for i := 1; i <= nw; i++ {
+		if i > 1 {
+			b.WriteString("\n\tUNION ALL ")
+		}
+		fmt.Fprintf(&b, "SELECT w.uid, %d AS i, w.word, w.weight, w.fields, octet_length($%d) AS qlen FROM words w WHERE w.word >= $%d AND w.word < $%d",
+			i, 2*i-1, 2*i-1, 2*i)
+	}
+	return b.String()
+}
+
+// searchStats counts, over the words starting with each query word, the
+// versions having any (the total row of the rollup, i NULL) and those
+// having each: Search's n and document frequencies.
+func searchStats(nw int) string {
+	return `WITH m AS (SELECT uid, i FROM (` + searchMatches(nw) + `) w GROUP BY uid, i)
+	SELECT i, count(*) FROM m GROUP BY i
+	UNION ALL SELECT NULL, count(*) FROM (SELECT uid FROM m GROUP BY uid) u`
+}
+
+// searchRankSQL scores each version having words that start with the
+// query words as Bolt does in Go, with the same float4 and float8
+// operations in the same order, so that scores and ties come out alike: a
+// word's score is weight/10 (×0.6 for a longer word), the best of the
+// version's words for it; the version's score the sum of each score × the
+// word's idf (%[3]s, an array computed in Go: Go's log is Bolt's), ×
+// coverage². Best first, then by uid, it keeps each artifact's live
+// latest version (its uid ends in the base62 digits of latest, %[4]s),
+// looked up for each candidate in turn until %[5]s (the limit) are found
+// — not for all of them — and returns those with their records. %[1]s
+// are the matches (searchMatches), %[2]s the sum.
+const searchRankSQL = `WITH m AS (
+	SELECT uid, i, bit_or(fields) AS fields,
+		max((weight::float4 / 10::float4) * CASE WHEN octet_length(word) = qlen THEN 1::float4 ELSE 0.6::float4 END) AS sc
+	FROM (%[1]s) w
+	GROUP BY uid, i),
+d AS (
+	SELECT uid, bit_or(fields) AS fields, count(*)::float8 / %[6]d::float8 AS cover, %[2]s AS sum
+	FROM m GROUP BY uid),
+r AS (
+	SELECT uid, fields, score FROM (
+		SELECT uid, fields, sum * cover * cover AS score FROM d ORDER BY score DESC, uid OFFSET 0) s
+	WHERE (SELECT %[4]s FROM artifacts a WHERE a.stem = substr(s.uid, 1, %[7]d) AND a.latest > 0) = substr(s.uid, %[8]d)
+	LIMIT %[5]s)
+SELECT r.score, r.fields, v.rec FROM r JOIN versions v ON v.uid = r.uid ORDER BY r.score DESC, r.uid`
+
+// searchRank is searchRankSQL for nw query words: $1…$(2nw) the words'
+// ranges, then the idf array and the limit.
+func searchRank(nw int) string {
+	idf := fmt.Sprintf("$%d::float8[]", 2*nw+1)
+	sum := "0::float8"
+	for i := 1; i <= nw; i++ {
+		sum = fmt.Sprintf("(%s + COALESCE(max(sc) FILTER (WHERE i = %d), 0)::float8 * (%s)[%d])", sum, i, idf, i)
+	}
+	return fmt.Sprintf(searchRankSQL, searchMatches(nw), sum, idf, latestDigits, fmt.Sprintf("$%d", 2*nw+2), nw, ref.StemLen, ref.StemLen+1)
+}
+
+// latestDigits is what ref.VersionUID appends to a stem for a.latest, in
+// SQL: the number's four base62 digits.
+var latestDigits = func() string {
+	var digits []byte // base62, as ref.VersionUID writes them
+	for i := 1; i <= 62; i++ {
+		uid := ref.VersionUID(strings.Repeat("0", ref.StemLen), i)
+		digits = append(digits, uid[len(uid)-1])
+	}
+	digit := func(div int) string {
+		return fmt.Sprintf("substr('%s', ((a.latest - 1) / %d) %% 62 + 1, 1)", digits, div)
+	}
+	return digit(62*62*62) + " || " + digit(62*62) + " || " + digit(62) + " || " + digit(1)
+}()
 
 // Search ranks as Bolt does (tf·idf over the word index, a prefix of a
-// longer word at 0.6, squared coverage of the query's words).
+// longer word at 0.6, squared coverage of the query's words), in SQL: two
+// statements in one snapshot (the words' statistics, then the ranking,
+// which returns only the versions asked for). They are planned for their
+// words each time (customPlans: a generic plan cannot tell a rare key's
+// range of words from a common word's).
 func (s *Store) Search(ctx context.Context, query string, limit int) ([]catalog.Hit, error) {
 	if limit <= 0 {
 		limit = 20
@@ -651,125 +741,82 @@ func (s *Store) Search(ctx context.Context, query string, limit int) ([]catalog.
 	if len(words) == 0 {
 		return nil, fmt.Errorf("%w: search for what? (give words of keys, descriptions, labels or terms)", catalog.ErrInvalid)
 	}
+	ranges := make([]any, 0, 2*len(words)+2)
+	for _, w := range words {
+		ranges = append(ranges, w, upper(w))
+	}
 	out := []catalog.Hit{}
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		if err := customPlans(ctx, tx); err != nil {
 			return err
 		}
-		nw := len(words)
-		docs := map[string]int32{}
-		var uids []string
-		var live []bool
-		var scores []float32
-		var fields []byte
-		df := make([]int, nw)
-		for i, w := range words {
-			// Whether a version is its artifact's live latest needs only the
-			// artifact: the uid holds the stem and the number. The words
-			// carry weight and fields in their index (schema 4), so this
-			// reads two indexes, not the versions table.
-			rows, err := tx.Query(ctx, searchSQL, w, upper(w))
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var word, uid string
-				var weight, fl int16
-				var latest int
-				if err := rows.Scan(&word, &uid, &weight, &fl, &latest); err != nil {
-					rows.Close()
-					return err
-				}
-				isLive := latest > 0 && uid == ref.VersionUID(uid[:ref.StemLen], latest)
-				sc := float32(weight) / 10
-				if len(word) != len(w) {
-					sc *= 0.6 // a prefix of a longer word
-				}
-				d, ok := docs[uid]
-				if !ok {
-					d = int32(len(uids))
-					docs[uid] = d
-					uids = append(uids, uid)
-					live = append(live, isLive)
-					scores = append(scores, make([]float32, nw)...)
-					fields = append(fields, 0)
-				}
-				cell := &scores[int(d)*nw+i]
-				if *cell == 0 {
-					df[i]++
-				}
-				*cell = max(*cell, sc)
-				fields[d] |= byte(fl)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-		}
-		n := float64(len(uids) + 1)
-		idf := make([]float64, nw)
-		for i := range idf {
-			if df[i] > 0 {
-				idf[i] = math.Log(1 + n/float64(df[i]))
-			}
-		}
-		type scored struct {
-			d     int32
-			score float64
-		}
-		ranked := make([]scored, 0, len(uids))
-		for d := range uids {
-			if !live[d] {
-				continue
-			}
-			var sum float64
-			matched := 0
-			for i := 0; i < nw; i++ {
-				if x := scores[d*nw+i]; x > 0 {
-					matched++
-					sum += float64(x) * idf[i]
-				}
-			}
-			cover := float64(matched) / float64(nw)
-			ranked = append(ranked, scored{int32(d), sum * cover * cover})
-		}
-		sort.Slice(ranked, func(i, j int) bool {
-			if ranked[i].score != ranked[j].score {
-				return ranked[i].score > ranked[j].score
-			}
-			return uids[ranked[i].d] < uids[ranked[j].d]
-		})
-		if len(ranked) > limit {
-			ranked = ranked[:limit]
-		}
-		top := make([]string, len(ranked))
-		for i, r := range ranked {
-			top[i] = uids[r.d]
-		}
-		vs, err := collectVersions(tx.Query(ctx, `SELECT rec FROM versions WHERE uid = ANY($1)`, top))
+		idf, err := searchIDF(ctx, tx, len(words), ranges)
 		if err != nil {
 			return err
 		}
-		byUID := map[string]Version{}
-		for _, v := range vs {
-			byUID[v.UID] = v
+		rows, err := tx.Query(ctx, searchRank(len(words)), append(ranges, idf, limit)...)
+		if err != nil {
+			return err
 		}
-		for _, r := range ranked {
-			v, ok := byUID[uids[r.d]]
-			if !ok {
-				continue
+		defer rows.Close()
+		for rows.Next() {
+			var score float64
+			var fields int16
+			var raw []byte
+			if err := rows.Scan(&score, &fields, &raw); err != nil {
+				return err
 			}
-			h := catalog.Hit{Version: v, Score: math.Round(r.score*1000) / 1000}
+			v, err := decode(raw)
+			if err != nil {
+				return err
+			}
+			h := catalog.Hit{Version: v, Score: math.Round(score*1000) / 1000}
 			for i, name := range catalog.SearchFields {
-				if fields[r.d]&(1<<i) != 0 {
+				if fields&(1<<i) != 0 {
 					h.Fields = append(h.Fields, name)
 				}
 			}
 			out = append(out, h)
 		}
-		return nil
+		return rows.Err()
 	})
 	return out, err
+}
+
+// searchIDF returns the inverse document frequency of each query word,
+// log(1 + n/df) with n the versions having any word plus one, as Bolt
+// computes it.
+func searchIDF(ctx context.Context, tx pgx.Tx, nw int, ranges []any) ([]float64, error) {
+	rows, err := tx.Query(ctx, searchStats(nw), ranges...)
+	if err != nil {
+		return nil, err
+	}
+	df := make([]int64, nw)
+	var n int64
+	for rows.Next() {
+		var i *int64
+		var count int64
+		if err := rows.Scan(&i, &count); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if i == nil {
+			n = count
+		} else {
+			df[*i-1] = count
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	idf := make([]float64, nw)
+	for i := range idf {
+		if df[i] > 0 {
+			idf[i] = math.Log(1 + float64(n+1)/float64(df[i]))
+		}
+	}
+	return idf, nil
 }
 
 // ---- collections ----

@@ -442,6 +442,7 @@ func BenchmarkQueries100k(b *testing.B) {
 		for _, tc := range finds {
 			b.Run("Find/"+tc.name+"/"+st.name, func(b *testing.B) {
 				var n int
+				m := startCPU(b, st.name, st.c)
 				for b.Loop() {
 					vs, err := st.c.Find(ctx, tc.f)
 					if err != nil {
@@ -449,16 +450,19 @@ func BenchmarkQueries100k(b *testing.B) {
 					}
 					n = len(vs)
 				}
+				m.report(b)
 				b.ReportMetric(float64(n), "rows")
 			})
 		}
 		for _, q := range []string{"PBMC gene expression", "bone marrow treated", "k012345"} {
 			b.Run("Search/"+q+"/"+st.name, func(b *testing.B) {
+				m := startCPU(b, st.name, st.c)
 				for b.Loop() {
 					if _, err := st.c.Search(ctx, q, 20); err != nil {
 						b.Fatal(err)
 					}
 				}
+				m.report(b)
 			})
 		}
 		b.Run("List1000/"+st.name, func(b *testing.B) {
@@ -469,4 +473,73 @@ func BenchmarkQueries100k(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRoundTrip is the floor of a single lookup: a bare `SELECT 1`
+// and ByKey's prepared statement alone (no decoding), over TCP and over
+// the server's Unix socket, beside ByKey itself on a store opened on the
+// same URL (which may pick the socket itself, see Open).
+func BenchmarkRoundTrip(b *testing.B) {
+	ctx := context.Background()
+	u := pgtest.URL(b)
+	s, err := postgres.Open(ctx, u, postgres.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	fill(b, s, 10000)
+	var dir string
+	c, err := pgx.Connect(ctx, u)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.QueryRow(ctx, `SELECT split_part(current_setting('unix_socket_directories'), ',', 1)`).Scan(&dir); err != nil {
+		b.Fatal(err)
+	}
+	c.Close(ctx)
+	key := func(i int) string {
+		j := (i * 7919) % 10000
+		return fmt.Sprintf("d%02d/s%03d/f%d.txt", j%50, j%700, j)
+	}
+	for _, via := range []struct{ name, url string }{{"tcp", u}, {"unix", pgtest.WithParam(u, "host", dir)}} {
+		conn, err := pgx.Connect(ctx, via.url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		b.Run("select1/"+via.name, func(b *testing.B) {
+			m := startCPU(b, "postgres", nil)
+			for b.Loop() {
+				var n int
+				if err := conn.QueryRow(ctx, `SELECT 1`).Scan(&n); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m.report(b)
+		})
+		b.Run("prepared/"+via.name, func(b *testing.B) {
+			m := startCPU(b, "postgres", nil)
+			i := 0
+			for b.Loop() {
+				var versions, latest int
+				var raw []byte
+				if err := conn.QueryRow(ctx, postgres.ByKeySQL, key(i), 0).Scan(&versions, &latest, &raw); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			m.report(b)
+		})
+	}
+	b.Run("ByKey", func(b *testing.B) {
+		m := startCPU(b, "postgres", nil)
+		i := 0
+		for b.Loop() {
+			if _, err := s.ByKey(ctx, key(i), 0); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		m.report(b)
+	})
 }

@@ -188,44 +188,62 @@ func ancestors(key string) []string {
 // file above it (the shortest first), a folder, link or live key below it
 // ($3, $4 bound key/). The reason with the smallest number wins, as the
 // checks of Bolt's checkPlace come one after another.
-const placeSQL = `SELECT reason, key FROM (
-	(SELECT 1 AS reason, key FROM folders WHERE key = $1)
-	UNION ALL (SELECT 2, key FROM links WHERE key = $1)
-	UNION ALL (SELECT 3, key FROM links WHERE key = ANY($2) ORDER BY length(key) LIMIT 1)
-	UNION ALL (SELECT 4, key FROM folders WHERE key >= $3 AND key < $4 ORDER BY key LIMIT 1)
-	UNION ALL (SELECT 5, key FROM links WHERE key >= $3 AND key < $4 ORDER BY key LIMIT 1)
-	UNION ALL (SELECT 6, key FROM artifacts WHERE key = ANY($2) AND latest > 0 ORDER BY length(key) LIMIT 1)
-	UNION ALL (SELECT 7, key FROM artifacts WHERE key >= $3 AND key < $4 AND latest > 0 ORDER BY key LIMIT 1)
-) c ORDER BY reason LIMIT 1`
+var placeSQL = fmt.Sprintf(placeReasons, "$1", "$2", "$3", "$4", "true")
+
+// placeReasons is placeSQL with its parameters (%[1]s to %[4]s) and a
+// condition (%[5]s) to fill in.
+const placeReasons = `SELECT reason, key FROM (
+	(SELECT 1 AS reason, key FROM folders WHERE key = %[1]s)
+	UNION ALL (SELECT 2, key FROM links WHERE key = %[1]s)
+	UNION ALL (SELECT 3, key FROM links WHERE key = ANY(%[2]s) ORDER BY length(key) LIMIT 1)
+	UNION ALL (SELECT 4, key FROM folders WHERE key >= %[3]s AND key < %[4]s ORDER BY key LIMIT 1)
+	UNION ALL (SELECT 5, key FROM links WHERE key >= %[3]s AND key < %[4]s ORDER BY key LIMIT 1)
+	UNION ALL (SELECT 6, key FROM artifacts WHERE key = ANY(%[2]s) AND latest > 0 ORDER BY length(key) LIMIT 1)
+	UNION ALL (SELECT 7, key FROM artifacts WHERE key >= %[3]s AND key < %[4]s AND latest > 0 ORDER BY key LIMIT 1)
+) c WHERE %[5]s ORDER BY reason LIMIT 1`
 
 // checkPlace refuses a key that would sit under a live file or a link,
 // over live keys, folders or links, or where a folder or link is.
 func checkPlace(ctx context.Context, tx pgx.Tx, key string) error {
-	as := ancestors(key)
-	if as == nil {
-		as = []string{}
-	}
-	p := key + "/"
-	var reason int
-	var k string
-	err := tx.QueryRow(ctx, placeSQL, key, as, p, upper(p)).Scan(&reason, &k)
+	var reason *int
+	var k *string
+	err := tx.QueryRow(ctx, placeSQL, placeArgs(key)...).Scan(&reason, &k)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	switch reason {
+	return placeError(key, reason, k)
+}
+
+// placeArgs are placeSQL's parameters for key.
+func placeArgs(key string) []any {
+	as := ancestors(key)
+	if as == nil {
+		as = []string{}
+	}
+	p := key + "/"
+	return []any{key, as, p, upper(p)}
+}
+
+// placeError is the refusal that placeSQL's reason (nil: none) and key
+// stand for.
+func placeError(key string, reason *int, k *string) error {
+	if reason == nil {
+		return nil
+	}
+	switch *reason {
 	case 1:
 		return errorf(ErrConflict, "%q cannot be saved: it is a folder", key)
 	case 2:
 		return errorf(ErrConflict, "%q cannot be saved: it is a symbolic link", key)
 	case 3:
-		return errorf(ErrConflict, "%q cannot be saved: %q is a symbolic link, not a folder", key, k)
+		return errorf(ErrConflict, "%q cannot be saved: %q is a symbolic link, not a folder", key, *k)
 	case 6:
-		return errorf(ErrConflict, "%q cannot be saved: %q is a file, not a folder", key, k)
+		return errorf(ErrConflict, "%q cannot be saved: %q is a file, not a folder", key, *k)
 	}
-	return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, k)
+	return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, *k)
 }
 
 func (s *Store) Save(ctx context.Context, nvs []catalog.NewVersion) ([]catalog.Saved, error) {
@@ -235,7 +253,9 @@ func (s *Store) Save(ctx context.Context, nvs []catalog.NewVersion) ([]catalog.S
 		}
 	}
 	var out []catalog.Saved
-	err := s.writeKeys(ctx, keysOf(nvs), func(tx pgx.Tx, changed func(...string)) error {
+	var learned []Version // for the lookup cache, when it serves
+	_, caching := s.look.begin()
+	err := s.writeN(ctx, 30, s.lockKeys(keysOf(nvs)), func(tx pgx.Tx, changed func(...string)) error {
 		out = out[:0]
 		for _, nv := range nvs {
 			sv, err := save(ctx, tx, nv)
@@ -246,41 +266,73 @@ func (s *Store) Save(ctx context.Context, nvs []catalog.NewVersion) ([]catalog.S
 				changed(sv.Version.Key)
 			}
 			out = append(out, sv)
+			if caching {
+				v, err := asRead(sv.Version)
+				if err != nil {
+					return err
+				}
+				learned = append(learned, v)
+			}
 		}
 		return nil
-	})
+	}, &learned)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// saveStateSQL reads what a save decides on in one statement: the key's
-// artifact and, if its latest live version has the digest saved ($2),
-// that version.
-const saveStateSQL = `SELECT a.stem, a.key, a.kind, a.versions, a.latest, a.trashed_at,
-	CASE WHEN v.rec->>'digest' = $2 THEN v.rec END
-	FROM artifacts a LEFT JOIN versions v ON v.stem = a.stem AND v.n = a.latest
-	WHERE a.key = $1`
+// asRead returns v as a read from the database returns it: through its
+// JSON record, so that a cached answer equals an uncached one.
+func asRead(v Version) (Version, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return Version{}, err
+	}
+	return decode(raw)
+}
 
-// saveState returns key's artifact (nil: none) and its latest live version
-// when that has digest d (nil: none has).
-func saveState(ctx context.Context, tx pgx.Tx, key string, d ref.Digest) (*artifact, []byte, error) {
-	var a artifact
+// saveStateSQL reads what a save decides on in one statement: the key's
+// artifact (none: a row of NULLs) and, if its latest live version has the
+// digest saved ($2), that version; and, when the key has no live version,
+// why it may not become a file (placeSQL, with $3 to $5).
+var saveStateSQL = `WITH s AS (SELECT a.stem, a.key, a.kind, a.versions, a.latest, a.trashed_at,
+		CASE WHEN v.rec->>'digest' = $2 THEN v.rec END AS same
+	FROM artifacts a LEFT JOIN versions v ON v.stem = a.stem AND v.n = a.latest
+	WHERE a.key = $1)
+SELECT s.stem, s.key, s.kind, s.versions, s.latest, s.trashed_at, s.same, p.reason, p.key
+	FROM (SELECT) one LEFT JOIN s ON true
+	LEFT JOIN LATERAL (` + fmt.Sprintf(placeReasons, "$1", "$3", "$4", "$5", "COALESCE(s.latest, 0) = 0") + `) p ON true`
+
+// keyState is what a save of a key decides on.
+type keyState struct {
+	a       *artifact // nil: none
+	same    []byte    // the latest live version when it has the digest saved
+	refusal error     // why the key, with no live version, may not become a file
+}
+
+// saveState reads key's state for a save of content d (saveStateSQL).
+func saveState(ctx context.Context, tx pgx.Tx, key string, d ref.Digest) (keyState, error) {
+	var stem, akey, kind *string
+	var versions, latest *int
 	var trashed *int64
 	var same []byte
-	err := tx.QueryRow(ctx, saveStateSQL, key, d.String()).Scan(&a.Stem, &a.Key, &a.Kind, &a.Versions, &a.Latest, &trashed, &same)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil, nil
-	}
+	var reason *int
+	var k *string
+	args := append([]any{key, d.String()}, placeArgs(key)[1:]...)
+	err := tx.QueryRow(ctx, saveStateSQL, args...).Scan(&stem, &akey, &kind, &versions, &latest, &trashed, &same, &reason, &k)
 	if err != nil {
-		return nil, nil, err
+		return keyState{}, err
 	}
-	if trashed != nil {
-		t := fromNS(*trashed)
-		a.TrashedAt = &t
+	st := keyState{same: same, refusal: placeError(key, reason, k)}
+	if stem != nil {
+		st.a = &artifact{Stem: *stem, Key: *akey, Kind: *kind, Versions: *versions, Latest: *latest}
+		if trashed != nil {
+			t := fromNS(*trashed)
+			st.a.TrashedAt = &t
+		}
 	}
-	return &a, same, nil
+	return st, nil
 }
 
 func keysOf(nvs []catalog.NewVersion) []string {
@@ -292,10 +344,11 @@ func keysOf(nvs []catalog.NewVersion) []string {
 }
 
 func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved, error) {
-	a, same, err := saveState(ctx, tx, nv.Key, nv.Digest)
+	st, err := saveState(ctx, tx, nv.Key, nv.Digest)
 	if err != nil {
 		return catalog.Saved{}, err
 	}
+	a, same := st.a, st.same
 	if nv.Revises != "" {
 		rv, err := byUID(ctx, tx, nv.Revises)
 		if err != nil {
@@ -314,10 +367,8 @@ func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved,
 		latest, err := decode(same)
 		return catalog.Saved{Version: latest, Unchanged: true}, err
 	}
-	if a.Latest == 0 {
-		if err := checkPlace(ctx, tx, nv.Key); err != nil {
-			return catalog.Saved{}, err
-		}
+	if st.refusal != nil {
+		return catalog.Saved{}, st.refusal
 	}
 	a.Versions++
 	a.Latest = a.Versions

@@ -121,7 +121,7 @@ func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 // rebuilding the indexes. A catalog that holds anything is refused
 // (catalog.ErrConflict). It is not retried: recs are read once.
 func (s *Store) Load(ctx context.Context, recs iter.Seq2[catalog.Record, error]) error {
-	return s.writeN(ctx, 1, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx, changed func(...string)) error {
+	return s.writeN(ctx, 1, serializable, func(tx pgx.Tx, changed func(...string)) error {
 		if _, full, err := exists(ctx, tx, `SELECT 'x' FROM artifacts UNION ALL SELECT 'x' FROM folders UNION ALL SELECT 'x' FROM links
 			UNION ALL SELECT 'x' FROM features UNION ALL SELECT 'x' FROM labels UNION ALL SELECT 'x' FROM collections
 			UNION ALL SELECT 'x' FROM transforms UNION ALL SELECT 'x' FROM runs LIMIT 1`); err != nil {
@@ -146,7 +146,7 @@ func (s *Store) Load(ctx context.Context, recs iter.Seq2[catalog.Record, error])
 			}
 		}
 		return nil
-	})
+	}, nil)
 }
 
 func load(ctx context.Context, tx pgx.Tx, r catalog.Record) error {

@@ -82,6 +82,10 @@ func (c *lookups) putKey(gen uint64, key string, n int, a keyAnswer) {
 	if gen != c.gen || !c.serving(time.Now()) {
 		return
 	}
+	c.putLocked(key, n, a)
+}
+
+func (c *lookups) putLocked(key string, n int, a keyAnswer) {
 	if len(c.keys) >= maxKeys {
 		for k := range c.keys { // a random one: map order
 			delete(c.keys, k)
@@ -128,6 +132,35 @@ func (c *lookups) count(hit bool) {
 	}
 }
 
+// generation is the current generation: settle keeps answers only if no
+// invalidation came after it.
+func (c *lookups) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// settle is forget for a write that committed, which also knows the
+// latest version of some of its keys (learned): they become ByKey
+// answers (latest, and by number) if no invalidation came since gen, taken
+// before the commit. A later commit of such a key, by this store or
+// another, comes after ours; its invalidation either bumped the generation
+// before this (nothing is kept) or comes after it (and drops what was
+// kept). Keys not in learned are only forgotten.
+func (c *lookups) settle(gen uint64, keys []string, learned []Version) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fresh := gen == c.gen && c.serving(time.Now())
+	c.forgetLocked(keys)
+	if !fresh {
+		return
+	}
+	for _, v := range learned {
+		c.putLocked(v.Key, 0, keyAnswer{v: v})
+		c.putLocked(v.Key, v.Version, keyAnswer{v: v})
+	}
+}
+
 // forget drops what changes to keys may have changed.
 func (c *lookups) forget(keys []string) {
 	if len(keys) == 0 {
@@ -135,6 +168,10 @@ func (c *lookups) forget(keys []string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.forgetLocked(keys)
+}
+
+func (c *lookups) forgetLocked(keys []string) {
 	c.gen++
 	for _, k := range keys {
 		if _, ok := catalog.ChangedCollection(k); ok {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,5 +246,88 @@ func TestConformanceCached(t *testing.T) {
 	t.Logf("%d stores, %d lookups answered from their caches", len(stores), hits)
 	if hits == 0 {
 		t.Fatal("no lookup was answered from a cache: the suite did not test it")
+	}
+}
+
+// A listening store keeps what it saved: looking it up right after costs
+// no round trip (the mount's post-commit lookup, the conformance
+// workload's save-then-ByKey), answers exactly what the database holds,
+// and another store's later version replaces it once notified.
+func TestLookupCacheLearnsOwnSave(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	a, w, truth := listen(t, u), open2(t, u), open2(t, u)
+	serving(t, a.Store)
+	nv := catalogtest.NV("d/k.txt", "1")
+	nv.Shape, nv.Description = []int64{3, 4}, "first"
+	if got := describeKey(a, "d/k.txt", 0); got != "not found" { // cached "not found"
+		t.Fatal(got)
+	}
+	sv, err := a.Save(ctx, []catalog.NewVersion{nv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits, misses, _ := a.LookupStats()
+	for _, n := range []int{0, 1} {
+		got, err := a.ByKey(ctx, "d/k.txt", n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := truth.ByKey(ctx, "d/k.txt", n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("ByKey(d/k.txt, %d) after the save = %+v; the database holds %+v", n, got, want)
+		}
+		if got.UID != sv[0].Version.UID {
+			t.Errorf("ByKey(d/k.txt, %d) = %s, saved %s", n, got.UID, sv[0].Version.UID)
+		}
+	}
+	if h, m, _ := a.LookupStats(); h-hits != 2 || m != misses {
+		t.Errorf("the lookups after the save: %d hits, %d misses; want 2 hits, 0 misses", h-hits, m-misses)
+	}
+	sv2, err := w.Save(ctx, []catalog.NewVersion{catalogtest.NV("d/k.txt", "2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hear(t, a.heard, "d/k.txt", 5*time.Second)
+	if got, want := describeKey(a, "d/k.txt", 0), describe(sv2[0].Version); got != want {
+		t.Errorf("after another store's save: ByKey = %s, want %s", got, want)
+	}
+}
+
+// Two stores save one key at once, one of them listening and caching its
+// own saves: once the notifications are in, its cache answers the last
+// version, whichever store wrote it.
+func TestLookupCacheRacingSaves(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	a, w := listen(t, u), open2(t, u)
+	serving(t, a.Store)
+	var wg sync.WaitGroup
+	for _, c := range []catalog.Catalog{a, w} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				if _, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("r/k", fmt.Sprint(c == w, i))}); err != nil {
+					t.Error(err)
+					return
+				}
+				a.ByKey(ctx, "r/k", 0) // fill, or hit
+			}
+		}()
+	}
+	wg.Wait()
+	want := describeKey(w, "r/k", 0)
+	if !strings.Contains(want, "@v80 ") {
+		t.Fatalf("the last version: %s", want)
+	}
+	for i := 0; describeKey(a, "r/k", 0) != want; i++ {
+		if i == 200 {
+			t.Fatalf("the listening store answers %s for good; the database holds %s", describeKey(a, "r/k", 0), want)
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
 }

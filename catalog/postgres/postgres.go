@@ -165,9 +165,35 @@ func retryable(err error) bool {
 }
 
 // read runs fn in a read-only REPEATABLE READ transaction: one snapshot.
+// Its BEGIN goes with fn's first statement (pipeTx).
 func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+	err := s.runTx(ctx, readOnly, func(tx *pipeTx) (*pgx.QueuedQuery, error) { return nil, fn(tx) })
 	return wrap(err)
+}
+
+func readOnly(b *pgx.Batch) { b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`) }
+
+// runTx runs fn in a pipeTx on a pooled connection, begun by what begin
+// queues, and ends it: COMMIT, with the statement fn returns (nil: none),
+// when fn succeeds; ROLLBACK otherwise.
+func (s *Store) runTx(ctx context.Context, begin func(*pgx.Batch), fn func(tx *pipeTx) (*pgx.QueuedQuery, error)) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A connection still in a transaction (a failed ROLLBACK) is closed
+	// by the pool, not reused.
+	defer conn.Release()
+	tx := &pipeTx{conn: conn.Conn()}
+	begin(&tx.pending)
+	last, err := fn(tx)
+	if err == nil {
+		err = tx.commit(ctx, last)
+	}
+	if err != nil && tx.conn.PgConn().TxStatus() != 'I' {
+		tx.conn.Exec(ctx, `ROLLBACK`)
+	}
+	return err
 }
 
 // write runs fn in a SERIALIZABLE transaction, retried from the start on a
@@ -176,12 +202,15 @@ func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 // outside the key namespace (features, labels, runs…); writeKeys is for
 // those that change keys.
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx, changed func(keys ...string)) error) error {
-	return s.writeN(ctx, 30, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
+	return s.writeN(ctx, 30, serializable, fn, nil)
 }
+
+// serializable begins a SERIALIZABLE transaction.
+func serializable(b *pgx.Batch) { b.Queue(`BEGIN ISOLATION LEVEL SERIALIZABLE`) }
 
 // writeKeys runs fn, which changes keys (files, folders, links) and what
 // is beneath them, in a READ COMMITTED transaction that first locks the
-// keys: exclusively each key, shared its ancestor folders (lockQuery). Two
+// keys: exclusively each key, shared its ancestor folders (lockKeys). Two
 // writes whose keys overlap — the same key, or one a folder of the other's
 // — thus take turns, and each statement of the later one sees what the
 // earlier committed; writes of unrelated keys run side by side. That is
@@ -189,16 +218,20 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx, changed func(keys 
 // which made writers of neighbouring keys abort each other (18% of saves
 // from 8 writers were retried).
 func (s *Store) writeKeys(ctx context.Context, keys []string, fn func(tx pgx.Tx, changed func(keys ...string)) error) error {
-	return s.writeN(ctx, 30, pgx.TxOptions{BeginQuery: s.lockQuery(keys)}, fn)
+	return s.writeN(ctx, 30, s.lockKeys(keys), fn, nil)
 }
 
-// lockQuery begins a READ COMMITTED transaction and takes the advisory
-// locks of keys in the same round trip: an exclusive one per key, a shared
-// one per ancestor folder, in ascending order of lock id so that two
-// writers never wait for each other in a cycle. Lock ids are 64-bit
-// hashes of the channel (one per catalog) and the key; a collision only
-// makes two writes take turns.
-func (s *Store) lockQuery(keys []string) string {
+// lockSQL takes advisory locks in ascending order of id ($1, sorted),
+// exclusive where $2 says so and shared elsewhere, so that two writers
+// never wait for each other in a cycle.
+const lockSQL = `SELECT CASE WHEN x THEN pg_advisory_xact_lock(id) ELSE pg_advisory_xact_lock_shared(id) END
+	FROM (SELECT id, x FROM unnest($1::bigint[], $2::bool[]) AS t(id, x) ORDER BY id OFFSET 0) l`
+
+// lockKeys begins a READ COMMITTED transaction and takes the advisory
+// locks of keys (lockSQL): an exclusive one per key, a shared one per
+// ancestor folder. Lock ids are 64-bit hashes of the channel (one per
+// catalog) and the key; a collision only makes two writes take turns.
+func (s *Store) lockKeys(keys []string) func(b *pgx.Batch) {
 	exclusive := map[int64]bool{}
 	for _, k := range keys {
 		exclusive[s.lockID(k)] = true
@@ -213,21 +246,14 @@ func (s *Store) lockQuery(keys []string) string {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	var b strings.Builder
-	b.WriteString("BEGIN ISOLATION LEVEL READ COMMITTED")
+	modes := make([]bool, len(ids))
 	for i, id := range ids {
-		if i == 0 {
-			b.WriteString("; SELECT ")
-		} else {
-			b.WriteString(", ")
-		}
-		if exclusive[id] {
-			fmt.Fprintf(&b, "pg_advisory_xact_lock(%d)", id)
-		} else {
-			fmt.Fprintf(&b, "pg_advisory_xact_lock_shared(%d)", id)
-		}
+		modes[i] = exclusive[id]
 	}
-	return b.String()
+	return func(b *pgx.Batch) {
+		b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
+		b.Queue(lockSQL, ids, modes)
+	}
 }
 
 func (s *Store) lockID(key string) int64 {
@@ -238,34 +264,62 @@ func (s *Store) lockID(key string) int64 {
 	return int64(h.Sum64())
 }
 
-// writeN runs fn in a transaction begun with opts, at most attempts times
-// (1 for fn that cannot run twice).
-func (s *Store) writeN(ctx context.Context, attempts int, opts pgx.TxOptions, fn func(tx pgx.Tx, changed func(keys ...string)) error) error {
+// writeN runs fn in a transaction that begin queues, at most attempts
+// times (1 for fn that cannot run twice), retried from the start on a
+// serialization failure. The versions fn leaves in *learned (nil: none)
+// are the latest of their keys once it commits: the lookup cache keeps
+// them (lookups.settle), so that looking up what was just saved costs no
+// round trip.
+func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch), fn func(tx pgx.Tx, changed func(keys ...string)) error, learned *[]Version) error {
 	var err error
 	var keys []string
+	var gen uint64
 	// The keys of the last attempt: forgotten once it committed (or
 	// failed), before the caller can look them up again.
-	defer func() { s.look.forget(keys) }()
+	defer func() {
+		if err != nil || learned == nil {
+			s.look.forget(keys)
+		} else {
+			s.look.settle(gen, keys, *learned)
+		}
+	}()
 	for i := 0; i < attempts; i++ {
-		err = pgx.BeginTxFunc(ctx, s.pool, opts, func(tx pgx.Tx) error {
-			keys = keys[:0]
-			if err := fn(tx, func(k ...string) { keys = append(keys, k...) }); err != nil {
-				return err
-			}
-			return s.notify(ctx, tx, keys)
-		})
+		keys = keys[:0]
+		if learned != nil {
+			*learned = (*learned)[:0]
+		}
+		err = s.attempt(ctx, begin, fn, &keys, &gen)
 		if !retryable(err) {
-			return wrap(err)
+			err = wrap(err)
+			return err
 		}
 		s.log.Debug("catalog: transaction retried", "attempt", i+1, "err", err)
 		d := time.Duration(1<<min(i, 6)) * time.Millisecond
 		select {
 		case <-time.After(d + rand.N(d)):
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
+			return err
 		}
 	}
-	return fmt.Errorf("catalog: gave up after %d conflicting attempts: %w", attempts, err)
+	err = fmt.Errorf("catalog: gave up after %d conflicting attempts: %w", attempts, err)
+	return err
+}
+
+// attempt runs fn once in a pipeTx begun by begin and commits it with the
+// notification of the keys fn reports; it leaves in *gen the lookup
+// cache's generation before the COMMIT.
+func (s *Store) attempt(ctx context.Context, begin func(*pgx.Batch), fn func(tx pgx.Tx, changed func(keys ...string)) error, keys *[]string, gen *uint64) error {
+	return s.runTx(ctx, begin, func(tx *pipeTx) (*pgx.QueuedQuery, error) {
+		if err := fn(tx, func(k ...string) { *keys = append(*keys, k...) }); err != nil {
+			return nil, err
+		}
+		// Taken before COMMIT: a later commit of these keys (by any
+		// store) comes after ours and bumps the generation when its
+		// notification arrives, which makes settle keep nothing.
+		*gen = s.look.generation()
+		return s.notification(*keys), nil
+	})
 }
 
 // change is the payload of a notification.
@@ -284,16 +338,17 @@ const notifySQL = `WITH logged AS (
 	INSERT INTO changes (xid, origin, keys) VALUES (pg_current_xact_id()::text::bigint, $2, $3))
 	SELECT pg_notify($1, p) FROM unnest($4::text[]) AS p`
 
-func (s *Store) notify(ctx context.Context, tx pgx.Tx, keys []string) error {
+// notification is the statement that logs and notifies the change of
+// keys (notifySQL), nil for none.
+func (s *Store) notification(keys []string) *pgx.QueuedQuery {
 	if len(keys) == 0 {
 		return nil
 	}
 	all, err := json.Marshal(keys)
-	if err != nil {
-		return err
+	if err != nil { // strings always marshal
+		panic(err)
 	}
-	_, err = tx.Exec(ctx, notifySQL, s.channel, s.id, string(all), s.payloads(keys))
-	return err
+	return &pgx.QueuedQuery{SQL: notifySQL, Arguments: []any{s.channel, s.id, string(all), s.payloads(keys)}}
 }
 
 // payloads splits keys into notifications of at most maxPayload bytes.

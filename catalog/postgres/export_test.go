@@ -1,0 +1,4 @@
+package postgres
+
+// ByKeySQL is ByKey's statement, for the round-trip floor benchmark.
+const ByKeySQL = byKeySQL
