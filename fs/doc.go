@@ -11,10 +11,15 @@
 // only one that imports go-fuse. Errors become errnos in one function,
 // errno in errors.go.
 //
-// Caching. Directory listings are cached in memory per prefix and dropped
-// by Changed, which the catalog server calls for every key a Save, Trash,
-// Restore or Purge touched; the mount then invalidates the kernel's entry,
-// attribute and readdir caches for those names from a goroutine of its own
+// Caching. Directory listings are cached in memory per prefix, a compact
+// record per name (the whole version is read by uid where it is needed:
+// Namespace.Full; a rename keeps the uid and the kernel's inode, not the
+// key), and dropped by Changed, which the catalog server calls for every
+// key a Save, Trash, Restore or Purge touched, and by the mount's own
+// writes. A listing is read once however many lookups want it; one whose
+// folder changed while it was read answers those lookups but is not
+// cached. The mount then invalidates the kernel's entry, attribute and
+// readdir caches for those names from a goroutine of its own
 // (never from inside a FUSE handler). Version paths and sidecars are
 // immutable, so the kernel may cache them for hours (FOPEN_KEEP_CACHE).
 // Decoded chunks are kept in a bounded LRU shared by every open file.

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
 )
 
 // folderTree indexes a folder manifest by directory.
@@ -52,64 +53,71 @@ func buildTree(m *cache.Manifest) *folderTree {
 	return t
 }
 
-func (ns *Namespace) tree(ctx context.Context, e Entry) (*folderTree, *cache.Manifest, error) {
-	m, err := ns.content.LoadManifest(ctx, cache.Ref(e.V.Manifest))
+// tree returns the folder artifact's tree, its manifest and its version
+// (read from the catalog when the entry came from a listing).
+func (ns *Namespace) tree(ctx context.Context, e Entry) (*folderTree, *cache.Manifest, *catalog.Version, error) {
+	v, err := ns.Full(ctx, e)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	m, err := ns.content.LoadManifest(ctx, cache.Ref(v.Manifest))
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	t := ns.trees[e.V.Manifest]
+	t := ns.trees[v.Manifest]
 	if t == nil {
 		if len(ns.trees) >= 64 {
 			clear(ns.trees)
 		}
 		t = buildTree(m)
-		ns.trees[e.V.Manifest] = t
+		ns.trees[v.Manifest] = t
 	}
-	return t, m, nil
+	return t, m, v, nil
 }
 
-func (ns *Namespace) folderChild(e Entry, m *cache.Manifest, c folderChild) Entry {
+// folderChild is the entry of c, a child of the folder entry e of version v.
+func (ns *Namespace) folderChild(e Entry, v *catalog.Version, m *cache.Manifest, c folderChild) Entry {
 	p := c.name
-	if e.Path != "" {
-		p = e.Path + "/" + c.name
+	if e.Path() != "" {
+		p = e.Path() + "/" + c.name
 	}
-	out := Entry{Name: c.name, V: e.V, Latest: e.Latest, Path: p, Mtime: e.V.Mtime}
+	out := Entry{Name: c.name, V: v, Latest: e.Latest, in: &inFolder{path: p}, Mtime: v.Mtime}
 	if c.file < 0 {
 		out.Kind, out.Mode = KindFolder, 0o555
-		out.Ino = Ino(folderTag(e.Latest, true), e.V.UID, p)
+		out.Ino = Ino(folderTag(e.Latest, true), v.UID, p)
 		return out
 	}
 	f := m.Files[c.file]
-	out.Kind, out.File, out.Size = KindFolderFile, &f, f.Size
+	out.Kind, out.in.file, out.Size = KindFolderFile, &f, f.Size
 	out.Mode = 0o444 | (f.Mode & 0o111 & 0o555)
-	out.Ino = Ino(folderTag(e.Latest, false), e.V.UID, p)
+	out.Ino = Ino(folderTag(e.Latest, false), v.UID, p)
 	return out
 }
 
 func (ns *Namespace) lookupFolder(ctx context.Context, dir Entry, name string) (Entry, error) {
-	t, m, err := ns.tree(ctx, dir)
+	t, m, v, err := ns.tree(ctx, dir)
 	if err != nil {
 		return Entry{}, err
 	}
-	cs := t.dirs[dir.Path]
+	cs := t.dirs[dir.Path()]
 	i := sort.Search(len(cs), func(i int) bool { return cs[i].name >= name })
 	if i == len(cs) || cs[i].name != name {
 		return Entry{}, syscall.ENOENT
 	}
-	return ns.folderChild(dir, m, cs[i]), nil
+	return ns.folderChild(dir, v, m, cs[i]), nil
 }
 
 func (ns *Namespace) readFolder(ctx context.Context, dir Entry) ([]Entry, error) {
-	t, m, err := ns.tree(ctx, dir)
+	t, m, v, err := ns.tree(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	cs := t.dirs[dir.Path]
+	cs := t.dirs[dir.Path()]
 	out := make([]Entry, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, ns.folderChild(dir, m, c))
+		out = append(out, ns.folderChild(dir, v, m, c))
 	}
 	return out, nil
 }
@@ -119,9 +127,13 @@ func (ns *Namespace) readFolder(ctx context.Context, dir Entry) ([]Entry, error)
 func (ns *Namespace) FileOf(ctx context.Context, e Entry) (cache.File, error) {
 	switch e.Kind {
 	case KindFolderFile:
-		return *e.File, nil
+		return *e.in.file, nil
 	case KindFile:
-		m, err := ns.content.LoadManifest(ctx, cache.Ref(e.V.Manifest))
+		v, err := ns.Full(ctx, e)
+		if err != nil {
+			return cache.File{}, err
+		}
+		m, err := ns.content.LoadManifest(ctx, cache.Ref(v.Manifest))
 		if err != nil {
 			return cache.File{}, err
 		}

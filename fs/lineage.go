@@ -93,10 +93,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	var bound *catalog.Version
 	if flags&syscall.O_ACCMODE != syscall.O_WRONLY && flags&syscall.O_TRUNC == 0 && (n.e.Kind == KindFile || n.e.Kind == KindFolderFile) {
-		bound = n.e.V
+		e := n.e
 		if n.e.Kind == KindFile && n.e.Latest {
-			bound = n.current(ctx, nil).V
+			e = n.current(ctx, nil)
 		}
+		bound, _ = n.m.ns.Full(ctx, e) // nil for a key not committed yet
 	}
 	fh, fl, errno := n.open(ctx, flags)
 	if errno != 0 {

@@ -23,6 +23,7 @@ import (
 type Catalog interface {
 	Children(ctx context.Context, prefix string) (catalog.Dir, error)
 	ByKey(ctx context.Context, key string, n int) (catalog.Version, error)
+	ByUID(ctx context.Context, uid string) (catalog.Version, error) // Namespace.Full
 	Versions(ctx context.Context, key string, trash bool) ([]catalog.Version, error)
 	// For sidecars and /.lamina/collections (names.go, collections.go).
 	Annotations(ctx context.Context, uid string) (catalog.Annotations, error)
@@ -38,7 +39,7 @@ type Content interface {
 }
 
 // Kind is what an Entry is.
-type Kind int
+type Kind uint8
 
 const (
 	KindDir        Kind = iota // a key prefix (the root is the empty prefix)
@@ -52,25 +53,49 @@ const (
 )
 
 // Entry is one name of the namespace and what it shows. Entries are values:
-// an Entry for a version or a sidecar never changes.
+// an Entry for a version or a sidecar never changes. Every inode the kernel
+// holds keeps one (node.go), so fields only some kinds use sit behind
+// pointers.
 type Entry struct {
 	Name   string
-	Kind   Kind
-	Prefix string           // KindDir: the key prefix, "" or ending in "/"
-	V      *catalog.Version // every kind but KindDir
-	Latest bool             // reached through the key rather than key@vN
-	Path   string           // KindFolder, KindFolderFile: the path inside the folder ("" is its top)
-	File   *cache.File      // KindFolderFile
-	Coll   *collTree        // KindView in a collection: its tree (Prefix: the folder in it; collections.go)
+	Prefix string // KindDir: the key prefix, "" or ending in "/"
+	Key    string // KindLink, KindPending: the key
+	// V is the version shown, for every kind but KindDir; nil for a file or
+	// folder artifact made from a listing, which keeps only what stat shows:
+	// Namespace.Full reads the rest (by uid) when it is needed.
+	V      *catalog.Version
+	in     *inFolder // KindFolder, KindFolderFile: where in the folder artifact
+	Coll   *collTree // KindView in a collection: its tree (Prefix: the folder in it; collections.go)
+	Target string    // KindLink
 	Size   int64
-	Mode   uint32 // permission bits
 	Mtime  time.Time
+	Ino    uint64
+	// uid is the version a KindFile or KindFolder shows (also when V is
+	// nil). Full reads it by uid, not key and number: a rename keeps the
+	// uid, and so the inode and this Entry, but not the key.
+	uid    [ref.UIDLen]byte
+	Mode   uint32 // permission bits
+	Kind   Kind
+	Latest bool // reached through the key rather than key@vN
 	// Unlisted: a KindDir whose listing is not read yet, so Mtime (the
 	// newest of its files) is not known either.
 	Unlisted bool
-	Ino      uint64
-	Target   string // KindLink
-	Key      string // KindLink, KindPending: the key
+}
+
+// inFolder is where a KindFolder or KindFolderFile entry is inside its
+// folder artifact.
+type inFolder struct {
+	path string      // "" is the artifact's top
+	file *cache.File // KindFolderFile
+}
+
+// Path is the path inside a folder artifact of a KindFolder or
+// KindFolderFile entry ("" is its top).
+func (e Entry) Path() string {
+	if e.in == nil {
+		return ""
+	}
+	return e.in.path
 }
 
 // IsDir reports whether the entry is a directory.
@@ -106,34 +131,107 @@ type Namespace struct {
 
 	st *stage.Stage // the write side; nil for a read-only mount
 
-	mu       sync.Mutex // guards listings, listed, trees
+	mu       sync.Mutex // guards listings, listed, loads, trees
 	listings map[string]*listing
 	listed   int
+	loads    map[string]*load // listings being read from the catalog
 	trees    map[string]*folderTree
 
 	anns  annCache  // annotations shown in sidecars (names.go)
 	views viewCache // collections under /.lamina (collections.go)
 }
 
+// load is a listing being read from the catalog. Lookups of the same
+// folder meanwhile wait for it rather than read it again. A change of the
+// folder during the read (drop) makes it stale: its callers, which asked
+// before the change, get it, but it is not cached, because it may lack
+// what the change made (a file renamed in while the catalog was read).
+type load struct {
+	done  chan struct{} // closed when l and err are set
+	l     *listing
+	err   error
+	stale bool // guarded by Namespace.mu
+}
+
+// listing is a directory's cached catalog listing.
 type listing struct {
-	// mu guards files, names and mtime once the listing is in
-	// Namespace.listings: a commit adds to them in place (update), so that
+	// mu guards files and mtime once the listing is in
+	// Namespace.listings: a commit adds to them in place (put), so that
 	// creating n files in a folder costs O(n log n), not O(n²) copies.
 	mu      sync.RWMutex
-	files   map[string]*catalog.Version // shared with the entries made of them
-	names   []string                    // file names, sorted
+	files   []item // sorted by name
 	subdirs map[string]bool
 	dirs    []string // sorted
 	mtime   time.Time
 	links   map[string]catalog.Link
 }
 
+// item is what a listing keeps of a key's latest version: what lookups,
+// stat and readdir show (~70 bytes where a whole catalog.Version took
+// ~400); the rest is read on demand (Namespace.Full).
+type item struct {
+	name   string
+	uid    [ref.UIDLen]byte
+	n      int32 // version number
+	mode   uint32
+	size   int64
+	mtime  int64 // Unix nanoseconds
+	folder bool
+}
+
+func itemOf(name string, v *catalog.Version) item {
+	it := item{name: name, n: int32(v.Version), mode: v.Mode, size: v.Size, folder: v.Kind == cache.KindFolder}
+	if !v.Mtime.IsZero() {
+		it.mtime = v.Mtime.UnixNano()
+	}
+	copy(it.uid[:], v.UID)
+	return it
+}
+
+// modTime is the item's mtime.
+func (it item) modTime() time.Time {
+	if it.mtime == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, it.mtime)
+}
+
+// find returns the index of name in l.files, or where it would go. Callers
+// hold l.mu.
+func (l *listing) find(name string) (int, bool) {
+	return slices.BinarySearchFunc(l.files, name, func(it item, name string) int { return strings.Compare(it.name, name) })
+}
+
 // file is the latest version of name in the listing.
-func (l *listing) file(name string) (*catalog.Version, bool) {
+func (l *listing) file(name string) (item, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	v, ok := l.files[name]
-	return v, ok
+	if i, ok := l.find(name); ok {
+		return l.files[i], true
+	}
+	return item{}, false
+}
+
+// put records v as the latest version of its name, unless a later version
+// of the same artifact is there already (commits may report out of order).
+// It reports whether the name is new to the listing.
+func (l *listing) put(name string, v *catalog.Version) (added bool) {
+	it := itemOf(name, v)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i, ok := l.find(name)
+	switch {
+	case ok && string(l.files[i].uid[:ref.StemLen]) == string(it.uid[:ref.StemLen]) && l.files[i].n > it.n:
+		return false // a later commit of the key got here first
+	case ok:
+		l.files[i] = it
+	default:
+		l.files = slices.Insert(l.files, i, it)
+	}
+	if v.Mtime.After(l.mtime) {
+		l.mtime = v.Mtime
+	}
+	return !ok
 }
 
 // modTime is the listing's directory mtime.
@@ -143,16 +241,18 @@ func (l *listing) modTime() time.Time {
 	return l.mtime
 }
 
-// snapshot returns the listing's file names (sorted) and their versions.
-func (l *listing) snapshot() ([]string, []*catalog.Version) {
+// snapshot returns the listing's files, sorted by name.
+func (l *listing) snapshot() []item {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	names := slices.Clone(l.names)
-	vs := make([]*catalog.Version, len(names))
-	for i, n := range names {
-		vs[i] = l.files[n]
-	}
-	return names, vs
+	return slices.Clone(l.files)
+}
+
+// size is the number of names the listing holds, for Namespace.listed.
+func (l *listing) size() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.files) + len(l.dirs) + len(l.links)
 }
 
 // NewNamespace returns the namespace of cat with content from content.
@@ -161,7 +261,7 @@ func NewNamespace(cat Catalog, content Content, o Options) *Namespace {
 		o.MaxListed = 250_000
 	}
 	return &Namespace{cat: cat, content: content, opts: o, started: time.Now(),
-		listings: map[string]*listing{}, trees: map[string]*folderTree{}}
+		listings: map[string]*listing{}, loads: map[string]*load{}, trees: map[string]*folderTree{}}
 }
 
 // Root is the entry of the top directory.
@@ -172,29 +272,95 @@ func (ns *Namespace) Root() Entry {
 // errNotFound is the namespace's "no such name".
 var errNotFound = fmt.Errorf("fs: %w", fs.ErrNotExist)
 
+// listing returns the listing of the folder prefix: the cached one, the
+// one being read, or one it reads.
 func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, error) {
-	ns.mu.Lock()
-	l := ns.listings[prefix]
-	ns.mu.Unlock()
-	if l != nil {
-		return l, nil
+	for {
+		ns.mu.Lock()
+		if l := ns.listings[prefix]; l != nil {
+			ns.mu.Unlock()
+			return l, nil
+		}
+		ld := ns.loads[prefix]
+		if ld == nil {
+			ld = &load{done: make(chan struct{})}
+			ns.loads[prefix] = ld
+			ns.mu.Unlock()
+			ns.load(ctx, prefix, ld)
+			return ld.l, ld.err
+		}
+		ns.mu.Unlock()
+		select {
+		case <-ld.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if ld.err == nil || ctx.Err() != nil || !isContextErr(ld.err) {
+			return ld.l, ld.err
+		}
+		// The reader's request was interrupted, not ours: read it again.
 	}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// load reads the listing of prefix into ld and caches it unless a change
+// made it stale meanwhile.
+func (ns *Namespace) load(ctx context.Context, prefix string, ld *load) {
+	defer close(ld.done)
 	d, err := ns.cat.Children(ctx, prefix)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		ld.l = ns.newListing(prefix, d)
 	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if ns.loads[prefix] == ld {
+		delete(ns.loads, prefix)
+	}
+	if err != nil || ld.stale {
+		ld.err = err
+		return
+	}
+	n := ld.l.size()
+	if ns.listed+n > ns.opts.MaxListed {
+		clear(ns.listings)
+		ns.listed = 0
+	}
+	ns.listings[prefix] = ld.l
+	ns.listed += n
+}
+
+// drop forgets the listing of prefix, cached or being read, after a change
+// of the folder. Callers hold ns.mu.
+func (ns *Namespace) drop(prefix string) *listing {
+	if ld := ns.loads[prefix]; ld != nil {
+		ld.stale = true
+		delete(ns.loads, prefix)
+	}
+	l := ns.listings[prefix]
+	if l != nil {
+		ns.listed -= l.size()
+		delete(ns.listings, prefix)
+	}
+	return l
+}
+
+// newListing makes the listing of prefix from the catalog's answer d.
+func (ns *Namespace) newListing(prefix string, d catalog.Dir) *listing {
 	hideViewRoot(prefix, &d) // collections.go
-	l = &listing{files: make(map[string]*catalog.Version, len(d.Files)), subdirs: make(map[string]bool, len(d.Subdirs)), dirs: d.Subdirs, mtime: ns.started}
+	l := &listing{files: make([]item, 0, len(d.Files)), subdirs: make(map[string]bool, len(d.Subdirs)), dirs: d.Subdirs, mtime: ns.started}
 	var newest time.Time
 	for i := range d.Files {
 		v := &d.Files[i]
-		name := v.Key[len(prefix):]
-		l.files[name] = v
-		l.names = append(l.names, name)
+		// A clone: a substring would keep the whole decoded record alive.
+		l.files = append(l.files, itemOf(strings.Clone(v.Key[len(prefix):]), v))
 		if v.Mtime.After(newest) {
 			newest = v.Mtime
 		}
 	}
+	slices.SortFunc(l.files, func(a, b item) int { return strings.Compare(a.name, b.name) })
 	if !newest.IsZero() {
 		l.mtime = newest
 	}
@@ -207,17 +373,7 @@ func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, erro
 		}
 		l.links[k.Key[len(prefix):]] = k
 	}
-	n0 := len(d.Links)
-	n := len(d.Files) + len(d.Subdirs) + n0
-	ns.mu.Lock()
-	if ns.listed+n > ns.opts.MaxListed {
-		clear(ns.listings)
-		ns.listed = 0
-	}
-	ns.listings[prefix] = l
-	ns.listed += n
-	ns.mu.Unlock()
-	return l, nil
+	return l
 }
 
 func (ns *Namespace) dirEntry(name, prefix string, l *listing) Entry {
@@ -232,20 +388,46 @@ func (ns *Namespace) dirEntry(name, prefix string, l *listing) Entry {
 
 // versionEntry is the entry of v at name (latest or @vN).
 func (ns *Namespace) versionEntry(name string, v *catalog.Version, latest bool) Entry {
-	e := Entry{Name: name, V: v, Latest: latest, Size: v.Size, Mtime: v.Mtime}
+	e := itemEntry(itemOf(name, v), latest)
+	e.V = v
+	return e
+}
+
+// itemEntry is the entry of a listed version at it.name (latest or @vN);
+// its V is nil until Full reads it.
+func itemEntry(it item, latest bool) Entry {
+	uid := string(it.uid[:])
+	e := Entry{Name: it.name, uid: it.uid, Latest: latest, Size: it.size, Mtime: it.modTime()}
 	switch {
-	case v.Kind == cache.KindFolder:
+	case it.folder:
 		e.Kind, e.Mode = KindFolder, 0o555
-		e.Ino = Ino(folderTag(latest, true), v.UID, "")
+		e.Ino = Ino(folderTag(latest, true), uid, "")
 	case latest:
-		e.Kind, e.Mode, e.Ino = KindFile, 0o644, Ino(tagLatest, v.UID)
-		if v.Mode != 0 {
-			e.Mode = v.Mode
+		e.Kind, e.Mode, e.Ino = KindFile, 0o644, Ino(tagLatest, uid)
+		if it.mode != 0 {
+			e.Mode = it.mode
 		}
 	default:
-		e.Kind, e.Mode, e.Ino = KindFile, 0o444, Ino(tagVersion, v.UID)
+		e.Kind, e.Mode, e.Ino = KindFile, 0o444, Ino(tagVersion, uid)
 	}
 	return e
+}
+
+// Full returns the whole version an entry shows: e.V, or for an entry made
+// from a listing, the version read from the catalog by its uid (the entry's
+// key may have been renamed since).
+func (ns *Namespace) Full(ctx context.Context, e Entry) (*catalog.Version, error) {
+	if e.V != nil {
+		return e.V, nil
+	}
+	if e.uid == ([ref.UIDLen]byte{}) {
+		return nil, syscall.EINVAL
+	}
+	v, err := ns.cat.ByUID(ctx, string(e.uid[:]))
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 func folderTag(latest, dir bool) string {
@@ -281,8 +463,8 @@ func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry,
 	if err != nil {
 		return Entry{}, err
 	}
-	if v, ok := l.file(name); ok {
-		return ns.versionEntry(name, v, true), nil
+	if it, ok := l.file(name); ok {
+		return ns.listedEntry(ctx, it, true)
 	}
 	if l.subdirs[name] {
 		sub := prefix + name + "/"
@@ -308,18 +490,41 @@ func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry,
 	if !ok {
 		return Entry{}, errNotFound // no live key: none of its versions resolve either
 	}
-	v := latest
-	if n.Version > 0 && n.Version != latest.Version {
-		old, err := ns.cat.ByKey(ctx, latest.Key, n.Version)
+	key := prefix + n.Base
+	if n.Version > 0 && n.Version != int(latest.n) {
+		old, err := ns.cat.ByKey(ctx, key, n.Version)
 		if err != nil {
 			return Entry{}, err
 		}
-		v = &old
+		if n.Meta {
+			return ns.metaEntry(ctx, name, old)
+		}
+		return ns.versionEntry(name, &old, false), nil
 	}
 	if n.Meta {
+		v, err := ns.Full(ctx, itemEntry(latest, true))
+		if err != nil {
+			return Entry{}, err
+		}
 		return ns.metaEntry(ctx, name, *v)
 	}
-	return ns.versionEntry(name, v, false), nil
+	latest.name = name
+	return ns.listedEntry(ctx, latest, false)
+}
+
+// listedEntry is the entry a lookup returns for a listed version. A
+// folder artifact's comes with its whole version: every lookup and listing
+// inside it needs the manifest.
+func (ns *Namespace) listedEntry(ctx context.Context, it item, latest bool) (Entry, error) {
+	e := itemEntry(it, latest)
+	if it.folder {
+		v, err := ns.Full(ctx, e)
+		if err != nil {
+			return Entry{}, err
+		}
+		e.V = v
+	}
+	return e, nil
 }
 
 // ReadDir lists the directory dir, sorted by name.
@@ -337,8 +542,8 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	names, versions := l.snapshot()
-	out := make([]Entry, 0, len(l.dirs)+len(names))
+	files := l.snapshot()
+	out := make([]Entry, 0, len(l.dirs)+len(files))
 	for _, name := range l.dirs {
 		out = append(out, Entry{Name: name, Kind: KindDir, Prefix: dir.Prefix + name + "/", Mode: 0o755, Ino: Ino(tagDir, dir.Prefix+name+"/")})
 	}
@@ -346,39 +551,61 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 		out = append(out, linkEntry(name, k))
 	}
 	out = append(out, ns.pendingUnder(dir.Prefix, l)...)
-	for i, name := range names {
-		v := versions[i]
-		out = append(out, ns.versionEntry(name, v, true))
-		if ns.opts.ShowMeta {
-			me, err := ns.metaEntry(ctx, name+".meta", *v)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, me)
-		}
-		if !ns.opts.ShowVersions {
+	for _, it := range files {
+		e := itemEntry(it, true)
+		out = append(out, e)
+		if !ns.opts.ShowMeta && !ns.opts.ShowVersions {
 			continue
 		}
-		vs, err := ns.cat.Versions(ctx, v.Key, false)
+		v, err := ns.Full(ctx, e)
 		if errors.Is(err, catalog.ErrNotFound) {
 			continue // trashed since the listing was made
 		}
 		if err != nil {
 			return nil, err
 		}
-		for _, old := range vs {
-			vn := name + "@v" + strconv.Itoa(old.Version)
-			out = append(out, ns.versionEntry(vn, &old, false))
-			if ns.opts.ShowMeta {
-				me, err := ns.metaEntry(ctx, vn+".meta", old)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, me)
-			}
+		more, err := ns.hiddenNames(ctx, it.name, v)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, more...)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// hiddenNames are the entries that mount options show beside a listed
+// file name: its sidecar, its versions and theirs.
+func (ns *Namespace) hiddenNames(ctx context.Context, name string, v *catalog.Version) ([]Entry, error) {
+	var out []Entry
+	if ns.opts.ShowMeta {
+		me, err := ns.metaEntry(ctx, name+".meta", *v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, me)
+	}
+	if !ns.opts.ShowVersions {
+		return out, nil
+	}
+	vs, err := ns.cat.Versions(ctx, v.Key, false)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return out, nil // trashed since the listing was made
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, old := range vs {
+		vn := name + "@v" + strconv.Itoa(old.Version)
+		out = append(out, ns.versionEntry(vn, &old, false))
+		if ns.opts.ShowMeta {
+			me, err := ns.metaEntry(ctx, vn+".meta", old)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, me)
+		}
+	}
 	return out, nil
 }
 
@@ -427,10 +654,8 @@ func (ns *Namespace) Changed(ctx context.Context, keys []string) []Change {
 	ns.mu.Lock()
 	old := map[string]*listing{}
 	for p := range byPrefix {
-		if l := ns.listings[p]; l != nil {
+		if l := ns.drop(p); l != nil {
 			old[p] = l
-			ns.listed -= len(l.names) + len(l.dirs)
-			delete(ns.listings, p)
 		}
 	}
 	ns.mu.Unlock()

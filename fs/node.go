@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -290,36 +291,65 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 // Extended attributes of files and folder artifacts.
 const xattrPrefix = "user.lamina."
 
-func (n *node) xattrs() [][2]string {
-	if n.e.V == nil || n.e.Kind == KindMeta || (n.e.Kind == KindFolder && n.e.Path != "") {
-		return nil
+// hasXattrs reports whether n shows user.lamina.* attributes: files and
+// folder artifacts (their top), not sidecars.
+func (n *node) hasXattrs() bool {
+	switch n.e.Kind {
+	case KindFile:
+		return true
+	case KindFolder:
+		return n.e.Path() == ""
+	case KindFolderFile:
+		return true
 	}
-	v := n.e.V
-	return [][2]string{
-		{xattrPrefix + "uid", v.UID},
-		{xattrPrefix + "version", itoa(v.Version)},
-		{xattrPrefix + "digest", v.Digest.String()},
-		{xattrPrefix + "key", v.Key},
+	return false
+}
+
+var xattrNames = []string{xattrPrefix + "uid", xattrPrefix + "version", xattrPrefix + "digest", xattrPrefix + "key"}
+
+// xattr is the value of one user.lamina.* attribute. A node made from a
+// listing reads its version here first (the listing keeps no digest); the
+// attributes `ls -l` asks of every file (ACLs, security labels) never come
+// this far.
+func (n *node) xattr(ctx context.Context, attr string) (string, syscall.Errno) {
+	if !n.hasXattrs() || !strings.HasPrefix(attr, xattrPrefix) {
+		return "", syscall.ENODATA
 	}
+	v, err := n.m.ns.Full(ctx, n.e)
+	if err != nil {
+		return "", n.errno("getxattr", err)
+	}
+	switch attr[len(xattrPrefix):] {
+	case "uid":
+		return v.UID, 0
+	case "version":
+		return itoa(v.Version), 0
+	case "digest":
+		return v.Digest.String(), 0
+	case "key":
+		return v.Key, 0
+	}
+	return "", syscall.ENODATA
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	for _, kv := range n.xattrs() {
-		if kv[0] == attr {
-			if len(dest) < len(kv[1]) {
-				return uint32(len(kv[1])), syscall.ERANGE
-			}
-			return uint32(copy(dest, kv[1])), 0
-		}
+	val, errno := n.xattr(ctx, attr)
+	if errno != 0 {
+		return 0, errno
 	}
-	return 0, syscall.ENODATA
+	if len(dest) < len(val) {
+		return uint32(len(val)), syscall.ERANGE
+	}
+	return uint32(copy(dest, val)), 0
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
 	var b bytes.Buffer
-	for _, kv := range n.xattrs() {
-		b.WriteString(kv[0])
-		b.WriteByte(0)
+	if n.hasXattrs() {
+		for _, name := range xattrNames {
+			b.WriteString(name)
+			b.WriteByte(0)
+		}
 	}
 	if len(dest) < b.Len() {
 		return uint32(b.Len()), syscall.ERANGE

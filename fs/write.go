@@ -6,8 +6,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -91,12 +89,7 @@ func (ns *Namespace) pendingUnder(prefix string, l *listing) []Entry {
 func (ns *Namespace) forget(keys ...string) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	drop := func(p string) {
-		if l := ns.listings[p]; l != nil {
-			ns.listed -= len(l.names) + len(l.dirs)
-			delete(ns.listings, p)
-		}
-	}
+	drop := func(p string) { ns.drop(p) } // namespace.go
 	for _, k := range keys {
 		p := ""
 		drop(p)
@@ -105,6 +98,11 @@ func (ns *Namespace) forget(keys ...string) {
 			drop(p)
 		}
 		for q := range ns.listings {
+			if strings.HasPrefix(q, k+"/") {
+				drop(q)
+			}
+		}
+		for q := range ns.loads {
 			if strings.HasPrefix(q, k+"/") {
 				drop(q)
 			}
@@ -141,17 +139,9 @@ func (ns *Namespace) update(v catalog.Version) {
 		ns.forget(v.Key)
 		return
 	}
-	l.mu.Lock()
-	if _, ok := l.files[name]; !ok {
-		i := sort.SearchStrings(l.names, name)
-		l.names = slices.Insert(l.names, i, name)
+	if l.put(name, &v) { // keeps a later commit of the key that got here first (namespace.go)
 		ns.listed++
 	}
-	l.files[name] = &v
-	if v.Mtime.After(l.mtime) {
-		l.mtime = v.Mtime
-	}
-	l.mu.Unlock()
 	ns.mu.Unlock()
 }
 
@@ -250,7 +240,7 @@ func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, sysca
 			return nil, 0, syscall.ENOENT, true
 		}
 		return &handle{w: &writeHandle{f: f, readOnly: true, n: n}}, 0, 0, true
-	case e.Kind == KindFile && (n.e.V == nil || e.V.UID != n.e.V.UID):
+	case e.Kind == KindFile && e.Ino != n.e.Ino: // another version (Ino: one per uid)
 		file, err := n.m.ns.FileOf(ctx, e)
 		if err != nil {
 			return nil, 0, n.errno("open", err), true
@@ -275,7 +265,7 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 	key := n.key()
 	trunc, app := flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0
 	var f *stage.File
-	cur, err := n.m.ns.cat.ByKey(ctx, key, 0)
+	cur, err := n.m.ns.cat.ByKey(catalog.Fresh(ctx), key, 0) // copied on write: never a cached answer
 	switch {
 	case err == nil && cur.Kind != "file":
 		return nil, 0, syscall.EISDIR
@@ -305,17 +295,26 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	if h.w == nil || h.w.readOnly {
 		return 0
 	}
+	before := h.w.f.Changes()
 	if err := h.w.f.Flush(ctx); err != nil {
 		return h.w.n.errno("commit", err)
 	}
-	h.w.n.m.afterCommit(ctx, h.w.f)
+	h.w.n.m.afterCommit(ctx, h.w.f, before)
 	return 0
 }
 
-// afterCommit passes a committed version on to the listings and the kernel.
-func (m *Mount) afterCommit(ctx context.Context, f *stage.File) {
+// afterCommit passes what f changed in the catalog since it counted before
+// changes on to the listings and the kernel: the version its commit made,
+// without asking the catalog (whose commit may still be on its way,
+// catalog.Lazy), or else the key's latest version.
+func (m *Mount) afterCommit(ctx context.Context, f *stage.File, before uint64) {
+	if f.Changes() == before {
+		return
+	}
 	key := f.Key()
-	if v, err := m.ns.cat.ByKey(ctx, key, 0); err == nil {
+	if v, ok := f.Committed(); ok && v.Key == key {
+		m.committed(v)
+	} else if v, err := m.ns.cat.ByKey(ctx, key, 0); err == nil {
 		m.committed(v)
 	} else {
 		m.written(key)
@@ -328,10 +327,11 @@ func (h *handle) Release(context.Context) syscall.Errno {
 	}
 	// RELEASE comes with pid 0 and after close(2) returned: nobody waits.
 	ctx := context.Background()
+	before := h.w.f.Changes()
 	if err := h.w.f.Release(ctx); err != nil {
 		return h.w.n.errno("commit at release", err)
 	}
-	h.w.n.m.afterCommit(ctx, h.w.f)
+	h.w.n.m.afterCommit(ctx, h.w.f, before)
 	return 0
 }
 
@@ -339,10 +339,11 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if h.w == nil || h.w.readOnly {
 		return 0
 	}
+	before := h.w.f.Changes()
 	if err := h.w.f.Sync(ctx); err != nil {
 		return h.w.n.errno("fsync", err)
 	}
-	h.w.n.m.afterCommit(ctx, h.w.f)
+	h.w.n.m.afterCommit(ctx, h.w.f, before)
 	return 0
 }
 
@@ -393,7 +394,10 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	case lerr == nil && flags&syscall.O_EXCL != 0:
 		return nil, nil, 0, syscall.EEXIST
 	case lerr == nil && ent.Kind == KindFile && ent.Latest:
-		f, err = st.Open(ctx, key, *ent.V, flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0)
+		var v *catalog.Version
+		if v, err = n.m.ns.Full(ctx, ent); err == nil {
+			f, err = st.Open(ctx, key, *v, flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0)
+		}
 	case lerr == nil && ent.Kind != KindPending:
 		return nil, nil, 0, syscall.EROFS
 	default:

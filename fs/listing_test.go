@@ -1,0 +1,280 @@
+package fs_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	lfs "github.com/lamina-bio/lamina/fs"
+	"golang.org/x/sys/unix"
+)
+
+// countingCatalog counts the per-version reads (ByKey, ByUID) of a real
+// catalog.
+type countingCatalog struct {
+	*catalog.Bolt
+	byKey atomic.Int64
+}
+
+func (c *countingCatalog) ByKey(ctx context.Context, key string, n int) (catalog.Version, error) {
+	c.byKey.Add(1)
+	return c.Bolt.ByKey(ctx, key, n)
+}
+
+func (c *countingCatalog) ByUID(ctx context.Context, uid string) (catalog.Version, error) {
+	c.byKey.Add(1)
+	return c.Bolt.ByUID(ctx, uid)
+}
+
+// A listing keeps a compact record per name, not the whole version: the
+// heap it holds per listed and looked-up name stays small (issue 3: daemon
+// memory with 100,000 artifacts), and what it does not keep is read from
+// the catalog only when asked for (digest, sidecar).
+func TestListingIsCompact(t *testing.T) {
+	const n = 10_000
+	w := newWorld(t)
+	now := time.Now()
+	var nvs []catalog.NewVersion
+	for i := 0; i < n; i++ {
+		nvs = append(nvs, catalog.NewVersion{Key: fmt.Sprintf("many/f%05d.csv", i), Kind: "file", Size: int64(i),
+			CreatedBy: "tester", Description: "a description long enough to cost memory if it were kept",
+			CreatedAt: now, Mtime: now.Add(time.Duration(i) * time.Second)})
+	}
+	if _, err := w.cat.Save(context.Background(), nvs); err != nil {
+		t.Fatal(err)
+	}
+	cat := &countingCatalog{Bolt: w.cat}
+	ctx := context.Background()
+
+	before := liveHeap()
+	ns := lfs.NewNamespace(cat, w.in.Store, lfs.Options{})
+	dir, err := ns.Lookup(ctx, ns.Root(), "many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := ns.ReadDir(ctx, dir)
+	if err != nil || len(es) != n {
+		t.Fatalf("listed %d, %v", len(es), err)
+	}
+	for _, e := range es {
+		got, err := ns.Lookup(ctx, dir, e.Name)
+		if err != nil || got.Ino != e.Ino || got.Size != e.Size || !got.Mtime.Equal(e.Mtime) {
+			t.Fatalf("lookup %s = %+v, %v; listed %+v", e.Name, got, err, e)
+		}
+	}
+	perName := float64(liveHeap()-before) / n
+	runtime.KeepAlive(ns)
+	// A whole catalog.Version per name (and a map entry) held ~630 bytes.
+	if perName > 200 {
+		t.Errorf("the listing holds %.0f bytes a name; want < 200", perName)
+	}
+	if c := cat.byKey.Load(); c != 0 {
+		t.Errorf("listing and stat of %d names read %d versions one by one; want none", n, c)
+	}
+	t.Logf("%.0f bytes a name", perName)
+
+	// What the listing does not keep comes from the catalog, right.
+	want, err := w.cat.ByKey(ctx, "many/f04242.csv", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ns.Lookup(ctx, dir, "f04242.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := ns.Full(ctx, e)
+	if err != nil || full.UID != want.UID || full.Digest != want.Digest || full.Description != want.Description {
+		t.Fatalf("Full = %+v, %v; want %+v", full, err, want)
+	}
+	for _, name := range []string{"f04242.csv.meta", "f04242.csv@v1.meta"} {
+		me, err := ns.Lookup(ctx, dir, name)
+		if err != nil || me.V == nil || me.V.UID != want.UID || me.V.Description != want.Description {
+			t.Fatalf("%s: %+v, %v", name, me, err)
+		}
+	}
+	if v1, err := ns.Lookup(ctx, dir, "f04242.csv@v1"); err != nil || v1.Ino == e.Ino || v1.Size != want.Size {
+		t.Fatalf("@v1 = %+v, %v", v1, err)
+	}
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// Through a mount, a name stat'ed from a listing still shows its whole
+// version where asked: xattrs (the digest), the sidecar, the content.
+func TestListedNamesShowWholeVersions(t *testing.T) {
+	w := newWorld(t)
+	w.save("exp/a.csv", []byte("a,b\n1,2\n"))
+	v2 := w.save("exp/a.csv", []byte("a,b\n3,4\n"))
+	w.save("exp/b.csv", []byte("keeps exp/ there"))
+	w.mount(lfs.MountOptions{})
+	if got := w.ls("exp"); len(got) != 2 || got[0] != "a.csv" {
+		t.Fatalf("ls = %q", got)
+	}
+	p := filepath.Join(w.dir, "exp/a.csv")
+	buf := make([]byte, 256)
+	for attr, want := range map[string]string{"user.lamina.digest": v2.Digest.String(), "user.lamina.version": "2",
+		"user.lamina.uid": v2.UID, "user.lamina.key": "exp/a.csv"} {
+		n, err := unix.Getxattr(p, attr, buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Errorf("%s = %q, %v; want %q", attr, buf[:n], err, want)
+		}
+	}
+	// ls -l asks every file for these; they are not ours.
+	if _, err := unix.Getxattr(p, "system.posix_acl_access", buf); err != unix.ENODATA {
+		t.Errorf("posix_acl_access: %v, want ENODATA", err)
+	}
+	var side struct {
+		UID, Digest string
+		Version     int
+	}
+	if err := json.Unmarshal(w.read("exp/a.csv.meta"), &side); err != nil || side.UID != v2.UID || side.Version != 2 ||
+		side.Digest != v2.Digest.String() {
+		t.Fatalf("sidecar %+v, %v", side, err)
+	}
+	if got := string(w.read("exp/a.csv")); got != "a,b\n3,4\n" {
+		t.Fatalf("content %q", got)
+	}
+	if fi, err := os.Stat(p); err != nil || !fi.ModTime().Equal(v2.Mtime) || fi.Size() != v2.Size {
+		t.Fatalf("stat %v, %v; want mtime %v size %d", fi, err, v2.Mtime, v2.Size)
+	}
+}
+
+// heldCatalog holds its first listing of one folder after reading it from
+// the catalog and before answering, until release is closed.
+type heldCatalog struct {
+	*catalog.Bolt
+	prefix  string
+	read    chan struct{} // closed once the held listing is read
+	release chan struct{}
+	once    sync.Once
+}
+
+func (c *heldCatalog) Children(ctx context.Context, prefix string) (catalog.Dir, error) {
+	d, err := c.Bolt.Children(ctx, prefix)
+	if prefix == c.prefix {
+		c.once.Do(func() {
+			close(c.read)
+			<-c.release
+		})
+	}
+	return d, err
+}
+
+// A listing read before a change and cached after it would hide what the
+// change made until the next change (rsync -a renames .a.txt.XXXXXX onto
+// a.txt while its other process looks up names in the same folder). The
+// listing read across the change answers its lookup, but is not kept.
+func TestListingReadAcrossChangeIsNotCached(t *testing.T) {
+	w := newWorld(t)
+	w.save("rs/.a.txt.Xy12Zw", []byte("A"))
+	w.save("rs/sub/b.txt", []byte("B"))
+	ctx := context.Background()
+	cat := &heldCatalog{Bolt: w.cat, prefix: "rs/", read: make(chan struct{}), release: make(chan struct{})}
+	ns := lfs.NewNamespace(cat, w.in.Store, lfs.Options{})
+	rs, err := ns.Lookup(ctx, ns.Root(), "rs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	looked := make(chan error, 1)
+	go func() {
+		_, err := ns.Lookup(ctx, rs, "sub")
+		looked <- err
+	}()
+	<-cat.read
+	if _, err := w.cat.Rename(ctx, "rs/.a.txt.Xy12Zw", "rs/a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	ns.Changed(ctx, []string{"rs/.a.txt.Xy12Zw", "rs/a.txt"})
+	close(cat.release)
+	if err := <-looked; err != nil {
+		t.Fatalf("lookup across the change: %v", err)
+	}
+	if _, err := ns.Lookup(ctx, rs, "a.txt"); err != nil {
+		t.Errorf("a.txt after the rename: %v (a listing read before it was cached)", err)
+	}
+	if e, err := ns.Lookup(ctx, rs, ".a.txt.Xy12Zw"); err == nil {
+		t.Errorf("the renamed name still resolves: %+v", e)
+	}
+	es, err := ns.ReadDir(ctx, rs)
+	if err != nil || len(es) != 2 || es[0].Name != "a.txt" || es[1].Name != "sub" {
+		t.Errorf("ls rs = %+v, %v; want a.txt, sub", es, err)
+	}
+}
+
+// A rename keeps an artifact's uid, so the kernel keeps the inode (and its
+// Entry, made from a listing under the old name) at the new name: what the
+// listing did not keep is read by uid, not by the old key. rsync -a renames
+// its .a.txt.XXXXXX onto a.txt and a read of a.txt failed with ENOENT
+// (TestClients, under load: when the kernel had looked the temporary name
+// up again after its commit).
+func TestListedEntryAfterRename(t *testing.T) {
+	w := newWorld(t)
+	v := w.save("rs/.a.txt.Xy12Zw", []byte("A"))
+	ctx := context.Background()
+	ns := lfs.NewNamespace(w.cat, w.in.Store, lfs.Options{})
+	rs, err := ns.Lookup(ctx, ns.Root(), "rs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := ns.Lookup(ctx, rs, ".a.txt.Xy12Zw")
+	if err != nil || tmp.V != nil {
+		t.Fatalf("lookup = %+v, %v; want an entry from the listing", tmp, err)
+	}
+	if _, err := w.cat.Rename(ctx, "rs/.a.txt.Xy12Zw", "rs/a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	ns.Changed(ctx, []string{"rs/.a.txt.Xy12Zw", "rs/a.txt"})
+	if a, err := ns.Lookup(ctx, rs, "a.txt"); err != nil || a.Ino != tmp.Ino {
+		t.Fatalf("a.txt = %+v, %v; want the inode of the temporary name (%d)", a, err, tmp.Ino)
+	}
+	full, err := ns.Full(ctx, tmp)
+	if err != nil || full.UID != v.UID || full.Key != "rs/a.txt" {
+		t.Fatalf("Full of the renamed entry = %+v, %v; want %s at rs/a.txt", full, err, v.UID)
+	}
+	if f, err := ns.FileOf(ctx, tmp); err != nil || f.Size != 1 {
+		t.Fatalf("FileOf = %+v, %v", f, err)
+	}
+}
+
+// Through a mount: a file stat'ed before a rename, of itself or of its
+// folder, still opens and shows its xattrs at the new name.
+func TestMountRenameOfListedName(t *testing.T) {
+	w := newWorld(t)
+	v := w.save("d/x.txt", []byte("x1"))
+	w.save("keep.txt", []byte("k"))
+	w.mountRW()
+	for _, c := range []struct{ stat, from, to, read string }{
+		{"d/x.txt", "d/x.txt", "d/y.txt", "d/y.txt"},
+		{"d/y.txt", "d", "e", "e/y.txt"},
+	} {
+		if _, err := os.Stat(filepath.Join(w.dir, c.stat)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(w.dir, c.from), filepath.Join(w.dir, c.to)); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(w.read(c.read)); got != "x1" {
+			t.Errorf("after mv %s %s: %s reads %q", c.from, c.to, c.read, got)
+		}
+		buf := make([]byte, 64)
+		n, err := unix.Getxattr(filepath.Join(w.dir, c.read), "user.lamina.uid", buf)
+		if err != nil || string(buf[:n]) != v.UID {
+			t.Errorf("after mv %s %s: uid xattr %q, %v; want %s", c.from, c.to, buf[:n], err, v.UID)
+		}
+	}
+}
