@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"math"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -74,4 +75,77 @@ func BenchmarkEncodeChunk(b *testing.B) {
 			}
 		})
 	}
+}
+
+// compressibleByFormula is compressible as first written: the entropy of the
+// three samples with a math.Log2 per byte value.
+func compressibleByFormula(data []byte) bool {
+	if len(data) <= 8*compressSample {
+		return true
+	}
+	var counts [256]int
+	mid := len(data)/2 - compressSample/2
+	for _, s := range [][]byte{data[:compressSample], data[mid : mid+compressSample], data[len(data)-compressSample:]} {
+		for _, c := range s {
+			counts[c]++
+		}
+	}
+	bits := 0.0
+	for _, c := range counts {
+		if c > 0 {
+			p := float64(c) / compressSamples
+			bits -= p * math.Log2(p)
+		}
+	}
+	return bits <= 7.75
+}
+
+// TestCompressibleTable: the table gives the formula's answer on data whose
+// entropy spans the threshold (random bytes drawn from alphabets of 128 to
+// 256 values, and real files from ../shared/data).
+func TestCompressibleTable(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	var inputs [][]byte
+	for alphabet := 128; alphabet <= 256; alphabet += 4 {
+		b := make([]byte, 64<<10)
+		for i := range b {
+			b[i] = byte(rnd.IntN(alphabet))
+		}
+		inputs = append(inputs, b)
+	}
+	obo, err := os.ReadFile("../../shared/data/ontologies/cl-basic.obo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs = append(inputs, obo[:256<<10], obo[:17<<10])
+	saw := map[bool]int{}
+	for i, b := range inputs {
+		want := compressibleByFormula(b)
+		if got := compressible(b); got != want {
+			t.Fatalf("input %d (%d bytes): compressible = %v, the formula says %v", i, len(b), got, want)
+		}
+		saw[want]++
+	}
+	if saw[true] == 0 || saw[false] == 0 {
+		t.Fatalf("the inputs do not span the threshold: %v", saw)
+	}
+}
+
+// BenchmarkCompressible: the guess for one 64 KiB chunk of random bytes.
+func BenchmarkCompressible(b *testing.B) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	random := make([]byte, 64<<10)
+	for i := range random {
+		random[i] = byte(rnd.Uint32())
+	}
+	b.Run("table", func(b *testing.B) {
+		for b.Loop() {
+			compressible(random)
+		}
+	})
+	b.Run("formula", func(b *testing.B) {
+		for b.Loop() {
+			compressibleByFormula(random)
+		}
+	})
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,4 +57,55 @@ func benchSmallCommit(b *testing.B, writers int) {
 	if err := s.Sync(ctx); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkSequentialFile is a 256 MiB file of random bytes written in 1 MiB
+// writes and closed as the mount does it (stored while written, deferred
+// sync), without FUSE. cpu-s/GiB is the process's CPU time (user+sys) per
+// GiB: the figure that matters on the shared 2-core machines, where the
+// wall clock follows the load (docs/write-bench.md).
+func BenchmarkSequentialFile(b *testing.B) {
+	const size, write = 256 << 20, 1 << 20
+	ctx := context.Background()
+	data := make([]byte, size)
+	var cpu time.Duration
+	b.SetBytes(size)
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		rand.NewChaCha8([32]byte{byte(i), byte(i >> 8), 1}).Read(data) // new bytes each round: no dedup
+
+		e := newEnv(b)
+		s, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t", SyncEvery: 2 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c0 := cpuTime()
+		b.StartTimer()
+		f, err := s.Create(ctx, "big.bin", 0o644)
+		for off := 0; err == nil && off < size; off += write {
+			_, err = f.WriteAt(ctx, data[off:off+write], int64(off))
+		}
+		if err == nil {
+			err = f.Flush(ctx)
+		}
+		if err == nil {
+			err = f.Release(ctx)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cpu += cpuTime() - c0
+		if err := s.Sync(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(cpu.Seconds()/float64(b.N)*float64(1<<30)/size, "cpu-s/GiB")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

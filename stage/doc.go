@@ -24,6 +24,14 @@
 // latest version's mtime. The version's mtime is the staged mtime the
 // writer saw (nanoseconds), so make-like tools never see it move.
 //
+// truncate(2) by path goes to the newest File of the key while its writer
+// still has it: just opened (the kernel sends open(O_TRUNC) as OPEN, then a
+// SETATTR without the handle) or holding uncommitted bytes. A File closed
+// with everything committed, whose RELEASE the kernel sends later and
+// asynchronously, is left alone: the truncate is then another process's
+// change and makes a version of its own at once, credited to that
+// process's run.
+//
 // # Crash safety
 //
 // The staging folder's journal (journal.go) records each staged file's

@@ -46,15 +46,23 @@ func newJournalLog(dir string) *journalLog {
 	return &journalLog{path: filepath.Join(dir, journalName), live: map[string]journal{}}
 }
 
-// put appends j, the new state of the staged file j.ID.
-func (l *journalLog) put(j journal) error {
-	b, err := json.Marshal(j)
-	if err != nil {
-		return fmt.Errorf("stage: journal: %w", err)
+// put appends js, each the new state of the staged file j.ID, in one
+// write(2).
+func (l *journalLog) put(js ...journal) error {
+	if len(js) == 0 {
+		return nil
 	}
-	b = append(b, '\n')
+	var b []byte
+	for _, j := range js {
+		line, err := json.Marshal(j)
+		if err != nil {
+			return fmt.Errorf("stage: journal: %w", err)
+		}
+		b = append(append(b, line...), '\n')
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var err error
 	if l.f == nil {
 		if l.f, err = os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 			return fmt.Errorf("stage: journal: %w", err)
@@ -64,10 +72,12 @@ func (l *journalLog) put(j journal) error {
 		return fmt.Errorf("stage: journal: %w", err)
 	}
 	l.size += int64(len(b))
-	if j.State == stateGone {
-		delete(l.live, j.ID)
-	} else {
-		l.live[j.ID] = j
+	for _, j := range js {
+		if j.State == stateGone {
+			delete(l.live, j.ID)
+		} else {
+			l.live[j.ID] = j
+		}
 	}
 	return nil
 }

@@ -156,7 +156,7 @@ type File struct {
 	closed    bool // journal says closed
 	append    bool
 	released  bool
-	flushed   bool // closed (FLUSH) at least once
+	flushed   bool          // closed (FLUSH) at least once
 	run       string        // lineage run credited with commits (run.go)
 	seq       bool          // every write since the File was empty was at its end
 	lazySeq   uint64        // the last commit's catalog.Saved.LazySeq
@@ -710,8 +710,17 @@ func (s *Stage) Sync(ctx context.Context) error {
 		s.smu.Unlock()
 		return err
 	}
+	// One journal write for all, then the staged files: a record never
+	// names a removed file.
+	gone := make([]journal, len(ids))
+	for i, id := range ids {
+		gone[i] = journal{ID: id, State: stateGone}
+	}
+	if err := s.jlog.put(gone...); err != nil {
+		s.log.Warn("lamina mount: journal", "err", err)
+	}
 	for _, id := range ids {
-		s.dropStaged(id)
+		unix.Unlink(filepath.Join(s.opts.Dir, id))
 	}
 	return s.jlog.compact()
 }
