@@ -413,12 +413,16 @@ func (c *DiskCache) readCached(obj string, bn, want int64, bufs [][]byte, at int
 }
 
 // blockCall is one block being fetched: whoever needs the block waits for
-// done and then reads data and err. A call stays in DiskCache.pending until
-// its block file is written, so that no one fetches it again meanwhile.
+// done and then reads data and err. done is closed as soon as the bytes are
+// here; the call stays in DiskCache.pending until its block file is
+// written, so that no one fetches it again meanwhile, unless Invalidate
+// drops it first (dropped: its bytes failed verification and are not
+// stored).
 type blockCall struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done    chan struct{}
+	data    []byte
+	err     error
+	dropped bool // guarded by DiskCache.mu
 }
 
 func blockKey(obj string, bn int64) string { return obj + "." + strconv.FormatInt(bn, 10) }
@@ -465,11 +469,11 @@ func (c *DiskCache) fetch(ctx context.Context, name, obj string, size, bn int64)
 // that are neither cached nor being fetched: those at the start that are
 // are skipped, and the span stops at the next one. It returns the calls of
 // the blocks it fetches (none if no block needed a fetch); they end
-// together, once the blocks are written to the cache folder if storeFirst,
-// else as soon as the bytes are here (read-ahead: the reader need not wait
-// for the disk). The fetch serves every waiter: it does not end with the
-// context of the caller that started it.
-func (c *DiskCache) fetchSpan(ctx context.Context, name, obj string, size, first int64, span int, storeFirst bool) []*blockCall {
+// together as soon as the bytes are here, and the blocks are written to
+// the cache folder after: no reader waits for the disk. A reader's fetch
+// (detach) serves every waiter: it does not end with the context of the
+// caller that started it.
+func (c *DiskCache) fetchSpan(ctx context.Context, name, obj string, size, first int64, span int, detach bool) []*blockCall {
 	nblocks := (size + c.block - 1) / c.block
 	var calls []*blockCall
 	c.mu.Lock()
@@ -493,15 +497,13 @@ func (c *DiskCache) fetchSpan(ctx context.Context, name, obj string, size, first
 	if len(calls) == 0 {
 		return nil
 	}
-	if storeFirst {
-		// A reader's fetch serves every waiter: it does not end with
-		// the context of the one who started it.
+	if detach {
 		ctx = context.WithoutCancel(ctx)
 	}
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		c.runSpan(ctx, name, obj, size, first, calls, storeFirst)
+		c.runSpan(ctx, name, obj, size, first, calls)
 	}()
 	return calls
 }
@@ -552,7 +554,10 @@ func (c *DiskCache) fetchAhead(name, obj string, size int64, sp [2]int64) {
 	}()
 }
 
-func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first int64, calls []*blockCall, storeFirst bool) {
+// runSpan GETs the blocks of calls, hands them to their waiters, then
+// writes them to the cache folder. A block that Invalidate dropped
+// meanwhile is not written: its bytes failed verification.
+func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first int64, calls []*blockCall) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	off := first * c.block
@@ -564,26 +569,25 @@ func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first i
 		} else {
 			call.data = data[int64(i)*c.block : min(int64(i+1)*c.block, n)]
 		}
-		if !storeFirst {
-			close(call.done) // waiters go on while the blocks are written
-		}
+		close(call.done) // waiters go on while the blocks are written
 	}
 	for i, call := range calls {
 		bn := first + int64(i)
+		key := blockKey(obj, bn)
 		if err == nil {
-			c.store(obj, bn, call.data)
-		}
-		if storeFirst {
-			close(call.done)
+			c.store(obj, bn, call.data, call)
 		}
 		c.mu.Lock()
-		delete(c.pending, blockKey(obj, bn))
+		if c.pending[key] == call {
+			delete(c.pending, key)
+		}
 		c.mu.Unlock()
 	}
 }
 
-// store writes a block file (atomically) and indexes it.
-func (c *DiskCache) store(obj string, bn int64, data []byte) {
+// store writes a block file (atomically) and indexes it, unless the call
+// that fetched it (nil for a Put) was dropped by Invalidate.
+func (c *DiskCache) store(obj string, bn int64, data []byte, call *blockCall) {
 	c.mu.Lock()
 	c.fetched += int64(len(data))
 	c.mu.Unlock()
@@ -598,11 +602,19 @@ func (c *DiskCache) store(obj string, bn int64, data []byte) {
 		c.log.Warn("cache: cannot store a block", "err", err)
 		return
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	c.mu.Lock()
+	if call != nil && call.dropped {
+		c.mu.Unlock()
 		os.Remove(tmp)
 		return
 	}
-	c.mu.Lock()
+	// Renamed under the lock: Invalidate, which removes the file under it
+	// too, cannot run between the check above and the rename.
+	if err := os.Rename(tmp, p); err != nil {
+		c.mu.Unlock()
+		os.Remove(tmp)
+		return
+	}
 	c.insertLocked(&block{obj: obj, n: bn, size: int64(len(data)), touched: time.Now()}, true)
 	c.evictLocked()
 	c.mu.Unlock()
@@ -708,6 +720,12 @@ func (c *DiskCache) Invalidate(name string, off, n int64) {
 	defer c.mu.Unlock()
 	m := c.objects[obj]
 	for bn := off / c.block; bn <= (off+max(n, 1)-1)/c.block; bn++ {
+		// A block still being written holds the bad bytes too: it is not
+		// written, and the next reader fetches it again.
+		if call := c.pending[blockKey(obj, bn)]; call != nil {
+			call.dropped = true
+			delete(c.pending, blockKey(obj, bn))
+		}
 		if el := m[bn]; el != nil {
 			c.removeLocked(el)
 			m = c.objects[obj]
@@ -787,7 +805,7 @@ func (c *DiskCache) Put(ctx context.Context, name string, data []byte) error {
 	if c.keep {
 		obj := objHash(name)
 		for bn := int64(0); bn*c.block < int64(len(data)); bn++ {
-			c.store(obj, bn, data[bn*c.block:min(int64(len(data)), (bn+1)*c.block)])
+			c.store(obj, bn, data[bn*c.block:min(int64(len(data)), (bn+1)*c.block)], nil)
 		}
 		c.mu.Lock()
 		c.sizes[name] = int64(len(data))

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"io"
@@ -13,7 +14,6 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/ref"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -115,6 +115,56 @@ func (cc *chunkCache) get(ctx context.Context, c cache.Chunk) ([]byte, bool, err
 		return nil, false, err
 	}
 	return res.([]byte), fetched, nil
+}
+
+// chunkWork is handed chunks of READs to read and verify. Its goroutines
+// live as long as the process: a goroutine started per chunk grew its stack
+// for BLAKE3 each time (runtime.newstack and copystack were 4% of a cold
+// read's CPU, docs/mount-bench.md). Four per core, since a chunk not yet
+// in the page cache blocks its goroutine on the disk.
+var chunkWork = sync.OnceValue(func() chan func() {
+	work := make(chan func())
+	for range 4 * runtime.GOMAXPROCS(0) {
+		go func() {
+			for fn := range work {
+				fn()
+			}
+		}()
+	}
+	return work
+})
+
+// fillAll calls fill for the chunks from i to last-1 on every core at
+// once: the READ's goroutine fills those no worker is free for. It returns
+// the first error.
+func fillAll(i, last int, fill func(int) error) error {
+	if last-i == 1 {
+		return fill(i)
+	}
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	run := func(j int) {
+		if err := fill(j); err != nil {
+			errMu.Lock()
+			first = cmp.Or(first, err)
+			errMu.Unlock()
+		}
+	}
+	work := chunkWork()
+	for j := i; j < last; j++ {
+		wg.Add(1)
+		select {
+		case work <- func() { defer wg.Done(); run(j) }:
+		default:
+			run(j)
+			wg.Done()
+		}
+	}
+	wg.Wait()
+	return first
 }
 
 // storeInFlight bounds the chunks being written into the kernel's page
@@ -273,19 +323,8 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 		}
 		return nil
 	}
-	if last-i == 1 {
-		if err := fill(i); err != nil {
-			return 0, err
-		}
-	} else {
-		var g errgroup.Group
-		g.SetLimit(runtime.GOMAXPROCS(0))
-		for j := i; j < last; j++ {
-			g.Go(func() error { return fill(j) })
-		}
-		if err := g.Wait(); err != nil {
-			return 0, err
-		}
+	if err := fillAll(i, last, fill); err != nil {
+		return 0, err
 	}
 	n := int(end - off)
 	if n < len(p) {

@@ -6,8 +6,12 @@
 # Prints MB/s, IOPS and the CPU time the daemon used for each cold read,
 # the figure that still means something on a shared machine. Root (mount,
 # drop_caches). Usage: scripts/read-bench.sh [LAMINA_BINARY]
-# LAMINA_CPUPROFILE=FILE also writes the daemon's CPU profile.
+# LAMINA_CPUPROFILE=FILE also writes the daemon's CPU profile (written at
+# unmount; the other lamina commands of the script do not see the variable).
+# RUNS=N cold/warm rounds (default 2); FIO=0 skips fio.
 set -euo pipefail
+PROFILE=${LAMINA_CPUPROFILE:-}
+unset LAMINA_CPUPROFILE
 L=$(realpath "${1:-bin/lamina}")
 SIZE=${SIZE:-1G}
 B=$(mktemp -d /var/tmp/lamina-rbench.XXXXXX)
@@ -30,18 +34,18 @@ fio_iops() {
 "$L" init --storage "$B/storage" --name rbench >/dev/null
 head -c "$SIZE" /dev/urandom > "$B/plain.bin"
 "$L" save "$B/plain.bin" --key big.bin >/dev/null
-"$L" mount --foreground "$B/mnt" 2>"$B/mount.log" &
+LAMINA_CPUPROFILE=$PROFILE "$L" mount --foreground "$B/mnt" 2>"$B/mount.log" &
 mp=$!
 for _ in $(seq 100); do grep -q " $B/mnt " /proc/mounts && break; sleep 0.1; done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); clock ticks: $(getconf CLK_TCK)/s"
-for run in 1 2; do
+for run in $(seq "${RUNS:-2}"); do
   drop; echo "cold, plain file: $(rate "$B/plain.bin")"
   drop; t0=$(ticks $mp)
   echo "cold, mount:      $(rate "$B/mnt/big.bin")  (daemon CPU: $(( $(ticks $mp) - t0 )) ticks)"
   echo "warm, plain file: $(rate "$B/plain.bin")"
   echo "warm, mount:      $(rate "$B/mnt/big.bin")"
 done
-if command -v fio >/dev/null; then
+if [ "${FIO:-1}" != 0 ] && command -v fio >/dev/null; then
   echo "fio randread 4 KiB, plain file: $(fio_iops "$B/plain.bin") IOPS"
   echo "fio randread 4 KiB, mount:      $(fio_iops "$B/mnt/big.bin") IOPS"
 fi
