@@ -448,8 +448,20 @@ func byUID(ctx context.Context, tx querier, prefix string) (Version, error) {
 // ByUID needs no transaction: its one statement answers all but a prefix
 // shared by 11+ versions of one artifact, whose further reads see changes
 // committed meanwhile as if the call had come a moment later.
+// ByUID of a whole uid is answered by the lookup cache while Listen runs
+// (the mount opens a listed file by uid), unless ctx is catalog.Fresh.
 func (s *Store) ByUID(ctx context.Context, prefix string) (Version, error) {
+	whole := len(prefix) == ref.UIDLen && !catalog.IsFresh(ctx)
+	if whole {
+		if v, ok := s.look.uid(prefix); ok {
+			return cloneVersion(v), nil
+		}
+	}
+	gen, caching := s.look.begin()
 	v, err := byUID(ctx, s.pool, prefix)
+	if err == nil && whole && caching && v.UID == prefix {
+		s.look.putUID(gen, cloneVersion(v))
+	}
 	return v, wrap(err)
 }
 

@@ -9,8 +9,8 @@ import (
 	"github.com/lamina-bio/lamina/catalog"
 )
 
-// lookups caches the answers of ByKey and Children, the reads a mount makes
-// on every stat, open and listing, so that they cost no round trip. It
+// lookups caches the answers of ByKey, ByUID and Children, the reads a
+// mount makes on every stat, open and listing, so that they cost no round trip. It
 // serves only while the store's change listener (Listen) is connected and
 // has heard from the server within leaseTime: every other workstation's
 // commit then reaches forget by notification, and this store's own writes
@@ -30,8 +30,13 @@ type lookups struct {
 	gen     uint64     // bumped by every invalidation
 	keys    map[string]map[int]keyAnswer
 	dirs    map[string]catalog.Dir
-	hits    int64
-	misses  int64
+	// uids holds ByUID answers (whole uids only), and byKey the uids held
+	// for each key: a change to a version is a change to its key, so
+	// forgetting the key forgets them (a rename notifies the old key too).
+	uids   map[string]Version
+	byKey  map[string][]string
+	hits   int64
+	misses int64
 }
 
 // keyAnswer is what ByKey returned: a version or a not-found error.
@@ -96,6 +101,33 @@ func (c *lookups) putLocked(key string, n int, a keyAnswer) {
 		c.keys[key] = map[int]keyAnswer{}
 	}
 	c.keys[key][n] = a
+}
+
+func (c *lookups) uid(uid string) (Version, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.serving(time.Now()) {
+		return Version{}, false
+	}
+	v, ok := c.uids[uid]
+	c.count(ok)
+	return v, ok
+}
+
+func (c *lookups) putUID(gen uint64, v Version) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen || !c.serving(time.Now()) {
+		return
+	}
+	if len(c.uids) >= maxKeys {
+		clear(c.uids)
+		clear(c.byKey)
+	}
+	if _, ok := c.uids[v.UID]; !ok {
+		c.byKey[v.Key] = append(c.byKey[v.Key], v.UID)
+	}
+	c.uids[v.UID] = v
 }
 
 func (c *lookups) dir(prefix string) (catalog.Dir, bool) {
@@ -178,6 +210,10 @@ func (c *lookups) forgetLocked(keys []string) {
 			continue // collections are not cached
 		}
 		delete(c.keys, k)
+		for _, u := range c.byKey[k] {
+			delete(c.uids, u)
+		}
+		delete(c.byKey, k)
 		delete(c.dirs, k+"/")
 		delete(c.dirs, "")
 		for i := strings.IndexByte(k, '/'); i >= 0; i = next(k, i) {
@@ -223,9 +259,11 @@ func (c *lookups) flush() {
 	c.gen++
 	c.keys = map[string]map[int]keyAnswer{}
 	c.dirs = map[string]catalog.Dir{}
+	c.uids = map[string]Version{}
+	c.byKey = map[string][]string{}
 }
 
-// LookupStats tells how many ByKey and Children calls the lookup cache
+// LookupStats tells how many ByKey, ByUID and Children calls the lookup cache
 // answered (hits) and how many went to the database while it served
 // (misses), and whether it serves now.
 func (s *Store) LookupStats() (hits, misses int64, serving bool) {

@@ -79,6 +79,23 @@ func sameAnswers(t *testing.T, step string, cached, truth catalog.Catalog, keys,
 	}
 }
 
+// sameUIDs fails unless cached answers ByUID as truth does for each uid.
+func sameUIDs(t *testing.T, step string, cached, truth catalog.Catalog, uids map[string]bool) {
+	t.Helper()
+	byUID := func(c catalog.Catalog, uid string) string {
+		v, err := c.ByUID(context.Background(), uid)
+		if err != nil {
+			return "error " + err.Error()
+		}
+		return describe(v)
+	}
+	for u := range uids {
+		if got, want := byUID(cached, u), byUID(truth, u); got != want {
+			t.Errorf("after %s: ByUID(%s) = %s; the database says %s", step, u, got, want)
+		}
+	}
+}
+
 // Two handles on one database (two workstations): every kind of change
 // made through one reaches the other's lookup cache by notification.
 // Before each change the cache holds the answers (read twice: the second
@@ -132,14 +149,25 @@ func TestLookupCacheFollowsOtherStore(t *testing.T) {
 		{"rmdir y/empty", "y/empty", func() error { return w.RemoveFolder(ctx, "y/empty") }},
 		{"purge y/sub/b.txt", "y/sub/b.txt", func() error { _, err := w.Purge(ctx, "y/sub/b.txt"); return err }},
 	}
+	uids := map[string]bool{} // every version seen: ByUID must follow each change too
 	for _, st := range steps {
+		for _, k := range keys {
+			for _, n := range []int{0, 1} {
+				if v, err := truth.ByKey(ctx, k, n); err == nil {
+					uids[v.UID] = true
+				}
+			}
+		}
 		sameAnswers(t, "the step before "+st.name, a, truth, keys, dirs) // fills the cache
 		sameAnswers(t, "the step before "+st.name, a, truth, keys, dirs) // answered from it
+		sameUIDs(t, "the step before "+st.name, a, truth, uids)
+		sameUIDs(t, "the step before "+st.name, a, truth, uids)
 		if err := st.op(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
 		hear(t, a.heard, st.key, 5*time.Second)
 		sameAnswers(t, st.name, a, truth, keys, dirs)
+		sameUIDs(t, st.name, a, truth, uids)
 	}
 	hits, misses, _ := a.LookupStats()
 	t.Logf("lookup cache: %d hits, %d misses", hits, misses)
