@@ -38,7 +38,8 @@ trap 'lamina umount "$demo/lab" >/dev/null 2>&1 || true' EXIT
 step ls -l "$demo/lab/scrna"
 step head -n 3 "$demo/lab/scrna/obs.csv@v1"
 printf '\n\033[1m$ python3 -m json.tool %s\033[0m\n' "$demo/lab/scrna/obs.csv.meta"
-python3 -m json.tool "$demo/lab/scrna/obs.csv.meta" | head -n 20
+meta=$(python3 -m json.tool "$demo/lab/scrna/obs.csv.meta") # whole, then cut: a pipe into head fails under pipefail (EPIPE)
+head -n 20 <<<"$meta"
 
 note "a tracked run: a script that reads through the mount and writes a result"
 cat > count_cells.py <<'PY'
