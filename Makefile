@@ -40,5 +40,5 @@ demo: build
 	scripts/demo.sh
 
 clean:
-	-[ -d demo/lab ] && mountpoint -q demo/lab && bin/lamina umount demo/lab
+	@if [ -d demo/lab ] && mountpoint -q demo/lab; then bin/lamina umount demo/lab; fi
 	rm -rf bin demo

@@ -41,6 +41,12 @@ func workstationEnv(t *testing.T, name string, env ...string) *mntEnv {
 // waitFor polls until read returns want, and says how long it took.
 func waitFor(t *testing.T, what string, limit time.Duration, read func() (string, error), want string) time.Duration {
 	t.Helper()
+	return waitForOr(t, what, limit, read, want, nil)
+}
+
+// waitForOr is waitFor that adds what diag says to a failure.
+func waitForOr(t *testing.T, what string, limit time.Duration, read func() (string, error), want string, diag func() string) time.Duration {
+	t.Helper()
 	start := time.Now()
 	for {
 		got, err := read()
@@ -48,7 +54,11 @@ func waitFor(t *testing.T, what string, limit time.Duration, read func() (string
 			return time.Since(start)
 		}
 		if time.Since(start) > limit {
-			t.Fatalf("%s: after %s got %q, %v; want %q", what, limit, got, err, want)
+			more := ""
+			if diag != nil {
+				more = "\n" + diag()
+			}
+			t.Fatalf("%s: after %s got %q, %v; want %q%s", what, limit, got, err, want, more)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
