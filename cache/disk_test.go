@@ -183,14 +183,7 @@ func TestCorruptCachedChunkIsFetchedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := randomBytes(3, 300<<10)
-	w := s.NewWriter()
-	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f := storeFile(t, s, data)
 	if _, err := s.ReadChunk(ctx, f.Chunks[0], nil); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +203,6 @@ func TestCorruptCachedChunkIsFetchedAgain(t *testing.T) {
 // read path) notices the digest mismatch, drops the blocks and fetches the
 // chunk again, and the caller gets the right bytes.
 func TestCorruptCachedBlockReadIntoIsFetchedAgain(t *testing.T) {
-	ctx := context.Background()
 	data := randomBytes(9, 300<<10)
 	b, err := storage.OpenLocal(t.TempDir())
 	if err != nil {
@@ -227,28 +219,8 @@ func TestCorruptCachedBlockReadIntoIsFetchedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := s.NewWriter()
-	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	readAll := func() {
-		t.Helper()
-		var off int64
-		for _, c := range f.Chunks {
-			dst := make([]byte, c.Size)
-			if err := s.ReadChunkInto(ctx, c, dst); err != nil {
-				t.Fatalf("chunk at %d: %v", off, err)
-			}
-			if !bytes.Equal(dst, data[off:off+c.Size]) {
-				t.Fatalf("chunk at %d: wrong bytes", off)
-			}
-			off += c.Size
-		}
-	}
+	f := storeFile(t, s, data)
+	readAll := func() { t.Helper(); checkChunks(t, s, f, data) }
 	readAll() // fills the cache, and opens its block files
 	if n := corruptFiles(t, cdir); n == 0 {
 		t.Fatal("nothing cached")
@@ -302,7 +274,6 @@ func (c *corruptFirst) GetRange(ctx context.Context, name string, off, n int64) 
 // fetch, and the damaged bytes never land in the cache (a cache reopened
 // over a backend that is away serves every chunk right).
 func TestDamagedFetchIsNeitherServedNorCached(t *testing.T) {
-	ctx := context.Background()
 	data := randomBytes(11, 1<<20)
 	b, err := storage.OpenLocal(t.TempDir())
 	if err != nil {
@@ -318,29 +289,8 @@ func TestDamagedFetchIsNeitherServedNorCached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := s.NewWriter()
-	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	readAll := func(s *cache.Store) {
-		t.Helper()
-		var off int64
-		for _, c := range f.Chunks {
-			dst := make([]byte, c.Size)
-			if err := s.ReadChunkInto(ctx, c, dst); err != nil {
-				t.Fatalf("chunk at %d: %v", off, err)
-			}
-			if !bytes.Equal(dst, data[off:off+c.Size]) {
-				t.Fatalf("chunk at %d: wrong bytes", off)
-			}
-			off += c.Size
-		}
-	}
-	readAll(s)
+	f := storeFile(t, s, data)
+	checkChunks(t, s, f, data)
 	if !cb.damaged.Load() {
 		t.Fatal("no GET reached the backend")
 	}
@@ -355,7 +305,7 @@ func TestDamagedFetchIsNeitherServedNorCached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readAll(s2)
+	checkChunks(t, s2, f, data)
 }
 
 // TestDiskCacheReadRange reads ranges that cross blocks into several
@@ -396,5 +346,35 @@ func TestDiskCacheReadRange(t *testing.T) {
 	}
 	if err := d.ReadRange(ctx, "packs/aa/p", 64<<10-10, make([]byte, 11)); err == nil {
 		t.Fatal("ReadRange past the end: no error")
+	}
+}
+
+// storeFile stores data through s and commits it.
+func storeFile(t *testing.T, s *cache.Store, data []byte) cache.File {
+	t.Helper()
+	w := s.NewWriter()
+	f, _, err := w.PutFile(context.Background(), bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// checkChunks reads every chunk of f through s and compares it with data.
+func checkChunks(t *testing.T, s *cache.Store, f cache.File, data []byte) {
+	t.Helper()
+	var off int64
+	for _, c := range f.Chunks {
+		dst := make([]byte, c.Size)
+		if err := s.ReadChunkInto(context.Background(), c, dst); err != nil {
+			t.Fatalf("chunk at %d: %v", off, err)
+		}
+		if !bytes.Equal(dst, data[off:off+c.Size]) {
+			t.Fatalf("chunk at %d: wrong bytes", off)
+		}
+		off += c.Size
 	}
 }

@@ -27,24 +27,7 @@ func TestQueriesLikeBolt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	var recs []catalog.Record
-	if err := b.Dump(ctx, func(r catalog.Record) error { recs = append(recs, r); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	p, err := postgres.Open(ctx, pgtest.URL(t), postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Load(ctx, func(yield func(catalog.Record, error) bool) {
-		for _, r := range recs {
-			if !yield(r, nil) {
-				return
-			}
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	p := loadBolt(t, b)
 	tcell := [][]string{{"CL:0000084", "CL:0000624", "CL:0000625"}}
 	for _, f := range []catalog.Filter{
 		{Limit: 300, Terms: tcell},
