@@ -251,3 +251,21 @@ func TestChildrenLikeBolt(t *testing.T) {
 		}
 	}
 }
+
+// A change committed after a store was opened but before its listener
+// connected is passed on once it connects: a mount serves, and caches
+// listings, from before its listener is up.
+func TestListenCatchesUpFromOpen(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	s, w := open2(t, u), open2(t, u)
+	if _, err := w.Save(ctx, []catalog.NewVersion{catalogtest.NV("before-listen", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	heard := make(chan []string, 10)
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { s.Listen(lctx, func(keys []string) { heard <- keys }); close(done) }()
+	defer func() { cancel(); <-done }()
+	hear(t, heard, "before-listen", 5*time.Second)
+}

@@ -55,6 +55,11 @@ type Store struct {
 	channel   string // NOTIFY channel: lamina, or lamina_<schema>
 	reconnect time.Duration
 	look      lookups // ByKey and Children answers, while Listen runs (lookups.go)
+	// opened is the change-log horizon when the store was opened: Listen's
+	// first connection catches up from it, so a change committed between
+	// Open and that connection (a mount caches listings meanwhile) is not
+	// missed.
+	opened int64
 }
 
 // Redact returns the URL without its password, for settings and messages.
@@ -113,7 +118,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
 	var schema string
-	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT current_schema(), `+horizonSQL).Scan(&schema, &s.opened); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
@@ -387,14 +392,15 @@ func (s *Store) Channel() string { return s.channel }
 // they commit, until ctx ends. fn runs on one goroutine. Listen holds a
 // connection of its own; when it is lost, Listen connects again (after
 // ReconnectDelay) and first passes on what was committed meanwhile, read
-// from the change log (catchUp). Only after a gap longer than half the
+// from the change log (catchUp); its first connection, what was committed
+// since the store was opened. Only after a gap longer than half the
 // log's retention does fn get nil: changes may be lost, so a caller
 // should drop what it caches.
 func (s *Store) Listen(ctx context.Context, fn func(keys []string)) error {
 	pruned := make(chan struct{})
 	go func() { s.pruneChanges(ctx); close(pruned) }()
 	defer func() { <-pruned }()
-	horizon := int64(-1) // none before the first connection
+	horizon := s.opened
 	var lost time.Time
 	for ctx.Err() == nil {
 		h, err := s.listenOnce(ctx, horizon, lost, fn)
@@ -480,6 +486,10 @@ func (s *Store) waitNotification(ctx context.Context, conn *pgx.Conn) (*pgconn.N
 	return nil, conn.Ping(pctx)
 }
 
+// horizonSQL is the oldest transaction still running: every one below it
+// has ended, every one that commits later is at or above it.
+const horizonSQL = `pg_snapshot_xmin(pg_current_snapshot())::text::bigint`
+
 // catchUp passes on the logged changes of transactions whose id is at
 // least from (from < 0: none), and returns the horizon of a snapshot taken
 // after LISTEN: the oldest transaction then still running. Every
@@ -489,14 +499,13 @@ func (s *Store) waitNotification(ctx context.Context, conn *pgx.Conn) (*pgconn.N
 // committed while no connection listened is missed, at the price of
 // passing some changes on twice.
 func (s *Store) catchUp(ctx context.Context, conn *pgx.Conn, from int64, fn func([]string)) (int64, error) {
-	const horizonSQL = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`
 	var horizon int64
 	if from < 0 {
-		return horizon, conn.QueryRow(ctx, horizonSQL).Scan(&horizon)
+		return horizon, conn.QueryRow(ctx, `SELECT `+horizonSQL).Scan(&horizon)
 	}
 	var logged []string
 	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, horizonSQL).Scan(&horizon); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT `+horizonSQL).Scan(&horizon); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT keys FROM changes WHERE xid >= $1 AND origin <> $2 ORDER BY xid`, from, s.id)
@@ -508,7 +517,7 @@ func (s *Store) catchUp(ctx context.Context, conn *pgx.Conn, from int64, fn func
 	})
 	if errors.Is(wrap(err), ErrReadOnly) {
 		s.log.Warn("catalog: this database role may not read the change log (GRANT SELECT ON changes): changes made while the listener was disconnected are not caught up", "err", err)
-		return horizon, conn.QueryRow(ctx, horizonSQL).Scan(&horizon)
+		return horizon, conn.QueryRow(ctx, `SELECT `+horizonSQL).Scan(&horizon)
 	}
 	if err != nil {
 		return 0, err
