@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
@@ -38,6 +39,9 @@ type Store struct {
 	params  Params
 	workers int
 	uploads int // packs one Writer writes at once (SetPackUploads)
+	// packWait is how long a read waits for a pack not in storage yet
+	// (SetPackWait).
+	packWait time.Duration
 
 	mu        sync.Mutex // guards manifests
 	manifests map[Ref]*Manifest
@@ -78,6 +82,35 @@ func (s *Store) SetPackUploads(n int) {
 	if n > 0 {
 		s.uploads = n
 	}
+}
+
+// SetPackWait makes a read of a pack that is not in storage wait for it, up
+// to d, before it fails. On shared S3 storage a version another workstation
+// saved reaches the catalog before its daemon's upload queue has put the
+// packs (cache/upload.go), usually for well under a second. 0, the default
+// (local storage, where a missing pack is lost), fails at once.
+func (s *Store) SetPackWait(d time.Duration) { s.packWait = d }
+
+// awaitPack runs read, and again after growing pauses while it fails
+// because its pack is not in storage yet, up to the pack wait.
+func (s *Store) awaitPack(ctx context.Context, read func() error) error {
+	err := read()
+	if err == nil || s.packWait <= 0 || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	deadline := time.Now().Add(s.packWait)
+	for pause := 20 * time.Millisecond; errors.Is(err, fs.ErrNotExist) && time.Now().Before(deadline); pause = min(2*pause, time.Second) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		err = read()
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w (waited %s for its upload by the workstation that saved it)", err, s.packWait)
+	}
+	return err
 }
 
 // PutStats counts what a write did.
@@ -594,7 +627,8 @@ func (s *Store) LoadManifest(ctx context.Context, r Ref) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	obj, err := s.obj.GetRange(ctx, packName(l.Pack), l.Off, l.Len)
+	var obj []byte
+	err = s.awaitPack(ctx, func() (err error) { obj, err = s.obj.GetRange(ctx, packName(l.Pack), l.Off, l.Len); return err })
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", d, err)
 	}
@@ -628,7 +662,8 @@ type invalidator interface {
 // Invalidate method, such as DiskCache) and fetched once more.
 func (s *Store) ReadChunk(ctx context.Context, c Chunk, dst []byte) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
-		obj, err := s.obj.GetRange(ctx, packName(c.Pack), c.Off, c.Len)
+		var obj []byte
+		err := s.awaitPack(ctx, func() (err error) { obj, err = s.obj.GetRange(ctx, packName(c.Pack), c.Off, c.Len); return err })
 		if err != nil {
 			return nil, fmt.Errorf("chunk %s: %w", c.Digest, err)
 		}
@@ -669,7 +704,7 @@ func (s *Store) ReadChunkInto(ctx context.Context, c Chunk, dst []byte) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		err := readChunkInto(ctx, rr, c, dst)
+		err := s.awaitPack(ctx, func() error { return readChunkInto(ctx, rr, c, dst) })
 		inv, ok := s.obj.(invalidator)
 		if err == nil || attempt > 0 || !ok || !errors.Is(err, ErrCorrupt) {
 			return err

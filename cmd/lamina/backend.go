@@ -24,6 +24,10 @@ type remote struct {
 	up   *cache.Uploads
 }
 
+// packWait is how long a read over S3 waits for a pack that another
+// workstation's version names but its upload queue has not put yet.
+const packWait = 30 * time.Second
+
 type backendOptions struct {
 	syncUpload bool  // Sync waits for the uploads (the CLI; mount --sync-upload)
 	cacheSize  int64 // overrides the settings when > 0

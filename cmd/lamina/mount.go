@@ -228,6 +228,8 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	if rem == nil {
 		store.SetPackUploads(2) // local storage: a pack write is a copy into the page cache
+	} else {
+		store.SetPackWait(packWait) // backend.go
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// The daemon's RSS goal is < 200 MB however large the files written

@@ -48,6 +48,7 @@ func openSettings(s instance.Settings) (*instance.Instance, error) {
 	}
 	in := instance.New(s, cat, b, store)
 	if rem != nil {
+		store.SetPackWait(packWait) // backend.go
 		in.OnClose(func() error {
 			// Uploads an earlier run left behind go now, while the CLI
 			// has the queue open; what cannot go stays staged.
