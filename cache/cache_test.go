@@ -313,18 +313,9 @@ type onlyBackend struct{ storage.Backend }
 // (chunks compressed) and returns the file and the bytes.
 func putMixed(t *testing.T, s *cache.Store) (cache.File, []byte) {
 	t.Helper()
-	ctx := context.Background()
 	text := bytes.Repeat([]byte("gene_id,cell,count\nENSG0001,AAAC,3\n"), 20000)
 	data := append(randomBytes(5, 1<<20), text...)
-	w := s.NewWriter()
-	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return f, data
+	return storeFile(t, s, data), data
 }
 
 func TestReadChunkInto(t *testing.T) {

@@ -14,16 +14,7 @@ import (
 // full compression attempt; text, and a chunk that compresses only past its
 // start, are still compressed.
 func TestEncodeChunkSkipsIncompressible(t *testing.T) {
-	rnd := rand.New(rand.NewPCG(1, 2))
-	random := make([]byte, 64<<10)
-	for i := range random {
-		random[i] = byte(rnd.Uint32())
-	}
-	obo, err := os.ReadFile("../../shared/data/ontologies/cl-basic.obo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := obo[:64<<10]
+	random, text := sampleChunks(t)
 	mixed := append(append([]byte{}, random[:8<<10]...), make([]byte, 56<<10)...)
 	for _, c := range []struct {
 		name  string
@@ -54,19 +45,11 @@ func TestEncodeChunkSkipsIncompressible(t *testing.T) {
 // BenchmarkEncodeChunk: a 64 KiB chunk of random bytes (stored raw) and of
 // OBO text (compressed).
 func BenchmarkEncodeChunk(b *testing.B) {
-	rnd := rand.New(rand.NewPCG(1, 2))
-	random := make([]byte, 64<<10)
-	for i := range random {
-		random[i] = byte(rnd.Uint32())
-	}
-	obo, err := os.ReadFile("../../shared/data/ontologies/cl-basic.obo")
-	if err != nil {
-		b.Fatal(err)
-	}
+	random, text := sampleChunks(b)
 	for _, c := range []struct {
 		name string
 		data []byte
-	}{{"random", random}, {"text", obo[:64<<10]}} {
+	}{{"random", random}, {"text", text}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(c.data)))
 			dst := make([]byte, 0, 80<<10)
@@ -133,11 +116,7 @@ func TestCompressibleTable(t *testing.T) {
 
 // BenchmarkCompressible: the guess for one 64 KiB chunk of random bytes.
 func BenchmarkCompressible(b *testing.B) {
-	rnd := rand.New(rand.NewPCG(1, 2))
-	random := make([]byte, 64<<10)
-	for i := range random {
-		random[i] = byte(rnd.Uint32())
-	}
+	random, _ := sampleChunks(b)
 	b.Run("table", func(b *testing.B) {
 		for b.Loop() {
 			compressible(random)
@@ -148,4 +127,19 @@ func BenchmarkCompressible(b *testing.B) {
 			compressibleByFormula(random)
 		}
 	})
+}
+
+// sampleChunks returns 64 KiB of random bytes and 64 KiB of OBO text.
+func sampleChunks(tb testing.TB) (random, text []byte) {
+	tb.Helper()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	random = make([]byte, 64<<10)
+	for i := range random {
+		random[i] = byte(rnd.Uint32())
+	}
+	obo, err := os.ReadFile("../../shared/data/ontologies/cl-basic.obo")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return random, obo[:64<<10]
 }

@@ -207,7 +207,7 @@ func fill(b *testing.B, c catalog.Catalog, n int) {
 	for i := 0; i < n; i += batch {
 		var nvs []catalog.NewVersion
 		for j := i; j < min(i+batch, n); j++ {
-			nvs = append(nvs, catalogtest.NV(fmt.Sprintf("d%02d/s%03d/f%d.txt", j%50, j%700, j), fmt.Sprint(j)))
+			nvs = append(nvs, catalogtest.NV(fillKey(j), fmt.Sprint(j)))
 		}
 		if _, err := c.Save(ctx, nvs); err != nil {
 			b.Fatal(err)
@@ -226,8 +226,7 @@ func BenchmarkByKey(b *testing.B) {
 			m := startCPU(b, s.name, c)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				j := (i * 7919) % 10000
-				if _, err := c.ByKey(ctx, fmt.Sprintf("d%02d/s%03d/f%d.txt", j%50, j%700, j), 0); err != nil {
+				if _, err := c.ByKey(ctx, lookupKey(i), 0); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -246,8 +245,7 @@ func BenchmarkByKeyWarm(b *testing.B) {
 			fill(b, c, 10000)
 			ctx := context.Background()
 			lookup := func(i int) {
-				j := (i * 7919) % 10000
-				if _, err := c.ByKey(ctx, fmt.Sprintf("d%02d/s%03d/f%d.txt", j%50, j%700, j), 0); err != nil {
+				if _, err := c.ByKey(ctx, lookupKey(i), 0); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -497,10 +495,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	c.Close(ctx)
-	key := func(i int) string {
-		j := (i * 7919) % 10000
-		return fmt.Sprintf("d%02d/s%03d/f%d.txt", j%50, j%700, j)
-	}
+	key := lookupKey
 	for _, via := range []struct{ name, url string }{{"tcp", u}, {"unix", pgtest.WithParam(u, "host", dir)}} {
 		conn, err := pgx.Connect(ctx, via.url)
 		if err != nil {
@@ -543,3 +538,10 @@ func BenchmarkRoundTrip(b *testing.B) {
 		m.report(b)
 	})
 }
+
+// fillKey is the key fill gives its j-th version.
+func fillKey(j int) string { return fmt.Sprintf("d%02d/s%03d/f%d.txt", j%50, j%700, j) }
+
+// lookupKey is the i-th key the lookup benchmarks ask for: fill's keys in
+// a scattered order.
+func lookupKey(i int) string { return fillKey((i * 7919) % 10000) }
