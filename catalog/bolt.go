@@ -27,6 +27,7 @@ import (
 //	           so a stem's versions sort by number and a uid prefix is a
 //	           cursor seek
 //	outbox     uid → "" while the version's storage record is unwritten
+//	listing    key → compact latest version (bolt_listing.go)
 var (
 	bMeta      = []byte("meta")
 	bArtifacts = []byte("artifacts")
@@ -37,8 +38,9 @@ var (
 
 // SchemaVersion is the bbolt layout this build reads and writes. 2: version
 // and artifact records may be binary (bolt_codec.go); schema 1 catalogs
-// (JSON records only) are upgraded in place when opened.
-const SchemaVersion = 2
+// (JSON records only) are upgraded in place when opened. 3: the listing
+// bucket (bolt_listing.go), built when an older catalog is opened.
+const SchemaVersion = 3
 
 type artifact struct {
 	Stem      string     `json:"stem"`
@@ -140,7 +142,7 @@ func (b *Bolt) ready() (bool, error) {
 }
 
 // coreBuckets are created by setUp; initAnnotate creates annotateBuckets.
-var coreBuckets = [][]byte{bMeta, bArtifacts, bKeys, bVersions, bOutbox, bFolders, bLinks}
+var coreBuckets = [][]byte{bMeta, bArtifacts, bKeys, bVersions, bOutbox, bFolders, bLinks, bListing}
 
 func allBuckets() [][]byte { return append(slices.Clip(coreBuckets), annotateBuckets...) }
 
@@ -175,6 +177,9 @@ func setUp(tx *bolt.Tx, path string) error {
 	}
 	n, err := schemaOf(tx, path)
 	if err != nil || n == SchemaVersion {
+		return err
+	}
+	if err := rebuildListing(tx); err != nil {
 		return err
 	}
 	return tx.Bucket(bMeta).Put([]byte("schema"), []byte(fmt.Sprint(SchemaVersion)))
@@ -301,16 +306,8 @@ func (t txn) checkPlace(key string) error {
 			return errorf(ErrConflict, "%q cannot be saved: %q is a file, not a folder", key, key[:i])
 		}
 	}
-	c := t.tx.Bucket(bKeys).Cursor()
-	p := []byte(key + "/")
-	for k, stem := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, stem = c.Next() {
-		a, _, err := getArtifact(t.tx.Bucket(bArtifacts), stem)
-		if err != nil {
-			return err
-		}
-		if a.Latest > 0 {
-			return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, string(k))
-		}
+	if k := t.liveUnder(key + "/"); k != "" {
+		return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, k)
 	}
 	return nil
 }
@@ -761,7 +758,10 @@ func (b *Bolt) Purge(ctx context.Context, key string) ([]Version, error) {
 		if err := tx.Bucket(bArtifacts).Delete([]byte(a.Stem)); err != nil {
 			return err
 		}
-		return tx.Bucket(bKeys).Delete([]byte(key))
+		if err := tx.Bucket(bKeys).Delete([]byte(key)); err != nil {
+			return err
+		}
+		return relist(tx, key)
 	})
 	return out, err
 }

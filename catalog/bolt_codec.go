@@ -308,8 +308,12 @@ func getVersion(bk *bolt.Bucket, uid []byte) (Version, bool, error) {
 	return v, true, nil
 }
 
+// putVersion writes v and brings its key's listing entry in line.
 func putVersion(bk *bolt.Bucket, v Version) error {
-	return bk.Put([]byte(v.UID), encodeVersion(v))
+	if err := bk.Put([]byte(v.UID), encodeVersion(v)); err != nil {
+		return err
+	}
+	return relist(bk.Tx(), v.Key)
 }
 
 // getArtifact reads the artifact stem from the artifacts bucket.
@@ -325,6 +329,10 @@ func getArtifact(bk *bolt.Bucket, stem []byte) (artifact, bool, error) {
 	return a, true, nil
 }
 
+// putArtifact writes a and brings its key's listing entry in line.
 func putArtifact(bk *bolt.Bucket, a *artifact) error {
-	return bk.Put([]byte(a.Stem), encodeArtifact(a))
+	if err := bk.Put([]byte(a.Stem), encodeArtifact(a)); err != nil {
+		return err
+	}
+	return relist(bk.Tx(), a.Key)
 }

@@ -115,7 +115,10 @@ func (b *Bolt) Load(ctx context.Context, recs iter.Seq2[Record, error]) error {
 				return err
 			}
 		}
-		return idx.flush(t)
+		if err := idx.flush(t); err != nil {
+			return err
+		}
+		return rebuildListing(tx) // the keys went in last, unlisted
 	})
 }
 

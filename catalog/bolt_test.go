@@ -239,6 +239,10 @@ func TestBoltReadsSchema1Catalog(t *testing.T) {
 				return err
 			}
 		}
+		// Schema 1 had no listing bucket: opening builds it.
+		if err := tx.DeleteBucket([]byte("listing")); err != nil {
+			return err
+		}
 		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("1"))
 	}))
 	db.Close()
@@ -253,15 +257,15 @@ func TestBoltReadsSchema1Catalog(t *testing.T) {
 		}
 		t.FailNow()
 	}
-	// Upgraded: schema 2; untouched records stay JSON, written ones are binary.
+	// Upgraded: schema 3; untouched records stay JSON, written ones are binary.
 	s2, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("d/b.csv", "new")})
 	must(err)
 	db, err = bolt.Open(p, 0o600, &bolt.Options{ReadOnly: true})
 	must(err)
 	defer db.Close()
 	db.View(func(tx *bolt.Tx) error {
-		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != "2" {
-			t.Errorf("schema after opening = %q, want 2", s)
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != fmt.Sprint(catalog.SchemaVersion) {
+			t.Errorf("schema after opening = %q, want %d", s, catalog.SchemaVersion)
 		}
 		vb, ab := tx.Bucket([]byte("versions")), tx.Bucket([]byte("artifacts"))
 		if r := vb.Get([]byte(saved[0].Version.UID)); r[0] != '{' {

@@ -10,11 +10,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Children walks the sorted keys bucket once: a file directly under prefix
-// costs one artifact and one version read; a sub-prefix costs reads only
-// until its first live key, after which the cursor seeks past the whole
-// subtree (every key of "p/name/…" sorts before "p/name0", as '0' follows
-// '/'). A listing of 1,000 folders of 100 files each touches ~1,000 keys.
+// Children walks the listing bucket (bolt_listing.go) once, in key order:
+// a file directly under prefix is one entry; a sub-prefix is its first
+// entry, after which the cursor seeks past the whole subtree (every key of
+// "p/name/…" sorts before "p/name0", as '0' follows '/'). A listing of 1,000
+// folders of 100 files each touches ~1,000 entries on neighbouring pages.
 func (b *Bolt) Children(ctx context.Context, prefix string) (Dir, error) {
 	if err := ref.CheckPrefix(prefix); err != nil {
 		return Dir{}, err
@@ -25,44 +25,24 @@ func (b *Bolt) Children(ctx context.Context, prefix string) (Dir, error) {
 	var d Dir
 	err := b.with(false, func(tx *bolt.Tx) error {
 		d = Dir{}
-		t := txn{tx}
-		arts := tx.Bucket(bArtifacts)
 		p := []byte(prefix)
-		c := tx.Bucket(bKeys).Cursor()
-		k, stem := c.Seek(p)
-		for k != nil && bytes.HasPrefix(k, p) {
+		c := tx.Bucket(bListing).Cursor()
+		for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); {
 			rest := k[len(p):]
-			i := bytes.IndexByte(rest, '/')
-			if i < 0 {
-				a, err := latestOf(arts, stem)
-				if err != nil {
-					return err
-				}
-				if a.Latest > 0 {
-					v, _, err := t.version(ref.VersionUID(a.Stem, a.Latest))
-					if err != nil {
-						return err
-					}
-					d.Files = append(d.Files, v)
-				}
-				k, stem = c.Next()
+			if i := bytes.IndexByte(rest, '/'); i >= 0 {
+				name := string(rest[:i])
+				d.Subdirs = append(d.Subdirs, name)
+				k, raw = c.Seek([]byte(prefix + name + "0")) // past name/…: '0' follows '/'
 				continue
 			}
-			name := string(rest[:i])
-			sub := []byte(prefix + name + "/")
-			for ; k != nil && bytes.HasPrefix(k, sub); k, stem = c.Next() {
-				a, err := latestOf(arts, stem)
-				if err != nil {
-					return err
-				}
-				if a.Latest > 0 {
-					d.Subdirs = append(d.Subdirs, name)
-					break
-				}
+			v, err := decodeEntry(k, raw)
+			if err != nil {
+				return err
 			}
-			k, stem = c.Seek([]byte(prefix + name + "0"))
+			d.Files = append(d.Files, v)
+			k, raw = c.Next()
 		}
-		return t.childEntries(prefix, &d) // folders and links (bolt_write.go)
+		return txn{tx}.childEntries(prefix, &d) // folders and links (bolt_write.go)
 	})
 	if err != nil {
 		return Dir{}, err

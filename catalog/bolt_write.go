@@ -58,17 +58,7 @@ func (t txn) holds(key string) (bool, error) {
 	if k, _ := t.tx.Bucket(bLinks).Cursor().Seek(p); k != nil && bytes.HasPrefix(k, p) {
 		return true, nil
 	}
-	c := t.tx.Bucket(bKeys).Cursor()
-	for k, stem := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, stem = c.Next() {
-		a, err := latestOf(t.tx.Bucket(bArtifacts), stem)
-		if err != nil {
-			return false, err
-		}
-		if a.Latest > 0 {
-			return true, nil
-		}
-	}
-	return false, nil
+	return t.liveUnder(string(p)) != "", nil
 }
 
 // isFolder reports whether key is a folder: marked, or holding something.
@@ -205,6 +195,9 @@ func (t txn) rekey(a *artifact, to string) (Version, error) {
 	if err := keys.Delete([]byte(a.Key)); err != nil {
 		return Version{}, err
 	}
+	if err := relist(t.tx, a.Key); err != nil {
+		return Version{}, err
+	}
 	if err := keys.Put([]byte(to), []byte(a.Stem)); err != nil {
 		return Version{}, err
 	}
@@ -304,20 +297,10 @@ func (b *Bolt) RenameFolder(ctx context.Context, from, to string) error {
 		p := from + "/"
 		// Collect first: the loops below change the buckets they walk.
 		var keys, links, marks []string
-		c := tx.Bucket(bKeys).Cursor()
-		for k, stem := c.Seek([]byte(p)); k != nil && strings.HasPrefix(string(k), p); k, stem = c.Next() {
-			a, err := latestOf(tx.Bucket(bArtifacts), stem)
-			if err != nil {
-				return err
-			}
-			if a.Latest > 0 {
-				keys = append(keys, string(k))
-			}
-		}
 		for _, bk := range []struct {
 			b   []byte
 			out *[]string
-		}{{bLinks, &links}, {bFolders, &marks}} {
+		}{{bListing, &keys}, {bLinks, &links}, {bFolders, &marks}} {
 			c := tx.Bucket(bk.b).Cursor()
 			for k, _ := c.Seek([]byte(p)); k != nil && strings.HasPrefix(string(k), p); k, _ = c.Next() {
 				*bk.out = append(*bk.out, string(k))

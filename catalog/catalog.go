@@ -195,7 +195,9 @@ type Catalog interface {
 	// Children lists one level of the key namespace under prefix ("" for
 	// the top, else a prefix ending in "/"): the latest versions of the live
 	// keys directly under it and the names of the sub-prefixes that hold at
-	// least one live key. Errors: ref.ErrBadKey for a malformed prefix.
+	// least one live key. A listed version may carry only what a folder
+	// listing shows (key, uid, number, kind, size, mtime, mode); ByUID has
+	// the rest. Errors: ref.ErrBadKey for a malformed prefix.
 	Children(ctx context.Context, prefix string) (Dir, error)
 	// Writer holds what the mount's write side needs (catalog/write.go).
 	Writer

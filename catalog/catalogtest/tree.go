@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/ref"
@@ -73,6 +76,47 @@ func runTree(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("bad prefix: %v", err)
 		}
 	})
+	t.Run("ChildrenFollowsEveryChange", func(t *testing.T) {
+		c := open(t)
+		mtime := time.Date(2025, 3, 4, 5, 6, 7, 890, time.UTC)
+		mode := uint32(0o444)
+		steps := []struct {
+			name string
+			do   func() error
+		}{
+			{"save", func() error {
+				var nvs []catalog.NewVersion
+				for _, k := range []string{"a/x.csv", "a/y.csv", "a/b/z.csv", "a/b/w.csv", "c/one", "top"} {
+					nvs = append(nvs, NV(k, k))
+				}
+				_, err := c.Save(ctx, nvs)
+				return err
+			}},
+			{"new version", func() error { _, err := c.Save(ctx, []catalog.NewVersion{NV("a/x.csv", "x2")}); return err }},
+			{"same bytes", func() error { _, err := c.Save(ctx, []catalog.NewVersion{NV("a/x.csv", "x2")}); return err }},
+			{"set mtime and mode", func() error {
+				_, err := c.SetAttrs(ctx, "a/y.csv", catalog.Attrs{Mtime: &mtime, Mode: &mode})
+				return err
+			}},
+			{"rename to a free key", func() error { _, err := c.Rename(ctx, "a/b/z.csv", "c/z.csv"); return err }},
+			{"rename onto a key", func() error { _, err := c.Rename(ctx, "c/one", "a/x.csv"); return err }},
+			{"rename a folder", func() error { return c.RenameFolder(ctx, "a/b", "moved") }},
+			{"trash", func() error { _, err := c.Trash(ctx, "a/y.csv"); return err }},
+			{"save over the trash", func() error { _, err := c.Save(ctx, []catalog.NewVersion{NV("a/y.csv", "y2")}); return err }},
+			{"trash again", func() error { _, err := c.Trash(ctx, "a/y.csv"); return err }},
+			{"restore", func() error { _, err := c.Restore(ctx, "a/y.csv"); return err }},
+			{"trash the last of a folder", func() error { _, err := c.Trash(ctx, "moved/w.csv"); return err }},
+			{"purge", func() error { _, err := c.Purge(ctx, "top"); return err }},
+		}
+		for _, st := range steps {
+			if err := st.do(); err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+			for _, p := range []string{"", "a/", "a/b/", "c/", "moved/"} {
+				checkChildren(t, c, st.name, p)
+			}
+		}
+	})
 	t.Run("ChildrenMany", func(t *testing.T) {
 		c := open(t)
 		var nvs []catalog.NewVersion
@@ -93,4 +137,56 @@ func runTree(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("Children(m/d07/) = %d files, %v", len(one.Files), err)
 		}
 	})
+}
+
+// checkChildren compares Children(prefix) with the latest versions List
+// gives under it: the same files with the same listed fields, and a sub-prefix
+// for every deeper key.
+func checkChildren(t *testing.T, c catalog.Catalog, step, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := c.Children(ctx, prefix)
+	if err != nil {
+		t.Fatalf("after %s: Children(%q): %v", step, prefix, err)
+	}
+	all, err := c.List(ctx, catalog.Query{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type listed struct {
+		UID, Kind string
+		Version   int
+		Size      int64
+		Mtime     time.Time
+		Mode      uint32
+	}
+	of := func(v catalog.Version) listed {
+		return listed{v.UID, v.Kind, v.Version, v.Size, v.Mtime.UTC(), v.Mode}
+	}
+	want, dirs := map[string]listed{}, map[string]bool{}
+	for _, v := range all {
+		rest := strings.TrimPrefix(v.Key, prefix)
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			dirs[rest[:i]] = true
+			continue
+		}
+		want[v.Key] = of(v)
+	}
+	got := map[string]listed{}
+	for _, v := range d.Files {
+		got[v.Key] = of(v)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("after %s: Children(%q) files\n got %+v\nwant %+v", step, prefix, got, want)
+	}
+	for dir := range dirs {
+		if !slices.Contains(d.Subdirs, dir) {
+			t.Errorf("after %s: Children(%q) = dirs %v; %q missing", step, prefix, d.Subdirs, dir)
+		}
+	}
+	for _, dir := range d.Subdirs {
+		if !dirs[dir] && prefix+dir != "moved" { // RenameFolder left "moved" a folder of its own
+			t.Errorf("after %s: Children(%q) lists dir %q with nothing in it", step, prefix, dir)
+		}
+	}
 }

@@ -156,6 +156,14 @@ func TestDumpLoadBothWays(t *testing.T) {
 		if used, err := c.UsedBy(ctx, rec.Inputs[0]); err != nil || len(used) != 1 {
 			t.Fatalf("%T UsedBy = %v, %v", c, used, err)
 		}
+		top, err := c.Children(ctx, "")
+		if err != nil || len(top.Files) != 1 || top.Files[0].Key != "x" || !slices.Equal(top.Subdirs, []string{"empty", "exp"}) {
+			t.Fatalf("%T Children() = %+v, %v", c, top, err)
+		}
+		exp, err := c.Children(ctx, "exp/")
+		if err != nil || len(exp.Files) != 2 || exp.Files[0].Key != "exp/a.csv" || exp.Files[0].Version != 2 || len(exp.Links) != 1 {
+			t.Fatalf("%T Children(exp/) = %+v, %v", c, exp, err)
+		}
 		n, err := c.Counts(ctx)
 		if err != nil || n != (catalog.Counts{Artifacts: 3, Versions: 4, Trashed: 2, Bytes: 6}) {
 			t.Fatalf("%T Counts = %+v, %v", c, n, err)

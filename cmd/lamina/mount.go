@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -232,10 +231,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		store.SetPackWait(packWait) // backend.go
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		// The daemon's RSS goal is < 200 MB however large the files written
-		// (docs/write-bench.md): let the GC work harder before the heap grows
-		// past 150 MiB. A soft limit: live data above it is still served.
-		debug.SetMemoryLimit(150 << 20)
+		go limitMemory(c.Context, daemonMemLimit) // memlimit.go
 	}
 	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log) // postgres.go
 	if err != nil {

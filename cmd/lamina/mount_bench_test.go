@@ -49,7 +49,18 @@ func BenchmarkDaemonRSS(b *testing.B) {
 					Size: int64(1000 + f), CreatedBy: "bench", CreatedAt: now, Mtime: now})
 			}
 		}
-		if _, err := cat.Save(context.Background(), nvs); err != nil {
+		saved, err := cat.Save(context.Background(), nvs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// As after `lamina save`: the records are in storage, the outbox
+		// empty. Left full, the daemon's first job would be writing 100,000
+		// records, and its peak memory would be that job's.
+		uids := make([]string, len(saved))
+		for i, s := range saved {
+			uids[i] = s.Version.UID
+		}
+		if err := cat.OutboxDone(context.Background(), uids); err != nil {
 			b.Fatal(err)
 		}
 	}
