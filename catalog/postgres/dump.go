@@ -129,11 +129,12 @@ func (s *Store) Load(ctx context.Context, recs iter.Seq2[catalog.Record, error])
 		} else if full {
 			return errorf(ErrConflict, "the catalog database is not empty; import into a new instance")
 		}
+		dt := deferTx{tx.(*pipeTx)}
 		for r, err := range recs {
 			if err != nil {
 				return err
 			}
-			if err := load(ctx, tx, r); err != nil {
+			if err := load(ctx, dt, r); err != nil {
 				return err
 			}
 			switch {
@@ -145,7 +146,7 @@ func (s *Store) Load(ctx context.Context, recs iter.Seq2[catalog.Record, error])
 				changed(r.Link.Key)
 			}
 		}
-		return nil
+		return nil // what is pending goes with the COMMIT
 	}, nil)
 }
 

@@ -6,6 +6,7 @@ import (
 	"iter"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,4 +178,32 @@ func join(ls []string) string {
 		out += l + "\n"
 	}
 	return out
+}
+
+// An import whose statements go in batches still fails whole: a record
+// that breaks a constraint (the same version twice) fails the Load, with
+// the server's reason, and leaves nothing behind.
+func TestLoadFailsWhole(t *testing.T) {
+	ctx := context.Background()
+	src := openBolt(t)
+	populate(t, src)
+	a := dumpLines(t, src)
+	var dup string
+	for _, l := range a {
+		if strings.Contains(l, `"version":{`) {
+			dup = l
+			break
+		}
+	}
+	if dup == "" {
+		t.Fatal("the dump holds no version")
+	}
+	pg := open(t)
+	err := pg.Load(ctx, records(append(slices.Clone(a), dup)))
+	if err == nil || !strings.Contains(err.Error(), "duplicate key") {
+		t.Fatalf("Load with a version twice = %v; want a duplicate key error", err)
+	}
+	if n, err := pg.Counts(ctx); err != nil || n != (catalog.Counts{}) {
+		t.Fatalf("after a failed Load: %+v, %v; want nothing", n, err)
+	}
 }

@@ -118,6 +118,36 @@ func (t *pipeTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	return queuedResults{}
 }
 
+// loadBatch is how many statements an import (deferTx) sends per round
+// trip.
+const loadBatch = 500
+
+// deferTx is a pipeTx whose Execs go with later statements, loadBatch at a
+// time: an import's writes, whose results nobody reads, were one round
+// trip each, several per record. A Query sends what is pending first, so
+// it sees it; the first failing statement's error comes from the Exec or
+// Query that sent it. The arguments of an Exec must not change after it
+// returns (the load functions build fresh ones).
+type deferTx struct{ *pipeTx }
+
+func (t deferTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if direct, err := t.direct(ctx, args); direct || err != nil {
+		if err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		return t.conn.Exec(ctx, sql, args...)
+	}
+	t.pending.Queue(sql, args...)
+	if t.pending.Len() < loadBatch {
+		return pgconn.CommandTag{}, nil
+	}
+	br, err := t.send(ctx, "")
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return pgconn.CommandTag{}, br.Close()
+}
+
 // commit sends what is pending, then notify (when not empty) and COMMIT.
 func (t *pipeTx) commit(ctx context.Context, notify *pgx.QueuedQuery) error {
 	if notify != nil {
