@@ -38,7 +38,10 @@ type Backend struct {
 	log *slog.Logger
 }
 
-var _ storage.Backend = (*Backend)(nil)
+var (
+	_ storage.Backend     = (*Backend)(nil)
+	_ storage.RangeFiller = (*Backend)(nil)
+)
 
 // New wraps b. A nil log discards the retry log lines.
 func New(b storage.Backend, p Policy, log *slog.Logger) *Backend {
@@ -104,6 +107,13 @@ func (r *Backend) Get(ctx context.Context, name string) (data []byte, err error)
 func (r *Backend) GetRange(ctx context.Context, name string, off, n int64) (data []byte, err error) {
 	err = r.do(ctx, "get range", name, func() (err error) { data, err = r.b.GetRange(ctx, name, off, n); return err })
 	return data, err
+}
+
+// GetRangeInto retries a read into buf, straight into it when the wrapped
+// backend can (storage.RangeFiller); a failed attempt's bytes are
+// overwritten by the next.
+func (r *Backend) GetRangeInto(ctx context.Context, name string, off int64, buf []byte) error {
+	return r.do(ctx, "get range", name, func() error { return storage.GetRangeInto(ctx, r.b, name, off, buf) })
 }
 
 func (r *Backend) Stat(ctx context.Context, name string) (info storage.Info, err error) {

@@ -53,6 +53,11 @@ func TestFaults(t *testing.T) {
 				t.Fatalf("GetRange = %d bytes, %v", len(got), err)
 			}
 			proxy.Next(tc.faults...)
+			buf := bytes.Repeat([]byte{0xee}, 30000)
+			if err := b.GetRangeInto(ctx, "packs/aa/x", 1000, buf); err != nil || !bytes.Equal(buf, data[1000:31000]) {
+				t.Fatalf("GetRangeInto: %v (bytes right: %v)", err, bytes.Equal(buf, data[1000:31000]))
+			}
+			proxy.Next(tc.faults...)
 			if got, err := b.Get(ctx, "packs/aa/x"); err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("Get = %d bytes, %v", len(got), err)
 			}
@@ -75,6 +80,13 @@ func TestFaults(t *testing.T) {
 		}
 		if n := proxy.Requests() - before; n != fastPolicy.Attempts {
 			t.Fatalf("%d attempts, want %d", n, fastPolicy.Attempts)
+		}
+		before = proxy.Requests()
+		if err := b.GetRangeInto(ctx, "packs/aa/x", 0, make([]byte, 10)); err == nil || !retry.Retryable(err) {
+			t.Fatalf("GetRangeInto against a failing server: %v", err)
+		}
+		if n := proxy.Requests() - before; n != fastPolicy.Attempts {
+			t.Fatalf("GetRangeInto: %d attempts, want %d", n, fastPolicy.Attempts)
 		}
 	})
 	t.Run("notFoundNotRetried", func(t *testing.T) {

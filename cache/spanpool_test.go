@@ -1,0 +1,202 @@
+package cache_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// filler is a backend that reads ranges into the caller's buffer, as
+// storage/s3 does under the disk cache. It counts both kinds of ranged
+// read, can slow the reads into buffers, damage the first one, or fail.
+type filler struct {
+	storage.Backend
+	ranges  atomic.Int64 // GetRange calls: a new slice per GET
+	into    atomic.Int64 // GetRangeInto calls
+	delay   time.Duration
+	damage  atomic.Bool // damage the next read into a buffer
+	failing atomic.Bool
+}
+
+func (f *filler) GetRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	f.ranges.Add(1)
+	return f.Backend.GetRange(ctx, name, off, n)
+}
+
+func (f *filler) GetRangeInto(ctx context.Context, name string, off int64, buf []byte) error {
+	f.into.Add(1)
+	if f.failing.Load() {
+		return errors.New("backend away")
+	}
+	time.Sleep(f.delay)
+	if err := storage.GetRangeInto(ctx, f.Backend, name, off, buf); err != nil {
+		return err
+	}
+	if f.damage.CompareAndSwap(true, false) {
+		for i := range buf {
+			buf[i] ^= 0xff
+		}
+	}
+	return nil
+}
+
+func newFiller(t *testing.T, name string, data []byte) *filler {
+	t.Helper()
+	b, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != "" {
+		if err := b.Put(context.Background(), name, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &filler{Backend: b}
+}
+
+// TestDiskCacheFetchesIntoReusedBuffers: over a backend that reads into
+// buffers, every GET of the cache goes into one of its few reused buffers
+// (no GetRange, which allocates per request), and many readers at once,
+// joining fetches in flight while the buffers go round, all get the right
+// bytes: a buffer is not reused while a reader still copies from it.
+func TestDiskCacheFetchesIntoReusedBuffers(t *testing.T) {
+	const name = "packs/aa/p"
+	data := randomBytes(21, 4<<20)
+	fb := newFiller(t, name, data)
+	fb.delay = time.Millisecond
+	for round := range 3 {
+		d, err := cache.OpenDiskCache(fb, t.TempDir(), cache.DiskCacheOptions{BlockSize: 16 << 10, ReadAhead: 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(uint64(round), uint64(g)))
+				for range 100 {
+					off := r.Int64N(int64(len(data)) - 1)
+					n := min(1+r.Int64N(96<<10), int64(len(data))-off)
+					got, err := d.GetRange(context.Background(), name, off, n)
+					if err == nil && !bytes.Equal(got, data[off:off+n]) {
+						err = errors.New("wrong bytes")
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		d.Close()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	if n := fb.ranges.Load(); n != 0 {
+		t.Fatalf("%d GETs into new slices, want all into the cache's buffers", n)
+	}
+	if fb.into.Load() == 0 {
+		t.Fatal("no GET reached the backend")
+	}
+}
+
+// TestDamagedFetchIntoBufferIsNeitherServedNorCached is
+// TestDamagedFetchIsNeitherServedNorCached with the GET read into one of
+// the cache's buffers: the damaged bytes fail verification, the reader
+// gets the right ones from a new fetch, and a cache reopened over a
+// backend that is away serves every chunk from its files.
+func TestDamagedFetchIntoBufferIsNeitherServedNorCached(t *testing.T) {
+	data := randomBytes(12, 1<<20)
+	fb := newFiller(t, "", nil)
+	fb.damage.Store(true)
+	cdir, idx := t.TempDir(), t.TempDir()+"/index.db"
+	d, err := cache.OpenDiskCache(fb, cdir, cache.DiskCacheOptions{ReadAhead: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cache.NewStore(d, idx, cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := storeFile(t, s, data)
+	checkChunks(t, s, f, data)
+	if fb.damage.Load() {
+		t.Fatal("no GET reached the backend")
+	}
+	d.Close()
+	fb.failing.Store(true)
+	d2, err := cache.OpenDiskCache(fb, cdir, cache.DiskCacheOptions{ReadAhead: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	s2, err := cache.NewStore(d2, idx, cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkChunks(t, s2, f, data)
+}
+
+// heldPuts is a backend whose Puts wait until released: what was written
+// stays staged in the upload queue meanwhile.
+type heldPuts struct {
+	*filler
+	release chan struct{}
+}
+
+func (h *heldPuts) Put(ctx context.Context, name string, data []byte) error {
+	select {
+	case <-h.release:
+		return h.filler.Put(ctx, name, data)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestUploadsGetRangeIntoStaged: an object still waiting for its upload is
+// read into the caller's buffer from its staged file, and from the backend
+// once uploaded.
+func TestUploadsGetRangeIntoStaged(t *testing.T) {
+	ctx := context.Background()
+	data := randomBytes(13, 300<<10)
+	hb := &heldPuts{filler: newFiller(t, "", nil), release: make(chan struct{})}
+	u, err := cache.OpenUploads(hb, t.TempDir(), cache.UploadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if err := u.Put(ctx, "packs/aa/staged", data); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100<<10)
+	if err := u.GetRangeInto(ctx, "packs/aa/staged", 5000, buf); err != nil || !bytes.Equal(buf, data[5000:5000+len(buf)]) {
+		t.Fatalf("staged: GetRangeInto = %v", err)
+	}
+	if _, err := hb.Stat(ctx, "packs/aa/staged"); !storage.IsNotFound(err) {
+		t.Fatalf("the object reached the backend before its Put was released: %v", err)
+	}
+	close(hb.release)
+	if err := u.WaitIdle(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	clear(buf)
+	if err := u.GetRangeInto(ctx, "packs/aa/staged", 7000, buf); err != nil || !bytes.Equal(buf, data[7000:7000+len(buf)]) {
+		t.Fatalf("uploaded: GetRangeInto = %v", err)
+	}
+	if n, m := hb.into.Load(), hb.ranges.Load(); n != 1 || m != 0 {
+		t.Fatalf("%d reads into buffers and %d ranged reads reached the backend, want 1 and 0 (after the upload)", n, m)
+	}
+}
