@@ -12,7 +12,7 @@ import (
 // listed; issue 4: < 200 MB writing 4 GiB) count the binary's and the
 // catalog's mapped pages too, ~40 MB; with the default GOGC the heap grows to
 // twice what is live before a collection.
-const daemonMemLimit = 110 << 20
+const daemonMemLimit = 100 << 20
 
 // limitMemory sets the soft memory limit to base and, once a second, raises
 // it to 1.5 × the live heap when that is larger: a fixed limit under the
