@@ -52,9 +52,3 @@ func (b *Bolt) Children(ctx context.Context, prefix string) (Dir, error) {
 	sort.Strings(d.Subdirs)
 	return d, nil
 }
-
-// latestOf reads an artifact record; a missing one is the zero artifact.
-func latestOf(arts *bolt.Bucket, stem []byte) (artifact, error) {
-	a, _, err := getArtifact(arts, stem)
-	return a, err
-}
