@@ -77,15 +77,38 @@ func (w *world) mount(o lfs.MountOptions) {
 		w.t.Fatal(err)
 	}
 	w.mnt = m
+	dir := w.dir
+	var st unix.Stat_t
+	unix.Stat(dir, &st) // the mount's device: its connection's name
 	w.t.Cleanup(func() {
+		// A test that failed may leave files of the mount open; their last
+		// close at exit would then send a FLUSH to this very process, which
+		// no longer serves it, and the process would hang instead of
+		// reporting the failure. Aborting the connection makes such
+		// closes fail at once.
+		if w.t.Failed() {
+			abortFUSE(st.Dev)
+			lfs.ForceUnmount(dir)
+			return
+		}
 		for i := 0; i < 50; i++ {
 			if err := m.Unmount(); err == nil {
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		lfs.ForceUnmount(w.dir)
+		abortFUSE(st.Dev)
+		lfs.ForceUnmount(dir)
 	})
+}
+
+// abortFUSE aborts the FUSE connection of the file system on dev (root only).
+func abortFUSE(dev uint64) {
+	if dev == 0 {
+		return
+	}
+	p := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(dev))
+	os.WriteFile(p, []byte("1"), 0)
 }
 
 // save stores data under key (through the instance, then tells the mount,
