@@ -274,14 +274,23 @@ func (c *corruptFirst) GetRange(ctx context.Context, name string, off, n int64) 
 // fetch, and the damaged bytes never land in the cache (a cache reopened
 // over a backend that is away serves every chunk right).
 func TestDamagedFetchIsNeitherServedNorCached(t *testing.T) {
-	data := randomBytes(11, 1<<20)
 	b, err := storage.OpenLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cb := &corruptFirst{Backend: b}
+	checkDamagedFetch(t, cb, 11, cb.damaged.Load, &cb.failing)
+}
+
+// checkDamagedFetch stores a file through a disk cache over b, whose first
+// GET brings damaged bytes (damaged reports that it did), and checks that
+// every chunk reads right; then, with failing set (the backend away), that
+// a cache reopened over the same folder serves every chunk from its files.
+func checkDamagedFetch(t *testing.T, b storage.Backend, seed uint64, damaged func() bool, failing *atomic.Bool) {
+	t.Helper()
+	data := randomBytes(seed, 1<<20)
 	cdir, idx := t.TempDir(), t.TempDir()+"/index.db"
-	d, err := cache.OpenDiskCache(cb, cdir, cache.DiskCacheOptions{ReadAhead: 1})
+	d, err := cache.OpenDiskCache(b, cdir, cache.DiskCacheOptions{ReadAhead: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,12 +300,12 @@ func TestDamagedFetchIsNeitherServedNorCached(t *testing.T) {
 	}
 	f := storeFile(t, s, data)
 	checkChunks(t, s, f, data)
-	if !cb.damaged.Load() {
+	if !damaged() {
 		t.Fatal("no GET reached the backend")
 	}
 	d.Close() // waits for the block files being written
-	cb.failing.Store(true)
-	d2, err := cache.OpenDiskCache(cb, cdir, cache.DiskCacheOptions{ReadAhead: 1})
+	failing.Store(true)
+	d2, err := cache.OpenDiskCache(b, cdir, cache.DiskCacheOptions{ReadAhead: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

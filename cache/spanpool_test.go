@@ -119,35 +119,9 @@ func TestDiskCacheFetchesIntoReusedBuffers(t *testing.T) {
 // gets the right ones from a new fetch, and a cache reopened over a
 // backend that is away serves every chunk from its files.
 func TestDamagedFetchIntoBufferIsNeitherServedNorCached(t *testing.T) {
-	data := randomBytes(12, 1<<20)
 	fb := newFiller(t, "", nil)
 	fb.damage.Store(true)
-	cdir, idx := t.TempDir(), t.TempDir()+"/index.db"
-	d, err := cache.OpenDiskCache(fb, cdir, cache.DiskCacheOptions{ReadAhead: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := cache.NewStore(d, idx, cache.DefaultParams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := storeFile(t, s, data)
-	checkChunks(t, s, f, data)
-	if fb.damage.Load() {
-		t.Fatal("no GET reached the backend")
-	}
-	d.Close()
-	fb.failing.Store(true)
-	d2, err := cache.OpenDiskCache(fb, cdir, cache.DiskCacheOptions{ReadAhead: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
-	s2, err := cache.NewStore(d2, idx, cache.DefaultParams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkChunks(t, s2, f, data)
+	checkDamagedFetch(t, fb, 12, func() bool { return !fb.damage.Load() }, &fb.failing)
 }
 
 // heldPuts is a backend whose Puts wait until released: what was written
