@@ -549,7 +549,7 @@ func (c *DiskCache) fetchSpan(ctx context.Context, name, obj string, size, first
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		c.runSpan(ctx, name, obj, size, first, calls)
+		c.runSpan(ctx, name, obj, size, first, calls, reader)
 	}()
 	return calls
 }
@@ -603,14 +603,14 @@ func (c *DiskCache) fetchAhead(name, obj string, size int64, sp [2]int64) {
 // runSpan GETs the blocks of calls, hands them to their waiters, then
 // writes them to the cache folder. A block that Invalidate dropped
 // meanwhile is not written: its bytes failed verification.
-func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first int64, calls []*blockCall) {
+func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first int64, calls []*blockCall, reader bool) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	sb := calls[0].span
 	defer c.release(sb)
 	off := first * c.block
 	n := min(int64(len(calls))*c.block, size-off)
-	data, err := c.get(ctx, name, off, n, sb)
+	data, err := c.get(ctx, name, off, n, sb, reader)
 	for i, call := range calls {
 		if err != nil {
 			call.err = err
@@ -635,15 +635,25 @@ func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first i
 
 // get reads n bytes at off of the object for a span: into a pool buffer
 // (sb keeps it until its last user is done) when the backend can read into
-// one and the span fits, else into a new slice.
-func (c *DiskCache) get(ctx context.Context, name string, off, n int64, sb *spanBuf) ([]byte, error) {
+// one and the span fits, else into a new slice. A reader's own fetch
+// (reader) takes a new slice rather than wait for a buffer: read-ahead of
+// a large file can hold them all, and a small read of another file would
+// wait behind its GETs.
+func (c *DiskCache) get(ctx context.Context, name string, off, n int64, sb *spanBuf, reader bool) ([]byte, error) {
 	f, ok := c.b.(storage.RangeFiller)
 	if !ok || n > int64(c.pool.size) {
 		return c.b.GetRange(ctx, name, off, n)
 	}
-	buf, err := c.pool.get(ctx)
-	if err != nil {
-		return nil, err
+	var buf *poolBuf
+	if reader {
+		if buf = c.pool.tryGet(); buf == nil {
+			return c.b.GetRange(ctx, name, off, n)
+		}
+	} else {
+		var err error
+		if buf, err = c.pool.get(ctx); err != nil {
+			return nil, err
+		}
 	}
 	sb.buf = buf
 	data := buf.b[:n]

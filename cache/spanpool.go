@@ -45,7 +45,20 @@ func (p *spanPool) get(ctx context.Context) (*poolBuf, error) {
 	}
 }
 
-// put gives back a buffer that get returned.
+// tryGet returns a free buffer, or nil when all are in use.
+func (p *spanPool) tryGet() *poolBuf {
+	select {
+	case b := <-p.slots:
+		if b == nil {
+			b = newPoolBuf(p.size)
+		}
+		return b
+	default:
+		return nil
+	}
+}
+
+// put gives back a buffer that get or tryGet returned.
 func (p *spanPool) put(b *poolBuf) { p.slots <- b }
 
 // close unmaps the free buffers; one still in use stays mapped.
