@@ -278,3 +278,80 @@ func TestMountRenameOfListedName(t *testing.T) {
 		}
 	}
 }
+
+// childrenCounting counts the folder listings read from a real catalog.
+type childrenCounting struct {
+	*catalog.Bolt
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func (c *childrenCounting) Children(ctx context.Context, prefix string) (catalog.Dir, error) {
+	c.mu.Lock()
+	c.reads[prefix]++
+	c.mu.Unlock()
+	return c.Bolt.Children(ctx, prefix)
+}
+
+func (c *childrenCounting) read(prefix string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads[prefix]
+}
+
+// Listing a folder reads the next few folders beside it in the background,
+// and using one of those moves the window on: a walk finds its folders
+// read. No folder is read twice.
+func TestListingReadsAhead(t *testing.T) {
+	w := newWorld(t)
+	now := time.Now()
+	var nvs []catalog.NewVersion
+	for d := range 12 {
+		nvs = append(nvs, catalog.NewVersion{Key: fmt.Sprintf("top/d%02d/f.csv", d), Kind: "file", CreatedAt: now, Mtime: now})
+	}
+	if _, err := w.cat.Save(context.Background(), nvs); err != nil {
+		t.Fatal(err)
+	}
+	cat := &childrenCounting{Bolt: w.cat, reads: map[string]int{}}
+	ns := lfs.NewNamespace(cat, w.in.Store, lfs.Options{})
+	ctx := context.Background()
+	top, err := ns.Lookup(ctx, ns.Root(), "top")
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := func(d int) lfs.Entry {
+		e, err := ns.Lookup(ctx, top, fmt.Sprintf("d%02d", d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	waitRead := func(d int) {
+		t.Helper()
+		p := fmt.Sprintf("top/d%02d/", d)
+		for deadline := time.Now().Add(10 * time.Second); cat.read(p) == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was not read ahead", p)
+			}
+		}
+	}
+	if _, err := ns.Lookup(ctx, folder(0), "f.csv"); err != nil { // lists top/d00/
+		t.Fatal(err)
+	}
+	for d := 1; d <= 4; d++ {
+		waitRead(d)
+	}
+	if n := cat.read("top/d05/"); n != 0 {
+		t.Fatalf("top/d05/ read %d times; the window is 4 folders", n)
+	}
+	for d := 1; d < 12; d++ { // the walk: each folder is there, the window moves
+		if _, err := ns.Lookup(ctx, folder(d), "f.csv"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for d := range 12 {
+		if n := cat.read(fmt.Sprintf("top/d%02d/", d)); n != 1 {
+			t.Errorf("top/d%02d/ read %d times, want once", d, n)
+		}
+	}
+}

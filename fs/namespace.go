@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"slices"
 	"sort"
 	"strconv"
@@ -151,6 +152,7 @@ type load struct {
 	l     *listing
 	err   error
 	stale bool // guarded by Namespace.mu
+	ahead bool // read ahead of a walk (readAhead), not asked for
 }
 
 // listing is a directory's cached catalog listing.
@@ -164,6 +166,7 @@ type listing struct {
 	dirs    []string // sorted
 	mtime   time.Time
 	links   map[string]catalog.Link
+	ahead   bool // read ahead and not used yet; guarded by Namespace.mu
 }
 
 // item is what a listing keeps of a key's latest version: what lookups,
@@ -278,7 +281,12 @@ func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, erro
 	for {
 		ns.mu.Lock()
 		if l := ns.listings[prefix]; l != nil {
+			ahead := l.ahead
+			l.ahead = false
 			ns.mu.Unlock()
+			if ahead {
+				ns.readAhead(prefix)
+			}
 			return l, nil
 		}
 		ld := ns.loads[prefix]
@@ -287,6 +295,9 @@ func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, erro
 			ns.loads[prefix] = ld
 			ns.mu.Unlock()
 			ns.load(ctx, prefix, ld)
+			if ld.err == nil {
+				ns.readAhead(prefix)
+			}
 			return ld.l, ld.err
 		}
 		ns.mu.Unlock()
@@ -296,10 +307,57 @@ func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, erro
 			return nil, ctx.Err()
 		}
 		if ld.err == nil || ctx.Err() != nil || !isContextErr(ld.err) {
+			if ld.err == nil && ld.ahead {
+				ns.mu.Lock()
+				ld.l.ahead = false
+				ns.mu.Unlock()
+				ns.readAhead(prefix)
+			}
 			return ld.l, ld.err
 		}
 		// The reader's request was interrupted, not ours: read it again.
 	}
+}
+
+// listAhead is how many of a folder's next siblings are read in the
+// background once it is listed. A walk (find, du, ls -R, a workflow engine
+// stating its files) visits a folder's subfolders in the sorted order of
+// readdir, so their catalog reads run beside it, one window ahead, rather
+// than in its path; the first use of a folder read ahead moves the window.
+const listAhead = 4
+
+// readAhead starts reading the listings of the listAhead folders after
+// prefix in its parent that are neither cached nor being read.
+func (ns *Namespace) readAhead(prefix string) {
+	if prefix == "" {
+		return
+	}
+	parent, name := path.Split(strings.TrimSuffix(prefix, "/"))
+	ns.mu.Lock()
+	pl := ns.listings[parent]
+	var todo []*load
+	var prefixes []string
+	if pl != nil && ns.listed < ns.opts.MaxListed/2 {
+		i, _ := slices.BinarySearch(pl.dirs, name)
+		for _, d := range pl.dirs[min(i+1, len(pl.dirs)):min(i+1+listAhead, len(pl.dirs))] {
+			p := parent + d + "/"
+			if ns.listings[p] != nil || ns.loads[p] != nil {
+				continue
+			}
+			ld := &load{done: make(chan struct{}), ahead: true}
+			ns.loads[p] = ld
+			todo, prefixes = append(todo, ld), append(prefixes, p)
+		}
+	}
+	ns.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	go func() {
+		for i, ld := range todo {
+			ns.load(context.Background(), prefixes[i], ld)
+		}
+	}()
 }
 
 func isContextErr(err error) bool {
@@ -328,6 +386,7 @@ func (ns *Namespace) load(ctx context.Context, prefix string, ld *load) {
 		clear(ns.listings)
 		ns.listed = 0
 	}
+	ld.l.ahead = ld.ahead
 	ns.listings[prefix] = ld.l
 	ns.listed += n
 }
