@@ -78,6 +78,7 @@ func TestDiskCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { d.Close() }) // block files are written after the readers' answers
 		for off := int64(0); off < int64(len(data)); off += 1000 {
 			n := min(1000, int64(len(data))-off)
 			if got, err := d.GetRange(ctx, "packs/aa/p", off, n); err != nil || !bytes.Equal(got, data[off:off+n]) {
@@ -104,6 +105,7 @@ func TestDiskCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { d.Close() }) // block files are written after the readers' answers
 		var wg sync.WaitGroup
 		for i := 0; i < 16; i++ {
 			wg.Add(1)
@@ -178,6 +180,7 @@ func TestCorruptCachedChunkIsFetchedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { d.Close() })
 	s, err := cache.NewStore(d, t.TempDir()+"/index.db", cache.DefaultParams)
 	if err != nil {
 		t.Fatal(err)

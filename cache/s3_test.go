@@ -36,6 +36,7 @@ func openStack(t *testing.T, cfg s3b.Config, cacheDir, index string, p retry.Pol
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { disk.Close() })
 	s, err := cache.NewStore(disk, index, cache.DefaultParams)
 	if err != nil {
 		t.Fatal(err)
