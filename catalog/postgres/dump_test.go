@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"iter"
 	"path/filepath"
 	"slices"
@@ -205,5 +206,44 @@ func TestLoadFailsWhole(t *testing.T) {
 	}
 	if n, err := pg.Counts(ctx); err != nil || n != (catalog.Counts{}) {
 		t.Fatalf("after a failed Load: %+v, %v; want nothing", n, err)
+	}
+}
+
+// An import of more statements than one batch lands whole; a failure in an
+// early batch (a folder twice) comes back from the send in the middle of
+// the import, and nothing is left behind.
+func TestLoadInBatches(t *testing.T) {
+	ctx := context.Background()
+	const n = 1200 // more than two batches of statements
+	folders := func(dupAt int) iter.Seq2[catalog.Record, error] {
+		return func(yield func(catalog.Record, error) bool) {
+			if !yield(catalog.Record{Format: catalog.DumpFormat}, nil) {
+				return
+			}
+			for i := range n {
+				f := &catalog.FolderRecord{Key: fmt.Sprintf("f/d%04d", i), Mtime: time.Unix(int64(i), 0).UTC()}
+				if !yield(catalog.Record{Folder: f}, nil) {
+					return
+				}
+				if i == dupAt && !yield(catalog.Record{Folder: f}, nil) {
+					return
+				}
+			}
+		}
+	}
+	pg := open(t)
+	if err := pg.Load(ctx, folders(-1)); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := pg.Children(ctx, "f/"); err != nil || len(d.Subdirs) != n {
+		t.Fatalf("after loading %d folders: %d listed, %v", n, len(d.Subdirs), err)
+	}
+	bad := open(t)
+	err := bad.Load(ctx, folders(10))
+	if err == nil || !strings.Contains(err.Error(), "duplicate key") {
+		t.Fatalf("Load with a folder twice = %v; want a duplicate key error", err)
+	}
+	if d, err := bad.Children(ctx, "f/"); err != nil || len(d.Subdirs) != 0 {
+		t.Fatalf("after a failed Load: %d folders, %v; want none", len(d.Subdirs), err)
 	}
 }
