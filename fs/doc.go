@@ -34,5 +34,8 @@
 // notification for a key drops its sidecars' cached pages (names.go).
 //
 // Inode numbers are derived from what a name shows (the version uid, the
-// prefix of a directory), so they are the same across remounts.
+// prefix of a directory), so they are the same across remounts. One
+// exception: while writable handles of a key are open, its path keeps the
+// inode they were opened on, though fsync commits versions meanwhile
+// (held.go; SQLite checks it before every transaction).
 package fs

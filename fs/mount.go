@@ -70,6 +70,7 @@ type Mount struct {
 	sidecars   sidecarInodes // names.go
 	listed     atomic.Int64  // folder listings made for the kernel, for Stats
 	dirs       *noOpendir
+	held       heldInodes // held.go
 }
 
 type changeReq struct {

@@ -93,6 +93,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	if err != nil {
 		return nil, n.errno("lookup", err)
 	}
+	e = n.m.held.apply(n.prefix()+name, e)
 	n.m.fill(e, &out.Attr)
 	d := n.m.timeout(e)
 	out.SetEntryTimeout(d)
@@ -140,6 +141,7 @@ func (n *node) dirEntries(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) 
 	}
 	out := make([]fuse.DirEntry, len(es))
 	for i, e := range es {
+		e = n.m.held.apply(n.prefix()+e.Name, e)
 		out[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: stableMode(e)}
 	}
 	if n.e.Kind == KindDir {

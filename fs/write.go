@@ -15,6 +15,7 @@ import (
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/stage"
+	"golang.org/x/sys/unix"
 )
 
 // The write side: a thin adapter from FUSE calls to package stage, which
@@ -24,10 +25,12 @@ import (
 const tagPending = "p"
 
 var (
-	_ fusefs.FileWriter   = (*handle)(nil)
-	_ fusefs.FileFlusher  = (*handle)(nil)
-	_ fusefs.FileReleaser = (*handle)(nil)
-	_ fusefs.FileFsyncer  = (*handle)(nil)
+	_ fusefs.FileWriter    = (*handle)(nil)
+	_ fusefs.FileFlusher   = (*handle)(nil)
+	_ fusefs.FileReleaser  = (*handle)(nil)
+	_ fusefs.FileFsyncer   = (*handle)(nil)
+	_ fusefs.FileAllocater = (*handle)(nil)
+	_ fusefs.NodeFsyncer   = (*node)(nil)
 )
 
 // writeHandle is a writable open (or a read of a key not yet committed).
@@ -35,6 +38,13 @@ type writeHandle struct {
 	f        *stage.File
 	readOnly bool
 	n        *node
+	heldKey  string     // whose path keeps n's inode while this is open (held.go)
+	held     *heldInode // nil: nothing held
+}
+
+// hold keeps the inode of w's node at key's path until w is released.
+func (w *writeHandle) hold(key string) {
+	w.heldKey, w.held = key, w.n.m.held.hold(key, w.n.StableAttr().Ino)
 }
 
 func linkEntry(name string, l catalog.Link) Entry {
@@ -224,7 +234,7 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 	if err != nil {
 		return n.e
 	}
-	return e
+	return n.m.held.apply(n.key(), e)
 }
 
 // openLatest opens a latest name for reading as it is now.
@@ -240,7 +250,7 @@ func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, sysca
 			return nil, 0, syscall.ENOENT, true
 		}
 		return &handle{w: &writeHandle{f: f, readOnly: true, n: n}}, 0, 0, true
-	case e.Kind == KindFile && e.Ino != n.e.Ino: // another version (Ino: one per uid)
+	case e.Kind == KindFile && (n.e.Kind != KindFile || e.uid != n.e.uid): // another version
 		file, err := n.m.ns.FileOf(ctx, e)
 		if err != nil {
 			return nil, 0, n.errno("open", err), true
@@ -277,7 +287,9 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 	if err != nil {
 		return nil, 0, n.errno("open", err)
 	}
-	return &handle{w: &writeHandle{f: f, n: n}}, 0, 0
+	w := &writeHandle{f: f, n: n}
+	w.hold(key)
+	return &handle{w: w}, 0, 0
 }
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
@@ -327,11 +339,17 @@ func (h *handle) Release(context.Context) syscall.Errno {
 	}
 	// RELEASE comes with pid 0 and after close(2) returned: nobody waits.
 	ctx := context.Background()
+	m := h.w.n.m
+	defer func() {
+		if h.w.held != nil && m.held.release(h.w.heldKey, h.w.held) {
+			m.notifyAsync(h.w.heldKey) // the path shows its version's inode again
+		}
+	}()
 	before := h.w.f.Changes()
 	if err := h.w.f.Release(ctx); err != nil {
 		return h.w.n.errno("commit at release", err)
 	}
-	h.w.n.m.afterCommit(ctx, h.w.f, before)
+	m.afterCommit(ctx, h.w.f, before)
 	return 0
 }
 
@@ -344,6 +362,37 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 		return h.w.n.errno("fsync", err)
 	}
 	h.w.n.m.afterCommit(ctx, h.w.f, before)
+	return 0
+}
+
+// Fsync is fsync of a file's handle, and of a folder: FSYNCDIR comes
+// without a handle (listings are opened without OPENDIR, opendir.go), and
+// makes what was done in the folder durable, the catalog's renames and
+// removals among it, as tools expect after renaming a file into place.
+func (n *node) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) syscall.Errno {
+	if h, ok := fh.(*handle); ok {
+		return h.Fsync(ctx, flags)
+	}
+	if n.e.Kind == KindDir && n.m.ns.st != nil {
+		if err := n.m.ns.st.Sync(ctx); err != nil {
+			return n.errno("fsync", err)
+		}
+	}
+	return 0
+}
+
+// Allocate is fallocate(2): mode 0 and FALLOC_FL_KEEP_SIZE; holes and
+// zeroed ranges are not supported.
+func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	if h.w == nil || h.w.readOnly {
+		return syscall.EBADF
+	}
+	if mode&^unix.FALLOC_FL_KEEP_SIZE != 0 {
+		return syscall.EOPNOTSUPP
+	}
+	if err := h.w.f.Allocate(ctx, int64(off), int64(size), mode != 0); err != nil {
+		return h.w.n.errno("fallocate", err)
+	}
 	return 0
 }
 
@@ -388,6 +437,7 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	var f *stage.File
 	var err error
 	ent, lerr := n.m.ns.lookupKey(ctx, n.prefix(), name)
+	ent = n.m.held.apply(key, ent) // another writer's inode
 	switch {
 	case lerr == nil && ent.IsDir():
 		return nil, nil, 0, syscall.EISDIR
@@ -416,6 +466,7 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	if got, ok := ino.Operations().(*node); ok && got != child {
 		h.w.n = got
 	}
+	h.w.hold(key)
 	return ino, h, 0, 0
 }
 
@@ -600,6 +651,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := n.m.ns.st.Unlink(ctx, key); err != nil {
 		return n.errno("unlink", err)
 	}
+	n.m.held.drop([]string{key})
 	n.m.written(key)
 	return 0
 }
@@ -705,12 +757,15 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		err = n.m.ns.st.RenameFolder(ctx, src, dst)
 		if err == nil {
 			os.Rename(n.m.scratchPath(src), n.m.scratchPath(dst))
+			n.m.held.drop(nil, src+"/", dst+"/")
 		}
 	} else {
 		if derr == nil && de.Kind == KindDir {
 			return syscall.EISDIR
 		}
-		err = n.m.ns.st.Rename(ctx, src, dst)
+		if err = n.m.ns.st.Rename(ctx, src, dst); err == nil {
+			n.m.held.drop([]string{src, dst})
+		}
 	}
 	switch {
 	case errors.Is(err, catalog.ErrNotEmpty):

@@ -7,8 +7,11 @@ import (
 
 // DefaultScratch are the names that are scratch unless an instance says
 // otherwise: Snakemake's bookkeeping, editor swap, backup and lock files,
-// and NFS's silly-renamed files.
-var DefaultScratch = []string{".snakemake", ".*.swp", "*~", ".#*", ".nfs*"}
+// NFS's silly-renamed files, and the journals and shared memory of SQLite
+// databases (a database's own working files: each transaction would leave
+// versions of its journal in the trash).
+var DefaultScratch = []string{".snakemake", ".*.swp", "*~", ".#*", ".nfs*",
+	"*.db-journal", "*.db-wal", "*.db-shm", "*.sqlite*-journal", "*.sqlite*-wal", "*.sqlite*-shm"}
 
 // Scratch decides which paths of a mount are scratch: a plain POSIX folder
 // with no versions. A path is scratch when any of its segments matches one

@@ -373,6 +373,31 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 	return nil
 }
 
+// Allocate is fallocate(2) of mode 0 (keepSize false) or
+// FALLOC_FL_KEEP_SIZE: the staging file reserves the space, so a full disk
+// answers now rather than at a later write, and without keepSize a range
+// past the end extends the File with zeros, as ftruncate would.
+func (f *File) Allocate(ctx context.Context, off, n int64, keepSize bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.ensureCopy(ctx); err != nil {
+		return err
+	}
+	mode := uint32(0)
+	if keepSize {
+		mode = unix.FALLOC_FL_KEEP_SIZE
+	}
+	// The staging folder may not support it (tmpfs before 6.x does):
+	// reserving is then left to the writes.
+	if err := unix.Fallocate(int(f.data.Fd()), mode, off, n); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+		return err
+	}
+	if end := off + n; !keepSize && end > f.size {
+		return f.truncateLocked(ctx, end)
+	}
+	return nil
+}
+
 // truncateOpen truncates f unless its writer seems done with it (taken is
 // false): released, or closed with everything committed — then only its
 // RELEASE, which the kernel sends asynchronously, is still to come, and the

@@ -1,0 +1,223 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	lfs "github.com/lamina-bio/lamina/fs"
+	"golang.org/x/sys/unix"
+)
+
+// inoOf is the inode number stat(2) gives for p.
+func inoOf(t *testing.T, p string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// TestFsyncKeepsInode: each fsync of an open file commits a version, and
+// the path keeps the inode of the open file until its last close; then it
+// shows the latest version's own inode. Before, each version moved the
+// path to another inode under the writer, which programs that compare
+// stat(path) with fstat(fd) take for a replaced file (SQLite: "attempt to
+// write a readonly database" from the second transaction on).
+func TestFsyncKeepsInode(t *testing.T) {
+	w := newWorld(t)
+	w.save("ex/old.txt", []byte("v1"))
+	w.mountRW()
+	for _, name := range []string{"ex/new.txt", "ex/old.txt"} {
+		f, err := os.OpenFile(w.p(name), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		fdIno := fi.Sys().(*syscall.Stat_t).Ino
+		for i, text := range []string{"first", "second commit", "third"} {
+			if _, err := f.WriteAt([]byte(text), 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if got := inoOf(t, w.p(name)); got != fdIno {
+				t.Fatalf("%s after fsync %d: the path's inode %d, the open file's %d", name, i+1, got, fdIno)
+			}
+			// Readers of the path see what was committed.
+			if b, err := os.ReadFile(w.p(name)); err != nil || !bytes.HasPrefix(b, []byte(text)) {
+				t.Fatalf("%s after fsync %d reads %q, %v", name, i+1, b, err)
+			}
+		}
+		f.Close()
+		vs := w.versions(name)
+		if want := map[string]int{"ex/new.txt": 3, "ex/old.txt": 4}[name]; len(vs) != want {
+			t.Fatalf("%s has %d versions, want %d (one per fsync)", name, len(vs), want)
+		}
+		// RELEASE is asynchronous: the path moves within a moment.
+		latest := lfs.Ino("l", vs[len(vs)-1].UID)
+		var got uint64
+		for range 200 {
+			if got = inoOf(t, w.p(name)); got == latest {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got != latest {
+			t.Fatalf("%s after the last close shows inode %d, want the latest version's %d", name, got, latest)
+		}
+	}
+}
+
+// TestFsyncKeepsInodeRenamed: a file renamed while open (log rotation)
+// leaves its old name free: a new file opened there keeps its own inode at
+// that path, and each name reads its own bytes.
+func TestFsyncKeepsInodeRenamed(t *testing.T) {
+	w := newWorld(t)
+	w.save("logs/app.log", []byte("saved\n"))
+	w.mountRW()
+	open := func(name string) *os.File {
+		f, err := os.OpenFile(w.p(name), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	fdIno := func(f *os.File) uint64 {
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	old := open("logs/app.log")
+	old.WriteString("old\n")
+	if err := old.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.p("logs/app.log"), w.p("logs/app.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	cur := open("logs/app.log")
+	cur.WriteString("new\n")
+	if err := cur.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := inoOf(t, w.p("logs/app.log")), fdIno(cur); got != want {
+		t.Fatalf("app.log shows inode %d, its open file has %d (the renamed file's: %d)", got, want, fdIno(old))
+	}
+	for name, want := range map[string]string{"logs/app.log": "new\n", "logs/app.log.1": "saved\nold\n"} {
+		if b, err := os.ReadFile(w.p(name)); err != nil || string(b) != want {
+			t.Fatalf("%s = %q, %v; want %q", name, b, err, want)
+		}
+	}
+}
+
+// TestSQLite: a database in the mount takes many transactions per
+// connection, a new database and an existing one; each commit makes a
+// version, and SQLite's journals are scratch files, not artifacts.
+func TestSQLite(t *testing.T) {
+	needTool(t, "python3")
+	w := newWorld(t)
+	w.mountRW()
+	w.sh(`python3 - <<'PY'
+import os, sqlite3
+os.makedirs("db", exist_ok=True)
+for round in range(2):
+    c = sqlite3.connect("db/lab.db")
+    c.execute("create table if not exists samples (name text)")
+    for i in range(4):
+        c.execute("insert into samples values (?)", (f"s{round}{i}",))
+        c.commit()
+    c.close()
+n = sqlite3.connect("db/lab.db").execute("select count(*) from samples").fetchone()[0]
+assert n == 8, n
+PY`)
+	if vs := w.versions("db/lab.db"); len(vs) < 8 {
+		t.Fatalf("db/lab.db has %d versions, want one per transaction (≥ 8)", len(vs))
+	}
+	if vs := w.versions("db/lab.db-journal"); len(vs) != 0 {
+		t.Fatalf("the journal became an artifact: %d versions", len(vs))
+	}
+	if tl, _ := w.cat.TrashList(context.Background()); len(tl) != 0 {
+		t.Fatalf("the trash holds %+v", tl)
+	}
+}
+
+// TestFsyncFolder: fsync of a folder (tools do it after renaming a file
+// into place) succeeds; it answered EOPNOTSUPP.
+func TestFsyncFolder(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.MkdirAll(w.p("out"), 0o755)
+	os.WriteFile(w.p("out/.a.tmp"), []byte("A"), 0o644)
+	if err := os.Rename(w.p("out/.a.tmp"), w.p("out/a.txt")); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"out", "."} {
+		d, err := os.Open(w.p(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Sync(); err != nil {
+			t.Errorf("fsync of folder %q: %v", dir, err)
+		}
+		d.Close()
+	}
+}
+
+// TestFallocate: fallocate(2) of mode 0 extends a file with zeros as
+// ftruncate would, FALLOC_FL_KEEP_SIZE only reserves, and punching holes
+// is refused without touching the file.
+func TestFallocate(t *testing.T) {
+	w := newWorld(t)
+	w.save("fa/old.bin", []byte("keep"))
+	w.mountRW()
+	alloc := func(name string, mode uint32, off, n int64) error {
+		f, err := os.OpenFile(w.p(name), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return unix.Fallocate(int(f.Fd()), mode, off, n)
+	}
+	read := func(name string) []byte {
+		b, err := os.ReadFile(w.p(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if err := alloc("fa/new.bin", 0, 0, 1<<20); err != nil {
+		t.Fatalf("fallocate of a new file: %v", err)
+	}
+	if b := read("fa/new.bin"); !bytes.Equal(b, make([]byte, 1<<20)) {
+		t.Fatalf("fa/new.bin: %d bytes, want 1 MiB of zeros", len(b))
+	}
+	if err := alloc("fa/old.bin", 0, 2, 6); err != nil {
+		t.Fatal(err)
+	}
+	if b := read("fa/old.bin"); string(b) != "keep\x00\x00\x00\x00" {
+		t.Fatalf("fa/old.bin = %q, want its bytes then zeros to 8", b)
+	}
+	if err := alloc("fa/old.bin", unix.FALLOC_FL_KEEP_SIZE, 0, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	err := alloc("fa/old.bin", unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 4)
+	if !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Fatalf("punching a hole: %v, want EOPNOTSUPP", err)
+	}
+	if b := read("fa/old.bin"); string(b) != "keep\x00\x00\x00\x00" {
+		t.Fatalf("fa/old.bin = %q after the refused punch", b)
+	}
+	if n := len(w.versions("fa/old.bin")); n != 2 {
+		t.Fatalf("fa/old.bin has %d versions, want 2 (KEEP_SIZE and the refused punch change nothing)", n)
+	}
+}

@@ -1,0 +1,97 @@
+package fs
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// heldInodes keeps the inode of a key's path while writable handles of it
+// are open. Every version has an inode of its own, so a commit made while a
+// handle stays open (fsync commits) would move the path to another inode
+// under the writer, and programs that compare stat(path) with fstat(fd)
+// take that for a replaced file: SQLite refuses every later transaction of
+// the connection ("attempt to write a readonly database"). The path shows
+// the version's inode once the last writable handle is released.
+type heldInodes struct {
+	n  atomic.Int32 // len(m): lookups skip the lock while nothing is held
+	mu sync.Mutex
+	m  map[string]*heldInode
+}
+
+type heldInode struct {
+	ino     uint64
+	handles int
+	moved   bool // a lookup was answered with ino instead of the version's
+}
+
+// hold counts a writable handle of key opened on the inode ino and returns
+// what release takes; a key already held keeps the inode it has.
+func (h *heldInodes) hold(key string, ino uint64) *heldInode {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]*heldInode{}
+	}
+	hi := h.m[key]
+	if hi == nil {
+		hi = &heldInode{ino: ino}
+		h.m[key] = hi
+		h.n.Store(int32(len(h.m)))
+	}
+	hi.handles++
+	return hi
+}
+
+// release counts a handle closed that hold gave hi. It reports whether the
+// key's path must be looked up afresh: the last handle is gone and the
+// kernel was told the held inode in place of the version's.
+func (h *heldInodes) release(key string, hi *heldInode) (moved bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if hi.handles--; hi.handles > 0 {
+		return false
+	}
+	if h.m[key] != hi {
+		return false // dropped: the path shows another file now
+	}
+	delete(h.m, key)
+	h.n.Store(int32(len(h.m)))
+	return hi.moved
+}
+
+// drop ends the holds of keys and of every key under the folders dirs
+// (with a trailing slash): a rename or an unlink gave their paths other
+// files, or none. Their handles' releases then change nothing.
+func (h *heldInodes) drop(keys []string, dirs ...string) {
+	if h.n.Load() == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, k := range keys {
+		delete(h.m, k)
+	}
+	for _, d := range dirs {
+		for k := range h.m {
+			if strings.HasPrefix(k, d) {
+				delete(h.m, k)
+			}
+		}
+	}
+	h.n.Store(int32(len(h.m)))
+}
+
+// apply gives e, what the path of key shows, the held inode of key if there
+// is one.
+func (h *heldInodes) apply(key string, e Entry) Entry {
+	if h.n.Load() == 0 || !((e.Kind == KindFile && e.Latest) || e.Kind == KindPending) {
+		return e
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if hi := h.m[key]; hi != nil && hi.ino != e.Ino {
+		e.Ino, hi.moved = hi.ino, true
+	}
+	return e
+}
