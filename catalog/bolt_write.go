@@ -379,6 +379,13 @@ func (b *Bolt) MakeFolder(ctx context.Context, key string) error {
 	if err := ref.CheckPrefix(key); err != nil || key == "" || strings.HasSuffix(key, "/") {
 		return errorf(ref.ErrBadKey, "bad folder name %q", key)
 	}
+	// Most calls find the folder made (the mount keeps a folder at every
+	// unlink in it): a read transaction answers them without a commit's
+	// two fsyncs.
+	var made bool
+	if err := b.with(false, func(tx *bolt.Tx) error { made = txn{tx}.hasMarker(key); return nil }); err != nil || made {
+		return err
+	}
 	return b.with(true, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		if t.hasMarker(key) {

@@ -223,3 +223,30 @@ func TestLazyOffAfterLoss(t *testing.T) {
 		t.Fatalf("LazyCommitted = %d after the loss, want 1 (unchanged)", n)
 	}
 }
+
+// TestMakeFolderMadeCommitsNothing: the mount keeps a folder at every
+// unlink in it, so MakeFolder of a folder that is made must not cost a
+// write transaction (two fsyncs) each time.
+func TestMakeFolderMadeCommitsNothing(t *testing.T) {
+	ctx := context.Background()
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.MakeFolder(ctx, "exp/raw"); err != nil {
+		t.Fatal(err)
+	}
+	before := lastTxID(t, b.held)
+	for range 3 {
+		if err := b.MakeFolder(ctx, "exp/raw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := lastTxID(t, b.held); after != before {
+		t.Fatalf("MakeFolder of a made folder committed %d transactions", after-before)
+	}
+	if err := b.MakeFolder(ctx, "exp/other"); err != nil || lastTxID(t, b.held) != before+1 {
+		t.Fatalf("a new folder: %v, transactions %d → %d", err, before, lastTxID(t, b.held))
+	}
+}

@@ -34,6 +34,8 @@ type world struct {
 	mnt *lfs.Mount
 	dir string // the mountpoint
 	tmp string
+
+	mountCat lfs.Catalog // what mount serves if not nil, else cat
 }
 
 func needFUSE(t testing.TB) {
@@ -72,7 +74,11 @@ func (w *world) mount(o lfs.MountOptions) {
 	w.t.Helper()
 	w.dir = filepath.Join(w.tmp, fmt.Sprintf("mnt%d", time.Now().UnixNano()))
 	os.Mkdir(w.dir, 0o755)
-	m, err := lfs.New(w.dir, w.cat, w.in.Store, o)
+	var cat lfs.Catalog = w.cat
+	if w.mountCat != nil {
+		cat = w.mountCat
+	}
+	m, err := lfs.New(w.dir, cat, w.in.Store, o)
 	if err != nil {
 		w.t.Fatal(err)
 	}

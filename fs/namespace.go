@@ -237,6 +237,34 @@ func (l *listing) put(name string, v *catalog.Version) (added bool) {
 	return !ok
 }
 
+// remove takes name out of the listing; empty is the mtime of a folder
+// with no files. It reports whether the name was there.
+func (l *listing) remove(name string, empty time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i, ok := l.find(name)
+	if !ok {
+		if _, ok := l.links[name]; ok {
+			delete(l.links, name)
+			return true
+		}
+		return false
+	}
+	gone := l.files[i]
+	l.files = slices.Delete(l.files, i, i+1)
+	if gone.mtime == l.mtime.UnixNano() { // it was the newest: as newListing
+		var newest int64
+		for _, it := range l.files {
+			newest = max(newest, it.mtime)
+		}
+		l.mtime = empty
+		if newest != 0 {
+			l.mtime = time.Unix(0, newest)
+		}
+	}
+	return true
+}
+
 // modTime is the listing's directory mtime.
 func (l *listing) modTime() time.Time {
 	l.mu.RLock()

@@ -155,6 +155,23 @@ func (ns *Namespace) update(v catalog.Version) {
 	ns.mu.Unlock()
 }
 
+// remove takes an unlinked key out of the cached listing of its folder,
+// so that removing n files from a folder does not list it again each time
+// (rm -rf of 2,000 files decoded 2 million names). A listing being loaded,
+// or a folder left empty, is read again instead.
+func (ns *Namespace) remove(key string) {
+	prefix, name := splitKey(key)
+	ns.mu.Lock()
+	l := ns.listings[prefix]
+	if l == nil || ns.loads[prefix] != nil || !l.remove(name, ns.started) || l.size() == 0 {
+		ns.mu.Unlock()
+		ns.forget(key)
+		return
+	}
+	ns.listed--
+	ns.mu.Unlock()
+}
+
 func splitKey(key string) (prefix, name string) {
 	i := strings.LastIndexByte(key, '/')
 	return key[:i+1], key[i+1:]
@@ -652,7 +669,8 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return n.errno("unlink", err)
 	}
 	n.m.held.drop([]string{key})
-	n.m.written(key)
+	n.m.ns.remove(key)
+	n.m.notifyAsync(key)
 	return 0
 }
 

@@ -2,6 +2,7 @@ package fs_test
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"os"
 	"os/exec"
@@ -283,5 +284,48 @@ func TestWriteNamespaceOps(t *testing.T) {
 	}
 	if got := string(w.read("m/b")); got != "s\n" {
 		t.Fatalf("scratch renamed onto key: %q", got)
+	}
+}
+
+// Removing files one by one keeps the folder's listing: rm -rf of n files
+// listed the folder again for each (n² names decoded).
+func TestUnlinkKeepsListing(t *testing.T) {
+	w := newWorld(t)
+	now := time.Now()
+	var nvs []catalog.NewVersion
+	for i := range 200 {
+		nvs = append(nvs, catalog.NewVersion{Key: fmt.Sprintf("rm/f%03d.csv", i), Kind: "file", CreatedAt: now,
+			Mtime: now.Add(time.Duration(i) * time.Second)})
+	}
+	if _, err := w.cat.Save(context.Background(), nvs); err != nil {
+		t.Fatal(err)
+	}
+	cat := &childrenCounting{Bolt: w.cat, reads: map[string]int{}}
+	w.mountCat = cat
+	w.mountRW()
+	if got := len(w.ls("rm")); got != 200 {
+		t.Fatalf("ls rm: %d names", got)
+	}
+	before := cat.read("rm/")
+	for i := 199; i >= 1; i-- { // the newest first: the folder's mtime follows
+		if err := os.Remove(w.p(fmt.Sprintf("rm/f%03d.csv", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cat.read("rm/") - before; n > 2 {
+		t.Fatalf("removing 199 files listed the folder %d times", n)
+	}
+	if got := w.ls("rm"); !slices.Equal(got, []string{"f000.csv"}) {
+		t.Fatalf("ls rm = %v", got)
+	}
+	if _, err := os.Stat(w.p("rm/f100.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat of a removed file: %v", err)
+	}
+	fi, err := os.Stat(w.p("rm"))
+	if err != nil || !fi.ModTime().Equal(now) {
+		t.Fatalf("rm/ mtime %v, %v; want the remaining file's %v", fi.ModTime(), err, now)
+	}
+	if tl, _ := w.cat.TrashList(context.Background()); len(tl) != 199 {
+		t.Fatalf("trash holds %d artifacts, want 199", len(tl))
 	}
 }
