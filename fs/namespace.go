@@ -227,7 +227,13 @@ func (l *listing) put(name string, v *catalog.Version) (added bool) {
 	case ok && string(l.files[i].uid[:ref.StemLen]) == string(it.uid[:ref.StemLen]) && l.files[i].n > it.n:
 		return false // a later commit of the key got here first
 	case ok:
+		was := l.files[i].mtime
 		l.files[i] = it
+		if was == l.mtime.UnixNano() && it.mtime < was { // touched back: as newListing
+			if newest := l.newest(); newest != 0 {
+				l.mtime = time.Unix(0, newest)
+			}
+		}
 	default:
 		l.files = slices.Insert(l.files, i, it)
 	}
@@ -235,6 +241,16 @@ func (l *listing) put(name string, v *catalog.Version) (added bool) {
 		l.mtime = v.Mtime
 	}
 	return !ok
+}
+
+// newest is the latest mtime of the listing's files (Unix ns; 0 for
+// none). Callers hold l.mu.
+func (l *listing) newest() int64 {
+	var newest int64
+	for _, it := range l.files {
+		newest = max(newest, it.mtime)
+	}
+	return newest
 }
 
 // remove takes name out of the listing; empty is the mtime of a folder
@@ -253,12 +269,8 @@ func (l *listing) remove(name string, empty time.Time) bool {
 	gone := l.files[i]
 	l.files = slices.Delete(l.files, i, i+1)
 	if gone.mtime == l.mtime.UnixNano() { // it was the newest: as newListing
-		var newest int64
-		for _, it := range l.files {
-			newest = max(newest, it.mtime)
-		}
 		l.mtime = empty
-		if newest != 0 {
+		if newest := l.newest(); newest != 0 {
 			l.mtime = time.Unix(0, newest)
 		}
 	}

@@ -511,11 +511,12 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	}
 	key := n.key()
 	var err error
+	var changed catalog.Version // what the catalog answered last, if anything
 	if size, ok := in.GetSize(); ok {
 		if w != nil {
 			err = w.Truncate(ctx, int64(size))
 		} else {
-			_, err = st.Truncate(n.m.callerRunCtx(ctx), key, int64(size))
+			changed, err = st.Truncate(n.m.callerRunCtx(ctx), key, int64(size))
 		}
 		if err != nil {
 			return n.errno("truncate", err)
@@ -536,13 +537,17 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 			if a.Mode != nil {
 				w.SetMode(*a.Mode)
 			}
-		} else if _, err := st.SetAttrs(ctx, key, a); err != nil {
+		} else if changed, err = st.SetAttrs(ctx, key, a); err != nil {
 			return n.errno("setattr", err)
 		}
 	}
 	if w == nil {
 		prefix, name := splitKey(key)
-		n.m.ns.forget(key)
+		if changed.UID != "" && changed.Key == key {
+			n.m.ns.update(changed) // in place: touch * lists the folder once
+		} else {
+			n.m.ns.forget(key)
+		}
 		if cur, err := n.m.ns.lookupKey(ctx, prefix, name); err == nil {
 			n.m.fill(cur, &out.Attr)
 			out.SetTimeout(n.m.opts.LatestTimeout)
@@ -783,6 +788,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		}
 		if err = n.m.ns.st.Rename(ctx, src, dst); err == nil {
 			n.m.held.drop([]string{src, dst})
+			n.m.movedFile(ctx, src, dst)
+			return 0
 		}
 	}
 	switch {
@@ -795,6 +802,19 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	}
 	n.m.written(src, dst)
 	return 0
+}
+
+// movedFile is written for a file renamed from src to dst: the cached
+// listings change in place (renaming the files of a folder one by one
+// listed the folder again each time).
+func (m *Mount) movedFile(ctx context.Context, src, dst string) {
+	m.ns.remove(src)
+	if v, err := m.ns.cat.ByKey(ctx, dst, 0); err == nil && v.Key == dst {
+		m.ns.update(v)
+	} else {
+		m.ns.forget(dst)
+	}
+	m.notifyAsync(src, dst)
 }
 
 func errnoOf(err error) syscall.Errno {

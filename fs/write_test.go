@@ -287,9 +287,10 @@ func TestWriteNamespaceOps(t *testing.T) {
 	}
 }
 
-// Removing files one by one keeps the folder's listing: rm -rf of n files
-// listed the folder again for each (n² names decoded).
-func TestUnlinkKeepsListing(t *testing.T) {
+// Changing the files of a folder one by one — touch, chmod, rename,
+// remove — keeps the folder's listing and edits it in place: each change
+// used to list the folder again (n² names decoded for n files).
+func TestFolderOpsKeepListing(t *testing.T) {
 	w := newWorld(t)
 	now := time.Now()
 	var nvs []catalog.NewVersion
@@ -306,20 +307,48 @@ func TestUnlinkKeepsListing(t *testing.T) {
 	if got := len(w.ls("rm")); got != 200 {
 		t.Fatalf("ls rm: %d names", got)
 	}
-	before := cat.read("rm/")
-	for i := 199; i >= 1; i-- { // the newest first: the folder's mtime follows
-		if err := os.Remove(w.p(fmt.Sprintf("rm/f%03d.csv", i))); err != nil {
-			t.Fatal(err)
-		}
+	name := func(i int) string { return w.p(fmt.Sprintf("rm/f%03d.csv", i)) }
+	old := time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)
+	ops := []struct {
+		what string
+		do   func(i int) error
+	}{
+		{"touch", func(i int) error { return os.Chtimes(name(i), old, old) }},
+		{"chmod", func(i int) error { return os.Chmod(name(i), 0o444) }},
+		{"rename", func(i int) error { return os.Rename(name(i), w.p(fmt.Sprintf("rm/g%03d.csv", i))) }},
+		// the newest first: the folder's mtime follows
+		{"remove", func(i int) error { return os.Remove(w.p(fmt.Sprintf("rm/g%03d.csv", 200-i))) }},
 	}
-	if n := cat.read("rm/") - before; n > 2 {
-		t.Fatalf("removing 199 files listed the folder %d times", n)
+	for _, op := range ops {
+		before := cat.read("rm/")
+		for i := 1; i < 200; i++ {
+			if err := op.do(i); err != nil {
+				t.Fatalf("%s %d: %v", op.what, i, err)
+			}
+		}
+		if n := cat.read("rm/") - before; n > 2 {
+			t.Fatalf("%s of 199 files listed the folder %d times", op.what, n)
+		}
+		switch op.what {
+		case "chmod":
+			fi, err := os.Stat(name(100))
+			if err != nil || fi.Mode().Perm() != 0o444 || !fi.ModTime().Equal(old) {
+				t.Fatalf("after touch and chmod: %v, %v", fi, err)
+			}
+		case "rename":
+			if got := len(w.ls("rm")); got != 200 {
+				t.Fatalf("after renames: %d names", got)
+			}
+			if _, err := os.Stat(name(100)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("stat of a renamed file's old name: %v", err)
+			}
+			if fi, err := os.Stat(w.p("rm/g100.csv")); err != nil || fi.Mode().Perm() != 0o444 {
+				t.Fatalf("renamed file: %v, %v", fi, err)
+			}
+		}
 	}
 	if got := w.ls("rm"); !slices.Equal(got, []string{"f000.csv"}) {
 		t.Fatalf("ls rm = %v", got)
-	}
-	if _, err := os.Stat(w.p("rm/f100.csv")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("stat of a removed file: %v", err)
 	}
 	fi, err := os.Stat(w.p("rm"))
 	if err != nil || !fi.ModTime().Equal(now) {
