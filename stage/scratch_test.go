@@ -1,0 +1,24 @@
+package stage_test
+
+import (
+	"testing"
+
+	"github.com/lamina-bio/lamina/stage"
+)
+
+func TestDefaultScratch(t *testing.T) {
+	s := stage.Scratch(stage.DefaultScratch)
+	for _, p := range []string{".snakemake/log/x.log", "a/.notes.txt.swp", "a/.notes.txt.swo", ".notes.txt.swx",
+		"notes.txt~", ".#notes.txt", "#notes.txt#", ".nfs000123", "db/lab.db-journal", "lab.db-wal",
+		"lab.sqlite-shm", "lab.sqlite3-journal"} {
+		if !s.Match(p) {
+			t.Errorf("%s is not scratch", p)
+		}
+	}
+	for _, p := range []string{"notes.txt", "a/notes.swp", "lab.db", "lab.sqlite3", "poetry.lock", "lab-journal",
+		"lab.db-journal.csv", "#notes.txt", "snakemake/out.txt"} {
+		if s.Match(p) {
+			t.Errorf("%s is scratch", p)
+		}
+	}
+}
