@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -219,5 +221,88 @@ func TestFallocate(t *testing.T) {
 	}
 	if n := len(w.versions("fa/old.bin")); n != 2 {
 		t.Fatalf("fa/old.bin has %d versions, want 2 (KEEP_SIZE and the refused punch change nothing)", n)
+	}
+}
+
+// TestFsyncManyWriters: writers of one key fsync in turn while readers
+// stat and read its path; every fsync that changed the bytes is a version,
+// readers only ever see committed bytes, and once all are closed the path
+// shows the latest version's inode.
+func TestFsyncManyWriters(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.MkdirAll(w.p("many"), 0o755)
+	const writers, rounds = 4, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+2)
+	stop := make(chan struct{})
+	for k := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := os.OpenFile(w.p("many/log.txt"), os.O_RDWR|os.O_CREATE, 0o644)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer f.Close()
+			for r := range rounds {
+				// Each writer's own bytes at each round: every fsync commits
+				// something new.
+				if _, err := f.WriteAt([]byte(fmt.Sprintf("writer %d round %02d\n", k, r)), 0); err != nil {
+					errs <- err
+					return
+				}
+				if err := f.Sync(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var readers sync.WaitGroup
+	for range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				b, err := os.ReadFile(w.p("many/log.txt"))
+				if err != nil && !errors.Is(err, os.ErrNotExist) {
+					errs <- err
+					return
+				}
+				if len(b) > 0 && !bytes.HasPrefix(b, []byte("writer ")) {
+					errs <- fmt.Errorf("a reader saw %q", b)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	vs := w.versions("many/log.txt")
+	if len(vs) < rounds || len(vs) > writers*rounds {
+		t.Fatalf("%d versions from %d fsyncs", len(vs), writers*rounds)
+	}
+	latest := lfs.Ino("l", vs[len(vs)-1].UID)
+	var got uint64
+	for range 200 {
+		if got = inoOf(t, w.p("many/log.txt")); got == latest {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got != latest {
+		t.Fatalf("after the last close the path shows inode %d, want the latest version's %d", got, latest)
 	}
 }
