@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"syscall"
@@ -304,5 +305,98 @@ func TestFsyncManyWriters(t *testing.T) {
 	}
 	if got != latest {
 		t.Fatalf("after the last close the path shows inode %d, want the latest version's %d", got, latest)
+	}
+}
+
+// TestAppendWithReader: a log written with O_APPEND, fsynced now and then,
+// while others stat its path and read it. Every line lands after the last:
+// what they were told of the committed version (a lookup's attributes, a
+// short read) set the size the kernel keeps for the inode lower than the
+// writer's, and the kernel placed the next append there, overwriting the
+// lines before.
+func TestAppendWithReader(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.MkdirAll(w.p("logs"), 0o755)
+	name := "logs/run.log"
+	wf, err := os.OpenFile(w.p(name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wf.Close()
+	var want []byte
+	appendLine := func(i int, sync bool) {
+		line := fmt.Sprintf("line%d\n", i)
+		want = append(want, line...)
+		if _, err := wf.WriteString(line); err != nil {
+			t.Fatal(err)
+		}
+		if sync {
+			if err := wf.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendLine(0, true)
+	rf, err := os.Open(w.p(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	for i := 1; i <= 6; i++ {
+		if _, err := rf.Stat(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(w.p(name)); err != nil { // a LOOKUP after each commit
+			t.Fatal(err)
+		}
+		if _, err := rf.ReadAt(make([]byte, 64), 0); err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		appendLine(i, i%2 == 0) // every other line stays staged, uncommitted
+	}
+	wf.Close()
+	if got := w.read(name); !bytes.Equal(got, want) {
+		t.Fatalf("%s = %q, want %q", name, got, want)
+	}
+}
+
+// TestReaderSkipsWritersPages: a reader that opens a path while a writer
+// holds its inode reads the committed version, not the pages the writer
+// has written since into the inode's page cache.
+func TestReaderSkipsWritersPages(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.MkdirAll(w.p("pg"), 0o755)
+	page := func(c byte) []byte { return bytes.Repeat([]byte{c}, 8192) }
+	wf, err := os.OpenFile(w.p("pg/data.bin"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wf.Close()
+	write := func(c byte) {
+		if _, err := wf.WriteAt(page(c), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write('A')
+	if err := wf.Sync(); err != nil { // version 1
+		t.Fatal(err)
+	}
+	write('B')
+	rf, err := os.Open(w.p("pg/data.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	got := make([]byte, 8192)
+	for _, c := range []byte{'B', 'C'} {
+		write(c)
+		if _, err := rf.ReadAt(got, 0); err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, page('A')) {
+			t.Fatalf("the reader saw %q… while the writer wrote %c; want version 1 (A…)", got[:8], c)
+		}
 	}
 }

@@ -82,6 +82,17 @@ func (h *heldInodes) drop(keys []string, dirs ...string) {
 	h.n.Store(int32(len(h.m)))
 }
 
+// writing reports whether writable handles hold ino at key's path.
+func (h *heldInodes) writing(key string, ino uint64) bool {
+	if h.n.Load() == 0 {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hi := h.m[key]
+	return hi != nil && hi.ino == ino
+}
+
 // apply gives e, what the path of key shows, the held inode of key if there
 // is one.
 func (h *heldInodes) apply(key string, e Entry) Entry {

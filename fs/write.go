@@ -260,6 +260,7 @@ func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, sysca
 		return nil, 0, 0, false
 	}
 	e := n.current(ctx, nil)
+	writing := n.m.held.writing(n.key(), n.StableAttr().Ino)
 	switch {
 	case e.Kind == KindPending:
 		f := n.m.ns.st.Pending(e.Key)
@@ -267,14 +268,20 @@ func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, sysca
 			return nil, 0, syscall.ENOENT, true
 		}
 		return &handle{w: &writeHandle{f: f, readOnly: true, n: n}}, 0, 0, true
-	case e.Kind == KindFile && (n.e.Kind != KindFile || e.uid != n.e.uid): // another version
+	case e.Kind == KindFile && (writing || n.e.Kind != KindFile || e.uid != n.e.uid): // another version
 		file, err := n.m.ns.FileOf(ctx, e)
 		if err != nil {
 			return nil, 0, n.errno("open", err), true
 		}
 		n.m.opened.Add(1)
-		// The kernel's pages of this inode may hold another version.
-		return &handle{r: newFileReader(n.m.chunks, file)}, fuse.FOPEN_NOFLUSH, 0, true
+		// The kernel's pages of this inode may hold another version; and
+		// while writers hold it, pages they wrote and have not committed:
+		// those reads go past the page cache.
+		fl := uint32(fuse.FOPEN_NOFLUSH)
+		if writing {
+			fl |= fuse.FOPEN_DIRECT_IO
+		}
+		return &handle{r: newFileReader(n.m.chunks, file)}, fl, 0, true
 	}
 	return nil, 0, 0, false
 }
@@ -299,7 +306,9 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 	case err == nil:
 		f, err = st.Open(ctx, key, cur, trunc, app)
 	case errors.Is(err, catalog.ErrNotFound):
-		f, err = st.Create(ctx, key, n.e.Mode)
+		if f, err = st.Create(ctx, key, n.e.Mode); err == nil && app {
+			f.SetAppend()
+		}
 	}
 	if err != nil {
 		return nil, 0, n.errno("open", err)
@@ -468,8 +477,12 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	case lerr == nil && ent.Kind != KindPending:
 		return nil, nil, 0, syscall.EROFS
 	default:
-		f, err = st.Create(ctx, key, mode&0o7777)
-		ent = n.m.ns.pendingEntry(name, key, f)
+		if f, err = st.Create(ctx, key, mode&0o7777); err == nil {
+			if flags&syscall.O_APPEND != 0 {
+				f.SetAppend()
+			}
+			ent = n.m.ns.pendingEntry(name, key, f)
+		}
 	}
 	if err != nil {
 		return nil, nil, 0, n.errno("create", err)

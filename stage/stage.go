@@ -398,6 +398,16 @@ func (f *File) Allocate(ctx context.Context, off, n int64, keepSize bool) error 
 	return nil
 }
 
+// SetAppend makes every later write of f land at its end, whatever offset
+// it names: a file created with O_APPEND. The kernel takes an append's
+// offset from the size it caches for the inode, which a reader's stat of
+// the committed version may have lowered meanwhile.
+func (f *File) SetAppend() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.append = true
+}
+
 // truncateOpen truncates f unless its writer seems done with it (taken is
 // false): released, or closed with everything committed — then only its
 // RELEASE, which the kernel sends asynchronously, is still to come, and the
