@@ -313,7 +313,7 @@ func TestFsyncManyWriters(t *testing.T) {
 // what they were told of the committed version (a lookup's attributes, a
 // short read) set the size the kernel keeps for the inode lower than the
 // writer's, and the kernel placed the next append there, overwriting the
-// lines before.
+// lines before. The open reader reads each version the writer commits.
 func TestAppendWithReader(t *testing.T) {
 	w := newWorld(t)
 	w.mountRW()
@@ -354,6 +354,15 @@ func TestAppendWithReader(t *testing.T) {
 			t.Fatal(err)
 		}
 		appendLine(i, i%2 == 0) // every other line stays staged, uncommitted
+		// The reader follows what the writer commits (tail -f).
+		buf := make([]byte, 256)
+		k, err := rf.ReadAt(buf, 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		if committed := w.read(name + "@v" + fmt.Sprint(len(w.versions(name)))); !bytes.Equal(buf[:k], committed) {
+			t.Fatalf("after line%d the open reader reads %q, want the latest version's %q", i, buf[:k], committed)
+		}
 	}
 	wf.Close()
 	if got := w.read(name); !bytes.Equal(got, want) {

@@ -236,9 +236,10 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 // handle is an open file: a version's content or a sidecar's bytes, or a
 // staged file being written (write.go).
 type handle struct {
-	r    *fileReader
-	meta []byte
-	w    *writeHandle
+	r      *fileReader
+	meta   []byte
+	w      *writeHandle
+	follow *following // write.go
 }
 
 // open is Open without lineage (lineage.go).
@@ -283,7 +284,14 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 		end := min(off+int64(len(dest)), int64(len(h.meta)))
 		return fuse.ReadResultData(h.meta[off:end]), 0
 	}
-	k, err := h.r.ReadAt(ctx, dest, off)
+	r := h.r
+	if h.follow != nil {
+		var err error
+		if r, err = h.follow.reader(ctx); err != nil {
+			return nil, n.errno("read", err)
+		}
+	}
+	k, err := r.ReadAt(ctx, dest, off)
 	if err != nil && k == 0 && !isEOF(err) {
 		return nil, n.errno("read", err)
 	}

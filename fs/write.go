@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -274,16 +275,43 @@ func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, sysca
 			return nil, 0, n.errno("open", err), true
 		}
 		n.m.opened.Add(1)
-		// The kernel's pages of this inode may hold another version; and
-		// while writers hold it, pages they wrote and have not committed:
-		// those reads go past the page cache.
-		fl := uint32(fuse.FOPEN_NOFLUSH)
+		r := newFileReader(n.m.chunks, file)
 		if writing {
-			fl |= fuse.FOPEN_DIRECT_IO
+			// Pages the writers wrote and have not committed are in this
+			// inode's cache: reads go past it, and follow the versions
+			// the writers commit.
+			return &handle{follow: &following{n: n, r: r, uid: e.uid}}, fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO, 0, true
 		}
-		return &handle{r: newFileReader(n.m.chunks, file)}, fl, 0, true
+		// The kernel's pages of this inode may hold another version.
+		return &handle{r: r}, fuse.FOPEN_NOFLUSH, 0, true
 	}
 	return nil, 0, 0, false
+}
+
+// following is a reader of a latest path that writers hold: each read
+// reads the latest version committed, as a reader of a plain file reads
+// what is written to it (tail -f of a log that is fsynced as it grows).
+type following struct {
+	n *node
+
+	mu  sync.Mutex // guards r and uid
+	r   *fileReader
+	uid [ref.UIDLen]byte // the version r reads
+}
+
+func (f *following) reader(ctx context.Context) (*fileReader, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.n.current(ctx, nil)
+	if e.Kind != KindFile || e.uid == f.uid {
+		return f.r, nil // gone or not committed since: what it read
+	}
+	file, err := f.n.m.ns.FileOf(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	f.r, f.uid = newFileReader(f.n.m.chunks, file), e.uid
+	return f.r, nil
 }
 
 func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {

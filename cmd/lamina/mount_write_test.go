@@ -153,8 +153,8 @@ for i in range(1, 100000):
         break
     print(i, flush=True)
 `, db)
-	var out strings.Builder
-	py.Stdout = &out
+	out := new(lockedBuilder) // written by exec's copying goroutine
+	py.Stdout = out
 	if err := py.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -187,4 +187,22 @@ print(c.execute("pragma integrity_check").fetchone()[0], c.execute("select count
 	if n != committed && n != committed+1 {
 		t.Fatalf("the database holds %d transactions; %d had committed", n, committed)
 	}
+}
+
+// lockedBuilder is a strings.Builder safe to write and read at once.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
