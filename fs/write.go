@@ -325,6 +325,9 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 		return nil, 0, syscall.EROFS
 	}
 	key := n.key()
+	if !n.m.mayWrite(ctx, n.current(ctx, nil)) {
+		return nil, 0, syscall.EACCES
+	}
 	trunc, app := flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0
 	var f *stage.File
 	cur, err := n.m.ns.cat.ByKey(catalog.Fresh(ctx), key, 0) // copied on write: never a cached answer
@@ -450,6 +453,42 @@ func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) sy
 	return 0
 }
 
+// mayWrite reports whether the caller may open e for writing by its mode
+// bits. The mount leaves permission checks to itself (no
+// default_permissions: it would answer EACCES where @vN paths must answer
+// EROFS), so a 0444 file — Snakemake's protected() outputs — refuses
+// writes here as a plain file system would. Root may write anything.
+func (m *Mount) mayWrite(ctx context.Context, e Entry) bool {
+	c, ok := fuse.FromContext(ctx)
+	if !ok || c.Uid == 0 {
+		return true
+	}
+	bits := e.Mode & 0o7
+	switch {
+	case c.Uid == m.uid:
+		bits = e.Mode >> 6
+	case c.Gid == m.gid:
+		bits = e.Mode >> 3
+	}
+	return bits&0o2 != 0
+}
+
+// Access is access(2): the mount answers permission checks itself (see
+// mayWrite). W_OK of what is never written — versions, sidecars, a
+// read-only mount — is EROFS, as open would answer.
+func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
+	if mask&unix.W_OK == 0 || n.e.IsDir() {
+		return 0
+	}
+	if n.m.ns.st == nil || !((n.e.Kind == KindFile && n.e.Latest) || n.e.Kind == KindPending) {
+		return syscall.EROFS
+	}
+	if !n.m.mayWrite(ctx, n.current(ctx, nil)) {
+		return syscall.EACCES
+	}
+	return 0
+}
+
 // writable reports whether names can be made in n, and the errno if not.
 func (n *node) writable() syscall.Errno {
 	if n.m.ns.st == nil || n.e.Kind != KindDir {
@@ -497,6 +536,8 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.EISDIR
 	case lerr == nil && flags&syscall.O_EXCL != 0:
 		return nil, nil, 0, syscall.EEXIST
+	case lerr == nil && ((ent.Kind == KindFile && ent.Latest) || ent.Kind == KindPending) && !n.m.mayWrite(ctx, ent):
+		return nil, nil, 0, syscall.EACCES
 	case lerr == nil && ent.Kind == KindFile && ent.Latest:
 		var v *catalog.Version
 		if v, err = n.m.ns.Full(ctx, ent); err == nil {
@@ -554,6 +595,9 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	var err error
 	var changed catalog.Version // what the catalog answered last, if anything
 	if size, ok := in.GetSize(); ok {
+		if w == nil && !n.m.mayWrite(ctx, n.current(ctx, nil)) {
+			return syscall.EACCES // truncate(2) of a read-only file
+		}
 		if w != nil {
 			err = w.Truncate(ctx, int64(size))
 		} else {
@@ -892,15 +936,4 @@ func (n *node) key() string {
 		}
 	}
 	return keyOf(n.e)
-}
-
-var _ fusefs.NodeAccesser = (*node)(nil)
-
-// Access answers at once: permissions are the owner's everywhere, and the
-// writes that are refused say so with EROFS or EPERM.
-func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
-	if mask&2 != 0 && n.m.ns.st == nil {
-		return syscall.EROFS
-	}
-	return 0
 }
