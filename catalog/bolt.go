@@ -658,8 +658,36 @@ func entry(a *artifact, vs []Version) TrashEntry {
 	return e
 }
 
+// heldDB is the file the Bolt holds open, or nil.
+func (b *Bolt) heldDB() *bolt.DB {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held
+}
+
 func (b *Bolt) Trash(ctx context.Context, key string) (TrashEntry, error) {
 	var e TrashEntry
+	if held := b.heldDB(); held != nil && isLazy(ctx) {
+		ok, err := b.lazyOp(held, func(t txn) (bool, error) {
+			if a, err := t.liveFile(key); err != nil || a == nil {
+				if err == nil {
+					err = errorf(ErrNotFound, "no artifact has key %q", key)
+					if a, _ := t.artifactByKey(key); a != nil {
+						err = errorf(ErrNotFound, "%q is already in the trash", key)
+					}
+				}
+				return false, err
+			}
+			a, changed, err := t.setTrashed(key, true)
+			if err == nil {
+				e = entry(a, changed)
+			}
+			return true, err
+		})
+		if ok {
+			return e, err
+		}
+	}
 	err := b.with(true, func(tx *bolt.Tx) error {
 		a, changed, err := txn{tx}.setTrashed(key, true)
 		if err != nil {

@@ -347,37 +347,58 @@ func (b *Bolt) RenameFolder(ctx context.Context, from, to string) error {
 
 func (b *Bolt) SetAttrs(ctx context.Context, key string, at Attrs) (Version, error) {
 	var v Version
+	if held := b.heldDB(); held != nil && isLazy(ctx) {
+		ok, err := b.lazyOp(held, func(t txn) (wrote bool, err error) {
+			v, wrote, err = t.setAttrs(key, at)
+			return wrote, err
+		})
+		if ok {
+			return v, err
+		}
+	}
 	err := b.with(true, func(tx *bolt.Tx) error {
-		t := txn{tx}
-		if l, err := t.link(key); err != nil {
-			return err
-		} else if l != nil {
-			if at.Mtime != nil {
-				l.Mtime = at.Mtime.UTC()
-			}
-			return putJSON(tx.Bucket(bLinks), []byte(key), l)
-		}
-		a, err := t.liveFile(key)
-		if err != nil || a == nil {
-			return orNotFound(err, key)
-		}
-		if v, _, err = t.version(ref.VersionUID(a.Stem, a.Latest)); err != nil {
-			return err
-		}
-		if at.Mtime != nil {
-			v.Mtime = at.Mtime.UTC()
-		}
-		if at.Mode != nil {
-			v.Mode = *at.Mode & 0o7777
-		}
-		return putVersion(tx.Bucket(bVersions), v)
+		var err error
+		v, _, err = txn{tx}.setAttrs(key, at)
+		return err
 	})
 	return v, err
+}
+
+// setAttrs sets the mtime and mode of key's latest version (a link's
+// mtime). The errors a caller can cause come before it writes (wrote).
+func (t txn) setAttrs(key string, at Attrs) (v Version, wrote bool, err error) {
+	if l, err := t.link(key); err != nil {
+		return v, false, err
+	} else if l != nil {
+		if at.Mtime != nil {
+			l.Mtime = at.Mtime.UTC()
+		}
+		return v, true, putJSON(t.tx.Bucket(bLinks), []byte(key), l)
+	}
+	a, err := t.liveFile(key)
+	if err != nil || a == nil {
+		return v, false, orNotFound(err, key)
+	}
+	if v, _, err = t.version(ref.VersionUID(a.Stem, a.Latest)); err != nil {
+		return v, false, err
+	}
+	if at.Mtime != nil {
+		v.Mtime = at.Mtime.UTC()
+	}
+	if at.Mode != nil {
+		v.Mode = *at.Mode & 0o7777
+	}
+	return v, true, putVersion(t.tx.Bucket(bVersions), v)
 }
 
 func (b *Bolt) MakeFolder(ctx context.Context, key string) error {
 	if err := ref.CheckPrefix(key); err != nil || key == "" || strings.HasSuffix(key, "/") {
 		return errorf(ref.ErrBadKey, "bad folder name %q", key)
+	}
+	if held := b.heldDB(); held != nil && isLazy(ctx) {
+		if ok, err := b.lazyOp(held, func(t txn) (bool, error) { return t.makeFolder(key) }); ok {
+			return err
+		}
 	}
 	// Most calls find the folder made (the mount keeps a folder at every
 	// unlink in it): a read transaction answers them without a commit's
@@ -387,37 +408,43 @@ func (b *Bolt) MakeFolder(ctx context.Context, key string) error {
 		return err
 	}
 	return b.with(true, func(tx *bolt.Tx) error {
-		t := txn{tx}
-		if t.hasMarker(key) {
-			return nil
-		}
-		if l, err := t.link(key); err != nil {
-			return err
-		} else if l != nil {
-			return errorf(ErrConflict, "%q is a symbolic link", key)
-		}
-		if a, err := t.liveFile(key); err != nil {
-			return err
-		} else if a != nil {
-			return errorf(ErrConflict, "%q is a file", key)
-		}
-		for i := 0; i < len(key); i++ {
-			if key[i] != '/' {
-				continue
-			}
-			if a, err := t.liveFile(key[:i]); err != nil {
-				return err
-			} else if a != nil {
-				return errorf(ErrConflict, "%q is a file, not a folder", key[:i])
-			}
-			if l, err := t.link(key[:i]); err != nil {
-				return err
-			} else if l != nil {
-				return errorf(ErrConflict, "%q is a symbolic link, not a folder", key[:i])
-			}
-		}
-		return putJSON(tx.Bucket(bFolders), []byte(key), folder{Mtime: time.Now().UTC()})
+		_, err := txn{tx}.makeFolder(key)
+		return err
 	})
+}
+
+// makeFolder records the folder key unless it is recorded. The errors a
+// caller can cause come before it writes (wrote).
+func (t txn) makeFolder(key string) (wrote bool, err error) {
+	if t.hasMarker(key) {
+		return false, nil
+	}
+	if l, err := t.link(key); err != nil {
+		return false, err
+	} else if l != nil {
+		return false, errorf(ErrConflict, "%q is a symbolic link", key)
+	}
+	if a, err := t.liveFile(key); err != nil {
+		return false, err
+	} else if a != nil {
+		return false, errorf(ErrConflict, "%q is a file", key)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] != '/' {
+			continue
+		}
+		if a, err := t.liveFile(key[:i]); err != nil {
+			return false, err
+		} else if a != nil {
+			return false, errorf(ErrConflict, "%q is a file, not a folder", key[:i])
+		}
+		if l, err := t.link(key[:i]); err != nil {
+			return false, err
+		} else if l != nil {
+			return false, errorf(ErrConflict, "%q is a symbolic link, not a folder", key[:i])
+		}
+	}
+	return true, putJSON(t.tx.Bucket(bFolders), []byte(key), folder{Mtime: time.Now().UTC()})
 }
 
 func (b *Bolt) RemoveFolder(ctx context.Context, key string) error {
@@ -643,17 +670,8 @@ func (b *Bolt) saveLazy(db *bolt.DB, nv NewVersion) (out []Saved, ok bool, err e
 	l := &b.lazy
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.tx == nil {
-		tx, err := db.Begin(true)
-		if err != nil {
-			return nil, false, nil
-		}
-		l.tx, l.n = tx, 0
-		if l.seq == 0 {
-			l.seq = lazySeqOf(tx)
-		}
-		l.open.Store(true)
-		l.timer = time.AfterFunc(LazyCommitAfter, func() { _ = b.commitLazy() })
+	if !b.beginLazyLocked(db) {
+		return nil, false, nil
 	}
 	t := txn{l.tx}
 	// The errors a caller can cause come before save writes anything, so a
@@ -686,6 +704,62 @@ func (b *Bolt) saveLazy(db *bolt.DB, nv NewVersion) (out []Saved, ok bool, err e
 		}
 	}
 	return []Saved{s}, true, nil
+}
+
+// beginLazyLocked opens the transaction of lazy saves unless it is open,
+// and reports whether it is. Called with mu.
+func (b *Bolt) beginLazyLocked(db *bolt.DB) bool {
+	l := &b.lazy
+	if l.tx != nil {
+		return true
+	}
+	tx, err := db.Begin(true)
+	if err != nil {
+		return false
+	}
+	l.tx, l.n = tx, 0
+	if l.seq == 0 {
+		l.seq = lazySeqOf(tx)
+	}
+	l.open.Store(true)
+	l.timer = time.AfterFunc(LazyCommitAfter, func() { _ = b.commitLazy() })
+	return true
+}
+
+// lazyOp runs op, a change of the mount other than a save (a trash, a
+// folder kept), in the open transaction of lazy saves, so that rm of many
+// files commits them together. op returns the errors its caller can cause
+// before it writes (wrote false); an error after a write loses the
+// transaction, as in saveLazy. ok is false when the change cannot be lazy
+// now; the caller then makes it at once. Nothing redoes a lazy change lost
+// to a kill: the file is back after the restart, as a removal not yet
+// synced may be on a plain file system; Flush (fsync of a folder) makes it
+// durable.
+func (b *Bolt) lazyOp(db *bolt.DB, op func(t txn) (wrote bool, err error)) (ok bool, err error) {
+	if b.lazy.writers.Load() > 0 || b.lazy.lost.Load() {
+		return false, nil
+	}
+	l := &b.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !b.beginLazyLocked(db) {
+		return false, nil
+	}
+	wrote, err := op(txn{l.tx})
+	switch {
+	case err != nil && wrote:
+		l.err = fmt.Errorf("catalog: %d saves were not committed: %w", l.n, err)
+		l.lost.Store(true)
+		l.endLocked(false)
+		return true, err
+	case err != nil:
+		return true, err
+	case wrote:
+		if l.n++; l.n >= LazyCommitMax {
+			return true, l.endLocked(true)
+		}
+	}
+	return true, nil
 }
 
 // endLocked commits (or rolls back) the open transaction. Called with mu.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -248,5 +249,73 @@ func TestMakeFolderMadeCommitsNothing(t *testing.T) {
 	}
 	if err := b.MakeFolder(ctx, "exp/other"); err != nil || lastTxID(t, b.held) != before+1 {
 		t.Fatalf("a new folder: %v, transactions %d → %d", err, before, lastTxID(t, b.held))
+	}
+}
+
+// TestLazyTrashAndAttrs: the mount's removals, touches and kept folders
+// (Lazy) wait in the open transaction of lazy saves and commit together,
+// as closes do; the errors a caller causes come back at once and lose
+// nothing else waiting there.
+func TestLazyTrashAndAttrs(t *testing.T) {
+	ctx := context.Background()
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var nvs []NewVersion
+	for i := range 10 {
+		nvs = append(nvs, testNV(fmt.Sprintf("rm/f%d", i), fmt.Sprint(i)))
+	}
+	nvs = append(nvs, testNV("keep/t.txt", "t"))
+	if _, err := b.Save(ctx, nvs); err != nil {
+		t.Fatal(err)
+	}
+	lazy := Lazy(ctx)
+	before := lastTxID(t, b.held)
+	for i := range 10 {
+		if _, err := b.Trash(lazy, fmt.Sprintf("rm/f%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.MakeFolder(lazy, "rm"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mtime := time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)
+	mode := uint32(0o444)
+	if _, err := b.SetAttrs(lazy, "keep/t.txt", Attrs{Mtime: &mtime, Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []func() error{
+		func() error { _, err := b.Trash(lazy, "rm/f3"); return err }, // already in the trash
+		func() error { _, err := b.Trash(lazy, "rm/none"); return err },
+		func() error { _, err := b.SetAttrs(lazy, "rm/none", Attrs{Mtime: &mtime}); return err },
+	} {
+		if err := bad(); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("got %v, want ErrNotFound", err)
+		}
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// One transaction, or two if the commit timer struck in between; 21
+	// without Lazy.
+	if n := lastTxID(t, b.held) - before; n < 1 || n > 2 {
+		t.Fatalf("%d write transactions", n)
+	}
+	tl, err := b.TrashList(ctx)
+	if err != nil || len(tl) != 10 {
+		t.Fatalf("trash holds %d, %v; want 10", len(tl), err)
+	}
+	v, err := b.ByKey(ctx, "keep/t.txt", 0)
+	if err != nil || !v.Mtime.Equal(mtime) || v.Mode != 0o444 {
+		t.Fatalf("keep/t.txt = %+v, %v", v, err)
+	}
+	d, err := b.Children(ctx, "rm/")
+	if err != nil || len(d.Files) != 0 {
+		t.Fatalf("rm/ lists %+v, %v", d, err)
+	}
+	if dirs, err := b.Children(ctx, ""); err != nil || !slices.Contains(dirs.Subdirs, "rm") {
+		t.Fatalf("the kept folder rm: %+v, %v", dirs, err)
 	}
 }

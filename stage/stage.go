@@ -811,6 +811,11 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 		f.deleted = true
 	}
 	s.mu.Unlock()
+	if s.opts.SyncEvery > 0 {
+		// Committed with the closes and removals that follow (rm -rf),
+		// durable within catalog.LazyCommitAfter or at the next Sync.
+		ctx = catalog.Lazy(ctx)
+	}
 	_, err := s.cat.Trash(ctx, key)
 	if errors.Is(err, catalog.ErrNotFound) {
 		if l, lerr := s.cat.ByKey(ctx, key, 0); lerr == nil && l.UID != "" {
@@ -917,7 +922,11 @@ func (s *Stage) RenameFolder(ctx context.Context, from, to string) error {
 // SetAttrs sets the mtime or mode of key without a new version; open Files
 // of a key never committed take them instead.
 func (s *Stage) SetAttrs(ctx context.Context, key string, a catalog.Attrs) (catalog.Version, error) {
-	v, err := s.cat.SetAttrs(ctx, key, a)
+	lctx := ctx
+	if s.opts.SyncEvery > 0 {
+		lctx = catalog.Lazy(ctx) // touch * commits once, as rm -rf (Unlink)
+	}
+	v, err := s.cat.SetAttrs(lctx, key, a)
 	if errors.Is(err, catalog.ErrNotFound) {
 		if f := s.Pending(key); f != nil {
 			if a.Mtime != nil {
