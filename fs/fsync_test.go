@@ -66,7 +66,7 @@ func TestFsyncKeepsInode(t *testing.T) {
 		// RELEASE is asynchronous: the path moves within a moment.
 		latest := lfs.Ino("l", vs[len(vs)-1].UID)
 		var got uint64
-		for range 200 {
+		for range 500 { // 5 s
 			if got = inoOf(t, w.p(name)); got == latest {
 				break
 			}
@@ -297,7 +297,7 @@ func TestFsyncManyWriters(t *testing.T) {
 	}
 	latest := lfs.Ino("l", vs[len(vs)-1].UID)
 	var got uint64
-	for range 200 {
+	for range 500 { // 5 s
 		if got = inoOf(t, w.p("many/log.txt")); got == latest {
 			break
 		}
