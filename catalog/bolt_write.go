@@ -449,20 +449,31 @@ func (t txn) makeFolder(key string) (wrote bool, err error) {
 
 func (b *Bolt) RemoveFolder(ctx context.Context, key string) error {
 	key = strings.TrimSuffix(key, "/")
-	return b.with(true, func(tx *bolt.Tx) error {
-		t := txn{tx}
-		full, err := t.holds(key)
-		if err != nil {
+	if held := b.heldDB(); held != nil && isLazy(ctx) {
+		if ok, err := b.lazyOp(held, func(t txn) (bool, error) { return t.removeFolder(key) }); ok {
 			return err
 		}
-		if full {
-			return errorf(ErrNotEmpty, "folder %q is not empty", key)
-		}
-		if !t.hasMarker(key) {
-			return errorf(ErrNotFound, "no folder %q", key)
-		}
-		return tx.Bucket(bFolders).Delete([]byte(key))
+	}
+	return b.with(true, func(tx *bolt.Tx) error {
+		_, err := txn{tx}.removeFolder(key)
+		return err
 	})
+}
+
+// removeFolder removes the empty folder key. The errors a caller can cause
+// come before it writes (wrote).
+func (t txn) removeFolder(key string) (wrote bool, err error) {
+	full, err := t.holds(key)
+	if err != nil {
+		return false, err
+	}
+	if full {
+		return false, errorf(ErrNotEmpty, "folder %q is not empty", key)
+	}
+	if !t.hasMarker(key) {
+		return false, errorf(ErrNotFound, "no folder %q", key)
+	}
+	return true, t.tx.Bucket(bFolders).Delete([]byte(key))
 }
 
 func (b *Bolt) Symlink(ctx context.Context, key, target string) error {

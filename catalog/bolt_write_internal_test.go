@@ -252,7 +252,7 @@ func TestMakeFolderMadeCommitsNothing(t *testing.T) {
 	}
 }
 
-// TestLazyTrashAndAttrs: the mount's removals, touches and kept folders
+// TestLazyTrashAndAttrs: the mount's removals, touches, mkdirs and rmdirs
 // (Lazy) wait in the open transaction of lazy saves and commit together,
 // as closes do; the errors a caller causes come back at once and lose
 // nothing else waiting there.
@@ -286,19 +286,33 @@ func TestLazyTrashAndAttrs(t *testing.T) {
 	if _, err := b.SetAttrs(lazy, "keep/t.txt", Attrs{Mtime: &mtime, Mode: &mode}); err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []func() error{
-		func() error { _, err := b.Trash(lazy, "rm/f3"); return err }, // already in the trash
-		func() error { _, err := b.Trash(lazy, "rm/none"); return err },
-		func() error { _, err := b.SetAttrs(lazy, "rm/none", Attrs{Mtime: &mtime}); return err },
+	for _, f := range []string{"made/a", "made/b", "gone"} {
+		if err := b.MakeFolder(lazy, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.RemoveFolder(lazy, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		do   func() error
+		want error
+	}{
+		{func() error { _, err := b.Trash(lazy, "rm/f3"); return err }, ErrNotFound}, // already in the trash
+		{func() error { _, err := b.Trash(lazy, "rm/none"); return err }, ErrNotFound},
+		{func() error { _, err := b.SetAttrs(lazy, "rm/none", Attrs{Mtime: &mtime}); return err }, ErrNotFound},
+		{func() error { return b.RemoveFolder(lazy, "none") }, ErrNotFound},
+		{func() error { return b.RemoveFolder(lazy, "keep") }, ErrNotEmpty},
+		{func() error { return b.MakeFolder(lazy, "keep/t.txt") }, ErrConflict},
 	} {
-		if err := bad(); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("got %v, want ErrNotFound", err)
+		if err := bad.do(); !errors.Is(err, bad.want) {
+			t.Fatalf("got %v, want %v", err, bad.want)
 		}
 	}
 	if err := b.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// One transaction, or two if the commit timer struck in between; 21
+	// One transaction, or two if the commit timer struck in between; 16
 	// without Lazy.
 	if n := lastTxID(t, b.held) - before; n < 1 || n > 2 {
 		t.Fatalf("%d write transactions", n)
@@ -315,7 +329,8 @@ func TestLazyTrashAndAttrs(t *testing.T) {
 	if err != nil || len(d.Files) != 0 {
 		t.Fatalf("rm/ lists %+v, %v", d, err)
 	}
-	if dirs, err := b.Children(ctx, ""); err != nil || !slices.Contains(dirs.Subdirs, "rm") {
-		t.Fatalf("the kept folder rm: %+v, %v", dirs, err)
+	if dirs, err := b.Children(ctx, ""); err != nil || !slices.Contains(dirs.Subdirs, "rm") ||
+		!slices.Contains(dirs.Subdirs, "made") || slices.Contains(dirs.Subdirs, "gone") {
+		t.Fatalf("folders: %+v, %v; want rm and made, not gone", dirs.Subdirs, err)
 	}
 }

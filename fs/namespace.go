@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -275,6 +276,30 @@ func (l *listing) remove(name string, empty time.Time) bool {
 		}
 	}
 	return true
+}
+
+// withDir returns a copy of l with the folder name added (made) or taken
+// out; nil if it is not there to take out.
+func (l *listing) withDir(name string, made bool) *listing {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	i, found := slices.BinarySearch(l.dirs, name)
+	if found == made {
+		return nil
+	}
+	c := &listing{files: slices.Clone(l.files), mtime: l.mtime, links: maps.Clone(l.links), ahead: l.ahead,
+		subdirs: make(map[string]bool, len(l.subdirs)+1)}
+	for d := range l.subdirs {
+		c.subdirs[d] = true
+	}
+	if made {
+		c.dirs = slices.Insert(slices.Clone(l.dirs), i, name)
+		c.subdirs[name] = true
+	} else {
+		c.dirs = slices.Delete(slices.Clone(l.dirs), i, i+1)
+		delete(c.subdirs, name)
+	}
+	return c
 }
 
 // modTime is the listing's directory mtime.

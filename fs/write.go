@@ -173,6 +173,38 @@ func (ns *Namespace) remove(key string) {
 	ns.mu.Unlock()
 }
 
+// dirChanged puts a folder made (made) or removed into its parent's cached
+// listing, or takes it out, in place of reading the parent again: a folder
+// per sample made one by one listed the parent each time. The listing is
+// replaced, not edited, for its folders are read without its lock.
+func (ns *Namespace) dirChanged(key string, made bool) {
+	prefix, name := splitKey(key)
+	ns.mu.Lock()
+	l := ns.listings[prefix]
+	var c *listing
+	if l != nil && ns.loads[prefix] == nil && l.subdirs[name] != made {
+		c = l.withDir(name, made)
+	}
+	if c == nil || c.size() == 0 {
+		ns.mu.Unlock()
+		ns.forget(key)
+		return
+	}
+	ns.listings[prefix] = c
+	ns.listed += c.size() - l.size()
+	for q := range ns.listings {
+		if strings.HasPrefix(q, key+"/") {
+			ns.drop(q)
+		}
+	}
+	for q := range ns.loads {
+		if strings.HasPrefix(q, key+"/") {
+			ns.drop(q)
+		}
+	}
+	ns.mu.Unlock()
+}
+
 func splitKey(key string) (prefix, name string) {
 	i := strings.LastIndexByte(key, '/')
 	return key[:i+1], key[i+1:]
@@ -677,7 +709,8 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		}
 		return nil, n.errno("mkdir", err)
 	}
-	n.m.written(key)
+	n.m.ns.dirChanged(key, true)
+	n.m.notifyAsync(key)
 	ent := n.m.ns.dirEntry(name, key+"/", nil)
 	n.m.fill(ent, &out.Attr)
 	return n.NewInode(ctx, &node{m: n.m, e: ent}, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ent.Ino}), 0
@@ -795,7 +828,8 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return n.errno("rmdir", err)
 	}
 	os.Remove(n.m.scratchPath(key))
-	n.m.written(key)
+	n.m.ns.dirChanged(key, false)
+	n.m.notifyAsync(key)
 	return 0
 }
 

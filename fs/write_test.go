@@ -358,3 +358,46 @@ func TestFolderOpsKeepListing(t *testing.T) {
 		t.Fatalf("trash holds %d artifacts, want 199", len(tl))
 	}
 }
+
+// Making and removing folders one by one keeps their parent's listing
+// (each listed the parent again), and the listing shows them right.
+func TestMkdirKeepsListing(t *testing.T) {
+	w := newWorld(t)
+	w.save("samples/readme.txt", []byte("r"))
+	cat := &childrenCounting{Bolt: w.cat, reads: map[string]int{}}
+	w.mountCat = cat
+	w.mountRW()
+	if got := w.ls("samples"); len(got) != 1 {
+		t.Fatalf("ls samples = %v", got)
+	}
+	before := cat.read("samples/")
+	for i := range 100 {
+		if err := os.Mkdir(w.p(fmt.Sprintf("samples/s%03d", i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 100; i += 2 {
+		if err := os.Remove(w.p(fmt.Sprintf("samples/s%03d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cat.read("samples/") - before; n > 2 {
+		t.Fatalf("making 100 folders and removing 50 listed their parent %d times", n)
+	}
+	got := w.ls("samples")
+	if len(got) != 51 || got[0] != "readme.txt" || !slices.Contains(got, "s001/") || slices.Contains(got, "s000/") {
+		t.Fatalf("ls samples = %v", got)
+	}
+	if err := os.Mkdir(w.p("samples/s001"), 0o755); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("mkdir of a made folder: %v", err)
+	}
+	if err := os.WriteFile(w.p("samples/s001/out.txt"), []byte("o"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.ls("samples/s001"); !slices.Equal(got, []string{"out.txt"}) {
+		t.Fatalf("ls samples/s001 = %v", got)
+	}
+	if err := os.Remove(w.p("samples/s001")); err == nil {
+		t.Fatal("rmdir of a folder holding a file")
+	}
+}

@@ -2,7 +2,8 @@
 # Per-file operations on one folder of N files through the mount, each
 # against a plain local folder in the same run (docs/write-bench.md,
 # "Folder operations"): cp -r in, touch, chmod, rename and rm of every
-# file (a Python loop, no fork per file), then rm -rf of a fresh copy.
+# file, then a folder made and removed per file name (a Python loop, no
+# fork per file), then rm -rf of a fresh copy.
 # Needs root (or fusermount3) and bin/lamina. Prints Markdown.
 #   scripts/folder-ops-bench.sh [N]   (default 2000)
 set -euo pipefail
@@ -29,7 +30,7 @@ import os, sys, time
 d = sys.argv[1]
 names = sorted(os.listdir(d))
 out = []
-for op in ("touch", "chmod", "rename", "remove"):
+for op in ("touch", "chmod", "rename", "remove", "mkdir", "rmdir"):
     t0 = time.monotonic()
     for n in names:
         p = os.path.join(d, n)
@@ -39,8 +40,12 @@ for op in ("touch", "chmod", "rename", "remove"):
             os.chmod(p, 0o444)
         elif op == "rename":
             os.rename(p, os.path.join(d, "r" + n))
-        else:
+        elif op == "remove":
             os.remove(os.path.join(d, "r" + n))
+        elif op == "mkdir":
+            os.mkdir(p)
+        else:
+            os.rmdir(p)
     out.append(f"{time.monotonic() - t0:.2f}")
 print(" ".join(out))
 PY
@@ -49,16 +54,16 @@ declare -A L M
 for where in local mount; do
 	if [ $where = local ]; then dir=$T/local; else dir=$MNT; fi
 	t0=$(now); cp -r "$T/src" "$dir/a"; t1=$(now); cp=$(secs "$t0" "$t1")
-	read -r touch chmod rename remove < <(ops "$dir/a")
+	read -r touch chmod rename remove mkdir rmdir < <(ops "$dir/a")
 	cp -r "$T/src" "$dir/b"; sleep 1
 	t0=$(now); rm -rf "$dir/b"; t1=$(now); rmrf=$(secs "$t0" "$t1")
-	if [ $where = local ]; then L=([cp]=$cp [touch]=$touch [chmod]=$chmod [rename]=$rename [remove]=$remove [rmrf]=$rmrf)
-	else M=([cp]=$cp [touch]=$touch [chmod]=$chmod [rename]=$rename [remove]=$remove [rmrf]=$rmrf); fi
+	if [ $where = local ]; then L=([cp]=$cp [touch]=$touch [chmod]=$chmod [rename]=$rename [remove]=$remove [mkdir]=$mkdir [rmdir]=$rmdir [rmrf]=$rmrf)
+	else M=([cp]=$cp [touch]=$touch [chmod]=$chmod [rename]=$rename [remove]=$remove [mkdir]=$mkdir [rmdir]=$rmdir [rmrf]=$rmrf); fi
 done
 echo "| $N files of one folder | mount, s | local folder, s |"
 echo "|---|---:|---:|"
-for k in cp touch chmod rename remove rmrf; do
+for k in cp touch chmod rename remove mkdir rmdir rmrf; do
 	label=$k
-	case $k in cp) label="cp -r into it" ;; rmrf) label="rm -rf of a copy" ;; *) label="$k each file" ;; esac
+	case $k in cp) label="cp -r into it" ;; rmrf) label="rm -rf of a copy" ;; mkdir | rmdir) label="$k a folder per name" ;; *) label="$k each file" ;; esac
 	echo "| $label | ${M[$k]} | ${L[$k]} |"
 done

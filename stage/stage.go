@@ -811,11 +811,9 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 		f.deleted = true
 	}
 	s.mu.Unlock()
-	if s.opts.SyncEvery > 0 {
-		// Committed with the closes and removals that follow (rm -rf),
-		// durable within catalog.LazyCommitAfter or at the next Sync.
-		ctx = catalog.Lazy(ctx)
-	}
+	// Committed with the closes and removals that follow (rm -rf), durable
+	// within catalog.LazyCommitAfter or at the next Sync.
+	ctx = s.lazy(ctx)
 	_, err := s.cat.Trash(ctx, key)
 	if errors.Is(err, catalog.ErrNotFound) {
 		if l, lerr := s.cat.ByKey(ctx, key, 0); lerr == nil && l.UID != "" {
@@ -922,11 +920,7 @@ func (s *Stage) RenameFolder(ctx context.Context, from, to string) error {
 // SetAttrs sets the mtime or mode of key without a new version; open Files
 // of a key never committed take them instead.
 func (s *Stage) SetAttrs(ctx context.Context, key string, a catalog.Attrs) (catalog.Version, error) {
-	lctx := ctx
-	if s.opts.SyncEvery > 0 {
-		lctx = catalog.Lazy(ctx) // touch * commits once, as rm -rf (Unlink)
-	}
-	v, err := s.cat.SetAttrs(lctx, key, a)
+	v, err := s.cat.SetAttrs(s.lazy(ctx), key, a) // touch * commits once, as rm -rf
 	if errors.Is(err, catalog.ErrNotFound) {
 		if f := s.Pending(key); f != nil {
 			if a.Mtime != nil {
@@ -984,8 +978,17 @@ func (s *Stage) Symlink(ctx context.Context, key, target string) error {
 }
 
 // Mkdir records a folder that persists while empty.
+// lazy marks ctx for a change the catalog may commit with the closes
+// around it (catalog.Lazy), when commits are deferred (SyncEvery).
+func (s *Stage) lazy(ctx context.Context) context.Context {
+	if s.opts.SyncEvery > 0 {
+		return catalog.Lazy(ctx)
+	}
+	return ctx
+}
+
 func (s *Stage) Mkdir(ctx context.Context, key string) error {
-	if err := s.cat.MakeFolder(ctx, key); err != nil {
+	if err := s.cat.MakeFolder(s.lazy(ctx), key); err != nil {
 		return err
 	}
 	s.changed(key)
@@ -994,7 +997,7 @@ func (s *Stage) Mkdir(ctx context.Context, key string) error {
 
 // Rmdir removes an empty folder.
 func (s *Stage) Rmdir(ctx context.Context, key string) error {
-	if err := s.cat.RemoveFolder(ctx, key); err != nil {
+	if err := s.cat.RemoveFolder(s.lazy(ctx), key); err != nil {
 		return err
 	}
 	s.changed(key)
