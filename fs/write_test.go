@@ -18,10 +18,13 @@ import (
 	"github.com/lamina-bio/lamina/stage"
 )
 
-// mountRW mounts w with the write side on.
+// mountRW mounts w with the write side on, set up as the mount daemon sets
+// it up: commits made durable within 2 s, so closes and the changes around
+// them commit together (catalog.Lazy).
 func (w *world) mountRW() *stage.Stage {
 	w.t.Helper()
-	st, err := stage.New(w.cat, w.in.Store, stage.Options{Dir: filepath.Join(w.tmp, "cache", "staging"), User: "tester"})
+	st, err := stage.New(w.cat, w.in.Store, stage.Options{Dir: filepath.Join(w.tmp, "cache", "staging"), User: "tester",
+		SyncEvery: 2 * time.Second})
 	if err != nil {
 		w.t.Fatal(err)
 	}
