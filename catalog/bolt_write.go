@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -117,6 +118,22 @@ func (b *Bolt) Rename(ctx context.Context, from, to string) (Version, error) {
 		}
 	}
 	var v Version
+	if held := b.heldDB(); held != nil && isLazy(ctx) {
+		ok, err := b.lazyOp(held, func(t txn) (bool, error) {
+			// rename checks some of what its caller asked after it has
+			// written: only a rename that passes them all beforehand goes
+			// into the lazy transaction.
+			if !t.renamesCleanly(from, to) {
+				return false, errNotLazy
+			}
+			var err error
+			v, err = t.rename(from, to, time.Now().UTC())
+			return true, err
+		})
+		if ok {
+			return v, err
+		}
+	}
 	err := b.with(true, func(tx *bolt.Tx) error {
 		var err error
 		v, err = txn{tx}.rename(from, to, time.Now().UTC())
@@ -124,6 +141,39 @@ func (b *Bolt) Rename(ctx context.Context, from, to string) (Version, error) {
 	})
 	return v, err
 }
+
+// renamesCleanly reports whether rename(from, to) is of a live file to a
+// free place or onto a live or trashed file of its kind, with no link at
+// either end: then it fails on nothing its caller asked once it writes.
+func (t txn) renamesCleanly(from, to string) bool {
+	if from == to {
+		return false
+	}
+	for _, k := range []string{from, to} {
+		if l, err := t.link(k); err != nil || l != nil {
+			return false
+		}
+	}
+	a, err := t.liveFile(from)
+	if err != nil || a == nil {
+		return false
+	}
+	dst, err := t.artifactByKey(to)
+	switch {
+	case err != nil:
+		return false
+	case dst == nil || dst.Latest == 0:
+		if dst != nil && dst.Kind != a.Kind {
+			return false
+		}
+		return t.checkPlace(to) == nil
+	default:
+		return dst.Kind == a.Kind
+	}
+}
+
+// errNotLazy from an op of lazyOp: make the change at once instead.
+var errNotLazy = errors.New("catalog: not lazily")
 
 func (t txn) rename(from, to string, now time.Time) (Version, error) {
 	if from == to {
@@ -758,6 +808,8 @@ func (b *Bolt) lazyOp(db *bolt.DB, op func(t txn) (wrote bool, err error)) (ok b
 	}
 	wrote, err := op(txn{l.tx})
 	switch {
+	case err == errNotLazy:
+		return false, nil
 	case err != nil && wrote:
 		l.err = fmt.Errorf("catalog: %d saves were not committed: %w", l.n, err)
 		l.lost.Store(true)

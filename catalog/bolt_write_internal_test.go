@@ -334,3 +334,72 @@ func TestLazyTrashAndAttrs(t *testing.T) {
 		t.Fatalf("folders: %+v, %v; want rm and made, not gone", dirs.Subdirs, err)
 	}
 }
+
+// TestLazyRename: the mount's renames of files to a free key or onto a file
+// of their kind (Lazy) commit together; any other rename (a link, a key
+// that does not exist, a place taken by a folder) is made at once, with
+// the error it always had, and loses nothing waiting.
+func TestLazyRename(t *testing.T) {
+	ctx := context.Background()
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var nvs []NewVersion
+	for i := range 10 {
+		nvs = append(nvs, testNV(fmt.Sprintf("mv/f%d", i), fmt.Sprint(i)))
+	}
+	nvs = append(nvs, testNV("mv/target", "old"), testNV("dir/x", "x"))
+	if _, err := b.Save(ctx, nvs); err != nil {
+		t.Fatal(err)
+	}
+	lazy := Lazy(ctx)
+	before := lastTxID(t, b.held)
+	for i := range 9 {
+		if v, err := b.Rename(lazy, fmt.Sprintf("mv/f%d", i), fmt.Sprintf("mv/g%d", i)); err != nil || v.Key != fmt.Sprintf("mv/g%d", i) {
+			t.Fatalf("rename %d: %+v, %v", i, v, err)
+		}
+	}
+	v, err := b.Rename(lazy, "mv/f9", "mv/target") // onto a file: its new version
+	if err != nil || v.Key != "mv/target" || v.Version != 2 || v.Digest != nvs[9].Digest {
+		t.Fatalf("rename onto mv/target: %+v, %v", v, err)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := lastTxID(t, b.held) - before; n < 1 || n > 2 {
+		t.Fatalf("10 renames made %d write transactions, want 1 (2 if the commit timer struck)", n)
+	}
+	// What cannot be lazy is made at once, with the error it always had.
+	if _, err := b.Rename(lazy, "mv/g0", "mv/h0"); err != nil { // waiting when the next fail
+		t.Fatal(err)
+	}
+	if _, err := b.Rename(lazy, "mv/none", "mv/x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("rename of no key: %v", err)
+	}
+	if _, err := b.Rename(lazy, "mv/g1", "dir"); !errors.Is(err, ErrConflict) && !errors.Is(err, ErrKind) {
+		t.Fatalf("rename onto a folder of keys: %v", err)
+	}
+	if err := b.Symlink(ctx, "mv/link", "g2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Rename(lazy, "mv/link", "mv/link2"); err != nil {
+		t.Fatalf("rename of a link: %v", err)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, err := b.Children(ctx, "mv/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, v := range d.Files {
+		keys = append(keys, v.Key)
+	}
+	want := []string{"mv/g1", "mv/g2", "mv/g3", "mv/g4", "mv/g5", "mv/g6", "mv/g7", "mv/g8", "mv/h0", "mv/target"}
+	if !slices.Equal(keys, want) || len(d.Links) != 1 || d.Links[0].Key != "mv/link2" {
+		t.Fatalf("mv/ holds %v and links %+v; want %v and mv/link2", keys, d.Links, want)
+	}
+}

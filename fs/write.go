@@ -905,9 +905,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		if derr == nil && de.Kind == KindDir {
 			return syscall.EISDIR
 		}
-		if err = n.m.ns.st.Rename(ctx, src, dst); err == nil {
+		var v catalog.Version
+		if v, err = n.m.ns.st.Rename(ctx, src, dst); err == nil {
 			n.m.held.drop([]string{src, dst})
-			n.m.movedFile(ctx, src, dst)
+			n.m.movedFile(ctx, src, dst, v)
 			return 0
 		}
 	}
@@ -923,12 +924,21 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	return 0
 }
 
-// movedFile is written for a file renamed from src to dst: the cached
-// listings change in place (renaming the files of a folder one by one
-// listed the folder again each time).
-func (m *Mount) movedFile(ctx context.Context, src, dst string) {
+// movedFile is written for a file renamed from src to dst, which shows v
+// (if the catalog answered it): the cached listings change in place
+// (renaming the files of a folder one by one listed the folder again each
+// time).
+func (m *Mount) movedFile(ctx context.Context, src, dst string, v catalog.Version) {
 	m.ns.remove(src)
-	if v, err := m.ns.cat.ByKey(ctx, dst, 0); err == nil && v.Key == dst {
+	if v.UID == "" || v.Key != dst {
+		// Not answered (a link, or a file only staged so far): ask. A read
+		// commits the catalog's lazy transaction, so only then.
+		var err error
+		if v, err = m.ns.cat.ByKey(ctx, dst, 0); err != nil {
+			v = catalog.Version{}
+		}
+	}
+	if v.UID != "" && v.Key == dst {
 		m.ns.update(v)
 	} else {
 		m.ns.forget(dst)

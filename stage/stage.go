@@ -845,20 +845,21 @@ func (s *Stage) keepFolder(ctx context.Context, key string) {
 // Rename moves key from to key to: open Files of from commit to to, and the
 // catalog renames (a new version of to when it exists, DESIGN §3). A source
 // this mount created (a temporary file) leaves no trace in the trash.
-func (s *Stage) Rename(ctx context.Context, from, to string) error {
+// It returns the version to shows after, if the catalog answered one.
+func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, error) {
 	if err := ref.CheckKey(to); err != nil {
-		return err
+		return catalog.Version{}, err
 	}
 	s.mu.Lock()
 	moved := s.open[from]
 	fresh := s.fresh[from]
 	s.mu.Unlock()
-	_, err := s.cat.Rename(ctx, from, to)
+	v, err := s.cat.Rename(s.lazy(ctx), from, to)
 	if errors.Is(err, catalog.ErrNotFound) && len(moved) > 0 {
 		err = nil // only staged so far: its commit goes to the new name
 	}
 	if err != nil {
-		return err
+		return catalog.Version{}, err
 	}
 	s.mu.Lock()
 	if len(moved) > 0 {
@@ -879,18 +880,19 @@ func (s *Stage) Rename(ctx context.Context, from, to string) error {
 		}
 		f.mu.Unlock()
 	}
-	if fresh {
-		// Renamed onto an existing key, a fresh source went to the trash:
-		// a temporary name leaves nothing behind.
+	if fresh && v.Version > 1 {
+		// Renamed onto an existing key (a fresh file moved to a free key
+		// keeps its version 1), a fresh source went to the trash: a
+		// temporary name leaves nothing behind.
 		if vs, verr := s.cat.Versions(ctx, from, true); verr == nil && len(vs) == 1 && vs[0].Trashed {
 			if _, perr := s.cat.Purge(ctx, from); perr != nil {
 				s.log.Warn("lamina mount: purge temporary", "key", from, "err", perr)
 			}
 		}
 	}
-	s.keepFolder(ctx, from)
+	s.keepFolder(s.lazy(ctx), from)
 	s.changed(from, to)
-	return nil
+	return v, nil
 }
 
 // RenameFolder moves a folder and everything under it.

@@ -118,7 +118,7 @@ func TestRenameTemporary(t *testing.T) {
 		f.WriteAt(ctx, []byte(text), 0)
 		f.Flush(ctx)
 		f.Release(ctx)
-		if err := s.Rename(ctx, "d/.tmp", "d/out"); err != nil {
+		if _, err := s.Rename(ctx, "d/.tmp", "d/out"); err != nil {
 			t.Fatal(err)
 		}
 		if v, _ := e.cat.ByKey(ctx, "d/out", 0); v.Version != i+1 {
