@@ -658,48 +658,39 @@ func entry(a *artifact, vs []Version) TrashEntry {
 	return e
 }
 
-// heldDB is the file the Bolt holds open, or nil.
-func (b *Bolt) heldDB() *bolt.DB {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.held
-}
-
 func (b *Bolt) Trash(ctx context.Context, key string) (TrashEntry, error) {
 	var e TrashEntry
-	if held := b.heldDB(); held != nil && isLazy(ctx) {
-		ok, err := b.lazyOp(held, func(t txn) (bool, error) {
-			if a, err := t.liveFile(key); err != nil || a == nil {
-				if err == nil {
-					err = errorf(ErrNotFound, "no artifact has key %q", key)
-					if a, _ := t.artifactByKey(key); a != nil {
-						err = errorf(ErrNotFound, "%q is already in the trash", key)
-					}
-				}
-				return false, err
-			}
-			a, changed, err := t.setTrashed(key, true)
-			if err == nil {
-				e = entry(a, changed)
-			}
-			return true, err
-		})
-		if ok {
-			return e, err
-		}
+	op := func(t txn) (wrote bool, err error) {
+		e, wrote, err = t.trash(key)
+		return wrote, err
+	}
+	if ok, err := b.lazyOp(ctx, op); ok { // bolt_write.go
+		return e, err
 	}
 	err := b.with(true, func(tx *bolt.Tx) error {
-		a, changed, err := txn{tx}.setTrashed(key, true)
-		if err != nil {
-			return err
-		}
-		if len(changed) == 0 {
-			return errorf(ErrNotFound, "%q is already in the trash", key)
-		}
-		e = entry(a, changed)
-		return nil
+		_, err := op(txn{tx})
+		return err
 	})
 	return e, err
+}
+
+// trash moves the live artifact key to the trash. The errors a caller can
+// cause come before it writes (wrote).
+func (t txn) trash(key string) (e TrashEntry, wrote bool, err error) {
+	if a, err := t.liveFile(key); err != nil || a == nil {
+		if err == nil {
+			err = errorf(ErrNotFound, "no artifact has key %q", key)
+			if a, _ := t.artifactByKey(key); a != nil {
+				err = errorf(ErrNotFound, "%q is already in the trash", key)
+			}
+		}
+		return e, false, err
+	}
+	a, changed, err := t.setTrashed(key, true)
+	if err != nil {
+		return e, true, err
+	}
+	return entry(a, changed), true, nil
 }
 
 func (b *Bolt) Restore(ctx context.Context, key string) (TrashEntry, error) {

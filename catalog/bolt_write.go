@@ -118,23 +118,21 @@ func (b *Bolt) Rename(ctx context.Context, from, to string) (Version, error) {
 		}
 	}
 	var v Version
-	if held := b.heldDB(); held != nil && isLazy(ctx) {
-		ok, err := b.lazyOp(held, func(t txn) (bool, error) {
-			// rename checks some of what its caller asked after it has
-			// written: only a rename that passes them all beforehand goes
-			// into the lazy transaction.
-			if !t.renamesCleanly(from, to) {
-				return false, errNotLazy
-			}
-			var err error
-			v, err = t.rename(from, to, time.Now().UTC())
-			return true, err
-		})
-		if ok {
-			return v, err
+	ok, err := b.lazyOp(ctx, func(t txn) (bool, error) {
+		// rename checks some of what its caller asked after it has
+		// written: only a rename that passes them all beforehand goes
+		// into the lazy transaction.
+		if !t.renamesCleanly(from, to) {
+			return false, errNotLazy
 		}
+		var err error
+		v, err = t.rename(from, to, time.Now().UTC())
+		return true, err
+	})
+	if ok {
+		return v, err
 	}
-	err := b.with(true, func(tx *bolt.Tx) error {
+	err = b.with(true, func(tx *bolt.Tx) error {
 		var err error
 		v, err = txn{tx}.rename(from, to, time.Now().UTC())
 		return err
@@ -397,18 +395,15 @@ func (b *Bolt) RenameFolder(ctx context.Context, from, to string) error {
 
 func (b *Bolt) SetAttrs(ctx context.Context, key string, at Attrs) (Version, error) {
 	var v Version
-	if held := b.heldDB(); held != nil && isLazy(ctx) {
-		ok, err := b.lazyOp(held, func(t txn) (wrote bool, err error) {
-			v, wrote, err = t.setAttrs(key, at)
-			return wrote, err
-		})
-		if ok {
-			return v, err
-		}
+	op := func(t txn) (wrote bool, err error) {
+		v, wrote, err = t.setAttrs(key, at)
+		return wrote, err
+	}
+	if ok, err := b.lazyOp(ctx, op); ok {
+		return v, err
 	}
 	err := b.with(true, func(tx *bolt.Tx) error {
-		var err error
-		v, _, err = txn{tx}.setAttrs(key, at)
+		_, err := op(txn{tx})
 		return err
 	})
 	return v, err
@@ -445,10 +440,8 @@ func (b *Bolt) MakeFolder(ctx context.Context, key string) error {
 	if err := ref.CheckPrefix(key); err != nil || key == "" || strings.HasSuffix(key, "/") {
 		return errorf(ref.ErrBadKey, "bad folder name %q", key)
 	}
-	if held := b.heldDB(); held != nil && isLazy(ctx) {
-		if ok, err := b.lazyOp(held, func(t txn) (bool, error) { return t.makeFolder(key) }); ok {
-			return err
-		}
+	if ok, err := b.lazyOp(ctx, func(t txn) (bool, error) { return t.makeFolder(key) }); ok {
+		return err
 	}
 	// Most calls find the folder made (the mount keeps a folder at every
 	// unlink in it): a read transaction answers them without a commit's
@@ -499,10 +492,8 @@ func (t txn) makeFolder(key string) (wrote bool, err error) {
 
 func (b *Bolt) RemoveFolder(ctx context.Context, key string) error {
 	key = strings.TrimSuffix(key, "/")
-	if held := b.heldDB(); held != nil && isLazy(ctx) {
-		if ok, err := b.lazyOp(held, func(t txn) (bool, error) { return t.removeFolder(key) }); ok {
-			return err
-		}
+	if ok, err := b.lazyOp(ctx, func(t txn) (bool, error) { return t.removeFolder(key) }); ok {
+		return err
 	}
 	return b.with(true, func(tx *bolt.Tx) error {
 		_, err := txn{tx}.removeFolder(key)
@@ -788,16 +779,23 @@ func (b *Bolt) beginLazyLocked(db *bolt.DB) bool {
 }
 
 // lazyOp runs op, a change of the mount other than a save (a trash, a
-// folder kept), in the open transaction of lazy saves, so that rm of many
-// files commits them together. op returns the errors its caller can cause
-// before it writes (wrote false); an error after a write loses the
-// transaction, as in saveLazy. ok is false when the change cannot be lazy
-// now; the caller then makes it at once. Nothing redoes a lazy change lost
+// rename, a folder kept), in the open transaction of lazy saves when ctx is
+// marked Lazy and the file is held, so that rm of many files commits them
+// together. op returns the errors its caller can cause before it writes
+// (wrote false), or errNotLazy; an error after a write loses the
+// transaction, as in saveLazy. ok is false when the change is not made
+// lazily; the caller then makes it at once. Nothing redoes a lazy change lost
 // to a kill: the file is back after the restart, as a removal not yet
 // synced may be on a plain file system; Flush (fsync of a folder) makes it
 // durable.
-func (b *Bolt) lazyOp(db *bolt.DB, op func(t txn) (wrote bool, err error)) (ok bool, err error) {
-	if b.lazy.writers.Load() > 0 || b.lazy.lost.Load() {
+func (b *Bolt) lazyOp(ctx context.Context, op func(t txn) (wrote bool, err error)) (ok bool, err error) {
+	if !isLazy(ctx) || b.lazy.writers.Load() > 0 || b.lazy.lost.Load() {
+		return false, nil
+	}
+	b.mu.Lock()
+	db := b.held
+	b.mu.Unlock()
+	if db == nil {
 		return false, nil
 	}
 	l := &b.lazy

@@ -21,6 +21,18 @@ func testNV(key, content string) NewVersion {
 		Size: int64(len(content)), CreatedBy: "tester", CreatedAt: now, Mtime: now}
 }
 
+// heldBolt is a new catalog held open, as the mount daemon holds its own,
+// closed at the end of the test.
+func heldBolt(t *testing.T) *Bolt {
+	t.Helper()
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 func lastTxID(t *testing.T, db *bolt.DB) int {
 	t.Helper()
 	var id int
@@ -35,11 +47,7 @@ func lastTxID(t *testing.T, db *bolt.DB) int {
 // gets its error without failing the others.
 func TestGroupCommit(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := heldBolt(t)
 	if _, err := b.Save(ctx, []NewVersion{testNV("f", "a file")}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,11 +144,7 @@ func crashImage(t *testing.T, b *Bolt) *Bolt {
 func TestLazySave(t *testing.T) {
 	ctx := context.Background()
 	lazy := Lazy(ctx)
-	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := heldBolt(t)
 	s, err := b.Save(lazy, []NewVersion{testNV("a/x", "1")})
 	if err != nil || s[0].LazySeq != 1 {
 		t.Fatalf("lazy Save = %+v, %v", s, err)
@@ -200,11 +204,7 @@ func TestLazySave(t *testing.T) {
 // ones and a restart redoes them.
 func TestLazyOffAfterLoss(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := heldBolt(t)
 	if _, err := b.Save(Lazy(ctx), []NewVersion{testNV("a", "1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -230,11 +230,7 @@ func TestLazyOffAfterLoss(t *testing.T) {
 // write transaction (two fsyncs) each time.
 func TestMakeFolderMadeCommitsNothing(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := heldBolt(t)
 	if err := b.MakeFolder(ctx, "exp/raw"); err != nil {
 		t.Fatal(err)
 	}
@@ -258,11 +254,7 @@ func TestMakeFolderMadeCommitsNothing(t *testing.T) {
 // nothing else waiting there.
 func TestLazyTrashAndAttrs(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := heldBolt(t)
 	var nvs []NewVersion
 	for i := range 10 {
 		nvs = append(nvs, testNV(fmt.Sprintf("rm/f%d", i), fmt.Sprint(i)))
@@ -341,11 +333,7 @@ func TestLazyTrashAndAttrs(t *testing.T) {
 // the error it always had, and loses nothing waiting.
 func TestLazyRename(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenBolt(filepath.Join(t.TempDir(), "c.db"), BoltOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := heldBolt(t)
 	var nvs []NewVersion
 	for i := range 10 {
 		nvs = append(nvs, testNV(fmt.Sprintf("mv/f%d", i), fmt.Sprint(i)))

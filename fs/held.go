@@ -64,7 +64,7 @@ func (h *heldInodes) release(key string, hi *heldInode) (moved bool) {
 // (with a trailing slash): a rename or an unlink gave their paths other
 // files, or none. Their handles' releases then change nothing.
 func (h *heldInodes) drop(keys []string, dirs ...string) {
-	if h.n.Load() == 0 {
+	if !h.holding() {
 		return
 	}
 	h.mu.Lock()
@@ -82,26 +82,28 @@ func (h *heldInodes) drop(keys []string, dirs ...string) {
 	h.n.Store(int32(len(h.m)))
 }
 
+// holding reports whether any path is held: the callers on hot paths ask
+// before they make a key to ask about.
+func (h *heldInodes) holding() bool { return h.n.Load() != 0 }
+
 // writing reports whether writable handles hold ino at key's path.
 func (h *heldInodes) writing(key string, ino uint64) bool {
-	if h.n.Load() == 0 {
-		return false
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hi := h.m[key]
 	return hi != nil && hi.ino == ino
 }
 
-// apply gives e, what the path of key shows, the held inode of key if there
-// is one.
-func (h *heldInodes) apply(key string, e Entry) Entry {
-	if h.n.Load() == 0 || !((e.Kind == KindFile && e.Latest) || e.Kind == KindPending) {
+// apply gives e, what the path prefix+name shows, the held inode of that
+// key if there is one. Every lookup and listed name passes here: the key is
+// made only when something is held.
+func (h *heldInodes) apply(prefix, name string, e Entry) Entry {
+	if !h.holding() || !((e.Kind == KindFile && e.Latest) || e.Kind == KindPending) {
 		return e
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if hi := h.m[key]; hi != nil && hi.ino != e.Ino {
+	if hi := h.m[prefix+name]; hi != nil && hi.ino != e.Ino {
 		e.Ino, hi.moved = hi.ino, true
 	}
 	return e

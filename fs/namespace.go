@@ -230,10 +230,8 @@ func (l *listing) put(name string, v *catalog.Version) (added bool) {
 	case ok:
 		was := l.files[i].mtime
 		l.files[i] = it
-		if was == l.mtime.UnixNano() && it.mtime < was { // touched back: as newListing
-			if newest := l.newest(); newest != 0 {
-				l.mtime = time.Unix(0, newest)
-			}
+		if was == l.mtime.UnixNano() && it.mtime < was { // touched back
+			l.renewMtime(l.mtime)
 		}
 	default:
 		l.files = slices.Insert(l.files, i, it)
@@ -244,14 +242,17 @@ func (l *listing) put(name string, v *catalog.Version) (added bool) {
 	return !ok
 }
 
-// newest is the latest mtime of the listing's files (Unix ns; 0 for
-// none). Callers hold l.mu.
-func (l *listing) newest() int64 {
+// renewMtime sets the listing's mtime to its newest file's, as newListing
+// does, or to empty when no file has one. Callers hold l.mu.
+func (l *listing) renewMtime(empty time.Time) {
 	var newest int64
 	for _, it := range l.files {
 		newest = max(newest, it.mtime)
 	}
-	return newest
+	l.mtime = empty
+	if newest != 0 {
+		l.mtime = time.Unix(0, newest)
+	}
 }
 
 // remove takes name out of the listing; empty is the mtime of a folder
@@ -269,11 +270,8 @@ func (l *listing) remove(name string, empty time.Time) bool {
 	}
 	gone := l.files[i]
 	l.files = slices.Delete(l.files, i, i+1)
-	if gone.mtime == l.mtime.UnixNano() { // it was the newest: as newListing
-		l.mtime = empty
-		if newest := l.newest(); newest != 0 {
-			l.mtime = time.Unix(0, newest)
-		}
+	if gone.mtime == l.mtime.UnixNano() { // it was the newest
+		l.renewMtime(empty)
 	}
 	return true
 }
@@ -288,9 +286,9 @@ func (l *listing) withDir(name string, made bool) *listing {
 		return nil
 	}
 	c := &listing{files: slices.Clone(l.files), mtime: l.mtime, links: maps.Clone(l.links), ahead: l.ahead,
-		subdirs: make(map[string]bool, len(l.subdirs)+1)}
-	for d := range l.subdirs {
-		c.subdirs[d] = true
+		subdirs: maps.Clone(l.subdirs)}
+	if c.subdirs == nil {
+		c.subdirs = map[string]bool{}
 	}
 	if made {
 		c.dirs = slices.Insert(slices.Clone(l.dirs), i, name)

@@ -93,7 +93,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	if err != nil {
 		return nil, n.errno("lookup", err)
 	}
-	e = n.m.held.apply(n.prefix()+name, e)
+	e = n.m.held.apply(n.prefix(), name, e)
 	n.m.fill(e, &out.Attr)
 	d := n.m.timeout(e)
 	out.SetEntryTimeout(d)
@@ -140,8 +140,9 @@ func (n *node) dirEntries(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) 
 		return nil, n.errno("readdir", err)
 	}
 	out := make([]fuse.DirEntry, len(es))
+	prefix := n.prefix()
 	for i, e := range es {
-		e = n.m.held.apply(n.prefix()+e.Name, e)
+		e = n.m.held.apply(prefix, e.Name, e)
 		out[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: stableMode(e)}
 	}
 	if n.e.Kind == KindDir {

@@ -100,23 +100,28 @@ func (ns *Namespace) pendingUnder(prefix string, l *listing) []Entry {
 func (ns *Namespace) forget(keys ...string) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	drop := func(p string) { ns.drop(p) } // namespace.go
 	for _, k := range keys {
 		p := ""
-		drop(p)
+		ns.drop(p) // namespace.go
 		for _, seg := range strings.Split(k, "/") {
 			p += seg + "/"
-			drop(p)
+			ns.drop(p)
 		}
-		for q := range ns.listings {
-			if strings.HasPrefix(q, k+"/") {
-				drop(q)
-			}
+		ns.dropUnder(k + "/")
+	}
+}
+
+// dropUnder drops the listings, cached or being loaded, of prefix and the
+// folders under it. Called with ns.mu.
+func (ns *Namespace) dropUnder(prefix string) {
+	for q := range ns.listings {
+		if strings.HasPrefix(q, prefix) {
+			ns.drop(q)
 		}
-		for q := range ns.loads {
-			if strings.HasPrefix(q, k+"/") {
-				drop(q)
-			}
+	}
+	for q := range ns.loads {
+		if strings.HasPrefix(q, prefix) {
+			ns.drop(q)
 		}
 	}
 }
@@ -192,16 +197,7 @@ func (ns *Namespace) dirChanged(key string, made bool) {
 	}
 	ns.listings[prefix] = c
 	ns.listed += c.size() - l.size()
-	for q := range ns.listings {
-		if strings.HasPrefix(q, key+"/") {
-			ns.drop(q)
-		}
-	}
-	for q := range ns.loads {
-		if strings.HasPrefix(q, key+"/") {
-			ns.drop(q)
-		}
-	}
+	ns.dropUnder(key + "/")
 	ns.mu.Unlock()
 }
 
@@ -284,7 +280,7 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 	if err != nil {
 		return n.e
 	}
-	return n.m.held.apply(n.key(), e)
+	return n.m.held.apply(prefix, name, e)
 }
 
 // openLatest opens a latest name for reading as it is now.
@@ -293,7 +289,7 @@ func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, sysca
 		return nil, 0, 0, false
 	}
 	e := n.current(ctx, nil)
-	writing := n.m.held.writing(n.key(), n.StableAttr().Ino)
+	writing := n.m.held.holding() && n.m.held.writing(n.key(), n.StableAttr().Ino)
 	switch {
 	case e.Kind == KindPending:
 		f := n.m.ns.st.Pending(e.Key)
@@ -562,7 +558,7 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	var f *stage.File
 	var err error
 	ent, lerr := n.m.ns.lookupKey(ctx, n.prefix(), name)
-	ent = n.m.held.apply(key, ent) // another writer's inode
+	ent = n.m.held.apply(n.prefix(), name, ent) // another writer's inode
 	switch {
 	case lerr == nil && ent.IsDir():
 		return nil, nil, 0, syscall.EISDIR

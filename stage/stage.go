@@ -387,8 +387,8 @@ func (f *File) Allocate(ctx context.Context, off, n int64, keepSize bool) error 
 	if keepSize {
 		mode = unix.FALLOC_FL_KEEP_SIZE
 	}
-	// The staging folder may not support it (tmpfs before 6.x does):
-	// reserving is then left to the writes.
+	// The staging folder's file system may not support it: reserving is
+	// then left to the writes.
 	if err := unix.Fallocate(int(f.data.Fd()), mode, off, n); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
 		return err
 	}
