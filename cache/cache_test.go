@@ -72,6 +72,20 @@ func TestChunkerBoundsAndReassembly(t *testing.T) {
 	}
 }
 
+// The boundaries of a fixed stream, pinned: they are the storage format (a
+// change to the gear table, the masks or the cut would dedup nothing against
+// chunks already stored), so a change fails here before it reaches a store.
+func TestChunkerBoundariesPinned(t *testing.T) {
+	h := ref.NewHasher()
+	cs := chunks(t, randomBytes(12, 8<<20), cache.DefaultParams)
+	for _, c := range cs {
+		h.Write([]byte{byte(len(c) >> 16), byte(len(c) >> 8), byte(len(c))})
+	}
+	if got := h.Digest().String()[:16]; got != "46e5182ba204b766" {
+		t.Fatalf("%d chunks, boundaries digest %s", len(cs), got)
+	}
+}
+
 // An insert near the start must not move the boundaries after it: that is
 // what content-defined chunking is for.
 func TestChunkerResynchronisesAfterInsert(t *testing.T) {
