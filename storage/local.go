@@ -25,9 +25,9 @@ type Local struct {
 
 	mu      sync.Mutex // guards dirs and the fields below
 	dirs    map[string]bool
-	written map[string]bool // objects Put since the last Sync
+	written map[string]bool // objects Put since the last Sync, unless syncAll
 	cached  int             // how many of them went through the page cache
-	newDirs bool            // a Put since the last Sync made a folder
+	syncAll bool            // the next Sync is one syncfs: too many objects, or a new folder
 	syncfsN int             // syncfs calls, for tests
 
 	open *OpenFiles // objects kept open for ranged reads
@@ -79,7 +79,7 @@ func (l *Local) mkdir(dir string) error {
 	}
 	l.mu.Lock()
 	l.dirs[dir] = true
-	l.newDirs = l.newDirs || made
+	l.syncAll = l.syncAll || made
 	l.mu.Unlock()
 	return nil
 }
@@ -109,10 +109,13 @@ func (l *Local) Put(ctx context.Context, name string, data []byte) error {
 	}
 	l.open.Forget(p)
 	l.mu.Lock()
-	if !l.written[p] {
+	if !l.syncAll && !l.written[p] {
 		l.written[p] = true
 		if !direct {
 			l.cached++
+		}
+		if l.cached > syncEachMax || len(l.written) >= writtenMax {
+			l.syncAll, l.written = true, map[string]bool{}
 		}
 	}
 	l.mu.Unlock()
@@ -273,6 +276,10 @@ func (l *Local) List(ctx context.Context, prefix string, fn func(Info) error) er
 // saving many small files fast.
 const syncEachMax = 16
 
+// writtenMax bounds the objects a Sync fsyncs one by one (and the memory
+// that remembers them when no Sync comes).
+const writtenMax = 4096
+
 // Sync makes the objects Put since the last Sync durable. A few objects, or
 // objects written past the page cache (whose bytes are on the disk already),
 // are fsynced one by one with their folders; else one syncfs(2) flushes the
@@ -282,11 +289,11 @@ const syncEachMax = 16
 // otherwise reach the disk for nothing (docs/write-bench.md).
 func (l *Local) Sync(ctx context.Context) error {
 	l.mu.Lock()
-	written, cached, newDirs := l.written, l.cached, l.newDirs
-	l.written, l.cached, l.newDirs = map[string]bool{}, 0, false
+	written, cached, all := l.written, l.cached, l.syncAll
+	l.written, l.cached, l.syncAll = map[string]bool{}, 0, false
 	l.mu.Unlock()
 	var err error
-	if cached > syncEachMax || newDirs {
+	if all {
 		err = l.syncfs()
 	} else {
 		err = syncEach(written)
@@ -297,7 +304,7 @@ func (l *Local) Sync(ctx context.Context) error {
 			l.written[p] = true
 		}
 		l.cached += cached
-		l.newDirs = l.newDirs || newDirs
+		l.syncAll = l.syncAll || all
 		l.mu.Unlock()
 		return fmt.Errorf("storage: sync: %w", err)
 	}
