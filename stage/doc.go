@@ -57,6 +57,10 @@
 // Sync (every SyncEvery, at fsync and at unmount) makes the content, the
 // index and the catalog durable before it drops the staged bytes.
 //
+// Dropped staging files are emptied and kept as spares for the next File
+// (spare.go): on ext4 without a journal a new inode is slow to allocate
+// while many were freed lately.
+//
 // # Locking
 //
 // Stage.mu guards Stage.open (key → open Files) and every File's key and

@@ -11,3 +11,13 @@ func MarkClosed(f *File) error {
 
 // JournalName is the journal's file in the staging folder.
 const JournalName = journalName
+
+// SparePrefix names the emptied staging files kept for reuse.
+const SparePrefix = sparePrefix
+
+// SetMaxSpares sets the bound of kept spares for the test.
+func SetMaxSpares(t interface{ Cleanup(func()) }, n int) {
+	old := maxSpares
+	maxSpares = n
+	t.Cleanup(func() { maxSpares = old })
+}

@@ -190,7 +190,8 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 
 // removeLeftovers removes what no kept record needs: journal files of the
 // layout before, staging files without a record (a crash between creating
-// one and its record), a compaction's temporary file.
+// one and its record), a compaction's temporary file. Spares are kept for
+// reuse: removing them would make their inodes "recently deleted".
 func (s *Stage) removeLeftovers(kept map[string]journal) {
 	ents, _ := os.ReadDir(s.opts.Dir)
 	for _, e := range ents {
@@ -203,6 +204,9 @@ func (s *Stage) removeLeftovers(kept map[string]journal) {
 			if name != id {
 				os.Remove(filepath.Join(s.opts.Dir, name)) // its record is in the journal now
 			}
+			continue
+		}
+		if strings.HasPrefix(name, sparePrefix) && s.adoptSpare(filepath.Join(s.opts.Dir, name)) {
 			continue
 		}
 		os.Remove(filepath.Join(s.opts.Dir, name))

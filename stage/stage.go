@@ -87,6 +87,9 @@ type Stage struct {
 	smu      sync.Mutex // guards unsynced and timer; never held with mu or File.mu
 	unsynced []string   // ids of released Files whose commits await Sync
 	timer    *time.Timer
+
+	spareMu sync.Mutex
+	spares  []string // emptied staging files kept for reuse (spare.go)
 }
 
 // New returns a Stage keeping its files in o.Dir.
@@ -194,7 +197,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	}
 	id := newID()
 	p := filepath.Join(s.opts.Dir, id)
-	data, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	data, err := s.newStaging(p)
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
@@ -214,7 +217,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	f.seq = f.copied && f.size == 0
 	if err := f.writeJournal(stateOpen); err != nil {
 		data.Close()
-		os.Remove(p)
+		s.retire(p)
 		return nil, err
 	}
 	s.mu.Lock()
@@ -703,7 +706,7 @@ func (s *Stage) dropStaged(id string) {
 	if err := s.jlog.put(journal{ID: id, State: stateGone}); err != nil {
 		s.log.Warn("lamina mount: journal", "err", err)
 	}
-	unix.Unlink(filepath.Join(s.opts.Dir, id))
+	s.retire(filepath.Join(s.opts.Dir, id))
 	if s.opts.SyncEvery == 0 {
 		_ = s.jlog.compact() // no Sync does it
 	}
@@ -755,7 +758,7 @@ func (s *Stage) Sync(ctx context.Context) error {
 		s.log.Warn("lamina mount: journal", "err", err)
 	}
 	for _, id := range ids {
-		unix.Unlink(filepath.Join(s.opts.Dir, id))
+		s.retire(filepath.Join(s.opts.Dir, id))
 	}
 	return s.jlog.compact()
 }

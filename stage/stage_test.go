@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,8 +105,8 @@ func TestCommitAndCopyOnWrite(t *testing.T) {
 	if v3, _ := e.cat.ByKey(ctx, "a/x.csv", 0); v3.Version != 2 {
 		t.Fatalf("a no-op open made v%d", v3.Version)
 	}
-	if ents, _ := os.ReadDir(e.dir); len(ents) != 0 {
-		t.Fatalf("staging left %d files", len(ents))
+	if n := staged(t, e.dir); n != 0 {
+		t.Fatalf("staging left %d files", n)
 	}
 }
 
@@ -169,8 +170,8 @@ func TestRecover(t *testing.T) {
 	if len(vs) != 1 || !strings.HasSuffix(vs[0].Key, "/r/open.txt") || !strings.Contains(vs[0].Description, "not closed") {
 		t.Fatalf("lost+found = %+v", vs)
 	}
-	if ents, _ := os.ReadDir(e.dir); len(ents) != 0 {
-		t.Fatalf("staging left %d files", len(ents))
+	if n := staged(t, e.dir); n != 0 {
+		t.Fatalf("staging left %d files", n)
 	}
 }
 
@@ -188,14 +189,14 @@ func TestDeferredSync(t *testing.T) {
 	if got := e.content(t, "d/a.txt"); got != "aaa" {
 		t.Fatalf("a.txt = %q", got)
 	}
-	if ents, _ := os.ReadDir(e.dir); len(ents) != 3 { // two data files and the journal
-		t.Fatalf("staging holds %d files before Sync, want 3", len(ents))
+	if n := staged(t, e.dir); n != 3 { // two data files and the journal
+		t.Fatalf("staging holds %d files before Sync, want 3", n)
 	}
 	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ents, _ := os.ReadDir(e.dir); len(ents) != 0 {
-		t.Fatalf("staging left %d files after Sync", len(ents))
+	if n := staged(t, e.dir); n != 0 {
+		t.Fatalf("staging left %d files after Sync", n)
 	}
 
 	// The daemon dies before the next sync; then the machine loses the
@@ -222,8 +223,8 @@ func TestDeferredSync(t *testing.T) {
 	if got := e.content(t, rec[0].SavedAs); got != "lost bytes" {
 		t.Fatalf("lost+found copy = %q", got)
 	}
-	if ents, _ := os.ReadDir(e.dir); len(ents) != 0 {
-		t.Fatalf("staging left %d files after Recover", len(ents))
+	if n := staged(t, e.dir); n != 0 {
+		t.Fatalf("staging left %d files after Recover", n)
 	}
 }
 
@@ -287,8 +288,8 @@ func TestRecoverLazySave(t *testing.T) {
 			t.Fatalf("%s = %q, want %q", key, b, want.body)
 		}
 	}
-	if ents, _ := os.ReadDir(filepath.Join(tmp, "staging")); len(ents) != 0 {
-		t.Fatalf("staging left %d files after Recover", len(ents))
+	if n := staged(t, filepath.Join(tmp, "staging")); n != 0 {
+		t.Fatalf("staging left %d files after Recover", n)
 	}
 }
 
@@ -375,5 +376,99 @@ func TestTruncateByPathAfterClose(t *testing.T) {
 	g.Release(ctx)
 	if got := e.content(t, "r/out.csv"); got != "A,Bx" {
 		t.Fatalf("after truncating the open File: %q", got)
+	}
+}
+
+// staged counts the files in the staging folder dir but the spares, which
+// must be empty.
+func staged(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), stage.SparePrefix) {
+			n++
+			continue
+		}
+		if info, err := e.Info(); err != nil || info.Size() != 0 {
+			t.Fatalf("spare %s holds bytes (%v)", e.Name(), err)
+		}
+	}
+	return n
+}
+
+// Staging files are emptied and reused after Sync, not removed: the next
+// File gets the same inode with none of the old bytes, no more spares are
+// kept than the bound, and a new Stage's Recover adopts them.
+func TestStagingFilesReused(t *testing.T) {
+	ctx := context.Background()
+	stage.SetMaxSpares(t, 64)
+	e := newEnv(t)
+	s, write := deferredStage(t, e)
+	inodes := func() map[uint64]bool {
+		ents, _ := os.ReadDir(e.dir)
+		m := map[uint64]bool{}
+		for _, en := range ents {
+			if strings.HasPrefix(en.Name(), stage.SparePrefix) {
+				info, _ := en.Info()
+				m[info.Sys().(*syscall.Stat_t).Ino] = true
+			}
+		}
+		return m
+	}
+	write("r/a.txt", strings.Repeat("old bytes ", 1000))
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spares := inodes()
+	if len(spares) != 1 {
+		t.Fatalf("%d spares after a Sync of one file", len(spares))
+	}
+	write("r/b.txt", "new")
+	if got := e.content(t, "r/b.txt"); got != "new" {
+		t.Fatalf("b.txt = %q", got)
+	}
+	ents, _ := os.ReadDir(e.dir)
+	reused := false
+	for _, en := range ents {
+		info, _ := en.Info()
+		reused = reused || (!strings.HasPrefix(en.Name(), stage.SparePrefix) && spares[info.Sys().(*syscall.Stat_t).Ino])
+	}
+	if !reused || len(inodes()) != 0 {
+		t.Fatalf("the spare was not reused (reused %v, %d spares left)", reused, len(inodes()))
+	}
+	for i := range 100 {
+		write(fmt.Sprintf("r/many%d.txt", i), "x")
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(inodes()); n != 64 {
+		t.Fatalf("%d spares kept after 101 files, want the bound 64", n)
+	}
+	if n := staged(t, e.dir); n != 0 {
+		t.Fatalf("staging left %d files", n)
+	}
+	before := inodes()
+	s2, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t", SyncEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := inodes(); len(after) != len(before) {
+		t.Fatalf("%d spares after Recover, %d before", len(after), len(before))
+	}
+	f, err := s2.Create(ctx, "r/after.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Release(ctx)
+	if after := inodes(); len(after) != len(before)-1 {
+		t.Fatalf("a create after Recover left %d spares of %d", len(after), len(before))
 	}
 }

@@ -111,8 +111,8 @@ func TestMountKilledAfterBurst(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(mnt, "lost+found")); err == nil {
 		t.Fatal("lost+found after a kill that lost no content")
 	}
-	if ents, _ := os.ReadDir(filepath.Join(e.dir, "cache", "lamina", "m", "staging")); len(ents) != 0 {
-		t.Fatalf("staging holds %d files after the restart", len(ents))
+	if n := stagedFiles(t, filepath.Join(e.dir, "cache", "lamina", "m", "staging")); n != 0 {
+		t.Fatalf("staging holds %d files after the restart", n)
 	}
 	if log, err := os.ReadFile(filepath.Join(e.dir, "run", "lamina", "m", "mount.log")); err == nil {
 		t.Logf("files committed again at restart: %d", strings.Count(string(log), "committed at restart"))
