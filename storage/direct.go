@@ -3,8 +3,8 @@ package storage
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -43,27 +43,18 @@ var openDirect = os.OpenFile
 // errNoDirect says the file system refused O_DIRECT or its alignment.
 var errNoDirect = errors.New("storage: O_DIRECT not supported here")
 
-// refused holds the devices whose file systems refused O_DIRECT.
-var refused sync.Map // uint64 → bool
-
 // writeFile is os.WriteFile for a file that will not be read again soon:
-// data of directMin bytes or more goes past the page cache where the file
-// system allows it (direct), the rest through it. Like os.WriteFile it does
+// data of directMin bytes or more goes past the page cache unless noDirect
+// says the file system refused it once (then it is set), the rest through
+// it. It reports whether the bytes went direct. Like os.WriteFile it does
 // not fsync: Local.Sync makes the object durable.
-func writeFile(path string, data []byte, perm os.FileMode) (direct bool, err error) {
-	if len(data) >= directMin {
-		var st unix.Stat_t
-		dev := uint64(0)
-		if unix.Stat(filepath.Dir(path), &st) == nil {
-			dev = st.Dev
+func writeFile(path string, data []byte, perm os.FileMode, noDirect *atomic.Bool) (direct bool, err error) {
+	if len(data) >= directMin && !noDirect.Load() {
+		err := writeDirect(path, data, perm)
+		if !errors.Is(err, errNoDirect) {
+			return err == nil, err
 		}
-		if _, no := refused.Load(dev); !no {
-			err := writeDirect(path, data, perm)
-			if !errors.Is(err, errNoDirect) {
-				return err == nil, err
-			}
-			refused.Store(dev, true)
-		}
+		noDirect.Store(true)
 	}
 	return false, os.WriteFile(path, data, perm)
 }

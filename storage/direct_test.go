@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 
@@ -91,7 +92,7 @@ func TestLargePutsAreDirect(t *testing.T) {
 			t.Errorf("%s: %d pages of a direct write in the page cache", c.name, n)
 		}
 	}
-	if _, no := refused.Load(statDev(t, dir)); no {
+	if l.noDirect.Load() {
 		t.Fatalf("O_DIRECT was refused on %s (type %#x)", dir, sfs.Type)
 	}
 	if names, _ := filepath.Glob(filepath.Join(dir, "p", "*"+tmpMarker+"*")); len(names) > 0 {
@@ -110,7 +111,7 @@ func TestPutWithoutDirect(t *testing.T) {
 		}
 		return os.OpenFile(name, flag, perm)
 	}
-	t.Cleanup(func() { openDirect = os.OpenFile; refused.Clear() })
+	t.Cleanup(func() { openDirect = os.OpenFile })
 	l, err := OpenLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -130,20 +131,12 @@ func TestPutWithoutDirect(t *testing.T) {
 	}
 }
 
-func statDev(t *testing.T, dir string) uint64 {
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Dev
-}
-
 // writeFile replaces what a path held, large or small.
 func TestWriteFileReplaces(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "f")
 	data := randomObject(3<<20 + 11)
 	for _, d := range [][]byte{data, data[:directMin+1], data[:10], data[1:]} {
-		if _, err := writeFile(p, d, 0o600); err != nil {
+		if _, err := writeFile(p, d, 0o600, new(atomic.Bool)); err != nil {
 			t.Fatal(err)
 		}
 		got, err := os.ReadFile(p)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -29,6 +30,8 @@ type Local struct {
 	cached  int             // how many of them went through the page cache
 	syncAll bool            // the next Sync is one syncfs: too many objects, or a new folder
 	syncfsN int             // syncfs calls, for tests
+
+	noDirect atomic.Bool // the file system refused O_DIRECT (direct.go)
 
 	open *OpenFiles // objects kept open for ranged reads
 }
@@ -98,7 +101,7 @@ func (l *Local) Put(ctx context.Context, name string, data []byte) error {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := p + tmpMarker + hex.EncodeToString(rnd[:])
-	direct, err := writeFile(tmp, data, 0o644)
+	direct, err := writeFile(tmp, data, 0o644, &l.noDirect)
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("storage: put %s: %w", name, err)
