@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -217,6 +218,30 @@ func TestMountEndToEnd(t *testing.T) {
 	if got := string(mustRead(t, filepath.Join(mnt, "experiments/batch1.csv"))); got != "third" {
 		t.Fatalf("after remount: %q", got)
 	}
+
+	// umount from a shell whose runtime folder does not know the daemon (another
+	// XDG_RUNTIME_DIR): the mount is live, not stale; it goes, and the daemon
+	// commits what it was given and stops by itself.
+	if err := os.WriteFile(filepath.Join(mnt, "experiments/late.csv"), []byte("late"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid := e.daemonPID("m")
+	elsewhere := exec.Command(e.bin, "umount", mnt)
+	elsewhere.Env = append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+t.TempDir())
+	out, err := elsewhere.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "stops by itself") || strings.Contains(string(out), "died") {
+		t.Fatalf("umount of a live mount unknown to this runtime folder: %v: %s", err, out)
+	}
+	for i := 0; i < 500 && processAlive(pid); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if processAlive(pid) {
+		t.Fatal("the daemon did not stop after its mount went")
+	}
+	e.ok("mount", mnt)
+	if got := string(mustRead(t, filepath.Join(mnt, "experiments/late.csv"))); got != "late" {
+		t.Fatalf("a file written before the foreign umount: %q", got)
+	}
 	e.ok("umount", mnt)
 	if _, ok := lfs.MountInfo(mnt); ok {
 		t.Fatal("still mounted after umount")
@@ -303,6 +328,18 @@ func TestMountKilledBeforeSync(t *testing.T) {
 // (up to 5 s) until it is gone, leaving its mount stale.
 func (e *mntEnv) killDaemon(name string) {
 	e.t.Helper()
+	pid := e.daemonPID(name)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		e.t.Fatal(err)
+	}
+	for i := 0; i < 250 && processAlive(pid); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// daemonPID is the pid in the state file of instance name's mount daemon.
+func (e *mntEnv) daemonPID(name string) int {
+	e.t.Helper()
 	b, err := os.ReadFile(filepath.Join(e.dir, "run", "lamina", name, "mount.json"))
 	if err != nil {
 		e.t.Fatal(err)
@@ -311,12 +348,7 @@ func (e *mntEnv) killDaemon(name string) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
-		e.t.Fatal(err)
-	}
-	for i := 0; i < 250 && processAlive(st.PID); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
+	return st.PID
 }
 
 // stagedFiles counts the files in a staging folder but the emptied ones the
