@@ -190,6 +190,60 @@ func BenchmarkMountList(b *testing.B) {
 	}
 	b.ReportMetric(float64(st.rss)/1024, "peak_RSS_MiB")
 }
+
+// BenchmarkMountListFolder times `ls -l` and `find -type f` of one folder of
+// 100 and of 10,000 files, cold (a fresh mount, page cache dropped) and
+// warm, against the same folder on the local disk. `ls -l` of a fresh
+// mount is the worst case for listings without attributes
+// (dirHandle.Lookup): every file of the first folder is one LOOKUP.
+func BenchmarkMountListFolder(b *testing.B) {
+	for _, n := range []int{100, 10_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			w := newWorldB(b)
+			plain := filepath.Join(w.tmp, "plain", "big")
+			os.MkdirAll(plain, 0o755)
+			var nvs []catalog.NewVersion
+			now := time.Now()
+			for f := 0; f < n; f++ {
+				name := fmt.Sprintf("f%05d.csv", f)
+				os.WriteFile(filepath.Join(plain, name), nil, 0o644)
+				nvs = append(nvs, catalog.NewVersion{Key: "big/" + name, Kind: "file", CreatedAt: now, Mtime: now})
+			}
+			if _, err := w.cat.Save(context.Background(), nvs); err != nil {
+				b.Fatal(err)
+			}
+			timeIt := func(args ...string) float64 {
+				start := time.Now()
+				cmd := exec.Command(args[0], args[1:]...)
+				cmd.Stdout = io.Discard
+				if err := cmd.Run(); err != nil {
+					b.Fatalf("%v: %v", args, err)
+				}
+				return time.Since(start).Seconds()
+			}
+			for i := 0; i < b.N; i++ {
+				for _, tool := range [][]string{{"ls", "-l"}, {"find", "-type", "f"}} {
+					run := func(dir string) []string { return append([]string{tool[0], dir}, tool[1:]...) }
+					w.cat.Close()
+					dropCaches()
+					coldPlain := timeIt(run(plain)...)
+					warmPlain := timeIt(run(plain)...)
+					w.cat = reopenCatalog(b, w.cat.Path())
+					w.mount(lfs.MountOptions{NoXAttrs: true})
+					cpu0 := selfCPU()
+					coldMount := timeIt(run(filepath.Join(w.dir, "big"))...)
+					coldCPU := selfCPU() - cpu0
+					warmMount := timeIt(run(filepath.Join(w.dir, "big"))...)
+					w.mnt.Unmount()
+					b.Logf("%s of %d: cold %.4f s vs plain %.4f s (%.2f), serving CPU %.3f s; warm %.4f s vs %.4f s (%.2f)",
+						strings.Join(tool, " "), n, coldMount, coldPlain, coldMount/coldPlain, coldCPU, warmMount, warmPlain, warmMount/warmPlain)
+					b.ReportMetric(coldMount/coldPlain, tool[0]+"_cold_ratio")
+				}
+			}
+		})
+	}
+}
+
 func newWorldB(b *testing.B) *world { return newWorld(b) }
 
 // selfCPU is this process's CPU time so far (user and system), in seconds:

@@ -355,3 +355,74 @@ func TestListingReadsAhead(t *testing.T) {
 		}
 	}
 }
+
+// Listings leave files' attributes out until a walk is seen to stat what it
+// lists (dirHandle.Lookup): `find -type f` of 100,000 artifacts made an
+// inode on both sides of FUSE per file, most of its cold time. Types stay
+// right, and a stat after a bare listing is one LOOKUP, after which
+// listings carry attributes again (no LOOKUP per file for `ls -l`), until
+// the window passes.
+func TestListingsLeaveAttributesOutUntilStatted(t *testing.T) {
+	t.Cleanup(lfs.SetAttrsWindow(time.Second)) // first: restored after the unmount
+	w := newWorld(t)
+	now := time.Now()
+	var nvs []catalog.NewVersion
+	for _, d := range []string{"a", "b", "c"} {
+		for i := 0; i < 20; i++ {
+			nvs = append(nvs, catalog.NewVersion{Key: fmt.Sprintf("%s/f%02d.csv", d, i), Kind: "file", Size: int64(i), CreatedAt: now, Mtime: now})
+		}
+		nvs = append(nvs, catalog.NewVersion{Key: d + "/sub/x.csv", Kind: "file", CreatedAt: now, Mtime: now})
+	}
+	if _, err := w.cat.Save(context.Background(), nvs); err != nil {
+		t.Fatal(err)
+	}
+	w.mount(lfs.MountOptions{})
+	lookups := func() int64 { return w.mnt.Stats().Lookups }
+	list := func(d string) {
+		t.Helper()
+		es, err := os.ReadDir(filepath.Join(w.dir, d))
+		if err != nil || len(es) != 21 {
+			t.Fatalf("ReadDir %s: %d entries, %v", d, len(es), err)
+		}
+		for _, e := range es {
+			if want := e.Name() == "sub"; e.IsDir() != want || (!want && !e.Type().IsRegular()) {
+				t.Fatalf("%s/%s: type %v", d, e.Name(), e.Type())
+			}
+		}
+	}
+	// stat reports how many LOOKUPs a stat of d/f05.csv sent, and checks
+	// what it shows.
+	stat := func(d string) int64 {
+		t.Helper()
+		n := lookups()
+		fi, err := os.Stat(filepath.Join(w.dir, d, "f05.csv"))
+		if err != nil || fi.Size() != 5 || !fi.Mode().IsRegular() {
+			t.Fatalf("stat %s/f05.csv: %v %v", d, fi, err)
+		}
+		return lookups() - n
+	}
+
+	list("a")
+	if n := stat("a"); n != 1 {
+		t.Fatalf("a stat after a bare listing sent %d LOOKUPs, want 1", n)
+	}
+	// The stat showed a walk that stats: the next listing carries attributes.
+	list("b")
+	if n := stat("b"); n != 0 {
+		t.Fatalf("a stat after a listing with attributes sent %d LOOKUPs, want 0", n)
+	}
+	// Entering a listed folder needs no LOOKUP either way.
+	n := lookups()
+	if _, err := os.ReadDir(filepath.Join(w.dir, "a", "sub")); err != nil {
+		t.Fatal(err)
+	}
+	if d := lookups() - n; d != 0 {
+		t.Fatalf("entering a listed folder sent %d LOOKUPs", d)
+	}
+	// Once the window passes, listings leave attributes out again.
+	time.Sleep(1100 * time.Millisecond)
+	list("c")
+	if n := stat("c"); n != 1 {
+		t.Fatalf("a stat after the window sent %d LOOKUPs, want 1", n)
+	}
+}

@@ -69,8 +69,30 @@ type Mount struct {
 	opened     atomic.Int64  // files opened, for Stats
 	sidecars   sidecarInodes // names.go
 	listed     atomic.Int64  // folder listings made for the kernel, for Stats
+	lookups    atomic.Int64  // LOOKUPs, for Stats
 	dirs       *noOpendir
 	held       heldInodes // held.go
+	// READDIRPLUS leaves files' attributes out (dirHandle.Lookup) unless a
+	// LOOKUP of a file came soon after it last did: unix nanoseconds.
+	bareListed atomic.Int64 // when a listing last left them out
+	attrsUntil atomic.Int64 // listings carry them until then
+}
+
+// attrsWindow is how long listings carry files' attributes after a walk
+// was seen to stat what it listed (a variable for tests).
+var attrsWindow = 5 * time.Second
+
+// listAttrs reports whether READDIRPLUS gives files' attributes now.
+func (m *Mount) listAttrs() bool { return time.Now().UnixNano() < m.attrsUntil.Load() }
+
+// wantAttrs notes a LOOKUP of a file: soon after a listing that left
+// attributes out, it is a walk that stats what it lists (`ls -l`), which
+// one round trip per file would slow; listings carry them for a while.
+func (m *Mount) wantAttrs() {
+	now := time.Now().UnixNano()
+	if now-m.bareListed.Load() < int64(attrsWindow) {
+		m.attrsUntil.Store(now + int64(attrsWindow))
+	}
 }
 
 type changeReq struct {
@@ -283,12 +305,13 @@ type Stats struct {
 	FilesOpened int64      `json:"files_opened"`
 	DirsListed  int64      `json:"dirs_listed"`  // listings the kernel's cache did not answer
 	DirRequests int64      `json:"dir_requests"` // OPENDIR, READDIR(PLUS), RELEASEDIR received
+	Lookups     int64      `json:"lookups"`      // LOOKUPs received (names the kernel did not know)
 }
 
 // Stats reports the mount's figures.
 func (m *Mount) Stats() Stats {
 	return Stats{ChunkCache: m.chunks.stats(), FilesOpened: m.opened.Load(),
-		DirsListed: m.listed.Load(), DirRequests: m.dirs.requests.Load()}
+		DirsListed: m.listed.Load(), DirRequests: m.dirs.requests.Load(), Lookups: m.lookups.Load()}
 }
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }

@@ -86,6 +86,15 @@ func (m *Mount) timeout(e Entry) time.Duration {
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	n.m.lookups.Add(1)
+	child, errno := n.lookup(ctx, name, out)
+	if errno == 0 && !child.IsDir() {
+		n.m.wantAttrs()
+	}
+	return child, errno
+}
+
+func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if n.e.Kind == KindDir && n.m.isScratch(n.prefix()+name) {
 		return n.lookupScratch(ctx, name, out)
 	}
@@ -380,4 +389,23 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 		}
 	}
 	return 0
+}
+
+// Lookup gives READDIRPLUS the attributes of one listed name, or leaves them
+// out: an entry without a node id is only a name and a type to the kernel
+// (fuse_direntplus_link), so it makes no inode on either side. A walk that
+// reads types only (`find -type f`, os.walk) then costs no per-file work;
+// one that stats what it lists (`ls -l`, du, rsync) sends a LOOKUP for
+// each, which switches listings back to full attributes for a while
+// (Mount.wantAttrs). Folders always come with theirs: a walk enters them.
+func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	m := d.n.m
+	d.mu.Lock()
+	dir := d.idx > 0 && d.idx <= len(d.es) && d.es[d.idx-1].Mode&syscall.S_IFMT == syscall.S_IFDIR
+	d.mu.Unlock()
+	if dir || m.listAttrs() || d.n.GetChild(name) != nil {
+		return d.n.lookup(ctx, name, out)
+	}
+	m.bareListed.Store(time.Now().UnixNano())
+	return nil, syscall.EAGAIN // any error: the entry goes out without a node id
 }
