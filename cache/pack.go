@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lamina-bio/lamina/ref"
 )
@@ -91,12 +92,32 @@ func (p *packBuilder) reserve(n int) {
 	p.buf.Grow(max(c, need) - p.buf.Len())
 }
 
-// fullBufs keeps two full-size pack buffers across garbage collections,
-// which empty packBufs: a large write (the mount's, under its memory limit,
+// fullBufs keeps full-size pack buffers across garbage collections, which
+// empty packBufs: a large write (the mount's, under its memory limit,
 // collects often) otherwise allocated and cleared 16 MiB per pack, 3% of
-// the daemon's CPU (docs/write-bench.md). Two: the pack being filled and
-// one being written (Store.SetPackUploads), what the peak holds anyway.
-var fullBufs = make(chan *bytes.Buffer, 2)
+// the daemon's CPU (docs/write-bench.md), and a save to S3, with 8 packs
+// in flight, 12% of its CPU in clearing new pages. It keeps keepFull: the
+// pack being filled, one being closed and those being written
+// (Store.SetPackUploads), what the peak holds anyway.
+var (
+	fullBufs = make(chan *bytes.Buffer, maxKeepFull)
+	keepFull atomic.Int32
+)
+
+const maxKeepFull = 16
+
+func init() { keepFull.Store(2) }
+
+// keepFullBufs raises the number of full-size pack buffers kept to n.
+func keepFullBufs(n int) {
+	n = min(n, maxKeepFull)
+	for {
+		old := keepFull.Load()
+		if int(old) >= n || keepFull.CompareAndSwap(old, int32(n)) {
+			return
+		}
+	}
+}
 
 func takeFullBuf() *bytes.Buffer {
 	select {
@@ -111,7 +132,7 @@ func takeFullBuf() *bytes.Buffer {
 // release hands the pack's buffer back once no one reads the bytes that
 // finish returned.
 func (p *packBuilder) release() {
-	if p.buf.Cap() >= packCap {
+	if p.buf.Cap() >= packCap && len(fullBufs) < int(keepFull.Load()) {
 		select {
 		case fullBufs <- p.buf:
 			p.buf = nil

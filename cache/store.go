@@ -151,6 +151,7 @@ type Writer struct {
 func (s *Store) NewWriter() *Writer {
 	w := &Writer{s: s, known: map[ref.Digest]Loc{}, added: map[ref.Digest]Loc{}}
 	w.uploads.SetLimit(s.uploads)
+	keepFullBufs(s.uploads + 1) // those being written and the one being filled
 	return w
 }
 
