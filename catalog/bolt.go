@@ -326,6 +326,9 @@ func (b *Bolt) Save(ctx context.Context, nvs []NewVersion) ([]Saved, error) {
 			return out, err
 		}
 	}
+	if err := RunSyncFirst(ctx); err != nil {
+		return nil, err
+	}
 	if held != nil {
 		return b.saveGrouped(held, nvs) // bolt_write.go
 	}

@@ -683,6 +683,29 @@ type lazyKey struct{}
 // mark.
 func Lazy(ctx context.Context) context.Context { return context.WithValue(ctx, lazyKey{}, true) }
 
+type syncFirstKey struct{}
+
+// SyncFirst marks ctx for a Save of versions whose content the caller
+// left to the page cache (cache.Writer.CommitNoSync): a catalog that makes
+// the save durable at once, rather than lazily, calls sync before it
+// writes, so that a durable record never names content a crash of the
+// machine could still lose. A lazy save skips it: it is durable only at
+// Flush, which the caller runs after syncing the content.
+func SyncFirst(ctx context.Context, sync func(context.Context) error) context.Context {
+	return context.WithValue(ctx, syncFirstKey{}, sync)
+}
+
+// RunSyncFirst runs the sync SyncFirst put in ctx, if any: stores call it
+// before a durable save.
+func RunSyncFirst(ctx context.Context) error {
+	if sync, ok := ctx.Value(syncFirstKey{}).(func(context.Context) error); ok {
+		if err := sync(ctx); err != nil {
+			return fmt.Errorf("content not made durable before its record: %w", err)
+		}
+	}
+	return nil
+}
+
 func isLazy(ctx context.Context) bool {
 	lazy, _ := ctx.Value(lazyKey{}).(bool)
 	return lazy

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -389,5 +390,27 @@ func TestLazyRename(t *testing.T) {
 	want := []string{"mv/g1", "mv/g2", "mv/g3", "mv/g4", "mv/g5", "mv/g6", "mv/g7", "mv/g8", "mv/h0", "mv/target"}
 	if !slices.Equal(keys, want) || len(d.Links) != 1 || d.Links[0].Key != "mv/link2" {
 		t.Fatalf("mv/ holds %v and links %+v; want %v and mv/link2", keys, d.Links, want)
+	}
+}
+
+// A durable save runs SyncFirst's sync before it writes, and fails whole
+// when the sync does; a lazy save leaves it to the caller's Flush.
+func TestSyncFirst(t *testing.T) {
+	ctx := context.Background()
+	calls := 0
+	sync := func(context.Context) error { calls++; return nil }
+	b := heldBolt(t)
+	if _, err := b.Save(SyncFirst(Lazy(ctx), sync), []NewVersion{testNV("lazy", "1")}); err != nil || calls != 0 {
+		t.Fatalf("lazy save: %v, %d syncs, want 0", err, calls)
+	}
+	if _, err := b.Save(SyncFirst(ctx, sync), []NewVersion{testNV("durable", "2")}); err != nil || calls != 1 {
+		t.Fatalf("durable save: %v, %d syncs, want 1", err, calls)
+	}
+	failing := SyncFirst(ctx, func(context.Context) error { return errors.New("disk full") })
+	if _, err := b.Save(failing, []NewVersion{testNV("unsynced", "3")}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("save whose content sync failed: %v", err)
+	}
+	if _, err := b.ByKey(ctx, "unsynced", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a save whose content sync failed was recorded: %v", err)
 	}
 }

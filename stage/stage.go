@@ -599,6 +599,13 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	if lazy {
 		saveCtx = catalog.Lazy(ctx)
 	}
+	if s.opts.SyncEvery > 0 {
+		// The packs are in the page cache only: a catalog that commits the
+		// save durably (PostgreSQL, or bbolt when it cannot wait) syncs them
+		// first, or a power cut could leave a team's catalog naming packs
+		// that never reached the disk (or the bucket).
+		saveCtx = catalog.SyncFirst(saveCtx, s.content.Sync)
+	}
 	saved, err := s.cat.Save(saveCtx, []catalog.NewVersion{{
 		Key: key, Kind: cache.KindFile, Suffix: suffix, OType: instance.OType(suffix),
 		Size: file.Size, Digest: file.Digest, Manifest: string(mref), Description: desc,

@@ -252,6 +252,10 @@ func (s *Store) Save(ctx context.Context, nvs []catalog.NewVersion) ([]catalog.S
 			return nil, err
 		}
 	}
+	// Durable at COMMIT, so the content it names must be first.
+	if err := catalog.RunSyncFirst(ctx); err != nil {
+		return nil, err
+	}
 	var out []catalog.Saved
 	var learned []Version // for the lookup cache, when it serves
 	_, caching := s.look.begin()

@@ -15,6 +15,7 @@ import (
 	"github.com/lamina-bio/lamina/catalog/catalogtest"
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+	"github.com/lamina-bio/lamina/ref"
 )
 
 func open(t *testing.T) *postgres.Store {
@@ -197,5 +198,27 @@ func TestTwoWriters(t *testing.T) {
 		}
 	case <-time.After(time.Second):
 		t.Fatal("trash not heard within a second")
+	}
+}
+
+// Save commits durably, so it runs SyncFirst's sync before it writes, and
+// records nothing when the sync fails (the content it would name might
+// not survive a crash).
+func TestSaveSyncsContentFirst(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	calls := 0
+	synced := catalog.SyncFirst(catalog.Lazy(ctx), func(context.Context) error { calls++; return nil })
+	nv := catalog.NewVersion{Key: "a/x.csv", Kind: "file", Size: 1, Digest: ref.Sum([]byte("x")), CreatedAt: time.Now(), Mtime: time.Now()}
+	if _, err := s.Save(synced, []catalog.NewVersion{nv}); err != nil || calls != 1 {
+		t.Fatalf("Save: %v, %d syncs, want 1", err, calls)
+	}
+	failing := catalog.SyncFirst(ctx, func(context.Context) error { return errors.New("disk full") })
+	nv.Key, nv.Digest = "a/y.csv", ref.Sum([]byte("y"))
+	if _, err := s.Save(failing, []catalog.NewVersion{nv}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Save whose content sync failed: %v", err)
+	}
+	if _, err := s.ByKey(ctx, "a/y.csv", 0); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("a save whose content sync failed was recorded: %v", err)
 	}
 }
