@@ -141,15 +141,7 @@ func BenchmarkMountList(b *testing.B) {
 		}
 		nvs = nvs[n:]
 	}
-	timeIt := func(name string, args ...string) float64 {
-		start := time.Now()
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Stdout = io.Discard
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("%s: %v", name, err)
-		}
-		return time.Since(start).Seconds()
-	}
+	timeIt := func(_ string, args ...string) float64 { return timeCmd(b, args...) }
 	for _, xattrs := range []bool{true, false} {
 		for i := 0; i < b.N; i++ {
 			for _, tool := range [][]string{{"find", "-type", "f"}, {"ls", "-lR"}} {
@@ -212,15 +204,7 @@ func BenchmarkMountListFolder(b *testing.B) {
 			if _, err := w.cat.Save(context.Background(), nvs); err != nil {
 				b.Fatal(err)
 			}
-			timeIt := func(args ...string) float64 {
-				start := time.Now()
-				cmd := exec.Command(args[0], args[1:]...)
-				cmd.Stdout = io.Discard
-				if err := cmd.Run(); err != nil {
-					b.Fatalf("%v: %v", args, err)
-				}
-				return time.Since(start).Seconds()
-			}
+			timeIt := func(args ...string) float64 { return timeCmd(b, args...) }
 			for i := 0; i < b.N; i++ {
 				for _, tool := range [][]string{{"ls", "-l"}, {"find", "-type", "f"}} {
 					run := func(dir string) []string { return append([]string{tool[0], dir}, tool[1:]...) }
@@ -245,6 +229,18 @@ func BenchmarkMountListFolder(b *testing.B) {
 }
 
 func newWorldB(b *testing.B) *world { return newWorld(b) }
+
+// timeCmd runs a command, its output discarded, and returns its wall time
+// in seconds.
+func timeCmd(b *testing.B, args ...string) float64 {
+	start := time.Now()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout = io.Discard
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%v: %v", args, err)
+	}
+	return time.Since(start).Seconds()
+}
 
 // selfCPU is this process's CPU time so far (user and system), in seconds:
 // in these benchmarks, the mount's serving.
