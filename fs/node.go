@@ -401,9 +401,11 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	m := d.n.m
 	d.mu.Lock()
-	dir := d.idx > 0 && d.idx <= len(d.es) && d.es[d.idx-1].Mode&syscall.S_IFMT == syscall.S_IFDIR
+	// The entry Readdirent gave last, unless go-fuse replays an interrupted
+	// read (then the name differs, and the entry goes out whole).
+	file := d.idx > 0 && d.idx <= len(d.es) && d.es[d.idx-1].Name == name && d.es[d.idx-1].Mode&syscall.S_IFMT != syscall.S_IFDIR
 	d.mu.Unlock()
-	if dir || m.listAttrs() || d.n.GetChild(name) != nil {
+	if !file || m.listAttrs() || d.n.GetChild(name) != nil {
 		return d.n.lookup(ctx, name, out)
 	}
 	m.bareListed.Store(time.Now().UnixNano())
