@@ -101,12 +101,10 @@ func (p *packBuilder) reserve(n int) {
 // (Store.SetPackUploads), what the peak holds anyway.
 var (
 	fullBufs = make(chan *bytes.Buffer, maxKeepFull)
-	keepFull atomic.Int32
+	keepFull atomic.Int32 // raised by each NewWriter
 )
 
 const maxKeepFull = 16
-
-func init() { keepFull.Store(2) }
 
 // keepFullBufs raises the number of full-size pack buffers kept to n.
 func keepFullBufs(n int) {

@@ -141,7 +141,6 @@ func BenchmarkMountList(b *testing.B) {
 		}
 		nvs = nvs[n:]
 	}
-	timeIt := func(_ string, args ...string) float64 { return timeCmd(b, args...) }
 	for _, xattrs := range []bool{true, false} {
 		for i := 0; i < b.N; i++ {
 			for _, tool := range [][]string{{"find", "-type", "f"}, {"ls", "-lR"}} {
@@ -152,14 +151,14 @@ func BenchmarkMountList(b *testing.B) {
 				// has mapped would survive drop_caches.
 				w.cat.Close()
 				dropCaches()
-				coldPlain := timeIt("plain", run(plain)...)
-				warmPlain := timeIt("plain", run(plain)...)
+				coldPlain := timeCmd(b, run(plain)...)
+				warmPlain := timeCmd(b, run(plain)...)
 				w.cat = reopenCatalog(b, w.cat.Path())
 				w.mount(lfs.MountOptions{NoXAttrs: !xattrs})
 				cpu0 := selfCPU()
-				coldMount := timeIt("mount", run(w.dir)...)
+				coldMount := timeCmd(b, run(w.dir)...)
 				coldCPU := selfCPU() - cpu0
-				warmMount := timeIt("mount", run(w.dir)...)
+				warmMount := timeCmd(b, run(w.dir)...)
 				w.mnt.Unmount()
 				label := strings.Join(tool, " ")
 				b.Logf("%s (xattrs %v): cold %.3f s vs plain %.3f s (%.2f), serving CPU %.2f s; warm %.3f s vs %.3f s (%.2f)",
@@ -204,20 +203,19 @@ func BenchmarkMountListFolder(b *testing.B) {
 			if _, err := w.cat.Save(context.Background(), nvs); err != nil {
 				b.Fatal(err)
 			}
-			timeIt := func(args ...string) float64 { return timeCmd(b, args...) }
 			for i := 0; i < b.N; i++ {
 				for _, tool := range [][]string{{"ls", "-l"}, {"find", "-type", "f"}} {
 					run := func(dir string) []string { return append([]string{tool[0], dir}, tool[1:]...) }
 					w.cat.Close()
 					dropCaches()
-					coldPlain := timeIt(run(plain)...)
-					warmPlain := timeIt(run(plain)...)
+					coldPlain := timeCmd(b, run(plain)...)
+					warmPlain := timeCmd(b, run(plain)...)
 					w.cat = reopenCatalog(b, w.cat.Path())
 					w.mount(lfs.MountOptions{NoXAttrs: true})
 					cpu0 := selfCPU()
-					coldMount := timeIt(run(filepath.Join(w.dir, "big"))...)
+					coldMount := timeCmd(b, run(filepath.Join(w.dir, "big"))...)
 					coldCPU := selfCPU() - cpu0
-					warmMount := timeIt(run(filepath.Join(w.dir, "big"))...)
+					warmMount := timeCmd(b, run(filepath.Join(w.dir, "big"))...)
 					w.mnt.Unmount()
 					b.Logf("%s of %d: cold %.4f s vs plain %.4f s (%.2f), serving CPU %.3f s; warm %.4f s vs %.4f s (%.2f)",
 						strings.Join(tool, " "), n, coldMount, coldPlain, coldMount/coldPlain, coldCPU, warmMount, warmPlain, warmMount/warmPlain)

@@ -426,7 +426,7 @@ func cmdUmount() *cli.Command {
 				}
 				return fmt.Errorf("%s is not mounted", dir)
 			}
-			if !lfs.Stale(dir) {
+			if answers(dir) {
 				// A live daemon this user's runtime folder does not know (another
 				// XDG_RUNTIME_DIR, another user's root shell): a plain unmount, which
 				// fails while the mount is in use; the daemon sees it go, syncs
@@ -443,6 +443,21 @@ func cmdUmount() *cli.Command {
 			fmt.Fprintf(w, "cleared a stale mount at %s (its daemon had died)\n", dir)
 			return nil
 		},
+	}
+}
+
+// answers reports whether the FUSE mount at dir is served: its daemon
+// answers within 2 s. A stale mount says so at once; a hung daemon (one
+// stopped with SIGSTOP, say) never answers, and the caller detaches it
+// like a stale one rather than wait with it.
+func answers(dir string) bool {
+	live := make(chan bool, 1)
+	go func() { live <- !lfs.Stale(dir) }()
+	select {
+	case ok := <-live:
+		return ok
+	case <-time.After(2 * time.Second):
+		return false
 	}
 }
 

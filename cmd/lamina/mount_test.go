@@ -242,6 +242,36 @@ func TestMountEndToEnd(t *testing.T) {
 	if got := string(mustRead(t, filepath.Join(mnt, "experiments/late.csv"))); got != "late" {
 		t.Fatalf("a file written before the foreign umount: %q", got)
 	}
+
+	// A hung daemon (stopped) does not answer: the foreign umount detaches the
+	// mount within its 2 s wait instead of hanging with it.
+	pid = e.daemonPID("m")
+	syscall.Kill(pid, syscall.SIGSTOP)
+	hung := exec.Command(e.bin, "umount", mnt)
+	hung.Env = append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+t.TempDir())
+	done := make(chan error, 1)
+	var hungOut []byte
+	go func() { var err error; hungOut, err = hung.CombinedOutput(); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("umount of a hung mount: %v: %s", err, hungOut)
+		}
+	case <-time.After(20 * time.Second):
+		syscall.Kill(pid, syscall.SIGCONT)
+		t.Fatal("umount of a mount whose daemon is stopped hung")
+	}
+	if _, still := lfs.MountInfo(mnt); still {
+		t.Fatalf("still mounted after the umount of a hung daemon: %s", hungOut)
+	}
+	syscall.Kill(pid, syscall.SIGCONT)
+	for i := 0; i < 500 && processAlive(pid); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if processAlive(pid) {
+		t.Fatal("the resumed daemon did not stop after its mount went")
+	}
+	e.ok("mount", mnt)
 	e.ok("umount", mnt)
 	if _, ok := lfs.MountInfo(mnt); ok {
 		t.Fatal("still mounted after umount")
