@@ -436,7 +436,11 @@ func (h *handle) Release(context.Context) syscall.Errno {
 	}()
 	before := h.w.f.Changes()
 	if err := h.w.f.Release(ctx); err != nil {
+		m.notifyAsync(h.w.f.Key()) // the kernel's size, or entry, of what was not committed
 		return h.w.n.errno("commit at release", err)
+	}
+	if h.w.f.Broken() {
+		m.notifyAsync(h.w.f.Key())
 	}
 	m.afterCommit(ctx, h.w.f, before)
 	return 0

@@ -167,6 +167,11 @@ type File struct {
 	lastSaved bool          // the last change was a commit, of base
 	stream    *stream       // its bytes being stored as they come (stream.go)
 	reuse     *cache.Writer // a voided stream's session, for the commit
+	// broken is the error of a write that failed (a full disk, say): the
+	// bytes from brokenAt on are not what the writer meant, so the File
+	// commits nothing until a truncate cuts them off (see WriteAt).
+	broken   error
+	brokenAt int64
 }
 
 func newID() string {
@@ -290,6 +295,9 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 	}
 	n, err := f.data.WriteAt(p, off)
+	if err != nil && (f.broken == nil || off+int64(n) < f.brokenAt) {
+		f.broken, f.brokenAt = err, off+int64(n)
+	}
 	if end := off + int64(n); end > f.size {
 		f.size = end
 	}
@@ -373,6 +381,9 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 	}
 	f.size, f.dirty, f.mtime = size, true, time.Now()
 	f.seq = size == 0
+	if f.broken != nil && size <= f.brokenAt {
+		f.broken = nil // what the failed write left out is cut off
+	}
 	return nil
 }
 
@@ -458,6 +469,9 @@ func (f *File) flush(ctx context.Context, final bool) error {
 	if deleted {
 		return nil
 	}
+	if f.dirty && f.broken != nil {
+		return f.brokenError()
+	}
 	if f.dirty && !f.wrote && f.size == 0 && !final {
 		// Created or truncated, nothing written yet: a shell closes its
 		// first descriptor before the command writes. Committed at Release
@@ -479,6 +493,20 @@ func (f *File) flush(ctx context.Context, final bool) error {
 		f.s.changed(key)
 	}
 	return nil
+}
+
+// brokenError is what a close or fsync of a broken File returns: the
+// failed write's error, so that close(2) says why (ENOSPC, EIO).
+func (f *File) brokenError() error {
+	return fmt.Errorf("stage: %s not committed: a write to it failed: %w", f.Key(), f.broken)
+}
+
+// Broken tells whether a write to the File failed and nothing after it
+// made it whole: it commits nothing, and Release drops its bytes.
+func (f *File) Broken() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.broken != nil && f.dirty
 }
 
 // Changes counts the File's changes to the catalog (commits and attribute
@@ -635,6 +663,9 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 func (f *File) Sync(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.dirty && f.broken != nil {
+		return f.brokenError()
+	}
 	if err := f.data.Sync(); err != nil {
 		return err
 	}
@@ -687,6 +718,16 @@ func (f *File) Release(ctx context.Context) error {
 		f.s.open[f.key] = list
 	}
 	f.s.mu.Unlock()
+	if err != nil && f.broken != nil && f.dirty {
+		// Half a file is not a version, and the writer was told, at the
+		// write and at close(2); the bytes go, freeing what a full disk
+		// needs most.
+		f.s.log.Warn("lamina mount: a write failed, so the file was not committed; its staged bytes are dropped",
+			"key", f.Key(), "size", f.size, "err", f.broken)
+		f.data.Close()
+		f.s.dropStaged(f.id)
+		return nil
+	}
 	if err != nil {
 		// Keep the staged bytes for Recover (lost+found) rather than drop them.
 		f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged for recovery", "key", f.Key(), "err", err)

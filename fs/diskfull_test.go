@@ -1,0 +1,140 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	lfs "github.com/lamina-bio/lamina/fs"
+	"github.com/lamina-bio/lamina/stage"
+)
+
+// A write that fails (here: the staging folder's disk is full) leaves half
+// a file; close(2) says so and no version is made of it, whether the key is
+// new or had a version, and the space is given back. A truncate that cuts
+// the missing bytes off makes the File whole again.
+func TestFailedWriteCommitsNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("LAMINA_ALLOW_SKIP") == "" {
+			t.Fatal("this test mounts a small tmpfs and needs root (set LAMINA_ALLOW_SKIP=1 to skip)")
+		}
+		t.Skip("needs root to mount a tmpfs")
+	}
+	w := newWorld(t)
+	small := filepath.Join(w.tmp, "small")
+	os.Mkdir(small, 0o755)
+	if err := syscall.Mount("tmpfs", small, "tmpfs", 0, "size=4m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(small, syscall.MNT_DETACH) })
+	staging := filepath.Join(small, "staging")
+	st, err := stage.New(w.cat, w.in.Store, stage.Options{Dir: staging, User: "tester", SyncEvery: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := []byte("version one\n")
+	w.save("old.txt", v1)
+	w.mount(lfs.MountOptions{Stage: st})
+
+	// RELEASE follows close(2) asynchronously: the staged bytes of a failed
+	// file go a little after.
+	waitFree := func() {
+		t.Helper()
+		var used int64
+		for range 200 {
+			var fs syscall.Statfs_t
+			syscall.Statfs(small, &fs)
+			if used = int64(fs.Blocks-fs.Bfree) * fs.Bsize; used < 1<<20 {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("the failed files' staged bytes still use %d bytes of the staging disk", used)
+	}
+	big := random(8 << 20)
+	writeAll := func(name string, flag int) (werr, cerr error) {
+		f, err := os.OpenFile(w.p(name), flag, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, werr = f.Write(big)
+		return werr, f.Close()
+	}
+	for _, c := range []struct {
+		name string
+		flag int
+	}{
+		{"old.txt", os.O_WRONLY | os.O_TRUNC},              // a key with a version
+		{"new.bin", os.O_WRONLY | os.O_CREATE | os.O_EXCL}, // a new key
+		{"old.txt", os.O_WRONLY | os.O_APPEND},             // copied on write, then appended to
+	} {
+		waitFree()
+		werr, cerr := writeAll(c.name, c.flag)
+		if !errors.Is(werr, syscall.ENOSPC) {
+			t.Fatalf("%s: write of 8 MiB on a 4 MiB disk: %v, want ENOSPC", c.name, werr)
+		}
+		if !errors.Is(cerr, syscall.ENOSPC) {
+			t.Fatalf("%s: close after a failed write: %v, want ENOSPC (nothing committed)", c.name, cerr)
+		}
+	}
+	waitFree()
+	if vs := w.versions("old.txt"); len(vs) != 1 {
+		t.Fatalf("old.txt has %d versions after failed writes, want 1", len(vs))
+	}
+	if vs := w.versions("new.bin"); len(vs) != 0 {
+		t.Fatalf("new.bin has %d versions after a failed write, want none", len(vs))
+	}
+	if got := w.read("old.txt"); !bytes.Equal(got, v1) {
+		t.Fatalf("old.txt reads %d bytes after failed writes, want its version 1 (%d bytes)", len(got), len(v1))
+	}
+	if _, err := os.Stat(w.p("new.bin")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("new.bin after a failed write: %v, want ENOENT", err)
+	}
+
+	// A writer that gets ENOSPC, truncates and writes again what fits is
+	// whole again: its close commits.
+	f, err := os.OpenFile(w.p("retry.txt"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(big); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("write: %v, want ENOSPC", err)
+	}
+	if err := f.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("fits\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after truncate and rewrite: %v", err)
+	}
+	if got := w.read("retry.txt"); string(got) != "fits\n" {
+		t.Fatalf("retry.txt = %q", got)
+	}
+
+	// A restart finds nothing of the failed files to commit.
+	w.mnt.Unmount()
+	st2, err := stage.New(w.cat, w.in.Store, stage.Options{Dir: staging, User: "tester", SyncEvery: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := st2.Recover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rec {
+		t.Errorf("recovered after the failed writes: %+v", r)
+	}
+	if vs := w.versions("old.txt"); len(vs) != 1 {
+		t.Fatalf("old.txt has %d versions after recovery, want 1", len(vs))
+	}
+	if vs := w.versions("new.bin"); len(vs) != 0 {
+		t.Fatalf("new.bin has %d versions after recovery, want none", len(vs))
+	}
+}
