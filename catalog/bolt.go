@@ -729,8 +729,8 @@ func (b *Bolt) TrashList(ctx context.Context) ([]TrashEntry, error) {
 			if err != nil {
 				return fmt.Errorf("catalog: artifact %s: %w", stem, err)
 			}
-			if a.TrashedAt == nil && a.Latest == a.Versions {
-				return nil // nothing can be trashed: fast path
+			if a.TrashedAt == nil && a.Versions == 1 && a.Latest == 1 {
+				return nil // its one version is live: nothing to read
 			}
 			vs, err := t.stemVersions(a.Stem)
 			if err != nil {

@@ -212,6 +212,10 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if s.Version.Version != 3 {
 			t.Fatalf("version after trash = %d, want 3", s.Version.Version)
 		}
+		// Written again, its trashed versions are still listed in the trash.
+		if tl, _ := c.TrashList(ctx); len(tl) != 1 || tl[0].Key != "t/a" || tl[0].Versions != 2 {
+			t.Fatalf("TrashList after the key was written again = %+v, want t/a with 2 versions", tl)
+		}
 		if _, err := c.Restore(ctx, "t/a"); err != nil {
 			t.Fatal(err)
 		}
