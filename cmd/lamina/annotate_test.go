@@ -237,19 +237,8 @@ func TestCurate(t *testing.T) {
 	})
 
 	t.Run("StandardizeAndSave", func(t *testing.T) {
-		// The obs table without the rows nothing can fix.
-		raw, err := os.ReadFile(filepath.Join(samples, "pbmc_small_obs.csv"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var keep []string
-		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-			if !strings.Contains(line, ",dendritc cell,") && !strings.Contains(line, ",doublet,") {
-				keep = append(keep, line)
-			}
-		}
-		in := e.write("pbmc_obs.csv", []byte(strings.Join(keep, "\n")+"\n"))
-		_, _, err = e.run("curate", in, "--schema", "ct")
+		in := e.write("pbmc_obs.csv", fixableObs(t))
+		_, _, err := e.run("curate", in, "--schema", "ct")
 		if exitCode(err) != 1 {
 			t.Fatalf("before standardizing: %v", err)
 		}
@@ -298,6 +287,92 @@ func TestCurate(t *testing.T) {
 			t.Fatalf("h5ad with unfixable tissues: %v", err)
 		}
 	})
+}
+
+// fixableObs is the sample obs table without the rows nothing can fix:
+// its cell types all validate once standardized.
+func fixableObs(t *testing.T) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(samples, "pbmc_small_obs.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []string
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		if !strings.Contains(line, ",dendritc cell,") && !strings.Contains(line, ",doublet,") {
+			keep = append(keep, line)
+		}
+	}
+	return []byte(strings.Join(keep, "\n") + "\n")
+}
+
+// TestCurateJSONSaved checks that curate --key --format json writes one
+// JSON document, with what it saved inside, and nothing else on stdout.
+func TestCurateJSONSaved(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("schema", "create", "ct", "--feature", "cell_type")
+	in := e.write("pbmc_obs.csv", fixableObs(t))
+	type saved struct {
+		Key       string `json:"key"`
+		Version   int    `json:"version"`
+		UID       string `json:"uid"`
+		Unchanged bool   `json:"unchanged"`
+		Schema    string `json:"schema"`
+		Terms     int    `json:"terms"`
+	}
+	var first saved
+	for _, tc := range []struct {
+		name string
+		args []string
+		want func(*saved) string // what is wrong with saved, or ""
+	}{
+		{"NoKey", nil, func(s *saved) string {
+			if s != nil {
+				return "a save without --key"
+			}
+			return ""
+		}},
+		{"Saved", []string{"--key", "curated/g.csv"}, func(s *saved) string {
+			if s == nil || s.Key != "curated/g.csv" || s.Version != 1 || len(s.UID) != 20 || s.Unchanged || s.Schema != "ct" || s.Terms == 0 {
+				return "not the new version, annotated"
+			}
+			first = *s
+			return ""
+		}},
+		{"Unchanged", []string{"--key", "curated/g.csv"}, func(s *saved) string {
+			if s == nil || !s.Unchanged || s.UID != first.UID || s.Version != 1 {
+				return "not the unchanged first version"
+			}
+			return ""
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"curate", in, "--schema", "ct", "--standardize", "--format", "json"}, tc.args...)
+			out, _, err := e.run(args...)
+			if err != nil {
+				t.Fatalf("lamina %s: %v", strings.Join(args, " "), err)
+			}
+			var r struct {
+				ValidAfterStandardize bool   `json:"valid_after_standardize"`
+				Saved                 *saved `json:"saved"`
+			}
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				t.Fatalf("stdout is not one JSON document: %v\n%s", err, out)
+			}
+			if msg := tc.want(r.Saved); msg != "" || !r.ValidAfterStandardize {
+				t.Fatalf("saved: %s: %+v\n%s", msg, r.Saved, out)
+			}
+		})
+	}
+	var v catalog.Version
+	e.jsonOut(&v, "show", "curated/g.csv", "--format", "json")
+	if v.UID != first.UID {
+		t.Fatalf("show says %s, curate said %s", v.UID, first.UID)
+	}
+	// Text keeps its line.
+	if out := e.ok("curate", in, "--schema", "ct", "--standardize", "--key", "curated/g.csv"); !strings.Contains(out, "unchanged curated/g.csv@v1 ("+first.UID+"), annotated with schema ct") {
+		t.Fatalf("text output:\n%s", out)
+	}
 }
 
 func contains(ss []string, s string) bool {

@@ -85,15 +85,7 @@ func cmdCurate() *cli.Command {
 			}
 			std := c.Bool("standardize")
 			ok := r.OK() || (std && r.OKAfterStandardize())
-			if format == "json" {
-				if err := writeJSON(c.App.Writer, struct {
-					*curate.Report
-					Valid                 bool `json:"valid"`
-					ValidAfterStandardize bool `json:"valid_after_standardize"`
-				}{r, r.OK(), r.OKAfterStandardize()}); err != nil {
-					return err
-				}
-			} else {
+			if format != "json" {
 				curate.WriteReport(c.App.Writer, r, std)
 			}
 			if m := c.String("mapping"); m != "" {
@@ -109,48 +101,89 @@ func cmdCurate() *cli.Command {
 					return err
 				}
 			}
+			// With --format json, stdout is one JSON document: the report
+			// and what was saved, written once the save is done.
+			var saved *savedCurated
+			if ok && c.IsSet("key") {
+				saved, err = saveCurated(c, in, path, kind, r, s, fs)
+			}
+			if format == "json" {
+				if jerr := writeJSON(c.App.Writer, curateJSON{r, r.OK(), r.OKAfterStandardize(), saved}); err == nil {
+					err = jerr
+				}
+			} else if saved != nil && err == nil {
+				verb := "saved"
+				if saved.Unchanged {
+					verb = "unchanged"
+				}
+				fmt.Fprintf(c.App.Writer, "%s %s (%s), annotated with schema %s, %d terms\n", verb, saved.ref(), saved.UID, saved.Schema, saved.Terms)
+			}
+			if err != nil {
+				return err
+			}
 			if !ok {
 				if c.IsSet("key") {
 					return exitf(1, "not saved: the table does not validate")
 				}
 				return exitf(1, "")
 			}
-			if !c.IsSet("key") {
-				return nil
-			}
-			return saveCurated(c, in, path, kind, r, s, fs)
+			return nil
 		},
 	}
 }
 
+// curateJSON is the output of curate --format json.
+type curateJSON struct {
+	*curate.Report
+	Valid                 bool          `json:"valid"`
+	ValidAfterStandardize bool          `json:"valid_after_standardize"`
+	Saved                 *savedCurated `json:"saved,omitempty"` // with --key, once saved
+}
+
+// savedCurated is the version curate --key saved and how it was annotated.
+type savedCurated struct {
+	Key       string `json:"key"`
+	Version   int    `json:"version"`
+	UID       string `json:"uid"`
+	Unchanged bool   `json:"unchanged"` // same bytes as the latest version: no new version
+	Schema    string `json:"schema"`
+	Terms     int    `json:"terms"`
+}
+
+// ref names the saved version as KEY@vN.
+func (s *savedCurated) ref() string { return catalog.Version{Key: s.Key, Version: s.Version}.Ref() }
+
 // saveCurated saves the (standardized) table under --key and annotates it
-// with the schema, the terms of its columns and its categorical values.
-func saveCurated(c *cli.Context, in *instance.Instance, path, kind string, r *curate.Report, s catalog.Schema, fs []catalog.Feature) error {
+// with the schema, the terms of its columns and its categorical values. It
+// writes nothing: the caller reports what was saved. When the annotation
+// fails after the save, it returns the saved version with the error.
+func saveCurated(c *cli.Context, in *instance.Instance, path, kind string, r *curate.Report, s catalog.Schema, fs []catalog.Feature) (*savedCurated, error) {
 	src := path
 	if c.Bool("standardize") && len(r.Mapping()) > 0 && (kind == dataset.CSV || kind == dataset.TSV || kind == dataset.Parquet) {
 		dir, err := os.MkdirTemp("", "lamina-curate-")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer os.RemoveAll(dir)
 		src = filepath.Join(dir, filepath.Base(path))
 		f, err := os.Create(src)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		err = curate.WriteStandardized(path, kind, r, f)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("writing the standardized table: %w", err)
+			return nil, fmt.Errorf("writing the standardized table: %w", err)
 		}
 	}
 	res, err := in.Save(c.Context, []instance.SaveItem{{Path: src, Key: c.String("key")}}, instance.SaveOptions{Description: c.String("description")})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	v := res[0].Saved.Version
+	saved := &savedCurated{Key: v.Key, Version: v.Version, UID: v.UID, Unchanged: res[0].Saved.Unchanged}
 	cat := map[string]bool{}
 	for _, f := range fs {
 		cat[f.Name] = f.Entity() != ""
@@ -166,12 +199,8 @@ func saveCurated(c *cli.Context, in *instance.Instance, path, kind string, r *cu
 	}
 	a, err := in.Catalog.Annotate(c.Context, v.UID, add)
 	if err != nil {
-		return fmt.Errorf("saved %s but could not annotate it: %w", v.Ref(), err)
+		return saved, fmt.Errorf("saved %s but could not annotate it: %w", v.Ref(), err)
 	}
-	verb := "saved"
-	if res[0].Saved.Unchanged {
-		verb = "unchanged"
-	}
-	fmt.Fprintf(c.App.Writer, "%s %s (%s), annotated with schema %s, %d terms\n", verb, v.Ref(), v.UID, a.Schema, len(a.Terms))
-	return nil
+	saved.Schema, saved.Terms = a.Schema, len(a.Terms)
+	return saved, nil
 }
