@@ -38,6 +38,7 @@ var (
 type writeHandle struct {
 	f        *stage.File
 	readOnly bool
+	app      bool // opened with O_APPEND: every write lands at the end
 	n        *node
 	heldKey  string     // whose path keeps n's inode while this is open (held.go)
 	held     *heldInode // nil: nothing held
@@ -361,6 +362,13 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 		return nil, 0, syscall.EACCES
 	}
 	trunc, app := flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0
+	if app && !trunc {
+		if f := st.JoinAppend(key); f != nil {
+			w := &writeHandle{f: f, n: n, app: true}
+			w.hold(key)
+			return &handle{w: w}, 0, 0
+		}
+	}
 	var f *stage.File
 	cur, err := n.m.ns.cat.ByKey(catalog.Fresh(ctx), key, 0) // copied on write: never a cached answer
 	switch {
@@ -376,7 +384,7 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 	if err != nil {
 		return nil, 0, n.errno("open", err)
 	}
-	w := &writeHandle{f: f, n: n}
+	w := &writeHandle{f: f, n: n, app: app}
 	w.hold(key)
 	return &handle{w: w}, 0, 0
 }
@@ -385,7 +393,13 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	if h.w == nil || h.w.readOnly {
 		return 0, syscall.EBADF
 	}
-	k, err := h.w.f.WriteAt(ctx, data, off)
+	var k int
+	var err error
+	if h.w.app {
+		k, err = h.w.f.Append(ctx, data)
+	} else {
+		k, err = h.w.f.WriteAt(ctx, data, off)
+	}
 	if err != nil {
 		return uint32(k), h.w.n.errno("write", err)
 	}
@@ -565,6 +579,13 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	st := n.m.ns.st
 	var f *stage.File
 	var err error
+	app := flags&syscall.O_APPEND != 0
+	join := func() *stage.File { // another appender's File (JoinAppend)
+		if app && flags&syscall.O_TRUNC == 0 {
+			return st.JoinAppend(key)
+		}
+		return nil
+	}
 	ent, lerr := n.m.ns.lookupKey(ctx, n.prefix(), name)
 	ent = n.m.held.apply(n.prefix(), name, ent) // another writer's inode
 	switch {
@@ -575,15 +596,19 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	case lerr == nil && ((ent.Kind == KindFile && ent.Latest) || ent.Kind == KindPending) && !n.m.mayWrite(ctx, ent):
 		return nil, nil, 0, syscall.EACCES
 	case lerr == nil && ent.Kind == KindFile && ent.Latest:
-		var v *catalog.Version
-		if v, err = n.m.ns.Full(ctx, ent); err == nil {
-			f, err = st.Open(ctx, key, *v, flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0)
+		if f = join(); f == nil {
+			var v *catalog.Version
+			if v, err = n.m.ns.Full(ctx, ent); err == nil {
+				f, err = st.Open(ctx, key, *v, flags&syscall.O_TRUNC != 0, app)
+			}
 		}
 	case lerr == nil && ent.Kind != KindPending:
 		return nil, nil, 0, syscall.EROFS
 	default:
-		if f, err = st.Create(ctx, key, mode&0o7777); err == nil {
-			if flags&syscall.O_APPEND != 0 {
+		if f = join(); f != nil {
+			ent = n.m.ns.pendingEntry(name, key, f)
+		} else if f, err = st.Create(ctx, key, mode&0o7777); err == nil {
+			if app {
 				f.SetAppend()
 			}
 			ent = n.m.ns.pendingEntry(name, key, f)
@@ -593,7 +618,7 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, n.errno("create", err)
 	}
 	child := &node{m: n.m, e: ent}
-	h := &handle{w: &writeHandle{f: f, n: child}}
+	h := &handle{w: &writeHandle{f: f, n: child, app: app}}
 	n.m.fill(child.current(ctx, h), &out.Attr)
 	out.SetEntryTimeout(n.m.opts.LatestTimeout)
 	out.SetAttrTimeout(0)

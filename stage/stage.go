@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -172,6 +173,7 @@ type File struct {
 	// commits nothing until a truncate cuts them off (see WriteAt).
 	broken   error
 	brokenAt int64
+	handles  int // writable opens sharing the File (JoinAppend); Release of the last one releases it
 }
 
 func newID() string {
@@ -206,7 +208,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
-	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, append: appendMode, mtime: time.Now()}
+	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, append: appendMode, mtime: time.Now(), handles: 1}
 	if base != nil && base.UID != "" {
 		f.base = base
 		f.size = base.Size
@@ -229,6 +231,32 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	s.open[key] = append(s.open[key], f)
 	s.mu.Unlock()
 	return f, nil
+}
+
+// JoinAppend returns the File a writer of key holds open, with one more
+// handle on it, for an open with O_APPEND (and without O_TRUNC); nil if
+// there is none. Appenders then add to the same bytes, as they would to one
+// inode: a log that a shell and its children append to keeps every line
+// (each with a File of its own, the last close's version would hold only
+// that writer's lines). The caller writes through Append.
+func (s *Stage) JoinAppend(key string) *File {
+	s.mu.Lock()
+	open := slices.Clone(s.open[key])
+	s.mu.Unlock()
+	for _, f := range slices.Backward(open) {
+		f.mu.Lock()
+		f.s.mu.Lock()
+		ok := !f.released && !f.deleted && f.broken == nil && f.key == key
+		f.s.mu.Unlock()
+		if ok {
+			f.handles++
+		}
+		f.mu.Unlock()
+		if ok {
+			return f
+		}
+	}
+	return nil
 }
 
 // writeJournal records the File's state with its key and mode.
@@ -282,10 +310,21 @@ var errIsFolder = errors.New("is a folder")
 func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.writeLocked(ctx, p, off, f.append)
+}
+
+// Append writes p at the end, for a handle opened with O_APPEND.
+func (f *File) Append(ctx context.Context, p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.writeLocked(ctx, p, 0, true)
+}
+
+func (f *File) writeLocked(ctx context.Context, p []byte, off int64, atEnd bool) (int, error) {
 	if err := f.ensureCopy(ctx); err != nil {
 		return 0, err
 	}
-	if f.append {
+	if atEnd {
 		off = f.size
 	}
 	if off != f.size && f.seq {
@@ -699,6 +738,10 @@ func (f *File) Release(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.released {
+		return nil
+	}
+	if f.handles > 1 {
+		f.handles-- // another appender still writes: the last Release commits
 		return nil
 	}
 	f.released = true

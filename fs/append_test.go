@@ -1,0 +1,68 @@
+package fs_test
+
+import (
+	"os"
+	"testing"
+)
+
+// Appenders of one key add to the same bytes, as to one inode: a log that a
+// shell and the commands it starts append to keeps every line, whoever
+// closes last. Writers without O_APPEND keep a File of their own (each
+// close its own version, TestWriteBasics).
+func TestAppendersShareTheirBytes(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.MkdirAll(w.p("logs"), 0o755)
+
+	// A new key: the shell's descriptor, a child's own open, the shell again.
+	w.sh(`exec 3>>logs/run.log; echo A >&3; sh -c 'echo B >> logs/run.log'; echo C >&3; exec 3>&-`)
+	if got := string(w.read("logs/run.log")); got != "A\nB\nC\n" {
+		t.Fatalf("a log appended to by a shell and its child = %q, want every line", got)
+	}
+	// A key with a version, appended to by two handles at once; the first
+	// to open closes last.
+	f1, err := os.OpenFile(w.p("logs/run.log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f1.Write([]byte("D\n"))
+	f2, err := os.OpenFile(w.p("logs/run.log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2.Write([]byte("E\n"))
+	f1.Write([]byte("F\n"))
+	if err := f2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("logs/run.log")); got != "A\nB\nC\nD\nE\nF\n" {
+		t.Fatalf("after the second appender's close = %q", got)
+	}
+	f1.Write([]byte("G\n"))
+	if err := f1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("logs/run.log")); got != "A\nB\nC\nD\nE\nF\nG\n" {
+		t.Fatalf("two appenders = %q, want every line", got)
+	}
+	vs := w.eventually("logs/run.log", len(w.versions("logs/run.log")))
+	if last := vs[len(vs)-1]; last.Size != 14 {
+		t.Fatalf("latest version %d has %d bytes, want 14", last.Version, last.Size)
+	}
+	// An appender joins a writer that writes at offsets: its line lands at
+	// the end, the writer's bytes where it put them.
+	w.save("logs/table.txt", []byte("0123456789\n"))
+	g, err := os.OpenFile(w.p("logs/table.txt"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.WriteAt([]byte("ab"), 2)
+	w.sh(`echo tail >> logs/table.txt`)
+	g.WriteAt([]byte("X"), 0)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("logs/table.txt")); got != "X1ab456789\ntail\n" {
+		t.Fatalf("a writer at offsets and an appender = %q", got)
+	}
+}
