@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
@@ -30,13 +31,19 @@ func cmdInit() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// Everything that can be checked without a side effect is
+			// checked before a folder is created or a catalog opened: the
+			// catalog of an existing instance may be held by its mount.
+			if err := checkNewName(dirs, s.Name); err != nil {
+				return err
+			}
 			if err := s3Flags(c, &s); err != nil {
 				return err
 			}
 			if err := dbFlag(c, &s); err != nil { // connect.go
 				return err
 			}
-			// Open first: a storage or catalog that cannot be created leaves
+			// Open next: a storage or catalog that cannot be created leaves
 			// no settings behind.
 			in, err := openSettings(s)
 			if err != nil {
@@ -56,6 +63,22 @@ func cmdInit() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// checkNewName refuses the name of an existing instance. dirs.Create
+// checks again, for an init that races this one.
+func checkNewName(dirs instance.Dirs, name string) error {
+	names, err := dirs.List()
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, name) {
+		return nil
+	}
+	if s, err := dirs.Load(name); err == nil {
+		return fmt.Errorf("an instance named %q already exists (storage %s); pick another --name", name, s.Storage)
+	}
+	return fmt.Errorf("an instance named %q already exists; pick another --name", name)
 }
 
 func cmdInstances() *cli.Command {

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestInitExistingName checks that init refuses the name of an existing
+// instance at once, mounted or not, and creates nothing: the catalog of a
+// mounted instance is held by its daemon, so init must not open it.
+func TestInitExistingName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// setup makes an instance and returns the test's folder, the
+		// instance's name and how to run lamina (stdout, stderr, error).
+		setup func(t *testing.T) (dir, name string, run func(args ...string) (string, string, error))
+	}{
+		{"Unmounted", func(t *testing.T) (string, string, func(...string) (string, string, error)) {
+			e := newEnv(t)
+			e.init()
+			return e.dir, "test", e.run
+		}},
+		{"Mounted", func(t *testing.T) (string, string, func(...string) (string, string, error)) {
+			e := newMntEnv(t)
+			e.mount(filepath.Join(e.dir, "mnt"))
+			return e.dir, "m", e.run
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, name, run := tc.setup(t)
+			before, _, err := run("instances", "--format", "json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			other := filepath.Join(dir, "other")
+			_, stderr, err := run("init", "--storage", other, "--name", name)
+			if err == nil {
+				t.Fatalf("init --name %s succeeded over the existing instance", name)
+			}
+			if msg := stderr + explain(err); !strings.Contains(msg, `an instance named "`+name+`" already exists`) || !strings.Contains(msg, "pick another --name") {
+				t.Fatalf("init --name %s: %v %q; want: already exists, pick another --name", name, err, stderr)
+			}
+			if _, err := os.Stat(other); !os.IsNotExist(err) {
+				t.Fatalf("a failed init left %s behind (%v)", other, err)
+			}
+			after, _, err := run("instances", "--format", "json")
+			if err != nil || after != before {
+				t.Fatalf("the instances changed: %v\n%s\n%s", err, before, after)
+			}
+		})
+	}
+}
