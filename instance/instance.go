@@ -28,6 +28,10 @@ type Instance struct {
 	Store    *cache.Store
 	User     string
 	Log      *slog.Logger // repairs worth knowing about (a rebuilt ontology index); nil: slog.Default()
+	// Run is the run the caller works for (the live run its LAMINA_RUN
+	// names, DESIGN §5); "" when none. Versions Save makes are its outputs
+	// unless SaveOptions.Run names another. The caller sets it.
+	Run string
 
 	closers []func() error // run by Close
 }

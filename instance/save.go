@@ -24,7 +24,7 @@ type SaveItem struct {
 type SaveOptions struct {
 	Description string
 	Revises     string         // uid the (single) new version revises
-	Run         string         // run uid that produces these versions
+	Run         string         // run uid that produces these versions; "" means Instance.Run
 	Progress    cache.Progress // told of bytes read; may be nil
 }
 
@@ -91,6 +91,10 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 	}
 	defer unlock()
 
+	run := o.Run
+	if run == "" {
+		run = in.Run
+	}
 	results := make([]SaveResult, len(items))
 	nvs := make([]catalog.NewVersion, len(items))
 	var progressMu sync.Mutex
@@ -117,7 +121,7 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 			nvs[i] = catalog.NewVersion{
 				Key: it.Key, Revises: o.Revises, Kind: m.Kind, Suffix: suffix, OType: OType(suffix),
 				Size: m.Size(), Digest: m.Digest(), Manifest: string(md), Description: o.Description,
-				CreatedBy: in.User, CreatedAt: now, Mtime: now, Run: o.Run,
+				CreatedBy: in.User, CreatedAt: now, Mtime: now, Run: run,
 			}
 			if m.Kind == cache.KindFolder {
 				nvs[i].NFiles = len(m.Files)

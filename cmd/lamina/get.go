@@ -29,7 +29,7 @@ func cmdGet() *cli.Command {
 			if err != nil {
 				return err
 			}
-			trackGet(c.Context, in.Catalog, v) // run.go
+			trackGet(c.Context, in.Catalog, in.Run, v) // run.go
 			out := c.String("output")
 			if out == "-" {
 				w := bufio.NewWriterSize(c.App.Writer, 1<<20)

@@ -24,7 +24,14 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return openSettings(s)
+	in, err := openSettings(s)
+	if err != nil {
+		return nil, err
+	}
+	// A command a tracked process runs works for its run: what it saves
+	// is the run's output, what it gets its input (run.go).
+	in.Run = trackedRun(c.Context, in.Catalog)
+	return in, nil
 }
 
 // openSettings wires the concrete catalog and backend for s.

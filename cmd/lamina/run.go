@@ -251,10 +251,34 @@ func plural(n int, s string) string {
 	return fmt.Sprintf("%d %ss", n, s)
 }
 
-// trackGet records a `lamina get` by a tracked process as an input of its
-// run, unless the run or one of its children wrote the version.
-func trackGet(ctx context.Context, cat catalog.Catalog, v catalog.Version) {
-	run := os.Getenv(lineage.EnvRun)
+// trackedRun returns the run this process works for, as the mount
+// decides for a process it sees: the run its LAMINA_RUN names, if that run
+// is still running and its registered root process is alive, checked
+// against the root's start time so that a reused pid never matches
+// (DESIGN §5). "" when there is none: no marker, a marker of another
+// catalog, or a stale one left in a shell after its run ended.
+func trackedRun(ctx context.Context, cat catalog.Catalog) string {
+	uid := os.Getenv(lineage.EnvRun)
+	if uid == "" {
+		return ""
+	}
+	rec, err := cat.RunRecord(ctx, uid)
+	if err != nil || rec.Run.Status != catalog.RunRunning {
+		return ""
+	}
+	r := rec.Run
+	if host, _ := os.Hostname(); r.RootPID > 0 && (r.Host == "" || r.Host == host) {
+		if start, err := lineage.ProcStart(r.RootPID); err != nil || start != r.RootStart {
+			return ""
+		}
+	}
+	return r.UID
+}
+
+// trackGet records a `lamina get` by a process working for run (see
+// trackedRun) as an input of the run, unless the run or one of its
+// children wrote the version.
+func trackGet(ctx context.Context, cat catalog.Catalog, run string, v catalog.Version) {
 	if run == "" {
 		return
 	}

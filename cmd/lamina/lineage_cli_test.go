@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/lineage"
+)
+
+// showVersion returns what `lamina show --format json` says of spec.
+func (e *mntEnv) showVersion(spec string) catalog.Version {
+	e.t.Helper()
+	var v catalog.Version
+	if err := json.Unmarshal([]byte(e.ok("show", spec, "--format", "json")), &v); err != nil {
+		e.t.Fatal(err)
+	}
+	return v
+}
+
+// lastRun returns the newest run named name.
+func (e *mntEnv) lastRun(name string) catalog.RunRecord {
+	e.t.Helper()
+	r, ok := e.runsByName()[name]
+	if !ok {
+		e.t.Fatalf("no run %q", name)
+	}
+	return e.runRecord(r.UID)
+}
+
+// A `lamina save` by a tracked process makes its run's outputs, as a write
+// through the mount does, with the mount up (over the daemon's socket) and
+// without; what the run saved is not also its input (DESIGN §5).
+func TestLineageCLISave(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("t.txt", []byte("input\n")), "--key", "exp/t.txt")
+	s1 := e.file("s1.txt", []byte("one\n"))
+	s2 := e.file("s2.txt", []byte("two\n"))
+	folder := filepath.Dir(e.file("fold/a.txt", []byte("a\n")))
+	e.file("fold/b.txt", []byte("b\n"))
+	mnt := filepath.Join(e.dir, "lab")
+
+	for _, tc := range []struct {
+		name, src string
+		mounted   bool
+	}{
+		{"no-mount", s1, false},
+		{"mount", s2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.mounted {
+				e.mount(mnt)
+			}
+			transform := "save-" + tc.name
+			sh := e.bin + " get exp/t.txt -o - >/dev/null && " +
+				e.bin + " save " + tc.src + " --key cli/s.txt && " +
+				e.bin + " save " + folder + " --key cli/fold-" + tc.name + " && " +
+				e.bin + " get cli/s.txt -o - >/dev/null" // its own output: not an input
+			if tc.mounted {
+				sh += " && cat " + filepath.Join(mnt, "cli/s.txt") + " >/dev/null"
+			}
+			_, errs, code := e.runIn(e.dir, "run", "--transform", transform, "--", "sh", "-c", sh)
+			if code != 0 || !strings.Contains(errs, "1 input, 2 outputs") {
+				t.Fatalf("lamina run: exit %d\n%s", code, errs)
+			}
+			rec := e.lastRun(transform)
+			if got := strings.Join(e.refs(rec.Inputs), " "); got != "exp/t.txt@v1" {
+				t.Fatalf("inputs %q, want exp/t.txt@v1 only", got)
+			}
+			v := e.showVersion("cli/s.txt")
+			if v.Run != rec.Run.UID {
+				t.Fatalf("%s: run %q, want %q", v.Ref(), v.Run, rec.Run.UID)
+			}
+			if f := e.showVersion("cli/fold-" + tc.name); f.Run != rec.Run.UID || f.Kind != "folder" {
+				t.Fatalf("folder %s: run %q kind %s, want run %q", f.Ref(), f.Run, f.Kind, rec.Run.UID)
+			}
+			if got, want := strings.Join(e.refs(rec.Outputs), " "), "cli/fold-"+tc.name+"@v1 "+v.Ref(); got != want {
+				t.Fatalf("outputs %q, want %q", got, want)
+			}
+			if !strings.Contains(e.ok("lineage", "cli/s.txt"), "<- run "+rec.Run.UID) {
+				t.Fatalf("lamina lineage cli/s.txt does not name run %s", rec.Run.UID)
+			}
+
+			// A marker left behind after its run ended credits nothing.
+			cmd := exec.Command(e.bin, "save", e.file("stale-"+tc.name, []byte(tc.name)), "--key", "cli/stale-"+tc.name)
+			cmd.Env = append(e.env, lineage.EnvRun+"="+rec.Run.UID)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("stale save: %v\n%s", err, out)
+			}
+			if v := e.showVersion("cli/stale-" + tc.name); v.Run != "" {
+				t.Fatalf("a save under a finished run's marker has run %q", v.Run)
+			}
+		})
+	}
+}
