@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -95,4 +96,55 @@ func TestLineageCLISave(t *testing.T) {
 			}
 		})
 	}
+}
+
+// `lamina show` prints the lineage the sidecar holds; its JSON is the
+// sidecar's document, with the mount up and without (DESIGN §2).
+func TestShowLineage(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("counts.csv", []byte("gene,count\nA,5\n")), "--key", "raw/counts.csv")
+	raw := e.showVersion("raw/counts.csv")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "results"), 0o755)
+	if _, errs, code := e.runIn(e.dir, "run", "--transform", "qc", "--", "sh", "-c",
+		"cp "+filepath.Join(mnt, "raw/counts.csv")+" "+filepath.Join(mnt, "results/qc.csv")); code != 0 {
+		t.Fatalf("lamina run: exit %d\n%s", code, errs)
+	}
+	rec := e.lastRun("qc")
+	side := mustRead(t, filepath.Join(mnt, "results/qc.csv.meta"))
+	var doc struct {
+		Lineage *lineage.SidecarLineage `json:"lineage"`
+	}
+	if err := json.Unmarshal(side, &doc); err != nil || doc.Lineage == nil || doc.Lineage.Run != rec.Run.UID {
+		t.Fatalf("sidecar lineage %+v (%v):\n%s", doc.Lineage, err, side)
+	}
+	// A version no run wrote: lineage null in both.
+	plain := mustRead(t, filepath.Join(mnt, "raw/counts.csv.meta"))
+
+	check := func(t *testing.T) {
+		if got := e.ok("show", "results/qc.csv", "--format", "json"); got != string(side) {
+			t.Fatalf("show --format json differs from the sidecar:\n%s\nsidecar:\n%s", got, side)
+		}
+		if got := e.ok("show", "raw/counts.csv", "--format", "json"); got != string(plain) {
+			t.Fatalf("show --format json of a version no run wrote differs from the sidecar:\n%s\nsidecar:\n%s", got, plain)
+		}
+		text := e.ok("show", "results/qc.csv")
+		for _, want := range []string{
+			"run             " + rec.Run.UID + "\n",
+			"run_status      ok\n",
+			"transform       qc  uid " + rec.Transform.UID + "\n",
+			"inputs          raw/counts.csv@v1 " + raw.UID + "\n",
+		} {
+			if !strings.Contains(text, want) {
+				t.Fatalf("show lacks %q:\n%s", want, text)
+			}
+		}
+		if text := e.ok("show", "raw/counts.csv"); strings.Contains(text, "inputs") || strings.Contains(text, "transform") {
+			t.Fatalf("show of a version no run wrote prints lineage:\n%s", text)
+		}
+	}
+	t.Run("mount", check)
+	e.ok("umount", mnt)
+	t.Run("no-mount", check)
 }

@@ -2,8 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"time"
 
+	"github.com/lamina-bio/lamina/catalog"
+	lfs "github.com/lamina-bio/lamina/fs"
+	"github.com/lamina-bio/lamina/lineage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -30,8 +34,17 @@ func cmdShow() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// The run, its transform and inputs, as the version's sidecar
+			// shows them: one builder for both.
+			lin := lineage.SidecarOf(c.Context, in.Catalog, v)
 			if format == "json" {
-				return writeJSON(c.App.Writer, annotatedVersion(c, in.Catalog, v)) // show_annotate.go
+				// The sidecar's document itself (fs/names.go).
+				a, err := in.Catalog.Annotations(c.Context, v.UID)
+				if err != nil {
+					a = catalog.Annotations{}
+				}
+				_, err = c.App.Writer.Write(lfs.SidecarWith(v, a, lin))
+				return err
 			}
 			w := c.App.Writer
 			row := func(k, v string) {
@@ -58,11 +71,35 @@ func cmdShow() *cli.Command {
 			row("created_at", v.CreatedAt.Local().Format(time.RFC3339))
 			row("mtime", v.Mtime.Local().Format(time.RFC3339Nano))
 			row("run", v.Run)
+			if l, ok := lin.(lineage.SidecarLineage); ok {
+				showLineage(w, l)
+			}
 			showAnnotations(c, in.Catalog, v) // show_annotate.go
 			if v.Trashed {
 				row("trashed", v.TrashedAt.Local().Format(time.RFC3339))
 			}
 			return nil
 		},
+	}
+}
+
+// showLineage prints the lineage rows of show: the run's status, its
+// transform and its inputs, each "key@vN uid".
+func showLineage(w io.Writer, l lineage.SidecarLineage) {
+	if l.Status != "" {
+		fmt.Fprintf(w, "%-15s %s\n", "run_status", l.Status)
+	}
+	if l.Transform != "" {
+		fmt.Fprintf(w, "%-15s %s  uid %s\n", "transform", l.Transform, l.TransUID)
+	}
+	if len(l.Inputs) == 0 {
+		fmt.Fprintf(w, "%-15s %s\n", "inputs", "none recorded")
+	}
+	for i, in := range l.Inputs {
+		k := ""
+		if i == 0 {
+			k = "inputs"
+		}
+		fmt.Fprintf(w, "%-15s %s\n", k, in)
 	}
 }

@@ -8,20 +8,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// annotatedVersion is what `lamina show --format json` prints: the version
-// and, when it has any, its annotations.
-func annotatedVersion(c *cli.Context, cat catalog.Catalog, v catalog.Version) any {
-	a, err := cat.Annotations(c.Context, v.UID)
-	if err != nil || a.IsZero() {
-		return v
-	}
-	a.UID = ""
-	return struct {
-		catalog.Version
-		Annotations catalog.Annotations `json:"annotations"`
-	}{v, a}
-}
-
 // showAnnotations prints shape, columns and annotations in show's layout.
 func showAnnotations(c *cli.Context, cat catalog.Catalog, v catalog.Version) {
 	w := c.App.Writer
