@@ -715,7 +715,9 @@ func (c *DiskCache) readAhead(name, obj string, size, first, last int64) {
 		c.mu.Unlock()
 		return
 	}
-	sequential := (first == 0 && s.next == 0) || (s.next > 0 && first >= s.next-1 && first <= s.next+s.window)
+	// A first read (of block 0, say: `head -c 100`) is no stream yet: only
+	// a reader that goes on to the next blocks is read ahead of.
+	sequential := s.next > 0 && first >= s.next-1 && first <= s.next+s.window
 	switch {
 	case !sequential:
 		s.window = 0

@@ -276,10 +276,15 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 	end := off + int64(len(p))
 	r.mu.Lock()
 	// The kernel's read-ahead sends several reads at once: they arrive a
-	// little out of order.
+	// little out of order. The first read warms nothing: `head -c 100`
+	// must cost one block, and a reader that goes on is warmed from its
+	// next read.
+	first := r.next == 0 && r.window == 0
 	sequential := off == 0 || (off >= r.next-seqSlack && off <= r.next+seqSlack)
 	var warm []cache.Chunk
-	if sequential {
+	if sequential && first {
+		r.next = end
+	} else if sequential {
 		r.next = max(r.next, end)
 		if r.cc.warmer != nil {
 			// Slow start: the window grows by what is read, up to

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestS3HeadFetchesOneBlock: the first bytes of a large version cost the
+// cache block that holds them (4 MiB; two when the kernel's first READ of
+// 128–256 KiB straddles packs), not a read-ahead of the file; a reader that
+// goes on is read ahead of and gets every byte.
+func TestS3HeadFetchesOneBlock(t *testing.T) {
+	e := newS3Env(t)
+	data := randomBytes(t, 40<<20)
+	e.ok("save", e.file("big.bin", data), "--key", "scrna/big.bin")
+	e.ok("cache", "clear")
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	fetched := func() int64 {
+		t.Helper()
+		var st []mountStatus
+		if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 || st[0].DiskCache == nil {
+			t.Fatalf("status: %v %+v", err, st)
+		}
+		return st[0].DiskCache.Fetched
+	}
+	f, err := os.Open(filepath.Join(mnt, "scrna", "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	head := make([]byte, 100)
+	if _, err := f.Read(head); err != nil || !bytes.Equal(head, data[:100]) {
+		t.Fatalf("head: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond) // any read-ahead would have started
+	if n := fetched(); n == 0 || n > 8<<20 {
+		t.Fatalf("head -c 100 fetched %d bytes, want the block or two of the first READ (at most 8 MiB)", n)
+	}
+	if got := mustRead(t, filepath.Join(mnt, "scrna", "big.bin")); !bytes.Equal(got, data) {
+		t.Fatal("a sequential read after the head returned other bytes")
+	}
+}
