@@ -11,9 +11,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/lamina-bio/lamina/dataset"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ontology"
 	"github.com/urfave/cli/v2"
@@ -611,9 +615,11 @@ func cmdOntologyInspect() *cli.Command {
 	return &cli.Command{
 		Name:      "inspect",
 		Usage:     "report which values of a table column validate, which map through synonyms, and suggestions for the rest",
-		ArgsUsage: "ENTITY --column COL FILE.csv|tsv",
+		ArgsUsage: "ENTITY --column COL FILE",
+		Description: "FILE is a table: " + inspectFormats + ". An AnnData's column is looked up in obs, then var;\n" +
+			"obs.COL or var.COL names one of them.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "column", Aliases: []string{"c"}, Usage: "column to inspect", Required: true},
+			&cli.StringFlag{Name: "column", Aliases: []string{"c"}, Usage: "column to inspect (obs.COL or var.COL in an AnnData)", Required: true},
 			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},
 			organismFlag(), sourceVersionFlag(), formatFlag(),
 		},
@@ -623,7 +629,7 @@ func cmdOntologyInspect() *cli.Command {
 				return err
 			}
 			if c.NArg() != 2 {
-				return exitf(2, "usage: lamina ontology inspect ENTITY --column COL FILE.csv|tsv")
+				return exitf(2, "usage: lamina ontology inspect ENTITY --column COL FILE (%s)", inspectFormats)
 			}
 			file, col := c.Args().Get(1), c.String("column")
 			vals, empty, err := readColumn(file, col)
@@ -696,10 +702,90 @@ func cmdOntologyInspect() *cli.Command {
 	}
 }
 
-// readColumn returns the non-empty cells of one column of a CSV or TSV file
-// (gzip read transparently) and how many cells were empty. The delimiter is
-// a tab for .tsv and .tab files, and a header line with tabs but no commas.
+// inspectFormats names the tables inspect reads, for usage and errors.
+const inspectFormats = "CSV or TSV (gzip too), Parquet, h5ad or AnnData zarr"
+
+// readColumn returns the non-empty values of one column of a table and how
+// many were empty. Parquet and AnnData (h5ad, zarr) are read as curate reads
+// them (package dataset); any other file is read as text (readTextColumn).
 func readColumn(path, column string) ([]string, int, error) {
+	switch dataset.DetectFormat(path) {
+	case dataset.Parquet, dataset.H5AD, dataset.AnnDataZarr:
+		return readTableColumn(path, column)
+	case dataset.FCS:
+		return nil, 0, exitf(2, "%s is an FCS file, which has channels, not table columns: inspect reads %s", path, inspectFormats)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	if fi.IsDir() {
+		return nil, 0, exitf(2, "%s is a folder but not an AnnData zarr: inspect reads %s", path, inspectFormats)
+	}
+	return readTextColumn(path, column)
+}
+
+// readTableColumn reads column from the tables of a Parquet or AnnData
+// file: the first table that has it (obs before var), or SLOT.NAME.
+func readTableColumn(path, column string) ([]string, int, error) {
+	ts, err := dataset.Tables(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	col := findColumn(ts, column)
+	if col == nil {
+		var parts []string
+		for _, t := range ts {
+			names := make([]string, len(t.Columns))
+			for i, c := range t.Columns {
+				names[i] = c.Name
+			}
+			list := columnNames(names)
+			if t.Slot != "" {
+				list = t.Slot + ": " + list
+			}
+			parts = append(parts, list)
+		}
+		return nil, 0, exitf(2, "%s has no column %q; its columns: %s", path, column, strings.Join(parts, "; "))
+	}
+	var vals []string
+	empty := 0
+	for i := range col.Len() {
+		if v := col.Text(i); v != "" {
+			vals = append(vals, v)
+		} else {
+			empty++
+		}
+	}
+	return vals, empty, nil
+}
+
+// findColumn returns the column called name in the first table that has
+// one, else the column SLOT.NAME names; nil when there is none.
+func findColumn(ts []dataset.Table, name string) *dataset.Series {
+	for i := range ts {
+		if c, ok := ts[i].Col(name); ok {
+			return c
+		}
+	}
+	if slot, rest, ok := strings.Cut(name, "."); ok && slot != "" {
+		for i := range ts {
+			if ts[i].Slot == slot {
+				if c, ok := ts[i].Col(rest); ok {
+					return c
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// readTextColumn returns the non-empty cells of one column of a CSV or TSV
+// file (gzip read transparently) and how many cells were empty. The
+// delimiter is a tab for .tsv and .tab files, and a header line with tabs
+// but no commas. A file that does not look like text is refused, so that no
+// error shows its bytes.
+func readTextColumn(path, column string) ([]string, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, err
@@ -717,6 +803,9 @@ func readColumn(path, column string) ([]string, int, error) {
 	}
 	rd := bufio.NewReaderSize(r, 64<<10)
 	head, _ := rd.Peek(4096)
+	if !looksLikeText(head) {
+		return nil, 0, exitf(2, "%s does not look like a CSV or TSV table (it has binary bytes): inspect reads %s", path, inspectFormats)
+	}
 	if i := bytes.IndexByte(head, '\n'); i >= 0 {
 		head = head[:i]
 	}
@@ -743,7 +832,7 @@ func readColumn(path, column string) ([]string, int, error) {
 		}
 	}
 	if idx < 0 {
-		return nil, 0, exitf(2, "%s has no column %q; its columns: %s", path, column, strings.Join(header, ", "))
+		return nil, 0, exitf(2, "%s has no column %q; its columns: %s", path, column, columnNames(header))
 	}
 	var vals []string
 	empty := 0
@@ -762,6 +851,23 @@ func readColumn(path, column string) ([]string, int, error) {
 		vals = append(vals, rec[idx])
 	}
 	return vals, empty, nil
+}
+
+// looksLikeText reports whether the start of a file can be text: binary
+// formats have NUL bytes early, text (UTF-8 or Latin-1) has none.
+func looksLikeText(b []byte) bool { return bytes.IndexByte(b, 0) < 0 }
+
+// columnNames lists a header for a message, quoting a name that has
+// characters a terminal would not show as they are.
+func columnNames(names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n
+		if !utf8.ValidString(n) || strings.IndexFunc(n, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			out[i] = strconv.Quote(n)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 type termJSON struct {

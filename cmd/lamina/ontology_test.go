@@ -10,10 +10,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
@@ -607,4 +610,73 @@ func readTSV(t *testing.T, path string) []map[string]string {
 		out = append(out, m)
 	}
 	return out
+}
+
+// TestInspectFormats checks that inspect reads a column of every table
+// format curate reads, and that a file it cannot read gets a message
+// naming the formats, never the file's bytes.
+func TestInspectFormats(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	inspect := func(e *env, file string, args ...string) inspectionJSON {
+		e.t.Helper()
+		var ins inspectionJSON
+		e.jsonOut(&ins, append([]string{"ontology", "inspect", "celltype", "--column", "cell_type", file, "--format", "json"}, args...)...)
+		if ins.File != file {
+			e.t.Fatalf("inspect says file %s, not %s", ins.File, file)
+		}
+		ins.File = ""
+		return ins
+	}
+	want := inspect(e, filepath.Join(samples, "pbmc_small_obs.csv"))
+	if want.Rows != 315 || len(want.Values) != 15 {
+		t.Fatalf("csv: %d rows, %d values", want.Rows, len(want.Values))
+	}
+	t.Run("read", func(t *testing.T) {
+		for _, file := range []string{"pbmc_small.h5ad", "pbmc_small.zarr", "pbmc_small.zarr/", "pbmc_small_obs.parquet"} {
+			t.Run(file, func(t *testing.T) {
+				e := e.sub(t)
+				if got := inspect(e, filepath.Join(samples, file)); !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: %+v\nwant as the CSV: %+v", file, got, want)
+				}
+			})
+		}
+	})
+	t.Run("var column", func(t *testing.T) {
+		e := e.sub(t)
+		var ins inspectionJSON
+		e.jsonOut(&ins, "ontology", "inspect", "celltype", "--column", "var.feature_type", filepath.Join(samples, "pbmc_small.h5ad"), "--format", "json")
+		if ins.Rows != 50 || ins.Failed != 1 {
+			t.Fatalf("var.feature_type: %+v", ins)
+		}
+	})
+	binary := e.write("binary.csv", mustRead(t, filepath.Join(samples, "pbmc_small.h5ad")))
+	if err := os.Mkdir(e.path("plain.zarr"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, file, column, want string
+	}{
+		{"h5ad without the column", filepath.Join(samples, "pbmc_small.h5ad"), "celltype", `has no column "celltype"; its columns: obs: _index, cell_type,`},
+		{"parquet without the column", filepath.Join(samples, "pbmc_small_obs.parquet"), "celltype", `has no column "celltype"; its columns: `},
+		{"fcs", filepath.Join(samples, "fcsparser_cyflow_cube_8.fcs"), "cell_type", "is an FCS file"},
+		{"binary named .csv", binary, "cell_type", "does not look like a CSV or TSV table"},
+		{"folder", e.path("plain.zarr"), "cell_type", "is a folder but not an AnnData zarr"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := e.sub(t)
+			err := e.fails(tc.want, "ontology", "inspect", "celltype", "--column", tc.column, tc.file)
+			if codeOf(err) != 2 {
+				t.Errorf("exit %d, want 2", codeOf(err))
+			}
+			msg := err.Error()
+			if strings.ContainsFunc(msg, func(r rune) bool { return r == utf8.RuneError || !unicode.IsPrint(r) }) {
+				t.Errorf("the message has bytes no one can read: %q", msg)
+			}
+			if tc.column == "cell_type" && !strings.Contains(msg, "inspect reads CSV or TSV (gzip too), Parquet, h5ad or AnnData zarr") {
+				t.Errorf("the message does not name the formats: %s", msg)
+			}
+		})
+	}
 }
