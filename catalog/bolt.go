@@ -752,6 +752,12 @@ func (b *Bolt) TrashList(ctx context.Context) ([]TrashEntry, error) {
 	return out, err
 }
 
+// Snapshot writes a consistent copy of the catalog file to path (one read
+// transaction): export-catalog reads it while a daemon holds the file.
+func (b *Bolt) Snapshot(ctx context.Context, path string) error {
+	return b.with(false, func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) })
+}
+
 func (b *Bolt) Purge(ctx context.Context, key string) ([]Version, error) {
 	var out []Version
 	err := b.with(true, func(tx *bolt.Tx) error {

@@ -217,6 +217,12 @@ func (c *Client) TrashList(ctx context.Context) ([]catalog.TrashEntry, error) {
 	return out, c.call(ctx, mTrashList, nil, &out)
 }
 
+// Snapshot asks the server to write a consistent copy of its catalog file
+// to path (ServerOptions.Snapshot).
+func (c *Client) Snapshot(ctx context.Context, path string) error {
+	return c.call(ctx, mSnapshot, pathArgs{Path: path}, nil)
+}
+
 func (c *Client) Purge(ctx context.Context, key string) ([]catalog.Version, error) {
 	var out []catalog.Version
 	return out, c.call(ctx, mPurge, keyArgs{Key: key}, &out)

@@ -29,6 +29,10 @@ type ServerOptions struct {
 	Changed func(keys []string)
 	// Status returns what the Status call reports (a mount's figures, say).
 	Status func() any
+	// Snapshot writes a consistent copy of the catalog's file to a path
+	// (catalog.Bolt.Snapshot), for a client that reads the records
+	// themselves (export-catalog); nil: the Snapshot call fails.
+	Snapshot func(ctx context.Context, path string) error
 	// Logger receives connection errors; nil discards them.
 	Logger *slog.Logger
 }
@@ -258,6 +262,15 @@ func (s *Server) handle(req request, enc *json.Encoder) error {
 		return reply(res, err)
 	case mTrashList:
 		return reply(s.cat.TrashList(ctx))
+	case mSnapshot:
+		var pa pathArgs
+		if err := decode(&pa); err != nil {
+			return reply(nil, err)
+		}
+		if s.opts.Snapshot == nil {
+			return reply(nil, errors.New("catalogrpc: this catalog has no file to snapshot"))
+		}
+		return reply(nil, s.opts.Snapshot(ctx, pa.Path))
 	case mEach:
 		// Collect first: the store's read transaction must not wait on a
 		// slow client.

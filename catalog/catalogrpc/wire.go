@@ -41,6 +41,7 @@ const (
 	mOutboxDone = "outbox_done"
 	mChildren   = "children"
 	mStatus     = "status"
+	mSnapshot   = "snapshot"
 )
 
 type request struct {
@@ -52,6 +53,10 @@ type response struct {
 	R json.RawMessage  `json:"r,omitempty"`
 	V *catalog.Version `json:"v,omitempty"` // one version of an Each stream
 	E *wireError       `json:"e,omitempty"`
+}
+
+type pathArgs struct {
+	Path string `json:"path"`
 }
 
 type keyArgs struct {

@@ -8,8 +8,10 @@ import (
 	"io"
 	"iter"
 	"os"
+	"path/filepath"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
@@ -25,8 +27,9 @@ type loader interface {
 }
 
 // openStore opens the instance's own store, never the daemon's socket:
-// export and import work on the records themselves.
-func openStore(c *cli.Context) (catalog.Catalog, error) {
+// export and import work on the records themselves. While a daemon holds a
+// bbolt file, export reads a snapshot the daemon writes (forExport).
+func openStore(c *cli.Context, forExport bool) (catalog.Catalog, error) {
 	dirs, err := instance.UserDirs()
 	if err != nil {
 		return nil, err
@@ -39,9 +42,49 @@ func openStore(c *cli.Context) (catalog.Catalog, error) {
 		return openPostgres(c.Context, s, nil)
 	}
 	if st, ok := liveMount(dirs, s); ok {
+		if forExport {
+			return daemonSnapshot(c.Context, dirs, s)
+		}
 		return nil, fmt.Errorf("instance %q is mounted at %s: its daemon holds the catalog file; `lamina umount %s` first", s.Name, st.Mountpoint, st.Mountpoint)
 	}
 	return catalog.OpenBolt(s.Catalog, catalog.BoltOptions{})
+}
+
+// daemonSnapshot asks the mount daemon of s for a copy of its catalog file
+// and opens that; closing it removes the copy.
+func daemonSnapshot(ctx context.Context, dirs instance.Dirs, s instance.Settings) (catalog.Catalog, error) {
+	cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID)
+	if err != nil {
+		return nil, fmt.Errorf("instance %q is mounted, and its daemon does not answer: %w", s.Name, err)
+	}
+	defer cl.Close()
+	tmp, err := os.MkdirTemp("", "lamina-export-")
+	if err != nil {
+		return nil, err
+	}
+	p := filepath.Join(tmp, "catalog.db")
+	if err := cl.Snapshot(ctx, p); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("a copy of the mounted catalog: %w", err)
+	}
+	b, err := catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return snapshotStore{b, tmp}, nil
+}
+
+// snapshotStore is a catalog copy that goes with its Close.
+type snapshotStore struct {
+	*catalog.Bolt
+	dir string
+}
+
+func (s snapshotStore) Close() error {
+	err := s.Bolt.Close()
+	os.RemoveAll(s.dir)
+	return err
 }
 
 func cmdExportCatalog() *cli.Command {
@@ -53,7 +96,7 @@ func cmdExportCatalog() *cli.Command {
 			if c.NArg() != 1 {
 				return exitf(2, "usage: lamina export-catalog FILE")
 			}
-			cat, err := openStore(c)
+			cat, err := openStore(c, true)
 			if err != nil {
 				return err
 			}
@@ -105,7 +148,7 @@ func cmdImportCatalog() *cli.Command {
 				return err
 			}
 			defer f.Close()
-			cat, err := openStore(c)
+			cat, err := openStore(c, false)
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	lfs "github.com/lamina-bio/lamina/fs"
 	"github.com/lamina-bio/lamina/instance"
@@ -284,8 +285,12 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		stopListen := listenChanges(pg, m, log) // postgres.go
 		defer stopListen()
 	}
+	var snapshot func(context.Context, string) error
+	if b, ok := cat.(*catalog.Bolt); ok {
+		snapshot = b.Snapshot // export-catalog while mounted
+	}
 	srv := catalogrpc.NewServer(rpcCat, catalogrpc.ServerOptions{
-		ID: s.ID, Changed: m.Changed, Logger: log,
+		ID: s.ID, Changed: m.Changed, Logger: log, Snapshot: snapshot,
 		Status: func() any {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
