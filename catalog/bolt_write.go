@@ -211,7 +211,11 @@ func (t txn) rename(from, to string, now time.Time) (Version, error) {
 	}
 	if dst != nil {
 		// A new version of to with from's content; from leaves.
-		nv := NewVersion{Key: to, Kind: src.Kind, Suffix: src.Suffix, OType: src.OType,
+		suffix, otype := src.Suffix, src.OType
+		if s := ref.Suffix(to); s != suffix { // renamed to another kind of file (a.txt onto b.csv)
+			suffix, otype = s, ref.OType(s)
+		}
+		nv := NewVersion{Key: to, Kind: src.Kind, Suffix: suffix, OType: otype,
 			NObservations: src.NObservations, NFiles: src.NFiles, Size: src.Size, Digest: src.Digest,
 			Manifest: src.Manifest, Description: src.Description, CreatedBy: src.CreatedBy,
 			CreatedAt: now, Mtime: src.Mtime, Run: src.Run, Mode: src.Mode}

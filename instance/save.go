@@ -117,9 +117,14 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 				return fmt.Errorf("cannot save %s: %w", it.Path, err)
 			}
 			now := time.Now().UTC()
-			suffix := Suffix(it.Path)
+			// The key's suffix, as the mount gives its files; the path's
+			// where the key has none.
+			suffix := ref.Suffix(it.Key)
+			if suffix == "" {
+				suffix = ref.Suffix(it.Path)
+			}
 			nvs[i] = catalog.NewVersion{
-				Key: it.Key, Revises: o.Revises, Kind: m.Kind, Suffix: suffix, OType: OType(suffix),
+				Key: it.Key, Revises: o.Revises, Kind: m.Kind, Suffix: suffix, OType: ref.OType(suffix),
 				Size: m.Size(), Digest: m.Digest(), Manifest: string(md), Description: o.Description,
 				CreatedBy: in.User, CreatedAt: now, Mtime: now, Run: run,
 			}

@@ -140,3 +140,17 @@ func FuzzCheckKey(f *testing.F) {
 		}
 	})
 }
+
+func TestSuffix(t *testing.T) {
+	for name, want := range map[string]string{
+		"a/b.csv": ".csv", "b.csv.gz": ".csv.gz", "pbmc.zarr/": ".zarr", "README": "", ".bashrc": "",
+		"x/data.tar.gz": ".tar.gz", "notes.longextension.gz": ".gz",
+	} {
+		if got := ref.Suffix(name); got != want {
+			t.Errorf("Suffix(%q) = %q, want %q", name, got, want)
+		}
+	}
+	if ref.OType(".csv.gz") != "DataFrame" || ref.OType(".h5ad") != "AnnData" || ref.OType(".txt") != "" {
+		t.Error("OType")
+	}
+}

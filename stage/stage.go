@@ -19,7 +19,6 @@ import (
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
-	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ref"
 	"golang.org/x/sys/unix"
 )
@@ -657,7 +656,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	if err := commit(ctx); err != nil {
 		return catalog.Version{}, 0, fmt.Errorf("cannot store %s: %w", key, err)
 	}
-	suffix := instance.Suffix(key)
+	suffix := ref.Suffix(key)
 	now := time.Now().UTC()
 	if mode == 0o644 {
 		mode = 0 // the default
@@ -674,7 +673,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 		saveCtx = catalog.SyncFirst(saveCtx, s.content.Sync)
 	}
 	saved, err := s.cat.Save(saveCtx, []catalog.NewVersion{{
-		Key: key, Kind: cache.KindFile, Suffix: suffix, OType: instance.OType(suffix),
+		Key: key, Kind: cache.KindFile, Suffix: suffix, OType: ref.OType(suffix),
 		Size: file.Size, Digest: file.Digest, Manifest: string(mref), Description: desc,
 		CreatedBy: s.opts.User, CreatedAt: now, Mtime: mtime, Mode: mode, Run: runOf(ctx),
 	}})

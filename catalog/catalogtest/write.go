@@ -71,6 +71,17 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if len(tl) != 1 || tl[0].Key != "tmp.123" {
 			t.Fatalf("source not in the trash: %v", tl)
 		}
+		// Onto a key of another suffix: the new version is the target's kind
+		// of file.
+		txt := NV("notes.txt", "a,b\n")
+		txt.Suffix = ".txt"
+		save(t, c, txt)
+		csv := NV("table.csv", "x,y\n")
+		csv.Suffix, csv.OType = ".csv", "DataFrame"
+		save(t, c, csv)
+		if v, err := c.Rename(ctx, "notes.txt", "table.csv"); err != nil || v.Suffix != ".csv" || v.OType != "DataFrame" {
+			t.Fatalf("a .txt renamed onto a .csv = suffix %q, otype %q, %v", v.Suffix, v.OType, err)
+		}
 		// Onto a trashed key: its numbers continue.
 		if _, err := c.Trash(ctx, "t"); err != nil {
 			t.Fatal(err)

@@ -120,7 +120,11 @@ func rename(ctx context.Context, tx pgx.Tx, from, to string, now time.Time) (Ver
 	}
 	if dst != nil {
 		// A new version of to with from's content; from leaves.
-		nv := catalog.NewVersion{Key: to, Kind: src.Kind, Suffix: src.Suffix, OType: src.OType,
+		suffix, otype := src.Suffix, src.OType
+		if s := ref.Suffix(to); s != suffix { // renamed to another kind of file (a.txt onto b.csv)
+			suffix, otype = s, ref.OType(s)
+		}
+		nv := catalog.NewVersion{Key: to, Kind: src.Kind, Suffix: suffix, OType: otype,
 			NObservations: src.NObservations, NFiles: src.NFiles, Size: src.Size, Digest: src.Digest,
 			Manifest: src.Manifest, Description: src.Description, CreatedBy: src.CreatedBy,
 			CreatedAt: now, Mtime: src.Mtime, Run: src.Run, Mode: src.Mode}
