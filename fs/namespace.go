@@ -529,8 +529,8 @@ func itemEntry(it item, latest bool) Entry {
 		if it.mode != 0 {
 			e.Mode = it.mode
 		}
-	default:
-		e.Kind, e.Mode, e.Ino = KindFile, 0o444, Ino(tagVersion, uid)
+	default: // read-only, but an executable stays one (a script run by its version path)
+		e.Kind, e.Mode, e.Ino = KindFile, 0o444|(it.mode&0o111), Ino(tagVersion, uid)
 	}
 	return e
 }

@@ -140,6 +140,13 @@ func TestWriteBasics(t *testing.T) {
 	if fi, _ := os.Stat(w.p("d/m.txt")); fi.Mode().Perm() != 0o444 || len(w.versions("d/m.txt")) != 1 {
 		t.Fatalf("chmod: %v", fi.Mode())
 	}
+	// An executable version runs by its version path too (read-only still).
+	if err := os.Chmod(w.p("d/m.txt"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(w.p("d/m.txt@v1")); err != nil || fi.Mode().Perm() != 0o555 {
+		t.Fatalf("@v1 of a 0755 file: %v %v, want 0555", fi.Mode(), err)
+	}
 	if err := os.Chown(w.p("d/m.txt"), 1234, 1234); !errors.Is(err, syscall.EPERM) {
 		t.Fatalf("chown: %v", err)
 	}
