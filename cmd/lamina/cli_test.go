@@ -107,6 +107,17 @@ func TestQuickstart(t *testing.T) {
 	z := e.path("z")
 	e.ok("get", "scrna/pbmc.zarr", "-o", z)
 	assertSameTree(t, filepath.Join(samples, "pbmc_small.zarr"), z)
+	// -o an existing folder (or a path ending in /) writes into it, as cp does.
+	into := e.path("into")
+	os.Mkdir(into, 0o755)
+	e.ok("get", "experiments/batch1.csv@v1", "-o", into)
+	e.fails("already exists", "get", "experiments/batch1.csv", "-o", into)
+	e.ok("get", "experiments/batch1.csv", "-o", into+"/", "--force")
+	if b, _ := os.ReadFile(filepath.Join(into, "batch1.csv")); string(b) != "gene,count\nCD3E,7\n" {
+		t.Fatalf("get -o FOLDER --force = %q", b)
+	}
+	e.ok("get", "scrna/pbmc.zarr", "-o", e.path("new")+"/")
+	assertSameTree(t, filepath.Join(samples, "pbmc_small.zarr"), filepath.Join(e.path("new"), "pbmc.zarr"))
 
 	// Trash, restore, permanent delete, gc.
 	e.ok("delete", "experiments/batch1.csv")

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bufio"
+	"os"
 	"path"
+	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -13,7 +16,7 @@ func cmdGet() *cli.Command {
 		Usage:     "write the bytes of a version to a file, a folder or stdout",
 		ArgsUsage: "KEY[@vN] | UID",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: a path, or - for stdout (default: the key's name in the current folder)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: a path, a folder to write into (existing, or ending in /), or - for stdout (default: the key's name in the current folder)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing file"},
 		},
 		Action: func(c *cli.Context) error {
@@ -38,8 +41,15 @@ func cmdGet() *cli.Command {
 				}
 				return w.Flush()
 			}
-			if out == "" {
+			switch fi, err := os.Stat(out); {
+			case out == "":
 				out = path.Base(v.Key)
+			case strings.HasSuffix(out, "/") || (err == nil && fi.IsDir()):
+				// Into a folder, as cp does.
+				if err := os.MkdirAll(out, 0o755); err != nil {
+					return err
+				}
+				out = filepath.Join(out, path.Base(v.Key))
 			}
 			bar := newProgress("getting", v.Size, false)
 			defer bar.Done()
