@@ -1,21 +1,26 @@
 package instance
 
 import (
+	"fmt"
+
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/dataset"
 )
 
 // describe fills the fields of nv that reading the content gives: otype,
-// n_observations, shape and columns. A format lamina does not read, or a
-// truncated or corrupt file, keeps the fields the suffix gave: it is still
-// saved, as a plain file.
-func describe(nv *catalog.NewVersion, path string) {
-	if dataset.DetectFormat(path) == "" {
-		return
+// n_observations, shape and columns. A format lamina does not read keeps
+// the fields the suffix gave. A truncated or corrupt file is still saved,
+// as a plain file: no otype (its suffix claims one its bytes are not), and
+// the note says why.
+func describe(nv *catalog.NewVersion, path string) (note string) {
+	format := dataset.DetectFormat(path)
+	if format == "" {
+		return ""
 	}
 	info, err := dataset.Describe(path)
 	if err != nil {
-		return
+		nv.OType = ""
+		return fmt.Sprintf("not a readable %s (%v): saved as a plain file, without an otype", format, err)
 	}
 	if info.OType != "" {
 		nv.OType = info.OType
@@ -28,4 +33,5 @@ func describe(nv *catalog.NewVersion, path string) {
 		}
 		nv.Columns = append(nv.Columns, catalog.Column{Name: c.Name, Slot: c.Slot, Dtype: c.Dtype, Label: c.Label})
 	}
+	return ""
 }

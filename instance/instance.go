@@ -125,4 +125,3 @@ func (in *Instance) FlushRecords(ctx context.Context) error {
 	}
 	return in.Catalog.OutboxDone(ctx, done)
 }
-

@@ -34,6 +34,7 @@ type SaveResult struct {
 	Saved   catalog.Saved
 	Stats   cache.PutStats
 	Elapsed time.Duration
+	Note    string // what the user should know (a file its suffix misnames)
 }
 
 // Size returns the byte count of everything under the paths, for progress.
@@ -131,8 +132,8 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 			if m.Kind == cache.KindFolder {
 				nvs[i].NFiles = len(m.Files)
 			}
-			describe(&nvs[i], it.Path) // otype, n_observations, shape, columns (describe.go)
-			results[i] = SaveResult{Item: it, Stats: st, Elapsed: time.Since(start)}
+			note := describe(&nvs[i], it.Path) // otype, n_observations, shape, columns (describe.go)
+			results[i] = SaveResult{Item: it, Stats: st, Elapsed: time.Since(start), Note: note}
 			return nil
 		})
 	}

@@ -393,3 +393,43 @@ func TestVersionFlag(t *testing.T) {
 		t.Fatalf("--version: %q", out)
 	}
 }
+
+// A file its suffix misnames (a truncated h5ad, a text file called
+// .parquet) is saved as a plain file: no otype, and the save says why;
+// a readable one gets its otype as before.
+func TestSaveMisnamedFile(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init", "--storage", e.path("storage"), "--name", "lab")
+	good, err := os.ReadFile(filepath.Join(samples, "pbmc_small.h5ad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := e.path("cut.h5ad")
+	os.WriteFile(bad, good[:len(good)/3], 0o644)
+	out, errs, err := e.run("save", bad, "--key", "x/cut.h5ad")
+	if err != nil || !strings.Contains(errs, "not a readable h5ad") || !strings.Contains(out, "saved x/cut.h5ad@v1") {
+		t.Fatalf("save of a truncated h5ad: %v\nstdout: %s\nstderr: %s", err, out, errs)
+	}
+	var show struct {
+		OType string `json:"otype"`
+	}
+	e.jsonOut(&show, "show", "x/cut.h5ad", "--format", "json")
+	if show.OType != "" {
+		t.Errorf("a truncated h5ad got otype %q", show.OType)
+	}
+	var saved []struct {
+		Note string `json:"note"`
+	}
+	fake := e.path("fake.parquet")
+	os.WriteFile(fake, []byte("a,b\n1,2\n"), 0o644)
+	e.jsonOut(&saved, "save", fake, "--key", "x/fake.parquet", "--format", "json")
+	if len(saved) != 1 || !strings.Contains(saved[0].Note, "not a readable parquet") {
+		t.Errorf("--format json of a misnamed file: %+v", saved)
+	}
+	good2 := e.path("ok.h5ad")
+	os.WriteFile(good2, good, 0o644)
+	e.ok("save", good2, "--key", "x/ok.h5ad")
+	if e.jsonOut(&show, "show", "x/ok.h5ad", "--format", "json"); show.OType != "AnnData" {
+		t.Errorf("a readable h5ad got otype %q", show.OType)
+	}
+}

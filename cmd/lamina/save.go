@@ -60,16 +60,20 @@ func cmdSave() *cli.Command {
 					Size        int64  `json:"size"`
 					NewChunks   int    `json:"new_chunks"`
 					StoredBytes int64  `json:"stored_bytes"`
+					Note        string `json:"note,omitempty"`
 				}
 				var o []out
 				for _, r := range res {
 					v := r.Saved.Version
-					o = append(o, out{v.Key, v.Version, v.UID, r.Item.Path, r.Saved.Unchanged, v.Size, r.Stats.NewChunks, r.Stats.StoredBytes})
+					o = append(o, out{v.Key, v.Version, v.UID, r.Item.Path, r.Saved.Unchanged, v.Size, r.Stats.NewChunks, r.Stats.StoredBytes, r.Note})
 				}
 				return writeJSON(c.App.Writer, o)
 			}
 			w := c.App.Writer
 			for _, r := range res {
+				if r.Note != "" {
+					fmt.Fprintf(c.App.ErrWriter, "lamina: %s: %s\n", r.Item.Path, r.Note)
+				}
 				v := r.Saved.Version
 				if r.Saved.Unchanged {
 					fmt.Fprintf(w, "unchanged %s: same bytes as %s (uid %s); no new version\n", r.Item.Path, v.Ref(), v.UID)
