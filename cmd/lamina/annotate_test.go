@@ -99,8 +99,13 @@ func TestAnnotateAndQuery(t *testing.T) {
 		if out := e.ok("show", "scrna/batch1.h5ad"); !strings.Contains(out, "feature         tissue = bone marrow") || !strings.Contains(out, "labels          high_quality") {
 			t.Fatalf("show:\n%s", out)
 		}
-		e.fails(`did you mean "blood"`, "annotate", "scrna/batch1.h5ad", "--feature", "tissue=blod")
-		e.fails("is not a number", "annotate", "scrna/batch1.h5ad", "--feature", "batch=one")
+		// A bad value exits 1 like every other bad value (2 is for usage).
+		if err := e.fails(`did you mean "blood"`, "annotate", "scrna/batch1.h5ad", "--feature", "tissue=blod"); exitCode(err) != 1 {
+			t.Errorf("a value that is no term exits %d, want 1", exitCode(err))
+		}
+		if err := e.fails("is not a number", "annotate", "scrna/batch1.h5ad", "--feature", "batch=one"); exitCode(err) != 1 {
+			t.Errorf("a value that is no number exits %d, want 1", exitCode(err))
+		}
 		e.fails(`no label "nope"`, "annotate", "scrna/batch1.h5ad", "--label", "nope")
 		e.fails(`did you mean "tissue"`, "annotate", "scrna/batch1.h5ad", "--feature", "tisue=blood")
 		e.fails("exists with dtype int", "feature", "create", "batch", "--dtype", "str")

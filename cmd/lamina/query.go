@@ -136,7 +136,7 @@ func resolveTerm(x *ontology.Index, entity, value string) (*ontology.Term, error
 		}
 		msg += "; did you mean " + strings.Join(names, " or ") + "?"
 	}
-	return nil, exitf(2, "%s", msg)
+	return nil, exitf(1, "%s", msg) // a bad value, not bad usage (2)
 }
 
 func loadEntity(ctx context.Context, in *instance.Instance, entity string) (*ontology.Index, error) {
