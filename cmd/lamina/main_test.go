@@ -17,7 +17,11 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if mntBin != "" {
+		os.RemoveAll(filepath.Dir(mntBin)) // the binary mntBinary built (45 MB a run)
+	}
+	os.Exit(code)
 }
 
 // env is an isolated user: its own HOME and XDG folders.
