@@ -1,6 +1,7 @@
 package fs_test
 
 import (
+	"context"
 	"os"
 	"testing"
 )
@@ -64,5 +65,32 @@ func TestAppendersShareTheirBytes(t *testing.T) {
 	}
 	if got := string(w.read("logs/table.txt")); got != "X1ab456789\ntail\n" {
 		t.Fatalf("a writer at offsets and an appender = %q", got)
+	}
+}
+
+// An editor's save that renames the file to a backup name (scratch), writes
+// the file anew and removes the backup — vim's default — makes the edit the
+// file's next version: version 1 stays reachable as name@v1, nothing is left
+// in the trash, and vim's write test (4913) leaves no trace.
+func TestEditorSaveByRenameKeepsHistory(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.MkdirAll(w.p("ed"), 0o755)
+	if err := os.WriteFile(w.p("ed/notes.txt"), []byte("original\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.sh(`touch ed/4913 && rm ed/4913 && mv ed/notes.txt ed/notes.txt~ && printf 'edited\n' > ed/notes.txt && rm ed/notes.txt~`)
+	vs := w.eventually("ed/notes.txt", 2)
+	if len(vs) != 2 || vs[0].Version != 1 || vs[1].Version != 2 {
+		t.Fatalf("versions after an editor's save: %+v", vs)
+	}
+	if got := string(w.read("ed/notes.txt@v1")); got != "original\n" {
+		t.Fatalf("notes.txt@v1 = %q", got)
+	}
+	if got := string(w.read("ed/notes.txt")); got != "edited\n" {
+		t.Fatalf("notes.txt = %q", got)
+	}
+	if tl, _ := w.cat.TrashList(context.Background()); len(tl) != 0 {
+		t.Fatalf("the trash after an editor's save: %+v", tl)
 	}
 }

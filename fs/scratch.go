@@ -104,7 +104,7 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	out.Close()
 	os.Chtimes(p, ent.Mtime, ent.Mtime)
 	key := n.prefix() + name
-	if err := m.ns.st.Unlink(ctx, key); err != nil {
+	if err := m.ns.st.MoveAway(ctx, key); err != nil {
 		return errno(m.log, "rename", err)
 	}
 	m.written(key)

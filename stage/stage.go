@@ -29,6 +29,7 @@ type Catalog interface {
 	Versions(ctx context.Context, key string, trash bool) ([]catalog.Version, error)
 	Save(ctx context.Context, vs []catalog.NewVersion) ([]catalog.Saved, error)
 	Trash(ctx context.Context, key string) (catalog.TrashEntry, error)
+	Restore(ctx context.Context, key string) (catalog.TrashEntry, error)
 	Purge(ctx context.Context, key string) ([]catalog.Version, error)
 	catalog.Writer
 }
@@ -78,9 +79,12 @@ type Stage struct {
 
 	jlog *journalLog // the staged files' states (journal.go)
 
-	mu    sync.Mutex // guards open, fresh and the key and deleted fields of Files
+	mu    sync.Mutex // guards open, fresh, movedAway and the key and deleted fields of Files
 	open  map[string][]*File
 	fresh map[string]bool // keys whose artifact this Stage created (temporary names, often)
+	// movedAway holds when a key was renamed to a scratch name (MoveAway):
+	// an editor's backup, whose next commit of the key continues it.
+	movedAway map[string]time.Time
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
 
@@ -101,7 +105,7 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, jlog: newJournalLog(o.Dir),
-		open: map[string][]*File{}, fresh: map[string]bool{}}, nil
+		open: map[string][]*File{}, fresh: map[string]bool{}, movedAway: map[string]time.Time{}}, nil
 }
 
 // StreamStats count commits stored while the File was written, and
@@ -656,6 +660,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	if err := commit(ctx); err != nil {
 		return catalog.Version{}, 0, fmt.Errorf("cannot store %s: %w", key, err)
 	}
+	s.restoreMovedAway(ctx, key)
 	suffix := ref.Suffix(key)
 	now := time.Now().UTC()
 	if mode == 0o644 {
@@ -924,6 +929,46 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 	s.keepFolder(ctx, key)
 	s.changed(key)
 	return nil
+}
+
+// MoveAway is Unlink for a key renamed to a scratch name: an editor's save
+// (vim: rename f to f~, write a new f, remove f~). A commit of key within
+// MoveAwayWindow brings its versions back from the trash first, so the
+// edit is the next version of the file rather than a new history with
+// the old one in the trash.
+func (s *Stage) MoveAway(ctx context.Context, key string) error {
+	if err := s.Unlink(ctx, key); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for k, t := range s.movedAway {
+		if now.Sub(t) > MoveAwayWindow {
+			delete(s.movedAway, k)
+		}
+	}
+	s.movedAway[key] = now
+	return nil
+}
+
+// MoveAwayWindow is how soon after MoveAway a new commit of the key still
+// continues its history: an editor writes the new file at once.
+const MoveAwayWindow = time.Minute
+
+// restoreMovedAway brings back the versions of key that MoveAway put in
+// the trash, if that was within MoveAwayWindow.
+func (s *Stage) restoreMovedAway(ctx context.Context, key string) {
+	s.mu.Lock()
+	t, ok := s.movedAway[key]
+	delete(s.movedAway, key)
+	s.mu.Unlock()
+	if !ok || time.Since(t) > MoveAwayWindow {
+		return
+	}
+	if _, err := s.cat.Restore(ctx, key); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		s.log.Warn("lamina mount: the versions of a file saved by an editor stay in the trash", "key", key, "err", err)
+	}
 }
 
 // keepFolder makes the folder of key persist once it is emptied.
