@@ -96,6 +96,13 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 	if run == "" {
 		run = in.Run
 	}
+	// A catalog that would refuse the records (a read-only database role)
+	// says so before any byte is stored.
+	if c, ok := in.Catalog.(interface{ CheckWritable(context.Context) error }); ok {
+		if err := c.CheckWritable(ctx); err != nil {
+			return nil, fmt.Errorf("cannot save: %w", err)
+		}
+	}
 	results := make([]SaveResult, len(items))
 	nvs := make([]catalog.NewVersion, len(items))
 	var progressMu sync.Mutex

@@ -144,6 +144,16 @@ func (s *Store) Writable(ctx context.Context) (bool, error) {
 	return ok, wrap(err)
 }
 
+// CheckWritable is ErrReadOnly for a role that may only read: a command
+// asks before it stores data the catalog would then refuse to record.
+func (s *Store) CheckWritable(ctx context.Context) error {
+	ok, err := s.Writable(ctx)
+	if err == nil && !ok {
+		return ErrReadOnly
+	}
+	return err
+}
+
 // wrap turns database errors callers act on into this package's.
 func wrap(err error) error {
 	var pe *pgconn.PgError

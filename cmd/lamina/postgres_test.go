@@ -15,6 +15,8 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+	"github.com/lamina-bio/lamina/storage"
+	s3b "github.com/lamina-bio/lamina/storage/s3"
 	"github.com/lamina-bio/lamina/storage/s3/s3test"
 )
 
@@ -209,7 +211,24 @@ func TestReadOnlyRoleMount(t *testing.T) {
 	if !errors.Is(err, syscall.EROFS) {
 		t.Fatalf("write on a read-only mount: %v", err)
 	}
-	r.fails("read-only", "save", r.file("z.txt", []byte("z")), "--key", "z.txt")
+	// Refused before a byte is uploaded: nothing new in the bucket.
+	objects := func() int {
+		t.Helper()
+		b, err := s3b.Open(context.Background(), srv.Config(bucket))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		if err := b.List(context.Background(), "", func(storage.Info) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := objects()
+	r.fails("read-only", "save", r.file("z.txt", make([]byte, 3<<20)), "--key", "z.txt")
+	if after := objects(); after != before {
+		t.Errorf("a refused save stored %d objects in the bucket", after-before)
+	}
 }
 
 // export-catalog / import-catalog move an instance from bbolt to
