@@ -136,11 +136,25 @@ func ForceUnmount(dir string) error {
 		}
 		return nil
 	}
+	return fusermount(dir, "-u", "-z")
+}
+
+// Unmount unmounts the FUSE mount at dir as umount(8) would: it fails while
+// the mount is in use. As a user other than root it goes through
+// fusermount3, as the mount did.
+func Unmount(dir string) error {
+	if os.Geteuid() == 0 {
+		return syscall.Unmount(dir, 0)
+	}
+	return fusermount(dir, "-u")
+}
+
+func fusermount(dir string, args ...string) error {
 	for _, prog := range []string{"fusermount3", "fusermount"} {
 		if p, err := exec.LookPath(prog); err == nil {
-			out, err := exec.Command(p, "-u", "-z", dir).CombinedOutput()
+			out, err := exec.Command(p, append(args, dir)...).CombinedOutput()
 			if err != nil {
-				return fmt.Errorf("%s -u %s: %v: %s", prog, dir, err, strings.TrimSpace(string(out)))
+				return fmt.Errorf("%s %s %s: %v: %s", prog, strings.Join(args, " "), dir, err, strings.TrimSpace(string(out)))
 			}
 			return nil
 		}
@@ -163,15 +177,17 @@ func Abs(dir string) (string, error) {
 }
 
 // Stale reports whether dir is a FUSE mount whose daemon is gone: the
-// kernel answers "transport endpoint is not connected" (stat may still
-// succeed from cached attributes, so this asks statfs and readdir).
+// kernel answers "transport endpoint is not connected", or "connection
+// aborted" when the connection died with requests in flight (stat may
+// still succeed from cached attributes, so this asks statfs and readdir).
 func Stale(dir string) bool {
+	gone := func(err error) bool { return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) }
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); errors.Is(err, syscall.ENOTCONN) {
+	if err := syscall.Statfs(dir, &st); gone(err) {
 		return true
 	}
 	f, err := os.Open(dir)
-	if errors.Is(err, syscall.ENOTCONN) {
+	if gone(err) {
 		return true
 	}
 	if err != nil {
@@ -179,5 +195,5 @@ func Stale(dir string) bool {
 	}
 	defer f.Close()
 	_, err = f.Readdirnames(1)
-	return errors.Is(err, syscall.ENOTCONN)
+	return gone(err)
 }

@@ -436,7 +436,7 @@ func cmdUmount() *cli.Command {
 				// XDG_RUNTIME_DIR, another user's root shell): a plain unmount, which
 				// fails while the mount is in use; the daemon sees it go, syncs
 				// and stops by itself.
-				if err := syscall.Unmount(dir, 0); err != nil {
+				if err := lfs.Unmount(dir); err != nil {
 					return fmt.Errorf("unmount %s: %w (its daemon is running but not registered in %s; stop it there with `lamina umount`)", dir, err, dirs.Runtime)
 				}
 				fmt.Fprintf(w, "unmounted %s; its daemon, not registered in %s, stops by itself\n", dir, dirs.Runtime)
