@@ -61,6 +61,11 @@ func CheckMountpoint(dir string) error {
 	if names, _ := f.Readdirnames(1); len(names) > 0 {
 		return &mountpointError{fmt.Sprintf("mountpoint %s is not empty (it holds %s); mount on an empty folder", dir, names[0]), ErrNotEmpty}
 	}
+	// fusermount3's rule for a user other than root; said here, because
+	// its own message is lost with its exit status.
+	if os.Geteuid() != 0 && syscall.Access(dir, 2 /* W_OK */) != nil {
+		return &mountpointError{fmt.Sprintf("you may not write to %s: mounting as a user other than root needs a mountpoint you can write (one in your home folder, say)", dir), ErrNoMountpoint}
+	}
 	return nil
 }
 

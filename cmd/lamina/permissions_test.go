@@ -93,6 +93,14 @@ func TestProtectedFileRefusesWrites(t *testing.T) {
 	if out, err := run("init", "--storage", dir+"/storage", "--name", "nobody"); err != nil {
 		t.Fatalf("init as nobody: %v\n%s", err, out)
 	}
+	// A folder the user may not write: fusermount3 refuses it, and the
+	// mount says why.
+	if err := os.Mkdir(filepath.Join(dir, "rootdir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("mount", "rootdir"); err == nil || !strings.Contains(out, "you may not write to") {
+		t.Fatalf("mount on a folder of root's: %v\n%s", err, out)
+	}
 	if out, err := sh("mkdir mnt"); err != nil {
 		t.Fatal(out)
 	}
