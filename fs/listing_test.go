@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -424,5 +426,26 @@ func TestListingsLeaveAttributesOutUntilStatted(t *testing.T) {
 	list("c")
 	if n := stat("c"); n != 1 {
 		t.Fatalf("a stat after the window sent %d LOOKUPs, want 1", n)
+	}
+}
+
+// Listings hold "." and ".." as POSIX readdir does (`ls -a`), at the top
+// and in folders, and nothing else changes for them.
+func TestListingsHaveDots(t *testing.T) {
+	w := newWorld(t)
+	w.save("d/f.txt", []byte("x"))
+	w.mount(lfs.MountOptions{})
+	for _, dir := range []string{w.dir, filepath.Join(w.dir, "d")} {
+		out, err := exec.Command("ls", "-a1", dir).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := strings.Fields(string(out))
+		if len(names) < 3 || names[0] != "." || names[1] != ".." {
+			t.Errorf("ls -a %s = %q, want . and .. first", dir, names)
+		}
+	}
+	if got := w.ls("d"); len(got) != 1 || got[0] != "f.txt" {
+		t.Errorf("ls d = %q", got)
 	}
 }

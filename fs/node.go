@@ -196,8 +196,19 @@ func (d *dirHandle) load(ctx context.Context) syscall.Errno {
 		return errno
 	}
 	d.n.m.listed.Add(1)
-	d.es, d.loaded = es, true
+	d.es, d.loaded = append(d.n.dots(), es...), true
 	return 0
+}
+
+// dots are a listing's "." and "..", which POSIX readdir gives (`ls -a`);
+// go-fuse sends them without a lookup.
+func (n *node) dots() []fuse.DirEntry {
+	self := n.StableAttr().Ino
+	parent := self
+	if _, p := n.EmbeddedInode().Parent(); p != nil {
+		parent = p.StableAttr().Ino
+	}
+	return []fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR, Ino: self}, {Name: "..", Mode: syscall.S_IFDIR, Ino: parent}}
 }
 
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
@@ -240,7 +251,7 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	return fusefs.NewListDirStream(es), 0
+	return fusefs.NewListDirStream(append(n.dots(), es...)), 0
 }
 
 // handle is an open file: a version's content or a sidecar's bytes, or a
