@@ -78,7 +78,8 @@
 // (Relation flags), breadth-first and safe on cycles. Parents outside the
 // source (an imported BFO term) are reported but not followed. The
 // cellxgene JSON lists only a closure over is_a and part_of together, so its
-// direct ancestors are read as is_a parents.
+// direct ancestors are read as parents (Parents), and the source says so
+// (Source.MixedParents): is_a walks there follow part_of too.
 //
 // An Index is immutable and safe for concurrent use.
 package ontology

@@ -244,8 +244,17 @@ func readCellxgene(in *input, name string) (*Source, error) {
 		terms = append(terms, t)
 	}
 	slices.SortFunc(terms, func(a, b Term) int { return strings.Compare(a.ID, b.ID) })
-	return &Source{Ontology: dominantPrefix(terms), Terms: terms}, nil
+	return &Source{Ontology: dominantPrefix(terms), Terms: terms, Warnings: []string{mixedParents}}, nil
 }
+
+// mixedParents is the warning every cellxgene JSON source carries: the file
+// gives a closure over is_a and part_of together, so a term's Parents are
+// its is_a and its part_of parents alike (Source.MixedParents).
+const mixedParents = "cellxgene JSON: its parents are is_a and part_of parents alike (the file does not say which)"
+
+// MixedParents reports whether the source's Parents mix is_a and part_of
+// (a cellxgene JSON source): show them as parents, not as is_a.
+func (s *Source) MixedParents() bool { return slices.Contains(s.Warnings, mixedParents) }
 
 // cxgIDs reads a string or a list of strings and turns the odd forms
 // "obo.HsapDv_0000226" and "http://purl.obolibrary.org/obo/BTO_0000895"

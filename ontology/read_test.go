@@ -58,6 +58,11 @@ func TestImportRealSources(t *testing.T) {
 			if src.Entity != tc.entity || len(src.Digest) != 64 || src.Version == "" {
 				t.Errorf("entity %q digest %q version %q", src.Entity, src.Digest, src.Version)
 			}
+			// Only the cellxgene JSON mixes is_a and part_of in its
+			// parents, and the source says so.
+			if json := strings.HasSuffix(tc.path[len(tc.path)-1], ".json.gz"); src.MixedParents() != json {
+				t.Errorf("MixedParents = %v for %s", src.MixedParents(), tc.path[len(tc.path)-1])
+			}
 		})
 	}
 }

@@ -878,11 +878,14 @@ type termJSON struct {
 	Synonyms   []synonymJSON `json:"synonyms,omitempty"`
 	Parents    []relatedJSON `json:"parents,omitempty"`
 	PartOf     []relatedJSON `json:"part_of,omitempty"`
-	AltIDs     []string      `json:"alt_ids,omitempty"`
-	Obsolete   bool          `json:"obsolete,omitempty"`
-	ReplacedBy []relatedJSON `json:"replaced_by,omitempty"`
-	Consider   []relatedJSON `json:"consider,omitempty"`
-	Children   int           `json:"children"`
+	// ParentsMixed: the source does not tell is_a from part_of (cellxgene
+	// JSON), so Parents holds both.
+	ParentsMixed bool          `json:"parents_is_a_or_part_of,omitempty"`
+	AltIDs       []string      `json:"alt_ids,omitempty"`
+	Obsolete     bool          `json:"obsolete,omitempty"`
+	ReplacedBy   []relatedJSON `json:"replaced_by,omitempty"`
+	Consider     []relatedJSON `json:"consider,omitempty"`
+	Children     int           `json:"children"`
 }
 
 type synonymJSON struct {
@@ -934,6 +937,10 @@ func cmdOntologyShow() *cli.Command {
 				return err
 			}
 			defer in.Close()
+			mixed := x.Source().MixedParents()
+			if mixed && (walk != "" || c.Bool("part-of")) {
+				fmt.Fprintf(c.App.ErrWriter, "note: %s %s (cellxgene JSON) does not tell is_a from part_of: its parents are both, with or without --part-of\n", s.Ontology, s.Version)
+			}
 			name := strings.Join(c.Args().Slice()[1:], " ")
 			t, ok := x.Term(name)
 			if !ok {
@@ -1004,7 +1011,7 @@ func cmdOntologyShow() *cli.Command {
 			kids, _ := x.Children(t.ID, rel)
 			tj := termJSON{ID: t.ID, Name: t.Name, Definition: t.Definition, Namespace: t.Namespace,
 				Parents: related(t.Parents), PartOf: related(t.PartOf), AltIDs: t.AltIDs, Obsolete: t.Obsolete,
-				ReplacedBy: related(t.ReplacedBy), Consider: related(t.Consider), Children: len(kids)}
+				ReplacedBy: related(t.ReplacedBy), Consider: related(t.Consider), Children: len(kids), ParentsMixed: mixed}
 			for _, sy := range t.Synonyms {
 				tj.Synonyms = append(tj.Synonyms, synonymJSON{sy.Text, sy.Scope.String()})
 			}
@@ -1041,7 +1048,11 @@ func cmdOntologyShow() *cli.Command {
 				row("synonym", fmt.Sprintf("%s (%s)", sy.Text, sy.Scope))
 			}
 			row("alt_ids", strings.Join(t.AltIDs, ", "))
-			row("is_a", list(tj.Parents))
+			if mixed {
+				row("is_a/part_of", list(tj.Parents)) // the source does not say which
+			} else {
+				row("is_a", list(tj.Parents))
+			}
 			row("part_of", list(tj.PartOf))
 			row("children", fmt.Sprint(len(kids)))
 			row("source", fmt.Sprintf("%s %s %s", describeSource(s), s.Version, s.Digest[:min(12, len(s.Digest))]))

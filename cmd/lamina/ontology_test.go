@@ -173,6 +173,14 @@ func TestOntologyImport(t *testing.T) {
 		if ins.Version != "2022-12-15" || ins2.Version != "2026-03-26" {
 			t.Fatalf("inspect used %s and %s", ins.Version, ins2.Version)
 		}
+		// The cellxgene JSON does not tell is_a from part_of: show says so
+		// rather than call every parent is_a; the OBO keeps is_a.
+		if out := e.ok("ontology", "show", "celltype", "T cell", "--version", "2026-03-26"); !strings.Contains(out, "is_a/part_of") {
+			t.Errorf("show of a cellxgene JSON term:\n%s", out)
+		}
+		if out := e.ok("ontology", "show", "celltype", "T cell"); !strings.Contains(out, "is_a ") || strings.Contains(out, "is_a/part_of") {
+			t.Errorf("show of an OBO term:\n%s", out)
+		}
 		e.fails(`no version "1999" of celltype`, "ontology", "default", "celltype", "1999")
 		if out := e.ok("ontology", "default", "celltype"); !strings.Contains(out, "default is 2022-12-15") {
 			t.Fatalf("default shows %q", out)
