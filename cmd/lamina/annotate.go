@@ -18,7 +18,7 @@ func cmdAnnotate() *cli.Command {
 			multiFlag("feature", "NAME=VALUE (repeat); values of cat[ENTITY] features must be terms of that ontology"),
 			multiFlag("label", "a label (repeat)"),
 			multiFlag("term", "ENTITY=TERM (repeat): an ontology term by name, synonym or id"),
-			formatFlag(),
+			organismFlag(), formatFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
@@ -60,7 +60,7 @@ func cmdAnnotate() *cli.Command {
 				f, ok := features[name]
 				if ok && f.Entity() != "" && f.Entity() != "ULabel" {
 					entity := entityName(f.Entity())
-					x, err := loadEntity(c.Context, in, entity)
+					x, err := loadEntity(c.Context, in, entity, c.String("organism"))
 					if err != nil {
 						return err
 					}
@@ -82,7 +82,7 @@ func cmdAnnotate() *cli.Command {
 					return exitf(2, "--term %q: use ENTITY=TERM", tv)
 				}
 				entity := entityName(e)
-				x, err := loadEntity(c.Context, in, entity)
+				x, err := loadEntity(c.Context, in, entity, c.String("organism"))
 				if err != nil {
 					return err
 				}

@@ -29,7 +29,7 @@ func cmdCurate() *cli.Command {
 			&cli.StringFlag{Name: "description", Usage: "description of the saved version"},
 			&cli.StringFlag{Name: "mapping", Usage: "write the value mapping (TSV: column, value, standard, reason) to this file"},
 			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},
-			formatFlag(),
+			organismFlag(), formatFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
@@ -70,7 +70,7 @@ func cmdCurate() *cli.Command {
 				return err
 			}
 			opts := curate.Options{Related: c.Bool("related"), Ontology: func(e string) (*ontology.Index, error) {
-				return loadEntity(c.Context, in, entityName(e))
+				return loadEntity(c.Context, in, entityName(e), c.String("organism"))
 			}}
 			for _, l := range labels {
 				opts.Labels = append(opts.Labels, l.Name)

@@ -23,6 +23,7 @@ func queryFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "exact", Usage: "ontology terms and labels alone, without descendants"},
 		&cli.BoolFlag{Name: "all-versions", Usage: "match every version, not only the latest of each key"},
 		&cli.StringFlag{Name: "order", Value: "key", Usage: "key, created_at or -created_at"},
+		organismFlag(),
 	}
 }
 
@@ -59,7 +60,7 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 				}
 			}
 			if ft, ok := features[cond.Field]; ok && ft.Entity() != "" && ft.Entity() != "ULabel" {
-				names, err := descendantNames(c.Context, in, entityName(ft.Entity()), cond.Values[0])
+				names, err := descendantNames(c.Context, in, entityName(ft.Entity()), c.String("organism"), cond.Values[0])
 				if err == nil {
 					cond.Values = names
 				}
@@ -80,7 +81,7 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	}
 	for entity, values := range terms {
 		for _, v := range values {
-			ids, err := termIDs(c.Context, in, entity, v, exact)
+			ids, err := termIDs(c.Context, in, entity, c.String("organism"), v, exact)
 			if err != nil {
 				return err
 			}
@@ -139,8 +140,10 @@ func resolveTerm(x *ontology.Index, entity, value string) (*ontology.Term, error
 	return nil, exitf(1, "%s", msg) // a bad value, not bad usage (2)
 }
 
-func loadEntity(ctx context.Context, in *instance.Instance, entity string) (*ontology.Index, error) {
-	x, _, err := in.LoadOntology(ctx, entity, "", "")
+// loadEntity loads the default source of entity; organism picks one where
+// the entity has sources for several (gene, developmental_stage).
+func loadEntity(ctx context.Context, in *instance.Instance, entity, organism string) (*ontology.Index, error) {
+	x, _, err := in.LoadOntology(ctx, entity, organism, "")
 	if err != nil {
 		return nil, fmt.Errorf("%w (import one with: lamina ontology import %s --source FILE)", err, entity)
 	}
@@ -149,8 +152,8 @@ func loadEntity(ctx context.Context, in *instance.Instance, entity string) (*ont
 
 // termIDs returns the id of the term value names and, unless exact, the
 // ids of every term below it.
-func termIDs(ctx context.Context, in *instance.Instance, entity, value string, exact bool) ([]string, error) {
-	x, err := loadEntity(ctx, in, entity)
+func termIDs(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool) ([]string, error) {
+	x, err := loadEntity(ctx, in, entity, organism)
 	if err != nil {
 		return nil, err
 	}
@@ -171,8 +174,8 @@ func termIDs(ctx context.Context, in *instance.Instance, entity, value string, e
 
 // descendantNames returns the standard name of the term value names and
 // the names of every term below it, for matching feature values.
-func descendantNames(ctx context.Context, in *instance.Instance, entity, value string) ([]string, error) {
-	x, err := loadEntity(ctx, in, entity)
+func descendantNames(ctx context.Context, in *instance.Instance, entity, organism, value string) ([]string, error) {
+	x, err := loadEntity(ctx, in, entity, organism)
 	if err != nil {
 		return nil, err
 	}
