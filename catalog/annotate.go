@@ -182,6 +182,10 @@ type Annotator interface {
 	// Collection returns version n of the named collection (the latest for
 	// n == 0) with its members' records.
 	Collection(ctx context.Context, name string, n int) (Collection, error)
+	// CollectionVersions lists every version of the named collection,
+	// oldest first, without its members' records (Versions is nil).
+	// ErrNotFound, with a suggestion, when no collection has that name.
+	CollectionVersions(ctx context.Context, name string) ([]Collection, error)
 }
 
 // ---- dtypes and values ----

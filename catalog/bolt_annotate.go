@@ -810,13 +810,7 @@ func (b *Bolt) Collection(ctx context.Context, name string, n int) (Collection, 
 			return err
 		}
 		if !ok {
-			var all []string
-			if bk := t.bucket(bCollections); bk != nil {
-				bk.ForEach(func(k, _ []byte) error {
-					all = append(all, string(k[:len(k)-5]))
-					return nil
-				})
-			}
+			all := t.collectionNames()
 			if n > 0 && slices.Contains(all, name) {
 				return errorf(ErrNotFound, "collection %q has no version %d", name, n)
 			}
@@ -834,6 +828,45 @@ func (b *Bolt) Collection(ctx context.Context, name string, n int) (Collection, 
 		return nil
 	})
 	return out, err
+}
+
+func (b *Bolt) CollectionVersions(ctx context.Context, name string) ([]Collection, error) {
+	var out []Collection
+	err := b.with(false, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		if bk := t.bucket(bCollections); bk != nil {
+			p := append([]byte(name), 0)
+			cur := bk.Cursor()
+			for k, raw := cur.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = cur.Next() {
+				if len(k) != len(p)+4 {
+					continue
+				}
+				var c Collection
+				if err := json.Unmarshal(raw, &c); err != nil {
+					return fmt.Errorf("catalog: collection %q: %w", k, err)
+				}
+				out = append(out, c)
+			}
+		}
+		if len(out) == 0 {
+			return errorf(ErrNotFound, "no collection %q%s", name, didYouMean(closest(name, t.collectionNames())))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// collectionNames lists the name of every collection version (a name once
+// per version), for suggestions.
+func (t txn) collectionNames() []string {
+	var all []string
+	if bk := t.bucket(bCollections); bk != nil {
+		bk.ForEach(func(k, _ []byte) error {
+			all = append(all, string(k[:len(k)-5]))
+			return nil
+		})
+	}
+	return all
 }
 
 var _ Annotator = (*Bolt)(nil)

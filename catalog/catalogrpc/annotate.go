@@ -22,6 +22,7 @@ const (
 	mSaveCollection = "save_collection"
 	mCollections    = "collections"
 	mCollection     = "collection"
+	mCollectionVers = "collection_versions"
 )
 
 func init() {
@@ -75,7 +76,7 @@ func (s *Server) handleAnnotate(ctx context.Context, m string, raw json.RawMessa
 		res, err = s.cat.CreateSchema(ctx, sc)
 	case mSchemas:
 		res, err = s.cat.Schemas(ctx)
-	case mAnnotate, mAnnotations, mSearch, mCollection:
+	case mAnnotate, mAnnotations, mSearch, mCollection, mCollectionVers:
 		if err := decode(&a); err != nil {
 			return nil, err, true
 		}
@@ -89,6 +90,8 @@ func (s *Server) handleAnnotate(ctx context.Context, m string, raw json.RawMessa
 			res, err = s.cat.Annotations(ctx, a.UID)
 		case mSearch:
 			res, err = s.cat.Search(ctx, a.Query, a.Limit)
+		case mCollectionVers:
+			res, err = s.cat.CollectionVersions(ctx, a.Name)
 		default:
 			res, err = s.cat.Collection(ctx, a.Name, a.N)
 		}
@@ -187,6 +190,11 @@ func (c *Client) Collections(ctx context.Context) ([]catalog.Collection, error) 
 func (c *Client) Collection(ctx context.Context, name string, n int) (catalog.Collection, error) {
 	var out catalog.Collection
 	return out, c.call(ctx, mCollection, annotateArgs{Name: name, N: n}, &out)
+}
+
+func (c *Client) CollectionVersions(ctx context.Context, name string) ([]catalog.Collection, error) {
+	var out []catalog.Collection
+	return out, c.call(ctx, mCollectionVers, annotateArgs{Name: name}, &out)
 }
 
 var _ catalog.Annotator = (*Client)(nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -307,6 +308,30 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 		if _, err := c.Collection(ctx, "scRNA-seq batches Q2", 0); !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), "did you mean") {
 			t.Fatalf("missing: %v", err)
+		}
+		// Every version, oldest first, without the members' records;
+		// another name's versions are not among them.
+		hist, err := c.CollectionVersions(ctx, "scRNA-seq batches Q1")
+		if err != nil || len(hist) != 2 {
+			t.Fatalf("CollectionVersions = %+v, %v", hist, err)
+		}
+		for i, h := range hist {
+			if h.Name != "scRNA-seq batches Q1" || h.Version != i+1 || h.Versions != nil || h.CreatedAt.IsZero() {
+				t.Fatalf("CollectionVersions[%d] = %+v", i, h)
+			}
+		}
+		if !slices.Equal(hist[0].Members, m) || !slices.Equal(hist[1].Members, m[:1]) || hist[0].CreatedBy != "tester" {
+			t.Fatalf("CollectionVersions members: %+v", hist)
+		}
+		if hist, err := c.CollectionVersions(ctx, "other"); err != nil || len(hist) != 1 || hist[0].Version != 1 {
+			t.Fatalf("CollectionVersions other = %+v, %v", hist, err)
+		}
+		// A name that is a prefix of another's is its own collection.
+		if _, err := c.CollectionVersions(ctx, "scRNA-seq"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("prefix of a name: %v", err)
+		}
+		if _, err := c.CollectionVersions(ctx, "scRNA-seq batches Q2"); !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), "did you mean") {
+			t.Fatalf("CollectionVersions missing: %v", err)
 		}
 	})
 }

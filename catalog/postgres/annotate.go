@@ -884,6 +884,36 @@ func (s *Store) Collections(ctx context.Context) ([]catalog.Collection, error) {
 	return listJSON[catalog.Collection](ctx, s, `SELECT DISTINCT ON (name) rec FROM collections ORDER BY name, version DESC`)
 }
 
+func (s *Store) CollectionVersions(ctx context.Context, name string) ([]catalog.Collection, error) {
+	var out []catalog.Collection
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT rec FROM collections WHERE name = $1 ORDER BY version`, name)
+		if err != nil {
+			return err
+		}
+		raws, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		if err != nil {
+			return err
+		}
+		for _, raw := range raws {
+			var c catalog.Collection
+			if err := json.Unmarshal(raw, &c); err != nil {
+				return errorf(catalog.ErrSchema, "catalog: record: %v", err)
+			}
+			out = append(out, c)
+		}
+		if len(out) == 0 {
+			all, err := strings_(ctx, tx, `SELECT DISTINCT name FROM collections ORDER BY name`)
+			if err != nil {
+				return err
+			}
+			return errorf(ErrNotFound, "no collection %q%s", name, catalog.DidYouMean(catalog.Closest(name, all)))
+		}
+		return nil
+	})
+	return out, err
+}
+
 func (s *Store) Collection(ctx context.Context, name string, n int) (catalog.Collection, error) {
 	var out catalog.Collection
 	err := s.read(ctx, func(tx pgx.Tx) error {

@@ -195,6 +195,24 @@ func TestAnnotateAndQuery(t *testing.T) {
 			t.Fatalf("show latest:\n%s", out)
 		}
 		e.fails(`no collection "scRNA batches"`, "collection", "show", "scRNA batches")
+
+		// Every version of one collection, as ls --versions KEY lists a key's.
+		var hist []catalog.Collection
+		e.jsonOut(&hist, "collection", "ls", "--versions", "scRNA-seq batches Q1", "--format", "json")
+		if len(hist) != 2 || hist[0].Version != 1 || len(hist[0].Members) != 2 || hist[1].Version != 2 || len(hist[1].Members) != 3 {
+			t.Fatalf("collection ls --versions: %+v", hist)
+		}
+		out := e.ok("collection", "ls", "scRNA-seq batches Q1", "--versions")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[1], " 1 ") || !strings.Contains(lines[2], " 2 ") || strings.Contains(out, "tables") {
+			t.Fatalf("collection ls --versions (text):\n%s", out)
+		}
+		e.fails(`no collection "scRNA-seq batches"; did you mean "scRNA-seq batches Q1"?`, "collection", "ls", "--versions", "scRNA-seq batches")
+		for _, args := range [][]string{{"--versions"}, {"tables"}, {"--versions", "tables", "x"}} {
+			if err := e.fails("usage: lamina collection ls [--versions NAME]", append([]string{"collection", "ls"}, args...)...); exitCode(err) != 2 {
+				t.Fatalf("collection ls %v: exit %d, want 2", args, exitCode(err))
+			}
+		}
 	})
 }
 

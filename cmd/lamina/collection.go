@@ -71,14 +71,7 @@ func cmdCollection() *cli.Command {
 					return printf(c, "collection %q v%d: %d versions\n", col.Name, col.Version, len(col.Members))
 				},
 			},
-			listCommand("list collections (their latest versions)", []string{"NAME", "VERSION", "MEMBERS", "CREATED", "BY", "DESCRIPTION"},
-				func(c *cli.Context, in *instance.Instance) ([]catalog.Collection, error) {
-					return in.Catalog.Collections(c.Context)
-				},
-				func(col catalog.Collection) []string {
-					return []string{col.Name, fmt.Sprint(col.Version), fmt.Sprint(len(col.Members)),
-						col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy, col.Description}
-				}),
+			cmdCollectionLs(),
 			{
 				Name:      "show",
 				Usage:     "list the versions of a collection, like ls",
@@ -114,6 +107,32 @@ func cmdCollection() *cli.Command {
 			},
 		},
 	}
+}
+
+// cmdCollectionLs lists the latest version of every collection or, like
+// ls --versions KEY, every version of one.
+func cmdCollectionLs() *cli.Command {
+	ls := listCommand("list collections (their latest versions), or every version of the NAME given", []string{"NAME", "VERSION", "MEMBERS", "CREATED", "BY", "DESCRIPTION"},
+		func(c *cli.Context, in *instance.Instance) ([]catalog.Collection, error) {
+			if c.Bool("versions") {
+				return in.Catalog.CollectionVersions(c.Context, c.Args().First())
+			}
+			return in.Catalog.Collections(c.Context)
+		},
+		func(col catalog.Collection) []string {
+			return []string{col.Name, fmt.Sprint(col.Version), fmt.Sprint(len(col.Members)),
+				col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy, col.Description}
+		})
+	ls.ArgsUsage = "[--versions NAME]"
+	ls.Flags = append(ls.Flags, &cli.BoolFlag{Name: "versions", Usage: "list every version of the collection NAME given"})
+	list := ls.Action
+	ls.Action = func(c *cli.Context) error {
+		if c.Bool("versions") != (c.NArg() == 1) || c.NArg() > 1 {
+			return exitf(2, "usage: lamina collection ls [--versions NAME]")
+		}
+		return list(c)
+	}
+	return ls
 }
 
 var reCollectionVersion = regexp.MustCompile(`^(.*)@v([0-9]+)$`)
