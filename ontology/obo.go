@@ -466,6 +466,17 @@ func isGCI(quals string) bool {
 }
 
 func oboOntologyName(f *oboFile) string {
+	// The header names the ontology ("cl/subsets/blood_and_immune_upper_slim"
+	// is CL, though most of its ids are GO) when it names a prefix the ids
+	// use; an import module ("mondo/imports/uberon_import") holds the other
+	// ontology's terms.
+	if head, _, _ := strings.Cut(f.ontology, "/"); head != "" && !strings.Contains(f.ontology, "/imports/") {
+		for i := range f.terms {
+			if pfx, _, ok := strings.Cut(f.terms[i].ID, ":"); ok && strings.EqualFold(pfx, head) {
+				return pfx
+			}
+		}
+	}
 	if p := dominantPrefix(f.terms); p != "" {
 		return p
 	}

@@ -36,6 +36,11 @@ func TestImportRealSources(t *testing.T) {
 		{"gene", "", []string{"genes", "human_genes_orgHsEgDb.tsv.gz"}, "Ensembl", "", 39708, 0},
 		{"gene", "mouse", []string{"genes", "gencode_genes_mus_musculus.csv.gz"}, "Ensembl", "", 78317, 0},
 		{"life_stage", "", []string{"ontologies", "extra", "life-stages.obo"}, "", "2025-01-23", 1328, 75},
+		// Custom entities take the ontology's name from the file: from the
+		// header (ontology: cl/subsets/…), though most ids are GO; an import
+		// module's from the ids it holds.
+		{"blood_slim", "", []string{"ontologies", "extra", "cl-blood_and_immune_upper_slim.obo"}, "CL", "2026-06-08", 1078, 0},
+		{"uberon_module", "", []string{"ontologies", "extra", "uberon-module-from-mondo.obo.gz"}, "UBERON", "2021-08-03", 7577, 0},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.path, "/"), func(t *testing.T) {
