@@ -70,6 +70,7 @@ type ColumnReport struct {
 	Feature string  `json:"feature"`
 	Dtype   string  `json:"dtype"`
 	Slot    string  `json:"slot,omitempty"`
+	Rows    int     `json:"rows"`              // of the table the column is in (the obs or var of an AnnData)
 	Valid   int     `json:"valid"`             // values that validate as they are
 	Missing int     `json:"missing,omitempty"` // empty cells (not checked)
 	Mapped  []Value `json:"mapped,omitempty"`  // fail as they are; --standardize fixes them
@@ -84,7 +85,7 @@ type ColumnReport struct {
 type Report struct {
 	Schema   string         `json:"schema"`
 	Format   string         `json:"format"`
-	Rows     int            `json:"rows"`
+	Rows     int            `json:"rows"` // of the first table (the obs of an AnnData); each column has its table's
 	Columns  []ColumnReport `json:"columns"`
 	Missing  []string       `json:"missing_columns,omitempty"` // required features without a column
 	Extra    []string       `json:"extra_columns,omitempty"`   // columns not in the schema
@@ -161,9 +162,10 @@ func Validate(tables []dataset.Table, format string, s Schema, o Options) (*Repo
 		inSchema[f.Name] = true
 		var col *dataset.Series
 		var slot string
+		var rows int
 		for i := range tables {
 			if c, ok := tables[i].Col(f.Name); ok {
-				col, slot = c, tables[i].Slot
+				col, slot, rows = c, tables[i].Slot, tables[i].NRows
 				break
 			}
 		}
@@ -177,6 +179,7 @@ func Validate(tables []dataset.Table, format string, s Schema, o Options) (*Repo
 		if err != nil {
 			return nil, err
 		}
+		cr.Rows = rows
 		r.Columns = append(r.Columns, cr)
 	}
 	if len(tables) > 0 {
@@ -404,7 +407,7 @@ func WriteStandardized(src, format string, r *Report, w io.Writer) error {
 
 // WriteReport prints r for a person.
 func WriteReport(w io.Writer, r *Report, standardize bool) {
-	fmt.Fprintf(w, "schema %s: %d rows\n", r.Schema, r.Rows)
+	fmt.Fprintf(w, "schema %s: %s\n", r.Schema, r.tableRows())
 	for _, m := range r.Missing {
 		fmt.Fprintf(w, "✗ %s: required column is missing\n", m)
 	}
@@ -412,13 +415,14 @@ func WriteReport(w io.Writer, r *Report, standardize bool) {
 		fmt.Fprintf(w, "✗ columns not in the schema: %s\n", strings.Join(r.Extra, ", "))
 	}
 	for _, c := range r.Columns {
-		total := c.Valid
+		mapped, failed := 0, 0
 		for _, m := range c.Mapped {
-			total += m.Count
+			mapped += m.Count
 		}
 		for _, f := range c.Failed {
-			total += f.Count
+			failed += f.Count
 		}
+		total := c.Valid + mapped + failed
 		mark := "✓"
 		if len(c.Failed) > 0 || (len(c.Mapped) > 0 && !standardize) {
 			mark = "✗"
@@ -427,7 +431,11 @@ func WriteReport(w io.Writer, r *Report, standardize bool) {
 		if c.Slot != "" {
 			where = c.Slot + "." + c.Feature
 		}
-		fmt.Fprintf(w, "%s %s (%s): %d of %d values valid", mark, where, c.Dtype, c.Valid, total)
+		if standardize && mapped > 0 { // the values as saved: standardized ones are valid
+			fmt.Fprintf(w, "%s %s (%s): %d of %d values valid (%d standardized)", mark, where, c.Dtype, c.Valid+mapped, total, mapped)
+		} else {
+			fmt.Fprintf(w, "%s %s (%s): %d of %d values valid", mark, where, c.Dtype, c.Valid, total)
+		}
 		if c.Missing > 0 {
 			fmt.Fprintf(w, ", %d empty", c.Missing)
 		}
@@ -457,6 +465,29 @@ func WriteReport(w io.Writer, r *Report, standardize bool) {
 	default:
 		fmt.Fprintln(w, "not valid")
 	}
+}
+
+// tableRows says how many rows the tables the columns were checked in
+// have: "315 rows" for a table file, "obs 315 rows, var 50 rows" for an
+// AnnData whose schema has features in both.
+func (r *Report) tableRows() string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, c := range r.Columns {
+		if seen[c.Slot] {
+			continue
+		}
+		seen[c.Slot] = true
+		if c.Slot == "" {
+			parts = append(parts, fmt.Sprintf("%d rows", c.Rows))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s %d rows", c.Slot, c.Rows))
+		}
+	}
+	if len(parts) == 0 { // no column checked: the first table's
+		return fmt.Sprintf("%d rows", r.Rows)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func quoteAll(ss []string) []string {

@@ -312,6 +312,66 @@ func TestCurate(t *testing.T) {
 	})
 }
 
+// TestCurateReport checks what the report says: values valid as saved
+// after --standardize, the rows of the table each feature was checked in,
+// and exit 1 for a file or schema that is not there (2 is for usage).
+func TestCurateReport(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("feature", "create", "ensembl_gene_id", "--dtype", "str")
+	e.ok("schema", "create", "ct", "--feature", "cell_type")
+	e.ok("schema", "create", "genes", "--feature", "ensembl_gene_id")
+	e.ok("schema", "create", "both", "--feature", "cell_type", "--feature", "ensembl_gene_id")
+	fixable := e.write("pbmc_obs.csv", fixableObs(t))
+	h5ad := filepath.Join(samples, "pbmc_small.h5ad")
+	for _, tc := range []struct {
+		name string
+		args []string
+		exit int
+		want []string
+	}{
+		{"AsItIs", []string{fixable, "--schema", "ct"}, 1, []string{
+			"schema ct: 304 rows\n", "✗ cell_type (cat[celltype]): 264 of 304 values valid\n"}},
+		{"Standardized", []string{fixable, "--schema", "ct", "--standardize"}, 0, []string{
+			"schema ct: 304 rows\n", "✓ cell_type (cat[celltype]): 304 of 304 values valid (40 standardized)\n", "valid after standardizing"}},
+		{"StandardizedWithFailures", []string{h5ad, "--schema", "ct", "--standardize"}, 1, []string{
+			"schema ct: obs 315 rows\n", "✗ obs.cell_type (cat[celltype]): 304 of 315 values valid (40 standardized)\n"}},
+		{"VarFeature", []string{h5ad, "--schema", "genes"}, 0, []string{
+			"schema genes: var 50 rows\n", "✓ var.ensembl_gene_id (str): 50 of 50 values valid\n"}},
+		{"ObsAndVar", []string{h5ad, "--schema", "both"}, 1, []string{"schema both: obs 315 rows, var 50 rows\n"}},
+		{"MissingFile", []string{e.path("nosuch.csv"), "--schema", "ct"}, 1, []string{"no such file"}},
+		{"MissingFileNoSuffix", []string{e.path("nosuch"), "--schema", "ct"}, 1, []string{"no such file"}},
+		{"UnknownSchema", []string{fixable, "--schema", "cell"}, 1, []string{`no schema "cell"`}},
+		{"NotATable", []string{filepath.Join(samples, "fcsparser_cyflow_cube_8.fcs"), "--schema", "ct"}, 2, []string{"curate reads CSV"}},
+		{"TwoFiles", []string{fixable, fixable, "--schema", "ct"}, 2, []string{"usage: lamina curate"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _, err := e.run(append([]string{"curate"}, tc.args...)...)
+			if got := exitCode(err); (err == nil) != (tc.exit == 0) || err != nil && got != tc.exit {
+				t.Fatalf("exit %d (%v), want %d\n%s", got, err, tc.exit, out)
+			}
+			if err != nil {
+				out += explain(err)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(out, s) {
+					t.Fatalf("lacks %q:\n%s", s, out)
+				}
+			}
+		})
+	}
+	var r struct {
+		Rows    int `json:"rows"`
+		Columns []struct {
+			Slot string `json:"slot"`
+			Rows int    `json:"rows"`
+		} `json:"columns"`
+	}
+	out, _, _ := e.run("curate", h5ad, "--schema", "both", "--format", "json")
+	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Columns) != 2 || r.Columns[0].Rows != 315 || r.Columns[1].Slot != "var" || r.Columns[1].Rows != 50 {
+		t.Fatalf("json rows: %v %+v\n%s", err, r, out)
+	}
+}
+
 // fixableObs is the sample obs table without the rows nothing can fix:
 // its cell types all validate once standardized.
 func fixableObs(t *testing.T) []byte {

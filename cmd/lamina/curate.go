@@ -40,6 +40,9 @@ func cmdCurate() *cli.Command {
 				return exitf(2, "usage: lamina curate PATH --schema NAME [--standardize] [--key KEY]")
 			}
 			path := c.Args().First()
+			if _, err := os.Stat(path); err != nil {
+				return fmt.Errorf("cannot curate: %w", err) // exit 1, as a schema that is not there
+			}
 			kind := dataset.DetectFormat(path)
 			if kind == "" || kind == dataset.FCS {
 				return exitf(2, "%s: curate reads CSV, TSV, Parquet, h5ad and AnnData zarr tables", path)
