@@ -120,6 +120,12 @@ func TestCollectionMount(t *testing.T) {
 	if got := lsNames(t, filepath.Join(colls, "scRNA-seq batches Q1@v1", "scrna")); !slices.Equal(got, []string{"batch_0.h5ad", "batch_1.csv"}) {
 		t.Fatalf("Q1@v1: %v", got)
 	}
+	// Both versions listed, through the daemon that holds the catalog.
+	var hist []catalog.Collection
+	if err := json.Unmarshal([]byte(e.ok("collection", "ls", "--versions", "scRNA-seq batches Q1", "--format", "json")), &hist); err != nil ||
+		len(hist) != 2 || len(hist[0].Members) != 2 || len(hist[1].Members) != 1 {
+		t.Fatalf("collection ls --versions while mounted: %v %+v", err, hist)
+	}
 }
 
 // Two workstations on one PostgreSQL catalog (and one storage folder): a
