@@ -22,6 +22,9 @@ type progress struct {
 	start time.Time
 	quiet bool
 	w     io.Writer
+	stop  chan struct{} // ends tick (Done)
+	// spinning: every byte is done and a spinner stands for the rest
+	spinning bool
 }
 
 // progressDelay is how long work runs before a bar appears, so quick
@@ -36,7 +39,27 @@ var progressDelay = func() time.Duration {
 func newProgress(desc string, total int64, quiet bool) *progress {
 	p := &progress{total: total, desc: desc, start: time.Now(), w: os.Stderr}
 	p.quiet = quiet || !term.IsTerminal(int(os.Stderr.Fd())) || os.Getenv("LAMINA_NO_PROGRESS") != ""
+	if !p.quiet {
+		p.stop = make(chan struct{})
+		go p.tick(p.stop)
+	}
 	return p
+}
+
+// tick shows the bar once the work has run for progressDelay even if no
+// byte came since (an ontology's bytes are read in a moment, its index is
+// built after), and keeps it moving until Done.
+func (p *progress) tick(stop <-chan struct{}) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			p.Add(0)
+		}
+	}
 }
 
 // Add records n more bytes done.
@@ -51,19 +74,42 @@ func (p *progress) Add(n int64) {
 		if time.Since(p.start) < progressDelay {
 			return
 		}
-		p.bar = progressbar.NewOptions64(p.total,
-			progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetDescription(p.desc),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionShowCount(),
-			progressbar.OptionClearOnFinish(),
-		)
+		p.bar = p.newBar(p.total)
 		_ = p.bar.Add64(p.done)
 		return
 	}
+	if !p.spinning && p.total > 0 && p.done >= p.total {
+		// Every byte is read and the work goes on (an index being built,
+		// a catalog commit): a bar would sit at 100 % or clear itself, so
+		// a spinner shows the rest.
+		_ = p.bar.Finish()
+		p.bar, p.spinning = p.newBar(-1), true
+	}
+	if p.spinning {
+		_ = p.bar.RenderBlank() // a spinner moves with time, not bytes
+		return
+	}
 	_ = p.bar.Add64(n)
+}
+
+func (p *progress) newBar(total int64) *progressbar.ProgressBar {
+	if total < 0 && p.total > 0 { // the spinner after the bytes
+		return progressbar.NewOptions64(-1,
+			progressbar.OptionSetWriter(p.w),
+			progressbar.OptionSetDescription(p.desc+" (finishing)"),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetDescription(p.desc),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionShowCount(),
+		progressbar.OptionClearOnFinish(),
+	)
 }
 
 // Func returns Add, or nil when quiet (so callers skip the bookkeeping).
@@ -78,6 +124,10 @@ func (p *progress) Func() func(int64) {
 func (p *progress) Done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stop != nil {
+		close(p.stop)
+		p.stop = nil
+	}
 	if p.bar != nil {
 		_ = p.bar.Finish()
 	}

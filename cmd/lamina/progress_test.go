@@ -3,7 +3,9 @@ package main
 import (
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // The progress bar shows on a terminal for a save that takes more than a
@@ -45,4 +47,36 @@ func TestProgressOnTerminalOnly(t *testing.T) {
 	if err != nil || strings.Contains(string(b), "saving") {
 		t.Fatalf("bar without a terminal: %q, %v", b, err)
 	}
+}
+
+// An ontology's bytes are read in a moment and its index built after: the
+// bar still shows once the work has run for progressDelay, as a spinner
+// for what comes after the last byte.
+func TestProgressAfterTheLastByte(t *testing.T) {
+	var out lockedBuffer
+	p := &progress{total: 100, desc: "importing", start: time.Now(), w: &out, stop: make(chan struct{})}
+	go p.tick(p.stop)
+	p.Add(100) // every byte read before the bar's delay
+	time.Sleep(progressDelay + 500*time.Millisecond)
+	p.Done()
+	if got := out.String(); !strings.Contains(got, "importing (finishing)") {
+		t.Fatalf("no progress shown for work after the last byte: %q", got)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
