@@ -307,10 +307,7 @@ func trigrams(s string, out []uint32) []uint32 {
 	return slices.Compact(out)
 }
 
-// words splits folded text into letter-or-digit runs.
-func words(s string) []string { return slices.Collect(eachWord(s)) }
-
-// eachWord yields the letter-or-digit runs of s, as words returns them.
+// eachWord yields the letter-or-digit runs of folded text s: its words.
 func eachWord(s string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		start := -1

@@ -64,12 +64,19 @@
 // terms with different names (the gene alias CD20 is MS4A1 and KRT20) is
 // reported Ambiguous with the candidates; it is never guessed. Inspect
 // combines the two for a column and offers up to three suggestions for
-// values that match nothing, ranked by edit distance ("dendritc cell" ->
-// "dendritic cell").
+// values that match nothing: the same words up to plurals ("T cells" ->
+// "T cell"), close by edit distance ("dendritc cell" -> "dendritic
+// cell"), or made of a good share of the value's words ("peripheral
+// blood" -> "blood").
 //
-// Search ranks exact names (and ids), exact synonyms, name prefixes, word
-// prefixes in names and synonyms, then fuzzy matches; obsolete terms only
-// when asked. Fuzzy matching shortlists candidates by shared trigrams and
+// Search ranks exact names (and ids, and names equal up to plural endings,
+// case and punctuation), exact synonyms (likewise), name prefixes, names
+// or synonyms holding every query word (as a phrase first), those holding
+// every word or a word starting with it, those made of a good share of the
+// query's words, then fuzzy matches; obsolete terms only when asked. Words
+// are letter-or-digit runs compared without a plural ending; a one-letter
+// query word counts as a word prefix for little ("T" starts half the words
+// of CL). Fuzzy matching shortlists candidates by shared trigrams and
 // orders them by edit distance.
 //
 // # Hierarchy

@@ -2,6 +2,7 @@ package ontology
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -11,15 +12,29 @@ import (
 // folded) and their trigram and word postings; see addFuzzy.
 
 type scratch struct {
-	count   []uint16 // per entry
+	count   []uint16 // per entry: trigrams in common (similar)
 	touched []uint32
+	// Per entry, for word matching (allocated on first use): bit i set
+	// when the entry holds query word i whole, or only as a prefix.
+	whole, pref []uint32
+}
+
+// words makes sure sc.whole and sc.pref are allocated.
+func (sc *scratch) words() {
+	if len(sc.whole) != len(sc.count) {
+		sc.whole, sc.pref = make([]uint32, len(sc.count)), make([]uint32, len(sc.count))
+	}
 }
 
 func (x *Index) getScratch() (*scratch, func()) {
 	sc := x.pool.Get().(*scratch)
 	return sc, func() {
+		words := len(sc.whole) > 0
 		for _, e := range sc.touched {
 			sc.count[e] = 0
+			if words {
+				sc.whole[e], sc.pref[e] = 0, 0
+			}
 		}
 		sc.touched = sc.touched[:0]
 		x.pool.Put(sc)
@@ -103,19 +118,7 @@ func (x *Index) similar(q string, limit int, minSim float64, prefix bool, keep f
 			out = append(out, scored{c.e, s})
 		}
 	}
-	slices.SortFunc(out, func(a, b scored) int {
-		if a.score != b.score {
-			return cmp.Compare(b.score, a.score)
-		}
-		aName, bName := x.entrySyn[a.e] == noSyn, x.entrySyn[b.e] == noSyn
-		if aName != bName { // names before synonyms
-			if aName {
-				return -1
-			}
-			return 1
-		}
-		return cmp.Compare(len(x.folded(a.e)), len(x.folded(b.e)))
-	})
+	slices.SortFunc(out, x.byScore)
 	if len(out) > limit {
 		out = out[:limit]
 	}
@@ -125,6 +128,22 @@ func (x *Index) similar(q string, limit int, minSim float64, prefix bool, keep f
 type scored struct {
 	e     uint32
 	score float64
+}
+
+// byScore orders scored entries best first: higher score, names before
+// synonyms, shorter text.
+func (x *Index) byScore(a, b scored) int {
+	if a.score != b.score {
+		return cmp.Compare(b.score, a.score)
+	}
+	aName, bName := x.entrySyn[a.e] == noSyn, x.entrySyn[b.e] == noSyn
+	if aName != bName { // names before synonyms
+		if aName {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(len(x.folded(a.e)), len(x.folded(b.e)))
 }
 
 func max1(n int) int {
@@ -180,11 +199,18 @@ func osa(a, b []rune) int {
 type Suggestion struct {
 	ID, Name string
 	Matched  string  // the name or synonym that was close
-	Score    float64 // similarity in (0, 1]
+	Score    float64 // closeness in (0, 1]; see Suggest
 }
 
-// Suggest returns up to n live terms close to value (typos, case), best
-// first, each term once.
+// Suggest returns up to n live terms close to value, best first, each term
+// once. Close means (the score in parentheses):
+//   - the same words up to plural endings, case and punctuation ("T cells",
+//     "B-cells"): at least 0.95;
+//   - similar as a string (typos, case): the edit similarity, at least 0.5;
+//   - made of some of the value's words, covering a good share of what
+//     they say (blood for "peripheral blood"; see matchWords): 0.6 + 0.4 ×
+//     that share, so above the loose string matches and below near-exact
+//     ones.
 func (x *Index) Suggest(value string, n int) []Suggestion {
 	q := fold(value)
 	if q == "" || n <= 0 {
@@ -194,9 +220,19 @@ func (x *Index) Suggest(value string, n int) []Suggestion {
 		g := x.entrySyn[e]
 		return !x.obsolete(x.entryTerm[e]) && (g == noSyn || Scope(x.synScope[g]) == Exact)
 	}
+	cands := x.similar(q, 4*n, 0.5, false, keep)
+	for _, m := range x.matchWords(q, keep, false, math.MaxInt) {
+		switch m.rank {
+		case RankExactName:
+			cands = append(cands, scored{m.e, 0.95 + 0.05*similarity([]rune(q), x.folded(m.e))})
+		case RankSomeWords:
+			cands = append(cands, scored{m.e, 0.6 + 0.4*m.score})
+		}
+	}
+	slices.SortFunc(cands, x.byScore)
 	var out []Suggestion
 	seen := map[uint32]bool{}
-	for _, s := range x.similar(q, 4*n, 0.5, false, keep) {
+	for _, s := range cands {
 		i := x.entryTerm[s.e]
 		if seen[i] {
 			continue
@@ -215,16 +251,19 @@ func (x *Index) Suggest(value string, n int) []Suggestion {
 // Rank orders search hits: lower is better.
 type Rank uint8
 
-// Search ranks, best first.
+// Search ranks, best first. Words are letter-or-digit runs compared up to
+// case and a plural ending (matchWords).
 const (
-	RankExactName    Rank = iota // the name (ignoring case) or the id
-	RankExactSynonym             // a synonym, ignoring case
+	RankExactName    Rank = iota // the name or the id; or the name's words, up to plurals and punctuation (score 0.9)
+	RankExactSynonym             // a synonym, ignoring case; or its words (score 0.9)
 	RankNamePrefix               // the name starts with the query
-	RankWordPrefix               // every query word starts a word of the name or a synonym
+	RankAllWords                 // every query word is a word of the name or a synonym; phrases first
+	RankWordPrefix               // every query word is a word or starts one (a one-letter word only starting one: half the score)
+	RankSomeWords                // the name or a synonym is made of a good share of the query's words
 	RankFuzzy                    // close to the name or a synonym
 )
 
-var rankNames = [...]string{"exact_name", "exact_synonym", "name_prefix", "word_prefix", "fuzzy"}
+var rankNames = [...]string{"exact_name", "exact_synonym", "name_prefix", "all_words", "word_prefix", "some_words", "fuzzy"}
 
 func (r Rank) String() string {
 	if int(r) < len(rankNames) {
@@ -248,9 +287,9 @@ type Hit struct {
 	Obsolete bool
 }
 
-// Search finds terms for a free-text query, ranked exact name, exact
-// synonym, name prefix, word prefix, then fuzzy; ties go to shorter
-// matches, names before synonyms, then ids.
+// Search finds terms for a free-text query, ranked as the Rank constants
+// say; ties go to shorter names, then ids. Fuzzy matches are looked for
+// only when the other ranks leave room under the limit.
 func (x *Index) Search(query string, opts SearchOptions) []Hit {
 	limit := opts.Limit
 	if limit <= 0 {
@@ -288,16 +327,18 @@ func (x *Index) Search(query string, opts SearchOptions) []Hit {
 			}
 		}
 	}
-	for _, e := range x.wordPrefixMatches(q) {
-		r := RankWordPrefix
-		text := x.folded(e)
-		if x.entrySyn[e] == noSyn && strings.HasPrefix(text, q) {
-			r = RankNamePrefix
+	keep := func(e uint32) bool { return opts.Obsolete || !x.obsolete(x.entryTerm[e]) }
+	for _, m := range x.matchWords(q, keep, true, limit) {
+		r, score := m.rank, m.score
+		if r == RankExactName {
+			score = 0.9
+			if x.entrySyn[m.e] != noSyn {
+				r = RankExactSynonym
+			}
 		}
-		add(x.entryTerm[e], r, float64(len(q))/float64(len(text)), x.entryText(e))
+		add(x.entryTerm[m.e], r, score, x.entryText(m.e))
 	}
 	if len(best) < limit {
-		keep := func(e uint32) bool { return opts.Obsolete || !x.obsolete(x.entryTerm[e]) }
 		for _, s := range x.similar(q, 4*limit, 0.6, true, keep) {
 			add(x.entryTerm[s.e], RankFuzzy, s.score, x.entryText(s.e))
 		}
@@ -322,42 +363,4 @@ func (x *Index) Search(query string, opts SearchOptions) []Hit {
 		hits = hits[:limit]
 	}
 	return hits
-}
-
-// wordPrefixMatches returns the entries in which every word of q is the
-// prefix of some word.
-func (x *Index) wordPrefixMatches(q string) []uint32 {
-	qw := words(q)
-	if len(qw) == 0 {
-		return nil
-	}
-	// Rarest words first would be faster; query words are few and the
-	// counting pass below is linear in the postings, which is enough.
-	sc, release := x.getScratch()
-	defer release()
-	for k, w := range qw {
-		lo := sort.Search(len(x.words), func(j int) bool { return x.str(x.words[j]) >= w })
-		for j := lo; j < len(x.words) && strings.HasPrefix(x.str(x.words[j]), w); j++ {
-			for _, e := range x.wordPost.row(uint32(j)) {
-				if int(e) >= len(sc.count) {
-					continue // a damaged index file, as in similar
-				}
-				// count[e] == k means e matched every earlier word; the
-				// check also stops two words of one entry counting twice.
-				if int(sc.count[e]) == k {
-					if k == 0 {
-						sc.touched = append(sc.touched, e)
-					}
-					sc.count[e]++
-				}
-			}
-		}
-	}
-	var out []uint32
-	for _, e := range sc.touched {
-		if int(sc.count[e]) == len(qw) {
-			out = append(out, e)
-		}
-	}
-	return out
 }

@@ -1,0 +1,147 @@
+package ontology_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/lamina-bio/lamina/ontology"
+)
+
+func uberon(t testing.TB) *ontology.Index {
+	return load(t, "tissue", "", "ontologies", "cellxgene-json", "UBERON-ontology-v2026-04-01.json.gz")
+}
+
+// position returns where the term with this name is in hits (from 1), or
+// 0.
+func position(hits []ontology.Hit, name string) int {
+	return slices.IndexFunc(hits, func(h ontology.Hit) bool { return h.Name == name }) + 1
+}
+
+// A one-letter query word matches whole words: the T cells rank above tip
+// and tuft cells, whose t only starts a word (the audit had tip cell 6th,
+// naive T cell 28th, CD4-positive, alpha-beta T cell 229th).
+func TestSearchOneLetterWord(t *testing.T) {
+	cl := clJSON(t)
+	hits := cl.Search("T cell", ontology.SearchOptions{Limit: 1000})
+	if len(hits) == 0 || hits[0].ID != "CL:0000084" {
+		t.Fatalf("first hit %+v, want T cell", first(hits))
+	}
+	tip, tuft := position(hits, "tip cell"), position(hits, "tuft cell")
+	for _, name := range []string{"naive T cell", "alpha-beta T cell", "CD4-positive, alpha-beta T cell", "CD8-positive, alpha-beta T cell", "regulatory T cell"} {
+		p := position(hits, name)
+		if p == 0 || (tip != 0 && p > tip) || (tuft != 0 && p > tuft) {
+			t.Errorf("%s at %d, tip cell at %d, tuft cell at %d", name, p, tip, tuft)
+		}
+		if p != 0 && hits[p-1].Rank != ontology.RankAllWords {
+			t.Errorf("%s: rank %v, want all_words", name, hits[p-1].Rank)
+		}
+	}
+	// Every hit whose name or synonym holds t and cell as words comes
+	// before every hit where a t only starts a word.
+	lastWhole := 0
+	for i, h := range hits {
+		if h.Rank <= ontology.RankAllWords {
+			lastWhole = i + 1
+		}
+	}
+	if tip != 0 && tip < lastWhole || tuft != 0 && tuft < lastWhole {
+		t.Errorf("tip cell %d, tuft cell %d, before the last whole-word hit %d", tip, tuft, lastWhole)
+	}
+	// Among the whole-word hits, the words as a phrase ("naive T cell")
+	// come before the words apart ("T-helper 1 cell" has both).
+	if a, b := position(hits, "naive T cell"), position(hits, "mucosal type mast cell"); a == 0 || b != 0 && b < a {
+		t.Errorf("naive T cell at %d, mucosal type mast cell (T mast cells) at %d", a, b)
+	}
+	// A one-letter word alone still finds names that start with it as a
+	// word, before names in which it only starts one.
+	hits = cl.Search("T", ontology.SearchOptions{Limit: 50})
+	if len(hits) == 0 || hits[0].ID != "CL:0000084" {
+		t.Errorf(`Search("T") first = %+v, want T cell`, first(hits))
+	}
+	if p := position(hits, "tip cell"); p != 0 && p < position(hits, "naive T cell") {
+		t.Errorf(`Search("T"): tip cell at %d before naive T cell`, p)
+	}
+	// A one-letter word as the last of several still completes words.
+	hits = cl.Search("naive T c", ontology.SearchOptions{Limit: 5})
+	if len(hits) == 0 || hits[0].Name != "naive T cell" {
+		t.Errorf(`Search("naive T c") first = %+v, want naive T cell`, first(hits))
+	}
+}
+
+// The term whose name equals the query up to a plural ending, hyphens and
+// spaces comes first, as an exact name does.
+func TestSearchPlurals(t *testing.T) {
+	cl := clJSON(t)
+	for _, tc := range []struct {
+		query, id string
+		rank      ontology.Rank
+	}{
+		{"T cells", "CL:0000084", ontology.RankExactName},
+		{"B-cells", "CL:0000236", ontology.RankExactName},
+		{"b cells", "CL:0000236", ontology.RankExactName},
+		{"T-cells", "CL:0000084", ontology.RankExactName},
+		{"Monocytes", "CL:0000576", ontology.RankExactName},
+		{"dendritic-cells", "CL:0000451", ontology.RankExactName},
+		{"T lymphocytes", "CL:0000084", ontology.RankExactSynonym},
+		{"natural killer cells", "CL:0000623", ontology.RankExactName},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			hits := cl.Search(tc.query, ontology.SearchOptions{})
+			if len(hits) == 0 || hits[0].ID != tc.id || hits[0].Rank != tc.rank {
+				t.Fatalf("first hit %+v, want %s at %v", first(hits), tc.id, tc.rank)
+			}
+			if hits[0].Score >= 1 {
+				t.Errorf("score %v: an exact match up to plurals scores below an exact one", hits[0].Score)
+			}
+		})
+	}
+	// An exact name still beats another term's name up to a plural.
+	if hits := cl.Search("T cell", ontology.SearchOptions{Limit: 3}); hits[0].ID != "CL:0000084" || hits[0].Score != 1 {
+		t.Errorf("T cell: %+v", first(hits))
+	}
+}
+
+// A term whose name is made of some of the query's words is a result,
+// below the terms that hold them all and above fuzzy ones; so is it a
+// suggestion. A typo in the other word leaves it to fuzzy matching.
+func TestSearchSomeWords(t *testing.T) {
+	ub := uberon(t)
+	hits := ub.Search("peripheral blood", ontology.SearchOptions{})
+	p := position(hits, "blood")
+	if p == 0 {
+		t.Fatalf("peripheral blood: no blood in %+v", hits)
+	}
+	if h := hits[p-1]; h.ID != "UBERON:0000178" || h.Rank != ontology.RankSomeWords {
+		t.Errorf("blood: %+v", h)
+	}
+	for _, h := range hits[:p-1] {
+		if h.Rank >= ontology.RankSomeWords {
+			t.Errorf("%s (%v) before blood", h.Name, h.Rank)
+		}
+	}
+	if s := ub.Suggest("peripheral blood", 3); len(s) == 0 || s[0].ID != "UBERON:0000178" {
+		t.Errorf("Suggest(peripheral blood) = %+v, want blood first", s)
+	}
+	cl := clJSON(t)
+	// cell alone is too little of "dendritc cell"; dendritic cell is the
+	// answer.
+	for _, q := range []string{"dendritc cell", "dendritic cels"} {
+		if hits := cl.Search(q, ontology.SearchOptions{Limit: 5}); len(hits) == 0 || hits[0].ID != "CL:0000451" {
+			t.Errorf("Search(%q) first = %+v, want dendritic cell", q, first(hits))
+		}
+		if s := cl.Suggest(q, 3); len(s) == 0 || s[0].ID != "CL:0000451" {
+			t.Errorf("Suggest(%q) = %+v, want dendritic cell first", q, s)
+		}
+	}
+	// Words a term lacks do not keep it from the query's other words.
+	if hits := cl.Search("human T cell", ontology.SearchOptions{Limit: 50}); position(hits, "T cell") == 0 {
+		t.Errorf("human T cell: no T cell in %+v", hits)
+	}
+	// With the plurals: Suggest puts the term first.
+	for _, v := range []string{"T cells", "B-cells"} {
+		s := cl.Suggest(v, 3)
+		if len(s) == 0 || s[0].Score < 0.95 {
+			t.Errorf("Suggest(%q) = %+v", v, s)
+		}
+	}
+}
