@@ -628,11 +628,17 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 			ranked[d] = scoredDoc{int32(d), sum * cover * cover, uids[d]}
 		}
 		// Best first, off a heap: only the documents looked at until
-		// limit live ones are found get ordered.
+		// limit live ones are found get ordered. With short query words,
+		// PhraseRank rescores them (search.go) until no later one can
+		// make the results.
 		ranked.init()
 		c := tx.Bucket(bVersions).Cursor()
+		phrase := NewPhraseRank(query, limit)
 		for len(ranked) > 0 {
 			r := ranked.pop()
+			if phrase != nil && phrase.Done(r.score, string(r.uid[:])) {
+				break
+			}
 			v, live, err := liveVersion(c, r.uid[:], false) // bolt_find.go
 			if err != nil {
 				return err
@@ -640,16 +646,29 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 			if !live {
 				continue
 			}
-			h := Hit{Version: v, Score: math.Round(r.score*1000) / 1000}
+			h := Hit{Version: v, Score: RoundScore(r.score)}
 			for i, name := range fieldNames {
 				if fields[r.d]&(1<<i) != 0 {
 					h.Fields = append(h.Fields, name)
 				}
 			}
+			if phrase != nil {
+				var raw []byte
+				if bk := t.bucket(bAnnotations); bk != nil {
+					raw = bk.Get([]byte(v.UID))
+				}
+				if err := phrase.Add(h, r.score, raw); err != nil {
+					return err
+				}
+				continue
+			}
 			out = append(out, h)
 			if len(out) == limit {
 				break
 			}
+		}
+		if phrase != nil {
+			out = phrase.Hits()
 		}
 		return nil
 	})

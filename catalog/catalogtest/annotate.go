@@ -3,6 +3,7 @@ package catalogtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -275,6 +276,83 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// One-letter words are not indexed: "T cell" finds the versions with
+	// "cell", and the T cell datasets rank first by the phrase (a key word
+	// outweighs a term word, so without it natural killer cells would).
+	t.Run("SearchShortWords", func(t *testing.T) {
+		c := open(t)
+		for k, name := range map[string]string{
+			"nk_cell/atlas.h5ad":    "natural killer cell",
+			"epithelium/cells.h5ad": "epithelial cell",
+			"lymph/blood.h5ad":      "T cell",
+			"lymph/cd4.h5ad":        "CD4-positive, alpha-beta T cell",
+			"lymph/b.h5ad":          "B cell",
+			"lymph/t_mast.h5ad":     "mast cell", // a t, but not next to cell
+			"thymus/notes.txt":      "",
+		} {
+			nv := NV(k, k)
+			if name == "" {
+				nv.Description = "what a T cell is"
+			}
+			s, err := c.Save(ctx, []catalog.NewVersion{nv})
+			must(t, err)
+			if name != "" {
+				_, err = c.Annotate(ctx, s[0].Version.UID, catalog.Annotations{Terms: []catalog.Term{{Entity: "celltype", ID: "CL:x", Name: name}}})
+				must(t, err)
+			}
+		}
+		for i := range 30 { // more candidates than a first page holds
+			nv := NV(fmt.Sprintf("culture/run%02d.csv", i), fmt.Sprint(i))
+			nv.Description = "cell culture"
+			_, err := c.Save(ctx, []catalog.NewVersion{nv})
+			must(t, err)
+		}
+		top := func(q string, limit int) []string {
+			t.Helper()
+			hits, err := c.Search(ctx, q, limit)
+			must(t, err)
+			var out []string
+			for i, h := range hits {
+				out = append(out, h.Version.Key)
+				if i > 0 && h.Score > hits[i-1].Score {
+					t.Errorf("Search(%q): not best first: %+v", q, hits)
+				}
+			}
+			return out
+		}
+		tcell := []string{"lymph/blood.h5ad", "lymph/cd4.h5ad", "thymus/notes.txt"}
+		for _, limit := range []int{1, 2, 3, 4, 20, 100} {
+			got := top("T cell", limit)
+			n := min(limit, 3)
+			if len(got) < n || !sameSet(got[:n], tcell[:n], tcell) {
+				t.Fatalf("Search(T cell, %d) = %v, want the T cell datasets %v first", limit, got, tcell)
+			}
+			if limit > 3 && got[3] != "nk_cell/atlas.h5ad" {
+				t.Errorf("Search(T cell, %d) = %v, want the NK cell dataset (key) fourth", limit, got)
+			}
+			if limit == 100 && len(got) != 37 {
+				t.Errorf("Search(T cell, 100): %d hits, want 37 (every version with cell)", len(got))
+			}
+		}
+		if got := top("T cel", 3); len(got) < 3 || !sameSet(got, tcell, tcell) {
+			t.Errorf("Search(T cel) = %v, want %v", got, tcell)
+		}
+		if got := top("B cell", 3); len(got) == 0 || got[0] != "lymph/b.h5ad" {
+			t.Errorf("Search(B cell) = %v", got)
+		}
+		if got := top("alpha-beta T", 3); len(got) == 0 || got[0] != "lymph/cd4.h5ad" {
+			t.Errorf("Search(alpha-beta T) = %v", got)
+		}
+		// Only the latest live versions count.
+		for _, k := range tcell[1:] {
+			_, err := c.Trash(ctx, k)
+			must(t, err)
+		}
+		if got := top("T cell", 1); !slices.Equal(got, tcell[:1]) {
+			t.Errorf("Search(T cell, 1) = %v, want the T cell dataset", got)
+		}
+	})
+
 	t.Run("Collections", func(t *testing.T) {
 		c, vs := setup(t)
 		m := []string{vs["scrna/b.h5ad"].UID, vs["scrna/a.h5ad"].UID}
@@ -334,4 +412,16 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("CollectionVersions missing: %v", err)
 		}
 	})
+}
+
+// sameSet reports whether got holds n distinct members of set, n = len(want).
+func sameSet(got, want, set []string) bool {
+	seen := map[string]bool{}
+	for _, g := range got {
+		if !slices.Contains(set, g) || seen[g] {
+			return false
+		}
+		seen[g] = true
+	}
+	return len(got) == len(want)
 }

@@ -686,7 +686,8 @@ func searchStats(nw int) string {
 // latest version (its uid ends in the base62 digits of latest, %[4]s),
 // looked up for each candidate in turn until %[5]s (the limit) are found
 // — not for all of them — and returns those with their records. %[1]s
-// are the matches (searchMatches), %[2]s the sum.
+// are the matches (searchMatches), %[2]s the sum; %[9]s an OFFSET (for
+// the pages of PhraseRank) and %[10]s the annotations' column, or empty.
 const searchRankSQL = `WITH m AS (
 	SELECT uid, i, bit_or(fields) AS fields,
 		max((weight::float4 / 10::float4) * CASE WHEN octet_length(word) = qlen THEN 1::float4 ELSE 0.6::float4 END) AS sc
@@ -699,18 +700,25 @@ r AS (
 	SELECT uid, fields, score FROM (
 		SELECT uid, fields, sum * cover * cover AS score FROM d ORDER BY score DESC, uid OFFSET 0) s
 	WHERE (SELECT %[4]s FROM artifacts a WHERE a.stem = substr(s.uid, 1, %[7]d) AND a.latest > 0) = substr(s.uid, %[8]d)
-	LIMIT %[5]s)
-SELECT r.score, r.fields, v.rec FROM r JOIN versions v ON v.uid = r.uid ORDER BY r.score DESC, r.uid`
+	%[9]s LIMIT %[5]s)
+SELECT r.score, r.fields, v.rec%[10]s FROM r JOIN versions v ON v.uid = r.uid ORDER BY r.score DESC, r.uid`
 
 // searchRank is searchRankSQL for nw query words: $1…$(2nw) the words'
-// ranges, then the idf array and the limit.
-func searchRank(nw int) string {
+// ranges, then the idf array and the limit; with paged, then an offset,
+// and each row ends with the version's annotations (NULL: none).
+func searchRank(nw int, paged bool) string {
 	idf := fmt.Sprintf("$%d::float8[]", 2*nw+1)
 	sum := "0::float8"
 	for i := 1; i <= nw; i++ {
 		sum = fmt.Sprintf("(%s + COALESCE(max(sc) FILTER (WHERE i = %d), 0)::float8 * (%s)[%d])", sum, i, idf, i)
 	}
-	return fmt.Sprintf(searchRankSQL, searchMatches(nw), sum, idf, latestDigits, fmt.Sprintf("$%d", 2*nw+2), nw, ref.StemLen, ref.StemLen+1)
+	offset, annotations := "", ""
+	if paged {
+		offset = fmt.Sprintf("OFFSET $%d", 2*nw+3)
+		annotations = ", (SELECT n.rec FROM annotations n WHERE n.uid = r.uid)"
+	}
+	return fmt.Sprintf(searchRankSQL, searchMatches(nw), sum, idf, latestDigits, fmt.Sprintf("$%d", 2*nw+2), nw, ref.StemLen, ref.StemLen+1,
+		offset, annotations)
 }
 
 // latestDigits is what ref.VersionUID appends to a stem for a.latest, in
@@ -732,7 +740,9 @@ var latestDigits = func() string {
 // statements in one snapshot (the words' statistics, then the ranking,
 // which returns only the versions asked for). They are planned for their
 // words each time (customPlans: a generic plan cannot tell a rare key's
-// range of words from a common word's).
+// range of words from a common word's). With short query words the
+// ranking returns pages of candidates with their annotations, which
+// catalog.PhraseRank rescores as Bolt's Search does.
 func (s *Store) Search(ctx context.Context, query string, limit int) ([]catalog.Hit, error) {
 	if limit <= 0 {
 		limit = 20
@@ -741,12 +751,13 @@ func (s *Store) Search(ctx context.Context, query string, limit int) ([]catalog.
 	if len(words) == 0 {
 		return nil, fmt.Errorf("%w: search for what? (give words of keys, descriptions, labels or terms)", catalog.ErrInvalid)
 	}
-	ranges := make([]any, 0, 2*len(words)+2)
+	ranges := make([]any, 0, 2*len(words)+3)
 	for _, w := range words {
 		ranges = append(ranges, w, upper(w))
 	}
-	out := []catalog.Hit{}
+	var out []catalog.Hit
 	err := s.read(ctx, func(tx pgx.Tx) error {
+		out = []catalog.Hit{}
 		if err := customPlans(ctx, tx); err != nil {
 			return err
 		}
@@ -754,33 +765,73 @@ func (s *Store) Search(ctx context.Context, query string, limit int) ([]catalog.
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, searchRank(len(words)), append(ranges, idf, limit)...)
-		if err != nil {
-			return err
+		phrase := catalog.NewPhraseRank(query, limit)
+		if phrase == nil {
+			return searchRows(ctx, tx, searchRank(len(words), false), append(ranges, idf, limit), func(h catalog.Hit, _ float64, _ []byte) (bool, error) {
+				out = append(out, h)
+				return true, nil
+			})
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var score float64
-			var fields int16
-			var raw []byte
-			if err := rows.Scan(&score, &fields, &raw); err != nil {
-				return err
-			}
-			v, err := decode(raw)
+		// Pages of candidates: a first of a few more than limit, which
+		// usually settles it, then the rest PhraseRank may read.
+		sql := searchRank(len(words), true)
+		for offset, n := 0, limit+16; n > 0; offset, n = offset+n, catalog.MaxRescored-offset-n {
+			rows, done := 0, false
+			err := searchRows(ctx, tx, sql, append(ranges, idf, n, offset), func(h catalog.Hit, score float64, raw []byte) (bool, error) {
+				rows++
+				if done = phrase.Done(score, h.Version.UID); done {
+					return false, nil
+				}
+				return true, phrase.Add(h, score, raw)
+			})
 			if err != nil {
 				return err
 			}
-			h := catalog.Hit{Version: v, Score: math.Round(score*1000) / 1000}
-			for i, name := range catalog.SearchFields {
-				if fields&(1<<i) != 0 {
-					h.Fields = append(h.Fields, name)
-				}
+			if done || rows < n {
+				break
 			}
-			out = append(out, h)
 		}
-		return rows.Err()
+		out = phrase.Hits()
+		return nil
 	})
 	return out, err
+}
+
+// searchRows runs a searchRank statement and calls fn with each hit, its
+// unrounded score and, for a paged statement, its annotations' JSON (nil
+// without), until fn returns false.
+func searchRows(ctx context.Context, tx pgx.Tx, sql string, args []any, fn func(h catalog.Hit, score float64, annotations []byte) (bool, error)) error {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var score float64
+		var fields int16
+		var raw, ann []byte
+		dest := []any{&score, &fields, &raw}
+		if len(rows.FieldDescriptions()) > 3 {
+			dest = append(dest, &ann)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		v, err := decode(raw)
+		if err != nil {
+			return err
+		}
+		h := catalog.Hit{Version: v, Score: catalog.RoundScore(score)}
+		for i, name := range catalog.SearchFields {
+			if fields&(1<<i) != 0 {
+				h.Fields = append(h.Fields, name)
+			}
+		}
+		if more, err := fn(h, score, ann); err != nil || !more {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // searchIDF returns the inverse document frequency of each query word,
