@@ -171,8 +171,11 @@ func DetectFormat(path string) string {
 }
 
 // Describe reads the structure of the file or folder at path.
-func Describe(path string) (Info, error) {
-	format := DetectFormat(path)
+func Describe(path string) (Info, error) { return DescribeAs(path, DetectFormat(path)) }
+
+// DescribeAs is Describe of a file in the given format whatever its name
+// (a staged file, whose name says nothing).
+func DescribeAs(path, format string) (Info, error) {
 	var info Info
 	var err error
 	switch format {

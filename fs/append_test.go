@@ -3,6 +3,7 @@ package fs_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -92,5 +93,38 @@ func TestEditorSaveByRenameKeepsHistory(t *testing.T) {
 	}
 	if tl, _ := w.cat.TrashList(context.Background()); len(tl) != 0 {
 		t.Fatalf("the trash after an editor's save: %+v", tl)
+	}
+}
+
+// A data file written through the mount is described as lamina save
+// describes it (otype, n_observations, shape, columns), so a pipeline's
+// outputs are as queryable as saved files; one its suffix misnames gets no
+// otype.
+func TestWrittenDataFilesAreDescribed(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.MkdirAll(w.p("out"), 0o755)
+	for name, src := range map[string]string{"obs.csv": "pbmc_small_obs.csv", "pbmc.h5ad": "pbmc_small.h5ad", "obs.parquet": "pbmc_small_obs.parquet"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "shared", "data", "samples", src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(w.p("out/"+name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(w.p("out/bad.h5ad"), []byte("not an HDF5 file"), 0o644)
+	for key, want := range map[string]string{"out/obs.csv": "DataFrame", "out/pbmc.h5ad": "AnnData", "out/obs.parquet": "DataFrame", "out/bad.h5ad": ""} {
+		vs := w.eventually(key, 1)
+		if len(vs) != 1 {
+			t.Fatalf("%s: %d versions", key, len(vs))
+		}
+		v := vs[0]
+		if v.OType != want {
+			t.Errorf("%s: otype %q, want %q", key, v.OType, want)
+		}
+		if want != "" && (v.NObservations != 315 || len(v.Columns) == 0) {
+			t.Errorf("%s: n_observations %d, %d columns; want 315 and the columns", key, v.NObservations, len(v.Columns))
+		}
 	}
 }

@@ -13,11 +13,16 @@ import (
 // as a plain file: no otype (its suffix claims one its bytes are not), and
 // the note says why.
 func describe(nv *catalog.NewVersion, path string) (note string) {
-	format := dataset.DetectFormat(path)
+	return Describe(nv, path, dataset.DetectFormat(path))
+}
+
+// Describe is describe of the file at path read as format (dataset's
+// names; "" reads nothing): the mount describes a staged file by its key.
+func Describe(nv *catalog.NewVersion, path, format string) (note string) {
 	if format == "" {
 		return ""
 	}
-	info, err := dataset.Describe(path)
+	info, err := dataset.DescribeAs(path, format)
 	if err != nil {
 		nv.OType = ""
 		return fmt.Sprintf("not a readable %s (%v): saved as a plain file, without an otype", format, err)

@@ -19,6 +19,8 @@ import (
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/dataset"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ref"
 	"golang.org/x/sys/unix"
 )
@@ -598,7 +600,7 @@ func (f *File) commit(ctx context.Context) error {
 		w, file, serr := st.finish(f.size)
 		if serr == nil {
 			f.s.streamed.Add(1)
-			v, seq, err = f.s.record(WithRun(ctx, f.run), key, w, file, f.mtime, f.mode, "", lazy)
+			v, seq, err = f.s.record(WithRun(ctx, f.run), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
 		} else {
 			f.s.log.Warn("lamina mount: storing while writing failed; storing the staged file", "key", key, "err", serr)
 		}
@@ -611,7 +613,7 @@ func (f *File) commit(ctx context.Context) error {
 		} else {
 			f.s.reused.Add(1)
 		}
-		v, seq, err = f.s.commitWith(WithRun(ctx, f.run), w, key, io.NewSectionReader(f.data, 0, f.size), f.mtime, f.mode, "", lazy)
+		v, seq, err = f.s.commitWith(WithRun(ctx, f.run), w, key, io.NewSectionReader(f.data, 0, f.size), f.data.Name(), f.mtime, f.mode, "", lazy)
 	}
 	if err != nil {
 		return err
@@ -630,24 +632,30 @@ func (s *Stage) commitFile(ctx context.Context, key string, r io.Reader, mtime t
 	if noDedup {
 		w = s.content.NewWriterNoDedup()
 	}
-	v, _, err := s.commitWith(ctx, w, key, r, mtime, mode, desc, false)
+	src := "" // a file's bytes can be described (record)
+	if f, ok := r.(*os.File); ok {
+		src = f.Name()
+	}
+	v, _, err := s.commitWith(ctx, w, key, r, src, mtime, mode, desc, false)
 	return v, err
 }
 
-// commitWith is commitFile in the session w.
-func (s *Stage) commitWith(ctx context.Context, w *cache.Writer, key string, r io.Reader, mtime time.Time, mode uint32, desc string, lazy bool) (catalog.Version, uint64, error) {
+// commitWith is commitFile in the session w; src is the file r reads, if
+// any.
+func (s *Stage) commitWith(ctx context.Context, w *cache.Writer, key string, r io.Reader, src string, mtime time.Time, mode uint32, desc string, lazy bool) (catalog.Version, uint64, error) {
 	file, _, err := w.PutFile(ctx, r, nil)
 	if err != nil {
 		w.Abort()
 		return catalog.Version{}, 0, fmt.Errorf("cannot store %s: %w", key, err)
 	}
-	return s.record(ctx, key, w, file, mtime, mode, desc, lazy)
+	return s.record(ctx, key, w, file, src, mtime, mode, desc, lazy)
 }
 
 // record finishes w's session, which stored file, and records the next
-// version of key. lazy lets the catalog commit the version later
+// version of key; src is a file holding the same bytes, to describe a data
+// file by ("" for none). lazy lets the catalog commit the version later
 // (catalog.Lazy); it returns the save's LazySeq.
-func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file cache.File, mtime time.Time, mode uint32, desc string, lazy bool) (catalog.Version, uint64, error) {
+func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file cache.File, src string, mtime time.Time, mode uint32, desc string, lazy bool) (catalog.Version, uint64, error) {
 	mref, err := w.PutManifest(ctx, &cache.Manifest{Kind: cache.KindFile, Files: []cache.File{file}})
 	if err != nil {
 		w.Abort()
@@ -677,11 +685,13 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 		// that never reached the disk (or the bucket).
 		saveCtx = catalog.SyncFirst(saveCtx, s.content.Sync)
 	}
-	saved, err := s.cat.Save(saveCtx, []catalog.NewVersion{{
+	nv := catalog.NewVersion{
 		Key: key, Kind: cache.KindFile, Suffix: suffix, OType: ref.OType(suffix),
 		Size: file.Size, Digest: file.Digest, Manifest: string(mref), Description: desc,
 		CreatedBy: s.opts.User, CreatedAt: now, Mtime: mtime, Mode: mode, Run: runOf(ctx),
-	}})
+	}
+	s.describe(&nv, src)
+	saved, err := s.cat.Save(saveCtx, []catalog.NewVersion{nv})
 	if err != nil {
 		return catalog.Version{}, 0, err
 	}
@@ -699,6 +709,24 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	}
 	s.changed(key)
 	return v, saved[0].LazySeq, nil
+}
+
+// describeTextLimit bounds the CSV and TSV files a close describes: they
+// are read whole (h5ad, Parquet and FCS by their headers, at any size).
+const describeTextLimit = 64 << 20
+
+// describe fills the fields reading the content gives (otype,
+// n_observations, shape, columns) for a file whose key names a format
+// lamina reads, as lamina save does: a pipeline's outputs are then as
+// queryable as saved files, and a file its suffix misnames gets no otype.
+func (s *Stage) describe(nv *catalog.NewVersion, src string) {
+	format := dataset.DetectFormat(nv.Key)
+	if src == "" || format == "" || ((format == dataset.CSV || format == dataset.TSV) && nv.Size > describeTextLimit) {
+		return
+	}
+	if note := instance.Describe(nv, src, format); note != "" {
+		s.log.Warn("lamina mount: "+note, "key", nv.Key)
+	}
 }
 
 // Sync is fsync: it commits what is staged, then makes the staging file
