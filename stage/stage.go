@@ -720,8 +720,11 @@ const describeTextLimit = 64 << 20
 // lamina reads, as lamina save does: a pipeline's outputs are then as
 // queryable as saved files, and a file its suffix misnames gets no otype.
 func (s *Stage) describe(nv *catalog.NewVersion, src string) {
+	if src == "" || strings.HasSuffix(nv.Key, ".zarr") { // a zarr is a folder: DetectFormat would look for it
+		return
+	}
 	format := dataset.DetectFormat(nv.Key)
-	if src == "" || format == "" || ((format == dataset.CSV || format == dataset.TSV) && nv.Size > describeTextLimit) {
+	if format == "" || ((format == dataset.CSV || format == dataset.TSV) && nv.Size > describeTextLimit) {
 		return
 	}
 	if note := instance.Describe(nv, src, format); note != "" {
