@@ -447,3 +447,53 @@ func TestReadChunkIntoDetectsCorruption(t *testing.T) {
 		})
 	}
 }
+
+// A pack the index names but storage no longer holds (another workstation
+// of a team gc'd it; the index is per machine) is not reused: its chunks
+// are stored again, and the file reads back.
+func TestDedupSkipsGonePacks(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := filepath.Join(dir, "index.db")
+	data := randomBytes(5, 2<<20)
+	put := func(s *cache.Store) (cache.File, cache.PutStats) {
+		t.Helper()
+		w := s.NewWriter()
+		f, st, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return f, st
+	}
+	s1, err := cache.NewStore(b, idx, cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(s1)
+	var packs []string
+	b.List(ctx, "packs/", func(i storage.Info) error { packs = append(packs, i.Name); return nil })
+	for _, p := range packs {
+		if err := b.Delete(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2, err := cache.NewStore(b, idx, cache.DefaultParams) // the next save on this machine
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, st := put(s2)
+	if len(packs) == 0 || st.NewChunks == 0 {
+		t.Fatalf("%d packs removed; the next save stored %d chunks: it reused chunks that are gone", len(packs), st.NewChunks)
+	}
+	var out bytes.Buffer
+	if _, err := s2.Open(f).WriteToContext(ctx, &out, nil); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("read back: %v", err)
+	}
+}

@@ -58,7 +58,17 @@ type Store struct {
 	// second copy, never a wrong answer. gc's grace period keeps their packs.
 	idxMu      sync.Mutex
 	idxPending map[ref.Digest]Loc
+
+	// packsSeen holds when a pack the index named was last found in
+	// storage. The index is per machine: another workstation of a team
+	// may have gc'd a pack it still names, and a save must not reuse
+	// chunks that are gone (it stores them again).
+	seenMu    sync.Mutex
+	packsSeen map[string]time.Time
 }
+
+// packSeenFor is how long a pack found in storage is taken to be there.
+const packSeenFor = time.Minute
 
 // NewStore returns a Store over obj that chunks with p and deduplicates
 // through the index file at indexPath.
@@ -573,8 +583,52 @@ func (s *Store) lookup(ds []ref.Digest) (map[ref.Digest]Loc, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.dropGone(more)
 	maps.Copy(found, more)
 	return found, nil
+}
+
+// dropGone removes from found the blobs whose pack is not in storage (any
+// error counts: a chunk not known to be there is stored again) and forgets
+// those packs in the index.
+func (s *Store) dropGone(found map[ref.Digest]Loc) {
+	now := time.Now()
+	check := map[string]bool{}
+	s.seenMu.Lock()
+	for _, l := range found {
+		if t, ok := s.packsSeen[l.Pack]; !ok || now.Sub(t) > packSeenFor {
+			check[l.Pack] = true
+		}
+	}
+	s.seenMu.Unlock()
+	if len(check) == 0 {
+		return
+	}
+	gone := map[string]bool{}
+	for p := range check {
+		if _, err := s.obj.Stat(context.Background(), packName(p)); err != nil {
+			gone[p] = true
+		}
+	}
+	s.seenMu.Lock()
+	if s.packsSeen == nil {
+		s.packsSeen = map[string]time.Time{}
+	}
+	for p := range check {
+		if !gone[p] {
+			s.packsSeen[p] = now
+		}
+	}
+	s.seenMu.Unlock()
+	if len(gone) == 0 {
+		return
+	}
+	for d, l := range found {
+		if gone[l.Pack] {
+			delete(found, d)
+		}
+	}
+	_ = s.idx.RemovePacks(gone) // best effort: the next lookup checks again
 }
 
 func (w *Writer) commit(ctx context.Context, durable bool) error {
