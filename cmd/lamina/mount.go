@@ -414,6 +414,11 @@ func cmdUmount() *cli.Command {
 					return fmt.Errorf("the daemon stopped but %s is still mounted; run `lamina umount %s` again", dir, dir)
 				}
 				fmt.Fprintf(w, "unmounted %s\n", dir)
+				if c.Bool("force") {
+					if s, err := dirs.Load(name); err == nil {
+						printStagedUploads(w, s) // what --force left behind (uploads.go)
+					}
+				}
 				return nil
 			}
 			mi, mounted := lfs.MountInfo(dir)

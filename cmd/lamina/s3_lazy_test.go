@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,5 +43,21 @@ func TestS3HeadFetchesOneBlock(t *testing.T) {
 	}
 	if got := mustRead(t, filepath.Join(mnt, "scrna", "big.bin")); !bytes.Equal(got, data) {
 		t.Fatal("a sequential read after the head returned other bytes")
+	}
+}
+
+// TestS3ForcedUmountSaysWhatStays: umount --force with S3 away does not
+// wait for the uploads and says what stays staged.
+func TestS3ForcedUmountSaysWhatStays(t *testing.T) {
+	e := newS3Env(t)
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	e.proxy.Down()
+	defer e.proxy.Up()
+	if err := os.WriteFile(filepath.Join(mnt, "w.bin"), randomBytes(t, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := e.ok("umount", "--force", mnt)
+	if !strings.Contains(out, "unmounted") || !strings.Contains(out, "waiting for upload") {
+		t.Fatalf("umount --force with uploads pending said:\n%s", out)
 	}
 }
