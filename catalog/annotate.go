@@ -454,9 +454,7 @@ func editDistance(a, b string) int {
 // runs of letters and digits, two characters or more.
 func Words(text string) []string {
 	var out []string
-	for _, w := range strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
-	}) {
+	for _, w := range allWords(text) { // search.go
 		if len([]rune(w)) >= 2 {
 			out = append(out, w)
 		}

@@ -251,7 +251,8 @@ func wordMatches(w, q string) bool {
 	return strings.HasPrefix(w, q)
 }
 
-// allWords splits text as Words does, keeping words of one character.
+// allWords splits text into lowercase words of letters and digits, one
+// character ones too (Words keeps those of two or more).
 func allWords(text string) []string {
 	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsDigit(r)

@@ -150,7 +150,19 @@ func (s *Series) Values() []string {
 // DetectFormat names the format of path from its name (and, for a folder,
 // its .zattrs); "" when it is none this package reads.
 func DetectFormat(path string) string {
-	name := strings.ToLower(filepath.Base(strings.TrimSuffix(path, "/")))
+	if f := FileFormat(path); f != "" {
+		return f
+	}
+	if strings.HasSuffix(strings.ToLower(strings.TrimSuffix(path, "/")), ".zarr") && isAnnDataZarr(path) {
+		return AnnDataZarr
+	}
+	return ""
+}
+
+// FileFormat names the format of a single file from its name alone; ""
+// when it is none this package reads (a zarr store is a folder).
+func FileFormat(name string) string {
+	name = strings.ToLower(filepath.Base(strings.TrimSuffix(name, "/")))
 	switch {
 	case strings.HasSuffix(name, ".csv"):
 		return CSV
@@ -162,10 +174,6 @@ func DetectFormat(path string) string {
 		return H5AD
 	case strings.HasSuffix(name, ".fcs"):
 		return FCS
-	case strings.HasSuffix(name, ".zarr"):
-		if isAnnDataZarr(path) {
-			return AnnDataZarr
-		}
 	}
 	return ""
 }

@@ -375,11 +375,9 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 	case err == nil && cur.Kind != "file":
 		return nil, 0, syscall.EISDIR
 	case err == nil:
-		f, err = st.Open(ctx, key, cur, trunc, app)
+		f, err = st.Open(ctx, key, cur, trunc)
 	case errors.Is(err, catalog.ErrNotFound):
-		if f, err = st.Create(ctx, key, n.e.Mode); err == nil && app {
-			f.SetAppend()
-		}
+		f, err = st.Create(ctx, key, n.e.Mode)
 	}
 	if err != nil {
 		return nil, 0, n.errno("open", err)
@@ -599,7 +597,7 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 		if f = join(); f == nil {
 			var v *catalog.Version
 			if v, err = n.m.ns.Full(ctx, ent); err == nil {
-				f, err = st.Open(ctx, key, *v, flags&syscall.O_TRUNC != 0, app)
+				f, err = st.Open(ctx, key, *v, flags&syscall.O_TRUNC != 0)
 			}
 		}
 	case lerr == nil && ent.Kind != KindPending:
@@ -608,9 +606,6 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 		if f = join(); f != nil {
 			ent = n.m.ns.pendingEntry(name, key, f)
 		} else if f, err = st.Create(ctx, key, mode&0o7777); err == nil {
-			if app {
-				f.SetAppend()
-			}
 			ent = n.m.ns.pendingEntry(name, key, f)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"iter"
 	"slices"
 	"strings"
-	"unicode"
 )
 
 // buildTables computes the tables of src. It fails when a term has no id
@@ -312,7 +311,7 @@ func eachWord(s string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		start := -1
 		for i, r := range s {
-			inWord := unicode.IsLetter(r) || unicode.IsDigit(r)
+			inWord := isWordRune(r)
 			switch {
 			case inWord && start < 0:
 				start = i

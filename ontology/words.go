@@ -327,28 +327,8 @@ func (x *Index) mark(sc *scratch, j int, bit uint32, whole, start bool, done uin
 
 // appendKeys appends the singular of each word of folded text to ks.
 func appendKeys(ks []string, text string) []string {
-	start := -1
-	for i := 0; i < len(text); {
-		c := text[i]
-		in, size := false, 1
-		if c < utf8.RuneSelf {
-			in = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || 'A' <= c && c <= 'Z'
-		} else {
-			var r rune
-			r, size = utf8.DecodeRuneInString(text[i:])
-			in = isWordRune(r)
-		}
-		switch {
-		case in && start < 0:
-			start = i
-		case !in && start >= 0:
-			ks = append(ks, singular(text[start:i]))
-			start = -1
-		}
-		i += size
-	}
-	if start >= 0 {
-		ks = append(ks, singular(text[start:]))
+	for w := range eachWord(text) {
+		ks = append(ks, singular(w))
 	}
 	return ks
 }

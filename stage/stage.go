@@ -163,7 +163,6 @@ type File struct {
 	isNew     bool // the key had no live version at open
 	committed bool
 	closed    bool // journal says closed
-	append    bool
 	released  bool
 	flushed   bool          // closed (FLUSH) at least once
 	run       string        // lineage run credited with commits (run.go)
@@ -191,16 +190,17 @@ func newID() string {
 // one truncated (O_TRUNC). The File is not committed until it is flushed or
 // released.
 func (s *Stage) Create(ctx context.Context, key string, mode uint32) (*File, error) {
-	return s.start(ctx, key, nil, mode, true, false)
+	return s.start(ctx, key, nil, mode, true)
 }
 
 // Open starts a File on key copying base (the latest version) on write;
-// trunc empties it at once, appendMode writes every byte at the end.
-func (s *Stage) Open(ctx context.Context, key string, base catalog.Version, trunc, appendMode bool) (*File, error) {
-	return s.start(ctx, key, &base, base.Mode, trunc, appendMode)
+// trunc empties it at once. A handle opened with O_APPEND writes through
+// Append.
+func (s *Stage) Open(ctx context.Context, key string, base catalog.Version, trunc bool) (*File, error) {
+	return s.start(ctx, key, &base, base.Mode, trunc)
 }
 
-func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mode uint32, trunc, appendMode bool) (*File, error) {
+func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mode uint32, trunc bool) (*File, error) {
 	if err := ref.CheckKey(key); err != nil {
 		return nil, err
 	}
@@ -213,7 +213,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
-	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, append: appendMode, mtime: time.Now(), handles: 1}
+	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, mtime: time.Now(), handles: 1}
 	if base != nil && base.UID != "" {
 		f.base = base
 		f.size = base.Size
@@ -311,14 +311,17 @@ func (f *File) ensureCopy(ctx context.Context) error {
 
 var errIsFolder = errors.New("is a folder")
 
-// WriteAt writes p at off (at the end for an append File).
+// WriteAt writes p at off.
 func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.writeLocked(ctx, p, off, f.append)
+	return f.writeLocked(ctx, p, off, false)
 }
 
-// Append writes p at the end, for a handle opened with O_APPEND.
+// Append writes p at the end, whatever offset the kernel named: a handle
+// opened with O_APPEND. The kernel takes an append's offset from the size
+// it caches for the inode, which a reader's stat of the committed version
+// may have lowered meanwhile.
 func (f *File) Append(ctx context.Context, p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -454,16 +457,6 @@ func (f *File) Allocate(ctx context.Context, off, n int64, keepSize bool) error 
 		return f.truncateLocked(ctx, end)
 	}
 	return nil
-}
-
-// SetAppend makes every later write of f land at its end, whatever offset
-// it names: a file created with O_APPEND. The kernel takes an append's
-// offset from the size it caches for the inode, which a reader's stat of
-// the committed version may have lowered meanwhile.
-func (f *File) SetAppend() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.append = true
 }
 
 // truncateOpen truncates f unless its writer seems done with it (taken is
@@ -720,11 +713,8 @@ const describeTextLimit = 64 << 20
 // lamina reads, as lamina save does: a pipeline's outputs are then as
 // queryable as saved files, and a file its suffix misnames gets no otype.
 func (s *Stage) describe(nv *catalog.NewVersion, src string) {
-	if src == "" || strings.HasSuffix(nv.Key, ".zarr") { // a zarr is a folder: DetectFormat would look for it
-		return
-	}
-	format := dataset.DetectFormat(nv.Key)
-	if format == "" || ((format == dataset.CSV || format == dataset.TSV) && nv.Size > describeTextLimit) {
+	format := dataset.FileFormat(nv.Key)
+	if src == "" || format == "" || ((format == dataset.CSV || format == dataset.TSV) && nv.Size > describeTextLimit) {
 		return
 	}
 	if note := instance.Describe(nv, src, format); note != "" {
@@ -1124,7 +1114,7 @@ func (s *Stage) Truncate(ctx context.Context, key string, size int64) (catalog.V
 	if base.Size == size {
 		return base, nil
 	}
-	f, err := s.Open(ctx, key, base, false, false)
+	f, err := s.Open(ctx, key, base, false)
 	if err != nil {
 		return catalog.Version{}, err
 	}

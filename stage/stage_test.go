@@ -85,8 +85,8 @@ func TestCommitAndCopyOnWrite(t *testing.T) {
 		t.Fatalf("v%d mtime %v (writer saw %v)", v.Version, v.Mtime, mt)
 	}
 	// Copy on write, append.
-	g, _ := s.Open(ctx, "a/x.csv", v, false, true)
-	g.WriteAt(ctx, []byte(" world"), 0)
+	g, _ := s.Open(ctx, "a/x.csv", v, false)
+	g.Append(ctx, []byte(" world"))
 	buf := make([]byte, 32)
 	n, _ := g.ReadAt(ctx, buf, 0)
 	if string(buf[:n]) != "hello world" {
@@ -99,7 +99,7 @@ func TestCommitAndCopyOnWrite(t *testing.T) {
 	}
 	// An open that changes nothing makes no version.
 	v2, _ := e.cat.ByKey(ctx, "a/x.csv", 0)
-	h, _ := s.Open(ctx, "a/x.csv", v2, false, false)
+	h, _ := s.Open(ctx, "a/x.csv", v2, false)
 	h.Flush(ctx)
 	h.Release(ctx)
 	if v3, _ := e.cat.ByKey(ctx, "a/x.csv", 0); v3.Version != 2 {
@@ -355,7 +355,7 @@ func TestTruncateByPathAfterClose(t *testing.T) {
 
 	// open(O_TRUNC) of an existing key arrives as OPEN, then a SETATTR
 	// without the handle: the File just opened takes it, no version between.
-	o, _ := s.Open(ctx, "r/out.csv", v, false, false)
+	o, _ := s.Open(ctx, "r/out.csv", v, false)
 	if got, err := s.Truncate(ctx, "r/out.csv", 0); err != nil || got.UID != "" {
 		t.Fatalf("truncate right after an open: %v, %+v", err, got)
 	}
@@ -367,7 +367,7 @@ func TestTruncateByPathAfterClose(t *testing.T) {
 	}
 
 	// Bytes not yet committed: the open File takes the truncate.
-	g, _ := s.Open(ctx, "r/out.csv", v, false, false)
+	g, _ := s.Open(ctx, "r/out.csv", v, false)
 	g.WriteAt(ctx, []byte("xyz"), 3)
 	if v, err := s.Truncate(ctx, "r/out.csv", 4); err != nil || v.UID != "" {
 		t.Fatalf("truncate of an open File with changes: %v, %+v", err, v)
