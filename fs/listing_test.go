@@ -136,9 +136,16 @@ func TestListedNamesShowWholeVersions(t *testing.T) {
 			t.Errorf("%s = %q, %v; want %q", attr, buf[:n], err, want)
 		}
 	}
-	// ls -l asks every file for these; they are not ours.
-	if _, err := unix.Getxattr(p, "system.posix_acl_access", buf); err != unix.ENODATA {
-		t.Errorf("posix_acl_access: %v, want ENODATA", err)
+	// ls -l asks every file for these; EOPNOTSUPP makes GNU ls stop asking.
+	for _, path := range []string{p, filepath.Join(w.dir, "exp"), filepath.Join(w.dir, "exp/a.csv.meta")} {
+		for _, attr := range []string{"system.posix_acl_access", "security.selinux"} {
+			if _, err := unix.Getxattr(path, attr, buf); err != unix.EOPNOTSUPP {
+				t.Errorf("%s of %s: %v, want EOPNOTSUPP", attr, path, err)
+			}
+		}
+	}
+	if _, err := unix.Getxattr(p, "user.other", buf); err != unix.ENODATA {
+		t.Errorf("user.other: %v, want ENODATA", err)
 	}
 	var side struct {
 		UID, Digest string

@@ -339,10 +339,16 @@ func (n *node) hasXattrs() bool {
 var xattrNames = []string{xattrPrefix + "uid", xattrPrefix + "version", xattrPrefix + "digest", xattrPrefix + "key"}
 
 // xattr is the value of one user.lamina.* attribute. A node made from a
-// listing reads its version here first (the listing keeps no digest); the
-// attributes `ls -l` asks of every file (ACLs, security labels) never come
-// this far.
+// listing reads its version here first (the listing keeps no digest).
+//
+// Namespaces other than user (system.posix_acl_access, security.selinux:
+// what `ls -l` asks of every file) answer EOPNOTSUPP, not ENODATA: the mount
+// keeps neither ACLs nor labels, and GNU ls, told so once, stops asking for
+// the rest of the device, which saves two round trips a file.
 func (n *node) xattr(ctx context.Context, attr string) (string, syscall.Errno) {
+	if !strings.HasPrefix(attr, "user.") {
+		return "", syscall.EOPNOTSUPP
+	}
 	if !n.hasXattrs() || !strings.HasPrefix(attr, xattrPrefix) {
 		return "", syscall.ENODATA
 	}

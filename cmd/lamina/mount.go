@@ -55,7 +55,7 @@ func cmdMount() *cli.Command {
 			&cli.BoolFlag{Name: "foreground", Usage: "stay attached and log to stderr (default: a daemon keeps the mount)"},
 			&cli.BoolFlag{Name: "show-versions", Usage: "list name@vN entries in folders (they always resolve)"},
 			&cli.BoolFlag{Name: "show-meta", Usage: "list name.meta sidecars in folders (they always resolve)"},
-			&cli.BoolFlag{Name: "no-xattrs", Usage: "no user.lamina.* extended attributes (ls -l gets faster)"},
+			&cli.BoolFlag{Name: "no-xattrs", Usage: "no user.lamina.* extended attributes (saves a request on each new file's first write)"},
 			&cli.BoolFlag{Name: "no-lineage", Usage: "track no runs through this mount (lamina run then records no inputs or outputs here)"},
 			&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request (with --foreground)"},
 			&cli.BoolFlag{Name: "sync-upload", Usage: "S3 storage: close() of a written file waits until S3 has its data (default: uploads queue in the background)"},
