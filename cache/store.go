@@ -65,6 +65,8 @@ type Store struct {
 	// chunks that are gone (it stores them again).
 	seenMu    sync.Mutex
 	packsSeen map[string]time.Time
+	cond      map[string]bool // packs gc marked for deletion (condemned.go)
+	condAt    time.Time       // when cond was listed; zero: list again
 }
 
 // packSeenFor is how long a pack found in storage is taken to be there.
@@ -155,6 +157,9 @@ type Writer struct {
 	uploads errgroup.Group     // packs being written
 	upErr   error              // first upload error (guarded by mu)
 	noDedup bool               // NewWriterNoDedup
+
+	reused   map[string]bool // packs of blobs found in the index (guarded by mu)
+	reusedAt time.Time       // when the marks that allowed the oldest reuse were listed
 }
 
 // NewWriter starts a write session.
@@ -344,14 +349,16 @@ func (w *Writer) dedup(batch []pending, f *File, mu *sync.Mutex) ([]pending, err
 	}
 	w.mu.Unlock()
 	var found map[ref.Digest]Loc
+	var at time.Time
 	if len(ask) > 0 && !w.noDedup {
 		var err error
-		if found, err = w.s.lookup(ask); err != nil {
+		if found, at, err = w.s.lookup(ask); err != nil {
 			return nil, err
 		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.noteReuse(found, at)
 	for d, l := range found {
 		w.known[d] = l
 	}
@@ -563,8 +570,10 @@ func (s *Store) flushIndex() error {
 	return nil
 }
 
-// lookup is Index.Lookup that first asks the entries waiting for Sync.
-func (s *Store) lookup(ds []ref.Digest) (map[ref.Digest]Loc, error) {
+// lookup is Index.Lookup that first asks the entries waiting for Sync. It
+// leaves out blobs of packs gone from storage or marked for deletion, and
+// returns when the marks were listed.
+func (s *Store) lookup(ds []ref.Digest) (map[ref.Digest]Loc, time.Time, error) {
 	found := map[ref.Digest]Loc{}
 	var ask []ref.Digest
 	s.idxMu.Lock()
@@ -577,15 +586,16 @@ func (s *Store) lookup(ds []ref.Digest) (map[ref.Digest]Loc, error) {
 	}
 	s.idxMu.Unlock()
 	if len(ask) == 0 {
-		return found, nil
+		return found, time.Time{}, nil
 	}
 	more, err := s.idx.Lookup(ask)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	s.dropGone(more)
+	at := s.dropCondemned(more)
 	maps.Copy(found, more)
-	return found, nil
+	return found, at, nil
 }
 
 // dropGone removes from found the blobs whose pack is not in storage (any
@@ -640,6 +650,9 @@ func (w *Writer) commit(ctx context.Context, durable bool) error {
 	}
 	w.mu.Unlock()
 	if err := w.uploads.Wait(); err != nil {
+		return err
+	}
+	if err := w.recheckReuse(ctx); err != nil {
 		return err
 	}
 	if durable {

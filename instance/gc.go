@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
-	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
 )
 
@@ -20,95 +20,162 @@ type GCStats struct {
 	DeletedBytes int64 `json:"deleted_bytes"`    // their size
 	YoungPacks   int   `json:"young_packs"`      // unreferenced but inside the grace period
 	DeadInLive   int64 `json:"dead_bytes_kept"`  // unreferenced blobs inside packs still in use
+	Pardoned     int   `json:"pardoned_packs"`   // marked for deletion, then found in use again: kept
 	Records      int   `json:"deleted_records"`  // record objects removed
 	Unreadable   int   `json:"unreadable_packs"` // packs whose trailer could not be read: kept
 }
 
+// GCOptions say what gc may delete and how.
+type GCOptions struct {
+	// Grace keeps unreferenced packs younger than this.
+	Grace time.Duration
+	// Settle is how long packs stay marked for deletion before gc reads the
+	// catalog again and deletes them (cache.MinSettle keeps saves running
+	// meanwhile safe). 0 deletes at once: only when nothing else, on any
+	// machine, is saving to this storage.
+	Settle time.Duration
+	DryRun bool
+	// Waiting, if set, is told before the settle period begins.
+	Waiting func(packs int, bytes int64, settle time.Duration)
+}
+
 // GC deletes packs in which no blob is referenced by any version in the
 // catalog (trashed versions keep their data: only `delete --permanent` makes
-// it collectable), once they are older than grace. Packs that still hold a
-// referenced blob are kept whole; their dead bytes are reported. It holds the
-// instance's gc lock exclusively, so no save can reuse a blob being deleted.
-func (in *Instance) GC(ctx context.Context, grace time.Duration, dryRun bool) (GCStats, error) {
+// it collectable), once they are older than the grace period. Packs that
+// still hold a referenced blob are kept whole; their dead bytes are reported.
+//
+// Deleting is safe against saves running meanwhile on any machine (whose
+// dedup index may name the packs): the packs are marked first, and deleted
+// only if the catalog, read again after the settle period, still references
+// none of their blobs (cache/condemned.go).
+func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	var st GCStats
-	unlock, err := in.lock(true)
-	if err != nil {
-		return st, err
-	}
-	defer unlock()
 	if err := in.FlushRecords(ctx); err != nil {
 		return st, err
 	}
-	live := map[ref.Digest]bool{}
-	uids := map[string]bool{}
-	err = in.Catalog.Each(ctx, func(v catalog.Version) error {
-		st.Versions++
-		uids[v.UID] = true
-		_, md, err := cache.Ref(v.Manifest).Parse()
-		if err != nil {
-			return fmt.Errorf("gc stopped, nothing deleted: %s: %w", v.Ref(), err)
-		}
-		if live[md] {
-			return nil
-		}
-		live[md] = true
-		m, err := in.Store.LoadManifest(ctx, cache.Ref(v.Manifest))
-		if err != nil {
-			// Without the manifest we cannot know which chunks are in use:
-			// deleting anything could destroy data. Stop.
-			return fmt.Errorf("gc stopped, nothing deleted: %s: %w", v.Ref(), err)
-		}
-		for _, f := range m.Files {
-			for _, c := range f.Chunks {
-				live[c.Digest] = true
-			}
-		}
-		return nil
-	})
+	var live liveSet
+	if err := live.scan(ctx, in, &st.Versions); err != nil {
+		return st, err
+	}
+	marks, err := in.Store.Condemned(ctx)
 	if err != nil {
 		return st, err
 	}
-	cutoff := time.Now().Add(-grace)
-	var doomed []string
+	cutoff := time.Now().Add(-o.Grace)
+	var doomed []cache.PackInfo
+	var pardon []string
+	exists := map[string]bool{}
 	err = in.Store.Packs(ctx, func(p cache.PackInfo, perr error) error {
 		st.Packs++
+		exists[p.ID] = true
 		if perr != nil {
 			st.Unreadable++
 			return nil
 		}
-		var used bool
-		var dead int64
-		for _, b := range p.Blobs {
-			if live[b.Digest] {
-				used = true
-			} else {
-				dead += b.Loc.Len
-			}
-		}
+		used, dead := live.uses(p)
 		switch {
 		case used:
 			st.DeadInLive += dead
+			if marks[p.ID] {
+				pardon = append(pardon, p.ID)
+			}
 		case p.ModTime.After(cutoff):
 			st.YoungPacks++
 		default:
-			doomed = append(doomed, p.ID)
-			st.DeadPacks++
-			st.DeletedBytes += p.Size
+			doomed = append(doomed, p)
 		}
 		return nil
 	})
 	if err != nil {
 		return st, err
 	}
-	if !dryRun {
-		if err := in.Store.DeletePacks(ctx, doomed); err != nil {
-			return st, err
+	for id := range marks {
+		if !exists[id] { // deleted by another gc after its mark
+			pardon = append(pardon, id)
 		}
 	}
-	// Record batches whose versions are all gone.
+	if o.DryRun {
+		for _, p := range doomed {
+			st.DeadPacks++
+			st.DeletedBytes += p.Size
+		}
+		return st, in.gcRecords(ctx, cutoff, live.uids, true, &st)
+	}
+	if err := in.Store.Pardon(ctx, pardon); err != nil {
+		return st, err
+	}
+	st.Pardoned += countMarked(pardon, marks, exists)
+	if len(doomed) > 0 && o.Settle > 0 {
+		var ids []string
+		var size int64
+		for _, p := range doomed {
+			if !marks[p.ID] {
+				ids = append(ids, p.ID)
+			}
+			size += p.Size
+		}
+		host, _ := os.Hostname()
+		note := fmt.Sprintf("marked by lamina gc on %s (%s) at %s\n", host, in.User, time.Now().UTC().Format(time.RFC3339))
+		if err := in.Store.Condemn(ctx, ids, note); err != nil {
+			return st, fmt.Errorf("%w (with nothing else saving to this storage, `lamina gc --settle 0s` deletes without marks)", err)
+		}
+		if o.Waiting != nil {
+			o.Waiting(len(doomed), size, o.Settle)
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err() // the marks stay: the next gc settles them
+		case <-time.After(o.Settle):
+		}
+		// Saves that reused these packs before the marks have committed
+		// by now: their versions keep the packs.
+		if err := live.scan(ctx, in, nil); err != nil {
+			return st, err
+		}
+		kept := doomed[:0:0]
+		var back []string
+		for _, p := range doomed {
+			if used, _ := live.uses(p); used {
+				back = append(back, p.ID)
+			} else {
+				kept = append(kept, p)
+			}
+		}
+		if err := in.Store.Pardon(ctx, back); err != nil {
+			return st, err
+		}
+		st.Pardoned += len(back)
+		doomed = kept
+	}
+	ids := make([]string, len(doomed))
+	for i, p := range doomed {
+		ids[i] = p.ID
+		st.DeadPacks++
+		st.DeletedBytes += p.Size
+	}
+	if err := in.Store.DeletePacks(ctx, ids); err != nil {
+		return st, err
+	}
+	if err := in.Store.Pardon(ctx, ids); err != nil { // their marks
+		return st, err
+	}
+	if err := in.gcRecords(ctx, cutoff, live.uids, false, &st); err != nil {
+		return st, err
+	}
+	if l, ok := in.Backend.(interface {
+		Clean(context.Context, time.Time) (int, error)
+	}); ok {
+		_, _ = l.Clean(ctx, cutoff)
+	}
+	return st, nil
+}
+
+// gcRecords deletes record batches older than cutoff whose versions are all
+// gone from the catalog.
+func (in *Instance) gcRecords(ctx context.Context, cutoff time.Time, uids map[string]bool, dryRun bool, st *GCStats) error {
 	var records []storage.Info
 	if err := in.Backend.List(ctx, "records/", func(i storage.Info) error { records = append(records, i); return nil }); err != nil {
-		return st, err
+		return err
 	}
 	for _, r := range records {
 		if r.ModTime.After(cutoff) {
@@ -116,7 +183,7 @@ func (in *Instance) GC(ctx context.Context, grace time.Duration, dryRun bool) (G
 		}
 		b, err := in.Backend.Get(ctx, r.Name)
 		if err != nil {
-			return st, err
+			return err
 		}
 		var vs []struct {
 			UID string `json:"uid"`
@@ -132,15 +199,79 @@ func (in *Instance) GC(ctx context.Context, grace time.Duration, dryRun bool) (G
 			st.Records++
 			if !dryRun {
 				if err := in.Backend.Delete(ctx, r.Name); err != nil {
-					return st, err
+					return err
 				}
 			}
 		}
 	}
-	if l, ok := in.Backend.(interface {
-		Clean(context.Context) (int, error)
-	}); ok && !dryRun {
-		_, _ = l.Clean(ctx)
+	return nil
+}
+
+// countMarked counts the pardoned packs that exist and were marked: the ones
+// a version uses again.
+func countMarked(ids []string, marks, exists map[string]bool) int {
+	n := 0
+	for _, id := range ids {
+		if marks[id] && exists[id] {
+			n++
+		}
 	}
-	return st, nil
+	return n
+}
+
+// liveSet holds where every blob a version references is stored. Reads go
+// by location, so a copy of a chunk in another pack (a save that stored it
+// again rather than reuse a marked pack) does not keep this one.
+type liveSet struct {
+	blobs     map[cache.Loc]bool
+	manifests map[string]bool // read already: manifests never change
+	uids      map[string]bool
+}
+
+// scan reads the catalog, and the manifests it has not read before.
+func (l *liveSet) scan(ctx context.Context, in *Instance, versions *int) error {
+	if l.blobs == nil {
+		l.blobs, l.manifests = map[cache.Loc]bool{}, map[string]bool{}
+	}
+	l.uids = map[string]bool{}
+	return in.Catalog.Each(ctx, func(v catalog.Version) error {
+		if versions != nil {
+			*versions++
+		}
+		l.uids[v.UID] = true
+		if l.manifests[v.Manifest] {
+			return nil
+		}
+		ml, _, err := cache.Ref(v.Manifest).Parse()
+		if err != nil {
+			return fmt.Errorf("gc stopped, nothing deleted: %s: %w", v.Ref(), err)
+		}
+		m, err := in.Store.LoadManifest(ctx, cache.Ref(v.Manifest))
+		if err != nil {
+			// Without the manifest we cannot know which chunks are in use:
+			// deleting anything could destroy data. Stop.
+			return fmt.Errorf("gc stopped, nothing deleted: %s: %w", v.Ref(), err)
+		}
+		l.manifests[v.Manifest] = true
+		l.blobs[ml] = true
+		for _, f := range m.Files {
+			for _, c := range f.Chunks {
+				l.blobs[c.Loc] = true
+			}
+		}
+		return nil
+	})
+}
+
+// uses reports whether a version references a blob of p, and the bytes of
+// its blobs none does.
+func (l *liveSet) uses(p cache.PackInfo) (used bool, dead int64) {
+	for _, b := range p.Blobs {
+		if l.blobs[b.Loc] {
+			used = true
+		} else {
+			dead += b.Loc.Len
+		}
+	}
+	return used, dead
 }

@@ -7,16 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/user"
-	"path/filepath"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
-	"golang.org/x/sys/unix"
 )
 
 // Instance is an opened instance: settings, catalog and content store.
@@ -75,27 +72,6 @@ func (in *Instance) Resolve(ctx context.Context, spec string) (catalog.Version, 
 		return v, err
 	}
 	return in.Catalog.ByKey(ctx, s.Key, s.Version)
-}
-
-// lock takes the instance's gc lock: shared for writers of new data, so that
-// gc (exclusive) never deletes a chunk a save has just found and reused.
-func (in *Instance) lock(exclusive bool) (func(), error) {
-	if err := os.MkdirAll(in.Settings.DataDir, 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(in.Settings.DataDir, "gc.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
-	}
-	return func() { f.Close() }, nil
 }
 
 // FlushRecords writes the storage records of every version the catalog says

@@ -86,12 +86,6 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 			return nil, fmt.Errorf("cannot save %s: %w", it.Path, unwrapPath(err))
 		}
 	}
-	unlock, err := in.lock(false)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-
 	run := o.Run
 	if run == "" {
 		run = in.Run

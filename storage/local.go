@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -360,14 +361,19 @@ func syncEach(written map[string]bool) error {
 	return g.Wait()
 }
 
-// Clean removes temporary files left by Puts that a crash interrupted.
-func (l *Local) Clean(ctx context.Context) (int, error) {
+// Clean removes temporary files left by Puts that a crash interrupted,
+// last written before the given time: a younger one may be a Put of another
+// process still writing.
+func (l *Local) Clean(ctx context.Context, before time.Time) (int, error) {
 	n := 0
 	err := filepath.WalkDir(l.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
 		if !d.IsDir() && strings.Contains(d.Name(), tmpMarker) {
+			if fi, err := d.Info(); err != nil || fi.ModTime().After(before) {
+				return nil
+			}
 			if os.Remove(p) == nil {
 				n++
 			}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/storage"
 	"github.com/lamina-bio/lamina/storage/storagetest"
@@ -41,7 +42,11 @@ func TestLocalSkipsAndCleansTempFiles(t *testing.T) {
 	if len(names) != 1 || names[0] != "chunks/ab/x" {
 		t.Fatalf("List = %v, want only the committed object", names)
 	}
-	n, err := b.Clean(ctx)
+	// One being written now by another process is left alone.
+	if n, err := b.Clean(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("Clean of an hour ago = %d, %v; want none removed", n, err)
+	}
+	n, err := b.Clean(ctx, time.Now())
 	if err != nil || n != 1 {
 		t.Fatalf("Clean = %d, %v; want 1 removed", n, err)
 	}

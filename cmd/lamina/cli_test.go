@@ -137,7 +137,7 @@ func TestQuickstart(t *testing.T) {
 	if gc.Deleted != 0 {
 		t.Fatalf("gc deleted %d objects inside the grace period", gc.Deleted)
 	}
-	e.jsonOut(&gc, "gc", "--grace", "0s", "--format", "json")
+	e.jsonOut(&gc, "gc", "--grace", "0s", "--settle", "1s", "--format", "json")
 	if gc.Deleted == 0 {
 		t.Fatal("gc deleted nothing after a permanent delete")
 	}
@@ -332,7 +332,7 @@ func TestSaveKilled(t *testing.T) {
 		}
 	}
 	e.ok("save", big, "--key", "data/big.bin")
-	e.ok("gc", "--grace", "0s")
+	e.ok("gc", "--grace", "0s", "--settle", "0s")
 	e.ok("get", "data/big.bin", "-o", e.path("final.bin"))
 }
 
@@ -366,7 +366,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("earlier version reads %q", got)
 	}
 	// gc frees the orphaned chunks; then a small save works again.
-	e.ok("gc", "--grace", "0s")
+	e.ok("gc", "--grace", "0s", "--settle", "0s")
 	e.ok("save", e.write("ok2.csv", []byte("fits too\n")), "--key", "ok2.csv")
 }
 

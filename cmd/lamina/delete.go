@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -101,6 +103,7 @@ func cmdGC() *cli.Command {
 		Usage: "delete stored data that no version references any more",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "grace", Value: 24 * time.Hour, Usage: "keep unreferenced data younger than this (a save in progress may be about to use it)"},
+			&cli.DurationFlag{Name: "settle", Value: cache.MinSettle, Usage: "how long data stays marked for deletion before gc checks the catalog again and deletes it, so that saves running meanwhile on any machine are safe; 0s deletes at once (only when nothing else saves to this storage)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "count what would be deleted, delete nothing"},
 			formatFlag(),
 		},
@@ -114,7 +117,17 @@ func cmdGC() *cli.Command {
 				return err
 			}
 			defer in.Close()
-			st, err := in.GC(c.Context, c.Duration("grace"), c.Bool("dry-run"))
+			settle := c.Duration("settle")
+			if settle > 0 && settle < cache.MinSettle {
+				fmt.Fprintf(c.App.ErrWriter, "warning: a save running meanwhile may reuse data gc deletes after less than %s\n", cache.MinSettle)
+			}
+			st, err := in.GC(c.Context, instance.GCOptions{
+				Grace: c.Duration("grace"), Settle: settle, DryRun: c.Bool("dry-run"),
+				Waiting: func(packs int, size int64, settle time.Duration) {
+					fmt.Fprintf(c.App.ErrWriter, "marked %d packs (%s) for deletion; waiting %s for saves that may still use them (--settle)\n",
+						packs, humanBytes(size), settle)
+				},
+			})
 			if err != nil {
 				return err
 			}
@@ -127,6 +140,9 @@ func cmdGC() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "%s %d of %d packs (%s); %d unreferenced packs younger than %s kept; %s of unreferenced data inside packs still in use; %d versions keep their data\n",
 				verb, st.DeadPacks, st.Packs, humanBytes(st.DeletedBytes), st.YoungPacks, c.Duration("grace"), humanBytes(st.DeadInLive), st.Versions)
+			if st.Pardoned > 0 {
+				fmt.Fprintf(c.App.Writer, "%d packs marked for deletion were kept: a version uses them again\n", st.Pardoned)
+			}
 			if st.Unreadable > 0 {
 				fmt.Fprintf(c.App.ErrWriter, "warning: %d packs could not be read and were kept\n", st.Unreadable)
 			}

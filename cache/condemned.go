@@ -1,0 +1,181 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/lamina-bio/lamina/ref"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// gc deletes a pack in two steps so that no save, on any machine, reuses a
+// blob of a pack being deleted (the dedup index is per machine; a lock could
+// only be). First it marks each unreferenced pack in storage
+// (gc/condemned/<id>); then it waits a settle period, reads the catalog
+// again, and deletes the packs still unreferenced. A save does not reuse
+// blobs of marked packs, and reuses a blob only on a list of marks at most
+// condemnedFresh old; a Writer whose oldest reuse decision is older than
+// reuseRecheck when it commits checks its packs again. So any version that
+// reuses a marked pack was in the catalog before gc's second read, as long
+// as the settle period is longer than condemnedFresh + reuseRecheck + the
+// catalog's commit (MinSettle).
+const condemnedPrefix = "gc/condemned/"
+
+var (
+	// condemnedFresh is how old a list of marks a reuse decision may use.
+	condemnedFresh = 10 * time.Second
+	// reuseRecheck is how old a Writer's reuse decisions may be at Commit
+	// before it checks its reused packs again.
+	reuseRecheck = 30 * time.Second
+)
+
+// MinSettle is the shortest settle period that keeps gc safe while other
+// processes save: condemnedFresh and reuseRecheck plus a minute and a half
+// for the catalog's commit of the version (bbolt waits up to a minute for
+// its lock).
+const MinSettle = 2 * time.Minute
+
+// ErrReusedPackCondemned is returned by Commit when a pack whose blobs the
+// session reused has since been marked for deletion by gc, or deleted.
+var ErrReusedPackCondemned = errors.New("data this save reused is being deleted by gc (on this or another machine): save again")
+
+func condemnedName(id string) string { return condemnedPrefix + id }
+
+// Condemn marks packs for deletion and returns once storage has the marks.
+func (s *Store) Condemn(ctx context.Context, ids []string, note string) error {
+	for _, id := range ids {
+		if err := s.obj.Put(ctx, condemnedName(id), []byte(note)); err != nil {
+			return fmt.Errorf("mark pack %s for deletion: %w", id, err)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.obj.Sync(ctx); err != nil {
+		return fmt.Errorf("mark packs for deletion: %w", err)
+	}
+	s.forgetCondemned()
+	return nil
+}
+
+// Pardon removes the marks of packs gc will not delete after all.
+func (s *Store) Pardon(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		if err := s.obj.Delete(ctx, condemnedName(id)); err != nil {
+			return err
+		}
+	}
+	s.forgetCondemned()
+	return nil
+}
+
+// Condemned lists the packs marked for deletion.
+func (s *Store) Condemned(ctx context.Context) (map[string]bool, error) {
+	marks := map[string]bool{}
+	err := s.obj.List(ctx, condemnedPrefix, func(i storage.Info) error {
+		marks[strings.TrimPrefix(i.Name, condemnedPrefix)] = true
+		return nil
+	})
+	return marks, err
+}
+
+func (s *Store) forgetCondemned() {
+	s.seenMu.Lock()
+	s.condAt = time.Time{}
+	s.seenMu.Unlock()
+}
+
+// condemnedNow returns the marks, listed again when the last list is older
+// than maxAge, and when that list was taken.
+func (s *Store) condemnedNow(ctx context.Context, maxAge time.Duration) (map[string]bool, time.Time, error) {
+	s.seenMu.Lock()
+	if !s.condAt.IsZero() && time.Since(s.condAt) <= maxAge {
+		defer s.seenMu.Unlock()
+		return s.cond, s.condAt, nil
+	}
+	s.seenMu.Unlock()
+	at := time.Now()
+	marks, err := s.Condemned(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if at.After(s.condAt) {
+		s.cond, s.condAt = marks, at
+	}
+	return marks, at, nil
+}
+
+// dropCondemned removes from found the blobs of packs marked for deletion
+// and returns when the marks were listed. When they cannot be listed it
+// reuses nothing: a chunk stored twice costs space, one reused from a pack
+// being deleted costs the version.
+func (s *Store) dropCondemned(found map[ref.Digest]Loc) time.Time {
+	if len(found) == 0 {
+		return time.Time{}
+	}
+	marks, at, err := s.condemnedNow(context.Background(), condemnedFresh)
+	if err != nil {
+		clear(found)
+		return time.Time{}
+	}
+	for d, l := range found {
+		if marks[l.Pack] {
+			delete(found, d)
+		}
+	}
+	return at
+}
+
+// noteReuse records the packs of blobs found in the index and when the marks
+// that allowed their reuse were listed.
+func (w *Writer) noteReuse(found map[ref.Digest]Loc, at time.Time) {
+	if len(found) == 0 || at.IsZero() { // none from the index
+		return
+	}
+	if w.reused == nil {
+		w.reused = map[string]bool{}
+	}
+	for _, l := range found {
+		w.reused[l.Pack] = true
+	}
+	if w.reusedAt.IsZero() || at.Before(w.reusedAt) {
+		w.reusedAt = at
+	}
+}
+
+// recheckReuse makes sure, when the session's reuse decisions are older
+// than reuseRecheck, that none of the packs it reused has been marked for
+// deletion or deleted since.
+func (w *Writer) recheckReuse(ctx context.Context) error {
+	w.mu.Lock()
+	packs, at := maps.Clone(w.reused), w.reusedAt
+	w.mu.Unlock()
+	if len(packs) == 0 || time.Since(at) <= reuseRecheck {
+		return nil
+	}
+	marks, now, err := w.s.condemnedNow(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("check the data this save reused: %w", err)
+	}
+	for p := range packs {
+		if marks[p] {
+			return ErrReusedPackCondemned
+		}
+		if _, err := w.s.obj.Stat(ctx, packName(p)); err != nil {
+			if storage.IsNotFound(err) {
+				return ErrReusedPackCondemned
+			}
+			return fmt.Errorf("check the data this save reused: %w", err)
+		}
+	}
+	w.mu.Lock()
+	w.reusedAt = now
+	w.mu.Unlock()
+	return nil
+}

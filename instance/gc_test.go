@@ -1,0 +1,144 @@
+package instance_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// workstations are two instances of one team: one storage and one catalog,
+// each with its own dedup index (as two machines have).
+func workstations(t *testing.T) (a, b *instance.Instance) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.OpenBolt(filepath.Join(dir, "catalog.db"), catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	open := func(name string) *instance.Instance {
+		store, err := cache.NewStore(st, filepath.Join(dir, name, "index.db"), cache.DefaultParams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return instance.New(instance.Settings{Name: "team", Storage: filepath.Join(dir, "storage"), DataDir: filepath.Join(dir, name)}, cat, st, store)
+	}
+	return open("a"), open("b")
+}
+
+// stored saves data under key on in.
+func stored(t *testing.T, in *instance.Instance, key string, data []byte) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f.bin")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Save(context.Background(), []instance.SaveItem{{Path: p, Key: key}}, instance.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readsBack(t *testing.T, in *instance.Instance, key string, want []byte) {
+	t.Helper()
+	var out bytes.Buffer
+	v, err := in.Catalog.ByKey(context.Background(), key, 0)
+	if err == nil {
+		err = in.WriteTo(context.Background(), v, &out, nil)
+	}
+	if err != nil || !bytes.Equal(out.Bytes(), want) {
+		t.Fatalf("%s after gc: %v (%d of %d bytes)", key, err, out.Len(), len(want))
+	}
+}
+
+// gc on one workstation while the other saves content whose chunks are in
+// packs gc is deleting (its index still names them): a save after the
+// marks stores the chunks again; a save that reused them before the marks
+// and commits during the settle period keeps the packs.
+func TestGCSafeAgainstSavesElsewhere(t *testing.T) {
+	ctx := context.Background()
+	data := make([]byte, 3<<20)
+	rand.Read(data)
+	for _, tc := range []struct {
+		name         string
+		reuseEarly   bool // B's save found the chunks in its index before gc's marks
+		wantDeleted  bool
+		wantPardoned bool
+	}{
+		{"save after the marks", false, true, false},
+		{"save that reused before the marks", true, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := workstations(t)
+			stored(t, b, "old.bin", data)
+			if _, err := b.Catalog.Purge(ctx, "old.bin"); err != nil {
+				t.Fatal(err)
+			}
+			// B's early session: its chunks come from B's index now.
+			var early *cache.Writer
+			var file cache.File
+			if tc.reuseEarly {
+				early = b.Store.NewWriter()
+				var st cache.PutStats
+				var err error
+				if file, st, err = early.PutFile(ctx, bytes.NewReader(data), nil); err != nil || st.NewChunks != 0 {
+					t.Fatalf("early put: %v, %d new chunks (want all reused)", err, st.NewChunks)
+				}
+			}
+			waiting := make(chan struct{})
+			done := make(chan struct{})
+			var gst instance.GCStats
+			var gerr error
+			go func() {
+				defer close(done)
+				gst, gerr = a.GC(ctx, instance.GCOptions{Settle: 1500 * time.Millisecond,
+					Waiting: func(int, int64, time.Duration) { close(waiting) }})
+			}()
+			select {
+			case <-waiting:
+			case <-done:
+				t.Fatalf("gc returned without waiting: %+v, %v", gst, gerr)
+			}
+			if tc.reuseEarly {
+				m := &cache.Manifest{Kind: cache.KindFile, Files: []cache.File{file}}
+				md, err := early.PutManifest(ctx, m)
+				if err == nil {
+					err = early.Commit(ctx)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				now := time.Now().UTC()
+				if _, err := b.Catalog.Save(ctx, []catalog.NewVersion{{Key: "new.bin", Kind: m.Kind, Size: m.Size(),
+					Digest: m.Digest(), Manifest: string(md), CreatedBy: "b", CreatedAt: now, Mtime: now}}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				stored(t, b, "new.bin", data)
+			}
+			<-done
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			if (gst.DeadPacks > 0) != tc.wantDeleted || (gst.Pardoned > 0) != tc.wantPardoned {
+				t.Errorf("gc: %d packs deleted, %d pardoned; want deleted %v, pardoned %v", gst.DeadPacks, gst.Pardoned, tc.wantDeleted, tc.wantPardoned)
+			}
+			readsBack(t, a, "new.bin", data)
+			if marks, err := a.Store.Condemned(ctx); err != nil || len(marks) != 0 {
+				t.Errorf("marks left after gc: %v, %v", marks, err)
+			}
+		})
+	}
+}
