@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/url"
 	"syscall"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -19,6 +21,13 @@ func errno(log *slog.Logger, op string, err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	case isNetwork(err):
+		// A socket's errno (ECONNREFUSED, ECONNRESET, ETIMEDOUT) says
+		// nothing about the file: storage could not be reached.
+	case op == "read" && errors.Is(err, fs.ErrNotExist):
+		// The file is open: what is missing is its data in storage.
 	case errors.As(err, &e):
 		return e
 	case errors.Is(err, ref.ErrKeyTooLong):
@@ -27,9 +36,16 @@ func errno(log *slog.Logger, op string, err error) syscall.Errno {
 		return syscall.EINVAL
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, catalog.ErrNotFound):
 		return syscall.ENOENT
-	case errors.Is(err, context.Canceled):
-		return syscall.EINTR
 	}
 	log.Error("lamina mount: "+op, "err", err)
 	return syscall.EIO
+}
+
+// isNetwork reports whether err came from talking to a server. (Not
+// net.Error: syscall.Errno satisfies it, ENOSPC included.)
+func isNetwork(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var u *url.Error
+	return errors.As(err, &op) || errors.As(err, &dns) || errors.As(err, &u)
 }

@@ -233,9 +233,11 @@ func TestS3CLI(t *testing.T) {
 // failed, and the mount stays up and serves again once the server does.
 func TestS3MountFaults(t *testing.T) {
 	e := newS3Env(t, "LAMINA_S3_RETRY=6,20ms")
-	a, b := randomBytes(t, 5<<20), randomBytes(t, 5<<20)
+	a, b, c := randomBytes(t, 5<<20), randomBytes(t, 5<<20), randomBytes(t, 24<<20)
 	e.ok("save", e.file("a.bin", a), "--key", "x/a.bin")
 	e.ok("save", e.file("b.bin", b), "--key", "x/b.bin")
+	e.ok("save", e.file("c.bin", c), "--key", "x/c.bin")
+	e.ok("cache", "clear") // what the saves left: every read below goes to the server
 	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
 
 	e.proxy.Only("GET ")
@@ -273,6 +275,25 @@ func TestS3MountFaults(t *testing.T) {
 		t.Fatalf("read once the server is back: %v", err)
 	}
 	f.Close()
+
+	// A server that is gone: EIO as well, not the socket's ECONNREFUSED.
+	fc, err := os.Open(filepath.Join(mnt, "x", "c.bin")) // reads its manifest
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.proxy.Down()
+	start = time.Now()
+	if _, err := fc.ReadAt(make([]byte, 4096), 8<<20); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read with the server gone: %v, want EIO", err)
+	}
+	t.Logf("EIO with the server gone after %v", time.Since(start).Round(time.Millisecond))
+	fc.Close()
+	if err := e.proxy.Up(); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, filepath.Join(mnt, "x", "c.bin")); !bytes.Equal(got, c) {
+		t.Fatal("read once the server is up again returned other bytes")
+	}
 	e.ok("umount", mnt)
 	log := e.daemonLog()
 	if !strings.Contains(log, "retry budget spent") || !strings.Contains(log, "get range") || !strings.Contains(log, "503") {
