@@ -315,6 +315,11 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		ready = nil
 	}
 
+	in := instance.New(s, cat, backend, store)
+	if writes != nil {
+		defer writeRecordsEvery(in, recordsEvery(), log)()
+	}
+
 	gone := make(chan struct{})
 	go func() { m.Wait(); close(gone) }()
 	select {
@@ -336,7 +341,6 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	// The records of versions saved through the daemon are a backup of the
 	// catalog; write any still pending before the catalog is let go.
-	in := instance.New(s, cat, backend, store)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := in.FlushRecords(ctx); err != nil {
@@ -562,4 +566,42 @@ func cmdStatus() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// recordsEvery is how often the daemon writes the storage records of the
+// versions its mount made: a minute, or LAMINA_RECORDS_EVERY (tests).
+func recordsEvery() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("LAMINA_RECORDS_EVERY")); err == nil && d > 0 {
+		return d
+	}
+	return time.Minute
+}
+
+// writeRecordsEvery writes the records the catalog's outbox holds every
+// period, so that the storage root can rebuild the catalog's records of a
+// mount that runs for weeks, not only once it is unmounted. It returns a
+// function that stops it.
+func writeRecordsEvery(in *instance.Instance, every time.Duration, log *slog.Logger) (stop func()) {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		failing := false
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := in.FlushRecords(ctx)
+			cancel()
+			if err != nil && !failing {
+				log.Warn("storage records not written; retrying every "+every.String(), "err", err)
+			}
+			failing = err != nil
+		}
+	}()
+	return func() { close(done); <-stopped }
 }

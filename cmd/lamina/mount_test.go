@@ -395,3 +395,35 @@ func stagedFiles(t *testing.T, dir string) int {
 	}
 	return n
 }
+
+// The storage records of versions written through a mount reach storage
+// while it is mounted (the storage root must be able to rebuild the
+// catalog's records), not only at umount.
+func TestMountWritesRecordsWhileMounted(t *testing.T) {
+	e := newMntEnv(t)
+	e.env = append(e.env, "LAMINA_RECORDS_EVERY=200ms")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	if err := os.WriteFile(filepath.Join(mnt, "notes.txt"), []byte("written through the mount\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ UID string }
+	if err := json.Unmarshal([]byte(e.ok("show", "notes.txt", "--format", "json")), &v); err != nil || v.UID == "" {
+		t.Fatalf("show: %v", err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		recs, _ := filepath.Glob(filepath.Join(e.dir, "storage", "records", "*.json"))
+		written := false
+		for _, p := range recs {
+			b, _ := os.ReadFile(p)
+			written = written || bytes.Contains(b, []byte(v.UID))
+		}
+		status := e.ok("status", "--format", "json")
+		if written && strings.Contains(status, `"pending_records": 0`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("while mounted: record of %s written %v (%d record objects); status:\n%s", v.UID, written, len(recs), status)
+		}
+	}
+}
