@@ -30,6 +30,7 @@ const packWait = 30 * time.Second
 
 type backendOptions struct {
 	syncUpload bool  // Sync waits for the uploads (the CLI; mount --sync-upload)
+	check      bool  // the bucket must answer now (init, connect, mount)
 	cacheSize  int64 // overrides the settings when > 0
 	log        *slog.Logger
 }
@@ -42,7 +43,7 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 		b, err := storage.OpenLocal(s.Storage)
 		return b, nil, err
 	}
-	raw, err := openS3(ctx, s)
+	raw, err := openS3(ctx, s, o.check)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -90,12 +91,12 @@ func retryPolicy() (retry.Policy, error) {
 
 // openS3 opens the bucket of an s3:// instance with the standard
 // credential chain.
-func openS3(ctx context.Context, s instance.Settings) (*s3b.Backend, error) {
+func openS3(ctx context.Context, s instance.Settings, check bool) (*s3b.Backend, error) {
 	bucket, prefix, err := s3b.ParseURL(s.Storage)
 	if err != nil {
 		return nil, err
 	}
-	cfg := s3b.Config{Bucket: bucket, Prefix: prefix}
+	cfg := s3b.Config{Bucket: bucket, Prefix: prefix, NoBucketCheck: !check}
 	if s.S3 != nil {
 		cfg.Endpoint, cfg.Region, cfg.PathStyle = s.S3.Endpoint, s.S3.Region, s.S3.PathStyle
 	}

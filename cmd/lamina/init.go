@@ -45,7 +45,7 @@ func cmdInit() *cli.Command {
 			}
 			// Open next: a storage or catalog that cannot be created leaves
 			// no settings behind.
-			in, err := openSettings(s)
+			in, err := openSettingsChecked(s)
 			if err != nil {
 				return err
 			}

@@ -217,7 +217,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			return exitf(2, "--cache-size: %v", err)
 		}
 	}
-	backend, rem, err := openBackend(c.Context, s, backendOptions{syncUpload: c.Bool("sync-upload"), cacheSize: cacheSize, log: log})
+	backend, rem, err := openBackend(c.Context, s, backendOptions{syncUpload: c.Bool("sync-upload"), cacheSize: cacheSize, log: log, check: true})
 	if err != nil {
 		return err
 	}

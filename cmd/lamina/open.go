@@ -34,11 +34,23 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 	return in, nil
 }
 
-// openSettings wires the concrete catalog and backend for s.
+// openSettings wires the concrete catalog and backend for s. An S3 bucket
+// is not asked anything until a command needs it, so commands that read
+// only the catalog (ls, show, search) work while the server is away.
 func openSettings(s instance.Settings) (*instance.Instance, error) {
+	return openSettingsWith(s, false)
+}
+
+// openSettingsChecked is openSettings for init and connect: the bucket
+// must answer now.
+func openSettingsChecked(s instance.Settings) (*instance.Instance, error) {
+	return openSettingsWith(s, true)
+}
+
+func openSettingsWith(s instance.Settings, check bool) (*instance.Instance, error) {
 	// The CLI waits for its own uploads (a save returns once S3 has the
 	// data); a mount daemon queues them (mount.go).
-	b, rem, err := openBackend(context.Background(), s, backendOptions{syncUpload: true})
+	b, rem, err := openBackend(context.Background(), s, backendOptions{syncUpload: true, check: check})
 	if err != nil {
 		return nil, err
 	}
@@ -58,10 +70,11 @@ func openSettings(s instance.Settings) (*instance.Instance, error) {
 		store.SetPackWait(packWait) // backend.go
 		in.OnClose(func() error {
 			// Uploads an earlier run left behind go now, while the CLI
-			// has the queue open; what cannot go stays staged.
+			// has the queue open; what cannot go stays staged. A server
+			// that is away must not hold `lamina ls` for long.
 			if p := rem.up.Pending(); p.Objects > 0 {
 				fmt.Fprintf(os.Stderr, "lamina: uploading %s\n", describePending(p))
-				if err := rem.drain(context.Background(), 2*time.Minute, nil); err != nil {
+				if err := rem.drain(context.Background(), 15*time.Second, nil); err != nil {
 					fmt.Fprintf(os.Stderr, "lamina: %s stay staged; they upload at the next start\n", describePending(rem.up.Pending()))
 				}
 			}

@@ -356,3 +356,34 @@ func TestS3UploadQueueSurvivesKill(t *testing.T) {
 		}
 	}
 }
+
+// With the server away, the commands that read only the catalog work, and
+// the ones that need storage say what failed.
+func TestS3CatalogCommandsWithServerDown(t *testing.T) {
+	e := newS3Env(t, "LAMINA_S3_RETRY=3,20ms")
+	data := randomBytes(t, 1<<20)
+	e.ok("save", e.file("a.bin", data), "--key", "x/a.bin")
+	e.ok("cache", "clear")
+	e.proxy.Down()
+	for _, args := range [][]string{{"ls"}, {"show", "x/a.bin"}, {"search", "a.bin"}, {"ls", "--trash"}} {
+		start := time.Now()
+		if out := e.ok(args...); !strings.Contains(out, "a.bin") && args[1] != "--trash" {
+			t.Errorf("lamina %s with the server down:\n%s", strings.Join(args, " "), out)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("lamina %s took %v with the server down", strings.Join(args, " "), d)
+		}
+	}
+	_, errs, err := e.run("get", "x/a.bin", "-o", e.dir+"/out.bin")
+	if err == nil || !strings.Contains(errs, "connection refused") {
+		t.Errorf("get with the server down: %v\n%s", err, errs)
+	}
+	os.MkdirAll(filepath.Join(e.dir, "mnt"), 0o755)
+	e.fails("connection refused", "mount", filepath.Join(e.dir, "mnt")) // a mount checks the bucket first
+	if err := e.proxy.Up(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.ok("get", "x/a.bin", "-o", "-"); got != string(data) {
+		t.Fatal("get once the server is back returned other bytes")
+	}
+}

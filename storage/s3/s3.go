@@ -63,6 +63,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Timeout bounds one request; zero means 5 minutes.
 	Timeout time.Duration
+	// NoBucketCheck skips Open's HeadBucket: for commands that may not
+	// touch storage at all, which then work while the server is away.
+	NoBucketCheck bool
 }
 
 // ParseURL splits "s3://bucket/prefix" into bucket and prefix.
@@ -149,6 +152,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 			return nil, fmt.Errorf("s3: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or another source of the standard chain): %s", scrub(err))
 		}
 		b.source = creds.Source
+	}
+	if cfg.NoBucketCheck {
+		return b, nil
 	}
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
