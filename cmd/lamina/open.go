@@ -24,7 +24,7 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	in, err := openSettings(s)
+	in, err := openSettingsWith(s, !catalogOnly(c))
 	if err != nil {
 		return nil, err
 	}
@@ -32,6 +32,26 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 	// is the run's output, what it gets its input (run.go).
 	in.Run = trackedRun(c.Context, in.Catalog)
 	return in, nil
+}
+
+// catalogOnlyCommands read and write only the catalog: they do not ask an
+// S3 bucket anything at open, so they work while its server is away. The
+// others check it first, and fail at once rather than after the retry
+// budget of their first storage call.
+var catalogOnlyCommands = map[string]bool{
+	"ls": true, "show": true, "search": true, "lineage": true, "runs": true, "delete": true, "restore": true,
+	"label": true, "annotate": true, "feature": true, "schema": true, "collection": true,
+}
+
+// catalogOnly reports whether c is (under) a catalog-only command.
+func catalogOnly(c *cli.Context) bool {
+	top := ""
+	for _, l := range c.Lineage() { // this command first, then its parents
+		if l.Command != nil && l.Command.Name != c.App.Name { // the app's own
+			top = l.Command.Name
+		}
+	}
+	return catalogOnlyCommands[top]
 }
 
 // openSettings wires the concrete catalog and backend for s. An S3 bucket
