@@ -54,19 +54,13 @@ func catalogOnly(c *cli.Context) bool {
 	return catalogOnlyCommands[top]
 }
 
-// openSettings wires the concrete catalog and backend for s. An S3 bucket
-// is not asked anything until a command needs it, so commands that read
-// only the catalog (ls, show, search) work while the server is away.
-func openSettings(s instance.Settings) (*instance.Instance, error) {
-	return openSettingsWith(s, false)
-}
-
-// openSettingsChecked is openSettings for init and connect: the bucket
-// must answer now.
+// openSettingsChecked opens s for init and connect: the bucket must answer.
 func openSettingsChecked(s instance.Settings) (*instance.Instance, error) {
 	return openSettingsWith(s, true)
 }
 
+// openSettingsWith wires the concrete catalog and backend for s; check asks
+// an S3 bucket to answer before anything else (catalogOnly).
 func openSettingsWith(s instance.Settings, check bool) (*instance.Instance, error) {
 	// The CLI waits for its own uploads (a save returns once S3 has the
 	// data); a mount daemon queues them (mount.go).
