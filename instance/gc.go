@@ -63,11 +63,9 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	}
 	cutoff := time.Now().Add(-o.Grace)
 	var doomed []cache.PackInfo
-	var pardon []string
-	exists := map[string]bool{}
+	inUse := map[string]bool{} // packs a version uses
 	err = in.Store.Packs(ctx, func(p cache.PackInfo, perr error) error {
 		st.Packs++
-		exists[p.ID] = true
 		if perr != nil {
 			st.Unreadable++
 			return nil
@@ -76,9 +74,7 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 		switch {
 		case used:
 			st.DeadInLive += dead
-			if marks[p.ID] {
-				pardon = append(pardon, p.ID)
-			}
+			inUse[p.ID] = true
 		case p.ModTime.After(cutoff):
 			st.YoungPacks++
 		default:
@@ -89,9 +85,20 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	if err != nil {
 		return st, err
 	}
+	// Marks stay only on packs this run deletes: the others' are in use
+	// again, gone (another gc deleted them), younger than this run's grace
+	// or unreadable.
+	dying := map[string]bool{}
+	for _, p := range doomed {
+		dying[p.ID] = true
+	}
+	var pardon []string
 	for id := range marks {
-		if !exists[id] { // deleted by another gc after its mark
+		if !dying[id] {
 			pardon = append(pardon, id)
+			if inUse[id] {
+				st.Pardoned++
+			}
 		}
 	}
 	if o.DryRun {
@@ -104,7 +111,6 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	if err := in.Store.Pardon(ctx, pardon); err != nil {
 		return st, err
 	}
-	st.Pardoned += countMarked(pardon, marks, exists)
 	if len(doomed) > 0 && o.Settle > 0 {
 		var ids []string
 		var size int64
@@ -205,18 +211,6 @@ func (in *Instance) gcRecords(ctx context.Context, cutoff time.Time, uids map[st
 		}
 	}
 	return nil
-}
-
-// countMarked counts the pardoned packs that exist and were marked: the ones
-// a version uses again.
-func countMarked(ids []string, marks, exists map[string]bool) int {
-	n := 0
-	for _, id := range ids {
-		if marks[id] && exists[id] {
-			n++
-		}
-	}
-	return n
 }
 
 // liveSet holds where every blob a version references is stored. Reads go
