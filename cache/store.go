@@ -695,12 +695,8 @@ func (s *Store) LoadManifest(ctx context.Context, r Ref) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	var obj []byte
-	err = s.awaitPack(ctx, func() (err error) { obj, err = s.obj.GetRange(ctx, packName(l.Pack), l.Off, l.Len); return err })
-	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", d, err)
-	}
-	b, err := decodeChunk(nil, obj, d)
+	// Read as a chunk is: verified, and a damaged cached copy fetched again.
+	b, err := s.ReadChunk(ctx, Chunk{Digest: d, Loc: l}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
