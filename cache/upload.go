@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/storage"
+	"golang.org/x/sys/unix"
 )
 
 // Uploads is a storage.Backend decorator that makes writes durable locally
@@ -44,6 +46,7 @@ type Uploads struct {
 	ctx    context.Context // cancelled by Close: stops the workers
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	lock   *os.File // held while this process owns the queue; nil if another does
 
 	mu       sync.Mutex // guards everything below
 	cond     *sync.Cond // signalled when an item is uploaded or queued
@@ -65,6 +68,9 @@ type upItem struct {
 	uploading bool
 	deleted   bool
 	attempts  int
+	// foreign: staged by the process that owns the queue; this one reads
+	// it while it is there but leaves its upload to the owner.
+	foreign bool
 }
 
 var _ storage.Backend = (*Uploads)(nil)
@@ -74,17 +80,26 @@ type UploadOptions struct {
 	Workers    int           // parallel uploads; 8 when zero
 	SyncUpload bool          // Sync waits for the uploads
 	MaxDelay   time.Duration // longest wait between attempts of a failing upload; 1 min when zero
+	AdoptEvery time.Duration // how often the owner looks for what other processes staged; 1 min when zero
 	Logger     *slog.Logger
 }
 
-// OpenUploads opens the staging folder dir in front of b, queues what an
-// earlier run left there, and starts the workers.
+// OpenUploads opens the staging folder dir in front of b and starts the
+// workers. One process at a time owns the folder's queue (a lock file): the
+// owner uploads what earlier runs and other processes left there; any other
+// (the CLI while a mount daemon runs) reads those objects from the folder
+// while they are there, uploads only what it stages itself, and leaves the
+// rest to the owner, so no object is uploaded by two processes that then
+// each try to remove it.
 func OpenUploads(b storage.Backend, dir string, o UploadOptions) (*Uploads, error) {
 	if o.Workers <= 0 {
 		o.Workers = 8
 	}
 	if o.MaxDelay <= 0 {
 		o.MaxDelay = time.Minute
+	}
+	if o.AdoptEvery <= 0 {
+		o.AdoptEvery = time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -95,24 +110,108 @@ func OpenUploads(b storage.Backend, dir string, o UploadOptions) (*Uploads, erro
 	u := &Uploads{b: b, dir: dir, log: o.Logger, sync: o.SyncUpload, workers: o.Workers, maxDelay: o.MaxDelay, items: map[string]*upItem{}}
 	u.cond = sync.NewCond(&u.mu)
 	u.ctx, u.cancel = context.WithCancel(context.Background())
-	staged, err := ScanUploads(dir)
+	lock, err := lockQueue(dir)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range staged.Items {
-		u.seq++
-		it := &upItem{name: p.Name, size: p.Size, seq: u.seq}
-		u.items[p.Name] = it
-		u.queue = append(u.queue, it)
-	}
-	if len(staged.Items) > 0 {
-		u.log.Info("resuming uploads left by an earlier run", "objects", len(staged.Items), "bytes", staged.Bytes)
+	u.lock = lock
+	if n, bytes, err := u.adopt(); err != nil {
+		u.unlock()
+		return nil, err
+	} else if n > 0 && lock != nil {
+		u.log.Info("resuming uploads left by an earlier run", "objects", n, "bytes", bytes)
 	}
 	for i := 0; i < u.workers; i++ {
 		u.wg.Add(1)
 		go u.worker()
 	}
+	if lock != nil {
+		u.wg.Add(1)
+		go u.adoptEvery(o.AdoptEvery)
+	}
 	return u, nil
+}
+
+// lockQueue takes the queue's lock without waiting: nil, nil when another
+// process holds it.
+func lockQueue(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, queueLock), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("uploads: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("uploads: lock %s: %w", f.Name(), err)
+	}
+	return f, nil
+}
+
+// queueLock is the lock file of a staging folder; not an object.
+const queueLock = ".lock"
+
+// QueueOwned reports whether a process holds the queue of dir (a daemon
+// still uploading after its mount is gone, say).
+func QueueOwned(dir string) bool {
+	f, err := lockQueue(dir)
+	if err != nil || f == nil {
+		return err == nil
+	}
+	f.Close()
+	return false
+}
+
+func (u *Uploads) unlock() {
+	if u.lock != nil {
+		u.lock.Close()
+	}
+}
+
+// adopt learns the staged objects it does not know yet: queued when this
+// process owns the queue, foreign otherwise. It returns how many.
+func (u *Uploads) adopt() (int, int64, error) {
+	staged, err := ScanUploads(u.dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n, size := 0, int64(0)
+	for _, p := range staged.Items {
+		if u.items[p.Name] != nil {
+			continue
+		}
+		u.seq++
+		it := &upItem{name: p.Name, size: p.Size, seq: u.seq, foreign: u.lock == nil}
+		u.items[p.Name] = it
+		if !it.foreign {
+			u.queue = append(u.queue, it)
+		}
+		n++
+		size += p.Size
+	}
+	u.cond.Broadcast()
+	return n, size, nil
+}
+
+// adoptEvery adopts, for the owner, what other processes staged and left
+// (a CLI save whose upload failed).
+func (u *Uploads) adoptEvery(d time.Duration) {
+	defer u.wg.Done()
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-u.ctx.Done():
+			return
+		case <-t.C:
+			if n, _, err := u.adopt(); err == nil && n > 0 {
+				u.log.Info("queued uploads another process staged", "objects", n)
+			}
+		}
+	}
 }
 
 // Pending lists staged objects.
@@ -145,6 +244,9 @@ func ScanUploads(dir string) (Pending, error) {
 		return p, fmt.Errorf("uploads: %w", err)
 	}
 	for _, e := range ents {
+		if e.Name() == queueLock {
+			continue
+		}
 		if strings.Contains(e.Name(), ".tmp-") {
 			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
 				os.Remove(filepath.Join(dir, e.Name()))
@@ -309,6 +411,11 @@ func (u *Uploads) worker() {
 
 func (u *Uploads) upload(it *upItem) error {
 	data, err := os.ReadFile(u.path(it.name))
+	if errors.Is(err, fs.ErrNotExist) {
+		// Uploaded and removed by the process that staged it (a CLI
+		// whose retry went through): nothing left to do.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("read staged %s: %w", it.name, err)
 	}
@@ -443,7 +550,7 @@ func (u *Uploads) Sync(ctx context.Context) error {
 	}
 	return u.wait(ctx, func() bool {
 		for _, it := range u.items {
-			if it.seq <= upto {
+			if it.seq <= upto && !it.foreign {
 				return false
 			}
 		}
@@ -455,7 +562,7 @@ func (u *Uploads) Sync(ctx context.Context) error {
 // about once a second with what is left. It returns ctx's error if ctx ends
 // first; what is left stays staged.
 func (u *Uploads) WaitIdle(ctx context.Context, progress func(Pending)) error {
-	return u.wait(ctx, func() bool { return len(u.items) == 0 }, progress)
+	return u.wait(ctx, func() bool { return u.pendingLocked().Objects == 0 }, progress)
 }
 
 func (u *Uploads) wait(ctx context.Context, done func() bool, progress func(Pending)) error {
@@ -512,6 +619,9 @@ func (u *Uploads) Pending() Pending {
 func (u *Uploads) pendingLocked() Pending {
 	p := Pending{Uploaded: u.done, Failures: u.fails, LastError: u.lastErr}
 	for _, it := range u.items {
+		if it.foreign {
+			continue // the owner's to upload and to report
+		}
 		p.Objects++
 		p.Bytes += it.size
 		if it.uploading {
@@ -531,6 +641,7 @@ func (u *Uploads) Close() error {
 	u.mu.Unlock()
 	u.cancel()
 	u.wg.Wait()
+	u.unlock()
 	return nil
 }
 

@@ -1,0 +1,114 @@
+package cache_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// flaky is a backend whose Puts fail while down, and that counts the Puts
+// that land, per name.
+type flaky struct {
+	storage.Backend
+	down atomic.Bool
+	mu   sync.Mutex
+	puts map[string]int
+}
+
+func (f *flaky) Put(ctx context.Context, name string, data []byte) error {
+	if f.down.Load() {
+		return errors.New("server away")
+	}
+	f.mu.Lock()
+	f.puts[name]++
+	f.mu.Unlock()
+	return f.Backend.Put(ctx, name, data)
+}
+
+func (f *flaky) landed(name string) int { f.mu.Lock(); defer f.mu.Unlock(); return f.puts[name] }
+
+// One process owns a staging folder's queue: another one (the CLI while a
+// mount daemon runs) reads what the owner staged but neither uploads nor
+// waits for it; the owner adopts what the other left; a staged object that
+// disappeared (uploaded by whoever staged it) is done, not retried forever.
+func TestUploadQueueHasOneOwner(t *testing.T) {
+	ctx := context.Background()
+	local, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := &flaky{Backend: local, puts: map[string]int{}}
+	dir := t.TempDir()
+	opts := cache.UploadOptions{MaxDelay: 20 * time.Millisecond, AdoptEvery: 50 * time.Millisecond}
+	owner, err := cache.OpenUploads(remote, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	remote.down.Store(true)
+	if err := owner.Put(ctx, "packs/aa/x", []byte("x bytes")); err != nil {
+		t.Fatal(err)
+	}
+	other, err := cache.OpenUploads(remote, dir, cache.UploadOptions{SyncUpload: true, MaxDelay: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := other.Pending(); p.Objects != 0 {
+		t.Fatalf("the other process counts the owner's upload as its own: %+v", p)
+	}
+	if b, err := other.Get(ctx, "packs/aa/x"); err != nil || string(b) != "x bytes" {
+		t.Fatalf("the other process reads a staged object: %q, %v", b, err)
+	}
+	if !cache.QueueOwned(dir) {
+		t.Fatal("QueueOwned = false while a process owns the queue")
+	}
+	// The other process stages what it could not upload, and exits.
+	if err := other.Put(ctx, "packs/bb/y", []byte("y bytes")); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+
+	remote.down.Store(false)
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for owner.Pending().Objects != 0 || remote.landed("packs/bb/y") == 0 {
+		if wctx.Err() != nil {
+			t.Fatalf("uploads did not finish: %+v; y landed %d times", owner.Pending(), remote.landed("packs/bb/y"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := remote.landed("packs/aa/x"); n != 1 {
+		t.Errorf("x uploaded %d times, want once (by the owner)", n)
+	}
+
+	// A staged object removed from under the queue is done.
+	remote.down.Store(true)
+	if err := owner.Put(ctx, "packs/cc/z", []byte("z bytes")); err != nil {
+		t.Fatal(err)
+	}
+	staged, _ := filepath.Glob(filepath.Join(dir, "packs*cc*z"))
+	if len(staged) != 1 {
+		t.Fatalf("staged z: %v", staged)
+	}
+	os.Remove(staged[0])
+	remote.down.Store(false)
+	if err := owner.WaitIdle(wctx, nil); err != nil {
+		t.Fatalf("a staged object that disappeared is still pending: %v %+v", err, owner.Pending())
+	}
+	owner.Close()
+	if cache.QueueOwned(dir) {
+		t.Fatal("QueueOwned = true after the owner closed")
+	}
+	if b, err := local.Get(ctx, "packs/bb/y"); err != nil || !bytes.Equal(b, []byte("y bytes")) {
+		t.Fatalf("y in the backend: %q, %v", b, err)
+	}
+}
