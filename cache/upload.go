@@ -125,10 +125,8 @@ func OpenUploads(b storage.Backend, dir string, o UploadOptions) (*Uploads, erro
 		u.wg.Add(1)
 		go u.worker()
 	}
-	if lock != nil {
-		u.wg.Add(1)
-		go u.adoptEvery(o.AdoptEvery)
-	}
+	u.wg.Add(1)
+	go u.adoptEvery(o.AdoptEvery)
 	return u, nil
 }
 
@@ -164,8 +162,11 @@ func QueueOwned(dir string) bool {
 }
 
 func (u *Uploads) unlock() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
 	if u.lock != nil {
 		u.lock.Close()
+		u.lock = nil
 	}
 }
 
@@ -196,8 +197,9 @@ func (u *Uploads) adopt() (int, int64, error) {
 	return n, size, nil
 }
 
-// adoptEvery adopts, for the owner, what other processes staged and left
-// (a CLI save whose upload failed).
+// adoptEvery makes this process the owner once the queue is free (the
+// daemon that owned it stopped) and then adopts what other processes staged
+// and left (a CLI save whose upload failed).
 func (u *Uploads) adoptEvery(d time.Duration) {
 	defer u.wg.Done()
 	t := time.NewTicker(d)
@@ -207,9 +209,28 @@ func (u *Uploads) adoptEvery(d time.Duration) {
 		case <-u.ctx.Done():
 			return
 		case <-t.C:
-			if n, _, err := u.adopt(); err == nil && n > 0 {
-				u.log.Info("queued uploads another process staged", "objects", n)
+		}
+		u.mu.Lock()
+		owner := u.lock != nil
+		u.mu.Unlock()
+		if !owner {
+			l, err := lockQueue(u.dir)
+			if err != nil || l == nil {
+				continue
 			}
+			u.mu.Lock()
+			u.lock = l
+			for _, it := range u.items {
+				if it.foreign {
+					it.foreign = false
+					u.queue = append(u.queue, it)
+				}
+			}
+			u.cond.Broadcast()
+			u.mu.Unlock()
+		}
+		if n, _, err := u.adopt(); err == nil && n > 0 {
+			u.log.Info("queued uploads another process staged", "objects", n)
 		}
 	}
 }

@@ -112,3 +112,36 @@ func TestUploadQueueHasOneOwner(t *testing.T) {
 		t.Fatalf("y in the backend: %q, %v", b, err)
 	}
 }
+
+// When the owner stops (a daemon that finished), another process that has
+// the queue open takes it over and uploads what the owner left.
+func TestUploadQueueTakenOver(t *testing.T) {
+	ctx := context.Background()
+	local, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := &flaky{Backend: local, puts: map[string]int{}}
+	dir := t.TempDir()
+	opts := cache.UploadOptions{MaxDelay: 20 * time.Millisecond, AdoptEvery: 50 * time.Millisecond}
+	owner, err := cache.OpenUploads(remote, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := cache.OpenUploads(remote, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	remote.down.Store(true)
+	if err := owner.Put(ctx, "packs/dd/w", []byte("w bytes")); err != nil {
+		t.Fatal(err)
+	}
+	owner.Close() // w stays staged
+	remote.down.Store(false)
+	for deadline := time.Now().Add(10 * time.Second); remote.landed("packs/dd/w") == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the other process did not take the queue over")
+		}
+	}
+}

@@ -222,6 +222,18 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		return err
 	}
 	defer rem.close()
+	// Uploads still queued go last, once the catalog and everything else
+	// are let go: a daemon that waits for a server that is away must not
+	// hold the catalog, and `lamina status` and `umount --force` find it by
+	// its state file until it is done.
+	mounted := false
+	defer func() {
+		if mounted {
+			drainUploads(rem, dirs, s, log)
+			os.Remove(statePath(dirs, s.Name))
+			log.Info("stopped")
+		}
+	}()
 	store, err := cache.NewStore(backend, filepath.Join(s.DataDir, "index.db"), cache.DefaultParams)
 	if err != nil {
 		return err
@@ -307,7 +319,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	go func() { served <- srv.Serve(l) }()
 	b, _ := json.MarshalIndent(st, "", "  ")
 	os.WriteFile(statePath(dirs, s.Name), b, 0o600)
-	defer os.Remove(statePath(dirs, s.Name))
+	mounted = true
 	log.Info("mounted", "instance", s.Name, "dir", dir, "pid", os.Getpid())
 	if ready != nil {
 		fmt.Fprintln(ready, "ok")
@@ -346,8 +358,6 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if err := in.FlushRecords(ctx); err != nil {
 		log.Warn("storage records not written; the next save retries", "err", err)
 	}
-	drainUploads(rem, dirs, s, log)
-	log.Info("stopped")
 	return nil
 }
 
@@ -411,7 +421,7 @@ func cmdUmount() *cli.Command {
 				if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
 					return fmt.Errorf("cannot stop the mount daemon (pid %d): %w", st.PID, err)
 				}
-				if err := waitDaemon(w, dirs, name, st); err != nil {
+				if err := waitDaemon(c.Context, w, dirs, name, st); err != nil {
 					return err
 				}
 				if _, still := lfs.MountInfo(dir); still {
@@ -535,7 +545,12 @@ func cmdStatus() *cli.Command {
 				if format == "json" {
 					return writeJSON(w, []mountStatus{})
 				}
-				fmt.Fprintf(w, "instance %s is not mounted\n", s.Name)
+				if serr == nil {
+					fmt.Fprintf(w, "instance %s: the mount at %s is gone; its daemon (pid %d) is stopping (`lamina umount --force %s` stops it now)\n",
+						s.Name, st.Mountpoint, st.PID, st.Mountpoint)
+				} else {
+					fmt.Fprintf(w, "instance %s is not mounted\n", s.Name)
+				}
 				printStagedUploads(w, s)
 				return nil
 			}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	lfs "github.com/lamina-bio/lamina/fs"
 	"github.com/lamina-bio/lamina/storage/s3/s3test"
 )
 
@@ -385,5 +387,54 @@ func TestS3CatalogCommandsWithServerDown(t *testing.T) {
 	}
 	if got := e.ok("get", "x/a.bin", "-o", "-"); got != string(data) {
 		t.Fatal("get once the server is back returned other bytes")
+	}
+}
+
+// A daemon that waits for uploads after its mount is gone (the server is
+// away) holds no catalog: other commands work meanwhile, `status` says it
+// is stopping, Ctrl-C of `umount` says how it goes on, and `umount --force`
+// stops it with the uploads staged.
+func TestS3StoppingDaemonFreesCatalog(t *testing.T) {
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,20ms")
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	e.proxy.Down()
+	if err := os.WriteFile(filepath.Join(mnt, "w.bin"), randomBytes(t, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	um := exec.Command(e.bin, "umount", mnt)
+	um.Env = e.env
+	var out bytes.Buffer
+	um.Stdout, um.Stderr = &out, &out
+	if err := um.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, still := lfs.MountInfo(mnt); !still && strings.Contains(out.String(), "waiting for uploads") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("umount did not start waiting for uploads:\n%s", out.String())
+		}
+	}
+	um.Process.Signal(os.Interrupt)
+	if err := um.Wait(); err == nil || !strings.Contains(out.String(), "umount --force") {
+		t.Errorf("umount interrupted: %v\n%s", err, out.String())
+	}
+	start := time.Now()
+	if got := e.ok("ls"); !strings.Contains(got, "w.bin") {
+		t.Errorf("ls while the daemon uploads:\n%s", got)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("ls took %v while the daemon uploads", d)
+	}
+	if got := e.ok("status"); !strings.Contains(got, "is stopping") || !strings.Contains(got, "a stopping mount daemon is uploading") {
+		t.Errorf("status while the daemon uploads:\n%s", got)
+	}
+	e.ok("umount", "--force", mnt)
+	if got := e.ok("status"); !strings.Contains(got, "not mounted") || !strings.Contains(got, "the next lamina command or mount uploads them") {
+		t.Errorf("status after umount --force:\n%s", got)
+	}
+	if err := e.proxy.Up(); err != nil {
+		t.Fatal(err)
 	}
 }

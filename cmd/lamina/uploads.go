@@ -44,6 +44,8 @@ func drainUploads(rem *remote, dirs instance.Dirs, s instance.Settings, log *slo
 	log.Info("uploading what is queued before stopping", "objects", p.Objects, "bytes", p.Bytes)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var logged cache.Pending
+	var loggedAt time.Time
 	err := rem.drain(ctx, 10*time.Minute, func(p cache.Pending) {
 		if _, err := os.Stat(force); err == nil {
 			cancel()
@@ -52,7 +54,10 @@ func drainUploads(rem *remote, dirs instance.Dirs, s instance.Settings, log *slo
 		b, _ := json.Marshal(p)
 		os.WriteFile(prog+".tmp", b, 0o600)
 		os.Rename(prog+".tmp", prog)
-		log.Info("uploading", "objects_left", p.Objects, "bytes_left", p.Bytes, "failures", p.Failures)
+		if p.Objects != logged.Objects || time.Since(loggedAt) > 30*time.Second { // not a line a second
+			logged, loggedAt = p, time.Now()
+			log.Info("uploading", "objects_left", p.Objects, "bytes_left", p.Bytes, "failures", p.Failures)
+		}
 	})
 	if err != nil {
 		p := rem.up.Pending()
@@ -63,15 +68,25 @@ func drainUploads(rem *remote, dirs instance.Dirs, s instance.Settings, log *slo
 }
 
 // waitDaemon waits for a stopping daemon, showing upload progress; it gives
-// up after 30 s without a sign of life.
-func waitDaemon(w io.Writer, dirs instance.Dirs, name string, st mountState) error {
+// up after 30 s without a sign of life. Interrupted (Ctrl-C), it stops
+// waiting and says how the daemon goes on.
+func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name string, st mountState) error {
 	lastSign := time.Now()
 	var last cache.Pending
 	shown := false
 	for processAlive(st.PID) {
+		if ctx.Err() != nil {
+			if !shown {
+				return ctx.Err()
+			}
+			return fmt.Errorf("stopped waiting: the mount is gone, and its daemon (pid %d) goes on uploading in the background until done (or 10 min without progress); `lamina umount --force %s` stops it now, leaving the uploads staged for the next start", st.PID, st.Mountpoint)
+		}
 		if b, err := os.ReadFile(uploadsPath(dirs, name)); err == nil {
 			var p cache.Pending
 			if json.Unmarshal(b, &p) == nil && (p.Objects != last.Objects || p.Bytes != last.Bytes || !shown) {
+				if !shown {
+					fmt.Fprintln(w, "waiting for the uploads to S3 (Ctrl-C stops waiting; `lamina umount --force` leaves them staged)")
+				}
 				last, shown, lastSign = p, true, time.Now()
 				fmt.Fprintf(w, "waiting for uploads: %s\n", describePending(p))
 			}
@@ -106,6 +121,10 @@ func printStagedUploads(w io.Writer, s instance.Settings) {
 	}
 	if p.Objects == 0 {
 		fmt.Fprintln(w, "uploads: none pending")
+		return
+	}
+	if cache.QueueOwned(s.UploadDir()) {
+		fmt.Fprintf(w, "uploads: %s; a stopping mount daemon is uploading them\n", describePending(p))
 		return
 	}
 	fmt.Fprintf(w, "uploads: %s; the next lamina command or mount uploads them\n", describePending(p))
