@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -62,26 +63,46 @@ type Store struct {
 	opened int64
 }
 
-// Redact returns the URL without its password, for settings and messages.
+// Redact returns the URL without its password, for settings and messages:
+// the one in its user part and a password= parameter, or in a libpq
+// keyword string the password= value.
 func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil {
-		return rawURL
+	if !IsURL(rawURL) {
+		return keywordPassword.ReplaceAllString(rawURL, "${1}xxxxx")
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.User(u.User.Username())
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return keywordPassword.ReplaceAllString(rawURL, "${1}xxxxx")
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.User(u.User.Username())
+		}
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Del("password")
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }
 
-// HasPassword reports whether the URL carries a password.
+// keywordPassword finds a password in a libpq keyword string or a URL that
+// does not parse.
+var keywordPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)`)
+
+// HasPassword reports whether the URL (or keyword string) carries a
+// password.
 func HasPassword(rawURL string) bool {
 	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil {
-		return false
+	if err != nil || !IsURL(rawURL) {
+		return keywordPassword.MatchString(rawURL)
 	}
-	_, ok := u.User.Password()
-	return ok
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
+	}
+	return u.Query().Has("password")
 }
 
 // IsURL reports whether s names a PostgreSQL database.

@@ -48,16 +48,24 @@ func TestRefusesNewerSchema(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgresql://lamina:secret@db:5432/lab": "postgresql://lamina@db:5432/lab",
-		"postgresql://lamina@db/lab":             "postgresql://lamina@db/lab",
-		"postgres://db/lab?sslmode=require":      "postgres://db/lab?sslmode=require",
+		"postgresql://lamina:secret@db:5432/lab":                     "postgresql://lamina@db:5432/lab",
+		"postgresql://lamina@db/lab":                                 "postgresql://lamina@db/lab",
+		"postgres://db/lab?sslmode=require":                          "postgres://db/lab?sslmode=require",
+		"postgresql://lamina@db/lab?password=s3cret&sslmode=disable": "postgresql://lamina@db/lab?sslmode=disable",
+		"host=db password=s3cret dbname=lab":                         "host=db password=xxxxx dbname=lab",
+		"host=db password='s 3cret' dbname=lab":                      "host=db password=xxxxx dbname=lab",
 	} {
 		if got := postgres.Redact(in); got != want {
 			t.Errorf("Redact(%s) = %s, want %s", in, got, want)
 		}
 	}
-	if !postgres.HasPassword("postgresql://a:b@h/d") || postgres.HasPassword("postgresql://a@h/d") {
-		t.Error("HasPassword")
+	for in, want := range map[string]bool{
+		"postgresql://a:b@h/d": true, "postgresql://a@h/d": false, "postgresql://a@h/d?password=b": true,
+		"postgresql://a@h/d?sslmode=disable": false, "host=h password=b": true, "host=h user=a": false,
+	} {
+		if got := postgres.HasPassword(in); got != want {
+			t.Errorf("HasPassword(%s) = %v", in, got)
+		}
 	}
 }
 

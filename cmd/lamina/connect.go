@@ -31,7 +31,7 @@ func dbFlag(c *cli.Context, s *instance.Settings) error {
 // with a password is refused: settings files and output never hold one.
 func dbURL(db string) (string, error) {
 	if db != "" && !postgres.IsURL(db) {
-		return "", exitf(2, "--db %q: give a PostgreSQL URL, postgresql://USER@HOST:PORT/DATABASE", db)
+		return "", exitf(2, "--db %q: give a PostgreSQL URL, postgresql://USER@HOST:PORT/DATABASE", postgres.Redact(db))
 	}
 	if postgres.HasPassword(db) {
 		return "", exitf(2, "--db: leave the password out of the URL (it would be stored in the settings); put it in ~/.pgpass (HOST:PORT:DATABASE:USER:PASSWORD, mode 0600) or PGPASSWORD, and give %s", postgres.Redact(db))

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/urfave/cli/v2"
 )
 
@@ -38,7 +39,7 @@ func cmdInfo() *cli.Command {
 					Scratch  []string       `json:"scratch"`
 					Counts   catalog.Counts `json:"counts"`
 					Version  string         `json:"lamina_version"`
-				}{s.Name, s.ID, s.Storage, s.Catalog, s.CacheDir, scratchPatterns(s), n, version})
+				}{s.Name, s.ID, s.Storage, postgres.Redact(s.Catalog), s.CacheDir, scratchPatterns(s), n, version})
 			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "instance   %s\n", s.Name)
@@ -47,7 +48,7 @@ func cmdInfo() *cli.Command {
 				fmt.Fprintf(w, "s3         %s\n", describeS3(s, in))
 			}
 			if usesPostgres(s) {
-				fmt.Fprintf(w, "catalog    %s (PostgreSQL)\n", s.Catalog)
+				fmt.Fprintf(w, "catalog    %s (PostgreSQL)\n", postgres.Redact(s.Catalog))
 			} else {
 				fmt.Fprintf(w, "catalog    %s (bbolt)\n", s.Catalog)
 			}

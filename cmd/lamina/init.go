@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
@@ -112,7 +113,7 @@ func cmdInstances() *cli.Command {
 				if n == cur.Name {
 					mark = "*"
 				}
-				rows = append(rows, []string{mark, s.Name, s.Storage, s.Catalog})
+				rows = append(rows, []string{mark, s.Name, s.Storage, postgres.Redact(s.Catalog)})
 			}
 			switch format {
 			case "json":

@@ -52,3 +52,25 @@ func TestInitExistingName(t *testing.T) {
 		})
 	}
 }
+
+// A password in --db is refused wherever it sits, and never echoed.
+func TestDBPasswordRefused(t *testing.T) {
+	e := newEnv(t)
+	for _, db := range []string{
+		"postgresql://lamina:s3cret@127.0.0.1:1/lab",
+		"postgresql://lamina@127.0.0.1:1/lab?sslmode=disable&password=s3cret",
+		"host=127.0.0.1 password=s3cret dbname=lab",
+	} {
+		out, errs, err := e.run("init", "--storage", e.path("st"), "--name", "pw", "--db", db)
+		said := out + errs
+		if err != nil {
+			said += err.Error()
+		}
+		if err == nil || strings.Contains(said, "s3cret") || !strings.Contains(said, "password") && !strings.Contains(said, "PostgreSQL URL") {
+			t.Errorf("init --db %s: %v\n%s", db, err, said)
+		}
+	}
+	if _, err := os.Stat(e.path("config/lamina/instances/pw.json")); err == nil {
+		t.Error("settings written for a refused --db")
+	}
+}
