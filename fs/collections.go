@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
 )
 
 // The read-only tree at the top of a mount:
@@ -26,12 +27,11 @@ import (
 // and the file shows at key@vN only.
 //
 // "/.lamina" resolves on lookup but is not listed (as ZFS hides ".zfs"),
-// so find, du and backups do not walk every collection twice. A key named
-// ".lamina" at the top is therefore hidden in the mount; the CLI reaches
-// it, and the mount refuses to make one (EROFS).
+// so find, du and backups do not walk every collection twice. No key may
+// live under it (ref.CheckKey), and the mount refuses to make one (EROFS).
 
 // ViewRoot is the name of the read-only tree at the top of a mount.
-const ViewRoot = ".lamina"
+const ViewRoot = ref.ViewRoot
 
 const viewCollections = "collections"
 

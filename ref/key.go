@@ -37,8 +37,12 @@ func CheckKey(key string) error {
 		return bad("a key must be valid UTF-8")
 	case strings.IndexByte(key, 0) >= 0:
 		return bad("a key may not contain a NUL byte")
+	case strings.IndexFunc(key, isControl) >= 0:
+		return bad("a key may not contain a control character (a newline, a tab, …)")
 	case strings.HasPrefix(key, "/"):
 		return bad("a key may not start with '/'")
+	case key == ViewRoot || strings.HasPrefix(key, ViewRoot+"/"):
+		return bad("the top folder " + ViewRoot + " is reserved for the mount's collections view")
 	}
 	for _, seg := range strings.Split(key, "/") {
 		switch {
@@ -52,6 +56,14 @@ func CheckKey(key string) error {
 	}
 	return CheckName(key[strings.LastIndexByte(key, '/')+1:])
 }
+
+// ViewRoot is the top folder where a mount shows collections; no key may
+// live under it (the mount would hide it).
+const ViewRoot = ".lamina"
+
+// isControl reports an ASCII control character: tables and tab-separated
+// output would break on one, and few tools expect one in a path.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // CheckName checks the rules that apply to the last segment of a key: the
 // names the mount reserves for versions and sidecars.
