@@ -50,6 +50,11 @@ type GCOptions struct {
 // none of their blobs (cache/condemned.go).
 func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	var st GCStats
+	// Only the owner of the storage may collect it (owner.go); one made
+	// before owners is claimed now.
+	if err := in.CheckStorage(ctx, !o.DryRun); err != nil {
+		return st, err
+	}
 	if err := in.FlushRecords(ctx); err != nil {
 		return st, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -34,7 +35,7 @@ func workstations(t *testing.T) (a, b *instance.Instance) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return instance.New(instance.Settings{Name: "team", Storage: filepath.Join(dir, "storage"), DataDir: filepath.Join(dir, name)}, cat, st, store)
+		return instance.New(instance.Settings{Name: "team", ID: "team-id", Storage: filepath.Join(dir, "storage"), DataDir: filepath.Join(dir, name)}, cat, st, store)
 	}
 	return open("a"), open("b")
 }
@@ -140,5 +141,39 @@ func TestGCSafeAgainstSavesElsewhere(t *testing.T) {
 				t.Errorf("marks left after gc: %v, %v", marks, err)
 			}
 		})
+	}
+}
+
+// One instance owns a storage root: another one there must take it over,
+// and the one that lost it may no longer collect it.
+func TestStorageOwner(t *testing.T) {
+	ctx := context.Background()
+	a, b := workstations(t)
+	b.Settings.ID, b.Settings.Name = "other-id", "other"
+	stored(t, a, "x.bin", []byte("made before owners were claimed"))
+	if err := b.CheckClaim(ctx, false); !errors.Is(err, instance.ErrStorageTaken) {
+		t.Fatalf("claim of a root holding packs: %v", err)
+	}
+	if err := a.CheckStorage(ctx, true); err != nil { // claims it
+		t.Fatal(err)
+	}
+	if o, found, err := a.StorageOwner(ctx); err != nil || !found || o.ID != "team-id" {
+		t.Fatalf("owner after the claim: %+v %v %v", o, found, err)
+	}
+	if err := b.ClaimStorage(ctx, false); !errors.Is(err, instance.ErrStorageTaken) {
+		t.Fatalf("claim of a root another instance owns: %v", err)
+	}
+	if err := b.ClaimStorage(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Catalog.Purge(ctx, "x.bin"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.GC(ctx, instance.GCOptions{})
+	if !errors.Is(err, instance.ErrStorageTaken) || st.DeadPacks != 0 {
+		t.Fatalf("gc by the instance that lost the storage: %+v, %v", st, err)
+	}
+	if err := b.CheckStorage(ctx, false); err != nil {
+		t.Fatalf("the new owner: %v", err)
 	}
 }

@@ -222,6 +222,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		return err
 	}
 	defer rem.close()
+	if err := instance.New(s, nil, backend, nil).CheckStorage(c.Context, false); err != nil { // owner.go
+		return err
+	}
 	// Uploads still queued go last, once the catalog and everything else
 	// are let go: a daemon that waits for a server that is away must not
 	// hold the catalog, and `lamina status` and `umount --force` find it by

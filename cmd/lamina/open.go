@@ -24,9 +24,17 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	in, err := openSettingsWith(s, !catalogOnly(c))
+	uses := !catalogOnly(c)
+	in, err := openSettingsWith(s, uses)
 	if err != nil {
 		return nil, err
+	}
+	if uses {
+		// An instance whose storage another took over must not write to it.
+		if err := in.CheckStorage(c.Context, false); err != nil {
+			in.Close()
+			return nil, err
+		}
 	}
 	// A command a tracked process runs works for its run: what it saves
 	// is the run's output, what it gets its input (run.go).

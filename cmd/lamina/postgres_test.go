@@ -244,7 +244,9 @@ func TestExportImportCatalog(t *testing.T) {
 	e.ok("export-catalog", e.path("dump.jsonl"))
 	e.fails("exists", "export-catalog", e.path("dump.jsonl"))
 
-	e.ok("init", "--storage", e.path("store"), "--name", "team", "--db", db)
+	// The storage holds instance local: a new instance there takes it over.
+	e.fails("holds instance", "init", "--storage", e.path("store"), "--name", "team", "--db", db)
+	e.ok("init", "--storage", e.path("store"), "--name", "team", "--db", db, "--take-over")
 	out := e.ok("--instance", "team", "import-catalog", e.path("dump.jsonl"))
 	if !strings.Contains(out, "1 artifacts, 2 versions (+1 in the trash)") {
 		t.Fatalf("import: %s", out)
@@ -253,8 +255,14 @@ func TestExportImportCatalog(t *testing.T) {
 	if a, b := e.ok("--instance", "local", "show", "exp/a.csv@v1"), e.ok("--instance", "team", "show", "exp/a.csv@v1"); a != b {
 		t.Fatalf("show differs:\n%s\n%s", a, b)
 	}
+	// local lost its storage: it may not write to it or collect it (its gc
+	// would delete what team saves); reading its catalog still works.
+	e.fails("took", "--instance", "local", "gc", "--grace", "0s", "--settle", "0s")
+	e.fails("took", "--instance", "local", "save", e.write("c.txt", []byte("c")), "--key", "c.txt")
+	e.ok("--instance", "local", "ls")
+	e.ok("--instance", "team", "gc", "--grace", "0s", "--settle", "0s")
 	e.ok("--instance", "team", "export-catalog", e.path("back.jsonl"))
-	e.ok("init", "--storage", e.path("store"), "--name", "again")
+	e.ok("init", "--storage", e.path("store"), "--name", "again", "--take-over")
 	e.ok("--instance", "again", "import-catalog", e.path("back.jsonl"))
 	e.ok("--instance", "again", "export-catalog", e.path("again.jsonl"))
 	x, _ := os.ReadFile(e.path("dump.jsonl"))

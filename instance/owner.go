@@ -1,0 +1,124 @@
+package instance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog/postgres"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// A storage root belongs to one instance (the workstations of a team share
+// it: one instance id). Another instance on the same root would count the
+// first one's packs as unreferenced, and its gc would delete them; so init
+// refuses a root another instance owns unless told to take it over (moving
+// an instance to another catalog: export-catalog, init --take-over,
+// import-catalog), and the instance that lost it may no longer write to it
+// or collect it.
+const ownerObject = "instance.json"
+
+// Owner is what a storage root says about the instance that owns it.
+type Owner struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Catalog string    `json:"catalog"` // without a password
+	Since   time.Time `json:"since"`
+}
+
+// ErrStorageTaken is returned for storage another instance owns.
+var ErrStorageTaken = errors.New("the storage belongs to another instance")
+
+// StorageOwner reads the owner of the instance's storage; found is false
+// when no instance has claimed it (a root made before claims, or a new one).
+func (in *Instance) StorageOwner(ctx context.Context) (o Owner, found bool, err error) {
+	b, err := in.Backend.Get(ctx, ownerObject)
+	if storage.IsNotFound(err) {
+		return Owner{}, false, nil
+	}
+	if err != nil {
+		return Owner{}, false, fmt.Errorf("read the owner of the storage: %w", err)
+	}
+	if err := json.Unmarshal(b, &o); err != nil || o.ID == "" {
+		return Owner{}, false, fmt.Errorf("%s in the storage is damaged: %v", ownerObject, err)
+	}
+	return o, true, nil
+}
+
+// ClaimStorage makes the instance the owner of its storage. Without
+// takeOver it refuses a root that another instance owns, or that holds
+// packs of one made before claims (CheckClaim).
+func (in *Instance) ClaimStorage(ctx context.Context, takeOver bool) error {
+	if err := in.CheckClaim(ctx, takeOver); err != nil {
+		return err
+	}
+	if o, found, err := in.StorageOwner(ctx); err != nil || found && o.ID == in.Settings.ID {
+		return err
+	}
+	return in.writeOwner(ctx)
+}
+
+// CheckClaim says whether ClaimStorage would succeed, writing nothing.
+func (in *Instance) CheckClaim(ctx context.Context, takeOver bool) error {
+	o, found, err := in.StorageOwner(ctx)
+	if err != nil {
+		return err
+	}
+	if found && o.ID == in.Settings.ID {
+		return nil
+	}
+	if !takeOver {
+		if found {
+			return fmt.Errorf("%w: %s holds instance %q (catalog %s); join it with `lamina connect %s` (a PostgreSQL catalog), give another --storage, or move that instance here with --take-over after `lamina export-catalog` (the other instance may then no longer use this storage)",
+				ErrStorageTaken, in.Settings.Storage, o.Name, o.Catalog, o.Name)
+		}
+		used := false
+		err := in.Backend.List(ctx, "packs/", func(storage.Info) error { used = true; return errStop })
+		if err != nil && !errors.Is(err, errStop) {
+			return err
+		}
+		if used {
+			return fmt.Errorf("%w: %s already holds the data of an instance; give another --storage, or --take-over to move that instance here after `lamina export-catalog` (it may then no longer use this storage)",
+				ErrStorageTaken, in.Settings.Storage)
+		}
+	}
+	return nil
+}
+
+var errStop = errors.New("stop")
+
+func (in *Instance) writeOwner(ctx context.Context) error {
+	b, _ := json.MarshalIndent(Owner{ID: in.Settings.ID, Name: in.Settings.Name, Catalog: in.catalogName(),
+		Since: time.Now().UTC().Truncate(time.Second)}, "", "  ")
+	if err := in.Backend.Put(ctx, ownerObject, append(b, '\n')); err != nil {
+		return fmt.Errorf("claim the storage: %w", err)
+	}
+	return in.Backend.Sync(ctx)
+}
+
+func (in *Instance) catalogName() string {
+	return postgres.Redact(in.Settings.Catalog) // a bbolt file's path, or a URL
+}
+
+// CheckStorage refuses storage another instance has taken over. A root
+// that no instance claimed yet is claimed for this one when claim is set
+// (gc: the instance about to delete from it).
+func (in *Instance) CheckStorage(ctx context.Context, claim bool) error {
+	o, found, err := in.StorageOwner(ctx)
+	if err != nil {
+		return err
+	}
+	if !found {
+		if claim {
+			return in.writeOwner(ctx)
+		}
+		return nil
+	}
+	if o.ID != in.Settings.ID {
+		return fmt.Errorf("%w: instance %q (catalog %s) took %s over on %s; this instance (%q) may no longer write to it or collect it: use %q (`lamina use %s`)",
+			ErrStorageTaken, o.Name, o.Catalog, in.Settings.Storage, o.Since.Format(time.DateOnly), in.Settings.Name, o.Name, o.Name)
+	}
+	return nil
+}
