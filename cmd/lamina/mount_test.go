@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -425,5 +426,35 @@ func TestMountWritesRecordsWhileMounted(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("while mounted: record of %s written %v (%d record objects); status:\n%s", v.UID, written, len(recs), status)
 		}
+	}
+}
+
+// A file still open for writing when the daemon is killed comes back under
+// lost+found/, and a plain listing walk of the new mount shows it.
+func TestLostAndFoundListed(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "k"), 0o755)
+	f, err := os.Create(filepath.Join(mnt, "k", "half.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(bytes.Repeat([]byte("x"), 8<<20)); err != nil {
+		t.Fatal(err)
+	}
+	e.killDaemon("m")
+	f.Close()
+	e.ok("umount", mnt)
+	e.ok("mount", mnt)
+	var found []string
+	filepath.WalkDir(filepath.Join(mnt, "lost+found"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if len(found) != 1 || !strings.HasSuffix(found[0], "/k/half.bin") {
+		t.Fatalf("lost+found walked: %v; lamina ls says:\n%s", found, e.ok("ls", "lost+found/"))
 	}
 }
