@@ -50,6 +50,12 @@ type GCOptions struct {
 // none of their blobs (cache/condemned.go).
 func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	var st GCStats
+	// A role that may not write the catalog may not delete its data either.
+	if c, ok := in.Catalog.(interface{ CheckWritable(context.Context) error }); ok && !o.DryRun {
+		if err := c.CheckWritable(ctx); err != nil {
+			return st, fmt.Errorf("cannot gc: %w", err)
+		}
+	}
 	// Only the owner of the storage may collect it (owner.go); one made
 	// before owners is claimed now.
 	if err := in.CheckStorage(ctx, !o.DryRun); err != nil {

@@ -34,6 +34,22 @@ func (in *Instance) WriteTo(ctx context.Context, v catalog.Version, w io.Writer,
 // (unless overwrite). A file is written beside the target and renamed, so an
 // interrupted get leaves nothing half-written under the name.
 func (in *Instance) Export(ctx context.Context, v catalog.Version, path string, overwrite bool, progress cache.Progress) error {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		// A device or a pipe (-o /dev/null, a FIFO): written into, not
+		// replaced.
+		if v.Kind == cache.KindFolder {
+			return fmt.Errorf("%s is a folder artifact: give a folder to write its files into, not %s", v.Key, path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		if err := in.WriteTo(ctx, v, f, progress); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
 	if _, err := os.Lstat(path); err == nil && !overwrite {
 		return fmt.Errorf("%s already exists (use --force to replace it)", path)
 	}

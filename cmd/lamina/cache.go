@@ -91,11 +91,24 @@ func cmdCache() *cli.Command {
 			},
 			{
 				Name:      "limit",
-				Usage:     "set the cache's bound (e.g. 20GB) and evict down to it",
-				ArgsUsage: "SIZE",
+				Usage:     "show the cache's bound, or set it (e.g. 20GB) and evict down to it",
+				ArgsUsage: "[SIZE]",
 				Action: func(c *cli.Context) error {
+					if c.NArg() == 0 {
+						_, s, err := current(c)
+						if err != nil {
+							return err
+						}
+						d, err := openDisk(s)
+						if err != nil {
+							return err
+						}
+						i := d.Info()
+						fmt.Fprintf(c.App.Writer, "cache limit %s (using %s)\n", humanBytes(i.Limit), humanBytes(i.Used))
+						return nil
+					}
 					if c.NArg() != 1 {
-						return exitf(2, "usage: lamina cache limit SIZE (e.g. 20GB)")
+						return exitf(2, "usage: lamina cache limit [SIZE] (e.g. 20GB)")
 					}
 					n, err := parseSize(c.Args().First())
 					if err != nil {

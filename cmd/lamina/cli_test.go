@@ -113,6 +113,8 @@ func TestQuickstart(t *testing.T) {
 	e.ok("get", "experiments/batch1.csv@v1", "-o", into)
 	e.fails("already exists", "get", "experiments/batch1.csv", "-o", into)
 	e.ok("get", "experiments/batch1.csv", "-o", into+"/", "--force")
+	e.ok("get", "experiments/batch1.csv", "-o", "/dev/null") // written into, not "already exists"
+	e.fails("--key is empty", "save", filepath.Join(into, "batch1.csv"), "--key", "")
 	if b, _ := os.ReadFile(filepath.Join(into, "batch1.csv")); string(b) != "gene,count\nCD3E,7\n" {
 		t.Fatalf("get -o FOLDER --force = %q", b)
 	}

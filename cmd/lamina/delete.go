@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -64,7 +66,7 @@ func cmdDelete() *cli.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(w, "deleted %s (%d versions) for good; `lamina gc` frees its storage\n", k, len(vs))
+				fmt.Fprintf(w, "deleted %s (%s) for good; `lamina gc` frees its storage\n", k, plural(len(vs), "version"))
 			}
 			return nil
 		},
@@ -128,6 +130,9 @@ func cmdGC() *cli.Command {
 						packs, humanBytes(size), settle)
 				},
 			})
+			if errors.Is(err, context.Canceled) {
+				return fmt.Errorf("gc interrupted: the packs it marked and had not deleted keep their marks; the next gc deletes them (or keeps those a version uses again)")
+			}
 			if err != nil {
 				return err
 			}

@@ -178,6 +178,9 @@ func TestS3CLI(t *testing.T) {
 	if s := e.ok("cache", "limit", "20GB"); !strings.Contains(s, "cache limit") {
 		t.Errorf("cache limit said %q", s)
 	}
+	if s := e.ok("cache", "limit"); !strings.Contains(s, "cache limit 20.0 GB") && !strings.Contains(s, "cache limit 18.6 GiB") {
+		t.Errorf("cache limit without a size said %q", s)
+	}
 
 	// A write through the mount while S3 is away: close succeeds, the
 	// uploads wait, status shows them, umount waits for them.

@@ -29,6 +29,11 @@ func cmdSave() *cli.Command {
 			if err != nil {
 				return err
 			}
+			for _, f := range []string{"key", "key-prefix"} {
+				if c.IsSet(f) && c.String(f) == "" {
+					return exitf(2, "--%s is empty: name it, or leave it out to use the file names", f)
+				}
+			}
 			items, err := saveItems(c.Args().Slice(), c.String("key"), c.String("key-prefix"))
 			if err != nil {
 				return err
