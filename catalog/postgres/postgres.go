@@ -433,19 +433,28 @@ func (s *Store) Listen(ctx context.Context, fn func(keys []string)) error {
 	defer func() { <-pruned }()
 	horizon := s.opened
 	var lost time.Time
+	delay, failed := s.reconnect, 0
 	for ctx.Err() == nil {
 		h, err := s.listenOnce(ctx, horizon, lost, fn)
 		if h >= 0 {
 			horizon = h
+			delay, failed = s.reconnect, 0
 		}
 		if ctx.Err() != nil {
 			break
 		}
-		s.log.Warn("catalog: change listener disconnected; reconnecting", "err", err, "after", s.reconnect)
+		// A server that is away: attempts back off to 10 s, and the log
+		// says so once and then every 20th attempt, not twice a second.
+		if failed++; failed == 1 || failed%20 == 0 {
+			s.log.Warn("catalog: change listener disconnected; reconnecting", "err", err, "after", delay, "attempts", failed)
+		}
 		if h >= 0 || lost.IsZero() {
 			lost = time.Now()
 		}
-		sleep(ctx, s.reconnect)
+		sleep(ctx, delay)
+		if h < 0 {
+			delay = min(2*delay, max(s.reconnect, 10*time.Second))
+		}
 	}
 	return ctx.Err()
 }
