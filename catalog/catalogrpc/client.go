@@ -217,6 +217,14 @@ func (c *Client) TrashList(ctx context.Context) ([]catalog.TrashEntry, error) {
 	return out, c.call(ctx, mTrashList, nil, &out)
 }
 
+// Cache asks the server to act on its disk cache (ServerOptions.Cache)
+// and returns its report.
+func (c *Client) Cache(ctx context.Context, a CacheArgs) (json.RawMessage, error) {
+	var raw json.RawMessage
+	err := c.call(ctx, mCache, a, &raw)
+	return raw, err
+}
+
 // Snapshot asks the server to write a consistent copy of its catalog file
 // to path (ServerOptions.Snapshot).
 func (c *Client) Snapshot(ctx context.Context, path string) error {

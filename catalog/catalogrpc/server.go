@@ -33,6 +33,10 @@ type ServerOptions struct {
 	// (catalog.Bolt.Snapshot), for a client that reads the records
 	// themselves (export-catalog); nil: the Snapshot call fails.
 	Snapshot func(ctx context.Context, path string) error
+	// Cache acts on the disk cache of the serving process (a mount daemon
+	// over S3) and reports on it, so that `lamina cache clear` and `limit`
+	// reach the blocks it has open; nil: the Cache call fails.
+	Cache func(CacheArgs) (any, error)
 	// Logger receives connection errors; nil discards them.
 	Logger *slog.Logger
 }
@@ -262,6 +266,15 @@ func (s *Server) handle(req request, enc *json.Encoder) error {
 		return reply(res, err)
 	case mTrashList:
 		return reply(s.cat.TrashList(ctx))
+	case mCache:
+		var ca CacheArgs
+		if err := decode(&ca); err != nil {
+			return reply(nil, err)
+		}
+		if s.opts.Cache == nil {
+			return reply(nil, errors.New("catalogrpc: this process has no disk cache"))
+		}
+		return reply(s.opts.Cache(ca))
 	case mSnapshot:
 		var pa pathArgs
 		if err := decode(&pa); err != nil {

@@ -42,6 +42,7 @@ const (
 	mChildren   = "children"
 	mStatus     = "status"
 	mSnapshot   = "snapshot"
+	mCache      = "cache"
 )
 
 type request struct {
@@ -57,6 +58,12 @@ type response struct {
 
 type pathArgs struct {
 	Path string `json:"path"`
+}
+
+// CacheArgs ask a mount daemon to act on its disk cache.
+type CacheArgs struct {
+	Op    string `json:"op"`              // "clear" or "limit"
+	Limit int64  `json:"limit,omitempty"` // bytes, for "limit"
 }
 
 type keyArgs struct {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
@@ -31,6 +34,23 @@ func cmdCache() *cli.Command {
 	// openDisk opens the cache folder alone: no bucket, no catalog.
 	openDisk := func(s instance.Settings) (*cache.DiskCache, error) {
 		return cache.OpenDiskCache(nil, s.CacheDir, cache.DiskCacheOptions{Limit: s.CacheSize})
+	}
+	// inDaemon runs a cache operation in the instance's mount daemon, whose
+	// cache holds block files open and keeps its own figures; ok is false
+	// when no daemon answers.
+	inDaemon := func(c *cli.Context, dirs instance.Dirs, s instance.Settings, a catalogrpc.CacheArgs) (r cacheReport, ok bool, err error) {
+		ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+		defer cancel()
+		cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID)
+		if err != nil {
+			return r, false, nil
+		}
+		defer cl.Close()
+		raw, err := cl.Cache(ctx, a)
+		if err == nil {
+			err = json.Unmarshal(raw, &r)
+		}
+		return r, true, err
 	}
 	return &cli.Command{
 		Name:  "cache",
@@ -75,9 +95,16 @@ func cmdCache() *cli.Command {
 				Name:  "clear",
 				Usage: "empty the cache (uploads waiting are kept)",
 				Action: func(c *cli.Context) error {
-					_, s, err := current(c)
+					dirs, s, err := current(c)
 					if err != nil {
 						return err
+					}
+					if r, ok, err := inDaemon(c, dirs, s, catalogrpc.CacheArgs{Op: "clear"}); ok {
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "cleared %s from %s (through the mount daemon)\n", humanBytes(r.Before.Used-r.After.Used), r.After.Dir)
+						return nil
 					}
 					d, err := openDisk(s)
 					if err != nil {
@@ -122,11 +149,18 @@ func cmdCache() *cli.Command {
 					if err := dirs.Update(s); err != nil {
 						return err
 					}
+					if r, ok, err := inDaemon(c, dirs, s, catalogrpc.CacheArgs{Op: "limit", Limit: n}); ok {
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "cache limit %s (using %s; the mount applies it now)\n", humanBytes(n), humanBytes(r.After.Used))
+						return nil
+					}
 					d, err := openDisk(s)
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "cache limit %s (using %s); a running mount takes it at its next start\n", humanBytes(n), humanBytes(d.Info().Used))
+					fmt.Fprintf(c.App.Writer, "cache limit %s (using %s)\n", humanBytes(n), humanBytes(d.Info().Used))
 					return nil
 				},
 			},
@@ -188,4 +222,10 @@ func prefetch(ctx context.Context, in *instance.Instance, m *cache.Manifest) (in
 		}
 	}
 	return total, g.Wait()
+}
+
+// cacheReport is a mount daemon's answer to a cache operation.
+type cacheReport struct {
+	Before cache.CacheInfo `json:"before"`
+	After  cache.CacheInfo `json:"after"`
 }

@@ -306,6 +306,22 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	srv := catalogrpc.NewServer(rpcCat, catalogrpc.ServerOptions{
 		ID: s.ID, Changed: m.Changed, Logger: log, Snapshot: snapshot,
+		Cache: func(a catalogrpc.CacheArgs) (any, error) {
+			if rem == nil {
+				return nil, cache.ErrNoCache
+			}
+			r := cacheReport{Before: rem.disk.Info()}
+			switch a.Op {
+			case "clear":
+				rem.disk.Clear()
+			case "limit":
+				rem.disk.SetLimit(a.Limit)
+			default:
+				return nil, fmt.Errorf("cache: no operation %q", a.Op)
+			}
+			r.After = rem.disk.Info()
+			return r, nil
+		},
 		Status: func() any {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

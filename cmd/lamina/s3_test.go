@@ -441,3 +441,44 @@ func TestS3StoppingDaemonFreesCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// cache clear and cache limit reach a running mount's cache: its figures
+// follow, and it holds no cleared block open.
+func TestS3CacheCommandsReachTheMount(t *testing.T) {
+	e := newS3Env(t)
+	data := randomBytes(t, 8<<20)
+	e.ok("save", e.file("a.bin", data), "--key", "a.bin")
+	e.ok("cache", "clear")
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	if !bytes.Equal(mustRead(t, filepath.Join(mnt, "a.bin")), data) {
+		t.Fatal("read through the mount")
+	}
+	used := func() (used, limit int64) {
+		var st []struct {
+			DiskCache struct {
+				Limit int64 `json:"limit_bytes"`
+				Used  int64 `json:"used_bytes"`
+			} `json:"disk_cache"`
+		}
+		if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 {
+			t.Fatalf("status: %v", err)
+		}
+		return st[0].DiskCache.Used, st[0].DiskCache.Limit
+	}
+	if u, _ := used(); u == 0 {
+		t.Fatal("nothing cached after a read through the mount")
+	}
+	if out := e.ok("cache", "clear"); !strings.Contains(out, "through the mount daemon") {
+		t.Errorf("cache clear while mounted: %q", out)
+	}
+	if u, _ := used(); u != 0 {
+		t.Errorf("the mount's cache holds %d bytes after cache clear", u)
+	}
+	e.ok("cache", "limit", "5MB")
+	if _, l := used(); l != 5_000_000 {
+		t.Errorf("the mount's cache limit is %d after cache limit 5MB", l)
+	}
+	if !bytes.Equal(mustRead(t, filepath.Join(mnt, "a.bin")), data) {
+		t.Fatal("read through the mount after cache clear")
+	}
+}
