@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -171,6 +172,12 @@ func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir st
 	}()
 	select {
 	case m := <-msg:
+		// Warnings come first, a line each, then "ok" or "error: …".
+		lines := strings.Split(m, "\n")
+		for _, l := range lines[:len(lines)-1] {
+			fmt.Fprintln(c.App.ErrWriter, "lamina: "+l)
+		}
+		m = lines[len(lines)-1]
 		if m == "ok" {
 			fmt.Fprintf(c.App.Writer, "mounted %s at %s (daemon pid %d, log %s)\n", s.Name, dir, cmd.Process.Pid, logPath)
 			return nil
@@ -217,12 +224,27 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			return exitf(2, "--cache-size: %v", err)
 		}
 	}
-	backend, rem, err := openBackend(c.Context, s, backendOptions{syncUpload: c.Bool("sync-upload"), cacheSize: cacheSize, log: log, check: true})
+	bo := backendOptions{syncUpload: c.Bool("sync-upload"), cacheSize: cacheSize, log: log, check: true}
+	backend, rem, err := openBackend(c.Context, s, bo)
+	var warnings []string
+	offline := func(err error) {
+		warnings = append(warnings, fmt.Sprintf("warning: storage %s does not answer (%s): the mount serves the catalog and what the cache holds and queues what is written; other reads fail with EIO until it answers", s.Storage, rootCause(err)))
+		log.Warn("storage does not answer; mounted anyway", "err", err)
+	}
+	if unreachable(err) { // a laptop away from the network still mounts
+		offline(err)
+		bo.check = false
+		backend, rem, err = openBackend(c.Context, s, bo)
+	}
 	if err != nil {
 		return err
 	}
 	defer rem.close()
-	if err := instance.New(s, nil, backend, nil).CheckStorage(c.Context, false); err != nil { // owner.go
+	if err := instance.New(s, nil, backend, nil).CheckStorage(c.Context, false); unreachable(err) { // owner.go
+		if len(warnings) == 0 {
+			offline(err)
+		}
+	} else if err != nil {
 		return err
 	}
 	// Uploads still queued go last, once the catalog and everything else
@@ -341,6 +363,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	mounted = true
 	log.Info("mounted", "instance", s.Name, "dir", dir, "pid", os.Getpid())
 	if ready != nil {
+		for _, w := range warnings {
+			fmt.Fprintln(ready, w)
+		}
 		fmt.Fprintln(ready, "ok")
 		ready.Close()
 		ready = nil
@@ -638,4 +663,24 @@ func writeRecordsEvery(in *instance.Instance, every time.Duration, log *slog.Log
 		}
 	}()
 	return func() { close(done); <-stopped }
+}
+
+// unreachable reports an error of a server that could not be reached (as
+// opposed to one that answered no).
+func unreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return err != nil && (errors.As(err, &op) || errors.As(err, &dns))
+}
+
+// rootCause is the innermost message of err: "connect: connection
+// refused" rather than the SDK's whole chain.
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
 }
