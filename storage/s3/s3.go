@@ -477,6 +477,9 @@ func Retryable(err error) bool {
 }
 
 func (b *Backend) wrap(op, name string, err error) error {
+	if b.cfg.Prefix != "" { // the object's whole key, as the bucket names it
+		name = b.cfg.Prefix + "/" + name
+	}
 	e := &Error{Op: op, Bucket: b.cfg.Bucket, Name: name, Err: err}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {

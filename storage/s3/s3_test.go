@@ -80,3 +80,14 @@ func TestOpenErrorsHoldNoSecret(t *testing.T) {
 func realOrSkip(b *testing.B) s3test.Server {
 	return s3test.Real(b)
 }
+
+// An error names the object by its whole key in the bucket, prefix
+// included, so that a user can look for it with another S3 client.
+func TestErrorsNameTheWholeKey(t *testing.T) {
+	srv := s3test.Fake(t)
+	b := open(t, srv, "lab/lamina")
+	_, err := b.Get(context.Background(), "packs/ab/missing")
+	if err == nil || !strings.Contains(err.Error(), "/lab/lamina/packs/ab/missing:") {
+		t.Fatalf("Get of a missing object: %v", err)
+	}
+}
