@@ -40,6 +40,7 @@ type mountState struct {
 type mountStatus struct {
 	mountState
 	lfs.Stats
+	ReadOnly       bool             `json:"read_only,omitempty"`  // the database role may only read
 	PendingRecords int              `json:"pending_records"`      // versions whose storage record is not yet written
 	Uploads        *cache.Pending   `json:"uploads,omitempty"`    // S3: staged objects not yet uploaded
 	DiskCache      *cache.CacheInfo `json:"disk_cache,omitempty"` // S3: the local cache of fetched data
@@ -348,7 +349,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			ob, _ := cat.Outbox(ctx)
-			ms := mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob)}
+			ms := mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob), ReadOnly: writes == nil}
 			if rem != nil {
 				p, ci := rem.up.Pending(), rem.disk.Info()
 				ms.Uploads, ms.DiskCache = &p, &ci
@@ -363,6 +364,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	mounted = true
 	log.Info("mounted", "instance", s.Name, "dir", dir, "pid", os.Getpid())
 	if ready != nil {
+		if writes == nil {
+			warnings = append(warnings, "warning: the database role may only read: the mount is read-only (writes get EROFS)")
+		}
 		for _, w := range warnings {
 			fmt.Fprintln(ready, w)
 		}
@@ -617,7 +621,11 @@ func cmdStatus() *cli.Command {
 				{"files opened", fmt.Sprint(st.FilesOpened)},
 				{"folders listed", fmt.Sprint(st.DirsListed)},
 				{"pending work", fmt.Sprintf("%d storage records to write", st.PendingRecords)},
-				{"log", st.Log}}
+			}
+			if st.ReadOnly {
+				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
+			}
+			rows = append(rows, []string{"log", st.Log})
 			rows = append(rows, remoteRows(st)...)
 			for _, r := range rows {
 				fmt.Fprintf(w, "%-15s %s\n", r[0], r[1])

@@ -211,6 +211,9 @@ func TestReadOnlyRoleMount(t *testing.T) {
 	if !errors.Is(err, syscall.EROFS) {
 		t.Fatalf("write on a read-only mount: %v", err)
 	}
+	if st := r.ok("status"); !strings.Contains(st, "read-only") {
+		t.Errorf("status of a read-only mount does not say so:\n%s", st)
+	}
 	// Refused before a byte is uploaded: nothing new in the bucket.
 	objects := func() int {
 		t.Helper()
