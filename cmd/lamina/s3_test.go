@@ -420,7 +420,7 @@ func TestS3StoppingDaemonFreesCatalog(t *testing.T) {
 	}
 	um := exec.Command(e.bin, "umount", mnt)
 	um.Env = e.env
-	var out bytes.Buffer
+	var out lockedBuffer // progress_test.go: read while umount writes
 	um.Stdout, um.Stderr = &out, &out
 	if err := um.Start(); err != nil {
 		t.Fatal(err)
