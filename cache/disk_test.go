@@ -18,11 +18,13 @@ import (
 type counting struct {
 	storage.Backend
 	gets  atomic.Int64
+	bytes atomic.Int64
 	delay time.Duration
 }
 
 func (c *counting) GetRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
 	c.gets.Add(1)
+	c.bytes.Add(n)
 	time.Sleep(c.delay)
 	return c.Backend.GetRange(ctx, name, off, n)
 }
@@ -443,5 +445,30 @@ func checkChunks(t *testing.T, s *cache.Store, f cache.File, data []byte) {
 			t.Fatalf("chunk at %d: wrong bytes", off)
 		}
 		off += c.Size
+	}
+}
+
+// A sequential reader through a cache much smaller than its read-ahead
+// bound fetches each block about once: read-ahead stays within a quarter
+// of the cache instead of evicting what it fetched before the reader gets
+// there.
+func TestSmallCacheReadAheadFetchesOnce(t *testing.T) {
+	const bs, blocks = 64 << 10, 64
+	data := randomBytes(21, bs*blocks)
+	cb := newCounting(t, data)
+	cb.delay = time.Millisecond
+	d, err := cache.OpenDiskCache(cb, t.TempDir(), cache.DiskCacheOptions{BlockSize: bs, Limit: 8 * bs, ReadAhead: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for off := int64(0); off < int64(len(data)); off += bs / 2 {
+		got, err := d.GetRange(context.Background(), "packs/aa/p", off, bs/2)
+		if err != nil || !bytes.Equal(got, data[off:off+bs/2]) {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	if f := float64(cb.bytes.Load()) / float64(len(data)); f > 1.3 {
+		t.Fatalf("fetched %.2f × the object reading it once through a cache of 8 blocks", f)
 	}
 }
