@@ -105,6 +105,7 @@ func (p *progress) newBar(total int64) *progressbar.ProgressBar {
 		progressbar.OptionSetWriter(p.w),
 		progressbar.OptionSetDescription(p.desc),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionUseIECUnits(true), // GiB, as the summaries say
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionShowCount(),

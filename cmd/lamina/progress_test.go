@@ -38,6 +38,9 @@ func TestProgressOnTerminalOnly(t *testing.T) {
 	if !strings.Contains(out, "saving") || !strings.Contains(out, "%") {
 		t.Fatalf("no progress bar on a terminal:\n%q", out)
 	}
+	if !strings.Contains(out, "MiB") || strings.Contains(out, " MB") { // the units of the summary
+		t.Errorf("the bar's units differ from the summary's (8.0 MiB):\n%q", out)
+	}
 	out = onTTY("save", big2, "--key", "tty/big2.bin", "--format", "json")
 	if strings.Contains(out, "saving") || strings.Contains(out, "%|") {
 		t.Fatalf("progress bar mixed into --format json:\n%q", out)
