@@ -89,6 +89,7 @@ type Stage struct {
 	movedAway map[string]time.Time
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
+	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
 
 	smu      sync.Mutex // guards unsynced and timer; never held with mu or File.mu
 	unsynced []string   // ids of released Files whose commits await Sync
@@ -113,6 +114,11 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 // StreamStats count commits stored while the File was written, and
 // commits through a voided stream's session (stream.go).
 func (s *Stage) StreamStats() (streamed, reused int64) { return s.streamed.Load(), s.reused.Load() }
+
+// FailedCommits counts the files whose commit at their last close failed
+// (the catalog was away, say): their bytes stay staged, and the next
+// mount's Recover commits them.
+func (s *Stage) FailedCommits() int64 { return s.failed.Load() }
 
 // Dir is the staging folder.
 func (s *Stage) Dir() string { return s.opts.Dir }
@@ -798,7 +804,8 @@ func (f *File) Release(ctx context.Context) error {
 	}
 	if err != nil {
 		// Keep the staged bytes for Recover (lost+found) rather than drop them.
-		f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged for recovery", "key", f.Key(), "err", err)
+		f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged, and the next mount commits them (lamina umount, then lamina mount, to do it now)", "key", f.Key(), "err", err)
+		f.s.failed.Add(1)
 		f.data.Close()
 		return err
 	}

@@ -2,11 +2,13 @@ package stage_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -539,5 +541,54 @@ func TestDurableRecordAfterDurableContent(t *testing.T) {
 			t.Fatal(err)
 		}
 		cat.Close()
+	}
+}
+
+// failingSaves is a catalog whose saves fail while down is set (a database
+// that went away).
+type failingSaves struct {
+	*catalog.Bolt
+	down atomic.Bool
+}
+
+func (f *failingSaves) Save(ctx context.Context, nvs []catalog.NewVersion) ([]catalog.Saved, error) {
+	if f.down.Load() {
+		return nil, errors.New("catalog away")
+	}
+	return f.Bolt.Save(ctx, nvs)
+}
+
+// A close whose commit fails returns the error, is counted (status shows
+// it), and keeps its bytes: the next start commits them.
+func TestFailedCommitKeptForRecover(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cat := &failingSaves{Bolt: e.cat}
+	s, err := stage.New(cat, e.store, stage.Options{Dir: e.dir, User: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat.down.Store(true)
+	f, err := s.Create(ctx, "away.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, []byte("written while the catalog was away"), 0)
+	if err := f.Flush(ctx); err == nil {
+		t.Fatal("flush with the catalog away succeeded")
+	}
+	if err := f.Release(ctx); err == nil {
+		t.Fatal("release with the catalog away succeeded")
+	}
+	if n := s.FailedCommits(); n != 1 {
+		t.Fatalf("FailedCommits = %d, want 1", n)
+	}
+	cat.down.Store(false)
+	s2 := e.stage(t) // the next mount
+	if _, err := s2.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.content(t, "away.txt"); got != "written while the catalog was away" {
+		t.Fatalf("after recovery: %q", got)
 	}
 }

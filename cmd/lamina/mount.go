@@ -41,6 +41,7 @@ type mountStatus struct {
 	mountState
 	lfs.Stats
 	ReadOnly       bool             `json:"read_only,omitempty"`  // the database role may only read
+	FailedCommits  int64            `json:"failed_commits"`       // files whose commit at close failed: staged, committed at the next mount
 	PendingRecords int              `json:"pending_records"`      // versions whose storage record is not yet written
 	Uploads        *cache.Pending   `json:"uploads,omitempty"`    // S3: staged objects not yet uploaded
 	DiskCache      *cache.CacheInfo `json:"disk_cache,omitempty"` // S3: the local cache of fetched data
@@ -350,6 +351,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			defer cancel()
 			ob, _ := cat.Outbox(ctx)
 			ms := mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob), ReadOnly: writes == nil}
+			if writes != nil {
+				ms.FailedCommits = writes.FailedCommits()
+			}
 			if rem != nil {
 				p, ci := rem.up.Pending(), rem.disk.Info()
 				ms.Uploads, ms.DiskCache = &p, &ci
@@ -621,6 +625,9 @@ func cmdStatus() *cli.Command {
 				{"files opened", fmt.Sprint(st.FilesOpened)},
 				{"folders listed", fmt.Sprint(st.DirsListed)},
 				{"pending work", fmt.Sprintf("%d storage records to write", st.PendingRecords)},
+			}
+			if st.FailedCommits > 0 {
+				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, committed at the next mount (lamina umount, then mount, to do it now)", st.FailedCommits)})
 			}
 			if st.ReadOnly {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
