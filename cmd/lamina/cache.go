@@ -35,6 +35,14 @@ func cmdCache() *cli.Command {
 	openDisk := func(s instance.Settings) (*cache.DiskCache, error) {
 		return cache.OpenDiskCache(nil, s.CacheDir, cache.DiskCacheOptions{Limit: s.CacheSize})
 	}
+	currentDisk := func(c *cli.Context) (instance.Settings, *cache.DiskCache, error) {
+		_, s, err := current(c)
+		if err != nil {
+			return s, nil, err
+		}
+		d, err := openDisk(s)
+		return s, d, err
+	}
 	// inDaemon runs a cache operation in the instance's mount daemon, whose
 	// cache holds block files open and keeps its own figures; ok is false
 	// when no daemon answers.
@@ -65,11 +73,7 @@ func cmdCache() *cli.Command {
 					if err != nil {
 						return err
 					}
-					_, s, err := current(c)
-					if err != nil {
-						return err
-					}
-					d, err := openDisk(s)
+					s, d, err := currentDisk(c)
 					if err != nil {
 						return err
 					}
@@ -122,11 +126,7 @@ func cmdCache() *cli.Command {
 				ArgsUsage: "[SIZE]",
 				Action: func(c *cli.Context) error {
 					if c.NArg() == 0 {
-						_, s, err := current(c)
-						if err != nil {
-							return err
-						}
-						d, err := openDisk(s)
+						_, d, err := currentDisk(c)
 						if err != nil {
 							return err
 						}
