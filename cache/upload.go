@@ -71,6 +71,10 @@ type upItem struct {
 	// foreign: staged by the process that owns the queue; this one reads
 	// it while it is there but leaves its upload to the owner.
 	foreign bool
+	// deferred: a write-through Put that failed past the retry budget and
+	// was staged for the queue: Sync does not wait for it (the server may
+	// be away for hours).
+	deferred bool
 }
 
 var _ storage.Backend = (*Uploads)(nil)
@@ -330,6 +334,7 @@ func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
 		u.mu.Unlock()
 		u.log.Warn("upload failed; staging it locally for the queue", "name", name, "err", err)
 	}
+	deferred := u.sync
 	p := u.path(name)
 	tmp := p + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -353,7 +358,7 @@ func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.seq++
-	it := &upItem{name: name, size: int64(len(data)), seq: u.seq}
+	it := &upItem{name: name, size: int64(len(data)), seq: u.seq, deferred: deferred}
 	if old := u.items[name]; old != nil && !old.uploading {
 		u.dropQueuedLocked(old)
 	}
@@ -546,7 +551,8 @@ func (u *Uploads) List(ctx context.Context, prefix string, fn func(storage.Info)
 }
 
 // Sync makes every staged object durable locally; with SyncUpload it then
-// waits until everything staged before it is uploaded.
+// waits until everything written before it is uploaded, except what failed
+// past the retry budget: that stays staged for the queue.
 func (u *Uploads) Sync(ctx context.Context) error {
 	u.mu.Lock()
 	names := u.unsynced
@@ -571,7 +577,7 @@ func (u *Uploads) Sync(ctx context.Context) error {
 	}
 	return u.wait(ctx, func() bool {
 		for _, it := range u.items {
-			if it.seq <= upto && !it.foreign {
+			if it.seq <= upto && !it.foreign && !it.deferred {
 				return false
 			}
 		}

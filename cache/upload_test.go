@@ -145,3 +145,36 @@ func TestUploadQueueTakenOver(t *testing.T) {
 		}
 	}
 }
+
+// A write-through Put that fails past the backend's retries is staged for
+// the queue, and Sync does not wait for it: a save against a server that
+// went away returns, its data staged, rather than wait for the server.
+func TestSyncDoesNotWaitForDeferredUploads(t *testing.T) {
+	ctx := context.Background()
+	local, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := &flaky{Backend: local, puts: map[string]int{}}
+	u, err := cache.OpenUploads(remote, t.TempDir(), cache.UploadOptions{SyncUpload: true, MaxDelay: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	remote.down.Store(true)
+	if err := u.Put(ctx, "packs/ee/v", []byte("v bytes")); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := u.Sync(sctx); err != nil {
+		t.Fatalf("Sync with the server away: %v (it waited for the staged object)", err)
+	}
+	if p := u.Pending(); p.Objects != 1 {
+		t.Fatalf("pending %+v, want the object staged", p)
+	}
+	remote.down.Store(false)
+	if err := u.WaitIdle(sctx, nil); err != nil || remote.landed("packs/ee/v") != 1 {
+		t.Fatalf("the queue did not upload it once the server was back: %v", err)
+	}
+}

@@ -94,7 +94,7 @@ func openSettingsWith(s instance.Settings, check bool) (*instance.Instance, erro
 			// Uploads an earlier run left behind go now, while the CLI
 			// has the queue open; what cannot go stays staged. A server
 			// that is away must not hold `lamina ls` for long.
-			if p := rem.up.Pending(); p.Objects > 0 {
+			if p := rem.up.Pending(); check && p.Objects > 0 { // not for a command that only reads the catalog
 				fmt.Fprintf(os.Stderr, "lamina: uploading %s\n", describePending(p))
 				if err := rem.drain(context.Background(), 15*time.Second, nil); err != nil {
 					fmt.Fprintf(os.Stderr, "lamina: %s stay staged; they upload at the next start\n", describePending(rem.up.Pending()))

@@ -398,7 +398,18 @@ func TestS3CatalogCommandsWithServerDown(t *testing.T) {
 	if _, err := os.ReadFile(filepath.Join(mnt, "x", "a.bin")); !errors.Is(err, syscall.EIO) {
 		t.Errorf("uncached read of the offline mount: %v, want EIO", err)
 	}
-	e.ok("umount", "--force", mnt)
+	if err := os.WriteFile(filepath.Join(mnt, "x", "offline.bin"), randomBytes(t, 1<<20), 0o644); err != nil {
+		t.Fatalf("write to the offline mount: %v", err)
+	}
+	e.ok("umount", "--force", mnt) // its upload stays staged
+	// Uploads left staged do not hold a command that reads only the catalog.
+	start := time.Now()
+	if out := e.ok("ls", "x/"); !strings.Contains(out, "offline.bin") {
+		t.Errorf("ls after the offline mount:\n%s", out)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("ls with uploads staged and the server away took %v", d)
+	}
 	if err := e.proxy.Up(); err != nil {
 		t.Fatal(err)
 	}
