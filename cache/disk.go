@@ -137,15 +137,25 @@ func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCach
 	return c, nil
 }
 
-// scan indexes the block files in the folder, oldest last.
-func (c *DiskCache) scan() error {
+// scan indexes the block files in the folder, oldest last, and removes
+// what interrupted writes left.
+func (c *DiskCache) scan() error { return c.scanFiles(true) }
+
+// Rescan indexes the blocks other processes of the instance (CLI commands
+// beside a mount daemon) put in the folder since it was opened, so that
+// Clear and SetLimit act on them too.
+func (c *DiskCache) Rescan() error { return c.scanFiles(false) }
+
+func (c *DiskCache) scanFiles(cleanTmp bool) error {
 	var found []*block
 	err := filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		if strings.Contains(d.Name(), ".tmp") {
-			os.Remove(p)
+			if cleanTmp {
+				os.Remove(p)
+			}
 			return nil
 		}
 		obj, n, ok := parseBlockName(d.Name())

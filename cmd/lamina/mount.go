@@ -334,6 +334,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			if rem == nil {
 				return nil, cache.ErrNoCache
 			}
+			if err := rem.disk.Rescan(); err != nil { // blocks CLI commands fetched meanwhile
+				return nil, err
+			}
 			r := cacheReport{Before: rem.disk.Info()}
 			switch a.Op {
 			case "clear":

@@ -473,6 +473,7 @@ func TestS3CacheCommandsReachTheMount(t *testing.T) {
 	e := newS3Env(t)
 	data := randomBytes(t, 8<<20)
 	e.ok("save", e.file("a.bin", data), "--key", "a.bin")
+	e.ok("save", e.file("b.bin", randomBytes(t, 6<<20)), "--key", "b.bin")
 	e.ok("cache", "clear")
 	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
 	if !bytes.Equal(mustRead(t, filepath.Join(mnt, "a.bin")), data) {
@@ -493,11 +494,20 @@ func TestS3CacheCommandsReachTheMount(t *testing.T) {
 	if u, _ := used(); u == 0 {
 		t.Fatal("nothing cached after a read through the mount")
 	}
+	e.ok("get", "b.bin", "-o", "/dev/null") // blocks the CLI puts in the shared cache
 	if out := e.ok("cache", "clear"); !strings.Contains(out, "through the mount daemon") {
 		t.Errorf("cache clear while mounted: %q", out)
 	}
 	if u, _ := used(); u != 0 {
 		t.Errorf("the mount's cache holds %d bytes after cache clear", u)
+	}
+	var ci struct {
+		Cache struct {
+			Used int64 `json:"used_bytes"`
+		} `json:"cache"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("cache", "info", "--format", "json")), &ci); err != nil || ci.Cache.Used != 0 {
+		t.Errorf("cache info after cache clear through the daemon: %d bytes used, %v (the CLI's blocks stayed)", ci.Cache.Used, err)
 	}
 	e.ok("cache", "limit", "5MB")
 	if _, l := used(); l != 5_000_000 {
