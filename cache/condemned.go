@@ -124,10 +124,18 @@ func (s *Store) dropCondemned(found map[ref.Digest]Loc) time.Time {
 		clear(found)
 		return time.Time{}
 	}
+	gone := map[string]bool{}
 	for d, l := range found {
 		if marks[l.Pack] {
 			delete(found, d)
+			gone[l.Pack] = true
 		}
+	}
+	if len(gone) > 0 {
+		// The chunks are stored again; the index must name the new copies,
+		// or every save until gc would store them once more. (A pack gc
+		// pardons loses its index entries: a second copy at worst.)
+		_ = s.idx.RemovePacks(gone)
 	}
 	return at
 }

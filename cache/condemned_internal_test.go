@@ -60,7 +60,8 @@ func TestReuseOfCondemnedPacks(t *testing.T) {
 	if err := w.Commit(ctx); err != ErrReusedPackCondemned {
 		t.Fatalf("commit after the marks: %v, want ErrReusedPackCondemned", err)
 	}
-	// Marked before the lookup: stored again.
+	// Marked before the lookup: stored again, once: the next save reuses
+	// the new copy.
 	w = store().NewWriter()
 	if st := put(w); st.NewChunks == 0 {
 		t.Fatal("chunks of a marked pack reused")
@@ -68,7 +69,14 @@ func TestReuseOfCondemnedPacks(t *testing.T) {
 	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Pardoned: reused again.
+	w = store().NewWriter()
+	if st := put(w); st.NewChunks != 0 {
+		t.Fatalf("%d chunks stored a third time: the index still names the marked pack", st.NewChunks)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Pardoned: nothing is stored again.
 	if err := s.Pardon(ctx, ids); err != nil {
 		t.Fatal(err)
 	}
