@@ -71,8 +71,12 @@ func (in *Instance) CheckClaim(ctx context.Context, takeOver bool) error {
 	}
 	if !takeOver {
 		if found {
-			return fmt.Errorf("%w: %s holds instance %q (catalog %s); join it with `lamina connect %s` (a PostgreSQL catalog), give another --storage, or move that instance here with --take-over after `lamina export-catalog` (the other instance may then no longer use this storage)",
-				ErrStorageTaken, in.Settings.Storage, o.Name, o.Catalog, o.Name)
+			join := ""
+			if postgres.IsURL(o.Catalog) {
+				join = fmt.Sprintf("join it with `lamina connect %s --db %s`, ", o.Name, o.Catalog)
+			}
+			return fmt.Errorf("%w: %s holds instance %q (catalog %s); %sgive another --storage, or move that instance here with --take-over after `lamina export-catalog` (the other instance may then no longer use this storage)",
+				ErrStorageTaken, in.Settings.Storage, o.Name, o.Catalog, join)
 		}
 		used := false
 		err := in.Backend.List(ctx, "packs/", func(storage.Info) error { used = true; return errStop })
@@ -117,7 +121,7 @@ func (in *Instance) CheckStorage(ctx context.Context, claim bool) error {
 		return nil
 	}
 	if o.ID != in.Settings.ID {
-		return fmt.Errorf("%w: instance %q (catalog %s) took %s over on %s; this instance (%q) may no longer write to it or collect it: use %q (`lamina use %s`)",
+		return fmt.Errorf("%w: instance %q (catalog %s) took %s over on %s; this instance (%q) may no longer use it (save, get, mount, gc; its catalog still reads): use %q (`lamina use %s`)",
 			ErrStorageTaken, o.Name, o.Catalog, in.Settings.Storage, o.Since.Format(time.DateOnly), in.Settings.Name, o.Name, o.Name)
 	}
 	return nil

@@ -22,7 +22,7 @@ func cmdDelete() *cli.Command {
 		Usage:     "move artifacts (all their versions) to the trash, or delete them for good",
 		ArgsUsage: "KEY...",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "permanent", Usage: "remove from the catalog for good (`lamina gc` then frees the storage)"},
+			&cli.BoolFlag{Name: "permanent", Usage: "remove from the catalog for good (lamina gc then frees the storage)"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask before a permanent delete"},
 		},
 		Action: func(c *cli.Context) error {

@@ -21,7 +21,7 @@ func cmdInit() *cli.Command {
 			&cli.StringFlag{Name: "region", Usage: "S3 region (default: from the AWS configuration, else us-east-1)"},
 			&cli.BoolFlag{Name: "path-style", Usage: "S3 path-style addressing (bucket in the path; most S3-compatible servers)"},
 			&cli.StringFlag{Name: "cache-size", Usage: "bound of the local cache of data fetched from S3, e.g. 20GB (default 10GiB)"},
-			&cli.BoolFlag{Name: "take-over", Usage: "the storage holds another instance's data: make it this instance's (after `lamina export-catalog` there, to move that instance to a new catalog; the other may no longer use it)"},
+			&cli.BoolFlag{Name: "take-over", Usage: "the storage holds another instance's data: make it this instance's (after lamina export-catalog there, to move that instance to a new catalog; the other may no longer use it)"},
 			&cli.StringFlag{Name: "db", Usage: "a PostgreSQL catalog shared by workstations, postgresql://USER@HOST:PORT/DB (password from PGPASSWORD or ~/.pgpass); default: a bbolt file"},
 		},
 		Action: func(c *cli.Context) error {

@@ -62,7 +62,7 @@ func cmdMount() *cli.Command {
 			&cli.BoolFlag{Name: "no-lineage", Usage: "track no runs through this mount (lamina run then records no inputs or outputs here)"},
 			&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request (with --foreground)"},
 			&cli.BoolFlag{Name: "sync-upload", Usage: "S3 storage: close() of a written file waits until S3 has its data, or, if S3 fails past the retry budget, until it is staged for the queue (default: uploads queue in the background)"},
-			&cli.StringFlag{Name: "cache-size", Usage: "S3 storage: bound of the local cache of fetched data, e.g. 20GB (default: the instance's, see `lamina cache limit`)"},
+			&cli.StringFlag{Name: "cache-size", Usage: "S3 storage: bound of the local cache of fetched data, e.g. 20GB (default: the instance's, see lamina cache limit)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {

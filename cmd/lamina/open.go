@@ -47,7 +47,7 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 // others check it first, and fail at once rather than after the retry
 // budget of their first storage call.
 var catalogOnlyCommands = map[string]bool{
-	"ls": true, "show": true, "search": true, "lineage": true, "runs": true, "delete": true, "restore": true,
+	"ls": true, "show": true, "search": true, "lineage": true, "runs": true, "delete": true, "restore": true, "info": true,
 	"label": true, "annotate": true, "feature": true, "schema": true, "collection": true,
 }
 
