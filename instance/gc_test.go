@@ -176,4 +176,9 @@ func TestStorageOwner(t *testing.T) {
 	if err := b.CheckStorage(ctx, false); err != nil {
 		t.Fatalf("the new owner: %v", err)
 	}
+	// A root inside another's is refused, take-over or not.
+	inner := instance.New(instance.Settings{Name: "inner", ID: "inner-id", Storage: filepath.Join(b.Settings.Storage, "packs", "x")}, nil, b.Backend, nil)
+	if err := inner.CheckClaim(ctx, true); !errors.Is(err, instance.ErrStorageTaken) {
+		t.Fatalf("a root inside another instance's: %v", err)
+	}
 }

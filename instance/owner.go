@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog/postgres"
@@ -60,8 +63,20 @@ func (in *Instance) ClaimStorage(ctx context.Context, takeOver bool) error {
 	return in.writeOwner(ctx)
 }
 
-// CheckClaim says whether ClaimStorage would succeed, writing nothing.
+// CheckClaim says whether ClaimStorage would succeed, writing nothing. A
+// local root inside another instance's root is refused in any case: the
+// outer one's gc would read the inner one's files as its own.
 func (in *Instance) CheckClaim(ctx context.Context, takeOver bool) error {
+	if root := in.Settings.Storage; !strings.HasPrefix(root, "s3://") {
+		for dir := filepath.Dir(filepath.Clean(root)); ; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, ownerObject)); err == nil {
+				return fmt.Errorf("%w: %s is inside %s, the storage root of another instance; give a folder outside it", ErrStorageTaken, root, dir)
+			}
+			if dir == filepath.Dir(dir) {
+				break
+			}
+		}
+	}
 	o, found, err := in.StorageOwner(ctx)
 	if err != nil {
 		return err
