@@ -341,10 +341,11 @@ func TestS3UploadQueueSurvivesKill(t *testing.T) {
 	if err := e.proxy.Up(); err != nil {
 		t.Fatal(err)
 	}
-	// The next command finds the queue and uploads it before it exits.
-	_, errs, err := e.run("ls")
+	// The next command that uses storage finds the queue and uploads it
+	// before it exits (one that reads only the catalog leaves it).
+	_, errs, err := e.run("get", "k0.bin", "-o", "/dev/null")
 	if err != nil {
-		t.Fatalf("ls: %v\n%s", err, errs)
+		t.Fatalf("get: %v\n%s", err, errs)
 	}
 	if !strings.Contains(errs, "uploading") {
 		t.Errorf("the next command did not say it uploads what was left:\n%s", errs)
@@ -459,7 +460,7 @@ func TestS3StoppingDaemonFreesCatalog(t *testing.T) {
 		t.Errorf("status while the daemon uploads:\n%s", got)
 	}
 	e.ok("umount", "--force", mnt)
-	if got := e.ok("status"); !strings.Contains(got, "not mounted") || !strings.Contains(got, "the next lamina command or mount uploads them") {
+	if got := e.ok("status"); !strings.Contains(got, "not mounted") || !strings.Contains(got, "the next mount, save or get uploads them") {
 		t.Errorf("status after umount --force:\n%s", got)
 	}
 	if err := e.proxy.Up(); err != nil {

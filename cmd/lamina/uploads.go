@@ -127,7 +127,7 @@ func printStagedUploads(w io.Writer, s instance.Settings) {
 		fmt.Fprintf(w, "uploads: %s; a stopping mount daemon is uploading them\n", describePending(p))
 		return
 	}
-	fmt.Fprintf(w, "uploads: %s; the next lamina command or mount uploads them\n", describePending(p))
+	fmt.Fprintf(w, "uploads: %s; the next mount, save or get uploads them\n", describePending(p))
 }
 
 // remoteRows are the S3 lines of `lamina status` for a mount.
