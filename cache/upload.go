@@ -245,7 +245,7 @@ type Pending struct {
 	Bytes     int64         `json:"bytes"`
 	Uploading int           `json:"uploading"`
 	Uploaded  int64         `json:"uploaded_objects"` // since the start
-	Failures  int64         `json:"failures"`         // failed attempts since the start
+	Failures  int64         `json:"failures"`         // failed attempts since the queue was last empty
 	LastError string        `json:"last_error,omitempty"`
 	Items     []PendingItem `json:"-"`
 }
@@ -429,6 +429,11 @@ func (u *Uploads) worker() {
 		if u.items[it.name] == it {
 			delete(u.items, it.name)
 			os.Remove(u.path(it.name))
+		}
+		if u.pendingLocked().Objects == 0 {
+			// An outage that is over is no news: status and umount stop
+			// quoting its last error.
+			u.fails, u.lastErr = 0, ""
 		}
 		u.cond.Broadcast()
 		u.mu.Unlock()

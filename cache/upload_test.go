@@ -177,4 +177,7 @@ func TestSyncDoesNotWaitForDeferredUploads(t *testing.T) {
 	if err := u.WaitIdle(sctx, nil); err != nil || remote.landed("packs/ee/v") != 1 {
 		t.Fatalf("the queue did not upload it once the server was back: %v", err)
 	}
+	if p := u.Pending(); p.Failures != 0 || p.LastError != "" {
+		t.Errorf("the outage is over but Pending still quotes it: %+v", p)
+	}
 }

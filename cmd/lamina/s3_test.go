@@ -347,9 +347,8 @@ func TestS3UploadQueueSurvivesKill(t *testing.T) {
 	if err != nil {
 		t.Fatalf("get: %v\n%s", err, errs)
 	}
-	if !strings.Contains(errs, "uploading") {
-		t.Errorf("the next command did not say it uploads what was left:\n%s", errs)
-	}
+	// (It says "uploading …" when they are still going at its end; a get
+	// that reads for a while may find them done.)
 	if s := e.ok("status"); !strings.Contains(s, "none pending") {
 		t.Fatalf("uploads still pending after the next command:\n%s", s)
 	}
