@@ -476,7 +476,7 @@ func cmdUmount() *cli.Command {
 				if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
 					return fmt.Errorf("cannot stop the mount daemon (pid %d): %w", st.PID, err)
 				}
-				if err := waitDaemon(c.Context, w, dirs, name, st); err != nil {
+				if err := waitDaemon(c.Context, w, dirs, name, st, c.Bool("force")); err != nil {
 					return err
 				}
 				if _, still := lfs.MountInfo(dir); still {

@@ -70,7 +70,7 @@ func drainUploads(rem *remote, dirs instance.Dirs, s instance.Settings, log *slo
 // waitDaemon waits for a stopping daemon, showing upload progress; it gives
 // up after 30 s without a sign of life. Interrupted (Ctrl-C), it stops
 // waiting and says how the daemon goes on.
-func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name string, st mountState) error {
+func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name string, st mountState, force bool) error {
 	lastSign := time.Now()
 	var last cache.Pending
 	shown := false
@@ -84,7 +84,7 @@ func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name strin
 		if b, err := os.ReadFile(uploadsPath(dirs, name)); err == nil {
 			var p cache.Pending
 			if json.Unmarshal(b, &p) == nil && (p.Objects != last.Objects || p.Bytes != last.Bytes || !shown) {
-				if !shown {
+				if !shown && !force {
 					fmt.Fprintln(w, "waiting for the uploads to S3 (Ctrl-C stops waiting; `lamina umount --force` leaves them staged)")
 				}
 				last, shown, lastSign = p, true, time.Now()
