@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -33,6 +34,7 @@ const LostAndFound = "lost+found"
 // closed) and saves every other staged file under lost+found/, then clears
 // the staging folder. Run it before the mount serves.
 func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
+	s.recovering = time.Now() // versions it makes are not "saved since"
 	staged, err := s.readStaged()
 	if err != nil {
 		return nil, err
@@ -160,6 +162,18 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 		r.Message = fmt.Sprintf("committed before the machine stopped, but its content did not reach the disk (%v)", err)
 	}
 	if state == stateClosed {
+		if newer, same := s.savedSince(ctx, j.Key, data); same {
+			// Its commit reached the catalog before the stop.
+			return nil, true
+		} else if newer {
+			// The close failed (the catalog away) and the key was saved
+			// again since: committing these bytes now would make the older
+			// content its latest version.
+			state = stateOpen
+			r.Message = "its commit failed at close, and the key was saved again since"
+		}
+	}
+	if state == stateClosed {
 		if err := commit(j.Key, ""); err == nil {
 			r.SavedAs, r.Message = j.Key, "committed at restart: its writer had closed it"
 		} else {
@@ -228,4 +242,35 @@ func (s *Stage) intact(ctx context.Context, manifest string) error {
 		}
 	}
 	return nil
+}
+
+// savedSince compares key's latest version with the staged file data: same
+// when it holds these bytes, newer when it was created after the file last
+// changed (its ctime: tools set mtimes to anything).
+func (s *Stage) savedSince(ctx context.Context, key, data string) (newer, same bool) {
+	v, err := s.cat.ByKey(ctx, key, 0)
+	if err != nil {
+		return false, false
+	}
+	var st syscall.Stat_t
+	if syscall.Stat(data, &st) != nil {
+		return false, false
+	}
+	changed := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	if !v.CreatedAt.After(changed) || !v.CreatedAt.Before(s.recovering) {
+		return false, false
+	}
+	f, err := os.Open(data)
+	if err != nil {
+		return true, false
+	}
+	defer f.Close()
+	h := ref.NewHasher()
+	if _, err := io.Copy(h, f); err != nil {
+		return true, false
+	}
+	if h.Digest() == v.Digest {
+		return false, true
+	}
+	return true, false
 }

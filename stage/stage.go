@@ -90,6 +90,7 @@ type Stage struct {
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
 	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
+	recovering       time.Time    // when Recover began
 
 	smu      sync.Mutex // guards unsynced and timer; never held with mu or File.mu
 	unsynced []string   // ids of released Files whose commits await Sync

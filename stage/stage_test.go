@@ -592,3 +592,47 @@ func TestFailedCommitKeptForRecover(t *testing.T) {
 		t.Fatalf("after recovery: %q", got)
 	}
 }
+
+// A close whose commit failed, then a newer save of the key: the next
+// start keeps the older bytes under lost+found/ instead of making them the
+// key's latest version.
+func TestFailedCommitOlderThanLatestKept(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cat := &failingSaves{Bolt: e.cat}
+	s, err := stage.New(cat, e.store, stage.Options{Dir: e.dir, User: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat.down.Store(true)
+	f, err := s.Create(ctx, "k.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, []byte("older, its close failed"), 0)
+	f.Flush(ctx)
+	if err := f.Release(ctx); err == nil {
+		t.Fatal("release with the catalog away succeeded")
+	}
+	cat.down.Store(false)
+	time.Sleep(10 * time.Millisecond) // the newer save comes after
+	g, err := s.Create(ctx, "k.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.WriteAt(ctx, []byte("newer"), 0)
+	if err := g.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g.Release(ctx)
+	rec, err := e.stage(t).Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.content(t, "k.txt"); got != "newer" {
+		t.Fatalf("latest after recovery: %q, want the newer save", got)
+	}
+	if len(rec) != 1 || !strings.HasPrefix(rec[0].SavedAs, stage.LostAndFound+"/") || e.content(t, rec[0].SavedAs) != "older, its close failed" {
+		t.Fatalf("recovered: %+v", rec)
+	}
+}
