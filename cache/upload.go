@@ -430,7 +430,7 @@ func (u *Uploads) worker() {
 			delete(u.items, it.name)
 			os.Remove(u.path(it.name))
 		}
-		if u.pendingLocked().Objects == 0 {
+		if u.fails > 0 && u.pendingLocked().Objects == 0 { // a scan of the items only after failures
 			// An outage that is over is no news: status and umount stop
 			// quoting its last error.
 			u.fails, u.lastErr = 0, ""

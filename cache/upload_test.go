@@ -36,17 +36,23 @@ func (f *flaky) Put(ctx context.Context, name string, data []byte) error {
 
 func (f *flaky) landed(name string) int { f.mu.Lock(); defer f.mu.Unlock(); return f.puts[name] }
 
+// newFlaky is a flaky local folder, up.
+func newFlaky(t *testing.T) *flaky {
+	t.Helper()
+	local, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &flaky{Backend: local, puts: map[string]int{}}
+}
+
 // One process owns a staging folder's queue: another one (the CLI while a
 // mount daemon runs) reads what the owner staged but neither uploads nor
 // waits for it; the owner adopts what the other left; a staged object that
 // disappeared (uploaded by whoever staged it) is done, not retried forever.
 func TestUploadQueueHasOneOwner(t *testing.T) {
 	ctx := context.Background()
-	local, err := storage.OpenLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	remote := &flaky{Backend: local, puts: map[string]int{}}
+	remote := newFlaky(t)
 	dir := t.TempDir()
 	opts := cache.UploadOptions{MaxDelay: 20 * time.Millisecond, AdoptEvery: 50 * time.Millisecond}
 	owner, err := cache.OpenUploads(remote, dir, opts)
@@ -108,7 +114,7 @@ func TestUploadQueueHasOneOwner(t *testing.T) {
 	if cache.QueueOwned(dir) {
 		t.Fatal("QueueOwned = true after the owner closed")
 	}
-	if b, err := local.Get(ctx, "packs/bb/y"); err != nil || !bytes.Equal(b, []byte("y bytes")) {
+	if b, err := remote.Backend.Get(ctx, "packs/bb/y"); err != nil || !bytes.Equal(b, []byte("y bytes")) {
 		t.Fatalf("y in the backend: %q, %v", b, err)
 	}
 }
@@ -117,11 +123,7 @@ func TestUploadQueueHasOneOwner(t *testing.T) {
 // the queue open takes it over and uploads what the owner left.
 func TestUploadQueueTakenOver(t *testing.T) {
 	ctx := context.Background()
-	local, err := storage.OpenLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	remote := &flaky{Backend: local, puts: map[string]int{}}
+	remote := newFlaky(t)
 	dir := t.TempDir()
 	opts := cache.UploadOptions{MaxDelay: 20 * time.Millisecond, AdoptEvery: 50 * time.Millisecond}
 	owner, err := cache.OpenUploads(remote, dir, opts)
@@ -151,11 +153,7 @@ func TestUploadQueueTakenOver(t *testing.T) {
 // went away returns, its data staged, rather than wait for the server.
 func TestSyncDoesNotWaitForDeferredUploads(t *testing.T) {
 	ctx := context.Background()
-	local, err := storage.OpenLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	remote := &flaky{Backend: local, puts: map[string]int{}}
+	remote := newFlaky(t)
 	u, err := cache.OpenUploads(remote, t.TempDir(), cache.UploadOptions{SyncUpload: true, MaxDelay: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

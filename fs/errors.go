@@ -5,12 +5,11 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"net"
-	"net/url"
 	"syscall"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/ref"
+	"github.com/lamina-bio/lamina/storage"
 )
 
 // errno turns an error into the errno a FUSE caller sees. It is the only
@@ -23,7 +22,7 @@ func errno(log *slog.Logger, op string, err error) syscall.Errno {
 		return 0
 	case errors.Is(err, context.Canceled):
 		return syscall.EINTR
-	case isNetwork(err):
+	case storage.IsUnreachable(err):
 		// A socket's errno (ECONNREFUSED, ECONNRESET, ETIMEDOUT) says
 		// nothing about the file: storage could not be reached.
 	case op == "read" && errors.Is(err, fs.ErrNotExist):
@@ -39,13 +38,4 @@ func errno(log *slog.Logger, op string, err error) syscall.Errno {
 	}
 	log.Error("lamina mount: "+op, "err", err)
 	return syscall.EIO
-}
-
-// isNetwork reports whether err came from talking to a server. (Not
-// net.Error: syscall.Errno satisfies it, ENOSPC included.)
-func isNetwork(err error) bool {
-	var op *net.OpError
-	var dns *net.DNSError
-	var u *url.Error
-	return errors.As(err, &op) || errors.As(err, &dns) || errors.As(err, &u)
 }

@@ -149,20 +149,20 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 		if err := live.scan(ctx, in, nil); err != nil {
 			return st, err
 		}
-		kept := doomed[:0:0]
+		var still []cache.PackInfo
 		var back []string
 		for _, p := range doomed {
 			if used, _ := live.uses(p); used {
 				back = append(back, p.ID)
 			} else {
-				kept = append(kept, p)
+				still = append(still, p)
 			}
 		}
 		if err := in.Store.Pardon(ctx, back); err != nil {
 			return st, err
 		}
 		st.Pardoned += len(back)
-		doomed = kept
+		doomed = still
 	}
 	ids := make([]string, len(doomed))
 	for i, p := range doomed {

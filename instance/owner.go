@@ -57,9 +57,6 @@ func (in *Instance) ClaimStorage(ctx context.Context, takeOver bool) error {
 	if err := in.CheckClaim(ctx, takeOver); err != nil {
 		return err
 	}
-	if o, found, err := in.StorageOwner(ctx); err != nil || found && o.ID == in.Settings.ID {
-		return err
-	}
 	return in.writeOwner(ctx)
 }
 

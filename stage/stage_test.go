@@ -558,16 +558,24 @@ func (f *failingSaves) Save(ctx context.Context, nvs []catalog.NewVersion) ([]ca
 	return f.Bolt.Save(ctx, nvs)
 }
 
-// A close whose commit fails returns the error, is counted (status shows
-// it), and keeps its bytes: the next start commits them.
-func TestFailedCommitKeptForRecover(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t)
+// failingStage is a Stage over e's catalog whose saves fail while the
+// returned catalog is down.
+func (e *env) failingStage(t *testing.T) (*stage.Stage, *failingSaves) {
+	t.Helper()
 	cat := &failingSaves{Bolt: e.cat}
 	s, err := stage.New(cat, e.store, stage.Options{Dir: e.dir, User: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, cat
+}
+
+// A close whose commit fails returns the error, is counted (status shows
+// it), and keeps its bytes: the next start commits them.
+func TestFailedCommitKeptForRecover(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s, cat := e.failingStage(t)
 	cat.down.Store(true)
 	f, err := s.Create(ctx, "away.txt", 0o644)
 	if err != nil {
@@ -599,11 +607,7 @@ func TestFailedCommitKeptForRecover(t *testing.T) {
 func TestFailedCommitOlderThanLatestKept(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	cat := &failingSaves{Bolt: e.cat}
-	s, err := stage.New(cat, e.store, stage.Options{Dir: e.dir, User: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cat := e.failingStage(t)
 	cat.down.Store(true)
 	f, err := s.Create(ctx, "k.txt", 0o644)
 	if err != nil {

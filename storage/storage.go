@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/url"
 	"time"
 )
 
@@ -49,3 +51,14 @@ type Backend interface {
 
 // IsNotFound reports whether err means a missing object.
 func IsNotFound(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// IsUnreachable reports whether err came from a server that could not be
+// reached or talked to (a refused or reset connection, a name that does
+// not resolve), as opposed to one that answered no. Not net.Error:
+// syscall.Errno satisfies it, ENOSPC included.
+func IsUnreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var u *url.Error
+	return err != nil && (errors.As(err, &op) || errors.As(err, &dns) || errors.As(err, &u))
+}

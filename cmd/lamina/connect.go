@@ -111,7 +111,7 @@ func cmdConnect() *cli.Command {
 					return exitf(2, "--cache-size: %v", err)
 				}
 			}
-			in, err := openSettingsChecked(s) // the storage answers
+			in, err := openSettings(s, true) // the storage answers
 			if err != nil {
 				return err
 			}

@@ -47,7 +47,7 @@ func cmdInit() *cli.Command {
 			}
 			// Open next: a storage or catalog that cannot be created leaves
 			// no settings behind.
-			in, err := openSettingsChecked(s)
+			in, err := openSettings(s, true)
 			if err != nil {
 				return err
 			}

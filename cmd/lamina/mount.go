@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/lineage"
 	"github.com/lamina-bio/lamina/stage"
+	"github.com/lamina-bio/lamina/storage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -233,7 +233,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		warnings = append(warnings, fmt.Sprintf("warning: storage %s does not answer (%s): the mount serves the catalog and what the cache holds and queues what is written; other reads fail with EIO until it answers", s.Storage, rootCause(err)))
 		log.Warn("storage does not answer; mounted anyway", "err", err)
 	}
-	if unreachable(err) { // a laptop away from the network still mounts
+	if storage.IsUnreachable(err) { // a laptop away from the network still mounts
 		offline(err)
 		bo.check = false
 		backend, rem, err = openBackend(c.Context, s, bo)
@@ -242,7 +242,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		return err
 	}
 	defer rem.close()
-	if err := instance.New(s, nil, backend, nil).CheckStorage(c.Context, false); unreachable(err) { // owner.go
+	if err := instance.New(s, nil, backend, nil).CheckStorage(c.Context, false); storage.IsUnreachable(err) { // owner.go
 		if len(warnings) == 0 {
 			offline(err)
 		}
@@ -681,14 +681,6 @@ func writeRecordsEvery(in *instance.Instance, every time.Duration, log *slog.Log
 		}
 	}()
 	return func() { close(done); <-stopped }
-}
-
-// unreachable reports an error of a server that could not be reached (as
-// opposed to one that answered no).
-func unreachable(err error) bool {
-	var op *net.OpError
-	var dns *net.DNSError
-	return err != nil && (errors.As(err, &op) || errors.As(err, &dns))
 }
 
 // rootCause is the innermost message of err: "connect: connection

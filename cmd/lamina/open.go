@@ -25,7 +25,7 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 		return nil, err
 	}
 	uses := !catalogOnly(c)
-	in, err := openSettingsWith(s, uses)
+	in, err := openSettings(s, uses)
 	if err != nil {
 		return nil, err
 	}
@@ -62,14 +62,10 @@ func catalogOnly(c *cli.Context) bool {
 	return catalogOnlyCommands[top]
 }
 
-// openSettingsChecked opens s for init and connect: the bucket must answer.
-func openSettingsChecked(s instance.Settings) (*instance.Instance, error) {
-	return openSettingsWith(s, true)
-}
-
-// openSettingsWith wires the concrete catalog and backend for s; check asks
-// an S3 bucket to answer before anything else (catalogOnly).
-func openSettingsWith(s instance.Settings, check bool) (*instance.Instance, error) {
+// openSettings wires the concrete catalog and backend for s; check asks an
+// S3 bucket to answer before anything else (init, connect, and every
+// command but the catalogOnly ones).
+func openSettings(s instance.Settings, check bool) (*instance.Instance, error) {
 	// The CLI waits for its own uploads (a save returns once S3 has the
 	// data); a mount daemon queues them (mount.go).
 	b, rem, err := openBackend(context.Background(), s, backendOptions{syncUpload: true, check: check})
