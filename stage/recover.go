@@ -162,7 +162,7 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 		r.Message = fmt.Sprintf("committed before the machine stopped, but its content did not reach the disk (%v)", err)
 	}
 	if state == stateClosed {
-		if newer, same := s.savedSince(ctx, j.Key, data); same {
+		if newer, same := s.savedSince(ctx, j.Key, data, s.recovering); same {
 			// Its commit reached the catalog before the stop.
 			return nil, true
 		} else if newer {
@@ -182,10 +182,7 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 		}
 	}
 	if state == stateOpen {
-		lost := LostAndFound + "/" + time.Now().UTC().Format("20060102T150405") + "-" + j.ID[:min(8, len(j.ID))] + "/" + j.Key
-		if ref.CheckKey(lost) != nil {
-			lost = LostAndFound + "/" + j.ID
-		}
+		lost := lostKey(j)
 		why := r.Message
 		if why == "" {
 			why = "its writer had not closed it when the daemon stopped"
@@ -200,6 +197,15 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 	}
 	s.log.Warn("lamina mount: recovered a staged file", "key", r.Key, "saved_as", r.SavedAs, "why", r.Message)
 	return r, true
+}
+
+// lostKey is where the bytes of staged file j are kept under lost+found/.
+func lostKey(j journal) string {
+	lost := LostAndFound + "/" + time.Now().UTC().Format("20060102T150405") + "-" + j.ID[:min(8, len(j.ID))] + "/" + j.Key
+	if ref.CheckKey(lost) != nil {
+		lost = LostAndFound + "/" + j.ID
+	}
+	return lost
 }
 
 // removeLeftovers removes what no kept record needs: journal files of the
@@ -246,8 +252,9 @@ func (s *Stage) intact(ctx context.Context, manifest string) error {
 
 // savedSince compares key's latest version with the staged file data: same
 // when it holds these bytes, newer when it was created after the file last
-// changed (its ctime: tools set mtimes to anything).
-func (s *Stage) savedSince(ctx context.Context, key, data string) (newer, same bool) {
+// changed (its ctime: tools set mtimes to anything) and before began (not
+// by the caller's own commits).
+func (s *Stage) savedSince(ctx context.Context, key, data string, began time.Time) (newer, same bool) {
 	v, err := s.cat.ByKey(ctx, key, 0)
 	if err != nil {
 		return false, false
@@ -257,7 +264,7 @@ func (s *Stage) savedSince(ctx context.Context, key, data string) (newer, same b
 		return false, false
 	}
 	changed := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
-	if !v.CreatedAt.After(changed) || !v.CreatedAt.Before(s.recovering) {
+	if !v.CreatedAt.After(changed) || !v.CreatedAt.Before(began) {
 		return false, false
 	}
 	f, err := os.Open(data)

@@ -70,6 +70,10 @@ type Options struct {
 	// empty is stored while it is written (stream.go); 0 means
 	// DefaultStreamAfter, < 0 never.
 	StreamAfter int64
+	// RetryFailed is the first wait before a close whose commit failed is
+	// committed again (retry.go); 0 means DefaultRetryFailed, < 0 leaves
+	// it to the next Recover.
+	RetryFailed time.Duration
 }
 
 // Stage stages and commits writes. It is safe for concurrent use.
@@ -98,6 +102,13 @@ type Stage struct {
 
 	spareMu sync.Mutex
 	spares  []string // emptied staging files kept for reuse (spare.go)
+
+	rmu          sync.Mutex // guards the fields below (retry.go); never held with mu or File.mu
+	failedCloses []failedClose
+	retryTimer   *time.Timer
+	retryWait    time.Duration
+	retryStopped bool
+	retrying     sync.Mutex // held by RetryFailed
 }
 
 // New returns a Stage keeping its files in o.Dir.
@@ -117,8 +128,9 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 func (s *Stage) StreamStats() (streamed, reused int64) { return s.streamed.Load(), s.reused.Load() }
 
 // FailedCommits counts the files whose commit at their last close failed
-// (the catalog was away, say): their bytes stay staged, and the next
-// mount's Recover commits them.
+// (the catalog was away, say) and that are not committed yet: their bytes
+// stay staged, RetryFailed tries again, and the next mount's Recover
+// commits what is left.
 func (s *Stage) FailedCommits() int64 { return s.failed.Load() }
 
 // Dir is the staging folder.
@@ -805,9 +817,10 @@ func (f *File) Release(ctx context.Context) error {
 	}
 	if err != nil {
 		// Keep the staged bytes for Recover (lost+found) rather than drop them.
-		f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged, and the next mount commits them (lamina umount, then lamina mount, to do it now)", "key", f.Key(), "err", err)
+		f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
 		f.s.failed.Add(1)
 		f.data.Close()
+		f.s.retryLater(failedClose{j: journal{ID: f.id, Key: f.Key(), Mode: f.mode}, mtime: f.mtime, run: f.run})
 		return err
 	}
 	f.data.Close()

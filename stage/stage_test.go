@@ -559,14 +559,21 @@ func (f *failingSaves) Save(ctx context.Context, nvs []catalog.NewVersion) ([]ca
 }
 
 // failingStage is a Stage over e's catalog whose saves fail while the
-// returned catalog is down.
+// returned catalog is down. It leaves failed closes to Recover.
 func (e *env) failingStage(t *testing.T) (*stage.Stage, *failingSaves) {
+	return e.failingStageRetrying(t, -1)
+}
+
+// failingStageRetrying is failingStage with failed closes tried again
+// after retry.
+func (e *env) failingStageRetrying(t *testing.T, retry time.Duration) (*stage.Stage, *failingSaves) {
 	t.Helper()
 	cat := &failingSaves{Bolt: e.cat}
-	s, err := stage.New(cat, e.store, stage.Options{Dir: e.dir, User: "t"})
+	s, err := stage.New(cat, e.store, stage.Options{Dir: e.dir, User: "t", RetryFailed: retry})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.StopRetries)
 	return s, cat
 }
 
@@ -638,5 +645,74 @@ func TestFailedCommitOlderThanLatestKept(t *testing.T) {
 	}
 	if len(rec) != 1 || !strings.HasPrefix(rec[0].SavedAs, stage.LostAndFound+"/") || e.content(t, rec[0].SavedAs) != "older, its close failed" {
 		t.Fatalf("recovered: %+v", rec)
+	}
+}
+
+// A close whose commit failed is committed while the Stage runs, once the
+// catalog is back, without waiting for the next mount; bytes of a key
+// saved again since go to lost+found/ instead of hiding the newer save.
+func TestFailedCommitRetriedWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s, cat := e.failingStageRetrying(t, 20*time.Millisecond)
+	cat.down.Store(true)
+	closeFailing := func(key, content string) {
+		t.Helper()
+		f, err := s.Create(ctx, key, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(ctx, []byte(content), 0)
+		if err := f.Release(ctx); err == nil {
+			t.Fatal("release with the catalog away succeeded")
+		}
+	}
+	closeFailing("a.txt", "closed while the catalog was away")
+	closeFailing("b.txt", "older, its close failed")
+	time.Sleep(100 * time.Millisecond) // retries fail meanwhile
+	if n := s.FailedCommits(); n != 2 {
+		t.Fatalf("FailedCommits with the catalog still away = %d, want 2", n)
+	}
+	if _, err := e.cat.ByKey(ctx, "a.txt", 0); err == nil {
+		t.Fatal("a.txt has a version while the catalog is away")
+	}
+	// b.txt is saved again (another workstation, say) before the retry.
+	other, err := stage.New(e.cat, e.store, stage.Options{Dir: t.TempDir(), User: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := other.Create(ctx, "b.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.WriteAt(ctx, []byte("newer"), 0)
+	if err := g.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cat.down.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.FailedCommits() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.FailedCommits(); n != 0 {
+		t.Fatalf("FailedCommits after the catalog came back = %d, want 0", n)
+	}
+	if got := e.content(t, "a.txt"); got != "closed while the catalog was away" {
+		t.Fatalf("a.txt after the retry: %q", got)
+	}
+	if got := e.content(t, "b.txt"); got != "newer" {
+		t.Fatalf("b.txt's newer save was replaced by the older bytes: %q", got)
+	}
+	lost, err := e.cat.List(ctx, catalog.Query{Prefix: stage.LostAndFound + "/"})
+	if err != nil || len(lost) != 1 || !strings.HasSuffix(lost[0].Key, "/b.txt") || e.content(t, lost[0].Key) != "older, its close failed" {
+		t.Fatalf("lost+found: %+v, %v", lost, err)
+	}
+	// Nothing is left for the next mount to redo.
+	rec, err := e.stage(t).Recover(ctx)
+	if err != nil || len(rec) != 0 {
+		t.Fatalf("Recover after the retries: %+v, %v", rec, err)
+	}
+	if n, _ := e.cat.Versions(ctx, "a.txt", false); len(n) != 1 {
+		t.Fatalf("a.txt has %d versions, want 1", len(n))
 	}
 }

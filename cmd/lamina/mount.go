@@ -41,7 +41,7 @@ type mountStatus struct {
 	mountState
 	lfs.Stats
 	ReadOnly       bool             `json:"read_only,omitempty"`  // the database role may only read
-	FailedCommits  int64            `json:"failed_commits"`       // files whose commit at close failed: staged, committed at the next mount
+	FailedCommits  int64            `json:"failed_commits"`       // files whose commit at close failed and is not done yet: staged, tried again
 	PendingRecords int              `json:"pending_records"`      // versions whose storage record is not yet written
 	Uploads        *cache.Pending   `json:"uploads,omitempty"`    // S3: staged objects not yet uploaded
 	DiskCache      *cache.CacheInfo `json:"disk_cache,omitempty"` // S3: the local cache of fetched data
@@ -401,6 +401,12 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	srv.Close()
 	if writes != nil {
+		// A last try for closes whose commit failed; the next mount's
+		// Recover has what is left.
+		writes.StopRetries()
+		if n := writes.RetryFailed(context.Background()); n > 0 {
+			log.Warn("closed files not committed; their bytes stay staged for the next mount", "files", n)
+		}
 		// Commits whose durability was deferred (unmounted from outside).
 		if err := writes.Sync(context.Background()); err != nil {
 			log.Error("last commits not synced; their bytes stay staged for the next mount", "err", err)
@@ -630,7 +636,7 @@ func cmdStatus() *cli.Command {
 				{"pending work", fmt.Sprintf("%d storage records to write", st.PendingRecords)},
 			}
 			if st.FailedCommits > 0 {
-				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, committed at the next mount (lamina umount, then mount, to do it now)", st.FailedCommits)})
+				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, tried again every few minutes and at the next mount (the daemon's log says why)", st.FailedCommits)})
 			}
 			if st.ReadOnly {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
