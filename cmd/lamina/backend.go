@@ -19,9 +19,10 @@ import (
 // remote is the machinery in front of an S3 backend: the local cache of
 // fetched blocks and the queue of uploads. Nil for local storage.
 type remote struct {
-	raw  *s3b.Backend
-	disk *cache.DiskCache
-	up   *cache.Uploads
+	raw   *s3b.Backend
+	retry *retry.Backend // its Health: does the server answer
+	disk  *cache.DiskCache
+	up    *cache.Uploads
 }
 
 // packWait is how long a read over S3 waits for a pack that another
@@ -68,7 +69,7 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 		up.Close()
 		return nil, nil, err
 	}
-	return disk, &remote{raw: raw, disk: disk, up: up}, nil
+	return disk, &remote{raw: raw, retry: rb, disk: disk, up: up}, nil
 }
 
 // retryPolicy is retry.DefaultPolicy (about half a minute per call)

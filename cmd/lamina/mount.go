@@ -24,6 +24,7 @@ import (
 	"github.com/lamina-bio/lamina/lineage"
 	"github.com/lamina-bio/lamina/stage"
 	"github.com/lamina-bio/lamina/storage"
+	"github.com/lamina-bio/lamina/storage/retry"
 	"github.com/urfave/cli/v2"
 )
 
@@ -45,6 +46,7 @@ type mountStatus struct {
 	PendingRecords int              `json:"pending_records"`      // versions whose storage record is not yet written
 	Uploads        *cache.Pending   `json:"uploads,omitempty"`    // S3: staged objects not yet uploaded
 	DiskCache      *cache.CacheInfo `json:"disk_cache,omitempty"` // S3: the local cache of fetched data
+	Storage        *retry.Health    `json:"storage,omitempty"`    // S3: whether the server answered the last calls
 }
 
 const readyFDEnv = "LAMINA_READY_FD"
@@ -233,8 +235,10 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		warnings = append(warnings, fmt.Sprintf("warning: storage %s does not answer (%s): the mount serves the catalog and what the cache holds and queues what is written; other reads fail with EIO until it answers", s.Storage, rootCause(err)))
 		log.Warn("storage does not answer; mounted anyway", "err", err)
 	}
+	var away error                  // the server did not answer at the start
 	if storage.IsUnreachable(err) { // a laptop away from the network still mounts
 		offline(err)
+		away = err
 		bo.check = false
 		backend, rem, err = openBackend(c.Context, s, bo)
 	}
@@ -242,6 +246,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		return err
 	}
 	defer rem.close()
+	if away != nil {
+		rem.retry.Failed(away) // status says so until it answers
+	}
 	if err := instance.New(s, nil, backend, nil).CheckStorage(c.Context, false); storage.IsUnreachable(err) { // owner.go
 		if len(warnings) == 0 {
 			offline(err)
@@ -358,8 +365,8 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 				ms.FailedCommits = writes.FailedCommits()
 			}
 			if rem != nil {
-				p, ci := rem.up.Pending(), rem.disk.Info()
-				ms.Uploads, ms.DiskCache = &p, &ci
+				p, ci, h := rem.up.Pending(), rem.disk.Info(), rem.retry.Health()
+				ms.Uploads, ms.DiskCache, ms.Storage = &p, &ci, &h
 			}
 			return ms
 		},

@@ -190,6 +190,9 @@ func TestS3CLI(t *testing.T) {
 		t.Errorf("the sidecar is not the version's JSON, or names the secret:\n%s", meta)
 	}
 	e.said.Write(meta)
+	if s := e.ok("status"); !strings.Contains(s, "storage         answering") {
+		t.Errorf("status of a mount whose server answers:\n%s", s)
+	}
 	e.proxy.Down()
 	written := randomBytes(t, 2<<20+777)
 	if err := os.WriteFile(filepath.Join(mnt, "raw", "w.bin"), written, 0o644); err != nil {
@@ -397,6 +400,14 @@ func TestS3CatalogCommandsWithServerDown(t *testing.T) {
 	}
 	if _, err := os.ReadFile(filepath.Join(mnt, "x", "a.bin")); !errors.Is(err, syscall.EIO) {
 		t.Errorf("uncached read of the offline mount: %v, want EIO", err)
+	}
+	var st []mountStatus
+	if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 ||
+		st[0].Storage == nil || !st[0].Storage.Failing || !strings.Contains(st[0].Storage.LastError, "refused") {
+		t.Errorf("status of the offline mount: %v %+v", err, st)
+	}
+	if s := e.ok("status"); !strings.Contains(s, "not answering since") {
+		t.Errorf("status of the offline mount does not say the storage is away:\n%s", s)
 	}
 	if err := os.WriteFile(filepath.Join(mnt, "x", "offline.bin"), randomBytes(t, 1<<20), 0o644); err != nil {
 		t.Fatalf("write to the offline mount: %v", err)

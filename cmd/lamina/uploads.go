@@ -133,6 +133,13 @@ func printStagedUploads(w io.Writer, s instance.Settings) {
 // remoteRows are the S3 lines of `lamina status` for a mount.
 func remoteRows(st mountStatus) [][]string {
 	var rows [][]string
+	if h := st.Storage; h != nil {
+		v := "answering"
+		if h.Failing {
+			v = fmt.Sprintf("not answering since %s (%s): reads of what the cache lacks fail with EIO; writes queue", h.Since.Local().Format(time.TimeOnly), h.LastError)
+		}
+		rows = append(rows, []string{"storage", v})
+	}
 	if p := st.Uploads; p != nil {
 		v := "none pending"
 		if p.Objects > 0 {

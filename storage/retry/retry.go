@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/lamina-bio/lamina/storage"
@@ -36,6 +37,48 @@ type Backend struct {
 	b   storage.Backend
 	p   Policy
 	log *slog.Logger
+
+	mu     sync.Mutex
+	health Health
+}
+
+// Health is what the last calls said of the storage: `lamina status` shows
+// it, so that a user sees an outage before the EIOs it causes.
+type Health struct {
+	Failing   bool      `json:"failing"`
+	Since     time.Time `json:"since,omitzero"` // the first failure since it last answered
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// Health returns what the last calls said.
+func (r *Backend) Health() Health {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.health
+}
+
+// Failed notes a failure seen outside the Backend's calls (a mount that
+// started while the server was away).
+func (r *Backend) Failed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.health.Failing {
+		r.health = Health{Failing: true, Since: time.Now()}
+	}
+	r.health.LastError = err.Error()
+}
+
+// note updates the health after a call that ended with err: any answer,
+// even "no such object", says the storage is there.
+func (r *Backend) note(ctx context.Context, err error) {
+	switch {
+	case err == nil || (!Retryable(err) && !storage.IsUnreachable(err)):
+		r.mu.Lock()
+		r.health = Health{}
+		r.mu.Unlock()
+	case ctx.Err() == nil:
+		r.Failed(err)
+	}
 }
 
 var (
@@ -70,6 +113,7 @@ func (r *Backend) do(ctx context.Context, op, name string, fn func() error) erro
 	var err error
 	for i := 0; ; i++ {
 		if err = fn(); err == nil || !Retryable(err) || ctx.Err() != nil {
+			r.note(ctx, err)
 			if err != nil && i > 0 {
 				r.log.Error("storage call failed", "op", op, "name", name, "attempts", i+1, "err", err)
 			}
@@ -77,6 +121,7 @@ func (r *Backend) do(ctx context.Context, op, name string, fn func() error) erro
 		}
 		if i+1 >= r.p.Attempts || (r.p.Elapsed > 0 && time.Since(start) >= r.p.Elapsed) {
 			r.log.Error("storage call failed; retry budget spent", "op", op, "name", name, "attempts", i+1, "elapsed", time.Since(start).Round(time.Millisecond), "err", err)
+			r.note(ctx, err)
 			return err
 		}
 		ceil := r.p.Base << i

@@ -88,6 +88,9 @@ func TestFaults(t *testing.T) {
 		if n := proxy.Requests() - before; n != fastPolicy.Attempts {
 			t.Fatalf("GetRangeInto: %d attempts, want %d", n, fastPolicy.Attempts)
 		}
+		if h := b.Health(); !h.Failing || h.Since.IsZero() || !strings.Contains(h.LastError, "503") {
+			t.Fatalf("health after the budget was spent: %+v", h)
+		}
 	})
 	t.Run("notFoundNotRetried", func(t *testing.T) {
 		before := proxy.Requests()
@@ -96,6 +99,9 @@ func TestFaults(t *testing.T) {
 		}
 		if n := proxy.Requests() - before; n != 1 {
 			t.Fatalf("%d requests for a missing object, want 1", n)
+		}
+		if h := b.Health(); h.Failing {
+			t.Fatalf("health after the server answered (not found): %+v", h)
 		}
 	})
 	t.Run("serverDownThenBack", func(t *testing.T) {
