@@ -362,22 +362,21 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 		return nil, 0, syscall.EACCES
 	}
 	trunc, app := flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0
-	if app && !trunc {
-		if f := st.JoinAppend(key); f != nil {
-			w := &writeHandle{f: f, n: n, app: true}
-			w.hold(key)
-			return &handle{w: w}, 0, 0
-		}
-	}
 	var f *stage.File
-	cur, err := n.m.ns.cat.ByKey(catalog.Fresh(ctx), key, 0) // copied on write: never a cached answer
-	switch {
-	case err == nil && cur.Kind != "file":
-		return nil, 0, syscall.EISDIR
-	case err == nil:
-		f, err = st.Open(ctx, key, cur, trunc)
-	case errors.Is(err, catalog.ErrNotFound):
-		f, err = st.Create(ctx, key, n.e.Mode)
+	var err error
+	if app && !trunc {
+		f, err = st.OpenAppend(ctx, key, n.e.Mode)
+	} else {
+		var cur catalog.Version
+		cur, err = n.m.ns.cat.ByKey(catalog.Fresh(ctx), key, 0) // copied on write: never a cached answer
+		switch {
+		case err == nil && cur.Kind != "file":
+			return nil, 0, syscall.EISDIR
+		case err == nil:
+			f, err = st.Open(ctx, key, cur, trunc)
+		case errors.Is(err, catalog.ErrNotFound):
+			f, err = st.Create(ctx, key, n.e.Mode)
+		}
 	}
 	if err != nil {
 		return nil, 0, n.errno("open", err)
@@ -578,12 +577,7 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	var f *stage.File
 	var err error
 	app := flags&syscall.O_APPEND != 0
-	join := func() *stage.File { // another appender's File (JoinAppend)
-		if app && flags&syscall.O_TRUNC == 0 {
-			return st.JoinAppend(key)
-		}
-		return nil
-	}
+	appendOnly := app && flags&syscall.O_TRUNC == 0 // joins another appender (OpenAppend)
 	ent, lerr := n.m.ns.lookupKey(ctx, n.prefix(), name)
 	ent = n.m.held.apply(n.prefix(), name, ent) // another writer's inode
 	switch {
@@ -593,19 +587,22 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.EEXIST
 	case lerr == nil && ((ent.Kind == KindFile && ent.Latest) || ent.Kind == KindPending) && !n.m.mayWrite(ctx, ent):
 		return nil, nil, 0, syscall.EACCES
+	case lerr == nil && ent.Kind == KindFile && ent.Latest && appendOnly:
+		f, err = st.OpenAppend(ctx, key, mode&0o7777)
 	case lerr == nil && ent.Kind == KindFile && ent.Latest:
-		if f = join(); f == nil {
-			var v *catalog.Version
-			if v, err = n.m.ns.Full(ctx, ent); err == nil {
-				f, err = st.Open(ctx, key, *v, flags&syscall.O_TRUNC != 0)
-			}
+		var v *catalog.Version
+		if v, err = n.m.ns.Full(ctx, ent); err == nil {
+			f, err = st.Open(ctx, key, *v, flags&syscall.O_TRUNC != 0)
 		}
 	case lerr == nil && ent.Kind != KindPending:
 		return nil, nil, 0, syscall.EROFS
 	default:
-		if f = join(); f != nil {
-			ent = n.m.ns.pendingEntry(name, key, f)
-		} else if f, err = st.Create(ctx, key, mode&0o7777); err == nil {
+		if appendOnly {
+			f, err = st.OpenAppend(ctx, key, mode&0o7777)
+		} else {
+			f, err = st.Create(ctx, key, mode&0o7777)
+		}
+		if err == nil {
 			ent = n.m.ns.pendingEntry(name, key, f)
 		}
 	}

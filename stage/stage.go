@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -102,6 +103,8 @@ type Stage struct {
 
 	spareMu sync.Mutex
 	spares  []string // emptied staging files kept for reuse (spare.go)
+
+	appendMu sync.Mutex // OpenAppend: join or start, one at a time
 
 	rmu          sync.Mutex // guards the fields below (retry.go); never held with mu or File.mu
 	failedCloses []failedClose
@@ -281,6 +284,33 @@ func (s *Stage) JoinAppend(key string) *File {
 		}
 	}
 	return nil
+}
+
+// OpenAppend opens key for O_APPEND (without O_TRUNC) as one step: it
+// joins the File another appender holds (JoinAppend), or else starts one on
+// the latest version, read only after any close of key in flight has
+// committed. Two appenders opening at once then share a File, and one
+// opening as another closes adds to what that one committed; looked up
+// apart, each would copy the same version and the last close would drop
+// the other's lines. mode is a new key's.
+func (s *Stage) OpenAppend(ctx context.Context, key string, mode uint32) (*File, error) {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	// JoinAppend waits for each of key's Files it finds releasing (it
+	// takes their locks): their commits are in the catalog after it.
+	if f := s.JoinAppend(key); f != nil {
+		return f, nil
+	}
+	v, err := s.cat.ByKey(catalog.Fresh(ctx), key, 0) // never a cached answer
+	switch {
+	case err == nil && v.Kind != cache.KindFile:
+		return nil, fmt.Errorf("stage: %s: %w", key, syscall.EISDIR)
+	case err == nil:
+		return s.start(ctx, key, &v, v.Mode, false)
+	case errors.Is(err, catalog.ErrNotFound):
+		return s.start(ctx, key, nil, mode, false)
+	}
+	return nil, err
 }
 
 // writeJournal records the File's state with its key and mode.
