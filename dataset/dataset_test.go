@@ -215,3 +215,43 @@ func TestRewrite(t *testing.T) {
 		})
 	}
 }
+
+// A UTF-8 byte order mark before the header (Excel writes one) is not part
+// of the first column's name, and a rewrite keeps it.
+func TestTextBOM(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, text string }{
+		{"bom.csv", "\ufeffdisease,x\r\nSLE,1\r\nCOVID-19,2\r\n"},
+		{"bom.tsv", "\ufeffdisease\tx\nSLE\t1\nCOVID-19\t2\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(path, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			info, err := dataset.Describe(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := colNames(info.Columns, ""); !reflect.DeepEqual(got, []string{"disease", "x"}) || info.Columns[1].Dtype != "int" {
+				t.Fatalf("Describe columns = %q", info.Columns)
+			}
+			ts, err := dataset.Tables(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, ok := ts[0].Col("disease")
+			if !ok || !reflect.DeepEqual(c.Values(), []string{"SLE", "COVID-19"}) {
+				t.Fatalf("Tables: disease %v, columns %+v", ok, ts[0].Columns)
+			}
+			var out strings.Builder
+			err = dataset.RewriteText(path, dataset.FileFormat(path), &out, map[string]func(string) string{"disease": strings.ToLower})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(out.String(), "\ufeffdisease") || !strings.Contains(out.String(), "covid-19") {
+				t.Fatalf("RewriteText = %q", out.String())
+			}
+		})
+	}
+}
