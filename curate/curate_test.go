@@ -144,6 +144,18 @@ func TestTypesAndSchemaOptions(t *testing.T) {
 	}
 }
 
+// A Parquet INT96 timestamp validates as a datetime.
+func TestParquetTimestamp(t *testing.T) {
+	s := curate.Schema{Name: "ts", Fields: []curate.Field{{Name: "timestamp_col", Dtype: "datetime"}, {Name: "date_string_col", Dtype: "str"}}}
+	r, err := curate.Validate(tables(t, "parquet-testing_alltypes_plain.parquet"), dataset.Parquet, s, curate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() || r.Columns[0].Valid != 8 {
+		t.Fatalf("ok=%v %+v", r.OK(), r.Columns[0])
+	}
+}
+
 // Standardizing a table that only fails on mappable values makes it valid.
 func TestStandardizeCSVAndParquet(t *testing.T) {
 	dir := t.TempDir()

@@ -255,3 +255,34 @@ func TestTextBOM(t *testing.T) {
 		})
 	}
 }
+
+// A legacy INT96 timestamp (Spark, Impala) is a datetime, not a 26-digit
+// integer: nanoseconds within the day, then the Julian day.
+func TestParquetInt96(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{"parquet-testing_alltypes_plain.parquet", []string{"2009-03-01T00:00:00Z", "2009-03-01T00:01:00Z", "2009-04-01T00:00:00Z", "2009-04-01T00:01:00Z",
+			"2009-02-01T00:00:00Z", "2009-02-01T00:01:00Z", "2009-01-01T00:00:00Z", "2009-01-01T00:01:00Z"}},
+		{"parquet-testing_alltypes_plain.snappy.parquet", []string{"2009-04-01T00:00:00Z", "2009-04-01T00:01:00Z"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			info, err := dataset.Describe(sample(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := info.Columns[len(info.Columns)-1]; c.Name != "timestamp_col" || c.Dtype != "datetime" {
+				t.Fatalf("Describe: last column %+v", c)
+			}
+			ts, err := dataset.Tables(sample(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, ok := ts[0].Col("timestamp_col")
+			if !ok || c.Dtype != "datetime" || !reflect.DeepEqual(c.Values(), tc.want) {
+				t.Fatalf("Tables: timestamp_col %s %q", c.Dtype, c.Values())
+			}
+		})
+	}
+}
