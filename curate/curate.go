@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/lamina-bio/lamina/dataset"
 	"github.com/lamina-bio/lamina/ontology"
@@ -90,6 +91,16 @@ type Report struct {
 	Missing  []string       `json:"missing_columns,omitempty"` // required features without a column
 	Extra    []string       `json:"extra_columns,omitempty"`   // columns not in the schema
 	ExtraErr bool           `json:"extra_is_error,omitempty"`
+
+	// Near names, per missing feature, the columns whose name is close to
+	// its (case, _ - . and space, a typo): likely the column meant.
+	Near map[string][]string `json:"near_columns,omitempty"`
+	// Available lists the tables' columns (SLOT.NAME for an AnnData) when a
+	// required feature is missing, for a person to see what is there.
+	Available []string `json:"available_columns,omitempty"`
+	// Ambiguous lists the features more than one column is named after:
+	// which one holds the feature is unclear, so none is checked.
+	Ambiguous []string `json:"ambiguous_columns,omitempty"`
 }
 
 // OK reports whether the table validates as it is.
@@ -97,7 +108,7 @@ func (r *Report) OK() bool { return r.OKAfterStandardize() && r.mappedCount() ==
 
 // OKAfterStandardize reports whether it validates once standardized.
 func (r *Report) OKAfterStandardize() bool {
-	if len(r.Missing) > 0 || (r.ExtraErr && len(r.Extra) > 0) {
+	if len(r.Missing) > 0 || len(r.Ambiguous) > 0 || (r.ExtraErr && len(r.Extra) > 0) {
 		return false
 	}
 	for _, c := range r.Columns {
@@ -160,14 +171,22 @@ func Validate(tables []dataset.Table, format string, s Schema, o Options) (*Repo
 	inSchema := map[string]bool{}
 	for _, f := range s.Fields {
 		inSchema[f.Name] = true
+	}
+	for _, f := range s.Fields {
 		var col *dataset.Series
 		var slot string
 		var rows int
+		ambiguous := false
 		for i := range tables {
 			if c, ok := tables[i].Col(f.Name); ok {
 				col, slot, rows = c, tables[i].Slot, tables[i].NRows
+				ambiguous = columnsNamed(&tables[i], f.Name) > 1
 				break
 			}
+		}
+		if ambiguous { // a repeated header (disease,disease): checking only the first would pass the other unseen
+			r.Ambiguous = append(r.Ambiguous, f.Name)
+			continue
 		}
 		if col == nil {
 			if !f.Optional {
@@ -189,7 +208,68 @@ func Validate(tables []dataset.Table, format string, s Schema, o Options) (*Repo
 			}
 		}
 	}
+	if len(r.Missing) > 0 {
+		r.Available, r.Near = nearColumns(tables, r.Missing, inSchema)
+	}
 	return r, nil
+}
+
+// columnsNamed counts the columns of t called name.
+func columnsNamed(t *dataset.Table, name string) int {
+	n := 0
+	for _, c := range t.Columns {
+		if c.Name == name {
+			n++
+		}
+	}
+	return n
+}
+
+// nearColumns lists the columns of tables (SLOT.NAME for an AnnData's)
+// and, for each missing feature, those not named after another feature
+// whose name is within a typo of it once case and separators are ignored
+// (Cell_Type, cell type and celltype for cell_type; tisue for tissue).
+func nearColumns(tables []dataset.Table, missing []string, inSchema map[string]bool) (all []string, near map[string][]string) {
+	var cands []candidate
+	seen := map[string]bool{}
+	for _, t := range tables {
+		for _, c := range t.Columns {
+			name := c.Name
+			if t.Slot != "" {
+				name = t.Slot + "." + c.Name
+			}
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			all = append(all, name)
+			if !inSchema[c.Name] && c.Name != t.Index {
+				cands = append(cands, candidate{name, columnKey(c.Name)})
+			}
+		}
+	}
+	for _, m := range missing {
+		k := columnKey(m)
+		if ns := closest(k, cands, max(1, len(k)/4)); len(ns) > 0 {
+			if near == nil {
+				near = map[string][]string{}
+			}
+			near[m] = ns
+		}
+	}
+	return all, near
+}
+
+// columnKey is a column name as compared for nearness: lower case, without
+// the separators people swap (_ - . and space).
+func columnKey(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '_', '-', '.', ' ':
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, name)
 }
 
 // distinct counts the non-missing values of col in first-seen order.
@@ -342,16 +422,27 @@ func checkType(dtype, have, v string) string {
 }
 
 func closeLabels(v string, labels []string) []string {
+	cands := make([]candidate, len(labels))
+	for i, l := range labels {
+		cands[i] = candidate{l, strings.ToLower(l)}
+	}
+	return closest(strings.ToLower(v), cands, max(2, len(v)/3))
+}
+
+// candidate is a name and the form it is compared in.
+type candidate struct{ name, key string }
+
+// closest returns the names of up to 3 candidates whose key is within
+// maxDist edits of key, nearest first.
+func closest(key string, cands []candidate, maxDist int) []string {
 	type sc struct {
 		l string
 		d int
 	}
 	var out []sc
-	lv := strings.ToLower(v)
-	for _, l := range labels {
-		d := editDistance(lv, strings.ToLower(l))
-		if d <= max(2, len(v)/3) {
-			out = append(out, sc{l, d})
+	for _, c := range cands {
+		if d := editDistance(key, c.key); d <= maxDist {
+			out = append(out, sc{c.name, d})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].d < out[j].d || out[i].d == out[j].d && out[i].l < out[j].l })
@@ -405,11 +496,27 @@ func WriteStandardized(src, format string, r *Report, w io.Writer) error {
 	return fmt.Errorf("curate: a %s file is not rewritten; save the value mapping instead", format)
 }
 
+// maxListedColumns bounds the header a report lists for a missing
+// feature: a longer one is noise (the JSON report has it whole).
+const maxListedColumns = 12
+
 // WriteReport prints r for a person.
 func WriteReport(w io.Writer, r *Report, standardize bool) {
 	fmt.Fprintf(w, "schema %s: %s\n", r.Schema, r.tableRows())
 	for _, m := range r.Missing {
-		fmt.Fprintf(w, "✗ %s: required column is missing\n", m)
+		fmt.Fprintf(w, "✗ %s: required column is missing", m)
+		if near := r.Near[m]; len(near) > 0 {
+			fmt.Fprintf(w, "; did you mean %s?", strings.Join(quoteAll(near), " or "))
+		}
+		fmt.Fprintln(w)
+	}
+	// A short header is listed when some missing feature has no near
+	// column: the person sees at once what the table calls it.
+	if len(r.Near) < len(r.Missing) && len(r.Available) > 0 && len(r.Available) <= maxListedColumns {
+		fmt.Fprintf(w, "    the table's columns: %s\n", strings.Join(quoteAll(r.Available), ", "))
+	}
+	for _, a := range r.Ambiguous {
+		fmt.Fprintf(w, "✗ %s: more than one column has this name; rename or remove all but one\n", a)
 	}
 	if len(r.Extra) > 0 && r.ExtraErr {
 		fmt.Fprintf(w, "✗ columns not in the schema: %s\n", strings.Join(r.Extra, ", "))

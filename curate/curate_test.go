@@ -144,6 +144,77 @@ func TestTypesAndSchemaOptions(t *testing.T) {
 	}
 }
 
+// A required column that is missing is named with the columns close to
+// it, or with a short header; a repeated one is ambiguous, not checked.
+func TestColumnHints(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, header string
+		fields       []string
+		near         map[string][]string
+		ambiguous    []string
+		report       []string // lines the report has
+		not          string   // text it has not
+	}{
+		{"case and typo", "Cell_Type,tisue,n", []string{"cell_type", "tissue"},
+			map[string][]string{"cell_type": {"Cell_Type"}, "tissue": {"tisue"}}, nil,
+			[]string{`✗ cell_type: required column is missing; did you mean "Cell_Type"?`, `✗ tissue: required column is missing; did you mean "tisue"?`},
+			"the table's columns"},
+		{"separators", "cell type,n", []string{"cell_type"}, map[string][]string{"cell_type": {"cell type"}}, nil, nil, ""},
+		{"not near", "age,n", []string{"sex"}, nil, nil,
+			[]string{"✗ sex: required column is missing", `    the table's columns: "age", "n"`}, "did you mean"},
+		{"another feature is not near", "cell_type,n", []string{"cell_type", "celltype"}, nil, nil, nil, "did you mean"},
+		{"repeated", "disease,disease,n", []string{"disease"}, nil, []string{"disease"},
+			[]string{"✗ disease: more than one column has this name; rename or remove all but one"}, "missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".csv")
+			n := strings.Count(tc.header, ",") + 1
+			row := strings.TrimSuffix(strings.Repeat("x,", n), ",")
+			if err := os.WriteFile(path, []byte(tc.header+"\n"+row+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s := curate.Schema{Name: "s"}
+			for _, f := range tc.fields {
+				s.Fields = append(s.Fields, curate.Field{Name: f, Dtype: "str"})
+			}
+			ts, err := dataset.Tables(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := curate.Validate(ts, dataset.CSV, s, curate.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(r.Near, tc.near) || !reflect.DeepEqual(r.Ambiguous, tc.ambiguous) || r.OKAfterStandardize() {
+				t.Fatalf("near %v, ambiguous %v, ok %v", r.Near, r.Ambiguous, r.OKAfterStandardize())
+			}
+			var out bytes.Buffer
+			curate.WriteReport(&out, r, false)
+			for _, l := range tc.report {
+				if !strings.Contains(out.String(), l+"\n") {
+					t.Errorf("report lacks %q:\n%s", l, out.String())
+				}
+			}
+			if tc.not != "" && strings.Contains(out.String(), tc.not) {
+				t.Errorf("report has %q:\n%s", tc.not, out.String())
+			}
+		})
+	}
+}
+
+// A Parquet INT96 timestamp validates as a datetime.
+func TestParquetTimestamp(t *testing.T) {
+	s := curate.Schema{Name: "ts", Fields: []curate.Field{{Name: "timestamp_col", Dtype: "datetime"}, {Name: "date_string_col", Dtype: "str"}}}
+	r, err := curate.Validate(tables(t, "parquet-testing_alltypes_plain.parquet"), dataset.Parquet, s, curate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() || r.Columns[0].Valid != 8 {
+		t.Fatalf("ok=%v %+v", r.OK(), r.Columns[0])
+	}
+}
+
 // Standardizing a table that only fails on mappable values makes it valid.
 func TestStandardizeCSVAndParquet(t *testing.T) {
 	dir := t.TempDir()

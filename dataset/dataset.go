@@ -57,7 +57,7 @@ type Info struct {
 type Column struct {
 	Name  string `json:"name"`
 	Slot  string `json:"slot,omitempty"`  // "obs" or "var" for AnnData
-	Dtype string `json:"dtype"`           // int, float, bool, str, cat
+	Dtype string `json:"dtype"`           // int, float, bool, str, cat, datetime
 	Label string `json:"label,omitempty"` // an FCS channel's $PnS
 }
 
@@ -81,8 +81,8 @@ func (t *Table) Col(name string) (*Series, bool) {
 }
 
 // Series is one column. Exactly one of the value slices is set, by Dtype:
-// int → Ints, float → Floats, bool → Bools, str → Strings, cat → Codes and
-// Categories (code -1 is missing).
+// int → Ints, float → Floats, bool → Bools, str → Strings, datetime →
+// Strings (RFC 3339, UTC), cat → Codes and Categories (code -1 is missing).
 type Series struct {
 	Name       string
 	Dtype      string

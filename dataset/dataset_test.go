@@ -215,3 +215,74 @@ func TestRewrite(t *testing.T) {
 		})
 	}
 }
+
+// A UTF-8 byte order mark before the header (Excel writes one) is not part
+// of the first column's name, and a rewrite keeps it.
+func TestTextBOM(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, text string }{
+		{"bom.csv", "\ufeffdisease,x\r\nSLE,1\r\nCOVID-19,2\r\n"},
+		{"bom.tsv", "\ufeffdisease\tx\nSLE\t1\nCOVID-19\t2\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(path, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			info, err := dataset.Describe(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := colNames(info.Columns, ""); !reflect.DeepEqual(got, []string{"disease", "x"}) || info.Columns[1].Dtype != "int" {
+				t.Fatalf("Describe columns = %q", info.Columns)
+			}
+			ts, err := dataset.Tables(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, ok := ts[0].Col("disease")
+			if !ok || !reflect.DeepEqual(c.Values(), []string{"SLE", "COVID-19"}) {
+				t.Fatalf("Tables: disease %v, columns %+v", ok, ts[0].Columns)
+			}
+			var out strings.Builder
+			err = dataset.RewriteText(path, dataset.FileFormat(path), &out, map[string]func(string) string{"disease": strings.ToLower})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(out.String(), "\ufeffdisease") || !strings.Contains(out.String(), "covid-19") {
+				t.Fatalf("RewriteText = %q", out.String())
+			}
+		})
+	}
+}
+
+// A legacy INT96 timestamp (Spark, Impala) is a datetime, not a 26-digit
+// integer: nanoseconds within the day, then the Julian day.
+func TestParquetInt96(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{"parquet-testing_alltypes_plain.parquet", []string{"2009-03-01T00:00:00Z", "2009-03-01T00:01:00Z", "2009-04-01T00:00:00Z", "2009-04-01T00:01:00Z",
+			"2009-02-01T00:00:00Z", "2009-02-01T00:01:00Z", "2009-01-01T00:00:00Z", "2009-01-01T00:01:00Z"}},
+		{"parquet-testing_alltypes_plain.snappy.parquet", []string{"2009-04-01T00:00:00Z", "2009-04-01T00:01:00Z"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			info, err := dataset.Describe(sample(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := info.Columns[len(info.Columns)-1]; c.Name != "timestamp_col" || c.Dtype != "datetime" {
+				t.Fatalf("Describe: last column %+v", c)
+			}
+			ts, err := dataset.Tables(sample(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, ok := ts[0].Col("timestamp_col")
+			if !ok || c.Dtype != "datetime" || !reflect.DeepEqual(c.Values(), tc.want) {
+				t.Fatalf("Tables: timestamp_col %s %q", c.Dtype, c.Values())
+			}
+		})
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/deprecated"
 )
 
 func openParquet(path string) (*parquet.File, *os.File, error) {
@@ -36,6 +38,8 @@ func parquetDtype(k parquet.Kind) string {
 		return "int"
 	case parquet.Float, parquet.Double:
 		return "float"
+	case parquet.Int96: // only ever a timestamp (Spark, Impala, Hive)
+		return "datetime"
 	}
 	return "str"
 }
@@ -144,6 +148,12 @@ func appendValue(s *Series, v parquet.Value) {
 			}
 		}
 		s.Floats = append(s.Floats, x)
+	case "datetime":
+		x := ""
+		if !null {
+			x = int96Time(v.Int96()).Format(time.RFC3339Nano)
+		}
+		s.Strings = append(s.Strings, x)
 	default:
 		x := ""
 		if !null {
@@ -155,6 +165,16 @@ func appendValue(s *Series, v parquet.Value) {
 		}
 		s.Strings = append(s.Strings, x)
 	}
+}
+
+// unixJulianDay is the Julian day of 1970-01-01.
+const unixJulianDay = 2440588
+
+// int96Time reads a legacy INT96 timestamp: nanoseconds within the day in
+// its low 64 bits, then the Julian day. parquet-go reads it as a 96-bit
+// integer, which no one can read as a time.
+func int96Time(x deprecated.Int96) time.Time {
+	return time.Unix((int64(x[2])-unixJulianDay)*86400, x.Int64()).UTC()
 }
 
 // RewriteParquet copies the Parquet file at src to w with its schema,

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -9,6 +10,30 @@ import (
 	"strconv"
 	"strings"
 )
+
+// bom is the UTF-8 byte order mark, which Excel writes at the start of a
+// CSV it saves as UTF-8.
+const bom = "\ufeff"
+
+// skipBOM returns r past a leading byte order mark, and whether it had
+// one: left in, the mark would be part of the first column's name.
+func skipBOM(r io.Reader) (*bufio.Reader, bool) {
+	br := bufio.NewReader(r)
+	if b, _ := br.Peek(len(bom)); string(b) == bom {
+		br.Discard(len(bom))
+		return br, true
+	}
+	return br, false
+}
+
+// NewTextReader reads the CSV, or TSV by format, in r, past a leading byte
+// order mark, so that every reader of a table's text (describe, curate,
+// ontology inspect) names its columns the same. It reuses its record
+// slice (csv.Reader.ReuseRecord).
+func NewTextReader(r io.Reader, format string) *csv.Reader {
+	br, _ := skipBOM(r)
+	return newTextReader(br, format)
+}
 
 func newTextReader(r io.Reader, format string) *csv.Reader {
 	cr := csv.NewReader(r)
@@ -76,7 +101,7 @@ func describeText(path, format string) (Info, error) {
 		return Info{}, err
 	}
 	defer f.Close()
-	cr := newTextReader(f, format)
+	cr := NewTextReader(f, format)
 	head, err := cr.Read()
 	if err == io.EOF {
 		return Info{OType: "DataFrame", Shape: []int64{0, 0}}, nil
@@ -113,7 +138,7 @@ func readText(path, format string) (Table, error) {
 		return Table{}, err
 	}
 	defer f.Close()
-	cr := newTextReader(f, format)
+	cr := NewTextReader(f, format)
 	cr.ReuseRecord = false
 	head, err := cr.Read()
 	if err == io.EOF {
@@ -214,7 +239,13 @@ func RewriteText(src, format string, w io.Writer, mapFn map[string]func(string) 
 		return err
 	}
 	defer f.Close()
-	cr := newTextReader(f, format)
+	br, hadBOM := skipBOM(f)
+	if hadBOM { // kept: without it Excel reads UTF-8 as its locale's code page
+		if _, err := io.WriteString(w, bom); err != nil {
+			return err
+		}
+	}
+	cr := newTextReader(br, format)
 	cw := csv.NewWriter(w)
 	if format == TSV {
 		cw.Comma = '\t'

@@ -323,6 +323,9 @@ func TestCurateReport(t *testing.T) {
 	e.ok("schema", "create", "both", "--feature", "cell_type", "--feature", "ensembl_gene_id")
 	fixable := e.write("pbmc_obs.csv", fixableObs(t))
 	h5ad := filepath.Join(samples, "pbmc_small.h5ad")
+	bom := e.write("bom.csv", []byte("\ufeffcell_type,n\r\nT cell,1\r\nB cell,2\r\n")) // as Excel saves UTF-8
+	near := e.write("near.csv", []byte("Cell_Type,n\nT cell,1\n"))
+	twice := e.write("twice.csv", []byte("cell_type,cell_type\nT cell,blod\n"))
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -338,6 +341,9 @@ func TestCurateReport(t *testing.T) {
 		{"VarFeature", []string{h5ad, "--schema", "genes"}, 0, []string{
 			"schema genes: var 50 rows\n", "✓ var.ensembl_gene_id (str): 50 of 50 values valid\n"}},
 		{"ObsAndVar", []string{h5ad, "--schema", "both"}, 1, []string{"schema both: obs 315 rows, var 50 rows\n"}},
+		{"ExcelBOM", []string{bom, "--schema", "ct"}, 0, []string{"✓ cell_type (cat[celltype]): 2 of 2 values valid\n"}},
+		{"NearColumn", []string{near, "--schema", "ct"}, 1, []string{`✗ cell_type: required column is missing; did you mean "Cell_Type"?`}},
+		{"RepeatedColumn", []string{twice, "--schema", "ct"}, 1, []string{"✗ cell_type: more than one column has this name"}},
 		{"MissingFile", []string{e.path("nosuch.csv"), "--schema", "ct"}, 1, []string{"no such file"}},
 		{"MissingFileNoSuffix", []string{e.path("nosuch"), "--schema", "ct"}, 1, []string{"no such file"}},
 		{"UnknownSchema", []string{fixable, "--schema", "cell"}, 1, []string{`no schema "cell"`}},

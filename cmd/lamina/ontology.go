@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -812,12 +811,12 @@ func readTextColumn(path, column string) ([]string, int, error) {
 	name := strings.TrimSuffix(strings.ToLower(path), ".gz")
 	tsv := strings.HasSuffix(name, ".tsv") || strings.HasSuffix(name, ".tab") ||
 		(bytes.IndexByte(head, '\t') >= 0 && bytes.IndexByte(head, ',') < 0)
-	cr := csv.NewReader(rd)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
+	format := dataset.CSV
 	if tsv {
-		cr.Comma, cr.LazyQuotes = '\t', true
+		format = dataset.TSV
 	}
+	cr := dataset.NewTextReader(rd, format) // as curate and save read it
+	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -827,7 +826,7 @@ func readTextColumn(path, column string) ([]string, int, error) {
 	}
 	idx := -1
 	for i, h := range header {
-		if strings.TrimPrefix(h, "\ufeff") == column {
+		if h == column {
 			idx = i
 		}
 	}

@@ -651,6 +651,18 @@ func TestInspectFormats(t *testing.T) {
 			})
 		}
 	})
+	t.Run("gzip TSV with a byte order mark", func(t *testing.T) {
+		e := e.sub(t)
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		zw.Write([]byte("\ufeffcell_type\tn\nT cell\t1\nT-cell\t2\n"))
+		zw.Close()
+		var ins inspectionJSON
+		e.jsonOut(&ins, "ontology", "inspect", "celltype", "--column", "cell_type", e.write("bom.tsv.gz", gz.Bytes()), "--format", "json")
+		if ins.Rows != 2 || ins.Validated != 1 || ins.Mapped != 1 {
+			t.Fatalf("inspect: %+v", ins)
+		}
+	})
 	t.Run("var column", func(t *testing.T) {
 		e := e.sub(t)
 		var ins inspectionJSON
