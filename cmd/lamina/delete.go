@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
@@ -76,27 +78,70 @@ func cmdDelete() *cli.Command {
 func cmdRestore() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
-		Usage:     "bring an artifact's versions back from the trash",
-		ArgsUsage: "KEY...",
+		Usage:     "bring an artifact's versions back from the trash; FOLDER/ brings back every artifact trashed under it (rm -r in a mount)",
+		ArgsUsage: "KEY|FOLDER/...",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
-				return exitf(2, "usage: lamina restore KEY...")
+				return exitf(2, "usage: lamina restore KEY|FOLDER/...")
 			}
 			in, err := openInstance(c)
 			if err != nil {
 				return err
 			}
 			defer in.Close()
+			failed := 0
 			for _, k := range c.Args().Slice() {
-				e, err := in.Catalog.Restore(c.Context, k)
-				if err != nil {
-					return err
+				keys := []string{k}
+				if strings.HasSuffix(k, "/") {
+					if keys, err = trashedUnder(c.Context, in.Catalog, k); err != nil {
+						return err
+					}
 				}
-				fmt.Fprintf(c.App.Writer, "restored %s (%d versions)\n", k, e.Versions)
+				for _, key := range keys {
+					e, err := in.Catalog.Restore(c.Context, key)
+					if err != nil && len(keys) == 1 && !strings.HasSuffix(k, "/") {
+						if errors.Is(err, catalog.ErrNotFound) {
+							if under, _ := trashedUnder(c.Context, in.Catalog, k+"/"); len(under) > 0 {
+								return fmt.Errorf("%w (the trash holds %d artifacts under %s/: restore them with `lamina restore %s/`)", err, len(under), k, k)
+							}
+						}
+						return err
+					}
+					if err != nil {
+						fmt.Fprintf(c.App.ErrWriter, "lamina: %s not restored: %v\n", key, err)
+						failed++
+						continue
+					}
+					fmt.Fprintf(c.App.Writer, "restored %s (%s)\n", key, plural(e.Versions, "version"))
+				}
+			}
+			if failed > 0 {
+				return exitf(1, "%s not restored (above)", plural(failed, "artifact"))
 			}
 			return nil
 		},
 	}
+}
+
+// trashedUnder lists the keys of artifacts in the trash under the folder
+// prefix (ending in "/"), whose key is free again: the ones restore can
+// bring back. Empty if there are none; an error says so.
+func trashedUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]string, error) {
+	tl, err := cat.TrashList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, e := range tl {
+		if strings.HasPrefix(e.Key, prefix) && !e.Live {
+			keys = append(keys, e.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: the trash holds no artifact under %s whose key is free", catalog.ErrNotFound, prefix)
+	}
+	sort.Strings(keys)
+	return keys, nil
 }
 
 func cmdGC() *cli.Command {

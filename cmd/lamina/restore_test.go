@@ -1,0 +1,39 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// `lamina restore FOLDER/` brings back every artifact trashed under it, as
+// `rm -r` in a mount trashes them one by one; one whose key was written
+// again since stays in the trash, and a folder named without its slash
+// says how to restore it.
+func TestRestoreFolder(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	for _, k := range []string{"tree/a.csv", "tree/sub/b.csv", "tree/sub/c.csv", "other/d.csv"} {
+		e.ok("save", e.write("f.csv", []byte(k+"\n")), "--key", k)
+	}
+	e.ok("delete", "tree/a.csv", "tree/sub/b.csv", "tree/sub/c.csv", "other/d.csv")
+	e.ok("save", e.write("f.csv", []byte("again\n")), "--key", "tree/sub/c.csv") // written again
+	e.fails("lamina restore tree/", "restore", "tree")
+	out, errs, err := e.run("restore", "tree/")
+	if err != nil {
+		t.Fatalf("restore tree/: %v\n%s%s", err, out, errs)
+	}
+	if !strings.Contains(out, "restored tree/a.csv (1 version)") || !strings.Contains(out, "restored tree/sub/b.csv") || strings.Contains(out, "c.csv") {
+		t.Fatalf("restore tree/ said:\n%s%s", out, errs)
+	}
+	ls := e.ok("ls", "tree/")
+	if !strings.Contains(ls, "tree/a.csv") || !strings.Contains(ls, "tree/sub/b.csv") {
+		t.Fatalf("ls after restore tree/:\n%s", ls)
+	}
+	if got := e.ok("get", "tree/sub/c.csv", "-o", "-"); got != "again\n" {
+		t.Fatalf("the key written again since = %q", got)
+	}
+	if trash := e.ok("ls", "--trash"); !strings.Contains(trash, "other/d.csv") || !strings.Contains(trash, "tree/sub/c.csv") {
+		t.Fatalf("trash after restore tree/:\n%s", trash)
+	}
+	e.fails("no artifact under", "restore", "tree/")
+}
