@@ -10,10 +10,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/curate"
 	"github.com/lamina-bio/lamina/dataset"
 	"github.com/lamina-bio/lamina/ontology"
+	"github.com/parquet-go/parquet-go"
 )
 
 const data = "../../shared/data"
@@ -212,6 +214,57 @@ func TestParquetTimestamp(t *testing.T) {
 	}
 	if !r.OK() || r.Columns[0].Valid != 8 {
 		t.Fatalf("ok=%v %+v", r.OK(), r.Columns[0])
+	}
+}
+
+// pandasRow is a row of a table as pandas writes it to Parquet: a naive
+// datetime64[ns] (not adjusted to UTC), a tz-aware one (adjusted) and a
+// date, each possibly missing.
+type pandasRow struct {
+	Collected    *int64 `parquet:"collected,optional,timestamp(nanosecond:local)"`
+	CollectedUTC *int64 `parquet:"collected_utc,optional,timestamp(microsecond:utc)"`
+	Visit        *int32 `parquet:"visit,optional,date"`
+}
+
+// Parquet's INT64 TIMESTAMP and INT32 DATE columns, as pandas writes them,
+// validate as datetime and date features; a missing value is empty.
+func TestParquetLogicalTimes(t *testing.T) {
+	at := time.Date(2024, 3, 15, 13, 45, 30, 0, time.UTC)
+	ns, us, day := at.UnixNano(), at.UnixMicro(), int32(at.Unix()/86400)
+	path := filepath.Join(t.TempDir(), "pandas.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewGenericWriter[pandasRow](f)
+	if _, err := w.Write([]pandasRow{{&ns, &us, &day}, {}, {&ns, &us, &day}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := curate.Schema{Name: "visits", NoExtra: true, Fields: []curate.Field{
+		{Name: "collected", Dtype: "datetime"}, {Name: "collected_utc", Dtype: "datetime"}, {Name: "visit", Dtype: "date"}}}
+	r, err := curate.Validate(ts, dataset.Parquet, s, curate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	curate.WriteReport(&out, r, false)
+	if !r.OK() || len(r.Columns) != 3 {
+		t.Fatalf("not valid:\n%s", out.String())
+	}
+	for _, c := range r.Columns {
+		if c.Valid != 2 || c.Missing != 1 {
+			t.Errorf("%s: %d valid, %d missing; want 2 and 1:\n%s", c.Feature, c.Valid, c.Missing, out.String())
+		}
 	}
 }
 
