@@ -205,6 +205,32 @@ func TestColumnHints(t *testing.T) {
 	}
 }
 
+// A column name outside the schema that the header repeats is listed once,
+// marked as repeated.
+func TestExtraColumns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.csv")
+	if err := os.WriteFile(path, []byte("n,batch,x,batch,batch\n1,a,b,c,d\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := curate.Schema{Name: "s", NoExtra: true, Fields: []curate.Field{{Name: "n", Dtype: "int"}}}
+	r, err := curate.Validate(ts, dataset.CSV, s, curate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r.Extra, []string{"batch", "x"}) || !reflect.DeepEqual(r.ExtraRepeated, []string{"batch"}) || r.OK() {
+		t.Fatalf("extra %q, repeated %q, ok %v", r.Extra, r.ExtraRepeated, r.OK())
+	}
+	var out bytes.Buffer
+	curate.WriteReport(&out, r, false)
+	if want := "✗ columns not in the schema: batch (repeated), x\n"; !strings.Contains(out.String(), want) {
+		t.Fatalf("report lacks %q:\n%s", want, out.String())
+	}
+}
+
 // A Parquet INT96 timestamp validates as a datetime.
 func TestParquetTimestamp(t *testing.T) {
 	s := curate.Schema{Name: "ts", Fields: []curate.Field{{Name: "timestamp_col", Dtype: "datetime"}, {Name: "date_string_col", Dtype: "str"}}}
