@@ -13,6 +13,7 @@ package curate
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,8 +90,10 @@ type Report struct {
 	Rows     int            `json:"rows"` // of the first table (the obs of an AnnData); each column has its table's
 	Columns  []ColumnReport `json:"columns"`
 	Missing  []string       `json:"missing_columns,omitempty"` // required features without a column
-	Extra    []string       `json:"extra_columns,omitempty"`   // columns not in the schema
+	Extra    []string       `json:"extra_columns,omitempty"`   // columns not in the schema, each name once
 	ExtraErr bool           `json:"extra_is_error,omitempty"`
+	// ExtraRepeated lists the names of Extra that more than one column has.
+	ExtraRepeated []string `json:"repeated_extra_columns,omitempty"`
 
 	// Near names, per missing feature, the columns whose name is close to
 	// its (case, _ - . and space, a typo): likely the column meant.
@@ -202,9 +205,15 @@ func Validate(tables []dataset.Table, format string, s Schema, o Options) (*Repo
 		r.Columns = append(r.Columns, cr)
 	}
 	if len(tables) > 0 {
+		seen := map[string]int{}
 		for _, c := range tables[0].Columns {
-			if !inSchema[c.Name] && c.Name != tables[0].Index {
+			if inSchema[c.Name] || c.Name == tables[0].Index {
+				continue
+			}
+			if seen[c.Name]++; seen[c.Name] == 1 {
 				r.Extra = append(r.Extra, c.Name)
+			} else if seen[c.Name] == 2 {
+				r.ExtraRepeated = append(r.ExtraRepeated, c.Name)
 			}
 		}
 	}
@@ -519,7 +528,14 @@ func WriteReport(w io.Writer, r *Report, standardize bool) {
 		fmt.Fprintf(w, "✗ %s: more than one column has this name; rename or remove all but one\n", a)
 	}
 	if len(r.Extra) > 0 && r.ExtraErr {
-		fmt.Fprintf(w, "✗ columns not in the schema: %s\n", strings.Join(r.Extra, ", "))
+		extra := make([]string, len(r.Extra))
+		for i, e := range r.Extra {
+			extra[i] = e
+			if slices.Contains(r.ExtraRepeated, e) {
+				extra[i] += " (repeated)"
+			}
+		}
+		fmt.Fprintf(w, "✗ columns not in the schema: %s\n", strings.Join(extra, ", "))
 	}
 	for _, c := range r.Columns {
 		mapped, failed := 0, 0

@@ -10,10 +10,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/curate"
 	"github.com/lamina-bio/lamina/dataset"
 	"github.com/lamina-bio/lamina/ontology"
+	"github.com/parquet-go/parquet-go"
 )
 
 const data = "../../shared/data"
@@ -203,6 +205,32 @@ func TestColumnHints(t *testing.T) {
 	}
 }
 
+// A column name outside the schema that the header repeats is listed once,
+// marked as repeated.
+func TestExtraColumns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.csv")
+	if err := os.WriteFile(path, []byte("n,batch,x,batch,batch\n1,a,b,c,d\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := curate.Schema{Name: "s", NoExtra: true, Fields: []curate.Field{{Name: "n", Dtype: "int"}}}
+	r, err := curate.Validate(ts, dataset.CSV, s, curate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r.Extra, []string{"batch", "x"}) || !reflect.DeepEqual(r.ExtraRepeated, []string{"batch"}) || r.OK() {
+		t.Fatalf("extra %q, repeated %q, ok %v", r.Extra, r.ExtraRepeated, r.OK())
+	}
+	var out bytes.Buffer
+	curate.WriteReport(&out, r, false)
+	if want := "✗ columns not in the schema: batch (repeated), x\n"; !strings.Contains(out.String(), want) {
+		t.Fatalf("report lacks %q:\n%s", want, out.String())
+	}
+}
+
 // A Parquet INT96 timestamp validates as a datetime.
 func TestParquetTimestamp(t *testing.T) {
 	s := curate.Schema{Name: "ts", Fields: []curate.Field{{Name: "timestamp_col", Dtype: "datetime"}, {Name: "date_string_col", Dtype: "str"}}}
@@ -212,6 +240,57 @@ func TestParquetTimestamp(t *testing.T) {
 	}
 	if !r.OK() || r.Columns[0].Valid != 8 {
 		t.Fatalf("ok=%v %+v", r.OK(), r.Columns[0])
+	}
+}
+
+// pandasRow is a row of a table as pandas writes it to Parquet: a naive
+// datetime64[ns] (not adjusted to UTC), a tz-aware one (adjusted) and a
+// date, each possibly missing.
+type pandasRow struct {
+	Collected    *int64 `parquet:"collected,optional,timestamp(nanosecond:local)"`
+	CollectedUTC *int64 `parquet:"collected_utc,optional,timestamp(microsecond:utc)"`
+	Visit        *int32 `parquet:"visit,optional,date"`
+}
+
+// Parquet's INT64 TIMESTAMP and INT32 DATE columns, as pandas writes them,
+// validate as datetime and date features; a missing value is empty.
+func TestParquetLogicalTimes(t *testing.T) {
+	at := time.Date(2024, 3, 15, 13, 45, 30, 0, time.UTC)
+	ns, us, day := at.UnixNano(), at.UnixMicro(), int32(at.Unix()/86400)
+	path := filepath.Join(t.TempDir(), "pandas.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewGenericWriter[pandasRow](f)
+	if _, err := w.Write([]pandasRow{{&ns, &us, &day}, {}, {&ns, &us, &day}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := curate.Schema{Name: "visits", NoExtra: true, Fields: []curate.Field{
+		{Name: "collected", Dtype: "datetime"}, {Name: "collected_utc", Dtype: "datetime"}, {Name: "visit", Dtype: "date"}}}
+	r, err := curate.Validate(ts, dataset.Parquet, s, curate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	curate.WriteReport(&out, r, false)
+	if !r.OK() || len(r.Columns) != 3 {
+		t.Fatalf("not valid:\n%s", out.String())
+	}
+	for _, c := range r.Columns {
+		if c.Valid != 2 || c.Missing != 1 {
+			t.Errorf("%s: %d valid, %d missing; want 2 and 1:\n%s", c.Feature, c.Valid, c.Missing, out.String())
+		}
 	}
 }
 

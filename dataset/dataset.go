@@ -57,7 +57,7 @@ type Info struct {
 type Column struct {
 	Name  string `json:"name"`
 	Slot  string `json:"slot,omitempty"`  // "obs" or "var" for AnnData
-	Dtype string `json:"dtype"`           // int, float, bool, str, cat, datetime
+	Dtype string `json:"dtype"`           // int, float, bool, str, cat, datetime, date
 	Label string `json:"label,omitempty"` // an FCS channel's $PnS
 }
 
@@ -82,7 +82,9 @@ func (t *Table) Col(name string) (*Series, bool) {
 
 // Series is one column. Exactly one of the value slices is set, by Dtype:
 // int → Ints, float → Floats, bool → Bools, str → Strings, datetime →
-// Strings (RFC 3339, UTC), cat → Codes and Categories (code -1 is missing).
+// Strings (RFC 3339 in UTC, or 2006-01-02T15:04:05 for a local wall time
+// a Parquet timestamp not adjusted to UTC holds), date → Strings
+// (2006-01-02), cat → Codes and Categories (code -1 is missing).
 type Series struct {
 	Name       string
 	Dtype      string

@@ -5,10 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/dataset"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/deprecated"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 const samples = "../../shared/data/samples"
@@ -282,6 +287,120 @@ func TestParquetInt96(t *testing.T) {
 			c, ok := ts[0].Col("timestamp_col")
 			if !ok || c.Dtype != "datetime" || !reflect.DeepEqual(c.Values(), tc.want) {
 				t.Fatalf("Tables: timestamp_col %s %q", c.Dtype, c.Values())
+			}
+		})
+	}
+}
+
+// legacyType is an INT32 or INT64 type a writer from before logical types
+// annotated with a converted type only (TIMESTAMP_MILLIS, DATE).
+type legacyType struct {
+	parquet.Type
+	converted deprecated.ConvertedType
+}
+
+func (legacyType) LogicalType() *format.LogicalType           { return nil }
+func (t legacyType) ConvertedType() *deprecated.ConvertedType { return &t.converted }
+
+// fixtureColumn is one optional column of a Parquet fixture: its type and
+// its values, nil for a null.
+type fixtureColumn struct {
+	node parquet.Node
+	vals []any
+}
+
+// writeParquet writes the optional columns cols to a Parquet file in dir
+// with parquet-go's writer, as pandas and pyarrow write such columns.
+func writeParquet(t *testing.T, dir string, cols map[string]fixtureColumn) string {
+	t.Helper()
+	group := parquet.Group{}
+	nrows := 0
+	for name, c := range cols {
+		group[name] = parquet.Optional(c.node)
+		nrows = len(c.vals)
+	}
+	schema := parquet.NewSchema("fixture", group)
+	rows := make([]parquet.Row, nrows)
+	for i, p := range schema.Columns() {
+		for r, x := range cols[p[0]].vals {
+			v := parquet.ValueOf(x).Level(0, 1, i)
+			if x == nil {
+				v = parquet.NullValue().Level(0, 0, i)
+			}
+			rows[r] = append(rows[r], v)
+		}
+	}
+	path := filepath.Join(dir, "fixture.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := parquet.NewWriter(f, schema)
+	if _, err := w.WriteRows(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Parquet's INT64 TIMESTAMP (what pandas and pyarrow write, in every unit),
+// INT32 DATE, their legacy converted types and TIME are read as text a
+// datetime or date feature validates, not as integers: a timestamp adjusted
+// to UTC in RFC 3339 with Z, one that is not (a naive pandas datetime) as
+// wall time without a zone. Nulls stay null.
+func TestParquetLogicalTimes(t *testing.T) {
+	at := time.Date(2024, 3, 15, 13, 45, 30, 123456789, time.UTC).UnixNano()
+	const ms, us = int64(time.Millisecond), int64(time.Microsecond)
+	day := int32(at / int64(24*time.Hour))
+	ofDay := at % int64(24*time.Hour)
+	stamps := func(unit int64) []any { return []any{at / unit, nil, -500 * ms / unit} }
+	cases := map[string]struct {
+		node  parquet.Node
+		vals  []any
+		dtype string
+		want  []string
+	}{
+		"utc_ms":   {parquet.Timestamp(parquet.Millisecond), stamps(ms), "datetime", []string{"2024-03-15T13:45:30.123Z", "", "1969-12-31T23:59:59.5Z"}},
+		"utc_us":   {parquet.Timestamp(parquet.Microsecond), stamps(us), "datetime", []string{"2024-03-15T13:45:30.123456Z", "", "1969-12-31T23:59:59.5Z"}},
+		"utc_ns":   {parquet.Timestamp(parquet.Nanosecond), stamps(1), "datetime", []string{"2024-03-15T13:45:30.123456789Z", "", "1969-12-31T23:59:59.5Z"}},
+		"local_ms": {parquet.TimestampAdjusted(parquet.Millisecond, false), stamps(ms), "datetime", []string{"2024-03-15T13:45:30.123", "", "1969-12-31T23:59:59.5"}},
+		"local_us": {parquet.TimestampAdjusted(parquet.Microsecond, false), stamps(us), "datetime", []string{"2024-03-15T13:45:30.123456", "", "1969-12-31T23:59:59.5"}},
+		"local_ns": {parquet.TimestampAdjusted(parquet.Nanosecond, false), stamps(1), "datetime", []string{"2024-03-15T13:45:30.123456789", "", "1969-12-31T23:59:59.5"}},
+		"date":     {parquet.Date(), []any{day, nil, int32(-1)}, "date", []string{"2024-03-15", "", "1969-12-31"}},
+		"legacy_ms": {parquet.Leaf(legacyType{parquet.Int64Type, deprecated.TimestampMillis}), stamps(ms), "datetime",
+			[]string{"2024-03-15T13:45:30.123Z", "", "1969-12-31T23:59:59.5Z"}},
+		"legacy_us": {parquet.Leaf(legacyType{parquet.Int64Type, deprecated.TimestampMicros}), stamps(us), "datetime",
+			[]string{"2024-03-15T13:45:30.123456Z", "", "1969-12-31T23:59:59.5Z"}},
+		"legacy_date": {parquet.Leaf(legacyType{parquet.Int32Type, deprecated.Date}), []any{day, nil, int32(-1)}, "date", []string{"2024-03-15", "", "1969-12-31"}},
+		"time_ms":     {parquet.Time(parquet.Millisecond), []any{int32(ofDay / ms), nil, int32(0)}, "str", []string{"13:45:30.123", "", "00:00:00"}},
+		"time_us":     {parquet.Time(parquet.Microsecond), []any{ofDay / us, nil, int64(0)}, "str", []string{"13:45:30.123456", "", "00:00:00"}},
+		"time_ns":     {parquet.Time(parquet.Nanosecond), []any{ofDay, nil, int64(0)}, "str", []string{"13:45:30.123456789", "", "00:00:00"}},
+		"count":       {parquet.Int(64), []any{int64(7), nil, int64(-1)}, "int", []string{"7", "", "-1"}},
+	}
+	cols := map[string]fixtureColumn{}
+	for name, tc := range cases {
+		cols[name] = fixtureColumn{tc.node, tc.vals}
+	}
+	path := writeParquet(t, t.TempDir(), cols)
+	info, err := dataset.Describe(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if i := slices.IndexFunc(info.Columns, func(c dataset.Column) bool { return c.Name == name }); i < 0 || info.Columns[i].Dtype != tc.dtype {
+				t.Errorf("Describe: %+v, want a column of dtype %s", info.Columns, tc.dtype)
+			}
+			c, ok := ts[0].Col(name)
+			if !ok || c.Dtype != tc.dtype || !reflect.DeepEqual(c.Values(), tc.want) || !c.IsNull(1) || c.IsNull(0) {
+				t.Fatalf("Tables: %s %q null=%v, want %s %q with the second null", c.Dtype, c.Values(), c.Null, tc.dtype, tc.want)
 			}
 		})
 	}

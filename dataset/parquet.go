@@ -10,6 +10,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/deprecated"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 func openParquet(path string) (*parquet.File, *os.File, error) {
@@ -30,18 +31,74 @@ func openParquet(path string) (*parquet.File, *os.File, error) {
 	return pf, f, nil
 }
 
-func parquetDtype(k parquet.Kind) string {
-	switch k {
-	case parquet.Boolean:
-		return "bool"
-	case parquet.Int32, parquet.Int64:
-		return "int"
-	case parquet.Float, parquet.Double:
-		return "float"
-	case parquet.Int96: // only ever a timestamp (Spark, Impala, Hive)
-		return "datetime"
+// parquetColumn says how a column of type t is read: the dtype it is
+// described and read as and, for the integers that mean a time (the INT96
+// of Spark and Impala, INT64 TIMESTAMP, INT32 DATE, TIME), how a value
+// becomes text. A timestamp adjusted to UTC reads as RFC 3339 with Z; one
+// that is not (local wall time, what pandas writes for a naive datetime)
+// without a zone, as curate and the catalog read it: 2006-01-02T15:04:05.
+// A time of day reads as a str, 15:04:05.5: no feature dtype is a time.
+func parquetColumn(t parquet.Type) (dtype string, text func(parquet.Value) string) {
+	if lt := t.LogicalType(); lt != nil {
+		switch lt := lt.Value.(type) {
+		case *format.TimestampType:
+			if unit := timeUnit(lt.Unit); unit > 0 {
+				layout := "2006-01-02T15:04:05.999999999"
+				if lt.IsAdjustedToUTC {
+					layout = time.RFC3339Nano
+				}
+				return "datetime", func(v parquet.Value) string {
+					return unixTime(parquetInt(v), unit).Format(layout)
+				}
+			}
+		case *format.DateType:
+			return "date", func(v parquet.Value) string {
+				return time.Unix(parquetInt(v)*86400, 0).UTC().Format(time.DateOnly)
+			}
+		case *format.TimeType:
+			if unit := timeUnit(lt.Unit); unit > 0 {
+				return "str", func(v parquet.Value) string {
+					return unixTime(parquetInt(v), unit).Format("15:04:05.999999999")
+				}
+			}
+		}
 	}
-	return "str"
+	switch t.Kind() {
+	case parquet.Boolean:
+		return "bool", nil
+	case parquet.Int32, parquet.Int64:
+		return "int", nil
+	case parquet.Float, parquet.Double:
+		return "float", nil
+	case parquet.Int96: // only ever a timestamp (Spark, Impala, Hive)
+		return "datetime", func(v parquet.Value) string {
+			return int96Time(v.Int96()).Format(time.RFC3339Nano)
+		}
+	}
+	return "str", nil
+}
+
+// timeUnit is the duration of unit; 0 when the file names none this
+// package knows.
+func timeUnit(unit format.TimeUnit) time.Duration {
+	if unit.Value == nil {
+		return 0
+	}
+	return unit.Value.Duration()
+}
+
+// unixTime is the UTC time n units after the Unix epoch.
+func unixTime(n int64, unit time.Duration) time.Time {
+	per := int64(time.Second / unit)
+	return time.Unix(n/per, n%per*int64(unit)).UTC()
+}
+
+// parquetInt is the integer an INT32 or INT64 value holds.
+func parquetInt(v parquet.Value) int64 {
+	if v.Kind() == parquet.Int32 {
+		return int64(v.Int32())
+	}
+	return v.Int64()
 }
 
 func describeParquet(path string) (Info, error) {
@@ -54,7 +111,8 @@ func describeParquet(path string) (Info, error) {
 	info := Info{OType: "DataFrame", NObservations: pf.NumRows(), Shape: []int64{pf.NumRows(), int64(len(cols))}}
 	for _, p := range cols {
 		leaf, _ := pf.Schema().Lookup(p...)
-		info.Columns = append(info.Columns, Column{Name: strings.Join(p, "."), Dtype: parquetDtype(leaf.Node.Type().Kind())})
+		dtype, _ := parquetColumn(leaf.Node.Type())
+		info.Columns = append(info.Columns, Column{Name: strings.Join(p, "."), Dtype: dtype})
 	}
 	return info, nil
 }
@@ -69,12 +127,14 @@ func readParquet(path string) (Table, error) {
 	paths := schema.Columns()
 	t := Table{NRows: int(pf.NumRows())}
 	t.Columns = make([]Series, len(paths))
+	texts := make([]func(parquet.Value) string, len(paths))
 	for i, p := range paths {
 		leaf, _ := schema.Lookup(p...)
 		if leaf.MaxRepetitionLevel > 0 {
 			return Table{}, fmt.Errorf("%w: column %s is repeated; only flat tables are read", ErrFormat, strings.Join(p, "."))
 		}
-		t.Columns[i] = Series{Name: strings.Join(p, "."), Dtype: parquetDtype(leaf.Node.Type().Kind())}
+		t.Columns[i].Name = strings.Join(p, ".")
+		t.Columns[i].Dtype, texts[i] = parquetColumn(leaf.Node.Type())
 	}
 	buf := make([]parquet.Value, 1024)
 	for _, rg := range pf.RowGroups() {
@@ -94,7 +154,7 @@ func readParquet(path string) (Table, error) {
 				for {
 					n, err := vr.ReadValues(buf)
 					for _, v := range buf[:n] {
-						appendValue(s, v)
+						appendValue(s, v, texts[i])
 					}
 					if errors.Is(err, io.EOF) {
 						break
@@ -117,7 +177,8 @@ func readParquet(path string) (Table, error) {
 	return t, nil
 }
 
-func appendValue(s *Series, v parquet.Value) {
+// appendValue appends v to s; text, when set, makes it the text s holds.
+func appendValue(s *Series, v parquet.Value, text func(parquet.Value) string) {
 	null := v.IsNull()
 	if null {
 		if s.Null == nil {
@@ -127,19 +188,22 @@ func appendValue(s *Series, v parquet.Value) {
 	if s.Null != nil {
 		s.Null = append(s.Null, null)
 	}
-	switch s.Dtype {
-	case "bool":
+	switch {
+	case text != nil:
+		x := ""
+		if !null {
+			x = text(v)
+		}
+		s.Strings = append(s.Strings, x)
+	case s.Dtype == "bool":
 		s.Bools = append(s.Bools, !null && v.Boolean())
-	case "int":
+	case s.Dtype == "int":
 		var x int64
 		if !null {
-			x = v.Int64()
-			if v.Kind() == parquet.Int32 {
-				x = int64(v.Int32())
-			}
+			x = parquetInt(v)
 		}
 		s.Ints = append(s.Ints, x)
-	case "float":
+	case s.Dtype == "float":
 		var x float64
 		if !null {
 			x = v.Double()
@@ -148,12 +212,6 @@ func appendValue(s *Series, v parquet.Value) {
 			}
 		}
 		s.Floats = append(s.Floats, x)
-	case "datetime":
-		x := ""
-		if !null {
-			x = int96Time(v.Int96()).Format(time.RFC3339Nano)
-		}
-		s.Strings = append(s.Strings, x)
 	default:
 		x := ""
 		if !null {
