@@ -216,9 +216,11 @@ func (in *Instance) OntologySources(ctx context.Context) ([]OntologySource, erro
 }
 
 // ResolveOntology finds the source of an entity that a query should use:
-// the given version (or digest prefix), else the default. organism may be
-// empty when the entity's sources are for one organism (or none).
-// Errors wrap ontology.ErrNotFound when there is no such source.
+// the given version (or digest prefix), else the default. organism picks
+// among the entity's per-organism sources (developmental_stage, gene); a
+// source imported for any organism (CL, Uberon) serves every organism.
+// organism may be empty when the entity's sources are for one organism
+// (or none). Errors wrap ontology.ErrNotFound when there is no such source.
 func (in *Instance) ResolveOntology(ctx context.Context, entity, organism, version string) (OntologySource, error) {
 	reg, err := in.readRegistry(ctx)
 	if err != nil {
@@ -239,6 +241,16 @@ func resolveSource(reg registry, entity, organism, version string) (OntologySour
 		if organism == "" || s.Organism == organism {
 			cands = append(cands, s)
 			orgs[s.Organism] = true
+		}
+	}
+	// One --organism serves a whole command (a schema of cell types and
+	// developmental stages): a source for any organism fits it.
+	if len(cands) == 0 {
+		for _, s := range all {
+			if s.Organism == "" {
+				cands = append(cands, s)
+				orgs[s.Organism] = true
+			}
 		}
 	}
 	if len(all) == 0 {

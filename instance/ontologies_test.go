@@ -103,10 +103,18 @@ func TestLoadOntology(t *testing.T) {
 	if err != nil || x2 != x {
 		t.Fatalf("second load: %v, same index %v", err, x2 == x)
 	}
+	// A source for any organism serves every organism: one --organism is
+	// given for a whole schema.
+	if _, s, err := in.LoadOntology(ctx, "celltype", "mouse", ""); err != nil || s.Digest != res.Source.Digest {
+		t.Fatalf("celltype for mouse: %v, %+v", err, s)
+	}
+	if _, err := in.ImportOntology(ctx, filepath.Join(ontologyData, "hsapdv.obo"), instance.OntologyImportOptions{Entity: "developmental_stage", Organism: "human"}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ entity, organism, version string }{
 		{"tissue", "", ""},
 		{"celltype", "", "1999-01-01"},
-		{"celltype", "mouse", ""},
+		{"developmental_stage", "mouse", ""},
 	} {
 		t.Run(fmt.Sprintf("%s/%s/%s", tc.entity, tc.organism, tc.version), func(t *testing.T) {
 			if _, _, err := in.LoadOntology(ctx, tc.entity, tc.organism, tc.version); !errors.Is(err, ontology.ErrNotFound) {

@@ -40,3 +40,62 @@ func TestOrganismPicksTheSource(t *testing.T) {
 		t.Fatalf("curate --organism human:\n%s\n%s", out, errs)
 	}
 }
+
+// --organism picks a source only for entities whose sources are per
+// organism: a schema, an annotation or a query that mixes cell types (CL,
+// imported for any organism) with developmental stages works with it, and
+// without it while one organism is imported; with two, only the stage
+// needs it.
+func TestOrganismOnlyForPerOrganismSources(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("ontology", "import", "developmental_stage", "--organism", "human", "--source", filepath.Join(ontologies, "hsapdv.obo"))
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+	e.ok("feature", "create", "development_stage", "--dtype", "cat[developmental_stage]")
+	e.ok("schema", "create", "s", "--feature", "cell_type", "--feature", "development_stage")
+	obs := filepath.Join(samples, "pbmc_small_obs.csv")
+	e.ok("save", obs, "--key", "exp/b.csv")
+
+	// Both columns are checked: a report (exit 1 for the bad values), not
+	// an organism error.
+	curated := func(org ...string) {
+		t.Helper()
+		out, errs, _ := e.run(append([]string{"curate", obs, "--schema", "s"}, org...)...)
+		if !strings.Contains(out, "cell_type (cat[celltype]):") || !strings.Contains(out, "development_stage (cat[developmental_stage]):") || strings.Contains(errs, "organism") {
+			t.Fatalf("curate %v:\n%s\n%s", org, out, errs)
+		}
+	}
+	terms := []string{"--term", "celltype=T cell", "--term", "developmental_stage=adult stage"}
+	query := []string{"--cell-type", "T cell", "--term", "developmental_stage=adult stage"}
+	for _, org := range [][]string{nil, {"--organism", "human"}} {
+		curated(org...)
+		e.ok(append(append([]string{"annotate", "exp/b.csv"}, terms...), org...)...)
+		if keys := lsKeys(t, e, append(query, org...)...); len(keys) != 1 || keys[0] != "exp/b.csv" {
+			t.Fatalf("ls %v = %v", org, keys)
+		}
+	}
+
+	// With a second organism, the stage needs --organism; the error is
+	// about it alone.
+	e.ok("ontology", "import", "developmental_stage", "--organism", "mouse", "--source", filepath.Join(ontologies, "mmusdv.obo"))
+	for _, args := range [][]string{
+		{"curate", obs, "--schema", "s"},
+		append([]string{"annotate", "exp/b.csv"}, terms...),
+		append([]string{"ls"}, query...),
+	} {
+		err := e.fails("developmental_stage has sources for several organisms (human, mouse): pick one with --organism", args...)
+		if strings.Contains(err.Error(), "celltype") {
+			t.Fatalf("lamina %s: %v", args[0], err)
+		}
+	}
+	curated("--organism", "human")
+	e.ok(append(append([]string{"annotate", "exp/b.csv"}, terms...), "--organism", "human")...)
+	if keys := lsKeys(t, e, append(query, "--organism", "human")...); len(keys) != 1 {
+		t.Fatalf("ls --organism human = %v", keys)
+	}
+	// CL serves a mouse query as well.
+	if keys := lsKeys(t, e, "--cell-type", "T cell", "--organism", "mouse"); len(keys) != 1 {
+		t.Fatalf("ls --cell-type … --organism mouse = %v", keys)
+	}
+}
