@@ -99,3 +99,28 @@ func TestOrganismOnlyForPerOrganismSources(t *testing.T) {
 		t.Fatalf("ls --cell-type … --organism mouse = %v", keys)
 	}
 }
+
+// A missing source is said once, with how to get it, and nothing of the
+// sentinel error underneath ("file does not exist").
+func TestMissingSourceMessages(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("ontology", "import", "developmental_stage", "--organism", "human", "--source", filepath.Join(ontologies, "hsapdv.obo"))
+	for _, tc := range []struct {
+		want string
+		args []string
+	}{
+		{"no foo ontology imported yet: import one with `lamina ontology import foo --source PATH|URL`", []string{"ls", "--term", "foo=bar"}},
+		{`no version "2099" of celltype; imported: 2022-12-15`, []string{"ontology", "show", "celltype", "T cell", "--version", "2099"}},
+		{"import one with `lamina ontology import developmental_stage --organism mouse --source PATH|URL`",
+			[]string{"ontology", "validate", "developmental_stage", "adult stage", "--organism", "mouse"}},
+	} {
+		t.Run(tc.args[0]+" "+tc.args[1], func(t *testing.T) {
+			msg := explain(e.fails(tc.want, tc.args...))
+			if strings.Count(msg, "import one") > 1 || strings.Contains(msg, "does not exist") || strings.Contains(msg, "not found") {
+				t.Fatalf("message %q", msg)
+			}
+		})
+	}
+}

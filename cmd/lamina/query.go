@@ -143,11 +143,9 @@ func resolveTerm(x *ontology.Index, entity, value string) (*ontology.Term, error
 // loadEntity loads the default source of entity; organism picks one where
 // the entity has sources for several (gene, developmental_stage).
 func loadEntity(ctx context.Context, in *instance.Instance, entity, organism string) (*ontology.Index, error) {
+	// Errors say what is missing and how to import it.
 	x, _, err := in.LoadOntology(ctx, entity, organism, "")
-	if err != nil {
-		return nil, fmt.Errorf("%w (import one with: lamina ontology import %s --source FILE)", err, entity)
-	}
-	return x, nil
+	return x, err
 }
 
 // termIDs returns the id of the term value names and, unless exact, the
