@@ -291,10 +291,10 @@ func (s Standardization) Reason() string {
 }
 
 // Standardize maps value to a standard term name: the exact name, an id or
-// alt_id, the name ignoring case and white space, an EXACT synonym, a
-// RELATED synonym (with opts.Related), or, for an obsolete term, its
-// replacement. A value that fits several terms is reported Ambiguous with
-// the candidates.
+// alt_id (ignoring white space around it), the name ignoring case and
+// white space, an EXACT synonym, a RELATED synonym (with opts.Related),
+// or, for an obsolete term, its replacement. A value that fits several
+// terms is reported Ambiguous with the candidates.
 func (x *Index) Standardize(value string, opts StandardizeOptions) Standardization {
 	s := Standardization{Value: value, index: x}
 	h := hashString(value)
@@ -302,17 +302,23 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 	if len(byName) > 0 && !x.obsolete(byName[0]) {
 		return x.matched(s, ExactName, byName[0], "")
 	}
-	if i, ok := x.findOne(&x.byID, value, h); ok {
+	// Ids are matched without surrounding white space, as names are
+	// below: a *_ontology_term_id column often carries stray blanks.
+	id, hid := value, h
+	if t := strings.TrimSpace(value); t != value {
+		id, hid = t, hashString(t)
+	}
+	if i, ok := x.findOne(&x.byID, id, hid); ok {
 		if x.obsolete(i) {
 			return x.replaced(s, i)
 		}
 		return x.matched(s, ByID, i, "")
 	}
-	if i, ok := x.findOne(&x.byAlt, value, h); ok {
+	if i, ok := x.findOne(&x.byAlt, id, hid); ok {
 		if x.obsolete(i) {
 			return x.replaced(s, i)
 		}
-		return x.matched(s, ByAltID, i, value)
+		return x.matched(s, ByAltID, i, id)
 	}
 	f := fold(value)
 	if f != value {

@@ -28,6 +28,7 @@ func TestValidate(t *testing.T) {
 		{"case matters", cl, "t cell", false, "", false, "not a name or id"},
 		{"synonym does not validate", cl, "T-cell", false, "", false, "not a name or id"},
 		{"trailing space", cl, "T cell ", false, "", false, "not a name or id"},
+		{"id with a space", cl, " CL:0000084", false, "", false, "not a name or id"},
 		{"obsolete name names replacement", hp, "Early cataracts", false, "HP:0001113", true, "replaced by HP:0000518 (Cataract)"},
 		{"obsolete id", hp, "HP:0001113", false, "HP:0001113", true, "replaced by HP:0000518"},
 		{"obsolete with replacement elsewhere", cl, "CL:0000002", false, "CL:0000002", true, "replaced by CLO:0000019"},
@@ -60,6 +61,9 @@ func TestStandardize(t *testing.T) {
 	}{
 		{"exact", cl, "T cell", ontology.StandardizeOptions{}, ontology.ExactName, "T cell", "standard name"},
 		{"id", cl, "CL:0000084", ontology.StandardizeOptions{}, ontology.ByID, "T cell", "CL:0000084"},
+		{"id and white space", cl, " CL:0000084\t", ontology.StandardizeOptions{}, ontology.ByID, "T cell", "CL:0000084"},
+		{"alt_id and white space", hp, "HP:0004715 ", ontology.StandardizeOptions{}, ontology.ByAltID, "Multicystic kidney dysplasia", "secondary id of HP:0000003"},
+		{"obsolete id and white space", hp, " HP:0001113", ontology.StandardizeOptions{}, ontology.Replaced, "Cataract", "replaced by HP:0000518"},
 		{"case and space", cl, "  monocyte ", ontology.StandardizeOptions{}, ontology.FoldedName, "monocyte", "case"},
 		{"exact synonym", cl, "T-cell", ontology.StandardizeOptions{}, ontology.BySynonym, "T cell", `"T-cell"`},
 		{"exact synonym folded", cl, "b lymphocyte", ontology.StandardizeOptions{}, ontology.BySynonym, "B cell", "EXACT synonym"},

@@ -484,7 +484,7 @@ func cmdOntologyValidate() *cli.Command {
 				return err
 			}
 			if failed > 0 {
-				return exitf(1, "%d of %d values are not valid %s terms (%s %s); `lamina ontology standardize` maps synonyms and case",
+				return exitf(1, "%d of %d values are not valid %s terms (%s %s); `lamina ontology standardize` maps synonyms, case and white space",
 					failed, len(vals), s.Entity, s.Ontology, s.Version)
 			}
 			return nil

@@ -406,9 +406,10 @@ func TestOntologyQueries(t *testing.T) {
 	t.Run("standardize", func(t *testing.T) {
 		e := e.sub(t)
 		var rs []standardRow
-		e.jsonOut(&rs, "ontology", "standardize", "celltype", "T-cell", "b lymphocyte", "Monocyte ", "CL:0000084", "doublet", "--format", "json")
+		e.jsonOut(&rs, "ontology", "standardize", "celltype", "T-cell", "b lymphocyte", "Monocyte ", "CL:0000084", "doublet", " CL:0000084", "--format", "json")
 		want := []struct{ standard, match string }{
 			{"T cell", "synonym"}, {"B cell", "synonym"}, {"monocyte", "case_or_whitespace"}, {"T cell", "id"}, {"doublet", "no_match"},
+			{"T cell", "id"}, // white space around an id, as around a name
 		}
 		for i, w := range want {
 			if rs[i].Standard != w.standard || rs[i].Match != w.match {
