@@ -242,7 +242,11 @@ type Standardization struct {
 	Obsolete   string
 	ReplacedBy []string
 	Consider   []string
-	index      *Index
+	// Related is the term a RELATED synonym names (Via: the synonym),
+	// for a value that matched nothing because StandardizeOptions.Related
+	// was off; Reason then says how to use it.
+	Related Candidate
+	index   *Index
 }
 
 // Matched reports whether the value maps to exactly one term.
@@ -286,6 +290,9 @@ func (s Standardization) Reason() string {
 	}
 	if s.Obsolete != "" {
 		return fmt.Sprintf("%s is obsolete%s", s.Obsolete, s.index.replacementText(s.ReplacedBy, s.Consider))
+	}
+	if s.Related.ID != "" {
+		return fmt.Sprintf("RELATED synonym %q of %s (%s), used only with --related", s.Related.Via, s.Related.ID, s.Related.Name)
 	}
 	return "no term with this name, id or synonym"
 }
@@ -332,10 +339,13 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 		if r := x.synonymMatch(s, value, refs, Exact, BySynonym); r.Match != NoMatch {
 			return r
 		}
-		if opts.Related {
-			if r := x.synonymMatch(s, value, refs, Related, ByRelated); r.Match != NoMatch {
-				return r
-			}
+		r := x.synonymMatch(s, value, refs, Related, ByRelated)
+		if opts.Related && r.Match != NoMatch {
+			return r
+		}
+		// Not used unasked, but the reason says it is there.
+		if r.Match == ByRelated {
+			s.Related = Candidate{ID: r.ID, Name: r.Name, Via: r.Via}
 		}
 	}
 	if len(byName) > 0 { // only obsolete terms have this name

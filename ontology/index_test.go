@@ -135,6 +135,8 @@ func TestRelatedSynonymsOnRequest(t *testing.T) {
 	goIdx := load(t, "pathway", "", "ontologies", "go-terms-GOdb-2022-07-01.tsv.gz")
 	if s := goIdx.Standardize("mitochondrial inheritance", ontology.StandardizeOptions{}); s.Matched() {
 		t.Errorf("RELATED synonym used without the option: %v %s", s.Match, s.Name)
+	} else if s.Related.ID != "GO:0000001" || !strings.Contains(s.Reason(), `RELATED synonym "mitochondrial inheritance" of GO:0000001`) || !strings.Contains(s.Reason(), "--related") {
+		t.Errorf("unmatched RELATED synonym: %+v, reason %q", s.Related, s.Reason())
 	}
 	s := goIdx.Standardize("mitochondrial inheritance", ontology.StandardizeOptions{Related: true})
 	if s.Match != ontology.ByRelated || s.Name != "mitochondrion inheritance" || s.ID != "GO:0000001" {

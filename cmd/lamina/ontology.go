@@ -662,7 +662,7 @@ func cmdOntologyInspect() *cli.Command {
 					if r.Standard.Match == ontology.Ambiguous {
 						o.Status = "ambiguous"
 					}
-					if r.Standard.Match != ontology.NoMatch || r.Standard.Obsolete != "" {
+					if r.Standard.Match != ontology.NoMatch || r.Standard.Obsolete != "" || r.Standard.Related.ID != "" {
 						st := toStandardJSON(r.Standard)
 						o.Standard = &st
 						term = st.Reason

@@ -129,7 +129,11 @@ func resolveTerm(x *ontology.Index, entity, value string) (*ontology.Term, error
 		t, _ := x.Term(st.ID)
 		return t, nil
 	}
-	msg := fmt.Sprintf("%q is not a %s term: %s", value, entity, st.Reason())
+	reason := st.Reason()
+	if st.Related.ID != "" { // ls and annotate have no --related: name the term
+		reason = fmt.Sprintf("only a RELATED synonym of %q (%s)", st.Related.Name, st.Related.ID)
+	}
+	msg := fmt.Sprintf("%q is not a %s term: %s", value, entity, reason)
 	if sg := x.Suggest(value, 3); len(sg) > 0 {
 		var names []string
 		for _, s := range sg {
