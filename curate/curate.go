@@ -363,9 +363,16 @@ func validateColumn(col *dataset.Series, f Field, slot string, o Options) (Colum
 			}
 			st := rep.Standard
 			if st.Matched() {
-				cr.Mapped = append(cr.Mapped, Value{Value: rep.Value, Count: n, Standard: st.Standard(), Reason: st.Reason()})
+				standard := st.Standard()
+				// A value given as an id (" CL:0000084", an alt_id, an
+				// obsolete id) maps to the term's id, not its name, so that
+				// a cellxgene *_ontology_term_id column stays one.
+				if st.Match == ontology.ByID || st.Match == ontology.ByAltID || strings.TrimSpace(rep.Value) == st.Obsolete {
+					standard = st.ID
+				}
+				cr.Mapped = append(cr.Mapped, Value{Value: rep.Value, Count: n, Standard: standard, Reason: st.Reason()})
 				addTerm(st.ID, st.Name, n)
-				std(st.Standard())
+				std(standard)
 				continue
 			}
 			v := Value{Value: rep.Value, Count: n, Reason: st.Reason()}

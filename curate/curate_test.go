@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -291,6 +292,37 @@ func TestParquetLogicalTimes(t *testing.T) {
 		if c.Valid != 2 || c.Missing != 1 {
 			t.Errorf("%s: %d valid, %d missing; want 2 and 1:\n%s", c.Feature, c.Valid, c.Missing, out.String())
 		}
+	}
+}
+
+// Ids with stray white space (cellxgene *_ontology_term_id columns) map
+// to the id, not to the term's name; so do alt_ids and obsolete ids.
+func TestStandardizeIDColumn(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "ids.csv")
+	csv := "cell_type_ontology_term_id\nCL:0000084\n\" CL:0000084\"\n\"CL:0000236 \"\n\" CL:0000804\"\nCL:0000375\n\" CL:9999999\"\n"
+	if err := os.WriteFile(in, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := curate.Schema{Name: "ids", Fields: []curate.Field{{Name: "cell_type_ontology_term_id", Dtype: "cat[celltype]"}}}
+	ts, err := dataset.Tables(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := curate.Validate(ts, dataset.CSV, s, curate.Options{Ontology: celltypes(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Columns[0]
+	mapped := map[string]string{}
+	for _, m := range c.Mapped {
+		mapped[m.Value] = m.Standard
+	}
+	want := map[string]string{" CL:0000084": "CL:0000084", "CL:0000236 ": "CL:0000236", " CL:0000804": "CL:0000084", "CL:0000375": "CL:0007010"}
+	if c.Valid != 1 || !reflect.DeepEqual(mapped, want) || len(c.Failed) != 1 || c.Failed[0].Value != " CL:9999999" {
+		t.Fatalf("valid %d, mapped %v, failed %+v", c.Valid, mapped, c.Failed)
+	}
+	if !slices.Equal(c.Standard, []string{"CL:0000084", "CL:0000236", "CL:0007010"}) {
+		t.Fatalf("standard values %v", c.Standard)
 	}
 }
 

@@ -216,9 +216,11 @@ func (in *Instance) OntologySources(ctx context.Context) ([]OntologySource, erro
 }
 
 // ResolveOntology finds the source of an entity that a query should use:
-// the given version (or digest prefix), else the default. organism may be
-// empty when the entity's sources are for one organism (or none).
-// Errors wrap ontology.ErrNotFound when there is no such source.
+// the given version (or digest prefix), else the default. organism picks
+// among the entity's per-organism sources (developmental_stage, gene); a
+// source imported for any organism (CL, Uberon) serves every organism.
+// organism may be empty when the entity's sources are for one organism
+// (or none). Errors wrap ontology.ErrNotFound when there is no such source.
 func (in *Instance) ResolveOntology(ctx context.Context, entity, organism, version string) (OntologySource, error) {
 	reg, err := in.readRegistry(ctx)
 	if err != nil {
@@ -241,11 +243,22 @@ func resolveSource(reg registry, entity, organism, version string) (OntologySour
 			orgs[s.Organism] = true
 		}
 	}
+	// One --organism serves a whole command (a schema of cell types and
+	// developmental stages): a source for any organism fits it.
+	if len(cands) == 0 {
+		for _, s := range all {
+			if s.Organism == "" {
+				cands = append(cands, s)
+				orgs[s.Organism] = true
+			}
+		}
+	}
 	if len(all) == 0 {
-		return OntologySource{}, fmt.Errorf("no %s ontology imported yet: import one with `lamina ontology import %s --source PATH|URL` (%w)", entity, entity, ontology.ErrNotFound)
+		return OntologySource{}, notFoundf("no %s ontology imported yet: import one with `lamina ontology import %s --source PATH|URL`", entity, entity)
 	}
 	if len(cands) == 0 {
-		return OntologySource{}, fmt.Errorf("no %s source for organism %q; imported: %s (%w)", entity, organism, organismList(all), ontology.ErrNotFound)
+		return OntologySource{}, notFoundf("no %s source for organism %q (imported: %s): import one with `lamina ontology import %s --organism %s --source PATH|URL`",
+			entity, organism, organismList(all), entity, organism)
 	}
 	if len(orgs) > 1 {
 		return OntologySource{}, fmt.Errorf("%s has sources for several organisms (%s): pick one with --organism", entity, organismList(all))
@@ -274,7 +287,19 @@ func resolveSource(reg registry, entity, organism, version string) (OntologySour
 	for _, s := range cands {
 		vs = append(vs, s.Version)
 	}
-	return OntologySource{}, fmt.Errorf("no version %q of %s; imported: %s (%w)", version, entity, strings.Join(vs, ", "), ontology.ErrNotFound)
+	return OntologySource{}, notFoundf("no version %q of %s; imported: %s", version, entity, strings.Join(vs, ", "))
+}
+
+// notFound is a message for a person that errors.Is matches to
+// ontology.ErrNotFound, without that sentinel's text (its "file does not
+// exist" means nothing to whoever asked for a version or an organism).
+type notFound struct{ msg string }
+
+func (e *notFound) Error() string { return e.msg }
+func (e *notFound) Unwrap() error { return ontology.ErrNotFound }
+
+func notFoundf(format string, a ...any) error {
+	return &notFound{fmt.Sprintf(format, a...)}
 }
 
 func organismList(ss []OntologySource) string {

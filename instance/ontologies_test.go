@@ -103,14 +103,27 @@ func TestLoadOntology(t *testing.T) {
 	if err != nil || x2 != x {
 		t.Fatalf("second load: %v, same index %v", err, x2 == x)
 	}
-	for _, tc := range []struct{ entity, organism, version string }{
-		{"tissue", "", ""},
-		{"celltype", "", "1999-01-01"},
-		{"celltype", "mouse", ""},
+	// A source for any organism serves every organism: one --organism is
+	// given for a whole schema.
+	if _, s, err := in.LoadOntology(ctx, "celltype", "mouse", ""); err != nil || s.Digest != res.Source.Digest {
+		t.Fatalf("celltype for mouse: %v, %+v", err, s)
+	}
+	if _, err := in.ImportOntology(ctx, filepath.Join(ontologyData, "hsapdv.obo"), instance.OntologyImportOptions{Entity: "developmental_stage", Organism: "human"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ entity, organism, version, msg string }{
+		{"tissue", "", "", "no tissue ontology imported yet: import one with `lamina ontology import tissue"},
+		{"celltype", "", "1999-01-01", `no version "1999-01-01" of celltype; imported: 2022-12-15`},
+		{"developmental_stage", "mouse", "", "lamina ontology import developmental_stage --organism mouse"},
 	} {
 		t.Run(fmt.Sprintf("%s/%s/%s", tc.entity, tc.organism, tc.version), func(t *testing.T) {
-			if _, _, err := in.LoadOntology(ctx, tc.entity, tc.organism, tc.version); !errors.Is(err, ontology.ErrNotFound) {
+			_, _, err := in.LoadOntology(ctx, tc.entity, tc.organism, tc.version)
+			if !errors.Is(err, ontology.ErrNotFound) {
 				t.Fatalf("got %v, want ErrNotFound", err)
+			}
+			// A message for a person: no sentinel text stacked on it.
+			if !strings.Contains(err.Error(), tc.msg) || strings.Contains(err.Error(), "does not exist") {
+				t.Fatalf("message %q, want %q and nothing internal", err, tc.msg)
 			}
 		})
 	}

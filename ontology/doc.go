@@ -69,11 +69,14 @@
 // cell"), or made of a good share of the value's words ("peripheral
 // blood" -> "blood").
 //
-// Search ranks exact names (and ids, and names equal up to plural endings,
-// case and punctuation), exact synonyms (likewise), name prefixes, names
-// or synonyms holding every query word (as a phrase first), those holding
-// every word or a word starting with it, those made of a good share of the
-// query's words, then fuzzy matches; obsolete terms only when asked. Words
+// Search ranks exact names and ids (ignoring case and white space), names
+// equal up to plural endings and punctuation ("B cells" for "B cell":
+// normalized, not exact, as validate would not accept them), exact
+// synonyms, synonyms equal up to plurals and punctuation, name prefixes,
+// names or synonyms holding every query word (as a phrase first), those
+// holding every word or a word starting with it, those made of a good
+// share of the query's words, then fuzzy matches; obsolete terms only when
+// asked. Words
 // are letter-or-digit runs compared without a plural ending; a one-letter
 // query word counts as a word prefix for little ("T" starts half the words
 // of CL). Fuzzy matching shortlists candidates by shared trigrams and

@@ -242,7 +242,11 @@ type Standardization struct {
 	Obsolete   string
 	ReplacedBy []string
 	Consider   []string
-	index      *Index
+	// Related is the term a RELATED synonym names (Via: the synonym),
+	// for a value that matched nothing because StandardizeOptions.Related
+	// was off; Reason then says how to use it.
+	Related Candidate
+	index   *Index
 }
 
 // Matched reports whether the value maps to exactly one term.
@@ -287,14 +291,17 @@ func (s Standardization) Reason() string {
 	if s.Obsolete != "" {
 		return fmt.Sprintf("%s is obsolete%s", s.Obsolete, s.index.replacementText(s.ReplacedBy, s.Consider))
 	}
+	if s.Related.ID != "" {
+		return fmt.Sprintf("RELATED synonym %q of %s (%s), used only with --related", s.Related.Via, s.Related.ID, s.Related.Name)
+	}
 	return "no term with this name, id or synonym"
 }
 
 // Standardize maps value to a standard term name: the exact name, an id or
-// alt_id, the name ignoring case and white space, an EXACT synonym, a
-// RELATED synonym (with opts.Related), or, for an obsolete term, its
-// replacement. A value that fits several terms is reported Ambiguous with
-// the candidates.
+// alt_id (ignoring white space around it), the name ignoring case and
+// white space, an EXACT synonym, a RELATED synonym (with opts.Related),
+// or, for an obsolete term, its replacement. A value that fits several
+// terms is reported Ambiguous with the candidates.
 func (x *Index) Standardize(value string, opts StandardizeOptions) Standardization {
 	s := Standardization{Value: value, index: x}
 	h := hashString(value)
@@ -302,17 +309,23 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 	if len(byName) > 0 && !x.obsolete(byName[0]) {
 		return x.matched(s, ExactName, byName[0], "")
 	}
-	if i, ok := x.findOne(&x.byID, value, h); ok {
+	// Ids are matched without surrounding white space, as names are
+	// below: a *_ontology_term_id column often carries stray blanks.
+	id, hid := value, h
+	if t := strings.TrimSpace(value); t != value {
+		id, hid = t, hashString(t)
+	}
+	if i, ok := x.findOne(&x.byID, id, hid); ok {
 		if x.obsolete(i) {
 			return x.replaced(s, i)
 		}
 		return x.matched(s, ByID, i, "")
 	}
-	if i, ok := x.findOne(&x.byAlt, value, h); ok {
+	if i, ok := x.findOne(&x.byAlt, id, hid); ok {
 		if x.obsolete(i) {
 			return x.replaced(s, i)
 		}
-		return x.matched(s, ByAltID, i, value)
+		return x.matched(s, ByAltID, i, id)
 	}
 	f := fold(value)
 	if f != value {
@@ -326,10 +339,13 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 		if r := x.synonymMatch(s, value, refs, Exact, BySynonym); r.Match != NoMatch {
 			return r
 		}
-		if opts.Related {
-			if r := x.synonymMatch(s, value, refs, Related, ByRelated); r.Match != NoMatch {
-				return r
-			}
+		r := x.synonymMatch(s, value, refs, Related, ByRelated)
+		if opts.Related && r.Match != NoMatch {
+			return r
+		}
+		// Not used unasked, but the reason says it is there.
+		if r.Match == ByRelated {
+			s.Related = Candidate{ID: r.ID, Name: r.Name, Via: r.Via}
 		}
 	}
 	if len(byName) > 0 { // only obsolete terms have this name

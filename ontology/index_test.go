@@ -28,6 +28,7 @@ func TestValidate(t *testing.T) {
 		{"case matters", cl, "t cell", false, "", false, "not a name or id"},
 		{"synonym does not validate", cl, "T-cell", false, "", false, "not a name or id"},
 		{"trailing space", cl, "T cell ", false, "", false, "not a name or id"},
+		{"id with a space", cl, " CL:0000084", false, "", false, "not a name or id"},
 		{"obsolete name names replacement", hp, "Early cataracts", false, "HP:0001113", true, "replaced by HP:0000518 (Cataract)"},
 		{"obsolete id", hp, "HP:0001113", false, "HP:0001113", true, "replaced by HP:0000518"},
 		{"obsolete with replacement elsewhere", cl, "CL:0000002", false, "CL:0000002", true, "replaced by CLO:0000019"},
@@ -60,6 +61,9 @@ func TestStandardize(t *testing.T) {
 	}{
 		{"exact", cl, "T cell", ontology.StandardizeOptions{}, ontology.ExactName, "T cell", "standard name"},
 		{"id", cl, "CL:0000084", ontology.StandardizeOptions{}, ontology.ByID, "T cell", "CL:0000084"},
+		{"id and white space", cl, " CL:0000084\t", ontology.StandardizeOptions{}, ontology.ByID, "T cell", "CL:0000084"},
+		{"alt_id and white space", hp, "HP:0004715 ", ontology.StandardizeOptions{}, ontology.ByAltID, "Multicystic kidney dysplasia", "secondary id of HP:0000003"},
+		{"obsolete id and white space", hp, " HP:0001113", ontology.StandardizeOptions{}, ontology.Replaced, "Cataract", "replaced by HP:0000518"},
 		{"case and space", cl, "  monocyte ", ontology.StandardizeOptions{}, ontology.FoldedName, "monocyte", "case"},
 		{"exact synonym", cl, "T-cell", ontology.StandardizeOptions{}, ontology.BySynonym, "T cell", `"T-cell"`},
 		{"exact synonym folded", cl, "b lymphocyte", ontology.StandardizeOptions{}, ontology.BySynonym, "B cell", "EXACT synonym"},
@@ -131,6 +135,8 @@ func TestRelatedSynonymsOnRequest(t *testing.T) {
 	goIdx := load(t, "pathway", "", "ontologies", "go-terms-GOdb-2022-07-01.tsv.gz")
 	if s := goIdx.Standardize("mitochondrial inheritance", ontology.StandardizeOptions{}); s.Matched() {
 		t.Errorf("RELATED synonym used without the option: %v %s", s.Match, s.Name)
+	} else if s.Related.ID != "GO:0000001" || !strings.Contains(s.Reason(), `RELATED synonym "mitochondrial inheritance" of GO:0000001`) || !strings.Contains(s.Reason(), "--related") {
+		t.Errorf("unmatched RELATED synonym: %+v, reason %q", s.Related, s.Reason())
 	}
 	s := goIdx.Standardize("mitochondrial inheritance", ontology.StandardizeOptions{Related: true})
 	if s.Match != ontology.ByRelated || s.Name != "mitochondrion inheritance" || s.ID != "GO:0000001" {

@@ -223,7 +223,7 @@ func (x *Index) Suggest(value string, n int) []Suggestion {
 	cands := x.similar(q, 4*n, 0.5, false, keep)
 	for _, m := range x.matchWords(q, keep, false, math.MaxInt) {
 		switch m.rank {
-		case RankExactName:
+		case RankNormalizedName:
 			cands = append(cands, scored{m.e, 0.95 + 0.05*similarity([]rune(q), x.folded(m.e))})
 		case RankSomeWords:
 			cands = append(cands, scored{m.e, 0.6 + 0.4*m.score})
@@ -254,16 +254,18 @@ type Rank uint8
 // Search ranks, best first. Words are letter-or-digit runs compared up to
 // case and a plural ending (matchWords).
 const (
-	RankExactName    Rank = iota // the name or the id; or the name's words, up to plurals and punctuation (score 0.9)
-	RankExactSynonym             // a synonym, ignoring case; or its words (score 0.9)
-	RankNamePrefix               // the name starts with the query
-	RankAllWords                 // every query word is a word of the name or a synonym; phrases first
-	RankWordPrefix               // every query word is a word or starts one (a one-letter word only starting one: half the score)
-	RankSomeWords                // the name or a synonym is made of a good share of the query's words
-	RankFuzzy                    // close to the name or a synonym
+	RankExactName         Rank = iota // the name or the id, ignoring case and white space
+	RankNormalizedName                // the name's words, up to plurals and punctuation ("B cells", "B-cell"); not what validate accepts
+	RankExactSynonym                  // a synonym, ignoring case and white space
+	RankNormalizedSynonym             // a synonym's words, up to plurals and punctuation
+	RankNamePrefix                    // the name starts with the query
+	RankAllWords                      // every query word is a word of the name or a synonym; phrases first
+	RankWordPrefix                    // every query word is a word or starts one (a one-letter word only starting one: half the score)
+	RankSomeWords                     // the name or a synonym is made of a good share of the query's words
+	RankFuzzy                         // close to the name or a synonym
 )
 
-var rankNames = [...]string{"exact_name", "exact_synonym", "name_prefix", "all_words", "word_prefix", "some_words", "fuzzy"}
+var rankNames = [...]string{"exact_name", "normalized_name", "exact_synonym", "normalized_synonym", "name_prefix", "all_words", "word_prefix", "some_words", "fuzzy"}
 
 func (r Rank) String() string {
 	if int(r) < len(rankNames) {
@@ -329,14 +331,11 @@ func (x *Index) Search(query string, opts SearchOptions) []Hit {
 	}
 	keep := func(e uint32) bool { return opts.Obsolete || !x.obsolete(x.entryTerm[e]) }
 	for _, m := range x.matchWords(q, keep, true, limit) {
-		r, score := m.rank, m.score
-		if r == RankExactName {
-			score = 0.9
-			if x.entrySyn[m.e] != noSyn {
-				r = RankExactSynonym
-			}
+		r := m.rank
+		if r == RankNormalizedName && x.entrySyn[m.e] != noSyn {
+			r = RankNormalizedSynonym
 		}
-		add(x.entryTerm[m.e], r, score, x.entryText(m.e))
+		add(x.entryTerm[m.e], r, m.score, x.entryText(m.e))
 	}
 	if len(best) < limit {
 		for _, s := range x.similar(q, 4*limit, 0.6, true, keep) {

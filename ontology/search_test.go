@@ -69,35 +69,40 @@ func TestSearchOneLetterWord(t *testing.T) {
 }
 
 // The term whose name equals the query up to a plural ending, hyphens and
-// spaces comes first, as an exact name does.
+// spaces comes first, right below an exact name, and is not called exact:
+// validate and standardize do not accept "B cells" for B cell.
 func TestSearchPlurals(t *testing.T) {
 	cl := clJSON(t)
 	for _, tc := range []struct {
 		query, id string
 		rank      ontology.Rank
 	}{
-		{"T cells", "CL:0000084", ontology.RankExactName},
-		{"B-cells", "CL:0000236", ontology.RankExactName},
-		{"b cells", "CL:0000236", ontology.RankExactName},
-		{"T-cells", "CL:0000084", ontology.RankExactName},
-		{"Monocytes", "CL:0000576", ontology.RankExactName},
-		{"dendritic-cells", "CL:0000451", ontology.RankExactName},
-		{"T lymphocytes", "CL:0000084", ontology.RankExactSynonym},
-		{"natural killer cells", "CL:0000623", ontology.RankExactName},
+		{"T cells", "CL:0000084", ontology.RankNormalizedName},
+		{"B-cells", "CL:0000236", ontology.RankNormalizedName},
+		{"b cells", "CL:0000236", ontology.RankNormalizedName},
+		{"T-cells", "CL:0000084", ontology.RankNormalizedName},
+		{"Monocytes", "CL:0000576", ontology.RankNormalizedName},
+		{"dendritic-cells", "CL:0000451", ontology.RankNormalizedName},
+		{"T lymphocytes", "CL:0000084", ontology.RankNormalizedSynonym},
+		{"natural killer cells", "CL:0000623", ontology.RankNormalizedName},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			hits := cl.Search(tc.query, ontology.SearchOptions{})
 			if len(hits) == 0 || hits[0].ID != tc.id || hits[0].Rank != tc.rank {
 				t.Fatalf("first hit %+v, want %s at %v", first(hits), tc.id, tc.rank)
 			}
-			if hits[0].Score >= 1 {
-				t.Errorf("score %v: an exact match up to plurals scores below an exact one", hits[0].Score)
-			}
 		})
 	}
-	// An exact name still beats another term's name up to a plural.
-	if hits := cl.Search("T cell", ontology.SearchOptions{Limit: 3}); hits[0].ID != "CL:0000084" || hits[0].Score != 1 {
+	if r := ontology.RankNormalizedName.String(); r != "normalized_name" {
+		t.Errorf("RankNormalizedName is %q", r)
+	}
+	// An exact name still beats another term's name up to a plural, and an
+	// exact synonym a synonym up to a plural.
+	if hits := cl.Search("T cell", ontology.SearchOptions{Limit: 3}); hits[0].ID != "CL:0000084" || hits[0].Rank != ontology.RankExactName {
 		t.Errorf("T cell: %+v", first(hits))
+	}
+	if hits := cl.Search("T lymphocyte", ontology.SearchOptions{Limit: 3}); hits[0].ID != "CL:0000084" || hits[0].Rank != ontology.RankExactSynonym {
+		t.Errorf("T lymphocyte: %+v", first(hits))
 	}
 }
 

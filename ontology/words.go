@@ -69,8 +69,8 @@ func singular(w string) string {
 }
 
 // wordMatch is an entry that word matching found, with the rank it
-// earns and its score within that rank. Rank is RankExactName when the
-// entry equals the query up to plural endings, case and punctuation,
+// earns and its score within that rank. Rank is RankNormalizedName when
+// the entry equals the query up to plural endings, case and punctuation,
 // whether the entry is a name or a synonym (the caller tells them apart).
 type wordMatch struct {
 	e     uint32
@@ -80,7 +80,7 @@ type wordMatch struct {
 
 // matchWords classifies the entries that keep accepts by the query's
 // words:
-//   - RankExactName: the same words in the same order, up to plural
+//   - RankNormalizedName: the same words in the same order, up to plural
 //     endings ("T cells" and "T-cell" for "T cell"); score 1.
 //   - RankNamePrefix: a name that starts with the query, where every
 //     query word is a word of it or, for the last one of two letters or
@@ -167,7 +167,7 @@ func (x *Index) allWords(q string, wq wordQuery, qws []queryWord, keep func(e ui
 		if len(text) <= near || !phrase {
 			ek = appendKeys(ek[:0], text)
 			if slices.Equal(ek, wq.seq) {
-				out = append(out, wordMatch{e, RankExactName, 1})
+				out = append(out, wordMatch{e, RankNormalizedName, 1})
 				continue
 			}
 			phrase = phrase || hasRun(ek, wq.seq)

@@ -483,7 +483,7 @@ func cmdOntologyValidate() *cli.Command {
 				return err
 			}
 			if failed > 0 {
-				return exitf(1, "%d of %d values are not valid %s terms (%s %s); `lamina ontology standardize` maps synonyms and case",
+				return exitf(1, "%d of %d values are not valid %s terms (%s %s); `lamina ontology standardize` maps synonyms, case and white space",
 					failed, len(vals), s.Entity, s.Ontology, s.Version)
 			}
 			return nil
@@ -661,7 +661,7 @@ func cmdOntologyInspect() *cli.Command {
 					if r.Standard.Match == ontology.Ambiguous {
 						o.Status = "ambiguous"
 					}
-					if r.Standard.Match != ontology.NoMatch || r.Standard.Obsolete != "" {
+					if r.Standard.Match != ontology.NoMatch || r.Standard.Obsolete != "" || r.Standard.Related.ID != "" {
 						st := toStandardJSON(r.Standard)
 						o.Standard = &st
 						term = st.Reason

@@ -406,9 +406,10 @@ func TestOntologyQueries(t *testing.T) {
 	t.Run("standardize", func(t *testing.T) {
 		e := e.sub(t)
 		var rs []standardRow
-		e.jsonOut(&rs, "ontology", "standardize", "celltype", "T-cell", "b lymphocyte", "Monocyte ", "CL:0000084", "doublet", "--format", "json")
+		e.jsonOut(&rs, "ontology", "standardize", "celltype", "T-cell", "b lymphocyte", "Monocyte ", "CL:0000084", "doublet", " CL:0000084", "--format", "json")
 		want := []struct{ standard, match string }{
 			{"T cell", "synonym"}, {"B cell", "synonym"}, {"monocyte", "case_or_whitespace"}, {"T cell", "id"}, {"doublet", "no_match"},
+			{"T cell", "id"}, // white space around an id, as around a name
 		}
 		for i, w := range want {
 			if rs[i].Standard != w.standard || rs[i].Match != w.match {
@@ -444,8 +445,12 @@ func TestOntologyQueries(t *testing.T) {
 		}
 		// RELATED synonyms only with --related.
 		e.jsonOut(&rs, "ontology", "standardize", "celltype", "oogonium", "--format", "json")
-		if rs[0].Changed {
-			t.Fatalf("RELATED synonym used without --related: %+v", rs[0])
+		if rs[0].Changed || !strings.Contains(rs[0].Reason, `RELATED synonym "oogonium" of CL:0000023 (oocyte), used only with --related`) {
+			t.Fatalf("RELATED synonym used without --related, or not hinted at: %+v", rs[0])
+		}
+		// ls has no --related: its error names the term instead.
+		if err := e.fails(`"oogonium" is not a celltype term: only a RELATED synonym of "oocyte" (CL:0000023)`, "ls", "--cell-type", "oogonium"); strings.Contains(err.Error(), "--related") {
+			t.Fatalf("ls: %v", err)
 		}
 		e.jsonOut(&rs, "ontology", "standardize", "celltype", "oogonium", "--related", "--format", "json")
 		if rs[0].Standard != "oocyte" || rs[0].Match != "related_synonym" {

@@ -129,7 +129,11 @@ func resolveTerm(x *ontology.Index, entity, value string) (*ontology.Term, error
 		t, _ := x.Term(st.ID)
 		return t, nil
 	}
-	msg := fmt.Sprintf("%q is not a %s term: %s", value, entity, st.Reason())
+	reason := st.Reason()
+	if st.Related.ID != "" { // ls and annotate have no --related: name the term
+		reason = fmt.Sprintf("only a RELATED synonym of %q (%s)", st.Related.Name, st.Related.ID)
+	}
+	msg := fmt.Sprintf("%q is not a %s term: %s", value, entity, reason)
 	if sg := x.Suggest(value, 3); len(sg) > 0 {
 		var names []string
 		for _, s := range sg {
@@ -143,11 +147,9 @@ func resolveTerm(x *ontology.Index, entity, value string) (*ontology.Term, error
 // loadEntity loads the default source of entity; organism picks one where
 // the entity has sources for several (gene, developmental_stage).
 func loadEntity(ctx context.Context, in *instance.Instance, entity, organism string) (*ontology.Index, error) {
+	// Errors say what is missing and how to import it.
 	x, _, err := in.LoadOntology(ctx, entity, organism, "")
-	if err != nil {
-		return nil, fmt.Errorf("%w (import one with: lamina ontology import %s --source FILE)", err, entity)
-	}
-	return x, nil
+	return x, err
 }
 
 // termIDs returns the id of the term value names and, unless exact, the
