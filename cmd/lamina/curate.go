@@ -29,7 +29,7 @@ func cmdCurate() *cli.Command {
 			&cli.StringFlag{Name: "description", Usage: "description of the saved version"},
 			&cli.StringFlag{Name: "mapping", Usage: "write the value mapping (TSV: column, value, standard, reason) to this file"},
 			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},
-			organismFlag(), formatFlag(),
+			organismFlag(), formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")

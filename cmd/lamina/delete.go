@@ -177,7 +177,7 @@ func cmdGC() *cli.Command {
 			&cli.DurationFlag{Name: "grace", Value: 24 * time.Hour, Usage: "keep unreferenced data younger than this (a save in progress may be about to use it)"},
 			&cli.DurationFlag{Name: "settle", Value: cache.MinSettle, Usage: "how long data stays marked for deletion before gc checks the catalog again and deletes it, so that saves running meanwhile on any machine are safe; 0s deletes at once (only when nothing else saves to this storage)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "count what would be deleted, delete nothing"},
-			formatFlag(),
+			formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")

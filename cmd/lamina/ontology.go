@@ -74,7 +74,7 @@ func cmdOntologyImport() *cli.Command {
 			organismFlag(),
 			&cli.StringFlag{Name: "version", Usage: "version name to record instead of the one the file gives"},
 			&cli.BoolFlag{Name: "no-default", Usage: "keep the current default version of the entity"},
-			formatFlag(),
+			formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
@@ -247,7 +247,7 @@ func cmdOntologyDefault() *cli.Command {
 		Name:      "default",
 		Usage:     "show or switch the default version of an entity's ontology",
 		ArgsUsage: "ENTITY [VERSION]",
-		Flags:     []cli.Flag{organismFlag(), formatFlag()},
+		Flags:     []cli.Flag{organismFlag(), formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {
@@ -621,7 +621,7 @@ func cmdOntologyInspect() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "column", Aliases: []string{"c"}, Usage: "column to inspect (obs.COL or var.COL in an AnnData)", Required: true},
 			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},
-			organismFlag(), sourceVersionFlag(), formatFlag(),
+			organismFlag(), sourceVersionFlag(), formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")

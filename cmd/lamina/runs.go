@@ -23,7 +23,7 @@ func cmdRuns() *cli.Command {
 					formatFlag(),
 				},
 				Action: func(c *cli.Context) error {
-					format, err := checkFormat(c, "table", "json")
+					format, err := checkFormat(c)
 					if err != nil {
 						return err
 					}
@@ -45,9 +45,17 @@ func cmdRuns() *cli.Command {
 						if r.ExitCode != nil {
 							exit = fmt.Sprint(*r.ExitCode)
 						}
-						rows = append(rows, []string{r.UID, r.StartedAt.Local().Format(time.DateTime), r.Status, exit, r.Name, r.Parent})
+						started := r.StartedAt.Local().Format(time.DateTime)
+						if format == "csv" {
+							started = r.StartedAt.Format(time.RFC3339Nano) // as ls --format csv writes times
+						}
+						rows = append(rows, []string{r.UID, started, r.Status, exit, r.Name, r.Parent})
 					}
-					return table(c.App.Writer, []string{"UID", "STARTED", "STATUS", "EXIT", "NAME", "PARENT"}, rows)
+					header := []string{"UID", "STARTED", "STATUS", "EXIT", "NAME", "PARENT"}
+					if format == "csv" {
+						return writeCSV(c.App.Writer, lower(header), rows)
+					}
+					return table(c.App.Writer, header, rows)
 				},
 			},
 			{
