@@ -59,3 +59,19 @@ func TestRunsListCSV(t *testing.T) {
 		t.Fatalf("runs ls --format csv:\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+// TestRunsShowMaps: runs show prints params and env as sorted KEY=VALUE
+// lines, not Go's map formatting.
+func TestRunsShowMaps(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	t.Setenv("LANG", "C.UTF-8")
+	e.ok("run", "--transform", "qc", "--param", "x=y=z", "--param", "min_genes=200", "--param", "note=a\nb", "--", "true")
+	var rs []struct{ UID string }
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	out := e.ok("runs", "show", rs[0].UID)
+	if strings.Contains(out, "map[") || !strings.Contains(out, "params:\n  min_genes=200\n  note=\"a\\nb\"\n  x=y=z\n") ||
+		!strings.Contains(out, "\n  LANG=C.UTF-8\n") {
+		t.Fatalf("runs show:\n%s", out)
+	}
+}

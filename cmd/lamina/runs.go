@@ -2,8 +2,12 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/urfave/cli/v2"
@@ -92,9 +96,26 @@ func cmdRuns() *cli.Command {
 					if t.Path != "" {
 						line("source", "%s  digest %s", t.Path, t.Digest)
 					}
-					if len(r.Params) > 0 {
-						line("params", "%v", r.Params)
+					// Maps as sorted KEY=VALUE lines, one per key (%v would
+					// print Go's map[k:v …], ambiguous when a value has ':').
+					pairs := func(name string, m map[string]string) {
+						if len(m) == 0 {
+							return
+						}
+						fmt.Fprintf(&b, "%s:\n", name)
+						for _, k := range slices.Sorted(maps.Keys(m)) {
+							v := m[k]
+							if strings.ContainsFunc(v, unicode.IsControl) {
+								v = strconv.Quote(v) // keep it on its line
+							}
+							fmt.Fprintf(&b, "  %s=%s\n", k, v)
+						}
 					}
+					params := map[string]string{}
+					for k, v := range r.Params {
+						params[k] = fmt.Sprint(v)
+					}
+					pairs("params", params)
 					line("argv", "%q", r.Argv)
 					line("cwd", "%s", r.Cwd)
 					line("user", "%s@%s", r.User, r.Host)
@@ -110,9 +131,7 @@ func cmdRuns() *cli.Command {
 					if r.Parent != "" {
 						line("parent", "%s", r.Parent)
 					}
-					if len(r.Env) > 0 {
-						line("env", "%v", r.Env)
-					}
+					pairs("env", r.Env)
 					list := func(name string, uids []string) {
 						fmt.Fprintf(&b, "%s (%d):\n", name, len(uids))
 						for _, u := range uids {
