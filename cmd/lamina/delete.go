@@ -33,6 +33,11 @@ func cmdDelete() *cli.Command {
 				return exitf(2, "usage: lamina delete KEY... [--permanent [--yes] [--force]]")
 			}
 			for _, k := range keys {
+				// No single version can be deleted: say what delete does
+				// rather than that the name is bad.
+				if key, _, ok := ref.SplitVersion(k); ok && ref.CheckKey(key) == nil {
+					return exitf(2, "%q names one version; delete removes a whole artifact, every version of it: lamina delete %s", k, key)
+				}
 				if err := ref.CheckKey(k); err != nil {
 					return err
 				}
