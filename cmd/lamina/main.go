@@ -86,7 +86,9 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // main prints errors once
+		OnUsageError:         usageExit,
 	}
+	onUsageError(app.Commands)
 	if len(args) > 1 {
 		args = append(args[:1:1], interspersed(app.Commands, args[1:])...)
 	}
