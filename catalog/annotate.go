@@ -156,7 +156,9 @@ type Annotator interface {
 	// exists with another dtype (the same dtype is not an error).
 	CreateFeature(ctx context.Context, f Feature) (Feature, error)
 	Features(ctx context.Context) ([]Feature, error)
-	// CreateLabel records a label; its parent must exist (ErrNotFound).
+	// CreateLabel records a label; its parent must exist (ErrNotFound). An
+	// existing label is returned unchanged when l.Parent is "" or its
+	// parent, else it moves under l.Parent (ErrInvalid for a cycle).
 	CreateLabel(ctx context.Context, l Label) (Label, error)
 	Labels(ctx context.Context) ([]Label, error)
 	// CreateSchema records or replaces a schema; its features must exist.

@@ -106,14 +106,14 @@ type Spec struct {
 // and also looks like a uid prefix is taken as a key when it contains '/' or
 // '.', else as a uid; callers that find no such uid may retry as a key.
 func ParseSpec(s string) (Spec, error) {
-	if i := strings.LastIndex(s, "@v"); i > 0 {
-		if n, err := strconv.Atoi(s[i+2:]); err == nil && n > 0 && !strings.HasPrefix(s[i+2:], "+") {
-			k := s[:i]
-			if err := CheckKey(k); err != nil {
-				return Spec{}, err
-			}
-			return Spec{Key: k, Version: n}, nil
+	if k, n, ok := SplitVersion(s); ok {
+		if err := CheckKey(k); err != nil {
+			return Spec{}, err
 		}
+		if n == 0 {
+			return Spec{}, fmt.Errorf("%w %q: versions start at 1 (%s@v1 is the first; %s alone names the latest)", ErrBadKey, s, k, k)
+		}
+		return Spec{Key: k, Version: n}, nil
 	}
 	if IsUIDPrefix(s) && !strings.ContainsAny(s, "/.") {
 		return Spec{UID: s}, nil
@@ -122,6 +122,21 @@ func ParseSpec(s string) (Spec, error) {
 		return Spec{}, err
 	}
 	return Spec{Key: s}, nil
+}
+
+// SplitVersion splits "KEY@vN" (N decimal digits, KEY not empty) into KEY
+// and N; n is 0 when the digits name no version (0, or too large). ok is
+// false for text without such a suffix.
+func SplitVersion(s string) (key string, n int, ok bool) {
+	i := strings.LastIndex(s, "@v")
+	if i <= 0 || !versionSuffix.MatchString(s[i:]) {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(s[i+2:])
+	if err != nil {
+		n = 0
+	}
+	return s[:i], n, true
 }
 
 // String formats the spec back as the user would write it.

@@ -76,6 +76,13 @@ func TestParseSpec(t *testing.T) {
 			t.Errorf("ParseSpec(%q) accepted", bad)
 		}
 	}
+	// Version 0 (or one past any int) is not a bad name: versions start at 1.
+	for _, s := range []string{"exp/b.csv@v0", "exp/b.csv@v00", "exp/b.csv@v99999999999999999999"} {
+		_, err := ref.ParseSpec(s)
+		if !errors.Is(err, ref.ErrBadKey) || !strings.Contains(err.Error(), "versions start at 1") || !strings.Contains(err.Error(), `"`+s+`"`) {
+			t.Errorf("ParseSpec(%q): %v", s, err)
+		}
+	}
 }
 
 func TestUIDs(t *testing.T) {

@@ -106,6 +106,21 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if err != nil || len(ls) != 2 || ls[0].Name != "child" || ls[0].Parent != "parent" {
 			t.Fatalf("Labels = %+v, %v", ls, err)
 		}
+		// Again without a parent or with its own: unchanged. With another
+		// parent: moved there (lamina label create asks for --move first).
+		for _, p := range []string{"", "parent"} {
+			if l, err := c.CreateLabel(ctx, catalog.Label{Name: "child", Parent: p, Description: "new"}); err != nil || l.Parent != "parent" || l.Description != "" {
+				t.Fatalf("child again with parent %q = %+v, %v", p, l, err)
+			}
+		}
+		_, err = c.CreateLabel(ctx, catalog.Label{Name: "other"})
+		must(t, err)
+		if l, err := c.CreateLabel(ctx, catalog.Label{Name: "child", Parent: "other"}); err != nil || l.Parent != "other" {
+			t.Fatalf("move = %+v, %v", l, err)
+		}
+		if ls, err := c.Labels(ctx); err != nil || len(ls) != 3 || ls[0].Name != "child" || ls[0].Parent != "other" {
+			t.Fatalf("Labels after the move = %+v, %v", ls, err)
+		}
 		_, err = c.CreateSchema(ctx, catalog.Schema{Name: "s", Features: []catalog.SchemaFeature{{Feature: "batch"}, {Feature: "btch"}}})
 		if !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), `"batch"`) {
 			t.Fatalf("schema with unknown feature: %v (want a suggestion)", err)

@@ -18,7 +18,7 @@ func cmdAnnotate() *cli.Command {
 			multiFlag("feature", "NAME=VALUE (repeat); values of cat[ENTITY] features must be terms of that ontology"),
 			multiFlag("label", "a label (repeat)"),
 			multiFlag("term", "ENTITY=TERM (repeat): an ontology term by name, synonym or id"),
-			organismFlag(), formatFlag(),
+			organismFlag(), formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")

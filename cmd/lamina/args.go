@@ -74,3 +74,33 @@ func interspersed(cmds []*cli.Command, args []string) []string {
 	}
 	return out
 }
+
+// missing returns "--NAME is required; " for the first of names that is
+// not given (or empty), "" when all are, to begin a usage error (exit 2).
+// urfave's Required would exit 1 after printing all of the help on stdout.
+func missing(c *cli.Context, names ...string) string {
+	for _, n := range names {
+		if c.String(n) == "" {
+			return "--" + n + " is required; "
+		}
+	}
+	return ""
+}
+
+// usageExit makes a flag the parser refuses (unknown, or a bad value) a
+// usage error: exit 2 with a short message, as the commands' own checks.
+func usageExit(c *cli.Context, err error, _ bool) error {
+	name := "lamina"
+	if c.Command != nil && c.Command.FullName() != "" {
+		name += " " + c.Command.FullName()
+	}
+	return exitf(2, "%v (%s --help lists the flags)", err, name)
+}
+
+// onUsageError sets usageExit on cmds and their subcommands.
+func onUsageError(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = usageExit
+		onUsageError(c.Subcommands)
+	}
+}

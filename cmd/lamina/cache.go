@@ -67,7 +67,7 @@ func cmdCache() *cli.Command {
 			{
 				Name:  "info",
 				Usage: "show the cache's folder, use and limit, and the uploads waiting",
-				Flags: []cli.Flag{formatFlag()},
+				Flags: []cli.Flag{formatFlag("table", "json")},
 				Action: func(c *cli.Context) error {
 					format, err := checkFormat(c, "table", "json")
 					if err != nil {

@@ -23,21 +23,21 @@ func cmdCurate() *cli.Command {
 		Usage:     "validate a table (CSV, TSV, Parquet, the obs/var of an AnnData) against a schema; exit 1 when something fails",
 		ArgsUsage: "PATH --schema NAME",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "schema", Required: true, Usage: "the schema to validate against"},
+			&cli.StringFlag{Name: "schema", Usage: "the schema to validate against"},
 			&cli.BoolFlag{Name: "standardize", Usage: "map values to standard terms (case, white space, synonyms); CSV and Parquet are saved standardized"},
 			&cli.StringFlag{Name: "key", Usage: "save the curated table under this key when it validates, annotated with the schema and the terms it holds"},
 			&cli.StringFlag{Name: "description", Usage: "description of the saved version"},
 			&cli.StringFlag{Name: "mapping", Usage: "write the value mapping (TSV: column, value, standard, reason) to this file"},
 			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},
-			organismFlag(), formatFlag(),
+			organismFlag(), formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {
 				return err
 			}
-			if c.NArg() != 1 {
-				return exitf(2, "usage: lamina curate PATH --schema NAME [--standardize] [--key KEY]")
+			if f := missing(c, "schema"); c.NArg() != 1 || f != "" {
+				return exitf(2, "%susage: lamina curate PATH --schema NAME [--standardize] [--key KEY]", f)
 			}
 			path := c.Args().First()
 			if _, err := os.Stat(path); err != nil {

@@ -26,13 +26,19 @@ func cmdDelete() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "permanent", Usage: "remove from the catalog for good (lamina gc then frees the storage)"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask before a permanent delete"},
+			&cli.BoolFlag{Name: "force", Usage: "delete for good even versions that collections or runs refer to (they keep a reference to nothing)"},
 		},
 		Action: func(c *cli.Context) error {
 			keys := c.Args().Slice()
 			if len(keys) == 0 {
-				return exitf(2, "usage: lamina delete KEY... [--permanent [--yes]]")
+				return exitf(2, "usage: lamina delete KEY... [--permanent [--yes] [--force]]")
 			}
 			for _, k := range keys {
+				// No single version can be deleted: say what delete does
+				// rather than that the name is bad.
+				if key, _, ok := ref.SplitVersion(k); ok && ref.CheckKey(key) == nil {
+					return exitf(2, "%q names one version; delete removes a whole artifact, every version of it: lamina delete %s", k, key)
+				}
 				if err := ref.CheckKey(k); err != nil {
 					return err
 				}
@@ -53,9 +59,23 @@ func cmdDelete() *cli.Command {
 				}
 				return nil
 			}
+			// A collection or a run that refers to a purged version shows
+			// it as nothing (an empty row, a run without that input): say
+			// so before, and only go on with --force.
+			refs, err := references(c.Context, in.Catalog, keys)
+			if err != nil {
+				return err
+			}
+			if len(refs) > 0 && !c.Bool("force") {
+				return exitf(1, "refusing to delete for good what other records refer to:\n%s\nThey would refer to nothing. `lamina delete %s` (to the trash) keeps them intact; --force deletes anyway.",
+					listRefs(refs), strings.Join(keys, " "))
+			}
 			if !c.Bool("yes") {
 				if !term.IsTerminal(int(os.Stdin.Fd())) {
 					return exitf(2, "refusing to delete for good without a terminal to ask on: add --yes")
+				}
+				if len(refs) > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "These will refer to nothing:\n%s\n", listRefs(refs))
 				}
 				fmt.Fprintf(c.App.ErrWriter, "Delete %s and every version of it for good? This cannot be undone. [y/N] ", strings.Join(keys, ", "))
 				line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
@@ -73,6 +93,60 @@ func cmdDelete() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// references lists, for every version of keys (trashed ones too), the
+// collections and runs that refer to it: "KEY@vN is in collection C@vM",
+// "… is an input of run R", "… is an output of run R".
+func references(ctx context.Context, cat catalog.Catalog, keys []string) ([]string, error) {
+	byUID := map[string]catalog.Version{}
+	var out []string
+	for _, k := range keys {
+		vs, err := cat.Versions(ctx, k, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			byUID[v.UID] = v
+			used, err := cat.UsedBy(ctx, v.UID)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range used {
+				out = append(out, fmt.Sprintf("%s is an input of run %s", v.Ref(), r))
+			}
+			if v.Run != "" {
+				out = append(out, fmt.Sprintf("%s is an output of run %s", v.Ref(), v.Run))
+			}
+		}
+	}
+	cs, err := cat.Collections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		cvs, err := cat.CollectionVersions(ctx, c.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, cv := range cvs {
+			for _, m := range cv.Members {
+				if v, ok := byUID[m]; ok {
+					out = append(out, fmt.Sprintf("%s is in collection %s@v%d", v.Ref(), cv.Name, cv.Version))
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// listRefs indents references, at most 10 of them.
+func listRefs(refs []string) string {
+	const most = 10
+	if len(refs) > most {
+		refs = append(refs[:most:most], fmt.Sprintf("… and %d more", len(refs)-most))
+	}
+	return "  " + strings.Join(refs, "\n  ")
 }
 
 func cmdRestore() *cli.Command {
@@ -152,7 +226,7 @@ func cmdGC() *cli.Command {
 			&cli.DurationFlag{Name: "grace", Value: 24 * time.Hour, Usage: "keep unreferenced data younger than this (a save in progress may be about to use it)"},
 			&cli.DurationFlag{Name: "settle", Value: cache.MinSettle, Usage: "how long data stays marked for deletion before gc checks the catalog again and deletes it, so that saves running meanwhile on any machine are safe; 0s deletes at once (only when nothing else saves to this storage)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "count what would be deleted, delete nothing"},
-			formatFlag(),
+			formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")

@@ -19,12 +19,12 @@ func cmdFeature() *cli.Command {
 				Usage:     "create a feature",
 				ArgsUsage: "NAME --dtype DTYPE",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "dtype", Required: true, Usage: "int, float, str, bool, date, datetime, cat[ULabel] or cat[ENTITY] (cat[celltype], cat[tissue], cat[disease], …)"},
+					&cli.StringFlag{Name: "dtype", Usage: "int, float, str, bool, date, datetime, cat[ULabel] or cat[ENTITY] (cat[celltype], cat[tissue], cat[disease], …)"},
 					&cli.StringFlag{Name: "description"},
 				},
 				Action: func(c *cli.Context) error {
-					if c.NArg() != 1 {
-						return exitf(2, "usage: lamina feature create NAME --dtype DTYPE")
+					if f := missing(c, "dtype"); c.NArg() != 1 || f != "" {
+						return exitf(2, "%susage: lamina feature create NAME --dtype DTYPE", f)
 					}
 					in, err := openInstance(c)
 					if err != nil {

@@ -13,7 +13,7 @@ func cmdInfo() *cli.Command {
 	return &cli.Command{
 		Name:  "info",
 		Usage: "show the current instance: storage, catalog, cache and counts",
-		Flags: []cli.Flag{formatFlag()},
+		Flags: []cli.Flag{formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {

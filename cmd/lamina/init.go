@@ -15,8 +15,8 @@ func cmdInit() *cli.Command {
 		Usage:     "create an instance: a catalog plus a default storage root, and make it current",
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "storage", Required: true, Usage: "storage root: a local folder (created if needed) or s3://bucket/prefix"},
-			&cli.StringFlag{Name: "name", Required: true, Usage: "instance name"},
+			&cli.StringFlag{Name: "storage", Usage: "storage root: a local folder (created if needed) or s3://bucket/prefix"},
+			&cli.StringFlag{Name: "name", Usage: "instance name"},
 			&cli.StringFlag{Name: "endpoint", Usage: "S3 endpoint URL of an S3-compatible server (default: AWS)"},
 			&cli.StringFlag{Name: "region", Usage: "S3 region (default: from the AWS configuration, else us-east-1)"},
 			&cli.BoolFlag{Name: "path-style", Usage: "S3 path-style addressing (bucket in the path; most S3-compatible servers)"},
@@ -25,6 +25,9 @@ func cmdInit() *cli.Command {
 			&cli.StringFlag{Name: "db", Usage: "a PostgreSQL catalog shared by workstations, postgresql://USER@HOST:PORT/DB (password from PGPASSWORD or ~/.pgpass); default: a bbolt file"},
 		},
 		Action: func(c *cli.Context) error {
+			if f := missing(c, "storage", "name"); f != "" {
+				return exitf(2, "%susage: lamina init --storage DIR|s3://BUCKET/PREFIX --name NAME", f)
+			}
 			dirs, err := instance.UserDirs()
 			if err != nil {
 				return err

@@ -16,21 +16,45 @@ func cmdLabel() *cli.Command {
 			{
 				Name:      "create",
 				Usage:     "create a label",
-				ArgsUsage: "NAME [--parent PARENT]",
+				ArgsUsage: "NAME [--parent PARENT [--move]]",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "parent", Usage: "an existing label this one sits under"},
+					&cli.BoolFlag{Name: "move", Usage: "move an existing label under --parent (what --label queries find changes)"},
 					&cli.StringFlag{Name: "description"},
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
-						return exitf(2, "usage: lamina label create NAME [--parent PARENT]")
+						return exitf(2, "usage: lamina label create NAME [--parent PARENT [--move]]")
+					}
+					name, parent := c.Args().First(), c.String("parent")
+					if c.Bool("move") && parent == "" {
+						return exitf(2, "--move needs --parent: the label to move %s under", name)
 					}
 					in, err := openInstance(c)
 					if err != nil {
 						return err
 					}
 					defer in.Close()
-					l, err := in.Catalog.CreateLabel(c.Context, catalog.Label{Name: c.Args().First(), Parent: c.String("parent"),
+					// The catalog moves an existing label to a new parent,
+					// which changes what `ls --label` finds under both
+					// parents: only on request. Creating it again as it is
+					// stays a no-op.
+					if parent != "" && !c.Bool("move") {
+						ls, err := in.Catalog.Labels(c.Context)
+						if err != nil {
+							return err
+						}
+						for _, l := range ls {
+							if l.Name == name && l.Parent != parent {
+								where := "at the top"
+								if l.Parent != "" {
+									where = "under " + l.Parent
+								}
+								return exitf(1, "label %s exists %s; to move it under %s (queries with --label find it there instead), add --move", name, where, parent)
+							}
+						}
+					}
+					l, err := in.Catalog.CreateLabel(c.Context, catalog.Label{Name: name, Parent: parent,
 						Description: c.String("description"), CreatedBy: in.User, CreatedAt: time.Now()})
 					if err != nil {
 						return err

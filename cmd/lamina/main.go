@@ -56,6 +56,20 @@ func exitCode(err error) int {
 	return 1
 }
 
+// commands are lamina's commands, in the order help lists them.
+func commands() []*cli.Command {
+	return []*cli.Command{
+		cmdInit(), cmdInfo(), cmdInstances(), cmdUse(),
+		cmdConnect(), cmdExportCatalog(), cmdImportCatalog(), // issue 9: connect.go, exportcatalog.go
+		cmdSave(), cmdLs(), cmdShow(), cmdGet(),
+		cmdDelete(), cmdRestore(), cmdGC(),
+		cmdMount(), cmdUmount(), cmdStatus(), cmdCache(), cmdScratch(),
+		cmdOntology(),
+		cmdRun(), cmdRuns(), cmdLineage(), cmdTrack(), // issue 5: run.go, runs.go, lineage.go, track.go
+		cmdFeature(), cmdLabel(), cmdSchema(), cmdAnnotate(), cmdCurate(), cmdSearch(), cmdCollection(), // issue 7
+	}
+}
+
 // Main runs the CLI with args (args[0] is the program name).
 func Main(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -68,20 +82,13 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "instance", Usage: "instance to use instead of the current one", EnvVars: []string{"LAMINA_INSTANCE"}},
 		},
-		Commands: []*cli.Command{
-			cmdInit(), cmdInfo(), cmdInstances(), cmdUse(),
-			cmdConnect(), cmdExportCatalog(), cmdImportCatalog(), // issue 9: connect.go, exportcatalog.go
-			cmdSave(), cmdLs(), cmdShow(), cmdGet(),
-			cmdDelete(), cmdRestore(), cmdGC(),
-			cmdMount(), cmdUmount(), cmdStatus(), cmdCache(), cmdScratch(),
-			cmdOntology(),
-			cmdRun(), cmdRuns(), cmdLineage(), cmdTrack(), // issue 5: run.go, runs.go, lineage.go, track.go
-			cmdFeature(), cmdLabel(), cmdSchema(), cmdAnnotate(), cmdCurate(), cmdSearch(), cmdCollection(), // issue 7
-		},
+		Commands:             commands(),
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // main prints errors once
+		OnUsageError:         usageExit,
 	}
+	onUsageError(app.Commands)
 	if len(args) > 1 {
 		args = append(args[:1:1], interspersed(app.Commands, args[1:])...)
 	}

@@ -113,3 +113,31 @@ func (e *env) jsonOut(v any, args ...string) {
 		e.t.Fatalf("lamina %s: not JSON: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
+
+// TestUsageErrorsExit2: a missing required flag or a flag the parser
+// refuses is a usage error, exit 2, with nothing (no help) on stdout.
+func TestUsageErrorsExit2(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	f := e.write("t.csv", []byte("cell_type\nT cell\n"))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ontology", "import", "foo"}, "--source is required; usage: lamina ontology import"},
+		{[]string{"ontology", "inspect", "celltype", f}, "--column is required"},
+		{[]string{"curate", f}, "--schema is required"},
+		{[]string{"feature", "create", "batch"}, "--dtype is required"},
+		{[]string{"init", "--name", "x"}, "--storage is required"},
+		{[]string{"ls", "--bogus"}, "flag provided but not defined: -bogus (lamina ls --help lists the flags)"},
+		{[]string{"ontology", "search", "--limit", "many", "celltype", "T"}, `invalid value "many" for flag -limit`},
+		{[]string{"--bogus", "ls"}, "flag provided but not defined"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, _, err := e.run(tc.args...)
+			if err == nil || codeOf(err) != 2 || !strings.Contains(err.Error(), tc.want) || out != "" {
+				t.Fatalf("error %v (exit %d), want %q, exit 2; stdout %q", err, codeOf(err), tc.want, out)
+			}
+		})
+	}
+}

@@ -587,7 +587,7 @@ func cmdStatus() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the mount of the current instance: mountpoint, daemon, cache use, pending work",
-		Flags: []cli.Flag{formatFlag()},
+		Flags: []cli.Flag{formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {

@@ -69,19 +69,19 @@ func cmdOntologyImport() *cli.Command {
 		Usage:     "import an ontology (OBO, cellxgene JSON, GO table) or gene table from a path or URL",
 		ArgsUsage: "ENTITY --source PATH|URL",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "source", Aliases: []string{"s"}, Usage: "file path or http(s) URL; gzip is read transparently", Required: true},
+			&cli.StringFlag{Name: "source", Aliases: []string{"s"}, Usage: "file path or http(s) URL; gzip is read transparently"},
 			organismFlag(),
 			&cli.StringFlag{Name: "version", Usage: "version name to record instead of the one the file gives"},
 			&cli.BoolFlag{Name: "no-default", Usage: "keep the current default version of the entity"},
-			formatFlag(),
+			formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {
 				return err
 			}
-			if c.NArg() != 1 {
-				return exitf(2, "usage: lamina ontology import ENTITY --source PATH|URL (entities: %s, or a custom lowercase name)", entityNames())
+			if f := missing(c, "source"); c.NArg() != 1 || f != "" {
+				return exitf(2, "%susage: lamina ontology import ENTITY --source PATH|URL (entities: %s, or a custom lowercase name)", f, entityNames())
 			}
 			in, err := openInstance(c)
 			if err != nil {
@@ -246,7 +246,7 @@ func cmdOntologyDefault() *cli.Command {
 		Name:      "default",
 		Usage:     "show or switch the default version of an entity's ontology",
 		ArgsUsage: "ENTITY [VERSION]",
-		Flags:     []cli.Flag{organismFlag(), formatFlag()},
+		Flags:     []cli.Flag{organismFlag(), formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {
@@ -618,17 +618,17 @@ func cmdOntologyInspect() *cli.Command {
 		Description: "FILE is a table: " + inspectFormats + ". An AnnData's column is looked up in obs, then var;\n" +
 			"obs.COL or var.COL names one of them.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "column", Aliases: []string{"c"}, Usage: "column to inspect (obs.COL or var.COL in an AnnData)", Required: true},
+			&cli.StringFlag{Name: "column", Aliases: []string{"c"}, Usage: "column to inspect (obs.COL or var.COL in an AnnData)"},
 			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},
-			organismFlag(), sourceVersionFlag(), formatFlag(),
+			organismFlag(), sourceVersionFlag(), formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {
 				return err
 			}
-			if c.NArg() != 2 {
-				return exitf(2, "usage: lamina ontology inspect ENTITY --column COL FILE (%s)", inspectFormats)
+			if f := missing(c, "column"); c.NArg() != 2 || f != "" {
+				return exitf(2, "%susage: lamina ontology inspect ENTITY --column COL FILE (%s)", f, inspectFormats)
 			}
 			file, col := c.Args().Get(1), c.String("column")
 			vals, empty, err := readColumn(file, col)

@@ -15,8 +15,17 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func formatFlag() *cli.StringFlag {
-	return &cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "output format: table, json or csv"}
+// formatFlag is --format; its help lists formats, which must be those the
+// command passes to checkFormat (table, json and csv when none are given).
+func formatFlag(formats ...string) *cli.StringFlag {
+	if len(formats) == 0 {
+		formats = []string{"table", "json", "csv"}
+	}
+	list := formats[0]
+	if n := len(formats); n > 1 {
+		list = strings.Join(formats[:n-1], ", ") + " or " + formats[n-1]
+	}
+	return &cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "output format: " + list}
 }
 
 func checkFormat(c *cli.Context, allowed ...string) (string, error) {

@@ -58,8 +58,9 @@ func paramFlags() []cli.Flag {
 	}
 }
 
-// newRun fills in a run of transform t for argv.
-func newRun(c *cli.Context, cat catalog.Catalog, argv []string) (catalog.Run, catalog.Transform, error) {
+// newRun fills in a run of transform t for argv, a child of parent ("" for
+// none).
+func newRun(c *cli.Context, cat catalog.Catalog, argv []string, parent string) (catalog.Run, catalog.Transform, error) {
 	params, err := lineage.ParseParams(c.StringSlice("param"))
 	if err != nil {
 		return catalog.Run{}, catalog.Transform{}, exitf(2, "%v", err)
@@ -74,13 +75,8 @@ func newRun(c *cli.Context, cat catalog.Catalog, argv []string) (catalog.Run, ca
 	if u, err := user.Current(); err == nil {
 		name = u.Username
 	}
-	r := catalog.Run{Transform: t.UID, Name: t.Name, Parent: os.Getenv(lineage.EnvRun), Params: params, Argv: argv,
+	r := catalog.Run{Transform: t.UID, Name: t.Name, Parent: parent, Params: params, Argv: argv,
 		Cwd: cwd, User: name, Host: host, Env: lineage.EnvSummary(os.Environ()), StartedAt: time.Now()}
-	if r.Parent != "" {
-		if _, err := cat.RunRecord(c.Context, r.Parent); err != nil {
-			r.Parent = "" // a marker from another catalog, or a stale shell
-		}
-	}
 	return r, t, nil
 }
 
@@ -100,7 +96,7 @@ func cmdRun() *cli.Command {
 				return err
 			}
 			defer cat.Close()
-			r, t, err := newRun(c, cat, argv)
+			r, t, err := newRun(c, cat, argv, parentRun(c, cat))
 			if err != nil {
 				return err
 			}
@@ -258,19 +254,54 @@ func plural(n int, s string) string {
 // (DESIGN §5). "" when there is none: no marker, a marker of another
 // catalog, or a stale one left in a shell after its run ended.
 func trackedRun(ctx context.Context, cat catalog.Catalog) string {
+	r, stale, _ := markedRun(ctx, cat)
+	if stale != "" {
+		return ""
+	}
+	return r.UID
+}
+
+// markedRun looks up the run LAMINA_RUN names. It returns the zero Run when
+// there is no marker or it names no run of this catalog; stale says why a
+// run it does name no longer counts (it finished, or its root process is
+// gone), "" when the run is live.
+func markedRun(ctx context.Context, cat catalog.Catalog) (r catalog.Run, stale string, err error) {
 	uid := os.Getenv(lineage.EnvRun)
 	if uid == "" {
-		return ""
+		return r, "", nil
 	}
 	rec, err := cat.RunRecord(ctx, uid)
-	if err != nil || rec.Run.Status != catalog.RunRunning {
-		return ""
+	if err != nil {
+		return r, "", err
 	}
-	r := rec.Run
+	r = rec.Run
+	if r.Status != catalog.RunRunning {
+		at := ""
+		if r.FinishedAt != nil {
+			at = " at " + r.FinishedAt.Local().Format(time.DateTime)
+		}
+		return r, "it finished" + at, nil
+	}
 	if host, _ := os.Hostname(); r.RootPID > 0 && (r.Host == "" || r.Host == host) {
 		if start, err := lineage.ProcStart(r.RootPID); err != nil || start != r.RootStart {
-			return ""
+			return r, fmt.Sprintf("its process (pid %d) is gone", r.RootPID), nil
 		}
+	}
+	return r, "", nil
+}
+
+// parentRun is the parent of a new run: the live run LAMINA_RUN names. A
+// marker of a run that ended (left in a shell by a `track finish` without
+// eval, or by a killed `lamina run`) is not a parent; the user is told once
+// how to clear it. A marker of another catalog is dropped silently.
+func parentRun(c *cli.Context, cat catalog.Catalog) string {
+	r, stale, err := markedRun(c.Context, cat)
+	if err != nil {
+		return ""
+	}
+	if stale != "" {
+		fmt.Fprintf(c.App.ErrWriter, "lamina: ignoring the stale %s=%s (%s); clear it with: unset %s\n", lineage.EnvRun, r.UID, stale, lineage.EnvRun)
+		return ""
 	}
 	return r.UID
 }

@@ -2,8 +2,12 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/urfave/cli/v2"
@@ -23,7 +27,7 @@ func cmdRuns() *cli.Command {
 					formatFlag(),
 				},
 				Action: func(c *cli.Context) error {
-					format, err := checkFormat(c, "table", "json")
+					format, err := checkFormat(c)
 					if err != nil {
 						return err
 					}
@@ -45,9 +49,17 @@ func cmdRuns() *cli.Command {
 						if r.ExitCode != nil {
 							exit = fmt.Sprint(*r.ExitCode)
 						}
-						rows = append(rows, []string{r.UID, r.StartedAt.Local().Format(time.DateTime), r.Status, exit, r.Name, r.Parent})
+						started := r.StartedAt.Local().Format(time.DateTime)
+						if format == "csv" {
+							started = r.StartedAt.Format(time.RFC3339Nano) // as ls --format csv writes times
+						}
+						rows = append(rows, []string{r.UID, started, r.Status, exit, r.Name, r.Parent})
 					}
-					return table(c.App.Writer, []string{"UID", "STARTED", "STATUS", "EXIT", "NAME", "PARENT"}, rows)
+					header := []string{"UID", "STARTED", "STATUS", "EXIT", "NAME", "PARENT"}
+					if format == "csv" {
+						return writeCSV(c.App.Writer, lower(header), rows)
+					}
+					return table(c.App.Writer, header, rows)
 				},
 			},
 			{
@@ -84,9 +96,26 @@ func cmdRuns() *cli.Command {
 					if t.Path != "" {
 						line("source", "%s  digest %s", t.Path, t.Digest)
 					}
-					if len(r.Params) > 0 {
-						line("params", "%v", r.Params)
+					// Maps as sorted KEY=VALUE lines, one per key (%v would
+					// print Go's map[k:v …], ambiguous when a value has ':').
+					pairs := func(name string, m map[string]string) {
+						if len(m) == 0 {
+							return
+						}
+						fmt.Fprintf(&b, "%s:\n", name)
+						for _, k := range slices.Sorted(maps.Keys(m)) {
+							v := m[k]
+							if strings.ContainsFunc(v, unicode.IsControl) {
+								v = strconv.Quote(v) // keep it on its line
+							}
+							fmt.Fprintf(&b, "  %s=%s\n", k, v)
+						}
 					}
+					params := map[string]string{}
+					for k, v := range r.Params {
+						params[k] = fmt.Sprint(v)
+					}
+					pairs("params", params)
 					line("argv", "%q", r.Argv)
 					line("cwd", "%s", r.Cwd)
 					line("user", "%s@%s", r.User, r.Host)
@@ -102,9 +131,7 @@ func cmdRuns() *cli.Command {
 					if r.Parent != "" {
 						line("parent", "%s", r.Parent)
 					}
-					if len(r.Env) > 0 {
-						line("env", "%v", r.Env)
-					}
+					pairs("env", r.Env)
 					list := func(name string, uids []string) {
 						fmt.Fprintf(&b, "%s (%d):\n", name, len(uids))
 						for _, u := range uids {

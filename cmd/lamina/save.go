@@ -22,7 +22,7 @@ func cmdSave() *cli.Command {
 			&cli.StringFlag{Name: "key-prefix", Usage: "folder of keys: each PATH is saved as PREFIX/NAME"},
 			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "description of the new version(s)"},
 			&cli.StringFlag{Name: "revises", Usage: "uid of the version this one revises (same key)"},
-			formatFlag(),
+			formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")

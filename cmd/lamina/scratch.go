@@ -19,7 +19,7 @@ func cmdScratch() *cli.Command {
 		Usage: "show or set the names a mount keeps as plain scratch files (no versions, no lineage)",
 		Description: "A path is scratch when one of its segments matches a pattern (path.Match syntax, one\n" +
 			"segment each: \".snakemake\", \"*.tmp\", \".#*\"). Changes apply to the next mount.",
-		Flags: []cli.Flag{formatFlag()},
+		Flags: []cli.Flag{formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {

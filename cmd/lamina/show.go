@@ -16,7 +16,7 @@ func cmdShow() *cli.Command {
 		Name:      "show",
 		Usage:     "show everything about one version",
 		ArgsUsage: "KEY[@vN] | UID",
-		Flags:     []cli.Flag{formatFlag()},
+		Flags:     []cli.Flag{formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {

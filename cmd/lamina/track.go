@@ -16,29 +16,40 @@ import (
 // The shell's cgroup before tracking, so that finish can move it back.
 const envTrackCgroup = "LAMINA_TRACK_CGROUP"
 
+// finishHint is how to end a tracked shell: finish prints the unset that
+// takes the marker out of the shell, so it must be eval'd like start.
+const finishHint = `eval "$(lamina track finish)"`
+
 func cmdTrack() *cli.Command {
 	return &cli.Command{
 		Name:  "track",
-		Usage: "make an interactive shell a run: eval \"$(lamina track start --transform NAME)\" … lamina track finish",
+		Usage: "make an interactive shell a run: eval \"$(lamina track start --transform NAME)\" … " + finishHint,
 		Subcommands: []*cli.Command{
 			{
 				Name:  "start",
 				Usage: "start a run for the calling shell; prints the shell code to eval",
 				Flags: paramFlags(),
 				Action: func(c *cli.Context) error {
-					if os.Getenv(lineage.EnvRun) != "" {
-						return exitf(2, "this shell is already in run %s; finish it first (lamina track finish)", os.Getenv(lineage.EnvRun))
-					}
 					cat, err := openRuns(c)
 					if err != nil {
 						return err
 					}
 					defer cat.Close()
+					// A marker of a run that ended (a `track finish` without
+					// eval) is replaced by the new run's; a live one, or one
+					// of another catalog, is refused.
+					if old := os.Getenv(lineage.EnvRun); old != "" {
+						r, stale, err := markedRun(c.Context, cat)
+						if err != nil || stale == "" {
+							return exitf(2, "this shell is already in run %s; finish it first: %s", old, finishHint)
+						}
+						fmt.Fprintf(c.App.ErrWriter, "lamina: replacing the stale %s=%s (%s)\n", lineage.EnvRun, r.UID, stale)
+					}
 					if c.String("transform") == "" {
 						c.Set("transform", "interactive")
 					}
 					shell := os.Getppid()
-					r, _, err := newRun(c, cat, procArgv(shell))
+					r, _, err := newRun(c, cat, procArgv(shell), "")
 					if err != nil {
 						return err
 					}
@@ -62,7 +73,7 @@ func cmdTrack() *cli.Command {
 						return err
 					}
 					fmt.Fprintf(c.App.Writer, "export %s=%s\n%s", lineage.EnvRun, r.UID, out)
-					fmt.Fprintf(c.App.ErrWriter, "lamina: run %s started for this shell (pid %d); end it with: lamina track finish\n", r.UID, shell)
+					fmt.Fprintf(c.App.ErrWriter, "lamina: run %s started for this shell (pid %d); end it with: %s\n", r.UID, shell, finishHint)
 					return nil
 				},
 			},
@@ -81,6 +92,14 @@ func cmdTrack() *cli.Command {
 					defer cat.Close()
 					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 					defer cancel()
+					// A finished run stays finished: a second finish would
+					// rewrite its end. The unset goes out anyway, so that the
+					// eval form clears the marker a bare finish left behind.
+					if r, stale, err := markedRun(ctx, cat); err == nil && r.Status != catalog.RunRunning {
+						fmt.Fprintf(c.App.Writer, "unset %s %s\n", lineage.EnvRun, envTrackCgroup)
+						return exitf(2, "run %s is already over (%s): nothing to finish; take it out of this shell with: unset %s (%s does)",
+							uid, stale, lineage.EnvRun, finishHint)
+					}
 					zero := 0
 					r, err := cat.FinishRun(ctx, uid, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})
 					if err != nil {

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// TestFormatHelpMatches: every command's --format help lists exactly the
+// formats the command accepts (it listed csv where csv was refused).
+func TestFormatHelpMatches(t *testing.T) {
+	e := newEnv(t) // no instance: the format is checked before one is opened
+	use := regexp.MustCompile(`unknown --format "bogus" \(use (.*)\)`)
+	var walk func(path []string, cmds []*cli.Command)
+	walk = func(path []string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			p := append(path[:len(path):len(path)], c.Name)
+			walk(p, c.Subcommands)
+			for _, f := range c.Flags {
+				sf, ok := f.(*cli.StringFlag)
+				if !ok || sf.Name != "format" {
+					continue
+				}
+				help := sf.Usage[strings.LastIndexAny(sf.Usage, ":f")+1:] // "output format: a, b or c", "one of a, b"
+				help = strings.TrimSpace(strings.ReplaceAll(help, " or ", ", "))
+				args := append(p, "--format", "bogus")
+				for _, f := range c.Flags {
+					if sf, ok := f.(*cli.StringFlag); ok && sf.Required {
+						args = append(args, "--"+sf.Name, "x")
+					}
+				}
+				_, _, err := e.run(args...)
+				if err != nil && strings.Contains(err.Error(), "usage:") {
+					// A command that checks its argument first.
+					_, _, err = e.run(append(args, "x")...)
+				}
+				m := use.FindStringSubmatch(explain(err))
+				switch {
+				case m == nil:
+					t.Errorf("lamina %s --format bogus: %v", strings.Join(p, " "), err)
+				case m[1] != help:
+					t.Errorf("lamina %s: --format help lists %q, the command accepts %q", strings.Join(p, " "), help, m[1])
+				}
+			}
+		}
+	}
+	walk(nil, commands())
+}
+
+// TestRunsListCSV: runs ls writes CSV, as its help says.
+func TestRunsListCSV(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("run", "--transform", "qc", "--", "true")
+	lines := strings.Split(strings.TrimSpace(e.ok("runs", "ls", "--format", "csv")), "\n")
+	if len(lines) != 2 || lines[0] != "uid,started,status,exit,name,parent" || !strings.Contains(lines[1], ",ok,0,qc,") {
+		t.Fatalf("runs ls --format csv:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestRunsShowMaps: runs show prints params and env as sorted KEY=VALUE
+// lines, not Go's map formatting.
+func TestRunsShowMaps(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	t.Setenv("LANG", "C.UTF-8")
+	e.ok("run", "--transform", "qc", "--param", "x=y=z", "--param", "min_genes=200", "--param", "note=a\nb", "--", "true")
+	var rs []struct{ UID string }
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	out := e.ok("runs", "show", rs[0].UID)
+	if strings.Contains(out, "map[") || !strings.Contains(out, "params:\n  min_genes=200\n  note=\"a\\nb\"\n  x=y=z\n") ||
+		!strings.Contains(out, "\n  LANG=C.UTF-8\n") {
+		t.Fatalf("runs show:\n%s", out)
+	}
+}

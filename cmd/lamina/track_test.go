@@ -1,0 +1,77 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/lineage"
+)
+
+// TestTrackFinishWithoutEval: a `track finish` not eval'd leaves
+// LAMINA_RUN naming a finished run in the shell. That run is not finished
+// again, not the parent of a new run, and no obstacle to a new track start.
+func TestTrackFinishWithoutEval(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	runs := func() map[string]catalog.Run {
+		var rs []catalog.Run
+		e.jsonOut(&rs, "runs", "ls", "--format", "json")
+		m := map[string]catalog.Run{}
+		for _, r := range rs {
+			m[r.Name] = r
+		}
+		return m
+	}
+	start := func(name string) string {
+		out, stderr, err := e.run("track", "start", "--transform", name)
+		uid, ok := strings.CutPrefix(strings.SplitN(out, "\n", 2)[0], "export "+lineage.EnvRun+"=")
+		if err != nil || !ok {
+			t.Fatalf("track start: %q, %v", out, err)
+		}
+		if !strings.Contains(stderr, `eval "$(lamina track finish)"`) {
+			t.Errorf("track start hint: %s", stderr)
+		}
+		t.Setenv(lineage.EnvRun, uid)
+		return uid
+	}
+	first := start("explore")
+	e.ok("track", "finish") // not eval'd: the marker stays
+	end := runs()["explore"].FinishedAt
+
+	out, _, err := e.run("track", "finish")
+	if err == nil || codeOf(err) != 2 || !strings.Contains(err.Error(), "nothing to finish") || !strings.Contains(err.Error(), "unset "+lineage.EnvRun) {
+		t.Fatalf("second finish: %v (exit %d)", err, codeOf(err))
+	}
+	if !strings.HasPrefix(out, "unset "+lineage.EnvRun) {
+		t.Errorf("second finish prints %q, want the unset for eval", out)
+	}
+	if got := runs()["explore"].FinishedAt; !got.Equal(*end) {
+		t.Errorf("finished_at rewritten: %v, was %v", got, end)
+	}
+
+	_, stderr, err := e.run("run", "--transform", "nested", "--", "true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := runs()["nested"].Parent; p != "" {
+		t.Errorf("a run under a stale marker has parent %s", p)
+	}
+	if strings.Count(stderr, "stale") != 1 || !strings.Contains(stderr, "unset "+lineage.EnvRun) {
+		t.Errorf("no single warning about the stale marker:\n%s", stderr)
+	}
+
+	second := start("again")
+	if second == first {
+		t.Fatal("track start over a stale marker reused its run")
+	}
+	// A live run still refuses a second start and parents a nested run.
+	if err := e.fails("already in run", "track", "start", "--transform", "third"); codeOf(err) != 2 {
+		t.Errorf("exit %d", codeOf(err))
+	}
+	e.ok("run", "--transform", "child", "--", "true")
+	if p := runs()["child"].Parent; p != second {
+		t.Errorf("child of a live run has parent %q, want %s", p, second)
+	}
+	e.ok("track", "finish")
+}
