@@ -335,7 +335,7 @@ func (ns *Namespace) lookupInCollection(ctx context.Context, dir Entry, name str
 		return collEntry(name, dir.Coll, dir.Prefix+name+"/", false), nil
 	}
 	if v, ok := d.files[name]; ok {
-		return ns.versionEntry(name, v, false), nil
+		return ns.versionEntry(name, v), nil
 	}
 	pn := ParseName(name)
 	v, ok := d.member(pn)
@@ -345,7 +345,7 @@ func (ns *Namespace) lookupInCollection(ctx context.Context, dir Entry, name str
 	if pn.Meta {
 		return ns.metaEntry(ctx, name, *v)
 	}
-	return ns.versionEntry(name, v, false), nil
+	return ns.versionEntry(name, v), nil
 }
 
 func (ns *Namespace) readView(ctx context.Context, dir Entry) ([]Entry, error) {
@@ -385,7 +385,7 @@ func (ns *Namespace) readCollection(ctx context.Context, dir Entry) ([]Entry, er
 	}
 	out := make([]Entry, 0, len(d.names))
 	add := func(name string, v *catalog.Version) error {
-		out = append(out, ns.versionEntry(name, v, false))
+		out = append(out, ns.versionEntry(name, v))
 		if ns.opts.ShowMeta {
 			me, err := ns.metaEntry(ctx, name+".meta", *v)
 			if err != nil {

@@ -174,9 +174,11 @@ const storeInFlight = 8
 // storingTo makes r put each chunk a random read fetched into the page
 // cache of in (FUSE_NOTIFY_STORE), in the background: the kernel locks the
 // pages of a READ until the reply, so the READ's own goroutine must not
-// wait for the store. Only for inodes whose content never changes (a
-// version, and the latest name's inode, which is per version).
-func (r *fileReader) storingTo(in *fusefs.Inode) *fileReader {
+// wait for the store. For inodes whose content never changes (a version)
+// pg is nil; a latest path's inode, which shows one version after another,
+// stores only while pg says the kernel may keep the pages of uid, r's
+// version (inode.go).
+func (r *fileReader) storingTo(in *fusefs.Inode, pg *pageState, uid [ref.UIDLen]byte) *fileReader {
 	cc := r.cc
 	r.store = func(off int64, data []byte) {
 		select {
@@ -186,8 +188,15 @@ func (r *fileReader) storingTo(in *fusefs.Inode) *fileReader {
 		}
 		go func() {
 			defer func() { <-cc.storing }()
-			if errno := in.WriteCache(off, data); errno == 0 {
-				cc.stored.Add(1)
+			put := func() {
+				if errno := in.WriteCache(off, data); errno == 0 {
+					cc.stored.Add(1)
+				}
+			}
+			if pg == nil {
+				put()
+			} else {
+				pg.store(uid, put)
 			}
 		}()
 	}

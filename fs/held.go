@@ -7,12 +7,15 @@ import (
 )
 
 // heldInodes keeps the inode of a key's path while writable handles of it
-// are open. Every version has an inode of its own, so a commit made while a
-// handle stays open (fsync commits) would move the path to another inode
-// under the writer, and programs that compare stat(path) with fstat(fd)
-// take that for a replaced file: SQLite refuses every later transaction of
-// the connection ("attempt to write a readonly database"). The path shows
-// the version's inode once the last writable handle is released.
+// are open, and tells readers that writers hold it (openLatest reads past
+// the page cache then). A latest path's inode is its key's (itemEntry), which
+// commits do not move; a handle opened on a node that came to the key by a
+// rename, before the kernel looked the name up again, keeps that node's
+// inode at the path until it is released, since programs that compare
+// stat(path) with fstat(fd) take another inode for a replaced file: SQLite
+// refuses every later transaction of the connection ("attempt to write a
+// readonly database"). The path shows its key's inode once the last
+// writable handle is released.
 type heldInodes struct {
 	n  atomic.Int32 // len(m): lookups skip the lock while nothing is held
 	mu sync.Mutex
@@ -22,7 +25,7 @@ type heldInodes struct {
 type heldInode struct {
 	ino     uint64
 	handles int
-	moved   bool // a lookup was answered with ino instead of the version's
+	moved   bool // a lookup was answered with ino instead of the key's
 }
 
 // hold counts a writable handle of key opened on the inode ino and returns

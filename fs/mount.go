@@ -71,7 +71,8 @@ type Mount struct {
 	listed     atomic.Int64  // folder listings made for the kernel, for Stats
 	lookups    atomic.Int64  // LOOKUPs, for Stats
 	dirs       *noOpendir
-	held       heldInodes // held.go
+	held       heldInodes    // held.go
+	retired    retiredInodes // inode.go
 	// READDIRPLUS leaves files' attributes out (dirHandle.Lookup) unless a
 	// LOOKUP of a file came soon after it last did: unix nanoseconds.
 	bareListed atomic.Int64 // when a listing last left them out

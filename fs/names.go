@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/ref"
 )
@@ -224,10 +226,14 @@ func (s *sidecarInodes) of(keys map[string]bool) []*node {
 
 var _ fusefs.NodeOnForgetter = (*node)(nil)
 
-// OnForget untracks a sidecar inode the kernel forgot.
+// OnForget untracks a sidecar inode, or a retired latest path's (inode.go),
+// that the kernel forgot.
 func (n *node) OnForget() {
 	if n.e.Kind == KindMeta {
 		n.m.sidecars.forget(n)
+	}
+	if n.pg != nil {
+		n.m.retired.forgotten(n)
 	}
 }
 
@@ -248,20 +254,50 @@ func (m *Mount) sidecarsChanged(keys []string) {
 	}
 }
 
-// openSidecar opens a sidecar with its bytes as they are now.
+// openSidecar opens a sidecar with its bytes as they are now. The kernel
+// keeps the pages it has of them only if they are the bytes this inode
+// served last: an open without FOPEN_KEEP_CACHE drops them, at once, where
+// an invalidation from the notifier would come a moment later.
 func (n *node) openSidecar(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	n.m.sidecars.use(n)
-	b, err := n.m.ns.sidecar(ctx, *n.e.V)
+	b, err := n.m.ns.sidecar(ctx, n.m.ns.fresh(ctx, *n.e.V))
 	if err != nil {
 		return nil, 0, n.errno("open", err)
 	}
+	h := fnv.New64a()
+	h.Write(b)
+	if sum := h.Sum64(); n.served.Swap(sum) != sum {
+		flags &^= fuse.FOPEN_KEEP_CACHE
+	}
 	return &handle{meta: b}, flags, 0
+}
+
+// fresh is v as the catalog has it now: the version a node was made with
+// may have been touched, chmodded or renamed since (a sidecar's node lives
+// as long as the kernel holds its inode, one per version).
+func (ns *Namespace) fresh(ctx context.Context, v catalog.Version) catalog.Version {
+	if now, err := ns.cat.ByUID(ctx, v.UID); err == nil {
+		return now
+	}
+	return v // purged: what it was
+}
+
+// showsLatest reports whether v is its key's latest version, whose mtime
+// and mode touch and chmod change (its sidecar with them).
+func (ns *Namespace) showsLatest(ctx context.Context, v catalog.Version) bool {
+	prefix, name := splitKey(v.Key)
+	l, err := ns.listing(ctx, prefix)
+	if err != nil {
+		return true
+	}
+	it, ok := l.file(name)
+	return ok && string(it.uid[:]) == v.UID
 }
 
 // Inode tags: what kind of thing an inode number names.
 const (
 	tagDir         = "d"  // a key prefix
-	tagLatest      = "l"  // a file shown at its key (the latest version)
+	tagLatest      = "l"  // a file's latest path: its key (latestIno)
 	tagVersion     = "v"  // a file shown at key@vN
 	tagMeta        = "m"  // a sidecar (the same bytes at name.meta and name@vN.meta)
 	tagFolderLat   = "fl" // inside a folder artifact at its key
@@ -270,6 +306,10 @@ const (
 	tagFolderVerD  = "dv"
 	firstFreeInode = 2 // 1 is the root
 )
+
+// latestIno is the inode number of a file's latest path, and of a new key
+// being written: one per key, whichever version it shows (itemEntry).
+func latestIno(key string) uint64 { return Ino(tagLatest, key) }
 
 // Ino derives a stable inode number from a tag and what the name shows.
 func Ino(tag string, parts ...string) uint64 {

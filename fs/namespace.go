@@ -61,7 +61,7 @@ const (
 type Entry struct {
 	Name   string
 	Prefix string // KindDir: the key prefix, "" or ending in "/"
-	Key    string // KindLink, KindPending: the key
+	Key    string // KindLink, KindPending, a latest KindFile: the key
 	// V is the version shown, for every kind but KindDir; nil for a file or
 	// folder artifact made from a listing, which keeps only what stat shows:
 	// Namespace.Full reads the rest (by uid) when it is needed.
@@ -74,7 +74,8 @@ type Entry struct {
 	Ino    uint64
 	// uid is the version a KindFile or KindFolder shows (also when V is
 	// nil). Full reads it by uid, not key and number: a rename keeps the
-	// uid, and so the inode and this Entry, but not the key.
+	// uid, and the kernel keeps the inode (and so this Entry) at the new
+	// name until it looks the name up again, but not the key.
 	uid    [ref.UIDLen]byte
 	Mode   uint32 // permission bits
 	Kind   Kind
@@ -508,16 +509,24 @@ func (ns *Namespace) dirEntry(name, prefix string, l *listing) Entry {
 	return e
 }
 
-// versionEntry is the entry of v at name (latest or @vN).
-func (ns *Namespace) versionEntry(name string, v *catalog.Version, latest bool) Entry {
-	e := itemEntry(itemOf(name, v), latest)
+// versionEntry is the entry of v at name, a key@vN name.
+func (ns *Namespace) versionEntry(name string, v *catalog.Version) Entry {
+	e := itemEntry("", itemOf(name, v), false)
 	e.V = v
 	return e
 }
 
-// itemEntry is the entry of a listed version at it.name (latest or @vN);
-// its V is nil until Full reads it.
-func itemEntry(it item, latest bool) Entry {
+// itemEntry is the entry of a listed version at prefix+it.name (latest) or
+// at it.name (@vN); its V is nil until Full reads it.
+//
+// Inode numbers: a version's @vN path has an inode of its own (its uid);
+// a file's latest path has its key's (latestIno), the same for every
+// version and for the key's pending first write (pendingEntry), so that a
+// path keeps its inode across its own writes and commits, as POSIX keeps
+// a file's: tar, rsync and make compare st_ino of a path before and after
+// writing it. A folder artifact, never written through the mount, keeps
+// an inode per version at its latest path too.
+func itemEntry(prefix string, it item, latest bool) Entry {
 	uid := string(it.uid[:])
 	e := Entry{Name: it.name, uid: it.uid, Latest: latest, Size: it.size, Mtime: it.modTime()}
 	switch {
@@ -525,7 +534,8 @@ func itemEntry(it item, latest bool) Entry {
 		e.Kind, e.Mode = KindFolder, 0o555
 		e.Ino = Ino(folderTag(latest, true), uid, "")
 	case latest:
-		e.Kind, e.Mode, e.Ino = KindFile, 0o644, Ino(tagLatest, uid)
+		e.Key = prefix + it.name
+		e.Kind, e.Mode, e.Ino = KindFile, 0o644, latestIno(e.Key)
 		if it.mode != 0 {
 			e.Mode = it.mode
 		}
@@ -586,7 +596,7 @@ func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry,
 		return Entry{}, err
 	}
 	if it, ok := l.file(name); ok {
-		return ns.listedEntry(ctx, it, true)
+		return ns.listedEntry(ctx, prefix, it, true)
 	}
 	if l.subdirs[name] {
 		sub := prefix + name + "/"
@@ -621,24 +631,24 @@ func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry,
 		if n.Meta {
 			return ns.metaEntry(ctx, name, old)
 		}
-		return ns.versionEntry(name, &old, false), nil
+		return ns.versionEntry(name, &old), nil
 	}
 	if n.Meta {
-		v, err := ns.Full(ctx, itemEntry(latest, true))
+		v, err := ns.Full(ctx, itemEntry(prefix, latest, true))
 		if err != nil {
 			return Entry{}, err
 		}
 		return ns.metaEntry(ctx, name, *v)
 	}
 	latest.name = name
-	return ns.listedEntry(ctx, latest, false)
+	return ns.listedEntry(ctx, prefix, latest, false)
 }
 
 // listedEntry is the entry a lookup returns for a listed version. A
 // folder artifact's comes with its whole version: every lookup and listing
 // inside it needs the manifest.
-func (ns *Namespace) listedEntry(ctx context.Context, it item, latest bool) (Entry, error) {
-	e := itemEntry(it, latest)
+func (ns *Namespace) listedEntry(ctx context.Context, prefix string, it item, latest bool) (Entry, error) {
+	e := itemEntry(prefix, it, latest)
 	if it.folder {
 		v, err := ns.Full(ctx, e)
 		if err != nil {
@@ -674,7 +684,7 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 	}
 	out = append(out, ns.pendingUnder(dir.Prefix, l)...)
 	for _, it := range files {
-		e := itemEntry(it, true)
+		e := itemEntry(dir.Prefix, it, true)
 		out = append(out, e)
 		if !ns.opts.ShowMeta && !ns.opts.ShowVersions {
 			continue
@@ -719,7 +729,7 @@ func (ns *Namespace) hiddenNames(ctx context.Context, name string, v *catalog.Ve
 	}
 	for _, old := range vs {
 		vn := name + "@v" + strconv.Itoa(old.Version)
-		out = append(out, ns.versionEntry(vn, &old, false))
+		out = append(out, ns.versionEntry(vn, &old))
 		if ns.opts.ShowMeta {
 			me, err := ns.metaEntry(ctx, vn+".meta", old)
 			if err != nil {

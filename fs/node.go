@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -14,11 +15,19 @@ import (
 
 // node is every inode of the mount: a thin adapter from go-fuse calls to
 // the Namespace. Its Entry never changes; a name that comes to show
-// something else gets a new inode (a new inode number).
+// something else gets a new inode (a new inode number), but for a file's
+// latest path, whose inode is its key's (itemEntry): its Entry is the
+// version it was made for, and current says what it shows now.
 type node struct {
 	fusefs.Inode
-	m *Mount
-	e Entry
+	m  *Mount
+	e  Entry
+	pg *pageState // a latest path's: what the kernel caches of it (inode.go)
+	// served is a hash of the bytes a sidecar was last opened with: its
+	// pages are kept only while they stay the same (openSidecar).
+	served atomic.Uint64
+
+	retiredAs string // the key it no longer shows; guarded by retiredInodes.mu
 }
 
 var (
@@ -75,9 +84,14 @@ func (m *Mount) fill(e Entry, a *fuse.Attr) {
 
 // timeout is how long the kernel may cache an entry: hours for what never
 // changes, less for names that Changed invalidates anyway.
-func (m *Mount) timeout(e Entry) time.Duration {
+func (m *Mount) timeout(ctx context.Context, e Entry) time.Duration {
 	if e.Kind == KindMeta && e.V.Run != "" && m.opts.Lineage != nil {
 		return 0 // its lineage grows while the run runs
+	}
+	if e.Kind == KindMeta && m.ns.showsLatest(ctx, *e.V) {
+		// A touch or chmod of the key changes it, and a commit makes
+		// name.meta another version's: asked each time (names.go).
+		return 0
 	}
 	if e.Immutable() {
 		return m.opts.ImmutableTimeout
@@ -104,7 +118,7 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	}
 	e = n.m.held.apply(n.prefix(), name, e)
 	n.m.fill(e, &out.Attr)
-	d := n.m.timeout(e)
+	d := n.m.timeout(ctx, e)
 	out.SetEntryTimeout(d)
 	out.SetAttrTimeout(d)
 	if e.Unlisted {
@@ -113,7 +127,7 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		// with the mtime it keeps, not reset on the next opendir.
 		out.SetAttrTimeout(0)
 	}
-	child := n.NewInode(ctx, &node{m: n.m, e: e}, fusefs.StableAttr{Mode: stableMode(e), Ino: e.Ino})
+	child := n.NewInode(ctx, n.m.newNode(e), n.m.stableAttr(e))
 	if sn, ok := child.Operations().(*node); ok && e.Kind == KindMeta {
 		n.m.sidecars.track(sn) // names.go
 	}
@@ -130,16 +144,17 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 	if e.Kind == KindView {
 		e.Mtime = n.m.ns.viewMtime(ctx, e) // collections.go
 	}
-	if e.Kind == KindMeta { // annotations change its size
+	if e.Kind == KindMeta { // annotations, touch and chmod change it
 		n.m.sidecars.use(n) // names.go
-		b, err := n.m.ns.sidecar(ctx, *e.V)
+		v := n.m.ns.fresh(ctx, *e.V)
+		b, err := n.m.ns.sidecar(ctx, v)
 		if err != nil {
 			return n.errno("getattr", err)
 		}
-		e.Size = int64(len(b))
+		e.V, e.Size, e.Mtime = &v, int64(len(b)), v.Mtime
 	}
 	n.m.fill(e, &out.Attr)
-	out.SetTimeout(n.m.timeout(e))
+	out.SetTimeout(n.m.timeout(ctx, e))
 	return 0
 }
 
@@ -261,6 +276,7 @@ type handle struct {
 	meta   []byte
 	w      *writeHandle
 	follow *following // write.go
+	pages  *pageState // a reader of a latest path: released at RELEASE (inode.go)
 }
 
 // open is Open without lineage (lineage.go).
@@ -269,7 +285,7 @@ func (n *node) open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		return n.openWrite(ctx, flags)
 	}
 	const keep = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
-	if h, fl, errno, ok := n.openLatest(ctx); ok {
+	if h, fl, errno, ok := n.openLatest(ctx); ok { // write.go
 		return h, fl, errno
 	}
 	switch n.e.Kind {
@@ -281,7 +297,7 @@ func (n *node) open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			return nil, 0, n.errno("open", err)
 		}
 		n.m.opened.Add(1)
-		return &handle{r: newFileReader(n.m.chunks, f).storingTo(n.EmbeddedInode())}, keep, 0
+		return &handle{r: newFileReader(n.m.chunks, f).storingTo(n.EmbeddedInode(), nil, n.e.uid)}, keep, 0
 	}
 	return nil, 0, syscall.EISDIR
 }
@@ -322,14 +338,14 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 // Extended attributes of files and folder artifacts.
 const xattrPrefix = "user.lamina."
 
-// hasXattrs reports whether n shows user.lamina.* attributes: files and
-// folder artifacts (their top), not sidecars.
-func (n *node) hasXattrs() bool {
-	switch n.e.Kind {
+// hasXattrs reports whether e, what a node shows, has user.lamina.*
+// attributes: files and folder artifacts (their top), not sidecars.
+func hasXattrs(e Entry) bool {
+	switch e.Kind {
 	case KindFile:
 		return true
 	case KindFolder:
-		return n.e.Path() == ""
+		return e.Path() == ""
 	case KindFolderFile:
 		return true
 	}
@@ -349,10 +365,11 @@ func (n *node) xattr(ctx context.Context, attr string) (string, syscall.Errno) {
 	if !strings.HasPrefix(attr, "user.") {
 		return "", syscall.EOPNOTSUPP
 	}
-	if !n.hasXattrs() || !strings.HasPrefix(attr, xattrPrefix) {
+	e := n.current(ctx, nil) // a latest path's version now
+	if !hasXattrs(e) || !strings.HasPrefix(attr, xattrPrefix) {
 		return "", syscall.ENODATA
 	}
-	v, err := n.m.ns.Full(ctx, n.e)
+	v, err := n.m.ns.Full(ctx, e)
 	if err != nil {
 		return "", n.errno("getxattr", err)
 	}
@@ -382,7 +399,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
 	var b bytes.Buffer
-	if n.hasXattrs() {
+	if hasXattrs(n.current(ctx, nil)) {
 		for _, name := range xattrNames {
 			b.WriteString(name)
 			b.WriteByte(0)

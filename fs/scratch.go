@@ -107,6 +107,7 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	if err := m.ns.st.MoveAway(ctx, key); err != nil {
 		return errno(m.log, "rename", err)
 	}
+	m.retired.retire(key, n.GetChild(name)) // inode.go
 	m.written(key)
 	return 0
 }

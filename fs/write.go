@@ -23,8 +23,6 @@ import (
 // holds the file semantics (staging, commits, renames). Scratch paths are
 // served by go-fuse's loopback from a plain folder (scratch.go).
 
-const tagPending = "p"
-
 var (
 	_ fusefs.FileWriter    = (*handle)(nil)
 	_ fusefs.FileFlusher   = (*handle)(nil)
@@ -56,7 +54,7 @@ func linkEntry(name string, l catalog.Link) Entry {
 
 func (ns *Namespace) pendingEntry(name, key string, f *stage.File) Entry {
 	size, mt, mode := f.Attr()
-	return Entry{Name: name, Kind: KindPending, Key: key, Latest: true, Size: size, Mtime: mt, Mode: mode, Ino: Ino(tagPending, key)}
+	return Entry{Name: name, Kind: KindPending, Key: key, Latest: true, Size: size, Mtime: mt, Mode: mode, Ino: latestIno(key)}
 }
 
 // pending resolves a name of a key that is being written and has no
@@ -273,7 +271,7 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 		e.Size, e.Mtime, e.Mode = h.w.f.Attr()
 		return e
 	}
-	if n.m.ns.st == nil || !((n.e.Kind == KindFile && n.e.Latest) || n.e.Kind == KindPending || n.e.Kind == KindLink) {
+	if !isLatestFile(n.e) && n.e.Kind != KindLink {
 		return n.e
 	}
 	prefix, name := splitKey(n.key())
@@ -286,7 +284,7 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 
 // openLatest opens a latest name for reading as it is now.
 func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, syscall.Errno, bool) {
-	if n.m.ns.st == nil || !((n.e.Kind == KindFile && n.e.Latest) || n.e.Kind == KindPending) {
+	if !isLatestFile(n.e) {
 		return nil, 0, 0, false
 	}
 	e := n.current(ctx, nil)
@@ -302,7 +300,7 @@ func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, sysca
 		// share; a read of f's fewer bytes would come back padded with
 		// zeros (TestFsyncManyWriters under load, docs/write-bench.md).
 		return &handle{w: &writeHandle{f: f, readOnly: true, n: n}}, fuse.FOPEN_DIRECT_IO, 0, true
-	case e.Kind == KindFile && (writing || n.e.Kind != KindFile || e.uid != n.e.uid): // another version
+	case e.Kind == KindFile:
 		file, err := n.m.ns.FileOf(ctx, e)
 		if err != nil {
 			return nil, 0, n.errno("open", err), true
@@ -315,8 +313,16 @@ func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, sysca
 			// the writers commit.
 			return &handle{follow: &following{n: n, r: r, uid: e.uid}}, fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO, 0, true
 		}
-		// The kernel's pages of this inode may hold another version.
-		return &handle{r: r}, fuse.FOPEN_NOFLUSH, 0, true
+		if n.pg == nil { // not made by newNode: the pages may be another version's
+			return &handle{r: r}, fuse.FOPEN_NOFLUSH, 0, true
+		}
+		// The inode shows each version of the key in turn: the kernel
+		// keeps its pages only if they are e's (inode.go).
+		fl := n.pg.open(e.uid)
+		if fl&fuse.FOPEN_DIRECT_IO == 0 {
+			r = r.storingTo(n.EmbeddedInode(), n.pg, e.uid)
+		}
+		return &handle{r: r, pages: n.pg}, fl | fuse.FOPEN_NOFLUSH, 0, true
 	}
 	return nil, 0, 0, false
 }
@@ -362,6 +368,9 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 		return nil, 0, syscall.EACCES
 	}
 	trunc, app := flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0
+	if n.pg != nil {
+		n.pg.written()
+	}
 	var f *stage.File
 	var err error
 	if app && !trunc {
@@ -434,6 +443,9 @@ func (m *Mount) afterCommit(ctx context.Context, f *stage.File, before uint64) {
 }
 
 func (h *handle) Release(context.Context) syscall.Errno {
+	if h.pages != nil {
+		h.pages.release()
+	}
 	if h.w == nil || h.w.readOnly {
 		return 0
 	}
@@ -609,14 +621,17 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	if err != nil {
 		return nil, nil, 0, n.errno("create", err)
 	}
-	child := &node{m: n.m, e: ent}
+	child := n.m.newNode(ent)
 	h := &handle{w: &writeHandle{f: f, n: child, app: app}}
 	n.m.fill(child.current(ctx, h), &out.Attr)
 	out.SetEntryTimeout(n.m.opts.LatestTimeout)
 	out.SetAttrTimeout(0)
-	ino := n.NewInode(ctx, child, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: ent.Ino})
+	ino := n.NewInode(ctx, child, n.m.stableAttr(ent))
 	if got, ok := ino.Operations().(*node); ok && got != child {
 		h.w.n = got
+	}
+	if h.w.n.pg != nil {
+		h.w.n.pg.written()
 	}
 	h.w.hold(key)
 	return ino, h, 0, 0
@@ -647,6 +662,7 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	key := n.key()
 	var err error
 	var changed catalog.Version // what the catalog answered last, if anything
+	var taken *stage.File       // a writer's File that took the times (TakeAttrs)
 	if size, ok := in.GetSize(); ok {
 		if w == nil && !n.m.mayWrite(ctx, n.current(ctx, nil)) {
 			return syscall.EACCES // truncate(2) of a read-only file
@@ -668,23 +684,39 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		a.Mode = &mode
 	}
 	if a.Mtime != nil || a.Mode != nil {
-		if w != nil {
+		switch {
+		case w != nil:
 			if a.Mtime != nil {
 				w.SetMtime(*a.Mtime)
 			}
 			if a.Mode != nil {
 				w.SetMode(*a.Mode)
 			}
-		} else if changed, err = st.SetAttrs(ctx, key, a); err != nil {
-			return n.errno("setattr", err)
+		default:
+			// futimens(fd) of a writer comes without its handle: the
+			// version its close commits takes the times, if it has bytes
+			// to commit.
+			if taken = st.TakeAttrs(key, a); taken == nil {
+				changed, err = st.SetAttrs(ctx, key, a)
+			}
+			if err != nil {
+				return n.errno("setattr", err)
+			}
 		}
 	}
 	if w == nil {
 		prefix, name := splitKey(key)
-		if changed.UID != "" && changed.Key == key {
+		switch {
+		case changed.UID != "" && changed.Key == key:
 			n.m.ns.update(changed) // in place: touch * lists the folder once
-		} else {
+		case taken == nil:
 			n.m.ns.forget(key)
+		}
+		if taken != nil { // what its commit will show
+			e := n.current(ctx, nil)
+			e.Size, e.Mtime, e.Mode = taken.Attr()
+			n.m.fill(e, &out.Attr)
+			return 0
 		}
 		if cur, err := n.m.ns.lookupKey(ctx, prefix, name); err == nil {
 			n.m.fill(cur, &out.Attr)
@@ -812,6 +844,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := n.m.ns.st.Unlink(ctx, key); err != nil {
 		return n.errno("unlink", err)
 	}
+	n.m.retired.retire(key, n.GetChild(name)) // inode.go
 	n.m.held.drop([]string{key})
 	n.m.ns.remove(key)
 	n.m.notifyAsync(key)
@@ -919,6 +952,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		}
 		err = n.m.ns.st.RenameFolder(ctx, src, dst)
 		if err == nil {
+			n.m.retired.retireUnder(src+"/", n.GetChild(name)) // inode.go
 			os.Rename(n.m.scratchPath(src), n.m.scratchPath(dst))
 			n.m.held.drop(nil, src+"/", dst+"/")
 		}
@@ -928,6 +962,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		}
 		var v catalog.Version
 		if v, err = n.m.ns.st.Rename(ctx, src, dst); err == nil {
+			n.m.retired.retire(src, n.GetChild(name)) // inode.go
 			n.m.held.drop([]string{src, dst})
 			n.m.movedFile(ctx, src, dst, v)
 			return 0

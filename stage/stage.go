@@ -1129,6 +1129,44 @@ func (s *Stage) RenameFolder(ctx context.Context, from, to string) error {
 	return nil
 }
 
+// TakeAttrs gives the mtime or mode to the newest open File of key whose
+// bytes are not committed yet, and returns it; nil if there is none. Its
+// commit makes the version with them: the kernel sends futimens(2) of a
+// writable descriptor, as `cp -p` and tar set the mtime after the last
+// write, as a SETATTR without the handle, and set on the latest version
+// (SetAttrs) that mtime would give way to the commit's at close.
+func (s *Stage) TakeAttrs(key string, a catalog.Attrs) *File {
+	s.mu.Lock()
+	open := slices.Clone(s.open[key])
+	s.mu.Unlock()
+	for _, f := range slices.Backward(open) {
+		if f.takeAttrs(a) {
+			return f
+		}
+	}
+	return nil
+}
+
+// takeAttrs sets a on f if f holds bytes to commit.
+func (f *File) takeAttrs(a catalog.Attrs) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.s.mu.Lock()
+	deleted := f.deleted
+	f.s.mu.Unlock()
+	if f.released || deleted || !f.dirty || f.broken != nil {
+		return false
+	}
+	if a.Mtime != nil {
+		f.mtime = *a.Mtime
+	}
+	if a.Mode != nil {
+		f.mode = *a.Mode & 0o7777
+	}
+	f.touched = true
+	return true
+}
+
 // SetAttrs sets the mtime or mode of key without a new version; open Files
 // of a key never committed take them instead.
 func (s *Stage) SetAttrs(ctx context.Context, key string, a catalog.Attrs) (catalog.Version, error) {
