@@ -32,7 +32,10 @@ type Writer interface {
 	// is free, the artifact moves with every version it has. When to holds
 	// an artifact (live or trashed), to gets a new version with from's
 	// latest content and mtime (unless the bytes are the same) and from goes
-	// to the trash. It returns the latest version at to (zero for a link).
+	// to the trash. A link at to is replaced by what comes (as rename(2)
+	// replaces a name); a link renamed onto a live file puts the file's
+	// artifact in the trash, as Trash does. It returns the latest version
+	// at to (zero for a link).
 	// Errors: ErrNotFound, ErrConflict (to is a folder, or sits under a
 	// file), ErrKind (a file onto a folder artifact, or the reverse).
 	Rename(ctx context.Context, from, to string) (Version, error)

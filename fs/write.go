@@ -151,7 +151,9 @@ func (ns *Namespace) update(v catalog.Version) {
 		}
 		p += seg + "/"
 	}
-	if !known {
+	if _, link := l.links[name]; !known || link {
+		// A file renamed onto a link replaced it (catalog Rename): the
+		// listing read again shows the file alone.
 		ns.mu.Unlock()
 		ns.forget(v.Key)
 		return
@@ -777,9 +779,15 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	return n.NewInode(ctx, &node{m: n.m, e: ent}, fusefs.StableAttr{Mode: syscall.S_IFLNK, Ino: ent.Ino}), 0
 }
 
+// Readlink reads the link at n's key now: a link renamed onto another
+// (ln -sfn) leaves the kernel an inode of the old one, whose number a
+// lookup of the name gives again until the kernel forgets it.
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if n.e.Kind != KindLink {
 		return nil, syscall.EINVAL
+	}
+	if e := n.current(ctx, nil); e.Kind == KindLink {
+		return []byte(e.Target), 0
 	}
 	return []byte(n.e.Target), 0
 }

@@ -1036,7 +1036,12 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	s.mu.Unlock()
 	v, err := s.cat.Rename(s.lazy(ctx), from, to)
 	if errors.Is(err, catalog.ErrNotFound) && len(moved) > 0 {
-		err = nil // only staged so far: its commit goes to the new name
+		// Only staged so far: its commit goes to the new name, which a
+		// link there no longer holds (as the catalog's Rename replaces it).
+		err = s.cat.RemoveLink(s.lazy(ctx), to)
+		if errors.Is(err, catalog.ErrNotFound) {
+			err = nil
+		}
 	}
 	if err != nil {
 		return catalog.Version{}, err
