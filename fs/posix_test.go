@@ -2,6 +2,7 @@ package fs_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -163,5 +164,55 @@ func TestRenameReplacesLink(t *testing.T) {
 	rsync()
 	if got := w.lsLong("r"); !slices.Equal(got, []string{"link->two"}) {
 		t.Fatalf("ls r after rsync = %v", got)
+	}
+}
+
+// posixACL is a system.posix_acl_access value for mode 0644, as cp -a
+// sets it.
+func posixACL() []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 2) // version
+	for _, e := range []struct{ tag, perm uint16 }{{0x01, 6}, {0x04, 4}, {0x20, 4}} {
+		b = binary.LittleEndian.AppendUint16(b, e.tag)
+		b = binary.LittleEndian.AppendUint16(b, e.perm)
+		b = binary.LittleEndian.AppendUint32(b, 0xffffffff)
+	}
+	return b
+}
+
+// Setting an extended attribute where the mount stores none is EOPNOTSUPP,
+// which cp -a ignores, on folders as on files; EROFS stays for versions.
+func TestXattrWritesUnsupported(t *testing.T) {
+	w := newWorld(t)
+	w.save("v.txt", []byte("v"))
+	w.mountRW()
+	os.MkdirAll(w.p("d/e"), 0o755)
+	os.WriteFile(w.p("d/f"), []byte("f"), 0o644)
+	for _, name := range []string{"", "d", "d/e", "d/f", "v.txt"} {
+		p := w.p(name)
+		if err := unix.Setxattr(p, "user.foo", []byte("bar"), 0); !errors.Is(err, unix.EOPNOTSUPP) {
+			t.Errorf("setxattr user.foo %q: %v, want EOPNOTSUPP", name, err)
+		}
+		if err := unix.Setxattr(p, "system.posix_acl_access", posixACL(), 0); !errors.Is(err, unix.EOPNOTSUPP) {
+			t.Errorf("setxattr system.posix_acl_access %q: %v, want EOPNOTSUPP", name, err)
+		}
+		if err := unix.Removexattr(p, "user.foo"); !errors.Is(err, unix.EOPNOTSUPP) {
+			t.Errorf("removexattr %q: %v, want EOPNOTSUPP", name, err)
+		}
+	}
+	if err := unix.Setxattr(w.p("v.txt@v1"), "user.foo", []byte("bar"), 0); !errors.Is(err, unix.EROFS) {
+		t.Errorf("setxattr of a version: %v, want EROFS", err)
+	}
+
+	src := filepath.Join(w.tmp, "tree")
+	os.MkdirAll(filepath.Join(src, "a", "b"), 0o750)
+	os.WriteFile(filepath.Join(src, "a", "b", "x.txt"), []byte("x"), 0o640)
+	os.WriteFile(filepath.Join(src, "top.txt"), []byte("t"), 0o644)
+	for _, args := range [][]string{{"-a", src, w.p("ca")}, {"-rp", src, w.p("crp")}} {
+		if out, err := exec.Command("cp", args...).CombinedOutput(); err != nil {
+			t.Errorf("cp %v: %v\n%s", args[0], err, out)
+		}
+	}
+	if got := string(w.read("ca/a/b/x.txt")) + string(w.read("crp/top.txt")); got != "xt" {
+		t.Fatalf("copied: %q", got)
 	}
 }

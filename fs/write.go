@@ -701,16 +701,21 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	return 0
 }
 
+// Setxattr: the mount stores no extended attributes. Where a write could
+// land — a latest file, a link, a folder — that is EOPNOTSUPP, which cp -a
+// and rsync -X pass over (system.posix_acl_access falls back to chmod);
+// EROFS, which cp reports and fails on, only for what is read-only.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if n.m.ns.st != nil && n.e.Latest {
-		return syscall.ENOTSUP
-	}
-	return syscall.EROFS
+	return n.xattrWrite()
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if n.m.ns.st != nil && n.e.Latest {
-		return syscall.ENOTSUP
+	return n.xattrWrite()
+}
+
+func (n *node) xattrWrite() syscall.Errno {
+	if n.m.ns.st != nil && (n.e.Latest || n.e.Kind == KindDir) {
+		return syscall.EOPNOTSUPP
 	}
 	return syscall.EROFS
 }
