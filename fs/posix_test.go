@@ -3,6 +3,7 @@ package fs_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	lfs "github.com/lamina-bio/lamina/fs"
 	"golang.org/x/sys/unix"
 )
 
@@ -215,4 +217,36 @@ func TestXattrWritesUnsupported(t *testing.T) {
 	if got := string(w.read("ca/a/b/x.txt")) + string(w.read("crp/top.txt")); got != "xt" {
 		t.Fatalf("copied: %q", got)
 	}
+}
+
+// Epoch 0 is a time like any other (touch -d @0, tar of a file from a
+// reproducible build): not "no time".
+func TestMtimeEpochZero(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	epoch := time.Unix(0, 0)
+	os.WriteFile(w.p("z0"), []byte("a"), 0o644)
+	if err := os.Chtimes(w.p("z0"), epoch, epoch); err != nil {
+		t.Fatal(err)
+	}
+	w.sh("echo b > z1 && touch -d @0 z1 && touch -d @0 new0")
+	check := func(when string) {
+		t.Helper()
+		for _, name := range []string{"z0", "z1", "new0"} {
+			fi, err := os.Stat(w.p(name))
+			if err != nil || fi.ModTime().Unix() != 0 {
+				t.Errorf("%s: mtime of %s %v (%d), %v; want 0", when, name, fi.ModTime(), fi.ModTime().Unix(), err)
+			}
+			var meta struct{ Mtime time.Time }
+			if err := json.Unmarshal(w.read(name+".meta"), &meta); err != nil || !meta.Mtime.Equal(epoch) {
+				t.Errorf("%s: %s.meta mtime %v, %v", when, name, meta.Mtime, err)
+			}
+		}
+		if fi, err := os.Stat(w.p("z0@v1")); err != nil || fi.ModTime().Unix() != 0 {
+			t.Errorf("%s: mtime of z0@v1 %v, %v", when, fi.ModTime(), err)
+		}
+	}
+	check("mounted")
+	w.mount(lfs.MountOptions{}) // a fresh mount of the catalog
+	check("remounted")
 }
