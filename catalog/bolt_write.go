@@ -442,7 +442,7 @@ func (t txn) setAttrs(key string, at Attrs) (v Version, wrote bool, err error) {
 		v.Mtime = at.Mtime.UTC()
 	}
 	if at.Mode != nil {
-		v.Mode = *at.Mode & 0o7777
+		v.Mode = ModeOf(Perm(*at.Mode))
 	}
 	return v, true, putVersion(t.tx.Bucket(bVersions), v)
 }

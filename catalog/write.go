@@ -22,7 +22,7 @@ type Link struct {
 // Attrs are the metadata SetAttrs changes; nil fields are left alone.
 type Attrs struct {
 	Mtime *time.Time `json:"mtime,omitempty"`
-	Mode  *uint32    `json:"mode,omitempty"`
+	Mode  *uint32    `json:"mode,omitempty"` // a Version's Mode (0 the default, ModeNone none), or st_mode
 }
 
 // Writer holds the calls the write side of a mount makes besides Save and

@@ -531,10 +531,7 @@ func itemEntry(it item, latest bool) Entry {
 		e.Kind, e.Mode = KindFolder, 0o555
 		e.Ino = Ino(folderTag(latest, true), uid, "")
 	case latest:
-		e.Kind, e.Mode, e.Ino = KindFile, 0o644, Ino(tagLatest, uid)
-		if it.mode != 0 {
-			e.Mode = it.mode
-		}
+		e.Kind, e.Mode, e.Ino = KindFile, catalog.Perm(it.mode), Ino(tagLatest, uid)
 	default: // read-only, but an executable stays one (a script run by its version path)
 		e.Kind, e.Mode, e.Ino = KindFile, 0o444|(it.mode&0o111), Ino(tagVersion, uid)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,3 +251,55 @@ func TestMtimeEpochZero(t *testing.T) {
 	w.mount(lfs.MountOptions{}) // a fresh mount of the catalog
 	check("remounted")
 }
+
+// A file's mode bits are metadata, 000 as any other (tar makes its
+// placeholders so; root reads them still).
+func TestModeZeroKept(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	modes := []uint32{0o000, 0o600, 0o755, 0o444, 0o644}
+	for _, mode := range modes {
+		p := w.p("m" + itoa(mode))
+		fd, err := unix.Open(p, unix.O_CREAT|unix.O_WRONLY|unix.O_EXCL, mode)
+		if err != nil {
+			t.Fatalf("create mode %o: %v", mode, err)
+		}
+		unix.Write(fd, []byte("x"))
+		if err := unix.Close(fd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(w.p("c"), []byte("c"), 0o644)
+	if err := os.Chmod(w.p("c"), 0); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, mode := range modes {
+			name := "m" + itoa(mode)
+			if fi, err := os.Stat(w.p(name)); err != nil || uint32(fi.Mode().Perm()) != mode {
+				t.Errorf("%s: %s: %v, %v; want %o", when, name, fi.Mode(), err, mode)
+			}
+		}
+		if fi, err := os.Stat(w.p("c")); err != nil || fi.Mode().Perm() != 0 {
+			t.Errorf("%s: c after chmod 0: %v, %v", when, fi.Mode(), err)
+		}
+		if got := string(w.read("m000")); got != "y" {
+			t.Errorf("%s: m000 reads %q", when, got)
+		}
+	}
+	// A new version of a 000 file keeps its mode.
+	if err := os.WriteFile(w.p("m000"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("m000"); len(vs) != 2 {
+		t.Fatalf("m000 has %d versions, want 2", len(vs))
+	}
+	check("mounted")
+	w.mount(lfs.MountOptions{}) // a fresh mount of the catalog
+	check("remounted")
+}
+
+func itoa(mode uint32) string { return fmt.Sprintf("%03o", mode) }

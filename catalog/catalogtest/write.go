@@ -140,6 +140,17 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if !got.Mtime.Equal(mt) || got.Mtime.Nanosecond() != 123456789 || got.Mode != 0o444 || got.Version != 1 {
 			t.Fatalf("after SetAttrs: %+v", got)
 		}
+		// Mode 0 is the default (0644); no permission bits at all is
+		// ModeNone, also when given as an st_mode (S_IFREG|000).
+		for _, m := range []struct{ set, want uint32 }{{catalog.ModeNone, catalog.ModeNone}, {0, 0}, {0o100000, catalog.ModeNone}, {0o100640, 0o640}} {
+			mode := m.set
+			if _, err := c.SetAttrs(ctx, "m", catalog.Attrs{Mode: &mode}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := c.ByKey(ctx, "m", 0); got.Mode != m.want || catalog.Perm(got.Mode) != catalog.Perm(m.want) {
+				t.Fatalf("SetAttrs mode %o: %o, want %o", m.set, got.Mode, m.want)
+			}
+		}
 		if _, err := c.SetAttrs(ctx, "none", catalog.Attrs{Mtime: &mt}); !errors.Is(err, catalog.ErrNotFound) {
 			t.Fatalf("SetAttrs on nothing: %v", err)
 		}

@@ -328,7 +328,7 @@ func (s *Store) SetAttrs(ctx context.Context, key string, at catalog.Attrs) (Ver
 			v.Mtime = at.Mtime.UTC()
 		}
 		if at.Mode != nil {
-			v.Mode = *at.Mode & 0o7777
+			v.Mode = catalog.ModeOf(catalog.Perm(*at.Mode))
 		}
 		return putVersion(ctx, tx, v)
 	})
