@@ -285,12 +285,19 @@ func (t txn) renameLink(l *Link, to string, now time.Time) error {
 	} else if ok {
 		return errorf(ErrConflict, "%q is a folder", to)
 	}
+	// The name to is replaced, as rename(2) replaces it: a link there is
+	// gone (ln -sfn, rsync: a link made under a temporary name and renamed
+	// onto the old one), and a file's artifact goes to the trash with all
+	// its versions, as an unlink puts it there.
 	if a, err := t.liveFile(to); err != nil {
 		return err
 	} else if a != nil {
 		if _, _, err := t.setTrashed(to, true); err != nil {
 			return err
 		}
+	}
+	if err := t.tx.Bucket(bLinks).Delete([]byte(to)); err != nil {
+		return err
 	}
 	if err := t.checkPlace(to); err != nil {
 		return err
@@ -435,7 +442,7 @@ func (t txn) setAttrs(key string, at Attrs) (v Version, wrote bool, err error) {
 		v.Mtime = at.Mtime.UTC()
 	}
 	if at.Mode != nil {
-		v.Mode = *at.Mode & 0o7777
+		v.Mode = ModeOf(Perm(*at.Mode))
 	}
 	return v, true, putVersion(t.tx.Bucket(bVersions), v)
 }

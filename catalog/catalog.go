@@ -85,9 +85,34 @@ type Version struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	Mtime         time.Time  `json:"mtime"`
 	Run           string     `json:"run,omitempty"`
-	Mode          uint32     `json:"mode,omitempty"` // permission bits set by chmod; 0 means the default
+	Mode          uint32     `json:"mode,omitempty"` // permission bits set by chmod; 0 means the default (Perm)
 	Trashed       bool       `json:"trashed,omitempty"`
 	TrashedAt     *time.Time `json:"trashed_at,omitempty"`
+}
+
+// ModeNone is the Mode of a version whose permission bits are all clear
+// (chmod 000, tar's placeholders): a Mode of 0 means the default, 0644.
+// It is such a regular file's st_mode.
+const ModeNone uint32 = 0o100000
+
+// Perm is the permission bits a version's Mode stands for.
+func Perm(mode uint32) uint32 {
+	if mode == 0 {
+		return 0o644
+	}
+	return mode & 0o7777
+}
+
+// ModeOf is the Mode that stands for the permission bits perm (higher
+// bits are ignored).
+func ModeOf(perm uint32) uint32 {
+	switch perm &= 0o7777; perm {
+	case 0o644:
+		return 0
+	case 0:
+		return ModeNone
+	}
+	return perm
 }
 
 // Stem is the uid part shared by every version of the artifact.
@@ -115,7 +140,7 @@ type NewVersion struct {
 	CreatedAt     time.Time
 	Mtime         time.Time
 	Run           string
-	Mode          uint32 // permission bits; 0 means the default
+	Mode          uint32 // permission bits; 0 means the default, ModeNone none (Perm)
 }
 
 // Saved is the outcome of recording one NewVersion.

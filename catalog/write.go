@@ -22,7 +22,7 @@ type Link struct {
 // Attrs are the metadata SetAttrs changes; nil fields are left alone.
 type Attrs struct {
 	Mtime *time.Time `json:"mtime,omitempty"`
-	Mode  *uint32    `json:"mode,omitempty"`
+	Mode  *uint32    `json:"mode,omitempty"` // a Version's Mode (0 the default, ModeNone none), or st_mode
 }
 
 // Writer holds the calls the write side of a mount makes besides Save and
@@ -32,7 +32,10 @@ type Writer interface {
 	// is free, the artifact moves with every version it has. When to holds
 	// an artifact (live or trashed), to gets a new version with from's
 	// latest content and mtime (unless the bytes are the same) and from goes
-	// to the trash. It returns the latest version at to (zero for a link).
+	// to the trash. A link at to is replaced by what comes (as rename(2)
+	// replaces a name); a link renamed onto a live file puts the file's
+	// artifact in the trash, as Trash does. It returns the latest version
+	// at to (zero for a link).
 	// Errors: ErrNotFound, ErrConflict (to is a folder, or sits under a
 	// file), ErrKind (a file onto a folder artifact, or the reverse).
 	Rename(ctx context.Context, from, to string) (Version, error)

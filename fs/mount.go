@@ -166,6 +166,9 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		NegativeTimeout: &neg,
 		RootStableAttr:  &fusefs.StableAttr{Ino: 1, Mode: syscall.S_IFDIR},
 		UID:             m.uid, GID: m.gid,
+		// Mode bits are a file's metadata, 000 too (tar's placeholders):
+		// go-fuse would show 0644 for it. Every other node sets its own.
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			FsName: fsname, Name: "lamina",
 			MaxWrite: 1 << 20, MaxReadAhead: 1 << 20, MaxBackground: 64,

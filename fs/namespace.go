@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"path"
 	"slices"
 	"sort"
@@ -180,12 +181,17 @@ type item struct {
 	n      int32 // version number
 	mode   uint32
 	size   int64
-	mtime  int64 // Unix nanoseconds
+	mtime  int64 // Unix nanoseconds; noMtime for none
 	folder bool
 }
 
+// noMtime is the mtime of an item whose version has none (a zero
+// time.Time). Not 0: that is the epoch, an mtime like any other (touch -d
+// @0, the files of a reproducible build).
+const noMtime = math.MinInt64
+
 func itemOf(name string, v *catalog.Version) item {
-	it := item{name: name, n: int32(v.Version), mode: v.Mode, size: v.Size, folder: v.Kind == cache.KindFolder}
+	it := item{name: name, n: int32(v.Version), mode: v.Mode, size: v.Size, folder: v.Kind == cache.KindFolder, mtime: noMtime}
 	if !v.Mtime.IsZero() {
 		it.mtime = v.Mtime.UnixNano()
 	}
@@ -195,7 +201,7 @@ func itemOf(name string, v *catalog.Version) item {
 
 // modTime is the item's mtime.
 func (it item) modTime() time.Time {
-	if it.mtime == 0 {
+	if it.mtime == noMtime {
 		return time.Time{}
 	}
 	return time.Unix(0, it.mtime)
@@ -246,12 +252,12 @@ func (l *listing) put(name string, v *catalog.Version) (added bool) {
 // renewMtime sets the listing's mtime to its newest file's, as newListing
 // does, or to empty when no file has one. Callers hold l.mu.
 func (l *listing) renewMtime(empty time.Time) {
-	var newest int64
+	newest := int64(noMtime)
 	for _, it := range l.files {
 		newest = max(newest, it.mtime)
 	}
 	l.mtime = empty
-	if newest != 0 {
+	if newest != noMtime {
 		l.mtime = time.Unix(0, newest)
 	}
 }
@@ -535,10 +541,7 @@ func itemEntry(prefix string, it item, latest bool) Entry {
 		e.Ino = Ino(folderTag(latest, true), uid, "")
 	case latest:
 		e.Key = prefix + it.name
-		e.Kind, e.Mode, e.Ino = KindFile, 0o644, latestIno(e.Key)
-		if it.mode != 0 {
-			e.Mode = it.mode
-		}
+		e.Kind, e.Mode, e.Ino = KindFile, catalog.Perm(it.mode), latestIno(e.Key)
 	default: // read-only, but an executable stays one (a script run by its version path)
 		e.Kind, e.Mode, e.Ino = KindFile, 0o444|(it.mode&0o111), Ino(tagVersion, uid)
 	}

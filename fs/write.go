@@ -149,7 +149,9 @@ func (ns *Namespace) update(v catalog.Version) {
 		}
 		p += seg + "/"
 	}
-	if !known {
+	if _, link := l.links[name]; !known || link {
+		// A file renamed onto a link replaced it (catalog Rename): the
+		// listing read again shows the file alone.
 		ns.mu.Unlock()
 		ns.forget(v.Key)
 		return
@@ -728,16 +730,21 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	return 0
 }
 
+// Setxattr: the mount stores no extended attributes. Where a write could
+// land — a latest file, a link, a folder — that is EOPNOTSUPP, which cp -a
+// and rsync -X pass over (system.posix_acl_access falls back to chmod);
+// EROFS, which cp reports and fails on, only for what is read-only.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if n.m.ns.st != nil && n.e.Latest {
-		return syscall.ENOTSUP
-	}
-	return syscall.EROFS
+	return n.xattrWrite()
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if n.m.ns.st != nil && n.e.Latest {
-		return syscall.ENOTSUP
+	return n.xattrWrite()
+}
+
+func (n *node) xattrWrite() syscall.Errno {
+	if n.m.ns.st != nil && (n.e.Latest || n.e.Kind == KindDir) {
+		return syscall.EOPNOTSUPP
 	}
 	return syscall.EROFS
 }
@@ -806,9 +813,15 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	return n.NewInode(ctx, &node{m: n.m, e: ent}, fusefs.StableAttr{Mode: syscall.S_IFLNK, Ino: ent.Ino}), 0
 }
 
+// Readlink reads the link at n's key now: a link renamed onto another
+// (ln -sfn) leaves the kernel an inode of the old one, whose number a
+// lookup of the name gives again until the kernel forgets it.
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if n.e.Kind != KindLink {
 		return nil, syscall.EINVAL
+	}
+	if e := n.current(ctx, nil); e.Kind == KindLink {
+		return []byte(e.Target), 0
 	}
 	return []byte(n.e.Target), 0
 }

@@ -209,8 +209,9 @@ func newID() string {
 }
 
 // Create starts a File on key with no content: a new key, or an existing
-// one truncated (O_TRUNC). The File is not committed until it is flushed or
-// released.
+// one truncated (O_TRUNC), with the permission bits mode (0 is none: a
+// placeholder tar makes, say). The File is not committed until it is
+// flushed or released.
 func (s *Stage) Create(ctx context.Context, key string, mode uint32) (*File, error) {
 	return s.start(ctx, key, nil, mode, true)
 }
@@ -219,15 +220,12 @@ func (s *Stage) Create(ctx context.Context, key string, mode uint32) (*File, err
 // trunc empties it at once. A handle opened with O_APPEND writes through
 // Append.
 func (s *Stage) Open(ctx context.Context, key string, base catalog.Version, trunc bool) (*File, error) {
-	return s.start(ctx, key, &base, base.Mode, trunc)
+	return s.start(ctx, key, &base, catalog.Perm(base.Mode), trunc)
 }
 
 func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mode uint32, trunc bool) (*File, error) {
 	if err := ref.CheckKey(key); err != nil {
 		return nil, err
-	}
-	if mode&0o7777 == 0 {
-		mode = 0o644
 	}
 	id := newID()
 	p := filepath.Join(s.opts.Dir, id)
@@ -569,7 +567,7 @@ func (f *File) flush(ctx context.Context, final bool) error {
 	}
 	if f.touched {
 		key := f.Key()
-		mt, mode := f.mtime, f.mode
+		mt, mode := f.mtime, catalog.ModeOf(f.mode)
 		if _, err := f.s.cat.SetAttrs(ctx, key, catalog.Attrs{Mtime: &mt, Mode: &mode}); err != nil {
 			return err
 		}
@@ -713,9 +711,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	s.restoreMovedAway(ctx, key)
 	suffix := ref.Suffix(key)
 	now := time.Now().UTC()
-	if mode == 0o644 {
-		mode = 0 // the default
-	}
+	mode = catalog.ModeOf(mode) // 0 for the default
 	saveCtx := ctx
 	if lazy {
 		saveCtx = catalog.Lazy(ctx)
@@ -1066,7 +1062,12 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	s.mu.Unlock()
 	v, err := s.cat.Rename(s.lazy(ctx), from, to)
 	if errors.Is(err, catalog.ErrNotFound) && len(moved) > 0 {
-		err = nil // only staged so far: its commit goes to the new name
+		// Only staged so far: its commit goes to the new name, which a
+		// link there no longer holds (as the catalog's Rename replaces it).
+		err = s.cat.RemoveLink(s.lazy(ctx), to)
+		if errors.Is(err, catalog.ErrNotFound) {
+			err = nil
+		}
 	}
 	if err != nil {
 		return catalog.Version{}, err
@@ -1167,10 +1168,16 @@ func (f *File) takeAttrs(a catalog.Attrs) bool {
 	return true
 }
 
-// SetAttrs sets the mtime or mode of key without a new version; open Files
-// of a key never committed take them instead.
+// SetAttrs sets the mtime or mode (permission bits, as chmod(2) takes
+// them) of key without a new version; open Files of a key never committed
+// take them instead.
 func (s *Stage) SetAttrs(ctx context.Context, key string, a catalog.Attrs) (catalog.Version, error) {
-	v, err := s.cat.SetAttrs(s.lazy(ctx), key, a) // touch * commits once, as rm -rf
+	ca := a
+	if a.Mode != nil {
+		m := catalog.ModeOf(*a.Mode)
+		ca.Mode = &m
+	}
+	v, err := s.cat.SetAttrs(s.lazy(ctx), key, ca) // touch * commits once, as rm -rf
 	if errors.Is(err, catalog.ErrNotFound) {
 		if f := s.Pending(key); f != nil {
 			if a.Mtime != nil {

@@ -140,6 +140,17 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if !got.Mtime.Equal(mt) || got.Mtime.Nanosecond() != 123456789 || got.Mode != 0o444 || got.Version != 1 {
 			t.Fatalf("after SetAttrs: %+v", got)
 		}
+		// Mode 0 is the default (0644); no permission bits at all is
+		// ModeNone, also when given as an st_mode (S_IFREG|000).
+		for _, m := range []struct{ set, want uint32 }{{catalog.ModeNone, catalog.ModeNone}, {0, 0}, {0o100000, catalog.ModeNone}, {0o100640, 0o640}} {
+			mode := m.set
+			if _, err := c.SetAttrs(ctx, "m", catalog.Attrs{Mode: &mode}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := c.ByKey(ctx, "m", 0); got.Mode != m.want || catalog.Perm(got.Mode) != catalog.Perm(m.want) {
+				t.Fatalf("SetAttrs mode %o: %o, want %o", m.set, got.Mode, m.want)
+			}
+		}
 		if _, err := c.SetAttrs(ctx, "none", catalog.Attrs{Mtime: &mt}); !errors.Is(err, catalog.ErrNotFound) {
 			t.Fatalf("SetAttrs on nothing: %v", err)
 		}
@@ -205,6 +216,38 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 		if _, _, links := ls(t, c, "d/"); !reflect.DeepEqual(links, []string{"d/m->../x/y"}) {
 			t.Fatalf("links after rename %v", links)
+		}
+		// rename(2) onto a name replaces it (ln -sfn, rsync): a link onto
+		// a link, onto a file (whose artifact goes to the trash), a file
+		// onto a link.
+		if err := c.Symlink(ctx, "d/new", "y"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Rename(ctx, "d/new", "d/m"); err != nil {
+			t.Fatalf("a link onto a link: %v", err)
+		}
+		if _, _, links := ls(t, c, "d/"); !reflect.DeepEqual(links, []string{"d/m->y"}) {
+			t.Fatalf("links after a link renamed onto one %v", links)
+		}
+		save(t, c, NV("d/f", "f"))
+		if _, err := c.Rename(ctx, "d/m", "d/f"); err != nil {
+			t.Fatalf("a link onto a file: %v", err)
+		}
+		if files, _, links := ls(t, c, "d/"); len(files) != 0 || !reflect.DeepEqual(links, []string{"d/f->y"}) {
+			t.Fatalf("after a link renamed onto a file: %v %v", files, links)
+		}
+		if vs, err := c.Versions(ctx, "d/f", true); err != nil || len(vs) != 1 || !vs[0].Trashed {
+			t.Fatalf("the replaced file's versions: %+v, %v", vs, err)
+		}
+		save(t, c, NV("d/g", "g"))
+		if v, err := c.Rename(ctx, "d/g", "d/f"); err != nil || v.Key != "d/f" {
+			t.Fatalf("a file onto a link: %+v, %v", v, err)
+		}
+		if files, _, links := ls(t, c, "d/"); !reflect.DeepEqual(files, []string{"d/f"}) || len(links) != 0 {
+			t.Fatalf("after a file renamed onto a link: %v %v", files, links)
+		}
+		if err := c.Symlink(ctx, "d/m", "../x/y"); err != nil {
+			t.Fatal(err)
 		}
 		if err := c.RemoveLink(ctx, "d/m"); err != nil {
 			t.Fatal(err)

@@ -188,12 +188,17 @@ func renameLink(ctx context.Context, tx pgx.Tx, l *catalog.Link, to string) erro
 	} else if ok {
 		return errorf(ErrConflict, "%q is a folder", to)
 	}
+	// The name to is replaced: a link there is gone, a file's artifact
+	// goes to the trash (catalog/bolt_write.go).
 	if a, err := liveFile(ctx, tx, to); err != nil {
 		return err
 	} else if a != nil {
 		if _, _, err := setTrashed(ctx, tx, to, true); err != nil {
 			return err
 		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM links WHERE key = $1`, to); err != nil {
+		return err
 	}
 	if err := checkPlace(ctx, tx, to); err != nil {
 		return err
@@ -323,7 +328,7 @@ func (s *Store) SetAttrs(ctx context.Context, key string, at catalog.Attrs) (Ver
 			v.Mtime = at.Mtime.UTC()
 		}
 		if at.Mode != nil {
-			v.Mode = *at.Mode & 0o7777
+			v.Mode = catalog.ModeOf(catalog.Perm(*at.Mode))
 		}
 		return putVersion(ctx, tx, v)
 	})

@@ -1,0 +1,305 @@
+package fs_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	lfs "github.com/lamina-bio/lamina/fs"
+	"golang.org/x/sys/unix"
+)
+
+// What POSIX tools expect of a rename, an xattr, a time or a mode, found
+// by an audit of the binary (ln -sfn, rsync, mv, cp -a, touch -d @0, tar).
+
+// readlink is the target of the link at name, failing the test if it is
+// none.
+func (w *world) readlink(name string) string {
+	w.t.Helper()
+	s, err := os.Readlink(w.p(name))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return s
+}
+
+// lsLong is ls of dir with each name's type: "name" for a file, "name->x"
+// for a link to x, "name/" for a folder.
+func (w *world) lsLong(dir string) []string {
+	w.t.Helper()
+	var out []string
+	for _, n := range w.ls(dir) {
+		p := filepath.Join(dir, n)
+		if fi, err := os.Lstat(w.p(p)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			n += "->" + w.readlink(p)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// A rename onto a symbolic link, or of one onto a name, replaces the name
+// as rename(2) does: ln -sf, ln -sfn and rsync rename a new link onto the
+// old one (the catalog refused it: EIO), and mv of a file onto a link left
+// the link in the mount's listing beside the file.
+func TestRenameReplacesLink(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	ctx := context.Background()
+	if err := os.Mkdir(w.p("sl"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	// ln -sfn: a link made under a temporary name, renamed onto the old.
+	w.sh("ln -s t sl/l && ln -sfn t2 sl/l && ln -sfn t3 sl/l")
+	if got := w.readlink("sl/l"); got != "t3" {
+		t.Fatalf("readlink after ln -sfn: %q", got)
+	}
+	// rename(2) of a link onto a link: an atomic replace.
+	os.Symlink("x", w.p("sl/s1"))
+	os.Symlink("y", w.p("sl/s2"))
+	// An open of the old link keeps its inode in the kernel, and so its
+	// number, which is the name's, in the mount.
+	old, err := unix.Open(w.p("sl/s1"), unix.O_PATH|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(old)
+	if err := os.Rename(w.p("sl/s2"), w.p("sl/s1")); err != nil {
+		t.Fatalf("a link renamed onto a link: %v", err)
+	}
+	var oldSt unix.Stat_t
+	unix.Fstat(old, &oldSt)
+	for i := 0; i < 200; i++ { // until the name is looked up again
+		var st unix.Stat_t
+		if err := unix.Lstat(w.p("sl/s1"), &st); err != nil || st.Ino == oldSt.Ino {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := w.readlink("sl/s1"); got != "y" {
+		t.Fatalf("readlink of a link renamed onto another: %q", got)
+	}
+	if got := w.lsLong("sl"); !slices.Equal(got, []string{"l->t3", "s1->y"}) {
+		t.Fatalf("ls sl = %v", got)
+	}
+	d, err := w.cat.Children(ctx, "sl/")
+	if err != nil || len(d.Links) != 2 || d.Links[0].Key != "sl/l" || d.Links[0].Target != "t3" || d.Links[1].Target != "y" {
+		t.Fatalf("catalog links %+v, %v", d.Links, err)
+	}
+
+	// A link renamed onto a file: the name is the link's; the file's
+	// artifact goes to the trash, as an unlink puts it there.
+	os.WriteFile(w.p("sl/f"), []byte("f1"), 0o644)
+	os.Symlink("zz", w.p("sl/lk"))
+	if err := os.Rename(w.p("sl/lk"), w.p("sl/f")); err != nil {
+		t.Fatalf("a link renamed onto a file: %v", err)
+	}
+	if got := w.lsLong("sl"); !slices.Equal(got, []string{"f->zz", "l->t3", "s1->y"}) {
+		t.Fatalf("ls sl after a link replaced a file = %v", got)
+	}
+	if vs, err := w.cat.Versions(ctx, "sl/f", true); err != nil || len(vs) != 1 || !vs[0].Trashed {
+		t.Fatalf("the replaced file's versions: %+v, %v", vs, err)
+	}
+
+	// A file renamed onto a link (mv F L): one name, the file's.
+	os.Symlink("a", w.p("sl/L"))
+	os.WriteFile(w.p("sl/F"), []byte("data"), 0o644)
+	if err := os.Rename(w.p("sl/F"), w.p("sl/L")); err != nil {
+		t.Fatalf("a file renamed onto a link: %v", err)
+	}
+	if got := w.lsLong("sl"); !slices.Equal(got, []string{"L", "f->zz", "l->t3", "s1->y"}) {
+		t.Fatalf("ls sl after a file replaced a link = %v", got)
+	}
+	if fi, err := os.Lstat(w.p("sl/L")); err != nil || !fi.Mode().IsRegular() || string(w.read("sl/L")) != "data" {
+		t.Fatalf("sl/L: %v, %v", fi, err)
+	}
+	if err := os.Remove(w.p("sl/L")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(w.p("sl/L")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("sl/L after rm: %v", err)
+	}
+	if got := w.lsLong("sl"); !slices.Equal(got, []string{"f->zz", "l->t3", "s1->y"}) {
+		t.Fatalf("ls sl after rm L = %v", got)
+	}
+
+	// A file still being written renamed onto a link: its commit takes
+	// the name.
+	f, err := os.Create(w.p("sl/P"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("open"))
+	os.Symlink("b", w.p("sl/Q"))
+	if err := os.Rename(w.p("sl/P"), w.p("sl/Q")); err != nil {
+		t.Fatalf("an open file renamed onto a link: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close of the file renamed onto a link: %v", err)
+	}
+	if fi, err := os.Lstat(w.p("sl/Q")); err != nil || !fi.Mode().IsRegular() || string(w.read("sl/Q")) != "open" {
+		t.Fatalf("sl/Q: %v, %v", fi, err)
+	}
+
+	// rsync replaces a changed link the same way.
+	needTool(t, "rsync")
+	src := filepath.Join(w.tmp, "rsrc")
+	os.MkdirAll(src, 0o755)
+	os.Symlink("one", filepath.Join(src, "link"))
+	rsync := func() {
+		t.Helper()
+		if out, err := exec.Command("rsync", "-a", src+"/", w.p("r")+"/").CombinedOutput(); err != nil {
+			t.Fatalf("rsync: %v\n%s", err, out)
+		}
+	}
+	rsync()
+	os.Remove(filepath.Join(src, "link"))
+	os.Symlink("two", filepath.Join(src, "link"))
+	rsync()
+	if got := w.lsLong("r"); !slices.Equal(got, []string{"link->two"}) {
+		t.Fatalf("ls r after rsync = %v", got)
+	}
+}
+
+// posixACL is a system.posix_acl_access value for mode 0644, as cp -a
+// sets it.
+func posixACL() []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 2) // version
+	for _, e := range []struct{ tag, perm uint16 }{{0x01, 6}, {0x04, 4}, {0x20, 4}} {
+		b = binary.LittleEndian.AppendUint16(b, e.tag)
+		b = binary.LittleEndian.AppendUint16(b, e.perm)
+		b = binary.LittleEndian.AppendUint32(b, 0xffffffff)
+	}
+	return b
+}
+
+// Setting an extended attribute where the mount stores none is EOPNOTSUPP,
+// which cp -a ignores, on folders as on files; EROFS stays for versions.
+func TestXattrWritesUnsupported(t *testing.T) {
+	w := newWorld(t)
+	w.save("v.txt", []byte("v"))
+	w.mountRW()
+	os.MkdirAll(w.p("d/e"), 0o755)
+	os.WriteFile(w.p("d/f"), []byte("f"), 0o644)
+	for _, name := range []string{"", "d", "d/e", "d/f", "v.txt"} {
+		p := w.p(name)
+		if err := unix.Setxattr(p, "user.foo", []byte("bar"), 0); !errors.Is(err, unix.EOPNOTSUPP) {
+			t.Errorf("setxattr user.foo %q: %v, want EOPNOTSUPP", name, err)
+		}
+		if err := unix.Setxattr(p, "system.posix_acl_access", posixACL(), 0); !errors.Is(err, unix.EOPNOTSUPP) {
+			t.Errorf("setxattr system.posix_acl_access %q: %v, want EOPNOTSUPP", name, err)
+		}
+		if err := unix.Removexattr(p, "user.foo"); !errors.Is(err, unix.EOPNOTSUPP) {
+			t.Errorf("removexattr %q: %v, want EOPNOTSUPP", name, err)
+		}
+	}
+	if err := unix.Setxattr(w.p("v.txt@v1"), "user.foo", []byte("bar"), 0); !errors.Is(err, unix.EROFS) {
+		t.Errorf("setxattr of a version: %v, want EROFS", err)
+	}
+
+	src := filepath.Join(w.tmp, "tree")
+	os.MkdirAll(filepath.Join(src, "a", "b"), 0o750)
+	os.WriteFile(filepath.Join(src, "a", "b", "x.txt"), []byte("x"), 0o640)
+	os.WriteFile(filepath.Join(src, "top.txt"), []byte("t"), 0o644)
+	for _, args := range [][]string{{"-a", src, w.p("ca")}, {"-rp", src, w.p("crp")}} {
+		if out, err := exec.Command("cp", args...).CombinedOutput(); err != nil {
+			t.Errorf("cp %v: %v\n%s", args[0], err, out)
+		}
+	}
+	if got := string(w.read("ca/a/b/x.txt")) + string(w.read("crp/top.txt")); got != "xt" {
+		t.Fatalf("copied: %q", got)
+	}
+}
+
+// Epoch 0 is a time like any other (touch -d @0, tar of a file from a
+// reproducible build): not "no time".
+func TestMtimeEpochZero(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	epoch := time.Unix(0, 0)
+	os.WriteFile(w.p("z0"), []byte("a"), 0o644)
+	if err := os.Chtimes(w.p("z0"), epoch, epoch); err != nil {
+		t.Fatal(err)
+	}
+	w.sh("echo b > z1 && touch -d @0 z1 && touch -d @0 new0")
+	check := func(when string) {
+		t.Helper()
+		for _, name := range []string{"z0", "z1", "new0"} {
+			fi, err := os.Stat(w.p(name))
+			if err != nil || fi.ModTime().Unix() != 0 {
+				t.Errorf("%s: mtime of %s %v (%d), %v; want 0", when, name, fi.ModTime(), fi.ModTime().Unix(), err)
+			}
+			var meta struct{ Mtime time.Time }
+			if err := json.Unmarshal(w.read(name+".meta"), &meta); err != nil || !meta.Mtime.Equal(epoch) {
+				t.Errorf("%s: %s.meta mtime %v, %v", when, name, meta.Mtime, err)
+			}
+		}
+		if fi, err := os.Stat(w.p("z0@v1")); err != nil || fi.ModTime().Unix() != 0 {
+			t.Errorf("%s: mtime of z0@v1 %v, %v", when, fi.ModTime(), err)
+		}
+	}
+	check("mounted")
+	w.mount(lfs.MountOptions{}) // a fresh mount of the catalog
+	check("remounted")
+}
+
+// A file's mode bits are metadata, 000 as any other (tar makes its
+// placeholders so; root reads them still).
+func TestModeZeroKept(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	modes := []uint32{0o000, 0o600, 0o755, 0o444, 0o644}
+	for _, mode := range modes {
+		p := w.p("m" + itoa(mode))
+		fd, err := unix.Open(p, unix.O_CREAT|unix.O_WRONLY|unix.O_EXCL, mode)
+		if err != nil {
+			t.Fatalf("create mode %o: %v", mode, err)
+		}
+		unix.Write(fd, []byte("x"))
+		if err := unix.Close(fd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(w.p("c"), []byte("c"), 0o644)
+	if err := os.Chmod(w.p("c"), 0); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, mode := range modes {
+			name := "m" + itoa(mode)
+			if fi, err := os.Stat(w.p(name)); err != nil || uint32(fi.Mode().Perm()) != mode {
+				t.Errorf("%s: %s: %v, %v; want %o", when, name, fi.Mode(), err, mode)
+			}
+		}
+		if fi, err := os.Stat(w.p("c")); err != nil || fi.Mode().Perm() != 0 {
+			t.Errorf("%s: c after chmod 0: %v, %v", when, fi.Mode(), err)
+		}
+		if got := string(w.read("m000")); got != "y" {
+			t.Errorf("%s: m000 reads %q", when, got)
+		}
+	}
+	// A new version of a 000 file keeps its mode.
+	if err := os.WriteFile(w.p("m000"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("m000"); len(vs) != 2 {
+		t.Fatalf("m000 has %d versions, want 2", len(vs))
+	}
+	check("mounted")
+	w.mount(lfs.MountOptions{}) // a fresh mount of the catalog
+	check("remounted")
+}
+
+func itoa(mode uint32) string { return fmt.Sprintf("%03o", mode) }
