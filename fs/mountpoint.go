@@ -38,7 +38,7 @@ func CheckMountpoint(dir string) error {
 	}
 	info, err := os.Stat(dir)
 	switch {
-	case errors.Is(err, syscall.ENOTCONN):
+	case errors.Is(err, syscall.ENOTCONN), errors.Is(err, syscall.ECONNABORTED): // as Stale: a daemon killed mid-request
 		return &mountpointError{fmt.Sprintf("%s holds a stale mount left by a lamina daemon that died; run `lamina umount %s`, then mount again", dir, dir), ErrStale}
 	case errors.Is(err, os.ErrNotExist):
 		return &mountpointError{fmt.Sprintf("mountpoint %s does not exist; create it first (mkdir -p %s)", dir, dir), ErrNoMountpoint}
