@@ -321,6 +321,26 @@ func (l *listing) snapshot() []item {
 	return slices.Clone(l.files)
 }
 
+// link returns the symbolic link named name, if the listing holds one;
+// remove takes links out in place, so readers hold mu.
+func (l *listing) link(name string) (catalog.Link, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	k, ok := l.links[name]
+	return k, ok
+}
+
+// linkEntries returns the entries of the listing's symbolic links.
+func (l *listing) linkEntries() []Entry {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]Entry, 0, len(l.links))
+	for name, k := range l.links {
+		out = append(out, linkEntry(name, k))
+	}
+	return out
+}
+
 // size is the number of names the listing holds, for Namespace.listed.
 func (l *listing) size() int {
 	l.mu.RLock()
@@ -608,7 +628,7 @@ func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry,
 		ns.mu.Unlock()
 		return ns.dirEntry(name, sub, sl), nil
 	}
-	if k, ok := l.links[name]; ok {
+	if k, ok := l.link(name); ok {
 		return linkEntry(name, k), nil
 	}
 	if e, ok := ns.pending(prefix, name); ok {
@@ -682,9 +702,7 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 	for _, name := range l.dirs {
 		out = append(out, Entry{Name: name, Kind: KindDir, Prefix: dir.Prefix + name + "/", Mode: 0o755, Ino: Ino(tagDir, dir.Prefix+name+"/")})
 	}
-	for name, k := range l.links {
-		out = append(out, linkEntry(name, k))
-	}
+	out = append(out, l.linkEntries()...)
 	out = append(out, ns.pendingUnder(dir.Prefix, l)...)
 	for _, it := range files {
 		e := itemEntry(dir.Prefix, it, true)

@@ -149,7 +149,7 @@ func (ns *Namespace) update(v catalog.Version) {
 		}
 		p += seg + "/"
 	}
-	if _, link := l.links[name]; !known || link {
+	if _, link := l.link(name); !known || link {
 		// A file renamed onto a link replaced it (catalog Rename): the
 		// listing read again shows the file alone.
 		ns.mu.Unlock()
