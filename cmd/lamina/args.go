@@ -90,17 +90,41 @@ func missing(c *cli.Context, names ...string) string {
 // usageExit makes a flag the parser refuses (unknown, or a bad value) a
 // usage error: exit 2 with a short message, as the commands' own checks.
 func usageExit(c *cli.Context, err error, _ bool) error {
-	name := "lamina"
-	if c.Command != nil && c.Command.FullName() != "" {
-		name += " " + c.Command.FullName()
-	}
+	name := commandName(c)
 	return exitf(2, "%v (%s --help lists the flags)", err, name)
 }
 
-// onUsageError sets usageExit on cmds and their subcommands.
+// onUsageError sets usageExit on cmds and their subcommands, and
+// unknownCommand on the ones that only group subcommands.
 func onUsageError(cmds []*cli.Command) {
 	for _, c := range cmds {
 		c.OnUsageError = usageExit
+		if len(c.Subcommands) > 0 && c.Action == nil {
+			c.Action = unknownCommand
+		}
 		onUsageError(c.Subcommands)
 	}
+}
+
+// unknownCommand is the action of lamina and of a command that groups
+// subcommands: with no argument it shows the help; with one, that is no
+// command, a usage error (exit 2). urfave's default said "No help topic"
+// and exited 3.
+func unknownCommand(c *cli.Context) error {
+	name := commandName(c)
+	if c.NArg() > 0 {
+		return exitf(2, "%s has no command %q (%s --help lists them)", name, c.Args().First(), name)
+	}
+	if name == "lamina" {
+		return cli.ShowAppHelp(c)
+	}
+	return cli.ShowSubcommandHelp(c)
+}
+
+// commandName is "lamina" and the command c runs, as a user types it.
+func commandName(c *cli.Context) string {
+	if c.Command == nil || c.Command.FullName() == "" || c.Command.FullName() == c.App.Name {
+		return "lamina"
+	}
+	return "lamina " + c.Command.FullName()
 }

@@ -87,6 +87,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // main prints errors once
 		OnUsageError:         usageExit,
+		Action:               unknownCommand,
 	}
 	onUsageError(app.Commands)
 	if len(args) > 1 {

@@ -132,6 +132,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"ls", "--bogus"}, "flag provided but not defined: -bogus (lamina ls --help lists the flags)"},
 		{[]string{"ontology", "search", "--limit", "many", "celltype", "T"}, `invalid value "many" for flag -limit`},
 		{[]string{"--bogus", "ls"}, "flag provided but not defined"},
+		{[]string{"nosuch"}, `lamina has no command "nosuch" (lamina --help lists them)`},
+		{[]string{"ontology", "nosuch"}, `lamina ontology has no command "nosuch"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, _, err := e.run(tc.args...)
@@ -139,5 +141,11 @@ func TestUsageErrorsExit2(t *testing.T) {
 				t.Fatalf("error %v (exit %d), want %q, exit 2; stdout %q", err, codeOf(err), tc.want, out)
 			}
 		})
+	}
+	// A command alone, or one that groups others, shows its help.
+	for _, args := range [][]string{{}, {"ontology"}} {
+		if out, _, err := e.run(args...); err != nil || !strings.Contains(out, "COMMANDS:") {
+			t.Errorf("lamina %v: %v\n%s", args, err, out)
+		}
 	}
 }
