@@ -303,3 +303,28 @@ func TestModeZeroKept(t *testing.T) {
 }
 
 func itoa(mode uint32) string { return fmt.Sprintf("%03o", mode) }
+
+// A program that maps a file it has just written (numpy's memmap after a
+// save): an open between close(2) and the RELEASE that follows it found
+// the writer's hold and was served past the page cache, where mmap fails
+// with ENODEV. The mapping is made by another process: a page fault on
+// the mount from the test's own would stop its FUSE server with it.
+func TestMapRightAfterWrite(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	w := newWorld(t)
+	w.mountRW()
+	w.sh(`mkdir mm && python3 -c '
+import mmap
+for i in range(60):
+    want = bytes([i]) * 100000
+    with open("mm/arr.npy", "wb") as f:
+        f.write(want)
+    with open("mm/arr.npy", "rb") as f:
+        m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+        if m[:] != want:
+            raise SystemExit("round %d: the mapping holds other bytes" % i)
+        m.close()
+'`)
+}

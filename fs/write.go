@@ -290,7 +290,11 @@ func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, sysca
 		return nil, 0, 0, false
 	}
 	e := n.current(ctx, nil)
-	writing := n.m.held.holding() && n.m.held.writing(n.key(), n.StableAttr().Ino)
+	// Writers closed with their bytes committed leave the latest version's
+	// bytes in the inode's pages: a reader opening between close(2) and the
+	// RELEASE that ends the hold (a program mapping what it just wrote)
+	// reads as any reader does, not past the page cache (no mmap then).
+	writing := n.m.held.holding() && n.m.held.writing(n.key(), n.StableAttr().Ino) && n.m.ns.st.Writing(n.key())
 	switch {
 	case e.Kind == KindPending:
 		f := n.m.ns.st.Pending(e.Key)

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
 )
 
 // A close whose commit failed (the catalog away, a full disk) keeps its
@@ -22,9 +25,10 @@ const retryMax = 10 * time.Minute
 
 // failedClose is a released File whose commit failed.
 type failedClose struct {
-	j     journal // its record: ID, Key, Mode
-	mtime time.Time
-	run   string
+	j      journal // its record: ID, Key, Mode
+	mtime  time.Time
+	run    string
+	closed time.Time // when it was released: retries keep the order of closes
 }
 
 // retryLater queues fc and makes sure a retry comes.
@@ -41,6 +45,7 @@ func (s *Stage) retryLater(fc failedClose) {
 	if s.retryStopped {
 		return
 	}
+	fc.closed = time.Now()
 	s.failedCloses = append(s.failedCloses, fc)
 	if s.retryTimer == nil {
 		s.retryWait = first
@@ -72,16 +77,40 @@ func (s *Stage) RetryFailed(ctx context.Context) (left int) {
 	list := s.failedCloses
 	s.failedCloses = nil
 	s.rmu.Unlock()
+	// In the order of the closes; a key whose earlier close still fails
+	// keeps its later ones waiting, so that the last close stays latest.
+	slices.SortStableFunc(list, func(a, b failedClose) int { return a.closed.Compare(b.closed) })
 	var keep []failedClose
+	stuck := map[string]bool{}
+	var done []string
 	for _, fc := range list {
-		if !s.retryOne(ctx, fc) {
+		if stuck[fc.j.Key] || !s.retryOne(ctx, fc) {
+			stuck[fc.j.Key] = true
 			keep = append(keep, fc)
+			continue
 		}
+		done = append(done, fc.j.Key)
 	}
 	s.rmu.Lock()
-	defer s.rmu.Unlock()
 	s.failedCloses = append(keep, s.failedCloses...)
-	return len(s.failedCloses)
+	left = len(s.failedCloses)
+	if left == 0 {
+		s.retriedAt = nil
+	}
+	notify := s.retried
+	s.rmu.Unlock()
+	if notify != nil && len(done) > 0 {
+		notify(done) // outside any FUSE request: the kernel may be told at once
+	}
+	return left
+}
+
+// OnRetried sets what learns of the keys that RetryFailed committed: the
+// mount's listings and the kernel's caches, which no handle's close told.
+func (s *Stage) OnRetried(fn func(keys []string)) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.retried = fn
 }
 
 // StopRetries stops the timer of RetryFailed: the catalog is going away.
@@ -105,7 +134,13 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 		s.failed.Add(-1)
 		return true
 	}
-	newer, same := s.savedSince(ctx, fc.j.Key, data, time.Now())
+	var newer, same bool
+	if v, err := s.cat.ByKey(ctx, fc.j.Key, 0); err == nil && s.retriedBefore(v.UID, fc.closed) {
+		// The latest version is an earlier failed close, committed by a
+		// retry: these bytes, closed after it, go on top.
+	} else {
+		newer, same = s.savedSince(ctx, fc.j.Key, data, time.Now())
+	}
 	if !same {
 		key, desc := fc.j.Key, ""
 		if newer {
@@ -113,9 +148,18 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 			desc = fmt.Sprintf("recovered bytes of %s: its commit failed at close, and the key was saved again since", fc.j.Key)
 		}
 		fh, err := os.Open(data)
+		var v catalog.Version
 		if err == nil {
-			_, err = s.commitFile(WithRun(ctx, fc.run), key, fh, fc.mtime, fc.j.Mode, desc, false)
+			v, err = s.commitFile(WithRun(ctx, fc.run), key, fh, fc.mtime, fc.j.Mode, desc, false)
 			fh.Close()
+		}
+		if err == nil && !newer {
+			s.rmu.Lock()
+			if s.retriedAt == nil {
+				s.retriedAt = map[string]time.Time{}
+			}
+			s.retriedAt[v.UID] = fc.closed
+			s.rmu.Unlock()
 		}
 		if err != nil {
 			s.log.Warn("lamina mount: the commit of a closed file failed again; its bytes stay staged", "key", fc.j.Key, "err", err)
@@ -130,4 +174,13 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 	s.dropStaged(fc.j.ID)
 	s.failed.Add(-1)
 	return true
+}
+
+// retriedBefore reports whether the version uid was committed by a retry
+// of a close made no later than t.
+func (s *Stage) retriedBefore(uid string, t time.Time) bool {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	at, ok := s.retriedAt[uid]
+	return ok && !at.After(t)
 }

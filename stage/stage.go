@@ -111,7 +111,9 @@ type Stage struct {
 	retryTimer   *time.Timer
 	retryWait    time.Duration
 	retryStopped bool
-	retrying     sync.Mutex // held by RetryFailed
+	retriedAt    map[string]time.Time // uid of a version a retry made → when its File was closed
+	retried      func(keys []string)  // OnRetried
+	retrying     sync.Mutex           // held by RetryFailed
 }
 
 // New returns a Stage keeping its files in o.Dir.
@@ -282,6 +284,28 @@ func (s *Stage) JoinAppend(key string) *File {
 		}
 	}
 	return nil
+}
+
+// Writing reports whether a writer may still change key's bytes: an open
+// File of it that holds bytes not committed, or that was not closed yet
+// (a log written and fsynced, never closed). A reader must then read past
+// the pages the kernel keeps for key's path, which hold the writer's. A
+// File closed with everything committed (close(2) returned, its RELEASE
+// not come yet: a program mapping what it just wrote) is done with, as
+// truncateOpen decides too. It waits for a commit in flight.
+func (s *Stage) Writing(key string) bool {
+	s.mu.Lock()
+	open := slices.Clone(s.open[key])
+	s.mu.Unlock()
+	for _, f := range open {
+		f.mu.Lock()
+		done := f.released || (f.flushed && !f.dirty)
+		f.mu.Unlock()
+		if !done {
+			return true
+		}
+	}
+	return false
 }
 
 // OpenAppend opens key for O_APPEND (without O_TRUNC) as one step: it

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -667,11 +668,24 @@ func TestFailedCommitRetriedWhileRunning(t *testing.T) {
 			t.Fatal("release with the catalog away succeeded")
 		}
 	}
+	var mu sync.Mutex
+	told := map[string]bool{} // what the mount learns (OnRetried)
+	s.OnRetried(func(keys []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, k := range keys {
+			told[k] = true
+		}
+	})
 	closeFailing("a.txt", "closed while the catalog was away")
 	closeFailing("b.txt", "older, its close failed")
+	// Two closes of one new key: the later stays its latest.
+	closeFailing("c.txt", "first edit")
+	time.Sleep(5 * time.Millisecond)
+	closeFailing("c.txt", "second edit, the latest")
 	time.Sleep(100 * time.Millisecond) // retries fail meanwhile
-	if n := s.FailedCommits(); n != 2 {
-		t.Fatalf("FailedCommits with the catalog still away = %d, want 2", n)
+	if n := s.FailedCommits(); n != 4 {
+		t.Fatalf("FailedCommits with the catalog still away = %d, want 4", n)
 	}
 	if _, err := e.cat.ByKey(ctx, "a.txt", 0); err == nil {
 		t.Fatal("a.txt has a version while the catalog is away")
@@ -703,6 +717,17 @@ func TestFailedCommitRetriedWhileRunning(t *testing.T) {
 	if got := e.content(t, "b.txt"); got != "newer" {
 		t.Fatalf("b.txt's newer save was replaced by the older bytes: %q", got)
 	}
+	if got := e.content(t, "c.txt"); got != "second edit, the latest" {
+		t.Fatalf("c.txt after two failed closes: %q, want the later", got)
+	}
+	if vs, _ := e.cat.Versions(ctx, "c.txt", false); len(vs) != 2 {
+		t.Fatalf("c.txt has %d versions, want 2", len(vs))
+	}
+	mu.Lock()
+	if !told["a.txt"] || !told["c.txt"] {
+		t.Errorf("OnRetried was told %v, want a.txt and c.txt", told)
+	}
+	mu.Unlock()
 	lost, err := e.cat.List(ctx, catalog.Query{Prefix: stage.LostAndFound + "/"})
 	if err != nil || len(lost) != 1 || !strings.HasSuffix(lost[0].Key, "/b.txt") || e.content(t, lost[0].Key) != "older, its close failed" {
 		t.Fatalf("lost+found: %+v, %v", lost, err)

@@ -321,6 +321,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if err != nil {
 		return explainMount(err)
 	}
+	if writes != nil {
+		writes.OnRetried(m.Changed) // a failed close committed later: no handle tells the mount
+	}
 	st := mountState{Instance: s.Name, Mountpoint: dir, PID: os.Getpid(), Started: time.Now().UTC().Truncate(time.Second),
 		Log: filepath.Join(dirs.RuntimeDir(s.Name), "mount.log")}
 	if ready == nil {
