@@ -83,6 +83,22 @@ func (s *Store) Condemned(ctx context.Context) (map[string]bool, error) {
 	return marks, err
 }
 
+// KeepDeletedMarks is how long the mark of a pack gc deleted stays: a
+// save elsewhere that saw the pack in storage less than packSeenFor ago
+// would reuse its chunks without the mark (a short --settle ends before).
+const KeepDeletedMarks = 5 * time.Minute
+
+// MarkTimes lists the packs marked for deletion with when each mark was
+// written.
+func (s *Store) MarkTimes(ctx context.Context) (map[string]time.Time, error) {
+	marks := map[string]time.Time{}
+	err := s.obj.List(ctx, condemnedPrefix, func(i storage.Info) error {
+		marks[strings.TrimPrefix(i.Name, condemnedPrefix)] = i.ModTime
+		return nil
+	})
+	return marks, err
+}
+
 func (s *Store) forgetCondemned() {
 	s.seenMu.Lock()
 	s.condAt = time.Time{}

@@ -68,15 +68,17 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	if err := live.scan(ctx, in, &st.Versions); err != nil {
 		return st, err
 	}
-	marks, err := in.Store.Condemned(ctx)
+	marks, err := in.Store.MarkTimes(ctx)
 	if err != nil {
 		return st, err
 	}
 	cutoff := time.Now().Add(-o.Grace)
 	var doomed []cache.PackInfo
 	inUse := map[string]bool{} // packs a version uses
+	listed := map[string]bool{}
 	err = in.Store.Packs(ctx, func(p cache.PackInfo, perr error) error {
 		st.Packs++
+		listed[p.ID] = true
 		if perr != nil {
 			st.Unreadable++
 			return nil
@@ -104,7 +106,10 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 		dying[p.ID] = true
 	}
 	var pardon []string
-	for id := range marks {
+	for id, at := range marks {
+		if !listed[id] && time.Since(at) < cache.KeepDeletedMarks {
+			continue // deleted lately: its mark still keeps saves elsewhere off it
+		}
 		if !dying[id] {
 			pardon = append(pardon, id)
 			if inUse[id] {
@@ -126,7 +131,7 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 		var ids []string
 		var size int64
 		for _, p := range doomed {
-			if !marks[p.ID] {
+			if _, marked := marks[p.ID]; !marked {
 				ids = append(ids, p.ID)
 			}
 			size += p.Size
@@ -173,8 +178,16 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	if err := in.Store.DeletePacks(ctx, ids); err != nil {
 		return st, err
 	}
-	if err := in.Store.Pardon(ctx, ids); err != nil { // their marks
-		return st, err
+	if o.Settle > 0 && len(ids) > 0 {
+		// Their marks stay KeepDeletedMarks from now (a later gc removes
+		// them): a save on another machine may have seen these packs in
+		// storage within the last minute and reuse their chunks unless
+		// marked, even one that starts after this gc has ended.
+		host, _ := os.Hostname()
+		note := fmt.Sprintf("deleted by lamina gc on %s (%s) at %s\n", host, in.User, time.Now().UTC().Format(time.RFC3339))
+		if err := in.Store.Condemn(ctx, ids, note); err != nil {
+			return st, err
+		}
 	}
 	if err := in.gcRecords(ctx, cutoff, live.uids, false, &st); err != nil {
 		return st, err

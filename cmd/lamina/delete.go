@@ -240,7 +240,7 @@ func cmdGC() *cli.Command {
 			defer in.Close()
 			settle := c.Duration("settle")
 			if settle > 0 && settle < cache.MinSettle {
-				fmt.Fprintf(c.App.ErrWriter, "warning: a save running meanwhile may reuse data gc deletes after less than %s\n", cache.MinSettle)
+				fmt.Fprintf(c.App.ErrWriter, "warning: with --settle under %s a save on another machine, meanwhile or in the next minute, may reuse data gc deletes and lose its version; use 0s only when nothing else saves to this storage\n", cache.MinSettle)
 			}
 			st, err := in.GC(c.Context, instance.GCOptions{
 				Grace: c.Duration("grace"), Settle: settle, DryRun: c.Bool("dry-run"),
