@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -198,8 +199,9 @@ func cmdRestore() *cli.Command {
 }
 
 // trashedUnder lists the keys of artifacts in the trash under the folder
-// prefix (ending in "/"), whose key is free again: the ones restore can
-// bring back. Empty if there are none; an error says so.
+// prefix (ending in "/"); a key written again since is among them, as
+// restore of it by name brings its trashed versions back beside the new
+// ones. Empty if there are none; an error says so.
 func trashedUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]string, error) {
 	tl, err := cat.TrashList(ctx)
 	if err != nil {
@@ -207,12 +209,12 @@ func trashedUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]st
 	}
 	var keys []string
 	for _, e := range tl {
-		if strings.HasPrefix(e.Key, prefix) && !e.Live {
+		if strings.HasPrefix(e.Key, prefix) && !slices.Contains(keys, e.Key) {
 			keys = append(keys, e.Key)
 		}
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: the trash holds no artifact under %s whose key is free", catalog.ErrNotFound, prefix)
+		return nil, fmt.Errorf("%w: the trash holds no artifact under %s", catalog.ErrNotFound, prefix)
 	}
 	sort.Strings(keys)
 	return keys, nil

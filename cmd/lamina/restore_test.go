@@ -6,9 +6,9 @@ import (
 )
 
 // `lamina restore FOLDER/` brings back every artifact trashed under it, as
-// `rm -r` in a mount trashes them one by one; one whose key was written
-// again since stays in the trash, and a folder named without its slash
-// says how to restore it.
+// `rm -r` in a mount trashes them one by one, one whose key was written
+// again since too (as restore of it by name does); a folder named without
+// its slash says how to restore it.
 func TestRestoreFolder(t *testing.T) {
 	e := newEnv(t)
 	e.init()
@@ -22,17 +22,22 @@ func TestRestoreFolder(t *testing.T) {
 	if err != nil {
 		t.Fatalf("restore tree/: %v\n%s%s", err, out, errs)
 	}
-	if !strings.Contains(out, "restored tree/a.csv (1 version)") || !strings.Contains(out, "restored tree/sub/b.csv") || strings.Contains(out, "c.csv") {
+	if !strings.Contains(out, "restored tree/a.csv (1 version)") || !strings.Contains(out, "restored tree/sub/b.csv") || !strings.Contains(out, "restored tree/sub/c.csv") {
 		t.Fatalf("restore tree/ said:\n%s%s", out, errs)
 	}
 	ls := e.ok("ls", "tree/")
 	if !strings.Contains(ls, "tree/a.csv") || !strings.Contains(ls, "tree/sub/b.csv") {
 		t.Fatalf("ls after restore tree/:\n%s", ls)
 	}
+	// The key written again since gets its trashed version back beside the
+	// new one, which stays the latest (rm -r out/, then a rerun).
 	if got := e.ok("get", "tree/sub/c.csv", "-o", "-"); got != "again\n" {
 		t.Fatalf("the key written again since = %q", got)
 	}
-	if trash := e.ok("ls", "--trash"); !strings.Contains(trash, "other/d.csv") || !strings.Contains(trash, "tree/sub/c.csv") {
+	if got := e.ok("ls", "--versions", "tree/sub/c.csv"); strings.Count(got, "tree/sub/c.csv") != 2 {
+		t.Fatalf("versions of the key written again after restore tree/:\n%s", got)
+	}
+	if trash := e.ok("ls", "--trash"); !strings.Contains(trash, "other/d.csv") || strings.Contains(trash, "tree/") {
 		t.Fatalf("trash after restore tree/:\n%s", trash)
 	}
 	e.fails("no artifact under", "restore", "tree/")
