@@ -125,6 +125,16 @@ func readState(dirs instance.Dirs, name string) (mountState, error) {
 	return st, json.Unmarshal(b, &st)
 }
 
+// removeOwnState removes the state file of the instance's mount if it is
+// this process's: a daemon that drained its uploads after a new mount of
+// the instance started must not unregister the new one.
+func removeOwnState(dirs instance.Dirs, name string) {
+	if st, err := readState(dirs, name); err == nil && st.PID != os.Getpid() {
+		return
+	}
+	os.Remove(statePath(dirs, name))
+}
+
 // spawnDaemon starts `lamina mount --foreground` detached, with its output
 // in a log file, and waits until it says the mount is ready (or why not).
 func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir string) error {
@@ -137,7 +147,13 @@ func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir st
 		return err
 	}
 	logPath := filepath.Join(rdir, "mount.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if st, err := readState(dirs, s.Name); err == nil && processAlive(st.PID) {
+		// A daemon still stopping (draining uploads) writes there: both
+		// append, rather than a hole of zeros where it goes on writing.
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	logf, err := os.OpenFile(logPath, flags, 0o600)
 	if err != nil {
 		return err
 	}
@@ -264,7 +280,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	defer func() {
 		if mounted {
 			drainUploads(rem, dirs, s, log)
-			os.Remove(statePath(dirs, s.Name))
+			removeOwnState(dirs, s.Name)
 			log.Info("stopped")
 		}
 	}()

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/lamina-bio/lamina/instance"
 )
 
 // `lamina restore FOLDER/` brings back every artifact trashed under it, as
@@ -41,4 +45,28 @@ func TestRestoreFolder(t *testing.T) {
 		t.Fatalf("trash after restore tree/:\n%s", trash)
 	}
 	e.fails("no artifact under", "restore", "tree/")
+}
+
+// A daemon that stops after a new mount of its instance started (it was
+// draining uploads) leaves the new daemon's state file, which status and
+// umount find the mount by.
+func TestStoppingDaemonKeepsNewState(t *testing.T) {
+	dirs := instance.Dirs{Runtime: t.TempDir()}
+	os.MkdirAll(dirs.RuntimeDir("lab"), 0o700)
+	write := func(pid int) {
+		b, _ := json.Marshal(mountState{Instance: "lab", PID: pid})
+		if err := os.WriteFile(statePath(dirs, "lab"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(os.Getppid()) // the new daemon: another live process
+	removeOwnState(dirs, "lab")
+	if st, err := readState(dirs, "lab"); err != nil || st.PID != os.Getppid() {
+		t.Fatalf("the new daemon's state after the old one stopped: %+v, %v", st, err)
+	}
+	write(os.Getpid())
+	removeOwnState(dirs, "lab")
+	if _, err := os.Stat(statePath(dirs, "lab")); !os.IsNotExist(err) {
+		t.Fatalf("its own state file is left: %v", err)
+	}
 }
