@@ -41,12 +41,13 @@ type mountState struct {
 type mountStatus struct {
 	mountState
 	lfs.Stats
-	ReadOnly       bool             `json:"read_only,omitempty"`  // the database role may only read
-	FailedCommits  int64            `json:"failed_commits"`       // files whose commit at close failed and is not done yet: staged, tried again
-	PendingRecords int              `json:"pending_records"`      // versions whose storage record is not yet written
-	Uploads        *cache.Pending   `json:"uploads,omitempty"`    // S3: staged objects not yet uploaded
-	DiskCache      *cache.CacheInfo `json:"disk_cache,omitempty"` // S3: the local cache of fetched data
-	Storage        *retry.Health    `json:"storage,omitempty"`    // S3: whether the server answered the last calls
+	ReadOnly       bool             `json:"read_only,omitempty"`     // the database role may only read
+	FailedCommits  int64            `json:"failed_commits"`          // files whose commit at close failed and is not done yet: staged, tried again
+	PendingRecords int              `json:"pending_records"`         // versions whose storage record is not yet written
+	Uploads        *cache.Pending   `json:"uploads,omitempty"`       // S3: staged objects not yet uploaded
+	DiskCache      *cache.CacheInfo `json:"disk_cache,omitempty"`    // S3: the local cache of fetched data
+	Storage        *retry.Health    `json:"storage,omitempty"`       // S3: whether the server answered the last calls
+	CatalogError   string           `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
 }
 
 const readyFDEnv = "LAMINA_READY_FD"
@@ -378,8 +379,11 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		Status: func() any {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			ob, _ := cat.Outbox(ctx)
+			ob, oerr := cat.Outbox(ctx) // a catalog read: does the database answer
 			ms := mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob), ReadOnly: writes == nil}
+			if oerr != nil {
+				ms.CatalogError = rootCause(oerr)
+			}
 			if writes != nil {
 				ms.FailedCommits = writes.FailedCommits()
 			}
@@ -660,6 +664,9 @@ func cmdStatus() *cli.Command {
 				{"files opened", fmt.Sprint(st.FilesOpened)},
 				{"folders listed", fmt.Sprint(st.DirsListed)},
 				{"pending work", fmt.Sprintf("%d storage records to write", st.PendingRecords)},
+			}
+			if st.CatalogError != "" {
+				rows = append(rows, []string{"catalog", fmt.Sprintf("not answering (%s): opens, closes and listings not cached fail with EIO until it does; closes are committed again then", st.CatalogError)})
 			}
 			if st.FailedCommits > 0 {
 				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, tried again every few minutes and at the next mount (the daemon's log says why)", st.FailedCommits)})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -20,7 +21,7 @@ func mountWrites(ctx context.Context, s instance.Settings, cat catalog.Catalog, 
 	st, err := stage.New(cat, store, stage.Options{Dir: filepath.Join(s.CacheDir, "staging"), User: in.User, Logger: log,
 		// close commits; durability follows within 2 s, at fsync and at
 		// unmount (docs/write-bench.md).
-		SyncEvery: 2 * time.Second})
+		SyncEvery: 2 * time.Second, RetryFailed: retryFailedEvery()})
 	if err != nil {
 		return nil, err
 	}
@@ -37,4 +38,13 @@ func scratchPatterns(s instance.Settings) []string {
 		return s.Scratch
 	}
 	return stage.DefaultScratch
+}
+
+// retryFailedEvery is the first wait before a close whose commit failed is
+// committed again: stage.DefaultRetryFailed, or LAMINA_RETRY_FAILED (tests).
+func retryFailedEvery() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("LAMINA_RETRY_FAILED")); err == nil && d > 0 {
+		return d
+	}
+	return 0
 }
