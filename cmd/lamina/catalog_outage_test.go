@@ -141,4 +141,20 @@ func TestCatalogOutageWhileMounted(t *testing.T) {
 	if out := e.ok("ls", "--versions", "during.txt"); strings.Count(out, "during.txt") != 1 {
 		t.Errorf("versions of the file closed during the outage:\n%s", out)
 	}
+
+	// Unmounted while the database is away: umount says what stays staged,
+	// and the next mount commits it.
+	proxy.Down()
+	if os.WriteFile(filepath.Join(mnt, "late.txt"), []byte("closed just before umount\n"), 0o644) == nil {
+		t.Fatal("a close with the database away succeeded")
+	}
+	_, errs, err := e.run("umount", mnt)
+	if err != nil || !strings.Contains(errs, "1 closed file whose commit failed at close") {
+		t.Errorf("umount with a failed close pending: %v\n%s", err, errs)
+	}
+	proxy.Up()
+	e.mount(mnt)
+	if got, err := readString(filepath.Join(mnt, "late.txt"))(); got != "closed just before umount\n" {
+		t.Errorf("late.txt after the next mount: %q, %v", got, err)
+	}
 }

@@ -452,6 +452,28 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	return nil
 }
 
+// failedCloses asks the daemon of the named instance how many closes wait
+// for a commit that failed (0 if it does not answer).
+func failedCloses(ctx context.Context, dirs instance.Dirs, name string) int64 {
+	s, err := dirs.Load(name)
+	if err != nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, 6*time.Second) // status waits up to 5 s for the catalog
+	defer cancel()
+	cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(name), s.ID)
+	if err != nil {
+		return 0
+	}
+	defer cl.Close()
+	raw, err := cl.Status(ctx)
+	var st mountStatus
+	if err != nil || json.Unmarshal(raw, &st) != nil {
+		return 0
+	}
+	return st.FailedCommits
+}
+
 // unmount retries while files are open, then detaches the mount lazily.
 func unmount(m *lfs.Mount, log *slog.Logger) {
 	deadline := time.Now().Add(10 * time.Second)
@@ -506,6 +528,9 @@ func cmdUmount() *cli.Command {
 			w := c.App.Writer
 			name, st, found := findMount(dirs, dir)
 			if found && processAlive(st.PID) {
+				if n := failedCloses(c.Context, dirs, name); n > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "lamina: %s whose commit failed at close: the daemon tries once more as it stops; what still fails stays staged and the next mount commits it (its log says why)\n", plural(int(n), "closed file"))
+				}
 				if c.Bool("force") {
 					os.WriteFile(forceStopPath(dirs, name), nil, 0o600)
 				}
