@@ -290,9 +290,14 @@ func (m *Mount) invalidate(c Change) {
 		dir.NotifyContent(0, 0) // the cached listing
 	}
 	names := map[string]bool{}
+	bases := false
 	for _, n := range c.Names {
 		names[n] = true
 		dir.NotifyEntry(n)
+		bases = bases || ParseName(n).Base == n
+	}
+	if !bases {
+		return // names of versions only (versionChanged): no scan of the folder
 	}
 	// Versions and sidecars the kernel knows of a changed key: after a Trash
 	// or Purge they must vanish at once too.

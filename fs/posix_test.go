@@ -328,3 +328,42 @@ for i in range(60):
         m.close()
 '`)
 }
+
+// chmod and touch of a latest file change its version's mode and mtime in
+// place; the version's own name shows them at once (it was cached for an
+// hour: ./script@v1 stayed without its x bits after chmod +x).
+func TestVersionNameFollowsAttrs(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	if err := os.WriteFile(w.p("sx"), []byte("#!/bin/sh\necho ran\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("sx", 1)
+	st := func() (os.FileMode, int64) {
+		fi, err := os.Stat(w.p("sx@v1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm(), fi.ModTime().Unix()
+	}
+	if mode, _ := st(); mode != 0o444 {
+		t.Fatalf("sx@v1 before chmod: %v", mode)
+	}
+	if err := os.Chmod(w.p("sx"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(w.p("sx"), time.Unix(777, 0), time.Unix(777, 0)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mode, mtime := st()
+		if mode == 0o555 && mtime == 777 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sx@v1 after chmod 755 and touch -d @777: %v, mtime %d", mode, mtime)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

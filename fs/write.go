@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -224,6 +225,22 @@ func keyOf(e Entry) string {
 func (m *Mount) written(keys ...string) {
 	m.ns.forget(keys...)
 	m.notifyAsync(keys...)
+}
+
+// versionChanged tells the kernel, from another goroutine, that the
+// version v's own names (name@vN, its sidecar) show other attributes: touch
+// and chmod change the latest version's mtime and mode in place, and those
+// names are cached for an hour (./script@v1 kept its old mode).
+func (m *Mount) versionChanged(v catalog.Version) {
+	p, name := splitKey(v.Key)
+	at := fmt.Sprintf("%s@v%d", name, v.Version)
+	cs := []Change{{Prefix: p, Names: []string{at, at + ".meta"}}}
+	go func() {
+		select {
+		case m.notes <- cs:
+		case <-m.stop:
+		}
+	}()
 }
 
 // committed is written for a commit: the listing is updated in place.
@@ -715,6 +732,7 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		switch {
 		case changed.UID != "" && changed.Key == key:
 			n.m.ns.update(changed) // in place: touch * lists the folder once
+			n.m.versionChanged(changed)
 		case taken == nil:
 			n.m.ns.forget(key)
 		}
