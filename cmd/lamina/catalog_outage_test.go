@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/url"
@@ -156,5 +157,19 @@ func TestCatalogOutageWhileMounted(t *testing.T) {
 	e.mount(mnt)
 	if got, err := readString(filepath.Join(mnt, "late.txt"))(); got != "closed just before umount\n" {
 		t.Errorf("late.txt after the next mount: %q, %v", got, err)
+	}
+}
+
+// The hint about where a database password comes from follows only a
+// refused login, not every failure to open the catalog (a server away, a
+// schema too new).
+func TestPasswordHintOnlyForLogins(t *testing.T) {
+	e := newEnv(t)
+	_, errs, err := e.run("connect", "lab", "--db", "postgresql://lamina@127.0.0.1:1/lamina")
+	if err == nil || strings.Contains(errs+err.Error(), "a password comes from") {
+		t.Errorf("connect to a port nothing listens on: %v\n%s", err, errs)
+	}
+	if !authFailed(errors.New(`failed SASL auth: FATAL: password authentication failed for user "lamina" (SQLSTATE 28P01)`)) {
+		t.Error("a refused login is not taken for one")
 	}
 }

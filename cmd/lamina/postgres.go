@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -23,10 +24,10 @@ func openPostgres(ctx context.Context, s instance.Settings, log *slog.Logger) (*
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	st, err := postgres.Open(ctx, s.Catalog, postgres.Options{Logger: log})
-	if err != nil {
+	if err != nil && authFailed(err) {
 		return nil, fmt.Errorf("%w\n(a password comes from PGPASSWORD or ~/.pgpass, never from the settings)", err)
 	}
-	return st, nil
+	return st, err
 }
 
 // openRunsCatalog is openCatalog for the lineage commands. With
@@ -122,4 +123,11 @@ func listenChanges(pg *postgres.Store, m changeSink, log *slog.Logger) (stop fun
 		})
 	}()
 	return func() { cancel(); <-done }
+}
+
+// authFailed reports whether err is the server refusing the login
+// (SQLSTATE class 28, or a password it asked for and was not given).
+func authFailed(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLSTATE 28") || strings.Contains(msg, "password")
 }
