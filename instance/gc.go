@@ -61,8 +61,10 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	if err := in.CheckStorage(ctx, !o.DryRun); err != nil {
 		return st, err
 	}
-	if err := in.FlushRecords(ctx); err != nil {
-		return st, err
+	if !o.DryRun { // a dry run only reads: a read-only role may make one
+		if err := in.FlushRecords(ctx); err != nil {
+			return st, err
+		}
 	}
 	var live liveSet
 	if err := live.scan(ctx, in, &st.Versions); err != nil {
