@@ -119,6 +119,16 @@ func (r *retiredInodes) retireUnder(prefix string, dir *fusefs.Inode) {
 	}
 }
 
+// isRetired reports whether n no longer shows the key it showed (retire).
+func (r *retiredInodes) isRetired(n *node) bool {
+	if r.n.Load() == 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return n.retiredAs != ""
+}
+
 // forgotten notes that the kernel forgot n.
 func (r *retiredInodes) forgotten(n *node) {
 	r.mu.Lock()
@@ -136,17 +146,15 @@ func (r *retiredInodes) forgotten(n *node) {
 }
 
 // pageState is what the kernel may hold in the page cache of a latest
-// path's inode, which shows one version after another. A reader opened on
-// the version whose pages are there keeps them (FOPEN_KEEP_CACHE); one
-// opened on another version does not, and the kernel drops the pages at
-// its open. While readers of an older version are still open they may put
-// its pages back, so readers of the newer one read past the page cache
-// (FOPEN_DIRECT_IO) until they are all closed.
+// path's inode, which shows one version after another. Its readers follow
+// the versions (following), so the pages are of the latest version, once
+// Mount.invalidate dropped the older one's when it landed. A reader opened
+// on the version whose pages are there keeps them (FOPEN_KEEP_CACHE); one
+// opened on another drops them at its open.
 type pageState struct {
 	mu      sync.RWMutex     // held for reading while a chunk is stored in the kernel (pageState.store)
 	uid     [ref.UIDLen]byte // the version whose pages the kernel may keep; zero: none
 	readers int              // read handles open
-	mixed   bool             // readers of an older version are open
 }
 
 // open counts a reader of the version uid and returns its open flags.
@@ -154,27 +162,29 @@ func (p *pageState) open(uid [ref.UIDLen]byte) uint32 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.readers++
-	switch {
-	case p.mixed:
-		return fuse.FOPEN_DIRECT_IO
-	case p.uid == uid:
+	if p.uid == uid {
 		return fuse.FOPEN_KEEP_CACHE
-	case p.readers > 1:
-		p.uid, p.mixed = uid, true
-		return fuse.FOPEN_DIRECT_IO
 	}
 	p.uid = uid
 	return 0
+}
+
+// landed notes that another version of the key landed, and reports
+// whether the kernel may hold pages of the inode to drop: readers are open
+// (they follow the versions), or pages were kept.
+func (p *pageState) landed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	held := p.readers > 0 || p.uid != [ref.UIDLen]byte{}
+	p.uid = [ref.UIDLen]byte{}
+	return held
 }
 
 // release counts a reader closed.
 func (p *pageState) release() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.readers--; p.readers == 0 && p.mixed {
-		// What the older readers put in the cache goes at the next open.
-		p.mixed, p.uid = false, [ref.UIDLen]byte{}
-	}
+	p.readers--
 }
 
 // written notes a writable open: the writer's pages, which may never be
@@ -191,7 +201,7 @@ func (p *pageState) written() {
 func (p *pageState) store(uid [ref.UIDLen]byte, put func()) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.uid == uid && !p.mixed {
+	if p.uid == uid {
 		put()
 	}
 }

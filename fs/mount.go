@@ -295,6 +295,13 @@ func (m *Mount) invalidate(c Change) {
 		names[n] = true
 		dir.NotifyEntry(n)
 		bases = bases || ParseName(n).Base == n
+		// A latest path's inode shows the new version: its readers follow
+		// it, and the kernel's pages of the one before go.
+		if ch := dir.GetChild(n); ch != nil {
+			if nn, ok := ch.Operations().(*node); ok && nn.pg != nil && nn.pg.landed() {
+				ch.NotifyContent(0, 0)
+			}
+		}
 	}
 	if !bases {
 		return // names of versions only (versionChanged): no scan of the folder

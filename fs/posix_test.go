@@ -371,3 +371,47 @@ func TestVersionNameFollowsAttrs(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A reader open on a latest path reads what is committed to it next, as a
+// reader of a plain file does: tail -f of a log that commands append to
+// shows their lines (it saw the size grow and read nothing), and a mapping
+// shows the new version whole, not pages of both. name@vN is the
+// snapshot.
+func TestReaderFollowsNewVersions(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	w := newWorld(t)
+	w.mountRW()
+	w.sh(`mkdir tf && echo start > tf/log && python3 -c '
+import mmap, os, time
+def wait(cond, what):
+    for _ in range(100):
+        if cond():
+            return
+        time.sleep(0.02)
+    raise SystemExit(what)
+r = open("tf/log", "rb")
+assert r.read() == b"start\n"
+for i in range(5):
+    with open("tf/log", "ab") as a:
+        a.write(b"line %d\n" % i)
+def grew():
+    os.fstat(r.fileno())
+    return r.read() != b""
+wait(lambda: os.fstat(r.fileno()).st_size > 6, "the size of the log did not grow")
+got = r.read()
+if got != b"".join(b"line %d\n" % i for i in range(5)):
+    raise SystemExit("tail read %r after the appends" % got)
+N = 100000
+open("tf/m", "wb").write(b"A" * N)
+time.sleep(0.2)
+f = open("tf/m", "rb")
+m = mmap.mmap(f.fileno(), N, prot=mmap.PROT_READ)
+assert m[:] == b"A" * N
+open("tf/m", "wb").write(b"B" * N)
+wait(lambda: m[:] == b"B" * N, "the mapping shows %d B and %d A" % (m[:].count(b"B"), m[:].count(b"A")))
+if open("tf/m@v1", "rb").read() != b"A" * N:
+    raise SystemExit("m@v1 is not version 1")
+'`)
+}

@@ -339,20 +339,24 @@ func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, sysca
 		if n.pg == nil { // not made by newNode: the pages may be another version's
 			return &handle{r: r}, fuse.FOPEN_NOFLUSH, 0, true
 		}
-		// The inode shows each version of the key in turn: the kernel
-		// keeps its pages only if they are e's (inode.go).
+		// The inode shows each version of the key in turn, and so does the
+		// handle: it reads the latest version committed, as a reader of a
+		// plain file reads what is written to it (tail -f; a reader of a
+		// file rewritten shorter stops at its new end, not in the middle
+		// of the old bytes). The kernel keeps its pages only if they are
+		// e's; a new version drops them (Mount.invalidate). name@vN is
+		// the snapshot.
 		fl := n.pg.open(e.uid)
-		if fl&fuse.FOPEN_DIRECT_IO == 0 {
-			r = r.storingTo(n.EmbeddedInode(), n.pg, e.uid)
-		}
-		return &handle{r: r, pages: n.pg}, fl | fuse.FOPEN_NOFLUSH, 0, true
+		r = r.storingTo(n.EmbeddedInode(), n.pg, e.uid)
+		return &handle{follow: &following{n: n, r: r, uid: e.uid}, pages: n.pg}, fl | fuse.FOPEN_NOFLUSH, 0, true
 	}
 	return nil, 0, 0, false
 }
 
-// following is a reader of a latest path that writers hold: each read
-// reads the latest version committed, as a reader of a plain file reads
-// what is written to it (tail -f of a log that is fsynced as it grows).
+// following is a reader of a latest path: each read reads the latest
+// version committed, as a reader of a plain file reads what is written to
+// it (tail -f of a log that grows). A file renamed away or unlinked keeps
+// what it read, as an inode does.
 type following struct {
 	n *node
 
@@ -364,6 +368,9 @@ type following struct {
 func (f *following) reader(ctx context.Context) (*fileReader, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.n.m.retired.isRetired(f.n) {
+		return f.r, nil // renamed away or unlinked: its own bytes
+	}
 	e := f.n.current(ctx, nil)
 	if e.Kind != KindFile || e.uid == f.uid {
 		return f.r, nil // gone or not committed since: what it read
