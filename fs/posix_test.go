@@ -315,12 +315,9 @@ func TestMapRightAfterWrite(t *testing.T) {
 	}
 	w := newWorld(t)
 	w.mountRW()
-	// Each round waits a little after its reader's close: a reader of the
-	// version before, not yet RELEASEd, still sends the next reader of a
-	// newer one past the page cache (pageState; not fixed).
 	w.sh(`mkdir mm && python3 -c '
-import mmap, time
-for i in range(40):
+import mmap
+for i in range(60):
     want = bytes([i]) * 100000
     with open("mm/arr.npy", "wb") as f:
         f.write(want)
@@ -329,7 +326,6 @@ for i in range(40):
         if m[:] != want:
             raise SystemExit("round %d: the mapping holds other bytes" % i)
         m.close()
-    time.sleep(0.1)
 '`)
 }
 
