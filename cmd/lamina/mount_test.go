@@ -247,6 +247,13 @@ func TestMountEndToEnd(t *testing.T) {
 	// mount within its 2 s wait instead of hanging with it.
 	pid = e.daemonPID("m")
 	syscall.Kill(pid, syscall.SIGSTOP)
+	// kill returns before every thread has stopped: one still running
+	// could take umount's request off /dev/fuse, and a request the daemon
+	// took waits for its answer past SIGKILL (the kernel's rule), so umount
+	// could not even exit. Wait until all of them are stopped.
+	for deadline := time.Now().Add(5 * time.Second); !allStopped(pid) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	hung := exec.Command(e.bin, "umount", mnt)
 	hung.Env = append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+t.TempDir())
 	done := make(chan error, 1)
@@ -457,4 +464,25 @@ func TestLostAndFoundListed(t *testing.T) {
 	if len(found) != 1 || !strings.HasSuffix(found[0], "/k/half.bin") {
 		t.Fatalf("lost+found walked: %v; lamina ls says:\n%s", found, e.ok("ls", "lost+found/"))
 	}
+}
+
+// allStopped reports whether every thread of process pid is stopped
+// (state T in /proc/PID/task/TID/stat).
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, tk := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, tk.Name()))
+		if err != nil {
+			return false
+		}
+		// pid (comm) STATE ...: comm may hold spaces, the state follows the last ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
