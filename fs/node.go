@@ -28,6 +28,9 @@ type node struct {
 	served atomic.Uint64
 
 	retiredAs string // the key it no longer shows; guarded by retiredInodes.mu
+
+	lastMu sync.Mutex
+	last   Entry // a latest path's last entry looked up (current): what it shows once its name is gone
 }
 
 var (

@@ -411,3 +411,16 @@ if open("tf/m@v1", "rb").read() != b"A" * N:
     raise SystemExit("m@v1 is not version 1")
 '`)
 }
+
+// A file held open keeps its bytes once its name goes to another file, as
+// an inode does: removed and made anew, or replaced by a rename (a save by
+// temporary file). Only new versions of the file itself reach its readers.
+func TestHeldFileOutlivesItsName(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	w.sh(`mkdir hf && seq 1 100000 > hf/v.txt && exec 9<hf/v.txt && rm hf/v.txt && echo hello > hf/v.txt &&
+n=$(wc -c <&9) && [ "$n" = 588895 ] || { echo "removed and made anew: the open file reads $n bytes, want 588895"; exit 1; }`)
+	w.sh(`seq 1 100000 > hf/m.txt && echo new > hf/tmp && exec 9<hf/m.txt && head -c 1000 <&9 >/dev/null && mv hf/tmp hf/m.txt &&
+n=$(wc -c <&9) && [ "$n" = 587895 ] || { echo "replaced by a rename: the open file reads $n more bytes, want 587895"; exit 1; }
+[ "$(cat hf/m.txt)" = new ] || { echo "the path does not show the new file"; exit 1; }`)
+}

@@ -293,12 +293,39 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 	if !isLatestFile(n.e) && n.e.Kind != KindLink {
 		return n.e
 	}
+	if n.orphan() {
+		// Unlinked, or replaced by a rename, while the kernel holds it: its
+		// name shows another file now, and it shows what it last was.
+		n.lastMu.Lock()
+		defer n.lastMu.Unlock()
+		if n.last.Name != "" {
+			return n.last
+		}
+		return n.e
+	}
 	prefix, name := splitKey(n.key())
 	e, err := n.m.ns.lookupKey(ctx, prefix, name)
 	if err != nil {
 		return n.e
 	}
-	return n.m.held.apply(prefix, name, e)
+	e = n.m.held.apply(prefix, name, e)
+	if isLatestFile(n.e) {
+		n.lastMu.Lock()
+		n.last = e
+		n.lastMu.Unlock()
+	}
+	return e
+}
+
+// orphan reports whether n left its key (retired) and the tree: unlinked,
+// or replaced by a rename. A file renamed away is in the tree at its new
+// name, which it follows.
+func (n *node) orphan() bool {
+	if !n.m.retired.isRetired(n) || n.EmbeddedInode() == nil {
+		return false
+	}
+	p := n.Path(nil)
+	return p == "" || strings.HasPrefix(p, ".go-fuse")
 }
 
 // openLatest opens a latest name for reading as it is now.
@@ -368,8 +395,8 @@ type following struct {
 func (f *following) reader(ctx context.Context) (*fileReader, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.n.m.retired.isRetired(f.n) {
-		return f.r, nil // renamed away or unlinked: its own bytes
+	if f.n.orphan() {
+		return f.r, nil // unlinked or replaced: its own bytes
 	}
 	e := f.n.current(ctx, nil)
 	if e.Kind != KindFile || e.uid == f.uid {
@@ -1002,9 +1029,13 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		if derr == nil && de.Kind == KindDir {
 			return syscall.EISDIR
 		}
+		replaced := np.GetChild(newName) // a file the rename replaces keeps its bytes for who holds it
 		var v catalog.Version
 		if v, err = n.m.ns.st.Rename(ctx, src, dst); err == nil {
 			n.m.retired.retire(src, n.GetChild(name)) // inode.go
+			if replaced != nil && replaced != n.GetChild(name) {
+				n.m.retired.retire(dst, replaced)
+			}
 			n.m.held.drop([]string{src, dst})
 			n.m.movedFile(ctx, src, dst, v)
 			return 0
