@@ -193,7 +193,14 @@ func cmdCache() *cli.Command {
 						if err != nil {
 							return fmt.Errorf("%s: %w", spec, err)
 						}
-						fmt.Fprintf(c.App.Writer, "%s@v%d: %s in the cache\n", v.Key, v.Version, humanBytes(n))
+						msg := fmt.Sprintf("%s@v%d: %s in the cache", v.Key, v.Version, humanBytes(n))
+						if dc, ok := in.Backend.(*cache.DiskCache); ok {
+							if lim := dc.Info().Limit; lim > 0 && n > lim {
+								// LRU: the first parts went again to make room.
+								msg = fmt.Sprintf("%s@v%d: %s read and verified, more than the cache's limit of %s: only its last part stays cached (lamina cache limit raises it)", v.Key, v.Version, humanBytes(n), humanBytes(lim))
+							}
+						}
+						fmt.Fprintln(c.App.Writer, msg)
 					}
 					return nil
 				},

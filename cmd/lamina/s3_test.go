@@ -527,4 +527,8 @@ func TestS3CacheCommandsReachTheMount(t *testing.T) {
 	if !bytes.Equal(mustRead(t, filepath.Join(mnt, "a.bin")), data) {
 		t.Fatal("read through the mount after cache clear")
 	}
+	// 8 MiB prefetched into a cache of 5 MB: it says what stays.
+	if s := e.ok("cache", "prefetch", "a.bin"); !strings.Contains(s, "more than the cache's limit of") {
+		t.Errorf("prefetch of more than the cache holds said %q", s)
+	}
 }
