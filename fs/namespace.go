@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -132,6 +133,10 @@ type Namespace struct {
 	content Content
 	opts    Options
 	started time.Time // mtime of directories without files
+	// gen counts the changes of what lookups answer (a listing dropped,
+	// read, or edited in place): a following reader looks its key up
+	// again only when it moved, not at every READ.
+	gen atomic.Uint64
 
 	st *stage.Stage // the write side; nil for a read-only mount
 
@@ -479,11 +484,13 @@ func (ns *Namespace) load(ctx context.Context, prefix string, ld *load) {
 	ld.l.ahead = ld.ahead
 	ns.listings[prefix] = ld.l
 	ns.listed += n
+	ns.gen.Add(1)
 }
 
 // drop forgets the listing of prefix, cached or being read, after a change
 // of the folder. Callers hold ns.mu.
 func (ns *Namespace) drop(prefix string) *listing {
+	ns.gen.Add(1)
 	if ld := ns.loads[prefix]; ld != nil {
 		ld.stale = true
 		delete(ns.loads, prefix)

@@ -131,6 +131,7 @@ func (ns *Namespace) dropUnder(prefix string) {
 // time.
 func (ns *Namespace) update(v catalog.Version) {
 	prefix, name := splitKey(v.Key)
+	ns.gen.Add(1)
 	ns.mu.Lock()
 	l := ns.listings[prefix]
 	if l == nil {
@@ -169,6 +170,7 @@ func (ns *Namespace) update(v catalog.Version) {
 // or a folder left empty, is read again instead.
 func (ns *Namespace) remove(key string) {
 	prefix, name := splitKey(key)
+	ns.gen.Add(1)
 	ns.mu.Lock()
 	l := ns.listings[prefix]
 	if l == nil || ns.loads[prefix] != nil || !l.remove(name, ns.started) || l.size() == 0 {
@@ -198,6 +200,7 @@ func (ns *Namespace) dirChanged(key string, made bool) {
 		return
 	}
 	ns.listings[prefix] = c
+	ns.gen.Add(1)
 	ns.listed += c.size() - l.size()
 	ns.dropUnder(key + "/")
 	ns.mu.Unlock()
@@ -382,14 +385,16 @@ func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, sysca
 
 // following is a reader of a latest path: each read reads the latest
 // version committed, as a reader of a plain file reads what is written to
-// it (tail -f of a log that grows). A file renamed away or unlinked keeps
-// what it read, as an inode does.
+// it (tail -f of a log that grows). A file unlinked, or replaced by a
+// rename, keeps what it read, as an inode does; one renamed away follows
+// its new name.
 type following struct {
 	n *node
 
-	mu  sync.Mutex // guards r and uid
+	mu  sync.Mutex // guards r, uid and gen
 	r   *fileReader
 	uid [ref.UIDLen]byte // the version r reads
+	gen uint64           // Namespace.gen when the key was last looked up
 }
 
 func (f *following) reader(ctx context.Context) (*fileReader, error) {
@@ -398,6 +403,11 @@ func (f *following) reader(ctx context.Context) (*fileReader, error) {
 	if f.n.orphan() {
 		return f.r, nil // unlinked or replaced: its own bytes
 	}
+	gen := f.n.m.ns.gen.Load() // before the lookup: a change during it is seen at the next read
+	if gen == f.gen {
+		return f.r, nil // nothing changed since the last lookup
+	}
+	f.gen = gen
 	e := f.n.current(ctx, nil)
 	if e.Kind != KindFile || e.uid == f.uid {
 		return f.r, nil // gone or not committed since: what it read
