@@ -46,7 +46,10 @@
 // version: same bytes), keeps every file that was never closed under
 // lost+found/ with a message, and checks every done one: its content
 // intact, and its version in the catalog. Journal files of the layout
-// before (ID.open, ID.closed, ID.done) are read too.
+// before (ID.open, ID.closed, ID.done) are read too. A close whose commit
+// failed (the catalog away) keeps its bytes staged and is committed again
+// while the Stage runs, in the order of the closes (retry.go); Recover
+// has what is left.
 //
 // With SyncEvery the catalog may commit a close's version lazily
 // (catalog.Lazy): a held bbolt catalog keeps it in a write transaction

@@ -299,7 +299,7 @@ func (s *Stage) Writing(key string) bool {
 	s.mu.Unlock()
 	for _, f := range open {
 		f.mu.Lock()
-		done := f.released || (f.flushed && !f.dirty)
+		done := f.doneWith()
 		f.mu.Unlock()
 		if !done {
 			return true
@@ -539,11 +539,16 @@ func (f *File) Allocate(ctx context.Context, off, n int64, keepSize bool) error 
 func (f *File) truncateOpen(ctx context.Context, size int64) (taken bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.released || (f.flushed && !f.dirty) {
+	if f.doneWith() {
 		return false, nil
 	}
 	return true, f.truncateLocked(ctx, size)
 }
+
+// doneWith reports whether the File's writer seems done with it: released,
+// or closed with everything committed (only its RELEASE, which the kernel
+// sends after close(2) returned, is still to come). Called with f.mu.
+func (f *File) doneWith() bool { return f.released || (f.flushed && !f.dirty) }
 
 // SetMtime sets the mtime the File's next version gets (or, if its bytes do
 // not change, the latest version's).

@@ -466,12 +466,21 @@ func failedCloses(ctx context.Context, dirs instance.Dirs, name string) int64 {
 		return 0
 	}
 	defer cl.Close()
-	raw, err := cl.Status(ctx)
-	var st mountStatus
-	if err != nil || json.Unmarshal(raw, &st) != nil {
+	st, err := statusOf(ctx, cl)
+	if err != nil {
 		return 0
 	}
 	return st.FailedCommits
+}
+
+// statusOf asks the mount daemon cl talks to for its status.
+func statusOf(ctx context.Context, cl *catalogrpc.Client) (mountStatus, error) {
+	var st mountStatus
+	raw, err := cl.Status(ctx)
+	if err == nil {
+		err = json.Unmarshal(raw, &st)
+	}
+	return st, err
 }
 
 // unmount retries while files are open, then detaches the mount lazily.
@@ -671,12 +680,8 @@ func cmdStatus() *cli.Command {
 				return nil
 			}
 			defer cl.Close()
-			raw, err := cl.Status(ctx)
+			st, err := statusOf(ctx, cl)
 			if err != nil {
-				return err
-			}
-			var st mountStatus
-			if err := json.Unmarshal(raw, &st); err != nil {
 				return err
 			}
 			if format == "json" {
