@@ -13,8 +13,14 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// The shell's cgroup before tracking, so that finish can move it back.
-const envTrackCgroup = "LAMINA_TRACK_CGROUP"
+const (
+	// The shell's cgroup before tracking, so that finish can move it back.
+	envTrackCgroup = "LAMINA_TRACK_CGROUP"
+	// The run a `track start` began in this shell. LAMINA_RUN alone does
+	// not say so: inside `lamina run -- bash` it names the outer run, which
+	// ends when its command exits, not at a `track finish`.
+	envTrack = "LAMINA_TRACK"
+)
 
 // finishHint is how to end a tracked shell: finish prints the unset that
 // takes the marker out of the shell, so it must be eval'd like start.
@@ -40,6 +46,9 @@ func cmdTrack() *cli.Command {
 					// of another catalog, is refused.
 					if old := os.Getenv(lineage.EnvRun); old != "" {
 						r, stale, err := markedRun(c.Context, cat)
+						if err == nil && stale == "" && os.Getenv(envTrack) != old {
+							return exitf(2, "this shell runs inside run %s, which `lamina run` started and which ends when its command exits; a tracked shell cannot start inside it", old)
+						}
 						if err != nil || stale == "" {
 							return exitf(2, "this shell is already in run %s; finish it first: %s", old, finishHint)
 						}
@@ -72,7 +81,7 @@ func cmdTrack() *cli.Command {
 					if r, err = cat.StartRun(c.Context, r); err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "export %s=%s\n%s", lineage.EnvRun, r.UID, out)
+					fmt.Fprintf(c.App.Writer, "export %s=%s %s=%s\n%s", lineage.EnvRun, r.UID, envTrack, r.UID, out)
 					fmt.Fprintf(c.App.ErrWriter, "lamina: run %s started for this shell (pid %d); end it with: %s\n", r.UID, shell, finishHint)
 					return nil
 				},
@@ -96,9 +105,12 @@ func cmdTrack() *cli.Command {
 					// rewrite its end. The unset goes out anyway, so that the
 					// eval form clears the marker a bare finish left behind.
 					if r, stale, err := markedRun(ctx, cat); err == nil && r.Status != catalog.RunRunning {
-						fmt.Fprintf(c.App.Writer, "unset %s %s\n", lineage.EnvRun, envTrackCgroup)
+						fmt.Fprintf(c.App.Writer, "unset %s %s %s\n", lineage.EnvRun, envTrack, envTrackCgroup)
 						return exitf(2, "run %s is already over (%s): nothing to finish; take it out of this shell with: unset %s (%s does)",
 							uid, stale, lineage.EnvRun, finishHint)
+					}
+					if os.Getenv(envTrack) != uid {
+						return exitf(2, "run %s was not started by `lamina track start` in this shell: `lamina run` started it, and it ends when its command exits", uid)
 					}
 					zero := 0
 					r, err := cat.FinishRun(ctx, uid, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})
@@ -112,7 +124,7 @@ func cmdTrack() *cli.Command {
 							(&lineage.Cgroup{Dir: cgroupDir("/" + path)}).Remove()
 						}
 					}
-					fmt.Fprintf(c.App.Writer, "unset %s %s\n", lineage.EnvRun, envTrackCgroup)
+					fmt.Fprintf(c.App.Writer, "unset %s %s %s\n", lineage.EnvRun, envTrack, envTrackCgroup)
 					tr := catalog.Transform{Name: r.Name, Kind: "interactive"}
 					return printRunSummary(ctx, c, cat, uid, tr)
 				},

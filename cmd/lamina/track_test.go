@@ -25,14 +25,16 @@ func TestTrackFinishWithoutEval(t *testing.T) {
 	}
 	start := func(name string) string {
 		out, stderr, err := e.run("track", "start", "--transform", name)
-		uid, ok := strings.CutPrefix(strings.SplitN(out, "\n", 2)[0], "export "+lineage.EnvRun+"=")
-		if err != nil || !ok {
+		line, ok := strings.CutPrefix(strings.SplitN(out, "\n", 2)[0], "export ")
+		uid, _ := strings.CutPrefix(strings.Fields(line)[0], lineage.EnvRun+"=")
+		if err != nil || !ok || !strings.Contains(line, envTrack+"="+uid) {
 			t.Fatalf("track start: %q, %v", out, err)
 		}
 		if !strings.Contains(stderr, `eval "$(lamina track finish)"`) {
 			t.Errorf("track start hint: %s", stderr)
 		}
 		t.Setenv(lineage.EnvRun, uid)
+		t.Setenv(envTrack, uid)
 		return uid
 	}
 	first := start("explore")
@@ -74,4 +76,32 @@ func TestTrackFinishWithoutEval(t *testing.T) {
 		t.Errorf("child of a live run has parent %q, want %s", p, second)
 	}
 	e.ok("track", "finish")
+}
+
+// TestTrackInsideLaminaRun: inside `lamina run -- bash`, LAMINA_RUN names
+// the outer run. A `track finish` there must not end it (its command is
+// still running), and a `track start` must not claim to be nested in a
+// tracked shell.
+func TestTrackInsideLaminaRun(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	t.Setenv(lineage.EnvRun, "")
+	t.Setenv(envTrack, "")
+	bin := mntBinary(t)
+	script := bin + " track finish; echo finish=$?; " + bin + " track start --transform inner; echo start=$?"
+	out, stderr, err := e.run("run", "--transform", "outer", "--", "sh", "-c", script)
+	if err != nil {
+		t.Fatalf("lamina run: %v\n%s", err, stderr)
+	}
+	_ = out
+	var rs []catalog.Run
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 1 || rs[0].Name != "outer" || rs[0].ExitCode == nil || *rs[0].ExitCode != 0 {
+		t.Fatalf("runs: %+v", rs)
+	}
+	for _, want := range []string{"finish=2", "start=2", "`lamina run` started it", "cannot start inside it"} {
+		if !strings.Contains(stderr+out, want) {
+			t.Errorf("no %q in the command's output:\n%s\n%s", want, out, stderr)
+		}
+	}
 }
