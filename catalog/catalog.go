@@ -115,6 +115,24 @@ func ModeOf(perm uint32) uint32 {
 	return perm
 }
 
+// ShownVersion is a Version as users read it (sidecars, `--format json`):
+// "mode" is the permission bits chmod set, absent for the default 0644
+// and 0 for none, where the record keeps ModeNone.
+type ShownVersion struct {
+	Version
+	Mode *uint32 `json:"mode,omitempty"`
+}
+
+// Shown is v as users read it.
+func Shown(v Version) ShownVersion {
+	s := ShownVersion{Version: v}
+	if v.Mode != 0 {
+		perm := Perm(v.Mode)
+		s.Mode = &perm
+	}
+	return s
+}
+
 // Stem is the uid part shared by every version of the artifact.
 func (v Version) Stem() string { return v.UID[:ref.StemLen] }
 

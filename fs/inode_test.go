@@ -221,6 +221,12 @@ func TestSidecarFollowsAttrs(t *testing.T) {
 			t.Errorf("direct=%v: sidecar after touch and chmod: mtime %v, mode %v; want %s, %o", direct, m["mtime"], m["mode"], mt.Format(time.RFC3339Nano), 0o640)
 		}
 	}
+	// chmod 000: the record keeps catalog.ModeNone; the sidecar shows the
+	// permission bits, 0, not that encoding (32768).
+	w.sh("echo n > none && chmod 000 none")
+	if m := sidecar(t, w.p("none.meta"), false); m["mode"] != float64(0) {
+		t.Errorf("sidecar of a chmod 000 file: mode %v, want 0", m["mode"])
+	}
 	// Each round makes versions 2i+1 and 2i+2.
 	cmd := exec.Command("sh", "-c", `cd "$1" && for i in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
 		echo v1-$i > f; cat f.meta > /dev/null; echo v2-$i > f; grep '"version"' f.meta; done`, "sh", w.dir)

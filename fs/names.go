@@ -77,10 +77,10 @@ func SidecarWith(v catalog.Version, a catalog.Annotations, lineage any) []byte {
 		ann = &a
 	}
 	b, err := json.MarshalIndent(struct {
-		catalog.Version
+		catalog.ShownVersion
 		Annotations *catalog.Annotations `json:"annotations,omitempty"`
 		Lineage     any                  `json:"lineage"`
-	}{Version: v, Annotations: ann, Lineage: lineage}, "", "  ")
+	}{ShownVersion: catalog.Shown(v), Annotations: ann, Lineage: lineage}, "", "  ")
 	if err != nil {
 		panic(err) // a Version always marshals
 	}

@@ -104,10 +104,11 @@ func printVersions(c *cli.Context, format string, vs []catalog.Version) error {
 	w := c.App.Writer
 	switch format {
 	case "json":
-		if vs == nil {
-			vs = []catalog.Version{}
+		shown := make([]catalog.ShownVersion, len(vs))
+		for i, v := range vs {
+			shown[i] = catalog.Shown(v)
 		}
-		return writeJSON(w, vs)
+		return writeJSON(w, shown)
 	case "csv":
 		return writeCSV(w, lower(versionHeader), versionRows(vs, true))
 	}

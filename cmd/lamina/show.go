@@ -70,6 +70,9 @@ func cmdShow() *cli.Command {
 			row("created_by", v.CreatedBy)
 			row("created_at", v.CreatedAt.Local().Format(time.RFC3339))
 			row("mtime", v.Mtime.Local().Format(time.RFC3339Nano))
+			if v.Mode != 0 {
+				row("mode", fmt.Sprintf("%04o", catalog.Perm(v.Mode)))
+			}
 			row("run", v.Run)
 			if l, ok := lin.(lineage.SidecarLineage); ok {
 				showLineage(w, l)
