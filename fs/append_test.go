@@ -99,6 +99,11 @@ func TestConcurrentAppendersKeepEveryLine(t *testing.T) {
 		}
 		t.Fatalf("%d lines, want %d; lost %d: %v", len(got), writers*lines+1, len(lost), lost[:min(len(lost), 10)])
 	}
+	// An append keeps the file's mode: the default 0644 (a record's Mode 0)
+	// became 000, and a user's next `>>` (git's third commit) was refused.
+	if fi, err := os.Stat(w.p("app/log.txt")); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("app/log.txt after appends: %v, %v; want 0644", fi.Mode(), err)
+	}
 }
 
 // An editor's save that renames the file to a backup name (scratch), writes

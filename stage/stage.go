@@ -328,7 +328,7 @@ func (s *Stage) OpenAppend(ctx context.Context, key string, mode uint32) (*File,
 	case err == nil && v.Kind != cache.KindFile:
 		return nil, fmt.Errorf("stage: %s: %w", key, syscall.EISDIR)
 	case err == nil:
-		return s.start(ctx, key, &v, v.Mode, false)
+		return s.start(ctx, key, &v, catalog.Perm(v.Mode), false)
 	case errors.Is(err, catalog.ErrNotFound):
 		return s.start(ctx, key, nil, mode, false)
 	}
