@@ -11,6 +11,7 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // node is every inode of the mount: a thin adapter from go-fuse calls to
@@ -288,6 +289,9 @@ func (n *node) open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		return n.openWrite(ctx, flags)
 	}
 	const keep = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
+	if !n.mayRead(ctx, unix.R_OK) { // write.go
+		return nil, 0, syscall.EACCES
+	}
 	if h, fl, errno, ok := n.openLatest(ctx); ok { // write.go
 		return h, fl, errno
 	}

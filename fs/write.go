@@ -431,7 +431,7 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 		return nil, 0, syscall.EROFS
 	}
 	key := n.key()
-	if !n.m.mayWrite(ctx, n.current(ctx, nil)) {
+	if cur := n.current(ctx, nil); !n.m.mayWrite(ctx, cur) || flags&syscall.O_ACCMODE == syscall.O_RDWR && !n.m.may(ctx, cur, unix.R_OK) {
 		return nil, 0, syscall.EACCES
 	}
 	trunc, app := flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0
@@ -585,9 +585,21 @@ func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) sy
 // EROFS), so a 0444 file — Snakemake's protected() outputs — refuses
 // writes here as a plain file system would. Root may write anything.
 func (m *Mount) mayWrite(ctx context.Context, e Entry) bool {
+	return m.may(ctx, e, unix.W_OK)
+}
+
+// may reports whether the caller may access e as want (R_OK, W_OK, X_OK
+// bits) by e's mode bits, as a plain file system decides: the mounting
+// user by the owner bits, its group by the group bits, anyone else by the
+// rest. Root may read and write anything, and execute a file only if some
+// execute bit is set.
+func (m *Mount) may(ctx context.Context, e Entry, want uint32) bool {
 	c, ok := fuse.FromContext(ctx)
-	if !ok || c.Uid == 0 {
+	if !ok {
 		return true
+	}
+	if c.Uid == 0 {
+		return want&unix.X_OK == 0 || e.IsDir() || e.Mode&0o111 != 0
 	}
 	bits := e.Mode & 0o7
 	switch {
@@ -596,17 +608,32 @@ func (m *Mount) mayWrite(ctx context.Context, e Entry) bool {
 	case c.Gid == m.gid:
 		bits = e.Mode >> 3
 	}
-	return bits&0o2 != 0
+	return bits&want == want
+}
+
+// mayRead reports whether the caller may access n as want (R_OK, X_OK)
+// by the mode the file has now: a latest path's entry keeps the mode it
+// was looked up with, and a chmod since changes only the catalog.
+func (n *node) mayRead(ctx context.Context, want uint32) bool {
+	e := n.e
+	if isLatestFile(e) {
+		e = n.current(ctx, nil)
+	}
+	return n.m.may(ctx, e, want)
 }
 
 // Access is access(2): the mount answers permission checks itself (see
 // mayWrite). W_OK of what is never written — versions, sidecars, a
-// read-only mount — is EROFS, as open would answer.
+// read-only mount — is EROFS, as open would answer; R_OK and X_OK follow
+// the mode bits, so `test -x` and `find -executable` tell the truth.
 func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
+	if rx := mask & (unix.R_OK | unix.X_OK); rx != 0 && !n.mayRead(ctx, rx) {
+		return syscall.EACCES
+	}
 	if mask&unix.W_OK == 0 || n.e.IsDir() {
 		return 0
 	}
-	if n.m.ns.st == nil || !((n.e.Kind == KindFile && n.e.Latest) || n.e.Kind == KindPending) {
+	if n.m.ns.st == nil || !isLatestFile(n.e) {
 		return syscall.EROFS
 	}
 	if !n.m.mayWrite(ctx, n.current(ctx, nil)) {

@@ -127,4 +127,22 @@ func TestProtectedFileRefusesWrites(t *testing.T) {
 	if out, err := run("ls", "out.txt", "--versions", "--format", "json"); err != nil || strings.Count(out, `"version"`) != 2 {
 		t.Fatalf("versions of out.txt: %v\n%s", err, out)
 	}
+	// Appends keep the mode: each made the file 000 and the next refused.
+	if out, err := sh("for i in 1 2 3; do echo $i >> mnt/log.txt; done && cat mnt/log.txt && stat -c %a mnt/log.txt"); err != nil || out != "1\n2\n3\n644\n" {
+		t.Fatalf("three appends: %v, %q", err, out)
+	}
+	// Read and execute bits are the user's too, for open and access(2).
+	for _, c := range []struct{ script, want string }{
+		{"echo s > mnt/p.txt && chmod 000 mnt/p.txt && cat mnt/p.txt", "cat: mnt/p.txt: permission denied"},
+		{"test -r mnt/p.txt || echo unreadable", "unreadable"},
+		{"chmod 0200 mnt/p.txt && echo w > mnt/p.txt && echo wrote && cat mnt/p.txt", "wrote\ncat: mnt/p.txt: permission denied"},
+		{"printf '#!/bin/sh\\necho ran\\n' > mnt/s.sh && test -x mnt/s.sh || echo not executable", "not executable"},
+		{"find mnt -maxdepth 1 -type f -executable", ""},
+		{"chmod 755 mnt/s.sh && test -x mnt/s.sh && mnt/s.sh && find mnt -type f -executable", "ran\nmnt/s.sh"},
+	} {
+		out, _ := sh(c.script)
+		if got := strings.ToLower(strings.TrimSpace(out)); got != c.want {
+			t.Errorf("%s: %q, want %q", c.script, got, c.want)
+		}
+	}
 }
