@@ -799,6 +799,12 @@ func (b *Bolt) beginLazyLocked(db *bolt.DB) bool {
 	if l.tx != nil {
 		return true
 	}
+	if l.lost.Load() {
+		// Checked again under mu: a caller that passed the check before a
+		// commit failed would open a transaction whose commit moves
+		// keyLazySeq past the lost saves.
+		return false
+	}
 	tx, err := db.Begin(true)
 	if err != nil {
 		return false

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lamina-bio/lamina/catalog"
 	lfs "github.com/lamina-bio/lamina/fs"
 	"github.com/lamina-bio/lamina/stage"
 )
@@ -137,4 +140,80 @@ func TestFailedWriteCommitsNothing(t *testing.T) {
 	if vs := w.versions("new.bin"); len(vs) != 0 {
 		t.Fatalf("new.bin has %d versions after recovery, want none", len(vs))
 	}
+}
+
+// A full disk under the catalog makes it lose a transaction of lazy saves
+// whose close(2) had returned 0. Their bytes were still staged; the Sync
+// that learnt of the loss dropped them, and the next one (which no longer
+// saw the error) marked them done: the files were gone for good. Every
+// close that returned 0 must end up a version, once the disk has room.
+func TestCatalogDiskFullKeepsClosedFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("LAMINA_ALLOW_SKIP") == "" {
+			t.Fatal("this test mounts a small tmpfs and needs root (set LAMINA_ALLOW_SKIP=1 to skip)")
+		}
+		t.Skip("needs root to mount a tmpfs")
+	}
+	w := newWorld(t)
+	small := filepath.Join(w.tmp, "small")
+	os.Mkdir(small, 0o755)
+	if err := syscall.Mount("tmpfs", small, "tmpfs", 0, "size=2m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(small, syscall.MNT_DETACH) })
+	cat, err := catalog.OpenBolt(filepath.Join(small, "catalog.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	st, err := stage.New(cat, w.in.Store, stage.Options{Dir: filepath.Join(w.tmp, "staging"), User: "tester",
+		SyncEvery: 200 * time.Millisecond, RetryFailed: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mountCat = cat
+	w.mount(lfs.MountOptions{Stage: st})
+	st.OnRetried(w.mnt.Changed) // as the daemon does
+	os.Mkdir(w.p("w"), 0o755)
+	w.sh("echo first > w/first.txt")
+
+	// Leave the catalog 64 KiB.
+	var fs syscall.Statfs_t
+	syscall.Statfs(small, &fs)
+	filler := filepath.Join(small, "filler")
+	if err := os.WriteFile(filler, make([]byte, int64(fs.Bavail)*fs.Bsize-64<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	closed := map[string][]byte{}
+	for i := range 120 {
+		name := fmt.Sprintf("w/f%03d.bin", i)
+		data := bytes.Repeat([]byte{byte(i)}, 2000)
+		if err := os.WriteFile(w.p(name), data, 0o644); err == nil {
+			closed[name] = data
+		}
+	}
+	time.Sleep(time.Second) // Syncs run against the full disk
+	os.Remove(filler)
+	w.sh("echo after > w/after.txt")
+	ctx := context.Background()
+	var missing []string
+	for range 100 {
+		missing = missing[:0]
+		for name, data := range closed {
+			if _, err := cat.ByKey(ctx, name, 0); err != nil {
+				missing = append(missing, name)
+			} else if got, err := os.ReadFile(w.p(name)); err != nil || !bytes.Equal(got, data) {
+				missing = append(missing, fmt.Sprintf("%s (in the catalog; the mount: %d bytes, %v)", name, len(got), err))
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d files whose close returned 0 are missing after 10 s: %v", len(missing), len(closed), missing[:min(len(missing), 8)])
+	}
+	t.Logf("%d of 120 closes returned 0; every one is a version", len(closed))
 }

@@ -98,7 +98,7 @@ type Stage struct {
 	recovering       time.Time    // when Recover began
 
 	smu      sync.Mutex // guards unsynced and timer; never held with mu or File.mu
-	unsynced []string   // ids of released Files whose commits await Sync
+	unsynced []failedClose // released Files whose commits await Sync
 	timer    *time.Timer
 
 	spareMu sync.Mutex
@@ -883,7 +883,7 @@ func (f *File) Release(ctx context.Context) error {
 		// Committed but maybe not durable yet: keep the bytes until Sync.
 		j := journal{ID: f.id, State: stateDone, Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq}
 		if err := f.s.jlog.put(j); err == nil {
-			f.s.deferSync(f.id)
+			f.s.deferSync(failedClose{j: j, mtime: f.mtime, run: f.run, closed: time.Now()})
 			return nil
 		}
 	}
@@ -906,10 +906,10 @@ func (s *Stage) dropStaged(id string) {
 
 // deferSync notes a released File whose staged bytes wait for Sync and
 // makes sure a Sync comes within SyncEvery.
-func (s *Stage) deferSync(id string) {
+func (s *Stage) deferSync(fc failedClose) {
 	s.smu.Lock()
 	defer s.smu.Unlock()
-	s.unsynced = append(s.unsynced, id)
+	s.unsynced = append(s.unsynced, fc)
 	if s.timer == nil {
 		s.timer = time.AfterFunc(s.opts.SyncEvery, func() {
 			s.smu.Lock()
@@ -927,30 +927,60 @@ func (s *Stage) deferSync(id string) {
 // File calls it too.
 func (s *Stage) Sync(ctx context.Context) error {
 	s.smu.Lock()
-	ids := s.unsynced
+	waiting := s.unsynced
 	s.unsynced = nil
 	s.smu.Unlock()
 	err := s.content.Sync(ctx)
+	var lost []failedClose
 	if lc, ok := s.cat.(lazyCatalog); ok && err == nil {
+		// A catalog that lost a transaction of lazy saves (a full disk)
+		// says so once, to whichever Flush comes first: the closes it held
+		// may wait in a later Sync. So each Sync asks what was committed.
+		// The versions above it are not in the catalog, though their
+		// close(2) returned; their bytes are still staged: they are
+		// committed again, as failed closes, rather than dropped.
 		err = lc.Flush(ctx)
+		committed, cerr := lc.LazyCommitted(ctx)
+		if cerr != nil {
+			err = errors.Join(err, cerr)
+		} else {
+			var synced []failedClose
+			for _, fc := range waiting {
+				if fc.j.LazySeq > committed {
+					lost = append(lost, fc)
+				} else {
+					synced = append(synced, fc)
+				}
+			}
+			waiting = synced
+		}
+	}
+	if len(lost) > 0 {
+		s.log.Error("lamina mount: the catalog lost the versions of closed files; their bytes stay staged and are committed again",
+			"files", len(lost))
+		for _, fc := range lost {
+			s.failed.Add(1)
+			s.retryLater(fc)
+		}
+		go s.RetryFailed(context.Background()) // now: the catalog may take them at once
 	}
 	if err != nil {
 		s.smu.Lock()
-		s.unsynced = append(ids, s.unsynced...)
+		s.unsynced = append(waiting, s.unsynced...)
 		s.smu.Unlock()
 		return err
 	}
 	// One journal write for all, then the staged files: a record never
 	// names a removed file.
-	gone := make([]journal, len(ids))
-	for i, id := range ids {
-		gone[i] = journal{ID: id, State: stateGone}
+	gone := make([]journal, len(waiting))
+	for i, fc := range waiting {
+		gone[i] = journal{ID: fc.j.ID, State: stateGone}
 	}
-	if err := s.jlog.put(gone...); err != nil {
-		s.log.Warn("lamina mount: journal", "err", err)
+	if perr := s.jlog.put(gone...); perr != nil {
+		s.log.Warn("lamina mount: journal", "err", perr)
 	}
-	for _, id := range ids {
-		s.retire(filepath.Join(s.opts.Dir, id))
+	for _, fc := range waiting {
+		s.retire(filepath.Join(s.opts.Dir, fc.j.ID))
 	}
 	return s.jlog.compact()
 }
