@@ -97,7 +97,7 @@ type Stage struct {
 	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
 	recovering       time.Time    // when Recover began
 
-	smu      sync.Mutex // guards unsynced and timer; never held with mu or File.mu
+	smu      sync.Mutex    // guards unsynced and timer; never held with mu or File.mu
 	unsynced []failedClose // released Files whose commits await Sync
 	timer    *time.Timer
 
