@@ -136,6 +136,14 @@ func removeOwnState(dirs instance.Dirs, name string) {
 	os.Remove(statePath(dirs, name))
 }
 
+// logKeep is the size past which a new daemon starts mount.log afresh.
+const logKeep = 8 << 20
+
+// mountLogPath is the log the daemons of instance name write.
+func mountLogPath(dirs instance.Dirs, name string) string {
+	return filepath.Join(dirs.RuntimeDir(name), "mount.log")
+}
+
 // spawnDaemon starts `lamina mount --foreground` detached, with its output
 // in a log file, and waits until it says the mount is ready (or why not).
 func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir string) error {
@@ -147,14 +155,18 @@ func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir st
 	if err := os.MkdirAll(rdir, 0o700); err != nil {
 		return err
 	}
-	logPath := filepath.Join(rdir, "mount.log")
-	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
-	if st, err := readState(dirs, s.Name); err == nil && processAlive(st.PID) {
-		// A daemon still stopping (draining uploads) writes there: both
-		// append, rather than a hole of zeros where it goes on writing.
-		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	// Daemons append to one log: the lines of the one before (why its
+	// closes failed, say, which status and umount point to) outlive the
+	// next mount, and a daemon still stopping (draining uploads) goes on
+	// writing there. Past logKeep it moves to mount.log.1, unless a daemon
+	// still writes to it.
+	logPath := mountLogPath(dirs, s.Name)
+	if fi, err := os.Stat(logPath); err == nil && fi.Size() > logKeep {
+		if st, err := readState(dirs, s.Name); err != nil || !processAlive(st.PID) {
+			os.Rename(logPath, logPath+".1")
+		}
 	}
-	logf, err := os.OpenFile(logPath, flags, 0o600)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -342,7 +354,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		writes.OnRetried(m.Changed) // a failed close committed later: no handle tells the mount
 	}
 	st := mountState{Instance: s.Name, Mountpoint: dir, PID: os.Getpid(), Started: time.Now().UTC().Truncate(time.Second),
-		Log: filepath.Join(dirs.RuntimeDir(s.Name), "mount.log")}
+		Log: mountLogPath(dirs, s.Name)}
 	if ready == nil {
 		st.Log = "" // stderr
 	}
@@ -538,7 +550,7 @@ func cmdUmount() *cli.Command {
 			name, st, found := findMount(dirs, dir)
 			if found && processAlive(st.PID) {
 				if n := failedCloses(c.Context, dirs, name); n > 0 {
-					fmt.Fprintf(c.App.ErrWriter, "lamina: %s whose commit failed at close: the daemon tries once more as it stops; what still fails stays staged and the next mount commits it (its log says why)\n", plural(int(n), "closed file"))
+					fmt.Fprintf(c.App.ErrWriter, "lamina: %s whose commit failed at close: the daemon tries once more as it stops; what still fails stays staged and the next mount commits it (%s says why)\n", plural(int(n), "closed file"), mountLogPath(dirs, name))
 				}
 				if c.Bool("force") {
 					os.WriteFile(forceStopPath(dirs, name), nil, 0o600)
@@ -699,7 +711,7 @@ func cmdStatus() *cli.Command {
 				rows = append(rows, []string{"catalog", fmt.Sprintf("not answering (%s): opens, closes and listings not cached fail with EIO until it does; closes are committed again then", st.CatalogError)})
 			}
 			if st.FailedCommits > 0 {
-				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, tried again every few minutes and at the next mount (the daemon's log says why)", st.FailedCommits)})
+				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, tried again every few minutes and at the next mount (%s says why)", st.FailedCommits, mountLogPath(dirs, s.Name))})
 			}
 			if st.ReadOnly {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})

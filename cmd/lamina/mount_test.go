@@ -218,6 +218,10 @@ func TestMountEndToEnd(t *testing.T) {
 	if got := string(mustRead(t, filepath.Join(mnt, "experiments/batch1.csv"))); got != "third" {
 		t.Fatalf("after remount: %q", got)
 	}
+	// The killed daemon's log lines stay: the next daemon appends.
+	if log := string(mustRead(t, filepath.Join(e.dir, "run", "lamina", "m", "mount.log"))); strings.Count(log, "msg=mounted") < 2 {
+		t.Fatalf("mount.log after a remount has the lines of one daemon:\n%s", log)
+	}
 
 	// umount from a shell whose runtime folder does not know the daemon (another
 	// XDG_RUNTIME_DIR): the mount is live, not stale; it goes, and the daemon
