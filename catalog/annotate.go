@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math"
+	"math/big"
 	"regexp"
 	"sort"
 	"strconv"
@@ -251,16 +253,24 @@ func normalize(dtype, value string) (string, []byte, error) {
 		return fmt.Errorf("%w: %q is not %s", ErrInvalid, value, want)
 	}
 	switch dtype {
-	case "int", "float":
+	case "int":
+		n, err := parseInt(value)
+		if err != nil {
+			return "", nil, err
+		}
+		// The index key is a float64 (ints and floats compare as numbers),
+		// so beyond ±2^53 neighbouring ints share a key; the text is exact.
+		return strconv.FormatInt(n, 10), numKey(float64(n)), nil
+	case "float":
 		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil || math.IsNaN(f) {
+		if err != nil {
+			if errors.Is(err, strconv.ErrRange) {
+				return "", nil, fmt.Errorf("%w: %q is out of the range of a float", ErrInvalid, value)
+			}
 			return "", nil, bad("a number")
 		}
-		if dtype == "int" {
-			if f != math.Trunc(f) {
-				return "", nil, bad("an integer")
-			}
-			return strconv.FormatInt(int64(f), 10), numKey(f), nil
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return "", nil, bad("a finite number (inf and nan cannot be stored)")
 		}
 		return strconv.FormatFloat(f, 'g', -1, 64), numKey(f), nil
 	case "bool":
@@ -285,6 +295,53 @@ func normalize(dtype, value string) (string, []byte, error) {
 		return "", nil, bad("a value (empty, or holds NUL)")
 	}
 	return value, append([]byte{'t'}, value...), nil
+}
+
+// parseInt reads an int64: decimal digits, or a number written otherwise
+// ("3.0", "1e3") when it is exactly an integer in range. Rounding through
+// a float64 would store 2^63 for 99999999999999999999 and 9007199254740992
+// for 9007199254740993.
+func parseInt(value string) (int64, error) {
+	s := strings.TrimSpace(value)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err == nil {
+		return n, nil
+	}
+	outOfRange := fmt.Errorf("%w: %q is out of the range of an int (%d to %d)", ErrInvalid, value, int64(math.MinInt64), int64(math.MaxInt64))
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, outOfRange
+	}
+	f, ferr := strconv.ParseFloat(s, 64)
+	switch {
+	case ferr != nil && !errors.Is(ferr, strconv.ErrRange):
+		return 0, fmt.Errorf("%w: %q is not a number", ErrInvalid, value)
+	case math.IsNaN(f) || math.IsInf(f, 0) && ferr == nil:
+		return 0, fmt.Errorf("%w: %q is not an integer (inf and nan cannot be stored)", ErrInvalid, value)
+	case math.IsInf(f, 0) || math.Abs(f) > 1e19:
+		return 0, outOfRange
+	case f == 0:
+		mantissa, _, _ := strings.Cut(strings.ToLower(s), "e")
+		if strings.ContainsAny(mantissa, "123456789") { // 1e-400 underflows to 0
+			return 0, fmt.Errorf("%w: %q is not an integer", ErrInvalid, value)
+		}
+		return 0, nil
+	case math.Abs(f) < 0.5:
+		return 0, fmt.Errorf("%w: %q is not an integer", ErrInvalid, value)
+	}
+	// A float form: exact (big.Rat) so that "4503599627370496.5", which
+	// a float64 rounds to an integer, is not one. 0.5 ≤ |f| ≤ 1e19 bounds
+	// the work SetString does for an exponent.
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, fmt.Errorf("%w: %q is not a number", ErrInvalid, value)
+	}
+	if !r.IsInt() {
+		return 0, fmt.Errorf("%w: %q is not an integer", ErrInvalid, value)
+	}
+	if !r.Num().IsInt64() {
+		return 0, outOfRange
+	}
+	return r.Num().Int64(), nil
 }
 
 // ParseTime reads a date (2006-01-02, UTC) or an RFC 3339 time.
