@@ -1,6 +1,8 @@
 package main
 
 import (
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -44,4 +46,60 @@ func TestIntFeatureValues(t *testing.T) {
 		t.Fatalf("batch = %v, want [3 9007199254740993]", got)
 	}
 	e.fails(`--where batch=inf: invalid: "inf" is not an integer`, "ls", "--where", "batch=inf")
+}
+
+// TestWhereOnTermFeatures: --where on a cat[ENTITY] feature resolves the
+// value as --tissue does: a value that is no term is an error with
+// suggestions (it found nothing, exit 0) unless stored as typed; --exact
+// drops only the descendants (it turned the resolution off); and a
+// feature holding ids (cellxgene's *_ontology_term_id columns, which
+// curate keeps as ids) is found by name, id or ancestor.
+func TestWhereOnTermFeatures(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("save", filepath.Join(samples, "pbmc_small_obs.csv"), "--key", "bm.csv")
+	e.ok("annotate", "bm.csv", "--feature", "tissue=Bone Marrow")
+	e.ok("feature", "create", "cell_type_ontology_term_id", "--dtype", "cat[celltype]")
+	e.ok("feature", "create", "tissue_ontology_term_id", "--dtype", "cat[tissue]")
+	e.ok("schema", "create", "cxg", "--feature", "cell_type_ontology_term_id", "--feature", "tissue_ontology_term_id")
+	e.ok("curate", filepath.Join(samples, "cellxgene_example_valid.h5ad"), "--schema", "cxg", "--key", "curated/cxg.h5ad")
+	if a := annotations(t, e, "curated/cxg.h5ad"); strings.Join(a.Features["cell_type_ontology_term_id"], ",") != "CL:0000066" {
+		t.Fatalf("curate stored %v, want the id CL:0000066", a.Features)
+	}
+
+	err := e.fails(`"bone marow" is not a tissue term: no term with this name, id or synonym; did you mean "bone marrow" (UBERON:0002371)`,
+		"ls", "--where", "tissue=bone marow")
+	if exitCode(err) != 1 {
+		t.Errorf("a value that is no term: exit %d, want 1 as ls --tissue", exitCode(err))
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--where", "tissue=Bone Marrow"}, []string{"bm.csv"}},
+		{[]string{"--where", "tissue=Bone Marrow", "--exact"}, []string{"bm.csv"}},
+		{[]string{"--where", "tissue=UBERON:0002371", "--exact"}, []string{"bm.csv"}},
+		{[]string{"--where", "tissue=bone element", "--exact"}, []string{}},
+		{[]string{"--where", "tissue!=Bone Marrow"}, []string{}},
+		{[]string{"--where", "cell_type_ontology_term_id=epithelial cell"}, []string{"curated/cxg.h5ad"}},
+		{[]string{"--where", "cell_type_ontology_term_id=CL:0000000"}, []string{"curated/cxg.h5ad"}},
+		{[]string{"--where", "cell_type_ontology_term_id=cell", "--exact"}, []string{}},
+		{[]string{"--where", "cell_type_ontology_term_id=CL:0000066", "--exact"}, []string{"curated/cxg.h5ad"}},
+		{[]string{"--where", "cell_type_ontology_term_id=epithelial cell", "--exact"}, []string{"curated/cxg.h5ad"}},
+		{[]string{"--where", "tissue_ontology_term_id=lung"}, []string{"curated/cxg.h5ad"}},
+		{[]string{"--cell-type", "epithelial cell"}, []string{"curated/cxg.h5ad"}},
+	} {
+		if got := lsKeys(t, e, tc.args...); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ls %q = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+
+	// A value stored that is no term of the default source (annotated
+	// under another one) is still found as it is stored.
+	e.ok("annotate", "bm.csv", "--feature", "cell_type=hepatocyte")
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "extra", "cl-blood_and_immune_upper_slim.obo"))
+	e.fails(`"hepatocyte" is not a celltype term`, "ls", "--cell-type", "hepatocyte")
+	if got := lsKeys(t, e, "--where", "cell_type=hepatocyte"); !reflect.DeepEqual(got, []string{"bm.csv"}) {
+		t.Fatalf("a stored value that is no term of the default source: %v", got)
+	}
+	e.fails(`"hepatocyt" is not a celltype term`, "ls", "--where", "cell_type=hepatocyt")
 }
