@@ -103,3 +103,43 @@ func TestWhereOnTermFeatures(t *testing.T) {
 	}
 	e.fails(`"hepatocyt" is not a celltype term`, "ls", "--where", "cell_type=hepatocyt")
 }
+
+// TestWhereOnLabelFeatures: a cat[ULabel] feature's values are labels,
+// which curate maps ignoring case and white space ("Male" → male), so a
+// query maps them alike: --where sex=Male found nothing.
+func TestWhereOnLabelFeatures(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("label", "create", "male")
+	e.ok("label", "create", "female")
+	e.ok("label", "create", "Treated")
+	e.ok("label", "create", "treated")
+	e.ok("feature", "create", "sex", "--dtype", "cat[ULabel]")
+	e.ok("schema", "create", "sx", "--feature", "sex")
+	e.ok("curate", e.write("s.csv", []byte("sex\nMale\nmale\n")), "--schema", "sx", "--standardize", "--key", "s.csv")
+	e.ok("save", e.write("f.csv", []byte("x\n1\n")), "--key", "f.csv")
+	e.ok("annotate", "f.csv", "--feature", "sex=female", "--label", "Treated", "--label", "female")
+	e.ok("save", e.write("g.csv", []byte("x\n2\n")), "--key", "g.csv")
+	e.ok("feature", "create", "cond", "--dtype", "cat[ULabel]")
+	e.ok("annotate", "f.csv", "--feature", "cond=Treated")
+	e.ok("annotate", "g.csv", "--label", "treated", "--feature", "cond=treated")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--where", "sex=male"}, []string{"s.csv"}},
+		{[]string{"--where", "sex=Male"}, []string{"s.csv"}},
+		{[]string{"--where", "sex= MALE "}, []string{"s.csv"}},
+		{[]string{"--where", "sex!=Male"}, []string{"f.csv"}},
+		{[]string{"--label", "Female"}, []string{"f.csv"}},
+		{[]string{"--label", "Treated"}, []string{"f.csv"}}, // the label itself, not its case twin
+		{[]string{"--where", "cond=treated"}, []string{"g.csv"}},
+		{[]string{"--where", "cond=TREATED"}, []string{"f.csv", "g.csv"}},
+	} {
+		if got := lsKeys(t, e, tc.args...); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ls %q = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+	// Two labels fit: not guessed (curate does not map it either).
+	e.fails(`no label "TREATED"`, "ls", "--label", "TREATED")
+}

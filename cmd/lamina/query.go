@@ -42,6 +42,7 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 		AllVersions: c.Bool("all-versions"), Order: c.String("order"), Limit: c.Int("limit")}
 	exact := c.Bool("exact")
 	var features map[string]catalog.Feature
+	var labels []catalog.Label
 	for _, w := range multi(c, "where") {
 		cond, err := catalog.ParseCond(w)
 		if err != nil {
@@ -53,7 +54,17 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 					return err
 				}
 			}
-			if ft := features[cond.Field]; ft.Entity() != "" && ft.Entity() != "ULabel" {
+			switch ft := features[cond.Field]; {
+			case ft.Entity() == "ULabel":
+				// As curate maps a column's values to labels: ignoring case
+				// and white space.
+				if labels == nil {
+					if labels, err = in.Catalog.Labels(c.Context); err != nil {
+						return err
+					}
+				}
+				cond.Values = foldedLabels(labels, cond.Values[0])
+			case ft.Entity() != "":
 				// A term by name, synonym or id, and unless --exact the terms
 				// below it (not for !=: "not this term" is not "none below").
 				entity := entityName(ft.Entity())
@@ -66,6 +77,18 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 			}
 		}
 		f.Where = append(f.Where, cond)
+	}
+	if len(f.Labels) > 0 {
+		all, err := in.Catalog.Labels(c.Context)
+		if err != nil {
+			return err
+		}
+		for i, l := range f.Labels {
+			// No label of this name, but one but for case or white space.
+			if ls := foldedLabels(all, l); len(ls) == 2 {
+				f.Labels[i] = ls[1]
+			}
+		}
 	}
 	terms := map[string][]string{}
 	for flag, entity := range map[string]string{"cell-type": "celltype", "tissue": "tissue", "disease": "disease"} {
@@ -221,6 +244,24 @@ func anyStored(ctx context.Context, in *instance.Instance, cond catalog.Cond) (b
 	vs, err := in.Catalog.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: cond.Field, Op: "=", Values: cond.Values}},
 		AllVersions: true, Limit: 1})
 	return len(vs) > 0, err
+}
+
+// foldedLabels returns value and, when it is no label, the labels equal
+// to it but for case and white space (curate's mapping of a cat[ULabel]
+// column), value first.
+func foldedLabels(labels []catalog.Label, value string) []string {
+	fold := func(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
+	out := []string{value}
+	k := fold(value)
+	for _, l := range labels {
+		if l.Name == value {
+			return []string{value}
+		}
+		if fold(l.Name) == k {
+			out = append(out, l.Name)
+		}
+	}
+	return out
 }
 
 // featureMap returns the catalog's features by name.
