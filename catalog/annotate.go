@@ -228,11 +228,14 @@ func CheckName(kind, name string) error {
 // ErrInvalid is returned for a malformed name, dtype, value or condition.
 var ErrInvalid error = sentinel{"invalid", fs.ErrInvalid}
 
-var reEntity = regexp.MustCompile(`^cat\[[A-Za-z][A-Za-z0-9_]*\]$`)
+var reEntity = regexp.MustCompile(`^cat\[(?:(?:bionty|bt)\.)?([A-Za-z][A-Za-z0-9_]*)\]$`)
 
-// ParseDtype checks a feature dtype: int, float, str, bool, date,
-// datetime, or cat[ENTITY] (cat[ULabel] for labels, cat[celltype] and the
-// other ontology entities). Plain "cat" means cat[ULabel].
+// ParseDtype checks a feature dtype and returns its canonical spelling:
+// int, float, str, bool, date, datetime, or cat[ENTITY] (cat[ULabel] for
+// labels, cat[celltype] and the other ontology entities). Plain "cat"
+// means cat[ULabel]; LaminDB's module prefixes are dropped
+// (cat[bionty.CellType] and cat[bt.CellType] are cat[CellType]). Which
+// entities exist is the caller's to check: the catalog knows no ontology.
 func ParseDtype(s string) (string, error) {
 	switch s {
 	case "int", "float", "str", "bool", "date", "datetime":
@@ -240,8 +243,11 @@ func ParseDtype(s string) (string, error) {
 	case "cat":
 		return "cat[ULabel]", nil
 	}
-	if reEntity.MatchString(s) {
-		return s, nil
+	if m := reEntity.FindStringSubmatch(s); m != nil {
+		if strings.EqualFold(m[1], "ULabel") {
+			return "cat[ULabel]", nil
+		}
+		return "cat[" + m[1] + "]", nil
 	}
 	return "", fmt.Errorf("%w: dtype %q: use int, float, str, bool, date, datetime or cat[ENTITY] (cat[ULabel], cat[celltype], cat[tissue], …)", ErrInvalid, s)
 }

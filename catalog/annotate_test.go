@@ -63,3 +63,19 @@ func TestNormalizeNumbers(t *testing.T) {
 		t.Fatal("index keys out of order")
 	}
 }
+
+// TestParseDtype: LaminDB's spellings cat[bionty.CellType] and
+// cat[bt.CellType], which docs/annotate.md lists, were refused.
+func TestParseDtype(t *testing.T) {
+	for in, want := range map[string]string{
+		"int": "int", "cat": "cat[ULabel]", "cat[ULabel]": "cat[ULabel]", "cat[ulabel]": "cat[ULabel]",
+		"cat[celltype]": "cat[celltype]", "cat[CellType]": "cat[CellType]",
+		"cat[bionty.CellType]": "cat[CellType]", "cat[bt.Tissue]": "cat[Tissue]",
+		"integer": "", "cat[]": "", "cat[x.Y]": "", "cat[bionty.]": "", "cat[bionty.Cell Type]": "", "cat[1x]": "",
+	} {
+		got, err := catalog.ParseDtype(in)
+		if got != want || (want == "") != (err != nil) || err != nil && !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("ParseDtype(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}

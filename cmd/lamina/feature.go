@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ontology"
 	"github.com/urfave/cli/v2"
 )
 
@@ -26,12 +28,20 @@ func cmdFeature() *cli.Command {
 					if f := missing(c, "dtype"); c.NArg() != 1 || f != "" {
 						return exitf(2, "%susage: lamina feature create NAME --dtype DTYPE", f)
 					}
+					dtype, err := catalog.ParseDtype(c.String("dtype"))
+					if err != nil {
+						return exitf(2, "%v", err)
+					}
 					in, err := openInstance(c)
 					if err != nil {
 						return err
 					}
 					defer in.Close()
-					f, err := in.Catalog.CreateFeature(c.Context, catalog.Feature{Name: c.Args().First(), Dtype: c.String("dtype"),
+					name := c.Args().First()
+					if dtype, err = featureDtype(c, in, name, dtype); err != nil {
+						return err
+					}
+					f, err := in.Catalog.CreateFeature(c.Context, catalog.Feature{Name: name, Dtype: dtype,
 						Description: c.String("description"), CreatedBy: in.User, CreatedAt: time.Now()})
 					if err != nil {
 						return err
@@ -46,6 +56,41 @@ func cmdFeature() *cli.Command {
 				func(f catalog.Feature) []string { return []string{f.Name, f.Dtype, f.Description} }),
 		},
 	}
+}
+
+// featureDtype checks the entity of a cat[X] dtype (parsed by
+// catalog.ParseDtype) and spells it as queries and curate name it:
+// cat[CellType] and cat[bionty.CellType] are cat[celltype]. X must be
+// ULabel, a built-in entity or one with an imported source (a custom
+// entity): a feature of any other entity could hold no value, as
+// annotate and curate resolve its values through that ontology. An
+// existing feature keeps its spelling of the same entity.
+func featureDtype(c *cli.Context, in *instance.Instance, name, dtype string) (string, error) {
+	x := catalog.Feature{Dtype: dtype}.Entity()
+	if x == "" || x == "ULabel" {
+		return dtype, nil
+	}
+	entity := entityName(x)
+	if _, ok := ontology.LookupEntity(entity); !ok {
+		ss, err := in.OntologySources(c.Context)
+		if err != nil {
+			return "", err
+		}
+		if !slices.ContainsFunc(ss, func(s instance.OntologySource) bool { return s.Entity == entity }) {
+			return "", exitf(2, "dtype %q: no ontology entity %q; use cat[ULabel] for labels, an entity (%s), or import a custom one first: lamina ontology import %s --source FILE",
+				c.String("dtype"), x, entityNames(), entity)
+		}
+	}
+	fs, err := in.Catalog.Features(c.Context)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range fs {
+		if f.Name == name && f.Entity() != "" && entityName(f.Entity()) == entity {
+			return f.Dtype, nil
+		}
+	}
+	return "cat[" + entity + "]", nil
 }
 
 // printf writes to the command's output.

@@ -143,3 +143,40 @@ func TestWhereOnLabelFeatures(t *testing.T) {
 	// Two labels fit: not guessed (curate does not map it either).
 	e.fails(`no label "TREATED"`, "ls", "--label", "TREATED")
 }
+
+// TestFeatureDtypes: cat[bionty.CellType] (a spelling docs/annotate.md
+// lists) was refused, cat[nonsense] accepted though no value could ever
+// be annotated; a bad dtype is a usage error (exit 2).
+func TestFeatureDtypes(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	for _, tc := range []struct{ dtype, want string }{
+		{"cat[bionty.CellType]", "feature a (cat[celltype])"},
+		{"cat[bt.Tissue]", "feature b (cat[tissue])"},
+		{"cat[DevelopmentalStage]", "feature c (cat[developmental_stage])"},
+		{"cat", "feature d (cat[ULabel])"},
+	} {
+		name := tc.want[len("feature ") : len("feature ")+1]
+		if out := e.ok("feature", "create", name, "--dtype", tc.dtype); strings.TrimSpace(out) != tc.want {
+			t.Errorf("feature create %s --dtype %s: %q, want %q", name, tc.dtype, out, tc.want)
+		}
+	}
+	e.ok("feature", "create", "a", "--dtype", "cat[CellType]") // the same feature again
+	for _, tc := range []struct{ dtype, want string }{
+		{"cat[nonsense]", `dtype "cat[nonsense]": no ontology entity "nonsense"; use cat[ULabel] for labels`},
+		{"cat[x.Y]", `dtype "cat[x.Y]": use int, float`},
+		{"integer", `dtype "integer": use int, float`},
+	} {
+		if err := e.fails(tc.want, "feature", "create", "z", "--dtype", tc.dtype); exitCode(err) != 2 {
+			t.Errorf("--dtype %s: exit %d, want 2", tc.dtype, exitCode(err))
+		}
+	}
+	// A custom entity is one with an imported source.
+	e.ok("ontology", "import", "nucleus", "--source", filepath.Join(ontologies, "extra", "oak-go-nucleus.obo"))
+	e.ok("feature", "create", "part", "--dtype", "cat[nucleus]")
+	var fs []catalog.Feature
+	e.jsonOut(&fs, "feature", "ls", "--format", "json")
+	if len(fs) != 5 {
+		t.Fatalf("features: %+v", fs)
+	}
+}
