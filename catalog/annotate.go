@@ -155,7 +155,8 @@ type Collection struct {
 // annotations and collections and answers queries over them.
 type Annotator interface {
 	// CreateFeature records a feature. ErrConflict if one of that name
-	// exists with another dtype (the same dtype is not an error).
+	// exists with another dtype; with the same dtype the existing record
+	// is returned, its description replaced by f's when f has one.
 	CreateFeature(ctx context.Context, f Feature) (Feature, error)
 	Features(ctx context.Context) ([]Feature, error)
 	// CreateLabel records a label; its parent must exist (ErrNotFound). An

@@ -38,13 +38,25 @@ func cmdFeature() *cli.Command {
 					}
 					defer in.Close()
 					name := c.Args().First()
-					if dtype, err = featureDtype(c, in, name, dtype); err != nil {
+					fs, err := in.Catalog.Features(c.Context)
+					if err != nil {
+						return err
+					}
+					i := slices.IndexFunc(fs, func(f catalog.Feature) bool { return f.Name == name })
+					var old *catalog.Feature
+					if i >= 0 {
+						old = &fs[i]
+					}
+					if dtype, err = featureDtype(c, in, old, dtype); err != nil {
 						return err
 					}
 					f, err := in.Catalog.CreateFeature(c.Context, catalog.Feature{Name: name, Dtype: dtype,
 						Description: c.String("description"), CreatedBy: in.User, CreatedAt: time.Now()})
 					if err != nil {
 						return err
+					}
+					if old != nil && old.Dtype == f.Dtype && old.Description != f.Description {
+						fmt.Fprintf(c.App.ErrWriter, "feature %s exists; its description is now %q (was %q)\n", f.Name, f.Description, old.Description)
 					}
 					return printf(c, "feature %s (%s)\n", f.Name, f.Dtype)
 				},
@@ -64,8 +76,8 @@ func cmdFeature() *cli.Command {
 // ULabel, a built-in entity or one with an imported source (a custom
 // entity): a feature of any other entity could hold no value, as
 // annotate and curate resolve its values through that ontology. An
-// existing feature keeps its spelling of the same entity.
-func featureDtype(c *cli.Context, in *instance.Instance, name, dtype string) (string, error) {
+// existing feature (old, or nil) keeps its spelling of the same entity.
+func featureDtype(c *cli.Context, in *instance.Instance, old *catalog.Feature, dtype string) (string, error) {
 	x := catalog.Feature{Dtype: dtype}.Entity()
 	if x == "" || x == "ULabel" {
 		return dtype, nil
@@ -81,14 +93,8 @@ func featureDtype(c *cli.Context, in *instance.Instance, name, dtype string) (st
 				c.String("dtype"), x, entityNames(), entity)
 		}
 	}
-	fs, err := in.Catalog.Features(c.Context)
-	if err != nil {
-		return "", err
-	}
-	for _, f := range fs {
-		if f.Name == name && f.Entity() != "" && entityName(f.Entity()) == entity {
-			return f.Dtype, nil
-		}
+	if old != nil && old.Entity() != "" && entityName(old.Entity()) == entity {
+		return old.Dtype, nil
 	}
 	return "cat[" + entity + "]", nil
 }

@@ -180,3 +180,23 @@ func TestFeatureDtypes(t *testing.T) {
 		t.Fatalf("features: %+v", fs)
 	}
 }
+
+// TestFeatureDescriptionUpdate: creating an existing feature again with a
+// description updated nothing, silently; now the description is replaced
+// and stderr says so.
+func TestFeatureDescriptionUpdate(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("feature", "create", "batch", "--dtype", "int")
+	_, stderr, err := e.run("feature", "create", "batch", "--dtype", "int", "--description", "new desc")
+	if err != nil || !strings.Contains(stderr, `feature batch exists; its description is now "new desc" (was "")`) {
+		t.Fatalf("err %v, stderr %q", err, stderr)
+	}
+	e.ok("feature", "create", "batch", "--dtype", "int") // no --description: kept
+	var fs []catalog.Feature
+	e.jsonOut(&fs, "feature", "ls", "--format", "json")
+	if len(fs) != 1 || fs[0].Description != "new desc" {
+		t.Fatalf("features: %+v", fs)
+	}
+	e.fails("exists with dtype int", "feature", "create", "batch", "--dtype", "str", "--description", "x")
+}
