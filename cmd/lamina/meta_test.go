@@ -200,3 +200,36 @@ func TestFeatureDescriptionUpdate(t *testing.T) {
 	}
 	e.fails("exists with dtype int", "feature", "create", "batch", "--dtype", "str", "--description", "x")
 }
+
+// TestIDSpellingsInTheCLI: standardize, show, annotate and ls take an id
+// as other tools spell it (cl:0000084, CL_0000084, the OBO PURL).
+func TestIDSpellingsInTheCLI(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+	e.ok("save", e.write("a.txt", []byte("a")), "--key", "a.txt")
+	spellings := []string{"cl:0000084", "CL_0000084", "http://purl.obolibrary.org/obo/CL_0000084"}
+	var st []struct {
+		Standard string `json:"standard"`
+		ID       string `json:"id"`
+	}
+	e.jsonOut(&st, append([]string{"ontology", "standardize", "celltype", "--format", "json"}, spellings...)...)
+	for i, s := range st {
+		if s.Standard != "T cell" || s.ID != "CL:0000084" {
+			t.Errorf("standardize %s: %+v", spellings[i], s)
+		}
+	}
+	for _, v := range spellings {
+		if out := e.ok("ontology", "show", "celltype", v); !strings.Contains(out, "id           CL:0000084") {
+			t.Errorf("show %s:\n%s", v, out)
+		}
+	}
+	e.ok("annotate", "a.txt", "--feature", "cell_type=CL_0000084")
+	if a := annotations(t, e, "a.txt"); strings.Join(a.Features["cell_type"], ",") != "T cell" {
+		t.Fatalf("annotated %+v", a)
+	}
+	if got := lsKeys(t, e, "--where", "cell_type=cl:0000084", "--exact"); !reflect.DeepEqual(got, []string{"a.txt"}) {
+		t.Fatalf("ls --where cell_type=cl:0000084: %v", got)
+	}
+}
