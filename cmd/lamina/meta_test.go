@@ -233,3 +233,34 @@ func TestIDSpellingsInTheCLI(t *testing.T) {
 		t.Fatalf("ls --where cell_type=cl:0000084: %v", got)
 	}
 }
+
+// TestShowResolvesLikeStandardize: show found names and ids only, so a
+// synonym ("T lymphocyte", "human") exited 1; an ambiguous one is listed,
+// not guessed.
+func TestShowResolvesLikeStandardize(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("ontology", "import", "organism", "--source", filepath.Join(ontologies, "ncbitaxon-taxslim.obo.gz"))
+	for _, tc := range []struct{ entity, value, id string }{
+		{"celltype", "T lymphocyte", "CL:0000084"},
+		{"celltype", "t cell", "CL:0000084"},
+		{"organism", "human", "NCBITaxon:9606"},
+	} {
+		var term struct {
+			ID string `json:"id"`
+		}
+		e.jsonOut(&term, "ontology", "show", tc.entity, tc.value, "--format", "json")
+		if term.ID != tc.id {
+			t.Errorf("show %s %q = %s, want %s", tc.entity, tc.value, term.ID, tc.id)
+		}
+	}
+	_, stderr, err := e.run("ontology", "show", "celltype", "T lymphocyte")
+	if err != nil || !strings.Contains(stderr, `"T lymphocyte": EXACT synonym "T lymphocyte" of CL:0000084`) {
+		t.Fatalf("show by synonym: %v, stderr %q", err, stderr)
+	}
+	if err := e.fails(`"mouse" names several organism terms`, "ontology", "show", "organism", "mouse"); exitCode(err) != 1 {
+		t.Errorf("ambiguous: exit %d, want 1", exitCode(err))
+	}
+	e.fails(`no celltype term named "T cel"`, "ontology", "show", "celltype", "T cel")
+}

@@ -941,7 +941,22 @@ func cmdOntologyShow() *cli.Command {
 				fmt.Fprintf(c.App.ErrWriter, "note: %s %s (cellxgene JSON) does not tell is_a from part_of: its parents are both, with or without --part-of\n", s.Ontology, s.Version)
 			}
 			name := strings.Join(c.Args().Slice()[1:], " ")
-			t, ok := x.Term(name)
+			t, ok := x.Term(name) // a name or id, obsolete terms too
+			if !ok {
+				// As standardize resolves: case and white space, an EXACT
+				// synonym, an obsolete term's replacement; never a guess.
+				st := x.Standardize(name, ontology.StandardizeOptions{})
+				if st.Match == ontology.Ambiguous {
+					return exitf(1, "%q names several %s terms in %s %s: %s; show one by its id", name, s.Entity, s.Ontology, s.Version,
+						strings.TrimPrefix(st.Reason(), "ambiguous: could be "))
+				}
+				if st.Matched() {
+					t, ok = x.Term(st.ID)
+					if ok && format != "json" {
+						fmt.Fprintf(c.App.ErrWriter, "%q: %s\n", name, st.Reason())
+					}
+				}
+			}
 			if !ok {
 				msg := fmt.Sprintf("no %s term named %q in %s %s", s.Entity, name, s.Ontology, s.Version)
 				if sg := x.Suggest(name, 3); len(sg) > 0 {
