@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lamina-bio/lamina/catalog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -73,5 +74,34 @@ func TestRunsShowMaps(t *testing.T) {
 	if strings.Contains(out, "map[") || !strings.Contains(out, "params:\n  min_genes=200\n  note=\"a\\nb\"\n  x=y=z\n") ||
 		!strings.Contains(out, "\n  LANG=C.UTF-8\n") {
 		t.Fatalf("runs show:\n%s", out)
+	}
+}
+
+// TestTableShowsControlCharacters: a newline or tab in a description made
+// a row of its own or shifted the columns of ls; the table shows them
+// escaped, CSV and JSON keep them.
+func TestTableShowsControlCharacters(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	desc := "line one\nline\ttwo\x1b[31m\u0085"
+	e.ok("save", e.write("a.txt", []byte("a")), "--key", "a.txt", "--description", desc)
+	e.ok("save", e.write("b.txt", []byte("b")), "--key", "b.txt", "--description", "plain")
+	out := e.ok("ls")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[1], `line one\nline\ttwo\x1b[31m\u0085`) {
+		t.Fatalf("ls:\n%s", out)
+	}
+	// The columns line up: each row's DESCRIPTION starts where the header's does.
+	col := strings.Index(lines[0], "DESCRIPTION")
+	if !strings.HasPrefix(lines[1][col:], "line one") || !strings.HasPrefix(lines[2][col:], "plain") {
+		t.Fatalf("columns shifted:\n%s", out)
+	}
+	var vs []catalog.Version
+	e.jsonOut(&vs, "ls", "--format", "json")
+	if vs[0].Description != desc {
+		t.Fatalf("json description %q", vs[0].Description)
+	}
+	if out := e.ok("ls", "--format", "csv"); !strings.Contains(out, "\"line one\nline\ttwo") {
+		t.Fatalf("csv:\n%s", out)
 	}
 }
