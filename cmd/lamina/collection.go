@@ -114,7 +114,7 @@ func cmdCollection() *cli.Command {
 func cmdCollectionLs() *cli.Command {
 	ls := listCommand("list collections (their latest versions), or every version of the NAME given", []string{"NAME", "VERSION", "MEMBERS", "CREATED", "BY", "DESCRIPTION"},
 		func(c *cli.Context, in *instance.Instance) ([]catalog.Collection, error) {
-			if c.Bool("versions") {
+			if c.NArg() == 1 {
 				return in.Catalog.CollectionVersions(c.Context, c.Args().First())
 			}
 			return in.Catalog.Collections(c.Context)
@@ -123,12 +123,12 @@ func cmdCollectionLs() *cli.Command {
 			return []string{col.Name, fmt.Sprint(col.Version), fmt.Sprint(len(col.Members)),
 				col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy, col.Description}
 		})
-	ls.ArgsUsage = "[--versions NAME]"
-	ls.Flags = append(ls.Flags, &cli.BoolFlag{Name: "versions", Usage: "list every version of the collection NAME given"})
+	ls.ArgsUsage = "[NAME]"
+	ls.Flags = append(ls.Flags, &cli.BoolFlag{Name: "versions", Usage: "list every version of the collection NAME given (as NAME alone does)"})
 	list := ls.Action
 	ls.Action = func(c *cli.Context) error {
-		if c.Bool("versions") != (c.NArg() == 1) || c.NArg() > 1 {
-			return exitf(2, "usage: lamina collection ls [--versions NAME]")
+		if c.NArg() > 1 || c.Bool("versions") && c.NArg() == 0 {
+			return exitf(2, "usage: lamina collection ls [[--versions] NAME]")
 		}
 		return list(c)
 	}

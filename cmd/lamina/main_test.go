@@ -138,6 +138,11 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--bogus", "ls"}, "flag provided but not defined"},
 		{[]string{"nosuch"}, `lamina has no command "nosuch" (lamina --help lists them)`},
 		{[]string{"ontology", "nosuch"}, `lamina ontology has no command "nosuch"`},
+		// Nothing to search for is bad usage (search exited 1, ontology search 0).
+		{[]string{"search", ""}, "usage: lamina search WORDS..."},
+		{[]string{"search", "T", "-"}, "usage: lamina search WORDS..."},
+		{[]string{"ontology", "search", "celltype", ""}, "usage: lamina ontology search ENTITY QUERY"},
+		{[]string{"ontology", "search", "celltype", " ", " "}, "usage: lamina ontology search ENTITY QUERY"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, _, err := e.run(tc.args...)

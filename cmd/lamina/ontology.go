@@ -326,7 +326,8 @@ func cmdOntologySearch() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.NArg() < 2 {
+			query := strings.TrimSpace(strings.Join(c.Args().Tail(), " "))
+			if c.NArg() < 2 || query == "" {
 				return exitf(2, "usage: lamina ontology search ENTITY QUERY [--limit N]")
 			}
 			if c.Int("limit") < 1 {
@@ -337,7 +338,6 @@ func cmdOntologySearch() *cli.Command {
 				return err
 			}
 			defer in.Close()
-			query := strings.Join(c.Args().Slice()[1:], " ")
 			hits := x.Search(query, ontology.SearchOptions{Limit: c.Int("limit"), Obsolete: c.Bool("obsolete")})
 			out := make([]hitJSON, len(hits))
 			rows := make([][]string, len(hits))
