@@ -61,11 +61,11 @@ func cmdFeature() *cli.Command {
 					return printf(c, "feature %s (%s)\n", f.Name, f.Dtype)
 				},
 			},
-			listCommand("list features", []string{"NAME", "DTYPE", "DESCRIPTION"},
+			listCommand("list features", []string{"NAME", "DTYPE", "DESCRIPTION"}, nil,
 				func(c *cli.Context, in *instance.Instance) ([]catalog.Feature, error) {
 					return in.Catalog.Features(c.Context)
 				},
-				func(f catalog.Feature) []string { return []string{f.Name, f.Dtype, f.Description} }),
+				func(f catalog.Feature, _ bool) []string { return []string{f.Name, f.Dtype, f.Description} }),
 		},
 	}
 }
@@ -105,10 +105,14 @@ func printf(c *cli.Context, format string, a ...any) error {
 	return err
 }
 
-// writeRows writes a table or CSV by format.
-func writeRows(c *cli.Context, format string, header []string, rows [][]string) error {
+// writeRows writes a table or CSV by format. CSV's header is csvHeader:
+// the names the command's JSON gives the fields (nil: header lowercased).
+func writeRows(c *cli.Context, format string, header, csvHeader []string, rows [][]string) error {
 	if format == "csv" {
-		return writeCSV(c.App.Writer, lower(header), rows)
+		if csvHeader == nil {
+			csvHeader = lower(header)
+		}
+		return writeCSV(c.App.Writer, csvHeader, rows)
 	}
 	return table(c.App.Writer, header, rows)
 }

@@ -173,6 +173,9 @@ func httpClient() *http.Client {
 
 var sourceHeader = []string{"ENTITY", "ORGANISM", "ONTOLOGY", "VERSION", "TERMS", "OBSOLETE", "DIGEST", "DEFAULT", "IMPORTED", "BY"}
 
+// sourceCSVHeader names sourceHeader's columns as the JSON does.
+var sourceCSVHeader = []string{"entity", "organism", "ontology", "version", "terms", "obsolete", "digest", "default", "imported_at", "imported_by"}
+
 func printSources(c *cli.Context, format string, ss []instance.OntologySource) error {
 	w := c.App.Writer
 	if format == "json" {
@@ -198,7 +201,7 @@ func printSources(c *cli.Context, format string, ss []instance.OntologySource) e
 		rows = append(rows, []string{s.Entity, org, s.Ontology, s.Version, fmt.Sprint(s.Terms), fmt.Sprint(s.Obsolete), digest, def, imported, s.ImportedBy})
 	}
 	if machine {
-		return writeCSV(w, lower(sourceHeader), rows)
+		return writeCSV(w, sourceCSVHeader, rows)
 	}
 	if len(ss) == 0 {
 		fmt.Fprintln(c.App.ErrWriter, "no ontologies imported yet: lamina ontology import ENTITY --source PATH|URL")

@@ -139,6 +139,9 @@ func versionRows(vs []catalog.Version, machine bool) [][]string {
 
 var versionHeader = []string{"KEY", "VERSION", "UID", "SIZE", "KIND", "CREATED", "BY", "DESCRIPTION"}
 
+// versionCSVHeader names versionHeader's columns as ls --format json does.
+var versionCSVHeader = []string{"key", "version", "uid", "size", "kind", "created_at", "created_by", "description"}
+
 func printVersions(c *cli.Context, format string, vs []catalog.Version) error {
 	w := c.App.Writer
 	switch format {
@@ -149,7 +152,7 @@ func printVersions(c *cli.Context, format string, vs []catalog.Version) error {
 		}
 		return writeJSON(w, shown)
 	case "csv":
-		return writeCSV(w, lower(versionHeader), versionRows(vs, true))
+		return writeCSV(w, versionCSVHeader, versionRows(vs, true))
 	}
 	return table(w, versionHeader, versionRows(vs, false))
 }
@@ -164,8 +167,8 @@ func lower(h []string) []string {
 
 // listCommand is the `ls` subcommand of a record family (features, labels,
 // schemas, collections): JSON of the records, or one row per record as a
-// table or CSV.
-func listCommand[T any](usage string, header []string, list func(*cli.Context, *instance.Instance) ([]T, error), row func(T) []string) *cli.Command {
+// table or CSV (csvHeader: see writeRows; row's machine is true for CSV).
+func listCommand[T any](usage string, header, csvHeader []string, list func(*cli.Context, *instance.Instance) ([]T, error), row func(r T, machine bool) []string) *cli.Command {
 	return &cli.Command{
 		Name:  "ls",
 		Usage: usage,
@@ -192,9 +195,9 @@ func listCommand[T any](usage string, header []string, list func(*cli.Context, *
 			}
 			rows := make([][]string, 0, len(recs))
 			for _, r := range recs {
-				rows = append(rows, row(r))
+				rows = append(rows, row(r, format == "csv"))
 			}
-			return writeRows(c, format, header, rows)
+			return writeRows(c, format, header, csvHeader, rows)
 		},
 	}
 }

@@ -43,7 +43,8 @@ func cmdSearch() *cli.Command {
 				rows = append(rows, []string{fmt.Sprintf("%.2f", h.Score), h.Version.Key, fmt.Sprint(h.Version.Version), h.Version.UID,
 					strings.Join(h.Fields, ","), h.Version.Description})
 			}
-			return writeRows(c, format, []string{"SCORE", "KEY", "VERSION", "UID", "MATCHED", "DESCRIPTION"}, rows)
+			return writeRows(c, format, []string{"SCORE", "KEY", "VERSION", "UID", "MATCHED", "DESCRIPTION"},
+				[]string{"score", "key", "version", "uid", "fields", "description"}, rows) // JSON: fields, the rest in version
 		},
 	}
 }
