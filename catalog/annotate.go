@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math"
+	"math/big"
 	"regexp"
 	"sort"
 	"strconv"
@@ -153,7 +155,8 @@ type Collection struct {
 // annotations and collections and answers queries over them.
 type Annotator interface {
 	// CreateFeature records a feature. ErrConflict if one of that name
-	// exists with another dtype (the same dtype is not an error).
+	// exists with another dtype; with the same dtype the existing record
+	// is returned, its description replaced by f's when f has one.
 	CreateFeature(ctx context.Context, f Feature) (Feature, error)
 	Features(ctx context.Context) ([]Feature, error)
 	// CreateLabel records a label; its parent must exist (ErrNotFound). An
@@ -226,11 +229,14 @@ func CheckName(kind, name string) error {
 // ErrInvalid is returned for a malformed name, dtype, value or condition.
 var ErrInvalid error = sentinel{"invalid", fs.ErrInvalid}
 
-var reEntity = regexp.MustCompile(`^cat\[[A-Za-z][A-Za-z0-9_]*\]$`)
+var reEntity = regexp.MustCompile(`^cat\[(?:(?:bionty|bt)\.)?([A-Za-z][A-Za-z0-9_]*)\]$`)
 
-// ParseDtype checks a feature dtype: int, float, str, bool, date,
-// datetime, or cat[ENTITY] (cat[ULabel] for labels, cat[celltype] and the
-// other ontology entities). Plain "cat" means cat[ULabel].
+// ParseDtype checks a feature dtype and returns its canonical spelling:
+// int, float, str, bool, date, datetime, or cat[ENTITY] (cat[ULabel] for
+// labels, cat[celltype] and the other ontology entities). Plain "cat"
+// means cat[ULabel]; LaminDB's module prefixes are dropped
+// (cat[bionty.CellType] and cat[bt.CellType] are cat[CellType]). Which
+// entities exist is the caller's to check: the catalog knows no ontology.
 func ParseDtype(s string) (string, error) {
 	switch s {
 	case "int", "float", "str", "bool", "date", "datetime":
@@ -238,8 +244,11 @@ func ParseDtype(s string) (string, error) {
 	case "cat":
 		return "cat[ULabel]", nil
 	}
-	if reEntity.MatchString(s) {
-		return s, nil
+	if m := reEntity.FindStringSubmatch(s); m != nil {
+		if strings.EqualFold(m[1], "ULabel") {
+			return "cat[ULabel]", nil
+		}
+		return "cat[" + m[1] + "]", nil
 	}
 	return "", fmt.Errorf("%w: dtype %q: use int, float, str, bool, date, datetime or cat[ENTITY] (cat[ULabel], cat[celltype], cat[tissue], …)", ErrInvalid, s)
 }
@@ -251,16 +260,24 @@ func normalize(dtype, value string) (string, []byte, error) {
 		return fmt.Errorf("%w: %q is not %s", ErrInvalid, value, want)
 	}
 	switch dtype {
-	case "int", "float":
+	case "int":
+		n, err := parseInt(value)
+		if err != nil {
+			return "", nil, err
+		}
+		// The index key is a float64 (ints and floats compare as numbers),
+		// so beyond ±2^53 neighbouring ints share a key; the text is exact.
+		return strconv.FormatInt(n, 10), numKey(float64(n)), nil
+	case "float":
 		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil || math.IsNaN(f) {
+		if err != nil {
+			if errors.Is(err, strconv.ErrRange) {
+				return "", nil, fmt.Errorf("%w: %q is out of the range of a float", ErrInvalid, value)
+			}
 			return "", nil, bad("a number")
 		}
-		if dtype == "int" {
-			if f != math.Trunc(f) {
-				return "", nil, bad("an integer")
-			}
-			return strconv.FormatInt(int64(f), 10), numKey(f), nil
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return "", nil, bad("a finite number (inf and nan cannot be stored)")
 		}
 		return strconv.FormatFloat(f, 'g', -1, 64), numKey(f), nil
 	case "bool":
@@ -285,6 +302,53 @@ func normalize(dtype, value string) (string, []byte, error) {
 		return "", nil, bad("a value (empty, or holds NUL)")
 	}
 	return value, append([]byte{'t'}, value...), nil
+}
+
+// parseInt reads an int64: decimal digits, or a number written otherwise
+// ("3.0", "1e3") when it is exactly an integer in range. Rounding through
+// a float64 would store 2^63 for 99999999999999999999 and 9007199254740992
+// for 9007199254740993.
+func parseInt(value string) (int64, error) {
+	s := strings.TrimSpace(value)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err == nil {
+		return n, nil
+	}
+	outOfRange := fmt.Errorf("%w: %q is out of the range of an int (%d to %d)", ErrInvalid, value, int64(math.MinInt64), int64(math.MaxInt64))
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, outOfRange
+	}
+	f, ferr := strconv.ParseFloat(s, 64)
+	switch {
+	case ferr != nil && !errors.Is(ferr, strconv.ErrRange):
+		return 0, fmt.Errorf("%w: %q is not a number", ErrInvalid, value)
+	case math.IsNaN(f) || math.IsInf(f, 0) && ferr == nil:
+		return 0, fmt.Errorf("%w: %q is not an integer (inf and nan cannot be stored)", ErrInvalid, value)
+	case math.IsInf(f, 0) || math.Abs(f) > 1e19:
+		return 0, outOfRange
+	case f == 0:
+		mantissa, _, _ := strings.Cut(strings.ToLower(s), "e")
+		if strings.ContainsAny(mantissa, "123456789") { // 1e-400 underflows to 0
+			return 0, fmt.Errorf("%w: %q is not an integer", ErrInvalid, value)
+		}
+		return 0, nil
+	case math.Abs(f) < 0.5:
+		return 0, fmt.Errorf("%w: %q is not an integer", ErrInvalid, value)
+	}
+	// A float form: exact (big.Rat) so that "4503599627370496.5", which
+	// a float64 rounds to an integer, is not one. 0.5 ≤ |f| ≤ 1e19 bounds
+	// the work SetString does for an exponent.
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, fmt.Errorf("%w: %q is not a number", ErrInvalid, value)
+	}
+	if !r.IsInt() {
+		return 0, fmt.Errorf("%w: %q is not an integer", ErrInvalid, value)
+	}
+	if !r.Num().IsInt64() {
+		return 0, outOfRange
+	}
+	return r.Num().Int64(), nil
 }
 
 // ParseTime reads a date (2006-01-02, UTC) or an RFC 3339 time.

@@ -140,8 +140,12 @@ func (b *Bolt) CreateFeature(ctx context.Context, f Feature) (Feature, error) {
 			if old.Dtype != f.Dtype {
 				return errorf(ErrConflict, "feature %q exists with dtype %s, not %s", f.Name, old.Dtype, f.Dtype)
 			}
+			if f.Description == "" || f.Description == old.Description {
+				f = old
+				return nil
+			}
+			old.Description = f.Description
 			f = old
-			return nil
 		}
 		return putJSON(bk, []byte(f.Name), f)
 	})

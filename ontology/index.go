@@ -21,6 +21,9 @@ type Index struct {
 	src     *Source // set by Build; materialised on demand for a loaded index
 
 	pool sync.Pool // *scratch for fuzzy matching
+
+	prefixOnce sync.Once
+	prefixes   map[string]string // lower-case id prefix -> as the source spells it
 }
 
 // Build indexes src. It fails when a term has no id or two terms share
@@ -74,7 +77,55 @@ func (x *Index) resolve(s string) (uint32, bool) {
 	if i, ok := x.findOne(&x.byAlt, s, h); ok {
 		return i, true
 	}
-	return x.findOne(&x.byName, s, h)
+	if i, ok := x.findOne(&x.byName, s, h); ok {
+		return i, true
+	}
+	if id, ok := x.idSpelling(s); ok {
+		h := hashString(id)
+		if i, ok := x.findOne(&x.byID, id, h); ok {
+			return i, true
+		}
+		return x.findOne(&x.byAlt, id, h)
+	}
+	return 0, false
+}
+
+// idSpelling maps the other common spellings of an id to the source's:
+// the prefix in another case (cl:0000084), an underscore for the colon
+// (CL_0000084) and the OBO PURL (http://purl.obolibrary.org/obo/CL_0000084)
+// are CL:0000084. ok is false when s spells no id of a prefix the source
+// has, or spells it as the source does.
+func (x *Index) idSpelling(s string) (string, bool) {
+	t := strings.TrimSpace(s)
+	for _, scheme := range []string{"http://", "https://"} {
+		if len(t) > len(scheme) && strings.EqualFold(t[:len(scheme)], scheme) {
+			const purl = "purl.obolibrary.org/obo/"
+			rest := t[len(scheme):]
+			if len(rest) <= len(purl) || !strings.EqualFold(rest[:len(purl)], purl) {
+				return "", false
+			}
+			t = rest[len(purl):]
+			break
+		}
+	}
+	i := strings.IndexAny(t, ":_")
+	if i <= 0 || i == len(t)-1 {
+		return "", false
+	}
+	x.prefixOnce.Do(func() {
+		x.prefixes = map[string]string{}
+		for k := range x.terms() {
+			if p, _, ok := strings.Cut(x.id(uint32(k)), ":"); ok && p != "" {
+				x.prefixes[strings.ToLower(p)] = p
+			}
+		}
+	})
+	p, ok := x.prefixes[strings.ToLower(t[:i])]
+	if !ok {
+		return "", false
+	}
+	id := p + ":" + t[i+1:]
+	return id, id != s
 }
 
 // fold lowercases and collapses white space, so that "Monocyte " and
@@ -326,6 +377,21 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 			return x.replaced(s, i)
 		}
 		return x.matched(s, ByAltID, i, id)
+	}
+	if other, ok := x.idSpelling(id); ok { // cl:0000084, CL_0000084, its PURL
+		h := hashString(other)
+		if i, ok := x.findOne(&x.byID, other, h); ok {
+			if x.obsolete(i) {
+				return x.replaced(s, i)
+			}
+			return x.matched(s, ByID, i, "")
+		}
+		if i, ok := x.findOne(&x.byAlt, other, h); ok {
+			if x.obsolete(i) {
+				return x.replaced(s, i)
+			}
+			return x.matched(s, ByAltID, i, other)
+		}
 	}
 	f := fold(value)
 	if f != value {

@@ -358,3 +358,51 @@ func mustOBO(t testing.TB, text string) *ontology.Source {
 	}
 	return src
 }
+
+// TestIDSpellings: ids as other tools write them — the prefix in another
+// case, an underscore for the colon, the OBO PURL — name the term in Term
+// and Standardize (they were "no term with this name, id or synonym");
+// Validate stays exact, as Bionty's.
+func TestIDSpellings(t *testing.T) {
+	cl, hp := clOBO(t), hpo(t)
+	dv := load(t, "developmental_stage", "human", "ontologies", "hsapdv.obo")
+	for _, tc := range []struct {
+		idx          *ontology.Index
+		value, id    string
+		match        ontology.Match
+		standardName string
+	}{
+		{cl, "cl:0000084", "CL:0000084", ontology.ByID, "T cell"},
+		{cl, "CL_0000084", "CL:0000084", ontology.ByID, "T cell"},
+		{cl, "http://purl.obolibrary.org/obo/CL_0000084", "CL:0000084", ontology.ByID, "T cell"},
+		{cl, " https://purl.obolibrary.org/obo/cl_0000084 ", "CL:0000084", ontology.ByID, "T cell"},
+		{hp, "hp_0004715", "HP:0000003", ontology.ByAltID, "Multicystic kidney dysplasia"},
+		{hp, "hp:0001113", "HP:0000518", ontology.Replaced, "Cataract"},
+		{dv, "hsapdv:0000045", "HsapDv:0000045", ontology.ByID, "prenatal stage"},
+		{dv, "HSAPDV_0000045", "HsapDv:0000045", ontology.ByID, "prenatal stage"},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			st := tc.idx.Standardize(tc.value, ontology.StandardizeOptions{})
+			if st.Match != tc.match || st.ID != tc.id || tc.standardName != "" && st.Name != tc.standardName {
+				t.Fatalf("Standardize(%q) = %v %s %q, want %v %s", tc.value, st.Match, st.ID, st.Name, tc.match, tc.id)
+			}
+			if tc.match == ontology.Replaced {
+				return // Term finds the obsolete term itself
+			}
+			if term, ok := tc.idx.Term(tc.value); !ok || term.ID != tc.id {
+				t.Fatalf("Term(%q) = %v, %v; want %s", tc.value, term, ok, tc.id)
+			}
+			if tc.idx.Validate(tc.value).Valid {
+				t.Fatalf("Validate(%q) is valid; it validates exact ids only", tc.value)
+			}
+		})
+	}
+	for _, v := range []string{"cl:", "CL_", "xx:0000084", "http://example.org/obo/CL_0000084", "http://purl.obolibrary.org/obo/", "T_cell", "cell_type"} {
+		if st := cl.Standardize(v, ontology.StandardizeOptions{}); st.Matched() {
+			t.Errorf("Standardize(%q) = %v %s, want no match", v, st.Match, st.ID)
+		}
+		if _, ok := cl.Term(v); ok {
+			t.Errorf("Term(%q) found a term", v)
+		}
+	}
+}

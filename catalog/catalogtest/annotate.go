@@ -76,6 +76,15 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if _, err := c.CreateFeature(ctx, catalog.Feature{Name: "batch", Dtype: "int"}); err != nil {
 			t.Fatalf("same feature again: %v", err)
 		}
+		// The same feature with a description: it is updated, the rest kept;
+		// without one, the description stays.
+		if g, err := c.CreateFeature(ctx, catalog.Feature{Name: "batch", Dtype: "int", Description: "sequencing batch"}); err != nil ||
+			g.Description != "sequencing batch" || !g.CreatedAt.Equal(f.CreatedAt) {
+			t.Fatalf("a new description: %+v, %v", g, err)
+		}
+		if g, err := c.CreateFeature(ctx, catalog.Feature{Name: "batch", Dtype: "int"}); err != nil || g.Description != "sequencing batch" {
+			t.Fatalf("no description given: %+v, %v", g, err)
+		}
 		if _, err := c.CreateFeature(ctx, catalog.Feature{Name: "batch", Dtype: "str"}); !errors.Is(err, catalog.ErrConflict) {
 			t.Fatalf("other dtype: %v", err)
 		}
@@ -89,7 +98,7 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("cat = %q", f.Dtype)
 		}
 		fs, err := c.Features(ctx)
-		if err != nil || len(fs) != 2 || fs[0].Name != "batch" {
+		if err != nil || len(fs) != 2 || fs[0].Name != "batch" || fs[0].Description != "sequencing batch" {
 			t.Fatalf("Features = %+v, %v", fs, err)
 		}
 		if _, err := c.CreateLabel(ctx, catalog.Label{Name: "child", Parent: "nope"}); !errors.Is(err, catalog.ErrNotFound) {

@@ -51,8 +51,13 @@ func (s *Store) CreateFeature(ctx context.Context, f catalog.Feature) (catalog.F
 			if old.Dtype != f.Dtype {
 				return errorf(ErrConflict, "feature %q exists with dtype %s, not %s", f.Name, old.Dtype, f.Dtype)
 			}
+			if f.Description == "" || f.Description == old.Description {
+				f = old
+				return nil
+			}
+			old.Description = f.Description
 			f = old
-			return nil
+			return putJSON(ctx, tx, `UPDATE features SET rec = $2 WHERE name = $1`, f, f.Name)
 		}
 		return putJSON(ctx, tx, `INSERT INTO features (name, rec) VALUES ($1, $2)`, f, f.Name)
 	})

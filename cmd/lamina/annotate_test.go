@@ -208,8 +208,14 @@ func TestAnnotateAndQuery(t *testing.T) {
 			t.Fatalf("collection ls --versions (text):\n%s", out)
 		}
 		e.fails(`no collection "scRNA-seq batches"; did you mean "scRNA-seq batches Q1"?`, "collection", "ls", "--versions", "scRNA-seq batches")
-		for _, args := range [][]string{{"--versions"}, {"tables"}, {"--versions", "tables", "x"}} {
-			if err := e.fails("usage: lamina collection ls [--versions NAME]", append([]string{"collection", "ls"}, args...)...); exitCode(err) != 2 {
+		// NAME alone is the same, as the help says (it was a usage error).
+		var hist2 []catalog.Collection
+		e.jsonOut(&hist2, "collection", "ls", "scRNA-seq batches Q1", "--format", "json")
+		if !reflect.DeepEqual(hist2, hist) {
+			t.Fatalf("collection ls NAME: %+v, want %+v", hist2, hist)
+		}
+		for _, args := range [][]string{{"--versions"}, {"--versions", "tables", "x"}, {"tables", "x"}} {
+			if err := e.fails("usage: lamina collection ls [[--versions] NAME]", append([]string{"collection", "ls"}, args...)...); exitCode(err) != 2 {
 				t.Fatalf("collection ls %v: exit %d, want 2", args, exitCode(err))
 			}
 		}

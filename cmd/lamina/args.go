@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -121,10 +122,18 @@ func unknownCommand(c *cli.Context) error {
 	return cli.ShowSubcommandHelp(c)
 }
 
-// commandName is "lamina" and the command c runs, as a user types it.
+// commandName is "lamina" and the command c runs with the commands above
+// it, as a user types it ("lamina ontology search"). Command.FullName
+// names only the last one: its parents are not set on commands built
+// as these are.
 func commandName(c *cli.Context) string {
-	if c.Command == nil || c.Command.FullName() == "" || c.Command.FullName() == c.App.Name {
-		return "lamina"
+	var names []string
+	for _, ctx := range c.Lineage() {
+		if ctx.Command == nil || ctx.Command.Name == "" || ctx.Command.Name == c.App.Name {
+			continue
+		}
+		names = append(names, ctx.Command.Name)
 	}
-	return "lamina " + c.Command.FullName()
+	slices.Reverse(names)
+	return strings.Join(append([]string{"lamina"}, names...), " ")
 }

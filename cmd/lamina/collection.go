@@ -112,23 +112,28 @@ func cmdCollection() *cli.Command {
 // cmdCollectionLs lists the latest version of every collection or, like
 // ls --versions KEY, every version of one.
 func cmdCollectionLs() *cli.Command {
-	ls := listCommand("list collections (their latest versions), or every version of the NAME given", []string{"NAME", "VERSION", "MEMBERS", "CREATED", "BY", "DESCRIPTION"},
+	ls := listCommand("list collections (their latest versions), or every version of the NAME given",
+		[]string{"NAME", "VERSION", "MEMBERS", "CREATED", "BY", "DESCRIPTION"},
+		[]string{"name", "version", "members", "created_at", "created_by", "description"},
 		func(c *cli.Context, in *instance.Instance) ([]catalog.Collection, error) {
-			if c.Bool("versions") {
+			if c.NArg() == 1 {
 				return in.Catalog.CollectionVersions(c.Context, c.Args().First())
 			}
 			return in.Catalog.Collections(c.Context)
 		},
-		func(col catalog.Collection) []string {
-			return []string{col.Name, fmt.Sprint(col.Version), fmt.Sprint(len(col.Members)),
-				col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy, col.Description}
+		func(col catalog.Collection, machine bool) []string {
+			created := col.CreatedAt.Local().Format("2006-01-02 15:04")
+			if machine {
+				created = col.CreatedAt.Format(time.RFC3339Nano)
+			}
+			return []string{col.Name, fmt.Sprint(col.Version), fmt.Sprint(len(col.Members)), created, col.CreatedBy, col.Description}
 		})
-	ls.ArgsUsage = "[--versions NAME]"
-	ls.Flags = append(ls.Flags, &cli.BoolFlag{Name: "versions", Usage: "list every version of the collection NAME given"})
+	ls.ArgsUsage = "[NAME]"
+	ls.Flags = append(ls.Flags, &cli.BoolFlag{Name: "versions", Usage: "list every version of the collection NAME given (as NAME alone does)"})
 	list := ls.Action
 	ls.Action = func(c *cli.Context) error {
-		if c.Bool("versions") != (c.NArg() == 1) || c.NArg() > 1 {
-			return exitf(2, "usage: lamina collection ls [--versions NAME]")
+		if c.NArg() > 1 || c.Bool("versions") && c.NArg() == 0 {
+			return exitf(2, "usage: lamina collection ls [[--versions] NAME]")
 		}
 		return list(c)
 	}

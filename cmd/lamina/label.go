@@ -65,11 +65,11 @@ func cmdLabel() *cli.Command {
 					return printf(c, "label %s\n", l.Name)
 				},
 			},
-			listCommand("list labels", []string{"NAME", "PARENT", "DESCRIPTION"},
+			listCommand("list labels", []string{"NAME", "PARENT", "DESCRIPTION"}, nil,
 				func(c *cli.Context, in *instance.Instance) ([]catalog.Label, error) {
 					return in.Catalog.Labels(c.Context)
 				},
-				func(l catalog.Label) []string { return []string{l.Name, l.Parent, l.Description} }),
+				func(l catalog.Label, _ bool) []string { return []string{l.Name, l.Parent, l.Description} }),
 		},
 	}
 }

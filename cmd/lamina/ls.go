@@ -86,13 +86,9 @@ func lsTrash(c *cli.Context, format string, cat catalog.Catalog) error {
 		t := e.TrashedAt.Local().Format("2006-01-02 15:04")
 		size := humanBytes(e.Size)
 		if format == "csv" {
-			t, size = e.TrashedAt.Format(time.RFC3339), fmt.Sprint(e.Size)
+			t, size = e.TrashedAt.Format(time.RFC3339Nano), fmt.Sprint(e.Size)
 		}
 		rows = append(rows, []string{e.Key, fmt.Sprint(e.Versions), size, t})
 	}
-	h := []string{"KEY", "VERSIONS", "SIZE", "TRASHED"}
-	if format == "csv" {
-		return writeCSV(c.App.Writer, lower(h), rows)
-	}
-	return table(c.App.Writer, h, rows)
+	return writeRows(c, format, []string{"KEY", "VERSIONS", "SIZE", "TRASHED"}, []string{"key", "versions", "size", "trashed_at"}, rows)
 }

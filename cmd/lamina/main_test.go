@@ -130,10 +130,19 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"feature", "create", "batch"}, "--dtype is required"},
 		{[]string{"init", "--name", "x"}, "--storage is required"},
 		{[]string{"ls", "--bogus"}, "flag provided but not defined: -bogus (lamina ls --help lists the flags)"},
-		{[]string{"ontology", "search", "--limit", "many", "celltype", "T"}, `invalid value "many" for flag -limit`},
+		{[]string{"ontology", "search", "--limit", "many", "celltype", "T"}, `invalid value "many" for flag -limit: parse error (lamina ontology search --help lists the flags)`},
+		// A subcommand's flag error names its whole path (it said "lamina search", "lamina create").
+		{[]string{"ontology", "search", "celltype", "x", "--bogus"}, "-bogus (lamina ontology search --help lists the flags)"},
+		{[]string{"feature", "create", "x", "--bogus"}, "-bogus (lamina feature create --help lists the flags)"},
+		{[]string{"ontology", "--bogus"}, "-bogus (lamina ontology --help lists the flags)"},
 		{[]string{"--bogus", "ls"}, "flag provided but not defined"},
 		{[]string{"nosuch"}, `lamina has no command "nosuch" (lamina --help lists them)`},
 		{[]string{"ontology", "nosuch"}, `lamina ontology has no command "nosuch"`},
+		// Nothing to search for is bad usage (search exited 1, ontology search 0).
+		{[]string{"search", ""}, "usage: lamina search WORDS..."},
+		{[]string{"search", "T", "-"}, "usage: lamina search WORDS..."},
+		{[]string{"ontology", "search", "celltype", ""}, "usage: lamina ontology search ENTITY QUERY"},
+		{[]string{"ontology", "search", "celltype", " ", " "}, "usage: lamina ontology search ENTITY QUERY"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, _, err := e.run(tc.args...)

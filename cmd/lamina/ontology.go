@@ -173,6 +173,9 @@ func httpClient() *http.Client {
 
 var sourceHeader = []string{"ENTITY", "ORGANISM", "ONTOLOGY", "VERSION", "TERMS", "OBSOLETE", "DIGEST", "DEFAULT", "IMPORTED", "BY"}
 
+// sourceCSVHeader names sourceHeader's columns as the JSON does.
+var sourceCSVHeader = []string{"entity", "organism", "ontology", "version", "terms", "obsolete", "digest", "default", "imported_at", "imported_by"}
+
 func printSources(c *cli.Context, format string, ss []instance.OntologySource) error {
 	w := c.App.Writer
 	if format == "json" {
@@ -198,7 +201,7 @@ func printSources(c *cli.Context, format string, ss []instance.OntologySource) e
 		rows = append(rows, []string{s.Entity, org, s.Ontology, s.Version, fmt.Sprint(s.Terms), fmt.Sprint(s.Obsolete), digest, def, imported, s.ImportedBy})
 	}
 	if machine {
-		return writeCSV(w, lower(sourceHeader), rows)
+		return writeCSV(w, sourceCSVHeader, rows)
 	}
 	if len(ss) == 0 {
 		fmt.Fprintln(c.App.ErrWriter, "no ontologies imported yet: lamina ontology import ENTITY --source PATH|URL")
@@ -326,7 +329,8 @@ func cmdOntologySearch() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.NArg() < 2 {
+			query := strings.TrimSpace(strings.Join(c.Args().Tail(), " "))
+			if c.NArg() < 2 || query == "" {
 				return exitf(2, "usage: lamina ontology search ENTITY QUERY [--limit N]")
 			}
 			if c.Int("limit") < 1 {
@@ -337,7 +341,6 @@ func cmdOntologySearch() *cli.Command {
 				return err
 			}
 			defer in.Close()
-			query := strings.Join(c.Args().Slice()[1:], " ")
 			hits := x.Search(query, ontology.SearchOptions{Limit: c.Int("limit"), Obsolete: c.Bool("obsolete")})
 			out := make([]hitJSON, len(hits))
 			rows := make([][]string, len(hits))
@@ -941,7 +944,22 @@ func cmdOntologyShow() *cli.Command {
 				fmt.Fprintf(c.App.ErrWriter, "note: %s %s (cellxgene JSON) does not tell is_a from part_of: its parents are both, with or without --part-of\n", s.Ontology, s.Version)
 			}
 			name := strings.Join(c.Args().Slice()[1:], " ")
-			t, ok := x.Term(name)
+			t, ok := x.Term(name) // a name or id, obsolete terms too
+			if !ok {
+				// As standardize resolves: case and white space, an EXACT
+				// synonym, an obsolete term's replacement; never a guess.
+				st := x.Standardize(name, ontology.StandardizeOptions{})
+				if st.Match == ontology.Ambiguous {
+					return exitf(1, "%q names several %s terms in %s %s: %s; show one by its id", name, s.Entity, s.Ontology, s.Version,
+						strings.TrimPrefix(st.Reason(), "ambiguous: could be "))
+				}
+				if st.Matched() {
+					t, ok = x.Term(st.ID)
+					if ok && format != "json" {
+						fmt.Fprintf(c.App.ErrWriter, "%q: %s\n", name, st.Reason())
+					}
+				}
+			}
 			if !ok {
 				msg := fmt.Sprintf("no %s term named %q in %s %s", s.Entity, name, s.Ontology, s.Version)
 				if sg := x.Suggest(name, 3); len(sg) > 0 {

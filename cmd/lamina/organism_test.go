@@ -24,6 +24,9 @@ func TestOrganismPicksTheSource(t *testing.T) {
 		t.Fatalf("annotated with the human term? show:\n%s", out)
 	}
 	e.fails("pick one with --organism", "ls", "--term", "developmental_stage=adult stage")
+	// --where on the feature too, for a value not stored as it is typed
+	// (it found nothing, exit 0).
+	e.fails("pick one with --organism", "ls", "--where", "stage=newborn stage")
 	if keys := lsKeys(t, e, "--term", "developmental_stage=adult stage", "--organism", "human"); len(keys) != 1 || keys[0] != "t/obs.parquet" {
 		t.Fatalf("ls --term … --organism human = %v", keys)
 	}

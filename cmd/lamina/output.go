@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
@@ -47,20 +48,58 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table writes rows as aligned text, a header first.
+// table writes rows as aligned text, a header first. Control characters
+// in a cell are shown escaped (a newline as \n, a tab as \t), so a
+// description holding them neither starts a row nor shifts columns; CSV
+// and JSON keep them as they are.
 // tabwriter writes each cell separately, so it writes through a buffer:
 // 1,000 rows would otherwise be 14,000 write system calls.
 func table(w io.Writer, header []string, rows [][]string) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	line := func(cells []string) {
+		for i, c := range cells {
+			if i > 0 {
+				tw.Write([]byte{'\t'})
+			}
+			io.WriteString(tw, visible(c))
+		}
+		tw.Write([]byte{'\n'})
+	}
+	line(header)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		line(r)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	return bw.Flush()
+}
+
+// visible returns s with control characters escaped as Go writes them
+// in a string literal (\n, \t, \r, \x1b, \u0085).
+func visible(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !unicode.IsControl(r):
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
 }
 
 func writeCSV(w io.Writer, header []string, rows [][]string) error {
@@ -100,6 +139,9 @@ func versionRows(vs []catalog.Version, machine bool) [][]string {
 
 var versionHeader = []string{"KEY", "VERSION", "UID", "SIZE", "KIND", "CREATED", "BY", "DESCRIPTION"}
 
+// versionCSVHeader names versionHeader's columns as ls --format json does.
+var versionCSVHeader = []string{"key", "version", "uid", "size", "kind", "created_at", "created_by", "description"}
+
 func printVersions(c *cli.Context, format string, vs []catalog.Version) error {
 	w := c.App.Writer
 	switch format {
@@ -110,7 +152,7 @@ func printVersions(c *cli.Context, format string, vs []catalog.Version) error {
 		}
 		return writeJSON(w, shown)
 	case "csv":
-		return writeCSV(w, lower(versionHeader), versionRows(vs, true))
+		return writeCSV(w, versionCSVHeader, versionRows(vs, true))
 	}
 	return table(w, versionHeader, versionRows(vs, false))
 }
@@ -125,8 +167,8 @@ func lower(h []string) []string {
 
 // listCommand is the `ls` subcommand of a record family (features, labels,
 // schemas, collections): JSON of the records, or one row per record as a
-// table or CSV.
-func listCommand[T any](usage string, header []string, list func(*cli.Context, *instance.Instance) ([]T, error), row func(T) []string) *cli.Command {
+// table or CSV (csvHeader: see writeRows; row's machine is true for CSV).
+func listCommand[T any](usage string, header, csvHeader []string, list func(*cli.Context, *instance.Instance) ([]T, error), row func(r T, machine bool) []string) *cli.Command {
 	return &cli.Command{
 		Name:  "ls",
 		Usage: usage,
@@ -153,9 +195,9 @@ func listCommand[T any](usage string, header []string, list func(*cli.Context, *
 			}
 			rows := make([][]string, 0, len(recs))
 			for _, r := range recs {
-				rows = append(rows, row(r))
+				rows = append(rows, row(r, format == "csv"))
 			}
-			return writeRows(c, format, header, rows)
+			return writeRows(c, format, header, csvHeader, rows)
 		},
 	}
 }

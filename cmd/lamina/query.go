@@ -42,31 +42,53 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 		AllVersions: c.Bool("all-versions"), Order: c.String("order"), Limit: c.Int("limit")}
 	exact := c.Bool("exact")
 	var features map[string]catalog.Feature
+	var labels []catalog.Label
 	for _, w := range multi(c, "where") {
 		cond, err := catalog.ParseCond(w)
 		if err != nil {
 			return exitf(2, "%v", err)
 		}
-		// A categorical feature of an ontology entity matches descendants.
-		if cond.Op == "=" && !exact {
+		if cond.Op == "=" || cond.Op == "!=" {
 			if features == nil {
-				features = map[string]catalog.Feature{}
-				fs, err := in.Catalog.Features(c.Context)
-				if err != nil {
+				if features, err = featureMap(c.Context, in); err != nil {
 					return err
 				}
-				for _, ft := range fs {
-					features[ft.Name] = ft
-				}
 			}
-			if ft, ok := features[cond.Field]; ok && ft.Entity() != "" && ft.Entity() != "ULabel" {
-				names, err := descendantNames(c.Context, in, entityName(ft.Entity()), c.String("organism"), cond.Values[0])
-				if err == nil {
-					cond.Values = names
+			switch ft := features[cond.Field]; {
+			case ft.Entity() == "ULabel":
+				// As curate maps a column's values to labels: ignoring case
+				// and white space.
+				if labels == nil {
+					if labels, err = in.Catalog.Labels(c.Context); err != nil {
+						return err
+					}
 				}
+				cond.Values = foldedLabels(labels, cond.Values[0])
+			case ft.Entity() != "":
+				// A term by name, synonym or id, and unless --exact the terms
+				// below it (not for !=: "not this term" is not "none below").
+				entity := entityName(ft.Entity())
+				values, err := termValues(c.Context, in, entity, c.String("organism"), cond.Values[0], exact || cond.Op == "!=")
+				if err == nil {
+					cond.Values = values
+				} else if stored, ferr := anyStored(c.Context, in, cond); ferr != nil || !stored {
+					return err
+				} // else a value stored that is no term (of this source) is found as it is stored
 			}
 		}
 		f.Where = append(f.Where, cond)
+	}
+	if len(f.Labels) > 0 {
+		all, err := in.Catalog.Labels(c.Context)
+		if err != nil {
+			return err
+		}
+		for i, l := range f.Labels {
+			// No label of this name, but one but for case or white space.
+			if ls := foldedLabels(all, l); len(ls) == 2 {
+				f.Labels[i] = ls[1]
+			}
+		}
 	}
 	terms := map[string][]string{}
 	for flag, entity := range map[string]string{"cell-type": "celltype", "tissue": "tissue", "disease": "disease"} {
@@ -174,9 +196,11 @@ func termIDs(ctx context.Context, in *instance.Instance, entity, organism, value
 	return ids, nil
 }
 
-// descendantNames returns the standard name of the term value names and
-// the names of every term below it, for matching feature values.
-func descendantNames(ctx context.Context, in *instance.Instance, entity, organism, value string) ([]string, error) {
+// termValues returns the values a cat[ENTITY] feature can hold for the
+// term value names: its standard name, its id and alt ids (curate keeps a
+// *_ontology_term_id column's ids as ids), the value as typed, and unless
+// exact the names and ids of every term below it.
+func termValues(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool) ([]string, error) {
 	x, err := loadEntity(ctx, in, entity, organism)
 	if err != nil {
 		return nil, err
@@ -185,20 +209,72 @@ func descendantNames(ctx context.Context, in *instance.Instance, entity, organis
 	if err != nil {
 		return nil, err
 	}
-	ids, err := x.Descendants(t.ID, relFor(entity))
+	ids := []string{t.ID}
+	if !exact {
+		d, err := x.Descendants(t.ID, relFor(entity))
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, d...)
+	}
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	add(value) // a value stored as typed still matches
+	for _, id := range ids {
+		add(id)
+		if d, ok := x.Term(id); ok {
+			add(d.Name)
+			for _, alt := range d.AltIDs {
+				add(alt)
+			}
+		}
+	}
+	return out, nil
+}
+
+// anyStored reports whether a live version holds a value cond asks for,
+// as stored, without any mapping.
+func anyStored(ctx context.Context, in *instance.Instance, cond catalog.Cond) (bool, error) {
+	vs, err := in.Catalog.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: cond.Field, Op: "=", Values: cond.Values}},
+		AllVersions: true, Limit: 1})
+	return len(vs) > 0, err
+}
+
+// foldedLabels returns value and, when it is no label, the labels equal
+// to it but for case and white space (curate's mapping of a cat[ULabel]
+// column), value first.
+func foldedLabels(labels []catalog.Label, value string) []string {
+	fold := func(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
+	out := []string{value}
+	k := fold(value)
+	for _, l := range labels {
+		if l.Name == value {
+			return []string{value}
+		}
+		if fold(l.Name) == k {
+			out = append(out, l.Name)
+		}
+	}
+	return out
+}
+
+// featureMap returns the catalog's features by name.
+func featureMap(ctx context.Context, in *instance.Instance) (map[string]catalog.Feature, error) {
+	fs, err := in.Catalog.Features(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []string{t.Name}
-	for _, id := range ids {
-		if d, ok := x.Term(id); ok && d.Name != "" {
-			out = append(out, d.Name)
-		}
+	m := make(map[string]catalog.Feature, len(fs))
+	for _, ft := range fs {
+		m[ft.Name] = ft
 	}
-	if value != t.Name {
-		out = append(out, value) // a value stored as typed still matches
-	}
-	return out, nil
+	return m, nil
 }
 
 // relFor is the hierarchy a query follows: is_a, and for anatomy also

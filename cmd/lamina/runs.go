@@ -55,11 +55,8 @@ func cmdRuns() *cli.Command {
 						}
 						rows = append(rows, []string{r.UID, started, r.Status, exit, r.Name, r.Parent})
 					}
-					header := []string{"UID", "STARTED", "STATUS", "EXIT", "NAME", "PARENT"}
-					if format == "csv" {
-						return writeCSV(c.App.Writer, lower(header), rows)
-					}
-					return table(c.App.Writer, header, rows)
+					return writeRows(c, format, []string{"UID", "STARTED", "STATUS", "EXIT", "NAME", "PARENT"},
+						[]string{"uid", "started_at", "status", "exit_code", "name", "parent"}, rows)
 				},
 			},
 			{

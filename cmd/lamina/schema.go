@@ -49,11 +49,11 @@ func cmdSchema() *cli.Command {
 					return printf(c, "schema %s: %s\n", s.Name, schemaText(s))
 				},
 			},
-			listCommand("list schemas", []string{"NAME", "FEATURES", "DESCRIPTION"},
+			listCommand("list schemas", []string{"NAME", "FEATURES", "DESCRIPTION"}, nil,
 				func(c *cli.Context, in *instance.Instance) ([]catalog.Schema, error) {
 					return in.Catalog.Schemas(c.Context)
 				},
-				func(s catalog.Schema) []string { return []string{s.Name, schemaText(s), s.Description} }),
+				func(s catalog.Schema, _ bool) []string { return []string{s.Name, schemaText(s), s.Description} }),
 		},
 	}
 }

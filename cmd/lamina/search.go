@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/lamina-bio/lamina/catalog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -21,15 +22,16 @@ func cmdSearch() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.NArg() == 0 {
-				return exitf(2, "usage: lamina search WORDS...")
+			query := strings.Join(c.Args().Slice(), " ")
+			if len(catalog.Words(query)) == 0 { // the catalog's "search for what?" (ErrInvalid, exit 1)
+				return exitf(2, "usage: lamina search WORDS... (words of two or more letters or digits, found in keys, descriptions, labels, feature values and term names)")
 			}
 			in, err := openInstance(c)
 			if err != nil {
 				return err
 			}
 			defer in.Close()
-			hits, err := in.Catalog.Search(c.Context, strings.Join(c.Args().Slice(), " "), c.Int("limit"))
+			hits, err := in.Catalog.Search(c.Context, query, c.Int("limit"))
 			if err != nil {
 				return err
 			}
@@ -41,7 +43,8 @@ func cmdSearch() *cli.Command {
 				rows = append(rows, []string{fmt.Sprintf("%.2f", h.Score), h.Version.Key, fmt.Sprint(h.Version.Version), h.Version.UID,
 					strings.Join(h.Fields, ","), h.Version.Description})
 			}
-			return writeRows(c, format, []string{"SCORE", "KEY", "VERSION", "UID", "MATCHED", "DESCRIPTION"}, rows)
+			return writeRows(c, format, []string{"SCORE", "KEY", "VERSION", "UID", "MATCHED", "DESCRIPTION"},
+				[]string{"score", "key", "version", "uid", "fields", "description"}, rows) // JSON: fields, the rest in version
 		},
 	}
 }

@@ -1,0 +1,81 @@
+package catalog_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// TestNormalizeNumbers: an int is stored exactly or refused, never rounded
+// through a float64 (99999999999999999999 and inf were stored as
+// -9223372036854775808, 9007199254740993 as …992); a float is finite.
+func TestNormalizeNumbers(t *testing.T) {
+	for _, tc := range []struct {
+		dtype, in, want, err string // want "" when refused with err
+	}{
+		{"int", "42", "42", ""},
+		{"int", " -7 ", "-7", ""},
+		{"int", "9007199254740993", "9007199254740993", ""},
+		{"int", "9223372036854775807", "9223372036854775807", ""},
+		{"int", "-9223372036854775808", "-9223372036854775808", ""},
+		{"int", "3.0", "3", ""},
+		{"int", "1e3", "1000", ""},
+		{"int", "-0.0", "0", ""},
+		{"int", "9007199254740993.0", "9007199254740993", ""},
+		{"int", "99999999999999999999", "", "out of the range of an int"},
+		{"int", "9223372036854775808", "", "out of the range of an int"},
+		{"int", "1e19", "", "out of the range of an int"},
+		{"int", "1e400", "", "out of the range of an int"},
+		{"int", "inf", "", "not an integer"},
+		{"int", "-Inf", "", "not an integer"},
+		{"int", "nan", "", "not an integer"},
+		{"int", "2.5", "", "not an integer"},
+		{"int", "4503599627370496.5", "", "not an integer"}, // a float64 rounds it to an integer
+		{"int", "1e-400", "", "not an integer"},
+		{"int", "0.1", "", "not an integer"},
+		{"int", "one", "", "not a number"},
+		{"float", "2.50", "2.5", ""},
+		{"float", "1e-400", "0", ""},
+		{"float", "inf", "", "finite"},
+		{"float", "NaN", "", "finite"},
+		{"float", "1e400", "", "out of the range of a float"},
+	} {
+		t.Run(tc.dtype+"/"+tc.in, func(t *testing.T) {
+			got, _, err := catalog.Normalize(tc.dtype, tc.in)
+			if tc.err == "" {
+				if err != nil || got != tc.want {
+					t.Fatalf("Normalize(%s, %q) = %q, %v; want %q", tc.dtype, tc.in, got, err, tc.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, catalog.ErrInvalid) {
+				t.Fatalf("Normalize(%s, %q) = %q, %v; want an ErrInvalid with %q", tc.dtype, tc.in, got, err, tc.err)
+			}
+		})
+	}
+	// Index keys keep the order of the numbers.
+	_, a, _ := catalog.Normalize("int", "-9223372036854775808")
+	_, b, _ := catalog.Normalize("int", "-1")
+	_, c, _ := catalog.Normalize("float", "0.5")
+	if !catalog.CompareKeys("<", a, b) || !catalog.CompareKeys("<", b, c) {
+		t.Fatal("index keys out of order")
+	}
+}
+
+// TestParseDtype: LaminDB's spellings cat[bionty.CellType] and
+// cat[bt.CellType], which docs/annotate.md lists, were refused.
+func TestParseDtype(t *testing.T) {
+	for in, want := range map[string]string{
+		"int": "int", "cat": "cat[ULabel]", "cat[ULabel]": "cat[ULabel]", "cat[ulabel]": "cat[ULabel]",
+		"cat[celltype]": "cat[celltype]", "cat[CellType]": "cat[CellType]",
+		"cat[bionty.CellType]": "cat[CellType]", "cat[bt.Tissue]": "cat[Tissue]",
+		"integer": "", "cat[]": "", "cat[x.Y]": "", "cat[bionty.]": "", "cat[bionty.Cell Type]": "", "cat[1x]": "",
+	} {
+		got, err := catalog.ParseDtype(in)
+		if got != want || (want == "") != (err != nil) || err != nil && !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("ParseDtype(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
