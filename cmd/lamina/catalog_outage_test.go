@@ -151,6 +151,9 @@ func TestCatalogOutageWhileMounted(t *testing.T) {
 	if os.WriteFile(filepath.Join(mnt, "late.txt"), []byte("closed just before umount\n"), 0o644) == nil {
 		t.Fatal("a close with the database away succeeded")
 	}
+	waitFor(t, "the failed close counted (at RELEASE)", 5*time.Second, func() (string, error) {
+		return fmt.Sprint(status().FailedCommits), nil
+	}, "1")
 	_, errs, err := e.run("umount", mnt)
 	if err != nil || !strings.Contains(errs, "1 closed file whose commit failed at close") {
 		t.Errorf("umount with a failed close pending: %v\n%s", err, errs)
