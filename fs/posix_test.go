@@ -424,3 +424,79 @@ n=$(wc -c <&9) && [ "$n" = 588895 ] || { echo "removed and made anew: the open f
 n=$(wc -c <&9) && [ "$n" = 587895 ] || { echo "replaced by a rename: the open file reads $n more bytes, want 587895"; exit 1; }
 [ "$(cat hf/m.txt)" = new ] || { echo "the path does not show the new file"; exit 1; }`)
 }
+
+// A folder's mtime comes from what is stored, never the mount's start, so
+// it is the same after a remount; chmod and touch of a folder are kept (its
+// catalog record), so rsync -a finds nothing to do at its second run and
+// cp -a keeps folder modes.
+func TestFolderTimesAndModesKept(t *testing.T) {
+	w := newWorld(t)
+	src := filepath.Join(w.tmp, "src", "x.txt")
+	os.MkdirAll(filepath.Dir(src), 0o755)
+	os.WriteFile(src, []byte("x"), 0o644)
+	old := w.saveItem("deep/sub/x.txt", src).Mtime // deep/ holds only a folder, and has no record
+	w.mountRW()
+	w.sh("mkdir made made/empty kept && touch -d 2001-01-01T00:00:00Z kept && chmod 700 kept && chmod 750 deep")
+
+	tree := filepath.Join(w.tmp, "tree")
+	os.MkdirAll(filepath.Join(tree, "a", "b"), 0o755)
+	os.WriteFile(filepath.Join(tree, "a", "b", "f.txt"), []byte("f"), 0o644)
+	os.Chmod(filepath.Join(tree, "a"), 0o710)
+	for _, d := range []string{"a/b", "a", ""} {
+		at := time.Date(2005, 1, 1, 0, 0, 0, 0, time.UTC)
+		os.Chtimes(filepath.Join(tree, d), at, at)
+	}
+	rsync := func() string {
+		t.Helper()
+		out, err := exec.Command("rsync", "-ai", tree+"/", w.p("r")+"/").CombinedOutput()
+		if err != nil {
+			t.Fatalf("rsync: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	rsync()
+	if out := rsync(); out != "" {
+		t.Errorf("the second rsync -a itemized:\n%s", out)
+	}
+
+	type want struct {
+		name  string
+		mtime time.Time // zero: any, but the same after a remount
+		mode  os.FileMode
+	}
+	wants := []want{
+		{"deep", old, 0o750},
+		{"deep/sub", old, 0o755},
+		{"kept", time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC), 0o700},
+		{"made", time.Time{}, 0o755},
+		{"made/empty", time.Time{}, 0o755},
+		{"r", time.Date(2005, 1, 1, 0, 0, 0, 0, time.UTC), 0o755},
+		{"r/a", time.Date(2005, 1, 1, 0, 0, 0, 0, time.UTC), 0o710},
+		{"r/a/b", time.Date(2005, 1, 1, 0, 0, 0, 0, time.UTC), 0o755},
+	}
+	seen := map[string]time.Time{}
+	check := func(when string) {
+		t.Helper()
+		for _, c := range wants {
+			fi, err := os.Stat(w.p(c.name))
+			if err != nil {
+				t.Errorf("%s: %v", when, err)
+				continue
+			}
+			if fi.Mode().Perm() != c.mode {
+				t.Errorf("%s: %s has mode %v, want %v", when, c.name, fi.Mode().Perm(), c.mode)
+			}
+			if !c.mtime.IsZero() && !fi.ModTime().Equal(c.mtime) {
+				t.Errorf("%s: %s has mtime %v, want %v", when, c.name, fi.ModTime().UTC(), c.mtime)
+			}
+			if s, ok := seen[c.name]; ok && !s.Equal(fi.ModTime()) {
+				t.Errorf("%s: %s has mtime %v, was %v before", when, c.name, fi.ModTime().UTC(), s.UTC())
+			}
+			seen[c.name] = fi.ModTime()
+		}
+	}
+	check("mounted")
+	time.Sleep(20 * time.Millisecond) // a remount's start differs from the first's
+	w.mount(lfs.MountOptions{})       // a fresh mount of the catalog
+	check("remounted")
+}
