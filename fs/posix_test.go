@@ -500,3 +500,78 @@ func TestFolderTimesAndModesKept(t *testing.T) {
 	w.mount(lfs.MountOptions{})       // a fresh mount of the catalog
 	check("remounted")
 }
+
+// user.lamina.* are derived, never stored: cp -a out of the mount copies
+// them onto local files, and rsync -aX of those (or of files without
+// them, onto mount files that have them) back into the mount exits 0;
+// setting one changes nothing a read shows.
+func TestLaminaXattrsFromCopies(t *testing.T) {
+	w := newWorld(t)
+	w.save("d/a.txt", []byte("a"))
+	w.mountRW()
+	local := filepath.Join(w.tmp, "local")
+	if out, err := exec.Command("cp", "-a", w.p("d"), local).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a out: %v\n%s", err, out)
+	}
+	if v, err := unix.Getxattr(filepath.Join(local, "a.txt"), "user.lamina.uid", make([]byte, 64)); err != nil || v != 20 {
+		t.Fatalf("the copy has no user.lamina.uid (%d, %v): the test needs cp -a to copy it", v, err)
+	}
+	os.WriteFile(filepath.Join(local, "a.txt"), []byte("a2"), 0o644) // keeps its xattrs
+	os.WriteFile(filepath.Join(local, "b.txt"), []byte("b"), 0o644)
+	for run := 1; run <= 2; run++ {
+		if out, err := exec.Command("rsync", "-aX", local+"/", w.p("d")+"/").CombinedOutput(); err != nil {
+			t.Fatalf("rsync -aX run %d: %v\n%s", run, err, out)
+		}
+	}
+	vs := w.versions("d/a.txt")
+	if len(vs) != 2 || string(w.read("d/a.txt")) != "a2" {
+		t.Fatalf("d/a.txt: %d versions, %q", len(vs), w.read("d/a.txt"))
+	}
+	get := func(name, attr string) string {
+		t.Helper()
+		b := make([]byte, 256)
+		n, err := unix.Getxattr(w.p(name), attr, b)
+		if err != nil {
+			t.Fatalf("getxattr %s %s: %v", name, attr, err)
+		}
+		return string(b[:n])
+	}
+	if got := get("d/a.txt", "user.lamina.uid"); got != vs[1].UID {
+		t.Errorf("user.lamina.uid = %q, want the new version's %q", got, vs[1].UID)
+	}
+	if err := unix.Setxattr(w.p("d/a.txt"), "user.lamina.uid", []byte("a lie"), 0); err != nil {
+		t.Errorf("setxattr user.lamina.uid: %v, want it accepted", err)
+	}
+	if err := unix.Removexattr(w.p("d/a.txt"), "user.lamina.key"); err != nil {
+		t.Errorf("removexattr user.lamina.key: %v, want it accepted", err)
+	}
+	if got := get("d/a.txt", "user.lamina.uid"); got != vs[1].UID {
+		t.Errorf("user.lamina.uid after a set = %q, want %q still", got, vs[1].UID)
+	}
+	if got := get("d/a.txt", "user.lamina.key"); got != "d/a.txt" {
+		t.Errorf("user.lamina.key after a remove = %q", got)
+	}
+	if err := unix.Setxattr(w.p("d/a.txt@v1"), "user.lamina.uid", []byte(vs[0].UID), 0); !errors.Is(err, unix.EROFS) {
+		t.Errorf("setxattr of a version: %v, want EROFS", err)
+	}
+}
+
+// With NoXAttrs a listing of extended attributes is empty, not an error
+// (getfattr -d exited 1, tar --xattrs warned per file); reading one is
+// EOPNOTSUPP.
+func TestNoXattrsListsNone(t *testing.T) {
+	w := newWorld(t)
+	w.save("d/a.txt", []byte("a"))
+	w.mount(lfs.MountOptions{NoXAttrs: true})
+	for _, name := range []string{"d/a.txt", "d", ""} {
+		if n, err := unix.Listxattr(w.p(name), make([]byte, 256)); err != nil || n != 0 {
+			t.Errorf("listxattr %q: %d, %v; want 0, nil", name, n, err)
+		}
+	}
+	if out, err := exec.Command("getfattr", "-d", w.p("d/a.txt")).CombinedOutput(); err != nil {
+		t.Errorf("getfattr -d: %v\n%s", err, out)
+	}
+	if _, err := unix.Getxattr(w.p("d/a.txt"), "user.lamina.uid", make([]byte, 64)); !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Errorf("getxattr with NoXAttrs: %v, want EOPNOTSUPP", err)
+	}
+}

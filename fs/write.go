@@ -862,16 +862,27 @@ func (n *node) setDirAttrs(ctx context.Context, in *fuse.SetAttrIn, out *fuse.At
 // land — a latest file, a link, a folder — that is EOPNOTSUPP, which cp -a
 // and rsync -X pass over (system.posix_acl_access falls back to chmod);
 // EROFS, which cp reports and fails on, only for what is read-only.
+//
+// user.lamina.* are derived from the version a path shows, never stored:
+// setting or removing one where a write could land succeeds and changes
+// nothing (a read gives the derived value still). Files copied out with
+// cp -a carry them, and rsync -aX of such files back (or of any file onto
+// one in the mount, whose lamina names it then removes) failed with rc 23
+// at every run; refusing only a different value would still fail each
+// file written anew, whose copy carries the old version's uid.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return n.xattrWrite()
+	return n.xattrWrite(attr)
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return n.xattrWrite()
+	return n.xattrWrite(attr)
 }
 
-func (n *node) xattrWrite() syscall.Errno {
+func (n *node) xattrWrite(attr string) syscall.Errno {
 	if n.m.ns.st != nil && (n.e.Latest || n.e.Kind == KindDir) {
+		if strings.HasPrefix(attr, xattrPrefix) {
+			return 0 // derived: accepted, not kept (above)
+		}
 		return syscall.EOPNOTSUPP
 	}
 	return syscall.EROFS
