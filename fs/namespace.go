@@ -774,7 +774,14 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, more...)
+		for _, e := range more {
+			// A name over 255 bytes (NAME@v1.meta of a 255-byte name) is
+			// one no tool can open or make: statfs says 255, and cp -a
+			// out failed with "File name too long". It still resolves.
+			if len(e.Name) <= ref.MaxSegmentLen {
+				out = append(out, e)
+			}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -573,5 +574,28 @@ func TestNoXattrsListsNone(t *testing.T) {
 	}
 	if _, err := unix.Getxattr(w.p("d/a.txt"), "user.lamina.uid", make([]byte, 64)); !errors.Is(err, unix.EOPNOTSUPP) {
 		t.Errorf("getxattr with NoXAttrs: %v, want EOPNOTSUPP", err)
+	}
+}
+
+// Listings with ShowVersions and ShowMeta leave out generated names over
+// 255 bytes (statfs says 255; cp -a out failed "File name too long").
+func TestShownNamesFitNameMax(t *testing.T) {
+	w := newWorld(t)
+	long := strings.Repeat("n", 250) + ".csv" // 254 bytes: @v1 makes 257
+	w.save("d/"+long, []byte("a"))
+	w.save("d/short.csv", []byte("b"))
+	w.mount(lfs.MountOptions{Options: lfs.Options{ShowVersions: true, ShowMeta: true}})
+	got := w.ls("d")
+	for _, name := range got {
+		if len(name) > 255 {
+			t.Errorf("listed a %d-byte name %.20q…", len(name), name)
+		}
+	}
+	want := []string{long, "short.csv", "short.csv.meta", "short.csv@v1", "short.csv@v1.meta"}
+	if !slices.Equal(got, want) {
+		t.Errorf("ls d = %d names, want %d", len(got), len(want))
+	}
+	if out, err := exec.Command("cp", "-a", w.p("d"), filepath.Join(w.tmp, "out")).CombinedOutput(); err != nil {
+		t.Errorf("cp -a out: %v\n%s", err, out)
 	}
 }
