@@ -173,7 +173,7 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 			FsName: fsname, Name: "lamina",
 			MaxWrite: 1 << 20, MaxReadAhead: 1 << 20, MaxBackground: 64,
 			DirectMount: os.Geteuid() == 0, // NoXAttrs: noXAttrs below
-			Debug: o.Debug, // security labels and ACLs: node.xattr answers
+			Debug:       o.Debug,           // security labels and ACLs: node.xattr answers
 			// Reads answer from memory (ReadResultData): splicing them
 			// only adds a copy, and a 1 MiB read (MaxWrite) does not fit
 			// the 1 MiB pipe: go-fuse v2.12.1 then logs a line per READ
