@@ -168,7 +168,10 @@ func fusermount(dir string, args ...string) error {
 }
 
 // Abs cleans dir into the absolute path mountinfo shows, following symbolic
-// links of its parents.
+// links of its parents and of dir itself when dir is one (~/lab a link to
+// a folder: fusermount3 refuses a link, "mountpoint is not a directory").
+// A mountpoint itself is looked at with lstat only: a stale one answers
+// nothing else.
 func Abs(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -178,7 +181,13 @@ func Abs(dir string) (string, error) {
 	if err != nil {
 		return abs, nil
 	}
-	return filepath.Join(parent, filepath.Base(abs)), nil
+	abs = filepath.Join(parent, filepath.Base(abs))
+	if fi, err := os.Lstat(abs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			return real, nil
+		}
+	}
+	return abs, nil
 }
 
 // Stale reports whether dir is a FUSE mount whose daemon is gone: the

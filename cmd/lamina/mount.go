@@ -171,6 +171,10 @@ func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir st
 		return err
 	}
 	defer logf.Close()
+	var logStart int64 // where this daemon's lines begin
+	if fi, err := logf.Stat(); err == nil {
+		logStart = fi.Size()
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return err
@@ -221,7 +225,13 @@ func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir st
 			return fmt.Errorf("the mount daemon stopped before the mount was ready (%v):\n%s", err, strings.TrimSpace(string(tail)))
 		}
 		cmd.Process.Signal(syscall.SIGTERM)
-		return errors.New(strings.TrimPrefix(m, "error: "))
+		m = strings.TrimPrefix(m, "error: ")
+		if strings.Contains(m, "fusermount") {
+			if says := fusermountSays(logPath, logStart); says != "" {
+				m += "\n" + says
+			}
+		}
+		return errors.New(m)
 	case <-time.After(60 * time.Second):
 		cmd.Process.Signal(syscall.SIGTERM)
 		return fmt.Errorf("the mount daemon did not get ready within 60 s; see %s", logPath)
@@ -514,11 +524,42 @@ func unmount(m *lfs.Mount, log *slog.Logger) {
 	}
 }
 
+// haveFusermount reports whether a fusermount program is installed.
+func haveFusermount() bool {
+	for _, prog := range []string{"fusermount3", "fusermount"} {
+		if _, err := exec.LookPath(prog); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// fusermountSays returns the lines fusermount wrote to the log past
+// offset: the cause of a "fusermount exited with code 256" that go-fuse
+// reports (its message goes to the daemon's stderr, the log).
+func fusermountSays(logPath string, offset int64) string {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.NewSectionReader(f, offset, 64<<10))
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "fusermount") {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func explainMount(err error) error {
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "fusermount"):
+	case strings.Contains(msg, "fusermount") && !haveFusermount():
 		return fmt.Errorf("%w\nMounting as a user needs fusermount3 (Debian/Ubuntu: apt-get install fuse3)", err)
+	case strings.Contains(msg, "fusermount"):
+		return err // spawnDaemon adds fusermount3's own message from the log
 	case errors.Is(err, syscall.EPERM):
 		return fmt.Errorf("%w\nMounting needs root or fusermount3 (apt-get install fuse3); in a container, run it with --device /dev/fuse --cap-add SYS_ADMIN", err)
 	}
