@@ -42,6 +42,7 @@ type mountStatus struct {
 	mountState
 	lfs.Stats
 	ReadOnly       bool             `json:"read_only,omitempty"`     // the database role may only read
+	Stale          []string         `json:"stale,omitempty"`         // other mounts of the instance whose daemon died (staleMounts)
 	FailedCommits  int64            `json:"failed_commits"`          // files whose commit at close failed and is not done yet: staged, tried again
 	PendingRecords int              `json:"pending_records"`         // versions whose storage record is not yet written
 	Uploads        *cache.Pending   `json:"uploads,omitempty"`       // S3: staged objects not yet uploaded
@@ -89,12 +90,53 @@ func cmdMount() *cli.Command {
 			if st, ok := liveMount(dirs, s); ok {
 				return fmt.Errorf("instance %q is already mounted at %s (daemon pid %d); one mount per instance: `lamina umount %s` first", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
 			}
+			if err := clearStaleMounts(c, dirs, s, dir); err != nil {
+				return err
+			}
 			if !c.Bool("foreground") {
 				return spawnDaemon(c, dirs, s, dir)
 			}
 			return runDaemon(c, dirs, s, dir)
 		},
 	}
+}
+
+// staleMounts are the user's mounts of instance s other than at dir whose
+// daemon does not answer: what a killed daemon left (mountinfo keeps them,
+// the state file may name the next mount already).
+func staleMounts(s instance.Settings, dir string) []string {
+	var out []string
+	for _, m := range lfs.MountsOf("lamina:"+s.Name, os.Getuid()) {
+		if m.Dir != dir && !answers(m.Dir) {
+			out = append(out, m.Dir)
+		}
+	}
+	return out
+}
+
+// clearStaleMounts detaches the user's stale mounts of s elsewhere than
+// dir before a new mount: after a kill -9 of the daemon, mounting at
+// another folder left the old one answering "transport endpoint is not
+// connected", and status showed only the new one. A mount whose daemon
+// answers is live: mount refuses (one mount per instance).
+func clearStaleMounts(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir string) error {
+	for _, m := range lfs.MountsOf("lamina:"+s.Name, os.Getuid()) {
+		if m.Dir == dir {
+			continue
+		}
+		if answers(m.Dir) {
+			return fmt.Errorf("instance %q is already mounted at %s by a daemon not registered in %s; one mount per instance: `lamina umount %s` first", s.Name, m.Dir, dirs.Runtime, m.Dir)
+		}
+		if err := lfs.ForceUnmount(m.Dir); err != nil {
+			return fmt.Errorf("instance %q has a stale mount at %s (its daemon died) that could not be cleared (%v): run `lamina umount %s`", s.Name, m.Dir, err, m.Dir)
+		}
+		if st, err := readState(dirs, s.Name); err == nil && st.Mountpoint == m.Dir && !processAlive(st.PID) {
+			os.Remove(statePath(dirs, s.Name))
+			os.Remove(dirs.SocketPath(s.Name))
+		}
+		fmt.Fprintf(c.App.ErrWriter, "lamina: cleared the stale mount of %s at %s (its daemon had died)\n", s.Name, m.Dir)
+	}
+	return nil
 }
 
 // liveMount reports the instance's mount daemon if one answers.
@@ -723,10 +765,16 @@ func cmdStatus() *cli.Command {
 				if format == "json" {
 					return writeJSON(w, []mountStatus{})
 				}
-				if serr == nil {
+				stale := staleMounts(s, "")
+				switch {
+				case len(stale) > 0:
+					for _, d := range stale {
+						fmt.Fprintf(w, "instance %s: stale mount at %s: its daemon died; `lamina umount %s` clears it\n", s.Name, d, d)
+					}
+				case serr == nil:
 					fmt.Fprintf(w, "instance %s: the mount at %s is gone; its daemon (pid %d) is stopping (`lamina umount --force %s` stops it now)\n",
 						s.Name, st.Mountpoint, st.PID, st.Mountpoint)
-				} else {
+				default:
 					fmt.Fprintf(w, "instance %s is not mounted\n", s.Name)
 				}
 				printStagedUploads(w, s)
@@ -737,6 +785,7 @@ func cmdStatus() *cli.Command {
 			if err != nil {
 				return err
 			}
+			st.Stale = staleMounts(s, st.Mountpoint)
 			if format == "json" {
 				return writeJSON(w, []mountStatus{st})
 			}
@@ -758,6 +807,9 @@ func cmdStatus() *cli.Command {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
 			}
 			rows = append(rows, []string{"log", st.Log})
+			for _, d := range st.Stale {
+				rows = append(rows, []string{"stale mount", fmt.Sprintf("%s: its daemon died; `lamina umount %s` clears it", d, d)})
+			}
 			rows = append(rows, remoteRows(st)...)
 			for _, r := range rows {
 				fmt.Fprintf(w, "%-15s %s\n", r[0], r[1])
