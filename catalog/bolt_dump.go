@@ -56,7 +56,7 @@ func (b *Bolt) Dump(ctx context.Context, fn func(Record) error) error {
 			{bFolders, func(k, raw []byte) (Record, error) {
 				var x folder
 				err := json.Unmarshal(raw, &x)
-				return Record{Folder: &FolderRecord{Key: string(k), Mtime: x.Mtime}}, err
+				return Record{Folder: &FolderRecord{Key: string(k), Mtime: x.Mtime, Mode: x.Mode, Touched: x.Touched}}, err
 			}},
 			{bLinks, func(_, raw []byte) (Record, error) { var x Link; return Record{Link: &x}, json.Unmarshal(raw, &x) }},
 			{bAnnotations, func(k, raw []byte) (Record, error) {
@@ -147,7 +147,7 @@ func (t txn) load(r Record, b *saveBatch) error {
 	case r.Outbox != "":
 		return t.tx.Bucket(bOutbox).Put([]byte(r.Outbox), nil)
 	case r.Folder != nil:
-		return putJSON(t.tx.Bucket(bFolders), []byte(r.Folder.Key), folder{Mtime: r.Folder.Mtime})
+		return t.putFolder(*r.Folder)
 	case r.Link != nil:
 		return putJSON(t.tx.Bucket(bLinks), []byte(r.Link.Key), r.Link)
 	case r.Annotations != nil:

@@ -33,6 +33,9 @@ func (b *Bolt) Children(ctx context.Context, prefix string) (Dir, error) {
 			if i := bytes.IndexByte(rest, '/'); i >= 0 {
 				name := string(rest[:i])
 				d.Subdirs = append(d.Subdirs, name)
+				if v, err := decodeEntry(k, raw); err == nil && v.Mtime.After(d.Beneath) {
+					d.Beneath = v.Mtime
+				}
 				k, raw = c.Seek([]byte(prefix + name + "0")) // past name/…: '0' follows '/'
 				continue
 			}
@@ -49,6 +52,13 @@ func (b *Bolt) Children(ctx context.Context, prefix string) (Dir, error) {
 				return err
 			}
 			d.Files = append(d.Files, v)
+		}
+		if prefix != "" {
+			f, err := txn{tx}.folderRecord(strings.TrimSuffix(prefix, "/"))
+			if err != nil {
+				return err
+			}
+			d.Folder = f
 		}
 		return txn{tx}.childEntries(prefix, &d) // folders and links (bolt_write.go)
 	})

@@ -26,7 +26,23 @@ var (
 )
 
 type folder struct {
-	Mtime time.Time `json:"mtime"`
+	Mtime   time.Time `json:"mtime"`
+	Mode    uint32    `json:"mode,omitempty"`    // FolderRecord.Mode
+	Touched bool      `json:"touched,omitempty"` // FolderRecord.Touched
+}
+
+// folderRecord reads the record of the folder key, nil if it has none.
+func (t txn) folderRecord(key string) (*FolderRecord, error) {
+	var f folder
+	ok, err := getJSON(t.tx.Bucket(bFolders), []byte(key), &f)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &FolderRecord{Key: key, Mtime: f.Mtime, Mode: f.Mode, Touched: f.Touched}, nil
+}
+
+func (t txn) putFolder(r FolderRecord) error {
+	return putJSON(t.tx.Bucket(bFolders), []byte(r.Key), folder{Mtime: r.Mtime, Mode: r.Mode, Touched: r.Touched})
 }
 
 func (t txn) link(key string) (*Link, error) {
@@ -368,12 +384,16 @@ func (b *Bolt) RenameFolder(ctx context.Context, from, to string) error {
 		if err := tx.Bucket(bFolders).Delete([]byte(to)); err != nil {
 			return err
 		}
-		if t.hasMarker(from) {
+		moved := FolderRecord{Key: to, Mtime: now}
+		if f, err := t.folderRecord(from); err != nil {
+			return err
+		} else if f != nil {
 			if err := tx.Bucket(bFolders).Delete([]byte(from)); err != nil {
 				return err
 			}
+			moved = f.Moved(to, now)
 		}
-		if err := putJSON(tx.Bucket(bFolders), []byte(to), folder{Mtime: now}); err != nil {
+		if err := t.putFolder(moved); err != nil {
 			return err
 		}
 		for _, m := range marks {
@@ -432,8 +452,23 @@ func (t txn) setAttrs(key string, at Attrs) (v Version, wrote bool, err error) {
 		return v, true, putJSON(t.tx.Bucket(bLinks), []byte(key), l)
 	}
 	a, err := t.liveFile(key)
-	if err != nil || a == nil {
-		return v, false, orNotFound(err, key)
+	if err != nil {
+		return v, false, err
+	}
+	if a == nil {
+		// A folder: its record (made now if it has none) keeps them.
+		f, err := t.folderRecord(key)
+		if err != nil {
+			return v, false, err
+		}
+		if f == nil {
+			if ok, err := t.holds(key); err != nil || !ok {
+				return v, false, orNotFound(err, key)
+			}
+			f = &FolderRecord{Key: key, Mtime: time.Unix(0, 0).UTC()} // no time of its own: chmod alone leaves the folder's time
+		}
+		f.SetAttrs(at)
+		return v, true, t.putFolder(*f)
 	}
 	if v, _, err = t.version(ref.VersionUID(a.Stem, a.Latest)); err != nil {
 		return v, false, err

@@ -259,4 +259,11 @@ type Dir struct {
 	Files   []Version `json:"files"`           // latest versions of keys directly under the prefix
 	Subdirs []string  `json:"subdirs"`         // next segments of deeper live keys (and of folders and links)
 	Links   []Link    `json:"links,omitempty"` // symbolic links directly under the prefix
+	// Folder is the prefix's own folder record (MakeFolder, SetAttrs of
+	// a folder), nil if it has none. Its Key is the prefix without "/".
+	Folder *FolderRecord `json:"folder,omitempty"`
+	// Beneath is the newest mtime of the first live key (in key order) of
+	// each sub-folder: a time that stays the same until keys change, which
+	// a mount shows for a folder with no files or record of its own.
+	Beneath time.Time `json:"beneath,omitzero"`
 }

@@ -45,8 +45,52 @@ type ArtifactRecord struct {
 	TrashedAt *time.Time `json:"trashed_at,omitempty"`
 }
 
-// FolderRecord is a folder that persists while empty.
+// FolderRecord is a folder's own record: made by MakeFolder (the folder
+// then persists while empty) or by SetAttrs of a folder (chmod, touch).
 type FolderRecord struct {
 	Key   string    `json:"key"`
-	Mtime time.Time `json:"mtime"`
+	Mtime time.Time `json:"mtime"` // when it was made, or what SetAttrs set (Touched)
+	// Mode is the folder's st_mode as chmod left it (S_IFDIR and the
+	// permission bits, so that chmod 000 is not 0); 0 if never set, which
+	// shows as 0755.
+	Mode uint32 `json:"mode,omitempty"`
+	// Touched says SetAttrs set Mtime: the folder shows it as its mtime,
+	// where an untouched folder shows its newest file's.
+	Touched bool `json:"touched,omitempty"`
+}
+
+// FolderMode is the permission bits of a folder whose record has mode
+// (FolderRecord.Mode): 0755 when none was set.
+func FolderMode(mode uint32) uint32 {
+	if mode == 0 {
+		return 0o755
+	}
+	return mode & 0o7777
+}
+
+// SetAttrs applies a to the record (SetAttrs of its folder).
+func (f *FolderRecord) SetAttrs(a Attrs) {
+	if a.Mtime != nil {
+		f.Mtime, f.Touched = a.Mtime.UTC(), true
+	}
+	if a.Mode != nil {
+		f.Mode = folderModeOf(*a.Mode)
+	}
+}
+
+// Moved is the record of the folder f renamed to key at now: its mode and
+// a time SetAttrs set move with it (rename(2) keeps a folder's inode and
+// attributes); an untouched one's time is now.
+func (f FolderRecord) Moved(key string, now time.Time) FolderRecord {
+	f.Key = key
+	if !f.Touched {
+		f.Mtime = now
+	}
+	return f
+}
+
+// folderModeOf is the FolderRecord.Mode of an Attrs.Mode, which comes as a
+// Version's Mode (ModeOf: 0 for 0644, ModeNone for 0).
+func folderModeOf(mode uint32) uint32 {
+	return 0o040000 | Perm(mode)
 }

@@ -172,8 +172,8 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		MountOptions: fuse.MountOptions{
 			FsName: fsname, Name: "lamina",
 			MaxWrite: 1 << 20, MaxReadAhead: 1 << 20, MaxBackground: 64,
-			DirectMount: os.Geteuid() == 0, DisableXAttrs: o.NoXAttrs,
-			Debug: o.Debug, // security labels and ACLs: node.xattr answers
+			DirectMount: os.Geteuid() == 0, // NoXAttrs: noXAttrs below
+			Debug:       o.Debug,           // security labels and ACLs: node.xattr answers
 			// Reads answer from memory (ReadResultData): splicing them
 			// only adds a copy, and a 1 MiB read (MaxWrite) does not fit
 			// the 1 MiB pipe: go-fuse v2.12.1 then logs a line per READ
@@ -186,7 +186,11 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		fo.Logger = log.New(os.Stderr, "", 0)
 	}
 	m.dirs = newNoOpendir(fusefs.NewNodeFS(m.root, fo), !m.opts.CacheDirs)
-	server, err := fuse.NewServer(m.dirs, dir, &fo.MountOptions)
+	var raw fuse.RawFileSystem = m.dirs
+	if o.NoXAttrs {
+		raw = noXAttrs{raw}
+	}
+	server, err := fuse.NewServer(raw, dir, &fo.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
@@ -333,3 +337,27 @@ func (m *Mount) Stats() Stats {
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+// noXAttrs is a mount without extended attributes (NoXAttrs): GETXATTR,
+// SETXATTR and REMOVEXATTR answer ENOSYS, after which the kernel answers
+// EOPNOTSUPP itself and sends no more (ls -l asks two per file), and a
+// LISTXATTR lists none. go-fuse's DisableXAttrs answered ENOSYS to
+// LISTXATTR too, so listxattr(2) failed with EOPNOTSUPP: getfattr -d
+// exited 1 and tar --xattrs warned for every file.
+type noXAttrs struct{ fuse.RawFileSystem }
+
+func (noXAttrs) GetXAttr(cancel <-chan struct{}, header *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
+	return 0, fuse.ENOSYS
+}
+
+func (noXAttrs) ListXAttr(cancel <-chan struct{}, header *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
+	return 0, fuse.OK
+}
+
+func (noXAttrs) SetXAttr(cancel <-chan struct{}, input *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
+	return fuse.ENOSYS
+}
+
+func (noXAttrs) RemoveXAttr(cancel <-chan struct{}, header *fuse.InHeader, attr string) fuse.Status {
+	return fuse.ENOSYS
+}

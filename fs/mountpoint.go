@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,17 +73,28 @@ func CheckMountpoint(dir string) error {
 // MountPoint is one line of /proc/self/mountinfo.
 type MountPoint struct {
 	Dir, Type, Source string
+	Options           string // the super block's options (a FUSE mount's user_id=…)
 }
 
-// MountInfo reports what is mounted at dir (an absolute, clean path).
-func MountInfo(dir string) (MountPoint, bool) {
+// MountsOf returns the mounts whose source is source ("lamina:NAME" for the
+// mount of instance NAME) made by user uid (a FUSE mount's user_id).
+func MountsOf(source string, uid int) []MountPoint {
+	var out []MountPoint
+	scanMounts(func(m MountPoint) {
+		if m.Source == source && slices.Contains(strings.Split(m.Options, ","), fmt.Sprintf("user_id=%d", uid)) {
+			out = append(out, m)
+		}
+	})
+	return out
+}
+
+// scanMounts calls fn with each line of /proc/self/mountinfo.
+func scanMounts(fn func(MountPoint)) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return MountPoint{}, false
+		return
 	}
 	defer f.Close()
-	var found MountPoint
-	ok := false
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -100,10 +112,23 @@ func MountInfo(dir string) (MountPoint, bool) {
 		if sep < 0 || sep+2 >= len(fields) {
 			continue
 		}
-		if unescape(fields[4]) == dir {
-			found, ok = MountPoint{Dir: dir, Type: fields[sep+1], Source: unescape(fields[sep+2])}, true // the last one wins
+		m := MountPoint{Dir: unescape(fields[4]), Type: fields[sep+1], Source: unescape(fields[sep+2])}
+		if sep+3 < len(fields) {
+			m.Options = fields[sep+3]
 		}
+		fn(m)
 	}
+}
+
+// MountInfo reports what is mounted at dir (an absolute, clean path).
+func MountInfo(dir string) (MountPoint, bool) {
+	var found MountPoint
+	ok := false
+	scanMounts(func(m MountPoint) {
+		if m.Dir == dir {
+			found, ok = m, true // the last one wins
+		}
+	})
 	return found, ok
 }
 
@@ -168,7 +193,10 @@ func fusermount(dir string, args ...string) error {
 }
 
 // Abs cleans dir into the absolute path mountinfo shows, following symbolic
-// links of its parents.
+// links of its parents and of dir itself when dir is one (~/lab a link to
+// a folder: fusermount3 refuses a link, "mountpoint is not a directory").
+// A mountpoint itself is looked at with lstat only: a stale one answers
+// nothing else.
 func Abs(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -178,7 +206,13 @@ func Abs(dir string) (string, error) {
 	if err != nil {
 		return abs, nil
 	}
-	return filepath.Join(parent, filepath.Base(abs)), nil
+	abs = filepath.Join(parent, filepath.Base(abs))
+	if fi, err := os.Lstat(abs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			return real, nil
+		}
+	}
+	return abs, nil
 }
 
 // Stale reports whether dir is a FUSE mount whose daemon is gone: the

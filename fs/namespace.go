@@ -173,8 +173,14 @@ type listing struct {
 	subdirs map[string]bool
 	dirs    []string // sorted
 	mtime   time.Time
-	links   map[string]catalog.Link
-	ahead   bool // read ahead and not used yet; guarded by Namespace.mu
+	// base is the mtime with no files (the folder record's time, or one
+	// from beneath: newListing); fixed says a touch set mtime, which
+	// files then leave alone; mode is the folder's permission bits.
+	base  time.Time
+	fixed bool
+	mode  uint32
+	links map[string]catalog.Link
+	ahead bool // read ahead and not used yet; guarded by Namespace.mu
 }
 
 // item is what a listing keeps of a key's latest version: what lookups,
@@ -243,33 +249,56 @@ func (l *listing) put(name string, v *catalog.Version) (added bool) {
 		was := l.files[i].mtime
 		l.files[i] = it
 		if was == l.mtime.UnixNano() && it.mtime < was { // touched back
-			l.renewMtime(l.mtime)
+			l.renewMtime()
 		}
 	default:
 		l.files = slices.Insert(l.files, i, it)
 	}
-	if v.Mtime.After(l.mtime) {
+	if v.Mtime.After(l.mtime) && !l.fixed {
 		l.mtime = v.Mtime
 	}
 	return !ok
 }
 
 // renewMtime sets the listing's mtime to its newest file's, as newListing
-// does, or to empty when no file has one. Callers hold l.mu.
-func (l *listing) renewMtime(empty time.Time) {
+// does, or to its base when no file has one; one a touch set stays.
+// Callers hold l.mu.
+func (l *listing) renewMtime() {
+	if l.fixed {
+		return
+	}
 	newest := int64(noMtime)
 	for _, it := range l.files {
 		newest = max(newest, it.mtime)
 	}
-	l.mtime = empty
+	l.mtime = l.base
 	if newest != noMtime {
 		l.mtime = time.Unix(0, newest)
 	}
 }
 
-// remove takes name out of the listing; empty is the mtime of a folder
-// with no files. It reports whether the name was there.
-func (l *listing) remove(name string, empty time.Time) bool {
+// setAttrs puts what a chmod or touch of the folder set into the listing.
+func (l *listing) setAttrs(a catalog.Attrs) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a.Mtime != nil {
+		l.mtime, l.fixed = *a.Mtime, true
+	}
+	if a.Mode != nil {
+		l.mode = *a.Mode & 0o7777
+	}
+}
+
+// attrs are the folder's mtime and permission bits.
+func (l *listing) attrs() (time.Time, uint32) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mtime, l.mode
+}
+
+// remove takes name out of the listing. It reports whether the name was
+// there.
+func (l *listing) remove(name string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	i, ok := l.find(name)
@@ -283,7 +312,7 @@ func (l *listing) remove(name string, empty time.Time) bool {
 	gone := l.files[i]
 	l.files = slices.Delete(l.files, i, i+1)
 	if gone.mtime == l.mtime.UnixNano() { // it was the newest
-		l.renewMtime(empty)
+		l.renewMtime()
 	}
 	return true
 }
@@ -298,7 +327,7 @@ func (l *listing) withDir(name string, made bool) *listing {
 		return nil
 	}
 	c := &listing{files: slices.Clone(l.files), mtime: l.mtime, links: maps.Clone(l.links), ahead: l.ahead,
-		subdirs: maps.Clone(l.subdirs)}
+		subdirs: maps.Clone(l.subdirs), base: l.base, fixed: l.fixed, mode: l.mode}
 	if c.subdirs == nil {
 		c.subdirs = map[string]bool{}
 	}
@@ -310,13 +339,6 @@ func (l *listing) withDir(name string, made bool) *listing {
 		delete(c.subdirs, name)
 	}
 	return c
-}
-
-// modTime is the listing's directory mtime.
-func (l *listing) modTime() time.Time {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.mtime
 }
 
 // snapshot returns the listing's files, sorted by name.
@@ -414,6 +436,13 @@ func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, erro
 	}
 }
 
+// hasListing reports whether the listing of prefix is cached.
+func (ns *Namespace) hasListing(prefix string) bool {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	return ns.listings[prefix] != nil
+}
+
 // listAhead is how many of a folder's next siblings are read in the
 // background once it is listed. A walk (find, du, ls -R, a workflow engine
 // stating its files) visits a folder's subfolders in the sorted order of
@@ -506,7 +535,24 @@ func (ns *Namespace) drop(prefix string) *listing {
 // newListing makes the listing of prefix from the catalog's answer d.
 func (ns *Namespace) newListing(prefix string, d catalog.Dir) *listing {
 	hideViewRoot(prefix, &d) // collections.go
-	l := &listing{files: make([]item, 0, len(d.Files)), subdirs: make(map[string]bool, len(d.Subdirs)), dirs: d.Subdirs, mtime: ns.started}
+	l := &listing{files: make([]item, 0, len(d.Files)), subdirs: make(map[string]bool, len(d.Subdirs)), dirs: d.Subdirs, mode: 0o755}
+	// A folder's mtime is its newest file's; with none, the time of its
+	// record (mkdir) or of the keys beneath it (Dir.Beneath), whichever is
+	// newer; a time a touch set stays as set. Never the mount's start: that
+	// changed at each remount, and make and find -newer took the folder
+	// for new.
+	l.base = time.Unix(0, 0)
+	if d.Beneath.After(l.base) {
+		l.base = d.Beneath
+	}
+	if f := d.Folder; f != nil {
+		l.mode = catalog.FolderMode(f.Mode)
+		if f.Mtime.After(l.base) || f.Touched {
+			l.base = f.Mtime
+		}
+		l.fixed = f.Touched
+	}
+	l.mtime = l.base
 	var newest time.Time
 	for i := range d.Files {
 		v := &d.Files[i]
@@ -517,7 +563,7 @@ func (ns *Namespace) newListing(prefix string, d catalog.Dir) *listing {
 		}
 	}
 	slices.SortFunc(l.files, func(a, b item) int { return strings.Compare(a.name, b.name) })
-	if !newest.IsZero() {
+	if !newest.IsZero() && !l.fixed {
 		l.mtime = newest
 	}
 	for _, s := range d.Subdirs {
@@ -535,7 +581,7 @@ func (ns *Namespace) newListing(prefix string, d catalog.Dir) *listing {
 func (ns *Namespace) dirEntry(name, prefix string, l *listing) Entry {
 	e := Entry{Name: name, Kind: KindDir, Prefix: prefix, Mode: 0o755, Ino: Ino(tagDir, prefix), Mtime: ns.started}
 	if l != nil {
-		e.Mtime = l.modTime()
+		e.Mtime, e.Mode = l.attrs()
 	} else {
 		e.Unlisted = true
 	}
@@ -728,7 +774,14 @@ func (ns *Namespace) ReadDir(ctx context.Context, dir Entry) ([]Entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, more...)
+		for _, e := range more {
+			// A name over 255 bytes (NAME@v1.meta of a 255-byte name) is
+			// one no tool can open or make: statfs says 255, and cp -a
+			// out failed with "File name too long". It still resolves.
+			if len(e.Name) <= ref.MaxSegmentLen {
+				out = append(out, e)
+			}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

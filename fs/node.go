@@ -142,7 +142,7 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 	e := n.current(ctx, fh)
 	if e.Kind == KindDir {
 		if l, err := n.m.ns.listing(ctx, e.Prefix); err == nil {
-			e.Mtime = l.modTime()
+			e.Mtime, e.Mode = l.attrs()
 		}
 	}
 	if e.Kind == KindView {

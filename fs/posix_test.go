@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -423,4 +424,178 @@ n=$(wc -c <&9) && [ "$n" = 588895 ] || { echo "removed and made anew: the open f
 	w.sh(`seq 1 100000 > hf/m.txt && echo new > hf/tmp && exec 9<hf/m.txt && head -c 1000 <&9 >/dev/null && mv hf/tmp hf/m.txt &&
 n=$(wc -c <&9) && [ "$n" = 587895 ] || { echo "replaced by a rename: the open file reads $n more bytes, want 587895"; exit 1; }
 [ "$(cat hf/m.txt)" = new ] || { echo "the path does not show the new file"; exit 1; }`)
+}
+
+// A folder's mtime comes from what is stored, never the mount's start, so
+// it is the same after a remount; chmod and touch of a folder are kept (its
+// catalog record), so rsync -a finds nothing to do at its second run and
+// cp -a keeps folder modes.
+func TestFolderTimesAndModesKept(t *testing.T) {
+	w := newWorld(t)
+	src := filepath.Join(w.tmp, "src", "x.txt")
+	os.MkdirAll(filepath.Dir(src), 0o755)
+	os.WriteFile(src, []byte("x"), 0o644)
+	old := w.saveItem("deep/sub/x.txt", src).Mtime // deep/ holds only a folder, and has no record
+	w.mountRW()
+	w.sh("mkdir made made/empty kept && touch -d 2001-01-01T00:00:00Z kept && chmod 700 kept && chmod 750 deep")
+
+	tree := filepath.Join(w.tmp, "tree")
+	os.MkdirAll(filepath.Join(tree, "a", "b"), 0o755)
+	os.WriteFile(filepath.Join(tree, "a", "b", "f.txt"), []byte("f"), 0o644)
+	os.Chmod(filepath.Join(tree, "a"), 0o710)
+	for _, d := range []string{"a/b", "a", ""} {
+		at := time.Date(2005, 1, 1, 0, 0, 0, 0, time.UTC)
+		os.Chtimes(filepath.Join(tree, d), at, at)
+	}
+	rsync := func() string {
+		t.Helper()
+		out, err := exec.Command("rsync", "-ai", tree+"/", w.p("r")+"/").CombinedOutput()
+		if err != nil {
+			t.Fatalf("rsync: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	rsync()
+	if out := rsync(); out != "" {
+		t.Errorf("the second rsync -a itemized:\n%s", out)
+	}
+
+	type want struct {
+		name  string
+		mtime time.Time // zero: any, but the same after a remount
+		mode  os.FileMode
+	}
+	wants := []want{
+		{"deep", old, 0o750},
+		{"deep/sub", old, 0o755},
+		{"kept", time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC), 0o700},
+		{"made", time.Time{}, 0o755},
+		{"made/empty", time.Time{}, 0o755},
+		{"r", time.Date(2005, 1, 1, 0, 0, 0, 0, time.UTC), 0o755},
+		{"r/a", time.Date(2005, 1, 1, 0, 0, 0, 0, time.UTC), 0o710},
+		{"r/a/b", time.Date(2005, 1, 1, 0, 0, 0, 0, time.UTC), 0o755},
+	}
+	seen := map[string]time.Time{}
+	check := func(when string) {
+		t.Helper()
+		for _, c := range wants {
+			fi, err := os.Stat(w.p(c.name))
+			if err != nil {
+				t.Errorf("%s: %v", when, err)
+				continue
+			}
+			if fi.Mode().Perm() != c.mode {
+				t.Errorf("%s: %s has mode %v, want %v", when, c.name, fi.Mode().Perm(), c.mode)
+			}
+			if !c.mtime.IsZero() && !fi.ModTime().Equal(c.mtime) {
+				t.Errorf("%s: %s has mtime %v, want %v", when, c.name, fi.ModTime().UTC(), c.mtime)
+			}
+			if s, ok := seen[c.name]; ok && !s.Equal(fi.ModTime()) {
+				t.Errorf("%s: %s has mtime %v, was %v before", when, c.name, fi.ModTime().UTC(), s.UTC())
+			}
+			seen[c.name] = fi.ModTime()
+		}
+	}
+	check("mounted")
+	time.Sleep(20 * time.Millisecond) // a remount's start differs from the first's
+	w.mount(lfs.MountOptions{})       // a fresh mount of the catalog
+	check("remounted")
+}
+
+// user.lamina.* are derived, never stored: cp -a out of the mount copies
+// them onto local files, and rsync -aX of those (or of files without
+// them, onto mount files that have them) back into the mount exits 0;
+// setting one changes nothing a read shows.
+func TestLaminaXattrsFromCopies(t *testing.T) {
+	w := newWorld(t)
+	w.save("d/a.txt", []byte("a"))
+	w.mountRW()
+	local := filepath.Join(w.tmp, "local")
+	if out, err := exec.Command("cp", "-a", w.p("d"), local).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a out: %v\n%s", err, out)
+	}
+	if v, err := unix.Getxattr(filepath.Join(local, "a.txt"), "user.lamina.uid", make([]byte, 64)); err != nil || v != 20 {
+		t.Fatalf("the copy has no user.lamina.uid (%d, %v): the test needs cp -a to copy it", v, err)
+	}
+	os.WriteFile(filepath.Join(local, "a.txt"), []byte("a2"), 0o644) // keeps its xattrs
+	os.WriteFile(filepath.Join(local, "b.txt"), []byte("b"), 0o644)
+	for run := 1; run <= 2; run++ {
+		if out, err := exec.Command("rsync", "-aX", local+"/", w.p("d")+"/").CombinedOutput(); err != nil {
+			t.Fatalf("rsync -aX run %d: %v\n%s", run, err, out)
+		}
+	}
+	vs := w.versions("d/a.txt")
+	if len(vs) != 2 || string(w.read("d/a.txt")) != "a2" {
+		t.Fatalf("d/a.txt: %d versions, %q", len(vs), w.read("d/a.txt"))
+	}
+	get := func(name, attr string) string {
+		t.Helper()
+		b := make([]byte, 256)
+		n, err := unix.Getxattr(w.p(name), attr, b)
+		if err != nil {
+			t.Fatalf("getxattr %s %s: %v", name, attr, err)
+		}
+		return string(b[:n])
+	}
+	if got := get("d/a.txt", "user.lamina.uid"); got != vs[1].UID {
+		t.Errorf("user.lamina.uid = %q, want the new version's %q", got, vs[1].UID)
+	}
+	if err := unix.Setxattr(w.p("d/a.txt"), "user.lamina.uid", []byte("a lie"), 0); err != nil {
+		t.Errorf("setxattr user.lamina.uid: %v, want it accepted", err)
+	}
+	if err := unix.Removexattr(w.p("d/a.txt"), "user.lamina.key"); err != nil {
+		t.Errorf("removexattr user.lamina.key: %v, want it accepted", err)
+	}
+	if got := get("d/a.txt", "user.lamina.uid"); got != vs[1].UID {
+		t.Errorf("user.lamina.uid after a set = %q, want %q still", got, vs[1].UID)
+	}
+	if got := get("d/a.txt", "user.lamina.key"); got != "d/a.txt" {
+		t.Errorf("user.lamina.key after a remove = %q", got)
+	}
+	if err := unix.Setxattr(w.p("d/a.txt@v1"), "user.lamina.uid", []byte(vs[0].UID), 0); !errors.Is(err, unix.EROFS) {
+		t.Errorf("setxattr of a version: %v, want EROFS", err)
+	}
+}
+
+// With NoXAttrs a listing of extended attributes is empty, not an error
+// (getfattr -d exited 1, tar --xattrs warned per file); reading one is
+// EOPNOTSUPP.
+func TestNoXattrsListsNone(t *testing.T) {
+	w := newWorld(t)
+	w.save("d/a.txt", []byte("a"))
+	w.mount(lfs.MountOptions{NoXAttrs: true})
+	for _, name := range []string{"d/a.txt", "d", ""} {
+		if n, err := unix.Listxattr(w.p(name), make([]byte, 256)); err != nil || n != 0 {
+			t.Errorf("listxattr %q: %d, %v; want 0, nil", name, n, err)
+		}
+	}
+	if out, err := exec.Command("getfattr", "-d", w.p("d/a.txt")).CombinedOutput(); err != nil {
+		t.Errorf("getfattr -d: %v\n%s", err, out)
+	}
+	if _, err := unix.Getxattr(w.p("d/a.txt"), "user.lamina.uid", make([]byte, 64)); !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Errorf("getxattr with NoXAttrs: %v, want EOPNOTSUPP", err)
+	}
+}
+
+// Listings with ShowVersions and ShowMeta leave out generated names over
+// 255 bytes (statfs says 255; cp -a out failed "File name too long").
+func TestShownNamesFitNameMax(t *testing.T) {
+	w := newWorld(t)
+	long := strings.Repeat("n", 250) + ".csv" // 254 bytes: @v1 makes 257
+	w.save("d/"+long, []byte("a"))
+	w.save("d/short.csv", []byte("b"))
+	w.mount(lfs.MountOptions{Options: lfs.Options{ShowVersions: true, ShowMeta: true}})
+	got := w.ls("d")
+	for _, name := range got {
+		if len(name) > 255 {
+			t.Errorf("listed a %d-byte name %.20q…", len(name), name)
+		}
+	}
+	want := []string{long, "short.csv", "short.csv.meta", "short.csv@v1", "short.csv@v1.meta"}
+	if !slices.Equal(got, want) {
+		t.Errorf("ls d = %d names, want %d", len(got), len(want))
+	}
+	if out, err := exec.Command("cp", "-a", w.p("d"), filepath.Join(w.tmp, "out")).CombinedOutput(); err != nil {
+		t.Errorf("cp -a out: %v\n%s", err, out)
+	}
 }

@@ -111,6 +111,20 @@ func (ns *Namespace) forget(keys ...string) {
 	}
 }
 
+// folderAttrs puts a folder's new mode or time (chmod, touch) into its
+// cached listing, in place; a listing being read is read again.
+func (ns *Namespace) folderAttrs(prefix string, a catalog.Attrs) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	ns.gen.Add(1)
+	l := ns.listings[prefix]
+	if l == nil || ns.loads[prefix] != nil {
+		ns.drop(prefix)
+		return
+	}
+	l.setAttrs(a)
+}
+
 // dropUnder drops the listings, cached or being loaded, of prefix and the
 // folders under it. Called with ns.mu.
 func (ns *Namespace) dropUnder(prefix string) {
@@ -173,7 +187,7 @@ func (ns *Namespace) remove(key string) {
 	ns.gen.Add(1)
 	ns.mu.Lock()
 	l := ns.listings[prefix]
-	if l == nil || ns.loads[prefix] != nil || !l.remove(name, ns.started) || l.size() == 0 {
+	if l == nil || ns.loads[prefix] != nil || !l.remove(name) || l.size() == 0 {
 		ns.mu.Unlock()
 		ns.forget(key)
 		return
@@ -744,8 +758,7 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	case st == nil:
 		return syscall.EROFS
 	case e.Kind == KindDir:
-		n.m.fill(e, &out.Attr) // folders have no stored times or modes
-		return 0
+		return n.setDirAttrs(ctx, in, out)
 	case !((e.Kind == KindFile && e.Latest) || e.Kind == KindPending || e.Kind == KindLink):
 		return syscall.EROFS
 	}
@@ -823,20 +836,53 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	return 0
 }
 
+// setDirAttrs is chmod and touch of a folder: its record in the catalog
+// keeps them (catalog.FolderRecord), so that rsync -a and cp -a, which set
+// a folder's times and mode after filling it, find them at the next run.
+// The top of the mount has no record: there they are accepted and not kept.
+func (n *node) setDirAttrs(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	var a catalog.Attrs
+	if mt, ok := in.GetMTime(); ok {
+		a.Mtime = &mt
+	}
+	if mode, ok := in.GetMode(); ok {
+		a.Mode = &mode
+	}
+	prefix := n.e.Prefix
+	if prefix != "" && (a.Mtime != nil || a.Mode != nil) {
+		if _, err := n.m.ns.st.SetAttrs(ctx, strings.TrimSuffix(prefix, "/"), a); err != nil {
+			return n.errno("setattr", err)
+		}
+		n.m.ns.folderAttrs(prefix, a)
+	}
+	return n.Getattr(ctx, nil, out)
+}
+
 // Setxattr: the mount stores no extended attributes. Where a write could
 // land — a latest file, a link, a folder — that is EOPNOTSUPP, which cp -a
 // and rsync -X pass over (system.posix_acl_access falls back to chmod);
 // EROFS, which cp reports and fails on, only for what is read-only.
+//
+// user.lamina.* are derived from the version a path shows, never stored:
+// setting or removing one where a write could land succeeds and changes
+// nothing (a read gives the derived value still). Files copied out with
+// cp -a carry them, and rsync -aX of such files back (or of any file onto
+// one in the mount, whose lamina names it then removes) failed with rc 23
+// at every run; refusing only a different value would still fail each
+// file written anew, whose copy carries the old version's uid.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return n.xattrWrite()
+	return n.xattrWrite(attr)
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return n.xattrWrite()
+	return n.xattrWrite(attr)
 }
 
-func (n *node) xattrWrite() syscall.Errno {
+func (n *node) xattrWrite(attr string) syscall.Errno {
 	if n.m.ns.st != nil && (n.e.Latest || n.e.Kind == KindDir) {
+		if strings.HasPrefix(attr, xattrPrefix) {
+			return 0 // derived: accepted, not kept (above)
+		}
 		return syscall.EOPNOTSUPP
 	}
 	return syscall.EROFS

@@ -197,6 +197,65 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("rmdir twice: %v", err)
 		}
 	})
+	// A folder's mode and a time set by chmod and touch are kept in its
+	// record, made by SetAttrs for a folder that has none (keys beneath
+	// it), moved by RenameFolder; Children reports the prefix's own record
+	// and a stable stand-in time from beneath it.
+	t.Run("FolderAttrs", func(t *testing.T) {
+		c := open(t)
+		nv := NV("p/q/x", "x")
+		nv.Mtime = time.Date(2020, 5, 6, 7, 8, 9, 0, time.UTC)
+		save(t, c, nv)
+		d, err := c.Children(ctx, "p/")
+		if err != nil || d.Folder != nil || !d.Beneath.Equal(nv.Mtime) {
+			t.Fatalf("Children(p/) before: folder %+v beneath %v, %v; want no record, beneath %v", d.Folder, d.Beneath, err, nv.Mtime)
+		}
+		mt := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+		mode := catalog.ModeOf(0o700)
+		if _, err := c.SetAttrs(ctx, "p", catalog.Attrs{Mtime: &mt, Mode: &mode}); err != nil {
+			t.Fatalf("SetAttrs of a folder: %v", err)
+		}
+		want := catalog.FolderRecord{Key: "p", Mtime: mt, Mode: 0o040700, Touched: true}
+		if d, err = c.Children(ctx, "p/"); err != nil || d.Folder == nil || !d.Folder.Mtime.Equal(mt) ||
+			d.Folder.Mode != want.Mode || !d.Folder.Touched || d.Folder.Key != "p" {
+			t.Fatalf("Children(p/).Folder = %+v, %v; want %+v", d.Folder, err, want)
+		}
+		if _, dirs, _ := ls(t, c, ""); !reflect.DeepEqual(dirs, []string{"p"}) {
+			t.Fatalf("ls = %v", dirs)
+		}
+		none := catalog.ModeNone // chmod 000
+		if _, err := c.SetAttrs(ctx, "p", catalog.Attrs{Mode: &none}); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ = c.Children(ctx, "p/"); d.Folder == nil || d.Folder.Mode != 0o040000 || catalog.FolderMode(d.Folder.Mode) != 0 || !d.Folder.Mtime.Equal(mt) {
+			t.Fatalf("after chmod 000: %+v", d.Folder)
+		}
+		// chmod alone: the time is not one set by touch.
+		if _, err := c.SetAttrs(ctx, "p/q", catalog.Attrs{Mode: &mode}); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ = c.Children(ctx, "p/q/"); d.Folder == nil || d.Folder.Touched || catalog.FolderMode(d.Folder.Mode) != 0o700 {
+			t.Fatalf("Children(p/q/).Folder after chmod = %+v", d.Folder)
+		}
+		if err := c.RenameFolder(ctx, "p", "r"); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ = c.Children(ctx, "r/"); d.Folder == nil || !d.Folder.Mtime.Equal(mt) || d.Folder.Mode != 0o040000 || !d.Folder.Touched || d.Folder.Key != "r" {
+			t.Fatalf("Children(r/).Folder after RenameFolder = %+v", d.Folder)
+		}
+		if d, _ = c.Children(ctx, "r/q/"); d.Folder == nil || catalog.FolderMode(d.Folder.Mode) != 0o700 {
+			t.Fatalf("Children(r/q/).Folder after RenameFolder = %+v", d.Folder)
+		}
+		if _, err := c.SetAttrs(ctx, "r/none", catalog.Attrs{Mtime: &mt}); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("SetAttrs of no folder: %v", err)
+		}
+		if err := c.MakeFolder(ctx, "r"); err != nil {
+			t.Fatalf("MakeFolder of a folder with a record: %v", err)
+		}
+		if d, _ = c.Children(ctx, "r/"); d.Folder == nil || !d.Folder.Mtime.Equal(mt) {
+			t.Fatalf("MakeFolder changed the record: %+v", d.Folder)
+		}
+	})
 	t.Run("Links", func(t *testing.T) {
 		c := open(t)
 		if err := c.Symlink(ctx, "d/l", "../x/y"); err != nil {

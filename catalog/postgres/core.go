@@ -756,11 +756,13 @@ const childrenSQL = `WITH RECURSIVE walk(key, stem, latest) AS (
 		WHERE a.latest > 0 AND a.key > w.key AND a.key < $2 AND a.key >= CASE WHEN strpos(substr(w.key, $3), '/') > 0
 			THEN $1 || split_part(substr(w.key, $3), '/', 1) || '0' ELSE w.key || chr(1) END
 		ORDER BY a.key LIMIT 1) n)
-SELECT 'f', w.key, v.rec, NULL::text, NULL::bigint FROM walk w JOIN versions v ON v.stem = w.stem AND v.n = w.latest
+SELECT 'f', w.key, v.rec, NULL::text, NULL::bigint, NULL::bigint FROM walk w JOIN versions v ON v.stem = w.stem AND v.n = w.latest
 	WHERE strpos(substr(w.key, $3), '/') = 0
-UNION ALL SELECT 'd', split_part(substr(key, $3), '/', 1), NULL, NULL, NULL FROM walk WHERE strpos(substr(key, $3), '/') > 0
-UNION ALL SELECT 'm', key, NULL, NULL, NULL FROM folders WHERE key >= $1 AND key < $2
-UNION ALL SELECT 'l', key, NULL, target, mtime FROM links WHERE key >= $1 AND key < $2
+UNION ALL SELECT 'd', split_part(substr(w.key, $3), '/', 1), NULL, v.rec->>'mtime', NULL, NULL
+	FROM walk w JOIN versions v ON v.stem = w.stem AND v.n = w.latest WHERE strpos(substr(w.key, $3), '/') > 0
+UNION ALL SELECT 'm', key, NULL, NULL, NULL, NULL FROM folders WHERE key >= $1 AND key < $2
+UNION ALL SELECT 'l', key, NULL, target, mtime, NULL FROM links WHERE key >= $1 AND key < $2
+UNION ALL SELECT 's', key, NULL, CASE WHEN touched THEN 't' END, mtime, mode FROM folders WHERE key = rtrim($1, '/') AND $1 <> ''
 ORDER BY 1, 2`
 
 // Children is one statement (childrenSQL), so one round trip and one
@@ -798,9 +800,20 @@ func (s *Store) children(ctx context.Context, prefix string) (catalog.Dir, error
 		var kind, key string
 		var raw []byte
 		var target *string
-		var mtime *int64
-		if err := rows.Scan(&kind, &key, &raw, &target, &mtime); err != nil {
+		var mtime, mode *int64
+		if err := rows.Scan(&kind, &key, &raw, &target, &mtime, &mode); err != nil {
 			return catalog.Dir{}, err
+		}
+		switch kind {
+		case "s": // the prefix's own record; target says touched
+			d.Folder = &catalog.FolderRecord{Key: key, Mtime: fromNS(*mtime), Mode: uint32(*mode), Touched: target != nil}
+			continue
+		case "d": // target: the mtime of the sub-folder's first key (Dir.Beneath)
+			if target != nil {
+				if t, err := time.Parse(time.RFC3339Nano, *target); err == nil && t.After(d.Beneath) {
+					d.Beneath = t
+				}
+			}
 		}
 		switch kind {
 		case "f":

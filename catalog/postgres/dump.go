@@ -58,11 +58,11 @@ func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 				var u string
 				return catalog.Record{Outbox: u}, row.Scan(&u)
 			}},
-			{`SELECT key, mtime FROM folders ORDER BY key`, func(row pgx.Rows) (catalog.Record, error) {
+			{`SELECT key, mtime, mode, touched FROM folders ORDER BY key`, func(row pgx.Rows) (catalog.Record, error) {
 				var f catalog.FolderRecord
-				var n int64
-				err := row.Scan(&f.Key, &n)
-				f.Mtime = fromNS(n)
+				var n, mode int64
+				err := row.Scan(&f.Key, &n, &mode, &f.Touched)
+				f.Mtime, f.Mode = fromNS(n), uint32(mode)
 				return catalog.Record{Folder: &f}, err
 			}},
 			{`SELECT key, target, mtime FROM links ORDER BY key`, func(row pgx.Rows) (catalog.Record, error) {
@@ -174,7 +174,9 @@ func load(ctx context.Context, tx pgx.Tx, r catalog.Record) error {
 		_, err := tx.Exec(ctx, `INSERT INTO outbox (uid) VALUES ($1) ON CONFLICT DO NOTHING`, r.Outbox)
 		return err
 	case r.Folder != nil:
-		_, err := tx.Exec(ctx, `INSERT INTO folders (key, mtime) VALUES ($1, $2)`, r.Folder.Key, ns(r.Folder.Mtime))
+		f := r.Folder // a plain INSERT: a folder twice in a dump is an error
+		_, err := tx.Exec(ctx, `INSERT INTO folders (key, mtime, mode, touched) VALUES ($1, $2, $3, $4)`,
+			f.Key, ns(f.Mtime), int64(f.Mode), f.Touched)
 		return err
 	case r.Link != nil:
 		_, err := tx.Exec(ctx, `INSERT INTO links (key, target, mtime) VALUES ($1, $2, $3)`, r.Link.Key, r.Link.Target, ns(r.Link.Mtime))

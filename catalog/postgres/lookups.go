@@ -292,5 +292,10 @@ func cloneDir(d catalog.Dir) catalog.Dir {
 			files[i] = cloneVersion(v)
 		}
 	}
-	return catalog.Dir{Files: files, Subdirs: slices.Clone(d.Subdirs), Links: slices.Clone(d.Links)}
+	c := catalog.Dir{Files: files, Subdirs: slices.Clone(d.Subdirs), Links: slices.Clone(d.Links), Beneath: d.Beneath}
+	if d.Folder != nil {
+		f := *d.Folder
+		c.Folder = &f
+	}
+	return c
 }

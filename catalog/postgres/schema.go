@@ -11,7 +11,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this build reads and writes.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // migrations[i] brings a schema at version i to version i+1. Keys are
 // COLLATE "C": byte order, as bbolt sorts, so listings and prefix ranges
@@ -80,6 +80,9 @@ var migrations = []string{
 	// (an index-only scan) instead of visiting a heap page per row.
 	`ALTER TABLE words DROP CONSTRAINT words_pkey;
 	ALTER TABLE words ADD PRIMARY KEY (word, uid) INCLUDE (weight, fields);`,
+	// 4→5: a folder's mode and a time set by touch (catalog.FolderRecord).
+	`ALTER TABLE folders ADD COLUMN mode bigint NOT NULL DEFAULT 0,
+		ADD COLUMN touched bool NOT NULL DEFAULT false;`,
 }
 
 // migrate creates or upgrades the schema, one migration per transaction,

@@ -33,6 +33,29 @@ func hasMarker(ctx context.Context, tx pgx.Tx, key string) (bool, error) {
 	return ok, err
 }
 
+// folderRecord reads the record of the folder key, nil if it has none.
+func folderRecord(ctx context.Context, tx pgx.Tx, key string) (*catalog.FolderRecord, error) {
+	f := catalog.FolderRecord{Key: key}
+	var mtime, mode int64
+	err := tx.QueryRow(ctx, `SELECT mtime, mode, touched FROM folders WHERE key = $1`, key).Scan(&mtime, &mode, &f.Touched)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.Mtime, f.Mode = fromNS(mtime), uint32(mode)
+	return &f, nil
+}
+
+// putFolder writes the folder record f, replacing one at its key.
+func putFolder(ctx context.Context, tx pgx.Tx, f catalog.FolderRecord) error {
+	_, err := tx.Exec(ctx, `INSERT INTO folders (key, mtime, mode, touched) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (key) DO UPDATE SET mtime = EXCLUDED.mtime, mode = EXCLUDED.mode, touched = EXCLUDED.touched`,
+		f.Key, ns(f.Mtime), int64(f.Mode), f.Touched)
+	return err
+}
+
 // liveFile returns the live artifact at key, or nil.
 func liveFile(ctx context.Context, tx pgx.Tx, key string) (*artifact, error) {
 	a, err := artifactByKey(ctx, tx, key)
@@ -266,10 +289,16 @@ func (s *Store) RenameFolder(ctx context.Context, from, to string) error {
 		for _, k := range markers { // empty folders move too: listings change
 			changed(k, to+k[len(from):])
 		}
+		moved := catalog.FolderRecord{Key: to, Mtime: now}
+		if f, err := folderRecord(ctx, tx, from); err != nil {
+			return err
+		} else if f != nil {
+			moved = f.Moved(to, now)
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM folders WHERE key = $1 OR key = $2`, to, from); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO folders (key, mtime) VALUES ($1, $2)`, to, ns(now)); err != nil {
+		if err := putFolder(ctx, tx, moved); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE folders SET key = $3 || substr(key, $4) WHERE key >= $1 AND key < $2`,
@@ -318,8 +347,23 @@ func (s *Store) SetAttrs(ctx context.Context, key string, at catalog.Attrs) (Ver
 			return err
 		}
 		a, err := liveFile(ctx, tx, key)
-		if err != nil || a == nil {
-			return orNotFound(err, key)
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			// A folder: its record (made now if it has none) keeps them.
+			f, err := folderRecord(ctx, tx, key)
+			if err != nil {
+				return err
+			}
+			if f == nil {
+				if ok, err := holds(ctx, tx, key); err != nil || !ok {
+					return orNotFound(err, key)
+				}
+				f = &catalog.FolderRecord{Key: key, Mtime: time.Unix(0, 0).UTC()} // no time of its own: chmod alone leaves the folder's time
+			}
+			f.SetAttrs(at)
+			return putFolder(ctx, tx, *f)
 		}
 		if v, _, err = version(ctx, tx, ref.VersionUID(a.Stem, a.Latest)); err != nil {
 			return err

@@ -42,6 +42,7 @@ type mountStatus struct {
 	mountState
 	lfs.Stats
 	ReadOnly       bool             `json:"read_only,omitempty"`     // the database role may only read
+	Stale          []string         `json:"stale,omitempty"`         // other mounts of the instance whose daemon died (staleMounts)
 	FailedCommits  int64            `json:"failed_commits"`          // files whose commit at close failed and is not done yet: staged, tried again
 	PendingRecords int              `json:"pending_records"`         // versions whose storage record is not yet written
 	Uploads        *cache.Pending   `json:"uploads,omitempty"`       // S3: staged objects not yet uploaded
@@ -89,12 +90,53 @@ func cmdMount() *cli.Command {
 			if st, ok := liveMount(dirs, s); ok {
 				return fmt.Errorf("instance %q is already mounted at %s (daemon pid %d); one mount per instance: `lamina umount %s` first", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
 			}
+			if err := clearStaleMounts(c, dirs, s, dir); err != nil {
+				return err
+			}
 			if !c.Bool("foreground") {
 				return spawnDaemon(c, dirs, s, dir)
 			}
 			return runDaemon(c, dirs, s, dir)
 		},
 	}
+}
+
+// staleMounts are the user's mounts of instance s other than at dir whose
+// daemon does not answer: what a killed daemon left (mountinfo keeps them,
+// the state file may name the next mount already).
+func staleMounts(s instance.Settings, dir string) []string {
+	var out []string
+	for _, m := range lfs.MountsOf("lamina:"+s.Name, os.Getuid()) {
+		if m.Dir != dir && !answers(m.Dir) {
+			out = append(out, m.Dir)
+		}
+	}
+	return out
+}
+
+// clearStaleMounts detaches the user's stale mounts of s elsewhere than
+// dir before a new mount: after a kill -9 of the daemon, mounting at
+// another folder left the old one answering "transport endpoint is not
+// connected", and status showed only the new one. A mount whose daemon
+// answers is live: mount refuses (one mount per instance).
+func clearStaleMounts(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir string) error {
+	for _, m := range lfs.MountsOf("lamina:"+s.Name, os.Getuid()) {
+		if m.Dir == dir {
+			continue
+		}
+		if answers(m.Dir) {
+			return fmt.Errorf("instance %q is already mounted at %s by a daemon not registered in %s; one mount per instance: `lamina umount %s` first", s.Name, m.Dir, dirs.Runtime, m.Dir)
+		}
+		if err := lfs.ForceUnmount(m.Dir); err != nil {
+			return fmt.Errorf("instance %q has a stale mount at %s (its daemon died) that could not be cleared (%v): run `lamina umount %s`", s.Name, m.Dir, err, m.Dir)
+		}
+		if st, err := readState(dirs, s.Name); err == nil && st.Mountpoint == m.Dir && !processAlive(st.PID) {
+			os.Remove(statePath(dirs, s.Name))
+			os.Remove(dirs.SocketPath(s.Name))
+		}
+		fmt.Fprintf(c.App.ErrWriter, "lamina: cleared the stale mount of %s at %s (its daemon had died)\n", s.Name, m.Dir)
+	}
+	return nil
 }
 
 // liveMount reports the instance's mount daemon if one answers.
@@ -171,6 +213,10 @@ func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir st
 		return err
 	}
 	defer logf.Close()
+	var logStart int64 // where this daemon's lines begin
+	if fi, err := logf.Stat(); err == nil {
+		logStart = fi.Size()
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return err
@@ -221,7 +267,13 @@ func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir st
 			return fmt.Errorf("the mount daemon stopped before the mount was ready (%v):\n%s", err, strings.TrimSpace(string(tail)))
 		}
 		cmd.Process.Signal(syscall.SIGTERM)
-		return errors.New(strings.TrimPrefix(m, "error: "))
+		m = strings.TrimPrefix(m, "error: ")
+		if strings.Contains(m, "fusermount") {
+			if says := fusermountSays(logPath, logStart); says != "" {
+				m += "\n" + says
+			}
+		}
+		return errors.New(m)
 	case <-time.After(60 * time.Second):
 		cmd.Process.Signal(syscall.SIGTERM)
 		return fmt.Errorf("the mount daemon did not get ready within 60 s; see %s", logPath)
@@ -514,11 +566,42 @@ func unmount(m *lfs.Mount, log *slog.Logger) {
 	}
 }
 
+// haveFusermount reports whether a fusermount program is installed.
+func haveFusermount() bool {
+	for _, prog := range []string{"fusermount3", "fusermount"} {
+		if _, err := exec.LookPath(prog); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// fusermountSays returns the lines fusermount wrote to the log past
+// offset: the cause of a "fusermount exited with code 256" that go-fuse
+// reports (its message goes to the daemon's stderr, the log).
+func fusermountSays(logPath string, offset int64) string {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.NewSectionReader(f, offset, 64<<10))
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "fusermount") {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func explainMount(err error) error {
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "fusermount"):
+	case strings.Contains(msg, "fusermount") && !haveFusermount():
 		return fmt.Errorf("%w\nMounting as a user needs fusermount3 (Debian/Ubuntu: apt-get install fuse3)", err)
+	case strings.Contains(msg, "fusermount"):
+		return err // spawnDaemon adds fusermount3's own message from the log
 	case errors.Is(err, syscall.EPERM):
 		return fmt.Errorf("%w\nMounting needs root or fusermount3 (apt-get install fuse3); in a container, run it with --device /dev/fuse --cap-add SYS_ADMIN", err)
 	}
@@ -682,10 +765,16 @@ func cmdStatus() *cli.Command {
 				if format == "json" {
 					return writeJSON(w, []mountStatus{})
 				}
-				if serr == nil {
+				stale := staleMounts(s, "")
+				switch {
+				case len(stale) > 0:
+					for _, d := range stale {
+						fmt.Fprintf(w, "instance %s: stale mount at %s: its daemon died; `lamina umount %s` clears it\n", s.Name, d, d)
+					}
+				case serr == nil:
 					fmt.Fprintf(w, "instance %s: the mount at %s is gone; its daemon (pid %d) is stopping (`lamina umount --force %s` stops it now)\n",
 						s.Name, st.Mountpoint, st.PID, st.Mountpoint)
-				} else {
+				default:
 					fmt.Fprintf(w, "instance %s is not mounted\n", s.Name)
 				}
 				printStagedUploads(w, s)
@@ -696,6 +785,7 @@ func cmdStatus() *cli.Command {
 			if err != nil {
 				return err
 			}
+			st.Stale = staleMounts(s, st.Mountpoint)
 			if format == "json" {
 				return writeJSON(w, []mountStatus{st})
 			}
@@ -717,6 +807,9 @@ func cmdStatus() *cli.Command {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
 			}
 			rows = append(rows, []string{"log", st.Log})
+			for _, d := range st.Stale {
+				rows = append(rows, []string{"stale mount", fmt.Sprintf("%s: its daemon died; `lamina umount %s` clears it", d, d)})
+			}
 			rows = append(rows, remoteRows(st)...)
 			for _, r := range rows {
 				fmt.Fprintf(w, "%-15s %s\n", r[0], r[1])

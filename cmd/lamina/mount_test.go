@@ -490,3 +490,33 @@ func allStopped(pid int) bool {
 	}
 	return true
 }
+
+// After a kill -9 of the daemon, a mount of the instance at another folder
+// clears the stale one (it stayed, answering "transport endpoint is not
+// connected", and status showed only the new mount); status names a stale
+// mount of the instance that no state file records.
+func TestMountClearsStaleMountElsewhere(t *testing.T) {
+	e := newMntEnv(t)
+	lab, lab2 := filepath.Join(e.dir, "lab"), filepath.Join(e.dir, "lab2")
+	e.mount(lab)
+	e.killDaemon("m")
+	os.Remove(filepath.Join(e.dir, "run", "lamina", "m", "mount.json")) // what no state file records
+	if out := e.ok("status"); !strings.Contains(out, "stale mount at "+lab) {
+		t.Errorf("status with a stale mount and no state file:\n%s", out)
+	}
+	os.MkdirAll(lab2, 0o755)
+	out, errs, err := e.run("mount", lab2)
+	if err != nil {
+		t.Fatalf("mount at another folder: %v\n%s", err, errs)
+	}
+	t.Cleanup(func() { e.run("umount", lab2) })
+	if !strings.Contains(errs, "cleared the stale mount of m at "+lab) {
+		t.Errorf("mount did not say it cleared %s: %s%s", lab, out, errs)
+	}
+	if mi, ok := lfs.MountInfo(lab); ok {
+		t.Errorf("%s is still mounted: %+v", lab, mi)
+	}
+	if out := e.ok("status"); strings.Contains(out, "stale") || !strings.Contains(out, lab2) {
+		t.Errorf("status after the new mount:\n%s", out)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -144,5 +145,38 @@ func TestProtectedFileRefusesWrites(t *testing.T) {
 		if got := strings.ToLower(strings.TrimSpace(out)); got != c.want {
 			t.Errorf("%s: %q, want %q", c.script, got, c.want)
 		}
+	}
+}
+
+// TestMountThroughSymlink: a user's mountpoint given as a symbolic link to
+// a folder mounts on the folder (fusermount3 refuses a link: "mountpoint
+// is not a directory", which the mount reported as fusermount3 missing),
+// and umount and status know it by either name.
+func TestMountThroughSymlink(t *testing.T) {
+	dir, run, sh := asNobody(t)
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		t.Fatal("fusermount3 is not installed (apt-get install fuse3)")
+	}
+	if err := explainMount(errors.New("fusermount exited with code 256")); strings.Contains(err.Error(), "apt-get install fuse3") {
+		t.Errorf("with fusermount3 installed: %v", err)
+	}
+	if out, err := run("init", "--storage", dir+"/storage", "--name", "nobody"); err != nil {
+		t.Fatalf("init as nobody: %v\n%s", err, out)
+	}
+	if out, err := sh("mkdir real && ln -s real labl"); err != nil {
+		t.Fatal(out)
+	}
+	if out, err := run("mount", "labl"); err != nil {
+		t.Fatalf("mount through a link: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { run("umount", "real") })
+	if out, err := sh("echo x > labl/a.txt && cat real/a.txt"); err != nil || out != "x\n" {
+		t.Fatalf("through the mount: %v, %q", err, out)
+	}
+	if out, err := run("status"); err != nil || !strings.Contains(out, filepath.Join(dir, "real")) {
+		t.Errorf("status: %v\n%s", err, out)
+	}
+	if out, err := run("umount", "labl"); err != nil {
+		t.Fatalf("umount through the link: %v\n%s", err, out)
 	}
 }
