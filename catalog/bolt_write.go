@@ -112,10 +112,12 @@ func (t txn) checkFree(key string) error {
 }
 
 func (b *Bolt) Rename(ctx context.Context, from, to string) (Version, error) {
-	for _, k := range []string{from, to} {
-		if err := ref.CheckKey(k); err != nil {
-			return Version{}, err
-		}
+	// from may be a key saved before every folder name was checked.
+	if err := ref.CheckExistingKey(from); err != nil {
+		return Version{}, err
+	}
+	if err := ref.CheckKey(to); err != nil {
+		return Version{}, err
 	}
 	var v Version
 	ok, err := b.lazyOp(ctx, func(t txn) (bool, error) {
