@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -482,5 +483,53 @@ func TestSaveMisnamedFile(t *testing.T) {
 	e.ok("save", good2, "--key", "x/ok.h5ad")
 	if e.jsonOut(&show, "show", "x/ok.h5ad", "--format", "json"); show.OType != "AnnData" {
 		t.Errorf("a readable h5ad got otype %q", show.OType)
+	}
+}
+
+// TestDamagedCatalog: a damaged catalog file is a clear error for every
+// command, not a panic or a SIGBUS of bbolt's, and an empty one is not a
+// new, empty catalog (storage still holds the data).
+func TestDamagedCatalog(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	var files []string
+	for i := range 300 {
+		files = append(files, e.write(fmt.Sprintf("in/f%03d.csv", i), fmt.Appendf(nil, "a,b\n%d,2\n", i)))
+	}
+	e.ok(append([]string{"save", "--key-prefix", "k/"}, files...)...)
+	db := e.path("data/lamina/test/catalog.db")
+	good, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, want string
+		damage     func() []byte
+	}{
+		{"truncated", "catalog.db is truncated (20000 bytes; its header says ", func() []byte { return good[:20000] }},
+		{"empty", "catalog.db is empty (0 bytes)", func() []byte { return nil }},
+		{"garbled", "cannot be read", func() []byte {
+			b := slices.Clone(good)
+			for pg := 2 * 4096; pg < len(b); pg += 4096 {
+				if b[pg+8] != 0x10 { // all pages but the metas and the freelist
+					copy(b[pg:pg+4096], bytes.Repeat([]byte{0xff}, 4096))
+				}
+			}
+			return b
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.WriteFile(db, tc.damage(), 0o600)
+			for _, args := range [][]string{{"ls"}, {"info"}, {"save", files[0], "--key", "new.csv"}} {
+				err := e.fails(tc.want, args...)
+				if msg := explain(err); !strings.Contains(msg, "the catalog file is damaged") || !strings.Contains(msg, "restore it from a backup") {
+					t.Errorf("lamina %s: %s", args[0], msg)
+				}
+			}
+			os.WriteFile(db, good, 0o600)
+			if out := e.ok("ls", "k/"); strings.Count(out, "k/f") != 300 {
+				t.Fatalf("ls after restoring the file:\n%s", out)
+			}
+		})
 	}
 }
