@@ -533,3 +533,42 @@ func TestDamagedCatalog(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreadableZarrStore: a .zarr store whose root .zattrs is empty (or
+// not JSON) cannot say whether it is an AnnData: curate says what is wrong
+// with it, and save warns and stores it without an otype, as it does an
+// unreadable h5ad.
+func TestUnreadableZarrStore(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("feature", "create", "cell_type", "--dtype", "str")
+	e.ok("schema", "create", "s", "--feature", "cell_type")
+	store := e.path("z.zarr")
+	if err := os.CopyFS(store, os.DirFS(filepath.Join(samples, "pbmc_small.zarr"))); err != nil {
+		t.Fatal(err)
+	}
+	for name, zattrs := range map[string]string{"empty": "", "NotJSON": "{not json"} {
+		t.Run(name, func(t *testing.T) {
+			os.WriteFile(filepath.Join(store, ".zattrs"), []byte(zattrs), 0o644)
+			want := "z.zarr/.zattrs is empty"
+			if zattrs != "" {
+				want = "z.zarr/.zattrs is not a JSON object"
+			}
+			err := e.fails(want, "curate", store, "--schema", "s")
+			if exitCode(err) != 2 {
+				t.Errorf("curate exit %d", exitCode(err))
+			}
+			key := "z/" + name + ".zarr"
+			_, errs, err := e.run("save", store, "--key", key)
+			if err != nil || !strings.Contains(errs, "not a readable zarr store") || !strings.Contains(errs, want) {
+				t.Fatalf("save: %v\nstderr: %s", err, errs)
+			}
+			var show struct {
+				OType string `json:"otype"`
+			}
+			if e.jsonOut(&show, "show", key, "--format", "json"); show.OType != "" {
+				t.Errorf("otype %q", show.OType)
+			}
+		})
+	}
+}
