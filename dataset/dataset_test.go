@@ -168,6 +168,10 @@ func TestTruncatedAndCorrupt(t *testing.T) {
 	textAfterEnd := fcsWith("text-start.fcs", 0, "99999999")
 	textInHeader := fcsWith("text-header.fcs", 0, "10")
 	dataAfterEnd := fcsWith("data-start.fcs", 2, "99999999")
+	emptyCSV := filepath.Join(dir, "empty.csv") // no header line: no table
+	os.WriteFile(emptyCSV, nil, 0o644)
+	blankTSV := filepath.Join(dir, "blank.tsv")
+	os.WriteFile(blankTSV, []byte("\n\n"), 0o644)
 	badCSV := filepath.Join(dir, "bad.csv")
 	os.WriteFile(badCSV, []byte("a,b\n1,\"unterminated\n"), 0o644)
 	cases := []struct {
@@ -183,6 +187,8 @@ func TestTruncatedAndCorrupt(t *testing.T) {
 		{notH5, "not an HDF5 file"},
 		{bad, "corrupt"},
 		{badCSV, "line 2"},
+		{emptyCSV, "the file is empty: a table has at least its header line"},
+		{blankTSV, "the file is empty"},
 	}
 	for _, tc := range cases {
 		t.Run(filepath.Base(tc.path), func(t *testing.T) {

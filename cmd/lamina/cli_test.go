@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -478,6 +479,15 @@ func TestSaveMisnamedFile(t *testing.T) {
 	if len(saved) != 1 || !strings.Contains(saved[0].Note, "not a readable parquet") {
 		t.Errorf("--format json of a misnamed file: %+v", saved)
 	}
+	// An empty CSV has no header: no table, as an empty h5ad is none.
+	empty := e.write("empty.csv", nil)
+	_, errs, err = e.run("save", empty, "--key", "x/empty.csv")
+	if err != nil || !strings.Contains(errs, "not a readable csv") || !strings.Contains(errs, "the file is empty") {
+		t.Fatalf("save of an empty csv: %v\nstderr: %s", err, errs)
+	}
+	if e.jsonOut(&show, "show", "x/empty.csv", "--format", "json"); show.OType != "" {
+		t.Errorf("an empty csv got otype %q", show.OType)
+	}
 	good2 := e.path("ok.h5ad")
 	os.WriteFile(good2, good, 0o644)
 	e.ok("save", good2, "--key", "x/ok.h5ad")
@@ -570,5 +580,19 @@ func TestUnreadableZarrStore(t *testing.T) {
 				t.Errorf("otype %q", show.OType)
 			}
 		})
+	}
+}
+
+// TestSaveReportsStoredBytes: what a save added to storage is compressed
+// and framed, so for a small file it is more than the file; the line says
+// what the figure is rather than "newly stored", which read as a share of
+// the file.
+func TestSaveReportsStoredBytes(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	f := e.write("small.txt", []byte("twenty-nine bytes of content\n"))
+	out := e.ok("save", f, "--key", "small.txt")
+	if !regexp.MustCompile(`saved small.txt@v1  uid \w+  29 B, \d+ B written to storage\n`).MatchString(out) || strings.Contains(out, "newly") {
+		t.Fatalf("save said %q", out)
 	}
 }
