@@ -69,6 +69,10 @@ type Bolt struct {
 type BoltOptions struct {
 	Hold    bool          // keep the file open (and locked) until Close
 	Timeout time.Duration // how long to wait for another process's lock; default 60 s
+	// Existing says the catalog was made before (an instance's settings
+	// name it): a missing or empty file is then damaged (ErrDamaged), not
+	// a new catalog to set up.
+	Existing bool
 }
 
 // OpenBolt opens or creates the catalog file at path. A file already set
@@ -91,13 +95,16 @@ func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
 	if ready && !o.Hold {
 		return b, nil
 	}
-	db, err := b.open(false)
+	db, err := b.open(false, o.Existing)
 	if err != nil {
 		return nil, err
 	}
 	if !ready {
-		if err := db.Update(func(tx *bolt.Tx) error { return setUp(tx, path) }); err != nil {
+		if err := guard(path, func() error { return db.Update(func(tx *bolt.Tx) error { return setUp(tx, path) }) }); err != nil {
 			db.Close()
+			if errors.Is(err, ErrDamaged) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("catalog: %w", err)
 		}
 	}
@@ -116,8 +123,8 @@ func (b *Bolt) ready() (bool, error) {
 	if st, err := os.Stat(b.path); err != nil || st.Size() == 0 {
 		return false, nil
 	}
-	db, err := b.open(true)
-	if errors.Is(err, errLocked) {
+	db, err := b.open(true, true)
+	if errors.Is(err, errLocked) || errors.Is(err, ErrDamaged) {
 		return false, err
 	}
 	if err != nil {
@@ -125,18 +132,20 @@ func (b *Bolt) ready() (bool, error) {
 	}
 	defer db.Close()
 	ready := false
-	err = db.View(func(tx *bolt.Tx) error {
-		n, err := schemaOf(tx, b.path)
-		if err != nil || n < SchemaVersion {
-			return err
-		}
-		for _, name := range allBuckets() {
-			if tx.Bucket(name) == nil {
-				return nil
+	err = guard(b.path, func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			n, err := schemaOf(tx, b.path)
+			if err != nil || n < SchemaVersion {
+				return err
 			}
-		}
-		ready = annotateReady(tx) // bolt_annotate.go
-		return nil
+			for _, name := range allBuckets() {
+				if tx.Bucket(name) == nil {
+					return nil
+				}
+			}
+			ready = annotateReady(tx) // bolt_annotate.go
+			return nil
+		})
 	})
 	return ready, err
 }
@@ -188,8 +197,34 @@ func setUp(tx *bolt.Tx, path string) error {
 // errLocked is returned when another process holds the file too long.
 var errLocked = errors.New("catalog locked")
 
-func (b *Bolt) open(readOnly bool) (*bolt.DB, error) {
-	db, err := bolt.Open(b.path, 0o600, &bolt.Options{Timeout: b.timeout, ReadOnly: readOnly})
+// open opens the file; bbolt maps it at once and reads its freelist, so it
+// is checked first (checkFile). existing is false only while OpenBolt may
+// create it.
+func (b *Bolt) open(readOnly, existing bool) (*bolt.DB, error) {
+	if err := checkFile(b.path, existing); err != nil {
+		return nil, err
+	}
+	var (
+		db   *bolt.DB
+		file *os.File
+	)
+	openFile := func(name string, flag int, perm os.FileMode) (f *os.File, err error) {
+		f, err = os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
+	err := guard(b.path, func() (err error) {
+		db, err = bolt.Open(b.path, 0o600, &bolt.Options{Timeout: b.timeout, ReadOnly: readOnly, OpenFile: openFile})
+		return err
+	})
+	if errors.Is(err, ErrDamaged) {
+		// bbolt panicked reading the file (its freelist, say) with it open
+		// and locked: closing it lets go of the lock. The mapping stays.
+		if file != nil {
+			file.Close()
+		}
+		return nil, err
+	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("catalog: %s is locked by another lamina process for over %s: %w", b.path, b.timeout, errLocked)
 	}
@@ -210,15 +245,15 @@ func (b *Bolt) with(write bool, fn func(tx *bolt.Tx) error) error {
 	b.mu.Unlock()
 	if db == nil {
 		var err error
-		if db, err = b.open(!write); err != nil {
+		if db, err = b.open(!write, true); err != nil {
 			return err
 		}
 		defer db.Close()
 	}
 	if write {
-		return db.Update(fn)
+		return guard(b.path, func() error { return db.Update(fn) })
 	}
-	return db.View(fn)
+	return guard(b.path, func() error { return db.View(fn) })
 }
 
 // Close releases a held file.

@@ -128,10 +128,12 @@ func (t txn) checkFree(key string) error {
 }
 
 func (b *Bolt) Rename(ctx context.Context, from, to string) (Version, error) {
-	for _, k := range []string{from, to} {
-		if err := ref.CheckKey(k); err != nil {
-			return Version{}, err
-		}
+	// from may be a key saved before every folder name was checked.
+	if err := ref.CheckExistingKey(from); err != nil {
+		return Version{}, err
+	}
+	if err := ref.CheckKey(to); err != nil {
+		return Version{}, err
 	}
 	var v Version
 	ok, err := b.lazyOp(ctx, func(t txn) (bool, error) {
@@ -678,7 +680,7 @@ func (b *Bolt) leadSaves(db *bolt.DB) {
 			return
 		}
 		g.mu.Unlock()
-		commitGroup(db, calls)
+		commitGroup(b.path, db, calls)
 	}
 }
 
@@ -686,21 +688,26 @@ func (b *Bolt) leadSaves(db *bolt.DB) {
 // its error and leaves the group, and the rest are saved again without it
 // (its error was found after the calls before it, as a serial order would
 // have it).
-func commitGroup(db *bolt.DB, calls []*saveCall) {
+func commitGroup(path string, db *bolt.DB, calls []*saveCall) {
 	for len(calls) > 0 {
 		failed := -1
-		err := db.Update(func(tx *bolt.Tx) error {
-			t := txn{tx}
-			for i, c := range calls {
-				out, err := t.saveAll(c.nvs)
-				if err != nil {
-					failed, c.err = i, err
-					return err
+		err := guard(path, func() error {
+			return db.Update(func(tx *bolt.Tx) error {
+				t := txn{tx}
+				for i, c := range calls {
+					out, err := t.saveAll(c.nvs)
+					if err != nil {
+						failed, c.err = i, err
+						return err
+					}
+					c.out = out
 				}
-				c.out = out
-			}
-			return nil
+				return nil
+			})
 		})
+		if failed >= 0 && errors.Is(err, ErrDamaged) {
+			failed = -1 // not the call's doing: every call gets the error
+		}
 		if failed < 0 {
 			for _, c := range calls {
 				if err != nil {

@@ -2,6 +2,7 @@ package dataset_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -152,6 +153,25 @@ func TestTruncatedAndCorrupt(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "garbled.h5ad")
 	os.WriteFile(bad, garbled, 0o644)
+	// FCS header offsets that are wrong but inside the file: not truncated.
+	fcs, err := os.ReadFile(sample("fcsparser_cyflow_cube_8.fcs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fcsWith := func(name string, field int, value string) string {
+		b := append([]byte(nil), fcs...)
+		copy(b[10+8*field:18+8*field], fmt.Sprintf("%8s", value))
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o644)
+		return p
+	}
+	textAfterEnd := fcsWith("text-start.fcs", 0, "99999999")
+	textInHeader := fcsWith("text-header.fcs", 0, "10")
+	dataAfterEnd := fcsWith("data-start.fcs", 2, "99999999")
+	emptyCSV := filepath.Join(dir, "empty.csv") // no header line: no table
+	os.WriteFile(emptyCSV, nil, 0o644)
+	blankTSV := filepath.Join(dir, "blank.tsv")
+	os.WriteFile(blankTSV, []byte("\n\n"), 0o644)
 	badCSV := filepath.Join(dir, "bad.csv")
 	os.WriteFile(badCSV, []byte("a,b\n1,\"unterminated\n"), 0o644)
 	cases := []struct {
@@ -159,11 +179,16 @@ func TestTruncatedAndCorrupt(t *testing.T) {
 		want string
 	}{
 		{sample("npm-fcs_AriaFile1.TRUNCATED.fcs"), "truncated: the header says DATA ends at byte 482635 and the file has 293161 bytes"},
+		{textAfterEnd, "the FCS header is damaged: it says TEXT starts at byte 99999999 and ends at byte 1455, before its start"},
+		{textInHeader, "TEXT starts at byte 10, inside the 58-byte header"},
+		{dataAfterEnd, "the FCS header is damaged: it says DATA starts at byte 99999999 and ends at byte 16680, before its start"},
 		{cut, "truncated"},
 		{tiny, "truncated"},
 		{notH5, "not an HDF5 file"},
 		{bad, "corrupt"},
 		{badCSV, "line 2"},
+		{emptyCSV, "the file is empty: a table has at least its header line"},
+		{blankTSV, "the file is empty"},
 	}
 	for _, tc := range cases {
 		t.Run(filepath.Base(tc.path), func(t *testing.T) {

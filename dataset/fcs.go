@@ -56,7 +56,12 @@ func ReadFCSText(path string) (FCSText, error) {
 		}
 	}
 	tBegin, tEnd := o[0], o[1]
-	if tEnd <= tBegin || tEnd >= size {
+	switch {
+	case tEnd <= tBegin:
+		return FCSText{}, corruptf("the FCS header is damaged: it says TEXT starts at byte %d and ends at byte %d, before its start", tBegin, tEnd)
+	case tBegin < 58:
+		return FCSText{}, corruptf("the FCS header is damaged: it says TEXT starts at byte %d, inside the 58-byte header", tBegin)
+	case tEnd >= size:
 		return FCSText{}, corruptf("the file is truncated: the header says TEXT ends at byte %d and the file has %d bytes", tEnd, size)
 	}
 	if tEnd-tBegin > 64<<20 {
@@ -70,9 +75,13 @@ func ReadFCSText(path string) (FCSText, error) {
 	if err != nil {
 		return FCSText{}, err
 	}
-	dEnd := o[3]
-	if o[2] == 0 && dEnd == 0 { // FCS 3.x puts large offsets in TEXT
+	dBegin, dEnd := o[2], o[3]
+	if dBegin == 0 && dEnd == 0 { // FCS 3.x puts large offsets in TEXT
+		dBegin, _ = strconv.ParseInt(strings.TrimSpace(kw["$BEGINDATA"]), 10, 64)
 		dEnd, _ = strconv.ParseInt(strings.TrimSpace(kw["$ENDDATA"]), 10, 64)
+	}
+	if dEnd < dBegin {
+		return FCSText{}, corruptf("the FCS header is damaged: it says DATA starts at byte %d and ends at byte %d, before its start", dBegin, dEnd)
 	}
 	if dEnd >= size {
 		return FCSText{}, corruptf("the file is truncated: the header says DATA ends at byte %d and the file has %d bytes", dEnd, size)

@@ -95,6 +95,10 @@ func textErr(err error) error {
 	return err
 }
 
+// errNoHeader: a table of no rows still has its header line; a file
+// without one (empty, or blank lines only) is no table.
+var errNoHeader = corruptf("the file is empty: a table has at least its header line")
+
 func describeText(path, format string) (Info, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -104,7 +108,7 @@ func describeText(path, format string) (Info, error) {
 	cr := NewTextReader(f, format)
 	head, err := cr.Read()
 	if err == io.EOF {
-		return Info{OType: "DataFrame", Shape: []int64{0, 0}}, nil
+		return Info{}, errNoHeader
 	}
 	if err != nil {
 		return Info{}, textErr(err)
@@ -142,7 +146,7 @@ func readText(path, format string) (Table, error) {
 	cr.ReuseRecord = false
 	head, err := cr.Read()
 	if err == io.EOF {
-		return Table{}, nil
+		return Table{}, errNoHeader
 	}
 	if err != nil {
 		return Table{}, textErr(err)

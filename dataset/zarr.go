@@ -29,11 +29,38 @@ func (n zarrNode) attrs() (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseZattrs(filepath.Join(n.path, ".zattrs"), b)
+}
+
+// parseZattrs reads the attributes in b, the .zattrs file at p. zarr v2
+// leaves .zattrs out where there are none; one that is there must hold a
+// JSON object, so an empty one is as damaged as zarr-python finds it.
+func parseZattrs(p string, b []byte) (map[string]any, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, corruptf("%s is empty: a zarr .zattrs holds a JSON object (or is left out)", p)
+	}
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, corruptf("%s/.zattrs: %v", n.path, err)
+		return nil, corruptf("%s is not a JSON object: %v", p, err)
 	}
 	return m, nil
+}
+
+// CheckZarr reports what is wrong with the root of the zarr store at path
+// (a folder named .zarr): its .zattrs, when there is one, must be a JSON
+// object. It returns nil for anything else, and for a store that is fine
+// but holds no AnnData (DetectFormat tells).
+func CheckZarr(path string) error {
+	if !strings.HasSuffix(strings.ToLower(strings.TrimSuffix(path, "/")), ".zarr") {
+		return nil
+	}
+	p := filepath.Join(path, ".zattrs")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil // none (optional), or path is no folder
+	}
+	_, err = parseZattrs(p, b)
+	return err
 }
 
 func (n zarrNode) attr(name string) (any, bool, error) {

@@ -13,7 +13,15 @@ import (
 // as a plain file: no otype (its suffix claims one its bytes are not), and
 // the note says why.
 func describe(nv *catalog.NewVersion, path string) (note string) {
-	return Describe(nv, path, dataset.DetectFormat(path))
+	format := dataset.DetectFormat(path)
+	if format == "" {
+		// A .zarr folder that cannot say whether it holds an AnnData.
+		if err := dataset.CheckZarr(path); err != nil {
+			nv.OType = ""
+			return fmt.Sprintf("not a readable zarr store (%v): saved as a plain folder, without an otype", err)
+		}
+	}
+	return Describe(nv, path, format)
 }
 
 // Describe is describe of the file at path read as format (dataset's

@@ -63,7 +63,7 @@ func (in *Instance) Resolve(ctx context.Context, spec string) (catalog.Version, 
 	}
 	if s.UID != "" {
 		v, err := in.Catalog.ByUID(ctx, s.UID)
-		if errors.Is(err, catalog.ErrNotFound) && ref.CheckKey(spec) == nil {
+		if errors.Is(err, catalog.ErrNotFound) && ref.CheckExistingKey(spec) == nil {
 			// Text like "README" could be a key as well as a uid prefix.
 			if kv, kerr := in.Catalog.ByKey(ctx, spec, 0); kerr == nil {
 				return kv, nil

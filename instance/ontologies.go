@@ -2,6 +2,8 @@ package instance
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,9 +107,12 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 	if err != nil {
 		return OntologyImport{}, err
 	}
-	var r io.Reader = rc
+	// The digest of the bytes as given: sources imported from gzip before
+	// digests were of the decompressed content are named by it.
+	given := sha256.New()
+	var r io.Reader = io.TeeReader(rc, given)
 	if o.Progress != nil {
-		r = &progressReader{r: rc, fn: o.Progress}
+		r = &progressReader{r: r, fn: o.Progress}
 	}
 	src, err := ontology.Read(r, location, ontology.ImportOptions{Entity: o.Entity, Organism: o.Organism, Version: o.Version})
 	rc.Close()
@@ -115,6 +120,7 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 		return OntologyImport{}, err
 	}
 	res := OntologyImport{Warnings: src.Warnings}
+	legacy := hex.EncodeToString(given.Sum(nil))
 	rec := OntologySource{
 		Entity: src.Entity, Ontology: src.Ontology, Version: src.Version, Organism: src.Organism,
 		Terms: len(src.Terms), Digest: src.Digest, ImportedBy: in.User, Location: location,
@@ -131,7 +137,7 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 	if err != nil {
 		return res, err
 	}
-	if old, done, err := findImported(reg, rec); done || err != nil {
+	if old, done, err := findImported(reg, rec, legacy); done || err != nil {
 		res.Source, res.Unchanged = old, done
 		return res, err
 	}
@@ -157,7 +163,7 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 	if reg, err = in.readRegistry(ctx); err != nil {
 		return res, err
 	}
-	if old, done, err := findImported(reg, rec); done || err != nil {
+	if old, done, err := findImported(reg, rec, legacy); done || err != nil {
 		res.Source, res.Unchanged = old, done
 		return res, err
 	}
@@ -187,12 +193,14 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 
 // findImported reports whether rec's bytes were already imported for its
 // entity, and refuses a second source under an existing version name.
-func findImported(reg registry, rec OntologySource) (OntologySource, bool, error) {
+// legacy is the digest of the bytes as given, which named a source imported
+// from gzip before digests were of the decompressed content.
+func findImported(reg registry, rec OntologySource, legacy string) (OntologySource, bool, error) {
 	for _, s := range reg.Sources {
 		if s.Entity != rec.Entity {
 			continue
 		}
-		if s.Digest == rec.Digest {
+		if s.Digest == rec.Digest || s.Digest == legacy {
 			if s.Organism != rec.Organism {
 				return s, false, fmt.Errorf("this file is already imported as %s for organism %q (version %s)", s.Entity, s.Organism, s.Version)
 			}

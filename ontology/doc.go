@@ -9,7 +9,8 @@
 //
 // A Source is one version of one ontology for one entity: its Terms plus
 // where they came from (Entity, Ontology, Version, Organism, and the SHA-256
-// Digest of the bytes read, so importing the same file twice is recognisable).
+// Digest of the bytes read, decompressed, so importing the same content twice,
+// plain or gzipped, is recognisable).
 // Import reads a path or an http(s) URL; Read reads any io.Reader. Both
 // understand OBO 1.2/1.4, the cellxgene-ontology-guide JSON term lists, the
 // GO.db term table and gene tables (org.Hs.eg.db export, GENCODE CSV),

@@ -17,10 +17,13 @@ import (
 
 // input wraps the bytes of one source: it hashes them as they are read and
 // decompresses gzip when the first bytes are the gzip magic, whatever the
-// name says, because URLs and renamed files lie about their suffix.
+// name says, because URLs and renamed files lie about their suffix. The
+// source's digest is of the decompressed bytes, so a file and its gzip are
+// one source.
 type input struct {
 	name string
-	h    hash.Hash
+	h    hash.Hash     // the bytes as given
+	hd   hash.Hash     // the decompressed bytes; nil when the input is not gzip
 	raw  *bufio.Reader // the bytes as given (hashed)
 	gz   *gzip.Reader  // nil when the input is not gzip
 	r    *bufio.Reader // the decompressed bytes
@@ -38,7 +41,8 @@ func newInput(r io.Reader, name string) (*input, error) {
 		if err != nil {
 			return nil, &SyntaxError{File: name, Line: 1, Msg: "gzip header", Err: err}
 		}
-		in.r = bufio.NewReaderSize(in.gz, 64<<10)
+		in.hd = sha256.New()
+		in.r = bufio.NewReaderSize(io.TeeReader(in.gz, in.hd), 64<<10)
 	} else {
 		in.r = in.raw
 	}
@@ -46,10 +50,19 @@ func newInput(r io.Reader, name string) (*input, error) {
 }
 
 // digest drains what the parser left unread (trailing bytes, the gzip
-// footer) so the hash covers the whole input, and returns it in hex.
+// footer) so the hash covers the whole input, and returns the digest of
+// its content (decompressed) in hex.
 func (in *input) digest() (string, error) {
+	if in.hd != nil {
+		if _, err := io.Copy(io.Discard, in.r); err != nil {
+			return "", readErr(in.name, 0, err)
+		}
+	}
 	if _, err := io.Copy(io.Discard, in.raw); err != nil {
 		return "", &SyntaxError{File: in.name, Msg: "read", Err: err}
+	}
+	if in.hd != nil {
+		return hex.EncodeToString(in.hd.Sum(nil)), nil
 	}
 	return hex.EncodeToString(in.h.Sum(nil)), nil
 }

@@ -72,7 +72,7 @@ type Source struct {
 	Ontology string // CL, UBERON, Ensembl, ...
 	Version  string // from the file (data-version, name) or the digest
 	Organism string // human, mouse; empty when the ontology is not per organism
-	Digest   string // hex SHA-256 of the input bytes as read (before decompression)
+	Digest   string // hex SHA-256 of the content: the input's bytes, decompressed when gzip
 	Terms    []Term
 	// Warnings are problems the parser tolerated (a second name in an OBO 1.2
 	// file, say); one line each, with file and line.

@@ -24,9 +24,29 @@ var (
 
 var versionSuffix = regexp.MustCompile(`@v[0-9]+$`)
 
-// CheckKey returns nil if key is a valid artifact key, or an error that names
-// the rule it breaks.
+// CheckKey returns nil if key is a valid key for something new (a version,
+// a folder, a link, a rename's target), or an error that names the rule it
+// breaks. Every segment is a name the mount shows, so none may end in .meta
+// or @v<digits> (DESIGN §2): a folder so named would hide the sidecar or the
+// version of the file beside it.
 func CheckKey(key string) error {
+	if err := CheckExistingKey(key); err != nil {
+		return err
+	}
+	segs := strings.Split(key, "/")
+	for _, seg := range segs[:len(segs)-1] {
+		if err := CheckName(seg); err != nil {
+			return fmt.Errorf("%w %q: a folder may not be named %q: %s", ErrBadKey, key, seg, reserved(seg))
+		}
+	}
+	return nil
+}
+
+// CheckExistingKey is CheckKey for a key that names something which may
+// already be in a catalog (a lookup, a delete, a rename's source): it leaves
+// out the rule on folder names, which Lamina did not check before, so keys
+// such as "a/b.meta/c" saved then can still be shown, renamed and deleted.
+func CheckExistingKey(key string) error {
 	bad := func(rule string) error { return fmt.Errorf("%w %q: %s", ErrBadKey, key, rule) }
 	switch {
 	case key == "":
@@ -65,16 +85,24 @@ const ViewRoot = ".lamina"
 // output would break on one, and few tools expect one in a path.
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
-// CheckName checks the rules that apply to the last segment of a key: the
+// CheckName checks the rules that apply to every segment of a key: the
 // names the mount reserves for versions and sidecars.
 func CheckName(name string) error {
-	switch {
-	case strings.HasSuffix(name, ".meta"):
-		return fmt.Errorf("%w %q: a name may not end in .meta (reserved for sidecars)", ErrBadKey, name)
-	case versionSuffix.MatchString(name):
-		return fmt.Errorf("%w %q: a name may not end in @v<digits> (reserved for versions)", ErrBadKey, name)
+	if r := reserved(name); r != "" {
+		return fmt.Errorf("%w %q: %s", ErrBadKey, name, r)
 	}
 	return nil
+}
+
+// reserved says why the mount reserves name, or "" when it does not.
+func reserved(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".meta"):
+		return "a name may not end in .meta (reserved for sidecars)"
+	case versionSuffix.MatchString(name):
+		return "a name may not end in @v<digits> (reserved for versions)"
+	}
+	return ""
 }
 
 // CheckPrefix checks a key prefix used to list ("" or ending in "/" is a
@@ -107,10 +135,13 @@ type Spec struct {
 // '.', else as a uid; callers that find no such uid may retry as a key.
 func ParseSpec(s string) (Spec, error) {
 	if k, n, ok := SplitVersion(s); ok {
-		if err := CheckKey(k); err != nil {
+		if err := CheckExistingKey(k); err != nil {
 			return Spec{}, err
 		}
 		if n == 0 {
+			if strings.Trim(s[len(k)+2:], "0") != "" {
+				return Spec{}, fmt.Errorf("%w %q: version number too large", ErrBadKey, s)
+			}
 			return Spec{}, fmt.Errorf("%w %q: versions start at 1 (%s@v1 is the first; %s alone names the latest)", ErrBadKey, s, k, k)
 		}
 		return Spec{Key: k, Version: n}, nil
@@ -118,7 +149,7 @@ func ParseSpec(s string) (Spec, error) {
 	if IsUIDPrefix(s) && !strings.ContainsAny(s, "/.") {
 		return Spec{UID: s}, nil
 	}
-	if err := CheckKey(s); err != nil {
+	if err := CheckExistingKey(s); err != nil {
 		return Spec{}, err
 	}
 	return Spec{Key: s}, nil

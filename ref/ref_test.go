@@ -37,6 +37,12 @@ func TestCheckKey(t *testing.T) {
 		{"\xff\xfe", false, false},
 		{"x.meta", false, false},
 		{"dir/x@v12", false, false},
+		// Every segment is a name in the mount: a folder named so would
+		// hide the sidecar or the version of the file beside it.
+		{"a/b.meta/c", false, false},
+		{"q@v2/y", false, false},
+		{"a/b@v/c", true, false},
+		{"a/b.metadata/c", true, false},
 		{strings.Repeat("abc/", 255) + "abcd", true, false},
 		{strings.Repeat("abc/", 255) + "abcde", false, true},
 		{strings.Repeat("a", 255) + "/b", true, false},
@@ -51,6 +57,41 @@ func TestCheckKey(t *testing.T) {
 		}
 		if errors.Is(err, ref.ErrKeyTooLong) != tc.tooLong {
 			t.Errorf("CheckKey(%.30q) too long = %v, want %v", tc.key, errors.Is(err, ref.ErrKeyTooLong), tc.tooLong)
+		}
+	}
+}
+
+// TestCheckExistingKey: keys saved before every folder name was checked
+// can still be named (shown, deleted, renamed away); the rest of the rules
+// hold.
+func TestCheckExistingKey(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"a/b.meta/c", true},
+		{"q@v2/y", true},
+		{"a/b", true},
+		{"a/b.meta", false},
+		{"q@v2", false},
+		{"a//b", false},
+		{"a/../b", false},
+	} {
+		if err := ref.CheckExistingKey(tc.key); (err == nil) != tc.ok {
+			t.Errorf("CheckExistingKey(%q) = %v, want ok=%v", tc.key, err, tc.ok)
+		}
+	}
+	err := ref.CheckKey("a/b.meta/c")
+	if err == nil || !strings.Contains(err.Error(), `a folder may not be named "b.meta"`) {
+		t.Errorf("CheckKey of a folder named .meta: %v", err)
+	}
+	for in, want := range map[string]ref.Spec{
+		"a/b.meta/c":    {Key: "a/b.meta/c"},
+		"a/b.meta/c@v2": {Key: "a/b.meta/c", Version: 2},
+		"q@v2/y":        {Key: "q@v2/y"},
+	} {
+		if got, err := ref.ParseSpec(in); err != nil || got != want {
+			t.Errorf("ParseSpec(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
 }
@@ -76,11 +117,17 @@ func TestParseSpec(t *testing.T) {
 			t.Errorf("ParseSpec(%q) accepted", bad)
 		}
 	}
-	// Version 0 (or one past any int) is not a bad name: versions start at 1.
-	for _, s := range []string{"exp/b.csv@v0", "exp/b.csv@v00", "exp/b.csv@v99999999999999999999"} {
+	// Version 0 is not a bad name: versions start at 1. One past any int
+	// is too large, not 0.
+	for s, want := range map[string]string{
+		"exp/b.csv@v0":                      "versions start at 1",
+		"exp/b.csv@v00":                     "versions start at 1",
+		"exp/b.csv@v99999999999999999999":   "version number too large",
+		"exp/b.csv@v0099999999999999999999": "version number too large",
+	} {
 		_, err := ref.ParseSpec(s)
-		if !errors.Is(err, ref.ErrBadKey) || !strings.Contains(err.Error(), "versions start at 1") || !strings.Contains(err.Error(), `"`+s+`"`) {
-			t.Errorf("ParseSpec(%q): %v", s, err)
+		if !errors.Is(err, ref.ErrBadKey) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `"`+s+`"`) {
+			t.Errorf("ParseSpec(%q): %v, want %q", s, err, want)
 		}
 	}
 }
@@ -143,8 +190,10 @@ func FuzzCheckKey(f *testing.F) {
 				t.Fatalf("accepted segment %q of %q", seg, key)
 			}
 		}
-		if strings.HasSuffix(key, ".meta") {
-			t.Fatalf("accepted %q", key)
+		for _, seg := range strings.Split(key, "/") {
+			if strings.HasSuffix(seg, ".meta") {
+				t.Fatalf("accepted %q", key)
+			}
 		}
 		// A valid key always parses back as itself (as a key or a uid).
 		s, err := ref.ParseSpec(key)

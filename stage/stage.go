@@ -791,6 +791,12 @@ func (s *Stage) describe(nv *catalog.NewVersion, src string) {
 	if src == "" || format == "" || ((format == dataset.CSV || format == dataset.TSV) && nv.Size > describeTextLimit) {
 		return
 	}
+	if nv.Size == 0 {
+		// No format's file is empty (lamina save warns of it); in the mount
+		// an empty file is common (touch), so without a warning.
+		nv.OType = ""
+		return
+	}
 	if note := instance.Describe(nv, src, format); note != "" {
 		s.log.Warn("lamina mount: "+note, "key", nv.Key)
 	}

@@ -94,10 +94,12 @@ func checkFree(ctx context.Context, tx pgx.Tx, key string) error {
 }
 
 func (s *Store) Rename(ctx context.Context, from, to string) (Version, error) {
-	for _, k := range []string{from, to} {
-		if err := ref.CheckKey(k); err != nil {
-			return Version{}, err
-		}
+	// from may be a key saved before every folder name was checked.
+	if err := ref.CheckExistingKey(from); err != nil {
+		return Version{}, err
+	}
+	if err := ref.CheckKey(to); err != nil {
+		return Version{}, err
 	}
 	var v Version
 	err := s.writeKeys(ctx, []string{from, to}, func(tx pgx.Tx, changed func(...string)) error {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,6 +197,8 @@ func TestBadKeys(t *testing.T) {
 		{strings.Repeat("s", 256) + "/x", "at most 255"},
 		{"x.meta", ".meta"},
 		{"x@v3", "@v<digits>"},
+		{"a/b.meta/c", `a folder may not be named "b.meta"`},
+		{"q@v2/y", `a folder may not be named "q@v2"`},
 		{"a/file/under", `"a/file" is a file`},
 		{"a", "is a folder"},
 	} {
@@ -207,6 +211,53 @@ func TestBadKeys(t *testing.T) {
 	if len(ls) != 1 {
 		t.Fatalf("a bad key left records: %+v", ls)
 	}
+}
+
+// TestReservedNamesInFolders: the names the mount reserves are refused as
+// folders of a key too, but a catalog that holds such keys from before still
+// lists, shows, reads and deletes them, and a folder artifact's own files may
+// have any name (they are no keys).
+func TestReservedNamesInFolders(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	f := e.write("f.txt", []byte("hello"))
+	e.fails(`a folder may not be named "p.meta"`, "save", f, "--key-prefix", "p.meta/")
+
+	dir := e.path("store.zarr")
+	e.write("store.zarr/x.meta", []byte("m"))
+	e.write("store.zarr/sub@v2/y", []byte("y"))
+	e.ok("save", dir, "--key", "z/store.zarr")
+	e.ok("get", "z/store.zarr", "-o", e.path("back"))
+	if b, err := os.ReadFile(e.path("back/sub@v2/y")); err != nil || string(b) != "y" {
+		t.Fatalf("a folder artifact's file under sub@v2/: %q, %v", b, err)
+	}
+
+	// An older catalog with such keys: made by importing an export whose
+	// keys were edited, as Lamina saved them before the check.
+	e.ok("save", f, "--key", "a/bmeta/c")
+	e.ok("save", f, "--key", "qv2/y")
+	e.ok("export-catalog", e.path("dump.jsonl"))
+	dump, err := os.ReadFile(e.path("dump.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump = []byte(strings.NewReplacer(`"a/bmeta/c"`, `"a/b.meta/c"`, `"qv2/y"`, `"q@v2/y"`).Replace(string(dump)))
+	os.WriteFile(e.path("old.jsonl"), dump, 0o644)
+	e.ok("init", "--storage", e.path("storage"), "--name", "old", "--take-over")
+	e.ok("--instance", "old", "import-catalog", e.path("old.jsonl"))
+	ls := e.ok("--instance", "old", "ls")
+	if !strings.Contains(ls, "a/b.meta/c") || !strings.Contains(ls, "q@v2/y") {
+		t.Fatalf("ls of the older keys:\n%s", ls)
+	}
+	e.ok("--instance", "old", "ls", "--versions", "a/b.meta/c")
+	e.ok("--instance", "old", "show", "a/b.meta/c@v1")
+	if out := e.ok("--instance", "old", "get", "q@v2/y", "-o", "-"); out != "hello" {
+		t.Fatalf("get q@v2/y: %q", out)
+	}
+	e.fails(`a folder may not be named "b.meta"`, "--instance", "old", "save", f, "--key", "a/b.meta/c")
+	e.ok("--instance", "old", "delete", "a/b.meta/c")
+	e.ok("--instance", "old", "restore", "a/b.meta/c")
+	e.ok("--instance", "old", "delete", "--permanent", "--yes", "q@v2/y")
 }
 
 func TestBadInput(t *testing.T) {
@@ -428,10 +479,120 @@ func TestSaveMisnamedFile(t *testing.T) {
 	if len(saved) != 1 || !strings.Contains(saved[0].Note, "not a readable parquet") {
 		t.Errorf("--format json of a misnamed file: %+v", saved)
 	}
+	// An empty CSV has no header: no table, as an empty h5ad is none.
+	empty := e.write("empty.csv", nil)
+	_, errs, err = e.run("save", empty, "--key", "x/empty.csv")
+	if err != nil || !strings.Contains(errs, "not a readable csv") || !strings.Contains(errs, "the file is empty") {
+		t.Fatalf("save of an empty csv: %v\nstderr: %s", err, errs)
+	}
+	if e.jsonOut(&show, "show", "x/empty.csv", "--format", "json"); show.OType != "" {
+		t.Errorf("an empty csv got otype %q", show.OType)
+	}
 	good2 := e.path("ok.h5ad")
 	os.WriteFile(good2, good, 0o644)
 	e.ok("save", good2, "--key", "x/ok.h5ad")
 	if e.jsonOut(&show, "show", "x/ok.h5ad", "--format", "json"); show.OType != "AnnData" {
 		t.Errorf("a readable h5ad got otype %q", show.OType)
+	}
+}
+
+// TestDamagedCatalog: a damaged catalog file is a clear error for every
+// command, not a panic or a SIGBUS of bbolt's, and an empty one is not a
+// new, empty catalog (storage still holds the data).
+func TestDamagedCatalog(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	var files []string
+	for i := range 300 {
+		files = append(files, e.write(fmt.Sprintf("in/f%03d.csv", i), fmt.Appendf(nil, "a,b\n%d,2\n", i)))
+	}
+	e.ok(append([]string{"save", "--key-prefix", "k/"}, files...)...)
+	db := e.path("data/lamina/test/catalog.db")
+	good, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, want string
+		damage     func() []byte
+	}{
+		{"truncated", "catalog.db is truncated (20000 bytes; its header says ", func() []byte { return good[:20000] }},
+		{"empty", "catalog.db is empty (0 bytes)", func() []byte { return nil }},
+		{"garbled", "cannot be read", func() []byte {
+			b := slices.Clone(good)
+			for pg := 2 * 4096; pg < len(b); pg += 4096 {
+				if b[pg+8] != 0x10 { // all pages but the metas and the freelist
+					copy(b[pg:pg+4096], bytes.Repeat([]byte{0xff}, 4096))
+				}
+			}
+			return b
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.WriteFile(db, tc.damage(), 0o600)
+			for _, args := range [][]string{{"ls"}, {"info"}, {"save", files[0], "--key", "new.csv"}} {
+				err := e.fails(tc.want, args...)
+				if msg := explain(err); !strings.Contains(msg, "the catalog file is damaged") || !strings.Contains(msg, "restore it from a backup") {
+					t.Errorf("lamina %s: %s", args[0], msg)
+				}
+			}
+			os.WriteFile(db, good, 0o600)
+			if out := e.ok("ls", "k/"); strings.Count(out, "k/f") != 300 {
+				t.Fatalf("ls after restoring the file:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestUnreadableZarrStore: a .zarr store whose root .zattrs is empty (or
+// not JSON) cannot say whether it is an AnnData: curate says what is wrong
+// with it, and save warns and stores it without an otype, as it does an
+// unreadable h5ad.
+func TestUnreadableZarrStore(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("feature", "create", "cell_type", "--dtype", "str")
+	e.ok("schema", "create", "s", "--feature", "cell_type")
+	store := e.path("z.zarr")
+	if err := os.CopyFS(store, os.DirFS(filepath.Join(samples, "pbmc_small.zarr"))); err != nil {
+		t.Fatal(err)
+	}
+	for name, zattrs := range map[string]string{"empty": "", "NotJSON": "{not json"} {
+		t.Run(name, func(t *testing.T) {
+			os.WriteFile(filepath.Join(store, ".zattrs"), []byte(zattrs), 0o644)
+			want := "z.zarr/.zattrs is empty"
+			if zattrs != "" {
+				want = "z.zarr/.zattrs is not a JSON object"
+			}
+			err := e.fails(want, "curate", store, "--schema", "s")
+			if exitCode(err) != 2 {
+				t.Errorf("curate exit %d", exitCode(err))
+			}
+			key := "z/" + name + ".zarr"
+			_, errs, err := e.run("save", store, "--key", key)
+			if err != nil || !strings.Contains(errs, "not a readable zarr store") || !strings.Contains(errs, want) {
+				t.Fatalf("save: %v\nstderr: %s", err, errs)
+			}
+			var show struct {
+				OType string `json:"otype"`
+			}
+			if e.jsonOut(&show, "show", key, "--format", "json"); show.OType != "" {
+				t.Errorf("otype %q", show.OType)
+			}
+		})
+	}
+}
+
+// TestSaveReportsStoredBytes: what a save added to storage is compressed
+// and framed, so for a small file it is more than the file; the line says
+// what the figure is rather than "newly stored", which read as a share of
+// the file.
+func TestSaveReportsStoredBytes(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	f := e.write("small.txt", []byte("twenty-nine bytes of content\n"))
+	out := e.ok("save", f, "--key", "small.txt")
+	if !regexp.MustCompile(`saved small.txt@v1  uid \w+  29 B, \d+ B written to storage\n`).MatchString(out) || strings.Contains(out, "newly") {
+		t.Fatalf("save said %q", out)
 	}
 }

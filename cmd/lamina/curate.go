@@ -44,6 +44,9 @@ func cmdCurate() *cli.Command {
 				return fmt.Errorf("cannot curate: %w", err) // exit 1, as a schema that is not there
 			}
 			kind := dataset.DetectFormat(path)
+			if err := dataset.CheckZarr(path); kind == "" && err != nil {
+				return exitf(2, "%v: curate reads AnnData zarr stores whose .zattrs it can read", err)
+			}
 			if kind == "" || kind == dataset.FCS {
 				return exitf(2, "%s: curate reads CSV, TSV, Parquet, h5ad and AnnData zarr tables", path)
 			}

@@ -37,10 +37,10 @@ func cmdDelete() *cli.Command {
 			for _, k := range keys {
 				// No single version can be deleted: say what delete does
 				// rather than that the name is bad.
-				if key, _, ok := ref.SplitVersion(k); ok && ref.CheckKey(key) == nil {
+				if key, _, ok := ref.SplitVersion(k); ok && ref.CheckExistingKey(key) == nil {
 					return exitf(2, "%q names one version; delete removes a whole artifact, every version of it: lamina delete %s", k, key)
 				}
-				if err := ref.CheckKey(k); err != nil {
+				if err := ref.CheckExistingKey(k); err != nil {
 					return err
 				}
 			}

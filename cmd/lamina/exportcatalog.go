@@ -47,7 +47,7 @@ func openStore(c *cli.Context, forExport bool) (catalog.Catalog, error) {
 		}
 		return nil, fmt.Errorf("instance %q is mounted at %s: its daemon holds the catalog file; `lamina umount %s` first", s.Name, st.Mountpoint, st.Mountpoint)
 	}
-	return catalog.OpenBolt(s.Catalog, catalog.BoltOptions{})
+	return catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Existing: true})
 }
 
 // daemonSnapshot asks the mount daemon of s for a copy of its catalog file

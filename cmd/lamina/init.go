@@ -50,7 +50,7 @@ func cmdInit() *cli.Command {
 			}
 			// Open next: a storage or catalog that cannot be created leaves
 			// no settings behind.
-			in, err := openSettings(s, true)
+			in, err := openSettings(s, true, true)
 			if err != nil {
 				return err
 			}

@@ -39,7 +39,7 @@ func cmdLs() *cli.Command {
 			case c.Bool("trash"):
 				return lsTrash(c, format, in.Catalog)
 			case c.Bool("versions"):
-				if err := ref.CheckKey(arg); err != nil {
+				if err := ref.CheckExistingKey(arg); err != nil {
 					return err
 				}
 				vs, err := in.Catalog.Versions(c.Context, arg, false)

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -144,6 +146,39 @@ func TestOntologyImport(t *testing.T) {
 		}
 		if after := e.registryState(); after != before {
 			t.Fatalf("re-import changed the registry:\n%s\n---\n%s", before, after)
+		}
+	})
+
+	t.Run("the same content gzipped is the same source", func(t *testing.T) {
+		e := e.sub(t)
+		plain, err := os.ReadFile(clOBO)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var zb bytes.Buffer
+		zw := gzip.NewWriter(&zb)
+		zw.Write(plain)
+		zw.Close()
+		gz := e.write("cl-basic.obo.gz", zb.Bytes())
+		before := e.registryState()
+		var j importRow
+		e.jsonOut(&j, "ontology", "import", "celltype", "--source", gz, "--format", "json")
+		if !j.Unchanged || j.Digest != r.Digest {
+			t.Fatalf("import of the gzip: %+v", j)
+		}
+		if e.registryState() != before {
+			t.Fatal("the gzip's import changed the registry")
+		}
+		// A source imported from this gzip before digests were of the
+		// content is named by the compressed bytes' digest: found too.
+		regPath := filepath.Join(e.path("storage"), "ontologies", "registry.json")
+		reg, _ := os.ReadFile(regPath)
+		sum := sha256.Sum256(zb.Bytes())
+		os.WriteFile(regPath, bytes.ReplaceAll(reg, []byte(r.Digest), []byte(hex.EncodeToString(sum[:]))), 0o644)
+		defer os.WriteFile(regPath, reg, 0o644)
+		e.jsonOut(&j, "ontology", "import", "celltype", "--source", gz, "--format", "json")
+		if !j.Unchanged || j.Digest != hex.EncodeToString(sum[:]) {
+			t.Fatalf("import of a gzip imported before: %+v", j)
 		}
 	})
 

@@ -25,7 +25,7 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 		return nil, err
 	}
 	uses := !catalogOnly(c)
-	in, err := openSettings(s, uses)
+	in, err := openSettings(s, uses, false)
 	if err != nil {
 		return nil, err
 	}
@@ -64,15 +64,17 @@ func catalogOnly(c *cli.Context) bool {
 
 // openSettings wires the concrete catalog and backend for s; check asks an
 // S3 bucket to answer before anything else (init, connect, and every
-// command but the catalogOnly ones).
-func openSettings(s instance.Settings, check bool) (*instance.Instance, error) {
+// command but the catalogOnly ones). fresh is set by init, which makes the
+// catalog: for every other command an empty or missing bbolt file is a
+// damaged catalog, not a new one.
+func openSettings(s instance.Settings, check, fresh bool) (*instance.Instance, error) {
 	// The CLI waits for its own uploads (a save returns once S3 has the
 	// data); a mount daemon queues them (mount.go).
 	b, rem, err := openBackend(context.Background(), s, backendOptions{syncUpload: true, check: check})
 	if err != nil {
 		return nil, err
 	}
-	cat, err := openCatalog(s)
+	cat, err := openCatalog(s, fresh)
 	if err != nil {
 		rem.close()
 		return nil, err
@@ -106,7 +108,7 @@ func openSettings(s instance.Settings, check bool) (*instance.Instance, error) {
 // openCatalog talks to the instance's mount daemon when one is up (it holds
 // the catalog file) and opens the catalog file itself otherwise; a
 // PostgreSQL catalog it opens directly.
-func openCatalog(s instance.Settings) (catalog.Catalog, error) {
+func openCatalog(s instance.Settings, fresh bool) (catalog.Catalog, error) {
 	if usesPostgres(s) {
 		// The database serves every process itself: no daemon in between
 		// (postgres.go).
@@ -119,5 +121,5 @@ func openCatalog(s instance.Settings) (catalog.Catalog, error) {
 			return c, nil
 		}
 	}
-	return catalog.OpenBolt(s.Catalog, catalog.BoltOptions{})
+	return catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Existing: !fresh})
 }

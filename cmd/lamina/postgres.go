@@ -44,7 +44,7 @@ func openRunsCatalog(s instance.Settings) (catalog.Catalog, error) {
 			}
 		}
 	}
-	return openCatalog(s)
+	return openCatalog(s, false)
 }
 
 // sharedSettings are what every workstation of an instance shares; the
@@ -84,7 +84,7 @@ var _ catalog.Catalog = (*postgres.Store)(nil)
 // listens on. writable is false for a database role that may only read.
 func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logger) (cat catalog.Catalog, pg *postgres.Store, writable bool, err error) {
 	if !usesPostgres(s) {
-		b, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true, Timeout: 20 * time.Second})
+		b, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true, Timeout: 20 * time.Second, Existing: true})
 		return b, nil, err == nil, err
 	}
 	pg, err = openPostgres(ctx, s, log)

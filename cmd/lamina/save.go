@@ -88,7 +88,10 @@ func cmdSave() *cli.Command {
 				if v.Kind == "folder" {
 					extra = fmt.Sprintf(", %d files", v.NFiles)
 				}
-				fmt.Fprintf(w, "saved %s  uid %s  %s%s, %s newly stored\n", v.Ref(), v.UID, humanBytes(v.Size), extra, humanBytes(r.Stats.StoredBytes))
+				// What this save added to storage, compressed and with each
+				// chunk's codec byte: "newly stored" read as a share of the
+				// file and was more than all of a small one.
+				fmt.Fprintf(w, "saved %s  uid %s  %s%s, %s written to storage\n", v.Ref(), v.UID, humanBytes(v.Size), extra, humanBytes(r.Stats.StoredBytes))
 			}
 			return nil
 		},
