@@ -2,6 +2,7 @@ package stage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -135,11 +136,17 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 		return true
 	}
 	var newer, same bool
-	if v, err := s.cat.ByKey(ctx, fc.j.Key, 0); err == nil && s.retriedBefore(v.UID, fc.closed) {
+	switch v, err := s.cat.ByKey(ctx, fc.j.Key, 0); {
+	case err == nil && s.retriedBefore(v.UID, fc.closed):
 		// The latest version is an earlier failed close, committed by a
 		// retry: these bytes, closed after it, go on top.
-	} else {
+	case err == nil || errors.Is(err, catalog.ErrNotFound):
 		newer, same = s.savedSince(ctx, fc.j.Key, data, time.Now())
+	default:
+		// Whether the key was saved since is unknown: committing now could
+		// put these older bytes on top of a newer save if the catalog came
+		// back in between.
+		return false
 	}
 	if !same {
 		key, desc := fc.j.Key, ""
