@@ -118,14 +118,14 @@ func staleMounts(s instance.Settings, dir string) []string {
 // dir before a new mount: after a kill -9 of the daemon, mounting at
 // another folder left the old one answering "transport endpoint is not
 // connected", and status showed only the new one. A mount whose daemon
-// answers is live: mount refuses (one mount per instance).
+// answers is left alone: this runtime folder's own is refused before
+// (liveMount), and one registered elsewhere (another XDG_RUNTIME_DIR) may
+// be a second workstation's view of a PostgreSQL instance; a bbolt
+// catalog's lock refuses it by itself.
 func clearStaleMounts(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir string) error {
 	for _, m := range lfs.MountsOf("lamina:"+s.Name, os.Getuid()) {
-		if m.Dir == dir {
+		if m.Dir == dir || answers(m.Dir) {
 			continue
-		}
-		if answers(m.Dir) {
-			return fmt.Errorf("instance %q is already mounted at %s by a daemon not registered in %s; one mount per instance: `lamina umount %s` first", s.Name, m.Dir, dirs.Runtime, m.Dir)
 		}
 		if err := lfs.ForceUnmount(m.Dir); err != nil {
 			return fmt.Errorf("instance %q has a stale mount at %s (its daemon died) that could not be cleared (%v): run `lamina umount %s`", s.Name, m.Dir, err, m.Dir)
