@@ -423,7 +423,7 @@ func (f *following) reader(ctx context.Context) (*fileReader, error) {
 func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	st := n.m.ns.st
 	switch {
-	case st == nil:
+	case n.m.writesOff():
 		return nil, 0, syscall.EROFS
 	case n.e.IsDir():
 		return nil, 0, syscall.EISDIR
@@ -633,7 +633,7 @@ func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
 	if mask&unix.W_OK == 0 || n.e.IsDir() {
 		return 0
 	}
-	if n.m.ns.st == nil || !isLatestFile(n.e) {
+	if n.m.writesOff() || !isLatestFile(n.e) {
 		return syscall.EROFS
 	}
 	if !n.m.mayWrite(ctx, n.current(ctx, nil)) {
@@ -644,7 +644,7 @@ func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
 
 // writable reports whether names can be made in n, and the errno if not.
 func (n *node) writable() syscall.Errno {
-	if n.m.ns.st == nil || n.e.Kind != KindDir {
+	if n.m.writesOff() || n.e.Kind != KindDir {
 		return syscall.EROFS
 	}
 	return 0
@@ -741,7 +741,7 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	st := n.m.ns.st
 	e := n.e
 	switch {
-	case st == nil:
+	case n.m.writesOff():
 		return syscall.EROFS
 	case e.Kind == KindDir:
 		n.m.fill(e, &out.Attr) // folders have no stored times or modes
@@ -836,7 +836,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 }
 
 func (n *node) xattrWrite() syscall.Errno {
-	if n.m.ns.st != nil && (n.e.Latest || n.e.Kind == KindDir) {
+	if !n.m.writesOff() && (n.e.Latest || n.e.Kind == KindDir) {
 		return syscall.EOPNOTSUPP
 	}
 	return syscall.EROFS
@@ -874,7 +874,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 }
 
 func (n *node) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	if n.m.ns.st == nil {
+	if n.m.writesOff() {
 		return nil, syscall.EROFS
 	}
 	return nil, syscall.EPERM
