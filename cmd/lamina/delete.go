@@ -284,6 +284,11 @@ func cmdGC() *cli.Command {
 			if err != nil {
 				return err
 			}
+			for _, n := range []string{"grace", "settle"} {
+				if d := c.Duration(n); d < 0 {
+					return exitf(2, "--%s %s: a duration may not be negative", n, d)
+				}
+			}
 			in, err := openInstance(c)
 			if err != nil {
 				return err

@@ -92,3 +92,16 @@ func TestDeletePermanentOfTrashedReferenced(t *testing.T) {
 		t.Errorf("a trashed key's refusal suggests the trash: %v", err)
 	}
 }
+
+// TestGCRefusesNegativeDurations: --grace -5h would delete data younger
+// than now, that is all of it; refused with exit 2.
+func TestGCRefusesNegativeDurations(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	for _, args := range [][]string{{"--grace", "-5h"}, {"--settle", "-1s"}} {
+		err := e.fails("may not be negative", append([]string{"gc"}, args...)...)
+		if codeOf(err) != 2 {
+			t.Errorf("gc %v: exit %d", args, codeOf(err))
+		}
+	}
+}
