@@ -79,6 +79,7 @@ type Mount struct {
 	attrsUntil atomic.Int64 // listings carry them until then
 	// readOnly is set once the mount may no longer write (SetReadOnly).
 	readOnly atomic.Bool
+	unlinked unlinkedKeys // write.go
 }
 
 // SetReadOnly turns the write side off for good: from now on writes,
