@@ -254,6 +254,23 @@ type guarded struct {
 	w *OwnerWatch
 }
 
+// Unwrap returns the backend g guards.
+func (g *guarded) Unwrap() storage.Backend { return g.Backend }
+
+// localBackend finds a local folder under decorators that Unwrap.
+func localBackend(b storage.Backend) (*storage.Local, bool) {
+	for {
+		if l, ok := b.(*storage.Local); ok {
+			return l, true
+		}
+		u, ok := b.(interface{ Unwrap() storage.Backend })
+		if !ok {
+			return nil, false
+		}
+		b = u.Unwrap()
+	}
+}
+
 func (g *guarded) Put(ctx context.Context, name string, data []byte) error {
 	if err := g.w.mayWrite(ctx); err != nil {
 		return err
