@@ -74,7 +74,8 @@ const maxFileName = 255
 
 // viewCache holds what the view read from the catalog: the list of
 // collections until a change drops it, and the trees of collection
-// versions, which never change.
+// versions, which change only when a member is deleted for good (Purge
+// tells the mount of its key: dropMembersOf).
 type viewCache struct {
 	mu    sync.Mutex           // guards list and trees
 	list  *collList            // nil: not read since the last change
@@ -96,6 +97,34 @@ func (c *viewCache) dropList() {
 	c.mu.Lock()
 	c.list = nil
 	c.mu.Unlock()
+}
+
+// dropMembersOf drops the trees that show a version of one of keys and
+// returns them.
+func (c *viewCache) dropMembersOf(keys []string) []*collTree {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*collTree
+	for id, t := range c.trees {
+		if t.holdsAny(keys) {
+			delete(c.trees, id)
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (t *collTree) holdsAny(keys []string) bool {
+	for _, k := range keys {
+		prefix, name := "", k
+		if i := strings.LastIndexByte(k, '/'); i >= 0 {
+			prefix, name = k[:i+1], k[i+1:]
+		}
+		if d := t.dirs[prefix]; d != nil && len(d.byName[name]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *viewCache) tree(name string, version int) *collTree {
@@ -431,6 +460,7 @@ func (m *Mount) changed(changes []string) {
 			m.invalidate(c)
 		}
 		m.sidecarsChanged(keys) // names.go
+		m.membersChanged(keys)
 	}
 	if len(colls) > 0 {
 		m.collectionsChanged(colls)
@@ -452,5 +482,28 @@ func (m *Mount) collectionsChanged(names []string) {
 	dir.NotifyContent(0, 0) // the cached listing and attributes
 	for _, name := range names {
 		dir.NotifyEntry(CollectionFileName(name))
+	}
+}
+
+// membersChanged drops the collection trees that show a version of one of
+// keys (deleted for good, it is no member any more) and the kernel's
+// entries of those collections, so that the view looks them up afresh.
+func (m *Mount) membersChanged(keys []string) {
+	trees := m.ns.views.dropMembersOf(keys)
+	if len(trees) == 0 {
+		return
+	}
+	view := m.root.EmbeddedInode().GetChild(ViewRoot)
+	if view == nil {
+		return
+	}
+	dir := view.GetChild(viewCollections)
+	if dir == nil {
+		return
+	}
+	for _, t := range trees {
+		file := CollectionFileName(t.name)
+		dir.NotifyEntry(file)
+		dir.NotifyEntry(file + "@v" + strconv.Itoa(t.version))
 	}
 }

@@ -77,7 +77,20 @@ type Mount struct {
 	// LOOKUP of a file came soon after it last did: unix nanoseconds.
 	bareListed atomic.Int64 // when a listing last left them out
 	attrsUntil atomic.Int64 // listings carry them until then
+	// readOnly is set once the mount may no longer write (SetReadOnly).
+	readOnly atomic.Bool
+	unlinked unlinkedKeys // write.go
 }
+
+// SetReadOnly turns the write side off for good: from now on writes,
+// creates, renames, unlinks and attribute changes are EROFS (another
+// instance took the storage over). Files already open for writing may
+// still be written; their commit at close goes through the write side,
+// which must refuse it itself.
+func (m *Mount) SetReadOnly() { m.readOnly.Store(true) }
+
+// writesOff reports whether the mount refuses changes.
+func (m *Mount) writesOff() bool { return m.ns.st == nil || m.readOnly.Load() }
 
 // attrsWindow is how long listings carry files' attributes after a walk
 // was seen to stat what it listed (a variable for tests).

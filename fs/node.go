@@ -118,7 +118,11 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	}
 	e, err := n.m.ns.Lookup(ctx, n.entry(), name)
 	if err != nil {
-		return nil, n.errno("lookup", err)
+		errno := n.errno("lookup", err)
+		if errno == syscall.ENOENT && n.m.listsDerived() && n.m.unlinked.gone(n.prefix(), name) {
+			return n.ghost(ctx, name, out) // write.go
+		}
+		return nil, errno
 	}
 	e = n.m.held.apply(n.prefix(), name, e)
 	n.m.fill(e, &out.Attr)

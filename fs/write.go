@@ -437,7 +437,7 @@ func (f *following) reader(ctx context.Context) (*fileReader, error) {
 func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	st := n.m.ns.st
 	switch {
-	case st == nil:
+	case n.m.writesOff():
 		return nil, 0, syscall.EROFS
 	case n.e.IsDir():
 		return nil, 0, syscall.EISDIR
@@ -647,7 +647,7 @@ func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
 	if mask&unix.W_OK == 0 || n.e.IsDir() {
 		return 0
 	}
-	if n.m.ns.st == nil || !isLatestFile(n.e) {
+	if n.m.writesOff() || !isLatestFile(n.e) {
 		return syscall.EROFS
 	}
 	if !n.m.mayWrite(ctx, n.current(ctx, nil)) {
@@ -658,7 +658,7 @@ func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
 
 // writable reports whether names can be made in n, and the errno if not.
 func (n *node) writable() syscall.Errno {
-	if n.m.ns.st == nil || n.e.Kind != KindDir {
+	if n.m.writesOff() || n.e.Kind != KindDir {
 		return syscall.EROFS
 	}
 	return 0
@@ -755,7 +755,7 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	st := n.m.ns.st
 	e := n.e
 	switch {
-	case st == nil:
+	case n.m.writesOff():
 		return syscall.EROFS
 	case e.Kind == KindDir:
 		return n.setDirAttrs(ctx, in, out)
@@ -879,7 +879,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 }
 
 func (n *node) xattrWrite(attr string) syscall.Errno {
-	if n.m.ns.st != nil && (n.e.Latest || n.e.Kind == KindDir) {
+	if !n.m.writesOff() && (n.e.Latest || n.e.Kind == KindDir) {
 		if strings.HasPrefix(attr, xattrPrefix) {
 			return 0 // derived: accepted, not kept (above)
 		}
@@ -920,7 +920,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 }
 
 func (n *node) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	if n.m.ns.st == nil {
+	if n.m.writesOff() {
 		return nil, syscall.EROFS
 	}
 	return nil, syscall.EPERM
@@ -986,6 +986,9 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return errnoOf(syscall.Unlink(n.m.scratchPath(n.prefix() + name)))
 	}
 	ent, e := n.existing(ctx, name)
+	if e == syscall.ENOENT && n.m.unlinked.gone(n.prefix(), name) {
+		return 0
+	}
 	if e != 0 {
 		return e
 	}
@@ -996,11 +999,79 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := n.m.ns.st.Unlink(ctx, key); err != nil {
 		return n.errno("unlink", err)
 	}
+	n.m.unlinked.add(key)
 	n.m.retired.retire(key, n.GetChild(name)) // inode.go
 	n.m.held.drop([]string{key})
 	n.m.ns.remove(key)
 	n.m.notifyAsync(key)
 	return 0
+}
+
+// unlinkedKeys remembers the keys unlinked in the last few seconds. A
+// mount that lists versions and sidecars (--show-versions, --show-meta)
+// shows `rm -r` name, name.meta and name@vN; unlinking name takes the
+// others with it, and their unlinks, which come next, would fail with
+// ENOENT (rm then keeps the folder and exits 1). For a few seconds after
+// name's unlink, a lookup of one of them answers a ghost (an empty file
+// the kernel may not cache, which no open finds) and its unlink succeeds
+// as a no-op. A version or sidecar of a live artifact stays EROFS.
+type unlinkedKeys struct {
+	mu sync.Mutex           // guards m
+	m  map[string]time.Time // key → when it was unlinked
+}
+
+const unlinkedFor = 5 * time.Second
+
+func (u *unlinkedKeys) add(key string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	now := time.Now()
+	if u.m == nil {
+		u.m = map[string]time.Time{}
+	}
+	if len(u.m) > 1024 {
+		for k, t := range u.m {
+			if now.Sub(t) > unlinkedFor {
+				delete(u.m, k)
+			}
+		}
+	}
+	u.m[key] = now
+}
+
+// gone reports whether name in the folder prefix is a version or sidecar
+// name of a key unlinked in the last unlinkedFor.
+func (u *unlinkedKeys) gone(prefix, name string) bool {
+	pn := ParseName(name)
+	if pn.Base == name {
+		return false
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	t, ok := u.m[prefix+pn.Base]
+	return ok && time.Since(t) < unlinkedFor
+}
+
+// listsDerived reports whether listings show versions or sidecars.
+func (m *Mount) listsDerived() bool { return m.opts.ShowVersions || m.opts.ShowMeta }
+
+// ghost answers the lookup of a version or sidecar name whose artifact
+// was just unlinked (unlinkedKeys): an empty read-only file, not cached.
+func (n *node) ghost(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	out.SetEntryTimeout(0)
+	out.SetAttrTimeout(0)
+	out.Attr.Mode = syscall.S_IFREG | 0o444
+	out.Attr.Uid, out.Attr.Gid = n.m.uid, n.m.gid
+	return n.NewInode(ctx, &ghostNode{}, fusefs.StableAttr{Mode: syscall.S_IFREG}), 0
+}
+
+// ghostNode is a name that went with its artifact (ghost): nothing opens.
+type ghostNode struct{ fusefs.Inode }
+
+var _ fusefs.NodeOpener = (*ghostNode)(nil)
+
+func (g *ghostNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	return nil, 0, syscall.ENOENT
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {

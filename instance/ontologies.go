@@ -496,7 +496,7 @@ func indexObject(rec OntologySource) string {
 // indexFile is the local file of rec's index: in the storage folder when
 // storage is local (inStorage), else in the local cache ("" without one).
 func (in *Instance) indexFile(rec OntologySource) (path string, inStorage bool) {
-	if l, ok := in.Backend.(*storage.Local); ok {
+	if l, ok := localBackend(in.Backend); ok {
 		return filepath.Join(l.Root(), filepath.FromSlash(indexObject(rec))), true
 	}
 	return in.indexCachePath(rec), false
@@ -505,7 +505,7 @@ func (in *Instance) indexFile(rec OntologySource) (path string, inStorage bool) 
 // indexCachePath is where the local cache keeps rec's index, or "" when
 // there is no cache or the storage is a local folder already.
 func (in *Instance) indexCachePath(rec OntologySource) string {
-	if _, local := in.Backend.(*storage.Local); local || in.Settings.CacheDir == "" {
+	if _, local := localBackend(in.Backend); local || in.Settings.CacheDir == "" {
 		return ""
 	}
 	return filepath.Join(in.Settings.CacheDir, "ontologies", fmt.Sprintf("%s.v%d.idx", rec.Digest, ontology.IndexFormat))

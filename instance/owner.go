@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog/postgres"
@@ -137,4 +139,148 @@ func (in *Instance) CheckStorage(ctx context.Context, claim bool) error {
 			ErrStorageTaken, o.Name, o.Catalog, in.Settings.Storage, o.Since.Format(time.DateOnly), in.Settings.Name, o.Name, o.Name)
 	}
 	return nil
+}
+
+// OwnerWatch keeps a long-running writer (the mount daemon) from writing
+// to storage another instance has taken over since it started: Check reads
+// the owner object (one small read), Run checks every interval, and the
+// backend Guard returns refuses Put and Delete once the storage is taken,
+// checking first when the last check is older than the interval (so a
+// write costs an atomic load, not a read, while checks are fresh). Safe for
+// concurrent use.
+type OwnerWatch struct {
+	read    storage.Backend // where the owner object is read: not a cache
+	id      string
+	every   time.Duration
+	onTaken func(Owner)
+
+	mu      sync.Mutex   // serializes checks
+	checked atomic.Int64 // unix nanoseconds of the last check that answered
+	taken   atomic.Pointer[Owner]
+}
+
+// WatchOwner returns an OwnerWatch for the instance's storage; read is
+// the backend to read the owner object from (an uncached one), onTaken is
+// called once, when a check first finds another owner.
+func (in *Instance) WatchOwner(read storage.Backend, every time.Duration, onTaken func(Owner)) *OwnerWatch {
+	w := &OwnerWatch{read: read, id: in.Settings.ID, every: every, onTaken: onTaken}
+	w.checked.Store(time.Now().UnixNano()) // the caller checked at the start (CheckStorage)
+	return w
+}
+
+// Taken returns the instance that took the storage over, if any did.
+func (w *OwnerWatch) Taken() (Owner, bool) {
+	if o := w.taken.Load(); o != nil {
+		return *o, true
+	}
+	return Owner{}, false
+}
+
+// Check reads the owner of the storage now. It returns ErrStorageTaken
+// once another instance owns it; a storage that does not answer is not
+// taken (the error is returned, the state unchanged).
+func (w *OwnerWatch) Check(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if o := w.taken.Load(); o != nil {
+		return w.refusal(*o)
+	}
+	b, err := w.read.Get(ctx, ownerObject)
+	if storage.IsNotFound(err) {
+		w.checked.Store(time.Now().UnixNano())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var o Owner
+	if err := json.Unmarshal(b, &o); err != nil || o.ID == "" {
+		return fmt.Errorf("%s in the storage is damaged: %v", ownerObject, err)
+	}
+	w.checked.Store(time.Now().UnixNano())
+	if o.ID == w.id {
+		return nil
+	}
+	w.taken.Store(&o)
+	if w.onTaken != nil {
+		w.onTaken(o)
+	}
+	return w.refusal(o)
+}
+
+func (w *OwnerWatch) refusal(o Owner) error {
+	return fmt.Errorf("%w: instance %q took it over on %s; this one may only read it", ErrStorageTaken, o.Name, o.Since.Format(time.DateOnly))
+}
+
+// Run checks every interval until ctx is done.
+func (w *OwnerWatch) Run(ctx context.Context) {
+	t := time.NewTicker(w.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, taken := w.Taken(); taken {
+				return
+			}
+			cctx, cancel := context.WithTimeout(ctx, w.every)
+			w.Check(cctx)
+			cancel()
+		}
+	}
+}
+
+// mayWrite is the check before a write: free while the last check is
+// fresh.
+func (w *OwnerWatch) mayWrite(ctx context.Context) error {
+	if o := w.taken.Load(); o != nil {
+		return w.refusal(*o)
+	}
+	if time.Since(time.Unix(0, w.checked.Load())) < w.every {
+		return nil
+	}
+	if err := w.Check(ctx); errors.Is(err, ErrStorageTaken) {
+		return err
+	}
+	return nil // a storage that does not answer fails the write itself
+}
+
+// Guard wraps b: its Put and Delete are refused once the storage is taken.
+func (w *OwnerWatch) Guard(b storage.Backend) storage.Backend { return &guarded{Backend: b, w: w} }
+
+type guarded struct {
+	storage.Backend
+	w *OwnerWatch
+}
+
+// Unwrap returns the backend g guards.
+func (g *guarded) Unwrap() storage.Backend { return g.Backend }
+
+// localBackend finds a local folder under decorators that Unwrap.
+func localBackend(b storage.Backend) (*storage.Local, bool) {
+	for {
+		if l, ok := b.(*storage.Local); ok {
+			return l, true
+		}
+		u, ok := b.(interface{ Unwrap() storage.Backend })
+		if !ok {
+			return nil, false
+		}
+		b = u.Unwrap()
+	}
+}
+
+func (g *guarded) Put(ctx context.Context, name string, data []byte) error {
+	if err := g.w.mayWrite(ctx); err != nil {
+		return err
+	}
+	return g.Backend.Put(ctx, name, data)
+}
+
+func (g *guarded) Delete(ctx context.Context, name string) error {
+	if err := g.w.mayWrite(ctx); err != nil {
+		return err
+	}
+	return g.Backend.Delete(ctx, name)
 }

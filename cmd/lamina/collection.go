@@ -66,9 +66,9 @@ func cmdCollection() *cli.Command {
 						return err
 					}
 					if col.Unchanged {
-						return printf(c, "collection %q v%d already has these %d versions\n", col.Name, col.Version, len(col.Members))
+						return printf(c, "collection %q v%d already has these %s\n", col.Name, col.Version, plural(len(col.Members), "version"))
 					}
-					return printf(c, "collection %q v%d: %d versions\n", col.Name, col.Version, len(col.Members))
+					return printf(c, "collection %q v%d: %s\n", col.Name, col.Version, plural(len(col.Members), "version"))
 				},
 			},
 			cmdCollectionLs(),
@@ -98,11 +98,36 @@ func cmdCollection() *cli.Command {
 					if format == "json" {
 						return writeJSON(c.App.Writer, col)
 					}
-					if format == "table" {
-						fmt.Fprintf(c.App.ErrWriter, "collection %q v%d, %d versions, created %s by %s\n", col.Name, col.Version,
-							len(col.Members), col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy)
+					// Members deleted for good (delete --permanent --force)
+					// resolve to nothing: say which, rather than list fewer
+					// rows than the count.
+					var gone []string
+					have := map[string]bool{}
+					for _, v := range col.Versions {
+						have[v.UID] = true
 					}
-					return printVersions(c, format, col.Versions)
+					for _, m := range col.Members {
+						if !have[m] {
+							gone = append(gone, m)
+						}
+					}
+					if format == "table" {
+						missing := ""
+						if len(gone) > 0 {
+							missing = fmt.Sprintf(" (%d deleted permanently)", len(gone))
+						}
+						fmt.Fprintf(c.App.ErrWriter, "collection %q v%d, %s%s, created %s by %s\n", col.Name, col.Version,
+							plural(len(col.Members), "version"), missing, col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy)
+					}
+					if err := printVersions(c, format, col.Versions); err != nil {
+						return err
+					}
+					if format == "table" {
+						for _, uid := range gone {
+							fmt.Fprintf(c.App.ErrWriter, "%s: deleted permanently\n", uid)
+						}
+					}
+					return nil
 				},
 			},
 		},

@@ -178,3 +178,35 @@ func newMntEnvNoInit(t *testing.T, name string) *mntEnv {
 		"XDG_CACHE_HOME="+dir+"/cache", "XDG_RUNTIME_DIR="+dir+"/run", "LAMINA_INSTANCE=")
 	return e
 }
+
+// TestCollectionViewAfterPurge: a member deleted for good (delete
+// --permanent --force, then gc) leaves the view of its collection at
+// once: not listed, no stale size or bytes.
+func TestCollectionViewAfterPurge(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	for _, k := range []string{"c/a.txt", "c/b.txt", "c/d.txt"} {
+		e.ok("save", e.file(k, []byte("bytes of "+k+"\n")), "--key", k)
+	}
+	e.ok("collection", "create", "cset", "--key-prefix", "c/")
+	view := filepath.Join(mnt, ".lamina", "collections", "cset", "c")
+	if got := lsNames(t, view); !slices.Equal(got, []string{"a.txt", "b.txt", "d.txt"}) {
+		t.Fatalf("view: %v", got)
+	}
+	for _, p := range []string{filepath.Join(view, "b.txt"), filepath.Join(mnt, ".lamina", "collections", "cset@v1", "c", "b.txt")} {
+		if b := mustRead(t, p); string(b) != "bytes of c/b.txt\n" {
+			t.Fatalf("%s: %q", p, b)
+		}
+	}
+	e.ok("delete", "--permanent", "--yes", "--force", "c/b.txt")
+	e.ok("gc", "--grace", "0s", "--settle", "0s")
+	if got := lsNames(t, view); !slices.Equal(got, []string{"a.txt", "d.txt"}) {
+		t.Errorf("view after a member was deleted for good: %v", got)
+	}
+	for _, p := range []string{filepath.Join(view, "b.txt"), filepath.Join(mnt, ".lamina", "collections", "cset@v1", "c", "b.txt")} {
+		if b, err := os.ReadFile(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after its member was deleted for good: %q, %v", p, b, err)
+		}
+	}
+}

@@ -50,13 +50,19 @@ func cmdDelete() *cli.Command {
 			}
 			defer in.Close()
 			w := c.App.Writer
+			// Every key is resolved before anything changes: a missing one
+			// refuses the whole command, naming all that are missing.
+			inTrash, err := resolveDeleteKeys(c.Context, in.Catalog, keys, c.Bool("permanent"))
+			if err != nil {
+				return err
+			}
 			if !c.Bool("permanent") {
 				for _, k := range keys {
 					e, err := in.Catalog.Trash(c.Context, k)
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(w, "moved %s (%d versions) to the trash; `lamina restore %s` brings it back\n", k, e.Versions, k)
+					fmt.Fprintf(w, "moved %s (%s) to the trash; `lamina restore %s` brings it back\n", k, plural(e.Versions, "version"), k)
 				}
 				return nil
 			}
@@ -68,8 +74,18 @@ func cmdDelete() *cli.Command {
 				return err
 			}
 			if len(refs) > 0 && !c.Bool("force") {
-				return exitf(1, "refusing to delete for good what other records refer to:\n%s\nThey would refer to nothing. `lamina delete %s` (to the trash) keeps them intact; --force deletes anyway.",
-					listRefs(refs), strings.Join(keys, " "))
+				var live []string // the trash is no hint for keys already there
+				for _, k := range keys {
+					if !inTrash[k] {
+						live = append(live, k)
+					}
+				}
+				hint := ""
+				if len(live) > 0 {
+					hint = fmt.Sprintf("`lamina delete %s` (to the trash) keeps them intact; ", strings.Join(live, " "))
+				}
+				return exitf(1, "refusing to delete for good what other records refer to:\n%s\nThey would refer to nothing. %s--force deletes anyway.",
+					listRefs(refs), hint)
 			}
 			if !c.Bool("yes") {
 				if !term.IsTerminal(int(os.Stdin.Fd())) {
@@ -94,6 +110,39 @@ func cmdDelete() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// resolveDeleteKeys checks that every key names an artifact (a live one
+// unless permanent) and reports which are wholly in the trash. It refuses
+// the lot, naming every key that is missing, before anything changes.
+func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, permanent bool) (map[string]bool, error) {
+	inTrash := map[string]bool{}
+	var missing, trashed []string
+	for _, k := range keys {
+		vs, err := cat.Versions(ctx, k, true)
+		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return nil, err
+		}
+		if len(vs) == 0 {
+			missing = append(missing, fmt.Sprintf("%q", k))
+			continue
+		}
+		inTrash[k] = !slices.ContainsFunc(vs, func(v catalog.Version) bool { return !v.Trashed })
+		if inTrash[k] && !permanent {
+			trashed = append(trashed, fmt.Sprintf("%q", k))
+		}
+	}
+	var why []string
+	if len(missing) > 0 {
+		why = append(why, fmt.Sprintf("no artifact has key %s", strings.Join(missing, ", ")))
+	}
+	if len(trashed) > 0 {
+		why = append(why, fmt.Sprintf("%s already in the trash (--permanent deletes for good)", strings.Join(trashed, ", ")))
+	}
+	if len(why) > 0 {
+		return nil, exitf(1, "%s: nothing deleted", strings.Join(why, "; "))
+	}
+	return inTrash, nil
 }
 
 // references lists, for every version of keys (trashed ones too), the
@@ -234,6 +283,11 @@ func cmdGC() *cli.Command {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {
 				return err
+			}
+			for _, n := range []string{"grace", "settle"} {
+				if d := c.Duration(n); d < 0 {
+					return exitf(2, "--%s %s: a duration may not be negative", n, d)
+				}
 			}
 			in, err := openInstance(c)
 			if err != nil {

@@ -53,3 +53,55 @@ func TestVersionSpecErrors(t *testing.T) {
 	}
 	e.ok("show", "exp/b.csv")
 }
+
+// TestDeleteResolvesAllKeysFirst: a missing key refuses the whole call,
+// naming every missing key, and nothing is trashed; one version says
+// "1 version".
+func TestDeleteResolvesAllKeysFirst(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	for _, k := range []string{"a.csv", "b.csv"} {
+		e.ok("save", e.write(k, []byte(k+"\n")), "--key", k)
+	}
+	for _, perm := range [][]string{nil, {"--permanent", "--yes"}} {
+		args := append(append([]string{"delete"}, perm...), "a.csv", "nosuch", "b.csv", "other")
+		err := e.fails(`no artifact has key "nosuch", "other": nothing deleted`, args...)
+		if codeOf(err) != 1 {
+			t.Errorf("%v: exit %d", args, codeOf(err))
+		}
+		e.ok("show", "a.csv")
+		e.ok("show", "b.csv")
+	}
+	if out := e.ok("delete", "a.csv"); !strings.Contains(out, "moved a.csv (1 version) to the trash") {
+		t.Errorf("delete: %q", out)
+	}
+	e.fails(`"a.csv" already in the trash`, "delete", "a.csv", "b.csv")
+	e.ok("show", "b.csv")
+}
+
+// TestDeletePermanentOfTrashedReferenced: refusing a permanent delete of
+// a trashed key that a collection refers to does not suggest the trash.
+func TestDeletePermanentOfTrashedReferenced(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("a.csv", []byte("a\n")), "--key", "a.csv")
+	e.ok("collection", "create", "col", "a.csv")
+	e.ok("delete", "a.csv")
+	err := e.fails("a.csv@v1 is in collection col@v1", "delete", "--permanent", "--yes", "a.csv")
+	if strings.Contains(err.Error(), "(to the trash)") {
+		t.Errorf("a trashed key's refusal suggests the trash: %v", err)
+	}
+}
+
+// TestGCRefusesNegativeDurations: --grace -5h would delete data younger
+// than now, that is all of it; refused with exit 2.
+func TestGCRefusesNegativeDurations(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	for _, args := range [][]string{{"--grace", "-5h"}, {"--settle", "-1s"}} {
+		err := e.fails("may not be negative", append([]string{"gc"}, args...)...)
+		if codeOf(err) != 2 {
+			t.Errorf("gc %v: exit %d", args, codeOf(err))
+		}
+	}
+}

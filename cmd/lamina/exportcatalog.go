@@ -4,15 +4,19 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/storage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -139,6 +143,9 @@ func cmdImportCatalog() *cli.Command {
 		Name:      "import-catalog",
 		Usage:     "load an export-catalog FILE into the current instance, whose catalog must be empty (uids, versions, trash and annotations are kept)",
 		ArgsUsage: "FILE",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "force", Usage: "import even when the storage lacks the data of versions the file names (they will not read)"},
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return exitf(2, "usage: lamina import-catalog FILE")
@@ -148,6 +155,12 @@ func cmdImportCatalog() *cli.Command {
 				return err
 			}
 			defer f.Close()
+			if err := checkImportStorage(c, f); err != nil {
+				return err
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
 			cat, err := openStore(c, false)
 			if err != nil {
 				return err
@@ -188,4 +201,86 @@ func cmdImportCatalog() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// importSample is how many versions from each end of an export
+// import-catalog looks for in storage.
+const importSample = 20
+
+// checkImportStorage refuses an import whose versions the instance's
+// storage does not hold (an instance made on a new --storage rather than
+// on the exported instance's one): every get would fail. It reads the
+// manifests of the first and last importSample versions of the file. A
+// storage that another instance owns is refused too, as every command
+// that uses it refuses it. --force imports anyway.
+func checkImportStorage(c *cli.Context, f *os.File) error {
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		return err
+	}
+	s, err := dirs.Current(c.String("instance"))
+	if err != nil {
+		return err
+	}
+	var first, last []catalog.Version
+	n := 0
+	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
+	for {
+		var r catalog.Record
+		if err := dec.Decode(&r); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil // Load reports a damaged file, with its line
+		}
+		if v := r.Version; v != nil && v.Manifest != "" {
+			n++
+			if len(first) < importSample {
+				first = append(first, *v)
+			} else {
+				last = append(last, *v)
+				if len(last) > importSample {
+					last = last[1:]
+				}
+			}
+		}
+	}
+	b, rem, err := openBackend(c.Context, s, backendOptions{syncUpload: true})
+	if err != nil {
+		return err
+	}
+	defer rem.close()
+	if err := instance.New(s, nil, b, nil).CheckStorage(c.Context, false); err != nil { // owner.go
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	store, err := cache.NewStore(b, filepath.Join(s.DataDir, "index.db"), cache.DefaultParams)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	sample := append(first, last...)
+	for _, v := range sample {
+		if _, err := store.LoadManifest(c.Context, cache.Ref(v.Manifest)); err != nil {
+			if !storage.IsNotFound(err) && !errors.Is(err, cache.ErrCorrupt) {
+				return fmt.Errorf("read the data of %s in %s: %w", v.Ref(), s.Storage, err)
+			}
+			missing = append(missing, v.Ref())
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	ex := missing
+	if len(ex) > 3 {
+		ex = append(ex[:3:3], "…")
+	}
+	msg := fmt.Sprintf("the storage of instance %q (%s) does not hold the data of %d of the %d versions checked (%s): import the export into an instance made on the storage the exported instance used (`lamina init --storage SAME --take-over`)",
+		s.Name, s.Storage, len(missing), len(sample), strings.Join(ex, ", "))
+	if !c.Bool("force") {
+		return exitf(1, "%s; --force imports anyway (those versions will not read)", msg)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s; importing anyway (--force)\n", msg)
+	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,4 +44,34 @@ func TestExportWhileMounted(t *testing.T) {
 	if got := string(mustRead(t, filepath.Join(e.dir, "unmounted.jsonl"))); got != strings.Join(kept, "") {
 		t.Errorf("the export while mounted differs from the one after umount:\n%s\n---\n%s", mounted, got)
 	}
+}
+
+// TestImportCatalogChecksStorage: an export imported into an instance
+// whose storage does not hold its data is refused (every get would fail),
+// unless --force; one on the exported instance's storage imports.
+func TestImportCatalogChecksStorage(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init", "--storage", e.path("store"), "--name", "src")
+	for i := range 3 {
+		e.ok("save", e.write("a.csv", []byte(fmt.Sprintf("a,b\n1,%d\n", i))), "--key", fmt.Sprintf("k%d.csv", i))
+	}
+	e.ok("export-catalog", e.path("dump.jsonl"))
+
+	e.ok("init", "--storage", e.path("elsewhere"), "--name", "wrong")
+	err := e.fails(`the storage of instance "wrong"`, "--instance", "wrong", "import-catalog", e.path("dump.jsonl"))
+	if codeOf(err) != 1 || !strings.Contains(err.Error(), "3 of the 3 versions checked") || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("import into the wrong storage: %v (exit %d)", err, codeOf(err))
+	}
+	if out := e.ok("--instance", "wrong", "ls"); strings.Contains(out, "k0.csv") {
+		t.Errorf("a refused import imported:\n%s", out)
+	}
+	e.ok("--instance", "wrong", "import-catalog", "--force", e.path("dump.jsonl"))
+
+	e.ok("init", "--storage", e.path("store"), "--name", "right", "--take-over")
+	e.ok("--instance", "right", "import-catalog", e.path("dump.jsonl"))
+	e.ok("--instance", "right", "get", "k2.csv", "-o", e.path("k2.out"))
+	// The instance that lost the storage may not import into it either.
+	e.ok("init", "--storage", e.path("store2"), "--name", "lost")
+	e.ok("init", "--storage", e.path("store2"), "--name", "taker", "--take-over")
+	e.fails("took", "--instance", "lost", "import-catalog", e.path("dump.jsonl"))
 }

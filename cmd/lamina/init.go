@@ -54,6 +54,12 @@ func cmdInit() *cli.Command {
 			if err != nil {
 				return err
 			}
+			var prev instance.Owner // the instance losing the storage, if one claimed it
+			if c.Bool("take-over") {
+				if o, found, oerr := in.StorageOwner(c.Context); oerr == nil && found && o.ID != s.ID {
+					prev = o
+				}
+			}
 			err = in.CheckClaim(c.Context, c.Bool("take-over")) // owner.go: one instance per storage root
 			if err == nil && usesPostgres(s) {
 				err = initShared(c.Context, in.Catalog, s) // connect.go
@@ -67,6 +73,9 @@ func cmdInit() *cli.Command {
 			}
 			if err := dirs.Create(s); err != nil {
 				return err
+			}
+			if prev.ID != "" {
+				warnMountedLoser(c, dirs, prev)
 			}
 			fmt.Fprintf(c.App.Writer, "created instance %q\n  storage: %s\n  catalog: %s\nIt is now the current instance.\n", s.Name, s.Storage, s.Catalog)
 			return nil
@@ -155,5 +164,26 @@ func cmdUse() *cli.Command {
 			}
 			return dirs.SetCurrent(c.Args().First())
 		},
+	}
+}
+
+// warnMountedLoser warns when the instance that just lost the storage to
+// a take-over has a mount on this machine: its daemon finds out within
+// ownerCheckEvery and refuses writes from then on; what it wrote
+// meanwhile is safe from the new owner's gc for its --grace (24 h).
+func warnMountedLoser(c *cli.Context, dirs instance.Dirs, o instance.Owner) {
+	names, err := dirs.List()
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		s, err := dirs.Load(n)
+		if err != nil || s.ID != o.ID {
+			continue
+		}
+		if st, ok := liveMount(dirs, s); ok {
+			fmt.Fprintf(c.App.ErrWriter, "lamina: warning: instance %q, which owned this storage, is mounted at %s (daemon pid %d): its writes will be refused within %s from now; unmount it (`lamina --instance %s umount %s`)\n",
+				s.Name, st.Mountpoint, st.PID, ownerCheckEvery(), s.Name, st.Mountpoint)
+		}
 	}
 }

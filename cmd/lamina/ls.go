@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -30,6 +33,9 @@ func cmdLs() *cli.Command {
 				return exitf(2, "usage: lamina ls [PREFIX]")
 			}
 			arg := c.Args().First()
+			if err := lsFlagsApply(c); err != nil {
+				return err
+			}
 			in, err := openInstance(c)
 			if err != nil {
 				return err
@@ -37,12 +43,21 @@ func cmdLs() *cli.Command {
 			defer in.Close()
 			switch {
 			case c.Bool("trash"):
-				return lsTrash(c, format, in.Catalog)
+				if err := ref.CheckPrefix(arg); err != nil {
+					return err
+				}
+				return lsTrash(c, format, in.Catalog, arg)
 			case c.Bool("versions"):
 				if err := ref.CheckExistingKey(arg); err != nil {
 					return err
 				}
 				vs, err := in.Catalog.Versions(c.Context, arg, false)
+				if len(vs) == 0 && (err == nil || errors.Is(err, catalog.ErrNotFound)) {
+					// Trashed versions do not list: say where they are.
+					if all, _ := in.Catalog.Versions(c.Context, arg, true); len(all) > 0 {
+						return exitf(1, "%q is in the trash (lamina ls --trash; lamina restore %s)", arg, arg)
+					}
+				}
 				if err != nil {
 					return err
 				}
@@ -70,10 +85,52 @@ func cmdLs() *cli.Command {
 	}
 }
 
-func lsTrash(c *cli.Context, format string, cat catalog.Catalog) error {
-	es, err := cat.TrashList(c.Context)
+// lsFlagsApply refuses flags that mean nothing with --trash or --versions
+// (exit 2) rather than ignoring them.
+func lsFlagsApply(c *cli.Context) error {
+	query := []string{"where", "label", "cell-type", "tissue", "disease", "term", "exact", "all-versions", "order", "organism"}
+	var mode, what string
+	switch {
+	case c.Bool("trash") && c.Bool("versions"):
+		return exitf(2, "--versions does not apply to ls --trash (--trash and --versions do not go together): lamina ls --trash [PREFIX], lamina ls --versions KEY")
+	case c.Bool("trash"):
+		mode, what = "--trash", "it lists trashed keys by key: PREFIX, --limit and --after apply"
+	case c.Bool("versions"):
+		mode, what = "--versions", "it lists every version of one key"
+		query = append(query, "limit", "after")
+	default:
+		return nil
+	}
+	for _, n := range query {
+		if c.IsSet(n) {
+			return exitf(2, "--%s does not apply to ls %s (%s)", n, mode, what)
+		}
+	}
+	return nil
+}
+
+// lsTrash lists the trash under prefix, by key, a page of --limit rows
+// after --after. The catalogs list the whole trash; the CLI filters, so
+// both behave the same.
+func lsTrash(c *cli.Context, format string, cat catalog.Catalog, prefix string) error {
+	all, err := cat.TrashList(c.Context)
 	if err != nil {
 		return err
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Key < all[j].Key })
+	limit, after := c.Int("limit"), c.String("after")
+	var es []catalog.TrashEntry
+	for _, e := range all {
+		if !strings.HasPrefix(e.Key, prefix) || (after != "" && e.Key <= after) {
+			continue
+		}
+		if limit > 0 && len(es) == limit {
+			break
+		}
+		es = append(es, e)
+	}
+	if limit > 0 && len(es) == limit {
+		defer fmt.Fprintf(c.App.ErrWriter, "(showing %d; more with --after %q)\n", limit, es[len(es)-1].Key)
 	}
 	if format == "json" {
 		if es == nil {

@@ -49,6 +49,7 @@ type mountStatus struct {
 	DiskCache      *cache.CacheInfo `json:"disk_cache,omitempty"`    // S3: the local cache of fetched data
 	Storage        *retry.Health    `json:"storage,omitempty"`       // S3: whether the server answered the last calls
 	CatalogError   string           `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
+	TakenOver      string           `json:"taken_over_by,omitempty"` // the instance that took the storage over: the mount is read-only
 }
 
 const readyFDEnv = "LAMINA_READY_FD"
@@ -337,6 +338,18 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	} else if err != nil {
 		return err
 	}
+	// Another instance may take the storage over while this one is
+	// mounted (init --take-over): its gc would then delete what this mount
+	// writes. The owner is read again every ownerCheckEvery and before a
+	// write when the last check is older; once taken, storage refuses
+	// writes and the mount turns read-only.
+	ownerRead := backend // an uncached read of the owner object
+	if rem != nil {
+		ownerRead = rem.retry
+	}
+	taken := make(chan instance.Owner, 1)
+	watch := instance.New(s, nil, backend, nil).WatchOwner(ownerRead, ownerCheckEvery(), func(o instance.Owner) { taken <- o })
+	backend = watch.Guard(backend)
 	// Uploads still queued go last, once the catalog and everything else
 	// are let go: a daemon that waits for a server that is away must not
 	// hold the catalog, and `lamina status` and `umount --force` find it by
@@ -405,6 +418,17 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if writes != nil {
 		writes.OnRetried(m.Changed) // a failed close committed later: no handle tells the mount
 	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go watch.Run(watchCtx)
+	go func() {
+		select {
+		case o := <-taken:
+			m.SetReadOnly()
+			log.Error(fmt.Sprintf("storage taken over by instance %q (catalog %s) on %s: the mount is read-only from now on (writes get EROFS); unmount it and use %q", o.Name, o.Catalog, o.Since.Format(time.DateOnly), o.Name))
+		case <-watchCtx.Done():
+		}
+	}()
 	st := mountState{Instance: s.Name, Mountpoint: dir, PID: os.Getpid(), Started: time.Now().UTC().Truncate(time.Second),
 		Log: mountLogPath(dirs, s.Name)}
 	if ready == nil {
@@ -450,6 +474,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			}
 			if writes != nil {
 				ms.FailedCommits = writes.FailedCommits()
+			}
+			if o, ok := watch.Taken(); ok {
+				ms.TakenOver = o.Name
 			}
 			if rem != nil {
 				p, ci, h := rem.up.Pending(), rem.disk.Info(), rem.retry.Health()
@@ -806,6 +833,9 @@ func cmdStatus() *cli.Command {
 			if st.ReadOnly {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
 			}
+			if st.TakenOver != "" {
+				rows = append(rows, []string{"writes", fmt.Sprintf("storage taken over by instance %s: read-only", st.TakenOver)})
+			}
 			rows = append(rows, []string{"log", st.Log})
 			for _, d := range st.Stale {
 				rows = append(rows, []string{"stale mount", fmt.Sprintf("%s: its daemon died; `lamina umount %s` clears it", d, d)})
@@ -817,6 +847,15 @@ func cmdStatus() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// ownerCheckEvery is how often the daemon reads the owner of its storage
+// again: 30 s, or LAMINA_OWNER_CHECK (tests).
+func ownerCheckEvery() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("LAMINA_OWNER_CHECK")); err == nil && d > 0 {
+		return d
+	}
+	return 30 * time.Second
 }
 
 // recordsEvery is how often the daemon writes the storage records of the

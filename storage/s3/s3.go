@@ -42,6 +42,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/lamina-bio/lamina/storage"
 )
@@ -108,6 +109,11 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	opts := []func(*config.LoadOptions) error{
 		// One attempt per call: storage/retry decides about the next.
 		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+		// The SDK's own log lines ("WARN falling back to IMDSv1 …") would
+		// reach the user's terminal before lamina's message says what
+		// is wrong; errors carry what they say.
+		config.WithLogger(logging.Nop{}),
+		config.WithClientLogMode(0),
 	}
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
@@ -494,8 +500,9 @@ func (b *Backend) wrap(op, name string, err error) error {
 		code = api.ErrorCode()
 	}
 	switch {
-	case errors.As(err, &nsb) || code == "NoSuchBucket":
-		e.Err = fmt.Errorf("bucket %q does not exist (create it first): %w", b.cfg.Bucket, err)
+	case errors.As(err, &nsb) || code == "NoSuchBucket" || (op == "open bucket" && (e.Status == 404 || errors.As(err, &nf))):
+		// HeadBucket's answer has no body: a bare 404 (NotFound).
+		e.Err = fmt.Errorf("bucket %q does not exist: create it (`aws s3 mb s3://%s%s`, or in the provider's console)", b.cfg.Bucket, b.cfg.Bucket, endpointArg(b.cfg.Endpoint))
 	case errors.As(err, &nsk) || errors.As(err, &nf) || code == "NoSuchKey" || (e.Status == 404 && op != "open bucket"):
 		e.Err = fmt.Errorf("%w (%s)", storage.ErrNotFound, code)
 	case errors.Is(err, context.Canceled):
@@ -513,6 +520,13 @@ func (b *Backend) wrap(op, name string, err error) error {
 		e.retry = ctx0(err)
 	}
 	return e
+}
+
+func endpointArg(endpoint string) string {
+	if endpoint == "" {
+		return ""
+	}
+	return " --endpoint-url " + endpoint
 }
 
 // ctx0 is false for errors caused by the caller's context.

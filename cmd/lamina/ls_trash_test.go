@@ -1,0 +1,59 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestLsTrashHonoursPrefixAndPages: ls --trash lists under PREFIX, a page
+// of --limit after --after, and refuses flags that mean nothing there.
+func TestLsTrashHonoursPrefixAndPages(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	for _, k := range []string{"a/1.csv", "a/2.csv", "a/3.csv", "b/1.csv"} {
+		e.ok("save", e.write(k, []byte(k+"\n")), "--key", k)
+		e.ok("delete", k)
+	}
+	keys := func(out string) []string {
+		var ks []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			ks = append(ks, strings.Fields(l)[0])
+		}
+		return ks
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"a/"}, "a/1.csv a/2.csv a/3.csv"},
+		{[]string{"b/"}, "b/1.csv"},
+		{[]string{"--limit", "2"}, "a/1.csv a/2.csv"},
+		{[]string{"--limit", "2", "--after", "a/2.csv"}, "a/3.csv b/1.csv"},
+		{[]string{"--after", "a/1.csv", "a/"}, "a/2.csv a/3.csv"},
+	} {
+		out := e.ok(append([]string{"ls", "--trash"}, tc.args...)...)
+		if got := strings.Join(keys(out), " "); got != tc.want {
+			t.Errorf("ls --trash %v: %q; want %q", tc.args, got, tc.want)
+		}
+	}
+	for _, args := range [][]string{
+		{"--where", "size>0"}, {"--order", "created_at"}, {"--label", "x"}, {"--versions", "a/1.csv"},
+	} {
+		if err := e.fails("does not", append([]string{"ls", "--trash"}, args...)...); codeOf(err) != 2 {
+			t.Errorf("ls --trash %v: exit %d", args, codeOf(err))
+		}
+	}
+	if err := e.fails("--limit does not apply to ls --versions", "ls", "--versions", "--limit", "3", "a/1.csv"); codeOf(err) != 2 {
+		t.Errorf("ls --versions --limit: exit %d", codeOf(err))
+	}
+}
+
+// TestLsVersionsOfTrashedKey says where a trashed key's versions are.
+func TestLsVersionsOfTrashedKey(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("x.csv", []byte("x\n")), "--key", "x.csv")
+	e.ok("delete", "x.csv")
+	e.fails(`"x.csv" is in the trash (lamina ls --trash; lamina restore x.csv)`, "ls", "--versions", "x.csv")
+	e.fails(`no artifact has key "nosuch.csv"`, "ls", "--versions", "nosuch.csv")
+}

@@ -1,0 +1,53 @@
+package instance_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// A write after the last owner check went stale checks again first, so a
+// daemon whose periodic check has not run yet still refuses it.
+func TestOwnerWatchChecksBeforeAStaleWrite(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "storage")
+	st, err := storage.OpenLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := instance.New(instance.Settings{Name: "a", ID: "a-id", Storage: root}, nil, st, nil)
+	b := instance.New(instance.Settings{Name: "b", ID: "b-id", Storage: root}, nil, st, nil)
+	if err := a.ClaimStorage(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	var told []string
+	w := a.WatchOwner(st, 50*time.Millisecond, func(o instance.Owner) { told = append(told, o.Name) })
+	g := w.Guard(st)
+	if err := g.Put(ctx, "packs/x", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ClaimStorage(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Put(ctx, "packs/y", []byte("y")); err != nil {
+		t.Fatalf("a write while the last check is fresh: %v", err) // not read again: free
+	}
+	time.Sleep(60 * time.Millisecond)
+	if err := g.Put(ctx, "packs/z", []byte("z")); !errors.Is(err, instance.ErrStorageTaken) {
+		t.Fatalf("a write after a stale check, the storage taken over: %v; want ErrStorageTaken", err)
+	}
+	if err := g.Delete(ctx, "packs/x"); !errors.Is(err, instance.ErrStorageTaken) {
+		t.Fatalf("delete: %v; want ErrStorageTaken", err)
+	}
+	if _, err := st.Stat(ctx, "packs/z"); !storage.IsNotFound(err) {
+		t.Errorf("the refused write landed: %v", err)
+	}
+	if o, ok := w.Taken(); !ok || o.Name != "b" || len(told) != 1 {
+		t.Errorf("Taken() = %v %v; told %v", o, ok, told)
+	}
+}
