@@ -18,8 +18,15 @@ import (
 // MaxSource is the largest source text a transform keeps.
 const MaxSource = 1 << 20
 
-// ParseParams turns k=v pairs into params: integers, floats and
-// true/false are typed, anything else is a string.
+// ParseParams turns k=v pairs into params. A value is typed only when
+// its text is the canonical form of the typed value, so that nothing is
+// lost on the way back: an integer that strconv.FormatInt writes the same
+// (007, +7 and 123456789012345678901 stay strings) and that a JSON reader
+// decoding numbers as float64 gets back (|i| ≤ 2^53), a float with a
+// point that the shortest formatting writes the same (1.10, 1.0 and 1e3
+// stay strings), true or
+// false; anything else is kept verbatim as a string. A name given twice is
+// an error.
 func ParseParams(kvs []string) (map[string]any, error) {
 	if len(kvs) == 0 {
 		return nil, nil
@@ -30,17 +37,26 @@ func ParseParams(kvs []string) (map[string]any, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("--param %q: write it as NAME=VALUE", kv)
 		}
-		if i, err := strconv.ParseInt(v, 10, 64); err == nil {
-			out[k] = i
-		} else if f, err := strconv.ParseFloat(v, 64); err == nil && !strings.ContainsAny(v, "xXnN") {
-			out[k] = f
-		} else if v == "true" || v == "false" {
-			out[k] = v == "true"
-		} else {
-			out[k] = v
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("--param %s is given twice; give each name once", k)
 		}
+		out[k] = paramValue(v)
 	}
 	return out, nil
+}
+
+// paramValue types v when its canonical form round-trips exactly.
+func paramValue(v string) any {
+	if i, err := strconv.ParseInt(v, 10, 64); err == nil && strconv.FormatInt(i, 10) == v && i >= -(1<<53) && i <= 1<<53 {
+		return i
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && strconv.FormatFloat(f, 'f', -1, 64) == v && strings.Contains(v, ".") {
+		return f
+	}
+	if v == "true" || v == "false" {
+		return v == "true"
+	}
+	return v
 }
 
 var interpreters = map[string]bool{
