@@ -54,7 +54,10 @@ func openRuns(c *cli.Context) (*runsCatalog, error) {
 func paramFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "transform", Aliases: []string{"t"}, Usage: "name of the transform (default: the script the command runs, else the program)"},
-		&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "a parameter NAME=VALUE (numbers and true/false are typed); repeat for more"},
+		// Values are kept whole: a list (genes=CD4,CD8) or padding is part
+		// of the value (KeepSpace here, App.DisableSliceFlagSeparator in Main).
+		&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, KeepSpace: true,
+			Usage: "a parameter NAME=VALUE, kept verbatim (integers, decimals and true/false written canonically are typed); repeat for more"},
 	}
 }
 
