@@ -313,8 +313,8 @@ func WriteHTML(w io.Writer, g *Graph) error {
 			sw = 3
 		}
 		label := n.Label()
-		if len(label) > 32 {
-			label = "…" + label[len(label)-31:]
+		if r := []rune(label); len(r) > 32 { // by runes: a cut inside one is invalid UTF-8
+			label = "…" + string(r[len(r)-31:])
 		}
 		sub := short(id)
 		if n.Version != nil && !n.Latest {
