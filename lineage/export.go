@@ -66,7 +66,8 @@ func (g *Graph) index() (in, out map[string][]string) {
 }
 
 // WriteText writes g as two indented trees: upstream (what the root came
-// from) and downstream (what came from it). A node met again on the same
+// from) and downstream (what came from it); a direction the walk skipped
+// is left out. A node met again on the same
 // path is marked and not expanded, so cycles end.
 func WriteText(w io.Writer, g *Graph) error {
 	in, out := g.index()
@@ -86,16 +87,20 @@ func WriteText(w io.Writer, g *Graph) error {
 			delete(path, c)
 		}
 	}
-	if len(in[g.Root]) > 0 {
+	switch {
+	case g.NoUp: // not walked: nothing to say
+	case len(in[g.Root]) > 0:
 		b.WriteString("upstream:\n")
 		tree(g.Root, in, "<-", 1, map[string]bool{g.Root: true})
-	} else {
+	default:
 		b.WriteString("upstream: none recorded\n")
 	}
-	if len(out[g.Root]) > 0 {
+	switch {
+	case g.NoDown:
+	case len(out[g.Root]) > 0:
 		b.WriteString("downstream:\n")
 		tree(g.Root, out, "->", 1, map[string]bool{g.Root: true})
-	} else {
+	default:
 		b.WriteString("downstream: none recorded\n")
 	}
 	_, err := io.WriteString(w, b.String())

@@ -148,3 +148,57 @@ func TestShowLineage(t *testing.T) {
 	e.ok("umount", mnt)
 	t.Run("no-mount", check)
 }
+
+// chain records raw/a.csv → run "first" → mid/b.csv → run "second" →
+// out/c.csv without a mount (lamina get and save by tracked processes).
+func (e *mntEnv) chain() {
+	e.t.Helper()
+	e.ok("save", e.file("a.csv", []byte("a\n")), "--key", "raw/a.csv")
+	step := func(name, in, src, out string) {
+		sh := e.bin + " get " + in + " -o - >/dev/null && " + e.bin + " save " + e.file(src, []byte(name+"\n")) + " --key " + out
+		if _, errs, code := e.runIn(e.dir, "run", "--transform", name, "--", "sh", "-c", sh); code != 0 {
+			e.t.Fatalf("run %s: exit %d\n%s", name, code, errs)
+		}
+	}
+	step("first", "raw/a.csv", "b.csv", "mid/b.csv")
+	step("second", "mid/b.csv", "c.csv", "out/c.csv")
+}
+
+// TestLineageDirections: --up and --down together walk both ways, a
+// direction not walked is not reported as empty, and a negative --depth
+// is a usage error.
+func TestLineageDirections(t *testing.T) {
+	e := newMntEnv(t)
+	e.chain()
+	both := []string{"upstream:\n", "<- raw/a.csv@v1", "downstream:\n", "-> out/c.csv@v1"}
+	for _, tc := range []struct {
+		args      []string
+		want, not []string
+	}{
+		{nil, both, []string{"none recorded"}},
+		{[]string{"--up", "--down"}, both, []string{"none recorded"}},
+		{[]string{"--up"}, []string{"upstream:\n", "<- raw/a.csv@v1"}, []string{"downstream", "out/c.csv"}},
+		{[]string{"--down"}, []string{"downstream:\n", "-> out/c.csv@v1"}, []string{"upstream", "raw/a.csv"}},
+	} {
+		t.Run(strings.Join(append([]string{"lineage"}, tc.args...), " "), func(t *testing.T) {
+			out := e.ok(append([]string{"lineage", "mid/b.csv"}, tc.args...)...)
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("no %q in:\n%s", w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("%q in:\n%s", n, out)
+				}
+			}
+		})
+	}
+	if out := e.ok("lineage", "raw/a.csv", "--up"); !strings.Contains(out, "upstream: none recorded") {
+		t.Errorf("a version no run wrote, --up:\n%s", out)
+	}
+	_, errs, code := e.runIn(e.dir, "lineage", "mid/b.csv", "--depth", "-1")
+	if code != 2 || !strings.Contains(errs, "--depth -1") {
+		t.Fatalf("--depth -1: exit %d, %s", code, errs)
+	}
+}
