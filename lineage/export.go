@@ -206,13 +206,13 @@ func PROV(g *Graph) map[string]any {
 		n := g.Nodes[id]
 		if v := n.Version; v != nil {
 			entity["lamina:"+id] = map[string]any{
-				"prov:label": v.Ref(), "prov:type": "lamina:Version", "lamina:key": v.Key,
+				"prov:label": v.Ref(), "prov:type": qname("lamina:Version"), "lamina:key": v.Key,
 				"lamina:version": v.Version, "lamina:digest": v.Digest.String(), "lamina:latest": n.Latest,
 			}
 			continue
 		}
 		r := n.Run
-		a := map[string]any{"prov:label": n.Label(), "prov:type": "lamina:Run", "prov:startTime": r.StartedAt.Format(time.RFC3339Nano), "lamina:status": r.Status}
+		a := map[string]any{"prov:label": n.Label(), "prov:type": qname("lamina:Run"), "prov:startTime": r.StartedAt.Format(time.RFC3339Nano), "lamina:status": r.Status}
 		if r.FinishedAt != nil {
 			a["prov:endTime"] = r.FinishedAt.Format(time.RFC3339Nano)
 		}
@@ -224,12 +224,12 @@ func PROV(g *Graph) map[string]any {
 		}
 		activity["lamina:"+id] = a
 		if r.User != "" {
-			agent["lamina:user/"+r.User] = map[string]any{"prov:type": "prov:Person", "prov:label": r.User}
+			agent["lamina:user/"+r.User] = map[string]any{"prov:type": qname("prov:Person"), "prov:label": r.User}
 			assoc["_:assoc_"+id] = map[string]any{"prov:activity": "lamina:" + id, "prov:agent": "lamina:user/" + r.User}
 		}
 		if r.Parent != "" {
 			if _, ok := g.Nodes[r.Parent]; !ok {
-				activity["lamina:"+r.Parent] = map[string]any{"prov:type": "lamina:Run"}
+				activity["lamina:"+r.Parent] = map[string]any{"prov:type": qname("lamina:Run")}
 			}
 			informed["_:inf_"+id] = map[string]any{"prov:informed": "lamina:" + id, "prov:informant": "lamina:" + r.Parent}
 		}
@@ -251,6 +251,12 @@ func PROV(g *Graph) map[string]any {
 		}
 	}
 	return doc
+}
+
+// qname is a PROV-JSON typed literal of type prov:QUALIFIED_NAME: a bare
+// string would be read as an xsd:string, not as the type it names.
+func qname(n string) map[string]string {
+	return map[string]string{"$": n, "type": "prov:QUALIFIED_NAME"}
 }
 
 // Layout places each node in a column by its longest path from a source

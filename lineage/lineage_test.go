@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +183,15 @@ func TestExports(t *testing.T) {
 	if len(prov["entity"]) != 3 || len(prov["activity"]) < 3 || len(prov["used"]) == 0 || len(prov["wasGeneratedBy"]) == 0 ||
 		len(prov["agent"]) != 1 || len(prov["wasAssociatedWith"]) == 0 || len(prov["wasInformedBy"]) == 0 {
 		t.Fatalf("prov-json: %s", out["prov-json"])
+	}
+	// prov:type is a qualified name, written as PROV-JSON's typed literal.
+	qname := func(n string) map[string]any { return map[string]any{"$": n, "type": "prov:QUALIFIED_NAME"} }
+	for k, want := range map[string]map[string]any{"entity": qname("lamina:Version"), "activity": qname("lamina:Run"), "agent": qname("prov:Person")} {
+		for id, e := range prov[k] {
+			if !reflect.DeepEqual(e["prov:type"], want) {
+				t.Fatalf("prov-json %s %s: prov:type %#v, want %#v", k, id, e["prov:type"], want)
+			}
+		}
 	}
 	if !strings.HasPrefix(out["mermaid"], "flowchart LR\n") || strings.Count(out["mermaid"], "-->") != len(g.Edges) {
 		t.Fatalf("mermaid:\n%s", out["mermaid"])
