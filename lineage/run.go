@@ -104,12 +104,7 @@ func DetectTransform(argv []string, name, cwd string) catalog.Transform {
 		if name == "" {
 			t.Name = "snakemake"
 		}
-		src = filepath.Join(SnakemakeWorkdir(argv, cwd), "Snakefile")
-		for i, a := range argv {
-			if (a == "-s" || a == "--snakefile") && i+1 < len(argv) {
-				src = abs(argv[i+1])
-			}
-		}
+		src = Snakefile(argv, cwd)
 	case interpreters[strings.TrimRight(prog, "0123456789.")] && len(argv) > 1 && !strings.HasPrefix(argv[1], "-"):
 		src = abs(argv[1])
 		t.Kind = "script"

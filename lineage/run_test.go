@@ -1,6 +1,8 @@
 package lineage_test
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -49,5 +51,61 @@ func TestParseParams(t *testing.T) {
 		if got, err := lineage.ParseParams(bad); err == nil {
 			t.Errorf("ParseParams(%q) = %v, want an error", bad, got)
 		}
+	}
+}
+
+// TestDetectSnakefile: the Snakefile Snakemake itself runs versions the
+// transform, whichever way -s is written and in each of Snakemake's
+// default places; two pipelines are two transforms.
+func TestDetectSnakefile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(p, text string) string {
+		p = filepath.Join(dir, p)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	other := write("pipelines/other.smk", "rule other:\n    output: 'o'\n")
+	for _, tc := range []struct {
+		name  string
+		files []string // created in a fresh cwd
+		argv  []string
+		want  string // relative to cwd; "" for none
+	}{
+		{"default", []string{"Snakefile", "workflow/Snakefile"}, []string{"snakemake", "-j1"}, "Snakefile"},
+		{"lowercase", []string{"snakefile", "workflow/Snakefile"}, []string{"snakemake"}, "snakefile"},
+		{"workflow", []string{"workflow/Snakefile"}, []string{"snakemake", "-j2", "-d", "elsewhere"}, "workflow/Snakefile"},
+		{"workflow lowercase", []string{"workflow/snakefile"}, []string{"python3", "-m", "snakemake"}, "workflow/snakefile"},
+		{"-s PATH", []string{"Snakefile", "a.smk"}, []string{"snakemake", "-s", "a.smk", "-j1"}, "a.smk"},
+		{"-sPATH", []string{"Snakefile", "a.smk"}, []string{"snakemake", "-sa.smk"}, "a.smk"},
+		{"--snakefile PATH", []string{"Snakefile", "a.smk"}, []string{"snakemake", "--snakefile", "a.smk"}, "a.smk"},
+		{"--snakefile=PATH", []string{"Snakefile", "a.smk"}, []string{"snakemake", "--snakefile=a.smk", "-j1"}, "a.smk"},
+		{"--snake=PATH", []string{"Snakefile", "a.smk"}, []string{"snakemake", "--snake=a.smk"}, "a.smk"},
+		{"absolute", []string{"Snakefile"}, []string{"snakemake", "--snakefile=" + other}, other},
+		{"none", nil, []string{"snakemake"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cwd := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_"))
+			os.MkdirAll(cwd, 0o755)
+			for _, f := range tc.files {
+				write(filepath.Join(filepath.Base(cwd), f), "# "+f+" of "+tc.name+"\nrule all:\n    input: []\n")
+			}
+			tr := lineage.DetectTransform(tc.argv, "", cwd)
+			want := tc.want
+			if want != "" && !filepath.IsAbs(want) {
+				want = filepath.Join(cwd, want)
+			}
+			if tr.Kind != "pipeline" || tr.Path != want || (want != "") == tr.Digest.IsZero() {
+				t.Fatalf("DetectTransform(%q) = kind %s path %q digest %s; want the pipeline %q", tc.argv, tr.Kind, tr.Path, tr.Digest, want)
+			}
+		})
+	}
+	if w := lineage.SnakemakeWorkdir([]string{"snakemake", "--directory=wd"}, "/x"); w != "/x/wd" {
+		t.Errorf("--directory=wd: workdir %s", w)
+	}
+	if w := lineage.SnakemakeWorkdir([]string{"snakemake", "-dwd"}, "/x"); w != "/x/wd" {
+		t.Errorf("-dwd: workdir %s", w)
 	}
 }
