@@ -49,7 +49,9 @@ func (g *Graph) describe(id string) string {
 	r := n.Run
 	s := fmt.Sprintf("run %s  %s", n.ID, n.Label()[:strings.LastIndex(n.Label(), " (run")])
 	s += "  " + r.Status
-	if r.ExitCode != nil && *r.ExitCode != 0 {
+	if r.Signal != "" {
+		s += " (killed by " + r.Signal + ")"
+	} else if r.ExitCode != nil && *r.ExitCode != 0 {
 		s += fmt.Sprintf(" (exit %d)", *r.ExitCode)
 	}
 	s += "  " + r.StartedAt.Local().Format(time.DateTime)

@@ -231,3 +231,40 @@ func (c *Cgroup) Move(pid int) error {
 
 // Remove removes the cgroup if no process is left in it.
 func (c *Cgroup) Remove() error { return os.Remove(c.Dir) }
+
+// SweepCgroups removes the cgroups of runs that are over under this
+// process's own cgroup, where NewCgroup makes them: lamina-run-PID and
+// lamina-track-PID whose process PID is gone and that no process is left
+// in. A process that outlived its run (setsid nohup … &) or a `lamina
+// run` killed with SIGKILL leaves its cgroup behind; one still busy
+// stays, to be swept by a later call. Errors are ignored: sweeping is
+// housekeeping.
+func SweepCgroups() {
+	root, err := cgroup2Root()
+	if err != nil {
+		return
+	}
+	if self := procCgroup(os.Getpid()); self != "" {
+		sweepCgroups(filepath.Join(root, filepath.FromSlash(self)))
+	}
+}
+
+func sweepCgroups(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "lamina-run-")
+		if !ok {
+			rest, ok = strings.CutPrefix(e.Name(), "lamina-track-")
+		}
+		pid, err := strconv.Atoi(rest)
+		if !ok || err != nil || !e.IsDir() {
+			continue
+		}
+		sub := filepath.Join(dir, e.Name())
+		sweepCgroups(sub) // nested runs' first: a cgroup with children cannot go
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			continue // its lamina run or shell lives (or the pid is reused: left for later)
+		}
+		os.Remove(sub) // rmdir of a cgroup fails while a process is in it
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -45,6 +46,14 @@ func cmdLineage() *cli.Command {
 				NoUp: c.Bool("down") && !c.Bool("up"), NoDown: c.Bool("up") && !c.Bool("down")}) // both: both ways
 			if err != nil {
 				return err
+			}
+			host, _ := os.Hostname()
+			for _, n := range g.Nodes {
+				if n.Run != nil && lineage.Vanished(*n.Run, host) {
+					if r, err := lineage.Abandon(c.Context, cat, *n.Run); err == nil {
+						n.Run = &r // a dead run is not shown running
+					}
+				}
 			}
 			return lineage.Write(c.App.Writer, g, format)
 		},
