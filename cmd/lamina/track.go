@@ -57,7 +57,7 @@ func cmdTrack() *cli.Command {
 					if c.String("transform") == "" {
 						c.Set("transform", "interactive")
 					}
-					lineage.SweepCgroups() // of tracked shells closed without finish
+					lineage.SweepCgroups()               // of tracked shells closed without finish
 					shell := lineage.Shell(os.Getppid()) // not a $(…) subshell
 					r, _, err := newRun(c, cat, procArgv(shell), "")
 					if err != nil {
