@@ -161,31 +161,15 @@ func (b *Bolt) FinishRun(ctx context.Context, uid string, e RunEnd) (Run, error)
 		} else if !ok {
 			return errorf(ErrNotFound, "no run %q", uid)
 		}
-		r.finish(e)
+		if e.Transform != "" {
+			if ts := tx.Bucket(bTransforms); ts == nil || ts.Get([]byte(e.Transform)) == nil {
+				return errorf(ErrNotFound, "no transform %q", e.Transform)
+			}
+		}
+		r.Apply(e)
 		return putJSON(runs, []byte(uid), r)
 	})
 	return r, err
-}
-
-// finish applies e to r.
-func (r *Run) finish(e RunEnd) {
-	if !e.FinishedAt.IsZero() {
-		t := e.FinishedAt.UTC()
-		r.FinishedAt = &t
-	}
-	if e.ExitCode != nil {
-		c := *e.ExitCode
-		r.ExitCode = &c
-	}
-	if e.Name != "" {
-		r.Name = e.Name
-	}
-	switch {
-	case r.ExitCode != nil && *r.ExitCode != 0:
-		r.Status = RunFailed
-	case r.FinishedAt != nil || r.ExitCode != nil:
-		r.Status = RunOK
-	}
 }
 
 func (b *Bolt) AddInputs(ctx context.Context, run string, uids []string) error {

@@ -2,7 +2,9 @@ package catalog
 
 import (
 	"context"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lamina-bio/lamina/ref"
 )
@@ -13,7 +15,7 @@ import (
 type Transform struct {
 	UID       string     `json:"uid"`
 	Name      string     `json:"name"`
-	Kind      string     `json:"kind"`             // "script", "program", "pipeline" or "named"
+	Kind      string     `json:"kind"`             // "script", "program", "pipeline", "rule" (a Snakemake rule; Digest is its Snakefile's) or "named"
 	Path      string     `json:"path,omitempty"`   // the source file, as the run found it
 	Digest    ref.Digest `json:"digest,omitempty"` // of the source; zero when there is none
 	Source    string     `json:"source,omitempty"` // the source text (kept when small and text)
@@ -25,16 +27,24 @@ const (
 	RunRunning = "running"
 	RunOK      = "ok"
 	RunFailed  = "failed"
+	// RunAbandoned: the run's root process is gone and nobody finished the
+	// run (a `lamina run` killed with SIGKILL, a tracked shell closed
+	// without `track finish`); its exit status is unknown.
+	RunAbandoned = "abandoned"
 )
 
 // Run is one execution of a transform.
 type Run struct {
-	UID        string            `json:"uid"`
-	Transform  string            `json:"transform"`      // transform uid
-	Name       string            `json:"name,omitempty"` // the transform name, or a Snakemake rule
-	Parent     string            `json:"parent,omitempty"`
-	Params     map[string]any    `json:"params,omitempty"` // numbers and booleans typed
-	Argv       []string          `json:"argv,omitempty"`
+	UID       string         `json:"uid"`
+	Transform string         `json:"transform"`      // transform uid
+	Name      string         `json:"name,omitempty"` // the transform name, or a Snakemake rule
+	Parent    string         `json:"parent,omitempty"`
+	Params    map[string]any `json:"params,omitempty"` // numbers and booleans typed
+	Argv      []string       `json:"argv,omitempty"`   // as text: bytes that are not UTF-8 become U+FFFD (SetArgv, Args)
+	// ArgvRaw holds, by index in Argv, the arguments that are not valid
+	// UTF-8, byte for byte (JSON writes them in base64): JSON text cannot
+	// carry them.
+	ArgvRaw    map[int][]byte    `json:"argv_raw,omitempty"`
 	Cwd        string            `json:"cwd,omitempty"`
 	User       string            `json:"user,omitempty"`
 	Host       string            `json:"host,omitempty"`
@@ -42,7 +52,8 @@ type Run struct {
 	StartedAt  time.Time         `json:"started_at"`
 	FinishedAt *time.Time        `json:"finished_at,omitempty"`
 	ExitCode   *int              `json:"exit_code,omitempty"`
-	Status     string            `json:"status"` // RunRunning, RunOK or RunFailed
+	Signal     string            `json:"signal,omitempty"` // the signal that killed the command ("SIGINT"); ExitCode is then 128+its number
+	Status     string            `json:"status"`           // RunRunning, RunOK, RunFailed or RunAbandoned
 	// How a mount recognises the run's processes (lineage.Tracker): the
 	// registered root process (pid and its start time in clock ticks since
 	// boot, so that a reused pid never matches), its cgroup v2 path, and
@@ -53,12 +64,80 @@ type Run struct {
 	Split     bool   `json:"split,omitempty"`
 }
 
+// SetArgv records argv: Argv as text, and each argument that is not
+// valid UTF-8 also in ArgvRaw, so that Args gives argv back exactly.
+func (r *Run) SetArgv(argv []string) {
+	r.Argv, r.ArgvRaw = make([]string, len(argv)), nil
+	for i, a := range argv {
+		r.Argv[i] = a
+		if !utf8.ValidString(a) {
+			r.Argv[i] = strings.ToValidUTF8(a, "\uFFFD")
+			if r.ArgvRaw == nil {
+				r.ArgvRaw = map[int][]byte{}
+			}
+			r.ArgvRaw[i] = []byte(a)
+		}
+	}
+}
+
+// Args returns the run's argv exactly as it was given (see SetArgv).
+func (r Run) Args() []string {
+	if len(r.ArgvRaw) == 0 {
+		return r.Argv
+	}
+	out := append([]string(nil), r.Argv...)
+	for i, b := range r.ArgvRaw {
+		if i >= 0 && i < len(out) {
+			out[i] = string(b)
+		}
+	}
+	return out
+}
+
 // RunEnd finishes a run, or amends a finished one (a child run's name and
 // status learnt at the end of its parent). Zero fields are left alone.
 type RunEnd struct {
 	FinishedAt time.Time `json:"finished_at,omitempty"`
 	ExitCode   *int      `json:"exit_code,omitempty"` // non-zero marks the run failed
+	Signal     string    `json:"signal,omitempty"`    // the signal that killed the command
 	Name       string    `json:"name,omitempty"`
+	// Transform replaces the run's transform (a uid SaveTransform
+	// returned): a Snakemake job's run gets its rule's.
+	Transform string `json:"transform,omitempty"`
+	// Abandoned marks a run whose root process vanished unfinished:
+	// status RunAbandoned, no exit code.
+	Abandoned bool `json:"abandoned,omitempty"`
+}
+
+// Apply applies e to r: what FinishRun does to the stored run, in every
+// store.
+func (r *Run) Apply(e RunEnd) {
+	if !e.FinishedAt.IsZero() {
+		t := e.FinishedAt.UTC()
+		r.FinishedAt = &t
+	}
+	if e.ExitCode != nil {
+		c := *e.ExitCode
+		r.ExitCode = &c
+	}
+	if e.Signal != "" {
+		r.Signal = e.Signal
+	}
+	if e.Name != "" {
+		r.Name = e.Name
+	}
+	if e.Transform != "" {
+		r.Transform = e.Transform
+	}
+	switch {
+	case e.Abandoned:
+		r.Status, r.ExitCode = RunAbandoned, nil
+	case r.ExitCode != nil && *r.ExitCode != 0:
+		r.Status = RunFailed
+	case r.Status == RunAbandoned && e.ExitCode == nil: // a later amend (a name) keeps it
+	case r.FinishedAt != nil || r.ExitCode != nil:
+		r.Status = RunOK
+	}
 }
 
 // RunRecord is a run with everything recorded about it.
@@ -88,9 +167,9 @@ type Runs interface {
 	// RunRunning. Errors: ErrNotFound when r.Transform or r.Parent names
 	// nothing.
 	StartRun(ctx context.Context, r Run) (Run, error)
-	// FinishRun sets the end of a run (see RunEnd) and returns it; status
-	// becomes RunOK or RunFailed by the exit code. ErrNotFound for an
-	// unknown uid.
+	// FinishRun sets the end of a run (see RunEnd and Run.Apply) and
+	// returns it; status becomes RunOK or RunFailed by the exit code, or
+	// RunAbandoned. ErrNotFound for an unknown uid or e.Transform.
 	FinishRun(ctx context.Context, uid string, e RunEnd) (Run, error)
 	// AddInputs records that run used the versions uids. Repeats are no-ops;
 	// the caller leaves out versions the run or its children wrote.

@@ -49,7 +49,9 @@ func (g *Graph) describe(id string) string {
 	r := n.Run
 	s := fmt.Sprintf("run %s  %s", n.ID, n.Label()[:strings.LastIndex(n.Label(), " (run")])
 	s += "  " + r.Status
-	if r.ExitCode != nil && *r.ExitCode != 0 {
+	if r.Signal != "" {
+		s += " (killed by " + r.Signal + ")"
+	} else if r.ExitCode != nil && *r.ExitCode != 0 {
 		s += fmt.Sprintf(" (exit %d)", *r.ExitCode)
 	}
 	s += "  " + r.StartedAt.Local().Format(time.DateTime)
@@ -66,7 +68,8 @@ func (g *Graph) index() (in, out map[string][]string) {
 }
 
 // WriteText writes g as two indented trees: upstream (what the root came
-// from) and downstream (what came from it). A node met again on the same
+// from) and downstream (what came from it); a direction the walk skipped
+// is left out. A node met again on the same
 // path is marked and not expanded, so cycles end.
 func WriteText(w io.Writer, g *Graph) error {
 	in, out := g.index()
@@ -86,16 +89,20 @@ func WriteText(w io.Writer, g *Graph) error {
 			delete(path, c)
 		}
 	}
-	if len(in[g.Root]) > 0 {
+	switch {
+	case g.NoUp: // not walked: nothing to say
+	case len(in[g.Root]) > 0:
 		b.WriteString("upstream:\n")
 		tree(g.Root, in, "<-", 1, map[string]bool{g.Root: true})
-	} else {
+	default:
 		b.WriteString("upstream: none recorded\n")
 	}
-	if len(out[g.Root]) > 0 {
+	switch {
+	case g.NoDown:
+	case len(out[g.Root]) > 0:
 		b.WriteString("downstream:\n")
 		tree(g.Root, out, "->", 1, map[string]bool{g.Root: true})
-	} else {
+	default:
 		b.WriteString("downstream: none recorded\n")
 	}
 	_, err := io.WriteString(w, b.String())
@@ -201,13 +208,13 @@ func PROV(g *Graph) map[string]any {
 		n := g.Nodes[id]
 		if v := n.Version; v != nil {
 			entity["lamina:"+id] = map[string]any{
-				"prov:label": v.Ref(), "prov:type": "lamina:Version", "lamina:key": v.Key,
+				"prov:label": v.Ref(), "prov:type": qname("lamina:Version"), "lamina:key": v.Key,
 				"lamina:version": v.Version, "lamina:digest": v.Digest.String(), "lamina:latest": n.Latest,
 			}
 			continue
 		}
 		r := n.Run
-		a := map[string]any{"prov:label": n.Label(), "prov:type": "lamina:Run", "prov:startTime": r.StartedAt.Format(time.RFC3339Nano), "lamina:status": r.Status}
+		a := map[string]any{"prov:label": n.Label(), "prov:type": qname("lamina:Run"), "prov:startTime": r.StartedAt.Format(time.RFC3339Nano), "lamina:status": r.Status}
 		if r.FinishedAt != nil {
 			a["prov:endTime"] = r.FinishedAt.Format(time.RFC3339Nano)
 		}
@@ -219,12 +226,12 @@ func PROV(g *Graph) map[string]any {
 		}
 		activity["lamina:"+id] = a
 		if r.User != "" {
-			agent["lamina:user/"+r.User] = map[string]any{"prov:type": "prov:Person", "prov:label": r.User}
+			agent["lamina:user/"+r.User] = map[string]any{"prov:type": qname("prov:Person"), "prov:label": r.User}
 			assoc["_:assoc_"+id] = map[string]any{"prov:activity": "lamina:" + id, "prov:agent": "lamina:user/" + r.User}
 		}
 		if r.Parent != "" {
 			if _, ok := g.Nodes[r.Parent]; !ok {
-				activity["lamina:"+r.Parent] = map[string]any{"prov:type": "lamina:Run"}
+				activity["lamina:"+r.Parent] = map[string]any{"prov:type": qname("lamina:Run")}
 			}
 			informed["_:inf_"+id] = map[string]any{"prov:informed": "lamina:" + id, "prov:informant": "lamina:" + r.Parent}
 		}
@@ -246,6 +253,12 @@ func PROV(g *Graph) map[string]any {
 		}
 	}
 	return doc
+}
+
+// qname is a PROV-JSON typed literal of type prov:QUALIFIED_NAME: a bare
+// string would be read as an xsd:string, not as the type it names.
+func qname(n string) map[string]string {
+	return map[string]string{"$": n, "type": "prov:QUALIFIED_NAME"}
 }
 
 // Layout places each node in a column by its longest path from a source
@@ -313,8 +326,8 @@ func WriteHTML(w io.Writer, g *Graph) error {
 			sw = 3
 		}
 		label := n.Label()
-		if len(label) > 32 {
-			label = "…" + label[len(label)-31:]
+		if r := []rune(label); len(r) > 32 { // by runes: a cut inside one is invalid UTF-8
+			label = "…" + string(r[len(r)-31:])
 		}
 		sub := short(id)
 		if n.Version != nil && !n.Latest {

@@ -65,6 +65,10 @@ type Graph struct {
 	Nodes map[string]*Node `json:"nodes"`
 	Edges []Edge           `json:"edges"` // sorted, no duplicates
 	Depth int              `json:"depth"` // the walk's limit; 0 means none
+	// The directions not walked (Options.NoUp, NoDown): nothing is known
+	// there, which is not "none recorded".
+	NoUp   bool `json:"no_up,omitempty"`
+	NoDown bool `json:"no_down,omitempty"`
 }
 
 // Walk options.
@@ -79,7 +83,10 @@ type Options struct {
 // the runs that used it and what they wrote. Every node is visited once,
 // so cycles end the walk.
 func Walk(ctx context.Context, src Source, v catalog.Version, o Options) (*Graph, error) {
-	w := &walker{ctx: ctx, src: src, g: &Graph{Root: v.UID, Nodes: map[string]*Node{}, Depth: o.Depth},
+	if o.Depth < 0 {
+		return nil, fmt.Errorf("lineage: depth %d: give 0 (no limit) or more", o.Depth)
+	}
+	w := &walker{ctx: ctx, src: src, g: &Graph{Root: v.UID, Nodes: map[string]*Node{}, Depth: o.Depth, NoUp: o.NoUp, NoDown: o.NoDown},
 		runs: map[string]*catalog.RunRecord{}, latest: map[string]int{}, edges: map[Edge]bool{}}
 	if err := w.version(v); err != nil {
 		return nil, err

@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogtest"
@@ -182,6 +184,15 @@ func TestExports(t *testing.T) {
 		len(prov["agent"]) != 1 || len(prov["wasAssociatedWith"]) == 0 || len(prov["wasInformedBy"]) == 0 {
 		t.Fatalf("prov-json: %s", out["prov-json"])
 	}
+	// prov:type is a qualified name, written as PROV-JSON's typed literal.
+	qname := func(n string) map[string]any { return map[string]any{"$": n, "type": "prov:QUALIFIED_NAME"} }
+	for k, want := range map[string]map[string]any{"entity": qname("lamina:Version"), "activity": qname("lamina:Run"), "agent": qname("prov:Person")} {
+		for id, e := range prov[k] {
+			if !reflect.DeepEqual(e["prov:type"], want) {
+				t.Fatalf("prov-json %s %s: prov:type %#v, want %#v", k, id, e["prov:type"], want)
+			}
+		}
+	}
 	if !strings.HasPrefix(out["mermaid"], "flowchart LR\n") || strings.Count(out["mermaid"], "-->") != len(g.Edges) {
 		t.Fatalf("mermaid:\n%s", out["mermaid"])
 	}
@@ -224,5 +235,32 @@ func renderHTML(t *testing.T, html string, nodes int) {
 	version, run := countColours(t, shot)
 	if version < 3*1000 || run < 2*1000 {
 		t.Fatalf("screenshot shows %d version and %d run pixels; want the %d nodes drawn", version, run, nodes)
+	}
+}
+
+// TestHTMLLongLabels: a label cut to fit its box is cut between
+// characters, never inside one.
+func TestHTMLLongLabels(t *testing.T) {
+	for _, key := range []string{
+		"résultats/échantillon_été_" + strings.Repeat("é", 20) + ".csv",
+		"results/" + strings.Repeat("数据", 20) + ".csv",
+		"r/" + strings.Repeat("🧬", 40),
+	} {
+		v := catalog.Version{UID: "AAAAAAAAAAAAAAAA0000", Key: key, Version: 1}
+		g := &lineage.Graph{Root: v.UID, Nodes: map[string]*lineage.Node{v.UID: {ID: v.UID, Kind: "version", Version: &v, Latest: true}}}
+		for off := 0; off < 4; off++ { // every byte alignment of the cut
+			v.Key = strings.Repeat("x", off) + key
+			var b bytes.Buffer
+			if err := lineage.WriteHTML(&b, g); err != nil {
+				t.Fatal(err)
+			}
+			if !utf8.Valid(b.Bytes()) {
+				t.Fatalf("%s: the page is not valid UTF-8", v.Key)
+			}
+			tail := []rune(v.Ref())
+			if want := "…" + string(tail[len(tail)-31:]) + "</text>"; !strings.Contains(b.String(), want) {
+				t.Fatalf("%s: no label %q in the page", v.Key, want)
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package lineage
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lamina-bio/lamina/catalog"
 	"golang.org/x/sys/unix"
 )
 
@@ -129,3 +131,93 @@ func (p pidfd) alive() bool {
 }
 
 func (p pidfd) close() { unix.Close(int(p)) }
+
+// Vanished reports whether r is a running run of this host (host, as
+// os.Hostname says) whose registered root process is gone: a `lamina
+// run` killed with SIGKILL, a tracked shell closed without `track
+// finish`. Runs of other hosts and runs with no root (a Snakemake job's)
+// are never vanished here. It reads /proc/PID/stat: never call it inside
+// a FUSE handler.
+func Vanished(r catalog.Run, host string) bool {
+	if r.Status != catalog.RunRunning || r.RootPID <= 0 || (r.Host != "" && r.Host != host) {
+		return false
+	}
+	start, err := ProcStart(r.RootPID)
+	return err != nil || start != r.RootStart
+}
+
+// Finisher is the part of a catalog that ends runs.
+type Finisher interface {
+	FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (catalog.Run, error)
+	ListRuns(ctx context.Context, q catalog.RunQuery) ([]catalog.Run, error)
+}
+
+// Abandon records that run r's root process vanished unfinished (status
+// catalog.RunAbandoned, no exit code, finished when noticed), and so did
+// its running children without a root of their own (Snakemake jobs). It
+// returns the run as stored.
+func Abandon(ctx context.Context, cat Finisher, r catalog.Run) (catalog.Run, error) {
+	end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}
+	if kids, err := cat.ListRuns(ctx, catalog.RunQuery{Parent: r.UID}); err == nil {
+		for _, k := range kids {
+			if k.Status == catalog.RunRunning && k.RootPID == 0 {
+				cat.FinishRun(ctx, k.UID, end)
+			}
+		}
+	}
+	return cat.FinishRun(ctx, r.UID, end)
+}
+
+// SweepRuns abandons the runs of this host among runs whose root process
+// is gone (Vanished) and returns runs with those updated. It is what
+// lists of runs call, so that a dead run is never shown as running.
+func SweepRuns(ctx context.Context, cat Finisher, runs []catalog.Run) []catalog.Run {
+	host, _ := os.Hostname()
+	for i, r := range runs {
+		if Vanished(r, host) {
+			if got, err := Abandon(ctx, cat, r); err == nil {
+				runs[i] = got
+			}
+		}
+	}
+	return runs
+}
+
+// Shell returns the shell pid stands for: pid itself, or, when pid is a
+// subshell the shell forked, that shell. Bash forks a subshell for
+// "$(lamina track start 2>/dev/null)" (any redirection in the command
+// substitution) rather than exec'ing lamina in it, and that copy exits
+// as soon as lamina does: registering it would track nothing. A forked
+// subshell has not exec'd, so its executable, command line and initial
+// environment (/proc/PID/environ) are its parent's byte for byte; a shell
+// started from a shell differs at least in its environment (SHLVL and _
+// change). Climbs while so, a few levels at most.
+func Shell(pid int) int {
+	for range 8 {
+		_, ppid, err := procStatus(pid)
+		if err != nil || ppid <= 1 || !forkedFrom(pid, ppid) {
+			return pid
+		}
+		pid = ppid
+	}
+	return pid
+}
+
+// forkedFrom reports whether child looks like a copy of parent that has
+// not exec'd: the same executable, command line and initial environment.
+func forkedFrom(child, parent int) bool {
+	p := func(pid int, f string) string { return "/proc/" + strconv.Itoa(pid) + "/" + f }
+	ce, err1 := os.Readlink(p(child, "exe"))
+	pe, err2 := os.Readlink(p(parent, "exe"))
+	if err1 != nil || err2 != nil || ce != pe {
+		return false
+	}
+	for _, f := range []string{"cmdline", "environ"} {
+		cb, err1 := os.ReadFile(p(child, f))
+		pb, err2 := os.ReadFile(p(parent, f))
+		if err1 != nil || err2 != nil || !bytes.Equal(cb, pb) {
+			return false
+		}
+	}
+	return true
+}

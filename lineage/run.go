@@ -18,8 +18,15 @@ import (
 // MaxSource is the largest source text a transform keeps.
 const MaxSource = 1 << 20
 
-// ParseParams turns k=v pairs into params: integers, floats and
-// true/false are typed, anything else is a string.
+// ParseParams turns k=v pairs into params. A value is typed only when
+// its text is the canonical form of the typed value, so that nothing is
+// lost on the way back: an integer that strconv.FormatInt writes the same
+// (007, +7 and 123456789012345678901 stay strings) and that a JSON reader
+// decoding numbers as float64 gets back (|i| ≤ 2^53), a float with a
+// point that the shortest formatting writes the same (1.10, 1.0 and 1e3
+// stay strings), true or
+// false; anything else is kept verbatim as a string. A name given twice is
+// an error.
 func ParseParams(kvs []string) (map[string]any, error) {
 	if len(kvs) == 0 {
 		return nil, nil
@@ -30,17 +37,26 @@ func ParseParams(kvs []string) (map[string]any, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("--param %q: write it as NAME=VALUE", kv)
 		}
-		if i, err := strconv.ParseInt(v, 10, 64); err == nil {
-			out[k] = i
-		} else if f, err := strconv.ParseFloat(v, 64); err == nil && !strings.ContainsAny(v, "xXnN") {
-			out[k] = f
-		} else if v == "true" || v == "false" {
-			out[k] = v == "true"
-		} else {
-			out[k] = v
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("--param %s is given twice; give each name once", k)
 		}
+		out[k] = paramValue(v)
 	}
 	return out, nil
+}
+
+// paramValue types v when its canonical form round-trips exactly.
+func paramValue(v string) any {
+	if i, err := strconv.ParseInt(v, 10, 64); err == nil && strconv.FormatInt(i, 10) == v && i >= -(1<<53) && i <= 1<<53 {
+		return i
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && strconv.FormatFloat(f, 'f', -1, 64) == v && strings.Contains(v, ".") {
+		return f
+	}
+	if v == "true" || v == "false" {
+		return v == "true"
+	}
+	return v
 }
 
 var interpreters = map[string]bool{
@@ -88,12 +104,7 @@ func DetectTransform(argv []string, name, cwd string) catalog.Transform {
 		if name == "" {
 			t.Name = "snakemake"
 		}
-		src = filepath.Join(SnakemakeWorkdir(argv, cwd), "Snakefile")
-		for i, a := range argv {
-			if (a == "-s" || a == "--snakefile") && i+1 < len(argv) {
-				src = abs(argv[i+1])
-			}
-		}
+		src = Snakefile(argv, cwd)
 	case interpreters[strings.TrimRight(prog, "0123456789.")] && len(argv) > 1 && !strings.HasPrefix(argv[1], "-"):
 		src = abs(argv[1])
 		t.Kind = "script"
@@ -220,3 +231,40 @@ func (c *Cgroup) Move(pid int) error {
 
 // Remove removes the cgroup if no process is left in it.
 func (c *Cgroup) Remove() error { return os.Remove(c.Dir) }
+
+// SweepCgroups removes the cgroups of runs that are over under this
+// process's own cgroup, where NewCgroup makes them: lamina-run-PID and
+// lamina-track-PID whose process PID is gone and that no process is left
+// in. A process that outlived its run (setsid nohup … &) or a `lamina
+// run` killed with SIGKILL leaves its cgroup behind; one still busy
+// stays, to be swept by a later call. Errors are ignored: sweeping is
+// housekeeping.
+func SweepCgroups() {
+	root, err := cgroup2Root()
+	if err != nil {
+		return
+	}
+	if self := procCgroup(os.Getpid()); self != "" {
+		sweepCgroups(filepath.Join(root, filepath.FromSlash(self)))
+	}
+}
+
+func sweepCgroups(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "lamina-run-")
+		if !ok {
+			rest, ok = strings.CutPrefix(e.Name(), "lamina-track-")
+		}
+		pid, err := strconv.Atoi(rest)
+		if !ok || err != nil || !e.IsDir() {
+			continue
+		}
+		sub := filepath.Join(dir, e.Name())
+		sweepCgroups(sub) // nested runs' first: a cgroup with children cannot go
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			continue // its lamina run or shell lives (or the pid is reused: left for later)
+		}
+		os.Remove(sub) // rmdir of a cgroup fails while a process is in it
+	}
+}

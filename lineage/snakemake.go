@@ -14,22 +14,76 @@ import (
 // SnakemakeWorkdir returns the working directory of a Snakemake argv
 // (-d/--directory), else cwd.
 func SnakemakeWorkdir(argv []string, cwd string) string {
-	for i, a := range argv {
-		v, ok := "", false
-		switch {
-		case (a == "-d" || a == "--directory") && i+1 < len(argv):
-			v, ok = argv[i+1], true
-		case strings.HasPrefix(a, "--directory="):
-			v, ok = strings.TrimPrefix(a, "--directory="), true
+	if v, ok := snakemakeArg(argv, "-d", "--directory", len("--di")); ok {
+		if !filepath.IsAbs(v) {
+			v = filepath.Join(cwd, v)
 		}
-		if ok {
-			if !filepath.IsAbs(v) {
-				v = filepath.Join(cwd, v)
-			}
-			return v
-		}
+		return v
 	}
 	return cwd
+}
+
+// snakefileChoices are where Snakemake 7 looks for the Snakefile without
+// -s, in order, relative to the directory it was started in (not
+// --directory: it makes the path absolute before changing to that).
+var snakefileChoices = []string{"Snakefile", "snakefile", "workflow/Snakefile", "workflow/snakefile"}
+
+// Snakefile returns the Snakefile a Snakemake argv started in cwd runs:
+// -s/--snakefile in any form argparse takes, else the first of
+// Snakemake's default places that exists; "" when there is none.
+func Snakefile(argv []string, cwd string) string {
+	if v, ok := snakemakeArg(argv, "-s", "--snakefile", len("--sn")); ok {
+		if !filepath.IsAbs(v) {
+			v = filepath.Join(cwd, v)
+		}
+		return v
+	}
+	for _, c := range snakefileChoices {
+		p := filepath.Join(cwd, filepath.FromSlash(c))
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	return ""
+}
+
+// snakemakeArg returns the value of the option short/long in argv as
+// Snakemake's argparse reads it: "-s V", "-sV", "-s=V", "--snakefile V",
+// "--snakefile=V", or the long name abbreviated to at least minLong
+// characters ("--snake V"); the last one wins.
+func snakemakeArg(argv []string, short, long string, minLong int) (string, bool) {
+	v, found := "", false
+	for i := 1; i < len(argv); i++ {
+		a := argv[i]
+		if a == "--" {
+			break
+		}
+		var val string
+		hasVal := false
+		switch {
+		case strings.HasPrefix(a, "--"):
+			var name string
+			name, val, hasVal = strings.Cut(a, "=")
+			if len(name) < minLong || !strings.HasPrefix(long, name) {
+				continue
+			}
+		case strings.HasPrefix(a, short):
+			if len(a) > len(short) {
+				val, hasVal = strings.TrimPrefix(a[len(short):], "="), true
+			}
+		default:
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(argv) {
+				break
+			}
+			i++
+			val = argv[i]
+		}
+		v, found = val, true
+	}
+	return v, found
 }
 
 // SnakemakeJob is one job as Snakemake's own records tell it.

@@ -124,6 +124,7 @@ func (t *Tracker) flusher() {
 			if err := t.flush(); err != nil {
 				t.opts.Logger.Error("lineage: recording inputs", "err", err)
 			}
+			t.reap()
 		}
 	}
 }
@@ -186,19 +187,49 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 }
 
 func (c *tracked) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (catalog.Run, error) {
-	jobs := c.t.unregister(uid)
-	if err := c.t.flush(); err != nil {
+	// A job's end is when its parent ends, unless learnt better (lamina
+	// run amends them with the rule name and status).
+	return c.t.finish(ctx, uid, e, catalog.RunEnd{FinishedAt: time.Now(), Abandoned: e.Abandoned})
+}
+
+// finish forgets run uid, writes its queued inputs, ends its jobs' runs
+// with jobEnd and the run with e.
+func (t *Tracker) finish(ctx context.Context, uid string, e, jobEnd catalog.RunEnd) (catalog.Run, error) {
+	jobs := t.unregister(uid)
+	if err := t.flush(); err != nil {
 		// Logged, not returned: the run's end matters more than a lost batch.
-		c.t.opts.Logger.Error("lineage: recording inputs", "err", err)
+		t.opts.Logger.Error("lineage: recording inputs", "err", err)
 	}
 	for _, j := range jobs {
-		// A job's end is when its parent ends, unless learnt better
-		// (lamina run amends them with the rule name and status).
-		if _, err := c.Catalog.FinishRun(ctx, j, catalog.RunEnd{FinishedAt: time.Now()}); err != nil {
+		if _, err := t.cat.FinishRun(ctx, j, jobEnd); err != nil {
 			return catalog.Run{}, err
 		}
 	}
-	return c.Catalog.FinishRun(ctx, uid, e)
+	return t.cat.FinishRun(ctx, uid, e)
+}
+
+// reap ends, as abandoned, the registered runs whose root process exited
+// without finishing them (a `lamina run` killed with SIGKILL, a tracked
+// shell closed without `track finish`): one poll per live run.
+func (t *Tracker) reap() {
+	t.mu.Lock()
+	var dead []string
+	for uid, rt := range t.byRun {
+		if rt.fd >= 0 && !rt.fd.alive() {
+			dead = append(dead, uid)
+		}
+	}
+	t.mu.Unlock()
+	for _, uid := range dead {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}
+		if _, err := t.finish(ctx, uid, end, end); err != nil {
+			t.opts.Logger.Error("lineage: ending a run whose process is gone", "run", uid, "err", err)
+		} else {
+			t.opts.Logger.Info("lineage: run abandoned: its process exited without finishing it", "run", uid)
+		}
+		cancel()
+	}
 }
 
 func (t *Tracker) register(r catalog.Run, fd pidfd, source string) {
@@ -439,10 +470,9 @@ func SidecarOf(ctx context.Context, src Source, v catalog.Version) any {
 	if err != nil {
 		return SidecarLineage{Run: v.Run, Inputs: []string{}}
 	}
+	// The transform's own name next to its uid: a Snakemake job's run
+	// becomes a run of its rule's transform once named (lamina run).
 	l := SidecarLineage{Run: v.Run, Status: rec.Run.Status, Transform: rec.Transform.Name, TransUID: rec.Transform.UID, Inputs: []string{}}
-	if rec.Run.Name != "" {
-		l.Transform = rec.Run.Name
-	}
 	for _, u := range rec.Inputs {
 		if iv, err := src.ByUID(ctx, u); err == nil {
 			l.Inputs = append(l.Inputs, iv.Ref()+" "+u)

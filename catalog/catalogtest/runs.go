@@ -26,6 +26,48 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("same digest %s vs %s (source %q); new digest %s", b.UID, a.UID, b.Source, d.UID)
 		}
 	})
+	t.Run("RunEndSignalAbandonedTransform", func(t *testing.T) {
+		c := open(t)
+		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "snakemake", Kind: "pipeline"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rule, err := c.SaveTransform(ctx, catalog.Transform{Name: "norm", Kind: "rule", Digest: ref.Sum([]byte("Snakefile"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		killed, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "k"})
+		code := 130
+		if f, err := c.FinishRun(ctx, killed.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code, Signal: "SIGINT"}); err != nil ||
+			f.Status != catalog.RunFailed || f.Signal != "SIGINT" || *f.ExitCode != 130 {
+			t.Fatalf("killed: %+v, %v", f, err)
+		}
+		gone, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "g"})
+		if f, err := c.FinishRun(ctx, gone.UID, catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}); err != nil ||
+			f.Status != catalog.RunAbandoned || f.ExitCode != nil || f.FinishedAt == nil {
+			t.Fatalf("abandoned: %+v, %v", f, err)
+		}
+		if f, err := c.FinishRun(ctx, gone.UID, catalog.RunEnd{Name: "g2"}); err != nil || f.Status != catalog.RunAbandoned || f.Name != "g2" {
+			t.Fatalf("an amended abandoned run: %+v, %v", f, err)
+		}
+		job, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "job"})
+		if _, err := c.FinishRun(ctx, job.UID, catalog.RunEnd{Transform: "nosuchtransform"}); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("unknown transform: %v", err)
+		}
+		zero := 0
+		if f, err := c.FinishRun(ctx, job.UID, catalog.RunEnd{ExitCode: &zero, Name: "norm", Transform: rule.UID}); err != nil || f.Transform != rule.UID {
+			t.Fatalf("new transform: %+v, %v", f, err)
+		}
+		if rec, err := c.RunRecord(ctx, job.UID); err != nil || rec.Transform.UID != rule.UID || rec.Transform.Kind != "rule" {
+			t.Fatalf("RunRecord after a new transform: %+v, %v", rec.Transform, err)
+		}
+		if rs, err := c.ListRuns(ctx, catalog.RunQuery{Transform: "norm"}); err != nil || len(rs) != 1 || rs[0].UID != job.UID {
+			t.Fatalf("ListRuns norm = %+v, %v", rs, err)
+		}
+		if rs, err := c.ListRuns(ctx, catalog.RunQuery{Transform: "snakemake"}); err != nil || len(rs) != 2 {
+			t.Fatalf("ListRuns snakemake = %+v, %v", rs, err)
+		}
+	})
 	t.Run("RunLifecycle", func(t *testing.T) {
 		c := open(t)
 		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "qc", Kind: "named"})

@@ -51,7 +51,7 @@ func putRun(ctx context.Context, tx pgx.Tx, r catalog.Run) error {
 		parent = &r.Parent
 	}
 	return putJSON(ctx, tx, `INSERT INTO runs (uid, transform, parent, started_ns, rec) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (uid) DO UPDATE SET rec = EXCLUDED.rec`, r, r.UID, r.Transform, parent, ns(r.StartedAt))
+		ON CONFLICT (uid) DO UPDATE SET rec = EXCLUDED.rec, transform = EXCLUDED.transform`, r, r.UID, r.Transform, parent, ns(r.StartedAt))
 }
 
 func (s *Store) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, error) {
@@ -92,31 +92,17 @@ func (s *Store) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (ca
 		} else if !ok {
 			return errorf(ErrNotFound, "no run %q", uid)
 		}
-		finish(&r, e)
+		if e.Transform != "" {
+			if _, ok, err := exists(ctx, tx, `SELECT uid FROM transforms WHERE uid = $1`, e.Transform); err != nil {
+				return err
+			} else if !ok {
+				return errorf(ErrNotFound, "no transform %q", e.Transform)
+			}
+		}
+		r.Apply(e)
 		return putRun(ctx, tx, r)
 	})
 	return r, err
-}
-
-// finish applies e to r, as Bolt does.
-func finish(r *catalog.Run, e catalog.RunEnd) {
-	if !e.FinishedAt.IsZero() {
-		t := e.FinishedAt.UTC()
-		r.FinishedAt = &t
-	}
-	if e.ExitCode != nil {
-		c := *e.ExitCode
-		r.ExitCode = &c
-	}
-	if e.Name != "" {
-		r.Name = e.Name
-	}
-	switch {
-	case r.ExitCode != nil && *r.ExitCode != 0:
-		r.Status = catalog.RunFailed
-	case r.FinishedAt != nil || r.ExitCode != nil:
-		r.Status = catalog.RunOK
-	}
 }
 
 func (s *Store) AddInputs(ctx context.Context, run string, uids []string) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -18,8 +19,8 @@ func cmdLineage() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "one of " + strings.Join(lineage.Formats, ", ")},
 			&cli.IntFlag{Name: "depth", Aliases: []string{"d"}, Usage: "versions to go up and down (0: all)"},
-			&cli.BoolFlag{Name: "up", Usage: "only upstream"},
-			&cli.BoolFlag{Name: "down", Usage: "only downstream"},
+			&cli.BoolFlag{Name: "up", Usage: "upstream (alone: only upstream)"},
+			&cli.BoolFlag{Name: "down", Usage: "downstream (alone: only downstream)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -28,6 +29,9 @@ func cmdLineage() *cli.Command {
 			format, err := checkFormat(c, lineage.Formats...)
 			if err != nil {
 				return err
+			}
+			if d := c.Int("depth"); d < 0 {
+				return exitf(2, "--depth %d: give the number of versions to go up and down, 0 for no limit", d)
 			}
 			cat, err := openRuns(c)
 			if err != nil {
@@ -38,9 +42,18 @@ func cmdLineage() *cli.Command {
 			if err != nil {
 				return err
 			}
-			g, err := lineage.Walk(c.Context, cat, v, lineage.Options{Depth: c.Int("depth"), NoUp: c.Bool("down"), NoDown: c.Bool("up")})
+			g, err := lineage.Walk(c.Context, cat, v, lineage.Options{Depth: c.Int("depth"),
+				NoUp: c.Bool("down") && !c.Bool("up"), NoDown: c.Bool("up") && !c.Bool("down")}) // both: both ways
 			if err != nil {
 				return err
+			}
+			host, _ := os.Hostname()
+			for _, n := range g.Nodes {
+				if n.Run != nil && lineage.Vanished(*n.Run, host) {
+					if r, err := lineage.Abandon(c.Context, cat, *n.Run); err == nil {
+						n.Run = &r // a dead run is not shown running
+					}
+				}
 			}
 			return lineage.Write(c.App.Writer, g, format)
 		},

@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/lineage"
@@ -147,4 +150,189 @@ func TestShowLineage(t *testing.T) {
 	t.Run("mount", check)
 	e.ok("umount", mnt)
 	t.Run("no-mount", check)
+}
+
+// chain records raw/a.csv → run "first" → mid/b.csv → run "second" →
+// out/c.csv without a mount (lamina get and save by tracked processes).
+func (e *mntEnv) chain() {
+	e.t.Helper()
+	e.ok("save", e.file("a.csv", []byte("a\n")), "--key", "raw/a.csv")
+	step := func(name, in, src, out string) {
+		sh := e.bin + " get " + in + " -o - >/dev/null && " + e.bin + " save " + e.file(src, []byte(name+"\n")) + " --key " + out
+		if _, errs, code := e.runIn(e.dir, "run", "--transform", name, "--", "sh", "-c", sh); code != 0 {
+			e.t.Fatalf("run %s: exit %d\n%s", name, code, errs)
+		}
+	}
+	step("first", "raw/a.csv", "b.csv", "mid/b.csv")
+	step("second", "mid/b.csv", "c.csv", "out/c.csv")
+}
+
+// TestLineageDirections: --up and --down together walk both ways, a
+// direction not walked is not reported as empty, and a negative --depth
+// is a usage error.
+func TestLineageDirections(t *testing.T) {
+	e := newMntEnv(t)
+	e.chain()
+	both := []string{"upstream:\n", "<- raw/a.csv@v1", "downstream:\n", "-> out/c.csv@v1"}
+	for _, tc := range []struct {
+		args      []string
+		want, not []string
+	}{
+		{nil, both, []string{"none recorded"}},
+		{[]string{"--up", "--down"}, both, []string{"none recorded"}},
+		{[]string{"--up"}, []string{"upstream:\n", "<- raw/a.csv@v1"}, []string{"downstream", "out/c.csv"}},
+		{[]string{"--down"}, []string{"downstream:\n", "-> out/c.csv@v1"}, []string{"upstream", "raw/a.csv"}},
+	} {
+		t.Run(strings.Join(append([]string{"lineage"}, tc.args...), " "), func(t *testing.T) {
+			out := e.ok(append([]string{"lineage", "mid/b.csv"}, tc.args...)...)
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("no %q in:\n%s", w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("%q in:\n%s", n, out)
+				}
+			}
+		})
+	}
+	if out := e.ok("lineage", "raw/a.csv", "--up"); !strings.Contains(out, "upstream: none recorded") {
+		t.Errorf("a version no run wrote, --up:\n%s", out)
+	}
+	_, errs, code := e.runIn(e.dir, "lineage", "mid/b.csv", "--depth", "-1")
+	if code != 2 || !strings.Contains(errs, "--depth -1") {
+		t.Fatalf("--depth -1: exit %d, %s", code, errs)
+	}
+}
+
+// sidecarStatus returns the run status a version's sidecar shows.
+func sidecarStatus(t *testing.T, meta string) string {
+	var doc struct {
+		Lineage *lineage.SidecarLineage `json:"lineage"`
+	}
+	if err := json.Unmarshal(mustRead(t, meta), &doc); err != nil || doc.Lineage == nil {
+		t.Fatalf("%s: %v", meta, err)
+	}
+	return doc.Lineage.Status
+}
+
+// TestLineageAbandonedRuns: the mount daemon ends the runs whose process
+// died unfinished — a lamina run killed with SIGKILL, a tracked shell that
+// exited without track finish — as abandoned, without any CLI call.
+func TestLineageAbandonedRuns(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	killed := filepath.Join(mnt, "killed.txt")
+	cmd := exec.Command(e.bin, "run", "--transform", "killed", "--", "sh", "-c", "echo x > "+killed+"; exec sleep 60")
+	cmd.Env = e.env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, err := os.Stat(killed + ".meta"); err != nil && time.Now().Before(deadline); _, err = os.Stat(killed + ".meta") {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := sidecarStatus(t, killed+".meta"); got != catalog.RunRunning {
+		t.Fatalf("while it runs: %s", got)
+	}
+	sleep := exec.Command("pkill", "-KILL", "-P", strconv.Itoa(cmd.Process.Pid)) // its sleep
+	cmd.Process.Kill()
+	sleep.Run()
+
+	shell := exec.Command("bash", "-c", `eval "$(`+e.bin+` track start --transform closed)" && echo y > `+filepath.Join(mnt, "shell.txt"))
+	shell.Env = e.env
+	if out, err := shell.CombinedOutput(); err != nil {
+		t.Fatalf("tracked shell: %v\n%s", err, out)
+	}
+	for _, meta := range []string{killed + ".meta", filepath.Join(mnt, "shell.txt.meta")} {
+		got := ""
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			if got = sidecarStatus(t, meta); got == catalog.RunAbandoned {
+				break
+			}
+		}
+		if got != catalog.RunAbandoned {
+			t.Fatalf("%s: run status %q, want %s", meta, got, catalog.RunAbandoned)
+		}
+	}
+}
+
+// TestRunOutlivesDaemon: the mount going away (or coming) while a
+// command runs does not lose its exit code: lamina run exits with it
+// and records it in whichever catalog answers at the end.
+func TestRunOutlivesDaemon(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	for _, tc := range []struct {
+		name    string
+		mounted bool
+	}{{"umount", true}, {"mount", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.mounted {
+				e.mount(mnt)
+			}
+			cmd := exec.Command(e.bin, "run", "--transform", tc.name, "--", "sh", "-c", "echo ready; sleep 3; exit 4")
+			cmd.Env = e.env
+			var errb strings.Builder
+			cmd.Stderr = &errb
+			out, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, 6)
+			io.ReadFull(out, b)
+			start := time.Now()
+			if tc.mounted {
+				e.ok("umount", mnt)
+			} else {
+				e.mount(mnt)
+			}
+			err := cmd.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 {
+				t.Fatalf("lamina run: %v, want exit 4\n%s", err, errb.String())
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Fatalf("lamina run took %s to end", d)
+			}
+			r := e.runsByName()[tc.name]
+			if r.Status != catalog.RunFailed || r.ExitCode == nil || *r.ExitCode != 4 {
+				t.Fatalf("run %+v\n%s", r, errb.String())
+			}
+			if !tc.mounted {
+				e.ok("umount", mnt)
+			}
+		})
+	}
+}
+
+// TestRunCgroupsSwept: a run's cgroup that a process outlived stays while
+// it is busy and is removed by the next lamina run once empty.
+func TestRunCgroupsSwept(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	if _, errs, code := e.runIn(e.dir, "run", "--transform", "leaver", "--", "sh", "-c", "setsid sleep 2 </dev/null >/dev/null 2>&1 &"); code != 0 {
+		t.Fatalf("lamina run: exit %d\n%s", code, errs)
+	}
+	r := e.runsByName()["leaver"]
+	if r.Cgroup == "" {
+		t.Fatal("the run has no cgroup (is the cgroup v2 tree writable?)")
+	}
+	dir := lineage.CgroupRoot() + r.Cgroup
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the busy cgroup is gone already: %v", err)
+	}
+	time.Sleep(2500 * time.Millisecond) // the sleep ends: the cgroup is empty, its run over
+	e.ok("run", "--transform", "next", "--", "true")
+	if _, err := os.Stat(dir); err == nil {
+		t.Fatalf("%s is still there after the next lamina run", dir)
+	}
+	if c := e.runsByName()["next"].Cgroup; c != "" {
+		if _, err := os.Stat(lineage.CgroupRoot() + c); err == nil {
+			t.Fatalf("the next run's own cgroup %s stayed", c)
+		}
+	}
 }

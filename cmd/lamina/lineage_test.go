@@ -261,6 +261,24 @@ rule fail:
 	if runs["snakemake"].Status != "failed" || runs["fail"].Status != "failed" || runs["fail"].Parent != runs["snakemake"].UID || runs["merge"].Status != "ok" {
 		t.Fatalf("runs %+v", runs)
 	}
+	// A job's run is a run of its rule: a transform of its own, versioned
+	// by the Snakefile, which runs ls --transform and the sidecar name.
+	pipeline := e.runRecord(runs["snakemake"].UID).Transform
+	var merges []catalog.Run
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--transform", "merge", "--format", "json")), &merges); err != nil || len(merges) != 1 || merges[0].UID != runs["merge"].UID {
+		t.Fatalf("runs ls --transform merge: %+v, %v", merges, err)
+	}
+	report := e.runRecord(runs["report"].UID)
+	if tr := report.Transform; tr.Name != "report" || tr.Kind != "rule" || tr.Digest != pipeline.Digest || pipeline.Digest.IsZero() {
+		t.Fatalf("report's transform %+v, pipeline's %+v", tr, pipeline)
+	}
+	var side struct {
+		Lineage lineage.SidecarLineage `json:"lineage"`
+	}
+	if err := json.Unmarshal(mustRead(t, filepath.Join(wf, "results/report.txt.meta")), &side); err != nil ||
+		side.Lineage.Transform != "report" || side.Lineage.TransUID != report.Transform.UID {
+		t.Fatalf("report.txt sidecar %+v (%v), want transform report %s", side.Lineage, err, report.Transform.UID)
+	}
 	if !g.Nodes[g.Root].Latest {
 		t.Fatal("report is latest")
 	}

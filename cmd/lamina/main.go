@@ -85,9 +85,12 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		Commands:             commands(),
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
-		ExitErrHandler:       func(*cli.Context, error) {}, // main prints errors once
-		OnUsageError:         usageExit,
-		Action:               unknownCommand,
+		// Repeatable flags keep each value whole: --param genes=CD4,CD8
+		// is one parameter (the others are multiFlag, query.go).
+		DisableSliceFlagSeparator: true,
+		ExitErrHandler:            func(*cli.Context, error) {}, // main prints errors once
+		OnUsageError:              usageExit,
+		Action:                    unknownCommand,
 	}
 	onUsageError(app.Commands)
 	if len(args) > 1 {

@@ -404,6 +404,15 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		tk := lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log})
 		defer tk.Close()
 		tracker, rpcCat = tk, tk.Wrap(cat)
+		// Runs of this host left running by a process that died while no
+		// daemon watched it (the tracker reaps those registered with it).
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if runs, err := cat.ListRuns(ctx, catalog.RunQuery{}); err == nil {
+				lineage.SweepRuns(ctx, cat, runs)
+			}
+		}()
 	}
 	m, err := lfs.New(dir, cat, store, lfs.MountOptions{
 		Options: lfs.Options{ShowVersions: c.Bool("show-versions"), ShowMeta: c.Bool("show-meta")},

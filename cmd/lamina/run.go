@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/lineage"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 // runsCatalog is the catalog a lineage command talks to: the mount
@@ -54,7 +56,10 @@ func openRuns(c *cli.Context) (*runsCatalog, error) {
 func paramFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "transform", Aliases: []string{"t"}, Usage: "name of the transform (default: the script the command runs, else the program)"},
-		&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "a parameter NAME=VALUE (numbers and true/false are typed); repeat for more"},
+		// Values are kept whole: a list (genes=CD4,CD8) or padding is part
+		// of the value (KeepSpace here, App.DisableSliceFlagSeparator in Main).
+		&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, KeepSpace: true,
+			Usage: "a parameter NAME=VALUE, kept verbatim (integers, decimals and true/false written canonically are typed); repeat for more"},
 	}
 }
 
@@ -75,8 +80,9 @@ func newRun(c *cli.Context, cat catalog.Catalog, argv []string, parent string) (
 	if u, err := user.Current(); err == nil {
 		name = u.Username
 	}
-	r := catalog.Run{Transform: t.UID, Name: t.Name, Parent: parent, Params: params, Argv: argv,
+	r := catalog.Run{Transform: t.UID, Name: t.Name, Parent: parent, Params: params,
 		Cwd: cwd, User: name, Host: host, Env: lineage.EnvSummary(os.Environ()), StartedAt: time.Now()}
+	r.SetArgv(argv) // an argument that is not UTF-8 kept byte for byte
 	return r, t, nil
 }
 
@@ -91,11 +97,17 @@ func cmdRun() *cli.Command {
 			if len(argv) == 0 {
 				return exitf(2, "usage: lamina run [--transform NAME] [--param K=V]... -- CMD [ARGS...]")
 			}
+			// Catch the signals before anything runs: from here on they go
+			// to the command (forward), and this process waits for it.
+			sigs := make(chan os.Signal, 8)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+			defer signal.Stop(sigs)
+			lineage.SweepCgroups() // of runs over whose processes outlived them
 			cat, err := openRuns(c)
 			if err != nil {
 				return err
 			}
-			defer cat.Close()
+			defer func() { cat.Close() }() // finishRun may replace it
 			r, t, err := newRun(c, cat, argv, parentRun(c, cat))
 			if err != nil {
 				return err
@@ -109,6 +121,8 @@ func cmdRun() *cli.Command {
 			if cat.daemon {
 				if cg, err = lineage.NewCgroup(fmt.Sprintf("lamina-run-%d", r.RootPID)); err == nil {
 					r.Cgroup = cg.Path
+					// Removed when empty; one a process outlives stays
+					// until the next lamina run sweeps it (SweepCgroups).
 					defer cg.Remove()
 				}
 			}
@@ -125,7 +139,7 @@ func cmdRun() *cli.Command {
 					cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
 				}
 			}
-			code := 0
+			code, sig := 0, ""
 			err = cmd.Start()
 			if err != nil && cmd.SysProcAttr != nil {
 				// No room in the cgroup tree: the parent chain still works.
@@ -137,28 +151,34 @@ func cmdRun() *cli.Command {
 				code = 127
 				fmt.Fprintf(c.App.ErrWriter, "lamina: %v\n", err)
 			} else {
-				stop := context.AfterFunc(c.Context, func() { cmd.Process.Signal(syscall.SIGTERM) })
-				err := cmd.Wait()
-				stop()
-				var ee *exec.ExitError
-				if errors.As(err, &ee) {
-					code = ee.ExitCode()
-					if code < 0 {
-						code = 128 + int(ee.Sys().(syscall.WaitStatus).Signal())
+				done := make(chan struct{})
+				go func() {
+					for {
+						select {
+						case s := <-sigs:
+							forwardSignal(cmd.Process, s.(syscall.Signal))
+						case <-done:
+							return
+						}
 					}
-				}
+				}()
+				code, sig = exitStatus(cmd.Wait())
+				close(done)
 			}
 			// Finish with a fresh context: an interrupted run is recorded too.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if _, err := cat.FinishRun(ctx, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code}); err != nil {
-				return err
+			if cat, err = finishRun(ctx, c, cat, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code, Signal: sig}); err != nil {
+				// The command's status is what the caller needs most.
+				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: the end of run %s (exit %d) could not be recorded, it stays running until a `lamina runs ls` sees its process gone: %v\n",
+					r.UID, code, explain(err))
+				return exitf(code, "")
 			}
 			if r.Split {
-				nameJobs(ctx, cat, r, argv)
+				nameJobs(ctx, cat, r, t, argv)
 			}
 			if err := printRunSummary(ctx, c, cat, r.UID, t); err != nil {
-				return err
+				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: run %s: %v\n", r.UID, explain(err))
 			}
 			if code != 0 {
 				return exitf(code, "")
@@ -168,9 +188,92 @@ func cmdRun() *cli.Command {
 	}
 }
 
+// exitStatus returns the exit code of a command Wait returned err for,
+// 128+N and the signal's name when signal N killed it (as shells do).
+func exitStatus(err error) (code int, sig string) {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		if err != nil {
+			return 1, ""
+		}
+		return 0, ""
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), unix.SignalName(ws.Signal())
+	}
+	return ee.ExitCode(), ""
+}
+
+// forwardSignal passes a signal lamina run received on to the command,
+// as the same signal. A terminal sends SIGINT (Ctrl-C) and SIGQUIT
+// (Ctrl-\) to its whole foreground process group, which the command
+// shares with lamina run: while that group is in the foreground the
+// command has the signal already, and a second one would break into its
+// clean-up (a second KeyboardInterrupt in Python), so those two are not
+// passed on then, as a shell waiting for a foreground job does not.
+func forwardSignal(p *os.Process, s syscall.Signal) {
+	if (s == syscall.SIGINT || s == syscall.SIGQUIT) && foreground() {
+		return
+	}
+	p.Signal(s)
+}
+
+// foreground reports whether this process's group is the foreground
+// group of its controlling terminal.
+func foreground() bool {
+	f, err := os.Open("/dev/tty")
+	if err != nil {
+		return false // no controlling terminal: nothing sent the group a key signal
+	}
+	defer f.Close()
+	pg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err == nil && pg == syscall.Getpgrp()
+}
+
+// finishRun records the end of run uid in the catalog that answers now:
+// the mount daemon may have stopped (umount) or started (mount) since the
+// run began, and the catalog picked then no longer answers, or waits on
+// the lock the daemon holds. It returns the catalog that recorded it.
+func finishRun(ctx context.Context, c *cli.Context, cat *runsCatalog, uid string, end catalog.RunEnd) (*runsCatalog, error) {
+	var errs []error
+	if !cat.daemon {
+		// A daemon started meanwhile holds the catalog file: ask it.
+		if now, err := openRuns(c); err == nil && now.daemon {
+			if _, err := now.FinishRun(ctx, uid, end); err == nil {
+				cat.Close()
+				return now, nil
+			} else {
+				errs = append(errs, err)
+			}
+			now.Close()
+		}
+	}
+	_, err := cat.FinishRun(ctx, uid, end)
+	if err == nil {
+		return cat, nil
+	}
+	errs = append(errs, err)
+	if cat.daemon {
+		// The daemon went away (umount): the catalog itself, or a new daemon.
+		if now, err := openRuns(c); err == nil {
+			if _, err := now.FinishRun(ctx, uid, end); err == nil {
+				cat.Close()
+				return now, nil
+			} else {
+				errs = append(errs, err)
+			}
+			now.Close()
+		}
+	}
+	return cat, errors.Join(errs...)
+}
+
 // nameJobs names a Snakemake run's child runs by rule, from Snakemake's
-// own records, and marks failed jobs.
-func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, argv []string) {
+// own records, and marks failed jobs. A job's run becomes a run of its
+// rule: a transform of kind "rule" named after it and versioned by the
+// Snakefile's digest (t is the pipeline's), so that `runs ls --transform
+// RULE` lists it and its sidecar names a transform that is its own.
+func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Transform, argv []string) {
 	rec, err := cat.RunRecord(ctx, r.UID)
 	if err != nil || len(rec.Children) == 0 {
 		return
@@ -190,6 +293,7 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, argv []strin
 		}
 		return filepath.ToSlash(rel)
 	}
+	rules := map[string]string{} // rule → transform uid
 	for _, ch := range rec.Children {
 		crec, err := cat.RunRecord(ctx, ch)
 		if err != nil {
@@ -206,6 +310,13 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, argv []strin
 			continue
 		}
 		end := catalog.RunEnd{Name: j.Rule}
+		if _, ok := rules[j.Rule]; !ok {
+			rt, err := cat.SaveTransform(ctx, catalog.Transform{Name: j.Rule, Kind: "rule", Path: t.Path, Digest: t.Digest})
+			if err == nil {
+				rules[j.Rule] = rt.UID
+			}
+		}
+		end.Transform = rules[j.Rule]
 		if j.Failed {
 			one := 1
 			end.ExitCode = &one
@@ -227,17 +338,28 @@ func printRunSummary(ctx context.Context, c *cli.Context, cat catalog.Catalog, u
 	if r.FinishedAt != nil {
 		d = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond)
 	}
-	exit := ""
-	if r.ExitCode != nil {
-		exit = fmt.Sprintf(" exit %d", *r.ExitCode)
-	}
 	var extra []string
 	if n := len(rec.Children); n > 0 {
 		extra = append(extra, plural(n, "child run"))
 	}
-	fmt.Fprintf(c.App.ErrWriter, "lamina: run %s  %s (%s)  %s%s in %s: %s, %s%s\n", r.UID, t.Name, t.Kind, r.Status, exit, d,
+	fmt.Fprintf(c.App.ErrWriter, "lamina: run %s  %s (%s)  %s in %s: %s, %s%s\n", r.UID, t.Name, t.Kind, runStatus(r), d,
 		plural(len(rec.Inputs), "input"), plural(len(rec.Outputs), "output"), strings.Join(append([]string{""}, extra...), ", "))
 	return nil
+}
+
+// runStatus is how a run's status reads: "ok (exit 0)", "failed (exit
+// 3)", "failed (killed by SIGINT, exit 130)", "abandoned (its process
+// vanished)", "running".
+func runStatus(r catalog.Run) string {
+	switch {
+	case r.Status == catalog.RunAbandoned:
+		return r.Status + " (its process vanished)"
+	case r.Signal != "" && r.ExitCode != nil:
+		return fmt.Sprintf("%s (killed by %s, exit %d)", r.Status, r.Signal, *r.ExitCode)
+	case r.ExitCode != nil:
+		return fmt.Sprintf("%s (exit %d)", r.Status, *r.ExitCode)
+	}
+	return r.Status
 }
 
 func plural(n int, s string) string {

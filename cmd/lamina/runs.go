@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/lineage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -40,6 +42,7 @@ func cmdRuns() *cli.Command {
 					if err != nil {
 						return err
 					}
+					runs = lineage.SweepRuns(c.Context, cat, runs) // a dead run is not shown running
 					if format == "json" {
 						return writeJSON(c.App.Writer, runs)
 					}
@@ -48,6 +51,9 @@ func cmdRuns() *cli.Command {
 						exit := ""
 						if r.ExitCode != nil {
 							exit = fmt.Sprint(*r.ExitCode)
+							if r.Signal != "" && format != "csv" {
+								exit += " " + r.Signal
+							}
 						}
 						started := r.StartedAt.Local().Format(time.DateTime)
 						if format == "csv" {
@@ -81,6 +87,13 @@ func cmdRuns() *cli.Command {
 					if err != nil {
 						return err
 					}
+					if host, _ := os.Hostname(); lineage.Vanished(rec.Run, host) {
+						if _, err := lineage.Abandon(c.Context, cat, rec.Run); err == nil {
+							if rec, err = cat.RunRecord(c.Context, rec.Run.UID); err != nil {
+								return err
+							}
+						}
+					}
 					if format == "json" {
 						return writeJSON(c.App.Writer, rec)
 					}
@@ -113,18 +126,14 @@ func cmdRuns() *cli.Command {
 						params[k] = fmt.Sprint(v)
 					}
 					pairs("params", params)
-					line("argv", "%q", r.Argv)
+					line("argv", "%q", r.Args())
 					line("cwd", "%s", r.Cwd)
 					line("user", "%s@%s", r.User, r.Host)
 					line("started", "%s", r.StartedAt.Local().Format(time.RFC3339))
 					if r.FinishedAt != nil {
 						line("finished", "%s (%s)", r.FinishedAt.Local().Format(time.RFC3339), r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond))
 					}
-					status := r.Status
-					if r.ExitCode != nil {
-						status += fmt.Sprintf(" (exit %d)", *r.ExitCode)
-					}
-					line("status", "%s", status)
+					line("status", "%s", runStatus(r))
 					if r.Parent != "" {
 						line("parent", "%s", r.Parent)
 					}

@@ -57,7 +57,8 @@ func cmdTrack() *cli.Command {
 					if c.String("transform") == "" {
 						c.Set("transform", "interactive")
 					}
-					shell := os.Getppid()
+					lineage.SweepCgroups()               // of tracked shells closed without finish
+					shell := lineage.Shell(os.Getppid()) // not a $(…) subshell
 					r, _, err := newRun(c, cat, procArgv(shell), "")
 					if err != nil {
 						return err
@@ -120,7 +121,10 @@ func cmdTrack() *cli.Command {
 					if from, path, ok := strings.Cut(os.Getenv(envTrackCgroup), ":/"); ok {
 						back := &lineage.Cgroup{Dir: cgroupDir(from)}
 						back.Move(os.Getpid()) // this process too, or the cgroup stays busy
-						if back.Move(os.Getppid()) == nil {
+						if ppid := os.Getppid(); ppid != lineage.Shell(ppid) {
+							back.Move(ppid) // the $(…) subshell in between
+						}
+						if back.Move(lineage.Shell(os.Getppid())) == nil {
 							(&lineage.Cgroup{Dir: cgroupDir("/" + path)}).Remove()
 						}
 					}

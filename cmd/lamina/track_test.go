@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -103,5 +105,42 @@ func TestTrackInsideLaminaRun(t *testing.T) {
 		if !strings.Contains(stderr+out, want) {
 			t.Errorf("no %q in the command's output:\n%s\n%s", want, out, stderr)
 		}
+	}
+}
+
+// TestTrackStartInSubshell: with a redirection inside "$(…)" bash runs
+// lamina in a subshell it forked, which exits at once; the run belongs to
+// the shell that evals, so a nested lamina run is its child, not a run
+// under a stale marker.
+func TestTrackStartInSubshell(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	t.Setenv(lineage.EnvRun, "")
+	t.Setenv(envTrack, "")
+	bin := mntBinary(t)
+	script := `eval "$(` + bin + ` track start --transform sub 2>/dev/null)"; echo shell=$$; ` +
+		bin + ` run --transform inner -- true; eval "$(` + bin + ` track finish 2>/dev/null)"; echo "left=$LAMINA_RUN."`
+	out, err := exec.Command("bash", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bash: %v\n%s", err, out)
+	}
+	var shell int
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, "shell="); ok {
+			shell, _ = strconv.Atoi(v)
+		}
+	}
+	var rs []catalog.Run
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	byName := map[string]catalog.Run{}
+	for _, r := range rs {
+		byName[r.Name] = r
+	}
+	sub, inner := byName["sub"], byName["inner"]
+	if shell == 0 || sub.RootPID != shell {
+		t.Fatalf("the tracked run's root is pid %d, want the shell %d\n%s", sub.RootPID, shell, out)
+	}
+	if inner.Parent != sub.UID || sub.Status != catalog.RunOK || !strings.Contains(string(out), "left=.") || strings.Contains(string(out), "stale") {
+		t.Fatalf("inner parent %q (want %s), sub %s\n%s", inner.Parent, sub.UID, sub.Status, out)
 	}
 }

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// TestRunParamsVerbatim: --param values are kept whole (no splitting on
+// commas, no trimming), typed only when they round-trip, and a name given
+// twice is a usage error.
+func TestRunParamsVerbatim(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("run", "--transform", "p", "-p", "genes=CD4,CD8", "-p", "filter=a,b=c", "-p", "sp=  5 ",
+		"-p", "sample=007", "-p", "tool_version=1.10", "-p", "big=123456789012345678901", "-p", "n=200", "-p", "x=0.5", "--", "true")
+	var rs []catalog.Run
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 1 {
+		t.Fatalf("runs %+v", rs)
+	}
+	want := map[string]any{"genes": "CD4,CD8", "filter": "a,b=c", "sp": "  5 ", "sample": "007", "tool_version": "1.10",
+		"big": "123456789012345678901", "n": 200.0, "x": 0.5}
+	if !reflect.DeepEqual(rs[0].Params, want) {
+		t.Fatalf("params %#v\nwant %#v", rs[0].Params, want)
+	}
+	if err := e.fails("given twice", "run", "-p", "a=1", "-p", "a=2", "--", "true"); codeOf(err) != 2 {
+		t.Fatalf("duplicate param: exit %d, want 2", codeOf(err))
+	}
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 1 {
+		t.Fatalf("a refused run was recorded: %+v", rs)
+	}
+}
+
+// startRun starts `lamina run` (the test binary as lamina) with args and
+// waits until the command prints "ready"; it returns the process and the
+// command's output so far.
+func (e *env) startRun(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	cmd := e.child(append([]string{"run"}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	// No controlling terminal: lamina run then forwards SIGINT as well.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	r := bufio.NewReader(out)
+	line, err := r.ReadString('\n')
+	if strings.TrimSpace(line) != "ready" {
+		t.Fatalf("the command said %q (%v)\n%s", line, err, errb.String())
+	}
+	return cmd, r
+}
+
+// TestRunForwardsSignals: a signal lamina run gets goes to the command as
+// that signal (not SIGTERM), lamina run waits for the command to end and
+// records how: its exit code, or the signal that killed it.
+func TestRunForwardsSignals(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	py := func(handle string) string {
+		return "import signal, sys, time\n" + handle + "\nprint('ready', flush=True)\ntime.sleep(60)\n"
+	}
+	for _, tc := range []struct {
+		name   string
+		sig    syscall.Signal
+		script string
+		code   int
+		signal string
+		status string
+	}{
+		{"SIGINT handled", syscall.SIGINT, py("signal.signal(signal.SIGINT, lambda *a: sys.exit(5))"), 5, "", "failed (exit 5)"},
+		{"SIGINT", syscall.SIGINT, py("signal.signal(signal.SIGINT, signal.SIG_DFL)"), 130, "SIGINT", "failed (killed by SIGINT, exit 130)"},
+		{"SIGHUP", syscall.SIGHUP, py(""), 129, "SIGHUP", "failed (killed by SIGHUP, exit 129)"},
+		{"SIGTERM handled", syscall.SIGTERM, py("signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))"), 0, "", "ok (exit 0)"},
+		{"SIGQUIT", syscall.SIGQUIT, py("signal.signal(signal.SIGQUIT, lambda *a: sys.exit(6))"), 6, "", "failed (exit 6)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.ReplaceAll(tc.name, " ", "-")
+			cmd, _ := e.startRun(t, "--transform", name, "--", "python3", "-c", tc.script)
+			cmd.Process.Signal(tc.sig)
+			err := cmd.Wait()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != tc.code {
+				t.Fatalf("lamina run: %v, exit %d; want %d", err, code, tc.code)
+			}
+			var rs []catalog.Run
+			e.jsonOut(&rs, "runs", "ls", "--format", "json", "--transform", name)
+			if len(rs) != 1 || rs[0].ExitCode == nil || *rs[0].ExitCode != tc.code || rs[0].Signal != tc.signal {
+				t.Fatalf("runs %+v", rs)
+			}
+			if show := e.ok("runs", "show", rs[0].UID); !strings.Contains(show, "status:    "+tc.status+"\n") {
+				t.Fatalf("runs show, want status %q:\n%s", tc.status, show)
+			}
+		})
+	}
+}
+
+// TestRunArgvNotUTF8: an argument that is not UTF-8 is kept byte for
+// byte (JSON text cannot carry it as a string).
+func TestRunArgvNotUTF8(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	arg := "caf\xe9 \xff\xfe"
+	e.ok("run", "--transform", "raw", "--", "printf", "%s", arg)
+	var rs []catalog.Run
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 1 || !reflect.DeepEqual(rs[0].Args(), []string{"printf", "%s", arg}) {
+		t.Fatalf("argv %q, raw %v", rs[0].Argv, rs[0].ArgvRaw)
+	}
+	if show := e.ok("runs", "show", rs[0].UID); !strings.Contains(show, `"caf\xe9 \xff\xfe"`) {
+		t.Fatalf("runs show:\n%s", show)
+	}
+}
+
+// TestRunKilledIsAbandoned: a run whose lamina run was killed (SIGKILL:
+// nothing can record its end) is shown abandoned, not running forever.
+func TestRunKilledIsAbandoned(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	cmd, out := e.startRun(t, "--transform", "victim", "--", "sh", "-c", "echo ready; echo $$; exec sleep 60")
+	line, _ := out.ReadString('\n')
+	child, _ := strconv.Atoi(strings.TrimSpace(line))
+	var rs []catalog.Run
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 1 || rs[0].Status != catalog.RunRunning {
+		t.Fatalf("while it runs: %+v", rs)
+	}
+	cmd.Process.Kill()
+	syscall.Kill(child, syscall.SIGKILL) // before Wait: it holds the output pipe
+	cmd.Wait()
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 1 || rs[0].Status != catalog.RunAbandoned || rs[0].ExitCode != nil || rs[0].FinishedAt == nil {
+		t.Fatalf("after kill -9: %+v", rs)
+	}
+	if show := e.ok("runs", "show", rs[0].UID); !strings.Contains(show, "status:    abandoned (its process vanished)\n") {
+		t.Fatalf("runs show:\n%s", show)
+	}
+}
