@@ -123,12 +123,25 @@ func openPidfd(tid int) (pidfd, bool) {
 	return pidfd(fd), true
 }
 
-// alive reports whether the process has not exited (a zombie has).
+// alive reports whether the process has not exited (a zombie has): only
+// the pidfd's POLLIN (or an error on it) says it has. A poll that fails
+// (EINTR: the Go runtime signals its own threads) says nothing, and is
+// asked again; taking it for an exit marked live runs abandoned.
 func (p pidfd) alive() bool {
 	fds := []unix.PollFd{{Fd: int32(p), Events: unix.POLLIN}}
-	n, err := unix.Poll(fds, 0)
-	return err == nil && n == 0
+	for {
+		n, err := poll(fds, 0)
+		switch {
+		case err == unix.EINTR || err == unix.EAGAIN:
+			continue
+		case err != nil:
+			return true // cannot tell: the caller must not give up on it
+		}
+		return n == 0 || fds[0].Revents&(unix.POLLIN|unix.POLLHUP) == 0
+	}
 }
+
+var poll = unix.Poll // tests interrupt it
 
 func (p pidfd) close() { unix.Close(int(p)) }
 
