@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Appenders of one key add to the same bytes, as to one inode: a log that a
@@ -163,5 +164,32 @@ func TestWrittenDataFilesAreDescribed(t *testing.T) {
 		if want != "" && (v.NObservations != 315 || len(v.Columns) == 0) {
 			t.Errorf("%s: n_observations %d, %d columns; want 315 and the columns", key, v.NObservations, len(v.Columns))
 		}
+	}
+}
+
+// `(cmd1; cmd2) > out` — a rule's usual shell — opens out once, in the
+// subshell; each command it starts closes an inherited copy of the
+// descriptor, and each such close (a FLUSH) made a version of the partial
+// file. Only the opener's close, or the last one, commits. A Python
+// writer handing its file to a child and closing its own first still gets
+// the child's whole output.
+func TestInheritedDescriptorClosesMakeNoVersions(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	w.sh(`(for i in 1 2 3; do /bin/echo line$i; sleep 0.2; done) > grp.txt`)
+	if vs := w.versions("grp.txt"); len(vs) != 1 || vs[0].Size != 18 {
+		t.Errorf("grp.txt: %d versions, want one of 18 bytes: %+v", len(vs), vs)
+	}
+	w.sh(`python3 -c '
+import subprocess
+f = open("child.txt", "w")
+p = subprocess.Popen(["sh", "-c", "sleep 0.3; echo from the child"], stdout=f)
+f.close()
+p.wait()'`)
+	for i := 0; i < 100 && len(w.versions("child.txt")) == 0; i++ {
+		time.Sleep(20 * time.Millisecond) // RELEASE follows the child's exit
+	}
+	if got := string(w.read("child.txt")); got != "from the child\n" {
+		t.Errorf("child.txt = %q after the child's close", got)
 	}
 }

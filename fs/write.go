@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +42,39 @@ type writeHandle struct {
 	n        *node
 	heldKey  string     // whose path keeps n's inode while this is open (held.go)
 	held     *heldInode // nil: nothing held
+	opener   uint32     // the thread that opened it; 0 if unknown
+}
+
+// byOtherProcess reports whether a FLUSH from ctx's caller is the close of
+// a copy of the descriptor that another process inherited: a child of the
+// shell in `(cmd1; cmd2) > out` closing its stdout. Such a close is not
+// the writer's: committing there made a version of each partial file.
+// What it wrote is committed by the opener's close, or at RELEASE (the
+// last close) if the opener closed first.
+func (w *writeHandle) byOtherProcess(ctx context.Context) bool {
+	tid := callerTID(ctx)
+	if tid == 0 || w.opener == 0 || tid == w.opener {
+		return false
+	}
+	a, b := threadGroup(w.opener), threadGroup(tid)
+	return a > 0 && b > 0 && a != b
+}
+
+// threadGroup is the process of thread tid, from /proc/TID/status (which,
+// unlike cmdline or environ, never waits for the process's memory: safe
+// inside a FUSE request); 0 if unknown.
+func threadGroup(tid uint32) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(tid)) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
 }
 
 // hold keeps the inode of w's node at key's path until w is released.
@@ -471,7 +505,7 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 	if err != nil {
 		return nil, 0, n.errno("open", err)
 	}
-	w := &writeHandle{f: f, n: n, app: app}
+	w := &writeHandle{f: f, n: n, app: app, opener: callerTID(ctx)}
 	w.hold(key)
 	return &handle{w: w}, 0, 0
 }
@@ -494,7 +528,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 }
 
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
-	if h.w == nil || h.w.readOnly {
+	if h.w == nil || h.w.readOnly || h.w.byOtherProcess(ctx) {
 		return 0
 	}
 	before := h.w.f.Changes()
@@ -730,7 +764,7 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, n.errno("create", err)
 	}
 	child := n.m.newNode(ent)
-	h := &handle{w: &writeHandle{f: f, n: child, app: app}}
+	h := &handle{w: &writeHandle{f: f, n: child, app: app, opener: callerTID(ctx)}}
 	n.m.fill(child.current(ctx, h), &out.Attr)
 	out.SetEntryTimeout(n.m.opts.LatestTimeout)
 	out.SetAttrTimeout(0)
