@@ -19,7 +19,10 @@
 // commit's error. A File created on a new key that is flushed before
 // anything was written (a shell's redirect closes its first descriptor
 // before the command writes) is committed at Release instead, so `touch`
-// and `echo x > new` both make exactly one version. An open that changes
+// and `echo x > new` both make exactly one version. The mount sends Flush
+// only for the process that opened the file: a child closing a descriptor
+// it inherited (`(cmd1; cmd2) > out`) is not the writer's close, and its
+// bytes are committed by the opener's close or at Release. An open that changes
 // nothing makes no version; a File whose only change is its mtime sets the
 // latest version's mtime. The version's mtime is the staged mtime the
 // writer saw (nanoseconds), so make-like tools never see it move.
