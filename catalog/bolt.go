@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lamina-bio/lamina/ref"
@@ -63,6 +64,28 @@ type Bolt struct {
 
 	saves saveGroup // group commit of Saves to held (bolt_write.go)
 	lazy  lazySaves // lazy Saves to held (bolt_write.go)
+
+	// damage is the ErrDamaged a call on the held file met. bbolt may then
+	// hold its write lock for good (a rollback that reads the freelist
+	// faults too), so no call uses the file again: each returns damage.
+	damage atomic.Pointer[error]
+}
+
+// damaged returns the damage the held file is known to have, or nil.
+func (b *Bolt) damaged() error {
+	if e := b.damage.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// noteDamage remembers err if it says the held file is damaged, and
+// returns it.
+func (b *Bolt) noteDamage(err error) error {
+	if errors.Is(err, ErrDamaged) {
+		b.damage.CompareAndSwap(nil, &err)
+	}
+	return err
 }
 
 // BoltOptions tune OpenBolt.
@@ -249,11 +272,13 @@ func (b *Bolt) with(write bool, fn func(tx *bolt.Tx) error) error {
 			return err
 		}
 		defer db.Close()
+	} else if err := b.damaged(); err != nil {
+		return err
 	}
 	if write {
-		return guard(b.path, func() error { return db.Update(fn) })
+		return b.noteDamage(guard(b.path, func() error { return db.Update(fn) }))
 	}
-	return guard(b.path, func() error { return db.View(fn) })
+	return b.noteDamage(guard(b.path, func() error { return db.View(fn) }))
 }
 
 // Close releases a held file.
@@ -262,6 +287,10 @@ func (b *Bolt) Close() error {
 	defer b.mu.Unlock()
 	if b.held == nil {
 		return nil
+	}
+	if err := b.damaged(); err != nil {
+		b.held = nil // closing would wait for a write lock a fault may hold
+		return err
 	}
 	lerr := b.commitLazy()
 	err := b.held.Close()
@@ -356,6 +385,11 @@ func (b *Bolt) Save(ctx context.Context, nvs []NewVersion) ([]Saved, error) {
 	b.mu.Lock()
 	held := b.held
 	b.mu.Unlock()
+	if held != nil {
+		if err := b.damaged(); err != nil {
+			return nil, err
+		}
+	}
 	if held != nil && isLazy(ctx) && len(nvs) == 1 {
 		if out, ok, err := b.saveLazy(held, nvs[0]); ok { // bolt_write.go
 			return out, err

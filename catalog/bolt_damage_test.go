@@ -72,6 +72,13 @@ func TestBoltDamagedFile(t *testing.T) {
 		isDamaged(t, err, "cannot be read")
 		_, err = c.ByKey(ctx, "folder/key-1999.csv", 0)
 		isDamaged(t, err, "cannot be read")
+		// The mount daemon's saves go through the open transaction of lazy
+		// saves, which faulted outside guard and killed the daemon.
+		for i := range 2 {
+			_, err = c.Save(catalog.Lazy(ctx), []catalog.NewVersion{catalogtest.NV(fmt.Sprintf("lazy-%d.csv", i), "x")})
+			isDamaged(t, err, "cannot be read")
+		}
+		isDamaged(t, c.Flush(ctx), "cannot be read")
 	})
 	// garble overwrites every page but the two metas, and the freelist
 	// unless all.

@@ -681,6 +681,9 @@ func (b *Bolt) leadSaves(db *bolt.DB) {
 		}
 		g.mu.Unlock()
 		commitGroup(b.path, db, calls)
+		for _, c := range calls {
+			b.noteDamage(c.err)
+		}
 	}
 }
 
@@ -798,6 +801,40 @@ func (b *Bolt) saveLazy(db *bolt.DB, nv NewVersion) (out []Saved, ok bool, err e
 	l := &b.lazy
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// A damaged file (truncated under the daemon) faults inside bbolt:
+	// guard turns that into ErrDamaged, and the transaction is lost.
+	gerr := guard(b.path, func() error {
+		out, ok, err = b.saveLazyLocked(db, nv)
+		return nil
+	})
+	if gerr != nil {
+		b.loseLazyLocked(gerr)
+		return nil, true, gerr
+	}
+	return out, ok, err
+}
+
+// loseLazyLocked gives up the open transaction of lazy saves after a fault
+// in bbolt (a damaged file): its saves are lost, as after a failed commit.
+// Called with mu.
+func (b *Bolt) loseLazyLocked(err error) {
+	l := &b.lazy
+	l.err = fmt.Errorf("catalog: %d saves were not committed: %w", l.n, err)
+	l.lost.Store(true)
+	b.noteDamage(err)
+	if l.tx != nil {
+		_ = guard(b.path, func() error { return l.tx.Rollback() })
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+		l.tx, l.n = nil, 0
+		l.open.Store(false)
+	}
+}
+
+// saveLazyLocked is saveLazy with mu held, under guard.
+func (b *Bolt) saveLazyLocked(db *bolt.DB, nv NewVersion) (out []Saved, ok bool, err error) {
+	l := &b.lazy
 	if !b.beginLazyLocked(db) {
 		return nil, false, nil
 	}
@@ -883,10 +920,19 @@ func (b *Bolt) lazyOp(ctx context.Context, op func(t txn) (wrote bool, err error
 	l := &b.lazy
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !b.beginLazyLocked(db) {
+	var began, wrote bool
+	if gerr := guard(b.path, func() error {
+		if began = b.beginLazyLocked(db); began {
+			wrote, err = op(txn{l.tx})
+		}
+		return nil
+	}); gerr != nil {
+		b.loseLazyLocked(gerr)
+		return true, gerr
+	}
+	if !began {
 		return false, nil
 	}
-	wrote, err := op(txn{l.tx})
 	switch {
 	case err == errNotLazy:
 		return false, nil
@@ -939,13 +985,21 @@ func (b *Bolt) commitLazy() error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.endLocked(true)
+	var err error
+	if gerr := guard(b.path, func() error { err = l.endLocked(true); return nil }); gerr != nil {
+		b.loseLazyLocked(gerr)
+		return gerr
+	}
+	return err
 }
 
 // Flush makes every lazy save durable. It returns the error of any commit of
 // lazy saves that failed since the last Flush: their versions are not in the
 // catalog.
 func (b *Bolt) Flush(ctx context.Context) error {
+	if err := b.damaged(); err != nil {
+		return err
+	}
 	err := b.commitLazy()
 	l := &b.lazy
 	l.mu.Lock()
