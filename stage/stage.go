@@ -916,16 +916,30 @@ func (s *Stage) deferSync(fc failedClose) {
 	s.smu.Lock()
 	defer s.smu.Unlock()
 	s.unsynced = append(s.unsynced, fc)
-	if s.timer == nil {
-		s.timer = time.AfterFunc(s.opts.SyncEvery, func() {
-			s.smu.Lock()
-			s.timer = nil
-			s.smu.Unlock()
-			if err := s.Sync(context.Background()); err != nil {
-				s.log.Error("lamina mount: sync of committed files failed; their bytes stay staged", "err", err)
-			}
-		})
+	s.syncLaterLocked(s.opts.SyncEvery)
+}
+
+// syncLaterLocked makes sure a Sync comes within wait. A Sync that fails
+// (a full disk) comes back, waiting twice as long each time up to a
+// minute, while closes wait for it: a later close, fsync or unmount may be
+// long in coming. Called with smu.
+func (s *Stage) syncLaterLocked(wait time.Duration) {
+	if s.timer != nil {
+		return
 	}
+	s.timer = time.AfterFunc(wait, func() {
+		s.smu.Lock()
+		s.timer = nil
+		s.smu.Unlock()
+		if err := s.Sync(context.Background()); err != nil {
+			s.log.Error("lamina mount: sync of committed files failed; their bytes stay staged and the sync is tried again", "err", err)
+			s.smu.Lock()
+			if len(s.unsynced) > 0 {
+				s.syncLaterLocked(min(2*wait, time.Minute))
+			}
+			s.smu.Unlock()
+		}
+	})
 }
 
 // Sync makes every commit so far durable and drops the staged bytes kept

@@ -746,3 +746,45 @@ func TestFailedCommitRetriedWhileRunning(t *testing.T) {
 		t.Fatalf("a.txt has %d versions, want 1", len(n))
 	}
 }
+
+// syncFailing is content whose first fails Syncs fail (a full disk).
+type syncFailing struct {
+	*cache.Store
+	fails atomic.Int32
+}
+
+func (c *syncFailing) Sync(ctx context.Context) error {
+	if c.fails.Add(-1) >= 0 {
+		return errors.New("no space left on device")
+	}
+	return c.Store.Sync(ctx)
+}
+
+// A Sync that failed (a full disk under the index) comes back by itself:
+// it put the closes back but waited for another close, fsync or unmount
+// to sync them, so a lazy save the catalog lost meanwhile was neither
+// committed again nor visible until then.
+func TestFailedSyncTriedAgain(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	content := &syncFailing{Store: e.store}
+	content.fails.Store(2)
+	s, err := stage.New(e.cat, content, stage.Options{Dir: e.dir, User: "t", SyncEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Create(ctx, "a.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, []byte("closed once"), 0)
+	if err := f.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200 && staged(t, e.dir) > 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := staged(t, e.dir); n != 0 || content.fails.Load() >= 0 {
+		t.Fatalf("after two failed syncs and no other close: %d staging files, %d failures to come", n, content.fails.Load())
+	}
+}
