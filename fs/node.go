@@ -287,13 +287,21 @@ type handle struct {
 	pages  *pageState // a reader of a latest path: released at RELEASE (inode.go)
 }
 
+// fmodeExec is __FMODE_EXEC, the flag the kernel's open for execve carries
+// in an OPEN's flags.
+const fmodeExec = 0x20
+
 // open is Open without lineage (lineage.go).
 func (n *node) open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
 		return n.openWrite(ctx, flags)
 	}
 	const keep = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
-	if !n.mayRead(ctx, unix.R_OK) { // write.go
+	want := uint32(unix.R_OK)
+	if flags&fmodeExec != 0 {
+		want = unix.X_OK // execve's open: a 0111 program runs, as on a plain file system
+	}
+	if !n.mayRead(ctx, want) { // write.go
 		return nil, 0, syscall.EACCES
 	}
 	if h, fl, errno, ok := n.openLatest(ctx); ok { // write.go

@@ -140,6 +140,7 @@ func TestProtectedFileRefusesWrites(t *testing.T) {
 		{"printf '#!/bin/sh\\necho ran\\n' > mnt/s.sh && test -x mnt/s.sh || echo not executable", "not executable"},
 		{"find mnt -maxdepth 1 -type f -executable", ""},
 		{"chmod 755 mnt/s.sh && test -x mnt/s.sh && mnt/s.sh && find mnt -type f -executable", "ran\nmnt/s.sh"},
+		{"cp /bin/echo mnt/e111 && chmod 111 mnt/e111 && mnt/e111 execute-only", "execute-only"},
 	} {
 		out, _ := sh(c.script)
 		if got := strings.ToLower(strings.TrimSpace(out)); got != c.want {
