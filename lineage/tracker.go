@@ -54,6 +54,12 @@ type Tracker struct {
 	cache    map[int]*proc     // tid → answer
 	pending  map[string][]string
 	recorded map[string]map[string]bool // run → versions already queued
+	// adopted holds, by resumed split run, the job runs an earlier daemon
+	// started for it and left running: they end with the run (finish).
+	adopted map[string][]string
+	// ended, non-nil while Resume runs, collects the runs finished
+	// meanwhile, so that Resume never registers a run that just ended.
+	ended map[string]bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -86,7 +92,7 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]string{},
 		jobs: map[string]*proc{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		adopted: map[string][]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	return t
 }
@@ -232,6 +238,79 @@ func (t *Tracker) reap() {
 	}
 }
 
+// Resume registers again, at the daemon's start, the runs among runs that
+// are running on this host with their root process alive: a run that
+// began while no daemon was up (without one, or across a restart) is
+// known only to the catalog, and would otherwise get nothing of what it
+// reads and writes through the mount from now on. Each is registered as
+// `lamina run` registers it over the socket (Wrap's StartRun): its root
+// held as a pidfd checked against the root's start time, its cgroup, its
+// transform's source. The job runs an earlier daemon started for a
+// Snakemake run and left running end with that run, and every child run's
+// parent is known (a version a child wrote is no input of its parent). It
+// returns the runs registered. It reads /proc: never call it inside a
+// FUSE handler.
+func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
+	host, _ := os.Hostname()
+	t.mu.Lock()
+	t.ended = map[string]bool{}
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.ended = nil
+		t.mu.Unlock()
+	}()
+	var done []string
+	for _, r := range runs {
+		if r.Status != catalog.RunRunning || r.RootPID <= 0 || (r.Host != "" && r.Host != host) {
+			continue
+		}
+		select {
+		case <-t.stop: // the daemon is stopping
+			return done
+		default:
+		}
+		t.mu.Lock()
+		_, known := t.byRun[r.UID]
+		t.mu.Unlock()
+		if known {
+			continue
+		}
+		// The pidfd first, then the start time: a number reused after
+		// the check would otherwise be held in the root's place.
+		fd, ok := openPidfd(r.RootPID)
+		if !ok {
+			continue
+		}
+		rec, err := t.cat.RunRecord(ctx, r.UID)
+		if start, serr := ProcStart(r.RootPID); serr != nil || start != r.RootStart || err != nil || rec.Run.Status != catalog.RunRunning {
+			fd.close()
+			continue
+		}
+		var src string
+		if !rec.Transform.Digest.IsZero() {
+			src = rec.Transform.Digest.String()
+		}
+		kids, _ := t.cat.ListRuns(ctx, catalog.RunQuery{Parent: r.UID})
+		t.mu.Lock()
+		if t.ended[r.UID] { // finished since its record was read
+			t.mu.Unlock()
+			fd.close()
+			continue
+		}
+		for _, k := range kids {
+			t.parents[k.UID] = r.UID
+			if r.Split && k.Status == catalog.RunRunning && k.RootPID == 0 {
+				t.adopted[r.UID] = append(t.adopted[r.UID], k.UID)
+			}
+		}
+		t.mu.Unlock()
+		t.register(rec.Run, fd, src)
+		done = append(done, r.UID)
+	}
+	return done
+}
+
 func (t *Tracker) register(r catalog.Run, fd pidfd, source string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -259,6 +338,13 @@ func (t *Tracker) unregister(uid string) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var jobs []string
+	if t.ended != nil {
+		t.ended[uid] = true
+	}
+	if a, ok := t.adopted[uid]; ok {
+		jobs = append(jobs, a...)
+		delete(t.adopted, uid)
+	}
 	if rt := t.byRun[uid]; rt != nil {
 		delete(t.byRun, uid)
 		if t.roots[rt.run.RootPID] == rt {

@@ -192,3 +192,58 @@ func TestFinishWaitsForFlushInProgress(t *testing.T) {
 		t.Fatalf("inputs after the run's end: %v, %v", rec.Inputs, err)
 	}
 }
+
+// TestTrackerResume: at a daemon's start, Resume registers the runs of
+// this host still running whose root lives with its registered start
+// time, and only those; a job run an earlier daemon left running ends
+// with its run, and what it wrote is no input of its parent.
+func TestTrackerResume(t *testing.T) {
+	ctx := context.Background()
+	c := openBolt(t)
+	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "t", Kind: "named"})
+	root, child := startTree(t)
+	start, err := lineage.ProcStart(root.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	mk := func(r catalog.Run) catalog.Run {
+		t.Helper()
+		r.Transform = tf.UID
+		got, err := c.StartRun(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	live := mk(catalog.Run{Name: "live", Host: host, RootPID: root.Process.Pid, RootStart: start, Split: true})
+	job := mk(catalog.Run{Name: "job", Parent: live.UID, Host: host})
+	wrong := mk(catalog.Run{Name: "wrong", Host: host, RootPID: root.Process.Pid, RootStart: start + 1})
+	other := mk(catalog.Run{Name: "other", Host: host + "-elsewhere", RootPID: root.Process.Pid, RootStart: start})
+	ended := mk(catalog.Run{Name: "ended", Host: host, RootPID: root.Process.Pid, RootStart: start})
+	zero := 0
+	c.FinishRun(ctx, ended.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})
+	runs, _ := c.ListRuns(ctx, catalog.RunQuery{})
+	ended.Status = catalog.RunRunning // as a list read before it ended says
+
+	tr := lineage.NewTracker(c, lineage.TrackerOptions{FlushEvery: time.Hour})
+	defer tr.Close()
+	got := tr.Resume(ctx, append(runs, ended))
+	if len(got) != 1 || got[0] != live.UID {
+		t.Fatalf("Resume registered %v, want only %s (wrong start %s, other host %s, ended %s)", got, live.UID, wrong.UID, other.UID, ended.UID)
+	}
+	if r := tr.Caller(uint32(child)); r != live.UID {
+		t.Fatalf("child of the resumed root: Caller = %q, want %s", r, live.UID)
+	}
+	nv := catalogtest.NV("out/j", "j")
+	nv.Run = job.UID
+	tr.Used(live.UID, save1(t, c, nv))
+	if _, err := tr.Wrap(c).FinishRun(ctx, live.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := c.RunRecord(ctx, live.UID)
+	jrec, _ := c.RunRecord(ctx, job.UID)
+	if rec.Run.Status != catalog.RunOK || len(rec.Inputs) != 0 || jrec.Run.Status == catalog.RunRunning {
+		t.Fatalf("resumed run %s with inputs %v, its job %s", rec.Run.Status, rec.Inputs, jrec.Run.Status)
+	}
+}

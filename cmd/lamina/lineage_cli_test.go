@@ -336,3 +336,87 @@ func TestRunCgroupsSwept(t *testing.T) {
 		}
 	}
 }
+
+// TestRunResumedByDaemon: a run that a mount's daemon did not see begin
+// (it began with no mount up, or before the daemon restarted) is tracked
+// by the daemon that starts while it runs: what it reads and writes
+// through the mount from then on is its input and output. The daemon
+// stopping meanwhile marks nothing: the run stays running, then ends ok.
+func TestRunResumedByDaemon(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "raw"), 0o755)
+	os.MkdirAll(filepath.Join(mnt, "out"), 0o755)
+	os.WriteFile(filepath.Join(mnt, "raw/in.csv"), []byte("a,1\n"), 0o644)
+	os.WriteFile(filepath.Join(mnt, "raw/in2.csv"), []byte("b,2\n"), 0o644)
+	e.ok("umount", mnt)
+	for _, tc := range []struct {
+		name    string
+		mounted bool // at the run's start: the daemon restarts mid-run
+	}{{"mount", false}, {"restart", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer e.run("umount", mnt) // the next case starts unmounted
+			if tc.mounted {
+				e.mount(mnt)
+			}
+			goFile := filepath.Join(e.dir, "go-"+tc.name)
+			early := ""
+			if tc.mounted {
+				early = "cat " + mnt + "/raw/in.csv > " + mnt + "/out/" + tc.name + "-early.csv; "
+			}
+			cmd := exec.Command(e.bin, "run", "--transform", "resumed-"+tc.name, "--", "sh", "-c",
+				early+"echo ready; while [ ! -e "+goFile+" ]; do sleep 0.05; done; cat "+mnt+"/raw/in2.csv > "+mnt+"/out/"+tc.name+"-late.csv")
+			cmd.Env = e.env
+			var errb strings.Builder
+			cmd.Stderr = &errb
+			out, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			defer os.WriteFile(goFile, nil, 0o644)
+			b := make([]byte, 6)
+			io.ReadFull(out, b)
+			if tc.mounted {
+				e.ok("umount", mnt)
+				if r := e.runsByName()["resumed-"+tc.name]; r.Status != catalog.RunRunning {
+					t.Fatalf("the daemon stopped: run %+v, want still running", r)
+				}
+			}
+			uid := e.runsByName()["resumed-"+tc.name].UID
+			e.mount(mnt)
+			// The daemon tracks it again once it says so.
+			logs, _ := filepath.Glob(filepath.Join(e.dir, "run", "lamina", "*", "mount.log"))
+			seen := func() bool {
+				for _, p := range logs {
+					if b, _ := os.ReadFile(p); strings.Contains(string(b), "tracked again") && strings.Contains(string(b), uid) {
+						return true
+					}
+				}
+				return false
+			}
+			for end := time.Now().Add(20 * time.Second); !seen() && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+				logs, _ = filepath.Glob(filepath.Join(e.dir, "run", "lamina", "*", "mount.log"))
+			}
+			os.WriteFile(goFile, nil, 0o644)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("lamina run: %v\n%s", err, errb.String())
+			}
+			rec := e.runRecord(uid)
+			wantIn, wantOut := []string{"raw/in2.csv@v1"}, []string{"out/" + tc.name + "-late.csv@v1"}
+			if tc.mounted {
+				wantIn = []string{"raw/in.csv@v1", "raw/in2.csv@v1"}
+				wantOut = []string{"out/" + tc.name + "-early.csv@v1", "out/" + tc.name + "-late.csv@v1"}
+			}
+			if rec.Run.Status != catalog.RunOK || strings.Join(e.refs(rec.Inputs), " ") != strings.Join(wantIn, " ") ||
+				strings.Join(e.refs(rec.Outputs), " ") != strings.Join(wantOut, " ") {
+				t.Fatalf("run %s: status %s, inputs %v (want %v), outputs %v (want %v)\n%s", uid, rec.Run.Status,
+					e.refs(rec.Inputs), wantIn, e.refs(rec.Outputs), wantOut, errb.String())
+			}
+			if v := e.showVersion("out/" + tc.name + "-late.csv"); v.Run != uid {
+				t.Fatalf("out/%s-late.csv: run %q, want %s", tc.name, v.Run, uid)
+			}
+		})
+	}
+}

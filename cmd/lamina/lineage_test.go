@@ -318,3 +318,67 @@ func TestLineageRenameAndTruncate(t *testing.T) {
 		t.Fatalf("after truncate: %q", got)
 	}
 }
+
+// TestLineageSnakemakeNestedRun: a `lamina run` in a rule's shell (one
+// run per rule, DESIGN §5) keeps its own name and transform when the
+// Snakemake run ends: only the job runs the daemon made are named after
+// their rule. Its parent is the Snakemake run.
+func TestLineageSnakemakeNestedRun(t *testing.T) {
+	if _, err := exec.LookPath("snakemake"); err != nil {
+		if os.Getenv("LAMINA_SKIP_SNAKEMAKE") == "1" {
+			t.Skip("no snakemake and LAMINA_SKIP_SNAKEMAKE=1")
+		}
+		t.Fatal("no snakemake: apt-get install -y snakemake (LAMINA_SKIP_SNAKEMAKE=1 skips this test)")
+	}
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	wf := filepath.Join(mnt, "wf")
+	os.MkdirAll(filepath.Join(wf, "raw"), 0o755)
+	os.WriteFile(filepath.Join(wf, "raw/a.csv"), []byte("a,1\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "results/b.csv"
+
+rule a:
+    input: "raw/a.csv"
+    output: "results/a.csv"
+    shell: "`+e.bin+` run --transform inner_a --param k=1 -- sh -c 'cat {input} > {output}'"
+
+rule b:
+    input: "results/a.csv"
+    output: "results/b.csv"
+    shell: "cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	var inner []catalog.Run
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--transform", "inner_a", "--format", "json")), &inner); err != nil || len(inner) != 1 {
+		t.Fatalf("runs ls --transform inner_a: %+v, %v\n%s", inner, err, e.ok("runs", "ls"))
+	}
+	runs := e.runsByName()
+	sm := runs["snakemake"]
+	in := e.runRecord(inner[0].UID)
+	if in.Run.Name != "inner_a" || in.Transform.Name != "inner_a" || in.Transform.Kind == "rule" || in.Run.Status != catalog.RunOK ||
+		in.Run.Params["k"] != float64(1) || in.Run.Parent != sm.UID || sm.UID == "" || sm.Parent != "" {
+		t.Fatalf("nested run %+v, transform %+v; snakemake run %+v", in.Run, in.Transform, sm)
+	}
+	if got := e.refs(in.Outputs); strings.Join(got, " ") != "wf/results/a.csv@v1" {
+		t.Fatalf("nested run's outputs %v", got)
+	}
+	if got := e.refs(in.Inputs); strings.Join(got, " ") != "wf/raw/a.csv@v1" {
+		t.Fatalf("nested run's inputs %v", got)
+	}
+	// The daemon's job runs are still named after their rule.
+	b := e.runRecord(runs["b"].UID)
+	if b.Transform.Name != "b" || b.Transform.Kind != "rule" || b.Run.Parent != sm.UID || strings.Join(e.refs(b.Outputs), " ") != "wf/results/b.csv@v1" {
+		t.Fatalf("rule b's run %+v, transform %+v", b.Run, b.Transform)
+	}
+	if _, ok := runs["a"]; ok {
+		// A job run for rule a exists only if its shell opened something
+		// through the mount itself; then it is rule a's, not inner_a.
+		if a := e.runRecord(runs["a"].UID); a.Transform.Name != "a" {
+			t.Fatalf("rule a's job run %+v", a.Run)
+		}
+	}
+}

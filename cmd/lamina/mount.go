@@ -405,12 +405,19 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		defer tk.Close()
 		tracker, rpcCat = tk, tk.Wrap(cat)
 		// Runs of this host left running by a process that died while no
-		// daemon watched it (the tracker reaps those registered with it).
+		// daemon watched it are abandoned (the tracker reaps those
+		// registered with it); those whose process lives on (a run begun
+		// before this mount, or before a restart of its daemon) are
+		// registered with the tracker, so what they do from now on through
+		// the mount is theirs.
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if runs, err := cat.ListRuns(ctx, catalog.RunQuery{}); err == nil {
-				lineage.SweepRuns(ctx, cat, runs)
+				runs = lineage.SweepRuns(ctx, cat, runs)
+				if got := tk.Resume(ctx, runs); len(got) > 0 {
+					log.Info("lineage: runs begun before this daemon tracked again", "runs", got)
+				}
 			}
 		}()
 	}

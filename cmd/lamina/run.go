@@ -268,8 +268,9 @@ func finishRun(ctx context.Context, c *cli.Context, cat *runsCatalog, uid string
 	return cat, errors.Join(errs...)
 }
 
-// nameJobs names a Snakemake run's child runs by rule, from Snakemake's
-// own records, and marks failed jobs. A job's run becomes a run of its
+// nameJobs names a Snakemake run's job runs (the child runs the tracker
+// made, RootPID 0) by rule, from Snakemake's own records, and marks
+// failed jobs. A job's run becomes a run of its
 // rule: a transform of kind "rule" named after it and versioned by the
 // Snakefile's digest (t is the pipeline's), so that `runs ls --transform
 // RULE` lists it and its sidecar names a transform that is its own.
@@ -296,7 +297,11 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 	rules := map[string]string{} // rule → transform uid
 	for _, ch := range rec.Children {
 		crec, err := cat.RunRecord(ctx, ch)
-		if err != nil {
+		// Only the job runs the daemon's tracker made (no root process of
+		// their own) are named here: a child run with a root registered
+		// itself (a nested `lamina run` or `track start` in a rule's
+		// shell) and keeps its own name, transform and status.
+		if err != nil || crec.Run.RootPID != 0 {
 			continue
 		}
 		var outs []string

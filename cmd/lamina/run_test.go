@@ -154,3 +154,25 @@ func TestRunKilledIsAbandoned(t *testing.T) {
 		t.Fatalf("runs show:\n%s", show)
 	}
 }
+
+// TestRunsShowParamsAsGiven: runs show prints a typed param as it was
+// given (the JSON number's text), never Go's %v of a float64 ("1e-06",
+// "1.23456789e+07").
+func TestRunsShowParamsAsGiven(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("run", "--transform", "p", "-p", "s=0.000001", "-p", "w=12345678.9", "-p", "n=12345678", "-p", "big=9007199254740992",
+		"-p", "neg=-0.25", "-p", "ok=true", "-p", "txt=1e3", "--", "true")
+	var rs []catalog.Run
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 1 {
+		t.Fatalf("runs %+v", rs)
+	}
+	out := e.ok("runs", "show", rs[0].UID)
+	for _, want := range []string{"  s=0.000001\n", "  w=12345678.9\n", "  n=12345678\n", "  big=9007199254740992\n",
+		"  neg=-0.25\n", "  ok=true\n", "  txt=1e3\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("runs show lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -123,7 +124,7 @@ func cmdRuns() *cli.Command {
 					}
 					params := map[string]string{}
 					for k, v := range r.Params {
-						params[k] = fmt.Sprint(v)
+						params[k] = paramText(v)
 					}
 					pairs("params", params)
 					line("argv", "%q", r.Args())
@@ -162,4 +163,24 @@ func cmdRuns() *cli.Command {
 			},
 		},
 	}
+}
+
+// paramText is how runs show prints a param's value: as it was given,
+// which for a typed one is its JSON text (a float64 as the shortest
+// decimal without an exponent, as lineage.ParseParams typed it:
+// 0.000001, not Go's 1e-06; an integer read back from JSON as 12345678,
+// not 1.2345678e+07).
+func paramText(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(v), 'f', -1, 32)
+	}
+	if b, err := json.Marshal(v); err == nil {
+		return string(b)
+	}
+	return fmt.Sprint(v)
 }
