@@ -58,7 +58,7 @@ func (in *Instance) Export(ctx context.Context, v catalog.Version, path string, 
 		return err
 	}
 	if m.Kind == cache.KindFile {
-		return in.exportFile(ctx, m.Files[0], path, 0o644, progress)
+		return in.exportFile(ctx, m.Files[0], path, os.FileMode(catalog.Perm(v.Mode)), progress)
 	}
 	tmp := path + ".lamina-partial"
 	os.RemoveAll(tmp)

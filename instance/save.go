@@ -132,6 +132,10 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 			}
 			if m.Kind == cache.KindFolder {
 				nvs[i].NFiles = len(m.Files)
+			} else if fi, err := os.Stat(it.Path); err == nil {
+				// The file's permission bits, as cp -p keeps them: a saved
+				// script stays executable in the mount and after get.
+				nvs[i].Mode = catalog.ModeOf(uint32(fi.Mode().Perm()))
 			}
 			note := describe(&nvs[i], it.Path) // otype, n_observations, shape, columns (describe.go)
 			results[i] = SaveResult{Item: it, Stats: st, Elapsed: time.Since(start), Note: note}

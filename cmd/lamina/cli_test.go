@@ -596,3 +596,26 @@ func TestSaveReportsStoredBytes(t *testing.T) {
 		t.Fatalf("save said %q", out)
 	}
 }
+
+// A saved file keeps its permission bits, as cp -p does: a script saved
+// 0750 ran from the mount as 0644 (refused now that x bits count) and came
+// back 0644 from get.
+func TestSaveKeepsMode(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	p := e.write("run.sh", []byte("#!/bin/sh\necho hi\n"))
+	if err := os.Chmod(p, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("save", p, "--key", "bin/run.sh")
+	var v struct{ Mode *uint32 }
+	e.jsonOut(&v, "show", "bin/run.sh", "--format", "json")
+	if v.Mode == nil || *v.Mode != 0o750 {
+		t.Fatalf("mode of the saved script: %v, want 0750", v.Mode)
+	}
+	out := e.path("back.sh")
+	e.ok("get", "bin/run.sh", "-o", out)
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Fatalf("get: %v, %v; want mode 0750", fi.Mode(), err)
+	}
+}
