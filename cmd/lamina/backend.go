@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -164,6 +166,23 @@ func describePending(p cache.Pending) string {
 	return s
 }
 
+// checkEndpoint refuses an S3 endpoint URL carrying user info
+// (http://KEY:SECRET@host): the URL is stored in the instance's settings
+// and shown by `lamina info`, so a secret in it would leak.
+func checkEndpoint(ep string) error {
+	if ep == "" {
+		return nil
+	}
+	u, err := url.Parse(ep)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", ep, err)
+	}
+	if u.User != nil {
+		return errors.New("the URL holds a user name or secret, which would be stored in the instance's settings and shown by `lamina info`; give the endpoint without it (e.g. " + u.Scheme + "://" + u.Host + ") and the credentials through the AWS chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials (AWS_PROFILE)")
+	}
+	return nil
+}
+
 // s3Flags puts `lamina init`'s S3 and cache flags into s.
 func s3Flags(c interface {
 	String(string) string
@@ -181,6 +200,9 @@ func s3Flags(c interface {
 		ep := c.String("endpoint")
 		if ep != "" && !strings.HasPrefix(ep, "http://") && !strings.HasPrefix(ep, "https://") {
 			return exitf(2, "--endpoint %q: give a URL such as http://127.0.0.1:7070", ep)
+		}
+		if err := checkEndpoint(ep); err != nil {
+			return exitf(2, "--endpoint: %v", err)
 		}
 		s.S3 = &instance.S3Settings{Endpoint: ep, Region: c.String("region"), PathStyle: c.Bool("path-style")}
 	}

@@ -74,3 +74,29 @@ func TestDBPasswordRefused(t *testing.T) {
 		t.Error("settings written for a refused --db")
 	}
 }
+
+// TestInitRefusesSecretInEndpoint checks that an endpoint URL with user
+// info (a key and secret) is refused: it would be stored in the settings
+// and printed by `lamina info`.
+func TestInitRefusesSecretInEndpoint(t *testing.T) {
+	e := newEnv(t)
+	_, _, err := e.run("init", "--storage", "s3://b/lab", "--name", "s", "--endpoint", "http://AK:SECRET@127.0.0.1:7081", "--path-style")
+	if err == nil {
+		t.Fatal("init accepted an endpoint holding a secret")
+	}
+	msg := explain(err)
+	if !strings.Contains(msg, "AWS_SECRET_ACCESS_KEY") || !strings.Contains(msg, "~/.aws/credentials") || strings.Contains(msg, "SECRET@") {
+		t.Errorf("message %q: want a pointer to the credential chain, without the secret", msg)
+	}
+	if code := exitCode(err); code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	filepath.WalkDir(e.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "SECRET") {
+				t.Errorf("the secret landed in %s", p)
+			}
+		}
+		return nil
+	})
+}
