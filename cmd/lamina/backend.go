@@ -158,6 +158,20 @@ func parseSize(s string) (int64, error) {
 	return int64(f * float64(mult)), nil
 }
 
+// parseCacheSize reads a cache bound. Zero is refused: the cache is where
+// reads of S3 data land, so a mount cannot work without one, and a saved 0
+// would read back as the default.
+func parseCacheSize(v string) (int64, error) {
+	n, err := parseSize(v)
+	if err != nil {
+		return 0, err
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("cache size %q: give a size, e.g. 1GB; a cache is needed for reads", v)
+	}
+	return n, nil
+}
+
 func describePending(p cache.Pending) string {
 	s := fmt.Sprintf("%d objects (%s) waiting for upload", p.Objects, humanBytes(p.Bytes))
 	if p.Failures > 0 && p.LastError != "" {
@@ -207,7 +221,7 @@ func s3Flags(c interface {
 		s.S3 = &instance.S3Settings{Endpoint: ep, Region: c.String("region"), PathStyle: c.Bool("path-style")}
 	}
 	if v := c.String("cache-size"); v != "" {
-		n, err := parseSize(v)
+		n, err := parseCacheSize(v)
 		if err != nil {
 			return exitf(2, "--cache-size: %v", err)
 		}

@@ -137,7 +137,7 @@ func cmdCache() *cli.Command {
 					if c.NArg() != 1 {
 						return exitf(2, "usage: lamina cache limit [SIZE] (e.g. 20GB)")
 					}
-					n, err := parseSize(c.Args().First())
+					n, err := parseCacheSize(c.Args().First())
 					if err != nil {
 						return exitf(2, "%v", err)
 					}

@@ -112,7 +112,7 @@ func cmdConnect() *cli.Command {
 				}
 			}
 			if v := c.String("cache-size"); v != "" {
-				if s.CacheSize, err = parseSize(v); err != nil {
+				if s.CacheSize, err = parseCacheSize(v); err != nil {
 					return exitf(2, "--cache-size: %v", err)
 				}
 			}

@@ -100,3 +100,26 @@ func TestInitRefusesSecretInEndpoint(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCacheLimitZeroRefused checks that a cache bound of 0 is refused
+// everywhere with one message: the CLI used to say "cache limit 0 B" and
+// the daemon cached nothing, while the saved 0 read back as the default.
+func TestCacheLimitZeroRefused(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	for _, args := range [][]string{
+		{"cache", "limit", "0"},
+		{"cache", "limit", "0GB"},
+		{"init", "--storage", "s3://b/lab", "--name", "s", "--endpoint", "http://127.0.0.1:1", "--cache-size", "0"},
+		{"mount", "--cache-size", "0", e.path("mnt")},
+	} {
+		_, _, err := e.run(args...)
+		if err == nil {
+			t.Errorf("lamina %s succeeded", strings.Join(args, " "))
+			continue
+		}
+		if msg := explain(err); !strings.Contains(msg, "give a size, e.g. 1GB; a cache is needed for reads") || exitCode(err) != 2 {
+			t.Errorf("lamina %s: exit %d, %q", strings.Join(args, " "), exitCode(err), msg)
+		}
+	}
+}
