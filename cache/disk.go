@@ -148,7 +148,17 @@ func (c *DiskCache) Rescan() error { return c.scanFiles(false) }
 
 func (c *DiskCache) scanFiles(cleanTmp bool) error {
 	var found []*block
+	gone := false
 	err := filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil && p == c.dir && errors.Is(err, fs.ErrNotExist) {
+			// The folder was removed under us (rm -rf of the cache):
+			// its blocks are gone; make it again.
+			gone = true
+			if err := os.MkdirAll(c.dir, 0o700); err != nil {
+				return err
+			}
+			return filepath.SkipDir
+		}
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -175,6 +185,16 @@ func (c *DiskCache) scanFiles(cleanTmp bool) error {
 	sort.Slice(found, func(i, j int) bool { return found[i].touched.After(found[j].touched) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gone {
+		c.log.Warn("cache: the cache folder was removed while in use; made again (what it held is fetched again when read)", "dir", c.dir)
+		for el := c.lru.Back(); el != nil; { // their files are gone
+			prev := el.Prev()
+			if el.Value.(*block).pins == 0 {
+				c.removeLocked(el)
+			}
+			el = prev
+		}
+	}
 	for _, b := range found {
 		c.insertLocked(b, false)
 	}
