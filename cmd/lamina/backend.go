@@ -66,7 +66,7 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 	if o.cacheSize > 0 {
 		size = o.cacheSize
 	}
-	disk, err := cache.OpenDiskCache(up, s.CacheDir, cache.DiskCacheOptions{Limit: size, Logger: o.log})
+	disk, err := cache.OpenDiskCache(up, s.CacheDir, cache.DiskCacheOptions{Limit: size, Logger: o.log, KeepRecent: cache.KeepRecentForReads})
 	if err != nil {
 		up.Close()
 		return nil, nil, err
