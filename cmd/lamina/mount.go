@@ -473,6 +473,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			if err := rem.disk.Rescan(); err != nil { // blocks CLI commands fetched meanwhile
 				return nil, err
 			}
+			if a.Op == "prefetch" { // cache.go
+				return prefetchBatch(instance.New(s, cat, backend, store), rem.disk, a)
+			}
 			r := cacheReport{Before: rem.disk.Info()}
 			switch a.Op {
 			case "clear":

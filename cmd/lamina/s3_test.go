@@ -579,3 +579,48 @@ func TestS3SmallCacheFetchesOnce(t *testing.T) {
 		t.Logf("fetched %d MiB for %d MiB", f>>20, size>>20)
 	}
 }
+
+// TestS3PrefetchThroughTheMount checks that `lamina cache prefetch` while
+// mounted fetches into the daemon's cache: it ran in the CLI with a cache
+// of its own, so the daemon's status showed 0 B cached and a read through
+// the mount fetched the data again (or failed offline).
+func TestS3PrefetchThroughTheMount(t *testing.T) {
+	e := newS3Env(t)
+	const size = 80 << 20
+	data := randomBytes(t, size)
+	e.ok("save", e.file("a.bin", data), "--key", "a.bin")
+	e.ok("cache", "clear")
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	disk := func() (used, fetched int64) {
+		var st []struct {
+			DiskCache struct {
+				Used    int64 `json:"used_bytes"`
+				Fetched int64 `json:"fetched_bytes"`
+			} `json:"disk_cache"`
+		}
+		if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 {
+			t.Fatalf("status: %v", err)
+		}
+		return st[0].DiskCache.Used, st[0].DiskCache.Fetched
+	}
+	out, errs, err := e.run("cache", "prefetch", "a.bin")
+	if err != nil {
+		t.Fatalf("prefetch: %v\n%s", err, errs)
+	}
+	if !strings.Contains(out, "through the mount daemon") || !strings.Contains(errs, "fetched (through the mount daemon)") {
+		t.Errorf("prefetch while mounted said %q (progress %q)", out, errs)
+	}
+	used, fetched := disk()
+	if used < size {
+		t.Errorf("the mount's cache holds %d bytes after a prefetch of %d", used, size)
+	}
+	e.proxy.Always(s3test.Reset) // S3 away: the read must come from the cache
+	defer e.proxy.Always(s3test.None)
+	if !bytes.Equal(mustRead(t, filepath.Join(mnt, "a.bin")), data) {
+		t.Fatal("read through the mount after the prefetch")
+	}
+	e.proxy.Always(s3test.None)
+	if _, f := disk(); f != fetched {
+		t.Errorf("the read through the mount fetched %d bytes after the prefetch", f-fetched)
+	}
+}
