@@ -236,7 +236,12 @@ func describeS3(s instance.Settings, in *instance.Instance) string {
 	var parts []string
 	if s.S3 != nil {
 		if s.S3.Endpoint != "" {
-			parts = append(parts, "endpoint "+s.S3.Endpoint)
+			ep := s.S3.Endpoint
+			if u, err := url.Parse(ep); err == nil && u.User != nil {
+				u.User = nil // saved before init refused user info: never shown
+				ep = u.String() + " (holds user info: remove it from the settings)"
+			}
+			parts = append(parts, "endpoint "+ep)
 		}
 		if s.S3.Region != "" {
 			parts = append(parts, "region "+s.S3.Region)
