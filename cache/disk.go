@@ -46,6 +46,8 @@ type DiskCache struct {
 	block int64
 	log   *slog.Logger
 	keep  bool // keep the bytes of a Put in the cache
+	// keepRecent: DiskCacheOptions.KeepRecent
+	keepRecent int
 
 	flight singleflight.Group
 	files  *storage.OpenFiles // block files kept open for reading
@@ -90,8 +92,16 @@ type DiskCacheOptions struct {
 	BlockSize  int64 // DefaultBlockSize when zero
 	ReadAhead  int   // most blocks fetched ahead at once; 16 when zero
 	KeepWrites bool  // also cache what is written through the cache
+	// KeepRecent is how many of the most recently used blocks eviction
+	// keeps whatever the limit, besides those read ahead (minKeepLocked);
+	// 0 keeps none. A mount sets it (KeepRecentForReads).
+	KeepRecent int
 	Logger     *slog.Logger
 }
+
+// KeepRecentForReads is the KeepRecent of a cache that FUSE reads go
+// through: the kernel's read-ahead has up to 16 MiB of READs in flight.
+const KeepRecentForReads = 4
 
 // DefaultBlockSize is the unit of fetching and caching: large enough that
 // the per-request overhead of S3 is small against the transfer, small
@@ -122,7 +132,7 @@ func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCach
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	c := &DiskCache{
-		b: b, dir: dir, block: o.BlockSize, log: o.Logger, keep: o.KeepWrites, ahead: make(chan struct{}, o.ReadAhead),
+		b: b, dir: dir, block: o.BlockSize, log: o.Logger, keep: o.KeepWrites, keepRecent: o.KeepRecent, ahead: make(chan struct{}, o.ReadAhead),
 		files: storage.NewOpenFiles(64), pool: newSpanPool(spanBuffers, int(maxSpan*o.BlockSize+o.BlockSize/4)),
 		limit: o.Limit, lru: list.New(), objects: map[string]map[int64]*list.Element{},
 		sizes: map[string]int64{}, streams: map[string]*stream{}, pending: map[string]*blockCall{},
@@ -148,7 +158,17 @@ func (c *DiskCache) Rescan() error { return c.scanFiles(false) }
 
 func (c *DiskCache) scanFiles(cleanTmp bool) error {
 	var found []*block
+	gone := false
 	err := filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil && p == c.dir && errors.Is(err, fs.ErrNotExist) {
+			// The folder was removed under us (rm -rf of the cache):
+			// its blocks are gone; make it again.
+			gone = true
+			if err := os.MkdirAll(c.dir, 0o700); err != nil {
+				return err
+			}
+			return filepath.SkipDir
+		}
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -175,6 +195,16 @@ func (c *DiskCache) scanFiles(cleanTmp bool) error {
 	sort.Slice(found, func(i, j int) bool { return found[i].touched.After(found[j].touched) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gone {
+		c.log.Warn("cache: the cache folder was removed while in use; made again (what it held is fetched again when read)", "dir", c.dir)
+		for el := c.lru.Back(); el != nil; { // their files are gone
+			prev := el.Prev()
+			if el.Value.(*block).pins == 0 {
+				c.removeLocked(el)
+			}
+			el = prev
+		}
+	}
 	for _, b := range found {
 		c.insertLocked(b, false)
 	}
@@ -235,9 +265,11 @@ func (c *DiskCache) removeLocked(el *list.Element) {
 }
 
 // evictLocked removes the least recently used blocks that no one reads
-// until the cache fits its limit.
+// until the cache fits its limit, keeping the most recent few whatever the
+// limit (minKeepLocked).
 func (c *DiskCache) evictLocked() {
-	for el := c.lru.Back(); el != nil && c.used > c.limit; {
+	keep := c.minKeepLocked()
+	for el := c.lru.Back(); el != nil && c.used > c.limit && c.lru.Len() > keep; {
 		prev := el.Prev()
 		if el.Value.(*block).pins == 0 {
 			c.removeLocked(el)
@@ -706,6 +738,18 @@ func (c *DiskCache) store(obj string, bn int64, data []byte, call *blockCall) {
 	c.insertLocked(&block{obj: obj, n: bn, size: int64(len(data)), touched: time.Now()}, true)
 	c.evictLocked()
 	c.mu.Unlock()
+}
+
+// minKeepLocked is how many of the most recently used blocks eviction
+// keeps even over the limit: the blocks the kernel's read-ahead has READs
+// in flight for (up to 16 MiB) and the ones read ahead of them. A limit below that (1 MB, less than one 4 MiB block) evicted
+// each block as soon as it was stored, so every READ inside it fetched it
+// again: a 200 MiB file read sequentially was fetched five times over.
+func (c *DiskCache) minKeepLocked() int {
+	if c.keepRecent <= 0 {
+		return 0
+	}
+	return int(c.aheadBlocksLocked()) + c.keepRecent
 }
 
 // aheadBlocksLocked is how many blocks may be read ahead of a reader: the

@@ -872,6 +872,22 @@ const warmGap = 1 << 20
 // fetch at most: 16 blocks of the disk cache in flight.
 const WarmWindow = 64 << 20
 
+// WarmWindow is how far ahead of a sequential reader s is worth warming:
+// WarmWindow, and at most a quarter of a bounded cache beneath it, so that
+// blocks fetched ahead are read before the cache evicts them (a 200 MiB
+// file read through a small cache was fetched five times over).
+func (s *Store) WarmWindow() int64 {
+	if c, ok := s.obj.(interface{ Info() CacheInfo }); ok {
+		if lim := c.Info().Limit; lim > 0 {
+			if lim/4 < DefaultBlockSize {
+				return 0 // the disk cache's own read-ahead, of one block, is all it keeps
+			}
+			return min(WarmWindow, lim/4)
+		}
+	}
+	return WarmWindow
+}
+
 // Reader reads one file's content through its chunk list.
 type Reader struct {
 	s       *Store

@@ -75,6 +75,11 @@ type upItem struct {
 	// was staged for the queue: Sync does not wait for it (the server may
 	// be away for hours).
 	deferred bool
+	// lost: its staged file vanished with the folder before its upload
+	// (logged once).
+	lost bool
+	// mine: staged by this process's Put (no other process removes it).
+	mine bool
 }
 
 var _ storage.Backend = (*Uploads)(nil)
@@ -214,6 +219,9 @@ func (u *Uploads) adoptEvery(d time.Duration) {
 			return
 		case <-t.C:
 		}
+		if _, err := os.Stat(u.dir); errors.Is(err, fs.ErrNotExist) {
+			u.restoreDir()
+		}
 		u.mu.Lock()
 		owner := u.lock != nil
 		u.mu.Unlock()
@@ -338,6 +346,9 @@ func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
 	p := u.path(name)
 	tmp := p + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrNotExist) && u.restoreDir() {
+		f, err = os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	}
 	if err != nil {
 		return fmt.Errorf("uploads: stage %s: %w", name, err)
 	}
@@ -358,7 +369,7 @@ func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.seq++
-	it := &upItem{name: name, size: int64(len(data)), seq: u.seq, deferred: deferred}
+	it := &upItem{name: name, size: int64(len(data)), seq: u.seq, deferred: deferred, mine: true}
 	if old := u.items[name]; old != nil && !old.uploading {
 		u.dropQueuedLocked(old)
 	}
@@ -367,6 +378,47 @@ func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
 	u.unsynced = append(u.unsynced, name)
 	u.cond.Broadcast()
 	return nil
+}
+
+// restoreDir makes the staging folder again after it vanished (someone
+// removed the cache folder while in use: every Put failed with ENOENT until
+// the next start) and logs, as an error, what was staged in it and is now
+// lost. It reports whether the folder exists again.
+func (u *Uploads) restoreDir() bool {
+	if _, err := os.Stat(u.dir); errors.Is(err, fs.ErrNotExist) {
+		u.log.Warn("uploads: the staging folder was removed while in use; making it again", "dir", u.dir)
+	}
+	if err := os.MkdirAll(u.dir, 0o700); err != nil {
+		u.log.Error("uploads: the staging folder vanished and cannot be made again", "dir", u.dir, "err", err)
+		return false
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.lock != nil {
+		// The lock held is on a removed file: take the new folder's, or
+		// another process could think the queue free.
+		if l, err := lockQueue(u.dir); err == nil && l != nil {
+			u.lock.Close()
+			u.lock = l
+		}
+	}
+	var lost []string
+	var bytes int64
+	for name, it := range u.items {
+		if it.lost {
+			continue
+		}
+		if _, err := os.Stat(u.path(name)); errors.Is(err, fs.ErrNotExist) {
+			it.lost = true
+			lost = append(lost, name)
+			bytes += it.size
+		}
+	}
+	if len(lost) > 0 {
+		sort.Strings(lost)
+		u.log.Error("uploads: data staged and not yet uploaded to S3 was removed from the staging folder (the cache folder deleted while in use?): it is lost, and the versions that use it cannot be read", "dir", u.dir, "objects", len(lost), "bytes", bytes, "names", lost)
+	}
+	return true
 }
 
 func (u *Uploads) dropQueuedLocked(it *upItem) {
@@ -443,6 +495,14 @@ func (u *Uploads) worker() {
 func (u *Uploads) upload(it *upItem) error {
 	data, err := os.ReadFile(u.path(it.name))
 	if errors.Is(err, fs.ErrNotExist) {
+		u.mu.Lock()
+		mine := it.mine
+		u.mu.Unlock()
+		if _, serr := os.Stat(u.dir); mine || errors.Is(serr, fs.ErrNotExist) {
+			// Staged by this process, which alone removes it: removed
+			// from outside (rm -rf of the cache folder). Say what is lost.
+			u.restoreDir()
+		}
 		// Uploaded and removed by the process that staged it (a CLI
 		// whose retry went through): nothing left to do.
 		return nil
@@ -568,6 +628,9 @@ func (u *Uploads) Sync(ctx context.Context) error {
 		// The files were fsynced before their rename; the renames need the
 		// folder's fsync.
 		d, err := os.Open(u.dir)
+		if errors.Is(err, fs.ErrNotExist) && u.restoreDir() {
+			d, err = os.Open(u.dir)
+		}
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ import (
 type chunkCache struct {
 	content Content
 	warmer  warmer       // nil when content has no cache to warm
+	window  windower     // nil: cache.WarmWindow bounds the warming
 	direct  directReader // nil when content cannot read into a buffer
 	max     int64
 	flight  singleflight.Group
@@ -45,6 +46,7 @@ type chunkItem struct {
 func newChunkCache(c Content, max int64) *chunkCache {
 	cc := &chunkCache{content: c, max: max, storing: make(chan struct{}, storeInFlight), lru: list.New(), items: map[ref.Digest]*list.Element{}}
 	cc.warmer, _ = c.(warmer)
+	cc.window, _ = c.(windower)
 	cc.direct, _ = c.(directReader)
 	return cc
 }
@@ -58,6 +60,12 @@ func newChunkCache(c Content, max int64) *chunkCache {
 // chunk for no gain (docs/mount-bench.md).
 type warmer interface {
 	Warm(chunks []cache.Chunk)
+}
+
+// windower is a warmer that bounds how far ahead warming pays (a quarter
+// of a small disk cache: more is evicted before it is read).
+type windower interface {
+	WarmWindow() int64
 }
 
 func (cc *chunkCache) lookup(d ref.Digest) []byte {
@@ -276,6 +284,15 @@ func newFileReader(cc *chunkCache, f cache.File) *fileReader {
 	return r
 }
 
+// warmLimit is how far ahead of the reader warming pays: cache.WarmWindow,
+// or less over a small disk cache (Store.WarmWindow; 0: not at all).
+func (r *fileReader) warmLimit() int64 {
+	if r.cc.window != nil {
+		return r.cc.window.WarmWindow()
+	}
+	return cache.WarmWindow
+}
+
 // ReadAt reads len(p) bytes at off, fetching only the chunks it needs.
 func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if off >= r.f.Size {
@@ -295,10 +312,11 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 		r.next = end
 	} else if sequential {
 		r.next = max(r.next, end)
-		if r.cc.warmer != nil {
+		if r.cc.warmer != nil && r.warmLimit() > 0 {
 			// Slow start: the window grows by what is read, up to
 			// cache.WarmWindow; a quarter of it is asked for at a time.
-			r.window = min(max(r.window+int64(len(p)), 4<<20), cache.WarmWindow)
+			// Bounded by what the cache below keeps (warmLimit).
+			r.window = min(max(r.window+int64(len(p)), 4<<20), r.warmLimit())
 			if end+r.window*3/4 > r.warmTo {
 				from, to := max(r.warmTo, end), end+r.window
 				a := sort.Search(len(r.offsets), func(i int) bool { return r.offsets[i] > from }) - 1

@@ -62,8 +62,13 @@ type pathArgs struct {
 
 // CacheArgs ask a mount daemon to act on its disk cache.
 type CacheArgs struct {
-	Op    string `json:"op"`              // "clear" or "limit"
+	Op    string `json:"op"`              // "clear", "limit" or "prefetch"
 	Limit int64  `json:"limit,omitempty"` // bytes, for "limit"
+	// For "prefetch": the version (KEY[@vN]) and the first of its chunks
+	// (in file order) to fetch; the daemon fetches a batch from there and
+	// says where the next begins, so that the CLI shows progress.
+	Spec string `json:"spec,omitempty"`
+	From int    `json:"from,omitempty"`
 }
 
 type keyArgs struct {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -64,7 +66,7 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 	if o.cacheSize > 0 {
 		size = o.cacheSize
 	}
-	disk, err := cache.OpenDiskCache(up, s.CacheDir, cache.DiskCacheOptions{Limit: size, Logger: o.log})
+	disk, err := cache.OpenDiskCache(up, s.CacheDir, cache.DiskCacheOptions{Limit: size, Logger: o.log, KeepRecent: cache.KeepRecentForReads})
 	if err != nil {
 		up.Close()
 		return nil, nil, err
@@ -156,12 +158,43 @@ func parseSize(s string) (int64, error) {
 	return int64(f * float64(mult)), nil
 }
 
+// parseCacheSize reads a cache bound. Zero is refused: the cache is where
+// reads of S3 data land, so a mount cannot work without one, and a saved 0
+// would read back as the default.
+func parseCacheSize(v string) (int64, error) {
+	n, err := parseSize(v)
+	if err != nil {
+		return 0, err
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("cache size %q: give a size, e.g. 1GB; a cache is needed for reads", v)
+	}
+	return n, nil
+}
+
 func describePending(p cache.Pending) string {
 	s := fmt.Sprintf("%d objects (%s) waiting for upload", p.Objects, humanBytes(p.Bytes))
 	if p.Failures > 0 && p.LastError != "" {
 		s += fmt.Sprintf("; %d failed attempts, last: %s", p.Failures, p.LastError)
 	}
 	return s
+}
+
+// checkEndpoint refuses an S3 endpoint URL carrying user info
+// (http://KEY:SECRET@host): the URL is stored in the instance's settings
+// and shown by `lamina info`, so a secret in it would leak.
+func checkEndpoint(ep string) error {
+	if ep == "" {
+		return nil
+	}
+	u, err := url.Parse(ep)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", ep, err)
+	}
+	if u.User != nil {
+		return errors.New("the URL holds a user name or secret, which would be stored in the instance's settings and shown by `lamina info`; give the endpoint without it (e.g. " + u.Scheme + "://" + u.Host + ") and the credentials through the AWS chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials (AWS_PROFILE)")
+	}
+	return nil
 }
 
 // s3Flags puts `lamina init`'s S3 and cache flags into s.
@@ -182,10 +215,13 @@ func s3Flags(c interface {
 		if ep != "" && !strings.HasPrefix(ep, "http://") && !strings.HasPrefix(ep, "https://") {
 			return exitf(2, "--endpoint %q: give a URL such as http://127.0.0.1:7070", ep)
 		}
+		if err := checkEndpoint(ep); err != nil {
+			return exitf(2, "--endpoint: %v", err)
+		}
 		s.S3 = &instance.S3Settings{Endpoint: ep, Region: c.String("region"), PathStyle: c.Bool("path-style")}
 	}
 	if v := c.String("cache-size"); v != "" {
-		n, err := parseSize(v)
+		n, err := parseCacheSize(v)
 		if err != nil {
 			return exitf(2, "--cache-size: %v", err)
 		}
@@ -200,7 +236,12 @@ func describeS3(s instance.Settings, in *instance.Instance) string {
 	var parts []string
 	if s.S3 != nil {
 		if s.S3.Endpoint != "" {
-			parts = append(parts, "endpoint "+s.S3.Endpoint)
+			ep := s.S3.Endpoint
+			if u, err := url.Parse(ep); err == nil && u.User != nil {
+				u.User = nil // saved before init refused user info: never shown
+				ep = u.String() + " (holds user info: remove it from the settings)"
+			}
+			parts = append(parts, "endpoint "+ep)
 		}
 		if s.S3.Region != "" {
 			parts = append(parts, "region "+s.S3.Region)

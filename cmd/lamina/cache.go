@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -137,7 +138,7 @@ func cmdCache() *cli.Command {
 					if c.NArg() != 1 {
 						return exitf(2, "usage: lamina cache limit [SIZE] (e.g. 20GB)")
 					}
-					n, err := parseSize(c.Args().First())
+					n, err := parseCacheSize(c.Args().First())
 					if err != nil {
 						return exitf(2, "%v", err)
 					}
@@ -172,8 +173,31 @@ func cmdCache() *cli.Command {
 					if c.NArg() == 0 {
 						return exitf(2, "usage: lamina cache prefetch KEY[@vN]…")
 					}
-					if _, _, err := current(c); err != nil {
+					dirs, s, err := current(c)
+					if err != nil {
 						return err
+					}
+					// A mount daemon holds the cache its reads use: fetch
+					// into that one, or the daemon neither counts nor
+					// reads what the CLI fetched.
+					if _, up := liveMount(dirs, s); up {
+						for _, spec := range c.Args().Slice() {
+							r, ok, err := prefetchInDaemon(c, dirs, s, spec, c.App.ErrWriter)
+							if !ok {
+								break // gone meanwhile: below, in this process
+							}
+							if err != nil {
+								return fmt.Errorf("%s: %w", spec, err)
+							}
+							msg := fmt.Sprintf("%s@v%d: %s in the cache (through the mount daemon)", r.Key, r.Version, humanBytes(r.Bytes))
+							if r.Limit > 0 && r.Bytes > r.Limit {
+								msg = fmt.Sprintf("%s@v%d: %s read and verified through the mount daemon, more than the cache's limit of %s: only its last part stays cached (lamina cache limit raises it)", r.Key, r.Version, humanBytes(r.Bytes), humanBytes(r.Limit))
+							}
+							fmt.Fprintln(c.App.Writer, msg)
+						}
+						if _, up := liveMount(dirs, s); up {
+							return nil
+						}
 					}
 					in, err := openInstance(c)
 					if err != nil {
@@ -229,6 +253,102 @@ func prefetch(ctx context.Context, in *instance.Instance, m *cache.Manifest) (in
 		}
 	}
 	return total, g.Wait()
+}
+
+// prefetchBatchBytes is about how much one prefetch call to a mount
+// daemon fetches before it answers with its progress.
+const prefetchBatchBytes = 64 << 20
+
+// prefetchReport is a mount daemon's answer to a prefetch batch.
+type prefetchReport struct {
+	Key     string `json:"key"`
+	Version int    `json:"version"`
+	Chunks  int    `json:"chunks"` // of the whole version
+	Bytes   int64  `json:"bytes"`  // of the whole version
+	Next    int    `json:"next"`   // first chunk of the next batch; Chunks when done
+	Done    int64  `json:"done"`   // bytes of the chunks before Next
+	Limit   int64  `json:"limit"`  // the daemon's cache limit
+	Used    int64  `json:"used"`
+}
+
+// prefetchBatch runs in a mount daemon: it fetches, into the daemon's own
+// cache, the chunks of a.Spec from chunk a.From on, about
+// prefetchBatchBytes of them.
+func prefetchBatch(in *instance.Instance, disk *cache.DiskCache, a catalogrpc.CacheArgs) (prefetchReport, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var r prefetchReport
+	v, err := in.Resolve(ctx, a.Spec)
+	if err != nil {
+		return r, err
+	}
+	m, err := in.Manifest(ctx, v)
+	if err != nil {
+		return r, err
+	}
+	var all []cache.Chunk
+	for _, f := range m.Files {
+		all = append(all, f.Chunks...)
+	}
+	r.Key, r.Version, r.Chunks = v.Key, v.Version, len(all)
+	for i, ch := range all {
+		r.Bytes += ch.Size
+		if i < a.From {
+			r.Done += ch.Size
+		}
+	}
+	end, n := max(a.From, 0), int64(0)
+	for end < len(all) && n < prefetchBatchBytes {
+		n += all[end].Size
+		end++
+	}
+	if a.From < end {
+		batch := all[a.From:end]
+		in.Store.Warm(batch)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(8)
+		for _, ch := range batch {
+			g.Go(func() error {
+				_, err := in.Store.ReadChunk(gctx, ch, nil)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return r, err
+		}
+	}
+	r.Next, r.Done = end, r.Done+n
+	i := disk.Info()
+	r.Limit, r.Used = i.Limit, i.Used
+	return r, nil
+}
+
+// prefetchInDaemon fetches spec into the cache of the instance's mount
+// daemon, a batch at a time, showing progress on w; ok is false when no
+// daemon answers.
+func prefetchInDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, spec string, w io.Writer) (r prefetchReport, ok bool, err error) {
+	dctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+	cl, err := catalogrpc.Dial(dctx, dirs.SocketPath(s.Name), s.ID)
+	cancel()
+	if err != nil {
+		return r, false, nil
+	}
+	defer cl.Close()
+	for {
+		ctx, cancel := context.WithTimeout(c.Context, 10*time.Minute)
+		raw, err := cl.Cache(ctx, catalogrpc.CacheArgs{Op: "prefetch", Spec: spec, From: r.Next})
+		cancel()
+		if err == nil {
+			err = json.Unmarshal(raw, &r)
+		}
+		if err != nil {
+			return r, true, err
+		}
+		if r.Next >= r.Chunks {
+			return r, true, nil
+		}
+		fmt.Fprintf(w, "%s@v%d: %s of %s fetched (through the mount daemon)\n", r.Key, r.Version, humanBytes(r.Done), humanBytes(r.Bytes))
+	}
 }
 
 // cacheReport is a mount daemon's answer to a cache operation.

@@ -106,8 +106,13 @@ func cmdConnect() *cli.Command {
 				return err
 			}
 			s.ID, s.S3, s.Scratch, s.Created, s.Catalog = sh.ID, sh.S3, sh.Scratch, sh.Created, u
+			if sh.S3 != nil {
+				if err := checkEndpoint(sh.S3.Endpoint); err != nil {
+					return fmt.Errorf("the database's S3 endpoint: %w", err)
+				}
+			}
 			if v := c.String("cache-size"); v != "" {
-				if s.CacheSize, err = parseSize(v); err != nil {
+				if s.CacheSize, err = parseCacheSize(v); err != nil {
 					return exitf(2, "--cache-size: %v", err)
 				}
 			}

@@ -74,3 +74,52 @@ func TestDBPasswordRefused(t *testing.T) {
 		t.Error("settings written for a refused --db")
 	}
 }
+
+// TestInitRefusesSecretInEndpoint checks that an endpoint URL with user
+// info (a key and secret) is refused: it would be stored in the settings
+// and printed by `lamina info`.
+func TestInitRefusesSecretInEndpoint(t *testing.T) {
+	e := newEnv(t)
+	_, _, err := e.run("init", "--storage", "s3://b/lab", "--name", "s", "--endpoint", "http://AK:SECRET@127.0.0.1:7081", "--path-style")
+	if err == nil {
+		t.Fatal("init accepted an endpoint holding a secret")
+	}
+	msg := explain(err)
+	if !strings.Contains(msg, "AWS_SECRET_ACCESS_KEY") || !strings.Contains(msg, "~/.aws/credentials") || strings.Contains(msg, "SECRET@") {
+		t.Errorf("message %q: want a pointer to the credential chain, without the secret", msg)
+	}
+	if code := exitCode(err); code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	filepath.WalkDir(e.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "SECRET") {
+				t.Errorf("the secret landed in %s", p)
+			}
+		}
+		return nil
+	})
+}
+
+// TestCacheLimitZeroRefused checks that a cache bound of 0 is refused
+// everywhere with one message: the CLI used to say "cache limit 0 B" and
+// the daemon cached nothing, while the saved 0 read back as the default.
+func TestCacheLimitZeroRefused(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	for _, args := range [][]string{
+		{"cache", "limit", "0"},
+		{"cache", "limit", "0GB"},
+		{"init", "--storage", "s3://b/lab", "--name", "s", "--endpoint", "http://127.0.0.1:1", "--cache-size", "0"},
+		{"mount", "--cache-size", "0", e.path("mnt")},
+	} {
+		_, _, err := e.run(args...)
+		if err == nil {
+			t.Errorf("lamina %s succeeded", strings.Join(args, " "))
+			continue
+		}
+		if msg := explain(err); !strings.Contains(msg, "give a size, e.g. 1GB; a cache is needed for reads") || exitCode(err) != 2 {
+			t.Errorf("lamina %s: exit %d, %q", strings.Join(args, " "), exitCode(err), msg)
+		}
+	}
+}

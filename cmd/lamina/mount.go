@@ -73,6 +73,11 @@ func cmdMount() *cli.Command {
 			if c.NArg() != 1 {
 				return exitf(2, "usage: lamina mount DIR [--foreground] [--show-versions] [--show-meta]")
 			}
+			if v := c.String("cache-size"); v != "" {
+				if _, err := parseCacheSize(v); err != nil {
+					return exitf(2, "--cache-size: %v", err)
+				}
+			}
 			dir, err := lfs.Abs(c.Args().First())
 			if err != nil {
 				return err
@@ -306,7 +311,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 
 	var cacheSize int64
 	if v := c.String("cache-size"); v != "" {
-		if cacheSize, err = parseSize(v); err != nil {
+		if cacheSize, err = parseCacheSize(v); err != nil {
 			return exitf(2, "--cache-size: %v", err)
 		}
 	}
@@ -468,11 +473,17 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			if err := rem.disk.Rescan(); err != nil { // blocks CLI commands fetched meanwhile
 				return nil, err
 			}
+			if a.Op == "prefetch" { // cache.go
+				return prefetchBatch(instance.New(s, cat, backend, store), rem.disk, a)
+			}
 			r := cacheReport{Before: rem.disk.Info()}
 			switch a.Op {
 			case "clear":
 				rem.disk.Clear()
 			case "limit":
+				if a.Limit <= 0 { // 0 would cache nothing, and reads need the cache
+					return nil, fmt.Errorf("cache limit %d: give a size, e.g. 1GB; a cache is needed for reads", a.Limit)
+				}
 				rem.disk.SetLimit(a.Limit)
 			default:
 				return nil, fmt.Errorf("cache: no operation %q", a.Op)

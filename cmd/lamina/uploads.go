@@ -71,13 +71,13 @@ func drainUploads(rem *remote, dirs instance.Dirs, s instance.Settings, log *slo
 // up after 30 s without a sign of life. Interrupted (Ctrl-C), it stops
 // waiting and says how the daemon goes on.
 func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name string, st mountState, force bool) error {
-	lastSign := time.Now()
+	start, lastSign := time.Now(), time.Now()
 	var last cache.Pending
-	shown := false
+	shown, said := false, false
 	for processAlive(st.PID) {
 		if ctx.Err() != nil {
 			if !shown {
-				return ctx.Err()
+				return fmt.Errorf("interrupted: the daemon (pid %d) goes on stopping (and uploading what is queued) in the background; `lamina status` shows it; `lamina umount --force %s` stops it now, leaving queued uploads staged for the next start", st.PID, st.Mountpoint)
 			}
 			return fmt.Errorf("stopped waiting: the mount is gone, and its daemon (pid %d) goes on uploading in the background until done (or 10 min without progress); `lamina umount --force %s` stops it now, leaving the uploads staged for the next start", st.PID, st.Mountpoint)
 		}
@@ -93,6 +93,12 @@ func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name strin
 			if info, err := os.Stat(uploadsPath(dirs, name)); err == nil && time.Since(info.ModTime()) < 5*time.Second {
 				lastSign = time.Now()
 			}
+		}
+		if !said && !shown && time.Since(start) > 300*time.Millisecond {
+			// A daemon busy (a commit, a sync) before its uploads shows
+			// nothing for a while: say what umount waits for.
+			fmt.Fprintln(w, "waiting for the daemon to stop… (Ctrl-C stops waiting; it goes on by itself)")
+			said = true
 		}
 		if time.Since(lastSign) > 30*time.Second {
 			return fmt.Errorf("the mount daemon (pid %d) did not stop within 30 s; see %s", st.PID, st.Log)

@@ -164,11 +164,31 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := b.cl.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: aws.String(cfg.Bucket)}); err != nil {
-		return nil, b.wrap("open bucket", "", err)
+	// The opening check is a CLI command's first call: a server that is
+	// restarting or a connection reset must not fail it at once, so a
+	// retryable failure gets openTries tries over about 2 s.
+	for try := 1; ; try++ {
+		_, err := b.cl.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: aws.String(cfg.Bucket)})
+		if err == nil {
+			return b, nil
+		}
+		werr := b.wrap("open bucket", "", err)
+		if try >= openTries || !Retryable(werr) || hctx.Err() != nil {
+			return nil, werr
+		}
+		select {
+		case <-time.After(openBackoff << (try - 1)): // 0.5 s, then 1 s, …
+		case <-hctx.Done():
+			return nil, werr
+		}
 	}
-	return b, nil
 }
+
+// openTries and openBackoff bound the retries of Open's bucket check.
+var (
+	openTries   = 3
+	openBackoff = 500 * time.Millisecond
+)
 
 // CredentialSource names where the credentials came from ("EnvConfigCredentials",
 // "SharedConfigCredentials: /home/u/.aws/credentials", …), never the credentials.
