@@ -376,6 +376,39 @@ func (e *mntEnv) killDaemon(name string) {
 	for i := 0; i < 250 && processAlive(pid); i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
+	if processAlive(pid) {
+		// A daemon thread stuck in the kernel keeps /dev/fuse open, and the
+		// processes using the mount wait for it for good: say where it is
+		// stuck, and free them, rather than hang the test run.
+		var b strings.Builder
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+		for _, task := range tasks {
+			stat, _ := os.ReadFile(task + "/stat")
+			stack, _ := os.ReadFile(task + "/stack")
+			fmt.Fprintf(&b, "%s\n%s\n", strings.TrimSpace(string(stat)), stack)
+		}
+		e.abortMounts()
+		e.t.Fatalf("the daemon (pid %d) did not die within 5 s of SIGKILL; its threads:\n%s", pid, b.String())
+	}
+}
+
+// abortMounts aborts the FUSE connections of the mounts under the test's
+// folder.
+func (e *mntEnv) abortMounts() {
+	const conns = "/sys/fs/fuse/connections"
+	if ents, _ := os.ReadDir(conns); len(ents) == 0 {
+		syscall.Mount("fusectl", conns, "fusectl", 0, "") // not mounted on every machine
+	}
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || !strings.HasPrefix(f[4], e.dir) {
+			continue
+		}
+		if _, minor, ok := strings.Cut(f[2], ":"); ok {
+			os.WriteFile(conns+"/"+minor+"/abort", []byte("1"), 0)
+		}
+	}
 }
 
 // daemonPID is the pid in the state file of instance name's mount daemon.

@@ -164,7 +164,16 @@ for i in range(1, 100000):
 		}
 	}
 	e.killDaemon("m")
-	py.Wait() // it fails on its next write
+	waited := make(chan struct{})
+	go func() { py.Wait(); close(waited) }() // it fails on its next write
+	select {
+	case <-waited:
+	case <-time.After(30 * time.Second):
+		stack, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stack", py.Process.Pid))
+		e.abortMounts()
+		<-waited
+		t.Fatalf("the writer still waited 30 s after the daemon was killed, in:\n%s", stack)
+	}
 	lines := strings.Fields(out.String())
 	committed := len(lines)
 	e.ok("umount", mnt)
