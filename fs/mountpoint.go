@@ -169,6 +169,43 @@ func ForceUnmount(dir string) error {
 	return fusermount(dir, "-u", "-z")
 }
 
+// ClearStale removes the mount at dir whose daemon died or does not
+// answer. As root it first aborts the mount's FUSE connection: a daemon
+// stuck on its way out (a thread waiting in the kernel) keeps /dev/fuse
+// open, and every process using the mount would wait for it for good; a
+// detached mount does not free them. A user without root relies on
+// fusermount3's lazy unmount.
+func ClearStale(dir string) error {
+	if os.Geteuid() == 0 {
+		abortConnection(dir)
+	}
+	return ForceUnmount(dir)
+}
+
+// abortConnection aborts the FUSE connection of the mount at dir through
+// the fusectl file system (mounted here if it is not).
+func abortConnection(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	const conns = "/sys/fs/fuse/connections"
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || unescape(f[4]) != dir {
+			continue
+		}
+		_, minor, ok := strings.Cut(f[2], ":")
+		if !ok {
+			continue
+		}
+		if _, err := os.Stat(conns + "/" + minor); err != nil {
+			syscall.Mount("fusectl", conns, "fusectl", 0, "")
+		}
+		os.WriteFile(conns+"/"+minor+"/abort", []byte("1"), 0)
+	}
+}
+
 // Unmount unmounts the FUSE mount at dir as umount(8) would: it fails while
 // the mount is in use. As a user other than root it goes through
 // fusermount3, as the mount did.

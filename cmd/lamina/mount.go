@@ -133,7 +133,7 @@ func clearStaleMounts(c *cli.Context, dirs instance.Dirs, s instance.Settings, d
 		if m.Dir == dir || answers(m.Dir) {
 			continue
 		}
-		if err := lfs.ForceUnmount(m.Dir); err != nil {
+		if err := lfs.ClearStale(m.Dir); err != nil {
 			return fmt.Errorf("instance %q has a stale mount at %s (its daemon died) that could not be cleared (%v): run `lamina umount %s`", s.Name, m.Dir, err, m.Dir)
 		}
 		if st, err := readState(dirs, s.Name); err == nil && st.Mountpoint == m.Dir && !processAlive(st.PID) {
@@ -735,7 +735,7 @@ func cmdUmount() *cli.Command {
 				fmt.Fprintf(w, "unmounted %s; its daemon, not registered in %s, stops by itself\n", dir, dirs.Runtime)
 				return nil
 			}
-			if err := lfs.ForceUnmount(dir); err != nil {
+			if err := lfs.ClearStale(dir); err != nil {
 				return err
 			}
 			fmt.Fprintf(w, "cleared a stale mount at %s (its daemon had died)\n", dir)

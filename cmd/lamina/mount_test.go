@@ -258,6 +258,15 @@ func TestMountEndToEnd(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); !allStopped(pid) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// A process using the mount meanwhile waits for the daemon; clearing
+	// the stale mount frees it (the connection is aborted), where a
+	// detached mount kept it waiting until the daemon ran again.
+	waiter := exec.Command("stat", filepath.Join(mnt, "nothing-here"))
+	if err := waiter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waiterDone := make(chan struct{})
+	go func() { waiter.Wait(); close(waiterDone) }()
 	hung := exec.Command(e.bin, "umount", mnt)
 	hung.Env = append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+t.TempDir())
 	done := make(chan error, 1)
@@ -274,6 +283,12 @@ func TestMountEndToEnd(t *testing.T) {
 	}
 	if _, still := lfs.MountInfo(mnt); still {
 		t.Fatalf("still mounted after the umount of a hung daemon: %s", hungOut)
+	}
+	select {
+	case <-waiterDone:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(pid, syscall.SIGCONT)
+		t.Fatal("a process waiting on the hung mount still waits after umount cleared it")
 	}
 	syscall.Kill(pid, syscall.SIGCONT)
 	for i := 0; i < 500 && processAlive(pid); i++ {
