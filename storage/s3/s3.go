@@ -486,6 +486,9 @@ func (b *Backend) wrap(op, name string, err error) error {
 	if b.cfg.Prefix != "" { // the object's whole key, as the bucket names it
 		name = b.cfg.Prefix + "/" + name
 	}
+	// A dropped connection comes back wrapping io.EOF: a failed request,
+	// never the end of anything (storage.NotEOF).
+	err = storage.NotEOF(err)
 	e := &Error{Op: op, Bucket: b.cfg.Bucket, Name: name, Err: err}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {
