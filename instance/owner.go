@@ -284,3 +284,54 @@ func (g *guarded) Delete(ctx context.Context, name string) error {
 	}
 	return g.Backend.Delete(ctx, name)
 }
+
+// The cache's Store looks for optional methods on the backend it is given
+// (cache/store.go: Invalidate, ReadRange, Warm; cache/disk.go and
+// storage.GetRangeInto: GetRangeInto). The guard sits on top of the
+// daemon's disk cache, so it passes each of them through: hidden, a chunk
+// whose fetched bytes were damaged could not be dropped from the cache and
+// stayed unreadable for good, and reads lost their copy-free path and
+// read-ahead.
+
+// Invalidate drops cached bytes, when the guarded backend caches.
+func (g *guarded) Invalidate(name string, off, n int64) {
+	if inv, ok := g.Backend.(interface{ Invalidate(string, int64, int64) }); ok {
+		inv.Invalidate(name, off, n)
+	}
+}
+
+// Warm asks a caching backend to fetch a range ahead of its reader.
+func (g *guarded) Warm(name string, off, n int64) {
+	if w, ok := g.Backend.(interface{ Warm(string, int64, int64) }); ok {
+		w.Warm(name, off, n)
+	}
+}
+
+// ReadRange reads the bytes at off into bufs, one after another.
+func (g *guarded) ReadRange(ctx context.Context, name string, off int64, bufs ...[]byte) error {
+	if rr, ok := g.Backend.(interface {
+		ReadRange(context.Context, string, int64, ...[]byte) error
+	}); ok {
+		return rr.ReadRange(ctx, name, off, bufs...)
+	}
+	var n int64
+	for _, b := range bufs {
+		n += int64(len(b))
+	}
+	data, err := g.Backend.GetRange(ctx, name, off, n)
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) != n {
+		return fmt.Errorf("storage: read %s: %d bytes at %d, want %d", name, len(data), off, n)
+	}
+	for _, b := range bufs {
+		data = data[copy(b, data):]
+	}
+	return nil
+}
+
+// GetRangeInto reads len(buf) bytes at off into buf.
+func (g *guarded) GetRangeInto(ctx context.Context, name string, off int64, buf []byte) error {
+	return storage.GetRangeInto(ctx, g.Backend, name, off, buf)
+}
