@@ -63,6 +63,7 @@ type DiskCache struct {
 	lru     *list.List                         // of *block, most recent first
 	objects map[string]map[int64]*list.Element // object hash → block number → lru element
 	sizes   map[string]int64                   // object name → size
+	sized   map[string]bool                    // objects whose size file is written (sizePath)
 	streams map[string]*stream                 // object name → sequential reader state
 	pending map[string]*blockCall              // blocks being fetched, by blockKey
 	hits    int64
@@ -135,7 +136,7 @@ func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCach
 		b: b, dir: dir, block: o.BlockSize, log: o.Logger, keep: o.KeepWrites, keepRecent: o.KeepRecent, ahead: make(chan struct{}, o.ReadAhead),
 		files: storage.NewOpenFiles(64), pool: newSpanPool(spanBuffers, int(maxSpan*o.BlockSize+o.BlockSize/4)),
 		limit: o.Limit, lru: list.New(), objects: map[string]map[int64]*list.Element{},
-		sizes: map[string]int64{}, streams: map[string]*stream{}, pending: map[string]*blockCall{},
+		sizes: map[string]int64{}, sized: map[string]bool{}, streams: map[string]*stream{}, pending: map[string]*blockCall{},
 	}
 	c.bgctx, c.stop = context.WithCancel(context.Background())
 	if err := c.scan(); err != nil {
@@ -159,6 +160,7 @@ func (c *DiskCache) Rescan() error { return c.scanFiles(false) }
 func (c *DiskCache) scanFiles(cleanTmp bool) error {
 	var found []*block
 	gone := false
+	var sidecars []string
 	err := filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil && p == c.dir && errors.Is(err, fs.ErrNotExist) {
 			// The folder was removed under us (rm -rf of the cache):
@@ -176,6 +178,10 @@ func (c *DiskCache) scanFiles(cleanTmp bool) error {
 			if cleanTmp {
 				os.Remove(p)
 			}
+			return nil
+		}
+		if obj, ok := strings.CutSuffix(d.Name(), sizeSuffix); ok && len(obj) == 32 {
+			sidecars = append(sidecars, obj)
 			return nil
 		}
 		obj, n, ok := parseBlockName(d.Name())
@@ -208,7 +214,53 @@ func (c *DiskCache) scanFiles(cleanTmp bool) error {
 	for _, b := range found {
 		c.insertLocked(b, false)
 	}
+	for _, obj := range sidecars {
+		if c.objects[obj] != nil {
+			c.sized[obj] = true
+		} else if cleanTmp { // its blocks are gone (a crash between the removals)
+			os.Remove(c.sizePath(obj))
+		}
+	}
 	return nil
+}
+
+// sizeSuffix names the file beside an object's blocks that holds its size
+// (decimal), so that a new process reads cached blocks without asking the
+// storage for the size first: fully cached data reads offline after a
+// restart. It is written with the object's first cached block and removed
+// with its last.
+const sizeSuffix = ".size"
+
+func (c *DiskCache) sizePath(obj string) string {
+	return filepath.Join(c.dir, obj[:2], obj+sizeSuffix)
+}
+
+// readSize reads the size file of the object, if there is one.
+func (c *DiskCache) readSize(name string) (int64, bool) {
+	b, err := os.ReadFile(c.sizePath(objHash(name)))
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// writeSizeLocked writes the size file of obj unless it is there.
+func (c *DiskCache) writeSizeLocked(obj string, size int64) {
+	if c.sized[obj] {
+		return
+	}
+	p := c.sizePath(obj)
+	tmp := p + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(size, 10)+"\n"), 0o600); err != nil {
+		os.Remove(tmp)
+		return
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return
+	}
+	c.sized[obj] = true
 }
 
 func parseBlockName(name string) (string, int64, bool) {
@@ -258,6 +310,8 @@ func (c *DiskCache) removeLocked(el *list.Element) {
 		delete(m, b.n)
 		if len(m) == 0 {
 			delete(c.objects, b.obj)
+			delete(c.sized, b.obj)
+			os.Remove(c.sizePath(b.obj))
 		}
 	}
 	c.files.Forget(c.path(b.obj, b.n))
@@ -284,6 +338,12 @@ func (c *DiskCache) size(ctx context.Context, name string) (int64, error) {
 	sz, ok := c.sizes[name]
 	c.mu.Unlock()
 	if ok {
+		return sz, nil
+	}
+	if sz, ok := c.readSize(name); ok { // cached by an earlier process
+		c.mu.Lock()
+		c.sizes[name] = sz
+		c.mu.Unlock()
 		return sz, nil
 	}
 	v, err, _ := c.flight.Do("stat\x00"+name, func() (any, error) {
@@ -665,7 +725,7 @@ func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first i
 		bn := first + int64(i)
 		key := blockKey(obj, bn)
 		if err == nil {
-			c.store(obj, bn, call.data, call)
+			c.store(obj, size, bn, call.data, call)
 		}
 		c.mu.Lock()
 		if c.pending[key] == call {
@@ -707,7 +767,7 @@ func (c *DiskCache) get(ctx context.Context, name string, off, n int64, sb *span
 
 // store writes a block file (atomically) and indexes it, unless the call
 // that fetched it (nil for a Put) was dropped by Invalidate.
-func (c *DiskCache) store(obj string, bn int64, data []byte, call *blockCall) {
+func (c *DiskCache) store(obj string, size, bn int64, data []byte, call *blockCall) {
 	c.mu.Lock()
 	c.fetched += int64(len(data))
 	c.mu.Unlock()
@@ -736,6 +796,7 @@ func (c *DiskCache) store(obj string, bn int64, data []byte, call *blockCall) {
 		return
 	}
 	c.insertLocked(&block{obj: obj, n: bn, size: int64(len(data)), touched: time.Now()}, true)
+	c.writeSizeLocked(obj, size)
 	c.evictLocked()
 	c.mu.Unlock()
 }
@@ -944,6 +1005,8 @@ func (c *DiskCache) forget(name string) {
 	for _, el := range c.objects[obj] {
 		c.removeLocked(el)
 	}
+	delete(c.sized, obj)
+	os.Remove(c.sizePath(obj))
 }
 
 // Put writes through to the backend and, with KeepWrites, keeps the bytes.
@@ -955,7 +1018,7 @@ func (c *DiskCache) Put(ctx context.Context, name string, data []byte) error {
 	if c.keep {
 		obj := objHash(name)
 		for bn := int64(0); bn*c.block < int64(len(data)); bn++ {
-			c.store(obj, bn, data[bn*c.block:min(int64(len(data)), (bn+1)*c.block)], nil)
+			c.store(obj, int64(len(data)), bn, data[bn*c.block:min(int64(len(data)), (bn+1)*c.block)], nil)
 		}
 		c.mu.Lock()
 		c.sizes[name] = int64(len(data))

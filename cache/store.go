@@ -729,7 +729,7 @@ func (s *Store) ReadChunk(ctx context.Context, c Chunk, dst []byte) ([]byte, err
 		var obj []byte
 		err := s.awaitPack(ctx, func() (err error) { obj, err = s.obj.GetRange(ctx, packName(c.Pack), c.Off, c.Len); return err })
 		if err != nil {
-			return nil, fmt.Errorf("chunk %s: %w", c.Digest, err)
+			return nil, fmt.Errorf("chunk %s: %w", c.Digest, storage.NotEOF(err))
 		}
 		out, err := decodeChunk(dst, obj, c.Digest)
 		inv, ok := s.obj.(invalidator)
@@ -768,7 +768,7 @@ func (s *Store) ReadChunkInto(ctx context.Context, c Chunk, dst []byte) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		err := s.awaitPack(ctx, func() error { return readChunkInto(ctx, rr, c, dst) })
+		err := storage.NotEOF(s.awaitPack(ctx, func() error { return readChunkInto(ctx, rr, c, dst) }))
 		inv, ok := s.obj.(invalidator)
 		if err == nil || attempt > 0 || !ok || !errors.Is(err, ErrCorrupt) {
 			return err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ func TestFoldersRecreatedWhenRemoved(t *testing.T) {
 	remote := newFlaky(t)
 	remote.down.Store(true) // what is staged stays staged
 	root := t.TempDir()
-	var logs bytes.Buffer
+	var logs lockedBuffer // the queue's worker logs while the test reads
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	up, err := cache.OpenUploads(remote, filepath.Join(root, "uploads"), cache.UploadOptions{MaxDelay: time.Hour, AdoptEvery: time.Hour, Logger: log})
 	if err != nil {
@@ -62,4 +63,22 @@ func TestFoldersRecreatedWhenRemoved(t *testing.T) {
 		t.Fatalf("Rescan after the folder was removed: %v", err)
 	}
 	disk.Clear()
+}
+
+// lockedBuffer is a bytes.Buffer safe to write and read at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -347,7 +346,11 @@ func (m *Mount) Stats() Stats {
 		DirsListed: m.listed.Load(), DirRequests: m.dirs.requests.Load(), Lookups: m.lookups.Load()}
 }
 
-func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+// isEOF reports the end of the data: only the bare io.EOF the mount's own
+// readers (content, stage and folder readers) return. A failed request may
+// wrap io.EOF (the S3 SDK's "request send failed … EOF"): that is an error
+// (EIO), not an empty file.
+func isEOF(err error) bool { return err == io.EOF }
 
 func itoa(n int) string { return fmt.Sprint(n) }
 

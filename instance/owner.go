@@ -146,18 +146,33 @@ func (in *Instance) CheckStorage(ctx context.Context, claim bool) error {
 // the owner object (one small read), Run checks every interval, and the
 // backend Guard returns refuses Put and Delete once the storage is taken,
 // checking first when the last check is older than the interval (so a
-// write costs an atomic load, not a read, while checks are fresh). Safe for
-// concurrent use.
+// write costs an atomic load, not a read, while checks are fresh).
+//
+// A write never waits long on a storage that does not answer: a check
+// reads with a deadline of ownerCheckTimeout, runs by itself (writers do
+// not queue behind a lock held across the read), counts as done when it
+// fails (the next is at the next interval, by Run or a write), and after a
+// check that got no answer a write does not wait for the next one at all.
+// Such writes are queued locally anyway; a take-over is seen at the next
+// check that answers (docs/design.md, "Take-over"). Safe for concurrent
+// use.
 type OwnerWatch struct {
 	read    storage.Backend // where the owner object is read: not a cache
 	id      string
 	every   time.Duration
 	onTaken func(Owner)
 
-	mu      sync.Mutex   // serializes checks
-	checked atomic.Int64 // unix nanoseconds of the last check that answered
-	taken   atomic.Pointer[Owner]
+	mu       sync.Mutex
+	running  chan struct{} // closed when the check under way ends; nil when none
+	err      error         // what the last check that ended said
+	checked  atomic.Int64  // unix nanoseconds of the last check begun
+	answered atomic.Bool   // the last check that ended got an answer
+	taken    atomic.Pointer[Owner]
 }
+
+// ownerCheckTimeout bounds one read of the owner object: a small object,
+// so a server that takes longer is as good as away for this purpose.
+var ownerCheckTimeout = 3 * time.Second
 
 // WatchOwner returns an OwnerWatch for the instance's storage; read is
 // the backend to read the owner object from (an uncached one), onTaken is
@@ -165,6 +180,7 @@ type OwnerWatch struct {
 func (in *Instance) WatchOwner(read storage.Backend, every time.Duration, onTaken func(Owner)) *OwnerWatch {
 	w := &OwnerWatch{read: read, id: in.Settings.ID, every: every, onTaken: onTaken}
 	w.checked.Store(time.Now().UnixNano()) // the caller checked at the start (CheckStorage)
+	w.answered.Store(true)
 	return w
 }
 
@@ -176,36 +192,74 @@ func (w *OwnerWatch) Taken() (Owner, bool) {
 	return Owner{}, false
 }
 
-// Check reads the owner of the storage now. It returns ErrStorageTaken
-// once another instance owns it; a storage that does not answer is not
-// taken (the error is returned, the state unchanged).
+// Check reads the owner of the storage now (or waits for the check under
+// way). It returns ErrStorageTaken once another instance owns it; a
+// storage that does not answer is not taken (the error is returned).
 func (w *OwnerWatch) Check(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if o := w.taken.Load(); o != nil {
 		return w.refusal(*o)
 	}
+	select {
+	case <-w.start():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if o := w.taken.Load(); o != nil {
+		return w.refusal(*o)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// start begins a check unless one is under way, and returns the channel
+// closed when the check ends. The check has its own deadline, not the
+// caller's context: a caller that gives up leaves it to finish for the
+// next one.
+func (w *OwnerWatch) start() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running != nil {
+		return w.running
+	}
+	done := make(chan struct{})
+	w.running = done
+	w.checked.Store(time.Now().UnixNano()) // an attempt counts, answered or not
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ownerCheckTimeout)
+		err := w.readOwner(ctx)
+		cancel()
+		w.mu.Lock()
+		w.err, w.running = err, nil
+		w.mu.Unlock()
+		close(done)
+	}()
+	return done
+}
+
+// readOwner reads the owner object once.
+func (w *OwnerWatch) readOwner(ctx context.Context) error {
 	b, err := w.read.Get(ctx, ownerObject)
 	if storage.IsNotFound(err) {
-		w.checked.Store(time.Now().UnixNano())
+		w.answered.Store(true)
 		return nil
 	}
 	if err != nil {
+		w.answered.Store(false)
 		return err
 	}
+	w.answered.Store(true)
 	var o Owner
 	if err := json.Unmarshal(b, &o); err != nil || o.ID == "" {
 		return fmt.Errorf("%s in the storage is damaged: %v", ownerObject, err)
 	}
-	w.checked.Store(time.Now().UnixNano())
 	if o.ID == w.id {
 		return nil
 	}
-	w.taken.Store(&o)
-	if w.onTaken != nil {
+	if w.taken.CompareAndSwap(nil, &o) && w.onTaken != nil {
 		w.onTaken(o)
 	}
-	return w.refusal(o)
+	return w.refusal(*w.taken.Load())
 }
 
 func (w *OwnerWatch) refusal(o Owner) error {
@@ -224,15 +278,14 @@ func (w *OwnerWatch) Run(ctx context.Context) {
 			if _, taken := w.Taken(); taken {
 				return
 			}
-			cctx, cancel := context.WithTimeout(ctx, w.every)
-			w.Check(cctx)
-			cancel()
+			w.Check(ctx)
 		}
 	}
 }
 
 // mayWrite is the check before a write: free while the last check is
-// fresh.
+// fresh; when it is stale, a check begins, and the write waits for it
+// (at most ownerCheckTimeout) only if the last one got an answer.
 func (w *OwnerWatch) mayWrite(ctx context.Context) error {
 	if o := w.taken.Load(); o != nil {
 		return w.refusal(*o)
@@ -240,10 +293,19 @@ func (w *OwnerWatch) mayWrite(ctx context.Context) error {
 	if time.Since(time.Unix(0, w.checked.Load())) < w.every {
 		return nil
 	}
-	if err := w.Check(ctx); errors.Is(err, ErrStorageTaken) {
-		return err
+	answered := w.answered.Load()
+	done := w.start()
+	if !answered {
+		return nil // away at the last check: the write is queued; the check goes on by itself
 	}
-	return nil // a storage that does not answer fails the write itself
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	if o := w.taken.Load(); o != nil {
+		return w.refusal(*o)
+	}
+	return nil // a storage that does not answer fails the write itself (or the queue retries it)
 }
 
 // Guard wraps b: its Put and Delete are refused once the storage is taken.
@@ -283,4 +345,55 @@ func (g *guarded) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	return g.Backend.Delete(ctx, name)
+}
+
+// The cache's Store looks for optional methods on the backend it is given
+// (cache/store.go: Invalidate, ReadRange, Warm; cache/disk.go and
+// storage.GetRangeInto: GetRangeInto). The guard sits on top of the
+// daemon's disk cache, so it passes each of them through: hidden, a chunk
+// whose fetched bytes were damaged could not be dropped from the cache and
+// stayed unreadable for good, and reads lost their copy-free path and
+// read-ahead.
+
+// Invalidate drops cached bytes, when the guarded backend caches.
+func (g *guarded) Invalidate(name string, off, n int64) {
+	if inv, ok := g.Backend.(interface{ Invalidate(string, int64, int64) }); ok {
+		inv.Invalidate(name, off, n)
+	}
+}
+
+// Warm asks a caching backend to fetch a range ahead of its reader.
+func (g *guarded) Warm(name string, off, n int64) {
+	if w, ok := g.Backend.(interface{ Warm(string, int64, int64) }); ok {
+		w.Warm(name, off, n)
+	}
+}
+
+// ReadRange reads the bytes at off into bufs, one after another.
+func (g *guarded) ReadRange(ctx context.Context, name string, off int64, bufs ...[]byte) error {
+	if rr, ok := g.Backend.(interface {
+		ReadRange(context.Context, string, int64, ...[]byte) error
+	}); ok {
+		return rr.ReadRange(ctx, name, off, bufs...)
+	}
+	var n int64
+	for _, b := range bufs {
+		n += int64(len(b))
+	}
+	data, err := g.Backend.GetRange(ctx, name, off, n)
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) != n {
+		return fmt.Errorf("storage: read %s: %d bytes at %d, want %d", name, len(data), off, n)
+	}
+	for _, b := range bufs {
+		data = data[copy(b, data):]
+	}
+	return nil
+}
+
+// GetRangeInto reads len(buf) bytes at off into buf.
+func (g *guarded) GetRangeInto(ctx context.Context, name string, off int64, buf []byte) error {
+	return storage.GetRangeInto(ctx, g.Backend, name, off, buf)
 }

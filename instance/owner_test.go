@@ -26,7 +26,7 @@ func TestOwnerWatchChecksBeforeAStaleWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	var told []string
-	w := a.WatchOwner(st, 50*time.Millisecond, func(o instance.Owner) { told = append(told, o.Name) })
+	w := a.WatchOwner(st, 300*time.Millisecond, func(o instance.Owner) { told = append(told, o.Name) })
 	g := w.Guard(st)
 	if err := g.Put(ctx, "packs/x", []byte("x")); err != nil {
 		t.Fatal(err)
@@ -37,7 +37,7 @@ func TestOwnerWatchChecksBeforeAStaleWrite(t *testing.T) {
 	if err := g.Put(ctx, "packs/y", []byte("y")); err != nil {
 		t.Fatalf("a write while the last check is fresh: %v", err) // not read again: free
 	}
-	time.Sleep(60 * time.Millisecond)
+	time.Sleep(350 * time.Millisecond)
 	if err := g.Put(ctx, "packs/z", []byte("z")); !errors.Is(err, instance.ErrStorageTaken) {
 		t.Fatalf("a write after a stale check, the storage taken over: %v; want ErrStorageTaken", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -62,3 +63,32 @@ func IsUnreachable(err error) bool {
 	var u *url.Error
 	return err != nil && (errors.As(err, &op) || errors.As(err, &dns) || errors.As(err, &u))
 }
+
+// NotEOF returns err unchanged unless it wraps io.EOF, as an error of the
+// S3 SDK on a dropped connection does ("request send failed … EOF"); then
+// it returns an error with the same text that still answers errors.Is and
+// errors.As for everything else in err's chain (retryable, unreachable,
+// …) but is io.ErrUnexpectedEOF, not io.EOF: a reader must never take a
+// failed request for the end of the data.
+func NotEOF(err error) error {
+	if err == nil || !errors.Is(err, io.EOF) {
+		return err
+	}
+	if _, ok := err.(*notEOF); ok {
+		return err
+	}
+	return &notEOF{err}
+}
+
+type notEOF struct{ err error }
+
+func (e *notEOF) Error() string { return e.err.Error() }
+
+func (e *notEOF) Is(target error) bool {
+	if target == io.EOF {
+		return false
+	}
+	return target == io.ErrUnexpectedEOF || errors.Is(e.err, target)
+}
+
+func (e *notEOF) As(target any) bool { return errors.As(e.err, target) }

@@ -74,22 +74,32 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 	return disk, &remote{raw: raw, retry: rb, disk: disk, up: up}, nil
 }
 
-// retryPolicy is retry.DefaultPolicy (about half a minute per call)
-// unless LAMINA_S3_RETRY says "ATTEMPTS,MAXWAIT", e.g. "3,50ms": for
-// tests, and for a mount that should fail fast rather than wait out an
-// outage.
+// retryPolicy is retry.DefaultPolicy (about half a minute per call, a
+// minute at most) unless LAMINA_S3_RETRY says "ATTEMPTS,MAXWAIT[,BUDGET]",
+// e.g. "3,50ms" or "3,50ms,4s": for tests, and for a mount that should
+// fail fast rather than wait out an outage.
 func retryPolicy() (retry.Policy, error) {
 	v := os.Getenv("LAMINA_S3_RETRY")
 	if v == "" {
 		return retry.DefaultPolicy, nil
 	}
-	a, w, _ := strings.Cut(v, ",")
-	n, err := strconv.Atoi(strings.TrimSpace(a))
-	d, derr := time.ParseDuration(strings.TrimSpace(w))
-	if err != nil || derr != nil || n < 1 || d <= 0 {
-		return retry.Policy{}, fmt.Errorf("LAMINA_S3_RETRY=%q: want ATTEMPTS,MAXWAIT such as 3,50ms", v)
+	bad := fmt.Errorf("LAMINA_S3_RETRY=%q: want ATTEMPTS,MAXWAIT[,BUDGET] such as 3,50ms or 3,50ms,10s", v)
+	f := strings.Split(v, ",")
+	if len(f) < 2 || len(f) > 3 {
+		return retry.Policy{}, bad
 	}
-	return retry.Policy{Attempts: n, Base: min(d, retry.DefaultPolicy.Base), Max: d, Elapsed: retry.DefaultPolicy.Elapsed}, nil
+	n, err := strconv.Atoi(strings.TrimSpace(f[0]))
+	d, derr := time.ParseDuration(strings.TrimSpace(f[1]))
+	if err != nil || derr != nil || n < 1 || d <= 0 {
+		return retry.Policy{}, bad
+	}
+	p := retry.Policy{Attempts: n, Base: min(d, retry.DefaultPolicy.Base), Max: d, Elapsed: retry.DefaultPolicy.Elapsed}
+	if len(f) == 3 {
+		if p.Elapsed, err = time.ParseDuration(strings.TrimSpace(f[2])); err != nil || p.Elapsed <= 0 {
+			return retry.Policy{}, bad
+		}
+	}
+	return p, nil
 }
 
 // openS3 opens the bucket of an s3:// instance with the standard

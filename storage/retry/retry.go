@@ -69,14 +69,16 @@ func (r *Backend) Failed(err error) {
 }
 
 // note updates the health after a call that ended with err: any answer,
-// even "no such object", says the storage is there.
+// even "no such object", says the storage is there. A call that timed out
+// (an attempt's deadline, the retry budget's, or the caller's) says it is
+// not answering; only a call the caller cancelled says nothing.
 func (r *Backend) note(ctx context.Context, err error) {
 	switch {
-	case err == nil || (!Retryable(err) && !storage.IsUnreachable(err)):
+	case err == nil || (!Retryable(err) && !storage.IsUnreachable(err) && !errors.Is(err, context.DeadlineExceeded)):
 		r.mu.Lock()
 		r.health = Health{}
 		r.mu.Unlock()
-	case ctx.Err() == nil:
+	case !errors.Is(ctx.Err(), context.Canceled):
 		r.Failed(err)
 	}
 }
@@ -108,18 +110,48 @@ func Retryable(err error) bool {
 	return errors.As(err, &re) && re.Retryable()
 }
 
-func (r *Backend) do(ctx context.Context, op, name string, fn func() error) error {
+// Sizes of calls for their budget (do).
+const (
+	unknownSize = -1 // a whole object (a manifest, instance.json): the budget and 30 s
+	noCut       = -2 // a listing of any length: attempts are not cut
+)
+
+// budget is how long a call that moves n bytes may take in all: the
+// policy's Elapsed, plus what storage/s3 gives one request for its bytes
+// (a second per MiB read, 4 s per MiB written).
+func (r *Backend) budget(n int64, write bool) time.Duration {
+	switch {
+	case n == unknownSize:
+		return r.p.Elapsed + 30*time.Second
+	case write:
+		return r.p.Elapsed + time.Duration(n)*4*time.Second/(1<<20)
+	}
+	return r.p.Elapsed + time.Duration(n)*time.Second/(1<<20)
+}
+
+// do calls fn until it succeeds, fails for good, or the budget is spent.
+// The budget bounds the call as a whole: fn gets a context that ends with
+// it, so an attempt in flight (a hung server) is cut at the budget's end
+// instead of running out its own request timeout. n is what the call
+// moves (budget), or noCut.
+func (r *Backend) do(ctx context.Context, op, name string, n int64, fn func(context.Context) error) error {
 	start := time.Now()
+	actx := ctx
+	if r.p.Elapsed > 0 && n != noCut {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithDeadline(ctx, start.Add(r.budget(n, op == "put")))
+		defer cancel()
+	}
 	var err error
 	for i := 0; ; i++ {
-		if err = fn(); err == nil || !Retryable(err) || ctx.Err() != nil {
+		if err = fn(actx); err == nil || !Retryable(err) || ctx.Err() != nil {
 			r.note(ctx, err)
 			if err != nil && i > 0 {
 				r.log.Error("storage call failed", "op", op, "name", name, "attempts", i+1, "err", err)
 			}
 			return err
 		}
-		if i+1 >= r.p.Attempts || (r.p.Elapsed > 0 && time.Since(start) >= r.p.Elapsed) {
+		if i+1 >= r.p.Attempts || actx.Err() != nil || (r.p.Elapsed > 0 && time.Since(start) >= r.p.Elapsed) {
 			r.log.Error("storage call failed; retry budget spent", "op", op, "name", name, "attempts", i+1, "elapsed", time.Since(start).Round(time.Millisecond), "err", err)
 			r.note(ctx, err)
 			return err
@@ -132,8 +164,10 @@ func (r *Backend) do(ctx context.Context, op, name string, fn func() error) erro
 		r.log.Warn("storage call failed; retrying", "op", op, "name", name, "attempt", i+1, "wait", wait.Round(time.Millisecond), "err", err)
 		t := time.NewTimer(wait)
 		select {
-		case <-ctx.Done():
+		case <-actx.Done():
 			t.Stop()
+			r.log.Error("storage call failed; retry budget spent", "op", op, "name", name, "attempts", i+1, "elapsed", time.Since(start).Round(time.Millisecond), "err", err)
+			r.note(ctx, err)
 			return err
 		case <-t.C:
 		}
@@ -141,16 +175,16 @@ func (r *Backend) do(ctx context.Context, op, name string, fn func() error) erro
 }
 
 func (r *Backend) Put(ctx context.Context, name string, data []byte) error {
-	return r.do(ctx, "put", name, func() error { return r.b.Put(ctx, name, data) })
+	return r.do(ctx, "put", name, int64(len(data)), func(ctx context.Context) error { return r.b.Put(ctx, name, data) })
 }
 
 func (r *Backend) Get(ctx context.Context, name string) (data []byte, err error) {
-	err = r.do(ctx, "get", name, func() (err error) { data, err = r.b.Get(ctx, name); return err })
+	err = r.do(ctx, "get", name, unknownSize, func(ctx context.Context) (err error) { data, err = r.b.Get(ctx, name); return err })
 	return data, err
 }
 
 func (r *Backend) GetRange(ctx context.Context, name string, off, n int64) (data []byte, err error) {
-	err = r.do(ctx, "get range", name, func() (err error) { data, err = r.b.GetRange(ctx, name, off, n); return err })
+	err = r.do(ctx, "get range", name, n, func(ctx context.Context) (err error) { data, err = r.b.GetRange(ctx, name, off, n); return err })
 	return data, err
 }
 
@@ -158,23 +192,23 @@ func (r *Backend) GetRange(ctx context.Context, name string, off, n int64) (data
 // backend can (storage.RangeFiller); a failed attempt's bytes are
 // overwritten by the next.
 func (r *Backend) GetRangeInto(ctx context.Context, name string, off int64, buf []byte) error {
-	return r.do(ctx, "get range", name, func() error { return storage.GetRangeInto(ctx, r.b, name, off, buf) })
+	return r.do(ctx, "get range", name, int64(len(buf)), func(ctx context.Context) error { return storage.GetRangeInto(ctx, r.b, name, off, buf) })
 }
 
 func (r *Backend) Stat(ctx context.Context, name string) (info storage.Info, err error) {
-	err = r.do(ctx, "stat", name, func() (err error) { info, err = r.b.Stat(ctx, name); return err })
+	err = r.do(ctx, "stat", name, 0, func(ctx context.Context) (err error) { info, err = r.b.Stat(ctx, name); return err })
 	return info, err
 }
 
 func (r *Backend) Delete(ctx context.Context, name string) error {
-	return r.do(ctx, "delete", name, func() error { return r.b.Delete(ctx, name) })
+	return r.do(ctx, "delete", name, 0, func(ctx context.Context) error { return r.b.Delete(ctx, name) })
 }
 
 // List retries a listing only until its callback has seen an object: after
 // that a retry would show objects twice.
 func (r *Backend) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
 	seen := false
-	return r.do(ctx, "list", prefix, func() error {
+	return r.do(ctx, "list", prefix, noCut, func(ctx context.Context) error {
 		err := r.b.List(ctx, prefix, func(i storage.Info) error { seen = true; return fn(i) })
 		if err != nil && seen {
 			return noRetry{err}
@@ -189,7 +223,7 @@ func (e noRetry) Unwrap() error   { return e.error }
 func (e noRetry) Retryable() bool { return false }
 
 func (r *Backend) Sync(ctx context.Context) error {
-	return r.do(ctx, "sync", "", func() error { return r.b.Sync(ctx) })
+	return r.do(ctx, "sync", "", 0, func(ctx context.Context) error { return r.b.Sync(ctx) })
 }
 
 func (r *Backend) String() string { return r.b.String() }

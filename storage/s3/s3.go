@@ -62,7 +62,9 @@ type Config struct {
 
 	// HTTPClient replaces the default transport (tests, fault injection).
 	HTTPClient *http.Client
-	// Timeout bounds one request; zero means 5 minutes.
+	// Timeout bounds one request that moves little data (a HEAD, a
+	// DELETE, a small ranged GET); zero means 15 s. A request that moves
+	// more has longer by its bytes (timeoutFor).
 	Timeout time.Duration
 	// NoBucketCheck skips Open's HeadBucket: for commands that may not
 	// touch storage at all, which then work while the server is away.
@@ -138,7 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	b := &Backend{cfg: cfg, timeout: cfg.Timeout}
 	if b.timeout == 0 {
-		b.timeout = 5 * time.Minute
+		b.timeout = 15 * time.Second
 	}
 	b.cl = s3.NewFromConfig(ac, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
@@ -231,12 +233,30 @@ func (b *Backend) name(key string) string {
 	return strings.TrimPrefix(key, b.cfg.Prefix+"/")
 }
 
+// timeoutFor is the deadline of one request that moves n bytes (n < 0:
+// unknown, a whole object): the base (Config.Timeout) for a HEAD or a
+// small range, plus a second per MiB read (a floor of 1 MiB/s: a reader
+// waits) or 4 s per MiB written (256 KiB/s: uploads run in the
+// background), plus 30 s when the size is unknown (Get: manifests and
+// small records). A hung server thus costs a small read seconds, not the 5
+// minutes every request once had (and the retry budget cuts an attempt in
+// flight in any case: storage/retry).
+func (b *Backend) timeoutFor(n int64, write bool) time.Duration {
+	switch {
+	case n < 0:
+		return b.timeout + 30*time.Second
+	case write:
+		return b.timeout + time.Duration(n)*4*time.Second/(1<<20)
+	}
+	return b.timeout + time.Duration(n)*time.Second/(1<<20)
+}
+
 func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	k, err := b.key(name)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	ctx, cancel := context.WithTimeout(ctx, b.timeoutFor(int64(len(data)), true))
 	defer cancel()
 	if !b.md5Only.Load() {
 		confirmed, err := b.putCRC32C(ctx, k, data)
@@ -295,7 +315,7 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	ctx, cancel := context.WithTimeout(ctx, b.timeoutFor(-1, false))
 	defer cancel()
 	out, err := b.cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k)})
 	if err != nil {
@@ -347,7 +367,7 @@ func (b *Backend) getRange(ctx context.Context, name string, off, n int64, buf [
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	ctx, cancel := context.WithTimeout(ctx, b.timeoutFor(n, false))
 	defer cancel()
 	out, err := b.cl.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k),
@@ -457,7 +477,7 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Info)
 	}
 	pg := s3.NewListObjectsV2Paginator(b.cl, &s3.ListObjectsV2Input{Bucket: aws.String(b.cfg.Bucket), Prefix: aws.String(p)})
 	for pg.HasMorePages() {
-		lctx, cancel := context.WithTimeout(ctx, b.timeout)
+		lctx, cancel := context.WithTimeout(ctx, b.timeoutFor(1<<20, false)) // a page of 1000 keys
 		page, err := pg.NextPage(lctx)
 		cancel()
 		if err != nil {
@@ -506,6 +526,9 @@ func (b *Backend) wrap(op, name string, err error) error {
 	if b.cfg.Prefix != "" { // the object's whole key, as the bucket names it
 		name = b.cfg.Prefix + "/" + name
 	}
+	// A dropped connection comes back wrapping io.EOF: a failed request,
+	// never the end of anything (storage.NotEOF).
+	err = storage.NotEOF(err)
 	e := &Error{Op: op, Bucket: b.cfg.Bucket, Name: name, Err: err}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {

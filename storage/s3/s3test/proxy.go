@@ -41,6 +41,7 @@ const (
 	Reset           // close the connection with a TCP reset before answering
 	Truncate        // forward, then cut the body in half and close
 	Corrupt         // forward the request with one byte of its body changed
+	Hang            // accept the request and never answer (until the client gives up)
 )
 
 // NewProxy starts a proxy in front of srv and returns it with a Server
@@ -150,6 +151,9 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	case Reset:
 		hijackReset(w)
+		return
+	case Hang:
+		<-r.Context().Done()
 		return
 	}
 	out := r.Clone(r.Context())

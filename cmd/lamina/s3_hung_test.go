@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/storage/s3/s3test"
+)
+
+// TestS3HungServer: a server that accepts requests and never answers.
+// Every request had 5 minutes, whatever it moved, and the retry budget
+// did not cut an attempt in flight, so a 4 KiB read blocked 10 minutes (two
+// HEADs); and `lamina status` said "storage answering" throughout, since a
+// call that timed out was not noted as a failure. Now a read fails with EIO
+// within the retry budget and status says the storage is not answering.
+func TestS3HungServer(t *testing.T) {
+	e := newS3Env(t, "LAMINA_S3_RETRY=3,50ms,4s")
+	data := randomBytes(t, 48<<20)
+	e.ok("save", e.file("a.bin", data), "--key", "x/a.bin")
+	e.ok("cache", "clear") // the read below goes to the server
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	f, err := os.Open(filepath.Join(mnt, "x", "a.bin")) // reads its manifest
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if st := e.ok("status"); strings.Contains(st, "not answering") {
+		t.Fatalf("status before the server hangs:\n%s", st)
+	}
+	e.proxy.Always(s3test.Hang)
+	defer e.proxy.Always(s3test.None)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { _, err := f.ReadAt(make([]byte, 4096), 40<<20); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.EIO) {
+			t.Fatalf("read against a hung server: %v, want EIO", err)
+		}
+		t.Logf("EIO after %v", time.Since(start).Round(time.Millisecond))
+	case <-time.After(40 * time.Second):
+		e.proxy.Always(s3test.None)
+		t.Log(e.daemonLog())
+		t.Fatalf("a 4 KiB read against a hung server still blocks after %v", time.Since(start).Round(time.Second))
+	}
+	if st := e.ok("status"); !strings.Contains(st, "not answering") {
+		t.Fatalf("status with the server hung:\n%s", st)
+	}
+}
