@@ -436,13 +436,6 @@ func (ns *Namespace) listing(ctx context.Context, prefix string) (*listing, erro
 	}
 }
 
-// hasListing reports whether the listing of prefix is cached.
-func (ns *Namespace) hasListing(prefix string) bool {
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
-	return ns.listings[prefix] != nil
-}
-
 // listAhead is how many of a folder's next siblings are read in the
 // background once it is listed. A walk (find, du, ls -R, a workflow engine
 // stating its files) visits a folder's subfolders in the sorted order of
