@@ -572,8 +572,9 @@ func TestS3SmallCacheFetchesOnce(t *testing.T) {
 		t.Fatalf("status: %v", err)
 	}
 	// Not exactly the size: a file's chunks lie in its packs in the order
-	// the writers finished them, so a few blocks are met twice.
-	if f := st[0].DiskCache.Fetched; f > size*3/2 {
+	// the writers finished them, so some blocks are met twice (75–100 MiB
+	// seen, more under load). Without the fix it was 288–312 MiB.
+	if f := st[0].DiskCache.Fetched; f > size*2 {
 		t.Errorf("a sequential read of %d MiB through a 1 MB cache fetched %d MiB", size>>20, f>>20)
 	} else {
 		t.Logf("fetched %d MiB for %d MiB", f>>20, size>>20)
