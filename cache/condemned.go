@@ -127,15 +127,44 @@ func (s *Store) condemnedNow(ctx context.Context, maxAge time.Duration) (map[str
 	return marks, at, nil
 }
 
+// condemnedWait bounds a listing of the marks for a reuse decision, and
+// condemnedRetry is how long a failed one is not tried again (variables
+// for tests).
+var (
+	condemnedWait  = 5 * time.Second
+	condemnedRetry = 30 * time.Second
+)
+
 // dropCondemned removes from found the blobs of packs marked for deletion
 // and returns when the marks were listed. When they cannot be listed it
 // reuses nothing: a chunk stored twice costs space, one reused from a pack
 // being deleted costs the version.
+//
+// The listing gets condemnedWait, and after one fails the next comes only
+// condemnedRetry later: a close of content the instance already stores
+// ran the storage's whole retry budget (a minute on a hung server) each
+// time while the storage was away, though writes are meant to queue.
 func (s *Store) dropCondemned(found map[ref.Digest]Loc) time.Time {
 	if len(found) == 0 {
 		return time.Time{}
 	}
-	marks, at, err := s.condemnedNow(context.Background(), condemnedFresh)
+	s.seenMu.Lock()
+	failed := s.condFailed
+	s.seenMu.Unlock()
+	if !failed.IsZero() && time.Since(failed) < condemnedRetry {
+		clear(found)
+		return time.Time{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), condemnedWait)
+	defer cancel()
+	marks, at, err := s.condemnedNow(ctx, condemnedFresh)
+	s.seenMu.Lock()
+	if err != nil {
+		s.condFailed = time.Now()
+	} else {
+		s.condFailed = time.Time{}
+	}
+	s.seenMu.Unlock()
 	if err != nil {
 		clear(found)
 		return time.Time{}

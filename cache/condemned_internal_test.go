@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,5 +85,63 @@ func TestReuseOfCondemnedPacks(t *testing.T) {
 	w = store().NewWriter()
 	if st := put(w); st.NewChunks != 0 {
 		t.Fatalf("%d new chunks after the pardon: want all reused", st.NewChunks)
+	}
+}
+
+// hangingMarks is storage whose listing of gc's marks hangs until its
+// caller gives up (a hung S3 server), counting the listings.
+type hangingMarks struct {
+	storage.Backend
+	lists atomic.Int32
+}
+
+func (h *hangingMarks) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	if strings.HasPrefix(prefix, "gc/") {
+		h.lists.Add(1)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return h.Backend.List(ctx, prefix, fn)
+}
+
+// With the storage away, a save of content the instance already stores
+// must not wait for the marks: each such close ran the whole retry budget
+// (a minute on a hung server). The listing is bounded, and a failed one is
+// not tried again for a while; nothing is reused meanwhile.
+func TestReuseWithMarksUnreachable(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	local, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &hangingMarks{Backend: local}
+	s, err := NewStore(b, filepath.Join(dir, "index.db"), DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(w, r time.Duration) { condemnedWait, condemnedRetry = w, r }(condemnedWait, condemnedRetry)
+	condemnedWait, condemnedRetry = 200*time.Millisecond, time.Hour
+	data := make([]byte, 256<<10)
+	rand.Read(data)
+	for i := range 4 {
+		w := s.NewWriter()
+		start := time.Now()
+		_, st, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("save %d took %v with the marks unreachable", i, d)
+		}
+		if i > 0 && st.NewChunks == 0 {
+			t.Fatalf("save %d reused chunks though the marks could not be listed", i)
+		}
+	}
+	if n := b.lists.Load(); n != 1 {
+		t.Fatalf("the marks were listed %d times; want one try, then none for condemnedRetry", n)
 	}
 }

@@ -63,10 +63,11 @@ type Store struct {
 	// storage. The index is per machine: another workstation of a team
 	// may have gc'd a pack it still names, and a save must not reuse
 	// chunks that are gone (it stores them again).
-	seenMu    sync.Mutex
-	packsSeen map[string]time.Time
-	cond      map[string]bool // packs gc marked for deletion (condemned.go)
-	condAt    time.Time       // when cond was listed; zero: list again
+	seenMu     sync.Mutex
+	packsSeen  map[string]time.Time
+	cond       map[string]bool // packs gc marked for deletion (condemned.go)
+	condFailed time.Time       // when the last listing of the marks for a reuse failed
+	condAt     time.Time       // when cond was listed; zero: list again
 }
 
 // packSeenFor is how long a pack found in storage is taken to be there.
