@@ -771,6 +771,11 @@ func (c *DiskCache) store(obj string, size, bn int64, data []byte, call *blockCa
 	c.mu.Lock()
 	c.fetched += int64(len(data))
 	c.mu.Unlock()
+	c.storeBlock(obj, size, bn, data, call)
+}
+
+// storeBlock is store without counting the bytes as fetched.
+func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *blockCall) {
 	p := c.path(obj, bn)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		c.log.Warn("cache: cannot store a block", "err", err)
@@ -1025,6 +1030,35 @@ func (c *DiskCache) Put(ctx context.Context, name string, data []byte) error {
 		c.mu.Unlock()
 	}
 	return nil
+}
+
+// Keep stores the bytes of an object just uploaded (Uploads.OnUploaded) as
+// its blocks, the most recently used, under the limit like fetched ones:
+// its staged copy goes once it is uploaded, and without this a read of what
+// was just written needed the backend (with S3 away, a file written through
+// the mount and uploaded could be neither read nor appended to). The bytes
+// are those the backend got, so they verify as fetched ones do, and a
+// block failing verification is dropped by Invalidate all the same. An
+// object larger than the limit is not kept: it would only push out the
+// rest of the cache and then itself.
+func (c *DiskCache) Keep(name string, data []byte) {
+	size := int64(len(data))
+	c.mu.Lock()
+	fits := size <= c.limit
+	c.mu.Unlock()
+	if !fits {
+		return
+	}
+	obj := objHash(name)
+	for bn := int64(0); bn*c.block < size; bn++ {
+		c.storeBlock(obj, size, bn, data[bn*c.block:min(size, (bn+1)*c.block)], nil)
+	}
+	c.mu.Lock()
+	if len(c.sizes) > 1<<16 {
+		clear(c.sizes)
+	}
+	c.sizes[name] = size
+	c.mu.Unlock()
 }
 
 // Get reads a whole object through the cache.

@@ -59,6 +59,7 @@ type Uploads struct {
 	fails    int64
 	lastErr  string
 	closed   bool
+	uploaded func(name string, data []byte) // OnUploaded
 }
 
 type upItem struct {
@@ -421,6 +422,19 @@ func (u *Uploads) restoreDir() bool {
 	return true
 }
 
+// OnUploaded has the workers call fn with the bytes of each staged object
+// once the backend has it, before its staged file is removed: the mount
+// hands them to the disk cache (DiskCache.Keep), so that what was written
+// and uploaded still reads, and appends, with the server away. Without it
+// the bytes left the machine with the staged file, and the first read
+// after the upload had to fetch them. A crash between the upload and fn
+// loses nothing: the object is in the backend.
+func (u *Uploads) OnUploaded(fn func(name string, data []byte)) {
+	u.mu.Lock()
+	u.uploaded = fn
+	u.mu.Unlock()
+}
+
 func (u *Uploads) dropQueuedLocked(it *upItem) {
 	for i, q := range u.queue {
 		if q == it {
@@ -446,7 +460,16 @@ func (u *Uploads) worker() {
 		it.uploading = true
 		u.mu.Unlock()
 
-		err := u.upload(it)
+		data, err := u.upload(it)
+		if err == nil && data != nil {
+			u.mu.Lock()
+			fn := u.uploaded
+			current := u.items[it.name] == it && !it.deleted
+			u.mu.Unlock()
+			if fn != nil && current {
+				fn(it.name, data)
+			}
+		}
 
 		u.mu.Lock()
 		it.uploading = false
@@ -492,7 +515,9 @@ func (u *Uploads) worker() {
 	}
 }
 
-func (u *Uploads) upload(it *upItem) error {
+// upload sends the staged object to the backend and returns its bytes (nil
+// when there was nothing to upload).
+func (u *Uploads) upload(it *upItem) ([]byte, error) {
 	data, err := os.ReadFile(u.path(it.name))
 	if errors.Is(err, fs.ErrNotExist) {
 		u.mu.Lock()
@@ -505,28 +530,28 @@ func (u *Uploads) upload(it *upItem) error {
 		}
 		// Uploaded and removed by the process that staged it (a CLI
 		// whose retry went through): nothing left to do.
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read staged %s: %w", it.name, err)
+		return nil, fmt.Errorf("read staged %s: %w", it.name, err)
 	}
 	u.mu.Lock()
 	if u.items[it.name] != it {
 		// Replaced or deleted while waiting: nothing of this one to do.
 		u.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	u.mu.Unlock()
 	if err := u.b.Put(u.ctx, it.name, data); err != nil {
-		return err
+		return nil, err
 	}
 	u.mu.Lock()
 	deleted := it.deleted
 	u.mu.Unlock()
 	if deleted {
-		return u.b.Delete(u.ctx, it.name)
+		return nil, u.b.Delete(u.ctx, it.name)
 	}
-	return nil
+	return data, nil
 }
 
 // open returns the staged file of name, if it is staged.

@@ -71,6 +71,9 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 		up.Close()
 		return nil, nil, err
 	}
+	// What the queue uploads stays readable with the server away: its
+	// bytes go to the cache rather than leave with the staged file.
+	up.OnUploaded(disk.Keep)
 	return disk, &remote{raw: raw, retry: rb, disk: disk, up: up}, nil
 }
 
