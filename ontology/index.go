@@ -366,32 +366,24 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 	if t := strings.TrimSpace(value); t != value {
 		id, hid = t, hashString(t)
 	}
-	if i, ok := x.findOne(&x.byID, id, hid); ok {
-		if x.obsolete(i) {
-			return x.replaced(s, i)
-		}
-		return x.matched(s, ByID, i, "")
-	}
-	if i, ok := x.findOne(&x.byAlt, id, hid); ok {
-		if x.obsolete(i) {
-			return x.replaced(s, i)
-		}
-		return x.matched(s, ByAltID, i, id)
-	}
-	if other, ok := x.idSpelling(id); ok { // cl:0000084, CL_0000084, its PURL
-		h := hashString(other)
-		if i, ok := x.findOne(&x.byID, other, h); ok {
+	for try := 0; try < 2; try++ {
+		if i, ok := x.findOne(&x.byID, id, hid); ok {
 			if x.obsolete(i) {
 				return x.replaced(s, i)
 			}
 			return x.matched(s, ByID, i, "")
 		}
-		if i, ok := x.findOne(&x.byAlt, other, h); ok {
+		if i, ok := x.findOne(&x.byAlt, id, hid); ok {
 			if x.obsolete(i) {
 				return x.replaced(s, i)
 			}
-			return x.matched(s, ByAltID, i, other)
+			return x.matched(s, ByAltID, i, id)
 		}
+		other, ok := x.idSpelling(id) // cl:0000084, CL_0000084, its PURL
+		if !ok {
+			break
+		}
+		id, hid = other, hashString(other)
 	}
 	f := fold(value)
 	if f != value {
