@@ -22,19 +22,8 @@ import (
 // new or had a version, and the space is given back. A truncate that cuts
 // the missing bytes off makes the File whole again.
 func TestFailedWriteCommitsNothing(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("LAMINA_ALLOW_SKIP") == "" {
-			t.Fatal("this test mounts a small tmpfs and needs root (set LAMINA_ALLOW_SKIP=1 to skip)")
-		}
-		t.Skip("needs root to mount a tmpfs")
-	}
 	w := newWorld(t)
-	small := filepath.Join(w.tmp, "small")
-	os.Mkdir(small, 0o755)
-	if err := syscall.Mount("tmpfs", small, "tmpfs", 0, "size=4m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(small, syscall.MNT_DETACH) })
+	small := smallDisk(t, w, "4m")
 	staging := filepath.Join(small, "staging")
 	st, err := stage.New(w.cat, w.in.Store, stage.Options{Dir: staging, User: "tester", SyncEvery: 2 * time.Second})
 	if err != nil {
@@ -148,19 +137,8 @@ func TestFailedWriteCommitsNothing(t *testing.T) {
 // saw the error) marked them done: the files were gone for good. Every
 // close that returned 0 must end up a version, once the disk has room.
 func TestCatalogDiskFullKeepsClosedFiles(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("LAMINA_ALLOW_SKIP") == "" {
-			t.Fatal("this test mounts a small tmpfs and needs root (set LAMINA_ALLOW_SKIP=1 to skip)")
-		}
-		t.Skip("needs root to mount a tmpfs")
-	}
 	w := newWorld(t)
-	small := filepath.Join(w.tmp, "small")
-	os.Mkdir(small, 0o755)
-	if err := syscall.Mount("tmpfs", small, "tmpfs", 0, "size=2m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(small, syscall.MNT_DETACH) })
+	small := smallDisk(t, w, "2m")
 	cat, err := catalog.OpenBolt(filepath.Join(small, "catalog.db"), catalog.BoltOptions{Hold: true})
 	if err != nil {
 		t.Fatal(err)
@@ -216,4 +194,22 @@ func TestCatalogDiskFullKeepsClosedFiles(t *testing.T) {
 		t.Fatalf("%d of %d files whose close returned 0 are missing after 10 s: %v", len(missing), len(closed), missing[:min(len(missing), 8)])
 	}
 	t.Logf("%d of 120 closes returned 0; every one is a version", len(closed))
+}
+
+// smallDisk mounts a tmpfs of size under w's folder and returns it.
+func smallDisk(t *testing.T, w *world, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("LAMINA_ALLOW_SKIP") == "" {
+			t.Fatal("this test mounts a small tmpfs and needs root (set LAMINA_ALLOW_SKIP=1 to skip)")
+		}
+		t.Skip("needs root to mount a tmpfs")
+	}
+	small := filepath.Join(w.tmp, "small")
+	os.Mkdir(small, 0o755)
+	if err := syscall.Mount("tmpfs", small, "tmpfs", 0, "size="+size); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(small, syscall.MNT_DETACH) })
+	return small
 }
