@@ -312,11 +312,11 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 		r.next = end
 	} else if sequential {
 		r.next = max(r.next, end)
-		if r.cc.warmer != nil && r.warmLimit() > 0 {
+		if limit := r.warmLimit(); r.cc.warmer != nil && limit > 0 {
 			// Slow start: the window grows by what is read, up to
 			// cache.WarmWindow; a quarter of it is asked for at a time.
 			// Bounded by what the cache below keeps (warmLimit).
-			r.window = min(max(r.window+int64(len(p)), 4<<20), r.warmLimit())
+			r.window = min(max(r.window+int64(len(p)), 4<<20), limit)
 			if end+r.window*3/4 > r.warmTo {
 				from, to := max(r.warmTo, end), end+r.window
 				a := sort.Search(len(r.offsets), func(i int) bool { return r.offsets[i] > from }) - 1

@@ -301,10 +301,14 @@ func (n *node) open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if flags&fmodeExec != 0 {
 		want = unix.X_OK // execve's open: a 0111 program runs, as on a plain file system
 	}
-	if !n.mayRead(ctx, want) { // write.go
+	cur := n.e
+	if isLatestFile(cur) {
+		cur = n.current(ctx, nil) // its mode and version now: one lookup for both uses
+	}
+	if !n.m.may(ctx, cur, want) { // write.go
 		return nil, 0, syscall.EACCES
 	}
-	if h, fl, errno, ok := n.openLatest(ctx); ok { // write.go
+	if h, fl, errno, ok := n.openLatest(ctx, cur); ok { // write.go
 		return h, fl, errno
 	}
 	switch n.e.Kind {

@@ -379,12 +379,11 @@ func (n *node) orphan() bool {
 	return p == "" || strings.HasPrefix(p, ".go-fuse")
 }
 
-// openLatest opens a latest name for reading as it is now.
-func (n *node) openLatest(ctx context.Context) (fusefs.FileHandle, uint32, syscall.Errno, bool) {
+// openLatest opens a latest name for reading as it is now (e, n.current).
+func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint32, syscall.Errno, bool) {
 	if !isLatestFile(n.e) {
 		return nil, 0, 0, false
 	}
-	e := n.current(ctx, nil)
 	// Writers closed with their bytes committed leave the latest version's
 	// bytes in the inode's pages: a reader opening between close(2) and the
 	// RELEASE that ends the hold (a program mapping what it just wrote)
