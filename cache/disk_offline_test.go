@@ -68,15 +68,7 @@ func TestCachedBlocksReadOfflineAfterRestart(t *testing.T) {
 	d.Close()
 
 	ab.away.Store(true)
-	d2, err := cache.OpenDiskCache(ab, cdir, cache.DiskCacheOptions{BlockSize: 256 << 10, ReadAhead: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
-	s2, err := cache.NewStore(d2, idx, cache.DefaultParams)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d2, s2 := cachedStore(t, ab, cdir, idx, cache.DiskCacheOptions{BlockSize: 256 << 10, ReadAhead: 1})
 	checkChunks(t, s2, f, data)
 	if n := ab.calls.Load(); n != 0 {
 		t.Fatalf("%d calls to the storage reading fully cached data", n)

@@ -365,15 +365,7 @@ func checkDamagedFetch(t *testing.T, b storage.Backend, seed uint64, damaged fun
 	}
 	d.Close() // waits for the block files being written
 	failing.Store(true)
-	d2, err := cache.OpenDiskCache(b, cdir, cache.DiskCacheOptions{ReadAhead: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
-	s2, err := cache.NewStore(d2, idx, cache.DefaultParams)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s2 := cachedStore(t, b, cdir, idx, cache.DiskCacheOptions{ReadAhead: 1})
 	checkChunks(t, s2, f, data)
 }
 
@@ -471,4 +463,20 @@ func TestSmallCacheReadAheadFetchesOnce(t *testing.T) {
 	if f := float64(cb.bytes.Load()) / float64(len(data)); f > 1.3 {
 		t.Fatalf("fetched %.2f × the object reading it once through a cache of 8 blocks", f)
 	}
+}
+
+// cachedStore opens the disk cache in cdir over b and a store over it
+// with its index at idx; the cache closes with the test.
+func cachedStore(t *testing.T, b storage.Backend, cdir, idx string, o cache.DiskCacheOptions) (*cache.DiskCache, *cache.Store) {
+	t.Helper()
+	d, err := cache.OpenDiskCache(b, cdir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	s, err := cache.NewStore(d, idx, cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, s
 }

@@ -63,15 +63,7 @@ func TestUploadedReadsOffline(t *testing.T) {
 	}
 
 	// After a restart too (the size is beside the blocks).
-	d2, err := cache.OpenDiskCache(up, cdir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
-	s2, err := cache.NewStore(d2, idx, cache.DefaultParams)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s2 := cachedStore(t, up, cdir, idx, opts)
 	checkChunks(t, s2, f, data)
 	if n := ab.calls.Load(); n != 0 {
 		t.Fatalf("%d calls to the storage reading what was written and uploaded, after a restart", n)
