@@ -179,17 +179,7 @@ func TestLineageEndToEnd(t *testing.T) {
 }
 
 func TestLineageSnakemake(t *testing.T) {
-	if _, err := exec.LookPath("snakemake"); err != nil {
-		if os.Getenv("LAMINA_SKIP_SNAKEMAKE") == "1" {
-			t.Skip("no snakemake and LAMINA_SKIP_SNAKEMAKE=1")
-		}
-		t.Fatal("no snakemake: apt-get install -y snakemake (LAMINA_SKIP_SNAKEMAKE=1 skips this test)")
-	}
-	e := newMntEnv(t)
-	mnt := filepath.Join(e.dir, "lab")
-	e.mount(mnt)
-	wf := filepath.Join(mnt, "wf")
-	os.MkdirAll(filepath.Join(wf, "raw"), 0o755)
+	e, wf := snakemakeMount(t)
 	os.WriteFile(filepath.Join(wf, "raw/a.csv"), []byte("a,1\nb,2\n"), 0o644)
 	os.WriteFile(filepath.Join(wf, "raw/b.csv"), []byte("c,3\n"), 0o644)
 	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule merge:
@@ -324,17 +314,7 @@ func TestLineageRenameAndTruncate(t *testing.T) {
 // Snakemake run ends: only the job runs the daemon made are named after
 // their rule. Its parent is the Snakemake run.
 func TestLineageSnakemakeNestedRun(t *testing.T) {
-	if _, err := exec.LookPath("snakemake"); err != nil {
-		if os.Getenv("LAMINA_SKIP_SNAKEMAKE") == "1" {
-			t.Skip("no snakemake and LAMINA_SKIP_SNAKEMAKE=1")
-		}
-		t.Fatal("no snakemake: apt-get install -y snakemake (LAMINA_SKIP_SNAKEMAKE=1 skips this test)")
-	}
-	e := newMntEnv(t)
-	mnt := filepath.Join(e.dir, "lab")
-	e.mount(mnt)
-	wf := filepath.Join(mnt, "wf")
-	os.MkdirAll(filepath.Join(wf, "raw"), 0o755)
+	e, wf := snakemakeMount(t)
 	os.WriteFile(filepath.Join(wf, "raw/a.csv"), []byte("a,1\n"), 0o644)
 	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
     input: "results/b.csv"
@@ -381,4 +361,23 @@ rule b:
 			t.Fatalf("rule a's job run %+v", a.Run)
 		}
 	}
+}
+
+// snakemakeMount mounts a fresh instance and returns it with a workflow
+// folder in the mount holding an empty raw/; the test fails without
+// snakemake unless LAMINA_SKIP_SNAKEMAKE=1.
+func snakemakeMount(t *testing.T) (*mntEnv, string) {
+	t.Helper()
+	if _, err := exec.LookPath("snakemake"); err != nil {
+		if os.Getenv("LAMINA_SKIP_SNAKEMAKE") == "1" {
+			t.Skip("no snakemake and LAMINA_SKIP_SNAKEMAKE=1")
+		}
+		t.Fatal("no snakemake: apt-get install -y snakemake (LAMINA_SKIP_SNAKEMAKE=1 skips this test)")
+	}
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	wf := filepath.Join(mnt, "wf")
+	os.MkdirAll(filepath.Join(wf, "raw"), 0o755)
+	return e, wf
 }
