@@ -323,6 +323,12 @@ func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
 		err := u.b.Put(ctx, name, data)
 		if err == nil {
 			u.mu.Lock()
+			fn := u.uploaded
+			u.mu.Unlock()
+			if fn != nil {
+				fn(name, data)
+			}
+			u.mu.Lock()
 			if old := u.items[name]; old != nil && !old.uploading {
 				u.dropQueuedLocked(old)
 				delete(u.items, name)
@@ -422,8 +428,9 @@ func (u *Uploads) restoreDir() bool {
 	return true
 }
 
-// OnUploaded has the workers call fn with the bytes of each staged object
-// once the backend has it, before its staged file is removed: the mount
+// OnUploaded has the workers (and Put, with SyncUpload) call fn with the
+// bytes of each object once the backend has it, before any staged file is
+// removed: the mount
 // hands them to the disk cache (DiskCache.Keep), so that what was written
 // and uploaded still reads, and appends, with the server away. Without it
 // the bytes left the machine with the staged file, and the first read

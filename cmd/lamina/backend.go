@@ -33,6 +33,7 @@ const packWait = 30 * time.Second
 
 type backendOptions struct {
 	syncUpload bool  // Sync waits for the uploads (the CLI; mount --sync-upload)
+	keep       bool  // what is uploaded stays in the block cache (the mount)
 	check      bool  // the bucket must answer now (init, connect, mount)
 	cacheSize  int64 // overrides the settings when > 0
 	log        *slog.Logger
@@ -71,9 +72,14 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 		up.Close()
 		return nil, nil, err
 	}
-	// What the queue uploads stays readable with the server away: its
-	// bytes go to the cache rather than leave with the staged file.
-	up.OnUploaded(disk.Keep)
+	// What the mount uploads stays readable with the server away: its
+	// bytes go to the cache rather than leave with the staged file (or,
+	// with --sync-upload, with the memory they were sent from). The CLI
+	// does not: a `lamina save` of a large file would write it all into
+	// the cache too, and its bytes are still in the user's file.
+	if o.keep {
+		up.OnUploaded(disk.Keep)
+	}
 	return disk, &remote{raw: raw, retry: rb, disk: disk, up: up}, nil
 }
 

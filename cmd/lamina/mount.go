@@ -315,7 +315,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			return exitf(2, "--cache-size: %v", err)
 		}
 	}
-	bo := backendOptions{syncUpload: c.Bool("sync-upload"), cacheSize: cacheSize, log: log, check: true}
+	bo := backendOptions{syncUpload: c.Bool("sync-upload"), keep: true, cacheSize: cacheSize, log: log, check: true}
 	backend, rem, err := openBackend(c.Context, s, bo)
 	var warnings []string
 	offline := func(err error) {

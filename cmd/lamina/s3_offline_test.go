@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,10 +35,19 @@ func TestS3CachedReadsOffline(t *testing.T) {
 // TestS3WrittenReadsOffline: a file written through the mount and uploaded
 // reads and appends with the server gone. The upload queue removed the
 // staged copy once S3 had it, and the bytes were in no cache: cat and
-// echo >> failed with EIO after the retry budget.
+// echo >> failed with EIO after the retry budget. With --sync-upload the
+// close uploads from memory and nothing is staged: the same must hold.
 func TestS3WrittenReadsOffline(t *testing.T) {
+	for _, flags := range [][]string{nil, {"--sync-upload"}} {
+		t.Run(strings.Join(append([]string{"mount"}, flags...), " "), func(t *testing.T) {
+			testS3WrittenReadsOffline(t, flags)
+		})
+	}
+}
+
+func testS3WrittenReadsOffline(t *testing.T, flags []string) {
 	e := newS3Env(t, "LAMINA_S3_RETRY=2,20ms,2s")
-	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"), flags...)
 	p := filepath.Join(mnt, "w", "t.txt")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)

@@ -89,10 +89,10 @@ func (e *s3Env) noSecrets() {
 }
 
 // mountS3 mounts the instance at dir (unmounted at the end of the test).
-func (e *s3Env) mountS3(dir string) string {
+func (e *s3Env) mountS3(dir string, flags ...string) string {
 	e.t.Helper()
 	os.MkdirAll(dir, 0o755)
-	e.ok("mount", dir)
+	e.ok(append([]string{"mount", dir}, flags...)...)
 	e.t.Cleanup(func() { e.mntEnv.run("umount", "--force", dir) })
 	return dir
 }
