@@ -108,6 +108,7 @@ func retryPolicy() (retry.Policy, error) {
 			return retry.Policy{}, bad
 		}
 	}
+	p.Away = min(p.Elapsed, retry.DefaultPolicy.Away)
 	return p, nil
 }
 

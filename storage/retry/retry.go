@@ -25,11 +25,17 @@ type Policy struct {
 	Base     time.Duration // first backoff ceiling
 	Max      time.Duration // backoff ceiling cap
 	Elapsed  time.Duration // give up after this much time in total (0: no limit)
+	// Away replaces Elapsed for reads while the storage is known to be
+	// away (Health.Failing: a call already spent its budget, or the mount
+	// started without it): a read then fails in seconds rather than a
+	// minute, and the first answer restores the full budget. 0: Elapsed.
+	Away time.Duration
 }
 
 // DefaultPolicy gives a call about half a minute: 8 attempts, backoff
-// ceilings 100 ms, 200 ms, … capped at 8 s.
-var DefaultPolicy = Policy{Attempts: 8, Base: 100 * time.Millisecond, Max: 8 * time.Second, Elapsed: time.Minute}
+// ceilings 100 ms, 200 ms, … capped at 8 s; 5 s for a read while the
+// storage is known to be away.
+var DefaultPolicy = Policy{Attempts: 8, Base: 100 * time.Millisecond, Max: 8 * time.Second, Elapsed: time.Minute, Away: 5 * time.Second}
 
 // Backend retries the calls of the backend it wraps. It is safe for
 // concurrent use if the wrapped backend is.
@@ -116,17 +122,29 @@ const (
 	noCut       = -2 // a listing of any length: attempts are not cut
 )
 
-// budget is how long a call that moves n bytes may take in all: the
-// policy's Elapsed, plus what storage/s3 gives one request for its bytes
-// (a second per MiB read, 4 s per MiB written).
-func (r *Backend) budget(n int64, write bool) time.Duration {
+// elapsed is how long a call may go on retrying: the policy's Elapsed, or
+// Away for a read while the storage is known to be away (a user's `cat` of
+// an uncached file waited a minute for its EIO while `lamina status`
+// already said the storage was not answering).
+func (r *Backend) elapsed(write bool) time.Duration {
+	if !write && r.p.Away > 0 && r.p.Away < r.p.Elapsed && r.Health().Failing {
+		return r.p.Away
+	}
+	return r.p.Elapsed
+}
+
+// budget is how long a call that moves n bytes may take in all: its
+// elapsed, plus what storage/s3 gives one request for its bytes (a second
+// per MiB read, 4 s per MiB written), which a slow link needs however
+// long the outage has lasted.
+func budget(elapsed time.Duration, n int64, write bool) time.Duration {
 	switch {
 	case n == unknownSize:
-		return r.p.Elapsed + 30*time.Second
+		return elapsed + 30*time.Second
 	case write:
-		return r.p.Elapsed + time.Duration(n)*4*time.Second/(1<<20)
+		return elapsed + time.Duration(n)*4*time.Second/(1<<20)
 	}
-	return r.p.Elapsed + time.Duration(n)*time.Second/(1<<20)
+	return elapsed + time.Duration(n)*time.Second/(1<<20)
 }
 
 // do calls fn until it succeeds, fails for good, or the budget is spent.
@@ -137,9 +155,10 @@ func (r *Backend) budget(n int64, write bool) time.Duration {
 func (r *Backend) do(ctx context.Context, op, name string, n int64, fn func(context.Context) error) error {
 	start := time.Now()
 	actx := ctx
-	if r.p.Elapsed > 0 && n != noCut {
+	elapsed := r.elapsed(op == "put")
+	if elapsed > 0 && n != noCut {
 		var cancel context.CancelFunc
-		actx, cancel = context.WithDeadline(ctx, start.Add(r.budget(n, op == "put")))
+		actx, cancel = context.WithDeadline(ctx, start.Add(budget(elapsed, n, op == "put")))
 		defer cancel()
 	}
 	var err error
@@ -151,7 +170,7 @@ func (r *Backend) do(ctx context.Context, op, name string, n int64, fn func(cont
 			}
 			return err
 		}
-		if i+1 >= r.p.Attempts || actx.Err() != nil || (r.p.Elapsed > 0 && time.Since(start) >= r.p.Elapsed) {
+		if i+1 >= r.p.Attempts || actx.Err() != nil || (elapsed > 0 && time.Since(start) >= elapsed) {
 			r.log.Error("storage call failed; retry budget spent", "op", op, "name", name, "attempts", i+1, "elapsed", time.Since(start).Round(time.Millisecond), "err", err)
 			r.note(ctx, err)
 			return err
