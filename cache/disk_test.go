@@ -249,6 +249,7 @@ func TestCorruptCachedManifestIsFetchedAgain(t *testing.T) {
 	if _, err := store().LoadManifest(ctx, r); err != nil { // fills the cache
 		t.Fatal(err)
 	}
+	waitStored(t, d)
 	if n := corruptFiles(t, cdir); n == 0 {
 		t.Fatal("nothing cached")
 	}
@@ -282,6 +283,7 @@ func TestCorruptCachedBlockReadIntoIsFetchedAgain(t *testing.T) {
 	f := storeFile(t, s, data)
 	readAll := func() { t.Helper(); checkChunks(t, s, f, data) }
 	readAll() // fills the cache, and opens its block files
+	waitStored(t, d)
 	if n := corruptFiles(t, cdir); n == 0 {
 		t.Fatal("nothing cached")
 	}
