@@ -192,6 +192,12 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 			// and its fallback write fails with ENOENT, until the kernel
 			// drops the connection (docs/s3-bench.md).
 			DisableSplice: true,
+			// open(O_TRUNC) arrives as one OPEN with O_TRUNC set, not as
+			// OPEN then a SETATTR(size=0) without the handle: that
+			// SETATTR cannot say which of several writers of a key it
+			// is for, and truncating the wrong one committed versions
+			// that were half another writer's bytes.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 		},
 	}
 	if o.Debug {
