@@ -344,10 +344,13 @@ func featureMap(ctx context.Context, in *instance.Instance) (map[string]catalog.
 	return m, nil
 }
 
-// relFor is the hierarchy a query follows: is_a, and for anatomy also
-// part_of (a query for "blood" finds "venous blood" and blood parts).
+// relFor is the hierarchy a query follows: is_a, and for anatomy and
+// developmental stages also part_of (a query for "blood" finds "venous
+// blood" and blood parts; HsapDv and MmusDv make every stage is_a "life
+// cycle stage" and place it only by part_of: "42-year-old stage" is
+// part_of "fifth decade stage", part_of ... "adult stage").
 func relFor(entity string) ontology.Relation {
-	if entity == "tissue" {
+	if entity == "tissue" || entity == "developmental_stage" {
 		return ontology.IsA | ontology.PartOf
 	}
 	return ontology.IsA

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -58,6 +59,29 @@ is_obsolete: true
 replaced_by: CL:0000000
 `
 )
+
+// Stages are placed by part_of (HsapDv): the README's query for "adult
+// stage" finds a version annotated with a stage inside it.
+func TestStageQueriesFollowPartOf(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "developmental_stage", "--organism", "human", "--source", filepath.Join(ontologies, "hsapdv.obo"))
+	e.ok("feature", "create", "stage", "--dtype", "cat[developmental_stage]")
+	e.ok("save", e.write("x.csv", []byte("a\n")), "--key", "s/42.csv")
+	e.ok("annotate", "s/42.csv", "--feature", "stage=42-year-old stage")
+	for _, args := range [][]string{
+		{"--term", "developmental_stage=adult stage", "--organism", "human"},
+		{"--term", "developmental_stage=fifth decade stage"},
+		{"--where", "stage=adult stage"},
+	} {
+		if got := lsKeys(t, e, args...); !reflect.DeepEqual(got, []string{"s/42.csv"}) {
+			t.Errorf("ls %v = %v, want [s/42.csv]", args, got)
+		}
+	}
+	if got := lsKeys(t, e, "--term", "developmental_stage=adult stage", "--exact"); len(got) != 0 {
+		t.Errorf("ls --exact of adult stage = %v, want nothing", got)
+	}
+}
 
 // Versions annotated under v1 are found after v2 became the default: by
 // the renamed term's new name, its id or an ancestor (--where compares
