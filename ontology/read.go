@@ -121,6 +121,7 @@ func Read(r io.Reader, name string, opts ImportOptions) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	src.Warnings = append(src.Warnings, in.cutWarning(name)...)
 	if src.Digest, err = in.digest(); err != nil {
 		return nil, err
 	}
@@ -303,6 +304,9 @@ func lines(in *input, name string, fn func(n int, line string) error) error {
 			return nil
 		}
 		n++
+		if e := in.checkLine(name, n, s, err == io.EOF); e != nil {
+			return e
+		}
 		if e := fn(n, strings.TrimRight(s, "\r\n")); e != nil {
 			return e
 		}
