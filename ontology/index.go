@@ -369,6 +369,9 @@ func (s Standardization) Reason() string {
 		}
 		return "ambiguous: could be " + strings.Join(parts, ", ")
 	}
+	if s.Obsolete != "" && s.Via != "" {
+		return fmt.Sprintf("EXACT synonym %q of obsolete %s%s", s.Via, s.index.describe([]string{s.Obsolete}), s.index.replacementText(s.ReplacedBy, s.Consider))
+	}
 	if s.Obsolete != "" {
 		return fmt.Sprintf("%s is obsolete%s", s.Obsolete, s.index.replacementText(s.ReplacedBy, s.Consider))
 	}
@@ -448,7 +451,26 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 	if len(byFold) > 0 {
 		return x.replaced(s, byFold[0])
 	}
+	if e, ok := x.obsoleteSynonym(f); ok {
+		// Not used (an obsolete term's synonym may have moved anywhere),
+		// but the reason names the term and what replaces it.
+		i := x.entryTerm[e]
+		s.Obsolete, s.Via = x.id(i), x.entryText(e)
+		s.ReplacedBy, s.Consider = x.strList(x.replacedBy.row(i)), x.strList(x.consider.row(i))
+	}
 	return s
+}
+
+// obsoleteSynonym finds the entry of an EXACT synonym of an obsolete term
+// equal to f (folded). The synonym maps hold live terms only, so this
+// scans the entries: it runs only for a value that matched nothing.
+func (x *Index) obsoleteSynonym(f string) (uint32, bool) {
+	for e, g := range x.entrySyn {
+		if g != noSyn && Scope(x.synScope[g]) == Exact && x.obsolete(x.entryTerm[e]) && x.folded(uint32(e)) == f {
+			return uint32(e), true
+		}
+	}
+	return 0, false
 }
 
 func live(x *Index, l []uint32) []uint32 {

@@ -283,7 +283,7 @@ func resolveQuery(x *ontology.Index, entity, value string, exact bool) (ids []st
 	}
 	src := x.Source()
 	if !st.Matched() {
-		return []string{st.Obsolete}, fmt.Sprintf("%s is obsolete in %s %s%s: listing versions annotated with it", st.Obsolete, src.Ontology, src.Version, strings.TrimPrefix(st.Reason(), st.Obsolete+" is obsolete")), nil
+		return []string{st.Obsolete}, fmt.Sprintf("%s (in %s %s): listing versions annotated with %s", st.Reason(), src.Ontology, src.Version, st.Obsolete), nil
 	}
 	ids, err = withDescendants(x, entity, st.ID, exact)
 	below := ""
