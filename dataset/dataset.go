@@ -185,9 +185,8 @@ func Describe(path string) (Info, error) { return DescribeAs(path, DetectFormat(
 
 // DescribeAs is Describe of a file in the given format whatever its name
 // (a staged file, whose name says nothing).
-func DescribeAs(path, format string) (Info, error) {
-	var info Info
-	var err error
+func DescribeAs(path, format string) (info Info, err error) {
+	defer recoverCorrupt(path, &err)
 	switch format {
 	case CSV, TSV:
 		info, err = describeText(path, format)
@@ -209,9 +208,8 @@ func DescribeAs(path, format string) (Info, error) {
 
 // Tables reads the data frames of path in full: one for a table file, obs
 // then var for an AnnData. X is never read.
-func Tables(path string) ([]Table, error) {
-	var ts []Table
-	var err error
+func Tables(path string) (ts []Table, err error) {
+	defer recoverCorrupt(path, &err)
 	switch f := DetectFormat(path); f {
 	case CSV, TSV:
 		var t Table
@@ -241,6 +239,17 @@ func describeErr(path string, err error) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
+}
+
+// recoverCorrupt turns a panic of a reader into ErrCorrupt in *err. The
+// third-party readers (parquet-go above all) panic on some damaged bytes
+// (a slice out of range in a page index) instead of failing; a file they
+// cannot read must still be saved as a plain file, not crash the command
+// or the mount. Deferred by every exported reader.
+func recoverCorrupt(path string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: %w: the reader failed on damaged bytes (%v)", path, ErrCorrupt, r)
+	}
 }
 
 func corruptf(format string, a ...any) error {

@@ -3,6 +3,7 @@ package dataset_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -426,6 +427,45 @@ func TestParquetLogicalTimes(t *testing.T) {
 			c, ok := ts[0].Col(name)
 			if !ok || c.Dtype != tc.dtype || !reflect.DeepEqual(c.Values(), tc.want) || !c.IsNull(1) || c.IsNull(0) {
 				t.Fatalf("Tables: %s %q null=%v, want %s %q with the second null", c.Dtype, c.Values(), c.Null, tc.dtype, tc.want)
+			}
+		})
+	}
+}
+
+// damagedParquet writes a copy of the Parquet sample with one byte of its
+// page index changed (the audit's reproduction): parquet-go panics on it
+// with a slice out of range instead of returning an error.
+func damagedParquet(t *testing.T, at int, to byte) string {
+	t.Helper()
+	b, err := os.ReadFile(sample("pbmc_small_obs.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[at] = to
+	p := filepath.Join(t.TempDir(), "damaged.parquet")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A panic of the Parquet library is ErrCorrupt, from every reader, so
+// save stores the file as a plain file and curate says what is wrong.
+func TestDamagedParquetIsCorrupt(t *testing.T) {
+	for _, tc := range []struct {
+		at int
+		to byte
+	}{{6361, 93}, {6357, 76}} {
+		t.Run(fmt.Sprintf("byte%d", tc.at), func(t *testing.T) {
+			p := damagedParquet(t, tc.at, tc.to)
+			if _, err := dataset.Describe(p); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), p) {
+				t.Errorf("Describe: %v; want ErrCorrupt naming the file", err)
+			}
+			if _, err := dataset.Tables(p); !errors.Is(err, dataset.ErrCorrupt) {
+				t.Errorf("Tables: %v", err)
+			}
+			if err := dataset.RewriteParquet(p, io.Discard, nil); !errors.Is(err, dataset.ErrCorrupt) {
+				t.Errorf("RewriteParquet: %v", err)
 			}
 		})
 	}

@@ -17,7 +17,8 @@ type FCSText struct {
 // ReadFCSText reads the header and TEXT segment of the FCS 2.0/3.0/3.1
 // file at path, checking that the segments the header names lie inside
 // the file.
-func ReadFCSText(path string) (FCSText, error) {
+func ReadFCSText(path string) (_ FCSText, err error) {
+	defer recoverCorrupt(path, &err)
 	f, err := os.Open(path)
 	if err != nil {
 		return FCSText{}, err

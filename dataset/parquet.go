@@ -237,7 +237,8 @@ func int96Time(x deprecated.Int96) time.Time {
 
 // RewriteParquet copies the Parquet file at src to w with its schema,
 // passing every non-null value of the named string columns through mapFn.
-func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) string) error {
+func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) string) (err error) {
+	defer recoverCorrupt(src, &err)
 	pf, f, err := openParquet(src)
 	if err != nil {
 		return err

@@ -237,7 +237,8 @@ func WriteText(w io.Writer, format string, header []string, rows [][]string) err
 
 // RewriteText copies the CSV or TSV at src to w, passing every cell of the
 // named columns through mapFn.
-func RewriteText(src, format string, w io.Writer, mapFn map[string]func(string) string) error {
+func RewriteText(src, format string, w io.Writer, mapFn map[string]func(string) string) (err error) {
+	defer recoverCorrupt(src, &err)
 	f, err := os.Open(src)
 	if err != nil {
 		return err

@@ -119,7 +119,7 @@ func Unmarshal(data []byte) (*Source, error) {
 			for j := range t.Synonyms {
 				t.Synonyms[j].Text = d.str()
 				sc := Scope(d.byte())
-				if sc > Narrow {
+				if sc > Symbol {
 					d.fail("unknown synonym scope %d", sc)
 				}
 				t.Synonyms[j].Scope = sc

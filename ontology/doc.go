@@ -61,9 +61,16 @@
 // order: exact name, id or alt_id, name ignoring case and white space,
 // EXACT synonym, RELATED synonym (only when asked), and an obsolete term's
 // replacement. Only EXACT synonyms are used by default because the others
-// are broader, narrower or merely related terms. A value that fits several
+// are broader, narrower or merely related terms. An obsolete term's
+// synonyms are never used, but a value equal to one of its EXACT synonyms
+// is told which obsolete term it names and what replaces it. A value that fits several
 // terms with different names (the gene alias CD20 is MS4A1 and KRT20) is
-// reported Ambiguous with the candidates; it is never guessed. Inspect
+// reported Ambiguous with the candidates; it is never guessed. A gene
+// table can give one Ensembl id to several NCBI genes (ADAMTSL4-AS1 and
+// MCL1): the first symbol names the term and the others are Symbol
+// synonyms, official names that validate and standardize to themselves
+// (never to the other gene's symbol); terms that share one name (PTPRC on
+// two Ensembl ids) still match that name. Inspect
 // combines the two for a column and offers up to three suggestions for
 // values that match nothing: the same words up to plurals ("T cells" ->
 // "T cell"), close by edit distance ("dendritc cell" -> "dendritic

@@ -80,6 +80,9 @@ func (x *Index) resolve(s string) (uint32, bool) {
 	if i, ok := x.findOne(&x.byName, s, h); ok {
 		return i, true
 	}
+	if i, _, ok := x.symbol(s, true); ok {
+		return i, true
+	}
 	if id, ok := x.idSpelling(s); ok {
 		h := hashString(id)
 		if i, ok := x.findOne(&x.byID, id, h); ok {
@@ -191,7 +194,34 @@ func (x *Index) Validate(value string) Validation {
 	if i, ok := x.findOne(&x.byAlt, value, h); ok {
 		return x.validated(v, i)
 	}
+	if i, sym, ok := x.symbol(value, true); ok {
+		v = x.validated(v, i)
+		v.Name = sym
+		return v
+	}
 	return v
+}
+
+// symbol finds a live term that has value as a Symbol synonym (another
+// gene's official symbol on the same Ensembl id): equal as typed when
+// exact, else after folding. sym is the symbol as the source spells it.
+func (x *Index) symbol(value string, exact bool) (i uint32, sym string, ok bool) {
+	f := fold(value)
+	for _, r := range x.find(&x.synFold, f, hashString(f)) {
+		i, sym = x.synTerm[r], x.synText(r)
+		if Scope(x.synScope[r]) == Symbol && !x.obsolete(i) && (!exact || sym == value) {
+			return i, sym, true
+		}
+	}
+	return 0, "", false
+}
+
+// symbolMatch is a match of another gene's official symbol: the term is
+// the Ensembl id, the standard name the symbol itself.
+func (x *Index) symbolMatch(s Standardization, m Match, i uint32, sym string) Standardization {
+	s = x.matched(s, m, i, "")
+	s.Name = sym
+	return s
 }
 
 func (x *Index) validated(v Validation, i uint32) Validation {
@@ -339,6 +369,9 @@ func (s Standardization) Reason() string {
 		}
 		return "ambiguous: could be " + strings.Join(parts, ", ")
 	}
+	if s.Obsolete != "" && s.Via != "" {
+		return fmt.Sprintf("EXACT synonym %q of obsolete %s%s", s.Via, s.index.describe([]string{s.Obsolete}), s.index.replacementText(s.ReplacedBy, s.Consider))
+	}
 	if s.Obsolete != "" {
 		return fmt.Sprintf("%s is obsolete%s", s.Obsolete, s.index.replacementText(s.ReplacedBy, s.Consider))
 	}
@@ -359,6 +392,9 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 	byName := x.find(&x.byName, value, h)
 	if len(byName) > 0 && !x.obsolete(byName[0]) {
 		return x.matched(s, ExactName, byName[0], "")
+	}
+	if i, sym, ok := x.symbol(value, true); ok {
+		return x.symbolMatch(s, ExactName, i, sym)
 	}
 	// Ids are matched without surrounding white space, as names are
 	// below: a *_ontology_term_id column often carries stray blanks.
@@ -393,6 +429,9 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 	if len(byFold) > 0 && !x.obsolete(byFold[0]) {
 		return x.oneOf(s, FoldedName, live(x, byFold), nil)
 	}
+	if i, sym, ok := x.symbol(value, false); ok {
+		return x.symbolMatch(s, FoldedName, i, sym)
+	}
 	if refs := x.find(&x.synFold, f, h); len(refs) > 0 {
 		if r := x.synonymMatch(s, value, refs, Exact, BySynonym); r.Match != NoMatch {
 			return r
@@ -412,7 +451,26 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 	if len(byFold) > 0 {
 		return x.replaced(s, byFold[0])
 	}
+	if e, ok := x.obsoleteSynonym(f); ok {
+		// Not used (an obsolete term's synonym may have moved anywhere),
+		// but the reason names the term and what replaces it.
+		i := x.entryTerm[e]
+		s.Obsolete, s.Via = x.id(i), x.entryText(e)
+		s.ReplacedBy, s.Consider = x.strList(x.replacedBy.row(i)), x.strList(x.consider.row(i))
+	}
 	return s
+}
+
+// obsoleteSynonym finds the entry of an EXACT synonym of an obsolete term
+// equal to f (folded). The synonym maps hold live terms only, so this
+// scans the entries: it runs only for a value that matched nothing.
+func (x *Index) obsoleteSynonym(f string) (uint32, bool) {
+	for e, g := range x.entrySyn {
+		if g != noSyn && Scope(x.synScope[g]) == Exact && x.obsolete(x.entryTerm[e]) && x.folded(uint32(e)) == f {
+			return uint32(e), true
+		}
+	}
+	return 0, false
 }
 
 func live(x *Index, l []uint32) []uint32 {

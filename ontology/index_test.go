@@ -1,6 +1,9 @@
 package ontology_test
 
 import (
+	"bufio"
+	"compress/gzip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -72,7 +75,10 @@ func TestStandardize(t *testing.T) {
 		{"obsolete to replacement", hp, "Early cataracts", ontology.StandardizeOptions{}, ontology.Replaced, "Cataract", "HP:0001113 is obsolete, replaced by HP:0000518"},
 		{"obsolete id to replacement", hp, "HP:0001113", ontology.StandardizeOptions{}, ontology.Replaced, "Cataract", "replaced by HP:0000518"},
 		{"replacement outside the source", cl, "obsolete immortal cell line cell", ontology.StandardizeOptions{}, ontology.NoMatch, "obsolete immortal cell line cell", "replaced by CLO:0000019"},
-		{"obsolete synonyms are not used", cl, "continuous cell line cell", ontology.StandardizeOptions{}, ontology.NoMatch, "continuous cell line cell", "no term"},
+		{"obsolete synonyms are not used", cl, "continuous cell line cell", ontology.StandardizeOptions{}, ontology.NoMatch, "continuous cell line cell",
+			`EXACT synonym "continuous cell line cell" of obsolete CL:0000002 (obsolete immortal cell line cell); replaced by CLO:0000019`},
+		{"obsolete synonym names what to consider", load(t, "developmental_stage", "human", "ontologies", "hsapdv.obo"), "0-1 month", ontology.StandardizeOptions{}, ontology.NoMatch, "0-1 month",
+			`EXACT synonym "0-1 month" of obsolete HsapDv:0000082 (newborn stage); consider HsapDv:0000262 (newborn stage (0-28 days))`},
 		{"alt_id to primary", hp, "HP:0004715", ontology.StandardizeOptions{}, ontology.ByAltID, "Multicystic kidney dysplasia", "secondary id of HP:0000003"},
 		{"gene symbol", genes, "MS4A1", ontology.StandardizeOptions{}, ontology.ExactName, "MS4A1", "standard name"},
 		{"gene alias", genes, "CD20", ontology.StandardizeOptions{}, ontology.Ambiguous, "CD20", "ambiguous: could be"},
@@ -405,4 +411,70 @@ func TestIDSpellings(t *testing.T) {
 			t.Errorf("Term(%q) found a term", v)
 		}
 	}
+}
+
+// One Ensembl id for several NCBI genes (ADAMTSL4-AS1 and MCL1 share
+// ENSG00000143384): each official symbol validates and standardizes to
+// itself, never to the other gene's symbol, and names its Ensembl id.
+func TestSymbolsSharingAnEnsemblID(t *testing.T) {
+	genes := humanGenes(t)
+	for _, tc := range []struct{ symbol, id string }{
+		{"MCL1", "ENSG00000143384"},
+		{"ADAMTSL4-AS1", "ENSG00000143384"},
+		{"KLRK1", "ENSG00000213809"},
+		{"KLRC4-KLRK1", "ENSG00000213809"},
+		{"FNTB", "ENSG00000257365"}, // also an alias of CHURC1-FNTB, on two ids
+		{"U2AF1", "ENSG00000160201"},
+		{"GNMT", ""},
+		{"MEF2B", ""},
+		{"HLA-DQA2", ""},
+	} {
+		t.Run(tc.symbol, func(t *testing.T) {
+			v := genes.Validate(tc.symbol)
+			if !v.Valid || v.Name != tc.symbol || (tc.id != "" && v.ID != tc.id) {
+				t.Errorf("Validate(%q): %s", tc.symbol, v.Message())
+			}
+			s := genes.Standardize(tc.symbol, ontology.StandardizeOptions{})
+			if s.Match != ontology.ExactName || s.Changed() || (tc.id != "" && s.ID != tc.id) {
+				t.Errorf("Standardize(%q) = %v %q %s (%s)", tc.symbol, s.Match, s.Standard(), s.ID, s.Reason())
+			}
+			f := genes.Standardize(strings.ToLower(tc.symbol), ontology.StandardizeOptions{})
+			if f.Match != ontology.FoldedName || f.Standard() != tc.symbol {
+				t.Errorf("Standardize(%q) = %v %q (%s)", strings.ToLower(tc.symbol), f.Match, f.Standard(), f.Reason())
+			}
+			if term, ok := genes.Term(tc.symbol); !ok || (tc.id != "" && term.ID != tc.id) {
+				t.Errorf("Term(%q) = %v %v", tc.symbol, term, ok)
+			}
+		})
+	}
+	// Every official symbol of the table validates (210 did not).
+	for _, sym := range tableSymbols(t) {
+		if v := genes.Validate(sym); !v.Valid || v.Name != sym {
+			t.Errorf("Validate(%q): %s", sym, v.Message())
+		}
+	}
+}
+
+// tableSymbols lists the symbol column of the human gene table.
+func tableSymbols(t *testing.T) []string {
+	f, err := os.Open(dataPath("genes", "human_genes_orgHsEgDb.tsv.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	sc := bufio.NewScanner(z)
+	for sc.Scan() {
+		if f := strings.Split(sc.Text(), "\t"); len(f) > 1 && f[0] != "ensembl_gene_id" && f[1] != "" {
+			out = append(out, f[1])
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"unicode/utf8"
 )
 
 // input wraps the bytes of one source: it hashes them as they are read and
@@ -27,6 +28,39 @@ type input struct {
 	raw  *bufio.Reader // the bytes as given (hashed)
 	gz   *gzip.Reader  // nil when the input is not gzip
 	r    *bufio.Reader // the decompressed bytes
+	// cut is the number of a last line that ends without a newline (0
+	// when the text ends in one): a plain file cut short looks whole,
+	// as a gzip or JSON one does not.
+	cut int
+}
+
+// checkLine records a last line without its newline and refuses a line
+// that is not UTF-8 (OBO and the tables are UTF-8; a Latin-1 "café"
+// would import as U+FFFD and match nothing).
+func (in *input) checkLine(name string, n int, s string, eof bool) error {
+	if eof {
+		in.cut = n
+	}
+	if utf8.ValidString(s) {
+		return nil
+	}
+	col := 0
+	for col < len(s) {
+		r, size := utf8.DecodeRuneInString(s[col:])
+		if r == utf8.RuneError && size == 1 {
+			break
+		}
+		col += size
+	}
+	return syntaxErr(name, n, "not UTF-8 (byte %#x at column %d): convert the file to UTF-8 first (iconv -f latin1 -t utf-8, say)", s[col], col+1)
+}
+
+// cutWarning is the warning for a last line without its newline.
+func (in *input) cutWarning(name string) []string {
+	if in.cut == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s:%d: the last line ends without a newline: is the file truncated? (its last value may be cut)", name, in.cut)}
 }
 
 func newInput(r io.Reader, name string) (*input, error) {

@@ -112,6 +112,9 @@ func (p *oboParser) next() (string, bool, error) {
 			return "", false, nil
 		}
 		p.line++
+		if err := p.in.checkLine(p.name, p.line, s, err == io.EOF); err != nil {
+			return "", false, err
+		}
 		s = strings.TrimRight(s, "\r\n")
 		if n := trailingBackslashes(s); n%2 == 1 && err == nil {
 			acc += s[:len(s)-1]

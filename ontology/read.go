@@ -121,6 +121,7 @@ func Read(r io.Reader, name string, opts ImportOptions) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	src.Warnings = append(src.Warnings, in.cutWarning(name)...)
 	if src.Digest, err = in.digest(); err != nil {
 		return nil, err
 	}
@@ -303,6 +304,9 @@ func lines(in *input, name string, fn func(n int, line string) error) error {
 			return nil
 		}
 		n++
+		if e := in.checkLine(name, n, s, err == io.EOF); e != nil {
+			return e
+		}
 		if e := fn(n, strings.TrimRight(s, "\r\n")); e != nil {
 			return e
 		}
@@ -412,10 +416,11 @@ func readGeneTable(in *input, name string) (*Source, error) {
 		}
 		if i, dup := byID[t.ID]; dup {
 			// One Ensembl id for several NCBI genes (ST7 and ST7-OT3): the
-			// first symbol names the term, the others become its synonyms.
+			// first symbol names the term, the others are Symbol synonyms
+			// (each gene's symbol stays its own standard name).
 			old := &terms[i]
 			if t.Name != "" && t.Name != old.Name {
-				old.Synonyms = append(old.Synonyms, Synonym{Text: t.Name, Scope: Exact})
+				old.Synonyms = append(old.Synonyms, Synonym{Text: t.Name, Scope: Symbol})
 			}
 			old.Synonyms = append(old.Synonyms, t.Synonyms...)
 			return nil
@@ -427,7 +432,27 @@ func readGeneTable(in *input, name string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i := range terms {
+		terms[i].Synonyms = symbolsFirst(terms[i].Synonyms)
+	}
 	return &Source{Ontology: "Ensembl", Organism: geneOrganism(terms), Terms: terms}, nil
+}
+
+// symbolsFirst drops the aliases that repeat one of the term's Symbol
+// synonyms (CHURC1-FNTB lists FNTB as an alias, FNTB's own row makes it a
+// symbol): the index keeps one synonym per text and term, and a symbol
+// must match as a name, not as an alias.
+func symbolsFirst(syns []Synonym) []Synonym {
+	symbols := map[string]bool{}
+	for _, s := range syns {
+		if s.Scope == Symbol {
+			symbols[s.Text] = true
+		}
+	}
+	if len(symbols) == 0 {
+		return syns
+	}
+	return slices.DeleteFunc(syns, func(s Synonym) bool { return s.Scope != Symbol && symbols[s.Text] })
 }
 
 // geneOrganism tells the organism from the Ensembl id prefix of the

@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -282,5 +284,51 @@ func TestImportURL(t *testing.T) {
 	_, err = ontology.Import(ctx, dead, ontology.ImportOptions{Entity: "phenotype", Client: client})
 	if err == nil || !strings.Contains(err.Error(), "cannot fetch "+dead) {
 		t.Errorf("unreachable URL: %v", err)
+	}
+}
+
+// A source that is not UTF-8 is refused with the file and line; a plain
+// source whose last line has no newline (cut short, or written so) is read
+// with a warning naming that line.
+func TestEncodingAndCutLastLine(t *testing.T) {
+	latin := "format-version: 1.2\nontology: x\n\n[Term]\nid: X:1\nname: caf\xe9 cell\n"
+	_, err := ontology.ReadOBO(strings.NewReader(latin), "latin.obo")
+	var se *ontology.SyntaxError
+	if !errors.As(err, &se) || se.Line != 6 || !strings.Contains(err.Error(), "latin.obo:6: not UTF-8 (byte 0xe9 at column 10)") {
+		t.Errorf("Latin-1 OBO: %v; want a syntax error at line 6", err)
+	}
+	tsv := "ensembl_gene_id\tsymbol\tncbi_gene_id\tname\tgene_type\tchromosome\tsynonyms\nENSG1\tCAF\xc9\t1\tx\tprotein-coding\t1\t\n"
+	if _, err := ontology.ReadGeneTable(strings.NewReader(tsv), "latin.tsv"); err == nil || !strings.Contains(err.Error(), "latin.tsv:2: not UTF-8") {
+		t.Errorf("Latin-1 gene table: %v", err)
+	}
+
+	hsapdv, err := os.ReadFile(dataPath("ontologies", "hsapdv.obo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	genes := []byte("ensembl_gene_id\tsymbol\tncbi_gene_id\tname\tgene_type\tchromosome\tsynonyms\n" +
+		"ENSG00000067596\tDHX8\t1659\tDEAH-box helicase 8\tprotein-coding\t17\tDDX8|Dhr2|HRH1|PRP22\n")
+	for _, tc := range []struct {
+		name string
+		read func(io.Reader, string) (*ontology.Source, error)
+		data []byte
+		line string
+	}{
+		{"trunc.obo", ontology.ReadOBO, hsapdv[:50000], fmt.Sprintf("trunc.obo:%d:", bytes.Count(hsapdv[:50000], []byte("\n"))+1)},
+		{"trunc.tsv", ontology.ReadGeneTable, genes[:len(genes)-3], "trunc.tsv:2:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, err := tc.read(bytes.NewReader(tc.data), tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := strings.Join(src.Warnings, "\n"); !strings.Contains(w, tc.line+" the last line ends without a newline") {
+				t.Errorf("warnings %q; want one naming %s", w, tc.line)
+			}
+			whole, err := tc.read(bytes.NewReader(append(tc.data, '\n')), tc.name)
+			if err != nil || slices.ContainsFunc(whole.Warnings, func(w string) bool { return strings.Contains(w, "newline") }) {
+				t.Errorf("with its newline: %v %q", err, whole.Warnings)
+			}
+		})
 	}
 }

@@ -256,7 +256,8 @@ type Rank uint8
 const (
 	RankExactName         Rank = iota // the name or the id, ignoring case and white space
 	RankNormalizedName                // the name's words, up to plurals and punctuation ("B cells", "B-cell"); not what validate accepts
-	RankExactSynonym                  // a synonym, ignoring case and white space
+	RankExactSynonym                  // an EXACT synonym, ignoring case and white space
+	RankSynonym                       // a RELATED, BROAD or NARROW synonym, ignoring case and white space
 	RankNormalizedSynonym             // a synonym's words, up to plurals and punctuation
 	RankNamePrefix                    // the name starts with the query
 	RankAllWords                      // every query word is a word of the name or a synonym; phrases first
@@ -265,7 +266,7 @@ const (
 	RankFuzzy                         // close to the name or a synonym
 )
 
-var rankNames = [...]string{"exact_name", "normalized_name", "exact_synonym", "normalized_synonym", "name_prefix", "all_words", "word_prefix", "some_words", "fuzzy"}
+var rankNames = [...]string{"exact_name", "normalized_name", "exact_synonym", "synonym", "normalized_synonym", "name_prefix", "all_words", "word_prefix", "some_words", "fuzzy"}
 
 func (r Rank) String() string {
 	if int(r) < len(rankNames) {
@@ -320,12 +321,12 @@ func (x *Index) Search(query string, opts SearchOptions) []Hit {
 		add(i, RankExactName, 1, x.name(i))
 	}
 	for _, g := range x.lookup(&x.synFold, q) {
-		add(x.synTerm[g], RankExactSynonym, 1, x.synText(g))
+		add(x.synTerm[g], x.synRank(g), 1, x.synText(g))
 	}
 	if opts.Obsolete { // synFold holds live terms only
 		for e, i := range x.entryTerm {
-			if x.entrySyn[e] != noSyn && x.obsolete(i) && x.folded(uint32(e)) == q {
-				add(i, RankExactSynonym, 1, x.entryText(uint32(e)))
+			if g := x.entrySyn[e]; g != noSyn && x.obsolete(i) && x.folded(uint32(e)) == q {
+				add(i, x.synRank(g), 1, x.entryText(uint32(e)))
 			}
 		}
 	}
@@ -362,4 +363,17 @@ func (x *Index) Search(query string, opts SearchOptions) []Hit {
 		hits = hits[:limit]
 	}
 	return hits
+}
+
+// synRank is the rank of a query equal to synonym g: exact_synonym only
+// for an EXACT one (a script reads the name as the scope); another gene's
+// official symbol ranks as a name.
+func (x *Index) synRank(g uint32) Rank {
+	switch Scope(x.synScope[g]) {
+	case Exact:
+		return RankExactSynonym
+	case Symbol:
+		return RankExactName
+	}
+	return RankSynonym
 }

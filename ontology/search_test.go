@@ -150,3 +150,20 @@ func TestSearchSomeWords(t *testing.T) {
 		}
 	}
 }
+
+// A query equal to a RELATED synonym ranks "synonym", not
+// "exact_synonym": scripts read the rank name as the scope. Another gene's
+// official symbol ranks as a name.
+func TestSearchSynonymRankNamesTheScope(t *testing.T) {
+	stages := load(t, "developmental_stage", "human", "ontologies", "hsapdv.obo")
+	hits := stages.Search("neonate", ontology.SearchOptions{Limit: 3})
+	if len(hits) == 0 || hits[0].Rank != ontology.RankSynonym || hits[0].Rank.String() != "synonym" {
+		t.Errorf("neonate (RELATED): %+v", hits)
+	}
+	if hits := clOBO(t).Search("T lymphocyte", ontology.SearchOptions{Limit: 1}); hits[0].Rank.String() != "exact_synonym" {
+		t.Errorf("T lymphocyte (EXACT): %+v", hits)
+	}
+	if hits := humanGenes(t).Search("MCL1", ontology.SearchOptions{Limit: 1}); len(hits) == 0 || hits[0].ID != "ENSG00000143384" || hits[0].Rank != ontology.RankExactName {
+		t.Errorf("MCL1 (a symbol): %+v", hits)
+	}
+}

@@ -17,9 +17,16 @@ const (
 	Exact
 	Broad
 	Narrow
+	// Symbol is no OBO scope: it marks another official name of the term.
+	// A gene table gives one Ensembl id to several NCBI genes (ADAMTSL4-AS1
+	// and MCL1); the first row's symbol names the term and each other
+	// gene's symbol is a Symbol synonym, which validates and standardizes
+	// to itself as a name does. An EXACT synonym would rewrite MCL1 to
+	// ADAMTSL4-AS1, another gene.
+	Symbol
 )
 
-var scopeNames = [...]string{Related: "RELATED", Exact: "EXACT", Broad: "BROAD", Narrow: "NARROW"}
+var scopeNames = [...]string{Related: "RELATED", Exact: "EXACT", Broad: "BROAD", Narrow: "NARROW", Symbol: "SYMBOL"}
 
 func (s Scope) String() string {
 	if int(s) < len(scopeNames) {
@@ -28,9 +35,10 @@ func (s Scope) String() string {
 	return fmt.Sprintf("Scope(%d)", s)
 }
 
-// ParseScope reads "EXACT", "RELATED", "BROAD" or "NARROW".
+// ParseScope reads "EXACT", "RELATED", "BROAD" or "NARROW" (only the OBO
+// scopes: a file cannot claim a Symbol).
 func ParseScope(s string) (Scope, bool) {
-	for i, n := range scopeNames {
+	for i, n := range scopeNames[:Symbol] {
 		if n == s {
 			return Scope(i), true
 		}

@@ -478,3 +478,37 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
+
+// curate and ontology inspect exit 2 for an input they cannot read
+// (damaged Parquet, on which the library panics; a truncated h5ad; an
+// empty CSV), as for a damaged zarr store: 1 says the data does not
+// validate.
+func TestUnreadableInputExits2(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("schema", "create", "ct", "--feature", "cell_type")
+	pq, err := os.ReadFile(filepath.Join(samples, "pbmc_small_obs.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq[6361] = 93
+	h5, err := os.ReadFile(filepath.Join(samples, "pbmc_small.h5ad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ name, want string }{
+		{e.write("one.parquet", pq), "cannot read the file's structure"},
+		{e.write("trunc.h5ad", h5[:len(h5)/2]), "truncated"},
+		{e.write("empty.csv", nil), "empty"},
+	} {
+		t.Run(filepath.Base(f.name), func(t *testing.T) {
+			for _, args := range [][]string{
+				{"curate", f.name, "--schema", "ct"},
+				{"ontology", "inspect", "celltype", "--column", "cell_type", f.name},
+			} {
+				if err := e.fails(f.want, args...); exitCode(err) != 2 {
+					t.Errorf("%s: exit %d (%v), want 2", strings.Join(args[:2], " "), exitCode(err), err)
+				}
+			}
+		})
+	}
+}

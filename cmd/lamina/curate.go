@@ -83,7 +83,7 @@ func cmdCurate() *cli.Command {
 			}
 			tables, err := dataset.Tables(path)
 			if err != nil {
-				return err
+				return unreadable(err)
 			}
 			r, err := curate.Validate(tables, kind, cs, opts)
 			if err != nil {

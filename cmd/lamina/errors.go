@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"syscall"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -21,6 +22,19 @@ func explain(err error) string {
 		return msg
 	}
 	return msg
+}
+
+// unreadable makes err, an input file that cannot be read as a table
+// (truncated, corrupt, empty), exit 2, as a damaged zarr store or an FCS
+// file given to curate does: 1 means the data does not validate, and a
+// script must tell the two apart. A file that is not there keeps exit 1
+// (as an unknown schema), and an error with its own code keeps it.
+func unreadable(err error) error {
+	var coded interface{ ExitCode() int }
+	if err == nil || errors.As(err, &coded) || errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return exitError{msg: err.Error(), code: 2}
 }
 
 // exitf returns an error that exits with code without a usage dump.

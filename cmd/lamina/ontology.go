@@ -636,7 +636,7 @@ func cmdOntologyInspect() *cli.Command {
 			file, col := c.Args().Get(1), c.String("column")
 			vals, empty, err := readColumn(file, col)
 			if err != nil {
-				return err
+				return unreadable(err)
 			}
 			in, x, s, err := openIndex(c)
 			if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -68,7 +69,7 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 				// A term by name, synonym or id, and unless --exact the terms
 				// below it (not for !=: "not this term" is not "none below").
 				entity := entityName(ft.Entity())
-				values, err := termValues(c.Context, in, entity, c.String("organism"), cond.Values[0], exact || cond.Op == "!=")
+				values, err := termValues(c.Context, in, entity, c.String("organism"), cond.Values[0], exact || cond.Op == "!=", c.App.ErrWriter)
 				if err == nil {
 					cond.Values = values
 				} else if stored, ferr := anyStored(c.Context, in, cond); ferr != nil || !stored {
@@ -103,7 +104,7 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	}
 	for entity, values := range terms {
 		for _, v := range values {
-			ids, err := termIDs(c.Context, in, entity, c.String("organism"), v, exact)
+			ids, err := termIDs(c.Context, in, entity, c.String("organism"), v, exact, c.App.ErrWriter)
 			if err != nil {
 				return err
 			}
@@ -174,48 +175,23 @@ func loadEntity(ctx context.Context, in *instance.Instance, entity, organism str
 	return x, err
 }
 
-// termIDs returns the id of the term value names and, unless exact, the
-// ids of every term below it.
-func termIDs(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool) ([]string, error) {
-	x, err := loadEntity(ctx, in, entity, organism)
-	if err != nil {
-		return nil, err
-	}
-	t, err := resolveTerm(x, entity, value)
-	if err != nil {
-		return nil, err
-	}
-	ids := []string{t.ID}
-	if !exact {
-		d, err := x.Descendants(t.ID, relFor(entity))
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, d...)
-	}
-	return ids, nil
+// termIDs returns the ids of the terms value names (see queryTerms) and,
+// unless exact, of every term below them.
+func termIDs(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) ([]string, error) {
+	ids, _, err := queryTerms(ctx, in, entity, organism, value, exact, warn)
+	return ids, err
 }
 
 // termValues returns the values a cat[ENTITY] feature can hold for the
-// term value names: its standard name, its id and alt ids (curate keeps a
-// *_ontology_term_id column's ids as ids), the value as typed, and unless
-// exact the names and ids of every term below it.
-func termValues(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool) ([]string, error) {
-	x, err := loadEntity(ctx, in, entity, organism)
+// term value names: the value as typed, the ids of termIDs and their alt
+// ids (curate keeps a *_ontology_term_id column's ids as ids), and their
+// names in every imported version of the entity: a version annotated
+// before a term was renamed ("fat cell", now "adipocyte") stores the
+// name of its day.
+func termValues(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) ([]string, error) {
+	ids, xs, err := queryTerms(ctx, in, entity, organism, value, exact, warn)
 	if err != nil {
 		return nil, err
-	}
-	t, err := resolveTerm(x, entity, value)
-	if err != nil {
-		return nil, err
-	}
-	ids := []string{t.ID}
-	if !exact {
-		d, err := x.Descendants(t.ID, relFor(entity))
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, d...)
 	}
 	seen := map[string]bool{}
 	var out []string
@@ -228,14 +204,105 @@ func termValues(ctx context.Context, in *instance.Instance, entity, organism, va
 	add(value) // a value stored as typed still matches
 	for _, id := range ids {
 		add(id)
-		if d, ok := x.Term(id); ok {
-			add(d.Name)
-			for _, alt := range d.AltIDs {
-				add(alt)
+		for _, x := range xs {
+			if d, ok := x.Term(id); ok && d.ID == id {
+				add(d.Name)
+				for _, alt := range d.AltIDs {
+					add(alt)
+				}
 			}
 		}
 	}
 	return out, nil
+}
+
+// queryTerms resolves value in the default source of entity, else in
+// another imported version (a name a newer version renamed), and returns
+// the ids it stands for and the sources loaded, the default first. An
+// obsolete term the value names stays in the ids beside its replacement:
+// versions annotated before it was made obsolete carry its id; warn is
+// told when the replacement is searched too.
+func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) ([]string, []*ontology.Index, error) {
+	x, rec, err := in.LoadOntology(ctx, entity, organism, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	xs := append([]*ontology.Index{x}, otherVersions(ctx, in, entity, organism, rec)...)
+	var first error
+	for k, x := range xs {
+		ids, note, err := resolveQuery(x, entity, value, exact)
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		if k > 0 {
+			note = fmt.Sprintf("%q is no %s term of the default version; found in version %s as %s", value, entity, x.Source().Version, ids[0])
+		}
+		if note != "" {
+			fmt.Fprintln(warn, "note:", note)
+		}
+		return ids, xs, nil
+	}
+	return nil, nil, first
+}
+
+// otherVersions loads the imported versions of entity besides def (for
+// organism), newest import first; one that cannot be loaded is skipped.
+func otherVersions(ctx context.Context, in *instance.Instance, entity, organism string, def instance.OntologySource) []*ontology.Index {
+	srcs, err := in.OntologySources(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []*ontology.Index
+	for k := len(srcs) - 1; k >= 0; k-- {
+		s := srcs[k]
+		if s.Entity != entity || s.Digest == def.Digest || (s.Organism != def.Organism && def.Organism != "") {
+			continue
+		}
+		if x, _, err := in.LoadOntology(ctx, entity, organism, s.Digest); err == nil {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// resolveQuery is the ids value stands for in x: the term it names and,
+// unless exact, every term below it. For an obsolete term, its own id
+// and its replacement's (with the terms below that); note says so.
+func resolveQuery(x *ontology.Index, entity, value string, exact bool) (ids []string, note string, err error) {
+	st := x.Standardize(value, ontology.StandardizeOptions{})
+	if st.Obsolete == "" {
+		t, err := resolveTerm(x, entity, value)
+		if err != nil {
+			return nil, "", err
+		}
+		ids, err = withDescendants(x, entity, t.ID, exact)
+		return ids, "", err
+	}
+	src := x.Source()
+	if !st.Matched() {
+		return []string{st.Obsolete}, fmt.Sprintf("%s (in %s %s): listing versions annotated with %s", st.Reason(), src.Ontology, src.Version, st.Obsolete), nil
+	}
+	ids, err = withDescendants(x, entity, st.ID, exact)
+	below := ""
+	if !exact {
+		below = " or a term below it"
+	}
+	note = fmt.Sprintf("%s is obsolete in %s %s, replaced by %s (%s): listing versions annotated with %s, or with %s%s",
+		st.Obsolete, src.Ontology, src.Version, st.ID, st.Name, st.Obsolete, st.ID, below)
+	return append([]string{st.Obsolete}, ids...), note, err
+}
+
+// withDescendants is id and, unless exact, the ids of every term below it.
+func withDescendants(x *ontology.Index, entity, id string, exact bool) ([]string, error) {
+	ids := []string{id}
+	if exact {
+		return ids, nil
+	}
+	d, err := x.Descendants(id, relFor(entity))
+	return append(ids, d...), err
 }
 
 // anyStored reports whether a live version holds a value cond asks for,
@@ -277,10 +344,13 @@ func featureMap(ctx context.Context, in *instance.Instance) (map[string]catalog.
 	return m, nil
 }
 
-// relFor is the hierarchy a query follows: is_a, and for anatomy also
-// part_of (a query for "blood" finds "venous blood" and blood parts).
+// relFor is the hierarchy a query follows: is_a, and for anatomy and
+// developmental stages also part_of (a query for "blood" finds "venous
+// blood" and blood parts; HsapDv and MmusDv make every stage is_a "life
+// cycle stage" and place it only by part_of: "42-year-old stage" is
+// part_of "fifth decade stage", part_of ... "adult stage").
 func relFor(entity string) ontology.Relation {
-	if entity == "tissue" {
+	if entity == "tissue" || entity == "developmental_stage" {
 		return ontology.IsA | ontology.PartOf
 	}
 	return ontology.IsA
