@@ -250,6 +250,15 @@ func (s *Stage) intact(ctx context.Context, manifest string) error {
 	return nil
 }
 
+// ctimeLag is how far a file's ctime may trail time.Now(): the kernel
+// stamps it from its coarse clock, a tick (4 ms here) or a little more
+// behind. Without it, the version a close committed was taken for one
+// saved after the next close's bytes when both came within a tick (five
+// quick closes, then kill -9: the last went to lost+found/ in 3 runs of
+// 4). A save by another writer within this lag of a failed close's last
+// write is taken for older: its bytes stay the previous version.
+const ctimeLag = 20 * time.Millisecond
+
 // savedSince compares key's latest version with the staged file data: same
 // when it holds these bytes, newer when it was created after the file last
 // changed (its ctime: tools set mtimes to anything) and before began (not
@@ -263,7 +272,7 @@ func (s *Stage) savedSince(ctx context.Context, key, data string, began time.Tim
 	if syscall.Stat(data, &st) != nil {
 		return false, false
 	}
-	changed := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	changed := time.Unix(st.Ctim.Sec, st.Ctim.Nsec).Add(ctimeLag)
 	if !v.CreatedAt.After(changed) || !v.CreatedAt.Before(began) {
 		return false, false
 	}
