@@ -627,7 +627,7 @@ func TestFailedCommitOlderThanLatestKept(t *testing.T) {
 		t.Fatal("release with the catalog away succeeded")
 	}
 	cat.down.Store(false)
-	time.Sleep(10 * time.Millisecond) // the newer save comes after
+	time.Sleep(50 * time.Millisecond) // the newer save comes after (by more than the ctime lag)
 	g, err := s.Create(ctx, "k.txt", 0o644)
 	if err != nil {
 		t.Fatal(err)
