@@ -24,6 +24,8 @@ type Recovered struct {
 	Key     string // the key its writer wrote
 	SavedAs string // the key its bytes were saved under ("" if dropped)
 	Message string
+
+	retry failedClose // bytes that stay staged: what the retries do with them
 }
 
 // LostAndFound is the folder of the namespace where Recover keeps the bytes
@@ -47,6 +49,7 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 	}
 	var out []Recovered
 	kept := map[string]journal{} // records of bytes that stay staged
+	var retry []failedClose      // and what the running Stage does with them
 	for _, j := range staged {
 		data := filepath.Join(s.opts.Dir, j.ID)
 		info, err := os.Stat(data)
@@ -62,6 +65,7 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 		r, ok := s.recoverOne(ctx, j, data, info.ModTime())
 		if !ok {
 			kept[j.ID] = j
+			retry = append(retry, r.retry)
 		}
 		if r != nil {
 			out = append(out, *r)
@@ -79,6 +83,13 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 		return out, err
 	}
 	s.removeLeftovers(kept)
+	// Bytes that could not be kept now (the disk full at the mount) are
+	// failed closes: counted in status and tried again while the Stage
+	// runs, not left hidden until the next mount.
+	for _, fc := range retry {
+		s.failed.Add(1)
+		s.retryLater(fc)
+	}
 	return out, nil
 }
 
@@ -189,8 +200,12 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 		}
 		desc := fmt.Sprintf("recovered bytes of %s: %s", j.Key, why)
 		if err := commit(lost, desc); err != nil {
-			s.log.Error("lamina mount: cannot keep staged bytes; they stay in the staging folder", "key", j.Key, "file", data, "err", err)
+			s.log.Error("lamina mount: cannot keep staged bytes; they stay in the staging folder and are tried again", "key", j.Key, "file", data, "err", err)
 			r.Message = fmt.Sprintf("kept in %s: %v", data, err)
+			r.retry = failedClose{j: j, mtime: mtime, gone: gone}
+			if j.State != stateClosed { // never closed, or its content gone
+				r.retry.lostWhy = why
+			}
 			return r, false
 		}
 		r.SavedAs, r.Message = lost, desc

@@ -30,6 +30,12 @@ type failedClose struct {
 	mtime  time.Time
 	run    string
 	closed time.Time // when it was released: retries keep the order of closes
+	// Set for bytes Recover could not keep (a full disk at the mount):
+	// lostWhy says why they go under lost+found/ ("" commits them to
+	// their key as any failed close), gone that the content a version
+	// of them names never reached the disk (store every chunk anew).
+	lostWhy string
+	gone    bool
 }
 
 // retryLater queues fc and makes sure a retry comes.
@@ -137,6 +143,8 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 	}
 	var newer, same bool
 	switch v, err := s.cat.ByKey(ctx, fc.j.Key, 0); {
+	case fc.lostWhy != "":
+		newer = true // under lost+found/, whatever the key holds
 	case err == nil && s.retriedBefore(v.UID, fc.closed):
 		// The latest version is an earlier failed close, committed by a
 		// retry: these bytes, closed after it, go on top.
@@ -151,13 +159,17 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 	if !same {
 		key, desc := fc.j.Key, ""
 		if newer {
+			why := fc.lostWhy
+			if why == "" {
+				why = "its commit failed at close, and the key was saved again since"
+			}
 			key = lostKey(fc.j)
-			desc = fmt.Sprintf("recovered bytes of %s: its commit failed at close, and the key was saved again since", fc.j.Key)
+			desc = fmt.Sprintf("recovered bytes of %s: %s", fc.j.Key, why)
 		}
 		fh, err := os.Open(data)
 		var v catalog.Version
 		if err == nil {
-			v, err = s.commitFile(WithRun(ctx, fc.run), key, fh, fc.mtime, fc.j.Mode, desc, false)
+			v, err = s.commitFile(WithRun(ctx, fc.run), key, fh, fc.mtime, fc.j.Mode, desc, fc.gone)
 			fh.Close()
 		}
 		if err == nil && !newer {

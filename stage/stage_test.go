@@ -609,6 +609,64 @@ func TestFailedCommitKeptForRecover(t *testing.T) {
 	}
 }
 
+// A failed close whose commit fails again at the next mount (the catalog
+// or the disk still away) is a failed close of the new Stage: counted,
+// and committed once the catalog answers, not hidden until the mount
+// after. Recover kept its bytes staged and told no one.
+func TestRecoverFailingIsRetried(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s, cat := e.failingStage(t)
+	cat.down.Store(true)
+	f, err := s.Create(ctx, "stuck.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, []byte("closed while the catalog was away"), 0)
+	if err := f.Release(ctx); err == nil {
+		t.Fatal("release with the catalog away succeeded")
+	}
+	o, err := s.Create(ctx, "open.txt", 0o644) // its writer never closes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.WriteAt(ctx, []byte("never closed"), 0)
+	s2, cat2 := e.failingStageRetrying(t, 20*time.Millisecond) // the next mount
+	cat2.down.Store(true)
+	if _, err := s2.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := s2.FailedCommits(); n != 2 {
+		t.Fatalf("FailedCommits after a Recover that could not commit = %d, want 2", n)
+	}
+	cat2.down.Store(false)
+	for i := 0; i < 500 && s2.FailedCommits() > 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s2.FailedCommits(); n != 0 {
+		t.Fatalf("FailedCommits once the catalog answers = %d, want 0", n)
+	}
+	if got := e.content(t, "stuck.txt"); got != "closed while the catalog was away" {
+		t.Fatalf("stuck.txt = %q", got)
+	}
+	if _, err := e.cat.ByKey(ctx, "open.txt", 0); err == nil {
+		t.Fatal("the bytes of a file never closed became its version")
+	}
+	var lost []string
+	e.cat.Each(ctx, func(v catalog.Version) error {
+		if strings.HasPrefix(v.Key, stage.LostAndFound+"/") && strings.HasSuffix(v.Key, "/open.txt") {
+			lost = append(lost, v.Key)
+		}
+		return nil
+	})
+	if len(lost) != 1 || e.content(t, lost[0]) != "never closed" {
+		t.Fatalf("lost+found after the retry: %v", lost)
+	}
+	if n := staged(t, e.dir); n != 0 {
+		t.Fatalf("%d staging files left", n)
+	}
+}
+
 // A close whose commit failed, then a newer save of the key: the next
 // start keeps the older bytes under lost+found/ instead of making them the
 // key's latest version.
