@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Problems with a mountpoint, each with a message that says what to do.
@@ -37,6 +38,14 @@ func CheckMountpoint(dir string) error {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		return &mountpointError{"/dev/fuse does not exist: this machine (or container) has no FUSE; load the fuse module (modprobe fuse) or run the container with --device /dev/fuse", ErrNoFUSE}
 	}
+	// A mount first, from mountinfo alone: a stat of one whose daemon
+	// hangs would wait for good.
+	if mi, ok := MountInfo(dir); ok {
+		if !Answers(dir, 2*time.Second) {
+			return &mountpointError{fmt.Sprintf("%s holds a stale mount left by a lamina daemon that died or does not answer; run `lamina umount %s`, then mount again", dir, dir), ErrStale}
+		}
+		return &mountpointError{fmt.Sprintf("%s is already mounted (%s %s); unmount it first (lamina umount %s)", dir, mi.Type, mi.Source, dir), ErrMounted}
+	}
 	info, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, syscall.ENOTCONN), errors.Is(err, syscall.ECONNABORTED): // as Stale: a daemon killed mid-request
@@ -47,12 +56,6 @@ func CheckMountpoint(dir string) error {
 		return fmt.Errorf("mountpoint %s: %w", dir, err)
 	case !info.IsDir():
 		return &mountpointError{fmt.Sprintf("mountpoint %s is not a folder", dir), ErrNoMountpoint}
-	}
-	if mi, ok := MountInfo(dir); ok {
-		if Stale(dir) {
-			return &mountpointError{fmt.Sprintf("%s holds a stale mount left by a lamina daemon that died; run `lamina umount %s`, then mount again", dir, dir), ErrStale}
-		}
-		return &mountpointError{fmt.Sprintf("%s is already mounted (%s %s); unmount it first (lamina umount %s)", dir, mi.Type, mi.Source, dir), ErrMounted}
 	}
 	f, err := os.Open(dir)
 	if err != nil {
@@ -232,24 +235,47 @@ func fusermount(dir string, args ...string) error {
 // Abs cleans dir into the absolute path mountinfo shows, following symbolic
 // links of its parents and of dir itself when dir is one (~/lab a link to
 // a folder: fusermount3 refuses a link, "mountpoint is not a directory").
-// A mountpoint itself is looked at with lstat only: a stale one answers
-// nothing else.
+// A path mountinfo lists is not looked at at all: a stale mount answers
+// nothing, and the root of one whose daemon hangs (a killed daemon's
+// thread stuck in the kernel) keeps even lstat waiting for good, and
+// `lamina umount`, the command that clears it, with it.
 func Abs(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
+	}
+	if _, mounted := MountInfo(abs); mounted {
+		return abs, nil
 	}
 	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
 	if err != nil {
 		return abs, nil
 	}
 	abs = filepath.Join(parent, filepath.Base(abs))
+	if _, mounted := MountInfo(abs); mounted {
+		return abs, nil
+	}
 	if fi, err := os.Lstat(abs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 		if real, err := filepath.EvalSymlinks(abs); err == nil {
 			return real, nil
 		}
 	}
 	return abs, nil
+}
+
+// Answers reports whether the FUSE mount at dir is served: it is not
+// Stale, and says so within wait. A daemon that hangs (stopped with
+// SIGSTOP, or a killed one's thread stuck in the kernel) never answers;
+// the stat asking it is left waiting in its goroutine.
+func Answers(dir string, wait time.Duration) bool {
+	live := make(chan bool, 1)
+	go func() { live <- !Stale(dir) }()
+	select {
+	case ok := <-live:
+		return ok
+	case <-time.After(wait):
+		return false
+	}
 }
 
 // Stale reports whether dir is a FUSE mount whose daemon is gone: the
