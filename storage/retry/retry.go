@@ -223,16 +223,23 @@ func (r *Backend) Delete(ctx context.Context, name string) error {
 	return r.do(ctx, "delete", name, 0, func(ctx context.Context) error { return r.b.Delete(ctx, name) })
 }
 
-// List retries a listing only until its callback has seen an object: after
-// that a retry would show objects twice.
+// List retries a listing that failed, even after some pages: the new
+// listing skips the objects fn has seen, so none is shown twice (a gc on
+// S3 failed for good on one 500 in its listing). An error from fn stops
+// the listing and is not retried.
 func (r *Backend) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
-	seen := false
+	seen := map[string]bool{}
 	return r.do(ctx, "list", prefix, noCut, func(ctx context.Context) error {
-		err := r.b.List(ctx, prefix, func(i storage.Info) error { seen = true; return fn(i) })
-		if err != nil && seen {
-			return noRetry{err}
-		}
-		return err
+		return r.b.List(ctx, prefix, func(i storage.Info) error {
+			if seen[i.Name] {
+				return nil
+			}
+			if err := fn(i); err != nil {
+				return noRetry{err}
+			}
+			seen[i.Name] = true
+			return nil
+		})
 	})
 }
 
