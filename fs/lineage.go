@@ -92,12 +92,8 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		return n.open(ctx, flags)
 	}
 	var bound *catalog.Version
-	if flags&syscall.O_ACCMODE != syscall.O_WRONLY && flags&syscall.O_TRUNC == 0 && (n.e.Kind == KindFile || n.e.Kind == KindFolderFile) {
-		e := n.e
-		if n.e.Kind == KindFile && n.e.Latest {
-			e = n.current(ctx, nil)
-		}
-		bound, _ = n.m.ns.Full(ctx, e) // nil for a key not committed yet
+	if flags&syscall.O_ACCMODE != syscall.O_WRONLY && flags&syscall.O_TRUNC == 0 {
+		bound = n.bind(ctx)
 	}
 	fh, fl, errno := n.open(ctx, flags)
 	if errno != 0 {
@@ -110,6 +106,28 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		tr.Used(run, *bound)
 	}
 	return fh, fl, 0
+}
+
+// bind returns the version an open of n reads now: for a latest path the
+// key's latest committed version, nil while the key has none (a first
+// write not committed yet). The node's own entry may be older than the
+// key: a node the kernel looked up while the key was pending (after a
+// setattr dropped the folder's listing, say) stays KindPending after the
+// commit, and its opens read the committed version all the same.
+func (n *node) bind(ctx context.Context) *catalog.Version {
+	e := n.e
+	if isLatestFile(e) {
+		e = n.current(ctx, nil)
+	}
+	if e.Kind != KindFile && e.Kind != KindFolderFile {
+		return nil
+	}
+	v, err := n.m.ns.Full(ctx, e)
+	if err != nil {
+		n.m.log.Warn("lamina mount: lineage: the version a tracked open reads is unknown; no input recorded", "key", n.key(), "err", err)
+		return nil
+	}
+	return v
 }
 
 // Create creates name (write.go's create) and credits its commits to the
