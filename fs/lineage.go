@@ -76,7 +76,8 @@ func callerTID(ctx context.Context) uint32 {
 func (m *Mount) tracker() Tracker { return m.opts.Tracker }
 
 // Open opens n (node.go's open) and, for a tracked caller, credits writes
-// to its run and records a read open of a version as the run's input.
+// to its run and records as the run's input the version a read open reads,
+// or the one a write open without O_TRUNC copies on write (an append).
 func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	tr := n.m.tracker()
 	if tr == nil {
@@ -101,6 +102,16 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	if h, ok := fh.(*handle); ok && h.w != nil && !h.w.readOnly {
 		h.w.f.SetRun(run)
+		if bound == nil && flags&syscall.O_TRUNC == 0 {
+			// Copy on write (>>, an O_WRONLY rewrite in place): what it
+			// commits holds the previous version's bytes, unless the File
+			// is emptied first: the kernel sends the open's O_TRUNC as a
+			// SETATTR of size 0 after the OPEN, without the handle.
+			if v, ok := h.w.f.Base(); ok {
+				h.w.run, h.w.emptied = run, h.w.f.Emptied()
+				h.w.base.Store(&v)
+			}
+		}
 	}
 	if bound != nil {
 		tr.Used(run, *bound)
@@ -181,4 +192,21 @@ func (m *Mount) callerRunCtx(ctx context.Context) context.Context {
 		return stage.WithRun(ctx, tr.Caller(callerTID(ctx)))
 	}
 	return ctx
+}
+
+// creditBase records, once the handle's File committed since it counted
+// before changes, the version a tracked write open without O_TRUNC copied
+// on write as an input of the handle's run: the new version holds its
+// bytes, unless the File was truncated to zero since the open (the open's
+// own O_TRUNC, an ftruncate before writing anew). Used only queues: no
+// /proc is read (FLUSH and RELEASE never ask the tracker).
+func (w *writeHandle) creditBase(before uint64) {
+	if w.base.Load() == nil || w.f.Changes() == before {
+		return
+	}
+	if v := w.base.Swap(nil); v != nil && w.f.Emptied() == w.emptied {
+		if tr := w.n.m.tracker(); tr != nil {
+			tr.Used(w.run, *v)
+		}
+	}
 }

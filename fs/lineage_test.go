@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +17,7 @@ import (
 )
 
 // commTracker is a Tracker that puts every process whose command name is
-// comm in run "r", and keeps what Used was told.
+// one of comm (space-separated) in run "r", and keeps what Used was told.
 type commTracker struct {
 	comm string
 
@@ -26,7 +27,7 @@ type commTracker struct {
 
 func (c *commTracker) Caller(tid uint32) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", tid))
-	if err != nil || strings.TrimSpace(string(b)) != c.comm {
+	if err != nil || !slices.Contains(strings.Fields(c.comm), strings.TrimSpace(string(b))) {
 		return ""
 	}
 	return "r"
@@ -88,5 +89,30 @@ func TestTrackedReadAfterTouch(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		t.Fatalf("%d of %d tracked reads recorded no input: %v", len(missing), n, missing)
+	}
+}
+
+// TestTrackedAppendUsesPrevious: a tracked write open without O_TRUNC
+// (>>, tee -a, dd conv=notrunc) copies the previous version on write: that
+// version is an input of the run, as its bytes are in the new one.
+func TestTrackedAppendUsesPrevious(t *testing.T) {
+	w := newWorld(t)
+	ap := w.save("d/ap.txt", []byte("base\n"))
+	rw := w.save("d/rw.txt", []byte("base\n"))
+	w.save("d/tr.txt", []byte("base\n"))
+	tr := &commTracker{comm: "tee dd"}
+	w.mountTracked(tr)
+	w.sh(`echo more | tee -a d/ap.txt >/dev/null; printf B | dd of=d/rw.txt conv=notrunc 2>/dev/null; echo new | tee d/tr.txt >/dev/null`)
+	if got := string(w.read("d/ap.txt")); got != "base\nmore\n" {
+		t.Fatalf("d/ap.txt: %q", got)
+	}
+	used := tr.usedKeys()
+	for _, want := range []catalog.Version{ap, rw} {
+		if v, ok := used[want.Key]; !ok || v.UID != want.UID {
+			t.Errorf("%s: input %q, want %s", want.Key, v.UID, want.UID)
+		}
+	}
+	if v, ok := used["d/tr.txt"]; ok {
+		t.Errorf("d/tr.txt written with O_TRUNC: input %s recorded", v.UID)
 	}
 }
