@@ -166,7 +166,29 @@ func (b *Bolt) FinishRun(ctx context.Context, uid string, e RunEnd) (Run, error)
 				return errorf(ErrNotFound, "no transform %q", e.Transform)
 			}
 		}
+		old := r
 		r.Apply(e)
+		if !r.StartedAt.Equal(old.StartedAt) { // the order keys move with the start
+			ord, err := bucket(tx, bRunOrder)
+			if err != nil {
+				return err
+			}
+			if err := ord.Delete(orderKey(old)); err != nil {
+				return err
+			}
+			if err := ord.Put(orderKey(r), nil); err != nil {
+				return err
+			}
+			if r.Parent != "" {
+				ch, err := bucket(tx, bRunChildren)
+				if err != nil {
+					return err
+				}
+				if err := ch.Put([]byte(r.Parent+r.UID), orderKey(r)[:8]); err != nil {
+					return err
+				}
+			}
+		}
 		return putJSON(runs, []byte(uid), r)
 	})
 	return r, err

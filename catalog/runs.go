@@ -97,6 +97,10 @@ func (r Run) Args() []string {
 // RunEnd finishes a run, or amends a finished one (a child run's name and
 // status learnt at the end of its parent). Zero fields are left alone.
 type RunEnd struct {
+	// StartedAt, when set, corrects the start: a Snakemake job's run, which
+	// the mount starts at the job's first open, takes the start Snakemake
+	// recorded for the job.
+	StartedAt  time.Time `json:"started_at,omitempty"`
 	FinishedAt time.Time `json:"finished_at,omitempty"`
 	ExitCode   *int      `json:"exit_code,omitempty"` // non-zero marks the run failed
 	Signal     string    `json:"signal,omitempty"`    // the signal that killed the command
@@ -112,6 +116,9 @@ type RunEnd struct {
 // Apply applies e to r: what FinishRun does to the stored run, in every
 // store.
 func (r *Run) Apply(e RunEnd) {
+	if !e.StartedAt.IsZero() {
+		r.StartedAt = e.StartedAt.UTC()
+	}
 	if !e.FinishedAt.IsZero() {
 		t := e.FinishedAt.UTC()
 		r.FinishedAt = &t

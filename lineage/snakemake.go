@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -93,6 +94,10 @@ type SnakemakeJob struct {
 	Outputs []string
 	Shell   string // the shell command, when the rule has one
 	Failed  bool
+	// Started and Finished are the job's start and end as Snakemake
+	// recorded them (metadata starttime, endtime); zero for a failed job.
+	Started, Finished time.Time
+	hash              string // metadata job_hash: one job's records share it
 }
 
 // SnakemakeJobs reads the jobs that ran since since from workdir's
@@ -102,7 +107,10 @@ func SnakemakeJobs(workdir string, since time.Time) []SnakemakeJob {
 	byRule := map[string]*SnakemakeJob{} // rule + shell → job
 	var order []string
 	add := func(j SnakemakeJob) {
-		k := j.Rule + "\x00" + j.Shell
+		// One job's records (one per output) share its job_hash; jobs of
+		// a rule whose shell command is the same each time (script:, run:)
+		// stay apart by it.
+		k := j.Rule + "\x00" + j.Shell + "\x00" + j.hash
 		if old := byRule[k]; old != nil {
 			old.Outputs = append(old.Outputs, j.Outputs...)
 			old.Failed = old.Failed || j.Failed
@@ -129,14 +137,19 @@ func SnakemakeJobs(workdir string, since time.Time) []SnakemakeJob {
 			continue
 		}
 		var m struct {
-			Rule     string   `json:"rule"`
-			Input    []string `json:"input"`
-			Shellcmd string   `json:"shellcmd"`
+			Rule       string      `json:"rule"`
+			Input      []string    `json:"input"`
+			Shellcmd   string      `json:"shellcmd"`
+			Incomplete bool        `json:"incomplete"`
+			Start      float64     `json:"starttime"`
+			End        float64     `json:"endtime"`
+			Hash       json.Number `json:"job_hash"`
 		}
-		if json.Unmarshal(b, &m) != nil || m.Rule == "" {
+		if json.Unmarshal(b, &m) != nil || m.Rule == "" || m.Incomplete {
 			continue
 		}
-		add(SnakemakeJob{Rule: m.Rule, Inputs: m.Input, Outputs: []string{string(out)}, Shell: m.Shellcmd})
+		add(SnakemakeJob{Rule: m.Rule, Inputs: m.Input, Outputs: []string{string(out)}, Shell: m.Shellcmd,
+			Started: epoch(m.Start), Finished: epoch(m.End), hash: m.Hash.String()})
 	}
 	logs, _ := filepath.Glob(filepath.Join(workdir, ".snakemake", "log", "*.snakemake.log"))
 	for _, l := range logs {
@@ -153,6 +166,15 @@ func SnakemakeJobs(workdir string, since time.Time) []SnakemakeJob {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Rule < out[j].Rule })
 	return out
+}
+
+// epoch is the time of Snakemake's seconds since the epoch; zero for 0.
+func epoch(sec float64) time.Time {
+	if sec <= 0 {
+		return time.Time{}
+	}
+	whole := math.Floor(sec)
+	return time.Unix(int64(whole), int64((sec-whole)*1e9)).UTC()
 }
 
 // failedJobs parses the "Error in rule NAME:" blocks of a Snakemake log.
@@ -210,29 +232,54 @@ func failedJobs(path string) []SnakemakeJob {
 // maps a Snakefile path to a key). ok is false when none fits.
 func MatchJob(jobs []SnakemakeJob, argv []string, outputs []string, keyOf func(string) string) (SnakemakeJob, bool) {
 	cmd := strings.Join(argv, " ")
-	if rule := allowedRule(cmd); rule != "" {
-		// A job Snakemake runs as a sub-Snakemake (shadow rules, say).
-		for _, j := range jobs {
-			if j.Rule == rule {
-				return j, true
-			}
-		}
-		return SnakemakeJob{Rule: rule}, true
-	}
-	for _, j := range jobs {
-		if j.Shell != "" && strings.Contains(cmd, j.Shell) {
-			return j, true
-		}
-	}
 	have := map[string]bool{}
 	for _, k := range outputs {
 		have[k] = true
 	}
-	for _, j := range jobs {
+	wrote := func(j SnakemakeJob) bool {
 		for _, o := range j.Outputs {
 			if have[keyOf(o)] {
+				return true
+			}
+		}
+		return false
+	}
+	if rule := allowedRule(cmd); rule != "" {
+		// A job Snakemake runs as a sub-Snakemake (shadow rules, say): of
+		// the rule's jobs, the one whose outputs the run wrote.
+		var first *SnakemakeJob
+		for i, j := range jobs {
+			if j.Rule == rule && wrote(j) {
 				return j, true
 			}
+			if j.Rule == rule && first == nil {
+				first = &jobs[i]
+			}
+		}
+		if first != nil {
+			return *first, true
+		}
+		return SnakemakeJob{Rule: rule}, true
+	}
+	// By shell command; of several jobs with the same one (a rule whose
+	// command names no wildcard), the one whose outputs the run wrote.
+	var byShell []SnakemakeJob
+	for _, j := range jobs {
+		if j.Shell != "" && strings.Contains(cmd, j.Shell) {
+			byShell = append(byShell, j)
+		}
+	}
+	for _, j := range byShell {
+		if len(byShell) == 1 || wrote(j) {
+			return j, true
+		}
+	}
+	if len(byShell) > 0 {
+		return byShell[0], true
+	}
+	for _, j := range jobs {
+		if wrote(j) {
+			return j, true
 		}
 	}
 	return SnakemakeJob{}, false

@@ -51,7 +51,7 @@ func putRun(ctx context.Context, tx pgx.Tx, r catalog.Run) error {
 		parent = &r.Parent
 	}
 	return putJSON(ctx, tx, `INSERT INTO runs (uid, transform, parent, started_ns, rec) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (uid) DO UPDATE SET rec = EXCLUDED.rec, transform = EXCLUDED.transform`, r, r.UID, r.Transform, parent, ns(r.StartedAt))
+		ON CONFLICT (uid) DO UPDATE SET rec = EXCLUDED.rec, transform = EXCLUDED.transform, started_ns = EXCLUDED.started_ns`, r, r.UID, r.Transform, parent, ns(r.StartedAt))
 }
 
 func (s *Store) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, error) {

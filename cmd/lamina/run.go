@@ -270,7 +270,8 @@ func finishRun(ctx context.Context, c *cli.Context, cat *runsCatalog, uid string
 
 // nameJobs names a Snakemake run's job runs (the child runs the tracker
 // made, RootPID 0) by rule, from Snakemake's own records, and marks
-// failed jobs. A job's run becomes a run of its
+// failed jobs; a job its metadata records done takes the start and end
+// recorded there. A job's run becomes a run of its
 // rule: a transform of kind "rule" named after it and versioned by the
 // Snakefile's digest (t is the pipeline's), so that `runs ls --transform
 // RULE` lists it and its sidecar names a transform that is its own.
@@ -328,6 +329,14 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		} else {
 			zero := 0
 			end.ExitCode = &zero
+		}
+		if !j.Failed && !j.Finished.IsZero() {
+			// Snakemake's own times: the tracker could only end the job
+			// with the pipeline.
+			end.FinishedAt = j.Finished
+			if !j.Started.IsZero() && j.Started.Before(j.Finished) {
+				end.StartedAt = j.Started
+			}
 		}
 		cat.FinishRun(ctx, ch, end)
 	}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// TestLineageSnakemakeJobTimes: each job's run takes the start and end
+// Snakemake recorded for it (.snakemake/metadata), not the pipeline's end.
+func TestLineageSnakemakeJobTimes(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.csv"), []byte("a,1\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "results/b.csv"
+
+rule a:
+    input: "raw/a.csv"
+    output: "results/a.csv"
+    shell: "cat {input} > {output}"
+
+rule b:
+    input: "results/a.csv"
+    output: "results/b.csv"
+    shell: "sleep 2; cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	runs := e.runsByName()
+	sm, a, b := runs["snakemake"], runs["a"], runs["b"]
+	if a.FinishedAt == nil || b.FinishedAt == nil || sm.FinishedAt == nil {
+		t.Fatalf("runs %+v", runs)
+	}
+	meta := func(out string) (start, end time.Time) {
+		raw, err := os.ReadFile(filepath.Join(wf, ".snakemake", "metadata", base64.StdEncoding.EncodeToString([]byte(out))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ Starttime, Endtime float64 }
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		return epochTime(m.Starttime), epochTime(m.Endtime)
+	}
+	for _, tc := range []struct {
+		r   catalog.Run
+		out string
+	}{{a, "results/a.csv"}, {b, "results/b.csv"}} {
+		start, end := meta(tc.out)
+		if d := tc.r.StartedAt.Sub(start); d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("rule %s started %s, Snakemake says %s", tc.r.Name, tc.r.StartedAt, start)
+		}
+		if d := tc.r.FinishedAt.Sub(end); d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("rule %s finished %s, Snakemake says %s", tc.r.Name, tc.r.FinishedAt, end)
+		}
+	}
+	// a ended before b's two-second sleep, well before the pipeline.
+	if sm.FinishedAt.Sub(*a.FinishedAt) < 1500*time.Millisecond || b.FinishedAt.Sub(b.StartedAt) < 1500*time.Millisecond {
+		t.Fatalf("a finished %s, b %s..%s, the pipeline %s", a.FinishedAt, b.StartedAt, b.FinishedAt, sm.FinishedAt)
+	}
+}
+
+func epochTime(sec float64) time.Time {
+	return time.Unix(0, int64(sec*1e9))
+}
+
+// childPIDs returns the processes whose parent is pid.
+func childPIDs(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, en := range ents {
+		p, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + en.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces and parentheses.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
