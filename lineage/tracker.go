@@ -194,12 +194,18 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 
 func (c *tracked) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (catalog.Run, error) {
 	// A job's end is when its parent ends, unless learnt better (lamina
-	// run amends them with the rule name and status).
-	return c.t.finish(ctx, uid, e, catalog.RunEnd{FinishedAt: time.Now(), Abandoned: e.Abandoned})
+	// run amends them from Snakemake's records: rule, status, times).
+	// Ok only if the pipeline ended well; a job of a pipeline that failed
+	// or was killed may have been cut off, and lamina run makes ok the
+	// ones Snakemake recorded done.
+	failed := e.Abandoned || e.Signal != "" || e.ExitCode != nil && *e.ExitCode != 0
+	return c.t.finish(ctx, uid, e, catalog.RunEnd{FinishedAt: time.Now(), Abandoned: failed})
 }
 
 // finish forgets run uid, writes its queued inputs, ends its jobs' runs
-// with jobEnd and the run with e.
+// with jobEnd (abandoned, whatever jobEnd says, for a job whose process
+// is still running: the pipeline that would judge it is gone) and the run
+// with e.
 func (t *Tracker) finish(ctx context.Context, uid string, e, jobEnd catalog.RunEnd) (catalog.Run, error) {
 	jobs := t.unregister(uid)
 	if err := t.flush(); err != nil {
@@ -207,7 +213,11 @@ func (t *Tracker) finish(ctx context.Context, uid string, e, jobEnd catalog.RunE
 		t.opts.Logger.Error("lineage: recording inputs", "err", err)
 	}
 	for _, j := range jobs {
-		if _, err := t.cat.FinishRun(ctx, j, jobEnd); err != nil {
+		end := jobEnd
+		if j.alive {
+			end.Abandoned = true
+		}
+		if _, err := t.cat.FinishRun(ctx, j.run, end); err != nil {
 			return catalog.Run{}, err
 		}
 	}
@@ -333,16 +343,25 @@ func (t *Tracker) register(r catalog.Run, fd pidfd, source string) {
 	t.resetCache()
 }
 
+// jobLeft is a job's run left by a run that ends, and whether the job's
+// process was still running then.
+type jobLeft struct {
+	run   string
+	alive bool
+}
+
 // unregister forgets run uid and returns its jobs' runs.
-func (t *Tracker) unregister(uid string) []string {
+func (t *Tracker) unregister(uid string) []jobLeft {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var jobs []string
+	var jobs []jobLeft
 	if t.ended != nil {
 		t.ended[uid] = true
 	}
 	if a, ok := t.adopted[uid]; ok {
-		jobs = append(jobs, a...)
+		for _, j := range a {
+			jobs = append(jobs, jobLeft{run: j})
+		}
 		delete(t.adopted, uid)
 	}
 	if rt := t.byRun[uid]; rt != nil {
@@ -356,7 +375,7 @@ func (t *Tracker) unregister(uid string) []string {
 		delete(t.recorded, uid)
 		for k, j := range t.jobs {
 			if strings.HasPrefix(k, uid+"/") {
-				jobs = append(jobs, j.run)
+				jobs = append(jobs, jobLeft{run: j.run, alive: j.fd.alive()})
 				delete(t.recorded, j.run)
 				j.fd.close()
 				delete(t.jobs, k)
@@ -365,7 +384,7 @@ func (t *Tracker) unregister(uid string) []string {
 		t.active.Store(int32(len(t.byRun)))
 		t.resetCache()
 	}
-	sort.Strings(jobs)
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].run < jobs[b].run })
 	return jobs
 }
 

@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,6 +72,62 @@ rule b:
 
 func epochTime(sec float64) time.Time {
 	return time.Unix(0, int64(sec*1e9))
+}
+
+// TestLineageSnakemakeKilled: a job still running when Snakemake is
+// killed (SIGKILL: the OOM killer, say) is not recorded ok: its run is
+// abandoned, as the pipeline that would judge it is gone.
+func TestLineageSnakemakeKilled(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/in.txt"), []byte("1\n2\n3\n4\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule slow:
+    input: "raw/in.txt"
+    output: "out.txt"
+    shell: "head -2 {input} > {output}; sleep 3; tail -2 {input} >> {output}"
+`), 0o644)
+	cmd := exec.Command(e.bin, "run", "--", "snakemake", "-j1")
+	cmd.Env, cmd.Dir = e.env, wf
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := filepath.Join(wf, "out.txt")
+	for i := 0; i < 300; i++ {
+		if b, err := os.ReadFile(out); err == nil && len(b) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// lamina run's child is Snakemake.
+	kids := childPIDs(cmd.Process.Pid)
+	if len(kids) != 1 {
+		t.Fatalf("processes under lamina run: %v\n%s", kids, errb.String())
+	}
+	syscall.Kill(kids[0], syscall.SIGKILL)
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("lamina run of a killed Snakemake exited 0\n%s", errb.String())
+	}
+	runs := e.runsByName()
+	if p := runs["snakemake"]; p.Status != catalog.RunFailed || p.Signal != "SIGKILL" {
+		t.Fatalf("the pipeline's run %+v", p)
+	}
+	rec := e.runRecord(runs["snakemake"].UID)
+	if len(rec.Children) != 1 {
+		t.Fatalf("child runs %v\n%s", rec.Children, errb.String())
+	}
+	job := e.runRecord(rec.Children[0])
+	if job.Run.Status == catalog.RunOK || job.Run.Status == catalog.RunRunning {
+		t.Fatalf("the job cut off by the kill is %s: %+v", job.Run.Status, job.Run)
+	}
+	// Let the orphaned job finish before the mount goes.
+	for i := 0; i < 300; i++ {
+		if b, _ := os.ReadFile(out); strings.Count(string(b), "\n") == 4 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // childPIDs returns the processes whose parent is pid.

@@ -269,9 +269,10 @@ func finishRun(ctx context.Context, c *cli.Context, cat *runsCatalog, uid string
 }
 
 // nameJobs names a Snakemake run's job runs (the child runs the tracker
-// made, RootPID 0) by rule, from Snakemake's own records, and marks
-// failed jobs; a job its metadata records done takes the start and end
-// recorded there. A job's run becomes a run of its
+// made, RootPID 0) by rule, from Snakemake's own records: a job its
+// metadata records done is ok, with the start and end recorded there; one
+// its log reports failed is failed; any other keeps the end the tracker
+// gave it (abandoned unless both it and the pipeline ended well). A job's run becomes a run of its
 // rule: a transform of kind "rule" named after it and versioned by the
 // Snakefile's digest (t is the pipeline's), so that `runs ls --transform
 // RULE` lists it and its sidecar names a transform that is its own.
@@ -323,21 +324,21 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 			}
 		}
 		end.Transform = rules[j.Rule]
-		if j.Failed {
+		switch {
+		case j.Failed:
 			one := 1
 			end.ExitCode = &one
-		} else {
+		case !j.Finished.IsZero():
+			// Snakemake recorded the job done: ok, with its own times
+			// (the tracker could only end it with the pipeline).
 			zero := 0
-			end.ExitCode = &zero
-		}
-		if !j.Failed && !j.Finished.IsZero() {
-			// Snakemake's own times: the tracker could only end the job
-			// with the pipeline.
-			end.FinishedAt = j.Finished
+			end.ExitCode, end.FinishedAt = &zero, j.Finished
 			if !j.Started.IsZero() && j.Started.Before(j.Finished) {
 				end.StartedAt = j.Started
 			}
 		}
+		// Neither: Snakemake never said how the job ended (it was killed
+		// first, say); the run keeps the end the tracker gave it.
 		cat.FinishRun(ctx, ch, end)
 	}
 }
