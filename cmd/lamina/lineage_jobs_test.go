@@ -152,3 +152,50 @@ func childPIDs(pid int) []int {
 	}
 	return out
 }
+
+// TestLineageSnakemakeDirectoryTimestamp: the .snakemake_timestamp
+// Snakemake leaves in a directory() output is scratch: no artifact, no
+// lineage (it was an output of the pipeline's run, downstream of every
+// input of the workflow), and Snakemake still finds the output up to date.
+func TestLineageSnakemakeDirectoryTimestamp(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("a\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "raw/b.txt"), []byte("b\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/d", "out/b.txt"
+
+rule d:
+    input: "raw/a.txt"
+    output: directory("out/d")
+    shell: "mkdir -p {output}; cat {input} > {output}/x.txt"
+
+rule b:
+    input: "raw/b.txt"
+    output: "out/b.txt"
+    shell: "cat {input} > {output}"
+`), 0o644)
+	for i, args := range [][]string{{"-j1"}, {"-j1"}, {"-j1", "--forceall"}} {
+		if _, errs, code := e.runIn(wf, append([]string{"run", "--", "snakemake"}, args...)...); code != 0 {
+			t.Fatalf("run %d: lamina run -- snakemake: exit %d\n%s", i, code, errs)
+		}
+		if i == 1 {
+			// Up to date: Snakemake read the timestamp's time back.
+			if rec := e.runRecord(e.runsByName()["snakemake"].UID); len(rec.Children) != 0 {
+				t.Fatalf("second run ran %d jobs", len(rec.Children))
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(wf, "out/d/.snakemake_timestamp")); err != nil {
+		t.Fatalf("the timestamp is gone from the mount: %v", err)
+	}
+	if out, _, code := e.runIn(wf, "ls", "wf/out/d/.snakemake_timestamp"); code == 0 && strings.Contains(out, "snakemake_timestamp") {
+		t.Fatalf("the timestamp is an artifact:\n%s", out)
+	}
+	down := e.ok("lineage", "wf/raw/b.txt", "--down")
+	if strings.Contains(down, "snakemake_timestamp") {
+		t.Fatalf("the timestamp is downstream of raw/b.txt:\n%s", down)
+	}
+	if got := string(mustRead(t, filepath.Join(wf, "out/d/x.txt"))); got != "a\n" {
+		t.Fatalf("out/d/x.txt %q", got)
+	}
+}
