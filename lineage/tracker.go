@@ -68,6 +68,10 @@ type Tracker struct {
 type root struct {
 	run catalog.Run
 	fd  pidfd
+	// lingering: the run ended while processes were left in its cgroup
+	// (a command's `… &`, `setsid nohup`); they still work for it until
+	// the cgroup empties (reap), and fd is closed.
+	lingering bool
 }
 
 // proc is an answer about one live process or thread.
@@ -207,7 +211,7 @@ func (c *tracked) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (
 // is still running: the pipeline that would judge it is gone) and the run
 // with e.
 func (t *Tracker) finish(ctx context.Context, uid string, e, jobEnd catalog.RunEnd) (catalog.Run, error) {
-	jobs := t.unregister(uid)
+	jobs := t.unregister(uid, true)
 	if err := t.flush(); err != nil {
 		// Logged, not returned: the run's end matters more than a lost batch.
 		t.opts.Logger.Error("lineage: recording inputs", "err", err)
@@ -230,12 +234,21 @@ func (t *Tracker) finish(ctx context.Context, uid string, e, jobEnd catalog.RunE
 func (t *Tracker) reap() {
 	t.mu.Lock()
 	var dead []string
+	var lingering []*root
 	for uid, rt := range t.byRun {
-		if rt.fd >= 0 && !rt.fd.alive() {
+		switch {
+		case rt.lingering:
+			lingering = append(lingering, rt)
+		case rt.fd >= 0 && !rt.fd.alive():
 			dead = append(dead, uid)
 		}
 	}
 	t.mu.Unlock()
+	for _, rt := range lingering {
+		if !cgroupBusy(rt.run.Cgroup) { // the last process it left exited
+			t.unregister(rt.run.UID, false)
+		}
+	}
 	for _, uid := range dead {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}
@@ -350,8 +363,21 @@ type jobLeft struct {
 	alive bool
 }
 
-// unregister forgets run uid and returns its jobs' runs.
-func (t *Tracker) unregister(uid string) []jobLeft {
+// unregister forgets run uid and returns its jobs' runs. With linger, a
+// run whose cgroup still holds processes stays known by its cgroup (and
+// its processes' marker) until the cgroup empties: what they read and
+// write is the run's, recorded after its end.
+func (t *Tracker) unregister(uid string, linger bool) []jobLeft {
+	var busy bool
+	if linger {
+		t.mu.Lock()
+		rt := t.byRun[uid]
+		t.mu.Unlock()
+		// Outside mu: these are file reads. A run whose root is in its
+		// cgroup (a shell of `track start`) ends with its finish: its
+		// shell and what it starts work for nobody after.
+		busy = rt != nil && !rt.lingering && cgroupBusy(rt.run.Cgroup) && !inCgroup(rt.run.RootPID, rt.run.Cgroup)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var jobs []jobLeft
@@ -365,14 +391,19 @@ func (t *Tracker) unregister(uid string) []jobLeft {
 		delete(t.adopted, uid)
 	}
 	if rt := t.byRun[uid]; rt != nil {
-		delete(t.byRun, uid)
 		if t.roots[rt.run.RootPID] == rt {
 			delete(t.roots, rt.run.RootPID)
 		}
 		if rt.fd >= 0 {
 			rt.fd.close()
+			rt.fd = -1
 		}
-		delete(t.recorded, uid)
+		if busy {
+			rt.lingering = true
+		} else {
+			delete(t.byRun, uid)
+			delete(t.recorded, uid)
+		}
 		for k, j := range t.jobs {
 			if strings.HasPrefix(k, uid+"/") {
 				jobs = append(jobs, jobLeft{run: j.run, alive: j.fd.alive()})

@@ -199,3 +199,43 @@ rule b:
 		t.Fatalf("out/d/x.txt %q", got)
 	}
 }
+
+// TestLineageLeftProcesses: processes a run's command leaves running in
+// its cgroup (`… &`, setsid) keep working for the run until they exit:
+// what they read is its input and what they write its output, though the
+// run ended when its command did.
+func TestLineageLeftProcesses(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "np"), 0o755)
+	os.WriteFile(filepath.Join(mnt, "np/a.txt"), []byte("a\n"), 0o644)
+	os.WriteFile(filepath.Join(mnt, "np/z.txt"), []byte("z\n"), 0o644)
+	if _, errs, code := e.runIn(mnt, "run", "--transform", "bg", "--", "sh", "-c",
+		`(sleep 1; cat np/z.txt > np/bg1.txt) & setsid sh -c 'sleep 1; cat np/a.txt > np/bg2.txt' & cat np/a.txt > np/fg.txt`); code != 0 {
+		t.Fatalf("lamina run: exit %d\n%s", code, errs)
+	}
+	uid := e.runsByName()["bg"].UID
+	want := "np/bg1.txt@v1 np/bg2.txt@v1 np/fg.txt@v1 | np/a.txt@v1 np/z.txt@v1"
+	var got string
+	for i := 0; i < 100; i++ {
+		rec := e.runRecord(uid)
+		if got = strings.Join(e.refs(rec.Outputs), " ") + " | " + strings.Join(e.refs(rec.Inputs), " "); got == want {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got != want {
+		t.Fatalf("outputs | inputs: %s, want %s", got, want)
+	}
+	// Once they are gone, the run's marker credits nothing.
+	time.Sleep(time.Second)
+	cmd := exec.Command("sh", "-c", "cat np/a.txt > np/after.txt")
+	cmd.Dir, cmd.Env = mnt, append(os.Environ(), "LAMINA_RUN="+uid)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if v := e.showVersion("np/after.txt"); v.Run != "" {
+		t.Fatalf("written after the run's last process exited, credited to run %s", v.Run)
+	}
+}
