@@ -94,8 +94,11 @@ type SnakemakeJob struct {
 	Outputs []string
 	Shell   string // the shell command, when the rule has one
 	Failed  bool
+	Done    bool // .snakemake/metadata records the job done
 	// Started and Finished are the job's start and end as Snakemake
-	// recorded them (metadata starttime, endtime); zero for a failed job.
+	// recorded them (metadata starttime, endtime: the mtimes of its
+	// incomplete marker and of its output; the latest of its outputs');
+	// zero for a failed job.
 	Started, Finished time.Time
 	hash              string // metadata job_hash: one job's records share it
 }
@@ -114,6 +117,13 @@ func SnakemakeJobs(workdir string, since time.Time) []SnakemakeJob {
 		if old := byRule[k]; old != nil {
 			old.Outputs = append(old.Outputs, j.Outputs...)
 			old.Failed = old.Failed || j.Failed
+			old.Done = old.Done || j.Done
+			if old.Started.IsZero() || !j.Started.IsZero() && j.Started.Before(old.Started) {
+				old.Started = j.Started
+			}
+			if j.Finished.After(old.Finished) {
+				old.Finished = j.Finished
+			}
 			return
 		}
 		byRule[k] = &j
@@ -148,7 +158,7 @@ func SnakemakeJobs(workdir string, since time.Time) []SnakemakeJob {
 		if json.Unmarshal(b, &m) != nil || m.Rule == "" || m.Incomplete {
 			continue
 		}
-		add(SnakemakeJob{Rule: m.Rule, Inputs: m.Input, Outputs: []string{string(out)}, Shell: m.Shellcmd,
+		add(SnakemakeJob{Rule: m.Rule, Inputs: m.Input, Outputs: []string{string(out)}, Shell: m.Shellcmd, Done: true,
 			Started: epoch(m.Start), Finished: epoch(m.End), hash: m.Hash.String()})
 	}
 	logs, _ := filepath.Glob(filepath.Join(workdir, ".snakemake", "log", "*.snakemake.log"))

@@ -328,13 +328,15 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		case j.Failed:
 			one := 1
 			end.ExitCode = &one
-		case !j.Finished.IsZero():
+		case j.Done:
 			// Snakemake recorded the job done: ok, with its own times
-			// (the tracker could only end it with the pipeline).
+			// (the tracker could only end it with the pipeline). Its
+			// endtime is its output's mtime: one a job set into the past
+			// (cp -p) is no end.
 			zero := 0
-			end.ExitCode, end.FinishedAt = &zero, j.Finished
-			if !j.Started.IsZero() && j.Started.Before(j.Finished) {
-				end.StartedAt = j.Started
+			end.ExitCode = &zero
+			if !j.Finished.IsZero() && (j.Started.IsZero() || !j.Finished.Before(j.Started)) {
+				end.FinishedAt, end.StartedAt = j.Finished, j.Started
 			}
 		}
 		// Neither: Snakemake never said how the job ended (it was killed
