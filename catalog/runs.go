@@ -182,6 +182,13 @@ type Runs interface {
 	// the caller leaves out versions the run or its children wrote.
 	// ErrNotFound for an unknown run.
 	AddInputs(ctx context.Context, run string, uids []string) error
+	// CreditOutputs makes the versions uids outputs of run (their
+	// Version.Run), taking them from the run that wrote them: a workflow
+	// engine's own write of a job's declared output (Snakemake's touch()),
+	// credited to the job's run once the engine's records tell which job
+	// it was. It returns the versions as they are now. ErrNotFound for an
+	// unknown run or version.
+	CreditOutputs(ctx context.Context, run string, uids []string) ([]Version, error)
 	// RunRecord returns a run by full uid or unique prefix (at least
 	// ref.MinUIDPrefix characters), with its transform, inputs, outputs and
 	// children. ErrNotFound when none matches.

@@ -187,6 +187,44 @@ func epoch(sec float64) time.Time {
 	return time.Unix(int64(whole), int64((sec-whole)*1e9)).UTC()
 }
 
+// SnakemakeBenchmarks returns, from workdir's .snakemake/log files
+// written since since, each job's benchmark file mapped to the job's first
+// output (paths as the Snakefile gives them): the "benchmark:" and
+// "output:" lines of the log's "rule NAME:" blocks.
+func SnakemakeBenchmarks(workdir string, since time.Time) map[string]string {
+	out := map[string]string{}
+	logs, _ := filepath.Glob(filepath.Join(workdir, ".snakemake", "log", "*.snakemake.log"))
+	for _, l := range logs {
+		if info, err := os.Stat(l); err != nil || info.ModTime().Before(since) {
+			continue
+		}
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		var output, bench string
+		flush := func() {
+			if output != "" && bench != "" {
+				out[bench] = output
+			}
+			output, bench = "", ""
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			t := strings.TrimSpace(line)
+			switch {
+			case !strings.HasPrefix(line, "    "):
+				flush()
+			case strings.HasPrefix(t, "output: "):
+				output, _, _ = strings.Cut(strings.TrimPrefix(t, "output: "), ", ")
+			case strings.HasPrefix(t, "benchmark: "):
+				bench = strings.TrimPrefix(t, "benchmark: ")
+			}
+		}
+		flush()
+	}
+	return out
+}
+
 // failedJobs parses the "Error in rule NAME:" blocks of a Snakemake log.
 func failedJobs(path string) []SnakemakeJob {
 	f, err := os.Open(path)

@@ -117,6 +117,34 @@ func (s *Store) AddInputs(ctx context.Context, run string, uids []string) error 
 	})
 }
 
+func (s *Store) CreditOutputs(ctx context.Context, run string, uids []string) ([]catalog.Version, error) {
+	var out []catalog.Version
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		out = out[:0]
+		if _, ok, err := exists(ctx, tx, `SELECT uid FROM runs WHERE uid = $1`, run); err != nil {
+			return err
+		} else if !ok {
+			return errorf(ErrNotFound, "no run %q", run)
+		}
+		for _, u := range uids {
+			v, ok, err := version(ctx, tx, u)
+			if err != nil {
+				return err
+			} else if !ok {
+				return errorf(ErrNotFound, "no version %q", u)
+			}
+			v.Run = run
+			if err := putVersion(ctx, tx, v); err != nil {
+				return err
+			}
+			changed(v.Key)
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, err
+}
+
 func (s *Store) RunRecord(ctx context.Context, uid string) (catalog.RunRecord, error) {
 	var rec catalog.RunRecord
 	if !ref.IsUIDPrefix(uid) {

@@ -239,3 +239,61 @@ func TestLineageLeftProcesses(t *testing.T) {
 		t.Fatalf("written after the run's last process exited, credited to run %s", v.Run)
 	}
 }
+
+// TestLineageSnakemakeOwnWrites: touch() outputs and benchmark files,
+// which Snakemake's own process writes, are outputs of the job whose
+// output they are, not of the pipeline's run with every input of the
+// workflow.
+func TestLineageSnakemakeOwnWrites(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "raw/b.txt"), []byte("bb\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/final.txt", "out/b.txt"
+
+rule flag:
+    input: "raw/a.txt"
+    output: touch("out/a.done")
+    shell: "cat {input} > /dev/null"
+
+rule final:
+    input: "out/a.done", "raw/a.txt"
+    output: "out/final.txt"
+    shell: "cat {input} > {output}"
+
+rule b:
+    input: "raw/b.txt"
+    output: "out/b.txt"
+    benchmark: "bench/b.tsv"
+    shell: "cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	runs := e.runsByName()
+	for _, tc := range []struct{ rule, outputs, inputs string }{
+		{"flag", "wf/out/a.done@v1", "wf/raw/a.txt@v1"},
+		{"b", "wf/bench/b.tsv@v1 wf/out/b.txt@v1", "wf/raw/b.txt@v1"},
+		{"final", "wf/out/final.txt@v1", "wf/out/a.done@v1 wf/raw/a.txt@v1"},
+	} {
+		rec := e.runRecord(runs[tc.rule].UID)
+		if got := strings.Join(e.refs(rec.Outputs), " "); got != tc.outputs {
+			t.Errorf("rule %s: outputs %s, want %s", tc.rule, got, tc.outputs)
+		}
+		if got := strings.Join(e.refs(rec.Inputs), " "); got != tc.inputs {
+			t.Errorf("rule %s: inputs %s, want %s", tc.rule, got, tc.inputs)
+		}
+	}
+	if got := e.refs(e.runRecord(runs["snakemake"].UID).Outputs); len(got) != 0 {
+		t.Errorf("the pipeline's own outputs %v", got)
+	}
+	if up := e.ok("lineage", "wf/out/final.txt", "--up"); strings.Contains(up, "raw/b.txt") {
+		t.Errorf("final.txt is downstream of raw/b.txt:\n%s", up)
+	}
+	var side struct {
+		Lineage struct{ Run string } `json:"lineage"`
+	}
+	if err := json.Unmarshal(mustRead(t, filepath.Join(wf, "out/a.done.meta")), &side); err != nil || side.Lineage.Run != runs["flag"].UID {
+		t.Errorf("a.done's sidecar names run %q (%v), want rule flag's %s", side.Lineage.Run, err, runs["flag"].UID)
+	}
+}

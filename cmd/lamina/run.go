@@ -297,6 +297,7 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		return filepath.ToSlash(rel)
 	}
 	rules := map[string]string{} // rule → transform uid
+	owner := map[string]string{} // key of a job's output → the job's run
 	for _, ch := range rec.Children {
 		crec, err := cat.RunRecord(ctx, ch)
 		// Only the job runs the daemon's tracker made (no root process of
@@ -315,6 +316,9 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		j, ok := lineage.MatchJob(jobs, crec.Run.Argv, outs, keyOf)
 		if !ok {
 			continue
+		}
+		for _, o := range j.Outputs {
+			owner[keyOf(o)] = ch
 		}
 		end := catalog.RunEnd{Name: j.Rule}
 		if _, ok := rules[j.Rule]; !ok {
@@ -342,6 +346,32 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		// Neither: Snakemake never said how the job ended (it was killed
 		// first, say); the run keeps the end the tracker gave it.
 		cat.FinishRun(ctx, ch, end)
+	}
+	creditJobOutputs(ctx, cat, rec, owner, lineage.SnakemakeBenchmarks(workdir, r.StartedAt), keyOf)
+}
+
+// creditJobOutputs gives each job's run the versions of its outputs that
+// Snakemake's own process wrote (touch() outputs, benchmark files, a
+// shadow output moved in from outside the mount): they were outputs of
+// the pipeline's run, downstream of every input of the workflow. owner
+// maps a job's output key to its run; benchmarks a benchmark file to its
+// job's first output.
+func creditJobOutputs(ctx context.Context, cat *runsCatalog, rec catalog.RunRecord, owner, benchmarks map[string]string, keyOf func(string) string) {
+	for b, o := range benchmarks {
+		if ch, ok := owner[keyOf(o)]; ok {
+			owner[keyOf(b)] = ch
+		}
+	}
+	byRun := map[string][]string{}
+	for _, u := range rec.Outputs {
+		if v, err := cat.ByUID(ctx, u); err == nil && owner[v.Key] != "" {
+			byRun[owner[v.Key]] = append(byRun[owner[v.Key]], u)
+		}
+	}
+	for ch, us := range byRun {
+		if _, err := cat.CreditOutputs(ctx, ch, us); err != nil {
+			fmt.Fprintf(os.Stderr, "lamina: warning: crediting %d outputs of run %s to its job's run %s: %v\n", len(us), rec.Run.UID, ch, explain(err))
+		}
 	}
 }
 
