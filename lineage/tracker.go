@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,7 +50,7 @@ type Tracker struct {
 	roots    map[int]*root
 	byRun    map[string]*root
 	parents  map[string]string // run → parent run, of every run seen
-	sources  map[string]string // run → digest of its transform's source
+	sources  map[string]source // run → its transform's source
 	jobs     map[string]*proc  // split run uid + "/" + job pid → child run
 	cache    map[int]*proc     // tid → answer
 	pending  map[string][]string
@@ -94,7 +95,7 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 	if o.MaxCached == 0 {
 		o.MaxCached = 4096
 	}
-	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]string{},
+	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
 		jobs: map[string]*proc{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
 		adopted: map[string][]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
@@ -188,9 +189,9 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 		}
 		return got, err
 	}
-	var src string
-	if rec, err := c.Catalog.RunRecord(ctx, got.UID); err == nil && !rec.Transform.Digest.IsZero() {
-		src = rec.Transform.Digest.String()
+	var src source
+	if rec, err := c.Catalog.RunRecord(ctx, got.UID); err == nil {
+		src = sourceOf(rec.Transform)
 	}
 	c.t.register(got, fd, src)
 	return got, nil
@@ -310,10 +311,7 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 			fd.close()
 			continue
 		}
-		var src string
-		if !rec.Transform.Digest.IsZero() {
-			src = rec.Transform.Digest.String()
-		}
+		src := sourceOf(rec.Transform)
 		kids, _ := t.cat.ListRuns(ctx, catalog.RunQuery{Parent: r.UID})
 		t.mu.Lock()
 		if t.ended[r.UID] { // finished since its record was read
@@ -334,12 +332,50 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 	return done
 }
 
-func (t *Tracker) register(r catalog.Run, fd pidfd, source string) {
+// source is a run's transform's source file: its digest and the paths
+// it was run by (as given, and with symbolic links resolved).
+type source struct {
+	digest string
+	paths  []string
+}
+
+// sourceOf returns t's source; the zero source for a transform without one.
+// It may stat through the mount: never call it inside a FUSE handler.
+func sourceOf(t catalog.Transform) source {
+	if t.Digest.IsZero() {
+		return source{}
+	}
+	s := source{digest: t.Digest.String()}
+	if t.Path != "" {
+		s.paths = append(s.paths, filepath.ToSlash(t.Path))
+		if p, err := filepath.EvalSymlinks(t.Path); err == nil && p != t.Path {
+			s.paths = append(s.paths, filepath.ToSlash(p))
+		}
+	}
+	return s
+}
+
+// is reports whether v is the source file itself: the same bytes under
+// the key the source was run by (its path ends with the key). Another
+// key with the same bytes (a copy of the script) is data.
+func (s source) is(v catalog.Version) bool {
+	if s.digest == "" || s.digest != v.Digest.String() {
+		return false
+	}
+	for _, p := range s.paths {
+		if strings.HasSuffix(p, "/"+v.Key) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tracker) register(r catalog.Run, fd pidfd, src source) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.parents[r.UID] = r.Parent
-	if source != "" {
-		t.sources[r.UID] = source
+	if src.digest != "" {
+		t.sources[r.UID] = src
 	}
 	if fd < 0 && r.Cgroup == "" {
 		return
@@ -552,8 +588,9 @@ func (t *Tracker) job(rt *root, pid int) string {
 }
 
 // Used records that run read version v, unless run or one of its child
-// runs wrote v, or v is the source of the run's transform (a script or
-// Snakefile in the mount is code, not data). It does not block on the
+// runs wrote v, or v is the source file of the run's transform (a script
+// or Snakefile in the mount is code, not data; a copy of it under another
+// key is data). It does not block on the
 // catalog.
 func (t *Tracker) Used(run string, v catalog.Version) {
 	if run == "" || v.UID == "" {
@@ -561,7 +598,7 @@ func (t *Tracker) Used(run string, v catalog.Version) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s, ok := t.sources[run]; ok && s == v.Digest.String() {
+	if t.sources[run].is(v) {
 		return
 	}
 	for w, i := v.Run, 0; w != "" && i < 64; w, i = t.parents[w], i+1 {

@@ -297,3 +297,23 @@ rule b:
 		t.Errorf("a.done's sidecar names run %q (%v), want rule flag's %s", side.Lineage.Run, err, runs["flag"].UID)
 	}
 }
+
+// TestLineageCopyOfSourceIsData: the transform's own script is code, not
+// an input; a byte-identical copy of it under another key, read as data,
+// is an input.
+func TestLineageCopyOfSourceIsData(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "sc"), 0o755)
+	script := []byte("import shutil, sys\nopen(sys.argv[0]).read()\nshutil.copyfile('sc/copy_of_me.py', 'sc/out.txt')\n")
+	os.WriteFile(filepath.Join(mnt, "sc/me.py"), script, 0o644)
+	os.WriteFile(filepath.Join(mnt, "sc/copy_of_me.py"), script, 0o644)
+	if _, errs, code := e.runIn(mnt, "run", "--", "python3", "sc/me.py"); code != 0 {
+		t.Fatalf("lamina run: exit %d\n%s", code, errs)
+	}
+	rec := e.runRecord(e.runsByName()["me.py"].UID)
+	if got := strings.Join(e.refs(rec.Inputs), " "); got != "sc/copy_of_me.py@v1" {
+		t.Fatalf("inputs %q, want sc/copy_of_me.py@v1 (not the script itself)", got)
+	}
+}
