@@ -98,7 +98,7 @@ type SnakemakeJob struct {
 	// Started and Finished are the job's start and end as Snakemake
 	// recorded them (metadata starttime, endtime: the mtimes of its
 	// incomplete marker and of its output; the latest of its outputs');
-	// zero for a failed job.
+	// for a failed job, both are the time of its log's error block.
 	Started, Finished time.Time
 	hash              string // metadata job_hash: one job's records share it
 }
@@ -234,16 +234,22 @@ func failedJobs(path string) []SnakemakeJob {
 	defer f.Close()
 	var out []SnakemakeJob
 	var cur *SnakemakeJob
+	var at time.Time // the log's last "[Fri Nov 27 05:44:33 2026]" line
 	inShell := false
 	s := bufio.NewScanner(f)
 	s.Buffer(make([]byte, 1<<20), 1<<20)
 	for s.Scan() {
 		line := s.Text()
+		if d, ok := strings.CutPrefix(line, "["); ok && strings.HasSuffix(d, "]") {
+			if t, err := time.ParseInLocation("Mon Jan _2 15:04:05 2006", strings.TrimSuffix(d, "]"), time.Local); err == nil {
+				at = t
+			}
+		}
 		if r, ok := strings.CutPrefix(line, "Error in rule "); ok {
 			if cur != nil {
 				out = append(out, *cur)
 			}
-			cur = &SnakemakeJob{Rule: strings.TrimSuffix(r, ":"), Failed: true}
+			cur = &SnakemakeJob{Rule: strings.TrimSuffix(r, ":"), Failed: true, Started: at, Finished: at}
 			inShell = false
 			continue
 		}

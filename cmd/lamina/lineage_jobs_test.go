@@ -317,3 +317,30 @@ func TestLineageCopyOfSourceIsData(t *testing.T) {
 		t.Fatalf("inputs %q, want sc/copy_of_me.py@v1 (not the script itself)", got)
 	}
 }
+
+// TestLineageSnakemakeEarlyFailure: a job that fails before it opens
+// anything under the mount (the tracker never saw it) still gets a run,
+// failed, named after its rule, from the log's error block.
+func TestLineageSnakemakeEarlyFailure(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/in.txt"), []byte("x\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule early:
+    input: "raw/in.txt"
+    output: "out.txt"
+    shell: "echo validating >&2; exit 2; cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code == 0 {
+		t.Fatalf("the failing workflow succeeded\n%s", errs)
+	}
+	runs := e.runsByName()
+	sm, early := runs["snakemake"], runs["early"]
+	if early.UID == "" || early.Parent != sm.UID || early.Status != catalog.RunFailed || early.FinishedAt == nil {
+		t.Fatalf("rule early's run %+v (the pipeline's %s)", early, sm.UID)
+	}
+	if rec := e.runRecord(early.UID); rec.Transform.Name != "early" || rec.Transform.Kind != "rule" {
+		t.Fatalf("its transform %+v", rec.Transform)
+	}
+	if rec := e.runRecord(sm.UID); len(rec.Children) != 1 {
+		t.Fatalf("the pipeline's child runs %v", rec.Children)
+	}
+}

@@ -278,7 +278,7 @@ func finishRun(ctx context.Context, c *cli.Context, cat *runsCatalog, uid string
 // RULE` lists it and its sidecar names a transform that is its own.
 func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Transform, argv []string) {
 	rec, err := cat.RunRecord(ctx, r.UID)
-	if err != nil || len(rec.Children) == 0 {
+	if err != nil {
 		return
 	}
 	workdir := lineage.SnakemakeWorkdir(argv, r.Cwd)
@@ -298,6 +298,15 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 	}
 	rules := map[string]string{} // rule → transform uid
 	owner := map[string]string{} // key of a job's output → the job's run
+	matched := map[string]bool{} // jobID of the jobs a child run was
+	ruleTransform := func(rule string) string {
+		if _, ok := rules[rule]; !ok {
+			if rt, err := cat.SaveTransform(ctx, catalog.Transform{Name: rule, Kind: "rule", Path: t.Path, Digest: t.Digest}); err == nil {
+				rules[rule] = rt.UID
+			}
+		}
+		return rules[rule]
+	}
 	for _, ch := range rec.Children {
 		crec, err := cat.RunRecord(ctx, ch)
 		// Only the job runs the daemon's tracker made (no root process of
@@ -317,17 +326,11 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		if !ok {
 			continue
 		}
+		matched[jobID(j)] = true
 		for _, o := range j.Outputs {
 			owner[keyOf(o)] = ch
 		}
-		end := catalog.RunEnd{Name: j.Rule}
-		if _, ok := rules[j.Rule]; !ok {
-			rt, err := cat.SaveTransform(ctx, catalog.Transform{Name: j.Rule, Kind: "rule", Path: t.Path, Digest: t.Digest})
-			if err == nil {
-				rules[j.Rule] = rt.UID
-			}
-		}
-		end.Transform = rules[j.Rule]
+		end := catalog.RunEnd{Name: j.Rule, Transform: ruleTransform(j.Rule)}
 		switch {
 		case j.Failed:
 			one := 1
@@ -347,7 +350,34 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		// first, say); the run keeps the end the tracker gave it.
 		cat.FinishRun(ctx, ch, end)
 	}
+	// A job that failed before it opened anything under the mount has no
+	// run: it gets one now, failed, so that the pipeline's run shows it.
+	for _, j := range jobs {
+		if !j.Failed || matched[jobID(j)] {
+			continue
+		}
+		at := j.Finished
+		if at.IsZero() || at.Before(r.StartedAt.Add(-time.Second)) {
+			at = time.Now()
+		}
+		jr := catalog.Run{Transform: ruleTransform(j.Rule), Name: j.Rule, Parent: r.UID, Cwd: r.Cwd, User: r.User, Host: r.Host, StartedAt: at}
+		if j.Shell != "" {
+			jr.Argv = []string{"bash", "-c", j.Shell}
+		}
+		if jr.Transform == "" {
+			continue
+		}
+		if started, err := cat.StartRun(ctx, jr); err == nil {
+			one := 1
+			cat.FinishRun(ctx, started.UID, catalog.RunEnd{FinishedAt: at, ExitCode: &one})
+		}
+	}
 	creditJobOutputs(ctx, cat, rec, owner, lineage.SnakemakeBenchmarks(workdir, r.StartedAt), keyOf)
+}
+
+// jobID tells Snakemake jobs apart within one run's records.
+func jobID(j lineage.SnakemakeJob) string {
+	return j.Rule + "\x00" + j.Shell + "\x00" + strings.Join(j.Outputs, "\x00")
 }
 
 // creditJobOutputs gives each job's run the versions of its outputs that
