@@ -46,13 +46,17 @@ type Tracker struct {
 	// writing its inputs, or its record would be read without them.
 	flushMu sync.Mutex
 
-	mu       sync.Mutex // guards the fields below
-	roots    map[int]*root
-	byRun    map[string]*root
-	parents  map[string]string // run → parent run, of every run seen
-	sources  map[string]source // run → its transform's source
-	jobs     map[string]*proc  // split run uid + "/" + job pid → child run
-	cache    map[int]*proc     // tid → answer
+	mu      sync.Mutex // guards the fields below
+	roots   map[int]*root
+	byRun   map[string]*root
+	parents map[string]string // run → parent run, of every run seen
+	sources map[string]source // run → its transform's source
+	jobs    map[string]*proc  // split run uid + "/" + job pid → child run
+	// left holds, by pid, the job processes still running when their
+	// Snakemake run ended with processes left in its cgroup (Snakemake
+	// killed): what they do is their job's, until the run stops lingering.
+	left     map[int]leftJob
+	cache    map[int]*proc // tid → answer
 	pending  map[string][]string
 	recorded map[string]map[string]bool // run → versions already queued
 	// adopted holds, by resumed split run, the job runs an earlier daemon
@@ -96,7 +100,7 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 		o.MaxCached = 4096
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
-		jobs: map[string]*proc{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
+		jobs: map[string]*proc{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
 		adopted: map[string][]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	return t
@@ -118,7 +122,10 @@ func (t *Tracker) Close() error {
 	for _, p := range t.jobs {
 		p.fd.close()
 	}
-	t.roots, t.cache, t.jobs = map[int]*root{}, map[int]*proc{}, map[string]*proc{}
+	for _, j := range t.left {
+		j.fd.close()
+	}
+	t.roots, t.cache, t.jobs, t.left = map[int]*root{}, map[int]*proc{}, map[string]*proc{}, map[int]leftJob{}
 	t.active.Store(0)
 	return err
 }
@@ -392,6 +399,12 @@ func (t *Tracker) register(r catalog.Run, fd pidfd, src source) {
 	t.resetCache()
 }
 
+// leftJob is a job process its Snakemake run left running (Tracker.left).
+type leftJob struct {
+	proc
+	owner string // the lingering split run
+}
+
 // jobLeft is a job's run left by a run that ends, and whether the job's
 // process was still running then.
 type jobLeft struct {
@@ -442,10 +455,24 @@ func (t *Tracker) unregister(uid string, linger bool) []jobLeft {
 		}
 		for k, j := range t.jobs {
 			if strings.HasPrefix(k, uid+"/") {
-				jobs = append(jobs, jobLeft{run: j.run, alive: j.fd.alive()})
+				alive := j.fd.alive()
+				jobs = append(jobs, jobLeft{run: j.run, alive: alive})
+				delete(t.jobs, k)
+				if pid, err := strconv.Atoi(k[len(uid)+1:]); err == nil && busy && alive {
+					t.left[pid] = leftJob{proc: *j, owner: uid}
+					continue
+				}
 				delete(t.recorded, j.run)
 				j.fd.close()
-				delete(t.jobs, k)
+			}
+		}
+		if !busy {
+			for pid, j := range t.left {
+				if j.owner == uid {
+					delete(t.recorded, j.run)
+					j.fd.close()
+					delete(t.left, pid)
+				}
 			}
 		}
 		t.active.Store(int32(len(t.byRun)))
@@ -522,7 +549,11 @@ func (t *Tracker) resolve(tid int) string {
 	for pid := tgid; pid > 1 && len(chain) < 128; {
 		t.mu.Lock()
 		rt := t.roots[pid]
+		lj, isLeft := t.left[pid]
 		t.mu.Unlock()
+		if isLeft && lj.fd.alive() {
+			return lj.run // a job its killed Snakemake left running
+		}
 		if rt != nil && rt.fd.alive() {
 			// chain ends … job, command, root: the command (snakemake)
 			// is the run itself, each child of it a job.

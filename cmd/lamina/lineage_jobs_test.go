@@ -121,12 +121,23 @@ func TestLineageSnakemakeKilled(t *testing.T) {
 	if job.Run.Status == catalog.RunOK || job.Run.Status == catalog.RunRunning {
 		t.Fatalf("the job cut off by the kill is %s: %+v", job.Run.Status, job.Run)
 	}
-	// Let the orphaned job finish before the mount goes.
+	// The orphaned job goes on: what it writes later is still its run's
+	// (lamina run's cgroup holds it, and the tracker remembers its pid).
 	for i := 0; i < 300; i++ {
 		if b, _ := os.ReadFile(out); strings.Count(string(b), "\n") == 4 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	var v catalog.Version
+	for i := 0; i < 100; i++ {
+		if v = e.showVersion("wf/out.txt"); v.Version == 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v.Version != 2 || v.Run != job.Run.UID {
+		t.Fatalf("the job's later append: %s@v%d of run %q, want v2 of the job's run %s", v.Key, v.Version, v.Run, job.Run.UID)
 	}
 }
 
