@@ -166,7 +166,29 @@ func (b *Bolt) FinishRun(ctx context.Context, uid string, e RunEnd) (Run, error)
 				return errorf(ErrNotFound, "no transform %q", e.Transform)
 			}
 		}
+		old := r
 		r.Apply(e)
+		if !r.StartedAt.Equal(old.StartedAt) { // the order keys move with the start
+			ord, err := bucket(tx, bRunOrder)
+			if err != nil {
+				return err
+			}
+			if err := ord.Delete(orderKey(old)); err != nil {
+				return err
+			}
+			if err := ord.Put(orderKey(r), nil); err != nil {
+				return err
+			}
+			if r.Parent != "" {
+				ch, err := bucket(tx, bRunChildren)
+				if err != nil {
+					return err
+				}
+				if err := ch.Put([]byte(r.Parent+r.UID), orderKey(r)[:8]); err != nil {
+					return err
+				}
+			}
+		}
 		return putJSON(runs, []byte(uid), r)
 	})
 	return r, err
@@ -199,6 +221,48 @@ func (b *Bolt) AddInputs(ctx context.Context, run string, uids []string) error {
 		}
 		return nil
 	})
+}
+
+func (b *Bolt) CreditOutputs(ctx context.Context, run string, uids []string) ([]Version, error) {
+	var out []Version
+	err := b.with(true, func(tx *bolt.Tx) error {
+		out = out[:0]
+		runs, err := bucket(tx, bRuns)
+		if err != nil {
+			return err
+		}
+		if runs.Get([]byte(run)) == nil {
+			return errorf(ErrNotFound, "no run %q", run)
+		}
+		outs, err := bucket(tx, bRunOutputs)
+		if err != nil {
+			return err
+		}
+		vs := tx.Bucket(bVersions)
+		for _, u := range uids {
+			v, ok, err := txn{tx}.version(u)
+			if err != nil {
+				return err
+			} else if !ok {
+				return errorf(ErrNotFound, "no version %q", u)
+			}
+			if v.Run != "" {
+				if err := outs.Delete([]byte(v.Run + v.UID)); err != nil {
+					return err
+				}
+			}
+			v.Run = run
+			if err := outs.Put([]byte(run+v.UID), nil); err != nil {
+				return err
+			}
+			if err := putVersion(vs, v); err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // suffixes returns the rest of every key in bucket name that starts with

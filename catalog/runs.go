@@ -97,6 +97,10 @@ func (r Run) Args() []string {
 // RunEnd finishes a run, or amends a finished one (a child run's name and
 // status learnt at the end of its parent). Zero fields are left alone.
 type RunEnd struct {
+	// StartedAt, when set, corrects the start: a Snakemake job's run, which
+	// the mount starts at the job's first open, takes the start Snakemake
+	// recorded for the job.
+	StartedAt  time.Time `json:"started_at,omitempty"`
 	FinishedAt time.Time `json:"finished_at,omitempty"`
 	ExitCode   *int      `json:"exit_code,omitempty"` // non-zero marks the run failed
 	Signal     string    `json:"signal,omitempty"`    // the signal that killed the command
@@ -112,6 +116,9 @@ type RunEnd struct {
 // Apply applies e to r: what FinishRun does to the stored run, in every
 // store.
 func (r *Run) Apply(e RunEnd) {
+	if !e.StartedAt.IsZero() {
+		r.StartedAt = e.StartedAt.UTC()
+	}
 	if !e.FinishedAt.IsZero() {
 		t := e.FinishedAt.UTC()
 		r.FinishedAt = &t
@@ -175,6 +182,13 @@ type Runs interface {
 	// the caller leaves out versions the run or its children wrote.
 	// ErrNotFound for an unknown run.
 	AddInputs(ctx context.Context, run string, uids []string) error
+	// CreditOutputs makes the versions uids outputs of run (their
+	// Version.Run), taking them from the run that wrote them: a workflow
+	// engine's own write of a job's declared output (Snakemake's touch()),
+	// credited to the job's run once the engine's records tell which job
+	// it was. It returns the versions as they are now. ErrNotFound for an
+	// unknown run or version.
+	CreditOutputs(ctx context.Context, run string, uids []string) ([]Version, error)
 	// RunRecord returns a run by full uid or unique prefix (at least
 	// ref.MinUIDPrefix characters), with its transform, inputs, outputs and
 	// children. ErrNotFound when none matches.

@@ -76,7 +76,8 @@ func callerTID(ctx context.Context) uint32 {
 func (m *Mount) tracker() Tracker { return m.opts.Tracker }
 
 // Open opens n (node.go's open) and, for a tracked caller, credits writes
-// to its run and records a read open of a version as the run's input.
+// to its run and records as the run's input the version a read open reads,
+// or the one a write open without O_TRUNC copies on write (an append).
 func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	tr := n.m.tracker()
 	if tr == nil {
@@ -92,12 +93,8 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		return n.open(ctx, flags)
 	}
 	var bound *catalog.Version
-	if flags&syscall.O_ACCMODE != syscall.O_WRONLY && flags&syscall.O_TRUNC == 0 && (n.e.Kind == KindFile || n.e.Kind == KindFolderFile) {
-		e := n.e
-		if n.e.Kind == KindFile && n.e.Latest {
-			e = n.current(ctx, nil)
-		}
-		bound, _ = n.m.ns.Full(ctx, e) // nil for a key not committed yet
+	if flags&syscall.O_ACCMODE != syscall.O_WRONLY && flags&syscall.O_TRUNC == 0 {
+		bound = n.bind(ctx)
 	}
 	fh, fl, errno := n.open(ctx, flags)
 	if errno != 0 {
@@ -105,11 +102,43 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	if h, ok := fh.(*handle); ok && h.w != nil && !h.w.readOnly {
 		h.w.f.SetRun(run)
+		if bound == nil && flags&syscall.O_TRUNC == 0 {
+			// Copy on write (>>, an O_WRONLY rewrite in place): what it
+			// commits holds the previous version's bytes, unless the File
+			// is emptied first: the kernel sends the open's O_TRUNC as a
+			// SETATTR of size 0 after the OPEN, without the handle.
+			if v, ok := h.w.f.Base(); ok {
+				h.w.run, h.w.emptied = run, h.w.f.Emptied()
+				h.w.base.Store(&v)
+			}
+		}
 	}
 	if bound != nil {
 		tr.Used(run, *bound)
 	}
 	return fh, fl, 0
+}
+
+// bind returns the version an open of n reads now: for a latest path the
+// key's latest committed version, nil while the key has none (a first
+// write not committed yet). The node's own entry may be older than the
+// key: a node the kernel looked up while the key was pending (after a
+// setattr dropped the folder's listing, say) stays KindPending after the
+// commit, and its opens read the committed version all the same.
+func (n *node) bind(ctx context.Context) *catalog.Version {
+	e := n.e
+	if isLatestFile(e) {
+		e = n.current(ctx, nil)
+	}
+	if e.Kind != KindFile && e.Kind != KindFolderFile {
+		return nil
+	}
+	v, err := n.m.ns.Full(ctx, e)
+	if err != nil {
+		n.m.log.Warn("lamina mount: lineage: the version a tracked open reads is unknown; no input recorded", "key", n.key(), "err", err)
+		return nil
+	}
+	return v
 }
 
 // Create creates name (write.go's create) and credits its commits to the
@@ -163,4 +192,21 @@ func (m *Mount) callerRunCtx(ctx context.Context) context.Context {
 		return stage.WithRun(ctx, tr.Caller(callerTID(ctx)))
 	}
 	return ctx
+}
+
+// creditBase records, once the handle's File committed since it counted
+// before changes, the version a tracked write open without O_TRUNC copied
+// on write as an input of the handle's run: the new version holds its
+// bytes, unless the File was truncated to zero since the open (the open's
+// own O_TRUNC, an ftruncate before writing anew). Used only queues: no
+// /proc is read (FLUSH and RELEASE never ask the tracker).
+func (w *writeHandle) creditBase(before uint64) {
+	if w.base.Load() == nil || w.f.Changes() == before {
+		return
+	}
+	if v := w.base.Swap(nil); v != nil && w.f.Emptied() == w.emptied {
+		if tr := w.n.m.tracker(); tr != nil {
+			tr.Used(w.run, *v)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +44,13 @@ type writeHandle struct {
 	heldKey  string     // whose path keeps n's inode while this is open (held.go)
 	held     *heldInode // nil: nothing held
 	opener   uint32     // the thread that opened it; 0 if unknown
+	// run and base: a tracked write open without O_TRUNC, and the version
+	// it copies on write, an input of run once a commit holds its bytes
+	// (lineage.go: creditBase); emptied is the File's count of
+	// truncations to zero at the open.
+	run     string
+	base    atomic.Pointer[catalog.Version]
+	emptied uint64
 }
 
 // byOtherProcess reports whether a FLUSH from ctx's caller is the close of
@@ -534,6 +542,7 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	if err := h.w.f.Flush(ctx); err != nil {
 		return h.w.n.errno("commit", err)
 	}
+	h.w.creditBase(before)
 	h.w.n.m.afterCommit(ctx, h.w.f, before)
 	return 0
 }
@@ -579,6 +588,7 @@ func (h *handle) Release(context.Context) syscall.Errno {
 	if h.w.f.Broken() {
 		m.notifyAsync(h.w.f.Key())
 	}
+	h.w.creditBase(before)
 	m.afterCommit(ctx, h.w.f, before)
 	return 0
 }
@@ -591,6 +601,7 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if err := h.w.f.Sync(ctx); err != nil {
 		return h.w.n.errno("fsync", err)
 	}
+	h.w.creditBase(before)
 	h.w.n.m.afterCommit(ctx, h.w.f, before)
 	return 0
 }

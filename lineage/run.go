@@ -224,6 +224,32 @@ func NewCgroup(name string) (*Cgroup, error) {
 	return &Cgroup{Path: p, Dir: dir}, nil
 }
 
+// cgroupBusy reports whether a process is left in the cgroup at path (as
+// /proc/PID/cgroup shows it) or in one below it; false for one that is gone.
+func cgroupBusy(path string) bool {
+	root, err := cgroup2Root()
+	if err != nil || path == "" {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(path), "cgroup.events"))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "populated "); ok {
+			return strings.TrimSpace(v) == "1"
+		}
+	}
+	return false
+}
+
+// inCgroup reports whether process pid is in the cgroup at path or one
+// below it.
+func inCgroup(pid int, path string) bool {
+	cg := procCgroup(pid)
+	return pid > 0 && cg != "" && (cg == path || strings.HasPrefix(cg, path+"/"))
+}
+
 // Move puts process pid into the cgroup.
 func (c *Cgroup) Move(pid int) error {
 	return os.WriteFile(filepath.Join(c.Dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -93,6 +94,13 @@ type SnakemakeJob struct {
 	Outputs []string
 	Shell   string // the shell command, when the rule has one
 	Failed  bool
+	Done    bool // .snakemake/metadata records the job done
+	// Started and Finished are the job's start and end as Snakemake
+	// recorded them (metadata starttime, endtime: the mtimes of its
+	// incomplete marker and of its output; the latest of its outputs');
+	// for a failed job, both are the time of its log's error block.
+	Started, Finished time.Time
+	hash              string // metadata job_hash: one job's records share it
 }
 
 // SnakemakeJobs reads the jobs that ran since since from workdir's
@@ -102,10 +110,20 @@ func SnakemakeJobs(workdir string, since time.Time) []SnakemakeJob {
 	byRule := map[string]*SnakemakeJob{} // rule + shell → job
 	var order []string
 	add := func(j SnakemakeJob) {
-		k := j.Rule + "\x00" + j.Shell
+		// One job's records (one per output) share its job_hash; jobs of
+		// a rule whose shell command is the same each time (script:, run:)
+		// stay apart by it.
+		k := j.Rule + "\x00" + j.Shell + "\x00" + j.hash
 		if old := byRule[k]; old != nil {
 			old.Outputs = append(old.Outputs, j.Outputs...)
 			old.Failed = old.Failed || j.Failed
+			old.Done = old.Done || j.Done
+			if old.Started.IsZero() || !j.Started.IsZero() && j.Started.Before(old.Started) {
+				old.Started = j.Started
+			}
+			if j.Finished.After(old.Finished) {
+				old.Finished = j.Finished
+			}
 			return
 		}
 		byRule[k] = &j
@@ -129,14 +147,19 @@ func SnakemakeJobs(workdir string, since time.Time) []SnakemakeJob {
 			continue
 		}
 		var m struct {
-			Rule     string   `json:"rule"`
-			Input    []string `json:"input"`
-			Shellcmd string   `json:"shellcmd"`
+			Rule       string      `json:"rule"`
+			Input      []string    `json:"input"`
+			Shellcmd   string      `json:"shellcmd"`
+			Incomplete bool        `json:"incomplete"`
+			Start      float64     `json:"starttime"`
+			End        float64     `json:"endtime"`
+			Hash       json.Number `json:"job_hash"`
 		}
-		if json.Unmarshal(b, &m) != nil || m.Rule == "" {
+		if json.Unmarshal(b, &m) != nil || m.Rule == "" || m.Incomplete {
 			continue
 		}
-		add(SnakemakeJob{Rule: m.Rule, Inputs: m.Input, Outputs: []string{string(out)}, Shell: m.Shellcmd})
+		add(SnakemakeJob{Rule: m.Rule, Inputs: m.Input, Outputs: []string{string(out)}, Shell: m.Shellcmd, Done: true,
+			Started: epoch(m.Start), Finished: epoch(m.End), hash: m.Hash.String()})
 	}
 	logs, _ := filepath.Glob(filepath.Join(workdir, ".snakemake", "log", "*.snakemake.log"))
 	for _, l := range logs {
@@ -155,6 +178,53 @@ func SnakemakeJobs(workdir string, since time.Time) []SnakemakeJob {
 	return out
 }
 
+// epoch is the time of Snakemake's seconds since the epoch; zero for 0.
+func epoch(sec float64) time.Time {
+	if sec <= 0 {
+		return time.Time{}
+	}
+	whole := math.Floor(sec)
+	return time.Unix(int64(whole), int64((sec-whole)*1e9)).UTC()
+}
+
+// SnakemakeBenchmarks returns, from workdir's .snakemake/log files
+// written since since, each job's benchmark file mapped to the job's first
+// output (paths as the Snakefile gives them): the "benchmark:" and
+// "output:" lines of the log's "rule NAME:" blocks.
+func SnakemakeBenchmarks(workdir string, since time.Time) map[string]string {
+	out := map[string]string{}
+	logs, _ := filepath.Glob(filepath.Join(workdir, ".snakemake", "log", "*.snakemake.log"))
+	for _, l := range logs {
+		if info, err := os.Stat(l); err != nil || info.ModTime().Before(since) {
+			continue
+		}
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		var output, bench string
+		flush := func() {
+			if output != "" && bench != "" {
+				out[bench] = output
+			}
+			output, bench = "", ""
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			t := strings.TrimSpace(line)
+			switch {
+			case !strings.HasPrefix(line, "    "):
+				flush()
+			case strings.HasPrefix(t, "output: "):
+				output, _, _ = strings.Cut(strings.TrimPrefix(t, "output: "), ", ")
+			case strings.HasPrefix(t, "benchmark: "):
+				bench = strings.TrimPrefix(t, "benchmark: ")
+			}
+		}
+		flush()
+	}
+	return out
+}
+
 // failedJobs parses the "Error in rule NAME:" blocks of a Snakemake log.
 func failedJobs(path string) []SnakemakeJob {
 	f, err := os.Open(path)
@@ -164,16 +234,22 @@ func failedJobs(path string) []SnakemakeJob {
 	defer f.Close()
 	var out []SnakemakeJob
 	var cur *SnakemakeJob
+	var at time.Time // the log's last "[Fri Nov 27 05:44:33 2026]" line
 	inShell := false
 	s := bufio.NewScanner(f)
 	s.Buffer(make([]byte, 1<<20), 1<<20)
 	for s.Scan() {
 		line := s.Text()
+		if d, ok := strings.CutPrefix(line, "["); ok && strings.HasSuffix(d, "]") {
+			if t, err := time.ParseInLocation("Mon Jan _2 15:04:05 2006", strings.TrimSuffix(d, "]"), time.Local); err == nil {
+				at = t
+			}
+		}
 		if r, ok := strings.CutPrefix(line, "Error in rule "); ok {
 			if cur != nil {
 				out = append(out, *cur)
 			}
-			cur = &SnakemakeJob{Rule: strings.TrimSuffix(r, ":"), Failed: true}
+			cur = &SnakemakeJob{Rule: strings.TrimSuffix(r, ":"), Failed: true, Started: at, Finished: at}
 			inShell = false
 			continue
 		}
@@ -210,29 +286,54 @@ func failedJobs(path string) []SnakemakeJob {
 // maps a Snakefile path to a key). ok is false when none fits.
 func MatchJob(jobs []SnakemakeJob, argv []string, outputs []string, keyOf func(string) string) (SnakemakeJob, bool) {
 	cmd := strings.Join(argv, " ")
-	if rule := allowedRule(cmd); rule != "" {
-		// A job Snakemake runs as a sub-Snakemake (shadow rules, say).
-		for _, j := range jobs {
-			if j.Rule == rule {
-				return j, true
-			}
-		}
-		return SnakemakeJob{Rule: rule}, true
-	}
-	for _, j := range jobs {
-		if j.Shell != "" && strings.Contains(cmd, j.Shell) {
-			return j, true
-		}
-	}
 	have := map[string]bool{}
 	for _, k := range outputs {
 		have[k] = true
 	}
-	for _, j := range jobs {
+	wrote := func(j SnakemakeJob) bool {
 		for _, o := range j.Outputs {
 			if have[keyOf(o)] {
+				return true
+			}
+		}
+		return false
+	}
+	if rule := allowedRule(cmd); rule != "" {
+		// A job Snakemake runs as a sub-Snakemake (shadow rules, say): of
+		// the rule's jobs, the one whose outputs the run wrote.
+		var first *SnakemakeJob
+		for i, j := range jobs {
+			if j.Rule == rule && wrote(j) {
 				return j, true
 			}
+			if j.Rule == rule && first == nil {
+				first = &jobs[i]
+			}
+		}
+		if first != nil {
+			return *first, true
+		}
+		return SnakemakeJob{Rule: rule}, true
+	}
+	// By shell command; of several jobs with the same one (a rule whose
+	// command names no wildcard), the one whose outputs the run wrote.
+	var byShell []SnakemakeJob
+	for _, j := range jobs {
+		if j.Shell != "" && strings.Contains(cmd, j.Shell) {
+			byShell = append(byShell, j)
+		}
+	}
+	for _, j := range byShell {
+		if len(byShell) == 1 || wrote(j) {
+			return j, true
+		}
+	}
+	if len(byShell) > 0 {
+		return byShell[0], true
+	}
+	for _, j := range jobs {
+		if wrote(j) {
+			return j, true
 		}
 	}
 	return SnakemakeJob{}, false

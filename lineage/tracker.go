@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,13 +46,17 @@ type Tracker struct {
 	// writing its inputs, or its record would be read without them.
 	flushMu sync.Mutex
 
-	mu       sync.Mutex // guards the fields below
-	roots    map[int]*root
-	byRun    map[string]*root
-	parents  map[string]string // run → parent run, of every run seen
-	sources  map[string]string // run → digest of its transform's source
-	jobs     map[string]*proc  // split run uid + "/" + job pid → child run
-	cache    map[int]*proc     // tid → answer
+	mu      sync.Mutex // guards the fields below
+	roots   map[int]*root
+	byRun   map[string]*root
+	parents map[string]string // run → parent run, of every run seen
+	sources map[string]source // run → its transform's source
+	jobs    map[string]*proc  // split run uid + "/" + job pid → child run
+	// left holds, by pid, the job processes still running when their
+	// Snakemake run ended with processes left in its cgroup (Snakemake
+	// killed): what they do is their job's, until the run stops lingering.
+	left     map[int]leftJob
+	cache    map[int]*proc // tid → answer
 	pending  map[string][]string
 	recorded map[string]map[string]bool // run → versions already queued
 	// adopted holds, by resumed split run, the job runs an earlier daemon
@@ -68,6 +73,10 @@ type Tracker struct {
 type root struct {
 	run catalog.Run
 	fd  pidfd
+	// lingering: the run ended while processes were left in its cgroup
+	// (a command's `… &`, `setsid nohup`); they still work for it until
+	// the cgroup empties (reap), and fd is closed.
+	lingering bool
 }
 
 // proc is an answer about one live process or thread.
@@ -90,8 +99,8 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 	if o.MaxCached == 0 {
 		o.MaxCached = 4096
 	}
-	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]string{},
-		jobs: map[string]*proc{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
+	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
+		jobs: map[string]*proc{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
 		adopted: map[string][]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	return t
@@ -113,7 +122,10 @@ func (t *Tracker) Close() error {
 	for _, p := range t.jobs {
 		p.fd.close()
 	}
-	t.roots, t.cache, t.jobs = map[int]*root{}, map[int]*proc{}, map[string]*proc{}
+	for _, j := range t.left {
+		j.fd.close()
+	}
+	t.roots, t.cache, t.jobs, t.left = map[int]*root{}, map[int]*proc{}, map[string]*proc{}, map[int]leftJob{}
 	t.active.Store(0)
 	return err
 }
@@ -184,9 +196,9 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 		}
 		return got, err
 	}
-	var src string
-	if rec, err := c.Catalog.RunRecord(ctx, got.UID); err == nil && !rec.Transform.Digest.IsZero() {
-		src = rec.Transform.Digest.String()
+	var src source
+	if rec, err := c.Catalog.RunRecord(ctx, got.UID); err == nil {
+		src = sourceOf(rec.Transform)
 	}
 	c.t.register(got, fd, src)
 	return got, nil
@@ -194,20 +206,30 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 
 func (c *tracked) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (catalog.Run, error) {
 	// A job's end is when its parent ends, unless learnt better (lamina
-	// run amends them with the rule name and status).
-	return c.t.finish(ctx, uid, e, catalog.RunEnd{FinishedAt: time.Now(), Abandoned: e.Abandoned})
+	// run amends them from Snakemake's records: rule, status, times).
+	// Ok only if the pipeline ended well; a job of a pipeline that failed
+	// or was killed may have been cut off, and lamina run makes ok the
+	// ones Snakemake recorded done.
+	failed := e.Abandoned || e.Signal != "" || e.ExitCode != nil && *e.ExitCode != 0
+	return c.t.finish(ctx, uid, e, catalog.RunEnd{FinishedAt: time.Now(), Abandoned: failed})
 }
 
 // finish forgets run uid, writes its queued inputs, ends its jobs' runs
-// with jobEnd and the run with e.
+// with jobEnd (abandoned, whatever jobEnd says, for a job whose process
+// is still running: the pipeline that would judge it is gone) and the run
+// with e.
 func (t *Tracker) finish(ctx context.Context, uid string, e, jobEnd catalog.RunEnd) (catalog.Run, error) {
-	jobs := t.unregister(uid)
+	jobs := t.unregister(uid, true)
 	if err := t.flush(); err != nil {
 		// Logged, not returned: the run's end matters more than a lost batch.
 		t.opts.Logger.Error("lineage: recording inputs", "err", err)
 	}
 	for _, j := range jobs {
-		if _, err := t.cat.FinishRun(ctx, j, jobEnd); err != nil {
+		end := jobEnd
+		if j.alive {
+			end.Abandoned = true
+		}
+		if _, err := t.cat.FinishRun(ctx, j.run, end); err != nil {
 			return catalog.Run{}, err
 		}
 	}
@@ -220,12 +242,21 @@ func (t *Tracker) finish(ctx context.Context, uid string, e, jobEnd catalog.RunE
 func (t *Tracker) reap() {
 	t.mu.Lock()
 	var dead []string
+	var lingering []*root
 	for uid, rt := range t.byRun {
-		if rt.fd >= 0 && !rt.fd.alive() {
+		switch {
+		case rt.lingering:
+			lingering = append(lingering, rt)
+		case rt.fd >= 0 && !rt.fd.alive():
 			dead = append(dead, uid)
 		}
 	}
 	t.mu.Unlock()
+	for _, rt := range lingering {
+		if !cgroupBusy(rt.run.Cgroup) { // the last process it left exited
+			t.unregister(rt.run.UID, false)
+		}
+	}
 	for _, uid := range dead {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}
@@ -287,10 +318,7 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 			fd.close()
 			continue
 		}
-		var src string
-		if !rec.Transform.Digest.IsZero() {
-			src = rec.Transform.Digest.String()
-		}
+		src := sourceOf(rec.Transform)
 		kids, _ := t.cat.ListRuns(ctx, catalog.RunQuery{Parent: r.UID})
 		t.mu.Lock()
 		if t.ended[r.UID] { // finished since its record was read
@@ -311,12 +339,50 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 	return done
 }
 
-func (t *Tracker) register(r catalog.Run, fd pidfd, source string) {
+// source is a run's transform's source file: its digest and the paths
+// it was run by (as given, and with symbolic links resolved).
+type source struct {
+	digest string
+	paths  []string
+}
+
+// sourceOf returns t's source; the zero source for a transform without one.
+// It may stat through the mount: never call it inside a FUSE handler.
+func sourceOf(t catalog.Transform) source {
+	if t.Digest.IsZero() {
+		return source{}
+	}
+	s := source{digest: t.Digest.String()}
+	if t.Path != "" {
+		s.paths = append(s.paths, filepath.ToSlash(t.Path))
+		if p, err := filepath.EvalSymlinks(t.Path); err == nil && p != t.Path {
+			s.paths = append(s.paths, filepath.ToSlash(p))
+		}
+	}
+	return s
+}
+
+// is reports whether v is the source file itself: the same bytes under
+// the key the source was run by (its path ends with the key). Another
+// key with the same bytes (a copy of the script) is data.
+func (s source) is(v catalog.Version) bool {
+	if s.digest == "" || s.digest != v.Digest.String() {
+		return false
+	}
+	for _, p := range s.paths {
+		if strings.HasSuffix(p, "/"+v.Key) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tracker) register(r catalog.Run, fd pidfd, src source) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.parents[r.UID] = r.Parent
-	if source != "" {
-		t.sources[r.UID] = source
+	if src.digest != "" {
+		t.sources[r.UID] = src
 	}
 	if fd < 0 && r.Cgroup == "" {
 		return
@@ -333,39 +399,86 @@ func (t *Tracker) register(r catalog.Run, fd pidfd, source string) {
 	t.resetCache()
 }
 
-// unregister forgets run uid and returns its jobs' runs.
-func (t *Tracker) unregister(uid string) []string {
+// leftJob is a job process its Snakemake run left running (Tracker.left).
+type leftJob struct {
+	proc
+	owner string // the lingering split run
+}
+
+// jobLeft is a job's run left by a run that ends, and whether the job's
+// process was still running then.
+type jobLeft struct {
+	run   string
+	alive bool
+}
+
+// unregister forgets run uid and returns its jobs' runs. With linger, a
+// run whose cgroup still holds processes stays known by its cgroup (and
+// its processes' marker) until the cgroup empties: what they read and
+// write is the run's, recorded after its end.
+func (t *Tracker) unregister(uid string, linger bool) []jobLeft {
+	var busy bool
+	if linger {
+		t.mu.Lock()
+		rt := t.byRun[uid]
+		t.mu.Unlock()
+		// Outside mu: these are file reads. A run whose root is in its
+		// cgroup (a shell of `track start`) ends with its finish: its
+		// shell and what it starts work for nobody after.
+		busy = rt != nil && !rt.lingering && cgroupBusy(rt.run.Cgroup) && !inCgroup(rt.run.RootPID, rt.run.Cgroup)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var jobs []string
+	var jobs []jobLeft
 	if t.ended != nil {
 		t.ended[uid] = true
 	}
 	if a, ok := t.adopted[uid]; ok {
-		jobs = append(jobs, a...)
+		for _, j := range a {
+			jobs = append(jobs, jobLeft{run: j})
+		}
 		delete(t.adopted, uid)
 	}
 	if rt := t.byRun[uid]; rt != nil {
-		delete(t.byRun, uid)
 		if t.roots[rt.run.RootPID] == rt {
 			delete(t.roots, rt.run.RootPID)
 		}
 		if rt.fd >= 0 {
 			rt.fd.close()
+			rt.fd = -1
 		}
-		delete(t.recorded, uid)
+		if busy {
+			rt.lingering = true
+		} else {
+			delete(t.byRun, uid)
+			delete(t.recorded, uid)
+		}
 		for k, j := range t.jobs {
 			if strings.HasPrefix(k, uid+"/") {
-				jobs = append(jobs, j.run)
+				alive := j.fd.alive()
+				jobs = append(jobs, jobLeft{run: j.run, alive: alive})
+				delete(t.jobs, k)
+				if pid, err := strconv.Atoi(k[len(uid)+1:]); err == nil && busy && alive {
+					t.left[pid] = leftJob{proc: *j, owner: uid}
+					continue
+				}
 				delete(t.recorded, j.run)
 				j.fd.close()
-				delete(t.jobs, k)
+			}
+		}
+		if !busy {
+			for pid, j := range t.left {
+				if j.owner == uid {
+					delete(t.recorded, j.run)
+					j.fd.close()
+					delete(t.left, pid)
+				}
 			}
 		}
 		t.active.Store(int32(len(t.byRun)))
 		t.resetCache()
 	}
-	sort.Strings(jobs)
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].run < jobs[b].run })
 	return jobs
 }
 
@@ -436,7 +549,11 @@ func (t *Tracker) resolve(tid int) string {
 	for pid := tgid; pid > 1 && len(chain) < 128; {
 		t.mu.Lock()
 		rt := t.roots[pid]
+		lj, isLeft := t.left[pid]
 		t.mu.Unlock()
+		if isLeft && lj.fd.alive() {
+			return lj.run // a job its killed Snakemake left running
+		}
 		if rt != nil && rt.fd.alive() {
 			// chain ends … job, command, root: the command (snakemake)
 			// is the run itself, each child of it a job.
@@ -502,8 +619,9 @@ func (t *Tracker) job(rt *root, pid int) string {
 }
 
 // Used records that run read version v, unless run or one of its child
-// runs wrote v, or v is the source of the run's transform (a script or
-// Snakefile in the mount is code, not data). It does not block on the
+// runs wrote v, or v is the source file of the run's transform (a script
+// or Snakefile in the mount is code, not data; a copy of it under another
+// key is data). It does not block on the
 // catalog.
 func (t *Tracker) Used(run string, v catalog.Version) {
 	if run == "" || v.UID == "" {
@@ -511,7 +629,7 @@ func (t *Tracker) Used(run string, v catalog.Version) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s, ok := t.sources[run]; ok && s == v.Digest.String() {
+	if t.sources[run].is(v) {
 		return
 	}
 	for w, i := v.Run, 0; w != "" && i < 64; w, i = t.parents[w], i+1 {

@@ -1,6 +1,10 @@
 package stage
 
-import "context"
+import (
+	"context"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
 
 // Lineage: a version committed for a tracked process carries the uid of
 // its run (catalog.NewVersion.Run).
@@ -26,4 +30,27 @@ func (f *File) SetRun(run string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.run = run
+}
+
+// Base returns the committed version whose bytes f holds: the version an
+// open without O_TRUNC copies on write (an append's previous content), or
+// the version f's last commit made. ok is false when f holds none (a new
+// key, a File truncated to zero: an O_TRUNC open).
+func (f *File) Base() (v catalog.Version, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.base == nil || f.base.UID == "" || f.copied && f.size == 0 {
+		return catalog.Version{}, false
+	}
+	return *f.base, true
+}
+
+// Emptied counts f's truncations to zero: a writer that saw Base compares
+// the count at its commit to tell whether the bytes it started from are
+// still there (the kernel sends an open's O_TRUNC as a truncation after
+// the open).
+func (f *File) Emptied() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.emptied
 }

@@ -6,13 +6,16 @@ import (
 )
 
 // DefaultScratch are the names that are scratch unless an instance says
-// otherwise: Snakemake's bookkeeping; editor swap files (vim's .swp, .swo
+// otherwise: Snakemake's bookkeeping (its .snakemake folder, and the
+// .snakemake_timestamp it leaves in each directory() output, which would
+// otherwise be an artifact of the pipeline's run with all its inputs);
+// editor swap files (vim's .swp, .swo
 // …, and the .swx it probes with), backups, lock files and Emacs's
 // auto-saves; the file vim creates and removes to test that it may write a
 // folder (4913); NFS's silly-renamed files; and the journals and shared
 // memory of SQLite databases (a database's own working files: each
 // transaction would leave versions of its journal in the trash).
-var DefaultScratch = []string{".snakemake", ".*.sw?", "*~", ".#*", "#*#", ".nfs*", "4913",
+var DefaultScratch = []string{".snakemake", ".snakemake_timestamp", ".*.sw?", "*~", ".#*", "#*#", ".nfs*", "4913",
 	"*.db-journal", "*.db-wal", "*.db-shm", "*.sqlite*-journal", "*.sqlite*-wal", "*.sqlite*-shm"}
 
 // Scratch decides which paths of a mount are scratch: a plain POSIX folder

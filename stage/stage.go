@@ -190,6 +190,7 @@ type File struct {
 	released  bool
 	flushed   bool          // closed (FLUSH) at least once
 	run       string        // lineage run credited with commits (run.go)
+	emptied   uint64        // truncations to zero (run.go: Emptied)
 	seq       bool          // every write since the File was empty was at its end
 	lazySeq   uint64        // the last commit's catalog.Saved.LazySeq
 	changes   uint64        // commits and attribute updates (Changes)
@@ -490,6 +491,7 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 	}
 	if size == 0 {
 		f.copied = true
+		f.emptied++
 	} else if err := f.ensureCopy(ctx); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ const (
 	mRunRecord     = "run_record"
 	mListRuns      = "list_runs"
 	mUsedBy        = "used_by"
+	mCreditOutputs = "credit_outputs"
 )
 
 type runArgs struct {
@@ -52,7 +53,7 @@ func (s *Server) handleRuns(ctx context.Context, m string, raw json.RawMessage) 
 			return nil, err, true
 		}
 		res, err = s.cat.ListRuns(ctx, q)
-	case mFinishRun, mAddInputs, mRunRecord, mUsedBy:
+	case mFinishRun, mAddInputs, mRunRecord, mUsedBy, mCreditOutputs:
 		if err := decode(&a); err != nil {
 			return nil, err, true
 		}
@@ -61,6 +62,13 @@ func (s *Server) handleRuns(ctx context.Context, m string, raw json.RawMessage) 
 			res, err = s.cat.FinishRun(ctx, a.UID, a.End)
 		case mAddInputs:
 			err = s.cat.AddInputs(ctx, a.UID, a.UIDs)
+		case mCreditOutputs:
+			var vs []catalog.Version
+			vs, err = s.cat.CreditOutputs(ctx, a.UID, a.UIDs)
+			for _, v := range vs {
+				s.changed(v.Key) // the mount shows the run in its sidecar
+			}
+			res = vs
 		case mRunRecord:
 			res, err = s.cat.RunRecord(ctx, a.UID)
 		default:
@@ -89,6 +97,11 @@ func (c *Client) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (c
 
 func (c *Client) AddInputs(ctx context.Context, run string, uids []string) error {
 	return c.call(ctx, mAddInputs, runArgs{UID: run, UIDs: uids}, nil)
+}
+
+func (c *Client) CreditOutputs(ctx context.Context, run string, uids []string) ([]catalog.Version, error) {
+	var out []catalog.Version
+	return out, c.call(ctx, mCreditOutputs, runArgs{UID: run, UIDs: uids}, &out)
 }
 
 func (c *Client) RunRecord(ctx context.Context, uid string) (catalog.RunRecord, error) {

@@ -68,6 +68,72 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("ListRuns snakemake = %+v, %v", rs, err)
 		}
 	})
+	t.Run("RunEndMovesStart", func(t *testing.T) {
+		// A Snakemake job's run takes the start and end Snakemake recorded:
+		// its place among its siblings and in ListRuns moves with it.
+		c := open(t)
+		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "snakemake", Kind: "pipeline"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+		p, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "p", StartedAt: t0})
+		a, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "a", Parent: p.UID, StartedAt: t0.Add(time.Second)})
+		b, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "b", Parent: p.UID, StartedAt: t0.Add(2 * time.Second)})
+		zero := 0
+		start, end := t0.Add(3*time.Second), t0.Add(4*time.Second)
+		f, err := c.FinishRun(ctx, a.UID, catalog.RunEnd{StartedAt: start, FinishedAt: end, ExitCode: &zero})
+		if err != nil || !f.StartedAt.Equal(start) || f.FinishedAt == nil || !f.FinishedAt.Equal(end) || f.Status != catalog.RunOK {
+			t.Fatalf("FinishRun = %+v, %v", f, err)
+		}
+		rec, err := c.RunRecord(ctx, p.UID)
+		if err != nil || !reflect.DeepEqual(rec.Children, []string{b.UID, a.UID}) {
+			t.Fatalf("children %v (%v), want %s then %s", rec.Children, err, b.UID, a.UID)
+		}
+		ls, err := c.ListRuns(ctx, catalog.RunQuery{Parent: p.UID})
+		if err != nil || len(ls) != 2 || ls[0].UID != a.UID || !ls[0].StartedAt.Equal(start) {
+			t.Fatalf("ListRuns = %+v, %v", ls, err)
+		}
+		if ar, err := c.RunRecord(ctx, a.UID); err != nil || !ar.Run.StartedAt.Equal(start) {
+			t.Fatalf("RunRecord = %+v, %v", ar.Run, err)
+		}
+	})
+	t.Run("CreditOutputs", func(t *testing.T) {
+		// Snakemake's touch() output, written by the pipeline's process,
+		// becomes an output of the job whose output it is.
+		c := open(t)
+		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "snakemake", Kind: "pipeline"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "p"})
+		job, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "flag", Parent: p.UID})
+		nv := NV("out/a.done", "")
+		nv.Run = p.UID
+		done := save1(t, c, nv)
+		other := NV("out/log.txt", "log")
+		other.Run = p.UID
+		kept := save1(t, c, other)
+		vs, err := c.CreditOutputs(ctx, job.UID, []string{done.UID})
+		if err != nil || len(vs) != 1 || vs[0].UID != done.UID || vs[0].Run != job.UID || vs[0].Key != "out/a.done" {
+			t.Fatalf("CreditOutputs = %+v, %v", vs, err)
+		}
+		if v, err := c.ByUID(ctx, done.UID); err != nil || v.Run != job.UID {
+			t.Fatalf("ByUID = %+v, %v", v, err)
+		}
+		if pr, err := c.RunRecord(ctx, p.UID); err != nil || !reflect.DeepEqual(pr.Outputs, []string{kept.UID}) {
+			t.Fatalf("the pipeline's outputs %v (%v), want %s", pr.Outputs, err, kept.UID)
+		}
+		if jr, err := c.RunRecord(ctx, job.UID); err != nil || !reflect.DeepEqual(jr.Outputs, []string{done.UID}) {
+			t.Fatalf("the job's outputs %v (%v), want %s", jr.Outputs, err, done.UID)
+		}
+		if _, err := c.CreditOutputs(ctx, "nosuchrun0000000", []string{done.UID}); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("unknown run: %v", err)
+		}
+		if _, err := c.CreditOutputs(ctx, job.UID, []string{"nosuchversion0000000"}); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("unknown version: %v", err)
+		}
+	})
 	t.Run("RunLifecycle", func(t *testing.T) {
 		c := open(t)
 		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "qc", Kind: "named"})

@@ -51,7 +51,7 @@ func putRun(ctx context.Context, tx pgx.Tx, r catalog.Run) error {
 		parent = &r.Parent
 	}
 	return putJSON(ctx, tx, `INSERT INTO runs (uid, transform, parent, started_ns, rec) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (uid) DO UPDATE SET rec = EXCLUDED.rec, transform = EXCLUDED.transform`, r, r.UID, r.Transform, parent, ns(r.StartedAt))
+		ON CONFLICT (uid) DO UPDATE SET rec = EXCLUDED.rec, transform = EXCLUDED.transform, started_ns = EXCLUDED.started_ns`, r, r.UID, r.Transform, parent, ns(r.StartedAt))
 }
 
 func (s *Store) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, error) {
@@ -115,6 +115,34 @@ func (s *Store) AddInputs(ctx context.Context, run string, uids []string) error 
 		_, err := tx.Exec(ctx, `INSERT INTO run_inputs (run, uid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, run, uids)
 		return err
 	})
+}
+
+func (s *Store) CreditOutputs(ctx context.Context, run string, uids []string) ([]catalog.Version, error) {
+	var out []catalog.Version
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		out = out[:0]
+		if _, ok, err := exists(ctx, tx, `SELECT uid FROM runs WHERE uid = $1`, run); err != nil {
+			return err
+		} else if !ok {
+			return errorf(ErrNotFound, "no run %q", run)
+		}
+		for _, u := range uids {
+			v, ok, err := version(ctx, tx, u)
+			if err != nil {
+				return err
+			} else if !ok {
+				return errorf(ErrNotFound, "no version %q", u)
+			}
+			v.Run = run
+			if err := putVersion(ctx, tx, v); err != nil {
+				return err
+			}
+			changed(v.Key)
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, err
 }
 
 func (s *Store) RunRecord(ctx context.Context, uid string) (catalog.RunRecord, error) {

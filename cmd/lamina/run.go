@@ -269,14 +269,16 @@ func finishRun(ctx context.Context, c *cli.Context, cat *runsCatalog, uid string
 }
 
 // nameJobs names a Snakemake run's job runs (the child runs the tracker
-// made, RootPID 0) by rule, from Snakemake's own records, and marks
-// failed jobs. A job's run becomes a run of its
+// made, RootPID 0) by rule, from Snakemake's own records: a job its
+// metadata records done is ok, with the start and end recorded there; one
+// its log reports failed is failed; any other keeps the end the tracker
+// gave it (abandoned unless both it and the pipeline ended well). A job's run becomes a run of its
 // rule: a transform of kind "rule" named after it and versioned by the
 // Snakefile's digest (t is the pipeline's), so that `runs ls --transform
 // RULE` lists it and its sidecar names a transform that is its own.
 func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Transform, argv []string) {
 	rec, err := cat.RunRecord(ctx, r.UID)
-	if err != nil || len(rec.Children) == 0 {
+	if err != nil {
 		return
 	}
 	workdir := lineage.SnakemakeWorkdir(argv, r.Cwd)
@@ -295,6 +297,16 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		return filepath.ToSlash(rel)
 	}
 	rules := map[string]string{} // rule → transform uid
+	owner := map[string]string{} // key of a job's output → the job's run
+	matched := map[string]bool{} // jobID of the jobs a child run was
+	ruleTransform := func(rule string) string {
+		if _, ok := rules[rule]; !ok {
+			if rt, err := cat.SaveTransform(ctx, catalog.Transform{Name: rule, Kind: "rule", Path: t.Path, Digest: t.Digest}); err == nil {
+				rules[rule] = rt.UID
+			}
+		}
+		return rules[rule]
+	}
 	for _, ch := range rec.Children {
 		crec, err := cat.RunRecord(ctx, ch)
 		// Only the job runs the daemon's tracker made (no root process of
@@ -314,22 +326,82 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		if !ok {
 			continue
 		}
-		end := catalog.RunEnd{Name: j.Rule}
-		if _, ok := rules[j.Rule]; !ok {
-			rt, err := cat.SaveTransform(ctx, catalog.Transform{Name: j.Rule, Kind: "rule", Path: t.Path, Digest: t.Digest})
-			if err == nil {
-				rules[j.Rule] = rt.UID
-			}
+		matched[jobID(j)] = true
+		for _, o := range j.Outputs {
+			owner[keyOf(o)] = ch
 		}
-		end.Transform = rules[j.Rule]
-		if j.Failed {
+		end := catalog.RunEnd{Name: j.Rule, Transform: ruleTransform(j.Rule)}
+		switch {
+		case j.Failed:
 			one := 1
 			end.ExitCode = &one
-		} else {
+		case j.Done:
+			// Snakemake recorded the job done: ok, with its own times
+			// (the tracker could only end it with the pipeline). Its
+			// endtime is its output's mtime: one a job set into the past
+			// (cp -p) is no end.
 			zero := 0
 			end.ExitCode = &zero
+			if !j.Finished.IsZero() && (j.Started.IsZero() || !j.Finished.Before(j.Started)) {
+				end.FinishedAt, end.StartedAt = j.Finished, j.Started
+			}
 		}
+		// Neither: Snakemake never said how the job ended (it was killed
+		// first, say); the run keeps the end the tracker gave it.
 		cat.FinishRun(ctx, ch, end)
+	}
+	// A job that failed before it opened anything under the mount has no
+	// run: it gets one now, failed, so that the pipeline's run shows it.
+	for _, j := range jobs {
+		if !j.Failed || matched[jobID(j)] {
+			continue
+		}
+		at := j.Finished
+		if at.IsZero() || at.Before(r.StartedAt.Add(-time.Second)) {
+			at = time.Now()
+		}
+		jr := catalog.Run{Transform: ruleTransform(j.Rule), Name: j.Rule, Parent: r.UID, Cwd: r.Cwd, User: r.User, Host: r.Host, StartedAt: at}
+		if j.Shell != "" {
+			jr.Argv = []string{"bash", "-c", j.Shell}
+		}
+		if jr.Transform == "" {
+			continue
+		}
+		if started, err := cat.StartRun(ctx, jr); err == nil {
+			one := 1
+			cat.FinishRun(ctx, started.UID, catalog.RunEnd{FinishedAt: at, ExitCode: &one})
+		}
+	}
+	creditJobOutputs(ctx, cat, rec, owner, lineage.SnakemakeBenchmarks(workdir, r.StartedAt), keyOf)
+}
+
+// jobID tells Snakemake jobs apart within one run's records.
+func jobID(j lineage.SnakemakeJob) string {
+	return j.Rule + "\x00" + j.Shell + "\x00" + strings.Join(j.Outputs, "\x00")
+}
+
+// creditJobOutputs gives each job's run the versions of its outputs that
+// Snakemake's own process wrote (touch() outputs, benchmark files, a
+// shadow output moved in from outside the mount): they were outputs of
+// the pipeline's run, downstream of every input of the workflow. owner
+// maps a job's output key to its run; benchmarks a benchmark file to its
+// job's first output.
+func creditJobOutputs(ctx context.Context, cat *runsCatalog, rec catalog.RunRecord, owner, benchmarks map[string]string, keyOf func(string) string) {
+	for b, o := range benchmarks {
+		if ch, ok := owner[keyOf(o)]; ok {
+			owner[keyOf(b)] = ch
+		}
+	}
+	byRun := map[string][]string{}
+	for _, u := range rec.Outputs {
+		if v, err := cat.ByUID(ctx, u); err == nil && owner[v.Key] != "" {
+			byRun[owner[v.Key]] = append(byRun[owner[v.Key]], u)
+		}
+	}
+	for ch, us := range byRun {
+		if _, err := cat.CreditOutputs(ctx, ch, us); err != nil {
+			fmt.Fprintf(os.Stderr, "lamina: warning: crediting %d outputs of run %s to its job's run %s: %v\n", len(us), rec.Run.UID, ch, explain(err))
+		}
 	}
 }
 

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// TestLineageSnakemakeJobTimes: each job's run takes the start and end
+// Snakemake recorded for it (.snakemake/metadata), not the pipeline's end.
+func TestLineageSnakemakeJobTimes(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.csv"), []byte("a,1\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "results/b.csv"
+
+rule a:
+    input: "raw/a.csv"
+    output: "results/a.csv"
+    shell: "cat {input} > {output}"
+
+rule b:
+    input: "results/a.csv"
+    output: "results/b.csv"
+    shell: "sleep 2; cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	runs := e.runsByName()
+	sm, a, b := runs["snakemake"], runs["a"], runs["b"]
+	if a.FinishedAt == nil || b.FinishedAt == nil || sm.FinishedAt == nil {
+		t.Fatalf("runs %+v", runs)
+	}
+	meta := func(out string) (start, end time.Time) {
+		raw, err := os.ReadFile(filepath.Join(wf, ".snakemake", "metadata", base64.StdEncoding.EncodeToString([]byte(out))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ Starttime, Endtime float64 }
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		return epochTime(m.Starttime), epochTime(m.Endtime)
+	}
+	for _, tc := range []struct {
+		r   catalog.Run
+		out string
+	}{{a, "results/a.csv"}, {b, "results/b.csv"}} {
+		start, end := meta(tc.out)
+		if d := tc.r.StartedAt.Sub(start); d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("rule %s started %s, Snakemake says %s", tc.r.Name, tc.r.StartedAt, start)
+		}
+		if d := tc.r.FinishedAt.Sub(end); d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("rule %s finished %s, Snakemake says %s", tc.r.Name, tc.r.FinishedAt, end)
+		}
+	}
+	// a ended before b's two-second sleep, well before the pipeline.
+	if sm.FinishedAt.Sub(*a.FinishedAt) < 1500*time.Millisecond || b.FinishedAt.Sub(b.StartedAt) < 1500*time.Millisecond {
+		t.Fatalf("a finished %s, b %s..%s, the pipeline %s", a.FinishedAt, b.StartedAt, b.FinishedAt, sm.FinishedAt)
+	}
+}
+
+func epochTime(sec float64) time.Time {
+	return time.Unix(0, int64(sec*1e9))
+}
+
+// TestLineageSnakemakeKilled: a job still running when Snakemake is
+// killed (SIGKILL: the OOM killer, say) is not recorded ok: its run is
+// abandoned, as the pipeline that would judge it is gone.
+func TestLineageSnakemakeKilled(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/in.txt"), []byte("1\n2\n3\n4\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule slow:
+    input: "raw/in.txt"
+    output: "out.txt"
+    shell: "head -2 {input} > {output}; sleep 3; tail -2 {input} >> {output}"
+`), 0o644)
+	cmd := exec.Command(e.bin, "run", "--", "snakemake", "-j1")
+	cmd.Env, cmd.Dir = e.env, wf
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := filepath.Join(wf, "out.txt")
+	for i := 0; i < 300; i++ {
+		if b, err := os.ReadFile(out); err == nil && len(b) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// lamina run's child is Snakemake.
+	kids := childPIDs(cmd.Process.Pid)
+	if len(kids) != 1 {
+		t.Fatalf("processes under lamina run: %v\n%s", kids, errb.String())
+	}
+	syscall.Kill(kids[0], syscall.SIGKILL)
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("lamina run of a killed Snakemake exited 0\n%s", errb.String())
+	}
+	runs := e.runsByName()
+	if p := runs["snakemake"]; p.Status != catalog.RunFailed || p.Signal != "SIGKILL" {
+		t.Fatalf("the pipeline's run %+v", p)
+	}
+	rec := e.runRecord(runs["snakemake"].UID)
+	if len(rec.Children) != 1 {
+		t.Fatalf("child runs %v\n%s", rec.Children, errb.String())
+	}
+	job := e.runRecord(rec.Children[0])
+	if job.Run.Status == catalog.RunOK || job.Run.Status == catalog.RunRunning {
+		t.Fatalf("the job cut off by the kill is %s: %+v", job.Run.Status, job.Run)
+	}
+	// The orphaned job goes on: what it writes later is still its run's
+	// (lamina run's cgroup holds it, and the tracker remembers its pid).
+	for i := 0; i < 300; i++ {
+		if b, _ := os.ReadFile(out); strings.Count(string(b), "\n") == 4 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var v catalog.Version
+	for i := 0; i < 100; i++ {
+		if v = e.showVersion("wf/out.txt"); v.Version == 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v.Version != 2 || v.Run != job.Run.UID {
+		t.Fatalf("the job's later append: %s@v%d of run %q, want v2 of the job's run %s", v.Key, v.Version, v.Run, job.Run.UID)
+	}
+}
+
+// childPIDs returns the processes whose parent is pid.
+func childPIDs(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, en := range ents {
+		p, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + en.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces and parentheses.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TestLineageSnakemakeDirectoryTimestamp: the .snakemake_timestamp
+// Snakemake leaves in a directory() output is scratch: no artifact, no
+// lineage (it was an output of the pipeline's run, downstream of every
+// input of the workflow), and Snakemake still finds the output up to date.
+func TestLineageSnakemakeDirectoryTimestamp(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("a\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "raw/b.txt"), []byte("b\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/d", "out/b.txt"
+
+rule d:
+    input: "raw/a.txt"
+    output: directory("out/d")
+    shell: "mkdir -p {output}; cat {input} > {output}/x.txt"
+
+rule b:
+    input: "raw/b.txt"
+    output: "out/b.txt"
+    shell: "cat {input} > {output}"
+`), 0o644)
+	for i, args := range [][]string{{"-j1"}, {"-j1"}, {"-j1", "--forceall"}} {
+		if _, errs, code := e.runIn(wf, append([]string{"run", "--", "snakemake"}, args...)...); code != 0 {
+			t.Fatalf("run %d: lamina run -- snakemake: exit %d\n%s", i, code, errs)
+		}
+		if i == 1 {
+			// Up to date: Snakemake read the timestamp's time back.
+			if rec := e.runRecord(e.runsByName()["snakemake"].UID); len(rec.Children) != 0 {
+				t.Fatalf("second run ran %d jobs", len(rec.Children))
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(wf, "out/d/.snakemake_timestamp")); err != nil {
+		t.Fatalf("the timestamp is gone from the mount: %v", err)
+	}
+	if out, _, code := e.runIn(wf, "ls", "wf/out/d/.snakemake_timestamp"); code == 0 && strings.Contains(out, "snakemake_timestamp") {
+		t.Fatalf("the timestamp is an artifact:\n%s", out)
+	}
+	down := e.ok("lineage", "wf/raw/b.txt", "--down")
+	if strings.Contains(down, "snakemake_timestamp") {
+		t.Fatalf("the timestamp is downstream of raw/b.txt:\n%s", down)
+	}
+	if got := string(mustRead(t, filepath.Join(wf, "out/d/x.txt"))); got != "a\n" {
+		t.Fatalf("out/d/x.txt %q", got)
+	}
+}
+
+// TestLineageLeftProcesses: processes a run's command leaves running in
+// its cgroup (`… &`, setsid) keep working for the run until they exit:
+// what they read is its input and what they write its output, though the
+// run ended when its command did.
+func TestLineageLeftProcesses(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "np"), 0o755)
+	os.WriteFile(filepath.Join(mnt, "np/a.txt"), []byte("a\n"), 0o644)
+	os.WriteFile(filepath.Join(mnt, "np/z.txt"), []byte("z\n"), 0o644)
+	if _, errs, code := e.runIn(mnt, "run", "--transform", "bg", "--", "sh", "-c",
+		`(sleep 1; cat np/z.txt > np/bg1.txt) & setsid sh -c 'sleep 1; cat np/a.txt > np/bg2.txt' & cat np/a.txt > np/fg.txt`); code != 0 {
+		t.Fatalf("lamina run: exit %d\n%s", code, errs)
+	}
+	uid := e.runsByName()["bg"].UID
+	want := "np/bg1.txt@v1 np/bg2.txt@v1 np/fg.txt@v1 | np/a.txt@v1 np/z.txt@v1"
+	var got string
+	for i := 0; i < 100; i++ {
+		rec := e.runRecord(uid)
+		if got = strings.Join(e.refs(rec.Outputs), " ") + " | " + strings.Join(e.refs(rec.Inputs), " "); got == want {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got != want {
+		t.Fatalf("outputs | inputs: %s, want %s", got, want)
+	}
+	// Once they are gone, the run's marker credits nothing.
+	time.Sleep(time.Second)
+	cmd := exec.Command("sh", "-c", "cat np/a.txt > np/after.txt")
+	cmd.Dir, cmd.Env = mnt, append(os.Environ(), "LAMINA_RUN="+uid)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if v := e.showVersion("np/after.txt"); v.Run != "" {
+		t.Fatalf("written after the run's last process exited, credited to run %s", v.Run)
+	}
+}
+
+// TestLineageSnakemakeOwnWrites: touch() outputs and benchmark files,
+// which Snakemake's own process writes, are outputs of the job whose
+// output they are, not of the pipeline's run with every input of the
+// workflow.
+func TestLineageSnakemakeOwnWrites(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "raw/b.txt"), []byte("bb\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/final.txt", "out/b.txt"
+
+rule flag:
+    input: "raw/a.txt"
+    output: touch("out/a.done")
+    shell: "cat {input} > /dev/null"
+
+rule final:
+    input: "out/a.done", "raw/a.txt"
+    output: "out/final.txt"
+    shell: "cat {input} > {output}"
+
+rule b:
+    input: "raw/b.txt"
+    output: "out/b.txt"
+    benchmark: "bench/b.tsv"
+    shell: "cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	runs := e.runsByName()
+	for _, tc := range []struct{ rule, outputs, inputs string }{
+		{"flag", "wf/out/a.done@v1", "wf/raw/a.txt@v1"},
+		{"b", "wf/bench/b.tsv@v1 wf/out/b.txt@v1", "wf/raw/b.txt@v1"},
+		{"final", "wf/out/final.txt@v1", "wf/out/a.done@v1 wf/raw/a.txt@v1"},
+	} {
+		rec := e.runRecord(runs[tc.rule].UID)
+		if got := strings.Join(e.refs(rec.Outputs), " "); got != tc.outputs {
+			t.Errorf("rule %s: outputs %s, want %s", tc.rule, got, tc.outputs)
+		}
+		if got := strings.Join(e.refs(rec.Inputs), " "); got != tc.inputs {
+			t.Errorf("rule %s: inputs %s, want %s", tc.rule, got, tc.inputs)
+		}
+	}
+	if got := e.refs(e.runRecord(runs["snakemake"].UID).Outputs); len(got) != 0 {
+		t.Errorf("the pipeline's own outputs %v", got)
+	}
+	if up := e.ok("lineage", "wf/out/final.txt", "--up"); strings.Contains(up, "raw/b.txt") {
+		t.Errorf("final.txt is downstream of raw/b.txt:\n%s", up)
+	}
+	var side struct {
+		Lineage struct{ Run string } `json:"lineage"`
+	}
+	if err := json.Unmarshal(mustRead(t, filepath.Join(wf, "out/a.done.meta")), &side); err != nil || side.Lineage.Run != runs["flag"].UID {
+		t.Errorf("a.done's sidecar names run %q (%v), want rule flag's %s", side.Lineage.Run, err, runs["flag"].UID)
+	}
+}
+
+// TestLineageCopyOfSourceIsData: the transform's own script is code, not
+// an input; a byte-identical copy of it under another key, read as data,
+// is an input.
+func TestLineageCopyOfSourceIsData(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "sc"), 0o755)
+	script := []byte("import shutil, sys\nopen(sys.argv[0]).read()\nshutil.copyfile('sc/copy_of_me.py', 'sc/out.txt')\n")
+	os.WriteFile(filepath.Join(mnt, "sc/me.py"), script, 0o644)
+	os.WriteFile(filepath.Join(mnt, "sc/copy_of_me.py"), script, 0o644)
+	if _, errs, code := e.runIn(mnt, "run", "--", "python3", "sc/me.py"); code != 0 {
+		t.Fatalf("lamina run: exit %d\n%s", code, errs)
+	}
+	rec := e.runRecord(e.runsByName()["me.py"].UID)
+	if got := strings.Join(e.refs(rec.Inputs), " "); got != "sc/copy_of_me.py@v1" {
+		t.Fatalf("inputs %q, want sc/copy_of_me.py@v1 (not the script itself)", got)
+	}
+}
+
+// TestLineageSnakemakeEarlyFailure: a job that fails before it opens
+// anything under the mount (the tracker never saw it) still gets a run,
+// failed, named after its rule, from the log's error block.
+func TestLineageSnakemakeEarlyFailure(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/in.txt"), []byte("x\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule early:
+    input: "raw/in.txt"
+    output: "out.txt"
+    shell: "echo validating >&2; exit 2; cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code == 0 {
+		t.Fatalf("the failing workflow succeeded\n%s", errs)
+	}
+	runs := e.runsByName()
+	sm, early := runs["snakemake"], runs["early"]
+	if early.UID == "" || early.Parent != sm.UID || early.Status != catalog.RunFailed || early.FinishedAt == nil {
+		t.Fatalf("rule early's run %+v (the pipeline's %s)", early, sm.UID)
+	}
+	if rec := e.runRecord(early.UID); rec.Transform.Name != "early" || rec.Transform.Kind != "rule" {
+		t.Fatalf("its transform %+v", rec.Transform)
+	}
+	if rec := e.runRecord(sm.UID); len(rec.Children) != 1 {
+		t.Fatalf("the pipeline's child runs %v", rec.Children)
+	}
+}

@@ -1,0 +1,118 @@
+package fs_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+	lfs "github.com/lamina-bio/lamina/fs"
+	"github.com/lamina-bio/lamina/stage"
+	"path/filepath"
+	"time"
+)
+
+// commTracker is a Tracker that puts every process whose command name is
+// one of comm (space-separated) in run "r", and keeps what Used was told.
+type commTracker struct {
+	comm string
+
+	mu   sync.Mutex
+	used []catalog.Version
+}
+
+func (c *commTracker) Caller(tid uint32) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", tid))
+	if err != nil || !slices.Contains(strings.Fields(c.comm), strings.TrimSpace(string(b))) {
+		return ""
+	}
+	return "r"
+}
+
+func (c *commTracker) Used(run string, v catalog.Version) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.used = append(c.used, v)
+}
+
+func (c *commTracker) Sidecar(context.Context, catalog.Version) any { return nil }
+
+func (c *commTracker) usedKeys() map[string]catalog.Version {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := map[string]catalog.Version{}
+	for _, v := range c.used {
+		m[v.Key] = v
+	}
+	return m
+}
+
+// mountTracked mounts w with the write side on and tr as its tracker.
+func (w *world) mountTracked(tr lfs.Tracker) {
+	w.t.Helper()
+	st, err := stage.New(w.cat, w.in.Store, stage.Options{Dir: filepath.Join(w.tmp, "cache", "staging"), User: "tester",
+		SyncEvery: 2 * time.Second})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.mount(lfs.MountOptions{Stage: st, Tracker: tr})
+}
+
+// TestTrackedReadAfterTouch: a tracked read of a file whose times another
+// process set just after writing it (Snakemake's shutil.move of a shadow
+// output: copy, close, utime) records the version it reads. The lookup
+// of the key right after the setattr used to find no committed version
+// now and then, and the read went unrecorded.
+func TestTrackedReadAfterTouch(t *testing.T) {
+	w := newWorld(t)
+	tr := &commTracker{comm: "cat"}
+	w.mountTracked(tr)
+	const n = 40
+	w.sh(fmt.Sprintf(`mkdir d; i=0; while [ $i -lt %d ]; do echo $i > d/g$i.txt; touch -d 2020-01-01 d/g$i.txt; cat d/g$i.txt >/dev/null; i=$((i+1)); done`, n))
+	used := tr.usedKeys()
+	var missing []string
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("d/g%d.txt", i)
+		vs := w.versions(k)
+		if len(vs) != 1 {
+			t.Fatalf("%s: %d versions", k, len(vs))
+		}
+		if v, ok := used[k]; !ok {
+			missing = append(missing, k)
+		} else if v.UID != vs[0].UID {
+			t.Errorf("%s: read recorded %s, want %s", k, v.UID, vs[0].UID)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d tracked reads recorded no input: %v", len(missing), n, missing)
+	}
+}
+
+// TestTrackedAppendUsesPrevious: a tracked write open without O_TRUNC
+// (>>, tee -a, dd conv=notrunc) copies the previous version on write: that
+// version is an input of the run, as its bytes are in the new one.
+func TestTrackedAppendUsesPrevious(t *testing.T) {
+	w := newWorld(t)
+	ap := w.save("d/ap.txt", []byte("base\n"))
+	rw := w.save("d/rw.txt", []byte("base\n"))
+	w.save("d/tr.txt", []byte("base\n"))
+	tr := &commTracker{comm: "tee dd"}
+	w.mountTracked(tr)
+	w.sh(`echo more | tee -a d/ap.txt >/dev/null; printf B | dd of=d/rw.txt conv=notrunc 2>/dev/null; echo new | tee d/tr.txt >/dev/null`)
+	if got := string(w.read("d/ap.txt")); got != "base\nmore\n" {
+		t.Fatalf("d/ap.txt: %q", got)
+	}
+	used := tr.usedKeys()
+	for _, want := range []catalog.Version{ap, rw} {
+		if v, ok := used[want.Key]; !ok || v.UID != want.UID {
+			t.Errorf("%s: input %q, want %s", want.Key, v.UID, want.UID)
+		}
+	}
+	if v, ok := used["d/tr.txt"]; ok {
+		t.Errorf("d/tr.txt written with O_TRUNC: input %s recorded", v.UID)
+	}
+}
