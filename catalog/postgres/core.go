@@ -610,7 +610,7 @@ func (s *Store) Trash(ctx context.Context, key string) (catalog.TrashEntry, erro
 			return errorf(ErrNotFound, "%q is already in the trash", key)
 		}
 		e = entry(a, vs)
-		changed(key)
+		changed(key, catalog.DeleteChange(key))
 		return nil
 	})
 	return e, err

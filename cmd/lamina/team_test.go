@@ -65,3 +65,73 @@ func TestTeamFolderAttrs(t *testing.T) {
 	}
 	waitFor(t, "the folder's chmod and touch on B", 5*time.Second, statString(filepath.Join(mb, "cm/e")), want)
 }
+
+// A file held open on one workstation while the other renames or deletes
+// it: the close follows, as it does after a rename or unlink on its own
+// mount. Before, the close brought the old key back: a second artifact
+// beside the renamed one (which missed the edit), or the trashed key as a
+// new version.
+func TestTeamOpenFileFollowsRenameAndDelete(t *testing.T) {
+	ma, mb := twoMounts(t)
+	if err := os.MkdirAll(filepath.Join(ma, "proj"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"proj/r1.txt", "proj/h5.txt"} {
+		if err := os.WriteFile(filepath.Join(ma, k), []byte("orig\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, k+" on B", 5*time.Second, readString(filepath.Join(mb, k)), "orig\n")
+	}
+	// heard waits until B has heard A's changes so far: notifications
+	// come in order, so a file A writes last is seen after them.
+	n := 0
+	heard := func(t *testing.T) {
+		n++
+		k := fmt.Sprintf("proj/sentinel%d", n)
+		if err := os.WriteFile(filepath.Join(ma, k), []byte("s\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "A's changes on B", 5*time.Second, readString(filepath.Join(mb, k)), "s\n")
+	}
+	t.Run("rename", func(t *testing.T) {
+		f, err := os.OpenFile(filepath.Join(mb, "proj/r1.txt"), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString("edit from ben\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(ma, "proj/r1.txt"), filepath.Join(ma, "proj/r1-renamed.txt")); err != nil {
+			t.Fatal(err)
+		}
+		heard(t)
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "B's edit in the renamed file, on A", 5*time.Second,
+			readString(filepath.Join(ma, "proj/r1-renamed.txt")), "orig\nedit from ben\n")
+		if _, err := os.Stat(filepath.Join(ma, "proj/r1.txt")); !os.IsNotExist(err) {
+			t.Errorf("the old name after B's close: %v (want it gone)", err)
+		}
+	})
+	t.Run("delete", func(t *testing.T) {
+		f, err := os.OpenFile(filepath.Join(mb, "proj/h5.txt"), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString("edit from ben\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(ma, "proj/h5.txt")); err != nil {
+			t.Fatal(err)
+		}
+		heard(t)
+		f.Close()
+		time.Sleep(time.Second) // B's commit, had it made one, and its notification
+		for _, m := range []string{ma, mb} {
+			if _, err := os.Stat(filepath.Join(m, "proj/h5.txt")); !os.IsNotExist(err) {
+				t.Errorf("%s: the deleted key after B's close: %v (want it gone)", m, err)
+			}
+		}
+	})
+}
