@@ -451,10 +451,11 @@ func (m *Mount) changed(changes []string) {
 	for _, c := range changes {
 		if name, ok := catalog.ChangedCollection(c); ok {
 			colls = append(colls, name)
-		} else {
+		} else if !catalog.IsMarker(c) {
 			keys = append(keys, c)
 		}
 	}
+	m.followElsewhere(changes) // held.go
 	if len(keys) > 0 {
 		for _, c := range m.ns.Changed(context.Background(), keys) {
 			m.invalidate(c)

@@ -308,8 +308,10 @@ func (m *Mount) invalidate(c Change) {
 			return // the kernel never looked inside: it caches nothing there
 		}
 	}
-	if m.opts.CacheDirs {
-		dir.NotifyContent(0, 0) // the cached listing
+	if m.opts.CacheDirs || len(c.Names) == 0 {
+		// The cached listing, and the attributes: a folder changed alone
+		// (no names: chmod, touch) shows them.
+		dir.NotifyContent(0, 0)
 	}
 	names := map[string]bool{}
 	bases := false

@@ -842,6 +842,15 @@ func (ns *Namespace) Changed(ctx context.Context, keys []string) []Change {
 			if i == len(segs)-1 {
 				add(prefix, seg)
 				add(prefix, seg+".meta")
+				// A folder's own listing holds its mode and mtime: a
+				// chmod or touch of it elsewhere changes only those.
+				ns.mu.Lock()
+				parent, own := ns.listings[prefix], key+"/"
+				folder := ns.listings[own] != nil || ns.loads[own] != nil || parent != nil && parent.subdirs[seg]
+				ns.mu.Unlock()
+				if folder {
+					add(own, "")
+				}
 				break
 			}
 			ns.mu.Lock()

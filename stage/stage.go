@@ -1007,15 +1007,18 @@ func (s *Stage) Sync(ctx context.Context) error {
 	return s.jlog.compact()
 }
 
-// Pending returns the newest open File of key, or nil.
+// Pending returns the newest open File of key, or nil. A File unlinked
+// (here, or on another workstation: Deleted) has no name any more.
 func (s *Stage) Pending(key string) *File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.open[key]
-	if len(l) == 0 {
-		return nil
+	for i := len(l) - 1; i >= 0; i-- {
+		if !l[i].deleted {
+			return l[i]
+		}
 	}
-	return l[len(l)-1]
+	return nil
 }
 
 // PendingUnder lists the keys directly under prefix ("" or ending in "/")

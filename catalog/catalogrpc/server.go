@@ -260,7 +260,9 @@ func (s *Server) handle(req request, enc *json.Encoder) error {
 		default:
 			res, err = s.cat.Purge(ctx, ka.Key)
 		}
-		if err == nil {
+		if err == nil && req.M == mTrash {
+			s.changed(ka.Key, catalog.DeleteChange(ka.Key))
+		} else if err == nil {
 			s.changed(ka.Key)
 		}
 		return reply(res, err)

@@ -46,10 +46,10 @@ func (s *Server) handleWrite(ctx context.Context, m string, decode func(any) err
 	switch m {
 	case mRename:
 		res, err = s.cat.Rename(ctx, a.Key, a.To)
-		changed = append(changed, a.To)
+		changed = append(changed, a.To, catalog.RenameChange(a.Key, a.To))
 	case mRenameFolder:
 		err = s.cat.RenameFolder(ctx, a.Key, a.To)
-		changed = append(changed, a.To)
+		changed = append(changed, a.To, catalog.RenameChange(a.Key, a.To))
 	case mSetAttrs:
 		res, err = s.cat.SetAttrs(ctx, a.Key, a.Attrs)
 	case mMakeFolder:

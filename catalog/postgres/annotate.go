@@ -89,7 +89,9 @@ func putJSON(ctx context.Context, tx pgx.Tx, sql string, v any, args ...any) err
 	return err
 }
 
-func listJSON[T any](ctx context.Context, s *Store, sql string) ([]T, error) {
+func listJSON[T any](ctx context.Context, s *Store, sql string) (_ []T, err error) {
+	ctx, end := s.bound(ctx)
+	defer func() { err = end(err) }()
 	out := []T{}
 	rows, err := s.pool.Query(ctx, sql)
 	if err != nil {

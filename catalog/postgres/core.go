@@ -454,7 +454,7 @@ func byUID(ctx context.Context, tx querier, prefix string) (Version, error) {
 // committed meanwhile as if the call had come a moment later.
 // ByUID of a whole uid is answered by the lookup cache while Listen runs
 // (the mount opens a listed file by uid), unless ctx is catalog.Fresh.
-func (s *Store) ByUID(ctx context.Context, prefix string) (Version, error) {
+func (s *Store) ByUID(ctx context.Context, prefix string) (_ Version, err error) {
 	whole := len(prefix) == ref.UIDLen && !catalog.IsFresh(ctx)
 	if whole {
 		if v, ok := s.look.uid(prefix); ok {
@@ -462,6 +462,8 @@ func (s *Store) ByUID(ctx context.Context, prefix string) (Version, error) {
 		}
 	}
 	gen, caching := s.look.begin()
+	ctx, end := s.bound(ctx)
+	defer func() { err = end(err) }()
 	v, err := byUID(ctx, s.pool, prefix)
 	if err == nil && whole && caching && v.UID == prefix {
 		s.look.putUID(gen, cloneVersion(v))
@@ -477,13 +479,15 @@ const byKeySQL = `SELECT a.versions, a.latest, v.rec FROM artifacts a
 
 // ByKey is answered by the lookup cache while Listen runs (lookups.go),
 // unless ctx is catalog.Fresh.
-func (s *Store) ByKey(ctx context.Context, key string, n int) (Version, error) {
+func (s *Store) ByKey(ctx context.Context, key string, n int) (_ Version, err error) {
 	if !catalog.IsFresh(ctx) {
 		if a, ok := s.look.key(key, n); ok {
 			return cloneVersion(a.v), a.err
 		}
 	}
 	gen, caching := s.look.begin()
+	ctx, end := s.bound(ctx)
+	defer func() { err = end(err) }()
 	v, err := s.byKey(ctx, key, n)
 	if caching && (err == nil || errors.Is(err, ErrNotFound)) {
 		s.look.putKey(gen, key, n, keyAnswer{cloneVersion(v), err})
@@ -606,7 +610,7 @@ func (s *Store) Trash(ctx context.Context, key string) (catalog.TrashEntry, erro
 			return errorf(ErrNotFound, "%q is already in the trash", key)
 		}
 		e = entry(a, vs)
-		changed(key)
+		changed(key, catalog.DeleteChange(key))
 		return nil
 	})
 	return e, err
@@ -768,7 +772,7 @@ ORDER BY 1, 2`
 // Children is one statement (childrenSQL), so one round trip and one
 // snapshot without a transaction; the lookup cache answers it while Listen
 // runs (lookups.go), unless ctx is catalog.Fresh.
-func (s *Store) Children(ctx context.Context, prefix string) (catalog.Dir, error) {
+func (s *Store) Children(ctx context.Context, prefix string) (_ catalog.Dir, err error) {
 	if err := ref.CheckPrefix(prefix); err != nil {
 		return catalog.Dir{}, err
 	}
@@ -781,6 +785,8 @@ func (s *Store) Children(ctx context.Context, prefix string) (catalog.Dir, error
 		}
 	}
 	gen, caching := s.look.begin()
+	ctx, end := s.bound(ctx)
+	defer func() { err = end(err) }()
 	d, err := s.children(ctx, prefix)
 	if caching && err == nil {
 		s.look.putDir(gen, prefix, cloneDir(d))

@@ -206,8 +206,8 @@ func (c *lookups) forget(keys []string) {
 func (c *lookups) forgetLocked(keys []string) {
 	c.gen++
 	for _, k := range keys {
-		if _, ok := catalog.ChangedCollection(k); ok {
-			continue // collections are not cached
+		if catalog.IsMarker(k) {
+			continue // collections are not cached; renames and trashes list their keys too
 		}
 		delete(c.keys, k)
 		for _, u := range c.byKey[k] {

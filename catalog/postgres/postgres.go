@@ -43,7 +43,20 @@ type Options struct {
 	// ReconnectDelay is how long Listen waits before it connects again
 	// after losing its connection or failing to connect; default 500 ms.
 	ReconnectDelay time.Duration
+	// CallTimeout bounds the database work of each lookup, listing and
+	// write whose ctx has no earlier deadline: past it the call fails with
+	// ErrNoAnswer. A hung server (stopped, or a network that drops packets
+	// without a reset) otherwise holds a call until it answers again. A
+	// mount daemon sets it: the kernel cannot interrupt a FLUSH, so a
+	// close(2) would hang, unkillable, for as long as the server does.
+	// 0 leaves calls unbounded (the CLI: an import may take minutes).
+	CallTimeout time.Duration
 }
+
+// ErrNoAnswer is the failure of a call the database did not answer within
+// Options.CallTimeout. Whether a write it cut short was committed is not
+// known; the caller finds out by reading once the database answers.
+var ErrNoAnswer = errors.New("the database did not answer")
 
 // Store is the PostgreSQL catalog. It is safe for concurrent use by many
 // goroutines, processes and machines: each call is one transaction, the
@@ -55,7 +68,8 @@ type Store struct {
 	id        string // tells this store's notifications from other writers'
 	channel   string // NOTIFY channel: lamina, or lamina_<schema>
 	reconnect time.Duration
-	look      lookups // ByKey and Children answers, while Listen runs (lookups.go)
+	timeout   time.Duration // Options.CallTimeout
+	look      lookups       // ByKey and Children answers, while Listen runs (lookups.go)
 	// opened is the change-log horizon when the store was opened: Listen's
 	// first connection catches up from it, so a change committed between
 	// Open and that connection (a mount caches listings meanwhile) is not
@@ -132,7 +146,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
-	s := &Store{pool: pool, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay}
+	s := &Store{pool: pool, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout}
 	s.look.flush()
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
@@ -175,6 +189,29 @@ func (s *Store) CheckWritable(ctx context.Context) error {
 	return err
 }
 
+// bound gives ctx the store's CallTimeout, unless it ends sooner anyway.
+// end turns a failure the bound caused into ErrNoAnswer; the caller
+// returns end(err) and must call it once the call is done.
+func (s *Store) bound(ctx context.Context) (context.Context, func(error) error) {
+	if s.timeout <= 0 {
+		return ctx, func(err error) error { return err }
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.timeout {
+		return ctx, func(err error) error { return err }
+	}
+	bctx, cancel := context.WithTimeout(ctx, s.timeout)
+	return bctx, func(err error) error {
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(bctx.Err(), context.DeadlineExceeded) {
+			// Not context.DeadlineExceeded: the caller's own context is
+			// fine, and callers that retry a call whose caller was
+			// interrupted must not take this for that.
+			return fmt.Errorf("catalog: %w within %s (the server hangs, or the network to it drops packets): %v", ErrNoAnswer, s.timeout, err)
+		}
+		return err
+	}
+}
+
 // wrap turns database errors callers act on into this package's.
 func wrap(err error) error {
 	var pe *pgconn.PgError
@@ -203,8 +240,9 @@ func retryable(err error) bool {
 // read runs fn in a read-only REPEATABLE READ transaction: one snapshot.
 // Its BEGIN goes with fn's first statement (pipeTx).
 func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	ctx, end := s.bound(ctx)
 	err := s.runTx(ctx, readOnly, func(tx *pipeTx) (*pgx.QueuedQuery, error) { return nil, fn(tx) })
-	return wrap(err)
+	return end(wrap(err))
 }
 
 func readOnly(b *pgx.Batch) { b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`) }
@@ -220,6 +258,20 @@ func (s *Store) runTx(ctx context.Context, begin func(*pgx.Batch), fn func(tx *p
 	// A connection still in a transaction (a failed ROLLBACK) is closed
 	// by the pool, not reused.
 	defer conn.Release()
+	// fn's statements use the ctx their caller captured, which lacks the
+	// store's bound (Store.bound) that ctx may carry: the connection itself
+	// obeys ctx, as pgx's own context watcher would, by a deadline on the
+	// socket. Cut in the middle of the transaction, the connection is not
+	// idle and the pool drops it; cut once it was over, it serves again.
+	nc := conn.Conn().PgConn().Conn()
+	cut := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()); close(cut) })
+	defer func() {
+		if !stop() {
+			<-cut
+			nc.SetDeadline(time.Time{})
+		}
+	}()
 	tx := &pipeTx{conn: conn.Conn()}
 	begin(&tx.pending)
 	last, err := fn(tx)
@@ -306,13 +358,14 @@ func (s *Store) lockID(key string) int64 {
 // are the latest of their keys once it commits: the lookup cache keeps
 // them (lookups.settle), so that looking up what was just saved costs no
 // round trip.
-func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch), fn func(tx pgx.Tx, changed func(keys ...string)) error, learned *[]Version) error {
-	var err error
+func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch), fn func(tx pgx.Tx, changed func(keys ...string)) error, learned *[]Version) (err error) {
 	var keys []string
 	var gen uint64
+	ctx, end := s.bound(ctx)
 	// The keys of the last attempt: forgotten once it committed (or
 	// failed), before the caller can look them up again.
 	defer func() {
+		err = end(err)
 		if err != nil || learned == nil {
 			s.look.forget(keys)
 		} else {

@@ -201,7 +201,7 @@ func TestTwoWriters(t *testing.T) {
 	}
 	select {
 	case keys := <-heard:
-		if !slices.Equal(keys, []string{"shared/k"}) {
+		if !slices.Equal(keys, []string{"shared/k", catalog.DeleteChange("shared/k")}) {
 			t.Fatalf("heard %v", keys)
 		}
 	case <-time.After(time.Second):

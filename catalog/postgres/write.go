@@ -105,7 +105,7 @@ func (s *Store) Rename(ctx context.Context, from, to string) (Version, error) {
 	err := s.writeKeys(ctx, []string{from, to}, func(tx pgx.Tx, changed func(...string)) error {
 		var err error
 		v, err = rename(ctx, tx, from, to, time.Now().UTC())
-		changed(from, to)
+		changed(from, to, catalog.RenameChange(from, to))
 		return err
 	})
 	return v, err
@@ -307,7 +307,7 @@ func (s *Store) RenameFolder(ctx context.Context, from, to string) error {
 			p, upper(p), to, len(from)+1); err != nil {
 			return err
 		}
-		changed(from, to)
+		changed(from, to, catalog.RenameChange(from, to))
 		for _, k := range keys {
 			if _, err := rename(ctx, tx, k, to+k[len(from):], now); err != nil {
 				return err

@@ -18,13 +18,17 @@ import (
 )
 
 // tcpProxy forwards connections to a server; Down cuts them and refuses
-// new ones until Up: a database that goes away and comes back.
+// new ones until Up: a database that goes away and comes back. Freeze
+// stops forwarding without closing anything until Thaw: a server that
+// hangs (SIGSTOP) or a network that drops packets.
 type tcpProxy struct {
 	ln     net.Listener
 	target string
 	mu     sync.Mutex
 	conns  []net.Conn
 	down   bool
+	frozen bool
+	thawed *sync.Cond // on mu: frozen became false
 }
 
 func newTCPProxy(t *testing.T, target string) *tcpProxy {
@@ -34,8 +38,9 @@ func newTCPProxy(t *testing.T, target string) *tcpProxy {
 		t.Fatal(err)
 	}
 	p := &tcpProxy{ln: ln, target: target}
+	p.thawed = sync.NewCond(&p.mu)
 	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.Down() })
+	t.Cleanup(func() { ln.Close(); p.Thaw(); p.Down() })
 	return p
 }
 
@@ -60,8 +65,8 @@ func (p *tcpProxy) serve() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, d)
 		p.mu.Unlock()
-		go func() { io.Copy(d, c); d.Close() }()
-		go func() { io.Copy(c, d); c.Close() }()
+		go func() { p.copy(d, c); d.Close() }()
+		go func() { p.copy(c, d); c.Close() }()
 	}
 }
 
@@ -79,6 +84,43 @@ func (p *tcpProxy) Up() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.down = false
+}
+
+// copy forwards src to dst, holding what it read while the proxy is frozen.
+func (p *tcpProxy) copy(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			for p.frozen {
+				p.thawed.Wait()
+			}
+			p.mu.Unlock()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Freeze stops forwarding, in both directions and on new connections,
+// keeping every connection open.
+func (p *tcpProxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.frozen = true
+}
+
+// Thaw forwards again what was held and what comes.
+func (p *tcpProxy) Thaw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.frozen = false
+	p.thawed.Broadcast()
 }
 
 // The database away while a workstation's mount is up: status says so, a
@@ -162,6 +204,118 @@ func TestCatalogOutageWhileMounted(t *testing.T) {
 	e.mount(mnt)
 	if got, err := readString(filepath.Join(mnt, "late.txt"))(); got != "closed just before umount\n" {
 		t.Errorf("late.txt after the next mount: %q, %v", got, err)
+	}
+}
+
+// A database that hangs rather than refuses (a stopped server, a network
+// that drops packets) while a workstation's mount is up: a close, whose
+// FLUSH the kernel cannot interrupt, fails within the catalog's bound
+// (LAMINA_CATALOG_TIMEOUT) as it does with the server refused, and keeps
+// its bytes, which are committed once the database answers again; a
+// listing the mount has not cached fails within the bound too. Before,
+// both waited for as long as the server hung, the close unkillable.
+func TestCatalogHungWhileMounted(t *testing.T) {
+	db := pgtest.URL(t)
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newTCPProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	var pass string
+	if b, err := os.ReadFile(os.Getenv("PGPASSFILE")); err == nil {
+		if f := strings.Split(strings.TrimSpace(strings.Split(string(b), "\n")[0]), ":"); len(f) == 5 {
+			pass = f[4]
+		}
+	}
+	const bound = 3 * time.Second
+	e := workstationEnv(t, "ana", "LAMINA_RETRY_FAILED=200ms", "LAMINA_CATALOG_TIMEOUT="+bound.String(), "PGPASSWORD="+pass)
+	e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--db", u.String(), "--name", "lab")
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	if err := os.WriteFile(filepath.Join(mnt, "before.txt"), []byte("before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A folder the mount has never listed (saved by the CLI).
+	src := filepath.Join(e.dir, "cold.txt")
+	os.WriteFile(src, []byte("cold\n"), 0o644)
+	e.ok("save", src, "--key", "cold/f.txt")
+	// Listed in its parent, never itself (a stat of it would list it).
+	waitFor(t, "the CLI's folder in the mount", 10*time.Second, func() (string, error) {
+		ents, err := os.ReadDir(mnt)
+		for _, d := range ents {
+			if d.Name() == "cold" {
+				return "listed", nil
+			}
+		}
+		return "", err
+	}, "listed")
+
+	proxy.Freeze()
+	thawed := false
+	defer func() {
+		if !thawed {
+			proxy.Thaw()
+		}
+	}()
+	// A close: it must end within the bound (plus the time to stage and
+	// store), not when the server answers again.
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- os.WriteFile(filepath.Join(mnt, "during.txt"), []byte("written while the database hung\n"), 0o644)
+	}()
+	select {
+	case werr := <-done:
+		took := time.Since(start)
+		if werr == nil {
+			t.Errorf("a close with the database hung succeeded (after %s)", took)
+		}
+		t.Logf("close with the database hung: %v after %s", werr, took.Round(time.Millisecond))
+		if took > 4*bound {
+			t.Errorf("the close took %s with a bound of %s", took, bound)
+		}
+	case <-time.After(30 * time.Second):
+		proxy.Thaw()
+		thawed = true
+		<-done
+		t.Fatalf("a close with the database hung was still waiting after 30 s (bound %s)", bound)
+	}
+	// An uncached listing: EIO within the bound. The store's own cache
+	// of listings serves for 5 s after it last heard from the server.
+	time.Sleep(6 * time.Second)
+	start = time.Now()
+	lerr := make(chan error, 1)
+	go func() { _, err := os.ReadDir(filepath.Join(mnt, "cold")); lerr <- err }()
+	select {
+	case err := <-lerr:
+		if err == nil {
+			t.Error("a listing the mount had not cached succeeded with the database hung")
+		}
+		t.Logf("listing with the database hung: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	case <-time.After(30 * time.Second):
+		proxy.Thaw()
+		thawed = true
+		<-lerr
+		t.Fatalf("a listing with the database hung was still waiting after 30 s (bound %s)", bound)
+	}
+
+	proxy.Thaw()
+	thawed = true
+	waitFor(t, "the file closed while the database hung, once it answers", 60*time.Second,
+		readString(filepath.Join(mnt, "during.txt")), "written while the database hung\n")
+	if out := e.ok("ls", "--versions", "during.txt"); strings.Count(out, "during.txt") != 1 {
+		t.Errorf("versions of the file closed while the database hung:\n%s", out)
+	}
+	waitFor(t, "failed closes once the database answers", 20*time.Second, func() (string, error) {
+		var st []mountStatus
+		if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 {
+			return "", fmt.Errorf("status: %v %+v", err, st)
+		}
+		return fmt.Sprint(st[0].FailedCommits), nil
+	}, "0")
+	if got, err := readString(filepath.Join(mnt, "cold/f.txt"))(); got != "cold\n" {
+		t.Errorf("cold/f.txt once the database answers: %q, %v", got, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -21,9 +22,13 @@ func usesPostgres(s instance.Settings) bool { return postgres.IsURL(s.Catalog) }
 // openPostgres opens the instance's PostgreSQL catalog. The password, if
 // the server asks for one, comes from PGPASSWORD or ~/.pgpass (PGPASSFILE).
 func openPostgres(ctx context.Context, s instance.Settings, log *slog.Logger) (*postgres.Store, error) {
+	return openPostgresWith(ctx, s, postgres.Options{Logger: log})
+}
+
+func openPostgresWith(ctx context.Context, s instance.Settings, o postgres.Options) (*postgres.Store, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	st, err := postgres.Open(ctx, s.Catalog, postgres.Options{Logger: log})
+	st, err := postgres.Open(ctx, s.Catalog, o)
 	if err != nil && authFailed(err) {
 		return nil, fmt.Errorf("%w\n(a password comes from PGPASSWORD or ~/.pgpass, never from the settings)", err)
 	}
@@ -87,7 +92,7 @@ func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logge
 		b, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true, Timeout: 20 * time.Second, Existing: true})
 		return b, nil, err == nil, err
 	}
-	pg, err = openPostgres(ctx, s, log)
+	pg, err = openPostgresWith(ctx, s, postgres.Options{Logger: log, CallTimeout: catalogTimeout()})
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -99,6 +104,24 @@ func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logge
 		log.Warn("the database role may only read: the mount is read-only (writes fail with EROFS)")
 	}
 	return pg, pg, writable, nil
+}
+
+// defaultCatalogTimeout bounds each catalog call of a mount daemon
+// (postgres.Options.CallTimeout): a FLUSH the kernel cannot interrupt
+// waits at most this long for a hung server, then fails with EIO and its
+// bytes stay staged for the retry (stage/retry.go), as when the server is
+// refused outright. Longer than any answer a working server gives (a
+// listing of 100,000 files takes a second or two), short enough that a
+// program closing a file is not stuck for minutes.
+const defaultCatalogTimeout = 20 * time.Second
+
+// catalogTimeout is defaultCatalogTimeout, or LAMINA_CATALOG_TIMEOUT
+// (tests).
+func catalogTimeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("LAMINA_CATALOG_TIMEOUT")); err == nil && d > 0 {
+		return d
+	}
+	return defaultCatalogTimeout
 }
 
 // changeSink is what listenChanges tells of other workstations' changes
