@@ -97,6 +97,7 @@ type Stage struct {
 	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
 	recovering       time.Time    // when Recover began
 
+	syncing  sync.Mutex    // one Sync at a time; taken before smu
 	smu      sync.Mutex    // guards unsynced and timer; never held with mu or File.mu
 	unsynced []failedClose // released Files whose commits await Sync
 	timer    *time.Timer
@@ -948,6 +949,11 @@ func (s *Stage) syncLaterLocked(wait time.Duration) {
 // for them (Options.SyncEvery). The mount calls it at unmount; fsync of a
 // File calls it too.
 func (s *Stage) Sync(ctx context.Context) error {
+	// One at a time: a Sync that found nothing to do while the timer's
+	// was still retiring staged files returned early, and the daemon
+	// exited with hundreds of them left (a clean umount under writes).
+	s.syncing.Lock()
+	defer s.syncing.Unlock()
 	s.smu.Lock()
 	waiting := s.unsynced
 	s.unsynced = nil

@@ -846,3 +846,58 @@ func TestFailedSyncTriedAgain(t *testing.T) {
 		t.Fatalf("after two failed syncs and no other close: %d staging files, %d failures to come", n, content.fails.Load())
 	}
 }
+
+// syncBlocking is content whose first Sync waits until released.
+type syncBlocking struct {
+	*cache.Store
+	first   atomic.Bool
+	started chan struct{}
+	release chan struct{}
+}
+
+func (c *syncBlocking) Sync(ctx context.Context) error {
+	if c.first.CompareAndSwap(false, true) {
+		close(c.started)
+		<-c.release
+	}
+	return c.Store.Sync(ctx)
+}
+
+// The unmount's Sync returns only once every commit's staged bytes are
+// gone, even while the timer's Sync is still at work: it found nothing to
+// do and returned, the daemon exited, and hundreds of staged files stayed
+// until the next mount (a clean umount during heavy writes; audit 8).
+func TestSyncWaitsForTheTimersSync(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	content := &syncBlocking{Store: e.store, started: make(chan struct{}), release: make(chan struct{})}
+	s, err := stage.New(e.cat, content, stage.Options{Dir: e.dir, User: "t", SyncEvery: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		f, err := s.Create(ctx, fmt.Sprintf("s/%d.txt", i), 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(ctx, []byte("some bytes"), 0)
+		if err := f.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-content.started // the timer's Sync is at work
+	done := make(chan error, 1)
+	go func() { done <- s.Sync(ctx) }() // the unmount's
+	select {
+	case err := <-done:
+		t.Fatalf("the unmount's Sync returned (%v) while the timer's was still at work", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(content.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := staged(t, e.dir); n != 0 {
+		t.Fatalf("%d staged files left after the unmount's Sync", n)
+	}
+}
