@@ -1293,15 +1293,22 @@ func (s *Stage) Truncate(ctx context.Context, key string, size int64) (catalog.V
 	if err != nil {
 		return catalog.Version{}, err
 	}
-	defer f.Release(ctx)
 	f.SetRun(runOf(ctx)) // truncate(2) by a tracked process: its output
 	if err := f.Truncate(ctx, size); err != nil {
+		f.Release(ctx)
 		return catalog.Version{}, err
 	}
-	if err := f.Flush(ctx); err != nil {
+	// Release commits, whatever the size: a Flush leaves a File cut to 0
+	// for its Release (a shell's redirect), and the version read back then
+	// was the one before the truncate, which the mount showed until a
+	// remount. The version is the commit's own, not the catalog's answer.
+	if err := f.Release(ctx); err != nil {
 		return catalog.Version{}, err
 	}
-	return s.cat.ByKey(ctx, key, 0)
+	if v, ok := f.Committed(); ok {
+		return v, nil
+	}
+	return s.cat.ByKey(catalog.Fresh(ctx), key, 0)
 }
 
 // Symlink records a symbolic link.
