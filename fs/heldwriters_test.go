@@ -1,9 +1,15 @@
 package fs_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Divergences from a plain folder that a differential fuzzer found
@@ -50,5 +56,110 @@ func TestTruncateByPathToZeroShown(t *testing.T) {
 	}
 	if vs := w.versions("p"); len(vs) != 2 || vs[1].Size != 0 {
 		t.Fatalf("versions: %+v", vs)
+	}
+}
+
+// wantENOENT fails the test unless err is ENOENT.
+func wantENOENT(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("%s: %v, want ENOENT", what, err)
+	}
+}
+
+// unlink(2) of a file a writer holds: the name stopped resolving in the
+// listing only. An open of the name wrote the removed file back, stat,
+// chmod and truncate of it succeeded, name/x said ENOTDIR, and a file
+// made anew at the name was not there for an open right after its close.
+// The holder's close commits nothing: its bytes went to a file no name
+// shows, as on a POSIX file system.
+func TestUnlinkHeldFile(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	ctx := context.Background()
+	if err := os.WriteFile(w.p("a"), []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := os.OpenFile(w.p("a"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.WriteAt([]byte("held"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(w.p("a")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = os.OpenFile(w.p("a"), os.O_RDWR, 0)
+	wantENOENT(t, "open(O_RDWR) after the unlink", err)
+	_, err = os.Stat(w.p("a"))
+	wantENOENT(t, "stat after the unlink", err)
+	wantENOENT(t, "chmod after the unlink", os.Chmod(w.p("a"), 0o600))
+	wantENOENT(t, "truncate after the unlink", os.Truncate(w.p("a"), 1))
+	_, err = os.Stat(w.p("a/x"))
+	wantENOENT(t, "stat a/x after the unlink", err)
+	if got := w.ls(""); len(got) != 0 {
+		t.Fatalf("ls after the unlink: %v", got)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatalf("close of the holder: %v", err)
+	}
+	_, err = os.Stat(w.p("a"))
+	wantENOENT(t, "stat after the holder's close", err)
+	if got := w.ls(""); len(got) != 0 {
+		t.Fatalf("ls after the holder's close: %v", got)
+	}
+	vs, err := w.cat.Versions(ctx, "a", true)
+	if err != nil || len(vs) != 1 || !vs[0].Trashed || vs[0].Size != 2 {
+		t.Fatalf("a's versions with the trash: %+v, %v (want v1 only, trashed)", vs, err)
+	}
+
+	// O_CREAT after the unlink makes a new file, which the holder's close
+	// leaves alone.
+	h2, err := os.OpenFile(w.p("b"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2.Write([]byte("b held"))
+	os.Remove(w.p("b"))
+	if err := os.WriteFile(w.p("b"), []byte("new b"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h2.Close(); err != nil {
+		t.Fatalf("close of the holder: %v", err)
+	}
+	if got := string(w.read("b")); got != "new b" {
+		t.Fatalf("b after the holder's close: %q", got)
+	}
+	if vs := w.eventually("b", 1); len(vs) != 1 || vs[0].Size != 5 {
+		t.Fatalf("b's versions: %+v", vs)
+	}
+
+	// A file made anew with O_EXCL after the unlink and the holder's close
+	// is there for the next open at once.
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("g%d", i)
+		os.WriteFile(w.p(name), []byte("v1"), 0o644)
+		h, err := os.OpenFile(w.p(name), os.O_RDWR|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Write([]byte("new"))
+		if err := os.Remove(w.p(name)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(w.p(name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("stat %s with its writer open after the unlink: %v", name, err)
+		}
+		h.Close()
+		f, err := os.OpenFile(w.p(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			t.Fatalf("O_EXCL create after the unlink: %v", err)
+		}
+		f.Close()
+		if b, err := os.ReadFile(w.p(name)); err != nil || len(b) != 0 {
+			t.Fatalf("read %s right after its O_EXCL create: %q, %v", name, b, err)
+		}
 	}
 }

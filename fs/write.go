@@ -390,6 +390,17 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 	// reads as any reader does, not past the page cache (no mmap then).
 	writing := n.m.held.holding() && n.m.held.writing(n.key(), n.StableAttr().Ino) && n.m.ns.st.Writing(n.key())
 	switch {
+	case e.Kind == KindPending && n.m.ns.st.Pending(e.Key) == nil:
+		// Committed at its RELEASE, which takes the File away before its
+		// close's version reaches the cached listing (afterCommit): an
+		// open in between (of a new file closed empty by a child process,
+		// say) reads the listing again rather than answer ENOENT.
+		n.m.ns.forget(e.Key)
+		prefix, name := splitKey(e.Key)
+		if c, err := n.m.ns.lookupKey(ctx, prefix, name); err == nil && c.Kind == KindFile {
+			return n.openLatest(ctx, c)
+		}
+		return nil, 0, syscall.ENOENT, true
 	case e.Kind == KindPending:
 		f := n.m.ns.st.Pending(e.Key)
 		if f == nil {

@@ -299,7 +299,10 @@ func (s *Stage) Writing(key string) bool {
 	s.mu.Unlock()
 	for _, f := range open {
 		f.mu.Lock()
-		done := f.doneWith()
+		f.s.mu.Lock()
+		deleted := f.deleted
+		f.s.mu.Unlock()
+		done := deleted || f.doneWith()
 		f.mu.Unlock()
 		if !done {
 			return true
@@ -813,7 +816,10 @@ func (f *File) Sync(ctx context.Context) error {
 	if err := f.data.Sync(); err != nil {
 		return err
 	}
-	if f.dirty && (f.wrote || f.size > 0) {
+	f.s.mu.Lock()
+	deleted := f.deleted
+	f.s.mu.Unlock()
+	if f.dirty && (f.wrote || f.size > 0) && !deleted {
 		if err := f.commit(ctx); err != nil {
 			return err
 		}
@@ -853,6 +859,13 @@ func (f *File) Release(ctx context.Context) error {
 	err := f.flush(ctx, true)
 	f.dropStream() // deleted, or nothing to commit
 	f.s.mu.Lock()
+	if f.deleted && f.dirty && (f.wrote || !f.isNew) {
+		// Its key was unlinked, or renamed over, while it was open: as on
+		// a POSIX file system, what it wrote went to a file no name shows,
+		// and goes with it.
+		f.s.log.Info("lamina mount: a file was closed after its name was removed or replaced; its unsaved changes are dropped",
+			"key", f.key, "size", f.size)
+	}
 	list := f.s.open[f.key]
 	for i, o := range list {
 		if o == f {
@@ -1005,15 +1018,19 @@ func (s *Stage) Sync(ctx context.Context) error {
 	return s.jlog.compact()
 }
 
-// Pending returns the newest open File of key, or nil.
+// Pending returns the newest open File of key, or nil. A File whose key
+// was unlinked, or renamed over, while it was open (deleted) is not key's
+// any more: its name must not resolve to it (an open of the name would
+// write the removed file back).
 func (s *Stage) Pending(key string) *File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.open[key]
-	if len(l) == 0 {
-		return nil
+	for _, f := range slices.Backward(s.open[key]) {
+		if !f.deleted {
+			return f
+		}
 	}
-	return l[len(l)-1]
+	return nil
 }
 
 // PendingUnder lists the keys directly under prefix ("" or ending in "/")
@@ -1046,8 +1063,10 @@ func (s *Stage) PendingUnder(prefix string) (keys, dirs []string) {
 	return keys, dirs
 }
 
-// Unlink removes key: open Files of it make no version, and its artifact
-// goes to the trash. The folder it was in persists.
+// Unlink removes key: open Files of it make no version (their bytes are
+// dropped at Release, as a POSIX file system drops an unlinked inode's), no
+// name resolves to them (Pending), and its artifact goes to the trash. The
+// folder it was in persists.
 func (s *Stage) Unlink(ctx context.Context, key string) error {
 	s.mu.Lock()
 	hadOpen := false
