@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -161,5 +162,87 @@ func TestUnlinkHeldFile(t *testing.T) {
 		if b, err := os.ReadFile(w.p(name)); err != nil || len(b) != 0 {
 			t.Fatalf("read %s right after its O_EXCL create: %q, %v", name, b, err)
 		}
+	}
+}
+
+// rename(2) onto a file a writer holds: the writer holds the replaced file
+// (POSIX: an inode no name shows), so its close must not make the latest
+// version over what the rename put there. It made an empty version over a
+// renamed-in file (a new file held open), its own bytes over it (an
+// existing file held with O_TRUNC), and EIO when a link was renamed there,
+// whose name the listing then showed twice.
+func TestRenameOverHeldFile(t *testing.T) {
+	w := newWorld(t)
+	st := w.mountRW()
+	ctx := context.Background()
+
+	// A new, empty file held open, nothing written.
+	os.WriteFile(w.p("a"), []byte("content of a\n"), 0o644)
+	h, err := os.OpenFile(w.p("b"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.p("a"), w.p("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatalf("close of the held file: %v", err)
+	}
+	if got := string(w.read("b")); got != "content of a\n" {
+		t.Fatalf("b after the holder's close: %q", got)
+	}
+	if vs := w.versions("b"); len(vs) != 1 || vs[0].Size != 13 {
+		t.Fatalf("b's versions: %+v", vs)
+	}
+
+	// An existing file truncated by its writer, who writes after the
+	// rename.
+	os.WriteFile(w.p("d1"), []byte("old-d1"), 0o644)
+	os.WriteFile(w.p("c"), []byte("content-of-c"), 0o644)
+	h, err = os.OpenFile(w.p("d1"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.p("c"), w.p("d1")); err != nil {
+		t.Fatal(err)
+	}
+	h.Write([]byte("writer-bytes"))
+	if err := h.Close(); err != nil {
+		t.Fatalf("close of the held file: %v", err)
+	}
+	if got := string(w.read("d1")); got != "content-of-c" {
+		t.Fatalf("d1 after the holder's close: %q", got)
+	}
+	if vs := w.versions("d1"); len(vs) != 2 || vs[1].Size != 12 || vs[0].Size != 6 {
+		t.Fatalf("d1's versions: %+v", vs)
+	}
+
+	// A link renamed over the held file.
+	os.WriteFile(w.p("d2"), []byte("old-d2"), 0o644)
+	if err := os.Symlink("nowhere", w.p("l")); err != nil {
+		t.Fatal(err)
+	}
+	h, err = os.OpenFile(w.p("d2"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.p("l"), w.p("d2")); err != nil {
+		t.Fatal(err)
+	}
+	h.Write([]byte("writer-bytes"))
+	if err := h.Close(); err != nil {
+		t.Fatalf("close of a file a link was renamed over: %v", err)
+	}
+	if got := w.readlink("d2"); got != "nowhere" {
+		t.Fatalf("d2 -> %q", got)
+	}
+	if got := w.ls(""); !slices.Equal(got, []string{"b", "d1", "d2"}) {
+		t.Fatalf("ls = %v", got)
+	}
+	if vs, err := w.cat.Versions(ctx, "d2", true); err != nil || len(vs) != 1 || !vs[0].Trashed {
+		t.Fatalf("d2's file versions: %+v, %v (want v1, trashed)", vs, err)
+	}
+	if n := st.FailedCommits(); n != 0 {
+		t.Fatalf("%d failed closes", n)
 	}
 }

@@ -1146,10 +1146,12 @@ func (s *Stage) keepFolder(ctx context.Context, key string) {
 	}
 }
 
-// Rename moves key from to key to: open Files of from commit to to, and the
-// catalog renames (a new version of to when it exists, DESIGN §3). A source
-// this mount created (a temporary file) leaves no trace in the trash.
-// It returns the version to shows after, if the catalog answered one.
+// Rename moves key from to key to: open Files of from commit to to, open
+// Files of to make no version (as Unlink's: the file they write was
+// replaced), and the catalog renames (a new version of to when it exists,
+// DESIGN §3). A source this mount created (a temporary file) leaves no
+// trace in the trash. It returns the version to shows after, if the
+// catalog answered one.
 func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, error) {
 	if err := ref.CheckKey(to); err != nil {
 		return catalog.Version{}, err
@@ -1171,6 +1173,16 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 		return catalog.Version{}, err
 	}
 	s.mu.Lock()
+	replaced := false
+	if from != to {
+		// Writers of the file the rename replaced hold a file no name
+		// shows now (POSIX: the replaced inode): their closes must not
+		// make a version of to over what the rename put there.
+		for _, f := range s.open[to] {
+			replaced = replaced || !f.deleted
+			f.deleted = true
+		}
+	}
 	if len(moved) > 0 {
 		for _, f := range moved {
 			f.key = to
@@ -1180,6 +1192,9 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	}
 	delete(s.fresh, from)
 	s.mu.Unlock()
+	if replaced {
+		s.log.Debug("lamina mount: a file renamed over one being written; its writers' later changes will be dropped", "key", to)
+	}
 	for _, f := range moved {
 		f.mu.Lock()
 		if f.closed {
