@@ -246,3 +246,76 @@ func TestRenameOverHeldFile(t *testing.T) {
 		t.Fatalf("%d failed closes", n)
 	}
 }
+
+// A file opened with O_TRUNC or O_CREAT and closed without a write is
+// committed by the time close(2) returns, as one with bytes written: its
+// version came at RELEASE, after close returned, so stat showed the old
+// size while a read gave none, and a new file's sidecar was not there yet.
+// A shell's redirect, which closes its descriptor before the command
+// writes through its copy, still makes one version.
+func TestClosedEmptyCommittedAtClose(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	for i := 0; i < 5; i++ {
+		name := fmt.Sprintf("f%d", i)
+		if err := os.WriteFile(w.p(name), make([]byte, 70000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			// A reader of it in the same process is no copy of the
+			// writer's descriptor.
+			r, err := os.Open(w.p(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+		}
+		fd, err := unix.Open(w.p(name), unix.O_WRONLY|unix.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Close(fd); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		if fi, err := os.Stat(w.p(name)); err != nil || fi.Size() != 0 {
+			t.Fatalf("stat right after : > %s: %v, %v", name, fi, err)
+		}
+		if v, size := w.metaOf(name); v != 2 || size != 0 {
+			t.Fatalf("%s.meta right after : > %s: v%d size %d", name, name, v, size)
+		}
+
+		name = fmt.Sprintf("n%d", i)
+		fd, err = unix.Open(w.p(name), unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Close(fd); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		if v, size := w.metaOf(name); v != 1 || size != 0 {
+			t.Fatalf("%s.meta right after its create: v%d size %d", name, v, size)
+		}
+	}
+	// Truncating an empty file changes nothing: no version.
+	unix.Close(must(unix.Open(w.p("n0"), unix.O_WRONLY|unix.O_TRUNC, 0)))
+	if vs := w.versions("n0"); len(vs) != 1 {
+		t.Fatalf("n0: %d versions", len(vs))
+	}
+	// Redirects: one version each, with the command's bytes.
+	w.sh("echo x > r1; : > r2; echo y > f0; touch t1")
+	for name, want := range map[string]int{"r1": 1, "r2": 1, "f0": 3, "t1": 1} {
+		if vs := w.versions(name); len(vs) != want {
+			t.Errorf("%s: %d versions, want %d", name, len(vs), want)
+		}
+	}
+	if got := string(w.read("f0")); got != "y\n" {
+		t.Fatalf("f0 = %q", got)
+	}
+}
+
+func must(fd int, err error) int {
+	if err != nil {
+		panic(err)
+	}
+	return fd
+}

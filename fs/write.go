@@ -542,11 +542,56 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	before := h.w.f.Changes()
-	if err := h.w.f.Flush(ctx); err != nil {
+	flush := h.w.f.Flush
+	if h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), h.w.n.StableAttr().Ino) {
+		// Created or truncated and closed with nothing written, by its
+		// last descriptor (`: > f`, touch): committed now, not at RELEASE
+		// after close(2) returned, which could then neither report a failed
+		// commit nor promise that stat, read and the sidecar show it. A
+		// shell's redirect, which closes its descriptor after dup2 and
+		// before the command writes through the copy, still waits.
+		flush = h.w.f.FlushLast
+	}
+	if err := flush(ctx); err != nil {
 		return h.w.n.errno("commit", err)
 	}
 	h.w.n.m.afterCommit(ctx, h.w.f, before)
 	return 0
+}
+
+// holdsInode reports whether the process of thread tid has a writable
+// descriptor open on the inode number ino (its /proc fdinfo), or whether
+// that cannot be told. A FLUSH comes after the descriptor being closed left
+// the table; a copy of it (dup2) is writable too, and a reader of the file
+// in the same process (a test that reads what it truncated) is not one.
+// /proc/TID/fdinfo, unlike environ, does not wait for a process in execve.
+func holdsInode(tid uint32, ino uint64) bool {
+	if tid == 0 {
+		return true
+	}
+	dir := "/proc/" + strconv.FormatUint(uint64(tid), 10) + "/fdinfo/"
+	d, err := os.Open(dir)
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) // gone: no descriptor is left
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return true
+	}
+	want := "\nino:\t" + strconv.FormatUint(ino, 10) + "\n"
+	for _, name := range names {
+		b, err := os.ReadFile(dir + name)
+		if err != nil || !strings.Contains(string(b), want) {
+			continue
+		}
+		_, fl, _ := strings.Cut(string(b), "flags:\t")
+		fl, _, _ = strings.Cut(fl, "\n")
+		if f, err := strconv.ParseUint(fl, 8, 32); err != nil || f&syscall.O_ACCMODE != syscall.O_RDONLY {
+			return true
+		}
+	}
+	return false
 }
 
 // afterCommit passes what f changed in the catalog since it counted before
@@ -813,7 +858,7 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	key := n.key()
 	var err error
 	var changed catalog.Version // what the catalog answered last, if anything
-	var taken *stage.File       // a writer's File that took the times (TakeAttrs)
+	var taken *stage.File       // an open File that took the size or the times (TakeAttrs)
 	if size, ok := in.GetSize(); ok {
 		if w == nil && !n.m.mayWrite(ctx, n.current(ctx, nil)) {
 			return syscall.EACCES // truncate(2) of a read-only file
@@ -825,6 +870,13 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		}
 		if err != nil {
 			return n.errno("truncate", err)
+		}
+		if w == nil && changed.UID == "" {
+			// An open File took it (open(O_TRUNC) comes as OPEN, then this
+			// SETATTR without the handle): the reply shows the File, or the
+			// kernel keeps the old size until the commit's invalidation,
+			// after a close with nothing written returned.
+			taken = st.Pending(key)
 		}
 	}
 	var a catalog.Attrs
@@ -847,7 +899,9 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 			// futimens(fd) of a writer comes without its handle: the
 			// version its close commits takes the times, if it has bytes
 			// to commit.
-			if taken = st.TakeAttrs(key, a); taken == nil {
+			if t := st.TakeAttrs(key, a); t != nil {
+				taken = t
+			} else {
 				changed, err = st.SetAttrs(ctx, key, a)
 			}
 			if err != nil {

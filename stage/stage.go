@@ -577,7 +577,29 @@ func (f *File) Flush(ctx context.Context) error {
 	return f.flush(ctx, false)
 }
 
-// flush with f.mu held; final is Release's last chance.
+// FlushLast is Flush for the close of the writer's last descriptor of the
+// File: one created or truncated and closed without a write commits too (an
+// empty file, or the key's empty version), so that its version is there
+// when close(2) returns and close(2) reports a failed commit. The caller
+// knows no other descriptor is left (a shell's redirect closes the one it
+// opened after dup2, before the command writes through the copy).
+func (f *File) FlushLast(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.flushed = true
+	return f.flush(ctx, true)
+}
+
+// AwaitsWrite reports whether a Flush would leave the File for a later
+// close or its Release: created or truncated, and nothing written since.
+func (f *File) AwaitsWrite() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dirty && !f.wrote && f.size == 0 && f.broken == nil
+}
+
+// flush with f.mu held; final is Release's last chance, or the last
+// descriptor's close (FlushLast).
 func (f *File) flush(ctx context.Context, final bool) error {
 	f.s.mu.Lock()
 	deleted := f.deleted
