@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -318,4 +319,47 @@ func must(fd int, err error) int {
 		panic(err)
 	}
 	return fd
+}
+
+// Two writable handles of one key: each close makes its own version and
+// the last close is the latest (DESIGN §3), and stat and read agree on it
+// right after that close. When the last was an O_TRUNC closed without a
+// write, stat showed the version before it (its commit came at RELEASE).
+func TestTwoWritersLastCloseShown(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	for i := 0; i < 10; i++ {
+		name := fmt.Sprintf("f%d", i)
+		os.WriteFile(w.p(name), []byte(strings.Repeat("A", 100)), 0o644)
+		h1, err := os.OpenFile(w.p(name), os.O_RDWR|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h2, err := os.OpenFile(w.p(name), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h2.WriteAt([]byte("BB"), 0)
+		if err := h2.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want := ""
+		if i%2 == 1 {
+			want = "CCC"
+			h1.WriteAt([]byte(want), 0)
+		}
+		if err := h1.Close(); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(w.p(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(w.read(name)); got != want || fi.Size() != int64(len(want)) {
+			t.Fatalf("%s right after the last close: stat size %d, read %q, want %q", name, fi.Size(), got, want)
+		}
+		if vs := w.versions(name); len(vs) != 3 {
+			t.Fatalf("%s: %d versions, want 3 (one per close)", name, len(vs))
+		}
+	}
 }
