@@ -363,3 +363,50 @@ func TestTwoWritersLastCloseShown(t *testing.T) {
 		}
 	}
 }
+
+// While writers hold a file, a stat of its path shows their size, as their
+// fstat does and the kernel keeps for the one inode; a reader that opens
+// it reads the committed version (designed: docs/design.md). A stat after
+// such a read showed the committed version's size, neither the writer's
+// nor, after its close, the file's.
+func TestStatOfHeldFileShowsWriters(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.WriteFile(w.p("f"), make([]byte, 70000), 0o644)
+	h, err := os.OpenFile(w.p("f"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	// Nothing changed through it yet: a chmod of the path shows.
+	if err := os.Chmod(w.p("f"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(w.p("f")); err != nil || fi.Mode().Perm() != 0o400 {
+		t.Fatalf("stat after a chmod of a held file: %v, %v", fi, err)
+	}
+	size := func(when string, want int64) {
+		t.Helper()
+		fi, err := os.Stat(w.p("f"))
+		if err != nil || fi.Size() != want {
+			t.Fatalf("stat %s: %v, %v; want size %d", when, fi, err, want)
+		}
+	}
+	if err := h.Truncate(100); err != nil {
+		t.Fatal(err)
+	}
+	size("after the writer's ftruncate", 100)
+	if got := len(w.read("f")); got != 70000 {
+		t.Fatalf("a reader read %d bytes, want the committed 70000", got)
+	}
+	size("after a reader's read", 100)
+	h.Write([]byte("abc"))
+	size("after the writer's write", 103)
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	size("after the close", 103)
+	if got := len(w.read("f")); got != 103 {
+		t.Fatalf("read after the close: %d bytes", got)
+	}
+}

@@ -360,6 +360,15 @@ func (f *File) Attr() (size int64, mtime time.Time, mode uint32) {
 	return f.size, f.mtime, f.mode
 }
 
+// Unsaved is what a stat through the File shows (Attr), if it holds
+// changes not committed yet; ok is false when it holds none (its bytes are
+// its base version's, or a commit's).
+func (f *File) Unsaved() (size int64, mtime time.Time, mode uint32, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.size, f.mtime, f.mode, f.dirty
+}
+
 // ensureCopy copies the base version into the staging file. Called with
 // f.mu held.
 func (f *File) ensureCopy(ctx context.Context) error {
