@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lamina-bio/lamina/catalog"
 	"golang.org/x/sys/unix"
 )
 
@@ -408,5 +409,42 @@ func TestStatOfHeldFileShowsWriters(t *testing.T) {
 	size("after the close", 103)
 	if got := len(w.read("f")); got != 103 {
 		t.Fatalf("read after the close: %d bytes", got)
+	}
+}
+
+// chmod of a path that a writer holds with nothing written: the writer's
+// File kept the mode it was opened with, which a stat showed once the
+// kernel answered it through the writer's handle (after a reader read the
+// file), and which the writer's later commit put back.
+func TestChmodOfHeldFileKept(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.WriteFile(w.p("d2"), []byte("abc"), 0o644)
+	h, err := os.OpenFile(w.p("d2"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	w.read("d2")
+	if err := os.Chmod(w.p("d2"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	w.read("d2")
+	if fi, err := os.Lstat(w.p("d2")); err != nil || fi.Mode().Perm() != 0o400 {
+		t.Fatalf("lstat after the chmod: %v, %v", fi, err)
+	}
+	if fi, err := h.Stat(); err != nil || fi.Mode().Perm() != 0o400 {
+		t.Fatalf("the writer's fstat after the chmod: %v, %v", fi, err)
+	}
+	h.WriteAt([]byte("x"), 3)
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	vs := w.versions("d2")
+	if len(vs) != 2 || catalog.Perm(vs[1].Mode) != 0o400 {
+		t.Fatalf("versions after the writer's close: %+v (want v2 with mode 0400)", vs)
+	}
+	if fi, err := os.Lstat(w.p("d2")); err != nil || fi.Mode().Perm() != 0o400 {
+		t.Fatalf("lstat after the writer's close: %v, %v", fi, err)
 	}
 }

@@ -1334,9 +1334,34 @@ func (s *Stage) SetAttrs(ctx context.Context, key string, a catalog.Attrs) (cata
 		}
 	}
 	if err == nil {
+		s.followAttrs(key, a)
 		s.changed(key)
 	}
 	return v, err
+}
+
+// followAttrs gives a, set on key's latest version, to the open Files of
+// key that hold nothing to commit (TakeAttrs gives it to one that does):
+// they show that version, to their writer's fstat and to a stat of the
+// path that the kernel answers through an open handle, and a write
+// through them later keeps the chmod. Before, such a File showed the mode
+// it was opened with.
+func (s *Stage) followAttrs(key string, a catalog.Attrs) {
+	s.mu.Lock()
+	open := slices.Clone(s.open[key])
+	s.mu.Unlock()
+	for _, f := range open {
+		f.mu.Lock()
+		if !f.dirty && !f.released {
+			if a.Mtime != nil {
+				f.mtime = *a.Mtime
+			}
+			if a.Mode != nil {
+				f.mode = *a.Mode & 0o7777
+			}
+		}
+		f.mu.Unlock()
+	}
 }
 
 // Truncate is truncate(2) on a path: the newest open File of key takes it;
