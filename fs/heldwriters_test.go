@@ -448,3 +448,39 @@ func TestChmodOfHeldFileKept(t *testing.T) {
 		t.Fatalf("lstat after the writer's close: %v, %v", fi, err)
 	}
 }
+
+// truncate(2) by path of a file appenders share (JoinAppend) after one of
+// them closed: the File counted as closed by its writers, so the truncate
+// made a version of its own, and the other appender's next commit (its
+// bytes on the File's old end) undid it.
+func TestTruncateByPathOfSharedAppendFile(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.WriteFile(w.p("d1"), nil, 0o644)
+	h, err := os.OpenFile(w.p("d1"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	a, err := os.OpenFile(w.p("d1"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Write([]byte(strings.Repeat("f", 5000)))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(w.p("d1"), 150000); err != nil {
+		t.Fatal(err)
+	}
+	h.Write([]byte("b"))
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(w.p("d1")); err != nil || fi.Size() != 150001 {
+		t.Fatalf("stat after the appender's close: %v, %v; want size 150001", fi, err)
+	}
+	if got := w.read("d1"); len(got) != 150001 || got[150000] != 'b' || got[4999] != 'f' {
+		t.Fatalf("read %d bytes", len(got))
+	}
+}

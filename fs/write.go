@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,9 +41,17 @@ type writeHandle struct {
 	readOnly bool
 	app      bool // opened with O_APPEND: every write lands at the end
 	n        *node
-	heldKey  string     // whose path keeps n's inode while this is open (held.go)
-	held     *heldInode // nil: nothing held
-	opener   uint32     // the thread that opened it; 0 if unknown
+	heldKey  string      // whose path keeps n's inode while this is open (held.go)
+	held     *heldInode  // nil: nothing held
+	opener   uint32      // the thread that opened it; 0 if unknown
+	closed   atomic.Bool // its writer closed it once (File.HandleClosed told)
+}
+
+// close tells the File, once, that the writer closed this handle.
+func (w *writeHandle) close() {
+	if w.closed.CompareAndSwap(false, true) {
+		w.f.HandleClosed()
+	}
 }
 
 // byOtherProcess reports whether a FLUSH from ctx's caller is the close of
@@ -568,6 +577,7 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	if h.w == nil || h.w.readOnly || h.w.byOtherProcess(ctx) {
 		return 0
 	}
+	h.w.close()
 	before := h.w.f.Changes()
 	flush := h.w.f.Flush
 	if h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), h.w.n.StableAttr().Ino) {
@@ -654,6 +664,7 @@ func (h *handle) Release(context.Context) syscall.Errno {
 			m.notifyAsync(h.w.heldKey) // the path shows its version's inode again
 		}
 	}()
+	h.w.close()
 	before := h.w.f.Changes()
 	if err := h.w.f.Release(ctx); err != nil {
 		m.notifyAsync(h.w.f.Key()) // the kernel's size, or entry, of what was not committed

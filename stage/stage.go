@@ -201,7 +201,9 @@ type File struct {
 	// commits nothing until a truncate cuts them off (see WriteAt).
 	broken   error
 	brokenAt int64
-	handles  int // writable opens sharing the File (JoinAppend); Release of the last one releases it
+	handles  int  // writable opens sharing the File (JoinAppend); Release of the last one releases it
+	joined   bool // an appender joined it (JoinAppend): done with only once every handle closed
+	unclosed int  // handles not closed yet (HandleClosed)
 }
 
 func newID() string {
@@ -235,7 +237,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
-	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, mtime: time.Now(), handles: 1}
+	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, mtime: time.Now(), handles: 1, unclosed: 1}
 	if base != nil && base.UID != "" {
 		f.base = base
 		f.size = base.Size
@@ -277,6 +279,8 @@ func (s *Stage) JoinAppend(key string) *File {
 		f.s.mu.Unlock()
 		if ok {
 			f.handles++
+			f.unclosed++
+			f.joined = true
 		}
 		f.mu.Unlock()
 		if ok {
@@ -559,8 +563,23 @@ func (f *File) truncateOpen(ctx context.Context, size int64) (taken bool, err er
 
 // doneWith reports whether the File's writer seems done with it: released,
 // or closed with everything committed (only its RELEASE, which the kernel
-// sends after close(2) returned, is still to come). Called with f.mu.
-func (f *File) doneWith() bool { return f.released || (f.flushed && !f.dirty) }
+// sends after close(2) returned, is still to come). A File appenders share
+// (JoinAppend) is closed once each of their handles is (HandleClosed): one
+// appender's close left the others' File to a truncate(2) by path, which
+// then made a version of its own that their next commit undid. Called with
+// f.mu.
+func (f *File) doneWith() bool {
+	return f.released || (f.flushed && !f.dirty && (!f.joined || f.unclosed <= 0))
+}
+
+// HandleClosed counts a writable handle of the File closed by its writer:
+// its first FLUSH, or its RELEASE if it had none. Once each handle sharing
+// it (JoinAppend) is, its writers are done with it (doneWith).
+func (f *File) HandleClosed() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unclosed--
+}
 
 // SetMtime sets the mtime the File's next version gets (or, if its bytes do
 // not change, the latest version's).
