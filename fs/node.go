@@ -125,6 +125,9 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		return nil, errno
 	}
 	e = n.m.held.apply(n.prefix(), name, e)
+	if isLatestFile(e) && n.m.held.holding() {
+		e = n.m.writersAttr(n.prefix()+name, e.Ino, e) // write.go
+	}
 	n.m.fill(e, &out.Attr)
 	d := n.m.timeout(ctx, e)
 	out.SetEntryTimeout(d)
@@ -144,6 +147,9 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 
 func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	e := n.current(ctx, fh)
+	if isLatestFile(e) && n.m.held.holding() {
+		e = n.writersAttr(e) // write.go
+	}
 	if e.Kind == KindDir {
 		if l, err := n.m.ns.listing(ctx, e.Prefix); err == nil {
 			e.Mtime, e.Mode = l.attrs()

@@ -51,6 +51,14 @@ type writeHandle struct {
 	run     string
 	base    atomic.Pointer[catalog.Version]
 	emptied uint64
+	closed  atomic.Bool // its writer closed it once (File.HandleClosed told)
+}
+
+// close tells the File, once, that the writer closed this handle.
+func (w *writeHandle) close() {
+	if w.closed.CompareAndSwap(false, true) {
+		w.f.HandleClosed()
+	}
 }
 
 // byOtherProcess reports whether a FLUSH from ctx's caller is the close of
@@ -376,6 +384,33 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 	return e
 }
 
+// writersAttr is e, what n's latest path shows, with the size, mtime and
+// mode of the newest File of writers that hold n's inode, if it holds
+// changes not committed yet (a chmod of the path goes to such a File). The
+// kernel keeps one size for the inode, which the writers' own fstat,
+// writes and lseek(SEEK_END) set: a stat by path answering the committed
+// version's size in between moved it back and forth (a writer's ftruncate
+// to 100 of a 70,000-byte file showed 100, then 70,000 after a reader
+// opened it, and the writer's 103 at its close). A reader that opens it
+// reads the committed version still (openLatest).
+func (n *node) writersAttr(e Entry) Entry {
+	return n.m.writersAttr(n.key(), n.StableAttr().Ino, e)
+}
+
+// writersAttr is writersAttr of the inode ino at key's path; a lookup's
+// answer passes here too, for the kernel takes the size it carries.
+func (m *Mount) writersAttr(key string, ino uint64, e Entry) Entry {
+	if !m.held.writing(key, ino) || !m.ns.st.Writing(key) {
+		return e
+	}
+	if f := m.ns.st.Pending(key); f != nil {
+		if size, mt, mode, ok := f.Unsaved(); ok {
+			e.Size, e.Mtime, e.Mode = size, mt, mode
+		}
+	}
+	return e
+}
+
 // orphan reports whether n left its key (retired) and the tree: unlinked,
 // or replaced by a rename. A file renamed away is in the tree at its new
 // name, which it follows.
@@ -398,6 +433,17 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 	// reads as any reader does, not past the page cache (no mmap then).
 	writing := n.m.held.holding() && n.m.held.writing(n.key(), n.StableAttr().Ino) && n.m.ns.st.Writing(n.key())
 	switch {
+	case e.Kind == KindPending && n.m.ns.st.Pending(e.Key) == nil:
+		// Committed at its RELEASE, which takes the File away before its
+		// close's version reaches the cached listing (afterCommit): an
+		// open in between (of a new file closed empty by a child process,
+		// say) reads the listing again rather than answer ENOENT.
+		n.m.ns.forget(e.Key)
+		prefix, name := splitKey(e.Key)
+		if c, err := n.m.ns.lookupKey(ctx, prefix, name); err == nil && c.Kind == KindFile {
+			return n.openLatest(ctx, c)
+		}
+		return nil, 0, syscall.ENOENT, true
 	case e.Kind == KindPending:
 		f := n.m.ns.st.Pending(e.Key)
 		if f == nil {
@@ -538,13 +584,59 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	if h.w == nil || h.w.readOnly || h.w.byOtherProcess(ctx) {
 		return 0
 	}
+	h.w.close()
 	before := h.w.f.Changes()
-	if err := h.w.f.Flush(ctx); err != nil {
+	flush := h.w.f.Flush
+	if h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), h.w.n.StableAttr().Ino) {
+		// Created or truncated and closed with nothing written, by its
+		// last descriptor (`: > f`, touch): committed now, not at RELEASE
+		// after close(2) returned, which could then neither report a failed
+		// commit nor promise that stat, read and the sidecar show it. A
+		// shell's redirect, which closes its descriptor after dup2 and
+		// before the command writes through the copy, still waits.
+		flush = h.w.f.FlushLast
+	}
+	if err := flush(ctx); err != nil {
 		return h.w.n.errno("commit", err)
 	}
 	h.w.creditBase(before)
 	h.w.n.m.afterCommit(ctx, h.w.f, before)
 	return 0
+}
+
+// holdsInode reports whether the process of thread tid has a writable
+// descriptor open on the inode number ino (its /proc fdinfo), or whether
+// that cannot be told. A FLUSH comes after the descriptor being closed left
+// the table; a copy of it (dup2) is writable too, and a reader of the file
+// in the same process (a test that reads what it truncated) is not one.
+// /proc/TID/fdinfo, unlike environ, does not wait for a process in execve.
+func holdsInode(tid uint32, ino uint64) bool {
+	if tid == 0 {
+		return true
+	}
+	dir := "/proc/" + strconv.FormatUint(uint64(tid), 10) + "/fdinfo/"
+	d, err := os.Open(dir)
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) // gone: no descriptor is left
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return true
+	}
+	want := "\nino:\t" + strconv.FormatUint(ino, 10) + "\n"
+	for _, name := range names {
+		b, err := os.ReadFile(dir + name)
+		if err != nil || !strings.Contains(string(b), want) {
+			continue
+		}
+		_, fl, _ := strings.Cut(string(b), "flags:\t")
+		fl, _, _ = strings.Cut(fl, "\n")
+		if f, err := strconv.ParseUint(fl, 8, 32); err != nil || f&syscall.O_ACCMODE != syscall.O_RDONLY {
+			return true
+		}
+	}
+	return false
 }
 
 // afterCommit passes what f changed in the catalog since it counted before
@@ -580,6 +672,7 @@ func (h *handle) Release(context.Context) syscall.Errno {
 			m.notifyAsync(h.w.heldKey) // the path shows its version's inode again
 		}
 	}()
+	h.w.close()
 	before := h.w.f.Changes()
 	if err := h.w.f.Release(ctx); err != nil {
 		m.notifyAsync(h.w.f.Key()) // the kernel's size, or entry, of what was not committed
@@ -813,7 +906,7 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	key := n.key()
 	var err error
 	var changed catalog.Version // what the catalog answered last, if anything
-	var taken *stage.File       // a writer's File that took the times (TakeAttrs)
+	var taken *stage.File       // an open File that took the size or the times (TakeAttrs)
 	if size, ok := in.GetSize(); ok {
 		if w == nil && !n.m.mayWrite(ctx, n.current(ctx, nil)) {
 			return syscall.EACCES // truncate(2) of a read-only file
@@ -825,6 +918,13 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		}
 		if err != nil {
 			return n.errno("truncate", err)
+		}
+		if w == nil && changed.UID == "" {
+			// An open File took it (open(O_TRUNC) comes as OPEN, then this
+			// SETATTR without the handle): the reply shows the File, or the
+			// kernel keeps the old size until the commit's invalidation,
+			// after a close with nothing written returned.
+			taken = st.Pending(key)
 		}
 	}
 	var a catalog.Attrs
@@ -847,7 +947,9 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 			// futimens(fd) of a writer comes without its handle: the
 			// version its close commits takes the times, if it has bytes
 			// to commit.
-			if taken = st.TakeAttrs(key, a); taken == nil {
+			if t := st.TakeAttrs(key, a); t != nil {
+				taken = t
+			} else {
 				changed, err = st.SetAttrs(ctx, key, a)
 			}
 			if err != nil {

@@ -16,10 +16,14 @@
 //
 // Flush (close(2), which FUSE sends as FLUSH for every closed descriptor)
 // commits a File whose bytes changed since its last commit and returns the
-// commit's error. A File created on a new key that is flushed before
+// commit's error. A File created or truncated that is flushed before
 // anything was written (a shell's redirect closes its first descriptor
-// before the command writes) is committed at Release instead, so `touch`
-// and `echo x > new` both make exactly one version. The mount sends Flush
+// after dup2, before the command writes through the copy) waits for a
+// later close or Release, so `touch` and `echo x > new` both make exactly
+// one version; when the closing process holds no other writable
+// descriptor of the file, the mount calls FlushLast instead, which commits
+// it at once (`: > f`, touch: the version is there when close(2) returns,
+// and a failed commit is close(2)'s error). The mount sends Flush
 // only for the process that opened the file: a child closing a descriptor
 // it inherited (`(cmd1; cmd2) > out`) is not the writer's close, and its
 // bytes are committed by the opener's close or at Release. An open that changes
@@ -30,10 +34,10 @@
 // truncate(2) by path goes to the newest File of the key while its writer
 // still has it: just opened (the kernel sends open(O_TRUNC) as OPEN, then a
 // SETATTR without the handle) or holding uncommitted bytes. A File closed
-// with everything committed, whose RELEASE the kernel sends later and
-// asynchronously, is left alone: the truncate is then another process's
-// change and makes a version of its own at once, credited to that
-// process's run.
+// with everything committed (each of its handles, if appenders share it),
+// whose RELEASE the kernel sends later and asynchronously, is left alone:
+// the truncate is then another process's change and makes a version of its
+// own at once, credited to that process's run.
 //
 // # Crash safety
 //

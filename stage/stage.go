@@ -203,7 +203,9 @@ type File struct {
 	// commits nothing until a truncate cuts them off (see WriteAt).
 	broken   error
 	brokenAt int64
-	handles  int // writable opens sharing the File (JoinAppend); Release of the last one releases it
+	handles  int  // writable opens sharing the File (JoinAppend); Release of the last one releases it
+	joined   bool // an appender joined it (JoinAppend): done with only once every handle closed
+	unclosed int  // handles not closed yet (HandleClosed)
 }
 
 func newID() string {
@@ -237,7 +239,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
-	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, mtime: time.Now(), handles: 1}
+	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, mtime: time.Now(), handles: 1, unclosed: 1}
 	if base != nil && base.UID != "" {
 		f.base = base
 		f.size = base.Size
@@ -279,6 +281,8 @@ func (s *Stage) JoinAppend(key string) *File {
 		f.s.mu.Unlock()
 		if ok {
 			f.handles++
+			f.unclosed++
+			f.joined = true
 		}
 		f.mu.Unlock()
 		if ok {
@@ -301,7 +305,10 @@ func (s *Stage) Writing(key string) bool {
 	s.mu.Unlock()
 	for _, f := range open {
 		f.mu.Lock()
-		done := f.doneWith()
+		f.s.mu.Lock()
+		deleted := f.deleted
+		f.s.mu.Unlock()
+		done := deleted || f.doneWith()
 		f.mu.Unlock()
 		if !done {
 			return true
@@ -357,6 +364,15 @@ func (f *File) Attr() (size int64, mtime time.Time, mode uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.size, f.mtime, f.mode
+}
+
+// Unsaved is what a stat through the File shows (Attr), if it holds
+// changes not committed yet; ok is false when it holds none (its bytes are
+// its base version's, or a commit's).
+func (f *File) Unsaved() (size int64, mtime time.Time, mode uint32, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.size, f.mtime, f.mode, f.dirty
 }
 
 // ensureCopy copies the base version into the staging file. Called with
@@ -550,8 +566,23 @@ func (f *File) truncateOpen(ctx context.Context, size int64) (taken bool, err er
 
 // doneWith reports whether the File's writer seems done with it: released,
 // or closed with everything committed (only its RELEASE, which the kernel
-// sends after close(2) returned, is still to come). Called with f.mu.
-func (f *File) doneWith() bool { return f.released || (f.flushed && !f.dirty) }
+// sends after close(2) returned, is still to come). A File appenders share
+// (JoinAppend) is closed once each of their handles is (HandleClosed): one
+// appender's close left the others' File to a truncate(2) by path, which
+// then made a version of its own that their next commit undid. Called with
+// f.mu.
+func (f *File) doneWith() bool {
+	return f.released || (f.flushed && !f.dirty && (!f.joined || f.unclosed <= 0))
+}
+
+// HandleClosed counts a writable handle of the File closed by its writer:
+// its first FLUSH, or its RELEASE if it had none. Once each handle sharing
+// it (JoinAppend) is, its writers are done with it (doneWith).
+func (f *File) HandleClosed() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unclosed--
+}
 
 // SetMtime sets the mtime the File's next version gets (or, if its bytes do
 // not change, the latest version's).
@@ -577,7 +608,29 @@ func (f *File) Flush(ctx context.Context) error {
 	return f.flush(ctx, false)
 }
 
-// flush with f.mu held; final is Release's last chance.
+// FlushLast is Flush for the close of the writer's last descriptor of the
+// File: one created or truncated and closed without a write commits too (an
+// empty file, or the key's empty version), so that its version is there
+// when close(2) returns and close(2) reports a failed commit. The caller
+// knows no other descriptor is left (a shell's redirect closes the one it
+// opened after dup2, before the command writes through the copy).
+func (f *File) FlushLast(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.flushed = true
+	return f.flush(ctx, true)
+}
+
+// AwaitsWrite reports whether a Flush would leave the File for a later
+// close or its Release: created or truncated, and nothing written since.
+func (f *File) AwaitsWrite() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dirty && !f.wrote && f.size == 0 && f.broken == nil
+}
+
+// flush with f.mu held; final is Release's last chance, or the last
+// descriptor's close (FlushLast).
 func (f *File) flush(ctx context.Context, final bool) error {
 	f.s.mu.Lock()
 	deleted := f.deleted
@@ -816,7 +869,10 @@ func (f *File) Sync(ctx context.Context) error {
 	if err := f.data.Sync(); err != nil {
 		return err
 	}
-	if f.dirty && (f.wrote || f.size > 0) {
+	f.s.mu.Lock()
+	deleted := f.deleted
+	f.s.mu.Unlock()
+	if f.dirty && (f.wrote || f.size > 0) && !deleted {
 		if err := f.commit(ctx); err != nil {
 			return err
 		}
@@ -856,6 +912,13 @@ func (f *File) Release(ctx context.Context) error {
 	err := f.flush(ctx, true)
 	f.dropStream() // deleted, or nothing to commit
 	f.s.mu.Lock()
+	if f.deleted && f.dirty && (f.wrote || !f.isNew) {
+		// Its key was unlinked, or renamed over, while it was open: as on
+		// a POSIX file system, what it wrote went to a file no name shows,
+		// and goes with it.
+		f.s.log.Info("lamina mount: a file was closed after its name was removed or replaced; its unsaved changes are dropped",
+			"key", f.key, "size", f.size)
+	}
 	list := f.s.open[f.key]
 	for i, o := range list {
 		if o == f {
@@ -1013,15 +1076,16 @@ func (s *Stage) Sync(ctx context.Context) error {
 	return s.jlog.compact()
 }
 
-// Pending returns the newest open File of key, or nil. A File unlinked
-// (here, or on another workstation: Deleted) has no name any more.
+// Pending returns the newest open File of key, or nil. A File whose key
+// was unlinked or renamed over while it was open, here or on another
+// workstation (deleted), is not key's any more: its name must not resolve
+// to it (an open of the name would write the removed file back).
 func (s *Stage) Pending(key string) *File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.open[key]
-	for i := len(l) - 1; i >= 0; i-- {
-		if !l[i].deleted {
-			return l[i]
+	for _, f := range slices.Backward(s.open[key]) {
+		if !f.deleted {
+			return f
 		}
 	}
 	return nil
@@ -1057,8 +1121,10 @@ func (s *Stage) PendingUnder(prefix string) (keys, dirs []string) {
 	return keys, dirs
 }
 
-// Unlink removes key: open Files of it make no version, and its artifact
-// goes to the trash. The folder it was in persists.
+// Unlink removes key: open Files of it make no version (their bytes are
+// dropped at Release, as a POSIX file system drops an unlinked inode's), no
+// name resolves to them (Pending), and its artifact goes to the trash. The
+// folder it was in persists.
 func (s *Stage) Unlink(ctx context.Context, key string) error {
 	s.mu.Lock()
 	hadOpen := false
@@ -1138,10 +1204,12 @@ func (s *Stage) keepFolder(ctx context.Context, key string) {
 	}
 }
 
-// Rename moves key from to key to: open Files of from commit to to, and the
-// catalog renames (a new version of to when it exists, DESIGN §3). A source
-// this mount created (a temporary file) leaves no trace in the trash.
-// It returns the version to shows after, if the catalog answered one.
+// Rename moves key from to key to: open Files of from commit to to, open
+// Files of to make no version (as Unlink's: the file they write was
+// replaced), and the catalog renames (a new version of to when it exists,
+// DESIGN §3). A source this mount created (a temporary file) leaves no
+// trace in the trash. It returns the version to shows after, if the
+// catalog answered one.
 func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, error) {
 	if err := ref.CheckKey(to); err != nil {
 		return catalog.Version{}, err
@@ -1163,6 +1231,16 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 		return catalog.Version{}, err
 	}
 	s.mu.Lock()
+	replaced := false
+	if from != to {
+		// Writers of the file the rename replaced hold a file no name
+		// shows now (POSIX: the replaced inode): their closes must not
+		// make a version of to over what the rename put there.
+		for _, f := range s.open[to] {
+			replaced = replaced || !f.deleted
+			f.deleted = true
+		}
+	}
 	if len(moved) > 0 {
 		for _, f := range moved {
 			f.key = to
@@ -1172,6 +1250,9 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	}
 	delete(s.fresh, from)
 	s.mu.Unlock()
+	if replaced {
+		s.log.Debug("lamina mount: a file renamed over one being written; its writers' later changes will be dropped", "key", to)
+	}
 	for _, f := range moved {
 		f.mu.Lock()
 		if f.closed {
@@ -1280,9 +1361,34 @@ func (s *Stage) SetAttrs(ctx context.Context, key string, a catalog.Attrs) (cata
 		}
 	}
 	if err == nil {
+		s.followAttrs(key, a)
 		s.changed(key)
 	}
 	return v, err
+}
+
+// followAttrs gives a, set on key's latest version, to the open Files of
+// key that hold nothing to commit (TakeAttrs gives it to one that does):
+// they show that version, to their writer's fstat and to a stat of the
+// path that the kernel answers through an open handle, and a write
+// through them later keeps the chmod. Before, such a File showed the mode
+// it was opened with.
+func (s *Stage) followAttrs(key string, a catalog.Attrs) {
+	s.mu.Lock()
+	open := slices.Clone(s.open[key])
+	s.mu.Unlock()
+	for _, f := range open {
+		f.mu.Lock()
+		if !f.dirty && !f.released {
+			if a.Mtime != nil {
+				f.mtime = *a.Mtime
+			}
+			if a.Mode != nil {
+				f.mode = *a.Mode & 0o7777
+			}
+		}
+		f.mu.Unlock()
+	}
 }
 
 // Truncate is truncate(2) on a path: the newest open File of key takes it;
@@ -1304,15 +1410,22 @@ func (s *Stage) Truncate(ctx context.Context, key string, size int64) (catalog.V
 	if err != nil {
 		return catalog.Version{}, err
 	}
-	defer f.Release(ctx)
 	f.SetRun(runOf(ctx)) // truncate(2) by a tracked process: its output
 	if err := f.Truncate(ctx, size); err != nil {
+		f.Release(ctx)
 		return catalog.Version{}, err
 	}
-	if err := f.Flush(ctx); err != nil {
+	// Release commits, whatever the size: a Flush leaves a File cut to 0
+	// for its Release (a shell's redirect), and the version read back then
+	// was the one before the truncate, which the mount showed until a
+	// remount. The version is the commit's own, not the catalog's answer.
+	if err := f.Release(ctx); err != nil {
 		return catalog.Version{}, err
 	}
-	return s.cat.ByKey(ctx, key, 0)
+	if v, ok := f.Committed(); ok {
+		return v, nil
+	}
+	return s.cat.ByKey(catalog.Fresh(ctx), key, 0)
 }
 
 // Symlink records a symbolic link.

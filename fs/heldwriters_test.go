@@ -1,0 +1,486 @@
+package fs_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"golang.org/x/sys/unix"
+)
+
+// Divergences from a plain folder that a differential fuzzer found
+// (audit 3): writers holding a file that is truncated, unlinked or
+// renamed over, and closes of files opened with nothing written.
+
+// metaOf is the version and size name's sidecar shows.
+func (w *world) metaOf(name string) (version int, size int64) {
+	w.t.Helper()
+	var m struct {
+		Version int   `json:"version"`
+		Size    int64 `json:"size"`
+	}
+	b, err := os.ReadFile(w.p(name + ".meta"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		w.t.Fatal(err)
+	}
+	return m.Version, m.Size
+}
+
+// truncate(2) of a path to 0 made the empty version in the catalog, but
+// the mount kept showing the version before until a remount.
+func TestTruncateByPathToZeroShown(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	if err := os.WriteFile(w.p("p"), []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(w.p("p"), 0); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(w.p("p"))
+	if err != nil || fi.Size() != 0 {
+		t.Fatalf("stat after truncate(2) to 0: %v, %v", fi, err)
+	}
+	if got := w.read("p"); len(got) != 0 {
+		t.Fatalf("read after truncate(2) to 0: %q", got)
+	}
+	if v, size := w.metaOf("p"); v != 2 || size != 0 {
+		t.Fatalf("p.meta after truncate(2) to 0: v%d size %d, want v2 size 0", v, size)
+	}
+	if vs := w.versions("p"); len(vs) != 2 || vs[1].Size != 0 {
+		t.Fatalf("versions: %+v", vs)
+	}
+}
+
+// wantENOENT fails the test unless err is ENOENT.
+func wantENOENT(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("%s: %v, want ENOENT", what, err)
+	}
+}
+
+// unlink(2) of a file a writer holds: the name stopped resolving in the
+// listing only. An open of the name wrote the removed file back, stat,
+// chmod and truncate of it succeeded, name/x said ENOTDIR, and a file
+// made anew at the name was not there for an open right after its close.
+// The holder's close commits nothing: its bytes went to a file no name
+// shows, as on a POSIX file system.
+func TestUnlinkHeldFile(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	ctx := context.Background()
+	if err := os.WriteFile(w.p("a"), []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := os.OpenFile(w.p("a"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.WriteAt([]byte("held"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(w.p("a")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = os.OpenFile(w.p("a"), os.O_RDWR, 0)
+	wantENOENT(t, "open(O_RDWR) after the unlink", err)
+	_, err = os.Stat(w.p("a"))
+	wantENOENT(t, "stat after the unlink", err)
+	wantENOENT(t, "chmod after the unlink", os.Chmod(w.p("a"), 0o600))
+	wantENOENT(t, "truncate after the unlink", os.Truncate(w.p("a"), 1))
+	_, err = os.Stat(w.p("a/x"))
+	wantENOENT(t, "stat a/x after the unlink", err)
+	if got := w.ls(""); len(got) != 0 {
+		t.Fatalf("ls after the unlink: %v", got)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatalf("close of the holder: %v", err)
+	}
+	_, err = os.Stat(w.p("a"))
+	wantENOENT(t, "stat after the holder's close", err)
+	if got := w.ls(""); len(got) != 0 {
+		t.Fatalf("ls after the holder's close: %v", got)
+	}
+	vs, err := w.cat.Versions(ctx, "a", true)
+	if err != nil || len(vs) != 1 || !vs[0].Trashed || vs[0].Size != 2 {
+		t.Fatalf("a's versions with the trash: %+v, %v (want v1 only, trashed)", vs, err)
+	}
+
+	// O_CREAT after the unlink makes a new file, which the holder's close
+	// leaves alone.
+	h2, err := os.OpenFile(w.p("b"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2.Write([]byte("b held"))
+	os.Remove(w.p("b"))
+	if err := os.WriteFile(w.p("b"), []byte("new b"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h2.Close(); err != nil {
+		t.Fatalf("close of the holder: %v", err)
+	}
+	if got := string(w.read("b")); got != "new b" {
+		t.Fatalf("b after the holder's close: %q", got)
+	}
+	if vs := w.eventually("b", 1); len(vs) != 1 || vs[0].Size != 5 {
+		t.Fatalf("b's versions: %+v", vs)
+	}
+
+	// A file made anew with O_EXCL after the unlink and the holder's close
+	// is there for the next open at once.
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("g%d", i)
+		os.WriteFile(w.p(name), []byte("v1"), 0o644)
+		h, err := os.OpenFile(w.p(name), os.O_RDWR|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Write([]byte("new"))
+		if err := os.Remove(w.p(name)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(w.p(name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("stat %s with its writer open after the unlink: %v", name, err)
+		}
+		h.Close()
+		f, err := os.OpenFile(w.p(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			t.Fatalf("O_EXCL create after the unlink: %v", err)
+		}
+		f.Close()
+		if b, err := os.ReadFile(w.p(name)); err != nil || len(b) != 0 {
+			t.Fatalf("read %s right after its O_EXCL create: %q, %v", name, b, err)
+		}
+	}
+}
+
+// rename(2) onto a file a writer holds: the writer holds the replaced file
+// (POSIX: an inode no name shows), so its close must not make the latest
+// version over what the rename put there. It made an empty version over a
+// renamed-in file (a new file held open), its own bytes over it (an
+// existing file held with O_TRUNC), and EIO when a link was renamed there,
+// whose name the listing then showed twice.
+func TestRenameOverHeldFile(t *testing.T) {
+	w := newWorld(t)
+	st := w.mountRW()
+	ctx := context.Background()
+
+	// A new, empty file held open, nothing written.
+	os.WriteFile(w.p("a"), []byte("content of a\n"), 0o644)
+	h, err := os.OpenFile(w.p("b"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.p("a"), w.p("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatalf("close of the held file: %v", err)
+	}
+	if got := string(w.read("b")); got != "content of a\n" {
+		t.Fatalf("b after the holder's close: %q", got)
+	}
+	if vs := w.versions("b"); len(vs) != 1 || vs[0].Size != 13 {
+		t.Fatalf("b's versions: %+v", vs)
+	}
+
+	// An existing file truncated by its writer, who writes after the
+	// rename.
+	os.WriteFile(w.p("d1"), []byte("old-d1"), 0o644)
+	os.WriteFile(w.p("c"), []byte("content-of-c"), 0o644)
+	h, err = os.OpenFile(w.p("d1"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.p("c"), w.p("d1")); err != nil {
+		t.Fatal(err)
+	}
+	h.Write([]byte("writer-bytes"))
+	if err := h.Close(); err != nil {
+		t.Fatalf("close of the held file: %v", err)
+	}
+	if got := string(w.read("d1")); got != "content-of-c" {
+		t.Fatalf("d1 after the holder's close: %q", got)
+	}
+	if vs := w.versions("d1"); len(vs) != 2 || vs[1].Size != 12 || vs[0].Size != 6 {
+		t.Fatalf("d1's versions: %+v", vs)
+	}
+
+	// A link renamed over the held file.
+	os.WriteFile(w.p("d2"), []byte("old-d2"), 0o644)
+	if err := os.Symlink("nowhere", w.p("l")); err != nil {
+		t.Fatal(err)
+	}
+	h, err = os.OpenFile(w.p("d2"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.p("l"), w.p("d2")); err != nil {
+		t.Fatal(err)
+	}
+	h.Write([]byte("writer-bytes"))
+	if err := h.Close(); err != nil {
+		t.Fatalf("close of a file a link was renamed over: %v", err)
+	}
+	if got := w.readlink("d2"); got != "nowhere" {
+		t.Fatalf("d2 -> %q", got)
+	}
+	if got := w.ls(""); !slices.Equal(got, []string{"b", "d1", "d2"}) {
+		t.Fatalf("ls = %v", got)
+	}
+	if vs, err := w.cat.Versions(ctx, "d2", true); err != nil || len(vs) != 1 || !vs[0].Trashed {
+		t.Fatalf("d2's file versions: %+v, %v (want v1, trashed)", vs, err)
+	}
+	if n := st.FailedCommits(); n != 0 {
+		t.Fatalf("%d failed closes", n)
+	}
+}
+
+// A file opened with O_TRUNC or O_CREAT and closed without a write is
+// committed by the time close(2) returns, as one with bytes written: its
+// version came at RELEASE, after close returned, so stat showed the old
+// size while a read gave none, and a new file's sidecar was not there yet.
+// A shell's redirect, which closes its descriptor before the command
+// writes through its copy, still makes one version.
+func TestClosedEmptyCommittedAtClose(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	for i := 0; i < 5; i++ {
+		name := fmt.Sprintf("f%d", i)
+		if err := os.WriteFile(w.p(name), make([]byte, 70000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			// A reader of it in the same process is no copy of the
+			// writer's descriptor.
+			r, err := os.Open(w.p(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+		}
+		fd, err := unix.Open(w.p(name), unix.O_WRONLY|unix.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Close(fd); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		if fi, err := os.Stat(w.p(name)); err != nil || fi.Size() != 0 {
+			t.Fatalf("stat right after : > %s: %v, %v", name, fi, err)
+		}
+		if v, size := w.metaOf(name); v != 2 || size != 0 {
+			t.Fatalf("%s.meta right after : > %s: v%d size %d", name, name, v, size)
+		}
+
+		name = fmt.Sprintf("n%d", i)
+		fd, err = unix.Open(w.p(name), unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Close(fd); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		if v, size := w.metaOf(name); v != 1 || size != 0 {
+			t.Fatalf("%s.meta right after its create: v%d size %d", name, v, size)
+		}
+	}
+	// Truncating an empty file changes nothing: no version.
+	unix.Close(must(unix.Open(w.p("n0"), unix.O_WRONLY|unix.O_TRUNC, 0)))
+	if vs := w.versions("n0"); len(vs) != 1 {
+		t.Fatalf("n0: %d versions", len(vs))
+	}
+	// Redirects: one version each, with the command's bytes.
+	w.sh("echo x > r1; : > r2; echo y > f0; touch t1")
+	for name, want := range map[string]int{"r1": 1, "r2": 1, "f0": 3, "t1": 1} {
+		if vs := w.versions(name); len(vs) != want {
+			t.Errorf("%s: %d versions, want %d", name, len(vs), want)
+		}
+	}
+	if got := string(w.read("f0")); got != "y\n" {
+		t.Fatalf("f0 = %q", got)
+	}
+}
+
+func must(fd int, err error) int {
+	if err != nil {
+		panic(err)
+	}
+	return fd
+}
+
+// Two writable handles of one key: each close makes its own version and
+// the last close is the latest (DESIGN §3), and stat and read agree on it
+// right after that close. When the last was an O_TRUNC closed without a
+// write, stat showed the version before it (its commit came at RELEASE).
+func TestTwoWritersLastCloseShown(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	for i := 0; i < 10; i++ {
+		name := fmt.Sprintf("f%d", i)
+		os.WriteFile(w.p(name), []byte(strings.Repeat("A", 100)), 0o644)
+		h1, err := os.OpenFile(w.p(name), os.O_RDWR|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h2, err := os.OpenFile(w.p(name), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h2.WriteAt([]byte("BB"), 0)
+		if err := h2.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want := ""
+		if i%2 == 1 {
+			want = "CCC"
+			h1.WriteAt([]byte(want), 0)
+		}
+		if err := h1.Close(); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(w.p(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(w.read(name)); got != want || fi.Size() != int64(len(want)) {
+			t.Fatalf("%s right after the last close: stat size %d, read %q, want %q", name, fi.Size(), got, want)
+		}
+		if vs := w.versions(name); len(vs) != 3 {
+			t.Fatalf("%s: %d versions, want 3 (one per close)", name, len(vs))
+		}
+	}
+}
+
+// While writers hold a file, a stat of its path shows their size, as their
+// fstat does and the kernel keeps for the one inode; a reader that opens
+// it reads the committed version (designed: docs/design.md). A stat after
+// such a read showed the committed version's size, neither the writer's
+// nor, after its close, the file's.
+func TestStatOfHeldFileShowsWriters(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.WriteFile(w.p("f"), make([]byte, 70000), 0o644)
+	h, err := os.OpenFile(w.p("f"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	// Nothing changed through it yet: a chmod of the path shows.
+	if err := os.Chmod(w.p("f"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(w.p("f")); err != nil || fi.Mode().Perm() != 0o400 {
+		t.Fatalf("stat after a chmod of a held file: %v, %v", fi, err)
+	}
+	size := func(when string, want int64) {
+		t.Helper()
+		fi, err := os.Stat(w.p("f"))
+		if err != nil || fi.Size() != want {
+			t.Fatalf("stat %s: %v, %v; want size %d", when, fi, err, want)
+		}
+	}
+	if err := h.Truncate(100); err != nil {
+		t.Fatal(err)
+	}
+	size("after the writer's ftruncate", 100)
+	if got := len(w.read("f")); got != 70000 {
+		t.Fatalf("a reader read %d bytes, want the committed 70000", got)
+	}
+	size("after a reader's read", 100)
+	h.Write([]byte("abc"))
+	size("after the writer's write", 103)
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	size("after the close", 103)
+	if got := len(w.read("f")); got != 103 {
+		t.Fatalf("read after the close: %d bytes", got)
+	}
+}
+
+// chmod of a path that a writer holds with nothing written: the writer's
+// File kept the mode it was opened with, which a stat showed once the
+// kernel answered it through the writer's handle (after a reader read the
+// file), and which the writer's later commit put back.
+func TestChmodOfHeldFileKept(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.WriteFile(w.p("d2"), []byte("abc"), 0o644)
+	h, err := os.OpenFile(w.p("d2"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	w.read("d2")
+	if err := os.Chmod(w.p("d2"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	w.read("d2")
+	if fi, err := os.Lstat(w.p("d2")); err != nil || fi.Mode().Perm() != 0o400 {
+		t.Fatalf("lstat after the chmod: %v, %v", fi, err)
+	}
+	if fi, err := h.Stat(); err != nil || fi.Mode().Perm() != 0o400 {
+		t.Fatalf("the writer's fstat after the chmod: %v, %v", fi, err)
+	}
+	h.WriteAt([]byte("x"), 3)
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	vs := w.versions("d2")
+	if len(vs) != 2 || catalog.Perm(vs[1].Mode) != 0o400 {
+		t.Fatalf("versions after the writer's close: %+v (want v2 with mode 0400)", vs)
+	}
+	if fi, err := os.Lstat(w.p("d2")); err != nil || fi.Mode().Perm() != 0o400 {
+		t.Fatalf("lstat after the writer's close: %v, %v", fi, err)
+	}
+}
+
+// truncate(2) by path of a file appenders share (JoinAppend) after one of
+// them closed: the File counted as closed by its writers, so the truncate
+// made a version of its own, and the other appender's next commit (its
+// bytes on the File's old end) undid it.
+func TestTruncateByPathOfSharedAppendFile(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.WriteFile(w.p("d1"), nil, 0o644)
+	h, err := os.OpenFile(w.p("d1"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	a, err := os.OpenFile(w.p("d1"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Write([]byte(strings.Repeat("f", 5000)))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(w.p("d1"), 150000); err != nil {
+		t.Fatal(err)
+	}
+	h.Write([]byte("b"))
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(w.p("d1")); err != nil || fi.Size() != 150001 {
+		t.Fatalf("stat after the appender's close: %v, %v; want size 150001", fi, err)
+	}
+	if got := w.read("d1"); len(got) != 150001 || got[150000] != 'b' || got[4999] != 'f' {
+		t.Fatalf("read %d bytes", len(got))
+	}
+}
