@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -308,6 +309,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	hup := hangup(log, ready == nil) // spawned (ready): no terminal
 
 	var cacheSize int64
 	if v := c.String("cache-size"); v != "" {
@@ -543,6 +545,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	case <-c.Context.Done():
 		log.Info("unmounting", "dir", dir)
 		unmount(m, log)
+	case <-hup:
+		log.Info("unmounting: the terminal went away (SIGHUP)", "dir", dir)
+		unmount(m, log)
 	case err := <-served:
 		log.Error("catalog server stopped", "err", err)
 		unmount(m, log)
@@ -599,6 +604,26 @@ func statusOf(ctx context.Context, cl *catalogrpc.Client) (mountStatus, error) {
 		err = json.Unmarshal(raw, &st)
 	}
 	return st, err
+}
+
+// hangup is closed when a --foreground daemon gets SIGHUP (its terminal
+// or ssh session closed): it then stops as on SIGTERM. The background
+// daemon has no terminal and logs a stray SIGHUP. Unhandled, SIGHUP killed
+// either at once and left a dead mount behind.
+func hangup(log *slog.Logger, foreground bool) <-chan struct{} {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for range sigs {
+			if foreground {
+				close(done)
+				return
+			}
+			log.Info("SIGHUP ignored: lamina umount stops the mount")
+		}
+	}()
+	return done
 }
 
 // unmount retries while files are open, then detaches the mount lazily.

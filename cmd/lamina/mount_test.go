@@ -312,7 +312,9 @@ func TestMountSignals(t *testing.T) {
 	e.ok("save", e.file("a", []byte("a")), "--key", "k/a")
 	mnt := filepath.Join(e.dir, "fg")
 	os.Mkdir(mnt, 0o755)
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+	// SIGHUP: the terminal of a --foreground mount went away (it killed
+	// the daemon and left a dead mount).
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
 		cmd := exec.Command(e.bin, "mount", "--foreground", "--show-meta", mnt)
 		cmd.Env = e.env
 		var errb bytes.Buffer
@@ -339,6 +341,18 @@ func TestMountSignals(t *testing.T) {
 			lfs.ForceUnmount(mnt)
 			t.Fatalf("%v left the mount in place", sig)
 		}
+	}
+
+	// The background daemon has no terminal: a stray SIGHUP changes nothing.
+	e.mount(mnt)
+	pid := e.daemonPID("m")
+	syscall.Kill(pid, syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	if !processAlive(pid) {
+		t.Fatal("SIGHUP killed the background mount daemon")
+	}
+	if got := string(mustRead(t, filepath.Join(mnt, "k", "a"))); got != "a" {
+		t.Fatalf("read after SIGHUP: %q", got)
 	}
 }
 
