@@ -619,3 +619,60 @@ func TestSaveKeepsMode(t *testing.T) {
 		t.Fatalf("get: %v, %v; want mode 0750", fi.Mode(), err)
 	}
 }
+
+// get --force replaces a file with a file artifact and a folder with a
+// folder artifact; a folder where a file would go (or the reverse) is
+// refused with a message that says what to do. No failure leaves a partial
+// file behind or names one.
+func TestGetForce(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("c.csv", []byte("gene,count\nA,1\n")), "--key", "experiments/batch1.csv")
+	e.write("tree/a.txt", []byte("a"))
+	e.ok("save", e.path("tree"), "--key", "f/tree")
+	g := e.path("g")
+	os.MkdirAll(filepath.Join(g, "batch1.csv"), 0o755)
+	os.WriteFile(filepath.Join(g, "batch1.csv", "notes.txt"), []byte("mine"), 0o644)
+	os.WriteFile(filepath.Join(g, "tree"), []byte("mine"), 0o644)
+	noPartial := func(err error) {
+		t.Helper()
+		if err != nil && strings.Contains(err.Error(), "partial") {
+			t.Errorf("the error names the partial file: %v", err)
+		}
+		ents, _ := os.ReadDir(g)
+		for _, ent := range ents {
+			if strings.Contains(ent.Name(), "partial") {
+				t.Errorf("left behind: %s", ent.Name())
+			}
+		}
+	}
+	t.Chdir(g) // get writes the key's name in the current folder
+	noPartial(e.fails("is a folder", "get", "experiments/batch1.csv"))
+	noPartial(e.fails("-o batch1.csv/ writes into it", "get", "experiments/batch1.csv", "--force"))
+	if b, _ := os.ReadFile(filepath.Join(g, "batch1.csv", "notes.txt")); string(b) != "mine" {
+		t.Errorf("the folder was changed: %q", b)
+	}
+	noPartial(e.fails("is a file", "get", "f/tree", "--force"))
+	noPartial(e.fails("does not exist", "get", "experiments/batch1.csv", "-o", filepath.Join(g, "nonexist/sub/x.csv")))
+	// a folder that cannot be written into: the error names the target
+	ro := filepath.Join(g, "ro")
+	os.Mkdir(ro, 0o755)
+	os.WriteFile(filepath.Join(ro, "x.csv"), []byte("old"), 0o644)
+	os.Mkdir(filepath.Join(ro, "x.csv"+".lamina-partial"), 0o755) // the partial file cannot be created
+	err := e.fails("x.csv", "get", "experiments/batch1.csv", "-o", filepath.Join(ro, "x.csv"), "--force")
+	if strings.Contains(err.Error(), "partial") {
+		t.Errorf("the error names the partial file: %v", err)
+	}
+	// what --force does replace
+	os.WriteFile(filepath.Join(g, "f.csv"), []byte("old"), 0o644)
+	e.ok("get", "experiments/batch1.csv", "-o", filepath.Join(g, "f.csv"), "--force")
+	os.MkdirAll(filepath.Join(g, "t2", "tree", "old"), 0o755)
+	e.ok("get", "f/tree", "-o", filepath.Join(g, "t2"), "--force") // into t2: t2/tree
+	if _, err := os.Stat(filepath.Join(g, "t2", "tree", "a.txt")); err != nil {
+		t.Errorf("the folder was not replaced: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(g, "t2", "tree", "old")); err == nil {
+		t.Errorf("the folder was merged, not replaced")
+	}
+	noPartial(nil)
+}

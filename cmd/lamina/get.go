@@ -17,7 +17,7 @@ func cmdGet() *cli.Command {
 		ArgsUsage: "KEY[@vN] | UID",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: a path, a folder to write into (existing, or ending in /), or - for stdout (default: the key's name in the current folder)"},
-			&cli.BoolFlag{Name: "force", Usage: "replace an existing file"},
+			&cli.BoolFlag{Name: "force", Usage: "replace an existing file (a folder, for a folder artifact)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
