@@ -496,6 +496,42 @@ func TestSaveMisnamedFile(t *testing.T) {
 	}
 }
 
+// The key names the suffix and the format the content is read as, not the
+// local file's name: a CSV saved as y.h5ad or an h5ad saved as x.csv gets
+// no otype (the key's suffix misnames it), a key without a suffix has none,
+// and --where suffix= finds only what the keys say.
+func TestSuffixAndOTypeFromKey(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	csv := e.write("counts.csv", []byte("gene,count\nA,1\nB,2\n"))
+	type shown struct {
+		Suffix string `json:"suffix"`
+		OType  string `json:"otype"`
+		NObs   int64  `json:"n_observations"`
+	}
+	for _, c := range []struct{ path, key, suffix, otype, note string }{
+		{csv, "sfx/y.h5ad", ".h5ad", "", "not a readable h5ad"},
+		{filepath.Join(samples, "pbmc_small.h5ad"), "sfx/x.csv", ".csv", "", "not a readable csv"},
+		{csv, "sfx/noext", "", "", ""},
+		{filepath.Join(samples, "pbmc_small.h5ad"), "sfx/noext2", "", "", ""},
+		{csv, "sfx/ok.tsv.csv", ".csv", "DataFrame", ""},
+		{filepath.Join(samples, "pbmc_small.h5ad"), "sfx/ok.h5ad", ".h5ad", "AnnData", ""},
+	} {
+		_, errs, err := e.run("save", c.path, "--key", c.key)
+		if err != nil || !strings.Contains(errs, c.note) || (c.note == "" && errs != "") {
+			t.Errorf("save %s: %v\nstderr: %s", c.key, err, errs)
+		}
+		var show shown
+		e.jsonOut(&show, "show", c.key, "--format", "json")
+		if show.Suffix != c.suffix || show.OType != c.otype || (c.otype == "" && show.NObs != 0) {
+			t.Errorf("%s: suffix %q otype %q n_observations %d, want %q %q", c.key, show.Suffix, show.OType, show.NObs, c.suffix, c.otype)
+		}
+	}
+	if out := e.ok("ls", "--where", "suffix=.csv", "--format", "json"); strings.Contains(out, "noext") || !strings.Contains(out, "sfx/x.csv") {
+		t.Errorf("--where suffix=.csv: %s", out)
+	}
+}
+
 // TestDamagedCatalog: a damaged catalog file is a clear error for every
 // command, not a panic or a SIGBUS of bbolt's, and an empty one is not a
 // new, empty catalog (storage still holds the data).
