@@ -69,15 +69,21 @@ func cmdLs() *cli.Command {
 			if wantsQuery(c) { // metadata filters (query.go)
 				return lsQuery(c, format, in, arg)
 			}
+			// One more than the page: the hint says "more" only when
+			// there is more.
 			limit := c.Int("limit")
-			vs, err := in.Catalog.List(c.Context, catalog.Query{Prefix: arg, After: c.String("after"), Limit: limit})
+			vs, err := in.Catalog.List(c.Context, catalog.Query{Prefix: arg, After: c.String("after"), Limit: plusOne(limit)})
 			if err != nil {
 				return err
+			}
+			more := limit > 0 && len(vs) > limit
+			if more {
+				vs = vs[:limit]
 			}
 			if err := printVersions(c, format, vs); err != nil {
 				return err
 			}
-			if limit > 0 && len(vs) == limit {
+			if more {
 				fmt.Fprintf(c.App.ErrWriter, "(showing %d; more with --after %q)\n", limit, vs[len(vs)-1].Key)
 			}
 			return nil
@@ -85,9 +91,21 @@ func cmdLs() *cli.Command {
 	}
 }
 
+// plusOne is the number of rows to ask for a page of limit (0: all): one
+// more, to know whether there is more.
+func plusOne(limit int) int {
+	if limit > 0 {
+		return limit + 1
+	}
+	return 0
+}
+
 // lsFlagsApply refuses flags that mean nothing with --trash or --versions
 // (exit 2) rather than ignoring them.
 func lsFlagsApply(c *cli.Context) error {
+	if c.Int("limit") < 0 {
+		return exitf(2, "--limit %d: give a number of rows, or 0 for no limit", c.Int("limit"))
+	}
 	query := []string{"where", "label", "cell-type", "tissue", "disease", "term", "exact", "all-versions", "order", "organism"}
 	var mode, what string
 	switch {
@@ -120,16 +138,18 @@ func lsTrash(c *cli.Context, format string, cat catalog.Catalog, prefix string) 
 	sort.Slice(all, func(i, j int) bool { return all[i].Key < all[j].Key })
 	limit, after := c.Int("limit"), c.String("after")
 	var es []catalog.TrashEntry
+	more := false
 	for _, e := range all {
 		if !strings.HasPrefix(e.Key, prefix) || (after != "" && e.Key <= after) {
 			continue
 		}
 		if limit > 0 && len(es) == limit {
+			more = true
 			break
 		}
 		es = append(es, e)
 	}
-	if limit > 0 && len(es) == limit {
+	if more {
 		defer fmt.Fprintf(c.App.ErrWriter, "(showing %d; more with --after %q)\n", limit, es[len(es)-1].Key)
 	}
 	if format == "json" {
