@@ -773,21 +773,33 @@ func findMount(dirs instance.Dirs, dir string) (string, mountState, bool) {
 }
 
 // processAlive reports whether pid is a running process (not a zombie).
-func processAlive(pid int) bool {
+func processAlive(pid int) bool { return processState(pid) != 0 }
+
+// processState is the state letter of process pid in /proc (R, S, D, T for
+// stopped, …), '?' when it exists but /proc does not say, and 0 when it is
+// gone or a zombie.
+func processState(pid int) byte {
 	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
+		return 0
 	}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return true
+		return '?'
 	}
 	defer f.Close()
 	line, _ := bufio.NewReader(f).ReadString('\n')
 	if i := strings.LastIndexByte(line, ')'); i > 0 && i+2 < len(line) {
-		return line[i+2] != 'Z'
+		if c := line[i+2]; c != 'Z' && c != 'X' {
+			return c
+		}
+		return 0
 	}
-	return true
+	return '?'
 }
+
+// stoppedState reports whether a process state letter is a stopped one
+// (SIGSTOP, Ctrl-Z, a debugger).
+func stoppedState(c byte) bool { return c == 'T' || c == 't' }
 
 func cmdStatus() *cli.Command {
 	return &cli.Command{
@@ -813,8 +825,13 @@ func cmdStatus() *cli.Command {
 			cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID)
 			if err != nil {
 				st, serr := readState(dirs, s.Name)
-				if serr == nil && !processAlive(st.PID) {
-					return fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
+				if serr == nil {
+					switch ps := processState(st.PID); {
+					case ps == 0:
+						return fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
+					case stoppedState(ps):
+						return fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is stopped (SIGSTOP, Ctrl-Z or a debugger) and answers nothing: `kill -CONT %d` resumes it, `lamina umount --force %s` stops it", s.Name, st.Mountpoint, st.PID, st.PID, st.Mountpoint)
+					}
 				}
 				if format == "json" {
 					return writeJSON(w, []mountStatus{})
@@ -823,8 +840,15 @@ func cmdStatus() *cli.Command {
 				switch {
 				case len(stale) > 0:
 					for _, d := range stale {
+						if serr == nil && d == st.Mountpoint {
+							// Alive (not stopped) but not answering.
+							fmt.Fprintf(w, "instance %s: the mount at %s does not answer: its daemon (pid %d) is running but hung; `lamina umount --force %s` stops it\n", s.Name, d, st.PID, d)
+							continue
+						}
 						fmt.Fprintf(w, "instance %s: stale mount at %s: its daemon died; `lamina umount %s` clears it\n", s.Name, d, d)
 					}
+					printStagedUploads(w, s)
+					return exitf(1, "") // something failed: the output says what
 				case serr == nil:
 					fmt.Fprintf(w, "instance %s: the mount at %s is gone; its daemon (pid %d) is stopping (`lamina umount --force %s` stops it now)\n",
 						s.Name, st.Mountpoint, st.PID, st.Mountpoint)

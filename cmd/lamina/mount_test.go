@@ -258,6 +258,11 @@ func TestMountEndToEnd(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); !allStopped(pid) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// status says the daemon is stopped (not that it died) and fails.
+	if _, errs, err := e.run("status"); err == nil || !strings.Contains(errs, "is stopped") || !strings.Contains(errs, "kill -CONT") {
+		syscall.Kill(pid, syscall.SIGCONT)
+		t.Fatalf("status of a stopped daemon: %v %q", err, errs)
+	}
 	// A process using the mount meanwhile waits for the daemon; clearing
 	// the stale mount frees it (the connection is aborted), where a
 	// detached mount kept it waiting until the daemon ran again.
