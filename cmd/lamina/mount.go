@@ -149,7 +149,7 @@ func clearStaleMounts(c *cli.Context, dirs instance.Dirs, s instance.Settings, d
 func liveMount(dirs instance.Dirs, s instance.Settings) (mountState, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID)
+	cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
 	if err != nil {
 		return mountState{}, false
 	}
@@ -394,6 +394,13 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	defer os.Remove(sock)
 	defer l.Close()
+	// A CLI with another XDG_RUNTIME_DIR finds the socket through the
+	// instance's data folder (instance.DaemonSocket).
+	if unlink, err := dirs.LinkSocket(s, sock); err != nil {
+		log.Warn("cannot record the socket in the instance's data folder: a CLI with another XDG_RUNTIME_DIR will not find this mount", "err", err)
+	} else {
+		defer unlink()
+	}
 
 	var writes *stage.Stage // nil: a read-only mount (the database role may only read)
 	if writable {
@@ -579,7 +586,7 @@ func failedCloses(ctx context.Context, dirs instance.Dirs, name string) int64 {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 6*time.Second) // status waits up to 5 s for the catalog
 	defer cancel()
-	cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(name), s.ID)
+	cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
 	if err != nil {
 		return 0
 	}
@@ -822,7 +829,7 @@ func cmdStatus() *cli.Command {
 			w := c.App.Writer
 			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
 			defer cancel()
-			cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID)
+			cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
 			if err != nil {
 				st, serr := readState(dirs, s.Name)
 				if serr == nil {

@@ -573,3 +573,49 @@ func TestMountClearsStaleMountElsewhere(t *testing.T) {
 		t.Errorf("status after the new mount:\n%s", out)
 	}
 }
+
+// A CLI whose XDG_RUNTIME_DIR differs from the daemon's (cron, sudo,
+// another login) or is unset still finds the running mount: the daemon
+// links its socket from the instance's data folder. status names the
+// mount, ls answers at once (it waited a minute for the catalog's lock),
+// and the link goes with the daemon.
+func TestMountFoundFromAnotherRuntimeDir(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("a.csv", []byte("a\n")), "--key", "x/a.csv")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	link := filepath.Join(e.dir, "data", "lamina", "m", "daemon.sock")
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("no link to the socket: %v %v", fi, err)
+	}
+	sock := filepath.Join(e.dir, "run", "lamina", "m", "catalog.sock")
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %v %v", fi, err)
+	}
+	other := t.TempDir()
+	for name, env := range map[string][]string{
+		"another": append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+other),
+		"unset":   slices.DeleteFunc(slices.Clone(e.env), func(v string) bool { return strings.HasPrefix(v, "XDG_RUNTIME_DIR=") }),
+	} {
+		run := func(args ...string) (string, error) {
+			cmd := exec.Command(e.bin, args...)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		if out, err := run("status"); err != nil || !strings.Contains(out, mnt) {
+			t.Errorf("%s XDG_RUNTIME_DIR: status: %v\n%s", name, err, out)
+		}
+		start := time.Now()
+		if out, err := run("ls", "x/"); err != nil || !strings.Contains(out, "x/a.csv") || time.Since(start) > 10*time.Second {
+			t.Errorf("%s XDG_RUNTIME_DIR: ls in %s: %v\n%s", name, time.Since(start), err, out)
+		}
+	}
+	e.ok("umount", mnt)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Lstat(link); err != nil {
+			return
+		}
+	}
+	t.Errorf("the link to the socket outlived the daemon")
+}
