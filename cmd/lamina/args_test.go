@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -56,4 +58,75 @@ func TestHelpAndInstanceAnywhere(t *testing.T) {
 		t.Errorf("info --instance=second: %s", out)
 	}
 	e.fails("--bogus", "info", "--bogus")
+}
+
+// Common mistakes get a usage error that says what to do: save from stdin,
+// --key ending in '/', saving "." without --key, a cache flag on local
+// storage (refused as --endpoint is); --storage=~/data expands ~.
+func TestCommonMistakes(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	f := e.write("counts.csv", []byte("gene,count\nA,1\n"))
+	for _, c := range []struct {
+		want string
+		args []string
+	}{
+		{"not stdin", []string{"save", "-", "--key", "stdin.txt"}},
+		{"use --key-prefix experiments/", []string{"save", f, "--key", "experiments/"}},
+		{"give --key KEY", []string{"save", "."}},
+		{"--cache-size is for s3:// storage", []string{"init", "--storage", e.path("l5"), "--name", "l5", "--cache-size", "1GB"}},
+		{"--cache-size is for s3:// storage", []string{"mount", "--cache-size", "1GB", e.path("mnt")}},
+		{"--sync-upload is for s3:// storage", []string{"mount", "--sync-upload", e.path("mnt")}},
+	} {
+		if err := e.fails(c.want, c.args...); codeOf(err) != 2 {
+			t.Errorf("%v: exit %d", c.args, codeOf(err))
+		}
+	}
+	if _, err := os.Stat(e.path("l5")); err == nil {
+		t.Errorf("a refused init left its storage folder")
+	}
+	out := e.ok("init", "--storage=~/data", "--name", "tilde")
+	home := e.path("home")
+	if !strings.Contains(out, filepath.Join(home, "data")) {
+		t.Errorf("--storage=~/data: %s", out)
+	}
+	if _, err := os.Stat("~"); err == nil {
+		t.Errorf("a folder named ~ was made")
+	}
+}
+
+// The * of instances marks the instance commands use: --instance or
+// LAMINA_INSTANCE before the remembered one; init says when an override
+// still selects another.
+func TestInstancesStarFollowsOverride(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("init", "--storage", e.path("s2"), "--name", "lab2")
+	e.ok("use", "test")
+	star := func(args ...string) string {
+		t.Helper()
+		var rows [][]string
+		for _, l := range strings.Split(e.ok(append(args, "instances", "--format", "csv")...), "\n") {
+			rows = append(rows, strings.Split(l, ","))
+		}
+		for _, r := range rows {
+			if len(r) > 1 && r[0] == "*" {
+				return r[1]
+			}
+		}
+		return ""
+	}
+	if got := star(); got != "test" {
+		t.Errorf("remembered: * on %q", got)
+	}
+	if got := star("--instance", "lab2"); got != "lab2" {
+		t.Errorf("--instance lab2: * on %q", got)
+	}
+	t.Setenv("LAMINA_INSTANCE", "lab2")
+	if got := star(); got != "lab2" {
+		t.Errorf("LAMINA_INSTANCE=lab2: * on %q", got)
+	}
+	if out := e.ok("init", "--storage", e.path("s3"), "--name", "third"); !strings.Contains(out, `LAMINA_INSTANCE selects "lab2"`) {
+		t.Errorf("init under LAMINA_INSTANCE: %s", out)
+	}
 }

@@ -90,6 +90,13 @@ func cmdMount() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if !strings.HasPrefix(s.Storage, "s3://") {
+				for _, f := range []string{"cache-size", "sync-upload"} {
+					if c.IsSet(f) {
+						return errLocalCache("--" + f) // backend.go
+					}
+				}
+			}
 			if err := lfs.CheckMountpoint(dir); err != nil {
 				return err
 			}
