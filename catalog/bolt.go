@@ -371,7 +371,7 @@ func (t txn) checkPlace(key string) error {
 			return err
 		}
 		if a != nil && a.Latest > 0 {
-			return errorf(ErrConflict, "%q cannot be saved: %q is a file, not a folder", key, key[:i])
+			return errorf(ErrConflict, "%q cannot be saved: %q is an artifact (a file or a folder artifact), not a folder of keys", key, key[:i])
 		}
 	}
 	if k := t.liveUnder(key + "/"); k != "" {

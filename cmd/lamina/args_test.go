@@ -130,3 +130,39 @@ func TestInstancesStarFollowsOverride(t *testing.T) {
 		t.Errorf("init under LAMINA_INSTANCE: %s", out)
 	}
 }
+
+// More mistakes with a way out: a folder given to delete, a folder
+// artifact's key with the '/' completion adds, runs show --format table
+// (as every other command), a key under a folder artifact, and a run with
+// no mount to see its files.
+func TestFolderAndRunMessages(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("big/a.csv", []byte("a\n")), "--key", "big/a.csv")
+	e.write("tree/x.txt", []byte("x"))
+	e.ok("save", e.path("tree"), "--key", "scrna/pbmc.zarr")
+	if err := e.fails("big/ is a folder of keys", "delete", "big/"); codeOf(err) != 2 {
+		t.Errorf("delete big/: exit %d", codeOf(err))
+	}
+	e.fails("big/ is a folder of keys", "delete", "big")
+	e.ok("get", "scrna/pbmc.zarr/", "-o", e.path("out")+"/")
+	if _, err := os.Stat(e.path("out/pbmc.zarr/x.txt")); err != nil {
+		t.Errorf("get FOLDER-ARTIFACT/: %v", err)
+	}
+	e.ok("show", "scrna/pbmc.zarr/")
+	e.fails("is an artifact (a file or a folder artifact), not a folder of keys", "save", e.path("big/a.csv"), "--key", "scrna/pbmc.zarr/extra.csv")
+	_, errs, err := e.run("run", "--", "true")
+	if err != nil || !strings.Contains(errs, "is not mounted") {
+		t.Errorf("run without a mount: %v %q", err, errs)
+	}
+	var runs []struct{ UID string }
+	e.jsonOut(&runs, "runs", "ls", "--format", "json")
+	if len(runs) == 0 {
+		t.Fatal("no run")
+	}
+	for _, f := range []string{"table", "text"} {
+		if out := e.ok("runs", "show", runs[0].UID, "--format", f); !strings.Contains(out, runs[0].UID) {
+			t.Errorf("runs show --format %s: %s", f, out)
+		}
+	}
+}

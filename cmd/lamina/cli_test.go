@@ -191,7 +191,7 @@ func TestBadKeys(t *testing.T) {
 		{"a/./b", "'.' or '..'"},
 		{"a//b", "empty segment"},
 		{"/abs", "may not start with '/'"},
-		{"trail/", "empty segment"},
+		{"trail/", "use --key-prefix trail/"},
 		{"nul\x00byte", "NUL"},
 		{strings.Repeat("k", 1025), "at most 1024"},
 		{strings.Repeat("s", 256) + "/x", "at most 255"},
@@ -199,7 +199,7 @@ func TestBadKeys(t *testing.T) {
 		{"x@v3", "@v<digits>"},
 		{"a/b.meta/c", `a folder may not be named "b.meta"`},
 		{"q@v2/y", `a folder may not be named "q@v2"`},
-		{"a/file/under", `"a/file" is a file`},
+		{"a/file/under", `"a/file" is an artifact`},
 		{"a", "is a folder"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {

@@ -35,6 +35,9 @@ func cmdDelete() *cli.Command {
 				return exitf(2, "usage: lamina delete KEY... [--permanent [--yes] [--force]]")
 			}
 			for _, k := range keys {
+				if strings.HasSuffix(k, "/") && ref.CheckExistingKey(strings.TrimSuffix(k, "/")) == nil {
+					return exitf(2, "%s", folderDelete(strings.TrimSuffix(k, "/")))
+				}
 				// No single version can be deleted: say what delete does
 				// rather than that the name is bad.
 				if key, _, ok := ref.SplitVersion(k); ok && ref.CheckExistingKey(key) == nil {
@@ -115,6 +118,12 @@ func cmdDelete() *cli.Command {
 // resolveDeleteKeys checks that every key names an artifact (a live one
 // unless permanent) and reports which are wholly in the trash. It refuses
 // the lot, naming every key that is missing, before anything changes.
+// folderDelete says what to do with a folder given to delete, which takes
+// keys of artifacts.
+func folderDelete(dir string) string {
+	return fmt.Sprintf("%s/ is a folder of keys: lamina delete takes the keys of artifacts (lamina ls %s/ lists them); rm -r of the folder in a mount trashes all of them, and lamina restore %s/ brings them back", dir, dir, dir)
+}
+
 func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, permanent bool) (map[string]bool, error) {
 	inTrash := map[string]bool{}
 	var missing, trashed []string
@@ -124,6 +133,9 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 			return nil, err
 		}
 		if len(vs) == 0 {
+			if under, err := cat.List(ctx, catalog.Query{Prefix: k + "/", Limit: 1}); err == nil && len(under) > 0 {
+				return nil, exitf(1, "%s: nothing deleted", folderDelete(k))
+			}
 			missing = append(missing, fmt.Sprintf("%q", k))
 			continue
 		}
@@ -226,7 +238,7 @@ func cmdRestore() *cli.Command {
 					if err != nil && len(keys) == 1 && !strings.HasSuffix(k, "/") {
 						if errors.Is(err, catalog.ErrNotFound) {
 							if under, _ := trashedUnder(c.Context, in.Catalog, k+"/"); len(under) > 0 {
-								return fmt.Errorf("%w (the trash holds %d artifacts under %s/: restore them with `lamina restore %s/`)", err, len(under), k, k)
+								return fmt.Errorf("%w (the trash holds %s under %s/: restore them with `lamina restore %s/`)", err, plural(len(under), "artifact"), k, k)
 							}
 						}
 						return err

@@ -2,11 +2,15 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
 
@@ -28,7 +32,7 @@ func cmdGet() *cli.Command {
 				return err
 			}
 			defer in.Close()
-			v, err := in.Resolve(c.Context, c.Args().First())
+			v, err := resolveArg(c.Context, in, c.Args().First())
 			if err != nil {
 				return err
 			}
@@ -56,4 +60,17 @@ func cmdGet() *cli.Command {
 			return in.Export(c.Context, v, out, c.Bool("force"), bar.Func())
 		},
 	}
+}
+
+// resolveArg resolves a version spec as in.Resolve does, and a folder
+// artifact's key with a trailing '/' as shell completion types it
+// (scrna/pbmc.zarr/) to that artifact.
+func resolveArg(ctx context.Context, in *instance.Instance, spec string) (catalog.Version, error) {
+	v, err := in.Resolve(ctx, spec)
+	if err != nil && strings.HasSuffix(spec, "/") {
+		if fv, ferr := in.Resolve(ctx, strings.TrimSuffix(spec, "/")); ferr == nil && fv.Kind == cache.KindFolder {
+			return fv, nil
+		}
+	}
+	return v, err
 }
