@@ -166,3 +166,21 @@ func TestFolderAndRunMessages(t *testing.T) {
 		}
 	}
 }
+
+// A uid or uid prefix (8+) names an artifact in ls --versions and restore,
+// as it does in get and show.
+func TestUIDsAccepted(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	var saved []struct{ UID string }
+	e.jsonOut(&saved, "save", e.write("a.csv", []byte("a\n")), "--key", "u/a.csv", "--format", "json")
+	e.ok("save", e.write("a.csv", []byte("b\n")), "--key", "u/a.csv")
+	stem := saved[0].UID[:16]
+	if out := e.ok("ls", "--versions", stem); strings.Count(out, "u/a.csv") != 2 {
+		t.Errorf("ls --versions STEM: %s", out)
+	}
+	e.ok("delete", "u/a.csv")
+	if out := e.ok("restore", saved[0].UID[:10]); !strings.Contains(out, "restored u/a.csv") {
+		t.Errorf("restore UID-PREFIX: %s", out)
+	}
+}

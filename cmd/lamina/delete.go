@@ -215,7 +215,7 @@ func cmdRestore() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
 		Usage:     "bring an artifact's versions back from the trash; FOLDER/ brings back every artifact trashed under it (rm -r in a mount)",
-		ArgsUsage: "KEY|FOLDER/...",
+		ArgsUsage: "KEY|UID|FOLDER/...",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return exitf(2, "usage: lamina restore KEY|FOLDER/...")
@@ -235,6 +235,13 @@ func cmdRestore() *cli.Command {
 				}
 				for _, key := range keys {
 					e, err := in.Catalog.Restore(c.Context, key)
+					if errors.Is(err, catalog.ErrNotFound) && !strings.HasSuffix(k, "/") {
+						// A uid or uid prefix (of 8+) of a trashed version.
+						if v, uerr := in.Resolve(c.Context, k); uerr == nil && v.Key != k {
+							key = v.Key
+							e, err = in.Catalog.Restore(c.Context, key)
+						}
+					}
 					if err != nil && len(keys) == 1 && !strings.HasSuffix(k, "/") {
 						if errors.Is(err, catalog.ErrNotFound) {
 							if under, _ := trashedUnder(c.Context, in.Catalog, k+"/"); len(under) > 0 {
