@@ -36,7 +36,7 @@ func cmdAnnotate() *cli.Command {
 				return err
 			}
 			defer in.Close()
-			v, err := in.Resolve(c.Context, c.Args().First())
+			v, err := resolveArg(c.Context, in, c.Args().First()) // get.go
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
 )
 
@@ -66,6 +67,9 @@ func cmdGet() *cli.Command {
 // artifact's key with a trailing '/' as shell completion types it
 // (scrna/pbmc.zarr/) to that artifact.
 func resolveArg(ctx context.Context, in *instance.Instance, spec string) (catalog.Version, error) {
+	if key, ok := mountKey(in.Settings, spec); ok {
+		spec = key
+	}
 	v, err := in.Resolve(ctx, spec)
 	if err != nil && strings.HasSuffix(spec, "/") {
 		if fv, ferr := in.Resolve(ctx, strings.TrimSuffix(spec, "/")); ferr == nil && fv.Kind == cache.KindFolder {
@@ -73,4 +77,31 @@ func resolveArg(ctx context.Context, in *instance.Instance, spec string) (catalo
 		}
 	}
 	return v, err
+}
+
+// mountKey is the key of a path under the instance's mount
+// (~/lab/experiments/batch1.csv, ./batch1.csv@v1 in the mount): a path that
+// cannot be a key (absolute, or with a '.' or '..' segment) inside the
+// mountpoint of a running mount of s.
+func mountKey(s instance.Settings, spec string) (string, bool) {
+	if ref.CheckExistingKey(spec) == nil {
+		return "", false
+	}
+	abs, err := filepath.Abs(spec)
+	if err != nil {
+		return "", false
+	}
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		return "", false
+	}
+	st, ok := liveMount(dirs, s)
+	if !ok || st.Mountpoint == "" {
+		return "", false
+	}
+	rel, err := filepath.Rel(st.Mountpoint, abs)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
 }

@@ -619,3 +619,27 @@ func TestMountFoundFromAnotherRuntimeDir(t *testing.T) {
 	}
 	t.Errorf("the link to the socket outlived the daemon")
 }
+
+// A path under the running mount names its key in show, get, annotate and
+// lineage: `lamina show ~/lab/experiments/batch1.csv` was a bad key.
+func TestMountPathAsKey(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("a.csv", []byte("a\n")), "--key", "x/a.csv")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	p := filepath.Join(mnt, "x", "a.csv")
+	if out := e.ok("show", p); !strings.Contains(out, "x/a.csv") {
+		t.Errorf("show PATH: %s", out)
+	}
+	if out := e.ok("get", p+"@v1", "-o", "-"); out != "a\n" {
+		t.Errorf("get PATH@v1: %q", out)
+	}
+	e.ok("lineage", p)
+	// outside the mount it is still a bad key, exit 1 everywhere
+	_, errs, err := e.run("lineage", "/elsewhere/a.csv")
+	if err == nil || !strings.Contains(errs, "may not start with '/'") {
+		t.Errorf("lineage of a path outside the mount: %v %q", err, errs)
+	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("lineage of a bad key: %v", err)
+	}
+}
