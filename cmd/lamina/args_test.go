@@ -184,3 +184,18 @@ func TestUIDsAccepted(t *testing.T) {
 		t.Errorf("restore UID-PREFIX: %s", out)
 	}
 }
+
+// An ontology entity with a typo gets a suggestion, and one named as
+// cat[CellType] names it (CellType, cell_type) works as it does in
+// feature create.
+func TestOntologyEntityNames(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.fails("did you mean celltype?", "ontology", "search", "celltyp", "T cell")
+	if out := e.ok("ontology", "search", "CellType", "T cell"); !strings.Contains(out, "T cell") {
+		t.Errorf("search CellType: %s", out)
+	}
+	e.ok("ontology", "validate", "CellType", "T cell")
+	e.ok("ontology", "validate", "cell_type", "T cell")
+}
