@@ -76,12 +76,16 @@ func TestScratchPatterns(t *testing.T) {
 func TestScratchNamedKeys(t *testing.T) {
 	e := newMntEnv(t)
 	csv := e.file("c.csv", []byte("gene,count\nA,1\n"))
-	for _, key := range []string{"notes/backup~", "notes/4913", "notes/.snakemake/log.txt", "dup/x~"} {
+	for _, key := range []string{"notes/backup~", "notes/4913", "notes/.snakemake/log.txt", "dup/x~", "sc/data.tmp"} {
 		e.ok("save", csv, "--key", key)
+	}
+	// scratch add says which keys stay keys
+	if _, errs, err := e.run("scratch", "add", "*.tmp"); err != nil || !strings.Contains(errs, "existing keys match (sc/data.tmp)") {
+		t.Fatalf("scratch add: %v %q", err, errs)
 	}
 	mnt := filepath.Join(e.dir, "lab")
 	e.mount(mnt)
-	for _, name := range []string{"notes/backup~", "notes/4913", "notes/.snakemake/log.txt"} {
+	for _, name := range []string{"notes/backup~", "notes/4913", "notes/.snakemake/log.txt", "sc/data.tmp"} {
 		if got := string(mustRead(t, filepath.Join(mnt, name))); got != "gene,count\nA,1\n" {
 			t.Errorf("%s reads %q", name, got)
 		}
