@@ -199,3 +199,13 @@ func TestOntologyEntityNames(t *testing.T) {
 	e.ok("ontology", "validate", "CellType", "T cell")
 	e.ok("ontology", "validate", "cell_type", "T cell")
 }
+
+// info of a local instance says what its cache folder holds, as lamina
+// cache says it keeps no cache.
+func TestInfoLocalCache(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	if out := e.ok("info"); !strings.Contains(out, "staging only") {
+		t.Errorf("info: %s", out)
+	}
+}
