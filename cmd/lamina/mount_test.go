@@ -263,6 +263,12 @@ func TestMountEndToEnd(t *testing.T) {
 		syscall.Kill(pid, syscall.SIGCONT)
 		t.Fatalf("status of a stopped daemon: %v %q", err, errs)
 	}
+	// other commands say so too, without waiting for the catalog's lock
+	start := time.Now()
+	if _, errs, err := e.run("ls"); err == nil || !strings.Contains(errs, "is stopped") || time.Since(start) > 20*time.Second {
+		syscall.Kill(pid, syscall.SIGCONT)
+		t.Fatalf("ls with a stopped daemon, in %s: %v %q", time.Since(start), err, errs)
+	}
 	// A process using the mount meanwhile waits for the daemon; clearing
 	// the stale mount frees it (the connection is aborted), where a
 	// detached mount kept it waiting until the daemon ran again.
