@@ -560,8 +560,8 @@ func TestMountClearsStaleMountElsewhere(t *testing.T) {
 	e.mount(lab)
 	e.killDaemon("m")
 	os.Remove(filepath.Join(e.dir, "run", "lamina", "m", "mount.json")) // what no state file records
-	if out := e.ok("status"); !strings.Contains(out, "stale mount at "+lab) {
-		t.Errorf("status with a stale mount and no state file:\n%s", out)
+	if out, _, err := e.run("status"); err == nil || !strings.Contains(out, "stale mount at "+lab) {
+		t.Errorf("status with a stale mount and no state file: %v (want exit 1)\n%s", err, out)
 	}
 	os.MkdirAll(lab2, 0o755)
 	out, errs, err := e.run("mount", lab2)
