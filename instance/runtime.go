@@ -34,13 +34,18 @@ func (d Dirs) socketLink(s Settings) string {
 // names it.
 func (d Dirs) DaemonSocket(s Settings) string {
 	own := d.SocketPath(s.Name)
-	if isSocket(own) {
+	l := d.socketLink(s)
+	lfi, lerr := os.Lstat(l)
+	if lerr != nil || !isSocket(l) {
 		return own
 	}
-	if l := d.socketLink(s); isSocket(l) {
-		return l
+	if ofi, err := os.Stat(own); err == nil && ofi.Mode()&os.ModeSocket != 0 && !lfi.ModTime().After(ofi.ModTime()) {
+		// Both: the newer is the live one (one daemon per instance holds
+		// the catalog); a socket a killed daemon left here is older than
+		// the link the next daemon made elsewhere.
+		return own
 	}
-	return own
+	return l
 }
 
 // LinkSocket records sock as the socket of the mount daemon of s, for
