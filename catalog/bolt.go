@@ -236,6 +236,7 @@ func (b *Bolt) open(readOnly, existing bool) (*bolt.DB, error) {
 		file = f
 		return f, err
 	}
+	start := time.Now()
 	err := guard(b.path, func() (err error) {
 		db, err = bolt.Open(b.path, 0o600, &bolt.Options{Timeout: b.timeout, ReadOnly: readOnly, OpenFile: openFile})
 		return err
@@ -249,7 +250,10 @@ func (b *Bolt) open(readOnly, existing bool) (*bolt.DB, error) {
 		return nil, err
 	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("catalog: %s is locked by another lamina process for over %s: %w", b.path, b.timeout, errLocked)
+		// The time waited, not the timeout: the two differ when the wait
+		// was cut short or ran long.
+		return nil, fmt.Errorf("catalog: %s is locked by another lamina process (waited %s; a mount daemon of the instance holds it while it runs): %w",
+			b.path, time.Since(start).Round(100*time.Millisecond), errLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open %s: %w", b.path, err)
@@ -367,7 +371,7 @@ func (t txn) checkPlace(key string) error {
 			return err
 		}
 		if a != nil && a.Latest > 0 {
-			return errorf(ErrConflict, "%q cannot be saved: %q is a file, not a folder", key, key[:i])
+			return errorf(ErrConflict, "%q cannot be saved: %q is an artifact (a file or a folder artifact), not a folder of keys", key, key[:i])
 		}
 	}
 	if k := t.liveUnder(key + "/"); k != "" {

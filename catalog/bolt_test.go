@@ -333,3 +333,26 @@ func TestBoltBatchSave(t *testing.T) {
 		}
 	}
 }
+
+// A catalog another process holds too long: the error says how long this
+// one waited, not the timeout it had.
+func TestBoltLockedSaysTimeWaited(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	holder, err := bolt.Open(p, 0o600, nil) // an exclusive lock, as a daemon holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	c, err = catalog.OpenBolt(p, catalog.BoltOptions{Timeout: 300 * time.Millisecond, Existing: true})
+	if err == nil {
+		_, err = c.List(context.Background(), catalog.Query{})
+	}
+	if err == nil || (!strings.Contains(err.Error(), "(waited 300ms") && !strings.Contains(err.Error(), "(waited 400ms")) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -527,7 +527,7 @@ func (t txn) makeFolder(key string) (wrote bool, err error) {
 		if a, err := t.liveFile(key[:i]); err != nil {
 			return false, err
 		} else if a != nil {
-			return false, errorf(ErrConflict, "%q is a file, not a folder", key[:i])
+			return false, errorf(ErrConflict, "%q is an artifact (a file or a folder artifact), not a folder of keys", key[:i])
 		}
 		if l, err := t.link(key[:i]); err != nil {
 			return false, err

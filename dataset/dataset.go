@@ -151,11 +151,15 @@ func (s *Series) Values() []string {
 
 // DetectFormat names the format of path from its name (and, for a folder,
 // its .zattrs); "" when it is none this package reads.
-func DetectFormat(path string) string {
-	if f := FileFormat(path); f != "" {
+func DetectFormat(path string) string { return DetectFormatAs(path, path) }
+
+// DetectFormatAs is DetectFormat of the file or folder at path named name
+// (a key: its suffix names the format, whatever the local file's name).
+func DetectFormatAs(path, name string) string {
+	if f := FileFormat(name); f != "" {
 		return f
 	}
-	if strings.HasSuffix(strings.ToLower(strings.TrimSuffix(path, "/")), ".zarr") && isAnnDataZarr(path) {
+	if strings.HasSuffix(strings.ToLower(strings.TrimSuffix(name, "/")), ".zarr") && isAnnDataZarr(path) {
 		return AnnDataZarr
 	}
 	return ""

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -99,12 +100,25 @@ func textErr(err error) error {
 // without one (empty, or blank lines only) is no table.
 var errNoHeader = corruptf("the file is empty: a table has at least its header line")
 
+// errBinary: a table file is text.
+var errBinary = corruptf("binary content, not text")
+
 func describeText(path, format string) (Info, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Info{}, err
 	}
 	defer f.Close()
+	// A binary file (an h5ad saved under a .csv key) is no table: text
+	// has no NUL byte.
+	var sniff [8 << 10]byte
+	k, _ := io.ReadFull(f, sniff[:])
+	if bytes.IndexByte(sniff[:k], 0) >= 0 {
+		return Info{}, errBinary
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Info{}, err
+	}
 	cr := NewTextReader(f, format)
 	head, err := cr.Read()
 	if err == io.EOF {

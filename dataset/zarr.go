@@ -50,8 +50,12 @@ func parseZattrs(p string, b []byte) (map[string]any, error) {
 // (a folder named .zarr): its .zattrs, when there is one, must be a JSON
 // object. It returns nil for anything else, and for a store that is fine
 // but holds no AnnData (DetectFormat tells).
-func CheckZarr(path string) error {
-	if !strings.HasSuffix(strings.ToLower(strings.TrimSuffix(path, "/")), ".zarr") {
+func CheckZarr(path string) error { return CheckZarrAs(path, path) }
+
+// CheckZarrAs is CheckZarr of the folder at path named name (a key): only a
+// name ending in .zarr is checked.
+func CheckZarrAs(path, name string) error {
+	if !strings.HasSuffix(strings.ToLower(strings.TrimSuffix(name, "/")), ".zarr") {
 		return nil
 	}
 	p := filepath.Join(path, ".zattrs")

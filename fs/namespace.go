@@ -901,3 +901,23 @@ func (ns *Namespace) Changed(ctx context.Context, keys []string) []Change {
 	sort.Slice(out, func(i, j int) bool { return out[i].Prefix < out[j].Prefix })
 	return out
 }
+
+// has reports whether name in the folder prefix is a name of the catalog: a
+// key, a folder of keys, a link or a key being written. A listing it cannot
+// read answers no.
+func (ns *Namespace) has(ctx context.Context, prefix, name string) bool {
+	if _, ok := ns.pending(prefix, name); ok {
+		return true
+	}
+	l, err := ns.listing(ctx, prefix)
+	if err != nil {
+		return false
+	}
+	if _, ok := l.file(name); ok {
+		return true
+	}
+	if _, ok := l.link(name); ok {
+		return true
+	}
+	return l.subdirs[name]
+}

@@ -113,7 +113,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 }
 
 func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	if n.e.Kind == KindDir && n.m.isScratch(n.prefix()+name) {
+	if n.e.Kind == KindDir && n.m.scratchAt(ctx, n.prefix()+name) {
 		return n.lookupScratch(ctx, name, out)
 	}
 	e, err := n.m.ns.Lookup(ctx, n.entry(), name)
@@ -179,12 +179,14 @@ func (n *node) dirEntries(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) 
 	}
 	out := make([]fuse.DirEntry, len(es))
 	prefix := n.prefix()
+	names := make(map[string]bool, len(es))
 	for i, e := range es {
 		e = n.m.held.apply(prefix, e.Name, e)
 		out[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: stableMode(e)}
+		names[e.Name] = true
 	}
 	if n.e.Kind == KindDir {
-		out = append(out, n.m.scratchEntries(n.prefix())...)
+		out = append(out, n.m.scratchEntries(prefix, names)...)
 	}
 	return out, 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"syscall"
 
@@ -22,6 +23,19 @@ var _ fusefs.NodeRenamer = (*scratchNode)(nil)
 
 func (m *Mount) isScratch(p string) bool { return m.ns.st != nil && m.scratch.Match(p) }
 
+// scratchAt reports whether the name p of a folder of keys is scratch: it
+// matches a scratch pattern and is not a name of the catalog. A key saved
+// under a scratch-like name (notes/backup~, notes/.snakemake/log.txt) stays
+// a key: listed, opened, written and renamed as any other, and a scratch
+// file of the same name is hidden while the key exists.
+func (m *Mount) scratchAt(ctx context.Context, p string) bool {
+	if !m.isScratch(p) {
+		return false
+	}
+	dir, name := path.Split(p)
+	return !m.ns.has(ctx, dir, name)
+}
+
 func (m *Mount) scratchPath(p string) string {
 	return filepath.Join(m.scratchDir, filepath.FromSlash(p))
 }
@@ -33,7 +47,7 @@ func (m *Mount) newScratchNode(ctx context.Context, parent *fusefs.Inode, st *sy
 
 func (s *scratchNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	p, ok := newParent.(*node)
-	if !ok || s.m.isScratch(p.prefix()+newName) {
+	if !ok || s.m.scratchAt(ctx, p.prefix()+newName) {
 		return s.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
 	}
 	if p.e.Kind != KindDir {
@@ -155,8 +169,9 @@ func (n *node) scratchSymlink(ctx context.Context, target, name string, out *fus
 	return n.lookupScratch(ctx, name, out)
 }
 
-// scratchEntries lists the scratch names in the folder prefix.
-func (m *Mount) scratchEntries(prefix string) []fuse.DirEntry {
+// scratchEntries lists the scratch names in the folder prefix but those in
+// keys (names of the catalog, which hide them: scratchAt).
+func (m *Mount) scratchEntries(prefix string, keys map[string]bool) []fuse.DirEntry {
 	if m.ns.st == nil {
 		return nil
 	}
@@ -166,7 +181,7 @@ func (m *Mount) scratchEntries(prefix string) []fuse.DirEntry {
 	}
 	var out []fuse.DirEntry
 	for _, e := range ents {
-		if !m.isScratch(prefix + e.Name()) {
+		if !m.isScratch(prefix+e.Name()) || keys[e.Name()] {
 			continue
 		}
 		var st syscall.Stat_t

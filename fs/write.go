@@ -823,7 +823,7 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	if e := n.writable(); e != 0 {
 		return nil, nil, 0, e
 	}
-	if n.m.isScratch(n.prefix() + name) {
+	if n.m.scratchAt(ctx, n.prefix()+name) {
 		return n.scratchCreate(ctx, name, flags, mode, out)
 	}
 	key, e := n.checkNew(name)
@@ -1038,7 +1038,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if e := n.writable(); e != 0 {
 		return nil, e
 	}
-	if n.m.isScratch(n.prefix() + name) {
+	if n.m.scratchAt(ctx, n.prefix()+name) {
 		return n.scratchMkdir(ctx, name, mode, out)
 	}
 	key, e := n.checkNew(name)
@@ -1076,7 +1076,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if e := n.writable(); e != 0 {
 		return nil, e
 	}
-	if n.m.isScratch(n.prefix() + name) {
+	if n.m.scratchAt(ctx, n.prefix()+name) {
 		return n.scratchSymlink(ctx, target, name, out)
 	}
 	key, e := n.checkNew(name)
@@ -1128,7 +1128,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if e := n.writable(); e != 0 {
 		return e
 	}
-	if n.m.isScratch(n.prefix() + name) {
+	if n.m.scratchAt(ctx, n.prefix()+name) {
 		return errnoOf(syscall.Unlink(n.m.scratchPath(n.prefix() + name)))
 	}
 	ent, e := n.existing(ctx, name)
@@ -1224,7 +1224,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if e := n.writable(); e != 0 {
 		return e
 	}
-	if n.m.isScratch(n.prefix() + name) {
+	if n.m.scratchAt(ctx, n.prefix()+name) {
 		return errnoOf(syscall.Rmdir(n.m.scratchPath(n.prefix() + name)))
 	}
 	ent, e := n.existing(ctx, name)
@@ -1272,14 +1272,14 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			return e
 		}
 		dst = p.prefix() + newName
-		dstScratch = n.m.isScratch(dst)
+		dstScratch = n.m.scratchAt(ctx, dst)
 	case *scratchNode:
 		dst = path.Join(p.EmbeddedInode().Path(nil), newName)
 		dstScratch = true
 	default:
 		return syscall.EXDEV
 	}
-	srcScratch := n.m.isScratch(src)
+	srcScratch := n.m.scratchAt(ctx, src)
 	if flags&1 != 0 {
 		if _, err := os.Lstat(n.m.scratchPath(dst)); dstScratch && err == nil {
 			return syscall.EEXIST

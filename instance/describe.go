@@ -8,15 +8,17 @@ import (
 )
 
 // describe fills the fields of nv that reading the content gives: otype,
-// n_observations, shape and columns. A format lamina does not read keeps
-// the fields the suffix gave. A truncated or corrupt file is still saved,
-// as a plain file: no otype (its suffix claims one its bytes are not), and
-// the note says why.
+// n_observations, shape and columns. The key's suffix names the format the
+// content is read as (as the mount does), whatever the local file's name.
+// A format lamina does not read keeps the fields the suffix gave. A
+// truncated or corrupt file, or one the key's suffix misnames (a CSV saved
+// as y.h5ad), is still saved, as a plain file: no otype (its suffix claims
+// one its bytes are not), and the note says why.
 func describe(nv *catalog.NewVersion, path string) (note string) {
-	format := dataset.DetectFormat(path)
+	format := dataset.DetectFormatAs(path, nv.Key)
 	if format == "" {
 		// A .zarr folder that cannot say whether it holds an AnnData.
-		if err := dataset.CheckZarr(path); err != nil {
+		if err := dataset.CheckZarrAs(path, nv.Key); err != nil {
 			nv.OType = ""
 			return fmt.Sprintf("not a readable zarr store (%v): saved as a plain folder, without an otype", err)
 		}

@@ -2,10 +2,13 @@ package instance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
@@ -31,10 +34,13 @@ func (in *Instance) WriteTo(ctx context.Context, v catalog.Version, w io.Writer,
 
 // Export writes version v to path: a file, or for a folder artifact a new
 // folder with its files. It never overwrites: the target must not exist
-// (unless overwrite). A file is written beside the target and renamed, so an
-// interrupted get leaves nothing half-written under the name.
+// unless overwrite, and then it must be what the export makes (a file for a
+// file artifact, a folder for a folder artifact), which it replaces. The
+// bytes are written beside the target and renamed, so an interrupted or
+// failed get leaves nothing half-written, and nothing beside it either.
 func (in *Instance) Export(ctx context.Context, v catalog.Version, path string, overwrite bool, progress cache.Progress) error {
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+	fi, err := os.Stat(path)
+	if err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
 		// A device or a pipe (-o /dev/null, a FIFO): written into, not
 		// replaced.
 		if v.Kind == cache.KindFolder {
@@ -50,8 +56,22 @@ func (in *Instance) Export(ctx context.Context, v catalog.Version, path string, 
 		}
 		return f.Close()
 	}
-	if _, err := os.Lstat(path); err == nil && !overwrite {
-		return fmt.Errorf("%s already exists (use --force to replace it)", path)
+	if err == nil {
+		switch {
+		case fi.IsDir() && v.Kind != cache.KindFolder:
+			return fmt.Errorf("%s is a folder: %s is a file, and --force replaces only a file with it; remove the folder or give another -o (-o %s/ writes into it)", path, v.Key, path)
+		case !fi.IsDir() && v.Kind == cache.KindFolder:
+			return fmt.Errorf("%s is a file: %s is a folder artifact, and --force replaces only a folder with it; remove the file or give another -o", path, v.Key)
+		case !overwrite:
+			return fmt.Errorf("%s already exists (use --force to replace it)", path)
+		}
+	} else if _, err := os.Lstat(path); err == nil && !overwrite {
+		return fmt.Errorf("%s already exists (use --force to replace it)", path) // a dangling link
+	}
+	if d := filepath.Dir(path); d != "." {
+		if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("cannot write %s: folder %s does not exist (end -o with / to create it and write into it)", path, d)
+		}
 	}
 	m, err := in.Manifest(ctx, v)
 	if err != nil {
@@ -60,12 +80,13 @@ func (in *Instance) Export(ctx context.Context, v catalog.Version, path string, 
 	if m.Kind == cache.KindFile {
 		return in.exportFile(ctx, m.Files[0], path, os.FileMode(catalog.Perm(v.Mode)), progress)
 	}
-	tmp := path + ".lamina-partial"
+	tmp := path + partialSuffix
 	os.RemoveAll(tmp)
 	for _, f := range m.Files {
 		p := filepath.Join(tmp, filepath.FromSlash(f.Path))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
+			os.RemoveAll(tmp)
+			return unpartial(err, tmp, path)
 		}
 		mode := os.FileMode(f.Mode)
 		if mode == 0 {
@@ -73,28 +94,57 @@ func (in *Instance) Export(ctx context.Context, v catalog.Version, path string, 
 		}
 		if err := in.exportFile(ctx, f, p, mode, progress); err != nil {
 			os.RemoveAll(tmp)
-			return err
+			return unpartial(err, tmp, path)
 		}
 	}
 	if overwrite {
-		os.RemoveAll(path)
+		if err := os.RemoveAll(path); err != nil {
+			os.RemoveAll(tmp)
+			return fmt.Errorf("cannot replace %s: %w", path, errors.Unwrap(err))
+		}
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("cannot write %s: %w", path, errors.Unwrap(err))
+	}
+	return nil
 }
 
+// partialSuffix names what a get is writing beside its target.
+const partialSuffix = ".lamina-partial"
+
+// exportFile writes f to path by way of a partial file beside it, removed
+// on any failure.
 func (in *Instance) exportFile(ctx context.Context, f cache.File, path string, mode os.FileMode, progress cache.Progress) error {
-	tmp := path + ".lamina-partial"
+	tmp := path + partialSuffix
 	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
 	if err != nil {
-		return err
+		return unpartial(err, tmp, path)
 	}
 	_, err = in.Store.Open(f).WriteToContext(ctx, out, progress)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
 	if err != nil {
 		os.Remove(tmp)
-		return err
+		return unpartial(err, tmp, path)
 	}
-	return os.Rename(tmp, path)
+	return nil
+}
+
+// unpartial names path, not the partial file tmp beside it, in err: the
+// user never sees the temporary name.
+func unpartial(err error, tmp, path string) error {
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return fmt.Errorf("cannot write %s: %w", path, le.Err)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && strings.HasPrefix(pe.Path, tmp) {
+		return &fs.PathError{Op: pe.Op, Path: path + strings.TrimPrefix(pe.Path, tmp), Err: pe.Err}
+	}
+	return err
 }

@@ -238,6 +238,7 @@ func (in *Instance) ResolveOntology(ctx context.Context, entity, organism, versi
 }
 
 func resolveSource(reg registry, entity, organism, version string) (OntologySource, error) {
+	entity = sameEntity(reg, entity)
 	organism = ontology.NormalizeOrganism(organism)
 	var all, cands []OntologySource
 	orgs := map[string]bool{}
@@ -262,6 +263,9 @@ func resolveSource(reg registry, entity, organism, version string) (OntologySour
 		}
 	}
 	if len(all) == 0 {
+		if near := nearEntities(reg, entity); len(near) > 0 {
+			return OntologySource{}, notFoundf("no %s ontology imported: did you mean %s? (or import one with `lamina ontology import %s --source PATH|URL`)", entity, strings.Join(near, " or "), entity)
+		}
 		return OntologySource{}, notFoundf("no %s ontology imported yet: import one with `lamina ontology import %s --source PATH|URL`", entity, entity)
 	}
 	if len(cands) == 0 {
@@ -667,4 +671,60 @@ func (p *progressReader) Read(b []byte) (int, error) {
 		p.fn(int64(n))
 	}
 	return n, err
+}
+
+// normEntity is an entity name compared loosely: case, '_' and a bionty.
+// or bt. prefix do not matter (CellType, cell_type, bionty.CellType).
+func normEntity(e string) string {
+	e = strings.TrimPrefix(strings.TrimPrefix(e, "bionty."), "bt.")
+	return strings.ToLower(strings.ReplaceAll(e, "_", ""))
+}
+
+// sameEntity is the imported entity that entity names loosely (normEntity),
+// else entity.
+func sameEntity(reg registry, entity string) string {
+	for _, s := range reg.Sources {
+		if s.Entity == entity {
+			return entity
+		}
+	}
+	for _, s := range reg.Sources {
+		if normEntity(s.Entity) == normEntity(entity) {
+			return s.Entity
+		}
+	}
+	return entity
+}
+
+// nearEntities are the imported entities within two edits of entity (a
+// typo: celltyp for celltype).
+func nearEntities(reg registry, entity string) []string {
+	var out []string
+	for _, s := range reg.Sources {
+		if !slices.Contains(out, s.Entity) && editDistance(normEntity(s.Entity), normEntity(entity)) <= 2 {
+			out = append(out, s.Entity)
+		}
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance of a and b, by bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

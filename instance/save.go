@@ -119,12 +119,9 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 				return fmt.Errorf("cannot save %s: %w", it.Path, err)
 			}
 			now := time.Now().UTC()
-			// The key's suffix, as the mount gives its files; the path's
-			// where the key has none.
+			// The key's suffix, as the mount gives its files (a key
+			// without one has none, whatever the file's name).
 			suffix := ref.Suffix(it.Key)
-			if suffix == "" {
-				suffix = ref.Suffix(it.Path)
-			}
 			nvs[i] = catalog.NewVersion{
 				Key: it.Key, Revises: o.Revises, Kind: m.Kind, Suffix: suffix, OType: ref.OType(suffix),
 				Size: m.Size(), Digest: m.Digest(), Manifest: string(md), Description: o.Description,

@@ -241,7 +241,7 @@ func placeError(key string, reason *int, k *string) error {
 	case 3:
 		return errorf(ErrConflict, "%q cannot be saved: %q is a symbolic link, not a folder", key, *k)
 	case 6:
-		return errorf(ErrConflict, "%q cannot be saved: %q is a file, not a folder", key, *k)
+		return errorf(ErrConflict, "%q cannot be saved: %q is an artifact (a file or a folder artifact), not a folder of keys", key, *k)
 	}
 	return errorf(ErrConflict, "%q cannot be saved: it is a folder holding %q", key, *k)
 }

@@ -403,7 +403,7 @@ func (s *Store) MakeFolder(ctx context.Context, key string) error {
 			if a, err := liveFile(ctx, tx, up); err != nil {
 				return err
 			} else if a != nil {
-				return errorf(ErrConflict, "%q is a file, not a folder", up)
+				return errorf(ErrConflict, "%q is an artifact (a file or a folder artifact), not a folder of keys", up)
 			}
 			if l, err := link(ctx, tx, up); err != nil {
 				return err

@@ -36,7 +36,7 @@ func cmdAnnotate() *cli.Command {
 				return err
 			}
 			defer in.Close()
-			v, err := in.Resolve(c.Context, c.Args().First())
+			v, err := resolveArg(c.Context, in, c.Args().First()) // get.go
 			if err != nil {
 				return err
 			}
@@ -115,15 +115,15 @@ func printAnnotations(c *cli.Context, a catalog.Annotations) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "%-15s %s = %s\n", "feature", n, strings.Join(a.Features[n], ", "))
+		fmt.Fprintf(w, "%-15s %s = %s\n", "feature", visible(n), visible(strings.Join(a.Features[n], ", ")))
 	}
 	if len(a.Labels) > 0 {
-		fmt.Fprintf(w, "%-15s %s\n", "labels", strings.Join(a.Labels, ", "))
+		fmt.Fprintf(w, "%-15s %s\n", "labels", visible(strings.Join(a.Labels, ", ")))
 	}
 	for _, t := range a.Terms {
-		fmt.Fprintf(w, "%-15s %s %s (%s)\n", "term", t.Entity, t.Name, t.ID)
+		fmt.Fprintf(w, "%-15s %s %s (%s)\n", "term", t.Entity, visible(t.Name), visible(t.ID))
 	}
 	if a.Schema != "" {
-		fmt.Fprintf(w, "%-15s %s\n", "schema", a.Schema)
+		fmt.Fprintf(w, "%-15s %s\n", "schema", visible(a.Schema))
 	}
 }

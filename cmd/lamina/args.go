@@ -76,6 +76,29 @@ func interspersed(cmds []*cli.Command, args []string) []string {
 	return out
 }
 
+// hoistInstance moves the global --instance flag in front of the command
+// wherever it is given before "--": `lamina status --instance lab2` works
+// as `lamina --instance lab2 status` (urfave/cli refused it as "flag
+// provided but not defined: -instance").
+func hoistInstance(args []string) []string {
+	var global, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return append(global, append(rest, args[i:]...)...)
+		case (a == "--instance" || a == "-instance") && i+1 < len(args) && args[i+1] != "--":
+			global = append(global, a, args[i+1])
+			i++
+		case strings.HasPrefix(a, "--instance=") || strings.HasPrefix(a, "-instance="):
+			global = append(global, a)
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(global, rest...)
+}
+
 // missing returns "--NAME is required; " for the first of names that is
 // not given (or empty), "" when all are, to begin a usage error (exit 2).
 // urfave's Required would exit 1 after printing all of the help on stdout.
@@ -92,18 +115,51 @@ func missing(c *cli.Context, names ...string) string {
 // usage error: exit 2 with a short message, as the commands' own checks.
 func usageExit(c *cli.Context, err error, _ bool) error {
 	name := commandName(c)
-	return exitf(2, "%v (%s --help lists the flags)", err, name)
+	msg := err.Error()
+	for _, p := range []string{"flag provided but not defined: ", "flag needs an argument: "} {
+		// Go's flag package names a flag with one dash; users type two.
+		if f, ok := strings.CutPrefix(msg, p+"-"); ok && len(f) > 1 && !strings.HasPrefix(f, "-") {
+			msg = p + "--" + f
+		}
+	}
+	if a, b, ok := strings.Cut(msg, " for flag -"); ok && !strings.HasPrefix(b, "-") && strings.Index(b, ":") > 1 {
+		msg = a + " for flag --" + b
+	}
+	return exitf(2, "%s (%s --help lists the flags)", msg, name)
 }
 
-// onUsageError sets usageExit on cmds and their subcommands, and
-// unknownCommand on the ones that only group subcommands.
+// onUsageError sets usageExit on cmds and their subcommands,
+// unknownCommand on the ones that only group subcommands, and refuses
+// arguments to every command that takes none (its ArgsUsage is blank):
+// `lamina gc dry-run` ran a full gc.
 func onUsageError(cmds []*cli.Command) {
 	for _, c := range cmds {
 		c.OnUsageError = usageExit
-		if len(c.Subcommands) > 0 && c.Action == nil {
+		switch {
+		case len(c.Subcommands) > 0 && c.Action == nil:
 			c.Action = unknownCommand
+		case len(c.Subcommands) > 0:
+			c.Action = noArguments(c.Action, true)
+		case strings.TrimSpace(c.ArgsUsage) == "" && c.Action != nil:
+			c.Action = noArguments(c.Action, false)
 		}
 		onUsageError(c.Subcommands)
+	}
+}
+
+// noArguments wraps the action of a command that takes no arguments: any is
+// a usage error (exit 2), and nothing runs. A command that also groups
+// subcommands says the argument is no command of it.
+func noArguments(action cli.ActionFunc, group bool) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() == 0 {
+			return action(c)
+		}
+		name := commandName(c)
+		if group {
+			return exitf(2, "%s has no command %q (%s --help lists them)", name, c.Args().First(), name)
+		}
+		return exitf(2, "%s takes no arguments, not %q (%s --help lists its flags)", name, strings.Join(c.Args().Slice(), " "), name)
 	}
 }
 
@@ -113,6 +169,16 @@ func onUsageError(cmds []*cli.Command) {
 // and exited 3.
 func unknownCommand(c *cli.Context) error {
 	name := commandName(c)
+	if name == "lamina" && (c.Args().First() == "help" || c.Args().First() == "h") {
+		// `lamina help [COMMAND]`, as every command group offers.
+		if c.NArg() > 1 {
+			if cmd := c.App.Command(c.Args().Get(1)); cmd != nil {
+				return cli.ShowCommandHelp(c, cmd.Name)
+			}
+			return exitf(2, "lamina has no command %q (lamina --help lists them)", c.Args().Get(1))
+		}
+		return cli.ShowAppHelp(c)
+	}
 	if c.NArg() > 0 {
 		return exitf(2, "%s has no command %q (%s --help lists them)", name, c.Args().First(), name)
 	}

@@ -245,9 +245,18 @@ func s3Flags(c interface {
 		if err != nil {
 			return exitf(2, "--cache-size: %v", err)
 		}
+		if !isS3 {
+			return errLocalCache("--cache-size")
+		}
 		s.CacheSize = n
 	}
 	return nil
+}
+
+// errLocalCache refuses an S3-only flag for an instance whose storage is a
+// local folder (read in place: no cache, no uploads), as --endpoint is.
+func errLocalCache(flag string) error {
+	return exitf(2, "%s is for s3:// storage: a local folder is read in place, with no cache and no uploads", flag)
 }
 
 // describeS3 says how an S3 instance is reached and where its credentials

@@ -50,7 +50,7 @@ func cmdCache() *cli.Command {
 	inDaemon := func(c *cli.Context, dirs instance.Dirs, s instance.Settings, a catalogrpc.CacheArgs) (r cacheReport, ok bool, err error) {
 		ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 		defer cancel()
-		cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID)
+		cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
 		if err != nil {
 			return r, false, nil
 		}
@@ -328,7 +328,7 @@ func prefetchBatch(in *instance.Instance, disk *cache.DiskCache, a catalogrpc.Ca
 // daemon answers.
 func prefetchInDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, spec string, w io.Writer) (r prefetchReport, ok bool, err error) {
 	dctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
-	cl, err := catalogrpc.Dial(dctx, dirs.SocketPath(s.Name), s.ID)
+	cl, err := catalogrpc.Dial(dctx, dirs.DaemonSocket(s), s.ID)
 	cancel()
 	if err != nil {
 		return r, false, nil

@@ -191,7 +191,7 @@ func TestBadKeys(t *testing.T) {
 		{"a/./b", "'.' or '..'"},
 		{"a//b", "empty segment"},
 		{"/abs", "may not start with '/'"},
-		{"trail/", "empty segment"},
+		{"trail/", "use --key-prefix trail/"},
 		{"nul\x00byte", "NUL"},
 		{strings.Repeat("k", 1025), "at most 1024"},
 		{strings.Repeat("s", 256) + "/x", "at most 255"},
@@ -199,7 +199,7 @@ func TestBadKeys(t *testing.T) {
 		{"x@v3", "@v<digits>"},
 		{"a/b.meta/c", `a folder may not be named "b.meta"`},
 		{"q@v2/y", `a folder may not be named "q@v2"`},
-		{"a/file/under", `"a/file" is a file`},
+		{"a/file/under", `"a/file" is an artifact`},
 		{"a", "is a folder"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
@@ -496,6 +496,42 @@ func TestSaveMisnamedFile(t *testing.T) {
 	}
 }
 
+// The key names the suffix and the format the content is read as, not the
+// local file's name: a CSV saved as y.h5ad or an h5ad saved as x.csv gets
+// no otype (the key's suffix misnames it), a key without a suffix has none,
+// and --where suffix= finds only what the keys say.
+func TestSuffixAndOTypeFromKey(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	csv := e.write("counts.csv", []byte("gene,count\nA,1\nB,2\n"))
+	type shown struct {
+		Suffix string `json:"suffix"`
+		OType  string `json:"otype"`
+		NObs   int64  `json:"n_observations"`
+	}
+	for _, c := range []struct{ path, key, suffix, otype, note string }{
+		{csv, "sfx/y.h5ad", ".h5ad", "", "not a readable h5ad"},
+		{filepath.Join(samples, "pbmc_small.h5ad"), "sfx/x.csv", ".csv", "", "not a readable csv"},
+		{csv, "sfx/noext", "", "", ""},
+		{filepath.Join(samples, "pbmc_small.h5ad"), "sfx/noext2", "", "", ""},
+		{csv, "sfx/ok.tsv.csv", ".csv", "DataFrame", ""},
+		{filepath.Join(samples, "pbmc_small.h5ad"), "sfx/ok.h5ad", ".h5ad", "AnnData", ""},
+	} {
+		_, errs, err := e.run("save", c.path, "--key", c.key)
+		if err != nil || !strings.Contains(errs, c.note) || (c.note == "" && errs != "") {
+			t.Errorf("save %s: %v\nstderr: %s", c.key, err, errs)
+		}
+		var show shown
+		e.jsonOut(&show, "show", c.key, "--format", "json")
+		if show.Suffix != c.suffix || show.OType != c.otype || (c.otype == "" && show.NObs != 0) {
+			t.Errorf("%s: suffix %q otype %q n_observations %d, want %q %q", c.key, show.Suffix, show.OType, show.NObs, c.suffix, c.otype)
+		}
+	}
+	if out := e.ok("ls", "--where", "suffix=.csv", "--format", "json"); strings.Contains(out, "noext") || !strings.Contains(out, "sfx/x.csv") {
+		t.Errorf("--where suffix=.csv: %s", out)
+	}
+}
+
 // TestDamagedCatalog: a damaged catalog file is a clear error for every
 // command, not a panic or a SIGBUS of bbolt's, and an empty one is not a
 // new, empty catalog (storage still holds the data).
@@ -618,4 +654,61 @@ func TestSaveKeepsMode(t *testing.T) {
 	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o750 {
 		t.Fatalf("get: %v, %v; want mode 0750", fi.Mode(), err)
 	}
+}
+
+// get --force replaces a file with a file artifact and a folder with a
+// folder artifact; a folder where a file would go (or the reverse) is
+// refused with a message that says what to do. No failure leaves a partial
+// file behind or names one.
+func TestGetForce(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("c.csv", []byte("gene,count\nA,1\n")), "--key", "experiments/batch1.csv")
+	e.write("tree/a.txt", []byte("a"))
+	e.ok("save", e.path("tree"), "--key", "f/tree")
+	g := e.path("g")
+	os.MkdirAll(filepath.Join(g, "batch1.csv"), 0o755)
+	os.WriteFile(filepath.Join(g, "batch1.csv", "notes.txt"), []byte("mine"), 0o644)
+	os.WriteFile(filepath.Join(g, "tree"), []byte("mine"), 0o644)
+	noPartial := func(err error) {
+		t.Helper()
+		if err != nil && strings.Contains(err.Error(), "partial") {
+			t.Errorf("the error names the partial file: %v", err)
+		}
+		ents, _ := os.ReadDir(g)
+		for _, ent := range ents {
+			if strings.Contains(ent.Name(), "partial") {
+				t.Errorf("left behind: %s", ent.Name())
+			}
+		}
+	}
+	t.Chdir(g) // get writes the key's name in the current folder
+	noPartial(e.fails("is a folder", "get", "experiments/batch1.csv"))
+	noPartial(e.fails("-o batch1.csv/ writes into it", "get", "experiments/batch1.csv", "--force"))
+	if b, _ := os.ReadFile(filepath.Join(g, "batch1.csv", "notes.txt")); string(b) != "mine" {
+		t.Errorf("the folder was changed: %q", b)
+	}
+	noPartial(e.fails("is a file", "get", "f/tree", "--force"))
+	noPartial(e.fails("does not exist", "get", "experiments/batch1.csv", "-o", filepath.Join(g, "nonexist/sub/x.csv")))
+	// a folder that cannot be written into: the error names the target
+	ro := filepath.Join(g, "ro")
+	os.Mkdir(ro, 0o755)
+	os.WriteFile(filepath.Join(ro, "x.csv"), []byte("old"), 0o644)
+	os.Mkdir(filepath.Join(ro, "x.csv"+".lamina-partial"), 0o755) // the partial file cannot be created
+	err := e.fails("x.csv", "get", "experiments/batch1.csv", "-o", filepath.Join(ro, "x.csv"), "--force")
+	if strings.Contains(err.Error(), "partial") {
+		t.Errorf("the error names the partial file: %v", err)
+	}
+	// what --force does replace
+	os.WriteFile(filepath.Join(g, "f.csv"), []byte("old"), 0o644)
+	e.ok("get", "experiments/batch1.csv", "-o", filepath.Join(g, "f.csv"), "--force")
+	os.MkdirAll(filepath.Join(g, "t2", "tree", "old"), 0o755)
+	e.ok("get", "f/tree", "-o", filepath.Join(g, "t2"), "--force") // into t2: t2/tree
+	if _, err := os.Stat(filepath.Join(g, "t2", "tree", "a.txt")); err != nil {
+		t.Errorf("the folder was not replaced: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(g, "t2", "tree", "old")); err == nil {
+		t.Errorf("the folder was merged, not replaced")
+	}
+	noPartial(nil)
 }

@@ -35,6 +35,9 @@ func cmdDelete() *cli.Command {
 				return exitf(2, "usage: lamina delete KEY... [--permanent [--yes] [--force]]")
 			}
 			for _, k := range keys {
+				if strings.HasSuffix(k, "/") && ref.CheckExistingKey(strings.TrimSuffix(k, "/")) == nil {
+					return exitf(2, "%s", folderDelete(strings.TrimSuffix(k, "/")))
+				}
 				// No single version can be deleted: say what delete does
 				// rather than that the name is bad.
 				if key, _, ok := ref.SplitVersion(k); ok && ref.CheckExistingKey(key) == nil {
@@ -115,6 +118,12 @@ func cmdDelete() *cli.Command {
 // resolveDeleteKeys checks that every key names an artifact (a live one
 // unless permanent) and reports which are wholly in the trash. It refuses
 // the lot, naming every key that is missing, before anything changes.
+// folderDelete says what to do with a folder given to delete, which takes
+// keys of artifacts.
+func folderDelete(dir string) string {
+	return fmt.Sprintf("%s/ is a folder of keys: lamina delete takes the keys of artifacts (lamina ls %s/ lists them); rm -r of the folder in a mount trashes all of them, and lamina restore %s/ brings them back", dir, dir, dir)
+}
+
 func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, permanent bool) (map[string]bool, error) {
 	inTrash := map[string]bool{}
 	var missing, trashed []string
@@ -124,6 +133,9 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 			return nil, err
 		}
 		if len(vs) == 0 {
+			if under, err := cat.List(ctx, catalog.Query{Prefix: k + "/", Limit: 1}); err == nil && len(under) > 0 {
+				return nil, exitf(1, "%s: nothing deleted", folderDelete(k))
+			}
 			missing = append(missing, fmt.Sprintf("%q", k))
 			continue
 		}
@@ -203,7 +215,7 @@ func cmdRestore() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
 		Usage:     "bring an artifact's versions back from the trash; FOLDER/ brings back every artifact trashed under it (rm -r in a mount)",
-		ArgsUsage: "KEY|FOLDER/...",
+		ArgsUsage: "KEY|UID|FOLDER/...",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return exitf(2, "usage: lamina restore KEY|FOLDER/...")
@@ -223,10 +235,17 @@ func cmdRestore() *cli.Command {
 				}
 				for _, key := range keys {
 					e, err := in.Catalog.Restore(c.Context, key)
+					if errors.Is(err, catalog.ErrNotFound) && !strings.HasSuffix(k, "/") {
+						// A uid or uid prefix (of 8+) of a trashed version.
+						if v, uerr := in.Resolve(c.Context, k); uerr == nil && v.Key != k {
+							key = v.Key
+							e, err = in.Catalog.Restore(c.Context, key)
+						}
+					}
 					if err != nil && len(keys) == 1 && !strings.HasSuffix(k, "/") {
 						if errors.Is(err, catalog.ErrNotFound) {
 							if under, _ := trashedUnder(c.Context, in.Catalog, k+"/"); len(under) > 0 {
-								return fmt.Errorf("%w (the trash holds %d artifacts under %s/: restore them with `lamina restore %s/`)", err, len(under), k, k)
+								return fmt.Errorf("%w (the trash holds %s under %s/: restore them with `lamina restore %s/`)", err, plural(len(under), "artifact"), k, k)
 							}
 						}
 						return err

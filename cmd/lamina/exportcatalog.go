@@ -57,7 +57,7 @@ func openStore(c *cli.Context, forExport bool) (catalog.Catalog, error) {
 // daemonSnapshot asks the mount daemon of s for a copy of its catalog file
 // and opens that; closing it removes the copy.
 func daemonSnapshot(ctx context.Context, dirs instance.Dirs, s instance.Settings) (catalog.Catalog, error) {
-	cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID)
+	cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
 	if err != nil {
 		return nil, fmt.Errorf("instance %q is mounted, and its daemon does not answer: %w", s.Name, err)
 	}

@@ -2,11 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
 )
 
@@ -17,7 +22,7 @@ func cmdGet() *cli.Command {
 		ArgsUsage: "KEY[@vN] | UID",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: a path, a folder to write into (existing, or ending in /), or - for stdout (default: the key's name in the current folder)"},
-			&cli.BoolFlag{Name: "force", Usage: "replace an existing file"},
+			&cli.BoolFlag{Name: "force", Usage: "replace an existing file (a folder, for a folder artifact)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -28,7 +33,7 @@ func cmdGet() *cli.Command {
 				return err
 			}
 			defer in.Close()
-			v, err := in.Resolve(c.Context, c.Args().First())
+			v, err := resolveArg(c.Context, in, c.Args().First())
 			if err != nil {
 				return err
 			}
@@ -56,4 +61,47 @@ func cmdGet() *cli.Command {
 			return in.Export(c.Context, v, out, c.Bool("force"), bar.Func())
 		},
 	}
+}
+
+// resolveArg resolves a version spec as in.Resolve does, and a folder
+// artifact's key with a trailing '/' as shell completion types it
+// (scrna/pbmc.zarr/) to that artifact.
+func resolveArg(ctx context.Context, in *instance.Instance, spec string) (catalog.Version, error) {
+	if key, ok := mountKey(in.Settings, spec); ok {
+		spec = key
+	}
+	v, err := in.Resolve(ctx, spec)
+	if err != nil && strings.HasSuffix(spec, "/") {
+		if fv, ferr := in.Resolve(ctx, strings.TrimSuffix(spec, "/")); ferr == nil && fv.Kind == cache.KindFolder {
+			return fv, nil
+		}
+	}
+	return v, err
+}
+
+// mountKey is the key of a path under the instance's mount
+// (~/lab/experiments/batch1.csv, ./batch1.csv@v1 in the mount): a path that
+// cannot be a key (absolute, or with a '.' or '..' segment) inside the
+// mountpoint of a running mount of s.
+func mountKey(s instance.Settings, spec string) (string, bool) {
+	if ref.CheckExistingKey(spec) == nil {
+		return "", false
+	}
+	abs, err := filepath.Abs(spec)
+	if err != nil {
+		return "", false
+	}
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		return "", false
+	}
+	st, ok := liveMount(dirs, s)
+	if !ok || st.Mountpoint == "" {
+		return "", false
+	}
+	rel, err := filepath.Rel(st.Mountpoint, abs)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
 }

@@ -52,7 +52,12 @@ func cmdInfo() *cli.Command {
 			} else {
 				fmt.Fprintf(w, "catalog    %s (bbolt)\n", s.Catalog)
 			}
-			fmt.Fprintf(w, "cache      %s\n", s.CacheDir)
+			if isS3(s) {
+				fmt.Fprintf(w, "cache      %s\n", s.CacheDir)
+			} else {
+				// lamina cache says it keeps no cache: say what the folder is.
+				fmt.Fprintf(w, "cache      %s (the mount's staging only: local storage is read in place, no chunk cache)\n", s.CacheDir)
+			}
 			fmt.Fprintf(w, "scratch    %s (mount: plain folder, no versions)\n", strings.Join(scratchPatterns(s), " "))
 			fmt.Fprintf(w, "artifacts  %d\n", n.Artifacts)
 			fmt.Fprintf(w, "versions   %d (+%d in the trash)\n", n.Versions, n.Trashed)

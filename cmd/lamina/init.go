@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/instance"
@@ -32,7 +35,11 @@ func cmdInit() *cli.Command {
 			if err != nil {
 				return err
 			}
-			s, err := dirs.NewSettings(c.String("name"), c.String("storage"))
+			storage, err := expandHome(c.String("storage"))
+			if err != nil {
+				return err
+			}
+			s, err := dirs.NewSettings(c.String("name"), storage)
 			if err != nil {
 				return err
 			}
@@ -77,10 +84,37 @@ func cmdInit() *cli.Command {
 			if prev.ID != "" {
 				warnMountedLoser(c, dirs, prev)
 			}
-			fmt.Fprintf(c.App.Writer, "created instance %q\n  storage: %s\n  catalog: %s\nIt is now the current instance.\n", s.Name, s.Storage, s.Catalog)
+			fmt.Fprintf(c.App.Writer, "created instance %q\n  storage: %s\n  catalog: %s\n", s.Name, s.Storage, s.Catalog)
+			if o := c.String("instance"); o != "" && o != s.Name {
+				// The remembered one changed, but an override still wins.
+				from := "--instance"
+				if os.Getenv("LAMINA_INSTANCE") == o {
+					from = "LAMINA_INSTANCE"
+				}
+				fmt.Fprintf(c.App.Writer, "It is now the remembered current instance, but %s selects %q while it is set.\n", from, o)
+			} else {
+				fmt.Fprintln(c.App.Writer, "It is now the current instance.")
+			}
 			return nil
 		},
 	}
+}
+
+// expandHome expands a leading ~ or ~/ of a local storage path, as the
+// shell does in `--storage ~/data` but not in `--storage=~/data` (which
+// made a folder named ~ in the current folder). ~user is refused.
+func expandHome(p string) (string, error) {
+	if !strings.HasPrefix(p, "~") {
+		return p, nil
+	}
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return "", exitf(2, "--storage %q: give the path without ~user (the shell expands it in --storage ~user/…, not after =)", p)
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, strings.TrimPrefix(p, "~")), nil
 }
 
 // checkNewName refuses the name of an existing instance. dirs.Create
@@ -102,7 +136,7 @@ func checkNewName(dirs instance.Dirs, name string) error {
 func cmdInstances() *cli.Command {
 	return &cli.Command{
 		Name:  "instances",
-		Usage: "list instances (the current one is marked *)",
+		Usage: "list instances (the current one is marked *: the one --instance or LAMINA_INSTANCE names, else the one `lamina use` remembers)",
 		Flags: []cli.Flag{formatFlag()},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c)
@@ -117,7 +151,12 @@ func cmdInstances() *cli.Command {
 			if err != nil {
 				return err
 			}
-			cur, _ := dirs.Current("")
+			// The one commands use: --instance or LAMINA_INSTANCE first.
+			curName := c.String("instance")
+			if curName == "" {
+				cur, _ := dirs.Current("")
+				curName = cur.Name
+			}
 			var rows [][]string
 			var all []instance.Settings
 			for _, n := range names {
@@ -127,7 +166,7 @@ func cmdInstances() *cli.Command {
 				}
 				all = append(all, s)
 				mark := ""
-				if n == cur.Name {
+				if n == curName {
 					mark = "*"
 				}
 				rows = append(rows, []string{mark, s.Name, s.Storage, postgres.Redact(s.Catalog)})

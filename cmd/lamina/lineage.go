@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/lineage"
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
@@ -63,9 +64,16 @@ func cmdLineage() *cli.Command {
 // resolveSpec finds the version KEY, KEY@vN or a uid names (trashed
 // versions too, by uid).
 func resolveSpec(c *cli.Context, cat catalog.Catalog, spec string) (catalog.Version, error) {
+	if dirs, err := instance.UserDirs(); err == nil {
+		if in, err := dirs.Current(c.String("instance")); err == nil {
+			if key, ok := mountKey(in, spec); ok { // get.go: a path in the mount
+				spec = key
+			}
+		}
+	}
 	s, err := ref.ParseSpec(spec)
 	if err != nil {
-		return catalog.Version{}, exitf(2, "%v", err)
+		return catalog.Version{}, err // exit 1, as get and show give
 	}
 	if s.UID != "" {
 		v, err := cat.ByUID(c.Context, s.UID)

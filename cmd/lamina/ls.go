@@ -53,6 +53,13 @@ func cmdLs() *cli.Command {
 				}
 				vs, err := in.Catalog.Versions(c.Context, arg, false)
 				if len(vs) == 0 && (err == nil || errors.Is(err, catalog.ErrNotFound)) {
+					// A uid or uid prefix (of 8+), as get and show take.
+					if v, uerr := in.Resolve(c.Context, arg); uerr == nil && v.Key != arg {
+						arg = v.Key
+						vs, err = in.Catalog.Versions(c.Context, arg, false)
+					}
+				}
+				if len(vs) == 0 && (err == nil || errors.Is(err, catalog.ErrNotFound)) {
 					// Trashed versions do not list: say where they are.
 					if all, _ := in.Catalog.Versions(c.Context, arg, true); len(all) > 0 {
 						return exitf(1, "%q is in the trash (lamina ls --trash; lamina restore %s)", arg, arg)
@@ -69,15 +76,21 @@ func cmdLs() *cli.Command {
 			if wantsQuery(c) { // metadata filters (query.go)
 				return lsQuery(c, format, in, arg)
 			}
+			// One more than the page: the hint says "more" only when
+			// there is more.
 			limit := c.Int("limit")
-			vs, err := in.Catalog.List(c.Context, catalog.Query{Prefix: arg, After: c.String("after"), Limit: limit})
+			vs, err := in.Catalog.List(c.Context, catalog.Query{Prefix: arg, After: c.String("after"), Limit: plusOne(limit)})
 			if err != nil {
 				return err
+			}
+			more := limit > 0 && len(vs) > limit
+			if more {
+				vs = vs[:limit]
 			}
 			if err := printVersions(c, format, vs); err != nil {
 				return err
 			}
-			if limit > 0 && len(vs) == limit {
+			if more {
 				fmt.Fprintf(c.App.ErrWriter, "(showing %d; more with --after %q)\n", limit, vs[len(vs)-1].Key)
 			}
 			return nil
@@ -85,9 +98,21 @@ func cmdLs() *cli.Command {
 	}
 }
 
+// plusOne is the number of rows to ask for a page of limit (0: all): one
+// more, to know whether there is more.
+func plusOne(limit int) int {
+	if limit > 0 {
+		return limit + 1
+	}
+	return 0
+}
+
 // lsFlagsApply refuses flags that mean nothing with --trash or --versions
 // (exit 2) rather than ignoring them.
 func lsFlagsApply(c *cli.Context) error {
+	if c.Int("limit") < 0 {
+		return exitf(2, "--limit %d: give a number of rows, or 0 for no limit", c.Int("limit"))
+	}
 	query := []string{"where", "label", "cell-type", "tissue", "disease", "term", "exact", "all-versions", "order", "organism"}
 	var mode, what string
 	switch {
@@ -120,16 +145,18 @@ func lsTrash(c *cli.Context, format string, cat catalog.Catalog, prefix string) 
 	sort.Slice(all, func(i, j int) bool { return all[i].Key < all[j].Key })
 	limit, after := c.Int("limit"), c.String("after")
 	var es []catalog.TrashEntry
+	more := false
 	for _, e := range all {
 		if !strings.HasPrefix(e.Key, prefix) || (after != "" && e.Key <= after) {
 			continue
 		}
 		if limit > 0 && len(es) == limit {
+			more = true
 			break
 		}
 		es = append(es, e)
 	}
-	if limit > 0 && len(es) == limit {
+	if more {
 		defer fmt.Fprintf(c.App.ErrWriter, "(showing %d; more with --after %q)\n", limit, es[len(es)-1].Key)
 	}
 	if format == "json" {

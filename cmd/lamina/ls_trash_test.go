@@ -57,3 +57,38 @@ func TestLsVersionsOfTrashedKey(t *testing.T) {
 	e.fails(`"x.csv" is in the trash (lamina ls --trash; lamina restore x.csv)`, "ls", "--versions", "x.csv")
 	e.fails(`no artifact has key "nosuch.csv"`, "ls", "--versions", "nosuch.csv")
 }
+
+// The paging hint says "more" only when there is more: a page exactly full
+// gives none (ls, ls --trash, and a filtered ls), one short of the whole
+// gives it; --limit below 0 is refused.
+func TestLsPagingHint(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	f := e.write("a.csv", []byte("gene,count\nA,1\n"))
+	for _, k := range []string{"p/a.csv", "p/b.csv", "t/a.csv", "t/b.csv"} {
+		e.ok("save", f, "--key", k)
+	}
+	e.ok("delete", "t/a.csv", "t/b.csv")
+	for _, c := range []struct {
+		args []string
+		hint bool
+	}{
+		{[]string{"ls", "p/", "--limit", "2"}, false},
+		{[]string{"ls", "p/", "--limit", "1"}, true},
+		{[]string{"ls", "--trash", "--limit", "2"}, false},
+		{[]string{"ls", "--trash", "--limit", "1"}, true},
+		{[]string{"ls", "p/", "--where", "otype=DataFrame", "--limit", "2"}, false},
+		{[]string{"ls", "p/", "--where", "otype=DataFrame", "--limit", "1"}, true},
+	} {
+		out, errs, err := e.run(c.args...)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if strings.Contains(errs, "more") != c.hint {
+			t.Errorf("%v: hint %q, want one: %v\nstdout: %s", c.args, errs, c.hint, out)
+		}
+	}
+	if err := e.fails("--limit -1", "ls", "--limit", "-1"); codeOf(err) != 2 {
+		t.Errorf("exit %d", codeOf(err))
+	}
+}

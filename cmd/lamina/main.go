@@ -94,7 +94,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	}
 	onUsageError(app.Commands)
 	if len(args) > 1 {
-		args = append(args[:1:1], interspersed(app.Commands, args[1:])...)
+		args = append(args[:1:1], interspersed(app.Commands, hoistInstance(args[1:]))...)
 	}
 	return app.RunContext(ctx, args)
 }

@@ -91,6 +91,13 @@ func cmdMount() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if !strings.HasPrefix(s.Storage, "s3://") {
+				for _, f := range []string{"cache-size", "sync-upload"} {
+					if c.IsSet(f) {
+						return errLocalCache("--" + f) // backend.go
+					}
+				}
+			}
 			if err := lfs.CheckMountpoint(dir); err != nil {
 				return err
 			}
@@ -150,7 +157,7 @@ func clearStaleMounts(c *cli.Context, dirs instance.Dirs, s instance.Settings, d
 func liveMount(dirs instance.Dirs, s instance.Settings) (mountState, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID)
+	cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
 	if err != nil {
 		return mountState{}, false
 	}
@@ -396,6 +403,13 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	defer os.Remove(sock)
 	defer l.Close()
+	// A CLI with another XDG_RUNTIME_DIR finds the socket through the
+	// instance's data folder (instance.DaemonSocket).
+	if unlink, err := dirs.LinkSocket(s, sock); err != nil {
+		log.Warn("cannot record the socket in the instance's data folder: a CLI with another XDG_RUNTIME_DIR will not find this mount", "err", err)
+	} else {
+		defer unlink()
+	}
 
 	var writes *stage.Stage // nil: a read-only mount (the database role may only read)
 	if writable {
@@ -584,7 +598,7 @@ func failedCloses(ctx context.Context, dirs instance.Dirs, name string) int64 {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 6*time.Second) // status waits up to 5 s for the catalog
 	defer cancel()
-	cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(name), s.ID)
+	cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
 	if err != nil {
 		return 0
 	}
@@ -798,21 +812,33 @@ func findMount(dirs instance.Dirs, dir string) (string, mountState, bool) {
 }
 
 // processAlive reports whether pid is a running process (not a zombie).
-func processAlive(pid int) bool {
+func processAlive(pid int) bool { return processState(pid) != 0 }
+
+// processState is the state letter of process pid in /proc (R, S, D, T for
+// stopped, …), '?' when it exists but /proc does not say, and 0 when it is
+// gone or a zombie.
+func processState(pid int) byte {
 	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
+		return 0
 	}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return true
+		return '?'
 	}
 	defer f.Close()
 	line, _ := bufio.NewReader(f).ReadString('\n')
 	if i := strings.LastIndexByte(line, ')'); i > 0 && i+2 < len(line) {
-		return line[i+2] != 'Z'
+		if c := line[i+2]; c != 'Z' && c != 'X' {
+			return c
+		}
+		return 0
 	}
-	return true
+	return '?'
 }
+
+// stoppedState reports whether a process state letter is a stopped one
+// (SIGSTOP, Ctrl-Z, a debugger).
+func stoppedState(c byte) bool { return c == 'T' || c == 't' }
 
 func cmdStatus() *cli.Command {
 	return &cli.Command{
@@ -835,11 +861,16 @@ func cmdStatus() *cli.Command {
 			w := c.App.Writer
 			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
 			defer cancel()
-			cl, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID)
+			cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
 			if err != nil {
 				st, serr := readState(dirs, s.Name)
-				if serr == nil && !processAlive(st.PID) {
-					return fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
+				if serr == nil {
+					switch ps := processState(st.PID); {
+					case ps == 0:
+						return fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
+					case stoppedState(ps):
+						return fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is stopped (SIGSTOP, Ctrl-Z or a debugger) and answers nothing: `kill -CONT %d` resumes it, `lamina umount --force %s` stops it", s.Name, st.Mountpoint, st.PID, st.PID, st.Mountpoint)
+					}
 				}
 				if format == "json" {
 					return writeJSON(w, []mountStatus{})
@@ -848,8 +879,15 @@ func cmdStatus() *cli.Command {
 				switch {
 				case len(stale) > 0:
 					for _, d := range stale {
+						if serr == nil && d == st.Mountpoint {
+							// Alive (not stopped) but not answering.
+							fmt.Fprintf(w, "instance %s: the mount at %s does not answer: its daemon (pid %d) is running but hung; `lamina umount --force %s` stops it\n", s.Name, d, st.PID, d)
+							continue
+						}
 						fmt.Fprintf(w, "instance %s: stale mount at %s: its daemon died; `lamina umount %s` clears it\n", s.Name, d, d)
 					}
+					printStagedUploads(w, s)
+					return exitf(1, "") // something failed: the output says what
 				case serr == nil:
 					fmt.Fprintf(w, "instance %s: the mount at %s is gone; its daemon (pid %d) is stopping (`lamina umount --force %s` stops it now)\n",
 						s.Name, st.Mountpoint, st.PID, st.Mountpoint)

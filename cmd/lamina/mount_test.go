@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -563,8 +564,8 @@ func TestMountClearsStaleMountElsewhere(t *testing.T) {
 	e.mount(lab)
 	e.killDaemon("m")
 	os.Remove(filepath.Join(e.dir, "run", "lamina", "m", "mount.json")) // what no state file records
-	if out := e.ok("status"); !strings.Contains(out, "stale mount at "+lab) {
-		t.Errorf("status with a stale mount and no state file:\n%s", out)
+	if out, _, err := e.run("status"); err == nil || !strings.Contains(out, "stale mount at "+lab) {
+		t.Errorf("status with a stale mount and no state file: %v (want exit 1)\n%s", err, out)
 	}
 	os.MkdirAll(lab2, 0o755)
 	out, errs, err := e.run("mount", lab2)
@@ -581,4 +582,108 @@ func TestMountClearsStaleMountElsewhere(t *testing.T) {
 	if out := e.ok("status"); strings.Contains(out, "stale") || !strings.Contains(out, lab2) {
 		t.Errorf("status after the new mount:\n%s", out)
 	}
+}
+
+// A CLI whose XDG_RUNTIME_DIR differs from the daemon's (cron, sudo,
+// another login) or is unset still finds the running mount: the daemon
+// links its socket from the instance's data folder. status names the
+// mount, ls answers at once (it waited a minute for the catalog's lock),
+// and the link goes with the daemon.
+func TestMountFoundFromAnotherRuntimeDir(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("a.csv", []byte("a\n")), "--key", "x/a.csv")
+	// The other runtime folder holds the socket a killed daemon left there
+	// before this mount: the newer link wins over it.
+	other := t.TempDir()
+	os.MkdirAll(filepath.Join(other, "lamina", "m"), 0o700)
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(other, "lamina", "m", "catalog.sock"), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
+	time.Sleep(20 * time.Millisecond)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	link := filepath.Join(e.dir, "data", "lamina", "m", "daemon.sock")
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("no link to the socket: %v %v", fi, err)
+	}
+	sock := filepath.Join(e.dir, "run", "lamina", "m", "catalog.sock")
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %v %v", fi, err)
+	}
+	for name, env := range map[string][]string{
+		"another": append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+other),
+		"unset":   slices.DeleteFunc(slices.Clone(e.env), func(v string) bool { return strings.HasPrefix(v, "XDG_RUNTIME_DIR=") }),
+	} {
+		run := func(args ...string) (string, error) {
+			cmd := exec.Command(e.bin, args...)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		if out, err := run("status"); err != nil || !strings.Contains(out, mnt) {
+			t.Errorf("%s XDG_RUNTIME_DIR: status: %v\n%s", name, err, out)
+		}
+		start := time.Now()
+		if out, err := run("ls", "x/"); err != nil || !strings.Contains(out, "x/a.csv") || time.Since(start) > 10*time.Second {
+			t.Errorf("%s XDG_RUNTIME_DIR: ls in %s: %v\n%s", name, time.Since(start), err, out)
+		}
+	}
+	e.ok("umount", mnt)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Lstat(link); err != nil {
+			return
+		}
+	}
+	t.Errorf("the link to the socket outlived the daemon")
+}
+
+// A path under the running mount names its key in show, get, annotate and
+// lineage: `lamina show ~/lab/experiments/batch1.csv` was a bad key.
+func TestMountPathAsKey(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("a.csv", []byte("a\n")), "--key", "x/a.csv")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	p := filepath.Join(mnt, "x", "a.csv")
+	if out := e.ok("show", p); !strings.Contains(out, "x/a.csv") {
+		t.Errorf("show PATH: %s", out)
+	}
+	if out := e.ok("get", p+"@v1", "-o", "-"); out != "a\n" {
+		t.Errorf("get PATH@v1: %q", out)
+	}
+	e.ok("lineage", p)
+	// outside the mount it is still a bad key, exit 1 everywhere
+	_, errs, err := e.run("lineage", "/elsewhere/a.csv")
+	if err == nil || !strings.Contains(errs, "may not start with '/'") {
+		t.Errorf("lineage of a path outside the mount: %v %q", err, errs)
+	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("lineage of a bad key: %v", err)
+	}
+}
+
+// A stopped daemon (SIGSTOP) is not "died": status says it is stopped and
+// how to go on, and exits 1; a command that opens the catalog says so at
+// once instead of waiting a minute for the catalog's lock.
+func TestStoppedDaemon(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	pid := e.daemonPID("m")
+	syscall.Kill(pid, syscall.SIGSTOP)
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	for deadline := time.Now().Add(5 * time.Second); !allStopped(pid) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, errs, err := e.run("status"); err == nil || !strings.Contains(errs, "is stopped") || !strings.Contains(errs, "kill -CONT") {
+		t.Fatalf("status of a stopped daemon: %v %q", err, errs)
+	}
+	start := time.Now()
+	if _, errs, err := e.run("ls"); err == nil || !strings.Contains(errs, "is stopped") || time.Since(start) > 20*time.Second {
+		t.Fatalf("ls with a stopped daemon, in %s: %v %q", time.Since(start), err, errs)
+	}
+	syscall.Kill(pid, syscall.SIGCONT)
+	e.ok("status")
 }

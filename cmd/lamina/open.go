@@ -117,8 +117,13 @@ func openCatalog(s instance.Settings, fresh bool) (catalog.Catalog, error) {
 	if dirs, err := instance.UserDirs(); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if c, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID); err == nil {
+		if c, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID); err == nil {
 			return c, nil
+		}
+		if st, err := readState(dirs, s.Name); err == nil && stoppedState(processState(st.PID)) {
+			// It holds the catalog and answers nothing: waiting for the
+			// lock would take the whole timeout (mount.go, status).
+			return nil, fmt.Errorf("the mount daemon of instance %q (pid %d, mounted at %s) is stopped (SIGSTOP, Ctrl-Z or a debugger) and holds the catalog: `kill -CONT %d` resumes it, `lamina umount --force %s` stops it", s.Name, st.PID, st.Mountpoint, st.PID, st.Mountpoint)
 		}
 	}
 	return catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Existing: !fresh})

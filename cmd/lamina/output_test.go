@@ -109,6 +109,12 @@ func TestTableShowsControlCharacters(t *testing.T) {
 	if out := e.ok("ls", "--format", "csv"); !strings.Contains(out, "\"line one\nline\ttwo") {
 		t.Fatalf("csv:\n%s", out)
 	}
+	// show escapes them as ls does: no escape sequence reaches the terminal
+	// and the description stays one row.
+	out = e.ok("show", "a.txt")
+	if strings.ContainsAny(out, "\x1b\t\u0085") || !strings.Contains(out, `line one\nline\ttwo\x1b[31m\u0085`) {
+		t.Fatalf("show:\n%s", out)
+	}
 }
 
 // TestCSVHeadersAreJSONNames: a CSV column is named as the command's JSON

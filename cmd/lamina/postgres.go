@@ -44,7 +44,7 @@ func openRunsCatalog(s instance.Settings) (catalog.Catalog, error) {
 		if dirs, err := instance.UserDirs(); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if c, err := catalogrpc.Dial(ctx, dirs.SocketPath(s.Name), s.ID); err == nil {
+			if c, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID); err == nil {
 				return c, nil
 			}
 		}

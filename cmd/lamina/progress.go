@@ -14,8 +14,9 @@ import (
 // moment. It stays silent when stderr is not a terminal or when the output is
 // for scripts (json), so piped and machine-read output is never mixed with it.
 type progress struct {
-	mu    sync.Mutex // guards bar and done
+	mu    sync.Mutex // guards bar, gate and done
 	bar   *progressbar.ProgressBar
+	gate  *gate // the bar's writer, open once the work has run for progressDelay
 	done  int64
 	total int64
 	desc  string
@@ -71,12 +72,14 @@ func (p *progress) Add(n int64) {
 	defer p.mu.Unlock()
 	p.done += n
 	if p.bar == nil {
-		if time.Since(p.start) < progressDelay {
-			return
-		}
+		// The bar counts from the first byte, unseen until the delay: made
+		// at the delay with every byte so far, its first rate was over no
+		// time at all (2.6 TiB/s).
+		p.gate = &gate{w: p.w}
 		p.bar = p.newBar(p.total)
-		_ = p.bar.Add64(p.done)
-		return
+	}
+	if !p.gate.open && time.Since(p.start) >= progressDelay {
+		p.gate.open = true
 	}
 	if !p.spinning && p.total > 0 && p.done >= p.total {
 		// Every byte is read and the work goes on (an index being built,
@@ -95,14 +98,14 @@ func (p *progress) Add(n int64) {
 func (p *progress) newBar(total int64) *progressbar.ProgressBar {
 	if total < 0 && p.total > 0 { // the spinner after the bytes
 		return progressbar.NewOptions64(-1,
-			progressbar.OptionSetWriter(p.w),
+			progressbar.OptionSetWriter(p.gate),
 			progressbar.OptionSetDescription(p.desc+" (finishing)"),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionClearOnFinish(),
 		)
 	}
 	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetWriter(p.gate),
 		progressbar.OptionSetDescription(p.desc),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionUseIECUnits(true), // GiB, as the summaries say
@@ -111,6 +114,21 @@ func (p *progress) newBar(total int64) *progressbar.ProgressBar {
 		progressbar.OptionShowCount(),
 		progressbar.OptionClearOnFinish(),
 	)
+}
+
+// gate passes writes to w once open and drops them before: the bar of
+// quick work prints nothing. Its fields are guarded by progress.mu, which
+// every call into the bar holds.
+type gate struct {
+	w    io.Writer
+	open bool
+}
+
+func (g *gate) Write(b []byte) (int, error) {
+	if !g.open {
+		return len(b), nil
+	}
+	return g.w.Write(b)
 }
 
 // Func returns Add, or nil when quiet (so callers skip the bookkeeping).

@@ -111,15 +111,21 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 			f.Terms = append(f.Terms, ids)
 		}
 	}
+	limit := f.Limit
+	f.Limit = plusOne(limit) // ls.go: the hint only when there is more
 	vs, err := in.Catalog.Find(c.Context, f)
 	if err != nil {
 		return err
 	}
+	more := limit > 0 && len(vs) > limit
+	if more {
+		vs = vs[:limit]
+	}
 	if err := printVersions(c, format, vs); err != nil {
 		return err
 	}
-	if f.Limit > 0 && len(vs) == f.Limit {
-		fmt.Fprintf(c.App.ErrWriter, "(showing the first %d; raise --limit for more)\n", f.Limit)
+	if more {
+		fmt.Fprintf(c.App.ErrWriter, "(showing the first %d; raise --limit for more)\n", limit)
 	}
 	return nil
 }

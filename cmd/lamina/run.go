@@ -108,6 +108,16 @@ func cmdRun() *cli.Command {
 				return err
 			}
 			defer func() { cat.Close() }() // finishRun may replace it
+			if !cat.daemon {
+				// Only a mount sees what the command reads and writes.
+				if dirs, err := instance.UserDirs(); err == nil {
+					if s, err := dirs.Current(c.String("instance")); err == nil {
+						if _, ok := liveMount(dirs, s); !ok {
+							fmt.Fprintf(c.App.ErrWriter, "lamina: warning: instance %s is not mounted: the run is recorded, but nothing the command reads or writes can be tracked (lamina mount DIR first, and use paths under it)\n", s.Name)
+						}
+					}
+				}
+			}
 			r, t, err := newRun(c, cat, argv, parentRun(c, cat))
 			if err != nil {
 				return err

@@ -70,12 +70,15 @@ func cmdRuns() *cli.Command {
 				Name:      "show",
 				Usage:     "show a run: transform, params, argv, times, status, inputs, outputs, child runs",
 				ArgsUsage: "RUN_UID",
-				Flags:     []cli.Flag{&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "text or json"}},
+				Flags:     []cli.Flag{formatFlag("table", "json")},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return exitf(2, "usage: lamina runs show RUN_UID")
 					}
-					format, err := checkFormat(c, "text", "json")
+					if c.String("format") == "text" {
+						c.Set("format", "table") // its name before every command said table
+					}
+					format, err := checkFormat(c, "table", "json")
 					if err != nil {
 						return err
 					}

@@ -109,14 +109,27 @@ func saveItems(paths []string, key, prefix string) ([]instance.SaveItem, error) 
 	if key != "" && len(paths) > 1 {
 		return nil, exitf(2, "--key names one artifact but %d paths were given: use --key-prefix", len(paths))
 	}
+	if strings.HasSuffix(key, "/") {
+		// As cp's DIR/: the folder of keys is --key-prefix.
+		name := filepath.Base(filepath.Clean(paths[0]))
+		return nil, exitf(2, "--key %q ends in '/': to save it as %s%s, use --key-prefix %s (or --key %s%s)", key, key, name, key, key, name)
+	}
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
 	items := make([]instance.SaveItem, len(paths))
 	for i, p := range paths {
+		switch p {
+		case "-", "/dev/stdin", "/dev/fd/0":
+			return nil, exitf(2, "lamina save reads files and folders, not stdin: write it to a file first (… > data.csv; lamina save data.csv --key KEY); lamina get -o - writes to stdout")
+		}
 		k := key
 		if k == "" {
-			k = prefix + filepath.Base(filepath.Clean(p))
+			base := filepath.Base(filepath.Clean(p))
+			if base == "." || base == ".." || base == "/" {
+				return nil, exitf(2, "%q has no name to make a key of: give --key KEY (or save the folder by its name: lamina save ../NAME)", p)
+			}
+			k = prefix + base
 		}
 		items[i] = instance.SaveItem{Path: p, Key: k}
 	}

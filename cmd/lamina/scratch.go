@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/stage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -120,10 +122,42 @@ func editScratch(c *cli.Context, edit func(cur, args []string) []string) error {
 		}
 	}
 	fmt.Fprintf(c.App.ErrWriter, "scratch: %s\n", strings.Join(scratchPatterns(s), " "))
+	if c.Command.Name == "add" {
+		noteScratchKeys(c, stage.Scratch(args))
+	}
 	if _, live := liveMount(dirs, s); live {
 		fmt.Fprintln(c.App.ErrWriter, "the running mount keeps its patterns until it is mounted again (lamina umount, lamina mount)")
 	}
 	return nil
+}
+
+// noteScratchKeys says which existing keys the added patterns match: they
+// stay keys in the mount (fs: a name of the catalog is never scratch), and
+// only new names that match are scratch.
+func noteScratchKeys(c *cli.Context, added stage.Scratch) {
+	in, err := openInstance(c)
+	if err != nil {
+		return
+	}
+	defer in.Close()
+	vs, err := in.Catalog.List(c.Context, catalog.Query{})
+	if err != nil {
+		return
+	}
+	var keys []string
+	for _, v := range vs {
+		if added.Match(v.Key) {
+			keys = append(keys, v.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	more := ""
+	if len(keys) > 3 {
+		keys, more = keys[:3], ", …"
+	}
+	fmt.Fprintf(c.App.ErrWriter, "note: existing keys match (%s%s): they stay keys in the mount; new files with such names are scratch\n", strings.Join(keys, ", "), more)
 }
 
 // checkScratchPattern refuses what would not match one name, or would

@@ -68,3 +68,67 @@ func TestScratchPatterns(t *testing.T) {
 		t.Fatalf("after reset: %v", ps)
 	}
 }
+
+// A key whose name matches a scratch pattern stays a key in the mount:
+// listed once, opened with the catalog's bytes, written as a new version,
+// and a scratch file of that name neither hides nor duplicates it; saving
+// the mounted folder works.
+func TestScratchNamedKeys(t *testing.T) {
+	e := newMntEnv(t)
+	csv := e.file("c.csv", []byte("gene,count\nA,1\n"))
+	for _, key := range []string{"notes/backup~", "notes/4913", "notes/.snakemake/log.txt", "dup/x~", "sc/data.tmp"} {
+		e.ok("save", csv, "--key", key)
+	}
+	// scratch add says which keys stay keys
+	if _, errs, err := e.run("scratch", "add", "*.tmp"); err != nil || !strings.Contains(errs, "existing keys match (sc/data.tmp)") {
+		t.Fatalf("scratch add: %v %q", err, errs)
+	}
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	for _, name := range []string{"notes/backup~", "notes/4913", "notes/.snakemake/log.txt", "sc/data.tmp"} {
+		if got := string(mustRead(t, filepath.Join(mnt, name))); got != "gene,count\nA,1\n" {
+			t.Errorf("%s reads %q", name, got)
+		}
+	}
+	// a scratch file is still scratch where no key has its name
+	if err := os.WriteFile(filepath.Join(mnt, "notes/other~"), []byte("scratch"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// writing the key's name makes a version of the key
+	if err := os.WriteFile(filepath.Join(mnt, "dup/x~"), []byte("gene,count\nB,2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(filepath.Join(mnt, "dup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "x~" {
+		t.Errorf("dup/ lists %v", ents)
+	}
+	names := func(dir string) []string {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ns []string
+		for _, e := range ents {
+			ns = append(ns, e.Name())
+		}
+		return ns
+	}
+	if got := names(filepath.Join(mnt, "notes")); !slices.Equal(got, []string{".snakemake", "4913", "backup~", "other~"}) {
+		t.Errorf("notes/ lists %v", got)
+	}
+	e.ok("save", mnt, "--key", "snap/all")
+	out := e.ok("ls", "--versions", "dup/x~", "--format", "json")
+	if !strings.Contains(out, `"version": 2`) && !strings.Contains(out, `"version":2`) {
+		t.Errorf("writing dup/x~ made no version 2: %s", out)
+	}
+	got := filepath.Join(e.dir, "got")
+	e.ok("get", "snap/all", "-o", got)
+	for _, name := range []string{"notes/backup~", "notes/.snakemake/log.txt", "dup/x~"} {
+		if _, err := os.Stat(filepath.Join(got, name)); err != nil {
+			t.Errorf("save of the mount has no %s: %v", name, err)
+		}
+	}
+}

@@ -30,7 +30,7 @@ func cmdShow() *cli.Command {
 				return err
 			}
 			defer in.Close()
-			v, err := in.Resolve(c.Context, c.Args().First())
+			v, err := resolveArg(c.Context, in, c.Args().First()) // get.go
 			if err != nil {
 				return err
 			}
@@ -48,8 +48,8 @@ func cmdShow() *cli.Command {
 			}
 			w := c.App.Writer
 			row := func(k, v string) {
-				if v != "" {
-					fmt.Fprintf(w, "%-15s %s\n", k, v)
+				if v != "" { // escaped as ls and search do (output.go)
+					fmt.Fprintf(w, "%-15s %s\n", k, visible(v))
 				}
 			}
 			row("key", v.Key)
@@ -90,10 +90,10 @@ func cmdShow() *cli.Command {
 // transform and its inputs, each "key@vN uid".
 func showLineage(w io.Writer, l lineage.SidecarLineage) {
 	if l.Status != "" {
-		fmt.Fprintf(w, "%-15s %s\n", "run_status", l.Status)
+		fmt.Fprintf(w, "%-15s %s\n", "run_status", visible(l.Status))
 	}
 	if l.Transform != "" {
-		fmt.Fprintf(w, "%-15s %s  uid %s\n", "transform", l.Transform, l.TransUID)
+		fmt.Fprintf(w, "%-15s %s  uid %s\n", "transform", visible(l.Transform), l.TransUID)
 	}
 	if len(l.Inputs) == 0 {
 		fmt.Fprintf(w, "%-15s %s\n", "inputs", "none recorded")
@@ -103,6 +103,6 @@ func showLineage(w io.Writer, l lineage.SidecarLineage) {
 		if i == 0 {
 			k = "inputs"
 		}
-		fmt.Fprintf(w, "%-15s %s\n", k, in)
+		fmt.Fprintf(w, "%-15s %s\n", k, visible(in))
 	}
 }

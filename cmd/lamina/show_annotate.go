@@ -25,7 +25,7 @@ func showAnnotations(c *cli.Context, cat catalog.Catalog, v catalog.Version) {
 			if col.Slot != "" {
 				name = col.Slot + "." + name
 			}
-			cols = append(cols, fmt.Sprintf("%s (%s)", name, col.Dtype))
+			cols = append(cols, fmt.Sprintf("%s (%s)", visible(name), col.Dtype))
 		}
 		fmt.Fprintf(w, "%-15s %s\n", "columns", strings.Join(cols, ", "))
 	}
