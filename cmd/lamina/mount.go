@@ -708,7 +708,7 @@ func cmdUmount() *cli.Command {
 		Usage:     "unmount a lamina mount and stop its daemon (also clears a stale mount left by a killed daemon)",
 		ArgsUsage: "DIR",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "force", Usage: "S3 storage: do not wait for queued uploads (they stay staged and resume at the next start)"},
+			&cli.BoolFlag{Name: "force", Usage: "stop now: detach the mount even while processes use it (files they have not closed go to lost+found/ at the next mount) and, on S3, do not wait for queued uploads (they stay staged and resume at the next start)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -728,11 +728,24 @@ func cmdUmount() *cli.Command {
 				if n := failedCloses(c.Context, dirs, name); n > 0 {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: %s whose commit failed at close: the daemon tries once more as it stops; what still fails stays staged and the next mount commits it (%s says why)\n", plural(int(n), "closed file"), mountLogPath(dirs, name))
 				}
+				unmounted := false
 				if c.Bool("force") {
 					os.WriteFile(forceStopPath(dirs, name), nil, 0o600)
+				} else if err := unmountWhenFree(dir, 10*time.Second); errors.Is(err, errBusy) {
+					// Told to stop, the daemon detaches a busy mount after
+					// 10 s: a writer still writing lost its file to
+					// lost+found/ while umount said "unmounted". Only
+					// --force does that now.
+					return exitf(1, "%s is in use%s: close what uses it (a shell's working folder, an open file) and run `lamina umount %s` again; `lamina umount --force %s` detaches it now, and files still open lose what was not closed (kept under lost+found/ at the next mount)", dir, usersOf(dir), dir, dir)
+				} else if err == nil {
+					// Unmounted: the daemon sees it go, commits what it was
+					// given and stops by itself; waitDaemon shows that.
+					unmounted = true
 				}
-				if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
-					return fmt.Errorf("cannot stop the mount daemon (pid %d): %w", st.PID, err)
+				if !unmounted {
+					if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
+						return fmt.Errorf("cannot stop the mount daemon (pid %d): %w", st.PID, err)
+					}
 				}
 				if err := waitDaemon(c.Context, w, dirs, name, st, c.Bool("force")); err != nil {
 					return err
@@ -781,6 +794,56 @@ func cmdUmount() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// errBusy: the mount is in use (EBUSY, or fusermount3 saying so).
+var errBusy = errors.New("mount in use")
+
+// unmountWhenFree unmounts dir as umount(8) would, trying again while it
+// is in use for up to wait (a process finishing its last close); errBusy
+// if it stayed in use.
+func unmountWhenFree(dir string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := lfs.Unmount(dir)
+		busy := err != nil && (errors.Is(err, syscall.EBUSY) || strings.Contains(err.Error(), "busy"))
+		if !busy {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errBusy
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// usersOf names (as " by pid 123 (bash), …") up to five processes whose
+// working folder, root or open files are under the mount at dir; empty
+// if none can be seen (another user's, without root). Reading the links
+// under /proc asks the mount nothing.
+func usersOf(dir string) string {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	var users []string
+	for _, p := range procs {
+		if len(users) == 5 {
+			users = append(users, "…")
+			break
+		}
+		links := []string{p + "/cwd", p + "/root"}
+		fds, _ := filepath.Glob(p + "/fd/*")
+		for _, l := range append(links, fds...) {
+			t, err := os.Readlink(l)
+			if err == nil && (t == dir || strings.HasPrefix(t, dir+"/")) {
+				comm, _ := os.ReadFile(p + "/comm")
+				users = append(users, fmt.Sprintf("pid %s (%s)", filepath.Base(p), strings.TrimSpace(string(comm))))
+				break
+			}
+		}
+	}
+	if len(users) == 0 {
+		return ""
+	}
+	return " by " + strings.Join(users, ", ")
 }
 
 // answers reports whether the FUSE mount at dir is served: its daemon

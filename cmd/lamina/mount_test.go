@@ -687,3 +687,45 @@ func TestStoppedDaemon(t *testing.T) {
 	syscall.Kill(pid, syscall.SIGCONT)
 	e.ok("status")
 }
+
+// TestUmountBusy: lamina umount of a mount in use says so, names who uses
+// it, and leaves the mount serving; the writer's file is then committed
+// whole. It detached the mount after 10 s and said "unmounted", and a
+// writer still writing lost its file to lost+found/. --force detaches.
+func TestUmountBusy(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	f, err := os.Create(filepath.Join(mnt, "busy.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("first half\n")
+	out, errOut, err := e.run("umount", mnt)
+	if err == nil || !strings.Contains(errOut, "is in use") || !strings.Contains(errOut, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("umount of a busy mount: %v\n%s%s", err, out, errOut)
+	}
+	if _, ok := lfs.MountInfo(mnt); !ok {
+		t.Fatal("a refused umount detached the mount")
+	}
+	f.WriteString("second half\n")
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after a refused umount: %v", err)
+	}
+	e.ok("umount", mnt)
+	e.ok("mount", mnt)
+	if got := string(mustRead(t, filepath.Join(mnt, "busy.txt"))); got != "first half\nsecond half\n" {
+		t.Fatalf("busy.txt after umount and mount: %q", got)
+	}
+
+	// --force detaches a busy mount.
+	d, err := os.Open(filepath.Join(mnt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	e.ok("umount", "--force", mnt)
+	if _, ok := lfs.MountInfo(mnt); ok {
+		t.Fatal("umount --force left a busy mount in place")
+	}
+}
