@@ -850,16 +850,7 @@ func usersOf(dir string) string {
 // answers within 2 s. A stale mount says so at once; a hung daemon (one
 // stopped with SIGSTOP, say) never answers, and the caller detaches it
 // like a stale one rather than wait with it.
-func answers(dir string) bool {
-	live := make(chan bool, 1)
-	go func() { live <- !lfs.Stale(dir) }()
-	select {
-	case ok := <-live:
-		return ok
-	case <-time.After(2 * time.Second):
-		return false
-	}
-}
+func answers(dir string) bool { return lfs.Answers(dir, 2*time.Second) }
 
 // findMount looks for the state file of a daemon mounted at dir, among all
 // instances.
