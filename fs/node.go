@@ -122,6 +122,16 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		if errno == syscall.ENOENT && n.m.listsDerived() && n.m.unlinked.gone(n.prefix(), name) {
 			return n.ghost(ctx, name, out) // write.go
 		}
+		if errno == syscall.ENOENT && ParseName(name).Version > 0 {
+			// No negative entry for a version's name (name@vN, its
+			// sidecar): the version may land any moment (a save, a close
+			// through the mount, a restore), and nothing could tell the
+			// kernel to forget a name it never had a node for. A negative
+			// entry hid a new name@vN for NegativeTimeout after it landed
+			// (audit 7). go-fuse turns ENOENT into a cached negative entry
+			// only when the entry timeout is unset.
+			out.SetEntryTimeout(time.Nanosecond)
+		}
 		return nil, errno
 	}
 	e = n.m.held.apply(n.prefix(), name, e)
