@@ -428,7 +428,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	m, err := lfs.New(dir, cat, store, lfs.MountOptions{
 		Options: lfs.Options{ShowVersions: c.Bool("show-versions"), ShowMeta: c.Bool("show-meta")},
-		Name:    s.Name, NoXAttrs: c.Bool("no-xattrs"), StatfsPath: s.Storage,
+		Name:    s.Name, NoXAttrs: c.Bool("no-xattrs"), StatfsPath: statfsPath(s),
 		Debug: c.Bool("debug"), Logger: log,
 		Stage: writes, Scratch: scratchPatterns(s),
 		Tracker: tracker,
@@ -933,4 +933,18 @@ func rootCause(err error) string {
 		}
 		err = u
 	}
+}
+
+// statfsPath is the folder whose file system df and statfs(2) show for
+// the mount: the root of local storage, where the data lies; for S3,
+// which has no size, the cache folder, where writes are staged (and
+// queued for upload) and reads cached, so the figures say how much may be
+// written before the local disk fills. statfs of "s3://…" failed, and the
+// mount showed 0 size and 0 free: tools that check free space saw a full
+// disk.
+func statfsPath(s instance.Settings) string {
+	if strings.HasPrefix(s.Storage, "s3://") {
+		return s.CacheDir
+	}
+	return s.Storage
 }
