@@ -436,6 +436,12 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if err != nil {
 		return explainMount(err)
 	}
+	// The hit ratio in status is that of the mount's reads: what the
+	// daemon read to start (its records) made a fresh mount show 100%.
+	var atStart cache.CacheInfo
+	if rem != nil {
+		atStart = rem.disk.Info()
+	}
 	if writes != nil {
 		writes.OnRetried(m.Changed) // a failed close committed later: no handle tells the mount
 	}
@@ -478,6 +484,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			}
 			r := cacheReport{Before: rem.disk.Info()}
 			switch a.Op {
+			case "info": // the daemon's own limit and figures (cache.go)
 			case "clear":
 				rem.disk.Clear()
 			case "limit":
@@ -507,6 +514,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			}
 			if rem != nil {
 				p, ci, h := rem.up.Pending(), rem.disk.Info(), rem.retry.Health()
+				ci.Hits, ci.Misses = max(ci.Hits-atStart.Hits, 0), max(ci.Misses-atStart.Misses, 0)
 				ms.Uploads, ms.DiskCache, ms.Storage = &p, &ci, &h
 			}
 			return ms
