@@ -86,6 +86,37 @@ func (m *Mount) fill(e Entry, a *fuse.Attr) {
 	a.Owner = fuse.Owner{Uid: m.uid, Gid: m.gid}
 }
 
+// latestVersion reports whether e, a file's name@vN in the folder
+// prefix, shows the key's latest version: touch and chmod of the key
+// change its mtime and mode in place, so the kernel must not cache its
+// attributes (the notification the change sends comes from another
+// goroutine, after the touch returned: a stat right after it showed the
+// old mtime; audit 7). Once another version lands it never changes again.
+func (m *Mount) latestVersion(ctx context.Context, prefix string, e Entry) bool {
+	if e.Kind != KindFile || e.Latest {
+		return false
+	}
+	l, err := m.ns.listing(ctx, prefix)
+	if err != nil {
+		return false
+	}
+	it, ok := l.file(ParseName(e.Name).Base)
+	return ok && it.uid == e.uid
+}
+
+// parentPrefix is the folder (key prefix) n is in, from its path.
+func (n *node) parentPrefix() (string, bool) {
+	if n.EmbeddedInode() == nil {
+		return "", false
+	}
+	p := n.Path(nil)
+	if p == "" || strings.HasPrefix(p, ".go-fuse") {
+		return "", false
+	}
+	prefix, _ := splitKey(p)
+	return prefix, true
+}
+
 // timeout is how long the kernel may cache an entry: hours for what never
 // changes, less for names that Changed invalidates anyway.
 func (m *Mount) timeout(ctx context.Context, e Entry) time.Duration {
@@ -122,6 +153,16 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		if errno == syscall.ENOENT && n.m.listsDerived() && n.m.unlinked.gone(n.prefix(), name) {
 			return n.ghost(ctx, name, out) // write.go
 		}
+		if errno == syscall.ENOENT && ParseName(name).Version > 0 {
+			// No negative entry for a version's name (name@vN, its
+			// sidecar): the version may land any moment (a save, a close
+			// through the mount, a restore), and nothing could tell the
+			// kernel to forget a name it never had a node for. A negative
+			// entry hid a new name@vN for NegativeTimeout after it landed
+			// (audit 7). go-fuse turns ENOENT into a cached negative entry
+			// only when the entry timeout is unset.
+			out.SetEntryTimeout(time.Nanosecond)
+		}
 		return nil, errno
 	}
 	e = n.m.held.apply(n.prefix(), name, e)
@@ -132,6 +173,9 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	d := n.m.timeout(ctx, e)
 	out.SetEntryTimeout(d)
 	out.SetAttrTimeout(d)
+	if n.m.latestVersion(ctx, n.prefix(), e) {
+		out.SetAttrTimeout(0) // touch and chmod change it: Getattr
+	}
 	if e.Unlisted {
 		// Its mtime is a placeholder: the first stat asks again (Getattr
 		// reads the listing), so the kernel's cached listing is stamped
@@ -149,6 +193,19 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 	e := n.current(ctx, fh)
 	if isLatestFile(e) && n.m.held.holding() {
 		e = n.writersAttr(e) // write.go
+	}
+	if e.Kind == KindFile && !e.Latest {
+		if prefix, ok := n.parentPrefix(); ok && n.m.latestVersion(ctx, prefix, e) {
+			// name@vN of the key's latest version: touch and chmod
+			// change its mtime and mode in place, and the node keeps
+			// the entry of its lookup.
+			if cur, err := n.m.ns.lookupKey(ctx, prefix, e.Name); err == nil && cur.uid == e.uid {
+				e = cur
+			}
+			n.m.fill(e, &out.Attr)
+			out.SetTimeout(0)
+			return 0
+		}
 	}
 	if e.Kind == KindDir {
 		if l, err := n.m.ns.listing(ctx, e.Prefix); err == nil {

@@ -36,14 +36,6 @@ func cmdCache() *cli.Command {
 	openDisk := func(s instance.Settings) (*cache.DiskCache, error) {
 		return cache.OpenDiskCache(nil, s.CacheDir, cache.DiskCacheOptions{Limit: s.CacheSize})
 	}
-	currentDisk := func(c *cli.Context) (instance.Settings, *cache.DiskCache, error) {
-		_, s, err := current(c)
-		if err != nil {
-			return s, nil, err
-		}
-		d, err := openDisk(s)
-		return s, d, err
-	}
 	// inDaemon runs a cache operation in the instance's mount daemon, whose
 	// cache holds block files open and keeps its own figures; ok is false
 	// when no daemon answers.
@@ -61,6 +53,26 @@ func cmdCache() *cli.Command {
 		}
 		return r, true, err
 	}
+	// cacheInfo is the figures of the instance's cache: the mount
+	// daemon's while one runs (its limit is the one in force, which mount
+	// --cache-size or a `cache limit` sent to it may have set, and it
+	// knows of blocks it fetched), else those of the folder under the
+	// settings' limit. `cache info` and `cache limit` read the settings
+	// alone, and contradicted `status` and prefetch while mounted.
+	cacheInfo := func(c *cli.Context) (cache.CacheInfo, instance.Settings, error) {
+		dirs, s, err := current(c)
+		if err != nil {
+			return cache.CacheInfo{}, s, err
+		}
+		if r, ok, err := inDaemon(c, dirs, s, catalogrpc.CacheArgs{Op: "info"}); ok {
+			return r.After, s, err
+		}
+		d, err := openDisk(s)
+		if err != nil {
+			return cache.CacheInfo{}, s, err
+		}
+		return d.Info(), s, nil
+	}
 	return &cli.Command{
 		Name:  "cache",
 		Usage: "the local cache of data fetched from S3: info, clear, prefetch, limit",
@@ -74,11 +86,10 @@ func cmdCache() *cli.Command {
 					if err != nil {
 						return err
 					}
-					s, d, err := currentDisk(c)
+					info, s, err := cacheInfo(c)
 					if err != nil {
 						return err
 					}
-					info := d.Info()
 					up, err := cache.ScanUploads(s.UploadDir())
 					if err != nil {
 						return err
@@ -127,11 +138,10 @@ func cmdCache() *cli.Command {
 				ArgsUsage: "[SIZE]",
 				Action: func(c *cli.Context) error {
 					if c.NArg() == 0 {
-						_, d, err := currentDisk(c)
+						i, _, err := cacheInfo(c)
 						if err != nil {
 							return err
 						}
-						i := d.Info()
 						fmt.Fprintf(c.App.Writer, "cache limit %s (using %s)\n", humanBytes(i.Limit), humanBytes(i.Used))
 						return nil
 					}

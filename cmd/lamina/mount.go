@@ -444,13 +444,19 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	m, err := lfs.New(dir, cat, store, lfs.MountOptions{
 		Options: lfs.Options{ShowVersions: c.Bool("show-versions"), ShowMeta: c.Bool("show-meta")},
-		Name:    s.Name, NoXAttrs: c.Bool("no-xattrs"), StatfsPath: s.Storage,
+		Name:    s.Name, NoXAttrs: c.Bool("no-xattrs"), StatfsPath: statfsPath(s),
 		Debug: c.Bool("debug"), Logger: log,
 		Stage: writes, Scratch: scratchPatterns(s),
 		Tracker: tracker,
 	})
 	if err != nil {
 		return explainMount(err)
+	}
+	// The hit ratio in status is that of the mount's reads: what the
+	// daemon read to start (its records) made a fresh mount show 100%.
+	var atStart cache.CacheInfo
+	if rem != nil {
+		atStart = rem.disk.Info()
 	}
 	if writes != nil {
 		writes.OnRetried(m.Changed) // a failed close committed later: no handle tells the mount
@@ -494,6 +500,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			}
 			r := cacheReport{Before: rem.disk.Info()}
 			switch a.Op {
+			case "info": // the daemon's own limit and figures (cache.go)
 			case "clear":
 				rem.disk.Clear()
 			case "limit":
@@ -523,6 +530,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			}
 			if rem != nil {
 				p, ci, h := rem.up.Pending(), rem.disk.Info(), rem.retry.Health()
+				ci.Hits, ci.Misses = max(ci.Hits-atStart.Hits, 0), max(ci.Misses-atStart.Misses, 0)
 				ms.Uploads, ms.DiskCache, ms.Storage = &p, &ci, &h
 			}
 			return ms
@@ -1050,4 +1058,18 @@ func rootCause(err error) string {
 		}
 		err = u
 	}
+}
+
+// statfsPath is the folder whose file system df and statfs(2) show for
+// the mount: the root of local storage, where the data lies; for S3,
+// which has no size, the cache folder, where writes are staged (and
+// queued for upload) and reads cached, so the figures say how much may be
+// written before the local disk fills. statfs of "s3://…" failed, and the
+// mount showed 0 size and 0 free: tools that check free space saw a full
+// disk.
+func statfsPath(s instance.Settings) string {
+	if strings.HasPrefix(s.Storage, "s3://") {
+		return s.CacheDir
+	}
+	return s.Storage
 }

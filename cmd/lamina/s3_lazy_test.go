@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -61,5 +62,26 @@ func TestS3ForcedUmountSaysWhatStays(t *testing.T) {
 	out := e.ok("umount", "--force", mnt)
 	if !strings.Contains(out, "unmounted") || !strings.Contains(out, "waiting for upload") {
 		t.Fatalf("umount --force with uploads pending said:\n%s", out)
+	}
+}
+
+// TestS3MountStatfs: df of an S3 mount showed 0 size and 0 free (statfs of
+// "s3://…" failed), so tools that check free space saw a full disk. It
+// now shows the file system of the cache folder, where writes are staged.
+func TestS3MountStatfs(t *testing.T) {
+	e := newS3Env(t)
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	var got, want syscall.Statfs_t
+	if err := syscall.Statfs(mnt, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Statfs(filepath.Join(e.dir, "cache"), &want); err != nil {
+		t.Fatal(err)
+	}
+	if got.Blocks == 0 || got.Bavail == 0 {
+		t.Fatalf("statfs of the S3 mount: %d blocks, %d available", got.Blocks, got.Bavail)
+	}
+	if g, w := uint64(got.Blocks)*uint64(got.Bsize), uint64(want.Blocks)*uint64(want.Bsize); g/4096 != w/4096 {
+		t.Fatalf("statfs of the S3 mount: %d bytes in all, want those of the cache folder's file system, %d", g, w)
 	}
 }

@@ -625,3 +625,44 @@ func TestS3PrefetchThroughTheMount(t *testing.T) {
 		t.Errorf("the read through the mount fetched %d bytes after the prefetch", f-fetched)
 	}
 }
+
+// TestS3CacheLimitOfTheMount: with a mount running, `cache info` and
+// `cache limit` read the settings' limit, not the one the daemon applies
+// (mount --cache-size), so they contradicted `status` and prefetch; and a
+// fresh mount showed a hit ratio of 100% before any read.
+func TestS3CacheLimitOfTheMount(t *testing.T) {
+	e := newS3Env(t)
+	e.ok("save", e.file("a.bin", randomBytes(t, 1<<20)), "--key", "a.bin")
+	e.ok("cache", "limit", "1GB")
+	e.mountS3(filepath.Join(e.dir, "mnt"), "--cache-size", "2MB")
+	if st := e.ok("status"); !strings.Contains(st, "hit ratio -") {
+		t.Errorf("status of a mount with no reads yet:\n%s", st)
+	}
+	limits := func() (info, limit string, status int64) {
+		t.Helper()
+		var ci struct {
+			Cache struct {
+				Limit int64 `json:"limit_bytes"`
+			} `json:"cache"`
+		}
+		if err := json.Unmarshal([]byte(e.ok("cache", "info", "--format", "json")), &ci); err != nil {
+			t.Fatal(err)
+		}
+		var st []struct {
+			DiskCache struct {
+				Limit int64 `json:"limit_bytes"`
+			} `json:"disk_cache"`
+		}
+		if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 {
+			t.Fatalf("status: %v", err)
+		}
+		return strconv.FormatInt(ci.Cache.Limit, 10), e.ok("cache", "limit"), st[0].DiskCache.Limit
+	}
+	if info, limit, status := limits(); info != "2000000" || status != 2_000_000 || !strings.Contains(limit, "1.9 MiB") {
+		t.Errorf("mount --cache-size 2MB: cache info says %s, cache limit %q, status %d", info, limit, status)
+	}
+	e.ok("cache", "limit", "3MB")
+	if info, limit, status := limits(); info != "3000000" || status != 3_000_000 || !strings.Contains(limit, "2.9 MiB") {
+		t.Errorf("after cache limit 3MB: cache info says %s, cache limit %q, status %d", info, limit, status)
+	}
+}
