@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -78,8 +79,8 @@ func (p *progress) Add(n int64) {
 		p.gate = &gate{w: p.w}
 		p.bar = p.newBar(p.total)
 	}
-	if !p.gate.open && time.Since(p.start) >= progressDelay {
-		p.gate.open = true
+	if !p.gate.open.Load() && time.Since(p.start) >= progressDelay {
+		p.gate.open.Store(true)
 	}
 	if !p.spinning && p.total > 0 && p.done >= p.total {
 		// Every byte is read and the work goes on (an index being built,
@@ -117,15 +118,15 @@ func (p *progress) newBar(total int64) *progressbar.ProgressBar {
 }
 
 // gate passes writes to w once open and drops them before: the bar of
-// quick work prints nothing. Its fields are guarded by progress.mu, which
-// every call into the bar holds.
+// quick work prints nothing. open is atomic: a spinner renders from the
+// bar library's own goroutine, outside progress.mu.
 type gate struct {
 	w    io.Writer
-	open bool
+	open atomic.Bool
 }
 
 func (g *gate) Write(b []byte) (int, error) {
-	if !g.open {
+	if !g.open.Load() {
 		return len(b), nil
 	}
 	return g.w.Write(b)
