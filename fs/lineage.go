@@ -102,13 +102,14 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	if h, ok := fh.(*handle); ok && h.w != nil && !h.w.readOnly {
 		h.w.f.SetRun(run)
+		h.w.run = run
 		if bound == nil && flags&syscall.O_TRUNC == 0 {
 			// Copy on write (>>, an O_WRONLY rewrite in place): what it
 			// commits holds the previous version's bytes, unless the File
 			// is emptied first: the kernel sends the open's O_TRUNC as a
 			// SETATTR of size 0 after the OPEN, without the handle.
 			if v, ok := h.w.f.Base(); ok {
-				h.w.run, h.w.emptied = run, h.w.f.Emptied()
+				h.w.emptied = h.w.f.Emptied()
 				h.w.base.Store(&v)
 			}
 		}
@@ -152,6 +153,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if run := tr.Caller(callerTID(ctx)); run != "" {
 		if h, ok := fh.(*handle); ok && h.w != nil {
 			h.w.f.SetRun(run)
+			h.w.run = run
 		} else if n.m.isScratch(n.prefix() + name) {
 			n.m.rememberScratch(n.m.scratchPath(n.prefix()+name), run)
 		}
@@ -192,6 +194,17 @@ func (m *Mount) callerRunCtx(ctx context.Context) context.Context {
 		return stage.WithRun(ctx, tr.Caller(callerTID(ctx)))
 	}
 	return ctx
+}
+
+// closerCtx returns ctx saying that a commit with it is this handle's
+// writer's: the File appenders share credits each close to the run of the
+// writer that closed (none for an untracked one), not to whichever tracked
+// writer opened it last.
+func (w *writeHandle) closerCtx(ctx context.Context) context.Context {
+	if w.n.m.tracker() == nil {
+		return ctx
+	}
+	return stage.ByCloser(ctx, w.run)
 }
 
 // creditBase records, once the handle's File committed since it counted

@@ -116,3 +116,52 @@ func TestTrackedAppendUsesPrevious(t *testing.T) {
 		t.Errorf("d/tr.txt written with O_TRUNC: input %s recorded", v.UID)
 	}
 }
+
+// threadTracker puts a thread in the run its name (/proc/TID/comm) maps to.
+type threadTracker struct{ runs map[string]string }
+
+func (c threadTracker) Caller(tid uint32) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", tid))
+	return c.runs[strings.TrimSpace(string(b))]
+}
+func (threadTracker) Used(string, catalog.Version)                {}
+func (threadTracker) Sidecar(context.Context, catalog.Version) any { return nil }
+
+// TestSharedAppendCreditsTheCloser: two tracked writers append to one file
+// (their opens share one staged File) and an untracked one too; each close's
+// version is credited to the run of the writer that closed, not to
+// whichever tracked writer opened last.
+func TestSharedAppendCreditsTheCloser(t *testing.T) {
+	w := newWorld(t)
+	w.save("d/log.txt", []byte("base\n"))
+	w.mountTracked(threadTracker{runs: map[string]string{"writerA": "A", "writerB": "B"}})
+	script := filepath.Join(w.tmp, "appenders.py")
+	os.WriteFile(script, []byte(`
+import ctypes, os, sys, threading
+libc = ctypes.CDLL(None)
+path = sys.argv[1]
+def opener(name, fds, i):
+    libc.prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME: this thread's comm
+    fds[i] = os.open(path, os.O_WRONLY | os.O_APPEND)
+def closer(name, fds, i, line):
+    libc.prctl(15, name.encode(), 0, 0, 0)
+    os.write(fds[i], line)
+    os.close(fds[i])
+fds = [None] * 3
+for i, name in enumerate(["writerA", "writerB", "untracked"]):  # A opens first, B last
+    t = threading.Thread(target=opener, args=(name, fds, i)); t.start(); t.join()
+for i, (name, line) in enumerate([("writerA", b"A\n"), ("untracked", b"U\n"), ("writerB", b"B\n")]):
+    j = ["writerA", "writerB", "untracked"].index(name)
+    t = threading.Thread(target=closer, args=(name, fds, j, line)); t.start(); t.join()
+`), 0o644)
+	w.sh("python3 " + script + " d/log.txt")
+	vs := w.versions("d/log.txt")
+	if len(vs) != 4 {
+		t.Fatalf("%d versions, want 4 (base and one per close)", len(vs))
+	}
+	for i, want := range []string{"A", "", "B"} {
+		if got := vs[i+1].Run; got != want {
+			t.Errorf("v%d, closed by %q's writer: credited to run %q", i+2, want, got)
+		}
+	}
+}

@@ -44,8 +44,10 @@ type writeHandle struct {
 	heldKey  string     // whose path keeps n's inode while this is open (held.go)
 	held     *heldInode // nil: nothing held
 	opener   uint32     // the thread that opened it; 0 if unknown
-	// run and base: a tracked write open without O_TRUNC, and the version
-	// it copies on write, an input of run once a commit holds its bytes
+	// run: the tracked run of the writer that opened it, credited with
+	// the versions its closes commit (closerCtx). base: for an open
+	// without O_TRUNC, the version it copies on write, an input of run
+	// once a commit holds its bytes
 	// (lineage.go: creditBase); emptied is the File's count of
 	// truncations to zero at the open.
 	run     string
@@ -596,7 +598,7 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		// before the command writes through the copy, still waits.
 		flush = h.w.f.FlushLast
 	}
-	if err := flush(ctx); err != nil {
+	if err := flush(h.w.closerCtx(ctx)); err != nil {
 		return h.w.n.errno("commit", err)
 	}
 	h.w.creditBase(before)
@@ -674,7 +676,7 @@ func (h *handle) Release(context.Context) syscall.Errno {
 	}()
 	h.w.close()
 	before := h.w.f.Changes()
-	if err := h.w.f.Release(ctx); err != nil {
+	if err := h.w.f.Release(h.w.closerCtx(ctx)); err != nil {
 		m.notifyAsync(h.w.f.Key()) // the kernel's size, or entry, of what was not committed
 		return h.w.n.errno("commit at release", err)
 	}
@@ -691,7 +693,7 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 		return 0
 	}
 	before := h.w.f.Changes()
-	if err := h.w.f.Sync(ctx); err != nil {
+	if err := h.w.f.Sync(h.w.closerCtx(ctx)); err != nil {
 		return h.w.n.errno("fsync", err)
 	}
 	h.w.creditBase(before)

@@ -25,6 +25,25 @@ func runOf(ctx context.Context) string {
 	return s
 }
 
+type closerKey struct{}
+
+// ByCloser returns ctx saying that a commit made with it is the close of
+// one writer whose run is run ("" for an untracked process): a File that
+// appenders share commits each close for the writer that closed, not for
+// whichever of them opened it last.
+func ByCloser(ctx context.Context, run string) context.Context {
+	return context.WithValue(ctx, closerKey{}, run)
+}
+
+// runFor is the run a commit of f with ctx credits: the closing writer's
+// (ByCloser), else the run f was last given.
+func (f *File) runFor(ctx context.Context) string {
+	if run, ok := ctx.Value(closerKey{}).(string); ok {
+		return run
+	}
+	return f.run
+}
+
 // SetRun credits the versions f commits from now on to run.
 func (f *File) SetRun(run string) {
 	f.mu.Lock()

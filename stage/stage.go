@@ -725,7 +725,7 @@ func (f *File) commit(ctx context.Context) error {
 		w, file, serr := st.finish(f.size)
 		if serr == nil {
 			f.s.streamed.Add(1)
-			v, seq, err = f.s.record(WithRun(ctx, f.run), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
+			v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
 		} else {
 			f.s.log.Warn("lamina mount: storing while writing failed; storing the staged file", "key", key, "err", serr)
 		}
@@ -738,7 +738,7 @@ func (f *File) commit(ctx context.Context) error {
 		} else {
 			f.s.reused.Add(1)
 		}
-		v, seq, err = f.s.commitWith(WithRun(ctx, f.run), w, key, io.NewSectionReader(f.data, 0, f.size), f.data.Name(), f.mtime, f.mode, "", lazy)
+		v, seq, err = f.s.commitWith(WithRun(ctx, f.runFor(ctx)), w, key, io.NewSectionReader(f.data, 0, f.size), f.data.Name(), f.mtime, f.mode, "", lazy)
 	}
 	if err != nil {
 		return err
