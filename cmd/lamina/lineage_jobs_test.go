@@ -70,6 +70,40 @@ rule b:
 	}
 }
 
+// TestLineageSnakemakeFailedJobTime: a failed job's run ends when its log
+// says it failed, not at the pipeline's end.
+func TestLineageSnakemakeFailedJobTime(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.csv"), []byte("a,1\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "results/bad.csv", "results/slow.csv"
+
+rule bad:
+    input: "raw/a.csv"
+    output: "results/bad.csv"
+    shell: "cat {input} > /dev/null; exit 1"
+
+rule slow:
+    input: "raw/a.csv"
+    output: "results/slow.csv"
+    shell: "sleep 3; cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j2", "--keep-going"); code == 0 {
+		t.Fatalf("lamina run -- snakemake with a failing rule: exit 0\n%s", errs)
+	}
+	runs := e.runsByName()
+	sm, bad := runs["snakemake"], runs["bad"]
+	if bad.FinishedAt == nil || sm.FinishedAt == nil {
+		t.Fatalf("runs %+v", runs)
+	}
+	if d := sm.FinishedAt.Sub(*bad.FinishedAt); d < 1500*time.Millisecond {
+		t.Fatalf("the failed job finished %s, %s before the pipeline (%s): it took the pipeline's end", bad.FinishedAt, d, sm.FinishedAt)
+	}
+	if bad.FinishedAt.Before(bad.StartedAt) {
+		t.Fatalf("the failed job finished %s before it started %s", bad.FinishedAt, bad.StartedAt)
+	}
+}
+
 func epochTime(sec float64) time.Time {
 	return time.Unix(0, int64(sec*1e9))
 }

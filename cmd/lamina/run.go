@@ -345,6 +345,12 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		case j.Failed:
 			one := 1
 			end.ExitCode = &one
+			// Its end is its log's error block (whole seconds: one in
+			// the second the run started is taken as that start), not the
+			// pipeline's end, which the tracker gave it.
+			if start := crec.Run.StartedAt; !j.Finished.IsZero() && !j.Finished.Before(start.Add(-time.Second)) {
+				end.FinishedAt = maxTime(j.Finished, start)
+			}
 		case j.Done:
 			// Snakemake recorded the job done: ok, with its own times
 			// (the tracker could only end it with the pipeline). Its
@@ -535,4 +541,11 @@ func trackGet(ctx context.Context, cat catalog.Catalog, run string, v catalog.Ve
 	if err := cat.AddInputs(ctx, run, []string{v.UID}); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		fmt.Fprintf(os.Stderr, "lamina: recording %s as an input of run %s: %v\n", v.Ref(), run, err)
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
