@@ -441,12 +441,14 @@ func printRunSummary(ctx context.Context, c *cli.Context, cat catalog.Catalog, u
 }
 
 // runStatus is how a run's status reads: "ok (exit 0)", "failed (exit
-// 3)", "failed (killed by SIGINT, exit 130)", "abandoned (its process
-// vanished)", "running".
+// 3)", "failed (killed by SIGINT, exit 130)", "abandoned (how it ended
+// is unknown)", "running". Abandoned is a run whose process vanished
+// unfinished, or a Snakemake job whose pipeline stopped before it said
+// how the job ended: "its process vanished" was wrong for the latter.
 func runStatus(r catalog.Run) string {
 	switch {
 	case r.Status == catalog.RunAbandoned:
-		return r.Status + " (its process vanished)"
+		return r.Status + " (how it ended is unknown)"
 	case r.Signal != "" && r.ExitCode != nil:
 		return fmt.Sprintf("%s (killed by %s, exit %d)", r.Status, r.Signal, *r.ExitCode)
 	case r.ExitCode != nil:
