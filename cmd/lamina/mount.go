@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -138,8 +140,8 @@ func staleMounts(s instance.Settings, dir string) []string {
 // catalog's lock refuses it by itself.
 func clearStaleMounts(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir string) error {
 	for _, m := range lfs.MountsOf("lamina:"+s.Name, os.Getuid()) {
-		if m.Dir == dir || answers(m.Dir) {
-			continue
+		if m.Dir == dir || answers(m.Dir) || mountDaemon(m.Dir) > 0 {
+			continue // served, or its daemon lives (stopped, busy): not stale
 		}
 		if err := lfs.ClearStale(m.Dir); err != nil {
 			return fmt.Errorf("instance %q has a stale mount at %s (its daemon died) that could not be cleared (%v): run `lamina umount %s`", s.Name, m.Dir, err, m.Dir)
@@ -795,6 +797,12 @@ func cmdUmount() *cli.Command {
 				fmt.Fprintf(w, "unmounted %s; its daemon, not registered in %s, stops by itself\n", dir, dirs.Runtime)
 				return nil
 			}
+			if pid := mountDaemon(dir); pid > 0 && !c.Bool("force") {
+				// Alive but not answering: stopped (SIGSTOP, a debugger)
+				// or busy. Clearing it cut off its writers as if it had
+				// died.
+				return exitf(1, "the daemon of %s (pid %d) is alive but does not answer%s; not cleared: `kill -CONT %d` if it was stopped, or `lamina umount --force %s` to detach the mount (files still open lose what was not closed; it is kept under lost+found/ at the next mount)", dir, pid, stoppedNote(pid), pid, dir)
+			}
 			if err := lfs.ClearStale(dir); err != nil {
 				return err
 			}
@@ -802,6 +810,47 @@ func cmdUmount() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// mountDaemon returns the pid of a live lamina daemon serving the mount at
+// dir (a `lamina … mount --foreground … DIR` process, as spawnDaemon
+// starts it), 0 if there is none. A mount that does not answer is stale
+// only when its daemon is gone: one stopped with SIGSTOP was cleared as
+// if it had died, and its writers lost what they had not closed.
+func mountDaemon(dir string) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		raw, err := os.ReadFile(p + "/cmdline")
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+		if len(argv) < 3 || !slices.Contains(argv, "mount") || !slices.Contains(argv, "--foreground") {
+			continue
+		}
+		arg := argv[len(argv)-1]
+		if !filepath.IsAbs(arg) {
+			cwd, err := os.Readlink(p + "/cwd")
+			if err != nil {
+				continue
+			}
+			arg = filepath.Join(cwd, arg)
+		}
+		pid, _ := strconv.Atoi(filepath.Base(p))
+		if filepath.Clean(arg) == dir && pid != os.Getpid() && processAlive(pid) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// stoppedNote is " (it is stopped)" when pid is stopped (state T).
+func stoppedNote(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+		return " (it is stopped)"
+	}
+	return ""
 }
 
 // errBusy: the mount is in use (EBUSY, or fusermount3 saying so).

@@ -684,6 +684,21 @@ func TestStoppedDaemon(t *testing.T) {
 	if _, errs, err := e.run("ls"); err == nil || !strings.Contains(errs, "is stopped") || time.Since(start) > 20*time.Second {
 		t.Fatalf("ls with a stopped daemon, in %s: %v %q", time.Since(start), err, errs)
 	}
+	// Neither umount from a shell whose runtime folder does not know the
+	// daemon nor a mount elsewhere takes the stopped daemon's mount for a
+	// stale one: they detached it, and its writers lost what they had not
+	// closed.
+	elsewhere := exec.Command(e.bin, "umount", mnt)
+	elsewhere.Env = append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+t.TempDir())
+	if out, err := elsewhere.CombinedOutput(); err == nil || !strings.Contains(string(out), "is alive but does not answer") {
+		t.Fatalf("umount from another runtime folder of a stopped daemon's mount: %v: %s", err, out)
+	}
+	other := filepath.Join(e.dir, "other")
+	os.Mkdir(other, 0o755)
+	e.run("mount", other) // refused: the instance is mounted
+	if _, ok := lfs.MountInfo(mnt); !ok {
+		t.Fatal("the stopped daemon's mount was cleared")
+	}
 	syscall.Kill(pid, syscall.SIGCONT)
 	e.ok("status")
 }
