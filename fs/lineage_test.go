@@ -124,7 +124,7 @@ func (c threadTracker) Caller(tid uint32) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", tid))
 	return c.runs[strings.TrimSpace(string(b))]
 }
-func (threadTracker) Used(string, catalog.Version)                {}
+func (threadTracker) Used(string, catalog.Version)                 {}
 func (threadTracker) Sidecar(context.Context, catalog.Version) any { return nil }
 
 // TestSharedAppendCreditsTheCloser: two tracked writers append to one file

@@ -599,3 +599,28 @@ func TestShownNamesFitNameMax(t *testing.T) {
 		t.Errorf("cp -a out: %v\n%s", err, out)
 	}
 }
+
+// TestMkdirThenChdir: a process that makes a folder and goes into it at
+// once (git init NEW) has a working directory: the mount's notification
+// about the new folder unhashed its entry, and getcwd() failed with
+// ENOENT for that process for good (git: "unable to get current working
+// directory", 4 runs in 5).
+func TestMkdirThenChdir(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	script := filepath.Join(w.tmp, "getcwd.py")
+	os.WriteFile(script, []byte(`
+import os, sys
+fails = 0
+for i in range(60):
+    d = os.path.join(sys.argv[1], 'w%d' % i)
+    os.mkdir(d); os.chdir(d)
+    try: os.getcwd()
+    except OSError: fails += 1
+    os.chdir('/')
+if fails:
+    sys.exit('getcwd failed %d of 60 times right after mkdir and chdir' % fails)
+`), 0o644)
+	os.MkdirAll(w.p("g"), 0o755)
+	w.sh("python3 " + script + " " + w.p("g"))
+}

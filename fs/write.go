@@ -324,6 +324,11 @@ func (m *Mount) notifyAsync(keys ...string) {
 		p, name := splitKey(k)
 		cs = append(cs, Change{Prefix: p, Names: []string{name, name + ".meta"}})
 	}
+	m.sendNotes(cs)
+}
+
+// sendNotes hands cs to the notifier without waiting for it.
+func (m *Mount) sendNotes(cs []Change) {
 	select {
 	case m.notes <- cs:
 	default:
@@ -335,6 +340,10 @@ func (m *Mount) notifyAsync(keys ...string) {
 		}()
 	}
 }
+
+// notifyDirAsync has the notifier drop the kernel's cached listing and
+// attributes of the folder prefix, naming none of its entries.
+func (m *Mount) notifyDirAsync(prefix string) { m.sendNotes([]Change{{Prefix: prefix}}) }
 
 // notifier sends kernel notifications for the write side, off the request
 // handlers (a notification from inside a handler can deadlock the kernel).
@@ -1057,7 +1066,11 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		return nil, n.errno("mkdir", err)
 	}
 	n.m.ns.dirChanged(key, true)
-	n.m.notifyAsync(key)
+	// The parent's cached listing and attributes only: a notification
+	// naming the new folder unhashed the entry the kernel just made from
+	// this reply, and a process already inside it (mkdir then chdir, as
+	// git init NEW does) lost its working directory (getcwd: ENOENT).
+	n.m.notifyDirAsync(n.prefix())
 	ent := n.m.ns.dirEntry(name, key+"/", nil)
 	n.m.fill(ent, &out.Attr)
 	return n.NewInode(ctx, &node{m: n.m, e: ent}, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ent.Ino}), 0
