@@ -11,11 +11,9 @@ package retry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lamina-bio/lamina/storage"
@@ -26,9 +24,7 @@ type Policy struct {
 	Attempts int           // total attempts, at least 1
 	Base     time.Duration // first backoff ceiling
 	Max      time.Duration // backoff ceiling cap
-	// Elapsed: give up after this much time without progress (bytes
-	// received; for a write, since the start) in all attempts (0: no limit).
-	Elapsed time.Duration
+	Elapsed  time.Duration // give up after this much time in total (0: no limit)
 	// Away replaces Elapsed for reads while the storage is known to be
 	// away (Health.Failing: a call already spent its budget, or the mount
 	// started without it): a read then fails in seconds rather than a
@@ -93,14 +89,6 @@ func (r *Backend) note(ctx context.Context, err error) {
 	}
 }
 
-// answering notes that the storage sent bytes: a slow server that
-// answers is not "not answering", whatever its calls' outcome.
-func (r *Backend) answering() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.health = Health{}
-}
-
 var (
 	_ storage.Backend     = (*Backend)(nil)
 	_ storage.RangeFiller = (*Backend)(nil)
@@ -134,10 +122,10 @@ const (
 	noCut       = -2 // a listing of any length: attempts are not cut
 )
 
-// elapsed is how long a call may go on without progress: the policy's
-// Elapsed, or Away for a read while the storage is known to be away (a
-// user's `cat` of an uncached file waited a minute for its EIO while
-// `lamina status` already said the storage was not answering).
+// elapsed is how long a call may go on retrying: the policy's Elapsed, or
+// Away for a read while the storage is known to be away (a user's `cat` of
+// an uncached file waited a minute for its EIO while `lamina status`
+// already said the storage was not answering).
 func (r *Backend) elapsed(write bool) time.Duration {
 	if !write && r.p.Away > 0 && r.p.Away < r.p.Elapsed && r.Health().Failing {
 		return r.p.Away
@@ -145,59 +133,34 @@ func (r *Backend) elapsed(write bool) time.Duration {
 	return r.p.Elapsed
 }
 
-// budget is how long a call that moves n bytes may go on without
-// progress: its elapsed, plus, for a write, what storage/s3 gives one
-// request for its bytes (4 s per MiB written: a PUT reports no progress,
-// so its budget counts from its start), and 30 s more for a whole object
-// of unknown size. A read reports the bytes it receives
-// (storage.Progress), and each one starts its budget again: a slow link
-// that moves bytes never spends it, a server that stops does.
+// budget is how long a call that moves n bytes may take in all: its
+// elapsed, plus what storage/s3 gives one request for its bytes (a second
+// per MiB read, 4 s per MiB written), which a slow link needs however
+// long the outage has lasted.
 func budget(elapsed time.Duration, n int64, write bool) time.Duration {
 	switch {
-	case write:
-		return elapsed + time.Duration(n)*4*time.Second/(1<<20)
 	case n == unknownSize:
 		return elapsed + 30*time.Second
+	case write:
+		return elapsed + time.Duration(n)*4*time.Second/(1<<20)
 	}
-	return elapsed
+	return elapsed + time.Duration(n)*time.Second/(1<<20)
 }
 
 // do calls fn until it succeeds, fails for good, or the budget is spent.
-// The budget bounds the time without progress (bytes moved, reported
-// through storage.Progress) across all attempts: fn gets a context that
-// ends when it is spent, so an attempt in flight (a hung server) is cut
-// at its end instead of running out its own request timeout, while one
-// that keeps receiving bytes goes on however long it takes. n is what the
-// call moves (budget), or noCut. Bytes received also say the storage
-// answers (Health).
+// The budget bounds the call as a whole: fn gets a context that ends with
+// it, so an attempt in flight (a hung server) is cut at the budget's end
+// instead of running out its own request timeout. n is what the call
+// moves (budget), or noCut.
 func (r *Backend) do(ctx context.Context, op, name string, n int64, fn func(context.Context) error) error {
 	start := time.Now()
-	var last atomic.Int64 // UnixNano of the last progress
-	last.Store(start.UnixNano())
-	idle := func() time.Duration { return time.Since(time.Unix(0, last.Load())) }
 	actx := ctx
 	elapsed := r.elapsed(op == "put")
 	if elapsed > 0 && n != noCut {
-		allow := budget(elapsed, n, op == "put")
-		var cancel context.CancelCauseFunc
-		actx, cancel = context.WithCancelCause(ctx)
-		var t *time.Timer
-		t = time.AfterFunc(allow, func() {
-			if d := idle(); d < allow {
-				t.Reset(allow - d)
-				return
-			}
-			cancel(fmt.Errorf("%w for %v (retry budget)", storage.ErrStalled, allow))
-		})
-		defer func() { t.Stop(); cancel(nil) }()
+		var cancel context.CancelFunc
+		actx, cancel = context.WithDeadline(ctx, start.Add(budget(elapsed, n, op == "put")))
+		defer cancel()
 	}
-	var answered atomic.Bool
-	actx = storage.WithProgress(actx, func(int) {
-		last.Store(time.Now().UnixNano())
-		if !answered.Swap(true) {
-			r.answering()
-		}
-	})
 	var err error
 	for i := 0; ; i++ {
 		if err = fn(actx); err == nil || !Retryable(err) || ctx.Err() != nil {
@@ -207,7 +170,7 @@ func (r *Backend) do(ctx context.Context, op, name string, n int64, fn func(cont
 			}
 			return err
 		}
-		if i+1 >= r.p.Attempts || actx.Err() != nil || (elapsed > 0 && idle() >= elapsed) {
+		if i+1 >= r.p.Attempts || actx.Err() != nil || (elapsed > 0 && time.Since(start) >= elapsed) {
 			r.log.Error("storage call failed; retry budget spent", "op", op, "name", name, "attempts", i+1, "elapsed", time.Since(start).Round(time.Millisecond), "err", err)
 			r.note(ctx, err)
 			return err
@@ -247,25 +210,8 @@ func (r *Backend) GetRange(ctx context.Context, name string, off, n int64) (data
 // GetRangeInto retries a read into buf, straight into it when the wrapped
 // backend can (storage.RangeFiller); a failed attempt's bytes are
 // overwritten by the next.
-//
-// An attempt that fails after some bytes landed leaves them: the next one
-// asks only for the rest (a RangeFiller reports the bytes of buf it
-// filled, in order: storage.WithProgress), so on a slow link a retry does
-// not start a long range over.
 func (r *Backend) GetRangeInto(ctx context.Context, name string, off int64, buf []byte) error {
-	_, filler := r.b.(storage.RangeFiller)
-	done := 0
-	return r.do(ctx, "get range", name, int64(len(buf)), func(ctx context.Context) error {
-		got := 0
-		if filler {
-			ctx = storage.WithProgress(ctx, func(n int) { got += n })
-		}
-		err := storage.GetRangeInto(ctx, r.b, name, off+int64(done), buf[done:])
-		if err != nil && filler && got > 0 && done+got < len(buf) {
-			done += got
-		}
-		return err
-	})
+	return r.do(ctx, "get range", name, int64(len(buf)), func(ctx context.Context) error { return storage.GetRangeInto(ctx, r.b, name, off, buf) })
 }
 
 func (r *Backend) Stat(ctx context.Context, name string) (info storage.Info, err error) {
