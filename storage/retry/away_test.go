@@ -20,7 +20,7 @@ type hung struct {
 func (h *hung) GetRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
 	if h.down.Load() {
 		<-ctx.Done()
-		return nil, context.Cause(ctx) // the retry budget's ErrStalled, as storage/s3 hands it up
+		return nil, ctx.Err()
 	}
 	return h.Backend.GetRange(ctx, name, off, n)
 }
