@@ -624,3 +624,30 @@ if fails:
 	os.MkdirAll(w.p("g"), 0o755)
 	w.sh("python3 " + script + " " + w.p("g"))
 }
+
+// TestRenameKeyToScratchOpens: after `mv f f~` (vim's backup, mv -b) f~
+// opens at once and keeps opening. The kernel kept the renamed entry on
+// the key's retired inode, and f~ answered ENOENT until its folder was
+// listed again (about half the runs).
+func TestRenameKeyToScratchOpens(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.MkdirAll(w.p("bk"), 0o755)
+	script := filepath.Join(w.tmp, "backup.py")
+	os.WriteFile(script, []byte(`
+import os, sys, time
+os.chdir(sys.argv[1])
+bad = []
+for i in range(8):
+    open('m%d' % i, 'wb').write(b'M%d' % i)
+    os.rename('m%d' % i, 'm%d~' % i)
+    time.sleep(0.2)  # past the rename's own notifications
+    try:
+        if open('m%d~' % i, 'rb').read() != b'M%d' % i: bad.append((i, 'other bytes'))
+    except OSError as e:
+        bad.append((i, e.strerror))
+if bad:
+    sys.exit('m~ after rename(m, m~): %s' % bad)
+`), 0o644)
+	w.sh("python3 " + script + " " + w.p("bk"))
+}

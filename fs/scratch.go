@@ -123,6 +123,11 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	}
 	m.retired.retire(key, n.GetChild(name)) // inode.go
 	m.written(key)
+	// The kernel moves the key's entry to dst, on the retired inode: an
+	// open of dst answered ENOENT until its folder was listed again. Once
+	// the rename is done, dst is looked up anew (the scratch file).
+	p, base := splitKey(dst)
+	m.sendNotes([]Change{{Prefix: p, Names: []string{base}}})
 	return 0
 }
 
