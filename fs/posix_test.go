@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -650,4 +651,32 @@ if bad:
     sys.exit('m~ after rename(m, m~): %s' % bad)
 `), 0o644)
 	w.sh("python3 " + script + " " + w.p("bk"))
+}
+
+// TestRenameHeldKeyToScratchRefused: a key a writer holds is not renamed
+// to a scratch name (EBUSY): the scratch copy had the committed bytes only
+// and the writer's were dropped, then and after. The writer's close then
+// commits them to the key.
+func TestRenameHeldKeyToScratchRefused(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.MkdirAll(w.p("hk"), 0o755)
+	if err := os.WriteFile(w.p("hk/m"), []byte("M0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(w.p("hk/m"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("+1")
+	if err := os.Rename(w.p("hk/m"), w.p("hk/m~")); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("rename of a held key to a scratch name: %v, want EBUSY", err)
+	}
+	f.WriteString("+2")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("hk/m")); got != "M0+1+2" {
+		t.Fatalf("hk/m after its writer closed: %q", got)
+	}
 }

@@ -85,6 +85,12 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	if ent.Kind != KindFile {
 		return syscall.EXDEV
 	}
+	if m.ns.st.Pending(n.prefix()+name) != nil {
+		// A writer holds the key: the copy would have the committed bytes
+		// only, and the writer's, then and later, would be dropped with
+		// the key's open Files. Refused rather than lost.
+		return syscall.EBUSY
+	}
 	f, err := m.ns.FileOf(ctx, ent)
 	if err != nil {
 		return errno(m.log, "rename", err)
