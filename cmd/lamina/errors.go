@@ -15,9 +15,9 @@ func explain(err error) string {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, syscall.ENOSPC):
-		return msg + "\nThe disk is full. Nothing was recorded in the catalog; free some space and save again (`lamina gc` removes unreferenced data)."
+		return msg + "\nThe disk is full; the catalog was not changed. Free some space and try again (`lamina gc` removes stored data no version uses)."
 	case errors.Is(err, syscall.EDQUOT):
-		return msg + "\nThe disk quota is exceeded. Nothing was recorded in the catalog."
+		return msg + "\nThe disk quota is exceeded; the catalog was not changed."
 	case errors.Is(err, catalog.ErrSchema):
 		return msg
 	}
