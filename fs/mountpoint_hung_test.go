@@ -38,11 +38,9 @@ func (r *hungRoot) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.
 	return 0
 }
 
-// TestAbsOfHungMount: lamina umount (and mount) clean the path they are
-// given with Abs, which looked at the mountpoint with lstat: on a mount
-// whose daemon never answers, that stat waited in the kernel for good and
-// `lamina umount` with it, so the one command that clears such a mount hung.
-func TestAbsOfHungMount(t *testing.T) {
+// mountHung mounts a hungRoot in a new folder (as root), released and
+// unmounted at the end of the test.
+func mountHung(t *testing.T) string {
 	if os.Geteuid() != 0 {
 		t.Skip("mounts as root")
 	}
@@ -60,6 +58,15 @@ func TestAbsOfHungMount(t *testing.T) {
 		close(root.release)
 		server.Unmount()
 	})
+	return dir
+}
+
+// TestAbsOfHungMount: lamina umount (and mount) clean the path they are
+// given with Abs, which looked at the mountpoint with lstat: on a mount
+// whose daemon never answers, that stat waited in the kernel for good and
+// `lamina umount` with it, so the one command that clears such a mount hung.
+func TestAbsOfHungMount(t *testing.T) {
+	dir := mountHung(t)
 	done := make(chan string, 1)
 	go func() {
 		abs, _ := lfs.Abs(dir)
@@ -78,23 +85,7 @@ func TestAbsOfHungMount(t *testing.T) {
 // TestCheckMountpointOfHungMount: `lamina mount DIR` over a mount whose
 // daemon never answers says it is stale instead of waiting with it.
 func TestCheckMountpointOfHungMount(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounts as root")
-	}
-	dir := t.TempDir()
-	root := &hungRoot{release: make(chan struct{})}
-	zero := time.Duration(0)
-	server, err := fusefs.Mount(dir, root, &fusefs.Options{
-		AttrTimeout: &zero, EntryTimeout: &zero,
-		MountOptions: fuse.MountOptions{DirectMount: true, Name: "hungtest"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		close(root.release)
-		server.Unmount()
-	})
+	dir := mountHung(t)
 	done := make(chan error, 1)
 	go func() { done <- lfs.CheckMountpoint(dir) }()
 	select {

@@ -701,30 +701,9 @@ func sameEntity(reg registry, entity string) string {
 func nearEntities(reg registry, entity string) []string {
 	var out []string
 	for _, s := range reg.Sources {
-		if !slices.Contains(out, s.Entity) && editDistance(normEntity(s.Entity), normEntity(entity)) <= 2 {
+		if !slices.Contains(out, s.Entity) && ontology.EditDistance(normEntity(s.Entity), normEntity(entity)) <= 2 {
 			out = append(out, s.Entity)
 		}
 	}
 	return out
-}
-
-// editDistance is the Levenshtein distance of a and b, by bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -166,6 +166,10 @@ func similarityRunes(a, b []rune) float64 {
 	return 1 - float64(d)/float64(max(len(a), len(b)))
 }
 
+// EditDistance is the number of single-rune edits (insert, delete,
+// substitute, swap two neighbours) between a and b: how far a typo is.
+func EditDistance(a, b string) int { return osa([]rune(a), []rune(b)) }
+
 // osa is the Damerau-Levenshtein distance restricted to adjacent
 // transpositions, the usual shape of a typo.
 func osa(a, b []rune) int {
