@@ -268,7 +268,9 @@ func TestMountEndToEnd(t *testing.T) {
 	}
 	waiterDone := make(chan struct{})
 	go func() { waiter.Wait(); close(waiterDone) }()
-	hung := exec.Command(e.bin, "umount", mnt)
+	// --force: a daemon alive but stopped is not taken for a dead one
+	// without it (TestStoppedDaemon).
+	hung := exec.Command(e.bin, "umount", "--force", mnt)
 	hung.Env = append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+t.TempDir())
 	done := make(chan error, 1)
 	var hungOut []byte
