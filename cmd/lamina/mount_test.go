@@ -252,6 +252,7 @@ func TestMountEndToEnd(t *testing.T) {
 	// mount within its 2 s wait instead of hanging with it.
 	pid = e.daemonPID("m")
 	syscall.Kill(pid, syscall.SIGSTOP)
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) }) // a failure below left it stopped for good
 	// kill returns before every thread has stopped: one still running
 	// could take umount's request off /dev/fuse, and a request the daemon
 	// took waits for its answer past SIGKILL (the kernel's rule), so umount
