@@ -135,3 +135,47 @@ func TestReadsRetryThenFail(t *testing.T) {
 		t.Fatalf("failing read took %v", d)
 	}
 }
+
+// TestSlowLinkThroughStack: a version read front to back over a steady
+// slow link (256 KiB/s a request) through the mount's storage stack comes
+// back whole. Each GET had a deadline of its base plus a second per MiB,
+// and each call a retry budget from its start: below about 1 MiB/s every
+// block fetch was cut, every retry started it over, and the read failed
+// (EIO in the mount) while the server answered. Here the idle bound is
+// 1 s and the budget 2 s, and a block of 1 MiB takes about 4 s.
+func TestSlowLinkThroughStack(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	proxy, via := s3test.NewProxy(t, srv)
+	cfg := via.Config(bucket)
+	cfg.Timeout = time.Second
+	p := retry.Policy{Attempts: 4, Base: 5 * time.Millisecond, Max: 20 * time.Millisecond, Elapsed: 2 * time.Second, Away: 500 * time.Millisecond}
+	st := openStack(t, cfg, t.TempDir(), filepath.Join(t.TempDir(), "index.db"), p, true)
+	data := randomBytes(14, 2<<20+12345)
+	w := st.store.NewWriter()
+	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil { // SyncUpload: S3 has it now
+		t.Fatal(err)
+	}
+	st.disk.Clear()
+	gets := proxy.RequestsOf("GET")
+	proxy.SetRate(256 << 10)
+	defer proxy.SetRate(0)
+	r := st.store.Open(f)
+	got := make([]byte, len(data))
+	for off := 0; off < len(got); off += 128 << 10 { // as the kernel reads
+		if _, err := r.ReadAt(got[off:min(off+128<<10, len(got))], int64(off)); err != nil {
+			t.Fatalf("read at %d over a slow link: %v", off, err)
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("the bytes read over a slow link differ from those saved")
+	}
+	if proxy.RequestsOf("GET") == gets {
+		t.Fatal("the version was read from the cache, not over the slow link")
+	}
+}

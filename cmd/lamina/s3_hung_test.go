@@ -18,6 +18,9 @@ import (
 // HEADs); and `lamina status` said "storage answering" throughout, since a
 // call that timed out was not noted as a failure. Now a read fails with EIO
 // within the retry budget and status says the storage is not answering.
+// With the budget counted as time without progress, an attempt it cut
+// came back as the SDK's "context canceled": the mount answered EINTR, Go's
+// ReadAt tried again, and the read never ended (a HEAD every 4 s).
 func TestS3HungServer(t *testing.T) {
 	e := newS3Env(t, "LAMINA_S3_RETRY=3,50ms,4s")
 	data := randomBytes(t, 48<<20)
@@ -34,6 +37,7 @@ func TestS3HungServer(t *testing.T) {
 	}
 	e.proxy.Always(s3test.Hang)
 	defer e.proxy.Always(s3test.None)
+	before := e.proxy.Requests()
 	start := time.Now()
 	done := make(chan error, 1)
 	// In the first pack: the manifest, which the open read, is at the end
@@ -46,6 +50,16 @@ func TestS3HungServer(t *testing.T) {
 			t.Fatalf("read against a hung server: %v, want EIO", err)
 		}
 		t.Logf("EIO after %v", time.Since(start).Round(time.Millisecond))
+		// The read went to the hung server (not to bytes the open
+		// cached), and its request was cut by the retry budget: an
+		// attempt cut by it once came back as "context canceled", the
+		// mount answered EINTR, and the reader tried again for ever.
+		if e.proxy.Requests() == before {
+			t.Fatal("the read asked the server nothing: it was served from the cache")
+		}
+		if log := e.daemonLog(); !strings.Contains(log, "retry budget spent") {
+			t.Fatalf("no spent retry budget in the daemon's log:\n%s", log)
+		}
 	case <-time.After(40 * time.Second):
 		e.proxy.Always(s3test.None)
 		t.Log(e.daemonLog())

@@ -1,6 +1,7 @@
 // Package retry is a storage.Backend decorator that retries failed calls
 // with exponential backoff and full jitter, for as long as the error is
-// worth another try and the budget (attempts and elapsed time) allows.
+// worth another try and the budget (attempts and time without progress)
+// allows.
 //
 // Which errors are worth it is the wrapped backend's to say: an error that
 // has a `Retryable() bool` method returning true (storage/s3's errors do for
@@ -11,9 +12,11 @@ package retry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lamina-bio/lamina/storage"
@@ -24,7 +27,9 @@ type Policy struct {
 	Attempts int           // total attempts, at least 1
 	Base     time.Duration // first backoff ceiling
 	Max      time.Duration // backoff ceiling cap
-	Elapsed  time.Duration // give up after this much time in total (0: no limit)
+	// Elapsed: give up after this much time without progress (bytes
+	// received; for a write, since the start) in all attempts (0: no limit).
+	Elapsed time.Duration
 	// Away replaces Elapsed for reads while the storage is known to be
 	// away (Health.Failing: a call already spent its budget, or the mount
 	// started without it): a read then fails in seconds rather than a
@@ -32,9 +37,9 @@ type Policy struct {
 	Away time.Duration
 }
 
-// DefaultPolicy gives a call about half a minute: 8 attempts, backoff
-// ceilings 100 ms, 200 ms, … capped at 8 s; 5 s for a read while the
-// storage is known to be away.
+// DefaultPolicy gives a call a minute without progress: 8 attempts,
+// backoff ceilings 100 ms, 200 ms, … capped at 8 s; 5 s without progress
+// for a read while the storage is known to be away.
 var DefaultPolicy = Policy{Attempts: 8, Base: 100 * time.Millisecond, Max: 8 * time.Second, Elapsed: time.Minute, Away: 5 * time.Second}
 
 // Backend retries the calls of the backend it wraps. It is safe for
@@ -89,6 +94,14 @@ func (r *Backend) note(ctx context.Context, err error) {
 	}
 }
 
+// answering notes that the storage sent bytes: a slow server that
+// answers is not "not answering", whatever its calls' outcome.
+func (r *Backend) answering() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.health = Health{}
+}
+
 var (
 	_ storage.Backend     = (*Backend)(nil)
 	_ storage.RangeFiller = (*Backend)(nil)
@@ -116,16 +129,15 @@ func Retryable(err error) bool {
 	return errors.As(err, &re) && re.Retryable()
 }
 
-// Sizes of calls for their budget (do).
-const (
-	unknownSize = -1 // a whole object (a manifest, instance.json): the budget and 30 s
-	noCut       = -2 // a listing of any length: attempts are not cut
-)
+// noCut is the size of a call whose attempts the budget does not cut: a
+// listing of any length, whose pages have deadlines of their own and whose
+// caller's work between pages is no sign of a hung server.
+const noCut = -1
 
-// elapsed is how long a call may go on retrying: the policy's Elapsed, or
-// Away for a read while the storage is known to be away (a user's `cat` of
-// an uncached file waited a minute for its EIO while `lamina status`
-// already said the storage was not answering).
+// elapsed is how long a call may go on without progress: the policy's
+// Elapsed, or Away for a read while the storage is known to be away (a
+// user's `cat` of an uncached file waited a minute for its EIO while
+// `lamina status` already said the storage was not answering).
 func (r *Backend) elapsed(write bool) time.Duration {
 	if !write && r.p.Away > 0 && r.p.Away < r.p.Elapsed && r.Health().Failing {
 		return r.p.Away
@@ -133,44 +145,84 @@ func (r *Backend) elapsed(write bool) time.Duration {
 	return r.p.Elapsed
 }
 
-// budget is how long a call that moves n bytes may take in all: its
-// elapsed, plus what storage/s3 gives one request for its bytes (a second
-// per MiB read, 4 s per MiB written), which a slow link needs however
-// long the outage has lasted.
+// budget is how long a call that moves n bytes may go on without
+// progress: its elapsed, plus, for a write, what storage/s3 gives one
+// request for its bytes (4 s per MiB written: a PUT reports no progress,
+// so its budget counts from its start). A read reports the bytes it
+// receives (storage.Progress), and each one starts its budget again: a
+// slow link that moves bytes never spends it, a server that stops does.
 func budget(elapsed time.Duration, n int64, write bool) time.Duration {
-	switch {
-	case n == unknownSize:
-		return elapsed + 30*time.Second
-	case write:
+	if write {
 		return elapsed + time.Duration(n)*4*time.Second/(1<<20)
 	}
-	return elapsed + time.Duration(n)*time.Second/(1<<20)
+	return elapsed
 }
 
+// cutError is the error of an attempt that the budget cut: a timeout,
+// whatever the backend made of the cancel. The
+// AWS SDK hands a cancelled request up as "context canceled", which reads
+// as the caller's own cancel: the mount answered it with EINTR, a reader
+// retried the READ, and a read against a hung server never ended (each
+// try cut by the budget, none noted as a failure).
+type cutError struct {
+	cause error // the budget's: wraps storage.ErrStalled
+	err   error // the attempt's, for the message only
+}
+
+func (e cutError) Error() string   { return fmt.Sprintf("%v (%v)", e.cause, e.err) }
+func (e cutError) Unwrap() error   { return e.cause } // not err: it may say "canceled"
+func (e cutError) Retryable() bool { return true }    // a timeout: the storage is not answering
+
 // do calls fn until it succeeds, fails for good, or the budget is spent.
-// The budget bounds the call as a whole: fn gets a context that ends with
-// it, so an attempt in flight (a hung server) is cut at the budget's end
-// instead of running out its own request timeout. n is what the call
-// moves (budget), or noCut.
+// The budget bounds the time without progress (bytes received, reported
+// through storage.Progress) across all attempts: fn gets a context that
+// ends when it is spent, so an attempt in flight (a hung server) is cut
+// at its end instead of running out its own request timeout, and fails
+// as a timeout (cutError), while one that keeps receiving bytes goes on
+// however long it takes. n is what the call moves (budget), or noCut.
+// Bytes received also say the storage answers (Health).
 func (r *Backend) do(ctx context.Context, op, name string, n int64, fn func(context.Context) error) error {
 	start := time.Now()
+	var last atomic.Int64 // UnixNano of the last progress
+	last.Store(start.UnixNano())
+	idle := func() time.Duration { return time.Since(time.Unix(0, last.Load())) }
 	actx := ctx
 	elapsed := r.elapsed(op == "put")
 	if elapsed > 0 && n != noCut {
-		var cancel context.CancelFunc
-		actx, cancel = context.WithDeadline(ctx, start.Add(budget(elapsed, n, op == "put")))
-		defer cancel()
+		allow := budget(elapsed, n, op == "put")
+		var cancel context.CancelCauseFunc
+		actx, cancel = context.WithCancelCause(ctx)
+		var t *time.Timer
+		t = time.AfterFunc(allow, func() {
+			if d := idle(); d < allow {
+				t.Reset(allow - d)
+				return
+			}
+			cancel(fmt.Errorf("retry budget spent, %v without progress: %w", allow, storage.ErrStalled))
+		})
+		defer func() { t.Stop(); cancel(nil) }()
 	}
+	var answered atomic.Bool
+	actx = storage.WithProgress(actx, func(int) {
+		last.Store(time.Now().UnixNano())
+		if !answered.Swap(true) {
+			r.answering()
+		}
+	})
 	var err error
 	for i := 0; ; i++ {
-		if err = fn(actx); err == nil || !Retryable(err) || ctx.Err() != nil {
+		err = fn(actx)
+		if c := context.Cause(actx); err != nil && ctx.Err() == nil && c != nil && !errors.Is(err, c) {
+			err = cutError{c, err}
+		}
+		if err == nil || !Retryable(err) || ctx.Err() != nil {
 			r.note(ctx, err)
 			if err != nil && i > 0 {
 				r.log.Error("storage call failed", "op", op, "name", name, "attempts", i+1, "err", err)
 			}
 			return err
 		}
-		if i+1 >= r.p.Attempts || actx.Err() != nil || (elapsed > 0 && time.Since(start) >= elapsed) {
+		if i+1 >= r.p.Attempts || actx.Err() != nil || (elapsed > 0 && idle() >= elapsed) {
 			r.log.Error("storage call failed; retry budget spent", "op", op, "name", name, "attempts", i+1, "elapsed", time.Since(start).Round(time.Millisecond), "err", err)
 			r.note(ctx, err)
 			return err
@@ -198,20 +250,45 @@ func (r *Backend) Put(ctx context.Context, name string, data []byte) error {
 }
 
 func (r *Backend) Get(ctx context.Context, name string) (data []byte, err error) {
-	err = r.do(ctx, "get", name, unknownSize, func(ctx context.Context) (err error) { data, err = r.b.Get(ctx, name); return err })
+	err = r.do(ctx, "get", name, 0, func(ctx context.Context) (err error) { data, err = r.b.Get(ctx, name); return err })
 	return data, err
 }
 
+// GetRange reads a new buffer through GetRangeInto, so that a range that
+// fails after some bytes is resumed, not started over.
 func (r *Backend) GetRange(ctx context.Context, name string, off, n int64) (data []byte, err error) {
-	err = r.do(ctx, "get range", name, n, func(ctx context.Context) (err error) { data, err = r.b.GetRange(ctx, name, off, n); return err })
-	return data, err
+	if n <= 0 {
+		err = r.do(ctx, "get range", name, 0, func(ctx context.Context) (err error) { data, err = r.b.GetRange(ctx, name, off, n); return err })
+		return data, err
+	}
+	data = make([]byte, n)
+	if err := r.GetRangeInto(ctx, name, off, data); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // GetRangeInto retries a read into buf, straight into it when the wrapped
-// backend can (storage.RangeFiller); a failed attempt's bytes are
-// overwritten by the next.
+// backend can (storage.RangeFiller).
+//
+// An attempt that fails after some bytes landed leaves them: the next one
+// asks only for the rest (a RangeFiller reports the bytes of buf it
+// filled, in order: storage.WithProgress), so on a slow link a retry does
+// not start a long range over.
 func (r *Backend) GetRangeInto(ctx context.Context, name string, off int64, buf []byte) error {
-	return r.do(ctx, "get range", name, int64(len(buf)), func(ctx context.Context) error { return storage.GetRangeInto(ctx, r.b, name, off, buf) })
+	_, filler := r.b.(storage.RangeFiller)
+	done := 0
+	return r.do(ctx, "get range", name, int64(len(buf)), func(ctx context.Context) error {
+		got := 0
+		if filler {
+			ctx = storage.WithProgress(ctx, func(n int) { got += n })
+		}
+		err := storage.GetRangeInto(ctx, r.b, name, off+int64(done), buf[done:])
+		if err != nil && filler && got > 0 && done+got < len(buf) {
+			done += got
+		}
+		return err
+	})
 }
 
 func (r *Backend) Stat(ctx context.Context, name string) (info storage.Info, err error) {

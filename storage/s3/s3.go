@@ -63,8 +63,11 @@ type Config struct {
 	// HTTPClient replaces the default transport (tests, fault injection).
 	HTTPClient *http.Client
 	// Timeout bounds one request that moves little data (a HEAD, a
-	// DELETE, a small ranged GET); zero means 15 s. A request that moves
-	// more has longer by its bytes (timeoutFor).
+	// DELETE); zero means 15 s. A GET has no total deadline: it fails
+	// when no byte of its answer arrives for Timeout (the headers, then
+	// each read of the body), so a slow link that moves bytes never
+	// fails it and a hung server does within Timeout. A PUT has longer
+	// by its bytes (timeoutFor).
 	Timeout time.Duration
 	// NoBucketCheck skips Open's HeadBucket: for commands that may not
 	// touch storage at all, which then work while the server is away.
@@ -233,22 +236,90 @@ func (b *Backend) name(key string) string {
 	return strings.TrimPrefix(key, b.cfg.Prefix+"/")
 }
 
-// timeoutFor is the deadline of one request that moves n bytes (n < 0:
-// unknown, a whole object): the base (Config.Timeout) for a HEAD or a
-// small range, plus a second per MiB read (a floor of 1 MiB/s: a reader
-// waits) or 4 s per MiB written (256 KiB/s: uploads run in the
-// background), plus 30 s when the size is unknown (Get: manifests and
-// small records). A hung server thus costs a small read seconds, not the 5
-// minutes every request once had (and the retry budget cuts an attempt in
-// flight in any case: storage/retry).
+// timeoutFor is the deadline of a request that writes n bytes (a PUT),
+// or of a listing page (n > 0, write false): the base (Config.Timeout)
+// plus 4 s per MiB written (256 KiB/s: uploads run in the background) or
+// a second per MiB read. A GET has none: idle watches it instead, so a
+// slow link never fails a transfer that moves. A hung server thus costs a
+// small request seconds, not the 5 minutes every request once had (and
+// the retry budget cuts an attempt in flight in any case: storage/retry).
 func (b *Backend) timeoutFor(n int64, write bool) time.Duration {
-	switch {
-	case n < 0:
-		return b.timeout + 30*time.Second
-	case write:
+	if write {
 		return b.timeout + time.Duration(n)*4*time.Second/(1<<20)
 	}
 	return b.timeout + time.Duration(n)*time.Second/(1<<20)
+}
+
+// idleWatch ends a GET when no byte of its answer arrives for d: the
+// headers within d of the request, then each read of the body within d
+// of the last one that moved bytes. Bytes read are reported to the
+// caller's storage.WithProgress.
+type idleWatch struct {
+	ctx    context.Context // the request's; ends when the watch fires
+	outer  context.Context // the caller's
+	cancel context.CancelCauseFunc
+	d      time.Duration
+	last   atomic.Int64 // UnixNano of the last byte
+	t      *time.Timer
+}
+
+func (b *Backend) idle(ctx context.Context) *idleWatch {
+	w := &idleWatch{outer: ctx, d: b.timeout}
+	w.ctx, w.cancel = context.WithCancelCause(ctx)
+	w.last.Store(time.Now().UnixNano())
+	w.t = time.AfterFunc(w.d, w.check)
+	return w
+}
+
+func (w *idleWatch) check() {
+	since := time.Since(time.Unix(0, w.last.Load()))
+	if since >= w.d {
+		w.cancel(fmt.Errorf("%w for %v", storage.ErrStalled, w.d))
+		return
+	}
+	w.t.Reset(w.d - since)
+}
+
+func (w *idleWatch) stop() {
+	w.t.Stop()
+	w.cancel(nil)
+}
+
+// err returns the error of a request that the watch, or a retry budget
+// above, cut: that cause (cut).
+func (w *idleWatch) err(err error) error { return cut(w.ctx, err) }
+
+// cut returns the error of a request whose context ended with a cause of
+// its own (the idle watch's, a retry budget's: both wrap
+// storage.ErrStalled): that cause, a timeout worth another try, rather
+// than the SDK's "context canceled", which reads as the caller's cancel
+// (the mount answers it with EINTR, and a reader tries again). Other
+// errors pass unchanged.
+func cut(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	if c := context.Cause(ctx); c != ctx.Err() && !errors.Is(err, c) {
+		return fmt.Errorf("%w (%s)", c, err)
+	}
+	return err
+}
+
+// body reports what is read from r to the watch and the caller.
+func (w *idleWatch) body(r io.Reader) io.Reader { return watchedBody{r, w} }
+
+type watchedBody struct {
+	r io.Reader
+	w *idleWatch
+}
+
+func (b watchedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.w.last.Store(time.Now().UnixNano())
+		storage.Progress(b.w.outer, n)
+	}
+	return n, err
 }
 
 func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
@@ -261,7 +332,7 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	if !b.md5Only.Load() {
 		confirmed, err := b.putCRC32C(ctx, k, data)
 		if err != nil {
-			return b.wrap("put", name, err)
+			return b.wrap("put", name, cut(ctx, err))
 		}
 		if confirmed {
 			return nil
@@ -272,7 +343,7 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 		b.md5Only.Store(true)
 	}
 	if err := b.putMD5(ctx, k, data); err != nil {
-		return b.wrap("put", name, err)
+		return b.wrap("put", name, cut(ctx, err))
 	}
 	return nil
 }
@@ -315,17 +386,17 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.timeoutFor(-1, false))
-	defer cancel()
-	out, err := b.cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k)})
+	w := b.idle(ctx)
+	defer w.stop()
+	out, err := b.cl.GetObject(w.ctx, &s3.GetObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k)})
 	if err != nil {
-		return nil, b.wrap("get", name, err)
+		return nil, b.wrap("get", name, w.err(err))
 	}
 	defer out.Body.Close()
 	want := aws.ToInt64(out.ContentLength)
-	data, err := readBody(out.Body, want)
+	data, err := readBody(w.body(out.Body), want)
 	if err != nil {
-		return nil, b.wrap("get", name, err)
+		return nil, b.wrap("get", name, w.err(err))
 	}
 	if etag := strings.Trim(aws.ToString(out.ETag), `"`); len(etag) == 32 && !strings.Contains(etag, "-") {
 		if sum := md5.Sum(data); hex.EncodeToString(sum[:]) != strings.ToLower(etag) {
@@ -367,14 +438,14 @@ func (b *Backend) getRange(ctx context.Context, name string, off, n int64, buf [
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.timeoutFor(n, false))
-	defer cancel()
-	out, err := b.cl.GetObject(ctx, &s3.GetObjectInput{
+	w := b.idle(ctx)
+	defer w.stop()
+	out, err := b.cl.GetObject(w.ctx, &s3.GetObjectInput{
 		Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k),
 		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1)),
 	})
 	if err != nil {
-		return nil, b.wrap("get range", name, err)
+		return nil, b.wrap("get range", name, w.err(err))
 	}
 	defer out.Body.Close()
 	// A range that runs past the end comes back shorter (206 with the
@@ -399,8 +470,8 @@ func (b *Backend) getRange(ctx context.Context, name string, off, n int64, buf [
 	if buf == nil {
 		buf = make([]byte, n)
 	}
-	if err := readFull(out.Body, buf); err != nil {
-		return nil, b.wrap("get range", name, err)
+	if err := readFull(w.body(out.Body), buf); err != nil {
+		return nil, b.wrap("get range", name, w.err(err))
 	}
 	return buf, nil
 }
@@ -447,7 +518,7 @@ func (b *Backend) Stat(ctx context.Context, name string) (storage.Info, error) {
 	defer cancel()
 	out, err := b.cl.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k)})
 	if err != nil {
-		return storage.Info{}, b.wrap("stat", name, err)
+		return storage.Info{}, b.wrap("stat", name, cut(ctx, err))
 	}
 	return storage.Info{Name: name, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 }
@@ -461,7 +532,7 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	defer cancel()
 	_, err = b.cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(k)})
 	if err != nil {
-		if werr := b.wrap("delete", name, err); storage.IsNotFound(werr) {
+		if werr := b.wrap("delete", name, cut(ctx, err)); storage.IsNotFound(werr) {
 			return nil
 		} else {
 			return werr
@@ -479,6 +550,7 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Info)
 	for pg.HasMorePages() {
 		lctx, cancel := context.WithTimeout(ctx, b.timeoutFor(1<<20, false)) // a page of 1000 keys
 		page, err := pg.NextPage(lctx)
+		err = cut(lctx, err)
 		cancel()
 		if err != nil {
 			return b.wrap("list", prefix, err)

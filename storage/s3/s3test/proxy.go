@@ -24,11 +24,13 @@ type Proxy struct {
 	mu       sync.Mutex // guards the fields below
 	srv      *http.Server
 	latency  time.Duration
+	rate     int     // bytes per second of answer bodies; 0: no limit
 	faults   []Fault // applied to the next requests, one each
 	always   Fault   // applied to every request while set
 	requests int
 	byMethod map[string]int
-	match    string // faults apply only to requests whose method+path contains this
+	ranges   []string // the Range header of each GET
+	match    string   // faults apply only to requests whose method+path contains this
 }
 
 // Fault is what the proxy does to one request.
@@ -42,6 +44,7 @@ const (
 	Truncate        // forward, then cut the body in half and close
 	Corrupt         // forward the request with one byte of its body changed
 	Hang            // accept the request and never answer (until the client gives up)
+	Stall           // forward, send half the body, then send nothing more (until the client gives up)
 )
 
 // NewProxy starts a proxy in front of srv and returns it with a Server
@@ -72,6 +75,10 @@ func (p *Proxy) serve(l net.Listener) {
 // SetLatency delays every request by d.
 func (p *Proxy) SetLatency(d time.Duration) { p.mu.Lock(); p.latency = d; p.mu.Unlock() }
 
+// SetRate sends answer bodies at about bytesPerSec, in steady small
+// pieces (a slow link); 0 lifts the limit.
+func (p *Proxy) SetRate(bytesPerSec int) { p.mu.Lock(); p.rate = bytesPerSec; p.mu.Unlock() }
+
 // Next queues faults for the next requests, one per request.
 func (p *Proxy) Next(f ...Fault) { p.mu.Lock(); p.faults = append(p.faults, f...); p.mu.Unlock() }
 
@@ -81,6 +88,14 @@ func (p *Proxy) Always(f Fault) { p.mu.Lock(); p.always = f; p.mu.Unlock() }
 // Only restricts faults to requests whose "METHOD path?query" contains s
 // (empty: all requests).
 func (p *Proxy) Only(s string) { p.mu.Lock(); p.match = s; p.mu.Unlock() }
+
+// Ranges returns the Range headers of the GETs that reached the proxy, in
+// order ("" for a whole object).
+func (p *Proxy) Ranges() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.ranges...)
+}
 
 // Requests is how many requests reached the proxy.
 func (p *Proxy) Requests() int { p.mu.Lock(); defer p.mu.Unlock(); return p.requests }
@@ -124,7 +139,11 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request) {
 		p.byMethod = map[string]int{}
 	}
 	p.byMethod[r.Method]++
+	if r.Method == http.MethodGet {
+		p.ranges = append(p.ranges, r.Header.Get("Range"))
+	}
 	lat := p.latency
+	rate := p.rate
 	f := None
 	if p.match == "" || strings.Contains(r.Method+" "+r.URL.RequestURI(), p.match) {
 		f = p.always
@@ -197,7 +216,34 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request) {
 		w.Header()[k] = v
 	}
 	w.WriteHeader(resp.StatusCode)
+	if f == Stall && resp.ContentLength > 1 {
+		io.CopyN(w, resp.Body, resp.ContentLength/2)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return
+	}
+	if rate > 0 {
+		copySlowly(w, resp.Body, rate)
+		return
+	}
 	io.Copy(w, resp.Body)
+}
+
+// copySlowly copies r to w at about rate bytes per second, a piece every
+// 50 ms.
+func copySlowly(w http.ResponseWriter, r io.Reader, rate int) {
+	piece := max(rate/20, 1)
+	fl, _ := w.(http.Flusher)
+	for {
+		n, err := io.CopyN(w, r, int64(piece))
+		if n > 0 && fl != nil {
+			fl.Flush()
+		}
+		if err != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func writeHead(bw *bufio.ReadWriter, resp *http.Response) {
