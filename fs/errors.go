@@ -39,3 +39,16 @@ func errno(log *slog.Logger, op string, err error) syscall.Errno {
 	log.Error("lamina mount: "+op, "err", err)
 	return syscall.EIO
 }
+
+// readErrno is errno for a READ, which knows its request's context: a
+// cancel the request was not sent (one the storage layers made) is a
+// failed read, EIO. EINTR tells the reader to try again, and readers do
+// (Go's os.File, many tools): a storage failing that way every time made a
+// read that never ended.
+func readErrno(ctx context.Context, log *slog.Logger, err error) syscall.Errno {
+	if ctx.Err() == nil && errors.Is(err, context.Canceled) {
+		log.Error("lamina mount: read", "err", err)
+		return syscall.EIO
+	}
+	return errno(log, "read", err)
+}

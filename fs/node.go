@@ -398,7 +398,7 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	if h.w != nil {
 		k, err := h.w.f.ReadAt(ctx, dest, off)
 		if err != nil && k == 0 && !isEOF(err) {
-			return nil, n.errno("read", err)
+			return nil, readErrno(ctx, n.m.log, err)
 		}
 		return fuse.ReadResultData(dest[:k]), 0
 	}
@@ -413,12 +413,12 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	if h.follow != nil {
 		var err error
 		if r, err = h.follow.reader(ctx); err != nil {
-			return nil, n.errno("read", err)
+			return nil, readErrno(ctx, n.m.log, err)
 		}
 	}
 	k, err := r.ReadAt(ctx, dest, off)
 	if err != nil && k == 0 && !isEOF(err) {
-		return nil, n.errno("read", err)
+		return nil, readErrno(ctx, n.m.log, err)
 	}
 	return fuse.ReadResultData(dest[:k]), 0
 }
