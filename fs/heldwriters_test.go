@@ -484,3 +484,81 @@ func TestTruncateByPathOfSharedAppendFile(t *testing.T) {
 		t.Fatalf("read %d bytes", len(got))
 	}
 }
+
+// statBoth is what a stat of name by path and the fstat of f show.
+func (w *world) statBoth(name string, f *os.File) (path, fd unix.Stat_t) {
+	w.t.Helper()
+	if err := unix.Stat(w.p(name), &path); err != nil {
+		w.t.Fatalf("stat %s: %v", name, err)
+	}
+	if err := unix.Fstat(int(f.Fd()), &fd); err != nil {
+		w.t.Fatalf("fstat of %s's writer: %v", name, err)
+	}
+	return path, fd
+}
+
+// A file a writer holds, renamed onto a key while open: a stat of the new
+// name showed the version the rename replaced (its size and mode) while
+// the writer's fstat showed what it wrote, and another inode (audit bug
+// 5). As on a POSIX file system, both show the writer's file: its size so
+// far, its mode, one inode.
+func TestStatOfHeldFileAfterRename(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	check := func(when, name string, h *os.File, size int64, mode uint32) {
+		t.Helper()
+		p, fd := w.statBoth(name, h)
+		if p.Size != size || p.Mode&0o7777 != mode || p.Ino != fd.Ino {
+			t.Fatalf("stat %s %s: size %d mode %o ino %d; want size %d mode %o and the writer's inode %d",
+				name, when, p.Size, p.Mode&0o7777, p.Ino, size, mode, fd.Ino)
+		}
+		if fd.Size != size || fd.Mode&0o7777 != mode {
+			t.Fatalf("fstat of %s's writer %s: size %d mode %o; want %d %o", name, when, fd.Size, fd.Mode&0o7777, size, mode)
+		}
+	}
+
+	// A new file written under a temporary name, renamed over a key.
+	os.WriteFile(w.p("out"), []byte("old"), 0o644)
+	h, err := os.OpenFile(w.p("out.tmp"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Write([]byte("AAAA"))
+	if err := os.Rename(w.p("out.tmp"), w.p("out")); err != nil {
+		t.Fatal(err)
+	}
+	check("right after the rename", "out", h, 4, 0o600)
+	h.Write([]byte("BBBBBB"))
+	check("after the writer's write", "out", h, 10, 0o600)
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("out")); got != "AAAABBBBBB" {
+		t.Fatalf("out after the close: %q", got)
+	}
+	if vs := w.versions("out"); len(vs) != 2 || vs[1].Size != 10 {
+		t.Fatalf("out's versions: %+v", vs)
+	}
+
+	// A committed file being appended to, renamed to a new name.
+	os.WriteFile(w.p("a"), []byte("xyz"), 0o640)
+	h, err = os.OpenFile(w.p("a"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Write([]byte("12345"))
+	if err := os.Rename(w.p("a"), w.p("b")); err != nil {
+		t.Fatal(err)
+	}
+	check("right after the rename", "b", h, 8, 0o640)
+	h.Write([]byte("6"))
+	check("after the writer's write", "b", h, 9, 0o640)
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("b")); got != "xyz123456" {
+		t.Fatalf("b after the close: %q", got)
+	}
+}
