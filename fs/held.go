@@ -25,16 +25,21 @@ type heldInodes struct {
 }
 
 type heldInode struct {
-	key     string // the path it holds; guarded by heldInodes.mu (a rename moves it)
-	ino     uint64
-	gen     uint64 // the node's generation (retiredInodes): with ino, which node
+	key string // the path it holds; guarded by heldInodes.mu (a rename moves it)
+	ino uint64
+	gen uint64 // the node's generation (retiredInodes): with ino, which node
+	// apart: its writers' descriptors are on another inode, a scratch
+	// file's (scratchfile.go), whose writes the path's inode does not see:
+	// the kernel must not cache the path's attributes.
+	apart   bool
 	handles int
 	moved   bool // a lookup was answered with ino instead of the key's
 }
 
-// hold counts a writable handle of key opened on the node a and returns
-// what release takes; a key already held keeps the inode it has.
-func (h *heldInodes) hold(key string, a fusefs.StableAttr) *heldInode {
+// hold counts a writable handle of key opened on the node a (apart: on
+// another inode, written through it) and returns what release takes; a key
+// already held keeps the inode it has.
+func (h *heldInodes) hold(key string, a fusefs.StableAttr, apart bool) *heldInode {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.m == nil {
@@ -42,7 +47,7 @@ func (h *heldInodes) hold(key string, a fusefs.StableAttr) *heldInode {
 	}
 	hi := h.m[key]
 	if hi == nil {
-		hi = &heldInode{key: key, ino: a.Ino, gen: a.Gen}
+		hi = &heldInode{key: key, ino: a.Ino, gen: a.Gen, apart: apart}
 		h.m[key] = hi
 		h.n.Store(int32(len(h.m)))
 	}
@@ -126,6 +131,18 @@ func (h *heldInodes) gen(key string, ino uint64) (uint64, bool) {
 		return hi.gen, true
 	}
 	return 0, false
+}
+
+// apart reports whether key's writers write through another inode than
+// its path's.
+func (h *heldInodes) apart(key string) bool {
+	if !h.holding() {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hi := h.m[key]
+	return hi != nil && hi.apart
 }
 
 // holding reports whether any path is held: the callers on hot paths ask

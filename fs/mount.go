@@ -65,10 +65,11 @@ type Mount struct {
 	scratch    stage.Scratch
 	scratchDir string
 	loop       *fusefs.LoopbackRoot
-	opened     atomic.Int64  // files opened, for Stats
-	sidecars   sidecarInodes // names.go
-	listed     atomic.Int64  // folder listings made for the kernel, for Stats
-	lookups    atomic.Int64  // LOOKUPs, for Stats
+	scratchW   scratchWriters // scratchfile.go
+	opened     atomic.Int64   // files opened, for Stats
+	sidecars   sidecarInodes  // names.go
+	listed     atomic.Int64   // folder listings made for the kernel, for Stats
+	lookups    atomic.Int64   // LOOKUPs, for Stats
 	dirs       *noOpendir
 	held       heldInodes    // held.go
 	retired    retiredInodes // inode.go

@@ -66,6 +66,9 @@ func (m *Mount) commitScratch(ctx context.Context, src, key string) syscall.Errn
 	if !fi.Mode().IsRegular() {
 		return syscall.EXDEV // tools copy instead
 	}
+	if e, ok := m.adopt(ctx, src, key, fi.Sys().(*syscall.Stat_t).Ino); ok { // scratchfile.go
+		return e
+	}
 	v, err := m.ns.st.CommitPath(m.scratchRunCtx(ctx, src), key, src) // lineage.go
 	if err != nil {
 		return errno(m.log, "rename", err)
@@ -159,7 +162,8 @@ func (n *node) scratchCreate(ctx context.Context, name string, flags uint32, mod
 		return nil, nil, 0, errnoOf(err)
 	}
 	out.Attr.FromStat(&st)
-	return n.m.newScratchNode(ctx, n.EmbeddedInode(), &st), fusefs.NewLoopbackFile(fd), 0, 0
+	in := n.m.newScratchNode(ctx, n.EmbeddedInode(), &st)
+	return in, n.m.writableScratch(ctx, fusefs.NewLoopbackFile(fd), in, flags), 0, 0
 }
 
 func (n *node) scratchMkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {

@@ -42,6 +42,7 @@ type writeHandle struct {
 	app      bool // opened with O_APPEND: every write lands at the end
 	n        *node
 	held     *heldInode // the path that keeps n's inode while this is open (held.go); nil: none
+	kino     uint64     // the kernel's inode of its descriptors if not n's: a scratch file's (scratchfile.go)
 	opener   uint32     // the thread that opened it; 0 if unknown
 	// run: the tracked run of the writer that opened it, credited with
 	// the versions its closes commit (closerCtx). base: for an open
@@ -96,7 +97,7 @@ func threadGroup(tid uint32) int {
 
 // hold keeps the inode of w's node at key's path until w is released.
 func (w *writeHandle) hold(key string) {
-	w.held = w.n.m.held.hold(key, w.n.StableAttr())
+	w.held = w.n.m.held.hold(key, w.n.StableAttr(), false)
 }
 
 func linkEntry(name string, l catalog.Link) Entry {
@@ -597,7 +598,11 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	h.w.close()
 	before := h.w.f.Changes()
 	flush := h.w.f.Flush
-	if h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), h.w.n.StableAttr().Ino) {
+	ino := h.w.kino
+	if ino == 0 {
+		ino = h.w.n.StableAttr().Ino
+	}
+	if h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), ino) {
 		// Created or truncated and closed with nothing written, by its
 		// last descriptor (`: > f`, touch): committed now, not at RELEASE
 		// after close(2) returned, which could then neither report a failed
