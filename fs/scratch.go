@@ -88,10 +88,12 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	if ent.Kind != KindFile {
 		return syscall.EXDEV
 	}
-	if m.ns.st.Pending(n.prefix()+name) != nil {
+	if m.ns.st.Writing(n.prefix() + name) {
 		// A writer holds the key: the copy would have the committed bytes
 		// only, and the writer's, then and later, would be dropped with
-		// the key's open Files. Refused rather than lost.
+		// the key's open Files. Refused rather than lost. A File closed
+		// with its bytes committed, whose RELEASE the kernel has not sent
+		// yet (close, then mv f f~ at once), holds nothing more.
 		return syscall.EBUSY
 	}
 	f, err := m.ns.FileOf(ctx, ent)
