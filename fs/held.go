@@ -145,6 +145,19 @@ func (h *heldInodes) apart(key string) bool {
 	return hi != nil && hi.apart
 }
 
+// ino is the inode held at key's path, if one is.
+func (h *heldInodes) ino(key string) (uint64, bool) {
+	if !h.holding() {
+		return 0, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if hi := h.m[key]; hi != nil {
+		return hi.ino, true
+	}
+	return 0, false
+}
+
 // holding reports whether any path is held: the callers on hot paths ask
 // before they make a key to ask about.
 func (h *heldInodes) holding() bool { return h.n.Load() != 0 }

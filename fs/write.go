@@ -314,8 +314,10 @@ func (m *Mount) versionChanged(v catalog.Version) {
 
 // committed is written for a commit: the listing is updated in place.
 func (m *Mount) committed(v catalog.Version) {
+	p, name := splitKey(v.Key)
+	_, kept := m.ns.cachedFile(p, name)
 	m.ns.update(v)
-	m.notifyAsync(v.Key)
+	m.sendNotes([]Change{{Prefix: p, Names: []string{name, name + ".meta"}, kept: kept}})
 }
 
 func (m *Mount) notifyAsync(keys ...string) {
