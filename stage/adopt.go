@@ -64,6 +64,14 @@ func (s *Stage) Adopt(ctx context.Context, key, p string, handles int) (*File, e
 		os.Rename(sp, p)
 		return nil, err
 	}
+	// A reader of the scratch file may still hold it: emptied for reuse,
+	// it would read the next staged file's bytes.
+	s.spareMu.Lock()
+	if s.shared == nil {
+		s.shared = map[string]bool{}
+	}
+	s.shared[id] = true
+	s.spareMu.Unlock()
 	if base == nil {
 		// A link at key goes, as the catalog's Rename replaces one.
 		if err := s.cat.RemoveLink(s.lazy(ctx), key); err != nil && !errors.Is(err, catalog.ErrNotFound) {

@@ -2,6 +2,7 @@ package stage_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,6 +28,11 @@ func TestAdoptSeesOtherDescriptors(t *testing.T) {
 	}
 	defer w.Close()
 	w.Write([]byte("AAAA"))
+	r, err := os.Open(p) // a reader of the scratch file
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
 	f, err := s.Adopt(ctx, "out", p, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -54,5 +60,9 @@ func TestAdoptSeesOtherDescriptors(t *testing.T) {
 	}
 	if vs, _ := e.cat.Versions(ctx, "out", false); len(vs) != 2 {
 		t.Fatalf("%d versions, want 2 (the flush, the release)", len(vs))
+	}
+	// The file is not emptied for reuse under its reader.
+	if b, err := io.ReadAll(r); err != nil || string(b) != "AAAABBBBC" {
+		t.Fatalf("the scratch file's reader read %q, %v", b, err)
 	}
 }

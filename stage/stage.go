@@ -103,7 +103,8 @@ type Stage struct {
 	timer    *time.Timer
 
 	spareMu sync.Mutex
-	spares  []string // emptied staging files kept for reuse (spare.go)
+	spares  []string        // emptied staging files kept for reuse (spare.go)
+	shared  map[string]bool // ids of adopted files, which other descriptors may still read (Adopt): never spares
 
 	appendMu sync.Mutex // OpenAppend: join or start, one at a time
 
