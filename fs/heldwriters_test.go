@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -482,5 +483,160 @@ func TestTruncateByPathOfSharedAppendFile(t *testing.T) {
 	}
 	if got := w.read("d1"); len(got) != 150001 || got[150000] != 'b' || got[4999] != 'f' {
 		t.Fatalf("read %d bytes", len(got))
+	}
+}
+
+// statBoth is what a stat of name by path and the fstat of f show.
+func (w *world) statBoth(name string, f *os.File) (path, fd unix.Stat_t) {
+	w.t.Helper()
+	if err := unix.Stat(w.p(name), &path); err != nil {
+		w.t.Fatalf("stat %s: %v", name, err)
+	}
+	if err := unix.Fstat(int(f.Fd()), &fd); err != nil {
+		w.t.Fatalf("fstat of %s's writer: %v", name, err)
+	}
+	return path, fd
+}
+
+// A file a writer holds, renamed onto a key while open: a stat of the new
+// name showed the version the rename replaced (its size and mode) while
+// the writer's fstat showed what it wrote, and another inode (audit bug
+// 5). As on a POSIX file system, both show the writer's file: its size so
+// far, its mode, one inode.
+func TestStatOfHeldFileAfterRename(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	check := func(when, name string, h *os.File, size int64, mode uint32) {
+		t.Helper()
+		p, fd := w.statBoth(name, h)
+		if p.Size != size || p.Mode&0o7777 != mode || p.Ino != fd.Ino {
+			t.Fatalf("stat %s %s: size %d mode %o ino %d; want size %d mode %o and the writer's inode %d",
+				name, when, p.Size, p.Mode&0o7777, p.Ino, size, mode, fd.Ino)
+		}
+		if fd.Size != size || fd.Mode&0o7777 != mode {
+			t.Fatalf("fstat of %s's writer %s: size %d mode %o; want %d %o", name, when, fd.Size, fd.Mode&0o7777, size, mode)
+		}
+	}
+
+	// A new file written under a temporary name, renamed over a key.
+	os.WriteFile(w.p("out"), []byte("old"), 0o644)
+	h, err := os.OpenFile(w.p("out.tmp"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Write([]byte("AAAA"))
+	if err := os.Rename(w.p("out.tmp"), w.p("out")); err != nil {
+		t.Fatal(err)
+	}
+	check("right after the rename", "out", h, 4, 0o600)
+	h.Write([]byte("BBBBBB"))
+	check("after the writer's write", "out", h, 10, 0o600)
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("out")); got != "AAAABBBBBB" {
+		t.Fatalf("out after the close: %q", got)
+	}
+	if vs := w.versions("out"); len(vs) != 2 || vs[1].Size != 10 {
+		t.Fatalf("out's versions: %+v", vs)
+	}
+
+	// A committed file being appended to, renamed to a new name.
+	os.WriteFile(w.p("a"), []byte("xyz"), 0o640)
+	h, err = os.OpenFile(w.p("a"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Write([]byte("12345"))
+	if err := os.Rename(w.p("a"), w.p("b")); err != nil {
+		t.Fatal(err)
+	}
+	check("right after the rename", "b", h, 8, 0o640)
+	h.Write([]byte("6"))
+	check("after the writer's write", "b", h, 9, 0o640)
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("b")); got != "xyz123456" {
+		t.Fatalf("b after the close: %q", got)
+	}
+}
+
+// A scratch file (an editor's, a tool's out~) renamed onto a key while
+// still open for writing, then written and closed: the rename committed
+// the bytes it had, and what was written after it went to the removed
+// scratch file. The close commits it all, as the close of a file written
+// under a temporary key and renamed while open does, and nothing is left
+// in the scratch folder.
+func TestScratchRenamedWhileOpenKeepsLaterWrites(t *testing.T) {
+	w := newWorld(t)
+	st := w.mountRW()
+	scratch := filepath.Join(filepath.Dir(st.Dir()), "scratch")
+	os.Mkdir(w.p(".snakemake"), 0o755)
+	for i, c := range []struct{ name, tmp string }{
+		{"out", "out~"},
+		{"out", ".out.swp"},
+		{"new", ".new.swp"},              // a key with no version yet
+		{"res", ".snakemake/shadow.tmp"}, // from inside a scratch folder
+		{"out", "reopened~"},             // an existing scratch file opened again
+	} {
+		t.Run(c.tmp, func(t *testing.T) {
+			old := w.versions(c.name)
+			flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+			if c.tmp == "reopened~" {
+				os.WriteFile(w.p(c.tmp), nil, 0o600)
+				flags = os.O_WRONLY | os.O_APPEND
+			}
+			h, err := os.OpenFile(w.p(c.tmp), flags, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			a, b := fmt.Sprintf("A%d-", i), fmt.Sprintf("B%d-after-the-rename", i)
+			h.Write([]byte(a))
+			if err := os.Rename(w.p(c.tmp), w.p(c.name)); err != nil {
+				t.Fatal(err)
+			}
+			h.Write([]byte(b))
+			p, fd := w.statBoth(c.name, h)
+			if want := int64(len(a + b)); p.Size != want || fd.Size != want || p.Mode&0o777 != 0o600 {
+				t.Errorf("before the close: stat size %d mode %o, fstat size %d; want size %d mode 600", p.Size, p.Mode&0o777, fd.Size, want)
+			}
+			// chmod of the path goes to the writer's file.
+			if err := os.Chmod(w.p(c.name), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if _, fd := w.statBoth(c.name, h); fd.Mode&0o777 != 0o640 {
+				t.Errorf("fstat after a chmod of the path: mode %o, want 640", fd.Mode&0o777)
+			}
+			if err := h.Close(); err != nil {
+				t.Fatalf("close: %v", err)
+			}
+			if got := string(w.read(c.name)); got != a+b {
+				t.Fatalf("%s after the close: %q, want %q", c.name, got, a+b)
+			}
+			vs := w.versions(c.name)
+			if len(vs) != len(old)+1 || vs[len(vs)-1].Size != int64(len(a+b)) || catalog.Perm(vs[len(vs)-1].Mode) != 0o640 {
+				t.Fatalf("%s's versions: %+v (before: %d), want one more, of %d bytes, mode 640", c.name, vs, len(old), len(a+b))
+			}
+			if _, err := os.Lstat(w.p(c.tmp)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("%s after the rename: %v", c.tmp, err)
+			}
+			var left []string
+			filepath.WalkDir(scratch, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					left = append(left, p)
+				}
+				return nil
+			})
+			if len(left) != 0 {
+				t.Fatalf("left in the scratch folder: %v", left)
+			}
+		})
+	}
+	if got := w.ls(""); !slices.Equal(got, []string{".snakemake/", "new", "out", "res"}) {
+		t.Fatalf("ls = %v", got)
 	}
 }

@@ -37,6 +37,9 @@ func (m *Mount) stableAttr(e Entry) fusefs.StableAttr {
 	a := fusefs.StableAttr{Mode: stableMode(e), Ino: e.Ino}
 	if isLatestFile(e) {
 		a.Gen = m.retired.gen(keyOf(e))
+		if g, ok := m.held.gen(keyOf(e), e.Ino); ok {
+			a.Gen = g // the held node (held.go), which may have come by a rename
+		}
 	}
 	return a
 }

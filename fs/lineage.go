@@ -165,6 +165,9 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 // rename onto a key.
 func (s *scratchNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
 	ino, fh, fl, errno := s.LoopbackNode.Create(ctx, name, flags, mode, out)
+	if errno == 0 {
+		fh = s.m.writableScratch(ctx, fh, ino, flags) // scratchfile.go
+	}
 	if tr := s.m.tracker(); tr != nil && errno == 0 {
 		p := filepath.Join(s.m.scratchPath(s.EmbeddedInode().Path(nil)), name)
 		s.m.rememberScratch(p, tr.Caller(callerTID(ctx)))
@@ -175,16 +178,21 @@ func (s *scratchNode) Create(ctx context.Context, name string, flags uint32, mod
 // scratchRunCtx returns ctx carrying the run that wrote the scratch file
 // src, else the caller's run.
 func (m *Mount) scratchRunCtx(ctx context.Context, src string) context.Context {
+	k, _ := m.scratchKey(src)
+	return stage.WithRun(ctx, m.scratchRun(ctx, k.ino))
+}
+
+// scratchRun is the run that wrote the scratch file whose inode is ino (0:
+// unknown), else the caller's; "" untracked.
+func (m *Mount) scratchRun(ctx context.Context, ino uint64) string {
 	tr := m.tracker()
 	if tr == nil {
-		return ctx
+		return ""
 	}
-	if k, ok := m.scratchKey(src); ok {
-		if r, ok := scratchRuns.LoadAndDelete(k); ok {
-			return stage.WithRun(ctx, r.(string))
-		}
+	if r, ok := scratchRuns.LoadAndDelete(scratchKey{m, ino}); ok && ino != 0 {
+		return r.(string)
 	}
-	return stage.WithRun(ctx, tr.Caller(callerTID(ctx)))
+	return tr.Caller(callerTID(ctx))
 }
 
 // callerRunCtx returns ctx carrying the caller's run, for a namespace

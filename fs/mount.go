@@ -65,10 +65,11 @@ type Mount struct {
 	scratch    stage.Scratch
 	scratchDir string
 	loop       *fusefs.LoopbackRoot
-	opened     atomic.Int64  // files opened, for Stats
-	sidecars   sidecarInodes // names.go
-	listed     atomic.Int64  // folder listings made for the kernel, for Stats
-	lookups    atomic.Int64  // LOOKUPs, for Stats
+	scratchW   scratchWriters // scratchfile.go
+	opened     atomic.Int64   // files opened, for Stats
+	sidecars   sidecarInodes  // names.go
+	listed     atomic.Int64   // folder listings made for the kernel, for Stats
+	lookups    atomic.Int64   // LOOKUPs, for Stats
 	dirs       *noOpendir
 	held       heldInodes    // held.go
 	retired    retiredInodes // inode.go
@@ -317,18 +318,39 @@ func (m *Mount) invalidate(c Change) {
 	bases := false
 	for _, n := range c.Names {
 		names[n] = true
-		dir.NotifyEntry(n)
-		bases = bases || ParseName(n).Base == n
+		ch := dir.GetChild(n)
+		pn := ParseName(n)
+		switch {
+		case ch != nil && m.sameNode(c.Prefix, n, ch):
+			// The name still shows the node the kernel has, another version
+			// of its key: the inode's attributes are dropped, not the
+			// entry. An entry invalidation takes the folder's lock in the
+			// kernel, behind any LOOKUP there waiting for the mount: a
+			// daemon killed meanwhile stays stuck in the kernel, and the
+			// LOOKUP's process waits until the mount is aborted
+			// (TestSQLiteKilled saw it, a commit a transaction).
+			ch.NotifyContent(-1, 0)
+		case c.kept && pn.Meta && pn.Version == 0:
+			// The sidecar of a key that had a version: the kernel asks its
+			// name again at each walk (entry timeout 0) and holds no
+			// negative entry for it.
+			if ch != nil {
+				ch.NotifyContent(-1, 0)
+			}
+		default:
+			dir.NotifyEntry(n)
+		}
+		bases = bases || pn.Base == n
 		// A latest path's inode shows the new version: its readers follow
 		// it, and the kernel's pages of the one before go.
-		if ch := dir.GetChild(n); ch != nil {
+		if ch != nil {
 			if nn, ok := ch.Operations().(*node); ok && nn.pg != nil && nn.pg.landed() {
 				ch.NotifyContent(0, 0)
 			}
 		}
 	}
-	if !bases {
-		return // names of versions only (versionChanged): no scan of the folder
+	if !bases || c.kept {
+		return // names of versions only (versionChanged), or a commit, which removes none: no scan of the folder
 	}
 	// Versions and sidecars the kernel knows of a changed key: after a Trash
 	// or Purge they must vanish at once too.
@@ -337,6 +359,26 @@ func (m *Mount) invalidate(c Change) {
 			dir.NotifyEntry(name)
 		}
 	}
+}
+
+// sameNode reports whether name in the folder prefix shows, by the cached
+// listing, the latest-file node ch the kernel has for it: the same inode
+// and generation a lookup would answer now (held.go, inode.go). Without a
+// cached listing it says no: the notifier never reads the catalog.
+func (m *Mount) sameNode(prefix, name string, ch *fusefs.Inode) bool {
+	n, ok := ch.Operations().(*node)
+	if !ok || !isLatestFile(n.e) || m.retired.isRetired(n) {
+		return false
+	}
+	it, ok := m.ns.cachedFile(prefix, name)
+	if !ok || it.folder {
+		return false
+	}
+	e := itemEntry(prefix, it, true)
+	if ino, ok := m.held.ino(prefix + name); ok {
+		e.Ino = ino // as held.apply answers a lookup
+	}
+	return m.stableAttr(e) == ch.StableAttr()
 }
 
 // Stats are a mount's figures for `lamina status`.

@@ -819,6 +819,24 @@ func (ns *Namespace) hiddenNames(ctx context.Context, name string, v *catalog.Ve
 type Change struct {
 	Prefix string   // the directory, "" or ending in "/"
 	Names  []string // names in it whose entry changed (appeared, vanished or shows something else)
+	// kept: a commit of a key that had a version listed already (one name,
+	// and its ".meta"): its sidecar's name resolved all along, so the
+	// kernel holds no negative entry for it, and its versions stay.
+	kept bool
+}
+
+// cachedFile is name's file in the folder prefix's cached listing; ok is
+// false when it is not there, or no listing is cached, or one is loading.
+// It never reads the catalog.
+func (ns *Namespace) cachedFile(prefix, name string) (item, bool) {
+	ns.mu.Lock()
+	l := ns.listings[prefix]
+	loading := ns.loads[prefix] != nil
+	ns.mu.Unlock()
+	if l == nil || loading {
+		return item{}, false
+	}
+	return l.file(name)
 }
 
 // Changed drops what the namespace cached about keys and returns, for each

@@ -176,6 +176,9 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	if n.m.latestVersion(ctx, n.prefix(), e) {
 		out.SetAttrTimeout(0) // touch and chmod change it: Getattr
 	}
+	if isLatestFile(e) && n.m.held.apart(n.prefix()+name) {
+		out.SetAttrTimeout(0) // its writers write through another inode (held.go)
+	}
 	if e.Unlisted {
 		// Its mtime is a placeholder: the first stat asks again (Getattr
 		// reads the listing), so the kernel's cached listing is stamped
@@ -226,6 +229,9 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 	}
 	n.m.fill(e, &out.Attr)
 	out.SetTimeout(n.m.timeout(ctx, e))
+	if isLatestFile(e) && n.m.held.apart(n.key()) {
+		out.SetTimeout(0) // its writers write through another inode (held.go)
+	}
 	return 0
 }
 

@@ -653,6 +653,41 @@ if bad:
 	w.sh("python3 " + script + " " + w.p("bk"))
 }
 
+// A key renamed to a scratch name right after its writer's close (`mv f
+// f~` after a save) was refused with EBUSY while the kernel had not sent the
+// close's RELEASE yet: the File, closed with its bytes committed, still
+// counted as a writer's.
+func TestRenameToScratchRightAfterClose(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	for i := 0; i < 30; i++ {
+		name := fmt.Sprintf("c%d", i)
+		if err := os.WriteFile(w.p(name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(w.p(name), w.p(name+"~")); err != nil {
+			t.Fatalf("rename right after the close: %v", err)
+		}
+	}
+	// The backups open once the renames' notifications are in (an open
+	// right after the rename can find the key's old inode:
+	// TestRenameKeyToScratchOpens waits too).
+	for i := 0; i < 30; i++ {
+		name := fmt.Sprintf("c%d", i)
+		var b []byte
+		var err error
+		for try := 0; try < 100; try++ {
+			if b, err = os.ReadFile(w.p(name + "~")); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if string(b) != name {
+			t.Fatalf("%s~ = %q, %v", name, b, err)
+		}
+	}
+}
+
 // TestRenameHeldKeyToScratchRefused: a key a writer holds is not renamed
 // to a scratch name (EBUSY): the scratch copy had the committed bytes only
 // and the writer's were dropped, then and after. The writer's close then

@@ -66,6 +66,9 @@ func (m *Mount) commitScratch(ctx context.Context, src, key string) syscall.Errn
 	if !fi.Mode().IsRegular() {
 		return syscall.EXDEV // tools copy instead
 	}
+	if e, ok := m.adopt(ctx, src, key, fi.Sys().(*syscall.Stat_t).Ino); ok { // scratchfile.go
+		return e
+	}
 	v, err := m.ns.st.CommitPath(m.scratchRunCtx(ctx, src), key, src) // lineage.go
 	if err != nil {
 		return errno(m.log, "rename", err)
@@ -85,10 +88,12 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	if ent.Kind != KindFile {
 		return syscall.EXDEV
 	}
-	if m.ns.st.Pending(n.prefix()+name) != nil {
+	if m.ns.st.Writing(n.prefix() + name) {
 		// A writer holds the key: the copy would have the committed bytes
 		// only, and the writer's, then and later, would be dropped with
-		// the key's open Files. Refused rather than lost.
+		// the key's open Files. Refused rather than lost. A File closed
+		// with its bytes committed, whose RELEASE the kernel has not sent
+		// yet (close, then mv f f~ at once), holds nothing more.
 		return syscall.EBUSY
 	}
 	f, err := m.ns.FileOf(ctx, ent)
@@ -159,7 +164,8 @@ func (n *node) scratchCreate(ctx context.Context, name string, flags uint32, mod
 		return nil, nil, 0, errnoOf(err)
 	}
 	out.Attr.FromStat(&st)
-	return n.m.newScratchNode(ctx, n.EmbeddedInode(), &st), fusefs.NewLoopbackFile(fd), 0, 0
+	in := n.m.newScratchNode(ctx, n.EmbeddedInode(), &st)
+	return in, n.m.writableScratch(ctx, fusefs.NewLoopbackFile(fd), in, flags), 0, 0
 }
 
 func (n *node) scratchMkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {

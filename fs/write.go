@@ -41,8 +41,8 @@ type writeHandle struct {
 	readOnly bool
 	app      bool // opened with O_APPEND: every write lands at the end
 	n        *node
-	heldKey  string     // whose path keeps n's inode while this is open (held.go)
-	held     *heldInode // nil: nothing held
+	held     *heldInode // the path that keeps n's inode while this is open (held.go); nil: none
+	kino     uint64     // the kernel's inode of its descriptors if not n's: a scratch file's (scratchfile.go)
 	opener   uint32     // the thread that opened it; 0 if unknown
 	// run: the tracked run of the writer that opened it, credited with
 	// the versions its closes commit (closerCtx). base: for an open
@@ -97,7 +97,7 @@ func threadGroup(tid uint32) int {
 
 // hold keeps the inode of w's node at key's path until w is released.
 func (w *writeHandle) hold(key string) {
-	w.heldKey, w.held = key, w.n.m.held.hold(key, w.n.StableAttr().Ino)
+	w.held = w.n.m.held.hold(key, w.n.StableAttr(), false)
 }
 
 func linkEntry(name string, l catalog.Link) Entry {
@@ -314,8 +314,10 @@ func (m *Mount) versionChanged(v catalog.Version) {
 
 // committed is written for a commit: the listing is updated in place.
 func (m *Mount) committed(v catalog.Version) {
+	p, name := splitKey(v.Key)
+	_, kept := m.ns.cachedFile(p, name)
 	m.ns.update(v)
-	m.notifyAsync(v.Key)
+	m.sendNotes([]Change{{Prefix: p, Names: []string{name, name + ".meta"}, kept: kept}})
 }
 
 func (m *Mount) notifyAsync(keys ...string) {
@@ -598,7 +600,11 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	h.w.close()
 	before := h.w.f.Changes()
 	flush := h.w.f.Flush
-	if h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), h.w.n.StableAttr().Ino) {
+	ino := h.w.kino
+	if ino == 0 {
+		ino = h.w.n.StableAttr().Ino
+	}
+	if h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), ino) {
 		// Created or truncated and closed with nothing written, by its
 		// last descriptor (`: > f`, touch): committed now, not at RELEASE
 		// after close(2) returned, which could then neither report a failed
@@ -679,8 +685,11 @@ func (h *handle) Release(context.Context) syscall.Errno {
 	ctx := context.Background()
 	m := h.w.n.m
 	defer func() {
-		if h.w.held != nil && m.held.release(h.w.heldKey, h.w.held) {
-			m.notifyAsync(h.w.heldKey) // the path shows its version's inode again
+		if h.w.held == nil {
+			return
+		}
+		if key := m.held.release(h.w.held); key != "" {
+			m.notifyAsync(key) // the path shows its version's inode again
 		}
 	}()
 	h.w.close()
@@ -1351,7 +1360,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			if replaced != nil && replaced != n.GetChild(name) {
 				n.m.retired.retire(dst, replaced)
 			}
-			n.m.held.drop([]string{src, dst})
+			n.m.held.move(src, dst)
 			n.m.movedFile(ctx, src, dst, v)
 			return 0
 		}

@@ -413,3 +413,48 @@ func TestMkdirKeepsListing(t *testing.T) {
 		t.Fatal("rmdir of a folder holding a file")
 	}
 }
+
+// A commit of a file that keeps its inode (another version of the key)
+// drops the inode's attributes, not the name's entry: an entry
+// invalidation takes the folder's lock in the kernel, behind any LOOKUP in
+// the folder waiting for the mount, and a daemon killed then stays stuck
+// in the kernel with the LOOKUP's process waiting (TestSQLiteKilled, a
+// commit per transaction). Each commit used to cost the next stat a
+// LOOKUP; now a GETATTR shows the new version.
+func TestCommitKeepsNameEntry(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	if err := os.WriteFile(w.p("log.txt"), []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(w.p("log.txt")); err != nil {
+		t.Fatal(err)
+	}
+	before := w.mnt.Stats().Lookups
+	for i := 1; i <= 30; i++ {
+		f, err := os.OpenFile(w.p("log.txt"), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "%d\n", i)
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want := int64(len(fmt.Sprint(i)) + 1)
+		for j := 0; j < i; j++ {
+			want += int64(len(fmt.Sprint(j)) + 1)
+		}
+		if fi, err := os.Stat(w.p("log.txt")); err != nil || fi.Size() != want {
+			t.Fatalf("stat after commit %d: %v, %v; want size %d", i, fi, err, want)
+		}
+	}
+	if n := w.mnt.Stats().Lookups - before; n != 0 {
+		t.Errorf("30 commits of log.txt sent %d LOOKUPs, want none (its entry was invalidated)", n)
+	}
+	if vs := w.versions("log.txt"); len(vs) != 31 {
+		t.Errorf("%d versions, want 31", len(vs))
+	}
+	if got := string(w.read("log.txt")); !strings.HasSuffix(got, "29\n30\n") {
+		t.Errorf("read %q", got)
+	}
+}

@@ -58,6 +58,7 @@ func (f *File) SetRun(run string) {
 func (f *File) Base() (v catalog.Version, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.observe()
 	if f.base == nil || f.base.UID == "" || f.copied && f.size == 0 {
 		return catalog.Version{}, false
 	}

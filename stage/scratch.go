@@ -10,12 +10,13 @@ import (
 // .snakemake_timestamp it leaves in each directory() output, which would
 // otherwise be an artifact of the pipeline's run with all its inputs);
 // editor swap files (vim's .swp, .swo
-// …, and the .swx it probes with), backups, lock files and Emacs's
+// …, and the file it probes with when it makes one: .NAME.swpx for a NAME
+// without a dot, .NAME.swx for one with), backups, lock files and Emacs's
 // auto-saves; the file vim creates and removes to test that it may write a
 // folder (4913); NFS's silly-renamed files; and the journals and shared
 // memory of SQLite databases (a database's own working files: each
 // transaction would leave versions of its journal in the trash).
-var DefaultScratch = []string{".snakemake", ".snakemake_timestamp", ".*.sw?", "*~", ".#*", "#*#", ".nfs*", "4913",
+var DefaultScratch = []string{".snakemake", ".snakemake_timestamp", ".*.sw?", ".*.swpx", "*~", ".#*", "#*#", ".nfs*", "4913",
 	"*.db-journal", "*.db-wal", "*.db-shm", "*.sqlite*-journal", "*.sqlite*-wal", "*.sqlite*-shm"}
 
 // Scratch decides which paths of a mount are scratch: a plain POSIX folder

@@ -8,7 +8,7 @@ import (
 
 func TestDefaultScratch(t *testing.T) {
 	s := stage.Scratch(stage.DefaultScratch)
-	for _, p := range []string{".snakemake/log/x.log", "out/d/.snakemake_timestamp", "a/.notes.txt.swp", "a/.notes.txt.swo", ".notes.txt.swx",
+	for _, p := range []string{".snakemake/log/x.log", "out/d/.snakemake_timestamp", "a/.notes.txt.swp", "a/.notes.txt.swo", ".notes.txt.swx", ".w.swpx", ".w~.swpx",
 		"notes.txt~", ".#notes.txt", "#notes.txt#", ".nfs000123", "db/lab.db-journal", "lab.db-wal",
 		"lab.sqlite-shm", "lab.sqlite3-journal"} {
 		if !s.Match(p) {
@@ -16,7 +16,7 @@ func TestDefaultScratch(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"notes.txt", "a/notes.swp", "lab.db", "lab.sqlite3", "poetry.lock", "lab-journal",
-		"lab.db-journal.csv", "#notes.txt", "snakemake/out.txt", "snakemake_timestamp"} {
+		"lab.db-journal.csv", "#notes.txt", "w.swpx", ".w.swpxy", "snakemake/out.txt", "snakemake_timestamp"} {
 		if s.Match(p) {
 			t.Errorf("%s is scratch", p)
 		}

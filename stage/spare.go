@@ -51,8 +51,10 @@ func (s *Stage) newStaging(path string) (*os.File, error) {
 func (s *Stage) retire(path string) {
 	s.spareMu.Lock()
 	full := len(s.spares) >= maxSpares
+	shared := s.shared[filepath.Base(path)]
+	delete(s.shared, filepath.Base(path))
 	s.spareMu.Unlock()
-	if full || os.Truncate(path, 0) != nil {
+	if full || shared || os.Truncate(path, 0) != nil {
 		os.Remove(path)
 		return
 	}

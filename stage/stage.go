@@ -103,7 +103,8 @@ type Stage struct {
 	timer    *time.Timer
 
 	spareMu sync.Mutex
-	spares  []string // emptied staging files kept for reuse (spare.go)
+	spares  []string        // emptied staging files kept for reuse (spare.go)
+	shared  map[string]bool // ids of adopted files, which other descriptors may still read (Adopt): never spares
 
 	appendMu sync.Mutex // OpenAppend: join or start, one at a time
 
@@ -206,6 +207,12 @@ type File struct {
 	handles  int  // writable opens sharing the File (JoinAppend); Release of the last one releases it
 	joined   bool // an appender joined it (JoinAppend): done with only once every handle closed
 	unclosed int  // handles not closed yet (HandleClosed)
+	// external: writers write data through descriptors of their own
+	// (Adopt); observe reads what they changed, by the data's mtime and
+	// mode last seen.
+	external  bool
+	seenMtime time.Time
+	seenMode  uint32
 }
 
 func newID() string {
@@ -363,6 +370,7 @@ func (f *File) Key() string {
 func (f *File) Attr() (size int64, mtime time.Time, mode uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.observe()
 	return f.size, f.mtime, f.mode
 }
 
@@ -372,6 +380,7 @@ func (f *File) Attr() (size int64, mtime time.Time, mode uint32) {
 func (f *File) Unsaved() (size int64, mtime time.Time, mode uint32, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.observe()
 	return f.size, f.mtime, f.mode, f.dirty
 }
 
@@ -475,6 +484,7 @@ func (f *File) dropStream() {
 func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.observe()
 	if off >= f.size {
 		return 0, io.EOF
 	}
@@ -503,6 +513,7 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 }
 
 func (f *File) truncateLocked(ctx context.Context, size int64) error {
+	f.observe()
 	if size == f.size && f.copied {
 		return nil
 	}
@@ -572,6 +583,7 @@ func (f *File) truncateOpen(ctx context.Context, size int64) (taken bool, err er
 // then made a version of its own that their next commit undid. Called with
 // f.mu.
 func (f *File) doneWith() bool {
+	f.observe()
 	return f.released || (f.flushed && !f.dirty && (!f.joined || f.unclosed <= 0))
 }
 
@@ -590,6 +602,7 @@ func (f *File) SetMtime(t time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.mtime, f.touched = t, true
+	f.mirror()
 }
 
 // SetMode sets the File's permission bits.
@@ -597,6 +610,7 @@ func (f *File) SetMode(mode uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.mode, f.touched = mode&0o7777, true
+	f.mirror()
 }
 
 // Flush is close(2): it commits the File if its bytes changed and returns
@@ -626,12 +640,14 @@ func (f *File) FlushLast(ctx context.Context) error {
 func (f *File) AwaitsWrite() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.observe()
 	return f.dirty && !f.wrote && f.size == 0 && f.broken == nil
 }
 
 // flush with f.mu held; final is Release's last chance, or the last
 // descriptor's close (FlushLast).
 func (f *File) flush(ctx context.Context, final bool) error {
+	f.observe()
 	f.s.mu.Lock()
 	deleted := f.deleted
 	f.s.mu.Unlock()
@@ -863,6 +879,7 @@ func (s *Stage) describe(nv *catalog.NewVersion, src string) {
 func (f *File) Sync(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.observe()
 	if f.dirty && f.broken != nil {
 		return f.brokenError()
 	}
@@ -908,6 +925,7 @@ func (f *File) Release(ctx context.Context) error {
 		f.handles-- // another appender still writes: the last Release commits
 		return nil
 	}
+	f.observe() // flush does not once released
 	f.released = true
 	err := f.flush(ctx, true)
 	f.dropStream() // deleted, or nothing to commit
@@ -1336,6 +1354,7 @@ func (f *File) takeAttrs(a catalog.Attrs) bool {
 		f.mode = *a.Mode & 0o7777
 	}
 	f.touched = true
+	f.mirror()
 	return true
 }
 
