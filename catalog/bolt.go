@@ -550,7 +550,7 @@ func (t txn) saveIn(nv NewVersion, b *saveBatch) (Saved, error) {
 		Kind: nv.Kind, Suffix: nv.Suffix, OType: nv.OType, NObservations: nv.NObservations,
 		NFiles: nv.NFiles, Size: nv.Size, Digest: nv.Digest, Manifest: nv.Manifest,
 		Description: nv.Description, CreatedBy: nv.CreatedBy, CreatedAt: nv.CreatedAt.UTC(),
-		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode,
+		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode, Revises: nv.Revises,
 	}
 	v.Shape, v.Columns = nv.Shape, nv.Columns
 	if err := putVersion(t.tx.Bucket(bVersions), v); err != nil {

@@ -85,7 +85,8 @@ type Version struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	Mtime         time.Time  `json:"mtime"`
 	Run           string     `json:"run,omitempty"`
-	Mode          uint32     `json:"mode,omitempty"` // permission bits set by chmod; 0 means the default (Perm)
+	Revises       string     `json:"revises,omitempty"` // uid of the version of the same key this one revises (save --revises)
+	Mode          uint32     `json:"mode,omitempty"`    // permission bits set by chmod; 0 means the default (Perm)
 	Trashed       bool       `json:"trashed,omitempty"`
 	TrashedAt     *time.Time `json:"trashed_at,omitempty"`
 }

@@ -382,7 +382,7 @@ func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved,
 		Kind: nv.Kind, Suffix: nv.Suffix, OType: nv.OType, NObservations: nv.NObservations,
 		NFiles: nv.NFiles, Size: nv.Size, Digest: nv.Digest, Manifest: nv.Manifest,
 		Description: nv.Description, CreatedBy: nv.CreatedBy, CreatedAt: nv.CreatedAt.UTC(),
-		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode,
+		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode, Revises: nv.Revises,
 	}
 	v.Shape, v.Columns = nv.Shape, nv.Columns
 	return catalog.Saved{Version: v}, addVersion(ctx, tx, a, v)
