@@ -232,6 +232,8 @@ func cmdRestore() *cli.Command {
 					if keys, err = trashedUnder(c.Context, in.Catalog, k); err != nil {
 						return err
 					}
+				} else if err := folderWithoutSlash(c.Context, in.Catalog, k); err != nil {
+					return err
 				}
 				for _, key := range keys {
 					e, err := in.Catalog.Restore(c.Context, key)
@@ -271,6 +273,22 @@ func cmdRestore() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// folderWithoutSlash refuses a folder removed with what was under it
+// (rm -r) named without its slash: restoring the folder alone would leave
+// its contents in the trash. A key with trashed versions of its own is no
+// such folder.
+func folderWithoutSlash(ctx context.Context, cat catalog.Catalog, k string) error {
+	under, _ := trashedUnder(ctx, cat, k+"/")
+	if !slices.ContainsFunc(under, func(u string) bool { return u != k }) {
+		return nil
+	}
+	if vs, _ := cat.Versions(ctx, k, true); slices.ContainsFunc(vs, func(v catalog.Version) bool { return v.Trashed }) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is a folder; the trash holds %s under %s/: restore them with `lamina restore %s/`",
+		catalog.ErrNotFound, k, plural(len(under), "name"), k, k)
 }
 
 // trashedUnder lists the keys of what the trash holds under the folder

@@ -108,6 +108,9 @@ func TestRestoreFolderTree(t *testing.T) {
 	if _, err := os.Lstat(tree); !os.IsNotExist(err) {
 		t.Fatalf("after rm -r: %v", err)
 	}
+	// Named without its slash, the folder alone would come back, its
+	// contents left in the trash: refused, saying how.
+	e.fails("lamina restore tree/", "restore", "tree")
 	out := e.ok("restore", "tree/")
 	for _, want := range []string{"restored tree/a.csv (1 version)", "restored tree/sub/b.csv", "restored tree/ (folder)", "restored tree/empty/ (folder)", "restored tree/l (symbolic link)"} {
 		if !strings.Contains(out, want) {
