@@ -427,6 +427,10 @@ var builtins = map[string]string{
 	"description": "str", "uid": "str",
 }
 
+// builtinValue is v's value of a version field, and whether v has it. A
+// text field v lacks (no suffix, otype or description) is the empty
+// string, as show prints it: "suffix=" finds the keys without a suffix and
+// "suffix!=" those with one. Only n_observations can be missing (0).
 func builtinValue(v Version, field string) (string, bool) {
 	switch field {
 	case "key":
@@ -440,9 +444,9 @@ func builtinValue(v Version, field string) (string, bool) {
 	case "version":
 		return strconv.Itoa(v.Version), true
 	case "otype":
-		return v.OType, v.OType != ""
+		return v.OType, true
 	case "suffix":
-		return v.Suffix, v.Suffix != ""
+		return v.Suffix, true
 	case "kind":
 		return v.Kind, true
 	case "n_observations":
@@ -450,7 +454,7 @@ func builtinValue(v Version, field string) (string, bool) {
 	case "created_by":
 		return v.CreatedBy, true
 	case "description":
-		return v.Description, v.Description != ""
+		return v.Description, true
 	case "uid":
 		return v.UID, true
 	}

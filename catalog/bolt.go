@@ -174,7 +174,7 @@ func (b *Bolt) ready() (bool, error) {
 }
 
 // coreBuckets are created by setUp; initAnnotate creates annotateBuckets.
-var coreBuckets = [][]byte{bMeta, bArtifacts, bKeys, bVersions, bOutbox, bFolders, bLinks, bListing}
+var coreBuckets = [][]byte{bMeta, bArtifacts, bKeys, bVersions, bOutbox, bFolders, bLinks, bListing, bTrashTree}
 
 func allBuckets() [][]byte { return append(slices.Clip(coreBuckets), annotateBuckets...) }
 
@@ -550,7 +550,7 @@ func (t txn) saveIn(nv NewVersion, b *saveBatch) (Saved, error) {
 		Kind: nv.Kind, Suffix: nv.Suffix, OType: nv.OType, NObservations: nv.NObservations,
 		NFiles: nv.NFiles, Size: nv.Size, Digest: nv.Digest, Manifest: nv.Manifest,
 		Description: nv.Description, CreatedBy: nv.CreatedBy, CreatedAt: nv.CreatedAt.UTC(),
-		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode,
+		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode, Revises: nv.Revises,
 	}
 	v.Shape, v.Columns = nv.Shape, nv.Columns
 	if err := putVersion(t.tx.Bucket(bVersions), v); err != nil {
@@ -781,11 +781,13 @@ func (b *Bolt) Restore(ctx context.Context, key string) (TrashEntry, error) {
 			}
 		}
 		a, changed, err := t.setTrashed(key, false)
-		if err != nil {
+		if errors.Is(err, ErrNotFound) || (err == nil && len(changed) == 0) {
+			// No versions to bring back: a removed folder or link.
+			e, err = t.restoreNode(key)
 			return err
 		}
-		if len(changed) == 0 {
-			return errorf(ErrNotFound, "%q has nothing in the trash", key)
+		if err != nil {
+			return err
 		}
 		e = entry(a, changed)
 		return nil
@@ -797,7 +799,8 @@ func (b *Bolt) TrashList(ctx context.Context) ([]TrashEntry, error) {
 	var out []TrashEntry
 	err := b.with(false, func(tx *bolt.Tx) error {
 		t := txn{tx}
-		return tx.Bucket(bArtifacts).ForEach(func(stem, raw []byte) error {
+		out = nil
+		err := tx.Bucket(bArtifacts).ForEach(func(stem, raw []byte) error {
 			a, err := decodeArtifact(raw)
 			if err != nil {
 				return fmt.Errorf("catalog: artifact %s: %w", stem, err)
@@ -820,6 +823,12 @@ func (b *Bolt) TrashList(ctx context.Context) ([]TrashEntry, error) {
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		nodes, err := t.trashedNodes() // bolt_write.go
+		out = append(out, nodes...)
+		return err
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, err

@@ -33,7 +33,14 @@ import (
 //	          opt time trashed_at
 //
 // A new field means a new format byte; readers keep reading the old ones.
-const recordV1 = 0x01
+// Format 0x02 is a version record of format 0x01 followed by str revises
+// (the uid the version revises, lamina save --revises). Only a version
+// that revises another is written in it, so builds that read only 0x01
+// still read every other record.
+const (
+	recordV1 = 0x01
+	recordV2 = 0x02
+)
 
 var errRecord = errors.New("malformed record")
 
@@ -161,7 +168,11 @@ func (d *decoder) end() error {
 
 func encodeVersion(v Version) []byte {
 	e := encoder{b: make([]byte, 0, 160+len(v.Key)+len(v.Description)+24*len(v.Columns))}
-	e.b = append(e.b, recordV1)
+	format := byte(recordV1)
+	if v.Revises != "" {
+		format = recordV2
+	}
+	e.b = append(e.b, format)
 	e.str(v.UID)
 	e.str(v.Key)
 	e.int(int64(v.Version))
@@ -192,6 +203,9 @@ func encodeVersion(v Version) []byte {
 	e.uvarint(uint64(v.Mode))
 	e.bool(v.Trashed)
 	e.optTime(v.TrashedAt)
+	if format == recordV2 {
+		e.str(v.Revises)
+	}
 	return e.b
 }
 
@@ -201,7 +215,7 @@ func decodeVersion(raw []byte) (Version, error) {
 		return fromJSON[Version](raw)
 	}
 	var v Version
-	if len(raw) == 0 || raw[0] != recordV1 {
+	if len(raw) == 0 || (raw[0] != recordV1 && raw[0] != recordV2) {
 		return v, errRecord
 	}
 	d := newDecoder(raw)
@@ -246,6 +260,11 @@ func decodeVersion(raw []byte) (Version, error) {
 	}
 	v.Trashed = d.bool()
 	v.TrashedAt = d.optTime()
+	if raw[0] == recordV2 {
+		if v.Revises = d.str(); v.Revises == "" {
+			d.fail() // written only with a uid: one encoding per version
+		}
+	}
 	if err := d.end(); err != nil {
 		return Version{}, err
 	}

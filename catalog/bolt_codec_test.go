@@ -24,6 +24,30 @@ func sampleVersions() []Version {
 			CreatedBy: "ana", CreatedAt: at, Mtime: at.Add(-time.Minute), Run: "RuNuIdRuNuIdRuNu0000", Mode: 0o640},
 		{UID: "AbCdEfGhIjKlMnOp0001", Key: "folder/", Version: 62, Kind: "folder", NFiles: 3, Size: -1,
 			CreatedAt: time.Unix(-62135596800, 0).UTC(), Trashed: true, TrashedAt: &trashed},
+		{UID: "AbCdEfGhIjKlMnOp0002", Key: "scrna/batch1.h5ad", Version: 3, Kind: "file", Suffix: ".h5ad",
+			Size: 7, Digest: ref.Sum([]byte("y")), CreatedBy: "ana", CreatedAt: at, Mtime: at, Revises: "AbCdEfGhIjKlMnOp0000"},
+	}
+}
+
+// A version that revises none is written in the first format, which
+// builds from before revises read; one that does records its uid.
+func TestVersionRecordRevises(t *testing.T) {
+	for _, v := range sampleVersions() {
+		raw := encodeVersion(v)
+		want := byte(recordV1)
+		if v.Revises != "" {
+			want = recordV2
+		}
+		if raw[0] != want {
+			t.Errorf("%q: format %#x, want %#x", v.Key, raw[0], want)
+		}
+	}
+	v := sampleVersions()[1]
+	v.Revises = "x"
+	raw := encodeVersion(v)
+	raw = append(raw[:len(raw)-2], 0) // revises "": not an encoding anything writes
+	if _, err := decodeVersion(raw); err == nil {
+		t.Fatal("a format 2 record with an empty revises decoded")
 	}
 }
 

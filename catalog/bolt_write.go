@@ -18,12 +18,80 @@ import (
 
 // Buckets of the write side (schema version 1 still: new buckets only):
 //
-//	folders  key → JSON folder: a folder that persists while empty
-//	links    key → JSON Link
+//	folders    key → JSON folder: a folder that persists while empty
+//	links      key → JSON Link
+//	trashtree  key → JSON TrashedNode: a removed folder or link
 var (
-	bFolders = []byte("folders")
-	bLinks   = []byte("links")
+	bFolders   = []byte("folders")
+	bLinks     = []byte("links")
+	bTrashTree = []byte("trashtree")
 )
+
+// trashedNode reads the folder or link in the trash at key, nil if none.
+func (t txn) trashedNode(key string) (*TrashedNode, error) {
+	var n TrashedNode
+	ok, err := getJSON(t.tx.Bucket(bTrashTree), []byte(key), &n)
+	if err != nil || !ok || (n.Folder == nil && n.Link == nil) {
+		return nil, err
+	}
+	return &n, nil
+}
+
+func (t txn) putTrashed(n TrashedNode) error {
+	return putJSON(t.tx.Bucket(bTrashTree), []byte(n.Key()), n)
+}
+
+// dropTrashed forgets the folder or link in the trash at key: a new one
+// is made there.
+func (t txn) dropTrashed(key string) error { return t.tx.Bucket(bTrashTree).Delete([]byte(key)) }
+
+// restoreNode brings back the folder or link in the trash at key.
+func (t txn) restoreNode(key string) (TrashEntry, error) {
+	n, err := t.trashedNode(key)
+	if err != nil {
+		return TrashEntry{}, err
+	}
+	if n == nil {
+		return TrashEntry{}, errorf(ErrNotFound, "%q has nothing in the trash", key)
+	}
+	if n.Folder != nil {
+		if _, err := t.makeFolder(key); err != nil { // the checks of mkdir
+			return TrashEntry{}, fmt.Errorf("cannot restore: %w", err)
+		}
+		if err := t.putFolder(*n.Folder); err != nil {
+			return TrashEntry{}, err
+		}
+	} else {
+		if l, err := t.link(key); err != nil {
+			return TrashEntry{}, err
+		} else if l != nil {
+			return TrashEntry{}, errorf(ErrConflict, "cannot restore: %q is a symbolic link", key)
+		}
+		if err := t.checkFree(key); err != nil {
+			return TrashEntry{}, fmt.Errorf("cannot restore: %w", err)
+		}
+		if err := putJSON(t.tx.Bucket(bLinks), []byte(key), n.Link); err != nil {
+			return TrashEntry{}, err
+		}
+	}
+	return n.Entry(), t.dropTrashed(key)
+}
+
+// trashedNodes lists the folders and links in the trash.
+func (t txn) trashedNodes() ([]TrashEntry, error) {
+	var out []TrashEntry
+	err := t.tx.Bucket(bTrashTree).ForEach(func(k, raw []byte) error {
+		var n TrashedNode
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return fmt.Errorf("catalog: trashed %q: %w", k, err)
+		}
+		if n.Folder != nil || n.Link != nil {
+			out = append(out, n.Entry())
+		}
+		return nil
+	})
+	return out, err
+}
 
 type folder struct {
 	Mtime   time.Time `json:"mtime"`
@@ -535,6 +603,9 @@ func (t txn) makeFolder(key string) (wrote bool, err error) {
 			return false, errorf(ErrConflict, "%q is a symbolic link, not a folder", key[:i])
 		}
 	}
+	if err := t.dropTrashed(key); err != nil {
+		return false, err
+	}
 	return true, putJSON(t.tx.Bucket(bFolders), []byte(key), folder{Mtime: time.Now().UTC()})
 }
 
@@ -559,8 +630,15 @@ func (t txn) removeFolder(key string) (wrote bool, err error) {
 	if full {
 		return false, errorf(ErrNotEmpty, "folder %q is not empty", key)
 	}
-	if !t.hasMarker(key) {
+	f, err := t.folderRecord(key)
+	if err != nil {
+		return false, err
+	}
+	if f == nil {
 		return false, errorf(ErrNotFound, "no folder %q", key)
+	}
+	if err := t.putTrashed(TrashedNode{Folder: f, TrashedAt: time.Now().UTC()}); err != nil {
+		return true, err
 	}
 	return true, t.tx.Bucket(bFolders).Delete([]byte(key))
 }
@@ -579,14 +657,25 @@ func (b *Bolt) Symlink(ctx context.Context, key, target string) error {
 		if err := t.checkFree(key); err != nil {
 			return err
 		}
+		if err := t.dropTrashed(key); err != nil {
+			return err
+		}
 		return putJSON(tx.Bucket(bLinks), []byte(key), Link{Key: key, Target: target, Mtime: time.Now().UTC()})
 	})
 }
 
 func (b *Bolt) RemoveLink(ctx context.Context, key string) error {
 	return b.with(true, func(tx *bolt.Tx) error {
-		if tx.Bucket(bLinks).Get([]byte(key)) == nil {
+		t := txn{tx}
+		l, err := t.link(key)
+		if err != nil {
+			return err
+		}
+		if l == nil {
 			return errorf(ErrNotFound, "no link %q", key)
+		}
+		if err := t.putTrashed(TrashedNode{Link: l, TrashedAt: time.Now().UTC()}); err != nil {
+			return err
 		}
 		return tx.Bucket(bLinks).Delete([]byte(key))
 	})

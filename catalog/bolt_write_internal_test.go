@@ -310,9 +310,10 @@ func TestLazyTrashAndAttrs(t *testing.T) {
 	if n := lastTxID(t, b.held) - before; n < 1 || n > 2 {
 		t.Fatalf("%d write transactions", n)
 	}
+	// Ten artifacts, and the removed folder (kept for restore).
 	tl, err := b.TrashList(ctx)
-	if err != nil || len(tl) != 10 {
-		t.Fatalf("trash holds %d, %v; want 10", len(tl), err)
+	if err != nil || len(tl) != 11 || !slices.ContainsFunc(tl, func(e TrashEntry) bool { return e.Key == "gone" && e.Kind == "folder" }) {
+		t.Fatalf("trash holds %d, %v; want 10 artifacts and the folder gone: %+v", len(tl), err, tl)
 	}
 	v, err := b.ByKey(ctx, "keep/t.txt", 0)
 	if err != nil || !v.Mtime.Equal(mtime) || v.Mode != 0o444 {

@@ -85,7 +85,8 @@ type Version struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	Mtime         time.Time  `json:"mtime"`
 	Run           string     `json:"run,omitempty"`
-	Mode          uint32     `json:"mode,omitempty"` // permission bits set by chmod; 0 means the default (Perm)
+	Revises       string     `json:"revises,omitempty"` // uid of the version of the same key this one revises (save --revises)
+	Mode          uint32     `json:"mode,omitempty"`    // permission bits set by chmod; 0 means the default (Perm)
 	Trashed       bool       `json:"trashed,omitempty"`
 	TrashedAt     *time.Time `json:"trashed_at,omitempty"`
 }
@@ -170,9 +171,11 @@ type Saved struct {
 	LazySeq uint64
 }
 
-// TrashEntry is an artifact with versions in the trash.
+// TrashEntry is an artifact with versions in the trash, or (Kind) a
+// folder or symbolic link removed from the namespace (TrashedNode).
 type TrashEntry struct {
 	Key       string    `json:"key"`
+	Kind      string    `json:"kind,omitempty"` // "folder" or "link"; "" for an artifact
 	Stem      string    `json:"stem"`
 	Versions  int       `json:"versions"` // how many are trashed
 	Size      int64     `json:"size"`
@@ -219,10 +222,12 @@ type Catalog interface {
 	List(ctx context.Context, q Query) ([]Version, error)
 	// Trash moves every version of key to the trash.
 	Trash(ctx context.Context, key string) (TrashEntry, error)
-	// Restore brings the trashed versions of key back. ErrConflict if the key
-	// now clashes with another key.
+	// Restore brings the trashed versions of key back; when key has none,
+	// the folder or link last removed at key (TrashedNode), with its mode
+	// and times. ErrConflict if the key now clashes with another key.
 	Restore(ctx context.Context, key string) (TrashEntry, error)
-	// TrashList lists artifacts that have trashed versions.
+	// TrashList lists artifacts that have trashed versions, and the
+	// folders and links in the trash (TrashEntry.Kind).
 	TrashList(ctx context.Context) ([]TrashEntry, error)
 	// Purge removes key's artifact and all its versions for good and returns
 	// them.

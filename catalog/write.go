@@ -19,6 +19,34 @@ type Link struct {
 	Mtime  time.Time `json:"mtime"`
 }
 
+// TrashedNode is a folder record or a link that RemoveFolder or RemoveLink
+// removed (rmdir, or unlink of a link, in a mount). It is kept in the trash
+// so that restoring a folder removed with rm -r brings the tree back whole:
+// folder modes and times, empty folders, links. Restore brings one back;
+// making a folder or link at its key again drops it.
+type TrashedNode struct {
+	Folder    *FolderRecord `json:"folder,omitempty"`
+	Link      *Link         `json:"link,omitempty"`
+	TrashedAt time.Time     `json:"trashed_at"`
+}
+
+// Key is the key of the folder or link.
+func (n TrashedNode) Key() string {
+	if n.Link != nil {
+		return n.Link.Key
+	}
+	return n.Folder.Key
+}
+
+// Entry is n as TrashList shows it.
+func (n TrashedNode) Entry() TrashEntry {
+	kind := "folder"
+	if n.Link != nil {
+		kind = "link"
+	}
+	return TrashEntry{Key: n.Key(), Kind: kind, TrashedAt: n.TrashedAt}
+}
+
 // Attrs are the metadata SetAttrs changes; nil fields are left alone.
 type Attrs struct {
 	Mtime *time.Time `json:"mtime,omitempty"`
@@ -51,11 +79,13 @@ type Writer interface {
 	// that exists already is not an error. ErrConflict if a live file or
 	// link is at key or above it.
 	MakeFolder(ctx context.Context, key string) error
-	// RemoveFolder removes an empty folder. ErrNotEmpty if it holds a live
-	// key, a folder or a link; ErrNotFound if there is no such folder.
+	// RemoveFolder removes an empty folder, keeping its record in the trash
+	// (TrashedNode). ErrNotEmpty if it holds a live key, a folder or a link;
+	// ErrNotFound if there is no such folder.
 	RemoveFolder(ctx context.Context, key string) error
 	// Symlink records a link at key. ErrConflict if key is taken.
 	Symlink(ctx context.Context, key, target string) error
-	// RemoveLink removes the link at key; ErrNotFound if there is none.
+	// RemoveLink moves the link at key to the trash (TrashedNode);
+	// ErrNotFound if there is none.
 	RemoveLink(ctx context.Context, key string) error
 }

@@ -223,9 +223,10 @@ func TestWriteNamespaceOps(t *testing.T) {
 	if v, _ := w.cat.ByKey(ctx, "k/a", 0); v.Version != 3 || string(w.read("k/a")) != "a3" {
 		t.Fatalf("rename onto: v%d %q", v.Version, w.read("k/a"))
 	}
-	// The trash holds k/a's unlinked version 1 (written again since), and
-	// nothing of the temporary.
-	if tl, _ := w.cat.TrashList(ctx); len(tl) != 1 || tl[0].Key != "k/a" || tl[0].Versions != 1 || !tl[0].Live {
+	// The trash holds k/a's unlinked version 1 (written again since), the
+	// removed folder e (for restore), and nothing of the temporary.
+	if tl, _ := w.cat.TrashList(ctx); len(tl) != 2 || tl[0].Key != "e" || tl[0].Kind != "folder" ||
+		tl[1].Key != "k/a" || tl[1].Versions != 1 || !tl[1].Live {
 		t.Fatalf("trash after a temporary renamed onto k/a: %+v", tl)
 	}
 	// rename to a free key moves every version.

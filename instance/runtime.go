@@ -72,6 +72,23 @@ func (d Dirs) LinkSocket(s Settings, sock string) (unlink func(), err error) {
 	}, nil
 }
 
+// LinkedRuntime is the runtime folder (what Dirs.Runtime is in the
+// daemon) of the mount daemon of s, as the link LinkSocket made records
+// it: a daemon started under another XDG_RUNTIME_DIR keeps its state
+// there. False when there is no link to a socket, or when it is not a
+// SocketPath.
+func (d Dirs) LinkedRuntime(s Settings) (string, bool) {
+	l := d.socketLink(s)
+	t, err := os.Readlink(l)
+	if err != nil || !filepath.IsAbs(t) || !isSocket(l) {
+		return "", false
+	}
+	if filepath.Base(t) != "catalog.sock" || filepath.Base(filepath.Dir(t)) != s.Name {
+		return "", false
+	}
+	return filepath.Dir(filepath.Dir(t)), true
+}
+
 func isSocket(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode()&os.ModeSocket != 0

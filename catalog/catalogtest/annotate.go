@@ -261,6 +261,43 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// A text field a version lacks (suffix, otype, description) is empty:
+	// "suffix=" finds the keys without a suffix, "suffix!=" those with one.
+	t.Run("FindEmptyText", func(t *testing.T) {
+		c := open(t)
+		nv := NV("e/data.csv", "1")
+		nv.Suffix, nv.OType, nv.Description = ".csv", "DataFrame", "counts"
+		bare := NV("e/README", "2")
+		_, err := c.Save(ctx, []catalog.NewVersion{nv, bare})
+		must(t, err)
+		cases := []struct {
+			field, op, value string
+			want             []string
+		}{
+			{"suffix", "=", "", []string{"e/README"}},
+			{"suffix", "!=", "", []string{"e/data.csv"}},
+			{"suffix", "!=", ".csv", []string{"e/README"}},
+			{"suffix", "=", ".csv", []string{"e/data.csv"}},
+			{"otype", "=", "", []string{"e/README"}},
+			{"otype", "!=", "", []string{"e/data.csv"}},
+			{"description", "=", "", []string{"e/README"}},
+			{"description", "!=", "", []string{"e/data.csv"}},
+			{"description", "<", "b", []string{"e/README"}},
+		}
+		for _, tc := range cases {
+			for _, limit := range []int{0, 1} {
+				f := catalog.Filter{Where: []catalog.Cond{{Field: tc.field, Op: tc.op, Values: []string{tc.value}}}, Limit: limit}
+				vs, err := c.Find(ctx, f)
+				if err != nil {
+					t.Fatalf("%s%s%q: %v", tc.field, tc.op, tc.value, err)
+				}
+				if got := keys(vs); !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("%s%s%q limit %d: %v, want %v", tc.field, tc.op, tc.value, limit, got, tc.want)
+				}
+			}
+		}
+	})
+
 	t.Run("Search", func(t *testing.T) {
 		c, _ := setup(t)
 		hits, err := c.Search(ctx, "PBMC gene expression", 10)

@@ -112,8 +112,22 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		save(t, c, NV("r/b", "1"))
 		nv := NV("r/a", "2")
 		nv.Revises = s.Version.UID
-		if _, err := c.Save(ctx, []catalog.NewVersion{nv}); err != nil {
+		out, err := c.Save(ctx, []catalog.NewVersion{nv})
+		if err != nil {
 			t.Fatal(err)
+		}
+		// The new version records what it revises, and keeps it.
+		if got := out[0].Version.Revises; got != s.Version.UID {
+			t.Fatalf("saved revises = %q, want %s", got, s.Version.UID)
+		}
+		if v, err := c.ByUID(ctx, out[0].Version.UID); err != nil || v.Revises != s.Version.UID {
+			t.Fatalf("ByUID: revises = %q, %v; want %s", v.Revises, err, s.Version.UID)
+		}
+		if v, err := c.ByKey(ctx, "r/a", 0); err != nil || v.Revises != s.Version.UID {
+			t.Fatalf("ByKey: revises = %q, %v; want %s", v.Revises, err, s.Version.UID)
+		}
+		if v, err := c.ByUID(ctx, s.Version.UID); err != nil || v.Revises != "" {
+			t.Fatalf("the first version revises %q, %v; want none", v.Revises, err)
 		}
 		nv = NV("r/b", "3")
 		nv.Revises = s.Version.UID

@@ -256,6 +256,84 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("MakeFolder changed the record: %+v", d.Folder)
 		}
 	})
+	// rm -r in a mount: files to the trash, links removed, folders removed
+	// bottom up. The removed folders and links wait in the trash, and
+	// Restore brings each back as it was (a folder's mode and time, a
+	// link's target); a name made again since is not taken back.
+	t.Run("TrashFoldersAndLinks", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("tr/a", "a"))
+		for _, k := range []string{"tr", "tr/empty", "tr/again"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mt := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+		mode := catalog.ModeOf(0o750)
+		if _, err := c.SetAttrs(ctx, "tr", catalog.Attrs{Mtime: &mt, Mode: &mode}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Symlink(ctx, "tr/l", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Trash(ctx, "tr/a"); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"tr/l"} {
+			if err := c.RemoveLink(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []string{"tr/empty", "tr/again", "tr"} {
+			if err := c.RemoveFolder(ctx, k); err != nil {
+				t.Fatalf("RemoveFolder %s: %v", k, err)
+			}
+		}
+		if _, dirs, _ := ls(t, c, ""); len(dirs) != 0 {
+			t.Fatalf("a removed folder still listed: %v", dirs)
+		}
+		if err := c.MakeFolder(ctx, "tr/again"); err != nil { // made again: its trashed record goes
+			t.Fatal(err)
+		}
+		tl, err := c.TrashList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range tl {
+			got = append(got, e.Key+":"+e.Kind)
+		}
+		if want := []string{"tr:folder", "tr/a:", "tr/empty:folder", "tr/l:link"}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("TrashList = %v, want %v", got, want)
+		}
+		for _, k := range []string{"tr/a", "tr", "tr/empty", "tr/l"} {
+			e, err := c.Restore(ctx, k)
+			if err != nil || e.Key != k {
+				t.Fatalf("Restore %s = %+v, %v", k, e, err)
+			}
+		}
+		files, dirs, links := ls(t, c, "tr/")
+		if !reflect.DeepEqual(files, []string{"tr/a"}) || !reflect.DeepEqual(dirs, []string{"again", "empty"}) || !reflect.DeepEqual(links, []string{"tr/l->a"}) {
+			t.Fatalf("after Restore: files %v, folders %v, links %v", files, dirs, links)
+		}
+		if d, err := c.Children(ctx, "tr/"); err != nil || d.Folder == nil || catalog.FolderMode(d.Folder.Mode) != 0o750 || !d.Folder.Mtime.Equal(mt) || !d.Folder.Touched {
+			t.Fatalf("restored folder's record = %+v, %v; want mode 0750, time %v", d.Folder, err, mt)
+		}
+		if tl, _ := c.TrashList(ctx); len(tl) != 0 {
+			t.Fatalf("trash after Restore: %+v", tl)
+		}
+		if _, err := c.Restore(ctx, "tr/l"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("Restore twice: %v", err)
+		}
+		// A link whose name is taken again is not restored over it.
+		if err := c.RemoveLink(ctx, "tr/l"); err != nil {
+			t.Fatal(err)
+		}
+		save(t, c, NV("tr/l", "file now"))
+		if _, err := c.Restore(ctx, "tr/l"); err == nil {
+			t.Fatal("a link restored over a file")
+		}
+	})
 	t.Run("Links", func(t *testing.T) {
 		c := open(t)
 		if err := c.Symlink(ctx, "d/l", "../x/y"); err != nil {

@@ -382,7 +382,7 @@ func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved,
 		Kind: nv.Kind, Suffix: nv.Suffix, OType: nv.OType, NObservations: nv.NObservations,
 		NFiles: nv.NFiles, Size: nv.Size, Digest: nv.Digest, Manifest: nv.Manifest,
 		Description: nv.Description, CreatedBy: nv.CreatedBy, CreatedAt: nv.CreatedAt.UTC(),
-		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode,
+		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode, Revises: nv.Revises,
 	}
 	v.Shape, v.Columns = nv.Shape, nv.Columns
 	return catalog.Saved{Version: v}, addVersion(ctx, tx, a, v)
@@ -627,11 +627,15 @@ func (s *Store) Restore(ctx context.Context, key string) (catalog.TrashEntry, er
 			}
 		}
 		a, vs, err := setTrashed(ctx, tx, key, false)
-		if err != nil {
+		if errors.Is(err, ErrNotFound) || (err == nil && len(vs) == 0) {
+			// No versions to bring back: a removed folder or link.
+			if e, err = restoreNode(ctx, tx, key); err == nil { // write.go
+				changed(key)
+			}
 			return err
 		}
-		if len(vs) == 0 {
-			return errorf(ErrNotFound, "%q has nothing in the trash", key)
+		if err != nil {
+			return err
 		}
 		e = entry(a, vs)
 		changed(key)
@@ -643,6 +647,7 @@ func (s *Store) Restore(ctx context.Context, key string) (catalog.TrashEntry, er
 func (s *Store) TrashList(ctx context.Context) ([]catalog.TrashEntry, error) {
 	var out []catalog.TrashEntry
 	err := s.read(ctx, func(tx pgx.Tx) error {
+		out = nil
 		rows, err := tx.Query(ctx, `SELECT `+artifactCols+` FROM artifacts a
 			WHERE EXISTS (SELECT 1 FROM versions v WHERE v.stem = a.stem AND v.trashed) ORDER BY key`)
 		if err != nil {
@@ -668,7 +673,17 @@ func (s *Store) TrashList(ctx context.Context) ([]catalog.TrashEntry, error) {
 			}
 			out = append(out, entry(a, vs))
 		}
-		return nil
+		rows, err = tx.Query(ctx, `SELECT rec FROM trashed_tree ORDER BY key`)
+		if err != nil {
+			return err
+		}
+		nodes, err := pgx.CollectRows(rows, pgx.RowTo[catalog.TrashedNode])
+		for _, n := range nodes {
+			if n.Folder != nil || n.Link != nil {
+				out = append(out, n.Entry())
+			}
+		}
+		return err
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, err

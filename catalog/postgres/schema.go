@@ -11,7 +11,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this build reads and writes.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // migrations[i] brings a schema at version i to version i+1. Keys are
 // COLLATE "C": byte order, as bbolt sorts, so listings and prefix ranges
@@ -83,6 +83,8 @@ var migrations = []string{
 	// 4→5: a folder's mode and a time set by touch (catalog.FolderRecord).
 	`ALTER TABLE folders ADD COLUMN mode bigint NOT NULL DEFAULT 0,
 		ADD COLUMN touched bool NOT NULL DEFAULT false;`,
+	// 5→6: folders and links removed, in the trash (catalog.TrashedNode).
+	`CREATE TABLE trashed_tree (key text COLLATE "C" PRIMARY KEY, rec jsonb NOT NULL);`,
 }
 
 // migrate creates or upgrades the schema, one migration per transaction,

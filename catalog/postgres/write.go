@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -389,32 +391,94 @@ func (s *Store) MakeFolder(ctx context.Context, key string) error {
 		if ok, err := hasMarker(ctx, tx, key); err != nil || ok {
 			return err
 		}
-		if l, err := link(ctx, tx, key); err != nil {
+		if err := folderPlace(ctx, tx, key); err != nil {
 			return err
-		} else if l != nil {
-			return errorf(ErrConflict, "%q is a symbolic link", key)
-		}
-		if a, err := liveFile(ctx, tx, key); err != nil {
-			return err
-		} else if a != nil {
-			return errorf(ErrConflict, "%q is a file", key)
-		}
-		for _, up := range ancestors(key) {
-			if a, err := liveFile(ctx, tx, up); err != nil {
-				return err
-			} else if a != nil {
-				return errorf(ErrConflict, "%q is an artifact (a file or a folder artifact), not a folder of keys", up)
-			}
-			if l, err := link(ctx, tx, up); err != nil {
-				return err
-			} else if l != nil {
-				return errorf(ErrConflict, "%q is a symbolic link, not a folder", up)
-			}
 		}
 		changed(key)
+		if err := dropTrashed(ctx, tx, key); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO folders (key, mtime) VALUES ($1, $2)`, key, ns(time.Now()))
 		return err
 	})
+}
+
+// folderPlace refuses a folder at key where a link or a live file is, or
+// under one.
+func folderPlace(ctx context.Context, tx pgx.Tx, key string) error {
+	if l, err := link(ctx, tx, key); err != nil {
+		return err
+	} else if l != nil {
+		return errorf(ErrConflict, "%q is a symbolic link", key)
+	}
+	if a, err := liveFile(ctx, tx, key); err != nil {
+		return err
+	} else if a != nil {
+		return errorf(ErrConflict, "%q is a file", key)
+	}
+	for _, up := range ancestors(key) {
+		if a, err := liveFile(ctx, tx, up); err != nil {
+			return err
+		} else if a != nil {
+			return errorf(ErrConflict, "%q is an artifact (a file or a folder artifact), not a folder of keys", up)
+		}
+		if l, err := link(ctx, tx, up); err != nil {
+			return err
+		} else if l != nil {
+			return errorf(ErrConflict, "%q is a symbolic link, not a folder", up)
+		}
+	}
+	return nil
+}
+
+func putTrashed(ctx context.Context, tx pgx.Tx, n catalog.TrashedNode) error {
+	raw, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO trashed_tree (key, rec) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET rec = EXCLUDED.rec`, n.Key(), raw)
+	return err
+}
+
+// dropTrashed forgets the folder or link in the trash at key: a new one is
+// made there.
+func dropTrashed(ctx context.Context, tx pgx.Tx, key string) error {
+	_, err := tx.Exec(ctx, `DELETE FROM trashed_tree WHERE key = $1`, key)
+	return err
+}
+
+// restoreNode brings back the folder or link in the trash at key.
+func restoreNode(ctx context.Context, tx pgx.Tx, key string) (catalog.TrashEntry, error) {
+	var n catalog.TrashedNode
+	err := tx.QueryRow(ctx, `SELECT rec FROM trashed_tree WHERE key = $1`, key).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && n.Folder == nil && n.Link == nil) {
+		return catalog.TrashEntry{}, errorf(ErrNotFound, "%q has nothing in the trash", key)
+	}
+	if err != nil {
+		return catalog.TrashEntry{}, err
+	}
+	if n.Folder != nil {
+		if err := folderPlace(ctx, tx, key); err != nil {
+			return catalog.TrashEntry{}, fmt.Errorf("cannot restore: %w", err)
+		}
+		if err := putFolder(ctx, tx, *n.Folder); err != nil {
+			return catalog.TrashEntry{}, err
+		}
+	} else {
+		if l, err := link(ctx, tx, key); err != nil {
+			return catalog.TrashEntry{}, err
+		} else if l != nil {
+			return catalog.TrashEntry{}, errorf(ErrConflict, "cannot restore: %q is a symbolic link", key)
+		}
+		if err := checkFree(ctx, tx, key); err != nil {
+			return catalog.TrashEntry{}, fmt.Errorf("cannot restore: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO links (key, target, mtime) VALUES ($1, $2, $3)`, key, n.Link.Target, ns(n.Link.Mtime)); err != nil {
+			return catalog.TrashEntry{}, err
+		}
+	}
+	return n.Entry(), dropTrashed(ctx, tx, key)
 }
 
 func (s *Store) RemoveFolder(ctx context.Context, key string) error {
@@ -427,15 +491,18 @@ func (s *Store) RemoveFolder(ctx context.Context, key string) error {
 		if full {
 			return errorf(catalog.ErrNotEmpty, "folder %q is not empty", key)
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM folders WHERE key = $1`, key)
+		f, err := folderRecord(ctx, tx, key)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		if f == nil {
 			return errorf(ErrNotFound, "no folder %q", key)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM folders WHERE key = $1`, key); err != nil {
+			return err
+		}
 		changed(key)
-		return nil
+		return putTrashed(ctx, tx, catalog.TrashedNode{Folder: f, TrashedAt: time.Now().UTC()})
 	})
 }
 
@@ -453,6 +520,9 @@ func (s *Store) Symlink(ctx context.Context, key, target string) error {
 			return err
 		}
 		changed(key)
+		if err := dropTrashed(ctx, tx, key); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO links (key, target, mtime) VALUES ($1, $2, $3)`, key, target, ns(time.Now()))
 		return err
 	})
@@ -460,15 +530,18 @@ func (s *Store) Symlink(ctx context.Context, key, target string) error {
 
 func (s *Store) RemoveLink(ctx context.Context, key string) error {
 	return s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM links WHERE key = $1`, key)
+		l, err := link(ctx, tx, key)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		if l == nil {
 			return errorf(ErrNotFound, "no link %q", key)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM links WHERE key = $1`, key); err != nil {
+			return err
+		}
 		changed(key)
-		return nil
+		return putTrashed(ctx, tx, catalog.TrashedNode{Link: l, TrashedAt: time.Now().UTC()})
 	})
 }
 

@@ -170,14 +170,7 @@ func noArguments(action cli.ActionFunc, group bool) cli.ActionFunc {
 func unknownCommand(c *cli.Context) error {
 	name := commandName(c)
 	if name == "lamina" && (c.Args().First() == "help" || c.Args().First() == "h") {
-		// `lamina help [COMMAND]`, as every command group offers.
-		if c.NArg() > 1 {
-			if cmd := c.App.Command(c.Args().Get(1)); cmd != nil {
-				return cli.ShowCommandHelp(c, cmd.Name)
-			}
-			return exitf(2, "lamina has no command %q (lamina --help lists them)", c.Args().Get(1))
-		}
-		return cli.ShowAppHelp(c)
+		return helpFor(c, c.Args().Slice()[1:])
 	}
 	if c.NArg() > 0 {
 		return exitf(2, "%s has no command %q (%s --help lists them)", name, c.Args().First(), name)
@@ -186,6 +179,38 @@ func unknownCommand(c *cli.Context) error {
 		return cli.ShowAppHelp(c)
 	}
 	return cli.ShowSubcommandHelp(c)
+}
+
+// helpFor is `lamina help [COMMAND [SUBCOMMAND]...]`, as every command
+// group offers: what `lamina COMMAND SUBCOMMAND --help` prints. A name
+// that is no command there is a usage error (exit 2), as a stray argument
+// to any command is.
+func helpFor(c *cli.Context, path []string) error {
+	if len(path) == 0 {
+		return cli.ShowAppHelp(c)
+	}
+	name, cmds := "lamina", c.App.Commands
+	for i, p := range path {
+		var cmd *cli.Command
+		for _, x := range cmds {
+			if x.HasName(p) {
+				cmd = x
+				break
+			}
+		}
+		switch {
+		case cmd != nil:
+			name, cmds = name+" "+cmd.Name, cmd.Subcommands
+			path[i] = cmd.Name
+		case len(cmds) == 0:
+			return exitf(2, "%s has no commands: %q is none (lamina help %s shows its usage)", name, p, strings.TrimPrefix(name, "lamina "))
+		default:
+			return exitf(2, "%s has no command %q (%s --help lists them)", name, p, name)
+		}
+	}
+	// A fresh run of the command with --help: urfave sets up a nested
+	// command's help (its name, its own commands) only when it runs.
+	return Main(append(append([]string{"lamina"}, path...), "--help"), c.App.Writer, c.App.ErrWriter)
 }
 
 // commandName is "lamina" and the command c runs with the commands above

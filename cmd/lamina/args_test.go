@@ -49,6 +49,19 @@ func TestHelpAndInstanceAnywhere(t *testing.T) {
 	if err := e.fails(`no command "nope"`, "help", "nope"); codeOf(err) != 2 {
 		t.Errorf("exit %d", codeOf(err))
 	}
+	// A subcommand's help is what its --help prints, not its group's.
+	for _, path := range [][]string{{"runs", "show"}, {"ontology", "search"}, {"runs"}, {"ls"}} {
+		want := e.ok(append(path, "--help")...)
+		if got := e.ok(append([]string{"help"}, path...)...); got != want {
+			t.Errorf("lamina help %s:\n%s\nwant what --help prints:\n%s", strings.Join(path, " "), got, want)
+		}
+	}
+	// A stray argument is a usage error, as to any command.
+	for _, args := range [][]string{{"help", "ls", "extra"}, {"help", "runs", "show", "x"}, {"help", "runs", "nope"}} {
+		if err := e.fails("no command", args...); codeOf(err) != 2 {
+			t.Errorf("lamina %s: exit %d: %v", strings.Join(args, " "), codeOf(err), err)
+		}
+	}
 	e.ok("init", "--storage", e.path("s2"), "--name", "second")
 	e.ok("use", "test")
 	if out := e.ok("info", "--instance", "second"); !strings.Contains(out, "second") {

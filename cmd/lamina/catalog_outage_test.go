@@ -123,29 +123,35 @@ func (p *tcpProxy) Thaw() {
 	p.thawed.Broadcast()
 }
 
+// proxiedPG returns the URL of an empty test database (pgtest.URL) reached
+// through a TCP proxy, to cut or freeze, and the password for PGPASSWORD:
+// the PGPASSFILE line names the server's port, not the proxy's, so libpq
+// would not find it there.
+func proxiedPG(t *testing.T) (db string, proxy *tcpProxy, pass string) {
+	t.Helper()
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy = newTCPProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	if b, err := os.ReadFile(os.Getenv("PGPASSFILE")); err == nil {
+		if f := strings.Split(strings.TrimSpace(strings.Split(string(b), "\n")[0]), ":"); len(f) == 5 {
+			pass = f[4]
+		}
+	}
+	return u.String(), proxy, pass
+}
+
 // The database away while a workstation's mount is up: status says so, a
 // file closed meanwhile gets EIO at close and is counted, and once the
 // database is back the daemon commits it and its own mount lists it (no
 // handle's close told the mount; before, only the other workstations saw
 // it).
 func TestCatalogOutageWhileMounted(t *testing.T) {
-	db := pgtest.URL(t)
-	u, err := url.Parse(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newTCPProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	// ~/.pgpass names the server's port, not the proxy's: the password
-	// goes by PGPASSWORD.
-	var pass string
-	if b, err := os.ReadFile(os.Getenv("PGPASSFILE")); err == nil {
-		if f := strings.Split(strings.TrimSpace(strings.Split(string(b), "\n")[0]), ":"); len(f) == 5 {
-			pass = f[4]
-		}
-	}
+	db, proxy, pass := proxiedPG(t)
 	e := workstationEnv(t, "ana", "LAMINA_RETRY_FAILED=200ms", "PGPASSWORD="+pass)
-	e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--db", u.String(), "--name", "lab")
+	e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--db", db, "--name", "lab")
 	mnt := filepath.Join(e.dir, "mnt")
 	e.mount(mnt)
 	if err := os.WriteFile(filepath.Join(mnt, "before.txt"), []byte("before\n"), 0o644); err != nil {
@@ -215,22 +221,10 @@ func TestCatalogOutageWhileMounted(t *testing.T) {
 // listing the mount has not cached fails within the bound too. Before,
 // both waited for as long as the server hung, the close unkillable.
 func TestCatalogHungWhileMounted(t *testing.T) {
-	db := pgtest.URL(t)
-	u, err := url.Parse(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newTCPProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	var pass string
-	if b, err := os.ReadFile(os.Getenv("PGPASSFILE")); err == nil {
-		if f := strings.Split(strings.TrimSpace(strings.Split(string(b), "\n")[0]), ":"); len(f) == 5 {
-			pass = f[4]
-		}
-	}
+	db, proxy, pass := proxiedPG(t)
 	const bound = 3 * time.Second
 	e := workstationEnv(t, "ana", "LAMINA_RETRY_FAILED=200ms", "LAMINA_CATALOG_TIMEOUT="+bound.String(), "PGPASSWORD="+pass)
-	e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--db", u.String(), "--name", "lab")
+	e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--db", db, "--name", "lab")
 	mnt := filepath.Join(e.dir, "mnt")
 	e.mount(mnt)
 	if err := os.WriteFile(filepath.Join(mnt, "before.txt"), []byte("before\n"), 0o644); err != nil {

@@ -306,6 +306,28 @@ func TestRevises(t *testing.T) {
 	e.ok("save", e.write("b", []byte("2")), "--key", "k", "--revises", s[0].UID)
 	e.ok("save", e.write("c", []byte("3")), "--key", "other")
 	e.fails("names a version of", "save", e.write("d", []byte("4")), "--key", "other", "--revises", s[0].UID)
+
+	// The new version records what it revises: in its sidecar (show
+	// --format json prints that document) and in show.
+	var meta struct {
+		Revises *string `json:"revises"`
+	}
+	e.jsonOut(&meta, "show", "k@v2", "--format", "json")
+	if meta.Revises == nil || *meta.Revises != s[0].UID {
+		t.Fatalf("sidecar of k@v2: revises %v, want %s", meta.Revises, s[0].UID)
+	}
+	if out := e.ok("show", "k@v2"); !strings.Contains(out, "revises         k@v1  uid "+s[0].UID) {
+		t.Fatalf("show k@v2 does not name k@v1 as what it revises:\n%s", out)
+	}
+	// A version saved without --revises has no such field.
+	meta.Revises = nil
+	e.jsonOut(&meta, "show", "k@v1", "--format", "json")
+	if meta.Revises != nil {
+		t.Fatalf("sidecar of k@v1: revises %q, want none", *meta.Revises)
+	}
+	if out := e.ok("show", "k@v1"); strings.Contains(out, "revises") {
+		t.Fatalf("show k@v1 names a revised version:\n%s", out)
+	}
 }
 
 func randomFile(t *testing.T, e *env, name string, n int) string {

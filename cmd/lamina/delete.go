@@ -214,7 +214,7 @@ func listRefs(refs []string) string {
 func cmdRestore() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
-		Usage:     "bring an artifact's versions back from the trash; FOLDER/ brings back every artifact trashed under it (rm -r in a mount)",
+		Usage:     "bring an artifact's versions back from the trash; FOLDER/ brings back everything trashed under it (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links",
 		ArgsUsage: "KEY|UID|FOLDER/...",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -232,6 +232,8 @@ func cmdRestore() *cli.Command {
 					if keys, err = trashedUnder(c.Context, in.Catalog, k); err != nil {
 						return err
 					}
+				} else if err := folderWithoutSlash(c.Context, in.Catalog, k); err != nil {
+					return err
 				}
 				for _, key := range keys {
 					e, err := in.Catalog.Restore(c.Context, key)
@@ -255,7 +257,14 @@ func cmdRestore() *cli.Command {
 						failed++
 						continue
 					}
-					fmt.Fprintf(c.App.Writer, "restored %s (%s)\n", key, plural(e.Versions, "version"))
+					switch e.Kind {
+					case "folder":
+						fmt.Fprintf(c.App.Writer, "restored %s/ (folder)\n", key)
+					case "link":
+						fmt.Fprintf(c.App.Writer, "restored %s (symbolic link)\n", key)
+					default:
+						fmt.Fprintf(c.App.Writer, "restored %s (%s)\n", key, plural(e.Versions, "version"))
+					}
 				}
 			}
 			if failed > 0 {
@@ -266,25 +275,53 @@ func cmdRestore() *cli.Command {
 	}
 }
 
-// trashedUnder lists the keys of artifacts in the trash under the folder
-// prefix (ending in "/"); a key written again since is among them, as
-// restore of it by name brings its trashed versions back beside the new
-// ones. Empty if there are none; an error says so.
+// folderWithoutSlash refuses a folder removed with what was under it
+// (rm -r) named without its slash: restoring the folder alone would leave
+// its contents in the trash. A key with trashed versions of its own is no
+// such folder.
+func folderWithoutSlash(ctx context.Context, cat catalog.Catalog, k string) error {
+	under, _ := trashedUnder(ctx, cat, k+"/")
+	if !slices.ContainsFunc(under, func(u string) bool { return u != k }) {
+		return nil
+	}
+	if vs, _ := cat.Versions(ctx, k, true); slices.ContainsFunc(vs, func(v catalog.Version) bool { return v.Trashed }) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is a folder; the trash holds %s under %s/: restore them with `lamina restore %s/`",
+		catalog.ErrNotFound, k, plural(len(under), "name"), k, k)
+}
+
+// trashedUnder lists the keys of what the trash holds under the folder
+// prefix (ending in "/"), in the order to restore them: artifacts, then
+// folders (the prefix's own too: rm -r removed it), then links. A key
+// written again since is among them, as restore of it by name brings its
+// trashed versions back beside the new ones. Empty if there are none; an
+// error says so.
 func trashedUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]string, error) {
 	tl, err := cat.TrashList(ctx)
 	if err != nil {
 		return nil, err
 	}
+	rank := map[string]int{"": 0, "folder": 1, "link": 2}
+	tl = slices.DeleteFunc(tl, func(e catalog.TrashEntry) bool {
+		under := strings.HasPrefix(e.Key, prefix) || (e.Kind == "folder" && e.Key+"/" == prefix)
+		return !under
+	})
+	sort.SliceStable(tl, func(i, j int) bool {
+		if rank[tl[i].Kind] != rank[tl[j].Kind] {
+			return rank[tl[i].Kind] < rank[tl[j].Kind]
+		}
+		return tl[i].Key < tl[j].Key
+	})
 	var keys []string
 	for _, e := range tl {
-		if strings.HasPrefix(e.Key, prefix) && !slices.Contains(keys, e.Key) {
+		if !slices.Contains(keys, e.Key) {
 			keys = append(keys, e.Key)
 		}
 	}
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: the trash holds no artifact under %s", catalog.ErrNotFound, prefix)
 	}
-	sort.Strings(keys)
 	return keys, nil
 }
 

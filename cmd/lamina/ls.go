@@ -172,7 +172,11 @@ func lsTrash(c *cli.Context, format string, cat catalog.Catalog, prefix string) 
 		if format == "csv" {
 			t, size = e.TrashedAt.Format(time.RFC3339Nano), fmt.Sprint(e.Size)
 		}
-		rows = append(rows, []string{e.Key, fmt.Sprint(e.Versions), size, t})
+		key := e.Key
+		if e.Kind == "folder" { // a folder rm -r removed (TrashedNode)
+			key += "/"
+		}
+		rows = append(rows, []string{key, fmt.Sprint(e.Versions), size, t})
 	}
 	return writeRows(c, format, []string{"KEY", "VERSIONS", "SIZE", "TRASHED"}, []string{"key", "versions", "size", "trashed_at"}, rows)
 }

@@ -734,6 +734,16 @@ func cmdUmount() *cli.Command {
 			}
 			w := c.App.Writer
 			name, st, found := findMount(dirs, dir)
+			if !found {
+				// A daemon started under another XDG_RUNTIME_DIR (cron,
+				// sudo, another login): reached through its socket link,
+				// it is stopped as from its own runtime folder, and a busy
+				// mount names its users. One that does not answer (stopped,
+				// hung) is left to the cases below.
+				if other, n, lst, ok := linkedMount(dirs, dir); ok && processAlive(lst.PID) && answers(dir) {
+					dirs, name, st, found = other, n, lst, true
+				}
+			}
 			if found && processAlive(st.PID) {
 				if n := failedCloses(c.Context, dirs, name); n > 0 {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: %s whose commit failed at close: the daemon tries once more as it stops; what still fails stays staged and the next mount commits it (%s says why)\n", plural(int(n), "closed file"), mountLogPath(dirs, name))
@@ -791,7 +801,9 @@ func cmdUmount() *cli.Command {
 				// XDG_RUNTIME_DIR, another user's root shell): a plain unmount, which
 				// fails while the mount is in use; the daemon sees it go, syncs
 				// and stops by itself.
-				if err := lfs.Unmount(dir); err != nil {
+				if err := unmountWhenFree(dir, 10*time.Second); errors.Is(err, errBusy) {
+					return exitf(1, "%s is in use%s: close what uses it (a shell's working folder, an open file) and run `lamina umount %s` again (its daemon is running but not registered in %s)", dir, usersOf(dir), dir, dirs.Runtime)
+				} else if err != nil {
 					return fmt.Errorf("unmount %s: %w (its daemon is running but not registered in %s; stop it there with `lamina umount`)", dir, err, dirs.Runtime)
 				}
 				fmt.Fprintf(w, "unmounted %s; its daemon, not registered in %s, stops by itself\n", dir, dirs.Runtime)
@@ -908,6 +920,29 @@ func usersOf(dir string) string {
 // stopped with SIGSTOP, say) never answers, and the caller detaches it
 // like a stale one rather than wait with it.
 func answers(dir string) bool { return lfs.Answers(dir, 2*time.Second) }
+
+// linkedMount looks for the state file of a daemon mounted at dir in the
+// runtime folders that instances' socket links name (Dirs.LinkedRuntime);
+// it returns dirs with that runtime folder.
+func linkedMount(dirs instance.Dirs, dir string) (instance.Dirs, string, mountState, bool) {
+	names, _ := dirs.List()
+	for _, name := range names {
+		s, err := dirs.Load(name)
+		if err != nil {
+			continue
+		}
+		rt, ok := dirs.LinkedRuntime(s)
+		if !ok || rt == dirs.Runtime {
+			continue
+		}
+		other := dirs
+		other.Runtime = rt
+		if st, err := readState(other, name); err == nil && st.Mountpoint == dir {
+			return other, name, st, true
+		}
+	}
+	return dirs, "", mountState{}, false
+}
 
 // findMount looks for the state file of a daemon mounted at dir, among all
 // instances.

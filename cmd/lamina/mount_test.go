@@ -225,8 +225,8 @@ func TestMountEndToEnd(t *testing.T) {
 	}
 
 	// umount from a shell whose runtime folder does not know the daemon (another
-	// XDG_RUNTIME_DIR): the mount is live, not stale; it goes, and the daemon
-	// commits what it was given and stops by itself.
+	// XDG_RUNTIME_DIR): the mount is live, not stale; umount finds the daemon
+	// through its socket link, and it commits what it was given and stops.
 	if err := os.WriteFile(filepath.Join(mnt, "experiments/late.csv"), []byte("late"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestMountEndToEnd(t *testing.T) {
 	elsewhere := exec.Command(e.bin, "umount", mnt)
 	elsewhere.Env = append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+t.TempDir())
 	out, err := elsewhere.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "stops by itself") || strings.Contains(string(out), "died") {
+	if err != nil || !strings.Contains(string(out), "unmounted "+mnt) || strings.Contains(string(out), "died") {
 		t.Fatalf("umount of a live mount unknown to this runtime folder: %v: %s", err, out)
 	}
 	for i := 0; i < 500 && processAlive(pid); i++ {
@@ -704,6 +704,62 @@ func TestStoppedDaemon(t *testing.T) {
 	}
 	syscall.Kill(pid, syscall.SIGCONT)
 	e.ok("status")
+}
+
+// TestUmountBusyFromAnotherRuntimeDir: umount from a shell whose
+// XDG_RUNTIME_DIR is not the daemon's finds the daemon through its socket
+// link and acts as from the daemon's own: a busy mount is refused naming
+// who uses it (it said only "device or resource busy"), --force detaches
+// it, and a free one is unmounted with its daemon stopped.
+func TestUmountBusyFromAnotherRuntimeDir(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	elsewhere := func(args ...string) (string, error) {
+		cmd := exec.Command(e.bin, args...)
+		cmd.Env = append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	f, err := os.Create(filepath.Join(mnt, "busy.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("data\n")
+	out, err := elsewhere("umount", mnt)
+	if err == nil || !strings.Contains(out, "is in use") || !strings.Contains(out, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("umount of a busy mount from another runtime folder: %v\n%s", err, out)
+	}
+	if _, ok := lfs.MountInfo(mnt); !ok {
+		t.Fatal("a refused umount detached the mount")
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after a refused umount: %v", err)
+	}
+	pid := e.daemonPID("m")
+	if out, err := elsewhere("umount", mnt); err != nil || !strings.Contains(out, "unmounted "+mnt) {
+		t.Fatalf("umount of a free mount from another runtime folder: %v\n%s", err, out)
+	}
+	if processAlive(pid) {
+		t.Fatal("umount returned before the daemon stopped")
+	}
+	e.ok("mount", mnt)
+	if got := string(mustRead(t, filepath.Join(mnt, "busy.txt"))); got != "data\n" {
+		t.Fatalf("busy.txt after umount and mount: %q", got)
+	}
+
+	// --force detaches a busy mount from there too.
+	d, err := os.Open(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if out, err := elsewhere("umount", "--force", mnt); err != nil {
+		t.Fatalf("umount --force from another runtime folder: %v\n%s", err, out)
+	}
+	if _, ok := lfs.MountInfo(mnt); ok {
+		t.Fatal("umount --force left a busy mount in place")
+	}
 }
 
 // TestUmountBusy: lamina umount of a mount in use says so, names who uses

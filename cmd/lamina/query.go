@@ -15,7 +15,7 @@ import (
 // queryFlags are the flags of `lamina ls` that filter by metadata.
 func queryFlags() []cli.Flag {
 	return []cli.Flag{
-		multiFlag("where", "NAME=VALUE, NAME!=VALUE, NAME<VALUE, <=, >, >= (features and key, size, created_at, version, otype, suffix, n_observations); key^=PREFIX; repeat to AND"),
+		multiFlag("where", "NAME=VALUE, NAME!=VALUE, NAME<VALUE, <=, >, >= (features and key, size, created_at, version, otype, suffix, description, n_observations; suffix= for none); key^=PREFIX; repeat to AND"),
 		multiFlag("label", "versions with this label or one below it; repeat to AND"),
 		multiFlag("cell-type", "versions annotated with this cell type or any descendant"),
 		multiFlag("tissue", "versions annotated with this tissue or any descendant"),

@@ -125,3 +125,35 @@ func TestQueryAcrossOntologyVersions(t *testing.T) {
 		t.Errorf("ls --cell-type of an obsolete id: %v, stderr %q; want a note naming the replacement", err, stderr)
 	}
 }
+
+// TestWhereEmptyText: a text field a version lacks is empty, so
+// "--where suffix=" lists the keys without a suffix and "suffix!=" those
+// with one (as otype and description).
+func TestWhereEmptyText(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("a.csv", []byte("x\n1\n")), "--key", "d/a.csv", "--description", "counts")
+	e.ok("save", e.write("README", []byte("read me\n")), "--key", "d/README")
+	for _, tc := range []struct {
+		where string
+		want  []string
+	}{
+		{"suffix=", []string{"d/README"}},
+		{"suffix!=", []string{"d/a.csv"}},
+		{"suffix!=.csv", []string{"d/README"}},
+		{"description=", []string{"d/README"}},
+		{"description!=", []string{"d/a.csv"}},
+	} {
+		var rows []struct {
+			Key string `json:"key"`
+		}
+		e.jsonOut(&rows, "ls", "--where", tc.where, "--format", "json")
+		var got []string
+		for _, r := range rows {
+			got = append(got, r.Key)
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ls --where %s = %v, want %v", tc.where, got, tc.want)
+		}
+	}
+}

@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/instance"
 )
@@ -68,5 +70,73 @@ func TestStoppingDaemonKeepsNewState(t *testing.T) {
 	removeOwnState(dirs, "lab")
 	if _, err := os.Stat(statePath(dirs, "lab")); !os.IsNotExist(err) {
 		t.Fatalf("its own state file is left: %v", err)
+	}
+}
+
+// `rm -r` of a folder in a mount, then `lamina restore FOLDER/`, brings the
+// tree back whole: its files, the folder's mode and time, an empty
+// subfolder and a symbolic link. Only the files came back; the folder had
+// the default mode and the rest was gone for good.
+func TestRestoreFolderTree(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	tree := filepath.Join(mnt, "tree")
+	for _, d := range []string{"tree", "tree/empty", "tree/sub"} {
+		if err := os.Mkdir(filepath.Join(mnt, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range map[string]string{"tree/a.csv": "a\n", "tree/sub/b.csv": "b\n"} {
+		if err := os.WriteFile(filepath.Join(mnt, k), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("a.csv", filepath.Join(tree, "l")); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := os.Chmod(tree, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(tree, mt, mt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(tree); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(tree); !os.IsNotExist(err) {
+		t.Fatalf("after rm -r: %v", err)
+	}
+	// Named without its slash, the folder alone would come back, its
+	// contents left in the trash: refused, saying how.
+	e.fails("lamina restore tree/", "restore", "tree")
+	out := e.ok("restore", "tree/")
+	for _, want := range []string{"restored tree/a.csv (1 version)", "restored tree/sub/b.csv", "restored tree/ (folder)", "restored tree/empty/ (folder)", "restored tree/l (symbolic link)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("restore tree/ did not say %q:\n%s", want, out)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		if fi, err := os.Stat(tree); err != nil || fi.Mode().Perm() != 0o750 || !fi.ModTime().Equal(mt) {
+			t.Errorf("%s: tree: %v %v, %v; want 0750 %v", when, fi.Mode(), fi.ModTime(), err, mt)
+		}
+		if fi, err := os.Stat(filepath.Join(tree, "empty")); err != nil || !fi.IsDir() {
+			t.Errorf("%s: the empty subfolder: %v, %v", when, fi, err)
+		}
+		if target, err := os.Readlink(filepath.Join(tree, "l")); err != nil || target != "a.csv" {
+			t.Errorf("%s: the link: %q, %v", when, target, err)
+		}
+		if got, err := os.ReadFile(filepath.Join(tree, "sub", "b.csv")); err != nil || string(got) != "b\n" {
+			t.Errorf("%s: tree/sub/b.csv: %q, %v", when, got, err)
+		}
+	}
+	check("in the mount")
+	e.ok("umount", mnt)
+	e.mount(mnt)
+	check("after a remount")
+	if trash := e.ok("ls", "--trash"); strings.Contains(trash, "tree") {
+		t.Errorf("trash after restore tree/:\n%s", trash)
 	}
 }

@@ -73,6 +73,15 @@ func cmdShow() *cli.Command {
 			if v.Mode != 0 {
 				row("mode", fmt.Sprintf("%04o", catalog.Perm(v.Mode)))
 			}
+			if v.Revises != "" {
+				// Always a version of the same key: name its number too.
+				rv, err := in.Catalog.ByUID(c.Context, v.Revises)
+				if err == nil {
+					row("revises", fmt.Sprintf("%s  uid %s", rv.Ref(), rv.UID))
+				} else {
+					row("revises", v.Revises) // purged since
+				}
+			}
 			row("run", v.Run)
 			if l, ok := lin.(lineage.SidecarLineage); ok {
 				showLineage(w, l)
