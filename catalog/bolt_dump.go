@@ -59,6 +59,10 @@ func (b *Bolt) Dump(ctx context.Context, fn func(Record) error) error {
 				return Record{Folder: &FolderRecord{Key: string(k), Mtime: x.Mtime, Mode: x.Mode, Touched: x.Touched}}, err
 			}},
 			{bLinks, func(_, raw []byte) (Record, error) { var x Link; return Record{Link: &x}, json.Unmarshal(raw, &x) }},
+			{bTrashTree, func(_, raw []byte) (Record, error) {
+				var x TrashedNode
+				return Record{TrashedNode: &x}, json.Unmarshal(raw, &x)
+			}},
 			{bAnnotations, func(k, raw []byte) (Record, error) {
 				var x Annotations
 				err := json.Unmarshal(raw, &x)
@@ -150,6 +154,11 @@ func (t txn) load(r Record, b *saveBatch) error {
 		return t.putFolder(*r.Folder)
 	case r.Link != nil:
 		return putJSON(t.tx.Bucket(bLinks), []byte(r.Link.Key), r.Link)
+	case r.TrashedNode != nil:
+		if r.TrashedNode.Folder == nil && r.TrashedNode.Link == nil {
+			return fmt.Errorf("catalog: a trashed node with neither folder nor link")
+		}
+		return t.putTrashed(*r.TrashedNode)
 	case r.Annotations != nil:
 		a := *r.Annotations
 		v, ok, err := t.version(a.UID)

@@ -2,12 +2,15 @@ package catalog
 
 import "time"
 
-// DumpFormat is the version of the export format (Record lines).
-const DumpFormat = 1
+// DumpFormat is the version of the export format (Record lines). 2: folders
+// and links in the trash (TrashedNode), versions' Revises; a lamina that
+// reads only 1 would drop them without a word, so it refuses a 2.
+const DumpFormat = 2
 
 // Record is one line of a catalog export (`lamina export-catalog`): every
 // record of a store, exactly as kept, so that another store loads the same
-// catalog — uids, numbers, trash, outbox, folders, links, annotations and
+// catalog — uids, numbers, trash (with removed folders and links), outbox,
+// folders, links, annotations and
 // every collection version. Exactly one field is set. A dump lists
 // features, labels and schemas first, then artifacts before their
 // versions, and versions before their annotations and outbox entries;
@@ -22,6 +25,7 @@ type Record struct {
 	Outbox      string          `json:"outbox,omitempty"` // a version uid whose storage record is unwritten
 	Folder      *FolderRecord   `json:"folder,omitempty"`
 	Link        *Link           `json:"link,omitempty"`
+	TrashedNode *TrashedNode    `json:"trashed_node,omitempty"` // a folder or link in the trash
 	Annotations *Annotations    `json:"annotations,omitempty"`
 	Collection  *Collection     `json:"collection,omitempty"`
 	Transform   *Transform      `json:"transform,omitempty"`

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"iter"
 
 	"github.com/jackc/pgx/v5"
@@ -72,6 +73,10 @@ func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 				l.Mtime = fromNS(n)
 				return catalog.Record{Link: &l}, err
 			}},
+			{`SELECT rec FROM trashed_tree ORDER BY key`, jsonRec(func(raw []byte) (catalog.Record, error) {
+				var x catalog.TrashedNode
+				return catalog.Record{TrashedNode: &x}, json.Unmarshal(raw, &x)
+			})},
 			{`SELECT rec FROM annotations ORDER BY uid`, jsonRec(func(raw []byte) (catalog.Record, error) {
 				var x catalog.Annotations
 				return catalog.Record{Annotations: &x}, json.Unmarshal(raw, &x)
@@ -181,6 +186,12 @@ func load(ctx context.Context, tx pgx.Tx, r catalog.Record) error {
 	case r.Link != nil:
 		_, err := tx.Exec(ctx, `INSERT INTO links (key, target, mtime) VALUES ($1, $2, $3)`, r.Link.Key, r.Link.Target, ns(r.Link.Mtime))
 		return err
+	case r.TrashedNode != nil:
+		n := r.TrashedNode
+		if n.Folder == nil && n.Link == nil {
+			return fmt.Errorf("postgres: a trashed node with neither folder nor link")
+		}
+		return putJSON(ctx, tx, `INSERT INTO trashed_tree (key, rec) VALUES ($1, $2)`, n, n.Key())
 	case r.Annotations != nil:
 		a := *r.Annotations
 		v, ok, err := version(ctx, tx, a.UID)

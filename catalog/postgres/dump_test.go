@@ -58,6 +58,14 @@ func populate(t *testing.T, c catalog.Catalog) {
 	must(c.OutboxDone(ctx, uids[:2]))
 	must(c.MakeFolder(ctx, "empty/dir"))
 	must(c.Symlink(ctx, "exp/link", "a.csv"))
+	// A folder and a link removed: kept in the trash for lamina restore.
+	must(c.MakeFolder(ctx, "old/dir"))
+	mode := uint32(0o700)
+	_, err = c.SetAttrs(ctx, "old/dir", catalog.Attrs{Mode: &mode})
+	must(err)
+	must(c.RemoveFolder(ctx, "old/dir"))
+	must(c.Symlink(ctx, "exp/oldlink", "b.csv"))
+	must(c.RemoveLink(ctx, "exp/oldlink"))
 	_, err = c.CreateFeature(ctx, catalog.Feature{Name: "temp", Dtype: "float"})
 	must(err)
 	_, err = c.CreateFeature(ctx, catalog.Feature{Name: "organ", Dtype: "cat"})
@@ -165,6 +173,14 @@ func TestDumpLoadBothWays(t *testing.T) {
 		exp, err := c.Children(ctx, "exp/")
 		if err != nil || len(exp.Files) != 2 || exp.Files[0].Key != "exp/a.csv" || exp.Files[0].Version != 2 || len(exp.Links) != 1 {
 			t.Fatalf("%T Children(exp/) = %+v, %v", c, exp, err)
+		}
+		trash, err := c.TrashList(ctx)
+		var kinds []string
+		for _, e := range trash {
+			kinds = append(kinds, e.Key+" "+e.Kind)
+		}
+		if err != nil || !slices.Equal(kinds, []string{"exp/oldlink link", "gone/c ", "old/dir folder"}) {
+			t.Fatalf("%T TrashList = %q, %v", c, kinds, err)
 		}
 		n, err := c.Counts(ctx)
 		if err != nil || n != (catalog.Counts{Artifacts: 3, Versions: 4, Trashed: 2, Bytes: 6}) {

@@ -128,11 +128,19 @@ func TestLineageSnakemakeKilled(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	out := filepath.Join(wf, "out.txt")
-	for i := 0; i < 300; i++ {
+	// Wait for the job's first write, by the clock: under load Snakemake
+	// took most of a minute to start it, and a kill before it started
+	// tested nothing (no job run).
+	started := false
+	for deadline := time.Now().Add(90 * time.Second); !started && time.Now().Before(deadline); {
 		if b, err := os.ReadFile(out); err == nil && len(b) > 0 {
-			break
+			started = true
+		} else {
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	if !started {
+		t.Fatalf("the job wrote nothing to out.txt in 90 s\n%s", errb.String())
 	}
 	// lamina run's child is Snakemake.
 	kids := childPIDs(cmd.Process.Pid)
