@@ -849,6 +849,13 @@ func (b *Bolt) Purge(ctx context.Context, key string) ([]Version, error) {
 			return err
 		}
 		if a == nil {
+			// A folder or link in the trash (bolt_write.go).
+			if n, err := t.trashedNode(key); err != nil || n != nil {
+				if err != nil {
+					return err
+				}
+				return t.dropTrashed(key)
+			}
 			return errorf(ErrNotFound, "no artifact has key %q", key)
 		}
 		if out, err = t.stemVersions(a.Stem); err != nil {

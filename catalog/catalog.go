@@ -230,7 +230,8 @@ type Catalog interface {
 	// folders and links in the trash (TrashEntry.Kind).
 	TrashList(ctx context.Context) ([]TrashEntry, error)
 	// Purge removes key's artifact and all its versions for good and returns
-	// them.
+	// them; for a key with no artifact, the folder or link in the trash at
+	// key (none returned). ErrNotFound if there is neither.
 	Purge(ctx context.Context, key string) ([]Version, error)
 	// Each calls fn for every version, live or trashed.
 	Each(ctx context.Context, fn func(Version) error) error

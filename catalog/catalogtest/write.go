@@ -325,6 +325,19 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if _, err := c.Restore(ctx, "tr/l"); !errors.Is(err, catalog.ErrNotFound) {
 			t.Fatalf("Restore twice: %v", err)
 		}
+		// Purge deletes a folder or link in the trash for good.
+		if err := c.RemoveFolder(ctx, "tr/again"); err != nil {
+			t.Fatal(err)
+		}
+		if vs, err := c.Purge(ctx, "tr/again"); err != nil || len(vs) != 0 {
+			t.Fatalf("Purge of a folder in the trash = %v, %v", vs, err)
+		}
+		if tl, _ := c.TrashList(ctx); len(tl) != 0 {
+			t.Fatalf("trash after Purge: %+v", tl)
+		}
+		if _, err := c.Purge(ctx, "tr/again"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("Purge twice: %v", err)
+		}
 		// A link whose name is taken again is not restored over it.
 		if err := c.RemoveLink(ctx, "tr/l"); err != nil {
 			t.Fatal(err)

@@ -697,6 +697,11 @@ func (s *Store) Purge(ctx context.Context, key string) ([]Version, error) {
 			return err
 		}
 		if a == nil {
+			// A folder or link in the trash (write.go).
+			tag, err := tx.Exec(ctx, `DELETE FROM trashed_tree WHERE key = $1`, key)
+			if err != nil || tag.RowsAffected() > 0 {
+				return err
+			}
 			return errorf(ErrNotFound, "no artifact has key %q", key)
 		}
 		if out, err = stemVersions(ctx, tx, a.Stem); err != nil {

@@ -34,7 +34,13 @@ func cmdDelete() *cli.Command {
 			if len(keys) == 0 {
 				return exitf(2, "usage: lamina delete KEY... [--permanent [--yes] [--force]]")
 			}
-			for _, k := range keys {
+			for i, k := range keys {
+				if c.Bool("permanent") && strings.HasSuffix(k, "/") {
+					// FOLDER/ as ls --trash shows a removed folder: resolved
+					// below, as the folder in the trash or refused.
+					k = strings.TrimSuffix(k, "/")
+					keys[i] = k
+				}
 				if strings.HasSuffix(k, "/") && ref.CheckExistingKey(strings.TrimSuffix(k, "/")) == nil {
 					return exitf(2, "%s", folderDelete(strings.TrimSuffix(k, "/")))
 				}
@@ -55,7 +61,7 @@ func cmdDelete() *cli.Command {
 			w := c.App.Writer
 			// Every key is resolved before anything changes: a missing one
 			// refuses the whole command, naming all that are missing.
-			inTrash, err := resolveDeleteKeys(c.Context, in.Catalog, keys, c.Bool("permanent"))
+			inTrash, nodes, err := resolveDeleteKeys(c.Context, in.Catalog, keys, c.Bool("permanent"))
 			if err != nil {
 				return err
 			}
@@ -72,7 +78,13 @@ func cmdDelete() *cli.Command {
 			// A collection or a run that refers to a purged version shows
 			// it as nothing (an empty row, a run without that input): say
 			// so before, and only go on with --force.
-			refs, err := references(c.Context, in.Catalog, keys)
+			var artifacts []string // the keys that are not a folder or link in the trash
+			for _, k := range keys {
+				if nodes[k] == "" {
+					artifacts = append(artifacts, k)
+				}
+			}
+			refs, err := references(c.Context, in.Catalog, artifacts)
 			if err != nil {
 				return err
 			}
@@ -108,6 +120,10 @@ func cmdDelete() *cli.Command {
 				if err != nil {
 					return err
 				}
+				if kind := nodes[k]; kind != "" {
+					fmt.Fprintf(w, "deleted the %s %s from the trash for good\n", kind, k)
+					continue
+				}
 				fmt.Fprintf(w, "deleted %s (%s) for good; `lamina gc` frees its storage\n", k, plural(len(vs), "version"))
 			}
 			return nil
@@ -115,26 +131,40 @@ func cmdDelete() *cli.Command {
 	}
 }
 
-// resolveDeleteKeys checks that every key names an artifact (a live one
-// unless permanent) and reports which are wholly in the trash. It refuses
-// the lot, naming every key that is missing, before anything changes.
 // folderDelete says what to do with a folder given to delete, which takes
 // keys of artifacts.
 func folderDelete(dir string) string {
 	return fmt.Sprintf("%s/ is a folder of keys: lamina delete takes the keys of artifacts (lamina ls %s/ lists them); rm -r of the folder in a mount trashes all of them, and lamina restore %s/ brings them back", dir, dir, dir)
 }
 
-func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, permanent bool) (map[string]bool, error) {
-	inTrash := map[string]bool{}
+// resolveDeleteKeys checks that every key names an artifact (a live one
+// unless permanent) and reports which are wholly in the trash; with
+// permanent, a key may also name a folder or link in the trash (nodes:
+// key → its kind). It refuses the lot, naming every key that is missing,
+// before anything changes.
+func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, permanent bool) (inTrash map[string]bool, nodes map[string]string, err error) {
+	inTrash, nodes = map[string]bool{}, map[string]string{}
 	var missing, trashed []string
+	var trash []catalog.TrashEntry // read once, if a key needs it
 	for _, k := range keys {
 		vs, err := cat.Versions(ctx, k, true)
 		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(vs) == 0 {
 			if under, err := cat.List(ctx, catalog.Query{Prefix: k + "/", Limit: 1}); err == nil && len(under) > 0 {
-				return nil, exitf(1, "%s: nothing deleted", folderDelete(k))
+				return nil, nil, exitf(1, "%s: nothing deleted", folderDelete(k))
+			}
+			if permanent {
+				if trash == nil {
+					if trash, err = cat.TrashList(ctx); err != nil {
+						return nil, nil, err
+					}
+				}
+				if i := slices.IndexFunc(trash, func(e catalog.TrashEntry) bool { return e.Key == k && e.Kind != "" }); i >= 0 {
+					nodes[k] = trash[i].Kind
+					continue
+				}
 			}
 			missing = append(missing, fmt.Sprintf("%q", k))
 			continue
@@ -152,9 +182,9 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 		why = append(why, fmt.Sprintf("%s already in the trash (--permanent deletes for good)", strings.Join(trashed, ", ")))
 	}
 	if len(why) > 0 {
-		return nil, exitf(1, "%s: nothing deleted", strings.Join(why, "; "))
+		return nil, nil, exitf(1, "%s: nothing deleted", strings.Join(why, "; "))
 	}
-	return inTrash, nil
+	return inTrash, nodes, nil
 }
 
 // references lists, for every version of keys (trashed ones too), the

@@ -139,4 +139,23 @@ func TestRestoreFolderTree(t *testing.T) {
 	if trash := e.ok("ls", "--trash"); strings.Contains(trash, "tree") {
 		t.Errorf("trash after restore tree/:\n%s", trash)
 	}
+	// A removed folder in the trash is deleted for good as ls --trash
+	// shows it (FOLDER/), and a link by its key.
+	if err := os.Remove(filepath.Join(tree, "empty")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(tree, "l")); err != nil {
+		t.Fatal(err)
+	}
+	if trash := e.ok("ls", "--trash"); !strings.Contains(trash, "tree/empty/") || !strings.Contains(trash, "tree/l") {
+		t.Fatalf("ls --trash after rmdir and rm of a link:\n%s", trash)
+	}
+	out = e.ok("delete", "--permanent", "--yes", "tree/empty/", "tree/l")
+	if !strings.Contains(out, "deleted the folder tree/empty from the trash for good") || !strings.Contains(out, "deleted the link tree/l") {
+		t.Errorf("delete --permanent of a folder and a link in the trash said:\n%s", out)
+	}
+	if trash := e.ok("ls", "--trash"); strings.Contains(trash, "tree/") {
+		t.Errorf("trash after delete --permanent:\n%s", trash)
+	}
+	e.fails("no artifact", "delete", "--permanent", "--yes", "tree/empty/")
 }
