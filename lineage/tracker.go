@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,8 +82,9 @@ type root struct {
 
 // proc is an answer about one live process or thread.
 type proc struct {
-	run string
-	fd  pidfd
+	run  string
+	fd   pidfd
+	argv []string // a job's command line (Tracker.jobs)
 }
 
 // NewTracker returns a Tracker writing to cat; Close stops it.
@@ -596,10 +598,29 @@ func (t *Tracker) job(rt *root, pid int) string {
 	if !ok {
 		return rt.run.UID
 	}
+	argv := procCmdline(pid)
+	// A job's process that exited with the same command line as this one
+	// was a pass of the same job: Snakemake runs a `benchmark: repeat(…,
+	// N)` job's shell N times, one process after the other. Its records
+	// name one job, so the passes share a run.
+	t.mu.Lock()
+	for k, p := range t.jobs {
+		if k != key && strings.HasPrefix(k, rt.run.UID+"/") && len(argv) > 0 && slices.Equal(p.argv, argv) && !p.fd.alive() {
+			p.fd.close()
+			delete(t.jobs, k)
+			if j != nil {
+				j.fd.close()
+			}
+			t.jobs[key] = &proc{run: p.run, fd: fd, argv: argv}
+			t.mu.Unlock()
+			return p.run
+		}
+	}
+	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: rt.run.UID, Name: "job",
-		Argv: procCmdline(pid), Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host})
+		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host})
 	if err != nil {
 		fd.close()
 		t.opts.Logger.Error("lineage: starting a job's run", "run", rt.run.UID, "pid", pid, "err", err)
@@ -609,7 +630,7 @@ func (t *Tracker) job(rt *root, pid int) string {
 	if j != nil {
 		j.fd.close()
 	}
-	t.jobs[key] = &proc{run: r.UID, fd: fd}
+	t.jobs[key] = &proc{run: r.UID, fd: fd, argv: argv}
 	t.parents[r.UID] = rt.run.UID
 	if s, ok := t.sources[rt.run.UID]; ok {
 		t.sources[r.UID] = s

@@ -389,3 +389,51 @@ func TestLineageSnakemakeEarlyFailure(t *testing.T) {
 		t.Fatalf("the pipeline's child runs %v", rec.Children)
 	}
 }
+
+// TestLineageSnakemakeBenchmarkRepeat: a rule with `benchmark:
+// repeat(…, 2)` runs its shell command twice, each time in a new process,
+// but it is one job (Snakemake's records name one): one run of the rule,
+// with the inputs and outputs of both passes.
+func TestLineageSnakemakeBenchmarkRepeat(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/b.txt"), []byte("bb\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "raw/c.txt"), []byte("cc\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/b.txt", "out/c.txt"
+
+rule b:
+    input: "raw/b.txt"
+    output: "out/b.txt"
+    benchmark: repeat("bench/b.tsv", 2)
+    shell: "(cat {input}; date +%N) > {output}"
+
+rule c:
+    input: "raw/c.txt"
+    output: "out/c.txt"
+    shell: "cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	var bs []catalog.Run
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--transform", "b", "--format", "json")), &bs); err != nil {
+		t.Fatal(err)
+	}
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	if len(bs) != 1 || len(sm.Children) != 2 {
+		t.Fatalf("rule b's runs %+v; the pipeline's child runs %v\n%s", bs, sm.Children, e.ok("runs", "ls"))
+	}
+	rec := e.runRecord(bs[0].UID)
+	if got, want := strings.Join(e.refs(rec.Outputs), " "), "wf/bench/b.tsv@v1 wf/out/b.txt@v1 wf/out/b.txt@v2"; got != want {
+		t.Errorf("rule b's outputs %s, want %s", got, want)
+	}
+	if v := e.showVersion("wf/out/b.txt"); v.Run != rec.Run.UID {
+		t.Errorf("out/b.txt is run %s's, want rule b's %s", v.Run, rec.Run.UID)
+	}
+	if got := strings.Join(e.refs(rec.Inputs), " "); got != "wf/raw/b.txt@v1" {
+		t.Errorf("rule b's inputs %s", got)
+	}
+	if rec.Run.Status != catalog.RunOK {
+		t.Errorf("rule b's run %+v", rec.Run)
+	}
+}
