@@ -167,8 +167,9 @@ type Finisher interface {
 
 // Abandon records that run r's root process vanished unfinished (status
 // catalog.RunAbandoned, no exit code, finished when noticed), and so did
-// its running children without a root of their own (Snakemake jobs). It
-// returns the run as stored.
+// its running children without a root of their own (Snakemake jobs). A run
+// whose cgroup still holds processes is recorded with ProcsLeft: it
+// lingers. It returns the run as stored.
 func Abandon(ctx context.Context, cat Finisher, r catalog.Run) (catalog.Run, error) {
 	end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}
 	if kids, err := cat.ListRuns(ctx, catalog.RunQuery{Parent: r.UID}); err == nil {
@@ -178,6 +179,8 @@ func Abandon(ctx context.Context, cat Finisher, r catalog.Run) (catalog.Run, err
 			}
 		}
 	}
+	// Its command may run on in its cgroup: it lingers (Tracker.Resume).
+	end.ProcsLeft = cgroupBusy(r.Cgroup)
 	return cat.FinishRun(ctx, r.UID, end)
 }
 

@@ -202,7 +202,7 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 	if rec, err := c.Catalog.RunRecord(ctx, got.UID); err == nil {
 		src = sourceOf(rec.Transform)
 	}
-	c.t.register(got, fd, src)
+	c.t.register(got, fd, src, false)
 	return got, nil
 }
 
@@ -221,7 +221,10 @@ func (c *tracked) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (
 // is still running: the pipeline that would judge it is gone) and the run
 // with e.
 func (t *Tracker) finish(ctx context.Context, uid string, e, jobEnd catalog.RunEnd) (catalog.Run, error) {
-	jobs := t.unregister(uid, true)
+	jobs, left := t.unregister(uid, true)
+	// Recorded, so that a daemon that starts while they still run knows
+	// the run lingers (Resume).
+	e.ProcsLeft = e.ProcsLeft || left
 	if err := t.flush(); err != nil {
 		// Logged, not returned: the run's end matters more than a lost batch.
 		t.opts.Logger.Error("lineage: recording inputs", "err", err)
@@ -294,7 +297,18 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 		t.mu.Unlock()
 	}()
 	var done []string
+	claimed := map[string]bool{} // cgroups of the runs seen: runs come newest first
 	for _, r := range runs {
+		// A cgroup's name may come back once it is gone (lamina-run-PID):
+		// the newest run that had it owns it.
+		owner := r.Cgroup != "" && !claimed[r.Cgroup]
+		claimed[r.Cgroup] = true
+		if owner && r.Status != catalog.RunRunning && r.ProcsLeft && (r.Host == "" || r.Host == host) && cgroupBusy(r.Cgroup) {
+			if t.resumeLingering(ctx, r) {
+				done = append(done, r.UID)
+			}
+			continue
+		}
 		if r.Status != catalog.RunRunning || r.RootPID <= 0 || (r.Host != "" && r.Host != host) {
 			continue
 		}
@@ -335,10 +349,36 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 			}
 		}
 		t.mu.Unlock()
-		t.register(rec.Run, fd, src)
+		t.register(rec.Run, fd, src, false)
 		done = append(done, r.UID)
 	}
 	return done
+}
+
+// resumeLingering registers again run r, which ended while processes
+// were left in its cgroup (ProcsLeft) and which still holds some: they
+// work for it until it empties, as they did for the daemon that saw the
+// run end. The job processes a killed Snakemake left are known by pid
+// only to that daemon: what they do now is the pipeline's run's.
+func (t *Tracker) resumeLingering(ctx context.Context, r catalog.Run) bool {
+	t.mu.Lock()
+	_, known := t.byRun[r.UID]
+	t.mu.Unlock()
+	if known {
+		return false
+	}
+	rec, err := t.cat.RunRecord(ctx, r.UID)
+	if err != nil {
+		return false
+	}
+	kids, _ := t.cat.ListRuns(ctx, catalog.RunQuery{Parent: r.UID})
+	t.mu.Lock()
+	for _, k := range kids {
+		t.parents[k.UID] = r.UID
+	}
+	t.mu.Unlock()
+	t.register(rec.Run, -1, sourceOf(rec.Transform), true)
+	return true
 }
 
 // source is a run's transform's source file: its digest and the paths
@@ -379,7 +419,9 @@ func (s source) is(v catalog.Version) bool {
 	return false
 }
 
-func (t *Tracker) register(r catalog.Run, fd pidfd, src source) {
+// register makes run r known by its root process fd and its cgroup;
+// lingering, by its cgroup only (see root).
+func (t *Tracker) register(r catalog.Run, fd pidfd, src source, lingering bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.parents[r.UID] = r.Parent
@@ -389,7 +431,7 @@ func (t *Tracker) register(r catalog.Run, fd pidfd, src source) {
 	if fd < 0 && r.Cgroup == "" {
 		return
 	}
-	rt := &root{run: r, fd: fd}
+	rt := &root{run: r, fd: fd, lingering: lingering}
 	if fd >= 0 {
 		if old := t.roots[r.RootPID]; old != nil {
 			old.fd.close()
@@ -417,8 +459,8 @@ type jobLeft struct {
 // unregister forgets run uid and returns its jobs' runs. With linger, a
 // run whose cgroup still holds processes stays known by its cgroup (and
 // its processes' marker) until the cgroup empties: what they read and
-// write is the run's, recorded after its end.
-func (t *Tracker) unregister(uid string, linger bool) []jobLeft {
+// write is the run's, recorded after its end; lingers says it does.
+func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers bool) {
 	var busy bool
 	if linger {
 		t.mu.Lock()
@@ -431,7 +473,6 @@ func (t *Tracker) unregister(uid string, linger bool) []jobLeft {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var jobs []jobLeft
 	if t.ended != nil {
 		t.ended[uid] = true
 	}
@@ -481,7 +522,7 @@ func (t *Tracker) unregister(uid string, linger bool) []jobLeft {
 		t.resetCache()
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].run < jobs[b].run })
-	return jobs
+	return jobs, busy
 }
 
 // resetCache drops every cached answer; called with mu held.

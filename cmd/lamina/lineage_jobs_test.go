@@ -437,3 +437,71 @@ rule c:
 		t.Errorf("rule b's run %+v", rec.Run)
 	}
 }
+
+// TestLineageLeftProcessesAcrossRestart: a run whose command left
+// processes running says so in its record, and a daemon that starts while
+// they run (after an umount, or after the daemon was killed) knows the
+// run from the catalog: what they read and write later is still the
+// run's, not nobody's.
+func TestLineageLeftProcessesAcrossRestart(t *testing.T) {
+	for _, how := range []string{"umount", "kill"} {
+		t.Run(how, func(t *testing.T) {
+			e := newMntEnv(t)
+			mnt := filepath.Join(e.dir, "lab")
+			e.mount(mnt)
+			os.MkdirAll(filepath.Join(mnt, "np"), 0o755)
+			os.WriteFile(filepath.Join(mnt, "np/a.txt"), []byte("a\n"), 0o644)
+			os.WriteFile(filepath.Join(mnt, "np/z.txt"), []byte("z\n"), 0o644)
+			goFile, doneFile := filepath.Join(e.dir, "go"), filepath.Join(e.dir, "done")
+			defer os.WriteFile(goFile, nil, 0o644) // the left process ends with the test
+			np := filepath.Join(mnt, "np")
+			// Bounded: the left process gives up after 30 s.
+			bg := `i=0; while [ ! -e ` + goFile + ` ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; cat ` + np + `/z.txt > ` + np + `/bg.txt; touch ` + doneFile
+			if _, errs, code := e.runIn(e.dir, "run", "--transform", "bg", "--", "sh", "-c",
+				`setsid sh -c '`+bg+`' </dev/null >/dev/null 2>&1 & cat `+np+`/a.txt > `+np+`/fg.txt`); code != 0 {
+				t.Fatalf("lamina run: exit %d\n%s", code, errs)
+			}
+			r := e.runsByName()["bg"]
+			if r.Cgroup == "" {
+				t.Fatal("the run has no cgroup (is the cgroup v2 tree writable?)")
+			}
+			if !r.ProcsLeft || !strings.Contains(e.ok("runs", "show", r.UID), "left:") {
+				t.Fatalf("the run does not say it left processes: %+v", r)
+			}
+			if how == "kill" {
+				e.killDaemon("m")
+			}
+			e.ok("umount", mnt)
+			e.ok("mount", mnt)
+			logs, _ := filepath.Glob(filepath.Join(e.dir, "run", "lamina", "*", "mount.log"))
+			seen := func() bool {
+				for _, p := range logs {
+					if b, _ := os.ReadFile(p); strings.Contains(string(b), "tracked again") && strings.Contains(string(b), r.UID) {
+						return true
+					}
+				}
+				return false
+			}
+			for end := time.Now().Add(20 * time.Second); !seen() && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			}
+			os.WriteFile(goFile, nil, 0o644)
+			for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+				if _, err := os.Stat(doneFile); err == nil {
+					break
+				}
+			}
+			want := "np/bg.txt@v1 np/fg.txt@v1 | np/a.txt@v1 np/z.txt@v1"
+			var got string
+			for i := 0; i < 100; i++ {
+				rec := e.runRecord(r.UID)
+				if got = strings.Join(e.refs(rec.Outputs), " ") + " | " + strings.Join(e.refs(rec.Inputs), " "); got == want {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if got != want {
+				t.Fatalf("outputs | inputs: %s, want %s", got, want)
+			}
+		})
+	}
+}

@@ -178,7 +178,10 @@ func cmdRun() *cli.Command {
 			// Finish with a fresh context: an interrupted run is recorded too.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if cat, err = finishRun(ctx, c, cat, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code, Signal: sig}); err != nil {
+			// Processes the command left in its cgroup work for the run
+			// until they exit: recorded, for a daemon that starts meanwhile.
+			left := cg != nil && cg.Busy()
+			if cat, err = finishRun(ctx, c, cat, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code, Signal: sig, ProcsLeft: left}); err != nil {
 				// The command's status is what the caller needs most.
 				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: the end of run %s (exit %d) could not be recorded, it stays running until a `lamina runs ls` sees its process gone: %v\n",
 					r.UID, code, explain(err))
