@@ -505,3 +505,37 @@ func TestLineageLeftProcessesAcrossRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestLineageLeftProcessesCLI: a process a run's command left running
+// works for the run through the CLI as through the mount: its `lamina
+// get` is an input of the run and its `lamina save` an output, after the
+// run ended. Once the run's last process is gone, its marker credits
+// nothing (TestLineageLeftProcesses).
+func TestLineageLeftProcessesCLI(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	e.ok("save", e.file("in.txt", []byte("in\n")), "--key", "cl/in.txt")
+	src := e.file("saved.txt", []byte("saved\n"))
+	goFile, doneFile := filepath.Join(e.dir, "go"), filepath.Join(e.dir, "done")
+	defer os.WriteFile(goFile, nil, 0o644) // the left process ends with the test
+	bg := `i=0; while [ ! -e ` + goFile + ` ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; ` +
+		e.bin + ` get cl/in.txt -o - >/dev/null && ` + e.bin + ` save ` + src + ` --key cl/saved.txt; touch ` + doneFile
+	if _, errs, code := e.runIn(e.dir, "run", "--transform", "bgcli", "--", "sh", "-c", `setsid sh -c '`+bg+`' </dev/null >/dev/null 2>&1 &`); code != 0 {
+		t.Fatalf("lamina run: exit %d\n%s", code, errs)
+	}
+	r := e.runsByName()["bgcli"]
+	if r.Status != catalog.RunOK || !r.ProcsLeft {
+		t.Fatalf("run %+v", r)
+	}
+	os.WriteFile(goFile, nil, 0o644)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(doneFile); err == nil {
+			break
+		}
+	}
+	rec := e.runRecord(r.UID)
+	if got := strings.Join(e.refs(rec.Outputs), " ") + " | " + strings.Join(e.refs(rec.Inputs), " "); got != "cl/saved.txt@v1 | cl/in.txt@v1" {
+		t.Fatalf("outputs | inputs: %s, want cl/saved.txt@v1 | cl/in.txt@v1", got)
+	}
+}

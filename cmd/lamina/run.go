@@ -471,14 +471,24 @@ func plural(n int, s string) string {
 // decides for a process it sees: the run its LAMINA_RUN names, if that run
 // is still running and its registered root process is alive, checked
 // against the root's start time so that a reused pid never matches
-// (DESIGN §5). "" when there is none: no marker, a marker of another
-// catalog, or a stale one left in a shell after its run ended.
+// (DESIGN §5), or, if it ended, one that this process lingers for (a
+// process its command left running, as the mount credits them). "" when
+// there is none: no marker, a marker of another catalog, or a stale one
+// left in a shell after its run ended.
 func trackedRun(ctx context.Context, cat catalog.Catalog) string {
 	r, stale, _ := markedRun(ctx, cat)
-	if stale != "" {
+	if stale != "" && !lingers(r) {
 		return ""
 	}
 	return r.UID
+}
+
+// lingers reports whether run r, ended, still has this process working
+// for it: a process its command left in its cgroup, or a child of one
+// (lineage.Lingers). The mount credits what they read and write to r.
+func lingers(r catalog.Run) bool {
+	host, _ := os.Hostname()
+	return lineage.Lingers(r, os.Getpid(), host)
 }
 
 // markedRun looks up the run LAMINA_RUN names. It returns the zero Run when
@@ -510,16 +520,17 @@ func markedRun(ctx context.Context, cat catalog.Catalog) (r catalog.Run, stale s
 	return r, "", nil
 }
 
-// parentRun is the parent of a new run: the live run LAMINA_RUN names. A
-// marker of a run that ended (left in a shell by a `track finish` without
-// eval, or by a killed `lamina run`) is not a parent; the user is told once
-// how to clear it. A marker of another catalog is dropped silently.
+// parentRun is the parent of a new run: the live run LAMINA_RUN names, or
+// the ended one this process lingers for (lingers). A marker of a run that
+// ended (left in a shell by a `track finish` without eval, or by a killed
+// `lamina run`) is not a parent otherwise; the user is told once how to
+// clear it. A marker of another catalog is dropped silently.
 func parentRun(c *cli.Context, cat catalog.Catalog) string {
 	r, stale, err := markedRun(c.Context, cat)
 	if err != nil {
 		return ""
 	}
-	if stale != "" {
+	if stale != "" && !lingers(r) {
 		fmt.Fprintf(c.App.ErrWriter, "lamina: ignoring the stale %s=%s (%s); clear it with: unset %s\n", lineage.EnvRun, r.UID, stale, lineage.EnvRun)
 		return ""
 	}
