@@ -283,8 +283,10 @@ func (t *Tracker) reap() {
 // held as a pidfd checked against the root's start time, its cgroup, its
 // transform's source. The job runs an earlier daemon started for a
 // Snakemake run and left running end with that run, and every child run's
-// parent is known (a version a child wrote is no input of its parent). It
-// returns the runs registered. It reads /proc: never call it inside a
+// parent is known (a version a child wrote is no input of its parent).
+// A run of this host that ended with processes left in its cgroup
+// (ProcsLeft) whose cgroup still holds some is registered as lingering
+// (resumeLingering). It returns the runs registered. It reads /proc: never call it inside a
 // FUSE handler.
 func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 	host, _ := os.Hostname()
