@@ -648,10 +648,10 @@ func (t *Tracker) job(rt *root, pid int) string {
 	// name one job, so the passes share a run.
 	t.mu.Lock()
 	for k, p := range t.jobs {
-		if k != key && strings.HasPrefix(k, rt.run.UID+"/") && len(argv) > 0 && slices.Equal(p.argv, argv) && !p.fd.alive() {
+		if strings.HasPrefix(k, rt.run.UID+"/") && len(argv) > 0 && slices.Equal(p.argv, argv) && !p.fd.alive() {
 			p.fd.close()
 			delete(t.jobs, k)
-			if j != nil {
+			if j != nil && k != key {
 				j.fd.close()
 			}
 			t.jobs[key] = &proc{run: p.run, fd: fd, argv: argv}
