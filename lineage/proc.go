@@ -159,14 +159,15 @@ func Vanished(r catalog.Run, host string) bool {
 	return err != nil || start != r.RootStart
 }
 
-// Lingers reports whether run r, which ended, still has process pid
-// working for it: pid is in r's cgroup on this host (host, as os.Hostname
-// says), where r's command left processes (ProcsLeft). The mount credits
-// what such processes read and write to r (Tracker), and the CLI their
-// `lamina get` and `lamina save`. It reads /proc: never call it inside a
-// FUSE handler.
-func Lingers(r catalog.Run, pid int, host string) bool {
-	return r.Status != catalog.RunRunning && r.ProcsLeft && r.Cgroup != "" && (r.Host == "" || r.Host == host) && inCgroup(pid, r.Cgroup)
+// Lingers reports whether run r, which ended, lingers: its command left
+// processes in its cgroup on this host (host, as os.Hostname says;
+// ProcsLeft), and some are still there. A daemon keeps such a run
+// registered (Tracker), so the mount credits what its processes read and
+// write to it, found by their cgroup or their LAMINA_RUN; the CLI credits
+// their `lamina get` and `lamina save` by the marker the same way. It
+// reads the cgroup tree: never call it inside a FUSE handler.
+func Lingers(r catalog.Run, host string) bool {
+	return r.Status != catalog.RunRunning && r.ProcsLeft && r.Cgroup != "" && (r.Host == "" || r.Host == host) && cgroupBusy(r.Cgroup)
 }
 
 // Finisher is the part of a catalog that ends runs.

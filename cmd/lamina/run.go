@@ -471,8 +471,8 @@ func plural(n int, s string) string {
 // decides for a process it sees: the run its LAMINA_RUN names, if that run
 // is still running and its registered root process is alive, checked
 // against the root's start time so that a reused pid never matches
-// (DESIGN §5), or, if it ended, one that this process lingers for (a
-// process its command left running, as the mount credits them). "" when
+// (DESIGN §5), or, if it ended, one that lingers (processes its command
+// left running work for it, as the mount credits them). "" when
 // there is none: no marker, a marker of another catalog, or a stale one
 // left in a shell after its run ended.
 func trackedRun(ctx context.Context, cat catalog.Catalog) string {
@@ -483,12 +483,12 @@ func trackedRun(ctx context.Context, cat catalog.Catalog) string {
 	return r.UID
 }
 
-// lingers reports whether run r, ended, still has this process working
-// for it: a process its command left in its cgroup, or a child of one
-// (lineage.Lingers). The mount credits what they read and write to r.
+// lingers reports whether run r, ended, lingers: processes its command
+// left in its cgroup still run, and work for it (lineage.Lingers), as the
+// mount accepts their marker.
 func lingers(r catalog.Run) bool {
 	host, _ := os.Hostname()
-	return lineage.Lingers(r, os.Getpid(), host)
+	return lineage.Lingers(r, host)
 }
 
 // markedRun looks up the run LAMINA_RUN names. It returns the zero Run when
@@ -521,7 +521,7 @@ func markedRun(ctx context.Context, cat catalog.Catalog) (r catalog.Run, stale s
 }
 
 // parentRun is the parent of a new run: the live run LAMINA_RUN names, or
-// the ended one this process lingers for (lingers). A marker of a run that
+// the ended one that lingers (lingers). A marker of a run that
 // ended (left in a shell by a `track finish` without eval, or by a killed
 // `lamina run`) is not a parent otherwise; the user is told once how to
 // clear it. A marker of another catalog is dropped silently.
