@@ -286,8 +286,8 @@ func (t *Tracker) reap() {
 // parent is known (a version a child wrote is no input of its parent).
 // A run of this host that ended with processes left in its cgroup
 // (ProcsLeft) whose cgroup still holds some is registered as lingering
-// (resumeLingering). It returns the runs registered. It reads /proc: never call it inside a
-// FUSE handler.
+// (resumeLingering). It returns the runs registered. It reads /proc:
+// never call it inside a FUSE handler.
 func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 	host, _ := os.Hostname()
 	t.mu.Lock()
