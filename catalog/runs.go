@@ -62,6 +62,10 @@ type Run struct {
 	RootStart uint64 `json:"root_start,omitempty"`
 	Cgroup    string `json:"cgroup,omitempty"`
 	Split     bool   `json:"split,omitempty"`
+	// ProcsLeft: the run ended with processes of its command still in its
+	// cgroup (`… &`, `setsid nohup`); until they exit, what they read and
+	// write through a mount is the run's, recorded after its end.
+	ProcsLeft bool `json:"processes_left,omitempty"`
 }
 
 // SetArgv records argv: Argv as text, and each argument that is not
@@ -111,6 +115,9 @@ type RunEnd struct {
 	// Abandoned marks a run whose root process vanished unfinished:
 	// status RunAbandoned, no exit code.
 	Abandoned bool `json:"abandoned,omitempty"`
+	// ProcsLeft records that the run ended with processes left in its
+	// cgroup (Run.ProcsLeft); false leaves it as it is.
+	ProcsLeft bool `json:"processes_left,omitempty"`
 }
 
 // Apply applies e to r: what FinishRun does to the stored run, in every
@@ -135,6 +142,9 @@ func (r *Run) Apply(e RunEnd) {
 	}
 	if e.Transform != "" {
 		r.Transform = e.Transform
+	}
+	if e.ProcsLeft {
+		r.ProcsLeft = true
 	}
 	switch {
 	case e.Abandoned:

@@ -159,6 +159,17 @@ func Vanished(r catalog.Run, host string) bool {
 	return err != nil || start != r.RootStart
 }
 
+// Lingers reports whether run r, which ended, lingers: its command left
+// processes in its cgroup on this host (host, as os.Hostname says;
+// ProcsLeft), and some are still there. A daemon keeps such a run
+// registered (Tracker), so the mount credits what its processes read and
+// write to it, found by their cgroup or their LAMINA_RUN; the CLI credits
+// their `lamina get` and `lamina save` by the marker the same way. It
+// reads the cgroup tree: never call it inside a FUSE handler.
+func Lingers(r catalog.Run, host string) bool {
+	return r.Status != catalog.RunRunning && r.ProcsLeft && r.Cgroup != "" && (r.Host == "" || r.Host == host) && cgroupBusy(r.Cgroup)
+}
+
 // Finisher is the part of a catalog that ends runs.
 type Finisher interface {
 	FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (catalog.Run, error)
@@ -167,8 +178,9 @@ type Finisher interface {
 
 // Abandon records that run r's root process vanished unfinished (status
 // catalog.RunAbandoned, no exit code, finished when noticed), and so did
-// its running children without a root of their own (Snakemake jobs). It
-// returns the run as stored.
+// its running children without a root of their own (Snakemake jobs). A run
+// whose cgroup still holds processes is recorded with ProcsLeft: it
+// lingers. It returns the run as stored.
 func Abandon(ctx context.Context, cat Finisher, r catalog.Run) (catalog.Run, error) {
 	end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}
 	if kids, err := cat.ListRuns(ctx, catalog.RunQuery{Parent: r.UID}); err == nil {
@@ -178,6 +190,8 @@ func Abandon(ctx context.Context, cat Finisher, r catalog.Run) (catalog.Run, err
 			}
 		}
 	}
+	// Its command may run on in its cgroup: it lingers (Tracker.Resume).
+	end.ProcsLeft = cgroupBusy(r.Cgroup)
 	return cat.FinishRun(ctx, r.UID, end)
 }
 

@@ -255,6 +255,9 @@ func (c *Cgroup) Move(pid int) error {
 	return os.WriteFile(filepath.Join(c.Dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
 }
 
+// Busy reports whether a process is left in the cgroup.
+func (c *Cgroup) Busy() bool { return cgroupBusy(c.Path) }
+
 // Remove removes the cgroup if no process is left in it.
 func (c *Cgroup) Remove() error { return os.Remove(c.Dir) }
 

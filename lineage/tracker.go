@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,8 +82,9 @@ type root struct {
 
 // proc is an answer about one live process or thread.
 type proc struct {
-	run string
-	fd  pidfd
+	run  string
+	fd   pidfd
+	argv []string // a job's command line (Tracker.jobs)
 }
 
 // NewTracker returns a Tracker writing to cat; Close stops it.
@@ -200,7 +202,7 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 	if rec, err := c.Catalog.RunRecord(ctx, got.UID); err == nil {
 		src = sourceOf(rec.Transform)
 	}
-	c.t.register(got, fd, src)
+	c.t.register(got, fd, src, false)
 	return got, nil
 }
 
@@ -219,7 +221,10 @@ func (c *tracked) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (
 // is still running: the pipeline that would judge it is gone) and the run
 // with e.
 func (t *Tracker) finish(ctx context.Context, uid string, e, jobEnd catalog.RunEnd) (catalog.Run, error) {
-	jobs := t.unregister(uid, true)
+	jobs, left := t.unregister(uid, true)
+	// Recorded, so that a daemon that starts while they still run knows
+	// the run lingers (Resume).
+	e.ProcsLeft = e.ProcsLeft || left
 	if err := t.flush(); err != nil {
 		// Logged, not returned: the run's end matters more than a lost batch.
 		t.opts.Logger.Error("lineage: recording inputs", "err", err)
@@ -278,9 +283,11 @@ func (t *Tracker) reap() {
 // held as a pidfd checked against the root's start time, its cgroup, its
 // transform's source. The job runs an earlier daemon started for a
 // Snakemake run and left running end with that run, and every child run's
-// parent is known (a version a child wrote is no input of its parent). It
-// returns the runs registered. It reads /proc: never call it inside a
-// FUSE handler.
+// parent is known (a version a child wrote is no input of its parent).
+// A run of this host that ended with processes left in its cgroup
+// (ProcsLeft) whose cgroup still holds some is registered as lingering
+// (resumeLingering). It returns the runs registered. It reads /proc:
+// never call it inside a FUSE handler.
 func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 	host, _ := os.Hostname()
 	t.mu.Lock()
@@ -292,7 +299,18 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 		t.mu.Unlock()
 	}()
 	var done []string
+	claimed := map[string]bool{} // cgroups of the runs seen: runs come newest first
 	for _, r := range runs {
+		// A cgroup's name may come back once it is gone (lamina-run-PID):
+		// the newest run that had it owns it.
+		owner := r.Cgroup != "" && !claimed[r.Cgroup]
+		claimed[r.Cgroup] = true
+		if owner && r.Status != catalog.RunRunning && r.ProcsLeft && (r.Host == "" || r.Host == host) && cgroupBusy(r.Cgroup) {
+			if t.resumeLingering(ctx, r) {
+				done = append(done, r.UID)
+			}
+			continue
+		}
 		if r.Status != catalog.RunRunning || r.RootPID <= 0 || (r.Host != "" && r.Host != host) {
 			continue
 		}
@@ -333,10 +351,36 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 			}
 		}
 		t.mu.Unlock()
-		t.register(rec.Run, fd, src)
+		t.register(rec.Run, fd, src, false)
 		done = append(done, r.UID)
 	}
 	return done
+}
+
+// resumeLingering registers again run r, which ended while processes
+// were left in its cgroup (ProcsLeft) and which still holds some: they
+// work for it until it empties, as they did for the daemon that saw the
+// run end. The job processes a killed Snakemake left are known by pid
+// only to that daemon: what they do now is the pipeline's run's.
+func (t *Tracker) resumeLingering(ctx context.Context, r catalog.Run) bool {
+	t.mu.Lock()
+	_, known := t.byRun[r.UID]
+	t.mu.Unlock()
+	if known {
+		return false
+	}
+	rec, err := t.cat.RunRecord(ctx, r.UID)
+	if err != nil {
+		return false
+	}
+	kids, _ := t.cat.ListRuns(ctx, catalog.RunQuery{Parent: r.UID})
+	t.mu.Lock()
+	for _, k := range kids {
+		t.parents[k.UID] = r.UID
+	}
+	t.mu.Unlock()
+	t.register(rec.Run, -1, sourceOf(rec.Transform), true)
+	return true
 }
 
 // source is a run's transform's source file: its digest and the paths
@@ -377,7 +421,9 @@ func (s source) is(v catalog.Version) bool {
 	return false
 }
 
-func (t *Tracker) register(r catalog.Run, fd pidfd, src source) {
+// register makes run r known by its root process fd and its cgroup;
+// lingering, by its cgroup only (see root).
+func (t *Tracker) register(r catalog.Run, fd pidfd, src source, lingering bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.parents[r.UID] = r.Parent
@@ -387,7 +433,7 @@ func (t *Tracker) register(r catalog.Run, fd pidfd, src source) {
 	if fd < 0 && r.Cgroup == "" {
 		return
 	}
-	rt := &root{run: r, fd: fd}
+	rt := &root{run: r, fd: fd, lingering: lingering}
 	if fd >= 0 {
 		if old := t.roots[r.RootPID]; old != nil {
 			old.fd.close()
@@ -415,8 +461,8 @@ type jobLeft struct {
 // unregister forgets run uid and returns its jobs' runs. With linger, a
 // run whose cgroup still holds processes stays known by its cgroup (and
 // its processes' marker) until the cgroup empties: what they read and
-// write is the run's, recorded after its end.
-func (t *Tracker) unregister(uid string, linger bool) []jobLeft {
+// write is the run's, recorded after its end; lingers says it does.
+func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers bool) {
 	var busy bool
 	if linger {
 		t.mu.Lock()
@@ -429,7 +475,6 @@ func (t *Tracker) unregister(uid string, linger bool) []jobLeft {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var jobs []jobLeft
 	if t.ended != nil {
 		t.ended[uid] = true
 	}
@@ -479,7 +524,7 @@ func (t *Tracker) unregister(uid string, linger bool) []jobLeft {
 		t.resetCache()
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].run < jobs[b].run })
-	return jobs
+	return jobs, busy
 }
 
 // resetCache drops every cached answer; called with mu held.
@@ -596,10 +641,29 @@ func (t *Tracker) job(rt *root, pid int) string {
 	if !ok {
 		return rt.run.UID
 	}
+	argv := procCmdline(pid)
+	// A job's process that exited with the same command line as this one
+	// was a pass of the same job: Snakemake runs a `benchmark: repeat(…,
+	// N)` job's shell N times, one process after the other. Its records
+	// name one job, so the passes share a run.
+	t.mu.Lock()
+	for k, p := range t.jobs {
+		if strings.HasPrefix(k, rt.run.UID+"/") && len(argv) > 0 && slices.Equal(p.argv, argv) && !p.fd.alive() {
+			p.fd.close()
+			delete(t.jobs, k)
+			if j != nil && k != key {
+				j.fd.close()
+			}
+			t.jobs[key] = &proc{run: p.run, fd: fd, argv: argv}
+			t.mu.Unlock()
+			return p.run
+		}
+	}
+	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: rt.run.UID, Name: "job",
-		Argv: procCmdline(pid), Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host})
+		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host})
 	if err != nil {
 		fd.close()
 		t.opts.Logger.Error("lineage: starting a job's run", "run", rt.run.UID, "pid", pid, "err", err)
@@ -609,7 +673,7 @@ func (t *Tracker) job(rt *root, pid int) string {
 	if j != nil {
 		j.fd.close()
 	}
-	t.jobs[key] = &proc{run: r.UID, fd: fd}
+	t.jobs[key] = &proc{run: r.UID, fd: fd, argv: argv}
 	t.parents[r.UID] = rt.run.UID
 	if s, ok := t.sources[rt.run.UID]; ok {
 		t.sources[r.UID] = s

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -245,5 +246,73 @@ func TestTrackerResume(t *testing.T) {
 	jrec, _ := c.RunRecord(ctx, job.UID)
 	if rec.Run.Status != catalog.RunOK || len(rec.Inputs) != 0 || jrec.Run.Status == catalog.RunRunning {
 		t.Fatalf("resumed run %s with inputs %v, its job %s", rec.Run.Status, rec.Inputs, jrec.Run.Status)
+	}
+}
+
+// TestTrackerJobPasses: in a split run, a job process with the command
+// line of a job process that exited is another pass of that job
+// (Snakemake's benchmark repeat) and takes its run; one with the same
+// command line while the other still runs is another job.
+func TestTrackerJobPasses(t *testing.T) {
+	ctx := context.Background()
+	c := openBolt(t)
+	tr := lineage.NewTracker(c, lineage.TrackerOptions{FlushEvery: time.Hour})
+	defer tr.Close()
+	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "t", Kind: "named"})
+	// root → command (the inner sh, Snakemake's place) → jobs, one per line read.
+	root := exec.Command("sh", "-c", `sh -c 'while read x; do sleep 30 & echo $!; done'; :`)
+	in, _ := root.StdinPipe()
+	out, _ := root.StdoutPipe()
+	if err := root.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { in.Close(); root.Process.Kill(); root.Wait() }()
+	var jobs []int
+	newJob := func() int {
+		t.Helper()
+		in.Write([]byte("\n"))
+		var pid int
+		var b [1]byte
+		for {
+			if _, err := out.Read(b[:]); err != nil || b[0] == '\n' {
+				break
+			}
+			pid = pid*10 + int(b[0]-'0')
+		}
+		jobs = append(jobs, pid)
+		return pid
+	}
+	defer func() {
+		for _, p := range jobs {
+			exec.Command("kill", "-9", itoa(p)).Run()
+		}
+	}()
+	start, err := lineage.ProcStart(root.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tr.Wrap(c).StartRun(ctx, catalog.Run{Transform: tf.UID, RootPID: root.Process.Pid, RootStart: start, Split: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := newJob(), newJob()
+	a, b := tr.Caller(uint32(first)), tr.Caller(uint32(second))
+	if a == "" || a == r.UID || b == "" || b == a {
+		t.Fatalf("two jobs at once: runs %q and %q (the pipeline's %s)", a, b, r.UID)
+	}
+	exec.Command("kill", "-9", itoa(first)).Run()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile("/proc/" + itoa(first) + "/stat"); err != nil || strings.Contains(string(b), ") Z ") {
+			break // gone, or a zombie: exited
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the killed job still runs")
+		}
+	}
+	if got := tr.Caller(uint32(newJob())); got != a {
+		t.Fatalf("a job after the first exited: run %q, want the first's %s", got, a)
+	}
+	if got := tr.Caller(uint32(second)); got != b {
+		t.Fatalf("the second job: run %q, want %s", got, b)
 	}
 }

@@ -50,6 +50,15 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if f, err := c.FinishRun(ctx, gone.UID, catalog.RunEnd{Name: "g2"}); err != nil || f.Status != catalog.RunAbandoned || f.Name != "g2" {
 			t.Fatalf("an amended abandoned run: %+v, %v", f, err)
 		}
+		// A run that left processes says so, and an amend keeps it.
+		left, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "l"})
+		if f, err := c.FinishRun(ctx, left.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code, ProcsLeft: true}); err != nil || !f.ProcsLeft {
+			t.Fatalf("processes left: %+v, %v", f, err)
+		}
+		c.FinishRun(ctx, left.UID, catalog.RunEnd{Name: "l2"})
+		if rec, err := c.RunRecord(ctx, left.UID); err != nil || !rec.Run.ProcsLeft || rec.Run.Name != "l2" {
+			t.Fatalf("processes left, amended: %+v, %v", rec.Run, err)
+		}
 		job, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "job"})
 		if _, err := c.FinishRun(ctx, job.UID, catalog.RunEnd{Transform: "nosuchtransform"}); !errors.Is(err, catalog.ErrNotFound) {
 			t.Fatalf("unknown transform: %v", err)
@@ -64,7 +73,7 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if rs, err := c.ListRuns(ctx, catalog.RunQuery{Transform: "norm"}); err != nil || len(rs) != 1 || rs[0].UID != job.UID {
 			t.Fatalf("ListRuns norm = %+v, %v", rs, err)
 		}
-		if rs, err := c.ListRuns(ctx, catalog.RunQuery{Transform: "snakemake"}); err != nil || len(rs) != 2 {
+		if rs, err := c.ListRuns(ctx, catalog.RunQuery{Transform: "snakemake"}); err != nil || len(rs) != 3 {
 			t.Fatalf("ListRuns snakemake = %+v, %v", rs, err)
 		}
 	})

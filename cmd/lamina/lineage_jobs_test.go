@@ -397,3 +397,153 @@ func TestLineageSnakemakeEarlyFailure(t *testing.T) {
 		t.Fatalf("the pipeline's child runs %v", rec.Children)
 	}
 }
+
+// TestLineageSnakemakeBenchmarkRepeat: a rule with `benchmark:
+// repeat(…, 2)` runs its shell command twice, each time in a new process,
+// but it is one job (Snakemake's records name one): one run of the rule,
+// with the inputs and outputs of both passes.
+func TestLineageSnakemakeBenchmarkRepeat(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/b.txt"), []byte("bb\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "raw/c.txt"), []byte("cc\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/b.txt", "out/c.txt"
+
+rule b:
+    input: "raw/b.txt"
+    output: "out/b.txt"
+    benchmark: repeat("bench/b.tsv", 2)
+    shell: "(cat {input}; date +%N) > {output}"
+
+rule c:
+    input: "raw/c.txt"
+    output: "out/c.txt"
+    shell: "cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	var bs []catalog.Run
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--transform", "b", "--format", "json")), &bs); err != nil {
+		t.Fatal(err)
+	}
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	if len(bs) != 1 || len(sm.Children) != 2 {
+		t.Fatalf("rule b's runs %+v; the pipeline's child runs %v\n%s", bs, sm.Children, e.ok("runs", "ls"))
+	}
+	rec := e.runRecord(bs[0].UID)
+	if got, want := strings.Join(e.refs(rec.Outputs), " "), "wf/bench/b.tsv@v1 wf/out/b.txt@v1 wf/out/b.txt@v2"; got != want {
+		t.Errorf("rule b's outputs %s, want %s", got, want)
+	}
+	if v := e.showVersion("wf/out/b.txt"); v.Run != rec.Run.UID {
+		t.Errorf("out/b.txt is run %s's, want rule b's %s", v.Run, rec.Run.UID)
+	}
+	if got := strings.Join(e.refs(rec.Inputs), " "); got != "wf/raw/b.txt@v1" {
+		t.Errorf("rule b's inputs %s", got)
+	}
+	if rec.Run.Status != catalog.RunOK {
+		t.Errorf("rule b's run %+v", rec.Run)
+	}
+}
+
+// TestLineageLeftProcessesAcrossRestart: a run whose command left
+// processes running says so in its record, and a daemon that starts while
+// they run (after an umount, or after the daemon was killed) knows the
+// run from the catalog: what they read and write later is still the
+// run's, not nobody's.
+func TestLineageLeftProcessesAcrossRestart(t *testing.T) {
+	for _, how := range []string{"umount", "kill"} {
+		t.Run(how, func(t *testing.T) {
+			e := newMntEnv(t)
+			mnt := filepath.Join(e.dir, "lab")
+			e.mount(mnt)
+			os.MkdirAll(filepath.Join(mnt, "np"), 0o755)
+			os.WriteFile(filepath.Join(mnt, "np/a.txt"), []byte("a\n"), 0o644)
+			os.WriteFile(filepath.Join(mnt, "np/z.txt"), []byte("z\n"), 0o644)
+			goFile, doneFile := filepath.Join(e.dir, "go"), filepath.Join(e.dir, "done")
+			defer os.WriteFile(goFile, nil, 0o644) // the left process ends with the test
+			np := filepath.Join(mnt, "np")
+			// Bounded: the left process gives up after 30 s.
+			bg := `i=0; while [ ! -e ` + goFile + ` ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; cat ` + np + `/z.txt > ` + np + `/bg.txt; touch ` + doneFile
+			if _, errs, code := e.runIn(e.dir, "run", "--transform", "bg", "--", "sh", "-c",
+				`setsid sh -c '`+bg+`' </dev/null >/dev/null 2>&1 & cat `+np+`/a.txt > `+np+`/fg.txt`); code != 0 {
+				t.Fatalf("lamina run: exit %d\n%s", code, errs)
+			}
+			r := e.runsByName()["bg"]
+			if r.Cgroup == "" {
+				t.Fatal("the run has no cgroup (is the cgroup v2 tree writable?)")
+			}
+			if !r.ProcsLeft || !strings.Contains(e.ok("runs", "show", r.UID), "left:") {
+				t.Fatalf("the run does not say it left processes: %+v", r)
+			}
+			if how == "kill" {
+				e.killDaemon("m")
+			}
+			e.ok("umount", mnt)
+			e.ok("mount", mnt)
+			logs, _ := filepath.Glob(filepath.Join(e.dir, "run", "lamina", "*", "mount.log"))
+			seen := func() bool {
+				for _, p := range logs {
+					if b, _ := os.ReadFile(p); strings.Contains(string(b), "tracked again") && strings.Contains(string(b), r.UID) {
+						return true
+					}
+				}
+				return false
+			}
+			for end := time.Now().Add(20 * time.Second); !seen() && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			}
+			os.WriteFile(goFile, nil, 0o644)
+			for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+				if _, err := os.Stat(doneFile); err == nil {
+					break
+				}
+			}
+			want := "np/bg.txt@v1 np/fg.txt@v1 | np/a.txt@v1 np/z.txt@v1"
+			var got string
+			for i := 0; i < 100; i++ {
+				rec := e.runRecord(r.UID)
+				if got = strings.Join(e.refs(rec.Outputs), " ") + " | " + strings.Join(e.refs(rec.Inputs), " "); got == want {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if got != want {
+				t.Fatalf("outputs | inputs: %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// TestLineageLeftProcessesCLI: a process a run's command left running
+// works for the run through the CLI as through the mount: its `lamina
+// get` is an input of the run and its `lamina save` an output, after the
+// run ended. Once the run's last process is gone, its marker credits
+// nothing (TestLineageLeftProcesses).
+func TestLineageLeftProcessesCLI(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	e.ok("save", e.file("in.txt", []byte("in\n")), "--key", "cl/in.txt")
+	src := e.file("saved.txt", []byte("saved\n"))
+	goFile, doneFile := filepath.Join(e.dir, "go"), filepath.Join(e.dir, "done")
+	defer os.WriteFile(goFile, nil, 0o644) // the left process ends with the test
+	bg := `i=0; while [ ! -e ` + goFile + ` ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; ` +
+		e.bin + ` get cl/in.txt -o - >/dev/null && ` + e.bin + ` save ` + src + ` --key cl/saved.txt; touch ` + doneFile
+	if _, errs, code := e.runIn(e.dir, "run", "--transform", "bgcli", "--", "sh", "-c", `setsid sh -c '`+bg+`' </dev/null >/dev/null 2>&1 &`); code != 0 {
+		t.Fatalf("lamina run: exit %d\n%s", code, errs)
+	}
+	r := e.runsByName()["bgcli"]
+	if r.Status != catalog.RunOK || !r.ProcsLeft {
+		t.Fatalf("run %+v", r)
+	}
+	os.WriteFile(goFile, nil, 0o644)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(doneFile); err == nil {
+			break
+		}
+	}
+	rec := e.runRecord(r.UID)
+	if got := strings.Join(e.refs(rec.Outputs), " ") + " | " + strings.Join(e.refs(rec.Inputs), " "); got != "cl/saved.txt@v1 | cl/in.txt@v1" {
+		t.Fatalf("outputs | inputs: %s, want cl/saved.txt@v1 | cl/in.txt@v1", got)
+	}
+}

@@ -432,7 +432,8 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		// registered with it); those whose process lives on (a run begun
 		// before this mount, or before a restart of its daemon) are
 		// registered with the tracker, so what they do from now on through
-		// the mount is theirs.
+		// the mount is theirs; so are those that ended leaving processes
+		// that still run (they linger).
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()

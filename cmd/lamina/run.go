@@ -178,7 +178,10 @@ func cmdRun() *cli.Command {
 			// Finish with a fresh context: an interrupted run is recorded too.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if cat, err = finishRun(ctx, c, cat, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code, Signal: sig}); err != nil {
+			// Processes the command left in its cgroup work for the run
+			// until they exit: recorded, for a daemon that starts meanwhile.
+			left := cg != nil && cg.Busy()
+			if cat, err = finishRun(ctx, c, cat, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code, Signal: sig, ProcsLeft: left}); err != nil {
 				// The command's status is what the caller needs most.
 				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: the end of run %s (exit %d) could not be recorded, it stays running until a `lamina runs ls` sees its process gone: %v\n",
 					r.UID, code, explain(err))
@@ -468,14 +471,24 @@ func plural(n int, s string) string {
 // decides for a process it sees: the run its LAMINA_RUN names, if that run
 // is still running and its registered root process is alive, checked
 // against the root's start time so that a reused pid never matches
-// (DESIGN §5). "" when there is none: no marker, a marker of another
-// catalog, or a stale one left in a shell after its run ended.
+// (DESIGN §5), or, if it ended, one that lingers (processes its command
+// left running work for it, as the mount credits them). "" when
+// there is none: no marker, a marker of another catalog, or a stale one
+// left in a shell after its run ended.
 func trackedRun(ctx context.Context, cat catalog.Catalog) string {
 	r, stale, _ := markedRun(ctx, cat)
-	if stale != "" {
+	if stale != "" && !lingers(r) {
 		return ""
 	}
 	return r.UID
+}
+
+// lingers reports whether run r, ended, lingers: processes its command
+// left in its cgroup still run, and work for it (lineage.Lingers), as the
+// mount accepts their marker.
+func lingers(r catalog.Run) bool {
+	host, _ := os.Hostname()
+	return lineage.Lingers(r, host)
 }
 
 // markedRun looks up the run LAMINA_RUN names. It returns the zero Run when
@@ -507,16 +520,17 @@ func markedRun(ctx context.Context, cat catalog.Catalog) (r catalog.Run, stale s
 	return r, "", nil
 }
 
-// parentRun is the parent of a new run: the live run LAMINA_RUN names. A
-// marker of a run that ended (left in a shell by a `track finish` without
-// eval, or by a killed `lamina run`) is not a parent; the user is told once
-// how to clear it. A marker of another catalog is dropped silently.
+// parentRun is the parent of a new run: the live run LAMINA_RUN names, or
+// the ended one that lingers (lingers). A marker of a run that
+// ended (left in a shell by a `track finish` without eval, or by a killed
+// `lamina run`) is not a parent otherwise; the user is told once how to
+// clear it. A marker of another catalog is dropped silently.
 func parentRun(c *cli.Context, cat catalog.Catalog) string {
 	r, stale, err := markedRun(c.Context, cat)
 	if err != nil {
 		return ""
 	}
-	if stale != "" {
+	if stale != "" && !lingers(r) {
 		fmt.Fprintf(c.App.ErrWriter, "lamina: ignoring the stale %s=%s (%s); clear it with: unset %s\n", lineage.EnvRun, r.UID, stale, lineage.EnvRun)
 		return ""
 	}

@@ -138,6 +138,9 @@ func cmdRuns() *cli.Command {
 						line("finished", "%s (%s)", r.FinishedAt.Local().Format(time.RFC3339), r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond))
 					}
 					line("status", "%s", runStatus(r))
+					if r.ProcsLeft {
+						line("left", "processes of its command ran on after its end; what they read and wrote until they exited is the run's")
+					}
 					if r.Parent != "" {
 						line("parent", "%s", r.Parent)
 					}
