@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lamina-bio/lamina/storage"
@@ -49,7 +48,6 @@ type DiskCache struct {
 	keep  bool // keep the bytes of a Put in the cache
 	// keepRecent: DiskCacheOptions.KeepRecent
 	keepRecent int
-	noDirect   atomic.Bool // the folder refused O_DIRECT (writeBlockFile)
 
 	flight singleflight.Group
 	files  *storage.OpenFiles // block files kept open for reading
@@ -784,7 +782,7 @@ func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *bl
 		return
 	}
 	tmp := p + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	if err := writeBlockFile(tmp, data, &c.noDirect); err != nil {
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		os.Remove(tmp)
 		c.log.Warn("cache: cannot store a block", "err", err)
 		return

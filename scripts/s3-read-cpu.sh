@@ -4,10 +4,13 @@
 # cache dropped), then the same read after a remount (the cache folder
 # full, the page cache kept), with the daemon's CPU from /proc (ticks of
 # 10 ms). One versitygw on 127.0.0.1:PORT, one instance in a scratch HOME.
+# DROP=0 keeps the page cache: on these VMs a page first touched after
+# drop_caches costs several times a recycled one (docs/s3-bench.md, eighth
+# pass), which a workstation whose page cache is full never pays.
 # Needs root (drop_caches, mounts) and versitygw (.ci/run installs it).
 #   scripts/s3-read-cpu.sh OLD_BIN NEW_BIN
 set -euo pipefail
-SIZE=${SIZE:-1G} ROUNDS=${ROUNDS:-2} PORT=${PORT:-7391}
+SIZE=${SIZE:-1G} ROUNDS=${ROUNDS:-2} PORT=${PORT:-7391} DROP=${DROP:-1}
 VGW=${VERSITYGW:-$(command -v versitygw || echo "$HOME/.cache/lamina-ci/bin/versitygw")}
 [ $# -ge 1 ] || { echo "usage: $0 BIN..." >&2; exit 2; }
 W=$(mktemp -d /var/tmp/s3cpu.XXXX)
@@ -47,7 +50,8 @@ read_once() { # BIN LABEL
 for _ in $(seq "$ROUNDS"); do
 	for b in "$@"; do
 		"$b" cache clear >/dev/null 2>&1
-		sync; echo 3 >/proc/sys/vm/drop_caches
+		sync
+		[ "$DROP" = 0 ] || echo 3 >/proc/sys/vm/drop_caches
 		read_once "$b" cold
 		read_once "$b" remount
 	done
