@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 )
 
 // node is a group or array of an AnnData store (HDF5 or zarr).
@@ -13,7 +14,7 @@ type node interface {
 	members() []string               // a group's members in storage order
 	isGroup() bool
 	shape() ([]int64, error)
-	read() (any, error) // []int64, []float64, []bool or []string
+	read() (any, error) // []int64, []uint64, []float64, []bool or []string
 }
 
 type h5node struct{ o *h5object }
@@ -215,7 +216,7 @@ func columnOrder(g node, index string) []string {
 
 func dtypeOf(v any) string {
 	switch v.(type) {
-	case []int64:
+	case []int64, []uint64:
 		return "int"
 	case []float64:
 		return "float"
@@ -312,7 +313,7 @@ func readSeries(c node, name string) (Series, error) {
 		case []string:
 			s.Categories = k
 		default:
-			s.Categories = (&Series{Dtype: dtypeOf(kv), Ints: asInts(kv), Floats: asFloats(kv), Bools: asBools(kv)}).Values()
+			s.Categories = (&Series{Dtype: dtypeOf(kv), Ints: asInts(kv), Floats: asFloats(kv), Bools: asBools(kv), Exact: asExact(kv)}).Values()
 		}
 		if s.Codes == nil {
 			return s, corruptf("categorical %s has non-integer codes", name)
@@ -324,7 +325,7 @@ func readSeries(c node, name string) (Series, error) {
 		return s, err
 	}
 	s.Dtype = dtypeOf(v)
-	s.Ints, s.Floats, s.Bools = asInts(v), asFloats(v), asBools(v)
+	s.Ints, s.Floats, s.Bools, s.Exact = asInts(v), asFloats(v), asBools(v), asExact(v)
 	s.Strings, _ = v.([]string)
 	return s, nil
 }
@@ -332,3 +333,16 @@ func readSeries(c node, name string) (Series, error) {
 func asInts(v any) []int64     { x, _ := v.([]int64); return x }
 func asFloats(v any) []float64 { x, _ := v.([]float64); return x }
 func asBools(v any) []bool     { x, _ := v.([]bool); return x }
+
+// asExact is a uint64 column as decimal text (Series.Exact).
+func asExact(v any) []string {
+	x, ok := v.([]uint64)
+	if !ok {
+		return nil
+	}
+	out := make([]string, len(x))
+	for i, u := range x {
+		out[i] = strconv.FormatUint(u, 10)
+	}
+	return out
+}

@@ -1,9 +1,11 @@
 package dataset_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -468,5 +470,152 @@ func TestDamagedParquetIsCorrupt(t *testing.T) {
 				t.Errorf("RewriteParquet: %v", err)
 			}
 		})
+	}
+}
+
+// twos is n as big-endian two's complement in size bytes, as a DECIMAL's
+// BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY holds it.
+func twos(n *big.Int, size int) []byte {
+	x := new(big.Int).Set(n)
+	if x.Sign() < 0 {
+		x.Add(x, new(big.Int).Lsh(big.NewInt(1), uint(8*size)))
+	}
+	return x.FillBytes(make([]byte, size))
+}
+
+func bigInt(s string) *big.Int {
+	n, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		panic(s)
+	}
+	return n
+}
+
+// Parquet DECIMAL columns of each physical type read as their exact
+// decimal text (a float, or an int at scale 0), and unsigned integers as
+// unsigned: UINT_64 beyond 2^63 and UINT_32 beyond 2^31 were read as
+// negative ints, a DECIMAL as its unscaled integer or its raw bytes.
+func TestParquetDecimalAndUnsigned(t *testing.T) {
+	const p53 = int64(1) << 53
+	cases := map[string]struct {
+		node  parquet.Node
+		vals  []any
+		dtype string
+		want  []string
+	}{
+		"dec_int32":   {parquet.Decimal(2, 9, parquet.Int32Type), []any{int32(-150), nil, int32(5)}, "float", []string{"-1.50", "", "0.05"}},
+		"dec_int64":   {parquet.Decimal(3, 18, parquet.Int64Type), []any{-(p53 + 1), nil, int64(7)}, "float", []string{"-9007199254740.993", "", "0.007"}},
+		"dec_int64_0": {parquet.Decimal(0, 18, parquet.Int64Type), []any{p53, nil, p53 + 1}, "int", []string{"9007199254740992", "", "9007199254740993"}},
+		"dec_fixed": {parquet.Decimal(4, 38, parquet.FixedLenByteArrayType(16)),
+			[]any{twos(bigInt("-1000000000000000000000000000007"), 16), nil, twos(bigInt("123456789012345678901234567890"), 16)},
+			"float", []string{"-100000000000000000000000000.0007", "", "12345678901234567890123456.7890"}},
+		"dec_bytes": {parquet.Decimal(0, 30, parquet.ByteArrayType),
+			[]any{twos(bigInt("-18446744073709551617"), 9), nil, twos(bigInt("9007199254740993"), 7)},
+			"int", []string{"-18446744073709551617", "", "9007199254740993"}},
+		"uint64":        {parquet.Uint(64), []any{uint64(1<<64 - 1), nil, uint64(p53 + 1)}, "int", []string{"18446744073709551615", "", "9007199254740993"}},
+		"legacy_uint64": {parquet.Leaf(legacyType{parquet.Int64Type, deprecated.Uint64}), []any{int64(-2), nil, int64(0)}, "int", []string{"18446744073709551614", "", "0"}},
+		"uint32":        {parquet.Uint(32), []any{uint32(1<<32 - 1), nil, uint32(1 << 31)}, "int", []string{"4294967295", "", "2147483648"}},
+		"uint16":        {parquet.Uint(16), []any{uint16(1<<16 - 1), nil, uint16(0)}, "int", []string{"65535", "", "0"}},
+		"uint8":         {parquet.Uint(8), []any{uint8(255), nil, uint8(1)}, "int", []string{"255", "", "1"}},
+		"int64":         {parquet.Int(64), []any{p53, nil, p53 + 1}, "int", []string{"9007199254740992", "", "9007199254740993"}},
+	}
+	cols := map[string]fixtureColumn{}
+	for name, tc := range cases {
+		cols[name] = fixtureColumn{tc.node, tc.vals}
+	}
+	path := writeParquet(t, t.TempDir(), cols)
+	info, err := dataset.Describe(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if i := slices.IndexFunc(info.Columns, func(c dataset.Column) bool { return c.Name == name }); i < 0 || info.Columns[i].Dtype != tc.dtype {
+				t.Errorf("Describe: %+v, want a column of dtype %s", info.Columns, tc.dtype)
+			}
+			c, ok := ts[0].Col(name)
+			if !ok || c.Dtype != tc.dtype || c.Len() != 3 || !reflect.DeepEqual(c.Values(), tc.want) || !c.IsNull(1) || c.IsNull(0) {
+				t.Fatalf("Tables: %s %q null=%v, want %s %q with the second null", c.Dtype, c.Values(), c.Null, tc.dtype, tc.want)
+			}
+		})
+	}
+}
+
+// writeZarrArray writes a 1-D uncompressed zarr v2 array of dtype (numpy
+// spelling) holding raw at dir.
+func writeZarrArray(t *testing.T, dir, dtype string, n int, raw []byte) {
+	t.Helper()
+	meta := fmt.Sprintf(`{"chunks":[%d],"compressor":null,"dtype":%q,"fill_value":0,"filters":null,"order":"C","shape":[%d],"zarr_format":2}`, n, dtype, n)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, ".zarray"), []byte(meta), 0o644)
+	os.WriteFile(filepath.Join(dir, "0"), raw, 0o644)
+}
+
+// Integer ids stay exact through every reader: 2^53 and 2^53+1, which a
+// float64 reads as one number, and uint64 ids beyond 2^63, which a CSV
+// read as floats (so neighbours collapsed into 1.8446744073709552e+19)
+// and an AnnData zarr (the HDF5 decoder it shares) as negative int64s.
+func TestIntegerKeysExact(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"9007199254740992", "9007199254740993"}
+	huge := []string{"18446744073709551615", "18446744073709551614", "", "9223372036854775808"}
+
+	csvPath := filepath.Join(dir, "ids.csv")
+	os.WriteFile(csvPath, []byte("id,big\n"+ids[0]+","+huge[0]+"\n"+ids[1]+","+huge[1]+"\n9007199254740993,\n7,+9223372036854775808\n"), 0o644)
+	info, err := dataset.Describe(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Columns[0].Dtype != "int" || info.Columns[1].Dtype != "int" {
+		t.Errorf("Describe: %+v, want two int columns", info.Columns)
+	}
+	ts, err := dataset.Tables(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := ts[0].Col("id")
+	b, _ := ts[0].Col("big")
+	if got := id.Values(); id.Dtype != "int" || !reflect.DeepEqual(got, []string{ids[0], ids[1], ids[1], "7"}) {
+		t.Errorf("csv id: %s %q", id.Dtype, got)
+	}
+	if got := b.Values(); b.Dtype != "int" || !reflect.DeepEqual(got, huge) || !b.IsNull(2) {
+		t.Errorf("csv big: %s %q null=%v, want int %q", b.Dtype, got, b.Null, huge)
+	}
+
+	store := filepath.Join(dir, "ids.zarr")
+	os.MkdirAll(filepath.Join(store, "obs"), 0o755)
+	os.WriteFile(filepath.Join(store, ".zgroup"), []byte(`{"zarr_format":2}`), 0o644)
+	os.WriteFile(filepath.Join(store, ".zattrs"), []byte(`{"encoding-type":"anndata","encoding-version":"0.1.0"}`), 0o644)
+	os.WriteFile(filepath.Join(store, "obs", ".zgroup"), []byte(`{"zarr_format":2}`), 0o644)
+	os.WriteFile(filepath.Join(store, "obs", ".zattrs"), []byte(`{"_index":"_index","column-order":["donor"],"encoding-type":"dataframe","encoding-version":"0.2.0"}`), 0o644)
+	le := func(xs ...uint64) []byte {
+		var out []byte
+		for _, x := range xs {
+			out = binary.LittleEndian.AppendUint64(out, x)
+		}
+		return out
+	}
+	writeZarrArray(t, filepath.Join(store, "obs", "_index"), "<i8", 2, le(1<<53, 1<<53+1))
+	writeZarrArray(t, filepath.Join(store, "obs", "donor"), "<u8", 2, le(1<<64-1, 1<<64-2))
+	ts, err = dataset.Tables(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, _ := ts[0].Col("_index")
+	donor, _ := ts[0].Col("donor")
+	if got := ix.Values(); ix.Dtype != "int" || !reflect.DeepEqual(got, ids) {
+		t.Errorf("zarr obs index: %s %q, want %q", ix.Dtype, got, ids)
+	}
+	if got := donor.Values(); donor.Dtype != "int" || !reflect.DeepEqual(got, huge[:2]) {
+		t.Errorf("zarr obs donor: %s %q, want %q", donor.Dtype, got, huge[:2])
+	}
+	if info, err := dataset.Describe(store); err != nil || info.NObservations != 2 || info.Columns[0].Dtype != "int" {
+		t.Errorf("Describe zarr: %+v %v", info, err)
 	}
 }

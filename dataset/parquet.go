@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,12 +34,17 @@ func openParquet(path string) (*parquet.File, *os.File, error) {
 }
 
 // parquetColumn says how a column of type t is read: the dtype it is
-// described and read as and, for the integers that mean a time (the INT96
-// of Spark and Impala, INT64 TIMESTAMP, INT32 DATE, TIME), how a value
-// becomes text. A timestamp adjusted to UTC reads as RFC 3339 with Z; one
-// that is not (local wall time, what pandas writes for a naive datetime)
-// without a zone, as curate and the catalog read it: 2006-01-02T15:04:05.
-// A time of day reads as a str, 15:04:05.5: no feature dtype is a time.
+// described and read as and, for the values an int64 or float64 does not
+// hold as the file means them, how a value becomes text. The integers that
+// mean a time (the INT96 of Spark and Impala, INT64 TIMESTAMP, INT32 DATE,
+// TIME) read as text of dtype datetime, date or str: a timestamp adjusted
+// to UTC as RFC 3339 with Z; one that is not (local wall time, what pandas
+// writes for a naive datetime) without a zone, as curate and the catalog
+// read it: 2006-01-02T15:04:05. A time of day reads as a str,
+// 15:04:05.5: no feature dtype is a time. A DECIMAL reads as its exact
+// decimal text (Series.Exact), an int when its scale is 0, else a float;
+// UINT_64 as exact text too, an int. Smaller unsigned integers read as
+// ints (text nil, the value through parquetInt).
 func parquetColumn(t parquet.Type) (dtype string, text func(parquet.Value) string) {
 	if lt := t.LogicalType(); lt != nil {
 		switch lt := lt.Value.(type) {
@@ -61,6 +68,16 @@ func parquetColumn(t parquet.Type) (dtype string, text func(parquet.Value) strin
 					return unixTime(parquetInt(v), unit).Format("15:04:05.999999999")
 				}
 			}
+		case *format.DecimalType:
+			dtype := "float"
+			if lt.Scale == 0 {
+				dtype = "int"
+			}
+			return dtype, func(v parquet.Value) string { return decimalText(v, int(lt.Scale)) }
+		case *format.IntType:
+			if !lt.IsSigned && lt.BitWidth == 64 && t.Kind() == parquet.Int64 {
+				return "int", func(v parquet.Value) string { return strconv.FormatUint(v.Uint64(), 10) }
+			}
 		}
 	}
 	switch t.Kind() {
@@ -76,6 +93,40 @@ func parquetColumn(t parquet.Type) (dtype string, text func(parquet.Value) strin
 		}
 	}
 	return "str", nil
+}
+
+// decimalText is the DECIMAL v of the given scale as exact decimal text
+// with scale digits after the point (-1.50 for the unscaled -150, scale
+// 2). INT32 and INT64 hold the unscaled value; BYTE_ARRAY and
+// FIXED_LEN_BYTE_ARRAY hold it big-endian in two's complement.
+func decimalText(v parquet.Value, scale int) string {
+	var digits string
+	switch v.Kind() {
+	case parquet.Int32, parquet.Int64:
+		digits = strconv.FormatInt(parquetInt(v), 10)
+	default:
+		b := v.ByteArray()
+		n := new(big.Int).SetBytes(b)
+		if len(b) > 0 && b[0]&0x80 != 0 { // negative: subtract 2^(8·len)
+			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+		}
+		digits = n.String()
+	}
+	neg := strings.HasPrefix(digits, "-")
+	digits = strings.TrimPrefix(digits, "-")
+	switch {
+	case scale < 0: // the format forbids it; read as what it would mean
+		digits += strings.Repeat("0", -scale)
+	case scale > 0:
+		if len(digits) <= scale {
+			digits = strings.Repeat("0", scale-len(digits)+1) + digits
+		}
+		digits = digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+	}
+	if neg {
+		return "-" + digits
+	}
+	return digits
 }
 
 // timeUnit is the duration of unit; 0 when the file names none this
@@ -99,6 +150,18 @@ func parquetInt(v parquet.Value) int64 {
 		return int64(v.Int32())
 	}
 	return v.Int64()
+}
+
+// unsigned32 reports whether t is an unsigned integer of at most 32 bits
+// (UINT_8, UINT_16, UINT_32), which INT32 holds as its bits: 4294967295 is
+// the INT32 -1.
+func unsigned32(t parquet.Type) bool {
+	lt := t.LogicalType()
+	if lt == nil {
+		return false
+	}
+	it, ok := lt.Value.(*format.IntType)
+	return ok && !it.IsSigned && t.Kind() == parquet.Int32
 }
 
 func describeParquet(path string) (Info, error) {
@@ -128,6 +191,7 @@ func readParquet(path string) (Table, error) {
 	t := Table{NRows: int(pf.NumRows())}
 	t.Columns = make([]Series, len(paths))
 	texts := make([]func(parquet.Value) string, len(paths))
+	uns := make([]bool, len(paths))
 	for i, p := range paths {
 		leaf, _ := schema.Lookup(p...)
 		if leaf.MaxRepetitionLevel > 0 {
@@ -135,6 +199,7 @@ func readParquet(path string) (Table, error) {
 		}
 		t.Columns[i].Name = strings.Join(p, ".")
 		t.Columns[i].Dtype, texts[i] = parquetColumn(leaf.Node.Type())
+		uns[i] = unsigned32(leaf.Node.Type())
 	}
 	buf := make([]parquet.Value, 1024)
 	for _, rg := range pf.RowGroups() {
@@ -154,7 +219,7 @@ func readParquet(path string) (Table, error) {
 				for {
 					n, err := vr.ReadValues(buf)
 					for _, v := range buf[:n] {
-						appendValue(s, v, texts[i])
+						appendValue(s, v, texts[i], uns[i])
 					}
 					if errors.Is(err, io.EOF) {
 						break
@@ -177,8 +242,10 @@ func readParquet(path string) (Table, error) {
 	return t, nil
 }
 
-// appendValue appends v to s; text, when set, makes it the text s holds.
-func appendValue(s *Series, v parquet.Value, text func(parquet.Value) string) {
+// appendValue appends v to s; text, when set, makes it the text s holds
+// (exact text for an int or float). unsigned says an INT32 holds a UINT_32
+// (or narrower).
+func appendValue(s *Series, v parquet.Value, text func(parquet.Value) string, unsigned bool) {
 	null := v.IsNull()
 	if null {
 		if s.Null == nil {
@@ -194,12 +261,20 @@ func appendValue(s *Series, v parquet.Value, text func(parquet.Value) string) {
 		if !null {
 			x = text(v)
 		}
-		s.Strings = append(s.Strings, x)
+		if s.Dtype == "int" || s.Dtype == "float" {
+			s.Exact = append(s.Exact, x)
+		} else {
+			s.Strings = append(s.Strings, x)
+		}
 	case s.Dtype == "bool":
 		s.Bools = append(s.Bools, !null && v.Boolean())
 	case s.Dtype == "int":
 		var x int64
-		if !null {
+		switch {
+		case null:
+		case unsigned:
+			x = int64(uint32(v.Int32()))
+		default:
 			x = parquetInt(v)
 		}
 		s.Ints = append(s.Ints, x)
