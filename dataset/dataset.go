@@ -270,6 +270,11 @@ func recoverCorrupt(path string, err *error) {
 	}
 }
 
+// maxColumnBytes bounds the bytes of one AnnData column: its size comes
+// from the file, which may be damaged, and a reader must not allocate
+// without bound on its word (2 GiB: 268 million int64s).
+const maxColumnBytes = 1 << 31
+
 func corruptf(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, a...))
 }

@@ -938,7 +938,7 @@ func (o *h5object) rawData(total int64) ([]byte, error) {
 	if lb == nil {
 		return nil, h5errorf("no layout")
 	}
-	if total > 1<<31 {
+	if total > maxColumnBytes {
 		return nil, h5errorf("column too large (%d bytes)", total)
 	}
 	d := &decoder{b: lb}

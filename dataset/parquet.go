@@ -25,7 +25,7 @@ func openParquet(path string) (*parquet.File, *os.File, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	pf, err := parquet.OpenFile(f, st.Size())
+	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		f.Close()
 		return nil, nil, corruptf("%v", err)
@@ -201,37 +201,13 @@ func readParquet(path string) (Table, error) {
 		t.Columns[i].Dtype, texts[i] = parquetColumn(leaf.Node.Type())
 		uns[i] = unsigned32(leaf.Node.Type())
 	}
-	buf := make([]parquet.Value, 1024)
 	for _, rg := range pf.RowGroups() {
 		for i, cc := range rg.ColumnChunks() {
 			s := &t.Columns[i]
-			pages := cc.Pages()
-			for {
-				page, err := pages.ReadPage()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					pages.Close()
-					return Table{}, corruptf("column %s: %v", s.Name, err)
-				}
-				vr := page.Values()
-				for {
-					n, err := vr.ReadValues(buf)
-					for _, v := range buf[:n] {
-						appendValue(s, v, texts[i], uns[i])
-					}
-					if errors.Is(err, io.EOF) {
-						break
-					}
-					if err != nil {
-						pages.Close()
-						return Table{}, corruptf("column %s: %v", s.Name, err)
-					}
-				}
-				parquet.Release(page)
+			err := chunkValues(cc, func(v parquet.Value) { appendValue(s, v, texts[i], uns[i]) })
+			if err != nil {
+				return Table{}, corruptf("column %s: %v", s.Name, err)
 			}
-			pages.Close()
 		}
 	}
 	for i := range t.Columns {
@@ -310,8 +286,43 @@ func int96Time(x deprecated.Int96) time.Time {
 	return time.Unix((int64(x[2])-unixJulianDay)*86400, x.Int64()).UTC()
 }
 
+// chunkValues calls fn with every value of a column chunk, page by page.
+// A value's bytes are valid during the call only.
+func chunkValues(cc parquet.ColumnChunk, fn func(parquet.Value)) error {
+	pages := cc.Pages()
+	defer pages.Close()
+	buf := make([]parquet.Value, 1024)
+	for {
+		page, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		vr := page.Values()
+		for {
+			n, err := vr.ReadValues(buf)
+			for _, v := range buf[:n] {
+				fn(v)
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		parquet.Release(page)
+	}
+}
+
 // RewriteParquet copies the Parquet file at src to w with its schema,
 // passing every non-null value of the named string columns through mapFn.
+// Rows are put together from each column's pages, as readParquet reads
+// them: parquet-go's row reader trusts the footer's page offsets, and on a
+// damaged one hands out values pointing outside any buffer, which crashed
+// the process (a fault, not a panic) when written.
 func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) string) (err error) {
 	defer recoverCorrupt(src, &err)
 	pf, f, err := openParquet(src)
@@ -319,42 +330,72 @@ func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) strin
 		return err
 	}
 	defer f.Close()
-	fns := map[int]func(string) string{}
-	for i, p := range pf.Schema().Columns() {
-		if fn := mapFn[strings.Join(p, ".")]; fn != nil {
-			fns[i] = fn
+	schema := pf.Schema()
+	paths := schema.Columns()
+	fns := make([]func(string) string, len(paths))
+	for i, p := range paths {
+		name := strings.Join(p, ".")
+		if leaf, _ := schema.Lookup(p...); leaf.MaxRepetitionLevel > 0 {
+			return fmt.Errorf("%w: column %s is repeated; only flat tables are rewritten", ErrFormat, name)
 		}
+		fns[i] = mapFn[name]
 	}
-	pw := parquet.NewWriter(w, pf.Schema())
-	rows := make([]parquet.Row, 256)
+	// A write that fails while w does not is the file's doing (a column
+	// whose metadata names an encoding no writer has): ErrCorrupt, not
+	// an error of the disk written to.
+	ew := &errWriter{w: w}
+	wrote := func(err error) error {
+		if ew.err != nil {
+			return err
+		}
+		return corruptf("the file's columns cannot be written back: %v", err)
+	}
+	pw := parquet.NewWriter(ew, schema)
 	for _, rg := range pf.RowGroups() {
-		rr := rg.Rows()
-		for {
-			n, err := rr.ReadRows(rows)
-			for _, row := range rows[:n] {
-				for k, v := range row {
-					fn := fns[v.Column()]
-					if fn == nil || v.IsNull() || v.Kind() != parquet.ByteArray {
-						continue
-					}
-					row[k] = parquet.ValueOf(fn(string(v.ByteArray()))).Level(v.RepetitionLevel(), v.DefinitionLevel(), v.Column())
+		n := rg.NumRows()
+		cols := make([][]parquet.Value, len(paths))
+		for i, cc := range rg.ColumnChunks() {
+			cols[i] = make([]parquet.Value, 0, min(n, 1<<20))
+			err := chunkValues(cc, func(v parquet.Value) {
+				if fn := fns[i]; fn != nil && !v.IsNull() && v.Kind() == parquet.ByteArray {
+					v = parquet.ValueOf(fn(string(v.ByteArray()))).Level(0, v.DefinitionLevel(), i)
 				}
-			}
-			if n > 0 {
-				if _, werr := pw.WriteRows(rows[:n]); werr != nil {
-					rr.Close()
-					return werr
-				}
-			}
-			if errors.Is(err, io.EOF) {
-				break
-			}
+				cols[i] = append(cols[i], v.Clone())
+			})
 			if err != nil {
-				rr.Close()
-				return corruptf("%v", err)
+				return corruptf("column %s: %v", strings.Join(paths[i], "."), err)
+			}
+			if int64(len(cols[i])) != n {
+				return corruptf("column %s has %d values in a row group of %d rows", strings.Join(paths[i], "."), len(cols[i]), n)
 			}
 		}
-		rr.Close()
+		rows := make([]parquet.Row, n)
+		for r := range rows {
+			rows[r] = make(parquet.Row, len(cols))
+			for c := range cols {
+				rows[r][c] = cols[c][r]
+			}
+		}
+		if _, err := pw.WriteRows(rows); err != nil {
+			return wrote(err)
+		}
 	}
-	return pw.Close()
+	if err := pw.Close(); err != nil {
+		return wrote(err)
+	}
+	return nil
+}
+
+// errWriter passes writes to w and keeps the last error w returned.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	n, err := e.w.Write(b)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
 }
