@@ -539,6 +539,32 @@ func TestDamagedParquetIsCorrupt(t *testing.T) {
 	}
 }
 
+// A damaged footer length (the 4 bytes before the closing PAR1) made
+// parquet-go allocate what it claims, up to 4 GiB, before reading it:
+// describing such a file on save took gigabytes. It is truncation now.
+func TestParquetFooterLength(t *testing.T) {
+	full, err := os.ReadFile(sample("pbmc_small_obs.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, top := range []byte{0xff, 0x7f, 0x10} {
+		b := append([]byte(nil), full...)
+		b[len(b)-5] = top
+		p := filepath.Join(t.TempDir(), "footer.parquet")
+		os.WriteFile(p, b, 0o644)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := dataset.Describe(p)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), "the footer says the file's metadata takes") {
+			t.Errorf("length %#x…: %v; want ErrCorrupt naming the footer", top, err)
+		}
+		if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+			t.Errorf("length %#x…: allocated %d MiB", top, d>>20)
+		}
+	}
+}
+
 // The page index (column and offset indexes) is an optional accelerator
 // a whole-table read does not need: damaged (bytes 6357 and 6361, on which
 // parquet-go panicked; 5424, an offset index) it is not read, and the

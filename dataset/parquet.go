@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,19 @@ func openParquet(path string) (*parquet.File, *os.File, error) {
 	if err != nil {
 		f.Close()
 		return nil, nil, err
+	}
+	// parquet-go allocates the footer's claimed length (up to 4 GiB)
+	// before it reads it: a damaged length is caught here first.
+	var tail [8]byte
+	if st.Size() >= 12 {
+		if _, err := f.ReadAt(tail[:], st.Size()-8); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		if n := int64(binary.LittleEndian.Uint32(tail[:4])); string(tail[4:]) == "PAR1" && n > st.Size()-12 {
+			f.Close()
+			return nil, nil, corruptf("truncated or damaged: the footer says the file's metadata takes %d bytes and the file has %d", n, st.Size())
+		}
 	}
 	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
