@@ -266,10 +266,19 @@ func readFrame(g node, slot string) (Table, error) {
 	if _, err := g.child(index); err == nil {
 		names = append([]string{index}, names...)
 	}
+	rows := int64(-1) // the first column's length: the others must match
 	for _, name := range names {
 		c, err := g.child(name)
 		if err != nil {
 			return Table{}, err
+		}
+		// Checked before reading: a damaged length would be allocated.
+		if n, err := seriesLen(c); err != nil {
+			return Table{}, fmt.Errorf("%s/%s: %w", slot, name, err)
+		} else if rows < 0 {
+			rows = n
+		} else if n != rows {
+			return Table{}, corruptf("%s column %s has %d values, not %d", slot, name, n, rows)
 		}
 		s, err := readSeries(c, name)
 		if err != nil {
@@ -286,6 +295,26 @@ func readFrame(g node, slot string) (Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// seriesLen is the length of a column from its shape (a categorical's
+// codes'), without reading it.
+func seriesLen(c node) (int64, error) {
+	if c.isGroup() {
+		codes, err := c.child("codes")
+		if err != nil {
+			return 0, err
+		}
+		c = codes
+	}
+	s, err := c.shape()
+	if err != nil {
+		return 0, err
+	}
+	if len(s) != 1 {
+		return 0, corruptf("a column of shape %v: only 1-D columns are read", s)
+	}
+	return s[0], nil
 }
 
 func readSeries(c node, name string) (Series, error) {

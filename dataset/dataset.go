@@ -270,10 +270,15 @@ func recoverCorrupt(path string, err *error) {
 	}
 }
 
-// maxColumnBytes bounds the bytes of one AnnData column: its size comes
-// from the file, which may be damaged, and a reader must not allocate
-// without bound on its word (2 GiB: 268 million int64s).
-const maxColumnBytes = 1 << 31
+// maxColumnBytes bounds the bytes of one AnnData column as stored, and
+// maxColumnValues its values (each 8 or 16 bytes decoded, so a column of
+// int8 codes cannot claim 16 GiB): its size comes from the file, which
+// may be damaged, and a reader must not allocate without bound on its
+// word. 134 million rows is far beyond any AnnData's.
+const (
+	maxColumnBytes  = 1 << 31
+	maxColumnValues = maxColumnBytes / 16
+)
 
 func corruptf(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, a...))

@@ -792,12 +792,12 @@ func TestZarrDamagedSizes(t *testing.T) {
 		chunk      []byte // file "0"; nil: none
 		want       string // "" for no error
 	}{
-		{"strings", `{"chunks":[2],"compressor":null,"dtype":"|O","shape":[2000000000],"zarr_format":2}`, nil, "column too large"},
+		{"strings", `{"chunks":[2],"compressor":null,"dtype":"|O","shape":[2000000000],"zarr_format":2}`, nil, "has 2000000000 values, not 2"},
 		{"strings-missing", `{"chunks":[1],"compressor":null,"dtype":"|O","shape":[2],"zarr_format":2}`, nil, "chunk 0 is missing"},
-		{"ints", `{"chunks":[2],"compressor":null,"dtype":"<i8","shape":[4000000000],"zarr_format":2}`, nil, "column too large"},
+		{"ints", `{"chunks":[2],"compressor":null,"dtype":"<i8","shape":[4000000000],"zarr_format":2}`, nil, "has 4000000000 values, not 2"},
 		{"chunk", `{"chunks":[8000000000],"compressor":null,"dtype":"<i8","shape":[2],"zarr_format":2}`, nil, ""},
 		{"huge-chunk", `{"chunks":[4611686018427387904],"compressor":null,"dtype":"<i8","shape":[2],"zarr_format":2}`, make([]byte, 16), ""},
-		{"negative", `{"chunks":[2],"compressor":null,"dtype":"<i8","shape":[-2],"zarr_format":2}`, nil, "only 1-D arrays"},
+		{"negative", `{"chunks":[2],"compressor":null,"dtype":"<i8","shape":[-2],"zarr_format":2}`, nil, "has -2 values, not 2"},
 		{"zero-size", `{"chunks":[2],"compressor":null,"dtype":"<i0","shape":[2],"zarr_format":2}`, nil, "dtype \"<i0\" is not supported"},
 		{"short", `{"chunks":[2],"compressor":null,"dtype":"<i8","shape":[2],"zarr_format":2}`, make([]byte, 9), "chunk 0 is short"},
 		{"bomb", `{"chunks":[2],"compressor":{"id":"zlib"},"dtype":"<i8","shape":[2],"zarr_format":2}`, bomb.Bytes(), ""},
@@ -810,12 +810,18 @@ func TestZarrDamagedSizes(t *testing.T) {
 			if tc.chunk != nil {
 				os.WriteFile(filepath.Join(col, "0"), tc.chunk, 0o644)
 			}
+			// Describe reads each column for its dtype, whatever its
+			// length; Tables checks the lengths first.
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
+			_, derr := dataset.Describe(store)
 			ts, err := dataset.Tables(store)
 			runtime.ReadMemStats(&after)
 			if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
 				t.Errorf("allocated %d MiB", d>>20)
+			}
+			if derr != nil && !errors.Is(derr, dataset.ErrCorrupt) {
+				t.Errorf("Describe: %v", derr)
 			}
 			if tc.want == "" {
 				if err != nil {
@@ -829,9 +835,36 @@ func TestZarrDamagedSizes(t *testing.T) {
 			if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Tables: %v; want ErrCorrupt with %q", err, tc.want)
 			}
-			if _, err := dataset.Describe(store); err != nil && !errors.Is(err, dataset.ErrCorrupt) {
-				t.Fatalf("Describe: %v", err)
-			}
 		})
+	}
+}
+
+// A damaged length of an h5ad column (byte 55352: the dataspace of the
+// int8 codes of obs development_stage, 315 → 2130706747) had Tables read
+// 2 GiB and decode it to 17 GiB of int64s before finding the length
+// differs from the index's; Describe is bounded as well.
+func TestH5adDamagedLength(t *testing.T) {
+	b, err := os.ReadFile(sample("pbmc_small.h5ad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []byte{0x7f, 0x10} {
+		b[55352] = v
+		p := filepath.Join(t.TempDir(), "damaged.h5ad")
+		os.WriteFile(p, b, 0o644)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, derr := dataset.Describe(p)
+		_, err := dataset.Tables(p)
+		runtime.ReadMemStats(&after)
+		if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+			t.Errorf("%#x: allocated %d MiB", v, d>>20)
+		}
+		if derr != nil && !errors.Is(derr, dataset.ErrCorrupt) {
+			t.Errorf("%#x: Describe: %v", v, derr)
+		}
+		if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), "obs column development_stage has") {
+			t.Errorf("%#x: Tables: %v", v, err)
+		}
 	}
 }

@@ -922,6 +922,9 @@ func (o *h5object) read() (any, error) {
 		return nil, h5errorf("%s has %d dimensions; only 1-D columns are read", o.name, len(dims))
 	}
 	n := count(dims)
+	if n < 0 || n > maxColumnValues || t.size <= 0 {
+		return nil, h5errorf("%s: column too large (%d values)", o.name, n)
+	}
 	raw, err := o.rawData(n * int64(t.size))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.name, err)

@@ -175,8 +175,7 @@ func (n zarrNode) read() (any, error) {
 	dt, _ := z.Dtype.(string)
 	total, chunkLen := z.Shape[0], z.Chunks[0]
 	if dt == "|O" {
-		// A string takes at least its 4-byte length in a chunk.
-		if total > maxColumnBytes/4 {
+		if total > maxColumnValues {
 			return nil, corruptf("%s: column too large (%d strings)", n.path, total)
 		}
 		out := make([]string, 0, min(total, 1<<16))
@@ -203,7 +202,7 @@ func (n zarrNode) read() (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.path, err)
 	}
-	if total > maxColumnBytes/int64(size) {
+	if total > maxColumnValues || total > maxColumnBytes/int64(size) {
 		return nil, corruptf("%s: column too large (%d values of %d bytes)", n.path, total, size)
 	}
 	buf := make([]byte, total*int64(size)) // a missing chunk: fill value 0
