@@ -266,13 +266,16 @@ func readFrame(g node, slot string) (Table, error) {
 	if _, err := g.child(index); err == nil {
 		names = append([]string{index}, names...)
 	}
-	rows := int64(-1) // the first column's length: the others must match
-	for _, name := range names {
+	// Every length is checked before any column is read: a damaged one
+	// would be allocated. The first column's (the index's) is the table's.
+	cols := make([]node, len(names))
+	rows := int64(-1)
+	for i, name := range names {
 		c, err := g.child(name)
 		if err != nil {
 			return Table{}, err
 		}
-		// Checked before reading: a damaged length would be allocated.
+		cols[i] = c
 		if n, err := seriesLen(c); err != nil {
 			return Table{}, fmt.Errorf("%s/%s: %w", slot, name, err)
 		} else if rows < 0 {
@@ -280,7 +283,9 @@ func readFrame(g node, slot string) (Table, error) {
 		} else if n != rows {
 			return Table{}, corruptf("%s column %s has %d values, not %d", slot, name, n, rows)
 		}
-		s, err := readSeries(c, name)
+	}
+	for i, name := range names {
+		s, err := readSeries(cols[i], name)
 		if err != nil {
 			return Table{}, fmt.Errorf("%s/%s: %w", slot, name, err)
 		}
