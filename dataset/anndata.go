@@ -188,8 +188,12 @@ func frameColumns(g node, slot string) (int64, []Column, error) {
 			}
 		} else {
 			col.Dtype = "?"
-			if v, err := c.read(); err == nil { // cheap for one column; gives the type
-				col.Dtype = dtypeOf(v)
+			// Cheap for one column; gives the type. Not read when its
+			// length is not the index's: damaged, it could be huge.
+			if l, err := seriesLen(c); err == nil && (n < 0 || l == n) {
+				if v, err := c.read(); err == nil {
+					col.Dtype = dtypeOf(v)
+				}
 			}
 		}
 		cols = append(cols, col)
