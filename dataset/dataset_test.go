@@ -635,7 +635,8 @@ func bigInt(s string) *big.Int {
 // Parquet DECIMAL columns of each physical type read as their exact
 // decimal text (a float, or an int at scale 0), and unsigned integers as
 // unsigned: UINT_64 beyond 2^63 and UINT_32 beyond 2^31 were read as
-// negative ints, a DECIMAL as its unscaled integer or its raw bytes.
+// negative ints, a DECIMAL as its unscaled integer or its raw bytes. A
+// UUID reads as its canonical text, not its 16 raw bytes.
 func TestParquetDecimalAndUnsigned(t *testing.T) {
 	const p53 = int64(1) << 53
 	cases := map[string]struct {
@@ -659,6 +660,8 @@ func TestParquetDecimalAndUnsigned(t *testing.T) {
 		"uint16":        {parquet.Uint(16), []any{uint16(1<<16 - 1), nil, uint16(0)}, "int", []string{"65535", "", "0"}},
 		"uint8":         {parquet.Uint(8), []any{uint8(255), nil, uint8(1)}, "int", []string{"255", "", "1"}},
 		"int64":         {parquet.Int(64), []any{p53, nil, p53 + 1}, "int", []string{"9007199254740992", "", "9007199254740993"}},
+		"uuid": {parquet.UUID(), []any{[]byte{0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3, 0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40, 0}, nil, make([]byte, 16)},
+			"str", []string{"123e4567-e89b-12d3-a456-426614174000", "", "00000000-0000-0000-0000-000000000000"}},
 	}
 	cols := map[string]fixtureColumn{}
 	for name, tc := range cases {

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +89,10 @@ func parquetColumn(t parquet.Type) (dtype string, text func(parquet.Value) strin
 				dtype = "int"
 			}
 			return dtype, func(v parquet.Value) string { return decimalText(v, int(lt.Scale)) }
+		case *format.UUIDType:
+			if t.Kind() == parquet.FixedLenByteArray && t.Length() == 16 {
+				return "str", func(v parquet.Value) string { return uuidText(v.ByteArray()) }
+			}
 		case *format.IntType:
 			if !lt.IsSigned && lt.BitWidth == 64 && t.Kind() == parquet.Int64 {
 				return "int", func(v parquet.Value) string { return strconv.FormatUint(v.Uint64(), 10) }
@@ -107,6 +112,16 @@ func parquetColumn(t parquet.Type) (dtype string, text func(parquet.Value) strin
 		}
 	}
 	return "str", nil
+}
+
+// uuidText is a UUID's 16 bytes as its canonical text,
+// 123e4567-e89b-12d3-a456-426614174000 (pyarrow and Spark write ids so).
+func uuidText(b []byte) string {
+	if len(b) != 16 {
+		return hex.EncodeToString(b)
+	}
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // decimalText is the DECIMAL v of the given scale as exact decimal text
