@@ -11,6 +11,7 @@
 package curate
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -409,8 +410,12 @@ func checkType(dtype, have, v string) string {
 	case "str":
 		return ""
 	case "int":
-		if _, err := strconv.ParseInt(v, 10, 64); err == nil {
+		_, err := strconv.ParseInt(v, 10, 64)
+		if err == nil {
 			return ""
+		}
+		if errors.Is(err, strconv.ErrRange) { // a uint64 id or a wide DECIMAL: the catalog's ints are int64
+			return "an integer out of the int range (-9223372036854775808 to 9223372036854775807)"
 		}
 		if f, err := strconv.ParseFloat(v, 64); err == nil && f == float64(int64(f)) {
 			return ""

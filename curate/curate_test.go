@@ -380,3 +380,67 @@ func TestStandardizeCSVAndParquet(t *testing.T) {
 		t.Fatal("h5ad rewritten")
 	}
 }
+
+// numbersRow is a row of a table with a DECIMAL price, a wide DECIMAL
+// count and a uint64 id, as Spark and pyarrow write them.
+type numbersRow struct {
+	Price *int32  `parquet:"price,optional,decimal(2:9)"`
+	Count *int64  `parquet:"count,optional,decimal(0:18)"`
+	ID    *uint64 `parquet:"id,optional"`
+}
+
+// A DECIMAL column validates as a float feature (its scale-0 form as an
+// int), and each value is the number it means, not its unscaled integer:
+// 2^53 and 2^53+1 stay two values. A uint64 id beyond the int64 range
+// fails an int feature saying so: it was read as a negative int, valid.
+func TestParquetDecimalAndUint64(t *testing.T) {
+	p := func(x int32) *int32 { return &x }
+	c := func(x int64) *int64 { return &x }
+	u := func(x uint64) *uint64 { return &x }
+	rows := []numbersRow{
+		{p(-150), c(1 << 53), u(1<<64 - 1)},
+		{nil, c(1<<53 + 1), u(1<<64 - 2)},
+		{p(5), c(1<<53 + 1), u(7)},
+	}
+	path := filepath.Join(t.TempDir(), "numbers.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewGenericWriter[numbersRow](f)
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := curate.Schema{Name: "numbers", NoExtra: true, Fields: []curate.Field{
+		{Name: "price", Dtype: "float"}, {Name: "count", Dtype: "int"}, {Name: "id", Dtype: "int"}}}
+	r, err := curate.Validate(ts, dataset.Parquet, s, curate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	curate.WriteReport(&out, r, false)
+	price, count, id := r.Columns[0], r.Columns[1], r.Columns[2]
+	if price.Valid != 2 || price.Missing != 1 || len(price.Failed) != 0 || count.Valid != 3 || len(count.Failed) != 0 {
+		t.Fatalf("price or count not valid:\n%s", out.String())
+	}
+	const reason = "an integer out of the int range (-9223372036854775808 to 9223372036854775807)"
+	want := []curate.Value{{Value: "18446744073709551615", Count: 1, Reason: reason}, {Value: "18446744073709551614", Count: 1, Reason: reason}}
+	if id.Valid != 1 || !reflect.DeepEqual(id.Failed, want) {
+		t.Fatalf("id: %d valid, failed %+v; want 1 and %+v:\n%s", id.Valid, id.Failed, want, out.String())
+	}
+	col, _ := ts[0].Col("price")
+	cnt, _ := ts[0].Col("count")
+	if got := append(col.Values(), cnt.Values()...); !reflect.DeepEqual(got, []string{"-1.50", "", "0.05", "9007199254740992", "9007199254740993", "9007199254740993"}) {
+		t.Fatalf("values %q", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 )
 
 // node is a group or array of an AnnData store (HDF5 or zarr).
@@ -13,7 +14,7 @@ type node interface {
 	members() []string               // a group's members in storage order
 	isGroup() bool
 	shape() ([]int64, error)
-	read() (any, error) // []int64, []float64, []bool or []string
+	read() (any, error) // []int64, []uint64, []float64, []bool or []string
 }
 
 type h5node struct{ o *h5object }
@@ -187,8 +188,12 @@ func frameColumns(g node, slot string) (int64, []Column, error) {
 			}
 		} else {
 			col.Dtype = "?"
-			if v, err := c.read(); err == nil { // cheap for one column; gives the type
-				col.Dtype = dtypeOf(v)
+			// Cheap for one column; gives the type. Not read when its
+			// length is not the index's: damaged, it could be huge.
+			if l, err := seriesLen(c); err == nil && (n < 0 || l == n) {
+				if v, err := c.read(); err == nil {
+					col.Dtype = dtypeOf(v)
+				}
 			}
 		}
 		cols = append(cols, col)
@@ -215,7 +220,7 @@ func columnOrder(g node, index string) []string {
 
 func dtypeOf(v any) string {
 	switch v.(type) {
-	case []int64:
+	case []int64, []uint64:
 		return "int"
 	case []float64:
 		return "float"
@@ -265,12 +270,26 @@ func readFrame(g node, slot string) (Table, error) {
 	if _, err := g.child(index); err == nil {
 		names = append([]string{index}, names...)
 	}
-	for _, name := range names {
+	// Every length is checked before any column is read: a damaged one
+	// would be allocated. The first column's (the index's) is the table's.
+	cols := make([]node, len(names))
+	rows := int64(-1)
+	for i, name := range names {
 		c, err := g.child(name)
 		if err != nil {
 			return Table{}, err
 		}
-		s, err := readSeries(c, name)
+		cols[i] = c
+		if n, err := seriesLen(c); err != nil {
+			return Table{}, fmt.Errorf("%s/%s: %w", slot, name, err)
+		} else if rows < 0 {
+			rows = n
+		} else if n != rows {
+			return Table{}, corruptf("%s column %s has %d values, not %d", slot, name, n, rows)
+		}
+	}
+	for i, name := range names {
+		s, err := readSeries(cols[i], name)
 		if err != nil {
 			return Table{}, fmt.Errorf("%s/%s: %w", slot, name, err)
 		}
@@ -285,6 +304,26 @@ func readFrame(g node, slot string) (Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// seriesLen is the length of a column from its shape (a categorical's
+// codes'), without reading it.
+func seriesLen(c node) (int64, error) {
+	if c.isGroup() {
+		codes, err := c.child("codes")
+		if err != nil {
+			return 0, err
+		}
+		c = codes
+	}
+	s, err := c.shape()
+	if err != nil {
+		return 0, err
+	}
+	if len(s) != 1 {
+		return 0, corruptf("a column of shape %v: only 1-D columns are read", s)
+	}
+	return s[0], nil
 }
 
 func readSeries(c node, name string) (Series, error) {
@@ -312,7 +351,7 @@ func readSeries(c node, name string) (Series, error) {
 		case []string:
 			s.Categories = k
 		default:
-			s.Categories = (&Series{Dtype: dtypeOf(kv), Ints: asInts(kv), Floats: asFloats(kv), Bools: asBools(kv)}).Values()
+			s.Categories = (&Series{Dtype: dtypeOf(kv), Ints: asInts(kv), Floats: asFloats(kv), Bools: asBools(kv), Exact: asExact(kv)}).Values()
 		}
 		if s.Codes == nil {
 			return s, corruptf("categorical %s has non-integer codes", name)
@@ -324,7 +363,7 @@ func readSeries(c node, name string) (Series, error) {
 		return s, err
 	}
 	s.Dtype = dtypeOf(v)
-	s.Ints, s.Floats, s.Bools = asInts(v), asFloats(v), asBools(v)
+	s.Ints, s.Floats, s.Bools, s.Exact = asInts(v), asFloats(v), asBools(v), asExact(v)
 	s.Strings, _ = v.([]string)
 	return s, nil
 }
@@ -332,3 +371,16 @@ func readSeries(c node, name string) (Series, error) {
 func asInts(v any) []int64     { x, _ := v.([]int64); return x }
 func asFloats(v any) []float64 { x, _ := v.([]float64); return x }
 func asBools(v any) []bool     { x, _ := v.([]bool); return x }
+
+// asExact is a uint64 column as decimal text (Series.Exact).
+func asExact(v any) []string {
+	x, ok := v.([]uint64)
+	if !ok {
+		return nil
+	}
+	out := make([]string, len(x))
+	for i, u := range x {
+		out[i] = strconv.FormatUint(u, 10)
+	}
+	return out
+}

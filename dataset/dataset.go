@@ -85,6 +85,13 @@ func (t *Table) Col(name string) (*Series, bool) {
 // Strings (RFC 3339 in UTC, or 2006-01-02T15:04:05 for a local wall time
 // a Parquet timestamp not adjusted to UTC holds), date → Strings
 // (2006-01-02), cat → Codes and Categories (code -1 is missing).
+//
+// An int or float column whose values an int64 or float64 cannot hold
+// exactly has Exact instead: unsigned 64-bit integers (Parquet UINT_64,
+// HDF5 and zarr uint64 beyond 2^63-1), integers of a CSV beyond int64, and
+// Parquet DECIMALs (int when the scale is 0, else float), as decimal text:
+// 18446744073709551615, -0.05, 12.30 (a DECIMAL keeps its scale's digits).
+// Text returns it; nothing is rounded.
 type Series struct {
 	Name       string
 	Dtype      string
@@ -94,6 +101,7 @@ type Series struct {
 	Strings    []string
 	Codes      []int64
 	Categories []string
+	Exact      []string
 	// Null marks missing values of str, int and float columns read from
 	// text (an empty CSV cell); nil when none is missing.
 	Null []bool
@@ -101,6 +109,9 @@ type Series struct {
 
 // Len is the number of values.
 func (s *Series) Len() int {
+	if s.Exact != nil {
+		return len(s.Exact)
+	}
 	switch s.Dtype {
 	case "int":
 		return len(s.Ints)
@@ -126,6 +137,9 @@ func (s *Series) IsNull(i int) bool {
 func (s *Series) Text(i int) string {
 	if s.IsNull(i) {
 		return ""
+	}
+	if s.Exact != nil {
+		return s.Exact[i]
 	}
 	switch s.Dtype {
 	case "int":
@@ -255,6 +269,16 @@ func recoverCorrupt(path string, err *error) {
 		*err = fmt.Errorf("%s: %w: the reader failed on damaged bytes (%v)", path, ErrCorrupt, r)
 	}
 }
+
+// maxColumnBytes bounds the bytes of one AnnData column as stored, and
+// maxColumnValues its values (each 8 or 16 bytes decoded, so a column of
+// int8 codes cannot claim 16 GiB): its size comes from the file, which
+// may be damaged, and a reader must not allocate without bound on its
+// word. 134 million rows is far beyond any AnnData's.
+const (
+	maxColumnBytes  = 1 << 31
+	maxColumnValues = maxColumnBytes / 16
+)
 
 func corruptf(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, a...))

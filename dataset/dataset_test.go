@@ -1,12 +1,17 @@
 package dataset_test
 
 import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -247,6 +252,59 @@ func TestRewrite(t *testing.T) {
 	}
 }
 
+// A Parquet rewrite keeps every value: nulls, DECIMALs, unsigned ints,
+// INT96, and rows across several row groups.
+func TestRewriteParquetKeepsValues(t *testing.T) {
+	dir := t.TempDir()
+	groups := filepath.Join(dir, "groups.parquet")
+	f, err := os.Create(groups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		Name  *string `parquet:"name,optional"`
+		Price *int64  `parquet:"price,optional,decimal(3:18)"`
+		ID    uint64  `parquet:"id"`
+	}
+	s := func(x string) *string { return &x }
+	d := func(x int64) *int64 { return &x }
+	w := parquet.NewGenericWriter[row](f, parquet.MaxRowsPerRowGroup(2))
+	if _, err := w.Write([]row{{s("a"), d(-1), 1<<64 - 1}, {nil, d(2500), 2}, {s("c"), nil, 1 << 53}, {s("d"), d(7), 1<<53 + 1}, {nil, nil, 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.Stat(); st != nil {
+		if pf, err := parquet.OpenFile(f, st.Size()); err != nil || len(pf.RowGroups()) != 3 {
+			t.Fatalf("fixture: %v, want 3 row groups", err)
+		}
+	}
+	f.Close()
+	for _, src := range []string{groups, sample("pbmc_small_obs.parquet"), sample("parquet-testing_alltypes_plain.parquet"), sample("parquet-testing_alltypes_plain.snappy.parquet")} {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			before, err := dataset.Tables(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "out.parquet")
+			f, err := os.Create(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = dataset.RewriteParquet(src, f, nil)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := dataset.Tables(out)
+			if err != nil || !reflect.DeepEqual(after, before) {
+				t.Fatalf("rewritten: %v\n%+v\nwant\n%+v", err, after, before)
+			}
+		})
+	}
+}
+
 // A UTF-8 byte order mark before the header (Excel writes one) is not part
 // of the first column's name, and a rewrite keeps it.
 func TestTextBOM(t *testing.T) {
@@ -450,23 +508,367 @@ func damagedParquet(t *testing.T, at int, to byte) string {
 }
 
 // A panic of the Parquet library is ErrCorrupt, from every reader, so
-// save stores the file as a plain file and curate says what is wrong.
+// save stores the file as a plain file and curate says what is wrong
+// (byte 5557, in the footer: an integer divide by zero). So is a column
+// whose metadata names an encoding that does not exist (byte 6072, 16 →
+// 17): it reads, but curate --standardize failed writing it back with the
+// writer's "encoding not supported for type BYTE_ARRAY".
 func TestDamagedParquetIsCorrupt(t *testing.T) {
 	for _, tc := range []struct {
 		at int
 		to byte
-	}{{6361, 93}, {6357, 76}} {
+	}{{5557, 0x7f}, {6072, 17}} {
 		t.Run(fmt.Sprintf("byte%d", tc.at), func(t *testing.T) {
 			p := damagedParquet(t, tc.at, tc.to)
-			if _, err := dataset.Describe(p); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), p) {
-				t.Errorf("Describe: %v; want ErrCorrupt naming the file", err)
-			}
-			if _, err := dataset.Tables(p); !errors.Is(err, dataset.ErrCorrupt) {
-				t.Errorf("Tables: %v", err)
+			if tc.at != 6072 {
+				if _, err := dataset.Describe(p); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), p) {
+					t.Errorf("Describe: %v; want ErrCorrupt naming the file", err)
+				}
+				if _, err := dataset.Tables(p); !errors.Is(err, dataset.ErrCorrupt) {
+					t.Errorf("Tables: %v", err)
+				}
 			}
 			if err := dataset.RewriteParquet(p, io.Discard, nil); !errors.Is(err, dataset.ErrCorrupt) {
 				t.Errorf("RewriteParquet: %v", err)
 			}
 		})
+	}
+	// A full disk is the disk's error, not the file's.
+	if err := dataset.RewriteParquet(sample("pbmc_small_obs.parquet"), fullDisk{}, nil); !errors.Is(err, errFull) || errors.Is(err, dataset.ErrCorrupt) {
+		t.Errorf("RewriteParquet to a full disk: %v", err)
+	}
+}
+
+// A damaged footer length (the 4 bytes before the closing PAR1) made
+// parquet-go allocate what it claims, up to 4 GiB, before reading it:
+// describing such a file on save took gigabytes. It is truncation now.
+func TestParquetFooterLength(t *testing.T) {
+	full, err := os.ReadFile(sample("pbmc_small_obs.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, top := range []byte{0xff, 0x7f, 0x10} {
+		b := append([]byte(nil), full...)
+		b[len(b)-5] = top
+		p := filepath.Join(t.TempDir(), "footer.parquet")
+		os.WriteFile(p, b, 0o644)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := dataset.Describe(p)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), "the footer says the file's metadata takes") {
+			t.Errorf("length %#x…: %v; want ErrCorrupt naming the footer", top, err)
+		}
+		if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+			t.Errorf("length %#x…: allocated %d MiB", top, d>>20)
+		}
+	}
+}
+
+// The page index (column and offset indexes) is an optional accelerator
+// a whole-table read does not need: damaged (bytes 6357 and 6361, on which
+// parquet-go panicked; 5424, an offset index) it is not read, and the
+// table reads as the intact file does. A damaged data page offset in the
+// footer (byte 5912) reads too, page by page; rewriting either crashed the
+// process (parquet-go's row reader handed out values pointing outside any
+// buffer: a fault, which no recover catches). Both rewrite to the table
+// they hold.
+func TestDamagedParquetIndexes(t *testing.T) {
+	intact, err := dataset.Tables(sample("pbmc_small_obs.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at int
+		to byte
+	}{{6361, 93}, {6357, 76}, {5424, 0x7f}, {5912, 0x7f}} {
+		t.Run(fmt.Sprintf("byte%d", tc.at), func(t *testing.T) {
+			p := damagedParquet(t, tc.at, tc.to)
+			if _, err := dataset.Describe(p); err != nil {
+				t.Fatalf("Describe: %v", err)
+			}
+			ts, err := dataset.Tables(p)
+			if err != nil || !reflect.DeepEqual(ts, intact) {
+				t.Fatalf("Tables: %v; differs from the intact file's: %v", err, !reflect.DeepEqual(ts, intact))
+			}
+			out := filepath.Join(t.TempDir(), "rewritten.parquet")
+			f, err := os.Create(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = dataset.RewriteParquet(p, f, nil)
+			f.Close()
+			if err != nil {
+				t.Fatalf("RewriteParquet: %v", err)
+			}
+			if ts, err := dataset.Tables(out); err != nil || !reflect.DeepEqual(ts, intact) {
+				t.Fatalf("the rewritten file: %v; differs: %v", err, !reflect.DeepEqual(ts, intact))
+			}
+		})
+	}
+}
+
+var errFull = errors.New("no space left on device")
+
+type fullDisk struct{}
+
+func (fullDisk) Write([]byte) (int, error) { return 0, errFull }
+
+// twos is n as big-endian two's complement in size bytes, as a DECIMAL's
+// BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY holds it.
+func twos(n *big.Int, size int) []byte {
+	x := new(big.Int).Set(n)
+	if x.Sign() < 0 {
+		x.Add(x, new(big.Int).Lsh(big.NewInt(1), uint(8*size)))
+	}
+	return x.FillBytes(make([]byte, size))
+}
+
+func bigInt(s string) *big.Int {
+	n, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		panic(s)
+	}
+	return n
+}
+
+// Parquet DECIMAL columns of each physical type read as their exact
+// decimal text (a float, or an int at scale 0), and unsigned integers as
+// unsigned: UINT_64 beyond 2^63 and UINT_32 beyond 2^31 were read as
+// negative ints, a DECIMAL as its unscaled integer or its raw bytes. A
+// UUID reads as its canonical text, not its 16 raw bytes.
+func TestParquetDecimalAndUnsigned(t *testing.T) {
+	const p53 = int64(1) << 53
+	cases := map[string]struct {
+		node  parquet.Node
+		vals  []any
+		dtype string
+		want  []string
+	}{
+		"dec_int32":   {parquet.Decimal(2, 9, parquet.Int32Type), []any{int32(-150), nil, int32(5)}, "float", []string{"-1.50", "", "0.05"}},
+		"dec_int64":   {parquet.Decimal(3, 18, parquet.Int64Type), []any{-(p53 + 1), nil, int64(7)}, "float", []string{"-9007199254740.993", "", "0.007"}},
+		"dec_int64_0": {parquet.Decimal(0, 18, parquet.Int64Type), []any{p53, nil, p53 + 1}, "int", []string{"9007199254740992", "", "9007199254740993"}},
+		"dec_fixed": {parquet.Decimal(4, 38, parquet.FixedLenByteArrayType(16)),
+			[]any{twos(bigInt("-1000000000000000000000000000007"), 16), nil, twos(bigInt("123456789012345678901234567890"), 16)},
+			"float", []string{"-100000000000000000000000000.0007", "", "12345678901234567890123456.7890"}},
+		"dec_bytes": {parquet.Decimal(0, 30, parquet.ByteArrayType),
+			[]any{twos(bigInt("-18446744073709551617"), 9), nil, twos(bigInt("9007199254740993"), 7)},
+			"int", []string{"-18446744073709551617", "", "9007199254740993"}},
+		"uint64":        {parquet.Uint(64), []any{uint64(1<<64 - 1), nil, uint64(p53 + 1)}, "int", []string{"18446744073709551615", "", "9007199254740993"}},
+		"legacy_uint64": {parquet.Leaf(legacyType{parquet.Int64Type, deprecated.Uint64}), []any{int64(-2), nil, int64(0)}, "int", []string{"18446744073709551614", "", "0"}},
+		"uint32":        {parquet.Uint(32), []any{uint32(1<<32 - 1), nil, uint32(1 << 31)}, "int", []string{"4294967295", "", "2147483648"}},
+		"uint16":        {parquet.Uint(16), []any{uint16(1<<16 - 1), nil, uint16(0)}, "int", []string{"65535", "", "0"}},
+		"uint8":         {parquet.Uint(8), []any{uint8(255), nil, uint8(1)}, "int", []string{"255", "", "1"}},
+		"int64":         {parquet.Int(64), []any{p53, nil, p53 + 1}, "int", []string{"9007199254740992", "", "9007199254740993"}},
+		"uuid": {parquet.UUID(), []any{[]byte{0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3, 0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40, 0}, nil, make([]byte, 16)},
+			"str", []string{"123e4567-e89b-12d3-a456-426614174000", "", "00000000-0000-0000-0000-000000000000"}},
+	}
+	cols := map[string]fixtureColumn{}
+	for name, tc := range cases {
+		cols[name] = fixtureColumn{tc.node, tc.vals}
+	}
+	path := writeParquet(t, t.TempDir(), cols)
+	info, err := dataset.Describe(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if i := slices.IndexFunc(info.Columns, func(c dataset.Column) bool { return c.Name == name }); i < 0 || info.Columns[i].Dtype != tc.dtype {
+				t.Errorf("Describe: %+v, want a column of dtype %s", info.Columns, tc.dtype)
+			}
+			c, ok := ts[0].Col(name)
+			if !ok || c.Dtype != tc.dtype || c.Len() != 3 || !reflect.DeepEqual(c.Values(), tc.want) || !c.IsNull(1) || c.IsNull(0) {
+				t.Fatalf("Tables: %s %q null=%v, want %s %q with the second null", c.Dtype, c.Values(), c.Null, tc.dtype, tc.want)
+			}
+		})
+	}
+}
+
+// writeZarrArray writes a 1-D uncompressed zarr v2 array of dtype (numpy
+// spelling) holding raw at dir.
+func writeZarrArray(t *testing.T, dir, dtype string, n int, raw []byte) {
+	t.Helper()
+	meta := fmt.Sprintf(`{"chunks":[%d],"compressor":null,"dtype":%q,"fill_value":0,"filters":null,"order":"C","shape":[%d],"zarr_format":2}`, n, dtype, n)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, ".zarray"), []byte(meta), 0o644)
+	os.WriteFile(filepath.Join(dir, "0"), raw, 0o644)
+}
+
+// Integer ids stay exact through every reader: 2^53 and 2^53+1, which a
+// float64 reads as one number, and uint64 ids beyond 2^63, which a CSV
+// read as floats (so neighbours collapsed into 1.8446744073709552e+19)
+// and an AnnData zarr (the HDF5 decoder it shares) as negative int64s.
+func TestIntegerKeysExact(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"9007199254740992", "9007199254740993"}
+	huge := []string{"18446744073709551615", "18446744073709551614", "", "9223372036854775808"}
+
+	csvPath := filepath.Join(dir, "ids.csv")
+	os.WriteFile(csvPath, []byte("id,big\n"+ids[0]+","+huge[0]+"\n"+ids[1]+","+huge[1]+"\n9007199254740993,\n7,+9223372036854775808\n"), 0o644)
+	info, err := dataset.Describe(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Columns[0].Dtype != "int" || info.Columns[1].Dtype != "int" {
+		t.Errorf("Describe: %+v, want two int columns", info.Columns)
+	}
+	ts, err := dataset.Tables(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := ts[0].Col("id")
+	b, _ := ts[0].Col("big")
+	if got := id.Values(); id.Dtype != "int" || !reflect.DeepEqual(got, []string{ids[0], ids[1], ids[1], "7"}) {
+		t.Errorf("csv id: %s %q", id.Dtype, got)
+	}
+	if got := b.Values(); b.Dtype != "int" || !reflect.DeepEqual(got, huge) || !b.IsNull(2) {
+		t.Errorf("csv big: %s %q null=%v, want int %q", b.Dtype, got, b.Null, huge)
+	}
+
+	store := filepath.Join(dir, "ids.zarr")
+	os.MkdirAll(filepath.Join(store, "obs"), 0o755)
+	os.WriteFile(filepath.Join(store, ".zgroup"), []byte(`{"zarr_format":2}`), 0o644)
+	os.WriteFile(filepath.Join(store, ".zattrs"), []byte(`{"encoding-type":"anndata","encoding-version":"0.1.0"}`), 0o644)
+	os.WriteFile(filepath.Join(store, "obs", ".zgroup"), []byte(`{"zarr_format":2}`), 0o644)
+	os.WriteFile(filepath.Join(store, "obs", ".zattrs"), []byte(`{"_index":"_index","column-order":["donor"],"encoding-type":"dataframe","encoding-version":"0.2.0"}`), 0o644)
+	le := func(xs ...uint64) []byte {
+		var out []byte
+		for _, x := range xs {
+			out = binary.LittleEndian.AppendUint64(out, x)
+		}
+		return out
+	}
+	writeZarrArray(t, filepath.Join(store, "obs", "_index"), "<i8", 2, le(1<<53, 1<<53+1))
+	writeZarrArray(t, filepath.Join(store, "obs", "donor"), "<u8", 2, le(1<<64-1, 1<<64-2))
+	ts, err = dataset.Tables(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, _ := ts[0].Col("_index")
+	donor, _ := ts[0].Col("donor")
+	if got := ix.Values(); ix.Dtype != "int" || !reflect.DeepEqual(got, ids) {
+		t.Errorf("zarr obs index: %s %q, want %q", ix.Dtype, got, ids)
+	}
+	if got := donor.Values(); donor.Dtype != "int" || !reflect.DeepEqual(got, huge[:2]) {
+		t.Errorf("zarr obs donor: %s %q, want %q", donor.Dtype, got, huge[:2])
+	}
+	if info, err := dataset.Describe(store); err != nil || info.NObservations != 2 || info.Columns[0].Dtype != "int" {
+		t.Errorf("Describe zarr: %+v %v", info, err)
+	}
+}
+
+// zarrStore writes an AnnData zarr store whose obs has the index _index
+// (two int64 ids) and the column col, and returns its path.
+func zarrStore(t *testing.T, dir string) string {
+	t.Helper()
+	store := filepath.Join(dir, "s.zarr")
+	os.MkdirAll(filepath.Join(store, "obs"), 0o755)
+	os.WriteFile(filepath.Join(store, ".zgroup"), []byte(`{"zarr_format":2}`), 0o644)
+	os.WriteFile(filepath.Join(store, ".zattrs"), []byte(`{"encoding-type":"anndata","encoding-version":"0.1.0"}`), 0o644)
+	os.WriteFile(filepath.Join(store, "obs", ".zgroup"), []byte(`{"zarr_format":2}`), 0o644)
+	os.WriteFile(filepath.Join(store, "obs", ".zattrs"), []byte(`{"_index":"_index","column-order":["col"],"encoding-type":"dataframe","encoding-version":"0.2.0"}`), 0o644)
+	writeZarrArray(t, filepath.Join(store, "obs", "_index"), "<i8", 2, make([]byte, 16))
+	return store
+}
+
+// A damaged .zarray (a shape or chunk size of billions) or chunk (a zlib
+// bomb) of an AnnData zarr column is refused or read without allocating
+// what it claims: save, curate and inspect died with "fatal error: out of
+// memory" (not a panic: nothing recovers), or allocated gigabytes.
+func TestZarrDamagedSizes(t *testing.T) {
+	var bomb bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&bomb, zlib.BestSpeed)
+	zero := make([]byte, 1<<20)
+	for range 64 { // 64 MiB of zeros
+		zw.Write(zero)
+	}
+	zw.Close()
+	for _, tc := range []struct {
+		name, meta string
+		chunk      []byte // file "0"; nil: none
+		want       string // "" for no error
+	}{
+		{"strings", `{"chunks":[2],"compressor":null,"dtype":"|O","shape":[2000000000],"zarr_format":2}`, nil, "has 2000000000 values, not 2"},
+		{"strings-missing", `{"chunks":[1],"compressor":null,"dtype":"|O","shape":[2],"zarr_format":2}`, nil, "chunk 0 is missing"},
+		{"ints", `{"chunks":[2],"compressor":null,"dtype":"<i8","shape":[4000000000],"zarr_format":2}`, nil, "has 4000000000 values, not 2"},
+		{"long", `{"chunks":[2],"compressor":null,"dtype":"<i8","shape":[100000000],"zarr_format":2}`, nil, "has 100000000 values, not 2"},
+		{"chunk", `{"chunks":[8000000000],"compressor":null,"dtype":"<i8","shape":[2],"zarr_format":2}`, nil, ""},
+		{"huge-chunk", `{"chunks":[4611686018427387904],"compressor":null,"dtype":"<i8","shape":[2],"zarr_format":2}`, make([]byte, 16), ""},
+		{"negative", `{"chunks":[2],"compressor":null,"dtype":"<i8","shape":[-2],"zarr_format":2}`, nil, "has -2 values, not 2"},
+		{"zero-size", `{"chunks":[2],"compressor":null,"dtype":"<i0","shape":[2],"zarr_format":2}`, nil, "dtype \"<i0\" is not supported"},
+		{"short", `{"chunks":[2],"compressor":null,"dtype":"<i8","shape":[2],"zarr_format":2}`, make([]byte, 9), "chunk 0 is short"},
+		{"bomb", `{"chunks":[2],"compressor":{"id":"zlib"},"dtype":"<i8","shape":[2],"zarr_format":2}`, bomb.Bytes(), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := zarrStore(t, t.TempDir())
+			col := filepath.Join(store, "obs", "col")
+			os.MkdirAll(col, 0o755)
+			os.WriteFile(filepath.Join(col, ".zarray"), []byte(tc.meta), 0o644)
+			if tc.chunk != nil {
+				os.WriteFile(filepath.Join(col, "0"), tc.chunk, 0o644)
+			}
+			// Describe reads a column for its dtype only when its length
+			// is the index's; Tables checks every length first.
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, derr := dataset.Describe(store)
+			ts, err := dataset.Tables(store)
+			runtime.ReadMemStats(&after)
+			if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+				t.Errorf("allocated %d MiB", d>>20)
+			}
+			if derr != nil && !errors.Is(derr, dataset.ErrCorrupt) {
+				t.Errorf("Describe: %v", derr)
+			}
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c, _ := ts[0].Col("col"); !reflect.DeepEqual(c.Values(), []string{"0", "0"}) {
+					t.Fatalf("col = %q", c.Values())
+				}
+				return
+			}
+			if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Tables: %v; want ErrCorrupt with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A damaged length of an h5ad column (byte 55352: the dataspace of the
+// int8 codes of obs development_stage, 315 → 2130706747) had Tables read
+// 2 GiB and decode it to 17 GiB of int64s before finding the length
+// differs from the index's; Describe is bounded as well.
+func TestH5adDamagedLength(t *testing.T) {
+	b, err := os.ReadFile(sample("pbmc_small.h5ad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []byte{0x7f, 0x10} {
+		b[55352] = v
+		p := filepath.Join(t.TempDir(), "damaged.h5ad")
+		os.WriteFile(p, b, 0o644)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, derr := dataset.Describe(p)
+		_, err := dataset.Tables(p)
+		runtime.ReadMemStats(&after)
+		if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+			t.Errorf("%#x: allocated %d MiB", v, d>>20)
+		}
+		if derr != nil && !errors.Is(derr, dataset.ErrCorrupt) {
+			t.Errorf("%#x: Describe: %v", v, derr)
+		}
+		if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), "obs column development_stage has") {
+			t.Errorf("%#x: Tables: %v", v, err)
+		}
 	}
 }

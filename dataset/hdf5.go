@@ -747,6 +747,8 @@ func (f *h5file) parseAttribute(b []byte, want string) (string, any, error) {
 			return name, x[0], nil
 		case []int64:
 			return name, x[0], nil
+		case []uint64:
+			return name, x[0], nil
 		case []float64:
 			return name, x[0], nil
 		case []bool:
@@ -757,7 +759,17 @@ func (f *h5file) parseAttribute(b []byte, want string) (string, any, error) {
 }
 
 // decodeValues turns n packed elements of type t into []int64, []float64,
-// []bool or []string.
+// []bool or []string; unsigned 64-bit integers into []uint64 when one is
+// beyond the int64 range (an id), so that none wraps to a negative.
+// decodeUint64s reads n packed little-endian uint64s.
+func decodeUint64s(b []byte, n int) []uint64 {
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(b[i*8:])
+	}
+	return out
+}
+
 func (f *h5file) decodeValues(t h5type, b []byte, n int) (any, error) {
 	switch t.kind {
 	case kInt, kUint:
@@ -783,7 +795,11 @@ func (f *h5file) decodeValues(t h5type, b []byte, n int) (any, error) {
 					out[i] = int64(int32(x))
 				}
 			case 8:
-				out[i] = int64(binary.LittleEndian.Uint64(e))
+				x := binary.LittleEndian.Uint64(e)
+				if t.kind == kUint && x > math.MaxInt64 {
+					return decodeUint64s(b, n), nil
+				}
+				out[i] = int64(x)
 			default:
 				return nil, h5errorf("%d-byte integers are not supported", t.size)
 			}
@@ -887,8 +903,8 @@ func (o *h5object) shape() ([]int64, error) {
 	return parseDataspace(sp)
 }
 
-// read returns a 1-D dataset's values as []int64, []float64, []bool or
-// []string.
+// read returns a 1-D dataset's values as []int64, []uint64, []float64,
+// []bool or []string (decodeValues).
 func (o *h5object) read() (any, error) {
 	dims, err := o.shape()
 	if err != nil {
@@ -906,6 +922,9 @@ func (o *h5object) read() (any, error) {
 		return nil, h5errorf("%s has %d dimensions; only 1-D columns are read", o.name, len(dims))
 	}
 	n := count(dims)
+	if n < 0 || n > maxColumnValues || t.size <= 0 {
+		return nil, h5errorf("%s: column too large (%d values)", o.name, n)
+	}
 	raw, err := o.rawData(n * int64(t.size))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.name, err)
@@ -922,7 +941,7 @@ func (o *h5object) rawData(total int64) ([]byte, error) {
 	if lb == nil {
 		return nil, h5errorf("no layout")
 	}
-	if total > 1<<31 {
+	if total > maxColumnBytes {
 		return nil, h5errorf("column too large (%d bytes)", total)
 	}
 	d := &decoder{b: lb}

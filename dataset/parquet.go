@@ -1,10 +1,14 @@
 package dataset
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +27,20 @@ func openParquet(path string) (*parquet.File, *os.File, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	pf, err := parquet.OpenFile(f, st.Size())
+	// parquet-go allocates the footer's claimed length (up to 4 GiB)
+	// before it reads it: a damaged length is caught here first.
+	var tail [8]byte
+	if st.Size() >= 12 {
+		if _, err := f.ReadAt(tail[:], st.Size()-8); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		if n := int64(binary.LittleEndian.Uint32(tail[:4])); string(tail[4:]) == "PAR1" && n > st.Size()-12 {
+			f.Close()
+			return nil, nil, corruptf("truncated or damaged: the footer says the file's metadata takes %d bytes and the file has %d", n, st.Size())
+		}
+	}
+	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		f.Close()
 		return nil, nil, corruptf("%v", err)
@@ -32,12 +49,17 @@ func openParquet(path string) (*parquet.File, *os.File, error) {
 }
 
 // parquetColumn says how a column of type t is read: the dtype it is
-// described and read as and, for the integers that mean a time (the INT96
-// of Spark and Impala, INT64 TIMESTAMP, INT32 DATE, TIME), how a value
-// becomes text. A timestamp adjusted to UTC reads as RFC 3339 with Z; one
-// that is not (local wall time, what pandas writes for a naive datetime)
-// without a zone, as curate and the catalog read it: 2006-01-02T15:04:05.
-// A time of day reads as a str, 15:04:05.5: no feature dtype is a time.
+// described and read as and, for the values an int64 or float64 does not
+// hold as the file means them, how a value becomes text. The integers that
+// mean a time (the INT96 of Spark and Impala, INT64 TIMESTAMP, INT32 DATE,
+// TIME) read as text of dtype datetime, date or str: a timestamp adjusted
+// to UTC as RFC 3339 with Z; one that is not (local wall time, what pandas
+// writes for a naive datetime) without a zone, as curate and the catalog
+// read it: 2006-01-02T15:04:05. A time of day reads as a str,
+// 15:04:05.5: no feature dtype is a time. A DECIMAL reads as its exact
+// decimal text (Series.Exact), an int when its scale is 0, else a float;
+// UINT_64 as exact text too, an int. Smaller unsigned integers read as
+// ints (text nil, the value through parquetInt).
 func parquetColumn(t parquet.Type) (dtype string, text func(parquet.Value) string) {
 	if lt := t.LogicalType(); lt != nil {
 		switch lt := lt.Value.(type) {
@@ -61,6 +83,20 @@ func parquetColumn(t parquet.Type) (dtype string, text func(parquet.Value) strin
 					return unixTime(parquetInt(v), unit).Format("15:04:05.999999999")
 				}
 			}
+		case *format.DecimalType:
+			dtype := "float"
+			if lt.Scale == 0 {
+				dtype = "int"
+			}
+			return dtype, func(v parquet.Value) string { return decimalText(v, int(lt.Scale)) }
+		case *format.UUIDType:
+			if t.Kind() == parquet.FixedLenByteArray && t.Length() == 16 {
+				return "str", func(v parquet.Value) string { return uuidText(v.ByteArray()) }
+			}
+		case *format.IntType:
+			if !lt.IsSigned && lt.BitWidth == 64 && t.Kind() == parquet.Int64 {
+				return "int", func(v parquet.Value) string { return strconv.FormatUint(v.Uint64(), 10) }
+			}
 		}
 	}
 	switch t.Kind() {
@@ -76,6 +112,50 @@ func parquetColumn(t parquet.Type) (dtype string, text func(parquet.Value) strin
 		}
 	}
 	return "str", nil
+}
+
+// uuidText is a UUID's 16 bytes as its canonical text,
+// 123e4567-e89b-12d3-a456-426614174000 (pyarrow and Spark write ids so).
+func uuidText(b []byte) string {
+	if len(b) != 16 {
+		return hex.EncodeToString(b)
+	}
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// decimalText is the DECIMAL v of the given scale as exact decimal text
+// with scale digits after the point (-1.50 for the unscaled -150, scale
+// 2). INT32 and INT64 hold the unscaled value; BYTE_ARRAY and
+// FIXED_LEN_BYTE_ARRAY hold it big-endian in two's complement.
+func decimalText(v parquet.Value, scale int) string {
+	var digits string
+	switch v.Kind() {
+	case parquet.Int32, parquet.Int64:
+		digits = strconv.FormatInt(parquetInt(v), 10)
+	default:
+		b := v.ByteArray()
+		n := new(big.Int).SetBytes(b)
+		if len(b) > 0 && b[0]&0x80 != 0 { // negative: subtract 2^(8·len)
+			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+		}
+		digits = n.String()
+	}
+	neg := strings.HasPrefix(digits, "-")
+	digits = strings.TrimPrefix(digits, "-")
+	switch {
+	case scale < 0: // the format forbids it; read as what it would mean
+		digits += strings.Repeat("0", -scale)
+	case scale > 0:
+		if len(digits) <= scale {
+			digits = strings.Repeat("0", scale-len(digits)+1) + digits
+		}
+		digits = digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+	}
+	if neg {
+		return "-" + digits
+	}
+	return digits
 }
 
 // timeUnit is the duration of unit; 0 when the file names none this
@@ -99,6 +179,18 @@ func parquetInt(v parquet.Value) int64 {
 		return int64(v.Int32())
 	}
 	return v.Int64()
+}
+
+// unsigned32 reports whether t is an unsigned integer of at most 32 bits
+// (UINT_8, UINT_16, UINT_32), which INT32 holds as its bits: 4294967295 is
+// the INT32 -1.
+func unsigned32(t parquet.Type) bool {
+	lt := t.LogicalType()
+	if lt == nil {
+		return false
+	}
+	it, ok := lt.Value.(*format.IntType)
+	return ok && !it.IsSigned && t.Kind() == parquet.Int32
 }
 
 func describeParquet(path string) (Info, error) {
@@ -128,6 +220,7 @@ func readParquet(path string) (Table, error) {
 	t := Table{NRows: int(pf.NumRows())}
 	t.Columns = make([]Series, len(paths))
 	texts := make([]func(parquet.Value) string, len(paths))
+	uns := make([]bool, len(paths))
 	for i, p := range paths {
 		leaf, _ := schema.Lookup(p...)
 		if leaf.MaxRepetitionLevel > 0 {
@@ -135,38 +228,15 @@ func readParquet(path string) (Table, error) {
 		}
 		t.Columns[i].Name = strings.Join(p, ".")
 		t.Columns[i].Dtype, texts[i] = parquetColumn(leaf.Node.Type())
+		uns[i] = unsigned32(leaf.Node.Type())
 	}
-	buf := make([]parquet.Value, 1024)
 	for _, rg := range pf.RowGroups() {
 		for i, cc := range rg.ColumnChunks() {
 			s := &t.Columns[i]
-			pages := cc.Pages()
-			for {
-				page, err := pages.ReadPage()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					pages.Close()
-					return Table{}, corruptf("column %s: %v", s.Name, err)
-				}
-				vr := page.Values()
-				for {
-					n, err := vr.ReadValues(buf)
-					for _, v := range buf[:n] {
-						appendValue(s, v, texts[i])
-					}
-					if errors.Is(err, io.EOF) {
-						break
-					}
-					if err != nil {
-						pages.Close()
-						return Table{}, corruptf("column %s: %v", s.Name, err)
-					}
-				}
-				parquet.Release(page)
+			err := chunkValues(cc, func(v parquet.Value) { appendValue(s, v, texts[i], uns[i]) })
+			if err != nil {
+				return Table{}, corruptf("column %s: %v", s.Name, err)
 			}
-			pages.Close()
 		}
 	}
 	for i := range t.Columns {
@@ -177,8 +247,10 @@ func readParquet(path string) (Table, error) {
 	return t, nil
 }
 
-// appendValue appends v to s; text, when set, makes it the text s holds.
-func appendValue(s *Series, v parquet.Value, text func(parquet.Value) string) {
+// appendValue appends v to s; text, when set, makes it the text s holds
+// (exact text for an int or float). unsigned says an INT32 holds a UINT_32
+// (or narrower).
+func appendValue(s *Series, v parquet.Value, text func(parquet.Value) string, unsigned bool) {
 	null := v.IsNull()
 	if null {
 		if s.Null == nil {
@@ -194,12 +266,20 @@ func appendValue(s *Series, v parquet.Value, text func(parquet.Value) string) {
 		if !null {
 			x = text(v)
 		}
-		s.Strings = append(s.Strings, x)
+		if s.Dtype == "int" || s.Dtype == "float" {
+			s.Exact = append(s.Exact, x)
+		} else {
+			s.Strings = append(s.Strings, x)
+		}
 	case s.Dtype == "bool":
 		s.Bools = append(s.Bools, !null && v.Boolean())
 	case s.Dtype == "int":
 		var x int64
-		if !null {
+		switch {
+		case null:
+		case unsigned:
+			x = int64(uint32(v.Int32()))
+		default:
 			x = parquetInt(v)
 		}
 		s.Ints = append(s.Ints, x)
@@ -235,8 +315,43 @@ func int96Time(x deprecated.Int96) time.Time {
 	return time.Unix((int64(x[2])-unixJulianDay)*86400, x.Int64()).UTC()
 }
 
+// chunkValues calls fn with every value of a column chunk, page by page.
+// A value's bytes are valid during the call only.
+func chunkValues(cc parquet.ColumnChunk, fn func(parquet.Value)) error {
+	pages := cc.Pages()
+	defer pages.Close()
+	buf := make([]parquet.Value, 1024)
+	for {
+		page, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		vr := page.Values()
+		for {
+			n, err := vr.ReadValues(buf)
+			for _, v := range buf[:n] {
+				fn(v)
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		parquet.Release(page)
+	}
+}
+
 // RewriteParquet copies the Parquet file at src to w with its schema,
 // passing every non-null value of the named string columns through mapFn.
+// Rows are put together from each column's pages, as readParquet reads
+// them: parquet-go's row reader trusts the footer's page offsets, and on a
+// damaged one hands out values pointing outside any buffer, which crashed
+// the process (a fault, not a panic) when written.
 func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) string) (err error) {
 	defer recoverCorrupt(src, &err)
 	pf, f, err := openParquet(src)
@@ -244,42 +359,72 @@ func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) strin
 		return err
 	}
 	defer f.Close()
-	fns := map[int]func(string) string{}
-	for i, p := range pf.Schema().Columns() {
-		if fn := mapFn[strings.Join(p, ".")]; fn != nil {
-			fns[i] = fn
+	schema := pf.Schema()
+	paths := schema.Columns()
+	fns := make([]func(string) string, len(paths))
+	for i, p := range paths {
+		name := strings.Join(p, ".")
+		if leaf, _ := schema.Lookup(p...); leaf.MaxRepetitionLevel > 0 {
+			return fmt.Errorf("%w: column %s is repeated; only flat tables are rewritten", ErrFormat, name)
 		}
+		fns[i] = mapFn[name]
 	}
-	pw := parquet.NewWriter(w, pf.Schema())
-	rows := make([]parquet.Row, 256)
+	// A write that fails while w does not is the file's doing (a column
+	// whose metadata names an encoding no writer has): ErrCorrupt, not
+	// an error of the disk written to.
+	ew := &errWriter{w: w}
+	wrote := func(err error) error {
+		if ew.err != nil {
+			return err
+		}
+		return corruptf("the file's columns cannot be written back: %v", err)
+	}
+	pw := parquet.NewWriter(ew, schema)
 	for _, rg := range pf.RowGroups() {
-		rr := rg.Rows()
-		for {
-			n, err := rr.ReadRows(rows)
-			for _, row := range rows[:n] {
-				for k, v := range row {
-					fn := fns[v.Column()]
-					if fn == nil || v.IsNull() || v.Kind() != parquet.ByteArray {
-						continue
-					}
-					row[k] = parquet.ValueOf(fn(string(v.ByteArray()))).Level(v.RepetitionLevel(), v.DefinitionLevel(), v.Column())
+		n := rg.NumRows()
+		cols := make([][]parquet.Value, len(paths))
+		for i, cc := range rg.ColumnChunks() {
+			cols[i] = make([]parquet.Value, 0, min(n, 1<<20))
+			err := chunkValues(cc, func(v parquet.Value) {
+				if fn := fns[i]; fn != nil && !v.IsNull() && v.Kind() == parquet.ByteArray {
+					v = parquet.ValueOf(fn(string(v.ByteArray()))).Level(0, v.DefinitionLevel(), i)
 				}
-			}
-			if n > 0 {
-				if _, werr := pw.WriteRows(rows[:n]); werr != nil {
-					rr.Close()
-					return werr
-				}
-			}
-			if errors.Is(err, io.EOF) {
-				break
-			}
+				cols[i] = append(cols[i], v.Clone())
+			})
 			if err != nil {
-				rr.Close()
-				return corruptf("%v", err)
+				return corruptf("column %s: %v", strings.Join(paths[i], "."), err)
+			}
+			if int64(len(cols[i])) != n {
+				return corruptf("column %s has %d values in a row group of %d rows", strings.Join(paths[i], "."), len(cols[i]), n)
 			}
 		}
-		rr.Close()
+		rows := make([]parquet.Row, n)
+		for r := range rows {
+			rows[r] = make(parquet.Row, len(cols))
+			for c := range cols {
+				rows[r][c] = cols[c][r]
+			}
+		}
+		if _, err := pw.WriteRows(rows); err != nil {
+			return wrote(err)
+		}
 	}
-	return pw.Close()
+	if err := pw.Close(); err != nil {
+		return wrote(err)
+	}
+	return nil
+}
+
+// errWriter passes writes to w and keeps the last error w returned.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	n, err := e.w.Write(b)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
 }

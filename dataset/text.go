@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"strconv"
 	"strings"
@@ -47,8 +48,10 @@ func newTextReader(r io.Reader, format string) *csv.Reader {
 }
 
 // typeState infers a text column's dtype: the narrowest of int, float,
-// bool and str that every non-empty cell fits.
-type typeState struct{ notInt, notFloat, notBool, seen bool }
+// bool and str that every non-empty cell fits. An integer beyond int64 (a
+// uint64 id) keeps the column an int (big: read as Series.Exact): as a
+// float, neighbouring ids would read the same.
+type typeState struct{ notInt, notFloat, notBool, seen, big bool }
 
 func (s *typeState) add(v string) {
 	if v == "" {
@@ -56,7 +59,9 @@ func (s *typeState) add(v string) {
 	}
 	s.seen = true
 	if !s.notInt {
-		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+		if _, err := strconv.ParseInt(v, 10, 64); errors.Is(err, strconv.ErrRange) {
+			s.big = true
+		} else if err != nil {
 			s.notInt = true
 		}
 	}
@@ -194,10 +199,19 @@ func readText(path, format string) (Table, error) {
 		}
 		switch s.Dtype {
 		case "int":
-			s.Ints = make([]int64, len(vals))
+			if types[i].big {
+				s.Exact = make([]string, len(vals))
+			} else {
+				s.Ints = make([]int64, len(vals))
+			}
 			for k, v := range vals {
 				if v == "" {
 					mark(k)
+					continue
+				}
+				if s.Exact != nil {
+					n, _ := new(big.Int).SetString(v, 10)
+					s.Exact[k] = n.String() // 007 and +7 read as 7, as ParseInt reads them
 					continue
 				}
 				s.Ints[k], _ = strconv.ParseInt(v, 10, 64)

@@ -160,36 +160,41 @@ func (n zarrNode) arrayShape() ([]int64, error) {
 	return z.Shape, nil
 }
 
-// read returns a 1-D array's values.
+// read returns a 1-D array's values. The shape and chunk size come from
+// .zarray, which may be damaged: the column is bounded as HDF5's are
+// (maxColumnBytes), only the chunk files present are read (a missing one
+// holds fill values), and no chunk is decompressed past what is needed.
 func (n zarrNode) read() (any, error) {
 	z, err := n.meta()
 	if err != nil {
 		return nil, err
 	}
-	if len(z.Shape) != 1 || len(z.Chunks) != 1 || z.Chunks[0] <= 0 {
-		return nil, corruptf("%s: only 1-D arrays are read", n.path)
+	if len(z.Shape) != 1 || len(z.Chunks) != 1 || z.Chunks[0] <= 0 || z.Shape[0] < 0 {
+		return nil, corruptf("%s: only 1-D arrays are read (shape %v, chunks %v)", n.path, z.Shape, z.Chunks)
 	}
 	dt, _ := z.Dtype.(string)
-	total := z.Shape[0]
-	nchunks := (total + z.Chunks[0] - 1) / z.Chunks[0]
+	total, chunkLen := z.Shape[0], z.Chunks[0]
 	if dt == "|O" {
-		out := make([]string, 0, total)
-		for c := int64(0); c < nchunks; c++ {
-			raw, err := n.chunk(z, c)
+		if total > maxColumnValues {
+			return nil, corruptf("%s: column too large (%d strings)", n.path, total)
+		}
+		out := make([]string, 0, min(total, 1<<16))
+		for c := int64(0); int64(len(out)) < total; c++ {
+			raw, err := n.chunk(z, c, maxColumnBytes)
 			if err != nil {
 				return nil, err
 			}
 			if raw == nil {
-				raw = make([]byte, 4)
+				return nil, corruptf("%s: chunk %d is missing: %d strings, want %d", n.path, c, len(out), total)
 			}
 			ss, err := vlenUTF8(raw)
 			if err != nil {
 				return nil, fmt.Errorf("%s chunk %d: %w", n.path, c, err)
 			}
+			if len(ss) == 0 {
+				return nil, corruptf("%s: chunk %d holds no strings: %d, want %d", n.path, c, len(out), total)
+			}
 			out = append(out, ss...)
-		}
-		if int64(len(out)) < total {
-			return nil, corruptf("%s: %d strings, want %d", n.path, len(out), total)
 		}
 		return out[:total], nil
 	}
@@ -197,26 +202,46 @@ func (n zarrNode) read() (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.path, err)
 	}
-	buf := make([]byte, 0, total*int64(size))
-	chunkBytes := int(z.Chunks[0]) * size
-	for c := int64(0); c < nchunks; c++ {
-		raw, err := n.chunk(z, c)
+	if total > maxColumnValues || total > maxColumnBytes/int64(size) {
+		return nil, corruptf("%s: column too large (%d values of %d bytes)", n.path, total, size)
+	}
+	buf := make([]byte, total*int64(size)) // a missing chunk: fill value 0
+	chunks, err := n.chunkIndexes()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range chunks {
+		if c > total/chunkLen || c*chunkLen >= total {
+			continue // past the shape: not part of the array
+		}
+		at := c * chunkLen * int64(size)
+		need := min(chunkLen, total-c*chunkLen) * int64(size)
+		raw, err := n.chunk(z, c, need)
 		if err != nil {
 			return nil, err
 		}
-		if raw == nil {
-			raw = make([]byte, chunkBytes) // missing chunk: fill value 0
-		}
-		if len(raw) < chunkBytes && c < nchunks-1 {
+		if int64(len(raw)) < need {
 			return nil, corruptf("%s chunk %d is short", n.path, c)
 		}
-		buf = append(buf, raw[:min(len(raw), chunkBytes)]...)
-	}
-	if int64(len(buf)) < total*int64(size) {
-		return nil, corruptf("%s is short", n.path)
+		copy(buf[at:], raw[:need])
 	}
 	h5 := &h5file{}
-	return h5.decodeValues(h5type{kind: kind, size: size}, buf[:total*int64(size)], int(total))
+	return h5.decodeValues(h5type{kind: kind, size: size}, buf, int(total))
+}
+
+// chunkIndexes lists the chunks of a 1-D array that have a file.
+func (n zarrNode) chunkIndexes() ([]int64, error) {
+	es, err := os.ReadDir(n.path)
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, e := range es {
+		if c, err := strconv.ParseInt(e.Name(), 10, 64); err == nil && c >= 0 && !e.IsDir() {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 func parseNumpyDtype(dt string) (h5kind, int, error) {
@@ -227,7 +252,7 @@ func parseNumpyDtype(dt string) (h5kind, int, error) {
 		return 0, 0, corruptf("big-endian dtype %q is not supported", dt)
 	}
 	size, err := strconv.Atoi(dt[2:])
-	if err != nil {
+	if err != nil || size <= 0 {
 		return 0, 0, corruptf("dtype %q is not supported", dt)
 	}
 	switch dt[1] {
@@ -249,7 +274,10 @@ func parseNumpyDtype(dt string) (h5kind, int, error) {
 }
 
 // chunk returns chunk c decompressed, or nil when the chunk file is absent.
-func (n zarrNode) chunk(z *zarray, c int64) ([]byte, error) {
+// A zlib or gzip chunk is decompressed to at most limit bytes: a damaged
+// one cannot expand without bound (a Blosc frame says its size, at most
+// 2 GiB).
+func (n zarrNode) chunk(z *zarray, c, limit int64) ([]byte, error) {
 	raw, err := os.ReadFile(filepath.Join(n.path, strconv.FormatInt(c, 10)))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -265,12 +293,12 @@ func (n zarrNode) chunk(z *zarray, c int64) ([]byte, error) {
 		case "zlib":
 			var r io.ReadCloser
 			if r, err = zlib.NewReader(bytes.NewReader(raw)); err == nil {
-				raw, err = io.ReadAll(r)
+				raw, err = io.ReadAll(io.LimitReader(r, limit))
 			}
 		case "gzip":
 			var r io.ReadCloser
 			if r, err = gzip.NewReader(bytes.NewReader(raw)); err == nil {
-				raw, err = io.ReadAll(r)
+				raw, err = io.ReadAll(io.LimitReader(r, limit))
 			}
 		default:
 			return nil, corruptf("%s: compressor %q is not supported (blosc, zlib, gzip)", n.path, id)

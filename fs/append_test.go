@@ -220,7 +220,7 @@ func TestWrittenDataFilesAreDescribed(t *testing.T) {
 	}
 }
 
-// cp of a Parquet file whose page index is damaged (the library panics on
+// cp of a Parquet file whose footer is damaged (the library panics on
 // it) into the mount succeeds: the close saves it as a plain file, and it
 // reads back as written. It used to fail with EIO and save nothing.
 func TestDamagedParquetCopiedIn(t *testing.T) {
@@ -230,7 +230,7 @@ func TestDamagedParquetCopiedIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[6361] = 93
+	b[5557] = 0x7f
 	src := filepath.Join(t.TempDir(), "one.parquet")
 	os.WriteFile(src, b, 0o644)
 	os.MkdirAll(w.p("crash"), 0o755)

@@ -10,7 +10,7 @@ import (
 	"github.com/lamina-bio/lamina/instance"
 )
 
-// A Parquet file whose page index is damaged (the library panics on it) is
+// A Parquet file whose footer is damaged (the library panics on it) is
 // saved as a plain file with a note, and reads back as it was written; a
 // good file saved with it in the same call is saved too.
 func TestSaveDamagedParquet(t *testing.T) {
@@ -19,7 +19,7 @@ func TestSaveDamagedParquet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[6361] = 93
+	b[5557] = 0x7f
 	dir := t.TempDir()
 	bad, good := filepath.Join(dir, "one.parquet"), filepath.Join(dir, "a.txt")
 	os.WriteFile(bad, b, 0o644)

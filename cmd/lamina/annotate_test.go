@@ -490,7 +490,7 @@ func TestUnreadableInputExits2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pq[6361] = 93
+	pq[5557] = 0x7f
 	h5, err := os.ReadFile(filepath.Join(samples, "pbmc_small.h5ad"))
 	if err != nil {
 		t.Fatal(err)
