@@ -258,25 +258,7 @@ type pandasRow struct {
 func TestParquetLogicalTimes(t *testing.T) {
 	at := time.Date(2024, 3, 15, 13, 45, 30, 0, time.UTC)
 	ns, us, day := at.UnixNano(), at.UnixMicro(), int32(at.Unix()/86400)
-	path := filepath.Join(t.TempDir(), "pandas.parquet")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := parquet.NewGenericWriter[pandasRow](f)
-	if _, err := w.Write([]pandasRow{{&ns, &us, &day}, {}, {&ns, &us, &day}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ts, err := dataset.Tables(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ts := parquetTables(t, []pandasRow{{&ns, &us, &day}, {}, {&ns, &us, &day}})
 	s := curate.Schema{Name: "visits", NoExtra: true, Fields: []curate.Field{
 		{Name: "collected", Dtype: "datetime"}, {Name: "collected_utc", Dtype: "datetime"}, {Name: "visit", Dtype: "date"}}}
 	r, err := curate.Validate(ts, dataset.Parquet, s, curate.Options{})
@@ -402,25 +384,7 @@ func TestParquetDecimalAndUint64(t *testing.T) {
 		{nil, c(1<<53 + 1), u(1<<64 - 2)},
 		{p(5), c(1<<53 + 1), u(7)},
 	}
-	path := filepath.Join(t.TempDir(), "numbers.parquet")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := parquet.NewGenericWriter[numbersRow](f)
-	if _, err := w.Write(rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ts, err := dataset.Tables(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ts := parquetTables(t, rows)
 	s := curate.Schema{Name: "numbers", NoExtra: true, Fields: []curate.Field{
 		{Name: "price", Dtype: "float"}, {Name: "count", Dtype: "int"}, {Name: "id", Dtype: "int"}}}
 	r, err := curate.Validate(ts, dataset.Parquet, s, curate.Options{})
@@ -443,4 +407,30 @@ func TestParquetDecimalAndUint64(t *testing.T) {
 	if got := append(col.Values(), cnt.Values()...); !reflect.DeepEqual(got, []string{"-1.50", "", "0.05", "9007199254740992", "9007199254740993", "9007199254740993"}) {
 		t.Fatalf("values %q", got)
 	}
+}
+
+// parquetTables writes rows as a Parquet file (columns from T's fields)
+// and reads it back as tables.
+func parquetTables[T any](t *testing.T, rows []T) []dataset.Table {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rows.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewGenericWriter[T](f)
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
 }

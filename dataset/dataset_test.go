@@ -441,12 +441,7 @@ func TestParquetLogicalTimes(t *testing.T) {
 	day := int32(at / int64(24*time.Hour))
 	ofDay := at % int64(24*time.Hour)
 	stamps := func(unit int64) []any { return []any{at / unit, nil, -500 * ms / unit} }
-	cases := map[string]struct {
-		node  parquet.Node
-		vals  []any
-		dtype string
-		want  []string
-	}{
+	cases := map[string]parquetCase{
 		"utc_ms":   {parquet.Timestamp(parquet.Millisecond), stamps(ms), "datetime", []string{"2024-03-15T13:45:30.123Z", "", "1969-12-31T23:59:59.5Z"}},
 		"utc_us":   {parquet.Timestamp(parquet.Microsecond), stamps(us), "datetime", []string{"2024-03-15T13:45:30.123456Z", "", "1969-12-31T23:59:59.5Z"}},
 		"utc_ns":   {parquet.Timestamp(parquet.Nanosecond), stamps(1), "datetime", []string{"2024-03-15T13:45:30.123456789Z", "", "1969-12-31T23:59:59.5Z"}},
@@ -464,30 +459,7 @@ func TestParquetLogicalTimes(t *testing.T) {
 		"time_ns":     {parquet.Time(parquet.Nanosecond), []any{ofDay, nil, int64(0)}, "str", []string{"13:45:30.123456789", "", "00:00:00"}},
 		"count":       {parquet.Int(64), []any{int64(7), nil, int64(-1)}, "int", []string{"7", "", "-1"}},
 	}
-	cols := map[string]fixtureColumn{}
-	for name, tc := range cases {
-		cols[name] = fixtureColumn{tc.node, tc.vals}
-	}
-	path := writeParquet(t, t.TempDir(), cols)
-	info, err := dataset.Describe(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := dataset.Tables(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if i := slices.IndexFunc(info.Columns, func(c dataset.Column) bool { return c.Name == name }); i < 0 || info.Columns[i].Dtype != tc.dtype {
-				t.Errorf("Describe: %+v, want a column of dtype %s", info.Columns, tc.dtype)
-			}
-			c, ok := ts[0].Col(name)
-			if !ok || c.Dtype != tc.dtype || !reflect.DeepEqual(c.Values(), tc.want) || !c.IsNull(1) || c.IsNull(0) {
-				t.Fatalf("Tables: %s %q null=%v, want %s %q with the second null", c.Dtype, c.Values(), c.Null, tc.dtype, tc.want)
-			}
-		})
-	}
+	checkParquetColumns(t, cases)
 }
 
 // damagedParquet writes a copy of the Parquet sample with one byte of its
@@ -639,12 +611,7 @@ func bigInt(s string) *big.Int {
 // UUID reads as its canonical text, not its 16 raw bytes.
 func TestParquetDecimalAndUnsigned(t *testing.T) {
 	const p53 = int64(1) << 53
-	cases := map[string]struct {
-		node  parquet.Node
-		vals  []any
-		dtype string
-		want  []string
-	}{
+	cases := map[string]parquetCase{
 		"dec_int32":   {parquet.Decimal(2, 9, parquet.Int32Type), []any{int32(-150), nil, int32(5)}, "float", []string{"-1.50", "", "0.05"}},
 		"dec_int64":   {parquet.Decimal(3, 18, parquet.Int64Type), []any{-(p53 + 1), nil, int64(7)}, "float", []string{"-9007199254740.993", "", "0.007"}},
 		"dec_int64_0": {parquet.Decimal(0, 18, parquet.Int64Type), []any{p53, nil, p53 + 1}, "int", []string{"9007199254740992", "", "9007199254740993"}},
@@ -663,30 +630,7 @@ func TestParquetDecimalAndUnsigned(t *testing.T) {
 		"uuid": {parquet.UUID(), []any{[]byte{0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3, 0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40, 0}, nil, make([]byte, 16)},
 			"str", []string{"123e4567-e89b-12d3-a456-426614174000", "", "00000000-0000-0000-0000-000000000000"}},
 	}
-	cols := map[string]fixtureColumn{}
-	for name, tc := range cases {
-		cols[name] = fixtureColumn{tc.node, tc.vals}
-	}
-	path := writeParquet(t, t.TempDir(), cols)
-	info, err := dataset.Describe(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := dataset.Tables(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if i := slices.IndexFunc(info.Columns, func(c dataset.Column) bool { return c.Name == name }); i < 0 || info.Columns[i].Dtype != tc.dtype {
-				t.Errorf("Describe: %+v, want a column of dtype %s", info.Columns, tc.dtype)
-			}
-			c, ok := ts[0].Col(name)
-			if !ok || c.Dtype != tc.dtype || c.Len() != 3 || !reflect.DeepEqual(c.Values(), tc.want) || !c.IsNull(1) || c.IsNull(0) {
-				t.Fatalf("Tables: %s %q null=%v, want %s %q with the second null", c.Dtype, c.Values(), c.Null, tc.dtype, tc.want)
-			}
-		})
-	}
+	checkParquetColumns(t, cases)
 }
 
 // writeZarrArray writes a 1-D uncompressed zarr v2 array of dtype (numpy
@@ -870,5 +814,44 @@ func TestH5adDamagedLength(t *testing.T) {
 		if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), "obs column development_stage has") {
 			t.Errorf("%#x: Tables: %v", v, err)
 		}
+	}
+}
+
+// parquetCase is a column of three values, the second null, written with
+// node and read back as dtype and want.
+type parquetCase struct {
+	node  parquet.Node
+	vals  []any
+	dtype string
+	want  []string
+}
+
+// checkParquetColumns writes cases as one Parquet file and checks what
+// Describe and Tables make of each column.
+func checkParquetColumns(t *testing.T, cases map[string]parquetCase) {
+	t.Helper()
+	cols := map[string]fixtureColumn{}
+	for name, tc := range cases {
+		cols[name] = fixtureColumn{tc.node, tc.vals}
+	}
+	path := writeParquet(t, t.TempDir(), cols)
+	info, err := dataset.Describe(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if i := slices.IndexFunc(info.Columns, func(c dataset.Column) bool { return c.Name == name }); i < 0 || info.Columns[i].Dtype != tc.dtype {
+				t.Errorf("Describe: %+v, want a column of dtype %s", info.Columns, tc.dtype)
+			}
+			c, ok := ts[0].Col(name)
+			if !ok || c.Dtype != tc.dtype || c.Len() != 3 || !reflect.DeepEqual(c.Values(), tc.want) || !c.IsNull(1) || c.IsNull(0) {
+				t.Fatalf("Tables: %s %q null=%v, want %s %q with the second null", c.Dtype, c.Values(), c.Null, tc.dtype, tc.want)
+			}
+		})
 	}
 }
