@@ -34,12 +34,13 @@ func cmdDelete() *cli.Command {
 			if len(keys) == 0 {
 				return exitf(2, "usage: lamina delete KEY... [--permanent [--yes] [--force]]")
 			}
+			folderForm := map[string]bool{} // KEY/: only a removed folder in the trash
 			for i, k := range keys {
 				if c.Bool("permanent") && strings.HasSuffix(k, "/") {
 					// FOLDER/ as ls --trash shows a removed folder: resolved
 					// below, as the folder in the trash or refused.
 					k = strings.TrimSuffix(k, "/")
-					keys[i] = k
+					keys[i], folderForm[k] = k, true
 				}
 				if strings.HasSuffix(k, "/") && ref.CheckExistingKey(strings.TrimSuffix(k, "/")) == nil {
 					return exitf(2, "%s", folderDelete(strings.TrimSuffix(k, "/")))
@@ -61,7 +62,7 @@ func cmdDelete() *cli.Command {
 			w := c.App.Writer
 			// Every key is resolved before anything changes: a missing one
 			// refuses the whole command, naming all that are missing.
-			inTrash, nodes, err := resolveDeleteKeys(c.Context, in.Catalog, keys, c.Bool("permanent"))
+			inTrash, nodes, err := resolveDeleteKeys(c.Context, in.Catalog, keys, folderForm, c.Bool("permanent"))
 			if err != nil {
 				return err
 			}
@@ -120,7 +121,12 @@ func cmdDelete() *cli.Command {
 				if err != nil {
 					return err
 				}
-				if kind := nodes[k]; kind != "" {
+				if kind := nodes[k]; kind == "folder" {
+					// Only the folder's own record: what was trashed under it
+					// keeps its place in the trash.
+					fmt.Fprintf(w, "deleted the folder %s/ from the trash for good (what was trashed under it stays: lamina ls --trash %s/)\n", k, k)
+					continue
+				} else if kind != "" {
 					fmt.Fprintf(w, "deleted the %s %s from the trash for good\n", kind, k)
 					continue
 				}
@@ -140,9 +146,10 @@ func folderDelete(dir string) string {
 // resolveDeleteKeys checks that every key names an artifact (a live one
 // unless permanent) and reports which are wholly in the trash; with
 // permanent, a key may also name a folder or link in the trash (nodes:
-// key → its kind). It refuses the lot, naming every key that is missing,
-// before anything changes.
-func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, permanent bool) (inTrash map[string]bool, nodes map[string]string, err error) {
+// key → its kind), and a key given as KEY/ (folderForm) names only a
+// folder there, never the artifact KEY. It refuses the lot, naming every
+// key that is missing, before anything changes.
+func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, folderForm map[string]bool, permanent bool) (inTrash map[string]bool, nodes map[string]string, err error) {
 	inTrash, nodes = map[string]bool{}, map[string]string{}
 	var missing, trashed []string
 	var trash []catalog.TrashEntry // read once, if a key needs it
@@ -150,6 +157,10 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 		vs, err := cat.Versions(ctx, k, true)
 		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
 			return nil, nil, err
+		}
+		if folderForm[k] && len(vs) > 0 {
+			// Purge would take the artifact: refuse, as delete of KEY/ always did.
+			return nil, nil, exitf(2, "%s", folderDelete(k))
 		}
 		if len(vs) == 0 {
 			if under, err := cat.List(ctx, catalog.Query{Prefix: k + "/", Limit: 1}); err == nil && len(under) > 0 {
@@ -161,7 +172,9 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 						return nil, nil, err
 					}
 				}
-				if i := slices.IndexFunc(trash, func(e catalog.TrashEntry) bool { return e.Key == k && e.Kind != "" }); i >= 0 {
+				if i := slices.IndexFunc(trash, func(e catalog.TrashEntry) bool {
+					return e.Key == k && (e.Kind == "folder" || (e.Kind != "" && !folderForm[k]))
+				}); i >= 0 {
 					nodes[k] = trash[i].Kind
 					continue
 				}

@@ -151,11 +151,16 @@ func TestRestoreFolderTree(t *testing.T) {
 		t.Fatalf("ls --trash after rmdir and rm of a link:\n%s", trash)
 	}
 	out = e.ok("delete", "--permanent", "--yes", "tree/empty/", "tree/l")
-	if !strings.Contains(out, "deleted the folder tree/empty from the trash for good") || !strings.Contains(out, "deleted the link tree/l") {
+	if !strings.Contains(out, "deleted the folder tree/empty/ from the trash for good") || !strings.Contains(out, "deleted the link tree/l") {
 		t.Errorf("delete --permanent of a folder and a link in the trash said:\n%s", out)
 	}
 	if trash := e.ok("ls", "--trash"); strings.Contains(trash, "tree/") {
 		t.Errorf("trash after delete --permanent:\n%s", trash)
 	}
 	e.fails("no artifact", "delete", "--permanent", "--yes", "tree/empty/")
+	// KEY/ names a folder, never the artifact KEY: a file is not deleted by it.
+	e.fails("is a folder of keys", "delete", "--permanent", "--yes", "tree/a.csv/")
+	if got, err := os.ReadFile(filepath.Join(tree, "a.csv")); err != nil || len(got) == 0 {
+		t.Fatalf("tree/a.csv after delete --permanent tree/a.csv/: %q, %v", got, err)
+	}
 }
