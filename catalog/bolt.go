@@ -516,6 +516,7 @@ func (t txn) saveIn(nv NewVersion, b *saveBatch) (Saved, error) {
 		if rv.Key != nv.Key {
 			return Saved{}, errorf(ErrConflict, "--revises %s names a version of %q, not of %q", nv.Revises, rv.Key, nv.Key)
 		}
+		nv.Revises = rv.UID // a prefix would name another version later
 	}
 	if a == nil {
 		stem := ""

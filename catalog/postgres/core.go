@@ -361,6 +361,7 @@ func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved,
 		if rv.Key != nv.Key {
 			return catalog.Saved{}, errorf(ErrConflict, "--revises %s names a version of %q, not of %q", nv.Revises, rv.Key, nv.Key)
 		}
+		nv.Revises = rv.UID // a prefix would name another version later
 	}
 	if a == nil {
 		a = &artifact{Stem: ref.NewStem(), Key: nv.Key, Kind: nv.Kind}
