@@ -640,3 +640,49 @@ func TestScratchRenamedWhileOpenKeepsLaterWrites(t *testing.T) {
 		t.Fatalf("ls = %v", got)
 	}
 }
+
+// An appender through the mount joining a scratch file adopted while its
+// own writer appends (log~ renamed onto log, then log opened O_APPEND)
+// wrote over the first writer's lines: the File's size did not know what
+// that writer appended through its own descriptor. Every line stays.
+func TestAppenderJoinsAdoptedWriter(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	a, err := os.OpenFile(w.p("log~"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Write([]byte("a1\n"))
+	if err := os.Rename(w.p("log~"), w.p("log")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.OpenFile(w.p("log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	want.WriteString("a1\n")
+	for i := 2; i <= 5; i++ {
+		for _, x := range []struct {
+			f *os.File
+			s string
+		}{{a, fmt.Sprintf("a%d\n", i)}, {b, fmt.Sprintf("b%d\n", i)}} {
+			if _, err := x.f.Write([]byte(x.s)); err != nil {
+				t.Fatal(err)
+			}
+			want.WriteString(x.s)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.Write([]byte("a6\n"))
+	want.WriteString("a6\n")
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("log")); got != want.String() {
+		t.Fatalf("log after both appenders closed:\n%q\nwant\n%q", got, want.String())
+	}
+}

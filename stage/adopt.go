@@ -126,3 +126,35 @@ func (f *File) mirror() {
 		}
 	}
 }
+
+// appendExternal appends p to an adopted File's data (an appender through
+// the mount joined its own writers): through an O_APPEND descriptor, so
+// that it lands after what they appended through theirs, which the File's
+// size does not know yet (a second appender wrote over the first's lines).
+// Called with f.mu held.
+func (f *File) appendExternal(p []byte) (int, error) {
+	if f.appender == nil {
+		a, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.data.Fd()), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return 0, err
+		}
+		f.appender = a
+	}
+	n, err := f.appender.Write(p)
+	if err != nil && f.broken == nil {
+		f.broken, f.brokenAt = err, f.size+int64(n)
+	}
+	if n > 0 {
+		f.observe() // the new size and mtime, as the writers' own
+	}
+	return n, err
+}
+
+// closeData closes the File's descriptors of its data.
+func (f *File) closeData() {
+	if f.appender != nil {
+		f.appender.Close()
+		f.appender = nil
+	}
+	f.data.Close()
+}

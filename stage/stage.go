@@ -213,6 +213,7 @@ type File struct {
 	external  bool
 	seenMtime time.Time
 	seenMode  uint32
+	appender  *os.File // O_APPEND descriptor of data for appends through the mount (appendExternal)
 }
 
 func newID() string {
@@ -429,6 +430,9 @@ func (f *File) Append(ctx context.Context, p []byte) (int, error) {
 func (f *File) writeLocked(ctx context.Context, p []byte, off int64, atEnd bool) (int, error) {
 	if err := f.ensureCopy(ctx); err != nil {
 		return 0, err
+	}
+	if atEnd && f.external {
+		return f.appendExternal(p)
 	}
 	if atEnd {
 		off = f.size
@@ -956,7 +960,7 @@ func (f *File) Release(ctx context.Context) error {
 		// needs most.
 		f.s.log.Warn("lamina mount: a write failed, so the file was not committed; its staged bytes are dropped",
 			"key", f.Key(), "size", f.size, "err", f.broken)
-		f.data.Close()
+		f.closeData()
 		f.s.dropStaged(f.id)
 		return nil
 	}
@@ -964,11 +968,11 @@ func (f *File) Release(ctx context.Context) error {
 		// Keep the staged bytes for Recover (lost+found) rather than drop them.
 		f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
 		f.s.failed.Add(1)
-		f.data.Close()
+		f.closeData()
 		f.s.retryLater(failedClose{j: journal{ID: f.id, Key: f.Key(), Mode: f.mode}, mtime: f.mtime, run: f.run})
 		return err
 	}
-	f.data.Close()
+	f.closeData()
 	if f.s.opts.SyncEvery > 0 && f.committed && f.base != nil {
 		// Committed but maybe not durable yet: keep the bytes until Sync.
 		j := journal{ID: f.id, State: stateDone, Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq}
