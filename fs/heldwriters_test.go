@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -684,5 +685,31 @@ func TestAppenderJoinsAdoptedWriter(t *testing.T) {
 	}
 	if got := string(w.read("log")); got != want.String() {
 		t.Fatalf("log after both appenders closed:\n%q\nwant\n%q", got, want.String())
+	}
+}
+
+// A key written for the first time, renamed to a scratch name while its
+// writer holds it (mv plain plain.bak~), answered EXDEV: mv copied what
+// there was and unlinked the key, and the writer's later bytes and its
+// close committed nothing. It is EBUSY, as for a key with versions, and
+// every byte is committed at the close.
+func TestNewKeyHeldNotRenamedToScratch(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	h, err := os.OpenFile(w.p("plain"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Write([]byte("AAAA"))
+	if err := os.Rename(w.p("plain"), w.p("plain.bak~")); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("rename of a held new key to a scratch name: %v, want EBUSY", err)
+	}
+	h.Write([]byte("CCCC"))
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("plain")); got != "AAAACCCC" {
+		t.Fatalf("plain after the close: %q, want AAAACCCC", got)
 	}
 }

@@ -81,20 +81,22 @@ func (m *Mount) commitScratch(ctx context.Context, src, key string) syscall.Errn
 // materialize renames a key to a scratch name (an editor's backup): the
 // bytes are copied into the scratch folder and the key is unlinked.
 func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) syscall.Errno {
+	if m.ns.st.Writing(n.prefix() + name) {
+		// A writer holds the key: the copy would have the committed bytes
+		// only, and the writer's, then and later, would be dropped with
+		// the key's open Files. Refused rather than lost. A File closed
+		// with its bytes committed, whose RELEASE the kernel has not sent
+		// yet (close, then mv f f~ at once), holds nothing more. Asked
+		// first: a key with no version yet answered EXDEV, and mv copied
+		// what there was and unlinked the key under its writer.
+		return syscall.EBUSY
+	}
 	ent, e := n.existing(ctx, name)
 	if e != 0 {
 		return e
 	}
 	if ent.Kind != KindFile {
 		return syscall.EXDEV
-	}
-	if m.ns.st.Writing(n.prefix() + name) {
-		// A writer holds the key: the copy would have the committed bytes
-		// only, and the writer's, then and later, would be dropped with
-		// the key's open Files. Refused rather than lost. A File closed
-		// with its bytes committed, whose RELEASE the kernel has not sent
-		// yet (close, then mv f f~ at once), holds nothing more.
-		return syscall.EBUSY
 	}
 	f, err := m.ns.FileOf(ctx, ent)
 	if err != nil {
