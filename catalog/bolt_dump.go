@@ -99,7 +99,7 @@ func (b *Bolt) Dump(ctx context.Context, fn func(Record) error) error {
 // (ErrConflict).
 func (b *Bolt) Load(ctx context.Context, recs iter.Seq2[Record, error]) error {
 	return b.with(true, func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bArtifacts, bFolders, bLinks, bFeatures, bLabels, bSchemas, bCollections} {
+		for _, name := range [][]byte{bArtifacts, bFolders, bLinks, bTrashTree, bFeatures, bLabels, bSchemas, bCollections} {
 			if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
 				return errorf(ErrConflict, "catalog %s is not empty; import into a new instance", b.path)
 			}

@@ -127,7 +127,7 @@ func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 // (catalog.ErrConflict). It is not retried: recs are read once.
 func (s *Store) Load(ctx context.Context, recs iter.Seq2[catalog.Record, error]) error {
 	return s.writeN(ctx, 1, serializable, func(tx pgx.Tx, changed func(...string)) error {
-		if _, full, err := exists(ctx, tx, `SELECT 'x' FROM artifacts UNION ALL SELECT 'x' FROM folders UNION ALL SELECT 'x' FROM links
+		if _, full, err := exists(ctx, tx, `SELECT 'x' FROM artifacts UNION ALL SELECT 'x' FROM folders UNION ALL SELECT 'x' FROM links UNION ALL SELECT 'x' FROM trashed_tree
 			UNION ALL SELECT 'x' FROM features UNION ALL SELECT 'x' FROM labels UNION ALL SELECT 'x' FROM collections
 			UNION ALL SELECT 'x' FROM transforms UNION ALL SELECT 'x' FROM runs LIMIT 1`); err != nil {
 			return err

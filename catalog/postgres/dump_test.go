@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 	"path/filepath"
@@ -141,9 +142,21 @@ func TestDumpLoadBothWays(t *testing.T) {
 	if c := dumpLines(t, dst); !slices.Equal(a, c) {
 		t.Fatalf("PostgreSQL → bbolt changed records:\n%s\n----\n%s", join(a), join(c))
 	}
-	// Loading twice is refused.
+	// Loading twice is refused, and so is loading into a catalog that
+	// holds only a removed folder (its trash).
 	if err := pg.Load(ctx, records(a)); err == nil {
 		t.Fatal("loaded into a full catalog")
+	}
+	for _, c := range []dumpLoader{openBolt(t), open(t)} {
+		if err := c.MakeFolder(ctx, "old"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveFolder(ctx, "old"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Load(ctx, records(a)); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("%T: loaded into a catalog with a folder in the trash: %v", c, err)
+		}
 	}
 	// The indexes came along: the same answers from all three.
 	for _, c := range []catalog.Catalog{src, pg, dst} {
