@@ -40,8 +40,12 @@ var (
 // SchemaVersion is the bbolt layout this build reads and writes. 2: version
 // and artifact records may be binary (bolt_codec.go); schema 1 catalogs
 // (JSON records only) are upgraded in place when opened. 3: the listing
-// bucket (bolt_listing.go), built when an older catalog is opened.
-const SchemaVersion = 3
+// bucket (bolt_listing.go), built when an older catalog is opened. 4: the
+// trashtree bucket (removed folders and links) and version records that
+// say what they revise (bolt_codec.go): a build of schema 3 read those as
+// "malformed record" and failed a plain ls; it refuses the catalog with
+// "upgrade lamina" instead. Opening a schema 3 catalog only records 4.
+const SchemaVersion = 4
 
 type artifact struct {
 	Stem      string     `json:"stem"`
@@ -211,8 +215,10 @@ func setUp(tx *bolt.Tx, path string) error {
 	if err != nil || n == SchemaVersion {
 		return err
 	}
-	if err := rebuildListing(tx); err != nil {
-		return err
+	if n < 3 { // the listing came with schema 3
+		if err := rebuildListing(tx); err != nil {
+			return err
+		}
 	}
 	return tx.Bucket(bMeta).Put([]byte("schema"), []byte(fmt.Sprint(SchemaVersion)))
 }

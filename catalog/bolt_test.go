@@ -56,6 +56,58 @@ func TestBoltRefusesNewerSchema(t *testing.T) {
 	}
 }
 
+// A schema 3 catalog (before removed folders were kept and versions said
+// what they revise) opens as 4, its trash bucket made and its listing kept
+// as it was; a schema 3 build then refuses it (TestBoltRefusesNewerSchema).
+func TestBoltUpgradesSchema3(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("d/a.csv", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	db, err := bolt.Open(p, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("trashtree")); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("3"))
+	})
+	db.Close()
+	c, err = catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MakeFolder(ctx, "e"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveFolder(ctx, "e"); err != nil {
+		t.Fatalf("rmdir in an upgraded catalog: %v", err)
+	}
+	if d, err := c.Children(ctx, "d/"); err != nil || len(d.Files) != 1 {
+		t.Fatalf("listing after the upgrade: %+v, %v", d, err)
+	}
+	c.Close()
+	db, err = bolt.Open(p, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != fmt.Sprint(catalog.SchemaVersion) || s != "4" {
+			t.Errorf("schema after opening = %q, want 4", s)
+		}
+		return nil
+	})
+}
+
 func TestBoltCorruptFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "catalog.db")
 	os.WriteFile(p, []byte("this is not a bbolt file, just some text that is long enough"), 0o600)
