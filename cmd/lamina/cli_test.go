@@ -306,6 +306,7 @@ func TestRevises(t *testing.T) {
 	e.ok("save", e.write("b", []byte("2")), "--key", "k", "--revises", s[0].UID)
 	e.ok("save", e.write("c", []byte("3")), "--key", "other")
 	e.fails("names a version of", "save", e.write("d", []byte("4")), "--key", "other", "--revises", s[0].UID)
+	e.fails("--revises is empty", "save", e.write("d", []byte("4")), "--key", "k", "--revises", "")
 
 	// The new version records what it revises: in its sidecar (show
 	// --format json prints that document) and in show.

@@ -197,7 +197,7 @@ func cmdImportCatalog() *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "imported %d records: %d artifacts, %d versions (+%d in the trash)\n", n-1, cnt.Artifacts, cnt.Versions, cnt.Trashed)
+			fmt.Fprintf(c.App.Writer, "imported %s: %s, %s (+%d in the trash)\n", plural(n-1, "record"), plural(cnt.Artifacts, "artifact"), plural(cnt.Versions, "version"), cnt.Trashed)
 			return nil
 		},
 	}

@@ -253,7 +253,7 @@ func TestExportImportCatalog(t *testing.T) {
 	e.fails("holds instance", "init", "--storage", e.path("store"), "--name", "team", "--db", db)
 	e.ok("init", "--storage", e.path("store"), "--name", "team", "--db", db, "--take-over")
 	out := e.ok("--instance", "team", "import-catalog", e.path("dump.jsonl"))
-	if !strings.Contains(out, "1 artifacts, 2 versions (+1 in the trash)") {
+	if !strings.Contains(out, "1 artifact, 2 versions (+1 in the trash)") {
 		t.Fatalf("import: %s", out)
 	}
 	e.fails("not empty", "--instance", "team", "import-catalog", e.path("dump.jsonl"))

@@ -34,6 +34,9 @@ func cmdSave() *cli.Command {
 					return exitf(2, "--%s is empty: name it, or leave it out to use the file names", f)
 				}
 			}
+			if c.IsSet("revises") && c.String("revises") == "" {
+				return exitf(2, "--revises is empty: give the uid of the version this one revises, or leave it out")
+			}
 			items, err := saveItems(c.Args().Slice(), c.String("key"), c.String("key-prefix"))
 			if err != nil {
 				return err
