@@ -349,8 +349,13 @@ func (m *Mount) invalidate(c Change) {
 			}
 		}
 	}
-	if !bases || c.kept {
-		return // names of versions only (versionChanged), or a commit, which removes none: no scan of the folder
+	if !bases || c.commit {
+		// Names of versions only (versionChanged), or a commit, which
+		// removes none: no scan of the folder. A first commit's name keeps
+		// its entry (sameNode), so the folder's known children grow with
+		// every new file: scanning them at each commit made creates
+		// quadratic (3,000 into one folder: 0.35 s of 6.6 in the scan).
+		return
 	}
 	// Versions and sidecars the kernel knows of a changed key: after a Trash
 	// or Purge they must vanish at once too.

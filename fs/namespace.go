@@ -819,10 +819,11 @@ func (ns *Namespace) hiddenNames(ctx context.Context, name string, v *catalog.Ve
 type Change struct {
 	Prefix string   // the directory, "" or ending in "/"
 	Names  []string // names in it whose entry changed (appeared, vanished or shows something else)
-	// kept: a commit of a key that had a version listed already (one name,
-	// and its ".meta"): its sidecar's name resolved all along, so the
-	// kernel holds no negative entry for it, and its versions stay.
-	kept bool
+	// commit: a commit of a key (one name, and its ".meta"), which removes
+	// none of its versions' names. kept: the key had a version listed
+	// already, so its sidecar's name resolved all along and the kernel
+	// holds no negative entry for it.
+	commit, kept bool
 }
 
 // cachedFile is name's file in the folder prefix's cached listing; ok is

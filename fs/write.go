@@ -317,7 +317,7 @@ func (m *Mount) committed(v catalog.Version) {
 	p, name := splitKey(v.Key)
 	_, kept := m.ns.cachedFile(p, name)
 	m.ns.update(v)
-	m.sendNotes([]Change{{Prefix: p, Names: []string{name, name + ".meta"}, kept: kept}})
+	m.sendNotes([]Change{{Prefix: p, Names: []string{name, name + ".meta"}, commit: true, kept: kept}})
 }
 
 func (m *Mount) notifyAsync(keys ...string) {
