@@ -280,6 +280,14 @@ func TestTrackerJobPasses(t *testing.T) {
 			pid = pid*10 + int(b[0]-'0')
 		}
 		jobs = append(jobs, pid)
+		// The fork shows the shell's command line until it execs sleep: a
+		// job is known by its command line (as a job is seen at its first
+		// open, long after its exec), so wait for it.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if b, _ := os.ReadFile("/proc/" + itoa(pid) + "/cmdline"); strings.HasPrefix(string(b), "sleep\x00") {
+				break
+			}
+		}
 		return pid
 	}
 	defer func() {
