@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -27,7 +28,17 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := run(); err != nil {
+	err := run()
+	if p := os.Getenv("LAMINA_MEMPROFILE"); p != "" {
+		// For measuring: the live heap as the command (a foreground
+		// mount: at its unmount) ends, `go tool pprof -inuse_space`.
+		if f, ferr := os.Create(p); ferr == nil {
+			runtime.GC()
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+	if err != nil {
 		pprof.StopCPUProfile()
 		os.Exit(exitCode(err))
 	}
