@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"golang.org/x/sys/unix"
@@ -711,5 +712,36 @@ func TestNewKeyHeldNotRenamedToScratch(t *testing.T) {
 	}
 	if got := string(w.read("plain")); got != "AAAACCCC" {
 		t.Fatalf("plain after the close: %q, want AAAACCCC", got)
+	}
+}
+
+// A touch of a key whose writer is an adopted scratch file (x~ renamed onto
+// x while open) reaches the writer's fstat, as a chmod does: it was set on
+// the scratch path the file had been opened at, gone since the rename.
+func TestTouchOfAdoptedKeyReachesWriter(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	h, err := os.OpenFile(w.p("x~"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Write([]byte("data"))
+	if err := os.Rename(w.p("x~"), w.p("x")); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Date(2001, 2, 3, 4, 5, 6, 7, time.UTC)
+	if err := os.Chtimes(w.p("x"), mt, mt); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := h.Stat()
+	if err != nil || !fi.ModTime().Equal(mt) {
+		t.Fatalf("the writer's fstat after a touch of x: %v, %v; want mtime %v", fi.ModTime(), err, mt)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(w.p("x")); err != nil || !fi.ModTime().Equal(mt) {
+		t.Fatalf("x after the close: %v, %v; want mtime %v", fi.ModTime(), err, mt)
 	}
 }

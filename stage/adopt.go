@@ -120,7 +120,10 @@ func (f *File) mirror() {
 	if f.data.Chmod(os.FileMode(f.mode)) == nil {
 		f.seenMode = f.mode
 	}
-	if os.Chtimes(f.data.Name(), f.mtime, f.mtime) == nil {
+	// By the descriptor: f.data's name is the scratch path it was opened
+	// at, gone since the rename (a touch of the key never reached the
+	// writers' fstat).
+	if os.Chtimes(f.dataPath(), f.mtime, f.mtime) == nil {
 		if fi, err := f.data.Stat(); err == nil {
 			f.seenMtime = fi.ModTime()
 		}
@@ -134,7 +137,7 @@ func (f *File) mirror() {
 // Called with f.mu held.
 func (f *File) appendExternal(p []byte) (int, error) {
 	if f.appender == nil {
-		a, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.data.Fd()), os.O_WRONLY|os.O_APPEND, 0)
+		a, err := os.OpenFile(f.dataPath(), os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			return 0, err
 		}
@@ -158,3 +161,7 @@ func (f *File) closeData() {
 	}
 	f.data.Close()
 }
+
+// dataPath names an adopted File's data by its descriptor: the file moved
+// into the staging folder after it was opened.
+func (f *File) dataPath() string { return fmt.Sprintf("/proc/self/fd/%d", f.data.Fd()) }
