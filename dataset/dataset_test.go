@@ -287,17 +287,7 @@ func TestRewriteParquetKeepsValues(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := filepath.Join(t.TempDir(), "out.parquet")
-			f, err := os.Create(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = dataset.RewriteParquet(src, f, nil)
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			after, err := dataset.Tables(out)
+			after, err := rewrittenTables(t, src)
 			if err != nil || !reflect.DeepEqual(after, before) {
 				t.Fatalf("rewritten: %v\n%+v\nwant\n%+v", err, after, before)
 			}
@@ -563,17 +553,7 @@ func TestDamagedParquetIndexes(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(ts, intact) {
 				t.Fatalf("Tables: %v; differs from the intact file's: %v", err, !reflect.DeepEqual(ts, intact))
 			}
-			out := filepath.Join(t.TempDir(), "rewritten.parquet")
-			f, err := os.Create(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = dataset.RewriteParquet(p, f, nil)
-			f.Close()
-			if err != nil {
-				t.Fatalf("RewriteParquet: %v", err)
-			}
-			if ts, err := dataset.Tables(out); err != nil || !reflect.DeepEqual(ts, intact) {
+			if ts, err := rewrittenTables(t, p); err != nil || !reflect.DeepEqual(ts, intact) {
 				t.Fatalf("the rewritten file: %v; differs: %v", err, !reflect.DeepEqual(ts, intact))
 			}
 		})
@@ -854,4 +834,21 @@ func checkParquetColumns(t *testing.T, cases map[string]parquetCase) {
 			}
 		})
 	}
+}
+
+// rewrittenTables rewrites the Parquet file src unchanged into a new file
+// and reads that back.
+func rewrittenTables(t *testing.T, src string) ([]dataset.Table, error) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "rewritten.parquet")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = dataset.RewriteParquet(src, f, nil)
+	f.Close()
+	if err != nil {
+		t.Fatalf("RewriteParquet: %v", err)
+	}
+	return dataset.Tables(out)
 }
