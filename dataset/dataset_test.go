@@ -945,3 +945,45 @@ func TestParquetPageSize(t *testing.T) {
 		})
 	}
 }
+
+// A damaged length of an h5ad categorical's categories (bytes 39413 to
+// 39420: the dataspace of obs cell_type's categories, 15) had Tables
+// decode every value its storage lacks as an empty category: 117 million
+// of them, 3.5 GiB, for 0x0700000f. Shorter, or a code damaged itself
+// (byte 9490 of the cellxgene sample: the first int8 code of
+// assay_ontology_term_id, of 1 category), the codes past the categories
+// read as missing values. Each is ErrCorrupt naming the column.
+func TestH5adDamagedCategories(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		at   int
+		to   byte
+		want string
+	}{
+		{"pbmc_small.h5ad", 39416, 0x07, "categorical cell_type says it has 117440527 categories and stores 15 (a damaged length)"},
+		{"pbmc_small.h5ad", 39413, 0x05, "categorical cell_type has code 6 at row 2, and 5 categories"},
+		{"cellxgene_example_valid.h5ad", 9490, 0x05, "categorical assay_ontology_term_id has code 5 at row 0, and 1 categories"},
+	} {
+		t.Run(fmt.Sprintf("%s_byte%d", tc.file, tc.at), func(t *testing.T) {
+			b, err := os.ReadFile(sample(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[tc.at] = tc.to
+			p := filepath.Join(t.TempDir(), "damaged.h5ad")
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err = dataset.Tables(p)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Tables: %v; want ErrCorrupt with %q", err, tc.want)
+			}
+			if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+				t.Errorf("allocated %d MiB", d>>20)
+			}
+		})
+	}
+}
