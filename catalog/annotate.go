@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"math/big"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -265,9 +267,7 @@ func normalize(dtype, value string) (string, []byte, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		// The index key is a float64 (ints and floats compare as numbers),
-		// so beyond ±2^53 neighbouring ints share a key; the text is exact.
-		return strconv.FormatInt(n, 10), numKey(float64(n)), nil
+		return strconv.FormatInt(n, 10), intKey(n), nil
 	case "float":
 		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
 		if err != nil {
@@ -360,6 +360,88 @@ func ParseTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%w: %q is not a date (2006-01-02) or time (2006-01-02T15:04:05Z)", ErrInvalid, s)
+}
+
+// condKey is the index key a condition compares with: the value's under
+// dtype, except that an int compared by <, <=, > or >= with a number that
+// is no integer (batch>2.5) takes that number's key: int keys and float
+// keys order as the numbers they hold.
+func condKey(dtype, op, value string) ([]byte, error) {
+	_, k, err := normalize(dtype, value)
+	if err == nil || dtype != "int" {
+		return k, err
+	}
+	switch op {
+	case "<", "<=", ">", ">=":
+	default:
+		return nil, err
+	}
+	if _, fk, ferr := normalize("float", value); ferr == nil {
+		return fk, nil
+	}
+	return nil, err
+}
+
+// intKey is the index key of an int: the key of the float64 at or below
+// it (numKey), and when that float64 is not the int (beyond ±2^53) the
+// int's distance above it, 1 to 1023 in two bytes with the top bit set.
+// Keys then order as the numbers do, ints and floats alike: the int sorts
+// after the float64 below it and before the next one, and among the ints
+// between the two by the distance. The top bit keeps the first byte after
+// the float's 8 from being 0, the separator in bbolt's index keys: the key
+// of 2^53 followed by 0 is no prefix of the key of 2^53+1. A float64 key
+// for every int had 2^53 and 2^53+1 share a key, so batch=2^53+1 found both.
+func intKey(n int64) []byte {
+	f := float64(n) // nearest; 2^63 for the ints next to MaxInt64
+	if f >= 0x1p63 || int64(f) > n {
+		f = math.Nextafter(f, math.Inf(-1))
+	}
+	d := n - int64(f)
+	if d == 0 {
+		return numKey(f)
+	}
+	return binary.BigEndian.AppendUint16(numKey(f), 0x8000|uint16(d))
+}
+
+// FeatureKey is an index entry of a feature value: the feature and the
+// value's key.
+type FeatureKey struct {
+	Feature string
+	Key     []byte
+}
+
+// RekeyInts lists the index entries of a's int features (isInt) that
+// intKey changed: before it (bbolt schema 4, PostgreSQL schema 6) an int's
+// key was its nearest float64's, numKey(float64(n)). drop are the old keys
+// no value of a has now, add the new keys no value had. Two ints sharing
+// an old key (2^53 and 2^53+1) had one entry, which stays for the one
+// whose key did not change.
+func RekeyInts(a Annotations, isInt func(feature string) bool) (drop, add []FeatureKey) {
+	for _, name := range slices.Sorted(maps.Keys(a.Features)) {
+		if !isInt(name) {
+			continue
+		}
+		olds, news := map[string]bool{}, map[string]bool{}
+		for _, v := range a.Features[name] {
+			n, err := parseInt(v)
+			if err != nil {
+				continue // not indexed either
+			}
+			olds[string(numKey(float64(n)))] = true
+			news[string(intKey(n))] = true
+		}
+		for _, k := range sortedKeys(olds) {
+			if !news[k] {
+				drop = append(drop, FeatureKey{name, []byte(k)})
+			}
+		}
+		for _, k := range sortedKeys(news) {
+			if !olds[k] {
+				add = append(add, FeatureKey{name, []byte(k)})
+			}
+		}
+	}
+	return drop, add
 }
 
 func numKey(f float64) []byte {

@@ -1,6 +1,9 @@
 package catalog
 
 import (
+	"bytes"
+	"math"
+	"math/big"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -24,6 +27,56 @@ func TestIsName(t *testing.T) {
 	for _, s := range cases {
 		if got, want := isName(s), re.MatchString(s); got != want {
 			t.Fatalf("isName(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// Index keys of ints (intKey) and floats (numKey) order as the numbers
+// they hold, compared exactly, and are equal only for equal numbers; no
+// key followed by the separator 0 is a prefix of another, so bbolt's
+// "feature 0 key 0" prefix of one value finds no other.
+func TestNumberKeysOrder(t *testing.T) {
+	type num struct {
+		key   []byte
+		exact *big.Float
+	}
+	var nums []num
+	addInt := func(n int64) { nums = append(nums, num{intKey(n), new(big.Float).SetInt64(n)}) }
+	addFloat := func(f float64) { nums = append(nums, num{numKey(f), big.NewFloat(f)}) }
+	for _, base := range []int64{0, 1 << 53, -(1 << 53), 1 << 62, -(1 << 62), math.MaxInt64, math.MinInt64, 1 << 60} {
+		for d := int64(-1100); d <= 1100; d += 37 {
+			n := base + d
+			if (d > 0 && n < base) || (d < 0 && n > base) {
+				continue // overflowed
+			}
+			addInt(n)
+			addFloat(float64(n))
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 300 {
+		addInt(int64(rng.Uint64()))
+		addInt(rng.Int64N(1<<55) - 1<<54)
+		addFloat(rng.NormFloat64() * 1e17)
+	}
+	for _, f := range []float64{0.5, -0.5, 2.5, 0x1p63, -0x1p63, 0x1p64, 1e300, -1e300, math.SmallestNonzeroFloat64} {
+		addFloat(f)
+	}
+	for i, a := range nums {
+		for _, b := range nums[i:] {
+			want, got := a.exact.Cmp(b.exact), bytes.Compare(a.key, b.key)
+			if want != got {
+				t.Fatalf("%v vs %v: keys compare %d, numbers %d (%x, %x)", a.exact, b.exact, got, want, a.key, b.key)
+			}
+			if len(a.key) != len(b.key) {
+				short, long := a.key, b.key
+				if len(short) > len(long) {
+					short, long = long, short
+				}
+				if bytes.HasPrefix(long, append(short[:len(short):len(short)], 0)) {
+					t.Fatalf("key %x followed by 0 is a prefix of %x", short, long)
+				}
+			}
 		}
 	}
 }

@@ -45,7 +45,11 @@ var (
 // say what they revise (bolt_codec.go): a build of schema 3 read those as
 // "malformed record" and failed a plain ls; it refuses the catalog with
 // "upgrade lamina" instead. Opening a schema 3 catalog only records 4.
-const SchemaVersion = 4
+// 5: an int feature value's index key is exact (intKey): schema 4 keyed it
+// by its nearest float64, so 2^53 and 2^53+1 shared a key, and a build of
+// schema 4 would still write such keys. Opening an older catalog rewrites
+// the keys that changed (rekeyInts).
+const SchemaVersion = 5
 
 type artifact struct {
 	Stem      string     `json:"stem"`
@@ -217,6 +221,11 @@ func setUp(tx *bolt.Tx, path string) error {
 	}
 	if n < 3 { // the listing came with schema 3
 		if err := rebuildListing(tx); err != nil {
+			return err
+		}
+	}
+	if n < 5 { // exact int keys came with schema 5
+		if err := rekeyInts(tx); err != nil { // bolt_annotate.go
 			return err
 		}
 	}

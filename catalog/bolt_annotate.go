@@ -24,7 +24,8 @@ import (
 //	schemas       name → JSON Schema
 //	annotations   uid → JSON Annotations
 //	idx_features  feature 0x00 value-key 0x00 uid → key   value-key: 't'+text,
-//	              'n'+8-byte order-preserving float64, 'd'+8-byte biased unix ns
+//	              'n'+8-byte order-preserving float64 (+2 bytes for an int
+//	              beyond it, intKey), 'd'+8-byte biased unix ns
 //	idx_labels    label 0x00 uid → key
 //	idx_terms     term id 0x00 uid → key
 //	idx_words     word 0x00 uid → [weight, field bits]   (every version)
@@ -76,6 +77,57 @@ func initAnnotate(tx *bolt.Tx) error {
 		return err
 	}
 	return m.Put([]byte("words"), []byte("1"))
+}
+
+// rekeyInts rewrites the index entries of int feature values whose key
+// intKey changed (beyond ±2^53): schemas before 5 keyed an int by its
+// nearest float64. setUp runs it once, when it records schema 5.
+func rekeyInts(tx *bolt.Tx) error {
+	t := txn{tx}
+	ints := map[string]bool{}
+	for _, name := range names(tx.Bucket(bFeatures)) {
+		if f, err := t.feature(name); err == nil && f.Dtype == "int" {
+			ints[name] = true
+		}
+	}
+	if len(ints) == 0 {
+		return nil
+	}
+	var uids []string
+	tx.Bucket(bAnnotations).ForEach(func(uid, _ []byte) error {
+		uids = append(uids, string(uid))
+		return nil
+	})
+	idx := tx.Bucket(bFeatureIdx)
+	for _, uid := range uids {
+		a, err := t.annotations(uid)
+		if err != nil {
+			return err
+		}
+		drop, add := RekeyInts(a, func(f string) bool { return ints[f] })
+		if len(drop)+len(add) == 0 {
+			continue
+		}
+		raw := tx.Bucket(bVersions).Get([]byte(uid))
+		if raw == nil {
+			continue // annotations of a purged version: not indexed
+		}
+		v, err := decodeVersion(raw)
+		if err != nil {
+			return fmt.Errorf("catalog: version %s: %w", uid, err)
+		}
+		for _, k := range drop {
+			if err := idx.Delete(idxKey([]byte(k.Feature), k.Key, []byte(uid))); err != nil {
+				return err
+			}
+		}
+		for _, k := range add {
+			if err := idx.Put(idxKey([]byte(k.Feature), k.Key, []byte(uid)), []byte(v.Key)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // annotateReady reports whether initAnnotate has nothing left to do (its

@@ -303,7 +303,7 @@ func (t txn) featureCond(f Feature, c Cond) (source, error) {
 		if c.Op == "^=" {
 			dt = "str"
 		}
-		_, k, err := normalize(dt, raw)
+		k, err := condKey(dt, c.Op, raw)
 		if err != nil {
 			return source{}, fmt.Errorf("--where %s%s%s: %w", c.Field, c.Op, raw, err)
 		}

@@ -2,9 +2,11 @@ package catalog_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -101,8 +103,117 @@ func TestBoltUpgradesSchema3(t *testing.T) {
 	}
 	defer db.Close()
 	db.View(func(tx *bolt.Tx) error {
-		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != fmt.Sprint(catalog.SchemaVersion) || s != "4" {
-			t.Errorf("schema after opening = %q, want 4", s)
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != fmt.Sprint(catalog.SchemaVersion) || s != "5" {
+			t.Errorf("schema after opening = %q, want 5", s)
+		}
+		return nil
+	})
+}
+
+// schema4Key is the index key schema 4 gave the int n: its nearest
+// float64's, sign bit flipped (negatives inverted).
+func schema4Key(n int64) []byte {
+	bits := math.Float64bits(float64(n))
+	if bits>>63 == 0 {
+		bits ^= 1 << 63
+	} else {
+		bits = ^bits
+	}
+	return binary.BigEndian.AppendUint64([]byte{'n'}, bits)
+}
+
+// A schema 4 catalog keyed an int feature value by its nearest float64:
+// 2^53 and 2^53+1 shared a key, and a version annotated with both had one
+// index entry. Opening it as 5 rewrites the keys of such values (and
+// only those), so id=2^53+1 finds the versions that hold it.
+func TestBoltUpgradesSchema4(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateFeature(ctx, catalog.Feature{Name: "id", Dtype: "int"}); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string][]string{"a": {"9007199254740992"}, "b": {"9007199254740993"}, "c": {"9007199254740992", "9007199254740993"}, "d": {"-9007199254740993"}, "e": {"7"}}
+	for k, vs := range ids {
+		s, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV(k, k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Annotate(ctx, s[0].Version.UID, catalog.Annotations{Features: map[string][]string{"id": vs}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	// What schema 4 wrote: the index keyed by float64.
+	db, err := bolt.Open(p, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		idx := tx.Bucket([]byte("idx_features"))
+		type entry struct{ k, v []byte }
+		var old []entry
+		var drop [][]byte
+		idx.ForEach(func(k, v []byte) error {
+			drop = append(drop, append([]byte(nil), k...))
+			mid := k[len("id\x00") : len(k)-ref.UIDLen-1]
+			uid := k[len(k)-ref.UIDLen:]
+			f := binary.BigEndian.Uint64(mid[1:9])
+			if f>>63 == 1 {
+				f ^= 1 << 63
+			} else {
+				f = ^f
+			}
+			n := int64(math.Float64frombits(f))
+			if len(mid) == 11 {
+				n += int64(binary.BigEndian.Uint16(mid[9:]) &^ 0x8000)
+			}
+			key := append(append([]byte("id\x00"), schema4Key(n)...), 0)
+			old = append(old, entry{append(key, uid...), append([]byte(nil), v...)})
+			return nil
+		})
+		for _, k := range drop {
+			if err := idx.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, e := range old {
+			if err := idx.Put(e.k, e.v); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("4"))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for value, want := range map[string]string{"9007199254740992": "a c", "9007199254740993": "b c", "-9007199254740993": "d", "7": "e"} {
+		vs, err := c.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: "id", Op: "=", Values: []string{value}}}})
+		var got []string
+		for _, v := range vs {
+			got = append(got, v.Key)
+		}
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("id=%s: %v, %v; want %s", value, got, err, want)
+		}
+	}
+	c.Close()
+	db, err = bolt.Open(p, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != "5" {
+			t.Errorf("schema after opening = %q, want 5", s)
 		}
 		return nil
 	})

@@ -24,6 +24,11 @@ func Normalize(dtype, value string) (text string, key []byte, err error) {
 	return normalize(dtype, value)
 }
 
+// CondKey is the index key a condition's value compares with: its key
+// under dtype, or for an int compared by <, <=, > or >= with a number that
+// is no integer, that number's.
+func CondKey(dtype, op, value string) ([]byte, error) { return condKey(dtype, op, value) }
+
 // CompareKeys applies a Cond operator to two index keys of one dtype.
 func CompareKeys(op string, have, want []byte) bool { return compareKeys(op, have, want) }
 
@@ -74,7 +79,7 @@ func VersionMatcher(f Filter) (keep func(Version) bool, features []Cond, err err
 		if c.Op == "^=" {
 			dt = "str"
 		}
-		_, k, err := normalize(dt, raw)
+		k, err := condKey(dt, c.Op, raw)
 		if err != nil && !(dt == "str" && raw == "") {
 			return nil, nil, fmt.Errorf("--where %s%s%s: %w", c.Field, c.Op, raw, err)
 		}

@@ -15,6 +15,10 @@ type node interface {
 	isGroup() bool
 	shape() ([]int64, error)
 	read() (any, error) // []int64, []uint64, []float64, []bool or []string
+	// stored is how many values of a 1-D array its storage holds, read
+	// from its chunk index or listing, not its data: the values past it
+	// would be fill values.
+	stored() (int64, error)
 }
 
 type h5node struct{ o *h5object }
@@ -31,6 +35,7 @@ func (n h5node) members() []string         { return n.o.order }
 func (n h5node) isGroup() bool             { return n.o.isGroup() }
 func (n h5node) shape() ([]int64, error)   { return n.o.shape() }
 func (n h5node) read() (any, error)        { return n.o.read() }
+func (n h5node) stored() (int64, error)    { return n.o.stored() }
 func (n h5node) String() string            { return n.o.name }
 func (n zarrNode) String() string          { return n.path }
 func (n zarrNode) members() []string       { return n.list() }
@@ -341,6 +346,9 @@ func readSeries(c node, name string) (Series, error) {
 		if err != nil {
 			return s, err
 		}
+		if err := checkCategories(cats, name); err != nil {
+			return s, err
+		}
 		kv, err := cats.read()
 		if err != nil {
 			return s, err
@@ -356,6 +364,11 @@ func readSeries(c node, name string) (Series, error) {
 		if s.Codes == nil {
 			return s, corruptf("categorical %s has non-integer codes", name)
 		}
+		for i, c := range s.Codes {
+			if c < -1 || c >= int64(len(s.Categories)) {
+				return s, corruptf("categorical %s has code %d at row %d, and %d categories", name, c, i, len(s.Categories))
+			}
+		}
 		return s, nil
 	}
 	v, err := c.read()
@@ -366,6 +379,27 @@ func readSeries(c node, name string) (Series, error) {
 	s.Ints, s.Floats, s.Bools, s.Exact = asInts(v), asFloats(v), asBools(v), asExact(v)
 	s.Strings, _ = v.([]string)
 	return s, nil
+}
+
+// checkCategories refuses categories whose length is more than their
+// storage holds. Nothing else bounds it (codes are checked against the
+// index's length, categories against nothing), and a damaged length had
+// the reader decode every missing value as an empty category: 117 million
+// of them, 3.5 GiB, for the 15 of pbmc_small's cell_type. Every category
+// is stored (they are unique: fill values could make one at most).
+func checkCategories(cats node, name string) error {
+	n, err := seriesLen(cats)
+	if err != nil {
+		return err
+	}
+	stored, err := cats.stored()
+	if err != nil {
+		return err
+	}
+	if n > stored {
+		return corruptf("categorical %s says it has %d categories and stores %d (a damaged length)", name, n, stored)
+	}
+	return nil
 }
 
 func asInts(v any) []int64     { x, _ := v.([]int64); return x }

@@ -20,6 +20,7 @@ import (
 	"github.com/lamina-bio/lamina/dataset"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/deprecated"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
 
@@ -851,4 +852,138 @@ func rewrittenTables(t *testing.T, src string) ([]dataset.Table, error) {
 		t.Fatalf("RewriteParquet: %v", err)
 	}
 	return dataset.Tables(out)
+}
+
+// pageSizeDamaged writes a copy of pbmc_small_obs.parquet in which the
+// first page header of column col claims 2147483632 bytes, compressed or
+// uncompressed. The header keeps its length, so every offset after it
+// holds: the 5-byte varint of the big size takes the room of the CRC's
+// (a compressed size swaps values with the CRC, which goes unchecked) or
+// of the statistics' max value (an uncompressed size keeps the CRC, so
+// parquet-go reads the page).
+func pageSizeDamaged(t *testing.T, col string, uncompressed bool) string {
+	t.Helper()
+	b, err := os.ReadFile(sample("pbmc_small_obs.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(sample("pbmc_small_obs.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pf, err := parquet.OpenFile(f, int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m *format.ColumnMetaData
+	for i, c := range pf.Metadata().RowGroups[0].Columns {
+		if strings.Join(c.MetaData.PathInSchema, ".") == col {
+			m = &pf.Metadata().RowGroups[0].Columns[i].MetaData
+		}
+	}
+	at := m.DataPageOffset
+	if m.DictionaryPageOffset > 0 {
+		at = m.DictionaryPageOffset
+	}
+	var h format.PageHeader
+	r := new(thrift.CompactProtocol).NewReaderFromBytes(b[at:])
+	if err := thrift.NewDecoder(r).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	n := r.(interface{ BytesRead() int }).BytesRead()
+	if uncompressed {
+		h.UncompressedPageSize = 0x7ffffff0
+		max := h.DataPageHeaderV2.V.Statistics.MaxValue
+		h.DataPageHeaderV2.V.Statistics.MaxValue = max[:len(max)-3]
+	} else {
+		h.CompressedPageSize, h.CRC = 0x7ffffff0, h.CompressedPageSize
+	}
+	damaged, err := thrift.Marshal(new(thrift.CompactProtocol), &h)
+	if err != nil || len(damaged) != n {
+		t.Fatalf("re-encoded header: %d bytes, %v; want %d", len(damaged), err, n)
+	}
+	copy(b[at:], damaged)
+	p := filepath.Join(t.TempDir(), "page.parquet")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A damaged page size (a data page's or a dictionary page's, compressed
+// or not) had parquet-go allocate what it claims, 2 GiB, before it read
+// the page (and failed on its end, "unexpected EOF", or read it when the
+// uncompressed size was damaged): the header is held to the column
+// chunk's bytes first.
+func TestParquetPageSize(t *testing.T) {
+	for _, tc := range []struct {
+		col          string
+		uncompressed bool
+		want         string
+	}{
+		{"cell_id", false, "column cell_id: page 0: damaged header: it says the page takes 2147483632 bytes, and the column chunk has 1291 left"},
+		{"cell_type", false, "column cell_type: page 0: damaged header: it says the page takes 2147483632 bytes, and the column chunk has 469 left"},
+		{"cell_id", true, "column cell_id: page 0: damaged header: it says the page takes 2147483632 bytes uncompressed, and the whole column chunk 2968"},
+	} {
+		t.Run(fmt.Sprintf("%s_uncompressed=%v", tc.col, tc.uncompressed), func(t *testing.T) {
+			p := pageSizeDamaged(t, tc.col, tc.uncompressed)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := dataset.Tables(p)
+			rerr := dataset.RewriteParquet(p, io.Discard, nil)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Tables: %v; want ErrCorrupt with %q", err, tc.want)
+			}
+			if !errors.Is(rerr, dataset.ErrCorrupt) || !strings.Contains(rerr.Error(), tc.want) {
+				t.Errorf("RewriteParquet: %v; want ErrCorrupt with %q", rerr, tc.want)
+			}
+			if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+				t.Errorf("allocated %d MiB", d>>20)
+			}
+		})
+	}
+}
+
+// A damaged length of an h5ad categorical's categories (bytes 39413 to
+// 39420: the dataspace of obs cell_type's categories, 15) had Tables
+// decode every value its storage lacks as an empty category: 117 million
+// of them, 3.5 GiB, for 0x0700000f. Shorter, or a code damaged itself
+// (byte 9490 of the cellxgene sample: the first int8 code of
+// assay_ontology_term_id, of 1 category), the codes past the categories
+// read as missing values. Each is ErrCorrupt naming the column.
+func TestH5adDamagedCategories(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		at   int
+		to   byte
+		want string
+	}{
+		{"pbmc_small.h5ad", 39416, 0x07, "categorical cell_type says it has 117440527 categories and stores 15 (a damaged length)"},
+		{"pbmc_small.h5ad", 39413, 0x05, "categorical cell_type has code 6 at row 2, and 5 categories"},
+		{"cellxgene_example_valid.h5ad", 9490, 0x05, "categorical assay_ontology_term_id has code 5 at row 0, and 1 categories"},
+	} {
+		t.Run(fmt.Sprintf("%s_byte%d", tc.file, tc.at), func(t *testing.T) {
+			b, err := os.ReadFile(sample(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[tc.at] = tc.to
+			p := filepath.Join(t.TempDir(), "damaged.h5ad")
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err = dataset.Tables(p)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Tables: %v; want ErrCorrupt with %q", err, tc.want)
+			}
+			if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+				t.Errorf("allocated %d MiB", d>>20)
+			}
+		})
+	}
 }

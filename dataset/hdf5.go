@@ -1006,6 +1006,52 @@ func (o *h5object) rawData(total int64) ([]byte, error) {
 	return nil, h5errorf("unknown data layout class")
 }
 
+// stored is how many values of the 1-D dataset its storage holds: all of
+// them when compact or contiguous (a read checks the bytes are there),
+// up to the end of its last chunk when chunked (the chunks' B-tree is
+// read, not their data); none when no storage was allocated.
+func (o *h5object) stored() (int64, error) {
+	dims, err := o.shape()
+	if err != nil {
+		return 0, err
+	}
+	n := count(dims)
+	lb := o.msg(msgLayout)
+	if lb == nil {
+		return 0, h5errorf("%s has no layout", o.name)
+	}
+	d := &decoder{b: lb}
+	if v := d.u8(); v != 3 {
+		return 0, h5errorf("data layout version %d is not supported", v)
+	}
+	switch d.u8() {
+	case 0:
+		return n, d.err
+	case 1:
+		if d.addr(8) == undefAddr {
+			return 0, d.err
+		}
+		return n, d.err
+	case 2:
+		rank := int(d.u8())
+		btree := d.addr(8)
+		chunk := int64(d.u32())
+		if d.err != nil {
+			return 0, d.err
+		}
+		if btree == undefAddr {
+			return 0, nil
+		}
+		var end int64
+		err := o.f.walkChunks(btree, rank, 0, func(start int64, _ uint32, _ uint64, _ uint32) error {
+			end = max(end, start+chunk)
+			return nil
+		})
+		return min(end, n), err
+	}
+	return 0, h5errorf("unknown data layout class")
+}
+
 func (f *h5file) walkChunks(addr uint64, rank, depth int, fn func(start int64, mask uint32, addr uint64, size uint32) error) error {
 	if depth > 32 {
 		return h5errorf("chunk B-tree too deep (corrupt file)")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/deprecated"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
 
@@ -230,10 +231,14 @@ func readParquet(path string) (Table, error) {
 		t.Columns[i].Dtype, texts[i] = parquetColumn(leaf.Node.Type())
 		uns[i] = unsigned32(leaf.Node.Type())
 	}
-	for _, rg := range pf.RowGroups() {
+	pages := pageChecker{r: f, size: pf.Size(), meta: pf.Metadata()}
+	for r, rg := range pf.RowGroups() {
 		for i, cc := range rg.ColumnChunks() {
 			s := &t.Columns[i]
-			err := chunkValues(cc, func(v parquet.Value) { appendValue(s, v, texts[i], uns[i]) })
+			err := pages.check(r, i)
+			if err == nil {
+				err = chunkValues(cc, func(v parquet.Value) { appendValue(s, v, texts[i], uns[i]) })
+			}
 			if err != nil {
 				return Table{}, corruptf("column %s: %v", s.Name, err)
 			}
@@ -346,6 +351,90 @@ func chunkValues(cc parquet.ColumnChunk, fn func(parquet.Value)) error {
 	}
 }
 
+// pageChecker reads the page headers of a column chunk before
+// parquet-go reads its pages. parquet-go allocates what a header claims
+// before reading it: the page's bytes (up to 2 GiB), its uncompressed
+// bytes, and per value a level byte and a 4-byte offset (8 GiB for a
+// damaged count). A header is held to the chunk it is in: its bytes to
+// what is left of the chunk's byte range (itself inside the file), its
+// uncompressed bytes to the chunk's, its values to the chunk's (a flat
+// column has a value, or null, per row of the row group).
+type pageChecker struct {
+	r    io.ReaderAt
+	size int64
+	meta *format.FileMetaData
+}
+
+// check checks the pages of column i of row group rg.
+func (c pageChecker) check(rg, i int) error {
+	g := &c.meta.RowGroups[rg]
+	m := &g.Columns[i].MetaData
+	start := m.DataPageOffset
+	if m.DictionaryPageOffset > 0 {
+		start = m.DictionaryPageOffset
+	}
+	end := start + m.TotalCompressedSize
+	if start < 4 || m.TotalCompressedSize < 0 || end > c.size-8 {
+		return fmt.Errorf("the footer puts the column chunk at bytes %d to %d of a file of %d", start, end, c.size)
+	}
+	if m.NumValues < 0 || m.NumValues > g.NumRows {
+		return fmt.Errorf("the footer says the column chunk holds %d values in a row group of %d rows", m.NumValues, g.NumRows)
+	}
+	values := m.NumValues
+	for page := 0; start < end; page++ {
+		h, n, err := c.header(start, end)
+		if err != nil {
+			return fmt.Errorf("page %d: damaged header: %v", page, err)
+		}
+		start += n
+		if size, left := int64(h.CompressedPageSize), end-start; size < 0 || size > left {
+			return fmt.Errorf("page %d: damaged header: it says the page takes %d bytes, and the column chunk has %d left", page, size, left)
+		}
+		if size := int64(h.UncompressedPageSize); m.Codec != format.Uncompressed && (size < 0 || size > m.TotalUncompressedSize) {
+			return fmt.Errorf("page %d: damaged header: it says the page takes %d bytes uncompressed, and the whole column chunk %d", page, size, m.TotalUncompressedSize)
+		}
+		switch {
+		case h.DictionaryPageHeader.Valid:
+			// a dictionary value takes a byte at least (a boolean a bit)
+			if nv := int64(h.DictionaryPageHeader.V.NumValues); nv < 0 || nv > 8*int64(h.UncompressedPageSize) {
+				return fmt.Errorf("page %d: damaged header: it says the dictionary holds %d values in %d bytes", page, nv, h.UncompressedPageSize)
+			}
+		case h.DataPageHeader.Valid, h.DataPageHeaderV2.Valid:
+			nv := int64(h.DataPageHeader.V.NumValues)
+			if h.DataPageHeaderV2.Valid {
+				nv = int64(h.DataPageHeaderV2.V.NumValues)
+			}
+			if nv < 0 || nv > values {
+				return fmt.Errorf("page %d: damaged header: it says the page holds %d values, and the column chunk has %d left", page, nv, values)
+			}
+			values -= nv
+		}
+		start += int64(h.CompressedPageSize)
+	}
+	return nil
+}
+
+// header decodes the page header at start, reading no further than end;
+// n is its length. It reads a small window first and more only while
+// the header does not fit (statistics may hold long values).
+func (c pageChecker) header(start, end int64) (h format.PageHeader, n int64, err error) {
+	for window := min(end-start, 256); ; window = min(window*8, end-start) {
+		buf := make([]byte, window)
+		if _, err := c.r.ReadAt(buf, start); err != nil {
+			return h, 0, err
+		}
+		r := new(thrift.CompactProtocol).NewReaderFromBytes(buf)
+		h = format.PageHeader{}
+		err = thrift.NewDecoder(r).Decode(&h)
+		if err == nil {
+			return h, int64(r.(interface{ BytesRead() int }).BytesRead()), nil
+		}
+		if window == end-start {
+			return h, 0, err
+		}
+	}
+}
+
 // RewriteParquet copies the Parquet file at src to w with its schema,
 // passing every non-null value of the named string columns through mapFn.
 // Rows are put together from each column's pages, as readParquet reads
@@ -380,10 +469,14 @@ func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) strin
 		return corruptf("the file's columns cannot be written back: %v", err)
 	}
 	pw := parquet.NewWriter(ew, schema)
-	for _, rg := range pf.RowGroups() {
+	pages := pageChecker{r: f, size: pf.Size(), meta: pf.Metadata()}
+	for r, rg := range pf.RowGroups() {
 		n := rg.NumRows()
 		cols := make([][]parquet.Value, len(paths))
 		for i, cc := range rg.ColumnChunks() {
+			if err := pages.check(r, i); err != nil {
+				return corruptf("column %s: %v", strings.Join(paths[i], "."), err)
+			}
 			cols[i] = make([]parquet.Value, 0, min(n, 1<<20))
 			err := chunkValues(cc, func(v parquet.Value) {
 				if fn := fns[i]; fn != nil && !v.IsNull() && v.Kind() == parquet.ByteArray {

@@ -229,6 +229,29 @@ func (n zarrNode) read() (any, error) {
 	return h5.decodeValues(h5type{kind: kind, size: size}, buf, int(total))
 }
 
+// stored is how many values of the 1-D array its chunk files hold: up
+// to the end of the last one present.
+func (n zarrNode) stored() (int64, error) {
+	z, err := n.meta()
+	if err != nil {
+		return 0, err
+	}
+	if len(z.Shape) != 1 || len(z.Chunks) != 1 || z.Chunks[0] <= 0 {
+		return 0, corruptf("%s: only 1-D arrays are read (shape %v, chunks %v)", n.path, z.Shape, z.Chunks)
+	}
+	chunks, err := n.chunkIndexes()
+	if err != nil {
+		return 0, err
+	}
+	var end int64
+	for _, c := range chunks {
+		if c < z.Shape[0]/z.Chunks[0]+1 {
+			end = max(end, (c+1)*z.Chunks[0])
+		}
+	}
+	return min(end, z.Shape[0]), nil
+}
+
 // chunkIndexes lists the chunks of a 1-D array that have a file.
 func (n zarrNode) chunkIndexes() ([]int64, error) {
 	es, err := os.ReadDir(n.path)

@@ -261,6 +261,55 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// Ints are exact in the index: 2^53 and 2^53+1, one float64, are two
+	// values (both were found by either), and ranges compare ints with
+	// floats as numbers, an int feature with a number that is no integer
+	// too (batch>2.5).
+	t.Run("ExactInts", func(t *testing.T) {
+		c, vs := setup(t)
+		_, err := c.CreateFeature(ctx, catalog.Feature{Name: "id", Dtype: "int"})
+		must(t, err)
+		for k, id := range map[string]string{"scrna/a.h5ad": "9007199254740992", "scrna/b.h5ad": "9007199254740993",
+			"bulk/c.csv": "9223372036854775807", "other/d.txt": "-9007199254740993"} {
+			_, err := c.Annotate(ctx, vs[k].UID, catalog.Annotations{Features: map[string][]string{"id": {id}}})
+			must(t, err)
+		}
+		for _, tc := range []struct {
+			field, op, value string
+			want             []string
+		}{
+			{"id", "=", "9007199254740993", []string{"scrna/b.h5ad"}},
+			{"id", "=", "9007199254740992", []string{"scrna/a.h5ad"}},
+			{"id", "=", "-9007199254740992", []string{}},
+			{"id", "!=", "9007199254740992", []string{"bulk/c.csv", "other/d.txt", "scrna/b.h5ad"}},
+			{"id", ">", "9007199254740992", []string{"bulk/c.csv", "scrna/b.h5ad"}},
+			{"id", ">=", "9007199254740993", []string{"bulk/c.csv", "scrna/b.h5ad"}},
+			{"id", "<", "9007199254740993", []string{"other/d.txt", "scrna/a.h5ad"}},
+			{"id", ">", "9223372036854775806", []string{"bulk/c.csv"}},
+			{"id", "<", "-9007199254740992", []string{"other/d.txt"}},
+			{"id", ">", "-9007199254740993", []string{"bulk/c.csv", "scrna/a.h5ad", "scrna/b.h5ad"}},
+			{"id", "<", "9.3e18", []string{"bulk/c.csv", "other/d.txt", "scrna/a.h5ad", "scrna/b.h5ad"}},
+			{"id", ">", "1e300", []string{}},
+			{"id", ">", "-0.5", []string{"bulk/c.csv", "scrna/a.h5ad", "scrna/b.h5ad"}},
+			{"batch", ">", "2.5", []string{"bulk/c.csv", "scrna/b.h5ad"}},
+			{"batch", "<=", "5.0", []string{"scrna/a.h5ad", "scrna/b.h5ad"}},
+			{"batch", "<", "1.5", []string{"scrna/a.h5ad"}},
+			{"score", ">", "-3", []string{"bulk/c.csv", "scrna/b.h5ad"}},
+			{"version", ">", "0.5", []string{"bulk/c.csv", "other/d.txt", "scrna/a.h5ad", "scrna/b.h5ad"}},
+		} {
+			t.Run(tc.field+tc.op+tc.value, func(t *testing.T) {
+				got, err := c.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: tc.field, Op: tc.op, Values: []string{tc.value}}}})
+				if err != nil || !reflect.DeepEqual(keys(got), tc.want) {
+					t.Fatalf("Find = %v, %v; want %v", keys(got), err, tc.want)
+				}
+			})
+		}
+		// = and != compare with an int only.
+		if _, err := c.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: "batch", Op: "=", Values: []string{"2.5"}}}}); !errors.Is(err, catalog.ErrInvalid) {
+			t.Fatalf("batch=2.5: %v", err)
+		}
+	})
+
 	// A text field a version lacks (suffix, otype, description) is empty:
 	// "suffix=" finds the keys without a suffix, "suffix!=" those with one.
 	t.Run("FindEmptyText", func(t *testing.T) {

@@ -499,7 +499,7 @@ func featureCond(f catalog.Feature, c catalog.Cond, args *sqlArgs) (string, erro
 		if c.Op == "^=" {
 			dt = "str"
 		}
-		_, k, err := catalog.Normalize(dt, raw)
+		k, err := catalog.CondKey(dt, c.Op, raw)
 		if err != nil {
 			return "", fmt.Errorf("--where %s%s%s: %w", c.Field, c.Op, raw, err)
 		}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
 )
@@ -23,9 +22,9 @@ var versionFields = map[string]versionField{
 	"otype":          {text: `COALESCE(v.rec->>'otype', '')`, ok: `true`},
 	"suffix":         {text: `COALESCE(v.rec->>'suffix', '')`, ok: `true`},
 	"description":    {text: `COALESCE(v.rec->>'description', '')`, ok: `true`},
-	"version":        {text: `v.n::text`, num: `v.n::float8`, ok: `true`},
-	"size":           {text: `COALESCE(v.rec->>'size', '0')`, num: `COALESCE(v.rec->>'size', '0')::float8`, ok: `true`},
-	"n_observations": {text: `(v.rec->>'n_observations')`, num: `(v.rec->>'n_observations')::float8`, ok: `COALESCE((v.rec->>'n_observations')::bigint, 0) > 0`},
+	"version":        {text: `v.n::text`, num: `v.n::numeric`, ok: `true`},
+	"size":           {text: `COALESCE(v.rec->>'size', '0')`, num: `COALESCE(v.rec->>'size', '0')::numeric`, ok: `true`},
+	"n_observations": {text: `(v.rec->>'n_observations')`, num: `(v.rec->>'n_observations')::numeric`, ok: `COALESCE((v.rec->>'n_observations')::bigint, 0) > 0`},
 	// Times compare as instants, which their text (RFC 3339, any
 	// offset) does not order: only ^= (on the text Go formats alike) is
 	// SQL's; the other operators stay in Go.
@@ -36,7 +35,8 @@ var versionFields = map[string]versionField{
 // fieldCond returns SQL that keeps the rows whose version satisfies c, a
 // condition on a version field that catalog.VersionMatcher accepted, or
 // false when only Go can decide it. Text compares in byte order (COLLATE
-// "C") as Go's index keys do, numbers as float8 as their keys (numKey) do.
+// "C") as Go's index keys do, numbers as numeric: exactly, as their keys
+// (intKey, numKey) do.
 func fieldCond(c catalog.Cond, args *sqlArgs) (string, bool) {
 	f, ok := versionFields[c.Field]
 	if !ok {
@@ -56,7 +56,7 @@ func fieldCond(c catalog.Cond, args *sqlArgs) (string, bool) {
 		if err != nil {
 			return "", false
 		}
-		value, want = f.num, args.add(n)+`::float8`
+		value, want = f.num, args.add(n)+`::numeric`
 	case c.Field == "created_at" || c.Field == "mtime":
 		return "", false
 	default:
@@ -69,11 +69,17 @@ func fieldCond(c catalog.Cond, args *sqlArgs) (string, bool) {
 }
 
 // number reads the value of a condition on an int field as
-// catalog.VersionMatcher does: a size with its unit, others plain.
-func number(field, raw string) (float64, error) {
+// catalog.VersionMatcher does (a size with its unit, others an int, or a
+// number that is no integer for <, <=, > and >=), as the exact decimal
+// text numeric reads.
+func number(field, raw string) (string, error) {
 	if field == "size" {
 		n, err := catalog.ParseSize(raw)
-		return float64(n), err
+		return strconv.FormatInt(n, 10), err
 	}
-	return strconv.ParseFloat(strings.TrimSpace(raw), 64)
+	if text, _, err := catalog.Normalize("int", raw); err == nil {
+		return text, nil
+	}
+	text, _, err := catalog.Normalize("float", raw)
+	return text, err
 }

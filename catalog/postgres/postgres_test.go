@@ -2,9 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +45,73 @@ func TestRefusesNewerSchema(t *testing.T) {
 	_, err = postgres.Open(context.Background(), u, postgres.Options{})
 	if !errors.Is(err, catalog.ErrSchema) || !strings.Contains(err.Error(), "upgrade lamina") {
 		t.Fatalf("newer schema: %v", err)
+	}
+}
+
+// schema6Key is the index key schema 6 gave the int n: its nearest
+// float64's, sign bit flipped (negatives inverted).
+func schema6Key(n int64) []byte {
+	bits := math.Float64bits(float64(n))
+	if bits>>63 == 0 {
+		bits ^= 1 << 63
+	} else {
+		bits = ^bits
+	}
+	return binary.BigEndian.AppendUint64([]byte{'n'}, bits)
+}
+
+// Schema 6 keyed an int feature value by its nearest float64: 2^53 and
+// 2^53+1 shared a key (one row for a version with both). Migrating to 7
+// rewrites the keys of such values, so id=2^53+1 finds the versions that
+// hold it, as a bbolt catalog upgraded from schema 4 does.
+func TestMigratesIntKeys(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	s, err := postgres.Open(ctx, u, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateFeature(ctx, catalog.Feature{Name: "id", Dtype: "int"}); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string][]int64{"a": {1 << 53}, "b": {1<<53 + 1}, "c": {1 << 53, 1<<53 + 1}, "d": {-(1<<53 + 1)}, "e": {7}}
+	uids := map[string]string{}
+	for k, ns := range ids {
+		saved, err := s.Save(ctx, []catalog.NewVersion{catalogtest.NV(k, k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids[k] = saved[0].Version.UID
+		var vs []string
+		for _, n := range ns {
+			vs = append(vs, fmt.Sprint(n))
+		}
+		if _, err := s.Annotate(ctx, uids[k], catalog.Annotations{Features: map[string][]string{"id": vs}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	// What schema 6 wrote.
+	pgtest.Exec(t, u, `DELETE FROM idx_features WHERE feature = 'id'`)
+	for k, ns := range ids {
+		for _, n := range ns {
+			pgtest.Exec(t, u, `INSERT INTO idx_features (feature, vkey, uid) VALUES ('id', $1, $2) ON CONFLICT DO NOTHING`, schema6Key(n), uids[k])
+		}
+	}
+	pgtest.Exec(t, u, `UPDATE schema_version SET version = 6`)
+	if s, err = postgres.Open(ctx, u, postgres.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for value, want := range map[string]string{"9007199254740992": "a c", "9007199254740993": "b c", "-9007199254740993": "d", "7": "e"} {
+		vs, err := s.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: "id", Op: "=", Values: []string{value}}}})
+		var got []string
+		for _, v := range vs {
+			got = append(got, v.Key)
+		}
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("id=%s: %v, %v; want %s", value, got, err, want)
+		}
 	}
 }
 

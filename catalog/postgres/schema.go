@@ -2,8 +2,10 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -11,7 +13,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this build reads and writes.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // migrations[i] brings a schema at version i to version i+1. Keys are
 // COLLATE "C": byte order, as bbolt sorts, so listings and prefix ranges
@@ -85,6 +87,57 @@ var migrations = []string{
 		ADD COLUMN touched bool NOT NULL DEFAULT false;`,
 	// 5→6: folders and links removed, in the trash (catalog.TrashedNode).
 	`CREATE TABLE trashed_tree (key text COLLATE "C" PRIMARY KEY, rec jsonb NOT NULL);`,
+	// 6→7: an int feature value's key (idx_features.vkey) is exact; it
+	// was its nearest float64's, shared by 2^53 and 2^53+1. The keys are
+	// Go's (catalog.Normalize): rekeyInts rewrites those that changed. A
+	// build of schema 6 would write the old keys: it refuses the database.
+	`SELECT 1`,
+}
+
+// migrationCode[i], when set, runs after migrations[i] in its transaction:
+// the part of a migration SQL alone does not do.
+var migrationCode = map[int]func(context.Context, pgx.Tx) error{6: rekeyInts}
+
+// rekeyInts rewrites the index rows of the int feature values whose key
+// changed with schema 7 (catalog.RekeyInts).
+func rekeyInts(ctx context.Context, tx pgx.Tx) error {
+	rows, _ := tx.Query(ctx, `SELECT name FROM features WHERE rec->>'dtype' = 'int'`)
+	ints, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(ints) == 0 {
+		return err
+	}
+	isInt := func(f string) bool { return slices.Contains(ints, f) }
+	rows, _ = tx.Query(ctx, `SELECT uid, rec FROM annotations WHERE rec->'features' ?| $1`, ints)
+	type annotated struct {
+		uid string
+		rec []byte
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (annotated, error) {
+		var a annotated
+		err := r.Scan(&a.uid, &a.rec)
+		return a, err
+	})
+	if err != nil {
+		return err
+	}
+	for _, x := range all {
+		var a catalog.Annotations
+		if err := json.Unmarshal(x.rec, &a); err != nil {
+			return fmt.Errorf("annotations of %s: %w", x.uid, err)
+		}
+		drop, add := catalog.RekeyInts(a, isInt)
+		for _, k := range drop {
+			if _, err := tx.Exec(ctx, `DELETE FROM idx_features WHERE feature = $1 AND vkey = $2 AND uid = $3`, k.Feature, k.Key, x.uid); err != nil {
+				return err
+			}
+		}
+		for _, k := range add {
+			if _, err := tx.Exec(ctx, `INSERT INTO idx_features (feature, vkey, uid) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, k.Feature, k.Key, x.uid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // migrate creates or upgrades the schema, one migration per transaction,
@@ -148,6 +201,11 @@ func (s *Store) step(ctx context.Context, c *pgx.Conn) (done bool, err error) {
 		}
 		if _, err := tx.Exec(ctx, migrations[n]); err != nil {
 			return fmt.Errorf("schema migration %d→%d: %w", n, n+1, wrap(err))
+		}
+		if code := migrationCode[n]; code != nil {
+			if err := code(ctx, tx); err != nil {
+				return fmt.Errorf("schema migration %d→%d: %w", n, n+1, wrap(err))
+			}
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM schema_version`); err != nil {
 			return err
