@@ -6,17 +6,20 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/lamina-bio/lamina/stage"
 )
 
 // Scratch paths (stage.Scratch) are a plain folder served by go-fuse's
 // loopback: scratchNode is a LoopbackNode whose renames onto keys commit.
 type scratchNode struct {
 	fusefs.LoopbackNode
-	m *Mount
+	m       *Mount
+	adopted atomic.Pointer[stage.File] // the key's File, once renamed onto a key while open (scratchfile.go)
 }
 
 var _ fusefs.NodeRenamer = (*scratchNode)(nil)
