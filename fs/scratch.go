@@ -30,13 +30,21 @@ func (m *Mount) isScratch(p string) bool { return m.ns.st != nil && m.scratch.Ma
 // matches a scratch pattern and is not a name of the catalog. A key saved
 // under a scratch-like name (notes/backup~, notes/.snakemake/log.txt) stays
 // a key: listed, opened, written and renamed as any other, and a scratch
-// file of the same name is hidden while the key exists.
+// file of the same name is hidden while the key exists; so are its version
+// and sidecar names. So is a key an editor's save renamed to a backup name
+// a moment ago (vim: k~ to k~~, then a new k~): the file written anew is
+// its next version, not a scratch file beside its versions in the trash.
 func (m *Mount) scratchAt(ctx context.Context, p string) bool {
 	if !m.isScratch(p) {
 		return false
 	}
 	dir, name := path.Split(p)
-	return !m.ns.has(ctx, dir, name)
+	if m.ns.has(ctx, dir, name) || m.ns.st.MovedAway(p) {
+		return false
+	}
+	// A key's version and sidecar names (.#x@v1, .#x.meta) are the catalog's.
+	n := ParseName(name)
+	return n.Base == name || !m.ns.has(ctx, dir, n.Base)
 }
 
 func (m *Mount) scratchPath(p string) string {
@@ -192,7 +200,8 @@ func (n *node) scratchSymlink(ctx context.Context, target, name string, out *fus
 }
 
 // scratchEntries lists the scratch names in the folder prefix but those in
-// keys (names of the catalog, which hide them: scratchAt).
+// keys and keys moved away a moment ago (names of the catalog, which hide
+// them: scratchAt).
 func (m *Mount) scratchEntries(prefix string, keys map[string]bool) []fuse.DirEntry {
 	if m.ns.st == nil {
 		return nil
@@ -203,7 +212,7 @@ func (m *Mount) scratchEntries(prefix string, keys map[string]bool) []fuse.DirEn
 	}
 	var out []fuse.DirEntry
 	for _, e := range ents {
-		if !m.isScratch(prefix+e.Name()) || keys[e.Name()] {
+		if !m.isScratch(prefix+e.Name()) || keys[e.Name()] || m.ns.st.MovedAway(prefix+e.Name()) {
 			continue
 		}
 		var st syscall.Stat_t
