@@ -155,6 +155,23 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	return 0
 }
 
+// movedToScratch reports whether n is a key's latest path renamed to a
+// scratch name (materialize) that the kernel still reaches by that name.
+// The kernel moves the key's entry to the scratch name on the rename's
+// reply and keeps it for the entry timeout; the notification that drops it
+// comes from another goroutine, later: `cat f~` right after `mv f f~` opened
+// the key's inode, gone, and failed with ENOENT (or read an older save).
+// ESTALE makes the kernel look the name up anew (LOOKUP_REVAL) and retry,
+// as open(2), stat(2) and the other calls by path do: it finds the
+// scratch file.
+func (n *node) movedToScratch(ctx context.Context) bool {
+	if n.e.Kind == KindDir || !n.m.retired.isRetired(n) {
+		return false
+	}
+	p := n.key()
+	return p != keyOf(n.e) && n.m.scratchAt(ctx, p)
+}
+
 func (n *node) lookupScratch(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	var st syscall.Stat_t
 	if err := syscall.Lstat(n.m.scratchPath(n.prefix()+name), &st); err != nil {
