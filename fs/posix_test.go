@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -676,6 +677,37 @@ func TestRenameKeyToScratchReadsAtOnce(t *testing.T) {
 			t.Fatalf("run %d: f~ right after mv f f~: %q, %v; want %q", i, b, err, want)
 		}
 		if err := os.Remove(bak); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A reader that opened f before `mv f f~` reads f's bytes through it: its
+// inode, whose name shows nothing since, showed the size of the node's
+// first entry (0, from the create of f), and the reader read nothing.
+func TestReaderOfKeyRenamedToScratchReads(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.MkdirAll(w.p("r"), 0o755)
+	for i := range 10 {
+		want := fmt.Sprintf("held bytes %d\n", i)
+		if err := os.WriteFile(w.p("r/h"), []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h, err := os.Open(w.p("r/h"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(w.p("r/h"), w.p("r/h~")); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := h.Stat()
+		b, rerr := io.ReadAll(h)
+		h.Close()
+		if err != nil || fi.Size() != int64(len(want)) || string(b) != want {
+			t.Fatalf("run %d: the reader after mv h h~: fstat %v, %v; read %q, %v; want %q", i, fi, err, b, rerr, want)
+		}
+		if err := os.Remove(w.p("r/h~")); err != nil {
 			t.Fatal(err)
 		}
 	}
