@@ -136,6 +136,39 @@ func TestEditorSaveByRenameKeepsHistory(t *testing.T) {
 	}
 }
 
+// An editor's save of a key whose name looks like scratch (k~ saved with
+// lamina save --key) makes its next version too: vim with backupcopy=no
+// renames k~ to k~~ and writes k~ anew (or renames its temporary file onto
+// it). Once the rename had moved k~ to the trash its name was scratch, and
+// the edit a scratch file beside its versions in the trash.
+func TestEditorSaveOfScratchLikeKeyKeepsHistory(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	for _, c := range []struct{ key, script string }{
+		{"ed/k~", `mv ed/k~ ed/k~~ && printf 'edited\n' > ed/k~ && rm ed/k~~`},
+		{"ed/.#x", `mv ed/.#x ed/.#x~ && printf 'edited\n' > ed/.tmp~ && mv ed/.tmp~ ed/.#x && rm ed/.#x~`},
+	} {
+		w.save(c.key, []byte("original\n"))
+		w.sh(c.script)
+		if got := string(w.read(c.key)); got != "edited\n" {
+			t.Fatalf("%s = %q", c.key, got)
+		}
+		vs := w.eventually(c.key, 2)
+		if len(vs) != 2 || vs[1].Version != 2 {
+			t.Fatalf("versions of %s after an editor's save: %+v", c.key, vs)
+		}
+		if got := string(w.read(c.key + "@v1")); got != "original\n" {
+			t.Fatalf("%s@v1 = %q", c.key, got)
+		}
+		if _, err := os.Stat(w.p(c.key + "@v1.meta")); err != nil {
+			t.Fatalf("the sidecar of %s@v1: %v", c.key, err)
+		}
+		if tl, _ := w.cat.TrashList(context.Background()); len(tl) != 0 {
+			t.Fatalf("the trash after an editor's save: %+v", tl)
+		}
+	}
+}
+
 // vim's swap file and the probe it makes beside it on the first try
 // (.NAME.swpx for a NAME without a dot, .NAME.swx for one with: it tests
 // whether the file system folds names to 8.3) are scratch for any NAME:

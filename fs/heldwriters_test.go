@@ -745,3 +745,67 @@ func TestTouchOfAdoptedKeyReachesWriter(t *testing.T) {
 		t.Fatalf("x after the close: %v, %v; want mtime %v", fi.ModTime(), err, mt)
 	}
 }
+
+// The writer of a scratch file renamed onto a key while open (out~ to out)
+// sets its mode, times and owner, and reads and sets xattrs, through its
+// descriptor as on the key: the calls went to the scratch path the file
+// had been opened at, gone since the rename, and answered ENOENT.
+func TestAdoptedScratchWriterSetsAttrsByDescriptor(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	if err := os.WriteFile(w.p("old"), []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"old", "new"} {
+		t.Run(key, func(t *testing.T) {
+			h, err := os.OpenFile(w.p(key+"~"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			h.Write([]byte("written by " + key))
+			if err := os.Rename(w.p(key+"~"), w.p(key)); err != nil {
+				t.Fatal(err)
+			}
+			fd := int(h.Fd())
+			if err := h.Chmod(0o640); err != nil {
+				t.Errorf("fchmod: %v", err)
+			}
+			mt := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+			tv := []syscall.Timeval{syscall.NsecToTimeval(mt.UnixNano()), syscall.NsecToTimeval(mt.UnixNano())}
+			if err := syscall.Futimes(fd, tv); err != nil {
+				t.Errorf("futimes: %v", err)
+			}
+			if err := h.Chown(os.Getuid()+1, -1); !errors.Is(err, syscall.EPERM) {
+				t.Errorf("fchown to another user: %v, want EPERM", err)
+			}
+			if err := h.Chown(os.Getuid(), -1); err != nil {
+				t.Errorf("fchown to the owner: %v", err)
+			}
+			if fi, err := h.Stat(); err != nil || fi.Mode().Perm() != 0o640 || !fi.ModTime().Equal(mt) {
+				t.Errorf("fstat: %v, %v; want mode 640, mtime %v", fi.Mode(), err, mt)
+			}
+			for _, attr := range []string{"user.lamina.key", "user.other"} {
+				buf := make([]byte, 256)
+				k, err := unix.Fgetxattr(fd, attr, buf)
+				pk, perr := unix.Getxattr(w.p(key), attr, make([]byte, 256))
+				if err != perr || k != pk {
+					t.Errorf("fgetxattr %s: %q, %v; the key's getxattr: %d bytes, %v", attr, buf[:max(k, 0)], err, pk, perr)
+				}
+			}
+			if err := unix.Fsetxattr(fd, "user.lamina.key", []byte(key), 0); err != nil {
+				t.Errorf("fsetxattr user.lamina.key: %v, want it accepted as on the key", err)
+			}
+			if err := unix.Fsetxattr(fd, "user.other", []byte("1"), 0); !errors.Is(err, syscall.EOPNOTSUPP) {
+				t.Errorf("fsetxattr user.other: %v, want EOPNOTSUPP as on the key", err)
+			}
+			if err := h.Close(); err != nil {
+				t.Fatal(err)
+			}
+			vs := w.versions(key)
+			if len(vs) == 0 || catalog.Perm(vs[len(vs)-1].Mode) != 0o640 || !vs[len(vs)-1].Mtime.Equal(mt) {
+				t.Fatalf("%s's versions: %+v; want the last of mode 640, mtime %v", key, vs, mt)
+			}
+		})
+	}
+}

@@ -193,6 +193,9 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 }
 
 func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if fh == nil && n.movedToScratch(ctx) {
+		return syscall.ESTALE // a stat by path: scratch.go
+	}
 	e := n.current(ctx, fh)
 	if isLatestFile(e) && n.m.held.holding() {
 		e = n.writersAttr(e) // write.go

@@ -6,17 +6,20 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/lamina-bio/lamina/stage"
 )
 
 // Scratch paths (stage.Scratch) are a plain folder served by go-fuse's
 // loopback: scratchNode is a LoopbackNode whose renames onto keys commit.
 type scratchNode struct {
 	fusefs.LoopbackNode
-	m *Mount
+	m       *Mount
+	adopted atomic.Pointer[stage.File] // the key's File, once renamed onto a key while open (scratchfile.go)
 }
 
 var _ fusefs.NodeRenamer = (*scratchNode)(nil)
@@ -27,13 +30,21 @@ func (m *Mount) isScratch(p string) bool { return m.ns.st != nil && m.scratch.Ma
 // matches a scratch pattern and is not a name of the catalog. A key saved
 // under a scratch-like name (notes/backup~, notes/.snakemake/log.txt) stays
 // a key: listed, opened, written and renamed as any other, and a scratch
-// file of the same name is hidden while the key exists.
+// file of the same name is hidden while the key exists; so are its version
+// and sidecar names. So is a key an editor's save renamed to a backup name
+// a moment ago (vim: k~ to k~~, then a new k~): the file written anew is
+// its next version, not a scratch file beside its versions in the trash.
 func (m *Mount) scratchAt(ctx context.Context, p string) bool {
 	if !m.isScratch(p) {
 		return false
 	}
 	dir, name := path.Split(p)
-	return !m.ns.has(ctx, dir, name)
+	if m.ns.has(ctx, dir, name) || m.ns.st.MovedAway(p) {
+		return false
+	}
+	// A key's version and sidecar names (.#x@v1, .#x.meta) are the catalog's.
+	n := ParseName(name)
+	return n.Base == name || !m.ns.has(ctx, dir, n.Base)
 }
 
 func (m *Mount) scratchPath(p string) string {
@@ -144,6 +155,23 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	return 0
 }
 
+// movedToScratch reports whether n is a key's latest path renamed to a
+// scratch name (materialize) that the kernel still reaches by that name.
+// The kernel moves the key's entry to the scratch name on the rename's
+// reply and keeps it for the entry timeout; the notification that drops it
+// comes from another goroutine, later: `cat f~` right after `mv f f~` opened
+// the key's inode, gone, and failed with ENOENT (or read an older save).
+// ESTALE makes the kernel look the name up anew (LOOKUP_REVAL) and retry,
+// as open(2), stat(2) and the other calls by path do: it finds the
+// scratch file.
+func (n *node) movedToScratch(ctx context.Context) bool {
+	if n.e.Kind == KindDir || !n.m.retired.isRetired(n) {
+		return false
+	}
+	p := n.key()
+	return p != keyOf(n.e) && n.m.scratchAt(ctx, p)
+}
+
 func (n *node) lookupScratch(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	var st syscall.Stat_t
 	if err := syscall.Lstat(n.m.scratchPath(n.prefix()+name), &st); err != nil {
@@ -189,7 +217,8 @@ func (n *node) scratchSymlink(ctx context.Context, target, name string, out *fus
 }
 
 // scratchEntries lists the scratch names in the folder prefix but those in
-// keys (names of the catalog, which hide them: scratchAt).
+// keys and keys moved away a moment ago (names of the catalog, which hide
+// them: scratchAt).
 func (m *Mount) scratchEntries(prefix string, keys map[string]bool) []fuse.DirEntry {
 	if m.ns.st == nil {
 		return nil
@@ -200,7 +229,7 @@ func (m *Mount) scratchEntries(prefix string, keys map[string]bool) []fuse.DirEn
 	}
 	var out []fuse.DirEntry
 	for _, e := range ents {
-		if !m.isScratch(prefix+e.Name()) || keys[e.Name()] {
+		if !m.isScratch(prefix+e.Name()) || keys[e.Name()] || m.ns.st.MovedAway(prefix+e.Name()) {
 			continue
 		}
 		var st syscall.Stat_t

@@ -36,8 +36,9 @@ var (
 type scratchFile struct {
 	*fusefs.LoopbackFile
 	m      *Mount
-	ino    uint64 // the scratch file's inode in the scratch folder
-	kino   uint64 // its node's inode number in the mount
+	ino    uint64       // the scratch file's inode in the scratch folder
+	kino   uint64       // its node's inode number in the mount
+	node   *scratchNode // that node
 	app    bool
 	opener uint32
 	key    atomic.Pointer[handle] // the key's writable handle, once adopted
@@ -60,7 +61,8 @@ func (m *Mount) writableScratch(ctx context.Context, fh fusefs.FileHandle, in *f
 	if lf.Getattr(ctx, &a) != 0 {
 		return fh
 	}
-	s := &scratchFile{LoopbackFile: lf, m: m, ino: a.Ino, kino: in.StableAttr().Ino,
+	sn, _ := in.Operations().(*scratchNode)
+	s := &scratchFile{LoopbackFile: lf, m: m, ino: a.Ino, kino: in.StableAttr().Ino, node: sn,
 		app: flags&syscall.O_APPEND != 0, opener: callerTID(ctx)}
 	w := &m.scratchW
 	w.mu.Lock()
@@ -133,6 +135,9 @@ func (m *Mount) adopt(ctx context.Context, src, key string, ino uint64) (errno s
 		// and mode (writersAttr), as their fstat does.
 		wh.held = m.held.hold(key, a, true)
 		s.key.Store(&handle{w: wh})
+		if s.node != nil {
+			s.node.adopted.Store(f)
+		}
 	}
 	m.written(key)
 	return 0, true
@@ -166,4 +171,121 @@ func (s *scratchFile) Release(ctx context.Context) syscall.Errno {
 		}
 	}
 	return errno
+}
+
+// An adopted scratch file's node keeps no path: the rename moved the file
+// into the staging folder, and the loopback's calls by path answered
+// ENOENT to the writers' fchmod, futimens, fchown and f*xattr. They go to
+// the key its File writes now, as a chmod, touch, chown or xattr call of
+// the key's path does, with the writer's handle of the key when the kernel
+// passes the descriptor (ftruncate).
+var (
+	_ fusefs.NodeGetattrer     = (*scratchNode)(nil)
+	_ fusefs.NodeSetattrer     = (*scratchNode)(nil)
+	_ fusefs.NodeGetxattrer    = (*scratchNode)(nil)
+	_ fusefs.NodeSetxattrer    = (*scratchNode)(nil)
+	_ fusefs.NodeRemovexattrer = (*scratchNode)(nil)
+	_ fusefs.NodeListxattrer   = (*scratchNode)(nil)
+)
+
+// keyNode is the node of the key s's adopted File writes now; ok is false
+// if s was not adopted, and errno says the key is gone.
+func (s *scratchNode) keyNode(ctx context.Context) (n *node, errno syscall.Errno, ok bool) {
+	f := s.adopted.Load()
+	if f == nil {
+		return nil, 0, false
+	}
+	prefix, name := splitKey(f.Key())
+	e, err := s.m.ns.lookupKey(ctx, prefix, name)
+	if err != nil {
+		return nil, errnoOf(err), true
+	}
+	return s.m.newNode(e), 0, true
+}
+
+// keyHandle is the key's writable handle behind fh, a writer's handle of
+// an adopted scratch file, or nil.
+func keyHandle(fh fusefs.FileHandle) fusefs.FileHandle {
+	if sf, ok := fh.(*scratchFile); ok {
+		if h := sf.key.Load(); h != nil {
+			return h
+		}
+	}
+	return nil
+}
+
+func (s *scratchNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if s.adopted.Load() == nil {
+		return s.LoopbackNode.Getattr(ctx, fh, out)
+	}
+	s.fileAttr(out)
+	return 0
+}
+
+func (s *scratchNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	n, errno, ok := s.keyNode(ctx)
+	switch {
+	case !ok:
+		return s.LoopbackNode.Setattr(ctx, fh, in, out)
+	case errno != 0:
+		return errno
+	}
+	if errno := n.Setattr(ctx, keyHandle(fh), in, out); errno != 0 {
+		return errno
+	}
+	s.fileAttr(out) // the key's answer may be its latest version's
+	return 0
+}
+
+// fileAttr is what the adopted File shows: its writers' size, mtime and
+// mode (their fstat before the rename came from the file, as it does).
+func (s *scratchNode) fileAttr(out *fuse.AttrOut) {
+	e := Entry{Kind: KindPending, Ino: s.StableAttr().Ino}
+	e.Size, e.Mtime, e.Mode = s.adopted.Load().Attr()
+	s.m.fill(e, &out.Attr)
+	out.SetTimeout(0) // the writers change it without the mount (passthrough)
+}
+
+func (s *scratchNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	n, errno, ok := s.keyNode(ctx)
+	switch {
+	case !ok:
+		return s.LoopbackNode.Getxattr(ctx, attr, dest)
+	case errno != 0:
+		return 0, errno
+	}
+	return n.Getxattr(ctx, attr, dest)
+}
+
+func (s *scratchNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	n, errno, ok := s.keyNode(ctx)
+	switch {
+	case !ok:
+		return s.LoopbackNode.Listxattr(ctx, dest)
+	case errno != 0:
+		return 0, errno
+	}
+	return n.Listxattr(ctx, dest)
+}
+
+func (s *scratchNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	n, errno, ok := s.keyNode(ctx)
+	switch {
+	case !ok:
+		return s.LoopbackNode.Setxattr(ctx, attr, data, flags)
+	case errno != 0:
+		return errno
+	}
+	return n.Setxattr(ctx, attr, data, flags)
+}
+
+func (s *scratchNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	n, errno, ok := s.keyNode(ctx)
+	switch {
+	case !ok:
+		return s.LoopbackNode.Removexattr(ctx, attr)
+	case errno != 0:
+		return errno
+	}
+	return n.Removexattr(ctx, attr)
 }

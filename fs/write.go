@@ -376,17 +376,16 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 	if n.orphan() {
 		// Unlinked, or replaced by a rename, while the kernel holds it: its
 		// name shows another file now, and it shows what it last was.
-		n.lastMu.Lock()
-		defer n.lastMu.Unlock()
-		if n.last.Name != "" {
-			return n.last
-		}
-		return n.e
+		return n.lastShown()
 	}
 	prefix, name := splitKey(n.key())
 	e, err := n.m.ns.lookupKey(ctx, prefix, name)
 	if err != nil {
-		return n.e
+		// Its name shows nothing now (the key renamed to a scratch name
+		// under a reader: `mv f f~`), or the catalog did not answer: what
+		// it last was. Its first entry (a created file's: size 0) made the
+		// reader's fstat show 0 bytes, and the reader read none.
+		return n.lastShown()
 	}
 	e = n.m.held.apply(prefix, name, e)
 	if isLatestFile(n.e) {
@@ -395,6 +394,16 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 		n.lastMu.Unlock()
 	}
 	return e
+}
+
+// lastShown is what n showed last (current), else its entry.
+func (n *node) lastShown() Entry {
+	n.lastMu.Lock()
+	defer n.lastMu.Unlock()
+	if n.last.Name != "" {
+		return n.last
+	}
+	return n.e
 }
 
 // writersAttr is e, what n's latest path shows, with the size, mtime and

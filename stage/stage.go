@@ -1198,6 +1198,16 @@ func (s *Stage) MoveAway(ctx context.Context, key string) error {
 	return nil
 }
 
+// MovedAway reports whether key was renamed to a scratch name (MoveAway)
+// within MoveAwayWindow and not committed since: its name is the catalog's
+// still, for the editor writes the file anew there.
+func (s *Stage) MovedAway(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.movedAway[key]
+	return ok && time.Since(t) <= MoveAwayWindow
+}
+
 // MoveAwayWindow is how soon after MoveAway a new commit of the key still
 // continues its history: an editor writes the new file at once.
 const MoveAwayWindow = time.Minute
