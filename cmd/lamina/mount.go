@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -490,7 +491,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		snapshot = b.Snapshot // export-catalog while mounted
 	}
 	srv := catalogrpc.NewServer(rpcCat, catalogrpc.ServerOptions{
-		ID: s.ID, Changed: m.Changed, Logger: log, Snapshot: snapshot,
+		ID: s.ID, Build: buildID(), Changed: m.Changed, Logger: log, Snapshot: snapshot,
 		Cache: func(a catalogrpc.CacheArgs) (any, error) {
 			if rem == nil {
 				return nil, cache.ErrNoCache
@@ -1066,6 +1067,10 @@ func cmdStatus() *cli.Command {
 			}
 			if st.FailedCommits > 0 {
 				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, tried again every few minutes and at the next mount (%s says why)", st.FailedCommits, mountLogPath(dirs, s.Name))})
+			}
+			if h := cl.Hello(); h.Build != buildID() { // build.go
+				rows = append(rows, []string{"build", fmt.Sprintf("another lamina build (%s; this lamina is %s): lamina commands may only read through it; `lamina umount %s && lamina mount %s` restarts it",
+					cmp.Or(h.Build, "an older one"), buildID(), st.Mountpoint, st.Mountpoint)})
 			}
 			if st.ReadOnly {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
