@@ -61,3 +61,16 @@ func TestDaemonOfAnotherBuild(t *testing.T) {
 		t.Fatalf("b.txt after a save by the daemon's build: %q", got)
 	}
 }
+
+// The executable's identity is the Go build ID the linker wrote (read
+// from one ELF note), not a hash of the whole file: the CLI reads it at
+// each command while a mount is up.
+func TestExeIdentityIsGoBuildID(t *testing.T) {
+	want, err := exec.Command("go", "tool", "buildid", os.Args[0]).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := exeIdentity(); got != strings.TrimSpace(string(want)) {
+		t.Fatalf("exeIdentity() = %q, want the Go build ID %q", got, want)
+	}
+}
