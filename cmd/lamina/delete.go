@@ -22,7 +22,7 @@ import (
 func cmdDelete() *cli.Command {
 	return &cli.Command{
 		Name:      "delete",
-		Usage:     "move artifacts (all their versions) to the trash, or delete them for good; with --permanent, FOLDER/ deletes for good everything trashed under it (what restore FOLDER/ would bring back), never a live artifact",
+		Usage:     "move artifacts (all their versions) to the trash, or delete them for good; with --permanent, FOLDER/ deletes for good what is trashed under it (artifacts, folders, links), never a live artifact nor the trashed versions of a key written again since",
 		ArgsUsage: "KEY... | --permanent FOLDER/...",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "permanent", Usage: "remove from the catalog for good (lamina gc then frees the storage)"},
