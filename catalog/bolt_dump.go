@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 
@@ -10,11 +11,47 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// dumpFormat is the format a dump of tx is written in (DumpFormatOf). A
+// version that revises another is written in record format 0x02
+// (bolt_codec.go); one older builds wrote as JSON is decoded.
+func dumpFormat(tx *bolt.Tx) (int, error) {
+	nodes := false
+	if bk := tx.Bucket(bTrashTree); bk != nil {
+		k, _ := bk.Cursor().First()
+		nodes = k != nil
+	}
+	revises := false
+	if bk := tx.Bucket(bVersions); bk != nil && !nodes {
+		errFound := errors.New("found")
+		err := bk.ForEach(func(k, raw []byte) error {
+			if len(raw) > 0 && raw[0] == recordV1 {
+				return nil
+			}
+			v, err := decodeVersion(raw)
+			if err != nil {
+				return fmt.Errorf("catalog: version %s: %w", k, err)
+			}
+			if v.Revises != "" {
+				return errFound
+			}
+			return nil
+		})
+		if revises = errors.Is(err, errFound); err != nil && !revises {
+			return 0, err
+		}
+	}
+	return DumpFormatOf(nodes, revises), nil
+}
+
 // Dump calls fn with every record of the catalog in the order Record
 // describes, from one read transaction.
 func (b *Bolt) Dump(ctx context.Context, fn func(Record) error) error {
 	return b.with(false, func(tx *bolt.Tx) error {
-		if err := fn(Record{Format: DumpFormat}); err != nil {
+		format, err := dumpFormat(tx)
+		if err != nil {
+			return err
+		}
+		if err := fn(Record{Format: format}); err != nil {
 			return err
 		}
 		each := func(name []byte, rec func(k, raw []byte) (Record, error)) error {

@@ -54,6 +54,10 @@ func (t txn) restoreNode(key string) (TrashEntry, error) {
 	if n == nil {
 		return TrashEntry{}, errorf(ErrNotFound, "%q has nothing in the trash", key)
 	}
+	parents, err := t.parentRecords(key, *n)
+	if err != nil {
+		return TrashEntry{}, err
+	}
 	if n.Folder != nil {
 		if _, err := t.makeFolder(key); err != nil { // the checks of mkdir
 			return TrashEntry{}, fmt.Errorf("cannot restore: %w", err)
@@ -74,7 +78,39 @@ func (t txn) restoreNode(key string) (TrashEntry, error) {
 			return TrashEntry{}, err
 		}
 	}
+	for _, r := range parents {
+		if err := t.putFolder(r); err != nil {
+			return TrashEntry{}, err
+		}
+		if err := t.dropTrashed(r.Key); err != nil {
+			return TrashEntry{}, err
+		}
+	}
 	return n.Entry(), t.dropTrashed(key)
+}
+
+// parentRecords lists the records that restoring n at key gives the
+// folders above it that have none (TrashedNode.ParentRecord).
+func (t txn) parentRecords(key string, n TrashedNode) ([]FolderRecord, error) {
+	var out []FolderRecord
+	for i := 0; i < len(key); i++ {
+		if key[i] != '/' || t.hasMarker(key[:i]) {
+			continue
+		}
+		up := key[:i]
+		old, err := t.trashedNode(up)
+		if err != nil {
+			return nil, err
+		}
+		full, err := t.holds(up)
+		if err != nil {
+			return nil, err
+		}
+		if r, ok := n.ParentRecord(up, old, full); ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // trashedNodes lists the folders and links in the trash.

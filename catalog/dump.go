@@ -7,6 +7,16 @@ import "time"
 // reads only 1 would drop them without a word, so it refuses a 2.
 const DumpFormat = 2
 
+// DumpFormatOf is the format a dump is written in: 1 when the catalog holds
+// nothing format 2 adds (no TrashedNode, no version that revises another),
+// so that a lamina that reads only 1 imports it; 2 otherwise.
+func DumpFormatOf(trashedNodes, revises bool) int {
+	if trashedNodes || revises {
+		return DumpFormat
+	}
+	return 1
+}
+
 // Record is one line of a catalog export (`lamina export-catalog`): every
 // record of a store, exactly as kept, so that another store loads the same
 // catalog — uids, numbers, trash (with removed folders and links), outbox,

@@ -38,6 +38,31 @@ func (n TrashedNode) Key() string {
 	return n.Folder.Key
 }
 
+// ParentRecord is the record Restore of n gives the folder key above it
+// when that folder has no record: its own if the trash holds one
+// (trashed; nil if not), else, when it holds nothing live (full false:
+// rm -r removed it with n), a new one with n's time, or now if n has none.
+// Without it such a folder showed the time of nothing beneath it: 1970.
+// ok is false when the folder is to stay as it is.
+func (n TrashedNode) ParentRecord(key string, trashed *TrashedNode, full bool) (r FolderRecord, ok bool) {
+	if trashed != nil && trashed.Folder != nil {
+		return *trashed.Folder, true
+	}
+	if full {
+		return FolderRecord{}, false
+	}
+	mtime := n.TrashedAt
+	if n.Link != nil {
+		mtime = n.Link.Mtime
+	} else if n.Folder != nil {
+		mtime = n.Folder.Mtime
+	}
+	if mtime.Unix() <= 0 {
+		mtime = time.Now()
+	}
+	return FolderRecord{Key: key, Mtime: mtime.UTC()}, true
+}
+
 // Entry is n as TrashList shows it.
 func (n TrashedNode) Entry() TrashEntry {
 	kind := "folder"

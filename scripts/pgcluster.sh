@@ -6,8 +6,10 @@
 #
 # It installs Debian's postgresql package when initdb is missing, runs the
 # server as a non-root user (initdb refuses root: the package's postgres
-# user, else a lamina-pg system user), on a free port, with password
-# (scram) authentication over TCP. The password goes to DIR/pgpass only;
+# user, else a lamina-pg system user), with password (scram)
+# authentication over TCP, on the port PGPORT names when it is set (it
+# fails if that port is taken), else on a free port between 20000 and
+# 32000 (the port is in DIR/port). The password goes to DIR/pgpass only;
 # the printed LAMINA_PG_URL has none, PGPASSFILE points at the file.
 # Without "durable" the cluster runs with fsync=off (tests); with it, with
 # PostgreSQL's defaults (benchmarks against bbolt, which fsyncs).
@@ -44,6 +46,16 @@ as_user() {
 
 case "$cmd" in
 start)
+  # PGPORT, when set, is the one port tried (initdb reads it too).
+  if [ -n "${PGPORT:-}" ]; then
+    case "$PGPORT" in
+      *[!0-9]*) echo "pgcluster: PGPORT=$PGPORT is not a port number" >&2; exit 2 ;;
+    esac
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PGPORT") 2>/dev/null; then
+      echo "pgcluster: port $PGPORT (PGPORT) is taken" >&2
+      exit 1
+    fi
+  fi
   bin=$(bindir)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
@@ -61,9 +73,12 @@ start)
   # range meets the kernel's ephemeral ports): try a few, and show the
   # server's log when none works.
   port=""
-  for attempt in 1 2 3 4 5; do
-    p=""
+  attempts="1 2 3 4 5"
+  [ -z "${PGPORT:-}" ] || attempts=1
+  for attempt in $attempts; do
+    p=${PGPORT:-}
     for _ in $(seq 50); do
+      [ -z "$p" ] || break
       q=$(( 20000 + RANDOM % 12000 ))
       if ! (exec 3<>"/dev/tcp/127.0.0.1/$q") 2>/dev/null; then p=$q; break; fi
     done

@@ -146,3 +146,41 @@ func TestSocket(t *testing.T) {
 	}
 	l2.Close()
 }
+
+// A client told to refuse writes (its server is another build) answers
+// every call that changes the catalog with that error, without sending it,
+// and still reads; Hello carries the server's build and protocol.
+func TestRefuseWrites(t *testing.T) {
+	ctx := context.Background()
+	s := serve(t)
+	c := s.client
+	if h := c.Hello(); h.Protocol != catalogrpc.Protocol || h.ID != "inst-1" {
+		t.Fatalf("Hello = %+v", h)
+	}
+	if _, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("a", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("another build")
+	c.RefuseWrites(refused)
+	writes := map[string]func() error{
+		"Save":       func() error { _, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("b", "1")}); return err },
+		"Trash":      func() error { _, err := c.Trash(ctx, "a"); return err },
+		"Purge":      func() error { _, err := c.Purge(ctx, "a"); return err },
+		"MakeFolder": func() error { return c.MakeFolder(ctx, "f") },
+		"Rename":     func() error { _, err := c.Rename(ctx, "a", "z"); return err },
+		"StartRun":   func() error { _, err := c.StartRun(ctx, catalog.Run{}); return err },
+	}
+	for name, w := range writes {
+		if err := w(); !errors.Is(err, refused) {
+			t.Errorf("%s after RefuseWrites: %v", name, err)
+		}
+	}
+	if vs, err := c.List(ctx, catalog.Query{}); err != nil || len(vs) != 1 || vs[0].Key != "a" {
+		t.Fatalf("List after RefuseWrites = %v, %v", vs, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slices.Contains(s.changed, "b") || slices.Contains(s.changed, "f") {
+		t.Fatalf("a refused write reached the server: %v", s.changed)
+	}
+}

@@ -24,9 +24,20 @@ type Client struct {
 	path  string
 	hello Hello
 
-	mu     sync.Mutex // guards idle, closed
+	mu     sync.Mutex // guards idle, closed, refuse
 	idle   []*conn
 	closed bool
+	refuse error // the answer to every write (RefuseWrites); nil: none
+}
+
+// RefuseWrites makes every later call that would change the catalog
+// return err without reaching the server; reads still go. A client uses it
+// when the server is another build, which may drop what it does not know
+// of a write (a new argument) without a word.
+func (c *Client) RefuseWrites(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refuse = err
 }
 
 type conn struct {
@@ -98,6 +109,14 @@ func (c *Client) put(cn *conn) {
 // call sends one request and decodes its answer into result; stream, when
 // not nil, receives the versions of an Each.
 func (c *Client) call(ctx context.Context, method string, args, result any, stream ...func(catalog.Version) error) (err error) {
+	if writes[method] {
+		c.mu.Lock()
+		refuse := c.refuse
+		c.mu.Unlock()
+		if refuse != nil {
+			return refuse
+		}
+	}
 	req := request{M: method}
 	if args != nil {
 		if req.A, err = json.Marshal(args); err != nil {

@@ -21,6 +21,9 @@ type ServerOptions struct {
 	// ID identifies what is served (the instance id); a client that expects
 	// another ID refuses the server.
 	ID string
+	// Build identifies the serving program (a build of it), for clients
+	// to compare with their own: Hello.Build.
+	Build string
 	// Changed is told the keys whose namespace entry a call changed (Save of
 	// a new version, Trash, Restore, Purge, Annotate; a new collection
 	// version as catalog.CollectionChange). It runs after the call
@@ -201,7 +204,7 @@ func (s *Server) handle(req request, enc *json.Encoder) error {
 	}
 	switch req.M {
 	case mHello:
-		return reply(Hello{ID: s.opts.ID, PID: os.Getpid()}, nil)
+		return reply(Hello{ID: s.opts.ID, PID: os.Getpid(), Build: s.opts.Build, Protocol: Protocol}, nil)
 	case mStatus:
 		var st any
 		if s.opts.Status != nil {

@@ -77,10 +77,29 @@ type keyArgs struct {
 	Trash bool   `json:"trash,omitempty"`
 }
 
+// Protocol numbers the wire protocol: it grows when a call or an argument
+// is added that an older server would ignore or refuse.
+const Protocol = 2
+
 // Hello is what a server says about itself.
 type Hello struct {
 	ID  string `json:"id"`  // the server's identity (the instance id)
 	PID int    `json:"pid"` // the serving process
+	// Build identifies the server's program (ServerOptions.Build); empty
+	// from a server older than the field.
+	Build string `json:"build,omitempty"`
+	// Protocol is the server's Protocol; 0 from a server older than it (1).
+	Protocol int `json:"protocol,omitempty"`
+}
+
+// writes are the methods that change the catalog: what a Client refuses
+// once told to (RefuseWrites).
+var writes = map[string]bool{
+	mSave: true, mTrash: true, mRestore: true, mPurge: true, mOutboxDone: true,
+	mCreateFeature: true, mCreateLabel: true, mCreateSchema: true, mAnnotate: true, mSaveCollection: true,
+	mSaveTransform: true, mStartRun: true, mFinishRun: true, mAddInputs: true, mCreditOutputs: true,
+	mRename: true, mRenameFolder: true, mSetAttrs: true, mMakeFolder: true, mRemoveFolder: true,
+	mSymlink: true, mRemoveLink: true,
 }
 
 // kinds maps wire names to the sentinels an error matched on the server.

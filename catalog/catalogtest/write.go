@@ -347,6 +347,101 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatal("a link restored over a file")
 		}
 	})
+	// Restoring a folder or link whose folders above were removed with it
+	// (rm -r of x, restore x/y/z/) gives them records: their own from the
+	// trash, else the restored one's time. They had none and showed 1970.
+	t.Run("RestoreNestedGivesParentsRecords", func(t *testing.T) {
+		c := open(t)
+		for _, k := range []string{"x", "x/y", "x/y/z"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mode := catalog.ModeOf(0o700)
+		if _, err := c.SetAttrs(ctx, "x", catalog.Attrs{Mode: &mode}); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"x/y/z", "x/y", "x"} {
+			if err := c.RemoveFolder(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.Restore(ctx, "x/y/z"); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := c.Children(ctx, "x/"); err != nil || d.Folder == nil || catalog.FolderMode(d.Folder.Mode) != 0o700 {
+			t.Fatalf("x after Restore x/y/z: record %+v, %v; want its own from the trash (mode 0700)", d.Folder, err)
+		}
+		if tl, _ := c.TrashList(ctx); len(tl) != 0 {
+			t.Fatalf("trash after Restore x/y/z: %+v; want the parents out of it", tl)
+		}
+		// Parents with no record in the trash: the restored node's time.
+		if err := c.MakeFolder(ctx, "p/q/r"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Symlink(ctx, "s/t/l", "x"); err != nil {
+			t.Fatal(err)
+		}
+		d, err := c.Children(ctx, "p/q/")
+		if err != nil || d.Folder != nil {
+			t.Fatalf("p/q before: %+v, %v", d.Folder, err)
+		}
+		r, err := c.Children(ctx, "p/q/r/")
+		if err != nil || r.Folder == nil {
+			t.Fatalf("p/q/r: %+v, %v", r.Folder, err)
+		}
+		if err := c.RemoveFolder(ctx, "p/q/r"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveLink(ctx, "s/t/l"); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"p/q/r", "s/t/l"} {
+			if _, err := c.Restore(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, p := range []string{"p/", "p/q/"} {
+			if d, err := c.Children(ctx, p); err != nil || d.Folder == nil || !d.Folder.Mtime.Equal(r.Folder.Mtime) {
+				t.Fatalf("%s after Restore p/q/r: record %+v, %v; want the time of p/q/r, %v", p, d.Folder, err, r.Folder.Mtime)
+			}
+		}
+		for _, p := range []string{"s/", "s/t/"} {
+			if d, err := c.Children(ctx, p); err != nil || d.Folder == nil || d.Folder.Mtime.Unix() <= 0 {
+				t.Fatalf("%s after Restore s/t/l: record %+v, %v; want the link's time", p, d.Folder, err)
+			}
+		}
+		// A folder above that holds a live key gets only its own record
+		// from the trash, no new one.
+		save(t, c, NV("g/k", "k"), NV("h/k", "k"))
+		for _, k := range []string{"g/f", "h", "h/f"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.Trash(ctx, "h/k"); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"g/f", "h/f", "h"} {
+			if err := c.RemoveFolder(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []string{"h/k", "g/f", "h/f"} { // as restore h/ orders them
+			if _, err := c.Restore(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d, err := c.Children(ctx, "g/"); err != nil || d.Folder != nil {
+			t.Fatalf("g/ after Restore g/f: record %+v, %v; want none", d.Folder, err)
+		}
+		if d, err := c.Children(ctx, "h/"); err != nil || d.Folder == nil {
+			t.Fatalf("h/ after Restore h/f: record %+v, %v; want its own from the trash", d.Folder, err)
+		}
+		if tl, _ := c.TrashList(ctx); len(tl) != 0 {
+			t.Fatalf("trash at the end: %+v", tl)
+		}
+	})
 	t.Run("Links", func(t *testing.T) {
 		c := open(t)
 		if err := c.Symlink(ctx, "d/l", "../x/y"); err != nil {

@@ -619,7 +619,9 @@ func (s *Store) Trash(ctx context.Context, key string) (catalog.TrashEntry, erro
 
 func (s *Store) Restore(ctx context.Context, key string) (catalog.TrashEntry, error) {
 	var e catalog.TrashEntry
-	err := s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
+	// The folders above key too, exclusively: restoring a folder or link
+	// may make their records (restoreNode).
+	err := s.writeKeys(ctx, append([]string{key}, ancestors(key)...), func(tx pgx.Tx, changed func(...string)) error {
 		if a, err := artifactByKey(ctx, tx, key); err != nil {
 			return err
 		} else if a != nil && a.Latest == 0 {
@@ -632,6 +634,7 @@ func (s *Store) Restore(ctx context.Context, key string) (catalog.TrashEntry, er
 			// No versions to bring back: a removed folder or link.
 			if e, err = restoreNode(ctx, tx, key); err == nil { // write.go
 				changed(key)
+				changed(ancestors(key)...) // folders it may have made
 			}
 			return err
 		}

@@ -14,7 +14,12 @@ import (
 // catalog.Record describes, from one snapshot.
 func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 	return s.read(ctx, func(tx pgx.Tx) error {
-		if err := fn(catalog.Record{Format: catalog.DumpFormat}); err != nil {
+		var nodes, revises bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM trashed_tree),
+			EXISTS (SELECT 1 FROM versions WHERE rec ->> 'revises' <> '')`).Scan(&nodes, &revises); err != nil {
+			return err
+		}
+		if err := fn(catalog.Record{Format: catalog.DumpFormatOf(nodes, revises)}); err != nil {
 			return err
 		}
 		type step struct {

@@ -276,3 +276,69 @@ func TestLoadInBatches(t *testing.T) {
 		t.Fatalf("after a failed Load: %d folders, %v; want none", len(d.Subdirs), err)
 	}
 }
+
+// A dump is in format 1 while the catalog holds nothing format 2 adds,
+// so that a lamina that reads only format 1 imports it; a version that
+// revises another or a folder or link in the trash makes it format 2.
+// Every dump was format 2, which such a lamina refused. Both stores.
+func TestDumpFormat(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"bolt", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			fresh := func() dumpLoader {
+				if name == "bolt" {
+					return openBolt(t)
+				}
+				return open(t)
+			}
+			format := func(c dumpLoader) string { return dumpLines(t, c)[0] }
+			plain := fresh()
+			s, err := plain.Save(ctx, []catalog.NewVersion{catalogtest.NV("a.csv", "1")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := plain.MakeFolder(ctx, "kept"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := plain.Trash(ctx, "a.csv"); err != nil { // a trashed version is format 1
+				t.Fatal(err)
+			}
+			v1 := dumpLines(t, plain)
+			if v1[0] != `{"format":1}` {
+				t.Errorf("plain catalog: %s; want format 1", v1[0])
+			}
+			// It loads into the other store alike.
+			var other dumpLoader = open(t)
+			if name == "postgres" {
+				other = openBolt(t)
+			}
+			if err := other.Load(ctx, records(v1)); err != nil {
+				t.Fatal(err)
+			}
+			if got := dumpLines(t, other); !slices.Equal(got, v1) {
+				t.Errorf("format 1 dump reloaded:\n%s\n----\n%s", join(v1), join(got))
+			}
+			if _, err := plain.Restore(ctx, "a.csv"); err != nil {
+				t.Fatal(err)
+			}
+			nv := catalogtest.NV("a.csv", "2")
+			nv.Revises = s[0].Version.UID
+			if _, err := plain.Save(ctx, []catalog.NewVersion{nv}); err != nil {
+				t.Fatal(err)
+			}
+			if got := format(plain); got != `{"format":2}` {
+				t.Errorf("with a version that revises another: %s; want format 2", got)
+			}
+			nodes := fresh()
+			if err := nodes.MakeFolder(ctx, "old"); err != nil {
+				t.Fatal(err)
+			}
+			if err := nodes.RemoveFolder(ctx, "old"); err != nil {
+				t.Fatal(err)
+			}
+			if got := format(nodes); got != `{"format":2}` {
+				t.Errorf("with a folder in the trash: %s; want format 2", got)
+			}
+		})
+	}
+}

@@ -450,11 +450,14 @@ func dropTrashed(ctx context.Context, tx pgx.Tx, key string) error {
 
 // restoreNode brings back the folder or link in the trash at key.
 func restoreNode(ctx context.Context, tx pgx.Tx, key string) (catalog.TrashEntry, error) {
-	var n catalog.TrashedNode
-	err := tx.QueryRow(ctx, `SELECT rec FROM trashed_tree WHERE key = $1`, key).Scan(&n)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && n.Folder == nil && n.Link == nil) {
+	n, err := trashedNode(ctx, tx, key)
+	if err != nil {
+		return catalog.TrashEntry{}, err
+	}
+	if n == nil {
 		return catalog.TrashEntry{}, errorf(ErrNotFound, "%q has nothing in the trash", key)
 	}
+	parents, err := parentRecords(ctx, tx, key, *n)
 	if err != nil {
 		return catalog.TrashEntry{}, err
 	}
@@ -478,7 +481,55 @@ func restoreNode(ctx context.Context, tx pgx.Tx, key string) (catalog.TrashEntry
 			return catalog.TrashEntry{}, err
 		}
 	}
+	for _, r := range parents {
+		if err := putFolder(ctx, tx, r); err != nil {
+			return catalog.TrashEntry{}, err
+		}
+		if err := dropTrashed(ctx, tx, r.Key); err != nil {
+			return catalog.TrashEntry{}, err
+		}
+	}
 	return n.Entry(), dropTrashed(ctx, tx, key)
+}
+
+// trashedNode reads the folder or link in the trash at key, nil if none.
+func trashedNode(ctx context.Context, tx pgx.Tx, key string) (*catalog.TrashedNode, error) {
+	var n catalog.TrashedNode
+	err := tx.QueryRow(ctx, `SELECT rec FROM trashed_tree WHERE key = $1`, key).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && n.Folder == nil && n.Link == nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+// parentRecords lists the records that restoring n at key gives the
+// folders above it that have none (TrashedNode.ParentRecord).
+func parentRecords(ctx context.Context, tx pgx.Tx, key string, n catalog.TrashedNode) ([]catalog.FolderRecord, error) {
+	var out []catalog.FolderRecord
+	for _, up := range ancestors(key) {
+		marked, err := hasMarker(ctx, tx, up)
+		if err != nil {
+			return nil, err
+		}
+		if marked {
+			continue
+		}
+		old, err := trashedNode(ctx, tx, up)
+		if err != nil {
+			return nil, err
+		}
+		full, err := holds(ctx, tx, up)
+		if err != nil {
+			return nil, err
+		}
+		if r, ok := n.ParentRecord(up, old, full); ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 func (s *Store) RemoveFolder(ctx context.Context, key string) error {

@@ -22,8 +22,8 @@ import (
 func cmdDelete() *cli.Command {
 	return &cli.Command{
 		Name:      "delete",
-		Usage:     "move artifacts (all their versions) to the trash, or delete them for good",
-		ArgsUsage: "KEY...",
+		Usage:     "move artifacts (all their versions) to the trash, or delete them for good; with --permanent, FOLDER/ deletes for good what is trashed under it (artifacts, folders, links), never a live artifact nor the trashed versions of a key written again since",
+		ArgsUsage: "KEY... | --permanent FOLDER/...",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "permanent", Usage: "remove from the catalog for good (lamina gc then frees the storage)"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask before a permanent delete"},
@@ -34,13 +34,14 @@ func cmdDelete() *cli.Command {
 			if len(keys) == 0 {
 				return exitf(2, "usage: lamina delete KEY... [--permanent [--yes] [--force]]")
 			}
-			folderForm := map[string]bool{} // KEY/: only a removed folder in the trash
+			var trees []string // FOLDER/ with --permanent: what the trash holds under it
 			for i, k := range keys {
-				if c.Bool("permanent") && strings.HasSuffix(k, "/") {
-					// FOLDER/ as ls --trash shows a removed folder: resolved
-					// below, as the folder in the trash or refused.
-					k = strings.TrimSuffix(k, "/")
-					keys[i], folderForm[k] = k, true
+				if c.Bool("permanent") && strings.HasSuffix(k, "/") && ref.CheckExistingKey(strings.TrimSuffix(k, "/")) == nil {
+					// FOLDER/ as ls --trash shows a removed folder: the
+					// trashed tree under it, as restore FOLDER/ takes it.
+					trees = append(trees, strings.TrimSuffix(k, "/"))
+					keys[i] = ""
+					continue
 				}
 				if strings.HasSuffix(k, "/") && ref.CheckExistingKey(strings.TrimSuffix(k, "/")) == nil {
 					return exitf(2, "%s", folderDelete(strings.TrimSuffix(k, "/")))
@@ -54,6 +55,7 @@ func cmdDelete() *cli.Command {
 					return err
 				}
 			}
+			keys = slices.DeleteFunc(keys, func(k string) bool { return k == "" })
 			in, err := openInstance(c)
 			if err != nil {
 				return err
@@ -62,7 +64,7 @@ func cmdDelete() *cli.Command {
 			w := c.App.Writer
 			// Every key is resolved before anything changes: a missing one
 			// refuses the whole command, naming all that are missing.
-			inTrash, nodes, err := resolveDeleteKeys(c.Context, in.Catalog, keys, folderForm, c.Bool("permanent"))
+			inTrash, nodes, err := resolveDeleteKeys(c.Context, in.Catalog, keys, c.Bool("permanent"))
 			if err != nil {
 				return err
 			}
@@ -76,6 +78,12 @@ func cmdDelete() *cli.Command {
 				}
 				return nil
 			}
+			subtrees := make([]trashTree, len(trees))
+			for i, k := range trees {
+				if subtrees[i], err = trashedTree(c.Context, in.Catalog, k); err != nil {
+					return err
+				}
+			}
 			// A collection or a run that refers to a purged version shows
 			// it as nothing (an empty row, a run without that input): say
 			// so before, and only go on with --force.
@@ -84,6 +92,9 @@ func cmdDelete() *cli.Command {
 				if nodes[k] == "" {
 					artifacts = append(artifacts, k)
 				}
+			}
+			for _, t := range subtrees {
+				artifacts = append(artifacts, t.artifacts...)
 			}
 			refs, err := references(c.Context, in.Catalog, artifacts)
 			if err != nil {
@@ -110,7 +121,7 @@ func cmdDelete() *cli.Command {
 				if len(refs) > 0 {
 					fmt.Fprintf(c.App.ErrWriter, "These will refer to nothing:\n%s\n", listRefs(refs))
 				}
-				fmt.Fprintf(c.App.ErrWriter, "Delete %s and every version of it for good? This cannot be undone. [y/N] ", strings.Join(keys, ", "))
+				fmt.Fprintf(c.App.ErrWriter, "Delete %s for good? This cannot be undone. [y/N] ", deleteWhat(keys, subtrees))
 				line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 					return exitf(1, "nothing deleted")
@@ -121,20 +132,139 @@ func cmdDelete() *cli.Command {
 				if err != nil {
 					return err
 				}
-				if kind := nodes[k]; kind == "folder" {
-					// Only the folder's own record: what was trashed under it
-					// keeps its place in the trash.
-					fmt.Fprintf(w, "deleted the folder %s/ from the trash for good (what was trashed under it stays: lamina ls --trash %s/)\n", k, k)
-					continue
-				} else if kind != "" {
+				if kind := nodes[k]; kind != "" {
 					fmt.Fprintf(w, "deleted the %s %s from the trash for good\n", kind, k)
 					continue
 				}
 				fmt.Fprintf(w, "deleted %s (%s) for good; `lamina gc` frees its storage\n", k, plural(len(vs), "version"))
 			}
+			for _, t := range subtrees {
+				if err := t.purge(c.Context, in.Catalog); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "deleted from the trash for good under %s/: %s", t.prefix, t.count())
+				if len(t.artifacts) > 0 {
+					fmt.Fprint(w, "; `lamina gc` frees their storage")
+				}
+				fmt.Fprintln(w)
+				if len(t.rewritten) > 0 {
+					fmt.Fprintf(w, "kept %s written again since, live now, with their trashed versions: %s (lamina delete --permanent KEY deletes every version of one)\n",
+						plural(len(t.rewritten), "key"), strings.Join(t.rewritten, ", "))
+				}
+			}
 			return nil
 		},
 	}
+}
+
+// trashTree is what the trash holds under a folder (the folder's own
+// record too), as delete --permanent FOLDER/ deletes it for good.
+type trashTree struct {
+	prefix    string   // the folder, without "/"
+	artifacts []string // keys wholly in the trash
+	versions  int      // theirs
+	nodes     []string // folders and links
+	folders   int      // how many of nodes are folders
+	// rewritten are keys with trashed versions that were written again
+	// since: live artifacts, which delete of a folder never touches.
+	rewritten []string
+}
+
+// trashedTree reads what the trash holds under the folder prefix. A key
+// with versions at prefix itself is an artifact, not the folder: refused,
+// as is a folder under which the trash holds nothing.
+func trashedTree(ctx context.Context, cat catalog.Catalog, prefix string) (trashTree, error) {
+	t := trashTree{prefix: prefix}
+	if vs, err := cat.Versions(ctx, prefix, true); err == nil && len(vs) > 0 {
+		return t, exitf(2, "%s", folderDelete(prefix))
+	}
+	tl, err := cat.TrashList(ctx)
+	if err != nil {
+		return t, err
+	}
+	for _, e := range tl {
+		if !strings.HasPrefix(e.Key, prefix+"/") && !(e.Kind == "folder" && e.Key == prefix) {
+			continue
+		}
+		switch {
+		case e.Kind != "":
+			t.nodes = append(t.nodes, e.Key)
+			if e.Kind == "folder" {
+				t.folders++
+			}
+		case e.Live:
+			t.rewritten = append(t.rewritten, e.Key)
+		default:
+			t.artifacts = append(t.artifacts, e.Key)
+			t.versions += e.Versions
+		}
+	}
+	if len(t.artifacts)+len(t.nodes) == 0 {
+		msg := fmt.Sprintf("the trash holds no artifact, folder or link under %s/", prefix)
+		if len(t.rewritten) > 0 {
+			msg += fmt.Sprintf(" but trashed versions of %s written again since, which delete of a folder keeps: %s",
+				plural(len(t.rewritten), "live key"), strings.Join(t.rewritten, ", "))
+		}
+		if under, err := cat.List(ctx, catalog.Query{Prefix: prefix + "/", Limit: 1}); err == nil && len(under) > 0 {
+			msg += fmt.Sprintf("; its live keys are trashed by `lamina delete KEY...` or rm -r in a mount (lamina ls %s/ lists them)", prefix)
+		}
+		return t, exitf(1, "%s: nothing deleted", msg)
+	}
+	return t, nil
+}
+
+// count says what t holds: "2 artifacts (3 versions), 1 folder, 1 link".
+func (t trashTree) count() string {
+	var parts []string
+	if len(t.artifacts) > 0 {
+		parts = append(parts, fmt.Sprintf("%s (%s)", plural(len(t.artifacts), "artifact"), plural(t.versions, "version")))
+	}
+	if t.folders > 0 {
+		parts = append(parts, plural(t.folders, "folder"))
+	}
+	if links := len(t.nodes) - t.folders; links > 0 {
+		parts = append(parts, plural(links, "symbolic link"))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// purge deletes t for good. A key written since the trash was read is
+// live: its purge would take the new version, so it is skipped.
+func (t trashTree) purge(ctx context.Context, cat catalog.Catalog) error {
+	for _, k := range t.artifacts {
+		vs, err := cat.Versions(ctx, k, false)
+		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return err
+		}
+		if len(vs) > 0 {
+			continue
+		}
+		if _, err := cat.Purge(ctx, k); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return err
+		}
+	}
+	for _, k := range t.nodes {
+		if _, err := cat.Purge(ctx, k); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteWhat names what a permanent delete takes, for its question.
+func deleteWhat(keys []string, trees []trashTree) string {
+	var parts []string
+	switch len(keys) {
+	case 0:
+	case 1:
+		parts = append(parts, keys[0]+" and every version of it")
+	default:
+		parts = append(parts, strings.Join(keys, ", ")+" and every version of them")
+	}
+	for _, t := range trees {
+		parts = append(parts, fmt.Sprintf("what the trash holds under %s/ (%s)", t.prefix, t.count()))
+	}
+	return strings.Join(parts, ", and ")
 }
 
 // folderDelete says what to do with a folder given to delete, which takes
@@ -146,10 +276,9 @@ func folderDelete(dir string) string {
 // resolveDeleteKeys checks that every key names an artifact (a live one
 // unless permanent) and reports which are wholly in the trash; with
 // permanent, a key may also name a folder or link in the trash (nodes:
-// key → its kind), and a key given as KEY/ (folderForm) names only a
-// folder there, never the artifact KEY. It refuses the lot, naming every
-// key that is missing, before anything changes.
-func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, folderForm map[string]bool, permanent bool) (inTrash map[string]bool, nodes map[string]string, err error) {
+// key → its kind). It refuses the lot, naming every key that is missing,
+// before anything changes.
+func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, permanent bool) (inTrash map[string]bool, nodes map[string]string, err error) {
 	inTrash, nodes = map[string]bool{}, map[string]string{}
 	var missing, trashed []string
 	var trash []catalog.TrashEntry // read once, if a key needs it
@@ -157,10 +286,6 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 		vs, err := cat.Versions(ctx, k, true)
 		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
 			return nil, nil, err
-		}
-		if folderForm[k] && len(vs) > 0 {
-			// Purge would take the artifact: refuse, as delete of KEY/ always did.
-			return nil, nil, exitf(2, "%s", folderDelete(k))
 		}
 		if len(vs) == 0 {
 			if under, err := cat.List(ctx, catalog.Query{Prefix: k + "/", Limit: 1}); err == nil && len(under) > 0 {
@@ -172,9 +297,12 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 						return nil, nil, err
 					}
 				}
-				if i := slices.IndexFunc(trash, func(e catalog.TrashEntry) bool {
-					return e.Key == k && (e.Kind == "folder" || (e.Kind != "" && !folderForm[k]))
-				}); i >= 0 {
+				if i := slices.IndexFunc(trash, func(e catalog.TrashEntry) bool { return e.Key == k && e.Kind != "" }); i >= 0 {
+					if under := trashCount(trash, k+"/"); trash[i].Kind == "folder" && under > 0 {
+						// The folder alone would leave what was under it.
+						return nil, nil, exitf(1, "%s is a folder in the trash with %s under it: lamina delete --permanent %s/ deletes them all; nothing deleted",
+							k, plural(under, "name"), k)
+					}
 					nodes[k] = trash[i].Kind
 					continue
 				}
@@ -198,6 +326,17 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 		return nil, nil, exitf(1, "%s: nothing deleted", strings.Join(why, "; "))
 	}
 	return inTrash, nodes, nil
+}
+
+// trashCount counts the entries of trash under prefix.
+func trashCount(trash []catalog.TrashEntry, prefix string) int {
+	n := 0
+	for _, e := range trash {
+		if strings.HasPrefix(e.Key, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 // references lists, for every version of keys (trashed ones too), the

@@ -2,8 +2,11 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 )
 
 // TestDeletePermanentReferenced: a permanent delete of versions that a
@@ -103,5 +106,91 @@ func TestGCRefusesNegativeDurations(t *testing.T) {
 		if codeOf(err) != 2 {
 			t.Errorf("gc %v: exit %d", args, codeOf(err))
 		}
+	}
+}
+
+// `lamina delete --permanent FOLDER/` deletes for good what the trash
+// holds under the folder, as `restore FOLDER/` brings it back: artifacts
+// trashed there, removed folders (the folder's own record too) and links;
+// never a live artifact, nor the trashed versions of a key written again
+// since. It took only the folder's own record and left the rest in the
+// trash. Both catalogs.
+func TestDeletePermanentFolder(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := workstationEnv(t, "ws")
+			init := []string{"init", "--storage", filepath.Join(e.dir, "storage"), "--name", "m"}
+			if cat == "postgres" {
+				init = append(init, "--db", pgtest.URL(t))
+			}
+			e.ok(init...)
+			mnt := filepath.Join(e.dir, "mnt")
+			e.mount(mnt)
+			in := func(p string) string { return filepath.Join(mnt, p) }
+			for _, d := range []string{"tree", "tree/sub", "tree/empty", "other"} {
+				if err := os.Mkdir(in(d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, k := range []string{"tree/a.csv", "tree/sub/b.csv", "tree/sub/c.csv", "tree/keep.csv", "other/d.csv"} {
+				if err := os.WriteFile(in(k), []byte(k+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Symlink("a.csv", in("tree/l")); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{"tree/sub", "tree/empty", "tree/l", "tree/a.csv", "other/d.csv"} {
+				if err := os.RemoveAll(in(p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Written again since: live, with a trashed version.
+			if err := os.MkdirAll(in("tree/sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(in("tree/sub/c.csv"), []byte("again\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.fails("add --yes", "delete", "--permanent", "tree/")
+			out := e.ok("delete", "--permanent", "--yes", "tree/")
+			for _, want := range []string{
+				"deleted from the trash for good under tree/: 2 artifacts (2 versions), 1 folder, 1 symbolic link",
+				"kept 1 key written again since, live now, with their trashed versions: tree/sub/c.csv",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("delete --permanent tree/ did not say %q:\n%s", want, out)
+				}
+			}
+			trash := e.ok("ls", "--trash")
+			for _, gone := range []string{"tree/a.csv", "tree/sub/b.csv", "tree/empty/", "tree/l"} {
+				if strings.Contains(trash, gone) {
+					t.Errorf("%s still in the trash:\n%s", gone, trash)
+				}
+			}
+			if !strings.Contains(trash, "other/d.csv") || !strings.Contains(trash, "tree/sub/c.csv") {
+				t.Errorf("the trash lost what was not under tree/ or was written again:\n%s", trash)
+			}
+			for k, want := range map[string]string{"tree/keep.csv": "tree/keep.csv\n", "tree/sub/c.csv": "again\n"} {
+				if got, err := os.ReadFile(in(k)); err != nil || string(got) != want {
+					t.Errorf("live %s after delete --permanent tree/: %q, %v", k, got, err)
+				}
+			}
+			e.fails("written again since", "delete", "--permanent", "--yes", "tree/")
+			// The whole tree removed: the folder without its slash would
+			// leave what was under it, so it is refused; with it, all goes.
+			if err := os.RemoveAll(in("tree")); err != nil {
+				t.Fatal(err)
+			}
+			e.fails("is a folder in the trash with", "delete", "--permanent", "--yes", "tree")
+			out = e.ok("delete", "--permanent", "--yes", "tree/")
+			if !strings.Contains(out, "under tree/: 2 artifacts (3 versions), 2 folders;") {
+				t.Errorf("delete --permanent tree/ of the whole tree said:\n%s", out)
+			}
+			if trash := e.ok("ls", "--trash"); strings.Contains(trash, "tree") {
+				t.Errorf("trash after deleting the whole tree:\n%s", trash)
+			}
+			e.ok("umount", mnt)
+		})
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -490,7 +491,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		snapshot = b.Snapshot // export-catalog while mounted
 	}
 	srv := catalogrpc.NewServer(rpcCat, catalogrpc.ServerOptions{
-		ID: s.ID, Changed: m.Changed, Logger: log, Snapshot: snapshot,
+		ID: s.ID, Build: buildID(), Changed: m.Changed, Logger: log, Snapshot: snapshot,
 		Cache: func(a catalogrpc.CacheArgs) (any, error) {
 			if rem == nil {
 				return nil, cache.ErrNoCache
@@ -797,6 +798,9 @@ func cmdUmount() *cli.Command {
 				}
 				return fmt.Errorf("%s is not mounted", dir)
 			}
+			if answers(dir) && c.Bool("force") {
+				return detachForeign(w, dir, dirs)
+			}
 			if answers(dir) {
 				// A live daemon this user's runtime folder does not know (another
 				// XDG_RUNTIME_DIR, another user's root shell): a plain unmount, which
@@ -823,6 +827,30 @@ func cmdUmount() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// detachForeign is umount --force of a served lamina mount whose daemon
+// this user's runtime folder does not know (another HOME or
+// XDG_RUNTIME_DIR): a lazy unmount (MNT_DETACH) when it is in use. The
+// name goes at once; what still uses the mount keeps it until it lets go,
+// and then the daemon sees it gone, commits what it was given and stops.
+// It refused a busy mount, --force or not.
+func detachForeign(w io.Writer, dir string, dirs instance.Dirs) error {
+	users := usersOf(dir)
+	if err := lfs.ForceUnmount(dir); err != nil {
+		return fmt.Errorf("unmount --force %s: %w", dir, err)
+	}
+	daemon := "its daemon"
+	if pid := mountDaemon(dir); pid > 0 {
+		daemon = fmt.Sprintf("its daemon (pid %d)", pid)
+	}
+	if users == "" {
+		fmt.Fprintf(w, "unmounted %s; %s, not registered in %s, stops by itself\n", dir, daemon, dirs.Runtime)
+		return nil
+	}
+	fmt.Fprintf(w, "detached %s (lazy unmount); still pending: it is in use%s, which keep what they have open and may go on writing it; what they close is committed, and once the last lets go %s, not registered in %s, stops by itself\n",
+		dir, users, daemon, dirs.Runtime)
+	return nil
 }
 
 // mountDaemon returns the pid of a live lamina daemon serving the mount at
@@ -894,7 +922,11 @@ func unmountWhenFree(dir string, wait time.Duration) error {
 func usersOf(dir string) string {
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	var users []string
+	self := strconv.Itoa(os.Getpid())
 	for _, p := range procs {
+		if filepath.Base(p) == self { // answers() may have left a look-up of dir open
+			continue
+		}
 		if len(users) == 5 {
 			users = append(users, "…")
 			break
@@ -1066,6 +1098,10 @@ func cmdStatus() *cli.Command {
 			}
 			if st.FailedCommits > 0 {
 				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, tried again every few minutes and at the next mount (%s says why)", st.FailedCommits, mountLogPath(dirs, s.Name))})
+			}
+			if h := cl.Hello(); h.Build != buildID() { // build.go
+				rows = append(rows, []string{"build", fmt.Sprintf("another lamina build (%s; this lamina is %s): lamina commands may only read through it; `lamina umount %s && lamina mount %s` restarts it",
+					cmp.Or(h.Build, "an older one"), buildID(), st.Mountpoint, st.Mountpoint)})
 			}
 			if st.ReadOnly {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})

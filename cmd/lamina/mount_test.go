@@ -803,3 +803,52 @@ func TestUmountBusy(t *testing.T) {
 		t.Fatal("umount --force left a busy mount in place")
 	}
 }
+
+// TestUmountForceFromAnotherHome: `lamina umount --force DIR` run with
+// another HOME (another runtime folder, no settings of the instance)
+// detaches a busy lamina mount lazily and says what stays pending; the
+// writer that kept it busy goes on writing, and its file is committed as
+// it closes, after which the daemon stops. It refused a busy mount,
+// --force or not.
+func TestUmountForceFromAnotherHome(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	pid := e.daemonPID("m")
+	f, err := os.Create(filepath.Join(mnt, "busy.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString("one\n")
+	other := t.TempDir()
+	cmd := exec.Command(e.bin, "umount", "--force", mnt)
+	cmd.Env = append(slices.Clone(e.env), "HOME="+other, "XDG_RUNTIME_DIR="+other+"/run", "XDG_CONFIG_HOME="+other+"/cfg",
+		"XDG_DATA_HOME="+other+"/data", "XDG_CACHE_HOME="+other+"/cache")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "detached "+mnt) || !strings.Contains(string(out), "still pending") ||
+		!strings.Contains(string(out), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("umount --force from another HOME: %v\n%s", err, out)
+	}
+	if _, ok := lfs.MountInfo(mnt); ok {
+		t.Fatal("umount --force left the busy mount in place")
+	}
+	if !processAlive(pid) {
+		t.Fatal("the daemon stopped while a writer still had a file open")
+	}
+	if _, err := f.WriteString("two\n"); err != nil {
+		t.Fatalf("write after the detach: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after the detach: %v", err)
+	}
+	for i := 0; processAlive(pid); i++ {
+		if i == 300 {
+			t.Fatal("the daemon did not stop within 30 s of its last user letting go")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := e.ok("get", "busy.txt", "-o", "-"); got != "one\ntwo\n" {
+		t.Fatalf("busy.txt after the detach: %q", got)
+	}
+}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
-	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
@@ -117,7 +116,7 @@ func openCatalog(s instance.Settings, fresh bool) (catalog.Catalog, error) {
 	if dirs, err := instance.UserDirs(); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if c, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID); err == nil {
+		if c, err := dialDaemon(ctx, dirs, s); err == nil { // build.go
 			return c, nil
 		}
 		if st, err := readState(dirs, s.Name); err == nil && stoppedState(processState(st.PID)) {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
-	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/instance"
 )
@@ -44,7 +43,7 @@ func openRunsCatalog(s instance.Settings) (catalog.Catalog, error) {
 		if dirs, err := instance.UserDirs(); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if c, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID); err == nil {
+			if c, err := dialDaemon(ctx, dirs, s); err == nil { // build.go
 				return c, nil
 			}
 		}

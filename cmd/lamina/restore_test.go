@@ -151,7 +151,7 @@ func TestRestoreFolderTree(t *testing.T) {
 		t.Fatalf("ls --trash after rmdir and rm of a link:\n%s", trash)
 	}
 	out = e.ok("delete", "--permanent", "--yes", "tree/empty/", "tree/l")
-	if !strings.Contains(out, "deleted the folder tree/empty/ from the trash for good") || !strings.Contains(out, "deleted the link tree/l") {
+	if !strings.Contains(out, "deleted from the trash for good under tree/empty/: 1 folder") || !strings.Contains(out, "deleted the link tree/l") {
 		t.Errorf("delete --permanent of a folder and a link in the trash said:\n%s", out)
 	}
 	if trash := e.ok("ls", "--trash"); strings.Contains(trash, "tree/") {
