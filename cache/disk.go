@@ -66,9 +66,6 @@ type DiskCache struct {
 	sized   map[string]bool                    // objects whose size file is written (sizePath)
 	streams map[string]*stream                 // object name → sequential reader state
 	pending map[string]*blockCall              // blocks being fetched, by blockKey
-	kept    map[string]*blockCall              // blocks whose span buffer is kept for readers, by blockKey
-	keptLRU *list.List                         // of *spanBuf kept, most recently read first
-	keptSig chan struct{}                      // closed (and made again) when a span is kept
 	hits    int64
 	misses  int64
 	fetched int64 // bytes fetched from the backend
@@ -140,7 +137,6 @@ func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCach
 		files: storage.NewOpenFiles(64), pool: newSpanPool(spanBuffers, int(maxSpan*o.BlockSize+o.BlockSize/4)),
 		limit: o.Limit, lru: list.New(), objects: map[string]map[int64]*list.Element{},
 		sizes: map[string]int64{}, sized: map[string]bool{}, streams: map[string]*stream{}, pending: map[string]*blockCall{},
-		kept: map[string]*blockCall{}, keptLRU: list.New(), keptSig: make(chan struct{}),
 	}
 	c.bgctx, c.stop = context.WithCancel(context.Background())
 	if err := c.scan(); err != nil {
@@ -458,9 +454,6 @@ func subBufs(bufs [][]byte, from, to int64) [][]byte {
 // readBlock fills bufs with the bytes of block bn from at, from the cache
 // file or, failing that, from one fetch of the whole block.
 func (c *DiskCache) readBlock(ctx context.Context, name, obj string, size, bn int64, bufs [][]byte, at int64) error {
-	if call := c.joinKept(obj, bn); call != nil {
-		return c.copyFrom(call, bufs, at)
-	}
 	if c.readCached(obj, bn, blockLen(size, bn, c.block), bufs, at) {
 		return nil
 	}
@@ -543,13 +536,6 @@ type blockCall struct {
 type spanBuf struct {
 	buf  *poolBuf // nil: the bytes are in the Go heap (no pool buffer fitted)
 	refs int      // guarded by DiskCache.mu
-	size int64    // of the span
-	// Guarded by DiskCache.mu: the span is kept for readers once fetched
-	// (keptEl in DiskCache.keptLRU, its blocks in DiskCache.kept) until
-	// they have read all of it (read) or a fetch needs its buffer.
-	keptEl *list.Element
-	keys   []string
-	read   int64
 
 	mu     sync.Mutex // guards the fields below
 	data   []byte     // the span's bytes, filled from the start
@@ -611,146 +597,20 @@ func (sb *spanBuf) upTo(need int) ([]byte, bool) {
 }
 
 // spanBuffers is how many GET bodies the cache holds at once: four spans
-// of 16 MiB are WarmWindow's worth, and as many again are kept for the
-// reader after their fetch (docs/s3-bench.md, sixth and ninth passes).
-// With 4 MiB blocks that is 8 × 17 MiB outside the heap.
-const spanBuffers = 8
+// of 16 MiB are WarmWindow's worth, and six were no faster
+// (docs/s3-bench.md, sixth pass). With 4 MiB blocks that is 4 × 17 MiB
+// outside the heap.
+const spanBuffers = 4
 
-// release drops a reference on sb, counting read bytes the holder copied
-// out of it, and gives its buffer back with the last.
-func (c *DiskCache) release(sb *spanBuf, read int) {
+// release drops a reference on sb and gives its buffer back with the last.
+func (c *DiskCache) release(sb *spanBuf) {
 	c.mu.Lock()
-	sb.read += int64(read)
-	if sb.keptEl != nil && sb.read >= sb.size {
-		c.unkeepLocked(sb)
-	}
 	sb.refs--
 	last := sb.refs == 0
 	c.mu.Unlock()
 	if last && sb.buf != nil {
 		c.pool.put(sb.buf)
 	}
-}
-
-// keepLocked keeps the span of call's block for readers after its fetch,
-// so that they copy its bytes from memory instead of reading the block
-// file back: the first of its blocks takes a reference for all.
-func (c *DiskCache) keepLocked(key string, call *blockCall) {
-	sb := call.span
-	if sb.keptEl == nil {
-		sb.keptEl = c.keptLRU.PushFront(sb)
-		sb.refs++
-		// A fetch waiting for a buffer takes this one: a reader may be
-		// waiting for that fetch.
-		close(c.keptSig)
-		c.keptSig = make(chan struct{})
-	}
-	sb.keys = append(sb.keys, key)
-	c.kept[key] = call
-}
-
-// unkeepLocked stops keeping sb. It returns true when that dropped the
-// last reference: the caller gives the buffer back (once: whoever drops
-// the last reference does, or two would share it).
-func (c *DiskCache) unkeepLocked(sb *spanBuf) bool {
-	if sb.keptEl == nil {
-		return false
-	}
-	for _, k := range sb.keys {
-		if call := c.kept[k]; call != nil && call.span == sb {
-			delete(c.kept, k)
-		}
-	}
-	c.keptLRU.Remove(sb.keptEl)
-	sb.keptEl, sb.keys = nil, nil
-	sb.refs--
-	return sb.refs == 0
-}
-
-// unkeep stops keeping sb and gives its buffer back if no one else holds it.
-func (c *DiskCache) unkeep(sb *spanBuf) {
-	c.mu.Lock()
-	last := c.unkeepLocked(sb)
-	c.mu.Unlock()
-	if last && sb.buf != nil {
-		c.pool.put(sb.buf)
-	}
-}
-
-// unkeepOldest stops keeping the least recently read span; false when none
-// is kept.
-func (c *DiskCache) unkeepOldest() bool {
-	c.mu.Lock()
-	el := c.keptLRU.Back()
-	if el == nil {
-		c.mu.Unlock()
-		return false
-	}
-	sb := el.Value.(*spanBuf)
-	last := c.unkeepLocked(sb)
-	c.mu.Unlock()
-	if last && sb.buf != nil {
-		c.pool.put(sb.buf)
-	}
-	return true
-}
-
-// unkeepWhere stops keeping the spans of which a kept block matches.
-func (c *DiskCache) unkeepWhere(match func(key string) bool) {
-	c.mu.Lock()
-	var spans []*spanBuf
-	for k, call := range c.kept {
-		if match(k) {
-			spans = append(spans, call.span)
-		}
-	}
-	c.mu.Unlock()
-	for _, sb := range spans {
-		c.unkeep(sb)
-	}
-}
-
-// tryBuffer returns a free pool buffer, taking back kept spans' buffers
-// if none is free, or nil.
-func (c *DiskCache) tryBuffer() *poolBuf {
-	for {
-		if b := c.pool.tryGet(); b != nil {
-			return b
-		}
-		if !c.unkeepOldest() {
-			return nil
-		}
-	}
-}
-
-// buffer returns a pool buffer for a read-ahead span, waiting until one
-// is given back or a kept span's can be taken back.
-func (c *DiskCache) buffer(ctx context.Context) (*poolBuf, error) {
-	for {
-		c.mu.Lock()
-		kept := c.keptSig
-		c.mu.Unlock()
-		if b := c.tryBuffer(); b != nil {
-			return b, nil
-		}
-		if b, err := c.pool.getOr(ctx, kept); b != nil || err != nil {
-			return b, err
-		}
-	}
-}
-
-// joinKept returns the kept span of a block with a reference taken on it,
-// or nil.
-func (c *DiskCache) joinKept(obj string, bn int64) *blockCall {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	call := c.kept[blockKey(obj, bn)]
-	if call != nil {
-		call.span.refs++
-		c.keptLRU.MoveToFront(call.span.keptEl)
-		c.hits++
-	}
-	return call
 }
 
 // joinLocked returns the pending fetch of a block with a reference taken
@@ -766,9 +626,8 @@ func (c *DiskCache) joinLocked(obj string, bn int64) *blockCall {
 // copyFrom waits until the bytes of call's block from at that bufs hold
 // have landed (or the fetch failed before they did), copies them into
 // bufs, then releases the reference the caller took.
-func (c *DiskCache) copyFrom(call *blockCall, bufs [][]byte, at int64) (err error) {
-	read := 0
-	defer func() { c.release(call.span, read) }()
+func (c *DiskCache) copyFrom(call *blockCall, bufs [][]byte, at int64) error {
+	defer c.release(call.span)
 	from := int(call.off + at)
 	need := from
 	for _, b := range bufs {
@@ -789,9 +648,7 @@ func (c *DiskCache) copyFrom(call *blockCall, bufs [][]byte, at int64) (err erro
 		return call.err
 	}
 	for _, b := range bufs {
-		n := copy(b, data[from:])
-		from += n
-		read += n
+		from += copy(b, data[from:])
 	}
 	return nil
 }
@@ -865,7 +722,6 @@ func (c *DiskCache) fetchSpan(ctx context.Context, name, obj string, size, first
 		c.pending[key] = call
 		calls = append(calls, call)
 	}
-	sb.size = min(int64(len(calls))*c.block, size-first*c.block)
 	c.mu.Unlock()
 	if len(calls) == 0 {
 		return nil
@@ -934,7 +790,7 @@ func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first i
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	sb := calls[0].span
-	defer c.release(sb, 0)
+	defer c.release(sb)
 	off := first * c.block
 	n := min(int64(len(calls))*c.block, size-off)
 	data, err := c.get(ctx, name, off, n, sb, reader)
@@ -954,9 +810,6 @@ func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first i
 		c.mu.Lock()
 		if c.pending[key] == call {
 			delete(c.pending, key)
-			if err == nil && sb.buf != nil && sb.read < sb.size {
-				c.keepLocked(key, call)
-			}
 		}
 		c.mu.Unlock()
 	}
@@ -980,13 +833,13 @@ func (c *DiskCache) get(ctx context.Context, name string, off, n int64, sb *span
 	case n > int64(c.pool.size):
 		data = make([]byte, n)
 	case reader:
-		if buf := c.tryBuffer(); buf != nil {
+		if buf := c.pool.tryGet(); buf != nil {
 			sb.buf, data = buf, buf.b[:n]
 		} else {
 			data = make([]byte, n)
 		}
 	default:
-		buf, err := c.buffer(ctx)
+		buf, err := c.pool.get(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -1175,11 +1028,6 @@ func (c *DiskCache) Invalidate(name string, off, n int64) {
 			call.dropped = true
 			delete(c.pending, blockKey(obj, bn))
 		}
-		if call := c.kept[blockKey(obj, bn)]; call != nil { // its bytes too
-			if sb := call.span; c.unkeepLocked(sb) && sb.buf != nil {
-				c.pool.put(sb.buf) // never blocks: the pool has room for all
-			}
-		}
 		if el := m[bn]; el != nil {
 			c.removeLocked(el)
 			m = c.objects[obj]
@@ -1196,8 +1044,6 @@ func (c *DiskCache) Invalidate(name string, off, n int64) {
 func (c *DiskCache) Close() error {
 	c.stop()
 	c.bg.Wait()
-	for c.unkeepOldest() {
-	}
 	c.pool.close()
 	return nil
 }
@@ -1230,8 +1076,6 @@ func (c *DiskCache) SetLimit(limit int64) {
 
 // Clear removes every block that no one is reading.
 func (c *DiskCache) Clear() {
-	for c.unkeepOldest() {
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for el := c.lru.Back(); el != nil; {
@@ -1246,7 +1090,6 @@ func (c *DiskCache) Clear() {
 
 func (c *DiskCache) forget(name string) {
 	obj := objHash(name)
-	c.unkeepWhere(func(key string) bool { return strings.HasPrefix(key, obj+".") })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.sizes, name)

@@ -45,21 +45,6 @@ func (p *spanPool) get(ctx context.Context) (*poolBuf, error) {
 	}
 }
 
-// getOr is get, but returns nil when wake is closed first.
-func (p *spanPool) getOr(ctx context.Context, wake <-chan struct{}) (*poolBuf, error) {
-	select {
-	case b := <-p.slots:
-		if b == nil {
-			b = newPoolBuf(p.size)
-		}
-		return b, nil
-	case <-wake:
-		return nil, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // tryGet returns a free buffer, or nil when all are in use.
 func (p *spanPool) tryGet() *poolBuf {
 	select {
