@@ -510,25 +510,90 @@ func (c *DiskCache) readCached(obj string, bn, want int64, bufs [][]byte, at int
 
 // blockCall is one block being fetched: whoever needs the block takes a
 // reference on its span (under DiskCache.mu, while the call is pending),
-// waits for done, reads data and err, and releases the span. done is
-// closed as soon as the bytes are here; the call stays in
-// DiskCache.pending until its block file is written, so that no one
-// fetches it again meanwhile, unless Invalidate drops it first (dropped:
-// its bytes failed verification and are not stored).
+// waits for the bytes it needs to land in the span (or for done), copies
+// them, and releases the span. done is closed once the whole span is here
+// or failed (err); the call stays in DiskCache.pending until its block
+// file is written, so that no one fetches it again meanwhile, unless
+// Invalidate drops it first (dropped: its bytes failed verification and
+// are not stored).
 type blockCall struct {
 	done    chan struct{}
 	span    *spanBuf
-	data    []byte // within span's buffer
+	off     int64 // of the block in the span
 	err     error
 	dropped bool // guarded by DiskCache.mu
 }
 
-// spanBuf is the buffer that one GET of a span of blocks filled. It goes
+// spanBuf is the buffer that one GET of a span of blocks fills. It goes
 // back to the pool when the last of its users lets go: the fetch once the
 // blocks are written, each waiter once it has copied its bytes.
+//
+// A reader is answered as soon as its bytes have landed, not when the
+// whole span has: on a slow link a 16 MiB span takes a minute, and a read
+// of its first chunk waited for all of it. The bytes land in order from
+// the start (storage.WithLanding); the content store verifies every chunk
+// before it serves it, as it does for bytes read from the cache folder.
 type spanBuf struct {
 	buf  *poolBuf // nil: the bytes are in the Go heap (no pool buffer fitted)
 	refs int      // guarded by DiskCache.mu
+
+	mu     sync.Mutex // guards the fields below
+	data   []byte     // the span's bytes, filled from the start
+	landed int        // how many of them are here
+	waits  []landWait // readers of bytes not landed yet
+}
+
+type landWait struct {
+	need int // landed at least this
+	ch   chan struct{}
+}
+
+// setData gives the span the buffer its GET fills, before the first byte
+// lands.
+func (sb *spanBuf) setData(data []byte) {
+	sb.mu.Lock()
+	sb.data = data
+	sb.mu.Unlock()
+}
+
+// land notes n more bytes of data landed and wakes the readers they
+// complete.
+func (sb *spanBuf) land(n int) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	sb.landed = min(sb.landed+n, len(sb.data))
+	kept := sb.waits[:0]
+	for _, w := range sb.waits {
+		if w.need <= sb.landed {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	sb.waits = kept
+}
+
+// await returns nil when the first need bytes have landed, else a channel
+// closed once they have.
+func (sb *spanBuf) await(need int) chan struct{} {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if need <= sb.landed {
+		return nil
+	}
+	ch := make(chan struct{})
+	sb.waits = append(sb.waits, landWait{need, ch})
+	return ch
+}
+
+// upTo returns the span's first need bytes if they have landed.
+func (sb *spanBuf) upTo(need int) ([]byte, bool) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if need > sb.landed {
+		return nil, false
+	}
+	return sb.data[:need], true
 }
 
 // spanBuffers is how many GET bodies the cache holds at once: four spans
@@ -558,16 +623,32 @@ func (c *DiskCache) joinLocked(obj string, bn int64) *blockCall {
 	return call
 }
 
-// copyFrom waits for call and copies its block's bytes from at into bufs,
-// then releases the reference the caller took.
+// copyFrom waits until the bytes of call's block from at that bufs hold
+// have landed (or the fetch failed before they did), copies them into
+// bufs, then releases the reference the caller took.
 func (c *DiskCache) copyFrom(call *blockCall, bufs [][]byte, at int64) error {
 	defer c.release(call.span)
-	<-call.done
-	if call.err != nil {
+	from := int(call.off + at)
+	need := from
+	for _, b := range bufs {
+		need += len(b)
+	}
+	if ch := call.span.await(need); ch != nil {
+		select {
+		case <-ch:
+		case <-call.done:
+		}
+	}
+	data, ok := call.span.upTo(need)
+	if !ok {
+		<-call.done
+		if call.err == nil { // cannot be: a span that ends well has landed whole
+			return fmt.Errorf("cache: fetch ended with %d bytes of its span missing", need)
+		}
 		return call.err
 	}
 	for _, b := range bufs {
-		at += int64(copy(b, call.data[at:]))
+		from += copy(b, data[from:])
 	}
 	return nil
 }
@@ -637,7 +718,7 @@ func (c *DiskCache) fetchSpan(ctx context.Context, name, obj string, size, first
 			first = bn + 1
 			continue
 		}
-		call := &blockCall{done: make(chan struct{}), span: sb}
+		call := &blockCall{done: make(chan struct{}), span: sb, off: int64(len(calls)) * c.block}
 		c.pending[key] = call
 		calls = append(calls, call)
 	}
@@ -713,19 +794,18 @@ func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first i
 	off := first * c.block
 	n := min(int64(len(calls))*c.block, size-off)
 	data, err := c.get(ctx, name, off, n, sb, reader)
-	for i, call := range calls {
-		if err != nil {
-			call.err = err
-		} else {
-			call.data = data[int64(i)*c.block : min(int64(i+1)*c.block, n)]
-		}
+	if err == nil {
+		sb.land(len(data)) // a backend that fills buf at once says nothing
+	}
+	for _, call := range calls {
+		call.err = err
 		close(call.done) // waiters go on while the blocks are written
 	}
 	for i, call := range calls {
 		bn := first + int64(i)
 		key := blockKey(obj, bn)
 		if err == nil {
-			c.store(obj, size, bn, call.data, call)
+			c.store(obj, size, bn, data[call.off:min(call.off+c.block, n)], call)
 		}
 		c.mu.Lock()
 		if c.pending[key] == call {
@@ -740,26 +820,33 @@ func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first i
 // one and the span fits, else into a new slice. A reader's own fetch
 // (reader) takes a new slice rather than wait for a buffer: read-ahead of
 // a large file can hold them all, and a small read of another file would
-// wait behind its GETs.
+// wait behind its GETs. The bytes are in sb as they land (spanBuf).
 func (c *DiskCache) get(ctx context.Context, name string, off, n int64, sb *spanBuf, reader bool) ([]byte, error) {
 	f, ok := c.b.(storage.RangeFiller)
-	if !ok || n > int64(c.pool.size) {
-		return c.b.GetRange(ctx, name, off, n)
+	if !ok {
+		data, err := c.b.GetRange(ctx, name, off, n)
+		sb.setData(data)
+		return data, err
 	}
-	var buf *poolBuf
-	if reader {
-		if buf = c.pool.tryGet(); buf == nil {
-			return c.b.GetRange(ctx, name, off, n)
+	var data []byte
+	switch {
+	case n > int64(c.pool.size):
+		data = make([]byte, n)
+	case reader:
+		if buf := c.pool.tryGet(); buf != nil {
+			sb.buf, data = buf, buf.b[:n]
+		} else {
+			data = make([]byte, n)
 		}
-	} else {
-		var err error
-		if buf, err = c.pool.get(ctx); err != nil {
+	default:
+		buf, err := c.pool.get(ctx)
+		if err != nil {
 			return nil, err
 		}
+		sb.buf, data = buf, buf.b[:n]
 	}
-	sb.buf = buf
-	data := buf.b[:n]
-	if err := f.GetRangeInto(ctx, name, off, data); err != nil {
+	sb.setData(data)
+	if err := f.GetRangeInto(storage.WithLanding(ctx, sb.land), name, off, data); err != nil {
 		return nil, err
 	}
 	return data, nil

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -177,5 +178,79 @@ func TestSlowLinkThroughStack(t *testing.T) {
 	}
 	if proxy.RequestsOf("GET") == gets {
 		t.Fatal("the version was read from the cache, not over the slow link")
+	}
+}
+
+// TestSlowLinkReadInsideSpanBeingFetched: a small read that falls inside a
+// read-ahead span being fetched over a slow link is answered once its own
+// bytes have landed, not once the whole span has. The reader waited for
+// the span: 16 MiB at 256 KiB/s is about a minute for a chunk of 64 KiB.
+// Here a span of 4 blocks of 1 MiB is fetched at 256 KiB/s, and the read
+// of the chunk at its start must return while the proxy has sent less
+// than a third of the span (the order of events, not a duration).
+func TestSlowLinkReadInsideSpanBeingFetched(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	proxy, via := s3test.NewProxy(t, srv)
+	cfg := via.Config(bucket)
+	cfg.Timeout = 5 * time.Second
+	p := retry.Policy{Attempts: 4, Base: 5 * time.Millisecond, Max: 20 * time.Millisecond, Elapsed: 10 * time.Second}
+	st := openStack(t, cfg, t.TempDir(), filepath.Join(t.TempDir(), "index.db"), p, true)
+	data := randomBytes(15, 3<<20+512<<10) // one pack: one span of 4 blocks
+	w := st.store.NewWriter()
+	f, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil { // SyncUpload: S3 has it now
+		t.Fatal(err)
+	}
+	st.disk.Clear()
+
+	// The chunk that comes first in the pack, and where it is in the file.
+	first, at := 0, int64(0)
+	var fileOff int64
+	for i, c := range f.Chunks {
+		if c.Pack != f.Chunks[0].Pack {
+			t.Fatalf("the file spans more than one pack")
+		}
+		if c.Off < f.Chunks[first].Off {
+			first, at = i, fileOff
+		}
+		fileOff += c.Size
+	}
+	c := f.Chunks[first]
+
+	gets, sent := len(proxy.Ranges()), proxy.Sent()
+	proxy.SetRate(256 << 10)
+	defer proxy.SetRate(0)
+	st.store.Warm(f.Chunks)
+	var span string
+	for i := 0; i < 1000 && span == ""; i++ { // the span's GET reached the proxy
+		if r := proxy.Ranges(); len(r) > gets {
+			span = r[gets]
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	var from, to int64
+	if _, err := fmt.Sscanf(span, "bytes=%d-%d", &from, &to); err != nil || from != 0 || to+1 < 3<<20 {
+		t.Fatalf("read-ahead asked for %q, want one span of the whole pack", span)
+	}
+
+	got := make([]byte, c.Size)
+	if err := st.store.ReadChunkInto(ctx, c, got); err != nil {
+		t.Fatalf("read of the span's first chunk: %v", err)
+	}
+	moved := proxy.Sent() - sent
+	if !bytes.Equal(got, data[at:at+c.Size]) {
+		t.Fatal("the chunk read differs from the bytes saved")
+	}
+	if moved >= (to+1-from)/3 {
+		t.Fatalf("the read of %d bytes at %d returned after %d bytes of the %d-byte span were sent: it waited for the span", c.Len, c.Off, moved, to+1-from)
+	}
+	if n := len(proxy.Ranges()); n != gets+1 {
+		t.Fatalf("%d GETs, want only the span's: %q", n-gets, proxy.Ranges()[gets:])
 	}
 }

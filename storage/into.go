@@ -22,7 +22,9 @@ func GetRangeInto(ctx context.Context, b Backend, name string, off int64, buf []
 	if f, ok := b.(RangeFiller); ok {
 		return f.GetRangeInto(ctx, name, off, buf)
 	}
-	data, err := b.GetRange(ctx, name, off, int64(len(buf)))
+	// The bytes land in a slice of b's first: the caller's WithLanding
+	// hears of them once they are copied into buf.
+	data, err := b.GetRange(withoutLanding(ctx), name, off, int64(len(buf)))
 	if err != nil {
 		return err
 	}
@@ -30,5 +32,6 @@ func GetRangeInto(ctx context.Context, b Backend, name string, off int64, buf []
 		return fmt.Errorf("storage: get %s: range %d+%d: got %d bytes", name, off, len(buf), len(data))
 	}
 	copy(buf, data)
+	landed(ctx, len(buf))
 	return nil
 }

@@ -26,12 +26,40 @@ func WithProgress(ctx context.Context, fn func(n int)) context.Context {
 	return context.WithValue(ctx, progressKey{}, fn)
 }
 
-// Progress tells ctx's WithProgress functions that n bytes moved.
+// Progress tells ctx's WithProgress functions that n bytes moved, and its
+// WithLanding function that they landed in the caller's buffer.
 func Progress(ctx context.Context, n int) {
 	if n <= 0 {
 		return
 	}
 	if fn, ok := ctx.Value(progressKey{}).(func(int)); ok {
+		fn(n)
+	}
+	if fn, ok := ctx.Value(landingKey{}).(func(int)); ok && fn != nil {
+		fn(n)
+	}
+}
+
+type landingKey struct{}
+
+// WithLanding returns a context whose GetRangeInto (of a RangeFiller)
+// tells fn how many more bytes of buf have landed, in order from its
+// start, as they arrive: the disk cache answers a reader from a span
+// still being fetched once the reader's bytes are in (docs/design.md).
+// Unlike WithProgress, fn is told only of bytes already in buf.
+func WithLanding(ctx context.Context, fn func(n int)) context.Context {
+	return context.WithValue(ctx, landingKey{}, fn)
+}
+
+// withoutLanding hides ctx's WithLanding function from a transfer whose
+// bytes do not land in the caller's buffer (they are copied there after).
+func withoutLanding(ctx context.Context) context.Context {
+	return context.WithValue(ctx, landingKey{}, (func(int))(nil))
+}
+
+// landed tells ctx's WithLanding function that n bytes landed.
+func landed(ctx context.Context, n int) {
+	if fn, ok := ctx.Value(landingKey{}).(func(int)); ok && fn != nil && n > 0 {
 		fn(n)
 	}
 }

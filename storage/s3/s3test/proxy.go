@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,6 +21,7 @@ type Proxy struct {
 	Addr     string // host:port the client talks to
 	upstream string
 	tr       *http.Transport
+	sent     atomic.Int64 // bytes of answer bodies sent
 
 	mu       sync.Mutex // guards the fields below
 	srv      *http.Server
@@ -96,6 +98,10 @@ func (p *Proxy) Ranges() []string {
 	defer p.mu.Unlock()
 	return append([]string(nil), p.ranges...)
 }
+
+// Sent is how many bytes of answer bodies the proxy has sent so far (a
+// slow link's progress: a test reads it when a read returns).
+func (p *Proxy) Sent() int64 { return p.sent.Load() }
 
 // Requests is how many requests reached the proxy.
 func (p *Proxy) Requests() int { p.mu.Lock(); defer p.mu.Unlock(); return p.requests }
@@ -222,11 +228,30 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 		return
 	}
+	body := countingWriter{w, &p.sent}
 	if rate > 0 {
-		copySlowly(w, resp.Body, rate)
+		copySlowly(body, resp.Body, rate)
 		return
 	}
-	io.Copy(w, resp.Body)
+	io.Copy(body, resp.Body)
+}
+
+// countingWriter adds what it writes to n.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c countingWriter) Flush() {
+	if fl, ok := c.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
 }
 
 // copySlowly copies r to w at about rate bytes per second, a piece every
