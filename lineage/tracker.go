@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,7 +51,10 @@ type Tracker struct {
 	byRun   map[string]*root
 	parents map[string]string // run → parent run, of every run seen
 	sources map[string]source // run → its transform's source
-	jobs    map[string]*proc  // split run uid + "/" + job pid → child run
+	// jobs holds, by split run, the processes of its jobs seen, oldest
+	// first. Not keyed by pid: a job's number may be another job's once it
+	// exited, and the first job's run must still end with its pipeline.
+	jobs map[string][]*jobProc
 	// left holds, by pid, the job processes still running when their
 	// Snakemake run ended with processes left in its cgroup (Snakemake
 	// killed): what they do is their job's, until the run stops lingering.
@@ -87,6 +89,12 @@ type proc struct {
 	argv []string // a job's command line (Tracker.jobs)
 }
 
+// jobProc is a process of a Snakemake job (Tracker.jobs).
+type jobProc struct {
+	proc
+	pid int
+}
+
 // NewTracker returns a Tracker writing to cat; Close stops it.
 func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 	if o.Logger == nil {
@@ -102,7 +110,7 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 		o.MaxCached = 4096
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
-		jobs: map[string]*proc{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
+		jobs: map[string][]*jobProc{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
 		adopted: map[string][]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	return t
@@ -121,13 +129,15 @@ func (t *Tracker) Close() error {
 	for _, p := range t.cache {
 		p.fd.close()
 	}
-	for _, p := range t.jobs {
-		p.fd.close()
+	for _, ps := range t.jobs {
+		for _, p := range ps {
+			p.fd.close()
+		}
 	}
 	for _, j := range t.left {
 		j.fd.close()
 	}
-	t.roots, t.cache, t.jobs, t.left = map[int]*root{}, map[int]*proc{}, map[string]*proc{}, map[int]leftJob{}
+	t.roots, t.cache, t.jobs, t.left = map[int]*root{}, map[int]*proc{}, map[string][]*jobProc{}, map[int]leftJob{}
 	t.active.Store(0)
 	return err
 }
@@ -498,19 +508,20 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 			delete(t.byRun, uid)
 			delete(t.recorded, uid)
 		}
-		for k, j := range t.jobs {
-			if strings.HasPrefix(k, uid+"/") {
-				alive := j.fd.alive()
-				jobs = append(jobs, jobLeft{run: j.run, alive: alive})
-				delete(t.jobs, k)
-				if pid, err := strconv.Atoi(k[len(uid)+1:]); err == nil && busy && alive {
-					t.left[pid] = leftJob{proc: *j, owner: uid}
-					continue
+		for _, j := range t.jobs[uid] {
+			alive := j.fd.alive()
+			jobs = append(jobs, jobLeft{run: j.run, alive: alive})
+			if busy && alive {
+				if old, ok := t.left[j.pid]; ok {
+					old.fd.close()
 				}
-				delete(t.recorded, j.run)
-				j.fd.close()
+				t.left[j.pid] = leftJob{proc: j.proc, owner: uid}
+				continue
 			}
+			delete(t.recorded, j.run)
+			j.fd.close()
 		}
+		delete(t.jobs, uid)
 		if !busy {
 			for pid, j := range t.left {
 				if j.owner == uid {
@@ -524,7 +535,7 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 		t.resetCache()
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].run < jobs[b].run })
-	return jobs, busy
+	return slices.CompactFunc(jobs, func(a, b jobLeft) bool { return a.run == b.run }), busy
 }
 
 // resetCache drops every cached answer; called with mu held.
@@ -628,18 +639,18 @@ func (t *Tracker) resolve(tid int) string {
 // job returns the child run of the split run rt for the job process pid,
 // starting one on first sight.
 func (t *Tracker) job(rt *root, pid int) string {
-	key := rt.run.UID + "/" + strconv.Itoa(pid)
+	split := rt.run.UID
 	t.jobMu.Lock()
 	defer t.jobMu.Unlock()
 	t.mu.Lock()
-	j := t.jobs[key]
+	j := t.jobByPid(split, pid)
 	t.mu.Unlock()
 	if j != nil && j.fd.alive() {
 		return j.run
 	}
 	fd, ok := openPidfd(pid)
 	if !ok {
-		return rt.run.UID
+		return split
 	}
 	argv := procCmdline(pid)
 	// A job's process that exited with the same command line as this one
@@ -647,39 +658,58 @@ func (t *Tracker) job(rt *root, pid int) string {
 	// N)` job's shell N times, one process after the other. Its records
 	// name one job, so the passes share a run.
 	t.mu.Lock()
-	for k, p := range t.jobs {
-		if strings.HasPrefix(k, rt.run.UID+"/") && len(argv) > 0 && slices.Equal(p.argv, argv) && !p.fd.alive() {
-			p.fd.close()
-			delete(t.jobs, k)
-			if j != nil && k != key {
-				j.fd.close()
-			}
-			t.jobs[key] = &proc{run: p.run, fd: fd, argv: argv}
-			t.mu.Unlock()
-			return p.run
-		}
+	if p := t.passOf(split, argv); p != nil {
+		t.jobs[split] = append(slices.DeleteFunc(t.jobs[split], func(q *jobProc) bool { return q == p }), &jobProc{proc: proc{run: p.run, fd: fd, argv: argv}, pid: pid})
+		p.fd.close()
+		t.mu.Unlock()
+		return p.run
 	}
 	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: rt.run.UID, Name: "job",
+	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: split, Name: "job",
 		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host})
 	if err != nil {
 		fd.close()
-		t.opts.Logger.Error("lineage: starting a job's run", "run", rt.run.UID, "pid", pid, "err", err)
-		return rt.run.UID
+		t.opts.Logger.Error("lineage: starting a job's run", "run", split, "pid", pid, "err", err)
+		return split
 	}
 	t.mu.Lock()
-	if j != nil {
-		j.fd.close()
-	}
-	t.jobs[key] = &proc{run: r.UID, fd: fd, argv: argv}
-	t.parents[r.UID] = rt.run.UID
-	if s, ok := t.sources[rt.run.UID]; ok {
+	// A job that exited before with this number keeps its place: its run
+	// ends with the pipeline's.
+	t.jobs[split] = append(t.jobs[split], &jobProc{proc: proc{run: r.UID, fd: fd, argv: argv}, pid: pid})
+	t.parents[r.UID] = split
+	if s, ok := t.sources[split]; ok {
 		t.sources[r.UID] = s
 	}
 	t.mu.Unlock()
 	return r.UID
+}
+
+// jobByPid returns the newest process of split's jobs numbered pid, nil if
+// none; called with mu held.
+func (t *Tracker) jobByPid(split string, pid int) *jobProc {
+	ps := t.jobs[split]
+	for i := len(ps) - 1; i >= 0; i-- {
+		if ps[i].pid == pid {
+			return ps[i]
+		}
+	}
+	return nil
+}
+
+// passOf returns the exited job process of split whose command line is
+// argv, nil if none; called with mu held.
+func (t *Tracker) passOf(split string, argv []string) *jobProc {
+	if len(argv) == 0 {
+		return nil
+	}
+	for _, p := range t.jobs[split] {
+		if slices.Equal(p.argv, argv) && !p.fd.alive() {
+			return p
+		}
+	}
+	return nil
 }
 
 // Used records that run read version v, unless run or one of its child
