@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -351,4 +352,31 @@ func allowedRule(cmd string) string {
 		return ""
 	}
 	return strings.Trim(f[0], `'"`)
+}
+
+// snakemakeRecordOf returns the output a Snakemake 7 metadata record at
+// the slash path p names (…/.snakemake/metadata/NAME, NAME the url-safe
+// base64 of the output's path, split into "@"-prefixed folders when
+// long): the output's path joined to the folder that holds .snakemake
+// (Snakemake's working directory) when relative, as given when absolute.
+func snakemakeRecordOf(p string) (string, bool) {
+	const meta = ".snakemake/metadata/"
+	workdir, rec, ok := strings.Cut(p, meta)
+	if !ok || (workdir != "" && !strings.HasSuffix(workdir, "/")) {
+		return "", false
+	}
+	parts := strings.Split(rec, "/")
+	for i, s := range parts[:len(parts)-1] {
+		if parts[i], ok = strings.CutPrefix(s, "@"); !ok {
+			return "", false
+		}
+	}
+	out, err := base64.URLEncoding.DecodeString(strings.Join(parts, ""))
+	if err != nil || len(out) == 0 {
+		return "", false
+	}
+	if o := string(out); strings.HasPrefix(o, "/") {
+		return path.Clean(o), true
+	}
+	return path.Join(workdir, string(out)), true
 }

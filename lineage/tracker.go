@@ -55,6 +55,10 @@ type Tracker struct {
 	// first. Not keyed by pid: a job's number may be another job's once it
 	// exited, and the first job's run must still end with its pipeline.
 	jobs map[string][]*jobProc
+	// outputs holds, by split run, the keys its jobs' processes opened to
+	// write and the job run that did last (Wrote): Snakemake's record of
+	// one (ScratchRenamed) says that job is done.
+	outputs map[string]map[string]string
 	// left holds, by pid, the job processes still running when their
 	// Snakemake run ended with processes left in its cgroup (Snakemake
 	// killed): what they do is their job's, until the run stops lingering.
@@ -93,6 +97,9 @@ type proc struct {
 type jobProc struct {
 	proc
 	pid int
+	// recorded: Snakemake recorded its job done (its metadata), so no
+	// later process is another pass of that job.
+	recorded bool
 }
 
 // NewTracker returns a Tracker writing to cat; Close stops it.
@@ -110,7 +117,7 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 		o.MaxCached = 4096
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
-		jobs: map[string][]*jobProc{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
+		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
 		adopted: map[string][]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	return t
@@ -522,6 +529,7 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 			j.fd.close()
 		}
 		delete(t.jobs, uid)
+		delete(t.outputs, uid)
 		if !busy {
 			for pid, j := range t.left {
 				if j.owner == uid {
@@ -705,11 +713,79 @@ func (t *Tracker) passOf(split string, argv []string) *jobProc {
 		return nil
 	}
 	for _, p := range t.jobs[split] {
-		if slices.Equal(p.argv, argv) && !p.fd.alive() {
+		if !p.recorded && slices.Equal(p.argv, argv) && !p.fd.alive() {
 			return p
 		}
 	}
 	return nil
+}
+
+// Wrote notes that run opened key (a mount-relative path) to write it.
+// Only a Snakemake job's writes are kept, until its pipeline ends: the
+// record Snakemake writes of each of a job's outputs once the job is done
+// names the job (ScratchRenamed). It does not block.
+func (t *Tracker) Wrote(run, key string) {
+	if t.active.Load() == 0 || run == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	split := t.parents[run]
+	if len(t.jobs[split]) == 0 {
+		return // not a job's run
+	}
+	outs := t.outputs[split]
+	if outs == nil {
+		outs = map[string]string{}
+		t.outputs[split] = outs
+	}
+	outs[key] = run
+}
+
+// ScratchRenamed notes that a scratch file was renamed into place at p (a
+// mount-relative path). Snakemake writes a job's records so: one in
+// .snakemake/metadata for each output once the job is done, after its
+// last process exited (all the passes of a `benchmark: repeat`; the
+// attempts of a `retries:` job that failed write none). The job that
+// wrote that output takes no more passes: a later job process with the
+// same command line is another job (two rules, or two wildcards, whose
+// shell commands are the same text), with its own run. It does not block.
+func (t *Tracker) ScratchRenamed(p string) {
+	if t.active.Load() == 0 {
+		return
+	}
+	out, ok := snakemakeRecordOf(p)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for split, outs := range t.outputs {
+		run, ok := outs[out]
+		if !ok && strings.HasPrefix(out, "/") {
+			run, ok = bySuffix(outs, out)
+		}
+		if !ok {
+			continue
+		}
+		for _, j := range t.jobs[split] {
+			if j.run == run {
+				j.recorded = true
+			}
+		}
+	}
+}
+
+// bySuffix returns the run of the key in outs that the absolute path abs
+// ends with (an output the Snakefile names by its absolute path: keys are
+// relative to the mountpoint).
+func bySuffix(outs map[string]string, abs string) (string, bool) {
+	for k, run := range outs {
+		if strings.HasSuffix(abs, "/"+k) {
+			return run, true
+		}
+	}
+	return "", false
 }
 
 // Used records that run read version v, unless run or one of its child

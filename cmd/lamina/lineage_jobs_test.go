@@ -547,3 +547,98 @@ func TestLineageLeftProcessesCLI(t *testing.T) {
 		t.Fatalf("outputs | inputs: %s, want cl/saved.txt@v1 | cl/in.txt@v1", got)
 	}
 }
+
+// ruleRun returns the one run of rule (a Snakemake job's, named after its
+// rule) and its record, failing unless there is exactly one.
+func (e *mntEnv) ruleRun(t *testing.T, rule string) catalog.RunRecord {
+	t.Helper()
+	var rs []catalog.Run
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--transform", rule, "--format", "json")), &rs); err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("rule %s's runs: %+v, want one\n%s", rule, rs, e.ok("runs", "ls"))
+	}
+	return e.runRecord(rs[0].UID)
+}
+
+// TestLineageSnakemakeSameShellJobs: two jobs whose shell commands are the
+// same text, the second started after the first exited, are two runs, each
+// with its own inputs and outputs (they were taken for passes of one job,
+// as a `benchmark: repeat`'s, and shared a run).
+func TestLineageSnakemakeSameShellJobs(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+	// One script for both rules: what it does depends on what is there.
+	os.WriteFile(filepath.Join(wf, "step.sh"), []byte("if [ -e out/x.txt ]; then cat out/x.txt > out/y.txt; else cat raw/a.txt > out/x.txt; fi\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/y.txt"
+
+rule x:
+    input: "raw/a.txt"
+    output: "out/x.txt"
+    shell: "sh step.sh"
+
+rule y:
+    input: "out/x.txt"
+    output: "out/y.txt"
+    shell: "sh step.sh"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	x, y := e.ruleRun(t, "x"), e.ruleRun(t, "y")
+	if len(sm.Children) != 2 || x.Run.UID == y.Run.UID {
+		t.Fatalf("the pipeline's child runs %v; rule x's %s, rule y's %s", sm.Children, x.Run.UID, y.Run.UID)
+	}
+	for _, c := range []struct {
+		rec     catalog.RunRecord
+		in, out string
+	}{
+		{x, "wf/raw/a.txt@v1 wf/step.sh@v1", "wf/out/x.txt@v1"},
+		{y, "wf/out/x.txt@v1 wf/step.sh@v1", "wf/out/y.txt@v1"},
+	} {
+		if got := strings.Join(e.refs(c.rec.Inputs), " "); got != c.in {
+			t.Errorf("rule %s's inputs %s, want %s", c.rec.Run.Name, got, c.in)
+		}
+		if got := strings.Join(e.refs(c.rec.Outputs), " "); got != c.out {
+			t.Errorf("rule %s's outputs %s, want %s", c.rec.Run.Name, got, c.out)
+		}
+		if c.rec.Run.Status != catalog.RunOK {
+			t.Errorf("rule %s's run %+v", c.rec.Run.Name, c.rec.Run)
+		}
+	}
+}
+
+// TestLineageSnakemakeRetries: the attempts of a `retries:` job (Snakemake
+// runs the same command again after it failed) are one run, ok once the
+// last attempt succeeded, whose outputs include what the failed one wrote.
+func TestLineageSnakemakeRetries(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+	once := filepath.Join(e.dir, "failed-once")
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/r.txt"
+
+rule r:
+    input: "raw/a.txt"
+    output: "out/r.txt"
+    retries: 1
+    shell: "if [ ! -e `+once+` ]; then touch `+once+`; echo partial > {output}; exit 1; fi; cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	r := e.ruleRun(t, "r")
+	if len(sm.Children) != 1 || r.Run.Status != catalog.RunOK {
+		t.Fatalf("the pipeline's child runs %v; rule r's run %+v", sm.Children, r.Run)
+	}
+	if got, want := strings.Join(e.refs(r.Outputs), " "), "wf/out/r.txt@v1 wf/out/r.txt@v2"; got != want {
+		t.Errorf("rule r's outputs %s, want %s", got, want)
+	}
+	if got := strings.Join(e.refs(r.Inputs), " "); got != "wf/raw/a.txt@v1" {
+		t.Errorf("rule r's inputs %s", got)
+	}
+}
