@@ -8,6 +8,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -379,4 +381,17 @@ func snakemakeRecordOf(p string) (string, bool) {
 		return path.Clean(o), true
 	}
 	return path.Join(workdir, string(out)), true
+}
+
+// snakemakeScript matches the copy of a `script:` that Snakemake 7 writes
+// under a new temporary name for each run of the job's script
+// (.snakemake/scripts/tmpXXXXXXXX.NAME, Python's tempfile names).
+var snakemakeScript = regexp.MustCompile(`(^|/)\.snakemake/scripts/tmp[a-z0-9_]{8}\.`)
+
+// sameJobCommand reports whether the command lines a and b are the same
+// job's: equal but for the temporary name of a `script:` copy.
+func sameJobCommand(a, b []string) bool {
+	return slices.EqualFunc(a, b, func(x, y string) bool {
+		return x == y || snakemakeScript.ReplaceAllString(x, "${1}.snakemake/scripts/tmp.") == snakemakeScript.ReplaceAllString(y, "${1}.snakemake/scripts/tmp.")
+	})
 }

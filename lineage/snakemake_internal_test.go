@@ -29,3 +29,24 @@ func TestSnakemakeRecordOf(t *testing.T) {
 		}
 	}
 }
+
+// A `script:` job's passes differ only by the temporary name of the
+// script's copy; another script, or another argument, is another job.
+func TestSameJobCommand(t *testing.T) {
+	s := func(args ...string) []string { return args }
+	for _, c := range []struct {
+		a, b []string
+		want bool
+	}{
+		{s("python3", "/lab/wf/.snakemake/scripts/tmpez8aaz9v.s.py"), s("python3", "/lab/wf/.snakemake/scripts/tmptncmye9b.s.py"), true},
+		{s("bash", "-c", "set -euo pipefail; Rscript --vanilla '/lab/.snakemake/scripts/tmpab_cd123.s.R'"), s("bash", "-c", "set -euo pipefail; Rscript --vanilla '/lab/.snakemake/scripts/tmp0123abcd.s.R'"), true},
+		{s("python3", "/lab/wf/.snakemake/scripts/tmpez8aaz9v.s.py"), s("python3", "/lab/wf/.snakemake/scripts/tmptncmye9b.t.py"), false},
+		{s("python3", "/lab/wf/.snakemake/scripts/tmpez8aaz9v.s.py", "a"), s("python3", "/lab/wf/.snakemake/scripts/tmptncmye9b.s.py", "b"), false},
+		{s("python3", "/lab/wf/scripts/tmpez8aaz9v.s.py"), s("python3", "/lab/wf/scripts/tmptncmye9b.s.py"), false},
+		{s("sh", "step.sh"), s("sh", "step.sh"), true},
+	} {
+		if got := sameJobCommand(c.a, c.b); got != c.want {
+			t.Errorf("sameJobCommand(%q, %q) = %v", c.a, c.b, got)
+		}
+	}
+}

@@ -707,13 +707,14 @@ func (t *Tracker) jobByPid(split string, pid int) *jobProc {
 }
 
 // passOf returns the exited job process of split whose command line is
-// argv, nil if none; called with mu held.
+// argv's (sameJobCommand) and whose job Snakemake has not recorded done,
+// nil if none; called with mu held.
 func (t *Tracker) passOf(split string, argv []string) *jobProc {
 	if len(argv) == 0 {
 		return nil
 	}
 	for _, p := range t.jobs[split] {
-		if !p.recorded && slices.Equal(p.argv, argv) && !p.fd.alive() {
+		if !p.recorded && sameJobCommand(p.argv, argv) && !p.fd.alive() {
 			return p
 		}
 	}

@@ -642,3 +642,40 @@ rule r:
 		t.Errorf("rule r's inputs %s", got)
 	}
 }
+
+// TestLineageSnakemakeScriptBenchmarkRepeat: the passes of a `script:`
+// job's `benchmark: repeat` are one run, as a shell job's: Snakemake
+// writes the script anew for each pass, under a new temporary name in
+// .snakemake/scripts, so the passes' command lines differ by that name
+// (each pass was a run of its own).
+func TestLineageSnakemakeScriptBenchmarkRepeat(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/b.txt"), []byte("bb\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "copy.py"), []byte(`import time
+with open(snakemake.input[0]) as f, open(snakemake.output[0], "w") as g:
+    g.write(f.read() + str(time.time_ns()) + "\n")
+`), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/b.txt"
+
+rule b:
+    input: "raw/b.txt"
+    output: "out/b.txt"
+    benchmark: repeat("bench/b.tsv", 2)
+    script: "copy.py"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	b := e.ruleRun(t, "b")
+	if len(sm.Children) != 1 || b.Run.Status != catalog.RunOK {
+		t.Fatalf("the pipeline's child runs %v; rule b's run %+v", sm.Children, b.Run)
+	}
+	if got, want := strings.Join(e.refs(b.Outputs), " "), "wf/bench/b.tsv@v1 wf/out/b.txt@v1 wf/out/b.txt@v2"; got != want {
+		t.Errorf("rule b's outputs %s, want %s", got, want)
+	}
+	if got := strings.Join(e.refs(b.Inputs), " "); got != "wf/raw/b.txt@v1" {
+		t.Errorf("rule b's inputs %s", got)
+	}
+}
