@@ -377,8 +377,8 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 // resumeLingering registers again run r, which ended while processes
 // were left in its cgroup (ProcsLeft) and which still holds some: they
 // work for it until it empties, as they did for the daemon that saw the
-// run end. The job processes a killed Snakemake left are known by pid
-// only to that daemon: what they do now is the pipeline's run's.
+// run end. The job processes a killed Snakemake left work for their jobs'
+// runs again where their command lines tell which (resumeLeftJobs).
 func (t *Tracker) resumeLingering(ctx context.Context, r catalog.Run) bool {
 	t.mu.Lock()
 	_, known := t.byRun[r.UID]
@@ -397,7 +397,62 @@ func (t *Tracker) resumeLingering(ctx context.Context, r catalog.Run) bool {
 	}
 	t.mu.Unlock()
 	t.register(rec.Run, -1, sourceOf(rec.Transform), true)
+	if r.Split {
+		t.resumeLeftJobs(r, kids)
+	}
 	return true
+}
+
+// resumeLeftJobs finds the job processes Snakemake left in the cgroup of
+// its lingering run r when it was killed, which only the daemon that saw
+// it end knew by pid (Tracker.left): each process at the top of a tree in
+// the cgroup (its parent, Snakemake, is gone) whose command line is that
+// of exactly one of r's abandoned job runs (kids) works for that run again,
+// and so does what it starts. One whose command line is no job's, or
+// several jobs', stays the pipeline's run's. It reads /proc: never call it
+// inside a FUSE handler.
+func (t *Tracker) resumeLeftJobs(r catalog.Run, kids []catalog.Run) {
+	var jobs []catalog.Run
+	for _, k := range kids {
+		if k.RootPID == 0 && k.Status == catalog.RunAbandoned && len(k.Argv) > 0 {
+			jobs = append(jobs, k)
+		}
+	}
+	for _, pid := range cgroupProcs(r.Cgroup) {
+		_, ppid, err := procStatus(pid)
+		if err != nil || inCgroup(ppid, r.Cgroup) {
+			continue
+		}
+		job, ok := onlyJobOf(jobs, procCmdline(pid))
+		if !ok {
+			continue
+		}
+		fd, ok := openPidfd(pid)
+		if !ok {
+			continue
+		}
+		t.mu.Lock()
+		if old, ok := t.left[pid]; ok {
+			old.fd.close()
+		}
+		t.left[pid] = leftJob{proc: proc{run: job, fd: fd}, owner: r.UID}
+		t.resetCache()
+		t.mu.Unlock()
+	}
+}
+
+// onlyJobOf returns the one run among jobs whose command line is argv's.
+func onlyJobOf(jobs []catalog.Run, argv []string) (string, bool) {
+	found := ""
+	for _, j := range jobs {
+		if sameJobCommand(j.Args(), argv) {
+			if found != "" {
+				return "", false
+			}
+			found = j.UID
+		}
+	}
+	return found, found != "" && len(argv) > 0
 }
 
 // source is a run's transform's source file: its digest and the paths

@@ -679,3 +679,94 @@ rule b:
 		t.Errorf("rule b's inputs %s", got)
 	}
 }
+
+// TestLineageSnakemakeKilledAcrossRestart: a job a killed Snakemake left
+// running still works for its own run after the mount daemon restarted,
+// not for the pipeline's: the new daemon finds it in the pipeline's
+// cgroup by its command line (the old one knew it by pid only).
+func TestLineageSnakemakeKilledAcrossRestart(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	mnt := filepath.Dir(wf)
+	os.WriteFile(filepath.Join(wf, "raw/in.txt"), []byte("1\n2\n3\n4\n"), 0o644)
+	goFile, doneFile := filepath.Join(e.dir, "go"), filepath.Join(e.dir, "done")
+	defer os.WriteFile(goFile, nil, 0o644) // the left job ends with the test
+	// After the restart the job's working directory is the old mount's:
+	// only absolute paths reach the new one. Bounded: it gives up after 60 s.
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule slow:
+    input: "raw/in.txt"
+    output: "out.txt"
+    shell: "head -2 {input} > {output}; i=0; while [ ! -e `+goFile+` ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; tail -2 `+wf+`/raw/in.txt >> `+wf+`/out.txt; touch `+doneFile+`"
+`), 0o644)
+	cmd := exec.Command(e.bin, "run", "--", "snakemake", "-j1")
+	cmd.Env, cmd.Dir = e.env, wf
+	// A file, not a pipe: the left job holds lamina run's stderr, and Wait
+	// would wait for it to close.
+	errf, err := os.Create(filepath.Join(e.dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errf.Close()
+	cmd.Stderr = errf
+	errs := func() string { b, _ := os.ReadFile(errf.Name()); return string(b) }
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := filepath.Join(wf, "out.txt")
+	started := false
+	for deadline := time.Now().Add(90 * time.Second); !started && time.Now().Before(deadline); {
+		if b, err := os.ReadFile(out); err == nil && len(b) > 0 {
+			started = true
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !started {
+		t.Fatalf("the job wrote nothing to out.txt in 90 s\n%s", errs())
+	}
+	kids := childPIDs(cmd.Process.Pid)
+	if len(kids) != 1 {
+		t.Fatalf("processes under lamina run: %v\n%s", kids, errs())
+	}
+	syscall.Kill(kids[0], syscall.SIGKILL)
+	cmd.Wait()
+	sm := e.runsByName()["snakemake"]
+	rec := e.runRecord(sm.UID)
+	if len(rec.Children) != 1 || !sm.ProcsLeft {
+		t.Fatalf("the pipeline's run %+v, child runs %v\n%s", sm, rec.Children, errs())
+	}
+	job := rec.Children[0]
+	e.killDaemon("m")
+	e.ok("umount", mnt)
+	e.ok("mount", mnt)
+	logs, _ := filepath.Glob(filepath.Join(e.dir, "run", "lamina", "*", "mount.log"))
+	seen := func() bool {
+		for _, p := range logs {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "tracked again") && strings.Contains(string(b), sm.UID) {
+				return true
+			}
+		}
+		return false
+	}
+	for end := time.Now().Add(20 * time.Second); !seen() && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	}
+	if _, err := os.Stat(doneFile); err == nil {
+		t.Fatal("the job ended before the daemon restarted: it waited too little")
+	}
+	os.WriteFile(goFile, nil, 0o644)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(doneFile); err == nil {
+			break
+		}
+	}
+	var v catalog.Version
+	for i := 0; i < 100; i++ {
+		if v = e.showVersion("wf/out.txt"); v.Version == 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v.Version != 2 || v.Run != job {
+		t.Fatalf("the left job's append after the restart: %s@v%d of run %q, want v2 of the job's run %s (the pipeline's %s)", v.Key, v.Version, v.Run, job, sm.UID)
+	}
+}
