@@ -162,3 +162,70 @@ func TestTrackerJobPidReused(t *testing.T) {
 		}
 	}
 }
+
+// TestTrackerRootPidReused: a run whose root process died (a `lamina run`
+// killed with SIGKILL) still becomes abandoned when another run registers
+// under its number before the tick noticed: registering the second closed
+// the first's pidfd, which then polled as alive for ever.
+func TestTrackerRootPidReused(t *testing.T) {
+	if !inPidNamespace(t) {
+		return
+	}
+	ctx := context.Background()
+	c := openBolt(t)
+	// A tick between the first root's death and the second's registration
+	// (a few milliseconds) would end the first before; rare at one second.
+	tr := lineage.NewTracker(c, lineage.TrackerOptions{FlushEvery: time.Second})
+	defer tr.Close()
+	cat := tr.Wrap(c)
+	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "t", Kind: "named"})
+	start := func(pid int) *exec.Cmd {
+		t.Helper()
+		nextPid(t, pid)
+		cmd := exec.Command("sleep", "30")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	register := func(cmd *exec.Cmd) catalog.Run {
+		t.Helper()
+		st, err := lineage.ProcStart(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := cat.StartRun(ctx, catalog.Run{Transform: tf.UID, RootPID: cmd.Process.Pid, RootStart: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := start(5000)
+	pid := first.Process.Pid
+	a := register(first)
+	var b catalog.Run
+	for range 20 {
+		first.Process.Kill()
+		first.Wait()
+		if first = start(pid); first.Process.Pid == pid {
+			b = register(first)
+			break
+		}
+	}
+	if b.UID == "" {
+		t.Skipf("no process got the number %d again", pid)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rec, _ := c.RunRecord(ctx, a.UID)
+		if rec.Run.Status == catalog.RunAbandoned {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first run, whose root is gone: %s, want abandoned", rec.Run.Status)
+		}
+	}
+	if rec, _ := c.RunRecord(ctx, b.UID); rec.Run.Status != catalog.RunRunning {
+		t.Fatalf("the second run, whose root runs: %s", rec.Run.Status)
+	}
+}

@@ -130,8 +130,10 @@ func (t *Tracker) Close() error {
 	err := t.flush()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, r := range t.roots {
-		r.fd.close()
+	for _, r := range t.byRun { // every root, one whose number was reused too
+		if r.fd >= 0 {
+			r.fd.close()
+		}
 	}
 	for _, p := range t.cache {
 		p.fd.close()
@@ -507,9 +509,9 @@ func (t *Tracker) register(r catalog.Run, fd pidfd, src source, lingering bool) 
 	}
 	rt := &root{run: r, fd: fd, lingering: lingering}
 	if fd >= 0 {
-		if old := t.roots[r.RootPID]; old != nil {
-			old.fd.close()
-		}
+		// A root of this number that exited (reused since) stays known by
+		// its run, with its pidfd, until the tick ends that run: closing
+		// it here made it poll as alive for ever.
 		t.roots[r.RootPID] = rt
 	}
 	t.byRun[r.UID] = rt
