@@ -27,6 +27,14 @@ type Tracker interface {
 	// Sidecar returns the "lineage" field of v's .meta sidecar; nil when v
 	// was written by no run.
 	Sidecar(ctx context.Context, v catalog.Version) any
+	// Wrote notes that run opened key to write it (OPEN, CREATE). It must
+	// not block on I/O.
+	Wrote(run, key string)
+	// ScratchRenamed notes that a scratch file was renamed into place at
+	// the mount-relative path p: how tools write their records
+	// (Snakemake's .snakemake/metadata, which says a job is done). It must
+	// not block on I/O.
+	ScratchRenamed(p string)
 }
 
 var (
@@ -106,6 +114,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if h, ok := fh.(*handle); ok && h.w != nil && !h.w.readOnly {
 		h.w.f.SetRun(run)
 		h.w.run = run
+		tr.Wrote(run, h.w.f.Key())
 		if bound == nil && flags&syscall.O_TRUNC == 0 {
 			// Copy on write (>>, an O_WRONLY rewrite in place): what it
 			// commits holds the previous version's bytes, unless the File
@@ -157,6 +166,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		if h, ok := fh.(*handle); ok && h.w != nil {
 			h.w.f.SetRun(run)
 			h.w.run = run
+			tr.Wrote(run, h.w.f.Key())
 		} else if n.m.isScratch(n.prefix() + name) {
 			n.m.rememberScratch(n.m.scratchPath(n.prefix()+name), run)
 		}

@@ -41,6 +41,10 @@ func (c *commTracker) Used(run string, v catalog.Version) {
 
 func (c *commTracker) Sidecar(context.Context, catalog.Version) any { return nil }
 
+func (c *commTracker) Wrote(string, string) {}
+
+func (c *commTracker) ScratchRenamed(string) {}
+
 func (c *commTracker) usedKeys() map[string]catalog.Version {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -126,6 +130,8 @@ func (c threadTracker) Caller(tid uint32) string {
 }
 func (threadTracker) Used(string, catalog.Version)                 {}
 func (threadTracker) Sidecar(context.Context, catalog.Version) any { return nil }
+func (threadTracker) Wrote(string, string)                         {}
+func (threadTracker) ScratchRenamed(string)                        {}
 
 // TestSharedAppendCreditsTheCloser: two tracked writers append to one file
 // (their opens share one staged File) and an untracked one too; each close's

@@ -59,7 +59,11 @@ func (m *Mount) newScratchNode(ctx context.Context, parent *fusefs.Inode, st *sy
 func (s *scratchNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	p, ok := newParent.(*node)
 	if !ok || s.m.scratchAt(ctx, p.prefix()+newName) {
-		return s.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
+		errno := s.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
+		if tr := s.m.tracker(); tr != nil && errno == 0 {
+			tr.ScratchRenamed(path.Join(newParent.EmbeddedInode().Path(nil), newName))
+		}
+		return errno
 	}
 	if p.e.Kind != KindDir {
 		return syscall.EROFS

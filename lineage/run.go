@@ -224,6 +224,26 @@ func NewCgroup(name string) (*Cgroup, error) {
 	return &Cgroup{Path: p, Dir: dir}, nil
 }
 
+// cgroupProcs returns the processes in the cgroup at path (as
+// /proc/PID/cgroup shows it), not those of the cgroups below it.
+func cgroupProcs(path string) []int {
+	root, err := cgroup2Root()
+	if err != nil || path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(path), "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // cgroupBusy reports whether a process is left in the cgroup at path (as
 // /proc/PID/cgroup shows it) or in one below it; false for one that is gone.
 func cgroupBusy(path string) bool {

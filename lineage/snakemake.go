@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -351,4 +354,44 @@ func allowedRule(cmd string) string {
 		return ""
 	}
 	return strings.Trim(f[0], `'"`)
+}
+
+// snakemakeRecordOf returns the output a Snakemake 7 metadata record at
+// the slash path p names (…/.snakemake/metadata/NAME, NAME the url-safe
+// base64 of the output's path, split into "@"-prefixed folders when
+// long): the output's path joined to the folder that holds .snakemake
+// (Snakemake's working directory) when relative, as given when absolute.
+func snakemakeRecordOf(p string) (string, bool) {
+	const meta = ".snakemake/metadata/"
+	workdir, rec, ok := strings.Cut(p, meta)
+	if !ok || (workdir != "" && !strings.HasSuffix(workdir, "/")) {
+		return "", false
+	}
+	parts := strings.Split(rec, "/")
+	for i, s := range parts[:len(parts)-1] {
+		if parts[i], ok = strings.CutPrefix(s, "@"); !ok {
+			return "", false
+		}
+	}
+	out, err := base64.URLEncoding.DecodeString(strings.Join(parts, ""))
+	if err != nil || len(out) == 0 {
+		return "", false
+	}
+	if o := string(out); strings.HasPrefix(o, "/") {
+		return path.Clean(o), true
+	}
+	return path.Join(workdir, string(out)), true
+}
+
+// snakemakeScript matches the copy of a `script:` that Snakemake 7 writes
+// under a new temporary name for each run of the job's script
+// (.snakemake/scripts/tmpXXXXXXXX.NAME, Python's tempfile names).
+var snakemakeScript = regexp.MustCompile(`(^|/)\.snakemake/scripts/tmp[a-z0-9_]{8}\.`)
+
+// sameJobCommand reports whether the command lines a and b are the same
+// job's: equal but for the temporary name of a `script:` copy.
+func sameJobCommand(a, b []string) bool {
+	return slices.EqualFunc(a, b, func(x, y string) bool {
+		return x == y || snakemakeScript.ReplaceAllString(x, "${1}.snakemake/scripts/tmp.") == snakemakeScript.ReplaceAllString(y, "${1}.snakemake/scripts/tmp.")
+	})
 }

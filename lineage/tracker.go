@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,7 +51,14 @@ type Tracker struct {
 	byRun   map[string]*root
 	parents map[string]string // run → parent run, of every run seen
 	sources map[string]source // run → its transform's source
-	jobs    map[string]*proc  // split run uid + "/" + job pid → child run
+	// jobs holds, by split run, the processes of its jobs seen, oldest
+	// first. Not keyed by pid: a job's number may be another job's once it
+	// exited, and the first job's run must still end with its pipeline.
+	jobs map[string][]*jobProc
+	// outputs holds, by split run, the keys its jobs' processes opened to
+	// write and the job run that did last (Wrote): Snakemake's record of
+	// one (ScratchRenamed) says that job is done.
+	outputs map[string]map[string]string
 	// left holds, by pid, the job processes still running when their
 	// Snakemake run ended with processes left in its cgroup (Snakemake
 	// killed): what they do is their job's, until the run stops lingering.
@@ -87,6 +93,15 @@ type proc struct {
 	argv []string // a job's command line (Tracker.jobs)
 }
 
+// jobProc is a process of a Snakemake job (Tracker.jobs).
+type jobProc struct {
+	proc
+	pid int
+	// recorded: Snakemake recorded its job done (its metadata), so no
+	// later process is another pass of that job.
+	recorded bool
+}
+
 // NewTracker returns a Tracker writing to cat; Close stops it.
 func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 	if o.Logger == nil {
@@ -102,7 +117,7 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 		o.MaxCached = 4096
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
-		jobs: map[string]*proc{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
+		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
 		adopted: map[string][]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	return t
@@ -115,19 +130,23 @@ func (t *Tracker) Close() error {
 	err := t.flush()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, r := range t.roots {
-		r.fd.close()
+	for _, r := range t.byRun { // every root, one whose number was reused too
+		if r.fd >= 0 {
+			r.fd.close()
+		}
 	}
 	for _, p := range t.cache {
 		p.fd.close()
 	}
-	for _, p := range t.jobs {
-		p.fd.close()
+	for _, ps := range t.jobs {
+		for _, p := range ps {
+			p.fd.close()
+		}
 	}
 	for _, j := range t.left {
 		j.fd.close()
 	}
-	t.roots, t.cache, t.jobs, t.left = map[int]*root{}, map[int]*proc{}, map[string]*proc{}, map[int]leftJob{}
+	t.roots, t.cache, t.jobs, t.left = map[int]*root{}, map[int]*proc{}, map[string][]*jobProc{}, map[int]leftJob{}
 	t.active.Store(0)
 	return err
 }
@@ -360,8 +379,8 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 // resumeLingering registers again run r, which ended while processes
 // were left in its cgroup (ProcsLeft) and which still holds some: they
 // work for it until it empties, as they did for the daemon that saw the
-// run end. The job processes a killed Snakemake left are known by pid
-// only to that daemon: what they do now is the pipeline's run's.
+// run end. The job processes a killed Snakemake left work for their jobs'
+// runs again where their command lines tell which (resumeLeftJobs).
 func (t *Tracker) resumeLingering(ctx context.Context, r catalog.Run) bool {
 	t.mu.Lock()
 	_, known := t.byRun[r.UID]
@@ -380,7 +399,62 @@ func (t *Tracker) resumeLingering(ctx context.Context, r catalog.Run) bool {
 	}
 	t.mu.Unlock()
 	t.register(rec.Run, -1, sourceOf(rec.Transform), true)
+	if r.Split {
+		t.resumeLeftJobs(r, kids)
+	}
 	return true
+}
+
+// resumeLeftJobs finds the job processes Snakemake left in the cgroup of
+// its lingering run r when it was killed, which only the daemon that saw
+// it end knew by pid (Tracker.left): each process at the top of a tree in
+// the cgroup (its parent, Snakemake, is gone) whose command line is that
+// of exactly one of r's abandoned job runs (kids) works for that run again,
+// and so does what it starts. One whose command line is no job's, or
+// several jobs', stays the pipeline's run's. It reads /proc: never call it
+// inside a FUSE handler.
+func (t *Tracker) resumeLeftJobs(r catalog.Run, kids []catalog.Run) {
+	var jobs []catalog.Run
+	for _, k := range kids {
+		if k.RootPID == 0 && k.Status == catalog.RunAbandoned && len(k.Argv) > 0 {
+			jobs = append(jobs, k)
+		}
+	}
+	for _, pid := range cgroupProcs(r.Cgroup) {
+		_, ppid, err := procStatus(pid)
+		if err != nil || inCgroup(ppid, r.Cgroup) {
+			continue
+		}
+		job, ok := onlyJobOf(jobs, procCmdline(pid))
+		if !ok {
+			continue
+		}
+		fd, ok := openPidfd(pid)
+		if !ok {
+			continue
+		}
+		t.mu.Lock()
+		if old, ok := t.left[pid]; ok {
+			old.fd.close()
+		}
+		t.left[pid] = leftJob{proc: proc{run: job, fd: fd}, owner: r.UID}
+		t.resetCache()
+		t.mu.Unlock()
+	}
+}
+
+// onlyJobOf returns the one run among jobs whose command line is argv's.
+func onlyJobOf(jobs []catalog.Run, argv []string) (string, bool) {
+	found := ""
+	for _, j := range jobs {
+		if sameJobCommand(j.Args(), argv) {
+			if found != "" {
+				return "", false
+			}
+			found = j.UID
+		}
+	}
+	return found, found != "" && len(argv) > 0
 }
 
 // source is a run's transform's source file: its digest and the paths
@@ -435,9 +509,9 @@ func (t *Tracker) register(r catalog.Run, fd pidfd, src source, lingering bool) 
 	}
 	rt := &root{run: r, fd: fd, lingering: lingering}
 	if fd >= 0 {
-		if old := t.roots[r.RootPID]; old != nil {
-			old.fd.close()
-		}
+		// A root of this number that exited (reused since) stays known by
+		// its run, with its pidfd, until the tick ends that run: closing
+		// it here made it poll as alive for ever.
 		t.roots[r.RootPID] = rt
 	}
 	t.byRun[r.UID] = rt
@@ -498,19 +572,21 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 			delete(t.byRun, uid)
 			delete(t.recorded, uid)
 		}
-		for k, j := range t.jobs {
-			if strings.HasPrefix(k, uid+"/") {
-				alive := j.fd.alive()
-				jobs = append(jobs, jobLeft{run: j.run, alive: alive})
-				delete(t.jobs, k)
-				if pid, err := strconv.Atoi(k[len(uid)+1:]); err == nil && busy && alive {
-					t.left[pid] = leftJob{proc: *j, owner: uid}
-					continue
+		for _, j := range t.jobs[uid] {
+			alive := j.fd.alive()
+			jobs = append(jobs, jobLeft{run: j.run, alive: alive})
+			if busy && alive {
+				if old, ok := t.left[j.pid]; ok {
+					old.fd.close()
 				}
-				delete(t.recorded, j.run)
-				j.fd.close()
+				t.left[j.pid] = leftJob{proc: j.proc, owner: uid}
+				continue
 			}
+			delete(t.recorded, j.run)
+			j.fd.close()
 		}
+		delete(t.jobs, uid)
+		delete(t.outputs, uid)
 		if !busy {
 			for pid, j := range t.left {
 				if j.owner == uid {
@@ -524,7 +600,7 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 		t.resetCache()
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].run < jobs[b].run })
-	return jobs, busy
+	return slices.CompactFunc(jobs, func(a, b jobLeft) bool { return a.run == b.run }), busy
 }
 
 // resetCache drops every cached answer; called with mu held.
@@ -628,18 +704,18 @@ func (t *Tracker) resolve(tid int) string {
 // job returns the child run of the split run rt for the job process pid,
 // starting one on first sight.
 func (t *Tracker) job(rt *root, pid int) string {
-	key := rt.run.UID + "/" + strconv.Itoa(pid)
+	split := rt.run.UID
 	t.jobMu.Lock()
 	defer t.jobMu.Unlock()
 	t.mu.Lock()
-	j := t.jobs[key]
+	j := t.jobByPid(split, pid)
 	t.mu.Unlock()
 	if j != nil && j.fd.alive() {
 		return j.run
 	}
 	fd, ok := openPidfd(pid)
 	if !ok {
-		return rt.run.UID
+		return split
 	}
 	argv := procCmdline(pid)
 	// A job's process that exited with the same command line as this one
@@ -647,39 +723,127 @@ func (t *Tracker) job(rt *root, pid int) string {
 	// N)` job's shell N times, one process after the other. Its records
 	// name one job, so the passes share a run.
 	t.mu.Lock()
-	for k, p := range t.jobs {
-		if strings.HasPrefix(k, rt.run.UID+"/") && len(argv) > 0 && slices.Equal(p.argv, argv) && !p.fd.alive() {
-			p.fd.close()
-			delete(t.jobs, k)
-			if j != nil && k != key {
-				j.fd.close()
-			}
-			t.jobs[key] = &proc{run: p.run, fd: fd, argv: argv}
-			t.mu.Unlock()
-			return p.run
-		}
+	if p := t.passOf(split, argv); p != nil {
+		t.jobs[split] = append(slices.DeleteFunc(t.jobs[split], func(q *jobProc) bool { return q == p }), &jobProc{proc: proc{run: p.run, fd: fd, argv: argv}, pid: pid})
+		p.fd.close()
+		t.mu.Unlock()
+		return p.run
 	}
 	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: rt.run.UID, Name: "job",
+	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: split, Name: "job",
 		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host})
 	if err != nil {
 		fd.close()
-		t.opts.Logger.Error("lineage: starting a job's run", "run", rt.run.UID, "pid", pid, "err", err)
-		return rt.run.UID
+		t.opts.Logger.Error("lineage: starting a job's run", "run", split, "pid", pid, "err", err)
+		return split
 	}
 	t.mu.Lock()
-	if j != nil {
-		j.fd.close()
-	}
-	t.jobs[key] = &proc{run: r.UID, fd: fd, argv: argv}
-	t.parents[r.UID] = rt.run.UID
-	if s, ok := t.sources[rt.run.UID]; ok {
+	// A job that exited before with this number keeps its place: its run
+	// ends with the pipeline's.
+	t.jobs[split] = append(t.jobs[split], &jobProc{proc: proc{run: r.UID, fd: fd, argv: argv}, pid: pid})
+	t.parents[r.UID] = split
+	if s, ok := t.sources[split]; ok {
 		t.sources[r.UID] = s
 	}
 	t.mu.Unlock()
 	return r.UID
+}
+
+// jobByPid returns the newest process of split's jobs numbered pid, nil if
+// none; called with mu held.
+func (t *Tracker) jobByPid(split string, pid int) *jobProc {
+	ps := t.jobs[split]
+	for i := len(ps) - 1; i >= 0; i-- {
+		if ps[i].pid == pid {
+			return ps[i]
+		}
+	}
+	return nil
+}
+
+// passOf returns the exited job process of split whose command line is
+// argv's (sameJobCommand) and whose job Snakemake has not recorded done,
+// nil if none; called with mu held.
+func (t *Tracker) passOf(split string, argv []string) *jobProc {
+	if len(argv) == 0 {
+		return nil
+	}
+	for _, p := range t.jobs[split] {
+		if !p.recorded && sameJobCommand(p.argv, argv) && !p.fd.alive() {
+			return p
+		}
+	}
+	return nil
+}
+
+// Wrote notes that run opened key (a mount-relative path) to write it.
+// Only a Snakemake job's writes are kept, until its pipeline ends: the
+// record Snakemake writes of each of a job's outputs once the job is done
+// names the job (ScratchRenamed). It does not block.
+func (t *Tracker) Wrote(run, key string) {
+	if t.active.Load() == 0 || run == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	split := t.parents[run]
+	if len(t.jobs[split]) == 0 {
+		return // not a job's run
+	}
+	outs := t.outputs[split]
+	if outs == nil {
+		outs = map[string]string{}
+		t.outputs[split] = outs
+	}
+	outs[key] = run
+}
+
+// ScratchRenamed notes that a scratch file was renamed into place at p (a
+// mount-relative path). Snakemake writes a job's records so: one in
+// .snakemake/metadata for each output once the job is done, after its
+// last process exited (all the passes of a `benchmark: repeat`; the
+// attempts of a `retries:` job that failed write none). The job that
+// wrote that output takes no more passes: a later job process with the
+// same command line is another job (two rules, or two wildcards, whose
+// shell commands are the same text), with its own run. It does not block.
+func (t *Tracker) ScratchRenamed(p string) {
+	if t.active.Load() == 0 {
+		return
+	}
+	out, ok := snakemakeRecordOf(p)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for split, outs := range t.outputs {
+		run, ok := outs[out]
+		if !ok && strings.HasPrefix(out, "/") {
+			run, ok = bySuffix(outs, out)
+		}
+		if !ok {
+			continue
+		}
+		for _, j := range t.jobs[split] {
+			if j.run == run {
+				j.recorded = true
+			}
+		}
+	}
+}
+
+// bySuffix returns the run of the key in outs that the absolute path abs
+// ends with (an output the Snakefile names by its absolute path: keys are
+// relative to the mountpoint).
+func bySuffix(outs map[string]string, abs string) (string, bool) {
+	for k, run := range outs {
+		if strings.HasSuffix(abs, "/"+k) {
+			return run, true
+		}
+	}
+	return "", false
 }
 
 // Used records that run read version v, unless run or one of its child

@@ -547,3 +547,226 @@ func TestLineageLeftProcessesCLI(t *testing.T) {
 		t.Fatalf("outputs | inputs: %s, want cl/saved.txt@v1 | cl/in.txt@v1", got)
 	}
 }
+
+// ruleRun returns the one run of rule (a Snakemake job's, named after its
+// rule) and its record, failing unless there is exactly one.
+func (e *mntEnv) ruleRun(t *testing.T, rule string) catalog.RunRecord {
+	t.Helper()
+	var rs []catalog.Run
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--transform", rule, "--format", "json")), &rs); err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("rule %s's runs: %+v, want one\n%s", rule, rs, e.ok("runs", "ls"))
+	}
+	return e.runRecord(rs[0].UID)
+}
+
+// TestLineageSnakemakeSameShellJobs: two jobs whose shell commands are the
+// same text, the second started after the first exited, are two runs, each
+// with its own inputs and outputs (they were taken for passes of one job,
+// as a `benchmark: repeat`'s, and shared a run).
+func TestLineageSnakemakeSameShellJobs(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+	// One script for both rules: what it does depends on what is there.
+	os.WriteFile(filepath.Join(wf, "step.sh"), []byte("if [ -e out/x.txt ]; then cat out/x.txt > out/y.txt; else cat raw/a.txt > out/x.txt; fi\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/y.txt"
+
+rule x:
+    input: "raw/a.txt"
+    output: "out/x.txt"
+    shell: "sh step.sh"
+
+rule y:
+    input: "out/x.txt"
+    output: "out/y.txt"
+    shell: "sh step.sh"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	x, y := e.ruleRun(t, "x"), e.ruleRun(t, "y")
+	if len(sm.Children) != 2 || x.Run.UID == y.Run.UID {
+		t.Fatalf("the pipeline's child runs %v; rule x's %s, rule y's %s", sm.Children, x.Run.UID, y.Run.UID)
+	}
+	for _, c := range []struct {
+		rec     catalog.RunRecord
+		in, out string
+	}{
+		{x, "wf/raw/a.txt@v1 wf/step.sh@v1", "wf/out/x.txt@v1"},
+		{y, "wf/out/x.txt@v1 wf/step.sh@v1", "wf/out/y.txt@v1"},
+	} {
+		if got := strings.Join(e.refs(c.rec.Inputs), " "); got != c.in {
+			t.Errorf("rule %s's inputs %s, want %s", c.rec.Run.Name, got, c.in)
+		}
+		if got := strings.Join(e.refs(c.rec.Outputs), " "); got != c.out {
+			t.Errorf("rule %s's outputs %s, want %s", c.rec.Run.Name, got, c.out)
+		}
+		if c.rec.Run.Status != catalog.RunOK {
+			t.Errorf("rule %s's run %+v", c.rec.Run.Name, c.rec.Run)
+		}
+	}
+}
+
+// TestLineageSnakemakeRetries: the attempts of a `retries:` job (Snakemake
+// runs the same command again after it failed) are one run, ok once the
+// last attempt succeeded, whose outputs include what the failed one wrote.
+func TestLineageSnakemakeRetries(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+	once := filepath.Join(e.dir, "failed-once")
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/r.txt"
+
+rule r:
+    input: "raw/a.txt"
+    output: "out/r.txt"
+    retries: 1
+    shell: "if [ ! -e `+once+` ]; then touch `+once+`; echo partial > {output}; exit 1; fi; cat {input} > {output}"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	r := e.ruleRun(t, "r")
+	if len(sm.Children) != 1 || r.Run.Status != catalog.RunOK {
+		t.Fatalf("the pipeline's child runs %v; rule r's run %+v", sm.Children, r.Run)
+	}
+	if got, want := strings.Join(e.refs(r.Outputs), " "), "wf/out/r.txt@v1 wf/out/r.txt@v2"; got != want {
+		t.Errorf("rule r's outputs %s, want %s", got, want)
+	}
+	if got := strings.Join(e.refs(r.Inputs), " "); got != "wf/raw/a.txt@v1" {
+		t.Errorf("rule r's inputs %s", got)
+	}
+}
+
+// TestLineageSnakemakeScriptBenchmarkRepeat: the passes of a `script:`
+// job's `benchmark: repeat` are one run, as a shell job's: Snakemake
+// writes the script anew for each pass, under a new temporary name in
+// .snakemake/scripts, so the passes' command lines differ by that name
+// (each pass was a run of its own).
+func TestLineageSnakemakeScriptBenchmarkRepeat(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/b.txt"), []byte("bb\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "copy.py"), []byte(`import time
+with open(snakemake.input[0]) as f, open(snakemake.output[0], "w") as g:
+    g.write(f.read() + str(time.time_ns()) + "\n")
+`), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/b.txt"
+
+rule b:
+    input: "raw/b.txt"
+    output: "out/b.txt"
+    benchmark: repeat("bench/b.tsv", 2)
+    script: "copy.py"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	b := e.ruleRun(t, "b")
+	if len(sm.Children) != 1 || b.Run.Status != catalog.RunOK {
+		t.Fatalf("the pipeline's child runs %v; rule b's run %+v", sm.Children, b.Run)
+	}
+	if got, want := strings.Join(e.refs(b.Outputs), " "), "wf/bench/b.tsv@v1 wf/out/b.txt@v1 wf/out/b.txt@v2"; got != want {
+		t.Errorf("rule b's outputs %s, want %s", got, want)
+	}
+	if got := strings.Join(e.refs(b.Inputs), " "); got != "wf/raw/b.txt@v1" {
+		t.Errorf("rule b's inputs %s", got)
+	}
+}
+
+// TestLineageSnakemakeKilledAcrossRestart: a job a killed Snakemake left
+// running still works for its own run after the mount daemon restarted,
+// not for the pipeline's: the new daemon finds it in the pipeline's
+// cgroup by its command line (the old one knew it by pid only).
+func TestLineageSnakemakeKilledAcrossRestart(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	mnt := filepath.Dir(wf)
+	os.WriteFile(filepath.Join(wf, "raw/in.txt"), []byte("1\n2\n3\n4\n"), 0o644)
+	goFile, doneFile := filepath.Join(e.dir, "go"), filepath.Join(e.dir, "done")
+	defer os.WriteFile(goFile, nil, 0o644) // the left job ends with the test
+	// After the restart the job's working directory is the old mount's:
+	// only absolute paths reach the new one. Bounded: it gives up after 60 s.
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule slow:
+    input: "raw/in.txt"
+    output: "out.txt"
+    shell: "head -2 {input} > {output}; i=0; while [ ! -e `+goFile+` ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; tail -2 `+wf+`/raw/in.txt >> `+wf+`/out.txt; touch `+doneFile+`"
+`), 0o644)
+	cmd := exec.Command(e.bin, "run", "--", "snakemake", "-j1")
+	cmd.Env, cmd.Dir = e.env, wf
+	// A file, not a pipe: the left job holds lamina run's stderr, and Wait
+	// would wait for it to close.
+	errf, err := os.Create(filepath.Join(e.dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errf.Close()
+	cmd.Stderr = errf
+	errs := func() string { b, _ := os.ReadFile(errf.Name()); return string(b) }
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := filepath.Join(wf, "out.txt")
+	started := false
+	for deadline := time.Now().Add(90 * time.Second); !started && time.Now().Before(deadline); {
+		if b, err := os.ReadFile(out); err == nil && len(b) > 0 {
+			started = true
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !started {
+		t.Fatalf("the job wrote nothing to out.txt in 90 s\n%s", errs())
+	}
+	kids := childPIDs(cmd.Process.Pid)
+	if len(kids) != 1 {
+		t.Fatalf("processes under lamina run: %v\n%s", kids, errs())
+	}
+	syscall.Kill(kids[0], syscall.SIGKILL)
+	cmd.Wait()
+	sm := e.runsByName()["snakemake"]
+	rec := e.runRecord(sm.UID)
+	if len(rec.Children) != 1 || !sm.ProcsLeft {
+		t.Fatalf("the pipeline's run %+v, child runs %v\n%s", sm, rec.Children, errs())
+	}
+	job := rec.Children[0]
+	e.killDaemon("m")
+	e.ok("umount", mnt)
+	e.ok("mount", mnt)
+	logs, _ := filepath.Glob(filepath.Join(e.dir, "run", "lamina", "*", "mount.log"))
+	seen := func() bool {
+		for _, p := range logs {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "tracked again") && strings.Contains(string(b), sm.UID) {
+				return true
+			}
+		}
+		return false
+	}
+	for end := time.Now().Add(20 * time.Second); !seen() && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	}
+	if _, err := os.Stat(doneFile); err == nil {
+		t.Fatal("the job ended before the daemon restarted: it waited too little")
+	}
+	os.WriteFile(goFile, nil, 0o644)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(doneFile); err == nil {
+			break
+		}
+	}
+	var v catalog.Version
+	for i := 0; i < 100; i++ {
+		if v = e.showVersion("wf/out.txt"); v.Version == 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v.Version != 2 || v.Run != job {
+		t.Fatalf("the left job's append after the restart: %s@v%d of run %q, want v2 of the job's run %s (the pipeline's %s)", v.Key, v.Version, v.Run, job, sm.UID)
+	}
+}
