@@ -672,6 +672,24 @@ func (m *Mount) afterCommit(ctx context.Context, f *stage.File, before uint64) {
 	} else {
 		m.written(key)
 	}
+	m.versionsListed(key)
+}
+
+// versionsListed drops the kernel's cached listing of key's folder on a
+// mount whose listings show name@vN or sidecars, before the close (or
+// fsync) that committed key returns: the notifier's invalidation came a
+// moment after, and an ls right after close missed the new name@vN
+// (TestCloseShowsVersionInListing). An inode invalidation of the folder
+// takes none of the kernel's locks that a request holds while it waits
+// for the mount (an entry invalidation would: the notifier sends those).
+func (m *Mount) versionsListed(key string) {
+	if !m.listsDerived() || !m.opts.CacheDirs {
+		return
+	}
+	prefix, _ := splitKey(key)
+	if dir := m.dirInode(prefix); dir != nil {
+		dir.NotifyContent(0, 0)
+	}
 }
 
 func (h *handle) Release(context.Context) syscall.Errno {
