@@ -376,10 +376,10 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 	if n.orphan() {
 		// Unlinked, or replaced by a rename, while the kernel holds it: its
 		// name shows another file now, and it shows what it last was.
-		n.lastMu.Lock()
-		defer n.lastMu.Unlock()
-		if n.last.Name != "" {
-			return n.last
+		if n.pg != nil {
+			if e, ok := n.pg.shown(); ok {
+				return e
+			}
 		}
 		return n.e
 	}
@@ -389,10 +389,8 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 		return n.e
 	}
 	e = n.m.held.apply(prefix, name, e)
-	if isLatestFile(n.e) {
-		n.lastMu.Lock()
-		n.last = e
-		n.lastMu.Unlock()
+	if n.pg != nil {
+		n.pg.remember(e)
 	}
 	return e
 }
