@@ -158,6 +158,25 @@ type pageState struct {
 	mu      sync.RWMutex     // held for reading while a chunk is stored in the kernel (pageState.store)
 	uid     [ref.UIDLen]byte // the version whose pages the kernel may keep; zero: none
 	readers int              // read handles open
+	// last is the path's entry at its last lookup (node.current): what it
+	// shows once its name is gone. Nil until a lookup found one.
+	last atomic.Pointer[Entry]
+}
+
+// remember keeps e as what the path showed last. A lookup that found the
+// same entry as the one before stores nothing, so a stat allocates nothing.
+func (p *pageState) remember(e Entry) {
+	if old := p.last.Load(); old == nil || *old != e {
+		p.last.Store(&e)
+	}
+}
+
+// shown is what the path showed at its last lookup, if it was looked up.
+func (p *pageState) shown() (Entry, bool) {
+	if e := p.last.Load(); e != nil {
+		return *e, true
+	}
+	return Entry{}, false
 }
 
 // open counts a reader of the version uid and returns its open flags.

@@ -299,15 +299,25 @@ func (m *Mount) invalidator() {
 	}
 }
 
-func (m *Mount) invalidate(c Change) {
+// dirInode is the kernel-known inode of the folder prefix, or nil if the
+// kernel never looked inside (then it caches nothing there).
+func (m *Mount) dirInode(prefix string) *fusefs.Inode {
 	dir := m.root.EmbeddedInode()
-	for _, seg := range strings.Split(strings.TrimSuffix(c.Prefix, "/"), "/") {
+	for _, seg := range strings.Split(strings.TrimSuffix(prefix, "/"), "/") {
 		if seg == "" {
 			continue
 		}
 		if dir = dir.GetChild(seg); dir == nil {
-			return // the kernel never looked inside: it caches nothing there
+			return nil
 		}
+	}
+	return dir
+}
+
+func (m *Mount) invalidate(c Change) {
+	dir := m.dirInode(c.Prefix)
+	if dir == nil {
+		return
 	}
 	if m.opts.CacheDirs || len(c.Names) == 0 {
 		// The cached listing, and the attributes: a folder changed alone

@@ -174,8 +174,12 @@ func (c *annCache) drop(keys map[string]bool) {
 // lookup only tracks a uid not tracked yet; GETATTR and OPEN, which go to
 // the node go-fuse holds, correct the entry (use).
 type sidecarInodes struct {
-	mu sync.Mutex // guards m
+	mu sync.Mutex // guards m and served
 	m  map[string]*node
+	// served is a hash of the bytes each sidecar node was last opened
+	// with: its pages are kept only while they stay the same
+	// (openSidecar). Here rather than in the node, which every file has.
+	served map[*node]uint64
 }
 
 // track records n, from a lookup, unless its uid is tracked.
@@ -209,6 +213,20 @@ func (s *sidecarInodes) forget(n *node) {
 	if s.m[n.e.V.UID] == n {
 		delete(s.m, n.e.V.UID)
 	}
+	delete(s.served, n)
+}
+
+// serve records that n was opened with bytes of hash sum, and reports
+// whether its last open served the same.
+func (s *sidecarInodes) serve(n *node, sum uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.served == nil {
+		s.served = map[*node]uint64{}
+	}
+	old, ok := s.served[n]
+	s.served[n] = sum
+	return ok && old == sum
 }
 
 // of returns the sidecar nodes of the versions of keys.
@@ -266,7 +284,7 @@ func (n *node) openSidecar(ctx context.Context, flags uint32) (fusefs.FileHandle
 	}
 	h := fnv.New64a()
 	h.Write(b)
-	if sum := h.Sum64(); n.served.Swap(sum) != sum {
+	if !n.m.sidecars.serve(n, h.Sum64()) {
 		flags &^= fuse.FOPEN_KEEP_CACHE
 	}
 	return &handle{meta: b}, flags, 0

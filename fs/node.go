@@ -5,7 +5,6 @@ import (
 	"context"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,19 +18,19 @@ import (
 // something else gets a new inode (a new inode number), but for a file's
 // latest path, whose inode is its key's (itemEntry): its Entry is the
 // version it was made for, and current says what it shows now.
+//
+// The kernel keeps a node per file it knows, every file created through
+// the mount included (a commit keeps the name's entry), so a node holds
+// only what every node needs: what only a latest path needs sits behind
+// pg, and a sidecar's served hash in Mount.sidecars (20,000 creates: 512
+// bytes a node, 320 now; docs/design.md).
 type node struct {
 	fusefs.Inode
 	m  *Mount
 	e  Entry
-	pg *pageState // a latest path's: what the kernel caches of it (inode.go)
-	// served is a hash of the bytes a sidecar was last opened with: its
-	// pages are kept only while they stay the same (openSidecar).
-	served atomic.Uint64
+	pg *pageState // a latest path's: what the kernel caches of it, what it showed last (inode.go)
 
 	retiredAs string // the key it no longer shows; guarded by retiredInodes.mu
-
-	lastMu sync.Mutex
-	last   Entry // a latest path's last entry looked up (current): what it shows once its name is gone
 }
 
 var (

@@ -388,20 +388,18 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 		return n.lastShown()
 	}
 	e = n.m.held.apply(prefix, name, e)
-	if isLatestFile(n.e) {
-		n.lastMu.Lock()
-		n.last = e
-		n.lastMu.Unlock()
+	if n.pg != nil {
+		n.pg.remember(e)
 	}
 	return e
 }
 
 // lastShown is what n showed last (current), else its entry.
 func (n *node) lastShown() Entry {
-	n.lastMu.Lock()
-	defer n.lastMu.Unlock()
-	if n.last.Name != "" {
-		return n.last
+	if n.pg != nil {
+		if e, ok := n.pg.shown(); ok {
+			return e
+		}
 	}
 	return n.e
 }
@@ -680,6 +678,24 @@ func (m *Mount) afterCommit(ctx context.Context, f *stage.File, before uint64) {
 		m.committed(v)
 	} else {
 		m.written(key)
+	}
+	m.versionsListed(key)
+}
+
+// versionsListed drops the kernel's cached listing of key's folder on a
+// mount whose listings show name@vN or sidecars, before the close (or
+// fsync) that committed key returns: the notifier's invalidation came a
+// moment after, and an ls right after close missed the new name@vN
+// (TestCloseShowsVersionInListing). An inode invalidation of the folder
+// takes none of the kernel's locks that a request holds while it waits
+// for the mount (an entry invalidation would: the notifier sends those).
+func (m *Mount) versionsListed(key string) {
+	if !m.listsDerived() || !m.opts.CacheDirs {
+		return
+	}
+	prefix, _ := splitKey(key)
+	if dir := m.dirInode(prefix); dir != nil {
+		dir.NotifyContent(0, 0)
 	}
 }
 
