@@ -377,9 +377,36 @@ func condKey(dtype, op, value string) ([]byte, error) {
 		return nil, err
 	}
 	if _, fk, ferr := normalize("float", value); ferr == nil {
+		if n, ok := intBound(op, value); ok {
+			return intKey(n), nil
+		}
 		return fk, nil
 	}
 	return nil, err
+}
+
+// intBound is the int that bounds an int as the number value, which is no
+// integer, does under op: n > x as n > ⌊x⌋, n >= x as n >= ⌈x⌉, n < x as
+// n < ⌈x⌉, n <= x as n <= ⌊x⌋. The float64 nearest x rounded it beyond
+// ±2^53 (id>=2^53+0.5 found 2^53). ok is false when the bound is beyond
+// an int64, where x's float key is on the same side of every int.
+func intBound(op, value string) (int64, bool) {
+	s := strings.TrimSpace(value)
+	if f, err := strconv.ParseFloat(s, 64); err != nil || math.Abs(f) > 1e19 {
+		return 0, false // bounds SetString's work for an exponent
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok || r.IsInt() {
+		return 0, false
+	}
+	n := new(big.Int).Div(r.Num(), r.Denom()) // Euclidean: ⌊x⌋, the denominator is positive
+	if op == ">=" || op == "<" {
+		n.Add(n, big.NewInt(1))
+	}
+	if !n.IsInt64() {
+		return 0, false
+	}
+	return n.Int64(), true
 }
 
 // intKey is the index key of an int: the key of the float64 at or below

@@ -47,10 +47,16 @@ as_user() {
 case "$cmd" in
 start)
   # PGPORT, when set, is the one port tried (initdb reads it too).
+  # Set but empty is unset (initdb refuses PGPORT="").
+  [ -n "${PGPORT:-}" ] || unset PGPORT
   if [ -n "${PGPORT:-}" ]; then
     case "$PGPORT" in
       *[!0-9]*) echo "pgcluster: PGPORT=$PGPORT is not a port number" >&2; exit 2 ;;
     esac
+    if [ "${#PGPORT}" -gt 5 ] || [ "$PGPORT" -lt 1 ] || [ "$PGPORT" -gt 65535 ]; then
+      echo "pgcluster: PGPORT=$PGPORT is not a port number (1 to 65535)" >&2
+      exit 2
+    fi
     if (exec 3<>"/dev/tcp/127.0.0.1/$PGPORT") 2>/dev/null; then
       echo "pgcluster: port $PGPORT (PGPORT) is taken" >&2
       exit 1
@@ -67,7 +73,8 @@ start)
   mkdir -p "$dir/data" "$dir/sock"
   [ "$(id -u)" -ne 0 ] || chown "$(as_user id -un)" "$dir/data" "$dir/sock"
   as_user "$bin/initdb" -D "$dir/data" -U lamina --pwfile="$pwfile" -E UTF8 --no-locale \
-    --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1
+    --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1 ||
+    { echo "pgcluster: initdb failed ($dir/initdb.log):" >&2; tail -5 "$dir/initdb.log" >&2; exit 1; }
   rm -f "$pwfile"
   # A port free when probed can be taken before the server binds it (the
   # range meets the kernel's ephemeral ports): try a few, and show the
