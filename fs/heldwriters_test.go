@@ -809,3 +809,70 @@ func TestAdoptedScratchWriterSetsAttrsByDescriptor(t *testing.T) {
 		})
 	}
 }
+
+// A writer of a scratch file adopted by a key, the key then unlinked or
+// replaced: its fchmod and futimens set its own file's mode and mtime, as
+// on an unlinked file, not those of the file now at the key (they went to
+// the key's node, whichever file it was). Audit 25.
+func TestWriterOfReplacedAdoptedFileSetsOnlyItsOwn(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	for _, how := range []string{"unlinked", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			key := "k-" + how
+			h, err := os.OpenFile(w.p(key+"~"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			h.Write([]byte("AAAA"))
+			if err := os.Rename(w.p(key+"~"), w.p(key)); err != nil {
+				t.Fatal(err)
+			}
+			if how == "unlinked" {
+				if err := os.Remove(w.p(key)); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(w.p(key), []byte("CCCC"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := os.WriteFile(w.p(key+".tmp"), []byte("CCCC"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(w.p(key+".tmp"), w.p(key)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := w.versions(key)
+			if err := h.Chmod(0o400); err != nil {
+				t.Errorf("fchmod: %v", err)
+			}
+			mt := time.Date(2001, 9, 9, 1, 46, 40, 0, time.UTC)
+			tv := []syscall.Timeval{syscall.NsecToTimeval(mt.UnixNano()), syscall.NsecToTimeval(mt.UnixNano())}
+			if err := syscall.Futimes(int(h.Fd()), tv); err != nil {
+				t.Errorf("futimes: %v", err)
+			}
+			if fi, err := h.Stat(); err != nil || fi.Mode().Perm() != 0o400 || !fi.ModTime().Equal(mt) {
+				t.Errorf("fstat of the writer: %v, %v; want its own mode 400, mtime %v", fi.Mode(), err, mt)
+			}
+			if _, err := unix.Fgetxattr(int(h.Fd()), "user.lamina.key", make([]byte, 256)); errors.Is(err, syscall.EOPNOTSUPP) {
+				t.Errorf("fgetxattr: %v", err)
+			}
+			if err := h.Close(); err != nil {
+				t.Fatal(err)
+			}
+			after := w.versions(key)
+			if len(after) != len(before) {
+				t.Fatalf("the writer's close made versions: %d, then %d", len(before), len(after))
+			}
+			v := after[len(after)-1]
+			if catalog.Perm(v.Mode) != 0o644 || v.Mtime.Equal(mt) {
+				t.Fatalf("%s now: mode %o, mtime %v; the writer's fchmod and futimens reached it", key, catalog.Perm(v.Mode), v.Mtime)
+			}
+			if got := string(w.read(key)); got != "CCCC" {
+				t.Fatalf("%s reads %q", key, got)
+			}
+		})
+	}
+}

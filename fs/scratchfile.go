@@ -189,18 +189,49 @@ var (
 )
 
 // keyNode is the node of the key s's adopted File writes now; ok is false
-// if s was not adopted, and errno says the key is gone.
-func (s *scratchNode) keyNode(ctx context.Context) (n *node, errno syscall.Errno, ok bool) {
+// if s was not adopted. errno is ENOENT once the File's key was unlinked or
+// replaced: the key's node then is another file's, whose mode and mtime a
+// writer's fchmod and futimens set (orphaned answers those itself).
+func (s *scratchNode) keyNode(ctx context.Context) (n *node, errNo syscall.Errno, ok bool) {
 	f := s.adopted.Load()
 	if f == nil {
 		return nil, 0, false
 	}
+	if f.Deleted() {
+		return nil, syscall.ENOENT, true
+	}
 	prefix, name := splitKey(f.Key())
 	e, err := s.m.ns.lookupKey(ctx, prefix, name)
 	if err != nil {
-		return nil, errnoOf(err), true
+		return nil, errno(s.m.log, "lookup", err), true
 	}
 	return s.m.newNode(e), 0, true
+}
+
+// orphaned answers a SETATTR of a writer whose adopted File's key was
+// unlinked or replaced, as a plain file system does for an unlinked file:
+// on the File alone, which commits nothing any more.
+func (s *scratchNode) orphaned(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	f := s.adopted.Load()
+	if uid, ok := in.GetUID(); ok && uid != s.m.uid {
+		return syscall.EPERM
+	}
+	if gid, ok := in.GetGID(); ok && gid != s.m.gid {
+		return syscall.EPERM
+	}
+	if size, ok := in.GetSize(); ok {
+		if err := f.Truncate(ctx, int64(size)); err != nil {
+			return errno(s.m.log, "truncate", err)
+		}
+	}
+	if mode, ok := in.GetMode(); ok {
+		f.SetMode(mode)
+	}
+	if t, ok := in.GetMTime(); ok {
+		f.SetMtime(t)
+	}
+	s.fileAttr(out)
+	return 0
 }
 
 // keyHandle is the key's writable handle behind fh, a writer's handle of
@@ -227,6 +258,8 @@ func (s *scratchNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fus
 	switch {
 	case !ok:
 		return s.LoopbackNode.Setattr(ctx, fh, in, out)
+	case errno == syscall.ENOENT && s.adopted.Load().Deleted():
+		return s.orphaned(ctx, fh, in, out)
 	case errno != 0:
 		return errno
 	}

@@ -105,6 +105,10 @@ func (s *Stage) moveLocked(f *File, nk string) {
 	s.open[nk] = append(s.open[nk], f)
 }
 
+// Deleted reports whether f's key was unlinked or replaced (a rename onto
+// it) while f was open: f commits nothing any more.
+func (f *File) Deleted() bool { return f.isDeleted() }
+
 // isDeleted reports whether f was unlinked.
 func (f *File) isDeleted() bool {
 	f.s.mu.Lock()
