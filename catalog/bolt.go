@@ -64,8 +64,9 @@ type artifact struct {
 // closes it after, so that several lamina processes take turns (bbolt holds
 // an exclusive file lock while open); Hold keeps it open for a daemon.
 type Bolt struct {
-	path    string
-	timeout time.Duration
+	path      string
+	timeout   time.Duration
+	lazyAfter time.Duration // BoltOptions.LazyCommitAfter
 
 	mu   sync.Mutex // guards held
 	held *bolt.DB
@@ -104,6 +105,10 @@ type BoltOptions struct {
 	// name it): a missing or empty file is then damaged (ErrDamaged), not
 	// a new catalog to set up.
 	Existing bool
+	// LazyCommitAfter is how long lazy saves may wait in the open write
+	// transaction (catalog.Lazy); default LazyCommitAfter. Tests that play
+	// a kill -9 with saves still waiting set it long.
+	LazyCommitAfter time.Duration
 }
 
 // OpenBolt opens or creates the catalog file at path. A file already set
@@ -118,7 +123,10 @@ func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	b := &Bolt{path: path, timeout: o.Timeout}
+	b := &Bolt{path: path, timeout: o.Timeout, lazyAfter: o.LazyCommitAfter}
+	if b.lazyAfter == 0 {
+		b.lazyAfter = LazyCommitAfter
+	}
 	ready, err := b.ready()
 	if err != nil {
 		return nil, err

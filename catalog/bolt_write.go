@@ -1018,7 +1018,7 @@ func (b *Bolt) beginLazyLocked(db *bolt.DB) bool {
 		l.seq = lazySeqOf(tx)
 	}
 	l.open.Store(true)
-	l.timer = time.AfterFunc(LazyCommitAfter, func() { _ = b.commitLazy() })
+	l.timer = time.AfterFunc(b.lazyAfter, func() { _ = b.commitLazy() })
 	return true
 }
 
