@@ -1181,10 +1181,21 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 // (vim: rename f to f~, write a new f, remove f~). A commit of key within
 // MoveAwayWindow brings its versions back from the trash first, so the
 // edit is the next version of the file rather than a new history with
-// the old one in the trash.
+// the old one in the trash. A key with versions in the trash already (an
+// rm, then the file written again) is not brought back: a restore takes
+// every trashed version, and the rm's would come back with the editor's.
 func (s *Stage) MoveAway(ctx context.Context, key string) error {
+	vs, err := s.cat.Versions(ctx, key, true)
+	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		return err
+	}
 	if err := s.Unlink(ctx, key); err != nil {
 		return err
+	}
+	for _, v := range vs {
+		if v.Trashed {
+			return nil
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
