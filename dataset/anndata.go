@@ -397,7 +397,7 @@ func checkCategories(cats node, name string) error {
 		return err
 	}
 	if n > stored {
-		return corruptf("categorical %s says it has %d categories and stores %d (a damaged length)", name, n, stored)
+		return corruptf("categorical %s says it has %d categories and stores %d (a damaged length, or a missing chunk)", name, n, stored)
 	}
 	return nil
 }

@@ -960,7 +960,7 @@ func TestH5adDamagedCategories(t *testing.T) {
 		to   byte
 		want string
 	}{
-		{"pbmc_small.h5ad", 39416, 0x07, "categorical cell_type says it has 117440527 categories and stores 15 (a damaged length)"},
+		{"pbmc_small.h5ad", 39416, 0x07, "categorical cell_type says it has 117440527 categories and stores 15 (a damaged length, or a missing chunk)"},
 		{"pbmc_small.h5ad", 39413, 0x05, "categorical cell_type has code 6 at row 2, and 5 categories"},
 		{"cellxgene_example_valid.h5ad", 9490, 0x05, "categorical assay_ontology_term_id has code 5 at row 0, and 1 categories"},
 	} {
