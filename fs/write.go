@@ -363,9 +363,14 @@ func (m *Mount) notifier() {
 }
 
 // current is what n shows now: a latest name follows new versions; a
-// writer sees its own staged size and mtime.
+// writer sees its own staged size and mtime until it is done with its File
+// (closed, all committed). A stat by path comes with a handle too: go-fuse
+// passes any open one of the inode (rawBridge.GetAttr), such as a closed
+// writer's whose RELEASE has not come, whose File shows the version its
+// close made: a stat right after another writer's later close showed that
+// older size, and the kernel kept it (TestTwoWritersLastCloseShown).
 func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
-	if h, ok := fh.(*handle); ok && h.w != nil {
+	if h, ok := fh.(*handle); ok && h.w != nil && !h.w.f.Done() {
 		e := n.e
 		e.Size, e.Mtime, e.Mode = h.w.f.Attr()
 		return e

@@ -591,6 +591,15 @@ func (f *File) doneWith() bool {
 	return f.released || (f.flushed && !f.dirty && (!f.joined || f.unclosed <= 0))
 }
 
+// Done reports whether the File's writer is done with it (doneWith) and
+// it holds no times or mode to commit: what it shows is a commit's, which
+// a later commit of its key may have replaced.
+func (f *File) Done() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.doneWith() && !f.touched
+}
+
 // HandleClosed counts a writable handle of the File closed by its writer:
 // its first FLUSH, or its RELEASE if it had none. Once each handle sharing
 // it (JoinAppend) is, its writers are done with it (doneWith).
