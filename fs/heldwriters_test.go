@@ -368,6 +368,40 @@ func TestTwoWritersLastCloseShown(t *testing.T) {
 	}
 }
 
+// Two writers of one key, the first still writing when the second closes:
+// a stat by path in between shows the first's size, as its fstat does (its
+// close makes the next version), not the version the second's close made.
+// It showed that, and the kernel kept it past the first's close, whose
+// invalidation comes after close(2) returns: stat said 100 where read gave
+// "CCC". A reader opened first is the handle go-fuse answers a stat by
+// path through (rawBridge.GetAttr); a copy of the second's descriptor
+// keeps its handle, whose RELEASE would come at once, open.
+func TestTwoWritersStatBetweenCloses(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	if err := os.WriteFile(w.p("f"), []byte(strings.Repeat("A", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(w.p("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	h1 := openFile(t, w.p("f"), os.O_RDWR|os.O_TRUNC)
+	h1.WriteAt([]byte("CCC"), 0)
+	h2 := openFile(t, w.p("f"), os.O_RDWR)
+	h2.WriteAt([]byte("BB"), 0)
+	defer unix.Close(closeKeepingHandle(t, h2))
+	statSize(t, w.p("f"), "after the second writer's close", 3)
+	if err := h1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	statSize(t, w.p("f"), "after the first writer's close", 3)
+	if got := string(w.read("f")); got != "CCC" {
+		t.Fatalf("read %q, want the first writer's CCC", got)
+	}
+}
+
 // A stat by path right after the last close of two writers, when the
 // other writer's handle was opened first and its RELEASE has not come:
 // go-fuse answers a stat by path through the first open handle of the

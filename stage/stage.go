@@ -1122,6 +1122,32 @@ func (s *Stage) Pending(key string) *File {
 	return nil
 }
 
+// Unsaved is File.Unsaved of the newest of key's open Files that holds
+// changes not committed yet, and how many Files hold such changes. A File
+// closed with everything committed (its RELEASE still to come) holds none:
+// it shows its commit's version, which another writer's close replaces.
+func (s *Stage) Unsaved(key string) (size int64, mtime time.Time, mode uint32, writers int) {
+	s.mu.Lock()
+	var open []*File
+	for _, f := range s.open[key] {
+		if !f.deleted {
+			open = append(open, f)
+		}
+	}
+	s.mu.Unlock()
+	for _, f := range slices.Backward(open) {
+		sz, mt, md, ok := f.Unsaved()
+		if !ok {
+			continue
+		}
+		if writers == 0 {
+			size, mtime, mode = sz, mt, md
+		}
+		writers++
+	}
+	return size, mtime, mode, writers
+}
+
 // PendingUnder lists the keys directly under prefix ("" or ending in "/")
 // that have open Files, and the next segments of deeper ones.
 func (s *Stage) PendingUnder(prefix string) (keys, dirs []string) {
