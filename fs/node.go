@@ -165,8 +165,9 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		return nil, errno
 	}
 	e = n.m.held.apply(n.prefix(), name, e)
+	shared := false
 	if isLatestFile(e) && n.m.held.holding() {
-		e = n.m.writersAttr(n.prefix()+name, e.Ino, e) // write.go
+		e, shared = n.m.writersAttr(n.prefix()+name, e.Ino, e) // write.go
 	}
 	n.m.fill(e, &out.Attr)
 	d := n.m.timeout(ctx, e)
@@ -175,8 +176,8 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	if n.m.latestVersion(ctx, n.prefix(), e) {
 		out.SetAttrTimeout(0) // touch and chmod change it: Getattr
 	}
-	if isLatestFile(e) && n.m.held.apart(n.prefix()+name) {
-		out.SetAttrTimeout(0) // its writers write through another inode (held.go)
+	if isLatestFile(e) && (shared || n.m.held.apart(n.prefix()+name)) {
+		out.SetAttrTimeout(0) // writers apart (writersAttr), or through another inode (held.go)
 	}
 	if e.Unlisted {
 		// Its mtime is a placeholder: the first stat asks again (Getattr
@@ -196,8 +197,9 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 		return syscall.ESTALE // a stat by path: scratch.go
 	}
 	e := n.current(ctx, fh)
+	shared := false
 	if isLatestFile(e) && n.m.held.holding() {
-		e = n.writersAttr(e) // write.go
+		e, shared = n.writersAttr(e) // write.go
 	}
 	if e.Kind == KindFile && !e.Latest {
 		if prefix, ok := n.parentPrefix(); ok && n.m.latestVersion(ctx, prefix, e) {
@@ -231,8 +233,8 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 	}
 	n.m.fill(e, &out.Attr)
 	out.SetTimeout(n.m.timeout(ctx, e))
-	if isLatestFile(e) && n.m.held.apart(n.key()) {
-		out.SetTimeout(0) // its writers write through another inode (held.go)
+	if isLatestFile(e) && (shared || n.m.held.apart(n.key())) {
+		out.SetTimeout(0) // writers apart (writersAttr), or through another inode (held.go)
 	}
 	return 0
 }

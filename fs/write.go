@@ -363,9 +363,14 @@ func (m *Mount) notifier() {
 }
 
 // current is what n shows now: a latest name follows new versions; a
-// writer sees its own staged size and mtime.
+// writer sees its own staged size and mtime until it is done with its File
+// (closed, all committed). A stat by path comes with a handle too: go-fuse
+// passes any open one of the inode (rawBridge.GetAttr), such as a closed
+// writer's whose RELEASE has not come, whose File shows the version its
+// close made: a stat right after another writer's later close showed that
+// older size, and the kernel kept it (TestTwoWritersLastCloseShown).
 func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
-	if h, ok := fh.(*handle); ok && h.w != nil {
+	if h, ok := fh.(*handle); ok && h.w != nil && !h.w.f.Done() {
 		e := n.e
 		e.Size, e.Mtime, e.Mode = h.w.f.Attr()
 		return e
@@ -405,30 +410,36 @@ func (n *node) lastShown() Entry {
 }
 
 // writersAttr is e, what n's latest path shows, with the size, mtime and
-// mode of the newest File of writers that hold n's inode, if it holds
-// changes not committed yet (a chmod of the path goes to such a File). The
-// kernel keeps one size for the inode, which the writers' own fstat,
-// writes and lseek(SEEK_END) set: a stat by path answering the committed
-// version's size in between moved it back and forth (a writer's ftruncate
-// to 100 of a 70,000-byte file showed 100, then 70,000 after a reader
-// opened it, and the writer's 103 at its close). A reader that opens it
-// reads the committed version still (openLatest).
-func (n *node) writersAttr(e Entry) Entry {
+// mode of the newest File of writers that hold n's inode and hold changes
+// not committed yet (a chmod of the path goes to such a File). The kernel
+// keeps one size for the inode, which the writers' own fstat, writes and
+// lseek(SEEK_END) set: a stat by path answering the committed version's
+// size in between moved it back and forth (a writer's ftruncate to 100 of
+// a 70,000-byte file showed 100, then 70,000 after a reader opened it, and
+// the writer's 103 at its close). A File closed with all committed, whose
+// RELEASE has not come, shows no more: an older writer still writing makes
+// the next version. A reader that opens it reads the committed version
+// still (openLatest).
+//
+// shared: more than one File holds changes. Whichever closes last makes
+// the version, so what a stat shows now may be the other's size when
+// close(2) returns, before the commit's invalidation reaches the kernel:
+// the caller answers it uncached.
+func (n *node) writersAttr(e Entry) (Entry, bool) {
 	return n.m.writersAttr(n.key(), n.StableAttr().Ino, e)
 }
 
 // writersAttr is writersAttr of the inode ino at key's path; a lookup's
 // answer passes here too, for the kernel takes the size it carries.
-func (m *Mount) writersAttr(key string, ino uint64, e Entry) Entry {
-	if !m.held.writing(key, ino) || !m.ns.st.Writing(key) {
-		return e
+func (m *Mount) writersAttr(key string, ino uint64, e Entry) (_ Entry, shared bool) {
+	if !m.held.writing(key, ino) {
+		return e, false
 	}
-	if f := m.ns.st.Pending(key); f != nil {
-		if size, mt, mode, ok := f.Unsaved(); ok {
-			e.Size, e.Mtime, e.Mode = size, mt, mode
-		}
+	size, mt, mode, writers := m.ns.st.Unsaved(key)
+	if writers > 0 {
+		e.Size, e.Mtime, e.Mode = size, mt, mode
 	}
-	return e
+	return e, writers > 1
 }
 
 // orphan reports whether n left its key (retired) and the tree: unlinked,

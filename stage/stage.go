@@ -591,6 +591,15 @@ func (f *File) doneWith() bool {
 	return f.released || (f.flushed && !f.dirty && (!f.joined || f.unclosed <= 0))
 }
 
+// Done reports whether the File's writer is done with it (doneWith) and
+// it holds no times or mode to commit: what it shows is a commit's, which
+// a later commit of its key may have replaced.
+func (f *File) Done() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.doneWith() && !f.touched
+}
+
 // HandleClosed counts a writable handle of the File closed by its writer:
 // its first FLUSH, or its RELEASE if it had none. Once each handle sharing
 // it (JoinAppend) is, its writers are done with it (doneWith).
@@ -1111,6 +1120,32 @@ func (s *Stage) Pending(key string) *File {
 		}
 	}
 	return nil
+}
+
+// Unsaved is File.Unsaved of the newest of key's open Files that holds
+// changes not committed yet, and how many Files hold such changes. A File
+// closed with everything committed (its RELEASE still to come) holds none:
+// it shows its commit's version, which another writer's close replaces.
+func (s *Stage) Unsaved(key string) (size int64, mtime time.Time, mode uint32, writers int) {
+	s.mu.Lock()
+	var open []*File
+	for _, f := range s.open[key] {
+		if !f.deleted {
+			open = append(open, f)
+		}
+	}
+	s.mu.Unlock()
+	for _, f := range slices.Backward(open) {
+		sz, mt, md, ok := f.Unsaved()
+		if !ok {
+			continue
+		}
+		if writers == 0 {
+			size, mtime, mode = sz, mt, md
+		}
+		writers++
+	}
+	return size, mtime, mode, writers
 }
 
 // PendingUnder lists the keys directly under prefix ("" or ending in "/")
