@@ -88,7 +88,7 @@ type Stage struct {
 
 	mu    sync.Mutex // guards open, fresh, movedAway and the key and deleted fields of Files
 	open  map[string][]*File
-	fresh map[string]bool // keys whose artifact this Stage created (temporary names, often)
+	fresh map[string]string // keys whose artifact this Stage created (temporary names, often): its stem
 	// movedAway holds when a key was renamed to a scratch name (MoveAway):
 	// an editor's backup, whose next commit of the key continues it.
 	movedAway map[string]time.Time
@@ -127,7 +127,7 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, jlog: newJournalLog(o.Dir),
-		open: map[string][]*File{}, fresh: map[string]bool{}, movedAway: map[string]time.Time{}}, nil
+		open: map[string][]*File{}, fresh: map[string]string{}, movedAway: map[string]time.Time{}}, nil
 }
 
 // StreamStats count commits stored while the File was written, and
@@ -847,7 +847,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	}
 	if !saved[0].Unchanged && v.Version == 1 {
 		s.mu.Lock()
-		s.fresh[key] = true
+		s.fresh[key] = v.UID[:ref.StemLen]
 		s.mu.Unlock()
 	}
 	s.changed(key)
@@ -1305,10 +1305,11 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 		}
 		f.mu.Unlock()
 	}
-	if fresh && v.Version > 1 {
+	if fresh != "" && v.UID != "" && !strings.HasPrefix(v.UID, fresh) {
 		// Renamed onto an existing key (a fresh file moved to a free key
-		// keeps its version 1), a fresh source went to the trash: a
-		// temporary name leaves nothing behind.
+		// keeps its artifact), a fresh source went to the trash: a
+		// temporary name leaves nothing behind, whether the target took
+		// a new version or already held the same bytes (no version).
 		if vs, verr := s.cat.Versions(ctx, from, true); verr == nil && len(vs) == 1 && vs[0].Trashed {
 			if _, perr := s.cat.Purge(ctx, from); perr != nil {
 				s.log.Warn("lamina mount: purge temporary", "key", from, "err", perr)
