@@ -90,8 +90,9 @@ type Stage struct {
 	open  map[string][]*File
 	fresh map[string]string // keys whose artifact this Stage created (temporary names, often): its stem
 	// movedAway holds when a key was renamed to a scratch name (MoveAway):
-	// an editor's backup, whose next commit of the key continues it.
-	movedAway map[string]time.Time
+	// an editor's backup, whose next commit of the key continues it; or
+	// when a key with a scratch-like name was unlinked (KeepName).
+	movedAway map[string]keptName
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
 	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
@@ -127,7 +128,7 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, jlog: newJournalLog(o.Dir),
-		open: map[string][]*File{}, fresh: map[string]string{}, movedAway: map[string]time.Time{}}, nil
+		open: map[string][]*File{}, fresh: map[string]string{}, movedAway: map[string]keptName{}}, nil
 }
 
 // StreamStats count commits stored while the File was written, and
@@ -1197,26 +1198,47 @@ func (s *Stage) MoveAway(ctx context.Context, key string) error {
 			return nil
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	for k, t := range s.movedAway {
-		if now.Sub(t) > MoveAwayWindow {
-			delete(s.movedAway, k)
-		}
-	}
-	s.movedAway[key] = now
+	s.keepName(key, true)
 	return nil
 }
 
+// keptName is a key's name kept the catalog's for MoveAwayWindow after
+// the key left: restore says whether its next commit brings its versions
+// back from the trash (MoveAway) or starts after them (KeepName).
+type keptName struct {
+	at      time.Time
+	restore bool
+}
+
+// KeepName keeps the name of key, unlinked a moment ago, the catalog's for
+// MoveAwayWindow although it matches a scratch pattern (k~, .#x: keys
+// saved under such names): tar -x unlinks a file it extracts over and
+// creates it anew, which was then a scratch file, with the key's versions
+// in the trash. Its next commit is the key's next version, as for any key
+// unlinked and written again: the removed ones stay in the trash.
+func (s *Stage) KeepName(key string) { s.keepName(key, false) }
+
+func (s *Stage) keepName(key string, restore bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for k, kn := range s.movedAway {
+		if now.Sub(kn.at) > MoveAwayWindow {
+			delete(s.movedAway, k)
+		}
+	}
+	s.movedAway[key] = keptName{at: now, restore: restore}
+}
+
 // MovedAway reports whether key was renamed to a scratch name (MoveAway)
-// within MoveAwayWindow and not committed since: its name is the catalog's
-// still, for the editor writes the file anew there.
+// or unlinked (KeepName) within MoveAwayWindow and not committed since:
+// its name is the catalog's still, for the editor (or tar) writes the
+// file anew there.
 func (s *Stage) MovedAway(key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.movedAway[key]
-	return ok && time.Since(t) <= MoveAwayWindow
+	kn, ok := s.movedAway[key]
+	return ok && time.Since(kn.at) <= MoveAwayWindow
 }
 
 // MoveAwayWindow is how soon after MoveAway a new commit of the key still
@@ -1227,10 +1249,10 @@ const MoveAwayWindow = time.Minute
 // the trash, if that was within MoveAwayWindow.
 func (s *Stage) restoreMovedAway(ctx context.Context, key string) {
 	s.mu.Lock()
-	t, ok := s.movedAway[key]
+	kn, ok := s.movedAway[key]
 	delete(s.movedAway, key)
 	s.mu.Unlock()
-	if !ok || time.Since(t) > MoveAwayWindow {
+	if !ok || !kn.restore || time.Since(kn.at) > MoveAwayWindow {
 		return
 	}
 	if _, err := s.cat.Restore(ctx, key); err != nil && !errors.Is(err, catalog.ErrNotFound) {
