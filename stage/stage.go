@@ -326,6 +326,20 @@ func (s *Stage) Writing(key string) bool {
 	return false
 }
 
+// WritingUnder reports whether a writer may still change a key under
+// prefix (Writing).
+func (s *Stage) WritingUnder(prefix string) bool {
+	s.mu.Lock()
+	var keys []string
+	for k := range s.open {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	s.mu.Unlock()
+	return slices.ContainsFunc(keys, s.Writing)
+}
+
 // OpenAppend opens key for O_APPEND (without O_TRUNC) as one step: it
 // joins the File another appender holds (JoinAppend), or else starts one on
 // the latest version, read only after any close of key in flight has
