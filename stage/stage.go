@@ -92,7 +92,8 @@ type Stage struct {
 	// movedAway holds when a key was renamed to a scratch name (MoveAway):
 	// an editor's backup, whose next commit of the key continues it; or
 	// when a key with a scratch-like name was unlinked (KeepName).
-	movedAway map[string]keptName
+	movedAway   map[string]keptName
+	movedPruned time.Time // when movedAway was last rid of its old names
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
 	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
@@ -1236,9 +1237,14 @@ func (s *Stage) keepName(key string, restore bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
-	for k, kn := range s.movedAway {
-		if now.Sub(kn.at) > MoveAwayWindow {
-			delete(s.movedAway, k)
+	if now.Sub(s.movedPruned) > MoveAwayWindow {
+		// Once a window: a folder of many keys moved away (or rm -r of
+		// scratch-like keys) went over the whole map for each.
+		s.movedPruned = now
+		for k, kn := range s.movedAway {
+			if now.Sub(kn.at) > MoveAwayWindow {
+				delete(s.movedAway, k)
+			}
 		}
 	}
 	s.movedAway[key] = keptName{at: now, restore: restore}
