@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path"
@@ -11,6 +12,7 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/stage"
 )
 
@@ -110,9 +112,32 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	if e != 0 {
 		return e
 	}
+	if ent.Kind == KindDir {
+		return m.materializeFolder(ctx, n, name, dst)
+	}
 	if ent.Kind != KindFile {
 		return syscall.EXDEV
 	}
+	if e := m.copyToScratch(ctx, ent, dst); e != 0 {
+		return e
+	}
+	key := n.prefix() + name
+	if err := m.ns.st.MoveAway(ctx, key); err != nil {
+		return errno(m.log, "rename", err)
+	}
+	m.retired.retire(key, n.GetChild(name)) // inode.go
+	m.written(key)
+	// The kernel moves the key's entry to dst, on the retired inode: an
+	// open of dst answered ENOENT until its folder was listed again. Once
+	// the rename is done, dst is looked up anew (the scratch file).
+	p, base := splitKey(dst)
+	m.sendNotes([]Change{{Prefix: p, Names: []string{base}}})
+	return 0
+}
+
+// copyToScratch copies the file ent shows to the scratch path dst, with
+// its mtime.
+func (m *Mount) copyToScratch(ctx context.Context, ent Entry, dst string) syscall.Errno {
 	f, err := m.ns.FileOf(ctx, ent)
 	if err != nil {
 		return errno(m.log, "rename", err)
@@ -143,17 +168,78 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 			return errno(m.log, "rename", rerr)
 		}
 	}
-	out.Close()
-	os.Chtimes(p, ent.Mtime, ent.Mtime)
-	key := n.prefix() + name
-	if err := m.ns.st.MoveAway(ctx, key); err != nil {
-		return errno(m.log, "rename", err)
+	if err := out.Close(); err != nil {
+		return errnoOf(err)
 	}
-	m.retired.retire(key, n.GetChild(name)) // inode.go
-	m.written(key)
-	// The kernel moves the key's entry to dst, on the retired inode: an
-	// open of dst answered ENOENT until its folder was listed again. Once
-	// the rename is done, dst is looked up anew (the scratch file).
+	os.Chtimes(p, ent.Mtime, ent.Mtime)
+	return 0
+}
+
+// materializeFolder renames a folder of keys to a scratch name (mv dir
+// dir~) as materialize does each of its keys: copied into the scratch
+// folder and moved away (MoveAway), so that moving them back within
+// MoveAwayWindow (mv dir~ dir, which copies) continues their histories.
+// mv's own fallback for EXDEV copied them and unlinked each key, and the
+// copies back were new histories with the old ones in the trash. A folder
+// holding links or folder artifacts still answers EXDEV; one a writer
+// holds a key of, EBUSY.
+func (m *Mount) materializeFolder(ctx context.Context, n *node, name, dst string) syscall.Errno {
+	src := n.prefix() + name
+	if m.ns.st.WritingUnder(src + "/") {
+		return syscall.EBUSY // as for a key (materialize)
+	}
+	var files []Entry
+	folders := []string{src}
+	for i := 0; i < len(folders); i++ {
+		d, err := m.ns.cat.Children(ctx, folders[i]+"/")
+		if err != nil {
+			return errno(m.log, "rename", err)
+		}
+		if len(d.Links) > 0 {
+			return syscall.EXDEV
+		}
+		for _, v := range d.Files {
+			ent, err := m.ns.lookupKey(ctx, folders[i]+"/", path.Base(v.Key))
+			if err != nil {
+				return errno(m.log, "rename", err)
+			}
+			if ent.Kind != KindFile {
+				return syscall.EXDEV
+			}
+			files = append(files, ent)
+		}
+		for _, sub := range d.Subdirs {
+			folders = append(folders, folders[i]+"/"+sub)
+		}
+	}
+	// Scratch files in the folder go with it.
+	sp := m.scratchPath(dst)
+	os.MkdirAll(filepath.Dir(sp), 0o755)
+	if err := os.Rename(m.scratchPath(src), sp); err != nil && !os.IsNotExist(err) {
+		return errnoOf(err)
+	}
+	for _, f := range folders {
+		os.MkdirAll(m.scratchPath(dst+f[len(src):]), 0o755)
+	}
+	for _, ent := range files {
+		if e := m.copyToScratch(ctx, ent, dst+ent.Key[len(src):]); e != 0 {
+			return e
+		}
+	}
+	for _, ent := range files {
+		if err := m.ns.st.MoveAway(ctx, ent.Key); err != nil {
+			return errno(m.log, "rename", err)
+		}
+		m.ns.remove(ent.Key)
+	}
+	for i := len(folders) - 1; i >= 0; i-- {
+		if err := m.ns.st.Rmdir(ctx, folders[i]); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return errno(m.log, "rename", err)
+		}
+		m.ns.dirChanged(folders[i], false)
+	}
+	m.retired.retireUnder(src+"/", n.GetChild(name)) // inode.go
+	m.written(src)
 	p, base := splitKey(dst)
 	m.sendNotes([]Change{{Prefix: p, Names: []string{base}}})
 	return 0

@@ -1206,6 +1206,9 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return n.errno("unlink", err)
 	}
 	n.m.unlinked.add(key)
+	if n.m.isScratch(key) {
+		n.m.ns.st.KeepName(key) // tar -x writes it anew: a key still (scratchAt)
+	}
 	n.m.retired.retire(key, n.GetChild(name)) // inode.go
 	n.m.held.drop([]string{key})
 	n.m.ns.remove(key)

@@ -35,12 +35,32 @@ func (s Scratch) Match(p string) bool {
 	return false
 }
 
-// MatchName reports whether one name is scratch.
+// MatchName reports whether one name is scratch. So is rsync's temporary
+// of a scratch name (.x~.Ab12Cd for x~): a key, it went to the trash when
+// rsync renamed it onto x~.
 func (s Scratch) MatchName(name string) bool {
 	for _, pat := range s {
 		if ok, _ := path.Match(pat, name); ok {
 			return true
 		}
 	}
+	if base, ok := rsyncTemporaryOf(name); ok {
+		return s.MatchName(base)
+	}
 	return false
+}
+
+// rsyncTemporaryOf returns the name whose temporary rsync names name:
+// "." + the name + "." + six letters or digits (mkstemp's XXXXXX).
+func rsyncTemporaryOf(name string) (string, bool) {
+	const suffix = 7 // ".XXXXXX"
+	if len(name) < 2+suffix || name[0] != '.' || name[len(name)-suffix] != '.' {
+		return "", false
+	}
+	for _, c := range name[len(name)-suffix+1:] {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+			return "", false
+		}
+	}
+	return name[1 : len(name)-suffix], true
 }

@@ -88,10 +88,12 @@ type Stage struct {
 
 	mu    sync.Mutex // guards open, fresh, movedAway and the key and deleted fields of Files
 	open  map[string][]*File
-	fresh map[string]bool // keys whose artifact this Stage created (temporary names, often)
+	fresh map[string]string // keys whose artifact this Stage created (temporary names, often): its stem
 	// movedAway holds when a key was renamed to a scratch name (MoveAway):
-	// an editor's backup, whose next commit of the key continues it.
-	movedAway map[string]time.Time
+	// an editor's backup, whose next commit of the key continues it; or
+	// when a key with a scratch-like name was unlinked (KeepName).
+	movedAway   map[string]keptName
+	movedPruned time.Time // when movedAway was last rid of its old names
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
 	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
@@ -127,7 +129,7 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, jlog: newJournalLog(o.Dir),
-		open: map[string][]*File{}, fresh: map[string]bool{}, movedAway: map[string]time.Time{}}, nil
+		open: map[string][]*File{}, fresh: map[string]string{}, movedAway: map[string]keptName{}}, nil
 }
 
 // StreamStats count commits stored while the File was written, and
@@ -323,6 +325,20 @@ func (s *Stage) Writing(key string) bool {
 		}
 	}
 	return false
+}
+
+// WritingUnder reports whether a writer may still change a key under
+// prefix (Writing).
+func (s *Stage) WritingUnder(prefix string) bool {
+	s.mu.Lock()
+	var keys []string
+	for k := range s.open {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	s.mu.Unlock()
+	return slices.ContainsFunc(keys, s.Writing)
 }
 
 // OpenAppend opens key for O_APPEND (without O_TRUNC) as one step: it
@@ -856,7 +872,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	}
 	if !saved[0].Unchanged && v.Version == 1 {
 		s.mu.Lock()
-		s.fresh[key] = true
+		s.fresh[key] = v.UID[:ref.StemLen]
 		s.mu.Unlock()
 	}
 	s.changed(key)
@@ -1232,26 +1248,52 @@ func (s *Stage) MoveAway(ctx context.Context, key string) error {
 			return nil
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	for k, t := range s.movedAway {
-		if now.Sub(t) > MoveAwayWindow {
-			delete(s.movedAway, k)
-		}
-	}
-	s.movedAway[key] = now
+	s.keepName(key, true)
 	return nil
 }
 
+// keptName is a key's name kept the catalog's for MoveAwayWindow after
+// the key left: restore says whether its next commit brings its versions
+// back from the trash (MoveAway) or starts after them (KeepName).
+type keptName struct {
+	at      time.Time
+	restore bool
+}
+
+// KeepName keeps the name of key, unlinked a moment ago, the catalog's for
+// MoveAwayWindow although it matches a scratch pattern (k~, .#x: keys
+// saved under such names): tar -x unlinks a file it extracts over and
+// creates it anew, which was then a scratch file, with the key's versions
+// in the trash. Its next commit is the key's next version, as for any key
+// unlinked and written again: the removed ones stay in the trash.
+func (s *Stage) KeepName(key string) { s.keepName(key, false) }
+
+func (s *Stage) keepName(key string, restore bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if now.Sub(s.movedPruned) > MoveAwayWindow {
+		// Once a window: a folder of many keys moved away (or rm -r of
+		// scratch-like keys) went over the whole map for each.
+		s.movedPruned = now
+		for k, kn := range s.movedAway {
+			if now.Sub(kn.at) > MoveAwayWindow {
+				delete(s.movedAway, k)
+			}
+		}
+	}
+	s.movedAway[key] = keptName{at: now, restore: restore}
+}
+
 // MovedAway reports whether key was renamed to a scratch name (MoveAway)
-// within MoveAwayWindow and not committed since: its name is the catalog's
-// still, for the editor writes the file anew there.
+// or unlinked (KeepName) within MoveAwayWindow and not committed since:
+// its name is the catalog's still, for the editor (or tar) writes the
+// file anew there.
 func (s *Stage) MovedAway(key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.movedAway[key]
-	return ok && time.Since(t) <= MoveAwayWindow
+	kn, ok := s.movedAway[key]
+	return ok && time.Since(kn.at) <= MoveAwayWindow
 }
 
 // MoveAwayWindow is how soon after MoveAway a new commit of the key still
@@ -1262,10 +1304,10 @@ const MoveAwayWindow = time.Minute
 // the trash, if that was within MoveAwayWindow.
 func (s *Stage) restoreMovedAway(ctx context.Context, key string) {
 	s.mu.Lock()
-	t, ok := s.movedAway[key]
+	kn, ok := s.movedAway[key]
 	delete(s.movedAway, key)
 	s.mu.Unlock()
-	if !ok || time.Since(t) > MoveAwayWindow {
+	if !ok || !kn.restore || time.Since(kn.at) > MoveAwayWindow {
 		return
 	}
 	if _, err := s.cat.Restore(ctx, key); err != nil && !errors.Is(err, catalog.ErrNotFound) {
@@ -1340,10 +1382,11 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 		}
 		f.mu.Unlock()
 	}
-	if fresh && v.Version > 1 {
+	if fresh != "" && v.UID != "" && !strings.HasPrefix(v.UID, fresh) {
 		// Renamed onto an existing key (a fresh file moved to a free key
-		// keeps its version 1), a fresh source went to the trash: a
-		// temporary name leaves nothing behind.
+		// keeps its artifact), a fresh source went to the trash: a
+		// temporary name leaves nothing behind, whether the target took
+		// a new version or already held the same bytes (no version).
 		if vs, verr := s.cat.Versions(ctx, from, true); verr == nil && len(vs) == 1 && vs[0].Trashed {
 			if _, perr := s.cat.Purge(ctx, from); perr != nil {
 				s.log.Warn("lamina mount: purge temporary", "key", from, "err", perr)
