@@ -1488,11 +1488,15 @@ func (s *Stage) Mkdir(ctx context.Context, key string) error {
 	return nil
 }
 
-// Rmdir removes an empty folder.
+// Rmdir removes an empty folder. The folder it was in persists, as at
+// Unlink: a folder that is only a prefix of keys saved from the CLI has no
+// record, and would vanish with its last subfolder (rm -r then fails on it).
 func (s *Stage) Rmdir(ctx context.Context, key string) error {
-	if err := s.cat.RemoveFolder(s.lazy(ctx), key); err != nil {
+	ctx = s.lazy(ctx)
+	if err := s.cat.RemoveFolder(ctx, key); err != nil {
 		return err
 	}
+	s.keepFolder(ctx, key)
 	s.changed(key)
 	return nil
 }
