@@ -54,6 +54,9 @@ type mountStatus struct {
 	Storage        *retry.Health    `json:"storage,omitempty"`       // S3: whether the server answered the last calls
 	CatalogError   string           `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
 	TakenOver      string           `json:"taken_over_by,omitempty"` // the instance that took the storage over: the mount is read-only
+	// Set by the CLI that asks, from the daemon's hello (build.go).
+	DaemonBuild   string `json:"daemon_build"`   // the daemon's build, empty for one older than builds in hellos
+	BuildMismatch bool   `json:"build_mismatch"` // the daemon runs another build than this lamina: lamina commands may only read through it
 }
 
 const readyFDEnv = "LAMINA_READY_FD"
@@ -1082,6 +1085,8 @@ func cmdStatus() *cli.Command {
 				return err
 			}
 			st.Stale = staleMounts(s, st.Mountpoint)
+			st.DaemonBuild = cl.Hello().Build
+			st.BuildMismatch = st.DaemonBuild != buildID() // build.go
 			if format == "json" {
 				return writeJSON(w, []mountStatus{st})
 			}
@@ -1099,9 +1104,9 @@ func cmdStatus() *cli.Command {
 			if st.FailedCommits > 0 {
 				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, tried again every few minutes and at the next mount (%s says why)", st.FailedCommits, mountLogPath(dirs, s.Name))})
 			}
-			if h := cl.Hello(); h.Build != buildID() { // build.go
+			if st.BuildMismatch {
 				rows = append(rows, []string{"build", fmt.Sprintf("another lamina build (%s; this lamina is %s): lamina commands may only read through it; `lamina umount %s && lamina mount %s` restarts it",
-					cmp.Or(h.Build, "an older one"), buildID(), st.Mountpoint, st.Mountpoint)})
+					cmp.Or(st.DaemonBuild, "an older one"), buildID(), st.Mountpoint, st.Mountpoint)})
 			}
 			if st.ReadOnly {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
