@@ -246,6 +246,25 @@ func (m *Mount) Dir() string { return m.dir }
 // Wait blocks until the file system is unmounted.
 func (m *Mount) Wait() { m.server.Wait() }
 
+// OpenForWriting returns the keys of the files open for writing through
+// the mount (none on a read-only mount). Processes of a mount detached
+// lazily are not seen in /proc under its directory, but their files are
+// open here.
+func (m *Mount) OpenForWriting() []string {
+	if m.ns.st == nil {
+		return nil
+	}
+	return m.ns.st.OpenKeys()
+}
+
+// Detached reports whether the mount is gone from its directory while
+// served: a lazy unmount (MNT_DETACH), which leaves processes that use it
+// working until they let go, and makes Unmount fail (EINVAL).
+func (m *Mount) Detached() bool {
+	_, ok := MountInfo(m.dir)
+	return !ok
+}
+
 // Unmount unmounts and stops the invalidator. Open files make it fail with
 // EBUSY (the caller may retry).
 func (m *Mount) Unmount() error {

@@ -325,6 +325,22 @@ func (s *Stage) Writing(key string) bool {
 	return false
 }
 
+// OpenKeys returns the keys open for writing (sorted): Files not
+// released whose key was not unlinked or renamed over. Stopping the mount
+// now would cut their writers off.
+func (s *Stage) OpenKeys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []string
+	for k, l := range s.open {
+		if slices.ContainsFunc(l, func(f *File) bool { return !f.deleted }) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // OpenAppend opens key for O_APPEND (without O_TRUNC) as one step: it
 // joins the File another appender holds (JoinAppend), or else starts one on
 // the latest version, read only after any close of key in flight has
