@@ -58,6 +58,8 @@ type Mount struct {
 	uid    uint32
 	gid    uint32
 
+	inMountinfo bool // mountinfo lists the mount at dir once it is up (Detached)
+
 	changes chan changeReq
 	notes   chan []Change // kernel notifications of the write side
 	stop    chan struct{}
@@ -218,6 +220,7 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	m.server = server
+	_, m.inMountinfo = MountInfo(dir)
 	go m.invalidator()
 	go m.notifier()
 	if o.ReadAheadKB > 0 {
@@ -260,9 +263,10 @@ func (m *Mount) OpenForWriting() []string {
 // Detached reports whether the mount is gone from its directory while
 // served: a lazy unmount (MNT_DETACH), which leaves processes that use it
 // working until they let go, and makes Unmount fail (EINVAL).
+// It is false when mountinfo did not name the mount by dir to begin with.
 func (m *Mount) Detached() bool {
 	_, ok := MountInfo(m.dir)
-	return !ok
+	return m.inMountinfo && !ok
 }
 
 // Unmount unmounts and stops the invalidator. Open files make it fail with

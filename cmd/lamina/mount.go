@@ -871,11 +871,20 @@ func refuseWhileWriting(ctx context.Context, dirs instance.Dirs, name, dir strin
 				how = "it, detached (a lazy unmount: `lamina umount --force` by another user),"
 			}
 			return exitf(1, "%s is in use: %s has %s open for writing (%s); its daemon (pid %d) stops by itself once they are closed, or run `lamina umount %s` again then; `lamina umount --force %s` stops it now, and they lose what was not closed (kept under lost+found/ at the next mount)",
-				dir, how, plural(st.OpenForWriting, "file"), strings.Join(st.WritingKeys, ", "), pid, dir, dir)
+				dir, how, plural(st.OpenForWriting, "file"), keyList(st), pid, dir, dir)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	return nil
+}
+
+// keyList names the keys open for writing that st lists, "…" for more.
+func keyList(st mountStatus) string {
+	l := strings.Join(st.WritingKeys, ", ")
+	if st.OpenForWriting > len(st.WritingKeys) {
+		l += ", …"
+	}
+	return l
 }
 
 // daemonStatus asks the daemon of the named instance for its status.
