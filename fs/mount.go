@@ -58,6 +58,8 @@ type Mount struct {
 	uid    uint32
 	gid    uint32
 
+	inMountinfo bool // mountinfo lists the mount at dir once it is up (Detached)
+
 	changes chan changeReq
 	notes   chan []Change // kernel notifications of the write side
 	stop    chan struct{}
@@ -218,6 +220,7 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	m.server = server
+	_, m.inMountinfo = MountInfo(dir)
 	go m.invalidator()
 	go m.notifier()
 	if o.ReadAheadKB > 0 {
@@ -245,6 +248,26 @@ func (m *Mount) Dir() string { return m.dir }
 
 // Wait blocks until the file system is unmounted.
 func (m *Mount) Wait() { m.server.Wait() }
+
+// OpenForWriting returns the keys of the files open for writing through
+// the mount (none on a read-only mount). Processes of a mount detached
+// lazily are not seen in /proc under its directory, but their files are
+// open here.
+func (m *Mount) OpenForWriting() []string {
+	if m.ns.st == nil {
+		return nil
+	}
+	return m.ns.st.OpenKeys()
+}
+
+// Detached reports whether the mount is gone from its directory while
+// served: a lazy unmount (MNT_DETACH), which leaves processes that use it
+// working until they let go, and makes Unmount fail (EINVAL).
+// It is false when mountinfo did not name the mount by dir to begin with.
+func (m *Mount) Detached() bool {
+	_, ok := MountInfo(m.dir)
+	return m.inMountinfo && !ok
+}
 
 // Unmount unmounts and stops the invalidator. Open files make it fail with
 // EBUSY (the caller may retry).

@@ -341,6 +341,22 @@ func (s *Stage) WritingUnder(prefix string) bool {
 	return slices.ContainsFunc(keys, s.Writing)
 }
 
+// OpenKeys returns the keys open for writing (sorted): Files not
+// released whose key was not unlinked or renamed over. Stopping the mount
+// now would cut their writers off.
+func (s *Stage) OpenKeys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []string
+	for k, l := range s.open {
+		if slices.ContainsFunc(l, func(f *File) bool { return !f.deleted }) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // OpenAppend opens key for O_APPEND (without O_TRUNC) as one step: it
 // joins the File another appender holds (JoinAppend), or else starts one on
 // the latest version, read only after any close of key in flight has
@@ -1577,11 +1593,15 @@ func (s *Stage) Mkdir(ctx context.Context, key string) error {
 	return nil
 }
 
-// Rmdir removes an empty folder.
+// Rmdir removes an empty folder. The folder it was in persists, as at
+// Unlink: a folder that is only a prefix of keys saved from the CLI has no
+// record, and would vanish with its last subfolder (rm -r then fails on it).
 func (s *Stage) Rmdir(ctx context.Context, key string) error {
-	if err := s.cat.RemoveFolder(s.lazy(ctx), key); err != nil {
+	ctx = s.lazy(ctx)
+	if err := s.cat.RemoveFolder(ctx, key); err != nil {
 		return err
 	}
+	s.keepFolder(ctx, key)
 	s.changed(key)
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +47,20 @@ func TestDaemonOfAnotherBuild(t *testing.T) {
 	}
 	if st, _, _ := run(other, "status"); !strings.Contains(st, "another lamina build") {
 		t.Errorf("status by another build does not say so:\n%s", st)
+	}
+	// status --format json says so too.
+	mismatch := func(js string) bool {
+		var sts []mountStatus
+		if err := json.Unmarshal([]byte(js), &sts); err != nil || len(sts) != 1 || sts[0].DaemonBuild == "" {
+			t.Fatalf("status --format json: %v\n%s", err, js)
+		}
+		return sts[0].BuildMismatch
+	}
+	if mismatch(e.ok("status", "--format", "json")) {
+		t.Errorf("status --format json by the daemon's own build says build_mismatch")
+	}
+	if js, _, _ := run(other, "status", "--format", "json"); !mismatch(js) {
+		t.Errorf("status --format json by another build does not say build_mismatch:\n%s", js)
 	}
 	e.ok("save", e.file("c.txt", []byte("c\n")), "--key", "c.txt") // the daemon's own build writes
 	if _, errs, err := run(other, "umount", mnt); err != nil {

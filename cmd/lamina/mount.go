@@ -54,6 +54,12 @@ type mountStatus struct {
 	Storage        *retry.Health    `json:"storage,omitempty"`       // S3: whether the server answered the last calls
 	CatalogError   string           `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
 	TakenOver      string           `json:"taken_over_by,omitempty"` // the instance that took the storage over: the mount is read-only
+	Detached       bool             `json:"detached,omitempty"`      // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
+	OpenForWriting int              `json:"open_for_writing"`        // files open for writing through the mount: a plain umount waits for them
+	WritingKeys    []string         `json:"writing_keys,omitempty"`  // the first ten of them
+	// Set by the CLI that asks, from the daemon's hello (build.go).
+	DaemonBuild   string `json:"daemon_build"`   // the daemon's build, empty for one older than builds in hellos
+	BuildMismatch bool   `json:"build_mismatch"` // the daemon runs another build than this lamina: lamina commands may only read through it
 }
 
 const readyFDEnv = "LAMINA_READY_FD"
@@ -523,6 +529,8 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			defer cancel()
 			ob, oerr := cat.Outbox(ctx) // a catalog read: does the database answer
 			ms := mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob), ReadOnly: writes == nil}
+			open := m.OpenForWriting()
+			ms.Detached, ms.OpenForWriting, ms.WritingKeys = m.Detached(), len(open), open[:min(len(open), 10)]
 			if oerr != nil {
 				ms.CatalogError = rootCause(oerr)
 			}
@@ -545,6 +553,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	b, _ := json.MarshalIndent(st, "", "  ")
 	os.WriteFile(statePath(dirs, s.Name), b, 0o600)
 	mounted = true
+	os.Remove(forceStopPath(dirs, s.Name)) // one a killed daemon left would make the next plain stop a forced one
 	log.Info("mounted", "instance", s.Name, "dir", dir, "pid", os.Getpid())
 	if ready != nil {
 		if writes == nil {
@@ -565,18 +574,19 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 
 	gone := make(chan struct{})
 	go func() { m.Wait(); close(gone) }()
+	forced := func() bool { _, err := os.Stat(forceStopPath(dirs, s.Name)); return err == nil }
 	select {
 	case <-gone:
 		log.Info("unmounted from outside", "dir", dir)
 	case <-c.Context.Done():
 		log.Info("unmounting", "dir", dir)
-		unmount(m, log)
+		unmount(m, log, gone, forced)
 	case <-hup:
 		log.Info("unmounting: the terminal went away (SIGHUP)", "dir", dir)
-		unmount(m, log)
+		unmount(m, log, gone, forced)
 	case err := <-served:
 		log.Error("catalog server stopped", "err", err)
-		unmount(m, log)
+		unmount(m, log, gone, forced)
 	}
 	srv.Close()
 	if writes != nil {
@@ -604,21 +614,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 // failedCloses asks the daemon of the named instance how many closes wait
 // for a commit that failed (0 if it does not answer).
 func failedCloses(ctx context.Context, dirs instance.Dirs, name string) int64 {
-	s, err := dirs.Load(name)
-	if err != nil {
-		return 0
-	}
-	ctx, cancel := context.WithTimeout(ctx, 6*time.Second) // status waits up to 5 s for the catalog
-	defer cancel()
-	cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
-	if err != nil {
-		return 0
-	}
-	defer cl.Close()
-	st, err := statusOf(ctx, cl)
-	if err != nil {
-		return 0
-	}
+	st, _ := daemonStatus(ctx, dirs, name)
 	return st.FailedCommits
 }
 
@@ -652,22 +648,43 @@ func hangup(log *slog.Logger, foreground bool) <-chan struct{} {
 	return done
 }
 
-// unmount retries while files are open, then detaches the mount lazily.
-func unmount(m *lfs.Mount, log *slog.Logger) {
+// unmount retries while the mount is in use, then detaches it lazily. It
+// does not stop while files are open for writing through the mount, unless
+// told to stop now (forced: umount --force): their writers would lose what
+// they have not closed. The daemon knows its open files; /proc does not
+// show the processes of a mount detached lazily (umount --force by another
+// user), which Unmount cannot unmount (EINVAL). It returns once gone is
+// closed (the kernel let the mount go).
+func unmount(m *lfs.Mount, log *slog.Logger, gone <-chan struct{}, forced func() bool) {
 	deadline := time.Now().Add(10 * time.Second)
+	waiting := 0
 	for {
 		err := m.Unmount()
 		if err == nil {
 			return
 		}
-		if time.Now().After(deadline) {
+		open := m.OpenForWriting()
+		switch {
+		case len(open) > 0 && !forced():
+			if len(open) != waiting {
+				waiting = len(open)
+				log.Warn("not stopping: files are open for writing through the mount; it stops once they are closed (`lamina umount --force` stops it now)",
+					"files", len(open), "keys", strings.Join(open[:min(len(open), 5)], " "))
+			}
+		case m.Detached():
+			return // nothing to unmount, and no writer to cut off
+		case forced() || time.Now().After(deadline):
 			log.Warn("mount still busy; detaching it lazily", "err", err)
 			if err := lfs.ForceUnmount(m.Dir()); err != nil {
 				log.Error("cannot unmount", "err", err)
 			}
 			return
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-gone:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 
@@ -764,7 +781,12 @@ func cmdUmount() *cli.Command {
 					// given and stops by itself; waitDaemon shows that.
 					unmounted = true
 				}
-				if !unmounted {
+				if !unmounted && !c.Bool("force") {
+					if err := refuseWhileWriting(c.Context, dirs, name, dir, st.PID); err != nil {
+						return err
+					}
+				}
+				if !unmounted && processAlive(st.PID) {
 					if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
 						return fmt.Errorf("cannot stop the mount daemon (pid %d): %w", st.PID, err)
 					}
@@ -827,6 +849,59 @@ func cmdUmount() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// refuseWhileWriting is a plain umount's answer when the daemon serves
+// files open for writing although its mount could not be unmounted: one
+// detached lazily (umount --force by another user), whose writers /proc
+// does not show under dir (usersOf). Stopping the daemon cut them off
+// (ENOTCONN; their files to lost+found/). It waits up to 10 s for them
+// to close, as unmountWhenFree waits for users; the daemon of a detached
+// mount stops by itself once its last user lets go.
+func refuseWhileWriting(ctx context.Context, dirs instance.Dirs, name, dir string, pid int) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for processAlive(pid) {
+		st, ok := daemonStatus(ctx, dirs, name)
+		if !ok || st.OpenForWriting == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			how := "it"
+			if st.Detached {
+				how = "it, detached (a lazy unmount: `lamina umount --force` by another user),"
+			}
+			return exitf(1, "%s is in use: %s has %s open for writing (%s); its daemon (pid %d) stops by itself once they are closed, or run `lamina umount %s` again then; `lamina umount --force %s` stops it now, and they lose what was not closed (kept under lost+found/ at the next mount)",
+				dir, how, plural(st.OpenForWriting, "file"), keyList(st), pid, dir, dir)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return nil
+}
+
+// keyList names the keys open for writing that st lists, "…" for more.
+func keyList(st mountStatus) string {
+	l := strings.Join(st.WritingKeys, ", ")
+	if st.OpenForWriting > len(st.WritingKeys) {
+		l += ", …"
+	}
+	return l
+}
+
+// daemonStatus asks the daemon of the named instance for its status.
+func daemonStatus(ctx context.Context, dirs instance.Dirs, name string) (mountStatus, bool) {
+	s, err := dirs.Load(name)
+	if err != nil {
+		return mountStatus{}, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 6*time.Second) // status waits up to 5 s for the catalog
+	defer cancel()
+	cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
+	if err != nil {
+		return mountStatus{}, false
+	}
+	defer cl.Close()
+	st, err := statusOf(ctx, cl)
+	return st, err == nil
 }
 
 // detachForeign is umount --force of a served lamina mount whose daemon
@@ -1082,11 +1157,17 @@ func cmdStatus() *cli.Command {
 				return err
 			}
 			st.Stale = staleMounts(s, st.Mountpoint)
+			st.DaemonBuild = cl.Hello().Build
+			st.BuildMismatch = st.DaemonBuild != buildID() // build.go
 			if format == "json" {
 				return writeJSON(w, []mountStatus{st})
 			}
 			cc := st.ChunkCache
-			rows := [][]string{{"instance", st.Instance}, {"mountpoint", st.Mountpoint}, {"pid", fmt.Sprint(st.PID)},
+			mp := st.Mountpoint
+			if st.Detached {
+				mp += fmt.Sprintf(" (detached, %s open: a lazy unmount; served until its last user lets go, then the daemon stops)", plural(st.OpenForWriting, "file"))
+			}
+			rows := [][]string{{"instance", st.Instance}, {"mountpoint", mp}, {"pid", fmt.Sprint(st.PID)},
 				{"since", st.Started.Local().Format(time.RFC3339)},
 				{"chunk cache", fmt.Sprintf("%s of %s (%d chunks; %d hits, %d misses)", humanBytes(cc.Bytes), humanBytes(cc.Max), cc.Chunks, cc.Hits, cc.Misses)},
 				{"files opened", fmt.Sprint(st.FilesOpened)},
@@ -1099,9 +1180,9 @@ func cmdStatus() *cli.Command {
 			if st.FailedCommits > 0 {
 				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, tried again every few minutes and at the next mount (%s says why)", st.FailedCommits, mountLogPath(dirs, s.Name))})
 			}
-			if h := cl.Hello(); h.Build != buildID() { // build.go
+			if st.BuildMismatch {
 				rows = append(rows, []string{"build", fmt.Sprintf("another lamina build (%s; this lamina is %s): lamina commands may only read through it; `lamina umount %s && lamina mount %s` restarts it",
-					cmp.Or(h.Build, "an older one"), buildID(), st.Mountpoint, st.Mountpoint)})
+					cmp.Or(st.DaemonBuild, "an older one"), buildID(), st.Mountpoint, st.Mountpoint)})
 			}
 			if st.ReadOnly {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})

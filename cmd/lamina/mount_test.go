@@ -852,3 +852,66 @@ func TestUmountForceFromAnotherHome(t *testing.T) {
 		t.Fatalf("busy.txt after the detach: %q", got)
 	}
 }
+
+// TestUmountOfDetachedMountWithWriter: after `lamina umount --force` from
+// another HOME detached a mount lazily, the owner's plain `lamina umount`
+// answered "unmounted" and stopped the daemon while a writer still wrote
+// through the mount: the writer got ENOTCONN and its file went to
+// lost+found/ (usersOf sees no process of a detached mount). The daemon
+// knows its open files: umount refuses naming them, a SIGTERM does not stop
+// the daemon either, status says the mount is detached, and the file is
+// committed whole once the writer closes it.
+func TestUmountOfDetachedMountWithWriter(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	pid := e.daemonPID("m")
+	f, err := os.Create(filepath.Join(mnt, "lz.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString("one\n")
+	other := t.TempDir()
+	cmd := exec.Command(e.bin, "umount", "--force", mnt)
+	cmd.Env = append(slices.Clone(e.env), "HOME="+other, "XDG_RUNTIME_DIR="+other+"/run", "XDG_CONFIG_HOME="+other+"/cfg",
+		"XDG_DATA_HOME="+other+"/data", "XDG_CACHE_HOME="+other+"/cache")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "detached "+mnt) {
+		t.Fatalf("umount --force from another HOME: %v\n%s", err, out)
+	}
+	if st := e.ok("status"); !strings.Contains(st, mnt+" (detached, 1 file open") {
+		t.Errorf("status of the detached mount:\n%s", st)
+	}
+	if _, errs, err := e.run("umount", mnt); err == nil || !strings.Contains(errs, "1 file open for writing (lz.log)") || !strings.Contains(errs, "detached") {
+		t.Errorf("umount of the detached mount with a writer: %v\n%s", err, errs)
+	}
+	// The daemon's own stop path waits for the writer too.
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(e.dir, "run", "lamina", "m", "mount.log")
+	for i := 0; !strings.Contains(string(mustRead(t, logPath)), "not stopping: files are open for writing"); i++ {
+		if i == 300 {
+			t.Fatal("the daemon did not say it waits for the writer")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !processAlive(pid) {
+		t.Fatal("the daemon stopped while a writer still had a file open")
+	}
+	if _, err := f.WriteString("two\n"); err != nil {
+		t.Fatalf("write after umount and SIGTERM: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after umount and SIGTERM: %v", err)
+	}
+	for i := 0; processAlive(pid); i++ {
+		if i == 300 {
+			t.Fatal("the daemon did not stop within 30 s of its last writer closing")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := e.ok("get", "lz.log", "-o", "-"); got != "one\ntwo\n" {
+		t.Fatalf("lz.log: %q", got)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,5 +163,40 @@ func TestRestoreFolderTree(t *testing.T) {
 	e.fails("is a folder of keys", "delete", "--permanent", "--yes", "tree/a.csv/")
 	if got, err := os.ReadFile(filepath.Join(tree, "a.csv")); err != nil || len(got) == 0 {
 		t.Fatalf("tree/a.csv after delete --permanent tree/a.csv/: %q, %v", got, err)
+	}
+}
+
+// `rm -r` in a mount removes a tree whose keys were all saved from the CLI,
+// saved before the mount came up or while it was up: its folders are only
+// prefixes of keys (no folder records), and emptying one kept no record of
+// the folder above it, which vanished before rm's rmdir reached it (rc 1,
+// "cannot remove 'c1/c2': No such file or directory").
+func TestRmTreeOfSavedKeys(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	save := func(top string) {
+		for _, k := range []string{top + "/c2/c3/f.txt", top + "/g.txt"} {
+			e.ok("save", e.file(k, []byte(k+"\n")), "--key", k)
+		}
+	}
+	save("before")
+	e.mount(mnt)
+	save("during")
+	for _, top := range []string{"before", "during"} {
+		if out, err := exec.Command("rm", "-r", filepath.Join(mnt, top)).CombinedOutput(); err != nil {
+			t.Errorf("rm -r %s: %v\n%s", top, err, out)
+		}
+		if _, err := os.Lstat(filepath.Join(mnt, top)); !os.IsNotExist(err) {
+			t.Errorf("%s after rm -r: %v", top, err)
+		}
+		trash := e.ok("ls", "--trash")
+		for _, k := range []string{top + "/c2/c3/f.txt", top + "/g.txt"} {
+			if !strings.Contains(trash, k) {
+				t.Errorf("%s is not in the trash:\n%s", k, trash)
+			}
+		}
+	}
+	if got := lsNames(t, mnt); len(got) != 0 {
+		t.Errorf("mount after rm -r: %v", got)
 	}
 }
