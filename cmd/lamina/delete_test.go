@@ -194,3 +194,68 @@ func TestDeletePermanentFolder(t *testing.T) {
 		})
 	}
 }
+
+// TestDeletePermanentFolderKeepsFilesAtTrashedNames: a file written where
+// a link or a folder was removed is live, and delete --permanent of the
+// folder above deleted it with all its versions (the purge of the trashed
+// link or folder at its key took the artifact). Now the file drops the
+// trashed link or folder, as ln -s or mkdir there does, and the purge of a
+// link or folder in the trash never takes an artifact. Both catalogs,
+// through the mount daemon.
+func TestDeletePermanentFolderKeepsFilesAtTrashedNames(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := workstationEnv(t, "ws")
+			init := []string{"init", "--storage", filepath.Join(e.dir, "storage"), "--name", "m"}
+			if cat == "postgres" {
+				init = append(init, "--db", pgtest.URL(t))
+			}
+			e.ok(init...)
+			mnt := filepath.Join(e.dir, "mnt")
+			e.mount(mnt)
+			in := func(p string) string { return filepath.Join(mnt, p) }
+			if err := os.Mkdir(in("L"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(in("L/f"), []byte("keep\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("f", in("L/ln")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(in("L/ln")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(in("L/ln"), []byte("live data\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(in("L/d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(in("L/d/x"), []byte("x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(in("L/d")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(in("L/d"), []byte("live d\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			trash := e.ok("ls", "--trash")
+			if strings.Contains(trash, "L/ln") || strings.Contains(trash, "L/d/\n") || !strings.Contains(trash, "L/d/x") {
+				t.Errorf("ls --trash after files took the names of a removed link and folder:\n%s", trash)
+			}
+			out := e.ok("delete", "--permanent", "--yes", "L/")
+			if !strings.Contains(out, "under L/: 1 artifact (1 version);") {
+				t.Errorf("delete --permanent L/ said:\n%s", out)
+			}
+			for k, want := range map[string]string{"L/ln": "live data\n", "L/d": "live d\n", "L/f": "keep\n"} {
+				if got, err := os.ReadFile(in(k)); err != nil || string(got) != want {
+					t.Errorf("live %s after delete --permanent L/: %q, %v", k, got, err)
+				}
+				e.ok("show", k)
+			}
+			e.ok("umount", mnt)
+		})
+	}
+}
