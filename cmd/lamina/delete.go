@@ -194,14 +194,11 @@ type trashTree struct {
 	rewritten []string
 }
 
-// trashedTree reads what the trash holds under the folder prefix. A key
-// with versions at prefix itself is an artifact, not the folder: refused,
-// as is a folder under which the trash holds nothing.
+// trashedTree reads what the trash holds under the folder prefix: a
+// folder under which it holds nothing is refused. An artifact at prefix
+// itself is no part of the folder.
 func trashedTree(ctx context.Context, cat catalog.Catalog, prefix string) (trashTree, error) {
 	t := trashTree{prefix: prefix}
-	if vs, err := cat.Versions(ctx, prefix, true); err == nil && len(vs) > 0 {
-		return t, exitf(2, "%s", folderDelete(prefix))
-	}
 	tl, err := cat.TrashList(ctx)
 	if err != nil {
 		return t, err
@@ -224,6 +221,9 @@ func trashedTree(ctx context.Context, cat catalog.Catalog, prefix string) (trash
 		}
 	}
 	if len(t.artifacts)+len(t.nodes) == 0 {
+		if vs, err := cat.Versions(ctx, prefix, true); err == nil && len(vs) > 0 {
+			return t, exitf(2, "%s is an artifact, not a folder, and the trash holds nothing under %s/: lamina delete --permanent %s deletes it and every version of it", prefix, prefix, prefix)
+		}
 		msg := fmt.Sprintf("the trash holds no artifact, folder or link under %s/", prefix)
 		if len(t.rewritten) > 0 {
 			msg += fmt.Sprintf(" but trashed versions of %s written again since, which delete of a folder keeps: %s",
@@ -345,6 +345,10 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 							k, plural(under, "name"), k)
 					}
 					nodes[k] = trash[i].Kind
+					continue
+				}
+				if under := trashCount(trash, k+"/"); under > 0 {
+					missing = append(missing, fmt.Sprintf("%q (the trash holds %s under %s/: lamina delete --permanent %s/ deletes them)", k, plural(under, "name"), k, k))
 					continue
 				}
 			}

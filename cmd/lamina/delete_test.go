@@ -259,3 +259,33 @@ func TestDeletePermanentFolderKeepsFilesAtTrashedNames(t *testing.T) {
 		})
 	}
 }
+
+// TestDeletePermanentFolderBesideFile: delete --permanent t/ takes what
+// the trash holds under t/ when a file t exists, live or trashed (it was
+// refused as "a folder of keys"); t itself stays. delete --permanent z,
+// with nothing at z and things under z/ in the trash, points to z/.
+func TestDeletePermanentFolderBesideFile(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("x", []byte("x\n")), "--key", "t/x")
+	e.ok("delete", "t/x")
+	e.ok("save", e.write("t", []byte("t\n")), "--key", "t")
+	for _, trashed := range []bool{false, true} {
+		if trashed {
+			e.ok("delete", "t")
+			e.ok("save", e.write("y", []byte("y\n")), "--key", "t/y")
+			e.ok("delete", "t/y")
+		}
+		out := e.ok("delete", "--permanent", "--yes", "t/")
+		if !strings.Contains(out, "under t/: 1 artifact (1 version)") {
+			t.Errorf("delete --permanent t/ beside a file t (trashed %v) said:\n%s", trashed, out)
+		}
+	}
+	e.fails("t is an artifact, not a folder", "delete", "--permanent", "--yes", "t/")
+	e.ok("restore", "t") // the trashed file t did not go with t/
+	e.ok("show", "t")
+
+	e.ok("save", e.write("z", []byte("z\n")), "--key", "z/a")
+	e.ok("delete", "z/a")
+	e.fails(`no artifact has key "z" (the trash holds 1 name under z/: lamina delete --permanent z/ deletes them)`, "delete", "--permanent", "--yes", "z")
+}
