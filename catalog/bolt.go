@@ -565,6 +565,10 @@ func (t txn) saveIn(nv NewVersion, b *saveBatch) (Saved, error) {
 		}
 	} else if err := t.checkPlace(nv.Key); err != nil {
 		return Saved{}, err
+	} else if err := t.dropTrashed(nv.Key); err != nil {
+		// A file takes the name, as mkdir or ln -s takes it: the folder
+		// or link trashed there is gone.
+		return Saved{}, err
 	}
 	a.Versions++
 	a.Latest = a.Versions
@@ -874,37 +878,79 @@ func (b *Bolt) Purge(ctx context.Context, key string) ([]Version, error) {
 		}
 		if a == nil {
 			// A folder or link in the trash (bolt_write.go).
-			if n, err := t.trashedNode(key); err != nil || n != nil {
-				if err != nil {
-					return err
-				}
-				return t.dropTrashed(key)
+			if err := t.purgeNode(key); !errors.Is(err, ErrNotFound) {
+				return err
 			}
 			return errorf(ErrNotFound, "no artifact has key %q", key)
 		}
-		if out, err = t.stemVersions(a.Stem); err != nil {
-			return err
-		}
-		for _, v := range out {
-			if err := t.afterPurge(v); err != nil { // bolt_annotate.go
-				return err
-			}
-			if err := tx.Bucket(bVersions).Delete([]byte(v.UID)); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bOutbox).Delete([]byte(v.UID)); err != nil {
-				return err
-			}
-		}
-		if err := tx.Bucket(bArtifacts).Delete([]byte(a.Stem)); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bKeys).Delete([]byte(key)); err != nil {
-			return err
-		}
-		return relist(tx, key)
+		out, err = t.purgeArtifact(a)
+		return err
 	})
 	return out, err
+}
+
+func (b *Bolt) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, error) {
+	var out []Version
+	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		if kind != "" {
+			return t.purgeNode(key)
+		}
+		a, err := t.artifactByKey(key)
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			return errorf(ErrNotFound, "no artifact has key %q", key)
+		}
+		vs, err := t.stemVersions(a.Stem)
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(vs, func(v Version) bool { return !v.Trashed }) {
+			return errorf(ErrWrittenAgain, "%q was written again since it was trashed: kept", key)
+		}
+		out, err = t.purgeArtifact(a)
+		return err
+	})
+	return out, err
+}
+
+// purgeNode drops the folder or link in the trash at key.
+func (t txn) purgeNode(key string) error {
+	if n, err := t.trashedNode(key); err != nil || n != nil {
+		if err != nil {
+			return err
+		}
+		return t.dropTrashed(key)
+	}
+	return errorf(ErrNotFound, "the trash holds no folder or link at %q", key)
+}
+
+// purgeArtifact removes a and all its versions and returns them.
+func (t txn) purgeArtifact(a *artifact) ([]Version, error) {
+	out, err := t.stemVersions(a.Stem)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range out {
+		if err := t.afterPurge(v); err != nil { // bolt_annotate.go
+			return nil, err
+		}
+		if err := t.tx.Bucket(bVersions).Delete([]byte(v.UID)); err != nil {
+			return nil, err
+		}
+		if err := t.tx.Bucket(bOutbox).Delete([]byte(v.UID)); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.tx.Bucket(bArtifacts).Delete([]byte(a.Stem)); err != nil {
+		return nil, err
+	}
+	if err := t.tx.Bucket(bKeys).Delete([]byte(a.Key)); err != nil {
+		return nil, err
+	}
+	return out, relist(t.tx, a.Key)
 }
 
 func (b *Bolt) Each(ctx context.Context, fn func(Version) error) error {

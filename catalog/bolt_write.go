@@ -375,6 +375,9 @@ func (t txn) rekey(a *artifact, to string) (Version, error) {
 	if err := keys.Put([]byte(to), []byte(a.Stem)); err != nil {
 		return Version{}, err
 	}
+	if err := t.dropTrashed(to); err != nil { // as a save there drops it
+		return Version{}, err
+	}
 	a.Key = to
 	if err := putArtifact(t.tx.Bucket(bArtifacts), a); err != nil {
 		return Version{}, err

@@ -24,6 +24,9 @@ var (
 	ErrConflict error = sentinel{"conflict", fs.ErrExist}
 	ErrKind           = errors.New("wrong kind of artifact")
 	ErrSchema         = errors.New("catalog schema")
+	// ErrWrittenAgain: a key whose versions were all in the trash has a
+	// live one again (PurgeTrashed keeps it).
+	ErrWrittenAgain = errors.New("written again since it was trashed")
 )
 
 // sentinel is a package error that also matches an io/fs error.
@@ -233,6 +236,15 @@ type Catalog interface {
 	// them; for a key with no artifact, the folder or link in the trash at
 	// key (none returned). ErrNotFound if there is neither.
 	Purge(ctx context.Context, key string) ([]Version, error)
+	// PurgeTrashed removes for good what the trash holds at key and
+	// nothing live, checking in the one transaction that removes it. With
+	// kind "" it is key's artifact and all its versions, when every one of
+	// them is trashed: ErrWrittenAgain if key has a live version (written
+	// since it was trashed), and nothing is removed. With kind "folder" or
+	// "link" it is only the folder or link in the trash at key (none
+	// returned), never an artifact. ErrNotFound if the trash holds no such
+	// thing at key.
+	PurgeTrashed(ctx context.Context, key, kind string) ([]Version, error)
 	// Each calls fn for every version, live or trashed.
 	Each(ctx context.Context, fn func(Version) error) error
 	// Counts summarises the catalog.

@@ -255,6 +255,11 @@ func (c *Client) Purge(ctx context.Context, key string) ([]catalog.Version, erro
 	return out, c.call(ctx, mPurge, keyArgs{Key: key}, &out)
 }
 
+func (c *Client) PurgeTrashed(ctx context.Context, key, kind string) ([]catalog.Version, error) {
+	var out []catalog.Version
+	return out, c.call(ctx, mPurgeTrash, keyArgs{Key: key, Kind: kind}, &out)
+}
+
 func (c *Client) Each(ctx context.Context, fn func(catalog.Version) error) error {
 	return c.call(ctx, mEach, nil, nil, fn)
 }

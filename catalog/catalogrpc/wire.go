@@ -35,6 +35,7 @@ const (
 	mRestore    = "restore"
 	mTrashList  = "trash_list"
 	mPurge      = "purge"
+	mPurgeTrash = "purge_trashed"
 	mEach       = "each"
 	mCounts     = "counts"
 	mOutbox     = "outbox"
@@ -75,11 +76,12 @@ type keyArgs struct {
 	Key   string `json:"key"`
 	N     int    `json:"n,omitempty"`
 	Trash bool   `json:"trash,omitempty"`
+	Kind  string `json:"kind,omitempty"` // of what the trash holds (PurgeTrashed)
 }
 
 // Protocol numbers the wire protocol: it grows when a call or an argument
 // is added that an older server would ignore or refuse.
-const Protocol = 2
+const Protocol = 3
 
 // Hello is what a server says about itself.
 type Hello struct {
@@ -95,7 +97,7 @@ type Hello struct {
 // writes are the methods that change the catalog: what a Client refuses
 // once told to (RefuseWrites).
 var writes = map[string]bool{
-	mSave: true, mTrash: true, mRestore: true, mPurge: true, mOutboxDone: true,
+	mSave: true, mTrash: true, mRestore: true, mPurge: true, mPurgeTrash: true, mOutboxDone: true,
 	mCreateFeature: true, mCreateLabel: true, mCreateSchema: true, mAnnotate: true, mSaveCollection: true,
 	mSaveTransform: true, mStartRun: true, mFinishRun: true, mAddInputs: true, mCreditOutputs: true,
 	mRename: true, mRenameFolder: true, mSetAttrs: true, mMakeFolder: true, mRemoveFolder: true,
@@ -116,6 +118,7 @@ var kinds = []struct {
 	{"conflict", catalog.ErrConflict},
 	{"kind", catalog.ErrKind},
 	{"schema", catalog.ErrSchema},
+	{"writtenagain", catalog.ErrWrittenAgain},
 	{"canceled", context.Canceled},
 	{"deadline", context.DeadlineExceeded},
 }

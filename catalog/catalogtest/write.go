@@ -347,6 +347,95 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatal("a link restored over a file")
 		}
 	})
+	// PurgeTrashed takes what the trash holds and nothing live. A key
+	// written between a caller's look at the trash and its purge is kept
+	// (ErrWrittenAgain: delete --permanent FOLDER/ took a file written
+	// meanwhile), and a folder or link in the trash goes without the file
+	// at its key (it took the file). A file made where a folder or link was
+	// removed drops it from the trash, as mkdir or ln -s there does.
+	t.Run("PurgeTrashedKeepsWhatIsLive", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("p/a", "1"))
+		save(t, c, NV("p/a", "2"))
+		if _, err := c.Trash(ctx, "p/a"); err != nil {
+			t.Fatal(err)
+		}
+		save(t, c, NV("p/a", "3")) // written after the caller read the trash
+		if vs, err := c.PurgeTrashed(ctx, "p/a", ""); !errors.Is(err, catalog.ErrWrittenAgain) || len(vs) != 0 {
+			t.Fatalf("PurgeTrashed of a key written again = %v, %v; want ErrWrittenAgain", vs, err)
+		}
+		if vs, err := c.Versions(ctx, "p/a", true); err != nil || len(vs) != 3 {
+			t.Fatalf("after PurgeTrashed of a key written again: %d versions, %v; want 3", len(vs), err)
+		}
+		if _, err := c.Trash(ctx, "p/a"); err != nil {
+			t.Fatal(err)
+		}
+		if vs, err := c.PurgeTrashed(ctx, "p/a", ""); err != nil || len(vs) != 3 {
+			t.Fatalf("PurgeTrashed of a trashed key = %d versions, %v; want 3", len(vs), err)
+		}
+		if _, err := c.Versions(ctx, "p/a", true); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("purged key: %v", err)
+		}
+		if _, err := c.PurgeTrashed(ctx, "p/a", ""); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("PurgeTrashed twice: %v", err)
+		}
+
+		// A link in the trash beside a file at its key (the file trashed,
+		// a link made and removed there, the file restored).
+		save(t, c, NV("p/f", "f"))
+		if _, err := c.Trash(ctx, "p/f"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Symlink(ctx, "p/f", "x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveLink(ctx, "p/f"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Restore(ctx, "p/f"); err != nil {
+			t.Fatal(err)
+		}
+		if vs, err := c.PurgeTrashed(ctx, "p/f", "link"); err != nil || len(vs) != 0 {
+			t.Fatalf("PurgeTrashed of a link in the trash = %v, %v", vs, err)
+		}
+		if v, err := c.ByKey(ctx, "p/f", 0); err != nil || v.Version != 1 {
+			t.Fatalf("the live file at a purged link's key: %+v, %v", v, err)
+		}
+		if _, err := c.PurgeTrashed(ctx, "p/f", "link"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("PurgeTrashed of a link twice: %v", err)
+		}
+
+		// Files made where a link and a folder were removed: by a save
+		// and by a rename.
+		if err := c.Symlink(ctx, "p/ln", "f"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveLink(ctx, "p/ln"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.MakeFolder(ctx, "p/d"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveFolder(ctx, "p/d"); err != nil {
+			t.Fatal(err)
+		}
+		save(t, c, NV("p/ln", "live data"))
+		save(t, c, NV("p/tmp", "live d"))
+		if _, err := c.Rename(ctx, "p/tmp", "p/d"); err != nil {
+			t.Fatal(err)
+		}
+		if tl, err := c.TrashList(ctx); err != nil || len(tl) != 0 {
+			t.Fatalf("trash after files took the names of a removed link and folder: %+v, %v", tl, err)
+		}
+		for _, n := range []struct{ key, kind string }{{"p/ln", "link"}, {"p/d", "folder"}} {
+			if _, err := c.PurgeTrashed(ctx, n.key, n.kind); !errors.Is(err, catalog.ErrNotFound) {
+				t.Errorf("PurgeTrashed %s %s: %v; want ErrNotFound", n.kind, n.key, err)
+			}
+			if _, err := c.ByKey(ctx, n.key, 0); err != nil {
+				t.Errorf("live %s after PurgeTrashed: %v", n.key, err)
+			}
+		}
+	})
 	// Restoring a folder or link whose folders above were removed with it
 	// (rm -r of x, restore x/y/z/) gives them records: their own from the
 	// trash, else the restored one's time. They had none and showed 1970.

@@ -375,6 +375,7 @@ func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved,
 	if st.refusal != nil {
 		return catalog.Saved{}, st.refusal
 	}
+	taken := a.Latest == 0 // the key becomes a file
 	a.Versions++
 	a.Latest = a.Versions
 	a.TrashedAt = nil
@@ -386,13 +387,14 @@ func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved,
 		Mtime: nv.Mtime.UTC(), Run: nv.Run, Mode: nv.Mode, Revises: nv.Revises,
 	}
 	v.Shape, v.Columns = nv.Shape, nv.Columns
-	return catalog.Saved{Version: v}, addVersion(ctx, tx, a, v)
+	return catalog.Saved{Version: v}, addVersion(ctx, tx, a, v, taken)
 }
 
 // addVersion records a new version v of artifact a (updated) in one
 // round trip: the artifact, the version, its outbox entry and its search
-// words.
-func addVersion(ctx context.Context, tx pgx.Tx, a *artifact, v Version) error {
+// words; when v makes its key a file (taken), it drops the folder or link
+// trashed there, as mkdir or ln -s there drops it.
+func addVersion(ctx context.Context, tx pgx.Tx, a *artifact, v Version, taken bool) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -401,6 +403,9 @@ func addVersion(ctx context.Context, tx pgx.Tx, a *artifact, v Version) error {
 	b.Queue(putArtifactSQL, a.Stem, a.Key, a.Kind, a.Versions, a.Latest, nsPtr(a.TrashedAt))
 	b.Queue(insertVersionSQL, v.UID, v.Stem(), v.Version, v.Trashed, raw)
 	b.Queue(insertOutboxSQL, v.UID)
+	if taken {
+		b.Queue(`DELETE FROM trashed_tree WHERE key = $1`, v.Key)
+	}
 	if words, weights, fields := wordRows(v, catalog.Annotations{}); len(words) > 0 { // annotate.go
 		b.Queue(insertWordsSQL, words, weights, fields, v.UID)
 	}
@@ -702,23 +707,67 @@ func (s *Store) Purge(ctx context.Context, key string) ([]Version, error) {
 		}
 		if a == nil {
 			// A folder or link in the trash (write.go).
-			tag, err := tx.Exec(ctx, `DELETE FROM trashed_tree WHERE key = $1`, key)
-			if err != nil || tag.RowsAffected() > 0 {
+			if err := purgeNode(ctx, tx, key); !errors.Is(err, ErrNotFound) {
 				return err
 			}
 			return errorf(ErrNotFound, "no artifact has key %q", key)
 		}
-		if out, err = stemVersions(ctx, tx, a.Stem); err != nil {
-			return err
-		}
-		// Versions, their annotations, index rows and outbox entries go
-		// with the artifact (ON DELETE CASCADE).
-		if _, err := tx.Exec(ctx, `DELETE FROM artifacts WHERE stem = $1`, a.Stem); err != nil {
+		if out, err = purgeArtifact(ctx, tx, a); err != nil {
 			return err
 		}
 		changed(key)
 		return nil
 	})
+	return out, err
+}
+
+// PurgeTrashed checks and removes under the key's lock (writeKeys), which
+// every write of the key takes: a save cannot land between the two.
+func (s *Store) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, error) {
+	var out []Version
+	err := s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
+		if kind != "" {
+			return purgeNode(ctx, tx, key)
+		}
+		a, err := artifactByKey(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			return errorf(ErrNotFound, "no artifact has key %q", key)
+		}
+		if _, live, err := exists(ctx, tx, `SELECT uid FROM versions WHERE stem = $1 AND NOT trashed LIMIT 1`, a.Stem); err != nil {
+			return err
+		} else if live {
+			return errorf(catalog.ErrWrittenAgain, "%q was written again since it was trashed: kept", key)
+		}
+		if out, err = purgeArtifact(ctx, tx, a); err != nil {
+			return err
+		}
+		changed(key)
+		return nil
+	})
+	return out, err
+}
+
+// purgeNode drops the folder or link in the trash at key.
+func purgeNode(ctx context.Context, tx pgx.Tx, key string) error {
+	tag, err := tx.Exec(ctx, `DELETE FROM trashed_tree WHERE key = $1`, key)
+	if err != nil || tag.RowsAffected() > 0 {
+		return err
+	}
+	return errorf(ErrNotFound, "the trash holds no folder or link at %q", key)
+}
+
+// purgeArtifact removes a and all its versions and returns them.
+func purgeArtifact(ctx context.Context, tx pgx.Tx, a *artifact) ([]Version, error) {
+	out, err := stemVersions(ctx, tx, a.Stem)
+	if err != nil {
+		return nil, err
+	}
+	// Versions, their annotations, index rows and outbox entries go
+	// with the artifact (ON DELETE CASCADE).
+	_, err = tx.Exec(ctx, `DELETE FROM artifacts WHERE stem = $1`, a.Stem)
 	return out, err
 }
 

@@ -183,6 +183,9 @@ func rekey(ctx context.Context, tx pgx.Tx, a *artifact, to string) (Version, err
 	if err := putArtifact(ctx, tx, a); err != nil {
 		return Version{}, err
 	}
+	if err := dropTrashed(ctx, tx, to); err != nil { // as a save there drops it
+		return Version{}, err
+	}
 	vs, err := stemVersions(ctx, tx, a.Stem)
 	if err != nil {
 		return Version{}, err

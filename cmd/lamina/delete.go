@@ -127,8 +127,14 @@ func cmdDelete() *cli.Command {
 					return exitf(1, "nothing deleted")
 				}
 			}
+			kept := 0 // keys written again since they were resolved
 			for _, k := range keys {
-				vs, err := in.Catalog.Purge(c.Context, k)
+				vs, err := purgeKey(c.Context, in.Catalog, k, nodes[k], inTrash[k])
+				if errors.Is(err, catalog.ErrWrittenAgain) {
+					fmt.Fprintf(c.App.ErrWriter, "lamina: kept %s: written again meanwhile, live now, with its trashed versions (lamina delete --permanent %s deletes every version)\n", k, k)
+					kept++
+					continue
+				}
 				if err != nil {
 					return err
 				}
@@ -138,9 +144,14 @@ func cmdDelete() *cli.Command {
 				}
 				fmt.Fprintf(w, "deleted %s (%s) for good; `lamina gc` frees its storage\n", k, plural(len(vs), "version"))
 			}
-			for _, t := range subtrees {
+			for i := range subtrees {
+				t := &subtrees[i]
 				if err := t.purge(c.Context, in.Catalog); err != nil {
 					return err
+				}
+				if t.count() == "" {
+					fmt.Fprintf(w, "deleted nothing under %s/: it was restored or written again meanwhile\n", t.prefix)
+					continue
 				}
 				fmt.Fprintf(w, "deleted from the trash for good under %s/: %s", t.prefix, t.count())
 				if len(t.artifacts) > 0 {
@@ -149,35 +160,45 @@ func cmdDelete() *cli.Command {
 				fmt.Fprintln(w)
 				if len(t.rewritten) > 0 {
 					fmt.Fprintf(w, "kept %s written again since, live now, with their trashed versions: %s (lamina delete --permanent KEY deletes every version of one)\n",
-						plural(len(t.rewritten), "key"), strings.Join(t.rewritten, ", "))
+						plural(len(t.rewritten), "key"), someKeys(t.rewritten))
 				}
+			}
+			if kept > 0 {
+				return exitf(1, "%s kept (above)", plural(kept, "key"))
 			}
 			return nil
 		},
 	}
 }
 
+// purgeKey deletes key for good: a folder or link in the trash (kind),
+// an artifact wholly in the trash (trashed) unless written again since
+// (catalog.ErrWrittenAgain), or a live artifact with all its versions.
+func purgeKey(ctx context.Context, cat catalog.Catalog, key, kind string, trashed bool) ([]catalog.Version, error) {
+	if kind != "" || trashed {
+		return cat.PurgeTrashed(ctx, key, kind)
+	}
+	return cat.Purge(ctx, key)
+}
+
 // trashTree is what the trash holds under a folder (the folder's own
 // record too), as delete --permanent FOLDER/ deletes it for good.
 type trashTree struct {
-	prefix    string   // the folder, without "/"
-	artifacts []string // keys wholly in the trash
-	versions  int      // theirs
-	nodes     []string // folders and links
-	folders   int      // how many of nodes are folders
+	prefix    string               // the folder, without "/"
+	artifacts []string             // keys wholly in the trash
+	versions  int                  // theirs
+	nodes     []catalog.TrashEntry // folders and links
+	folders   int                  // how many of nodes are folders
 	// rewritten are keys with trashed versions that were written again
 	// since: live artifacts, which delete of a folder never touches.
 	rewritten []string
 }
 
-// trashedTree reads what the trash holds under the folder prefix. A key
-// with versions at prefix itself is an artifact, not the folder: refused,
-// as is a folder under which the trash holds nothing.
+// trashedTree reads what the trash holds under the folder prefix: a
+// folder under which it holds nothing is refused. An artifact at prefix
+// itself is no part of the folder.
 func trashedTree(ctx context.Context, cat catalog.Catalog, prefix string) (trashTree, error) {
 	t := trashTree{prefix: prefix}
-	if vs, err := cat.Versions(ctx, prefix, true); err == nil && len(vs) > 0 {
-		return t, exitf(2, "%s", folderDelete(prefix))
-	}
 	tl, err := cat.TrashList(ctx)
 	if err != nil {
 		return t, err
@@ -188,7 +209,7 @@ func trashedTree(ctx context.Context, cat catalog.Catalog, prefix string) (trash
 		}
 		switch {
 		case e.Kind != "":
-			t.nodes = append(t.nodes, e.Key)
+			t.nodes = append(t.nodes, e)
 			if e.Kind == "folder" {
 				t.folders++
 			}
@@ -200,6 +221,9 @@ func trashedTree(ctx context.Context, cat catalog.Catalog, prefix string) (trash
 		}
 	}
 	if len(t.artifacts)+len(t.nodes) == 0 {
+		if vs, err := cat.Versions(ctx, prefix, true); err == nil && len(vs) > 0 {
+			return t, exitf(2, "%s is an artifact, not a folder, and the trash holds nothing under %s/: lamina delete --permanent %s deletes it and every version of it", prefix, prefix, prefix)
+		}
 		msg := fmt.Sprintf("the trash holds no artifact, folder or link under %s/", prefix)
 		if len(t.rewritten) > 0 {
 			msg += fmt.Sprintf(" but trashed versions of %s written again since, which delete of a folder keeps: %s",
@@ -228,26 +252,43 @@ func (t trashTree) count() string {
 	return strings.Join(parts, ", ")
 }
 
-// purge deletes t for good. A key written since the trash was read is
-// live: its purge would take the new version, so it is skipped.
-func (t trashTree) purge(ctx context.Context, cat catalog.Catalog) error {
+// purge deletes t for good, each key in one transaction that checks
+// that it takes nothing live: a key written since the trash was read
+// joins t.rewritten, and what was restored meanwhile is not counted.
+func (t *trashTree) purge(ctx context.Context, cat catalog.Catalog) error {
+	var artifacts []string
+	versions := 0
 	for _, k := range t.artifacts {
-		vs, err := cat.Versions(ctx, k, false)
-		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		vs, err := cat.PurgeTrashed(ctx, k, "")
+		switch {
+		case errors.Is(err, catalog.ErrWrittenAgain):
+			t.rewritten = append(t.rewritten, k)
+			continue
+		case errors.Is(err, catalog.ErrNotFound):
+			continue
+		case err != nil:
 			return err
 		}
-		if len(vs) > 0 {
+		artifacts = append(artifacts, k)
+		versions += len(vs)
+	}
+	t.artifacts, t.versions = artifacts, versions
+	var nodes []catalog.TrashEntry
+	t.folders = 0
+	for _, n := range t.nodes {
+		_, err := cat.PurgeTrashed(ctx, n.Key, n.Kind)
+		if errors.Is(err, catalog.ErrNotFound) {
 			continue
 		}
-		if _, err := cat.Purge(ctx, k); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		if err != nil {
 			return err
 		}
-	}
-	for _, k := range t.nodes {
-		if _, err := cat.Purge(ctx, k); err != nil && !errors.Is(err, catalog.ErrNotFound) {
-			return err
+		nodes = append(nodes, n)
+		if n.Kind == "folder" {
+			t.folders++
 		}
 	}
+	t.nodes = nodes
 	return nil
 }
 
@@ -304,6 +345,10 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 							k, plural(under, "name"), k)
 					}
 					nodes[k] = trash[i].Kind
+					continue
+				}
+				if under := trashCount(trash, k+"/"); under > 0 {
+					missing = append(missing, fmt.Sprintf("%q (the trash holds %s under %s/: lamina delete --permanent %s/ deletes them)", k, plural(under, "name"), k, k))
 					continue
 				}
 			}
@@ -382,6 +427,16 @@ func references(ctx context.Context, cat catalog.Catalog, keys []string) ([]stri
 		}
 	}
 	return out, nil
+}
+
+// someKeys joins keys, at most 10 of them: a tree written again while
+// it was purged may hold thousands.
+func someKeys(keys []string) string {
+	const most = 10
+	if len(keys) > most {
+		return strings.Join(keys[:most], ", ") + fmt.Sprintf(" … and %d more", len(keys)-most)
+	}
+	return strings.Join(keys, ", ")
 }
 
 // listRefs indents references, at most 10 of them.

@@ -194,3 +194,98 @@ func TestDeletePermanentFolder(t *testing.T) {
 		})
 	}
 }
+
+// TestDeletePermanentFolderKeepsFilesAtTrashedNames: a file written where
+// a link or a folder was removed is live, and delete --permanent of the
+// folder above deleted it with all its versions (the purge of the trashed
+// link or folder at its key took the artifact). Now the file drops the
+// trashed link or folder, as ln -s or mkdir there does, and the purge of a
+// link or folder in the trash never takes an artifact. Both catalogs,
+// through the mount daemon.
+func TestDeletePermanentFolderKeepsFilesAtTrashedNames(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := workstationEnv(t, "ws")
+			init := []string{"init", "--storage", filepath.Join(e.dir, "storage"), "--name", "m"}
+			if cat == "postgres" {
+				init = append(init, "--db", pgtest.URL(t))
+			}
+			e.ok(init...)
+			mnt := filepath.Join(e.dir, "mnt")
+			e.mount(mnt)
+			in := func(p string) string { return filepath.Join(mnt, p) }
+			if err := os.Mkdir(in("L"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(in("L/f"), []byte("keep\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("f", in("L/ln")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(in("L/ln")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(in("L/ln"), []byte("live data\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(in("L/d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(in("L/d/x"), []byte("x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(in("L/d")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(in("L/d"), []byte("live d\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			trash := e.ok("ls", "--trash")
+			if strings.Contains(trash, "L/ln") || strings.Contains(trash, "L/d/\n") || !strings.Contains(trash, "L/d/x") {
+				t.Errorf("ls --trash after files took the names of a removed link and folder:\n%s", trash)
+			}
+			out := e.ok("delete", "--permanent", "--yes", "L/")
+			if !strings.Contains(out, "under L/: 1 artifact (1 version);") {
+				t.Errorf("delete --permanent L/ said:\n%s", out)
+			}
+			for k, want := range map[string]string{"L/ln": "live data\n", "L/d": "live d\n", "L/f": "keep\n"} {
+				if got, err := os.ReadFile(in(k)); err != nil || string(got) != want {
+					t.Errorf("live %s after delete --permanent L/: %q, %v", k, got, err)
+				}
+				e.ok("show", k)
+			}
+			e.ok("umount", mnt)
+		})
+	}
+}
+
+// TestDeletePermanentFolderBesideFile: delete --permanent t/ takes what
+// the trash holds under t/ when a file t exists, live or trashed (it was
+// refused as "a folder of keys"); t itself stays. delete --permanent z,
+// with nothing at z and things under z/ in the trash, points to z/.
+func TestDeletePermanentFolderBesideFile(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("x", []byte("x\n")), "--key", "t/x")
+	e.ok("delete", "t/x")
+	e.ok("save", e.write("t", []byte("t\n")), "--key", "t")
+	for _, trashed := range []bool{false, true} {
+		if trashed {
+			e.ok("delete", "t")
+			e.ok("save", e.write("y", []byte("y\n")), "--key", "t/y")
+			e.ok("delete", "t/y")
+		}
+		out := e.ok("delete", "--permanent", "--yes", "t/")
+		if !strings.Contains(out, "under t/: 1 artifact (1 version)") {
+			t.Errorf("delete --permanent t/ beside a file t (trashed %v) said:\n%s", trashed, out)
+		}
+	}
+	e.fails("t is an artifact, not a folder", "delete", "--permanent", "--yes", "t/")
+	e.ok("restore", "t") // the trashed file t did not go with t/
+	e.ok("show", "t")
+
+	e.ok("save", e.write("z", []byte("z\n")), "--key", "z/a")
+	e.ok("delete", "z/a")
+	e.fails(`no artifact has key "z" (the trash holds 1 name under z/: lamina delete --permanent z/ deletes them)`, "delete", "--permanent", "--yes", "z")
+}

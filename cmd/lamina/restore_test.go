@@ -160,7 +160,7 @@ func TestRestoreFolderTree(t *testing.T) {
 	}
 	e.fails("no artifact", "delete", "--permanent", "--yes", "tree/empty/")
 	// KEY/ names a folder, never the artifact KEY: a file is not deleted by it.
-	e.fails("is a folder of keys", "delete", "--permanent", "--yes", "tree/a.csv/")
+	e.fails("tree/a.csv is an artifact, not a folder", "delete", "--permanent", "--yes", "tree/a.csv/")
 	if got, err := os.ReadFile(filepath.Join(tree, "a.csv")); err != nil || len(got) == 0 {
 		t.Fatalf("tree/a.csv after delete --permanent tree/a.csv/: %q, %v", got, err)
 	}
