@@ -611,6 +611,58 @@ rule y:
 	}
 }
 
+// TestLineageSnakemakeSameShellJobsWorkdirOutside: as
+// TestLineageSnakemakeSameShellJobs, with Snakemake's working directory
+// (-d) outside the mount and the data in it: Snakemake's records of its
+// jobs are written on the local disk, which the mount never sees (the
+// two jobs shared a run; the second's output was credited to the first).
+func TestLineageSnakemakeSameShellJobsWorkdirOutside(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "step.sh"), []byte("cd "+wf+"; if [ -e out/x.txt ]; then cat out/x.txt > out/y.txt; else cat raw/a.txt > out/x.txt; fi\n"), 0o644)
+	work := filepath.Join(e.dir, "work")
+	os.MkdirAll(work, 0o755)
+	os.WriteFile(filepath.Join(work, "Snakefile"), []byte(`R = config["root"]
+rule all:
+    input: R + "/out/y.txt"
+
+rule x:
+    input: R + "/raw/a.txt"
+    output: R + "/out/x.txt"
+    shell: "sh " + R + "/step.sh"
+
+rule y:
+    input: R + "/out/x.txt"
+    output: R + "/out/y.txt"
+    shell: "sh " + R + "/step.sh"
+`), 0o644)
+	if _, errs, code := e.runIn(e.dir, "run", "--", "snakemake", "-j1", "-s", filepath.Join(work, "Snakefile"), "-d", work, "--config", "root="+wf); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	x, y := e.ruleRun(t, "x"), e.ruleRun(t, "y")
+	if len(sm.Children) != 2 || x.Run.UID == y.Run.UID {
+		t.Fatalf("the pipeline's child runs %v; rule x's %s, rule y's %s", sm.Children, x.Run.UID, y.Run.UID)
+	}
+	for _, c := range []struct {
+		rec     catalog.RunRecord
+		in, out string
+	}{
+		{x, "wf/raw/a.txt@v1 wf/step.sh@v1", "wf/out/x.txt@v1"},
+		{y, "wf/out/x.txt@v1 wf/step.sh@v1", "wf/out/y.txt@v1"},
+	} {
+		if got := strings.Join(e.refs(c.rec.Inputs), " "); got != c.in {
+			t.Errorf("rule %s's inputs %s, want %s", c.rec.Run.Name, got, c.in)
+		}
+		if got := strings.Join(e.refs(c.rec.Outputs), " "); got != c.out {
+			t.Errorf("rule %s's outputs %s, want %s", c.rec.Run.Name, got, c.out)
+		}
+		if c.rec.Run.Status != catalog.RunOK {
+			t.Errorf("rule %s's run %+v", c.rec.Run.Name, c.rec.Run)
+		}
+	}
+}
+
 // TestLineageSnakemakeRetries: the attempts of a `retries:` job (Snakemake
 // runs the same command again after it failed) are one run, ok once the
 // last attempt succeeded, whose outputs include what the failed one wrote.
