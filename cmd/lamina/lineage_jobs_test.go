@@ -663,6 +663,52 @@ rule y:
 	}
 }
 
+// TestLineageSnakemakePassesWorkdirOutside: with Snakemake's working
+// directory outside the mount (its records watched there), the passes of
+// a `benchmark: repeat` and the attempts of a `retries:` job are still one
+// run each, a second time too (the records of the first are there).
+func TestLineageSnakemakePassesWorkdirOutside(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+	work := filepath.Join(e.dir, "work")
+	os.MkdirAll(work, 0o755)
+	once := filepath.Join(e.dir, "failed-once")
+	os.WriteFile(filepath.Join(work, "Snakefile"), []byte(`R = config["root"]
+rule all:
+    input: R + "/out/b.txt", R + "/out/r.txt"
+
+rule b:
+    input: R + "/raw/a.txt"
+    output: R + "/out/b.txt"
+    benchmark: repeat(R + "/bench/b.tsv", 2)
+    shell: "(cat {input}; date +%N) > {output}"
+
+rule r:
+    input: R + "/out/b.txt"
+    output: R + "/out/r.txt"
+    retries: 1
+    shell: "if [ ! -e `+once+` ]; then touch `+once+`; echo partial > {output}; exit 1; fi; cat {input} > {output}"
+`), 0o644)
+	for round := range 2 {
+		os.Remove(once)
+		if _, errs, code := e.runIn(work, "run", "--", "snakemake", "-j1", "--forceall", "--config", "root="+wf); code != 0 {
+			t.Fatalf("round %d: lamina run -- snakemake: exit %d\n%s", round, code, errs)
+		}
+	}
+	var sms []catalog.Run
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--transform", "snakemake", "--format", "json")), &sms); err != nil {
+		t.Fatal(err)
+	}
+	if len(sms) != 2 {
+		t.Fatalf("the pipeline's runs %+v", sms)
+	}
+	for _, sm := range sms {
+		if rec := e.runRecord(sm.UID); len(rec.Children) != 2 {
+			t.Errorf("run %s's child runs %v, want one of rule b and one of rule r\n%s", sm.UID, rec.Children, e.ok("runs", "ls"))
+		}
+	}
+}
+
 // TestLineageSnakemakeRetries: the attempts of a `retries:` job (Snakemake
 // runs the same command again after it failed) are one run, ok once the
 // last attempt succeeded, whose outputs include what the failed one wrote.
