@@ -27,6 +27,9 @@ type TrackerOptions struct {
 	EnvDeadline time.Duration // reading a caller's environment; default 20 ms
 	FlushEvery  time.Duration // how often inputs are written; default 200 ms
 	MaxCached   int           // processes remembered; default 4096
+	// Mountpoint is the mount's folder: a Snakemake run working outside
+	// it has its job records watched there (recordWatch). Empty: none are.
+	Mountpoint string
 }
 
 // Tracker attributes a mount's calls to runs. It lives in the mount daemon:
@@ -59,6 +62,9 @@ type Tracker struct {
 	// write and the job run that did last (Wrote): Snakemake's record of
 	// one (ScratchRenamed) says that job is done.
 	outputs map[string]map[string]string
+	// records holds, by split run, the watch of its Snakemake's records
+	// when they are written outside the mount.
+	records map[string]*recordWatch
 	// left holds, by pid, the job processes still running when their
 	// Snakemake run ended with processes left in its cgroup (Snakemake
 	// killed): what they do is their job's, until the run stops lingering.
@@ -117,7 +123,7 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 		o.MaxCached = 4096
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
-		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
+		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
 		adopted: map[string][]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	return t
@@ -146,6 +152,10 @@ func (t *Tracker) Close() error {
 	for _, j := range t.left {
 		j.fd.close()
 	}
+	for _, w := range t.records {
+		w.close()
+	}
+	clear(t.records)
 	t.roots, t.cache, t.jobs, t.left = map[int]*root{}, map[int]*proc{}, map[string][]*jobProc{}, map[int]leftJob{}
 	t.active.Store(0)
 	return err
@@ -587,6 +597,10 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 		}
 		delete(t.jobs, uid)
 		delete(t.outputs, uid)
+		if w := t.records[uid]; w != nil {
+			w.close()
+			delete(t.records, uid)
+		}
 		if !busy {
 			for pid, j := range t.left {
 				if j.owner == uid {
@@ -681,7 +695,7 @@ func (t *Tracker) resolve(tid int) string {
 			if !rt.run.Split || len(chain) < 3 {
 				return rt.run.UID
 			}
-			return t.job(rt, chain[len(chain)-3])
+			return t.job(rt, chain[len(chain)-3], chain[len(chain)-2])
 		}
 		_, ppid, err := procStatus(pid)
 		if err != nil {
@@ -701,9 +715,9 @@ func (t *Tracker) resolve(tid int) string {
 	return ""
 }
 
-// job returns the child run of the split run rt for the job process pid,
-// starting one on first sight.
-func (t *Tracker) job(rt *root, pid int) string {
+// job returns the child run of the split run rt for the job process pid
+// of the Snakemake process snakemake, starting one on first sight.
+func (t *Tracker) job(rt *root, pid, snakemake int) string {
 	split := rt.run.UID
 	t.jobMu.Lock()
 	defer t.jobMu.Unlock()
@@ -718,6 +732,7 @@ func (t *Tracker) job(rt *root, pid int) string {
 		return split
 	}
 	argv := procCmdline(pid)
+	t.readRecords(split, snakemake)
 	// A job's process that exited with the same command line as this one
 	// was a pass of the same job: Snakemake runs a `benchmark: repeat(…,
 	// N)` job's shell N times, one process after the other. Its records
@@ -818,6 +833,42 @@ func (t *Tracker) ScratchRenamed(p string) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.recordedOutput(out)
+}
+
+// readRecords takes in the records the Snakemake process snakemake of
+// split wrote outside the mount since the last call (recordWatch), as
+// ScratchRenamed does those it writes in the mount. Called with jobMu
+// held, before a job's pass is decided.
+func (t *Tracker) readRecords(split string, snakemake int) {
+	t.mu.Lock()
+	w, ok := t.records[split]
+	t.mu.Unlock()
+	if !ok {
+		if w = watchRecords(snakemake, t.opts.Mountpoint); w == nil {
+			return
+		}
+		t.mu.Lock()
+		_, live := t.byRun[split]
+		if live {
+			t.records[split] = w
+		}
+		t.mu.Unlock()
+		if !live { // ended meanwhile
+			w.close()
+			return
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, out := range w.drain(t.opts.Mountpoint) {
+		t.recordedOutput(out)
+	}
+}
+
+// recordedOutput closes to passes the job that wrote out (a key, or an
+// absolute path); called with mu held.
+func (t *Tracker) recordedOutput(out string) {
 	for split, outs := range t.outputs {
 		run, ok := outs[out]
 		if !ok && strings.HasPrefix(out, "/") {

@@ -611,6 +611,104 @@ rule y:
 	}
 }
 
+// TestLineageSnakemakeSameShellJobsWorkdirOutside: as
+// TestLineageSnakemakeSameShellJobs, with Snakemake's working directory
+// (-d) outside the mount and the data in it: Snakemake's records of its
+// jobs are written on the local disk, which the mount never sees (the
+// two jobs shared a run; the second's output was credited to the first).
+func TestLineageSnakemakeSameShellJobsWorkdirOutside(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "step.sh"), []byte("cd "+wf+"; if [ -e out/x.txt ]; then cat out/x.txt > out/y.txt; else cat raw/a.txt > out/x.txt; fi\n"), 0o644)
+	work := filepath.Join(e.dir, "work")
+	os.MkdirAll(work, 0o755)
+	os.WriteFile(filepath.Join(work, "Snakefile"), []byte(`R = config["root"]
+rule all:
+    input: R + "/out/y.txt"
+
+rule x:
+    input: R + "/raw/a.txt"
+    output: R + "/out/x.txt"
+    shell: "sh " + R + "/step.sh"
+
+rule y:
+    input: R + "/out/x.txt"
+    output: R + "/out/y.txt"
+    shell: "sh " + R + "/step.sh"
+`), 0o644)
+	if _, errs, code := e.runIn(e.dir, "run", "--", "snakemake", "-j1", "-s", filepath.Join(work, "Snakefile"), "-d", work, "--config", "root="+wf); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	x, y := e.ruleRun(t, "x"), e.ruleRun(t, "y")
+	if len(sm.Children) != 2 || x.Run.UID == y.Run.UID {
+		t.Fatalf("the pipeline's child runs %v; rule x's %s, rule y's %s", sm.Children, x.Run.UID, y.Run.UID)
+	}
+	for _, c := range []struct {
+		rec     catalog.RunRecord
+		in, out string
+	}{
+		{x, "wf/raw/a.txt@v1 wf/step.sh@v1", "wf/out/x.txt@v1"},
+		{y, "wf/out/x.txt@v1 wf/step.sh@v1", "wf/out/y.txt@v1"},
+	} {
+		if got := strings.Join(e.refs(c.rec.Inputs), " "); got != c.in {
+			t.Errorf("rule %s's inputs %s, want %s", c.rec.Run.Name, got, c.in)
+		}
+		if got := strings.Join(e.refs(c.rec.Outputs), " "); got != c.out {
+			t.Errorf("rule %s's outputs %s, want %s", c.rec.Run.Name, got, c.out)
+		}
+		if c.rec.Run.Status != catalog.RunOK {
+			t.Errorf("rule %s's run %+v", c.rec.Run.Name, c.rec.Run)
+		}
+	}
+}
+
+// TestLineageSnakemakePassesWorkdirOutside: with Snakemake's working
+// directory outside the mount (its records watched there), the passes of
+// a `benchmark: repeat` and the attempts of a `retries:` job are still one
+// run each, a second time too (the records of the first are there).
+func TestLineageSnakemakePassesWorkdirOutside(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+	work := filepath.Join(e.dir, "work")
+	os.MkdirAll(work, 0o755)
+	once := filepath.Join(e.dir, "failed-once")
+	os.WriteFile(filepath.Join(work, "Snakefile"), []byte(`R = config["root"]
+rule all:
+    input: R + "/out/b.txt", R + "/out/r.txt"
+
+rule b:
+    input: R + "/raw/a.txt"
+    output: R + "/out/b.txt"
+    benchmark: repeat(R + "/bench/b.tsv", 2)
+    shell: "(cat {input}; date +%N) > {output}"
+
+rule r:
+    input: R + "/out/b.txt"
+    output: R + "/out/r.txt"
+    retries: 1
+    shell: "if [ ! -e `+once+` ]; then touch `+once+`; echo partial > {output}; exit 1; fi; cat {input} > {output}"
+`), 0o644)
+	for round := range 2 {
+		os.Remove(once)
+		if _, errs, code := e.runIn(work, "run", "--", "snakemake", "-j1", "--forceall", "--config", "root="+wf); code != 0 {
+			t.Fatalf("round %d: lamina run -- snakemake: exit %d\n%s", round, code, errs)
+		}
+	}
+	var sms []catalog.Run
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--transform", "snakemake", "--format", "json")), &sms); err != nil {
+		t.Fatal(err)
+	}
+	if len(sms) != 2 {
+		t.Fatalf("the pipeline's runs %+v", sms)
+	}
+	for _, sm := range sms {
+		if rec := e.runRecord(sm.UID); len(rec.Children) != 2 {
+			t.Errorf("run %s's child runs %v, want one of rule b and one of rule r\n%s", sm.UID, rec.Children, e.ok("runs", "ls"))
+		}
+	}
+}
+
 // TestLineageSnakemakeRetries: the attempts of a `retries:` job (Snakemake
 // runs the same command again after it failed) are one run, ok once the
 // last attempt succeeded, whose outputs include what the failed one wrote.

@@ -431,7 +431,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	var tracker lfs.Tracker
 	rpcCat := cat
 	if !c.Bool("no-lineage") {
-		tk := lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log})
+		tk := lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log, Mountpoint: dir})
 		defer tk.Close()
 		tracker, rpcCat = tk, tk.Wrap(cat)
 		// Runs of this host left running by a process that died while no
