@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 	"path"
@@ -12,7 +11,6 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/stage"
 )
 
@@ -36,12 +34,26 @@ func (m *Mount) isScratch(p string) bool { return m.ns.st != nil && m.scratch.Ma
 // and sidecar names. So is a key an editor's save renamed to a backup name
 // a moment ago (vim: k~ to k~~, then a new k~): the file written anew is
 // its next version, not a scratch file beside its versions in the trash.
-func (m *Mount) scratchAt(ctx context.Context, p string) bool {
+func (m *Mount) scratchAt(ctx context.Context, p string) bool { return m.scratchName(ctx, p, true) }
+
+// scratchTarget is scratchAt for the target of a rename. A name kept since
+// its key was unlinked (Stage.KeepName: tar -x creates it anew) is scratch
+// again for a rename onto it: vim's backup rename (notes to notes~) right
+// after a saved key notes~ was removed moved notes' history under notes~,
+// into the trash with it (audit 26).
+func (m *Mount) scratchTarget(ctx context.Context, p string) bool {
+	return m.scratchName(ctx, p, false)
+}
+
+func (m *Mount) scratchName(ctx context.Context, p string, unlinked bool) bool {
 	if !m.isScratch(p) {
 		return false
 	}
 	dir, name := path.Split(p)
-	if m.ns.has(ctx, dir, name) || m.ns.st.MovedAway(p) {
+	if m.ns.has(ctx, dir, name) {
+		return false
+	}
+	if kept, movedAway := m.ns.st.NameKept(p); kept && (movedAway || unlinked) {
 		return false
 	}
 	// A key's version and sidecar names (.#x@v1, .#x.meta) are the catalog's.
@@ -112,32 +124,9 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	if e != 0 {
 		return e
 	}
-	if ent.Kind == KindDir {
-		return m.materializeFolder(ctx, n, name, dst)
-	}
 	if ent.Kind != KindFile {
 		return syscall.EXDEV
 	}
-	if e := m.copyToScratch(ctx, ent, dst); e != 0 {
-		return e
-	}
-	key := n.prefix() + name
-	if err := m.ns.st.MoveAway(ctx, key); err != nil {
-		return errno(m.log, "rename", err)
-	}
-	m.retired.retire(key, n.GetChild(name)) // inode.go
-	m.written(key)
-	// The kernel moves the key's entry to dst, on the retired inode: an
-	// open of dst answered ENOENT until its folder was listed again. Once
-	// the rename is done, dst is looked up anew (the scratch file).
-	p, base := splitKey(dst)
-	m.sendNotes([]Change{{Prefix: p, Names: []string{base}}})
-	return 0
-}
-
-// copyToScratch copies the file ent shows to the scratch path dst, with
-// its mtime.
-func (m *Mount) copyToScratch(ctx context.Context, ent Entry, dst string) syscall.Errno {
 	f, err := m.ns.FileOf(ctx, ent)
 	if err != nil {
 		return errno(m.log, "rename", err)
@@ -168,78 +157,17 @@ func (m *Mount) copyToScratch(ctx context.Context, ent Entry, dst string) syscal
 			return errno(m.log, "rename", rerr)
 		}
 	}
-	if err := out.Close(); err != nil {
-		return errnoOf(err)
-	}
+	out.Close()
 	os.Chtimes(p, ent.Mtime, ent.Mtime)
-	return 0
-}
-
-// materializeFolder renames a folder of keys to a scratch name (mv dir
-// dir~) as materialize does each of its keys: copied into the scratch
-// folder and moved away (MoveAway), so that moving them back within
-// MoveAwayWindow (mv dir~ dir, which copies) continues their histories.
-// mv's own fallback for EXDEV copied them and unlinked each key, and the
-// copies back were new histories with the old ones in the trash. A folder
-// holding links or folder artifacts still answers EXDEV; one a writer
-// holds a key of, EBUSY.
-func (m *Mount) materializeFolder(ctx context.Context, n *node, name, dst string) syscall.Errno {
-	src := n.prefix() + name
-	if m.ns.st.WritingUnder(src + "/") {
-		return syscall.EBUSY // as for a key (materialize)
+	key := n.prefix() + name
+	if err := m.ns.st.MoveAway(ctx, key); err != nil {
+		return errno(m.log, "rename", err)
 	}
-	var files []Entry
-	folders := []string{src}
-	for i := 0; i < len(folders); i++ {
-		d, err := m.ns.cat.Children(ctx, folders[i]+"/")
-		if err != nil {
-			return errno(m.log, "rename", err)
-		}
-		if len(d.Links) > 0 {
-			return syscall.EXDEV
-		}
-		for _, v := range d.Files {
-			ent, err := m.ns.lookupKey(ctx, folders[i]+"/", path.Base(v.Key))
-			if err != nil {
-				return errno(m.log, "rename", err)
-			}
-			if ent.Kind != KindFile {
-				return syscall.EXDEV
-			}
-			files = append(files, ent)
-		}
-		for _, sub := range d.Subdirs {
-			folders = append(folders, folders[i]+"/"+sub)
-		}
-	}
-	// Scratch files in the folder go with it.
-	sp := m.scratchPath(dst)
-	os.MkdirAll(filepath.Dir(sp), 0o755)
-	if err := os.Rename(m.scratchPath(src), sp); err != nil && !os.IsNotExist(err) {
-		return errnoOf(err)
-	}
-	for _, f := range folders {
-		os.MkdirAll(m.scratchPath(dst+f[len(src):]), 0o755)
-	}
-	for _, ent := range files {
-		if e := m.copyToScratch(ctx, ent, dst+ent.Key[len(src):]); e != 0 {
-			return e
-		}
-	}
-	for _, ent := range files {
-		if err := m.ns.st.MoveAway(ctx, ent.Key); err != nil {
-			return errno(m.log, "rename", err)
-		}
-		m.ns.remove(ent.Key)
-	}
-	for i := len(folders) - 1; i >= 0; i-- {
-		if err := m.ns.st.Rmdir(ctx, folders[i]); err != nil && !errors.Is(err, catalog.ErrNotFound) {
-			return errno(m.log, "rename", err)
-		}
-		m.ns.dirChanged(folders[i], false)
-	}
-	m.retired.retireUnder(src+"/", n.GetChild(name)) // inode.go
-	m.written(src)
+	m.retired.retire(key, n.GetChild(name)) // inode.go
+	m.written(key)
+	// The kernel moves the key's entry to dst, on the retired inode: an
+	// open of dst answered ENOENT until its folder was listed again. Once
+	// the rename is done, dst is looked up anew (the scratch file).
 	p, base := splitKey(dst)
 	m.sendNotes([]Change{{Prefix: p, Names: []string{base}}})
 	return 0

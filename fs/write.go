@@ -370,10 +370,14 @@ func (m *Mount) notifier() {
 // close made: a stat right after another writer's later close showed that
 // older size, and the kernel kept it (TestTwoWritersLastCloseShown).
 func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
-	if h, ok := fh.(*handle); ok && h.w != nil && !h.w.f.Done() {
-		e := n.e
-		e.Size, e.Mtime, e.Mode = h.w.f.Attr()
-		return e
+	var done *stage.File // a writer's, closed with everything committed
+	if h, ok := fh.(*handle); ok && h.w != nil {
+		if !h.w.f.Done() {
+			e := n.e
+			e.Size, e.Mtime, e.Mode = h.w.f.Attr()
+			return e
+		}
+		done = h.w.f
 	}
 	if !isLatestFile(n.e) && n.e.Kind != KindLink {
 		return n.e
@@ -389,8 +393,16 @@ func (n *node) current(ctx context.Context, fh fusefs.FileHandle) Entry {
 		// Its name shows nothing now (the key renamed to a scratch name
 		// under a reader: `mv f f~`), or the catalog did not answer: what
 		// it last was. Its first entry (a created file's: size 0) made the
-		// reader's fstat show 0 bytes, and the reader read none.
-		return n.lastShown()
+		// reader's fstat show 0 bytes, and the reader read none. A done
+		// writer's File, go-fuse's handle for a stat by path (write,
+		// close, mv f f~, stat f~ before the RELEASE), shows the bytes its
+		// commit made: the node was made by the create, so it last showed
+		// size 0.
+		e := n.lastShown()
+		if done != nil {
+			e.Size, e.Mtime, e.Mode = done.Attr()
+		}
+		return e
 	}
 	e = n.m.held.apply(prefix, name, e)
 	if n.pg != nil {
@@ -1335,7 +1347,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			return e
 		}
 		dst = p.prefix() + newName
-		dstScratch = n.m.scratchAt(ctx, dst)
+		if dstScratch = n.m.scratchTarget(ctx, dst); dstScratch {
+			// A scratch file takes the name: a name kept since its key was
+			// unlinked (KeepName) would hide it (scratchAt).
+			n.m.ns.st.ForgetName(dst)
+		}
 	case *scratchNode:
 		dst = path.Join(p.EmbeddedInode().Path(nil), newName)
 		dstScratch = true

@@ -327,20 +327,6 @@ func (s *Stage) Writing(key string) bool {
 	return false
 }
 
-// WritingUnder reports whether a writer may still change a key under
-// prefix (Writing).
-func (s *Stage) WritingUnder(prefix string) bool {
-	s.mu.Lock()
-	var keys []string
-	for k := range s.open {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
-		}
-	}
-	s.mu.Unlock()
-	return slices.ContainsFunc(keys, s.Writing)
-}
-
 // OpenKeys returns the keys open for writing (sorted): Files not
 // released whose key was not unlinked or renamed over. Stopping the mount
 // now would cut their writers off.
@@ -1310,6 +1296,28 @@ func (s *Stage) MovedAway(key string) bool {
 	defer s.mu.Unlock()
 	kn, ok := s.movedAway[key]
 	return ok && time.Since(kn.at) <= MoveAwayWindow
+}
+
+// NameKept is MovedAway, and whether key's name was kept by MoveAway (a
+// rename to a scratch name) rather than KeepName (an unlink).
+func (s *Stage) NameKept(key string) (kept, movedAway bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kn, ok := s.movedAway[key]
+	if !ok || time.Since(kn.at) > MoveAwayWindow {
+		return false, false
+	}
+	return true, kn.restore
+}
+
+// ForgetName drops the name of key kept by KeepName (not MoveAway's): a
+// scratch file is renamed onto it.
+func (s *Stage) ForgetName(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if kn, ok := s.movedAway[key]; ok && !kn.restore {
+		delete(s.movedAway, key)
+	}
 }
 
 // MoveAwayWindow is how soon after MoveAway a new commit of the key still
