@@ -1275,8 +1275,8 @@ func (s *Stage) keepName(key string, restore bool) {
 	defer s.mu.Unlock()
 	now := time.Now()
 	if now.Sub(s.movedPruned) > MoveAwayWindow {
-		// Once a window: a folder of many keys moved away (or rm -r of
-		// scratch-like keys) went over the whole map for each.
+		// Once a window: rm -r of many
+		// scratch-like keys went over the whole map for each.
 		s.movedPruned = now
 		for k, kn := range s.movedAway {
 			if now.Sub(kn.at) > MoveAwayWindow {
