@@ -972,3 +972,36 @@ func TestWriterOfReplacedAdoptedFileSetsOnlyItsOwn(t *testing.T) {
 		})
 	}
 }
+
+// A key held through a copy of a closed descriptor (bash's `exec 7>>f`:
+// open, dup2 to 7, close the original) is not renamed to a scratch name:
+// the original's FLUSH made its File look done, the rename went ahead and
+// what was written through the copy after it was lost (audit 26).
+func TestKeyHeldByDupedDescriptorNotRenamedToScratch(t *testing.T) {
+	w := newWorld(t)
+	w.save("hd/a", []byte("a\n"))
+	w.mountRW()
+	h, err := os.OpenFile(w.p("hd/a"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Dup(int(h.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close() // the original: a FLUSH, no RELEASE
+	cp := os.NewFile(uintptr(fd), "copy")
+	defer cp.Close()
+	if err := os.Rename(w.p("hd/a"), w.p("hd/a~")); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("rename of a key held by a copy of its descriptor to a scratch name: %v, want EBUSY", err)
+	}
+	if _, err := cp.Write([]byte("LATE\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("hd/a")); got != "a\nLATE\n" {
+		t.Fatalf("hd/a after the copy's close: %q, want the late write too", got)
+	}
+}

@@ -74,6 +74,7 @@ type Mount struct {
 	lookups    atomic.Int64   // LOOKUPs, for Stats
 	dirs       *noOpendir
 	held       heldInodes    // held.go
+	writers    writerSet     // write.go: writable handles not released
 	retired    retiredInodes // inode.go
 	// READDIRPLUS leaves files' attributes out (dirHandle.Lookup) unless a
 	// LOOKUP of a file came soon after it last did: unix nanoseconds.

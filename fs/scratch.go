@@ -120,6 +120,9 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 		// what there was and unlinked the key under its writer.
 		return syscall.EBUSY
 	}
+	if m.writers.keptOpen(n.prefix() + name) {
+		return syscall.EBUSY // a copy of a closed descriptor still writes
+	}
 	ent, e := n.existing(ctx, name)
 	if e != 0 {
 		return e

@@ -98,6 +98,59 @@ func threadGroup(tid uint32) int {
 // hold keeps the inode of w's node at key's path until w is released.
 func (w *writeHandle) hold(key string) {
 	w.held = w.n.m.held.hold(key, w.n.StableAttr(), false)
+	w.n.m.writers.add(w)
+}
+
+// writerSet holds the writable handles the kernel has not released.
+type writerSet struct {
+	mu sync.Mutex
+	ws map[*writeHandle]struct{}
+}
+
+func (s *writerSet) add(w *writeHandle) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ws == nil {
+		s.ws = map[*writeHandle]struct{}{}
+	}
+	s.ws[w] = struct{}{}
+}
+
+func (s *writerSet) remove(w *writeHandle) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.ws, w)
+}
+
+// keptOpen reports whether a handle of key that its writer closed is
+// still open through a copy of the descriptor in the opener's process:
+// bash's `exec 7>>f` opens f, dup2s it to 7 and closes the original, whose
+// FLUSH made the File look done (flushed, nothing dirty), so `mv f f~`
+// went ahead and what was written through 7 after it was lost (audit 26).
+// A handle closed a moment ago whose RELEASE has not come (close, then mv
+// at once) is held by no descriptor.
+func (s *writerSet) keptOpen(key string) bool {
+	s.mu.Lock()
+	var closed []*writeHandle
+	for w := range s.ws {
+		if w.closed.Load() && w.opener != 0 {
+			closed = append(closed, w)
+		}
+	}
+	s.mu.Unlock()
+	for _, w := range closed {
+		if w.f.Key() != key {
+			continue
+		}
+		ino := w.kino
+		if ino == 0 {
+			ino = w.n.StableAttr().Ino
+		}
+		if holdsInode(w.opener, ino) {
+			return true
+		}
+	}
+	return false
 }
 
 func linkEntry(name string, l catalog.Link) Entry {
@@ -733,6 +786,7 @@ func (h *handle) Release(context.Context) syscall.Errno {
 	ctx := context.Background()
 	m := h.w.n.m
 	defer func() {
+		m.writers.remove(h.w)
 		if h.w.held == nil {
 			return
 		}
