@@ -423,7 +423,7 @@ func (m *Mount) sameNode(prefix, name string, ch *fusefs.Inode) bool {
 // Stats are a mount's figures for `lamina status`.
 type Stats struct {
 	ChunkCache  CacheStats `json:"chunk_cache"`
-	FilesOpened int64      `json:"files_opened"`
+	FilesOpened int64      `json:"files_opened"` // opens of a version's bytes to read (writes: open_for_writing)
 	DirsListed  int64      `json:"dirs_listed"`  // listings the kernel's cache did not answer
 	DirRequests int64      `json:"dir_requests"` // OPENDIR, READDIR(PLUS), RELEASEDIR received
 	Lookups     int64      `json:"lookups"`      // LOOKUPs received (names the kernel did not know)
