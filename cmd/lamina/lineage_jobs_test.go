@@ -587,28 +587,7 @@ rule y:
 	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
 		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
 	}
-	sm := e.runRecord(e.runsByName()["snakemake"].UID)
-	x, y := e.ruleRun(t, "x"), e.ruleRun(t, "y")
-	if len(sm.Children) != 2 || x.Run.UID == y.Run.UID {
-		t.Fatalf("the pipeline's child runs %v; rule x's %s, rule y's %s", sm.Children, x.Run.UID, y.Run.UID)
-	}
-	for _, c := range []struct {
-		rec     catalog.RunRecord
-		in, out string
-	}{
-		{x, "wf/raw/a.txt@v1 wf/step.sh@v1", "wf/out/x.txt@v1"},
-		{y, "wf/out/x.txt@v1 wf/step.sh@v1", "wf/out/y.txt@v1"},
-	} {
-		if got := strings.Join(e.refs(c.rec.Inputs), " "); got != c.in {
-			t.Errorf("rule %s's inputs %s, want %s", c.rec.Run.Name, got, c.in)
-		}
-		if got := strings.Join(e.refs(c.rec.Outputs), " "); got != c.out {
-			t.Errorf("rule %s's outputs %s, want %s", c.rec.Run.Name, got, c.out)
-		}
-		if c.rec.Run.Status != catalog.RunOK {
-			t.Errorf("rule %s's run %+v", c.rec.Run.Name, c.rec.Run)
-		}
-	}
+	checkSameShellJobs(t, e)
 }
 
 // TestLineageSnakemakeSameShellJobsWorkdirOutside: as
@@ -639,28 +618,7 @@ rule y:
 	if _, errs, code := e.runIn(e.dir, "run", "--", "snakemake", "-j1", "-s", filepath.Join(work, "Snakefile"), "-d", work, "--config", "root="+wf); code != 0 {
 		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
 	}
-	sm := e.runRecord(e.runsByName()["snakemake"].UID)
-	x, y := e.ruleRun(t, "x"), e.ruleRun(t, "y")
-	if len(sm.Children) != 2 || x.Run.UID == y.Run.UID {
-		t.Fatalf("the pipeline's child runs %v; rule x's %s, rule y's %s", sm.Children, x.Run.UID, y.Run.UID)
-	}
-	for _, c := range []struct {
-		rec     catalog.RunRecord
-		in, out string
-	}{
-		{x, "wf/raw/a.txt@v1 wf/step.sh@v1", "wf/out/x.txt@v1"},
-		{y, "wf/out/x.txt@v1 wf/step.sh@v1", "wf/out/y.txt@v1"},
-	} {
-		if got := strings.Join(e.refs(c.rec.Inputs), " "); got != c.in {
-			t.Errorf("rule %s's inputs %s, want %s", c.rec.Run.Name, got, c.in)
-		}
-		if got := strings.Join(e.refs(c.rec.Outputs), " "); got != c.out {
-			t.Errorf("rule %s's outputs %s, want %s", c.rec.Run.Name, got, c.out)
-		}
-		if c.rec.Run.Status != catalog.RunOK {
-			t.Errorf("rule %s's run %+v", c.rec.Run.Name, c.rec.Run)
-		}
-	}
+	checkSameShellJobs(t, e)
 }
 
 // TestLineageSnakemakePassesWorkdirOutside: with Snakemake's working
@@ -866,5 +824,34 @@ func TestLineageSnakemakeKilledAcrossRestart(t *testing.T) {
 	}
 	if v.Version != 2 || v.Run != job {
 		t.Fatalf("the left job's append after the restart: %s@v%d of run %q, want v2 of the job's run %s (the pipeline's %s)", v.Key, v.Version, v.Run, job, sm.UID)
+	}
+}
+
+// checkSameShellJobs checks the runs of the same-shell workflow: rules x
+// and y, both `sh step.sh`, each a run of its own with its own inputs and
+// outputs, both ok.
+func checkSameShellJobs(t *testing.T, e *mntEnv) {
+	t.Helper()
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	x, y := e.ruleRun(t, "x"), e.ruleRun(t, "y")
+	if len(sm.Children) != 2 || x.Run.UID == y.Run.UID {
+		t.Fatalf("the pipeline's child runs %v; rule x's %s, rule y's %s", sm.Children, x.Run.UID, y.Run.UID)
+	}
+	for _, c := range []struct {
+		rec     catalog.RunRecord
+		in, out string
+	}{
+		{x, "wf/raw/a.txt@v1 wf/step.sh@v1", "wf/out/x.txt@v1"},
+		{y, "wf/out/x.txt@v1 wf/step.sh@v1", "wf/out/y.txt@v1"},
+	} {
+		if got := strings.Join(e.refs(c.rec.Inputs), " "); got != c.in {
+			t.Errorf("rule %s's inputs %s, want %s", c.rec.Run.Name, got, c.in)
+		}
+		if got := strings.Join(e.refs(c.rec.Outputs), " "); got != c.out {
+			t.Errorf("rule %s's outputs %s, want %s", c.rec.Run.Name, got, c.out)
+		}
+		if c.rec.Run.Status != catalog.RunOK {
+			t.Errorf("rule %s's run %+v", c.rec.Run.Name, c.rec.Run)
+		}
 	}
 }
