@@ -176,7 +176,9 @@ func TestCatalogDiskFullKeepsClosedFiles(t *testing.T) {
 	w.sh("echo after > w/after.txt")
 	ctx := context.Background()
 	var missing []string
-	for range 100 {
+	// Retries back off from 100 ms, doubling while the disk is full (the
+	// longer under load): 30 s covers the next one after the disk has room.
+	for range 300 {
 		missing = missing[:0]
 		for name, data := range closed {
 			if _, err := cat.ByKey(ctx, name, 0); err != nil {
@@ -191,7 +193,7 @@ func TestCatalogDiskFullKeepsClosedFiles(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if len(missing) > 0 {
-		t.Fatalf("%d of %d files whose close returned 0 are missing after 10 s: %v", len(missing), len(closed), missing[:min(len(missing), 8)])
+		t.Fatalf("%d of %d files whose close returned 0 are missing after 30 s: %v", len(missing), len(closed), missing[:min(len(missing), 8)])
 	}
 	t.Logf("%d of 120 closes returned 0; every one is a version", len(closed))
 }
