@@ -38,12 +38,18 @@ type failedClose struct {
 	gone    bool
 }
 
+// firstRetry is the first wait before a failed close is tried again;
+// negative when failed closes are left to Recover.
+func (s *Stage) firstRetry() time.Duration {
+	if s.opts.RetryFailed == 0 {
+		return DefaultRetryFailed
+	}
+	return s.opts.RetryFailed
+}
+
 // retryLater queues fc and makes sure a retry comes.
 func (s *Stage) retryLater(fc failedClose) {
-	first := s.opts.RetryFailed
-	if first == 0 {
-		first = DefaultRetryFailed
-	}
+	first := s.firstRetry()
 	if first < 0 {
 		return
 	}
@@ -74,6 +80,23 @@ func (s *Stage) retryTick() {
 	s.retryTimer = time.AfterFunc(s.retryWait, s.retryTick)
 }
 
+// retrySoon tries the failed closes now, unless a retry began within the
+// first wait: a commit has just reached the disk, so what made them fail
+// (a full disk, the catalog away) may be over, and the backoff, grown
+// while it lasted, could keep them waiting for minutes more.
+func (s *Stage) retrySoon() {
+	first := s.firstRetry()
+	s.rmu.Lock()
+	due := first >= 0 && !s.retryStopped && len(s.failedCloses) > 0 && time.Since(s.retryBegan) >= first
+	if due {
+		s.retryBegan = time.Now() // no second one before this has begun
+	}
+	s.rmu.Unlock()
+	if due {
+		go s.RetryFailed(context.Background())
+	}
+}
+
 // RetryFailed tries once more to commit every close whose commit failed,
 // and returns how many still wait (FailedCommits counts them too). The
 // mount calls it at unmount; a timer calls it before.
@@ -83,6 +106,7 @@ func (s *Stage) RetryFailed(ctx context.Context) (left int) {
 	s.rmu.Lock()
 	list := s.failedCloses
 	s.failedCloses = nil
+	s.retryBegan = time.Now()
 	s.rmu.Unlock()
 	// In the order of the closes; a key whose earlier close still fails
 	// keeps its later ones waiting, so that the last close stays latest.

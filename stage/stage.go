@@ -114,6 +114,7 @@ type Stage struct {
 	failedCloses []failedClose
 	retryTimer   *time.Timer
 	retryWait    time.Duration
+	retryBegan   time.Time // when RetryFailed last took the list
 	retryStopped bool
 	retriedAt    map[string]time.Time // uid of a version a retry made → when its File was closed
 	retried      func(keys []string)  // OnRetried
@@ -1009,6 +1010,9 @@ func (f *File) Release(ctx context.Context) error {
 		}
 	}
 	f.s.dropStaged(f.id)
+	if f.committed && f.s.opts.SyncEvery == 0 {
+		f.s.retrySoon() // the commit is durable: the catalog and disk work
+	}
 	return nil
 }
 
@@ -1121,6 +1125,9 @@ func (s *Stage) Sync(ctx context.Context) error {
 	}
 	for _, fc := range waiting {
 		s.retire(filepath.Join(s.opts.Dir, fc.j.ID))
+	}
+	if len(waiting) > 0 {
+		s.retrySoon() // commits reached the disk: the catalog works again
 	}
 	return s.jlog.compact()
 }

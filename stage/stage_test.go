@@ -711,6 +711,41 @@ func TestFailedCommitOlderThanLatestKept(t *testing.T) {
 	}
 }
 
+// A close that commits is proof that the catalog works again: closes whose
+// commits failed are tried at once, not after the backoff, which grew
+// while the catalog was away (an hour here).
+func TestFailedCloseRetriedWhenACommitSucceeds(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s, cat := e.failingStageRetrying(t, time.Hour)
+	write := func(key, content string) error {
+		t.Helper()
+		f, err := s.Create(ctx, key, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(ctx, []byte(content), 0)
+		return f.Release(ctx)
+	}
+	cat.down.Store(true)
+	if err := write("away.txt", "closed while the catalog was away"); err == nil {
+		t.Fatal("release with the catalog away succeeded")
+	}
+	cat.down.Store(false)
+	if err := write("back.txt", "the catalog is back"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000 && s.FailedCommits() > 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.FailedCommits(); n != 0 {
+		t.Fatalf("FailedCommits 10 s after a commit succeeded = %d, want 0 (the retry waits for its timer)", n)
+	}
+	if got := e.content(t, "away.txt"); got != "closed while the catalog was away" {
+		t.Fatalf("away.txt = %q", got)
+	}
+}
+
 // A close whose commit failed is committed while the Stage runs, once the
 // catalog is back, without waiting for the next mount; bytes of a key
 // saved again since go to lost+found/ instead of hiding the newer save.
