@@ -99,8 +99,8 @@ func TestRecordWatchOverflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	max, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || max <= 0 || max > 1<<22 {
+	limit, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || limit <= 0 || limit > 1<<22 {
 		t.Fatalf("fs.inotify.max_queued_events %q: too many events to overflow here", b)
 	}
 	wd := t.TempDir()
@@ -122,7 +122,7 @@ func TestRecordWatchOverflow(t *testing.T) {
 	junk := filepath.Join(wd, ".snakemake", "junk.tmp")
 	os.WriteFile(junk, nil, 0o644)
 	overflow := func() {
-		for i := range max + 1 {
+		for i := range limit + 1 {
 			in := filepath.Join(meta, "junk.tmp"+strconv.Itoa(i%2))
 			if err := os.Rename(junk, in); err != nil {
 				t.Fatal(err)
@@ -145,7 +145,7 @@ func TestRecordWatchOverflow(t *testing.T) {
 			putRecord(t, wd, o)
 		}
 		var got []string
-		for range max/256 + 2 { // 64 reads of 16 KiB a drain
+		for range limit/256 + 2 { // 64 reads of 16 KiB a drain
 			got = append(got, drained(w, log)...)
 		}
 		slices.Sort(got)
