@@ -153,7 +153,7 @@ func (w *recordWatch) drain(mountpoint string, log *slog.Logger) []string {
 	var outs, newDirs []string
 	overflow := false
 	var buf [16 << 10]byte
-	for range 64 { // bounded: 64 full reads are ~16k records
+	for range 64 { // bounded: 64 full reads are ~8k records (a create and a rename each)
 		n, err := unix.Read(w.fd, buf[:])
 		if err != nil || n <= 0 {
 			break
