@@ -2,10 +2,13 @@ package lineage
 
 import (
 	"errors"
+	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -18,18 +21,42 @@ import (
 // job's pass is decided (Tracker.job), and Snakemake renames a job's
 // record into place before it starts the next job, so the events of the
 // records written so far are queued by then.
+//
+// Snakemake keeps the record of a long output path in "@"-prefixed
+// subfolders (snakemakeRecordOf): each is watched too, those there at the
+// start and each as it appears; one that appears is scanned once watched,
+// for the records renamed into it before. When the kernel's queue
+// overflowed (events lost), every folder is scanned again. A scan takes
+// the records written since the run started only: an older one is an
+// earlier run's, whose job may be running again.
 type recordWatch struct {
-	fd  int    // the inotify descriptor; -1: nothing to watch
-	dir string // Snakemake's working directory
+	fd    int       // the inotify descriptor; -1: nothing to watch
+	dir   string    // Snakemake's working directory
+	since time.Time // the run's start
+	// dirs maps each watch descriptor to its folder, relative to
+	// .snakemake/metadata ("" for it, "@A", "@A/@B" for subfolders).
+	dirs       map[int32]string
+	overflowed bool // logged an overflow already
 }
 
+const (
+	recordMask = unix.IN_MOVED_TO | unix.IN_CREATE | unix.IN_ONLYDIR
+	// maxRecordDirs bounds the folders one watch holds (watches are a
+	// per-user kernel resource); records in others are missed, and their
+	// jobs' passes taken as before (same command line: one run).
+	maxRecordDirs = 4096
+	// maxRecordDepth bounds the nesting of "@" folders followed: a
+	// PATH_MAX-long output is about 22 deep.
+	maxRecordDepth = 32
+)
+
 // watchRecords returns a watch of the records of the Snakemake process
-// pid, nil while its .snakemake/metadata is not there yet (tried again
-// at the next job). A working directory in the mount (or none known)
-// gets a watch of nothing: the mount reports those records itself. It
-// reads /proc/PID/cwd and looks up a path off the mount only: safe in a
-// FUSE handler.
-func watchRecords(pid int, mountpoint string) *recordWatch {
+// pid, of the run started at since, nil while its .snakemake/metadata is
+// not there yet (tried again at the next job). A working directory in the
+// mount (or none known) gets a watch of nothing: the mount reports those
+// records itself. It reads /proc/PID/cwd and looks at paths off the mount
+// only: safe in a FUSE handler.
+func watchRecords(pid int, mountpoint string, since time.Time) *recordWatch {
 	none := &recordWatch{fd: -1}
 	if mountpoint == "" {
 		return none
@@ -41,32 +68,95 @@ func watchRecords(pid int, mountpoint string) *recordWatch {
 	if cwd == mountpoint || strings.HasPrefix(cwd, strings.TrimSuffix(mountpoint, "/")+"/") {
 		return none
 	}
+	return newRecordWatch(cwd, since)
+}
+
+// newRecordWatch watches dir/.snakemake/metadata and its "@" subfolders;
+// nil when the folder is not there.
+func newRecordWatch(dir string, since time.Time) *recordWatch {
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
-		return none
+		return &recordWatch{fd: -1}
 	}
-	if _, err := unix.InotifyAddWatch(fd, filepath.Join(cwd, ".snakemake/metadata"), unix.IN_MOVED_TO|unix.IN_ONLYDIR); err != nil {
+	w := &recordWatch{fd: fd, dir: dir, since: since, dirs: map[int32]string{}}
+	if err := w.add(""); err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.ENOENT) {
 			return nil // Snakemake has not made it yet
 		}
-		return none
+		return &recordWatch{fd: -1}
 	}
-	return &recordWatch{fd: fd, dir: cwd}
+	// The subfolders already there (an earlier run's): new records land
+	// in them too. Their records are not read: none is this run's yet.
+	w.walk("", 0, nil)
+	return w
+}
+
+func (w *recordWatch) meta() string { return filepath.Join(w.dir, ".snakemake", "metadata") }
+
+// add watches the folder rel (relative to .snakemake/metadata). Adding
+// one watched already is a no-op (the kernel returns its descriptor).
+func (w *recordWatch) add(rel string) error {
+	if len(w.dirs) >= maxRecordDirs {
+		for _, r := range w.dirs {
+			if r == rel {
+				return nil
+			}
+		}
+		return unix.ENOSPC
+	}
+	wd, err := unix.InotifyAddWatch(w.fd, filepath.Join(w.meta(), filepath.FromSlash(rel)), recordMask)
+	if err != nil {
+		return err
+	}
+	w.dirs[int32(wd)] = rel
+	return nil
+}
+
+// walk watches the "@" subfolders of rel (depth folders below
+// .snakemake/metadata), recursively, and, when outs is not nil, appends to
+// it the outputs of the records in rel and in them written since the run
+// started.
+func (w *recordWatch) walk(rel string, depth int, outs *[]string) {
+	ents, err := os.ReadDir(filepath.Join(w.meta(), filepath.FromSlash(rel)))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		sub := path.Join(rel, e.Name())
+		if e.IsDir() {
+			// Watched before it is read: a record renamed in meanwhile
+			// is read now or queued.
+			if strings.HasPrefix(e.Name(), "@") && depth < maxRecordDepth && w.add(sub) == nil {
+				w.walk(sub, depth+1, outs)
+			}
+			continue
+		}
+		if outs == nil {
+			continue
+		}
+		if info, err := e.Info(); err != nil || info.ModTime().Before(w.since) {
+			continue
+		}
+		if out, ok := snakemakeRecordOf(filepath.ToSlash(w.dir) + "/.snakemake/metadata/" + sub); ok {
+			*outs = append(*outs, out)
+		}
+	}
 }
 
 // drain returns the outputs named by the records written since the last
 // call: absolute paths, or mount-relative keys for those in the mount.
-func (w *recordWatch) drain(mountpoint string) []string {
+func (w *recordWatch) drain(mountpoint string, log *slog.Logger) []string {
 	if w.fd < 0 {
 		return nil
 	}
-	var outs []string
+	var outs, newDirs []string
+	overflow := false
 	var buf [16 << 10]byte
-	for range 64 { // bounded: 64 full reads are ~16k records
+	for range 64 { // bounded: 64 full reads are ~8k records (a create and a rename each)
 		n, err := unix.Read(w.fd, buf[:])
 		if err != nil || n <= 0 {
-			return outs
+			break
 		}
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
@@ -75,14 +165,52 @@ func (w *recordWatch) drain(mountpoint string) []string {
 			if i := strings.IndexByte(string(name), 0); i >= 0 {
 				name = name[:i]
 			}
-			out, ok := snakemakeRecordOf(filepath.ToSlash(w.dir) + "/.snakemake/metadata/" + string(name))
+			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+				overflow = true
+				continue
+			}
+			if ev.Mask&unix.IN_IGNORED != 0 { // its folder was removed
+				delete(w.dirs, ev.Wd)
+				continue
+			}
+			rel, ok := w.dirs[ev.Wd]
 			if !ok {
-				continue // Snakemake's temporary file
+				continue
 			}
-			if key, ok := strings.CutPrefix(out, strings.TrimSuffix(mountpoint, "/")+"/"); ok {
-				out = key
+			sub := path.Join(rel, string(name))
+			if ev.Mask&unix.IN_ISDIR != 0 {
+				if strings.HasPrefix(string(name), "@") {
+					newDirs = append(newDirs, sub)
+				}
+				continue
 			}
-			outs = append(outs, out)
+			if ev.Mask&unix.IN_MOVED_TO == 0 {
+				continue // a file created: Snakemake's temporary file
+			}
+			if out, ok := snakemakeRecordOf(filepath.ToSlash(w.dir) + "/.snakemake/metadata/" + sub); ok {
+				outs = append(outs, out)
+			} // else Snakemake's temporary file
+		}
+	}
+	if overflow {
+		// Events were dropped: every record written since the run
+		// started is read again (those read already too: taking one in
+		// twice changes nothing), and the folders made meanwhile watched.
+		if !w.overflowed {
+			w.overflowed = true
+			log.Warn("lineage: inotify queue of Snakemake's records overflowed; reading them all again", "dir", w.meta())
+		}
+		w.walk("", 0, &outs)
+	} else {
+		for _, d := range newDirs {
+			if depth := strings.Count(d, "/") + 1; depth <= maxRecordDepth && w.add(d) == nil {
+				w.walk(d, depth, &outs)
+			}
+		}
+	}
+	for i, out := range outs {
+		if key, ok := strings.CutPrefix(out, strings.TrimSuffix(mountpoint, "/")+"/"); ok {
+			outs[i] = key
 		}
 	}
 	return outs

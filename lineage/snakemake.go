@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/base64"
 	"encoding/json"
+	"io/fs"
 	"math"
 	"os"
 	"path"
@@ -133,21 +134,29 @@ func SnakemakeJobs(workdir string, since time.Time) []SnakemakeJob {
 		order = append(order, k)
 	}
 	meta := filepath.Join(workdir, ".snakemake", "metadata")
-	ents, _ := os.ReadDir(meta)
-	for _, e := range ents {
+	// A long output's record is in "@" subfolders (snakemakeRecordOf).
+	filepath.WalkDir(meta, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || p == meta {
+			return nil
+		}
+		if e.IsDir() {
+			if !strings.HasPrefix(e.Name(), "@") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		info, err := e.Info()
 		if err != nil || info.ModTime().Before(since.Add(-time.Second)) {
-			continue
+			return nil
 		}
-		out, err := base64.StdEncoding.DecodeString(e.Name())
-		if err != nil {
-			if out, err = base64.URLEncoding.DecodeString(e.Name()); err != nil {
-				continue
-			}
+		rel, _ := filepath.Rel(meta, p)
+		out, ok := recordName(filepath.ToSlash(rel))
+		if !ok {
+			return nil
 		}
-		b, err := os.ReadFile(filepath.Join(meta, e.Name()))
+		b, err := os.ReadFile(p)
 		if err != nil {
-			continue
+			return nil
 		}
 		var m struct {
 			Rule       string      `json:"rule"`
@@ -159,11 +168,12 @@ func SnakemakeJobs(workdir string, since time.Time) []SnakemakeJob {
 			Hash       json.Number `json:"job_hash"`
 		}
 		if json.Unmarshal(b, &m) != nil || m.Rule == "" || m.Incomplete {
-			continue
+			return nil
 		}
-		add(SnakemakeJob{Rule: m.Rule, Inputs: m.Input, Outputs: []string{string(out)}, Shell: m.Shellcmd, Done: true,
+		add(SnakemakeJob{Rule: m.Rule, Inputs: m.Input, Outputs: []string{out}, Shell: m.Shellcmd, Done: true,
 			Started: epoch(m.Start), Finished: epoch(m.End), hash: m.Hash.String()})
-	}
+		return nil
+	})
 	logs, _ := filepath.Glob(filepath.Join(workdir, ".snakemake", "log", "*.snakemake.log"))
 	for _, l := range logs {
 		if info, err := os.Stat(l); err != nil || info.ModTime().Before(since) {
@@ -367,20 +377,41 @@ func snakemakeRecordOf(p string) (string, bool) {
 	if !ok || (workdir != "" && !strings.HasSuffix(workdir, "/")) {
 		return "", false
 	}
-	parts := strings.Split(rec, "/")
+	out, ok := recordName(rec)
+	if !ok {
+		return "", false
+	}
+	if strings.HasPrefix(out, "/") {
+		return path.Clean(out), true
+	}
+	return path.Join(workdir, out), true
+}
+
+// recordName returns the output path a record's slash path rel in
+// .snakemake/metadata names, as the Snakefile gave it. Snakemake 7
+// (persistence.py, _record_path) names a record the url-safe base64 of
+// the path, cut into pieces of NAME_MAX-1 characters: each piece but the
+// last a folder, prefixed "@" (not a base64 character).
+func recordName(rel string) (string, bool) {
+	parts := strings.Split(rel, "/")
 	for i, s := range parts[:len(parts)-1] {
+		var ok bool
 		if parts[i], ok = strings.CutPrefix(s, "@"); !ok {
 			return "", false
 		}
 	}
-	out, err := base64.URLEncoding.DecodeString(strings.Join(parts, ""))
-	if err != nil || len(out) == 0 {
+	name := strings.Join(parts, "")
+	out, err := base64.URLEncoding.DecodeString(name)
+	if err != nil {
+		// The standard alphabet, which SnakemakeJobs always took too.
+		if out, err = base64.StdEncoding.DecodeString(name); err != nil {
+			return "", false
+		}
+	}
+	if len(out) == 0 {
 		return "", false
 	}
-	if o := string(out); strings.HasPrefix(o, "/") {
-		return path.Clean(o), true
-	}
-	return path.Join(workdir, string(out)), true
+	return string(out), true
 }
 
 // snakemakeScript matches the copy of a `script:` that Snakemake 7 writes

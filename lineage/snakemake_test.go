@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,5 +47,23 @@ func TestSnakemakeJobsTimes(t *testing.T) {
 	}
 	if !c.Done || !c.Started.IsZero() || !c.Finished.IsZero() {
 		t.Fatalf("job c %+v", c)
+	}
+}
+
+// TestSnakemakeJobsLongOutput: the record of an output whose path encodes
+// to more than NAME_MAX-1 characters is in "@" folders (Snakemake 7's
+// _record_path); its job is read all the same.
+func TestSnakemakeJobsLongOutput(t *testing.T) {
+	wd := t.TempDir()
+	out := "o/" + strings.Repeat("a-long-folder-name/", 20) + "x.txt"
+	b := base64.URLEncoding.EncodeToString([]byte(out))
+	dir := filepath.Join(wd, ".snakemake", "metadata", "@"+b[:254], "@"+b[254:508])
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, b[508:]), []byte(`{"rule": "x", "shellcmd": "sh step.sh", "job_hash": 1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jobs := lineage.SnakemakeJobs(wd, time.Now().Add(-time.Minute))
+	if len(jobs) != 1 || jobs[0].Rule != "x" || !jobs[0].Done || len(jobs[0].Outputs) != 1 || jobs[0].Outputs[0] != out {
+		t.Fatalf("jobs %+v, want rule x's, done, of %s", jobs, out)
 	}
 }

@@ -732,7 +732,7 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 		return split
 	}
 	argv := procCmdline(pid)
-	t.readRecords(split, snakemake)
+	t.readRecords(split, snakemake, rt.run.StartedAt)
 	// A job's process that exited with the same command line as this one
 	// was a pass of the same job: Snakemake runs a `benchmark: repeat(…,
 	// N)` job's shell N times, one process after the other. Its records
@@ -838,14 +838,14 @@ func (t *Tracker) ScratchRenamed(p string) {
 
 // readRecords takes in the records the Snakemake process snakemake of
 // split wrote outside the mount since the last call (recordWatch), as
-// ScratchRenamed does those it writes in the mount. Called with jobMu
-// held, before a job's pass is decided.
-func (t *Tracker) readRecords(split string, snakemake int) {
+// ScratchRenamed does those it writes in the mount; split started at
+// since. Called with jobMu held, before a job's pass is decided.
+func (t *Tracker) readRecords(split string, snakemake int, since time.Time) {
 	t.mu.Lock()
 	w, ok := t.records[split]
 	t.mu.Unlock()
 	if !ok {
-		if w = watchRecords(snakemake, t.opts.Mountpoint); w == nil {
+		if w = watchRecords(snakemake, t.opts.Mountpoint, since); w == nil {
 			return
 		}
 		t.mu.Lock()
@@ -861,7 +861,7 @@ func (t *Tracker) readRecords(split string, snakemake int) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, out := range w.drain(t.opts.Mountpoint) {
+	for _, out := range w.drain(t.opts.Mountpoint, t.opts.Logger) {
 		t.recordedOutput(out)
 	}
 }

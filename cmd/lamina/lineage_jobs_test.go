@@ -567,27 +567,39 @@ func (e *mntEnv) ruleRun(t *testing.T, rule string) catalog.RunRecord {
 // with its own inputs and outputs (they were taken for passes of one job,
 // as a `benchmark: repeat`'s, and shared a run).
 func TestLineageSnakemakeSameShellJobs(t *testing.T) {
-	e, wf := snakemakeMount(t)
-	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
-	// One script for both rules: what it does depends on what is there.
-	os.WriteFile(filepath.Join(wf, "step.sh"), []byte("if [ -e out/x.txt ]; then cat out/x.txt > out/y.txt; else cat raw/a.txt > out/x.txt; fi\n"), 0o644)
-	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
-    input: "out/y.txt"
+	for _, c := range []struct{ name, out string }{
+		{"short", "out"},
+		// Outputs whose paths encode to more than 254 characters: Snakemake
+		// keeps their records in "@"-prefixed subfolders of
+		// .snakemake/metadata.
+		{"long", "out/" + strings.Repeat("a-folder-name-to-make-paths-long/", 6) + "o"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, wf := snakemakeMount(t)
+			os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+			os.MkdirAll(filepath.Join(wf, c.out), 0o755)
+			// One script for both rules: what it does depends on what is there.
+			os.WriteFile(filepath.Join(wf, "step.sh"), []byte("O="+c.out+"; if [ -e $O/x.txt ]; then cat $O/x.txt > $O/y.txt; else cat raw/a.txt > $O/x.txt; fi\n"), 0o644)
+			os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`O = "`+c.out+`"
+rule all:
+    input: O + "/y.txt"
 
 rule x:
     input: "raw/a.txt"
-    output: "out/x.txt"
+    output: O + "/x.txt"
     shell: "sh step.sh"
 
 rule y:
-    input: "out/x.txt"
-    output: "out/y.txt"
+    input: O + "/x.txt"
+    output: O + "/y.txt"
     shell: "sh step.sh"
 `), 0o644)
-	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
-		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+			if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); code != 0 {
+				t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+			}
+			checkSameShellJobs(t, e, "wf/"+c.out)
+		})
 	}
-	checkSameShellJobs(t, e)
 }
 
 // TestLineageSnakemakeSameShellJobsWorkdirOutside: as
@@ -596,29 +608,40 @@ rule y:
 // jobs are written on the local disk, which the mount never sees (the
 // two jobs shared a run; the second's output was credited to the first).
 func TestLineageSnakemakeSameShellJobsWorkdirOutside(t *testing.T) {
-	e, wf := snakemakeMount(t)
-	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
-	os.WriteFile(filepath.Join(wf, "step.sh"), []byte("cd "+wf+"; if [ -e out/x.txt ]; then cat out/x.txt > out/y.txt; else cat raw/a.txt > out/x.txt; fi\n"), 0o644)
-	work := filepath.Join(e.dir, "work")
-	os.MkdirAll(work, 0o755)
-	os.WriteFile(filepath.Join(work, "Snakefile"), []byte(`R = config["root"]
+	for _, c := range []struct{ name, out string }{
+		{"short", "out"},
+		// Records in "@"-prefixed subfolders (long paths), which the watch
+		// of .snakemake/metadata follows.
+		{"long", "out/" + strings.Repeat("a-folder-name-to-make-paths-long/", 6) + "o"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, wf := snakemakeMount(t)
+			os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+			os.MkdirAll(filepath.Join(wf, c.out), 0o755)
+			os.WriteFile(filepath.Join(wf, "step.sh"), []byte("cd "+wf+"; O="+c.out+"; if [ -e $O/x.txt ]; then cat $O/x.txt > $O/y.txt; else cat raw/a.txt > $O/x.txt; fi\n"), 0o644)
+			work := filepath.Join(e.dir, "work")
+			os.MkdirAll(work, 0o755)
+			os.WriteFile(filepath.Join(work, "Snakefile"), []byte(`R = config["root"]
+O = R + "/`+c.out+`"
 rule all:
-    input: R + "/out/y.txt"
+    input: O + "/y.txt"
 
 rule x:
     input: R + "/raw/a.txt"
-    output: R + "/out/x.txt"
+    output: O + "/x.txt"
     shell: "sh " + R + "/step.sh"
 
 rule y:
-    input: R + "/out/x.txt"
-    output: R + "/out/y.txt"
+    input: O + "/x.txt"
+    output: O + "/y.txt"
     shell: "sh " + R + "/step.sh"
 `), 0o644)
-	if _, errs, code := e.runIn(e.dir, "run", "--", "snakemake", "-j1", "-s", filepath.Join(work, "Snakefile"), "-d", work, "--config", "root="+wf); code != 0 {
-		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+			if _, errs, code := e.runIn(e.dir, "run", "--", "snakemake", "-j1", "-s", filepath.Join(work, "Snakefile"), "-d", work, "--config", "root="+wf); code != 0 {
+				t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+			}
+			checkSameShellJobs(t, e, "wf/"+c.out)
+		})
 	}
-	checkSameShellJobs(t, e)
 }
 
 // TestLineageSnakemakePassesWorkdirOutside: with Snakemake's working
@@ -829,8 +852,8 @@ func TestLineageSnakemakeKilledAcrossRestart(t *testing.T) {
 
 // checkSameShellJobs checks the runs of the same-shell workflow: rules x
 // and y, both `sh step.sh`, each a run of its own with its own inputs and
-// outputs, both ok.
-func checkSameShellJobs(t *testing.T, e *mntEnv) {
+// outputs (x.txt and y.txt in the folder out, a key prefix), both ok.
+func checkSameShellJobs(t *testing.T, e *mntEnv, out string) {
 	t.Helper()
 	sm := e.runRecord(e.runsByName()["snakemake"].UID)
 	x, y := e.ruleRun(t, "x"), e.ruleRun(t, "y")
@@ -841,8 +864,8 @@ func checkSameShellJobs(t *testing.T, e *mntEnv) {
 		rec     catalog.RunRecord
 		in, out string
 	}{
-		{x, "wf/raw/a.txt@v1 wf/step.sh@v1", "wf/out/x.txt@v1"},
-		{y, "wf/out/x.txt@v1 wf/step.sh@v1", "wf/out/y.txt@v1"},
+		{x, "wf/raw/a.txt@v1 wf/step.sh@v1", out + "/x.txt@v1"},
+		{y, out + "/x.txt@v1 wf/step.sh@v1", out + "/y.txt@v1"},
 	} {
 		if got := strings.Join(e.refs(c.rec.Inputs), " "); got != c.in {
 			t.Errorf("rule %s's inputs %s, want %s", c.rec.Run.Name, got, c.in)

@@ -1,0 +1,170 @@
+package lineage
+
+import (
+	"bytes"
+	"encoding/base64"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// putRecord writes the record of output out in wd/.snakemake/metadata as
+// Snakemake 7 does (persistence.py: _record_path, _record): its url-safe
+// base64 cut into pieces of NAME_MAX-1 characters, each piece but the last
+// an "@" folder; a temporary file in the last folder renamed into place.
+func putRecord(t *testing.T, wd, out string) {
+	t.Helper()
+	b := base64.URLEncoding.EncodeToString([]byte(out))
+	var parts []string
+	for len(b) > 254 {
+		parts = append(parts, "@"+b[:254])
+		b = b[254:]
+	}
+	dir := filepath.Join(append([]string{wd, ".snakemake", "metadata"}, parts...)...)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "tmpab_cd123."+b[:min(8, len(b))])
+	if err := os.WriteFile(tmp, []byte(`{"rule": "r"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, b)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// longOut is an output in dir whose record is about depth folders deep;
+// those of one dir share their first folders.
+func longOut(dir string, depth int, name string) string {
+	return dir + "/" + strings.Repeat("a-long-folder-name-for-outputs/", depth*254*3/4/31) + name
+}
+
+func drained(w *recordWatch, log *slog.Logger) []string {
+	outs := w.drain("/elsewhere", log)
+	slices.Sort(outs)
+	return slices.Compact(outs)
+}
+
+// The watch of records outside the mount follows the "@" subfolders
+// Snakemake keeps long outputs' records in: those there at its start, and
+// each made since, read when it appears (its records may be renamed in
+// before it is watched), nested ones too. Records written before the run
+// started are an earlier run's.
+func TestRecordWatchSubfolders(t *testing.T) {
+	wd := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	putRecord(t, wd, longOut(wd+"/a", 1, "old.txt")) // an earlier run's, in an "@" folder
+	old := time.Now().Add(-time.Hour)
+	filepath.WalkDir(filepath.Join(wd, ".snakemake", "metadata"), func(p string, _ os.DirEntry, _ error) error {
+		return os.Chtimes(p, old, old)
+	})
+	w := newRecordWatch(wd, time.Now().Add(-time.Minute))
+	if w == nil || w.fd < 0 {
+		t.Fatalf("no watch: %+v", w)
+	}
+	defer w.close()
+	if got := drained(w, log); len(got) != 0 {
+		t.Fatalf("records before any was written: %q", got)
+	}
+	for _, c := range []struct {
+		name string
+		outs []string
+	}{
+		{"short", []string{wd + "/out/x.txt"}},
+		{"in a folder there at the start", []string{longOut(wd+"/a", 1, "x.txt")}},
+		{"in a new folder", []string{longOut(wd+"/b", 1, "x.txt")}},
+		{"in the new folder, watched now", []string{longOut(wd+"/b", 1, "y.txt")}},
+		{"in new nested folders", []string{longOut(wd+"/c", 3, "x.txt"), longOut(wd+"/c", 3, "y.txt"), wd + "/out/y.txt"}},
+	} {
+		for _, o := range c.outs {
+			putRecord(t, wd, o)
+		}
+		want := slices.Sorted(slices.Values(c.outs))
+		if got := drained(w, log); !slices.Equal(got, want) {
+			t.Errorf("%s: drained %q, want %q", c.name, got, want)
+		}
+	}
+}
+
+// When the kernel's queue of events overflowed, the records whose events
+// were lost are read all the same (all the folders again, new ones
+// watched), an earlier run's are not, and the overflow is logged once.
+func TestRecordWatchOverflow(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || limit <= 0 || limit > 1<<22 {
+		t.Fatalf("fs.inotify.max_queued_events %q: too many events to overflow here", b)
+	}
+	wd := t.TempDir()
+	meta := filepath.Join(wd, ".snakemake", "metadata")
+	putRecord(t, wd, wd+"/out/old.txt")
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(meta, base64.URLEncoding.EncodeToString([]byte(wd+"/out/old.txt"))), old, old)
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	w := newRecordWatch(wd, time.Now().Add(-time.Minute))
+	if w == nil || w.fd < 0 {
+		t.Fatalf("no watch: %+v", w)
+	}
+	defer w.close()
+	// More events than the queue holds, none of them a record: a name
+	// renamed into the folder and back (IN_MOVED_FROM is not watched),
+	// two names in turn (the kernel merges an event with the one before
+	// it when they are the same but for the cookie).
+	junk := filepath.Join(wd, ".snakemake", "junk.tmp")
+	os.WriteFile(junk, nil, 0o644)
+	overflow := func() {
+		for i := range limit + 1 {
+			in := filepath.Join(meta, "junk.tmp"+strconv.Itoa(i%2))
+			if err := os.Rename(junk, in); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(in, junk); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for round, c := range []struct {
+		outs  []string
+		after string // a record in a folder made during the overflow
+	}{
+		{[]string{wd + "/out/lost.txt", longOut(wd+"/b", 2, "lost.txt")}, longOut(wd+"/b", 2, "after.txt")},
+		{[]string{wd + "/out/lost2.txt", longOut(wd+"/c", 2, "lost.txt"), longOut(wd+"/d", 3, "lost.txt")}, longOut(wd+"/d", 3, "after.txt")},
+	} {
+		outs := c.outs
+		overflow()
+		for _, o := range outs { // their events are dropped
+			putRecord(t, wd, o)
+		}
+		var got []string
+		for range limit/256 + 2 { // 64 reads of 16 KiB a drain
+			got = append(got, drained(w, log)...)
+		}
+		slices.Sort(got)
+		got = slices.Compact(got)
+		for _, o := range outs {
+			if !slices.Contains(got, o) {
+				t.Errorf("round %d: drained %q, want %s among them", round, got, o)
+			}
+		}
+		if slices.Contains(got, wd+"/out/old.txt") {
+			t.Errorf("round %d: drained an earlier run's record: %q", round, got)
+		}
+		// The folders made during the overflow are watched now.
+		putRecord(t, wd, c.after)
+		if got := drained(w, log); !slices.Equal(got, []string{c.after}) {
+			t.Errorf("round %d: after the overflow, drained %q", round, got)
+		}
+	}
+	if n := strings.Count(logged.String(), "overflowed"); n != 1 {
+		t.Errorf("logged %d overflows, want 1:\n%s", n, logged.String())
+	}
+}
