@@ -126,6 +126,22 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if err := c.RenameFolder(ctx, "r", "other"); !errors.Is(err, catalog.ErrConflict) {
 			t.Fatalf("onto a file: %v", err)
 		}
+		// Names of more than one byte a character: the folders under the
+		// moved one keep their names.
+		for _, k := range []string{"données/vide", "données/sous/é"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.RenameFolder(ctx, "données", "über"); err != nil {
+			t.Fatal(err)
+		}
+		if _, dirs, _ := ls(t, c, "über/"); !reflect.DeepEqual(dirs, []string{"sous", "vide"}) {
+			t.Fatalf("folders after RenameFolder of données: %v", dirs)
+		}
+		if _, dirs, _ := ls(t, c, "über/sous/"); !reflect.DeepEqual(dirs, []string{"é"}) {
+			t.Fatalf("folders under über/sous after RenameFolder of données: %v", dirs)
+		}
 	})
 	t.Run("SetAttrs", func(t *testing.T) {
 		c := open(t)

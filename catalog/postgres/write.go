@@ -308,8 +308,10 @@ func (s *Store) RenameFolder(ctx context.Context, from, to string) error {
 		if err := putFolder(ctx, tx, moved); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE folders SET key = $3 || substr(key, $4) WHERE key >= $1 AND key < $2`,
-			p, upper(p), to, len(from)+1); err != nil {
+		// substr counts characters: from's length in characters, not
+		// len(from)'s bytes (a name with é lost the slash and more).
+		if _, err := tx.Exec(ctx, `UPDATE folders SET key = $3 || substr(key, length($4::text) + 1) WHERE key >= $1 AND key < $2`,
+			p, upper(p), to, from); err != nil {
 			return err
 		}
 		changed(from, to, catalog.RenameChange(from, to))
