@@ -817,6 +817,12 @@ func (b *Bolt) Restore(ctx context.Context, key string) (TrashEntry, error) {
 		if err != nil {
 			return err
 		}
+		// The file takes its name back, as a save there takes it: a
+		// folder or link removed there since leaves the trash (else ls
+		// --trash listed a live name and its restore met the file).
+		if err := t.dropTrashed(key); err != nil {
+			return err
+		}
 		e = entry(a, changed)
 		return nil
 	})

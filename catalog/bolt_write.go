@@ -427,6 +427,9 @@ func (t txn) renameLink(l *Link, to string, now time.Time) error {
 	if err := t.checkPlace(to); err != nil {
 		return err
 	}
+	if err := t.dropTrashed(to); err != nil { // as ln -s there drops it
+		return err
+	}
 	from := l.Key
 	l.Key = to
 	if err := t.tx.Bucket(bLinks).Delete([]byte(from)); err != nil {
@@ -526,6 +529,12 @@ func (b *Bolt) RenameFolder(ctx context.Context, from, to string) error {
 				return err
 			}
 			if err := t.renameLink(l, to+k[len(from):], now); err != nil {
+				return err
+			}
+		}
+		// Every name the move makes live leaves the trash (TakenNames).
+		for _, k := range TakenNames(from, to, keys, links, marks) {
+			if err := t.dropTrashed(k); err != nil {
 				return err
 			}
 		}

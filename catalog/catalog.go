@@ -227,7 +227,9 @@ type Catalog interface {
 	Trash(ctx context.Context, key string) (TrashEntry, error)
 	// Restore brings the trashed versions of key back; when key has none,
 	// the folder or link last removed at key (TrashedNode), with its mode
-	// and times. ErrConflict if the key now clashes with another key.
+	// and times. Versions brought back take the name: a folder or link in
+	// the trash at key leaves it. ErrConflict if the key now clashes with
+	// another key.
 	Restore(ctx context.Context, key string) (TrashEntry, error)
 	// TrashList lists artifacts that have trashed versions, and the
 	// folders and links in the trash (TrashEntry.Kind).

@@ -72,6 +72,30 @@ func (n TrashedNode) Entry() TrashEntry {
 	return TrashEntry{Key: n.Key(), Kind: kind, TrashedAt: n.TrashedAt}
 }
 
+// TakenNames lists the names that moving the folder from to to makes live,
+// given the keys, links and folder records under from/ that move: to, each
+// one's new name and every folder between to and it. RenameFolder drops
+// the folders and links trashed at them, as a save, mkdir or ln -s at a
+// name drops them; what the trash holds at other names under to/, and
+// under from/ (the trash of the old names, where the source's trashed
+// files stay), is kept.
+func TakenNames(from, to string, moved ...[]string) []string {
+	seen := map[string]bool{to: true}
+	out := []string{to}
+	for _, ks := range moved {
+		for _, k := range ks {
+			n := to + k[len(from):]
+			for i := len(to) + 1; i <= len(n); i++ {
+				if (i == len(n) || n[i] == '/') && !seen[n[:i]] {
+					seen[n[:i]] = true
+					out = append(out, n[:i])
+				}
+			}
+		}
+	}
+	return out
+}
+
 // Attrs are the metadata SetAttrs changes; nil fields are left alone.
 type Attrs struct {
 	Mtime *time.Time `json:"mtime,omitempty"`
@@ -95,7 +119,8 @@ type Writer interface {
 	// RenameFolder moves every live key, folder and link under from to the
 	// same place under to. to must not exist, or be an empty folder.
 	// Errors: ErrNotFound (from is no folder), ErrConflict (to is a file or
-	// link), ErrNotEmpty (to holds something).
+	// link), ErrNotEmpty (to holds something). Folders and links in the
+	// trash at the names it makes live leave it (TakenNames).
 	RenameFolder(ctx context.Context, from, to string) error
 	// SetAttrs changes the mtime or mode of the latest version of key (or
 	// the mtime of a link) in place: no new version.

@@ -126,6 +126,22 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if err := c.RenameFolder(ctx, "r", "other"); !errors.Is(err, catalog.ErrConflict) {
 			t.Fatalf("onto a file: %v", err)
 		}
+		// Names of more than one byte a character: the folders under the
+		// moved one keep their names.
+		for _, k := range []string{"données/vide", "données/sous/é"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.RenameFolder(ctx, "données", "über"); err != nil {
+			t.Fatal(err)
+		}
+		if _, dirs, _ := ls(t, c, "über/"); !reflect.DeepEqual(dirs, []string{"sous", "vide"}) {
+			t.Fatalf("folders after RenameFolder of données: %v", dirs)
+		}
+		if _, dirs, _ := ls(t, c, "über/sous/"); !reflect.DeepEqual(dirs, []string{"é"}) {
+			t.Fatalf("folders under über/sous after RenameFolder of données: %v", dirs)
+		}
 	})
 	t.Run("SetAttrs", func(t *testing.T) {
 		c := open(t)
@@ -380,8 +396,9 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("PurgeTrashed twice: %v", err)
 		}
 
-		// A link in the trash beside a file at its key (the file trashed,
-		// a link made and removed there, the file restored).
+		// A link removed where a file was trashed: restoring the file
+		// drops the link's record, as a save there would (the live file
+		// wins), and PurgeTrashed of the link finds none and keeps the file.
 		save(t, c, NV("p/f", "f"))
 		if _, err := c.Trash(ctx, "p/f"); err != nil {
 			t.Fatal(err)
@@ -395,14 +412,11 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if _, err := c.Restore(ctx, "p/f"); err != nil {
 			t.Fatal(err)
 		}
-		if vs, err := c.PurgeTrashed(ctx, "p/f", "link"); err != nil || len(vs) != 0 {
-			t.Fatalf("PurgeTrashed of a link in the trash = %v, %v", vs, err)
+		if vs, err := c.PurgeTrashed(ctx, "p/f", "link"); !errors.Is(err, catalog.ErrNotFound) || len(vs) != 0 {
+			t.Fatalf("PurgeTrashed of a link dropped by a restore there = %v, %v; want ErrNotFound", vs, err)
 		}
 		if v, err := c.ByKey(ctx, "p/f", 0); err != nil || v.Version != 1 {
 			t.Fatalf("the live file at a purged link's key: %+v, %v", v, err)
-		}
-		if _, err := c.PurgeTrashed(ctx, "p/f", "link"); !errors.Is(err, catalog.ErrNotFound) {
-			t.Fatalf("PurgeTrashed of a link twice: %v", err)
 		}
 
 		// Files made where a link and a folder were removed: by a save
@@ -434,6 +448,156 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			if _, err := c.ByKey(ctx, n.key, 0); err != nil {
 				t.Errorf("live %s after PurgeTrashed: %v", n.key, err)
 			}
+		}
+	})
+	// A trashed file restored where a folder or link was removed after it
+	// takes the name back: the live file wins and the folder's or link's
+	// record leaves the trash in the same transaction, as a save there
+	// drops it. Before, ls --trash still listed it and restore of it
+	// conflicted with the file.
+	t.Run("RestoreFileDropsTrashedNode", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("rf/ln", "1"), NV("rf/d", "2"), NV("rf/both", "3"))
+		for _, k := range []string{"rf/ln", "rf/d", "rf/both"} {
+			if _, err := c.Trash(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Symlink(ctx, "rf/ln", "x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveLink(ctx, "rf/ln"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.MakeFolder(ctx, "rf/d"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveFolder(ctx, "rf/d"); err != nil {
+			t.Fatal(err)
+		}
+		if tl, err := c.TrashList(ctx); err != nil || len(tl) != 5 {
+			t.Fatalf("trash before the restores: %+v, %v; want 3 files, a link, a folder", tl, err)
+		}
+		for _, k := range []string{"rf/ln", "rf/d"} {
+			if e, err := c.Restore(ctx, k); err != nil || e.Kind != "" || e.Versions != 1 {
+				t.Fatalf("Restore %s = %+v, %v; want its file's version", k, e, err)
+			}
+		}
+		tl, err := c.TrashList(ctx)
+		if err != nil || len(tl) != 1 || tl[0].Key != "rf/both" {
+			t.Fatalf("trash after restoring files over a removed link and folder: %+v, %v; want rf/both alone", tl, err)
+		}
+		for _, k := range []string{"rf/ln", "rf/d"} {
+			if _, err := c.Restore(ctx, k); !errors.Is(err, catalog.ErrNotFound) {
+				t.Errorf("Restore %s again: %v; want ErrNotFound", k, err)
+			}
+			if v, err := c.ByKey(ctx, k, 0); err != nil || v.Version != 1 || v.Trashed {
+				t.Errorf("restored %s: %+v, %v", k, v, err)
+			}
+		}
+		// A key written again whose old versions are restored: the folder
+		// record went with the save already; the restore keeps every version.
+		save(t, c, NV("rf/both", "4"))
+		if e, err := c.Restore(ctx, "rf/both"); err != nil || e.Versions != 1 {
+			t.Fatalf("Restore of a key written again = %+v, %v", e, err)
+		}
+		if vs, err := c.Versions(ctx, "rf/both", true); err != nil || len(vs) != 2 || vs[0].Trashed || vs[1].Trashed {
+			t.Fatalf("versions of rf/both: %+v, %v", vs, err)
+		}
+		if tl, err := c.TrashList(ctx); err != nil || len(tl) != 0 {
+			t.Fatalf("trash at the end: %+v, %v", tl, err)
+		}
+	})
+	// A folder moved onto names whose folders or links are in the trash
+	// (RenameFolder, mv dir newdir) makes them live: their records leave
+	// the trash in the same transaction, as a save, mkdir or ln -s there
+	// drops them, and so does a link renamed onto such a name. Records of
+	// names the move does not make live stay, and so does every trashed
+	// file version. The trash under the source stays where it is: it is
+	// the trash of the old names, as the source's trashed files (which a
+	// rename leaves at their keys) are, so restore SRC/ brings it all back
+	// together.
+	t.Run("RenameFolderOverTrashedNames", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("src/a", "a"), NV("src/q/b", "b"), NV("src/x", "x new"), NV("src/tf", "src trashed"),
+			NV("dst/x", "x old"), NV("dst/tf", "dst trashed"))
+		for _, k := range []string{"src/tf", "dst/x", "dst/tf"} {
+			if _, err := c.Trash(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []string{"src/empty", "src/old", "dst", "dst/sub", "dst/sub/deep", "dst/q", "dst/empty"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []string{"src/ln", "src/gone", "dst/ln", "dst/keep", "dst/a"} {
+			if err := c.Symlink(ctx, k, "target"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []string{"src/gone", "dst/ln", "dst/keep", "dst/a"} {
+			if err := c.RemoveLink(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []string{"src/old", "dst/sub/deep", "dst/sub", "dst/q", "dst/empty", "dst"} {
+			if err := c.RemoveFolder(ctx, k); err != nil {
+				t.Fatalf("RemoveFolder %s: %v", k, err)
+			}
+		}
+		if err := c.RenameFolder(ctx, "src", "dst"); err != nil {
+			t.Fatal(err)
+		}
+		files, dirs, links := ls(t, c, "dst/")
+		if !reflect.DeepEqual(files, []string{"dst/a", "dst/x"}) || !reflect.DeepEqual(dirs, []string{"empty", "q"}) || !reflect.DeepEqual(links, []string{"dst/ln->target"}) {
+			t.Fatalf("after RenameFolder: %v %v %v", files, dirs, links)
+		}
+		trash := func() []string {
+			t.Helper()
+			tl, err := c.TrashList(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range tl {
+				got = append(got, e.Key+":"+e.Kind)
+			}
+			return got
+		}
+		if got, want := trash(), []string{"dst/keep:link", "dst/sub:folder", "dst/sub/deep:folder", "dst/tf:", "dst/x:",
+			"src/gone:link", "src/old:folder", "src/tf:", "src/x:"}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("TrashList after RenameFolder = %v, want %v", got, want)
+		}
+		// dst/x: the old trashed version stays trashed beside the moved
+		// one; src/x's history stays in the trash, as Rename onto a key
+		// leaves it.
+		if vs, err := c.Versions(ctx, "dst/x", true); err != nil || len(vs) != 2 || !vs[0].Trashed || vs[1].Trashed {
+			t.Fatalf("versions of dst/x: %+v, %v", vs, err)
+		}
+		for _, k := range []string{"dst", "dst/ln", "dst/q", "dst/empty", "dst/a"} {
+			if _, err := c.PurgeTrashed(ctx, k, "folder"); !errors.Is(err, catalog.ErrNotFound) {
+				t.Errorf("PurgeTrashed %s: %v; want ErrNotFound", k, err)
+			}
+		}
+		// The source's trash comes back under its old names.
+		for _, k := range []string{"src/gone", "src/old", "src/tf", "dst/keep"} {
+			if _, err := c.Restore(ctx, k); err != nil {
+				t.Errorf("Restore %s: %v", k, err)
+			}
+		}
+		// A link renamed onto the name of a link in the trash.
+		if err := c.Symlink(ctx, "dst/l2", "t"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveLink(ctx, "dst/l2"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Rename(ctx, "dst/ln", "dst/l2"); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := trash(), []string{"dst/sub:folder", "dst/sub/deep:folder", "dst/tf:", "dst/x:", "src/x:"}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("TrashList at the end = %v, want %v", got, want)
 		}
 	})
 	// Restoring a folder or link whose folders above were removed with it

@@ -646,6 +646,12 @@ func (s *Store) Restore(ctx context.Context, key string) (catalog.TrashEntry, er
 		if err != nil {
 			return err
 		}
+		// The file takes its name back, as a save there takes it: a
+		// folder or link removed there since leaves the trash (else ls
+		// --trash listed a live name and its restore met the file).
+		if err := dropTrashed(ctx, tx, key); err != nil { // write.go
+			return err
+		}
 		e = entry(a, vs)
 		changed(key)
 		return nil

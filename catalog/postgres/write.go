@@ -233,6 +233,9 @@ func renameLink(ctx context.Context, tx pgx.Tx, l *catalog.Link, to string) erro
 	if err := checkPlace(ctx, tx, to); err != nil {
 		return err
 	}
+	if err := dropTrashed(ctx, tx, to); err != nil { // as ln -s there drops it
+		return err
+	}
 	_, err := tx.Exec(ctx, `UPDATE links SET key = $2 WHERE key = $1`, l.Key, to)
 	l.Key = to
 	return err
@@ -308,8 +311,10 @@ func (s *Store) RenameFolder(ctx context.Context, from, to string) error {
 		if err := putFolder(ctx, tx, moved); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE folders SET key = $3 || substr(key, $4) WHERE key >= $1 AND key < $2`,
-			p, upper(p), to, len(from)+1); err != nil {
+		// substr counts characters: from's length in characters, not
+		// len(from)'s bytes (a name with é lost the slash and more).
+		if _, err := tx.Exec(ctx, `UPDATE folders SET key = $3 || substr(key, length($4::text) + 1) WHERE key >= $1 AND key < $2`,
+			p, upper(p), to, from); err != nil {
 			return err
 		}
 		changed(from, to, catalog.RenameChange(from, to))
@@ -329,7 +334,9 @@ func (s *Store) RenameFolder(ctx context.Context, from, to string) error {
 			}
 			changed(k, to+k[len(from):])
 		}
-		return nil
+		// Every name the move makes live leaves the trash (catalog.TakenNames).
+		_, err = tx.Exec(ctx, `DELETE FROM trashed_tree WHERE key = ANY($1)`, catalog.TakenNames(from, to, keys, links, markers))
+		return err
 	})
 }
 
