@@ -172,11 +172,16 @@ func lsTrash(c *cli.Context, format string, cat catalog.Catalog, prefix string) 
 		if format == "csv" {
 			t, size = e.TrashedAt.Format(time.RFC3339Nano), fmt.Sprint(e.Size)
 		}
-		key := e.Key
+		key, versions := e.Key, fmt.Sprint(e.Versions)
 		if e.Kind == "folder" { // a folder rm -r removed (TrashedNode)
 			key += "/"
 		}
-		rows = append(rows, []string{key, fmt.Sprint(e.Versions), size, t})
+		if e.Kind != "" && format != "csv" {
+			// A folder or link has no versions and no size: say what it
+			// is, rather than "0 0 B" as if an empty file.
+			versions, size = e.Kind, "-"
+		}
+		rows = append(rows, []string{key, versions, size, t})
 	}
 	return writeRows(c, format, []string{"KEY", "VERSIONS", "SIZE", "TRASHED"}, []string{"key", "versions", "size", "trashed_at"}, rows)
 }

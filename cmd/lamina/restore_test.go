@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -148,8 +149,9 @@ func TestRestoreFolderTree(t *testing.T) {
 	if err := os.Remove(filepath.Join(tree, "l")); err != nil {
 		t.Fatal(err)
 	}
-	if trash := e.ok("ls", "--trash"); !strings.Contains(trash, "tree/empty/") || !strings.Contains(trash, "tree/l") {
-		t.Fatalf("ls --trash after rmdir and rm of a link:\n%s", trash)
+	trash := e.ok("ls", "--trash")
+	if !regexp.MustCompile(`(?m)^tree/empty/\s+folder\s+-\s`).MatchString(trash) || !regexp.MustCompile(`(?m)^tree/l\s+link\s+-\s`).MatchString(trash) {
+		t.Fatalf("ls --trash after rmdir and rm of a link, want each shown as what it is:\n%s", trash)
 	}
 	out = e.ok("delete", "--permanent", "--yes", "tree/empty/", "tree/l")
 	if !strings.Contains(out, "deleted from the trash for good under tree/empty/: 1 folder") || !strings.Contains(out, "deleted the link tree/l") {
