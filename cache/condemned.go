@@ -77,7 +77,9 @@ func (s *Store) Pardon(ctx context.Context, ids []string) error {
 func (s *Store) Condemned(ctx context.Context) (map[string]bool, error) {
 	marks := map[string]bool{}
 	err := s.obj.List(ctx, condemnedPrefix, func(i storage.Info) error {
-		marks[strings.TrimPrefix(i.Name, condemnedPrefix)] = true
+		if id := strings.TrimPrefix(i.Name, condemnedPrefix); isPackID(id) { // not another root's below gc/
+			marks[id] = true
+		}
 		return nil
 	})
 	return marks, err
@@ -93,7 +95,9 @@ const KeepDeletedMarks = 5 * time.Minute
 func (s *Store) MarkTimes(ctx context.Context) (map[string]time.Time, error) {
 	marks := map[string]time.Time{}
 	err := s.obj.List(ctx, condemnedPrefix, func(i storage.Info) error {
-		marks[strings.TrimPrefix(i.Name, condemnedPrefix)] = i.ModTime
+		if id := strings.TrimPrefix(i.Name, condemnedPrefix); isPackID(id) { // not another root's below gc/
+			marks[id] = i.ModTime
+		}
 		return nil
 	})
 	return marks, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -206,7 +207,15 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 // gone from the catalog.
 func (in *Instance) gcRecords(ctx context.Context, cutoff time.Time, uids map[string]bool, dryRun bool, st *GCStats) error {
 	var records []storage.Info
-	if err := in.Backend.List(ctx, "records/", func(i storage.Info) error { records = append(records, i); return nil }); err != nil {
+	err := in.Backend.List(ctx, "records/", func(i storage.Info) error {
+		// records/<time>-<rand>.json only: another instance's root may
+		// lie below records/ (made before init refused nested roots).
+		if n := strings.TrimPrefix(i.Name, "records/"); !strings.Contains(n, "/") && strings.HasSuffix(n, ".json") {
+			records = append(records, i)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	for _, r := range records {

@@ -228,3 +228,90 @@ func TestStorageOwner(t *testing.T) {
 		t.Fatalf("a root inside another instance's: %v", err)
 	}
 }
+
+// Roots nested in another's (made before init refused them, or by hand):
+// the outer instance's gc lists its own folders to the bottom, and must
+// still touch nothing of an inner instance, even one whose root is one of
+// those folders.
+func TestGCKeepsToItsOwnLayout(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func(name, root string) *instance.Instance {
+		st, err := storage.OpenLocal(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cat, err := catalog.OpenBolt(filepath.Join(dir, name, "catalog.db"), catalog.BoltOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cat.Close() })
+		store, err := cache.NewStore(st, filepath.Join(dir, name, "index.db"), cache.DefaultParams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return instance.New(instance.Settings{Name: name, ID: name + "-id", Storage: root, DataDir: filepath.Join(dir, name)}, cat, st, store)
+	}
+	root := filepath.Join(dir, "storage")
+	data := map[string][]byte{}
+	var inners []*instance.Instance
+	for _, sub := range []string{"records", "packs", "gc/condemned", "lab"} {
+		in := open(filepath.Base(sub), filepath.Join(root, filepath.FromSlash(sub)))
+		if err := in.CheckStorage(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 100<<10)
+		rand.Read(b)
+		stored(t, in, "x.bin", b)
+		if err := in.FlushRecords(ctx); err != nil {
+			t.Fatal(err)
+		}
+		data[sub] = b
+		inners = append(inners, in)
+	}
+	// Another process's Put in progress in an inner root.
+	tmp := filepath.Join(root, "lab", "packs", "zz.tmp-1")
+	if err := os.WriteFile(tmp, []byte("in progress"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var before []string // all the inner instances' objects
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			before = append(before, p)
+		}
+		return nil
+	})
+	outer := open("outer", root)
+	stored(t, outer, "gone.bin", []byte("the outer instance's only version, purged below"))
+	if _, err := outer.Catalog.Purge(ctx, "gone.bin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := outer.FlushRecords(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Everything is older than any grace and than the marks kept of
+	// deleted packs.
+	old := time.Now().Add(-48 * time.Hour)
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			os.Chtimes(p, old, old)
+		}
+		return nil
+	})
+	st, err := outer.GC(ctx, instance.GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DeadPacks != 1 || st.Records != 1 || st.Unreadable != 0 {
+		t.Errorf("the outer gc counted another instance's objects: %+v", st)
+	}
+	for _, p := range before {
+		if _, err := os.Stat(p); err != nil {
+			rel, _ := filepath.Rel(root, p)
+			t.Errorf("the outer gc removed %s of an inner instance", rel)
+		}
+	}
+	for i, sub := range []string{"records", "packs", "gc/condemned", "lab"} {
+		readsBack(t, inners[i], "x.bin", data[sub])
+	}
+}
