@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -313,5 +315,91 @@ func TestGCKeepsToItsOwnLayout(t *testing.T) {
 	}
 	for i, sub := range []string{"records", "packs", "gc/condemned", "lab"} {
 		readsBack(t, inners[i], "x.bin", data[sub])
+	}
+}
+
+// Two gcs at once with different graces, and a save that reuses the data
+// of one's marked pack. The gc with the longer grace found the pack inside
+// its grace period and removed the mark ("pardon"), so a save deciding
+// then reused the pack, and committing after the first gc's second read of
+// the catalog, pointed its version at a pack that gc deleted. Odd rounds
+// race the gcs (and a third, like the first); every version is read back.
+func TestConcurrentGCsAndSaves(t *testing.T) {
+	ctx := context.Background()
+	_, b := workstations(t)
+	gc := func(grace time.Duration, marked chan struct{}) (instance.GCStats, error) {
+		return b.GC(ctx, instance.GCOptions{Grace: grace, Settle: 300 * time.Millisecond,
+			Waiting: func(int, int64, time.Duration) {
+				if marked != nil {
+					close(marked)
+				}
+			}})
+	}
+	saved := map[string][]byte{}
+	for round := range 6 {
+		data := make([]byte, 1<<20)
+		rand.Read(data)
+		old, key := fmt.Sprintf("r%d/old.bin", round), fmt.Sprintf("r%d/new.bin", round)
+		stored(t, b, old, data)
+		if _, err := b.Catalog.Purge(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		// gcs: the first (grace 0) marks the pack and waits; the second
+		// (grace 24 h) runs meanwhile, in the odd rounds with a third.
+		var wg sync.WaitGroup
+		errs := make(chan error, 3)
+		run := func(grace time.Duration, marked chan struct{}) {
+			defer wg.Done()
+			if _, err := gc(grace, marked); err != nil {
+				errs <- err
+			}
+		}
+		marked := make(chan struct{})
+		wg.Add(2)
+		go run(0, marked)
+		<-marked
+		if round%2 == 0 {
+			run(24*time.Hour, nil)
+		} else {
+			wg.Add(1)
+			go run(24*time.Hour, nil)
+			go run(0, nil)
+		}
+		// A save of the same content decides now, while the pack is
+		// marked (or being deleted), and commits after the gcs.
+		w := b.Store.NewWriter()
+		file, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		m := &cache.Manifest{Kind: cache.KindFile, Files: []cache.File{file}}
+		md, err := w.PutManifest(ctx, m)
+		if err == nil {
+			err = w.Commit(ctx)
+		}
+		if errors.Is(err, cache.ErrReusedPackCondemned) {
+			continue // refused: nothing saved, nothing lost
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		if _, err := b.Catalog.Save(ctx, []catalog.NewVersion{{Key: key, Kind: m.Kind, Size: m.Size(),
+			Digest: m.Digest(), Manifest: string(md), CreatedBy: "b", CreatedAt: now, Mtime: now}}); err != nil {
+			t.Fatal(err)
+		}
+		saved[key] = data
+		readsBack(t, b, key, data)
+	}
+	if _, err := gc(0, nil); err != nil {
+		t.Fatal(err)
+	}
+	for key, data := range saved {
+		readsBack(t, b, key, data)
 	}
 }
