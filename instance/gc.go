@@ -137,20 +137,26 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	}
 	var notes map[string]string // what the marks of doomed said once written
 	if len(doomed) > 0 && o.Settle > 0 {
-		var ids []string
+		var ids, before []string // to mark; marked before this run
 		var size int64
 		for _, p := range doomed {
 			if _, marked := marks[p.ID]; !marked {
 				ids = append(ids, p.ID)
+			} else {
+				before = append(before, p.ID)
 			}
 			size += p.Size
 		}
-		if err := in.Store.Condemn(ctx, ids, gcNote("marked", in.User)); err != nil {
+		note := gcNote("marked", in.User)
+		if err := in.Store.Condemn(ctx, ids, note); err != nil {
 			return st, fmt.Errorf("%w (with nothing else saving to this storage, `lamina gc --settle 0s` deletes without marks)", err)
 		}
 		var err error
-		if notes, err = in.Store.MarkNotes(ctx, packIDs(doomed)); err != nil {
+		if notes, err = in.Store.MarkNotes(ctx, before); err != nil {
 			return st, err
+		}
+		for _, id := range ids {
+			notes[id] = note
 		}
 		if o.Waiting != nil {
 			o.Waiting(len(doomed), size, o.Settle)
