@@ -229,6 +229,15 @@ func TestStorageOwner(t *testing.T) {
 	if err := inner.CheckClaim(ctx, true); !errors.Is(err, instance.ErrStorageTaken) {
 		t.Fatalf("a root inside another instance's: %v", err)
 	}
+	// And one that holds another's.
+	top, err := storage.OpenLocal(filepath.Dir(b.Settings.Storage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer := instance.New(instance.Settings{Name: "outer", ID: "outer-id", Storage: filepath.Dir(b.Settings.Storage)}, nil, top, nil)
+	if err := outer.CheckClaim(ctx, true); !errors.Is(err, instance.ErrStorageTaken) {
+		t.Fatalf("a root holding another instance's: %v", err)
+	}
 }
 
 // Roots nested in another's (made before init refused them, or by hand):
