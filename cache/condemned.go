@@ -73,11 +73,38 @@ func (s *Store) Pardon(ctx context.Context, ids []string) error {
 	return nil
 }
 
+// MarkNotes reads the marks of ids: what each says, for those marked. gc
+// reads them after marking and again before deleting, and deletes only
+// packs whose mark stayed the same all along: a mark removed meanwhile (by
+// another gc's pardon) let saves reuse the pack.
+func (s *Store) MarkNotes(ctx context.Context, ids []string) (map[string]string, error) {
+	get := s.obj.Get
+	if u, ok := s.obj.(interface {
+		GetUncached(context.Context, string) ([]byte, error)
+	}); ok {
+		get = u.GetUncached // another gc may rewrite a mark: never a cached copy
+	}
+	notes := map[string]string{}
+	for _, id := range ids {
+		b, err := get(ctx, condemnedName(id))
+		if storage.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the mark of pack %s: %w", id, err)
+		}
+		notes[id] = string(b)
+	}
+	return notes, nil
+}
+
 // Condemned lists the packs marked for deletion.
 func (s *Store) Condemned(ctx context.Context) (map[string]bool, error) {
 	marks := map[string]bool{}
 	err := s.obj.List(ctx, condemnedPrefix, func(i storage.Info) error {
-		marks[strings.TrimPrefix(i.Name, condemnedPrefix)] = true
+		if id := strings.TrimPrefix(i.Name, condemnedPrefix); isPackID(id) { // not another root's below gc/
+			marks[id] = true
+		}
 		return nil
 	})
 	return marks, err
@@ -93,7 +120,9 @@ const KeepDeletedMarks = 5 * time.Minute
 func (s *Store) MarkTimes(ctx context.Context) (map[string]time.Time, error) {
 	marks := map[string]time.Time{}
 	err := s.obj.List(ctx, condemnedPrefix, func(i storage.Info) error {
-		marks[strings.TrimPrefix(i.Name, condemnedPrefix)] = i.ModTime
+		if id := strings.TrimPrefix(i.Name, condemnedPrefix); isPackID(id) { // not another root's below gc/
+			marks[id] = i.ModTime
+		}
 		return nil
 	})
 	return marks, err

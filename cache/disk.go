@@ -1160,6 +1160,12 @@ func (c *DiskCache) Get(ctx context.Context, name string) ([]byte, error) {
 	return c.GetRange(ctx, name, 0, size)
 }
 
+// GetUncached reads a whole object from the backend, never the cache: for
+// small objects another machine may rewrite (gc's marks, MarkNotes).
+func (c *DiskCache) GetUncached(ctx context.Context, name string) ([]byte, error) {
+	return c.b.Get(ctx, name)
+}
+
 func (c *DiskCache) Stat(ctx context.Context, name string) (storage.Info, error) {
 	return c.b.Stat(ctx, name)
 }

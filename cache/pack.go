@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -49,6 +50,31 @@ func newPackID() string {
 }
 
 func packName(id string) string { return "packs/" + id[:2] + "/" + id }
+
+// isPackID says whether id is a pack id: 32 lowercase hex characters.
+func isPackID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// packID returns the id of the pack an object name of a listing of
+// "packs/" names, and false for any other name: only packs/<id[:2]>/<id>
+// is a pack of this root (another instance's root may lie below packs/,
+// made before init refused nested roots; its objects are not ours).
+func packID(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "packs/")
+	if !ok || len(rest) != 35 || rest[2] != '/' || rest[:2] != rest[3:5] {
+		return "", false
+	}
+	return rest[3:], isPackID(rest[3:])
+}
 
 // packBuilder accumulates encoded blobs for one pack.
 type packBuilder struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/ref"
@@ -35,7 +34,10 @@ func (s *Store) Packs(ctx context.Context, fn func(PackInfo, error) error) error
 		return err
 	}
 	for _, i := range infos {
-		id := i.Name[strings.LastIndexByte(i.Name, '/')+1:]
+		id, ok := packID(i.Name)
+		if !ok {
+			continue
+		}
 		p := PackInfo{ID: id, Size: i.Size, ModTime: i.ModTime}
 		es, err := s.readTrailer(ctx, i.Name, i.Size)
 		for _, e := range es {

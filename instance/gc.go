@@ -2,9 +2,12 @@ package instance
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -100,24 +103,27 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	if err != nil {
 		return st, err
 	}
-	// Marks stay only on packs this run deletes: the others' are in use
-	// again, gone (another gc deleted them), younger than this run's grace
-	// or unreadable.
+	// Marks of packs in use again are removed, and those of packs deleted
+	// long ago.
 	dying := map[string]bool{}
 	for _, p := range doomed {
 		dying[p.ID] = true
 	}
 	var pardon []string
 	for id, at := range marks {
-		if !listed[id] && time.Since(at) < cache.KeepDeletedMarks {
-			continue // deleted lately: its mark still keeps saves elsewhere off it
-		}
-		if !dying[id] {
+		switch {
+		case dying[id]:
+		case inUse[id]:
 			pardon = append(pardon, id)
-			if inUse[id] {
-				st.Pardoned++
-			}
+			st.Pardoned++
+		case !listed[id] && time.Since(at) >= cache.KeepDeletedMarks:
+			pardon = append(pardon, id) // deleted long ago
 		}
+		// The others keep their marks: a pack in its grace period for
+		// this run, or one deleted lately (saves elsewhere still need its
+		// mark), may be another gc's, marked with a shorter grace and in
+		// its settle period; without the mark a save could reuse it and
+		// commit after that gc's second read of the catalog.
 	}
 	if o.DryRun {
 		for _, p := range doomed {
@@ -129,19 +135,28 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	if err := in.Store.Pardon(ctx, pardon); err != nil {
 		return st, err
 	}
+	var notes map[string]string // what the marks of doomed said once written
 	if len(doomed) > 0 && o.Settle > 0 {
-		var ids []string
+		var ids, before []string // to mark; marked before this run
 		var size int64
 		for _, p := range doomed {
 			if _, marked := marks[p.ID]; !marked {
 				ids = append(ids, p.ID)
+			} else {
+				before = append(before, p.ID)
 			}
 			size += p.Size
 		}
-		host, _ := os.Hostname()
-		note := fmt.Sprintf("marked by lamina gc on %s (%s) at %s\n", host, in.User, time.Now().UTC().Format(time.RFC3339))
+		note := gcNote("marked", in.User)
 		if err := in.Store.Condemn(ctx, ids, note); err != nil {
 			return st, fmt.Errorf("%w (with nothing else saving to this storage, `lamina gc --settle 0s` deletes without marks)", err)
+		}
+		var err error
+		if notes, err = in.Store.MarkNotes(ctx, before); err != nil {
+			return st, err
+		}
+		for _, id := range ids {
+			notes[id] = note
 		}
 		if o.Waiting != nil {
 			o.Waiting(len(doomed), size, o.Settle)
@@ -169,7 +184,18 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 			return st, err
 		}
 		st.Pardoned += len(back)
-		doomed = still
+		// Only packs whose mark stayed as it was all the settle period:
+		// one removed meanwhile (another gc found the pack in use) may
+		// have been reused since, and one rewritten was deleted by
+		// another gc already (it counts them).
+		now, err := in.Store.MarkNotes(ctx, packIDs(still))
+		if err != nil {
+			return st, err
+		}
+		doomed = slices.DeleteFunc(still, func(p cache.PackInfo) bool {
+			n, ok := now[p.ID]
+			return !ok || n != notes[p.ID]
+		})
 	}
 	ids := make([]string, len(doomed))
 	for i, p := range doomed {
@@ -185,9 +211,7 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 		// them): a save on another machine may have seen these packs in
 		// storage within the last minute and reuse their chunks unless
 		// marked, even one that starts after this gc has ended.
-		host, _ := os.Hostname()
-		note := fmt.Sprintf("deleted by lamina gc on %s (%s) at %s\n", host, in.User, time.Now().UTC().Format(time.RFC3339))
-		if err := in.Store.Condemn(ctx, ids, note); err != nil {
+		if err := in.Store.Condemn(ctx, ids, gcNote("deleted", in.User)); err != nil {
 			return st, err
 		}
 	}
@@ -202,11 +226,36 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	return st, nil
 }
 
+// gcNote is what a mark says: who wrote it, when, and a nonce, so that
+// each mark written differs from any other (MarkNotes).
+func gcNote(what, user string) string {
+	host, _ := os.Hostname()
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	return fmt.Sprintf("%s by lamina gc on %s (%s) at %s (%x)\n", what, host, user, time.Now().UTC().Format(time.RFC3339Nano), nonce)
+}
+
+func packIDs(ps []cache.PackInfo) []string {
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
 // gcRecords deletes record batches older than cutoff whose versions are all
 // gone from the catalog.
 func (in *Instance) gcRecords(ctx context.Context, cutoff time.Time, uids map[string]bool, dryRun bool, st *GCStats) error {
 	var records []storage.Info
-	if err := in.Backend.List(ctx, "records/", func(i storage.Info) error { records = append(records, i); return nil }); err != nil {
+	err := in.Backend.List(ctx, "records/", func(i storage.Info) error {
+		// records/<time>-<rand>.json only: another instance's root may
+		// lie below records/ (made before init refused nested roots).
+		if n := strings.TrimPrefix(i.Name, "records/"); !strings.Contains(n, "/") && strings.HasSuffix(n, ".json") {
+			records = append(records, i)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	for _, r := range records {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,5 +228,187 @@ func TestStorageOwner(t *testing.T) {
 	inner := instance.New(instance.Settings{Name: "inner", ID: "inner-id", Storage: filepath.Join(b.Settings.Storage, "packs", "x")}, nil, b.Backend, nil)
 	if err := inner.CheckClaim(ctx, true); !errors.Is(err, instance.ErrStorageTaken) {
 		t.Fatalf("a root inside another instance's: %v", err)
+	}
+	// And one that holds another's.
+	top, err := storage.OpenLocal(filepath.Dir(b.Settings.Storage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer := instance.New(instance.Settings{Name: "outer", ID: "outer-id", Storage: filepath.Dir(b.Settings.Storage)}, nil, top, nil)
+	if err := outer.CheckClaim(ctx, true); !errors.Is(err, instance.ErrStorageTaken) {
+		t.Fatalf("a root holding another instance's: %v", err)
+	}
+}
+
+// Roots nested in another's (made before init refused them, or by hand):
+// the outer instance's gc lists its own folders to the bottom, and must
+// still touch nothing of an inner instance, even one whose root is one of
+// those folders.
+func TestGCKeepsToItsOwnLayout(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func(name, root string) *instance.Instance {
+		st, err := storage.OpenLocal(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cat, err := catalog.OpenBolt(filepath.Join(dir, name, "catalog.db"), catalog.BoltOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cat.Close() })
+		store, err := cache.NewStore(st, filepath.Join(dir, name, "index.db"), cache.DefaultParams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return instance.New(instance.Settings{Name: name, ID: name + "-id", Storage: root, DataDir: filepath.Join(dir, name)}, cat, st, store)
+	}
+	root := filepath.Join(dir, "storage")
+	data := map[string][]byte{}
+	var inners []*instance.Instance
+	for _, sub := range []string{"records", "packs", "gc/condemned", "lab"} {
+		in := open(filepath.Base(sub), filepath.Join(root, filepath.FromSlash(sub)))
+		if err := in.CheckStorage(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 100<<10)
+		rand.Read(b)
+		stored(t, in, "x.bin", b)
+		if err := in.FlushRecords(ctx); err != nil {
+			t.Fatal(err)
+		}
+		data[sub] = b
+		inners = append(inners, in)
+	}
+	// Another process's Put in progress in an inner root.
+	tmp := filepath.Join(root, "lab", "packs", "zz.tmp-1")
+	if err := os.WriteFile(tmp, []byte("in progress"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var before []string // all the inner instances' objects
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			before = append(before, p)
+		}
+		return nil
+	})
+	outer := open("outer", root)
+	stored(t, outer, "gone.bin", []byte("the outer instance's only version, purged below"))
+	if _, err := outer.Catalog.Purge(ctx, "gone.bin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := outer.FlushRecords(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Everything is older than any grace and than the marks kept of
+	// deleted packs.
+	old := time.Now().Add(-48 * time.Hour)
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			os.Chtimes(p, old, old)
+		}
+		return nil
+	})
+	st, err := outer.GC(ctx, instance.GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DeadPacks != 1 || st.Records != 1 || st.Unreadable != 0 {
+		t.Errorf("the outer gc counted another instance's objects: %+v", st)
+	}
+	for _, p := range before {
+		if _, err := os.Stat(p); err != nil {
+			rel, _ := filepath.Rel(root, p)
+			t.Errorf("the outer gc removed %s of an inner instance", rel)
+		}
+	}
+	for i, sub := range []string{"records", "packs", "gc/condemned", "lab"} {
+		readsBack(t, inners[i], "x.bin", data[sub])
+	}
+}
+
+// Two gcs at once with different graces, and a save that reuses the data
+// of one's marked pack. The gc with the longer grace found the pack inside
+// its grace period and removed the mark ("pardon"), so a save deciding
+// then reused the pack, and committing after the first gc's second read of
+// the catalog, pointed its version at a pack that gc deleted. Odd rounds
+// race the gcs (and a third, like the first); every version is read back.
+func TestConcurrentGCsAndSaves(t *testing.T) {
+	ctx := context.Background()
+	_, b := workstations(t)
+	gc := func(grace time.Duration, marked chan struct{}) (instance.GCStats, error) {
+		return b.GC(ctx, instance.GCOptions{Grace: grace, Settle: 300 * time.Millisecond,
+			Waiting: func(int, int64, time.Duration) {
+				if marked != nil {
+					close(marked)
+				}
+			}})
+	}
+	saved := map[string][]byte{}
+	for round := range 6 {
+		data := make([]byte, 1<<20)
+		rand.Read(data)
+		old, key := fmt.Sprintf("r%d/old.bin", round), fmt.Sprintf("r%d/new.bin", round)
+		stored(t, b, old, data)
+		if _, err := b.Catalog.Purge(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		// gcs: the first (grace 0) marks the pack and waits; the second
+		// (grace 24 h) runs meanwhile, in the odd rounds with a third.
+		var wg sync.WaitGroup
+		errs := make(chan error, 3)
+		run := func(grace time.Duration, marked chan struct{}) {
+			defer wg.Done()
+			if _, err := gc(grace, marked); err != nil {
+				errs <- err
+			}
+		}
+		marked := make(chan struct{})
+		wg.Add(2)
+		go run(0, marked)
+		<-marked
+		if round%2 == 0 {
+			run(24*time.Hour, nil)
+		} else {
+			wg.Add(1)
+			go run(24*time.Hour, nil)
+			go run(0, nil)
+		}
+		// A save of the same content decides now, while the pack is
+		// marked (or being deleted), and commits after the gcs.
+		w := b.Store.NewWriter()
+		file, _, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		m := &cache.Manifest{Kind: cache.KindFile, Files: []cache.File{file}}
+		md, err := w.PutManifest(ctx, m)
+		if err == nil {
+			err = w.Commit(ctx)
+		}
+		if errors.Is(err, cache.ErrReusedPackCondemned) {
+			continue // refused: nothing saved, nothing lost
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		if _, err := b.Catalog.Save(ctx, []catalog.NewVersion{{Key: key, Kind: m.Kind, Size: m.Size(),
+			Digest: m.Digest(), Manifest: string(md), CreatedBy: "b", CreatedAt: now, Mtime: now}}); err != nil {
+			t.Fatal(err)
+		}
+		saved[key] = data
+		readsBack(t, b, key, data)
+	}
+	if _, err := gc(0, nil); err != nil {
+		t.Fatal(err)
+	}
+	for key, data := range saved {
+		readsBack(t, b, key, data)
 	}
 }

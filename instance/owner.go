@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/storage"
+	"github.com/lamina-bio/lamina/storage/s3"
 )
 
 // A storage root belongs to one instance (the workstations of a team share
@@ -63,18 +65,11 @@ func (in *Instance) ClaimStorage(ctx context.Context, takeOver bool) error {
 }
 
 // CheckClaim says whether ClaimStorage would succeed, writing nothing. A
-// local root inside another instance's root is refused in any case: the
-// outer one's gc would read the inner one's files as its own.
+// root inside another instance's root, or one that holds another's, is
+// refused in any case (checkNesting).
 func (in *Instance) CheckClaim(ctx context.Context, takeOver bool) error {
-	if root := in.Settings.Storage; !strings.HasPrefix(root, "s3://") {
-		for dir := filepath.Dir(filepath.Clean(root)); ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, ownerObject)); err == nil {
-				return fmt.Errorf("%w: %s is inside %s, the storage root of another instance; give a folder outside it", ErrStorageTaken, root, dir)
-			}
-			if dir == filepath.Dir(dir) {
-				break
-			}
-		}
+	if err := in.checkNesting(ctx); err != nil {
+		return err
 	}
 	o, found, err := in.StorageOwner(ctx)
 	if err != nil {
@@ -106,6 +101,83 @@ func (in *Instance) CheckClaim(ctx context.Context, takeOver bool) error {
 }
 
 var errStop = errors.New("stop")
+
+// checkNesting refuses a root inside another instance's root, or one that
+// holds another instance's root, on local or S3 storage alike: the outer
+// one's gc lists its own folders (packs/, records/, gc/) to the bottom, so
+// a root inside one of those would be read as its own, and a tree of roots
+// inside roots invites exactly that. The check reads the instance.json of
+// each enclosing folder (or prefix of the bucket) and lists the root for
+// one below it: a listing of everything under the root, once, at init.
+func (in *Instance) checkNesting(ctx context.Context) error {
+	root := in.Settings.Storage
+	if strings.HasPrefix(root, "s3://") {
+		if err := in.checkS3Parents(ctx); err != nil {
+			return err
+		}
+	} else {
+		for dir := filepath.Dir(filepath.Clean(root)); ; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, ownerObject)); err == nil {
+				return fmt.Errorf("%w: %s is inside %s, the storage root of another instance; give a folder outside it", ErrStorageTaken, root, dir)
+			}
+			if dir == filepath.Dir(dir) {
+				break
+			}
+		}
+	}
+	inner := ""
+	err := in.Backend.List(ctx, "", func(i storage.Info) error {
+		if strings.HasSuffix(i.Name, "/"+ownerObject) {
+			inner = strings.TrimSuffix(i.Name, "/"+ownerObject)
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return fmt.Errorf("look for other instances under %s: %w", root, err)
+	}
+	if inner != "" {
+		kind, at := "prefix", strings.TrimSuffix(root, "/")+"/"+inner
+		if !strings.HasPrefix(root, "s3://") {
+			kind, at = "folder", filepath.Join(root, filepath.FromSlash(inner))
+		}
+		return fmt.Errorf("%w: %s holds %s, the storage root of another instance; give a %s that holds none", ErrStorageTaken, root, at, kind)
+	}
+	return nil
+}
+
+// checkS3Parents refuses an S3 root whose bucket holds an instance.json at
+// an enclosing prefix (s3://b/lab for s3://b/lab/sub, and s3://b).
+func (in *Instance) checkS3Parents(ctx context.Context) error {
+	bucket, prefix, err := s3.ParseURL(in.Settings.Storage)
+	if err != nil || prefix == "" {
+		return err
+	}
+	cfg := s3.Config{Bucket: bucket, NoBucketCheck: true}
+	if in.Settings.S3 != nil {
+		cfg.Endpoint, cfg.Region, cfg.PathStyle = in.Settings.S3.Endpoint, in.Settings.S3.Region, in.Settings.S3.PathStyle
+	}
+	top, err := s3.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for p := path.Dir(prefix); ; p = path.Dir(p) {
+		name, at := ownerObject, "s3://"+bucket
+		if p != "." {
+			name, at = p+"/"+ownerObject, at+"/"+p
+		}
+		_, err := top.Stat(ctx, name)
+		if err == nil {
+			return fmt.Errorf("%w: %s is inside %s, the storage root of another instance; give a prefix outside it", ErrStorageTaken, in.Settings.Storage, at)
+		}
+		if !storage.IsNotFound(err) {
+			return fmt.Errorf("look for an instance at %s: %w", at, err)
+		}
+		if p == "." {
+			return nil
+		}
+	}
+}
 
 func (in *Instance) writeOwner(ctx context.Context) error {
 	b, _ := json.MarshalIndent(Owner{ID: in.Settings.ID, Name: in.Settings.Name, Catalog: in.catalogName(),

@@ -370,6 +370,14 @@ func (l *Local) Clean(ctx context.Context, before time.Time) (int, error) {
 		if err != nil {
 			return nil
 		}
+		if d.IsDir() && p != l.root {
+			// Another instance's root (made before init refused nested
+			// roots): its Puts in progress are not ours to judge.
+			if _, err := os.Lstat(filepath.Join(p, "instance.json")); err == nil {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		if !d.IsDir() && strings.Contains(d.Name(), tmpMarker) {
 			if fi, err := d.Info(); err != nil || fi.ModTime().After(before) {
 				return nil
