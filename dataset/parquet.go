@@ -235,6 +235,9 @@ func readParquet(path string) (Table, error) {
 		return Table{}, err
 	}
 	defer f.Close()
+	if err := tableRows(pf); err != nil {
+		return Table{}, err
+	}
 	schema := pf.Schema()
 	paths := schema.Columns()
 	t := Table{NRows: int(pf.NumRows())}
@@ -269,6 +272,19 @@ func readParquet(path string) (Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// tableRows reports a file whose rows are too many to read whole. Its
+// row count bounds the values of each column, and parquet-go allocates a
+// page's values (a level byte, more) before it reads them: a file of a
+// hundred bytes whose footer and page both say 2^31 missing values (a
+// run of nulls takes a few bytes) took the process out of memory. The
+// bound is an AnnData column's (maxColumnValues).
+func tableRows(pf *parquet.File) error {
+	if n := pf.NumRows(); n > maxColumnValues {
+		return corruptf("the footer says the file has %d rows, more than the %d a table is read with (a damaged count, or a table too big to read whole)", n, maxColumnValues)
+	}
+	return nil
 }
 
 // appendValue appends v to s; text, when set, makes it the text s holds
@@ -499,6 +515,9 @@ func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) strin
 		return err
 	}
 	defer f.Close()
+	if err := tableRows(pf); err != nil {
+		return err
+	}
 	schema := pf.Schema()
 	paths := schema.Columns()
 	fns := make([]func(string) string, len(paths))

@@ -17,10 +17,11 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 )
 
-// handParquet writes a Parquet file of one required INT64 column x with
-// rows rows in one data page, the page's bytes as given (compressed with
-// codec), and its header saying they hold uncompressed bytes.
-func handParquet(t *testing.T, codec format.CompressionCodec, page []byte, uncompressed int32, rows int) string {
+// handParquet writes a Parquet file of one INT64 column x (optional or
+// required) with rows rows in one data page, the page's bytes as given
+// (compressed with codec), and its header saying they hold uncompressed
+// bytes.
+func handParquet(t *testing.T, codec format.CompressionCodec, page []byte, uncompressed int32, rows int, optional bool) string {
 	t.Helper()
 	enc := func(v any) []byte {
 		b, err := thrift.Marshal(new(thrift.CompactProtocol), v)
@@ -37,11 +38,15 @@ func handParquet(t *testing.T, codec format.CompressionCodec, page []byte, uncom
 			DefinitionLevelEncoding: format.RLE, RepetitionLevelEncoding: format.RLE}),
 	})
 	chunk := append(h, page...)
+	rep := format.Required
+	if optional {
+		rep = format.Optional
+	}
 	footer := enc(&format.FileMetaData{
 		Version: 1,
 		Schema: []format.SchemaElement{
 			{Name: "schema", NumChildren: thrift.New[int32](1)},
-			{Name: "x", Type: thrift.New(format.Int64), RepetitionType: thrift.New(format.Required)},
+			{Name: "x", Type: thrift.New(format.Int64), RepetitionType: thrift.New(rep)},
 		},
 		NumRows: int64(rows),
 		RowGroups: []format.RowGroup{{
@@ -101,7 +106,7 @@ func TestParquetPageDataBounded(t *testing.T) {
 		{"lz4_garbage", format.Lz4Raw, bytes.Repeat([]byte{0xff}, 24), "damaged LZ4 data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := handParquet(t, tc.codec, tc.page, 8*rows, rows)
+			p := handParquet(t, tc.codec, tc.page, 8*rows, rows, false)
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			_, err := dataset.Tables(p)
@@ -127,7 +132,7 @@ func TestParquetPageDataBounded(t *testing.T) {
 		if codec == format.Zstd {
 			page = zstdRaw(plain)
 		}
-		ts, err := dataset.Tables(handParquet(t, codec, page, int32(len(plain)), rows))
+		ts, err := dataset.Tables(handParquet(t, codec, page, int32(len(plain)), rows, false))
 		if err != nil || ts[0].Columns[0].Ints[rows-1] != rows-1 {
 			t.Errorf("%v, intact: %v", codec, err)
 		}
@@ -239,5 +244,42 @@ func TestParquetFooterChecked(t *testing.T) {
 	// the footer re-encoded unchanged reads
 	if _, err := dataset.Tables(withFooter(t, data, meta(func(*format.FileMetaData) {}))); err != nil {
 		t.Errorf("re-encoded footer: %v", err)
+	}
+}
+
+// A file of a hundred bytes whose footer and page say 2^31-1 rows, all
+// missing (a run of nulls takes a few bytes), took the process out of
+// memory: parquet-go allocates a page's levels before it reads them. A
+// table is read whole up to an AnnData column's bound of rows; a
+// thousand such rows read.
+func TestParquetNullRunBounded(t *testing.T) {
+	nulls := func(rows int) string {
+		run := binary.AppendUvarint(nil, uint64(rows)<<1) // an RLE run of level 0
+		run = append(run, 0)
+		page := append(binary.LittleEndian.AppendUint32(nil, uint32(len(run))), run...)
+		return handParquet(t, format.Uncompressed, page, int32(len(page)), rows, true)
+	}
+	p := nulls(1<<31 - 1)
+	info, err := dataset.Describe(p)
+	if err != nil || info.NObservations != 1<<31-1 {
+		t.Errorf("Describe: %v, %d rows", err, info.NObservations)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = dataset.Tables(p)
+	rerr := dataset.RewriteParquet(p, io.Discard, nil)
+	runtime.ReadMemStats(&after)
+	const want = "the footer says the file has 2147483647 rows, more than the 134217728 a table is read with"
+	for _, err := range []error{err, rerr} {
+		if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v; want ErrCorrupt with %q", err, want)
+		}
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+		t.Errorf("allocated %d MiB", d>>20)
+	}
+	ts, err := dataset.Tables(nulls(1000))
+	if err != nil || ts[0].NRows != 1000 || !ts[0].Columns[0].IsNull(999) {
+		t.Errorf("1000 nulls: %v", err)
 	}
 }
