@@ -23,6 +23,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDecodeManifest -fuzztime 20s ./cache
 	$(GO) test -run XXX -fuzz FuzzVersionRecord -fuzztime 20s ./catalog
 	$(GO) test -run XXX -fuzz FuzzArtifactRecord -fuzztime 20s ./catalog
+	$(GO) test -run XXX -fuzz FuzzFile -fuzztime 20s ./dataset
 
 # Benchmarks with their baselines, measured in the same run; see BENCHMARKS.md.
 bench: build

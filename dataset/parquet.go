@@ -29,22 +29,41 @@ func openParquet(path string) (*parquet.File, *os.File, error) {
 		return nil, nil, err
 	}
 	// parquet-go allocates the footer's claimed length (up to 4 GiB)
-	// before it reads it: a damaged length is caught here first.
+	// before it reads it: a damaged length is caught here first. It
+	// trusts the footer's thrift too (a list's length, to allocate its
+	// elements): the footer is walked first (checkThrift).
 	var tail [8]byte
+	dataEnd := st.Size()
 	if st.Size() >= 12 {
 		if _, err := f.ReadAt(tail[:], st.Size()-8); err != nil {
 			f.Close()
 			return nil, nil, err
 		}
-		if n := int64(binary.LittleEndian.Uint32(tail[:4])); string(tail[4:]) == "PAR1" && n > st.Size()-12 {
-			f.Close()
-			return nil, nil, corruptf("truncated or damaged: the footer says the file's metadata takes %d bytes and the file has %d", n, st.Size())
+		if n := int64(binary.LittleEndian.Uint32(tail[:4])); string(tail[4:]) == "PAR1" {
+			if n > st.Size()-12 {
+				f.Close()
+				return nil, nil, corruptf("truncated or damaged: the footer says the file's metadata takes %d bytes and the file has %d", n, st.Size())
+			}
+			dataEnd = st.Size() - 8 - n
+			footer := make([]byte, n)
+			if _, err := f.ReadAt(footer, dataEnd); err != nil {
+				f.Close()
+				return nil, nil, err
+			}
+			if err := checkThrift(footer); err != nil {
+				f.Close()
+				return nil, nil, corruptf("damaged footer (the file's metadata): %v", err)
+			}
 		}
 	}
 	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		f.Close()
 		return nil, nil, corruptf("%v", err)
+	}
+	if err := checkParquetMeta(pf.Metadata(), dataEnd); err != nil {
+		f.Close()
+		return nil, nil, corruptf("damaged footer (the file's metadata): %v", err)
 	}
 	return pf, f, nil
 }
@@ -216,6 +235,9 @@ func readParquet(path string) (Table, error) {
 		return Table{}, err
 	}
 	defer f.Close()
+	if err := tableRows(pf); err != nil {
+		return Table{}, err
+	}
 	schema := pf.Schema()
 	paths := schema.Columns()
 	t := Table{NRows: int(pf.NumRows())}
@@ -250,6 +272,19 @@ func readParquet(path string) (Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// tableRows reports a file whose rows are too many to read whole. Its
+// row count bounds the values of each column, and parquet-go allocates a
+// page's values (a level byte, more) before it reads them: a file of a
+// hundred bytes whose footer and page both say 2^31 missing values (a
+// run of nulls takes a few bytes) took the process out of memory. The
+// bound is an AnnData column's (maxColumnValues).
+func tableRows(pf *parquet.File) error {
+	if n := pf.NumRows(); n > maxColumnValues {
+		return corruptf("the footer says the file has %d rows, more than the %d a table is read with (a damaged count, or a table too big to read whole)", n, maxColumnValues)
+	}
+	return nil
 }
 
 // appendValue appends v to s; text, when set, makes it the text s holds
@@ -393,6 +428,11 @@ func (c pageChecker) check(rg, i int) error {
 		if size := int64(h.UncompressedPageSize); m.Codec != format.Uncompressed && (size < 0 || size > m.TotalUncompressedSize) {
 			return fmt.Errorf("page %d: damaged header: it says the page takes %d bytes uncompressed, and the whole column chunk %d", page, size, m.TotalUncompressedSize)
 		}
+		if m.Codec != format.Uncompressed {
+			if err := c.checkData(m.Codec, &h, start); err != nil {
+				return fmt.Errorf("page %d: %v", page, err)
+			}
+		}
 		switch {
 		case h.DictionaryPageHeader.Valid:
 			// a dictionary value takes a byte at least (a boolean a bit)
@@ -414,6 +454,29 @@ func (c pageChecker) check(rg, i int) error {
 	return nil
 }
 
+// checkData checks the compressed bytes of the page whose header h ends
+// at start (checkPageData). A version 2 data page keeps its levels
+// uncompressed, ahead of its compressed values, or may not be compressed.
+func (c pageChecker) checkData(codec format.CompressionCodec, h *format.PageHeader, start int64) error {
+	var levels int64
+	if v2 := h.DataPageHeaderV2; v2.Valid {
+		if v2.V.IsCompressed.Valid && !v2.V.IsCompressed.V {
+			return nil
+		}
+		levels = int64(v2.V.DefinitionLevelsByteLength) + int64(v2.V.RepetitionLevelsByteLength)
+		if v2.V.DefinitionLevelsByteLength < 0 || v2.V.RepetitionLevelsByteLength < 0 || levels > int64(h.CompressedPageSize) || levels > int64(h.UncompressedPageSize) {
+			return fmt.Errorf("damaged header: it says the page's levels take %d and %d bytes, and the page %d", v2.V.DefinitionLevelsByteLength, v2.V.RepetitionLevelsByteLength, h.CompressedPageSize)
+		}
+	} else if !h.DataPageHeader.Valid && !h.DictionaryPageHeader.Valid {
+		return nil // an index page, which is not read
+	}
+	data := make([]byte, int64(h.CompressedPageSize)-levels)
+	if _, err := c.r.ReadAt(data, start+levels); err != nil {
+		return err
+	}
+	return checkPageData(codec, data, int64(h.UncompressedPageSize)-levels)
+}
+
 // header decodes the page header at start, reading no further than end;
 // n is its length. It reads a small window first and more only while
 // the header does not fit (statistics may hold long values).
@@ -423,11 +486,15 @@ func (c pageChecker) header(start, end int64) (h format.PageHeader, n int64, err
 		if _, err := c.r.ReadAt(buf, start); err != nil {
 			return h, 0, err
 		}
-		r := new(thrift.CompactProtocol).NewReaderFromBytes(buf)
-		h = format.PageHeader{}
-		err = thrift.NewDecoder(r).Decode(&h)
+		// walked first: the decoder trusts a list's length and recurses
+		// without bound on nested values
+		w := thriftWalker{b: buf}
+		if err = w.structure(0); err == nil {
+			h = format.PageHeader{}
+			err = thrift.NewDecoder(new(thrift.CompactProtocol).NewReaderFromBytes(buf[:w.off])).Decode(&h)
+		}
 		if err == nil {
-			return h, int64(r.(interface{ BytesRead() int }).BytesRead()), nil
+			return h, int64(w.off), nil
 		}
 		if window == end-start {
 			return h, 0, err
@@ -448,6 +515,9 @@ func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) strin
 		return err
 	}
 	defer f.Close()
+	if err := tableRows(pf); err != nil {
+		return err
+	}
 	schema := pf.Schema()
 	paths := schema.Columns()
 	fns := make([]func(string) string, len(paths))
@@ -491,15 +561,22 @@ func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) strin
 				return corruptf("column %s has %d values in a row group of %d rows", strings.Join(paths[i], "."), len(cols[i]), n)
 			}
 		}
-		rows := make([]parquet.Row, n)
-		for r := range rows {
-			rows[r] = make(parquet.Row, len(cols))
-			for c := range cols {
-				rows[r][c] = cols[c][r]
+		// Rows are written a batch at a time: a row group's count is
+		// bounded by nothing else when the schema has no columns (a
+		// 60-byte file saying 10^8 rows took 2.3 GB as one slice).
+		const batch = 4096
+		rows := make([]parquet.Row, min(n, batch))
+		for at := int64(0); at < n; at += batch {
+			rows = rows[:min(n-at, batch)]
+			for r := range rows {
+				rows[r] = make(parquet.Row, len(cols))
+				for c := range cols {
+					rows[r][c] = cols[c][at+int64(r)]
+				}
 			}
-		}
-		if _, err := pw.WriteRows(rows); err != nil {
-			return wrote(err)
+			if _, err := pw.WriteRows(rows); err != nil {
+				return wrote(err)
+			}
 		}
 	}
 	if err := pw.Close(); err != nil {
