@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
@@ -180,6 +181,23 @@ func (w *thriftWalker) value(t byte, depth int) error {
 func checkParquetMeta(m *format.FileMetaData, dataEnd int64) error {
 	if m.NumRows < 0 {
 		return fmt.Errorf("the footer says the file has %d rows", m.NumRows)
+	}
+	if m.NumRows == 0 {
+		// Some writers leave the file's count 0 and count the rows of each
+		// row group only (parquet-testing's repeated_no_annotation.parquet):
+		// those are believed, each no more than its chunks' values (a
+		// row is at least one value or null in each column).
+		for r := range m.RowGroups {
+			g := &m.RowGroups[r]
+			most := int64(0)
+			for i := range g.Columns {
+				most = max(most, g.Columns[i].MetaData.NumValues)
+			}
+			if g.NumRows < 0 || (len(g.Columns) > 0 && g.NumRows > most) || g.NumRows > math.MaxInt64-m.NumRows {
+				return fmt.Errorf("the footer says row group %d has %d rows, and its column chunks %d values at most", r, g.NumRows, most)
+			}
+			m.NumRows += g.NumRows // parquet-go's File.NumRows reads it
+		}
 	}
 	var rows int64
 	for r := range m.RowGroups {

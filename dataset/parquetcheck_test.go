@@ -245,6 +245,21 @@ func TestParquetFooterChecked(t *testing.T) {
 	if _, err := dataset.Tables(withFooter(t, data, meta(func(*format.FileMetaData) {}))); err != nil {
 		t.Errorf("re-encoded footer: %v", err)
 	}
+	// A file whose count is 0, its row groups' counts given (some writers
+	// do so: parquet-testing's repeated_no_annotation.parquet), reads
+	// with the row groups' rows; a row group counting more rows than its
+	// chunks hold values does not.
+	zero := withFooter(t, data, meta(func(m *format.FileMetaData) { m.NumRows = 0 }))
+	if info, err := dataset.Describe(zero); err != nil || info.NObservations != 315 {
+		t.Errorf("file count 0: Describe %v, %d rows; want 315", err, info.NObservations)
+	}
+	if ts, err := dataset.Tables(zero); err != nil || ts[0].NRows != 315 || ts[0].Columns[0].Len() != 315 {
+		t.Errorf("file count 0: Tables %v", err)
+	}
+	over := withFooter(t, data, meta(func(m *format.FileMetaData) { m.NumRows, m.RowGroups[0].NumRows = 0, 1<<40 }))
+	if _, err := dataset.Tables(over); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), "row group 0 has 1099511627776 rows, and its column chunks 315 values at most") {
+		t.Errorf("file count 0, a row group of 2^40 rows: %v", err)
+	}
 }
 
 // A file of a hundred bytes whose footer and page say 2^31-1 rows, all
