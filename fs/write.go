@@ -78,6 +78,27 @@ func (w *writeHandle) byOtherProcess(ctx context.Context) bool {
 	return a > 0 && b > 0 && a != b
 }
 
+// processOf names the process of thread tid, its thread group and start
+// time (a pid used again later names another), from /proc; "" if unknown.
+func processOf(tid uint32) string {
+	tg := threadGroup(tid)
+	if tg == 0 {
+		return ""
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tg) + "/stat")
+	if err != nil {
+		return ""
+	}
+	// The command name, in parentheses, may hold spaces and parentheses;
+	// the start time is the 22nd field, the 20th after it.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 20 {
+		return ""
+	}
+	return strconv.Itoa(tg) + "@" + f[19]
+}
+
 // threadGroup is the process of thread tid, from /proc/TID/status (which,
 // unlike cmdline or environ, never waits for the process's memory: safe
 // inside a FUSE request); 0 if unknown.
@@ -1273,7 +1294,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	n.m.unlinked.add(key)
 	if n.m.isScratch(key) {
-		n.m.ns.st.KeepName(key) // tar -x writes it anew: a key still (scratchAt)
+		n.m.ns.st.KeepName(key, processOf(callerTID(ctx))) // tar -x writes it anew: a key still (scratchAt)
 	}
 	n.m.retired.retire(key, n.GetChild(name)) // inode.go
 	n.m.held.drop([]string{key})
