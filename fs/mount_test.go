@@ -464,3 +464,51 @@ func TestReads(t *testing.T) {
 		t.Fatal("whole read differs")
 	}
 }
+
+// A mount detached lazily while in use is Detached though another file
+// system was mounted at its folder since, and its Unmount leaves that one
+// alone. Both went by the folder's path: the tmpfs was taken for the
+// lamina mount, and Unmount (go-fuse unmounts by path) unmounted it.
+func TestDetachedWithAnotherMountAtItsFolder(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	d, err := os.Open(w.dir) // keeps the mount in use once detached
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if w.mnt.Detached() {
+		t.Fatal("detached before the lazy unmount")
+	}
+	if err := syscall.Unmount(w.dir, syscall.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if !w.mnt.Detached() {
+		t.Fatal("not detached after a lazy unmount")
+	}
+	if err := syscall.Mount("tmpfs", w.dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(w.dir, syscall.MNT_DETACH) })
+	if !w.mnt.Detached() {
+		// Unmount would unmount the tmpfs, then wait for good for the
+		// server's end, which d holds off.
+		t.Fatal("a tmpfs mounted at the folder since was taken for the lamina mount")
+	}
+	if err := w.mnt.Unmount(); err == nil {
+		t.Error("Unmount of the detached mount still in use succeeded")
+	}
+	if mi, ok := lfs.MountInfo(w.dir); !ok || mi.Type != "tmpfs" {
+		t.Errorf("what is mounted at the folder after Unmount: %+v %v, want the tmpfs", mi, ok)
+	}
+	d.Close() // the last user: the kernel lets the detached mount go
+	for i := 0; w.mnt.Unmount() != nil; i++ {
+		if i == 300 {
+			t.Fatal("Unmount still fails 30 s after the detached mount's last user closed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if mi, ok := lfs.MountInfo(w.dir); !ok || mi.Type != "tmpfs" {
+		t.Errorf("what is mounted at the folder after the lamina mount ended: %+v %v, want the tmpfs", mi, ok)
+	}
+}
