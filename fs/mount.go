@@ -449,11 +449,15 @@ func (m *Mount) sameNode(prefix, name string, ch *fusefs.Inode) bool {
 
 // Stats are a mount's figures for `lamina status`.
 type Stats struct {
-	ChunkCache  CacheStats `json:"chunk_cache"`
-	FilesOpened int64      `json:"files_opened"` // opens of a version's bytes to read (writes: open_for_writing)
-	DirsListed  int64      `json:"dirs_listed"`  // listings the kernel's cache did not answer
-	DirRequests int64      `json:"dir_requests"` // OPENDIR, READDIR(PLUS), RELEASEDIR received
-	Lookups     int64      `json:"lookups"`      // LOOKUPs received (names the kernel did not know)
+	ChunkCache CacheStats `json:"chunk_cache"`
+	// FilesOpened counts the opens to read of a committed version's bytes
+	// since the mount started: each open (a file read twice counts twice),
+	// not the files open now; neither creates and opens to write
+	// (open_for_writing) nor a sidecar's or a file's being written.
+	FilesOpened int64 `json:"files_opened"`
+	DirsListed  int64 `json:"dirs_listed"`  // listings the kernel's cache did not answer
+	DirRequests int64 `json:"dir_requests"` // OPENDIR, READDIR(PLUS), RELEASEDIR received
+	Lookups     int64 `json:"lookups"`      // LOOKUPs received (names the kernel did not know)
 }
 
 // Stats reports the mount's figures.

@@ -512,3 +512,25 @@ func TestDetachedWithAnotherMountAtItsFolder(t *testing.T) {
 		t.Errorf("what is mounted at the folder after the lamina mount ended: %+v %v, want the tmpfs", mi, ok)
 	}
 }
+
+// Stats.FilesOpened (lamina status: "opens to read") counts each open to
+// read of a committed version, not the files open, and no create or open
+// to write.
+func TestStatsCountOpensToRead(t *testing.T) {
+	w := newWorld(t)
+	w.save("so/a", []byte("a\n"))
+	w.mountRW()
+	before := w.mnt.Stats().FilesOpened
+	w.read("so/a")
+	w.read("so/a")
+	w.read("so/a@v1")
+	if err := os.WriteFile(w.p("so/new"), []byte("n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.p("so/a"), []byte("b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.mnt.Stats().FilesOpened - before; got != 3 {
+		t.Fatalf("opens to read counted: %d, want 3 (two of so/a, one of so/a@v1)", got)
+	}
+}
