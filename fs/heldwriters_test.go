@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -1004,4 +1005,84 @@ func TestKeyHeldByDupedDescriptorNotRenamedToScratch(t *testing.T) {
 	if got := string(w.read("hd/a")); got != "a\nLATE\n" {
 		t.Fatalf("hd/a after the copy's close: %q, want the late write too", got)
 	}
+}
+
+// A key held through a descriptor a child process inherited, its opener's
+// copy closed (Popen(stdout=open(f, "a")), then the parent's close), is not
+// renamed to a scratch name either: only the opener's descriptors were
+// looked at, the rename went ahead, and what the child wrote after it was
+// lost.
+func TestKeyHeldByChildsDescriptorNotRenamedToScratch(t *testing.T) {
+	w := newWorld(t)
+	w.save("hc/a", []byte("a\n"))
+	w.mountRW()
+	h, err := os.OpenFile(w.p("hc/a"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The child writes through its copy (fd 3) once told to, then exits.
+	child := exec.Command("sh", "-c", `read go && echo LATE >&3`)
+	child.ExtraFiles = []*os.File{h}
+	in, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Wait()
+	defer in.Close()
+	h.Close() // the opener's: a FLUSH, no RELEASE while the child holds its copy
+	if err := os.Rename(w.p("hc/a"), w.p("hc/a~")); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("rename of a key a child process holds to a scratch name: %v, want EBUSY", err)
+	}
+	in.Write([]byte("go\n"))
+	in.Close()
+	if err := child.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	name := "hc/a"
+	if _, err := os.Stat(w.p(name)); err != nil {
+		name = "hc/a~"
+	}
+	var got string
+	for i := 0; i < 300; i++ { // committed at the RELEASE after the child's exit
+		if got = string(w.read(name)); got == "a\nLATE\n" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s after the child's close: %q, want its late write too", name, got)
+}
+
+// So is one whose opener exited, its copy in an orphaned child: the shell
+// that ran `exec 7>>f; (...; echo LATE >&7) &` is gone when mv comes.
+func TestKeyHeldByOrphansDescriptorNotRenamedToScratch(t *testing.T) {
+	w := newWorld(t)
+	w.save("ho/a", []byte("a\n"))
+	w.mountRW()
+	fifo := filepath.Join(t.TempDir(), "go")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GO_FIFO", fifo)
+	w.sh(`exec 7>>ho/a; (read x < "$GO_FIFO"; echo LATE >&7) >/dev/null 2>&1 & exec 7>&-`)
+	if err := os.Rename(w.p("ho/a"), w.p("ho/a~")); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("rename of a key an orphaned child holds to a scratch name: %v, want EBUSY", err)
+	}
+	if err := os.WriteFile(fifo, []byte("go\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	name := "ho/a"
+	if _, err := os.Stat(w.p(name)); err != nil {
+		name = "ho/a~"
+	}
+	var got string
+	for i := 0; i < 300; i++ { // the orphan's exit commits its write
+		if got = string(w.read(name)); got == "a\nLATE\n" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s after the orphan's exit: %q, want its late write too", name, got)
 }

@@ -58,7 +58,12 @@ type Mount struct {
 	uid    uint32
 	gid    uint32
 
-	inMountinfo bool // mountinfo lists the mount at dir once it is up (Detached)
+	// dev is the mount's device (major:minor) as mountinfo lists it at dir
+	// once it is up, "" if it did not (Detached). No other file system has
+	// it while the connection lives: another mount at dir later (after a
+	// lazy unmount) has another.
+	dev   string
+	ended chan struct{} // closed when the server stops serving
 
 	changes chan changeReq
 	notes   chan []Change // kernel notifications of the write side
@@ -221,7 +226,11 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	m.server = server
-	_, m.inMountinfo = MountInfo(dir)
+	m.ended = make(chan struct{})
+	go func() { server.Wait(); close(m.ended) }()
+	if mi, ok := MountInfo(dir); ok {
+		m.dev = mi.Dev
+	}
 	go m.invalidator()
 	go m.notifier()
 	if o.ReadAheadKB > 0 {
@@ -265,15 +274,33 @@ func (m *Mount) OpenForWriting() []string {
 // served: a lazy unmount (MNT_DETACH), which leaves processes that use it
 // working until they let go, and makes Unmount fail (EINVAL).
 // It is false when mountinfo did not name the mount by dir to begin with.
+// The mount is told by its device, not by dir alone: another file system
+// mounted at dir after the lazy unmount (tmpfs, another lamina) was taken
+// for this one.
 func (m *Mount) Detached() bool {
-	_, ok := MountInfo(m.dir)
-	return m.inMountinfo && !ok
+	if m.dev == "" {
+		return false
+	}
+	found := false
+	scanMounts(func(mp MountPoint) {
+		found = found || mp.Dir == m.dir && mp.Dev == m.dev
+	})
+	return !found
 }
 
 // Unmount unmounts and stops the invalidator. Open files make it fail with
-// EBUSY (the caller may retry).
+// EBUSY (the caller may retry); so does a mount detached lazily that is
+// still used, with EINVAL.
 func (m *Mount) Unmount() error {
-	if err := m.server.Unmount(); err != nil {
+	if m.Detached() {
+		select {
+		case <-m.ended: // the kernel let it go: nothing to unmount
+		default:
+			// Not at dir any more: go-fuse unmounts by path, and would
+			// unmount what was mounted there since.
+			return fmt.Errorf("unmount %s: detached and still in use: %w", m.dir, syscall.EINVAL)
+		}
+	} else if err := m.server.Unmount(); err != nil {
 		return err
 	}
 	select {
@@ -422,11 +449,15 @@ func (m *Mount) sameNode(prefix, name string, ch *fusefs.Inode) bool {
 
 // Stats are a mount's figures for `lamina status`.
 type Stats struct {
-	ChunkCache  CacheStats `json:"chunk_cache"`
-	FilesOpened int64      `json:"files_opened"` // opens of a version's bytes to read (writes: open_for_writing)
-	DirsListed  int64      `json:"dirs_listed"`  // listings the kernel's cache did not answer
-	DirRequests int64      `json:"dir_requests"` // OPENDIR, READDIR(PLUS), RELEASEDIR received
-	Lookups     int64      `json:"lookups"`      // LOOKUPs received (names the kernel did not know)
+	ChunkCache CacheStats `json:"chunk_cache"`
+	// FilesOpened counts the opens to read of a committed version's bytes
+	// since the mount started: each open (a file read twice counts twice),
+	// not the files open now; neither creates and opens to write
+	// (open_for_writing) nor a sidecar's or a file's being written.
+	FilesOpened int64 `json:"files_opened"`
+	DirsListed  int64 `json:"dirs_listed"`  // listings the kernel's cache did not answer
+	DirRequests int64 `json:"dir_requests"` // OPENDIR, READDIR(PLUS), RELEASEDIR received
+	Lookups     int64 `json:"lookups"`      // LOOKUPs received (names the kernel did not know)
 }
 
 // Stats reports the mount's figures.

@@ -464,3 +464,73 @@ func TestReads(t *testing.T) {
 		t.Fatal("whole read differs")
 	}
 }
+
+// A mount detached lazily while in use is Detached though another file
+// system was mounted at its folder since, and its Unmount leaves that one
+// alone. Both went by the folder's path: the tmpfs was taken for the
+// lamina mount, and Unmount (go-fuse unmounts by path) unmounted it.
+func TestDetachedWithAnotherMountAtItsFolder(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	d, err := os.Open(w.dir) // keeps the mount in use once detached
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if w.mnt.Detached() {
+		t.Fatal("detached before the lazy unmount")
+	}
+	if err := syscall.Unmount(w.dir, syscall.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if !w.mnt.Detached() {
+		t.Fatal("not detached after a lazy unmount")
+	}
+	if err := syscall.Mount("tmpfs", w.dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(w.dir, syscall.MNT_DETACH) })
+	if !w.mnt.Detached() {
+		// Unmount would unmount the tmpfs, then wait for good for the
+		// server's end, which d holds off.
+		t.Fatal("a tmpfs mounted at the folder since was taken for the lamina mount")
+	}
+	if err := w.mnt.Unmount(); err == nil {
+		t.Error("Unmount of the detached mount still in use succeeded")
+	}
+	if mi, ok := lfs.MountInfo(w.dir); !ok || mi.Type != "tmpfs" {
+		t.Errorf("what is mounted at the folder after Unmount: %+v %v, want the tmpfs", mi, ok)
+	}
+	d.Close() // the last user: the kernel lets the detached mount go
+	for i := 0; w.mnt.Unmount() != nil; i++ {
+		if i == 300 {
+			t.Fatal("Unmount still fails 30 s after the detached mount's last user closed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if mi, ok := lfs.MountInfo(w.dir); !ok || mi.Type != "tmpfs" {
+		t.Errorf("what is mounted at the folder after the lamina mount ended: %+v %v, want the tmpfs", mi, ok)
+	}
+}
+
+// Stats.FilesOpened (lamina status: "opens to read") counts each open to
+// read of a committed version, not the files open, and no create or open
+// to write.
+func TestStatsCountOpensToRead(t *testing.T) {
+	w := newWorld(t)
+	w.save("so/a", []byte("a\n"))
+	w.mountRW()
+	before := w.mnt.Stats().FilesOpened
+	w.read("so/a")
+	w.read("so/a")
+	w.read("so/a@v1")
+	if err := os.WriteFile(w.p("so/new"), []byte("n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.p("so/a"), []byte("b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.mnt.Stats().FilesOpened - before; got != 3 {
+		t.Fatalf("opens to read counted: %d, want 3 (two of so/a, one of so/a@v1)", got)
+	}
+}

@@ -76,6 +76,7 @@ func CheckMountpoint(dir string) error {
 // MountPoint is one line of /proc/self/mountinfo.
 type MountPoint struct {
 	Dir, Type, Source string
+	Dev               string // the file system's device, major:minor (st_dev)
 	Options           string // the super block's options (a FUSE mount's user_id=…)
 }
 
@@ -115,7 +116,7 @@ func scanMounts(fn func(MountPoint)) {
 		if sep < 0 || sep+2 >= len(fields) {
 			continue
 		}
-		m := MountPoint{Dir: unescape(fields[4]), Type: fields[sep+1], Source: unescape(fields[sep+2])}
+		m := MountPoint{Dir: unescape(fields[4]), Type: fields[sep+1], Source: unescape(fields[sep+2]), Dev: fields[2]}
 		if sep+3 < len(fields) {
 			m.Options = fields[sep+3]
 		}

@@ -53,12 +53,24 @@ func (m *Mount) scratchName(ctx context.Context, p string, unlinked bool) bool {
 	if m.ns.has(ctx, dir, name) {
 		return false
 	}
-	if kept, movedAway := m.ns.st.NameKept(p); kept && (movedAway || unlinked) {
+	if kept, movedAway, by := m.ns.st.NameKept(p); kept && (movedAway || unlinked && (by == "" || by == processOf(callerTID(ctx)))) {
+		// A name kept since its key was unlinked is the unlinking
+		// process's only (tar -x creates it anew): another's file there
+		// (vim's backup copy after an rm of a key notes~) is scratch.
 		return false
 	}
 	// A key's version and sidecar names (.#x@v1, .#x.meta) are the catalog's.
 	n := ParseName(name)
 	return n.Base == name || !m.ns.has(ctx, dir, n.Base)
+}
+
+// hiddenByKeptName reports whether the scratch file at p is hidden from
+// listings by a key's kept name: one moved away (MoveAway), or unlinked by
+// an unknown process. A name KeepName kept for a known process hides it
+// from that one only (scratchAt), and a listing is everyone's.
+func (m *Mount) hiddenByKeptName(p string) bool {
+	kept, movedAway, by := m.ns.st.NameKept(p)
+	return kept && (movedAway || by == "")
 }
 
 func (m *Mount) scratchPath(p string) string {
@@ -250,7 +262,7 @@ func (m *Mount) scratchEntries(prefix string, keys map[string]bool) []fuse.DirEn
 	}
 	var out []fuse.DirEntry
 	for _, e := range ents {
-		if !m.isScratch(prefix+e.Name()) || keys[e.Name()] || m.ns.st.MovedAway(prefix+e.Name()) {
+		if !m.isScratch(prefix+e.Name()) || keys[e.Name()] || m.hiddenByKeptName(prefix+e.Name()) {
 			continue
 		}
 		var st syscall.Stat_t

@@ -99,3 +99,25 @@ func TestEditorSaveAfterItsBackupKeyRemoved(t *testing.T) {
 		t.Fatalf("vb/notes@v1 = %q", got)
 	}
 }
+
+// An editor's backup made by copying (vim with backupcopy=yes: notes~
+// created, written, and removed after the save) right after a saved key
+// notes~ was removed by rm is scratch: the name kept for tar -x
+// (KeepName) is the name of the process that unlinked the key only.
+// It was a key: the backup became notes~'s next version, and the editor's
+// removal of it put a version of its bytes in the trash with lineage.
+func TestBackupAfterScratchLikeKeyRemovedIsScratch(t *testing.T) {
+	w := newWorld(t)
+	w.save("bk/notes", []byte("first\n"))
+	w.save("bk/notes~", []byte("backup\n"))
+	w.mountRW()
+	w.sh(`rm bk/notes~ && cp bk/notes bk/notes~ && ls -a bk | grep -qxF 'notes~' &&
+		printf 'edited\n' > bk/notes && rm bk/notes~`)
+	all, err := w.cat.Versions(context.Background(), "bk/notes~", true)
+	if err != nil || len(all) != 1 || !all[0].Trashed {
+		t.Fatalf("versions of bk/notes~ with the trash: %+v %v; want the removed v1 only", all, err)
+	}
+	if vs := w.eventually("bk/notes", 2); len(vs) != 2 {
+		t.Fatalf("versions of bk/notes: %+v", vs)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,27 @@ func (w *writeHandle) byOtherProcess(ctx context.Context) bool {
 	return a > 0 && b > 0 && a != b
 }
 
+// processOf names the process of thread tid, its thread group and start
+// time (a pid used again later names another), from /proc; "" if unknown.
+func processOf(tid uint32) string {
+	tg := threadGroup(tid)
+	if tg == 0 {
+		return ""
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tg) + "/stat")
+	if err != nil {
+		return ""
+	}
+	// The command name, in parentheses, may hold spaces and parentheses;
+	// the start time is the 22nd field, the 20th after it.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 20 {
+		return ""
+	}
+	return strconv.Itoa(tg) + "@" + f[19]
+}
+
 // threadGroup is the process of thread tid, from /proc/TID/status (which,
 // unlike cmdline or environ, never waits for the process's memory: safe
 // inside a FUSE request); 0 if unknown.
@@ -123,21 +145,24 @@ func (s *writerSet) remove(w *writeHandle) {
 }
 
 // keptOpen reports whether a handle of key that its writer closed is
-// still open through a copy of the descriptor in the opener's process:
-// bash's `exec 7>>f` opens f, dup2s it to 7 and closes the original, whose
-// FLUSH made the File look done (flushed, nothing dirty), so `mv f f~`
-// went ahead and what was written through 7 after it was lost (audit 26).
-// A handle closed a moment ago whose RELEASE has not come (close, then mv
-// at once) is held by no descriptor.
+// still open through a copy of the descriptor: bash's `exec 7>>f` opens f,
+// dup2s it to 7 and closes the original, whose FLUSH made the File look
+// done (flushed, nothing dirty), so `mv f f~` went ahead and what was
+// written through 7 after it was lost (audit 26). So did a copy a child
+// process inherited, the opener's closed (Python's Popen(stdout=f), then
+// f.close()): any process is looked at once the opener's is not the one
+// (heldByAnyProcess). A handle closed a moment ago whose RELEASE has not
+// come (close, then mv at once) is held by no descriptor.
 func (s *writerSet) keptOpen(key string) bool {
 	s.mu.Lock()
 	var closed []*writeHandle
 	for w := range s.ws {
-		if w.closed.Load() && w.opener != 0 {
+		if w.closed.Load() {
 			closed = append(closed, w)
 		}
 	}
 	s.mu.Unlock()
+	var inos []uint64
 	for _, w := range closed {
 		if w.f.Key() != key {
 			continue
@@ -146,11 +171,91 @@ func (s *writerSet) keptOpen(key string) bool {
 		if ino == 0 {
 			ino = w.n.StableAttr().Ino
 		}
-		if holdsInode(w.opener, ino) {
+		if w.opener != 0 && holdsInode(w.opener, ino) {
 			return true
 		}
+		inos = append(inos, ino)
+	}
+	return len(inos) > 0 && heldByAnyProcess(inos)
+}
+
+// maxFdinfo bounds the descriptors heldByAnyProcess reads: some 15 µs
+// each (12 ms for 95 processes with 800 descriptors), so a rename waits
+// for 1.5 s at most.
+const maxFdinfo = 100_000
+
+// heldByAnyProcess reports whether a process has a writable descriptor
+// open on one of the inode numbers inos (a lamina inode's number is a hash
+// of 64 bits: another file system's does not match it by chance), or
+// whether that cannot be told (more than maxFdinfo descriptors, /proc not
+// readable). Processes whose descriptors the daemon may not read (another
+// user's) are not seen. Only for the rare rename above: it reads every
+// process's /proc/PID/fdinfo.
+func heldByAnyProcess(inos []uint64) bool {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return true
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return true
+	}
+	read := 0
+	for _, name := range names {
+		if name == "" || name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		held, n := fdinfoHolds("/proc/"+name+"/fdinfo/", inos)
+		if held || read+n > maxFdinfo {
+			return true // held, or cannot be told: refused rather than lost
+		}
+		read += n
 	}
 	return false
+}
+
+// fdinfoHolds reports whether the descriptors of a /proc fdinfo folder
+// include a writable one on one of the inode numbers inos, and how many it
+// read. An unreadable folder holds none (a process gone, another user's).
+func fdinfoHolds(dir string, inos []uint64) (held bool, n int) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return false, 0
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return false, 0
+	}
+	for _, name := range names {
+		if n++; n > maxFdinfo {
+			break
+		}
+		b, err := os.ReadFile(dir + name)
+		if err == nil && writableOn(string(b), inos) {
+			return true, n
+		}
+	}
+	return false, n
+}
+
+// writableOn reports whether the fdinfo text info is of a descriptor open
+// for writing on one of the inode numbers inos.
+func writableOn(info string, inos []uint64) bool {
+	_, ino, ok := strings.Cut(info, "\nino:\t")
+	if !ok {
+		return false
+	}
+	ino, _, _ = strings.Cut(ino, "\n")
+	i, err := strconv.ParseUint(ino, 10, 64)
+	if err != nil || !slices.Contains(inos, i) {
+		return false
+	}
+	_, fl, _ := strings.Cut(info, "flags:\t")
+	fl, _, _ = strings.Cut(fl, "\n")
+	f, err := strconv.ParseUint(fl, 8, 32)
+	return err != nil || f&syscall.O_ACCMODE != syscall.O_RDONLY
 }
 
 func linkEntry(name string, l catalog.Link) Entry {
@@ -724,15 +829,8 @@ func holdsInode(tid uint32, ino uint64) bool {
 	if err != nil {
 		return true
 	}
-	want := "\nino:\t" + strconv.FormatUint(ino, 10) + "\n"
 	for _, name := range names {
-		b, err := os.ReadFile(dir + name)
-		if err != nil || !strings.Contains(string(b), want) {
-			continue
-		}
-		_, fl, _ := strings.Cut(string(b), "flags:\t")
-		fl, _, _ = strings.Cut(fl, "\n")
-		if f, err := strconv.ParseUint(fl, 8, 32); err != nil || f&syscall.O_ACCMODE != syscall.O_RDONLY {
+		if b, err := os.ReadFile(dir + name); err == nil && writableOn(string(b), []uint64{ino}) {
 			return true
 		}
 	}
@@ -1273,7 +1371,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	n.m.unlinked.add(key)
 	if n.m.isScratch(key) {
-		n.m.ns.st.KeepName(key) // tar -x writes it anew: a key still (scratchAt)
+		n.m.ns.st.KeepName(key, processOf(callerTID(ctx))) // tar -x writes it anew: a key still (scratchAt)
 	}
 	n.m.retired.retire(key, n.GetChild(name)) // inode.go
 	n.m.held.drop([]string{key})

@@ -1257,16 +1257,18 @@ func (s *Stage) MoveAway(ctx context.Context, key string) error {
 			return nil
 		}
 	}
-	s.keepName(key, true)
+	s.keepName(key, true, "")
 	return nil
 }
 
 // keptName is a key's name kept the catalog's for MoveAwayWindow after
 // the key left: restore says whether its next commit brings its versions
-// back from the trash (MoveAway) or starts after them (KeepName).
+// back from the trash (MoveAway) or starts after them (KeepName); by names
+// the process that unlinked it (KeepName's by).
 type keptName struct {
 	at      time.Time
 	restore bool
+	by      string
 }
 
 // KeepName keeps the name of key, unlinked a moment ago, the catalog's for
@@ -1275,9 +1277,13 @@ type keptName struct {
 // creates it anew, which was then a scratch file, with the key's versions
 // in the trash. Its next commit is the key's next version, as for any key
 // unlinked and written again: the removed ones stay in the trash.
-func (s *Stage) KeepName(key string) { s.keepName(key, false) }
+// by names the process that unlinked it ("" if unknown); NameKept returns
+// it, for the name is kept for that process only: tar unlinks and creates
+// alike, while an editor's backup (notes~ copied by vim) made after an rm
+// of a key notes~ is a scratch file.
+func (s *Stage) KeepName(key, by string) { s.keepName(key, false, by) }
 
-func (s *Stage) keepName(key string, restore bool) {
+func (s *Stage) keepName(key string, restore bool, by string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
@@ -1291,30 +1297,21 @@ func (s *Stage) keepName(key string, restore bool) {
 			}
 		}
 	}
-	s.movedAway[key] = keptName{at: now, restore: restore}
+	s.movedAway[key] = keptName{at: now, restore: restore, by: by}
 }
 
-// MovedAway reports whether key was renamed to a scratch name (MoveAway)
+// NameKept reports whether key was renamed to a scratch name (MoveAway)
 // or unlinked (KeepName) within MoveAwayWindow and not committed since:
 // its name is the catalog's still, for the editor (or tar) writes the
-// file anew there.
-func (s *Stage) MovedAway(key string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	kn, ok := s.movedAway[key]
-	return ok && time.Since(kn.at) <= MoveAwayWindow
-}
-
-// NameKept is MovedAway, and whether key's name was kept by MoveAway (a
-// rename to a scratch name) rather than KeepName (an unlink).
-func (s *Stage) NameKept(key string) (kept, movedAway bool) {
+// file anew there. movedAway says it was MoveAway; by is KeepName's.
+func (s *Stage) NameKept(key string) (kept, movedAway bool, by string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	kn, ok := s.movedAway[key]
 	if !ok || time.Since(kn.at) > MoveAwayWindow {
-		return false, false
+		return false, false, ""
 	}
-	return true, kn.restore
+	return true, kn.restore, kn.by
 }
 
 // ForgetName drops the name of key kept by KeepName (not MoveAway's): a
