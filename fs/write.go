@@ -79,25 +79,17 @@ func (w *writeHandle) byOtherProcess(ctx context.Context) bool {
 	return a > 0 && b > 0 && a != b
 }
 
-// processOf names the process of thread tid, its thread group and start
-// time (a pid used again later names another), from /proc; "" if unknown.
+// processOf names the process of thread tid by its thread group, from
+// /proc/TID/status; "" if unknown. Not by its start time as well: that is
+// in /proc/PID/stat, whose read waits while another thread of the process
+// is in execve, and that thread waits for this one's request to end (a
+// FUSE request sent to the daemon is not killable): the mount would hang.
+// A pid used again within the minute a name is kept is left to chance.
 func processOf(tid uint32) string {
-	tg := threadGroup(tid)
-	if tg == 0 {
-		return ""
+	if tg := threadGroup(tid); tg > 0 {
+		return strconv.Itoa(tg)
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tg) + "/stat")
-	if err != nil {
-		return ""
-	}
-	// The command name, in parentheses, may hold spaces and parentheses;
-	// the start time is the 22nd field, the 20th after it.
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 20 {
-		return ""
-	}
-	return strconv.Itoa(tg) + "@" + f[19]
+	return ""
 }
 
 // threadGroup is the process of thread tid, from /proc/TID/status (which,
