@@ -159,6 +159,11 @@ func (s *Stage) StopRetries() {
 // close (they would hide the newer content), or not at all if the key's
 // latest version holds them already. It reports whether fc is done.
 func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
+	// What the key holds is checked and the bytes saved after it with no
+	// save of the key between: a close committing in between went beneath
+	// these older bytes.
+	defer s.keys.lock(fc.j.Key)()
+	ctx = withKeyHeld(ctx, fc.j.Key)
 	data := filepath.Join(s.opts.Dir, fc.j.ID)
 	if _, err := os.Stat(data); err != nil {
 		s.log.Error("lamina mount: the staged bytes of a failed close are gone", "key", fc.j.Key, "file", data, "err", err)

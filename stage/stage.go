@@ -110,6 +110,8 @@ type Stage struct {
 
 	appendMu sync.Mutex // OpenAppend: join or start, one at a time
 
+	keys keyLocks // orders the saves of a key (keylock.go)
+
 	rmu          sync.Mutex // guards the fields below (retry.go); never held with mu or File.mu
 	failedCloses []failedClose
 	retryTimer   *time.Timer
@@ -862,7 +864,9 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 		CreatedBy: s.opts.User, CreatedAt: now, Mtime: mtime, Mode: mode, Run: runOf(ctx),
 	}
 	s.describe(&nv, src)
+	unlock := s.keys.lockSave(ctx, key)
 	saved, err := s.cat.Save(saveCtx, []catalog.NewVersion{nv})
+	unlock()
 	if err != nil {
 		return catalog.Version{}, 0, err
 	}

@@ -2,6 +2,7 @@ package stage_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -743,6 +744,50 @@ func TestFailedCloseRetriedWhenACommitSucceeds(t *testing.T) {
 	}
 	if got := e.content(t, "away.txt"); got != "closed while the catalog was away" {
 		t.Fatalf("away.txt = %q", got)
+	}
+}
+
+// A close of a key committing while a retry of an older failed close of
+// it runs (started at once by another close's commit) stays the latest:
+// the retry checked the key, stored its 32 MiB, and saved them on top.
+func TestRetryDoesNotBuryALaterClose(t *testing.T) {
+	ctx := context.Background()
+	for round := range 3 {
+		e := newEnv(t)
+		s, cat := e.failingStageRetrying(t, time.Hour)
+		write := func(key string, content []byte) error {
+			t.Helper()
+			f, err := s.Create(ctx, key, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt(ctx, content, 0)
+			return f.Release(ctx)
+		}
+		older := make([]byte, 32<<20)
+		rand.Read(older)
+		cat.down.Store(true)
+		if err := write("k.bin", older); err == nil {
+			t.Fatal("release with the catalog away succeeded")
+		}
+		cat.down.Store(false)
+		if err := write("other.txt", []byte("the catalog is back")); err != nil { // starts the retry
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		if err := write("k.bin", []byte("the last close")); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 1000 && s.FailedCommits() > 0; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := s.FailedCommits(); n != 0 {
+			t.Fatalf("round %d: FailedCommits = %d", round, n)
+		}
+		if got := e.content(t, "k.bin"); got != "the last close" {
+			vs, _ := e.cat.Versions(ctx, "k.bin", false)
+			t.Fatalf("round %d: k.bin's latest holds %d bytes, not the last close (%d versions)", round, len(got), len(vs))
+		}
 	}
 }
 
