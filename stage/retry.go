@@ -106,7 +106,9 @@ func (s *Stage) RetryFailed(ctx context.Context) (left int) {
 	s.rmu.Lock()
 	list := s.failedCloses
 	s.failedCloses = nil
-	s.retryBegan = time.Now()
+	if len(list) > 0 {
+		s.retryBegan = time.Now()
+	}
 	s.rmu.Unlock()
 	// In the order of the closes; a key whose earlier close still fails
 	// keeps its later ones waiting, so that the last close stays latest.
@@ -127,6 +129,11 @@ func (s *Stage) RetryFailed(ctx context.Context) (left int) {
 	left = len(s.failedCloses)
 	if left == 0 {
 		s.retriedAt = nil
+	} else if s.retryTimer == nil && !s.retryStopped && s.firstRetry() >= 0 {
+		// A timer's retry that found the list taken by this call (started
+		// by retrySoon) saw nothing left and set no timer.
+		s.retryWait = max(s.retryWait, s.firstRetry())
+		s.retryTimer = time.AfterFunc(s.retryWait, s.retryTick)
 	}
 	notify := s.retried
 	s.rmu.Unlock()
