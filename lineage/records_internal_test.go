@@ -296,3 +296,22 @@ func TestRecordWatchDrainWhileFinishing(t *testing.T) {
 		}
 	}
 }
+
+// An absolute output path names the key it ends with, after a "/", the
+// longest one if several.
+func TestBySuffix(t *testing.T) {
+	outs := map[string]string{"res/a.txt": "r1", "a.txt": "r2", "b.txt": "r3", "x/c.txt": "r4"}
+	for abs, want := range map[string]string{
+		"/data/mnt/res/a.txt": "r1",
+		"/data/mnt/a.txt":     "r2",
+		"/b.txt":              "r3",
+		"/data/mnt/ab.txt":    "",
+		"/data/mnt/c.txt":     "",
+		"/data/mnt/x/c.txt/":  "",
+		"/":                   "",
+	} {
+		if got, ok := bySuffix(outs, abs); got != want || ok != (want != "") {
+			t.Errorf("bySuffix(%q) = %q, %v, want %q", abs, got, ok, want)
+		}
+	}
+}

@@ -904,10 +904,15 @@ func (t *Tracker) recordedOutput(out string) {
 
 // bySuffix returns the run of the key in outs that the absolute path abs
 // ends with (an output the Snakefile names by its absolute path: keys are
-// relative to the mountpoint).
+// relative to the mountpoint), the longest such key. It looks up each of
+// abs's tails, not each key: a drain's records outside the mount are all
+// absolute, and 100,000 of them against 2,000 keys held mu for 13 s.
 func bySuffix(outs map[string]string, abs string) (string, bool) {
-	for k, run := range outs {
-		if strings.HasSuffix(abs, "/"+k) {
+	for i := 0; i < len(abs)-1; i++ {
+		if abs[i] != '/' {
+			continue
+		}
+		if run, ok := outs[abs[i+1:]]; ok {
 			return run, true
 		}
 	}
