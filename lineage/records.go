@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -29,10 +30,26 @@ import (
 // overflowed (events lost), every folder is scanned again. A scan takes
 // the records written since the run started only: an older one is an
 // earlier run's, whose job may be running again.
+//
+// A drain reads until the queue is empty: each record costs two events
+// (the temporary file's IN_CREATE, watched for the new "@" folders, which
+// inotify cannot tell from files when it queues them, and the rename's
+// IN_MOVED_TO), and a job's end may leave thousands of them before the
+// record that matters, or the overflow marker. Safe for concurrent use:
+// mu serialises drains and close, so that a drain never reads a
+// descriptor closed (and its number reused) meanwhile. A drain, its scan
+// of every record after an overflow included, holds mu only, never the
+// Tracker's mu.
 type recordWatch struct {
-	fd    int       // the inotify descriptor; -1: nothing to watch
 	dir   string    // Snakemake's working directory
 	since time.Time // the run's start
+	// maxReads bounds a drain's reads: more than the kernel's queue holds
+	// (maxQueued events of the longest size), so that a drain reaches the
+	// end of what was queued when it began even while records keep coming.
+	maxReads int
+
+	mu sync.Mutex // guards the fields below
+	fd int        // the inotify descriptor; -1: nothing to watch (or closed)
 	// dirs maps each watch descriptor to its folder, relative to
 	// .snakemake/metadata ("" for it, "@A", "@A/@B" for subfolders).
 	dirs       map[int32]string
@@ -48,7 +65,25 @@ const (
 	// maxRecordDepth bounds the nesting of "@" folders followed: a
 	// PATH_MAX-long output is about 22 deep.
 	maxRecordDepth = 32
+	// recordBuf is a drain's read buffer; maxEvent the longest event.
+	recordBuf = 16 << 10
+	maxEvent  = unix.SizeofInotifyEvent + unix.NAME_MAX + 1
 )
+
+// maxQueued is the kernel's bound on the events an inotify descriptor
+// queues (fs.inotify.max_queued_events, fixed for a descriptor when it is
+// made), 16384 when it cannot be read.
+func maxQueued() int {
+	b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		return 16384
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n <= 0 {
+		return 16384
+	}
+	return n
+}
 
 // watchRecords returns a watch of the records of the Snakemake process
 // pid, of the run started at since, nil while its .snakemake/metadata is
@@ -74,11 +109,15 @@ func watchRecords(pid int, mountpoint string, since time.Time) *recordWatch {
 // newRecordWatch watches dir/.snakemake/metadata and its "@" subfolders;
 // nil when the folder is not there.
 func newRecordWatch(dir string, since time.Time) *recordWatch {
+	// Read before the descriptor is made: its queue's bound is the one
+	// set then. Each read but the last returns more than recordBuf less
+	// one event's longest size; one more read sees the queue empty.
+	reads := (maxQueued()+1)*maxEvent/(recordBuf-maxEvent) + 2
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
 		return &recordWatch{fd: -1}
 	}
-	w := &recordWatch{fd: fd, dir: dir, since: since, dirs: map[int32]string{}}
+	w := &recordWatch{fd: fd, dir: dir, since: since, maxReads: reads, dirs: map[int32]string{}}
 	if err := w.add(""); err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.ENOENT) {
@@ -96,6 +135,7 @@ func (w *recordWatch) meta() string { return filepath.Join(w.dir, ".snakemake", 
 
 // add watches the folder rel (relative to .snakemake/metadata). Adding
 // one watched already is a no-op (the kernel returns its descriptor).
+// Called with mu held, or before w is shared (newRecordWatch).
 func (w *recordWatch) add(rel string) error {
 	if len(w.dirs) >= maxRecordDirs {
 		for _, r := range w.dirs {
@@ -116,30 +156,44 @@ func (w *recordWatch) add(rel string) error {
 // walk watches the "@" subfolders of rel (depth folders below
 // .snakemake/metadata), recursively, and, when outs is not nil, appends to
 // it the outputs of the records in rel and in them written since the run
-// started.
+// started. Called with mu held, or before w is shared. A folder of 100,000 records is listed in chunks,
+// unsorted, and, when outs is nil, only the "@" names are looked at (a
+// record's name is base64, never "@"): the first listing walked such a
+// folder in 0.5 s, sorting names it skipped.
 func (w *recordWatch) walk(rel string, depth int, outs *[]string) {
-	ents, err := os.ReadDir(filepath.Join(w.meta(), filepath.FromSlash(rel)))
+	f, err := os.Open(filepath.Join(w.meta(), filepath.FromSlash(rel)))
 	if err != nil {
 		return
 	}
-	for _, e := range ents {
-		sub := path.Join(rel, e.Name())
-		if e.IsDir() {
-			// Watched before it is read: a record renamed in meanwhile
-			// is read now or queued.
-			if strings.HasPrefix(e.Name(), "@") && depth < maxRecordDepth && w.add(sub) == nil {
-				w.walk(sub, depth+1, outs)
+	defer f.Close()
+	for {
+		ents, err := f.ReadDir(1024)
+		for _, e := range ents {
+			at := strings.HasPrefix(e.Name(), "@")
+			if !at && outs == nil {
+				continue
 			}
-			continue
+			sub := path.Join(rel, e.Name())
+			if e.IsDir() {
+				// Watched before it is read: a record renamed in
+				// meanwhile is read now or queued.
+				if at && depth < maxRecordDepth && w.add(sub) == nil {
+					w.walk(sub, depth+1, outs)
+				}
+				continue
+			}
+			if outs == nil {
+				continue
+			}
+			if info, err := e.Info(); err != nil || info.ModTime().Before(w.since) {
+				continue
+			}
+			if out, ok := snakemakeRecordOf(filepath.ToSlash(w.dir) + "/.snakemake/metadata/" + sub); ok {
+				*outs = append(*outs, out)
+			}
 		}
-		if outs == nil {
-			continue
-		}
-		if info, err := e.Info(); err != nil || info.ModTime().Before(w.since) {
-			continue
-		}
-		if out, ok := snakemakeRecordOf(filepath.ToSlash(w.dir) + "/.snakemake/metadata/" + sub); ok {
-			*outs = append(*outs, out)
+		if err != nil || len(ents) == 0 {
+			return
 		}
 	}
 }
@@ -147,13 +201,15 @@ func (w *recordWatch) walk(rel string, depth int, outs *[]string) {
 // drain returns the outputs named by the records written since the last
 // call: absolute paths, or mount-relative keys for those in the mount.
 func (w *recordWatch) drain(mountpoint string, log *slog.Logger) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.fd < 0 {
 		return nil
 	}
 	var outs, newDirs []string
 	overflow := false
-	var buf [16 << 10]byte
-	for range 64 { // bounded: 64 full reads are ~8k records (a create and a rename each)
+	var buf [recordBuf]byte
+	for range w.maxReads { // until the queue is empty (EAGAIN): bounded by what it holds
 		n, err := unix.Read(w.fd, buf[:])
 		if err != nil || n <= 0 {
 			break
@@ -216,7 +272,10 @@ func (w *recordWatch) drain(mountpoint string, log *slog.Logger) []string {
 	return outs
 }
 
+// close closes the descriptor; it waits for a drain under way.
 func (w *recordWatch) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.fd >= 0 {
 		unix.Close(w.fd)
 		w.fd = -1

@@ -9,8 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
 )
 
 // putRecord writes the record of output out in wd/.snakemake/metadata as
@@ -144,12 +147,7 @@ func TestRecordWatchOverflow(t *testing.T) {
 		for _, o := range outs { // their events are dropped
 			putRecord(t, wd, o)
 		}
-		var got []string
-		for range limit/256 + 2 { // 64 reads of 16 KiB a drain
-			got = append(got, drained(w, log)...)
-		}
-		slices.Sort(got)
-		got = slices.Compact(got)
+		got := drained(w, log) // one drain reads the whole queue
 		for _, o := range outs {
 			if !slices.Contains(got, o) {
 				t.Errorf("round %d: drained %q, want %s among them", round, got, o)
@@ -166,5 +164,149 @@ func TestRecordWatchOverflow(t *testing.T) {
 	}
 	if n := strings.Count(logged.String(), "overflowed"); n != 1 {
 		t.Errorf("logged %d overflows, want 1:\n%s", n, logged.String())
+	}
+}
+
+// One drain reads every event queued, however many a job's end left
+// (two a record: the temporary file's creation and its rename), and the
+// record written last: a job finishing with thousands of outputs, then a
+// job of the same shell text, were taken for passes of one job when the
+// drain stopped after a fixed number of reads. With more records than
+// the queue holds (an overflow, its marker last) and with fewer, of short
+// names and of long ones (~248 characters, just short of an "@" folder).
+func TestRecordWatchManyRecords(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, c := range []struct {
+		name string
+		n    int
+		dir  string
+	}{
+		{"short", 9000, "/data/off/" + strings.Repeat("p", 40)},
+		{"long", 9000, "/data/off/" + strings.Repeat("p", 165)},
+		{"long, no overflow", 5000, "/data/off/" + strings.Repeat("p", 165)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			wd := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(wd, ".snakemake", "metadata"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			w := newRecordWatch(wd, time.Now().Add(-time.Second))
+			if w == nil || w.fd < 0 {
+				t.Fatalf("no watch: %+v", w)
+			}
+			defer w.close()
+			for i := range c.n {
+				putRecord(t, wd, c.dir+"/out_"+strconv.Itoa(i)+".txt")
+			}
+			if n := len(base64.URLEncoding.EncodeToString([]byte(c.dir + "/out_0.txt"))); n > 254 {
+				t.Fatalf("a record name of %d characters: in an \"@\" folder", n)
+			}
+			putRecord(t, wd, "/data/mnt/x.txt")
+			outs := w.drain("/data/mnt", log)
+			if !slices.Contains(outs, "x.txt") {
+				t.Errorf("drained %d outputs, x.txt not among them", len(outs))
+			}
+			if !slices.Contains(outs, c.dir+"/out_0.txt") {
+				t.Errorf("drained %d outputs, %s/out_0.txt not among them", len(outs), c.dir)
+			}
+		})
+	}
+}
+
+// A drain runs outside the Tracker's mu (a scan after an overflow lists
+// every record), so a Snakemake run's end, or the Tracker's, may close the
+// watch while a job's start drains it: the watch's own mutex keeps the
+// drain off a closed descriptor (its number may be another file's by
+// then). Run with -race.
+func TestRecordWatchDrainWhileFinishing(t *testing.T) {
+	c, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "catalog.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	log := slog.New(slog.DiscardHandler)
+	for _, overflow := range []bool{false, true} {
+		for _, byClose := range []bool{false, true} {
+			tr := NewTracker(c, TrackerOptions{Mountpoint: "/data/mnt", Logger: log})
+			wd := t.TempDir()
+			meta := filepath.Join(wd, ".snakemake", "metadata")
+			for i := range 200 {
+				putRecord(t, wd, "/data/mnt/out_"+strconv.Itoa(i)+".txt")
+			}
+			w := newRecordWatch(wd, time.Now().Add(-time.Minute))
+			if w == nil || w.fd < 0 {
+				t.Fatalf("no watch: %+v", w)
+			}
+			for i := range 200 {
+				putRecord(t, wd, "/data/mnt/new_"+strconv.Itoa(i)+".txt")
+			}
+			if overflow { // more events than the queue holds: the drain scans
+				junk := filepath.Join(wd, "junk.tmp")
+				os.WriteFile(junk, nil, 0o644)
+				for i := range maxQueued() + 1 {
+					in := filepath.Join(meta, "junk.tmp"+strconv.Itoa(i%2))
+					if err := os.Rename(junk, in); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Rename(in, junk); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			const split = "split"
+			tr.mu.Lock()
+			tr.records[split] = w
+			tr.byRun[split] = &root{fd: -1, run: catalog.Run{UID: split}}
+			tr.mu.Unlock()
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 20 {
+						tr.jobMu.Lock()
+						tr.readRecords(split, 0, time.Time{}) // pid 0: no new watch is made
+						tr.jobMu.Unlock()
+					}
+				}()
+			}
+			if byClose {
+				tr.Close()
+			} else {
+				tr.unregister(split, false)
+			}
+			wg.Wait()
+			if !byClose {
+				tr.Close()
+			}
+			w.mu.Lock()
+			fd := w.fd
+			w.mu.Unlock()
+			if fd != -1 {
+				t.Errorf("overflow %v, by Close %v: the watch is open after the run's end (fd %d)", overflow, byClose, fd)
+			}
+			if outs := w.drain("/data/mnt", log); outs != nil {
+				t.Errorf("overflow %v, by Close %v: a closed watch drained %q", overflow, byClose, outs)
+			}
+		}
+	}
+}
+
+// An absolute output path names the key it ends with, after a "/", the
+// longest one if several.
+func TestBySuffix(t *testing.T) {
+	outs := map[string]string{"res/a.txt": "r1", "a.txt": "r2", "b.txt": "r3", "x/c.txt": "r4"}
+	for abs, want := range map[string]string{
+		"/data/mnt/res/a.txt": "r1",
+		"/data/mnt/a.txt":     "r2",
+		"/b.txt":              "r3",
+		"/data/mnt/ab.txt":    "",
+		"/data/mnt/c.txt":     "",
+		"/data/mnt/x/c.txt/":  "",
+		"/":                   "",
+	} {
+		if got, ok := bySuffix(outs, abs); got != want || ok != (want != "") {
+			t.Errorf("bySuffix(%q) = %q, %v, want %q", abs, got, ok, want)
+		}
 	}
 }

@@ -38,7 +38,8 @@ type TrackerOptions struct {
 // and namespace calls and keeps the answer on the file handle. Inputs are
 // written in batches off the request path. Safe for concurrent use.
 //
-// Lock order: jobMu before mu.
+// Lock order: jobMu before mu. A recordWatch's own mutex is taken with
+// jobMu held or alone, never with mu held nor mu with it.
 type Tracker struct {
 	cat    catalog.Catalog
 	opts   TrackerOptions
@@ -134,6 +135,12 @@ func (t *Tracker) Close() error {
 	close(t.stop)
 	<-t.done
 	err := t.flush()
+	var watches []*recordWatch
+	defer func() {
+		for _, w := range watches { // after mu: each waits for a drain under way
+			w.close()
+		}
+	}()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, r := range t.byRun { // every root, one whose number was reused too
@@ -153,7 +160,7 @@ func (t *Tracker) Close() error {
 		j.fd.close()
 	}
 	for _, w := range t.records {
-		w.close()
+		watches = append(watches, w)
 	}
 	clear(t.records)
 	t.roots, t.cache, t.jobs, t.left = map[int]*root{}, map[int]*proc{}, map[string][]*jobProc{}, map[int]leftJob{}
@@ -557,6 +564,12 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 		// shell and what it starts work for nobody after.
 		busy = rt != nil && !rt.lingering && cgroupBusy(rt.run.Cgroup) && !inCgroup(rt.run.RootPID, rt.run.Cgroup)
 	}
+	var closing *recordWatch
+	defer func() {
+		if closing != nil {
+			closing.close()
+		}
+	}()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.ended != nil {
@@ -598,7 +611,7 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 		delete(t.jobs, uid)
 		delete(t.outputs, uid)
 		if w := t.records[uid]; w != nil {
-			w.close()
+			closing = w // after mu: it waits for a drain under way
 			delete(t.records, uid)
 		}
 		if !busy {
@@ -859,9 +872,13 @@ func (t *Tracker) readRecords(split string, snakemake int, since time.Time) {
 			return
 		}
 	}
+	// Drained outside mu: after an overflow it lists every record (1.3 s
+	// for 100,000), and each tracked open waits for mu. The watch's own
+	// mutex keeps a finish from closing it meanwhile (unregister).
+	outs := w.drain(t.opts.Mountpoint, t.opts.Logger)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, out := range w.drain(t.opts.Mountpoint, t.opts.Logger) {
+	for _, out := range outs {
 		t.recordedOutput(out)
 	}
 }
@@ -887,10 +904,15 @@ func (t *Tracker) recordedOutput(out string) {
 
 // bySuffix returns the run of the key in outs that the absolute path abs
 // ends with (an output the Snakefile names by its absolute path: keys are
-// relative to the mountpoint).
+// relative to the mountpoint), the longest such key. It looks up each of
+// abs's tails, not each key: a drain's records outside the mount are all
+// absolute, and 100,000 of them against 2,000 keys held mu for 13 s.
 func bySuffix(outs map[string]string, abs string) (string, bool) {
-	for k, run := range outs {
-		if strings.HasSuffix(abs, "/"+k) {
+	for i := 0; i < len(abs)-1; i++ {
+		if abs[i] != '/' {
+			continue
+		}
+		if run, ok := outs[abs[i+1:]]; ok {
 			return run, true
 		}
 	}
