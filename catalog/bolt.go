@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -864,7 +863,7 @@ func (b *Bolt) TrashList(ctx context.Context) ([]TrashEntry, error) {
 		out = append(out, nodes...)
 		return err
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	SortTrash(out)
 	return out, err
 }
 

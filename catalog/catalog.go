@@ -232,7 +232,8 @@ type Catalog interface {
 	// another key.
 	Restore(ctx context.Context, key string) (TrashEntry, error)
 	// TrashList lists artifacts that have trashed versions, and the
-	// folders and links in the trash (TrashEntry.Kind).
+	// folders and links in the trash (TrashEntry.Kind), in SortTrash's
+	// order: by key, an artifact before the folder or link at its key.
 	TrashList(ctx context.Context) ([]TrashEntry, error)
 	// Purge removes key's artifact and all its versions for good and returns
 	// them; for a key with no artifact, the folder or link in the trash at

@@ -3,6 +3,8 @@ package catalog
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -70,6 +72,27 @@ func (n TrashedNode) Entry() TrashEntry {
 		kind = "link"
 	}
 	return TrashEntry{Key: n.Key(), Kind: kind, TrashedAt: n.TrashedAt}
+}
+
+// SortTrash puts a trash listing in TrashList's order: by key (byte
+// order), and at one key the artifact before the folder or link removed
+// there. Every store sorts with it, so they list the same trash alike.
+func SortTrash(es []TrashEntry) {
+	rank := func(kind string) int {
+		switch kind {
+		case "":
+			return 0
+		case "folder":
+			return 1
+		}
+		return 2
+	}
+	slices.SortStableFunc(es, func(a, b TrashEntry) int {
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		return rank(a.Kind) - rank(b.Kind)
+	})
 }
 
 // TakenNames lists the names that moving the folder from to to makes live,

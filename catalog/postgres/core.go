@@ -700,7 +700,7 @@ func (s *Store) TrashList(ctx context.Context) ([]catalog.TrashEntry, error) {
 		}
 		return err
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	catalog.SortTrash(out)
 	return out, err
 }
 

@@ -463,16 +463,30 @@ func cmdRestore() *cli.Command {
 			}
 			defer in.Close()
 			failed := 0
+			bl := blocked{} // names under FOLDER/ that a live file above them keeps out
 			for _, k := range c.Args().Slice() {
-				keys := []string{k}
+				entries := []catalog.TrashEntry{{Key: k}}
 				if strings.HasSuffix(k, "/") {
-					if keys, err = trashedUnder(c.Context, in.Catalog, k); err != nil {
+					if entries, err = trashedUnder(c.Context, in.Catalog, k); err != nil {
 						return err
 					}
 				} else if err := folderWithoutSlash(c.Context, in.Catalog, k); err != nil {
 					return err
 				}
-				for _, key := range keys {
+				holders := newBlockers(in.Catalog)
+				for _, te := range entries {
+					key := te.Key
+					if strings.HasSuffix(k, "/") {
+						// Under a live file (restored just before, in this
+						// loop, too: artifacts come first), a name cannot
+						// come back: not an error per name, one report.
+						if f, err := holders.of(c.Context, key); err != nil {
+							return err
+						} else if f != "" {
+							bl.add(f, te)
+							continue
+						}
+					}
 					e, err := in.Catalog.Restore(c.Context, key)
 					if errors.Is(err, catalog.ErrNotFound) && !strings.HasSuffix(k, "/") {
 						// A uid or uid prefix (of 8+) of a trashed version.
@@ -481,10 +495,26 @@ func cmdRestore() *cli.Command {
 							e, err = in.Catalog.Restore(c.Context, key)
 						}
 					}
-					if err != nil && len(keys) == 1 && !strings.HasSuffix(k, "/") {
+					if errors.Is(err, catalog.ErrConflict) {
+						// Written meanwhile, maybe: look again.
+						if f, _ := newBlockers(in.Catalog).of(c.Context, key); f != "" {
+							if strings.HasSuffix(k, "/") {
+								bl.add(f, te)
+								continue
+							}
+							err = fmt.Errorf("%w\n%s", err, blockedKeyHelp(f, key))
+						} else if te.Kind == "" {
+							// The other way round: a trashed file whose
+							// name a folder of live keys holds now.
+							if under, _ := in.Catalog.List(c.Context, catalog.Query{Prefix: key + "/", Limit: 1}); len(under) > 0 {
+								err = fmt.Errorf("%w\n%s", err, folderHoldsHelp(key))
+							}
+						}
+					}
+					if err != nil && len(entries) == 1 && !strings.HasSuffix(k, "/") {
 						if errors.Is(err, catalog.ErrNotFound) {
 							if under, _ := trashedUnder(c.Context, in.Catalog, k+"/"); len(under) > 0 {
-								return fmt.Errorf("%w (the trash holds %s under %s/: restore them with `lamina restore %s/`)", err, plural(len(under), "artifact"), k, k)
+								return fmt.Errorf("%w (the trash holds %s under %s/: restore them with `lamina restore %s/`)", err, plural(len(under), "name"), k, k)
 							}
 						}
 						return err
@@ -501,11 +531,30 @@ func cmdRestore() *cli.Command {
 						fmt.Fprintf(c.App.Writer, "restored %s (symbolic link)\n", key)
 					default:
 						fmt.Fprintf(c.App.Writer, "restored %s (%s)\n", key, plural(e.Versions, "version"))
+						holders.live[key] = true
+						if strings.HasSuffix(k, "/") {
+							continue // what it keeps out is reported below
+						}
+						// The file now holds the name of a folder whose
+						// contents are in the trash: say so once, here.
+						if under, err := trashedBeneath(c.Context, in.Catalog, key); err == nil && len(under) > 0 {
+							names := blocked{}
+							for _, u := range under {
+								names.add(key, u)
+							}
+							names.report(c.App.ErrWriter, "lamina: ")
+						}
 					}
 				}
 			}
-			if failed > 0 {
-				return exitf(1, "%s not restored (above)", plural(failed, "artifact"))
+			bl.report(c.App.ErrWriter, "lamina: not restored: ")
+			switch n := bl.count(); {
+			case failed > 0 && n > 0:
+				return exitf(1, "%s not restored (above), and %s kept in the trash under a file (above)", plural(failed, "name"), plural(n, "name"))
+			case failed > 0:
+				return exitf(1, "%s not restored (above)", plural(failed, "name"))
+			case n > 0:
+				return exitf(1, "%s kept in the trash: a file holds the name of their folder (above)", plural(n, "name"))
 			}
 			return nil
 		},
@@ -518,7 +567,7 @@ func cmdRestore() *cli.Command {
 // such folder.
 func folderWithoutSlash(ctx context.Context, cat catalog.Catalog, k string) error {
 	under, _ := trashedUnder(ctx, cat, k+"/")
-	if !slices.ContainsFunc(under, func(u string) bool { return u != k }) {
+	if !slices.ContainsFunc(under, func(u catalog.TrashEntry) bool { return u.Key != k }) {
 		return nil
 	}
 	if vs, _ := cat.Versions(ctx, k, true); slices.ContainsFunc(vs, func(v catalog.Version) bool { return v.Trashed }) {
@@ -528,13 +577,13 @@ func folderWithoutSlash(ctx context.Context, cat catalog.Catalog, k string) erro
 		catalog.ErrNotFound, k, plural(len(under), "name"), k, k)
 }
 
-// trashedUnder lists the keys of what the trash holds under the folder
-// prefix (ending in "/"), in the order to restore them: artifacts, then
-// folders (the prefix's own too: rm -r removed it), then links. A key
-// written again since is among them, as restore of it by name brings its
-// trashed versions back beside the new ones. Empty if there are none; an
-// error says so.
-func trashedUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]string, error) {
+// trashedUnder lists what the trash holds under the folder prefix
+// (ending in "/"), one entry a key, in the order to restore them:
+// artifacts, then folders (the prefix's own too: rm -r removed it), then
+// links. A key written again since is among them, as restore of it by name
+// brings its trashed versions back beside the new ones. Empty if there are
+// none; an error says so.
+func trashedUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]catalog.TrashEntry, error) {
 	tl, err := cat.TrashList(ctx)
 	if err != nil {
 		return nil, err
@@ -550,16 +599,20 @@ func trashedUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]st
 		}
 		return tl[i].Key < tl[j].Key
 	})
-	var keys []string
+	var out []catalog.TrashEntry
+	seen := map[string]bool{}
 	for _, e := range tl {
-		if !slices.Contains(keys, e.Key) {
-			keys = append(keys, e.Key)
+		if !seen[e.Key] {
+			seen[e.Key] = true
+			out = append(out, e)
 		}
 	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: the trash holds no artifact under %s", catalog.ErrNotFound, prefix)
+	if len(out) == 0 {
+		// A move onto the names (mv dir newdir) or a save there takes
+		// folders and links out of the trash too: say all it looked for.
+		return nil, fmt.Errorf("%w: the trash holds no artifact, folder or symbolic link under %s", catalog.ErrNotFound, prefix)
 	}
-	return keys, nil
+	return out, nil
 }
 
 func cmdGC() *cli.Command {

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -142,7 +141,7 @@ func lsTrash(c *cli.Context, format string, cat catalog.Catalog, prefix string) 
 	if err != nil {
 		return err
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].Key < all[j].Key })
+	catalog.SortTrash(all) // as the catalogs list it: k before k/
 	limit, after := c.Int("limit"), c.String("after")
 	var es []catalog.TrashEntry
 	more := false
@@ -150,20 +149,40 @@ func lsTrash(c *cli.Context, format string, cat catalog.Catalog, prefix string) 
 		if !strings.HasPrefix(e.Key, prefix) || (after != "" && e.Key <= after) {
 			continue
 		}
-		if limit > 0 && len(es) == limit {
+		// A page never ends between a file and the folder or link at its
+		// key: --after names a key, and the next page would skip the rest.
+		if limit > 0 && len(es) >= limit && e.Key != es[len(es)-1].Key {
 			more = true
 			break
 		}
 		es = append(es, e)
 	}
 	if more {
-		defer fmt.Fprintf(c.App.ErrWriter, "(showing %d; more with --after %q)\n", limit, es[len(es)-1].Key)
+		defer fmt.Fprintf(c.App.ErrWriter, "(showing %d; more with --after %q)\n", len(es), es[len(es)-1].Key)
 	}
-	if format == "json" {
-		if es == nil {
-			es = []catalog.TrashEntry{}
+	// What a file holds the folder name of cannot be restored: say so,
+	// and what to do, after the listing (on stderr, as the page hint).
+	holders, bl := newBlockers(cat), blocked{}
+	by := make([]string, len(es))
+	for i, e := range es {
+		if by[i], err = holders.of(c.Context, e.Key); err != nil {
+			return err
 		}
-		return writeJSON(c.App.Writer, es)
+		if by[i] != "" {
+			bl.add(by[i], e)
+		}
+	}
+	defer bl.report(c.App.ErrWriter, "note: ")
+	if format == "json" {
+		type row struct {
+			catalog.TrashEntry
+			BlockedBy string `json:"blocked_by,omitempty"` // the live file at its folder's name
+		}
+		rows := []row{}
+		for i, e := range es {
+			rows = append(rows, row{e, by[i]})
+		}
+		return writeJSON(c.App.Writer, rows)
 	}
 	var rows [][]string
 	for _, e := range es {

@@ -48,7 +48,7 @@ func TestRestoreFolder(t *testing.T) {
 	if trash := e.ok("ls", "--trash"); !strings.Contains(trash, "other/d.csv") || strings.Contains(trash, "tree/") {
 		t.Fatalf("trash after restore tree/:\n%s", trash)
 	}
-	e.fails("no artifact under", "restore", "tree/")
+	e.fails("the trash holds no artifact, folder or symbolic link under tree/", "restore", "tree/")
 }
 
 // A daemon that stops after a new mount of its instance started (it was

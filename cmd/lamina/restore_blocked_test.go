@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+	"github.com/lamina-bio/lamina/instance"
+)
+
+// catalogOf opens the catalog of e's current instance (no daemon holds
+// it) for fn: folders and links, which only a mount makes otherwise.
+func catalogOf(t *testing.T, e *env, fn func(ctx context.Context, c catalog.Catalog) error) {
+	t.Helper()
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := dirs.Current("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := openSettings(s, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := fn(context.Background(), in.Catalog); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// initOn makes e's instance with its catalog in bbolt or PostgreSQL.
+func initOn(t *testing.T, e *env, cat string) {
+	args := []string{"init", "--storage", e.path("storage"), "--name", "test"}
+	if cat == "postgres" {
+		args = append(args, "--db", pgtest.URL(t))
+	}
+	e.ok(args...)
+}
+
+// A trashed file restored at k, where a folder k was removed with what
+// was under it (rm -r), takes the name: what was under the folder stays
+// in the trash and cannot come back while k is a file. restore k says so,
+// ls --trash marks it, restore PARENT/ restores the rest and reports it
+// once (exit 1), never failing per name, and none of it is deleted; the
+// commands it names resolve it. Before, restore PARENT/ failed on each
+// name with "k is an artifact" every time, with no word of what to do.
+func TestRestoreUnderFileReportsBlocked(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) { restoreUnderFileReportsBlocked(t, cat) })
+	}
+}
+
+func restoreUnderFileReportsBlocked(t *testing.T, cat string) {
+	e := newEnv(t)
+	initOn(t, e, cat)
+	for _, k := range []string{"tree/k", "tree/k/x", "tree/other.csv"} {
+		// tree/k/x after tree/k went to the trash: k is a folder now.
+		e.ok("save", e.write("f", []byte(k+"\n")), "--key", k)
+		e.ok("delete", k)
+	}
+	catalogOf(t, e, func(ctx context.Context, c catalog.Catalog) error {
+		for _, k := range []string{"tree/k", "tree/k/sub"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				return err
+			}
+		}
+		if err := c.Symlink(ctx, "tree/k/ln", "x"); err != nil {
+			return err
+		}
+		if err := c.RemoveLink(ctx, "tree/k/ln"); err != nil {
+			return err
+		}
+		for _, k := range []string{"tree/k/sub", "tree/k"} { // rm -r tree/k
+			if err := c.RemoveFolder(ctx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	const names = "3 names under tree/k/ (tree/k/ln, tree/k/sub/, tree/k/x) that cannot be restored while tree/k is a file"
+	const fix = "`lamina delete --permanent tree/k/` deletes them for good; or move tree/k away (mv in a mount, or `lamina delete tree/k` to put it in the trash) and run `lamina restore tree/k/`"
+	out, errs, err := e.run("restore", "tree/k")
+	if err != nil || !strings.Contains(out, "restored tree/k (1 version)") || !strings.Contains(errs, names) || !strings.Contains(errs, fix) {
+		t.Fatalf("restore tree/k: %v\n%s%s", err, out, errs)
+	}
+
+	out, errs, err = e.run("ls", "--trash")
+	if err != nil || !strings.Contains(errs, "note: the trash holds "+names) {
+		t.Fatalf("ls --trash: %v\n%s%s", err, out, errs)
+	}
+	var rows []struct {
+		Key, Kind string
+		BlockedBy string `json:"blocked_by"`
+	}
+	e.jsonOut(&rows, "ls", "--trash", "--format", "json")
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.Key+":"+r.Kind+":"+r.BlockedBy)
+	}
+	if want := "tree/k/ln:link:tree/k tree/k/sub:folder:tree/k tree/k/x::tree/k tree/other.csv::"; strings.Join(got, " ") != want {
+		t.Fatalf("ls --trash --format json: %v; want %s", got, want)
+	}
+
+	// restore tree/ brings back what it can, and says once what a file
+	// keeps out; again, it restores nothing and says the same.
+	for i, restored := range []string{"restored tree/other.csv (1 version)\n", ""} {
+		out, errs, err = e.run("restore", "tree/")
+		if codeOf(err) != 1 || out != restored || strings.Count(errs, "lamina:") != 1 ||
+			!strings.Contains(errs, "lamina: not restored: the trash holds "+names) ||
+			!strings.Contains(explain(err), "3 names kept in the trash: a file holds the name of their folder") {
+			t.Fatalf("restore tree/ (%d): exit %d %v\n%s%s", i, codeOf(err), err, out, errs)
+		}
+	}
+	e.fails("tree/k/x cannot be restored while tree/k is a file, which holds its folder's name: `lamina delete --permanent tree/k/x` deletes it for good", "restore", "tree/k/x")
+
+	// Every trashed version is still there; the file is moved out of the
+	// way, and the folder comes back whole.
+	e.ok("delete", "tree/k")
+	out = e.ok("restore", "tree/k/")
+	for _, w := range []string{"restored tree/k/x (1 version)", "restored tree/k/sub/ (folder)", "restored tree/k/ln (symbolic link)"} {
+		if !strings.Contains(out, w) {
+			t.Fatalf("restore tree/k/ after delete tree/k: %q lacks %q", out, w)
+		}
+	}
+	if got := e.ok("get", "tree/k/x", "-o", "-"); got != "tree/k/x\n" {
+		t.Fatalf("tree/k/x = %q", got)
+	}
+	if trash := e.ok("ls", "--trash"); !strings.Contains(trash, "tree/k ") || strings.Contains(trash, "tree/k/") {
+		t.Fatalf("trash at the end:\n%s", trash)
+	}
+	// The other way round: the file, whose name the folder holds now.
+	const other = "tree/k is a folder now (lamina ls tree/k/ lists it), which holds the trashed file's name: `lamina delete --permanent tree/k` deletes the file for good"
+	e.fails(other, "restore", "tree/k")
+	if _, errs, err := e.run("restore", "tree/"); codeOf(err) != 1 || !strings.Contains(errs, other) {
+		t.Fatalf("restore tree/ with the file under the folder's name: exit %d\n%s", codeOf(err), errs)
+	}
+}
+
+// restore C/ with nothing in the trash under C/, where a move took the
+// trashed folders' names, says that it looked for folders and links too.
+func TestRestoreFolderNothingTrashed(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	catalogOf(t, e, func(ctx context.Context, c catalog.Catalog) error {
+		for _, k := range []string{"dst/sub", "src/sub"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				return err
+			}
+		}
+		if err := c.RemoveFolder(ctx, "dst/sub"); err != nil {
+			return err
+		}
+		return c.RenameFolder(ctx, "src", "dst") // mv src dst: dst/sub is live again
+	})
+	e.fails("the trash holds no artifact, folder or symbolic link under dst/", "restore", "dst/")
+}
+
+// ls --trash lists a file k before the folder k/ removed at its name, as
+// both catalogs list them, and a page never ends between the two: --after
+// names a key, and the next page skipped the other.
+func TestLsTrashFileBeforeFolder(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := newEnv(t)
+			initOn(t, e, cat)
+			lsTrashFileBeforeFolder(t, e)
+		})
+	}
+}
+
+func lsTrashFileBeforeFolder(t *testing.T, e *env) {
+	for _, k := range []string{"a", "k", "z"} {
+		e.ok("save", e.write("f", []byte(k+"\n")), "--key", k)
+		e.ok("delete", k)
+	}
+	catalogOf(t, e, func(ctx context.Context, c catalog.Catalog) error {
+		if err := c.MakeFolder(ctx, "k"); err != nil {
+			return err
+		}
+		return c.RemoveFolder(ctx, "k")
+	})
+	keys := func(out string) string {
+		var ks []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			ks = append(ks, strings.Fields(l)[0])
+		}
+		return strings.Join(ks, " ")
+	}
+	if got := keys(e.ok("ls", "--trash")); got != "a k k/ z" {
+		t.Fatalf("ls --trash: %s; want a k k/ z", got)
+	}
+	_, errs, _ := e.run("ls", "--trash", "--limit", "2")
+	if out := e.ok("ls", "--trash", "--limit", "2"); keys(out) != "a k k/" || !strings.Contains(errs, `--after "k"`) {
+		t.Fatalf("ls --trash --limit 2: %s\n%s", out, errs)
+	}
+	if got := keys(e.ok("ls", "--trash", "--after", "k")); got != "z" {
+		t.Fatalf("ls --trash --after k: %s; want z", got)
+	}
+}
