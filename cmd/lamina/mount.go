@@ -764,12 +764,23 @@ func cmdUmount() *cli.Command {
 				}
 			}
 			if found && processAlive(st.PID) {
+				// The daemon's mount may have been detached (umount -l,
+				// another HOME's --force) and dir mounted again since:
+				// unmounting dir by path would unmount that one (a tmpfs
+				// and its files, another instance's mount).
+				at, mounted := lfs.MountInfo(dir)
+				ours := mounted && at.Source == "lamina:"+name
+				if !ours && mounted {
+					fmt.Fprintf(c.App.ErrWriter, "lamina: the mount of %s at %s was detached, and %s is now another mount (%s %s), left as it is; stopping the daemon, which waits for files still open for writing\n", name, dir, dir, at.Type, at.Source)
+				}
 				if n := failedCloses(c.Context, dirs, name); n > 0 {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: %s whose commit failed at close: the daemon tries once more as it stops; what still fails stays staged and the next mount commits it (%s says why)\n", plural(int(n), "closed file"), mountLogPath(dirs, name))
 				}
 				unmounted := false
 				if c.Bool("force") {
 					os.WriteFile(forceStopPath(dirs, name), nil, 0o600)
+				} else if !ours {
+					// Nothing of ours at dir to unmount: the daemon is told to stop.
 				} else if err := unmountWhenFree(dir, 10*time.Second); errors.Is(err, errBusy) {
 					// Told to stop, the daemon detaches a busy mount after
 					// 10 s: a writer still writing lost its file to
@@ -794,7 +805,7 @@ func cmdUmount() *cli.Command {
 				if err := waitDaemon(c.Context, w, dirs, name, st, c.Bool("force")); err != nil {
 					return err
 				}
-				if _, still := lfs.MountInfo(dir); still {
+				if now, still := lfs.MountInfo(dir); still && now.Source == "lamina:"+name {
 					return fmt.Errorf("the daemon stopped but %s is still mounted; run `lamina umount %s` again", dir, dir)
 				}
 				fmt.Fprintf(w, "unmounted %s\n", dir)
@@ -1056,13 +1067,21 @@ func linkedMount(dirs instance.Dirs, dir string) (instance.Dirs, string, mountSt
 // instances.
 func findMount(dirs instance.Dirs, dir string) (string, mountState, bool) {
 	ents, _ := os.ReadDir(dirs.Runtime)
+	at, _ := lfs.MountInfo(dir)
+	name, found := "", mountState{}
 	for _, e := range ents {
 		st, err := readState(dirs, e.Name())
-		if err == nil && st.Mountpoint == dir {
-			return e.Name(), st, true
+		if err != nil || st.Mountpoint != dir {
+			continue
+		}
+		if at.Source == "lamina:"+e.Name() {
+			return e.Name(), st, true // the one mounted there now
+		}
+		if name == "" { // another instance's, detached, mounted there before
+			name, found = e.Name(), st
 		}
 	}
-	return "", mountState{}, false
+	return name, found, name != ""
 }
 
 // processAlive reports whether pid is a running process (not a zombie).

@@ -916,3 +916,42 @@ func TestUmountOfDetachedMountWithWriter(t *testing.T) {
 		t.Fatalf("lz.log: %q", got)
 	}
 }
+
+// lamina umount of a mount detached by umount -l, its folder mounted again
+// since (a tmpfs here), unmounted that one by path, and its files with it:
+// the daemon is stopped, and the tmpfs is left as it is.
+func TestUmountLeavesWhatIsMountedOverADetachedMount(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	pid := e.daemonPID("m")
+	f, err := os.Open(mnt) // keeps the detached mount in use
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	marker := filepath.Join(mnt, "marker")
+	if err := os.WriteFile(marker, []byte("another file system's file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, err := e.run("umount", mnt)
+	f.Close()
+	if got, rerr := os.ReadFile(marker); rerr != nil || string(got) != "another file system's file\n" {
+		t.Fatalf("lamina umount unmounted what was mounted at %s after the detach: %v (umount: %v\n%s%s)", mnt, rerr, err, out, errs)
+	}
+	if err != nil || !strings.Contains(errs, "is now another mount (tmpfs") {
+		t.Errorf("umount of the detached mount: %v\n%s%s", err, out, errs)
+	}
+	for i := 0; processAlive(pid); i++ {
+		if i == 300 {
+			t.Fatal("the daemon did not stop within 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
