@@ -292,16 +292,19 @@ func (m *Mount) Detached() bool {
 // EBUSY (the caller may retry); so does a mount detached lazily that is
 // still used, with EINVAL.
 func (m *Mount) Unmount() error {
-	if m.Detached() {
-		select {
-		case <-m.ended: // the kernel let it go: nothing to unmount
-		default:
+	select {
+	case <-m.ended:
+		// The kernel let it go: nothing to unmount. What is at dir now is
+		// another's, even on our device number (freed, and given again).
+	default:
+		if m.Detached() {
 			// Not at dir any more: go-fuse unmounts by path, and would
 			// unmount what was mounted there since.
 			return fmt.Errorf("unmount %s: detached and still in use: %w", m.dir, syscall.EINVAL)
 		}
-	} else if err := m.server.Unmount(); err != nil {
-		return err
+		if err := m.server.Unmount(); err != nil {
+			return err
+		}
 	}
 	select {
 	case <-m.stop:
