@@ -66,9 +66,12 @@ type DiskCache struct {
 	sized   map[string]bool                    // objects whose size file is written (sizePath)
 	streams map[string]*stream                 // object name → sequential reader state
 	pending map[string]*blockCall              // blocks being fetched, by blockKey
-	hits    int64
-	misses  int64
-	fetched int64 // bytes fetched from the backend
+	// unstored: fetched blocks whose file could not be written, by
+	// blockKey, until one is; Settle reports them.
+	unstored map[string]error
+	hits     int64
+	misses   int64
+	fetched  int64 // bytes fetched from the backend
 }
 
 type block struct {
@@ -137,6 +140,7 @@ func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCach
 		files: storage.NewOpenFiles(64), pool: newSpanPool(spanBuffers, int(maxSpan*o.BlockSize+o.BlockSize/4)),
 		limit: o.Limit, lru: list.New(), objects: map[string]map[int64]*list.Element{},
 		sizes: map[string]int64{}, sized: map[string]bool{}, streams: map[string]*stream{}, pending: map[string]*blockCall{},
+		unstored: map[string]error{},
 	}
 	c.bgctx, c.stop = context.WithCancel(context.Background())
 	if err := c.scan(); err != nil {
@@ -300,6 +304,7 @@ func (c *DiskCache) insertLocked(b *block, front bool) *list.Element {
 	}
 	m[b.n] = el
 	c.used += b.size
+	delete(c.unstored, blockKey(b.obj, b.n))
 	return el
 }
 
@@ -515,9 +520,11 @@ func (c *DiskCache) readCached(obj string, bn, want int64, bufs [][]byte, at int
 // or failed (err); the call stays in DiskCache.pending until its block
 // file is written, so that no one fetches it again meanwhile, unless
 // Invalidate drops it first (dropped: its bytes failed verification and
-// are not stored).
+// are not stored). stored is closed once it has left pending, its block
+// written or not (DiskCache.unstored), for Settle.
 type blockCall struct {
 	done    chan struct{}
+	stored  chan struct{}
 	span    *spanBuf
 	off     int64 // of the block in the span
 	err     error
@@ -718,7 +725,7 @@ func (c *DiskCache) fetchSpan(ctx context.Context, name, obj string, size, first
 			first = bn + 1
 			continue
 		}
-		call := &blockCall{done: make(chan struct{}), span: sb, off: int64(len(calls)) * c.block}
+		call := &blockCall{done: make(chan struct{}), stored: make(chan struct{}), span: sb, off: int64(len(calls)) * c.block}
 		c.pending[key] = call
 		calls = append(calls, call)
 	}
@@ -804,14 +811,22 @@ func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first i
 	for i, call := range calls {
 		bn := first + int64(i)
 		key := blockKey(obj, bn)
+		var serr error
 		if err == nil {
-			c.store(obj, size, bn, data[call.off:min(call.off+c.block, n)], call)
+			serr = c.store(obj, size, bn, data[call.off:min(call.off+c.block, n)], call)
 		}
 		c.mu.Lock()
+		if serr != nil {
+			if len(c.unstored) > 1<<16 {
+				clear(c.unstored)
+			}
+			c.unstored[key] = serr
+		}
 		if c.pending[key] == call {
 			delete(c.pending, key)
 		}
 		c.mu.Unlock()
+		close(call.stored)
 	}
 }
 
@@ -853,44 +868,47 @@ func (c *DiskCache) get(ctx context.Context, name string, off, n int64, sb *span
 }
 
 // store writes a block file (atomically) and indexes it, unless the call
-// that fetched it (nil for a Put) was dropped by Invalidate.
-func (c *DiskCache) store(obj string, size, bn int64, data []byte, call *blockCall) {
+// that fetched it (nil for a Put) was dropped by Invalidate. It returns
+// why the block could not be written (logged here).
+func (c *DiskCache) store(obj string, size, bn int64, data []byte, call *blockCall) error {
 	c.mu.Lock()
 	c.fetched += int64(len(data))
 	c.mu.Unlock()
-	c.storeBlock(obj, size, bn, data, call)
+	return c.storeBlock(obj, size, bn, data, call)
 }
 
 // storeBlock is store without counting the bytes as fetched.
-func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *blockCall) {
+func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *blockCall) error {
 	p := c.path(obj, bn)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		c.log.Warn("cache: cannot store a block", "err", err)
-		return
+		return fmt.Errorf("cache: store a block: %w", err)
 	}
 	tmp := p + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		os.Remove(tmp)
 		c.log.Warn("cache: cannot store a block", "err", err)
-		return
+		return fmt.Errorf("cache: store a block: %w", err)
 	}
 	c.mu.Lock()
 	if call != nil && call.dropped {
 		c.mu.Unlock()
 		os.Remove(tmp)
-		return
+		return nil
 	}
 	// Renamed under the lock: Invalidate, which removes the file under it
 	// too, cannot run between the check above and the rename.
 	if err := os.Rename(tmp, p); err != nil {
 		c.mu.Unlock()
 		os.Remove(tmp)
-		return
+		c.log.Warn("cache: cannot store a block", "err", err)
+		return fmt.Errorf("cache: store a block: %w", err)
 	}
 	c.insertLocked(&block{obj: obj, n: bn, size: int64(len(data)), touched: time.Now()}, true)
 	c.writeSizeLocked(obj, size)
 	c.evictLocked()
 	c.mu.Unlock()
+	return nil
 }
 
 // minKeepLocked is how many of the most recently used blocks eviction
@@ -1008,10 +1026,46 @@ func (c *DiskCache) Warm(name string, off, n int64) {
 	}()
 }
 
-// Prefetch brings n bytes at off of the object into the cache.
+// Prefetch brings n bytes at off of the object into the cache folder.
 func (c *DiskCache) Prefetch(ctx context.Context, name string, off, n int64) error {
-	_, err := c.GetRange(ctx, name, off, n)
-	return err
+	if _, err := c.GetRange(ctx, name, off, n); err != nil {
+		return err
+	}
+	return c.Settle(ctx, name, off, n)
+}
+
+// Settle waits until the blocks that hold n bytes at off of the object,
+// those being fetched, are written to the cache folder: a read returns as
+// soon as its bytes are here and the blocks are written after, so without
+// it `lamina cache prefetch` said a version was in the cache while its
+// last blocks were still only in memory (and lost if the daemon stopped
+// then). It returns the error of a block that could not be written; a
+// block the limit evicted after it was written is none.
+func (c *DiskCache) Settle(ctx context.Context, name string, off, n int64) error {
+	if n <= 0 || off < 0 {
+		return nil
+	}
+	obj := objHash(name)
+	for bn := off / c.block; bn <= (off+n-1)/c.block; bn++ {
+		key := blockKey(obj, bn)
+		for {
+			c.mu.Lock()
+			call, serr := c.pending[key], c.unstored[key]
+			c.mu.Unlock()
+			if call == nil {
+				if serr != nil {
+					return fmt.Errorf("%s: %w", name, serr)
+				}
+				break
+			}
+			select {
+			case <-call.stored:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
 }
 
 // Invalidate drops the cached blocks that hold n bytes at off: the content

@@ -865,6 +865,43 @@ func (s *Store) Warm(chunks []Chunk) {
 	w.Warm(packName(run.Pack), run.Off, run.Len)
 }
 
+// settler is a caching backend whose reads return before the blocks they
+// fetched are written to its folder (DiskCache).
+type settler interface {
+	Settle(ctx context.Context, name string, off, n int64) error
+}
+
+// Prefetch reads every chunk of chunks, verifying each, a few at a time,
+// and, over a caching backend, returns once their bytes are written to the
+// cache folder, so that reading them next needs no network. The cache's
+// limit may evict them again after.
+func (s *Store) Prefetch(ctx context.Context, chunks []Chunk) error {
+	// The cache fetches the packs in large ranges, in parallel; the reads
+	// below then verify every chunk.
+	s.Warm(chunks)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, c := range chunks {
+		g.Go(func() error {
+			_, err := s.ReadChunk(gctx, c, nil)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	st, ok := s.obj.(settler)
+	if !ok {
+		return nil
+	}
+	for _, c := range chunks {
+		if err := st.Settle(ctx, packName(c.Pack), c.Off, c.Len); err != nil {
+			return fmt.Errorf("chunk %s: %w", c.Digest, err)
+		}
+	}
+	return nil
+}
+
 // warmGap is the most bytes between two chunks of one pack that Warm
 // fetches rather than asking for two ranges.
 const warmGap = 1 << 20

@@ -3,6 +3,8 @@ package instance_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -96,5 +98,53 @@ func TestGuardPassesCacheMethodsThrough(t *testing.T) {
 	}
 	if !raw.damaged.Load() {
 		t.Fatal("no GET reached the storage")
+	}
+}
+
+// The guard passes Settle through too: without it the daemon's `lamina
+// cache prefetch` returned before the blocks it fetched were written to
+// the cache, and did not hear of a block that could not be written.
+func TestGuardPassesSettleThrough(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	local, err := storage.OpenLocal(filepath.Join(tmp, "storage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := cache.NewStore(local, filepath.Join(tmp, "index.db"), cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := plain.NewWriter()
+	f, _, err := w.PutFile(ctx, bytes.NewReader(bytes.Repeat([]byte("lamina "), 100_000)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	disk, err := cache.OpenDiskCache(local, filepath.Join(tmp, "cache"), cache.DiskCacheOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	// A file in place of every folder of block files: no block can be
+	// written, and only Settle tells.
+	blocks, _ := filepath.Glob(filepath.Join(tmp, "cache", "blocks-*"))
+	if len(blocks) != 1 {
+		t.Fatalf("block folders: %v", blocks)
+	}
+	for i := range 256 {
+		if err := os.WriteFile(filepath.Join(blocks[0], fmt.Sprintf("%02x", i)), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := instance.New(instance.Settings{Name: "a", ID: "a-id", Storage: local.String()}, nil, local, nil)
+	s, err := cache.NewStore(in.WatchOwner(local, time.Hour, nil).Guard(disk), filepath.Join(tmp, "index2.db"), cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Prefetch(ctx, f.Chunks); err == nil {
+		t.Fatal("prefetch through the guard into a cache that cannot write its blocks: no error")
 	}
 }

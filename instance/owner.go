@@ -420,7 +420,7 @@ func (g *guarded) Delete(ctx context.Context, name string) error {
 }
 
 // The cache's Store looks for optional methods on the backend it is given
-// (cache/store.go: Invalidate, ReadRange, Warm; cache/disk.go and
+// (cache/store.go: Invalidate, ReadRange, Warm, Settle; cache/disk.go and
 // storage.GetRangeInto: GetRangeInto). The guard sits on top of the
 // daemon's disk cache, so it passes each of them through: hidden, a chunk
 // whose fetched bytes were damaged could not be dropped from the cache and
@@ -439,6 +439,16 @@ func (g *guarded) Warm(name string, off, n int64) {
 	if w, ok := g.Backend.(interface{ Warm(string, int64, int64) }); ok {
 		w.Warm(name, off, n)
 	}
+}
+
+// Settle waits for a caching backend to write what it fetched of a range.
+func (g *guarded) Settle(ctx context.Context, name string, off, n int64) error {
+	if st, ok := g.Backend.(interface {
+		Settle(context.Context, string, int64, int64) error
+	}); ok {
+		return st.Settle(ctx, name, off, n)
+	}
+	return nil
 }
 
 // ReadRange reads the bytes at off into bufs, one after another.

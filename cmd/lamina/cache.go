@@ -12,7 +12,6 @@ import (
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sync/errgroup"
 )
 
 func isS3(s instance.Settings) bool { return strings.HasPrefix(s.Storage, "s3://") }
@@ -243,26 +242,18 @@ func cmdCache() *cli.Command {
 	}
 }
 
-// prefetch reads every chunk of m through the store (and so the cache),
-// verifying each, a few at a time.
+// prefetch reads every chunk of m through the store into the cache,
+// verifying each (Store.Prefetch).
 func prefetch(ctx context.Context, in *instance.Instance, m *cache.Manifest) (int64, error) {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
 	var total int64
-	files := m.Files
-	for _, f := range files {
-		// The cache fetches the packs in large ranges, in parallel; the
-		// reads below then verify every chunk.
-		in.Store.Warm(f.Chunks)
+	var all []cache.Chunk
+	for _, f := range m.Files {
 		for _, ch := range f.Chunks {
 			total += ch.Size
-			g.Go(func() error {
-				_, err := in.Store.ReadChunk(gctx, ch, nil)
-				return err
-			})
 		}
+		all = append(all, f.Chunks...)
 	}
-	return total, g.Wait()
+	return total, in.Store.Prefetch(ctx, all)
 }
 
 // prefetchBatchBytes is about how much one prefetch call to a mount
@@ -313,17 +304,9 @@ func prefetchBatch(in *instance.Instance, disk *cache.DiskCache, a catalogrpc.Ca
 		end++
 	}
 	if a.From < end {
-		batch := all[a.From:end]
-		in.Store.Warm(batch)
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(8)
-		for _, ch := range batch {
-			g.Go(func() error {
-				_, err := in.Store.ReadChunk(gctx, ch, nil)
-				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
+		// Returns once the batch is written to the cache folder, so that
+		// the report below counts it.
+		if err := in.Store.Prefetch(ctx, all[a.From:end]); err != nil {
 			return r, err
 		}
 	}
