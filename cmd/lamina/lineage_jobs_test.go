@@ -878,3 +878,44 @@ func checkSameShellJobs(t *testing.T, e *mntEnv, out string) {
 		}
 	}
 }
+
+// TestLineageSnakemakeOutsideOutputLikeKey: a job's output outside the
+// mount whose path ends like a key another job wrote in it
+// (DIR/x/wf/out/a.txt and wf/out/a.txt) is not that key: its record does
+// not close the other job to passes, so the passes of that job's
+// `benchmark: repeat` stay one run. Before, the record matched the key by
+// its tail and the passes after it were taken for another job (two runs
+// of rule bench, the second's outputs the first's).
+func TestLineageSnakemakeOutsideOutputLikeKey(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	work := filepath.Join(e.dir, "work")
+	os.MkdirAll(work, 0o755)
+	other := filepath.Join(e.dir, "x", "wf", "out", "a.txt")
+	// outside's record is written while bench's first pass sleeps.
+	os.WriteFile(filepath.Join(work, "Snakefile"), []byte(`rule all:
+    input: "`+other+`", "`+wf+`/out/a.txt"
+
+rule outside:
+    output: "`+other+`"
+    shell: "sleep 0.5; echo o > {output}"
+
+rule bench:
+    output: "`+wf+`/out/a.txt"
+    benchmark: repeat("b.tsv", 3)
+    shell: "date +%N > {output}; sleep 1.5"
+`), 0o644)
+	if _, errs, code := e.runIn(work, "run", "--", "snakemake", "-j2"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	var bs []catalog.Run
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--transform", "bench", "--format", "json")), &bs); err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 1 {
+		t.Fatalf("rule bench's runs %+v, want one\n%s", bs, e.ok("runs", "ls"))
+	}
+	rec := e.runRecord(bs[0].UID)
+	if got, want := strings.Join(e.refs(rec.Outputs), " "), "wf/out/a.txt@v1 wf/out/a.txt@v2 wf/out/a.txt@v3"; got != want {
+		t.Errorf("rule bench's outputs %s, want %s", got, want)
+	}
+}
