@@ -27,27 +27,38 @@ func outputKeys(outs []string, mountpoint string) []string {
 	if mountpoint == "" {
 		return outs
 	}
-	var r resolver
-	r.mnt = strings.TrimSuffix(mountpoint, "/")
+	r := resolver{mnt: strings.TrimSuffix(mountpoint, "/")}
 	kept := outs[:0]
 	for _, out := range outs {
 		if !strings.HasPrefix(out, "/") {
 			kept = append(kept, out)
 			continue
 		}
-		// Not cleaned first: "link/.." is the link's target's parent.
-		dir, base := path.Split(out)
-		if base == "" || base == "." || base == ".." {
-			continue
-		}
-		switch key, where := r.dir(dir); where {
+		switch key, where := r.file(out); where {
 		case inMount:
-			kept = append(kept, path.Join(key, base))
+			kept = append(kept, key)
 		case unknown:
 			kept = append(kept, path.Clean(out))
 		}
 	}
 	return kept
+}
+
+// KeyResolver returns a function that maps an absolute path to its key
+// in the mount at mountpoint as outputKeys does (through symlinks and bind
+// mounts, never looking at a path in the mount), false when it is outside
+// the mount or cannot be resolved. Not safe for concurrent use.
+func KeyResolver(mountpoint string) func(abs string) (string, bool) {
+	r := resolver{mnt: strings.TrimSuffix(mountpoint, "/")}
+	return func(abs string) (string, bool) {
+		if mountpoint == "" || !strings.HasPrefix(abs, "/") {
+			return "", false
+		}
+		if key, where := r.file(abs); where == inMount {
+			return key, true
+		}
+		return "", false
+	}
 }
 
 const (
@@ -70,6 +81,18 @@ type dirKey struct {
 	where int
 }
 
+// file resolves the absolute path p's folder (dir): the key p is in the
+// mount, if inMount.
+func (r *resolver) file(p string) (string, int) {
+	// Not cleaned first: "link/.." is the link's target's parent.
+	dir, base := path.Split(p)
+	if base == "" || base == "." || base == ".." {
+		return "", outside
+	}
+	key, where := r.dir(dir)
+	return path.Join(key, base), where
+}
+
 // dir resolves the absolute folder p (its symlinks followed) until it
 // enters the mount: the key it is there, inMount; outside when it is a
 // folder outside the mount; unknown when a part cannot be read.
@@ -86,6 +109,13 @@ func (r *resolver) dir(p string) (string, int) {
 }
 
 func (r *resolver) resolve(p string) (string, int) {
+	// Under the mountpoint as written (no ".." that a symlink before it
+	// could move): its key, no folder looked at.
+	if !strings.Contains(p+"/", "/../") {
+		if key, ok := under(path.Clean(p), r.mnt, ""); ok {
+			return key, inMount
+		}
+	}
 	rest := strings.Split(p, "/")
 	cur := "/"
 	for links := 0; ; {

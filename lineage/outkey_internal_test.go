@@ -25,6 +25,7 @@ func TestOutputKeys(t *testing.T) {
 	os.Symlink("../lab/wf", filepath.Join(d, "x", "to-wf"))
 	os.Symlink("x/wf", filepath.Join(d, "to-x-wf"))
 	os.Symlink("loop", filepath.Join(d, "loop"))
+	keyOf := KeyResolver(mnt)
 	for _, c := range []struct{ out, want string }{
 		{"wf/out/a.txt", "wf/out/a.txt"},
 		{mnt + "/wf/out/a.txt", "wf/out/a.txt"},
@@ -41,6 +42,14 @@ func TestOutputKeys(t *testing.T) {
 		got := outputKeys([]string{c.out}, mnt)
 		if want := []string{c.want}; c.want == "" && len(got) != 0 || c.want != "" && !slices.Equal(got, want) {
 			t.Errorf("outputKeys(%q) = %q, want %q", c.out, got, c.want)
+		}
+		// lamina run names jobs by the same keys.
+		want, wantOK := c.want, c.want != "" && !filepath.IsAbs(c.want)
+		if !wantOK {
+			want = ""
+		}
+		if key, ok := keyOf(c.out); filepath.IsAbs(c.out) && (key != want || ok != wantOK) {
+			t.Errorf("KeyResolver(%q) = %q, %v, want %q", c.out, key, ok, want)
 		}
 	}
 }
