@@ -844,9 +844,14 @@ func (t *Tracker) ScratchRenamed(p string) {
 	if !ok {
 		return
 	}
+	// An absolute output (the Snakefile names it so) mapped to its key, or
+	// dropped when outside the mount, before mu: it may lstat folders.
+	outs := outputKeys([]string{out}, t.opts.Mountpoint)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.recordedOutput(out)
+	for _, out := range outs {
+		t.recordedOutput("", out)
+	}
 }
 
 // readRecords takes in the records the Snakemake process snakemake of
@@ -875,18 +880,22 @@ func (t *Tracker) readRecords(split string, snakemake int, since time.Time) {
 	// Drained outside mu: after an overflow it lists every record (1.3 s
 	// for 100,000), and each tracked open waits for mu. The watch's own
 	// mutex keeps a finish from closing it meanwhile (unregister).
-	outs := w.drain(t.opts.Mountpoint, t.opts.Logger)
+	outs := outputKeys(w.drain(t.opts.Mountpoint, t.opts.Logger), t.opts.Mountpoint)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, out := range outs {
-		t.recordedOutput(out)
+		t.recordedOutput(split, out) // these records are this Snakemake's
 	}
 }
 
-// recordedOutput closes to passes the job that wrote out (a key, or an
-// absolute path); called with mu held.
-func (t *Tracker) recordedOutput(out string) {
-	for split, outs := range t.outputs {
+// recordedOutput closes to passes the job of split ("": of any split)
+// that wrote out: a key, or an absolute path whose folder could not be
+// resolved (outputKeys), matched by its tail; called with mu held.
+func (t *Tracker) recordedOutput(split, out string) {
+	for s, outs := range t.outputs {
+		if split != "" && s != split {
+			continue
+		}
 		run, ok := outs[out]
 		if !ok && strings.HasPrefix(out, "/") {
 			run, ok = bySuffix(outs, out)
@@ -894,7 +903,7 @@ func (t *Tracker) recordedOutput(out string) {
 		if !ok {
 			continue
 		}
-		for _, j := range t.jobs[split] {
+		for _, j := range t.jobs[s] {
 			if j.run == run {
 				j.recorded = true
 			}
@@ -903,8 +912,10 @@ func (t *Tracker) recordedOutput(out string) {
 }
 
 // bySuffix returns the run of the key in outs that the absolute path abs
-// ends with (an output the Snakefile names by its absolute path: keys are
-// relative to the mountpoint), the longest such key. It looks up each of
+// ends with, the longest such key: abs is an output whose folder could
+// not be resolved (outputKeys: removed since, or unreadable), which may
+// still be the mount reached by another path. A path resolved outside the
+// mount never gets here: its tail may read like a key. It looks up each of
 // abs's tails, not each key: a drain's records outside the mount are all
 // absolute, and 100,000 of them against 2,000 keys held mu for 13 s.
 func bySuffix(outs map[string]string, abs string) (string, bool) {

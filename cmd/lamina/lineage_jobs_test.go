@@ -608,11 +608,18 @@ rule y:
 // jobs are written on the local disk, which the mount never sees (the
 // two jobs shared a run; the second's output was credited to the first).
 func TestLineageSnakemakeSameShellJobsWorkdirOutside(t *testing.T) {
-	for _, c := range []struct{ name, out string }{
-		{"short", "out"},
+	for _, c := range []struct {
+		name, out string
+		link      bool
+	}{
+		{"short", "out", false},
 		// Records in "@"-prefixed subfolders (long paths), which the watch
 		// of .snakemake/metadata follows.
-		{"long", "out/" + strings.Repeat("a-folder-name-to-make-paths-long/", 6) + "o"},
+		{"long", "out/" + strings.Repeat("a-folder-name-to-make-paths-long/", 6) + "o", false},
+		// The Snakefile reaches the mount through a symlink outside it
+		// (work/data -> wf): a record's path is resolved to its key.
+		// Before, its tail (data/out/x.txt) was no key: one run.
+		{"symlink", "out", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e, wf := snakemakeMount(t)
@@ -621,6 +628,11 @@ func TestLineageSnakemakeSameShellJobsWorkdirOutside(t *testing.T) {
 			os.WriteFile(filepath.Join(wf, "step.sh"), []byte("cd "+wf+"; O="+c.out+"; if [ -e $O/x.txt ]; then cat $O/x.txt > $O/y.txt; else cat raw/a.txt > $O/x.txt; fi\n"), 0o644)
 			work := filepath.Join(e.dir, "work")
 			os.MkdirAll(work, 0o755)
+			root := wf
+			if c.link {
+				root = filepath.Join(work, "data")
+				os.Symlink(wf, root)
+			}
 			os.WriteFile(filepath.Join(work, "Snakefile"), []byte(`R = config["root"]
 O = R + "/`+c.out+`"
 rule all:
@@ -636,7 +648,7 @@ rule y:
     output: O + "/y.txt"
     shell: "sh " + R + "/step.sh"
 `), 0o644)
-			if _, errs, code := e.runIn(e.dir, "run", "--", "snakemake", "-j1", "-s", filepath.Join(work, "Snakefile"), "-d", work, "--config", "root="+wf); code != 0 {
+			if _, errs, code := e.runIn(e.dir, "run", "--", "snakemake", "-j1", "-s", filepath.Join(work, "Snakefile"), "-d", work, "--config", "root="+root); code != 0 {
 				t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
 			}
 			checkSameShellJobs(t, e, "wf/"+c.out)
@@ -876,5 +888,46 @@ func checkSameShellJobs(t *testing.T, e *mntEnv, out string) {
 		if c.rec.Run.Status != catalog.RunOK {
 			t.Errorf("rule %s's run %+v", c.rec.Run.Name, c.rec.Run)
 		}
+	}
+}
+
+// TestLineageSnakemakeOutsideOutputLikeKey: a job's output outside the
+// mount whose path ends like a key another job wrote in it
+// (DIR/x/wf/out/a.txt and wf/out/a.txt) is not that key: its record does
+// not close the other job to passes, so the passes of that job's
+// `benchmark: repeat` stay one run. Before, the record matched the key by
+// its tail and the passes after it were taken for another job (two runs
+// of rule bench, the second's outputs the first's).
+func TestLineageSnakemakeOutsideOutputLikeKey(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	work := filepath.Join(e.dir, "work")
+	os.MkdirAll(work, 0o755)
+	other := filepath.Join(e.dir, "x", "wf", "out", "a.txt")
+	// outside's record is written while bench's first pass sleeps.
+	os.WriteFile(filepath.Join(work, "Snakefile"), []byte(`rule all:
+    input: "`+other+`", "`+wf+`/out/a.txt"
+
+rule outside:
+    output: "`+other+`"
+    shell: "sleep 0.5; echo o > {output}"
+
+rule bench:
+    output: "`+wf+`/out/a.txt"
+    benchmark: repeat("b.tsv", 3)
+    shell: "date +%N > {output}; sleep 1.5"
+`), 0o644)
+	if _, errs, code := e.runIn(work, "run", "--", "snakemake", "-j2"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	var bs []catalog.Run
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--transform", "bench", "--format", "json")), &bs); err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 1 {
+		t.Fatalf("rule bench's runs %+v, want one\n%s", bs, e.ok("runs", "ls"))
+	}
+	rec := e.runRecord(bs[0].UID)
+	if got, want := strings.Join(e.refs(rec.Outputs), " "), "wf/out/a.txt@v1 wf/out/a.txt@v2 wf/out/a.txt@v3"; got != want {
+		t.Errorf("rule bench's outputs %s, want %s", got, want)
 	}
 }

@@ -296,12 +296,18 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 	}
 	workdir := lineage.SnakemakeWorkdir(argv, r.Cwd)
 	jobs := lineage.SnakemakeJobs(workdir, r.StartedAt)
+	resolve := lineage.KeyResolver(cat.mountpoint)
 	keyOf := func(p string) string {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(workdir, p)
 		}
 		if cat.mountpoint == "" {
 			return p
+		}
+		// Through a symlink or a bind mount into the mount too
+		// (work/data -> the mount's wf: its key wf/out/x.txt).
+		if key, ok := resolve(p); ok {
+			return key
 		}
 		rel, err := filepath.Rel(cat.mountpoint, p)
 		if err != nil {

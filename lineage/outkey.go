@@ -1,0 +1,259 @@
+package lineage
+
+import (
+	"bufio"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// An output a Snakemake record names (snakemakeRecordOf) is matched to the
+// keys its jobs wrote in the mount (recordedOutput): a relative one is a
+// key (a record in the mount, its workdir joined); an absolute one is
+// mapped to a key by outputKeys.
+
+// outputKeys maps the outputs Snakemake's records name to keys: a key
+// stays; an absolute path in the mount, or reached through a symlink or
+// another mount of the same filesystem (a bind mount), becomes its key; a
+// path that resolves outside the mount is dropped (no key is it, however
+// its tail reads: DIR/x/wf/out/a.txt is not wf/out/a.txt); one whose
+// folder cannot be resolved (gone, unreadable) stays absolute, and is
+// matched by its tail (bySuffix). It reads off-mount paths only (lstat and
+// readlink of each folder up to the mount, never one in it, nor in another
+// mount of it): safe in a FUSE handler, and outside Tracker.mu.
+func outputKeys(outs []string, mountpoint string) []string {
+	if mountpoint == "" {
+		return outs
+	}
+	r := resolver{mnt: strings.TrimSuffix(mountpoint, "/")}
+	kept := outs[:0]
+	for _, out := range outs {
+		if !strings.HasPrefix(out, "/") {
+			kept = append(kept, out)
+			continue
+		}
+		switch key, where := r.file(out); where {
+		case inMount:
+			kept = append(kept, key)
+		case unknown:
+			kept = append(kept, path.Clean(out))
+		}
+	}
+	return kept
+}
+
+// KeyResolver returns a function that maps an absolute path to its key
+// in the mount at mountpoint as outputKeys does (through symlinks and bind
+// mounts, never looking at a path in the mount), false when it is outside
+// the mount or cannot be resolved. Not safe for concurrent use.
+func KeyResolver(mountpoint string) func(abs string) (string, bool) {
+	r := resolver{mnt: strings.TrimSuffix(mountpoint, "/")}
+	return func(abs string) (string, bool) {
+		if mountpoint == "" || !strings.HasPrefix(abs, "/") {
+			return "", false
+		}
+		if key, where := r.file(abs); where == inMount {
+			return key, true
+		}
+		return "", false
+	}
+}
+
+const (
+	outside = iota
+	inMount
+	unknown
+)
+
+// resolver resolves folders for one outputKeys call: the folders of a
+// drain's records are few, its records up to 100,000.
+type resolver struct {
+	mnt     string
+	aliases map[string]string // other mounts of the mount's filesystem: mount point -> key prefix
+	read    bool              // aliases read
+	seen    map[string]dirKey
+}
+
+type dirKey struct {
+	key   string
+	where int
+}
+
+// file resolves the absolute path p's folder (dir): the key p is in the
+// mount, if inMount.
+func (r *resolver) file(p string) (string, int) {
+	// Not cleaned first: "link/.." is the link's target's parent.
+	dir, base := path.Split(p)
+	if base == "" || base == "." || base == ".." {
+		return "", outside
+	}
+	key, where := r.dir(dir)
+	return path.Join(key, base), where
+}
+
+// dir resolves the absolute folder p (its symlinks followed) until it
+// enters the mount: the key it is there, inMount; outside when it is a
+// folder outside the mount; unknown when a part cannot be read.
+func (r *resolver) dir(p string) (string, int) {
+	if k, ok := r.seen[p]; ok {
+		return k.key, k.where
+	}
+	key, where := r.resolve(p)
+	if r.seen == nil {
+		r.seen = map[string]dirKey{}
+	}
+	r.seen[p] = dirKey{key, where}
+	return key, where
+}
+
+func (r *resolver) resolve(p string) (string, int) {
+	// Under the mountpoint as written (no ".." that a symlink before it
+	// could move): its key, no folder looked at.
+	if !strings.Contains(p+"/", "/../") {
+		if key, ok := under(path.Clean(p), r.mnt, ""); ok {
+			return key, inMount
+		}
+	}
+	rest := strings.Split(p, "/")
+	cur := "/"
+	for links := 0; ; {
+		if key, ok := r.mountKey(cur); ok {
+			return path.Join(append([]string{key}, rest...)...), inMount
+		}
+		if len(rest) == 0 {
+			return "", outside
+		}
+		c := rest[0]
+		rest = rest[1:]
+		if c == "" || c == "." {
+			continue
+		}
+		next := path.Join(cur, c) // cur has no symlinks: ".." is lexical
+		if _, ok := r.mountKey(next); ok {
+			cur = next // never lstat the mount's root: FUSE
+			continue
+		}
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return "", unknown
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if links++; links > 40 {
+				return "", unknown
+			}
+			target, err := os.Readlink(next)
+			if err != nil {
+				return "", unknown
+			}
+			if strings.HasPrefix(target, "/") {
+				cur = "/"
+			}
+			rest = append(strings.Split(target, "/"), rest...)
+			continue
+		}
+		if !fi.IsDir() {
+			return "", unknown
+		}
+		cur = next
+	}
+}
+
+// mountKey returns the key of the folder p when it is in the mount, or in
+// another mount of its filesystem.
+func (r *resolver) mountKey(p string) (string, bool) {
+	if k, ok := under(p, r.mnt, ""); ok {
+		return k, true
+	}
+	if !r.read {
+		r.read = true
+		r.aliases = mountAliases(r.mnt)
+	}
+	for mp, prefix := range r.aliases {
+		if k, ok := under(p, mp, prefix); ok {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// under returns prefix joined with p's path below dir, if p is dir or
+// below it.
+func under(p, dir, prefix string) (string, bool) {
+	if p == dir {
+		return prefix, true
+	}
+	if rel, ok := strings.CutPrefix(p, dir+"/"); ok {
+		return strings.TrimPrefix(path.Join(prefix, rel), "/"), true
+	}
+	return "", false
+}
+
+// mountAliases returns the other mount points of the filesystem mounted at
+// mnt (bind mounts of it, or of one of its folders), each with the key of
+// the folder it shows, from /proc/self/mountinfo.
+func mountAliases(mnt string) map[string]string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	type ent struct{ dev, root, point string }
+	var ents []ent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		// ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ...
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 5 {
+			continue
+		}
+		e := ent{fs[2], unescapeMount(fs[3]), unescapeMount(fs[4])}
+		ents = append(ents, e)
+	}
+	// The mountpoint as the kernel shows it, its symlinks resolved (its
+	// parent's only: never the mount's root).
+	real := mnt
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(mnt)); err == nil {
+		real = filepath.Join(dir, filepath.Base(mnt))
+	}
+	dev, root := "", ""
+	for _, e := range ents {
+		if e.point == real {
+			dev, root = e.dev, e.root // the last mount there is the one seen
+		}
+	}
+	if dev == "" {
+		return nil
+	}
+	aliases := map[string]string{}
+	for _, e := range ents {
+		if e.dev != dev || e.point == mnt {
+			continue
+		}
+		if k, ok := under(e.root, strings.TrimSuffix(root, "/"), ""); ok {
+			aliases[strings.TrimSuffix(e.point, "/")] = k
+		}
+	}
+	return aliases
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

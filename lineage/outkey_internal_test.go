@@ -1,0 +1,91 @@
+package lineage
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// An output a record names maps to a key when it is in the mount (by its
+// path, a symlink into it, or a relative key), is dropped when its folder
+// is outside the mount whatever its tail (DIR/x/wf/out/a.txt is not the
+// key wf/out/a.txt), and stays absolute, matched by its tail, only when
+// its folder cannot be resolved. The mountpoint here does not exist: a
+// path resolved into it was never lstat'ed (that would be the FUSE mount
+// looked at from its own handler).
+func TestOutputKeys(t *testing.T) {
+	d := t.TempDir()
+	mnt := filepath.Join(d, "lab") // never made
+	os.MkdirAll(filepath.Join(d, "x/wf/out"), 0o755)
+	os.Symlink(mnt, filepath.Join(d, "to-lab"))
+	os.Symlink("../lab/wf", filepath.Join(d, "x", "to-wf"))
+	os.Symlink("x/wf", filepath.Join(d, "to-x-wf"))
+	os.Symlink("loop", filepath.Join(d, "loop"))
+	keyOf := KeyResolver(mnt)
+	for _, c := range []struct{ out, want string }{
+		{"wf/out/a.txt", "wf/out/a.txt"},
+		{mnt + "/wf/out/a.txt", "wf/out/a.txt"},
+		{mnt + "/wf/../a.txt", "a.txt"},
+		{d + "/to-lab/wf/out/a.txt", "wf/out/a.txt"},
+		{d + "/x/to-wf/out/a.txt", "wf/out/a.txt"},
+		{d + "/x/to-wf/../b.txt", "b.txt"},
+		{d + "/x/wf/out/a.txt", ""},    // outside: dropped
+		{d + "/to-x-wf/out/a.txt", ""}, // a symlink outside
+		{d + "/x/wf/../wf/out/a.txt", ""},
+		{d + "/gone/wf/out/a.txt", d + "/gone/wf/out/a.txt"}, // unknown
+		{d + "/loop/a.txt", d + "/loop/a.txt"},
+	} {
+		got := outputKeys([]string{c.out}, mnt)
+		if want := []string{c.want}; c.want == "" && len(got) != 0 || c.want != "" && !slices.Equal(got, want) {
+			t.Errorf("outputKeys(%q) = %q, want %q", c.out, got, c.want)
+		}
+		// lamina run names jobs by the same keys.
+		want, wantOK := c.want, c.want != "" && !filepath.IsAbs(c.want)
+		if !wantOK {
+			want = ""
+		}
+		if key, ok := keyOf(c.out); filepath.IsAbs(c.out) && (key != want || ok != wantOK) {
+			t.Errorf("KeyResolver(%q) = %q, %v, want %q", c.out, key, ok, want)
+		}
+	}
+}
+
+// Another mount of the mount's filesystem (a bind mount of it or of one of
+// its folders) maps to the mount's keys, never lstat'ed.
+func TestOutputKeysBindMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	d := t.TempDir()
+	mnt, alias, sub := filepath.Join(d, "lab"), filepath.Join(d, "alias"), filepath.Join(d, "sub")
+	for _, p := range []string{mnt, alias, sub} {
+		os.MkdirAll(p, 0o755)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, ""); err != nil {
+		t.Skip("cannot mount tmpfs:", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	os.MkdirAll(filepath.Join(mnt, "wf/out"), 0o755)
+	for _, m := range [][2]string{{mnt, alias}, {mnt + "/wf", sub}} {
+		if out, err := exec.Command("mount", "--bind", m[0], m[1]).CombinedOutput(); err != nil {
+			t.Fatalf("mount --bind: %v %s", err, out)
+		}
+		t.Cleanup(func() { unix.Unmount(m[1], unix.MNT_DETACH) })
+	}
+	for out, want := range map[string]string{
+		alias + "/wf/out/a.txt": "wf/out/a.txt",
+		sub + "/out/a.txt":      "wf/out/a.txt",
+		alias + "/a.txt":        "a.txt",
+	} {
+		if got := outputKeys([]string{out}, mnt); !slices.Equal(got, []string{want}) {
+			t.Errorf("outputKeys(%q) = %q, want %q", out, got, want)
+		}
+	}
+	if got := unescapeMount(`/a\040b\134c\04`); got != `/a b\c\04` {
+		t.Errorf("unescapeMount = %q", got)
+	}
+}
