@@ -573,6 +573,27 @@ func folderWithoutSlash(ctx context.Context, cat catalog.Catalog, k string) erro
 	if vs, _ := cat.Versions(ctx, k, true); slices.ContainsFunc(vs, func(v catalog.Version) bool { return v.Trashed }) {
 		return nil
 	}
+	// A live file at k (a save at k after rm -r k) or above it holds the
+	// folder's name: restore k/ would refuse what is under it, so say
+	// that rather than point there.
+	f, err := newBlockers(cat).of(ctx, k+"/")
+	if err != nil {
+		return err
+	}
+	if f != "" {
+		names := blocked{}
+		for _, u := range under {
+			if u.Key != f {
+				names.add(f, u)
+			}
+		}
+		what := k + " has no version in the trash"
+		if f == k {
+			what = k + " is a file now, with no version in the trash"
+		}
+		sort.Strings(names[f]) // as restore k/ lists them
+		return exitf(1, "%s; %s", what, blockedHelp(f, len(names[f]), someKeys(names[f])))
+	}
 	return fmt.Errorf("%w: %s is a folder; the trash holds %s under %s/: restore them with `lamina restore %s/`",
 		catalog.ErrNotFound, k, plural(len(under), "name"), k, k)
 }

@@ -201,3 +201,38 @@ func lsTrashFileBeforeFolder(t *testing.T, e *env) {
 		t.Fatalf("ls --trash --after k: %s; want z", got)
 	}
 }
+
+// restore KEY, where KEY is a live file saved after what was under the
+// folder KEY/ went to the trash (or a file above it holds the name), says
+// that the file holds the name and what resolves it. Before, it said "KEY
+// is a folder; … restore them with `lamina restore KEY/`", which refused.
+func TestRestoreKeyOfFileOverTrashedFolder(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := newEnv(t)
+			initOn(t, e, cat)
+			e.ok("save", e.write("f", []byte("x\n")), "--key", "c5/f/x")
+			e.ok("delete", "c5/f/x")
+			e.ok("save", e.write("f", []byte("f\n")), "--key", "c5/f")
+			const help = "the trash holds 1 name under c5/f/ (c5/f/x) that cannot be restored while c5/f is a file, which holds the folder's name: " +
+				"`lamina delete --permanent c5/f/` deletes it for good; or move c5/f away (mv in a mount, or `lamina delete c5/f` to put it in the trash) and run `lamina restore c5/f/`"
+			for _, k := range []string{"c5/f", "c5/f/"} {
+				_, errs, err := e.run("restore", k)
+				if codeOf(err) != 1 || strings.Contains(errs+explain(err), "is a folder") || !strings.Contains(errs+explain(err), help) {
+					t.Fatalf("restore %s: exit %d %v\n%s", k, codeOf(err), err, errs)
+				}
+			}
+			e.fails("c5/f is a file now, with no version in the trash; "+help, "restore", "c5/f")
+			// A file above the name: c6 holds it, c6/f is no file.
+			e.ok("save", e.write("f", []byte("x\n")), "--key", "c6/f/x")
+			e.ok("delete", "c6/f/x")
+			e.ok("save", e.write("f", []byte("6\n")), "--key", "c6")
+			e.fails("c6/f has no version in the trash; the trash holds 1 name under c6/ (c6/f/x) that cannot be restored while c6 is a file", "restore", "c6/f")
+			// Nothing was deleted: moved away, the file lets them back.
+			e.ok("delete", "c5/f")
+			if out := e.ok("restore", "c5/f/"); !strings.Contains(out, "restored c5/f/x (1 version)") {
+				t.Fatalf("restore c5/f/ after delete c5/f: %s", out)
+			}
+		})
+	}
+}
