@@ -463,19 +463,33 @@ func cmdRestore() *cli.Command {
 			}
 			defer in.Close()
 			failed := 0
-			bl := blocked{} // names under FOLDER/ that a live file above them keeps out
+			bl := blocked{}    // names under FOLDER/ that a live file above them keeps out
+			notes := blocked{} // names under a file restored by its KEY, which it keeps out
+			// Keys an earlier argument took (restored, kept out, failed):
+			// overlapping arguments (c4/ and c4/f/, or one twice) take
+			// each name once, and report it once.
+			done := map[string]bool{}
 			for _, k := range c.Args().Slice() {
 				entries := []catalog.TrashEntry{{Key: k}}
 				if strings.HasSuffix(k, "/") {
 					if entries, err = trashedUnder(c.Context, in.Catalog, k); err != nil {
+						if errors.Is(err, catalog.ErrNotFound) && doneUnder(done, k) {
+							continue // an earlier argument took it all
+						}
 						return err
 					}
+				} else if done[k] {
+					continue
 				} else if err := folderWithoutSlash(c.Context, in.Catalog, k); err != nil {
 					return err
 				}
 				holders := newBlockers(in.Catalog)
 				for _, te := range entries {
 					key := te.Key
+					if done[key] {
+						continue
+					}
+					done[key] = true
 					if strings.HasSuffix(k, "/") {
 						// Under a live file (restored just before, in this
 						// loop, too: artifacts come first), a name cannot
@@ -491,7 +505,11 @@ func cmdRestore() *cli.Command {
 					if errors.Is(err, catalog.ErrNotFound) && !strings.HasSuffix(k, "/") {
 						// A uid or uid prefix (of 8+) of a trashed version.
 						if v, uerr := in.Resolve(c.Context, k); uerr == nil && v.Key != k {
+							if done[v.Key] {
+								continue
+							}
 							key = v.Key
+							done[key] = true
 							e, err = in.Catalog.Restore(c.Context, key)
 						}
 					}
@@ -536,17 +554,18 @@ func cmdRestore() *cli.Command {
 							continue // what it keeps out is reported below
 						}
 						// The file now holds the name of a folder whose
-						// contents are in the trash: say so once, here.
-						if under, err := trashedBeneath(c.Context, in.Catalog, key); err == nil && len(under) > 0 {
-							names := blocked{}
+						// contents are in the trash: say so once, below.
+						if under, err := trashedBeneath(c.Context, in.Catalog, key); err == nil {
 							for _, u := range under {
-								names.add(key, u)
+								notes.add(key, u)
 							}
-							names.report(c.App.ErrWriter, "lamina: ")
 						}
 					}
 				}
 			}
+			// A name a FOLDER/ argument reports as not restored is not
+			// noted again.
+			notes.without(bl).report(c.App.ErrWriter, "lamina: ")
 			bl.report(c.App.ErrWriter, "lamina: not restored: ")
 			switch n := bl.count(); {
 			case failed > 0 && n > 0:
@@ -559,6 +578,17 @@ func cmdRestore() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// doneUnder says whether done holds a key under the folder prefix
+// (ending in "/"), or the folder's own.
+func doneUnder(done map[string]bool, prefix string) bool {
+	for k := range done {
+		if strings.HasPrefix(k, prefix) || k+"/" == prefix {
+			return true
+		}
+	}
+	return false
 }
 
 // folderWithoutSlash refuses a folder removed with what was under it

@@ -236,3 +236,46 @@ func TestRestoreKeyOfFileOverTrashedFolder(t *testing.T) {
 		})
 	}
 }
+
+// Overlapping arguments to restore (one twice, c4/ and c4/f/, a key and
+// its folder) take each name once: what a file keeps out is counted and
+// reported once, what comes back is restored once, and a folder an
+// earlier argument emptied is no error. Before, restore c4/f/ c4/f/
+// reported "4 names (c4/f/x, c4/f/x, c4/f/y, c4/f/y)", and restore g/
+// g/sub/ failed after restoring all of it ("the trash holds no artifact …
+// under g/sub/").
+func TestRestoreOverlappingArgs(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := newEnv(t)
+			initOn(t, e, cat)
+			for _, k := range []string{"c4/f/x", "c4/f/y", "c4/z", "g/sub/x", "g/y"} {
+				e.ok("save", e.write("f", []byte(k+"\n")), "--key", k)
+				e.ok("delete", k)
+			}
+			e.ok("save", e.write("f", []byte("f\n")), "--key", "c4/f")
+			const names = "lamina: not restored: the trash holds 2 names under c4/f/ (c4/f/x, c4/f/y) that cannot be restored"
+			for i, args := range [][]string{{"c4/f/", "c4/f/"}, {"c4/", "c4/f/"}, {"c4/f/", "c4/"}, {"c4/f", "c4/", "c4/f/", "c4/", "c4/f"}} {
+				if i == 3 {
+					// restore c4/f (the file, from the trash) notes what
+					// it keeps out; c4/ reports it: once, not both.
+					e.ok("delete", "c4/f")
+				}
+				out, errs, err := e.run(append([]string{"restore"}, args...)...)
+				if codeOf(err) != 1 || strings.Count(errs, "lamina:") != 1 || !strings.Contains(errs, names) ||
+					!strings.Contains(explain(err), "2 names kept in the trash") || strings.Count(out, "restored c4/z") > 1 ||
+					(i == 3) != (out == "restored c4/f (1 version)\n") {
+					t.Fatalf("restore %v: exit %d %v\n%s%s", args, codeOf(err), err, out, errs)
+				}
+			}
+			out, errs, err := e.run("restore", "g/", "g/sub/", "g/sub/x", "g/y", "g/")
+			if err != nil || out != "restored g/sub/x (1 version)\nrestored g/y (1 version)\n" || errs != "" {
+				t.Fatalf("restore g/ g/sub/ g/sub/x g/y g/: %v\n%s%s", err, out, errs)
+			}
+			// A folder with nothing trashed under it, that no argument
+			// took from, is still refused.
+			e.ok("delete", "g/y")
+			e.fails("the trash holds no artifact, folder or symbolic link under g/sub/", "restore", "g/", "g/sub/")
+		})
+	}
+}
