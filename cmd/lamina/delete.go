@@ -463,19 +463,33 @@ func cmdRestore() *cli.Command {
 			}
 			defer in.Close()
 			failed := 0
-			bl := blocked{} // names under FOLDER/ that a live file above them keeps out
+			bl := blocked{}    // names under FOLDER/ that a live file above them keeps out
+			notes := blocked{} // names under a file restored by its KEY, which it keeps out
+			// Keys an earlier argument took (restored, kept out, failed):
+			// overlapping arguments (c4/ and c4/f/, or one twice) take
+			// each name once, and report it once.
+			done := map[string]bool{}
 			for _, k := range c.Args().Slice() {
 				entries := []catalog.TrashEntry{{Key: k}}
 				if strings.HasSuffix(k, "/") {
 					if entries, err = trashedUnder(c.Context, in.Catalog, k); err != nil {
+						if errors.Is(err, catalog.ErrNotFound) && doneUnder(done, k) {
+							continue // an earlier argument took it all
+						}
 						return err
 					}
+				} else if done[k] {
+					continue
 				} else if err := folderWithoutSlash(c.Context, in.Catalog, k); err != nil {
 					return err
 				}
 				holders := newBlockers(in.Catalog)
 				for _, te := range entries {
 					key := te.Key
+					if done[key] {
+						continue
+					}
+					done[key] = true
 					if strings.HasSuffix(k, "/") {
 						// Under a live file (restored just before, in this
 						// loop, too: artifacts come first), a name cannot
@@ -491,7 +505,11 @@ func cmdRestore() *cli.Command {
 					if errors.Is(err, catalog.ErrNotFound) && !strings.HasSuffix(k, "/") {
 						// A uid or uid prefix (of 8+) of a trashed version.
 						if v, uerr := in.Resolve(c.Context, k); uerr == nil && v.Key != k {
+							if done[v.Key] {
+								continue
+							}
 							key = v.Key
+							done[key] = true
 							e, err = in.Catalog.Restore(c.Context, key)
 						}
 					}
@@ -536,17 +554,18 @@ func cmdRestore() *cli.Command {
 							continue // what it keeps out is reported below
 						}
 						// The file now holds the name of a folder whose
-						// contents are in the trash: say so once, here.
-						if under, err := trashedBeneath(c.Context, in.Catalog, key); err == nil && len(under) > 0 {
-							names := blocked{}
+						// contents are in the trash: say so once, below.
+						if under, err := trashedBeneath(c.Context, in.Catalog, key); err == nil {
 							for _, u := range under {
-								names.add(key, u)
+								notes.add(key, u)
 							}
-							names.report(c.App.ErrWriter, "lamina: ")
 						}
 					}
 				}
 			}
+			// A name a FOLDER/ argument reports as not restored is not
+			// noted again.
+			notes.without(bl).report(c.App.ErrWriter, "lamina: ")
 			bl.report(c.App.ErrWriter, "lamina: not restored: ")
 			switch n := bl.count(); {
 			case failed > 0 && n > 0:
@@ -561,6 +580,17 @@ func cmdRestore() *cli.Command {
 	}
 }
 
+// doneUnder says whether done holds a key under the folder prefix
+// (ending in "/"), or the folder's own.
+func doneUnder(done map[string]bool, prefix string) bool {
+	for k := range done {
+		if strings.HasPrefix(k, prefix) || k+"/" == prefix {
+			return true
+		}
+	}
+	return false
+}
+
 // folderWithoutSlash refuses a folder removed with what was under it
 // (rm -r) named without its slash: restoring the folder alone would leave
 // its contents in the trash. A key with trashed versions of its own is no
@@ -572,6 +602,27 @@ func folderWithoutSlash(ctx context.Context, cat catalog.Catalog, k string) erro
 	}
 	if vs, _ := cat.Versions(ctx, k, true); slices.ContainsFunc(vs, func(v catalog.Version) bool { return v.Trashed }) {
 		return nil
+	}
+	// A live file at k (a save at k after rm -r k) or above it holds the
+	// folder's name: restore k/ would refuse what is under it, so say
+	// that rather than point there.
+	f, err := newBlockers(cat).of(ctx, k+"/")
+	if err != nil {
+		return err
+	}
+	if f != "" {
+		names := blocked{}
+		for _, u := range under {
+			if u.Key != f {
+				names.add(f, u)
+			}
+		}
+		what := k + " has no version in the trash"
+		if f == k {
+			what = k + " is a file now, with no version in the trash"
+		}
+		sort.Strings(names[f]) // as restore k/ lists them
+		return exitf(1, "%s; %s", what, blockedHelp(f, len(names[f]), someKeys(names[f])))
 	}
 	return fmt.Errorf("%w: %s is a folder; the trash holds %s under %s/: restore them with `lamina restore %s/`",
 		catalog.ErrNotFound, k, plural(len(under), "name"), k, k)

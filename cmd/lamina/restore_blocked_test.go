@@ -201,3 +201,81 @@ func lsTrashFileBeforeFolder(t *testing.T, e *env) {
 		t.Fatalf("ls --trash --after k: %s; want z", got)
 	}
 }
+
+// restore KEY, where KEY is a live file saved after what was under the
+// folder KEY/ went to the trash (or a file above it holds the name), says
+// that the file holds the name and what resolves it. Before, it said "KEY
+// is a folder; … restore them with `lamina restore KEY/`", which refused.
+func TestRestoreKeyOfFileOverTrashedFolder(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := newEnv(t)
+			initOn(t, e, cat)
+			e.ok("save", e.write("f", []byte("x\n")), "--key", "c5/f/x")
+			e.ok("delete", "c5/f/x")
+			e.ok("save", e.write("f", []byte("f\n")), "--key", "c5/f")
+			const help = "the trash holds 1 name under c5/f/ (c5/f/x) that cannot be restored while c5/f is a file, which holds the folder's name: " +
+				"`lamina delete --permanent c5/f/` deletes it for good; or move c5/f away (mv in a mount, or `lamina delete c5/f` to put it in the trash) and run `lamina restore c5/f/`"
+			for _, k := range []string{"c5/f", "c5/f/"} {
+				_, errs, err := e.run("restore", k)
+				if codeOf(err) != 1 || strings.Contains(errs+explain(err), "is a folder") || !strings.Contains(errs+explain(err), help) {
+					t.Fatalf("restore %s: exit %d %v\n%s", k, codeOf(err), err, errs)
+				}
+			}
+			e.fails("c5/f is a file now, with no version in the trash; "+help, "restore", "c5/f")
+			// A file above the name: c6 holds it, c6/f is no file.
+			e.ok("save", e.write("f", []byte("x\n")), "--key", "c6/f/x")
+			e.ok("delete", "c6/f/x")
+			e.ok("save", e.write("f", []byte("6\n")), "--key", "c6")
+			e.fails("c6/f has no version in the trash; the trash holds 1 name under c6/ (c6/f/x) that cannot be restored while c6 is a file", "restore", "c6/f")
+			// Nothing was deleted: moved away, the file lets them back.
+			e.ok("delete", "c5/f")
+			if out := e.ok("restore", "c5/f/"); !strings.Contains(out, "restored c5/f/x (1 version)") {
+				t.Fatalf("restore c5/f/ after delete c5/f: %s", out)
+			}
+		})
+	}
+}
+
+// Overlapping arguments to restore (one twice, c4/ and c4/f/, a key and
+// its folder) take each name once: what a file keeps out is counted and
+// reported once, what comes back is restored once, and a folder an
+// earlier argument emptied is no error. Before, restore c4/f/ c4/f/
+// reported "4 names (c4/f/x, c4/f/x, c4/f/y, c4/f/y)", and restore g/
+// g/sub/ failed after restoring all of it ("the trash holds no artifact …
+// under g/sub/").
+func TestRestoreOverlappingArgs(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := newEnv(t)
+			initOn(t, e, cat)
+			for _, k := range []string{"c4/f/x", "c4/f/y", "c4/z", "g/sub/x", "g/y"} {
+				e.ok("save", e.write("f", []byte(k+"\n")), "--key", k)
+				e.ok("delete", k)
+			}
+			e.ok("save", e.write("f", []byte("f\n")), "--key", "c4/f")
+			const names = "lamina: not restored: the trash holds 2 names under c4/f/ (c4/f/x, c4/f/y) that cannot be restored"
+			for i, args := range [][]string{{"c4/f/", "c4/f/"}, {"c4/", "c4/f/"}, {"c4/f/", "c4/"}, {"c4/f", "c4/", "c4/f/", "c4/", "c4/f"}} {
+				if i == 3 {
+					// restore c4/f (the file, from the trash) notes what
+					// it keeps out; c4/ reports it: once, not both.
+					e.ok("delete", "c4/f")
+				}
+				out, errs, err := e.run(append([]string{"restore"}, args...)...)
+				if codeOf(err) != 1 || strings.Count(errs, "lamina:") != 1 || !strings.Contains(errs, names) ||
+					!strings.Contains(explain(err), "2 names kept in the trash") || strings.Count(out, "restored c4/z") > 1 ||
+					(i == 3) != (out == "restored c4/f (1 version)\n") {
+					t.Fatalf("restore %v: exit %d %v\n%s%s", args, codeOf(err), err, out, errs)
+				}
+			}
+			out, errs, err := e.run("restore", "g/", "g/sub/", "g/sub/x", "g/y", "g/")
+			if err != nil || out != "restored g/sub/x (1 version)\nrestored g/y (1 version)\n" || errs != "" {
+				t.Fatalf("restore g/ g/sub/ g/sub/x g/y g/: %v\n%s%s", err, out, errs)
+			}
+			// A folder with nothing trashed under it, that no argument
+			// took from, is still refused.
+			e.ok("delete", "g/y")
+			e.fails("the trash holds no artifact, folder or symbolic link under g/sub/", "restore", "g/", "g/sub/")
+		})
+	}
+}

@@ -72,6 +72,25 @@ func (bl blocked) count() int {
 	return n
 }
 
+// without returns bl less the names that other holds.
+func (bl blocked) without(other blocked) blocked {
+	in := map[string]bool{}
+	for _, names := range other {
+		for _, n := range names {
+			in[n] = true
+		}
+	}
+	out := blocked{}
+	for f, names := range bl {
+		for _, n := range names {
+			if !in[n] {
+				out[f] = append(out[f], n)
+			}
+		}
+	}
+	return out
+}
+
 // report writes one line per file: what it keeps in the trash, why, and
 // the commands that resolve it.
 func (bl blocked) report(w io.Writer, prefix string) {
