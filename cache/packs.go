@@ -82,12 +82,9 @@ func (s *Store) DeletePacks(ctx context.Context, ids []string) error {
 	if err := s.idx.RemovePacks(set); err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if err := s.obj.Delete(ctx, packName(id)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return eachID(ctx, ids, func(ctx context.Context, id string) error {
+		return s.obj.Delete(ctx, packName(id))
+	})
 }
 
 // RebuildIndex recreates the dedup index from the pack trailers in storage.
