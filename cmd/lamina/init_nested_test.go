@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -26,4 +27,36 @@ func TestInitRefusedLeavesNothing(t *testing.T) {
 		t.Errorf("the refused init removed a file of the user's: %v", err)
 	}
 	e.ok("init", "--storage", e.path("elsewhere"), "--name", "nested") // the name is free
+}
+
+// Roots nested before init refused them keep their migration path
+// (export-catalog, init --take-over): the take-over of either one, which
+// holds an instance.json already, warns instead of refusing (audit 28).
+func TestTakeOverOfRootsNestedBefore(t *testing.T) {
+	e := newEnv(t)
+	e.init() // "test" at storage
+	outer := e.path("storage")
+	claim := filepath.Join(outer, "instance.json")
+	b, err := os.ReadFile(claim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(claim)
+	inner := filepath.Join(outer, "records", "inner")
+	e.ok("init", "--storage", inner, "--name", "inner")
+	if err := os.WriteFile(claim, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("holds "+inner+", the storage root of another instance", "init", "--storage", outer, "--name", "outer2")
+	for _, c := range []struct{ root, name, want string }{
+		{outer, "outer2", "holds " + inner + ", the storage root of another instance; taken over anyway"},
+		{inner, "inner2", "is inside " + outer + ", the storage root of another instance; taken over anyway"},
+	} {
+		_, errs, err := e.run("init", "--storage", c.root, "--name", c.name, "--take-over")
+		if err != nil || !strings.Contains(errs, "lamina: warning: "+c.root) || !strings.Contains(errs, c.want) {
+			t.Errorf("init --take-over of %s: %v\n%s", c.root, err, errs)
+		}
+	}
+	// A new root inside one is refused, --take-over or not.
+	e.fails("is inside", "init", "--storage", filepath.Join(inner, "new"), "--name", "new", "--take-over")
 }
