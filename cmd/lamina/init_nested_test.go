@@ -2,8 +2,10 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -59,4 +61,58 @@ func TestTakeOverOfRootsNestedBefore(t *testing.T) {
 	}
 	// A new root inside one is refused, --take-over or not.
 	e.fails("is inside", "init", "--storage", filepath.Join(inner, "new"), "--name", "new", "--take-over")
+}
+
+// A local root holding a folder this user may not open (another user's)
+// is not refused: init warns that it could not look inside (audit 28: it
+// failed with "storage: list : open …/locked: permission denied"). Run
+// as nobody when the tests run as root, who may open any folder.
+func TestInitRootWithUnreadableFolder(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{filepath.Dir(base), base} { // made 0700
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := filepath.Join(base, "storage")
+	locked := filepath.Join(root, "locked")
+	if err := os.MkdirAll(filepath.Join(locked, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"HOME=" + base + "/home", "XDG_CONFIG_HOME=" + base + "/cfg", "XDG_DATA_HOME=" + base + "/data",
+		"XDG_CACHE_HOME=" + base + "/cache", "XDG_RUNTIME_DIR=" + base + "/run", "LAMINA_INSTANCE=", "PATH=/usr/bin:/bin"}
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		cred = &syscall.Credential{Uid: 65534, Gid: 65534}
+		for _, d := range []string{root, base + "/home", base + "/cfg", base + "/data", base + "/cache", base + "/run"} {
+			os.MkdirAll(d, 0o755)
+			if err := os.Chown(d, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.Chmod(base+"/run", 0o700)
+		if err := os.Chmod(locked, 0o700); err != nil { // root's: nobody may not open it
+			t.Fatal(err)
+		}
+	} else {
+		if err := os.Chmod(locked, 0); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Chmod(locked, 0o755)
+	}
+	bin := mntBinary(t)
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "init", "--storage", root, "--name", "x")
+	cmd.Env, cmd.Dir = env, base
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("init of a root holding a folder it may not read: %v\n%s", err, errb.String())
+	}
+	if want := "warning: cannot check whether " + locked + " holds an instance: permission denied"; !strings.Contains(errb.String(), want) {
+		t.Errorf("no %q in:\n%s", want, errb.String())
+	}
 }
