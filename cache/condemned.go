@@ -116,7 +116,7 @@ const bulkRequests = 16
 
 // eachID runs fn for each id, bulkRequests at a time; the first error
 // stops those not begun and is returned once the others end.
-func eachID(ctx context.Context, ids []string, fn func(context.Context, string) error) error {
+func eachID[T any](ctx context.Context, ids []T, fn func(context.Context, T) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(bulkRequests)
 	for _, id := range ids {
