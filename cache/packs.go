@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lamina-bio/lamina/ref"
@@ -33,19 +34,38 @@ func (s *Store) Packs(ctx context.Context, fn func(PackInfo, error) error) error
 	if err := s.obj.List(ctx, "packs/", func(i storage.Info) error { infos = append(infos, i); return nil }); err != nil {
 		return err
 	}
-	for _, i := range infos {
-		id, ok := packID(i.Name)
-		if !ok {
-			continue
+	infos = slices.DeleteFunc(infos, func(i storage.Info) bool { _, ok := packID(i.Name); return !ok })
+	// Trailers are read bulkRequests at a time (two small reads each: one
+	// after another, 2,000 packs cost 4,000 round trips), a batch at a
+	// time, and fn sees the packs in listing order.
+	const batch = 256
+	for len(infos) > 0 {
+		n := min(batch, len(infos))
+		packs, errs := make([]PackInfo, n), make([]error, n)
+		idx := make([]int, n)
+		for k := range idx {
+			idx[k] = k
 		}
-		p := PackInfo{ID: id, Size: i.Size, ModTime: i.ModTime}
-		es, err := s.readTrailer(ctx, i.Name, i.Size)
-		for _, e := range es {
-			p.Blobs = append(p.Blobs, BlobInfo{Type: e.Type, Digest: e.Digest, Loc: Loc{Pack: id, Off: e.Off, Len: e.Len}})
+		err := eachID(ctx, idx, func(ctx context.Context, k int) error {
+			i := infos[k]
+			id, _ := packID(i.Name)
+			p := PackInfo{ID: id, Size: i.Size, ModTime: i.ModTime}
+			es, err := s.readTrailer(ctx, i.Name, i.Size)
+			for _, e := range es {
+				p.Blobs = append(p.Blobs, BlobInfo{Type: e.Type, Digest: e.Digest, Loc: Loc{Pack: id, Off: e.Off, Len: e.Len}})
+			}
+			packs[k], errs[k] = p, err
+			return nil
+		})
+		if err != nil {
+			return err // the caller's context ended
 		}
-		if err := fn(p, err); err != nil {
-			return err
+		for k := range n {
+			if err := fn(packs[k], errs[k]); err != nil {
+				return err
+			}
 		}
+		infos = infos[n:]
 	}
 	return nil
 }
@@ -82,12 +102,9 @@ func (s *Store) DeletePacks(ctx context.Context, ids []string) error {
 	if err := s.idx.RemovePacks(set); err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if err := s.obj.Delete(ctx, packName(id)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return eachID(ctx, ids, func(ctx context.Context, id string) error {
+		return s.obj.Delete(ctx, packName(id))
+	})
 }
 
 // RebuildIndex recreates the dedup index from the pack trailers in storage.

@@ -9,3 +9,6 @@ func ForgetOntologyIndexes() {
 	defer indexes.mu.Unlock()
 	indexes.m, indexes.order = map[string]*ontology.Index{}, nil
 }
+
+// FindInnerOwner is findInnerOwner, for a test with a folder it may not read.
+var FindInnerOwner = findInnerOwner

@@ -263,6 +263,9 @@ func (in *Instance) gcRecords(ctx context.Context, cutoff time.Time, uids map[st
 			continue
 		}
 		b, err := in.Backend.Get(ctx, r.Name)
+		if storage.IsNotFound(err) {
+			continue // another gc at work deleted it since the listing (and counts it)
+		}
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,7 +200,7 @@ func TestStorageOwner(t *testing.T) {
 	a, b := workstations(t)
 	b.Settings.ID, b.Settings.Name = "other-id", "other"
 	stored(t, a, "x.bin", []byte("made before owners were claimed"))
-	if err := b.CheckClaim(ctx, false); !errors.Is(err, instance.ErrStorageTaken) {
+	if _, err := b.CheckClaim(ctx, false); !errors.Is(err, instance.ErrStorageTaken) {
 		t.Fatalf("claim of a root holding packs: %v", err)
 	}
 	if err := a.CheckStorage(ctx, true); err != nil { // claims it
@@ -208,10 +209,10 @@ func TestStorageOwner(t *testing.T) {
 	if o, found, err := a.StorageOwner(ctx); err != nil || !found || o.ID != "team-id" {
 		t.Fatalf("owner after the claim: %+v %v %v", o, found, err)
 	}
-	if err := b.ClaimStorage(ctx, false); !errors.Is(err, instance.ErrStorageTaken) {
+	if _, err := b.ClaimStorage(ctx, false); !errors.Is(err, instance.ErrStorageTaken) {
 		t.Fatalf("claim of a root another instance owns: %v", err)
 	}
-	if err := b.ClaimStorage(ctx, true); err != nil {
+	if _, err := b.ClaimStorage(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Catalog.Purge(ctx, "x.bin"); err != nil {
@@ -225,8 +226,13 @@ func TestStorageOwner(t *testing.T) {
 		t.Fatalf("the new owner: %v", err)
 	}
 	// A root inside another's is refused, take-over or not.
-	inner := instance.New(instance.Settings{Name: "inner", ID: "inner-id", Storage: filepath.Join(b.Settings.Storage, "packs", "x")}, nil, b.Backend, nil)
-	if err := inner.CheckClaim(ctx, true); !errors.Is(err, instance.ErrStorageTaken) {
+	innerRoot := filepath.Join(b.Settings.Storage, "packs", "x")
+	innerB, err := storage.OpenLocal(innerRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := instance.New(instance.Settings{Name: "inner", ID: "inner-id", Storage: innerRoot}, nil, innerB, nil)
+	if _, err := inner.CheckClaim(ctx, true); !errors.Is(err, instance.ErrStorageTaken) {
 		t.Fatalf("a root inside another instance's: %v", err)
 	}
 	// And one that holds another's.
@@ -235,8 +241,24 @@ func TestStorageOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	outer := instance.New(instance.Settings{Name: "outer", ID: "outer-id", Storage: filepath.Dir(b.Settings.Storage)}, nil, top, nil)
-	if err := outer.CheckClaim(ctx, true); !errors.Is(err, instance.ErrStorageTaken) {
+	if _, err := outer.CheckClaim(ctx, true); !errors.Is(err, instance.ErrStorageTaken) {
 		t.Fatalf("a root holding another instance's: %v", err)
+	}
+	// Roots nested before init refused them keep their migration path:
+	// --take-over of one that holds an instance.json already warns.
+	if err := top.Put(ctx, "instance.json", []byte(`{"id":"old-outer","name":"old"}`)); err != nil {
+		t.Fatal(err)
+	}
+	warns, err := outer.CheckClaim(ctx, true)
+	if err != nil || len(warns) != 1 || !strings.Contains(warns[0], "holds "+b.Settings.Storage+", the storage root of another instance; taken over anyway") {
+		t.Fatalf("take-over of an outer root nested before the check: %q %v", warns, err)
+	}
+	if _, err := outer.CheckClaim(ctx, false); !errors.Is(err, instance.ErrStorageTaken) {
+		t.Fatalf("without --take-over: %v", err)
+	}
+	warns, err = b.CheckClaim(ctx, true) // the inner one, which owns its root
+	if err != nil || len(warns) != 1 || !strings.Contains(warns[0], "is inside "+filepath.Dir(b.Settings.Storage)) {
+		t.Fatalf("take-over of an inner root nested before the check: %q %v", warns, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -56,27 +57,43 @@ func (in *Instance) StorageOwner(ctx context.Context) (o Owner, found bool, err 
 
 // ClaimStorage makes the instance the owner of its storage. Without
 // takeOver it refuses a root that another instance owns, or that holds
-// packs of one made before claims (CheckClaim).
-func (in *Instance) ClaimStorage(ctx context.Context, takeOver bool) error {
-	if err := in.CheckClaim(ctx, takeOver); err != nil {
-		return err
+// packs of one made before claims (CheckClaim). What could not be checked
+// is returned as warnings.
+func (in *Instance) ClaimStorage(ctx context.Context, takeOver bool) ([]string, error) {
+	warns, err := in.CheckClaim(ctx, takeOver)
+	if err != nil {
+		return warns, err
 	}
-	return in.writeOwner(ctx)
+	return warns, in.WriteClaim(ctx)
 }
+
+// WriteClaim makes the instance the owner of its storage without checking
+// (the caller ran CheckClaim: its listing is not worth doing twice).
+func (in *Instance) WriteClaim(ctx context.Context) error { return in.writeOwner(ctx) }
 
 // CheckClaim says whether ClaimStorage would succeed, writing nothing. A
 // root inside another instance's root, or one that holds another's, is
-// refused in any case (checkNesting).
-func (in *Instance) CheckClaim(ctx context.Context, takeOver bool) error {
-	if err := in.checkNesting(ctx); err != nil {
-		return err
-	}
+// refused (checkNesting), except with takeOver of a root that holds an
+// instance.json already: roots nested before init refused them must keep
+// their way to a new catalog (export-catalog, init --take-over), and gc
+// touches only its own layout names (gc.go), so nesting no longer costs
+// them data. Warnings say what could not be checked, or was let pass.
+func (in *Instance) CheckClaim(ctx context.Context, takeOver bool) (warnings []string, err error) {
 	o, found, err := in.StorageOwner(ctx)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	warnings, err = in.checkNesting(ctx)
+	if err != nil {
+		if !takeOver || !found || !errors.Is(err, ErrStorageTaken) {
+			return warnings, err
+		}
+		what := strings.TrimPrefix(err.Error(), ErrStorageTaken.Error()+": ")
+		what, _, _ = strings.Cut(what, "; give ") // the advice for a new root
+		warnings = append(warnings, what+"; taken over anyway, as it held an instance already (each gc touches only its own packs, records and marks; give new instances roots that do not nest)")
 	}
 	if found && o.ID == in.Settings.ID {
-		return nil
+		return warnings, nil
 	}
 	if !takeOver {
 		if found {
@@ -84,20 +101,20 @@ func (in *Instance) CheckClaim(ctx context.Context, takeOver bool) error {
 			if postgres.IsURL(o.Catalog) {
 				join = fmt.Sprintf("join it with `lamina connect %s --db %s`, ", o.Name, o.Catalog)
 			}
-			return fmt.Errorf("%w: %s holds instance %q (catalog %s); %sgive another --storage, or move that instance here with --take-over after `lamina export-catalog` (the other instance may then no longer use this storage)",
+			return warnings, fmt.Errorf("%w: %s holds instance %q (catalog %s); %sgive another --storage, or move that instance here with --take-over after `lamina export-catalog` (the other instance may then no longer use this storage)",
 				ErrStorageTaken, in.Settings.Storage, o.Name, o.Catalog, join)
 		}
 		used := false
 		err := in.Backend.List(ctx, "packs/", func(storage.Info) error { used = true; return errStop })
 		if err != nil && !errors.Is(err, errStop) {
-			return err
+			return warnings, err
 		}
 		if used {
-			return fmt.Errorf("%w: %s already holds the data of an instance; give another --storage, or --take-over to move that instance here after `lamina export-catalog` (it may then no longer use this storage)",
+			return warnings, fmt.Errorf("%w: %s already holds the data of an instance; give another --storage, or --take-over to move that instance here after `lamina export-catalog` (it may then no longer use this storage)",
 				ErrStorageTaken, in.Settings.Storage)
 		}
 	}
-	return nil
+	return warnings, nil
 }
 
 var errStop = errors.New("stop")
@@ -109,49 +126,96 @@ var errStop = errors.New("stop")
 // inside roots invites exactly that. The check reads the instance.json of
 // each enclosing folder (or prefix of the bucket) and lists the root for
 // one below it: a listing of everything under the root, once, at init.
-func (in *Instance) checkNesting(ctx context.Context) error {
+// What it cannot read (a prefix the credentials may not read, a folder
+// this user may not open) it skips with a warning.
+func (in *Instance) checkNesting(ctx context.Context) (warnings []string, err error) {
 	root := in.Settings.Storage
+	var inner string
 	if strings.HasPrefix(root, "s3://") {
-		if err := in.checkS3Parents(ctx); err != nil {
-			return err
+		if warnings, err = in.checkS3Parents(ctx); err != nil {
+			return warnings, err
+		}
+		err = in.Backend.List(ctx, "", func(i storage.Info) error {
+			if strings.HasSuffix(i.Name, "/"+ownerObject) {
+				inner = strings.TrimSuffix(i.Name, "/"+ownerObject)
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return warnings, fmt.Errorf("look for other instances under %s: %w", root, err)
 		}
 	} else {
-		for dir := filepath.Dir(filepath.Clean(root)); ; dir = filepath.Dir(dir) {
+		root = filepath.Clean(root)
+		for dir := filepath.Dir(root); ; dir = filepath.Dir(dir) {
 			if _, err := os.Stat(filepath.Join(dir, ownerObject)); err == nil {
-				return fmt.Errorf("%w: %s is inside %s, the storage root of another instance; give a folder outside it", ErrStorageTaken, root, dir)
+				return nil, fmt.Errorf("%w: %s is inside %s, the storage root of another instance; give a folder outside it", ErrStorageTaken, root, dir)
 			}
 			if dir == filepath.Dir(dir) {
 				break
 			}
 		}
-	}
-	inner := ""
-	err := in.Backend.List(ctx, "", func(i storage.Info) error {
-		if strings.HasSuffix(i.Name, "/"+ownerObject) {
-			inner = strings.TrimSuffix(i.Name, "/"+ownerObject)
-			return errStop
+		inner, warnings, err = findInnerOwner(ctx, os.DirFS(root))
+		if err != nil {
+			return warnings, fmt.Errorf("look for other instances under %s: %w", root, err)
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errStop) {
-		return fmt.Errorf("look for other instances under %s: %w", root, err)
+		for i, w := range warnings {
+			warnings[i] = fmt.Sprintf("cannot check whether %s holds an instance: %s; make sure no instance's root lies inside this one", filepath.Join(root, filepath.FromSlash(w)), warnPermission)
+		}
 	}
 	if inner != "" {
 		kind, at := "prefix", strings.TrimSuffix(root, "/")+"/"+inner
 		if !strings.HasPrefix(root, "s3://") {
 			kind, at = "folder", filepath.Join(root, filepath.FromSlash(inner))
 		}
-		return fmt.Errorf("%w: %s holds %s, the storage root of another instance; give a %s that holds none", ErrStorageTaken, root, at, kind)
+		return warnings, fmt.Errorf("%w: %s holds %s, the storage root of another instance; give a %s that holds none", ErrStorageTaken, root, at, kind)
 	}
-	return nil
+	return warnings, nil
+}
+
+const warnPermission = "permission denied"
+
+// findInnerOwner walks a local root for an instance.json below its top and
+// returns the folder holding the first one found (slash-separated), or "".
+// Folders it may not read are skipped and returned as skipped: the user's
+// own data may lie in the root next to the instance (a folder of another
+// user's), and refusing the root for it helped no one.
+func findInnerOwner(ctx context.Context, fsys fs.FS) (inner string, skipped []string, err error) {
+	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) { // went meanwhile
+				return nil
+			}
+			if errors.Is(err, fs.ErrPermission) && p != "." {
+				skipped = append(skipped, p)
+				if d != nil && d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.IsDir() && p != ownerObject && path.Base(p) == ownerObject {
+			inner = path.Dir(p)
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return inner, skipped, err
 }
 
 // checkS3Parents refuses an S3 root whose bucket holds an instance.json at
-// an enclosing prefix (s3://b/lab for s3://b/lab/sub, and s3://b).
-func (in *Instance) checkS3Parents(ctx context.Context) error {
+// an enclosing prefix (s3://b/lab for s3://b/lab/sub, and s3://b). A prefix
+// the credentials may not read (a policy limited to the root's prefix: AWS
+// answers 403 to a HEAD there, for a missing key too) cannot be checked:
+// it is a warning, not a refusal.
+func (in *Instance) checkS3Parents(ctx context.Context) ([]string, error) {
 	bucket, prefix, err := s3.ParseURL(in.Settings.Storage)
 	if err != nil || prefix == "" {
-		return err
+		return nil, err
 	}
 	cfg := s3.Config{Bucket: bucket, NoBucketCheck: true}
 	if in.Settings.S3 != nil {
@@ -159,22 +223,26 @@ func (in *Instance) checkS3Parents(ctx context.Context) error {
 	}
 	top, err := s3.Open(ctx, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var warnings []string
 	for p := path.Dir(prefix); ; p = path.Dir(p) {
 		name, at := ownerObject, "s3://"+bucket
 		if p != "." {
 			name, at = p+"/"+ownerObject, at+"/"+p
 		}
 		_, err := top.Stat(ctx, name)
-		if err == nil {
-			return fmt.Errorf("%w: %s is inside %s, the storage root of another instance; give a prefix outside it", ErrStorageTaken, in.Settings.Storage, at)
-		}
-		if !storage.IsNotFound(err) {
-			return fmt.Errorf("look for an instance at %s: %w", at, err)
+		switch {
+		case err == nil:
+			return warnings, fmt.Errorf("%w: %s is inside %s, the storage root of another instance; give a prefix outside it", ErrStorageTaken, in.Settings.Storage, at)
+		case storage.IsNotFound(err):
+		case s3.Denied(err):
+			warnings = append(warnings, fmt.Sprintf("cannot check whether %s holds an instance: access denied; make sure no instance's root encloses this one", at))
+		default:
+			return warnings, fmt.Errorf("look for an instance at %s: %w", at, err)
 		}
 		if p == "." {
-			return nil
+			return warnings, nil
 		}
 	}
 }

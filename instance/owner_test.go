@@ -26,7 +26,7 @@ func TestOwnerWatchChecksBeforeAStaleWrite(t *testing.T) {
 	}
 	a := instance.New(instance.Settings{Name: "a", ID: "a-id", Storage: root}, nil, st, nil)
 	b := instance.New(instance.Settings{Name: "b", ID: "b-id", Storage: root}, nil, st, nil)
-	if err := a.ClaimStorage(ctx, false); err != nil {
+	if _, err := a.ClaimStorage(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	fresh := a.WatchOwner(st, time.Hour, nil).Guard(st)
@@ -36,7 +36,7 @@ func TestOwnerWatchChecksBeforeAStaleWrite(t *testing.T) {
 	if err := g.Put(ctx, "packs/x", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.ClaimStorage(ctx, true); err != nil {
+	if _, err := b.ClaimStorage(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := fresh.Put(ctx, "packs/y", []byte("y")); err != nil {

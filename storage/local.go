@@ -270,7 +270,11 @@ func (l *Local) List(ctx context.Context, prefix string, fn func(Info) error) er
 		return fn(Info{Name: name, Size: fi.Size(), ModTime: fi.ModTime()})
 	})
 	if err != nil {
-		return fmt.Errorf("storage: list %s: %w", prefix, err)
+		what := prefix
+		if what == "" {
+			what = "everything" // not an empty name in the message
+		}
+		return fmt.Errorf("storage: list %s: %w", what, err)
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,9 +58,12 @@ func cmdInit() *cli.Command {
 				return err
 			}
 			// Open next: a storage or catalog that cannot be created leaves
-			// no settings behind.
+			// no settings behind, and a refused init nothing it made (the
+			// catalog, the cache, a new storage folder): undo removes them.
+			undo := newFolders(s)
 			in, err := openSettings(s, true, true)
 			if err != nil {
+				undo()
 				return err
 			}
 			var prev instance.Owner // the instance losing the storage, if one claimed it
@@ -67,15 +72,19 @@ func cmdInit() *cli.Command {
 					prev = o
 				}
 			}
-			err = in.CheckClaim(c.Context, c.Bool("take-over")) // owner.go: one instance per storage root
+			warns, err := in.CheckClaim(c.Context, c.Bool("take-over")) // owner.go: one instance per storage root
+			for _, w := range warns {
+				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s\n", w)
+			}
 			if err == nil && usesPostgres(s) {
 				err = initShared(c.Context, in.Catalog, s) // connect.go
 			}
 			if err == nil {
-				err = in.ClaimStorage(c.Context, true)
+				err = in.WriteClaim(c.Context) // checked just now: the listing once
 			}
 			in.Close()
 			if err != nil {
+				undo()
 				return err
 			}
 			if err := dirs.Create(s); err != nil {
@@ -97,6 +106,37 @@ func cmdInit() *cli.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// newFolders notes which of the folders init makes for s do not exist yet,
+// and returns what removes them again after a refused init: the catalog
+// and cache folders of the new name whole, the storage folder (and the
+// parents made for it) only while empty, so never a byte of anyone's data.
+func newFolders(s instance.Settings) (undo func()) {
+	missing := func(p string) bool { _, err := os.Lstat(p); return errors.Is(err, fs.ErrNotExist) }
+	var whole, empty []string
+	for _, d := range []string{s.DataDir, s.CacheDir} {
+		if d != "" && missing(d) {
+			whole = append(whole, d)
+		}
+	}
+	if !strings.HasPrefix(s.Storage, "s3://") {
+		if abs, err := filepath.Abs(s.Storage); err == nil {
+			for d := abs; missing(d) && d != filepath.Dir(d); d = filepath.Dir(d) {
+				empty = append(empty, d) // deepest first
+			}
+		}
+	}
+	return func() {
+		for _, d := range whole {
+			os.RemoveAll(d)
+		}
+		for _, d := range empty {
+			if os.Remove(d) != nil { // not empty: something else put data there
+				break
+			}
+		}
 	}
 }
 

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lamina-bio/lamina/storage"
 	s3b "github.com/lamina-bio/lamina/storage/s3"
+	"github.com/lamina-bio/lamina/storage/s3/s3test"
 )
 
 // Teams share a bucket: a root inside another instance's root, or holding
@@ -88,5 +90,40 @@ func TestS3NestedRoots(t *testing.T) {
 		if !bytes.Equal(mustRead(t, o), data) {
 			t.Errorf("%s: other bytes after the outer gc", name)
 		}
+	}
+}
+
+// Credentials limited to one prefix (a policy on s3://b/team/*): S3
+// answers 403 to a HEAD of instance.json at the enclosing prefixes. init
+// cannot tell whether an instance owns one of them: it warns and goes on
+// (audit 28). Another error there still refuses.
+func TestS3InitWithPrefixCredentials(t *testing.T) {
+	e := newS3Env(t) // s3://bucket/lab, through e.proxy
+	outside := func(r *http.Request) bool {
+		key, ok := strings.CutPrefix(r.URL.Path, "/"+e.bucket+"/")
+		if r.Method != http.MethodHead && r.Method != http.MethodGet {
+			return false
+		}
+		return ok && strings.HasSuffix(key, "instance.json") && !strings.HasPrefix(key, "team/sub/")
+	}
+	e.proxy.DenyIf(outside)
+	defer e.proxy.DenyIf(nil)
+	flags := []string{"--endpoint", "http://" + e.proxy.Addr, "--region", "us-east-1", "--path-style"}
+	_, errs, err := e.run(append([]string{"init", "--storage", "s3://" + e.bucket + "/team/sub", "--name", "team"}, flags...)...)
+	if err != nil {
+		t.Fatalf("init with credentials limited to its prefix: %v\n%s", err, errs)
+	}
+	for _, at := range []string{"s3://" + e.bucket + "/team", "s3://" + e.bucket} {
+		if want := "warning: cannot check whether " + at + " holds an instance: access denied"; !strings.Contains(errs, want) {
+			t.Errorf("no %q in:\n%s", want, errs)
+		}
+	}
+	e.ok("save", e.file("t.bin", []byte("team data")), "--key", "t.bin", "--instance", "team")
+	e.proxy.DenyIf(nil)
+	e.proxy.Only("HEAD /" + e.bucket + "/team/instance.json")
+	e.proxy.Always(s3test.Status500)
+	defer e.proxy.Always(s3test.None)
+	if _, errs, err := e.run(append([]string{"init", "--storage", "s3://" + e.bucket + "/team/sub2", "--name", "team2"}, flags...)...); err == nil || !strings.Contains(errs, "look for an instance at s3://"+e.bucket+"/team") {
+		t.Errorf("init when a parent answers 500: %v\n%s", err, errs)
 	}
 }

@@ -588,6 +588,15 @@ func (e *Error) Unwrap() error { return e.Err }
 // throttling, resets, timeouts, truncated or damaged bodies.
 func (e *Error) Retryable() bool { return e.retry }
 
+// Denied reports whether err is the server refusing this request to these
+// credentials (401, 403: AccessDenied and the like). For a HEAD it says
+// nothing about the object: AWS answers 403 for a missing key too when the
+// credentials may not list the bucket.
+func Denied(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.Status == 401 || e.Status == 403)
+}
+
 // Retryable reports whether err, from this package, is worth retrying.
 func Retryable(err error) bool {
 	var e *Error

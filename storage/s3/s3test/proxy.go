@@ -33,6 +33,7 @@ type Proxy struct {
 	byMethod map[string]int
 	ranges   []string // the Range header of each GET
 	match    string   // faults apply only to requests whose method+path contains this
+	deny     func(*http.Request) bool
 }
 
 // Fault is what the proxy does to one request.
@@ -138,8 +139,22 @@ func (p *Proxy) Up() error {
 	return err
 }
 
+// DenyIf answers 403 AccessDenied, without asking the server, to the
+// requests f picks, as a bucket policy limited to a prefix does; nil ends it.
+func (p *Proxy) DenyIf(f func(*http.Request) bool) { p.mu.Lock(); p.deny = f; p.mu.Unlock() }
+
 func (p *Proxy) handle(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
+	if p.deny != nil && p.deny(r) {
+		p.mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(403)
+		if r.Method != http.MethodHead {
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>injected</Message></Error>`)
+		}
+		return
+	}
 	p.requests++
 	if p.byMethod == nil {
 		p.byMethod = map[string]int{}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// An init refused for a root inside another instance's leaves nothing
+// behind: no catalog or cache of the new name, no folder in the other's
+// root (audit 28).
+func TestInitRefusedLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	inside := filepath.Join(e.path("storage"), "mine", "deeper")
+	e.fails("is inside "+e.path("storage")+", the storage root of another instance", "init", "--storage", inside, "--name", "nested")
+	for _, p := range []string{filepath.Join(e.path("storage"), "mine"), filepath.Join(e.dir, "data", "lamina", "nested"), filepath.Join(e.dir, "cache", "lamina", "nested")} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("the refused init left %s behind (%v)", p, err)
+		}
+	}
+	// A folder that existed already stays, with what it holds.
+	mine := e.write("storage/mine/keep.txt", []byte("mine"))
+	e.fails("is inside", "init", "--storage", filepath.Dir(mine), "--name", "nested")
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("the refused init removed a file of the user's: %v", err)
+	}
+	e.ok("init", "--storage", e.path("elsewhere"), "--name", "nested") // the name is free
+}
+
+// Roots nested before init refused them keep their migration path
+// (export-catalog, init --take-over): the take-over of either one, which
+// holds an instance.json already, warns instead of refusing (audit 28).
+func TestTakeOverOfRootsNestedBefore(t *testing.T) {
+	e := newEnv(t)
+	e.init() // "test" at storage
+	outer := e.path("storage")
+	claim := filepath.Join(outer, "instance.json")
+	b, err := os.ReadFile(claim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(claim)
+	inner := filepath.Join(outer, "records", "inner")
+	e.ok("init", "--storage", inner, "--name", "inner")
+	if err := os.WriteFile(claim, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("holds "+inner+", the storage root of another instance", "init", "--storage", outer, "--name", "outer2")
+	for _, c := range []struct{ root, name, want string }{
+		{outer, "outer2", "holds " + inner + ", the storage root of another instance; taken over anyway"},
+		{inner, "inner2", "is inside " + outer + ", the storage root of another instance; taken over anyway"},
+	} {
+		_, errs, err := e.run("init", "--storage", c.root, "--name", c.name, "--take-over")
+		if err != nil || !strings.Contains(errs, "lamina: warning: "+c.root) || !strings.Contains(errs, c.want) {
+			t.Errorf("init --take-over of %s: %v\n%s", c.root, err, errs)
+		}
+	}
+	// A new root inside one is refused, --take-over or not.
+	e.fails("is inside", "init", "--storage", filepath.Join(inner, "new"), "--name", "new", "--take-over")
+}
+
+// A local root holding a folder this user may not open (another user's)
+// is not refused: init warns that it could not look inside (audit 28: it
+// failed with "storage: list : open …/locked: permission denied"). Run
+// as nobody when the tests run as root, who may open any folder.
+func TestInitRootWithUnreadableFolder(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{filepath.Dir(base), base} { // made 0700
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := filepath.Join(base, "storage")
+	locked := filepath.Join(root, "locked")
+	if err := os.MkdirAll(filepath.Join(locked, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"HOME=" + base + "/home", "XDG_CONFIG_HOME=" + base + "/cfg", "XDG_DATA_HOME=" + base + "/data",
+		"XDG_CACHE_HOME=" + base + "/cache", "XDG_RUNTIME_DIR=" + base + "/run", "LAMINA_INSTANCE=", "PATH=/usr/bin:/bin"}
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		cred = &syscall.Credential{Uid: 65534, Gid: 65534}
+		for _, d := range []string{root, base + "/home", base + "/cfg", base + "/data", base + "/cache", base + "/run"} {
+			os.MkdirAll(d, 0o755)
+			if err := os.Chown(d, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.Chmod(base+"/run", 0o700)
+		if err := os.Chmod(locked, 0o700); err != nil { // root's: nobody may not open it
+			t.Fatal(err)
+		}
+	} else {
+		if err := os.Chmod(locked, 0); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Chmod(locked, 0o755)
+	}
+	bin := mntBinary(t)
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "init", "--storage", root, "--name", "x")
+	cmd.Env, cmd.Dir = env, base
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("init of a root holding a folder it may not read: %v\n%s", err, errb.String())
+	}
+	if want := "warning: cannot check whether " + locked + " holds an instance: permission denied"; !strings.Contains(errb.String(), want) {
+		t.Errorf("no %q in:\n%s", want, errb.String())
+	}
+}
