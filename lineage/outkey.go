@@ -118,9 +118,20 @@ func (r *resolver) resolve(p string) (string, int) {
 	}
 	rest := strings.Split(p, "/")
 	cur := "/"
-	for links := 0; ; {
-		if key, ok := r.mountKey(cur); ok {
-			return path.Join(append([]string{key}, rest...)...), inMount
+	for links, entered := 0, 0; ; {
+		if _, ok := r.mountKey(cur); ok {
+			// In the mount, the rest goes by name (its symlinks are not
+			// looked at), and a ".." may climb out of it again
+			// (MNT/../MNT/k, MNT/../elsewhere): walked on from there.
+			abs := path.Join(append([]string{cur}, rest...)...)
+			if key, ok := r.mountKey(abs); ok {
+				return key, inMount
+			}
+			if entered++; entered > 8 {
+				return "", unknown
+			}
+			rest, cur = strings.Split(abs, "/"), "/"
+			continue
 		}
 		if len(rest) == 0 {
 			return "", outside

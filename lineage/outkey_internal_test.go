@@ -30,6 +30,9 @@ func TestOutputKeys(t *testing.T) {
 		{"wf/out/a.txt", "wf/out/a.txt"},
 		{mnt + "/wf/out/a.txt", "wf/out/a.txt"},
 		{mnt + "/wf/../a.txt", "a.txt"},
+		{mnt + "/../lab/wf/a.txt", "wf/a.txt"}, // out of the mount and back
+		{d + "/to-lab/../lab/wf/a.txt", "wf/a.txt"},
+		{mnt + "/../x/wf/out/a.txt", ""}, // out of the mount to a folder outside
 		{d + "/to-lab/wf/out/a.txt", "wf/out/a.txt"},
 		{d + "/x/to-wf/out/a.txt", "wf/out/a.txt"},
 		{d + "/x/to-wf/../b.txt", "b.txt"},
