@@ -288,6 +288,26 @@ func (m *Mount) Detached() bool {
 	return !found
 }
 
+// Covered reports whether another file system is mounted over the mount's
+// folder (the mount is still there, beneath it): an unmount by path would
+// unmount that one.
+func (m *Mount) Covered() bool {
+	if m.dev == "" {
+		return false
+	}
+	ours, top := false, ""
+	scanMounts(func(mp MountPoint) {
+		if mp.Dir == m.dir {
+			ours = ours || mp.Dev == m.dev
+			top = mp.Dev // the last one at a folder is the one seen
+		}
+	})
+	return ours && top != m.dev
+}
+
+// Dev is the mount's device (major:minor), "" if unknown.
+func (m *Mount) Dev() string { return m.dev }
+
 // Unmount unmounts and stops the invalidator. Open files make it fail with
 // EBUSY (the caller may retry); so does a mount detached lazily that is
 // still used, with EINVAL.
@@ -301,6 +321,9 @@ func (m *Mount) Unmount() error {
 			// Not at dir any more: go-fuse unmounts by path, and would
 			// unmount what was mounted there since.
 			return fmt.Errorf("unmount %s: detached and still in use: %w", m.dir, syscall.EINVAL)
+		}
+		if m.Covered() {
+			return fmt.Errorf("unmount %s: another file system is mounted over it: %w", m.dir, syscall.EINVAL)
 		}
 		if err := m.server.Unmount(); err != nil {
 			return err

@@ -80,6 +80,17 @@ type MountPoint struct {
 	Options           string // the super block's options (a FUSE mount's user_id=…)
 }
 
+// MountsAt returns the mounts at dir, the one seen (the top) last.
+func MountsAt(dir string) []MountPoint {
+	var out []MountPoint
+	scanMounts(func(m MountPoint) {
+		if m.Dir == dir {
+			out = append(out, m)
+		}
+	})
+	return out
+}
+
 // MountsOf returns the mounts whose source is source ("lamina:NAME" for the
 // mount of instance NAME) made by user uid (a FUSE mount's user_id).
 func MountsOf(source string, uid int) []MountPoint {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"syscall"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -14,6 +15,9 @@ import (
 func explain(err error) string {
 	msg := err.Error()
 	switch {
+	case errors.Is(err, syscall.ENOSPC) && strings.Contains(msg, "cache: store a block"):
+		// The disk of the cache folder (a prefetch): gc frees nothing there.
+		return msg + "\nThe disk of the local cache is full; the catalog was not changed. Free some space there, or make the cache smaller (`lamina cache limit SIZE`; `lamina cache clear` empties it)."
 	case errors.Is(err, syscall.ENOSPC):
 		return msg + "\nThe disk is full; the catalog was not changed. Free some space and try again (`lamina gc` removes stored data no version uses)."
 	case errors.Is(err, syscall.EDQUOT):

@@ -39,6 +39,7 @@ type mountState struct {
 	PID        int       `json:"pid"`
 	Started    time.Time `json:"started"`
 	Log        string    `json:"log"`
+	Dev        string    `json:"dev,omitempty"` // the mount's device (major:minor): tells it from another instance's of the same name
 }
 
 // mountStatus is what `lamina status` shows of a live mount.
@@ -483,7 +484,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		}
 	}()
 	st := mountState{Instance: s.Name, Mountpoint: dir, PID: os.Getpid(), Started: time.Now().UTC().Truncate(time.Second),
-		Log: mountLogPath(dirs, s.Name)}
+		Log: mountLogPath(dirs, s.Name), Dev: m.Dev()}
 	if ready == nil {
 		st.Log = "" // stderr
 	}
@@ -673,6 +674,13 @@ func unmount(m *lfs.Mount, log *slog.Logger, gone <-chan struct{}, forced func()
 			}
 		case m.Detached():
 			return // nothing to unmount, and no writer to cut off
+		case m.Covered():
+			// Unmounting dir, even lazily, would unmount what is over it
+			// (a tmpfs and its files): wait for it to go.
+			if waiting != -1 {
+				waiting = -1
+				log.Warn("not stopping: another file system is mounted over the mount; it stops once that is unmounted", "dir", m.Dir())
+			}
 		case forced() || time.Now().After(deadline):
 			log.Warn("mount still busy; detaching it lazily", "err", err)
 			if err := lfs.ForceUnmount(m.Dir()); err != nil {
@@ -769,7 +777,11 @@ func cmdUmount() *cli.Command {
 				// unmounting dir by path would unmount that one (a tmpfs
 				// and its files, another instance's mount).
 				at, mounted := lfs.MountInfo(dir)
-				ours := mounted && at.Source == "lamina:"+name
+				ours := mounted && isMountOf(at, name, st)
+				if mounted && !ours && slices.ContainsFunc(lfs.MountsAt(dir), func(mp lfs.MountPoint) bool { return isMountOf(mp, name, st) }) {
+					// Covered: any unmount of dir would unmount what is on top.
+					return exitf(1, "%s has another file system mounted over the lamina mount of %s (%s %s): unmount that first (umount %s), then run `lamina umount %s` again", dir, name, at.Type, at.Source, dir, dir)
+				}
 				if !ours && mounted {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: the mount of %s at %s was detached, and %s is now another mount (%s %s), left as it is; stopping the daemon, which waits for files still open for writing\n", name, dir, dir, at.Type, at.Source)
 				}
@@ -805,10 +817,14 @@ func cmdUmount() *cli.Command {
 				if err := waitDaemon(c.Context, w, dirs, name, st, c.Bool("force")); err != nil {
 					return err
 				}
-				if now, still := lfs.MountInfo(dir); still && now.Source == "lamina:"+name {
+				if now, still := lfs.MountInfo(dir); still && isMountOf(now, name, st) {
 					return fmt.Errorf("the daemon stopped but %s is still mounted; run `lamina umount %s` again", dir, dir)
 				}
-				fmt.Fprintf(w, "unmounted %s\n", dir)
+				if ours || !mounted {
+					fmt.Fprintf(w, "unmounted %s\n", dir)
+				} else {
+					fmt.Fprintf(w, "stopped the mount daemon of %s; %s keeps the other mount\n", name, dir)
+				}
 				if c.Bool("force") {
 					if s, err := dirs.Load(name); err == nil {
 						printStagedUploads(w, s) // what --force left behind (uploads.go)
@@ -1065,6 +1081,16 @@ func linkedMount(dirs instance.Dirs, dir string) (instance.Dirs, string, mountSt
 
 // findMount looks for the state file of a daemon mounted at dir, among all
 // instances.
+// isMountOf reports whether mp is the mount of instance name whose daemon
+// wrote st: by its device when st has it (names are not unique across
+// homes), else by its source.
+func isMountOf(mp lfs.MountPoint, name string, st mountState) bool {
+	if st.Dev != "" {
+		return mp.Dev == st.Dev && mp.Source == "lamina:"+name
+	}
+	return mp.Source == "lamina:"+name
+}
+
 func findMount(dirs instance.Dirs, dir string) (string, mountState, bool) {
 	ents, _ := os.ReadDir(dirs.Runtime)
 	at, _ := lfs.MountInfo(dir)
@@ -1074,7 +1100,7 @@ func findMount(dirs instance.Dirs, dir string) (string, mountState, bool) {
 		if err != nil || st.Mountpoint != dir {
 			continue
 		}
-		if at.Source == "lamina:"+e.Name() {
+		if isMountOf(at, e.Name(), st) {
 			return e.Name(), st, true // the one mounted there now
 		}
 		if name == "" { // another instance's, detached, mounted there before

@@ -955,3 +955,52 @@ func TestUmountLeavesWhatIsMountedOverADetachedMount(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A file system mounted over a live lamina mount (a tmpfs here): lamina
+// umount, and the daemon's own stop on SIGTERM, unmounted it by path, and
+// its files were lost. umount now refuses, saying what covers the mount,
+// and the daemon waits for the cover to go.
+func TestUmountOfCoveredMountLeavesTheCover(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	pid := e.daemonPID("m")
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	marker := filepath.Join(mnt, "marker")
+	if err := os.WriteFile(marker, []byte("kept\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kept := func(when string) {
+		t.Helper()
+		if got, err := os.ReadFile(marker); err != nil || string(got) != "kept\n" {
+			t.Fatalf("%s: the tmpfs over the mount was unmounted: %v", when, err)
+		}
+	}
+	if _, errs, err := e.run("umount", mnt); err == nil || !strings.Contains(errs, "has another file system mounted over the lamina mount of m (tmpfs tmpfs)") {
+		t.Errorf("umount of a covered mount: %v\n%s", err, errs)
+	}
+	kept("after lamina umount")
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(e.dir, "run", "lamina", "m", "mount.log")
+	for i := 0; !strings.Contains(string(mustRead(t, logPath)), "another file system is mounted over the mount"); i++ {
+		if i == 300 {
+			t.Fatal("the daemon did not say it waits for the cover to go")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	kept("after SIGTERM")
+	if err := syscall.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; processAlive(pid); i++ {
+		if i == 300 {
+			t.Fatal("the daemon did not stop within 30 s of the cover going")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
