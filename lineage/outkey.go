@@ -74,6 +74,20 @@ type resolver struct {
 	aliases map[string]string // other mounts of the mount's filesystem: mount point -> key prefix
 	read    bool              // aliases read
 	seen    map[string]dirKey
+	// ents: each entry the walks lstat'ed, by its physical path (its
+	// folder's symlinks resolved), so that each is looked at once per
+	// resolver: 100,000 outputs in 100,000 folders lstat'ed every parent
+	// again from "/" for each folder (2.5 s, in a FUSE handler).
+	ents   map[string]entry
+	lstats int // entries looked at, for tests
+}
+
+// entry is what lstat (and readlink, for a symlink) said of a path.
+type entry struct {
+	err    bool
+	dir    bool
+	target string // a symlink's target, "" if none
+	link   bool
 }
 
 type dirKey struct {
@@ -146,29 +160,52 @@ func (r *resolver) resolve(p string) (string, int) {
 			cur = next // never lstat the mount's root: FUSE
 			continue
 		}
-		fi, err := os.Lstat(next)
-		if err != nil {
+		e := r.lstat(next)
+		if e.err {
 			return "", unknown
 		}
-		if fi.Mode()&os.ModeSymlink != 0 {
+		if e.link {
 			if links++; links > 40 {
 				return "", unknown
 			}
-			target, err := os.Readlink(next)
-			if err != nil {
-				return "", unknown
-			}
-			if strings.HasPrefix(target, "/") {
+			if strings.HasPrefix(e.target, "/") {
 				cur = "/"
 			}
-			rest = append(strings.Split(target, "/"), rest...)
+			rest = append(strings.Split(e.target, "/"), rest...)
 			continue
 		}
-		if !fi.IsDir() {
+		if !e.dir {
 			return "", unknown
 		}
 		cur = next
 	}
+}
+
+// lstat looks at the path p (its folder has no symlinks: p is the entry's
+// own path, the same whatever path led to it) once per resolver.
+func (r *resolver) lstat(p string) entry {
+	if e, ok := r.ents[p]; ok {
+		return e
+	}
+	r.lstats++
+	var e entry
+	fi, err := os.Lstat(p)
+	switch {
+	case err != nil:
+		e.err = true
+	case fi.Mode()&os.ModeSymlink != 0:
+		e.link = true
+		if e.target, err = os.Readlink(p); err != nil {
+			e.err = true
+		}
+	default:
+		e.dir = fi.IsDir()
+	}
+	if r.ents == nil {
+		r.ents = map[string]entry{}
+	}
+	r.ents[p] = e
+	return e
 }
 
 // mountKey returns the key of the folder p when it is in the mount, or in

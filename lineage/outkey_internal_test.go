@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -90,5 +92,56 @@ func TestOutputKeysBindMount(t *testing.T) {
 	}
 	if got := unescapeMount(`/a\040b\134c\04`); got != `/a b\c\04` {
 		t.Errorf("unescapeMount = %q", got)
+	}
+}
+
+// Each entry a resolver's walks pass is lstat'ed once, whatever path led
+// to it (a symlink to a folder walked already): outputs in many folders
+// walked every parent again from "/" for each folder.
+func TestOutputKeysLstatOnce(t *testing.T) {
+	d := t.TempDir()
+	mnt := filepath.Join(d, "lab") // never made
+	const n = 200
+	var outs []string
+	for i := range n {
+		dir := filepath.Join(d, "a", "b", strconv.Itoa(i))
+		os.MkdirAll(dir, 0o755)
+		outs = append(outs, dir+"/out.txt", d+"/ln/b/"+strconv.Itoa(i)+"/out.txt")
+	}
+	os.Symlink("a", filepath.Join(d, "ln"))
+	os.Symlink(mnt, filepath.Join(d, "a", "b", "to-lab"))
+	outs = append(outs, d+"/ln/b/to-lab/wf/x.txt", d+"/a/b/to-lab/wf/y.txt")
+	r := resolver{mnt: mnt}
+	for _, out := range outs {
+		key, where := r.file(out)
+		if want := strings.Contains(out, "to-lab"); want != (where == inMount) {
+			t.Fatalf("%s: %q %d", out, key, where)
+		}
+	}
+	// The entries: each folder of d from "/", then a, b, ln, to-lab and
+	// the n folders.
+	want := strings.Count(d, "/") + 4 + n
+	if r.lstats != want {
+		t.Errorf("%d lstats for %d outputs, want %d (each entry once)", r.lstats, len(outs), want)
+	}
+}
+
+// BenchmarkOutputKeys: 20,000 outputs, each in a folder of its own, three
+// deep below a temporary folder, as a drain's records may name them.
+func BenchmarkOutputKeys(b *testing.B) {
+	d := b.TempDir()
+	var outs []string
+	for i := range 20000 {
+		dir := filepath.Join(d, "w", strconv.Itoa(i%100), strconv.Itoa(i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		outs = append(outs, dir+"/out.txt")
+	}
+	b.ResetTimer()
+	for range b.N {
+		if got := outputKeys(slices.Clone(outs), filepath.Join(d, "lab")); len(got) != 0 {
+			b.Fatal(got[:1])
+		}
 	}
 }
