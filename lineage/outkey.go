@@ -238,17 +238,18 @@ func under(p, dir, prefix string) (string, bool) {
 	return "", false
 }
 
-// mountAliases returns the other mount points of the filesystem mounted at
-// mnt (bind mounts of it, or of one of its folders), each with the key of
-// the folder it shows, from /proc/self/mountinfo.
-func mountAliases(mnt string) map[string]string {
+// mountEnt is a line of /proc/self/mountinfo.
+type mountEnt struct{ dev, root, point string }
+
+// readMountinfo returns /proc/self/mountinfo's mounts, in its order (a
+// mount over another comes after it); nil if it cannot be read.
+func readMountinfo() []mountEnt {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	type ent struct{ dev, root, point string }
-	var ents []ent
+	var ents []mountEnt
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -257,21 +258,33 @@ func mountAliases(mnt string) map[string]string {
 		if len(fs) < 5 {
 			continue
 		}
-		e := ent{fs[2], unescapeMount(fs[3]), unescapeMount(fs[4])}
-		ents = append(ents, e)
+		ents = append(ents, mountEnt{fs[2], unescapeMount(fs[3]), unescapeMount(fs[4])})
 	}
-	// The mountpoint as the kernel shows it, its symlinks resolved (its
-	// parent's only: never the mount's root).
-	real := mnt
+	return ents
+}
+
+// mountDev returns the device and root of the filesystem mounted at mnt
+// ("" if none is), and mnt as the kernel shows it, its symlinks resolved
+// (its parent's only: never the mount's root).
+func mountDev(ents []mountEnt, mnt string) (dev, root, real string) {
+	real = mnt
 	if dir, err := filepath.EvalSymlinks(filepath.Dir(mnt)); err == nil {
 		real = filepath.Join(dir, filepath.Base(mnt))
 	}
-	dev, root := "", ""
 	for _, e := range ents {
 		if e.point == real {
 			dev, root = e.dev, e.root // the last mount there is the one seen
 		}
 	}
+	return dev, root, real
+}
+
+// mountAliases returns the other mount points of the filesystem mounted at
+// mnt (bind mounts of it, or of one of its folders), each with the key of
+// the folder it shows, from /proc/self/mountinfo.
+func mountAliases(mnt string) map[string]string {
+	ents := readMountinfo()
+	dev, root, _ := mountDev(ents, mnt)
 	if dev == "" {
 		return nil
 	}
@@ -285,6 +298,33 @@ func mountAliases(mnt string) map[string]string {
 		}
 	}
 	return aliases
+}
+
+// onMount tells whether the folder dir (a path as the kernel shows it:
+// /proc/PID/cwd) is on the filesystem mounted at mnt: its longest mount
+// point in /proc/self/mountinfo is mnt's or another mount of its
+// filesystem (a bind mount). A folder of another mount nested in it
+// (MNT/scratch a tmpfs, a second lamina mount at MNT/n/m2) is not, though
+// its path is under mnt. Decided from the text only, no path looked at
+// but mnt's parent; lexically when mountinfo does not show mnt.
+func onMount(dir, mnt string) bool {
+	mnt = strings.TrimSuffix(mnt, "/")
+	lexical := dir == mnt || strings.HasPrefix(dir, mnt+"/")
+	ents := readMountinfo()
+	dev, _, _ := mountDev(ents, mnt)
+	if dev == "" {
+		return lexical
+	}
+	best, bestDev := -1, ""
+	for _, e := range ents {
+		p := strings.TrimSuffix(e.point, "/")
+		if dir == e.point || dir == p || strings.HasPrefix(dir, p+"/") {
+			if len(p) >= best { // the later of equals is on top
+				best, bestDev = len(p), e.dev
+			}
+		}
+	}
+	return bestDev == dev
 }
 
 // unescapeMount undoes mountinfo's octal escapes (\040 for a space).

@@ -145,3 +145,46 @@ func BenchmarkOutputKeys(b *testing.B) {
 		}
 	}
 }
+
+// A folder is on the mount when its longest mount point is the mount's or
+// a bind mount of it; one on another mount nested in it is not, though
+// its path is under the mountpoint.
+func TestOnMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	d := t.TempDir()
+	mnt, alias := filepath.Join(d, "lab"), filepath.Join(d, "alias")
+	for _, p := range []string{mnt, alias} {
+		os.MkdirAll(p, 0o755)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, ""); err != nil {
+		t.Skip("cannot mount tmpfs:", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	nested := filepath.Join(mnt, "scratch")
+	os.MkdirAll(nested, 0o755)
+	if err := unix.Mount("tmpfs", nested, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(nested, unix.MNT_DETACH) })
+	if out, err := exec.Command("mount", "--bind", mnt, alias).CombinedOutput(); err != nil {
+		t.Fatalf("mount --bind: %v %s", err, out)
+	}
+	t.Cleanup(func() { unix.Unmount(alias, unix.MNT_DETACH) })
+	for dir, want := range map[string]bool{
+		mnt:                      true,
+		mnt + "/wf":              true,
+		mnt + "/scratchy/wf":     true,
+		alias + "/wf":            true,
+		nested:                   false,
+		nested + "/wf":           false,
+		alias + "/scratch/wf":    true, // the bind mount is not recursive
+		d:                        false,
+		filepath.Join(d, "lab2"): false,
+	} {
+		if got := onMount(dir, mnt); got != want {
+			t.Errorf("onMount(%q) = %v, want %v", dir, got, want)
+		}
+	}
+}

@@ -41,7 +41,13 @@ import (
 // of every record after an overflow included, holds mu only, never the
 // Tracker's mu.
 type recordWatch struct {
-	dir   string    // Snakemake's working directory
+	dir string // Snakemake's working directory
+	// via is the path its folders are reached by: dir, or
+	// /proc/self/fd/N (viaFd, an O_PATH descriptor of it) for a folder
+	// under the mountpoint (another mount nested in it), whose path walk
+	// would ask the mount (a LOOKUP, from inside its own handler).
+	via   string
+	viaFd int       // -1: none
 	since time.Time // the run's start
 	// maxReads bounds a drain's reads: more than the kernel's queue holds
 	// (maxQueued events of the longest size), so that a drain reaches the
@@ -87,12 +93,12 @@ func maxQueued() int {
 
 // watchRecords returns a watch of the records of the Snakemake process
 // pid, of the run started at since, nil while its .snakemake/metadata is
-// not there yet (tried again at the next job). A working directory in the
-// mount (or none known) gets a watch of nothing: the mount reports those
-// records itself. It reads /proc/PID/cwd and looks at paths off the mount
+// not there yet (tried again at the next job). A working directory on the
+// mount (or on a bind mount of it; or none known) gets a watch of nothing:
+// the mount reports those records itself. It reads /proc/PID/cwd and looks at paths off the mount
 // only: safe in a FUSE handler.
 func watchRecords(pid int, mountpoint string, since time.Time) *recordWatch {
-	none := &recordWatch{fd: -1}
+	none := &recordWatch{fd: -1, viaFd: -1}
 	if mountpoint == "" {
 		return none
 	}
@@ -100,30 +106,59 @@ func watchRecords(pid int, mountpoint string, since time.Time) *recordWatch {
 	if err != nil || !filepath.IsAbs(cwd) {
 		return none
 	}
-	if cwd == mountpoint || strings.HasPrefix(cwd, strings.TrimSuffix(mountpoint, "/")+"/") {
+	// The mount reports the records only when they are written on it:
+	// not in another mount nested in it (a tmpfs at MNT/scratch), whose
+	// renames the daemon never sees.
+	if onMount(cwd, mountpoint) {
 		return none
 	}
-	return newRecordWatch(cwd, since)
+	if cwd != mountpoint && !strings.HasPrefix(cwd, strings.TrimSuffix(mountpoint, "/")+"/") {
+		return newRecordWatch(cwd, since)
+	}
+	// Reached through /proc/PID/cwd, which leads to the folder without
+	// walking the mount's path to it.
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/cwd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return none
+	}
+	via := "/proc/self/fd/" + strconv.Itoa(fd)
+	if now, err := os.Readlink(via); err != nil || now != cwd { // it moved meanwhile
+		unix.Close(fd)
+		return none
+	}
+	w := newRecordWatchVia(cwd, via, since)
+	if w == nil || w.fd < 0 {
+		unix.Close(fd)
+		return w
+	}
+	w.viaFd = fd
+	return w
 }
 
 // newRecordWatch watches dir/.snakemake/metadata and its "@" subfolders;
 // nil when the folder is not there.
 func newRecordWatch(dir string, since time.Time) *recordWatch {
+	return newRecordWatchVia(dir, dir, since)
+}
+
+// newRecordWatchVia is newRecordWatch with dir's folders reached by the
+// path via.
+func newRecordWatchVia(dir, via string, since time.Time) *recordWatch {
 	// Read before the descriptor is made: its queue's bound is the one
 	// set then. Each read but the last returns more than recordBuf less
 	// one event's longest size; one more read sees the queue empty.
 	reads := (maxQueued()+1)*maxEvent/(recordBuf-maxEvent) + 2
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
-		return &recordWatch{fd: -1}
+		return &recordWatch{fd: -1, viaFd: -1}
 	}
-	w := &recordWatch{fd: fd, dir: dir, since: since, maxReads: reads, dirs: map[int32]string{}}
+	w := &recordWatch{fd: fd, dir: dir, via: via, viaFd: -1, since: since, maxReads: reads, dirs: map[int32]string{}}
 	if err := w.add(""); err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.ENOENT) {
 			return nil // Snakemake has not made it yet
 		}
-		return &recordWatch{fd: -1}
+		return &recordWatch{fd: -1, viaFd: -1}
 	}
 	// The subfolders already there (an earlier run's): new records land
 	// in them too. Their records are not read: none is this run's yet.
@@ -131,7 +166,7 @@ func newRecordWatch(dir string, since time.Time) *recordWatch {
 	return w
 }
 
-func (w *recordWatch) meta() string { return filepath.Join(w.dir, ".snakemake", "metadata") }
+func (w *recordWatch) meta() string { return filepath.Join(w.via, ".snakemake", "metadata") }
 
 // add watches the folder rel (relative to .snakemake/metadata). Adding
 // one watched already is a no-op (the kernel returns its descriptor).
@@ -254,7 +289,7 @@ func (w *recordWatch) drain(mountpoint string, log *slog.Logger) []string {
 		// twice changes nothing), and the folders made meanwhile watched.
 		if !w.overflowed {
 			w.overflowed = true
-			log.Warn("lineage: inotify queue of Snakemake's records overflowed; reading them all again", "dir", w.meta())
+			log.Warn("lineage: inotify queue of Snakemake's records overflowed; reading them all again", "dir", filepath.Join(w.dir, ".snakemake", "metadata"))
 		}
 		w.walk("", 0, &outs)
 	} else {
@@ -279,5 +314,9 @@ func (w *recordWatch) close() {
 	if w.fd >= 0 {
 		unix.Close(w.fd)
 		w.fd = -1
+	}
+	if w.viaFd >= 0 {
+		unix.Close(w.viaFd)
+		w.viaFd = -1
 	}
 }

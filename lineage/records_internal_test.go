@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"golang.org/x/sys/unix"
 )
 
 // putRecord writes the record of output out in wd/.snakemake/metadata as
@@ -308,5 +310,55 @@ func TestBySuffix(t *testing.T) {
 		if got, ok := bySuffix(outs, abs); got != want || ok != (want != "") {
 			t.Errorf("bySuffix(%q) = %q, %v, want %q", abs, got, ok, want)
 		}
+	}
+}
+
+// Snakemake's working directory on another mount nested in the mount (a
+// tmpfs at MNT/scratch) is watched, reached through /proc/PID/cwd (its
+// path walk would ask the mount); one on the mount is not.
+func TestWatchRecordsNestedMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	mnt := filepath.Join(t.TempDir(), "lab")
+	os.MkdirAll(mnt, 0o755)
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, ""); err != nil {
+		t.Skip("cannot mount tmpfs:", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	nested := filepath.Join(mnt, "scratch")
+	os.MkdirAll(nested, 0o755)
+	if err := unix.Mount("tmpfs", nested, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(nested, unix.MNT_DETACH) })
+	log := slog.New(slog.DiscardHandler)
+	for _, c := range []struct {
+		wd    string
+		watch bool
+	}{{nested + "/wf", true}, {mnt + "/wf", false}} {
+		os.MkdirAll(filepath.Join(c.wd, ".snakemake", "metadata"), 0o755)
+		cmd := exec.Command("sleep", "60")
+		cmd.Dir = c.wd
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w := watchRecords(cmd.Process.Pid, mnt, time.Now().Add(-time.Minute))
+		cmd.Process.Kill()
+		cmd.Wait()
+		if w == nil || (w.fd >= 0) != c.watch {
+			t.Fatalf("%s: watch %+v, want a watch: %v", c.wd, w, c.watch)
+		}
+		if !c.watch {
+			continue
+		}
+		if !strings.HasPrefix(w.via, "/proc/self/fd/") {
+			t.Errorf("%s: reached by %q, want /proc/self/fd/N", c.wd, w.via)
+		}
+		putRecord(t, c.wd, c.wd+"/out/x.txt") // after Snakemake's pid is gone
+		if got, want := drained(w, log), []string{c.wd + "/out/x.txt"}; !slices.Equal(got, want) {
+			t.Errorf("drained %q, want %q", got, want)
+		}
+		w.close()
 	}
 }

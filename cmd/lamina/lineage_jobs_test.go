@@ -602,6 +602,49 @@ rule y:
 	}
 }
 
+// TestLineageSnakemakeSameShellJobsNestedMount: as
+// TestLineageSnakemakeSameShellJobsWorkdirOutside, with Snakemake's
+// working directory on a tmpfs mounted inside the lamina mount: its
+// records are renamed on the tmpfs, which the daemon never sees. Before,
+// the tracker took the working directory, under the mountpoint, for one
+// the mount reports, watched nothing, and the two jobs shared a run.
+func TestLineageSnakemakeSameShellJobsNestedMount(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+	os.MkdirAll(filepath.Join(wf, "out"), 0o755)
+	os.WriteFile(filepath.Join(wf, "step.sh"), []byte("cd "+wf+"; O=out; if [ -e $O/x.txt ]; then cat $O/x.txt > $O/y.txt; else cat raw/a.txt > $O/x.txt; fi\n"), 0o644)
+	work := filepath.Join(filepath.Dir(wf), "scratch")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", work, "tmpfs", 0, ""); err != nil {
+		t.Fatal("mount tmpfs in the lamina mount:", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(work, syscall.MNT_DETACH) }) // before the lamina mount's
+	os.WriteFile(filepath.Join(work, "Snakefile"), []byte(`R = config["root"]
+O = R + "/out"
+rule all:
+    input: O + "/y.txt"
+
+rule x:
+    input: R + "/raw/a.txt"
+    output: O + "/x.txt"
+    shell: "sh " + R + "/step.sh"
+
+rule y:
+    input: O + "/x.txt"
+    output: O + "/y.txt"
+    shell: "sh " + R + "/step.sh"
+`), 0o644)
+	if _, errs, code := e.runIn(e.dir, "run", "--", "snakemake", "-j1", "-s", filepath.Join(work, "Snakefile"), "-d", work, "--config", "root="+wf); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	checkSameShellJobs(t, e, "wf/out")
+}
+
 // TestLineageSnakemakeSameShellJobsWorkdirOutside: as
 // TestLineageSnakemakeSameShellJobs, with Snakemake's working directory
 // (-d) outside the mount and the data in it: Snakemake's records of its
