@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -239,7 +240,7 @@ func under(p, dir, prefix string) (string, bool) {
 }
 
 // mountEnt is a line of /proc/self/mountinfo.
-type mountEnt struct{ dev, root, point string }
+type mountEnt struct{ dev, root, point, fstype string }
 
 // readMountinfo returns /proc/self/mountinfo's mounts, in its order (a
 // mount over another comes after it); nil if it cannot be read.
@@ -258,7 +259,11 @@ func readMountinfo() []mountEnt {
 		if len(fs) < 5 {
 			continue
 		}
-		ents = append(ents, mountEnt{fs[2], unescapeMount(fs[3]), unescapeMount(fs[4])})
+		e := mountEnt{dev: fs[2], root: unescapeMount(fs[3]), point: unescapeMount(fs[4])}
+		if i := slices.Index(fs, "-"); i >= 0 && i+1 < len(fs) { // ... - FSTYPE SOURCE OPTIONS
+			e.fstype = fs[i+1]
+		}
+		ents = append(ents, e)
 	}
 	return ents
 }
@@ -271,9 +276,16 @@ func mountDev(ents []mountEnt, mnt string) (dev, root, real string) {
 	if dir, err := filepath.EvalSymlinks(filepath.Dir(mnt)); err == nil {
 		real = filepath.Join(dir, filepath.Base(mnt))
 	}
+	// The last mount there is the one seen, but a lamina mount covered by
+	// another (a tmpfs mounted over it) is still the one at mnt: its bind
+	// mounts are aliases, and must never be looked at from its handlers.
+	lamina := false
 	for _, e := range ents {
-		if e.point == real {
-			dev, root = e.dev, e.root // the last mount there is the one seen
+		if e.point != real {
+			continue
+		}
+		if l := strings.HasPrefix(e.fstype, "fuse.lamina"); l || !lamina {
+			dev, root, lamina = e.dev, e.root, l
 		}
 	}
 	return dev, root, real

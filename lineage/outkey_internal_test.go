@@ -188,3 +188,21 @@ func TestOnMount(t *testing.T) {
 		}
 	}
 }
+
+// A lamina mount covered by another file system mounted over it is still
+// the mount at its folder: its bind mounts stay aliases (never looked at
+// from its handlers), not those of the cover.
+func TestMountDevOfCoveredMount(t *testing.T) {
+	ents := []mountEnt{
+		{dev: "8:1", root: "/", point: "/", fstype: "ext4"},
+		{dev: "0:50", root: "/", point: "/tmp/lab", fstype: "fuse.lamina"},
+		{dev: "0:50", root: "/wf", point: "/tmp/alias", fstype: "fuse.lamina"},
+		{dev: "0:60", root: "/", point: "/tmp/lab", fstype: "tmpfs"},
+	}
+	if dev, root, _ := mountDev(ents, "/tmp/lab"); dev != "0:50" || root != "/" {
+		t.Errorf("mountDev of a covered lamina mount = %q %q, want 0:50 /", dev, root)
+	}
+	if dev, _, _ := mountDev(ents[:1:1], "/"); dev != "8:1" {
+		t.Errorf("mountDev of a plain mount = %q", dev)
+	}
+}
