@@ -39,8 +39,21 @@ func TestNestingCheckSkipsUnreadableFolders(t *testing.T) {
 		t.Fatalf("got %q %q %v; want no inner root, locked and shared/deep/locked2 skipped", inner, skipped, err)
 	}
 	// An instance.json below the top is found past an unreadable folder.
-	fsys.MapFS["zz/other/instance.json"] = &fstest.MapFile{Data: []byte("{}")}
+	fsys.MapFS["zz/other/instance.json"] = &fstest.MapFile{Data: []byte(`{"id":"x1","name":"other"}`)}
 	if inner, _, err := instance.FindInnerOwner(ctx, fsys); err != nil || inner != "zz/other" {
 		t.Fatalf("got %q %v; want zz/other", inner, err)
+	}
+}
+
+// A file of the user's named instance.json (a cloud tool's, say) is not
+// another instance's root: only an owner record (an id and a name) is.
+// Any such file made init refuse the root (audit 32).
+func TestNestingCheckIgnoresOtherInstanceJSON(t *testing.T) {
+	fsys := fstest.MapFS{
+		"proj/cloud/instance.json": {Data: []byte(`{"type":"t2.micro"}`)},
+		"proj/bad/instance.json":   {Data: []byte("not json")},
+	}
+	if inner, _, err := instance.FindInnerOwner(context.Background(), fsys); err != nil || inner != "" {
+		t.Fatalf("got %q %v; want no inner root", inner, err)
 	}
 }

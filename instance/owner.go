@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -137,8 +138,10 @@ func (in *Instance) checkNesting(ctx context.Context) (warnings []string, err er
 		}
 		err = in.Backend.List(ctx, "", func(i storage.Info) error {
 			if strings.HasSuffix(i.Name, "/"+ownerObject) {
-				inner = strings.TrimSuffix(i.Name, "/"+ownerObject)
-				return errStop
+				if b, err := in.Backend.Get(ctx, i.Name); err == nil && isOwnerRecord(b) {
+					inner = strings.TrimSuffix(i.Name, "/"+ownerObject)
+					return errStop
+				}
 			}
 			return nil
 		})
@@ -148,7 +151,7 @@ func (in *Instance) checkNesting(ctx context.Context) (warnings []string, err er
 	} else {
 		root = filepath.Clean(root)
 		for dir := filepath.Dir(root); ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, ownerObject)); err == nil {
+			if b, err := readSmall(os.DirFS(dir), ownerObject); err == nil && isOwnerRecord(b) {
 				return nil, fmt.Errorf("%w: %s is inside %s, the storage root of another instance; give a folder outside it", ErrStorageTaken, root, dir)
 			}
 			if dir == filepath.Dir(dir) {
@@ -175,6 +178,23 @@ func (in *Instance) checkNesting(ctx context.Context) (warnings []string, err er
 
 const warnPermission = "permission denied"
 
+// isOwnerRecord reports whether b is an instance's instance.json (an Owner
+// with an id and a name), not a file of the user's that has its name.
+func isOwnerRecord(b []byte) bool {
+	var o Owner
+	return json.Unmarshal(b, &o) == nil && o.ID != "" && o.Name != ""
+}
+
+// readSmall reads name from fsys, up to 64 KiB (an owner record is tiny).
+func readSmall(fsys fs.FS, name string) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64<<10))
+}
+
 // findInnerOwner walks a local root for an instance.json below its top and
 // returns the folder holding the first one found (slash-separated), or "".
 // Folders it may not read are skipped and returned as skipped: the user's
@@ -199,8 +219,10 @@ func findInnerOwner(ctx context.Context, fsys fs.FS) (inner string, skipped []st
 			return err
 		}
 		if !d.IsDir() && p != ownerObject && path.Base(p) == ownerObject {
-			inner = path.Dir(p)
-			return fs.SkipAll
+			if b, err := readSmall(fsys, p); err == nil && isOwnerRecord(b) {
+				inner = path.Dir(p)
+				return fs.SkipAll
+			}
 		}
 		return nil
 	})
@@ -231,8 +253,10 @@ func (in *Instance) checkS3Parents(ctx context.Context) ([]string, error) {
 		if p != "." {
 			name, at = p+"/"+ownerObject, at+"/"+p
 		}
-		_, err := top.Stat(ctx, name)
+		b, err := top.Get(ctx, name)
 		switch {
+		case err == nil && !isOwnerRecord(b):
+			// A file of that name that is not an instance's (user data).
 		case err == nil:
 			return warnings, fmt.Errorf("%w: %s is inside %s, the storage root of another instance; give a prefix outside it", ErrStorageTaken, in.Settings.Storage, at)
 		case storage.IsNotFound(err):

@@ -94,7 +94,7 @@ func TestS3NestedRoots(t *testing.T) {
 }
 
 // Credentials limited to one prefix (a policy on s3://b/team/*): S3
-// answers 403 to a HEAD of instance.json at the enclosing prefixes. init
+// answers 403 to a GET of instance.json at the enclosing prefixes. init
 // cannot tell whether an instance owns one of them: it warns and goes on
 // (audit 28). Another error there still refuses.
 func TestS3InitWithPrefixCredentials(t *testing.T) {
@@ -120,7 +120,7 @@ func TestS3InitWithPrefixCredentials(t *testing.T) {
 	}
 	e.ok("save", e.file("t.bin", []byte("team data")), "--key", "t.bin", "--instance", "team")
 	e.proxy.DenyIf(nil)
-	e.proxy.Only("HEAD /" + e.bucket + "/team/instance.json")
+	e.proxy.Only("GET /" + e.bucket + "/team/instance.json")
 	e.proxy.Always(s3test.Status500)
 	defer e.proxy.Always(s3test.None)
 	if _, errs, err := e.run(append([]string{"init", "--storage", "s3://" + e.bucket + "/team/sub2", "--name", "team2"}, flags...)...); err == nil || !strings.Contains(errs, "look for an instance at s3://"+e.bucket+"/team") {
