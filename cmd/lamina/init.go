@@ -12,6 +12,7 @@ import (
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 func cmdInit() *cli.Command {
@@ -45,6 +46,14 @@ func cmdInit() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// One init of a name at a time: a refused init removes the
+			// folders it made (newFolders), in which a second init of the
+			// name, run meanwhile, would have made its catalog.
+			unlock, err := lockNewName(c, dirs, s.Name)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			// Everything that can be checked without a side effect is
 			// checked before a folder is created or a catalog opened: the
 			// catalog of an existing instance may be held by its mount.
@@ -159,6 +168,28 @@ func expandHome(p string) (string, error) {
 
 // checkNewName refuses the name of an existing instance. dirs.Create
 // checks again, for an init that races this one.
+// lockNewName holds the lock of an init of name until unlock (or the
+// process's end), waiting, and saying so, while another init holds it.
+func lockNewName(c *cli.Context, dirs instance.Dirs, name string) (unlock func(), err error) {
+	dir := filepath.Join(dirs.Config, "instances")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "."+name+".init-lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+		fmt.Fprintf(c.App.ErrWriter, "lamina: waiting for another lamina init of %q\n", name)
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock the init of %q: %w", name, err)
+	}
+	return func() { f.Close() }, nil
+}
+
 func checkNewName(dirs instance.Dirs, name string) error {
 	names, err := dirs.List()
 	if err != nil {

@@ -7,6 +7,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/instance"
+	"golang.org/x/sys/unix"
 )
 
 // An init refused for a root inside another instance's leaves nothing
@@ -115,4 +119,46 @@ func TestInitRootWithUnreadableFolder(t *testing.T) {
 	if want := "warning: cannot check whether " + locked + " holds an instance: permission denied"; !strings.Contains(errb.String(), want) {
 		t.Errorf("no %q in:\n%s", want, errb.String())
 	}
+}
+
+// Two inits of one name run one after the other: a refused (or failing)
+// init removes the folders it made, and an init of the name that ran
+// meanwhile had its catalog there, so a save to it was lost (audit 32).
+func TestInitOfANameWaitsForAnotherInit(t *testing.T) {
+	e := newEnv(t)
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dirs.Config, "instances"), 0o700)
+	held, err := os.OpenFile(filepath.Join(dirs.Config, "instances", ".w.init-lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(held.Fd()), unix.LOCK_EX); err != nil { // another init of w
+		t.Fatal(err)
+	}
+	type result struct {
+		errs string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, errs, err := e.run("init", "--storage", e.path("w-storage"), "--name", "w")
+		done <- result{errs, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("init of w ran while another init of w held the name: %v\n%s", r.err, r.errs)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := os.Stat(filepath.Join(dirs.Data, "w")); !os.IsNotExist(err) {
+		t.Errorf("the waiting init made its data folder: %v", err)
+	}
+	held.Close() // the other init ends
+	r := <-done
+	if r.err != nil || !strings.Contains(r.errs, `waiting for another lamina init of "w"`) {
+		t.Fatalf("init after the other: %v\n%s", r.err, r.errs)
+	}
+	e.ok("save", e.write("f.txt", []byte("kept\n")), "--key", "f.txt", "--instance", "w")
 }
