@@ -834,6 +834,9 @@ func cmdUmount() *cli.Command {
 			}
 			mi, mounted := lfs.MountInfo(dir)
 			if mounted && !strings.HasPrefix(mi.Type, "fuse.lamina") && !strings.HasPrefix(mi.Source, "lamina") {
+				if slices.ContainsFunc(lfs.MountsAt(dir), func(mp lfs.MountPoint) bool { return strings.HasPrefix(mp.Type, "fuse.lamina") }) {
+					return exitf(1, "%s has another file system mounted over a lamina mount (%s %s): unmount that first (umount %s), then run `lamina umount %s` again", dir, mi.Type, mi.Source, dir, dir)
+				}
 				return fmt.Errorf("%s is not a lamina mount (%s %s)", dir, mi.Type, mi.Source)
 			}
 			if found {
