@@ -67,8 +67,8 @@ func cmdInit() *cli.Command {
 				return err
 			}
 			// Open next: a storage or catalog that cannot be created leaves
-			// no settings behind, and a refused init nothing it made (the
-			// catalog, the cache, a new storage folder): undo removes them.
+			// no settings behind, and a refused init no new storage folder
+			// (undo removes those it made while empty).
 			undo := newFolders(s)
 			in, err := openSettings(s, true, true)
 			if err != nil {
@@ -118,18 +118,17 @@ func cmdInit() *cli.Command {
 	}
 }
 
-// newFolders notes which of the folders init makes for s do not exist yet,
-// and returns what removes them again after a refused init: the catalog
-// and cache folders of the new name whole, the storage folder (and the
-// parents made for it) only while empty, so never a byte of anyone's data.
+// newFolders notes which of the storage folders init makes for s do not
+// exist yet, and returns what removes them again after a refused init,
+// each only while empty (so never a byte of anyone's data). The catalog's
+// and cache's folders of the name stay: another command may have made
+// them theirs meanwhile (a lamina connect of the name; the runtime folder
+// is DATA/run without XDG_RUNTIME_DIR), and the next init of the name
+// reuses them (audit 33: removing them deleted a connected instance's
+// staged uploads, and the daemons' sockets).
 func newFolders(s instance.Settings) (undo func()) {
 	missing := func(p string) bool { _, err := os.Lstat(p); return errors.Is(err, fs.ErrNotExist) }
-	var whole, empty []string
-	for _, d := range []string{s.DataDir, s.CacheDir} {
-		if d != "" && missing(d) {
-			whole = append(whole, d)
-		}
-	}
+	var empty []string
 	if !strings.HasPrefix(s.Storage, "s3://") {
 		if abs, err := filepath.Abs(s.Storage); err == nil {
 			for d := abs; missing(d) && d != filepath.Dir(d); d = filepath.Dir(d) {
@@ -138,9 +137,6 @@ func newFolders(s instance.Settings) (undo func()) {
 		}
 	}
 	return func() {
-		for _, d := range whole {
-			os.RemoveAll(d)
-		}
 		for _, d := range empty {
 			if os.Remove(d) != nil { // not empty: something else put data there
 				break
