@@ -175,7 +175,8 @@ func lockNewName(c *cli.Context, dirs instance.Dirs, name string) (unlock func()
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
 		fmt.Fprintf(c.App.ErrWriter, "lamina: waiting for another lamina init of %q\n", name)
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
 	}
