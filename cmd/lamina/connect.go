@@ -116,7 +116,7 @@ func cmdConnect() *cli.Command {
 					return exitf(2, "--cache-size: %v", err)
 				}
 			}
-			in, err := openSettings(s, true, true) // the storage answers
+			in, err := openSettings(c.Context, s, true, true) // the storage answers
 			if err != nil {
 				return err
 			}

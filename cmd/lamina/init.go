@@ -70,7 +70,7 @@ func cmdInit() *cli.Command {
 			// no settings behind, and a refused init no new storage folder
 			// (undo removes those it made while empty).
 			undo := newFolders(s)
-			in, err := openSettings(s, true, true)
+			in, err := openSettings(c.Context, s, true, true)
 			if err != nil {
 				undo()
 				return err

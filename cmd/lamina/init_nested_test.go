@@ -1,9 +1,12 @@
 package main
 
 import (
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -164,4 +167,44 @@ func TestInitOfANameWaitsForAnotherInit(t *testing.T) {
 		t.Fatalf("init after the other: %v\n%s", r.err, r.errs)
 	}
 	e.ok("save", e.write("f.txt", []byte("kept\n")), "--key", "f.txt", "--instance", "w")
+}
+
+// Ctrl-C stops an init whose S3 endpoint accepts connections and never
+// answers: the bucket check ran under a context no signal cancelled, so
+// the init went on for its minute (audit 33).
+func TestInitInterruptedWhileS3Hangs(t *testing.T) {
+	e := newMntEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accepts, reads, never answers
+		for range 64 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	cmd := exec.Command(e.bin, "init", "--name", "hung", "--storage", "s3://bucket/p", "--endpoint", "http://"+ln.Addr().String(), "--region", "us-east-1", "--path-style")
+	cmd.Env = append(slices.Clone(e.env), "AWS_ACCESS_KEY_ID=ak", "AWS_SECRET_ACCESS_KEY=sk", "AWS_PROFILE=", "AWS_CONFIG_FILE=/dev/null")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	time.Sleep(time.Second)
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("an interrupted init succeeded")
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("init went on 20 s after Ctrl-C")
+	}
 }

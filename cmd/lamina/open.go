@@ -24,7 +24,7 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 		return nil, err
 	}
 	uses := !catalogOnly(c)
-	in, err := openSettings(s, uses, false)
+	in, err := openSettings(c.Context, s, uses, false)
 	if err != nil {
 		return nil, err
 	}
@@ -66,10 +66,11 @@ func catalogOnly(c *cli.Context) bool {
 // command but the catalogOnly ones). fresh is set by init, which makes the
 // catalog: for every other command an empty or missing bbolt file is a
 // damaged catalog, not a new one.
-func openSettings(s instance.Settings, check, fresh bool) (*instance.Instance, error) {
+func openSettings(ctx context.Context, s instance.Settings, check, fresh bool) (*instance.Instance, error) {
 	// The CLI waits for its own uploads (a save returns once S3 has the
-	// data); a mount daemon queues them (mount.go).
-	b, rem, err := openBackend(context.Background(), s, backendOptions{syncUpload: true, check: check})
+	// data); a mount daemon queues them (mount.go). ctx: Ctrl-C stops the
+	// bucket check (a server that accepts and never answers held it).
+	b, rem, err := openBackend(ctx, s, backendOptions{syncUpload: true, check: check})
 	if err != nil {
 		return nil, err
 	}

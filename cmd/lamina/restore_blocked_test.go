@@ -22,7 +22,7 @@ func catalogOf(t *testing.T, e *env, fn func(ctx context.Context, c catalog.Cata
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := openSettings(s, false, false)
+	in, err := openSettings(context.Background(), s, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
