@@ -1,17 +1,17 @@
 package fs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lamina-bio/lamina/mountinfo"
 )
 
 // Problems with a mountpoint, each with a message that says what to do.
@@ -103,35 +103,14 @@ func MountsOf(source string, uid int) []MountPoint {
 	return out
 }
 
-// scanMounts calls fn with each line of /proc/self/mountinfo.
+// scanMounts calls fn with each line of /proc/self/mountinfo that names a
+// file system type.
 func scanMounts(fn func(MountPoint)) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 10 {
+	for _, m := range mountinfo.Read() {
+		if m.Type == "" {
 			continue
 		}
-		sep := -1
-		for i, fl := range fields {
-			if fl == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+2 >= len(fields) {
-			continue
-		}
-		m := MountPoint{Dir: unescape(fields[4]), Type: fields[sep+1], Source: unescape(fields[sep+2]), Dev: fields[2]}
-		if sep+3 < len(fields) {
-			m.Options = fields[sep+3]
-		}
-		fn(m)
+		fn(MountPoint{Dir: m.Dir, Type: m.Type, Source: m.Source, Dev: m.Dev, Options: m.Options})
 	}
 }
 
@@ -145,25 +124,6 @@ func MountInfo(dir string) (MountPoint, bool) {
 		}
 	})
 	return found, ok
-}
-
-// unescape undoes mountinfo's octal escapes ("\040" is a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // ForceUnmount removes a FUSE mount whose daemon is gone (or will not
@@ -207,7 +167,7 @@ func abortConnection(dir string) {
 	const conns = "/sys/fs/fuse/connections"
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 5 || unescape(f[4]) != dir {
+		if len(f) < 5 || mountinfo.Unescape(f[4]) != dir {
 			continue
 		}
 		_, minor, ok := strings.Cut(f[2], ":")

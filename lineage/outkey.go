@@ -1,13 +1,12 @@
 package lineage
 
 import (
-	"bufio"
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/lamina-bio/lamina/mountinfo"
 )
 
 // An output a Snakemake record names (snakemakeRecordOf) is matched to the
@@ -239,39 +238,10 @@ func under(p, dir, prefix string) (string, bool) {
 	return "", false
 }
 
-// mountEnt is a line of /proc/self/mountinfo.
-type mountEnt struct{ dev, root, point, fstype string }
-
-// readMountinfo returns /proc/self/mountinfo's mounts, in its order (a
-// mount over another comes after it); nil if it cannot be read.
-func readMountinfo() []mountEnt {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var ents []mountEnt
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ...
-		fs := strings.Fields(sc.Text())
-		if len(fs) < 5 {
-			continue
-		}
-		e := mountEnt{dev: fs[2], root: unescapeMount(fs[3]), point: unescapeMount(fs[4])}
-		if i := slices.Index(fs, "-"); i >= 0 && i+1 < len(fs) { // ... - FSTYPE SOURCE OPTIONS
-			e.fstype = fs[i+1]
-		}
-		ents = append(ents, e)
-	}
-	return ents
-}
-
 // mountDev returns the device and root of the filesystem mounted at mnt
 // ("" if none is), and mnt as the kernel shows it, its symlinks resolved
 // (its parent's only: never the mount's root).
-func mountDev(ents []mountEnt, mnt string) (dev, root, real string) {
+func mountDev(ents []mountinfo.Mount, mnt string) (dev, root, real string) {
 	real = mnt
 	if dir, err := filepath.EvalSymlinks(filepath.Dir(mnt)); err == nil {
 		real = filepath.Join(dir, filepath.Base(mnt))
@@ -281,11 +251,11 @@ func mountDev(ents []mountEnt, mnt string) (dev, root, real string) {
 	// mounts are aliases, and must never be looked at from its handlers.
 	lamina := false
 	for _, e := range ents {
-		if e.point != real {
+		if e.Dir != real {
 			continue
 		}
-		if l := strings.HasPrefix(e.fstype, "fuse.lamina"); l || !lamina {
-			dev, root, lamina = e.dev, e.root, l
+		if l := strings.HasPrefix(e.Type, "fuse.lamina"); l || !lamina {
+			dev, root, lamina = e.Dev, e.Root, l
 		}
 	}
 	return dev, root, real
@@ -295,18 +265,18 @@ func mountDev(ents []mountEnt, mnt string) (dev, root, real string) {
 // mnt (bind mounts of it, or of one of its folders), each with the key of
 // the folder it shows, from /proc/self/mountinfo.
 func mountAliases(mnt string) map[string]string {
-	ents := readMountinfo()
+	ents := mountinfo.Read()
 	dev, root, _ := mountDev(ents, mnt)
 	if dev == "" {
 		return nil
 	}
 	aliases := map[string]string{}
 	for _, e := range ents {
-		if e.dev != dev || e.point == mnt {
+		if e.Dev != dev || e.Dir == mnt {
 			continue
 		}
-		if k, ok := under(e.root, strings.TrimSuffix(root, "/"), ""); ok {
-			aliases[strings.TrimSuffix(e.point, "/")] = k
+		if k, ok := under(e.Root, strings.TrimSuffix(root, "/"), ""); ok {
+			aliases[strings.TrimSuffix(e.Dir, "/")] = k
 		}
 	}
 	return aliases
@@ -322,38 +292,19 @@ func mountAliases(mnt string) map[string]string {
 func onMount(dir, mnt string) bool {
 	mnt = strings.TrimSuffix(mnt, "/")
 	lexical := dir == mnt || strings.HasPrefix(dir, mnt+"/")
-	ents := readMountinfo()
+	ents := mountinfo.Read()
 	dev, _, _ := mountDev(ents, mnt)
 	if dev == "" {
 		return lexical
 	}
 	best, bestDev := -1, ""
 	for _, e := range ents {
-		p := strings.TrimSuffix(e.point, "/")
-		if dir == e.point || dir == p || strings.HasPrefix(dir, p+"/") {
+		p := strings.TrimSuffix(e.Dir, "/")
+		if dir == e.Dir || dir == p || strings.HasPrefix(dir, p+"/") {
 			if len(p) >= best { // the later of equals is on top
-				best, bestDev = len(p), e.dev
+				best, bestDev = len(p), e.Dev
 			}
 		}
 	}
 	return bestDev == dev
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

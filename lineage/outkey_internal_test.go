@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lamina-bio/lamina/mountinfo"
 )
 
 // An output a record names maps to a key when it is in the mount (by its
@@ -89,9 +91,6 @@ func TestOutputKeysBindMount(t *testing.T) {
 		if got := outputKeys([]string{out}, mnt); !slices.Equal(got, []string{want}) {
 			t.Errorf("outputKeys(%q) = %q, want %q", out, got, want)
 		}
-	}
-	if got := unescapeMount(`/a\040b\134c\04`); got != `/a b\c\04` {
-		t.Errorf("unescapeMount = %q", got)
 	}
 }
 
@@ -193,11 +192,11 @@ func TestOnMount(t *testing.T) {
 // the mount at its folder: its bind mounts stay aliases (never looked at
 // from its handlers), not those of the cover.
 func TestMountDevOfCoveredMount(t *testing.T) {
-	ents := []mountEnt{
-		{dev: "8:1", root: "/", point: "/", fstype: "ext4"},
-		{dev: "0:50", root: "/", point: "/tmp/lab", fstype: "fuse.lamina"},
-		{dev: "0:50", root: "/wf", point: "/tmp/alias", fstype: "fuse.lamina"},
-		{dev: "0:60", root: "/", point: "/tmp/lab", fstype: "tmpfs"},
+	ents := []mountinfo.Mount{
+		{Dev: "8:1", Root: "/", Dir: "/", Type: "ext4"},
+		{Dev: "0:50", Root: "/", Dir: "/tmp/lab", Type: "fuse.lamina"},
+		{Dev: "0:50", Root: "/wf", Dir: "/tmp/alias", Type: "fuse.lamina"},
+		{Dev: "0:60", Root: "/", Dir: "/tmp/lab", Type: "tmpfs"},
 	}
 	if dev, root, _ := mountDev(ents, "/tmp/lab"); dev != "0:50" || root != "/" {
 		t.Errorf("mountDev of a covered lamina mount = %q %q, want 0:50 /", dev, root)
