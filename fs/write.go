@@ -198,7 +198,7 @@ func heldByAnyProcess(inos []uint64) bool {
 		if name == "" || name[0] < '0' || name[0] > '9' {
 			continue
 		}
-		held, n := fdinfoHolds("/proc/"+name+"/fdinfo/", inos)
+		held, n, _ := fdinfoHolds("/proc/"+name+"/fdinfo/", inos) // unreadable: gone, or another user's
 		if held || read+n > maxFdinfo {
 			return true // held, or cannot be told: refused rather than lost
 		}
@@ -209,16 +209,16 @@ func heldByAnyProcess(inos []uint64) bool {
 
 // fdinfoHolds reports whether the descriptors of a /proc fdinfo folder
 // include a writable one on one of the inode numbers inos, and how many it
-// read. An unreadable folder holds none (a process gone, another user's).
-func fdinfoHolds(dir string, inos []uint64) (held bool, n int) {
+// read; err if the folder cannot be read (a process gone, another user's).
+func fdinfoHolds(dir string, inos []uint64) (held bool, n int, err error) {
 	d, err := os.Open(dir)
 	if err != nil {
-		return false, 0
+		return false, 0, err
 	}
 	names, err := d.Readdirnames(-1)
 	d.Close()
 	if err != nil {
-		return false, 0
+		return false, 0, err
 	}
 	for _, name := range names {
 		if n++; n > maxFdinfo {
@@ -226,10 +226,10 @@ func fdinfoHolds(dir string, inos []uint64) (held bool, n int) {
 		}
 		b, err := os.ReadFile(dir + name)
 		if err == nil && writableOn(string(b), inos) {
-			return true, n
+			return true, n, nil
 		}
 	}
-	return false, n
+	return false, n, nil
 }
 
 // writableOn reports whether the fdinfo text info is of a descriptor open
@@ -811,22 +811,11 @@ func holdsInode(tid uint32, ino uint64) bool {
 	if tid == 0 {
 		return true
 	}
-	dir := "/proc/" + strconv.FormatUint(uint64(tid), 10) + "/fdinfo/"
-	d, err := os.Open(dir)
+	held, _, err := fdinfoHolds("/proc/"+strconv.FormatUint(uint64(tid), 10)+"/fdinfo/", []uint64{ino})
 	if err != nil {
 		return !errors.Is(err, os.ErrNotExist) // gone: no descriptor is left
 	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return true
-	}
-	for _, name := range names {
-		if b, err := os.ReadFile(dir + name); err == nil && writableOn(string(b), []uint64{ino}) {
-			return true
-		}
-	}
-	return false
+	return held
 }
 
 // afterCommit passes what f changed in the catalog since it counted before

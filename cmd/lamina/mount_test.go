@@ -843,12 +843,7 @@ func TestUmountForceFromAnotherHome(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatalf("close after the detach: %v", err)
 	}
-	for i := 0; processAlive(pid); i++ {
-		if i == 300 {
-			t.Fatal("the daemon did not stop within 30 s of its last user letting go")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitExit(t, pid, "the daemon did not stop within 30 s of its last user letting go")
 	if got := e.ok("get", "busy.txt", "-o", "-"); got != "one\ntwo\n" {
 		t.Fatalf("busy.txt after the detach: %q", got)
 	}
@@ -891,12 +886,7 @@ func TestUmountOfDetachedMountWithWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(e.dir, "run", "lamina", "m", "mount.log")
-	for i := 0; !strings.Contains(string(mustRead(t, logPath)), "not stopping: files are open for writing"); i++ {
-		if i == 300 {
-			t.Fatal("the daemon did not say it waits for the writer")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitLog(t, logPath, "not stopping: files are open for writing", "the daemon did not say it waits for the writer")
 	if !processAlive(pid) {
 		t.Fatal("the daemon stopped while a writer still had a file open")
 	}
@@ -906,12 +896,7 @@ func TestUmountOfDetachedMountWithWriter(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatalf("close after umount and SIGTERM: %v", err)
 	}
-	for i := 0; processAlive(pid); i++ {
-		if i == 300 {
-			t.Fatal("the daemon did not stop within 30 s of its last writer closing")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitExit(t, pid, "the daemon did not stop within 30 s of its last writer closing")
 	if got := e.ok("get", "lz.log", "-o", "-"); got != "one\ntwo\n" {
 		t.Fatalf("lz.log: %q", got)
 	}
@@ -948,12 +933,7 @@ func TestUmountLeavesWhatIsMountedOverADetachedMount(t *testing.T) {
 	if err != nil || !strings.Contains(errs, "is now another mount (tmpfs") {
 		t.Errorf("umount of the detached mount: %v\n%s%s", err, out, errs)
 	}
-	for i := 0; processAlive(pid); i++ {
-		if i == 300 {
-			t.Fatal("the daemon did not stop within 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitExit(t, pid, "the daemon did not stop within 30 s")
 }
 
 // A file system mounted over a live lamina mount (a tmpfs here): lamina
@@ -987,23 +967,13 @@ func TestUmountOfCoveredMountLeavesTheCover(t *testing.T) {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(e.dir, "run", "lamina", "m", "mount.log")
-	for i := 0; !strings.Contains(string(mustRead(t, logPath)), "another file system is mounted over the mount"); i++ {
-		if i == 300 {
-			t.Fatal("the daemon did not say it waits for the cover to go")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitLog(t, logPath, "another file system is mounted over the mount", "the daemon did not say it waits for the cover to go")
 	kept("after SIGTERM")
 	// With its daemon gone (killed), the mount beneath the cover is named.
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; processAlive(pid); i++ {
-		if i == 100 {
-			t.Fatal("the daemon did not die")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitExit(t, pid, "the daemon did not die")
 	if _, errs, err := e.run("umount", mnt); err == nil || !strings.Contains(errs, "has another file system mounted over a lamina mount (tmpfs tmpfs)") {
 		t.Errorf("umount of a covered stale mount: %v\n%s", err, errs)
 	}
@@ -1012,4 +982,28 @@ func TestUmountOfCoveredMountLeavesTheCover(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.ok("umount", mnt) // clears the stale mount beneath
+}
+
+// waitExit waits up to 30 s for process pid to end, failing the test with
+// why otherwise.
+func waitExit(t *testing.T, pid int, why string) {
+	t.Helper()
+	for i := 0; processAlive(pid); i++ {
+		if i == 300 {
+			t.Fatal(why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitLog waits up to 30 s for the log at path to hold text, failing the
+// test with why otherwise.
+func waitLog(t *testing.T, path, text, why string) {
+	t.Helper()
+	for i := 0; !strings.Contains(string(mustRead(t, path)), text); i++ {
+		if i == 300 {
+			t.Fatal(why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
