@@ -462,7 +462,7 @@ func closest(key string, cands []candidate, maxDist int) []string {
 	}
 	var out []sc
 	for _, c := range cands {
-		if d := editDistance(key, c.key); d <= maxDist {
+		if d := ontology.EditDistance(key, c.key); d <= maxDist {
 			out = append(out, sc{c.name, d})
 		}
 	}
@@ -472,27 +472,6 @@ func closest(key string, cands []candidate, maxDist int) []string {
 		names = append(names, out[i].l)
 	}
 	return names
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			c := 1
-			if ra[i-1] == rb[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }
 
 // WriteStandardized writes the table file at src with the report's
