@@ -828,6 +828,16 @@ func (b *Bolt) Restore(ctx context.Context, key string) (TrashEntry, error) {
 	return e, err
 }
 
+func (b *Bolt) RestoreNode(ctx context.Context, key string) (TrashEntry, error) {
+	var e TrashEntry
+	err := b.with(true, func(tx *bolt.Tx) error {
+		var err error
+		e, err = txn{tx}.restoreNode(key)
+		return err
+	})
+	return e, err
+}
+
 func (b *Bolt) TrashList(ctx context.Context) ([]TrashEntry, error) {
 	var out []TrashEntry
 	err := b.with(false, func(tx *bolt.Tx) error {

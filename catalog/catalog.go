@@ -231,6 +231,12 @@ type Catalog interface {
 	// the trash at key leaves it. ErrConflict if the key now clashes with
 	// another key.
 	Restore(ctx context.Context, key string) (TrashEntry, error)
+	// RestoreNode brings back the folder or link in the trash at key, as
+	// Restore does when key has no trashed versions, but even when it has
+	// (restore FOLDER/ where a folder removed at key is newer than the
+	// file trashed there: the file stays in the trash). ErrNotFound if the
+	// trash holds no folder or link at key.
+	RestoreNode(ctx context.Context, key string) (TrashEntry, error)
 	// TrashList lists artifacts that have trashed versions, and the
 	// folders and links in the trash (TrashEntry.Kind), in SortTrash's
 	// order: by key, an artifact before the folder or link at its key.

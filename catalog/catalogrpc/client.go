@@ -231,6 +231,11 @@ func (c *Client) Restore(ctx context.Context, key string) (catalog.TrashEntry, e
 	return e, c.call(ctx, mRestore, keyArgs{Key: key}, &e)
 }
 
+func (c *Client) RestoreNode(ctx context.Context, key string) (catalog.TrashEntry, error) {
+	var e catalog.TrashEntry
+	return e, c.call(ctx, mRestoreNode, keyArgs{Key: key}, &e)
+}
+
 func (c *Client) TrashList(ctx context.Context) ([]catalog.TrashEntry, error) {
 	var out []catalog.TrashEntry
 	return out, c.call(ctx, mTrashList, nil, &out)

@@ -249,7 +249,7 @@ func (s *Server) handle(req request, enc *json.Encoder) error {
 			return reply(nil, err)
 		}
 		return reply(s.cat.List(ctx, q))
-	case mTrash, mRestore, mPurge, mPurgeTrash:
+	case mTrash, mRestore, mRestoreNode, mPurge, mPurgeTrash:
 		if err := decode(&ka); err != nil {
 			return reply(nil, err)
 		}
@@ -260,6 +260,8 @@ func (s *Server) handle(req request, enc *json.Encoder) error {
 			res, err = s.cat.Trash(ctx, ka.Key)
 		case mRestore:
 			res, err = s.cat.Restore(ctx, ka.Key)
+		case mRestoreNode:
+			res, err = s.cat.RestoreNode(ctx, ka.Key)
 		case mPurgeTrash:
 			res, err = s.cat.PurgeTrashed(ctx, ka.Key, ka.Kind)
 		default:

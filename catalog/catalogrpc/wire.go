@@ -25,25 +25,26 @@ import (
 
 // Methods on the wire.
 const (
-	mHello      = "hello"
-	mSave       = "save"
-	mByUID      = "by_uid"
-	mByKey      = "by_key"
-	mVersions   = "versions"
-	mList       = "list"
-	mTrash      = "trash"
-	mRestore    = "restore"
-	mTrashList  = "trash_list"
-	mPurge      = "purge"
-	mPurgeTrash = "purge_trashed"
-	mEach       = "each"
-	mCounts     = "counts"
-	mOutbox     = "outbox"
-	mOutboxDone = "outbox_done"
-	mChildren   = "children"
-	mStatus     = "status"
-	mSnapshot   = "snapshot"
-	mCache      = "cache"
+	mHello       = "hello"
+	mSave        = "save"
+	mByUID       = "by_uid"
+	mByKey       = "by_key"
+	mVersions    = "versions"
+	mList        = "list"
+	mTrash       = "trash"
+	mRestore     = "restore"
+	mRestoreNode = "restore_node"
+	mTrashList   = "trash_list"
+	mPurge       = "purge"
+	mPurgeTrash  = "purge_trashed"
+	mEach        = "each"
+	mCounts      = "counts"
+	mOutbox      = "outbox"
+	mOutboxDone  = "outbox_done"
+	mChildren    = "children"
+	mStatus      = "status"
+	mSnapshot    = "snapshot"
+	mCache       = "cache"
 )
 
 type request struct {
@@ -97,7 +98,7 @@ type Hello struct {
 // writes are the methods that change the catalog: what a Client refuses
 // once told to (RefuseWrites).
 var writes = map[string]bool{
-	mSave: true, mTrash: true, mRestore: true, mPurge: true, mPurgeTrash: true, mOutboxDone: true,
+	mSave: true, mTrash: true, mRestore: true, mRestoreNode: true, mPurge: true, mPurgeTrash: true, mOutboxDone: true,
 	mCreateFeature: true, mCreateLabel: true, mCreateSchema: true, mAnnotate: true, mSaveCollection: true,
 	mSaveTransform: true, mStartRun: true, mFinishRun: true, mAddInputs: true, mCreditOutputs: true,
 	mRename: true, mRenameFolder: true, mSetAttrs: true, mMakeFolder: true, mRemoveFolder: true,

@@ -509,6 +509,51 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("trash at the end: %+v, %v", tl, err)
 		}
 	})
+	// RestoreNode brings back the folder or link removed at a key whose
+	// file is in the trash too (restore FOLDER/ where the folder is the
+	// newer), and leaves the file there, restorable once the name is free.
+	t.Run("RestoreNodeKeepsTrashedFile", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("rn/d", "1"), NV("rn/ln", "2"))
+		for _, k := range []string{"rn/d", "rn/ln"} {
+			if _, err := c.Trash(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.MakeFolder(ctx, "rn/d"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveFolder(ctx, "rn/d"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Symlink(ctx, "rn/ln", "x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveLink(ctx, "rn/ln"); err != nil {
+			t.Fatal(err)
+		}
+		for k, kind := range map[string]string{"rn/d": "folder", "rn/ln": "link"} {
+			if e, err := c.RestoreNode(ctx, k); err != nil || e.Kind != kind {
+				t.Fatalf("RestoreNode %s = %+v, %v; want the %s", k, e, err, kind)
+			}
+			if _, err := c.RestoreNode(ctx, k); !errors.Is(err, catalog.ErrNotFound) {
+				t.Errorf("RestoreNode %s again: %v; want ErrNotFound", k, err)
+			}
+		}
+		tl, err := c.TrashList(ctx)
+		if err != nil || len(tl) != 2 || tl[0].Key != "rn/d" || tl[0].Kind != "" || tl[1].Key != "rn/ln" || tl[1].Kind != "" {
+			t.Fatalf("trash after RestoreNode: %+v, %v; want the files rn/d and rn/ln", tl, err)
+		}
+		if _, err := c.Restore(ctx, "rn/d"); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("Restore of the file under the live folder: %v; want ErrConflict", err)
+		}
+		if err := c.RemoveFolder(ctx, "rn/d"); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := c.Restore(ctx, "rn/d"); err != nil || e.Kind != "" || e.Versions != 1 {
+			t.Fatalf("Restore of the file once the name is free = %+v, %v", e, err)
+		}
+	})
 	// TrashList is in key order, and at one key an artifact comes before
 	// the folder or link removed there: a sort by key alone, which is not
 	// stable, put them either way, one way on bbolt (artifacts read by

@@ -659,6 +659,19 @@ func (s *Store) Restore(ctx context.Context, key string) (catalog.TrashEntry, er
 	return e, err
 }
 
+func (s *Store) RestoreNode(ctx context.Context, key string) (catalog.TrashEntry, error) {
+	var e catalog.TrashEntry
+	err := s.writeKeys(ctx, append([]string{key}, ancestors(key)...), func(tx pgx.Tx, changed func(...string)) error {
+		var err error
+		if e, err = restoreNode(ctx, tx, key); err == nil { // write.go
+			changed(key)
+			changed(ancestors(key)...) // folders it may have made
+		}
+		return err
+	})
+	return e, err
+}
+
 func (s *Store) TrashList(ctx context.Context) ([]catalog.TrashEntry, error) {
 	var out []catalog.TrashEntry
 	err := s.read(ctx, func(tx pgx.Tx) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -463,8 +464,9 @@ func cmdRestore() *cli.Command {
 			}
 			defer in.Close()
 			failed := 0
-			bl := blocked{}    // names under FOLDER/ that a live file above them keeps out
-			notes := blocked{} // names under a file restored by its KEY, which it keeps out
+			bl := blocked{}       // names under FOLDER/ that a live file above them keeps out
+			notes := blocked{}    // names under a file restored by its KEY, which it keeps out
+			older := superseded{} // names under FOLDER/ that a later one at their name keeps out
 			// Keys an earlier argument took (restored, kept out, failed):
 			// overlapping arguments (c4/ and c4/f/, or one twice) take
 			// each name once, and report it once.
@@ -472,12 +474,14 @@ func cmdRestore() *cli.Command {
 			for _, k := range c.Args().Slice() {
 				entries := []catalog.TrashEntry{{Key: k}}
 				if strings.HasSuffix(k, "/") {
-					if entries, err = trashedUnder(c.Context, in.Catalog, k); err != nil {
+					var later superseded
+					if entries, later, err = latestUnder(c.Context, in.Catalog, k); err != nil {
 						if errors.Is(err, catalog.ErrNotFound) && doneUnder(done, k) {
 							continue // an earlier argument took it all
 						}
 						return err
 					}
+					maps.Copy(older, later)
 				} else if done[k] {
 					continue
 				} else if err := folderWithoutSlash(c.Context, in.Catalog, k); err != nil {
@@ -501,7 +505,14 @@ func cmdRestore() *cli.Command {
 							continue
 						}
 					}
-					e, err := in.Catalog.Restore(c.Context, key)
+					var e catalog.TrashEntry
+					if te.Kind != "" {
+						// The folder or link, not a file trashed at its key
+						// before it (latestState).
+						e, err = in.Catalog.RestoreNode(c.Context, key)
+					} else {
+						e, err = in.Catalog.Restore(c.Context, key)
+					}
 					if errors.Is(err, catalog.ErrNotFound) && !strings.HasSuffix(k, "/") {
 						// A uid or uid prefix (of 8+) of a trashed version.
 						if v, uerr := in.Resolve(c.Context, k); uerr == nil && v.Key != k {
@@ -567,6 +578,8 @@ func cmdRestore() *cli.Command {
 			// noted again.
 			notes.without(bl).report(c.App.ErrWriter, "lamina: ")
 			bl.report(c.App.ErrWriter, "lamina: not restored: ")
+			older.report(c.App.ErrWriter, "lamina: not restored: ")
+			failed += len(older) // kept for what was trashed later at their names
 			switch n := bl.count(); {
 			case failed > 0 && n > 0:
 				return exitf(1, "%s not restored (above), and %s kept in the trash under a file (above)", plural(failed, "name"), plural(n, "name"))
@@ -635,15 +648,31 @@ func folderWithoutSlash(ctx context.Context, cat catalog.Catalog, k string) erro
 // brings its trashed versions back beside the new ones. Empty if there are
 // none; an error says so.
 func trashedUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]catalog.TrashEntry, error) {
+	out, _, err := listUnder(ctx, cat, prefix, false)
+	return out, err
+}
+
+// latestUnder is trashedUnder, less what a name trashed later at its name
+// keeps in the trash (latestState), which it returns as older: what
+// restore FOLDER/ brings back.
+func latestUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]catalog.TrashEntry, superseded, error) {
+	return listUnder(ctx, cat, prefix, true)
+}
+
+func listUnder(ctx context.Context, cat catalog.Catalog, prefix string, latest bool) ([]catalog.TrashEntry, superseded, error) {
 	tl, err := cat.TrashList(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rank := map[string]int{"": 0, "folder": 1, "link": 2}
 	tl = slices.DeleteFunc(tl, func(e catalog.TrashEntry) bool {
 		under := strings.HasPrefix(e.Key, prefix) || (e.Kind == "folder" && e.Key+"/" == prefix)
 		return !under
 	})
+	var older superseded
+	if latest {
+		tl, older = latestState(tl)
+	}
 	sort.SliceStable(tl, func(i, j int) bool {
 		if rank[tl[i].Kind] != rank[tl[j].Kind] {
 			return rank[tl[i].Kind] < rank[tl[j].Kind]
@@ -661,9 +690,9 @@ func trashedUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]ca
 	if len(out) == 0 {
 		// A move onto the names (mv dir newdir) or a save there takes
 		// folders and links out of the trash too: say all it looked for.
-		return nil, fmt.Errorf("%w: the trash holds no artifact, folder or symbolic link under %s", catalog.ErrNotFound, prefix)
+		return nil, nil, fmt.Errorf("%w: the trash holds no artifact, folder or symbolic link under %s", catalog.ErrNotFound, prefix)
 	}
-	return out, nil
+	return out, older, nil
 }
 
 func cmdGC() *cli.Command {

@@ -279,3 +279,74 @@ func TestRestoreOverlappingArgs(t *testing.T) {
 		})
 	}
 }
+
+// restore PARENT/ brings back what was at each name last: a file d/kf
+// trashed before a folder d/kf/ made at its name (and removed with what
+// was under it) stays in the trash, reported, and the folder comes back
+// whole, its own record too. Before, artifacts came first: the older file
+// came back and the newer folder's contents stayed in the trash. The
+// file is still listed and comes back by its uid once the name is free;
+// a file trashed after the folder under its name still wins.
+func TestRestoreFolderLatestAtName(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) { restoreFolderLatestAtName(t, cat) })
+	}
+}
+
+func restoreFolderLatestAtName(t *testing.T, cat string) {
+	e := newEnv(t)
+	initOn(t, e, cat)
+	uids := map[string]string{}
+	// d/g/x, then d/g: the file is newer than the folder under its name.
+	for _, k := range []string{"d/kf", "d/kf/x", "d/g/x", "d/g"} {
+		uids[k] = strings.Fields(e.ok("save", e.write("f", []byte(k+"\n")), "--key", k))[3]
+		e.ok("delete", k)
+	}
+	catalogOf(t, e, func(ctx context.Context, c catalog.Catalog) error {
+		for _, k := range []string{"d/kf", "d/kf/sub"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				return err
+			}
+		}
+		for _, k := range []string{"d/kf/sub", "d/kf"} { // rm -r d/kf: its record too
+			if err := c.RemoveFolder(ctx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	const kept = "lamina: not restored: d/kf stays in the trash: the folder d/kf/ was trashed after it, at its name, and came back instead"
+	out, errs, err := e.run("restore", "d/")
+	for _, w := range []string{"restored d/g (1 version)", "restored d/kf/x (1 version)", "restored d/kf/sub/ (folder)", "restored d/kf/ (folder)"} {
+		if !strings.Contains(out, w) {
+			t.Fatalf("restore d/: %q lacks %q\n%s", out, w, errs)
+		}
+	}
+	if codeOf(err) != 1 || strings.Contains(out, "restored d/kf (") || !strings.Contains(errs, kept) ||
+		!strings.Contains(errs, "lamina: not restored: the trash holds 1 name under d/g/ (d/g/x)") {
+		t.Fatalf("restore d/: exit %d\n%s%s", codeOf(err), out, errs)
+	}
+	if got := e.ok("get", "d/kf/x", "-o", "-"); got != "d/kf/x\n" {
+		t.Fatalf("d/kf/x = %q", got)
+	}
+	var rows []struct{ Key, Kind string }
+	e.jsonOut(&rows, "ls", "--trash", "--format", "json")
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.Key+":"+r.Kind)
+	}
+	if want := "d/g/x: d/kf:"; strings.Join(got, " ") != want {
+		t.Fatalf("ls --trash: %v; want %s", got, want)
+	}
+	// The older file comes back by its uid once the folder is moved away.
+	e.fails("d/kf is a folder now", "restore", uids["d/kf"])
+	catalogOf(t, e, func(ctx context.Context, c catalog.Catalog) error {
+		return c.RenameFolder(ctx, "d/kf", "d/kf2") // mv d/kf d/kf2
+	})
+	if out := e.ok("restore", uids["d/kf"]); !strings.Contains(out, "restored d/kf (1 version)") {
+		t.Fatalf("restore %s: %s", uids["d/kf"], out)
+	}
+	if got := e.ok("get", "d/kf", "-o", "-"); got != "d/kf\n" {
+		t.Fatalf("d/kf = %q", got)
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 )
@@ -147,4 +149,89 @@ func trashedBeneath(ctx context.Context, cat catalog.Catalog, key string) ([]cat
 		}
 	}
 	return out, nil
+}
+
+// trashName is a trash entry's name as ls --trash shows it: a folder as
+// KEY/.
+func trashName(e catalog.TrashEntry) string {
+	if e.Kind == "folder" {
+		return e.Key + "/"
+	}
+	return e.Key
+}
+
+// superseded maps a trashed file or link that restore FOLDER/ keeps in
+// the trash to what, trashed later at its name, came back instead: a
+// folder or link removed at its key, or the folder of names under it.
+type superseded map[string]catalog.TrashEntry
+
+// latestState picks, where what the trash holds under a folder meets at
+// one name, the state trashed last: a file and the folder or link removed
+// at its key, or a file or link k and the names under k/. The file or
+// link trashed before stays in the trash, restorable by its own name once
+// the name is free, and is reported (older). Before, artifacts came
+// first, so a file trashed before a folder made at its name came back
+// over the folder, whose contents stayed in the trash. A tie keeps that
+// order. A file that is newer takes the name as before: its restore takes
+// the folder or link at its key out of the trash (Catalog.Restore), and
+// what is under it is kept out (blockers). A key written again since
+// holds its name: nothing is decided there.
+func latestState(tl []catalog.TrashEntry) (keep []catalog.TrashEntry, older superseded) {
+	older = superseded{}
+	dropped := map[string]bool{} // key and kind
+	id := func(e catalog.TrashEntry) string { return e.Key + "\x00" + e.Kind }
+	for i := 1; i < len(tl); i++ {
+		// SortTrash: an artifact just before the folder or link at its key.
+		a, n := tl[i-1], tl[i]
+		if a.Key != n.Key || a.Kind != "" || a.Live {
+			continue
+		}
+		if n.TrashedAt.After(a.TrashedAt) {
+			older[a.Key], dropped[id(a)] = n, true
+		} else {
+			dropped[id(n)] = true
+		}
+	}
+	for _, e := range tl {
+		if e.Kind == "folder" || e.Live || dropped[id(e)] {
+			continue
+		}
+		var last time.Time
+		for _, u := range tl {
+			if strings.HasPrefix(u.Key, e.Key+"/") && u.TrashedAt.After(last) {
+				last = u.TrashedAt
+			}
+		}
+		if last.After(e.TrashedAt) {
+			older[e.Key] = catalog.TrashEntry{Key: e.Key, Kind: "folder"}
+			dropped[id(e)] = true
+		}
+	}
+	keep = slices.DeleteFunc(slices.Clone(tl), func(e catalog.TrashEntry) bool { return dropped[id(e)] })
+	return keep, older
+}
+
+// report writes one line per name kept in the trash: what took its name,
+// and the commands that bring it back.
+func (s superseded) report(w io.Writer, prefix string) {
+	names := make([]string, 0, len(s))
+	for n := range s {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "%s%s\n", prefix, supersededHelp(n, s[n]))
+	}
+}
+
+// supersededHelp says that key stays in the trash because by, trashed
+// after it at its name, came back instead, and what to do.
+func supersededHelp(key string, by catalog.TrashEntry) string {
+	what, away := "the symbolic link "+by.Key, "mv in a mount"
+	if by.Kind == "folder" {
+		what, away = "the folder "+by.Key+"/", "mv in a mount, or `lamina delete` of the keys under it"
+	}
+	return fmt.Sprintf("%s stays in the trash: %s was trashed after it, at its name, and came back instead (restore FOLDER/ brings back the latest at each name); "+
+		"`lamina delete --permanent %s` deletes it for good; or move %s away (%s) and run `lamina restore %s`",
+		key, what, key, trashName(by), away, key)
 }
