@@ -122,8 +122,8 @@ func cmdInit() *cli.Command {
 // exist yet, and returns what removes them again after a refused init,
 // each only while empty (so never a byte of anyone's data). The catalog's
 // and cache's folders of the name stay: another command may have made
-// them theirs meanwhile (a lamina connect of the name; the runtime folder
-// is DATA/run without XDG_RUNTIME_DIR), and the next init of the name
+// them theirs meanwhile (a lamina connect of the name; an older lamina's
+// runtime folder was DATA/run without XDG_RUNTIME_DIR), and the next init of the name
 // reuses them (audit 33: removing them deleted a connected instance's
 // staged uploads, and the daemons' sockets).
 func newFolders(s instance.Settings) (undo func()) {
