@@ -85,18 +85,22 @@ func cmdInit() *cli.Command {
 			for _, w := range warns {
 				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s\n", w)
 			}
+			var unshare func() error
 			if err == nil && usesPostgres(s) {
-				err = initShared(c.Context, in.Catalog, s) // connect.go
+				unshare, err = initShared(c.Context, in.Catalog, s) // connect.go
 			}
 			if err == nil {
 				err = in.WriteClaim(c.Context) // checked just now: the listing once
 			}
+			if err == nil {
+				err = dirs.Create(s)
+			}
+			if err != nil && unshare != nil {
+				err = unshared(s, err, unshare())
+			}
 			in.Close()
 			if err != nil {
 				undo()
-				return err
-			}
-			if err := dirs.Create(s); err != nil {
 				return err
 			}
 			if prev.ID != "" {
@@ -116,6 +120,19 @@ func cmdInit() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// unshared is the error of an init --db that failed after it registered
+// the instance in the database, once it tried to undo that (undoErr): the
+// database as it was, or else a message that says it is not, with the
+// way out (not "the catalog was not changed", which explain adds to a
+// full disk's error).
+func unshared(s instance.Settings, err, undoErr error) error {
+	if undoErr == nil {
+		return err
+	}
+	return fmt.Errorf("%v\nThe database %s still holds instance %q, which this init registered (removing it failed: %v). Once the storage works, `lamina connect %s --db %s` joins it; or remove it with psql: DELETE FROM settings WHERE name = '%s'",
+		err, postgres.Redact(s.Catalog), s.Name, undoErr, s.Name, s.Catalog, sharedSettingsName)
 }
 
 // newFolders notes which of the storage folders init makes for s do not
