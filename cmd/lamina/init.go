@@ -82,6 +82,10 @@ func cmdInit() *cli.Command {
 				}
 			}
 			warns, err := in.CheckClaim(c.Context, c.Bool("take-over")) // owner.go: one instance per storage root
+			var interrupted *instance.InterruptedInit
+			if errors.As(err, &interrupted) {
+				err = fmt.Errorf("%w: `%s`", err, takeOverCommand(c, s))
+			}
 			for _, w := range warns {
 				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s\n", w)
 			}
@@ -120,6 +124,28 @@ func cmdInit() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// takeOverCommand is the init command the user ran, with --take-over.
+func takeOverCommand(c *cli.Context, s instance.Settings) string {
+	q := func(v string) string {
+		if strings.ContainsFunc(v, func(r rune) bool {
+			return !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-:@=,+", r)
+		}) {
+			return shellQuote(v) // track.go
+		}
+		return v
+	}
+	cmd := "lamina init --storage " + q(s.Storage) + " --name " + q(s.Name)
+	for _, f := range []string{"endpoint", "region", "cache-size", "db"} {
+		if v := c.String(f); v != "" {
+			cmd += " --" + f + " " + q(v)
+		}
+	}
+	if c.Bool("path-style") {
+		cmd += " --path-style"
+	}
+	return cmd + " --take-over"
 }
 
 // unshared is the error of an init --db that failed after it registered
