@@ -87,3 +87,20 @@ func TestInitAfterAnInterruptedInit(t *testing.T) {
 	// A claim of another name keeps its advice.
 	e.fails("export-catalog", "init", "--storage", store, "--name", "other")
 }
+
+// On a team's S3 root: this workstation's interrupted init is taken by the
+// next; another workstation's instance of that name (here: same host, its
+// own catalog) is refused, with the command of the flags given.
+func TestS3InitAfterAnInterruptedInit(t *testing.T) {
+	e := newS3Env(t) // instance s3 at s3://bucket/lab
+	flags := []string{"init", "--storage", "s3://" + e.bucket + "/lab", "--name", "s3", "--endpoint", e.srv.Endpoint, "--region", "us-east-1", "--path-style"}
+	if err := os.Remove(filepath.Join(e.dir, "cfg", "lamina", "instances", "s3.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, err := e.run(flags...); err != nil || !strings.Contains(errs, "did not finish") {
+		t.Fatalf("init after an interrupted one: %v\n%s", err, errs)
+	}
+	other := workstation(t, "other", e.srv)
+	other.fails("because it names another catalog", flags...)
+	other.fails("`lamina init --storage s3://"+e.bucket+"/lab --name s3 --endpoint "+e.srv.Endpoint+" --region us-east-1 --path-style --take-over`", flags...)
+}
