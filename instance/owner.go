@@ -35,7 +35,34 @@ type Owner struct {
 	Name    string    `json:"name"`
 	Catalog string    `json:"catalog"` // without a password
 	Since   time.Time `json:"since"`
+	// Host is the machine whose init claimed the root (empty in claims of
+	// older versions): what tells this machine's own interrupted init
+	// (InterruptedInit) from another workstation's instance.
+	Host string `json:"host,omitempty"`
 }
+
+// InterruptedInit is the refusal of a root claimed for an instance of the
+// same name by an init that did not finish (it claims the storage before
+// it writes the settings; one killed in between leaves the claim), when
+// CheckClaim cannot prove the claim was this machine's own (see
+// ownInterruptedInit): it might be another workstation's instance of that
+// name. init --take-over takes it.
+type InterruptedInit struct {
+	Storage string
+	Owner   Owner
+	Why     string // why the claim was not taken for this init
+}
+
+func (e *InterruptedInit) Error() string {
+	host := ""
+	if e.Owner.Host != "" {
+		host = " on host " + e.Owner.Host
+	}
+	return fmt.Sprintf("%v: %s holds instance %q, claimed by an init%s at %s (catalog %s), and no instance of that name is set up here: an init of %q interrupted before it wrote its settings leaves this. It was not taken for this init because %s. If that init was yours and no other workstation uses %q on this storage, take the storage over",
+		ErrStorageTaken, e.Storage, e.Owner.Name, host, e.Owner.Since.Format(time.DateTime+" MST"), e.Owner.Catalog, e.Owner.Name, e.Why, e.Owner.Name)
+}
+
+func (e *InterruptedInit) Unwrap() error { return ErrStorageTaken }
 
 // ErrStorageTaken is returned for storage another instance owns.
 var ErrStorageTaken = errors.New("the storage belongs to another instance")
@@ -97,6 +124,19 @@ func (in *Instance) CheckClaim(ctx context.Context, takeOver bool) (warnings []s
 		return warnings, nil
 	}
 	if !takeOver {
+		if found && o.Name == in.Settings.Name {
+			// init refuses a name set up here before it gets here: the
+			// claim is an interrupted init's, or another workstation's.
+			why, err := in.ownInterruptedInit(ctx, o)
+			if err != nil {
+				return warnings, err
+			}
+			if why != "" {
+				return warnings, &InterruptedInit{Storage: in.Settings.Storage, Owner: o, Why: why}
+			}
+			return append(warnings, fmt.Sprintf("%s held the claim of an init of %q on this machine at %s that did not finish (no settings, no data): taken for this one",
+				in.Settings.Storage, o.Name, o.Since.Format(time.DateTime+" MST"))), nil
+		}
 		if found {
 			join := ""
 			if postgres.IsURL(o.Catalog) {
@@ -119,6 +159,38 @@ func (in *Instance) CheckClaim(ctx context.Context, takeOver bool) (warnings []s
 }
 
 var errStop = errors.New("stop")
+
+// ownInterruptedInit says why the claim o, of an instance of this name
+// that is not set up here, cannot be proven the leftover of this
+// machine's own interrupted init, or "" when it can: the claim names this
+// host and this instance's catalog (for a bbolt catalog, a path in this
+// user's data folder; for PostgreSQL, the database, which refuses a second
+// registration anyway), and the root holds none of an instance's data
+// (packs, records, ontologies). Such a claim is taken without
+// --take-over: nothing of anyone's is lost. Anything else may be a
+// workstation's real instance (S3 roots are shared), so it is refused.
+func (in *Instance) ownInterruptedInit(ctx context.Context, o Owner) (why string, err error) {
+	host, _ := os.Hostname()
+	switch {
+	case o.Host == "":
+		return "the claim does not say from which host (an older lamina wrote it)", nil
+	case o.Host != host:
+		return fmt.Sprintf("it was made on another host (%s, this is %s)", o.Host, host), nil
+	case o.Catalog != in.catalogName():
+		return fmt.Sprintf("it names another catalog (%s, this init's is %s)", o.Catalog, in.catalogName()), nil
+	}
+	for _, prefix := range []string{"packs/", "records/", "ontologies/"} {
+		used := false
+		err := in.Backend.List(ctx, prefix, func(storage.Info) error { used = true; return errStop })
+		if err != nil && !errors.Is(err, errStop) {
+			return "", fmt.Errorf("look for data in %s: %w", in.Settings.Storage, err)
+		}
+		if used {
+			return fmt.Sprintf("the storage holds data of it (%s)", strings.TrimSuffix(prefix, "/")), nil
+		}
+	}
+	return "", nil
+}
 
 // checkNesting refuses a root inside another instance's root, or one that
 // holds another instance's root, on local or S3 storage alike: the outer
@@ -272,8 +344,9 @@ func (in *Instance) checkS3Parents(ctx context.Context) ([]string, error) {
 }
 
 func (in *Instance) writeOwner(ctx context.Context) error {
+	host, _ := os.Hostname()
 	b, _ := json.MarshalIndent(Owner{ID: in.Settings.ID, Name: in.Settings.Name, Catalog: in.catalogName(),
-		Since: time.Now().UTC().Truncate(time.Second)}, "", "  ")
+		Since: time.Now().UTC().Truncate(time.Second), Host: host}, "", "  ")
 	if err := in.Backend.Put(ctx, ownerObject, append(b, '\n')); err != nil {
 		return fmt.Errorf("claim the storage: %w", err)
 	}

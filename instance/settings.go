@@ -65,10 +65,17 @@ func UserDirs() (Dirs, error) {
 	if v := os.Getenv("XDG_RUNTIME_DIR"); v != "" && filepath.IsAbs(v) {
 		d.Runtime = filepath.Join(v, "lamina")
 	} else {
-		d.Runtime = filepath.Join(d.Data, "run")
+		d.Runtime = filepath.Join(d.Data, fallbackRuntime)
 	}
 	return d, nil
 }
+
+// fallbackRuntime is the runtime folder's name in the data folder
+// without XDG_RUNTIME_DIR. It starts with a dot, which no instance name
+// may (validName): it was "run", the data folder of an instance named
+// run. A daemon an older lamina started there is still found through the
+// link to its socket in its data folder (Dirs.DaemonSocket, LinkedRuntime).
+const fallbackRuntime = ".run"
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 

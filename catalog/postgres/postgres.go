@@ -669,6 +669,31 @@ func (s *Store) SetSetting(ctx context.Context, name string, value json.RawMessa
 	})
 }
 
+// AddSetting stores JSON under name unless the database holds a setting
+// of that name already; added says whether it stored it. Two writers of
+// the same name (two workstations' inits of one database) do not overwrite
+// each other.
+func (s *Store) AddSetting(ctx context.Context, name string, value json.RawMessage) (added bool, err error) {
+	err = s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, []byte(value))
+		added = tag.RowsAffected() == 1
+		return err
+	})
+	return added, err
+}
+
+// DeleteSettingIf removes the setting name while it still holds value (as
+// JSON: what the caller stored), and says whether it did; a value someone
+// stored since stays.
+func (s *Store) DeleteSettingIf(ctx context.Context, name string, value json.RawMessage) (deleted bool, err error) {
+	err = s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM settings WHERE name = $1 AND value = $2::jsonb`, name, []byte(value))
+		deleted = tag.RowsAffected() == 1
+		return err
+	})
+	return deleted, err
+}
+
 // SettingNames lists the names of the settings stored.
 func (s *Store) SettingNames(ctx context.Context) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT name FROM settings ORDER BY name`)

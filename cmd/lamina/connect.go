@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/lamina-bio/lamina/catalog"
@@ -49,16 +51,43 @@ func dbURL(db string) (string, error) {
 }
 
 // initShared records the new instance's shared settings in its database,
-// which must not hold another instance.
-func initShared(ctx context.Context, cat catalog.Catalog, s instance.Settings) error {
+// which must not hold another instance. unshare removes them again, for an
+// init that fails after (its storage claim): only while they are still
+// this init's (an init of another workstation may not overwrite them:
+// AddSetting), so the database is as it was, as the failure says.
+func initShared(ctx context.Context, cat catalog.Catalog, s instance.Settings) (unshare func() error, err error) {
 	st, ok := cat.(*postgres.Store)
 	if !ok {
-		return fmt.Errorf("the catalog of %s is not a PostgreSQL store", s.Catalog)
+		return nil, fmt.Errorf("the catalog of %s is not a PostgreSQL store", s.Catalog)
 	}
-	if sh, err := loadShared(ctx, st); err == nil {
+	refuse := func(sh sharedSettings) error {
 		return fmt.Errorf("the database %s already holds instance %q: join it with `lamina connect %s --db %s`", s.Catalog, sh.Name, sh.Name, s.Catalog)
 	}
-	return storeShared(ctx, st, s)
+	if sh, err := loadShared(ctx, st); err == nil {
+		return nil, refuse(sh)
+	}
+	b, err := json.Marshal(sharedSettings{Name: s.Name, ID: s.ID, Storage: s.Storage, S3: s.S3, Scratch: s.Scratch, Created: s.Created})
+	if err != nil {
+		return nil, err
+	}
+	added, err := st.AddSetting(ctx, sharedSettingsName, b)
+	if err != nil {
+		return nil, err
+	}
+	if !added { // another init of the database, meanwhile
+		sh, err := loadShared(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		return nil, refuse(sh)
+	}
+	return func() error {
+		// The init's context may be what failed it (Ctrl-C).
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, err := st.DeleteSettingIf(ctx, sharedSettingsName, b)
+		return err
+	}, nil
 }
 
 func cmdConnect() *cli.Command {

@@ -82,21 +82,29 @@ func cmdInit() *cli.Command {
 				}
 			}
 			warns, err := in.CheckClaim(c.Context, c.Bool("take-over")) // owner.go: one instance per storage root
+			var interrupted *instance.InterruptedInit
+			if errors.As(err, &interrupted) {
+				err = fmt.Errorf("%w: `%s`", err, takeOverCommand(c, s))
+			}
 			for _, w := range warns {
 				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s\n", w)
 			}
+			var unshare func() error
 			if err == nil && usesPostgres(s) {
-				err = initShared(c.Context, in.Catalog, s) // connect.go
+				unshare, err = initShared(c.Context, in.Catalog, s) // connect.go
 			}
 			if err == nil {
 				err = in.WriteClaim(c.Context) // checked just now: the listing once
 			}
+			if err == nil {
+				err = dirs.Create(s)
+			}
+			if err != nil && unshare != nil {
+				err = unshared(s, err, unshare())
+			}
 			in.Close()
 			if err != nil {
 				undo()
-				return err
-			}
-			if err := dirs.Create(s); err != nil {
 				return err
 			}
 			if prev.ID != "" {
@@ -118,12 +126,47 @@ func cmdInit() *cli.Command {
 	}
 }
 
+// takeOverCommand is the init command the user ran, with --take-over.
+func takeOverCommand(c *cli.Context, s instance.Settings) string {
+	q := func(v string) string {
+		if strings.ContainsFunc(v, func(r rune) bool {
+			return !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-:@=,+", r)
+		}) {
+			return shellQuote(v) // track.go
+		}
+		return v
+	}
+	cmd := "lamina init --storage " + q(s.Storage) + " --name " + q(s.Name)
+	for _, f := range []string{"endpoint", "region", "cache-size", "db"} {
+		if v := c.String(f); v != "" {
+			cmd += " --" + f + " " + q(v)
+		}
+	}
+	if c.Bool("path-style") {
+		cmd += " --path-style"
+	}
+	return cmd + " --take-over"
+}
+
+// unshared is the error of an init --db that failed after it registered
+// the instance in the database, once it tried to undo that (undoErr): the
+// database as it was, or else a message that says it is not, with the
+// way out (not "the catalog was not changed", which explain adds to a
+// full disk's error).
+func unshared(s instance.Settings, err, undoErr error) error {
+	if undoErr == nil {
+		return err
+	}
+	return fmt.Errorf("%v\nThe database %s still holds instance %q, which this init registered (removing it failed: %v). Once the storage works, `lamina connect %s --db %s` joins it; or remove it with psql: DELETE FROM settings WHERE name = '%s'",
+		err, postgres.Redact(s.Catalog), s.Name, undoErr, s.Name, s.Catalog, sharedSettingsName)
+}
+
 // newFolders notes which of the storage folders init makes for s do not
 // exist yet, and returns what removes them again after a refused init,
 // each only while empty (so never a byte of anyone's data). The catalog's
 // and cache's folders of the name stay: another command may have made
-// them theirs meanwhile (a lamina connect of the name; the runtime folder
-// is DATA/run without XDG_RUNTIME_DIR), and the next init of the name
+// them theirs meanwhile (a lamina connect of the name; an older lamina's
+// runtime folder was DATA/run without XDG_RUNTIME_DIR), and the next init of the name
 // reuses them (audit 33: removing them deleted a connected instance's
 // staged uploads, and the daemons' sockets).
 func newFolders(s instance.Settings) (undo func()) {

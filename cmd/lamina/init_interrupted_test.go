@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/instance"
+)
+
+// An init killed after it claimed the storage (instance.json) and before
+// it wrote its settings left a claim that made the same init refuse for
+// good, advising export-catalog. Now the claim of this machine's own
+// interrupted init (its host, its catalog, no data in the root) is taken
+// for the new init with a warning; any other claim of that name is
+// refused saying what happened (an interrupted init, when, from which
+// host) and giving the exact init --take-over command.
+func TestInitAfterAnInterruptedInit(t *testing.T) {
+	e := newEnv(t)
+	store := e.path("my store") // a space: the command must quote it
+	settings := filepath.Join(e.dir, "config", "lamina", "instances", "team.json")
+	claim := filepath.Join(store, "instance.json")
+	interrupt := func(edit func(o map[string]any)) {
+		t.Helper()
+		if err := os.Remove(settings); err != nil {
+			t.Fatal(err)
+		}
+		if edit == nil {
+			return
+		}
+		var o map[string]any
+		b, _ := os.ReadFile(claim)
+		if err := json.Unmarshal(b, &o); err != nil {
+			t.Fatal(err)
+		}
+		edit(o)
+		b, _ = json.Marshal(o)
+		os.WriteFile(claim, b, 0o644)
+	}
+	owner := func() (o instance.Owner) {
+		t.Helper()
+		b, _ := os.ReadFile(claim)
+		json.Unmarshal(b, &o)
+		return o
+	}
+	e.ok("init", "--storage", store, "--name", "team")
+	var raw map[string]any
+	b, _ := os.ReadFile(claim)
+	if h, _ := os.Hostname(); json.Unmarshal(b, &raw) != nil || raw["host"] != h {
+		t.Fatalf("the claim does not name this host: %s", b)
+	}
+
+	// This machine's own interrupted init: taken, with a warning.
+	interrupt(nil)
+	_, stderr, err := e.run("init", "--storage", store, "--name", "team")
+	if err != nil || !strings.Contains(stderr, "did not finish") {
+		t.Fatalf("init after an interrupted one: %v\n%s", err, stderr)
+	}
+	s, err := instance.Dirs{Config: filepath.Join(e.dir, "config", "lamina")}.Load("team")
+	if err != nil || owner().ID != s.ID {
+		t.Fatalf("claim %+v, settings %+v (%v)", owner(), s, err)
+	}
+
+	// Another host's claim (a team's S3 root): maybe a real instance.
+	interrupt(func(o map[string]any) { o["host"] = "elsewhere" })
+	cmd := "lamina init --storage '" + store + "' --name team --take-over"
+	for _, want := range []string{"claimed by an init on host elsewhere at ", "interrupted before it wrote its settings", "another host", "`" + cmd + "`"} {
+		e.fails(want, "init", "--storage", store, "--name", "team")
+	}
+	if err := e.fails("", "init", "--storage", store, "--name", "team"); strings.Contains(err.Error(), "export-catalog") {
+		t.Errorf("advice that does not fit: %v", err)
+	}
+	e.ok("init", "--storage", store, "--name", "team", "--take-over") // what the message says
+
+	// An older lamina's claim says no host.
+	interrupt(func(o map[string]any) { delete(o, "host") })
+	e.fails("an older lamina wrote it", "init", "--storage", store, "--name", "team")
+	e.ok("init", "--storage", store, "--name", "team", "--take-over")
+
+	// Data in the root: it was used, so not taken without --take-over.
+	e.ok("save", e.write("a.txt", []byte("a")), "--key", "a.txt")
+	interrupt(nil)
+	e.fails("the storage holds data of it (packs)", "init", "--storage", store, "--name", "team")
+
+	// A claim of another name keeps its advice.
+	e.fails("export-catalog", "init", "--storage", store, "--name", "other")
+}
+
+// On a team's S3 root: this workstation's interrupted init is taken by the
+// next; another workstation's instance of that name (here: same host, its
+// own catalog) is refused, with the command of the flags given.
+func TestS3InitAfterAnInterruptedInit(t *testing.T) {
+	e := newS3Env(t) // instance s3 at s3://bucket/lab
+	flags := []string{"init", "--storage", "s3://" + e.bucket + "/lab", "--name", "s3", "--endpoint", e.srv.Endpoint, "--region", "us-east-1", "--path-style"}
+	if err := os.Remove(filepath.Join(e.dir, "cfg", "lamina", "instances", "s3.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, err := e.run(flags...); err != nil || !strings.Contains(errs, "did not finish") {
+		t.Fatalf("init after an interrupted one: %v\n%s", err, errs)
+	}
+	other := workstation(t, "other", e.srv)
+	other.fails("because it names another catalog", flags...)
+	other.fails("`lamina init --storage s3://"+e.bucket+"/lab --name s3 --endpoint "+e.srv.Endpoint+" --region us-east-1 --path-style --take-over`", flags...)
+}
