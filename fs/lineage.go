@@ -2,9 +2,12 @@ package fs
 
 import (
 	"context"
+	"os"
+	"path"
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -243,4 +246,29 @@ func (w *writeHandle) creditBase(before uint64) {
 			tr.Used(w.run, *v)
 		}
 	}
+}
+
+// LinkTarget returns the target of the symbolic link at key, from the
+// mount's own records (its listing of key's folder, or the scratch folder
+// on disk for a scratch name), never through the kernel: the tracker asks
+// from the mount's FUSE handlers (lineage.Tracker.SetLinks), where a
+// readlink of the mount would wait on the mount itself.
+func (m *Mount) LinkTarget(key string) (string, bool) {
+	dir, name := path.Split(key)
+	if name == "" {
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if l, err := m.ns.listing(ctx, dir); err == nil {
+		if k, ok := l.link(name); ok {
+			return k.Target, true
+		}
+	}
+	if m.isScratch(key) {
+		if t, err := os.Readlink(m.scratchPath(key)); err == nil {
+			return t, true
+		}
+	}
+	return "", false
 }

@@ -29,7 +29,7 @@ func TestOutputKeys(t *testing.T) {
 	os.Symlink("../lab/wf", filepath.Join(d, "x", "to-wf"))
 	os.Symlink("x/wf", filepath.Join(d, "to-x-wf"))
 	os.Symlink("loop", filepath.Join(d, "loop"))
-	keyOf := KeyResolver(mnt)
+	keyOf := KeyResolver(mnt, nil)
 	for _, c := range []struct{ out, want string }{
 		{"wf/out/a.txt", "wf/out/a.txt"},
 		{mnt + "/wf/out/a.txt", "wf/out/a.txt"},
@@ -46,9 +46,13 @@ func TestOutputKeys(t *testing.T) {
 		{d + "/gone/wf/out/a.txt", d + "/gone/wf/out/a.txt"}, // unknown
 		{d + "/loop/a.txt", d + "/loop/a.txt"},
 	} {
-		got := outputKeys([]string{c.out}, mnt)
+		got := outputKeys([]string{c.out}, mnt, nil)
 		if want := []string{c.want}; c.want == "" && len(got) != 0 || c.want != "" && !slices.Equal(got, want) {
 			t.Errorf("outputKeys(%q) = %q, want %q", c.out, got, c.want)
+		}
+		// The same when the mount's links are looked up, and it has none.
+		if got2 := outputKeys([]string{c.out}, mnt, noLinks); !slices.Equal(got2, got) {
+			t.Errorf("outputKeys(%q) with links = %q, without %q", c.out, got2, got)
 		}
 		// lamina run names jobs by the same keys.
 		want, wantOK := c.want, c.want != "" && !filepath.IsAbs(c.want)
@@ -88,7 +92,7 @@ func TestOutputKeysBindMount(t *testing.T) {
 		sub + "/out/a.txt":      "wf/out/a.txt",
 		alias + "/a.txt":        "a.txt",
 	} {
-		if got := outputKeys([]string{out}, mnt); !slices.Equal(got, []string{want}) {
+		if got := outputKeys([]string{out}, mnt, nil); !slices.Equal(got, []string{want}) {
 			t.Errorf("outputKeys(%q) = %q, want %q", out, got, want)
 		}
 	}
@@ -139,7 +143,7 @@ func BenchmarkOutputKeys(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		if got := outputKeys(slices.Clone(outs), filepath.Join(d, "lab")); len(got) != 0 {
+		if got := outputKeys(slices.Clone(outs), filepath.Join(d, "lab"), nil); len(got) != 0 {
 			b.Fatal(got[:1])
 		}
 	}
@@ -203,5 +207,90 @@ func TestMountDevOfCoveredMount(t *testing.T) {
 	}
 	if dev, _, _ := mountDev(ents[:1:1], "/"); dev != "8:1" {
 		t.Errorf("mountDev of a plain mount = %q", dev)
+	}
+}
+
+// An output written through a link in the mount is the key the job wrote:
+// the link is the mount's record of it (LinkReader), never read through
+// the mount (it does not exist here), relative or absolute, to a folder
+// deeper whose ".." is not the link's, out of the mount and back, a loop
+// bounded. By name these were wf/out/a.txt, wf/b.txt…: other keys.
+func noLinks(string) (string, bool) { return "", false }
+
+func TestOutputKeysMountLinks(t *testing.T) {
+	d := t.TempDir()
+	mnt := filepath.Join(d, "lab") // never made
+	os.MkdirAll(filepath.Join(d, "x/wf/out"), 0o755)
+	os.Symlink(mnt, filepath.Join(d, "to-lab"))
+	links := map[string]string{
+		"wf/out":   "data",               // relative, beside it
+		"wf/abs":   mnt + "/store/x",     // absolute, into the mount
+		"wf/deep":  "../store/y/z",       // "deep/.." is store/y
+		"wf/ext":   d + "/x/wf",          // out of the mount
+		"wf/up":    "../..",              // the mount's parent
+		"wf/loop":  "loop",               // itself
+		"wf/chain": "out",                // a link to a link
+		"wf/back":  d + "/to-lab/wf/out", // out, through a symlink outside, and in again
+	}
+	asked := map[string]int{}
+	read := func(key string) (string, bool) {
+		asked[key]++
+		t, ok := links[key]
+		return t, ok
+	}
+	for _, c := range []struct{ out, want string }{
+		{"wf/out/a.txt", "wf/data/a.txt"},
+		{mnt + "/wf/out/a.txt", "wf/data/a.txt"},
+		{d + "/to-lab/wf/out/a.txt", "wf/data/a.txt"},
+		{mnt + "/wf/abs/a.txt", "store/x/a.txt"},
+		{"wf/deep/../b.txt", "store/y/b.txt"},
+		{mnt + "/wf/deep/../b.txt", "store/y/b.txt"},
+		{mnt + "/wf/out/../b.txt", "wf/b.txt"},
+		{"wf/chain/a.txt", "wf/data/a.txt"},
+		{"wf/back/a.txt", "wf/data/a.txt"},
+		{mnt + "/wf/ext/out/a.txt", ""}, // outside: dropped
+		{"wf/ext/out/a.txt", ""},
+		{mnt + "/wf/up/x/wf/out/a.txt", ""},
+		{mnt + "/wf/up/lab/wf/a.txt", "wf/a.txt"},
+		{mnt + "/../lab/wf/out/a.txt", "wf/data/a.txt"},
+		{"wf/plain/a.txt", "wf/plain/a.txt"},
+		{mnt + "/wf/plain/../a.txt", "wf/a.txt"},
+		{mnt + "/wf/loop/a.txt", mnt + "/wf/loop/a.txt"}, // unknown: by its tail
+		{"wf/loop/a.txt", "wf/loop/a.txt"},
+	} {
+		got := outputKeys([]string{c.out}, mnt, read)
+		if want := []string{c.want}; c.want == "" && len(got) != 0 || c.want != "" && !slices.Equal(got, want) {
+			t.Errorf("outputKeys(%q) = %q, want %q", c.out, got, c.want)
+		}
+	}
+	keyOf := KeyResolver(mnt, read)
+	if key, ok := keyOf(mnt + "/wf/out/a.txt"); key != "wf/data/a.txt" || !ok {
+		t.Errorf("KeyResolver: %q, %v, want wf/data/a.txt", key, ok)
+	}
+	if _, ok := keyOf(mnt + "/wf/loop/a.txt"); ok {
+		t.Error("KeyResolver resolved a loop")
+	}
+	// One resolver looks each key up once.
+	asked = map[string]int{}
+	outputKeys([]string{"wf/out/a.txt", "wf/out/b.txt", mnt + "/wf/out/c/d.txt", "wf/chain/e.txt"}, mnt, read)
+	for k, n := range asked {
+		if n > 1 {
+			t.Errorf("%s looked up %d times", k, n)
+		}
+	}
+}
+
+// BenchmarkOutputKeysInMount: 100,000 keys in 100,000 folders, the mount's
+// links looked up (none): each folder's parts once per resolver.
+func BenchmarkOutputKeysInMount(b *testing.B) {
+	var outs []string
+	for i := range 100000 {
+		outs = append(outs, "wf/out/"+strconv.Itoa(i%100)+"/"+strconv.Itoa(i)+"/out.txt")
+	}
+	b.ResetTimer()
+	for range b.N {
+		if got := outputKeys(slices.Clone(outs), "/nonexistent/lab", noLinks); len(got) != len(outs) {
+			b.Fatal(len(got))
+		}
 	}
 }

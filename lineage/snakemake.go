@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -371,6 +370,7 @@ func allowedRule(cmd string) string {
 // base64 of the output's path, split into "@"-prefixed folders when
 // long): the output's path joined to the folder that holds .snakemake
 // (Snakemake's working directory) when relative, as given when absolute.
+// Not cleaned: "link/.." is the link's target's parent (outputKeys).
 func snakemakeRecordOf(p string) (string, bool) {
 	const meta = ".snakemake/metadata/"
 	workdir, rec, ok := strings.Cut(p, meta)
@@ -382,9 +382,9 @@ func snakemakeRecordOf(p string) (string, bool) {
 		return "", false
 	}
 	if strings.HasPrefix(out, "/") {
-		return path.Clean(out), true
+		return out, true
 	}
-	return path.Join(workdir, out), true
+	return workdir + out, true
 }
 
 // recordName returns the output path a record's slash path rel in

@@ -43,7 +43,8 @@ type TrackerOptions struct {
 type Tracker struct {
 	cat    catalog.Catalog
 	opts   TrackerOptions
-	active atomic.Int32 // registered live runs; 0 makes Caller free
+	active atomic.Int32               // registered live runs; 0 makes Caller free
+	links  atomic.Pointer[LinkReader] // the mount's links (SetLinks)
 
 	jobMu sync.Mutex // serialises making child runs for Snakemake jobs
 	// flushMu serialises flushes: a run's end waits for a flush already
@@ -128,6 +129,19 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 		adopted: map[string][]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	return t
+}
+
+// SetLinks gives the tracker the mount's links (fs.Mount.LinkTarget): an
+// output a Snakemake job wrote through a link in the mount (out -> data,
+// out/../x) is matched to the key it wrote. The mount is made after its
+// tracker; until then its paths go by name.
+func (t *Tracker) SetLinks(links LinkReader) { t.links.Store(&links) }
+
+func (t *Tracker) linkReader() LinkReader {
+	if l := t.links.Load(); l != nil {
+		return *l
+	}
+	return nil
 }
 
 // Close writes the inputs still queued and releases the process handles.
@@ -846,7 +860,7 @@ func (t *Tracker) ScratchRenamed(p string) {
 	}
 	// An absolute output (the Snakefile names it so) mapped to its key, or
 	// dropped when outside the mount, before mu: it may lstat folders.
-	outs := outputKeys([]string{out}, t.opts.Mountpoint)
+	outs := outputKeys([]string{out}, t.opts.Mountpoint, t.linkReader())
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, out := range outs {
@@ -880,7 +894,7 @@ func (t *Tracker) readRecords(split string, snakemake int, since time.Time) {
 	// Drained outside mu: after an overflow it lists every record (1.3 s
 	// for 100,000), and each tracked open waits for mu. The watch's own
 	// mutex keeps a finish from closing it meanwhile (unregister).
-	outs := outputKeys(w.drain(t.opts.Mountpoint, t.opts.Logger), t.opts.Mountpoint)
+	outs := outputKeys(w.drain(t.opts.Mountpoint, t.opts.Logger), t.opts.Mountpoint, t.linkReader())
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, out := range outs {

@@ -699,6 +699,59 @@ rule y:
 	}
 }
 
+// TestLineageSnakemakeSameShellJobsMountLink: as
+// TestLineageSnakemakeSameShellJobs, the jobs writing their outputs
+// through a symlink in the mount (wf/out -> data: the mount's link
+// record), Snakemake's working directory in the mount (its records name
+// out/x.txt) or outside it (they name MNT/wf/out/x.txt), the link's
+// target relative or absolute. The job wrote
+// wf/data/x.txt; before, the record's path taken as text was wf/out/x.txt,
+// no key a job wrote: the two jobs shared a run.
+func TestLineageSnakemakeSameShellJobsMountLink(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		outside, abs bool
+	}{{"workdir", false, false}, {"outside", true, false}, {"absolute", false, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			e, wf := snakemakeMount(t)
+			os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("aa\n"), 0o644)
+			os.MkdirAll(filepath.Join(wf, "data"), 0o755)
+			target := "data"
+			if c.abs {
+				target = filepath.Join(wf, "data")
+			}
+			if err := os.Symlink(target, filepath.Join(wf, "out")); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(wf, "step.sh"), []byte("cd "+wf+"; O=out; if [ -e $O/x.txt ]; then cat $O/x.txt > $O/y.txt; else cat raw/a.txt > $O/x.txt; fi\n"), 0o644)
+			work, root := wf, "."
+			if c.outside {
+				work, root = filepath.Join(e.dir, "work"), wf
+				os.MkdirAll(work, 0o755)
+			}
+			os.WriteFile(filepath.Join(work, "Snakefile"), []byte(`R = config["root"]
+O = R + "/out"
+rule all:
+    input: O + "/y.txt"
+
+rule x:
+    input: R + "/raw/a.txt"
+    output: O + "/x.txt"
+    shell: "sh `+wf+`/step.sh"
+
+rule y:
+    input: O + "/x.txt"
+    output: O + "/y.txt"
+    shell: "sh `+wf+`/step.sh"
+`), 0o644)
+			if _, errs, code := e.runIn(work, "run", "--", "snakemake", "-j1", "--config", "root="+root); code != 0 {
+				t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+			}
+			checkSameShellJobs(t, e, "wf/data")
+		})
+	}
+}
+
 // TestLineageSnakemakePassesWorkdirOutside: with Snakemake's working
 // directory outside the mount (its records watched there), the passes of
 // a `benchmark: repeat` and the attempts of a `retries:` job are still one

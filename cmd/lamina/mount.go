@@ -430,9 +430,10 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	// Lineage: runs register through the socket (tracker.Wrap below); the
 	// mount asks the tracker on OPEN and CREATE.
 	var tracker lfs.Tracker
+	var tk *lineage.Tracker
 	rpcCat := cat
 	if !c.Bool("no-lineage") {
-		tk := lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log, Mountpoint: dir})
+		tk = lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log, Mountpoint: dir})
 		defer tk.Close()
 		tracker, rpcCat = tk, tk.Wrap(cat)
 		// Runs of this host left running by a process that died while no
@@ -462,6 +463,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	})
 	if err != nil {
 		return explainMount(err)
+	}
+	if tk != nil {
+		tk.SetLinks(m.LinkTarget) // outputs written through the mount's links
 	}
 	// The hit ratio in status is that of the mount's reads: what the
 	// daemon read to start (its records) made a fresh mount show 100%.

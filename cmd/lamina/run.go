@@ -281,6 +281,19 @@ func finishRun(ctx context.Context, c *cli.Context, cat *runsCatalog, uid string
 	return cat, errors.Join(errs...)
 }
 
+// mountLinks reads the links of the mount at mnt through the kernel, for
+// a process that is not the mount's (the daemon reads its own records:
+// fs.Mount.LinkTarget).
+func mountLinks(mnt string) lineage.LinkReader {
+	if mnt == "" {
+		return nil
+	}
+	return func(key string) (string, bool) {
+		t, err := os.Readlink(filepath.Join(mnt, filepath.FromSlash(key)))
+		return t, err == nil
+	}
+}
+
 // nameJobs names a Snakemake run's job runs (the child runs the tracker
 // made, RootPID 0) by rule, from Snakemake's own records: a job its
 // metadata records done is ok, with the start and end recorded there; one
@@ -296,7 +309,8 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 	}
 	workdir := lineage.SnakemakeWorkdir(argv, r.Cwd)
 	jobs := lineage.SnakemakeJobs(workdir, r.StartedAt)
-	resolve := lineage.KeyResolver(cat.mountpoint)
+	// The mount's links are read through it: this is no FUSE handler.
+	resolve := lineage.KeyResolver(cat.mountpoint, mountLinks(cat.mountpoint))
 	keyOf := func(p string) string {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(workdir, p)
