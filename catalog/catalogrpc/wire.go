@@ -82,7 +82,7 @@ type keyArgs struct {
 
 // Protocol numbers the wire protocol: it grows when a call or an argument
 // is added that an older server would ignore or refuse.
-const Protocol = 3
+const Protocol = 4 // 4: restore_node
 
 // Hello is what a server says about itself.
 type Hello struct {
