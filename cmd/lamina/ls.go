@@ -162,15 +162,9 @@ func lsTrash(c *cli.Context, format string, cat catalog.Catalog, prefix string) 
 	}
 	// What a file holds the folder name of cannot be restored: say so,
 	// and what to do, after the listing (on stderr, as the page hint).
-	holders, bl := newBlockers(cat), blocked{}
-	by := make([]string, len(es))
-	for i, e := range es {
-		if by[i], err = holders.of(c.Context, e.Key); err != nil {
-			return err
-		}
-		if by[i] != "" {
-			bl.add(by[i], e)
-		}
+	by, bl, err := blockedBy(c.Context, cat, es)
+	if err != nil {
+		return err
 	}
 	defer bl.report(c.App.ErrWriter, "note: ")
 	if format == "json" {

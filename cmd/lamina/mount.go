@@ -775,6 +775,9 @@ func cmdUmount() *cli.Command {
 					dirs, name, st, found = other, n, lst, true
 				}
 			}
+			if err := refuseOtherInstance(c, dir, name, st, found); err != nil {
+				return err
+			}
 			if found && processAlive(st.PID) {
 				// The daemon's mount may have been detached (umount -l,
 				// another HOME's --force) and dir mounted again since:
@@ -883,6 +886,32 @@ func cmdUmount() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// refuseOtherInstance refuses `lamina --instance X umount DIR` (or
+// LAMINA_INSTANCE=X) when DIR is the mount of another instance: umount
+// goes by what is mounted at DIR, and the user who named X meant to stop
+// X, not whatever DIR holds. Without an instance named, DIR's mount goes.
+func refuseOtherInstance(c *cli.Context, dir, name string, st mountState, found bool) error {
+	want := c.String("instance")
+	if want == "" {
+		return nil
+	}
+	owner := name // its daemon's state names it (found), else ""
+	if at, ok := lfs.MountInfo(dir); ok && strings.HasPrefix(at.Source, "lamina:") && !(found && isMountOf(at, name, st)) {
+		// A daemon no state file here knows (another runtime folder, a
+		// stale mount) or another than the state's: the source names it.
+		owner = strings.TrimPrefix(at.Source, "lamina:")
+	}
+	if owner == "" || owner == want {
+		return nil
+	}
+	from := "--instance"
+	if os.Getenv("LAMINA_INSTANCE") == want {
+		from = "LAMINA_INSTANCE"
+	}
+	return exitf(1, "%s is the mount of instance %q, not of %q (which %s names): nothing unmounted; run `lamina --instance %s umount %s` to unmount it, or `lamina status` to see where %q is mounted",
+		dir, owner, want, from, owner, dir, want)
 }
 
 // refuseWhileWriting is a plain umount's answer when the daemon serves

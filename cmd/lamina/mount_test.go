@@ -1007,3 +1007,45 @@ func waitLog(t *testing.T, path, text, why string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestUmountRefusesAnotherInstancesMount: `lamina --instance n umount
+// DIR` (or LAMINA_INSTANCE=n) unmounted whatever instance DIR held. With
+// an instance named, DIR being another instance's mount is refused,
+// naming both, and nothing is unmounted; without one, DIR's mount goes.
+func TestUmountRefusesAnotherInstancesMount(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("init", "--storage", e.dir+"/storage-n", "--name", "n") // n is now the current instance
+	mntM, mntN := filepath.Join(e.dir, "mnt-m"), filepath.Join(e.dir, "mnt-n")
+	e.mount(mntM, "--instance", "m")
+	e.mount(mntN)
+	pidM, pidN := e.daemonPID("m"), e.daemonPID("n")
+	want := fmt.Sprintf("%s is the mount of instance \"m\", not of \"n\"", mntM)
+	refused := func(how string, env []string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(e.bin, args...)
+		cmd.Env = append(slices.Clone(e.env), env...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), how) {
+			t.Fatalf("lamina %s with %s: %v\n%s", strings.Join(args, " "), how, err, out)
+		}
+		for _, m := range []string{mntM, mntN} {
+			if _, ok := lfs.MountInfo(m); !ok {
+				t.Fatalf("a refused umount unmounted %s", m)
+			}
+		}
+		if !processAlive(pidM) || !processAlive(pidN) {
+			t.Fatal("a refused umount stopped a daemon")
+		}
+	}
+	refused("--instance", nil, "--instance", "n", "umount", mntM)
+	refused("--instance", nil, "umount", "--instance", "n", mntM)
+	refused("LAMINA_INSTANCE", []string{"LAMINA_INSTANCE=n"}, "umount", mntM)
+	refused("--instance", []string{"LAMINA_INSTANCE=m"}, "--instance", "n", "umount", mntM) // the flag wins
+
+	// None named (n is only the remembered current instance): DIR's mount
+	// goes, as before; the instance mounted there, named, too.
+	e.ok("umount", mntM)
+	waitExit(t, pidM, "the daemon of m did not stop")
+	e.ok("--instance", "n", "umount", mntN)
+	waitExit(t, pidN, "the daemon of n did not stop")
+}
