@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -42,6 +44,13 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	f := catalog.Filter{Prefix: prefix, Labels: multi(c, "label"), ExactLabels: c.Bool("exact"),
 		AllVersions: c.Bool("all-versions"), Order: c.String("order"), Limit: c.Int("limit")}
 	exact := c.Bool("exact")
+	// base is f.Terms without the ids placeOlder adds, to count the
+	// versions found only through them.
+	var base [][]string
+	addTerms := func(all, older []string) {
+		f.Terms = append(f.Terms, slices.Concat(all, older))
+		base = append(base, all)
+	}
 	var features map[string]catalog.Feature
 	var labels []catalog.Label
 	for _, w := range multi(c, "where") {
@@ -69,12 +78,27 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 				// A term by name, synonym or id, and unless --exact the terms
 				// below it (not for !=: "not this term" is not "none below").
 				entity := entityName(ft.Entity())
-				values, err := termValues(c.Context, in, entity, c.String("organism"), cond.Values[0], exact || cond.Op == "!=", c.App.ErrWriter)
-				if err == nil {
-					cond.Values = values
-				} else if stored, ferr := anyStored(c.Context, in, cond); ferr != nil || !stored {
-					return err
-				} // else a value stored that is no term (of this source) is found as it is stored
+				tv, err := termValues(c.Context, in, entity, c.String("organism"), cond.Values[0], exact || cond.Op == "!=", c.App.ErrWriter)
+				var nt notTermError
+				switch {
+				case err == nil:
+					cond.Values = tv.values
+					if cond.Op == "=" {
+						// The feature holds names, which terms of other
+						// sources share (HsapDv's and MmusDv's "adult
+						// stage"): the version's terms record must hold
+						// one of the ids too.
+						addTerms(tv.ids, tv.older)
+					}
+				case !errors.As(err, &nt):
+					return err // no source, or no organism picked
+				default:
+					// A value stored that is no term (of this source) is
+					// found as it is stored.
+					if stored, ferr := anyStored(c.Context, in, cond); ferr != nil || !stored {
+						return err
+					}
+				}
 			}
 		}
 		f.Where = append(f.Where, cond)
@@ -104,11 +128,11 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	}
 	for entity, values := range terms {
 		for _, v := range values {
-			ids, err := termIDs(c.Context, in, entity, c.String("organism"), v, exact, c.App.ErrWriter)
+			ids, older, err := termIDs(c.Context, in, entity, c.String("organism"), v, exact, c.App.ErrWriter)
 			if err != nil {
 				return err
 			}
-			f.Terms = append(f.Terms, ids)
+			addTerms(ids, older)
 		}
 	}
 	limit := f.Limit
@@ -121,13 +145,43 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	if more {
 		vs = vs[:limit]
 	}
+	older, err := placedOlder(c.Context, in, f, base, vs)
+	if err != nil {
+		return err
+	}
 	if err := printVersions(c, format, vs); err != nil {
 		return err
 	}
 	if more {
 		fmt.Fprintf(c.App.ErrWriter, "(showing the first %d; raise --limit for more)\n", limit)
 	}
+	if older > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "note: %s listed through an older ontology version: annotated with a term obsolete or absent in the default version, placed by its replacement or as an older version places it\n",
+			plural(older, "version"))
+	}
 	return nil
+}
+
+// placedOlder counts the versions of vs that f finds only through the ids
+// placeOlder added to its terms (base is f.Terms without them). vs is f's
+// answer, limit applied: f without those ids finds a subset, in the same
+// order, so the same limit holds every version of vs it finds.
+func placedOlder(ctx context.Context, in *instance.Instance, f catalog.Filter, base [][]string, vs []catalog.Version) (int, error) {
+	if len(vs) == 0 || slices.EqualFunc(f.Terms, base, func(a, b []string) bool { return len(a) == len(b) }) {
+		return 0, nil
+	}
+	f.Terms = base
+	found, err := in.Catalog.Find(ctx, f)
+	if err != nil {
+		return 0, err
+	}
+	n := len(vs)
+	for _, v := range vs {
+		if slices.ContainsFunc(found, func(w catalog.Version) bool { return w.UID == v.UID }) {
+			n--
+		}
+	}
+	return n, nil
 }
 
 // entityName maps the X of cat[X] (celltype, CellType, bionty.CellType,
@@ -170,8 +224,11 @@ func resolveTerm(x *ontology.Index, entity, value string) (*ontology.Term, error
 		}
 		msg += "; did you mean " + strings.Join(names, " or ") + "?"
 	}
-	return nil, exitf(1, "%s", msg) // a bad value, not bad usage (2)
+	return nil, notTermError{exitError{msg: msg, code: 1}} // a bad value, not bad usage (2)
 }
+
+// notTermError is resolveTerm's answer to a value that names no term.
+type notTermError struct{ exitError }
 
 // loadEntity loads the default source of entity; organism picks one where
 // the entity has sources for several (gene, developmental_stage).
@@ -182,61 +239,79 @@ func loadEntity(ctx context.Context, in *instance.Instance, entity, organism str
 }
 
 // termIDs returns the ids of the terms value names (see queryTerms) and,
-// unless exact, of every term below them.
-func termIDs(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) ([]string, error) {
-	ids, _, err := queryTerms(ctx, in, entity, organism, value, exact, warn)
-	return ids, err
+// unless exact, of every term below them; older are the ids placeOlder
+// adds.
+func termIDs(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) (ids, older []string, err error) {
+	ids, older, _, err = queryTerms(ctx, in, entity, organism, value, exact, warn)
+	return ids, older, err
+}
+
+// termMatch is what a query for a cat[ENTITY] feature matches: values the
+// feature holds, and the ids (with their alt ids) one of which the
+// version's terms record holds; older are those of the ids placeOlder
+// adds.
+type termMatch struct {
+	values, ids, older []string
 }
 
 // termValues returns the values a cat[ENTITY] feature can hold for the
 // term value names: the value as typed, the ids of termIDs and their alt
 // ids (curate keeps a *_ontology_term_id column's ids as ids), and their
-// names in every imported version of the entity: a version annotated
-// before a term was renamed ("fat cell", now "adipocyte") stores the
-// name of its day.
-func termValues(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) ([]string, error) {
-	ids, xs, err := queryTerms(ctx, in, entity, organism, value, exact, warn)
+// names in every imported version of the entity (for organism): a version
+// annotated before a term was renamed ("fat cell", now "adipocyte")
+// stores the name of its day.
+func termValues(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) (termMatch, error) {
+	ids, older, xs, err := queryTerms(ctx, in, entity, organism, value, exact, warn)
 	if err != nil {
-		return nil, err
+		return termMatch{}, err
 	}
-	seen := map[string]bool{}
-	var out []string
-	add := func(s string) {
-		if s != "" && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+	var m termMatch
+	seen := map[*[]string]map[string]bool{} // names apart from ids: a value typed as an id is both
+	add := func(to *[]string, s string) {
+		if seen[to] == nil {
+			seen[to] = map[string]bool{}
+		}
+		if s != "" && !seen[to][s] {
+			seen[to][s] = true
+			*to = append(*to, s)
 		}
 	}
-	add(value) // a value stored as typed still matches
-	for _, id := range ids {
-		add(id)
-		for _, x := range xs {
-			if d, ok := x.Term(id); ok && d.ID == id {
-				add(d.Name)
-				for _, alt := range d.AltIDs {
-					add(alt)
+	var names []string
+	add(&names, value) // a value stored as typed still matches
+	collect := func(ids []string, to *[]string) {
+		for _, id := range ids {
+			add(to, id)
+			for _, x := range xs {
+				if d, ok := x.Term(id); ok && d.ID == id {
+					add(&names, d.Name)
+					for _, alt := range d.AltIDs {
+						add(to, alt)
+					}
 				}
 			}
 		}
 	}
-	return out, nil
+	collect(ids, &m.ids)
+	collect(older, &m.older)
+	m.values = slices.Concat(names, m.ids, m.older)
+	return m, nil
 }
 
 // queryTerms resolves value in the default source of entity, else in
 // another imported version (a name a newer version renamed), and returns
-// the ids it stands for and the sources loaded, the default first. An
-// obsolete term the value names stays in the ids beside its replacement:
-// versions annotated before it was made obsolete carry its id; warn is
-// told when the replacement is searched too.
-func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) ([]string, []*ontology.Index, error) {
+// the ids it stands for, the ids placeOlder adds, and the sources loaded,
+// the default first. An obsolete term the value names stays in the ids
+// beside its replacement: versions annotated before it was made obsolete
+// carry its id; warn is told when the replacement is searched too.
+func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) (ids, older []string, xs []*ontology.Index, err error) {
 	x, rec, err := in.LoadOntology(ctx, entity, organism, "")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	xs := append([]*ontology.Index{x}, otherVersions(ctx, in, entity, organism, rec)...)
+	xs = append([]*ontology.Index{x}, otherVersions(ctx, in, entity, organism, rec)...)
 	var first error
 	for k, x := range xs {
-		ids, note, err := resolveQuery(x, entity, value, exact)
+		ids, root, note, err := resolveQuery(x, entity, value, exact)
 		if err != nil {
 			if first == nil {
 				first = err
@@ -245,13 +320,81 @@ func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, va
 		}
 		if k > 0 {
 			note = fmt.Sprintf("%q is no %s term of the default version; found in version %s as %s", value, entity, x.Source().Version, ids[0])
+		} else if !exact && root != "" && len(xs) > 1 {
+			older = placeOlder(xs, entity, root, ids, rec.Obsolete > 0)
 		}
 		if note != "" {
 			fmt.Fprintln(warn, "note:", note)
 		}
-		return ids, xs, nil
+		return ids, older, xs, nil
 	}
-	return nil, nil, first
+	return nil, nil, nil, first
+}
+
+// placeOlder returns the ids, beyond ids (root and the terms below it in
+// the default xs[0]), of terms obsolete or absent in the default that
+// belong below root all the same, as versions annotated under an older
+// version may carry them: an obsolete term whose replacement (followed
+// through obsolete ones) is among ids, and, when the default has no live
+// replacement, a term that another imported version has live below root.
+// obsolete says whether the default has obsolete terms.
+func placeOlder(xs []*ontology.Index, entity, root string, ids []string, obsolete bool) []string {
+	def := xs[0]
+	below := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		below[id] = true
+	}
+	var out []string
+	seen := map[string]bool{}
+	add := func(id string) {
+		if !below[id] && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	if obsolete { // else a gene table's 10^5 terms are not read for nothing
+		for _, t := range def.Source().Terms {
+			if t.Obsolete && below[replacement(def, t.ID)] {
+				add(t.ID)
+			}
+		}
+	}
+	for _, x := range xs[1:] {
+		r, ok := x.Term(root)
+		if !ok || r.Obsolete {
+			continue
+		}
+		d, err := x.Descendants(r.ID, relFor(entity))
+		if err != nil {
+			continue
+		}
+		for _, id := range d {
+			if t, ok := x.Term(id); ok && !t.Obsolete && replacement(def, id) == "" {
+				add(id)
+			}
+		}
+	}
+	return out
+}
+
+// replacement is the live term of x that stands for id: id's own when it
+// is live, else its replacement, followed through obsolete ones; "" when
+// x has no term id or no live replacement.
+func replacement(x *ontology.Index, id string) string {
+	for range 10 { // a chain of replacements; a loop is cut short
+		t, ok := x.Term(id)
+		if !ok || t.ID != id && !slices.Contains(t.AltIDs, id) {
+			return "" // a name, not an id
+		}
+		if !t.Obsolete {
+			return t.ID
+		}
+		if len(t.ReplacedBy) == 0 {
+			return ""
+		}
+		id = t.ReplacedBy[0]
+	}
+	return ""
 }
 
 // otherVersions loads the imported versions of entity besides def (for
@@ -275,22 +418,24 @@ func otherVersions(ctx context.Context, in *instance.Instance, entity, organism 
 }
 
 // resolveQuery is the ids value stands for in x: the term it names and,
-// unless exact, every term below it. For an obsolete term, its own id
-// and its replacement's (with the terms below that); note says so.
-func resolveQuery(x *ontology.Index, entity, value string, exact bool) (ids []string, note string, err error) {
+// unless exact, every term below it (root, or "" for an obsolete term
+// without replacement). For an obsolete term, its own id and its
+// replacement's (with the terms below that); note says so.
+func resolveQuery(x *ontology.Index, entity, value string, exact bool) (ids []string, root, note string, err error) {
 	st := x.Standardize(value, ontology.StandardizeOptions{})
 	if st.Obsolete == "" {
 		t, err := resolveTerm(x, entity, value)
 		if err != nil {
-			return nil, "", err
+			return nil, "", "", err
 		}
 		ids, err = withDescendants(x, entity, t.ID, exact)
-		return ids, "", err
+		return ids, t.ID, "", err
 	}
 	src := x.Source()
 	if !st.Matched() {
-		return []string{st.Obsolete}, fmt.Sprintf("%s (in %s %s): listing versions annotated with %s", st.Reason(), src.Ontology, src.Version, st.Obsolete), nil
+		return []string{st.Obsolete}, "", fmt.Sprintf("%s (in %s %s): listing versions annotated with %s", st.Reason(), src.Ontology, src.Version, st.Obsolete), nil
 	}
+	root = st.ID
 	ids, err = withDescendants(x, entity, st.ID, exact)
 	below := ""
 	if !exact {
@@ -298,7 +443,7 @@ func resolveQuery(x *ontology.Index, entity, value string, exact bool) (ids []st
 	}
 	note = fmt.Sprintf("%s is obsolete in %s %s, replaced by %s (%s): listing versions annotated with %s, or with %s%s",
 		st.Obsolete, src.Ontology, src.Version, st.ID, st.Name, st.Obsolete, st.ID, below)
-	return append([]string{st.Obsolete}, ids...), note, err
+	return append([]string{st.Obsolete}, ids...), root, note, err
 }
 
 // withDescendants is id and, unless exact, the ids of every term below it.

@@ -113,6 +113,11 @@ func TestQueryAcrossOntologyVersions(t *testing.T) {
 		{[]string{"--where", "cell_type=CL:0000003", "--exact"}, []string{"v/native.csv"}},
 		// Without --exact, also the replacement and every term below it.
 		{[]string{"--where", "cell_type=CL:0000003"}, []string{"v/fat.csv", "v/native.csv"}},
+		// CL:0000003, obsolete in v2, is placed by its replacement, cell:
+		// below cell, not below connective tissue cell.
+		{[]string{"--cell-type", "cell"}, []string{"v/fat.csv", "v/native.csv"}},
+		{[]string{"--where", "cell_type=cell"}, []string{"v/fat.csv", "v/native.csv"}},
+		{[]string{"--cell-type", "connective tissue cell"}, []string{"v/fat.csv"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			if got := lsKeys(t, e, tc.args...); !reflect.DeepEqual(got, tc.want) {
@@ -155,5 +160,73 @@ func TestWhereEmptyText(t *testing.T) {
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("ls --where %s = %v, want %v", tc.where, got, tc.want)
 		}
+	}
+}
+
+// HsapDv and MmusDv share names ("adult stage", "young adult stage") and
+// a stage feature stores names: a query for a mouse term must not list a
+// version annotated with the human term of the same name (the terms
+// record tells them apart), and without --organism a name is no term
+// until an organism is picked, not a stored value to match as typed.
+func TestWhereTermOfOneOrganism(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "developmental_stage", "--organism", "human", "--source", filepath.Join(ontologies, "hsapdv.obo"))
+	e.ok("ontology", "import", "developmental_stage", "--organism", "mouse", "--source", filepath.Join(ontologies, "mmusdv.obo"))
+	e.ok("feature", "create", "stage", "--dtype", "cat[developmental_stage]")
+	for k, a := range [][]string{
+		{"t/a.csv", "human", "adult stage"},       // HsapDv:0000258
+		{"t/c.csv", "human", "young adult stage"}, // HsapDv:0000266
+		{"t/m.csv", "mouse", "young adult stage"}, // MmusDv:0000153, part_of … mature stage
+	} {
+		e.ok("save", e.write(a[0], []byte(strings.Repeat("x", k+1)+"\n")), "--key", a[0])
+		e.ok("annotate", a[0], "--organism", a[1], "--feature", "stage="+a[2])
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--where", "stage=MmusDv:0000153", "--organism", "mouse"}, []string{"t/m.csv"}},
+		{[]string{"--where", "stage=young adult stage", "--organism", "mouse"}, []string{"t/m.csv"}},
+		{[]string{"--where", "stage=adult stage", "--organism", "mouse"}, []string{"t/m.csv"}},
+		{[]string{"--where", "stage=adult stage", "--organism", "human"}, []string{"t/a.csv", "t/c.csv"}},
+		{[]string{"--where", "stage=young adult stage", "--organism", "human"}, []string{"t/c.csv"}},
+	} {
+		if got := lsKeys(t, e, tc.args...); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ls %v = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+	for _, where := range []string{"stage=adult stage", "stage=MmusDv:0000110"} {
+		e.fails("pick one with --organism", "ls", "--where", where)
+	}
+}
+
+// A version annotated under CL 2022-12-15 with "barrier epithelial cell"
+// (CL:0000073, is_a epithelial cell), obsolete in CL 2026-03-26 (its
+// replacement, CL:0000215, obsolete too), is still below epithelial cell
+// once 2026 is the default: placed as 2022 places it, and stderr says so.
+func TestQueryPlacesTermsObsoleteInDefault(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+	e.ok("save", e.write("b.csv", []byte("b\n")), "--key", "t/b.csv")
+	e.ok("annotate", "t/b.csv", "--feature", "cell_type=barrier epithelial cell")
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cellxgene-json", "CL-ontology-v2026-03-26.json.gz"))
+	for _, args := range [][]string{
+		{"--cell-type", "epithelial cell"},
+		{"--term", "celltype=CL:0000066"},
+		{"--where", "cell_type=epithelial cell"},
+	} {
+		if got := lsKeys(t, e, args...); !reflect.DeepEqual(got, []string{"t/b.csv"}) {
+			t.Errorf("ls %v = %v, want [t/b.csv]", args, got)
+		}
+	}
+	if got := lsKeys(t, e, "--cell-type", "epithelial cell", "--exact"); len(got) != 0 {
+		t.Errorf("ls --exact of epithelial cell = %v, want nothing", got)
+	}
+	_, stderr, err := e.run("ls", "--cell-type", "epithelial cell", "--format", "json")
+	if err != nil || !strings.Contains(stderr, "note: 1 version listed through an older ontology version") {
+		t.Errorf("ls --cell-type epithelial cell: %v, stderr %q; want a note", err, stderr)
 	}
 }
