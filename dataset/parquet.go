@@ -431,12 +431,14 @@ func (c pageChecker) rowGroup(r int) (rg parquet.RowGroup, col int, err error) {
 	g := c.meta.RowGroups[r]
 	g.Columns = slices.Clone(g.Columns)
 	// the row group's own word for its size, as far as it is believable
-	// without reading it
+	// without reading it, and room for the page headers (some writers
+	// leave them out) and the footer
 	var size int64
 	for i := range g.Columns {
 		size += max(g.Columns[i].MetaData.TotalUncompressedSize, 0)
 	}
-	out.Grow(int(min(size, 64<<20)))
+	size = min(size, 64<<20)
+	out.Grow(int(size + size/8 + 64<<10))
 	for i := range g.Columns {
 		start := int64(out.Len())
 		if err := c.check(r, i, &out); err != nil {
