@@ -1,13 +1,16 @@
 package dataset
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/big"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -253,15 +256,15 @@ func readParquet(path string) (Table, error) {
 		t.Columns[i].Dtype, texts[i] = parquetColumn(leaf.Node.Type())
 		uns[i] = unsigned32(leaf.Node.Type())
 	}
-	pages := pageChecker{r: f, size: pf.Size(), meta: pf.Metadata()}
-	for r, rg := range pf.RowGroups() {
+	pages := newPageChecker(pf, f)
+	for r := range pf.RowGroups() {
+		rg, i, err := pages.rowGroup(r)
+		if err != nil {
+			return Table{}, corruptf("column %s: %v", t.Columns[i].Name, err)
+		}
 		for i, cc := range rg.ColumnChunks() {
 			s := &t.Columns[i]
-			err := pages.check(r, i)
-			if err == nil {
-				err = chunkValues(cc, func(v parquet.Value) { appendValue(s, v, texts[i], uns[i]) })
-			}
-			if err != nil {
+			if err := chunkValues(cc, func(v parquet.Value) { appendValue(s, v, texts[i], uns[i]) }); err != nil {
 				return Table{}, corruptf("column %s: %v", s.Name, err)
 			}
 		}
@@ -398,10 +401,94 @@ type pageChecker struct {
 	r    io.ReaderAt
 	size int64
 	meta *format.FileMetaData
+	pf   *parquet.File
+	buf  *[]byte // decompressed data, a page at a time
 }
 
-// check checks the pages of column i of row group rg.
-func (c pageChecker) check(rg, i int) error {
+func newPageChecker(pf *parquet.File, r io.ReaderAt) pageChecker {
+	return pageChecker{r: r, size: pf.Size(), meta: pf.Metadata(), pf: pf, buf: new([]byte)}
+}
+
+// rowGroup checks the pages of row group r and returns it for reading;
+// on an error, col is the column whose pages are damaged. A compressed
+// page must be decompressed to be checked (pageData), and parquet-go
+// would decompress it again: the row group's pages are decompressed once,
+// here, and parquet-go reads them from a file of that row group alone
+// whose chunks say they are uncompressed. (parquet-go also reads every
+// chunk of a column with the codec of the column's first chunk, whatever
+// its own says.)
+func (c pageChecker) rowGroup(r int) (rg parquet.RowGroup, col int, err error) {
+	if c.direct(r) {
+		for i := range c.meta.RowGroups[r].Columns {
+			if err := c.check(r, i, nil); err != nil {
+				return nil, i, err
+			}
+		}
+		return c.pf.RowGroups()[r], 0, nil
+	}
+	var out bytes.Buffer
+	out.WriteString("PAR1")
+	g := c.meta.RowGroups[r]
+	g.Columns = slices.Clone(g.Columns)
+	// the row group's own word for its size, as far as it is believable
+	// without reading it, and room for the page headers (some writers
+	// leave them out) and the footer
+	var size int64
+	for i := range g.Columns {
+		size += max(g.Columns[i].MetaData.TotalUncompressedSize, 0)
+	}
+	size = min(size, 64<<20)
+	out.Grow(int(size + size/8 + 64<<10))
+	for i := range g.Columns {
+		start := int64(out.Len())
+		if err := c.check(r, i, &out); err != nil {
+			return nil, i, err
+		}
+		cc := &g.Columns[i]
+		cc.FilePath, cc.FileOffset = "", start
+		cc.OffsetIndexOffset, cc.OffsetIndexLength, cc.ColumnIndexOffset, cc.ColumnIndexLength = 0, 0, 0, 0
+		m := &cc.MetaData
+		m.Codec, m.DataPageOffset, m.TotalCompressedSize = format.Uncompressed, start, int64(out.Len())-start
+		if m.DictionaryPageOffset > 0 {
+			m.DictionaryPageOffset = start
+		}
+		m.IndexPageOffset, m.BloomFilterOffset, m.BloomFilterLength = 0, 0, 0
+	}
+	meta := *c.meta
+	g.Ordinal = 0 // its position in this file
+	meta.RowGroups, meta.NumRows = []format.RowGroup{g}, g.NumRows
+	footer, err := thrift.Marshal(new(thrift.CompactProtocol), &meta)
+	if err != nil {
+		return nil, 0, err
+	}
+	out.Write(footer)
+	out.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(footer))))
+	out.WriteString("PAR1")
+	f, err := parquet.OpenFile(bytes.NewReader(out.Bytes()), int64(out.Len()), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, 0, err
+	}
+	return f.RowGroups()[0], 0, nil
+}
+
+// direct reports whether parquet-go reads row group r as it is: its
+// chunks are uncompressed or snappy (whose size is checked without
+// decompressing it), each with the codec parquet-go reads its column
+// with.
+func (c pageChecker) direct(r int) bool {
+	for i := range c.meta.RowGroups[r].Columns {
+		codec := c.meta.RowGroups[r].Columns[i].MetaData.Codec
+		if codec != c.meta.RowGroups[0].Columns[i].MetaData.Codec || codec != format.Uncompressed && codec != format.Snappy {
+			return false
+		}
+	}
+	return true
+}
+
+// check checks the pages of column i of row group rg; with out set, it
+// writes them there uncompressed (uncompress), else checks the size of
+// snappy data (snappyLen).
+func (c pageChecker) check(rg, i int, out *bytes.Buffer) error {
 	g := &c.meta.RowGroups[rg]
 	m := &g.Columns[i].MetaData
 	start := m.DataPageOffset
@@ -428,11 +515,6 @@ func (c pageChecker) check(rg, i int) error {
 		if size := int64(h.UncompressedPageSize); m.Codec != format.Uncompressed && (size < 0 || size > m.TotalUncompressedSize) {
 			return fmt.Errorf("page %d: damaged header: it says the page takes %d bytes uncompressed, and the whole column chunk %d", page, size, m.TotalUncompressedSize)
 		}
-		if m.Codec != format.Uncompressed {
-			if err := c.checkData(m.Codec, &h, start); err != nil {
-				return fmt.Errorf("page %d: %v", page, err)
-			}
-		}
 		switch {
 		case h.DictionaryPageHeader.Valid:
 			// a dictionary value takes a byte at least (a boolean a bit)
@@ -449,32 +531,90 @@ func (c pageChecker) check(rg, i int) error {
 			}
 			values -= nv
 		}
-		start += int64(h.CompressedPageSize)
+		next := start + int64(h.CompressedPageSize)
+		switch {
+		case out != nil:
+			err = c.uncompress(out, m.Codec, &h, start)
+		case m.Codec == format.Snappy:
+			err = c.checkSnappy(&h, start)
+		}
+		if err != nil {
+			return fmt.Errorf("page %d: %v", page, err)
+		}
+		start = next
 	}
 	return nil
 }
 
-// checkData checks the compressed bytes of the page whose header h ends
-// at start (checkPageData). A version 2 data page keeps its levels
-// uncompressed, ahead of its compressed values, or may not be compressed.
-func (c pageChecker) checkData(codec format.CompressionCodec, h *format.PageHeader, start int64) error {
-	var levels int64
-	if v2 := h.DataPageHeaderV2; v2.Valid {
-		if v2.V.IsCompressed.Valid && !v2.V.IsCompressed.V {
-			return nil
-		}
-		levels = int64(v2.V.DefinitionLevelsByteLength) + int64(v2.V.RepetitionLevelsByteLength)
-		if v2.V.DefinitionLevelsByteLength < 0 || v2.V.RepetitionLevelsByteLength < 0 || levels > int64(h.CompressedPageSize) || levels > int64(h.UncompressedPageSize) {
-			return fmt.Errorf("damaged header: it says the page's levels take %d and %d bytes, and the page %d", v2.V.DefinitionLevelsByteLength, v2.V.RepetitionLevelsByteLength, h.CompressedPageSize)
-		}
-	} else if !h.DataPageHeader.Valid && !h.DictionaryPageHeader.Valid {
-		return nil // an index page, which is not read
+// pageBytes reads the data of the page whose header h ends at start, and
+// says where its compressed bytes begin: at levels, or nowhere when
+// levels is -1. A version 2 data page keeps its levels uncompressed,
+// ahead of its compressed values, or may not be compressed.
+func (c pageChecker) pageBytes(h *format.PageHeader, start int64) (data []byte, levels int64, err error) {
+	data = make([]byte, h.CompressedPageSize)
+	if _, err := c.r.ReadAt(data, start); err != nil {
+		return nil, 0, err
 	}
-	data := make([]byte, int64(h.CompressedPageSize)-levels)
-	if _, err := c.r.ReadAt(data, start+levels); err != nil {
+	switch v2 := h.DataPageHeaderV2; {
+	case v2.Valid && v2.V.IsCompressed.Valid && !v2.V.IsCompressed.V:
+		return data, -1, nil
+	case v2.Valid:
+		levels := int64(v2.V.DefinitionLevelsByteLength) + int64(v2.V.RepetitionLevelsByteLength)
+		if v2.V.DefinitionLevelsByteLength < 0 || v2.V.RepetitionLevelsByteLength < 0 || levels > int64(len(data)) || levels > int64(h.UncompressedPageSize) {
+			return nil, 0, fmt.Errorf("damaged header: it says the page's levels take %d and %d bytes, and the page %d", v2.V.DefinitionLevelsByteLength, v2.V.RepetitionLevelsByteLength, h.CompressedPageSize)
+		}
+		return data, levels, nil
+	case h.DataPageHeader.Valid, h.DictionaryPageHeader.Valid:
+		return data, 0, nil
+	}
+	return data, -1, nil // an index page, which parquet-go refuses
+}
+
+// checkSnappy checks the snappy data of the page whose header h ends at
+// start says no more bytes than the header (snappyLen).
+func (c pageChecker) checkSnappy(h *format.PageHeader, start int64) error {
+	data, levels, err := c.pageBytes(h, start)
+	if err != nil || levels < 0 {
 		return err
 	}
-	return checkPageData(codec, data, int64(h.UncompressedPageSize)-levels)
+	_, err = snappyLen(data[levels:], int64(h.UncompressedPageSize)-levels)
+	return err
+}
+
+// uncompress writes to out the page whose header h ends at start, its
+// data uncompressed (pageData) and its header saying so. The page's
+// checksum, when it has one, is held to its bytes as read, as parquet-go
+// would.
+func (c pageChecker) uncompress(out *bytes.Buffer, codec format.CompressionCodec, h *format.PageHeader, start int64) error {
+	data, levels, err := c.pageBytes(h, start)
+	if err != nil {
+		return err
+	}
+	if sum := crc32.ChecksumIEEE(data); h.CRC != 0 && sum != uint32(h.CRC) {
+		return fmt.Errorf("damaged data: its checksum is %08X, and its header says %08X", sum, uint32(h.CRC))
+	}
+	switch {
+	case levels > 0:
+		var values []byte
+		if values, err = pageData(*c.buf, codec, data[levels:], int64(h.UncompressedPageSize)-levels); err == nil {
+			data = append(data[:levels:levels], values...)
+		}
+	case levels == 0:
+		if data, err = pageData(*c.buf, codec, data, int64(h.UncompressedPageSize)); codec != format.Uncompressed {
+			*c.buf = data // the next page's decompressed data takes its place
+		}
+	}
+	if err != nil {
+		return err
+	}
+	h.CompressedPageSize, h.UncompressedPageSize, h.CRC = int32(len(data)), int32(len(data)), 0
+	b, err := thrift.Marshal(new(thrift.CompactProtocol), h)
+	if err != nil {
+		return err
+	}
+	out.Write(b)
+	out.Write(data)
+	return nil
 }
 
 // header decodes the page header at start, reading no further than end;
@@ -539,14 +679,15 @@ func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) strin
 		return corruptf("the file's columns cannot be written back: %v", err)
 	}
 	pw := parquet.NewWriter(ew, schema)
-	pages := pageChecker{r: f, size: pf.Size(), meta: pf.Metadata()}
-	for r, rg := range pf.RowGroups() {
+	pages := newPageChecker(pf, f)
+	for r := range pf.RowGroups() {
+		rg, i, err := pages.rowGroup(r)
+		if err != nil {
+			return corruptf("column %s: %v", strings.Join(paths[i], "."), err)
+		}
 		n := rg.NumRows()
 		cols := make([][]parquet.Value, len(paths))
 		for i, cc := range rg.ColumnChunks() {
-			if err := pages.check(r, i); err != nil {
-				return corruptf("column %s: %v", strings.Join(paths[i], "."), err)
-			}
 			cols[i] = make([]parquet.Value, 0, min(n, 1<<20))
 			err := chunkValues(cc, func(v parquet.Value) {
 				if fn := fns[i]; fn != nil && !v.IsNull() && v.Kind() == parquet.ByteArray {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"sync"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
@@ -230,67 +232,121 @@ func checkParquetMeta(m *format.FileMetaData, dataEnd int64) error {
 	return nil
 }
 
-// checkPageData checks that the page data of a page in a chunk compressed
-// with codec decompresses to no more than the size bytes its header says,
-// decompressing it when the codec does not say its size up front. Without
-// this, parquet-go allocates a snappy page's or a zstd frame's claimed
-// size (4 GiB from a damaged byte), grows its buffer without bound for a
-// gzip, brotli or zstd page that decompresses to more, and doubles it
-// forever for an LZ4 page it cannot decompress.
-func checkPageData(codec format.CompressionCodec, data []byte, size int64) error {
+// pageData decompresses a page's data compressed with codec into buf's
+// storage, and returns it: no more than the size bytes its header says.
+// It is the page's only decompression: the page is handed to parquet-go
+// uncompressed (pageChecker.rowGroup). parquet-go allocates a snappy
+// page's or a zstd frame's claimed size (4 GiB from a damaged byte),
+// grows its buffer without bound for a gzip, brotli or zstd page that
+// decompresses to more, and doubles it forever for an LZ4 page it cannot
+// decompress.
+func pageData(buf []byte, codec format.CompressionCodec, data []byte, size int64) ([]byte, error) {
 	if size < 0 {
-		return fmt.Errorf("it says the page takes %d bytes uncompressed", size)
+		return nil, fmt.Errorf("it says the page takes %d bytes uncompressed", size)
 	}
 	var r io.Reader
 	switch codec {
+	case format.Uncompressed:
+		return data, nil
 	case format.Snappy:
-		n, err := snappy.DecodedLen(data)
+		n, err := snappyLen(data, size)
 		if err != nil {
-			return fmt.Errorf("damaged snappy data: %v", err)
+			return nil, err
 		}
-		if int64(n) > size {
-			return fmt.Errorf("its snappy data says it holds %d bytes, and its header %d", n, size)
+		b, err := snappy.Decode(slices.Grow(buf[:0], n)[:n], data)
+		if err != nil {
+			return nil, fmt.Errorf("damaged snappy data: %v", err)
 		}
-		return nil
+		return b, nil
 	case format.Lz4Raw:
-		if _, err := lz4.UncompressBlock(data, make([]byte, size)); err != nil {
-			return fmt.Errorf("damaged LZ4 data (or more than the %d bytes its header says): %v", size, err)
+		b := slices.Grow(buf[:0], int(size))[:size]
+		n, err := lz4.UncompressBlock(data, b)
+		if err != nil {
+			return nil, fmt.Errorf("damaged LZ4 data (or more than the %d bytes its header says): %v", size, err)
 		}
-		return nil
+		return b[:n], nil
 	case format.Zstd:
 		var h zstd.Header
 		if err := h.Decode(data); err != nil {
-			return fmt.Errorf("damaged zstd data: %v", err)
+			return nil, fmt.Errorf("damaged zstd data: %v", err)
 		}
 		if h.HasFCS && h.FrameContentSize > uint64(size) {
-			return fmt.Errorf("its zstd data says it holds %d bytes, and its header %d", h.FrameContentSize, size)
+			return nil, fmt.Errorf("its zstd data says it holds %d bytes, and its header %d", h.FrameContentSize, size)
 		}
 		// A streaming writer (Hadoop's, Spark's) declares its level's
 		// window whatever the page's size: up to 2^25 for level 20.
 		d, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
 			zstd.WithDecoderMaxWindow(uint64(max(size, 1<<25))))
 		if err != nil {
-			return fmt.Errorf("damaged zstd data: %v", err)
+			return nil, fmt.Errorf("damaged zstd data: %v", err)
 		}
 		defer d.Close()
 		r = d
 	case format.Gzip:
-		z, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return fmt.Errorf("damaged gzip data: %v", err)
+		z, _ := gzipReaders.Get().(*gzip.Reader)
+		if z == nil {
+			z = new(gzip.Reader)
 		}
+		if err := z.Reset(bytes.NewReader(data)); err != nil {
+			return nil, fmt.Errorf("damaged gzip data: %v", err)
+		}
+		defer gzipReaders.Put(z)
 		r = z
 	case format.Brotli:
-		r = brotli.NewReader(bytes.NewReader(data))
-	default: // uncompressed, or a codec parquet-go refuses itself
-		return nil
+		b, _ := brotliReaders.Get().(*brotli.Reader)
+		if b == nil {
+			b = brotli.NewReader(nil)
+		}
+		b.Reset(bytes.NewReader(data))
+		defer brotliReaders.Put(b)
+		r = b
+	default: // a codec parquet-go does not read either
+		return nil, fmt.Errorf("its column chunk is compressed with %s, which is not read", codec)
 	}
-	n, err := io.Copy(io.Discard, io.LimitReader(r, size+1))
+	// read up to one byte past the header's size, to see there is no more
+	b, err := readUpTo(buf[:0], r, size+1)
 	if err != nil {
-		return fmt.Errorf("damaged %s data: %v", codec, err)
+		return nil, fmt.Errorf("damaged %s data: %v", codec, err)
 	}
-	if n > size {
-		return fmt.Errorf("its %s data holds more than the %d bytes its header says", codec, size)
+	if int64(len(b)) > size {
+		return nil, fmt.Errorf("its %s data holds more than the %d bytes its header says", codec, size)
 	}
-	return nil
+	return b, nil
+}
+
+// snappyLen returns the length snappy data says it decompresses to, no
+// more than size.
+func snappyLen(data []byte, size int64) (int, error) {
+	n, err := snappy.DecodedLen(data)
+	if err != nil {
+		return 0, fmt.Errorf("damaged snappy data: %v", err)
+	}
+	if int64(n) > size {
+		return 0, fmt.Errorf("its snappy data says it holds %d bytes, and its header %d", n, size)
+	}
+	return n, nil
+}
+
+// The readers of gzip and brotli pages, kept for the next page: a
+// brotli reader allocates its window anew otherwise.
+var gzipReaders, brotliReaders sync.Pool
+
+// readUpTo appends to b what r holds, n bytes at most. b grows as the
+// data comes, not to a size a damaged header claims.
+func readUpTo(b []byte, r io.Reader, n int64) ([]byte, error) {
+	end := int64(len(b)) + n
+	for int64(len(b)) < end {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, int(min(max(int64(cap(b)), 4096), end-int64(len(b)))))
+		}
+		m, err := r.Read(b[len(b):min(int64(cap(b)), end)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -332,5 +333,108 @@ func TestRewriteParquetNoColumns(t *testing.T) {
 	// file says 0 (as it did when the rows were written in one slice).
 	if _, err := dataset.Describe(out); err != nil {
 		t.Errorf("the rewritten file: %v", err)
+	}
+}
+
+// parquet-go reads every chunk of a column with the codec of the
+// column's first chunk, whatever a chunk's own metadata says: a second
+// row group saying UNCOMPRESSED, its page not checked as compressed data,
+// had its zstd bomb decompressed by parquet-go with the first row group's
+// ZSTD (256 MiB allocated). Each chunk is now read with its own codec,
+// decompressed once, by the page checks.
+func TestParquetChunkCodecsDiffer(t *testing.T) {
+	const rows = 16
+	plain := make([]byte, 8*rows)
+	for i := range rows {
+		binary.LittleEndian.PutUint64(plain[8*i:], uint64(i))
+	}
+	two := func(codec format.CompressionCodec, page []byte) string {
+		b, err := os.ReadFile(handParquet(t, format.Zstd, zstdRaw(plain), int32(len(plain)), rows, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, footer := footerOf(t, b)
+		var m format.FileMetaData
+		if err := thrift.Unmarshal(new(thrift.CompactProtocol), footer, &m); err != nil {
+			t.Fatal(err)
+		}
+		h, err := thrift.Marshal(new(thrift.CompactProtocol), &format.PageHeader{
+			Type: format.DataPage, UncompressedPageSize: int32(len(plain)), CompressedPageSize: int32(len(page)),
+			DataPageHeader: thrift.New(format.DataPageHeader{NumValues: rows, Encoding: format.Plain,
+				DefinitionLevelEncoding: format.RLE, RepetitionLevelEncoding: format.RLE}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := m.RowGroups[0]
+		g.Columns = slices.Clone(g.Columns)
+		c := &g.Columns[0].MetaData
+		c.Codec, c.DataPageOffset, c.TotalCompressedSize = codec, int64(len(data)), int64(len(h)+len(page))
+		c.TotalUncompressedSize = int64(len(h) + len(plain))
+		g.Columns[0].FileOffset, g.Ordinal = c.DataPageOffset, 1
+		m.RowGroups, m.NumRows = append(m.RowGroups, g), 2*rows
+		footer, err = thrift.Marshal(new(thrift.CompactProtocol), &m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return withFooter(t, append(append(data, h...), page...), footer)
+	}
+	p := two(format.Uncompressed, zstdRLE(2048))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := dataset.Tables(p)
+	rerr := dataset.RewriteParquet(p, io.Discard, nil)
+	runtime.ReadMemStats(&after)
+	for _, err := range []error{err, rerr} {
+		if !errors.Is(err, dataset.ErrCorrupt) {
+			t.Errorf("%v; want ErrCorrupt", err)
+		}
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+		t.Errorf("allocated %d MiB", d>>20)
+	}
+	// Intact, a ZSTD row group then an uncompressed or a snappy one reads.
+	for _, codec := range []format.CompressionCodec{format.Uncompressed, format.Snappy} {
+		page := plain
+		if codec == format.Snappy {
+			page = snappyLiteral(plain)
+		}
+		ts, err := dataset.Tables(two(codec, page))
+		if err != nil || ts[0].NRows != 2*rows || ts[0].Columns[0].Ints[2*rows-1] != rows-1 {
+			t.Errorf("ZSTD then %v: %v", codec, err)
+		}
+	}
+}
+
+// A compressed page's checksum is held to its bytes, as parquet-go
+// holds it when it decompresses the page itself.
+func TestParquetPageChecksum(t *testing.T) {
+	const rows = 16
+	plain := make([]byte, 8*rows)
+	page := zstdRaw(plain)
+	b, err := os.ReadFile(handParquet(t, format.Zstd, page, int32(len(plain)), rows, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, footer := footerOf(t, b)
+	h, err := thrift.Marshal(new(thrift.CompactProtocol), &format.PageHeader{
+		Type: format.DataPage, UncompressedPageSize: int32(len(plain)), CompressedPageSize: int32(len(page)), CRC: 1,
+		DataPageHeader: thrift.New(format.DataPageHeader{NumValues: rows, Encoding: format.Plain,
+			DefinitionLevelEncoding: format.RLE, RepetitionLevelEncoding: format.RLE}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m format.FileMetaData
+	if err := thrift.Unmarshal(new(thrift.CompactProtocol), footer, &m); err != nil {
+		t.Fatal(err)
+	}
+	m.RowGroups[0].Columns[0].MetaData.TotalCompressedSize = int64(len(h) + len(page))
+	if footer, err = thrift.Marshal(new(thrift.CompactProtocol), &m); err != nil {
+		t.Fatal(err)
+	}
+	_, err = dataset.Tables(withFooter(t, append(append(data[:4:4], h...), page...), footer))
+	if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), "column x: ") || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("%v; want ErrCorrupt with a checksum", err)
 	}
 }

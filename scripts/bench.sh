@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # make bench: every benchmark with its baseline, in one run. Figures go to
 # stdout; BENCHMARKS.md records them with the command of each section.
-# BENCH=foundation,ontology,query,mount,postgres,lineage,s3 picks sections (default: all).
+# BENCH=foundation,ontology,dataset,query,mount,postgres,lineage,s3 picks sections (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want=",${BENCH:-foundation,ontology,query,mount,postgres,lineage,s3},"
+want=",${BENCH:-foundation,ontology,dataset,query,mount,postgres,lineage,s3},"
 section() { case "$want" in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 if section foundation; then
@@ -18,6 +18,11 @@ if section ontology; then
   # descendants, with and without index files; docs/ontology-bench.md.
   echo "## Ontologies in a CLI process: go test -bench BenchmarkOntologyCLI ./cmd/lamina/"
   go test -run '^$' -bench BenchmarkOntologyCLI -benchtime 10x ./cmd/lamina/
+fi
+if section dataset; then
+  # Parquet tables read whole, per codec (wall and CPU time a read).
+  echo "## Datasets: go test -bench ReadParquet ./dataset/"
+  go test -run '^$' -bench ReadParquet -benchmem ./dataset/
 fi
 if section query; then
   # Queries over 100,000 annotated versions (issue 7), in process and as
