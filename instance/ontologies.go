@@ -78,8 +78,11 @@ type OntologyImportOptions struct {
 	Organism  string // human or mouse, for per-organism entities
 	Version   string // overrides the version the file names
 	NoDefault bool   // keep the current default (the first source of an entity is default regardless)
-	Client    *http.Client
-	Progress  cache.Progress // told of bytes read; may be nil
+	// AllowDangling imports a source that looks cut (parents in its own
+	// prefix that it defines nowhere), with a warning.
+	AllowDangling bool
+	Client        *http.Client
+	Progress      cache.Progress // told of bytes read; may be nil
 }
 
 // OntologyImport is the outcome of ImportOntology.
@@ -114,7 +117,7 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 	if o.Progress != nil {
 		r = &progressReader{r: r, fn: o.Progress}
 	}
-	src, err := ontology.Read(r, location, ontology.ImportOptions{Entity: o.Entity, Organism: o.Organism, Version: o.Version})
+	src, err := ontology.Read(r, location, ontology.ImportOptions{Entity: o.Entity, Organism: o.Organism, Version: o.Version, AllowDangling: o.AllowDangling})
 	rc.Close()
 	if err != nil {
 		return OntologyImport{}, err

@@ -101,9 +101,9 @@ func parseOBO(in *input, name string) (*oboFile, error) {
 func (p *oboParser) next() (string, bool, error) {
 	var acc string
 	for {
-		s, err := p.in.r.ReadString('\n')
+		s, err := p.in.readLine()
 		if err != nil && err != io.EOF {
-			return "", false, readErr(p.name, p.line+1, err)
+			return "", false, p.in.readErr(p.line+1, err)
 		}
 		if s == "" && err == io.EOF {
 			if acc != "" {
@@ -118,6 +118,9 @@ func (p *oboParser) next() (string, bool, error) {
 		s = strings.TrimRight(s, "\r\n")
 		if n := trailingBackslashes(s); n%2 == 1 && err == nil {
 			acc += s[:len(s)-1]
+			if len(acc) > maxOWLLine || len(acc) > maxLine && !strings.HasPrefix(acc, "owl-axioms:") {
+				return "", false, p.in.readErr(p.line, errLongLine)
+			}
 			continue
 		}
 		return acc + s, true, nil

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -43,6 +44,8 @@ func TestImportRealSources(t *testing.T) {
 		// module's from the ids it holds.
 		{"blood_slim", "", []string{"ontologies", "extra", "cl-blood_and_immune_upper_slim.obo"}, "CL", "2026-06-08", 1078, 0},
 		{"uberon_module", "", []string{"ontologies", "extra", "uberon-module-from-mondo.obo.gz"}, "UBERON", "2021-08-03", 7577, 0},
+		{"tissue", "", []string{"ontologies", "uberon-efo-slim.obo"}, "UBERON", "", 613, 2},
+		{"pathway", "", []string{"ontologies", "go-slim-generic.obo"}, "GO", "", 145, -1},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.path, "/"), func(t *testing.T) {
@@ -53,7 +56,7 @@ func TestImportRealSources(t *testing.T) {
 					obs++
 				}
 			}
-			if len(src.Terms) != tc.terms || obs != tc.obsolete {
+			if len(src.Terms) != tc.terms || (tc.obsolete >= 0 && obs != tc.obsolete) {
 				t.Errorf("%d terms (%d obsolete), want %d (%d)", len(src.Terms), obs, tc.terms, tc.obsolete)
 			}
 			if tc.ontology != "" && src.Ontology != tc.ontology {
@@ -64,6 +67,13 @@ func TestImportRealSources(t *testing.T) {
 			}
 			if src.Entity != tc.entity || len(src.Digest) != 64 || src.Version == "" {
 				t.Errorf("entity %q digest %q version %q", src.Entity, src.Digest, src.Version)
+			}
+			// Slims and import modules included, every parent in the
+			// file's own prefix is defined in it (checkDangling).
+			for _, w := range src.Warnings {
+				if strings.Contains(w, "defined nowhere") {
+					t.Errorf("warning %q", w)
+				}
 			}
 			// Only the cellxgene JSON mixes is_a and part_of in its
 			// parents, and the source says so.
@@ -265,7 +275,7 @@ func TestImportURL(t *testing.T) {
 	}
 	_, err = ontology.Import(ctx, srv.URL+"/truncated.obo.gz", ontology.ImportOptions{Entity: "phenotype"})
 	var se *ontology.SyntaxError
-	if !errors.As(err, &se) || se.File != srv.URL+"/truncated.obo.gz" || se.Line <= 0 {
+	if !errors.As(err, &se) || se.File != srv.URL+"/truncated.obo.gz" || se.Line <= 0 || !strings.Contains(err.Error(), "truncated gzip") {
 		t.Errorf("truncated download: %v", err)
 	}
 	_, err = ontology.Import(ctx, srv.URL+"/missing.obo", ontology.ImportOptions{Entity: "phenotype"})
@@ -332,3 +342,78 @@ func TestEncodingAndCutLastLine(t *testing.T) {
 		})
 	}
 }
+
+// A plain (not gzip) download cut short is not called a truncated gzip.
+func TestImportURLCutShort(t *testing.T) {
+	body, err := os.ReadFile(dataPath("ontologies", "cl-basic.obo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Promise the whole file, send a third: the client sees the
+		// connection end early (io.ErrUnexpectedEOF).
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.Write(body[:len(body)/3])
+	}))
+	defer srv.Close()
+	_, err = ontology.Import(context.Background(), srv.URL+"/cl-basic.obo", ontology.ImportOptions{Entity: "celltype"})
+	var se *ontology.SyntaxError
+	if !errors.As(err, &se) || se.Line <= 0 || !errors.Is(err, io.ErrUnexpectedEOF) ||
+		!strings.Contains(err.Error(), "input ends early") || strings.Contains(err.Error(), "gzip") {
+		t.Errorf("plain download cut short: %v; want a SyntaxError with a line, saying it ends early, not gzip", err)
+	}
+}
+
+// An OBO file cut at a line boundary parses cleanly; its parents in its
+// own prefix that no stanza defines give it away, and the import is
+// refused unless AllowDangling, which imports it with a warning.
+func TestImportRefusesCutFile(t *testing.T) {
+	body, err := os.ReadFile(dataPath("ontologies", "cl-basic.obo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := body[:600000]
+	cut = cut[:bytes.LastIndexByte(cut, '\n')+1] // head -c 600000 | sed '$d'
+	p := filepath.Join(t.TempDir(), "t.obo")
+	if err := os.WriteFile(p, cut, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	src, err := ontology.Import(ctx, p, ontology.ImportOptions{Entity: "celltype"})
+	var se *ontology.SyntaxError
+	want := "104 of the 573 parents in CL are defined nowhere in the file (CL:0002251, CL:0002252, CL:0002253, …): is it truncated?"
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--allow-dangling") {
+		t.Fatalf("cut CL: %v (%d terms); want %q", err, len(src.Terms), want)
+	}
+	src, err = ontology.Import(ctx, p, ontology.ImportOptions{Entity: "celltype", AllowDangling: true})
+	if err != nil || len(src.Terms) != 1303 || !slices.ContainsFunc(src.Warnings, func(w string) bool { return strings.Contains(w, want) }) {
+		t.Fatalf("cut CL with AllowDangling: %v, warnings %q", err, src.Warnings)
+	}
+	// Reading without an entity only warns.
+	if src, err := ontology.ReadOBO(bytes.NewReader(cut), "t.obo"); err != nil || !slices.ContainsFunc(src.Warnings, func(w string) bool { return strings.Contains(w, want) }) {
+		t.Errorf("ReadOBO of cut CL: %v", err)
+	}
+}
+
+// A line over the cap is refused with its file and line, in an OBO file
+// and a table, before it is all in memory.
+func TestLongLineRefused(t *testing.T) {
+	long := strings.Repeat("a", 2<<20)
+	for _, tc := range []struct{ name, text, want string }{
+		{"long.obo", "format-version: 1.2\n\n[Term]\nid: X:1\nname: " + long + "\n", "long.obo:5: line longer than 1 MiB"},
+		{"long.obo", "format-version: 1.2\n\n[Term]\nid: X:1\nname: a\\\n" + long + "\n", "long.obo:6: line longer than 1 MiB"},
+		{"long.tsv", strings.Join(goColumnsForTest, "\t") + "\nGO:1\t" + long + "\n", "long.tsv:2: line longer than 1 MiB"},
+	} {
+		_, err := ontology.Read(strings.NewReader(tc.text), tc.name, ontology.ImportOptions{Entity: "custom"})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want %q", tc.name, err, tc.want)
+		}
+	}
+	// A line just under the cap is fine.
+	ok := "format-version: 1.2\n\n[Term]\nid: X:1\nname: " + long[:1<<20-100] + "\n"
+	if _, err := ontology.Read(strings.NewReader(ok), "ok.obo", ontology.ImportOptions{Entity: "custom"}); err != nil {
+		t.Errorf("line under the cap: %v", err)
+	}
+}
+
+var goColumnsForTest = []string{"go_id", "name", "namespace", "definition", "synonyms", "alt_ids", "is_a", "part_of", "regulates", "negatively_regulates", "positively_regulates", "is_obsolete"}

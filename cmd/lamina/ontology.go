@@ -73,6 +73,7 @@ func cmdOntologyImport() *cli.Command {
 			organismFlag(),
 			&cli.StringFlag{Name: "version", Usage: "version name to record instead of the one the file gives"},
 			&cli.BoolFlag{Name: "no-default", Usage: "keep the current default version of the entity"},
+			&cli.BoolFlag{Name: "allow-dangling", Usage: "import a file whose parents in its own prefix are defined nowhere in it (a cut file, usually), with a warning"},
 			formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
@@ -100,7 +101,7 @@ func cmdOntologyImport() *cli.Command {
 			bar := newProgress("importing", total, format == "json")
 			res, err := in.ImportOntology(c.Context, location, instance.OntologyImportOptions{
 				Entity: c.Args().First(), Organism: c.String("organism"), Version: c.String("version"),
-				NoDefault: c.Bool("no-default"), Client: httpClient(), Progress: bar.Func(),
+				NoDefault: c.Bool("no-default"), AllowDangling: c.Bool("allow-dangling"), Client: httpClient(), Progress: bar.Func(),
 			})
 			bar.Done()
 			if err != nil {

@@ -300,6 +300,12 @@ func TestOntologyMalformed(t *testing.T) {
 	zw.Write([]byte("format-version: 1.2\n\n[Term]\nid: X:1\nname: one \\q escape\n"))
 	zw.Close()
 	escape := e.write("escape.obo.gz", bad.Bytes())
+	cl, err := os.ReadFile(filepath.Join(ontologies, "cl-basic.obo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl = cl[:600000]
+	cut := e.write("cut.obo", cl[:bytes.LastIndexByte(cl, '\n')+1]) // cut at a line boundary: parses cleanly
 
 	before := e.registryState()
 	srv := httptest.NewServer(http.NotFoundHandler())
@@ -312,6 +318,7 @@ func TestOntologyMalformed(t *testing.T) {
 		{"truncated gzip", "phenotype", truncated, []string{truncated + ":", "truncated"}},
 		{"stanza without id", "custom", noID, []string{noID + ":7"}},
 		{"unknown escape", "custom", escape, []string{escape + ":5"}},
+		{"cut at a line boundary", "cut", cut, []string{cut + ": 104 of the 573 parents in CL are defined nowhere in the file (CL:0002251", "truncated?", "--allow-dangling"}},
 		{"compliance: two names in 1.4", "custom", filepath.Join(ontologies, "obo-compliance", "invalid-name-duplicate", "invalid-name-duplicate.obo"),
 			[]string{"invalid-name-duplicate.obo:7", "OBO 1.4 allows one"}},
 		{"unreachable URL", "celltype", closed, []string{closed, "connection refused"}},
@@ -331,6 +338,11 @@ func TestOntologyMalformed(t *testing.T) {
 	}
 	if ss := e.sources(); len(ss) != 1 {
 		t.Fatalf("sources after failed imports: %+v", ss)
+	}
+	// --allow-dangling imports the cut file, with the warning on stderr.
+	out, stderr, err := e.run("ontology", "import", "cut", "--source", cut, "--allow-dangling")
+	if err != nil || !strings.Contains(out, "1303 terms") || !strings.Contains(stderr, "warning: "+cut+": 104 of the 573 parents in CL") {
+		t.Errorf("--allow-dangling: %v\nstdout: %s\nstderr: %s", err, out, stderr)
 	}
 }
 
