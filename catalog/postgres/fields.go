@@ -24,7 +24,10 @@ var versionFields = map[string]versionField{
 	"description":    {text: `COALESCE(v.rec->>'description', '')`, ok: `true`},
 	"version":        {text: `v.n::text`, num: `v.n::numeric`, ok: `true`},
 	"size":           {text: `COALESCE(v.rec->>'size', '0')`, num: `COALESCE(v.rec->>'size', '0')::numeric`, ok: `true`},
-	"n_observations": {text: `(v.rec->>'n_observations')`, num: `(v.rec->>'n_observations')::numeric`, ok: `COALESCE((v.rec->>'n_observations')::bigint, 0) > 0`},
+	// Known for a table (a record with a shape), 0 rows too: the record
+	// leaves a 0 out (catalog.Version.HasNObservations).
+	"n_observations": {text: `COALESCE(v.rec->>'n_observations', '0')`, num: `COALESCE(v.rec->>'n_observations', '0')::numeric`,
+		ok: `(COALESCE((v.rec->>'n_observations')::bigint, 0) > 0 OR v.rec->'shape' IS NOT NULL)`},
 	// Times compare as instants, which their text (RFC 3339, any
 	// offset) does not order: only ^= (on the text Go formats alike) is
 	// SQL's; the other operators stay in Go.
