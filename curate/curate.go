@@ -7,7 +7,9 @@
 // curated version can be annotated with them.
 //
 // It reads tables with package dataset and matches values with package
-// ontology; it knows nothing of catalogs or storage.
+// ontology; of catalogs it uses only the rules values are stored by
+// (catalog.Normalize), so that a value curate passes is one annotate
+// takes. It knows nothing of storage.
 package curate
 
 import (
@@ -18,9 +20,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
+	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/dataset"
 	"github.com/lamina-bio/lamina/ontology"
 )
@@ -404,42 +406,35 @@ func validateColumn(col *dataset.Series, f Field, slot string, o Options) (Colum
 }
 
 // checkType says why text v of a column stored as have does not fit
-// dtype, or "" when it fits.
+// dtype, or "" when it fits. A value fits when the catalog would store it
+// (catalog.Normalize, which `lamina annotate` and --where use): " 7 " is
+// an int, as annotate --feature batch=" 7 " takes it.
 func checkType(dtype, have, v string) string {
 	switch dtype {
 	case "str":
 		return ""
+	case "int", "float", "bool", "date", "datetime":
+		if _, _, err := catalog.Normalize(dtype, v); err == nil {
+			return ""
+		}
+		if _, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && dtype == "float" {
+			return "" // NaN, pandas' missing value, or inf: a float column holds them
+		}
+	default:
+		return fmt.Sprintf("unknown dtype %s", dtype)
+	}
+	switch dtype {
 	case "int":
-		_, err := strconv.ParseInt(v, 10, 64)
-		if err == nil {
-			return ""
-		}
-		if errors.Is(err, strconv.ErrRange) { // a uint64 id or a wide DECIMAL: the catalog's ints are int64
+		if _, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); errors.Is(err, strconv.ErrRange) { // a uint64 id or a wide DECIMAL: the catalog's ints are int64
 			return "an integer out of the int range (-9223372036854775808 to 9223372036854775807)"
-		}
-		if f, err := strconv.ParseFloat(v, 64); err == nil && f == float64(int64(f)) {
-			return ""
 		}
 		return "not an integer"
 	case "float":
-		if _, err := strconv.ParseFloat(v, 64); err == nil {
-			return ""
-		}
 		return "not a number"
 	case "bool":
-		if _, err := strconv.ParseBool(v); err == nil {
-			return ""
-		}
 		return "not true or false"
-	case "date", "datetime":
-		for _, layout := range []string{"2006-01-02", time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05"} {
-			if _, err := time.Parse(layout, v); err == nil {
-				return ""
-			}
-		}
-		return "not a date (2006-01-02) or time (RFC 3339)"
 	}
-	return fmt.Sprintf("unknown dtype %s", dtype)
+	return "not a date (2006-01-02) or time (RFC 3339)"
 }
 
 func closeLabels(v string, labels []string) []string {

@@ -434,3 +434,26 @@ func parquetTables[T any](t *testing.T, rows []T) []dataset.Table {
 	}
 	return ts
 }
+
+// Numbers, booleans and dates with white space around them fit their
+// dtype, as `lamina annotate` and --where take them (" 7 " is 7), and so
+// does an int written as a float; a fraction is no int.
+func TestTypesTrimLikeAnnotate(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in.csv")
+	os.WriteFile(in, []byte("batch,score,ok,day\n\" 7 \",\" 7.5 \",\" true \",\" 2026-01-05 \"\n3.0,NaN,false,2026-01-05T10:00\n2.5,x,maybe,soon\n"), 0o644)
+	s := curate.Schema{Name: "s", Fields: []curate.Field{{Name: "batch", Dtype: "int"}, {Name: "score", Dtype: "float"},
+		{Name: "ok", Dtype: "bool"}, {Name: "day", Dtype: "date"}}}
+	ts, err := dataset.Tables(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := curate.Validate(ts, dataset.CSV, s, curate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range r.Columns {
+		if c.Valid != 2 || len(c.Failed) != 1 {
+			t.Errorf("%s: %d valid, failed %+v; want 2 valid and the last row failed", c.Feature, c.Valid, c.Failed)
+		}
+	}
+}
