@@ -279,6 +279,9 @@ func normalize(dtype, value string) (string, []byte, error) {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return "", nil, bad("a finite number (inf and nan cannot be stored)")
 		}
+		if f == 0 {
+			f = 0 // -0 is 0: its text and key were -0's, which score=0 missed
+		}
 		return strconv.FormatFloat(f, 'g', -1, 64), numKey(f), nil
 	case "bool":
 		b, err := strconv.ParseBool(strings.TrimSpace(value))
@@ -383,6 +386,27 @@ func condKey(dtype, op, value string) ([]byte, error) {
 		return fk, nil
 	}
 	return nil, err
+}
+
+// negZeroKey is the key a float -0 had before normalize made it 0: just
+// below 0's, with no other key between. Catalogs may still hold it.
+var negZeroKey = numKey(math.Copysign(0, -1))
+
+// condKeys are the index keys a condition's value matches (condKey's),
+// with a stored -0 (negZeroKey) taken as the 0 it is: = and != 0 match it
+// too, < 0 excludes it and >= 0 includes it (the bound moves to it).
+func condKeys(dtype, op, value string) ([][]byte, error) {
+	k, err := condKey(dtype, op, value)
+	if err != nil || dtype != "float" || !bytes.Equal(k, numKey(0)) {
+		return [][]byte{k}, err
+	}
+	switch op {
+	case "=", "!=":
+		return [][]byte{k, negZeroKey}, nil
+	case "<", ">=":
+		return [][]byte{negZeroKey}, nil
+	}
+	return [][]byte{k}, nil
 }
 
 // intBound is the int that bounds an int as the number value, which is no
@@ -539,7 +563,8 @@ var builtins = map[string]string{
 // builtinValue is v's value of a version field, and whether v has it. A
 // text field v lacks (no suffix, otype or description) is the empty
 // string, as show prints it: "suffix=" finds the keys without a suffix and
-// "suffix!=" those with one. Only n_observations can be missing (0).
+// "suffix!=" those with one. Only n_observations can be missing: a
+// version of no table (HasNObservations).
 func builtinValue(v Version, field string) (string, bool) {
 	switch field {
 	case "key":
@@ -559,7 +584,7 @@ func builtinValue(v Version, field string) (string, bool) {
 	case "kind":
 		return v.Kind, true
 	case "n_observations":
-		return strconv.FormatInt(v.NObservations, 10), v.NObservations > 0
+		return strconv.FormatInt(v.NObservations, 10), v.HasNObservations()
 	case "created_by":
 		return v.CreatedBy, true
 	case "description":

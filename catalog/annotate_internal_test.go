@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -76,6 +77,36 @@ func TestNumberKeysOrder(t *testing.T) {
 				if bytes.HasPrefix(long, append(short[:len(short):len(short)], 0)) {
 					t.Fatalf("key %x followed by 0 is a prefix of %x", short, long)
 				}
+			}
+		}
+	}
+}
+
+// TestCondKeysOldNegativeZero: a -0 stored before normalize made it 0
+// keeps its key (negZeroKey, just below 0's); conditions on 0 take it as
+// 0, as the index ranges of both stores compare it.
+func TestCondKeysOldNegativeZero(t *testing.T) {
+	matches := func(op string, wants [][]byte, have []byte) bool {
+		switch op {
+		case "=":
+			return slices.ContainsFunc(wants, func(w []byte) bool { return bytes.Equal(w, have) })
+		case "!=":
+			return !slices.ContainsFunc(wants, func(w []byte) bool { return bytes.Equal(w, have) })
+		}
+		return compareKeys(op, have, wants[0])
+	}
+	for _, op := range []string{"=", "!=", "<", "<=", ">", ">="} {
+		wants, err := condKeys("float", op, "0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := matches(op, wants, negZeroKey), matches(op, wants, numKey(0)); got != want {
+			t.Errorf("score%s0: a stored -0 matches %v, a 0 %v", op, got, want)
+		}
+		for _, f := range []float64{-1e-300, 1e-300} { // the neighbours answer as before
+			k, _ := condKey("float", op, "0")
+			if got, want := matches(op, wants, numKey(f)), matches(op, [][]byte{k}, numKey(f)); got != want {
+				t.Errorf("score%s0: %g matches %v, want %v", op, f, got, want)
 			}
 		}
 	}

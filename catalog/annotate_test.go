@@ -1,6 +1,7 @@
 package catalog_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -76,6 +77,27 @@ func TestParseDtype(t *testing.T) {
 		got, err := catalog.ParseDtype(in)
 		if got != want || (want == "") != (err != nil) || err != nil && !errors.Is(err, catalog.ErrInvalid) {
 			t.Errorf("ParseDtype(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+// TestShownZeroObservations: a table of 0 rows shows n_observations 0; a
+// version of no table (a record from before, too) shows none.
+func TestShownZeroObservations(t *testing.T) {
+	for _, tc := range []struct {
+		v    catalog.Version
+		want string
+	}{
+		{catalog.Version{Shape: []int64{0, 2}}, `"n_observations":0`},
+		{catalog.Version{NObservations: 5, Shape: []int64{5, 2}}, `"n_observations":5`},
+		{catalog.Version{}, ``},
+	} {
+		b, err := json.Marshal(catalog.Shown(tc.v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(b), `"n_observations"`); tc.want == "" && n != 0 || tc.want != "" && (n != 1 || !strings.Contains(string(b), tc.want)) {
+			t.Errorf("Shown(%+v) = %s, want %s", tc.v, b, tc.want)
 		}
 	}
 }

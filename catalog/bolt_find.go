@@ -303,11 +303,11 @@ func (t txn) featureCond(f Feature, c Cond) (source, error) {
 		if c.Op == "^=" {
 			dt = "str"
 		}
-		k, err := condKey(dt, c.Op, raw)
+		ks, err := condKeys(dt, c.Op, raw)
 		if err != nil {
 			return source{}, fmt.Errorf("--where %s%s%s: %w", c.Field, c.Op, raw, err)
 		}
-		wants = append(wants, k)
+		wants = append(wants, ks...)
 	}
 	valueRange := func(w []byte) indexRange {
 		return indexRange{bk: bk, prefix: append(append(append([]byte(nil), prefix...), w...), 0)}

@@ -121,21 +121,34 @@ func ModeOf(perm uint32) uint32 {
 
 // ShownVersion is a Version as users read it (sidecars, `--format json`):
 // "mode" is the permission bits chmod set, absent for the default 0644
-// and 0 for none, where the record keeps ModeNone.
+// and 0 for none, where the record keeps ModeNone; "n_observations" is
+// there for a table of 0 rows too.
 type ShownVersion struct {
 	Version
 	Mode *uint32 `json:"mode,omitempty"`
+	// NObservations is present when known (HasNObservations), 0 too.
+	NObservations *int64 `json:"n_observations,omitempty"`
 }
 
 // Shown is v as users read it.
 func Shown(v Version) ShownVersion {
 	s := ShownVersion{Version: v}
+	if v.HasNObservations() {
+		n := v.NObservations
+		s.NObservations = &n
+	}
 	if v.Mode != 0 {
 		perm := Perm(v.Mode)
 		s.Mode = &perm
 	}
 	return s
 }
+
+// HasNObservations reports whether v's NObservations is known: a table
+// (one with a Shape, whose first number it is) of 0 rows has 0; a version
+// of no table has none. The records keep 0 as absent (omitempty), as
+// they always have, so the Shape tells the two apart.
+func (v Version) HasNObservations() bool { return v.NObservations > 0 || len(v.Shape) > 0 }
 
 // Stem is the uid part shared by every version of the artifact.
 func (v Version) Stem() string { return v.UID[:ref.StemLen] }

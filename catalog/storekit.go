@@ -29,6 +29,10 @@ func Normalize(dtype, value string) (text string, key []byte, err error) {
 // is no integer, that number's.
 func CondKey(dtype, op, value string) ([]byte, error) { return condKey(dtype, op, value) }
 
+// CondKeys are the index keys a condition's value matches: CondKey's, and
+// for a float 0 the key a -0 stored before it was normalized to 0 had.
+func CondKeys(dtype, op, value string) ([][]byte, error) { return condKeys(dtype, op, value) }
+
 // CompareKeys applies a Cond operator to two index keys of one dtype.
 func CompareKeys(op string, have, want []byte) bool { return compareKeys(op, have, want) }
 

@@ -987,3 +987,24 @@ func TestH5adDamagedCategories(t *testing.T) {
 		})
 	}
 }
+
+// RewriteText keeps a CRLF file's line endings (they became LF), a line
+// break inside a quoted cell becoming CR LF too; an LF file stays LF.
+func TestRewriteTextLineEndings(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ in, want string }{
+		{"\"ce\r\nll\",note\r\nT-cell,\"a\r\nb\"\r\nB-cell,c\r\n", "\"ce\r\nll\",note\r\nt-cell,\"a\r\nb\"\r\nb-cell,c\r\n"},
+		{"cell,note\nT-cell,\"a\nb\"\n", "cell,note\nt-cell,\"a\nb\"\n"},
+	} {
+		path := filepath.Join(dir, "t.csv")
+		os.WriteFile(path, []byte(tc.in), 0o644)
+		var out strings.Builder
+		lower := map[string]func(string) string{"ce\nll": strings.ToLower, "cell": strings.ToLower}
+		if err := dataset.RewriteText(path, dataset.CSV, &out, lower); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != tc.want {
+			t.Errorf("RewriteText(%q) = %q, want %q", tc.in, out.String(), tc.want)
+		}
+	}
+}

@@ -28,6 +28,22 @@ func skipBOM(r io.Reader) (*bufio.Reader, bool) {
 	return br, false
 }
 
+// endsInCRLF reports whether the first record buffered in br (its first
+// line break outside quotes, within 64 KiB) is CR LF.
+func endsInCRLF(br *bufio.Reader) bool {
+	b, _ := br.Peek(64 << 10)
+	quoted := false
+	for i, c := range b {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case c == '\n' && !quoted:
+			return i > 0 && b[i-1] == '\r'
+		}
+	}
+	return false
+}
+
 // NewTextReader reads the CSV, or TSV by format, in r, past a leading byte
 // order mark, so that every reader of a table's text (describe, curate,
 // ontology inspect) names its columns the same. It reuses its record
@@ -264,7 +280,9 @@ func WriteText(w io.Writer, format string, header []string, rows [][]string) err
 }
 
 // RewriteText copies the CSV or TSV at src to w, passing every cell of the
-// named columns through mapFn.
+// named columns through mapFn. Records end as the file's first does (CR LF
+// or LF); a line break inside a quoted cell becomes that ending too, as
+// encoding/csv reads CR LF there as LF and writes LF as the ending.
 func RewriteText(src, format string, w io.Writer, mapFn map[string]func(string) string) (err error) {
 	defer recoverCorrupt(src, &err)
 	f, err := os.Open(src)
@@ -278,8 +296,11 @@ func RewriteText(src, format string, w io.Writer, mapFn map[string]func(string) 
 			return err
 		}
 	}
+	br = bufio.NewReaderSize(br, 64<<10) // room for endsInCRLF's look at a wide header
+	crlf := endsInCRLF(br)
 	cr := newTextReader(br, format)
 	cw := csv.NewWriter(w)
+	cw.UseCRLF = crlf
 	if format == TSV {
 		cw.Comma = '\t'
 	}

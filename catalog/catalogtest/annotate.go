@@ -356,6 +356,60 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// A float -0 is 0: stored as 0, found by score=0 and score>=0, not by
+	// score<0 (its key was -0's, just below 0's).
+	t.Run("NegativeZero", func(t *testing.T) {
+		c, vs := setup(t)
+		a, err := c.Annotate(ctx, vs["other/d.txt"].UID, catalog.Annotations{Features: map[string][]string{"score": {"-0.0"}}})
+		must(t, err)
+		if got := a.Features["score"]; !reflect.DeepEqual(got, []string{"0"}) {
+			t.Fatalf("score -0.0 stored as %q, want 0", got)
+		}
+		for _, tc := range []struct {
+			op, value string
+			want      []string
+		}{
+			{"=", "0", []string{"other/d.txt"}},
+			{"=", "-0", []string{"other/d.txt"}},
+			{"<", "0", []string{"scrna/b.h5ad"}},
+			{">=", "0", []string{"bulk/c.csv", "other/d.txt"}},
+			{"<=", "-0", []string{"other/d.txt", "scrna/b.h5ad"}},
+			{"!=", "0", []string{"bulk/c.csv", "scrna/b.h5ad"}},
+		} {
+			got, err := c.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: "score", Op: tc.op, Values: []string{tc.value}}}})
+			if err != nil || !reflect.DeepEqual(keys(got), tc.want) {
+				t.Errorf("score%s%s = %v, %v; want %v", tc.op, tc.value, keys(got), err, tc.want)
+			}
+		}
+	})
+
+	// A table of 0 rows has n_observations 0 (known); a version of no
+	// table has none, as before.
+	t.Run("ZeroObservations", func(t *testing.T) {
+		c := open(t)
+		empty := NV("z/empty.csv", "a,b\n")
+		empty.Shape = []int64{0, 2}
+		rows := NV("z/rows.csv", "a,b\n1,2\n")
+		rows.NObservations, rows.Shape = 1, []int64{1, 2}
+		_, err := c.Save(ctx, []catalog.NewVersion{empty, rows, NV("z/README", "notes")})
+		must(t, err)
+		for _, tc := range []struct {
+			op, value string
+			want      []string
+		}{
+			{"=", "0", []string{"z/empty.csv"}},
+			{"<", "1", []string{"z/empty.csv"}},
+			{">=", "0", []string{"z/empty.csv", "z/rows.csv"}},
+			{"!=", "0", []string{"z/README", "z/rows.csv"}},
+			{"!=", "1", []string{"z/README", "z/empty.csv"}},
+		} {
+			got, err := c.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: "n_observations", Op: tc.op, Values: []string{tc.value}}}})
+			if err != nil || !reflect.DeepEqual(keys(got), tc.want) {
+				t.Errorf("n_observations%s%s = %v, %v; want %v", tc.op, tc.value, keys(got), err, tc.want)
+			}
+		}
+	})
+
 	t.Run("Search", func(t *testing.T) {
 		c, _ := setup(t)
 		hits, err := c.Search(ctx, "PBMC gene expression", 10)

@@ -499,11 +499,11 @@ func featureCond(f catalog.Feature, c catalog.Cond, args *sqlArgs) (string, erro
 		if c.Op == "^=" {
 			dt = "str"
 		}
-		k, err := catalog.CondKey(dt, c.Op, raw)
+		ks, err := catalog.CondKeys(dt, c.Op, raw)
 		if err != nil {
 			return "", fmt.Errorf("--where %s%s%s: %w", c.Field, c.Op, raw, err)
 		}
-		wants = append(wants, k)
+		wants = append(wants, ks...)
 	}
 	name := args.add(f.Name)
 	switch c.Op {

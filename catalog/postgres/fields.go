@@ -15,16 +15,19 @@ type versionField struct {
 }
 
 var versionFields = map[string]versionField{
-	"key":            {text: `a.key`, ok: `true`},
-	"uid":            {text: `v.uid`, ok: `true`},
-	"kind":           {text: `COALESCE(v.rec->>'kind', '')`, ok: `true`},
-	"created_by":     {text: `COALESCE(v.rec->>'created_by', '')`, ok: `true`},
-	"otype":          {text: `COALESCE(v.rec->>'otype', '')`, ok: `true`},
-	"suffix":         {text: `COALESCE(v.rec->>'suffix', '')`, ok: `true`},
-	"description":    {text: `COALESCE(v.rec->>'description', '')`, ok: `true`},
-	"version":        {text: `v.n::text`, num: `v.n::numeric`, ok: `true`},
-	"size":           {text: `COALESCE(v.rec->>'size', '0')`, num: `COALESCE(v.rec->>'size', '0')::numeric`, ok: `true`},
-	"n_observations": {text: `(v.rec->>'n_observations')`, num: `(v.rec->>'n_observations')::numeric`, ok: `COALESCE((v.rec->>'n_observations')::bigint, 0) > 0`},
+	"key":         {text: `a.key`, ok: `true`},
+	"uid":         {text: `v.uid`, ok: `true`},
+	"kind":        {text: `COALESCE(v.rec->>'kind', '')`, ok: `true`},
+	"created_by":  {text: `COALESCE(v.rec->>'created_by', '')`, ok: `true`},
+	"otype":       {text: `COALESCE(v.rec->>'otype', '')`, ok: `true`},
+	"suffix":      {text: `COALESCE(v.rec->>'suffix', '')`, ok: `true`},
+	"description": {text: `COALESCE(v.rec->>'description', '')`, ok: `true`},
+	"version":     {text: `v.n::text`, num: `v.n::numeric`, ok: `true`},
+	"size":        {text: `COALESCE(v.rec->>'size', '0')`, num: `COALESCE(v.rec->>'size', '0')::numeric`, ok: `true`},
+	// Known for a table (a record with a shape), 0 rows too: the record
+	// leaves a 0 out (catalog.Version.HasNObservations).
+	"n_observations": {text: `COALESCE(v.rec->>'n_observations', '0')`, num: `COALESCE(v.rec->>'n_observations', '0')::numeric`,
+		ok: `(COALESCE((v.rec->>'n_observations')::bigint, 0) > 0 OR v.rec->'shape' IS NOT NULL)`},
 	// Times compare as instants, which their text (RFC 3339, any
 	// offset) does not order: only ^= (on the text Go formats alike) is
 	// SQL's; the other operators stay in Go.

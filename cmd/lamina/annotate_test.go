@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -510,5 +512,91 @@ func TestUnreadableInputExits2(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A curated column of more than 1,000 distinct values is annotated with
+// all of them, as with its terms: ls --cell-type, --term and --where
+// cell_type= find it alike (--where did not past 1,000 values).
+func TestCurateManyValues(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("schema", "create", "ct", "--feature", "cell_type")
+	obo, err := os.ReadFile(filepath.Join(ontologies, "cl-basic.obo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"T cell"}
+	seen := map[string]bool{"T cell": true}
+	for _, stanza := range strings.Split(string(obo), "\n[Term]\n")[1:] {
+		var name string
+		for _, line := range strings.Split(stanza, "\n") {
+			if n, ok := strings.CutPrefix(line, "name: "); ok {
+				name = n
+			}
+			if line == "is_obsolete: true" || strings.HasPrefix(line, "[") {
+				name = ""
+				break
+			}
+		}
+		if name != "" && !seen[name] && strings.HasPrefix(stanza, "id: CL:") {
+			seen[name] = true
+			names = append(names, name)
+		}
+		if len(names) == 1500 {
+			break
+		}
+	}
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	w.Write([]string{"cell_type"})
+	for _, n := range names {
+		w.Write([]string{n})
+	}
+	w.Flush()
+	in := e.write("many.csv", []byte(b.String()))
+	e.ok("curate", in, "--schema", "ct", "--standardize", "--key", "cur/many.csv")
+	want := []string{"cur/many.csv"}
+	for _, q := range [][]string{{"--cell-type", "T cell"}, {"--term", "celltype=T cell"}, {"--where", "cell_type=T cell"}, {"--where", "cell_type=" + names[1400]}} {
+		if got := lsKeys(t, e, q...); !reflect.DeepEqual(got, want) {
+			t.Errorf("ls %q = %v, want %v", q, got, want)
+		}
+	}
+	var v struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&v, "show", "cur/many.csv", "--format", "json")
+	if got := len(v.Annotations.Features["cell_type"]); got != len(names) {
+		t.Errorf("cell_type has %d values, want %d", got, len(names))
+	}
+}
+
+// A float -0 is 0 (show prints 0, score=0 finds it), and a table of 0
+// rows has n_observations 0.
+func TestNegativeZeroAndEmptyTable(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("feature", "create", "score", "--dtype", "float")
+	e.ok("save", e.write("empty.csv", []byte("a,b\n")), "--key", "t/empty.csv")
+	e.ok("save", e.write("one.csv", []byte("a,b\n1,2\n")), "--key", "t/one.csv")
+	e.ok("save", e.write("notes.txt", []byte("notes\n")), "--key", "t/notes.txt")
+	e.ok("annotate", "t/one.csv", "--feature", "score=-0.0")
+	if out := e.ok("show", "t/one.csv"); !strings.Contains(out, "score = 0\n") && !regexp.MustCompile(`score\s+0\n`).MatchString(out) {
+		t.Errorf("show:\n%s", out)
+	}
+	for _, tc := range []struct {
+		where string
+		want  []string
+	}{
+		{"score=0", []string{"t/one.csv"}},
+		{"score<0", []string{}},
+		{"score>=0", []string{"t/one.csv"}},
+		{"n_observations=0", []string{"t/empty.csv"}},
+		{"n_observations<1", []string{"t/empty.csv"}},
+	} {
+		if got := lsKeys(t, e, "--where", tc.where); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ls --where %s = %v, want %v", tc.where, got, tc.want)
+		}
+	}
+	if out := e.ok("show", "t/empty.csv"); !regexp.MustCompile(`n_observations\s+0\n`).MatchString(out) {
+		t.Errorf("show of a table of 0 rows:\n%s", out)
 	}
 }

@@ -13,10 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// maxFeatureValues bounds how many distinct values of one categorical
-// column a curated version is annotated with.
-const maxFeatureValues = 1000
-
 func cmdCurate() *cli.Command {
 	return &cli.Command{
 		Name:      "curate",
@@ -199,7 +195,11 @@ func saveCurated(c *cli.Context, in *instance.Instance, path, kind string, r *cu
 		for _, t := range col.Terms {
 			add.Terms = append(add.Terms, catalog.Term{Entity: entityName(t.Entity), ID: t.ID, Name: t.Name})
 		}
-		if cat[col.Feature] && len(col.Standard) <= maxFeatureValues {
+		// Every value, as the terms are: a column of more than 1,000 was
+		// annotated with its terms only, which ls --cell-type found and
+		// --where cell_type= did not. A valid categorical value is a label
+		// or a term (name or id), so the vocabulary bounds them.
+		if cat[col.Feature] {
 			add.Features[col.Feature] = col.Standard
 		}
 	}

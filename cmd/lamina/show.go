@@ -62,7 +62,7 @@ func cmdShow() *cli.Command {
 			if v.NFiles > 0 {
 				row("n_files", fmt.Sprint(v.NFiles))
 			}
-			if v.NObservations > 0 {
+			if v.HasNObservations() {
 				row("n_observations", fmt.Sprint(v.NObservations))
 			}
 			row("digest", v.Digest.String())
