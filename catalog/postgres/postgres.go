@@ -51,7 +51,16 @@ type Options struct {
 	// close(2) would hang, unkillable, for as long as the server does.
 	// 0 leaves calls unbounded (the CLI: an import may take minutes).
 	CallTimeout time.Duration
+	// Existing says the database holds a catalog already (an instance's
+	// settings name it): one without the schema is then ErrNoCatalog, not
+	// a new catalog to set up. A database that was dropped and made again
+	// would otherwise be an empty catalog, whose gc deletes every pack.
+	Existing bool
 }
+
+// ErrNoCatalog is Open's refusal, with Options.Existing, of a database
+// that holds no lamina schema. Nothing was written.
+var ErrNoCatalog = errors.New("the database holds no lamina catalog")
 
 // ErrNoAnswer is the failure of a call the database did not answer within
 // Options.CallTimeout. Whether a write it cut short was committed is not
@@ -127,6 +136,7 @@ func IsURL(s string) bool {
 // Open connects to the database at url (libpq syntax; a password comes
 // from PGPASSWORD or the pgpass file), brings its schema up to date and
 // refuses a schema newer than this build understands (catalog.ErrSchema).
+// It creates the schema in a database without one unless o.Existing.
 func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
@@ -148,7 +158,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	}
 	s := &Store{pool: pool, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout}
 	s.look.flush()
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, o.Existing); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
