@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,11 +96,50 @@ func dialPostgres(ctx context.Context, url string, o postgres.Options) (*postgre
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	st, err := postgres.Open(ctx, url, o)
-	if err != nil && authFailed(err) {
-		return nil, fmt.Errorf("%w\n(a password comes from PGPASSWORD or ~/.pgpass, never from the settings)", err)
+	switch {
+	case err == nil:
+	case authFailed(err):
+		return nil, hinted(err, "a password comes from PGPASSWORD or ~/.pgpass, never from the settings")
+	case unreachable(err):
+		return nil, hinted(err, "is the database server up, and does the URL name it?")
 	}
 	return st, err
 }
+
+// unreachable reports a server that could not be reached: refused,
+// unknown host, no route, a dial that timed out.
+func unreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &op) || errors.As(err, &dns)
+}
+
+// hinted is a failure to connect in one line, then hint. pgx lists each
+// address it tried on a line of its own, and with sslmode=prefer (the
+// default) each twice: with TLS, then without.
+func hinted(err error, hint string) error {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !slices.ContainsFunc(lines, func(k string) bool { return strings.HasSuffix(k, l) }) {
+			lines = append(lines, l)
+		}
+	}
+	msg := lines[0]
+	if len(lines) > 1 {
+		msg += " " + strings.Join(lines[1:], "; ")
+	}
+	return wrapped{msg: msg + "\n(" + hint + ")", err: err}
+}
+
+// wrapped is err with another message.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w wrapped) Error() string { return w.msg }
+func (w wrapped) Unwrap() error { return w.err }
 
 // checkShared refuses a database whose shared settings are missing or
 // name another instance than s.
