@@ -73,6 +73,7 @@ var ErrNoAnswer = errors.New("the database did not answer")
 // serialization failure.
 type Store struct {
 	pool      *pgxpool.Pool
+	url       string // as given to Open (rereadPassword)
 	log       *slog.Logger
 	id        string // tells this store's notifications from other writers'
 	channel   string // NOTIFY channel: lamina, or lamina_<schema>
@@ -146,6 +147,10 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		o.MaxConns = 8
 	}
 	cfg.MaxConns = o.MaxConns
+	cfg.BeforeConnect = func(_ context.Context, c *pgx.ConnConfig) error {
+		rereadPassword(rawURL, &c.Config)
+		return nil
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -156,7 +161,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
-	s := &Store{pool: pool, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout}
+	s := &Store{pool: pool, url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout}
 	s.look.flush()
 	if err := s.migrate(ctx, o.Existing); err != nil {
 		pool.Close()
@@ -172,6 +177,17 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		s.channel = "lamina_" + schema
 	}
 	return s, nil
+}
+
+// rereadPassword sets c's password as the URL, PGPASSWORD or the pgpass
+// file give it now: pgx reads the file once, when it parses the URL, and a
+// mount daemon lives for weeks. A password changed in ~/.pgpass (rotated)
+// then holds for the next new connection, with no remount. Parsing again
+// costs a few reads of small files, once per connection the pool makes.
+func rereadPassword(rawURL string, c *pgconn.Config) {
+	if p, err := pgconn.ParseConfig(rawURL); err == nil {
+		c.Password = p.Password
+	}
 }
 
 // Close releases the connections.
@@ -528,6 +544,7 @@ func (s *Store) Listen(ctx context.Context, fn func(keys []string)) error {
 func (s *Store) listenOnce(ctx context.Context, from int64, lost time.Time, fn func([]string)) (int64, error) {
 	cfg := s.pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = ListenerName(s.channel)
+	rereadPassword(s.url, &cfg.Config)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return -1, err
