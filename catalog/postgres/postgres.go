@@ -51,7 +51,16 @@ type Options struct {
 	// close(2) would hang, unkillable, for as long as the server does.
 	// 0 leaves calls unbounded (the CLI: an import may take minutes).
 	CallTimeout time.Duration
+	// Existing says the database holds a catalog already (an instance's
+	// settings name it): one without the schema is then ErrNoCatalog, not
+	// a new catalog to set up. A database that was dropped and made again
+	// would otherwise be an empty catalog, whose gc deletes every pack.
+	Existing bool
 }
+
+// ErrNoCatalog is Open's refusal, with Options.Existing, of a database
+// that holds no lamina schema. Nothing was written.
+var ErrNoCatalog = errors.New("the database holds no lamina catalog")
 
 // ErrNoAnswer is the failure of a call the database did not answer within
 // Options.CallTimeout. Whether a write it cut short was committed is not
@@ -64,6 +73,7 @@ var ErrNoAnswer = errors.New("the database did not answer")
 // serialization failure.
 type Store struct {
 	pool      *pgxpool.Pool
+	url       string // as given to Open (rereadPassword)
 	log       *slog.Logger
 	id        string // tells this store's notifications from other writers'
 	channel   string // NOTIFY channel: lamina, or lamina_<schema>
@@ -127,6 +137,7 @@ func IsURL(s string) bool {
 // Open connects to the database at url (libpq syntax; a password comes
 // from PGPASSWORD or the pgpass file), brings its schema up to date and
 // refuses a schema newer than this build understands (catalog.ErrSchema).
+// It creates the schema in a database without one unless o.Existing.
 func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
@@ -136,6 +147,10 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		o.MaxConns = 8
 	}
 	cfg.MaxConns = o.MaxConns
+	cfg.BeforeConnect = func(_ context.Context, c *pgx.ConnConfig) error {
+		rereadPassword(rawURL, &c.Config)
+		return nil
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -146,9 +161,9 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
-	s := &Store{pool: pool, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout}
+	s := &Store{pool: pool, url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout}
 	s.look.flush()
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, o.Existing); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
@@ -162,6 +177,17 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		s.channel = "lamina_" + schema
 	}
 	return s, nil
+}
+
+// rereadPassword sets c's password as the URL, PGPASSWORD or the pgpass
+// file give it now: pgx reads the file once, when it parses the URL, and a
+// mount daemon lives for weeks. A password changed in ~/.pgpass (rotated)
+// then holds for the next new connection, with no remount. Parsing again
+// costs a few reads of small files, once per connection the pool makes.
+func rereadPassword(rawURL string, c *pgconn.Config) {
+	if p, err := pgconn.ParseConfig(rawURL); err == nil {
+		c.Password = p.Password
+	}
 }
 
 // Close releases the connections.
@@ -518,6 +544,7 @@ func (s *Store) Listen(ctx context.Context, fn func(keys []string)) error {
 func (s *Store) listenOnce(ctx context.Context, from int64, lost time.Time, fn func([]string)) (int64, error) {
 	cfg := s.pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = ListenerName(s.channel)
+	rereadPassword(s.url, &cfg.Config)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return -1, err

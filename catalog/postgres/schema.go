@@ -142,8 +142,8 @@ func rekeyInts(ctx context.Context, tx pgx.Tx) error {
 
 // migrate creates or upgrades the schema, one migration per transaction,
 // under an advisory lock so that workstations starting together take
-// turns.
-func (s *Store) migrate(ctx context.Context) error {
+// turns. existing refuses to create it (Options.Existing).
+func (s *Store) migrate(ctx context.Context, existing bool) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -159,6 +159,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	if have == SchemaVersion {
 		return nil
+	}
+	if have == 0 && existing {
+		return ErrNoCatalog
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(7244516)`); err != nil {
 		return err

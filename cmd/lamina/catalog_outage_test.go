@@ -326,3 +326,35 @@ func TestPasswordHintOnlyForLogins(t *testing.T) {
 		t.Error("a refused login is not taken for one")
 	}
 }
+
+// A database server that is down is one line and a hint, for the CLI and
+// the mount alike, not pgx's list of every attempt (each address twice
+// with sslmode=prefer).
+func TestPostgresDownOneLine(t *testing.T) {
+	db := pgtest.URL(t)
+	e := workstationEnv(t, "ana")
+	e.ok("init", "--storage", filepath.Join(e.dir, "store"), "--name", "lab", "--db", db)
+	p := filepath.Join(e.dir, "cfg", "lamina", "instances", "lab.json")
+	var s map[string]any
+	if err := json.Unmarshal(mustRead(t, p), &s); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(s["catalog"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = "127.0.0.1:1" // nothing listens
+	s["catalog"] = u.String()
+	b, _ := json.Marshal(s)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(e.dir, "mnt")
+	os.MkdirAll(mnt, 0o755)
+	for _, args := range [][]string{{"ls"}, {"mount", mnt}, {"connect", "lab", "--db", u.String()}} {
+		_, errs, err := e.run(args...)
+		if err == nil || strings.Count(errs, "connection refused") != 1 || !strings.Contains(errs, "is the database server up") {
+			t.Errorf("lamina %s: %v\n%s", strings.Join(args, " "), err, errs)
+		}
+	}
+}

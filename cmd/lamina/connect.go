@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -114,7 +115,11 @@ func cmdConnect() *cli.Command {
 			if err != nil {
 				return err
 			}
-			st, err := openPostgres(c.Context, instance.Settings{Catalog: u}, nil)
+			// An empty database is not set up: only init makes a catalog.
+			st, err := dialPostgres(c.Context, u, postgres.Options{Existing: true})
+			if errors.Is(err, postgres.ErrNoCatalog) {
+				return fmt.Errorf("the database %s holds no lamina instance (create one with `lamina init --db URL`)", postgres.Redact(u))
+			}
 			if err != nil {
 				return err
 			}

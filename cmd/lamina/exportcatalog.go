@@ -43,7 +43,10 @@ func openStore(c *cli.Context, forExport bool) (catalog.Catalog, error) {
 		return nil, err
 	}
 	if usesPostgres(s) {
-		return openPostgres(c.Context, s, nil)
+		if forExport {
+			return openPostgres(c.Context, s, nil)
+		}
+		return openPostgresImport(c.Context, s)
 	}
 	if st, ok := liveMount(dirs, s); ok {
 		if forExport {
@@ -191,6 +194,9 @@ func cmdImportCatalog() *cli.Command {
 				}
 			}
 			if err := l.Load(c.Context, recs); err != nil {
+				return err
+			}
+			if err := restoreShared(c, cat); err != nil {
 				return err
 			}
 			cnt, err := cat.Counts(c.Context)

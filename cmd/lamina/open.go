@@ -9,6 +9,7 @@ import (
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
@@ -111,7 +112,10 @@ func openSettings(ctx context.Context, s instance.Settings, check, fresh bool) (
 func openCatalog(s instance.Settings, fresh bool) (catalog.Catalog, error) {
 	if usesPostgres(s) {
 		// The database serves every process itself: no daemon in between
-		// (postgres.go).
+		// (postgres.go). Only init (fresh) sets up an empty one.
+		if fresh {
+			return dialPostgres(context.Background(), s.Catalog, postgres.Options{})
+		}
 		return openPostgres(context.Background(), s, nil)
 	}
 	if dirs, err := instance.UserDirs(); err == nil {

@@ -3,15 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/urfave/cli/v2"
 )
 
 // usesPostgres reports whether the instance's catalog is a PostgreSQL
@@ -24,14 +28,146 @@ func openPostgres(ctx context.Context, s instance.Settings, log *slog.Logger) (*
 	return openPostgresWith(ctx, s, postgres.Options{Logger: log})
 }
 
+// openPostgresWith opens the catalog of instance s, which must be there:
+// a database without the instance's shared settings (emptied, made again,
+// the wrong one) is refused, as an empty bbolt file is (BoltOptions.Existing),
+// and never gets a new schema: its gc would delete every pack the lost
+// catalog named.
 func openPostgresWith(ctx context.Context, s instance.Settings, o postgres.Options) (*postgres.Store, error) {
+	o.Existing = true
+	st, err := dialPostgres(ctx, s.Catalog, o)
+	if errors.Is(err, postgres.ErrNoCatalog) {
+		return nil, noCatalog(s, "holds no lamina catalog")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := checkShared(ctx, st, s); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// openPostgresImport opens the catalog of s for import-catalog, the way
+// back for a catalog that was lost: a database without one gets the
+// schema, and the shared settings once the records are in
+// (restoreShared). One that holds another instance is refused.
+func openPostgresImport(ctx context.Context, s instance.Settings) (*postgres.Store, error) {
+	st, err := dialPostgres(ctx, s.Catalog, postgres.Options{})
+	if err != nil {
+		return nil, err
+	}
+	sh, err := readShared(ctx, st)
+	if err == nil && s.ID != "" && sh.ID != s.ID {
+		err = otherInstance(s, sh)
+	}
+	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// restoreShared records the shared settings of the current instance in
+// its database after an import into one that had none.
+func restoreShared(c *cli.Context, cat catalog.Catalog) error {
+	st, ok := cat.(*postgres.Store)
+	if !ok {
+		return nil
+	}
+	if _, err := readShared(c.Context, st); !errors.Is(err, catalog.ErrNotFound) {
+		return err
+	}
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		return err
+	}
+	s, err := dirs.Current(c.String("instance"))
+	if err != nil {
+		return err
+	}
+	return storeShared(c.Context, st, s)
+}
+
+// dialPostgres opens the database at url; without o.Existing it sets up
+// the schema in an empty one (init, import-catalog).
+func dialPostgres(ctx context.Context, url string, o postgres.Options) (*postgres.Store, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	st, err := postgres.Open(ctx, s.Catalog, o)
-	if err != nil && authFailed(err) {
-		return nil, fmt.Errorf("%w\n(a password comes from PGPASSWORD or ~/.pgpass, never from the settings)", err)
+	st, err := postgres.Open(ctx, url, o)
+	switch {
+	case err == nil:
+	case authFailed(err):
+		return nil, hinted(err, "a password comes from PGPASSWORD or ~/.pgpass, never from the settings")
+	case unreachable(err):
+		return nil, hinted(err, "is the database server up, and does the URL name it?")
 	}
 	return st, err
+}
+
+// unreachable reports a server that could not be reached: refused,
+// unknown host, no route, a dial that timed out.
+func unreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &op) || errors.As(err, &dns)
+}
+
+// hinted is a failure to connect in one line, then hint. pgx lists each
+// address it tried on a line of its own, and with sslmode=prefer (the
+// default) each twice: with TLS, then without.
+func hinted(err error, hint string) error {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !slices.ContainsFunc(lines, func(k string) bool { return strings.HasSuffix(k, l) }) {
+			lines = append(lines, l)
+		}
+	}
+	msg := lines[0]
+	if len(lines) > 1 {
+		msg += " " + strings.Join(lines[1:], "; ")
+	}
+	return wrapped{msg: msg + "\n(" + hint + ")", err: err}
+}
+
+// wrapped is err with another message.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w wrapped) Error() string { return w.msg }
+func (w wrapped) Unwrap() error { return w.err }
+
+// checkShared refuses a database whose shared settings are missing or
+// name another instance than s.
+func checkShared(ctx context.Context, st *postgres.Store, s instance.Settings) error {
+	sh, err := readShared(ctx, st)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return noCatalog(s, "holds no lamina catalog")
+	case err != nil:
+		return err
+	case s.ID != "" && sh.ID != s.ID:
+		return otherInstance(s, sh)
+	}
+	return nil
+}
+
+func otherInstance(s instance.Settings, sh sharedSettings) error {
+	return noCatalog(s, fmt.Sprintf("holds the catalog of instance %q (id %s), not the one", sh.Name, sh.ID))
+}
+
+// noCatalog is the refusal of a database that does not hold s's catalog.
+// There is no command that rebuilds a catalog from the storage's records
+// yet: a backup or an export brings it back.
+func noCatalog(s instance.Settings, what string) error {
+	return catalog.Errorf(catalog.ErrDamaged, "the database at %s %s for instance %q (id %s): was it reset, or is the URL wrong? "+
+		"Nothing was changed, and the stored data is untouched. Restore the database from a backup, "+
+		"or load an export of the catalog (lamina export-catalog FILE) into it with `lamina --instance %s import-catalog FILE`",
+		postgres.Redact(s.Catalog), what, s.Name, s.ID, s.Name)
 }
 
 // openRunsCatalog is openCatalog for the lineage commands. With
@@ -73,10 +209,20 @@ func storeShared(ctx context.Context, st *postgres.Store, s instance.Settings) e
 }
 
 func loadShared(ctx context.Context, st *postgres.Store) (sharedSettings, error) {
+	sh, err := readShared(ctx, st)
+	if err != nil {
+		return sh, fmt.Errorf("the database holds no lamina instance (create one with `lamina init --db URL`): %w", err)
+	}
+	return sh, nil
+}
+
+// readShared reads the shared settings; catalog.ErrNotFound if there are
+// none.
+func readShared(ctx context.Context, st *postgres.Store) (sharedSettings, error) {
 	var sh sharedSettings
 	raw, err := st.Setting(ctx, sharedSettingsName)
 	if err != nil {
-		return sh, fmt.Errorf("the database holds no lamina instance (create one with `lamina init --db URL`): %w", err)
+		return sh, err
 	}
 	return sh, json.Unmarshal(raw, &sh)
 }

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+)
+
+// A database that was emptied or made again (a DBA's reset, a restore gone
+// wrong, the wrong database in the URL) is not a new, empty catalog: every
+// command but init refuses it, since a gc there would delete the packs of
+// every version the lost catalog held. An export brings the catalog back.
+func TestPostgresCatalogReset(t *testing.T) {
+	db := pgtest.URL(t)
+	schema := db[strings.Index(db, "search_path=")+len("search_path="):]
+	reset := func() { pgtest.Exec(t, pgtest.Base(t), `DROP SCHEMA `+schema+` CASCADE; CREATE SCHEMA `+schema) }
+	a := workstationEnv(t, "ana")
+	store := filepath.Join(a.dir, "store")
+	a.ok("init", "--storage", store, "--name", "lab", "--db", db)
+	a.ok("save", a.file("a.txt", []byte("kept")), "--key", "a.txt")
+	dump := filepath.Join(a.dir, "lab.jsonl")
+	a.ok("export-catalog", dump)
+	files := func() (n int) {
+		t.Helper()
+		filepath.WalkDir(store, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return err
+		})
+		return n
+	}
+	before := files()
+
+	reset()
+	const lost = `holds no lamina catalog for instance "lab"`
+	a.fails(lost, "ls")
+	a.fails("import-catalog FILE", "ls") // the way back
+	a.fails(lost, "save", a.file("b.txt", []byte("b")), "--key", "b.txt")
+	a.fails(lost, "gc", "--grace", "0s", "--settle", "0s")
+	a.fails(lost, "export-catalog", filepath.Join(a.dir, "empty.jsonl"))
+	mnt := filepath.Join(a.dir, "mnt")
+	os.MkdirAll(mnt, 0o755)
+	a.fails(lost, "mount", mnt)
+	pgtest.Exec(t, db, `DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = '`+schema+
+		`') THEN RAISE 'a refused command made tables'; END IF; END $$`)
+	if n := files(); n != before {
+		t.Fatalf("the storage had %d files, now %d", before, n)
+	}
+	b := workstationEnv(t, "bo")
+	b.fails("holds no lamina instance", "connect", "lab", "--db", db)
+
+	// The URL names another instance's database.
+	b.ok("init", "--storage", filepath.Join(b.dir, "store"), "--name", "other", "--db", db)
+	a.fails(`holds the catalog of instance "other"`, "ls")
+	a.fails(`holds the catalog of instance "other"`, "gc", "--grace", "0s", "--settle", "0s")
+	a.fails(`holds the catalog of instance "other"`, "import-catalog", dump)
+
+	// The export brings the catalog back, in the same instance.
+	reset()
+	if out := a.ok("import-catalog", dump); !strings.Contains(out, "1 artifact, 1 version") {
+		t.Fatalf("import: %s", out)
+	}
+	a.ok("gc", "--grace", "0s", "--settle", "0s")
+	if got := a.ok("get", "a.txt", "-o", "-"); got != "kept" {
+		t.Fatalf("a.txt after the import: %q", got)
+	}
+	a.ok("save", a.file("b.txt", []byte("b")), "--key", "b.txt")
+	c := workstationEnv(t, "cy")
+	c.ok("connect", "lab", "--db", db) // the shared settings are back
+	a.mount(mnt)
+	waitFor(t, "read", 5e9, readString(filepath.Join(mnt, "a.txt")), "kept")
+}
