@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -189,6 +190,11 @@ func Validate(tables []dataset.Table, format string, s Schema, o Options) (*Repo
 				ambiguous = columnsNamed(&tables[i], f.Name) > 1
 				break
 			}
+			// A column of an encoding the reader does not know (an
+			// AnnData group) cannot be checked: the schema names it.
+			if err := tables[i].UnreadErr(f.Name); err != nil {
+				return nil, err
+			}
 		}
 		if ambiguous { // a repeated header (disease,disease): checking only the first would pass the other unseen
 			r.Ambiguous = append(r.Ambiguous, f.Name)
@@ -217,6 +223,11 @@ func Validate(tables []dataset.Table, format string, s Schema, o Options) (*Repo
 				r.Extra = append(r.Extra, c.Name)
 			} else if seen[c.Name] == 2 {
 				r.ExtraRepeated = append(r.ExtraRepeated, c.Name)
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(tables[0].Unread)) {
+			if !inSchema[name] {
+				r.Extra = append(r.Extra, name)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package curate_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -501,5 +502,34 @@ func TestManyFailures(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// An AnnData with pandas nullable columns (Int64, boolean) and a column of
+// an encoding-type the reader does not know (dataset/testdata) validates
+// on any schema that leaves that column out (it was "obs/n: /obs/n has no
+// member \"codes\"" whatever the schema); a schema naming it is an error
+// naming its encoding-type.
+func TestNullableAndUnreadColumns(t *testing.T) {
+	ts, err := dataset.Tables("../dataset/testdata/nullable.h5ad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := curate.Schema{Name: "s", NoExtra: true, Fields: []curate.Field{{Name: "n", Dtype: "int"}, {Name: "f", Dtype: "bool"}}}
+	r, err := curate.Validate(ts, dataset.H5AD, s, curate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.Extra, []string{"cell_type", "tissue", "s", "u"}) {
+		t.Errorf("extra %q", r.Extra)
+	}
+	for _, c := range r.Columns {
+		if c.Valid != 1 || c.Missing != 1 {
+			t.Errorf("%s: %d valid, %d missing; want 1, 1", c.Feature, c.Valid, c.Missing)
+		}
+	}
+	s.Fields = append(s.Fields, curate.Field{Name: "u", Dtype: "str"})
+	if _, err := curate.Validate(ts, dataset.H5AD, s, curate.Options{}); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), `"awkward-array"`) {
+		t.Errorf("a schema naming u: %v", err)
 	}
 }

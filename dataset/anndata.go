@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // node is a group or array of an AnnData store (HDF5 or zarr).
@@ -45,6 +46,9 @@ func (n zarrNode) shape() ([]int64, error) { return n.arrayShape() }
 // The returned close func releases the file.
 func openAnnData(path, format string) (node, func(), error) {
 	if format == AnnDataZarr {
+		if err := checkZgroup(path); err != nil {
+			return nil, nil, err
+		}
 		return zarrNode{path: path}, func() {}, nil
 	}
 	f, err := os.Open(path)
@@ -67,27 +71,84 @@ func openAnnData(path, format string) (node, func(), error) {
 	return nil, nil, corruptf("%v", err)
 }
 
-func attrString(n node, name string) string {
+// attrString is a string attribute of n, "" when it has none. A damaged
+// attribute (an empty or truncated .zattrs) is an error: ignored, it had
+// columns read in the wrong order or as the wrong kind.
+func attrString(n node, name string) (string, error) {
 	v, ok, err := n.attr(name)
 	if !ok || err != nil {
-		return ""
+		return "", err
 	}
 	s, _ := v.(string)
-	return s
+	return s, nil
 }
 
-func attrStrings(n node, name string) []string {
+func attrStrings(n node, name string) ([]string, error) {
 	v, ok, err := n.attr(name)
 	if !ok || err != nil {
-		return nil
+		return nil, err
 	}
 	switch x := v.(type) {
 	case []string:
-		return x
+		return x, nil
 	case string:
-		return []string{x}
+		return []string{x}, nil
 	}
-	return nil
+	return nil, nil
+}
+
+// indexName is the name of a dataframe's index column.
+func indexName(g node) (string, error) {
+	index, err := attrString(g, "_index")
+	if index == "" {
+		index = "_index"
+	}
+	return index, err
+}
+
+// A dataframe column is an array, or a group whose encoding-type says
+// what it holds: a categorical (codes and categories; older files leave
+// the encoding-type out) or, from anndata 0.8, a pandas nullable column
+// (values and a mask, true where a value is missing).
+const encCategorical = "categorical"
+
+// nullableDtypes are the dtypes of the nullable encodings.
+var nullableDtypes = map[string]string{
+	"nullable-integer":      "int",
+	"nullable-boolean":      "bool",
+	"nullable-string-array": "str",
+}
+
+// encoding is the encoding-type of a column stored as a group, "" for an
+// array.
+func encoding(c node) (string, error) {
+	if !c.isGroup() {
+		return "", nil
+	}
+	enc, err := attrString(c, "encoding-type")
+	if err != nil {
+		return "", err
+	}
+	if enc == "" {
+		enc = encCategorical
+	}
+	return enc, nil
+}
+
+// known reports whether columns of the encoding enc are read.
+func known(enc string) bool {
+	return enc == "" || enc == encCategorical || nullableDtypes[enc] != ""
+}
+
+// unreadDtype describes a column of an encoding that is not read: "?"
+// and the encoding-type when it is a plain name (it is the file's text).
+func unreadDtype(enc string) string {
+	if len(enc) > 64 || strings.IndexFunc(enc, func(r rune) bool {
+		return !(r == '-' || r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	}) >= 0 {
+		return "?"
+	}
+	return "?" + enc
 }
 
 func describeAnnData(path, format string) (Info, error) {
@@ -161,9 +222,9 @@ func frameColumns(g node, slot string) (int64, []Column, error) {
 	if !g.isGroup() {
 		return 0, nil, corruptf("%s is not a dataframe group (AnnData before 0.7 is not supported)", slot)
 	}
-	index := attrString(g, "_index")
-	if index == "" {
-		index = "_index"
+	index, err := indexName(g)
+	if err != nil {
+		return 0, nil, err
 	}
 	var n int64 = -1
 	if ix, err := g.child(index); err == nil {
@@ -175,27 +236,40 @@ func frameColumns(g node, slot string) (int64, []Column, error) {
 			n = s[0]
 		}
 	}
+	names, err := columnOrder(g, index)
+	if err != nil {
+		return 0, nil, err
+	}
 	var cols []Column
-	for _, name := range columnOrder(g, index) {
+	for _, name := range names {
 		c, err := g.child(name)
 		if err != nil {
 			return 0, nil, err
 		}
+		enc, err := encoding(c)
+		if err != nil {
+			return 0, nil, err
+		}
 		col := Column{Name: name, Slot: slot}
-		if c.isGroup() {
-			col.Dtype = "cat"
-			if n < 0 {
-				if codes, err := c.child("codes"); err == nil {
-					if s, _ := codes.shape(); len(s) > 0 {
-						n = s[0]
-					}
+		if enc != "" {
+			switch {
+			case enc == encCategorical:
+				col.Dtype = "cat"
+			case known(enc):
+				col.Dtype = nullableDtypes[enc]
+			default:
+				col.Dtype = unreadDtype(enc)
+			}
+			if n < 0 && known(enc) {
+				if l, err := seriesLen(c, enc); err == nil {
+					n = l
 				}
 			}
 		} else {
 			col.Dtype = "?"
 			// Cheap for one column; gives the type. Not read when its
 			// length is not the index's: damaged, it could be huge.
-			if l, err := seriesLen(c); err == nil && (n < 0 || l == n) {
+			if l, err := seriesLen(c, ""); err == nil && (n < 0 || l == n) {
 				if v, err := c.read(); err == nil {
 					col.Dtype = dtypeOf(v)
 				}
@@ -209,10 +283,10 @@ func frameColumns(g node, slot string) (int64, []Column, error) {
 	return n, cols, nil
 }
 
-func columnOrder(g node, index string) []string {
-	order := attrStrings(g, "column-order")
-	if order != nil {
-		return order
+func columnOrder(g node, index string) ([]string, error) {
+	order, err := attrStrings(g, "column-order")
+	if order != nil || err != nil {
+		return order, err
 	}
 	var out []string
 	for _, m := range g.members() {
@@ -220,7 +294,7 @@ func columnOrder(g node, index string) []string {
 			out = append(out, m)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func dtypeOf(v any) string {
@@ -266,26 +340,43 @@ func readFrame(g node, slot string) (Table, error) {
 	if !g.isGroup() {
 		return Table{}, corruptf("%s is not a dataframe group (AnnData before 0.7 is not supported)", slot)
 	}
-	index := attrString(g, "_index")
-	if index == "" {
-		index = "_index"
+	index, err := indexName(g)
+	if err != nil {
+		return Table{}, err
 	}
 	t := Table{Slot: slot, Index: index}
-	names := columnOrder(g, index)
+	all, err := columnOrder(g, index)
+	if err != nil {
+		return Table{}, err
+	}
 	if _, err := g.child(index); err == nil {
-		names = append([]string{index}, names...)
+		all = append([]string{index}, all...)
 	}
 	// Every length is checked before any column is read: a damaged one
 	// would be allocated. The first column's (the index's) is the table's.
-	cols := make([]node, len(names))
+	// A column of an encoding this package does not read is left out
+	// (Table.Unread): it stops curation only when a schema names it.
+	var names, encs []string
+	var cols []node
 	rows := int64(-1)
-	for i, name := range names {
+	for _, name := range all {
 		c, err := g.child(name)
 		if err != nil {
 			return Table{}, err
 		}
-		cols[i] = c
-		if n, err := seriesLen(c); err != nil {
+		enc, err := encoding(c)
+		if err != nil {
+			return Table{}, fmt.Errorf("%s/%s: %w", slot, name, err)
+		}
+		if !known(enc) {
+			if t.Unread == nil {
+				t.Unread = map[string]string{}
+			}
+			t.Unread[name] = enc
+			continue
+		}
+		names, encs, cols = append(names, name), append(encs, enc), append(cols, c)
+		if n, err := seriesLen(c, enc); err != nil {
 			return Table{}, fmt.Errorf("%s/%s: %w", slot, name, err)
 		} else if rows < 0 {
 			rows = n
@@ -294,7 +385,7 @@ func readFrame(g node, slot string) (Table, error) {
 		}
 	}
 	for i, name := range names {
-		s, err := readSeries(cols[i], name)
+		s, err := readSeries(cols[i], name, encs[i])
 		if err != nil {
 			return Table{}, fmt.Errorf("%s/%s: %w", slot, name, err)
 		}
@@ -311,16 +402,39 @@ func readFrame(g node, slot string) (Table, error) {
 	return t, nil
 }
 
-// seriesLen is the length of a column from its shape (a categorical's
-// codes'), without reading it.
-func seriesLen(c node) (int64, error) {
-	if c.isGroup() {
-		codes, err := c.child("codes")
+// seriesLen is the length of a column of the encoding enc from its shape
+// (a categorical's codes', a nullable column's values' and mask's),
+// without reading it.
+func seriesLen(c node, enc string) (int64, error) {
+	if nullableDtypes[enc] != "" {
+		n, err := memberLen(c, "values")
 		if err != nil {
 			return 0, err
 		}
-		c = codes
+		m, err := memberLen(c, "mask")
+		if err != nil {
+			return 0, err
+		}
+		if m != n {
+			return 0, corruptf("%s has %d values and a mask of %d", enc, n, m)
+		}
+		return n, nil
 	}
+	if enc != "" {
+		return memberLen(c, "codes")
+	}
+	return arrayLen(c)
+}
+
+func memberLen(g node, name string) (int64, error) {
+	c, err := g.child(name)
+	if err != nil {
+		return 0, err
+	}
+	return arrayLen(c)
+}
+
+func arrayLen(c node) (int64, error) {
 	s, err := c.shape()
 	if err != nil {
 		return 0, err
@@ -331,9 +445,53 @@ func seriesLen(c node) (int64, error) {
 	return s[0], nil
 }
 
-func readSeries(c node, name string) (Series, error) {
+// readNullable reads a column of a nullable encoding (enc): its values,
+// missing where the mask is true.
+func readNullable(c node, name, enc string) (Series, error) {
 	s := Series{Name: name}
-	if c.isGroup() {
+	values, err := c.child("values")
+	if err != nil {
+		return s, err
+	}
+	mask, err := c.child("mask")
+	if err != nil {
+		return s, err
+	}
+	v, err := values.read()
+	if err != nil {
+		return s, err
+	}
+	m, err := mask.read()
+	if err != nil {
+		return s, err
+	}
+	s = arraySeries(name, v)
+	if s.Dtype != nullableDtypes[enc] {
+		return s, corruptf("%s column %s has %s values", enc, name, s.Dtype)
+	}
+	if s.Null, _ = m.([]bool); s.Null == nil {
+		return s, corruptf("%s column %s has a mask that is not boolean", enc, name)
+	}
+	if len(s.Null) != s.Len() {
+		return s, corruptf("%s column %s has %d values and a mask of %d", enc, name, s.Len(), len(s.Null))
+	}
+	return s, nil
+}
+
+// arraySeries is the column of the values v of an array.
+func arraySeries(name string, v any) Series {
+	s := Series{Name: name, Dtype: dtypeOf(v)}
+	s.Ints, s.Floats, s.Bools, s.Exact = asInts(v), asFloats(v), asBools(v), asExact(v)
+	s.Strings, _ = v.([]string)
+	return s
+}
+
+func readSeries(c node, name, enc string) (Series, error) {
+	s := Series{Name: name}
+	if nullableDtypes[enc] != "" {
+		return readNullable(c, name, enc)
+	}
+	if enc != "" {
 		codes, err := c.child("codes")
 		if err != nil {
 			return s, err
@@ -375,10 +533,7 @@ func readSeries(c node, name string) (Series, error) {
 	if err != nil {
 		return s, err
 	}
-	s.Dtype = dtypeOf(v)
-	s.Ints, s.Floats, s.Bools, s.Exact = asInts(v), asFloats(v), asBools(v), asExact(v)
-	s.Strings, _ = v.([]string)
-	return s, nil
+	return arraySeries(name, v), nil
 }
 
 // checkCategories refuses categories whose length is more than their
@@ -388,7 +543,7 @@ func readSeries(c node, name string) (Series, error) {
 // of them, 3.5 GiB, for the 15 of pbmc_small's cell_type. Every category
 // is stored (they are unique: fill values could make one at most).
 func checkCategories(cats node, name string) error {
-	n, err := seriesLen(cats)
+	n, err := arrayLen(cats)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -145,5 +147,41 @@ func TestReadParquetCodecs(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// stringIndexH5AD writes (with python3 and h5py, else the benchmark is
+// skipped) an h5ad whose obs is an index of n strings, as h5py stores
+// them: variable-length, in 64 KiB global heap collections.
+func stringIndexH5AD(b *testing.B, n int) string {
+	p := filepath.Join(b.TempDir(), "strings.h5ad")
+	script := `import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    obs = f.create_group("obs")
+    obs.attrs["_index"] = "_index"
+    obs.attrs["column-order"] = np.array([], dtype=h5py.string_dtype())
+    obs.attrs["encoding-type"] = "dataframe"
+    obs.attrs["encoding-version"] = "0.2.0"
+    obs.create_dataset("_index", data=np.array(["cell_%07d" % i for i in range(int(sys.argv[2]))], dtype=object), dtype=h5py.string_dtype())
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", script, p, strconv.Itoa(n)).CombinedOutput()
+	if err != nil {
+		b.Skipf("needs /usr/bin/python3 with h5py: %v: %s", err, out)
+	}
+	return p
+}
+
+// BenchmarkH5adStringIndex reads an obs index of 200,000 strings: each
+// is one object of a global heap collection (BENCHMARKS.md).
+func BenchmarkH5adStringIndex(b *testing.B) {
+	p := stringIndexH5AD(b, 200_000)
+	for b.Loop() {
+		ts, err := dataset.Tables(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := ts[0].NRows; n != 200_000 {
+			b.Fatalf("%d rows", n)
+		}
 	}
 }

@@ -68,6 +68,24 @@ type Table struct {
 	Index   string // the index column's name ("" when there is none)
 	NRows   int
 	Columns []Series
+	// Unread: the columns of an AnnData frame that are groups of an
+	// encoding-type this package does not read, by name (the value is the
+	// encoding-type). They are not in Columns; UnreadErr says why.
+	Unread map[string]string
+}
+
+// UnreadErr is the error (ErrCorrupt) reading the column name would give
+// when it is in t.Unread, else nil.
+func (t *Table) UnreadErr(name string) error {
+	enc, ok := t.Unread[name]
+	if !ok {
+		return nil
+	}
+	where := name
+	if t.Slot != "" {
+		where = t.Slot + " column " + name
+	}
+	return corruptf("%s is stored with encoding-type %q, which lamina does not read", where, enc)
 }
 
 // Col returns the column called name.
@@ -102,8 +120,10 @@ type Series struct {
 	Codes      []int64
 	Categories []string
 	Exact      []string
-	// Null marks missing values of str, int and float columns read from
-	// text (an empty CSV cell); nil when none is missing.
+	// Null marks missing values of str, int, float and bool columns: an
+	// empty CSV cell, a Parquet null, the mask of an AnnData nullable
+	// column (pandas Int64, boolean, string). It may be nil when none is
+	// missing.
 	Null []bool
 }
 

@@ -1008,3 +1008,128 @@ func TestRewriteTextLineEndings(t *testing.T) {
 		}
 	}
 }
+
+// nullable.h5ad and nullable.zarr (testdata/make_nullable.py): pandas
+// Int64, boolean and string columns with a missing value each, groups of
+// values and mask, are read as int, bool and str columns with missing
+// values; they were read as categoricals ("obs/n: /obs/n has no member
+// \"codes\"": nothing of the file could be curated). A group of an
+// encoding-type not read (awkward-array) is described as such and left
+// out of the table, with the error a schema naming it gets.
+func TestNullableColumns(t *testing.T) {
+	for _, p := range []string{"testdata/nullable.h5ad", "testdata/nullable.zarr"} {
+		t.Run(filepath.Ext(p), func(t *testing.T) {
+			info, err := dataset.Describe(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range info.Columns {
+				got = append(got, c.Slot+"."+c.Name+" "+c.Dtype)
+			}
+			want := []string{"obs.cell_type cat", "obs.tissue cat", "obs.n int", "obs.f bool", "obs.s str", "obs.u ?awkward-array"}
+			if !slices.Equal(got, want) || info.NObservations != 2 {
+				t.Errorf("Describe: %d rows, %q; want 2, %q", info.NObservations, got, want)
+			}
+			ts, err := dataset.Tables(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs := ts[0]
+			for name, want := range map[string][]string{
+				"cell_type": {"T cell", "B cell"}, "n": {"1", ""}, "f": {"true", ""}, "s": {"x", ""},
+			} {
+				c, ok := obs.Col(name)
+				if !ok {
+					t.Fatalf("no column %s", name)
+				}
+				if got := c.Values(); !slices.Equal(got, want) || !c.IsNull(1) && name != "cell_type" {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+			if c, _ := obs.Col("n"); c.Dtype != "int" {
+				t.Errorf("n is %s", c.Dtype)
+			}
+			if c, _ := obs.Col("f"); c.Dtype != "bool" {
+				t.Errorf("f is %s", c.Dtype)
+			}
+			if _, ok := obs.Col("u"); ok || obs.Unread["u"] != "awkward-array" {
+				t.Errorf("u: in the table %v, unread %q", ok, obs.Unread)
+			}
+			if err := obs.UnreadErr("u"); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), `obs column u is stored with encoding-type "awkward-array"`) {
+				t.Errorf("UnreadErr(u) = %v", err)
+			}
+			if err := obs.UnreadErr("n"); err != nil {
+				t.Errorf("UnreadErr(n) = %v", err)
+			}
+		})
+	}
+}
+
+// copyTree copies the folder src to dst.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A damaged .zattrs or .zgroup of a group inside an AnnData zarr store
+// is an error naming it; the error was dropped, and the file read as if
+// it had no attributes (obs's column order falling back to the listing's).
+// A .zattrs left out is no attributes.
+func TestZarrDamagedNestedMeta(t *testing.T) {
+	for _, tc := range []struct{ file, content string }{
+		{"obs/.zattrs", ""},
+		{"obs/.zattrs", `{"_index": "_index", "column-order": ["cell_`},
+		{"obs/cell_type/.zattrs", ""},
+		{"obs/cell_type/.zattrs", `{"encoding-type": "categ`},
+		{"obs/.zgroup", ""},
+		{"obs/cell_type/.zgroup", `{"zarr_form`},
+		{".zgroup", " "},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			store := filepath.Join(t.TempDir(), "x.zarr")
+			copyTree(t, sample("pbmc_small.zarr"), store)
+			p := filepath.Join(store, filepath.FromSlash(tc.file))
+			if err := os.WriteFile(p, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, derr := dataset.Describe(store)
+			_, terr := dataset.Tables(store)
+			for _, err := range []error{derr, terr} {
+				if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), p) {
+					t.Errorf("%v; want ErrCorrupt naming %s", err, p)
+				}
+			}
+		})
+	}
+	t.Run("no .zattrs", func(t *testing.T) {
+		store := filepath.Join(t.TempDir(), "x.zarr")
+		copyTree(t, sample("pbmc_small.zarr"), store)
+		if err := os.Remove(filepath.Join(store, "obs", "cell_type", ".zattrs")); err != nil {
+			t.Fatal(err)
+		}
+		ts, err := dataset.Tables(store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := ts[0].Col("cell_type"); c == nil || c.Dtype != "cat" {
+			t.Errorf("cell_type: %+v", c)
+		}
+	})
+}

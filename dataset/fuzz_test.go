@@ -36,6 +36,11 @@ func FuzzFile(f *testing.F) {
 			f.Add(uint8(s.ext), lz4)
 		}
 	}
+	if b, err := os.ReadFile("testdata/nullable.h5ad"); err == nil { // nullable and unread column groups
+		f.Add(uint8(1), b)
+	} else {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, ext uint8, b []byte) {
 		p := filepath.Join(t.TempDir(), "f"+fuzzExts[int(ext)%len(fuzzExts)])
 		if err := os.WriteFile(p, b, 0o644); err != nil {

@@ -104,7 +104,28 @@ func (n zarrNode) child(name string) (node, error) {
 	if _, err := os.Stat(p); err != nil {
 		return nil, fmt.Errorf("%s has no member %q: %w", n.path, name, errMissing)
 	}
+	if err := checkZgroup(p); err != nil {
+		return nil, err
+	}
 	return zarrNode{p}, nil
+}
+
+// checkZgroup refuses a damaged .zgroup in the folder dir (one that is
+// not a JSON object): the folder would be taken for a group regardless.
+func checkZgroup(dir string) error {
+	p := filepath.Join(dir, ".zgroup")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil || m == nil {
+		return corruptf("%s is damaged: a zarr .zgroup holds a JSON object", p)
+	}
+	return nil
 }
 
 func (n zarrNode) isGroup() bool {

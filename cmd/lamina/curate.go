@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -82,6 +83,9 @@ func cmdCurate() *cli.Command {
 				return unreadable(err)
 			}
 			r, err := curate.Validate(tables, kind, cs, opts)
+			if errors.Is(err, dataset.ErrCorrupt) { // a column the schema names cannot be read
+				return unreadable(fmt.Errorf("%s: %w", path, err))
+			}
 			if err != nil {
 				return err
 			}

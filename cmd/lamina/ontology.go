@@ -737,6 +737,11 @@ func readTableColumn(path, column string) ([]string, int, error) {
 	}
 	col := findColumn(ts, column)
 	if col == nil {
+		for _, t := range ts {
+			if err := t.UnreadErr(column); err != nil {
+				return nil, 0, unreadable(fmt.Errorf("%s: %w", path, err))
+			}
+		}
 		var parts []string
 		for _, t := range ts {
 			names := make([]string, len(t.Columns))
