@@ -816,11 +816,17 @@ func (b *Bolt) Restore(ctx context.Context, key string) (TrashEntry, error) {
 		if err != nil {
 			return err
 		}
-		// The file takes its name back, as a save there takes it: a
-		// folder or link removed there since leaves the trash (else ls
-		// --trash listed a live name and its restore met the file).
-		if err := t.dropTrashed(key); err != nil {
+		// The file takes its name back: a folder removed there since
+		// leaves the trash (else ls --trash listed a live name and its
+		// restore met the file; what was under it stays). A link stays,
+		// listed as held by the file and restorable once the name is
+		// free: a restore never deletes a trashed link unasked.
+		if n, err := t.trashedNode(key); err != nil {
 			return err
+		} else if n != nil && n.Folder != nil {
+			if err := t.dropTrashed(key); err != nil {
+				return err
+			}
 		}
 		e = entry(a, changed)
 		return nil

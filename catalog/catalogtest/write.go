@@ -398,8 +398,8 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 
 		// A link removed where a file was trashed: restoring the file
-		// drops the link's record, as a save there would (the live file
-		// wins), and PurgeTrashed of the link finds none and keeps the file.
+		// keeps the link's record in the trash, held by the file, and
+		// PurgeTrashed of the link takes it alone and keeps the file.
 		save(t, c, NV("p/f", "f"))
 		if _, err := c.Trash(ctx, "p/f"); err != nil {
 			t.Fatal(err)
@@ -413,8 +413,11 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if _, err := c.Restore(ctx, "p/f"); err != nil {
 			t.Fatal(err)
 		}
-		if vs, err := c.PurgeTrashed(ctx, "p/f", "link"); !errors.Is(err, catalog.ErrNotFound) || len(vs) != 0 {
-			t.Fatalf("PurgeTrashed of a link dropped by a restore there = %v, %v; want ErrNotFound", vs, err)
+		if vs, err := c.PurgeTrashed(ctx, "p/f", "link"); err != nil || len(vs) != 0 {
+			t.Fatalf("PurgeTrashed of a link kept by a restore there = %v, %v", vs, err)
+		}
+		if _, err := c.PurgeTrashed(ctx, "p/f", "link"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("PurgeTrashed of the link twice: %v; want ErrNotFound", err)
 		}
 		if v, err := c.ByKey(ctx, "p/f", 0); err != nil || v.Version != 1 {
 			t.Fatalf("the live file at a purged link's key: %+v, %v", v, err)
@@ -452,11 +455,11 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 	// A trashed file restored where a folder or link was removed after it
-	// takes the name back: the live file wins and the folder's or link's
-	// record leaves the trash in the same transaction, as a save there
-	// drops it. Before, ls --trash still listed it and restore of it
-	// conflicted with the file.
-	t.Run("RestoreFileDropsTrashedNode", func(t *testing.T) {
+	// takes the name back: the folder's record leaves the trash in the
+	// same transaction (what was under it stays). A link's stays, held by
+	// the file, purgeable alone: the restore dropped it, and with it the
+	// only copy of the link.
+	t.Run("RestoreFileKeepsTrashedLink", func(t *testing.T) {
 		c := open(t)
 		save(t, c, NV("rf/ln", "1"), NV("rf/d", "2"), NV("rf/both", "3"))
 		for _, k := range []string{"rf/ln", "rf/d", "rf/both"} {
@@ -485,8 +488,16 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			}
 		}
 		tl, err := c.TrashList(ctx)
-		if err != nil || len(tl) != 1 || tl[0].Key != "rf/both" {
-			t.Fatalf("trash after restoring files over a removed link and folder: %+v, %v; want rf/both alone", tl, err)
+		if err != nil || len(tl) != 2 || tl[0].Key != "rf/both" || tl[1].Key != "rf/ln" || tl[1].Kind != "link" {
+			t.Fatalf("trash after restoring files over a removed link and folder: %+v, %v; want rf/both and the link rf/ln", tl, err)
+		}
+		// The link stays, held by the file: it cannot come back while
+		// the file holds the name, and its purge leaves the file.
+		if _, err := c.RestoreNode(ctx, "rf/ln"); !errors.Is(err, catalog.ErrConflict) {
+			t.Errorf("RestoreNode of a link at a live file: %v; want ErrConflict", err)
+		}
+		if _, err := c.PurgeTrashed(ctx, "rf/ln", "link"); err != nil {
+			t.Fatalf("PurgeTrashed of the link at a live file: %v", err)
 		}
 		for _, k := range []string{"rf/ln", "rf/d"} {
 			if _, err := c.Restore(ctx, k); !errors.Is(err, catalog.ErrNotFound) {

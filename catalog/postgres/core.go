@@ -646,11 +646,14 @@ func (s *Store) Restore(ctx context.Context, key string) (catalog.TrashEntry, er
 		if err != nil {
 			return err
 		}
-		// The file takes its name back, as a save there takes it: a
-		// folder or link removed there since leaves the trash (else ls
-		// --trash listed a live name and its restore met the file).
-		if err := dropTrashed(ctx, tx, key); err != nil { // write.go
+		// The file takes its name back: a folder removed there since
+		// leaves the trash; a link stays, held by the file (bolt.go).
+		if n, err := trashedNode(ctx, tx, key); err != nil { // write.go
 			return err
+		} else if n != nil && n.Folder != nil {
+			if err := dropTrashed(ctx, tx, key); err != nil {
+				return err
+			}
 		}
 		e = entry(a, vs)
 		changed(key)

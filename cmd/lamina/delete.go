@@ -28,6 +28,7 @@ func cmdDelete() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "permanent", Usage: "remove from the catalog for good (lamina gc then frees the storage)"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask before a permanent delete"},
+			&cli.BoolFlag{Name: "link", Usage: "with --permanent: KEY names the symbolic link in the trash at KEY, never a live file there (ls --trash says when a file holds a trashed link's name)"},
 			&cli.BoolFlag{Name: "force", Usage: "delete for good even versions that collections or runs refer to (they keep a reference to nothing)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -65,7 +66,16 @@ func cmdDelete() *cli.Command {
 			w := c.App.Writer
 			// Every key is resolved before anything changes: a missing one
 			// refuses the whole command, naming all that are missing.
-			inTrash, nodes, err := resolveDeleteKeys(c.Context, in.Catalog, keys, c.Bool("permanent"))
+			var inTrash map[string]bool
+			var nodes map[string]string
+			if c.Bool("link") {
+				if !c.Bool("permanent") || len(trees) > 0 {
+					return exitf(2, "--link goes with --permanent and the keys of symbolic links in the trash")
+				}
+				nodes, err = trashedLinks(c.Context, in.Catalog, keys)
+			} else {
+				inTrash, nodes, err = resolveDeleteKeys(c.Context, in.Catalog, keys, c.Bool("permanent"))
+			}
 			if err != nil {
 				return err
 			}
@@ -374,6 +384,29 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 	return inTrash, nodes, nil
 }
 
+// trashedLinks checks that the trash holds a symbolic link at each of
+// keys (a live file may hold its name: its restore keeps the link), for
+// delete --permanent --link, which takes the link alone.
+func trashedLinks(ctx context.Context, cat catalog.Catalog, keys []string) (map[string]string, error) {
+	tl, err := cat.TrashList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nodes := map[string]string{}
+	var missing []string
+	for _, k := range keys {
+		if slices.ContainsFunc(tl, func(e catalog.TrashEntry) bool { return e.Key == k && e.Kind == "link" }) {
+			nodes[k] = "link"
+		} else {
+			missing = append(missing, fmt.Sprintf("%q", k))
+		}
+	}
+	if len(missing) > 0 {
+		return nil, exitf(1, "the trash holds no symbolic link at %s: nothing deleted", strings.Join(missing, ", "))
+	}
+	return nodes, nil
+}
+
 // trashCount counts the entries of trash under prefix.
 func trashCount(trash []catalog.TrashEntry, prefix string) int {
 	n := 0
@@ -471,6 +504,7 @@ func cmdRestore() *cli.Command {
 			// overlapping arguments (c4/ and c4/f/, or one twice) take
 			// each name once, and report it once.
 			done := map[string]bool{}
+			back := map[string]bool{} // what came back, as ls --trash names it
 			for _, k := range c.Args().Slice() {
 				entries := []catalog.TrashEntry{{Key: k}}
 				if strings.HasSuffix(k, "/") {
@@ -486,6 +520,11 @@ func cmdRestore() *cli.Command {
 					continue
 				} else if err := folderWithoutSlash(c.Context, in.Catalog, k); err != nil {
 					return err
+				} else if te, later, err := latestAt(c.Context, in.Catalog, k); err != nil {
+					return err
+				} else {
+					entries = []catalog.TrashEntry{te}
+					maps.Copy(older, later)
 				}
 				holders := newBlockers(in.Catalog)
 				for _, te := range entries {
@@ -503,6 +542,15 @@ func cmdRestore() *cli.Command {
 						} else if f != "" {
 							bl.add(f, te)
 							continue
+						}
+						if te.Kind == "link" {
+							// A file holds the link's own name.
+							if f, err := holders.at(c.Context, key); err != nil {
+								return err
+							} else if f != "" {
+								bl.add(f, te)
+								continue
+							}
 						}
 					}
 					var e catalog.TrashEntry
@@ -553,6 +601,7 @@ func cmdRestore() *cli.Command {
 						failed++
 						continue
 					}
+					back[trashName(e)] = true
 					switch e.Kind {
 					case "folder":
 						fmt.Fprintf(c.App.Writer, "restored %s/ (folder)\n", key)
@@ -571,6 +620,15 @@ func cmdRestore() *cli.Command {
 								notes.add(key, u)
 							}
 						}
+						// A link trashed at its key stays there (a uid
+						// names a file older than it): say so, once.
+						if _, ok := older[key+"\x00link"]; !ok {
+							if tl, err := in.Catalog.TrashList(c.Context); err == nil && slices.ContainsFunc(tl, func(t catalog.TrashEntry) bool {
+								return t.Key == key && t.Kind == "link"
+							}) {
+								notes.add(key, catalog.TrashEntry{Key: key, Kind: "link"})
+							}
+						}
 					}
 				}
 			}
@@ -578,7 +636,17 @@ func cmdRestore() *cli.Command {
 			// noted again.
 			notes.without(bl).report(c.App.ErrWriter, "lamina: ")
 			bl.report(c.App.ErrWriter, "lamina: not restored: ")
-			older.report(c.App.ErrWriter, "lamina: not restored: ")
+			older.report(c.App.ErrWriter, "lamina: not restored: ", func(by catalog.TrashEntry) bool {
+				if by.Kind != "folder" {
+					return back[by.Key]
+				}
+				for n := range back { // the folder, or a name under it
+					if strings.HasPrefix(n, by.Key+"/") {
+						return true
+					}
+				}
+				return false
+			})
 			failed += len(older) // kept for what was trashed later at their names
 			switch n := bl.count(); {
 			case failed > 0 && n > 0:
@@ -591,6 +659,35 @@ func cmdRestore() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// latestAt is what restore KEY brings back where the trash holds a file
+// and a link removed at key: the one trashed last, the other
+// kept (older). Before, the file always came back, and its restore took
+// a link trashed after it out of the trash for good. A key with nothing
+// but one of them (or a uid) is restored as named.
+func latestAt(ctx context.Context, cat catalog.Catalog, key string) (catalog.TrashEntry, superseded, error) {
+	te := catalog.TrashEntry{Key: key}
+	tl, err := cat.TrashList(ctx)
+	if err != nil {
+		return te, nil, err
+	}
+	tl = slices.DeleteFunc(tl, func(e catalog.TrashEntry) bool { return e.Key != key })
+	// A folder record alone is not the folder (what was under it comes
+	// back with restore k/): restore k brings the file back over it.
+	if len(tl) != 2 || tl[0].Kind != "" || tl[0].Live || tl[1].Kind != "link" {
+		return te, nil, nil
+	}
+	older := superseded{}
+	file, node := tl[0], tl[1]
+	switch {
+	case node.TrashedAt.After(file.TrashedAt):
+		older.add(file, node)
+		return node, older, nil
+	default:
+		older.add(node, file) // Catalog.Restore keeps it
+	}
+	return te, older, nil
 }
 
 // doneUnder says whether done holds a key under the folder prefix

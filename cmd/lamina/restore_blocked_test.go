@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
@@ -348,5 +349,70 @@ func restoreFolderLatestAtName(t *testing.T, cat string) {
 	}
 	if got := e.ok("get", "d/kf", "-o", "-"); got != "d/kf\n" {
 		t.Fatalf("d/kf = %q", got)
+	}
+}
+
+// TestRestoreLinkLatestAtName: a link trashed after the file at its name
+// and the names under it comes back from restore FOLDER/ and restore KEY,
+// and a restore of the older file (by uid) keeps the link in the trash,
+// purgeable alone. Before, restore r/ brought back r/k/a, the link failed
+// on the folder it made and was reported as come back; restore r/k
+// brought the file back and deleted the link for good.
+func TestRestoreLinkLatestAtName(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) { restoreLinkLatestAtName(t, cat) })
+	}
+}
+
+func restoreLinkLatestAtName(t *testing.T, cat string) {
+	e := newEnv(t)
+	initOn(t, e, cat)
+	uid := strings.Fields(e.ok("save", e.write("f", []byte("v1\n")), "--key", "r/k"))[3]
+	e.ok("delete", "r/k")
+	time.Sleep(1100 * time.Millisecond)
+	e.ok("save", e.write("f", []byte("a\n")), "--key", "r/k/a")
+	e.ok("delete", "r/k/a")
+	time.Sleep(1100 * time.Millisecond)
+	link := func(remove bool) {
+		catalogOf(t, e, func(ctx context.Context, c catalog.Catalog) error {
+			if !remove {
+				return c.Symlink(ctx, "r/k", "../somewhere")
+			}
+			return c.RemoveLink(ctx, "r/k")
+		})
+	}
+	link(false)
+	link(true)
+	out, errs, err := e.run("restore", "r/")
+	if codeOf(err) != 1 || !strings.Contains(out, "restored r/k (symbolic link)") || strings.Contains(out, "r/k/a") ||
+		!strings.Contains(errs, "r/k stays in the trash: the symbolic link r/k was trashed after it") ||
+		!strings.Contains(errs, "what the trash holds under r/k/ (r/k/a) stays in the trash: the symbolic link r/k was trashed after it") {
+		t.Fatalf("restore r/: exit %d\n%s%s", codeOf(err), out, errs)
+	}
+	// The link trashed again, last: restore r/k brings it back, not the file.
+	link(true)
+	out, errs, err = e.run("restore", "r/k")
+	if codeOf(err) != 1 || !strings.Contains(out, "restored r/k (symbolic link)") ||
+		!strings.Contains(errs, "r/k stays in the trash: the symbolic link r/k was trashed after it") {
+		t.Fatalf("restore r/k: exit %d\n%s%s", codeOf(err), out, errs)
+	}
+	// The file's uid names it: it comes back, the link stays in the trash.
+	link(true)
+	out, errs, _ = e.run("restore", uid)
+	if !strings.Contains(out, "restored r/k (1 version)") || !strings.Contains(errs, "the symbolic link r/k stays in the trash: the file r/k holds its name") {
+		t.Fatalf("restore %s:\n%s%s", uid, out, errs)
+	}
+	var rows []struct{ Key, Kind string }
+	e.jsonOut(&rows, "ls", "--trash", "--format", "json")
+	if len(rows) != 2 || rows[0].Key != "r/k" || rows[0].Kind != "link" || rows[1].Key != "r/k/a" {
+		t.Fatalf("ls --trash: %+v; want the link r/k and r/k/a", rows)
+	}
+	e.ok("delete", "--permanent", "--link", "--yes", "r/k")
+	if got := e.ok("get", "r/k", "-o", "-"); got != "v1\n" {
+		t.Fatalf("r/k after the link's purge = %q", got)
+	}
+	e.jsonOut(&rows, "ls", "--trash", "--format", "json")
+	if len(rows) != 1 || rows[0].Key != "r/k/a" {
+		t.Fatalf("ls --trash after the link's purge: %+v", rows)
 	}
 }

@@ -53,6 +53,20 @@ func (b *blockers) of(ctx context.Context, key string) (string, error) {
 	return "", nil
 }
 
+// at returns key if a live artifact holds key itself ("" if none): a
+// trashed link there stays in the trash, held by the file (a restore of
+// a file keeps it, Catalog.Restore).
+func (b *blockers) at(ctx context.Context, key string) (string, error) {
+	_, err := b.cat.ByKey(ctx, key, 0)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
 // listedFrom is how many folder names under one parent folder prefetch
 // answers with one Children listing of it rather than one ByKey each: a
 // listing costs the size of the folder, a lookup a round trip (PostgreSQL,
@@ -114,6 +128,11 @@ func blockedBy(ctx context.Context, cat catalog.Catalog, es []catalog.TrashEntry
 		if by[i], err = holders.of(ctx, e.Key); err != nil {
 			return nil, nil, err
 		}
+		if by[i] == "" && e.Kind == "link" {
+			if by[i], err = holders.at(ctx, e.Key); err != nil {
+				return nil, nil, err
+			}
+		}
 		if by[i] != "" {
 			bl.add(by[i], e)
 		}
@@ -170,8 +189,15 @@ func (bl blocked) report(w io.Writer, prefix string) {
 	}
 	sort.Strings(files)
 	for _, f := range files {
-		sort.Strings(bl[f])
-		fmt.Fprintf(w, "%s%s\n", prefix, blockedHelp(f, len(bl[f]), someKeys(bl[f])))
+		names := slices.DeleteFunc(slices.Clone(bl[f]), func(n string) bool { return n == f })
+		if len(names) < len(bl[f]) {
+			fmt.Fprintf(w, "%s%s\n", prefix, linkHeldHelp(f))
+		}
+		if len(names) == 0 {
+			continue
+		}
+		sort.Strings(names)
+		fmt.Fprintf(w, "%s%s\n", prefix, blockedHelp(f, len(names), someKeys(names)))
 	}
 }
 
@@ -186,6 +212,14 @@ func blockedHelp(file string, n int, names string) string {
 	return fmt.Sprintf("the trash holds %s under %s/ (%s) that cannot be restored while %s is a file, which holds the folder's name: "+
 		"`lamina delete --permanent %s/` deletes %s for good; or move %s away (mv in a mount, or `lamina delete %s` to put it in the trash) and run `lamina restore %s/`",
 		plural(n, "name"), file, names, file, file, them, file, file, file)
+}
+
+// linkHeldHelp says that the symbolic link key in the trash cannot come
+// back while the file key holds its name, and what to do.
+func linkHeldHelp(key string) string {
+	return fmt.Sprintf("the symbolic link %s stays in the trash: the file %s holds its name; "+
+		"`lamina delete --permanent --link %s` deletes the link for good (not the file); or move %s away (mv in a mount) and run `lamina restore %s`",
+		key, key, key, key, key)
 }
 
 // blockedKeyHelp is blockedHelp for one key named to restore.
@@ -228,22 +262,35 @@ func trashName(e catalog.TrashEntry) string {
 	return e.Key
 }
 
-// superseded maps a trashed file or link that restore FOLDER/ keeps in
-// the trash to what, trashed later at its name, came back instead: a
-// folder or link removed at its key, or the folder of names under it.
-type superseded map[string]catalog.TrashEntry
+// superseded holds what restore keeps in the trash because another
+// state at its name, trashed later, came back instead: a file or link k
+// against the folder or link removed at k, or the names under k/; and a
+// link k that the file k, trashed later, holds. Keyed by name and kind.
+type superseded map[string]supersede
+
+type supersede struct {
+	kept  catalog.TrashEntry // the name kept: a folder entry for names under kept.Key/
+	names []string           // those names
+	by    catalog.TrashEntry // what was trashed later; a folder entry for names under by.Key/
+}
+
+func (s superseded) add(kept, by catalog.TrashEntry, names ...string) {
+	s[kept.Key+"\x00"+kept.Kind] = supersede{kept, names, by}
+}
 
 // latestState picks, where what the trash holds under a folder meets at
 // one name, the state trashed last: a file and the folder or link removed
-// at its key, or a file or link k and the names under k/. The file or
-// link trashed before stays in the trash, restorable by its own name once
-// the name is free, and is reported (older). Before, artifacts came
-// first, so a file trashed before a folder made at its name came back
-// over the folder, whose contents stayed in the trash. A tie keeps that
-// order. A file that is newer takes the name as before: its restore takes
-// the folder or link at its key out of the trash (Catalog.Restore), and
-// what is under it is kept out (blockers). A key written again since
-// holds its name: nothing is decided there.
+// at its key, or a file or link k and the names under k/. The side
+// trashed before stays in the trash, restorable by its name once the
+// name is free, and is reported (older). Before, artifacts came first, so
+// a file trashed before a folder made at its name came back over the
+// folder, whose contents stayed in the trash; and the names under a link
+// k trashed before it came back first, made k a folder, and the link
+// failed. A tie keeps that order. A file that is newer takes the name as
+// before: its restore takes the folder record at its key out of the
+// trash (Catalog.Restore), a link stays there (reported), and what is
+// under it is kept out (blockers). A key written again since holds its
+// name: nothing is decided there.
 func latestState(tl []catalog.TrashEntry) (keep []catalog.TrashEntry, older superseded) {
 	older = superseded{}
 	dropped := map[string]bool{} // key and kind
@@ -254,9 +301,14 @@ func latestState(tl []catalog.TrashEntry) (keep []catalog.TrashEntry, older supe
 		if a.Key != n.Key || a.Kind != "" || a.Live {
 			continue
 		}
-		if n.TrashedAt.After(a.TrashedAt) {
-			older[a.Key], dropped[id(a)] = n, true
-		} else {
+		switch {
+		case n.TrashedAt.After(a.TrashedAt):
+			older.add(a, n)
+			dropped[id(a)] = true
+		case n.Kind == "link":
+			older.add(n, a) // the restore of the file keeps it
+			dropped[id(n)] = true
+		default:
 			dropped[id(n)] = true
 		}
 	}
@@ -265,41 +317,102 @@ func latestState(tl []catalog.TrashEntry) (keep []catalog.TrashEntry, older supe
 			continue
 		}
 		var last time.Time
+		var under []catalog.TrashEntry
 		for _, u := range tl {
-			if strings.HasPrefix(u.Key, e.Key+"/") && u.TrashedAt.After(last) {
-				last = u.TrashedAt
+			if strings.HasPrefix(u.Key, e.Key+"/") {
+				under = append(under, u)
+				if u.TrashedAt.After(last) {
+					last = u.TrashedAt
+				}
 			}
 		}
-		if last.After(e.TrashedAt) {
-			older[e.Key] = catalog.TrashEntry{Key: e.Key, Kind: "folder"}
+		switch {
+		case last.After(e.TrashedAt):
+			folder := catalog.TrashEntry{Key: e.Key, Kind: "folder"}
+			for k, o := range older {
+				if o.by.Key == e.Key && o.by.Kind == "" {
+					// A link the file would have held: the folder did.
+					o.by = folder
+					older[k] = o
+				}
+			}
+			older.add(e, folder)
 			dropped[id(e)] = true
+		case len(under) > 0 && e.Kind == "link":
+			// The link is newer: the names under k/ would make k a
+			// folder and keep it out.
+			var names []string
+			for _, u := range under {
+				if !dropped[id(u)] {
+					names = append(names, trashName(u))
+					dropped[id(u)] = true
+				}
+			}
+			older.add(catalog.TrashEntry{Key: e.Key, Kind: "folder"}, e, names...)
 		}
 	}
 	keep = slices.DeleteFunc(slices.Clone(tl), func(e catalog.TrashEntry) bool { return dropped[id(e)] })
 	return keep, older
 }
 
-// report writes one line per name kept in the trash: what took its name,
-// and the commands that bring it back.
-func (s superseded) report(w io.Writer, prefix string) {
-	names := make([]string, 0, len(s))
+// report writes one line per name kept in the trash: what took its name
+// (or, if that failed or stayed out, that it did not come back), and the
+// commands that bring it back. back says whether a name came back.
+func (s superseded) report(w io.Writer, prefix string, back func(catalog.TrashEntry) bool) {
+	ids := make([]string, 0, len(s))
 	for n := range s {
-		names = append(names, n)
+		ids = append(ids, n)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "%s%s\n", prefix, supersededHelp(n, s[n]))
+	sort.Strings(ids)
+	for _, n := range ids {
+		o := s[n]
+		if back(o.by) {
+			fmt.Fprintf(w, "%s%s\n", prefix, supersededHelp(o))
+		} else {
+			fmt.Fprintf(w, "%s%s stays in the trash: %s, trashed after it at its name, was not restored either (above)\n",
+				prefix, keptName(o), what(o.by))
+		}
 	}
 }
 
-// supersededHelp says that key stays in the trash because by, trashed
-// after it at its name, came back instead, and what to do.
-func supersededHelp(key string, by catalog.TrashEntry) string {
-	what, away := "the symbolic link "+by.Key, "mv in a mount"
-	if by.Kind == "folder" {
-		what, away = "the folder "+by.Key+"/", "mv in a mount, or `lamina delete` of the keys under it"
+// keptName names what o keeps in the trash.
+func keptName(o supersede) string {
+	switch {
+	case o.kept.Kind == "link":
+		return "the symbolic link " + o.kept.Key
+	case o.kept.Kind == "folder":
+		return fmt.Sprintf("what the trash holds under %s/ (%s)", o.kept.Key, someKeys(o.names))
 	}
-	return fmt.Sprintf("%s stays in the trash: %s was trashed after it, at its name, and came back instead (restore FOLDER/ brings back the latest at each name); "+
-		"`lamina delete --permanent %s` deletes it for good; or move %s away (%s) and run `lamina restore %s`",
-		key, what, key, trashName(by), away, key)
+	return o.kept.Key
+}
+
+// what names the state trashed later at a name.
+func what(by catalog.TrashEntry) string {
+	switch by.Kind {
+	case "folder":
+		return "the folder " + by.Key + "/"
+	case "link":
+		return "the symbolic link " + by.Key
+	}
+	return "the file " + by.Key
+}
+
+// supersededHelp says that o.kept stays in the trash because o.by,
+// trashed after it at its name, came back instead, and what to do.
+func supersededHelp(o supersede) string {
+	away := "mv in a mount"
+	if o.by.Kind == "folder" {
+		away = "mv in a mount, or `lamina delete` of the keys under it"
+	}
+	name, purge := o.kept.Key, "`lamina delete --permanent "+o.kept.Key+"`"
+	switch o.kept.Kind {
+	case "folder":
+		name += "/"
+		purge = "`lamina delete --permanent " + name + "`"
+	case "link":
+		purge = "`lamina delete --permanent --link " + name + "`"
+	}
+	return fmt.Sprintf("%s stays in the trash: %s was trashed after it, at its name, and came back instead (restore brings back the latest at each name); "+
+		"%s deletes it for good; or move %s away (%s) and run `lamina restore %s`",
+		keptName(o), what(o.by), purge, trashName(o.by), away, name)
 }
