@@ -66,6 +66,15 @@ type Run struct {
 	// cgroup (`… &`, `setsid nohup`); until they exit, what they read and
 	// write through a mount is the run's, recorded after its end.
 	ProcsLeft bool `json:"processes_left,omitempty"`
+	// Daemon names the mount daemon whose tracker made the run (a
+	// Snakemake job's, which has no root process of its own and ends only
+	// when that tracker ends it): "BOOT_ID/PID/START" on Host, so that a
+	// later daemon of that host can tell it is gone (lineage.Orphaned).
+	Daemon string `json:"daemon,omitempty"`
+	// Note says why a run was abandoned when its status alone does not
+	// (a job run: the daemon that tracked it stopped); an amend that makes
+	// it ok or failed drops it.
+	Note string `json:"note,omitempty"`
 }
 
 // SetArgv records argv: Argv as text, and each argument that is not
@@ -118,6 +127,8 @@ type RunEnd struct {
 	// ProcsLeft records that the run ended with processes left in its
 	// cgroup (Run.ProcsLeft); false leaves it as it is.
 	ProcsLeft bool `json:"processes_left,omitempty"`
+	// Note replaces the run's note (Run.Note).
+	Note string `json:"note,omitempty"`
 }
 
 // Apply applies e to r: what FinishRun does to the stored run, in every
@@ -146,6 +157,9 @@ func (r *Run) Apply(e RunEnd) {
 	if e.ProcsLeft {
 		r.ProcsLeft = true
 	}
+	if e.Note != "" {
+		r.Note = e.Note
+	}
 	switch {
 	case e.Abandoned:
 		r.Status, r.ExitCode = RunAbandoned, nil
@@ -154,6 +168,9 @@ func (r *Run) Apply(e RunEnd) {
 	case r.Status == RunAbandoned && e.ExitCode == nil: // a later amend (a name) keeps it
 	case r.FinishedAt != nil || r.ExitCode != nil:
 		r.Status = RunOK
+	}
+	if r.Status != RunAbandoned && e.Note == "" {
+		r.Note = "" // it said why the run was abandoned; it was amended since
 	}
 }
 

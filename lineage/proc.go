@@ -174,6 +174,7 @@ func Lingers(r catalog.Run, host string) bool {
 type Finisher interface {
 	FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (catalog.Run, error)
 	ListRuns(ctx context.Context, q catalog.RunQuery) ([]catalog.Run, error)
+	RunRecord(ctx context.Context, uid string) (catalog.RunRecord, error)
 }
 
 // Abandon records that run r's root process vanished unfinished (status
@@ -183,31 +184,133 @@ type Finisher interface {
 // lingers. It returns the run as stored.
 func Abandon(ctx context.Context, cat Finisher, r catalog.Run) (catalog.Run, error) {
 	end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}
-	if kids, err := cat.ListRuns(ctx, catalog.RunQuery{Parent: r.UID}); err == nil {
-		for _, k := range kids {
-			if k.Status == catalog.RunRunning && k.RootPID == 0 {
-				cat.FinishRun(ctx, k.UID, end)
-			}
-		}
-	}
+	EndJobs(ctx, cat, r.UID, end)
 	// Its command may run on in its cgroup: it lingers (Tracker.Resume).
 	end.ProcsLeft = cgroupBusy(r.Cgroup)
 	return cat.FinishRun(ctx, r.UID, end)
 }
 
+// EndJobs ends with end the running children of run uid that have no root
+// process of their own (a Snakemake run's job runs, which only the
+// tracker that made them ends) and returns how many. `lamina run` calls it
+// once it recorded its pipeline's end: the daemon that would have ended
+// them may be gone (killed), and nothing else would.
+func EndJobs(ctx context.Context, cat Finisher, uid string, end catalog.RunEnd) int {
+	kids, err := cat.ListRuns(ctx, catalog.RunQuery{Parent: uid})
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, k := range kids {
+		if k.Status == catalog.RunRunning && k.RootPID == 0 {
+			if _, err := cat.FinishRun(ctx, k.UID, end); err == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // SweepRuns abandons the runs of this host among runs whose root process
-// is gone (Vanished) and returns runs with those updated. It is what
-// lists of runs call, so that a dead run is never shown as running.
+// is gone (Vanished), and the job runs nothing can end any more
+// (Orphaned), and returns runs with those updated. It is what lists of
+// runs and a daemon's start call, so that a dead run is never shown
+// running.
 func SweepRuns(ctx context.Context, cat Finisher, runs []catalog.Run) []catalog.Run {
 	host, _ := os.Hostname()
+	status := map[string]string{} // uid → status, as listed
+	for _, r := range runs {
+		status[r.UID] = r.Status
+	}
+	parentStatus := func(uid string) string {
+		if s, ok := status[uid]; ok {
+			return s
+		}
+		if rec, err := cat.RunRecord(ctx, uid); err == nil {
+			status[uid] = rec.Run.Status
+			return rec.Run.Status
+		}
+		return "" // unknown: left alone
+	}
 	for i, r := range runs {
-		if Vanished(r, host) {
+		switch {
+		case Vanished(r, host):
 			if got, err := Abandon(ctx, cat, r); err == nil {
+				runs[i] = got
+				status[r.UID] = got.Status
+			}
+		case Orphaned(r, host, parentStatus):
+			end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true, Note: OrphanNote}
+			if got, err := cat.FinishRun(ctx, r.UID, end); err == nil {
 				runs[i] = got
 			}
 		}
 	}
 	return runs
+}
+
+// OrphanNote is the note of a job run ended because the daemon that
+// tracked it stopped first.
+const OrphanNote = "the mount daemon that tracked it stopped (killed?) before its pipeline's run ended"
+
+// Orphaned reports whether r is a running job run (no root process of its
+// own: a Snakemake job's, which only the tracker that made it ends) of this
+// host (host, as os.Hostname says) that nothing can end any more: its
+// pipeline's run (parentStatus of r.Parent) ended, and the daemon that made
+// it (r.Daemon) is no longer running, or none is recorded (a run made
+// before daemons were). A daemon ends its job runs before their pipeline's
+// run, so such a run is left over from a daemon that died (kill -9). A run
+// of another host (another workstation's daemon on a shared PostgreSQL
+// catalog) is never orphaned here: its daemon cannot be checked. It reads
+// /proc/PID/stat: never call it inside a FUSE handler.
+func Orphaned(r catalog.Run, host string, parentStatus func(uid string) string) bool {
+	if r.Status != catalog.RunRunning || r.RootPID > 0 || r.Parent == "" || r.Host == "" || r.Host != host {
+		return false
+	}
+	if r.Daemon != "" && DaemonAlive(r.Daemon) {
+		return false
+	}
+	ps := parentStatus(r.Parent)
+	return ps != "" && ps != catalog.RunRunning
+}
+
+// bootID tells boots apart: pid and start time name a process only
+// within one.
+func bootID() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b))
+}
+
+// DaemonID names this process as the daemon that made a run
+// (catalog.Run.Daemon): "BOOT_ID/PID/START", START its start time in clock
+// ticks since boot. "" when /proc cannot tell.
+func DaemonID() string {
+	pid, start, err := Self()
+	boot := bootID()
+	if err != nil || boot == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/%d/%d", boot, pid, start)
+}
+
+// DaemonAlive reports whether the daemon id names (DaemonID) still runs:
+// the same boot, a process with its pid and start time. An id it cannot
+// read is taken as alive: a run is never ended on a guess.
+func DaemonAlive(id string) bool {
+	f := strings.Split(id, "/")
+	if len(f) != 3 {
+		return true
+	}
+	pid, err1 := strconv.Atoi(f[1])
+	start, err2 := strconv.ParseUint(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	if f[0] != bootID() {
+		return false // rebooted since
+	}
+	got, err := ProcStart(pid)
+	return err == nil && got == start
 }
 
 // Shell returns the shell pid stands for: pid itself, or, when pid is a

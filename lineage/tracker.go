@@ -80,6 +80,10 @@ type Tracker struct {
 	// ended, non-nil while Resume runs, collects the runs finished
 	// meanwhile, so that Resume never registers a run that just ended.
 	ended map[string]bool
+	// daemon names this process in the job runs it makes
+	// (catalog.Run.Daemon), so that a later daemon knows them orphaned
+	// once this one is gone.
+	daemon string
 
 	stop chan struct{}
 	done chan struct{}
@@ -126,7 +130,7 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
 		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
-		adopted: map[string][]string{}, stop: make(chan struct{}), done: make(chan struct{})}
+		adopted: map[string][]string{}, daemon: DaemonID(), stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	return t
 }
@@ -775,7 +779,7 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: split, Name: "job",
-		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host})
+		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host, Daemon: t.daemon})
 	if err != nil {
 		fd.close()
 		t.opts.Logger.Error("lineage: starting a job's run", "run", split, "pid", pid, "err", err)

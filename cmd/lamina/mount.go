@@ -438,7 +438,8 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		tracker, rpcCat = tk, tk.Wrap(cat)
 		// Runs of this host left running by a process that died while no
 		// daemon watched it are abandoned (the tracker reaps those
-		// registered with it); those whose process lives on (a run begun
+		// registered with it), and so are the job runs a daemon that died
+		// left running after their pipeline ended (lineage.Orphaned); those whose process lives on (a run begun
 		// before this mount, or before a restart of its daemon) are
 		// registered with the tracker, so what they do from now on through
 		// the mount is theirs; so are those that ended leaving processes

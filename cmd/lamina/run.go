@@ -188,6 +188,11 @@ func cmdRun() *cli.Command {
 				return exitf(code, "")
 			}
 			if r.Split {
+				// Its job runs end with it: the daemon's tracker ended them
+				// already, unless the daemon died (kill -9) and nothing else
+				// would. Their outcome is unknown until Snakemake's records
+				// amend them (nameJobs).
+				lineage.EndJobs(ctx, cat, r.UID, catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true, Note: lineage.OrphanNote})
 				nameJobs(ctx, cat, r, t, argv)
 			}
 			if err := printRunSummary(ctx, c, cat, r.UID, t); err != nil {
@@ -470,6 +475,8 @@ func printRunSummary(ctx context.Context, c *cli.Context, cat catalog.Catalog, u
 // how the job ended: "its process vanished" was wrong for the latter.
 func runStatus(r catalog.Run) string {
 	switch {
+	case r.Status == catalog.RunAbandoned && r.Note != "":
+		return r.Status + " (how it ended is unknown: " + r.Note + ")"
 	case r.Status == catalog.RunAbandoned:
 		return r.Status + " (how it ended is unknown)"
 	case r.Signal != "" && r.ExitCode != nil:

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,11 +90,10 @@ func cmdRuns() *cli.Command {
 					if err != nil {
 						return err
 					}
-					if host, _ := os.Hostname(); lineage.Vanished(rec.Run, host) {
-						if _, err := lineage.Abandon(c.Context, cat, rec.Run); err == nil {
-							if rec, err = cat.RunRecord(c.Context, rec.Run.UID); err != nil {
-								return err
-							}
+					// A dead run (or a job run its dead daemon left) is not shown running.
+					if rec.Run.Status == catalog.RunRunning && lineage.SweepRuns(c.Context, cat, []catalog.Run{rec.Run})[0].Status != catalog.RunRunning {
+						if rec, err = cat.RunRecord(c.Context, rec.Run.UID); err != nil {
+							return err
 						}
 					}
 					if format == "json" {
