@@ -259,6 +259,9 @@ func TestOntologyIndexFromOlderFormat(t *testing.T) {
 	digest := res.Source.Digest
 	idx := func(format int) string { return fmt.Sprintf("ontologies/celltype/%s.v%d.idx", digest, format) }
 	// Make the storage what the old version left: its source and index.
+	if err := in.Backend.Delete(ctx, idx(ontology.IndexFormat)); err != nil {
+		t.Fatal(err)
+	}
 	for name, object := range map[string]string{"cells.src": res.Source.Object, "cells.v1.idx": idx(1)} {
 		b, err := os.ReadFile(filepath.Join(fixture, name))
 		if err != nil {
@@ -267,9 +270,6 @@ func TestOntologyIndexFromOlderFormat(t *testing.T) {
 		if err := in.Backend.Put(ctx, object, b); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := in.Backend.Delete(ctx, idx(ontology.IndexFormat)); err != nil {
-		t.Fatal(err)
 	}
 	old, _ := in.Backend.Get(ctx, idx(1))
 	if _, err := ontology.LoadIndex(old, digest); !errors.Is(err, ontology.ErrIndex) {
