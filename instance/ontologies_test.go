@@ -137,7 +137,7 @@ func TestLoadOntology(t *testing.T) {
 	if err := other.Backend.Put(ctx, r2.Source.Object, []byte("not a source")); err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Backend.Delete(ctx, strings.TrimSuffix(r2.Source.Object, ".src")+".v1.idx"); err != nil {
+	if err := other.Backend.Delete(ctx, fmt.Sprintf("%s.v%d.idx", strings.TrimSuffix(r2.Source.Object, ".src"), ontology.IndexFormat)); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := other.LoadOntology(ctx, "developmental_stage", "human", ""); !errors.Is(err, ontology.ErrCodec) || !strings.Contains(err.Error(), r2.Source.Object) {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -82,8 +84,8 @@ func testIndexFile(t *testing.T, remote bool) {
 		t.Fatal(err)
 	}
 	digest := res.Source.Digest
-	object := "ontologies/celltype/" + digest + ".v1.idx"
-	cached := filepath.Join(dir, "cache", "ontologies", digest+".v1.idx")
+	object := fmt.Sprintf("ontologies/celltype/%s.v%d.idx", digest, ontology.IndexFormat)
+	cached := filepath.Join(dir, "cache", "ontologies", fmt.Sprintf("%s.v%d.idx", digest, ontology.IndexFormat))
 	good, err := local.Get(ctx, object)
 	if err != nil {
 		t.Fatalf("import stored no index: %v", err)
@@ -236,5 +238,61 @@ func sameJSON(t *testing.T, what string, got, want any) {
 	w, _ := json.Marshal(want)
 	if string(g) != string(w) {
 		t.Fatalf("%s:\nloaded %s\nbuilt  %s", what, g, w)
+	}
+}
+
+// TestOntologyIndexFromOlderFormat: an instance whose ontology was
+// imported by a version that wrote index format 1 (names folded without
+// Unicode dashes, synonyms with their language tag) gets today's answers:
+// the format-1 file is not used, the index is rebuilt from the stored
+// source once and stored beside it, and the old file stays for older
+// binaries sharing the storage. The fixture was written by format-1 code.
+func TestOntologyIndexFromOlderFormat(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	in := openOntologyInstance(t, dir)
+	fixture := filepath.Join("testdata", "ontology-format1")
+	res, err := in.ImportOntology(ctx, filepath.Join(fixture, "cells.obo"), instance.OntologyImportOptions{Entity: "celltype"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := res.Source.Digest
+	idx := func(format int) string { return fmt.Sprintf("ontologies/celltype/%s.v%d.idx", digest, format) }
+	// Make the storage what the old version left: its source and index.
+	if err := in.Backend.Delete(ctx, idx(ontology.IndexFormat)); err != nil {
+		t.Fatal(err)
+	}
+	for name, object := range map[string]string{"cells.src": res.Source.Object, "cells.v1.idx": idx(1)} {
+		b, err := os.ReadFile(filepath.Join(fixture, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := in.Backend.Put(ctx, object, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, _ := in.Backend.Get(ctx, idx(1))
+	if _, err := ontology.LoadIndex(old, digest); !errors.Is(err, ontology.ErrIndex) {
+		t.Fatalf("LoadIndex of a format-1 file: %v, want ErrIndex", err)
+	}
+
+	instance.ForgetOntologyIndexes()
+	x, _, err := in.LoadOntology(ctx, "celltype", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := x.Standardize("T\u2010cell", ontology.StandardizeOptions{}); st.ID != "CL:0000084" {
+		t.Errorf("T\u2010cell: %v %s (%s)", st.Match, st.ID, st.Reason())
+	}
+	if st := x.Standardize("T-Zelle", ontology.StandardizeOptions{Related: true}); st.ID != "CL:0000084" || st.Via != "T-Zelle" {
+		t.Errorf("T-Zelle: %v %s via %q", st.Match, st.ID, st.Via)
+	}
+	if b, err := in.Backend.Get(ctx, idx(ontology.IndexFormat)); err != nil {
+		t.Fatalf("the rebuilt index was not stored: %v", err)
+	} else if _, err := ontology.LoadIndex(b, digest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Backend.Get(ctx, idx(1)); err != nil {
+		t.Errorf("the format-1 file is gone: %v", err)
 	}
 }

@@ -117,7 +117,9 @@ func Unmarshal(data []byte) (*Source, error) {
 		if ns := d.count(2); ns > 0 {
 			t.Synonyms = make([]Synonym, ns)
 			for j := range t.Synonyms {
-				t.Synonyms[j].Text = d.str()
+				// Sources stored before imports dropped language tags
+				// still hold "Herz@de".
+				t.Synonyms[j].Text = stripLangTag(d.str())
 				sc := Scope(d.byte())
 				if sc > Symbol {
 					d.fail("unknown synonym scope %d", sc)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Index answers questions about one Source: validate, standardize,
@@ -96,7 +98,8 @@ func (x *Index) resolve(s string) (uint32, bool) {
 // idSpelling maps the other common spellings of an id to the source's:
 // the prefix in another case (cl:0000084), an underscore for the colon
 // (CL_0000084) and the OBO PURL (http://purl.obolibrary.org/obo/CL_0000084)
-// are CL:0000084. ok is false when s spells no id of a prefix the source
+// are CL:0000084; ENSG00000156738.17 and ensg00000156738 are
+// ENSG00000156738 (ensemblID). ok is false when s spells no id of a prefix the source
 // has, or spells it as the source does.
 func (x *Index) idSpelling(s string) (string, bool) {
 	t := strings.TrimSpace(s)
@@ -110,6 +113,9 @@ func (x *Index) idSpelling(s string) (string, bool) {
 			t = rest[len(purl):]
 			break
 		}
+	}
+	if id, ok := ensemblID(t); ok {
+		return id, id != s
 	}
 	i := strings.IndexAny(t, ":_")
 	if i <= 0 || i == len(t)-1 {
@@ -131,8 +137,67 @@ func (x *Index) idSpelling(s string) (string, bool) {
 	return id, id != s
 }
 
-// fold lowercases and collapses white space, so that "Monocyte " and
-// "monocyte" compare equal. It returns s itself when nothing changes.
+// ensemblID maps a versioned or lower-case Ensembl id to the unversioned
+// upper-case one a gene table holds: GENCODE and h5ad var_names write
+// ENSG00000156738.17, a hand-made list ensg00000156738. A GENCODE PAR_Y
+// id (ENSG00000182378.14_PAR_Y) is another gene than its X copy and is
+// not one.
+func ensemblID(s string) (string, bool) {
+	if len(s) < 5 || !strings.EqualFold(s[:3], "ENS") {
+		return "", false
+	}
+	letters := 3
+	for letters < len(s) && isASCIILetter(s[letters]) {
+		letters++
+	}
+	digits := letters
+	for digits < len(s) && '0' <= s[digits] && s[digits] <= '9' {
+		digits++
+	}
+	if letters == 3 || digits == letters {
+		return "", false
+	}
+	if v := s[digits:]; v != "" && (v[0] != '.' || len(v) == 1 || strings.Trim(v[1:], "0123456789") != "") {
+		return "", false
+	}
+	return strings.ToUpper(s[:digits]), true
+}
+
+func isASCIILetter(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
+
+// findID finds the term s names as an id or alt_id, ignoring white space
+// around it, as written or in another spelling idSpelling knows
+// (cl:0000084, CL_0000084, ENSG00000156738.17). alt is the alt_id that
+// matched, "" for the id. Standardize and Search take the same ids.
+func (x *Index) findID(s string) (i uint32, alt string, ok bool) {
+	id := strings.TrimSpace(s)
+	for try := 0; try < 2; try++ {
+		h := hashString(id)
+		if i, ok := x.findOne(&x.byID, id, h); ok {
+			return i, "", true
+		}
+		if i, ok := x.findOne(&x.byAlt, id, h); ok {
+			return i, id, true
+		}
+		other, ok := x.idSpelling(id)
+		if !ok {
+			break
+		}
+		id = other
+	}
+	return 0, "", false
+}
+
+// fold is the normal form in which names and synonyms are compared, by
+// Standardize (case_or_whitespace, synonyms) and Search (exact ranks)
+// alike: lowercase, white space collapsed (NBSP is white space), Unicode
+// dashes and hyphens (U+2010-U+2015, U+2212, U+FE63, U+FF0D) read as '-',
+// zero-width characters (U+200B-U+200D, U+FEFF) dropped, and NFC, so that
+// "Monocyte ", "monocyte", "T\u2010cell" and "T-cell" compare as the text
+// they show, and a decomposed "Mu\u0308ller cell" (macOS, Excel) as
+// "Müller cell". Nothing else: "T cell" and "T-cell" stay apart. Index
+// files store folded text: a change here needs a new IndexFormat. It
+// returns s itself when nothing changes.
 func fold(s string) string {
 	clean := true
 	prevSpace := true
@@ -149,19 +214,38 @@ func fold(s string) string {
 	}
 	var b strings.Builder
 	b.Grow(len(s))
-	space := false
+	space, ascii := false, true
 	for _, r := range s {
 		if unicode.IsSpace(r) {
 			space = b.Len() > 0
 			continue
 		}
+		switch {
+		case isDash(r):
+			r = '-'
+		case r == '\u200b' || r == '\u200c' || r == '\u200d' || r == '\ufeff':
+			continue // zero-width: invisible in the value
+		}
 		if space {
 			b.WriteByte(' ')
 			space = false
 		}
+		if r >= utf8.RuneSelf {
+			ascii = false
+		}
 		b.WriteRune(unicode.ToLower(r))
 	}
-	return b.String()
+	if ascii {
+		return b.String()
+	}
+	return norm.NFC.String(b.String())
+}
+
+// isDash reports whether r is a Unicode hyphen, dash or minus sign that
+// reads as an ASCII hyphen-minus (word processors put U+2010 and U+2013
+// in names; Mondo spells some labels with an en dash).
+func isDash(r rune) bool {
+	return (r >= '\u2010' && r <= '\u2015') || r == '\u2212' || r == '\ufe63' || r == '\uff0d'
 }
 
 // ---- validate ----
@@ -243,9 +327,16 @@ func (v Validation) Message() string {
 		return fmt.Sprintf("%q is %s (%s)", v.Value, v.ID, v.Name)
 	case v.Obsolete:
 		return fmt.Sprintf("%q is obsolete (%s)%s", v.Value, v.ID, v.index.replacementText(v.ReplacedBy, v.Consider))
-	default:
-		return fmt.Sprintf("%q is not a name or id in %s", v.Value, v.index.ontologyName())
 	}
+	msg := fmt.Sprintf("%q is not a name or id in %s", v.Value, v.index.ontologyName())
+	i, _, ok := v.index.findID(v.Value) // cl:0000084, ENSG00000156738.17
+	switch {
+	case !ok:
+		return msg
+	case v.index.obsolete(i):
+		return msg + fmt.Sprintf(" as written, but spells the obsolete id %s", v.index.id(i))
+	}
+	return msg + fmt.Sprintf(" as written, but spells the id %s (%s), which standardize maps it to", v.index.id(i), v.index.name(i))
 }
 
 // replacementText names an obsolete term's replacement, or what to consider.
@@ -281,7 +372,7 @@ const (
 	ExactName        // the value is a live term's name
 	ByID             // the value is a term id
 	ByAltID          // the value is a secondary id; mapped to the primary term
-	FoldedName       // a name after ignoring case and white space
+	FoldedName       // a name after ignoring case, white space, dashes and Unicode form (fold)
 	BySynonym        // an EXACT synonym
 	ByRelated        // a RELATED synonym (only with StandardizeOptions.Related)
 	Replaced         // an obsolete term's name or id, mapped to its replacement
@@ -355,7 +446,7 @@ func (s Standardization) Reason() string {
 	case ByAltID:
 		return fmt.Sprintf("secondary id of %s", s.ID)
 	case FoldedName:
-		return "name differs in case or white space"
+		return "name differs in case, white space, dashes or Unicode form"
 	case BySynonym:
 		return fmt.Sprintf("EXACT synonym %q of %s", s.Via, s.ID)
 	case ByRelated:
@@ -382,8 +473,9 @@ func (s Standardization) Reason() string {
 }
 
 // Standardize maps value to a standard term name: the exact name, an id or
-// alt_id (ignoring white space around it), the name ignoring case and
-// white space, an EXACT synonym, a RELATED synonym (with opts.Related),
+// alt_id (ignoring white space around it; in another spelling, see
+// idSpelling), the name in fold's normal form (case, white space, dashes,
+// Unicode form), an EXACT synonym, a RELATED synonym (with opts.Related),
 // or, for an obsolete term, its replacement. A value that fits several
 // terms is reported Ambiguous with the candidates.
 func (x *Index) Standardize(value string, opts StandardizeOptions) Standardization {
@@ -398,28 +490,14 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 	}
 	// Ids are matched without surrounding white space, as names are
 	// below: a *_ontology_term_id column often carries stray blanks.
-	id, hid := value, h
-	if t := strings.TrimSpace(value); t != value {
-		id, hid = t, hashString(t)
-	}
-	for try := 0; try < 2; try++ {
-		if i, ok := x.findOne(&x.byID, id, hid); ok {
-			if x.obsolete(i) {
-				return x.replaced(s, i)
-			}
-			return x.matched(s, ByID, i, "")
+	if i, alt, ok := x.findID(value); ok {
+		switch {
+		case x.obsolete(i):
+			return x.replaced(s, i)
+		case alt != "":
+			return x.matched(s, ByAltID, i, alt)
 		}
-		if i, ok := x.findOne(&x.byAlt, id, hid); ok {
-			if x.obsolete(i) {
-				return x.replaced(s, i)
-			}
-			return x.matched(s, ByAltID, i, id)
-		}
-		other, ok := x.idSpelling(id) // cl:0000084, CL_0000084, its PURL
-		if !ok {
-			break
-		}
-		id, hid = other, hashString(other)
+		return x.matched(s, ByID, i, "")
 	}
 	f := fold(value)
 	if f != value {

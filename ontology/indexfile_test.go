@@ -255,8 +255,8 @@ alt_id: X:9
 		t.Fatal(err)
 	}
 	b := x.MarshalIndex()
-	const want = 0xc84161b3
-	if got := crc32.ChecksumIEEE(b); ontology.IndexFormat != 1 || got != want {
+	const want = 0x54d79d9e
+	if got := crc32.ChecksumIEEE(b); ontology.IndexFormat != 2 || got != want {
 		t.Fatalf("format %d, %d bytes, checksum %#x, want %#x: bump IndexFormat when the encoding changes", ontology.IndexFormat, len(b), got, want)
 	}
 }

@@ -368,7 +368,7 @@ func (p *oboParser) synonym(tag, val string) (Synonym, error) {
 	if err != nil {
 		return Synonym{}, p.errf("%s: %v", tag, err)
 	}
-	s := Synonym{Text: text}
+	s := Synonym{Text: stripLangTag(text)}
 	switch tag {
 	case "exact_synonym":
 		s.Scope = Exact
@@ -392,6 +392,26 @@ func (p *oboParser) synonym(tag, val string) (Synonym, error) {
 	}
 	s.Scope = Related // OBO 1.2 reads a missing scope as RELATED
 	return s, nil
+}
+
+// stripLangTag removes a language tag that a synonym carries inside its
+// text: Uberon's OBO has `synonym: "Herz@de" RELATED`, the RDF literal
+// "Herz"@de flattened, and a user types Herz. The tag is a BCP 47
+// language (two or three lower-case letters) with an optional region or
+// script ("@pt-BR"), right after the text; "a@b.org" and "x @de" stay.
+func stripLangTag(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || s[at-1] == ' ' {
+		return s
+	}
+	lang, sub, hasSub := strings.Cut(s[at+1:], "-")
+	if len(lang) < 2 || len(lang) > 3 || strings.Trim(lang, "abcdefghijklmnopqrstuvwxyz") != "" {
+		return s
+	}
+	if hasSub && (len(sub) < 2 || len(sub) > 4 || strings.Trim(sub, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != "") {
+		return s
+	}
+	return s[:at]
 }
 
 func (p *oboParser) endStanza() error {

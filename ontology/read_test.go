@@ -122,7 +122,7 @@ whatever: ignored
 	want := ontology.Term{
 		ID: "T:1", Name: "Müller cell",
 		Definition: `a "quoted" def with ! bang, {braces} and a : colon`,
-		Synonyms: []ontology.Synonym{{Text: `"T4-like viruses"`, Scope: ontology.Exact}, {Text: "Herz@de", Scope: ontology.Related},
+		Synonyms: []ontology.Synonym{{Text: `"T4-like viruses"`, Scope: ontology.Exact}, {Text: "Herz", Scope: ontology.Related},
 			{Text: "no scope in 1.2", Scope: ontology.Related}, {Text: "old style", Scope: ontology.Exact}},
 		Parents: []string{"T:2"}, PartOf: []string{"T:2", "T:3"}, Namespace: "test_ns",
 	}

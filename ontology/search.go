@@ -258,7 +258,7 @@ type Rank uint8
 // Search ranks, best first. Words are letter-or-digit runs compared up to
 // case and a plural ending (matchWords).
 const (
-	RankExactName         Rank = iota // the name or the id, ignoring case and white space
+	RankExactName         Rank = iota // the name, ignoring case and white space (fold), or an id or alt_id as Standardize takes it
 	RankNormalizedName                // the name's words, up to plurals and punctuation ("B cells", "B-cell"); not what validate accepts
 	RankExactSynonym                  // an EXACT synonym, ignoring case and white space
 	RankSynonym                       // a RELATED, BROAD or NARROW synonym, ignoring case and white space
@@ -318,8 +318,8 @@ func (x *Index) Search(query string, opts SearchOptions) []Hit {
 		}
 		best[i] = Hit{ID: x.id(i), Name: x.name(i), Matched: matched, Rank: r, Score: score, Obsolete: obsolete}
 	}
-	if i, ok := x.lookupOne(&x.byID, strings.TrimSpace(query)); ok {
-		add(i, RankExactName, 1, x.id(i))
+	if i, alt, ok := x.findID(query); ok { // the ids Standardize takes
+		add(i, RankExactName, 1, cmp.Or(alt, x.id(i)))
 	}
 	for _, i := range x.lookup(&x.byFold, q) {
 		add(i, RankExactName, 1, x.name(i))
