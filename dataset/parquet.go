@@ -258,9 +258,9 @@ func readParquet(path string) (Table, error) {
 	}
 	pages := newPageChecker(pf, f)
 	for r := range pf.RowGroups() {
-		rg, i, err := pages.rowGroup(r)
+		rg, err := pages.rowGroup(r)
 		if err != nil {
-			return Table{}, corruptf("column %s: %v", t.Columns[i].Name, err)
+			return Table{}, corruptf("%v", err)
 		}
 		for i, cc := range rg.ColumnChunks() {
 			s := &t.Columns[i]
@@ -398,51 +398,44 @@ func chunkValues(cc parquet.ColumnChunk, fn func(parquet.Value)) error {
 // uncompressed bytes to the chunk's, its values to the chunk's (a flat
 // column has a value, or null, per row of the row group).
 type pageChecker struct {
-	r    io.ReaderAt
-	size int64
-	meta *format.FileMetaData
-	pf   *parquet.File
-	buf  *[]byte // decompressed data, a page at a time
+	r      io.ReaderAt
+	size   int64
+	meta   *format.FileMetaData
+	pf     *parquet.File
+	buf    *[]byte // decompressed data, a page at a time
+	footer *int    // the length of the last row group's footer (rowGroup)
 }
 
 func newPageChecker(pf *parquet.File, r io.ReaderAt) pageChecker {
-	return pageChecker{r: r, size: pf.Size(), meta: pf.Metadata(), pf: pf, buf: new([]byte)}
+	return pageChecker{r: r, size: pf.Size(), meta: pf.Metadata(), pf: pf, buf: new([]byte), footer: new(int)}
 }
 
 // rowGroup checks the pages of row group r and returns it for reading;
-// on an error, col is the column whose pages are damaged. A compressed
-// page must be decompressed to be checked (pageData), and parquet-go
-// would decompress it again: the row group's pages are decompressed once,
+// an error names the column whose pages are damaged. A compressed page
+// must be decompressed to be checked (pageData), and parquet-go would
+// decompress it again: the row group's pages are decompressed once,
 // here, and parquet-go reads them from a file of that row group alone
 // whose chunks say they are uncompressed. (parquet-go also reads every
 // chunk of a column with the codec of the column's first chunk, whatever
 // its own says.)
-func (c pageChecker) rowGroup(r int) (rg parquet.RowGroup, col int, err error) {
+func (c pageChecker) rowGroup(r int) (parquet.RowGroup, error) {
 	if c.direct(r) {
 		for i := range c.meta.RowGroups[r].Columns {
 			if err := c.check(r, i, nil); err != nil {
-				return nil, i, err
+				return nil, c.columnErr(i, err)
 			}
 		}
-		return c.pf.RowGroups()[r], 0, nil
+		return c.pf.RowGroups()[r], nil
 	}
 	var out bytes.Buffer
 	out.WriteString("PAR1")
 	g := c.meta.RowGroups[r]
 	g.Columns = slices.Clone(g.Columns)
-	// the row group's own word for its size, as far as it is believable
-	// without reading it, and room for the page headers (some writers
-	// leave them out) and the footer
-	var size int64
-	for i := range g.Columns {
-		size += max(g.Columns[i].MetaData.TotalUncompressedSize, 0)
-	}
-	size = min(size, 64<<20)
-	out.Grow(int(size + size/8 + 64<<10))
+	out.Grow(c.room(&g))
 	for i := range g.Columns {
 		start := int64(out.Len())
 		if err := c.check(r, i, &out); err != nil {
-			return nil, i, err
+			return nil, c.columnErr(i, err)
 		}
 		cc := &g.Columns[i]
 		cc.FilePath, cc.FileOffset = "", start
@@ -459,16 +452,45 @@ func (c pageChecker) rowGroup(r int) (rg parquet.RowGroup, col int, err error) {
 	meta.RowGroups, meta.NumRows = []format.RowGroup{g}, g.NumRows
 	footer, err := thrift.Marshal(new(thrift.CompactProtocol), &meta)
 	if err != nil {
-		return nil, 0, err
+		return nil, fmt.Errorf("row group %d: %v", r, err)
 	}
+	*c.footer = len(footer)
 	out.Write(footer)
 	out.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(footer))))
 	out.WriteString("PAR1")
 	f, err := parquet.OpenFile(bytes.NewReader(out.Bytes()), int64(out.Len()), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
-		return nil, 0, err
+		return nil, fmt.Errorf("row group %d, its pages decompressed: %v", r, err)
 	}
-	return f.RowGroups()[0], 0, nil
+	return f.RowGroups()[0], nil
+}
+
+// columnErr is err in column i's pages, naming the column.
+func (c pageChecker) columnErr(i int, err error) error {
+	return fmt.Errorf("column %s: %w", strings.Join(c.pf.Schema().Columns()[i], "."), err)
+}
+
+// room is what row group g takes uncompressed, as a file of its own:
+// its chunks' word for their size, as far as it is believable without
+// reading them, room for the page headers (some writers leave them out
+// of it) and for the footer (the last row group's, and more). The chunks'
+// word is held to 32 times the bytes they take in the file (a row group
+// of parquet-go's, zstd, takes 16 times its bytes uncompressed; more is
+// grown as it comes): a damaged footer's 2,000 row groups, each claiming
+// 64 MiB of the same 8-byte page, had 2,000 buffers of 72 MiB allocated.
+func (c pageChecker) room(g *format.RowGroup) int {
+	var size, packed int64
+	for i := range g.Columns {
+		m := &g.Columns[i].MetaData
+		size += min(max(m.TotalUncompressedSize, 0), 64<<20) // no overflow
+		packed += max(m.TotalCompressedSize, 0)              // within the file (checkParquetMeta)
+	}
+	size = min(size, 32*packed, 64<<20)
+	footer := int64(*c.footer)
+	if footer == 0 {
+		footer = min(64<<10, c.size)
+	}
+	return int(size + size/8 + footer + footer/4 + 1<<10)
 }
 
 // direct reports whether parquet-go reads row group r as it is: its
@@ -502,7 +524,7 @@ func (c pageChecker) check(rg, i int, out *bytes.Buffer) error {
 	if m.NumValues < 0 || m.NumValues > g.NumRows {
 		return fmt.Errorf("the footer says the column chunk holds %d values in a row group of %d rows", m.NumValues, g.NumRows)
 	}
-	values := m.NumValues
+	values, unpacked := m.NumValues, int64(0)
 	for page := 0; start < end; page++ {
 		h, n, err := c.header(start, end)
 		if err != nil {
@@ -512,8 +534,17 @@ func (c pageChecker) check(rg, i int, out *bytes.Buffer) error {
 		if size, left := int64(h.CompressedPageSize), end-start; size < 0 || size > left {
 			return fmt.Errorf("page %d: damaged header: it says the page takes %d bytes, and the column chunk has %d left", page, size, left)
 		}
-		if size := int64(h.UncompressedPageSize); m.Codec != format.Uncompressed && (size < 0 || size > m.TotalUncompressedSize) {
-			return fmt.Errorf("page %d: damaged header: it says the page takes %d bytes uncompressed, and the whole column chunk %d", page, size, m.TotalUncompressedSize)
+		if size := int64(h.UncompressedPageSize); m.Codec != format.Uncompressed {
+			if size < 0 || size > m.TotalUncompressedSize {
+				return fmt.Errorf("page %d: damaged header: it says the page takes %d bytes uncompressed, and the whole column chunk %d", page, size, m.TotalUncompressedSize)
+			}
+			// The pages together too: a page may hold no values, and a
+			// compressed chunk's pages are kept decompressed (rowGroup).
+			// 16 pages of 64 MiB of zeros each in a chunk claiming 64 MiB
+			// took 2.4 GB. (The chunk's size counts its page headers.)
+			if unpacked += size; unpacked > m.TotalUncompressedSize {
+				return fmt.Errorf("page %d: damaged header: with it the pages take %d bytes uncompressed, more than the column chunk's stated %d", page, unpacked, m.TotalUncompressedSize)
+			}
 		}
 		switch {
 		case h.DictionaryPageHeader.Valid:
@@ -681,9 +712,9 @@ func RewriteParquet(src string, w io.Writer, mapFn map[string]func(string) strin
 	pw := parquet.NewWriter(ew, schema)
 	pages := newPageChecker(pf, f)
 	for r := range pf.RowGroups() {
-		rg, i, err := pages.rowGroup(r)
+		rg, err := pages.rowGroup(r)
 		if err != nil {
-			return corruptf("column %s: %v", strings.Join(paths[i], "."), err)
+			return corruptf("%v", err)
 		}
 		n := rg.NumRows()
 		cols := make([][]parquet.Value, len(paths))

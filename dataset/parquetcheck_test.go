@@ -438,3 +438,87 @@ func TestParquetPageChecksum(t *testing.T) {
 		t.Errorf("%v; want ErrCorrupt with a checksum", err)
 	}
 }
+
+// sharedChunkParquet writes a Parquet file of one required INT64 column x
+// whose groups row groups of a row each are the same column chunk: the
+// given pages (a header's values and uncompressed size, and its data),
+// compressed with codec, the chunk saying it takes uncompressed bytes.
+func sharedChunkParquet(t *testing.T, codec format.CompressionCodec, groups int, uncompressed int64, pages ...handPage) string {
+	t.Helper()
+	chunk := []byte("PAR1")
+	for _, p := range pages {
+		h, err := thrift.Marshal(new(thrift.CompactProtocol), &format.PageHeader{
+			Type: format.DataPage, UncompressedPageSize: p.size, CompressedPageSize: int32(len(p.data)),
+			DataPageHeader: thrift.New(format.DataPageHeader{NumValues: p.values, Encoding: format.Plain,
+				DefinitionLevelEncoding: format.RLE, RepetitionLevelEncoding: format.RLE}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunk = append(append(chunk, h...), p.data...)
+	}
+	g := format.RowGroup{NumRows: 1, TotalByteSize: uncompressed, Columns: []format.ColumnChunk{{FileOffset: 4, MetaData: format.ColumnMetaData{
+		Type: format.Int64, Encoding: []format.Encoding{format.Plain}, PathInSchema: []string{"x"}, Codec: codec,
+		NumValues: 1, TotalUncompressedSize: uncompressed, TotalCompressedSize: int64(len(chunk)) - 4, DataPageOffset: 4}}}}
+	m := format.FileMetaData{Version: 1, NumRows: int64(groups), Schema: []format.SchemaElement{
+		{Name: "schema", NumChildren: thrift.New[int32](1)},
+		{Name: "x", Type: thrift.New(format.Int64), RepetitionType: thrift.New(format.Required)},
+	}}
+	for range groups {
+		m.RowGroups = append(m.RowGroups, g)
+	}
+	footer, err := thrift.Marshal(new(thrift.CompactProtocol), &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return withFooter(t, chunk, footer)
+}
+
+type handPage struct {
+	values, size int32
+	data         []byte
+}
+
+// A compressed chunk's pages are held to its uncompressed size together,
+// not only each: a page may hold no values, and the chunk's pages are
+// kept decompressed for parquet-go to read. A chunk claiming 64 MiB with
+// 16 pages of 64 MiB of zeros (a few KiB of zstd) took 2.4 GB.
+func TestParquetChunkPagesBounded(t *testing.T) {
+	one := zstdRaw(binary.LittleEndian.AppendUint64(nil, 42))
+	zeros := handPage{0, 1 << 20, zstdRLE(8)} // 1 MiB
+	const stated = 1<<20 + 64                 // room for the headers
+	p := sharedChunkParquet(t, format.Zstd, 1, stated, append([]handPage{{1, 8, one}}, slices.Repeat([]handPage{zeros}, 16)...)...)
+	_, err := dataset.Tables(p)
+	rerr := dataset.RewriteParquet(p, io.Discard, nil)
+	want := fmt.Sprintf("column x: page 2: damaged header: with it the pages take %d bytes uncompressed, more than the column chunk's stated %d", 8+2<<20, stated)
+	for _, err := range []error{err, rerr} {
+		if !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v; want ErrCorrupt with %q", err, want)
+		}
+	}
+	// Within its size, the chunk reads.
+	ts, err := dataset.Tables(sharedChunkParquet(t, format.Zstd, 1, stated, handPage{1, 8, one}, zeros))
+	if err != nil || ts[0].Columns[0].Ints[0] != 42 {
+		t.Errorf("%v, within its size", err)
+	}
+}
+
+// A row group's buffer is sized by its chunks' claims only as far as
+// the bytes they take in the file make them believable: a damaged footer
+// of 2,000 row groups, each claiming 64 MiB of the same 8-byte page, had
+// a buffer of 72 MiB allocated for each (41 s, in an 86 KB file).
+func TestParquetRowGroupClaimsBounded(t *testing.T) {
+	const groups = 32
+	p := sharedChunkParquet(t, format.Zstd, groups, 64<<20, handPage{1, 8, zstdRaw(binary.LittleEndian.AppendUint64(nil, 42))})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	ts, err := dataset.Tables(p)
+	runtime.ReadMemStats(&after)
+	if err != nil || ts[0].NRows != groups || ts[0].Columns[0].Ints[groups-1] != 42 {
+		t.Fatalf("%v", err)
+	}
+	// the claims would take 32 × 72 MiB
+	if d := after.TotalAlloc - before.TotalAlloc; d > 64<<20 {
+		t.Errorf("allocated %d MiB", d>>20)
+	}
+}
