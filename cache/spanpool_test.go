@@ -37,13 +37,17 @@ func (f *filler) GetRangeInto(ctx context.Context, name string, off int64, buf [
 		return errors.New("backend away")
 	}
 	time.Sleep(f.delay)
-	if err := storage.GetRangeInto(ctx, f.Backend, name, off, buf); err != nil {
+	if !f.damage.CompareAndSwap(true, false) {
+		return storage.GetRangeInto(ctx, f.Backend, name, off, buf)
+	}
+	// Damaged bytes are damaged as they land: the caller hears of none
+	// until they are all there (bytes flipped after being reported landed
+	// were read good by a reader joining the fetch, then cached damaged).
+	if err := storage.GetRangeInto(storage.WithLanding(ctx, nil), f.Backend, name, off, buf); err != nil {
 		return err
 	}
-	if f.damage.CompareAndSwap(true, false) {
-		for i := range buf {
-			buf[i] ^= 0xff
-		}
+	for i := range buf {
+		buf[i] ^= 0xff
 	}
 	return nil
 }
