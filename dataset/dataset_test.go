@@ -988,12 +988,14 @@ func TestH5adDamagedCategories(t *testing.T) {
 	}
 }
 
-// RewriteText keeps a CRLF file's line endings (they became LF), a line
-// break inside a quoted cell becoming CR LF too; an LF file stays LF.
+// RewriteText keeps a CRLF file's record endings (they became LF) and a
+// line break inside a quoted cell LF, as Excel writes it (it became CR LF,
+// changing a cell no mapping touched); an LF file stays LF.
 func TestRewriteTextLineEndings(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ in, want string }{
-		{"\"ce\r\nll\",note\r\nT-cell,\"a\r\nb\"\r\nB-cell,c\r\n", "\"ce\r\nll\",note\r\nt-cell,\"a\r\nb\"\r\nb-cell,c\r\n"},
+		{"\"ce\r\nll\",note\r\nT-cell,\"a\r\nb\"\r\nB-cell,c\r\n", "\"ce\nll\",note\r\nt-cell,\"a\nb\"\r\nb-cell,c\r\n"},
+		{"cell,note\r\nT-cell,\"a\nb\"\r\n", "cell,note\r\nt-cell,\"a\nb\"\r\n"},
 		{"cell,note\nT-cell,\"a\nb\"\n", "cell,note\nt-cell,\"a\nb\"\n"},
 	} {
 		path := filepath.Join(dir, "t.csv")

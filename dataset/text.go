@@ -299,8 +299,12 @@ func RewriteText(src, format string, w io.Writer, mapFn map[string]func(string) 
 	br = bufio.NewReaderSize(br, 64<<10) // room for endsInCRLF's look at a wide header
 	crlf := endsInCRLF(br)
 	cr := newTextReader(br, format)
-	cw := csv.NewWriter(w)
-	cw.UseCRLF = crlf
+	// Records end as the file's first one did; a line break inside a
+	// quoted cell stays a bare LF (as Excel writes it in CRLF files, and
+	// as encoding/csv reads any break there): csv.Writer's UseCRLF would
+	// turn it into CR LF, changing cells no mapping touched.
+	var rb bytes.Buffer
+	cw := csv.NewWriter(&rb)
 	if format == TSV {
 		cw.Comma = '\t'
 	}
@@ -328,7 +332,18 @@ func RewriteText(src, format string, w io.Writer, mapFn map[string]func(string) 
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
+		cw.Flush()
+		if err := cw.Error(); err != nil {
+			return err
+		}
+		b := rb.Bytes()
+		if crlf && len(b) > 0 && b[len(b)-1] == '\n' {
+			b = append(b[:len(b)-1], '\r', '\n')
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		rb.Reset()
 	}
-	cw.Flush()
-	return cw.Error()
+	return nil
 }
