@@ -26,7 +26,13 @@ func DumpFormatOf(trashedNodes, revises bool) int {
 // versions, and versions before their annotations and outbox entries;
 // then collections, transforms, runs and run inputs.
 type Record struct {
-	Format      int             `json:"format,omitempty"` // the first line: DumpFormat
+	Format int `json:"format,omitempty"` // the first line: DumpFormat
+	// Counted (with Format, on the first line) says the file ends with a
+	// Count record: a file without it was cut. Older exports lack both,
+	// and a lamina that knows neither ignores them, so they need no new
+	// format number.
+	Counted     bool            `json:"counted,omitempty"`
+	Count       *DumpCount      `json:"count,omitempty"` // the last line
 	Feature     *Feature        `json:"feature,omitempty"`
 	Label       *Label          `json:"label,omitempty"`
 	Schema      *Schema         `json:"schema,omitempty"`
@@ -41,6 +47,51 @@ type Record struct {
 	Transform   *Transform      `json:"transform,omitempty"`
 	Run         *Run            `json:"run,omitempty"`
 	Input       *RunInput       `json:"input,omitempty"`
+}
+
+// DumpCount is the last line of an export that says it is Counted.
+type DumpCount struct {
+	Records map[string]int `json:"records"` // by Kind, the first line and this one aside
+}
+
+// Kind is the name of the field r sets ("version", "trashed_node", …):
+// what a Count counts.
+func (r Record) Kind() string {
+	switch {
+	case r.Format != 0:
+		return "format"
+	case r.Count != nil:
+		return "count"
+	case r.Feature != nil:
+		return "feature"
+	case r.Label != nil:
+		return "label"
+	case r.Schema != nil:
+		return "schema"
+	case r.Artifact != nil:
+		return "artifact"
+	case r.Version != nil:
+		return "version"
+	case r.Outbox != "":
+		return "outbox"
+	case r.Folder != nil:
+		return "folder"
+	case r.Link != nil:
+		return "link"
+	case r.TrashedNode != nil:
+		return "trashed_node"
+	case r.Annotations != nil:
+		return "annotations"
+	case r.Collection != nil:
+		return "collection"
+	case r.Transform != nil:
+		return "transform"
+	case r.Run != nil:
+		return "run"
+	case r.Input != nil:
+		return "input"
+	}
+	return ""
 }
 
 // RunInput records that a run used a version (Runs.AddInputs).

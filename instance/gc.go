@@ -246,15 +246,7 @@ func packIDs(ps []cache.PackInfo) []string {
 // gcRecords deletes record batches older than cutoff whose versions are all
 // gone from the catalog.
 func (in *Instance) gcRecords(ctx context.Context, cutoff time.Time, uids map[string]bool, dryRun bool, st *GCStats) error {
-	var records []storage.Info
-	err := in.Backend.List(ctx, "records/", func(i storage.Info) error {
-		// records/<time>-<rand>.json only: another instance's root may
-		// lie below records/ (made before init refused nested roots).
-		if n := strings.TrimPrefix(i.Name, "records/"); !strings.Contains(n, "/") && strings.HasSuffix(n, ".json") {
-			records = append(records, i)
-		}
-		return nil
-	})
+	records, err := in.recordBatches(ctx)
 	if err != nil {
 		return err
 	}
@@ -289,6 +281,53 @@ func (in *Instance) gcRecords(ctx context.Context, cutoff time.Time, uids map[st
 		}
 	}
 	return nil
+}
+
+// recordBatches lists the storage's record batches (FlushRecords).
+func (in *Instance) recordBatches(ctx context.Context) ([]storage.Info, error) {
+	var records []storage.Info
+	err := in.Backend.List(ctx, "records/", func(i storage.Info) error {
+		// records/<time>-<rand>.json only: another instance's root may
+		// lie below records/ (made before init refused nested roots).
+		if n := strings.TrimPrefix(i.Name, "records/"); !strings.Contains(n, "/") && strings.HasSuffix(n, ".json") {
+			records = append(records, i)
+		}
+		return nil
+	})
+	return records, err
+}
+
+// Recorded reads the versions the storage's record batches hold (the
+// storage root's copy of the catalog), by uid: their uid, key and number.
+func (in *Instance) Recorded(ctx context.Context) (map[string]catalog.Version, error) {
+	records, err := in.recordBatches(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]catalog.Version{}
+	for _, r := range records {
+		b, err := in.Backend.Get(ctx, r.Name)
+		if storage.IsNotFound(err) {
+			continue // a gc deleted it since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		var vs []struct {
+			UID     string `json:"uid"`
+			Key     string `json:"key"`
+			Version int    `json:"version"`
+		}
+		if json.Unmarshal(b, &vs) != nil {
+			continue // not ours (gcRecords keeps it too)
+		}
+		for _, v := range vs {
+			if v.UID != "" {
+				out[v.UID] = catalog.Version{UID: v.UID, Key: v.Key, Version: v.Version}
+			}
+		}
+	}
+	return out, nil
 }
 
 // liveSet holds where every blob a version references is stored. Reads go

@@ -580,6 +580,8 @@ func cmdRestore() *cli.Command {
 								continue
 							}
 							err = fmt.Errorf("%w\n%s", err, blockedKeyHelp(f, key))
+						} else if linkHeld(c.Context, in.Catalog, key) {
+							err = fmt.Errorf("%w\n%s", err, linkHeldHelp(key))
 						} else if te.Kind == "" {
 							// The other way round: a trashed file whose
 							// name a folder of live keys holds now.
@@ -650,11 +652,11 @@ func cmdRestore() *cli.Command {
 			failed += len(older) // kept for what was trashed later at their names
 			switch n := bl.count(); {
 			case failed > 0 && n > 0:
-				return exitf(1, "%s not restored (above), and %s kept in the trash under a file (above)", plural(failed, "name"), plural(n, "name"))
+				return exitf(1, "%s not restored (above), and %s kept in the trash: %s (above)", plural(failed, "name"), plural(n, "name"), bl.why())
 			case failed > 0:
 				return exitf(1, "%s not restored (above)", plural(failed, "name"))
 			case n > 0:
-				return exitf(1, "%s kept in the trash: a file holds the name of their folder (above)", plural(n, "name"))
+				return exitf(1, "%s kept in the trash: %s (above)", plural(n, "name"), bl.why())
 			}
 			return nil
 		},

@@ -2,14 +2,17 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -124,7 +127,19 @@ func cmdExportCatalog() *cli.Command {
 			bw := bufio.NewWriterSize(w, 1<<20)
 			enc := json.NewEncoder(bw)
 			n := 0
-			if err := d.Dump(c.Context, func(r catalog.Record) error { n++; return enc.Encode(r) }); err != nil {
+			count := map[string]int{}
+			err = d.Dump(c.Context, func(r catalog.Record) error {
+				if n++; r.Format != 0 {
+					r.Counted = true // the Count line below ends the file
+				} else {
+					count[r.Kind()]++
+				}
+				return enc.Encode(r)
+			})
+			if err != nil {
+				return err
+			}
+			if err := enc.Encode(catalog.Record{Count: &catalog.DumpCount{Records: count}}); err != nil {
 				return err
 			}
 			if err := bw.Flush(); err != nil {
@@ -148,6 +163,7 @@ func cmdImportCatalog() *cli.Command {
 		ArgsUsage: "FILE",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "import even when the storage lacks the data of versions the file names (they will not read)"},
+			&cli.BoolFlag{Name: "partial", Usage: "import even when the storage records versions the file lacks (the next gc deletes their data)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -213,12 +229,119 @@ func cmdImportCatalog() *cli.Command {
 // import-catalog looks for in storage.
 const importSample = 20
 
+// exportScan is what import-catalog reads of a file before loading it.
+type exportScan struct {
+	uids   map[string]bool   // of the versions it holds
+	sample []catalog.Version // the first and last importSample with a manifest
+}
+
+// scanExport reads f through. A file that says it is Counted must end
+// with its Count line, whose counts match: a file cut at a line boundary
+// would otherwise import as a smaller catalog. A line that does not
+// decode is left to Load, which reports it with its number.
+func scanExport(f *os.File) (exportScan, error) {
+	sc := exportScan{uids: map[string]bool{}}
+	var first, last []catalog.Version
+	var head catalog.Record
+	var count *catalog.DumpCount
+	seen := map[string]int{}
+	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
+	for line := 1; ; line++ {
+		var r catalog.Record
+		if err := dec.Decode(&r); err == io.EOF {
+			break
+		} else if err != nil {
+			return sc, nil
+		}
+		switch {
+		case line == 1:
+			if r.Format == 0 {
+				return sc, fmt.Errorf("%s is not a lamina export-catalog file", f.Name())
+			}
+			head = r
+			continue
+		case count != nil:
+			return sc, fmt.Errorf("%s: record %d follows the count line, which ends an export: the file is damaged", f.Name(), line)
+		case r.Count != nil:
+			count = r.Count
+			continue
+		}
+		seen[r.Kind()]++
+		if v := r.Version; v != nil {
+			sc.uids[v.UID] = true
+			if v.Manifest == "" {
+				continue
+			}
+			if len(first) < importSample {
+				first = append(first, *v)
+			} else if last = append(last, *v); len(last) > importSample {
+				last = last[1:]
+			}
+		}
+	}
+	sc.sample = append(first, last...)
+	if !head.Counted {
+		return sc, nil // an older export: checkImportRecords guards it
+	}
+	if count == nil {
+		return sc, fmt.Errorf("%s ends without its count line: the file was cut (copied or written only in part); import a whole export", f.Name())
+	}
+	for k := range count.Records {
+		seen[k] += 0 // a kind the file lacks is compared too
+	}
+	for _, k := range slices.Sorted(maps.Keys(seen)) {
+		if seen[k] != count.Records[k] {
+			return sc, fmt.Errorf("%s holds %d %s records where its count line says %d: the file was cut or edited; import a whole export", f.Name(), seen[k], k, count.Records[k])
+		}
+	}
+	return sc, nil
+}
+
+// checkImportRecords refuses a file that lacks versions the storage's
+// records (records/, the storage root's copy of the catalog) hold: a
+// partial, cut or stale export. Imported, the catalog would not know them,
+// and the next gc would delete their data and their records. --partial
+// imports anyway.
+func checkImportRecords(c *cli.Context, in *instance.Instance, sc exportScan) error {
+	recorded, err := in.Recorded(c.Context)
+	if err != nil {
+		return fmt.Errorf("read the records of %s: %w", in.Settings.Storage, err)
+	}
+	var missing []catalog.Version
+	for uid, v := range recorded {
+		if !sc.uids[uid] {
+			missing = append(missing, v)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.SortFunc(missing, func(a, b catalog.Version) int {
+		return cmp.Or(strings.Compare(a.Key, b.Key), cmp.Compare(a.Version, b.Version))
+	})
+	var ex []string
+	for _, v := range missing[:min(len(missing), 3)] {
+		ex = append(ex, v.Ref())
+	}
+	if len(missing) > 3 {
+		ex = append(ex, "…")
+	}
+	msg := fmt.Sprintf("the storage of instance %q (%s) records %s that the file does not hold (%s): the file is not the whole catalog (an export cut short, edited, or older than the last saves); imported, the next `lamina gc` would delete their data and their records",
+		in.Settings.Name, in.Settings.Storage, plural(len(missing), "version"), strings.Join(ex, ", "))
+	if !c.Bool("partial") {
+		return exitf(1, "%s; import a whole, newer export; --partial imports this one anyway (right for versions deleted with `lamina delete --permanent`, whose records stay until a gc)", msg)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s; importing anyway (--partial)\n", msg)
+	return nil
+}
+
 // checkImportStorage refuses an import whose versions the instance's
 // storage does not hold (an instance made on a new --storage rather than
 // on the exported instance's one): every get would fail. It reads the
 // manifests of the first and last importSample versions of the file. A
 // storage that another instance owns is refused too, as every command
-// that uses it refuses it. --force imports anyway.
+// that uses it refuses it. --force imports anyway. It then checks the
+// file against the storage's records (checkImportRecords).
 func checkImportStorage(c *cli.Context, f *os.File) error {
 	dirs, err := instance.UserDirs()
 	if err != nil {
@@ -228,37 +351,23 @@ func checkImportStorage(c *cli.Context, f *os.File) error {
 	if err != nil {
 		return err
 	}
-	var first, last []catalog.Version
-	n := 0
-	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
-	for {
-		var r catalog.Record
-		if err := dec.Decode(&r); err == io.EOF {
-			break
-		} else if err != nil {
-			return nil // Load reports a damaged file, with its line
-		}
-		if v := r.Version; v != nil && v.Manifest != "" {
-			n++
-			if len(first) < importSample {
-				first = append(first, *v)
-			} else {
-				last = append(last, *v)
-				if len(last) > importSample {
-					last = last[1:]
-				}
-			}
-		}
+	sc, err := scanExport(f)
+	if err != nil {
+		return exitf(1, "%v", err)
 	}
 	b, rem, err := openBackend(c.Context, s, backendOptions{syncUpload: true})
 	if err != nil {
 		return err
 	}
 	defer rem.close()
-	if err := instance.New(s, nil, b, nil).CheckStorage(c.Context, false); err != nil { // owner.go
+	in := instance.New(s, nil, b, nil)
+	if err := in.CheckStorage(c.Context, false); err != nil { // owner.go
 		return err
 	}
-	if n == 0 {
+	if err := checkImportRecords(c, in, sc); err != nil {
+		return err
+	}
+	if len(sc.sample) == 0 {
 		return nil
 	}
 	store, err := cache.NewStore(b, filepath.Join(s.DataDir, "index.db"), cache.DefaultParams)
@@ -266,8 +375,7 @@ func checkImportStorage(c *cli.Context, f *os.File) error {
 		return err
 	}
 	var missing []string
-	sample := append(first, last...)
-	for _, v := range sample {
+	for _, v := range sc.sample {
 		if _, err := store.LoadManifest(c.Context, cache.Ref(v.Manifest)); err != nil {
 			if !storage.IsNotFound(err) && !errors.Is(err, cache.ErrCorrupt) {
 				return fmt.Errorf("read the data of %s in %s: %w", v.Ref(), s.Storage, err)
@@ -283,7 +391,7 @@ func checkImportStorage(c *cli.Context, f *os.File) error {
 		ex = append(ex[:3:3], "…")
 	}
 	msg := fmt.Sprintf("the storage of instance %q (%s) does not hold the data of %d of the %d versions checked (%s): import the export into an instance made on the storage the exported instance used (`lamina init --storage SAME --take-over`)",
-		s.Name, s.Storage, len(missing), len(sample), strings.Join(ex, ", "))
+		s.Name, s.Storage, len(missing), len(sc.sample), strings.Join(ex, ", "))
 	if !c.Bool("force") {
 		return exitf(1, "%s; --force imports anyway (those versions will not read)", msg)
 	}

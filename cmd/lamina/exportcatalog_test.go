@@ -34,14 +34,17 @@ func TestExportWhileMounted(t *testing.T) {
 	e.ok("umount", mnt)
 	e.ok("export-catalog", filepath.Join(e.dir, "unmounted.jsonl"))
 	// The same records, but for the storage records the daemon had still
-	// to write (its outbox, empty after umount).
-	var kept []string
-	for _, l := range strings.SplitAfter(mounted, "\n") {
-		if !strings.HasPrefix(l, `{"outbox":`) {
-			kept = append(kept, l)
+	// to write (its outbox, empty after umount) and so their count.
+	kept := func(export string) string {
+		var kept []string
+		for _, l := range strings.SplitAfter(export, "\n") {
+			if !strings.HasPrefix(l, `{"outbox":`) && !strings.HasPrefix(l, `{"count":`) {
+				kept = append(kept, l)
+			}
 		}
+		return strings.Join(kept, "")
 	}
-	if got := string(mustRead(t, filepath.Join(e.dir, "unmounted.jsonl"))); got != strings.Join(kept, "") {
+	if got := string(mustRead(t, filepath.Join(e.dir, "unmounted.jsonl"))); kept(got) != kept(mounted) {
 		t.Errorf("the export while mounted differs from the one after umount:\n%s\n---\n%s", mounted, got)
 	}
 }
@@ -74,4 +77,75 @@ func TestImportCatalogChecksStorage(t *testing.T) {
 	e.ok("init", "--storage", e.path("store2"), "--name", "lost")
 	e.ok("init", "--storage", e.path("store2"), "--name", "taker", "--take-over")
 	e.fails("took", "--instance", "lost", "import-catalog", e.path("dump.jsonl"))
+}
+
+// partialExports writes, from the whole export dump, the files an
+// import must refuse: one without its big.txt records, one cut before its
+// count line, one holding its first line only; and the same partial one
+// and first line as an export from before count lines (no "counted").
+func partialExports(t *testing.T, dump string) map[string]string {
+	t.Helper()
+	lines := strings.SplitAfter(string(mustRead(t, dump)), "\n")
+	lines = lines[:len(lines)-1] // after the last "\n"
+	if !strings.Contains(lines[0], `"counted":true`) || !strings.HasPrefix(lines[len(lines)-1], `{"count":`) {
+		t.Errorf("the export has no count line:\n%s", strings.Join(lines, ""))
+	}
+	var part []string
+	for _, l := range lines {
+		if !strings.Contains(l, "big") {
+			part = append(part, l)
+		}
+	}
+	old := func(ls []string) string {
+		out := strings.Replace(ls[0], `,"counted":true`, "", 1)
+		for _, l := range ls[1:] {
+			if !strings.HasPrefix(l, `{"count":`) {
+				out += l
+			}
+		}
+		return out
+	}
+	files := map[string]string{
+		"count line says 2":       strings.Join(part, ""),
+		"without its count line":  strings.Join(lines[:len(lines)-1], ""),
+		"without its count line ": lines[0],
+		`records 1 version that the file does not hold (a/big.txt@v1)`:   old(part),
+		`records 2 versions that the file does not hold (a/big.txt@v1, `: old(lines[:1]),
+	}
+	out := map[string]string{}
+	i := 0
+	for want, text := range files {
+		i++
+		p := filepath.Join(filepath.Dir(dump), fmt.Sprintf("part%d.jsonl", i))
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out[p] = strings.TrimSpace(want)
+	}
+	return out
+}
+
+// TestImportCatalogPartial: an export that lacks versions the storage's
+// records hold (cut at a line, edited, stale) is refused, nothing
+// imported: imported, the next gc would delete their data and records.
+// --partial imports it anyway.
+func TestImportCatalogPartial(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init", "--storage", e.path("store"), "--name", "src")
+	e.ok("save", e.write("big.txt", []byte("big\n")), "--key", "a/big.txt")
+	e.ok("save", e.write("f1.txt", []byte("f1\n")), "--key", "a/f1.txt")
+	dump := e.path("g1.jsonl")
+	e.ok("export-catalog", dump)
+	e.ok("init", "--storage", e.path("store"), "--name", "again", "--take-over")
+	for p, want := range partialExports(t, dump) {
+		e.fails(want, "--instance", "again", "import-catalog", p)
+		if out := e.ok("--instance", "again", "ls", "a/"); strings.Contains(out, "f1.txt") {
+			t.Fatalf("a refused import of %s imported:\n%s", p, out)
+		}
+	}
+	e.ok("--instance", "again", "import-catalog", dump)
+	if out := e.ok("--instance", "again", "gc", "--grace", "0s", "--settle", "0s", "--dry-run"); strings.Contains(out, "would delete") && !strings.Contains(out, "would delete 0") {
+		t.Errorf("gc after a whole import: %s", out)
+	}
+	e.ok("--instance", "again", "get", "a/big.txt", "-o", e.path("big.out"))
 }

@@ -75,3 +75,29 @@ func TestPostgresCatalogReset(t *testing.T) {
 	a.mount(mnt)
 	waitFor(t, "read", 5e9, readString(filepath.Join(mnt, "a.txt")), "kept")
 }
+
+// TestPostgresImportPartial: after a database lost its catalog, an export
+// that lacks versions the storage's records hold is refused (the next gc
+// would delete their data and records); the whole export brings it back.
+func TestPostgresImportPartial(t *testing.T) {
+	db := pgtest.URL(t)
+	schema := db[strings.Index(db, "search_path=")+len("search_path="):]
+	a := workstationEnv(t, "ana")
+	a.ok("init", "--storage", filepath.Join(a.dir, "store"), "--name", "lab", "--db", db)
+	a.ok("save", a.file("big.txt", []byte("big")), "--key", "a/big.txt")
+	a.ok("save", a.file("f1.txt", []byte("f1")), "--key", "a/f1.txt")
+	dump := filepath.Join(a.dir, "g1.jsonl")
+	a.ok("export-catalog", dump)
+	pgtest.Exec(t, pgtest.Base(t), `DROP SCHEMA `+schema+` CASCADE; CREATE SCHEMA `+schema)
+	for p, want := range partialExports(t, dump) {
+		a.fails(want, "import-catalog", p)
+		a.fails(`holds no lamina catalog for instance "lab"`, "ls") // nothing imported
+	}
+	a.ok("import-catalog", dump)
+	if out := a.ok("gc", "--grace", "0s", "--settle", "0s"); !strings.Contains(out, "deleted 0 ") {
+		t.Errorf("gc after a whole import: %s", out)
+	}
+	if got := a.ok("get", "a/big.txt", "-o", "-"); got != "big" {
+		t.Fatalf("a/big.txt after the import: %q", got)
+	}
+}

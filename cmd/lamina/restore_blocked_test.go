@@ -416,3 +416,34 @@ func restoreLinkLatestAtName(t *testing.T, cat string) {
 		t.Fatalf("ls --trash after the link's purge: %+v", rows)
 	}
 }
+
+// TestRestoreLinkHeldByFile: restore of a trashed link whose name a live
+// file holds says what to do (delete the link for good, or move the file),
+// where restore r/k said only `"r/k" is a file` and restore r/ that a file
+// held the name of the link's folder.
+func TestRestoreLinkHeldByFile(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := newEnv(t)
+			initOn(t, e, cat)
+			uid := strings.Fields(e.ok("save", e.write("f", []byte("v1\n")), "--key", "r/k"))[3]
+			e.ok("delete", "r/k")
+			time.Sleep(1100 * time.Millisecond)
+			catalogOf(t, e, func(ctx context.Context, c catalog.Catalog) error {
+				if err := c.Symlink(ctx, "r/k", "../somewhere"); err != nil {
+					return err
+				}
+				return c.RemoveLink(ctx, "r/k")
+			})
+			e.ok("restore", uid) // the file, trashed before the link: the link stays
+			err := e.fails(`"r/k" is a file`, "restore", "r/k")
+			if !strings.Contains(explain(err), "`lamina delete --permanent --link r/k`") || !strings.Contains(explain(err), "move r/k away") {
+				t.Errorf("restore r/k: %v", explain(err))
+			}
+			err = e.fails("1 name kept in the trash", "restore", "r/")
+			if !strings.Contains(explain(err), "the symbolic link's own name") {
+				t.Errorf("restore r/: %v", explain(err))
+			}
+		})
+	}
+}

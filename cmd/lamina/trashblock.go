@@ -180,6 +180,40 @@ func (bl blocked) without(other blocked) blocked {
 	return out
 }
 
+// why says why the names bl holds stay in the trash: a file holds the
+// name of their folder, or a trashed link's own name.
+func (bl blocked) why() string {
+	own, under := 0, 0
+	for f, names := range bl {
+		for _, n := range names {
+			if n == f {
+				own++
+			} else {
+				under++
+			}
+		}
+	}
+	switch {
+	case own == 0:
+		return "a file holds the name of their folder"
+	case under > 0:
+		return "a file holds the name of their folder, or of a symbolic link"
+	case own == 1:
+		return "a file holds the symbolic link's own name"
+	}
+	return "files hold the symbolic links' own names"
+}
+
+// linkHeld says whether the trash holds a symbolic link at key while a
+// live file holds its name (what restore KEY then cannot bring back).
+func linkHeld(ctx context.Context, cat catalog.Catalog, key string) bool {
+	if f, err := newBlockers(cat).at(ctx, key); err != nil || f == "" {
+		return false
+	}
+	tl, err := cat.TrashList(ctx)
+	return err == nil && slices.ContainsFunc(tl, func(e catalog.TrashEntry) bool { return e.Key == key && e.Kind == "link" })
+}
+
 // report writes one line per file: what it keeps in the trash, why, and
 // the commands that resolve it.
 func (bl blocked) report(w io.Writer, prefix string) {
