@@ -69,8 +69,9 @@
 // table can give one Ensembl id to several NCBI genes (ADAMTSL4-AS1 and
 // MCL1): the first symbol names the term and the others are Symbol
 // synonyms, official names that validate and standardize to themselves
-// (never to the other gene's symbol); terms that share one name (PTPRC on
-// two Ensembl ids) still match that name. Inspect
+// (never to the other gene's symbol). Terms that share one name (PTPRC on
+// two Ensembl ids, GENCODE's A2MP1) make that name Ambiguous too: it
+// does not validate, and Standardize lists them. Inspect
 // combines the two for a column and offers up to three suggestions for
 // values that match nothing: the same words up to plurals ("T cells" ->
 // "T cell"), close by edit distance ("dendritc cell" -> "dendritic

@@ -260,17 +260,28 @@ type Validation struct {
 	// ReplacedBy and Consider come from the obsolete term.
 	ReplacedBy []string
 	Consider   []string
-	index      *Index
+	// Ambiguous is set when several live terms have the value as their
+	// name: it does not validate (Standardize lists the candidates).
+	Ambiguous bool
+	index     *Index
 }
 
 // Validate reports whether value is exactly (case-sensitive) the name or
 // id of a live term, as Bionty does. An alt_id validates as its primary
-// term. It allocates only for an obsolete term (its replacements).
+// term. A name several live terms have does not: it is Ambiguous, never
+// guessed. It allocates only for an obsolete term (its replacements).
 func (x *Index) Validate(value string) Validation {
 	v := Validation{Value: value, index: x}
 	h := hashString(value)
-	if i, ok := x.findOne(&x.byName, value, h); ok {
-		return x.validated(v, i)
+	if l := x.find(&x.byName, value, h); len(l) > 0 {
+		if len(live(x, l)) > 1 {
+			// Several live terms have this name (a gene table's symbol
+			// on several Ensembl ids): it names no one term;
+			// Standardize lists them.
+			v.Ambiguous = true
+			return v
+		}
+		return x.validated(v, l[0])
 	}
 	if i, ok := x.findOne(&x.byID, value, h); ok {
 		return x.validated(v, i)
@@ -327,6 +338,8 @@ func (v Validation) Message() string {
 		return fmt.Sprintf("%q is %s (%s)", v.Value, v.ID, v.Name)
 	case v.Obsolete:
 		return fmt.Sprintf("%q is obsolete (%s)%s", v.Value, v.ID, v.index.replacementText(v.ReplacedBy, v.Consider))
+	case v.Ambiguous:
+		return fmt.Sprintf("%q is %s", v.Value, v.index.Standardize(v.Value, StandardizeOptions{}).Reason())
 	}
 	msg := fmt.Sprintf("%q is not a name or id in %s", v.Value, v.index.ontologyName())
 	i, _, ok := v.index.findID(v.Value) // cl:0000084, ENSG00000156738.17
@@ -483,7 +496,7 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 	h := hashString(value)
 	byName := x.find(&x.byName, value, h)
 	if len(byName) > 0 && !x.obsolete(byName[0]) {
-		return x.matched(s, ExactName, byName[0], "")
+		return x.oneOf(s, ExactName, live(x, byName), nil)
 	}
 	if i, sym, ok := x.symbol(value, true); ok {
 		return x.symbolMatch(s, ExactName, i, sym)
@@ -588,8 +601,9 @@ func (x *Index) synonymMatch(s Standardization, value string, refs []uint32, sco
 	return x.oneOf(s, m, ids, pick)
 }
 
-// oneOf returns a match when all terms share one name (PTPRC has two
-// Ensembl ids) and Ambiguous otherwise.
+// oneOf returns a match when ids are one term, and Ambiguous otherwise,
+// even when the terms share one name (PTPRC has two Ensembl ids): which
+// term it is would be a guess.
 func (x *Index) oneOf(s Standardization, m Match, ids []uint32, refs []uint32) Standardization {
 	via := func(k int) string {
 		if refs == nil {
@@ -597,19 +611,16 @@ func (x *Index) oneOf(s Standardization, m Match, ids []uint32, refs []uint32) S
 		}
 		return x.synText(refs[k])
 	}
-	first := x.name(ids[0])
-	same := true
-	for _, i := range ids[1:] {
-		if x.name(i) != first {
-			same = false
-			break
-		}
-	}
-	if same {
+	if !slices.ContainsFunc(ids, func(i uint32) bool { return i != ids[0] }) {
 		return x.matched(s, m, ids[0], via(0))
 	}
 	s.Match = Ambiguous
+	seen := map[uint32]bool{}
 	for k, i := range ids {
+		if seen[i] {
+			continue // one term's synonym in two spellings
+		}
+		seen[i] = true
 		s.Candidates = append(s.Candidates, Candidate{ID: x.id(i), Name: x.name(i), Via: via(k)})
 	}
 	slices.SortFunc(s.Candidates, func(a, b Candidate) int { return strings.Compare(a.ID, b.ID) })

@@ -84,7 +84,8 @@ func TestStandardize(t *testing.T) {
 		{"gene alias", genes, "CD20", ontology.StandardizeOptions{}, ontology.Ambiguous, "CD20", "ambiguous: could be"},
 		{"gene alias of one gene", genes, "TM4SF6", ontology.StandardizeOptions{}, ontology.BySynonym, "TSPAN6", "EXACT synonym"},
 		{"symbol beats another gene's alias", genes, "FH", ontology.StandardizeOptions{}, ontology.ExactName, "FH", "standard name"},
-		{"one symbol, two Ensembl ids", genes, "ptprc", ontology.StandardizeOptions{}, ontology.FoldedName, "PTPRC", "case"},
+		{"one symbol, two Ensembl ids", genes, "ptprc", ontology.StandardizeOptions{}, ontology.Ambiguous, "ptprc", "ambiguous: could be PTPRC (ENSG00000081237), PTPRC (ENSG00000262418)"},
+		{"one symbol, two Ensembl ids, exact", genes, "PTPRC", ontology.StandardizeOptions{}, ontology.Ambiguous, "PTPRC", "ambiguous: could be PTPRC (ENSG00000081237), PTPRC (ENSG00000262418)"},
 		{"nothing", cl, "doublet", ontology.StandardizeOptions{}, ontology.NoMatch, "doublet", "no term"},
 	}
 	for _, tc := range tests {
@@ -129,9 +130,29 @@ func TestAmbiguousAliases(t *testing.T) {
 			}
 		})
 	}
-	// PTPRC has two Ensembl ids but one name: not ambiguous.
-	if v := genes.Validate("PTPRC"); !v.Valid {
-		t.Errorf("PTPRC does not validate: %s", v.Message())
+	// PTPRC has two Ensembl ids: the name is no one term, never guessed.
+	if v := genes.Validate("PTPRC"); v.Valid || !v.Ambiguous || !strings.Contains(v.Message(), "ENSG00000262418") {
+		t.Errorf("Validate(PTPRC) = %v %s %q, want ambiguous", v.Valid, v.ID, v.Message())
+	}
+}
+
+// TestDuplicatedNameIsAmbiguous: GENCODE v48 gives the symbol A2MP1 to two
+// Ensembl ids; Standardize and Validate must not pick one.
+func TestDuplicatedNameIsAmbiguous(t *testing.T) {
+	x := load(t, "gene", "human", "genes", "gencode_genes_homo_sapiens.csv.gz")
+	s := x.Standardize("A2MP1", ontology.StandardizeOptions{})
+	var ids []string
+	for _, c := range s.Candidates {
+		ids = append(ids, c.ID)
+	}
+	if s.Match != ontology.Ambiguous || !slices.Equal(ids, []string{"ENSG00000256069", "ENSG00000291190"}) {
+		t.Errorf("Standardize(A2MP1) = %v %s %v, want ambiguous between ENSG00000256069 and ENSG00000291190", s.Match, s.ID, ids)
+	}
+	if v := x.Validate("A2MP1"); v.Valid {
+		t.Errorf("Validate(A2MP1) = valid %s, want ambiguous", v.ID)
+	}
+	if r := x.Inspect([]string{"A2MP1"}, ontology.StandardizeOptions{}); len(r.Failed()) != 1 {
+		t.Errorf("Inspect(A2MP1) does not fail: %+v", r.Reports)
 	}
 }
 
@@ -447,9 +468,18 @@ func TestSymbolsSharingAnEnsemblID(t *testing.T) {
 			}
 		})
 	}
-	// Every official symbol of the table validates (210 did not).
+	// Every official symbol of the table validates (210 did not), but a
+	// symbol of several Ensembl ids (PTPRC) is ambiguous between them.
 	for _, sym := range tableSymbols(t) {
-		if v := genes.Validate(sym); !v.Valid || v.Name != sym {
+		v := genes.Validate(sym)
+		if v.Ambiguous {
+			s := genes.Standardize(sym, ontology.StandardizeOptions{})
+			if s.Match != ontology.Ambiguous || slices.ContainsFunc(s.Candidates, func(c ontology.Candidate) bool { return c.Name != sym }) {
+				t.Errorf("Standardize(%q) = %v %s", sym, s.Match, s.Reason())
+			}
+			continue
+		}
+		if !v.Valid || v.Name != sym {
 			t.Errorf("Validate(%q): %s", sym, v.Message())
 		}
 	}

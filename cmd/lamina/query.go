@@ -51,6 +51,7 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 		f.Terms = append(f.Terms, slices.Concat(all, older))
 		base = append(base, all)
 	}
+	exclude := map[string]bool{} // versions a term's != leaves out
 	var features map[string]catalog.Feature
 	var labels []catalog.Label
 	for _, w := range multi(c, "where") {
@@ -76,20 +77,36 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 				cond.Values = foldedLabels(labels, cond.Values[0])
 			case ft.Entity() != "":
 				// A term by name, synonym or id, and unless --exact the terms
-				// below it (not for !=: "not this term" is not "none below").
+				// below it.
 				entity := entityName(ft.Entity())
-				tv, err := termValues(c.Context, in, entity, c.String("organism"), cond.Values[0], exact || cond.Op == "!=", c.App.ErrWriter)
+				tv, err := termValues(c.Context, in, entity, c.String("organism"), cond.Values[0], exact, c.App.ErrWriter)
 				var nt notTermError
 				switch {
 				case err == nil:
 					cond.Values = tv.values
-					if cond.Op == "=" {
-						// The feature holds names, which terms of other
-						// sources share (HsapDv's and MmusDv's "adult
-						// stage"): the version's terms record must hold
-						// one of the ids too.
-						addTerms(tv.ids, tv.older)
+					if cond.Op == "!=" {
+						// The complement of = among the versions with
+						// the feature: those = finds are left out.
+						eq := catalog.Filter{Prefix: prefix, AllVersions: true,
+							Where: []catalog.Cond{{Field: cond.Field, Op: "=", Values: tv.values}},
+							Terms: [][]string{slices.Concat(tv.ids, tv.older)}}
+						vs, err := in.Catalog.Find(c.Context, eq)
+						if err != nil {
+							return err
+						}
+						for _, v := range vs {
+							exclude[v.UID] = true
+						}
+						// Any value: a text value is not empty and holds no
+						// NUL, so its key is at least "\x01"'s.
+						f.Where = append(f.Where, catalog.Cond{Field: cond.Field, Op: ">=", Values: []string{"\x01"}})
+						continue
 					}
+					// The feature holds names, which terms of other
+					// sources share (HsapDv's and MmusDv's "adult
+					// stage"): the version's terms record must hold
+					// one of the ids too.
+					addTerms(tv.ids, tv.older)
 				case !errors.As(err, &nt):
 					return err // no source, or no organism picked
 				default:
@@ -137,10 +154,14 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	}
 	limit := f.Limit
 	f.Limit = plusOne(limit) // ls.go: the hint only when there is more
+	if len(exclude) > 0 {
+		f.Limit = 0 // the limit holds after leaving them out
+	}
 	vs, err := in.Catalog.Find(c.Context, f)
 	if err != nil {
 		return err
 	}
+	vs = slices.DeleteFunc(vs, func(v catalog.Version) bool { return exclude[v.UID] })
 	more := limit > 0 && len(vs) > limit
 	if more {
 		vs = vs[:limit]
@@ -326,9 +347,50 @@ func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, va
 		if note != "" {
 			fmt.Fprintln(warn, "note:", note)
 		}
+		older = append(older, namedElsewhere(xs, k, entity, value, exact, slices.Concat(ids, older))...)
 		return ids, older, xs, nil
 	}
 	return nil, nil, nil, first
+}
+
+// namedElsewhere returns the ids, beyond have, that value names in the
+// versions after xs[k] (of the same organism): a version annotated under
+// another gene table or an older version carries the id the value named
+// there (MICOS10-NBL1 is ENSG00000270136 in GENCODE, ENSG00000158747 in
+// org.Hs.eg.db). Unless exact, the terms below it come along: as the
+// default places it when it is live there, else as that version does.
+func namedElsewhere(xs []*ontology.Index, k int, entity, value string, exact bool, have []string) []string {
+	seen := map[string]bool{}
+	for _, id := range have {
+		seen[id] = true
+	}
+	var out []string
+	for _, x := range xs[k+1:] {
+		named, _, _, err := resolveQuery(x, entity, value, true)
+		if err != nil {
+			continue
+		}
+		for _, id := range named {
+			if seen[id] {
+				continue
+			}
+			in := x
+			if t, ok := xs[0].Term(id); ok && t.ID == id && !t.Obsolete {
+				in = xs[0]
+			}
+			below, err := withDescendants(in, entity, id, exact)
+			if err != nil {
+				below = []string{id}
+			}
+			for _, d := range below {
+				if !seen[d] {
+					seen[d] = true
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // placeOlder returns the ids, beyond ids (root and the terms below it in
@@ -423,6 +485,18 @@ func otherVersions(ctx context.Context, in *instance.Instance, entity, organism 
 // replacement's (with the terms below that); note says so.
 func resolveQuery(x *ontology.Index, entity, value string, exact bool) (ids []string, root, note string, err error) {
 	st := x.Standardize(value, ontology.StandardizeOptions{})
+	if sameName(st.Candidates) {
+		// A name several terms have (a symbol on several Ensembl ids):
+		// a query for it asks for any of them, no guess.
+		for _, c := range st.Candidates {
+			d, err := withDescendants(x, entity, c.ID, exact)
+			if err != nil {
+				return nil, "", "", err
+			}
+			ids = append(ids, d...)
+		}
+		return ids, "", "", nil
+	}
 	if st.Obsolete == "" {
 		t, err := resolveTerm(x, entity, value)
 		if err != nil {
@@ -444,6 +518,12 @@ func resolveQuery(x *ontology.Index, entity, value string, exact bool) (ids []st
 	note = fmt.Sprintf("%s is obsolete in %s %s, replaced by %s (%s): listing versions annotated with %s, or with %s%s",
 		st.Obsolete, src.Ontology, src.Version, st.ID, st.Name, st.Obsolete, st.ID, below)
 	return append([]string{st.Obsolete}, ids...), root, note, err
+}
+
+// sameName reports whether an ambiguous value's candidates are terms of
+// one name (not an alias of several genes).
+func sameName(cs []ontology.Candidate) bool {
+	return len(cs) > 1 && !slices.ContainsFunc(cs, func(c ontology.Candidate) bool { return c.Name != cs[0].Name })
 }
 
 // withDescendants is id and, unless exact, the ids of every term below it.

@@ -230,3 +230,87 @@ func TestQueryPlacesTermsObsoleteInDefault(t *testing.T) {
 		t.Errorf("ls --cell-type epithelial cell: %v, stderr %q; want a note", err, stderr)
 	}
 }
+
+// `--where gene=SYMBOL` finds a version annotated under another imported
+// gene table, where the symbol names another Ensembl id: MICOS10-NBL1 is
+// ENSG00000270136 in GENCODE v48, ENSG00000158747 in org.Hs.eg.db.
+func TestWhereGeneOfAnotherTable(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "gene", "--organism", "human", "--source", filepath.Join(genes, "human_genes_orgHsEgDb.tsv.gz"))
+	var srcs []struct{ Version string }
+	e.jsonOut(&srcs, "ontology", "sources", "--format", "json")
+	e.ok("ontology", "import", "gene", "--organism", "human", "--source", filepath.Join(genes, "gencode_genes_homo_sapiens.csv.gz"))
+	e.ok("feature", "create", "gene", "--dtype", "cat[gene]")
+	e.ok("save", e.write("t2.csv", []byte("a\n")), "--key", "t/t2.csv")
+	e.ok("annotate", "t/t2.csv", "--organism", "human", "--feature", "gene=MICOS10-NBL1")
+	e.ok("save", e.write("t3.csv", []byte("b\n")), "--key", "t/t3.csv")
+	e.ok("annotate", "t/t3.csv", "--organism", "human", "--feature", "gene=TP53")
+	e.ok("ontology", "default", "gene", srcs[0].Version, "--organism", "human")
+	for _, tc := range []struct {
+		where string
+		want  []string
+	}{
+		{"gene=MICOS10-NBL1", []string{"t/t2.csv"}},
+		{"gene!=MICOS10-NBL1", []string{"t/t3.csv"}},
+		{"gene=TP53", []string{"t/t3.csv"}},
+	} {
+		if got := lsKeys(t, e, "--where", tc.where, "--organism", "human"); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ls --where %s = %v, want %v", tc.where, got, tc.want)
+		}
+	}
+}
+
+// A symbol GENCODE gives two Ensembl ids (A2MP1) is ambiguous: standardize
+// lists both, annotate and curate pick none; a query finds either.
+func TestDuplicatedGeneSymbol(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "gene", "--organism", "human", "--source", filepath.Join(genes, "gencode_genes_homo_sapiens.csv.gz"))
+	out := e.ok("ontology", "standardize", "gene", "A2MP1", "--organism", "human")
+	if !strings.Contains(out, "ambiguous: could be A2MP1 (ENSG00000256069), A2MP1 (ENSG00000291190)") {
+		t.Errorf("standardize A2MP1:\n%s", out)
+	}
+	e.ok("feature", "create", "gene", "--dtype", "cat[gene]")
+	e.ok("save", e.write("a.csv", []byte("a\n")), "--key", "t/a.csv")
+	e.fails("ambiguous: could be A2MP1 (ENSG00000256069), A2MP1 (ENSG00000291190)", "annotate", "t/a.csv", "--organism", "human", "--feature", "gene=A2MP1")
+	e.ok("annotate", "t/a.csv", "--organism", "human", "--term", "gene=ENSG00000256069", "--feature", "gene=ENSG00000256069")
+	if got := lsKeys(t, e, "--where", "gene=A2MP1", "--organism", "human"); !reflect.DeepEqual(got, []string{"t/a.csv"}) {
+		t.Errorf("ls --where gene=A2MP1 = %v, want [t/a.csv]", got)
+	}
+	e.ok("schema", "create", "g", "--feature", "gene")
+	out, _, err := e.run("curate", e.write("g.csv", []byte("gene\nA2MP1\nTP53\n")), "--schema", "g", "--organism", "human")
+	if exitCode(err) != 1 || !strings.Contains(out, "ambiguous: could be A2MP1 (ENSG00000256069), A2MP1 (ENSG00000291190)") {
+		t.Errorf("curate A2MP1: %v\n%s", err, out)
+	}
+}
+
+// != is the complement of = among the versions with the feature: o1,
+// annotated under CL 2022-12-15 with CL:0000054 (obsolete in CL 2026,
+// replaced by osteoblast), is found by cell_type=osteoblast, so not by
+// cell_type!=osteoblast.
+func TestWhereNotTermComplementsEquals(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+	for k, a := range [][]string{{"t/o1.csv", "CL:0000054"}, {"t/o2.csv", "T cell"}} {
+		e.ok("save", e.write(a[0], []byte(strings.Repeat("x", k+1)+"\n")), "--key", a[0])
+		e.ok("annotate", a[0], "--feature", "cell_type="+a[1])
+	}
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cellxgene-json", "CL-ontology-v2026-03-26.json.gz"))
+	for _, tc := range []struct {
+		where string
+		want  []string
+	}{
+		{"cell_type=osteoblast", []string{"t/o1.csv"}},
+		{"cell_type!=osteoblast", []string{"t/o2.csv"}},
+		{"cell_type=T cell", []string{"t/o2.csv"}},
+		{"cell_type!=T cell", []string{"t/o1.csv"}},
+		{"cell_type!=lymphocyte", []string{"t/o1.csv"}}, // = lymphocyte finds T cells
+	} {
+		if got := lsKeys(t, e, "--where", tc.where); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ls --where %s = %v, want %v", tc.where, got, tc.want)
+		}
+	}
+}
