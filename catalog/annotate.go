@@ -682,6 +682,23 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
+// addUnique appends to list each x of add whose id neither list nor an
+// earlier x has, in add's order. A set: slices.Contains per value made
+// annotating a 50,000-gene column quadratic (40 s).
+func addUnique[T any](list, add []T, id func(T) string) []T {
+	seen := make(map[string]bool, len(list)+len(add))
+	for _, x := range list {
+		seen[id(x)] = true
+	}
+	for _, x := range add {
+		if k := id(x); !seen[k] {
+			seen[k] = true
+			list = append(list, x)
+		}
+	}
+	return list
+}
+
 // LabelClosure returns name and every label below it, breadth first, given
 // each label's children; a cycle in the hierarchy is walked once.
 func LabelClosure(name string, children map[string][]string) []string {
