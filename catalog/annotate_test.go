@@ -38,6 +38,13 @@ func TestNormalizeNumbers(t *testing.T) {
 		{"int", "1e-400", "", "not an integer"},
 		{"int", "0.1", "", "not an integer"},
 		{"int", "one", "", "not a number"},
+		// Go literal syntax, which pandas reads as text.
+		{"int", "1_000", "", "not a number"},
+		{"int", "0x10", "", "not a number"},
+		{"int", "0x1p4", "", "not a number"},
+		{"float", "1_000.5", "", "not a number"},
+		{"float", "-0x1p4", "", "not a number"},
+		{"float", "1e1_0", "", "not a number"},
 		{"float", "2.50", "2.5", ""},
 		{"float", "1e-400", "0", ""},
 		{"float", "inf", "", "finite"},
