@@ -269,7 +269,7 @@ func normalize(dtype, value string) (string, []byte, error) {
 		}
 		return strconv.FormatInt(n, 10), intKey(n), nil
 	case "float":
-		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		f, err := parseFloat(strings.TrimSpace(value))
 		if err != nil {
 			if errors.Is(err, strconv.ErrRange) {
 				return "", nil, fmt.Errorf("%w: %q is out of the range of a float", ErrInvalid, value)
@@ -307,6 +307,25 @@ func normalize(dtype, value string) (string, []byte, error) {
 	return value, append([]byte{'t'}, value...), nil
 }
 
+// parseFloat reads a number as strconv.ParseFloat does, but without the
+// Go literal syntax pandas reads as text: _ between digits (1_000 was the
+// int 1000) and hexadecimal (0x1p4 was 16). Inf and NaN are read.
+func parseFloat(s string) (float64, error) {
+	if goSyntax(s) {
+		return 0, &strconv.NumError{Func: "ParseFloat", Num: s, Err: strconv.ErrSyntax}
+	}
+	return strconv.ParseFloat(s, 64)
+}
+
+// goSyntax reports whether s has an underscore or a hexadecimal prefix.
+func goSyntax(s string) bool {
+	if strings.ContainsRune(s, '_') {
+		return true
+	}
+	s = strings.TrimLeft(s, "+-")
+	return len(s) > 1 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')
+}
+
 // parseInt reads an int64: decimal digits, or a number written otherwise
 // ("3.0", "1e3") when it is exactly an integer in range. Rounding through
 // a float64 would store 2^63 for 99999999999999999999 and 9007199254740992
@@ -321,7 +340,7 @@ func parseInt(value string) (int64, error) {
 	if errors.Is(err, strconv.ErrRange) {
 		return 0, outOfRange
 	}
-	f, ferr := strconv.ParseFloat(s, 64)
+	f, ferr := parseFloat(s)
 	switch {
 	case ferr != nil && !errors.Is(ferr, strconv.ErrRange):
 		return 0, fmt.Errorf("%w: %q is not a number", ErrInvalid, value)
@@ -416,7 +435,7 @@ func condKeys(dtype, op, value string) ([][]byte, error) {
 // an int64, where x's float key is on the same side of every int.
 func intBound(op, value string) (int64, bool) {
 	s := strings.TrimSpace(value)
-	if f, err := strconv.ParseFloat(s, 64); err != nil || math.Abs(f) > 1e19 {
+	if f, err := parseFloat(s); err != nil || math.Abs(f) > 1e19 {
 		return 0, false // bounds SetString's work for an exponent
 	}
 	r, ok := new(big.Rat).SetString(s)
@@ -680,6 +699,23 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// addUnique appends to list each x of add whose id neither list nor an
+// earlier x has, in add's order. A set: slices.Contains per value made
+// annotating a 50,000-gene column quadratic (40 s).
+func addUnique[T any](list, add []T, id func(T) string) []T {
+	seen := make(map[string]bool, len(list)+len(add))
+	for _, x := range list {
+		seen[id(x)] = true
+	}
+	for _, x := range add {
+		if k := id(x); !seen[k] {
+			seen[k] = true
+			list = append(list, x)
+		}
+	}
+	return list
 }
 
 // LabelClosure returns name and every label below it, breadth first, given

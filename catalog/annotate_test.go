@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -37,6 +38,13 @@ func TestNormalizeNumbers(t *testing.T) {
 		{"int", "1e-400", "", "not an integer"},
 		{"int", "0.1", "", "not an integer"},
 		{"int", "one", "", "not a number"},
+		// Go literal syntax, which pandas reads as text.
+		{"int", "1_000", "", "not a number"},
+		{"int", "0x10", "", "not a number"},
+		{"int", "0x1p4", "", "not a number"},
+		{"float", "1_000.5", "", "not a number"},
+		{"float", "-0x1p4", "", "not a number"},
+		{"float", "1e1_0", "", "not a number"},
 		{"float", "2.50", "2.5", ""},
 		{"float", "1e-400", "0", ""},
 		{"float", "inf", "", "finite"},
@@ -99,5 +107,19 @@ func TestShownZeroObservations(t *testing.T) {
 		if n := strings.Count(string(b), `"n_observations"`); tc.want == "" && n != 0 || tc.want != "" && (n != 1 || !strings.Contains(string(b), tc.want)) {
 			t.Errorf("Shown(%+v) = %s, want %s", tc.v, b, tc.want)
 		}
+	}
+}
+
+// TestAddUnique: merging annotations appends the new values in order,
+// each once, by id (a set: a scan per value was quadratic).
+func TestAddUnique(t *testing.T) {
+	id := func(s string) string { return s }
+	got := catalog.AddUnique([]string{"b", "a"}, []string{"c", "a", "d", "c", "b", "e"}, id)
+	if want := []string{"b", "a", "c", "d", "e"}; !slices.Equal(got, want) {
+		t.Fatalf("AddUnique = %v; want %v", got, want)
+	}
+	terms := catalog.AddUnique(nil, []catalog.Term{{ID: "X:1", Name: "first"}, {ID: "X:1", Name: "second"}}, func(t catalog.Term) string { return t.ID })
+	if len(terms) != 1 || terms[0].Name != "first" {
+		t.Fatalf("terms = %+v; want the first X:1 only", terms)
 	}
 }

@@ -24,6 +24,16 @@ func Normalize(dtype, value string) (text string, key []byte, err error) {
 	return normalize(dtype, value)
 }
 
+// ParseNumber reads a number as a float feature's values are read: as
+// strconv.ParseFloat, with Inf and NaN, but no _ between digits and no
+// hexadecimal (Go syntax that pandas reads as text).
+func ParseNumber(s string) (float64, error) { return parseFloat(s) }
+
+// AddUnique appends to list each x of add whose id(x) neither list nor an
+// earlier x has, in add's order (merging annotations: linear, not a
+// slices.Contains per value).
+func AddUnique[T any](list, add []T, id func(T) string) []T { return addUnique(list, add, id) }
+
 // CondKey is the index key a condition's value compares with: its key
 // under dtype, or for an int compared by <, <=, > or >= with a number that
 // is no integer, that number's.

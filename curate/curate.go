@@ -13,7 +13,6 @@
 package curate
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -303,7 +302,7 @@ func distinct(col *dataset.Series) (vals []string, counts map[string]int, missin
 			missing++
 			continue
 		}
-		v := col.Text(i)
+		v := col.WrittenText(i) // as in the file: a failing 1e30 is quoted so, not as 1e+30
 		if counts[v] == 0 {
 			vals = append(vals, v)
 		}
@@ -436,10 +435,15 @@ func checkType(dtype, have, v string) string {
 	case "str":
 		return ""
 	case "int", "float", "bool", "date", "datetime":
-		if _, _, err := catalog.Normalize(dtype, v); err == nil {
+		_, _, err := catalog.Normalize(dtype, v)
+		if err == nil {
 			return ""
 		}
-		if _, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && dtype == "float" {
+		// A uint64 id, a wide DECIMAL, 1e30: the catalog's ints are int64.
+		if dtype == "int" && strings.Contains(err.Error(), "out of the range") {
+			return "an integer out of the int range (-9223372036854775808 to 9223372036854775807)"
+		}
+		if _, err := catalog.ParseNumber(strings.TrimSpace(v)); err == nil && dtype == "float" {
 			return "" // NaN, pandas' missing value, or inf: a float column holds them
 		}
 	default:
@@ -447,9 +451,6 @@ func checkType(dtype, have, v string) string {
 	}
 	switch dtype {
 	case "int":
-		if _, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); errors.Is(err, strconv.ErrRange) { // a uint64 id or a wide DECIMAL: the catalog's ints are int64
-			return "an integer out of the int range (-9223372036854775808 to 9223372036854775807)"
-		}
 		return "not an integer"
 	case "float":
 		return "not a number"

@@ -459,6 +459,39 @@ func TestTypesTrimLikeAnnotate(t *testing.T) {
 	}
 }
 
+// TestFailuresAsWritten: a failing number is quoted as the file has it
+// (1e30, not 1e+30), so that it can be found there; 9223372036854775807.0
+// is the largest int, not the float 9.223372036854776e+18 beyond it; Go
+// literal syntax (1_000, 0x1p4), which pandas reads as text, fails.
+func TestFailuresAsWritten(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in.csv")
+	os.WriteFile(in, []byte("n,m,x\n1e30,1_000,1_000.5\nInf,5,0x1p4\n2.50e0,5,2.5\n9223372036854775807.0,5,2.5\n3,5,2.5\n"), 0o644)
+	s := curate.Schema{Name: "s", Fields: []curate.Field{{Name: "n", Dtype: "int"}, {Name: "m", Dtype: "int"}, {Name: "x", Dtype: "float"}}}
+	ts, err := dataset.Tables(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := curate.Validate(ts, dataset.CSV, s, curate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"n": {"1e30", "Inf", "2.50e0"}, "m": {"1_000"}, "x": {"1_000.5", "0x1p4"}}
+	for _, c := range r.Columns {
+		var failed []string
+		for _, f := range c.Failed {
+			failed = append(failed, f.Value)
+		}
+		if !reflect.DeepEqual(failed, want[c.Feature]) || c.Valid != 5-len(failed) {
+			t.Errorf("%s: %d valid, failed %q; want failed %q", c.Feature, c.Valid, failed, want[c.Feature])
+		}
+	}
+	var out strings.Builder
+	curate.WriteReport(&out, r, false)
+	if !strings.Contains(out.String(), `failed "1e30" (1): an integer out of the int range`) {
+		t.Errorf("report:\n%s", out.String())
+	}
+}
+
 // A column of very many failing values: the report prints the MaxListed
 // most frequent with suggestions and says how many more there are; the
 // report keeps them all, without suggestions past MaxListed (70,000

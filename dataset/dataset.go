@@ -120,6 +120,11 @@ type Series struct {
 	Codes      []int64
 	Categories []string
 	Exact      []string
+	// Written holds the cells of a CSV or TSV int or float column as the
+	// file has them, when some differ from Text's (1e30 is 1e+30 read,
+	// 2.50 is 2.5): messages quote a value so that it can be found in the
+	// file. Nil otherwise.
+	Written []string
 	// Null marks missing values of str, int, float and bool columns: an
 	// empty CSV cell, a Parquet null, the mask of an AnnData nullable
 	// column (pandas Int64, boolean, string). It may be nil when none is
@@ -172,6 +177,14 @@ func (s *Series) Text(i int) string {
 		return s.Categories[s.Codes[i]]
 	}
 	return s.Strings[i]
+}
+
+// WrittenText returns value i as the file has it (Written), else Text.
+func (s *Series) WrittenText(i int) string {
+	if s.Written != nil && !s.IsNull(i) {
+		return s.Written[i]
+	}
+	return s.Text(i)
 }
 
 // Values returns every value as text, missing ones as "".

@@ -82,7 +82,8 @@ func (s *typeState) add(v string) {
 		}
 	}
 	if !s.notFloat {
-		if _, err := strconv.ParseFloat(v, 64); err != nil {
+		// 1_000 and 0x1p4 are Go's syntax, which pandas reads as text.
+		if _, err := strconv.ParseFloat(v, 64); err != nil || goSyntax(v) {
 			s.notFloat = true
 		}
 	}
@@ -258,10 +259,35 @@ func readText(path, format string) (Table, error) {
 				}
 			}
 		}
+		if s.Dtype == "int" || s.Dtype == "float" {
+			s.Written = written(&s, vals)
+		}
 		s.Null = null
 		t.Columns = append(t.Columns, s)
 	}
 	return t, nil
+}
+
+// written is vals, the cells of a number column s read, when some cell
+// is written otherwise than s.Text gives it (1e30, 2.50, 007), else nil:
+// a column whose cells read back as written keeps no second copy.
+func written(s *Series, vals []string) []string {
+	for k, v := range vals {
+		if v != "" && v != s.Text(k) {
+			return vals
+		}
+	}
+	return nil
+}
+
+// goSyntax reports whether a number has an underscore or a hexadecimal
+// prefix, as catalog.ParseNumber refuses.
+func goSyntax(v string) bool {
+	if strings.ContainsRune(v, '_') {
+		return true
+	}
+	v = strings.TrimLeft(v, "+-")
+	return len(v) > 1 && v[0] == '0' && (v[1] == 'x' || v[1] == 'X')
 }
 
 // WriteText writes header and rows as CSV or TSV (by format) to w.

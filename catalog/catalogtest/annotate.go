@@ -185,6 +185,53 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// Merging keeps each list sorted and unique (by id for terms, the
+	// first name recorded kept), with sets, not a scan per value; the
+	// same values again write nothing and the index still answers.
+	t.Run("AnnotateDedupe", func(t *testing.T) {
+		c, vs := setup(t)
+		uid := vs["other/d.txt"].UID
+		add := catalog.Annotations{Features: map[string][]string{"tissue": {"lung", "blood", "lung", "blood", "aorta"}},
+			Labels: []string{"treated", "control", "treated"},
+			Terms:  []catalog.Term{{Entity: "tissue", ID: "UBERON:2", Name: "lung"}, {Entity: "tissue", ID: "UBERON:1", Name: "blood"}, {Entity: "tissue", ID: "UBERON:2", Name: "other"}}}
+		want := catalog.Annotations{UID: uid, Features: map[string][]string{"tissue": {"aorta", "blood", "lung"}},
+			Labels: []string{"control", "treated"},
+			Terms:  []catalog.Term{{Entity: "tissue", ID: "UBERON:1", Name: "blood"}, {Entity: "tissue", ID: "UBERON:2", Name: "lung"}}}
+		for i := 0; i < 2; i++ { // again: unchanged
+			a, err := c.Annotate(ctx, uid, add)
+			must(t, err)
+			if !reflect.DeepEqual(a, want) {
+				t.Fatalf("Annotate #%d = %+v; want %+v", i+1, a, want)
+			}
+		}
+		a, err := c.Annotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"tissue": {"heart", "lung"}},
+			Terms: []catalog.Term{{Entity: "tissue", ID: "UBERON:0", Name: "heart"}, {Entity: "tissue", ID: "UBERON:1", Name: "renamed"}}})
+		must(t, err)
+		if got := a.Features["tissue"]; !reflect.DeepEqual(got, []string{"aorta", "blood", "heart", "lung"}) {
+			t.Fatalf("tissue = %v", got)
+		}
+		if len(a.Terms) != 3 || a.Terms[0].ID != "UBERON:0" || a.Terms[1].Name != "blood" {
+			t.Fatalf("terms = %+v", a.Terms)
+		}
+		for _, f := range []catalog.Filter{
+			{Where: []catalog.Cond{{Field: "tissue", Op: "=", Values: []string{"aorta"}}}, Prefix: "other/"},
+			{Where: []catalog.Cond{{Field: "tissue", Op: "=", Values: []string{"heart"}}}},
+			{Labels: []string{"control"}, Prefix: "other/"},
+			{Terms: [][]string{{"UBERON:2"}}},
+		} {
+			got, err := c.Find(ctx, f)
+			must(t, err)
+			if !reflect.DeepEqual(keys(got), []string{"other/d.txt"}) {
+				t.Fatalf("Find(%+v) = %v", f, keys(got))
+			}
+		}
+		hits, err := c.Search(ctx, "aorta heart", 10)
+		must(t, err)
+		if len(hits) != 1 || hits[0].Version.UID != uid {
+			t.Fatalf("Search = %+v", hits)
+		}
+	})
+
 	t.Run("Find", func(t *testing.T) {
 		c, _ := setup(t)
 		cases := []struct {

@@ -106,7 +106,13 @@ func cmdAnnotate() *cli.Command {
 	}
 }
 
-// printAnnotations writes a's features, labels and terms as show does.
+// maxPrinted is how many values of a feature, labels and terms
+// printAnnotations lists: a curated gene column has 60,000 values, which
+// annotate --label printed on one line (--format json has them all).
+const maxPrinted = 20
+
+// printAnnotations writes a's features, labels and terms as show does,
+// the first maxPrinted of each list.
 func printAnnotations(c *cli.Context, a catalog.Annotations) {
 	w := c.App.Writer
 	names := make([]string, 0, len(a.Features))
@@ -115,15 +121,27 @@ func printAnnotations(c *cli.Context, a catalog.Annotations) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "%-15s %s = %s\n", "feature", visible(n), visible(strings.Join(a.Features[n], ", ")))
+		fmt.Fprintf(w, "%-15s %s = %s\n", "feature", visible(n), firstOf(a.Features[n]))
 	}
 	if len(a.Labels) > 0 {
-		fmt.Fprintf(w, "%-15s %s\n", "labels", visible(strings.Join(a.Labels, ", ")))
+		fmt.Fprintf(w, "%-15s %s\n", "labels", firstOf(a.Labels))
 	}
-	for _, t := range a.Terms {
+	for _, t := range a.Terms[:min(len(a.Terms), maxPrinted)] {
 		fmt.Fprintf(w, "%-15s %s %s (%s)\n", "term", t.Entity, visible(t.Name), visible(t.ID))
+	}
+	if n := len(a.Terms) - maxPrinted; n > 0 {
+		fmt.Fprintf(w, "%-15s … and %d more (--format json lists them all)\n", "term", n)
 	}
 	if a.Schema != "" {
 		fmt.Fprintf(w, "%-15s %s\n", "schema", visible(a.Schema))
 	}
+}
+
+// firstOf joins the first maxPrinted of vs, saying how many more there are.
+func firstOf(vs []string) string {
+	out := visible(strings.Join(vs[:min(len(vs), maxPrinted)], ", "))
+	if n := len(vs) - maxPrinted; n > 0 {
+		out += fmt.Sprintf(", … and %d more", n)
+	}
+	return out
 }

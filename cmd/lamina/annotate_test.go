@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -598,5 +599,40 @@ func TestNegativeZeroAndEmptyTable(t *testing.T) {
 	}
 	if out := e.ok("show", "t/empty.csv"); !regexp.MustCompile(`n_observations\s+0\n`).MatchString(out) {
 		t.Errorf("show of a table of 0 rows:\n%s", out)
+	}
+}
+
+// TestAnnotatePrintsFirstValues: annotate (and show) print the first 20
+// values of a feature and of the labels, then how many more: a curated
+// gene column's 60,000 values were printed on one line.
+func TestAnnotatePrintsFirstValues(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("feature", "create", "note", "--dtype", "str")
+	e.ok("save", e.write("a.txt", []byte("a")), "--key", "a.txt")
+	args := []string{"annotate", "a.txt"}
+	for i := range 30 {
+		e.ok("label", "create", fmt.Sprintf("l%02d", i))
+		args = append(args, "--feature", fmt.Sprintf("note=v%02d", i))
+	}
+	e.ok(append(args[:8:8], "--label", "l00")...)
+	out := e.ok(append(args, "--label", "l29")...)
+	for _, want := range []string{"note = v00, v01,", "v19, … and 10 more\n", "l00, l29\n"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("annotate printed no %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "v20") {
+		t.Fatalf("annotate printed past the 20th value:\n%s", out)
+	}
+	labels := []string{"annotate", "a.txt"}
+	for i := range 30 {
+		labels = append(labels, "--label", fmt.Sprintf("l%02d", i))
+	}
+	if out := e.ok(labels...); !strings.Contains(out, "l19, … and 10 more\n") {
+		t.Fatalf("labels:\n%s", out)
+	}
+	if out := e.ok("show", "a.txt"); !strings.Contains(out, "v19, … and 10 more\n") {
+		t.Fatalf("show:\n%s", out)
 	}
 }
