@@ -80,9 +80,10 @@ type Tracker struct {
 	// ended, non-nil while Resume runs, collects the runs finished
 	// meanwhile, so that Resume never registers a run that just ended.
 	ended map[string]bool
-	// daemon names this process in the job runs it makes
-	// (catalog.Run.Daemon), so that a later daemon knows them orphaned
-	// once this one is gone.
+	// daemon names this process in the job runs it makes and the runs
+	// whose root it registers (catalog.Run.Daemon), so that a later
+	// daemon knows them orphaned once this one is gone, and leaves them
+	// alone while it runs (Resume).
 	daemon string
 
 	stop chan struct{}
@@ -244,6 +245,12 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 		if fd, ok = openPidfd(r.RootPID); !ok {
 			return catalog.Run{}, fmt.Errorf("lineage: process %d exited: %w", r.RootPID, catalog.ErrNotFound)
 		}
+		// This daemon watches the root: another one starting meanwhile
+		// leaves the run to it (Resume).
+		r.Daemon = c.t.daemon
+		if r.HostID == "" { // a client that records none
+			r.HostID = hostID()
+		}
 	}
 	got, err := c.Catalog.StartRun(ctx, r)
 	if err != nil {
@@ -335,7 +342,8 @@ func (t *Tracker) reap() {
 // reads and writes through the mount from now on. Each is registered as
 // `lamina run` registers it over the socket (Wrap's StartRun): its root
 // held as a pidfd checked against the root's start time, its cgroup, its
-// transform's source. The job runs an earlier daemon started for a
+// transform's source. A run another live daemon registered is its own
+// (trackedElsewhere), and left to it. The job runs an earlier daemon started for a
 // Snakemake run and left running end with that run, and every child run's
 // parent is known (a version a child wrote is no input of its parent).
 // A run of this host that ended with processes left in its cgroup
@@ -359,13 +367,13 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 		// the newest run that had it owns it.
 		owner := r.Cgroup != "" && !claimed[r.Cgroup]
 		claimed[r.Cgroup] = true
-		if owner && r.Status != catalog.RunRunning && r.ProcsLeft && (r.Host == "" || r.Host == host) && cgroupBusy(r.Cgroup) {
+		if owner && r.Status != catalog.RunRunning && r.ProcsLeft && Here(r, host) && cgroupBusy(r.Cgroup) {
 			if t.resumeLingering(ctx, r) {
 				done = append(done, r.UID)
 			}
 			continue
 		}
-		if r.Status != catalog.RunRunning || r.RootPID <= 0 || (r.Host != "" && r.Host != host) {
+		if r.Status != catalog.RunRunning || r.RootPID <= 0 || !Here(r, host) || t.trackedElsewhere(r) {
 			continue
 		}
 		select {
@@ -409,6 +417,15 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 		done = append(done, r.UID)
 	}
 	return done
+}
+
+// trackedElsewhere reports whether another daemon that still runs (of
+// this instance or another one on the same catalog) registered run r's
+// root: it watches the root and ends the run, and a second watcher would
+// only abandon the run once it ended. A run that records no daemon (begun
+// while none was up, or before runs recorded one) is taken as nobody's.
+func (t *Tracker) trackedElsewhere(r catalog.Run) bool {
+	return r.Daemon != "" && r.Daemon != t.daemon && DaemonAlive(r.Daemon)
 }
 
 // resumeLingering registers again run r, which ended while processes
@@ -779,7 +796,7 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: split, Name: "job",
-		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host, Daemon: t.daemon})
+		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host, HostID: hostID(), Daemon: t.daemon})
 	if err != nil {
 		fd.close()
 		t.opts.Logger.Error("lineage: starting a job's run", "run", split, "pid", pid, "err", err)
