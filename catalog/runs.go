@@ -117,7 +117,8 @@ func (r Run) Args() []string {
 }
 
 // RunEnd finishes a run, or amends a finished one (a child run's name and
-// status learnt at the end of its parent). Zero fields are left alone.
+// status learnt at the end of its parent), or a running one (Daemon).
+// Zero fields are left alone.
 type RunEnd struct {
 	// StartedAt, when set, corrects the start: a Snakemake job's run, which
 	// the mount starts at the job's first open, takes the start Snakemake
@@ -138,6 +139,10 @@ type RunEnd struct {
 	ProcsLeft bool `json:"processes_left,omitempty"`
 	// Note replaces the run's note (Run.Note).
 	Note string `json:"note,omitempty"`
+	// Daemon replaces the daemon of a run still running (Run.Daemon): a
+	// daemon that adopted it (lineage.Tracker.Resume) claims it, so that
+	// a later one leaves it alone.
+	Daemon string `json:"daemon,omitempty"`
 }
 
 // Apply applies e to r: what FinishRun does to the stored run, in every
@@ -177,6 +182,9 @@ func (r *Run) Apply(e RunEnd) {
 	}
 	if e.Note != "" {
 		r.Note = e.Note
+	}
+	if e.Daemon != "" && r.Status == RunRunning {
+		r.Daemon = e.Daemon
 	}
 	switch {
 	case e.Abandoned:

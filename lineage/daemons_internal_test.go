@@ -50,9 +50,17 @@ func TestResumeLeavesAnotherDaemonsRun(t *testing.T) {
 		t.Fatalf("run registered by %q, want %q", r.Daemon, first.daemon)
 	}
 
+	// The second daemon: another process in this test (both trackers
+	// live in this one), that runs.
+	other := exec.Command("sleep", "30")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	otherStart, _ := ProcStart(other.Process.Pid)
 	second := NewTracker(c, TrackerOptions{FlushEvery: 10 * time.Millisecond})
 	defer second.Close()
-	second.daemon = "another/" + first.daemon // the same process in this test: tell them apart
+	second.daemon = fmt.Sprintf("%s/%d/%d", bootID(), other.Process.Pid, otherStart)
 	runs, _ := c.ListRuns(ctx, catalog.RunQuery{})
 	if got := second.Resume(ctx, runs); len(got) != 0 {
 		t.Fatalf("the second daemon resumed %v, a run the first one tracks", got)
@@ -86,6 +94,17 @@ func TestResumeLeavesAnotherDaemonsRun(t *testing.T) {
 	if got := second.Resume(ctx, runs); len(got) != 1 || got[0] != r2.UID {
 		t.Fatalf("resumed %v, want %s (its daemon is gone)", got, r2.UID)
 	}
+	// It claims the run: a third daemon leaves it to the second.
+	if rec, _ := c.RunRecord(ctx, r2.UID); rec.Run.Daemon != second.daemon || rec.Run.Status != catalog.RunRunning {
+		t.Fatalf("resumed run %+v; want running, claimed by %s", rec.Run, second.daemon)
+	}
+	third := NewTracker(c, TrackerOptions{FlushEvery: time.Hour})
+	defer third.Close()
+	third.daemon = "third"
+	runs, _ = c.ListRuns(ctx, catalog.RunQuery{})
+	if got := third.Resume(ctx, runs); len(got) != 0 {
+		t.Fatalf("a third daemon resumed %v, runs the second one tracks", got)
+	}
 }
 
 // TestHereTellsNamespacesApart: two machines with one host name on a
@@ -111,7 +130,7 @@ func TestHereTellsNamespacesApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	daemon := fmt.Sprintf("%s/%d/1", bootID(), dead.Process.Pid) // gone
-	elsewhere := bootID() + "/1"                                   // no pid namespace has inode 1
+	elsewhere := bootID() + "/1"                                 // no pid namespace has inode 1
 	for _, tc := range []struct {
 		hostID string
 		want   bool

@@ -326,8 +326,10 @@ func (t *Tracker) reap() {
 	for _, uid := range dead {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}
-		if _, err := t.finish(ctx, uid, end, end); err != nil {
+		if r, err := t.finish(ctx, uid, end, end); err != nil {
 			t.opts.Logger.Error("lineage: ending a run whose process is gone", "run", uid, "err", err)
+		} else if r.Status != catalog.RunAbandoned { // it ended meanwhile: its end stays (catalog.Run.Apply)
+			t.opts.Logger.Info("lineage: run ended: its process exited after finishing it", "run", uid, "status", r.Status)
 		} else {
 			t.opts.Logger.Info("lineage: run abandoned: its process exited without finishing it", "run", uid)
 		}
@@ -414,6 +416,11 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 		}
 		t.mu.Unlock()
 		t.register(rec.Run, fd, src, false)
+		// Claimed, so that a daemon that starts after this one leaves it
+		// alone; the daemon that registered it is gone.
+		if _, err := t.cat.FinishRun(ctx, r.UID, catalog.RunEnd{Daemon: t.daemon}); err != nil {
+			t.opts.Logger.Warn("lineage: claiming a resumed run", "run", r.UID, "err", err)
+		}
 		done = append(done, r.UID)
 	}
 	return done

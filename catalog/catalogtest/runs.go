@@ -113,6 +113,15 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if f, err := c.FinishRun(ctx, r.UID, catalog.RunEnd{ExitCode: &zero, Name: "job"}); err != nil || f.Status != catalog.RunOK || f.Note != "" {
 			t.Fatalf("abandoned, amended ok: %+v, %v", f, err)
 		}
+		// A daemon that adopts a running run claims it; an ended run
+		// keeps the daemon it had.
+		live, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Daemon: "d1"})
+		if f, err := c.FinishRun(ctx, live.UID, catalog.RunEnd{Daemon: "d2"}); err != nil || f.Daemon != "d2" || f.Status != catalog.RunRunning || f.FinishedAt != nil {
+			t.Fatalf("claimed: %+v, %v", f, err)
+		}
+		if f, err := c.FinishRun(ctx, r.UID, catalog.RunEnd{Daemon: "d2"}); err != nil || f.Daemon != "" || f.Status != catalog.RunOK {
+			t.Fatalf("an ended run claimed: %+v, %v", f, err)
+		}
 	})
 	t.Run("RunEndMovesStart", func(t *testing.T) {
 		// A Snakemake job's run takes the start and end Snakemake recorded:
