@@ -58,9 +58,8 @@ func TestResumeLeavesAnotherDaemonsRun(t *testing.T) {
 	}
 	defer func() { other.Process.Kill(); other.Wait() }()
 	otherStart, _ := ProcStart(other.Process.Pid)
-	second := NewTracker(c, TrackerOptions{FlushEvery: 10 * time.Millisecond})
+	second := newTracker(c, TrackerOptions{FlushEvery: 10 * time.Millisecond}, fmt.Sprintf("%s/%d/%d", bootID(), other.Process.Pid, otherStart))
 	defer second.Close()
-	second.daemon = fmt.Sprintf("%s/%d/%d", bootID(), other.Process.Pid, otherStart)
 	runs, _ := c.ListRuns(ctx, catalog.RunQuery{})
 	if got := second.Resume(ctx, runs); len(got) != 0 {
 		t.Fatalf("the second daemon resumed %v, a run the first one tracks", got)
@@ -98,12 +97,26 @@ func TestResumeLeavesAnotherDaemonsRun(t *testing.T) {
 	if rec, _ := c.RunRecord(ctx, r2.UID); rec.Run.Daemon != second.daemon || rec.Run.Status != catalog.RunRunning {
 		t.Fatalf("resumed run %+v; want running, claimed by %s", rec.Run, second.daemon)
 	}
-	third := NewTracker(c, TrackerOptions{FlushEvery: time.Hour})
+	// A third daemon leaves it to the second until the second stops,
+	// and then tracks it.
+	third := newTracker(c, TrackerOptions{FlushEvery: 10 * time.Millisecond}, "third")
 	defer third.Close()
-	third.daemon = "third"
 	runs, _ = c.ListRuns(ctx, catalog.RunQuery{})
 	if got := third.Resume(ctx, runs); len(got) != 0 {
 		t.Fatalf("a third daemon resumed %v, runs the second one tracks", got)
+	}
+	other.Process.Kill()
+	other.Wait()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if rec, _ := c.RunRecord(ctx, r2.UID); rec.Run.Daemon == "third" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the third daemon did not track the run once the second stopped")
+		}
+	}
+	if third.Caller(uint32(root2.Process.Pid)) != r2.UID {
+		t.Fatalf("the third daemon does not credit the run's root to it")
 	}
 }
 

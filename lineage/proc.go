@@ -59,20 +59,28 @@ func procStatus(tid int) (tgid, ppid int, err error) {
 // ProcStart returns the start time of process pid in clock ticks after
 // boot (field 22 of /proc/PID/stat). Never call it inside a FUSE handler.
 func ProcStart(pid int) (uint64, error) {
+	start, _, err := procStat(pid)
+	return start, err
+}
+
+// procStat returns pid's start time (ProcStart) and state (field 3: "Z"
+// for a zombie).
+func procStat(pid int) (start uint64, state string, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	// The command name (field 2) may hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, errors.New("lineage: malformed /proc stat")
+		return 0, "", errors.New("lineage: malformed /proc stat")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 20 {
-		return 0, errors.New("lineage: short /proc stat")
+		return 0, "", errors.New("lineage: short /proc stat")
 	}
-	return strconv.ParseUint(f[19], 10, 64) // field 22; f[0] is field 3
+	start, err = strconv.ParseUint(f[19], 10, 64) // field 22; f[0] is field 3
+	return start, f[0], err
 }
 
 // procCmdline returns pid's argv.
@@ -321,8 +329,9 @@ func DaemonID() string {
 }
 
 // DaemonAlive reports whether the daemon id names (DaemonID) still runs:
-// the same boot, a process with its pid and start time. An id it cannot
-// read is taken as alive: a run is never ended on a guess.
+// the same boot, a process with its pid and start time that has not
+// exited (a zombie has: a daemon's parent may not have reaped it yet). An
+// id it cannot read is taken as alive: a run is never ended on a guess.
 func DaemonAlive(id string) bool {
 	f := strings.Split(id, "/")
 	if len(f) != 3 {
@@ -336,8 +345,8 @@ func DaemonAlive(id string) bool {
 	if f[0] != bootID() {
 		return false // rebooted since
 	}
-	got, err := ProcStart(pid)
-	return err == nil && got == start
+	got, state, err := procStat(pid)
+	return err == nil && got == start && state != "Z" && state != "X"
 }
 
 // Shell returns the shell pid stands for: pid itself, or, when pid is a
