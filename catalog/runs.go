@@ -68,9 +68,18 @@ type Run struct {
 	ProcsLeft bool `json:"processes_left,omitempty"`
 	// Daemon names the mount daemon whose tracker made the run (a
 	// Snakemake job's, which has no root process of its own and ends only
-	// when that tracker ends it): "BOOT_ID/PID/START" on Host, so that a
-	// later daemon of that host can tell it is gone (lineage.Orphaned).
+	// when that tracker ends it), or that registered its root process:
+	// "BOOT_ID/PID/START" on Host, so that a later daemon of that host can
+	// tell it is gone (lineage.Orphaned), and a daemon that starts while it
+	// lives leaves the run to it (lineage.Tracker.Resume).
 	Daemon string `json:"daemon,omitempty"`
+	// HostID tells apart machines that share Host (containers with the
+	// host's name and pid namespaces of their own, workstations named
+	// alike): "BOOT_ID/PIDNS", PIDNS the inode of the pid namespace of
+	// the process that recorded the run (lineage.HostID). Its pids and
+	// Daemon mean something only where HostID is the same; a run
+	// recorded before it was has "".
+	HostID string `json:"host_id,omitempty"`
 	// Note says why a run was abandoned when its status alone does not
 	// (a job run: the daemon that tracked it stopped); an amend that makes
 	// it ok or failed drops it.
@@ -108,7 +117,8 @@ func (r Run) Args() []string {
 }
 
 // RunEnd finishes a run, or amends a finished one (a child run's name and
-// status learnt at the end of its parent). Zero fields are left alone.
+// status learnt at the end of its parent), or a running one (Daemon).
+// Zero fields are left alone.
 type RunEnd struct {
 	// StartedAt, when set, corrects the start: a Snakemake job's run, which
 	// the mount starts at the job's first open, takes the start Snakemake
@@ -129,11 +139,24 @@ type RunEnd struct {
 	ProcsLeft bool `json:"processes_left,omitempty"`
 	// Note replaces the run's note (Run.Note).
 	Note string `json:"note,omitempty"`
+	// Daemon replaces the daemon of a run still running (Run.Daemon): a
+	// daemon that adopted it (lineage.Tracker.Resume) claims it, so that
+	// a later one leaves it alone.
+	Daemon string `json:"daemon,omitempty"`
 }
 
 // Apply applies e to r: what FinishRun does to the stored run, in every
-// store.
+// store. A run that ended is never abandoned afterwards: the first end
+// wins for status, exit code, signal, end time and note, and only the
+// rest of e (a name, a transform) amends it. Two daemons of one
+// catalog may both watch a run's root process, and the one that sees it
+// exit second knows nothing of how it ended. An amend with an exit code
+// still makes an abandoned run ok or failed (a Snakemake job's, from
+// Snakemake's records).
 func (r *Run) Apply(e RunEnd) {
+	if e.Abandoned && r.Status != RunRunning && r.Status != "" {
+		e.FinishedAt, e.ExitCode, e.Signal, e.Note, e.Abandoned = time.Time{}, nil, "", "", false
+	}
 	if !e.StartedAt.IsZero() {
 		r.StartedAt = e.StartedAt.UTC()
 	}
@@ -159,6 +182,9 @@ func (r *Run) Apply(e RunEnd) {
 	}
 	if e.Note != "" {
 		r.Note = e.Note
+	}
+	if e.Daemon != "" && r.Status == RunRunning {
+		r.Daemon = e.Daemon
 	}
 	switch {
 	case e.Abandoned:

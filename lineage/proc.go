@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -58,20 +59,28 @@ func procStatus(tid int) (tgid, ppid int, err error) {
 // ProcStart returns the start time of process pid in clock ticks after
 // boot (field 22 of /proc/PID/stat). Never call it inside a FUSE handler.
 func ProcStart(pid int) (uint64, error) {
+	start, _, err := procStat(pid)
+	return start, err
+}
+
+// procStat returns pid's start time (ProcStart) and state (field 3: "Z"
+// for a zombie).
+func procStat(pid int) (start uint64, state string, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	// The command name (field 2) may hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, errors.New("lineage: malformed /proc stat")
+		return 0, "", errors.New("lineage: malformed /proc stat")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 20 {
-		return 0, errors.New("lineage: short /proc stat")
+		return 0, "", errors.New("lineage: short /proc stat")
 	}
-	return strconv.ParseUint(f[19], 10, 64) // field 22; f[0] is field 3
+	start, err = strconv.ParseUint(f[19], 10, 64) // field 22; f[0] is field 3
+	return start, f[0], err
 }
 
 // procCmdline returns pid's argv.
@@ -145,14 +154,13 @@ var poll = unix.Poll // tests interrupt it
 
 func (p pidfd) close() { unix.Close(int(p)) }
 
-// Vanished reports whether r is a running run of this host (host, as
-// os.Hostname says) whose registered root process is gone: a `lamina
-// run` killed with SIGKILL, a tracked shell closed without `track
-// finish`. Runs of other hosts and runs with no root (a Snakemake job's)
-// are never vanished here. It reads /proc/PID/stat: never call it inside
+// Vanished reports whether r is a running run of this host (Here) whose
+// registered root process is gone: a `lamina run` killed with SIGKILL, a
+// tracked shell closed without `track finish`. Runs of other hosts and
+// runs with no root (a Snakemake job's) are never vanished here. It reads /proc/PID/stat: never call it inside
 // a FUSE handler.
 func Vanished(r catalog.Run, host string) bool {
-	if r.Status != catalog.RunRunning || r.RootPID <= 0 || (r.Host != "" && r.Host != host) {
+	if r.Status != catalog.RunRunning || r.RootPID <= 0 || !Here(r, host) {
 		return false
 	}
 	start, err := ProcStart(r.RootPID)
@@ -160,14 +168,13 @@ func Vanished(r catalog.Run, host string) bool {
 }
 
 // Lingers reports whether run r, which ended, lingers: its command left
-// processes in its cgroup on this host (host, as os.Hostname says;
-// ProcsLeft), and some are still there. A daemon keeps such a run
+// processes in its cgroup on this host (Here; ProcsLeft), and some are still there. A daemon keeps such a run
 // registered (Tracker), so the mount credits what its processes read and
 // write to it, found by their cgroup or their LAMINA_RUN; the CLI credits
 // their `lamina get` and `lamina save` by the marker the same way. It
 // reads the cgroup tree: never call it inside a FUSE handler.
 func Lingers(r catalog.Run, host string) bool {
-	return r.Status != catalog.RunRunning && r.ProcsLeft && r.Cgroup != "" && (r.Host == "" || r.Host == host) && cgroupBusy(r.Cgroup)
+	return r.Status != catalog.RunRunning && r.ProcsLeft && r.Cgroup != "" && Here(r, host) && cgroupBusy(r.Cgroup)
 }
 
 // Finisher is the part of a catalog that ends runs.
@@ -255,7 +262,7 @@ const OrphanNote = "the mount daemon that tracked it stopped (killed?) before it
 
 // Orphaned reports whether r is a running job run (no root process of its
 // own: a Snakemake job's, which only the tracker that made it ends) of this
-// host (host, as os.Hostname says) that nothing can end any more: its
+// host (Here, and with a host name recorded) that nothing can end any more: its
 // pipeline's run (parentStatus of r.Parent) ended, and the daemon that made
 // it (r.Daemon) is no longer running, or none is recorded (a run made
 // before daemons were). A daemon ends its job runs before their pipeline's
@@ -264,7 +271,7 @@ const OrphanNote = "the mount daemon that tracked it stopped (killed?) before it
 // catalog) is never orphaned here: its daemon cannot be checked. It reads
 // /proc/PID/stat: never call it inside a FUSE handler.
 func Orphaned(r catalog.Run, host string, parentStatus func(uid string) string) bool {
-	if r.Status != catalog.RunRunning || r.RootPID > 0 || r.Parent == "" || r.Host == "" || r.Host != host {
+	if r.Status != catalog.RunRunning || r.RootPID > 0 || r.Parent == "" || r.Host == "" || !Here(r, host) {
 		return false
 	}
 	if r.Daemon != "" && DaemonAlive(r.Daemon) {
@@ -272,6 +279,34 @@ func Orphaned(r catalog.Run, host string, parentStatus func(uid string) string) 
 	}
 	ps := parentStatus(r.Parent)
 	return ps != "" && ps != catalog.RunRunning
+}
+
+// Here reports whether run r was recorded on the machine this process
+// sees, as far as its record tells: its Host is host (os.Hostname; ""
+// for a run that recorded none) and its HostID this process's (HostID;
+// "" for a run recorded before runs had one). Only then do its pids, its
+// cgroup and its daemon name processes here: a container that has the
+// host's name and a pid namespace of its own, or another workstation of
+// that name on a shared PostgreSQL catalog, must not judge them.
+func Here(r catalog.Run, host string) bool {
+	return (r.Host == "" || r.Host == host) && (r.HostID == "" || r.HostID == hostID())
+}
+
+// hostID is HostID, read once; tests replace it.
+var hostID = sync.OnceValue(HostID)
+
+// HostID names the machine this process sees (catalog.Run.HostID):
+// "BOOT_ID/PIDNS", PIDNS the inode of its pid namespace. Two machines
+// differ in boot id; two pid namespaces of one kernel (containers) in
+// their inode. "" when /proc cannot tell.
+func HostID() string {
+	boot := bootID()
+	ns, err := os.Readlink("/proc/self/ns/pid") // "pid:[4026531836]"
+	ino, ok := strings.CutPrefix(ns, "pid:[")
+	if err != nil || !ok || boot == "" {
+		return ""
+	}
+	return boot + "/" + strings.TrimSuffix(ino, "]")
 }
 
 // bootID tells boots apart: pid and start time name a process only
@@ -294,8 +329,9 @@ func DaemonID() string {
 }
 
 // DaemonAlive reports whether the daemon id names (DaemonID) still runs:
-// the same boot, a process with its pid and start time. An id it cannot
-// read is taken as alive: a run is never ended on a guess.
+// the same boot, a process with its pid and start time that has not
+// exited (a zombie has: a daemon's parent may not have reaped it yet). An
+// id it cannot read is taken as alive: a run is never ended on a guess.
 func DaemonAlive(id string) bool {
 	f := strings.Split(id, "/")
 	if len(f) != 3 {
@@ -309,8 +345,8 @@ func DaemonAlive(id string) bool {
 	if f[0] != bootID() {
 		return false // rebooted since
 	}
-	got, err := ProcStart(pid)
-	return err == nil && got == start
+	got, state, err := procStat(pid)
+	return err == nil && got == start && state != "Z" && state != "X"
 }
 
 // Shell returns the shell pid stands for: pid itself, or, when pid is a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -77,12 +78,16 @@ type Tracker struct {
 	// adopted holds, by resumed split run, the job runs an earlier daemon
 	// started for it and left running: they end with the run (finish).
 	adopted map[string][]string
+	// deferred holds, by uid, the running runs Resume left to the live
+	// daemon that registered them: reap registers them once it is gone.
+	deferred map[string]catalog.Run
 	// ended, non-nil while Resume runs, collects the runs finished
 	// meanwhile, so that Resume never registers a run that just ended.
 	ended map[string]bool
-	// daemon names this process in the job runs it makes
-	// (catalog.Run.Daemon), so that a later daemon knows them orphaned
-	// once this one is gone.
+	// daemon names this process in the job runs it makes and the runs
+	// whose root it registers (catalog.Run.Daemon), so that a later
+	// daemon knows them orphaned once this one is gone, and leaves them
+	// alone while it runs (Resume).
 	daemon string
 
 	stop chan struct{}
@@ -116,6 +121,12 @@ type jobProc struct {
 
 // NewTracker returns a Tracker writing to cat; Close stops it.
 func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
+	return newTracker(cat, o, DaemonID())
+}
+
+// newTracker is NewTracker naming its daemon daemon (tests: two daemons
+// in one process).
+func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -130,7 +141,7 @@ func NewTracker(cat catalog.Catalog, o TrackerOptions) *Tracker {
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
 		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
-		adopted: map[string][]string{}, daemon: DaemonID(), stop: make(chan struct{}), done: make(chan struct{})}
+		adopted: map[string][]string{}, deferred: map[string]catalog.Run{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	return t
 }
@@ -244,6 +255,12 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 		if fd, ok = openPidfd(r.RootPID); !ok {
 			return catalog.Run{}, fmt.Errorf("lineage: process %d exited: %w", r.RootPID, catalog.ErrNotFound)
 		}
+		// This daemon watches the root: another one starting meanwhile
+		// leaves the run to it (Resume).
+		r.Daemon = c.t.daemon
+		if r.HostID == "" { // a client that records none
+			r.HostID = hostID()
+		}
 	}
 	got, err := c.Catalog.StartRun(ctx, r)
 	if err != nil {
@@ -297,7 +314,9 @@ func (t *Tracker) finish(ctx context.Context, uid string, e, jobEnd catalog.RunE
 
 // reap ends, as abandoned, the registered runs whose root process exited
 // without finishing them (a `lamina run` killed with SIGKILL, a tracked
-// shell closed without `track finish`): one poll per live run.
+// shell closed without `track finish`): one poll per live run. It
+// registers the runs Resume left to another daemon once it is gone
+// (resumeDeferred).
 func (t *Tracker) reap() {
 	t.mu.Lock()
 	var dead []string
@@ -311,6 +330,7 @@ func (t *Tracker) reap() {
 		}
 	}
 	t.mu.Unlock()
+	t.resumeDeferred()
 	for _, rt := range lingering {
 		if !cgroupBusy(rt.run.Cgroup) { // the last process it left exited
 			t.unregister(rt.run.UID, false)
@@ -319,8 +339,10 @@ func (t *Tracker) reap() {
 	for _, uid := range dead {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}
-		if _, err := t.finish(ctx, uid, end, end); err != nil {
+		if r, err := t.finish(ctx, uid, end, end); err != nil {
 			t.opts.Logger.Error("lineage: ending a run whose process is gone", "run", uid, "err", err)
+		} else if r.Status != catalog.RunAbandoned { // it ended meanwhile: its end stays (catalog.Run.Apply)
+			t.opts.Logger.Info("lineage: run ended: its process exited after finishing it", "run", uid, "status", r.Status)
 		} else {
 			t.opts.Logger.Info("lineage: run abandoned: its process exited without finishing it", "run", uid)
 		}
@@ -335,7 +357,8 @@ func (t *Tracker) reap() {
 // reads and writes through the mount from now on. Each is registered as
 // `lamina run` registers it over the socket (Wrap's StartRun): its root
 // held as a pidfd checked against the root's start time, its cgroup, its
-// transform's source. The job runs an earlier daemon started for a
+// transform's source. A run another live daemon registered is its own
+// (trackedElsewhere), and left to it until that daemon is gone (reap). The job runs an earlier daemon started for a
 // Snakemake run and left running end with that run, and every child run's
 // parent is known (a version a child wrote is no input of its parent).
 // A run of this host that ended with processes left in its cgroup
@@ -359,13 +382,19 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 		// the newest run that had it owns it.
 		owner := r.Cgroup != "" && !claimed[r.Cgroup]
 		claimed[r.Cgroup] = true
-		if owner && r.Status != catalog.RunRunning && r.ProcsLeft && (r.Host == "" || r.Host == host) && cgroupBusy(r.Cgroup) {
+		if owner && r.Status != catalog.RunRunning && r.ProcsLeft && Here(r, host) && cgroupBusy(r.Cgroup) {
 			if t.resumeLingering(ctx, r) {
 				done = append(done, r.UID)
 			}
 			continue
 		}
-		if r.Status != catalog.RunRunning || r.RootPID <= 0 || (r.Host != "" && r.Host != host) {
+		if r.Status != catalog.RunRunning || r.RootPID <= 0 || !Here(r, host) {
+			continue
+		}
+		if t.trackedElsewhere(r) { // its daemon may stop first: reap looks again
+			t.mu.Lock()
+			t.deferred[r.UID] = r
+			t.mu.Unlock()
 			continue
 		}
 		select {
@@ -373,42 +402,99 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 			return done
 		default:
 		}
-		t.mu.Lock()
-		_, known := t.byRun[r.UID]
-		t.mu.Unlock()
-		if known {
-			continue
+		if t.resume(ctx, r) {
+			done = append(done, r.UID)
 		}
-		// The pidfd first, then the start time: a number reused after
-		// the check would otherwise be held in the root's place.
-		fd, ok := openPidfd(r.RootPID)
-		if !ok {
-			continue
-		}
-		rec, err := t.cat.RunRecord(ctx, r.UID)
-		if start, serr := ProcStart(r.RootPID); serr != nil || start != r.RootStart || err != nil || rec.Run.Status != catalog.RunRunning {
-			fd.close()
-			continue
-		}
-		src := sourceOf(rec.Transform)
-		kids, _ := t.cat.ListRuns(ctx, catalog.RunQuery{Parent: r.UID})
-		t.mu.Lock()
-		if t.ended[r.UID] { // finished since its record was read
-			t.mu.Unlock()
-			fd.close()
-			continue
-		}
-		for _, k := range kids {
-			t.parents[k.UID] = r.UID
-			if r.Split && k.Status == catalog.RunRunning && k.RootPID == 0 {
-				t.adopted[r.UID] = append(t.adopted[r.UID], k.UID)
-			}
-		}
-		t.mu.Unlock()
-		t.register(rec.Run, fd, src, false)
-		done = append(done, r.UID)
 	}
 	return done
+}
+
+// resume registers running run r again (Resume) and reports whether it
+// did: not when it is registered already, its root is gone or it ended.
+func (t *Tracker) resume(ctx context.Context, r catalog.Run) bool {
+	t.mu.Lock()
+	_, known := t.byRun[r.UID]
+	t.mu.Unlock()
+	if known {
+		return false
+	}
+	// The pidfd first, then the start time: a number reused after
+	// the check would otherwise be held in the root's place.
+	fd, ok := openPidfd(r.RootPID)
+	if !ok {
+		return false
+	}
+	rec, err := t.cat.RunRecord(ctx, r.UID)
+	if start, serr := ProcStart(r.RootPID); serr != nil || start != r.RootStart || err != nil || rec.Run.Status != catalog.RunRunning {
+		fd.close()
+		return false
+	}
+	src := sourceOf(rec.Transform)
+	kids, _ := t.cat.ListRuns(ctx, catalog.RunQuery{Parent: r.UID})
+	t.mu.Lock()
+	if t.ended[r.UID] { // finished since its record was read
+		t.mu.Unlock()
+		fd.close()
+		return false
+	}
+	for _, k := range kids {
+		t.parents[k.UID] = r.UID
+		if r.Split && k.Status == catalog.RunRunning && k.RootPID == 0 {
+			t.adopted[r.UID] = append(t.adopted[r.UID], k.UID)
+		}
+	}
+	t.mu.Unlock()
+	t.register(rec.Run, fd, src, false)
+	// Claimed, so that a daemon that starts after this one leaves it
+	// alone; the daemon that registered it is gone.
+	if _, err := t.cat.FinishRun(ctx, r.UID, catalog.RunEnd{Daemon: t.daemon}); err != nil {
+		t.opts.Logger.Warn("lineage: claiming a resumed run", "run", r.UID, "err", err)
+	}
+	return true
+}
+
+// resumeDeferred registers the runs Resume left to another daemon once
+// that daemon is gone (stopped, its mount restarted a moment after, or
+// killed) while the run goes on, and forgets those whose root exited.
+func (t *Tracker) resumeDeferred() {
+	t.mu.Lock()
+	if len(t.deferred) == 0 {
+		t.mu.Unlock()
+		return
+	}
+	runs := slices.Collect(maps.Values(t.deferred))
+	t.mu.Unlock()
+	var now []catalog.Run
+	var done []string
+	for _, r := range runs { // /proc read without mu: a root in execve blocks it
+		if start, err := ProcStart(r.RootPID); err != nil || start != r.RootStart {
+			done = append(done, r.UID) // it ended: its daemon ends it
+		} else if !DaemonAlive(r.Daemon) {
+			done = append(done, r.UID)
+			now = append(now, r)
+		}
+	}
+	t.mu.Lock()
+	for _, uid := range done {
+		delete(t.deferred, uid)
+	}
+	t.mu.Unlock()
+	for _, r := range now {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if t.resume(ctx, r) {
+			t.opts.Logger.Info("lineage: run tracked again: the daemon that tracked it stopped", "run", r.UID)
+		}
+		cancel()
+	}
+}
+
+// trackedElsewhere reports whether another daemon that still runs (of
+// this instance or another one on the same catalog) registered run r's
+// root: it watches the root and ends the run, and a second watcher would
+// only abandon the run once it ended. A run that records no daemon (begun
+// while none was up, or before runs recorded one) is taken as nobody's.
+func (t *Tracker) trackedElsewhere(r catalog.Run) bool {
+	return r.Daemon != "" && r.Daemon != t.daemon && DaemonAlive(r.Daemon)
 }
 
 // resumeLingering registers again run r, which ended while processes
@@ -779,7 +865,7 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: split, Name: "job",
-		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host, Daemon: t.daemon})
+		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host, HostID: hostID(), Daemon: t.daemon})
 	if err != nil {
 		fd.close()
 		t.opts.Logger.Error("lineage: starting a job's run", "run", split, "pid", pid, "err", err)

@@ -77,6 +77,52 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("ListRuns snakemake = %+v, %v", rs, err)
 		}
 	})
+	t.Run("RunEndFirstEndWins", func(t *testing.T) {
+		// A second daemon that saw the root process exit abandons the run
+		// after `lamina run` finished it: the first end stays.
+		c := open(t)
+		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "bash", Kind: "program"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, code := range []int{0, 3} {
+			r, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID})
+			at := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+			ended, err := c.FinishRun(ctx, r.UID, catalog.RunEnd{FinishedAt: at, ExitCode: &code})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := c.FinishRun(ctx, r.UID, catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true, ProcsLeft: true, Note: "gone"})
+			if err != nil || f.Status != ended.Status || f.ExitCode == nil || *f.ExitCode != code || !f.FinishedAt.Equal(at) || f.Note != "" || !f.ProcsLeft {
+				t.Fatalf("exit %d, then abandoned: %+v, %v", code, f, err)
+			}
+			if rec, err := c.RunRecord(ctx, r.UID); err != nil || rec.Run.Status != ended.Status || rec.Run.ExitCode == nil || *rec.Run.ExitCode != code {
+				t.Fatalf("exit %d, then abandoned, stored: %+v, %v", code, rec.Run, err)
+			}
+		}
+		// An abandoned run stays as first abandoned, and an amend from
+		// records (a Snakemake job's exit) still makes it ok.
+		r, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID})
+		at := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+		c.FinishRun(ctx, r.UID, catalog.RunEnd{FinishedAt: at, Abandoned: true, Note: "first"})
+		if f, err := c.FinishRun(ctx, r.UID, catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true, Note: "second"}); err != nil ||
+			f.Status != catalog.RunAbandoned || !f.FinishedAt.Equal(at) || f.Note != "first" {
+			t.Fatalf("abandoned twice: %+v, %v", f, err)
+		}
+		zero := 0
+		if f, err := c.FinishRun(ctx, r.UID, catalog.RunEnd{ExitCode: &zero, Name: "job"}); err != nil || f.Status != catalog.RunOK || f.Note != "" {
+			t.Fatalf("abandoned, amended ok: %+v, %v", f, err)
+		}
+		// A daemon that adopts a running run claims it; an ended run
+		// keeps the daemon it had.
+		live, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Daemon: "d1"})
+		if f, err := c.FinishRun(ctx, live.UID, catalog.RunEnd{Daemon: "d2"}); err != nil || f.Daemon != "d2" || f.Status != catalog.RunRunning || f.FinishedAt != nil {
+			t.Fatalf("claimed: %+v, %v", f, err)
+		}
+		if f, err := c.FinishRun(ctx, r.UID, catalog.RunEnd{Daemon: "d2"}); err != nil || f.Daemon != "" || f.Status != catalog.RunOK {
+			t.Fatalf("an ended run claimed: %+v, %v", f, err)
+		}
+	})
 	t.Run("RunEndMovesStart", func(t *testing.T) {
 		// A Snakemake job's run takes the start and end Snakemake recorded:
 		// its place among its siblings and in ListRuns moves with it.

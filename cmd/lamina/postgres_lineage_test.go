@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -100,6 +101,64 @@ func TestLineageAcrossMounts(t *testing.T) {
 		want := "one.txt@v1 " + made.Outputs[0]
 		if side.Lineage.Run != shout.Run.UID || side.Lineage.Transform != "shout" || !slices.Equal(side.Lineage.Inputs, []string{want}) {
 			t.Fatalf("%s lineage %+v; want run %s, input %q", p, side.Lineage, shout.Run.UID, want)
+		}
+	}
+}
+
+// TestLineageSecondDaemonLeavesRun: a second instance connected to the
+// same PostgreSQL catalog on this host, mounted while a run of the first
+// one's mount runs, adopted the run (its daemon's start resumes the runs
+// of this host), saw its command exit, and overwrote the run `lamina run`
+// had just recorded ok as abandoned, its exit code lost. The run is the
+// first daemon's: the second leaves it alone, and no later end abandons
+// a run that ended.
+func TestLineageSecondDaemonLeavesRun(t *testing.T) {
+	db := pgtest.URL(t)
+	storage := filepath.Join(t.TempDir(), "storage")
+	p, p3 := workstationEnv(t, "p"), workstationEnv(t, "p3")
+	p.ok("init", "--storage", storage, "--db", db, "--name", "lab")
+	p3.ok("connect", "lab", "--db", db)
+	mp, mp3 := filepath.Join(p.dir, "mnt"), filepath.Join(p3.dir, "mnt")
+	p.mount(mp)
+	if err := os.WriteFile(filepath.Join(mp, "k"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	goFile := filepath.Join(p.dir, "go")
+	defer os.WriteFile(goFile, nil, 0o644)
+	cmd := exec.Command(p.bin, "run", "--", "sh", "-c",
+		"i=0; while [ ! -e "+goFile+" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; cat "+filepath.Join(mp, "k"))
+	cmd.Env, cmd.Dir = p.env, p.dir
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var run catalog.Run
+	for deadline := time.Now().Add(30 * time.Second); run.UID == ""; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not start in 30 s\n%s", errb.String())
+		}
+		for _, r := range p.runs() {
+			if r.Status == catalog.RunRunning {
+				run = r
+			}
+		}
+	}
+	p3.mount(mp3)
+	os.WriteFile(goFile, nil, 0o644)
+	if err := cmd.Wait(); err != nil || !strings.Contains(errb.String(), "ok (exit 0)") {
+		t.Fatalf("lamina run: %v\n%s", err, errb.String())
+	}
+	time.Sleep(time.Second) // the second daemon reaps what it tracks every 200 ms
+	rec := p3.runRecord(run.UID)
+	if rec.Run.Status != catalog.RunOK || rec.Run.ExitCode == nil || *rec.Run.ExitCode != 0 || len(rec.Inputs) != 1 {
+		t.Fatalf("run %+v with inputs %v; want ok, exit 0, one input", rec.Run, rec.Inputs)
+	}
+	logs, _ := filepath.Glob(filepath.Join(p3.dir, "run", "lamina", "*", "mount.log"))
+	for _, l := range logs {
+		if b, _ := os.ReadFile(l); strings.Contains(string(b), run.UID) {
+			t.Errorf("the second daemon's log names the run:\n%s", b)
 		}
 	}
 }

@@ -81,7 +81,7 @@ func newRun(c *cli.Context, cat catalog.Catalog, argv []string, parent string) (
 		name = u.Username
 	}
 	r := catalog.Run{Transform: t.UID, Name: t.Name, Parent: parent, Params: params,
-		Cwd: cwd, User: name, Host: host, Env: lineage.EnvSummary(os.Environ()), StartedAt: time.Now()}
+		Cwd: cwd, User: name, Host: host, HostID: lineage.HostID(), Env: lineage.EnvSummary(os.Environ()), StartedAt: time.Now()}
 	r.SetArgv(argv) // an argument that is not UTF-8 kept byte for byte
 	return r, t, nil
 }
@@ -404,7 +404,7 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		if at.IsZero() || at.Before(r.StartedAt.Add(-time.Second)) {
 			at = time.Now()
 		}
-		jr := catalog.Run{Transform: ruleTransform(j.Rule), Name: j.Rule, Parent: r.UID, Cwd: r.Cwd, User: r.User, Host: r.Host, StartedAt: at}
+		jr := catalog.Run{Transform: ruleTransform(j.Rule), Name: j.Rule, Parent: r.UID, Cwd: r.Cwd, User: r.User, Host: r.Host, HostID: r.HostID, StartedAt: at}
 		if j.Shell != "" {
 			jr.Argv = []string{"bash", "-c", j.Shell}
 		}
@@ -539,7 +539,7 @@ func markedRun(ctx context.Context, cat catalog.Catalog) (r catalog.Run, stale s
 		}
 		return r, "it finished" + at, nil
 	}
-	if host, _ := os.Hostname(); r.RootPID > 0 && (r.Host == "" || r.Host == host) {
+	if host, _ := os.Hostname(); r.RootPID > 0 && lineage.Here(r, host) {
 		if start, err := lineage.ProcStart(r.RootPID); err != nil || start != r.RootStart {
 			return r, fmt.Sprintf("its process (pid %d) is gone", r.RootPID), nil
 		}

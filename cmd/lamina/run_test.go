@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"os"
 	"os/exec"
 	"reflect"
 	"strconv"
@@ -174,5 +175,50 @@ func TestRunsShowParamsAsGiven(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("runs show lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestRunsOtherPidNamespace: a run of a container that has the host's
+// name and a pid namespace of its own (simulated with unshare) was
+// abandoned by a `runs ls` outside it while it ran: its root pid, 1 in
+// the container, named another process here. A run records its host id
+// (boot id and pid namespace), and only processes with the same one judge
+// its pids.
+func TestRunsOtherPidNamespace(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || exec.Command(unshare, "--pid", "--fork", "--mount-proc", "true").Run() != nil {
+		t.Skip("needs unshare --pid (root)")
+	}
+	e := newEnv(t)
+	e.init()
+	goFile := e.path("go")
+	cmd := e.child("run", "--transform", "contained", "--", "sh", "-c",
+		"echo ready; i=0; while [ ! -e "+goFile+" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done")
+	cmd.Path, cmd.Args = unshare, append([]string{"unshare", "--pid", "--fork", "--kill-child", "--mount-proc", os.Args[0]}, cmd.Args[1:]...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); strings.TrimSpace(line) != "ready" {
+		t.Fatalf("the command said %q (%v)\n%s", line, err, errb.String())
+	}
+	var rs []catalog.Run
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 1 || rs[0].Status != catalog.RunRunning || rs[0].HostID == "" {
+		t.Fatalf("while it runs in its pid namespace: %+v", rs)
+	}
+	os.WriteFile(goFile, nil, 0o644)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("lamina run: %v\n%s", err, errb.String())
+	}
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 1 || rs[0].Status != catalog.RunOK {
+		t.Fatalf("after it ended: %+v", rs)
 	}
 }
