@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
@@ -99,5 +101,43 @@ func TestPostgresImportPartial(t *testing.T) {
 	}
 	if got := a.ok("get", "a/big.txt", "-o", "-"); got != "big" {
 		t.Fatalf("a/big.txt after the import: %q", got)
+	}
+}
+
+// A mount daemon started before its database was reset checked the
+// settings row only at start: once another instance was made in the
+// database, a write through the mount was recorded in that instance's
+// catalog while its bytes went to this one's storage (whose gc, once the
+// database was restored, deleted them). Every write now checks the row in
+// its BEGIN's round trip: the write is refused and the mount turns
+// read-only until remounted.
+func TestPostgresResetUnderMount(t *testing.T) {
+	db := pgtest.URL(t)
+	schema := db[strings.Index(db, "search_path=")+len("search_path="):]
+	a := workstationEnv(t, "ana")
+	a.ok("init", "--storage", filepath.Join(a.dir, "store"), "--name", "r1", "--db", db)
+	mnt := filepath.Join(a.dir, "mnt")
+	a.mount(mnt)
+	if err := os.WriteFile(filepath.Join(mnt, "a.txt"), []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, pgtest.Base(t), `DROP SCHEMA `+schema+` CASCADE; CREATE SCHEMA `+schema)
+	b := workstationEnv(t, "bo")
+	b.ok("init", "--storage", filepath.Join(b.dir, "store"), "--name", "h1", "--db", db)
+
+	if err := os.WriteFile(filepath.Join(mnt, "c.txt"), []byte("x\n"), 0o644); err == nil {
+		t.Error("a write through the mount of a reset database succeeded")
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "d.txt"), []byte("x\n"), 0o644); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("the next write: %v; want EROFS", err)
+	}
+	if out := b.ok("ls"); strings.Contains(out, ".txt") {
+		t.Errorf("h1's catalog got r1's writes:\n%s", out)
+	}
+	if out := a.ok("status"); !strings.Contains(out, "no longer holds this instance's catalog") {
+		t.Errorf("status:\n%s", out)
+	}
+	if b := mustRead(t, filepath.Join(a.dir, "run", "lamina", "r1", "mount.log")); !strings.Contains(string(b), `no longer holds the catalog of instance \"r1\"`) {
+		t.Errorf("mount.log:\n%s", b)
 	}
 }

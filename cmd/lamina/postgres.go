@@ -35,6 +35,7 @@ func openPostgres(ctx context.Context, s instance.Settings, log *slog.Logger) (*
 // catalog named.
 func openPostgresWith(ctx context.Context, s instance.Settings, o postgres.Options) (*postgres.Store, error) {
 	o.Existing = true
+	o.Instance = s.ID // every write checks the database still holds s's catalog (a daemon lives for weeks)
 	st, err := dialPostgres(ctx, s.Catalog, o)
 	if errors.Is(err, postgres.ErrNoCatalog) {
 		return nil, noCatalog(s, "holds no lamina catalog")
@@ -198,7 +199,7 @@ type sharedSettings struct {
 	Created time.Time            `json:"created"`
 }
 
-const sharedSettingsName = "instance"
+const sharedSettingsName = postgres.InstanceSetting
 
 func storeShared(ctx context.Context, st *postgres.Store, s instance.Settings) error {
 	b, err := json.Marshal(sharedSettings{Name: s.Name, ID: s.ID, Storage: s.Storage, S3: s.S3, Scratch: s.Scratch, Created: s.Created})
@@ -232,12 +233,15 @@ var _ catalog.Catalog = (*postgres.Store)(nil)
 // openDaemonCatalog opens the catalog a mount daemon serves: the bbolt file
 // held open, or the PostgreSQL store (pg, non-nil) that the daemon also
 // listens on. writable is false for a database role that may only read.
-func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logger) (cat catalog.Catalog, pg *postgres.Store, writable bool, err error) {
+// A database reset under the daemon and given to another instance is
+// never written into: the store refuses every write from then on
+// (postgres.ErrForeign) and foreign is called once.
+func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logger, foreign func(error)) (cat catalog.Catalog, pg *postgres.Store, writable bool, err error) {
 	if !usesPostgres(s) {
 		b, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true, Timeout: 20 * time.Second, Existing: true})
 		return b, nil, err == nil, err
 	}
-	pg, err = openPostgresWith(ctx, s, postgres.Options{Logger: log, CallTimeout: catalogTimeout()})
+	pg, err = openPostgresWith(ctx, s, postgres.Options{Logger: log, CallTimeout: catalogTimeout(), OnForeign: foreign})
 	if err != nil {
 		return nil, nil, false, err
 	}
