@@ -220,6 +220,14 @@ func (s *Store) Writable(ctx context.Context) (bool, error) {
 	return ok, wrap(err)
 }
 
+// Role is the database role the store acts as (current_user: the URL's
+// user, or the role a role= parameter sets).
+func (s *Store) Role(ctx context.Context) (string, error) {
+	var role string
+	err := s.pool.QueryRow(ctx, `SELECT current_user`).Scan(&role)
+	return role, err
+}
+
 // CheckWritable is ErrReadOnly for a role that may only read: a command
 // asks before it stores data the catalog would then refuse to record.
 func (s *Store) CheckWritable(ctx context.Context) error {

@@ -141,3 +141,38 @@ func TestPostgresResetUnderMount(t *testing.T) {
 		t.Errorf("mount.log:\n%s", b)
 	}
 }
+
+// The check of the settings row locked out a role that may read the
+// catalog but not the settings table, with the advice for a role that may
+// not write. One that may only read is let in with a warning (it can
+// neither write nor gc); one that may write is refused with the GRANT it
+// needs.
+func TestPostgresSettingsUnreadable(t *testing.T) {
+	db := pgtest.URL(t)
+	schema := db[strings.Index(db, "search_path=")+len("search_path="):]
+	a := workstationEnv(t, "ana")
+	a.ok("init", "--storage", filepath.Join(a.dir, "store"), "--name", "lab", "--db", db)
+	a.ok("save", a.file("x.txt", []byte("x")), "--key", "x.txt")
+	ro, rw := "ro_"+schema, "rw_"+schema
+	pgtest.Exec(t, db, `CREATE ROLE `+ro+` NOLOGIN; CREATE ROLE `+rw+` NOLOGIN; GRANT USAGE ON SCHEMA `+schema+` TO `+ro+`, `+rw+
+		`; GRANT SELECT ON ALL TABLES IN SCHEMA `+schema+` TO `+ro+
+		`; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA `+schema+` TO `+rw)
+	t.Cleanup(func() {
+		pgtest.Exec(t, pgtest.Base(t), `DROP OWNED BY `+ro+`; DROP ROLE `+ro+`; DROP OWNED BY `+rw+`; DROP ROLE `+rw)
+	})
+	r := workstationEnv(t, "rita")
+	r.ok("connect", "lab", "--db", pgtest.WithParam(db, "role", ro))
+	w := workstationEnv(t, "will")
+	w.ok("connect", "lab", "--db", pgtest.WithParam(db, "role", rw))
+	pgtest.Exec(t, db, `REVOKE SELECT ON settings FROM `+ro+`, `+rw)
+
+	out, errs, err := r.run("ls")
+	if err != nil || !strings.Contains(out, "x.txt") || !strings.Contains(errs, "GRANT SELECT ON settings TO "+ro) {
+		t.Errorf("ls of a read-only role that may not read settings: %v\n%s\n%s", err, out, errs)
+	}
+	r.fails("read-only", "save", r.file("y.txt", []byte("y")), "--key", "y.txt")
+	_, errs, err = w.run("ls")
+	if err == nil || !strings.Contains(errs, "GRANT SELECT ON settings TO "+rw) || strings.Contains(errs, "GRANT INSERT") {
+		t.Errorf("ls of a role that may write but not read settings: %v\n%s", err, errs)
+	}
+}

@@ -149,12 +149,38 @@ func checkShared(ctx context.Context, st *postgres.Store, s instance.Settings) e
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		return noCatalog(s, "holds no lamina catalog")
+	case errors.Is(err, postgres.ErrReadOnly):
+		return unreadableShared(ctx, st, s, err)
 	case err != nil:
 		return err
 	case s.ID != "" && sh.ID != s.ID:
 		return otherInstance(s, sh)
 	}
 	return nil
+}
+
+// unreadableShared is checkShared for a role that may not read the
+// settings table. One that may only read is let in with a warning, as
+// before the check: it can neither write nor gc (both refuse a role that
+// may not write), so a lost catalog costs it nothing but wrong listings.
+// One that may write is refused: its gc would be unprotected.
+func unreadableShared(ctx context.Context, st *postgres.Store, s instance.Settings, readErr error) error {
+	role, err := st.Role(ctx)
+	if err != nil {
+		return err
+	}
+	grant := fmt.Sprintf("GRANT SELECT ON settings TO %s", role)
+	writable, err := st.Writable(ctx)
+	if err != nil {
+		return err
+	}
+	if !writable {
+		fmt.Fprintf(os.Stderr, "lamina: warning: the database role %s may not read the settings table, so whether the database at %s still holds the catalog of instance %q is not checked (it may only read; ask its owner: %s)\n",
+			role, postgres.Redact(s.Catalog), s.Name, grant)
+		return nil
+	}
+	return fmt.Errorf("the database role %s may not read the settings table, which names the instance whose catalog the database holds: nothing is done without that check (a gc in a database that was reset would delete the data); ask its owner: %s %s",
+		role, grant, strings.TrimPrefix(readErr.Error(), postgres.ErrReadOnly.Error()+" "))
 }
 
 func otherInstance(s instance.Settings, sh sharedSettings) error {
