@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/instance"
@@ -103,6 +104,8 @@ func dialPostgres(ctx context.Context, url string, o postgres.Options) (*postgre
 		return nil, hinted(err, "a password comes from PGPASSWORD or ~/.pgpass, never from the settings")
 	case unreachable(err):
 		return nil, hinted(err, "is the database server up, and does the URL name it?")
+	case pgCode(err, "3D000"): // invalid_catalog_name
+		return nil, hinted(err, "was the database dropped, or does the URL name the wrong one? Restore it from a backup, or give the right URL")
 	}
 	return st, err
 }
@@ -115,6 +118,12 @@ func unreachable(err error) bool {
 	return errors.As(err, &op) || errors.As(err, &dns)
 }
 
+// pgCode reports whether err is the server's error of SQLSTATE code.
+func pgCode(err error, code string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == code
+}
+
 // hinted is a failure to connect in one line, then hint. pgx lists each
 // address it tried on a line of its own, and with sslmode=prefer (the
 // default) each twice: with TLS, then without.
@@ -125,6 +134,11 @@ func hinted(err error, hint string) error {
 		if l != "" && !slices.ContainsFunc(lines, func(k string) bool { return strings.HasSuffix(k, l) }) {
 			lines = append(lines, l)
 		}
+	}
+	// sslmode=prefer's first try, refused by a server without TLS, says
+	// nothing when the plain try after it got an answer.
+	if len(lines) > 2 {
+		lines = slices.DeleteFunc(lines, func(l string) bool { return strings.HasSuffix(l, "tls error: server refused TLS connection") })
 	}
 	msg := lines[0]
 	if len(lines) > 1 {
