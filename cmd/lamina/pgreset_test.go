@@ -2,12 +2,14 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 )
@@ -110,8 +112,14 @@ func TestPostgresImportPartial(t *testing.T) {
 // catalog while its bytes went to this one's storage (whose gc, once the
 // database was restored, deleted them). Every write now checks the row in
 // its BEGIN's round trip: the write is refused and the mount turns
-// read-only until remounted.
+// read-only until remounted. The listener reads the row too when it
+// connects again, so the mount turns read-only before any write.
 func TestPostgresResetUnderMount(t *testing.T) {
+	t.Run("write", func(t *testing.T) { testResetUnderMount(t, false) })
+	t.Run("reconnect", func(t *testing.T) { testResetUnderMount(t, true) })
+}
+
+func testResetUnderMount(t *testing.T, reconnect bool) {
 	db := pgtest.URL(t)
 	schema := db[strings.Index(db, "search_path=")+len("search_path="):]
 	a := workstationEnv(t, "ana")
@@ -124,6 +132,12 @@ func TestPostgresResetUnderMount(t *testing.T) {
 	pgtest.Exec(t, pgtest.Base(t), `DROP SCHEMA `+schema+` CASCADE; CREATE SCHEMA `+schema)
 	b := workstationEnv(t, "bo")
 	b.ok("init", "--storage", filepath.Join(b.dir, "store"), "--name", "h1", "--db", db)
+	if reconnect {
+		pgtest.Exec(t, db, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lamina listener lamina_`+schema+`'`)
+		waitFor(t, "status", 10*time.Second, func() (string, error) {
+			return fmt.Sprint(strings.Contains(a.ok("status"), "no longer holds")), nil
+		}, "true")
+	}
 
 	if err := os.WriteFile(filepath.Join(mnt, "c.txt"), []byte("x\n"), 0o644); err == nil {
 		t.Error("a write through the mount of a reset database succeeded")
