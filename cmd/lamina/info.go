@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -46,7 +47,7 @@ func cmdInfo() *cli.Command {
 				if unavailable == "" {
 					counts = &n
 				}
-				return writeJSON(c.App.Writer, struct {
+				jerr := writeJSON(c.App.Writer, struct {
 					Name         string          `json:"name"`
 					ID           string          `json:"id"`
 					Storage      string          `json:"storage"`
@@ -57,6 +58,7 @@ func cmdInfo() *cli.Command {
 					Counts       *catalog.Counts `json:"counts"`
 					Version      string          `json:"lamina_version"`
 				}{s.Name, s.ID, s.Storage, postgres.Redact(s.Catalog), unavailable, s.CacheDir, scratchPatterns(s), counts, version})
+				return cmp.Or(err, jerr)
 			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "instance   %s\n", s.Name)
@@ -70,7 +72,7 @@ func cmdInfo() *cli.Command {
 			}
 			fmt.Fprintf(w, "catalog    %s (%s)\n", postgres.Redact(s.Catalog), kind)
 			if unavailable != "" {
-				fmt.Fprintf(w, "           unavailable: %s\n", strings.ReplaceAll(unavailable, "\n", " "))
+				fmt.Fprintf(w, "           unavailable (the error below says why)\n")
 			}
 			if isS3(s) {
 				fmt.Fprintf(w, "cache      %s\n", s.CacheDir)
@@ -79,8 +81,8 @@ func cmdInfo() *cli.Command {
 				fmt.Fprintf(w, "cache      %s (the mount's staging only: local storage is read in place, no chunk cache)\n", s.CacheDir)
 			}
 			fmt.Fprintf(w, "scratch    %s (mount: plain folder, no versions)\n", strings.Join(scratchPatterns(s), " "))
-			if unavailable != "" {
-				return nil
+			if err != nil {
+				return err // the settings above, then why the catalog is not there
 			}
 			fmt.Fprintf(w, "artifacts  %d\n", n.Artifacts)
 			fmt.Fprintf(w, "versions   %d (+%d in the trash)\n", n.Versions, n.Trashed)
