@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,6 +57,14 @@ type Options struct {
 	// a new catalog to set up. A database that was dropped and made again
 	// would otherwise be an empty catalog, whose gc deletes every pack.
 	Existing bool
+	// Instance is the id the settings row InstanceSetting must name for
+	// a write to commit (guardSQL): a database reset under a running
+	// daemon and given to another instance is refused (ErrForeign), not
+	// written into. Empty: no check.
+	Instance string
+	// OnForeign is called once, when the store first refuses writes with
+	// ErrForeign.
+	OnForeign func(error)
 }
 
 // ErrNoCatalog is Open's refusal, with Options.Existing, of a database
@@ -85,6 +94,11 @@ type Store struct {
 	// Open and that connection (a mount caches listings meanwhile) is not
 	// missed.
 	opened int64
+	// instance and onForeign are Options.Instance and OnForeign; foreign
+	// the ErrForeign latched (guard.go).
+	instance  string
+	onForeign func(error)
+	foreign   atomic.Pointer[error]
 }
 
 // Redact returns the URL without its password, for settings and messages:
@@ -161,7 +175,8 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
-	s := &Store{pool: pool, url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout}
+	s := &Store{pool: pool, url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout,
+		instance: o.Instance, onForeign: o.OnForeign}
 	s.look.flush()
 	if err := s.migrate(ctx, o.Existing); err != nil {
 		pool.Close()
@@ -203,6 +218,14 @@ func (s *Store) Writable(ctx context.Context) (bool, error) {
 		AND has_table_privilege('artifacts', 'UPDATE')
 		AND current_setting('transaction_read_only') = 'off'`).Scan(&ok)
 	return ok, wrap(err)
+}
+
+// Role is the database role the store acts as (current_user: the URL's
+// user, or the role a role= parameter sets).
+func (s *Store) Role(ctx context.Context) (string, error) {
+	var role string
+	err := s.pool.QueryRow(ctx, `SELECT current_user`).Scan(&role)
+	return role, err
 }
 
 // CheckWritable is ErrReadOnly for a role that may only read: a command
@@ -387,6 +410,10 @@ func (s *Store) lockID(key string) int64 {
 func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch), fn func(tx pgx.Tx, changed func(keys ...string)) error, learned *[]Version) (err error) {
 	var keys []string
 	var gen uint64
+	if err := s.Foreign(); err != nil {
+		return err
+	}
+	begin = s.guarded(begin)
 	ctx, end := s.bound(ctx)
 	// The keys of the last attempt: forgotten once it committed (or
 	// failed), before the caller can look them up again.
@@ -404,6 +431,10 @@ func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch)
 			*learned = (*learned)[:0]
 		}
 		err = s.attempt(ctx, begin, fn, &keys, &gen)
+		if foreignErr(err) {
+			err = s.refuse(err)
+			return err
+		}
 		if !retryable(err) {
 			err = wrap(err)
 			return err
@@ -563,6 +594,10 @@ func (s *Store) listenOnce(ctx context.Context, from int64, lost time.Time, fn f
 	defer s.look.down()
 	if !lost.IsZero() && time.Since(lost) > changeRetention/2 {
 		fn(nil)
+	}
+	// The database may have been reset while no connection listened.
+	if err := s.CheckInstance(ctx, conn); err != nil && !errors.Is(err, ErrForeign) {
+		s.log.Warn("catalog: the instance settings row was not read", "err", err)
 	}
 	horizon, err := s.catchUp(ctx, conn, from, fn)
 	if err != nil {

@@ -3,7 +3,12 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres"
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 )
 
 // AddSetting does not overwrite another writer's setting, and
@@ -29,4 +34,44 @@ func TestAddAndDeleteSettingIf(t *testing.T) {
 	if _, err := s.Setting(ctx, "instance"); err == nil {
 		t.Fatal("still there")
 	}
+}
+
+// With Options.Instance every write checks the settings row in its
+// BEGIN's pipeline: one that names another instance, or none, fails the
+// write (nothing commits) and every later one, and OnForeign is told once.
+func TestInstanceGuard(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	admin := open0(t, u, postgres.Options{})
+	if err := admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	told := 0
+	s := open0(t, u, postgres.Options{Instance: "a", OnForeign: func(error) { told++ }})
+	if err := s.SetSetting(ctx, "x", json.RawMessage(`1`)); err != nil {
+		t.Fatalf("write with the row naming the instance: %v", err)
+	}
+	if err := admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"b"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSetting(ctx, "x", json.RawMessage(`2`)); !errors.Is(err, postgres.ErrForeign) || !errors.Is(err, catalog.ErrDamaged) {
+		t.Fatalf("write with the row naming another instance: %v", err)
+	}
+	if raw, _ := admin.Setting(ctx, "x"); string(raw) != "1" {
+		t.Fatalf("the refused write committed: %s", raw)
+	}
+	admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"a"}`))
+	if err := s.SetSetting(ctx, "x", json.RawMessage(`3`)); !errors.Is(err, postgres.ErrForeign) || told != 1 || s.Foreign() == nil {
+		t.Fatalf("write after a refusal: %v (told %d)", err, told)
+	}
+}
+
+func open0(t *testing.T, u string, o postgres.Options) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), u, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -358,3 +358,45 @@ func TestPostgresDownOneLine(t *testing.T) {
 		}
 	}
 }
+
+// A database that was dropped ("database … does not exist") was pgx's
+// list of each address tried, each twice (TLS, then plain), with no hint;
+// `lamina info` was refused, so the instance's settings could be read
+// only from the refusal. Now it is one line and a hint, and info shows
+// the local settings with the catalog unavailable.
+func TestPostgresDroppedDatabaseOneLine(t *testing.T) {
+	db := pgtest.URL(t)
+	e := workstationEnv(t, "ana")
+	store := filepath.Join(e.dir, "store")
+	e.ok("init", "--storage", store, "--name", "lab", "--db", db)
+	p := filepath.Join(e.dir, "cfg", "lamina", "instances", "lab.json")
+	var s map[string]any
+	if err := json.Unmarshal(mustRead(t, p), &s); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(s["catalog"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/lamina_dropped_d3"
+	s["catalog"] = u.String()
+	b, _ := json.Marshal(s)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(e.dir, "mnt")
+	os.MkdirAll(mnt, 0o755)
+	for _, args := range [][]string{{"ls"}, {"mount", mnt}, {"connect", "lab2", "--db", u.String()}} {
+		_, errs, err := e.run(args...)
+		if err == nil || strings.Count(errs, "does not exist") != 1 || !strings.Contains(errs, "was the database dropped") || strings.Contains(errs, "TLS") ||
+			strings.Count(strings.TrimSpace(errs), "\n") != 1 {
+			t.Errorf("lamina %s: %v\n%s", strings.Join(args, " "), err, errs)
+		}
+	}
+	out, errs, err := e.run("info")
+	for _, want := range []string{"storage    " + store, "catalog    " + u.String() + " (PostgreSQL)", "unavailable"} {
+		if err == nil || !strings.Contains(out, want) || !strings.Contains(errs, `"lamina_dropped_d3" does not exist`) {
+			t.Errorf("info does not say %q: %v\n%s\n%s", want, err, out, errs)
+		}
+	}
+}

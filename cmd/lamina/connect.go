@@ -154,7 +154,15 @@ func cmdConnect() *cli.Command {
 			if err != nil {
 				return err
 			}
+			claimed, err := claimIfUnclaimed(c.Context, in)
 			in.Close()
+			if err != nil {
+				return err
+			}
+			if claimed {
+				fmt.Fprintf(c.App.Writer, "%s had no owner record (an init of %q interrupted after it registered the instance in the database): claimed it for %q (%s)\n",
+					s.Storage, s.Name, s.Name, "instance.json")
+			}
 			if err := dirs.Create(s); err != nil {
 				return err
 			}
@@ -162,4 +170,17 @@ func cmdConnect() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// claimIfUnclaimed writes the storage claim (instance.json) that an init
+// killed between registering the instance in the database and claiming
+// the storage did not write, as that init would have: without it another
+// init could claim the same storage, and this instance's saves would then
+// say it had been taken over. A claim of another instance is left alone.
+func claimIfUnclaimed(ctx context.Context, in *instance.Instance) (bool, error) {
+	_, found, err := in.StorageOwner(ctx)
+	if err != nil || found {
+		return false, err
+	}
+	return true, in.WriteClaim(ctx)
 }

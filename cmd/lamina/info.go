@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/postgres"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
 
@@ -19,38 +21,58 @@ func cmdInfo() *cli.Command {
 			if err != nil {
 				return err
 			}
+			dirs, err := instance.UserDirs()
+			if err != nil {
+				return err
+			}
+			s, err := dirs.Current(c.String("instance"))
+			if err != nil {
+				return err
+			}
+			// A catalog that cannot be opened (a database reset, dropped,
+			// away) still leaves the instance's own settings to show: its
+			// URL and storage are what the way back needs.
+			var n catalog.Counts
 			in, err := openInstance(c)
-			if err != nil {
-				return err
+			if err == nil {
+				defer in.Close()
+				n, err = in.Catalog.Counts(c.Context)
 			}
-			defer in.Close()
-			n, err := in.Catalog.Counts(c.Context)
+			unavailable := ""
 			if err != nil {
-				return err
+				unavailable = err.Error()
 			}
-			s := in.Settings
 			if format == "json" {
-				return writeJSON(c.App.Writer, struct {
-					Name     string         `json:"name"`
-					ID       string         `json:"id"`
-					Storage  string         `json:"storage"`
-					Catalog  string         `json:"catalog"`
-					CacheDir string         `json:"cache_dir"`
-					Scratch  []string       `json:"scratch"`
-					Counts   catalog.Counts `json:"counts"`
-					Version  string         `json:"lamina_version"`
-				}{s.Name, s.ID, s.Storage, postgres.Redact(s.Catalog), s.CacheDir, scratchPatterns(s), n, version})
+				var counts *catalog.Counts
+				if unavailable == "" {
+					counts = &n
+				}
+				jerr := writeJSON(c.App.Writer, struct {
+					Name         string          `json:"name"`
+					ID           string          `json:"id"`
+					Storage      string          `json:"storage"`
+					Catalog      string          `json:"catalog"`
+					CatalogError string          `json:"catalog_error,omitempty"`
+					CacheDir     string          `json:"cache_dir"`
+					Scratch      []string        `json:"scratch"`
+					Counts       *catalog.Counts `json:"counts"`
+					Version      string          `json:"lamina_version"`
+				}{s.Name, s.ID, s.Storage, postgres.Redact(s.Catalog), unavailable, s.CacheDir, scratchPatterns(s), counts, version})
+				return cmp.Or(err, jerr)
 			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "instance   %s\n", s.Name)
 			fmt.Fprintf(w, "storage    %s\n", s.Storage)
-			if isS3(s) {
+			if isS3(s) && in != nil {
 				fmt.Fprintf(w, "s3         %s\n", describeS3(s, in))
 			}
+			kind := "bbolt"
 			if usesPostgres(s) {
-				fmt.Fprintf(w, "catalog    %s (PostgreSQL)\n", postgres.Redact(s.Catalog))
-			} else {
-				fmt.Fprintf(w, "catalog    %s (bbolt)\n", s.Catalog)
+				kind = "PostgreSQL"
+			}
+			fmt.Fprintf(w, "catalog    %s (%s)\n", postgres.Redact(s.Catalog), kind)
+			if unavailable != "" {
+				fmt.Fprintf(w, "           unavailable (the error below says why)\n")
 			}
 			if isS3(s) {
 				fmt.Fprintf(w, "cache      %s\n", s.CacheDir)
@@ -59,6 +81,9 @@ func cmdInfo() *cli.Command {
 				fmt.Fprintf(w, "cache      %s (the mount's staging only: local storage is read in place, no chunk cache)\n", s.CacheDir)
 			}
 			fmt.Fprintf(w, "scratch    %s (mount: plain folder, no versions)\n", strings.Join(scratchPatterns(s), " "))
+			if err != nil {
+				return err // the settings above, then why the catalog is not there
+			}
 			fmt.Fprintf(w, "artifacts  %d\n", n.Artifacts)
 			fmt.Fprintf(w, "versions   %d (+%d in the trash)\n", n.Versions, n.Trashed)
 			fmt.Fprintf(w, "data       %s recorded\n", humanBytes(n.Bytes))

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 	"github.com/lamina-bio/lamina/instance"
 )
 
@@ -103,4 +104,36 @@ func TestS3InitAfterAnInterruptedInit(t *testing.T) {
 	other := workstation(t, "other", e.srv)
 	other.fails("because it names another catalog", flags...)
 	other.fails("`lamina init --storage s3://"+e.bucket+"/lab --name s3 --endpoint "+e.srv.Endpoint+" --region us-east-1 --path-style --take-over`", flags...)
+}
+
+// An init --db killed between registering the instance in the database
+// and claiming the storage left no claim: connect succeeded without one,
+// and another init could take the storage (this instance's saves then
+// said it had been taken over). connect writes the claim init would have.
+func TestConnectClaimsUnclaimedStorage(t *testing.T) {
+	db := pgtest.URL(t)
+	a := workstationEnv(t, "ana")
+	store := filepath.Join(a.dir, "store")
+	a.ok("init", "--storage", store, "--name", "lab", "--db", db)
+	claim := filepath.Join(store, "instance.json")
+	b, _ := os.ReadFile(claim)
+	var want instance.Owner
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(claim) // the init was killed before it claimed the storage
+
+	c := workstationEnv(t, "cy")
+	if out := c.ok("connect", "lab", "--db", db); !strings.Contains(out, "had no owner record") {
+		t.Errorf("connect said nothing of the claim it wrote:\n%s", out)
+	}
+	var got instance.Owner
+	b, _ = os.ReadFile(claim)
+	if err := json.Unmarshal(b, &got); err != nil || got.ID != want.ID || got.Name != "lab" || got.Catalog != want.Catalog {
+		t.Fatalf("claim after connect: %s (%v); want that of %+v", b, err, want)
+	}
+	c.fails("holds instance \"lab\"", "init", "--storage", store, "--name", "other")
+	if out := workstationEnv(t, "dee").ok("connect", "lab", "--db", db); strings.Contains(out, "owner record") {
+		t.Errorf("a second connect claimed again:\n%s", out)
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
+	"github.com/lamina-bio/lamina/catalog/postgres"
 	lfs "github.com/lamina-bio/lamina/fs"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/lineage"
@@ -55,6 +56,7 @@ type mountStatus struct {
 	Storage        *retry.Health    `json:"storage,omitempty"`       // S3: whether the server answered the last calls
 	CatalogError   string           `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
 	TakenOver      string           `json:"taken_over_by,omitempty"` // the instance that took the storage over: the mount is read-only
+	CatalogLost    string           `json:"catalog_lost,omitempty"`  // the database no longer holds the instance's catalog (reset): the mount is read-only
 	Detached       bool             `json:"detached,omitempty"`      // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
 	OpenForWriting int              `json:"open_for_writing"`        // files open for writing through the mount: a plain umount waits for them
 	WritingKeys    []string         `json:"writing_keys,omitempty"`  // the first ten of them
@@ -398,7 +400,8 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if os.Getenv("GOMEMLIMIT") == "" {
 		go limitMemory(c.Context, daemonMemLimit) // memlimit.go
 	}
-	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log) // postgres.go
+	foreign := make(chan error, 1)
+	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log, func(err error) { foreign <- err }) // postgres.go
 	if err != nil {
 		return err
 	}
@@ -485,6 +488,10 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		case o := <-taken:
 			m.SetReadOnly()
 			log.Error(fmt.Sprintf("storage taken over by instance %q (catalog %s) on %s: the mount is read-only from now on (writes get EROFS); unmount it and use %q", o.Name, o.Catalog, o.Since.Format(time.DateOnly), o.Name))
+		case err := <-foreign:
+			m.SetReadOnly()
+			log.Error(fmt.Sprintf("the database at %s no longer holds the catalog of instance %q (id %s): the mount is read-only from now on (writes get EROFS), "+
+				"nothing is written into it; restore the database, then remount (%v)", postgres.Redact(s.Catalog), s.Name, s.ID, err))
 		case <-watchCtx.Done():
 		}
 	}()
@@ -545,6 +552,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			}
 			if o, ok := watch.Taken(); ok {
 				ms.TakenOver = o.Name
+			}
+			if pg != nil && pg.Foreign() != nil {
+				ms.CatalogLost = pg.Foreign().Error()
 			}
 			if rem != nil {
 				p, ci, h := rem.up.Pending(), rem.disk.Info(), rem.retry.Health()
@@ -1268,6 +1278,9 @@ func cmdStatus() *cli.Command {
 			}
 			if st.ReadOnly {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
+			}
+			if st.CatalogLost != "" {
+				rows = append(rows, []string{"writes", fmt.Sprintf("read-only: the database no longer holds this instance's catalog (reset, or another instance's now: %s); nothing is written into it. Restore the database, then `lamina umount %s && lamina mount %s`", st.CatalogLost, st.Mountpoint, st.Mountpoint)})
 			}
 			if st.TakenOver != "" {
 				rows = append(rows, []string{"writes", fmt.Sprintf("storage taken over by instance %s: read-only", st.TakenOver)})

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 )
@@ -99,5 +103,90 @@ func TestPostgresImportPartial(t *testing.T) {
 	}
 	if got := a.ok("get", "a/big.txt", "-o", "-"); got != "big" {
 		t.Fatalf("a/big.txt after the import: %q", got)
+	}
+}
+
+// A mount daemon started before its database was reset checked the
+// settings row only at start: once another instance was made in the
+// database, a write through the mount was recorded in that instance's
+// catalog while its bytes went to this one's storage (whose gc, once the
+// database was restored, deleted them). Every write now checks the row in
+// its BEGIN's round trip: the write is refused and the mount turns
+// read-only until remounted. The listener reads the row too when it
+// connects again, so the mount turns read-only before any write.
+func TestPostgresResetUnderMount(t *testing.T) {
+	t.Run("write", func(t *testing.T) { testResetUnderMount(t, false) })
+	t.Run("reconnect", func(t *testing.T) { testResetUnderMount(t, true) })
+}
+
+func testResetUnderMount(t *testing.T, reconnect bool) {
+	db := pgtest.URL(t)
+	schema := db[strings.Index(db, "search_path=")+len("search_path="):]
+	a := workstationEnv(t, "ana")
+	a.ok("init", "--storage", filepath.Join(a.dir, "store"), "--name", "r1", "--db", db)
+	mnt := filepath.Join(a.dir, "mnt")
+	a.mount(mnt)
+	if err := os.WriteFile(filepath.Join(mnt, "a.txt"), []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, pgtest.Base(t), `DROP SCHEMA `+schema+` CASCADE; CREATE SCHEMA `+schema)
+	b := workstationEnv(t, "bo")
+	b.ok("init", "--storage", filepath.Join(b.dir, "store"), "--name", "h1", "--db", db)
+	if reconnect {
+		pgtest.Exec(t, db, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lamina listener lamina_`+schema+`'`)
+		waitFor(t, "status", 10*time.Second, func() (string, error) {
+			return fmt.Sprint(strings.Contains(a.ok("status"), "no longer holds")), nil
+		}, "true")
+	}
+
+	if err := os.WriteFile(filepath.Join(mnt, "c.txt"), []byte("x\n"), 0o644); err == nil {
+		t.Error("a write through the mount of a reset database succeeded")
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "d.txt"), []byte("x\n"), 0o644); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("the next write: %v; want EROFS", err)
+	}
+	if out := b.ok("ls"); strings.Contains(out, ".txt") {
+		t.Errorf("h1's catalog got r1's writes:\n%s", out)
+	}
+	if out := a.ok("status"); !strings.Contains(out, "no longer holds this instance's catalog") {
+		t.Errorf("status:\n%s", out)
+	}
+	if b := mustRead(t, filepath.Join(a.dir, "run", "lamina", "r1", "mount.log")); !strings.Contains(string(b), `no longer holds the catalog of instance \"r1\"`) {
+		t.Errorf("mount.log:\n%s", b)
+	}
+}
+
+// The check of the settings row locked out a role that may read the
+// catalog but not the settings table, with the advice for a role that may
+// not write. One that may only read is let in with a warning (it can
+// neither write nor gc); one that may write is refused with the GRANT it
+// needs.
+func TestPostgresSettingsUnreadable(t *testing.T) {
+	db := pgtest.URL(t)
+	schema := db[strings.Index(db, "search_path=")+len("search_path="):]
+	a := workstationEnv(t, "ana")
+	a.ok("init", "--storage", filepath.Join(a.dir, "store"), "--name", "lab", "--db", db)
+	a.ok("save", a.file("x.txt", []byte("x")), "--key", "x.txt")
+	ro, rw := "ro_"+schema, "rw_"+schema
+	pgtest.Exec(t, db, `CREATE ROLE `+ro+` NOLOGIN; CREATE ROLE `+rw+` NOLOGIN; GRANT USAGE ON SCHEMA `+schema+` TO `+ro+`, `+rw+
+		`; GRANT SELECT ON ALL TABLES IN SCHEMA `+schema+` TO `+ro+
+		`; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA `+schema+` TO `+rw)
+	t.Cleanup(func() {
+		pgtest.Exec(t, pgtest.Base(t), `DROP OWNED BY `+ro+`; DROP ROLE `+ro+`; DROP OWNED BY `+rw+`; DROP ROLE `+rw)
+	})
+	r := workstationEnv(t, "rita")
+	r.ok("connect", "lab", "--db", pgtest.WithParam(db, "role", ro))
+	w := workstationEnv(t, "will")
+	w.ok("connect", "lab", "--db", pgtest.WithParam(db, "role", rw))
+	pgtest.Exec(t, db, `REVOKE SELECT ON settings FROM `+ro+`, `+rw)
+
+	out, errs, err := r.run("ls")
+	if err != nil || !strings.Contains(out, "x.txt") || !strings.Contains(errs, "GRANT SELECT ON settings TO "+ro) {
+		t.Errorf("ls of a read-only role that may not read settings: %v\n%s\n%s", err, out, errs)
+	}
+	r.fails("read-only", "save", r.file("y.txt", []byte("y")), "--key", "y.txt")
+	_, errs, err = w.run("ls")
+	if err == nil || !strings.Contains(errs, "GRANT SELECT ON settings TO "+rw) || strings.Contains(errs, "GRANT INSERT") {
+		t.Errorf("ls of a role that may write but not read settings: %v\n%s", err, errs)
 	}
 }

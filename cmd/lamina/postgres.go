@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/instance"
@@ -35,6 +36,7 @@ func openPostgres(ctx context.Context, s instance.Settings, log *slog.Logger) (*
 // catalog named.
 func openPostgresWith(ctx context.Context, s instance.Settings, o postgres.Options) (*postgres.Store, error) {
 	o.Existing = true
+	o.Instance = s.ID // every write checks the database still holds s's catalog (a daemon lives for weeks)
 	st, err := dialPostgres(ctx, s.Catalog, o)
 	if errors.Is(err, postgres.ErrNoCatalog) {
 		return nil, noCatalog(s, "holds no lamina catalog")
@@ -102,6 +104,8 @@ func dialPostgres(ctx context.Context, url string, o postgres.Options) (*postgre
 		return nil, hinted(err, "a password comes from PGPASSWORD or ~/.pgpass, never from the settings")
 	case unreachable(err):
 		return nil, hinted(err, "is the database server up, and does the URL name it?")
+	case pgCode(err, "3D000"): // invalid_catalog_name
+		return nil, hinted(err, "was the database dropped, or does the URL name the wrong one? Restore it from a backup, or give the right URL")
 	}
 	return st, err
 }
@@ -114,6 +118,12 @@ func unreachable(err error) bool {
 	return errors.As(err, &op) || errors.As(err, &dns)
 }
 
+// pgCode reports whether err is the server's error of SQLSTATE code.
+func pgCode(err error, code string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == code
+}
+
 // hinted is a failure to connect in one line, then hint. pgx lists each
 // address it tried on a line of its own, and with sslmode=prefer (the
 // default) each twice: with TLS, then without.
@@ -124,6 +134,11 @@ func hinted(err error, hint string) error {
 		if l != "" && !slices.ContainsFunc(lines, func(k string) bool { return strings.HasSuffix(k, l) }) {
 			lines = append(lines, l)
 		}
+	}
+	// sslmode=prefer's first try, refused by a server without TLS, says
+	// nothing when the plain try after it got an answer.
+	if len(lines) > 2 {
+		lines = slices.DeleteFunc(lines, func(l string) bool { return strings.HasSuffix(l, "tls error: server refused TLS connection") })
 	}
 	msg := lines[0]
 	if len(lines) > 1 {
@@ -148,12 +163,38 @@ func checkShared(ctx context.Context, st *postgres.Store, s instance.Settings) e
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		return noCatalog(s, "holds no lamina catalog")
+	case errors.Is(err, postgres.ErrReadOnly):
+		return unreadableShared(ctx, st, s, err)
 	case err != nil:
 		return err
 	case s.ID != "" && sh.ID != s.ID:
 		return otherInstance(s, sh)
 	}
 	return nil
+}
+
+// unreadableShared is checkShared for a role that may not read the
+// settings table. One that may only read is let in with a warning, as
+// before the check: it can neither write nor gc (both refuse a role that
+// may not write), so a lost catalog costs it nothing but wrong listings.
+// One that may write is refused: its gc would be unprotected.
+func unreadableShared(ctx context.Context, st *postgres.Store, s instance.Settings, readErr error) error {
+	role, err := st.Role(ctx)
+	if err != nil {
+		return err
+	}
+	grant := fmt.Sprintf("GRANT SELECT ON settings TO %s", role)
+	writable, err := st.Writable(ctx)
+	if err != nil {
+		return err
+	}
+	if !writable {
+		fmt.Fprintf(os.Stderr, "lamina: warning: the database role %s may not read the settings table, so whether the database at %s still holds the catalog of instance %q is not checked (it may only read; ask its owner: %s)\n",
+			role, postgres.Redact(s.Catalog), s.Name, grant)
+		return nil
+	}
+	return fmt.Errorf("the database role %s may not read the settings table, which names the instance whose catalog the database holds: nothing is done without that check (a gc in a database that was reset would delete the data); ask its owner: %s %s",
+		role, grant, strings.TrimPrefix(readErr.Error(), postgres.ErrReadOnly.Error()+" "))
 }
 
 func otherInstance(s instance.Settings, sh sharedSettings) error {
@@ -198,7 +239,7 @@ type sharedSettings struct {
 	Created time.Time            `json:"created"`
 }
 
-const sharedSettingsName = "instance"
+const sharedSettingsName = postgres.InstanceSetting
 
 func storeShared(ctx context.Context, st *postgres.Store, s instance.Settings) error {
 	b, err := json.Marshal(sharedSettings{Name: s.Name, ID: s.ID, Storage: s.Storage, S3: s.S3, Scratch: s.Scratch, Created: s.Created})
@@ -232,12 +273,15 @@ var _ catalog.Catalog = (*postgres.Store)(nil)
 // openDaemonCatalog opens the catalog a mount daemon serves: the bbolt file
 // held open, or the PostgreSQL store (pg, non-nil) that the daemon also
 // listens on. writable is false for a database role that may only read.
-func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logger) (cat catalog.Catalog, pg *postgres.Store, writable bool, err error) {
+// A database reset under the daemon and given to another instance is
+// never written into: the store refuses every write from then on
+// (postgres.ErrForeign) and foreign is called once.
+func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logger, foreign func(error)) (cat catalog.Catalog, pg *postgres.Store, writable bool, err error) {
 	if !usesPostgres(s) {
 		b, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true, Timeout: 20 * time.Second, Existing: true})
 		return b, nil, err == nil, err
 	}
-	pg, err = openPostgresWith(ctx, s, postgres.Options{Logger: log, CallTimeout: catalogTimeout()})
+	pg, err = openPostgresWith(ctx, s, postgres.Options{Logger: log, CallTimeout: catalogTimeout(), OnForeign: foreign})
 	if err != nil {
 		return nil, nil, false, err
 	}
