@@ -372,7 +372,9 @@ func validateColumn(col *dataset.Series, f Field, slot string, o Options) (Colum
 			n := counts[value]
 			if val := x.Validate(value); val.Valid {
 				cr.Valid += n
-				addTerm(val.ID, val.Name, n)
+				for _, id := range val.TermIDs() { // a name of several terms is all of them
+					addTerm(id, val.Name, n)
+				}
 				std(value)
 				continue
 			}
@@ -387,7 +389,9 @@ func validateColumn(col *dataset.Series, f Field, slot string, o Options) (Colum
 					standard = st.ID
 				}
 				cr.Mapped = append(cr.Mapped, Value{Value: rep.Value, Count: n, Standard: standard, Reason: st.Reason()})
-				addTerm(st.ID, st.Name, n)
+				for _, id := range st.TermIDs() {
+					addTerm(id, st.Name, n)
+				}
 				std(standard)
 				continue
 			}

@@ -69,9 +69,12 @@
 // table can give one Ensembl id to several NCBI genes (ADAMTSL4-AS1 and
 // MCL1): the first symbol names the term and the others are Symbol
 // synonyms, official names that validate and standardize to themselves
-// (never to the other gene's symbol). Terms that share one name (PTPRC on
-// two Ensembl ids, GENCODE's A2MP1) make that name Ambiguous too: it
-// does not validate, and Standardize lists them. Inspect
+// (never to the other gene's symbol). A name several terms share (PTPRC
+// on two Ensembl ids, mostly alternate haplotypes of one gene; GENCODE's
+// A2MP1) is their standard name, no guess among them: it validates and
+// standardizes to itself, ID is empty and IDs (TermIDs) lists every term,
+// which an annotation records; Reason and Message name them. An alias of
+// such terms only stays one match too. Inspect
 // combines the two for a column and offers up to three suggestions for
 // values that match nothing: the same words up to plurals ("T cells" ->
 // "T cell"), close by edit distance ("dendritc cell" -> "dendritic

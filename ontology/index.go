@@ -260,28 +260,54 @@ type Validation struct {
 	// ReplacedBy and Consider come from the obsolete term.
 	ReplacedBy []string
 	Consider   []string
-	// Ambiguous is set when several live terms have the value as their
-	// name: it does not validate (Standardize lists the candidates).
-	Ambiguous bool
-	index     *Index
+	// IDs lists the terms a value names when it is the name of several
+	// (a gene symbol on several Ensembl ids, mostly alternate haplotypes
+	// of one gene): it is their standard name and validates, ID is empty
+	// (picking one would be a guess) and an annotation records them all.
+	IDs   []string
+	index *Index
+}
+
+// TermIDs returns the ids of the terms the value names: IDs, else ID.
+func (v Validation) TermIDs() []string { return termIDs(v.ID, v.IDs) }
+
+// listIDs lists the ids of a name's terms for a person: up to ten (Y_RNA
+// names 758 GENCODE genes).
+func listIDs(ids []string) string {
+	if len(ids) > 10 {
+		return fmt.Sprintf("%s, … (%d more)", strings.Join(ids[:10], ", "), len(ids)-10)
+	}
+	return strings.Join(ids, ", ")
+}
+
+func termIDs(id string, ids []string) []string {
+	if len(ids) > 0 {
+		return ids
+	}
+	if id == "" {
+		return nil
+	}
+	return []string{id}
 }
 
 // Validate reports whether value is exactly (case-sensitive) the name or
 // id of a live term, as Bionty does. An alt_id validates as its primary
-// term. A name several live terms have does not: it is Ambiguous, never
-// guessed. It allocates only for an obsolete term (its replacements).
+// term. A name several live terms have validates too, as all of them
+// (IDs). It allocates only for an obsolete term (its replacements) and
+// such a name.
 func (x *Index) Validate(value string) Validation {
 	v := Validation{Value: value, index: x}
 	h := hashString(value)
-	if l := x.find(&x.byName, value, h); len(l) > 0 {
-		if len(live(x, l)) > 1 {
-			// Several live terms have this name (a gene table's symbol
-			// on several Ensembl ids): it names no one term;
-			// Standardize lists them.
-			v.Ambiguous = true
-			return v
+	if l := x.allNamed(value, h); len(l) > 0 {
+		v = x.validated(v, l[0])
+		v.Name = value // a Symbol synonym is its gene's name
+		if len(l) > 1 {
+			v.ID, v.IDs = "", x.idList(l)
 		}
-		return x.validated(v, l[0])
+		return v
+	}
+	if i, ok := x.findOne(&x.byName, value, h); ok {
+		return x.validated(v, i) // an obsolete term's name
 	}
 	if i, ok := x.findOne(&x.byID, value, h); ok {
 		return x.validated(v, i)
@@ -289,12 +315,33 @@ func (x *Index) Validate(value string) Validation {
 	if i, ok := x.findOne(&x.byAlt, value, h); ok {
 		return x.validated(v, i)
 	}
-	if i, sym, ok := x.symbol(value, true); ok {
-		v = x.validated(v, i)
-		v.Name = sym
-		return v
-	}
 	return v
+}
+
+// allNamed returns the live terms that have name (h its hash) as their
+// name or as a Symbol synonym: a gene table gives one symbol to several
+// Ensembl ids (alternate haplotypes; GENCODE's A2MP1), and as the second
+// symbol of an Ensembl id, to ids another symbol names.
+func (x *Index) allNamed(name string, h uint32) []uint32 {
+	l := live(x, x.find(&x.byName, name, h))
+	f := fold(name)
+	for _, r := range x.find(&x.synFold, f, hashString(f)) {
+		i := x.synTerm[r]
+		if Scope(x.synScope[r]) == Symbol && !x.obsolete(i) && x.synText(r) == name && !slices.Contains(l, i) {
+			l = append(l[:len(l):len(l)], i) // a copy: l may be the table's row
+		}
+	}
+	return l
+}
+
+// idList returns the ids of terms l, sorted.
+func (x *Index) idList(l []uint32) []string {
+	ids := make([]string, len(l))
+	for k, i := range l {
+		ids[k] = x.id(i)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // symbol finds a live term that has value as a Symbol synonym (another
@@ -311,11 +358,15 @@ func (x *Index) symbol(value string, exact bool) (i uint32, sym string, ok bool)
 	return 0, "", false
 }
 
-// symbolMatch is a match of another gene's official symbol: the term is
-// the Ensembl id, the standard name the symbol itself.
-func (x *Index) symbolMatch(s Standardization, m Match, i uint32, sym string) Standardization {
-	s = x.matched(s, m, i, "")
-	s.Name = sym
+// named is a match of name, which terms l (allNamed) have: the standard
+// name is name itself (a Symbol synonym is another gene's official
+// symbol), the term l's one, or IDs all of them.
+func (x *Index) named(s Standardization, m Match, name string, l []uint32, via string) Standardization {
+	s = x.matched(s, m, l[0], via)
+	s.Name = name
+	if len(l) > 1 {
+		s.ID, s.IDs = "", x.idList(l)
+	}
 	return s
 }
 
@@ -332,14 +383,14 @@ func (x *Index) validated(v Validation, i uint32) Validation {
 // Message explains the validation for a person.
 func (v Validation) Message() string {
 	switch {
+	case v.Valid && len(v.IDs) > 1:
+		return fmt.Sprintf("%q is the name of %d terms: %s", v.Value, len(v.IDs), listIDs(v.IDs))
 	case v.Valid && v.Value != v.ID && v.Value != v.Name:
 		return fmt.Sprintf("%q is a secondary id of %s (%s)", v.Value, v.ID, v.Name)
 	case v.Valid:
 		return fmt.Sprintf("%q is %s (%s)", v.Value, v.ID, v.Name)
 	case v.Obsolete:
 		return fmt.Sprintf("%q is obsolete (%s)%s", v.Value, v.ID, v.index.replacementText(v.ReplacedBy, v.Consider))
-	case v.Ambiguous:
-		return fmt.Sprintf("%q is %s", v.Value, v.index.Standardize(v.Value, StandardizeOptions{}).Reason())
 	}
 	msg := fmt.Sprintf("%q is not a name or id in %s", v.Value, v.index.ontologyName())
 	i, _, ok := v.index.findID(v.Value) // cl:0000084, ENSG00000156738.17
@@ -416,9 +467,12 @@ type Candidate struct {
 type Standardization struct {
 	Value string
 	Match Match
-	ID    string // the standard term, when matched
+	ID    string // the standard term, when matched (and not IDs)
 	Name  string
-	Via   string // what matched when not the name: the synonym, alt_id or obsolete id
+	// IDs lists the terms when the standard name is the name of several
+	// (see Validation.IDs); ID is then empty.
+	IDs []string
+	Via string // what matched when not the name: the synonym, alt_id or obsolete id
 	// Candidates lists the terms of an Ambiguous match.
 	Candidates []Candidate
 	// Obsolete is set when the value names an obsolete term; for a
@@ -446,6 +500,22 @@ func (s Standardization) Standard() string {
 	return s.Value
 }
 
+// TermIDs returns the ids of the terms the value maps to: IDs, else ID.
+func (s Standardization) TermIDs() []string {
+	if !s.Matched() {
+		return nil
+	}
+	return termIDs(s.ID, s.IDs)
+}
+
+// term names the matched term for Reason: its id, or the terms of its name.
+func (s Standardization) term() string {
+	if len(s.IDs) > 1 {
+		return fmt.Sprintf("%s, the name of %d terms: %s", s.Name, len(s.IDs), listIDs(s.IDs))
+	}
+	return s.ID
+}
+
 // Changed reports whether Standard differs from the value.
 func (s Standardization) Changed() bool { return s.Standard() != s.Value }
 
@@ -453,17 +523,24 @@ func (s Standardization) Changed() bool { return s.Standard() != s.Value }
 func (s Standardization) Reason() string {
 	switch s.Match {
 	case ExactName:
+		if len(s.IDs) > 1 {
+			return fmt.Sprintf("%s is the name of %d terms: %s", s.Name, len(s.IDs), listIDs(s.IDs))
+		}
 		return "standard name"
 	case ByID:
 		return "id " + s.ID
 	case ByAltID:
 		return fmt.Sprintf("secondary id of %s", s.ID)
 	case FoldedName:
-		return "name differs in case, white space, dashes or Unicode form"
+		r := "name differs in case, white space, dashes or Unicode form"
+		if len(s.IDs) > 1 {
+			r += "; " + s.term()
+		}
+		return r
 	case BySynonym:
-		return fmt.Sprintf("EXACT synonym %q of %s", s.Via, s.ID)
+		return fmt.Sprintf("EXACT synonym %q of %s", s.Via, s.term())
 	case ByRelated:
-		return fmt.Sprintf("RELATED synonym %q of %s", s.Via, s.ID)
+		return fmt.Sprintf("RELATED synonym %q of %s", s.Via, s.term())
 	case Replaced:
 		return fmt.Sprintf("%s is obsolete, replaced by %s", s.Obsolete, s.ID)
 	case Ambiguous:
@@ -490,16 +567,14 @@ func (s Standardization) Reason() string {
 // idSpelling), the name in fold's normal form (case, white space, dashes,
 // Unicode form), an EXACT synonym, a RELATED synonym (with opts.Related),
 // or, for an obsolete term, its replacement. A value that fits several
-// terms is reported Ambiguous with the candidates.
+// terms of different names is reported Ambiguous with the candidates; the
+// name of several terms is their standard name (IDs lists them).
 func (x *Index) Standardize(value string, opts StandardizeOptions) Standardization {
 	s := Standardization{Value: value, index: x}
 	h := hashString(value)
 	byName := x.find(&x.byName, value, h)
-	if len(byName) > 0 && !x.obsolete(byName[0]) {
-		return x.oneOf(s, ExactName, live(x, byName), nil)
-	}
-	if i, sym, ok := x.symbol(value, true); ok {
-		return x.symbolMatch(s, ExactName, i, sym)
+	if l := x.allNamed(value, h); len(l) > 0 {
+		return x.named(s, ExactName, value, l, "")
 	}
 	// Ids are matched without surrounding white space, as names are
 	// below: a *_ontology_term_id column often carries stray blanks.
@@ -517,11 +592,15 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 		h = hashString(f)
 	}
 	byFold := x.find(&x.byFold, f, h)
-	if len(byFold) > 0 && !x.obsolete(byFold[0]) {
-		return x.oneOf(s, FoldedName, live(x, byFold), nil)
+	if l := live(x, byFold); len(l) > 0 {
+		if r := x.oneOf(s, FoldedName, l, nil); r.Match == Ambiguous {
+			return r
+		}
+		name := x.name(l[0])
+		return x.named(s, FoldedName, name, x.allNamed(name, hashString(name)), "")
 	}
-	if i, sym, ok := x.symbol(value, false); ok {
-		return x.symbolMatch(s, FoldedName, i, sym)
+	if _, sym, ok := x.symbol(value, false); ok {
+		return x.named(s, FoldedName, sym, x.allNamed(sym, hashString(sym)), "")
 	}
 	if refs := x.find(&x.synFold, f, h); len(refs) > 0 {
 		if r := x.synonymMatch(s, value, refs, Exact, BySynonym); r.Match != NoMatch {
@@ -601,9 +680,9 @@ func (x *Index) synonymMatch(s Standardization, value string, refs []uint32, sco
 	return x.oneOf(s, m, ids, pick)
 }
 
-// oneOf returns a match when ids are one term, and Ambiguous otherwise,
-// even when the terms share one name (PTPRC has two Ensembl ids): which
-// term it is would be a guess.
+// oneOf returns a match when ids are terms of one name (PTPRC has two
+// Ensembl ids: the match is all of them, IDs), and Ambiguous otherwise (an
+// alias of several genes): which term it is would be a guess.
 func (x *Index) oneOf(s Standardization, m Match, ids []uint32, refs []uint32) Standardization {
 	via := func(k int) string {
 		if refs == nil {
@@ -611,8 +690,14 @@ func (x *Index) oneOf(s Standardization, m Match, ids []uint32, refs []uint32) S
 		}
 		return x.synText(refs[k])
 	}
-	if !slices.ContainsFunc(ids, func(i uint32) bool { return i != ids[0] }) {
-		return x.matched(s, m, ids[0], via(0))
+	if !slices.ContainsFunc(ids, func(i uint32) bool { return x.name(i) != x.name(ids[0]) }) {
+		var l []uint32
+		for _, i := range ids {
+			if !slices.Contains(l, i) {
+				l = append(l, i) // one term's synonym in two spellings
+			}
+		}
+		return x.named(s, m, x.name(ids[0]), l, via(0))
 	}
 	s.Match = Ambiguous
 	seen := map[uint32]bool{}

@@ -84,8 +84,8 @@ func TestStandardize(t *testing.T) {
 		{"gene alias", genes, "CD20", ontology.StandardizeOptions{}, ontology.Ambiguous, "CD20", "ambiguous: could be"},
 		{"gene alias of one gene", genes, "TM4SF6", ontology.StandardizeOptions{}, ontology.BySynonym, "TSPAN6", "EXACT synonym"},
 		{"symbol beats another gene's alias", genes, "FH", ontology.StandardizeOptions{}, ontology.ExactName, "FH", "standard name"},
-		{"one symbol, two Ensembl ids", genes, "ptprc", ontology.StandardizeOptions{}, ontology.Ambiguous, "ptprc", "ambiguous: could be PTPRC (ENSG00000081237), PTPRC (ENSG00000262418)"},
-		{"one symbol, two Ensembl ids, exact", genes, "PTPRC", ontology.StandardizeOptions{}, ontology.Ambiguous, "PTPRC", "ambiguous: could be PTPRC (ENSG00000081237), PTPRC (ENSG00000262418)"},
+		{"one symbol, two Ensembl ids", genes, "ptprc", ontology.StandardizeOptions{}, ontology.FoldedName, "PTPRC", "case, white space, dashes or Unicode form; PTPRC, the name of 2 terms: ENSG00000081237, ENSG00000262418"},
+		{"one symbol, two Ensembl ids, exact", genes, "PTPRC", ontology.StandardizeOptions{}, ontology.ExactName, "PTPRC", "PTPRC is the name of 2 terms: ENSG00000081237, ENSG00000262418"},
 		{"nothing", cl, "doublet", ontology.StandardizeOptions{}, ontology.NoMatch, "doublet", "no term"},
 	}
 	for _, tc := range tests {
@@ -130,29 +130,31 @@ func TestAmbiguousAliases(t *testing.T) {
 			}
 		})
 	}
-	// PTPRC has two Ensembl ids: the name is no one term, never guessed.
-	if v := genes.Validate("PTPRC"); v.Valid || !v.Ambiguous || !strings.Contains(v.Message(), "ENSG00000262418") {
-		t.Errorf("Validate(PTPRC) = %v %s %q, want ambiguous", v.Valid, v.ID, v.Message())
+	// PTPRC has two Ensembl ids but one name: it validates, as both.
+	if v := genes.Validate("PTPRC"); !v.Valid || v.Name != "PTPRC" || !slices.Equal(v.TermIDs(), []string{"ENSG00000081237", "ENSG00000262418"}) {
+		t.Errorf("Validate(PTPRC) = %v %s %v %q, want valid as both ids", v.Valid, v.ID, v.IDs, v.Message())
 	}
 }
 
-// TestDuplicatedNameIsAmbiguous: GENCODE v48 gives the symbol A2MP1 to two
-// Ensembl ids; Standardize and Validate must not pick one.
-func TestDuplicatedNameIsAmbiguous(t *testing.T) {
+// TestDuplicatedNameNamesEveryTerm: GENCODE v48 gives the symbol A2MP1
+// to two Ensembl ids. It is a standard name that validates, as both terms:
+// Standardize and Validate must not pick one.
+func TestDuplicatedNameNamesEveryTerm(t *testing.T) {
 	x := load(t, "gene", "human", "genes", "gencode_genes_homo_sapiens.csv.gz")
+	want := []string{"ENSG00000256069", "ENSG00000291190"}
 	s := x.Standardize("A2MP1", ontology.StandardizeOptions{})
-	var ids []string
-	for _, c := range s.Candidates {
-		ids = append(ids, c.ID)
+	if s.Match != ontology.ExactName || s.Standard() != "A2MP1" || s.ID != "" || !slices.Equal(s.TermIDs(), want) ||
+		s.Reason() != "A2MP1 is the name of 2 terms: ENSG00000256069, ENSG00000291190" {
+		t.Errorf("Standardize(A2MP1) = %v %q %q %v (%s), want the name of both", s.Match, s.Standard(), s.ID, s.TermIDs(), s.Reason())
 	}
-	if s.Match != ontology.Ambiguous || !slices.Equal(ids, []string{"ENSG00000256069", "ENSG00000291190"}) {
-		t.Errorf("Standardize(A2MP1) = %v %s %v, want ambiguous between ENSG00000256069 and ENSG00000291190", s.Match, s.ID, ids)
+	if f := x.Standardize("a2mp1", ontology.StandardizeOptions{}); f.Match != ontology.FoldedName || f.Standard() != "A2MP1" || !slices.Equal(f.TermIDs(), want) {
+		t.Errorf("Standardize(a2mp1) = %v %q %v", f.Match, f.Standard(), f.TermIDs())
 	}
-	if v := x.Validate("A2MP1"); v.Valid {
-		t.Errorf("Validate(A2MP1) = valid %s, want ambiguous", v.ID)
+	if v := x.Validate("A2MP1"); !v.Valid || v.ID != "" || !slices.Equal(v.TermIDs(), want) || !strings.Contains(v.Message(), "is the name of 2 terms") {
+		t.Errorf("Validate(A2MP1) = %v %q %v (%s), want valid as both", v.Valid, v.ID, v.TermIDs(), v.Message())
 	}
-	if r := x.Inspect([]string{"A2MP1"}, ontology.StandardizeOptions{}); len(r.Failed()) != 1 {
-		t.Errorf("Inspect(A2MP1) does not fail: %+v", r.Reports)
+	if r := x.Inspect([]string{"A2MP1"}, ontology.StandardizeOptions{}); len(r.Validated()) != 1 {
+		t.Errorf("Inspect(A2MP1) does not validate: %+v", r.Reports)
 	}
 }
 
@@ -468,18 +470,9 @@ func TestSymbolsSharingAnEnsemblID(t *testing.T) {
 			}
 		})
 	}
-	// Every official symbol of the table validates (210 did not), but a
-	// symbol of several Ensembl ids (PTPRC) is ambiguous between them.
+	// Every official symbol of the table validates (210 did not).
 	for _, sym := range tableSymbols(t) {
-		v := genes.Validate(sym)
-		if v.Ambiguous {
-			s := genes.Standardize(sym, ontology.StandardizeOptions{})
-			if s.Match != ontology.Ambiguous || slices.ContainsFunc(s.Candidates, func(c ontology.Candidate) bool { return c.Name != sym }) {
-				t.Errorf("Standardize(%q) = %v %s", sym, s.Match, s.Reason())
-			}
-			continue
-		}
-		if !v.Valid || v.Name != sym {
+		if v := genes.Validate(sym); !v.Valid || v.Name != sym {
 			t.Errorf("Validate(%q): %s", sym, v.Message())
 		}
 	}
@@ -487,6 +480,16 @@ func TestSymbolsSharingAnEnsemblID(t *testing.T) {
 
 // tableSymbols lists the symbol column of the human gene table.
 func tableSymbols(t *testing.T) []string {
+	var out []string
+	for _, r := range tableRows(t) {
+		out = append(out, r[1])
+	}
+	return out
+}
+
+// tableRows lists the Ensembl id and symbol of each row of the human gene
+// table that has a symbol.
+func tableRows(t *testing.T) [][2]string {
 	f, err := os.Open(dataPath("genes", "human_genes_orgHsEgDb.tsv.gz"))
 	if err != nil {
 		t.Fatal(err)
@@ -496,15 +499,42 @@ func tableSymbols(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	var out [][2]string
 	sc := bufio.NewScanner(z)
 	for sc.Scan() {
 		if f := strings.Split(sc.Text(), "\t"); len(f) > 1 && f[0] != "ensembl_gene_id" && f[1] != "" {
-			out = append(out, f[1])
+			out = append(out, [2]string{f[0], f[1]})
 		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestSymbolNamesEveryEnsemblID: a symbol the table gives to several
+// Ensembl ids (PTPRC, alternate haplotypes; DDX11L16 as the name of two
+// and the second symbol of two others) validates as every one of them, so
+// an annotation records them all.
+func TestSymbolNamesEveryEnsemblID(t *testing.T) {
+	genes := humanGenes(t)
+	want := map[string][]string{}
+	for _, r := range tableRows(t) {
+		if r[0] != "" && !slices.Contains(want[r[1]], r[0]) {
+			want[r[1]] = append(want[r[1]], r[0])
+		}
+	}
+	several := 0
+	for sym, ids := range want {
+		slices.Sort(ids)
+		if len(ids) > 1 {
+			several++
+		}
+		if v := genes.Validate(sym); !v.Valid || !slices.Equal(v.TermIDs(), ids) {
+			t.Errorf("Validate(%q) = %v %v (%s), want %v", sym, v.Valid, v.TermIDs(), v.Message(), ids)
+		}
+	}
+	if several < 1500 {
+		t.Errorf("%d symbols of several Ensembl ids, want about 1,650", several)
+	}
 }

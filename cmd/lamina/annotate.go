@@ -64,15 +64,15 @@ func cmdAnnotate() *cli.Command {
 					if err != nil {
 						return err
 					}
-					t, err := resolveTerm(x, entity, value)
+					std, ids, err := resolveTerms(x, entity, value)
 					if err != nil {
 						return err
 					}
-					if t.Name != value {
-						fmt.Fprintf(c.App.ErrWriter, "%s: %q standardized to %q (%s)\n", name, value, t.Name, t.ID)
+					if std != value {
+						fmt.Fprintf(c.App.ErrWriter, "%s: %q standardized to %q (%s)\n", name, value, std, strings.Join(ids, ", "))
 					}
-					value = t.Name
-					add.Terms = append(add.Terms, catalog.Term{Entity: entity, ID: t.ID, Name: t.Name})
+					value = std
+					add.Terms = appendTerms(add.Terms, entity, std, ids)
 				}
 				add.Features[name] = append(add.Features[name], value)
 			}
@@ -86,11 +86,11 @@ func cmdAnnotate() *cli.Command {
 				if err != nil {
 					return err
 				}
-				t, err := resolveTerm(x, entity, value)
+				std, ids, err := resolveTerms(x, entity, value)
 				if err != nil {
 					return err
 				}
-				add.Terms = append(add.Terms, catalog.Term{Entity: entity, ID: t.ID, Name: t.Name})
+				add.Terms = appendTerms(add.Terms, entity, std, ids)
 			}
 			a, err := in.Catalog.Annotate(c.Context, v.UID, add)
 			if err != nil {
@@ -104,6 +104,16 @@ func cmdAnnotate() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// appendTerms adds the terms ids of entity, whose name is name: a name of
+// several terms (a symbol on several Ensembl ids) records every one, so
+// a query by any of their ids finds the version.
+func appendTerms(terms []catalog.Term, entity, name string, ids []string) []catalog.Term {
+	for _, id := range ids {
+		terms = append(terms, catalog.Term{Entity: entity, ID: id, Name: name})
+	}
+	return terms
 }
 
 // maxPrinted is how many values of a feature, labels and terms

@@ -425,6 +425,7 @@ type validationJSON struct {
 	Value      string   `json:"value"`
 	Valid      bool     `json:"valid"`
 	ID         string   `json:"id,omitempty"`
+	IDs        []string `json:"ids,omitempty"` // a name several terms have: all of them, and no id
 	Name       string   `json:"name,omitempty"`
 	Obsolete   bool     `json:"obsolete,omitempty"`
 	ReplacedBy []string `json:"replaced_by,omitempty"`
@@ -462,7 +463,7 @@ func cmdOntologyValidate() *cli.Command {
 				if !r.Valid {
 					failed++
 				}
-				out[i] = validationJSON{v, r.Valid, r.ID, r.Name, r.Obsolete, r.ReplacedBy, r.Message()}
+				out[i] = validationJSON{v, r.Valid, r.ID, r.IDs, r.Name, r.Obsolete, r.ReplacedBy, r.Message()}
 				mark := "✓"
 				if !r.Valid {
 					mark = "✗"
@@ -475,7 +476,7 @@ func cmdOntologyValidate() *cli.Command {
 				err = writeJSON(w, out)
 			case "csv":
 				for i, o := range out {
-					rows[i] = []string{o.Value, fmt.Sprint(o.Valid), o.ID, o.Name, o.Message}
+					rows[i] = []string{o.Value, fmt.Sprint(o.Valid), joinIDs(o.ID, o.IDs), o.Name, o.Message}
 				}
 				err = writeCSV(w, []string{"value", "valid", "id", "name", "message"}, rows)
 			default:
@@ -505,6 +506,7 @@ type standardJSON struct {
 	Value      string          `json:"value"`
 	Standard   string          `json:"standard"`
 	ID         string          `json:"id,omitempty"`
+	IDs        []string        `json:"ids,omitempty"` // a name several terms have: all of them, and no id
 	Match      string          `json:"match"`
 	Changed    bool            `json:"changed"`
 	Via        string          `json:"via,omitempty"`
@@ -513,7 +515,7 @@ type standardJSON struct {
 }
 
 func toStandardJSON(r ontology.Standardization) standardJSON {
-	o := standardJSON{Value: r.Value, Standard: r.Standard(), ID: r.ID, Match: r.Match.String(),
+	o := standardJSON{Value: r.Value, Standard: r.Standard(), ID: r.ID, IDs: r.IDs, Match: r.Match.String(),
 		Changed: r.Changed(), Via: r.Via, Reason: r.Reason()}
 	for _, cand := range r.Candidates {
 		o.Candidates = append(o.Candidates, candidateJSON(cand))
@@ -558,9 +560,9 @@ func cmdOntologyStandardize() *cli.Command {
 				case !r.Matched():
 					rows[i] = []string{quoteSpace(v), "unchanged", "", o.Reason}
 				case !o.Changed:
-					rows[i] = []string{quoteSpace(v), "=", o.ID, o.Reason}
+					rows[i] = []string{quoteSpace(v), "=", shortIDs(r.TermIDs()), o.Reason}
 				default:
-					rows[i] = []string{quoteSpace(v), "-> " + o.Standard, o.ID, o.Reason}
+					rows[i] = []string{quoteSpace(v), "-> " + o.Standard, shortIDs(r.TermIDs()), o.Reason}
 				}
 			}
 			switch format {
@@ -568,13 +570,30 @@ func cmdOntologyStandardize() *cli.Command {
 				return writeJSON(c.App.Writer, out)
 			case "csv":
 				for i, o := range out {
-					rows[i] = []string{o.Value, o.Standard, o.ID, o.Match, o.Reason}
+					rows[i] = []string{o.Value, o.Standard, joinIDs(o.ID, o.IDs), o.Match, o.Reason}
 				}
 				return writeCSV(c.App.Writer, []string{"value", "standard", "id", "match", "reason"}, rows)
 			}
 			return table(c.App.Writer, []string{"VALUE", "STANDARD", "ID", "NOTE"}, rows)
 		},
 	}
+}
+
+// joinIDs is the id, or the ids of a name several terms have, for a cell.
+func joinIDs(id string, ids []string) string {
+	if len(ids) > 0 {
+		return strings.Join(ids, ", ")
+	}
+	return id
+}
+
+// shortIDs lists ids for a table cell: the first three of a name many
+// terms have (the note lists more, --format json all of them).
+func shortIDs(ids []string) string {
+	if len(ids) > 3 {
+		return fmt.Sprintf("%s, … (%d)", strings.Join(ids[:3], ", "), len(ids))
+	}
+	return strings.Join(ids, ", ")
 }
 
 // quoteSpace quotes a value whose white space would be invisible in a table.
@@ -653,12 +672,12 @@ func cmdOntologyInspect() *cli.Command {
 				var term string
 				switch {
 				case r.Valid:
-					o.Status, term = "valid", x.Validate(r.Value).ID
+					o.Status, term = "valid", shortIDs(x.Validate(r.Value).TermIDs())
 					out.Validated++
 				case r.Standard.Matched():
 					st := toStandardJSON(r.Standard)
 					o.Status, o.Standard = "mapped", &st
-					term = fmt.Sprintf("-> %s (%s): %s", st.Standard, st.ID, st.Reason)
+					term = fmt.Sprintf("-> %s (%s): %s", st.Standard, shortIDs(r.Standard.TermIDs()), st.Reason)
 					out.Mapped++
 				default:
 					o.Status = "unknown"
@@ -951,6 +970,12 @@ func cmdOntologyShow() *cli.Command {
 			}
 			name := strings.Join(c.Args().Slice()[1:], " ")
 			t, ok := x.Term(name) // a name or id, obsolete terms too
+			if v := x.Validate(name); ok && len(v.IDs) > 1 {
+				// A name several terms have (a symbol on several Ensembl
+				// ids): one is shown, the note names the others.
+				t, _ = x.Term(v.IDs[0])
+				fmt.Fprintf(c.App.ErrWriter, "note: %s; showing %s, show another by its id\n", v.Message(), t.ID)
+			}
 			if !ok {
 				// As standardize resolves: case and white space, an EXACT
 				// synonym, an obsolete term's replacement; never a guess.
@@ -960,7 +985,7 @@ func cmdOntologyShow() *cli.Command {
 						strings.TrimPrefix(st.Reason(), "ambiguous: could be "))
 				}
 				if st.Matched() {
-					t, ok = x.Term(st.ID)
+					t, ok = x.Term(st.TermIDs()[0]) // of several, Reason names them
 					if ok && format != "json" {
 						fmt.Fprintf(c.App.ErrWriter, "%q: %s\n", name, st.Reason())
 					}

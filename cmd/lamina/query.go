@@ -221,17 +221,17 @@ func entityName(x string) string {
 	return strings.ToLower(x)
 }
 
-// resolveTerm finds the one term a user's value names: exact, or through
-// standardization (case, synonyms).
-func resolveTerm(x *ontology.Index, entity, value string) (*ontology.Term, error) {
+// resolveTerms finds the standard name a user's value stands for and the
+// ids of the terms it names: exact, or through standardization (case,
+// synonyms). One term, or every term of a name several have (a symbol on
+// several Ensembl ids): picking one would be a guess.
+func resolveTerms(x *ontology.Index, entity, value string) (name string, ids []string, err error) {
 	if v := x.Validate(value); v.Valid {
-		t, _ := x.Term(v.ID)
-		return t, nil
+		return v.Name, v.TermIDs(), nil
 	}
 	st := x.Standardize(value, ontology.StandardizeOptions{})
 	if st.Matched() {
-		t, _ := x.Term(st.ID)
-		return t, nil
+		return st.Name, st.TermIDs(), nil
 	}
 	reason := st.Reason()
 	if st.Related.ID != "" { // ls and annotate have no --related: name the term
@@ -245,10 +245,10 @@ func resolveTerm(x *ontology.Index, entity, value string) (*ontology.Term, error
 		}
 		msg += "; did you mean " + strings.Join(names, " or ") + "?"
 	}
-	return nil, notTermError{exitError{msg: msg, code: 1}} // a bad value, not bad usage (2)
+	return "", nil, notTermError{exitError{msg: msg, code: 1}} // a bad value, not bad usage (2)
 }
 
-// notTermError is resolveTerm's answer to a value that names no term.
+// notTermError is resolveTerms' answer to a value that names no term.
 type notTermError struct{ exitError }
 
 // loadEntity loads the default source of entity; organism picks one where
@@ -485,25 +485,24 @@ func otherVersions(ctx context.Context, in *instance.Instance, entity, organism 
 // replacement's (with the terms below that); note says so.
 func resolveQuery(x *ontology.Index, entity, value string, exact bool) (ids []string, root, note string, err error) {
 	st := x.Standardize(value, ontology.StandardizeOptions{})
-	if sameName(st.Candidates) {
-		// A name several terms have (a symbol on several Ensembl ids):
-		// a query for it asks for any of them, no guess.
-		for _, c := range st.Candidates {
-			d, err := withDescendants(x, entity, c.ID, exact)
+	if st.Obsolete == "" {
+		_, named, err := resolveTerms(x, entity, value)
+		if err != nil {
+			return nil, "", "", err
+		}
+		// A name several terms have (a symbol on several Ensembl ids)
+		// asks for any of them.
+		for _, id := range named {
+			d, err := withDescendants(x, entity, id, exact)
 			if err != nil {
 				return nil, "", "", err
 			}
 			ids = append(ids, d...)
 		}
-		return ids, "", "", nil
-	}
-	if st.Obsolete == "" {
-		t, err := resolveTerm(x, entity, value)
-		if err != nil {
-			return nil, "", "", err
+		if len(named) == 1 {
+			root = named[0]
 		}
-		ids, err = withDescendants(x, entity, t.ID, exact)
-		return ids, t.ID, "", err
+		return ids, root, "", nil
 	}
 	src := x.Source()
 	if !st.Matched() {
@@ -518,12 +517,6 @@ func resolveQuery(x *ontology.Index, entity, value string, exact bool) (ids []st
 	note = fmt.Sprintf("%s is obsolete in %s %s, replaced by %s (%s): listing versions annotated with %s, or with %s%s",
 		st.Obsolete, src.Ontology, src.Version, st.ID, st.Name, st.Obsolete, st.ID, below)
 	return append([]string{st.Obsolete}, ids...), root, note, err
-}
-
-// sameName reports whether an ambiguous value's candidates are terms of
-// one name (not an alias of several genes).
-func sameName(cs []ontology.Candidate) bool {
-	return len(cs) > 1 && !slices.ContainsFunc(cs, func(c ontology.Candidate) bool { return c.Name != cs[0].Name })
 }
 
 // withDescendants is id and, unless exact, the ids of every term below it.

@@ -3,8 +3,11 @@ package main
 import (
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
 )
 
 // Two versions of a small cell ontology: the second renames CL:0000136
@@ -261,28 +264,63 @@ func TestWhereGeneOfAnotherTable(t *testing.T) {
 	}
 }
 
-// A symbol GENCODE gives two Ensembl ids (A2MP1) is ambiguous: standardize
-// lists both, annotate and curate pick none; a query finds either.
+// A symbol several Ensembl ids have (GENCODE's A2MP1; PTPRC, CD45, in
+// org.Hs.eg.db) is a standard name: standardize says which terms it
+// names, annotate and curate take it and record every id, so a query by
+// the name or by either id finds the version.
 func TestDuplicatedGeneSymbol(t *testing.T) {
 	e := newEnv(t)
 	e.init()
 	e.ok("ontology", "import", "gene", "--organism", "human", "--source", filepath.Join(genes, "gencode_genes_homo_sapiens.csv.gz"))
 	out := e.ok("ontology", "standardize", "gene", "A2MP1", "--organism", "human")
-	if !strings.Contains(out, "ambiguous: could be A2MP1 (ENSG00000256069), A2MP1 (ENSG00000291190)") {
+	if !strings.Contains(out, "A2MP1 is the name of 2 terms: ENSG00000256069, ENSG00000291190") {
 		t.Errorf("standardize A2MP1:\n%s", out)
 	}
+	e.ok("ontology", "validate", "gene", "A2MP1", "--organism", "human")
 	e.ok("feature", "create", "gene", "--dtype", "cat[gene]")
 	e.ok("save", e.write("a.csv", []byte("a\n")), "--key", "t/a.csv")
-	e.fails("ambiguous: could be A2MP1 (ENSG00000256069), A2MP1 (ENSG00000291190)", "annotate", "t/a.csv", "--organism", "human", "--feature", "gene=A2MP1")
-	e.ok("annotate", "t/a.csv", "--organism", "human", "--term", "gene=ENSG00000256069", "--feature", "gene=ENSG00000256069")
-	if got := lsKeys(t, e, "--where", "gene=A2MP1", "--organism", "human"); !reflect.DeepEqual(got, []string{"t/a.csv"}) {
-		t.Errorf("ls --where gene=A2MP1 = %v, want [t/a.csv]", got)
+	e.ok("save", e.write("b.csv", []byte("b\n")), "--key", "t/b.csv")
+	e.ok("annotate", "t/a.csv", "--organism", "human", "--feature", "gene=A2MP1")
+	e.ok("annotate", "t/b.csv", "--organism", "human", "--feature", "gene=TP53")
+	want := []string{"ENSG00000256069", "ENSG00000291190"}
+	if got := termsOf(t, e, "t/a.csv"); !reflect.DeepEqual(got, want) {
+		t.Errorf("annotate gene=A2MP1 recorded terms %v, want %v", got, want)
 	}
+	for _, q := range [][]string{{"--where", "gene=A2MP1"}, {"--term", "gene=ENSG00000256069"}, {"--term", "gene=ENSG00000291190"}} {
+		if got := lsKeys(t, e, append(q, "--organism", "human")...); !reflect.DeepEqual(got, []string{"t/a.csv"}) {
+			t.Errorf("ls %v = %v, want [t/a.csv]", q, got)
+		}
+	}
+
+	// org.Hs.eg.db (the default once imported) gives PTPRC two Ensembl
+	// ids: a column of it curates, as both.
+	e.ok("ontology", "import", "gene", "--organism", "human", "--source", filepath.Join(genes, "human_genes_orgHsEgDb.tsv.gz"))
 	e.ok("schema", "create", "g", "--feature", "gene")
-	out, _, err := e.run("curate", e.write("g.csv", []byte("gene\nA2MP1\nTP53\n")), "--schema", "g", "--organism", "human")
-	if exitCode(err) != 1 || !strings.Contains(out, "ambiguous: could be A2MP1 (ENSG00000256069), A2MP1 (ENSG00000291190)") {
-		t.Errorf("curate A2MP1: %v\n%s", err, out)
+	out, stderr, err := e.run("curate", e.write("g.csv", []byte("gene\nPTPRC\nTP53\nPTPRC\n")), "--schema", "g", "--organism", "human", "--key", "t/g.csv")
+	if err != nil {
+		t.Fatalf("curate PTPRC: %v\n%s%s", err, out, stderr)
 	}
+	if got := termsOf(t, e, "t/g.csv"); !reflect.DeepEqual(got, []string{"ENSG00000081237", "ENSG00000141510", "ENSG00000262418"}) {
+		t.Errorf("curate PTPRC, TP53 recorded terms %v, want both PTPRC ids and TP53's", got)
+	}
+	if got := lsKeys(t, e, "--term", "gene=ENSG00000262418", "--organism", "human"); !reflect.DeepEqual(got, []string{"t/g.csv"}) {
+		t.Errorf("ls --term gene=ENSG00000262418 = %v, want [t/g.csv]", got)
+	}
+}
+
+// termsOf returns the ids of the terms record of key.
+func termsOf(t *testing.T, e *env, key string) []string {
+	t.Helper()
+	var v struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&v, "show", key, "--format", "json")
+	var ids []string
+	for _, tm := range v.Annotations.Terms {
+		ids = append(ids, tm.ID)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // != is the complement of = among the versions with the feature: o1,
