@@ -135,6 +135,13 @@ func usageExit(c *cli.Context, err error, _ bool) error {
 func onUsageError(cmds []*cli.Command) {
 	for _, c := range cmds {
 		c.OnUsageError = usageExit
+		if len(c.Subcommands) == 0 {
+			// urfave/cli gives every command a "help" subcommand (alias
+			// "h"): `lamina save h` printed save's help and saved nothing,
+			// exit 0. A command's own arguments are files and keys; -h and
+			// --help stay.
+			c.HideHelpCommand = true
+		}
 		switch {
 		case len(c.Subcommands) > 0 && c.Action == nil:
 			c.Action = unknownCommand

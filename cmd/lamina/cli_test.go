@@ -735,3 +735,22 @@ func TestGetForce(t *testing.T) {
 	}
 	noPartial(nil)
 }
+
+// Files named h and help are saved: urfave/cli's help subcommand (alias
+// h) of every command printed save's help instead, exit 0, nothing saved.
+// -h still shows it.
+func TestSaveFilesNamedHelp(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init", "--storage", e.path("storage"), "--name", "lab")
+	e.write("h", []byte("h\n"))
+	e.write("help", []byte("help\n"))
+	t.Chdir(e.dir)
+	e.ok("save", "--key", "s/h", "h")
+	e.ok("save", "help")
+	if out := e.ok("ls", "--format", "csv"); !strings.Contains(out, "s/h,") || !strings.Contains(out, "\nhelp,") {
+		t.Errorf("h and help not saved:\n%s", out)
+	}
+	if out := e.ok("save", "-h"); !strings.Contains(out, "lamina save") {
+		t.Errorf("save -h: %q", out)
+	}
+}
