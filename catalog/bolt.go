@@ -46,9 +46,11 @@ var (
 // "upgrade lamina" instead. Opening a schema 3 catalog only records 4.
 // 5: an int feature value's index key is exact (intKey): schema 4 keyed it
 // by its nearest float64, so 2^53 and 2^53+1 shared a key, and a build of
-// schema 4 would still write such keys. Opening an older catalog rewrites
-// the keys that changed (rekeyInts).
-const SchemaVersion = 5
+// schema 4 would still write such keys. 6: a rename moves its versions'
+// index entries (feature, label and term entries hold the key, and the
+// key's words are searchable); a build of 5 left them on the old key.
+// Opening an older catalog rebuilds the indexes (reindexAll).
+const SchemaVersion = 6
 
 type artifact struct {
 	Stem      string     `json:"stem"`
@@ -231,8 +233,8 @@ func setUp(tx *bolt.Tx, path string) error {
 			return err
 		}
 	}
-	if n < 5 { // exact int keys came with schema 5
-		if err := rekeyInts(tx); err != nil { // bolt_annotate.go
+	if n < 6 { // exact int keys came with 5, entries that follow renames with 6
+		if err := reindexAll(tx); err != nil { // bolt_annotate.go
 			return err
 		}
 	}

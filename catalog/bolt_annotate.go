@@ -79,55 +79,37 @@ func initAnnotate(tx *bolt.Tx) error {
 	return m.Put([]byte("words"), []byte("1"))
 }
 
-// rekeyInts rewrites the index entries of int feature values whose key
-// intKey changed (beyond ±2^53): schemas before 5 keyed an int by its
-// nearest float64. setUp runs it once, when it records schema 5.
-func rekeyInts(tx *bolt.Tx) error {
-	t := txn{tx}
-	ints := map[string]bool{}
-	for _, name := range names(tx.Bucket(bFeatures)) {
-		if f, err := t.feature(name); err == nil && f.Dtype == "int" {
-			ints[name] = true
+// reindexAll rebuilds the feature, label, term and word indexes from the
+// versions and their annotations. setUp runs it once, when it records
+// schema 6: until 6 a rename left a version's entries on its old key (Find
+// paged and ordered by it, Search found the old key's words and not the
+// new one's), and until 5 an int was keyed by its nearest float64.
+func reindexAll(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bFeatureIdx, bLabelIdx, bTermIdx, bWords} {
+		if err := tx.DeleteBucket(name); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(name); err != nil {
+			return err
 		}
 	}
-	if len(ints) == 0 {
-		return nil
-	}
-	var uids []string
-	tx.Bucket(bAnnotations).ForEach(func(uid, _ []byte) error {
-		uids = append(uids, string(uid))
-		return nil
-	})
-	idx := tx.Bucket(bFeatureIdx)
-	for _, uid := range uids {
-		a, err := t.annotations(uid)
+	t := txn{tx}
+	var b saveBatch // written sorted at the end, as Load does
+	err := tx.Bucket(bVersions).ForEach(func(k, raw []byte) error {
+		v, err := decodeVersion(raw)
+		if err != nil {
+			return fmt.Errorf("catalog: version %s: %w", k, err)
+		}
+		a, err := t.annotations(v.UID)
 		if err != nil {
 			return err
 		}
-		drop, add := RekeyInts(a, func(f string) bool { return ints[f] })
-		if len(drop)+len(add) == 0 {
-			continue
-		}
-		raw := tx.Bucket(bVersions).Get([]byte(uid))
-		if raw == nil {
-			continue // annotations of a purged version: not indexed
-		}
-		v, err := decodeVersion(raw)
-		if err != nil {
-			return fmt.Errorf("catalog: version %s: %w", uid, err)
-		}
-		for _, k := range drop {
-			if err := idx.Delete(idxKey([]byte(k.Feature), k.Key, []byte(uid))); err != nil {
-				return err
-			}
-		}
-		for _, k := range add {
-			if err := idx.Put(idxKey([]byte(k.Feature), k.Key, []byte(uid)), []byte(v.Key)); err != nil {
-				return err
-			}
-		}
+		return t.indexIn(v, a, &b)
+	})
+	if err != nil {
+		return err
 	}
-	return nil
+	return b.flush(t)
 }
 
 // annotateReady reports whether initAnnotate has nothing left to do (its
@@ -547,6 +529,54 @@ func (t txn) unindex(v Version, a Annotations) error {
 	for w := range docWords(v, a) {
 		if err := bk.Delete(idxKey([]byte(w), []byte(v.UID))); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// moveIndex turns the index entries of version was into those of v, the
+// same version under another key: the feature, label and term entries hold
+// the key (Find filters, pages and orders by it), and the words of the key
+// are searchable, so the old key's go and the new key's come.
+func (t txn) moveIndex(was, v Version) error {
+	if t.tx.Bucket(bWords) == nil {
+		return nil
+	}
+	a, err := t.annotations(v.UID)
+	if err != nil {
+		return err
+	}
+	f, l, tm, err := t.indexEntries(v.UID, a)
+	if err != nil {
+		return err
+	}
+	key := []byte(v.Key)
+	for _, x := range []struct {
+		b    []byte
+		keys [][]byte
+	}{{bFeatureIdx, f}, {bLabelIdx, l}, {bTermIdx, tm}} {
+		bk := t.tx.Bucket(x.b)
+		for _, k := range x.keys { // each there already: overwritten in place
+			if err := bk.Put(k, key); err != nil {
+				return err
+			}
+		}
+	}
+	bk := t.tx.Bucket(bWords)
+	next := docWords(v, a)
+	for w := range docWords(was, a) {
+		if _, ok := next[w]; !ok {
+			if err := bk.Delete(idxKey([]byte(w), []byte(v.UID))); err != nil {
+				return err
+			}
+		}
+	}
+	for w, e := range next { // a word of both keys may change its weight and fields
+		k := idxKey([]byte(w), []byte(v.UID))
+		if !bytes.Equal(bk.Get(k), e[:]) {
+			if err := bk.Put(k, e[:]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -103,8 +103,8 @@ func TestBoltUpgradesSchema3(t *testing.T) {
 	}
 	defer db.Close()
 	db.View(func(tx *bolt.Tx) error {
-		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != fmt.Sprint(catalog.SchemaVersion) || s != "5" {
-			t.Errorf("schema after opening = %q, want 5", s)
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != fmt.Sprint(catalog.SchemaVersion) || s != "6" {
+			t.Errorf("schema after opening = %q, want 6", s)
 		}
 		return nil
 	})
@@ -212,11 +212,92 @@ func TestBoltUpgradesSchema4(t *testing.T) {
 	}
 	defer db.Close()
 	db.View(func(tx *bolt.Tx) error {
-		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != "5" {
-			t.Errorf("schema after opening = %q, want 5", s)
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != "6" {
+			t.Errorf("schema after opening = %q, want 6", s)
 		}
 		return nil
 	})
+}
+
+// A schema 5 catalog left a renamed version's index entries on its old
+// key and kept the old key's words: opening it as 6 rebuilds the indexes,
+// so Find by the new key's prefix and Search by its words find it, and
+// the old key's words find nothing.
+func TestBoltUpgradesSchema5(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateFeature(ctx, catalog.Feature{Name: "n", Dtype: "int"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateLabel(ctx, catalog.Label{Name: "red"}); err != nil {
+		t.Fatal(err)
+	}
+	nv := catalogtest.NV("r/platypus", "p")
+	nv.Description = "monotreme"
+	s, err := c.Save(ctx, []catalog.NewVersion{nv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := s[0].Version.UID
+	if _, err := c.Annotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"n": {"9"}}, Labels: []string{"red"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Rename(ctx, "r/platypus", "r/echidna"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// What schema 5 left: the entries on the old key, its words, and none
+	// of the new key's.
+	db, err := bolt.Open(p, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{"idx_features", "idx_labels"} {
+			bk := tx.Bucket([]byte(name))
+			var ks [][]byte
+			bk.ForEach(func(k, _ []byte) error { ks = append(ks, append([]byte(nil), k...)); return nil })
+			for _, k := range ks {
+				if err := bk.Put(k, []byte("r/platypus")); err != nil {
+					return err
+				}
+			}
+		}
+		w := tx.Bucket([]byte("idx_words"))
+		if err := w.Delete([]byte("echidna\x00" + uid)); err != nil {
+			return err
+		}
+		if err := w.Put([]byte("platypus\x00"+uid), []byte{30, 1}); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("5"))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, f := range []catalog.Filter{
+		{Prefix: "r/e", Where: []catalog.Cond{{Field: "n", Op: "=", Values: []string{"9"}}}},
+		{Labels: []string{"red"}, Where: []catalog.Cond{{Field: "key", Op: ">", Values: []string{"r/d"}}}},
+	} {
+		if vs, err := c.Find(ctx, f); err != nil || len(vs) != 1 || vs[0].Key != "r/echidna" {
+			t.Errorf("Find(%+v) = %v, %v", f, vs, err)
+		}
+	}
+	for q, want := range map[string]int{"echidna": 1, "monotreme": 1, "platypus": 0} {
+		if hits, err := c.Search(ctx, q, 10); err != nil || len(hits) != want {
+			t.Errorf("Search(%q) = %+v, %v; want %d hits", q, hits, err, want)
+		}
+	}
 }
 
 func TestBoltCorruptFile(t *testing.T) {

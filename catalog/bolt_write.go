@@ -388,8 +388,12 @@ func (t txn) rekey(a *artifact, to string) (Version, error) {
 	}
 	var latest Version
 	for _, v := range vs {
+		was := v
 		v.Key = to
 		if err := putVersion(t.tx.Bucket(bVersions), v); err != nil {
+			return Version{}, err
+		}
+		if err := t.moveIndex(was, v); err != nil { // bolt_annotate.go
 			return Version{}, err
 		}
 		// The storage record of the version is written again, with its new

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -77,7 +78,7 @@ type ColumnReport struct {
 	Slot    string  `json:"slot,omitempty"`
 	Rows    int     `json:"rows"`              // of the table the column is in (the obs or var of an AnnData)
 	Valid   int     `json:"valid"`             // values that validate as they are
-	Missing int     `json:"missing,omitempty"` // empty cells (not checked)
+	Missing int     `json:"missing,omitempty"` // empty cells, and NaN in a number column (not checked)
 	Mapped  []Value `json:"mapped,omitempty"`  // fail as they are; --standardize fixes them
 	Failed  []Value `json:"failed,omitempty"`  // fail even after standardizing
 	Terms   []Term  `json:"terms,omitempty"`   // the column's terms, standardized
@@ -411,6 +412,10 @@ func validateColumn(col *dataset.Series, f Field, slot string, o Options) (Colum
 	default:
 		for _, v := range vals {
 			n := counts[v]
+			if (f.Dtype == "int" || f.Dtype == "float") && isNaN(v) {
+				cr.Missing += n // pandas' missing value: an int column with one reads as float
+				continue
+			}
 			if reason := checkType(f.Dtype, col.Dtype, v); reason != "" {
 				cr.Failed = append(cr.Failed, Value{Value: v, Count: n, Reason: reason})
 				continue
@@ -447,8 +452,12 @@ func checkType(dtype, have, v string) string {
 		if dtype == "int" && strings.Contains(err.Error(), "out of the range") {
 			return "an integer out of the int range (-9223372036854775808 to 9223372036854775807)"
 		}
-		if _, err := catalog.ParseNumber(strings.TrimSpace(v)); err == nil && dtype == "float" {
-			return "" // NaN, pandas' missing value, or inf: a float column holds them
+		// As annotate says: 1e309, and inf (NaN is missing, validateColumn).
+		if dtype == "float" && strings.Contains(err.Error(), "out of the range") {
+			return "out of the range of a float"
+		}
+		if f, err := catalog.ParseNumber(strings.TrimSpace(v)); err == nil && dtype == "float" && math.IsInf(f, 0) {
+			return "not a finite number (inf and nan cannot be stored)"
 		}
 	default:
 		return fmt.Sprintf("unknown dtype %s", dtype)
@@ -462,6 +471,13 @@ func checkType(dtype, have, v string) string {
 		return "not true or false"
 	}
 	return "not a date (2006-01-02) or time (RFC 3339)"
+}
+
+// isNaN reports whether v is a NaN (NaN, nan: pandas writes a missing
+// number so).
+func isNaN(v string) bool {
+	f, err := catalog.ParseNumber(strings.TrimSpace(v))
+	return err == nil && math.IsNaN(f)
 }
 
 func closeLabels(v string, labels []string) []string {

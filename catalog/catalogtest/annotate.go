@@ -496,6 +496,106 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// A renamed key or folder takes its versions' index entries with it:
+	// Find filters, pages and orders by the new key, and Search finds the
+	// new key's words and no longer the old one's (bbolt left both on the
+	// old key).
+	t.Run("RenameKeepsIndexes", func(t *testing.T) {
+		c, vs := setup(t)
+		for _, k := range []string{"fold/x.csv", "fold/sub/y.csv"} {
+			nv := NV(k, k)
+			nv.Description = "monotreme " + k
+			s, err := c.Save(ctx, []catalog.NewVersion{nv})
+			must(t, err)
+			vs[k] = s[0].Version
+			_, err = c.Annotate(ctx, vs[k].UID, catalog.Annotations{Features: map[string][]string{"batch": {"42"}},
+				Labels: []string{"treated"}, Terms: []catalog.Term{{Entity: "celltype", ID: "CL:0000084", Name: "T cell"}}})
+			must(t, err)
+		}
+		_, err := c.Rename(ctx, "scrna/a.h5ad", "scrna/zebra.h5ad")
+		must(t, err)
+		must(t, c.RenameFolder(ctx, "fold", "platypus"))
+		batch := func(op, n string) []catalog.Cond {
+			return []catalog.Cond{{Field: "batch", Op: op, Values: []string{n}}}
+		}
+		cases := []struct {
+			name string
+			f    catalog.Filter
+			want []string
+		}{
+			{"renamed key by prefix", catalog.Filter{Prefix: "scrna/z", Where: batch("=", "1")}, []string{"scrna/zebra.h5ad"}},
+			{"old key by prefix", catalog.Filter{Prefix: "scrna/a", Where: batch(">", "0")}, []string{}},
+			{"ordered by the new key", catalog.Filter{Prefix: "scrna/", Where: batch(">", "0")}, []string{"scrna/b.h5ad", "scrna/zebra.h5ad"}},
+			{"key ^=", catalog.Filter{Where: append(batch(">", "0"), catalog.Cond{Field: "key", Op: "^=", Values: []string{"scrna/z"}})}, []string{"scrna/zebra.h5ad"}},
+			{"label", catalog.Filter{Labels: []string{"high_quality"}}, []string{"scrna/zebra.h5ad"}},
+			{"terms", catalog.Filter{Terms: [][]string{{"CL:0000624"}}, Prefix: "scrna/z"}, []string{"scrna/zebra.h5ad"}},
+			{"renamed folder", catalog.Filter{Prefix: "platypus/", Where: batch("=", "42")}, []string{"platypus/sub/y.csv", "platypus/x.csv"}},
+			{"old folder", catalog.Filter{Prefix: "fold/", Where: batch("=", "42")}, []string{}},
+			{"folder label", catalog.Filter{Prefix: "platypus/", Labels: []string{"treated"}}, []string{"platypus/sub/y.csv", "platypus/x.csv"}},
+			{"folder terms", catalog.Filter{Prefix: "platypus/", Terms: [][]string{{"CL:0000084"}}}, []string{"platypus/sub/y.csv", "platypus/x.csv"}},
+			{"ordered by the new folder", catalog.Filter{Where: batch(">", "0")}, []string{"bulk/c.csv", "platypus/sub/y.csv", "platypus/x.csv", "scrna/b.h5ad", "scrna/zebra.h5ad"}},
+			{"limit", catalog.Filter{Where: batch(">", "0"), Limit: 2}, []string{"bulk/c.csv", "platypus/sub/y.csv"}},
+			{"after a key", catalog.Filter{Where: append(batch(">", "0"), catalog.Cond{Field: "key", Op: ">", Values: []string{"platypus/x.csv"}})}, []string{"scrna/b.h5ad", "scrna/zebra.h5ad"}},
+			{"label after a key", catalog.Filter{Labels: []string{"treated"}, Where: []catalog.Cond{{Field: "key", Op: ">", Values: []string{"platypus/sub"}}}}, []string{"platypus/sub/y.csv", "platypus/x.csv"}},
+			{"all versions", catalog.Filter{Prefix: "platypus/", Where: batch("=", "42"), AllVersions: true}, []string{"platypus/sub/y.csv", "platypus/x.csv"}},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				got, err := c.Find(ctx, tc.f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k := keys(got); !reflect.DeepEqual(k, tc.want) {
+					t.Fatalf("Find = %v, want %v", k, tc.want)
+				}
+			})
+		}
+		search := func(q string) []string {
+			t.Helper()
+			hits, err := c.Search(ctx, q, 10)
+			must(t, err)
+			out := []string{}
+			for _, h := range hits {
+				if !slices.Contains(h.Fields, "key") {
+					continue // the description still names the old key
+				}
+				out = append(out, h.Version.Key)
+			}
+			slices.Sort(out)
+			return out
+		}
+		for q, want := range map[string][]string{
+			"zebra":     {"scrna/zebra.h5ad"},
+			"h5ad":      {"scrna/b.h5ad", "scrna/zebra.h5ad"},
+			"platypus":  {"platypus/sub/y.csv", "platypus/x.csv"},
+			"sub":       {"platypus/sub/y.csv"},
+			"fold":      {},
+			"monotreme": {},
+		} {
+			if got := search(q); !reflect.DeepEqual(got, want) {
+				t.Errorf("Search(%q) = %v, want %v", q, got, want)
+			}
+		}
+		// A word of the old key alone finds nothing; one of the new key
+		// finds it once more after another rename.
+		_, err = c.Rename(ctx, "bulk/c.csv", "bulk/walrus.csv")
+		must(t, err)
+		_, err = c.Rename(ctx, "bulk/walrus.csv", "bulk/seal.csv")
+		must(t, err)
+		if got := search("walrus"); len(got) != 0 {
+			t.Errorf("Search(walrus) = %v, want nothing", got)
+		}
+		if got := search("seal"); !reflect.DeepEqual(got, []string{"bulk/seal.csv"}) {
+			t.Errorf("Search(seal) = %v", got)
+		}
+		if hits, _ := c.Search(ctx, "walrus", 10); len(hits) != 0 {
+			t.Errorf("Search(walrus) = %+v", hits)
+		}
+		if vs, _ := c.Find(ctx, catalog.Filter{Prefix: "bulk/s", Where: batch("=", "10")}); !reflect.DeepEqual(keys(vs), []string{"bulk/seal.csv"}) {
+			t.Errorf("Find bulk/s = %v", keys(vs))
+		}
+	})
+
 	// One-letter words are not indexed: "T cell" finds the versions with
 	// "cell", and the T cell datasets rank first by the phrase (a key word
 	// outweighs a term word, so without it natural killer cells would).
