@@ -244,7 +244,8 @@ func packIDs(ps []cache.PackInfo) []string {
 }
 
 // gcRecords deletes record batches older than cutoff whose versions are all
-// gone from the catalog.
+// gone from the catalog. It keeps tombstones (RecordPurged): small, and
+// a batch of a purged version may outlive this gc.
 func (in *Instance) gcRecords(ctx context.Context, cutoff time.Time, uids map[string]bool, dryRun bool, st *GCStats) error {
 	records, err := in.recordBatches(ctx)
 	if err != nil {
@@ -299,12 +300,15 @@ func (in *Instance) recordBatches(ctx context.Context) ([]storage.Info, error) {
 
 // Recorded reads the versions the storage's record batches hold (the
 // storage root's copy of the catalog), by uid: their uid, key and number.
+// Versions a tombstone (RecordPurged) names are left out: they were
+// deleted for good, and their batch stays while it holds others.
 func (in *Instance) Recorded(ctx context.Context) (map[string]catalog.Version, error) {
 	records, err := in.recordBatches(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]catalog.Version{}
+	purged := map[string]bool{}
 	for _, r := range records {
 		b, err := in.Backend.Get(ctx, r.Name)
 		if storage.IsNotFound(err) {
@@ -319,7 +323,13 @@ func (in *Instance) Recorded(ctx context.Context) (map[string]catalog.Version, e
 			Version int    `json:"version"`
 		}
 		if json.Unmarshal(b, &vs) != nil {
-			continue // not ours (gcRecords keeps it too)
+			var t tombstone
+			if json.Unmarshal(b, &t) == nil {
+				for _, uid := range t.Purged {
+					purged[uid] = true
+				}
+			}
+			continue // a tombstone, or not ours (gcRecords keeps both)
 		}
 		for _, v := range vs {
 			if v.UID != "" {
@@ -327,7 +337,42 @@ func (in *Instance) Recorded(ctx context.Context) (map[string]catalog.Version, e
 			}
 		}
 	}
+	for uid := range purged {
+		delete(out, uid)
+	}
 	return out, nil
+}
+
+// tombstone is the record that versions were deleted for good. It is a
+// JSON object where a batch is an array, so that gcRecords (this lamina's
+// and older ones) keeps it rather than read it as a batch of no live
+// version; it is small.
+type tombstone struct {
+	Purged []string `json:"purged"` // uids
+}
+
+// RecordPurged writes a tombstone in b's records/ for versions the catalog
+// has deleted for good, so that import-catalog does not take their
+// records, which stay in a batch shared with live versions, for versions
+// an export lacks. It is written after the purge commits: a tombstone
+// then never names a live version, and a crash in between only leaves
+// the purge unrecorded (import-catalog asks for --partial, as before).
+func RecordPurged(ctx context.Context, b storage.Backend, vs []catalog.Version) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	t := tombstone{Purged: make([]string, len(vs))}
+	for i, v := range vs {
+		t.Purged[i] = v.UID
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(ctx, recordName(), data); err != nil {
+		return err
+	}
+	return b.Sync(ctx)
 }
 
 // liveSet holds where every blob a version references is stored. Reads go

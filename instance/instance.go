@@ -74,6 +74,13 @@ func (in *Instance) Resolve(ctx context.Context, spec string) (catalog.Version, 
 	return in.Catalog.ByKey(ctx, s.Key, s.Version)
 }
 
+// recordName names a new object in records/: a batch or a tombstone.
+func recordName() string {
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	return fmt.Sprintf("records/%d-%x.json", time.Now().UnixNano(), rnd)
+}
+
 // FlushRecords writes the storage records of every version the catalog says
 // is still unwritten (after a crash, say), as one object, so that the storage
 // root alone can rebuild the catalog's artifact records.
@@ -86,10 +93,7 @@ func (in *Instance) FlushRecords(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	name := fmt.Sprintf("records/%d-%x.json", time.Now().UnixNano(), rnd)
-	if err := in.Backend.Put(ctx, name, b); err != nil {
+	if err := in.Backend.Put(ctx, recordName(), b); err != nil {
 		return err
 	}
 	if err := in.Backend.Sync(ctx); err != nil {

@@ -60,6 +60,10 @@ type Options struct {
 	User    string       // created_by of new versions
 	Logger  *slog.Logger // nil discards
 	Changed func(keys []string)
+	// Purged, if set, is told of the versions the Stage deleted for good
+	// (a temporary file renamed onto a key), after the purge committed:
+	// the mount records them in storage (instance.RecordPurged).
+	Purged func(vs []catalog.Version)
 	// SyncEvery > 0 defers making commits durable: a close commits
 	// (CommitNoSync, then the catalog) and returns, and the storage is synced
 	// at most this long later, at fsync, and at Stage.Sync (unmount). Until
@@ -1420,8 +1424,10 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 		// temporary name leaves nothing behind, whether the target took
 		// a new version or already held the same bytes (no version).
 		if vs, verr := s.cat.Versions(ctx, from, true); verr == nil && len(vs) == 1 && vs[0].Trashed {
-			if _, perr := s.cat.Purge(ctx, from); perr != nil {
+			if pvs, perr := s.cat.Purge(ctx, from); perr != nil {
 				s.log.Warn("lamina mount: purge temporary", "key", from, "err", perr)
+			} else if s.opts.Purged != nil && len(pvs) > 0 {
+				s.opts.Purged(pvs)
 			}
 		}
 	}

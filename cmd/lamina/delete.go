@@ -139,8 +139,11 @@ func cmdDelete() *cli.Command {
 				}
 			}
 			kept := 0 // keys written again since they were resolved
+			var purged []catalog.Version
+			defer func() { recordPurged(c, in, purged) }() // what was purged, even if a later key fails
 			for _, k := range keys {
 				vs, err := purgeKey(c.Context, in.Catalog, k, nodes[k], inTrash[k])
+				purged = append(purged, vs...)
 				if errors.Is(err, catalog.ErrWrittenAgain) {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: kept %s: written again meanwhile, live now, with its trashed versions (lamina delete --permanent %s deletes every version)\n", k, k)
 					kept++
@@ -157,7 +160,7 @@ func cmdDelete() *cli.Command {
 			}
 			for i := range subtrees {
 				t := &subtrees[i]
-				if err := t.purge(c.Context, in.Catalog); err != nil {
+				if err := t.purge(c.Context, in.Catalog, &purged); err != nil {
 					return err
 				}
 				if t.count() == "" {
@@ -190,6 +193,15 @@ func purgeKey(ctx context.Context, cat catalog.Catalog, key, kind string, trashe
 		return cat.PurgeTrashed(ctx, key, kind)
 	}
 	return cat.Purge(ctx, key)
+}
+
+// recordPurged writes a tombstone for the versions purged in storage
+// (instance.RecordPurged). The purge has committed: a failure is a warning.
+func recordPurged(c *cli.Context, in *instance.Instance, vs []catalog.Version) {
+	if err := instance.RecordPurged(c.Context, in.Backend, vs); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "lamina: warning: could not record in %s the %s deleted for good (%v): an import-catalog of an export into an instance on this storage will ask for --partial for them\n",
+			in.Settings.Storage, plural(len(vs), "version"), err)
+	}
 }
 
 // trashTree is what the trash holds under a folder (the folder's own
@@ -266,7 +278,7 @@ func (t trashTree) count() string {
 // purge deletes t for good, each key in one transaction that checks
 // that it takes nothing live: a key written since the trash was read
 // joins t.rewritten, and what was restored meanwhile is not counted.
-func (t *trashTree) purge(ctx context.Context, cat catalog.Catalog) error {
+func (t *trashTree) purge(ctx context.Context, cat catalog.Catalog, purged *[]catalog.Version) error {
 	var artifacts []string
 	versions := 0
 	for _, k := range t.artifacts {
@@ -282,6 +294,7 @@ func (t *trashTree) purge(ctx context.Context, cat catalog.Catalog) error {
 		}
 		artifacts = append(artifacts, k)
 		versions += len(vs)
+		*purged = append(*purged, vs...)
 	}
 	t.artifacts, t.versions = artifacts, versions
 	var nodes []catalog.TrashEntry

@@ -174,12 +174,6 @@ func cmdImportCatalog() *cli.Command {
 				return err
 			}
 			defer f.Close()
-			if err := checkImportStorage(c, f); err != nil {
-				return err
-			}
-			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				return err
-			}
 			cat, err := openStore(c, false)
 			if err != nil {
 				return err
@@ -188,6 +182,17 @@ func cmdImportCatalog() *cli.Command {
 			l, ok := cat.(loader)
 			if !ok {
 				return fmt.Errorf("this catalog cannot be imported into")
+			}
+			// A catalog that is not empty is refused before the file is
+			// judged against the storage: that is the first thing to fix.
+			if err := checkEmpty(c.Context, l); err != nil {
+				return err
+			}
+			if err := checkImportStorage(c, f); err != nil {
+				return err
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return err
 			}
 			n := 0
 			dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
@@ -202,8 +207,9 @@ func cmdImportCatalog() *cli.Command {
 						err = fmt.Errorf("%s: record %d: %w", f.Name(), line, err)
 					} else if line == 1 && r.Format == 0 {
 						err = fmt.Errorf("%s is not a lamina export-catalog file", f.Name())
+					} else if k := r.Kind(); k != "format" && k != "count" {
+						n++ // as export-catalog counts: the first and last lines aside
 					}
-					n++
 					if !yield(r, err) || err != nil {
 						return
 					}
@@ -219,10 +225,23 @@ func cmdImportCatalog() *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "imported %s: %s, %s (+%d in the trash)\n", plural(n-1, "record"), plural(cnt.Artifacts, "artifact"), plural(cnt.Versions, "version"), cnt.Trashed)
+			fmt.Fprintf(c.App.Writer, "imported %s: %s, %s (+%d in the trash)\n", plural(n, "record"), plural(cnt.Artifacts, "artifact"), plural(cnt.Versions, "version"), cnt.Trashed)
 			return nil
 		},
 	}
+}
+
+// errProbe ends the Load of checkEmpty.
+var errProbe = errors.New("probe")
+
+// checkEmpty refuses a catalog that is not empty as Load does: it starts
+// a Load whose first record is an error, which rolls it back.
+func checkEmpty(ctx context.Context, l loader) error {
+	err := l.Load(ctx, func(yield func(catalog.Record, error) bool) { yield(catalog.Record{}, errProbe) })
+	if errors.Is(err, errProbe) {
+		return nil
+	}
+	return err
 }
 
 // importSample is how many versions from each end of an export
@@ -237,8 +256,10 @@ type exportScan struct {
 
 // scanExport reads f through. A file that says it is Counted must end
 // with its Count line, whose counts match: a file cut at a line boundary
-// would otherwise import as a smaller catalog. A line that does not
-// decode is left to Load, which reports it with its number.
+// would otherwise import as a smaller catalog. A record that does not
+// decode (a gzipped file, a JSON array, a line cut short) is reported
+// first, with its number: the checks of the storage's records that
+// follow would take such a file for a partial export.
 func scanExport(f *os.File) (exportScan, error) {
 	sc := exportScan{uids: map[string]bool{}}
 	var first, last []catalog.Version
@@ -251,7 +272,7 @@ func scanExport(f *os.File) (exportScan, error) {
 		if err := dec.Decode(&r); err == io.EOF {
 			break
 		} else if err != nil {
-			return sc, nil
+			return sc, fmt.Errorf("%s: record %d: %w", f.Name(), line, err)
 		}
 		switch {
 		case line == 1:
@@ -329,7 +350,7 @@ func checkImportRecords(c *cli.Context, in *instance.Instance, sc exportScan) er
 	msg := fmt.Sprintf("the storage of instance %q (%s) records %s that the file does not hold (%s): the file is not the whole catalog (an export cut short, edited, or older than the last saves); imported, the next `lamina gc` would delete their data and their records",
 		in.Settings.Name, in.Settings.Storage, plural(len(missing), "version"), strings.Join(ex, ", "))
 	if !c.Bool("partial") {
-		return exitf(1, "%s; import a whole, newer export; --partial imports this one anyway (right for versions deleted with `lamina delete --permanent`, whose records stay until a gc)", msg)
+		return exitf(1, "%s; import a whole, newer export; --partial imports this one anyway, which is right when you know these versions were deleted for good: `lamina delete --permanent` now records in storage what it deletes, but the records of versions an older lamina deleted for good stay and appear here", msg)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s; importing anyway (--partial)\n", msg)
 	return nil

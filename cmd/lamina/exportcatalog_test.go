@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -148,4 +150,97 @@ func TestImportCatalogPartial(t *testing.T) {
 		t.Errorf("gc after a whole import: %s", out)
 	}
 	e.ok("--instance", "again", "get", "a/big.txt", "-o", e.path("big.out"))
+}
+
+// TestImportCatalogAfterPurge: a version deleted for good stays in the
+// record batch it shares with live versions, even after a gc; its
+// tombstone says it was purged, so the export (which lacks it) imports
+// without --partial. An export that lacks a live version is still refused.
+func TestImportCatalogAfterPurge(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init", "--storage", e.path("store"), "--name", "src")
+	e.ok("save", "--key-prefix", "t", e.write("a.txt", []byte("a\n")), e.write("b.txt", []byte("b\n")), e.write("d.txt", []byte("d\n"))) // one batch
+	e.ok("delete", "--permanent", "--yes", "t/d.txt")
+	e.ok("gc", "--grace", "0s", "--settle", "0s")
+	dump := e.path("e.jsonl")
+	e.ok("export-catalog", dump)
+	e.ok("init", "--storage", e.path("store"), "--name", "B", "--take-over")
+	var part []string
+	for _, l := range strings.SplitAfter(string(mustRead(t, dump)), "\n") {
+		if !strings.Contains(l, "b.txt") && !strings.HasPrefix(l, `{"count":`) {
+			part = append(part, strings.Replace(l, `,"counted":true`, "", 1))
+		}
+	}
+	stale := e.path("stale.jsonl")
+	if err := os.WriteFile(stale, []byte(strings.Join(part, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("records 1 version that the file does not hold (t/b.txt@v1)", "--instance", "B", "import-catalog", stale)
+	e.ok("--instance", "B", "import-catalog", dump)
+	e.ok("--instance", "B", "get", "t/a.txt", "-o", e.path("a.out"))
+	// The tombstone outlives the gcs that keep the shared batch.
+	e.ok("--instance", "B", "gc", "--grace", "0s", "--settle", "0s")
+	e.ok("--instance", "B", "export-catalog", e.path("e2.jsonl"))
+	e.ok("init", "--storage", e.path("store"), "--name", "C", "--take-over")
+	e.ok("--instance", "C", "import-catalog", e.path("e2.jsonl"))
+}
+
+// TestImportCatalogDamaged: a file that is not a line-per-record export
+// (gzipped, a JSON array, cut inside a line) is reported as such, with
+// the record that does not decode, before it is judged against the
+// storage's records (which it would seem to lack).
+func TestImportCatalogDamaged(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init", "--storage", e.path("store"), "--name", "src")
+	e.ok("save", e.write("a.txt", []byte("a\n")), "--key", "a.txt")
+	e.ok("save", e.write("b.txt", []byte("b\n")), "--key", "b.txt")
+	dump := e.path("e.jsonl")
+	e.ok("export-catalog", dump)
+	whole := string(mustRead(t, dump))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(whole))
+	zw.Close()
+	lines := strings.SplitAfter(whole, "\n")
+	files := map[string]string{
+		"e.jsonl.gz: record 1: invalid character":            gz.String(),
+		"array.json: record 1: json: cannot unmarshal array": "[" + strings.Join(strings.Split(strings.TrimSpace(whole), "\n"), ",") + "]\n",
+		"cut.jsonl: record 3: unexpected EOF":                lines[0] + lines[1] + lines[2][:len(lines[2])/2],
+	}
+	e.ok("init", "--storage", e.path("store"), "--name", "B", "--take-over")
+	for want, text := range files {
+		name := strings.SplitN(want, ":", 2)[0]
+		if err := os.WriteFile(e.path(name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := e.fails(want, "--instance", "B", "import-catalog", e.path(name))
+		if strings.Contains(explain(err), "does not hold") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestImportCatalogNotEmpty: an import into a catalog that holds anything
+// says so first, whatever the file; a whole import says as many records
+// as the export did.
+func TestImportCatalogNotEmpty(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init", "--storage", e.path("store"), "--name", "src")
+	e.ok("save", e.write("a.txt", []byte("a\n")), "--key", "a.txt")
+	e.ok("save", e.write("b.txt", []byte("b\n")), "--key", "b.txt")
+	dump := e.path("e.jsonl")
+	_, stderr, err := e.run("export-catalog", dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ok("delete", "--permanent", "--yes", "b.txt")
+	e.ok("init", "--storage", e.path("store"), "--name", "B", "--take-over")
+	e.ok("--instance", "B", "save", e.write("c.txt", []byte("c\n")), "--key", "c.txt")
+	e.fails("not empty", "--instance", "B", "import-catalog", dump)
+	e.ok("init", "--storage", e.path("store"), "--name", "C", "--take-over")
+	out := e.ok("--instance", "C", "import-catalog", "--partial", dump) // c.txt is recorded, not exported
+	var n int
+	if _, err := fmt.Sscanf(stderr, "exported %d records", &n); err != nil || !strings.Contains(out, fmt.Sprintf("imported %d records:", n)) {
+		t.Errorf("export said %q, import %q", stderr, out)
+	}
 }

@@ -426,7 +426,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 
 	var writes *stage.Stage // nil: a read-only mount (the database role may only read)
 	if writable {
-		if writes, err = mountWrites(c.Context, s, cat, store, log); err != nil { // mount_write.go
+		if writes, err = mountWrites(c.Context, s, cat, backend, store, log); err != nil { // mount_write.go
 			return err
 		}
 	}

@@ -1049,3 +1049,57 @@ func TestUmountRefusesAnotherInstancesMount(t *testing.T) {
 	e.ok("--instance", "n", "umount", mntN)
 	waitExit(t, pidN, "the daemon of n did not stop")
 }
+
+// A temporary file renamed onto a key through a mount is deleted for good
+// (Stage.Rename); when its record had reached storage already, the mount
+// writes a tombstone for it, so that an export imports without --partial.
+func TestMountPurgedTemporaryTombstone(t *testing.T) {
+	e := newMntEnv(t)
+	e.env = append(e.env, "LAMINA_RECORDS_EVERY=200ms")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	if err := os.WriteFile(filepath.Join(mnt, "data.txt"), []byte("one\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(mnt, ".data.txt.partial")
+	if err := os.WriteFile(tmp, []byte("two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ UID string }
+	if err := json.Unmarshal([]byte(e.ok("show", ".data.txt.partial", "--format", "json")), &v); err != nil || v.UID == "" {
+		t.Fatalf("show: %v", err)
+	}
+	// waitRecord waits for a records/ object holding all of parts.
+	waitRecord := func(parts ...string) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			recs, _ := filepath.Glob(filepath.Join(e.dir, "storage", "records", "*.json"))
+			for _, p := range recs {
+				b, _ := os.ReadFile(p)
+				all := true
+				for _, s := range parts {
+					all = all && bytes.Contains(b, []byte(s))
+				}
+				if all {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no record holds %q", parts)
+			}
+		}
+	}
+	waitRecord(v.UID)
+	if err := os.Rename(tmp, filepath.Join(mnt, "data.txt")); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(`"purged"`, v.UID)
+	e.ok("umount", mnt)
+	if out := e.ok("ls", "--trash"); strings.Contains(out, "partial") {
+		t.Fatalf("the temporary was not purged:\n%s", out)
+	}
+	dump := filepath.Join(e.dir, "e.jsonl")
+	e.ok("export-catalog", dump)
+	e.ok("init", "--storage", e.dir+"/storage", "--name", "again", "--take-over")
+	e.ok("--instance", "again", "import-catalog", dump)
+}

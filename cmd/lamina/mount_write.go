@@ -11,14 +11,24 @@ import (
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/stage"
+	"github.com/lamina-bio/lamina/storage"
 )
 
 // mountWrites sets up the write side of a mount: the staging folder in the
 // instance's cache dir, with whatever a killed daemon left in it committed
 // or kept under lost+found/ before the mount serves.
-func mountWrites(ctx context.Context, s instance.Settings, cat catalog.Catalog, store *cache.Store, log *slog.Logger) (*stage.Stage, error) {
+func mountWrites(ctx context.Context, s instance.Settings, cat catalog.Catalog, b storage.Backend, store *cache.Store, log *slog.Logger) (*stage.Stage, error) {
 	in := instance.New(s, cat, nil, store)
-	st, err := stage.New(cat, store, stage.Options{Dir: filepath.Join(s.CacheDir, "staging"), User: in.User, Logger: log,
+	// A purged temporary's tombstone goes in the background: its storage
+	// write must not hold the rename (a FUSE request) that purged it.
+	purged := func(vs []catalog.Version) {
+		go func() {
+			if err := instance.RecordPurged(context.Background(), b, vs); err != nil {
+				log.Warn("lamina mount: could not record in storage the versions of a temporary deleted for good; an import-catalog of this storage will ask for --partial for them", "err", err)
+			}
+		}()
+	}
+	st, err := stage.New(cat, store, stage.Options{Dir: filepath.Join(s.CacheDir, "staging"), User: in.User, Logger: log, Purged: purged,
 		// close commits; durability follows within 2 s, at fsync and at
 		// unmount (docs/write-bench.md).
 		SyncEvery: 2 * time.Second, RetryFailed: retryFailedEvery()})
