@@ -1280,7 +1280,7 @@ func cmdStatus() *cli.Command {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
 			}
 			if st.CatalogLost != "" {
-				rows = append(rows, []string{"writes", fmt.Sprintf("read-only: the database no longer holds this instance's catalog (reset, or another instance's now: %s); nothing is written into it. Restore the database, then `lamina umount %s && lamina mount %s`", st.CatalogLost, st.Mountpoint, st.Mountpoint)})
+				rows = append(rows, []string{"writes", fmt.Sprintf("read-only: %s; nothing is written into it. Restore the database, then `lamina umount %s && lamina mount %s`", st.CatalogLost, st.Mountpoint, st.Mountpoint)})
 			}
 			if st.TakenOver != "" {
 				rows = append(rows, []string{"writes", fmt.Sprintf("storage taken over by instance %s: read-only", st.TakenOver)})
