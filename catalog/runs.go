@@ -70,8 +70,9 @@ type Run struct {
 	// Snakemake job's, which has no root process of its own and ends only
 	// when that tracker ends it), or that registered its root process:
 	// "BOOT_ID/PID/START" on Host, so that a later daemon of that host can
-	// tell it is gone (lineage.Orphaned), and a daemon that starts while it
-	// lives leaves the run to it (lineage.Tracker.Resume).
+	// tell it is gone (lineage.Orphaned), and the other daemons that track
+	// the run leave to it, while it lives, the judgment that the run was
+	// abandoned (lineage.Tracker.Resume).
 	Daemon string `json:"daemon,omitempty"`
 	// HostID tells apart machines that share Host (containers with the
 	// host's name and pid namespaces of their own, workstations named
@@ -140,8 +141,9 @@ type RunEnd struct {
 	// Note replaces the run's note (Run.Note).
 	Note string `json:"note,omitempty"`
 	// Daemon replaces the daemon of a run still running (Run.Daemon): a
-	// daemon that adopted it (lineage.Tracker.Resume) claims it, so that
-	// a later one leaves it alone.
+	// daemon that adopted it (lineage.Tracker.Resume) once the one it
+	// recorded was gone claims it, so that the others leave its judgment
+	// to it.
 	Daemon string `json:"daemon,omitempty"`
 }
 
@@ -150,9 +152,10 @@ type RunEnd struct {
 // wins for status, exit code, signal, end time and note, and only the
 // rest of e (a name, a transform) amends it. Two daemons of one
 // catalog may both watch a run's root process, and the one that sees it
-// exit second knows nothing of how it ended. An amend with an exit code
-// still makes an abandoned run ok or failed (a Snakemake job's, from
-// Snakemake's records).
+// exit second knows nothing of how it ended. An end with an exit code
+// still makes an abandoned run ok or failed, for any run: a daemon that
+// saw the root exit may abandon it a moment before `lamina run` records
+// the exit (and a Snakemake job's is amended from Snakemake's records).
 func (r *Run) Apply(e RunEnd) {
 	if e.Abandoned && r.Status != RunRunning && r.Status != "" {
 		e.FinishedAt, e.ExitCode, e.Signal, e.Note, e.Abandoned = time.Time{}, nil, "", "", false

@@ -12,13 +12,17 @@ import (
 	"github.com/lamina-bio/lamina/catalog"
 )
 
-// TestResumeLeavesAnotherDaemonsRun: a second daemon of the same catalog
+// TestResumeTracksAnotherDaemonsRun: a second daemon of the same catalog
 // on this host (another instance connected to the same PostgreSQL) that
-// starts while a run registered with the first one runs leaves the run
-// to it. It adopted it, saw its root exit after the first daemon had
-// finished the run ok, and overwrote the run as abandoned, its exit code
-// lost.
-func TestResumeLeavesAnotherDaemonsRun(t *testing.T) {
+// starts while a run registered with the first one runs registers it too,
+// so that what the run does through its mount is credited (left to the
+// first daemon, a run whose own mount then restarted lost its outputs),
+// but leaves to the first daemon the judgment that the run was
+// abandoned: it adopted it, saw its root exit after the first daemon had
+// finished the run ok, and overwrote the run as abandoned.
+func TestResumeTracksAnotherDaemonsRun(t *testing.T) {
+	defer func(g time.Duration) { ownerGrace = g }(ownerGrace)
+	ownerGrace = 500 * time.Millisecond
 	ctx := context.Background()
 	c, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "catalog.db"), catalog.BoltOptions{Hold: true})
 	if err != nil {
@@ -26,17 +30,28 @@ func TestResumeLeavesAnotherDaemonsRun(t *testing.T) {
 	}
 	defer c.Close()
 	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "bash", Kind: "program"})
-	root := exec.Command("sleep", "30")
-	if err := root.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { root.Process.Kill(); root.Wait() }()
-	start, err := ProcStart(root.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
 	host, _ := os.Hostname()
+	sleeper := func() (*exec.Cmd, uint64) {
+		cmd := exec.Command("sleep", "30")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		start, err := ProcStart(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cmd, start
+	}
+	status := func(uid string) catalog.Run {
+		rec, err := c.RunRecord(ctx, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.Run
+	}
 
+	root, start := sleeper()
 	first := NewTracker(c, TrackerOptions{FlushEvery: time.Hour})
 	defer first.Close()
 	if first.daemon == "" {
@@ -52,17 +67,18 @@ func TestResumeLeavesAnotherDaemonsRun(t *testing.T) {
 
 	// The second daemon: another process in this test (both trackers
 	// live in this one), that runs.
-	other := exec.Command("sleep", "30")
-	if err := other.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { other.Process.Kill(); other.Wait() }()
-	otherStart, _ := ProcStart(other.Process.Pid)
+	other, otherStart := sleeper()
 	second := newTracker(c, TrackerOptions{FlushEvery: 10 * time.Millisecond}, fmt.Sprintf("%s/%d/%d", bootID(), other.Process.Pid, otherStart))
 	defer second.Close()
 	runs, _ := c.ListRuns(ctx, catalog.RunQuery{})
-	if got := second.Resume(ctx, runs); len(got) != 0 {
-		t.Fatalf("the second daemon resumed %v, a run the first one tracks", got)
+	if got := second.Resume(ctx, runs); len(got) != 1 || got[0] != r.UID {
+		t.Fatalf("the second daemon resumed %v, want %s", got, r.UID)
+	}
+	if second.Caller(uint32(root.Process.Pid)) != r.UID {
+		t.Fatal("the second daemon does not credit the run's root to it")
+	}
+	if d := status(r.UID).Daemon; d != first.daemon {
+		t.Fatalf("the run's daemon is %q, want the first daemon's, alive", d)
 	}
 
 	zero := 0
@@ -72,51 +88,68 @@ func TestResumeLeavesAnotherDaemonsRun(t *testing.T) {
 	root.Process.Kill()
 	root.Wait()
 	time.Sleep(100 * time.Millisecond) // the second daemon reaps
-	if rec, err := c.RunRecord(ctx, r.UID); err != nil || rec.Run.Status != catalog.RunOK || rec.Run.ExitCode == nil {
-		t.Fatalf("run %+v, %v; want ok, exit 0", rec.Run, err)
+	if got := status(r.UID); got.Status != catalog.RunOK || got.ExitCode == nil {
+		t.Fatalf("run %+v; want ok, exit 0", got)
 	}
 
-	// Once the daemon that registered it is gone, a later one adopts it.
-	root2 := exec.Command("sleep", "30")
-	if err := root2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { root2.Process.Kill(); root2.Wait() }()
-	start2, _ := ProcStart(root2.Process.Pid)
-	boot := bootID()
-	gone := fmt.Sprintf("%s/%d/%d", boot, root.Process.Pid, start) // exited
+	// Once the daemon that registered it is gone, a later one claims it.
+	root2, start2 := sleeper()
+	gone := fmt.Sprintf("%s/%d/%d", bootID(), root.Process.Pid, start) // exited
 	r2, err := c.StartRun(ctx, catalog.Run{Transform: tf.UID, Host: host, HostID: HostID(), RootPID: root2.Process.Pid, RootStart: start2, Daemon: gone})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs, _ = c.ListRuns(ctx, catalog.RunQuery{})
-	if got := second.Resume(ctx, runs); len(got) != 1 || got[0] != r2.UID {
-		t.Fatalf("resumed %v, want %s (its daemon is gone)", got, r2.UID)
+	// A run whose daemon lives but gives no end (a sleep stands for it).
+	root3, start3 := sleeper()
+	owner3, owner3Start := sleeper()
+	r3, err := c.StartRun(ctx, catalog.Run{Transform: tf.UID, Host: host, HostID: HostID(), RootPID: root3.Process.Pid, RootStart: start3,
+		Daemon: fmt.Sprintf("%s/%d/%d", bootID(), owner3.Process.Pid, owner3Start)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// It claims the run: a third daemon leaves it to the second.
-	if rec, _ := c.RunRecord(ctx, r2.UID); rec.Run.Daemon != second.daemon || rec.Run.Status != catalog.RunRunning {
-		t.Fatalf("resumed run %+v; want running, claimed by %s", rec.Run, second.daemon)
-	}
-	// A third daemon leaves it to the second until the second stops,
-	// and then tracks it.
-	third := newTracker(c, TrackerOptions{FlushEvery: 10 * time.Millisecond}, "third")
+	third := newTracker(c, TrackerOptions{FlushEvery: 10 * time.Millisecond}, first.daemon+"-third")
 	defer third.Close()
 	runs, _ = c.ListRuns(ctx, catalog.RunQuery{})
-	if got := third.Resume(ctx, runs); len(got) != 0 {
-		t.Fatalf("a third daemon resumed %v, runs the second one tracks", got)
+	if got := second.Resume(ctx, runs); len(got) != 2 {
+		t.Fatalf("resumed %v, want %s and %s", got, r3.UID, r2.UID)
 	}
-	other.Process.Kill()
-	other.Wait()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if rec, _ := c.RunRecord(ctx, r2.UID); rec.Run.Daemon == "third" {
+	if got := status(r2.UID); got.Daemon != second.daemon || got.Status != catalog.RunRunning {
+		t.Fatalf("resumed run %+v; want running, claimed by %s", got, second.daemon)
+	}
+	runs, _ = c.ListRuns(ctx, catalog.RunQuery{})
+	if got := third.Resume(ctx, runs); len(got) != 2 {
+		t.Fatalf("a third daemon resumed %v, want %s and %s", got, r3.UID, r2.UID)
+	}
+	if d := status(r2.UID).Daemon; d != second.daemon {
+		t.Fatalf("the third daemon claimed %s from the second, alive (%s)", r2.UID, d)
+	}
+	if third.Caller(uint32(root2.Process.Pid)) != r2.UID || third.Caller(uint32(root3.Process.Pid)) != r3.UID {
+		t.Fatal("the third daemon does not credit the runs' roots to them")
+	}
+
+	// Their roots exit unfinished: the second daemon, whose run it is,
+	// abandons r2 at once; r3's daemon lives, and the others leave it to
+	// it for ownerGrace, then abandon it.
+	root2.Process.Kill()
+	root2.Wait()
+	root3.Process.Kill()
+	root3.Wait()
+	time.Sleep(200 * time.Millisecond)
+	if got := status(r3.UID); got.Status != catalog.RunRunning {
+		t.Fatalf("run %+v ended at once by a daemon not its own", got)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if status(r2.UID).Status == catalog.RunAbandoned && status(r3.UID).Status == catalog.RunAbandoned {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the third daemon did not track the run once the second stopped")
+			t.Fatalf("runs %+v, %+v; want both abandoned", status(r2.UID), status(r3.UID))
 		}
 	}
-	if third.Caller(uint32(root2.Process.Pid)) != r2.UID {
-		t.Fatalf("the third daemon does not credit the run's root to it")
+	// `lamina run`, a moment after, records how it ended: its end wins.
+	five := 5
+	if got, err := c.FinishRun(ctx, r3.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &five}); err != nil || got.Status != catalog.RunFailed || got.ExitCode == nil || *got.ExitCode != 5 {
+		t.Fatalf("run ended by its client after an abandon: %+v, %v", got, err)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -78,16 +77,13 @@ type Tracker struct {
 	// adopted holds, by resumed split run, the job runs an earlier daemon
 	// started for it and left running: they end with the run (finish).
 	adopted map[string][]string
-	// deferred holds, by uid, the running runs Resume left to the live
-	// daemon that registered them: reap registers them once it is gone.
-	deferred map[string]catalog.Run
 	// ended, non-nil while Resume runs, collects the runs finished
 	// meanwhile, so that Resume never registers a run that just ended.
 	ended map[string]bool
 	// daemon names this process in the job runs it makes and the runs
 	// whose root it registers (catalog.Run.Daemon), so that a later
-	// daemon knows them orphaned once this one is gone, and leaves them
-	// alone while it runs (Resume).
+	// daemon knows them orphaned once this one is gone, and leaves to it
+	// the judgment that a run whose root exited was abandoned (reap).
 	daemon string
 
 	stop chan struct{}
@@ -101,7 +97,15 @@ type root struct {
 	// (a command's `… &`, `setsid nohup`); they still work for it until
 	// the cgroup empties (reap), and fd is closed.
 	lingering bool
+	// exited is when reap first saw the root gone while another live
+	// daemon had the run (ownerGrace); zero until then.
+	exited time.Time
 }
+
+// ownerGrace is how long a daemon that tracks a run another live daemon
+// registered or claimed leaves the run to it once its root exited: that
+// daemon, or `lamina run` a moment after, ends it. Tests shorten it.
+var ownerGrace = 5 * time.Second
 
 // proc is an answer about one live process or thread.
 type proc struct {
@@ -141,7 +145,7 @@ func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
 		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
-		adopted: map[string][]string{}, deferred: map[string]catalog.Run{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
+		adopted: map[string][]string{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	return t
 }
@@ -255,8 +259,8 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 		if fd, ok = openPidfd(r.RootPID); !ok {
 			return catalog.Run{}, fmt.Errorf("lineage: process %d exited: %w", r.RootPID, catalog.ErrNotFound)
 		}
-		// This daemon watches the root: another one starting meanwhile
-		// leaves the run to it (Resume).
+		// This daemon watches the root: another one that tracks the run
+		// too leaves to it the judgment that the run was abandoned (reap).
 		r.Daemon = c.t.daemon
 		if r.HostID == "" { // a client that records none
 			r.HostID = hostID()
@@ -314,9 +318,9 @@ func (t *Tracker) finish(ctx context.Context, uid string, e, jobEnd catalog.RunE
 
 // reap ends, as abandoned, the registered runs whose root process exited
 // without finishing them (a `lamina run` killed with SIGKILL, a tracked
-// shell closed without `track finish`): one poll per live run. It
-// registers the runs Resume left to another daemon once it is gone
-// (resumeDeferred).
+// shell closed without `track finish`): one poll per live run. A run
+// whose daemon (catalog.Run.Daemon) is another one that still runs is
+// that daemon's to judge (leftToOwner).
 func (t *Tracker) reap() {
 	t.mu.Lock()
 	var dead []string
@@ -330,7 +334,6 @@ func (t *Tracker) reap() {
 		}
 	}
 	t.mu.Unlock()
-	t.resumeDeferred()
 	for _, rt := range lingering {
 		if !cgroupBusy(rt.run.Cgroup) { // the last process it left exited
 			t.unregister(rt.run.UID, false)
@@ -338,6 +341,10 @@ func (t *Tracker) reap() {
 	}
 	for _, uid := range dead {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if t.leftToOwner(ctx, uid) {
+			cancel()
+			continue
+		}
 		end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}
 		if r, err := t.finish(ctx, uid, end, end); err != nil {
 			t.opts.Logger.Error("lineage: ending a run whose process is gone", "run", uid, "err", err)
@@ -357,10 +364,12 @@ func (t *Tracker) reap() {
 // reads and writes through the mount from now on. Each is registered as
 // `lamina run` registers it over the socket (Wrap's StartRun): its root
 // held as a pidfd checked against the root's start time, its cgroup, its
-// transform's source. A run another live daemon registered is its own
-// (trackedElsewhere), and left to it until that daemon is gone (reap). The job runs an earlier daemon started for a
-// Snakemake run and left running end with that run, and every child run's
-// parent is known (a version a child wrote is no input of its parent).
+// transform's source. A run another daemon that still runs tracks too
+// (another instance on the same PostgreSQL catalog, whose mount the run
+// may use as well) is registered all the same, so that what it does
+// through this mount is credited, and that daemon judges it (reap). The
+// job runs an earlier daemon started for a Snakemake run and left running
+// end with that run, and every child run's parent is known (a version a child wrote is no input of its parent).
 // A run of this host that ended with processes left in its cgroup
 // (ProcsLeft) whose cgroup still holds some is registered as lingering
 // (resumeLingering). It returns the runs registered. It reads /proc:
@@ -389,12 +398,6 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 			continue
 		}
 		if r.Status != catalog.RunRunning || r.RootPID <= 0 || !Here(r, host) {
-			continue
-		}
-		if t.trackedElsewhere(r) { // its daemon may stop first: reap looks again
-			t.mu.Lock()
-			t.deferred[r.UID] = r
-			t.mu.Unlock()
 			continue
 		}
 		select {
@@ -445,56 +448,42 @@ func (t *Tracker) resume(ctx context.Context, r catalog.Run) bool {
 	}
 	t.mu.Unlock()
 	t.register(rec.Run, fd, src, false)
-	// Claimed, so that a daemon that starts after this one leaves it
-	// alone; the daemon that registered it is gone.
-	if _, err := t.cat.FinishRun(ctx, r.UID, catalog.RunEnd{Daemon: t.daemon}); err != nil {
-		t.opts.Logger.Warn("lineage: claiming a resumed run", "run", r.UID, "err", err)
+	// Claimed when the daemon that had it is gone (as read just now), so
+	// that the daemons that track it too leave the judgment to this one
+	// (reap).
+	if d := rec.Run.Daemon; d != t.daemon && (d == "" || !DaemonAlive(d)) {
+		if _, err := t.cat.FinishRun(ctx, r.UID, catalog.RunEnd{Daemon: t.daemon}); err != nil {
+			t.opts.Logger.Warn("lineage: claiming a resumed run", "run", r.UID, "err", err)
+		}
 	}
 	return true
 }
 
-// resumeDeferred registers the runs Resume left to another daemon once
-// that daemon is gone (stopped, its mount restarted a moment after, or
-// killed) while the run goes on, and forgets those whose root exited.
-func (t *Tracker) resumeDeferred() {
-	t.mu.Lock()
-	if len(t.deferred) == 0 {
-		t.mu.Unlock()
-		return
+// leftToOwner reports whether reap leaves run uid, whose root exited, to
+// the daemon that registered or claimed it: another one that still runs,
+// for ownerGrace, while the run is running. That daemon, or `lamina run`
+// a moment after, records how it ended. A run whose end is
+// recorded is ended here at once (its inputs written, its end kept:
+// catalog.Run.Apply), and so is one whose daemon is gone or gives no
+// end in time.
+func (t *Tracker) leftToOwner(ctx context.Context, uid string) bool {
+	rec, err := t.cat.RunRecord(ctx, uid)
+	if err != nil || rec.Run.Status != catalog.RunRunning {
+		return false
 	}
-	runs := slices.Collect(maps.Values(t.deferred))
-	t.mu.Unlock()
-	var now []catalog.Run
-	var done []string
-	for _, r := range runs { // /proc read without mu: a root in execve blocks it
-		if start, err := ProcStart(r.RootPID); err != nil || start != r.RootStart {
-			done = append(done, r.UID) // it ended: its daemon ends it
-		} else if !DaemonAlive(r.Daemon) {
-			done = append(done, r.UID)
-			now = append(now, r)
-		}
+	if d := rec.Run.Daemon; d == "" || d == t.daemon || !DaemonAlive(d) {
+		return false
 	}
 	t.mu.Lock()
-	for _, uid := range done {
-		delete(t.deferred, uid)
+	defer t.mu.Unlock()
+	rt := t.byRun[uid]
+	if rt == nil {
+		return false
 	}
-	t.mu.Unlock()
-	for _, r := range now {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if t.resume(ctx, r) {
-			t.opts.Logger.Info("lineage: run tracked again: the daemon that tracked it stopped", "run", r.UID)
-		}
-		cancel()
+	if rt.exited.IsZero() {
+		rt.exited = time.Now()
 	}
-}
-
-// trackedElsewhere reports whether another daemon that still runs (of
-// this instance or another one on the same catalog) registered run r's
-// root: it watches the root and ends the run, and a second watcher would
-// only abandon the run once it ended. A run that records no daemon (begun
-// while none was up, or before runs recorded one) is taken as nobody's.
-func (t *Tracker) trackedElsewhere(r catalog.Run) bool {
-	return r.Daemon != "" && r.Daemon != t.daemon && DaemonAlive(r.Daemon)
+	return time.Since(rt.exited) < ownerGrace
 }
 
 // resumeLingering registers again run r, which ended while processes

@@ -113,6 +113,20 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if f, err := c.FinishRun(ctx, r.UID, catalog.RunEnd{ExitCode: &zero, Name: "job"}); err != nil || f.Status != catalog.RunOK || f.Note != "" {
 			t.Fatalf("abandoned, amended ok: %+v, %v", f, err)
 		}
+		// A daemon that saw the root exit abandoned the run a moment
+		// before `lamina run` recorded its exit: the exit wins, and no
+		// later abandon undoes it.
+		r2, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID})
+		c.FinishRun(ctx, r2.UID, catalog.RunEnd{FinishedAt: time.Now().Add(-time.Second), Abandoned: true})
+		five, exited := 5, time.Now().UTC().Truncate(time.Millisecond)
+		if f, err := c.FinishRun(ctx, r2.UID, catalog.RunEnd{FinishedAt: exited, ExitCode: &five, Signal: "SIGTERM"}); err != nil ||
+			f.Status != catalog.RunFailed || f.ExitCode == nil || *f.ExitCode != 5 || !f.FinishedAt.Equal(exited) || f.Signal != "SIGTERM" {
+			t.Fatalf("abandoned, then the client's exit: %+v, %v", f, err)
+		}
+		c.FinishRun(ctx, r2.UID, catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true})
+		if rec, err := c.RunRecord(ctx, r2.UID); err != nil || rec.Run.Status != catalog.RunFailed || rec.Run.ExitCode == nil || !rec.Run.FinishedAt.Equal(exited) {
+			t.Fatalf("abandoned, exit, abandoned, stored: %+v, %v", rec.Run, err)
+		}
 		// A daemon that adopts a running run claims it; an ended run
 		// keeps the daemon it had.
 		live, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Daemon: "d1"})

@@ -110,8 +110,9 @@ func TestLineageAcrossMounts(t *testing.T) {
 // one's mount runs, adopted the run (its daemon's start resumes the runs
 // of this host), saw its command exit, and overwrote the run `lamina run`
 // had just recorded ok as abandoned, its exit code lost. The run is the
-// first daemon's: the second leaves it alone, and no later end abandons
-// a run that ended.
+// first daemon's: the second tracks it too but leaves to the first the
+// judgment that it was abandoned, and no later end abandons a run that
+// ended.
 func TestLineageSecondDaemonLeavesRun(t *testing.T) {
 	db := pgtest.URL(t)
 	storage := filepath.Join(t.TempDir(), "storage")
@@ -157,8 +158,77 @@ func TestLineageSecondDaemonLeavesRun(t *testing.T) {
 	}
 	logs, _ := filepath.Glob(filepath.Join(p3.dir, "run", "lamina", "*", "mount.log"))
 	for _, l := range logs {
-		if b, _ := os.ReadFile(l); strings.Contains(string(b), run.UID) {
-			t.Errorf("the second daemon's log names the run:\n%s", b)
+		if b, _ := os.ReadFile(l); strings.Contains(string(b), "run abandoned") {
+			t.Errorf("the second daemon abandoned the run:\n%s", b)
 		}
+	}
+}
+
+// TestLineageRunMountRestartsBesideAnother: a run whose own mount
+// restarts (its daemon killed, or a plain umount and mount) while another
+// instance's mount of the same PostgreSQL catalog is up still gets what
+// it reads and writes afterwards credited. The other daemon, restarted
+// mid-run, left the run to the first, claimed it once the first was
+// gone, and the first's new daemon then left it alone: the run ended
+// "failed (exit 5)" with its output uncredited.
+func TestLineageRunMountRestartsBesideAnother(t *testing.T) {
+	for _, kill := range []bool{true, false} {
+		t.Run(map[bool]string{true: "killed", false: "umount"}[kill], func(t *testing.T) { runMountRestartsBesideAnother(t, kill) })
+	}
+}
+
+func runMountRestartsBesideAnother(t *testing.T, kill bool) {
+	db := pgtest.URL(t)
+	storage := filepath.Join(t.TempDir(), "storage")
+	a, b := workstationEnv(t, "a"), workstationEnv(t, "b")
+	a.ok("init", "--storage", storage, "--db", db, "--name", "lab")
+	b.ok("connect", "lab", "--db", db)
+	ma, mb := filepath.Join(a.dir, "mnt"), filepath.Join(b.dir, "mnt")
+	a.mount(ma)
+	b.mount(mb)
+	if err := os.WriteFile(filepath.Join(ma, "in.txt"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	goFile := filepath.Join(a.dir, "go")
+	defer os.WriteFile(goFile, nil, 0o644)
+	cmd := exec.Command(a.bin, "run", "-t", "t3", "--", "sh", "-c", "cat "+filepath.Join(ma, "in.txt")+
+		"; i=0; while [ ! -e "+goFile+" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo x > "+filepath.Join(ma, "out3.txt")+"; exit 5")
+	cmd.Env, cmd.Dir = a.env, a.dir
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var run catalog.Run
+	for deadline := time.Now().Add(30 * time.Second); run.UID == ""; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not start in 30 s\n%s", errb.String())
+		}
+		for _, r := range a.runs() {
+			if r.Status == catalog.RunRunning {
+				run = r
+			}
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // it read in.txt
+	b.ok("umount", mb)
+	b.mount(mb)
+	time.Sleep(time.Second) // b's daemon resumes the run
+	if kill {
+		a.killDaemon("lab")
+		time.Sleep(time.Second) // what b's daemon does once a's is gone, it did
+	}
+	a.ok("umount", ma)
+	a.mount(ma)
+	time.Sleep(2 * time.Second) // a's new daemon resumes the run, b's reaps
+	os.WriteFile(goFile, nil, 0o644)
+	if err := cmd.Wait(); err == nil || !strings.Contains(errb.String(), "failed (exit 5)") {
+		t.Fatalf("lamina run: %v\n%s", err, errb.String())
+	}
+	time.Sleep(time.Second) // b's daemon reaps what it tracks every 200 ms
+	rec := b.runRecord(run.UID)
+	if rec.Run.Status != catalog.RunFailed || rec.Run.ExitCode == nil || *rec.Run.ExitCode != 5 || len(rec.Inputs) != 1 || len(rec.Outputs) != 1 {
+		t.Fatalf("run %+v with inputs %v, outputs %v; want failed, exit 5, one input, one output (out3.txt)\n%s", rec.Run, rec.Inputs, rec.Outputs, errb.String())
 	}
 }
