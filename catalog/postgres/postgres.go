@@ -171,12 +171,14 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	if o.ReconnectDelay == 0 {
 		o.ReconnectDelay = 500 * time.Millisecond
 	}
+	s := &Store{url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout,
+		instance: o.Instance, onForeign: o.OnForeign}
+	cfg.PrepareConn = s.prepareConn
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
-	s := &Store{pool: pool, url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout,
-		instance: o.Instance, onForeign: o.OnForeign}
+	s.pool = pool
 	s.look.flush()
 	if err := s.migrate(ctx, o.Existing); err != nil {
 		pool.Close()

@@ -66,6 +66,39 @@ func TestInstanceGuard(t *testing.T) {
 	}
 }
 
+// Once latched foreign the store's reads fail too (ErrForeign): a mount
+// answers EIO rather than list another instance's catalog as its own,
+// even after the database names this instance again.
+func TestInstanceGuardReads(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	admin := open0(t, u, postgres.Options{})
+	if err := admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	s := open0(t, u, postgres.Options{Instance: "a"})
+	if _, err := s.Children(ctx, ""); err != nil {
+		t.Fatalf("read with the row naming the instance: %v", err)
+	}
+	admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"b"}`))
+	if err := s.CheckInstance(ctx, nil); !errors.Is(err, postgres.ErrForeign) {
+		t.Fatalf("check: %v", err)
+	}
+	admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"a"}`))
+	reads := map[string]func() error{
+		"Children": func() error { _, err := s.Children(ctx, ""); return err },
+		"ByKey":    func() error { _, err := s.ByKey(ctx, "a.txt", 0); return err },
+		"List":     func() error { _, err := s.List(ctx, catalog.Query{}); return err },
+		"Versions": func() error { _, err := s.Versions(ctx, "a.txt", false); return err },
+		"Setting":  func() error { _, err := s.Setting(ctx, "x"); return err },
+	}
+	for name, read := range reads {
+		if err := read(); !errors.Is(err, postgres.ErrForeign) || !errors.Is(err, catalog.ErrDamaged) {
+			t.Errorf("%s after the latch: %v", name, err)
+		}
+	}
+}
+
 func open0(t *testing.T, u string, o postgres.Options) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(context.Background(), u, o)
