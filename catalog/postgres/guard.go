@@ -117,7 +117,7 @@ func (s *Store) CheckInstance(ctx context.Context, conn *pgx.Conn) error {
 	case foreignErr(err):
 		return s.refuse(err)
 	case err != nil:
-		return wrap(err)
+		return s.named(err)
 	case id == nil || *id != s.instance:
 		return s.refuse(fmt.Errorf("the settings row names instance id %s, not %s", deref(id), s.instance))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -107,4 +108,38 @@ func open0(t *testing.T, u string, o postgres.Options) *postgres.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// A role that may write but not read the settings table cannot have its
+// writes checked: they fail with the grant it lacks (SELECT ON settings),
+// not with the advice for a role that may not write.
+func TestInstanceGuardSettingsDenied(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	schema := u[strings.Index(u, "search_path=")+len("search_path="):]
+	admin := open0(t, u, postgres.Options{})
+	if err := admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	rw := "rw_" + schema
+	pgtest.Exec(t, u, `CREATE ROLE `+rw+` NOLOGIN; GRANT USAGE ON SCHEMA `+schema+` TO `+rw+
+		`; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA `+schema+` TO `+rw+
+		`; GRANT USAGE ON ALL SEQUENCES IN SCHEMA `+schema+` TO `+rw+
+		`; REVOKE SELECT ON settings FROM `+rw)
+	t.Cleanup(func() { pgtest.Exec(t, pgtest.Base(t), `DROP OWNED BY `+rw+`; DROP ROLE `+rw) })
+	s := open0(t, pgtest.WithParam(u, "role", rw), postgres.Options{Instance: "a"})
+	grant := "GRANT SELECT ON settings TO " + rw
+	err := s.SetSetting(ctx, "x", json.RawMessage(`1`))
+	if !errors.Is(err, postgres.ErrSettingsDenied) || !strings.Contains(err.Error(), grant) || strings.Contains(err.Error(), "GRANT INSERT") {
+		t.Errorf("write: %v", err)
+	}
+	if err := s.CheckInstance(ctx, nil); !errors.Is(err, postgres.ErrSettingsDenied) || !strings.Contains(err.Error(), grant) {
+		t.Errorf("check: %v", err)
+	}
+	if _, err := s.Setting(ctx, "x"); !errors.Is(err, postgres.ErrSettingsDenied) || !strings.Contains(err.Error(), grant) {
+		t.Errorf("read: %v", err)
+	}
+	if s.Foreign() != nil {
+		t.Errorf("latched foreign: %v", s.Foreign())
+	}
 }

@@ -221,4 +221,11 @@ func TestPostgresSettingsUnreadable(t *testing.T) {
 	if err == nil || !strings.Contains(errs, "GRANT SELECT ON settings TO "+rw) || strings.Contains(errs, "GRANT INSERT") {
 		t.Errorf("ls of a role that may write but not read settings: %v\n%s", err, errs)
 	}
+	// connect cannot tell which instance the database holds: the advice
+	// is the grant the role lacks, not that there is none there.
+	c := workstationEnv(t, "carl")
+	_, errs, err = c.run("connect", "lab", "--db", pgtest.WithParam(db, "role", rw))
+	if err == nil || !strings.Contains(errs, "GRANT SELECT ON settings TO "+rw) || strings.Contains(errs, "GRANT INSERT") || strings.Contains(errs, "holds no lamina instance") {
+		t.Errorf("connect of a role that may write but not read settings: %v\n%s", err, errs)
+	}
 }
