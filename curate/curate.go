@@ -401,7 +401,7 @@ func validateColumn(col *dataset.Series, f Field, slot string, o Options) (Colum
 		suggest = func(v string) []string {
 			var out []string
 			for _, sg := range x.Suggest(v, 3) {
-				out = append(out, fmt.Sprintf("%s (%s)", sg.Name, sg.ID))
+				out = append(out, sg.String())
 			}
 			return out
 		}

@@ -97,6 +97,13 @@ type Mount struct {
 // which must refuse it itself.
 func (m *Mount) SetReadOnly() { m.readOnly.Store(true) }
 
+// ForgetListings drops the folder listings the mount caches, so that
+// lookups and listings ask the catalog again: one whose database now
+// holds another instance's catalog, listed since it was reset, answers
+// with an error rather than that catalog's files. What the kernel caches
+// stays until its timeout.
+func (m *Mount) ForgetListings() { m.ns.dropAll() }
+
 // writesOff reports whether the mount refuses changes.
 func (m *Mount) writesOff() bool { return m.ns.st == nil || m.readOnly.Load() }
 

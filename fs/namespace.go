@@ -525,6 +525,20 @@ func (ns *Namespace) drop(prefix string) *listing {
 	return l
 }
 
+// dropAll forgets every listing, cached or being read: the catalog
+// they came from is no longer this instance's (Mount.ForgetListings).
+func (ns *Namespace) dropAll() {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	ns.gen.Add(1)
+	for _, ld := range ns.loads {
+		ld.stale = true
+	}
+	clear(ns.loads)
+	clear(ns.listings)
+	ns.listed = 0
+}
+
 // newListing makes the listing of prefix from the catalog's answer d.
 func (ns *Namespace) newListing(prefix string, d catalog.Dir) *listing {
 	hideViewRoot(prefix, &d) // collections.go

@@ -2,6 +2,7 @@ package ontology
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -202,12 +203,31 @@ func osa(a, b []rune) int {
 // Suggestion is a live term whose name or EXACT synonym is close to a value.
 type Suggestion struct {
 	ID, Name string
-	Matched  string  // the name or synonym that was close
-	Score    float64 // closeness in (0, 1]; see Suggest
+	// IDs are the ids of every live term named Name when there are
+	// several (a symbol on several Ensembl ids), ID among them.
+	IDs     []string
+	Matched string  // the name or synonym that was close
+	Score   float64 // closeness in (0, 1]; see Suggest
 }
 
-// Suggest returns up to n live terms close to value, best first, each term
-// once. Close means (the score in parentheses):
+// TermIDs are the ids of the terms the suggested name names.
+func (s Suggestion) TermIDs() []string { return termIDs(s.ID, s.IDs) }
+
+// String is the name and its ids, "PTPRC (ENSG00000081237, ENSG00000262418)".
+func (s Suggestion) String() string { return fmt.Sprintf("%s (%s)", s.Name, s.IDList()) }
+
+// IDList is TermIDs for a message; past three, the first two and the count.
+func (s Suggestion) IDList() string {
+	ids := s.TermIDs()
+	if len(ids) > 3 {
+		return fmt.Sprintf("%s, … %d ids", strings.Join(ids[:2], ", "), len(ids))
+	}
+	return strings.Join(ids, ", ")
+}
+
+// Suggest returns up to n live terms close to value, best first, each name
+// once, with the ids of every term it names (a gene symbol on several
+// Ensembl ids). Close means (the score in parentheses):
 //   - the same words up to plural endings, case and punctuation ("T cells",
 //     "B-cells"): at least 0.95;
 //   - similar as a string (typos, case): the edit similarity, at least 0.5;
@@ -235,14 +255,19 @@ func (x *Index) Suggest(value string, n int) []Suggestion {
 	}
 	slices.SortFunc(cands, x.byScore)
 	var out []Suggestion
-	seen := map[uint32]bool{}
+	seen := map[string]bool{} // names: suggesting one twice told its ids apart, not its terms
 	for _, s := range cands {
 		i := x.entryTerm[s.e]
-		if seen[i] {
+		name := x.name(i)
+		if seen[name] {
 			continue
 		}
-		seen[i] = true
-		out = append(out, Suggestion{ID: x.id(i), Name: x.name(i), Matched: x.entryText(s.e), Score: s.score})
+		seen[name] = true
+		sg := Suggestion{ID: x.id(i), Name: name, Matched: x.entryText(s.e), Score: s.score}
+		if l := live(x, x.find(&x.byName, name, hashString(name))); len(l) > 1 {
+			sg.IDs = x.idList(l)
+		}
+		out = append(out, sg)
 		if len(out) == n {
 			break
 		}

@@ -18,7 +18,7 @@ const InstanceSetting = "instance"
 // ErrForeign is a write refused because the database no longer holds the
 // catalog of Options.Instance: it was reset (the settings row is gone) or
 // holds another instance's now. Nothing was written; the store refuses
-// every later write too, until it is opened again. It matches
+// every later write and read too, until it is opened again. It matches
 // catalog.ErrDamaged.
 var ErrForeign = catalog.Errorf(catalog.ErrDamaged, "the database no longer holds this instance's catalog (reset, or another instance's now)")
 
@@ -62,10 +62,29 @@ func foreignErr(err error) bool {
 // tells Options.OnForeign once.
 func (s *Store) refuse(err error) error {
 	e := fmt.Errorf("%w: %v", ErrForeign, err)
-	if s.foreign.CompareAndSwap(nil, &e) && s.onForeign != nil {
-		s.onForeign(e)
+	if s.foreign.CompareAndSwap(nil, &e) {
+		// What the cache holds may be the other instance's already; a
+		// read in flight keeps nothing (the generation moves on).
+		s.look.mu.Lock()
+		s.look.flush()
+		s.look.mu.Unlock()
+		if s.onForeign != nil {
+			s.onForeign(e)
+		}
 	}
 	return *s.foreign.Load()
+}
+
+// prepareConn is the pool's PrepareConn: once the store is latched
+// foreign, every statement on a pooled connection (every read, and the
+// writes writeN refuses before) fails with ErrForeign, so that a mount
+// answers EIO rather than list another instance's catalog as this one's.
+// The connection goes back to the pool unused. It costs an atomic load.
+func (s *Store) prepareConn(context.Context, *pgx.Conn) (bool, error) {
+	if err := s.Foreign(); err != nil {
+		return true, fmt.Errorf("catalog: not read: %w", err)
+	}
+	return true, nil
 }
 
 // Foreign is the ErrForeign that made the store refuse writes, or nil.
@@ -98,7 +117,7 @@ func (s *Store) CheckInstance(ctx context.Context, conn *pgx.Conn) error {
 	case foreignErr(err):
 		return s.refuse(err)
 	case err != nil:
-		return wrap(err)
+		return s.named(err)
 	case id == nil || *id != s.instance:
 		return s.refuse(fmt.Errorf("the settings row names instance id %s, not %s", deref(id), s.instance))
 	}

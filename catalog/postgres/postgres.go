@@ -34,6 +34,35 @@ func (*permError) Error() string {
 }
 func (*permError) Is(target error) bool { return target == fs.ErrPermission }
 
+// ErrSettingsDenied matches a role's permission error on the settings
+// table, which the instance check reads: a write (guardSQL) or a read of
+// it. Its advice is GRANT SELECT ON settings, not the write access
+// ErrReadOnly asks for. It matches fs.ErrPermission too.
+var ErrSettingsDenied error = &settingsDenied{}
+
+type settingsDenied struct {
+	role string // the role denied, when known
+	msg  string // what the server answered
+}
+
+func (e *settingsDenied) Error() string {
+	role := e.role
+	if role == "" {
+		role = "this role"
+	}
+	return fmt.Sprintf("the database role may not read the settings table, which names the instance whose catalog the database holds (ask its owner: GRANT SELECT ON settings TO %s) (%s)", role, e.msg)
+}
+
+func (e *settingsDenied) Is(target error) bool {
+	return target == fs.ErrPermission || target == ErrSettingsDenied
+}
+
+// settingsDeniedErr reports whether pe is a permission error on settings
+// (a table, or a view of it).
+func settingsDeniedErr(pe *pgconn.PgError) bool {
+	return pe.Code == "42501" && strings.HasPrefix(pe.Message, "permission denied for ") && strings.HasSuffix(pe.Message, " settings")
+}
+
 // Options tune Open. Every field is optional.
 type Options struct {
 	// Logger receives what the store handles itself (listener reconnects,
@@ -99,6 +128,9 @@ type Store struct {
 	instance  string
 	onForeign func(error)
 	foreign   atomic.Pointer[error]
+	// role is the database role (current_user) when opened: the one
+	// ErrSettingsDenied names.
+	role string
 }
 
 // Redact returns the URL without its password, for settings and messages:
@@ -171,19 +203,21 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	if o.ReconnectDelay == 0 {
 		o.ReconnectDelay = 500 * time.Millisecond
 	}
+	s := &Store{url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout,
+		instance: o.Instance, onForeign: o.OnForeign}
+	cfg.PrepareConn = s.prepareConn
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
-	s := &Store{pool: pool, url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout,
-		instance: o.Instance, onForeign: o.OnForeign}
+	s.pool = pool
 	s.look.flush()
 	if err := s.migrate(ctx, o.Existing); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
 	var schema string
-	if err := pool.QueryRow(ctx, `SELECT current_schema(), `+horizonSQL).Scan(&schema, &s.opened); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT current_schema(), current_user, `+horizonSQL).Scan(&schema, &s.role, &s.opened); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
@@ -265,8 +299,10 @@ func (s *Store) bound(ctx context.Context) (context.Context, func(error) error) 
 func wrap(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "42501", "25006": // insufficient_privilege, read_only_sql_transaction
+		switch {
+		case settingsDeniedErr(pe):
+			return &settingsDenied{msg: pe.Message}
+		case pe.Code == "42501", pe.Code == "25006": // insufficient_privilege, read_only_sql_transaction
 			return fmt.Errorf("%w (%s)", ErrReadOnly, pe.Message)
 		}
 	}
@@ -436,7 +472,7 @@ func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch)
 			return err
 		}
 		if !retryable(err) {
-			err = wrap(err)
+			err = s.named(err)
 			return err
 		}
 		s.log.Debug("catalog: transaction retried", "attempt", i+1, "err", err)
@@ -719,7 +755,7 @@ func (s *Store) Setting(ctx context.Context, name string) (json.RawMessage, erro
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, catalog.Errorf(catalog.ErrNotFound, "no setting %q in the database", name)
 	}
-	return raw, wrap(err)
+	return raw, s.named(err)
 }
 
 // SetSetting stores JSON under name.
@@ -767,3 +803,13 @@ func (s *Store) SettingNames(ctx context.Context) ([]string, error) {
 }
 
 var _ catalog.Catalog = (*Store)(nil)
+
+// named is wrap(err) naming the store's role in ErrSettingsDenied's advice.
+func (s *Store) named(err error) error {
+	err = wrap(err)
+	var d *settingsDenied
+	if errors.As(err, &d) && d.role == "" && d != ErrSettingsDenied {
+		d.role = s.role
+	}
+	return err
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -66,6 +67,39 @@ func TestInstanceGuard(t *testing.T) {
 	}
 }
 
+// Once latched foreign the store's reads fail too (ErrForeign): a mount
+// answers EIO rather than list another instance's catalog as its own,
+// even after the database names this instance again.
+func TestInstanceGuardReads(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	admin := open0(t, u, postgres.Options{})
+	if err := admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	s := open0(t, u, postgres.Options{Instance: "a"})
+	if _, err := s.Children(ctx, ""); err != nil {
+		t.Fatalf("read with the row naming the instance: %v", err)
+	}
+	admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"b"}`))
+	if err := s.CheckInstance(ctx, nil); !errors.Is(err, postgres.ErrForeign) {
+		t.Fatalf("check: %v", err)
+	}
+	admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"a"}`))
+	reads := map[string]func() error{
+		"Children": func() error { _, err := s.Children(ctx, ""); return err },
+		"ByKey":    func() error { _, err := s.ByKey(ctx, "a.txt", 0); return err },
+		"List":     func() error { _, err := s.List(ctx, catalog.Query{}); return err },
+		"Versions": func() error { _, err := s.Versions(ctx, "a.txt", false); return err },
+		"Setting":  func() error { _, err := s.Setting(ctx, "x"); return err },
+	}
+	for name, read := range reads {
+		if err := read(); !errors.Is(err, postgres.ErrForeign) || !errors.Is(err, catalog.ErrDamaged) {
+			t.Errorf("%s after the latch: %v", name, err)
+		}
+	}
+}
+
 func open0(t *testing.T, u string, o postgres.Options) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(context.Background(), u, o)
@@ -74,4 +108,38 @@ func open0(t *testing.T, u string, o postgres.Options) *postgres.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// A role that may write but not read the settings table cannot have its
+// writes checked: they fail with the grant it lacks (SELECT ON settings),
+// not with the advice for a role that may not write.
+func TestInstanceGuardSettingsDenied(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	schema := u[strings.Index(u, "search_path=")+len("search_path="):]
+	admin := open0(t, u, postgres.Options{})
+	if err := admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	rw := "rw_" + schema
+	pgtest.Exec(t, u, `CREATE ROLE `+rw+` NOLOGIN; GRANT USAGE ON SCHEMA `+schema+` TO `+rw+
+		`; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA `+schema+` TO `+rw+
+		`; GRANT USAGE ON ALL SEQUENCES IN SCHEMA `+schema+` TO `+rw+
+		`; REVOKE SELECT ON settings FROM `+rw)
+	t.Cleanup(func() { pgtest.Exec(t, pgtest.Base(t), `DROP OWNED BY `+rw+`; DROP ROLE `+rw) })
+	s := open0(t, pgtest.WithParam(u, "role", rw), postgres.Options{Instance: "a"})
+	grant := "GRANT SELECT ON settings TO " + rw
+	err := s.SetSetting(ctx, "x", json.RawMessage(`1`))
+	if !errors.Is(err, postgres.ErrSettingsDenied) || !strings.Contains(err.Error(), grant) || strings.Contains(err.Error(), "GRANT INSERT") {
+		t.Errorf("write: %v", err)
+	}
+	if err := s.CheckInstance(ctx, nil); !errors.Is(err, postgres.ErrSettingsDenied) || !strings.Contains(err.Error(), grant) {
+		t.Errorf("check: %v", err)
+	}
+	if _, err := s.Setting(ctx, "x"); !errors.Is(err, postgres.ErrSettingsDenied) || !strings.Contains(err.Error(), grant) {
+		t.Errorf("read: %v", err)
+	}
+	if s.Foreign() != nil {
+		t.Errorf("latched foreign: %v", s.Foreign())
+	}
 }

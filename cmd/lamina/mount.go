@@ -490,8 +490,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			log.Error(fmt.Sprintf("storage taken over by instance %q (catalog %s) on %s: the mount is read-only from now on (writes get EROFS); unmount it and use %q", o.Name, o.Catalog, o.Since.Format(time.DateOnly), o.Name))
 		case err := <-foreign:
 			m.SetReadOnly()
+			m.ForgetListings() // the catalog's reads fail from now on
 			log.Error(fmt.Sprintf("the database at %s no longer holds the catalog of instance %q (id %s): the mount is read-only from now on (writes get EROFS), "+
-				"nothing is written into it; restore the database, then remount (%v)", postgres.Redact(s.Catalog), s.Name, s.ID, err))
+				"nothing is written into it nor read from it (EIO); restore the database, then remount (%v)", postgres.Redact(s.Catalog), s.Name, s.ID, err))
 		case <-watchCtx.Done():
 		}
 	}()

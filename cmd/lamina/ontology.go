@@ -605,10 +605,11 @@ func quoteSpace(v string) string {
 }
 
 type suggestionJSON struct {
-	ID      string  `json:"id"`
-	Name    string  `json:"name"`
-	Matched string  `json:"matched,omitempty"`
-	Score   float64 `json:"score"`
+	ID      string   `json:"id"`
+	IDs     []string `json:"ids,omitempty"` // every id of a name several terms have
+	Name    string   `json:"name"`
+	Matched string   `json:"matched,omitempty"`
+	Score   float64  `json:"score"`
 }
 
 type reportJSON struct {
@@ -691,8 +692,8 @@ func cmdOntologyInspect() *cli.Command {
 					}
 					var names []string
 					for _, sg := range r.Suggestions {
-						o.Suggestions = append(o.Suggestions, suggestionJSON{sg.ID, sg.Name, sg.Matched, sg.Score})
-						names = append(names, fmt.Sprintf("%s (%s)", sg.Name, sg.ID))
+						o.Suggestions = append(o.Suggestions, suggestionJSON{sg.ID, sg.IDs, sg.Name, sg.Matched, sg.Score})
+						names = append(names, sg.String())
 					}
 					if len(names) > 0 {
 						if term != "" {
@@ -996,7 +997,7 @@ func cmdOntologyShow() *cli.Command {
 				if sg := x.Suggest(name, 3); len(sg) > 0 {
 					var names []string
 					for _, g := range sg {
-						names = append(names, fmt.Sprintf("%q (%s)", g.Name, g.ID))
+						names = append(names, fmt.Sprintf("%q (%s)", g.Name, g.IDList()))
 					}
 					msg += "; did you mean " + strings.Join(names, ", ")
 				}

@@ -163,7 +163,7 @@ func checkShared(ctx context.Context, st *postgres.Store, s instance.Settings) e
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		return noCatalog(s, "holds no lamina catalog")
-	case errors.Is(err, postgres.ErrReadOnly):
+	case errors.Is(err, postgres.ErrSettingsDenied), errors.Is(err, postgres.ErrReadOnly):
 		return unreadableShared(ctx, st, s, err)
 	case err != nil:
 		return err
@@ -193,8 +193,8 @@ func unreadableShared(ctx context.Context, st *postgres.Store, s instance.Settin
 			role, postgres.Redact(s.Catalog), s.Name, grant)
 		return nil
 	}
-	return fmt.Errorf("the database role %s may not read the settings table, which names the instance whose catalog the database holds: nothing is done without that check (a gc in a database that was reset would delete the data); ask its owner: %s %s",
-		role, grant, strings.TrimPrefix(readErr.Error(), postgres.ErrReadOnly.Error()+" "))
+	return wrapped{fmt.Sprintf("the database role %s may not read the settings table, which names the instance whose catalog the database holds: nothing is done without that check (a gc in a database that was reset would delete the data); ask its owner: %s",
+		role, grant), readErr}
 }
 
 func otherInstance(s instance.Settings, sh sharedSettings) error {
@@ -251,6 +251,9 @@ func storeShared(ctx context.Context, st *postgres.Store, s instance.Settings) e
 
 func loadShared(ctx context.Context, st *postgres.Store) (sharedSettings, error) {
 	sh, err := readShared(ctx, st)
+	if errors.Is(err, postgres.ErrSettingsDenied) {
+		return sh, err // it may hold one: the role may not read which
+	}
 	if err != nil {
 		return sh, fmt.Errorf("the database holds no lamina instance (create one with `lamina init --db URL`): %w", err)
 	}

@@ -241,7 +241,7 @@ func resolveTerms(x *ontology.Index, entity, value string) (name string, ids []s
 	if sg := x.Suggest(value, 3); len(sg) > 0 {
 		var names []string
 		for _, s := range sg {
-			names = append(names, fmt.Sprintf("%q (%s)", s.Name, s.ID))
+			names = append(names, fmt.Sprintf("%q (%s)", s.Name, s.IDList()))
 		}
 		msg += "; did you mean " + strings.Join(names, " or ") + "?"
 	}
