@@ -519,7 +519,7 @@ func cmdRestore() *cli.Command {
 			done := map[string]bool{}
 			back := map[string]bool{} // what came back, as ls --trash names it
 			for _, k := range c.Args().Slice() {
-				entries := []catalog.TrashEntry{{Key: k}}
+				var entries []catalog.TrashEntry
 				if strings.HasSuffix(k, "/") {
 					var later superseded
 					if entries, later, err = latestUnder(c.Context, in.Catalog, k); err != nil {
