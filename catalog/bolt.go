@@ -909,7 +909,10 @@ func (b *Bolt) Purge(ctx context.Context, key string) ([]Version, error) {
 		out, err = t.purgeArtifact(a)
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err // rolled back: nothing was purged (a tombstone must not name them)
+	}
+	return out, nil
 }
 
 func (b *Bolt) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, error) {
@@ -936,7 +939,10 @@ func (b *Bolt) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, e
 		out, err = t.purgeArtifact(a)
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err // rolled back: nothing was purged (a tombstone must not name them)
+	}
+	return out, nil
 }
 
 // purgeNode drops the folder or link in the trash at key.

@@ -740,7 +740,10 @@ func (s *Store) Purge(ctx context.Context, key string) ([]Version, error) {
 		changed(key)
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err // rolled back: nothing was purged (a tombstone must not name them)
+	}
+	return out, nil
 }
 
 // PurgeTrashed checks and removes under the key's lock (writeKeys), which
@@ -769,7 +772,10 @@ func (s *Store) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, 
 		changed(key)
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err // rolled back: nothing was purged (a tombstone must not name them)
+	}
+	return out, nil
 }
 
 // purgeNode drops the folder or link in the trash at key.

@@ -143,7 +143,9 @@ func cmdDelete() *cli.Command {
 			defer func() { recordPurged(c, in, purged) }() // what was purged, even if a later key fails
 			for _, k := range keys {
 				vs, err := purgeKey(c.Context, in.Catalog, k, nodes[k], inTrash[k])
-				purged = append(purged, vs...)
+				if err == nil { // a failed purge rolled back: its versions live on
+					purged = append(purged, vs...)
+				}
 				if errors.Is(err, catalog.ErrWrittenAgain) {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: kept %s: written again meanwhile, live now, with its trashed versions (lamina delete --permanent %s deletes every version)\n", k, k)
 					kept++

@@ -229,3 +229,28 @@ func TestPostgresSettingsUnreadable(t *testing.T) {
 		t.Errorf("connect of a role that may write but not read settings: %v\n%s", err, errs)
 	}
 }
+
+// A delete --permanent whose commit fails purged nothing, and writes no
+// tombstone: the catalog's Purge returned the versions with the error and
+// the CLI recorded them, so a later import of an export lacking the live
+// version went through without --partial (audit 44). A deferred trigger
+// stands in for any failure at COMMIT.
+func TestPostgresFailedPurgeNoTombstone(t *testing.T) {
+	db := pgtest.URL(t)
+	a := workstationEnv(t, "ana")
+	store := filepath.Join(a.dir, "store")
+	a.ok("init", "--storage", store, "--name", "lab", "--db", db)
+	a.ok("save", "--key", "d/p.txt", a.file("p.txt", []byte("p")))
+	pgtest.Exec(t, db, `CREATE FUNCTION fail_delete() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused at commit'; END$$;
+		CREATE CONSTRAINT TRIGGER fail_delete AFTER DELETE ON artifacts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_delete()`)
+	a.fails("refused at commit", "delete", "--permanent", "--yes", "d/p.txt")
+	if got := a.ok("get", "d/p.txt", "-o", "-"); got != "p" {
+		t.Fatalf("d/p.txt after the failed purge: %q", got)
+	}
+	recs, _ := filepath.Glob(filepath.Join(store, "records", "*.json"))
+	for _, r := range recs {
+		if b, _ := os.ReadFile(r); strings.Contains(string(b), `"purged"`) {
+			t.Errorf("a tombstone for a purge that failed: %s: %s", filepath.Base(r), b)
+		}
+	}
+}
