@@ -48,14 +48,28 @@ func (s *Store) guarded(begin func(*pgx.Batch)) func(*pgx.Batch) {
 }
 
 // foreignErr reports whether err is guardSQL's refusal: the row names
-// another instance or none, or the settings table is gone.
+// another instance or none. Only that latches the store.
 func foreignErr(err error) bool {
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return false
-	}
-	return pe.Code == "42704" && strings.Contains(pe.Message, guardMark) ||
-		pe.Code == "42P01" && strings.Contains(pe.Message, `"settings"`)
+	return errors.As(err, &pe) && pe.Code == "42704" && strings.Contains(pe.Message, guardMark)
+}
+
+// settingsUnseen reports whether err is "relation settings does not
+// exist": a database reset to nothing, or one the connection does not
+// see (a role's search_path changed, a schema renamed). The write fails
+// and nothing is written, but the store is not latched: latching would
+// leave a mount unreadable until remounted when the table came back into
+// view (audit 44); a reset given to another instance is latched by the
+// row that instance writes.
+func settingsUnseen(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42P01" && strings.Contains(pe.Message, `"settings"`)
+}
+
+// unseen is err as the store answers it when settingsUnseen: ErrForeign,
+// not latched.
+func unseen(err error) error {
+	return fmt.Errorf("%w: %v", ErrForeign, err)
 }
 
 // refuse latches err (ErrForeign, with what the database answered) and
@@ -116,6 +130,8 @@ func (s *Store) CheckInstance(ctx context.Context, conn *pgx.Conn) error {
 		return s.refuse(errors.New("no instance settings row"))
 	case foreignErr(err):
 		return s.refuse(err)
+	case settingsUnseen(err):
+		return unseen(err)
 	case err != nil:
 		return s.named(err)
 	case id == nil || *id != s.instance:

@@ -471,6 +471,10 @@ func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch)
 			err = s.refuse(err)
 			return err
 		}
+		if settingsUnseen(err) {
+			err = unseen(err)
+			return err
+		}
 		if !retryable(err) {
 			err = s.named(err)
 			return err

@@ -143,3 +143,34 @@ func TestInstanceGuardSettingsDenied(t *testing.T) {
 		t.Errorf("latched foreign: %v", s.Foreign())
 	}
 }
+
+// A settings table the connection does not see (renamed here; a role's
+// search_path changed, audit 44) refuses the write, but does not latch
+// the store: once the table is back in view, reads and writes work. It
+// latched, and a mount stayed unreadable (EIO) until remounted.
+func TestInstanceGuardSettingsUnseen(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	admin := open0(t, u, postgres.Options{})
+	if err := admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	s := open0(t, u, postgres.Options{Instance: "a"})
+	pgtest.Exec(t, u, `ALTER TABLE settings RENAME TO settings_away`)
+	if err := s.SetSetting(ctx, "x", json.RawMessage(`1`)); !errors.Is(err, postgres.ErrForeign) {
+		t.Fatalf("write without a settings table: %v", err)
+	}
+	if err := s.CheckInstance(ctx, nil); !errors.Is(err, postgres.ErrForeign) {
+		t.Fatalf("check without a settings table: %v", err)
+	}
+	pgtest.Exec(t, u, `ALTER TABLE settings_away RENAME TO settings`)
+	if s.Foreign() != nil {
+		t.Fatalf("latched: %v", s.Foreign())
+	}
+	if err := s.SetSetting(ctx, "x", json.RawMessage(`2`)); err != nil {
+		t.Fatalf("write with the table back: %v", err)
+	}
+	if _, err := s.Children(ctx, ""); err != nil {
+		t.Fatalf("read with the table back: %v", err)
+	}
+}
