@@ -364,11 +364,7 @@ func checkImportRecords(c *cli.Context, in *instance.Instance, sc exportScan) er
 // that uses it refuses it. --force imports anyway. It then checks the
 // file against the storage's records (checkImportRecords).
 func checkImportStorage(c *cli.Context, f *os.File) error {
-	dirs, err := instance.UserDirs()
-	if err != nil {
-		return err
-	}
-	s, err := dirs.Current(c.String("instance"))
+	_, s, err := currentSettings(c)
 	if err != nil {
 		return err
 	}

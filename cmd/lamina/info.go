@@ -7,7 +7,6 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/postgres"
-	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
 
@@ -21,11 +20,7 @@ func cmdInfo() *cli.Command {
 			if err != nil {
 				return err
 			}
-			dirs, err := instance.UserDirs()
-			if err != nil {
-				return err
-			}
-			s, err := dirs.Current(c.String("instance"))
+			_, s, err := currentSettings(c)
 			if err != nil {
 				return err
 			}

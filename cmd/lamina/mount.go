@@ -95,11 +95,7 @@ func cmdMount() *cli.Command {
 			if err != nil {
 				return err
 			}
-			dirs, err := instance.UserDirs()
-			if err != nil {
-				return err
-			}
-			s, err := dirs.Current(c.String("instance"))
+			dirs, s, err := currentSettings(c)
 			if err != nil {
 				return err
 			}
@@ -1197,11 +1193,7 @@ func cmdStatus() *cli.Command {
 			if err != nil {
 				return err
 			}
-			dirs, err := instance.UserDirs()
-			if err != nil {
-				return err
-			}
-			s, err := dirs.Current(c.String("instance"))
+			dirs, s, err := currentSettings(c)
 			if err != nil {
 				return err
 			}

@@ -14,13 +14,20 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// openInstance opens the instance the flags and environment select.
-func openInstance(c *cli.Context) (*instance.Instance, error) {
+// currentSettings returns the user's folders and the settings of the
+// instance the flags and environment select.
+func currentSettings(c *cli.Context) (instance.Dirs, instance.Settings, error) {
 	dirs, err := instance.UserDirs()
 	if err != nil {
-		return nil, err
+		return dirs, instance.Settings{}, err
 	}
 	s, err := dirs.Current(c.String("instance"))
+	return dirs, s, err
+}
+
+// openInstance opens the instance the flags and environment select.
+func openInstance(c *cli.Context) (*instance.Instance, error) {
+	_, s, err := currentSettings(c)
 	if err != nil {
 		return nil, err
 	}

@@ -81,11 +81,7 @@ func restoreShared(c *cli.Context, cat catalog.Catalog) error {
 	if _, err := readShared(c.Context, st); !errors.Is(err, catalog.ErrNotFound) {
 		return err
 	}
-	dirs, err := instance.UserDirs()
-	if err != nil {
-		return err
-	}
-	s, err := dirs.Current(c.String("instance"))
+	_, s, err := currentSettings(c)
 	if err != nil {
 		return err
 	}
