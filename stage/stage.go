@@ -33,7 +33,7 @@ type Catalog interface {
 	Save(ctx context.Context, vs []catalog.NewVersion) ([]catalog.Saved, error)
 	Trash(ctx context.Context, key string) (catalog.TrashEntry, error)
 	Restore(ctx context.Context, key string) (catalog.TrashEntry, error)
-	Purge(ctx context.Context, key string) ([]catalog.Version, error)
+	PurgeTrashed(ctx context.Context, key, kind string) ([]catalog.Version, error)
 	catalog.Writer
 }
 
@@ -1423,8 +1423,13 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 		// keeps its artifact), a fresh source went to the trash: a
 		// temporary name leaves nothing behind, whether the target took
 		// a new version or already held the same bytes (no version).
+		// PurgeTrashed checks again, in its own transaction, that nothing
+		// there is live: a version another writer saved at the name since
+		// the check here was purged with it (Purge deletes every version).
 		if vs, verr := s.cat.Versions(ctx, from, true); verr == nil && len(vs) == 1 && vs[0].Trashed {
-			if pvs, perr := s.cat.Purge(ctx, from); perr != nil {
+			if pvs, perr := s.cat.PurgeTrashed(ctx, from, ""); errors.Is(perr, catalog.ErrWrittenAgain) {
+				s.log.Info("lamina mount: temporary written again since it was renamed: kept", "key", from)
+			} else if perr != nil {
 				s.log.Warn("lamina mount: purge temporary", "key", from, "err", perr)
 			} else if s.opts.Purged != nil && len(pvs) > 0 {
 				s.opts.Purged(pvs)

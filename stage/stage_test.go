@@ -985,3 +985,49 @@ func TestSyncWaitsForTheTimersSync(t *testing.T) {
 		t.Fatalf("%d staged files left after the unmount's Sync", n)
 	}
 }
+
+// writtenAgain is a catalog on which the temporary key's version becomes
+// live again right after Rename's check that it lies alone in the trash:
+// another writer's save at the name in between.
+type writtenAgain struct {
+	*catalog.Bolt
+	key  string
+	done bool
+}
+
+func (w *writtenAgain) Versions(ctx context.Context, key string, trash bool) ([]catalog.Version, error) {
+	vs, err := w.Bolt.Versions(ctx, key, trash)
+	if key == w.key && trash && !w.done {
+		w.done = true
+		w.Bolt.Restore(ctx, key)
+	}
+	return vs, err
+}
+
+// A temporary renamed onto a key is purged only while nothing at its name
+// is live: a version written there between the check and the purge was
+// deleted with it (Purge takes every version; audit 44).
+func TestRenameTemporaryKeepsWhatWasWrittenAgain(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cat := &writtenAgain{Bolt: e.cat, key: "d/.tmp"}
+	s, err := stage.New(cat, e.store, stage.Options{Dir: e.dir, User: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"one", "two"} {
+		f, _ := s.Create(ctx, "d/.tmp", 0o644)
+		f.WriteAt(ctx, []byte(text), 0)
+		f.Flush(ctx)
+		f.Release(ctx)
+		if _, err := s.Rename(ctx, "d/.tmp", "d/out"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !cat.done {
+		t.Fatal("the purge's check was never made")
+	}
+	if _, err := e.cat.ByKey(ctx, "d/.tmp", 0); err != nil {
+		t.Fatalf("the version live again at the temporary's name: %v", err)
+	}
+}
