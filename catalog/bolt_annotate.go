@@ -373,7 +373,7 @@ func (t txn) annotate(uid string, add Annotations) (Annotations, error) {
 	if err != nil {
 		return Annotations{}, err
 	}
-	if err := t.reindex(v, old, next); err != nil {
+	if err := t.reindex(v, v, old, next); err != nil {
 		return Annotations{}, err
 	}
 	raw, err := json.Marshal(next)
@@ -546,47 +546,15 @@ func (t txn) moveIndex(was, v Version) error {
 	if err != nil {
 		return err
 	}
-	f, l, tm, err := t.indexEntries(v.UID, a)
-	if err != nil {
-		return err
-	}
-	key := []byte(v.Key)
-	for _, x := range []struct {
-		b    []byte
-		keys [][]byte
-	}{{bFeatureIdx, f}, {bLabelIdx, l}, {bTermIdx, tm}} {
-		bk := t.tx.Bucket(x.b)
-		for _, k := range x.keys { // each there already: overwritten in place
-			if err := bk.Put(k, key); err != nil {
-				return err
-			}
-		}
-	}
-	bk := t.tx.Bucket(bWords)
-	next := docWords(v, a)
-	for w := range docWords(was, a) {
-		if _, ok := next[w]; !ok {
-			if err := bk.Delete(idxKey([]byte(w), []byte(v.UID))); err != nil {
-				return err
-			}
-		}
-	}
-	for w, e := range next { // a word of both keys may change its weight and fields
-		k := idxKey([]byte(w), []byte(v.UID))
-		if !bytes.Equal(bk.Get(k), e[:]) {
-			if err := bk.Put(k, e[:]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return t.reindex(was, v, a, a)
 }
 
-// reindex turns v's index entries for old into those for next: it
-// deletes the entries only old has and puts those next has that are
+// reindex turns the index entries of version was annotated with old into
+// those of v annotated with next (v is was, or was under another key): it
+// deletes the entries only the first have and puts those of v that are
 // missing or hold another value, so annotating with the same values
 // writes nothing and adding one writes one entry.
-func (t txn) reindex(v Version, old, next Annotations) error {
+func (t txn) reindex(was, v Version, old, next Annotations) error {
 	of, ol, otm, err := t.indexEntries(v.UID, old)
 	if err != nil {
 		return err
@@ -602,7 +570,7 @@ func (t txn) reindex(v Version, old, next Annotations) error {
 		k := idxKey([]byte(w), []byte(v.UID))
 		nw, nwv[string(k)] = append(nw, k), []byte{e[0], e[1]}
 	}
-	for w := range docWords(v, old) {
+	for w := range docWords(was, old) {
 		ow = append(ow, idxKey([]byte(w), []byte(v.UID)))
 	}
 	for _, x := range []struct {

@@ -34,13 +34,9 @@ func ParseNumber(s string) (float64, error) { return parseFloat(s) }
 // slices.Contains per value).
 func AddUnique[T any](list, add []T, id func(T) string) []T { return addUnique(list, add, id) }
 
-// CondKey is the index key a condition's value compares with: its key
-// under dtype, or for an int compared by <, <=, > or >= with a number that
-// is no integer, that number's.
-func CondKey(dtype, op, value string) ([]byte, error) { return condKey(dtype, op, value) }
-
-// CondKeys are the index keys a condition's value matches: CondKey's, and
-// for a float 0 the key a -0 stored before it was normalized to 0 had.
+// CondKeys are the index keys a condition's value matches: its key under
+// dtype (for an int compared by <, <=, > or >= with a number that is no
+// integer, that number's), and for a float 0 the key a -0 stored before it was normalized to 0 had.
 func CondKeys(dtype, op, value string) ([][]byte, error) { return condKeys(dtype, op, value) }
 
 // CompareKeys applies a Cond operator to two index keys of one dtype.
