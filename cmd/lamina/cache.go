@@ -186,11 +186,16 @@ func cmdCache() *cli.Command {
 					if err != nil {
 						return err
 					}
+					// A path into the mount names its key (keypath.go).
+					specs, err := keyArgs(newKeyPaths(s.Name), c.Args().Slice())
+					if err != nil {
+						return err
+					}
 					// A mount daemon holds the cache its reads use: fetch
 					// into that one, or the daemon neither counts nor
 					// reads what the CLI fetched.
 					if _, up := liveMount(dirs, s); up {
-						for _, spec := range c.Args().Slice() {
+						for _, spec := range specs {
 							r, ok, err := prefetchInDaemon(c, dirs, s, spec, c.App.ErrWriter)
 							if !ok {
 								break // gone meanwhile: below, in this process
@@ -213,7 +218,7 @@ func cmdCache() *cli.Command {
 						return err
 					}
 					defer in.Close()
-					for _, spec := range c.Args().Slice() {
+					for _, spec := range specs {
 						v, err := in.Resolve(c.Context, spec)
 						if err != nil {
 							return err

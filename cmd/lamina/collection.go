@@ -35,8 +35,9 @@ func cmdCollection() *cli.Command {
 					defer in.Close()
 					var members []string
 					seen := map[string]bool{}
-					for _, spec := range c.Args().Slice()[1:] {
-						v, err := in.Resolve(c.Context, spec)
+					kp := newKeyPaths(in.Settings.Name).withUIDs(c.Context, in.Catalog)
+					for _, a := range c.Args().Slice()[1:] {
+						v, err := resolveWith(c.Context, in, kp, a) // get.go: a path into the mount too
 						if err != nil {
 							return err
 						}

@@ -36,6 +36,23 @@ func cmdDelete() *cli.Command {
 			if len(keys) == 0 {
 				return exitf(2, "usage: lamina delete KEY... [--permanent [--yes] [--force]]")
 			}
+			kp := keyPathsOf(c) // a path into the mount names its key (keypath.go)
+			for i, k := range keys {
+				ka, err := kp.arg(k, false)
+				if err != nil {
+					return err
+				}
+				if ka.Meta {
+					// Deleting is for the artifact the sidecar describes:
+					// it is named, not guessed.
+					key, _, ok := ref.SplitVersion(ka.Spec)
+					if !ok {
+						key = ka.Spec
+					}
+					return exitf(2, "%s is a sidecar (.meta), not an artifact: name the artifact to delete it, every version (lamina delete %s)", k, key)
+				}
+				keys[i] = ka.Spec
+			}
 			var trees []string // FOLDER/ with --permanent: what the trash holds under it
 			for i, k := range keys {
 				if c.Bool("permanent") && strings.HasSuffix(k, "/") && ref.CheckExistingKey(strings.TrimSuffix(k, "/")) == nil {
@@ -520,7 +537,19 @@ func cmdRestore() *cli.Command {
 			// each name once, and report it once.
 			done := map[string]bool{}
 			back := map[string]bool{} // what came back, as ls --trash names it
-			for _, k := range c.Args().Slice() {
+			// A path into the mount names its key (keypath.go); a bare
+			// name given in the mount that is a uid (prefix) stays one.
+			kp := keyPathsOf(c).withUIDs(c.Context, in.Catalog)
+			var args []keyArg
+			for _, a := range c.Args().Slice() {
+				ka, err := kp.arg(a, false)
+				if err != nil {
+					return err
+				}
+				args = append(args, ka)
+			}
+			for _, ka := range args {
+				k := ka.Spec
 				var entries []catalog.TrashEntry
 				if strings.HasSuffix(k, "/") {
 					var later superseded
@@ -576,7 +605,7 @@ func cmdRestore() *cli.Command {
 					} else {
 						e, err = in.Catalog.Restore(c.Context, key)
 					}
-					if errors.Is(err, catalog.ErrNotFound) && !strings.HasSuffix(k, "/") {
+					if errors.Is(err, catalog.ErrNotFound) && !strings.HasSuffix(k, "/") && !ka.Path {
 						// A uid or uid prefix (of 8+) of a trashed version.
 						if v, uerr := in.Resolve(c.Context, k); uerr == nil && v.Key != k {
 							if done[v.Key] {

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -11,7 +13,6 @@ import (
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
-	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
 )
 
@@ -63,45 +64,29 @@ func cmdGet() *cli.Command {
 	}
 }
 
-// resolveArg resolves a version spec as in.Resolve does, and a folder
+// resolveArg resolves a version spec as in.Resolve does, a path into the
+// instance's mount as the key it shows (keypath.go), and a folder
 // artifact's key with a trailing '/' as shell completion types it
 // (scrna/pbmc.zarr/) to that artifact.
-func resolveArg(ctx context.Context, in *instance.Instance, spec string) (catalog.Version, error) {
-	if key, ok := mountKey(in.Settings, spec); ok {
-		spec = key
+func resolveArg(ctx context.Context, in *instance.Instance, arg string) (catalog.Version, error) {
+	return resolveWith(ctx, in, newKeyPaths(in.Settings.Name).withUIDs(ctx, in.Catalog), arg)
+}
+
+// resolveWith is resolveArg with the paths of kp, for several arguments.
+func resolveWith(ctx context.Context, in *instance.Instance, kp *keyPaths, arg string) (catalog.Version, error) {
+	ka, err := kp.arg(arg, false)
+	if err != nil {
+		return catalog.Version{}, err
 	}
+	spec := ka.Spec
 	v, err := in.Resolve(ctx, spec)
 	if err != nil && strings.HasSuffix(spec, "/") {
 		if fv, ferr := in.Resolve(ctx, strings.TrimSuffix(spec, "/")); ferr == nil && fv.Kind == cache.KindFolder {
 			return fv, nil
 		}
 	}
+	if errors.Is(err, catalog.ErrNotFound) && ka.Bare {
+		err = fmt.Errorf("%w%s", err, ka.note())
+	}
 	return v, err
-}
-
-// mountKey is the key of a path under the instance's mount
-// (~/lab/experiments/batch1.csv, ./batch1.csv@v1 in the mount): a path that
-// cannot be a key (absolute, or with a '.' or '..' segment) inside the
-// mountpoint of a running mount of s.
-func mountKey(s instance.Settings, spec string) (string, bool) {
-	if ref.CheckExistingKey(spec) == nil {
-		return "", false
-	}
-	abs, err := filepath.Abs(spec)
-	if err != nil {
-		return "", false
-	}
-	dirs, err := instance.UserDirs()
-	if err != nil {
-		return "", false
-	}
-	st, ok := liveMount(dirs, s)
-	if !ok || st.Mountpoint == "" {
-		return "", false
-	}
-	rel, err := filepath.Rel(st.Mountpoint, abs)
-	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
-		return "", false
-	}
-	return filepath.ToSlash(rel), true
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 
@@ -61,16 +62,20 @@ func cmdLineage() *cli.Command {
 	}
 }
 
-// resolveSpec finds the version KEY, KEY@vN or a uid names (trashed
-// versions too, by uid).
-func resolveSpec(c *cli.Context, cat catalog.Catalog, spec string) (catalog.Version, error) {
+// resolveSpec finds the version KEY, KEY@vN, a uid or a path into the
+// instance's mount (keypath.go) names (trashed versions too, by uid).
+func resolveSpec(c *cli.Context, cat catalog.Catalog, arg string) (catalog.Version, error) {
+	name := ""
 	if dirs, err := instance.UserDirs(); err == nil {
 		if in, err := dirs.Current(c.String("instance")); err == nil {
-			if key, ok := mountKey(in, spec); ok { // get.go: a path in the mount
-				spec = key
-			}
+			name = in.Name
 		}
 	}
+	ka, err := newKeyPaths(name).withUIDs(c.Context, cat).arg(arg, false)
+	if err != nil {
+		return catalog.Version{}, err
+	}
+	spec := ka.Spec
 	s, err := ref.ParseSpec(spec)
 	if err != nil {
 		return catalog.Version{}, err // exit 1, as get and show give
@@ -84,5 +89,9 @@ func resolveSpec(c *cli.Context, cat catalog.Catalog, spec string) (catalog.Vers
 		}
 		return v, err
 	}
-	return cat.ByKey(c.Context, s.Key, s.Version)
+	v, err := cat.ByKey(c.Context, s.Key, s.Version)
+	if errors.Is(err, catalog.ErrNotFound) && ka.Bare {
+		err = fmt.Errorf("%w%s", err, ka.note())
+	}
+	return v, err
 }

@@ -31,7 +31,6 @@ func cmdLs() *cli.Command {
 			if c.NArg() > 1 {
 				return exitf(2, "usage: lamina ls [PREFIX]")
 			}
-			arg := c.Args().First()
 			if err := lsFlagsApply(c); err != nil {
 				return err
 			}
@@ -40,6 +39,17 @@ func cmdLs() *cli.Command {
 				return err
 			}
 			defer in.Close()
+			// A path into the mount names its key or folder (keypath.go):
+			// its root, everything.
+			kp := newKeyPaths(in.Settings.Name)
+			if c.Bool("versions") {
+				kp.withUIDs(c.Context, in.Catalog)
+			}
+			ka, err := kp.arg(c.Args().First(), !c.Bool("versions"))
+			if err != nil {
+				return err
+			}
+			arg := ka.Spec
 			switch {
 			case c.Bool("trash"):
 				if err := ref.CheckPrefix(arg); err != nil {
@@ -53,7 +63,7 @@ func cmdLs() *cli.Command {
 				vs, err := in.Catalog.Versions(c.Context, arg, false)
 				if len(vs) == 0 && (err == nil || errors.Is(err, catalog.ErrNotFound)) {
 					// A uid or uid prefix (of 8+), as get and show take.
-					if v, uerr := in.Resolve(c.Context, arg); uerr == nil && v.Key != arg {
+					if v, uerr := in.Resolve(c.Context, arg); uerr == nil && v.Key != arg && !ka.Path {
 						arg = v.Key
 						vs, err = in.Catalog.Versions(c.Context, arg, false)
 					}

@@ -659,12 +659,12 @@ func TestMountPathAsKey(t *testing.T) {
 		t.Errorf("get PATH@v1: %q", out)
 	}
 	e.ok("lineage", p)
-	// outside the mount it is still a bad key, exit 1 everywhere
+	// outside the mount it is a usage error that says so (keypath_test.go)
 	_, errs, err := e.run("lineage", "/elsewhere/a.csv")
-	if err == nil || !strings.Contains(errs, "may not start with '/'") {
+	if err == nil || !strings.Contains(errs, "is not in the mount of instance") {
 		t.Errorf("lineage of a path outside the mount: %v %q", err, errs)
-	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
-		t.Errorf("lineage of a bad key: %v", err)
+	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("lineage of a path outside the mount: %v", err)
 	}
 }
 

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/mountinfo"
+)
+
+// TestKeyArgPaths: every KEY argument takes a path into the instance's
+// mount (keypath.go): absolute, through a symbolic link outside it, with
+// @vN or .meta, and, with the current folder in the mount, ./NAME, ../NAME
+// and a bare NAME from the current folder. A path into another instance's
+// mount, or into none, is a usage error saying so; a bare key outside the
+// mounts is the key it always was. `lamina show out.csv` in the mount's
+// exp/ showed the key out.csv at the root.
+func TestKeyArgPaths(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("o1.csv", []byte("one\n")), "--key", "exp/out.csv")
+	e.ok("save", e.file("o2.csv", []byte("two\n")), "--key", "exp/out.csv")
+	e.ok("save", e.file("root.csv", []byte("root\n")), "--key", "out.csv")
+	e.ok("save", e.file("deep.csv", []byte("deep\n")), "--key", "exp/sub/deep.csv")
+	e.ok("label", "create", "checked")
+	// A second instance, mounted too.
+	e.ok("init", "--storage", filepath.Join(e.dir, "storage2"), "--name", "other")
+	e.ok("save", e.file("x.csv", []byte("x\n")), "--key", "x.csv")
+	e.ok("use", "m")
+	mnt, mnt2 := filepath.Join(e.dir, "lab"), filepath.Join(e.dir, "lab2")
+	e.mount(mnt)
+	e.mount(mnt2, "--instance", "other")
+	exp := filepath.Join(mnt, "exp")
+	link := filepath.Join(e.dir, "home", "lablink") // outside the mount, to it
+	os.MkdirAll(filepath.Dir(link), 0o755)
+	if err := os.Symlink(mnt, link); err != nil {
+		t.Fatal(err)
+	}
+	rootUID := e.showVersion("out.csv").UID
+
+	// shown runs show --format json in dir and returns key@vN.
+	shown := func(dir, arg string) string {
+		t.Helper()
+		out, errs, code := e.runIn(dir, "show", arg, "--format", "json")
+		if code != 0 {
+			t.Errorf("in %s: lamina show %s: exit %d\n%s", dir, arg, code, errs)
+			return ""
+		}
+		var v catalog.Version
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.Ref()
+	}
+	outside := e.dir
+	for _, tc := range []struct{ dir, arg, want string }{
+		{outside, filepath.Join(mnt, "exp/out.csv"), "exp/out.csv@v2"},
+		{outside, filepath.Join(mnt, "exp/out.csv@v1"), "exp/out.csv@v1"},
+		{outside, filepath.Join(mnt, "exp/out.csv.meta"), "exp/out.csv@v2"},
+		{outside, filepath.Join(mnt, "exp/out.csv@v1.meta"), "exp/out.csv@v1"},
+		{outside, filepath.Join(link, "exp/out.csv"), "exp/out.csv@v2"},
+		{outside, mnt + "/exp/../out.csv", "out.csv@v1"},
+		{outside, "out.csv", "out.csv@v1"},         // a key, as before
+		{outside, "exp/out.csv", "exp/out.csv@v2"}, // a key, as before
+		{exp, "./out.csv", "exp/out.csv@v2"},
+		{exp, "out.csv", "exp/out.csv@v2"}, // not the root's out.csv
+		{exp, "out.csv@v1", "exp/out.csv@v1"},
+		{exp, "sub/deep.csv", "exp/sub/deep.csv@v1"},
+		{exp, "../out.csv", "out.csv@v1"},
+		{exp, rootUID, "out.csv@v1"}, // a uid stays a uid
+		{filepath.Join(exp, "sub"), "../out.csv@v1", "exp/out.csv@v1"},
+		{mnt, "out.csv", "out.csv@v1"},
+		{mnt, "exp/out.csv", "exp/out.csv@v2"},
+	} {
+		if got := shown(tc.dir, tc.arg); got != tc.want {
+			t.Errorf("in %s: lamina show %s: %s, want %s", tc.dir, tc.arg, got, tc.want)
+		}
+	}
+
+	// The other commands that take a KEY.
+	if out, errs, code := e.runIn(exp, "get", "out.csv@v1", "-o", "-"); code != 0 || out != "one\n" {
+		t.Errorf("get out.csv@v1 in exp/: %q exit %d %s", out, code, errs)
+	}
+	if out, errs, code := e.runIn(exp, "lineage", "./out.csv@v1"); code != 0 || !strings.Contains(out, "exp/out.csv@v1") {
+		t.Errorf("lineage ./out.csv@v1 in exp/: exit %d %s%s", code, out, errs)
+	}
+	if _, errs, code := e.runIn(exp, "annotate", "out.csv", "--label", "checked"); code != 0 {
+		t.Errorf("annotate out.csv in exp/: exit %d %s", code, errs)
+	}
+	if out := e.ok("show", "exp/out.csv"); !strings.Contains(out, "checked") {
+		t.Errorf("annotate out.csv in exp/ did not label exp/out.csv:\n%s", out)
+	}
+	if out := e.ok("show", "out.csv"); strings.Contains(out, "checked") {
+		t.Errorf("annotate out.csv in exp/ labelled the root's out.csv:\n%s", out)
+	}
+	if out, errs, code := e.runIn(exp, "ls", "--versions", "out.csv"); code != 0 || !strings.Contains(out, "exp/out.csv") || strings.Count(out, "exp/out.csv") != 2 {
+		t.Errorf("ls --versions out.csv in exp/: exit %d\n%s%s", code, out, errs)
+	}
+	if out, errs, code := e.runIn(filepath.Join(exp, "sub"), "ls", "."); code != 0 || !strings.Contains(out, "exp/sub/deep.csv") || strings.Contains(out, "exp/out.csv") {
+		t.Errorf("ls . in exp/sub/: exit %d\n%s%s", code, out, errs)
+	}
+	if out, errs, code := e.runIn(exp, "collection", "create", "both", "out.csv", "../out.csv"); code != 0 || !strings.Contains(out, "2 versions") {
+		t.Errorf("collection create both out.csv ../out.csv in exp/: exit %d %s%s", code, out, errs)
+	}
+	if _, errs, code := e.runIn(exp, "delete", "sub/deep.csv.meta"); code != 2 || !strings.Contains(errs, "is a sidecar") {
+		t.Errorf("delete of a sidecar's path: exit %d %s", code, errs)
+	}
+	if _, errs, code := e.runIn(exp, "delete", "sub/deep.csv"); code != 0 {
+		t.Errorf("delete sub/deep.csv in exp/: exit %d %s", code, errs)
+	}
+	if out := e.ok("ls", "--trash"); !strings.Contains(out, "exp/sub/deep.csv") {
+		t.Errorf("delete sub/deep.csv in exp/: the trash holds\n%s", out)
+	}
+	if _, errs, code := e.runIn(e.dir, "restore", filepath.Join(exp, "sub/deep.csv")); code != 0 {
+		t.Errorf("restore PATH: exit %d %s", code, errs)
+	}
+	if got := shown(outside, "exp/sub/deep.csv"); got != "exp/sub/deep.csv@v1" {
+		t.Errorf("after restore PATH: %s", got)
+	}
+
+	// Refused, exit 2 as other usage errors, saying why.
+	for _, tc := range []struct {
+		dir  string
+		args []string
+		want string
+	}{
+		{outside, []string{"show", filepath.Join(mnt2, "x.csv")}, `is in the mount of instance "other" at ` + mnt2 + `, not of "m": use --instance other`},
+		{mnt2, []string{"show", "x.csv"}, `is in the mount of instance "other"`},
+		{mnt2, []string{"delete", "./x.csv"}, `is in the mount of instance "other"`},
+		{mnt2, []string{"ls", "--trash", "x"}, `is in the mount of instance "other"`},
+		{mnt2, []string{"restore", "x.csv"}, `is in the mount of instance "other"`},
+		{mnt2, []string{"annotate", "x.csv", "--label", "checked"}, `is in the mount of instance "other"`},
+		{mnt2, []string{"collection", "create", "c", "x.csv"}, `is in the mount of instance "other"`},
+		{outside, []string{"lineage", "/elsewhere/out.csv"}, `/elsewhere/out.csv is not in the mount of instance "m" (at ` + mnt + `)`},
+		{outside, []string{"get", "./out.csv", "-o", "-"}, `is not in the mount of instance "m"`},
+		{outside, []string{"show", mnt}, "is the root of the mount"},
+	} {
+		_, errs, code := e.runIn(tc.dir, tc.args...)
+		if code != 2 || !strings.Contains(errs, tc.want) {
+			t.Errorf("in %s: lamina %s: exit %d %q; want exit 2 saying %q", tc.dir, strings.Join(tc.args, " "), code, errs, tc.want)
+		}
+	}
+	// The other instance's own path is its key.
+	if out, errs, code := e.runIn(mnt2, "--instance", "other", "get", "x.csv", "-o", "-"); code != 0 || out != "x\n" {
+		t.Errorf("--instance other get x.csv in its mount: %q exit %d %s", out, code, errs)
+	}
+	// A name the current folder does not hold says how it was read.
+	if _, errs, code := e.runIn(exp, "show", "nothere.csv"); code == 0 || !strings.Contains(errs, "a path from the current folder: exp/nothere.csv") {
+		t.Errorf("show nothere.csv in exp/: exit %d %s", code, errs)
+	}
+}
+
+// TestKeyArgNoLookupInMount: a path in a lamina mount is mapped by name,
+// never looked at (a hung daemon would hang the CLI): here the mount point
+// has no such files, and the paths still resolve; outside it a symbolic
+// link is followed.
+func TestKeyArgNoLookupInMount(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	os.Symlink(mnt, filepath.Join(dir, "link"))
+	kp := &keyPaths{name: "m", user: "user_id=1", read: true, cwd: filepath.Join(mnt, "a"), mounts: []mountinfo.Mount{
+		{Dir: "/", Root: "/", Source: "/dev/root", Type: "ext4"},
+		{Dir: mnt, Root: "/", Source: "lamina:m", Type: "fuse.lamina", Options: "rw,user_id=1"},
+		{Dir: filepath.Join(dir, "bind"), Root: "/a/b", Source: "lamina:m", Type: "fuse.lamina", Options: "rw,user_id=1"},
+	}}
+	for _, tc := range []struct{ arg, want string }{
+		{filepath.Join(mnt, "a/b/c.csv@v3"), "a/b/c.csv@v3"},
+		{filepath.Join(dir, "link/a/../d.csv.meta"), "d.csv"},
+		{filepath.Join(dir, "bind/c.csv"), "a/b/c.csv"},
+		{"x/y.csv", "a/x/y.csv"},
+		{"..", ""},
+		{"./", "a/"},
+	} {
+		ka, err := kp.arg(tc.arg, true)
+		if err != nil || ka.Spec != tc.want {
+			t.Errorf("%s: %q %v, want %q", tc.arg, ka.Spec, err, tc.want)
+		}
+	}
+}
+
+// TestKeyArgPathPrefetch: cache prefetch takes a path into the mount too,
+// through the mount's daemon.
+func TestKeyArgPathPrefetch(t *testing.T) {
+	e := newS3Env(t)
+	e.ok("save", e.file("f.bin", []byte("prefetched\n")), "--key", "raw/f.bin")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	e.ok("cache", "clear")
+	if out := e.ok("cache", "prefetch", filepath.Join(mnt, "raw/f.bin@v1")); !strings.Contains(out, "raw/f.bin@v1:") {
+		t.Errorf("cache prefetch PATH@v1 said %q", out)
+	}
+	if out, errs, code := e.runIn(filepath.Join(mnt, "raw"), "cache", "prefetch", "f.bin"); code != 0 || !strings.Contains(out, "raw/f.bin@v1:") {
+		t.Errorf("cache prefetch f.bin in raw/: exit %d %s%s", code, out, errs)
+	}
+}
