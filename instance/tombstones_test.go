@@ -2,9 +2,11 @@ package instance_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -151,5 +153,141 @@ func TestTombstonesAfterKill(t *testing.T) {
 	}
 	if _, ok := rec[gone[0].UID]; ok {
 		t.Fatal("Recorded still has the purged version")
+	}
+}
+
+// tombstones lists the tombstones in storage: name → uids.
+func tombstones(t *testing.T, b storage.Backend) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	err := b.List(context.Background(), "records/", func(i storage.Info) error {
+		data, err := b.Get(context.Background(), i.Name)
+		if err != nil {
+			return err
+		}
+		var ts struct{ Purged []string }
+		if json.Unmarshal(data, &ts) == nil {
+			out[i.Name] = ts.Purged
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// gc merges the tombstones, one per purge, into one: an import reads
+// every record object.
+func TestGCMergesTombstones(t *testing.T) {
+	in, _ := workstations(t)
+	ctx := context.Background()
+	var uids []string
+	for _, key := range []string{"a.txt", "b.txt", "c.txt"} {
+		vs := trashed(t, in, key)
+		purged, err := in.Catalog.PurgeTrashed(ctx, key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := instance.RecordPurged(ctx, in.Backend, purged); err != nil {
+			t.Fatal(err)
+		}
+		uids = append(uids, vs[0].UID)
+	}
+	if n := len(tombstones(t, in.Backend)); n != 3 {
+		t.Fatalf("%d tombstones before gc", n)
+	}
+	st, err := in.GC(ctx, instance.GCOptions{DryRun: true})
+	if err != nil || st.Tombstones != 3 || len(tombstones(t, in.Backend)) != 3 {
+		t.Fatalf("dry run: %+v, %v, %d tombstones", st, err, len(tombstones(t, in.Backend)))
+	}
+	if st, err = in.GC(ctx, instance.GCOptions{}); err != nil || st.Tombstones != 3 {
+		t.Fatalf("gc: %+v, %v", st, err)
+	}
+	ts := tombstones(t, in.Backend)
+	if len(ts) != 1 {
+		t.Fatalf("%d tombstones after gc: %v", len(ts), ts)
+	}
+	for _, got := range ts {
+		slices.Sort(got)
+		slices.Sort(uids)
+		if !slices.Equal(got, uids) {
+			t.Fatalf("merged tombstone names %v, want %v", got, uids)
+		}
+	}
+	if st, err = in.GC(ctx, instance.GCOptions{}); err != nil || st.Tombstones != 0 || len(tombstones(t, in.Backend)) != 1 {
+		t.Fatalf("second gc: %+v, %v", st, err)
+	}
+}
+
+// merging moves a tombstone to a new name when it is first read, as a gc
+// merging tombstones between an import's listing and its read.
+type merging struct {
+	storage.Backend
+	name  string
+	moved atomic.Bool
+}
+
+func (m *merging) Get(ctx context.Context, name string) ([]byte, error) {
+	if name != m.name || m.moved.Swap(true) {
+		return m.Backend.Get(ctx, name)
+	}
+	data, err := m.Backend.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Backend.Put(ctx, "records/9"+strings.TrimPrefix(name, "records/"), data); err != nil {
+		return nil, err
+	}
+	if err := m.Backend.Delete(ctx, name); err != nil {
+		return nil, err
+	}
+	return m.Backend.Get(ctx, name) // not found
+}
+
+// Recorded reads a tombstone that a gc merged into a new one after it
+// listed records/: it took the purged version for one an export lacks.
+func TestRecordedDuringTombstoneMerge(t *testing.T) {
+	in, _ := workstations(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	var items []instance.SaveItem
+	for _, key := range []string{"live.txt", "gone.txt"} {
+		p := filepath.Join(dir, key)
+		if err := os.WriteFile(p, []byte(key), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, instance.SaveItem{Path: p, Key: key})
+	}
+	if _, err := in.Save(ctx, items, instance.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Catalog.Trash(ctx, "gone.txt"); err != nil {
+		t.Fatal(err)
+	}
+	purged, err := in.Catalog.PurgeTrashed(ctx, "gone.txt", "")
+	if err != nil || len(purged) != 1 {
+		t.Fatalf("purge: %v, %v", purged, err)
+	}
+	if err := instance.RecordPurged(ctx, in.Backend, purged); err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	for n := range tombstones(t, in.Backend) {
+		name = n
+	}
+	m := &merging{Backend: in.Backend, name: name}
+	rec, err := instance.New(instance.Settings{Name: "team"}, in.Catalog, m, nil).Recorded(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.moved.Load() {
+		t.Fatal("the tombstone was not read")
+	}
+	if _, ok := rec[purged[0].UID]; ok {
+		t.Fatal("Recorded has the purged version: it missed its tombstone, merged meanwhile")
+	}
+	if len(rec) != 1 {
+		t.Fatalf("Recorded: %v", rec)
 	}
 }
