@@ -144,8 +144,11 @@ func TestTombstonesAfterKill(t *testing.T) {
 			t.Fatalf("a tombstone names %s, still in the catalog", v.Key)
 		}
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Fatalf("the queue holds %d files after Close", len(ents))
+	if b, _ := os.ReadFile(filepath.Join(dir, "queue")); len(b) != 0 {
+		t.Fatalf("the queue holds after Close:\n%s", b)
+	}
+	if q.Pending() != 0 {
+		t.Fatalf("%d purges pending after Close", q.Pending())
 	}
 	rec, err := in.Recorded(ctx)
 	if err != nil {
