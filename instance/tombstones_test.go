@@ -294,3 +294,52 @@ func TestRecordedDuringTombstoneMerge(t *testing.T) {
 		t.Fatalf("Recorded: %v", rec)
 	}
 }
+
+// A line a machine's crash cut short in the log is dropped by Recover,
+// and the next purge's line is not appended onto it.
+func TestTombstonesCutLine(t *testing.T) {
+	in, _ := workstations(t)
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "tombstones")
+	one, two := trashed(t, in, "one.txt"), trashed(t, in, "two.txt")
+	for _, key := range []string{"one.txt", "two.txt"} {
+		if _, err := in.Catalog.PurgeTrashed(ctx, key, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	log := `{"id":"1-aa","purged":["` + one[0].UID + `"]}` + "\n" + `{"id":"2-bb","pur`
+	if err := os.WriteFile(filepath.Join(dir, "queue"), []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q, err := instance.OpenTombstones(dir, in.Catalog, in.Backend, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := q.Prepare(two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Done(id, two)
+	// Killed: a new process finds both.
+	q, err = instance.OpenTombstones(dir, in.Catalog, in.Backend, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []catalog.Version{one[0], two[0]} {
+		if !tombstoned(t, in.Backend, v.UID) {
+			t.Fatalf("no tombstone for %s", v.Key)
+		}
+	}
+}

@@ -20,10 +20,10 @@ import (
 // tombstones of purged temporaries, with what an earlier daemon left in it.
 func mountWrites(ctx context.Context, s instance.Settings, cat catalog.Catalog, b storage.Backend, store *cache.Store, log *slog.Logger) (*stage.Stage, *instance.Tombstones, error) {
 	in := instance.New(s, cat, nil, store)
-	// A purged temporary's tombstone waits in a local folder, synced
-	// before the purge, and goes to storage in the background: its
-	// storage write must not hold the rename (a FUSE request) that purged
-	// it, and must survive an unmount, a kill and a storage outage.
+	// A purged temporary's tombstone is logged in the cache dir before the
+	// purge and goes to storage in the background: its storage write must
+	// not hold the rename (a FUSE request) that purged it, and must
+	// survive an unmount, a kill and a storage outage.
 	tombs, err := instance.OpenTombstones(filepath.Join(s.CacheDir, "tombstones"), cat, b, log)
 	if err != nil {
 		return nil, nil, err
