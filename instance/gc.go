@@ -17,15 +17,16 @@ import (
 
 // GCStats reports what gc found and removed.
 type GCStats struct {
-	Versions     int   `json:"versions"`         // versions whose data is kept
-	Packs        int   `json:"packs"`            // packs seen
-	DeadPacks    int   `json:"deleted_packs"`    // packs removed (or that would be)
-	DeletedBytes int64 `json:"deleted_bytes"`    // their size
-	YoungPacks   int   `json:"young_packs"`      // unreferenced but inside the grace period
-	DeadInLive   int64 `json:"dead_bytes_kept"`  // unreferenced blobs inside packs still in use
-	Pardoned     int   `json:"pardoned_packs"`   // marked for deletion, then found in use again: kept
-	Records      int   `json:"deleted_records"`  // record objects removed
-	Unreadable   int   `json:"unreadable_packs"` // packs whose trailer could not be read: kept
+	Versions     int   `json:"versions"`          // versions whose data is kept
+	Packs        int   `json:"packs"`             // packs seen
+	DeadPacks    int   `json:"deleted_packs"`     // packs removed (or that would be)
+	DeletedBytes int64 `json:"deleted_bytes"`     // their size
+	YoungPacks   int   `json:"young_packs"`       // unreferenced but inside the grace period
+	DeadInLive   int64 `json:"dead_bytes_kept"`   // unreferenced blobs inside packs still in use
+	Pardoned     int   `json:"pardoned_packs"`    // marked for deletion, then found in use again: kept
+	Records      int   `json:"deleted_records"`   // record objects removed
+	Tombstones   int   `json:"merged_tombstones"` // tombstones merged into one (and removed)
+	Unreadable   int   `json:"unreadable_packs"`  // packs whose trailer could not be read: kept
 }
 
 // GCOptions say what gc may delete and how.
@@ -244,13 +245,19 @@ func packIDs(ps []cache.PackInfo) []string {
 }
 
 // gcRecords deletes record batches older than cutoff whose versions are all
-// gone from the catalog. It keeps tombstones (RecordPurged): small, and
-// a batch of a purged version may outlive this gc.
+// gone from the catalog. It keeps tombstones (RecordPurged): a batch of a
+// purged version may outlive this gc. But it merges those older than
+// cutoff into one, as every purge writes one and an import reads every
+// record object: the merged one is written and synced first, then the
+// others deleted, so a crash or another gc at work meanwhile leaves at
+// worst the same uids twice.
 func (in *Instance) gcRecords(ctx context.Context, cutoff time.Time, uids map[string]bool, dryRun bool, st *GCStats) error {
 	records, err := in.recordBatches(ctx)
 	if err != nil {
 		return err
 	}
+	var tombs []string // names of the tombstones to merge
+	purged := map[string]bool{}
 	for _, r := range records {
 		if r.ModTime.After(cutoff) {
 			continue
@@ -266,7 +273,14 @@ func (in *Instance) gcRecords(ctx context.Context, cutoff time.Time, uids map[st
 			UID string `json:"uid"`
 		}
 		if json.Unmarshal(b, &vs) != nil {
-			continue // not ours to judge: keep it
+			var t tombstone
+			if json.Unmarshal(b, &t) == nil && t.Purged != nil {
+				tombs = append(tombs, r.Name)
+				for _, uid := range t.Purged {
+					purged[uid] = true
+				}
+			}
+			continue // a tombstone, or not ours to judge: keep it
 		}
 		keep := false
 		for _, v := range vs {
@@ -279,6 +293,38 @@ func (in *Instance) gcRecords(ctx context.Context, cutoff time.Time, uids map[st
 					return err
 				}
 			}
+		}
+	}
+	if len(tombs) > 1 {
+		return in.mergeTombstones(ctx, tombs, purged, dryRun, st)
+	}
+	return nil
+}
+
+// mergeTombstones replaces the tombstones names with one naming purged.
+func (in *Instance) mergeTombstones(ctx context.Context, names []string, purged map[string]bool, dryRun bool, st *GCStats) error {
+	st.Tombstones += len(names)
+	if dryRun {
+		return nil
+	}
+	t := tombstone{Purged: make([]string, 0, len(purged))}
+	for uid := range purged {
+		t.Purged = append(t.Purged, uid)
+	}
+	slices.Sort(t.Purged)
+	data, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if err := in.Backend.Put(ctx, recordName(), data); err != nil {
+		return err
+	}
+	if err := in.Backend.Sync(ctx); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := in.Backend.Delete(ctx, n); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -303,44 +349,61 @@ func (in *Instance) recordBatches(ctx context.Context) ([]storage.Info, error) {
 // Versions a tombstone (RecordPurged) names are left out: they were
 // deleted for good, and their batch stays while it holds others.
 func (in *Instance) Recorded(ctx context.Context) (map[string]catalog.Version, error) {
-	records, err := in.recordBatches(ctx)
-	if err != nil {
-		return nil, err
-	}
 	out := map[string]catalog.Version{}
 	purged := map[string]bool{}
-	for _, r := range records {
-		b, err := in.Backend.Get(ctx, r.Name)
-		if storage.IsNotFound(err) {
-			continue // a gc deleted it since the listing
-		}
+	read := map[string]bool{}
+	// An object gone since the listing may be a tombstone a gc merged
+	// into one written before (gcRecords): list again for that one.
+	for again, round := true, 0; again && round < 3; round++ {
+		records, err := in.recordBatches(ctx)
 		if err != nil {
 			return nil, err
 		}
-		var vs []struct {
-			UID     string `json:"uid"`
-			Key     string `json:"key"`
-			Version int    `json:"version"`
-		}
-		if json.Unmarshal(b, &vs) != nil {
-			var t tombstone
-			if json.Unmarshal(b, &t) == nil {
-				for _, uid := range t.Purged {
-					purged[uid] = true
-				}
+		again = false
+		for _, r := range records {
+			if read[r.Name] {
+				continue
 			}
-			continue // a tombstone, or not ours (gcRecords keeps both)
-		}
-		for _, v := range vs {
-			if v.UID != "" {
-				out[v.UID] = catalog.Version{UID: v.UID, Key: v.Key, Version: v.Version}
+			read[r.Name] = true
+			b, err := in.Backend.Get(ctx, r.Name)
+			if storage.IsNotFound(err) {
+				again = true // a gc deleted it since the listing
+				continue
 			}
+			if err != nil {
+				return nil, err
+			}
+			readRecord(b, out, purged)
 		}
 	}
 	for uid := range purged {
 		delete(out, uid)
 	}
 	return out, nil
+}
+
+// readRecord adds what the record object b holds to out, or, a tombstone,
+// to purged.
+func readRecord(b []byte, out map[string]catalog.Version, purged map[string]bool) {
+	var vs []struct {
+		UID     string `json:"uid"`
+		Key     string `json:"key"`
+		Version int    `json:"version"`
+	}
+	if json.Unmarshal(b, &vs) != nil {
+		var t tombstone
+		if json.Unmarshal(b, &t) == nil {
+			for _, uid := range t.Purged {
+				purged[uid] = true
+			}
+		}
+		return // a tombstone, or not ours (gcRecords keeps both)
+	}
+	for _, v := range vs {
+		if v.UID != "" {
+			out[v.UID] = catalog.Version{UID: v.UID, Key: v.Key, Version: v.Version}
+		}
+	}
 }
 
 // tombstone is the record that versions were deleted for good. It is a

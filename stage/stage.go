@@ -54,16 +54,26 @@ type Content interface {
 	Sync(ctx context.Context) error // what Writer.CommitNoSync left to the page cache
 }
 
+// Tombstones keeps, durably, what the Stage is about to delete for good
+// until storage records it (*instance.Tombstones).
+type Tombstones interface {
+	// Prepare records vs before their purge; no purge follows an error.
+	Prepare(vs []catalog.Version) (id string, err error)
+	// Done says the purge is over: purged is what it deleted (none if it
+	// failed).
+	Done(id string, purged []catalog.Version)
+}
+
 // Options configure a Stage.
 type Options struct {
 	Dir     string       // the staging folder (in the instance's cache dir)
 	User    string       // created_by of new versions
 	Logger  *slog.Logger // nil discards
 	Changed func(keys []string)
-	// Purged, if set, is told of the versions the Stage deleted for good
-	// (a temporary file renamed onto a key), after the purge committed:
-	// the mount records them in storage (instance.RecordPurged).
-	Purged func(vs []catalog.Version)
+	// Tombstones, if set, records the versions the Stage deletes for good
+	// (a temporary file renamed onto a key) so that storage learns of
+	// them (instance.Tombstones).
+	Tombstones Tombstones
 	// SyncEvery > 0 defers making commits durable: a close commits
 	// (CommitNoSync, then the catalog) and returns, and the storage is synced
 	// at most this long later, at fsync, and at Stage.Sync (unmount). Until
@@ -1427,18 +1437,36 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 		// there is live: a version another writer saved at the name since
 		// the check here was purged with it (Purge deletes every version).
 		if vs, verr := s.cat.Versions(ctx, from, true); verr == nil && len(vs) == 1 && vs[0].Trashed {
-			if pvs, perr := s.cat.PurgeTrashed(ctx, from, ""); errors.Is(perr, catalog.ErrWrittenAgain) {
-				s.log.Info("lamina mount: temporary written again since it was renamed: kept", "key", from)
-			} else if perr != nil {
-				s.log.Warn("lamina mount: purge temporary", "key", from, "err", perr)
-			} else if s.opts.Purged != nil && len(pvs) > 0 {
-				s.opts.Purged(pvs)
-			}
+			s.purgeTemporary(ctx, from, vs)
 		}
 	}
 	s.keepFolder(s.lazy(ctx), from)
 	s.changed(from, to)
 	return v, nil
+}
+
+// purgeTemporary deletes for good the trashed versions vs of key. Their
+// tombstone is queued first: a purge storage could not learn of would
+// leave records there that import-catalog takes for versions an export
+// lacks. Without it the temporary stays in the trash.
+func (s *Stage) purgeTemporary(ctx context.Context, key string, vs []catalog.Version) {
+	var id string
+	if t := s.opts.Tombstones; t != nil {
+		var err error
+		if id, err = t.Prepare(vs); err != nil {
+			s.log.Warn("lamina mount: temporary left in the trash: its purge could not be recorded", "key", key, "err", err)
+			return
+		}
+	}
+	pvs, err := s.cat.PurgeTrashed(ctx, key, "")
+	if errors.Is(err, catalog.ErrWrittenAgain) {
+		s.log.Info("lamina mount: temporary written again since it was renamed: kept", "key", key)
+	} else if err != nil {
+		s.log.Warn("lamina mount: purge temporary", "key", key, "err", err)
+	}
+	if t := s.opts.Tombstones; t != nil {
+		t.Done(id, pvs) // checks against the catalog what an error left unsure
+	}
 }
 
 // RenameFolder moves a folder and everything under it.

@@ -421,8 +421,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 
 	var writes *stage.Stage // nil: a read-only mount (the database role may only read)
+	var tombs *instance.Tombstones
 	if writable {
-		if writes, err = mountWrites(c.Context, s, cat, backend, store, log); err != nil { // mount_write.go
+		if writes, tombs, err = mountWrites(c.Context, s, cat, backend, store, log); err != nil { // mount_write.go
 			return err
 		}
 	}
@@ -620,6 +621,11 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	defer cancel()
 	if err := in.FlushRecords(ctx); err != nil {
 		log.Warn("storage records not written; the next save retries", "err", err)
+	}
+	if tombs != nil {
+		if err := tombs.Close(ctx); err != nil {
+			log.Warn("lamina mount: versions deleted for good not recorded in storage", "err", err)
+		}
 	}
 	return nil
 }

@@ -1103,3 +1103,94 @@ func TestMountPurgedTemporaryTombstone(t *testing.T) {
 	e.ok("init", "--storage", e.dir+"/storage", "--name", "again", "--take-over")
 	e.ok("--instance", "again", "import-catalog", dump)
 }
+
+// A purged temporary's tombstone is not lost when storage refuses it for a
+// while and the mount then stops at once, or its daemon is killed: it
+// waits in the cache dir until storage has it (instance.Tombstones). It
+// was written by a goroutine that logged the failure and dropped it, and
+// that an unmount or a kill could stop before it ran.
+func TestMountTombstoneSurvivesOutageAndKill(t *testing.T) {
+	for _, kill := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unmount", true: "kill"}[kill], func(t *testing.T) {
+			e := newMntEnv(t)
+			e.env = append(e.env, "LAMINA_RECORDS_EVERY=200ms")
+			mnt := filepath.Join(e.dir, "lab")
+			e.mount(mnt)
+			if err := os.WriteFile(filepath.Join(mnt, "data.txt"), []byte("one\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tmp := filepath.Join(mnt, ".data.txt.partial")
+			if err := os.WriteFile(tmp, []byte("two\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var v struct{ UID string }
+			if err := json.Unmarshal([]byte(e.ok("show", ".data.txt.partial", "--format", "json")), &v); err != nil || v.UID == "" {
+				t.Fatalf("show: %v", err)
+			}
+			recs := filepath.Join(e.dir, "storage", "records")
+			// holding says whether a records/ object holds all of parts.
+			holding := func(parts ...string) bool {
+				ps, _ := filepath.Glob(filepath.Join(recs, "*.json"))
+				for _, p := range ps {
+					b, _ := os.ReadFile(p)
+					all := true
+					for _, s := range parts {
+						all = all && bytes.Contains(b, []byte(s))
+					}
+					if all {
+						return true
+					}
+				}
+				return false
+			}
+			for deadline := time.Now().Add(15 * time.Second); !holding(v.UID); time.Sleep(100 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the temporary's record did not reach storage")
+				}
+			}
+			// Storage refuses what goes to records/: a file where its
+			// folder was.
+			if err := os.Rename(recs, recs+".away"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(recs, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, filepath.Join(mnt, "data.txt")); err != nil {
+				t.Fatal(err)
+			}
+			logPath := filepath.Join(e.dir, "run", "lamina", "m", "mount.log")
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				if b, _ := os.ReadFile(logPath); bytes.Contains(b, []byte("could not record in storage")) {
+					break
+				}
+				if time.Now().After(deadline) {
+					b, _ := os.ReadFile(logPath)
+					t.Fatalf("the tombstone's write did not fail:\n%s", b)
+				}
+			}
+			if kill {
+				e.killDaemon("m")
+			}
+			if err := os.Remove(recs); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(recs+".away", recs); err != nil {
+				t.Fatal(err)
+			}
+			if kill {
+				e.ok("umount", mnt) // the stale mount
+				e.ok("mount", mnt)
+			}
+			e.ok("umount", mnt)
+			if !holding(`"purged"`, v.UID) {
+				b, _ := os.ReadFile(logPath)
+				t.Fatalf("no tombstone names the purged temporary %s; the daemon's log:\n%s", v.UID, b)
+			}
+			dump := filepath.Join(e.dir, "e.jsonl")
+			e.ok("export-catalog", dump)
+			e.ok("init", "--storage", e.dir+"/storage", "--name", "again", "--take-over")
+			e.ok("--instance", "again", "import-catalog", dump)
+		})
+	}
+}

@@ -16,30 +16,34 @@ import (
 
 // mountWrites sets up the write side of a mount: the staging folder in the
 // instance's cache dir, with whatever a killed daemon left in it committed
-// or kept under lost+found/ before the mount serves.
-func mountWrites(ctx context.Context, s instance.Settings, cat catalog.Catalog, b storage.Backend, store *cache.Store, log *slog.Logger) (*stage.Stage, error) {
+// or kept under lost+found/ before the mount serves; and the queue of
+// tombstones of purged temporaries, with what an earlier daemon left in it.
+func mountWrites(ctx context.Context, s instance.Settings, cat catalog.Catalog, b storage.Backend, store *cache.Store, log *slog.Logger) (*stage.Stage, *instance.Tombstones, error) {
 	in := instance.New(s, cat, nil, store)
-	// A purged temporary's tombstone goes in the background: its storage
-	// write must not hold the rename (a FUSE request) that purged it.
-	purged := func(vs []catalog.Version) {
-		go func() {
-			if err := instance.RecordPurged(context.Background(), b, vs); err != nil {
-				log.Warn("lamina mount: could not record in storage the versions of a temporary deleted for good; an import-catalog of this storage will ask for --partial for them", "err", err)
-			}
-		}()
+	// A purged temporary's tombstone is logged in the cache dir before the
+	// purge and goes to storage in the background: its storage write must
+	// not hold the rename (a FUSE request) that purged it, and must
+	// survive an unmount, a kill and a storage outage.
+	tombs, err := instance.OpenTombstones(filepath.Join(s.CacheDir, "tombstones"), cat, b, log)
+	if err != nil {
+		return nil, nil, err
 	}
-	st, err := stage.New(cat, store, stage.Options{Dir: filepath.Join(s.CacheDir, "staging"), User: in.User, Logger: log, Purged: purged,
+	if err := tombs.Recover(); err != nil {
+		return nil, nil, err
+	}
+	st, err := stage.New(cat, store, stage.Options{Dir: filepath.Join(s.CacheDir, "staging"), User: in.User, Logger: log, Tombstones: tombs,
 		// close commits; durability follows within 2 s, at fsync and at
 		// unmount (docs/write-bench.md).
 		SyncEvery: 2 * time.Second, RetryFailed: retryFailedEvery()})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Recover logs each file it commits or keeps under lost+found/.
 	if _, err := st.Recover(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return st, nil
+	tombs.Start()
+	return st, tombs, nil
 }
 
 // scratchPatterns are the instance's scratch patterns or the defaults.
