@@ -58,10 +58,25 @@ func (e *settingsDenied) Is(target error) bool {
 }
 
 // settingsDeniedErr reports whether pe is a permission error on settings
-// (a table, or a view of it).
+// (a table, or a view of it): insufficient_privilege naming the table.
+// PostgreSQL leaves the error's table field empty for it (aclcheck_error),
+// and translates its message (lc_messages) but not the name in it, so the
+// name is looked for as a word of the message: "permission denied for
+// table settings", "keine Berechtigung für Tabelle settings", "テーブル
+// settings へのアクセスが拒否されました". It was matched by the English
+// text, and a server set to another language answered ErrReadOnly's advice.
 func settingsDeniedErr(pe *pgconn.PgError) bool {
-	return pe.Code == "42501" && strings.HasPrefix(pe.Message, "permission denied for ") && strings.HasSuffix(pe.Message, " settings")
+	if pe.Code != "42501" {
+		return false
+	}
+	if pe.TableName != "" {
+		return pe.TableName == "settings"
+	}
+	return settingsWord.MatchString(pe.Message)
 }
+
+// settingsWord matches "settings" standing alone (not settings_old).
+var settingsWord = regexp.MustCompile(`(^|[^\pL\pN_$])settings([^\pL\pN_$]|$)`)
 
 // Options tune Open. Every field is optional.
 type Options struct {
