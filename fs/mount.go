@@ -101,8 +101,8 @@ func (m *Mount) SetReadOnly() { m.readOnly.Store(true) }
 // kernel forget every name, attribute and page it caches of the mount, so
 // that lookups and listings ask the catalog again: one whose database now
 // holds another instance's catalog, listed since it was reset, answers
-// with an error rather than that catalog's files; a name the kernel knew
-// no longer answers from its cache until its timeout (a minute). It
+// with an error rather than that catalog's files, and so does a name the
+// kernel knew (it answered from the kernel's cache for its timeout). It
 // returns once the kernel has been told (or after 5 s). Call it from any
 // goroutine but a FUSE request handler of this mount.
 func (m *Mount) ForgetListings() {
