@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/ref"
@@ -35,9 +37,58 @@ func errno(log *slog.Logger, op string, err error) syscall.Errno {
 		return syscall.EINVAL
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, catalog.ErrNotFound):
 		return syscall.ENOENT
+	case errors.Is(err, catalog.ErrDamaged):
+		damagedLog(log, op, err)
+		return syscall.EIO
 	}
 	log.Error("lamina mount: "+op, "err", err)
 	return syscall.EIO
+}
+
+// damagedEvery is how often a mount whose catalog is damaged (or lost: a
+// database reset under it) says again that requests fail.
+const damagedEvery = 10 * time.Minute
+
+// damaged counts, per mount's logger, the requests that failed on a
+// damaged catalog since it last said so: once it is, every request
+// fails the same way, and a line each (every lookup of a walk) buried
+// the log.
+var damaged struct {
+	mu   sync.Mutex
+	last map[*slog.Logger]*damagedSince
+}
+
+type damagedSince struct {
+	at     time.Time
+	failed int
+}
+
+// damagedLog logs the first failure on a damaged catalog, then a reminder
+// with the count of those since, at most every damagedEvery.
+func damagedLog(log *slog.Logger, op string, err error) {
+	damaged.mu.Lock()
+	d := damaged.last[log]
+	if d == nil {
+		if damaged.last == nil {
+			damaged.last = map[*slog.Logger]*damagedSince{}
+		}
+		d = &damagedSince{}
+		damaged.last[log] = d
+	}
+	d.failed++
+	first := d.at.IsZero()
+	n, due := d.failed, first || time.Since(d.at) >= damagedEvery
+	if due {
+		d.at, d.failed = time.Now(), 0
+	}
+	damaged.mu.Unlock()
+	switch {
+	case !due:
+	case first:
+		log.Error("lamina mount: "+op+" (requests that fail the same way are not logged each: a reminder comes every "+damagedEvery.String()+")", "err", err)
+	default:
+		log.Error("lamina mount: requests still fail on the catalog (EIO)", "failed", n, "last", op, "err", err)
+	}
 }
 
 // readErrno is errno for a READ, which knows its request's context: a

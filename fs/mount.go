@@ -97,12 +97,47 @@ type Mount struct {
 // which must refuse it itself.
 func (m *Mount) SetReadOnly() { m.readOnly.Store(true) }
 
-// ForgetListings drops the folder listings the mount caches, so that
-// lookups and listings ask the catalog again: one whose database now
+// ForgetListings drops the folder listings the mount caches, and has the
+// kernel forget every name, attribute and page it caches of the mount, so
+// that lookups and listings ask the catalog again: one whose database now
 // holds another instance's catalog, listed since it was reset, answers
-// with an error rather than that catalog's files. What the kernel caches
-// stays until its timeout.
-func (m *Mount) ForgetListings() { m.ns.dropAll() }
+// with an error rather than that catalog's files, and so does a name the
+// kernel knew (it answered from the kernel's cache for its timeout). It
+// returns once the kernel has been told (or after 5 s). Call it from any
+// goroutine but a FUSE request handler of this mount.
+func (m *Mount) ForgetListings() {
+	m.ns.dropAll()
+	req := changeReq{all: true, done: make(chan struct{})}
+	select {
+	case m.changes <- req:
+	case <-m.stop:
+		return
+	}
+	select {
+	case <-req.done:
+	case <-m.stop:
+	case <-time.After(5 * time.Second):
+		m.log.Warn("lamina mount: invalidating the kernel's caches is slow")
+	}
+}
+
+// forgetAll tells the kernel to drop what it caches of every inode it
+// knows: each name (an entry invalidation, deepest first), attributes and
+// pages. It runs on the invalidator.
+func (m *Mount) forgetAll() {
+	var walk func(dir *fusefs.Inode)
+	walk = func(dir *fusefs.Inode) { // the kernel's tree: finite, no cycles
+		for name, ch := range dir.Children() {
+			if ch.IsDir() {
+				walk(ch)
+			}
+			ch.NotifyContent(0, 0) // attributes and pages, open files' too
+			dir.NotifyEntry(name)
+		}
+		dir.NotifyContent(0, 0)
+	}
+	walk(m.root.EmbeddedInode())
+}
 
 // writesOff reports whether the mount refuses changes.
 func (m *Mount) writesOff() bool { return m.ns.st == nil || m.readOnly.Load() }
@@ -126,6 +161,7 @@ func (m *Mount) wantAttrs() {
 
 type changeReq struct {
 	keys []string
+	all  bool // forget everything the kernel caches (ForgetListings)
 	done chan struct{}
 }
 
@@ -377,7 +413,11 @@ func (m *Mount) invalidator() {
 		case <-m.stop:
 			return
 		case req := <-m.changes:
-			m.changed(req.keys) // collections.go
+			if req.all {
+				m.forgetAll()
+			} else {
+				m.changed(req.keys) // collections.go
+			}
 			close(req.done)
 		}
 	}

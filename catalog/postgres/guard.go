@@ -63,7 +63,7 @@ func foreignErr(err error) bool {
 // row that instance writes.
 func settingsUnseen(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "42P01" && strings.Contains(pe.Message, `"settings"`)
+	return errors.As(err, &pe) && pe.Code == "42P01" && settingsWord.MatchString(pe.Message) // any lc_messages: "»settings«"
 }
 
 // unseen is err as the store answers it when settingsUnseen: ErrForeign,

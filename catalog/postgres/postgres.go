@@ -58,10 +58,25 @@ func (e *settingsDenied) Is(target error) bool {
 }
 
 // settingsDeniedErr reports whether pe is a permission error on settings
-// (a table, or a view of it).
+// (a table, or a view of it): insufficient_privilege naming the table.
+// PostgreSQL leaves the error's table field empty for it (aclcheck_error),
+// and translates its message (lc_messages) but not the name in it, so the
+// name is looked for as a word of the message: "permission denied for
+// table settings", "keine Berechtigung für Tabelle settings", "テーブル
+// settings へのアクセスが拒否されました". It was matched by the English
+// text, and a server set to another language answered ErrReadOnly's advice.
 func settingsDeniedErr(pe *pgconn.PgError) bool {
-	return pe.Code == "42501" && strings.HasPrefix(pe.Message, "permission denied for ") && strings.HasSuffix(pe.Message, " settings")
+	if pe.Code != "42501" {
+		return false
+	}
+	if pe.TableName != "" {
+		return pe.TableName == "settings"
+	}
+	return settingsWord.MatchString(pe.Message)
 }
+
+// settingsWord matches "settings" standing alone (not settings_old).
+var settingsWord = regexp.MustCompile(`(^|[^\pL\pN_$])settings([^\pL\pN_$]|$)`)
 
 // Options tune Open. Every field is optional.
 type Options struct {
@@ -310,8 +325,13 @@ func wrap(err error) error {
 }
 
 // retryable reports a failure a transaction retried from the start may
-// not meet again.
+// not meet again: a conflict, or a connection lost before the COMMIT was
+// sent (connLost).
 func retryable(err error) bool {
+	var lost *connLost
+	if errors.As(err, &lost) {
+		return true
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
@@ -366,8 +386,26 @@ func (s *Store) runTx(ctx context.Context, begin func(*pgx.Batch), fn func(tx *p
 	if err != nil && tx.conn.PgConn().TxStatus() != 'I' {
 		tx.conn.Exec(ctx, `ROLLBACK`)
 	}
+	if err != nil && ctx.Err() == nil && tx.conn.PgConn().IsClosed() && (!tx.committed || pgconn.SafeToRetry(err)) {
+		// The connection died (its backend terminated: 57P01
+		// admin_shutdown, a server restart; the socket failed) before the
+		// COMMIT was sent: nothing of the transaction committed, and the
+		// pool drops the connection. Once the COMMIT was sent, whether it
+		// committed is unknown, and running fn again could save a version
+		// twice: that failure is returned as it is.
+		err = &connLost{err}
+	}
 	return err
 }
+
+// connLost is a transaction whose connection died before its COMMIT was
+// sent: retried at once, on another connection (retryable).
+type connLost struct{ err error }
+
+func (e *connLost) Error() string {
+	return "catalog: the connection to the database was lost: " + e.err.Error()
+}
+func (e *connLost) Unwrap() error { return e.err }
 
 // write runs fn in a SERIALIZABLE transaction, retried from the start on a
 // serialization failure, and notifies the other stores of the keys fn
@@ -439,7 +477,7 @@ func (s *Store) lockID(key string) int64 {
 
 // writeN runs fn in a transaction that begin queues, at most attempts
 // times (1 for fn that cannot run twice), retried from the start on a
-// serialization failure. The versions fn leaves in *learned (nil: none)
+// serialization failure or a connection lost before the COMMIT (runTx). The versions fn leaves in *learned (nil: none)
 // are the latest of their keys once it commits: the lookup cache keeps
 // them (lookups.settle), so that looking up what was just saved costs no
 // round trip.
@@ -488,7 +526,7 @@ func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch)
 			return err
 		}
 	}
-	err = fmt.Errorf("catalog: gave up after %d conflicting attempts: %w", attempts, err)
+	err = fmt.Errorf("catalog: gave up after %d attempts: %w", attempts, err)
 	return err
 }
 

@@ -19,6 +19,9 @@ import (
 type pipeTx struct {
 	conn    *pgx.Conn
 	pending pgx.Batch
+	// committed is set once the COMMIT may have been sent: a failure after
+	// it leaves the outcome unknown.
+	committed bool
 }
 
 var errPipeTx = errors.New("catalog: not available in a write transaction")
@@ -153,6 +156,7 @@ func (t *pipeTx) commit(ctx context.Context, notify *pgx.QueuedQuery) error {
 	if notify != nil {
 		t.pending.Queue(notify.SQL, notify.Arguments...)
 	}
+	t.committed = true
 	br, err := t.send(ctx, "COMMIT")
 	if err != nil {
 		return err

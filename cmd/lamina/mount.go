@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -480,17 +481,29 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	go watch.Run(watchCtx)
+	// lost is the catalog's ErrForeign once the mount has acted on it: the
+	// status says so only when the kernel has forgotten what it cached.
+	var lost atomic.Pointer[error]
 	go func() {
-		select {
-		case o := <-taken:
-			m.SetReadOnly()
-			log.Error(fmt.Sprintf("storage taken over by instance %q (catalog %s) on %s: the mount is read-only from now on (writes get EROFS); unmount it and use %q", o.Name, o.Catalog, o.Since.Format(time.DateOnly), o.Name))
-		case err := <-foreign:
-			m.SetReadOnly()
-			m.ForgetListings() // the catalog's reads fail from now on
-			log.Error(fmt.Sprintf("the database at %s no longer holds the catalog of instance %q (id %s): the mount is read-only from now on (writes get EROFS), "+
-				"nothing is written into it nor read from it (EIO); restore the database, then remount (%v)", postgres.Redact(s.Catalog), s.Name, s.ID, err))
-		case <-watchCtx.Done():
+		for taken, foreign := taken, foreign; taken != nil || foreign != nil; { // each comes once
+			select {
+			case o := <-taken:
+				taken = nil
+				m.SetReadOnly()
+				log.Error(fmt.Sprintf("storage taken over by instance %q (catalog %s) on %s: the mount is read-only from now on (writes get EROFS); unmount it and use %q", o.Name, o.Catalog, o.Since.Format(time.DateOnly), o.Name))
+			case err := <-foreign:
+				foreign = nil
+				m.SetReadOnly()
+				// The catalog's reads fail from now on; the kernel's cached
+				// names, attributes and pages go too, so that nothing
+				// listed before answers for its timeout.
+				m.ForgetListings()
+				lost.Store(&err)
+				log.Error(fmt.Sprintf("the database at %s no longer holds the catalog of instance %q (id %s): the mount is read-only from now on (writes get EROFS), "+
+					"nothing is written into it nor read from it (EIO); restore the database, then remount (%v)", postgres.Redact(s.Catalog), s.Name, s.ID, err))
+			case <-watchCtx.Done():
+				return
+			}
 		}
 	}()
 	st := mountState{Instance: s.Name, Mountpoint: dir, PID: os.Getpid(), Started: time.Now().UTC().Truncate(time.Second),
@@ -551,8 +564,8 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			if o, ok := watch.Taken(); ok {
 				ms.TakenOver = o.Name
 			}
-			if pg != nil && pg.Foreign() != nil {
-				ms.CatalogLost = pg.Foreign().Error()
+			if err := lost.Load(); err != nil {
+				ms.CatalogLost = (*err).Error()
 			}
 			if rem != nil {
 				p, ci, h := rem.up.Pending(), rem.disk.Info(), rem.retry.Health()

@@ -107,11 +107,10 @@ func editScratch(c *cli.Context, edit func(cur, args []string) []string) error {
 	if s.Scratch != nil && len(s.Scratch) == 0 {
 		s.Scratch = []string{} // none at all, not the defaults
 	}
-	if err := dirs.Save(s); err != nil {
-		return err
-	}
 	if usesPostgres(s) {
-		// Other workstations get the patterns with `lamina connect`.
+		// Other workstations get the patterns with `lamina connect`. The
+		// database first: a role that may only read is refused there, and
+		// this workstation then keeps the patterns every other one has.
 		st, err := openPostgres(c.Context, s, slog.New(slog.DiscardHandler))
 		if err != nil {
 			return err
@@ -120,6 +119,9 @@ func editScratch(c *cli.Context, edit func(cur, args []string) []string) error {
 		if err := storeShared(c.Context, st, s); err != nil {
 			return err
 		}
+	}
+	if err := dirs.Save(s); err != nil {
+		return err
 	}
 	fmt.Fprintf(c.App.ErrWriter, "scratch: %s\n", strings.Join(scratchPatterns(s), " "))
 	if c.Command.Name == "add" {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 )
 
 // Scratch patterns are set per instance, shown by info, refused when they
@@ -130,5 +132,32 @@ func TestScratchNamedKeys(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(got, name)); err != nil {
 			t.Errorf("save of the mount has no %s: %v", name, err)
 		}
+	}
+}
+
+// A role that may only read the database cannot change the shared
+// patterns: scratch add and rm fail and change nothing here either. The
+// local setting was written first, so this workstation's next mount used
+// patterns the database (and every other workstation) did not have.
+func TestScratchReadOnlyRole(t *testing.T) {
+	db := pgtest.URL(t)
+	schema := db[strings.Index(db, "search_path=")+len("search_path="):]
+	a := workstationEnv(t, "ana")
+	a.ok("init", "--storage", filepath.Join(a.dir, "store"), "--name", "lab", "--db", db)
+	ro := "ro_" + schema
+	pgtest.Exec(t, db, `CREATE ROLE `+ro+` NOLOGIN; GRANT USAGE ON SCHEMA `+schema+` TO `+ro+
+		`; GRANT SELECT ON ALL TABLES IN SCHEMA `+schema+` TO `+ro)
+	t.Cleanup(func() { pgtest.Exec(t, pgtest.Base(t), `DROP OWNED BY `+ro+`; DROP ROLE `+ro) })
+	r := workstationEnv(t, "rita")
+	r.ok("connect", "lab", "--db", pgtest.WithParam(db, "role", ro))
+	before := r.ok("scratch")
+	if _, _, err := r.run("scratch", "add", "*.tmp"); err == nil {
+		t.Fatal("scratch add by a read-only role succeeded")
+	}
+	if _, _, err := r.run("scratch", "rm", ".snakemake"); err == nil {
+		t.Fatal("scratch rm by a read-only role succeeded")
+	}
+	if got := r.ok("scratch"); got != before {
+		t.Errorf("the refused edits changed the local patterns: %q, was %q", got, before)
 	}
 }
