@@ -78,7 +78,7 @@ type ColumnReport struct {
 	Slot    string  `json:"slot,omitempty"`
 	Rows    int     `json:"rows"`              // of the table the column is in (the obs or var of an AnnData)
 	Valid   int     `json:"valid"`             // values that validate as they are
-	Missing int     `json:"missing,omitempty"` // empty cells, and NaN in a number column (not checked)
+	Missing int     `json:"missing,omitempty"` // missing values (not checked): empty cells and pandas' NA spellings of a CSV/TSV (dataset.MissingText), nulls, NaN in a number column
 	Mapped  []Value `json:"mapped,omitempty"`  // fail as they are; --standardize fixes them
 	Failed  []Value `json:"failed,omitempty"`  // fail even after standardizing
 	Terms   []Term  `json:"terms,omitempty"`   // the column's terms, standardized
@@ -595,7 +595,7 @@ func WriteReport(w io.Writer, r *Report, standardize bool) {
 			fmt.Fprintf(w, "%s %s (%s): %d of %d values valid", mark, where, c.Dtype, c.Valid, total)
 		}
 		if c.Missing > 0 {
-			fmt.Fprintf(w, ", %d empty", c.Missing)
+			fmt.Fprintf(w, ", %d missing", c.Missing) // empty, NA, NaN, null
 		}
 		fmt.Fprintln(w)
 		for _, m := range c.Mapped[:min(len(c.Mapped), MaxListed)] {

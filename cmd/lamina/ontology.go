@@ -717,7 +717,7 @@ func cmdOntologyInspect() *cli.Command {
 			fmt.Fprintf(c.App.Writer, "\n%s: %d distinct values in %d rows against %s %s: %d valid, %d map to a standard term, %d not found",
 				col, len(res.Reports), out.Rows, s.Ontology, s.Version, out.Validated, out.Mapped, out.Failed)
 			if empty > 0 {
-				fmt.Fprintf(c.App.Writer, ", %d empty", empty)
+				fmt.Fprintf(c.App.Writer, ", %d missing", empty) // empty, NA, NaN, null: not checked
 			}
 			fmt.Fprintln(c.App.Writer)
 			return nil
@@ -808,8 +808,9 @@ func findColumn(ts []dataset.Table, name string) *dataset.Series {
 	return nil
 }
 
-// readTextColumn returns the non-empty cells of one column of a CSV or TSV
-// file (gzip read transparently) and how many cells were empty. The
+// readTextColumn returns the cells of one column of a CSV or TSV file
+// (gzip read transparently) that are not missing, and how many were:
+// empty, or pandas' NA spellings (dataset.MissingText). The
 // delimiter is a tab for .tsv and .tab files, and a header line with tabs
 // but no commas. A file that does not look like text is refused, so that no
 // error shows its bytes.
@@ -872,7 +873,7 @@ func readTextColumn(path, column string) ([]string, int, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", path, err)
 		}
-		if idx >= len(rec) || rec[idx] == "" {
+		if idx >= len(rec) || dataset.MissingText(rec[idx]) { // NA, NaN, null: missing, as curate reads them
 			empty++
 			continue
 		}

@@ -715,6 +715,17 @@ func TestInspectFormats(t *testing.T) {
 			t.Fatalf("inspect: %+v", ins)
 		}
 	})
+	// R's NA and pandas' other missing spellings are missing, as curate
+	// and pandas read them, not values that fail (TestPandasMissingValues).
+	t.Run("NA is missing", func(t *testing.T) {
+		e := e.sub(t)
+		var ins inspectionJSON
+		e.jsonOut(&ins, "ontology", "inspect", "celltype", "--column", "cell_type",
+			e.write("na.csv", []byte("cell_type,n\nT cell,1\nNA,2\nNaN,3\n<NA>,4\n,5\n")), "--format", "json")
+		if ins.Rows != 5 || ins.Empty != 4 || ins.Validated != 1 || ins.Failed != 0 || len(ins.Values) != 1 {
+			t.Fatalf("inspect: %+v", ins)
+		}
+	})
 	t.Run("var column", func(t *testing.T) {
 		e := e.sub(t)
 		var ins inspectionJSON
