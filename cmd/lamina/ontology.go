@@ -971,13 +971,26 @@ func cmdOntologyShow() *cli.Command {
 				fmt.Fprintf(c.App.ErrWriter, "note: %s %s (cellxgene JSON) does not tell is_a from part_of: its parents are both, with or without --part-of\n", s.Ontology, s.Version)
 			}
 			name := strings.Join(c.Args().Slice()[1:], " ")
-			t, ok := x.Term(name) // a name or id, obsolete terms too
-			if v := x.Validate(name); ok && len(v.IDs) > 1 {
-				// A name several terms have (a symbol on several Ensembl
-				// ids): one is shown, the note names the others.
-				t, _ = x.Term(v.IDs[0])
-				fmt.Fprintf(c.App.ErrWriter, "note: %s; showing %s, show another by its id\n", v.Message(), t.ID)
+			// A name several terms have (the Uberon module's "anatomical
+			// entity", a symbol on several Ensembl ids) is refused with
+			// their ids: showing or walking from one of them would answer
+			// for a term the user may not mean.
+			several := func(ids []string) error {
+				parts := make([]string, len(ids))
+				for i, id := range ids {
+					parts[i] = id
+					if t, ok := x.Term(id); ok {
+						parts[i] = fmt.Sprintf("%s (%s)", t.Name, id)
+					}
+				}
+				return exitf(1, "%q names several %s terms in %s %s: %s; show one by its id", name, s.Entity, s.Ontology, s.Version, strings.Join(parts, ", "))
 			}
+			t, rerr := x.Resolve(name) // a name or id, obsolete terms too
+			var amb *ontology.AmbiguousError
+			if errors.As(rerr, &amb) {
+				return several(amb.IDs)
+			}
+			ok := rerr == nil
 			if !ok {
 				// As standardize resolves: case and white space, an EXACT
 				// synonym, an obsolete term's replacement; never a guess.
@@ -986,8 +999,11 @@ func cmdOntologyShow() *cli.Command {
 					return exitf(1, "%q names several %s terms in %s %s: %s; show one by its id", name, s.Entity, s.Ontology, s.Version,
 						strings.TrimPrefix(st.Reason(), "ambiguous: could be "))
 				}
+				if ids := st.TermIDs(); len(ids) > 1 {
+					return several(ids)
+				}
 				if st.Matched() {
-					t, ok = x.Term(st.TermIDs()[0]) // of several, Reason names them
+					t, ok = x.Term(st.TermIDs()[0])
 					if ok && format != "json" {
 						fmt.Fprintf(c.App.ErrWriter, "%q: %s\n", name, st.Reason())
 					}
