@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog"
+	bolt "go.etcd.io/bbolt"
 )
 
 // annotEnv is an instance with cell type and tissue ontologies, features,
@@ -599,6 +600,54 @@ func TestNegativeZeroAndEmptyTable(t *testing.T) {
 	}
 	if out := e.ok("show", "t/empty.csv"); !regexp.MustCompile(`n_observations\s+0\n`).MatchString(out) {
 		t.Errorf("show of a table of 0 rows:\n%s", out)
+	}
+}
+
+// TestShowOldNegativeZero: a float -0 stored before the catalog made it 0
+// (older catalogs keep it) is shown 0, and once beside a 0; a str
+// feature's text -0 stays as written.
+func TestShowOldNegativeZero(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("feature", "create", "score", "--dtype", "float")
+	e.ok("feature", "create", "other", "--dtype", "float")
+	e.ok("feature", "create", "note", "--dtype", "str")
+	e.ok("save", e.write("one.csv", []byte("a,b\n1,2\n")), "--key", "t/one.csv")
+	e.ok("annotate", "t/one.csv", "--feature", "score=1.5", "--feature", "other=2", "--feature", "note=x")
+	var v struct {
+		UID string `json:"uid"`
+	}
+	e.jsonOut(&v, "show", "t/one.csv", "--format", "json")
+	// The record as an older build wrote it: the value as text, -0.
+	db, err := bolt.Open(e.path("data/lamina/test/catalog.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket([]byte("annotations"))
+		var a catalog.Annotations
+		if err := json.Unmarshal(bk.Get([]byte(v.UID)), &a); err != nil {
+			return err
+		}
+		a.Features["score"] = []string{"-0"}
+		a.Features["other"] = []string{"-0", "0", "2"}
+		a.Features["note"] = []string{"-0"}
+		raw, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(v.UID), raw)
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := e.ok("show", "t/one.csv")
+	for _, want := range []string{"score = 0\n", "other = 0, 2\n", "note = -0\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
 	}
 }
 
