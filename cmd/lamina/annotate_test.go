@@ -685,3 +685,35 @@ func TestAnnotatePrintsFirstValues(t *testing.T) {
 		t.Fatalf("show:\n%s", out)
 	}
 }
+
+// TestCurateCSVFromR: a table R wrote, with NA for missing values (and
+// pandas' NaN), curates: NA in the int column is missing, not "not an
+// integer", and in the gene column it is not XK (whose alias is NA) nor
+// NaN SCN11A: the saved version records neither. As in pandas.
+func TestCurateCSVFromR(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "gene", "--organism", "human", "--source", filepath.Join(genes, "human_genes_orgHsEgDb.tsv.gz"))
+	e.ok("feature", "create", "gene", "--dtype", "cat[gene]")
+	e.ok("feature", "create", "count", "--dtype", "int")
+	e.ok("schema", "create", "r", "--feature", "gene", "--feature", "count")
+	in := e.write("from_r.csv", []byte("\"gene\",\"count\"\n\"PTPRC\",3\nNA,NA\n\"CD4\",NA\nNaN,7\n"))
+	out := e.ok("curate", in, "--schema", "r", "--standardize", "--key", "r/from_r.csv", "--organism", "human")
+	for _, want := range []string{"gene (cat[gene]): 2 of 2 values valid, 2 missing", "count (int): 2 of 2 values valid, 2 missing"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	var v struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&v, "show", "r/from_r.csv", "--format", "json")
+	for _, tm := range v.Annotations.Terms {
+		if tm.Name == "XK" || tm.Name == "SCN11A" {
+			t.Errorf("a missing value recorded as %+v", tm)
+		}
+	}
+	if got := v.Annotations.Features["gene"]; !reflect.DeepEqual(got, []string{"CD4", "PTPRC"}) {
+		t.Errorf("gene values %q", got)
+	}
+}
