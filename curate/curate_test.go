@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -711,6 +712,18 @@ func TestPandasMissingValues(t *testing.T) {
 			if c.Missing != 0 || len(c.Failed)+len(c.Mapped) != 1 {
 				t.Errorf("%s: %d missing, failed %+v, mapped %+v", c.Feature, c.Missing, c.Failed, c.Mapped)
 			}
+		}
+	})
+	t.Run("float NaN", func(t *testing.T) { // an h5ad's or a Parquet's: missing for any feature
+		ts := parquetTables(t, []struct {
+			Score float64 `parquet:"score"`
+		}{{math.NaN()}, {2.5}})
+		r, err := curate.Validate(ts, dataset.Parquet, curate.Schema{Name: "s", Fields: []curate.Field{{Name: "score", Dtype: "str"}}}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := r.Columns[0]; c.Valid != 1 || c.Missing != 1 || !slices.Equal(c.Standard, []string{"2.5"}) {
+			t.Errorf("float NaN as str: %d valid, %d missing, values %q", c.Valid, c.Missing, c.Standard)
 		}
 	})
 	t.Run("parquet", func(t *testing.T) {
