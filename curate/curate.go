@@ -78,7 +78,7 @@ type ColumnReport struct {
 	Slot    string  `json:"slot,omitempty"`
 	Rows    int     `json:"rows"`              // of the table the column is in (the obs or var of an AnnData)
 	Valid   int     `json:"valid"`             // values that validate as they are
-	Missing int     `json:"missing,omitempty"` // empty cells, and NaN in a number column (not checked)
+	Missing int     `json:"missing,omitempty"` // missing values (not checked): empty cells and pandas' NA spellings of a CSV/TSV (dataset.MissingText), nulls, a float column's NaN, NaN in a number feature
 	Mapped  []Value `json:"mapped,omitempty"`  // fail as they are; --standardize fixes them
 	Failed  []Value `json:"failed,omitempty"`  // fail even after standardizing
 	Terms   []Term  `json:"terms,omitempty"`   // the column's terms, standardized
@@ -295,11 +295,15 @@ func columnKey(name string) string {
 	}, name)
 }
 
-// distinct counts the non-missing values of col in first-seen order.
+// distinct counts the non-missing values of col in first-seen order. A
+// NaN of a float column (an h5ad's, a Parquet's) is missing whatever the
+// feature's dtype, as pandas takes it: a str or cat feature counted it as
+// the value "NaN" (and org.Hs.eg.db has NaN as an alias of SCN11A).
 func distinct(col *dataset.Series) (vals []string, counts map[string]int, missing int) {
 	counts = map[string]int{}
+	floats := col.Dtype == "float" && col.Exact == nil
 	for i := 0; i < col.Len(); i++ {
-		if col.IsNull(i) {
+		if col.IsNull(i) || floats && math.IsNaN(col.Floats[i]) {
 			missing++
 			continue
 		}
@@ -595,7 +599,7 @@ func WriteReport(w io.Writer, r *Report, standardize bool) {
 			fmt.Fprintf(w, "%s %s (%s): %d of %d values valid", mark, where, c.Dtype, c.Valid, total)
 		}
 		if c.Missing > 0 {
-			fmt.Fprintf(w, ", %d empty", c.Missing)
+			fmt.Fprintf(w, ", %d missing", c.Missing) // empty, NA, NaN, null
 		}
 		fmt.Fprintln(w)
 		for _, m := range c.Mapped[:min(len(c.Mapped), MaxListed)] {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -607,4 +608,136 @@ func TestNullableAndUnreadColumns(t *testing.T) {
 	if _, err := curate.Validate(ts, dataset.H5AD, s, curate.Options{}); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), `"awkward-array"`) {
 		t.Errorf("a schema naming u: %v", err)
 	}
+}
+
+var (
+	uberonOnce sync.Once
+	uberon     *ontology.Index
+	uberonErr  error
+)
+
+// tissues is the cellxgene Uberon, where "NA" is an EXACT synonym of
+// nasal artery (UBERON:2005085).
+func tissues(t *testing.T) *ontology.Index {
+	uberonOnce.Do(func() {
+		src, err := ontology.Import(context.Background(), filepath.Join(data, "ontologies", "cellxgene-json", "UBERON-ontology-v2026-04-01.json.gz"), ontology.ImportOptions{Entity: "tissue"})
+		if err != nil {
+			uberonErr = err
+			return
+		}
+		uberon, uberonErr = ontology.Build(src)
+	})
+	if uberonErr != nil {
+		t.Fatal(uberonErr)
+	}
+	return uberon
+}
+
+// TestPandasMissingValues: in a CSV or TSV, the cells pandas' read_csv
+// reads as missing by default (R writes NA, pandas NaN or <NA>, Excel
+// #N/A) are missing in every column, as LaminDB reads them: not "not an
+// integer", not a label, and never standardized to a term ("NA" is an
+// EXACT synonym of nasal artery in Uberon). " NA" and "na" are text, as
+// in pandas. In a Parquet file a string "NA" is a value and a null is
+// missing, as pandas reads them.
+func TestPandasMissingValues(t *testing.T) {
+	na := []string{"NA", "N/A", "n/a", "null", "NULL", "NaN", "-NaN", "nan", "-nan", "None", "<NA>", "#N/A", "#N/A N/A", "#NA", "1.#IND", "-1.#IND", "1.#QNAN", "-1.#QNAN", ""}
+	s := curate.Schema{Name: "s", Fields: []curate.Field{
+		{Name: "n", Dtype: "int"}, {Name: "x", Dtype: "float"}, {Name: "ok", Dtype: "bool"}, {Name: "when", Dtype: "date"},
+		{Name: "cell_type", Dtype: "cat[celltype]"}, {Name: "tissue", Dtype: "cat[tissue]"}, {Name: "donor", Dtype: "cat[ULabel]"}, {Name: "note", Dtype: "str"}}}
+	o := curate.Options{Labels: []string{"D1", "NA"}, Ontology: func(e string) (*ontology.Index, error) {
+		if e == "tissue" {
+			return tissues(t), nil
+		}
+		return celltypes(t)(e)
+	}}
+	for _, format := range []string{dataset.CSV, dataset.TSV} {
+		t.Run(format, func(t *testing.T) {
+			sep := ","
+			if format == dataset.TSV {
+				sep = "\t"
+			}
+			var b strings.Builder
+			b.WriteString(strings.Join([]string{"n", "x", "ok", "when", "cell_type", "tissue", "donor", "note"}, sep) + "\n")
+			for _, v := range na {
+				b.WriteString(strings.Join([]string{v, v, v, v, v, v, v, v}, sep) + "\n")
+			}
+			b.WriteString(strings.Join([]string{"3", "2.5", "true", "2026-01-05", "T cell", "blood", "D1", "x"}, sep) + "\n")
+			in := filepath.Join(t.TempDir(), "in."+format)
+			if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ts, err := dataset.Tables(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := curate.Validate(ts, format, s, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			curate.WriteReport(&out, r, false)
+			if !r.OK() {
+				t.Fatalf("pandas' missing values failed:\n%s", out.String())
+			}
+			for _, c := range r.Columns {
+				if c.Valid != 1 || c.Missing != len(na) || len(c.Mapped) != 0 || len(c.Failed) != 0 {
+					t.Errorf("%s: %d valid, %d missing, mapped %+v, failed %+v; want 1 and %d", c.Feature, c.Valid, c.Missing, c.Mapped, c.Failed, len(na))
+				}
+				if slices.ContainsFunc(c.Terms, func(tm curate.Term) bool { return tm.ID == "UBERON:2005085" }) || slices.Contains(c.Standard, "NA") {
+					t.Errorf("%s: a missing value recorded: terms %+v, values %q", c.Feature, c.Terms, c.Standard)
+				}
+			}
+			if !strings.Contains(out.String(), fmt.Sprintf("1 of 1 values valid, %d missing", len(na))) {
+				t.Errorf("report does not count them missing:\n%s", out.String())
+			}
+			col, _ := ts[0].Col("n")
+			if col.Dtype != "int" {
+				t.Errorf("1 and NA read as %s, want int", col.Dtype)
+			}
+		})
+	}
+	t.Run("spaced", func(t *testing.T) { // pandas: only the exact cell is missing
+		in := filepath.Join(t.TempDir(), "in.csv")
+		os.WriteFile(in, []byte("n,donor\n\" NA\",na\n1,D1\n"), 0o644)
+		ts, err := dataset.Tables(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := curate.Validate(ts, dataset.CSV, curate.Schema{Name: "s", Fields: []curate.Field{{Name: "n", Dtype: "int"}, {Name: "donor", Dtype: "cat[ULabel]"}}}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range r.Columns {
+			if c.Missing != 0 || len(c.Failed)+len(c.Mapped) != 1 {
+				t.Errorf("%s: %d missing, failed %+v, mapped %+v", c.Feature, c.Missing, c.Failed, c.Mapped)
+			}
+		}
+	})
+	t.Run("float NaN", func(t *testing.T) { // an h5ad's or a Parquet's: missing for any feature
+		ts := parquetTables(t, []struct {
+			Score float64 `parquet:"score"`
+		}{{math.NaN()}, {2.5}})
+		r, err := curate.Validate(ts, dataset.Parquet, curate.Schema{Name: "s", Fields: []curate.Field{{Name: "score", Dtype: "str"}}}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := r.Columns[0]; c.Valid != 1 || c.Missing != 1 || !slices.Equal(c.Standard, []string{"2.5"}) {
+			t.Errorf("float NaN as str: %d valid, %d missing, values %q", c.Valid, c.Missing, c.Standard)
+		}
+	})
+	t.Run("parquet", func(t *testing.T) {
+		str := func(s string) *string { return &s }
+		ts := parquetTables(t, []struct {
+			Tissue *string `parquet:"tissue,optional"`
+		}{{str("NA")}, {nil}, {str("blood")}})
+		r, err := curate.Validate(ts, dataset.Parquet, curate.Schema{Name: "s", Fields: []curate.Field{{Name: "tissue", Dtype: "cat[tissue]"}}}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := r.Columns[0]
+		if c.Valid != 1 || c.Missing != 1 || len(c.Mapped) != 1 || c.Mapped[0].Value != "NA" || c.Mapped[0].Standard != "nasal artery" {
+			t.Errorf("parquet: %d valid, %d missing, mapped %+v", c.Valid, c.Missing, c.Mapped)
+		}
+	})
 }

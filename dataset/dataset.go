@@ -126,7 +126,8 @@ type Series struct {
 	// file. Nil otherwise.
 	Written []string
 	// Null marks missing values of str, int, float and bool columns: an
-	// empty CSV cell, a Parquet null, the mask of an AnnData nullable
+	// empty CSV cell or one pandas reads as missing (NA, NaN, null, …:
+	// MissingText), a Parquet null, the mask of an AnnData nullable
 	// column (pandas Int64, boolean, string). It may be nil when none is
 	// missing.
 	Null []bool

@@ -63,14 +63,36 @@ func newTextReader(r io.Reader, format string) *csv.Reader {
 	return cr
 }
 
+// naText are the cells pandas' read_csv reads as missing by default
+// (its STR_NA_VALUES, pandas 2; keep_default_na), besides the empty cell:
+// R writes NA, pandas NaN or <NA>, Excel #N/A. LaminDB reads a CSV or TSV
+// with pandas, so these are missing values here too, in every column:
+// counted as missing, never checked as a number, label or term (Uberon
+// has "NA" as an EXACT synonym of nasal artery, org.Hs.eg.db as an alias
+// of XK). As in pandas, the cell must be exactly so: " NA" and "na" are
+// text.
+var naText = map[string]bool{
+	"#N/A": true, "#N/A N/A": true, "#NA": true, "-1.#IND": true, "-1.#QNAN": true,
+	"-NaN": true, "-nan": true, "1.#IND": true, "1.#QNAN": true, "<NA>": true,
+	"N/A": true, "NA": true, "NULL": true, "NaN": true, "None": true,
+	"n/a": true, "nan": true, "null": true,
+}
+
+// MissingText reports whether a cell of a CSV or TSV file is a missing
+// value: empty, or one of pandas' default NA spellings (NA, NaN, N/A,
+// null, None, <NA>, #N/A, …). Only text tables: a Parquet or AnnData
+// string "NA" is a value, as pandas reads it.
+func MissingText(v string) bool { return v == "" || naText[v] }
+
 // typeState infers a text column's dtype: the narrowest of int, float,
-// bool and str that every non-empty cell fits. An integer beyond int64 (a
+// bool and str that every cell not missing (MissingText) fits: 1, NA, 3
+// is an int column with a missing value. An integer beyond int64 (a
 // uint64 id) keeps the column an int (big: read as Series.Exact): as a
 // float, neighbouring ids would read the same.
 type typeState struct{ notInt, notFloat, notBool, seen, big bool }
 
 func (s *typeState) add(v string) {
-	if v == "" {
+	if MissingText(v) {
 		return
 	}
 	s.seen = true
@@ -222,7 +244,7 @@ func readText(path, format string) (Table, error) {
 				s.Ints = make([]int64, len(vals))
 			}
 			for k, v := range vals {
-				if v == "" {
+				if MissingText(v) {
 					mark(k)
 					continue
 				}
@@ -236,7 +258,7 @@ func readText(path, format string) (Table, error) {
 		case "float":
 			s.Floats = make([]float64, len(vals))
 			for k, v := range vals {
-				if v == "" {
+				if MissingText(v) {
 					mark(k)
 					continue
 				}
@@ -245,7 +267,7 @@ func readText(path, format string) (Table, error) {
 		case "bool":
 			s.Bools = make([]bool, len(vals))
 			for k, v := range vals {
-				if v == "" {
+				if MissingText(v) {
 					mark(k)
 					continue
 				}
@@ -254,15 +276,15 @@ func readText(path, format string) (Table, error) {
 		default:
 			s.Strings = vals
 			for k, v := range vals {
-				if v == "" {
+				if MissingText(v) {
 					mark(k)
 				}
 			}
 		}
+		s.Null = null
 		if s.Dtype == "int" || s.Dtype == "float" {
 			s.Written = written(&s, vals)
 		}
-		s.Null = null
 		t.Columns = append(t.Columns, s)
 	}
 	return t, nil
@@ -273,7 +295,7 @@ func readText(path, format string) (Table, error) {
 // a column whose cells read back as written keeps no second copy.
 func written(s *Series, vals []string) []string {
 	for k, v := range vals {
-		if v != "" && v != s.Text(k) {
+		if !s.IsNull(k) && v != s.Text(k) {
 			return vals
 		}
 	}

@@ -103,5 +103,14 @@
 // direct ancestors are read as parents (Parents), and the source says so
 // (Source.MixedParents): is_a walks there follow part_of too.
 //
+// A walk starts from an id, alt_id or name. A name several terms have (the
+// Uberon module's "anatomical entity", CARO:0000000 and UBERON:0001062; a
+// gene symbol on two Ensembl ids; or, with no live term of it, several
+// obsolete ones) is refused with an *AmbiguousError (ErrAmbiguous) listing
+// them, as are Term and Resolve: taking the first in the file answered
+// for a term the caller may not mean. Standardize maps such an obsolete
+// name only when its terms are replaced alike (followed through obsolete
+// replacements); otherwise it is Ambiguous between the replacements.
+//
 // An Index is immutable and safe for concurrent use.
 package ontology

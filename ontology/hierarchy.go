@@ -1,7 +1,6 @@
 package ontology
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 )
@@ -15,12 +14,11 @@ const (
 	PartOf
 )
 
+// lookupForWalk finds the term a walk starts from: ErrNotFound, or an
+// *AmbiguousError for a name several terms have (walking from one of them
+// would answer for a term the caller may not mean).
 func (x *Index) lookupForWalk(idOrName string) (uint32, error) {
-	i, ok := x.resolve(idOrName)
-	if !ok {
-		return 0, fmt.Errorf("ontology: %s has no term %q: %w", x.ontologyName(), idOrName, ErrNotFound)
-	}
-	return i, nil
+	return x.resolve(idOrName)
 }
 
 func defaultRel(rel Relation) Relation {
@@ -158,9 +156,9 @@ func (x *Index) IsDescendant(term, ancestor string, rel Relation) bool {
 	if err != nil {
 		return false
 	}
-	a, ok := x.resolve(ancestor)
+	a, err := x.resolve(ancestor)
 	for _, id := range anc {
-		if id == ancestor || (ok && id == x.id(a)) {
+		if id == ancestor || (err == nil && id == x.id(a)) {
 			return true
 		}
 	}

@@ -62,37 +62,58 @@ func (x *Index) Source() *Source {
 func (x *Index) Len() int { return x.terms() }
 
 // Term finds a term by id, alt_id or exact name (a live term before an
-// obsolete one of the same name). The Term is a copy.
+// obsolete one of the same name). A name several terms have finds none
+// (Resolve says which they are): picking one would be a guess. The Term
+// is a copy.
 func (x *Index) Term(idOrName string) (*Term, bool) {
-	if i, ok := x.resolve(idOrName); ok {
-		t := x.term(i)
-		return &t, true
-	}
-	return nil, false
+	t, err := x.Resolve(idOrName)
+	return t, err == nil
 }
 
-func (x *Index) resolve(s string) (uint32, bool) {
+// Resolve is Term with the reason it finds none: ErrNotFound, or an
+// *AmbiguousError (ErrAmbiguous) listing the terms of a name several live
+// terms have (a symbol on several Ensembl ids; the Uberon module's
+// "anatomical entity", CARO:0000000 and UBERON:0001062), or, when no live
+// term has it, several obsolete ones.
+func (x *Index) Resolve(idOrName string) (*Term, error) {
+	i, err := x.resolve(idOrName)
+	if err != nil {
+		return nil, err
+	}
+	t := x.term(i)
+	return &t, nil
+}
+
+func (x *Index) resolve(s string) (uint32, error) {
 	h := hashString(s)
 	if i, ok := x.findOne(&x.byID, s, h); ok {
-		return i, true
+		return i, nil
 	}
 	if i, ok := x.findOne(&x.byAlt, s, h); ok {
-		return i, true
+		return i, nil
 	}
-	if i, ok := x.findOne(&x.byName, s, h); ok {
-		return i, true
+	// As Validate: the live terms of the name (or symbol), else the
+	// obsolete ones.
+	l := x.allNamed(s, h)
+	if len(l) == 0 {
+		l = x.find(&x.byName, s, h)
 	}
-	if i, _, ok := x.symbol(s, true); ok {
-		return i, true
+	switch {
+	case len(l) == 1:
+		return l[0], nil
+	case len(l) > 1:
+		return 0, &AmbiguousError{Value: s, IDs: x.idList(l)}
 	}
 	if id, ok := x.idSpelling(s); ok {
 		h := hashString(id)
 		if i, ok := x.findOne(&x.byID, id, h); ok {
-			return i, true
+			return i, nil
 		}
-		return x.findOne(&x.byAlt, id, h)
+		if i, ok := x.findOne(&x.byAlt, id, h); ok {
+			return i, nil
+		}
 	}
-	return 0, false
+	return 0, fmt.Errorf("ontology: %s has no term %q: %w", x.ontologyName(), s, ErrNotFound)
 }
 
 // idSpelling maps the other common spellings of an id to the source's:
@@ -616,10 +637,10 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 		}
 	}
 	if len(byName) > 0 { // only obsolete terms have this name
-		return x.replaced(s, byName[0])
+		return x.replacedAll(s, byName)
 	}
 	if len(byFold) > 0 {
-		return x.replaced(s, byFold[0])
+		return x.replacedAll(s, byFold)
 	}
 	if e, ok := x.obsoleteSynonym(f); ok {
 		// Not used (an obsolete term's synonym may have moved anywhere),
@@ -729,6 +750,63 @@ func (x *Index) replaced(s Standardization, i uint32) Standardization {
 		}
 	}
 	return s
+}
+
+// replacedAll is replaced for the obsolete terms l of one name. When
+// what replaces them differs (followed through obsolete replacements),
+// the value is Ambiguous, its candidates those replacements (the term
+// itself where there is none): Mondo gives "obsolete Wilms tumor" to
+// MONDO:0000103 (now MONDO:0019004) and MONDO:0021044 (now
+// MONDO:0006058), and the first in the file was taken.
+func (x *Index) replacedAll(s Standardization, l []uint32) Standardization {
+	ends := map[string]bool{}
+	for _, i := range l {
+		ends[x.liveReplacement(i)] = true
+	}
+	if len(ends) == 1 { // replaced alike ("obsolete familial adenomatous polyposis")
+		for _, i := range l {
+			if r := x.replaced(s, i); r.Matched() {
+				return r
+			}
+		}
+		return x.replaced(s, l[0])
+	}
+	s.Match = Ambiguous
+	seen := map[string]bool{}
+	for _, i := range l {
+		c := Candidate{ID: x.id(i), Name: x.name(i)}
+		if e := x.liveReplacement(i); e != "" {
+			j, _ := x.lookupOne(&x.byID, e)
+			c = Candidate{ID: e, Name: x.name(j), Via: x.id(i)}
+		}
+		if !seen[c.ID] {
+			seen[c.ID] = true
+			s.Candidates = append(s.Candidates, c)
+		}
+	}
+	slices.SortFunc(s.Candidates, func(a, b Candidate) int { return strings.Compare(a.ID, b.ID) })
+	return s
+}
+
+// liveReplacement follows the single replaced_by of obsolete term i
+// through obsolete ones to a live term of this source, and returns its
+// id; "" when there is none.
+func (x *Index) liveReplacement(i uint32) string {
+	for range 10 { // a loop of replacements is cut short
+		r := x.replacedBy.row(i)
+		if len(r) != 1 {
+			return ""
+		}
+		j, ok := x.lookupOne(&x.byID, x.str(r[0]))
+		if !ok {
+			return ""
+		}
+		if !x.obsolete(j) {
+			return x.id(j)
+		}
+		i = j
+	}
+	return ""
 }
 
 // ---- inspect ----

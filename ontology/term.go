@@ -90,6 +90,24 @@ type Source struct {
 // ErrNotFound is returned when a term, entity or ontology is not known.
 var ErrNotFound = fmt.Errorf("ontology: not found: %w", fs.ErrNotExist)
 
+// ErrAmbiguous is wrapped by an *AmbiguousError: a value names several
+// terms where one is needed (Index.Resolve, the hierarchy walks).
+var ErrAmbiguous = errors.New("ontology: the name of several terms")
+
+// AmbiguousError says which terms a value names: the live terms that have
+// it as their name (or, in a gene table, as a symbol), else the obsolete
+// ones (Mondo gives "obsolete familial adenomatous polyposis" to two).
+type AmbiguousError struct {
+	Value string
+	IDs   []string // sorted
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("ontology: %q is the name of %d terms: %s; give one by its id", e.Value, len(e.IDs), listIDs(e.IDs))
+}
+
+func (e *AmbiguousError) Unwrap() error { return ErrAmbiguous }
+
 // ErrFormat is wrapped by every error about malformed input.
 var ErrFormat = errors.New("ontology: malformed input")
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog"
+	bolt "go.etcd.io/bbolt"
 )
 
 // annotEnv is an instance with cell type and tissue ontologies, features,
@@ -602,6 +603,54 @@ func TestNegativeZeroAndEmptyTable(t *testing.T) {
 	}
 }
 
+// TestShowOldNegativeZero: a float -0 stored before the catalog made it 0
+// (older catalogs keep it) is shown 0, and once beside a 0; a str
+// feature's text -0 stays as written.
+func TestShowOldNegativeZero(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("feature", "create", "score", "--dtype", "float")
+	e.ok("feature", "create", "other", "--dtype", "float")
+	e.ok("feature", "create", "note", "--dtype", "str")
+	e.ok("save", e.write("one.csv", []byte("a,b\n1,2\n")), "--key", "t/one.csv")
+	e.ok("annotate", "t/one.csv", "--feature", "score=1.5", "--feature", "other=2", "--feature", "note=x")
+	var v struct {
+		UID string `json:"uid"`
+	}
+	e.jsonOut(&v, "show", "t/one.csv", "--format", "json")
+	// The record as an older build wrote it: the value as text, -0.
+	db, err := bolt.Open(e.path("data/lamina/test/catalog.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket([]byte("annotations"))
+		var a catalog.Annotations
+		if err := json.Unmarshal(bk.Get([]byte(v.UID)), &a); err != nil {
+			return err
+		}
+		a.Features["score"] = []string{"-0"}
+		a.Features["other"] = []string{"-0", "0", "2"}
+		a.Features["note"] = []string{"-0"}
+		raw, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(v.UID), raw)
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := e.ok("show", "t/one.csv")
+	for _, want := range []string{"score = 0\n", "other = 0, 2\n", "note = -0\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // TestAnnotatePrintsFirstValues: annotate (and show) print the first 20
 // values of a feature and of the labels, then how many more: a curated
 // gene column's 60,000 values were printed on one line.
@@ -634,5 +683,37 @@ func TestAnnotatePrintsFirstValues(t *testing.T) {
 	}
 	if out := e.ok("show", "a.txt"); !strings.Contains(out, "v19, … and 10 more\n") {
 		t.Fatalf("show:\n%s", out)
+	}
+}
+
+// TestCurateCSVFromR: a table R wrote, with NA for missing values (and
+// pandas' NaN), curates: NA in the int column is missing, not "not an
+// integer", and in the gene column it is not XK (whose alias is NA) nor
+// NaN SCN11A: the saved version records neither. As in pandas.
+func TestCurateCSVFromR(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "gene", "--organism", "human", "--source", filepath.Join(genes, "human_genes_orgHsEgDb.tsv.gz"))
+	e.ok("feature", "create", "gene", "--dtype", "cat[gene]")
+	e.ok("feature", "create", "count", "--dtype", "int")
+	e.ok("schema", "create", "r", "--feature", "gene", "--feature", "count")
+	in := e.write("from_r.csv", []byte("\"gene\",\"count\"\n\"PTPRC\",3\nNA,NA\n\"CD4\",NA\nNaN,7\n"))
+	out := e.ok("curate", in, "--schema", "r", "--standardize", "--key", "r/from_r.csv", "--organism", "human")
+	for _, want := range []string{"gene (cat[gene]): 2 of 2 values valid, 2 missing", "count (int): 2 of 2 values valid, 2 missing"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	var v struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&v, "show", "r/from_r.csv", "--format", "json")
+	for _, tm := range v.Annotations.Terms {
+		if tm.Name == "XK" || tm.Name == "SCN11A" {
+			t.Errorf("a missing value recorded as %+v", tm)
+		}
+	}
+	if got := v.Annotations.Features["gene"]; !reflect.DeepEqual(got, []string{"CD4", "PTPRC"}) {
+		t.Errorf("gene values %q", got)
 	}
 }

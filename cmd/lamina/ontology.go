@@ -717,7 +717,7 @@ func cmdOntologyInspect() *cli.Command {
 			fmt.Fprintf(c.App.Writer, "\n%s: %d distinct values in %d rows against %s %s: %d valid, %d map to a standard term, %d not found",
 				col, len(res.Reports), out.Rows, s.Ontology, s.Version, out.Validated, out.Mapped, out.Failed)
 			if empty > 0 {
-				fmt.Fprintf(c.App.Writer, ", %d empty", empty)
+				fmt.Fprintf(c.App.Writer, ", %d missing", empty) // empty, NA, NaN, null: not checked
 			}
 			fmt.Fprintln(c.App.Writer)
 			return nil
@@ -808,8 +808,9 @@ func findColumn(ts []dataset.Table, name string) *dataset.Series {
 	return nil
 }
 
-// readTextColumn returns the non-empty cells of one column of a CSV or TSV
-// file (gzip read transparently) and how many cells were empty. The
+// readTextColumn returns the cells of one column of a CSV or TSV file
+// (gzip read transparently) that are not missing, and how many were:
+// empty, or pandas' NA spellings (dataset.MissingText). The
 // delimiter is a tab for .tsv and .tab files, and a header line with tabs
 // but no commas. A file that does not look like text is refused, so that no
 // error shows its bytes.
@@ -872,7 +873,7 @@ func readTextColumn(path, column string) ([]string, int, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", path, err)
 		}
-		if idx >= len(rec) || rec[idx] == "" {
+		if idx >= len(rec) || dataset.MissingText(rec[idx]) { // NA, NaN, null: missing, as curate reads them
 			empty++
 			continue
 		}
@@ -970,13 +971,26 @@ func cmdOntologyShow() *cli.Command {
 				fmt.Fprintf(c.App.ErrWriter, "note: %s %s (cellxgene JSON) does not tell is_a from part_of: its parents are both, with or without --part-of\n", s.Ontology, s.Version)
 			}
 			name := strings.Join(c.Args().Slice()[1:], " ")
-			t, ok := x.Term(name) // a name or id, obsolete terms too
-			if v := x.Validate(name); ok && len(v.IDs) > 1 {
-				// A name several terms have (a symbol on several Ensembl
-				// ids): one is shown, the note names the others.
-				t, _ = x.Term(v.IDs[0])
-				fmt.Fprintf(c.App.ErrWriter, "note: %s; showing %s, show another by its id\n", v.Message(), t.ID)
+			// A name several terms have (the Uberon module's "anatomical
+			// entity", a symbol on several Ensembl ids) is refused with
+			// their ids: showing or walking from one of them would answer
+			// for a term the user may not mean.
+			several := func(ids []string) error {
+				parts := make([]string, len(ids))
+				for i, id := range ids {
+					parts[i] = id
+					if t, ok := x.Term(id); ok {
+						parts[i] = fmt.Sprintf("%s (%s)", t.Name, id)
+					}
+				}
+				return exitf(1, "%q names several %s terms in %s %s: %s; show one by its id", name, s.Entity, s.Ontology, s.Version, strings.Join(parts, ", "))
 			}
+			t, rerr := x.Resolve(name) // a name or id, obsolete terms too
+			var amb *ontology.AmbiguousError
+			if errors.As(rerr, &amb) {
+				return several(amb.IDs)
+			}
+			ok := rerr == nil
 			if !ok {
 				// As standardize resolves: case and white space, an EXACT
 				// synonym, an obsolete term's replacement; never a guess.
@@ -985,8 +999,11 @@ func cmdOntologyShow() *cli.Command {
 					return exitf(1, "%q names several %s terms in %s %s: %s; show one by its id", name, s.Entity, s.Ontology, s.Version,
 						strings.TrimPrefix(st.Reason(), "ambiguous: could be "))
 				}
+				if ids := st.TermIDs(); len(ids) > 1 {
+					return several(ids)
+				}
 				if st.Matched() {
-					t, ok = x.Term(st.TermIDs()[0]) // of several, Reason names them
+					t, ok = x.Term(st.TermIDs()[0])
 					if ok && format != "json" {
 						fmt.Fprintf(c.App.ErrWriter, "%q: %s\n", name, st.Reason())
 					}

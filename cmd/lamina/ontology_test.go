@@ -715,6 +715,17 @@ func TestInspectFormats(t *testing.T) {
 			t.Fatalf("inspect: %+v", ins)
 		}
 	})
+	// R's NA and pandas' other missing spellings are missing, as curate
+	// and pandas read them, not values that fail (TestPandasMissingValues).
+	t.Run("NA is missing", func(t *testing.T) {
+		e := e.sub(t)
+		var ins inspectionJSON
+		e.jsonOut(&ins, "ontology", "inspect", "celltype", "--column", "cell_type",
+			e.write("na.csv", []byte("cell_type,n\nT cell,1\nNA,2\nNaN,3\n<NA>,4\n,5\n")), "--format", "json")
+		if ins.Rows != 5 || ins.Empty != 4 || ins.Validated != 1 || ins.Failed != 0 || len(ins.Values) != 1 {
+			t.Fatalf("inspect: %+v", ins)
+		}
+	})
 	t.Run("var column", func(t *testing.T) {
 		e := e.sub(t)
 		var ins inspectionJSON
@@ -751,4 +762,36 @@ func TestInspectFormats(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestShowNameOfSeveralTerms: show and its walks refuse a name several
+// terms have, listing them, instead of showing or walking from the first
+// in the file: the Uberon module has "anatomical entity" on CARO:0000000
+// and UBERON:0001062, whose children differ; org.Hs.eg.db PTPRC on two
+// Ensembl ids. By id each is shown.
+func TestShowNameOfSeveralTerms(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "tissue", "--source", filepath.Join(ontologies, "extra", "uberon-module-from-mondo.obo.gz"))
+	e.ok("ontology", "import", "gene", "--organism", "human", "--source", filepath.Join(genes, "human_genes_orgHsEgDb.tsv.gz"))
+	for _, walk := range []string{"", "--children", "--parents", "--ancestors", "--descendants"} {
+		args := []string{"ontology", "show", "tissue", "anatomical entity"}
+		if walk != "" {
+			args = append(args, walk)
+		}
+		err := e.fails(`"anatomical entity" names several tissue terms in UBERON`, args...)
+		if code := exitCode(err); code != 1 || !strings.Contains(explain(err), "anatomical entity (CARO:0000000), anatomical entity (UBERON:0001062); show one by its id") {
+			t.Errorf("show %s: exit %d, %s", walk, code, explain(err))
+		}
+	}
+	var kids []relatedJSON
+	e.jsonOut(&kids, "ontology", "show", "tissue", "UBERON:0001062", "--children", "--format", "json")
+	if len(kids) == 0 {
+		t.Error("UBERON:0001062 has no children")
+	}
+	err := e.fails(`"PTPRC" names several gene terms`, "ontology", "show", "gene", "--organism", "human", "PTPRC")
+	if !strings.Contains(explain(err), "PTPRC (ENSG00000081237), PTPRC (ENSG00000262418)") || exitCode(err) != 1 {
+		t.Errorf("show PTPRC: %s", explain(err))
+	}
+	e.ok("ontology", "show", "gene", "--organism", "human", "ENSG00000081237")
 }
