@@ -48,8 +48,8 @@ type keyPaths struct {
 	mounts []mountinfo.Mount // read when a path needs them
 	read   bool
 	dev    string // the device of the instance's mount as its daemon recorded it (mount.json), if mounted
-	user   string // "user_id=N" of this user, as a FUSE mount's options name its owner
 	cwd    string // the current folder as the kernel names it (getcwd), "" if unknown
+	gone   string // the current folder's last name when getcwd failed (removed): bare names in a mount are refused
 	// isUID reports whether a bare name in the mount is a uid (prefix)
 	// of the catalog, which then wins over the path; nil: it is a path.
 	isUID func(string) bool
@@ -58,11 +58,21 @@ type keyPaths struct {
 func newKeyPaths(name string) *keyPaths {
 	// getcwd(2) rather than os.Getwd, which stats "." and $PWD: in a
 	// mount that is a request to its daemon.
+	kp := &keyPaths{name: name}
 	cwd, err := syscall.Getwd()
-	if err != nil || !strings.HasPrefix(cwd, "/") {
-		cwd = ""
+	if err == nil && strings.HasPrefix(cwd, "/") {
+		kp.cwd = cwd
+		return kp
 	}
-	return &keyPaths{name: name, user: fmt.Sprintf("user_id=%d", os.Getuid()), cwd: cwd}
+	// A folder of a mount that only its keys made vanishes with its last
+	// key while a shell still sits in it (getcwd: ENOENT). A bare name
+	// there must not fall back to a key from the root: `lamina delete
+	// --permanent out.csv` would delete the root's out.csv. The link in
+	// /proc still names the folder (with " (deleted)"), read as text.
+	if l, err := os.Readlink("/proc/self/cwd"); err == nil {
+		kp.gone = strings.TrimSuffix(l, " (deleted)")
+	}
+	return kp
 }
 
 func (kp *keyPaths) readMounts() {
@@ -83,8 +93,7 @@ func (kp *keyPaths) readMounts() {
 func isLaminaMount(m mountinfo.Mount) bool { return strings.HasPrefix(m.Source, "lamina:") }
 
 // ours reports whether the lamina mount m is of this instance: the one its
-// daemon recorded (by device: names are not unique across homes), else
-// any of this user's mounts of that name.
+// daemon recorded (by device: names are not unique across homes).
 func (kp *keyPaths) ours(m mountinfo.Mount) bool {
 	if m.Source != "lamina:"+kp.name {
 		return false
@@ -92,7 +101,9 @@ func (kp *keyPaths) ours(m mountinfo.Mount) bool {
 	if kp.dev != "" {
 		return m.Dev == kp.dev
 	}
-	return slices.Contains(strings.Split(m.Options, ","), kp.user)
+	// Not mounted by its daemon (no mount.json naming a live mount): a
+	// mount of that name is another home's instance, even this user's.
+	return false
 }
 
 // innermost is the mount p (absolute, clean) is in: the longest mount
@@ -173,6 +184,10 @@ func (kp *keyPaths) arg(a string, root bool) (keyArg, error) {
 	bare := !isPath(a)
 	if bare {
 		if kp.cwd == "" {
+			kp.readMounts()
+			if _, in := kp.inLamina(path.Clean(kp.gone)); kp.gone != "" && in {
+				return keyArg{}, exitf(2, "%s: the current folder %s is gone from the mount (its last key removed?): cd to a folder that exists, or give a path", a, kp.gone)
+			}
 			return keyArg{Spec: a}, nil
 		}
 		kp.readMounts()

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/mountinfo"
@@ -164,10 +168,10 @@ func TestKeyArgNoLookupInMount(t *testing.T) {
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	os.Symlink(mnt, filepath.Join(dir, "link"))
-	kp := &keyPaths{name: "m", user: "user_id=1", read: true, cwd: filepath.Join(mnt, "a"), mounts: []mountinfo.Mount{
-		{Dir: "/", Root: "/", Source: "/dev/root", Type: "ext4"},
-		{Dir: mnt, Root: "/", Source: "lamina:m", Type: "fuse.lamina", Options: "rw,user_id=1"},
-		{Dir: filepath.Join(dir, "bind"), Root: "/a/b", Source: "lamina:m", Type: "fuse.lamina", Options: "rw,user_id=1"},
+	kp := &keyPaths{name: "m", dev: "0:99", read: true, cwd: filepath.Join(mnt, "a"), mounts: []mountinfo.Mount{
+		{Dir: "/", Root: "/", Source: "/dev/root", Type: "ext4", Dev: "8:1"},
+		{Dir: mnt, Root: "/", Source: "lamina:m", Type: "fuse.lamina", Options: "rw,user_id=1", Dev: "0:99"},
+		{Dir: filepath.Join(dir, "bind"), Root: "/a/b", Source: "lamina:m", Type: "fuse.lamina", Options: "rw,user_id=1", Dev: "0:99"},
 	}}
 	for _, tc := range []struct{ arg, want string }{
 		{filepath.Join(mnt, "a/b/c.csv@v3"), "a/b/c.csv@v3"},
@@ -197,5 +201,93 @@ func TestKeyArgPathPrefetch(t *testing.T) {
 	}
 	if out, errs, code := e.runIn(filepath.Join(mnt, "raw"), "cache", "prefetch", "f.bin"); code != 0 || !strings.Contains(out, "raw/f.bin@v1:") {
 		t.Errorf("cache prefetch f.bin in raw/: exit %d %s%s", code, out, errs)
+	}
+}
+
+// TestKeyArgCurrentFolderGone: a folder that only its keys made vanishes
+// with its last key while a shell sits in it, and getcwd fails there. A bare
+// name given then fell back to a key from the root: `lamina delete
+// --permanent out.csv` in proj/ deleted the live root out.csv for good. It
+// is refused now, saying why.
+func TestKeyArgCurrentFolderGone(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("root.csv", []byte("root\n")), "--key", "out.csv")
+	e.ok("save", e.file("proj.csv", []byte("proj\n")), "--key", "proj/out.csv")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	sh := exec.Command("sh", "-c", `cd "$1/proj" && "$2" delete out.csv && "$2" delete --permanent --yes out.csv`, "sh", mnt, e.bin)
+	sh.Env = e.env
+	out, err := sh.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "is gone from the mount") {
+		t.Errorf("delete --permanent out.csv in a vanished proj/: %v\n%s", err, out)
+	}
+	if got := e.showVersion("out.csv").Ref(); got != "out.csv@v1" {
+		t.Errorf("the root's out.csv: %s", got)
+	}
+	if tr := e.ok("ls", "--trash"); !strings.Contains(tr, "proj/out.csv") {
+		t.Errorf("proj/out.csv not in the trash:\n%s", tr)
+	}
+}
+
+// TestKeyArgOtherHomesMountOfTheName: with this home's instance m not
+// mounted, a path in another home's mount of an instance also named m was
+// taken as this one's (any of the user's mounts of the name): `lamina
+// delete q.csv` there trashed this home's exp/q.csv.
+func TestKeyArgOtherHomesMountOfTheName(t *testing.T) {
+	e, o := newMntEnv(t), newMntEnv(t)
+	e.ok("save", e.file("q.csv", []byte("mine\n")), "--key", "exp/q.csv")
+	o.ok("save", o.file("q.csv", []byte("theirs\n")), "--key", "exp/q.csv")
+	mnt := filepath.Join(o.dir, "lab")
+	o.mount(mnt)
+	if _, errs, code := e.runIn(filepath.Join(mnt, "exp"), "delete", "q.csv"); code != 2 || !strings.Contains(errs, "not this one's") {
+		t.Errorf("delete q.csv in another home's mount of m: exit %d %s", code, errs)
+	}
+	if got := e.showVersion("exp/q.csv").Ref(); got != "exp/q.csv@v1" {
+		t.Errorf("this home's exp/q.csv: %s", got)
+	}
+}
+
+// TestKeyArgStoppedDaemonFromPATH: lamina run through PATH with the current
+// folder in the mount looked "lamina" up there (urfave/cli stats
+// os.Args[0] for its Compiled time), and hung on a stopped daemon; it
+// says the daemon is stopped, as with an absolute argv0.
+func TestKeyArgStoppedDaemonFromPATH(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("q.csv", []byte("q\n")), "--key", "exp/q.csv")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	// The shell enters the folder while the daemon answers (exec checks
+	// cmd.Dir with a stat, the shell's cd looks it up), then waits for a
+	// line before it runs lamina with argv0 "lamina", as found through PATH.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on a hang, not a timing
+	defer cancel()
+	ready := filepath.Join(e.dir, "ready") // outside the mount
+	cmd := exec.CommandContext(ctx, "bash", "-c", `: > "$1"; read go; exec -a lamina "$0" show ./q.csv`, e.bin, ready)
+	cmd.Env, cmd.Dir = e.env, filepath.Join(mnt, "exp")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outb strings.Builder
+	cmd.Stdout, cmd.Stderr = &outb, &outb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break // bash is past its start, which looks at its folder
+		}
+	}
+	pid := e.daemonPID("m")
+	syscall.Kill(pid, syscall.SIGSTOP)
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	for deadline := time.Now().Add(5 * time.Second); !allStopped(pid) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	in.Write([]byte("go\n"))
+	err = cmd.Wait()
+	out := outb.String()
+	if ctx.Err() != nil || err == nil || !strings.Contains(out, "is stopped") {
+		t.Errorf("lamina show ./q.csv through PATH in a stopped daemon's mount: %v (hung: %v)\n%s", err, ctx.Err() != nil, out)
 	}
 }

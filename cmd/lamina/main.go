@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -89,7 +90,11 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		Name:    "lamina",
 		Usage:   "versioned, traceable, findable biological data behind plain file paths",
 		Version: version,
-		Writer:  stdout, ErrWriter: stderr,
+		// Set, so urfave/cli does not stat os.Args[0] for it: run through
+		// PATH in a mount, that is a lookup of "lamina" in the current
+		// folder, which hangs with a stopped daemon.
+		Compiled: time.Unix(1, 0),
+		Writer:   stdout, ErrWriter: stderr,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "instance", Usage: "instance to use instead of the current one", EnvVars: []string{"LAMINA_INSTANCE"}},
 		},

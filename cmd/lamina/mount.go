@@ -555,7 +555,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			ms := mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob), ReadOnly: writes == nil}
 			open := m.OpenForWriting()
 			ms.Detached, ms.OpenForWriting, ms.WritingKeys = m.Detached(), len(open), open[:min(len(open), 10)]
-			if oerr != nil {
+			if err := lost.Load(); err != nil {
+				ms.CatalogLost = (*err).Error() // says what the refused read would, rightly
+			} else if oerr != nil {
 				ms.CatalogError = rootCause(oerr)
 			}
 			if writes != nil {
@@ -563,9 +565,6 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			}
 			if o, ok := watch.Taken(); ok {
 				ms.TakenOver = o.Name
-			}
-			if err := lost.Load(); err != nil {
-				ms.CatalogLost = (*err).Error()
 			}
 			if rem != nil {
 				p, ci, h := rem.up.Pending(), rem.disk.Info(), rem.retry.Health()
