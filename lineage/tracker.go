@@ -57,10 +57,7 @@ type Tracker struct {
 	// resumeMu serialises Resume (the daemon's start, watch): ended is
 	// its.
 	resumeMu sync.Mutex
-	// kick asks the flusher to write the queued inputs now (Used, for a
-	// run another daemon registered: that daemon ends it, and `lamina
-	// run` counts its inputs as soon as it did).
-	kick chan struct{}
+
 	// flushMu serialises flushes: a run's end waits for a flush already
 	// writing its inputs, or its record would be read without them.
 	flushMu sync.Mutex
@@ -164,7 +161,7 @@ func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
 		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
-		adopted: map[string][]string{}, gone: map[string]time.Time{}, daemon: daemon, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		adopted: map[string][]string{}, gone: map[string]time.Time{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	if o.WatchRuns > 0 {
 		t.watching.Add(1)
@@ -233,10 +230,6 @@ func (t *Tracker) flusher() {
 		select {
 		case <-t.stop:
 			return
-		case <-t.kick:
-			if err := t.flush(); err != nil {
-				t.opts.Logger.Error("lineage: recording inputs", "err", err)
-			}
 		case <-tk.C:
 			if err := t.flush(); err != nil {
 				t.opts.Logger.Error("lineage: recording inputs", "err", err)
@@ -1144,20 +1137,36 @@ func bySuffix(outs map[string]string, abs string) (string, bool) {
 // Used records that run read version v, unless run or one of its child
 // runs wrote v, or v is the source file of the run's transform (a script
 // or Snakefile in the mount is code, not data; a copy of it under another
-// key is data). It does not block on the
-// catalog.
+// key is data). It does not block on the catalog, but for a run another
+// daemon registered (othersLocked), whose inputs it writes before it
+// returns.
 func (t *Tracker) Used(run string, v catalog.Version) {
+	if t.use(run, v) {
+		// That daemon records the run's end when `lamina run` asks, and
+		// `lamina run` counts its inputs then: queued here, they waited
+		// for this one's next tick (`0 inputs` printed for a run that
+		// read through this mount). The caller's open returns after this,
+		// before the run can end.
+		if err := t.flush(); err != nil {
+			t.opts.Logger.Error("lineage: recording inputs", "err", err)
+		}
+	}
+}
+
+// use queues v as an input of run (Used) and reports whether it must be
+// written now.
+func (t *Tracker) use(run string, v catalog.Version) bool {
 	if run == "" || v.UID == "" {
-		return
+		return false
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.sources[run].is(v) {
-		return
+		return false
 	}
 	for w, i := v.Run, 0; w != "" && i < 64; w, i = t.parents[w], i+1 {
 		if w == run {
-			return
+			return false
 		}
 	}
 	seen := t.recorded[run]
@@ -1166,23 +1175,15 @@ func (t *Tracker) Used(run string, v catalog.Version) {
 		t.recorded[run] = seen
 	}
 	if seen[v.UID] {
-		return
+		return false
 	}
 	seen[v.UID] = true
 	t.pending[run] = append(t.pending[run], v.UID)
-	if t.othersLocked(run) {
-		select { // written now, not on the next tick
-		case t.kick <- struct{}{}:
-		default:
-		}
-	}
+	return t.othersLocked(run)
 }
 
 // othersLocked reports whether run, or the run it is a job of, was
-// registered by another daemon (watch, Resume): that daemon records its
-// end when `lamina run` asks, and `lamina run` then counts its inputs,
-// while what this one queued waited for its next flush. Called with mu
-// held.
+// registered by another daemon (watch, Resume). Called with mu held.
 func (t *Tracker) othersLocked(run string) bool {
 	rt := t.byRun[run]
 	if rt == nil {
