@@ -261,3 +261,50 @@ func children(pid int) []int {
 	}
 	return out
 }
+
+// TestWatchFindsRunsOfAnotherDaemon: a daemon already up learnt nothing
+// of a run registered with another daemon of the catalog, and what the
+// run did through its mount was nobody's. With WatchRuns it registers the
+// run within a look, and not again once it ended the run itself.
+func TestWatchFindsRunsOfAnotherDaemon(t *testing.T) {
+	ctx := context.Background()
+	c, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "catalog.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "bash", Kind: "program"})
+	host, _ := os.Hostname()
+	tk := newTracker(c, TrackerOptions{FlushEvery: time.Hour, WatchRuns: 20 * time.Millisecond}, "this-daemon")
+	defer tk.Close()
+	root := exec.Command("sleep", "30")
+	if err := root.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Process.Kill(); root.Wait() })
+	start, err := ProcStart(root.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered with the other daemon: recorded in the catalog only.
+	r, err := c.StartRun(ctx, catalog.Run{Transform: tf.UID, Host: host, HostID: HostID(), RootPID: root.Process.Pid, RootStart: start, Daemon: "other-daemon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; tk.Caller(uint32(root.Process.Pid)) != r.UID; i++ {
+		if i == 250 {
+			t.Fatal("the run is not tracked after 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, err := c.RunRecord(ctx, r.UID); err != nil || got.Run.Daemon != "other-daemon" {
+		t.Fatalf("run %+v, %v; want it left to its daemon", got.Run, err)
+	}
+	// Ended here (its end not written yet: unregister alone), never
+	// registered again.
+	tk.unregister(r.UID, false)
+	time.Sleep(200 * time.Millisecond)
+	if got := tk.Caller(uint32(root.Process.Pid)); got != "" {
+		t.Fatalf("the run ended here is tracked again: %q", got)
+	}
+}

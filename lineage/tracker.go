@@ -255,30 +255,34 @@ func (t *Tracker) watch() {
 	tk := time.NewTicker(t.opts.WatchRuns)
 	defer tk.Stop()
 	since := time.Now().Add(-watchMargin)
+	failed := 0
 	for {
 		select {
 		case <-t.stop:
 			return
 		case <-tk.C:
 			now := time.Now()
-			if t.discover(since) {
-				since = now.Add(-watchMargin)
+			if err := t.discover(since); err != nil {
+				// A catalog that is away: said once, then every 100th try.
+				if failed++; failed%100 == 1 {
+					t.opts.Logger.Warn("lineage: looking for runs begun through another daemon", "err", err, "tries", failed)
+				}
+				continue
 			}
+			since, failed = now.Add(-watchMargin), 0
 		}
 	}
 }
 
-// discover resumes the runs begun since since (watch) and reports whether
-// it could list them.
-func (t *Tracker) discover(since time.Time) bool {
+// discover resumes the runs begun since since (watch).
+func (t *Tracker) discover(since time.Time) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var runs []catalog.Run
 	for limit := 64; ; limit *= 4 { // newest first: job runs may be many
 		rs, err := t.cat.ListRuns(ctx, catalog.RunQuery{Limit: limit})
 		if err != nil {
-			t.opts.Logger.Warn("lineage: looking for runs begun elsewhere", "err", err)
-			return false
+			return err
 		}
 		runs = rs
 		if len(rs) < limit || rs[len(rs)-1].StartedAt.Before(since) {
@@ -304,7 +308,7 @@ func (t *Tracker) discover(since time.Time) bool {
 	if got := t.Resume(ctx, fresh); len(got) > 0 {
 		t.opts.Logger.Info("lineage: runs begun through another daemon tracked", "runs", got)
 	}
-	return true
+	return nil
 }
 
 // flush writes the queued inputs.
