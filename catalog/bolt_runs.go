@@ -104,6 +104,9 @@ func orderKey(r Run) []byte {
 
 func (b *Bolt) StartRun(ctx context.Context, r Run) (Run, error) {
 	r.UID = ref.NewStem()
+	if r.Parent != "" && r.Job != "" {
+		r.UID = JobRunUID(r.Parent, r.Job)
+	}
 	r.Status = RunRunning
 	r.FinishedAt, r.ExitCode = nil, nil
 	if r.StartedAt.IsZero() {
@@ -120,6 +123,10 @@ func (b *Bolt) StartRun(ctx context.Context, r Run) (Run, error) {
 		}
 		runs, err := bucket(tx, bRuns)
 		if err != nil {
+			return err
+		}
+		if r.Job != "" && runs.Get([]byte(r.UID)) != nil { // the job's run, started by another daemon
+			_, err := getJSON(runs, []byte(r.UID), &r)
 			return err
 		}
 		if r.Parent != "" {

@@ -81,6 +81,12 @@ type Run struct {
 	// Daemon mean something only where HostID is the same; a run
 	// recorded before it was has "".
 	HostID string `json:"host_id,omitempty"`
+	// Job names a Snakemake job under Parent as every mount daemon that
+	// sees it names it (lineage: the job's process id and command line).
+	// StartRun of a run with Parent and Job set returns the run of Parent
+	// started first with that Job, if there is one: two daemons that see
+	// one job (the job reads through both mounts) make one run of it.
+	Job string `json:"job,omitempty"`
 	// Note says why a run was abandoned when its status alone does not
 	// (a job run: the daemon that tracked it stopped); an amend that makes
 	// it ok or failed drops it.
@@ -116,6 +122,10 @@ func (r Run) Args() []string {
 	}
 	return out
 }
+
+// JobRunUID is the uid of the run of job under parent (Run.Job): one
+// uid whoever starts it, so that a second start finds the first.
+func JobRunUID(parent, job string) string { return ref.StemOf("job", parent, job) }
 
 // RunEnd finishes a run, or amends a finished one (a child run's name and
 // status learnt at the end of its parent), or a running one (Daemon).
@@ -227,8 +237,9 @@ type Runs interface {
 	// and digest exists, and returns the stored one (with its uid).
 	SaveTransform(ctx context.Context, t Transform) (Transform, error)
 	// StartRun records r with a new uid (r.UID is ignored), status
-	// RunRunning. Errors: ErrNotFound when r.Transform or r.Parent names
-	// nothing.
+	// RunRunning. A run with Parent and Job set has the uid JobRunUID
+	// gives, and when a run of that uid exists StartRun returns it as it
+	// is. Errors: ErrNotFound when r.Transform or r.Parent names nothing.
 	StartRun(ctx context.Context, r Run) (Run, error)
 	// FinishRun sets the end of a run (see RunEnd and Run.Apply) and
 	// returns it; status becomes RunOK or RunFailed by the exit code, or

@@ -25,7 +25,8 @@ type Tracker interface {
 	// is being tracked.
 	Caller(tid uint32) string
 	// Used records that run read version v, bound at open. It must not
-	// block on I/O.
+	// read /proc; it may write to the catalog before it returns (a run
+	// another mount's daemon registered, which ends there).
 	Used(run string, v catalog.Version)
 	// Sidecar returns the "lineage" field of v's .meta sidecar; nil when v
 	// was written by no run.

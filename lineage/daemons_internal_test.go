@@ -6,6 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,5 +192,119 @@ func TestHereTellsNamespacesApart(t *testing.T) {
 		if got := Orphaned(job, host, func(string) string { return catalog.RunOK }); got != tc.want {
 			t.Errorf("host id %q: Orphaned = %v, want %v", tc.hostID, got, tc.want)
 		}
+	}
+}
+
+// TestJobRunOneForTwoDaemons: a Snakemake job seen by two daemons that
+// track its pipeline (another instance's mount of a shared catalog, or
+// one started while the job ran) got a job run from each, its lineage
+// split between them. Both find one run, keyed by the job's process.
+func TestJobRunOneForTwoDaemons(t *testing.T) {
+	ctx := context.Background()
+	c, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "catalog.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "snakemake", Kind: "pipeline"})
+	host, _ := os.Hostname()
+	// root (lamina run) → command (snakemake) → job.
+	root := exec.Command("sh", "-c", "sh -c 'sleep 30; true'; true")
+	if err := root.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Process.Kill(); root.Wait() })
+	job := 0
+	for i := 0; i < 200 && job == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+		if cmd := children(root.Process.Pid); len(cmd) == 1 {
+			if j := children(cmd[0]); len(j) == 1 {
+				job = j[0]
+			}
+		}
+	}
+	if job == 0 {
+		t.Fatal("no job process in 2 s")
+	}
+	defer syscall.Kill(job, syscall.SIGKILL)
+	start, err := ProcStart(root.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := NewTracker(c, TrackerOptions{FlushEvery: time.Hour})
+	defer first.Close()
+	r, err := first.Wrap(c).StartRun(ctx, catalog.Run{Transform: tf.UID, Host: host, HostID: HostID(), RootPID: root.Process.Pid, RootStart: start, Split: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := newTracker(c, TrackerOptions{FlushEvery: time.Hour}, first.daemon+"-second")
+	defer second.Close()
+	runs, _ := c.ListRuns(ctx, catalog.RunQuery{})
+	if got := second.Resume(ctx, runs); len(got) != 1 {
+		t.Fatalf("the second daemon resumed %v, want %s", got, r.UID)
+	}
+	a, b := first.Caller(uint32(job)), second.Caller(uint32(job))
+	kids, _ := c.ListRuns(ctx, catalog.RunQuery{Parent: r.UID})
+	if a == r.UID || a == "" || a != b || len(kids) != 1 {
+		t.Fatalf("the job's runs: %q from the first daemon, %q from the second, %d child runs; want one child run of %s", a, b, len(kids), r.UID)
+	}
+}
+
+// children returns the pids of pid's child processes.
+func children(pid int) []int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestWatchFindsRunsOfAnotherDaemon: a daemon already up learnt nothing
+// of a run registered with another daemon of the catalog, and what the
+// run did through its mount was nobody's. With WatchRuns it registers the
+// run within a look, and not again once it ended the run itself.
+func TestWatchFindsRunsOfAnotherDaemon(t *testing.T) {
+	ctx := context.Background()
+	c, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "catalog.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "bash", Kind: "program"})
+	host, _ := os.Hostname()
+	tk := newTracker(c, TrackerOptions{FlushEvery: time.Hour, WatchRuns: 20 * time.Millisecond}, "this-daemon")
+	defer tk.Close()
+	root := exec.Command("sleep", "30")
+	if err := root.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Process.Kill(); root.Wait() })
+	start, err := ProcStart(root.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered with the other daemon: recorded in the catalog only.
+	r, err := c.StartRun(ctx, catalog.Run{Transform: tf.UID, Host: host, HostID: HostID(), RootPID: root.Process.Pid, RootStart: start, Daemon: "other-daemon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; tk.Caller(uint32(root.Process.Pid)) != r.UID; i++ {
+		if i == 250 {
+			t.Fatal("the run is not tracked after 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, err := c.RunRecord(ctx, r.UID); err != nil || got.Run.Daemon != "other-daemon" {
+		t.Fatalf("run %+v, %v; want it left to its daemon", got.Run, err)
+	}
+	// Ended here (its end not written yet: unregister alone), never
+	// registered again.
+	tk.unregister(r.UID, false)
+	time.Sleep(200 * time.Millisecond)
+	if got := tk.Caller(uint32(root.Process.Pid)); got != "" {
+		t.Fatalf("the run ended here is tracked again: %q", got)
 	}
 }

@@ -152,6 +152,26 @@ func (p pidfd) alive() bool {
 
 var poll = unix.Poll // tests interrupt it
 
+// pidfsMagic is the file system type of pidfds since Linux 6.9 (pidfs).
+const pidfsMagic = 0x50494446
+
+// id returns the number of the process the pidfd holds, unique on this
+// host until it reboots (its pidfs inode: never reused, the same in every
+// process that opens one on it), or 0 on a kernel without pidfs (every
+// pidfd shares one inode there). A fstat of the handle: it never waits on
+// the process, and is safe inside a FUSE handler.
+func (p pidfd) id() uint64 {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(int(p), &fs); err != nil || fs.Type != pidfsMagic {
+		return 0
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(p), &st); err != nil {
+		return 0
+	}
+	return st.Ino
+}
+
 func (p pidfd) close() { unix.Close(int(p)) }
 
 // Vanished reports whether r is a running run of this host (Here) whose

@@ -30,6 +30,13 @@ type TrackerOptions struct {
 	// Mountpoint is the mount's folder: a Snakemake run working outside
 	// it has its job records watched there (recordWatch). Empty: none are.
 	Mountpoint string
+	// WatchRuns is how often the catalog is asked for the runs of this
+	// host begun since it last was that the tracker does not know (watch):
+	// a run registered with another daemon of the catalog (another
+	// instance's mount of a shared PostgreSQL catalog) may read and write
+	// through this mount too. 0: runs are learnt only from the socket
+	// (Wrap) and Resume.
+	WatchRuns time.Duration
 }
 
 // Tracker attributes a mount's calls to runs. It lives in the mount daemon:
@@ -47,6 +54,10 @@ type Tracker struct {
 	links  atomic.Pointer[LinkReader] // the mount's links (SetLinks)
 
 	jobMu sync.Mutex // serialises making child runs for Snakemake jobs
+	// resumeMu serialises Resume (the daemon's start, watch): ended is
+	// its.
+	resumeMu sync.Mutex
+
 	// flushMu serialises flushes: a run's end waits for a flush already
 	// writing its inputs, or its record would be read without them.
 	flushMu sync.Mutex
@@ -80,14 +91,19 @@ type Tracker struct {
 	// ended, non-nil while Resume runs, collects the runs finished
 	// meanwhile, so that Resume never registers a run that just ended.
 	ended map[string]bool
+	// gone holds the runs this tracker stopped tracking, and when: a
+	// later Resume (watch) may read one still running in the catalog (its
+	// end not written yet) and must not register it again.
+	gone map[string]time.Time
 	// daemon names this process in the job runs it makes and the runs
 	// whose root it registers (catalog.Run.Daemon), so that a later
 	// daemon knows them orphaned once this one is gone, and leaves to it
 	// the judgment that a run whose root exited was abandoned (reap).
 	daemon string
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	watching sync.WaitGroup // watch
 }
 
 type root struct {
@@ -145,8 +161,12 @@ func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
 		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
-		adopted: map[string][]string{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
+		adopted: map[string][]string{}, gone: map[string]time.Time{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
+	if o.WatchRuns > 0 {
+		t.watching.Add(1)
+		go t.watch()
+	}
 	return t
 }
 
@@ -167,6 +187,7 @@ func (t *Tracker) linkReader() LinkReader {
 func (t *Tracker) Close() error {
 	close(t.stop)
 	<-t.done
+	t.watching.Wait()
 	err := t.flush()
 	var watches []*recordWatch
 	defer func() {
@@ -216,6 +237,78 @@ func (t *Tracker) flusher() {
 			t.reap()
 		}
 	}
+}
+
+// watchMargin is how far before its last look watch looks again: a run's
+// start time is taken before its record is committed.
+const watchMargin = 2 * time.Second
+
+// watch registers, every WatchRuns, the runs of this host begun since it
+// last looked (and watchMargin before) that the tracker does not know, as
+// Resume does at the daemon's start. `lamina run` registers its run with
+// the daemon of the instance it works with; another daemon of the
+// catalog on this host (another instance's mount of a shared PostgreSQL
+// catalog, already up) knew nothing of it, and what the run did through
+// its mount was nobody's.
+func (t *Tracker) watch() {
+	defer t.watching.Done()
+	tk := time.NewTicker(t.opts.WatchRuns)
+	defer tk.Stop()
+	since := time.Now().Add(-watchMargin)
+	failed := 0
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tk.C:
+			now := time.Now()
+			if err := t.discover(since); err != nil {
+				// A catalog that is away: said once, then every 100th try.
+				if failed++; failed%100 == 1 {
+					t.opts.Logger.Warn("lineage: looking for runs begun through another daemon", "err", err, "tries", failed)
+				}
+				continue
+			}
+			since, failed = now.Add(-watchMargin), 0
+		}
+	}
+}
+
+// discover resumes the runs begun since since (watch).
+func (t *Tracker) discover(since time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var runs []catalog.Run
+	for limit := 64; ; limit *= 4 { // newest first: job runs may be many
+		rs, err := t.cat.ListRuns(ctx, catalog.RunQuery{Limit: limit})
+		if err != nil {
+			return err
+		}
+		runs = rs
+		if len(rs) < limit || rs[len(rs)-1].StartedAt.Before(since) {
+			break
+		}
+	}
+	t.mu.Lock()
+	for uid, at := range t.gone {
+		if time.Since(at) > time.Minute { // its end is written by now
+			delete(t.gone, uid)
+		}
+	}
+	fresh := runs[:0]
+	for _, r := range runs {
+		if r.StartedAt.Before(since) {
+			break
+		}
+		if _, known := t.byRun[r.UID]; !known && t.gone[r.UID].IsZero() {
+			fresh = append(fresh, r)
+		}
+	}
+	t.mu.Unlock()
+	if got := t.Resume(ctx, fresh); len(got) > 0 {
+		t.opts.Logger.Info("lineage: runs begun through another daemon tracked", "runs", got)
+	}
+	return nil
 }
 
 // flush writes the queued inputs.
@@ -375,6 +468,8 @@ func (t *Tracker) reap() {
 // (resumeLingering). It returns the runs registered. It reads /proc:
 // never call it inside a FUSE handler.
 func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
+	t.resumeMu.Lock()
+	defer t.resumeMu.Unlock()
 	host, _ := os.Hostname()
 	t.mu.Lock()
 	t.ended = map[string]bool{}
@@ -417,6 +512,7 @@ func (t *Tracker) Resume(ctx context.Context, runs []catalog.Run) []string {
 func (t *Tracker) resume(ctx context.Context, r catalog.Run) bool {
 	t.mu.Lock()
 	_, known := t.byRun[r.UID]
+	known = known || !t.gone[r.UID].IsZero() // ended here, its end not written yet
 	t.mu.Unlock()
 	if known {
 		return false
@@ -494,6 +590,7 @@ func (t *Tracker) leftToOwner(ctx context.Context, uid string) bool {
 func (t *Tracker) resumeLingering(ctx context.Context, r catalog.Run) bool {
 	t.mu.Lock()
 	_, known := t.byRun[r.UID]
+	known = known || !t.gone[r.UID].IsZero() // ended here, its end not written yet
 	t.mu.Unlock()
 	if known {
 		return false
@@ -617,6 +714,12 @@ func (t *Tracker) register(r catalog.Run, fd pidfd, src source, lingering bool) 
 	if fd < 0 && r.Cgroup == "" {
 		return
 	}
+	if _, ok := t.byRun[r.UID]; ok { // registered meanwhile (watch, and the socket)
+		if fd >= 0 {
+			fd.close()
+		}
+		return
+	}
 	rt := &root{run: r, fd: fd, lingering: lingering}
 	if fd >= 0 {
 		// A root of this number that exited (reused since) stays known by
@@ -667,6 +770,9 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 	defer t.mu.Unlock()
 	if t.ended != nil {
 		t.ended[uid] = true
+	}
+	if !busy {
+		t.gone[uid] = time.Now()
 	}
 	if a, ok := t.adopted[uid]; ok {
 		for _, j := range a {
@@ -853,8 +959,17 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Keyed by the job's process, as every daemon of this host that sees
+	// it knows it: another daemon that tracks the pipeline too (the job
+	// reads through both mounts) started it, or will find this one
+	// (catalog.Run.Job). Not by its command line: bash execs the last
+	// command of its `-c` text, and the job's argv changes under it.
+	var job string
+	if id := fd.id(); id != 0 {
+		job = fmt.Sprintf("pid %d/%d", pid, id)
+	}
 	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: split, Name: "job",
-		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host, HostID: hostID(), Daemon: t.daemon})
+		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host, HostID: hostID(), Daemon: t.daemon, Job: job})
 	if err != nil {
 		fd.close()
 		t.opts.Logger.Error("lineage: starting a job's run", "run", split, "pid", pid, "err", err)
@@ -1026,20 +1141,36 @@ func bySuffix(outs map[string]string, abs string) (string, bool) {
 // Used records that run read version v, unless run or one of its child
 // runs wrote v, or v is the source file of the run's transform (a script
 // or Snakefile in the mount is code, not data; a copy of it under another
-// key is data). It does not block on the
-// catalog.
+// key is data). It does not block on the catalog, but for a run another
+// daemon registered (othersLocked), whose inputs it writes before it
+// returns.
 func (t *Tracker) Used(run string, v catalog.Version) {
+	if t.use(run, v) {
+		// That daemon records the run's end when `lamina run` asks, and
+		// `lamina run` counts its inputs then: queued here, they waited
+		// for this one's next tick (`0 inputs` printed for a run that
+		// read through this mount). The caller's open returns after this,
+		// before the run can end.
+		if err := t.flush(); err != nil {
+			t.opts.Logger.Error("lineage: recording inputs", "err", err)
+		}
+	}
+}
+
+// use queues v as an input of run (Used) and reports whether it must be
+// written now.
+func (t *Tracker) use(run string, v catalog.Version) bool {
 	if run == "" || v.UID == "" {
-		return
+		return false
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.sources[run].is(v) {
-		return
+		return false
 	}
 	for w, i := v.Run, 0; w != "" && i < 64; w, i = t.parents[w], i+1 {
 		if w == run {
-			return
+			return false
 		}
 	}
 	seen := t.recorded[run]
@@ -1048,10 +1179,21 @@ func (t *Tracker) Used(run string, v catalog.Version) {
 		t.recorded[run] = seen
 	}
 	if seen[v.UID] {
-		return
+		return false
 	}
 	seen[v.UID] = true
 	t.pending[run] = append(t.pending[run], v.UID)
+	return t.othersLocked(run)
+}
+
+// othersLocked reports whether run, or the run it is a job of, was
+// registered by another daemon (watch, Resume). Called with mu held.
+func (t *Tracker) othersLocked(run string) bool {
+	rt := t.byRun[run]
+	if rt == nil {
+		rt = t.byRun[t.parents[run]]
+	}
+	return rt != nil && rt.run.Daemon != "" && rt.run.Daemon != t.daemon
 }
 
 // SidecarLineage is the "lineage" field of a version's .meta sidecar.

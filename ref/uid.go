@@ -2,6 +2,8 @@ package ref
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 )
@@ -34,6 +36,24 @@ func NewStem() string {
 			b[i] = one[0]
 		}
 		b[i] = base62[b[i]%62]
+	}
+	return string(b[:])
+}
+
+// StemOf returns a stem derived from parts, the same for the same parts
+// (SHA-256 of them, NUL-separated, in base62): a record that several
+// writers may make at once, keyed by what they all know, gets one uid.
+func StemOf(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	sum := h.Sum(nil)
+	var b [StemLen]byte
+	for i := range b {
+		// 16 bits per character: the bias of % 62 is under 0.1%.
+		b[i] = base62[binary.BigEndian.Uint16(sum[2*i:])%62]
 	}
 	return string(b[:])
 }

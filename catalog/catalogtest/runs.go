@@ -3,7 +3,9 @@ package catalogtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +26,51 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		d, _ := c.SaveTransform(ctx, catalog.Transform{Name: "qc.py", Kind: "script", Digest: ref.Sum([]byte("v2"))})
 		if b.UID != a.UID || b.Source != "print(1)" || d.UID == a.UID {
 			t.Fatalf("same digest %s vs %s (source %q); new digest %s", b.UID, a.UID, b.Source, d.UID)
+		}
+	})
+	// A Snakemake job seen by two mount daemons got a run from each: a
+	// run started with Parent and Job is one run, whoever starts it, and
+	// whatever they start at once.
+	t.Run("JobRunStartedOnce", func(t *testing.T) {
+		c := open(t)
+		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "snakemake", Kind: "pipeline"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Split: true})
+		p2, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Split: true})
+		uids := make([]string, 4)
+		errs := make([]error, 4)
+		var wg sync.WaitGroup
+		for i := range uids {
+			wg.Go(func() {
+				r, err := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Parent: p.UID, Name: "job", Job: "42 abc", Daemon: fmt.Sprint("d", i)})
+				uids[i], errs[i] = r.UID, err
+			})
+		}
+		wg.Wait()
+		for i := range uids {
+			if errs[i] != nil || uids[i] != uids[0] || uids[i] != catalog.JobRunUID(p.UID, "42 abc") {
+				t.Fatalf("the job's runs: %v, %v; want one, %s", uids, errs, catalog.JobRunUID(p.UID, "42 abc"))
+			}
+		}
+		other, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Parent: p.UID, Name: "job", Job: "43 abc"})
+		elsewhere, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Parent: p2.UID, Name: "job", Job: "42 abc"})
+		if other.UID == uids[0] || elsewhere.UID == uids[0] || other.UID == "" || elsewhere.UID == "" {
+			t.Fatalf("another job %q, the same job of another run %q: want runs of their own, not %s", other.UID, elsewhere.UID, uids[0])
+		}
+		rec, err := c.RunRecord(ctx, p.UID)
+		if err != nil || len(rec.Children) != 2 {
+			t.Fatalf("children %v, %v; want 2", rec.Children, err)
+		}
+		if rec, err := c.RunRecord(ctx, uids[0]); err != nil || rec.Run.Job != "42 abc" || rec.Run.Parent != p.UID || rec.Run.Status != catalog.RunRunning {
+			t.Fatalf("the job's run %+v, %v", rec.Run, err)
+		}
+		// Ended, it is returned as it is: never started again.
+		zero := 0
+		c.FinishRun(ctx, uids[0], catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})
+		if r, err := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Parent: p.UID, Name: "job", Job: "42 abc"}); err != nil || r.UID != uids[0] || r.Status != catalog.RunOK {
+			t.Fatalf("started again after its end: %+v, %v", r, err)
 		}
 	})
 	t.Run("RunEndSignalAbandonedTransform", func(t *testing.T) {

@@ -56,13 +56,26 @@ func putRun(ctx context.Context, tx pgx.Tx, r catalog.Run) error {
 
 func (s *Store) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, error) {
 	r.UID = ref.NewStem()
+	if r.Parent != "" && r.Job != "" {
+		r.UID = catalog.JobRunUID(r.Parent, r.Job)
+	}
 	r.Status = catalog.RunRunning
 	r.FinishedAt, r.ExitCode = nil, nil
 	if r.StartedAt.IsZero() {
 		r.StartedAt = time.Now()
 	}
 	r.StartedAt = r.StartedAt.UTC()
+	start := r
 	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+		r = start
+		if r.Job != "" {
+			// The job's run, started by another daemon: SERIALIZABLE makes
+			// two that start it at once take turns (the second is retried
+			// and finds the first's).
+			if ok, err := getJSON(ctx, tx, `SELECT rec FROM runs WHERE uid = $1`, &r, r.UID); err != nil || ok {
+				return err
+			}
+		}
 		if _, ok, err := exists(ctx, tx, `SELECT uid FROM transforms WHERE uid = $1`, r.Transform); err != nil {
 			return err
 		} else if !ok {

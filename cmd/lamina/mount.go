@@ -434,7 +434,14 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	var tk *lineage.Tracker
 	rpcCat := cat
 	if !c.Bool("no-lineage") {
-		tk = lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log, Mountpoint: dir})
+		o := lineage.TrackerOptions{Logger: log, Mountpoint: dir}
+		if pg != nil {
+			// Another instance's mount of the catalog on this host may be
+			// the one a run registers with, and the run may use this mount
+			// too: its daemon looks for such runs.
+			o.WatchRuns = 200 * time.Millisecond
+		}
+		tk = lineage.NewTracker(cat, o)
 		defer tk.Close()
 		tracker, rpcCat = tk, tk.Wrap(cat)
 		// Runs of this host left running by a process that died while no

@@ -232,3 +232,101 @@ func runMountRestartsBesideAnother(t *testing.T, kill bool) {
 		t.Fatalf("run %+v with inputs %v, outputs %v; want failed, exit 5, one input, one output (out3.txt)\n%s", rec.Run, rec.Inputs, rec.Outputs, errb.String())
 	}
 }
+
+// twoPGMounts makes two workstations on one PostgreSQL catalog, both
+// mounted, with in.txt (written through A) seen on B.
+func twoPGMounts(t *testing.T) (a, b *mntEnv, ma, mb string) {
+	db := pgtest.URL(t)
+	storage := filepath.Join(t.TempDir(), "storage")
+	a, b = workstationEnv(t, "a"), workstationEnv(t, "b")
+	a.ok("init", "--storage", storage, "--db", db, "--name", "lab")
+	b.ok("connect", "lab", "--db", db)
+	ma, mb = filepath.Join(a.dir, "mnt"), filepath.Join(b.dir, "mnt")
+	a.mount(ma)
+	b.mount(mb)
+	if err := os.WriteFile(filepath.Join(ma, "in.txt"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "A's file on B", 5*time.Second, readString(filepath.Join(mb, "in.txt")), "hello\n")
+	return a, b, ma, mb
+}
+
+// tracked is shell text that waits (10 s at most) until the daemon of e
+// logs that it tracks the run $LAMINA_RUN: a daemon learns of a run
+// registered with another one within a tick, not at once.
+func tracked(e *mntEnv) string {
+	return "i=0; while ! grep -qs \"$LAMINA_RUN\" " + filepath.Join(e.dir, "run", "lamina", "*", "mount.log") +
+		" && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; "
+}
+
+// TestLineageRunUsesAnotherMountAlreadyUp: a run registered with A's
+// daemon that reads and writes through B's mount, up before the run
+// began, got nothing credited: B's daemon learnt of runs only from its
+// own socket and at its start.
+func TestLineageRunUsesAnotherMountAlreadyUp(t *testing.T) {
+	a, b, _, mb := twoPGMounts(t)
+	_, errs, code := a.runIn(a.dir, "run", "-t", "other", "--", "sh", "-c",
+		tracked(b)+"cat "+filepath.Join(mb, "in.txt")+" > "+filepath.Join(mb, "out.txt"))
+	if code != 0 || !strings.Contains(errs, "1 input, 1 output") {
+		t.Fatalf("lamina run: exit %d; want 1 input, 1 output\n%s", code, errs)
+	}
+	run := a.runsByName()["other"]
+	rec := a.runRecord(run.UID)
+	if got := a.refs(rec.Inputs); !slices.Equal(got, []string{"in.txt@v1"}) || !slices.Equal(a.refs(rec.Outputs), []string{"out.txt@v1"}) {
+		t.Fatalf("run %+v read %v, wrote %v; want in.txt@v1, out.txt@v1", rec.Run, got, a.refs(rec.Outputs))
+	}
+	if rec.Run.Status != catalog.RunOK {
+		t.Fatalf("run %+v; want ok", rec.Run)
+	}
+}
+
+// TestLineageSnakemakeJobThroughTwoMounts: a Snakemake job that reads
+// through two mounts of the catalog was a run of each mount's daemon (7
+// child runs for 4 jobs in an audit), its inputs split between them.
+// Each job is one run, with what it read through either mount.
+func TestLineageSnakemakeJobThroughTwoMounts(t *testing.T) {
+	if _, err := exec.LookPath("snakemake"); err != nil {
+		t.Fatal("no snakemake: apt-get install -y snakemake")
+	}
+	a, b, ma, mb := twoPGMounts(t)
+	wf := filepath.Join(ma, "wf")
+	os.MkdirAll(filepath.Join(wf, "raw"), 0o755)
+	for _, s := range []string{"s1", "s2", "s3"} {
+		os.WriteFile(filepath.Join(wf, "raw", s+".csv"), []byte(s+",1\n"), 0o644)
+	}
+	extra := filepath.Join(mb, "in.txt") // through B
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "results/all.csv"
+
+rule norm:
+    input: "raw/{s}.csv"
+    output: "results/{s}.csv"
+    shell: '''`+tracked(b)+`cat {input} `+extra+` > {output}'''
+
+rule merge:
+    input: expand("results/{s}.csv", s=["s1", "s2", "s3"])
+    output: "results/all.csv"
+    shell: "cat {input} `+extra+` > {output}"
+`), 0o644)
+	if _, errs, code := a.runIn(wf, "run", "--", "snakemake", "-j2"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	sm := a.runsByName()["snakemake"]
+	time.Sleep(time.Second) // B's daemon ends what it tracked on its 200 ms tick
+	rec := a.runRecord(sm.UID)
+	if len(rec.Children) != 4 {
+		var names []string
+		for _, c := range rec.Children {
+			r := a.runRecord(c)
+			names = append(names, r.Run.Name+" "+r.Run.Status+" "+strings.Join(a.refs(r.Inputs), ","))
+		}
+		t.Fatalf("%d child runs for 4 jobs: %v", len(rec.Children), names)
+	}
+	for _, c := range rec.Children {
+		r := a.runRecord(c)
+		ins := a.refs(r.Inputs)
+		if !slices.Contains(ins, "in.txt@v1") || len(r.Outputs) != 1 || r.Run.Status != catalog.RunOK {
+			t.Errorf("job %s (%s): inputs %v, outputs %v; want in.txt@v1 (read through B) among them, one output", r.Run.Name, r.Run.Status, ins, a.refs(r.Outputs))
+		}
+	}
+}
