@@ -43,6 +43,7 @@ func cmdLineage() *cli.Command {
 			if err != nil {
 				return err
 			}
+			trashNote(c.App.ErrWriter, v) // trashnote.go
 			g, err := lineage.Walk(c.Context, cat, v, lineage.Options{Depth: c.Int("depth"),
 				NoUp: c.Bool("down") && !c.Bool("up"), NoDown: c.Bool("up") && !c.Bool("down")}) // both: both ways
 			if err != nil {
@@ -62,7 +63,7 @@ func cmdLineage() *cli.Command {
 }
 
 // resolveSpec finds the version KEY, KEY@vN or a uid names (trashed
-// versions too, by uid).
+// versions too, by number or uid).
 func resolveSpec(c *cli.Context, cat catalog.Catalog, spec string) (catalog.Version, error) {
 	if dirs, err := instance.UserDirs(); err == nil {
 		if in, err := dirs.Current(c.String("instance")); err == nil {
@@ -84,5 +85,5 @@ func resolveSpec(c *cli.Context, cat catalog.Catalog, spec string) (catalog.Vers
 		}
 		return v, err
 	}
-	return cat.ByKey(c.Context, s.Key, s.Version)
+	return catalog.ByKeyWithTrash(c.Context, cat, s.Key, s.Version)
 }
