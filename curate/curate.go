@@ -548,8 +548,32 @@ const MaxListed = 20
 // feature: a longer one is noise (the JSON report has it whole).
 const maxListedColumns = 12
 
-// WriteReport prints r for a person.
+// Rewrites reports whether a table of format is saved standardized
+// (WriteStandardized rewrites it): CSV, TSV and Parquet. An AnnData (h5ad,
+// zarr) is saved as it is: standardizing maps its values to standard terms
+// in the version's annotations only.
+func Rewrites(format string) bool {
+	switch format {
+	case dataset.CSV, dataset.TSV, dataset.Parquet:
+		return true
+	}
+	return false
+}
+
+// formatFiles names the files of format for a person ("h5ad files").
+func formatFiles(format string) string {
+	if format == dataset.AnnDataZarr {
+		return "AnnData zarr stores"
+	}
+	return format + " files"
+}
+
+// WriteReport prints r for a person. With standardize, a format that is
+// rewritten (Rewrites) says its values were standardized; any other says
+// they map to standard terms in the annotations only, the file kept as it
+// is: it said "standardized" of an h5ad saved unchanged.
 func WriteReport(w io.Writer, r *Report, standardize bool) {
+	annotationOnly := standardize && !Rewrites(r.Format)
 	fmt.Fprintf(w, "schema %s: %s\n", r.Schema, r.tableRows())
 	for _, m := range r.Missing {
 		fmt.Fprintf(w, "✗ %s: required column is missing", m)
@@ -593,7 +617,9 @@ func WriteReport(w io.Writer, r *Report, standardize bool) {
 		if c.Slot != "" {
 			where = c.Slot + "." + c.Feature
 		}
-		if standardize && mapped > 0 { // the values as saved: standardized ones are valid
+		if annotationOnly && mapped > 0 {
+			fmt.Fprintf(w, "%s %s (%s): %d of %d values valid (%d mapped to standard terms, annotation only)", mark, where, c.Dtype, c.Valid+mapped, total, mapped)
+		} else if standardize && mapped > 0 { // the values as saved: standardized ones are valid
 			fmt.Fprintf(w, "%s %s (%s): %d of %d values valid (%d standardized)", mark, where, c.Dtype, c.Valid+mapped, total, mapped)
 		} else {
 			fmt.Fprintf(w, "%s %s (%s): %d of %d values valid", mark, where, c.Dtype, c.Valid, total)
@@ -604,7 +630,10 @@ func WriteReport(w io.Writer, r *Report, standardize bool) {
 		fmt.Fprintln(w)
 		for _, m := range c.Mapped[:min(len(c.Mapped), MaxListed)] {
 			verb := "--standardize would map"
-			if standardize {
+			switch {
+			case annotationOnly:
+				verb = "maps"
+			case standardize:
 				verb = "standardized"
 			}
 			fmt.Fprintf(w, "    %s %q (%d) → %q: %s\n", verb, m.Value, m.Count, m.Standard, m.Reason)
@@ -622,6 +651,8 @@ func WriteReport(w io.Writer, r *Report, standardize bool) {
 	switch {
 	case r.OK():
 		fmt.Fprintln(w, "valid")
+	case r.OKAfterStandardize() && annotationOnly && r.mappedCount() > 0:
+		fmt.Fprintf(w, "valid with the values mapped to standard terms (annotation only: %s are saved as they are, not rewritten; CSV, TSV and Parquet are; --mapping FILE writes the mapping)\n", formatFiles(r.Format))
 	case r.OKAfterStandardize() && standardize:
 		fmt.Fprintln(w, "valid after standardizing")
 	case r.OKAfterStandardize():

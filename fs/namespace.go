@@ -707,7 +707,12 @@ func (ns *Namespace) lookupKey(ctx context.Context, prefix, name string) (Entry,
 	}
 	key := prefix + n.Base
 	if n.Version > 0 && n.Version != int(latest.n) {
-		old, err := ns.cat.ByKey(ctx, key, n.Version)
+		// A version in the trash too: a key written again after an rm
+		// (a Snakemake rerun) keeps its history there, immutable and
+		// stored until purged. Read-only as any @vN, not listed, and
+		// nothing of it is held: a purge takes it (and the live key) as it
+		// takes any version, and invalidates its names.
+		old, err := catalog.ByKeyWithTrash(ctx, ns.cat, key, n.Version)
 		if err != nil {
 			return Entry{}, err
 		}

@@ -56,6 +56,7 @@ func (in *Instance) Close() error {
 func (in *Instance) OnClose(fn func() error) { in.closers = append(in.closers, fn) }
 
 // Resolve finds the version a user names: "KEY", "KEY@vN" or a uid prefix.
+// KEY@vN and a uid find a version in the trash too (Trashed set).
 func (in *Instance) Resolve(ctx context.Context, spec string) (catalog.Version, error) {
 	s, err := ref.ParseSpec(spec)
 	if err != nil {
@@ -71,7 +72,7 @@ func (in *Instance) Resolve(ctx context.Context, spec string) (catalog.Version, 
 		}
 		return v, err
 	}
-	return in.Catalog.ByKey(ctx, s.Key, s.Version)
+	return catalog.ByKeyWithTrash(ctx, in.Catalog, s.Key, s.Version)
 }
 
 // recordName names a new object in records/: a batch or a tombstone.

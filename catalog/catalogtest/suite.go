@@ -261,6 +261,42 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// A key written again after an rm keeps its history in the trash:
+	// ByKeyWithTrash finds it by number (Snakemake reruns), ByKey does not.
+	t.Run("TrashedVersionsByNumber", func(t *testing.T) {
+		c := open(t)
+		save(t, c, NV("s/count.txt", "1"))
+		save(t, c, NV("s/count.txt", "2"))
+		if _, err := c.Trash(ctx, "s/count.txt"); err != nil {
+			t.Fatal(err)
+		}
+		// Wholly in the trash: numbers resolve, the latest does not.
+		if v, err := catalog.ByKeyWithTrash(ctx, c, "s/count.txt", 2); err != nil || !v.Trashed || v.Version != 2 || v.Digest != ref.Sum([]byte("2")) {
+			t.Fatalf("ByKeyWithTrash of a trashed key's v2 = %+v, %v", v, err)
+		}
+		if _, err := catalog.ByKeyWithTrash(ctx, c, "s/count.txt", 0); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("latest of a trashed key: %v", err)
+		}
+		save(t, c, NV("s/count.txt", "3"))
+		if _, err := c.ByKey(ctx, "s/count.txt", 1); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("ByKey of a trashed version: %v", err)
+		}
+		v, err := catalog.ByKeyWithTrash(ctx, c, "s/count.txt", 1)
+		if err != nil || !v.Trashed || v.TrashedAt == nil || v.Version != 1 || v.Digest != ref.Sum([]byte("1")) {
+			t.Fatalf("ByKeyWithTrash v1 = %+v, %v", v, err)
+		}
+		if v, err := catalog.ByKeyWithTrash(ctx, c, "s/count.txt", 3); err != nil || v.Trashed || v.Version != 3 {
+			t.Fatalf("ByKeyWithTrash v3 (live) = %+v, %v", v, err)
+		}
+		if _, err := catalog.ByKeyWithTrash(ctx, c, "s/count.txt", 4); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("ByKeyWithTrash v4 (none): %v", err)
+		}
+		all, err := c.Versions(ctx, "s/count.txt", true)
+		if err != nil || len(all) != 3 || all[0].Version != 1 || !all[0].Trashed || !all[1].Trashed || all[2].Trashed {
+			t.Fatalf("Versions with trash = %+v, %v", all, err)
+		}
+	})
+
 	t.Run("Outbox", func(t *testing.T) {
 		c := open(t)
 		s := save(t, c, NV("o/a", "1"), NV("o/b", "1"))

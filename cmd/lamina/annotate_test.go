@@ -347,7 +347,7 @@ func TestCurateReport(t *testing.T) {
 		{"Standardized", []string{fixable, "--schema", "ct", "--standardize"}, 0, []string{
 			"schema ct: 304 rows\n", "✓ cell_type (cat[celltype]): 304 of 304 values valid (40 standardized)\n", "valid after standardizing"}},
 		{"StandardizedWithFailures", []string{h5ad, "--schema", "ct", "--standardize"}, 1, []string{
-			"schema ct: obs 315 rows\n", "✗ obs.cell_type (cat[celltype]): 304 of 315 values valid (40 standardized)\n"}},
+			"schema ct: obs 315 rows\n", "✗ obs.cell_type (cat[celltype]): 304 of 315 values valid (40 mapped to standard terms, annotation only)\n"}},
 		{"VarFeature", []string{h5ad, "--schema", "genes"}, 0, []string{
 			"schema genes: var 50 rows\n", "✓ var.ensembl_gene_id (str): 50 of 50 values valid\n"}},
 		{"ObsAndVar", []string{h5ad, "--schema", "both"}, 1, []string{"schema both: obs 315 rows, var 50 rows\n"}},

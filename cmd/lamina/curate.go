@@ -21,7 +21,7 @@ func cmdCurate() *cli.Command {
 		ArgsUsage: "PATH --schema NAME",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "schema", Usage: "the schema to validate against"},
-			&cli.BoolFlag{Name: "standardize", Usage: "map values to standard terms (case, white space, synonyms); CSV and Parquet are saved standardized"},
+			&cli.BoolFlag{Name: "standardize", Usage: "map values to standard terms (case, white space, synonyms); CSV, TSV and Parquet are saved standardized, h5ad and zarr as they are (their annotations have the standard terms)"},
 			&cli.StringFlag{Name: "key", Usage: "save the curated table under this key when it validates, annotated with the schema and the terms it holds"},
 			&cli.StringFlag{Name: "description", Usage: "description of the saved version"},
 			&cli.StringFlag{Name: "mapping", Usage: "write the value mapping (TSV: column, value, standard, reason) to this file"},
@@ -122,7 +122,11 @@ func cmdCurate() *cli.Command {
 				if saved.Unchanged {
 					verb = "unchanged"
 				}
-				fmt.Fprintf(c.App.Writer, "%s %s (%s), annotated with schema %s, %d terms\n", verb, saved.ref(), saved.UID, saved.Schema, saved.Terms)
+				how := ""
+				if saved.AsIs {
+					how = " as it is (not standardized)"
+				}
+				fmt.Fprintf(c.App.Writer, "%s %s (%s)%s, annotated with schema %s, %d terms\n", verb, saved.ref(), saved.UID, how, saved.Schema, saved.Terms)
 			}
 			if err != nil {
 				return err
@@ -152,6 +156,12 @@ type savedCurated struct {
 	Version   int    `json:"version"`
 	UID       string `json:"uid"`
 	Unchanged bool   `json:"unchanged"` // same bytes as the latest version: no new version
+	// Rewritten: the saved bytes are the table with --standardize's
+	// mapping applied (CSV, TSV, Parquet). AsIs: there was a mapping, but
+	// the file (h5ad, zarr) was saved unchanged; only the annotations
+	// have the standard terms.
+	Rewritten bool   `json:"rewritten"`
+	AsIs      bool   `json:"-"`
 	Schema    string `json:"schema"`
 	Terms     int    `json:"terms"`
 }
@@ -164,8 +174,12 @@ func (s *savedCurated) ref() string { return catalog.Version{Key: s.Key, Version
 // writes nothing: the caller reports what was saved. When the annotation
 // fails after the save, it returns the saved version with the error.
 func saveCurated(c *cli.Context, in *instance.Instance, path, kind string, r *curate.Report, s catalog.Schema, fs []catalog.Feature) (*savedCurated, error) {
-	src := path
-	if c.Bool("standardize") && len(r.Mapping()) > 0 && (kind == dataset.CSV || kind == dataset.TSV || kind == dataset.Parquet) {
+	src, asIs := path, false
+	rewrite := c.Bool("standardize") && len(r.Mapping()) > 0
+	if rewrite && !curate.Rewrites(kind) {
+		rewrite, asIs = false, true // an AnnData: annotated with the terms, saved as it is
+	}
+	if rewrite {
 		dir, err := os.MkdirTemp("", "lamina-curate-")
 		if err != nil {
 			return nil, err
@@ -189,7 +203,7 @@ func saveCurated(c *cli.Context, in *instance.Instance, path, kind string, r *cu
 		return nil, err
 	}
 	v := res[0].Saved.Version
-	saved := &savedCurated{Key: v.Key, Version: v.Version, UID: v.UID, Unchanged: res[0].Saved.Unchanged}
+	saved := &savedCurated{Key: v.Key, Version: v.Version, UID: v.UID, Unchanged: res[0].Saved.Unchanged, Rewritten: rewrite, AsIs: asIs}
 	cat := map[string]bool{}
 	for _, f := range fs {
 		cat[f.Name] = f.Entity() != ""

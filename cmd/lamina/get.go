@@ -38,6 +38,7 @@ func cmdGet() *cli.Command {
 			if err != nil {
 				return err
 			}
+			trashNote(c.App.ErrWriter, v)              // trashnote.go
 			trackGet(c.Context, in.Catalog, in.Run, v) // run.go
 			out := c.String("output")
 			if out == "-" {

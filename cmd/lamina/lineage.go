@@ -44,6 +44,7 @@ func cmdLineage() *cli.Command {
 			if err != nil {
 				return err
 			}
+			trashNote(c.App.ErrWriter, v) // trashnote.go
 			g, err := lineage.Walk(c.Context, cat, v, lineage.Options{Depth: c.Int("depth"),
 				NoUp: c.Bool("down") && !c.Bool("up"), NoDown: c.Bool("up") && !c.Bool("down")}) // both: both ways
 			if err != nil {
@@ -63,7 +64,8 @@ func cmdLineage() *cli.Command {
 }
 
 // resolveSpec finds the version KEY, KEY@vN, a uid or a path into the
-// instance's mount (keypath.go) names (trashed versions too, by uid).
+// instance's mount (keypath.go) names (trashed versions too, by number or
+// uid).
 func resolveSpec(c *cli.Context, cat catalog.Catalog, arg string) (catalog.Version, error) {
 	name := ""
 	if dirs, err := instance.UserDirs(); err == nil {
@@ -89,7 +91,7 @@ func resolveSpec(c *cli.Context, cat catalog.Catalog, arg string) (catalog.Versi
 		}
 		return v, err
 	}
-	v, err := cat.ByKey(c.Context, s.Key, s.Version)
+	v, err := catalog.ByKeyWithTrash(c.Context, cat, s.Key, s.Version)
 	if errors.Is(err, catalog.ErrNotFound) && ka.Bare {
 		err = fmt.Errorf("%w%s", err, ka.note())
 	}

@@ -60,24 +60,21 @@ func cmdLs() *cli.Command {
 				if err := ref.CheckExistingKey(arg); err != nil {
 					return err
 				}
-				vs, err := in.Catalog.Versions(c.Context, arg, false)
+				// Trashed versions too, marked: a key written again after
+				// an rm (every Snakemake rerun deletes its outputs first)
+				// keeps its earlier versions in the trash.
+				vs, err := in.Catalog.Versions(c.Context, arg, true)
 				if len(vs) == 0 && (err == nil || errors.Is(err, catalog.ErrNotFound)) {
 					// A uid or uid prefix (of 8+), as get and show take.
 					if v, uerr := in.Resolve(c.Context, arg); uerr == nil && v.Key != arg && !ka.Path {
 						arg = v.Key
-						vs, err = in.Catalog.Versions(c.Context, arg, false)
-					}
-				}
-				if len(vs) == 0 && (err == nil || errors.Is(err, catalog.ErrNotFound)) {
-					// Trashed versions do not list: say where they are.
-					if all, _ := in.Catalog.Versions(c.Context, arg, true); len(all) > 0 {
-						return exitf(1, "%q is in the trash (lamina ls --trash; lamina restore %s)", arg, arg)
+						vs, err = in.Catalog.Versions(c.Context, arg, true)
 					}
 				}
 				if err != nil {
 					return err
 				}
-				return printVersions(c, format, vs)
+				return printKeyVersions(c, format, vs) // trashnote.go
 			}
 			if err := ref.CheckPrefix(arg); err != nil {
 				return err

@@ -34,6 +34,7 @@ func cmdShow() *cli.Command {
 			if err != nil {
 				return err
 			}
+			trashNote(c.App.ErrWriter, v) // trashnote.go
 			// The run, its transform and inputs, as the version's sidecar
 			// shows them: one builder for both.
 			lin := lineage.SidecarOf(c.Context, in.Catalog, v)

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// TestTrashedVersionsOfKeyWrittenAgain: a key written again after its rm
+// (every Snakemake rerun deletes its outputs first) keeps v1..vN-1 in the
+// trash. ls --versions lists them marked, show, get and lineage take
+// KEY@vN of one and say it is in the trash and how it comes back.
+func TestTrashedVersionsOfKeyWrittenAgain(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	for _, s := range []string{"1\n", "2\n", "3\n"} {
+		e.ok("save", e.write("count.txt", []byte(s)), "--key", "results/count.txt")
+	}
+	e.ok("delete", "results/count.txt")
+	e.ok("save", e.write("count.txt", []byte("4\n")), "--key", "results/count.txt")
+
+	out, errs, err := e.run("ls", "--versions", "results/count.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !strings.HasSuffix(strings.TrimSpace(lines[0]), "TRASHED") {
+		t.Fatalf("ls --versions:\n%s", out)
+	}
+	for i, l := range lines[1:] {
+		f := strings.Fields(l)
+		if f[1] != string(rune('1'+i)) {
+			t.Errorf("row %d is version %s; want version order:\n%s", i+1, f[1], out)
+		}
+		// A trashed row ends with its trash time (date and time).
+		if trashed := len(f) == 11; trashed != (i < 3) {
+			t.Errorf("row of v%d marked trashed: %v\n%s", i+1, trashed, out)
+		}
+	}
+	if !strings.Contains(errs, "3 versions of results/count.txt are in the trash; `lamina restore results/count.txt` brings them back") {
+		t.Errorf("ls --versions stderr: %q", errs)
+	}
+	var vs []catalog.Version
+	e.jsonOut(&vs, "ls", "--versions", "results/count.txt", "--format", "json")
+	if len(vs) != 4 || !vs[0].Trashed || !vs[1].Trashed || !vs[2].Trashed || vs[3].Trashed || vs[1].Version != 2 {
+		t.Fatalf("ls --versions --format json: %+v", vs)
+	}
+	if out := e.ok("ls", "--versions", "results/count.txt", "--format", "csv"); !strings.HasPrefix(out, "key,version,uid,size,kind,created_at,created_by,description,trashed_at\n") ||
+		strings.Count(out, "Z\n") != 3 {
+		t.Errorf("ls --versions --format csv:\n%s", out)
+	}
+
+	const note = "results/count.txt@v2 is in the trash since "
+	const how = "`lamina restore results/count.txt` brings back the versions of results/count.txt in the trash"
+	for _, args := range [][]string{
+		{"show", "results/count.txt@v2"},
+		{"show", "results/count.txt@v2", "--format", "json"},
+		{"lineage", "results/count.txt@v2"},
+		{"get", "results/count.txt@v2", "-o", "-"},
+	} {
+		out, errs, err := e.run(args...)
+		if err != nil {
+			t.Errorf("lamina %v: %v", args, explain(err))
+			continue
+		}
+		if !strings.Contains(errs, note) || !strings.Contains(errs, how) {
+			t.Errorf("lamina %v: stderr %q; want the trash note", args, errs)
+		}
+		if args[0] == "get" && out != "2\n" {
+			t.Errorf("get of the trashed v2 = %q", out)
+		}
+		if args[0] == "show" && !strings.Contains(out, vs[1].UID) {
+			t.Errorf("show of the trashed v2:\n%s", out)
+		}
+	}
+	// The live latest says nothing; a number that never was is refused.
+	if _, errs, _ := e.run("show", "results/count.txt"); strings.Contains(errs, "trash") {
+		t.Errorf("show of the live latest: %q", errs)
+	}
+	e.fails("has no version 9", "show", "results/count.txt@v9")
+
+	// Wholly in the trash: the latest is refused, numbers still resolve,
+	// and ls --versions lists them all.
+	e.ok("delete", "results/count.txt")
+	e.fails("in the trash", "get", "results/count.txt", "-o", "-")
+	if out := e.ok("get", "results/count.txt@v4", "-o", "-"); out != "4\n" {
+		t.Errorf("get @v4 of a trashed key = %q", out)
+	}
+	e.jsonOut(&vs, "ls", "--versions", "results/count.txt", "--format", "json")
+	if len(vs) != 4 || !vs[3].Trashed {
+		t.Errorf("ls --versions of a trashed key: %+v", vs)
+	}
+}
