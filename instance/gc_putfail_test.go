@@ -152,3 +152,24 @@ func TestMergeTombstonesNeedsStorage(t *testing.T) {
 		t.Errorf("storage holds %d of its %d tombstones and no merged one", n, before)
 	}
 }
+
+// The owner check reads the storage's claim, never the disk cache's copy:
+// a take-over by another machine was missed while this one's cache held
+// the old claim (its gc then deleted the new owner's packs).
+func TestStorageOwnerNotFromCache(t *testing.T) {
+	ctx := context.Background()
+	in, _, local := cliWorkstation(t)
+	if err := in.CheckStorage(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.CheckStorage(ctx, false); err != nil { // read once: cached, before
+		t.Fatal(err)
+	}
+	other := []byte(`{"id": "other-id", "name": "other", "catalog": "elsewhere"}`)
+	if err := local.Put(ctx, "instance.json", other); err != nil { // init --take-over elsewhere
+		t.Fatal(err)
+	}
+	if err := in.CheckStorage(ctx, false); !errors.Is(err, instance.ErrStorageTaken) {
+		t.Errorf("owner check after a take-over elsewhere: %v, want ErrStorageTaken", err)
+	}
+}
