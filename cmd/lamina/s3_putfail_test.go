@@ -50,6 +50,7 @@ func TestS3GCWithPutsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(errs, "nothing was deleted") {
 		t.Errorf("gc with PUTs refused: %v, want an error saying nothing was deleted\n%s", err, errs)
 	}
+	t.Logf("gc with PUTs refused said: %s", errs)
 	if n := e.objects("packs/"); n != packs {
 		t.Fatalf("gc deleted %d of %d packs with %d marks in the bucket\n%s", packs-n, packs, e.objects("gc/condemned/"), errs)
 	}
