@@ -50,7 +50,9 @@ func condemnedName(id string) string { return condemnedPrefix + id }
 // Condemn marks packs for deletion and returns once storage has the marks.
 func (s *Store) Condemn(ctx context.Context, ids []string, note string) error {
 	err := eachID(ctx, ids, func(ctx context.Context, id string) error {
-		if err := s.obj.Put(ctx, condemnedName(id), []byte(note)); err != nil {
+		// Never staged to upload later: other machines must see the
+		// mark, and gc deletes the pack on the strength of it.
+		if err := s.putStored(ctx, condemnedName(id), []byte(note)); err != nil {
 			return fmt.Errorf("mark pack %s for deletion: %w", id, err)
 		}
 		return nil
@@ -68,6 +70,22 @@ func (s *Store) Condemn(ctx context.Context, ids []string, note string) error {
 	return nil
 }
 
+// putStored writes to the storage itself, never staged (storage.Storer).
+func (s *Store) putStored(ctx context.Context, name string, data []byte) error {
+	if st, ok := s.obj.(storage.Storer); ok {
+		return st.PutStored(ctx, name, data)
+	}
+	return s.obj.Put(ctx, name, data)
+}
+
+// getStored reads the storage's copy, never a cached or staged one.
+func (s *Store) getStored(ctx context.Context, name string) ([]byte, error) {
+	if st, ok := s.obj.(storage.Storer); ok {
+		return st.GetStored(ctx, name)
+	}
+	return s.obj.Get(ctx, name)
+}
+
 // Pardon removes the marks of packs gc will not delete after all.
 func (s *Store) Pardon(ctx context.Context, ids []string) error {
 	err := eachID(ctx, ids, func(ctx context.Context, id string) error {
@@ -82,16 +100,13 @@ func (s *Store) Pardon(ctx context.Context, ids []string) error {
 // packs whose mark stayed the same all along: a mark removed meanwhile (by
 // another gc's pardon) let saves reuse the pack.
 func (s *Store) MarkNotes(ctx context.Context, ids []string) (map[string]string, error) {
-	get := s.obj.Get
-	if u, ok := s.obj.(interface {
-		GetUncached(context.Context, string) ([]byte, error)
-	}); ok {
-		get = u.GetUncached // another gc may rewrite a mark: never a cached copy
-	}
 	notes := map[string]string{}
 	var mu sync.Mutex
 	err := eachID(ctx, ids, func(ctx context.Context, id string) error {
-		b, err := get(ctx, condemnedName(id))
+		// The storage's copy: another gc may rewrite a mark (never a
+		// cached copy), and what other machines see is what counts
+		// (never a staged one).
+		b, err := s.getStored(ctx, condemnedName(id))
 		if storage.IsNotFound(err) {
 			return nil
 		}

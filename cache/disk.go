@@ -88,7 +88,10 @@ type stream struct {
 	warmed bool  // Warm is fetching ahead of this reader: no read-ahead
 }
 
-var _ storage.Backend = (*DiskCache)(nil)
+var (
+	_ storage.Backend = (*DiskCache)(nil)
+	_ storage.Storer  = (*DiskCache)(nil)
+)
 
 // DiskCacheOptions configure a DiskCache.
 type DiskCacheOptions struct {
@@ -1214,10 +1217,17 @@ func (c *DiskCache) Get(ctx context.Context, name string) ([]byte, error) {
 	return c.GetRange(ctx, name, 0, size)
 }
 
-// GetUncached reads a whole object from the backend, never the cache: for
-// small objects another machine may rewrite (gc's marks, MarkNotes).
-func (c *DiskCache) GetUncached(ctx context.Context, name string) ([]byte, error) {
-	return c.b.Get(ctx, name)
+// GetStored reads a whole object from the storage, never the cache nor a
+// staged copy: for small objects another machine may rewrite (gc's marks,
+// MarkNotes; the instance's claim).
+func (c *DiskCache) GetStored(ctx context.Context, name string) ([]byte, error) {
+	return storage.GetStored(ctx, c.b, name)
+}
+
+// PutStored writes through to the storage, never staged (storage.Storer).
+func (c *DiskCache) PutStored(ctx context.Context, name string, data []byte) error {
+	c.forget(name)
+	return storage.PutStored(ctx, c.b, name, data)
 }
 
 func (c *DiskCache) Stat(ctx context.Context, name string) (storage.Info, error) {

@@ -104,12 +104,20 @@ func (s *Store) SetPackUploads(n int) {
 // (local storage, where a missing pack is lost), fails at once.
 func (s *Store) SetPackWait(d time.Duration) { s.packWait = d }
 
+// ErrPackMissing is a read of a pack that storage does not hold: not
+// uploaded yet by the workstation that saved it, or lost. The error names
+// the pack, and still matches fs.ErrNotExist.
+var ErrPackMissing = errors.New("pack not in storage")
+
 // awaitPack runs read, and again after growing pauses while it fails
-// because its pack is not in storage yet, up to the pack wait.
-func (s *Store) awaitPack(ctx context.Context, read func() error) error {
+// because pack is not in storage yet, up to the pack wait.
+func (s *Store) awaitPack(ctx context.Context, pack string, read func() error) error {
 	err := read()
-	if err == nil || s.packWait <= 0 || !errors.Is(err, fs.ErrNotExist) {
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return err
+	}
+	if s.packWait <= 0 {
+		return fmt.Errorf("%w: %s: %w", ErrPackMissing, pack, err)
 	}
 	deadline := time.Now().Add(s.packWait)
 	for pause := 20 * time.Millisecond; errors.Is(err, fs.ErrNotExist) && time.Now().Before(deadline); pause = min(2*pause, time.Second) {
@@ -121,7 +129,7 @@ func (s *Store) awaitPack(ctx context.Context, read func() error) error {
 		err = read()
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w (waited %s for its upload by the workstation that saved it)", err, s.packWait)
+		return fmt.Errorf("%w: %s: %w (waited %s for its upload by the workstation that saved it)", ErrPackMissing, pack, err, s.packWait)
 	}
 	return err
 }
@@ -728,7 +736,7 @@ type invalidator interface {
 func (s *Store) ReadChunk(ctx context.Context, c Chunk, dst []byte) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
 		var obj []byte
-		err := s.awaitPack(ctx, func() (err error) { obj, err = s.obj.GetRange(ctx, packName(c.Pack), c.Off, c.Len); return err })
+		err := s.awaitPack(ctx, c.Pack, func() (err error) { obj, err = s.obj.GetRange(ctx, packName(c.Pack), c.Off, c.Len); return err })
 		if err != nil {
 			return nil, fmt.Errorf("chunk %s: %w", c.Digest, storage.NotEOF(err))
 		}
@@ -769,7 +777,7 @@ func (s *Store) ReadChunkInto(ctx context.Context, c Chunk, dst []byte) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		err := storage.NotEOF(s.awaitPack(ctx, func() error { return readChunkInto(ctx, rr, c, dst) }))
+		err := storage.NotEOF(s.awaitPack(ctx, c.Pack, func() error { return readChunkInto(ctx, rr, c, dst) }))
 		inv, ok := s.obj.(invalidator)
 		if err == nil || attempt > 0 || !ok || !errors.Is(err, ErrCorrupt) {
 			return err

@@ -83,7 +83,10 @@ type upItem struct {
 	mine bool
 }
 
-var _ storage.Backend = (*Uploads)(nil)
+var (
+	_ storage.Backend = (*Uploads)(nil)
+	_ storage.Storer  = (*Uploads)(nil)
+)
 
 // UploadOptions configure Uploads.
 type UploadOptions struct {
@@ -320,33 +323,13 @@ func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
 		// it now from memory instead of writing, fsyncing and reading it
 		// back. Only if the backend fails (after the retry decorator's
 		// budget) is it staged and left to the queue.
-		err := u.b.Put(ctx, name, data)
+		err := u.putThrough(ctx, name, data)
 		if err == nil {
-			u.mu.Lock()
-			fn := u.uploaded
-			u.mu.Unlock()
-			if fn != nil {
-				fn(name, data)
-			}
-			u.mu.Lock()
-			if old := u.items[name]; old != nil && !old.uploading {
-				u.dropQueuedLocked(old)
-				delete(u.items, name)
-				os.Remove(u.path(name))
-			}
-			u.done++
-			u.doneB += int64(len(data))
-			u.cond.Broadcast()
-			u.mu.Unlock()
 			return nil
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			return err
 		}
-		u.mu.Lock()
-		u.fails++
-		u.lastErr = err.Error()
-		u.mu.Unlock()
 		u.log.Warn("upload failed; staging it locally for the queue", "name", name, "err", err)
 	}
 	deferred := u.sync
@@ -385,6 +368,57 @@ func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
 	u.unsynced = append(u.unsynced, name)
 	u.cond.Broadcast()
 	return nil
+}
+
+// putThrough uploads data under name from memory; once the backend has
+// it, a staged older copy is dropped.
+func (u *Uploads) putThrough(ctx context.Context, name string, data []byte) error {
+	err := u.b.Put(ctx, name, data)
+	if err != nil {
+		if ctx.Err() == nil {
+			u.mu.Lock()
+			u.fails++
+			u.lastErr = err.Error()
+			u.mu.Unlock()
+		}
+		return err
+	}
+	u.mu.Lock()
+	fn := u.uploaded
+	u.mu.Unlock()
+	if fn != nil {
+		fn(name, data)
+	}
+	u.mu.Lock()
+	if old := u.items[name]; old != nil && !old.uploading {
+		u.dropQueuedLocked(old)
+		delete(u.items, name)
+		os.Remove(u.path(name))
+	}
+	u.done++
+	u.doneB += int64(len(data))
+	u.cond.Broadcast()
+	u.mu.Unlock()
+	return nil
+}
+
+// PutStored uploads data under name and returns the backend's error,
+// with or without SyncUpload: it never stages the object. For objects
+// other machines must see before this one acts on them (gc's marks, the
+// instance's claim): staged, Put returns nil while the storage has nothing.
+func (u *Uploads) PutStored(ctx context.Context, name string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if name == "" || strings.Contains(name, "..") {
+		return fmt.Errorf("storage: bad object name %q", name)
+	}
+	return u.putThrough(ctx, name, data)
+}
+
+// GetStored reads name from the backend, never the staged copy.
+func (u *Uploads) GetStored(ctx context.Context, name string) ([]byte, error) {
+	return u.b.Get(ctx, name)
 }
 
 // restoreDir makes the staging folder again after it vanished (someone

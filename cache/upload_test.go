@@ -179,3 +179,32 @@ func TestSyncDoesNotWaitForDeferredUploads(t *testing.T) {
 		t.Errorf("the outage is over but Pending still quotes it: %+v", p)
 	}
 }
+
+// PutStored never stages, in either mode: with the server refusing it, it
+// fails and nothing waits in the queue; with the server up, the backend
+// has the object when it returns (gc's marks, the storage claim).
+func TestPutStoredNeverStages(t *testing.T) {
+	ctx := context.Background()
+	for _, sync := range []bool{false, true} {
+		remote := newFlaky(t)
+		u, err := cache.OpenUploads(remote, t.TempDir(), cache.UploadOptions{SyncUpload: sync, MaxDelay: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		remote.down.Store(true)
+		if err := u.PutStored(ctx, "gc/condemned/p1", []byte("mark")); err == nil {
+			t.Errorf("sync %v: PutStored succeeded with the server refusing it", sync)
+		}
+		if p := u.Pending(); p.Objects != 0 {
+			t.Errorf("sync %v: %d objects staged after a refused PutStored", sync, p.Objects)
+		}
+		if _, err := u.GetStored(ctx, "gc/condemned/p1"); !storage.IsNotFound(err) {
+			t.Errorf("sync %v: GetStored of a mark the server never had: %v", sync, err)
+		}
+		remote.down.Store(false)
+		if err := u.PutStored(ctx, "gc/condemned/p1", []byte("mark")); err != nil || remote.landed("gc/condemned/p1") != 1 {
+			t.Errorf("sync %v: PutStored with the server up: %v, landed %d", sync, err, remote.landed("gc/condemned/p1"))
+		}
+		u.Close()
+	}
+}

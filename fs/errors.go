@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
@@ -29,6 +30,10 @@ func errno(log *slog.Logger, op string, err error) syscall.Errno {
 		// nothing about the file: storage could not be reached.
 	case op == "read" && errors.Is(err, fs.ErrNotExist):
 		// The file is open: what is missing is its data in storage.
+	case errors.Is(err, cache.ErrPackMissing):
+		// The name exists; its data is not in storage (not uploaded yet
+		// by the workstation that saved it, or lost): not ENOENT. The
+		// error names the pack and the version.
 	case errors.As(err, &e):
 		return e
 	case errors.Is(err, ref.ErrKeyTooLong):

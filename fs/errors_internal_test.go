@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 )
 
@@ -26,6 +27,9 @@ func TestErrno(t *testing.T) {
 		{"read", fmt.Errorf("chunk x: %w", fs.ErrNotExist), syscall.EIO}, // the open file's data is gone
 		{"lookup", fmt.Errorf("key: %w", catalog.ErrNotFound), syscall.ENOENT},
 		{"lookup", fmt.Errorf("pack: %w", fs.ErrNotExist), syscall.ENOENT},
+		// A version whose pack storage lacks: the name exists.
+		{"open", fmt.Errorf("%w: p1: %w", cache.ErrPackMissing, fs.ErrNotExist), syscall.EIO},
+		{"lookup", fmt.Errorf("%w: p1: %w", cache.ErrPackMissing, fs.ErrNotExist), syscall.EIO},
 		{"write", fmt.Errorf("stage: %w", syscall.ENOSPC), syscall.ENOSPC},
 		{"read", fmt.Errorf("get: %w", context.Canceled), syscall.EINTR},
 		{"read", &net.OpError{Op: "read", Err: context.Canceled}, syscall.EINTR},

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"path"
 	"sort"
 	"strings"
@@ -62,7 +63,7 @@ func (ns *Namespace) tree(ctx context.Context, e Entry) (*folderTree, *cache.Man
 	}
 	m, err := ns.content.LoadManifest(ctx, cache.Ref(v.Manifest))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("%s: %w", v.Ref(), err)
 	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
@@ -135,7 +136,7 @@ func (ns *Namespace) FileOf(ctx context.Context, e Entry) (cache.File, error) {
 		}
 		m, err := ns.content.LoadManifest(ctx, cache.Ref(v.Manifest))
 		if err != nil {
-			return cache.File{}, err
+			return cache.File{}, fmt.Errorf("%s: %w", v.Ref(), err)
 		}
 		if m.Kind != cache.KindFile || len(m.Files) != 1 {
 			return cache.File{}, syscall.EIO

@@ -138,23 +138,29 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 	}
 	var notes map[string]string // what the marks of doomed said once written
 	if len(doomed) > 0 && o.Settle > 0 {
-		var ids, before []string // to mark; marked before this run
+		var before []string // marked before this run
 		var size int64
 		for _, p := range doomed {
-			if _, marked := marks[p.ID]; !marked {
-				ids = append(ids, p.ID)
-			} else {
+			if _, marked := marks[p.ID]; marked {
 				before = append(before, p.ID)
 			}
 			size += p.Size
 		}
-		note := gcNote("marked", in.User)
-		if err := in.Store.Condemn(ctx, ids, note); err != nil {
-			return st, fmt.Errorf("%w (with nothing else saving to this storage, `lamina gc --settle 0s` deletes without marks)", err)
-		}
 		var err error
 		if notes, err = in.Store.MarkNotes(ctx, before); err != nil {
 			return st, err
+		}
+		// A mark listed but not in storage (a copy staged here by an
+		// older lamina; removed since) is written again.
+		var ids []string
+		for _, p := range doomed {
+			if _, ok := notes[p.ID]; !ok {
+				ids = append(ids, p.ID)
+			}
+		}
+		note := gcNote("marked", in.User)
+		if err := in.Store.Condemn(ctx, ids, note); err != nil {
+			return st, fmt.Errorf("%w: nothing was deleted (with nothing else saving to this storage, `lamina gc --settle 0s` deletes without marks)", err)
 		}
 		for _, id := range ids {
 			notes[id] = note
@@ -213,7 +219,7 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 		// storage within the last minute and reuse their chunks unless
 		// marked, even one that starts after this gc has ended.
 		if err := in.Store.Condemn(ctx, ids, gcNote("deleted", in.User)); err != nil {
-			return st, err
+			return st, fmt.Errorf("%d packs deleted, but their marks could not be rewritten as deleted (the marks written before stay in storage): %w", len(ids), err)
 		}
 	}
 	if err := in.gcRecords(ctx, cutoff, live.uids, false, &st); err != nil {
@@ -316,8 +322,11 @@ func (in *Instance) mergeTombstones(ctx context.Context, names []string, purged 
 	if err != nil {
 		return err
 	}
-	if err := in.Backend.Put(ctx, recordName(), data); err != nil {
-		return err
+	// In storage before the others go, never staged here: an import on
+	// another machine would find no tombstone and take the purged
+	// versions for live ones.
+	if err := storage.PutStored(ctx, in.Backend, recordName(), data); err != nil {
+		return fmt.Errorf("merge tombstones: %w", err)
 	}
 	if err := in.Backend.Sync(ctx); err != nil {
 		return err

@@ -70,7 +70,9 @@ var ErrStorageTaken = errors.New("the storage belongs to another instance")
 // StorageOwner reads the owner of the instance's storage; found is false
 // when no instance has claimed it (a root made before claims, or a new one).
 func (in *Instance) StorageOwner(ctx context.Context) (o Owner, found bool, err error) {
-	b, err := in.Backend.Get(ctx, ownerObject)
+	// The storage's copy, never a staged or cached one: another machine
+	// may have taken the storage over since.
+	b, err := storage.GetStored(ctx, in.Backend, ownerObject)
 	if storage.IsNotFound(err) {
 		return Owner{}, false, nil
 	}
@@ -347,7 +349,10 @@ func (in *Instance) writeOwner(ctx context.Context) error {
 	host, _ := os.Hostname()
 	b, _ := json.MarshalIndent(Owner{ID: in.Settings.ID, Name: in.Settings.Name, Catalog: in.catalogName(),
 		Since: time.Now().UTC().Truncate(time.Second), Host: host}, "", "  ")
-	if err := in.Backend.Put(ctx, ownerObject, append(b, '\n')); err != nil {
+	// Never staged to upload later: the claim is what stops the instance
+	// it takes over from writing and deleting (a gc there would delete
+	// this one's packs).
+	if err := storage.PutStored(ctx, in.Backend, ownerObject, append(b, '\n')); err != nil {
 		return fmt.Errorf("claim the storage: %w", err)
 	}
 	return in.Backend.Sync(ctx)
@@ -575,6 +580,20 @@ func (g *guarded) Put(ctx context.Context, name string, data []byte) error {
 		return err
 	}
 	return g.Backend.Put(ctx, name, data)
+}
+
+// PutStored writes through to the storage (storage.Storer), refused as
+// Put is once the storage is taken.
+func (g *guarded) PutStored(ctx context.Context, name string, data []byte) error {
+	if err := g.w.mayWrite(ctx); err != nil {
+		return err
+	}
+	return storage.PutStored(ctx, g.Backend, name, data)
+}
+
+// GetStored reads the storage's copy, never a staged or cached one.
+func (g *guarded) GetStored(ctx context.Context, name string) ([]byte, error) {
+	return storage.GetStored(ctx, g.Backend, name)
 }
 
 func (g *guarded) Delete(ctx context.Context, name string) error {

@@ -83,6 +83,12 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 	return disk, &remote{raw: raw, retry: rb, disk: disk, up: up}, nil
 }
 
+// serverAway says whether err means the S3 server cannot serve now: not
+// reached, or answering what its retries would wait out (503, 500, a
+// timeout), as opposed to an answer that stays (denied, no such bucket).
+// The mount starts anyway then, warning, as docs/design.md says.
+func serverAway(err error) bool { return storage.IsUnreachable(err) || s3b.Retryable(err) }
+
 // retryPolicy is retry.DefaultPolicy (about half a minute per call, a
 // minute at most) unless LAMINA_S3_RETRY says "ATTEMPTS,MAXWAIT[,BUDGET]",
 // e.g. "3,50ms" or "3,50ms,4s": for tests, and for a mount that should

@@ -29,7 +29,6 @@ import (
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/lineage"
 	"github.com/lamina-bio/lamina/stage"
-	"github.com/lamina-bio/lamina/storage"
 	"github.com/lamina-bio/lamina/storage/retry"
 	"github.com/urfave/cli/v2"
 )
@@ -340,8 +339,8 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		warnings = append(warnings, fmt.Sprintf("warning: storage %s does not answer (%s): the mount serves the catalog and what the cache holds and queues what is written; other reads fail with EIO until it answers", s.Storage, rootCause(err)))
 		log.Warn("storage does not answer; mounted anyway", "err", err)
 	}
-	var away error                  // the server did not answer at the start
-	if storage.IsUnreachable(err) { // a laptop away from the network still mounts
+	var away error       // the server did not answer at the start
+	if serverAway(err) { // a laptop away from the network still mounts
 		offline(err)
 		away = err
 		bo.check = false
@@ -354,7 +353,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if away != nil {
 		rem.retry.Failed(away) // status says so until it answers
 	}
-	if err := instance.New(s, nil, backend, nil).CheckStorage(c.Context, false); storage.IsUnreachable(err) { // owner.go
+	if err := instance.New(s, nil, backend, nil).CheckStorage(c.Context, false); serverAway(err) { // owner.go
 		if len(warnings) == 0 {
 			offline(err)
 		}
