@@ -175,6 +175,16 @@ type Annotator interface {
 	// features and labels are ErrNotFound with a suggestion.
 	Annotate(ctx context.Context, uid string, add Annotations) (Annotations, error)
 	Annotations(ctx context.Context, uid string) (Annotations, error)
+	// Unannotate removes from the annotations of the version with this
+	// full uid and returns what is left: each value of remove.Features
+	// (read as its feature's dtype reads it; a feature listed without
+	// values loses all of its values), each label of remove.Labels, each
+	// term of remove.Terms (by id) and remove.Schema. They leave the
+	// indexes too, so Find and Search no longer find the version by them.
+	// Everything named must be on the version, else ErrNotFound says what
+	// the version has and nothing is removed; ErrInvalid when remove names
+	// nothing.
+	Unannotate(ctx context.Context, uid string, remove Annotations) (Annotations, error)
 	// Find returns the versions that satisfy f, live ones only.
 	Find(ctx context.Context, f Filter) ([]Version, error)
 	// Search ranks the latest live versions by the words of query found in
@@ -716,6 +726,152 @@ func addUnique[T any](list, add []T, id func(T) string) []T {
 		}
 	}
 	return list
+}
+
+// unannotated returns a, the annotations of v, without what remove names
+// (see Annotator.Unannotate); dtype gives a feature's dtype, or the
+// error of an unknown feature. Values are compared as stored: remove's
+// are read as their dtype first (batch=1.0 removes 1), and taken as
+// written when that does not match (a value stored before its reading
+// changed). The lists keep their order.
+func unannotated(v Version, a, remove Annotations, dtype func(feature string) (string, error)) (Annotations, error) {
+	if remove.IsZero() {
+		return Annotations{}, fmt.Errorf("%w: nothing to remove: name a feature, a label, a term or the schema", ErrInvalid)
+	}
+	next := Annotations{UID: a.UID, Schema: a.Schema, Features: maps.Clone(a.Features), Labels: a.Labels, Terms: a.Terms}
+	if next.Features == nil {
+		next.Features = map[string][]string{}
+	}
+	for _, name := range slices.Sorted(maps.Keys(remove.Features)) {
+		have := a.Features[name]
+		if len(have) == 0 {
+			if _, err := dtype(name); err != nil {
+				return Annotations{}, err // no such feature, with a suggestion
+			}
+			return Annotations{}, errorf(ErrNotFound, "%s has no value of feature %s (%s)", v.Ref(), name, hasFeatures(a))
+		}
+		has := make(map[string]bool, len(have))
+		for _, x := range have {
+			has[x] = true
+		}
+		dt, _ := dtype(name)
+		drop := map[string]bool{}
+		for _, raw := range remove.Features[name] {
+			text := raw
+			if t, _, err := normalize(dt, raw); err == nil && has[t] {
+				text = t
+			}
+			if !has[text] {
+				return Annotations{}, errorf(ErrNotFound, "%s has no %s = %q (its %s values: %s)", v.Ref(), name, raw, name, quotedFirst(have))
+			}
+			drop[text] = true
+		}
+		var left []string
+		for _, x := range have {
+			if len(drop) > 0 && !drop[x] {
+				left = append(left, x)
+			}
+		}
+		if len(left) == 0 {
+			delete(next.Features, name)
+		} else {
+			next.Features[name] = left
+		}
+	}
+	if len(next.Features) == 0 {
+		next.Features = nil
+	}
+	if len(remove.Labels) > 0 {
+		has := make(map[string]bool, len(a.Labels))
+		for _, l := range a.Labels {
+			has[l] = true
+		}
+		drop := map[string]bool{}
+		for _, l := range remove.Labels {
+			if !has[l] {
+				what := "it has no labels"
+				if len(a.Labels) > 0 {
+					what = "its labels: " + quotedFirst(a.Labels)
+				}
+				return Annotations{}, errorf(ErrNotFound, "%s has no label %q (%s)", v.Ref(), l, what)
+			}
+			drop[l] = true
+		}
+		next.Labels = slices.DeleteFunc(slices.Clone(a.Labels), func(l string) bool { return drop[l] })
+	}
+	if len(remove.Terms) > 0 {
+		has := make(map[string]bool, len(a.Terms))
+		for _, tm := range a.Terms {
+			has[tm.ID] = true
+		}
+		drop := map[string]bool{}
+		for _, tm := range remove.Terms {
+			if !has[tm.ID] {
+				return Annotations{}, errorf(ErrNotFound, "%s has no term %s (%s)", v.Ref(), tm.ID, hasTerms(a.Terms))
+			}
+			drop[tm.ID] = true
+		}
+		next.Terms = slices.DeleteFunc(slices.Clone(a.Terms), func(tm Term) bool { return drop[tm.ID] })
+	}
+	if len(next.Labels) == 0 {
+		next.Labels = nil
+	}
+	if len(next.Terms) == 0 {
+		next.Terms = nil
+	}
+	if remove.Schema != "" {
+		if a.Schema != remove.Schema {
+			what := "it has none"
+			if a.Schema != "" {
+				what = fmt.Sprintf("its schema: %q", a.Schema)
+			}
+			return Annotations{}, errorf(ErrNotFound, "%s has no schema %q (%s)", v.Ref(), remove.Schema, what)
+		}
+		next.Schema = ""
+	}
+	return next, nil
+}
+
+// maxListed is how many values an error of unannotated lists: a curated
+// gene column has 60,000.
+const maxListed = 20
+
+// quotedFirst lists the first maxListed of vs, quoted (a cell type name
+// holds commas), saying how many more there are.
+func quotedFirst(vs []string) string {
+	q := make([]string, 0, min(len(vs), maxListed))
+	for _, x := range vs[:min(len(vs), maxListed)] {
+		q = append(q, strconv.Quote(x))
+	}
+	out := strings.Join(q, ", ")
+	if n := len(vs) - maxListed; n > 0 {
+		out += fmt.Sprintf(", … and %d more", n)
+	}
+	return out
+}
+
+// hasFeatures says which features a has values of.
+func hasFeatures(a Annotations) string {
+	if len(a.Features) == 0 {
+		return "it has no feature values"
+	}
+	return "it has values of " + strings.Join(slices.Sorted(maps.Keys(a.Features)), ", ")
+}
+
+// hasTerms says which terms a version has.
+func hasTerms(terms []Term) string {
+	if len(terms) == 0 {
+		return "it has no terms"
+	}
+	q := make([]string, 0, min(len(terms), maxListed))
+	for _, tm := range terms[:min(len(terms), maxListed)] {
+		q = append(q, fmt.Sprintf("%s %q", tm.ID, tm.Name))
+	}
+	out := "its terms: " + strings.Join(q, ", ")
+	if n := len(terms) - maxListed; n > 0 {
+		out += fmt.Sprintf(", … and %d more", n)
+	}
+	return out
 }
 
 // LabelClosure returns name and every label below it, breadth first, given

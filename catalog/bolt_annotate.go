@@ -387,6 +387,50 @@ func (t txn) annotate(uid string, add Annotations) (Annotations, error) {
 	return next, bk.Put([]byte(uid), raw)
 }
 
+// Unannotate removes from uid's annotations (see Annotator) and from
+// the indexes, writing only the entries that go.
+func (b *Bolt) Unannotate(ctx context.Context, uid string, remove Annotations) (Annotations, error) {
+	var out Annotations
+	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		v, ok, err := t.version(uid)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errorf(ErrNotFound, "no version has uid %s", uid)
+		}
+		old, err := t.annotations(uid)
+		if err != nil {
+			return err
+		}
+		next, err := unannotated(v, old, remove, func(name string) (string, error) {
+			f, err := t.feature(name)
+			return f.Dtype, err
+		})
+		if err != nil {
+			return err
+		}
+		if err := t.reindex(v, v, old, next); err != nil {
+			return err
+		}
+		out = next
+		bk := tx.Bucket(bAnnotations)
+		if next.IsZero() { // as if never annotated
+			return bk.Delete([]byte(uid))
+		}
+		raw, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(uid), raw)
+	})
+	if err != nil {
+		return Annotations{}, err
+	}
+	return out, nil
+}
+
 // merge checks add and returns old plus add, each list sorted and unique.
 func (t txn) merge(old, add Annotations) (Annotations, error) {
 	next := Annotations{UID: old.UID, Schema: old.Schema, Features: map[string][]string{}}

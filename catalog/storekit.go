@@ -34,6 +34,13 @@ func ParseNumber(s string) (float64, error) { return parseFloat(s) }
 // slices.Contains per value).
 func AddUnique[T any](list, add []T, id func(T) string) []T { return addUnique(list, add, id) }
 
+// Unannotated returns a, the annotations of v, without what remove names,
+// with Annotator.Unannotate's checks and messages; dtype gives a feature's
+// dtype, or the error of an unknown feature.
+func Unannotated(v Version, a, remove Annotations, dtype func(feature string) (string, error)) (Annotations, error) {
+	return unannotated(v, a, remove, dtype)
+}
+
 // CondKeys are the index keys a condition's value matches: its key under
 // dtype (for an int compared by <, <=, > or >= with a number that is no
 // integer, that number's), and for a float 0 the key a -0 stored before it was normalized to 0 had.

@@ -17,6 +17,7 @@ const (
 	mSchemas        = "schemas"
 	mAnnotate       = "annotate"
 	mAnnotations    = "annotations"
+	mUnannotate     = "unannotate" // protocol 5
 	mFind           = "find"
 	mSearch         = "search"
 	mSaveCollection = "save_collection"
@@ -33,12 +34,13 @@ func init() {
 }
 
 type annotateArgs struct {
-	UID   string              `json:"uid"`
-	Add   catalog.Annotations `json:"add"`
-	Query string              `json:"query,omitempty"`
-	Limit int                 `json:"limit,omitempty"`
-	Name  string              `json:"name,omitempty"`
-	N     int                 `json:"n,omitempty"`
+	UID    string              `json:"uid"`
+	Add    catalog.Annotations `json:"add"`
+	Remove catalog.Annotations `json:"remove,omitzero"`
+	Query  string              `json:"query,omitempty"`
+	Limit  int                 `json:"limit,omitempty"`
+	Name   string              `json:"name,omitempty"`
+	N      int                 `json:"n,omitempty"`
 }
 
 // handleAnnotate serves the catalog.Annotator calls; ok is false for any
@@ -76,13 +78,18 @@ func (s *Server) handleAnnotate(ctx context.Context, m string, raw json.RawMessa
 		res, err = s.cat.CreateSchema(ctx, sc)
 	case mSchemas:
 		res, err = s.cat.Schemas(ctx)
-	case mAnnotate, mAnnotations, mSearch, mCollection, mCollectionVers:
+	case mAnnotate, mUnannotate, mAnnotations, mSearch, mCollection, mCollectionVers:
 		if err := decode(&a); err != nil {
 			return nil, err, true
 		}
 		switch m {
 		case mAnnotate:
 			res, err = s.cat.Annotate(ctx, a.UID, a.Add)
+			if err == nil {
+				s.annotated(ctx, a.UID)
+			}
+		case mUnannotate:
+			res, err = s.cat.Unannotate(ctx, a.UID, a.Remove)
 			if err == nil {
 				s.annotated(ctx, a.UID)
 			}
@@ -160,6 +167,11 @@ func (c *Client) Schemas(ctx context.Context) ([]catalog.Schema, error) {
 func (c *Client) Annotate(ctx context.Context, uid string, add catalog.Annotations) (catalog.Annotations, error) {
 	var out catalog.Annotations
 	return out, c.call(ctx, mAnnotate, annotateArgs{UID: uid, Add: add}, &out)
+}
+
+func (c *Client) Unannotate(ctx context.Context, uid string, remove catalog.Annotations) (catalog.Annotations, error) {
+	var out catalog.Annotations
+	return out, c.call(ctx, mUnannotate, annotateArgs{UID: uid, Remove: remove}, &out)
 }
 
 func (c *Client) Annotations(ctx context.Context, uid string) (catalog.Annotations, error) {

@@ -102,6 +102,37 @@ func TestChangedKeys(t *testing.T) {
 	}
 }
 
+// Unannotate reports the version's key changed, as Annotate does (the
+// mount then drops the sidecars the kernel holds); a failed one reports
+// nothing.
+func TestUnannotateChangesKey(t *testing.T) {
+	ctx := context.Background()
+	s := serve(t)
+	c := s.client
+	saved, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("a/1", "x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := saved[0].Version.UID
+	if _, err := c.CreateLabel(ctx, catalog.Label{Name: "l"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Annotate(ctx, uid, catalog.Annotations{Labels: []string{"l"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Unannotate(ctx, uid, catalog.Annotations{Labels: []string{"l"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Unannotate(ctx, uid, catalog.Annotations{Labels: []string{"l"}}); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("removed twice: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if want := []string{"a/1", "a/1", "a/1"}; !slices.Equal(s.changed, want) {
+		t.Fatalf("changed %v, want %v", s.changed, want)
+	}
+}
+
 func TestSocket(t *testing.T) {
 	ctx := context.Background()
 	s := serve(t)

@@ -82,7 +82,7 @@ type keyArgs struct {
 
 // Protocol numbers the wire protocol: it grows when a call or an argument
 // is added that an older server would ignore or refuse.
-const Protocol = 4 // 4: restore_node
+const Protocol = 5 // 4: restore_node; 5: unannotate
 
 // Hello is what a server says about itself.
 type Hello struct {
@@ -99,7 +99,7 @@ type Hello struct {
 // once told to (RefuseWrites).
 var writes = map[string]bool{
 	mSave: true, mTrash: true, mRestore: true, mRestoreNode: true, mPurge: true, mPurgeTrash: true, mOutboxDone: true,
-	mCreateFeature: true, mCreateLabel: true, mCreateSchema: true, mAnnotate: true, mSaveCollection: true,
+	mCreateFeature: true, mCreateLabel: true, mCreateSchema: true, mAnnotate: true, mUnannotate: true, mSaveCollection: true,
 	mSaveTransform: true, mStartRun: true, mFinishRun: true, mAddInputs: true, mCreditOutputs: true,
 	mRename: true, mRenameFolder: true, mSetAttrs: true, mMakeFolder: true, mRemoveFolder: true,
 	mSymlink: true, mRemoveLink: true,

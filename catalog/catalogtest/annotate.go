@@ -232,6 +232,120 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// Unannotate takes values, labels, terms and the schema off a version
+	// and out of every index: Find and Search no longer find the version
+	// by them. Something the version does not have is ErrNotFound saying
+	// what it has, and nothing is removed.
+	t.Run("Unannotate", func(t *testing.T) {
+		c, vs := setup(t)
+		uid := vs["scrna/a.h5ad"].UID
+		find := func(t *testing.T, f catalog.Filter) []string {
+			t.Helper()
+			got, err := c.Find(ctx, f)
+			must(t, err)
+			return keys(got)
+		}
+		where := func(field, op, value string) catalog.Filter {
+			return catalog.Filter{Where: []catalog.Cond{{Field: field, Op: op, Values: []string{value}}}}
+		}
+		wantKeys := func(t *testing.T, f catalog.Filter, want ...string) {
+			t.Helper()
+			if want == nil {
+				want = []string{}
+			}
+			if got := find(t, f); !reflect.DeepEqual(got, want) {
+				t.Fatalf("Find(%+v) = %v, want %v", f, got, want)
+			}
+		}
+		_, err := c.Annotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"batch": {"2"}}})
+		must(t, err)
+		wantKeys(t, where("batch", "=", "1"), "scrna/a.h5ad")
+
+		// One value of an int feature, given as the dtype reads it.
+		a, err := c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"batch": {"1.0"}}})
+		must(t, err)
+		if got := a.Features["batch"]; !reflect.DeepEqual(got, []string{"2"}) {
+			t.Fatalf("batch after removing 1 = %v", got)
+		}
+		if got, err := c.Annotations(ctx, uid); err != nil || !reflect.DeepEqual(got, a) {
+			t.Fatalf("Annotations = %+v, %v; want %+v", got, err, a)
+		}
+		wantKeys(t, where("batch", "=", "1"))
+		wantKeys(t, where("batch", "<", "2"))
+		wantKeys(t, where("batch", "=", "2"), "scrna/a.h5ad")
+		wantKeys(t, where("batch", "<", "10"), "scrna/a.h5ad", "scrna/b.h5ad")
+
+		// Not there: an error naming what the version has; nothing removed,
+		// even what the same call named that is there.
+		for _, tc := range []struct {
+			remove catalog.Annotations
+			kind   error
+			msg    string
+		}{
+			{catalog.Annotations{Features: map[string][]string{"batch": {"1"}}}, catalog.ErrNotFound, `scrna/a.h5ad@v1 has no batch = "1" (its batch values: "2")`},
+			{catalog.Annotations{Labels: []string{"high_quality"}, Features: map[string][]string{"batch": {"7"}}}, catalog.ErrNotFound, `has no batch = "7"`},
+			{catalog.Annotations{Labels: []string{"high_quality", "treated"}}, catalog.ErrNotFound, `its labels: "high_quality"`},
+			{catalog.Annotations{Terms: []catalog.Term{{ID: "CL:0000624"}, {ID: "CL:0000236"}}}, catalog.ErrNotFound, `its terms: CL:0000624 "CD4-positive, alpha-beta T cell"`},
+			{catalog.Annotations{Features: map[string][]string{"score": nil}}, catalog.ErrNotFound, "has values of batch, condition, day, tissue"},
+			{catalog.Annotations{Features: map[string][]string{"tisue": nil}}, catalog.ErrNotFound, `"tissue"`},
+			{catalog.Annotations{Schema: "s"}, catalog.ErrNotFound, "it has none"},
+			{catalog.Annotations{}, catalog.ErrInvalid, "nothing to remove"},
+		} {
+			_, err := c.Unannotate(ctx, uid, tc.remove)
+			if !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("Unannotate(%+v) = %v; want %v saying %s", tc.remove, err, tc.kind, tc.msg)
+			}
+			if got, _ := c.Annotations(ctx, uid); !reflect.DeepEqual(got, a) {
+				t.Fatalf("after a failed Unannotate(%+v): %+v, want %+v", tc.remove, got, a)
+			}
+		}
+		if _, err := c.Unannotate(ctx, "zzzzzzzzzzzzzzzzzzzz", catalog.Annotations{Labels: []string{"treated"}}); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("unknown uid: %v", err)
+		}
+		wantKeys(t, catalog.Filter{Labels: []string{"high_quality"}}, "scrna/a.h5ad")
+
+		// A label, a term, and every value of a feature (none given).
+		a, err = c.Unannotate(ctx, uid, catalog.Annotations{Labels: []string{"high_quality"}, Terms: []catalog.Term{{ID: "CL:0000624"}},
+			Features: map[string][]string{"tissue": nil}})
+		must(t, err)
+		if a.Labels != nil || a.Terms != nil || a.Features["tissue"] != nil || len(a.Features) != 3 {
+			t.Fatalf("after removing the label, the term and tissue: %+v", a)
+		}
+		wantKeys(t, catalog.Filter{Labels: []string{"high_quality"}})
+		wantKeys(t, catalog.Filter{Labels: []string{"quality"}}, "scrna/b.h5ad")
+		wantKeys(t, catalog.Filter{Terms: [][]string{{"CL:0000624"}}})
+		wantKeys(t, where("tissue", "=", "bone marrow"), "bulk/c.csv")
+		hits, err := c.Search(ctx, "marrow", 10)
+		must(t, err)
+		if len(hits) != 1 || hits[0].Version.Key != "bulk/c.csv" {
+			t.Fatalf("Search marrow = %+v", hits)
+		}
+
+		// The schema, then the rest: no annotations left, as before any.
+		_, err = c.CreateSchema(ctx, catalog.Schema{Name: "s", Features: []catalog.SchemaFeature{{Feature: "batch"}}})
+		must(t, err)
+		_, err = c.Annotate(ctx, uid, catalog.Annotations{Schema: "s"})
+		must(t, err)
+		if _, err := c.Unannotate(ctx, uid, catalog.Annotations{Schema: "t"}); !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), `its schema: "s"`) {
+			t.Fatalf("another schema: %v", err)
+		}
+		a, err = c.Unannotate(ctx, uid, catalog.Annotations{Schema: "s", Features: map[string][]string{"batch": {"2"}, "condition": {}, "day": {"2026-01-05T00:00:00Z"}}})
+		must(t, err)
+		if !a.IsZero() || a.UID != uid {
+			t.Fatalf("after removing everything: %+v", a)
+		}
+		if got, err := c.Annotations(ctx, uid); err != nil || !reflect.DeepEqual(got, catalog.Annotations{UID: uid}) {
+			t.Fatalf("Annotations after removing everything = %+v, %v", got, err)
+		}
+		wantKeys(t, where("batch", ">", "0"), "bulk/c.csv", "scrna/b.h5ad")
+		wantKeys(t, where("condition", "=", "treated"))
+		wantKeys(t, where("day", ">=", "2026-01-01"))
+		// Annotated again afterwards, as any version.
+		_, err = c.Annotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"batch": {"3"}}})
+		must(t, err)
+		wantKeys(t, where("batch", "=", "3"), "scrna/a.h5ad")
+	})
+
 	t.Run("Find", func(t *testing.T) {
 		c, _ := setup(t)
 		cases := []struct {

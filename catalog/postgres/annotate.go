@@ -297,6 +297,47 @@ func annotate(ctx context.Context, tx pgx.Tx, uid string, add catalog.Annotation
 		ON CONFLICT (uid) DO UPDATE SET rec = EXCLUDED.rec`, next, uid)
 }
 
+// Unannotate removes from uid's annotations and index rows (see
+// catalog.Annotator) and reports its key changed, as annotate does.
+func (s *Store) Unannotate(ctx context.Context, uid string, remove catalog.Annotations) (catalog.Annotations, error) {
+	var out catalog.Annotations
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		v, ok, err := versionForUpdate(ctx, tx, uid) // ordered with a rename, as in annotate
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errorf(ErrNotFound, "no version has uid %s", uid)
+		}
+		changed(v.Key)
+		old, err := annotations(ctx, tx, uid)
+		if err != nil {
+			return err
+		}
+		next, err := catalog.Unannotated(v, old, remove, func(name string) (string, error) {
+			f, err := feature(ctx, tx, name)
+			return f.Dtype, err
+		})
+		if err != nil {
+			return err
+		}
+		if err := index(ctx, tx, v, next); err != nil {
+			return err
+		}
+		out = next
+		if next.IsZero() { // as if never annotated
+			_, err := tx.Exec(ctx, `DELETE FROM annotations WHERE uid = $1`, uid)
+			return err
+		}
+		return putJSON(ctx, tx, `INSERT INTO annotations (uid, rec) VALUES ($1, $2)
+			ON CONFLICT (uid) DO UPDATE SET rec = EXCLUDED.rec`, next, uid)
+	})
+	if err != nil {
+		return catalog.Annotations{}, err
+	}
+	return out, nil
+}
+
 // AnnotateBatch adds each element's annotations to the version its UID
 // names, all in one transaction. It is all or nothing.
 func (s *Store) AnnotateBatch(ctx context.Context, adds []catalog.Annotations) error {

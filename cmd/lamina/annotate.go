@@ -7,18 +7,20 @@ import (
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
 
 func cmdAnnotate() *cli.Command {
 	return &cli.Command{
 		Name:      "annotate",
-		Usage:     "annotate a version with feature values, labels and ontology terms",
+		Usage:     "annotate a version with feature values, labels and ontology terms, or remove them (--remove)",
 		ArgsUsage: "KEY[@vN] | UID",
 		Flags: []cli.Flag{
-			multiFlag("feature", "NAME=VALUE (repeat); values of cat[ENTITY] features must be terms of that ontology"),
+			multiFlag("feature", "NAME=VALUE (repeat); values of cat[ENTITY] features must be terms of that ontology; with --remove, NAME alone removes every value of NAME"),
 			multiFlag("label", "a label (repeat)"),
 			multiFlag("term", "ENTITY=TERM (repeat): an ontology term by name, synonym or id"),
+			&cli.BoolFlag{Name: "remove", Usage: "remove the feature values, labels and terms given (each must be on the version) instead of adding them"},
 			organismFlag(), formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
@@ -27,9 +29,12 @@ func cmdAnnotate() *cli.Command {
 				return err
 			}
 			if c.NArg() != 1 {
-				return exitf(2, "usage: lamina annotate KEY[@vN] | UID --feature NAME=VALUE --label LABEL --term ENTITY=TERM")
+				return exitf(2, "usage: lamina annotate KEY[@vN] | UID [--remove] --feature NAME=VALUE --label LABEL --term ENTITY=TERM")
 			}
 			if !c.IsSet("feature") && !c.IsSet("label") && !c.IsSet("term") {
+				if c.Bool("remove") {
+					return exitf(2, "nothing to remove: give --feature, --label or --term")
+				}
 				return exitf(2, "nothing to annotate: give --feature, --label or --term")
 			}
 			in, err := openInstance(c)
@@ -40,6 +45,9 @@ func cmdAnnotate() *cli.Command {
 			v, err := resolveArg(c.Context, in, c.Args().First()) // get.go
 			if err != nil {
 				return err
+			}
+			if c.Bool("remove") {
+				return unannotate(c, in, v, format)
 			}
 			add := catalog.Annotations{Features: map[string][]string{}, Labels: multi(c, "label")}
 			var features map[string]catalog.Feature
@@ -105,6 +113,149 @@ func cmdAnnotate() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// unannotate is annotate --remove: it takes the feature values, labels
+// and terms given off v in one catalog call, all or nothing, and with a
+// value of a cat[ENTITY] feature the terms annotate and curate recorded
+// beside it, unless a value left on v still names them.
+func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format string) error {
+	ctx := c.Context
+	have, err := in.Catalog.Annotations(ctx, v.UID)
+	if err != nil {
+		return err
+	}
+	remove := catalog.Annotations{Labels: multi(c, "label")}
+	fs, err := in.Catalog.Features(ctx)
+	if err != nil {
+		return err
+	}
+	entities := map[string]string{} // feature → entityName of its cat[ENTITY], ontology ones only
+	for _, f := range fs {
+		if e := f.Entity(); e != "" && e != "ULabel" {
+			entities[f.Name] = entityName(e)
+		}
+	}
+	all := map[string]bool{} // features given without a value: every value goes
+	for _, fv := range multi(c, "feature") {
+		name, value, hasValue := strings.Cut(fv, "=")
+		if name == "" || hasValue && value == "" {
+			return exitf(2, "--feature %q: use NAME=VALUE, or NAME to remove every value of NAME", fv)
+		}
+		if remove.Features == nil {
+			remove.Features = map[string][]string{}
+		}
+		if !hasValue {
+			all[name] = true
+			remove.Features[name] = nil
+			continue
+		}
+		// A term's other name (a synonym, another case) stands for the
+		// standard name annotate stored.
+		if entity, ok := entities[name]; ok && !slices.Contains(have.Features[name], value) {
+			if x, err := loadEntity(ctx, in, entity, c.String("organism")); err == nil {
+				if std, _, err := resolveTerms(x, entity, value); err == nil && slices.Contains(have.Features[name], std) {
+					value = std
+				}
+			}
+		}
+		if !all[name] {
+			remove.Features[name] = append(remove.Features[name], value)
+		}
+	}
+	// The terms recorded beside the values removed, unless a value left
+	// (of any feature of the entity) names them too.
+	gone, left := map[string]map[string]bool{}, map[string]map[string]bool{}
+	for name, vs := range have.Features {
+		entity, ok := entities[name]
+		if !ok {
+			continue
+		}
+		drop := map[string]bool{}
+		for _, x := range remove.Features[name] {
+			drop[x] = true
+		}
+		for _, x := range vs {
+			to := left
+			if all[name] || drop[x] {
+				to = gone
+			}
+			if to[entity] == nil {
+				to[entity] = map[string]bool{}
+			}
+			to[entity][x] = true
+		}
+	}
+	var along []catalog.Term
+	for _, t := range have.Terms {
+		e := entityName(t.Entity)
+		if (gone[e][t.Name] || gone[e][t.ID]) && !left[e][t.Name] && !left[e][t.ID] {
+			along = append(along, t)
+		}
+	}
+	remove.Terms = along
+	for _, tv := range multi(c, "term") {
+		e, value, ok := strings.Cut(tv, "=")
+		if !ok || e == "" || value == "" {
+			return exitf(2, "--term %q: use ENTITY=TERM", tv)
+		}
+		entity := entityName(e)
+		terms := entityTerms(have.Terms, entity, func(t catalog.Term) bool { return t.Name == value || t.ID == value })
+		if len(terms) == 0 { // a synonym, another case, another spelling of the id
+			if x, err := loadEntity(ctx, in, entity, c.String("organism")); err == nil {
+				if _, ids, err := resolveTerms(x, entity, value); err == nil {
+					terms = entityTerms(have.Terms, entity, func(t catalog.Term) bool { return slices.Contains(ids, t.ID) })
+				}
+			}
+		}
+		if len(terms) == 0 {
+			return exitf(1, "%s has no %s term %q (%s)", v.Ref(), entity, value, termsHad(entityTerms(have.Terms, entity, nil), entity))
+		}
+		remove.Terms = append(remove.Terms, terms...)
+	}
+	a, err := in.Catalog.Unannotate(ctx, v.UID, remove)
+	if err != nil {
+		return err
+	}
+	for _, t := range along {
+		fmt.Fprintf(c.App.ErrWriter, "removed term %s %s (%s) with the feature value\n", t.Entity, visible(t.Name), visible(t.ID))
+	}
+	if format == "json" {
+		return writeJSON(c.App.Writer, a)
+	}
+	fmt.Fprintf(c.App.Writer, "removed from %s (%s)\n", v.Ref(), v.UID)
+	if a.IsZero() {
+		fmt.Fprintln(c.App.Writer, "no annotations left")
+	}
+	printAnnotations(c, in.Catalog, a)
+	return nil
+}
+
+// entityTerms returns the terms of entity that match (all of them for nil).
+func entityTerms(terms []catalog.Term, entity string, match func(catalog.Term) bool) []catalog.Term {
+	var out []catalog.Term
+	for _, t := range terms {
+		if entityName(t.Entity) == entity && (match == nil || match(t)) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// termsHad says which terms of entity a version has, the first maxPrinted.
+func termsHad(terms []catalog.Term, entity string) string {
+	if len(terms) == 0 {
+		return fmt.Sprintf("it has no %s terms", entity)
+	}
+	var names []string
+	for _, t := range terms[:min(len(terms), maxPrinted)] {
+		names = append(names, fmt.Sprintf("%q (%s)", t.Name, t.ID))
+	}
+	out := fmt.Sprintf("its %s terms: %s", entity, strings.Join(names, ", "))
+	if n := len(terms) - maxPrinted; n > 0 {
+		out += fmt.Sprintf(", … and %d more", n)
+	}
+	return visible(out)
 }
 
 // appendTerms adds the terms ids of entity, whose name is name: a name of

@@ -717,3 +717,98 @@ func TestCurateCSVFromR(t *testing.T) {
 		t.Errorf("gene values %q", got)
 	}
 }
+
+// TestAnnotateRemove: annotate --remove takes a wrong value, a label or a
+// term off a version and out of every query; with a cat[ENTITY] value go
+// the terms annotate recorded beside it; a feature without a value loses
+// all its values; something the version does not have is exit 1 naming
+// what it has, and nothing is removed.
+func TestAnnotateRemove(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("save", e.write("a.csv", []byte("x\n1\n")), "--key", "t/a.csv")
+	e.ok("annotate", "t/a.csv", "--feature", "batch=1", "--feature", "cell_type=T cell", "--feature", "tissue=blood",
+		"--label", "treated", "--term", "celltype=B cell")
+	e.ok("annotate", "t/a.csv", "--feature", "batch=2")
+	annotated := func() catalog.Annotations {
+		var got struct {
+			Annotations catalog.Annotations `json:"annotations"`
+		}
+		e.jsonOut(&got, "show", "t/a.csv", "--format", "json")
+		return got.Annotations
+	}
+	found := func(args ...string) bool {
+		t.Helper()
+		return reflect.DeepEqual(lsKeys(t, e, args...), []string{"t/a.csv"})
+	}
+	if !found("--where", "batch=1") || !found("--cell-type", "T cell") || !found("--where", "cell_type=T cell") || !found("--term", "celltype=B cell") {
+		t.Fatal("not found by its annotations before the removal")
+	}
+
+	out := e.ok("annotate", "t/a.csv", "--remove", "--feature", "batch=1")
+	if !strings.Contains(out, "removed from t/a.csv@v1") || !strings.Contains(out, "feature         batch = 2\n") {
+		t.Fatalf("annotate --remove printed:\n%s", out)
+	}
+	if found("--where", "batch=1") || !found("--where", "batch=2") {
+		t.Fatal("batch=1 removed: ls --where batch=1 still finds it, or batch=2 no longer")
+	}
+
+	// Not there: exit 1, what the version has, nothing removed (the label
+	// named with it stays).
+	before := annotated()
+	for _, tc := range []struct {
+		want string
+		args []string
+	}{
+		{`t/a.csv@v1 has no batch = "1" (its batch values: "2")`, []string{"--feature", "batch=1"}},
+		{`has no label "control" (its labels: "treated")`, []string{"--label", "treated", "--label", "control"}},
+		{`has no celltype term "neuron" (its celltype terms: "T cell" (CL:0000084), "B cell" (CL:0000236))`, []string{"--term", "celltype=neuron"}},
+		{`has no value of feature condition (it has values of batch, cell_type, tissue)`, []string{"--feature", "condition"}},
+	} {
+		if err := e.fails(tc.want, append([]string{"annotate", "t/a.csv", "--remove"}, tc.args...)...); exitCode(err) != 1 {
+			t.Errorf("%v exits %d, want 1", tc.args, exitCode(err))
+		}
+		if got := annotated(); !reflect.DeepEqual(got, before) {
+			t.Fatalf("after the failed removal of %v: %+v, want %+v", tc.args, got, before)
+		}
+	}
+	for _, args := range [][]string{{"--remove"}, {"--feature", "batch"}} {
+		if err := e.fails("", append([]string{"annotate", "t/a.csv"}, args...)...); exitCode(err) != 2 {
+			t.Errorf("annotate %v exits %d, want 2", args, exitCode(err))
+		}
+	}
+
+	// A cell type by a synonym: the value and its term go, ls --cell-type
+	// and --where no longer find it; the other term stays.
+	_, stderr, err := e.run("annotate", "t/a.csv", "--remove", "--feature", "cell_type=T-cell", "--label", "treated")
+	if err != nil || !strings.Contains(stderr, "removed term celltype T cell (CL:0000084)") {
+		t.Fatalf("remove cell_type=T-cell: %v\n%s", err, stderr)
+	}
+	if found("--cell-type", "T cell") || found("--where", "cell_type=T cell") || found("--label", "treated") {
+		t.Fatal("still found by the cell type or the label removed")
+	}
+	if a := annotated(); len(a.Terms) != 2 || a.Terms[0].ID != "CL:0000236" || a.Terms[1].Name != "blood" || a.Features["cell_type"] != nil || a.Labels != nil {
+		t.Fatalf("after removing cell_type and the label: %+v", a)
+	}
+	// A term by id; a feature without a value: every value.
+	e.ok("annotate", "t/a.csv", "--remove", "--term", "celltype=CL:0000236", "--feature", "tissue")
+	if found("--term", "celltype=B cell") || found("--where", "tissue=blood") || found("--tissue", "blood") {
+		t.Fatal("still found by the term or the tissue removed")
+	}
+	if a := annotated(); a.Terms != nil || !reflect.DeepEqual(a.Features, map[string][]string{"batch": {"2"}}) {
+		t.Fatalf("after removing the B cell term and tissue: %+v", a)
+	}
+	if out := e.ok("annotate", "t/a.csv", "--remove", "--feature", "batch"); !strings.Contains(out, "no annotations left") {
+		t.Fatalf("the last removal printed:\n%s", out)
+	}
+	if out := e.ok("show", "t/a.csv", "--format", "json"); strings.Contains(out, `"annotations"`) {
+		t.Fatalf("show after every annotation was removed:\n%s", out)
+	}
+
+	// A term another value still names stays.
+	e.ok("feature", "create", "sorted_as", "--dtype", "cat[celltype]")
+	e.ok("annotate", "t/a.csv", "--feature", "cell_type=T cell", "--feature", "sorted_as=CL:0000084")
+	e.ok("annotate", "t/a.csv", "--remove", "--feature", "cell_type")
+	if a := annotated(); len(a.Terms) != 1 || a.Terms[0].ID != "CL:0000084" || !found("--cell-type", "T cell") || found("--where", "cell_type=T cell") {
+		t.Fatalf("the term of a value left was removed: %+v", a)
+	}
+}

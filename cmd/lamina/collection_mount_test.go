@@ -128,6 +128,47 @@ func TestCollectionMount(t *testing.T) {
 	}
 }
 
+// annotate --remove while mounted: the sidecars the kernel holds (of the
+// latest path and of @v1) show the removal at once, and removing every
+// annotation gives back the sidecar of a version never annotated.
+func TestAnnotateRemoveMount(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", filepath.Join(samples, "pbmc_small_obs.csv"), "--key", "t/obs.csv")
+	e.ok("feature", "create", "batch", "--dtype", "int")
+	e.ok("label", "create", "treated")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	latest, v1 := filepath.Join(mnt, "t/obs.csv.meta"), filepath.Join(mnt, "t/obs.csv@v1.meta")
+	bare := mustRead(t, latest)
+	e.ok("annotate", "t/obs.csv", "--feature", "batch=1", "--feature", "batch=2", "--label", "treated")
+	for _, p := range []string{latest, v1} {
+		if _, a := sidecarAnnotations(t, p); a == nil || len(a.Features["batch"]) != 2 { // the kernel caches it now
+			t.Fatalf("%s after annotate: %+v", p, a)
+		}
+	}
+	e.ok("annotate", "t/obs.csv", "--remove", "--feature", "batch=1")
+	var shown struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("show", "t/obs.csv", "--format", "json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(shown.Annotations.Features["batch"], []string{"2"}) {
+		t.Fatalf("show after removing batch=1: %+v", shown.Annotations)
+	}
+	for _, p := range []string{latest, v1} {
+		if _, a := sidecarAnnotations(t, p); a == nil || !reflect.DeepEqual(*a, shown.Annotations) {
+			t.Errorf("%s right after annotate --remove: %+v; lamina show: %+v", p, a, shown.Annotations)
+		}
+	}
+	e.ok("annotate", "t/obs.csv", "--remove", "--feature", "batch", "--label", "treated")
+	for _, p := range []string{latest, v1} {
+		if got, a := sidecarAnnotations(t, p); a != nil || p == latest && !bytes.Equal(got, bare) {
+			t.Errorf("%s with no annotations left:\n%s\nwant:\n%s", p, got, bare)
+		}
+	}
+}
+
 // Two workstations on one PostgreSQL catalog (and one storage folder): a
 // collection and an annotation made on one show in the other's mount,
 // through the catalog's change notifications.
@@ -162,6 +203,15 @@ func TestCollectionMountPostgres(t *testing.T) {
 	}
 	if got := mustRead(t, filepath.Join(colls, "shared/t/obs.csv")); !bytes.Equal(got, mustRead(t, filepath.Join(samples, "pbmc_small_obs.csv"))) {
 		t.Fatal("ben's collection file differs")
+	}
+	// A removal reaches ben's sidecar the same way.
+	a.ok("annotate", "t/obs.csv", "--remove", "--feature", "tissue=lung")
+	waitFor(t, "ben sees ana's removal", 2*time.Second, func() (string, error) {
+		b, err := os.ReadFile(side)
+		return fmt.Sprint(bytes.Contains(b, []byte(`"lung"`))), err
+	}, "false")
+	if got, an := sidecarAnnotations(t, side); an != nil || !bytes.Equal(got, before) {
+		t.Fatalf("ben's sidecar after the removal:\n%s\nwant:\n%s", got, before)
 	}
 }
 
