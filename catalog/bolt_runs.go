@@ -24,6 +24,9 @@ import (
 //	run_inputs      run uid + version uid → ""
 //	version_users   version uid + run uid → ""
 //	run_outputs     run uid + version uid → "" (written by Save for NewVersion.Run)
+//	version_reruns  version uid + run uid → "": a run that wrote the bytes of
+//	                its key's latest version again (Save made no version);
+//	                the run_outputs entry run + version is written with it
 //
 // Run uids are ref.NewStem() strings (16 characters), so "run + version"
 // keys split at a fixed offset.
@@ -36,6 +39,7 @@ var (
 	bRunInputs    = []byte("run_inputs")
 	bVersionUsers = []byte("version_users")
 	bRunOutputs   = []byte("run_outputs")
+	bReruns       = []byte("version_reruns")
 )
 
 var _ Runs = (*Bolt)(nil)
@@ -60,6 +64,29 @@ func (t txn) afterSaveRun(v Version) error {
 		return err
 	}
 	return b.Put([]byte(v.Run+v.UID), nil)
+}
+
+// rerun records that run wrote v's bytes again (Save found them
+// unchanged): v is an output of run too. Nothing for no run or v's own.
+func (t txn) rerun(run string, v Version) error {
+	if run == "" || run == v.Run {
+		return nil
+	}
+	rr, err := bucket(t.tx, bReruns)
+	if err != nil {
+		return err
+	}
+	if rr.Get([]byte(v.UID+run)) != nil {
+		return nil // a repeat writes nothing
+	}
+	outs, err := bucket(t.tx, bRunOutputs)
+	if err != nil {
+		return err
+	}
+	if err := outs.Put([]byte(run+v.UID), nil); err != nil {
+		return err
+	}
+	return rr.Put([]byte(v.UID+run), nil)
 }
 
 func (b *Bolt) SaveTransform(ctx context.Context, tr Transform) (Transform, error) {
@@ -369,6 +396,24 @@ func (b *Bolt) ListRuns(ctx context.Context, q RunQuery) ([]Run, error) {
 			out = append(out, r)
 			if q.Limit > 0 && len(out) >= q.Limit {
 				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (b *Bolt) Reruns(ctx context.Context, uid string) ([]string, error) {
+	out := []string{}
+	err := b.with(false, func(tx *bolt.Tx) error {
+		out = out[:0]
+		v, ok, err := txn{tx}.version(uid)
+		if err != nil || !ok {
+			return err
+		}
+		for _, r := range suffixes(tx, bReruns, uid) {
+			if r != v.Run { // credited to it since (CreditOutputs)
+				out = append(out, r)
 			}
 		}
 		return nil
