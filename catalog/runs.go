@@ -237,7 +237,8 @@ type Runs interface {
 	// RunAbandoned. ErrNotFound for an unknown uid or e.Transform.
 	FinishRun(ctx context.Context, uid string, e RunEnd) (Run, error)
 	// AddInputs records that run used the versions uids. Repeats are no-ops;
-	// the caller leaves out versions the run or its children wrote.
+	// the caller leaves out versions the run or its children wrote
+	// (Version.Run), and AddInputs those they wrote again (Reruns).
 	// ErrNotFound for an unknown run.
 	AddInputs(ctx context.Context, run string, uids []string) error
 	// CreditOutputs makes the versions uids outputs of run (their

@@ -242,12 +242,30 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if got, err := c.Reruns(ctx, "nosuchversion0000000"); err != nil || len(got) != 0 {
 			t.Fatalf("Reruns of nothing = %v, %v", got, err)
 		}
+		// What a run, or a run under it, wrote again is not its input.
+		pipe, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "pipe"})
+		job, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "job", Parent: pipe.UID})
+		other, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "other"})
+		nv.Run = job.UID
+		save1(t, c, nv)
+		for _, r := range []string{again.UID, pipe.UID, job.UID, other.UID} {
+			if err := c.AddInputs(ctx, r, []string{v.UID}); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{}
+			if r == other.UID {
+				want = []string{v.UID}
+			}
+			if rec, err := c.RunRecord(ctx, r); err != nil || !reflect.DeepEqual(rec.Inputs, want) {
+				t.Fatalf("inputs of %s: %v, %v; want %v", rec.Run.Name, rec.Inputs, err, want)
+			}
+		}
 		// Credited to the rerun (Snakemake's touch()): no more a rerun.
 		if _, err := c.CreditOutputs(ctx, again.UID, []string{v.UID}); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := c.Reruns(ctx, v.UID); err != nil || len(got) != 0 {
-			t.Fatalf("Reruns after CreditOutputs = %v, %v", got, err)
+		if got, err := c.Reruns(ctx, v.UID); err != nil || !reflect.DeepEqual(got, []string{job.UID}) {
+			t.Fatalf("Reruns after CreditOutputs = %v, %v; want [%s]", got, err, job.UID)
 		}
 		// Other bytes: a new version, the run's own.
 		nv = NV("res/out.csv", "other")
