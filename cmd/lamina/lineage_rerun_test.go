@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 	"github.com/lamina-bio/lamina/lineage"
 )
 
@@ -18,8 +19,18 @@ import (
 // the first. Before, the rerun recorded no output at all. The same for
 // `lamina save` of identical bytes by a tracked process; a rerun that
 // removes its output first (as Snakemake does) makes a new version.
+// Both catalogs: bbolt, and PostgreSQL (LAMINA_PG_URL).
 func TestLineageRerunIdentical(t *testing.T) {
-	e := newMntEnv(t)
+	t.Run("bbolt", func(t *testing.T) { rerunIdentical(t, newMntEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		db := pgtest.URL(t)
+		e := workstationEnv(t, "ana")
+		e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--db", db, "--name", "lab")
+		rerunIdentical(t, e)
+	})
+}
+
+func rerunIdentical(t *testing.T, e *mntEnv) {
 	e.ok("save", e.file("in.csv", []byte("gene,count\nA,5\n")), "--key", "raw/in.csv")
 	mnt := filepath.Join(e.dir, "lab")
 	e.mount(mnt)
