@@ -100,6 +100,16 @@ func rerunIdentical(t *testing.T, e *mntEnv) {
 		t.Fatalf("lamina save of identical bytes in a run: outputs %v", got)
 	}
 
+	// Written to a temporary file renamed onto the key (an atomic write).
+	replace := e.file("w.py", []byte("import os, sys\ndata = open(sys.argv[1]).read()\ntmp = sys.argv[2] + '.tmp42'\nopen(tmp, 'w').write(data)\nos.replace(tmp, sys.argv[2])\n"))
+	if _, errs, code := e.runIn(e.dir, "run", "--transform", "replacer", "--", "python3", replace, in, out); code != 0 {
+		t.Fatalf("replacer: exit %d\n%s", code, errs)
+	}
+	replacer := e.runRecord(e.runsByName()["replacer"].UID)
+	if got := e.refs(replacer.Outputs); strings.Join(got, " ") != "results/out.csv@v1" {
+		t.Fatalf("a rename of identical bytes onto the key: outputs %v", got)
+	}
+
 	// Removed first, then written again: the key was in the trash, so a
 	// new version, the run's.
 	if _, errs, code := e.runIn(e.dir, "run", "--transform", "third", "--", "sh", "-c", "rm "+out+" && cat "+in+" > "+out); code != 0 {
@@ -108,5 +118,34 @@ func rerunIdentical(t *testing.T, e *mntEnv) {
 	third := e.runRecord(e.runsByName()["third"].UID)
 	if got := e.refs(third.Outputs); strings.Join(got, " ") != "results/out.csv@v2" {
 		t.Fatalf("rm then write: outputs %v", got)
+	}
+}
+
+// TestLineageSnakemakeRerunIdentical: Snakemake removes a job's outputs
+// before it runs the job again (-F), so the key is in the trash when the
+// job writes the same bytes: a new version, the output of the new job's
+// run, and the first version keeps its run.
+func TestLineageSnakemakeRerunIdentical(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	os.WriteFile(filepath.Join(wf, "raw/a.csv"), []byte("a,1\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule copy:
+    input: "raw/a.csv"
+    output: "results/a.csv"
+    shell: "cat {input} > {output}"
+`), 0o644)
+	var jobs []catalog.RunRecord
+	for i, args := range [][]string{{"-j1"}, {"-j1", "-F"}} {
+		if _, errs, code := e.runIn(wf, append([]string{"run", "--", "snakemake"}, args...)...); code != 0 {
+			t.Fatalf("snakemake pass %d: exit %d\n%s", i+1, code, errs)
+		}
+		jobs = append(jobs, e.runRecord(e.runsByName()["copy"].UID))
+	}
+	if jobs[0].Run.UID == jobs[1].Run.UID {
+		t.Fatal("one job run for two passes")
+	}
+	for i, want := range []string{"wf/results/a.csv@v1", "wf/results/a.csv@v2"} {
+		if got := e.refs(jobs[i].Outputs); strings.Join(got, " ") != want {
+			t.Fatalf("pass %d: the job's outputs %v, want %s", i+1, got, want)
+		}
 	}
 }
