@@ -92,10 +92,14 @@ func rerunIdentical(t *testing.T, e *mntEnv) {
 
 	// lamina save of the same bytes by a tracked process.
 	same := e.file("same.csv", []byte("gene,count\nA,5\n"))
-	if _, errs, code := e.runIn(e.dir, "run", "--transform", "saver", "--", e.bin, "save", same, "--key", "results/out.csv"); code != 0 {
+	said, errs, code := e.runIn(e.dir, "run", "--transform", "saver", "--", e.bin, "save", same, "--key", "results/out.csv")
+	if code != 0 {
 		t.Fatalf("saver: exit %d\n%s", code, errs)
 	}
 	saver := e.runRecord(e.runsByName()["saver"].UID)
+	if !strings.Contains(said, "no new version; recorded as an output of run "+saver.Run.UID) {
+		t.Fatalf("lamina save says %q", said)
+	}
 	if got := e.refs(saver.Outputs); strings.Join(got, " ") != "results/out.csv@v1" {
 		t.Fatalf("lamina save of identical bytes in a run: outputs %v", got)
 	}
