@@ -562,6 +562,11 @@ func (t txn) saveIn(nv NewVersion, b *saveBatch) (Saved, error) {
 			return Saved{}, err
 		}
 		if latest.Digest == nv.Digest {
+			// A run that wrote the same bytes again produced the version
+			// too (bolt_runs.go).
+			if err := t.rerun(nv.Run, latest); err != nil {
+				return Saved{}, err
+			}
 			return Saved{Version: latest, Unchanged: true}, nil
 		}
 	} else if err := t.checkPlace(nv.Key); err != nil {

@@ -121,6 +121,13 @@ func (b *Bolt) Dump(ctx context.Context, fn func(Record) error) error {
 				}
 				return Record{Input: &RunInput{Run: string(k[:ref.StemLen]), UID: string(k[ref.StemLen:])}}, nil
 			}},
+			{bReruns, func(k, _ []byte) (Record, error) {
+				if len(k) < ref.StemLen {
+					return Record{}, fmt.Errorf("short key")
+				}
+				n := len(k) - ref.StemLen // version uid + run uid
+				return Record{Rerun: &RunInput{Run: string(k[n:]), UID: string(k[:n])}}, nil
+			}},
 		}
 		for _, s := range steps {
 			if err := each(s.name, s.rec); err != nil {
@@ -253,11 +260,16 @@ func (t txn) load(r Record, b *saveBatch) error {
 			return err
 		}
 		return putJSON(runs, []byte(run.UID), run)
-	case r.Input != nil:
-		for _, kv := range []struct{ b, k []byte }{
-			{bRunInputs, []byte(r.Input.Run + r.Input.UID)},
-			{bVersionUsers, []byte(r.Input.UID + r.Input.Run)},
-		} {
+	case r.Input != nil, r.Rerun != nil:
+		var kvs []struct{ b, k []byte }
+		if in := r.Input; in != nil {
+			kvs = append(kvs, struct{ b, k []byte }{bRunInputs, []byte(in.Run + in.UID)},
+				struct{ b, k []byte }{bVersionUsers, []byte(in.UID + in.Run)})
+		} else {
+			kvs = append(kvs, struct{ b, k []byte }{bReruns, []byte(r.Rerun.UID + r.Rerun.Run)},
+				struct{ b, k []byte }{bRunOutputs, []byte(r.Rerun.Run + r.Rerun.UID)})
+		}
+		for _, kv := range kvs {
 			bk, err := bucket(t.tx, kv.b)
 			if err != nil {
 				return err

@@ -24,6 +24,9 @@ import (
 //	run_inputs      run uid + version uid → ""
 //	version_users   version uid + run uid → ""
 //	run_outputs     run uid + version uid → "" (written by Save for NewVersion.Run)
+//	version_reruns  version uid + run uid → "": a run that wrote the bytes of
+//	                its key's latest version again (Save made no version);
+//	                the run_outputs entry run + version is written with it
 //
 // Run uids are ref.NewStem() strings (16 characters), so "run + version"
 // keys split at a fixed offset.
@@ -36,6 +39,7 @@ var (
 	bRunInputs    = []byte("run_inputs")
 	bVersionUsers = []byte("version_users")
 	bRunOutputs   = []byte("run_outputs")
+	bReruns       = []byte("version_reruns")
 )
 
 var _ Runs = (*Bolt)(nil)
@@ -60,6 +64,29 @@ func (t txn) afterSaveRun(v Version) error {
 		return err
 	}
 	return b.Put([]byte(v.Run+v.UID), nil)
+}
+
+// rerun records that run wrote v's bytes again (Save found them
+// unchanged): v is an output of run too. Nothing for no run or v's own.
+func (t txn) rerun(run string, v Version) error {
+	if run == "" || run == v.Run {
+		return nil
+	}
+	rr, err := bucket(t.tx, bReruns)
+	if err != nil {
+		return err
+	}
+	if rr.Get([]byte(v.UID+run)) != nil {
+		return nil // a repeat writes nothing
+	}
+	outs, err := bucket(t.tx, bRunOutputs)
+	if err != nil {
+		return err
+	}
+	if err := outs.Put([]byte(run+v.UID), nil); err != nil {
+		return err
+	}
+	return rr.Put([]byte(v.UID+run), nil)
 }
 
 func (b *Bolt) SaveTransform(ctx context.Context, tr Transform) (Transform, error) {
@@ -219,6 +246,9 @@ func (b *Bolt) AddInputs(ctx context.Context, run string, uids []string) error {
 			return err
 		}
 		for _, u := range uids {
+			if reproducedBy(tx, u, run) {
+				continue
+			}
 			if err := in.Put([]byte(run+u), nil); err != nil {
 				return err
 			}
@@ -228,6 +258,27 @@ func (b *Bolt) AddInputs(ctx context.Context, run string, uids []string) error {
 		}
 		return nil
 	})
+}
+
+// reproducedBy reports whether run, or a run under it, wrote the bytes of
+// version uid again (version_reruns): the version is then its output, and
+// a version a run wrote is not its input (the tracker, which leaves out
+// what a run wrote by Version.Run, cannot tell).
+func reproducedBy(tx *bolt.Tx, uid, run string) bool {
+	runs := tx.Bucket(bRuns)
+	for _, r := range suffixes(tx, bReruns, uid) {
+		for i := 0; r != "" && i < 64; i++ { // a parent chain is short; bounded all the same
+			if r == run {
+				return true
+			}
+			var x Run
+			if ok, err := getJSON(runs, []byte(r), &x); err != nil || !ok {
+				break
+			}
+			r = x.Parent
+		}
+	}
+	return false
 }
 
 func (b *Bolt) CreditOutputs(ctx context.Context, run string, uids []string) ([]Version, error) {
@@ -376,6 +427,24 @@ func (b *Bolt) ListRuns(ctx context.Context, q RunQuery) ([]Run, error) {
 			out = append(out, r)
 			if q.Limit > 0 && len(out) >= q.Limit {
 				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (b *Bolt) Reruns(ctx context.Context, uid string) ([]string, error) {
+	out := []string{}
+	err := b.with(false, func(tx *bolt.Tx) error {
+		out = out[:0]
+		v, ok, err := txn{tx}.version(uid)
+		if err != nil || !ok {
+			return err
+		}
+		for _, r := range suffixes(tx, bReruns, uid) {
+			if r != v.Run { // credited to it since (CreditOutputs)
+				out = append(out, r)
 			}
 		}
 		return nil

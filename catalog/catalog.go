@@ -218,7 +218,9 @@ type Counts struct {
 // within and across processes; each call is one transaction.
 type Catalog interface {
 	// Save records versions atomically: all or none. A version whose digest
-	// equals the latest live version of its key is not recorded (Unchanged).
+	// equals the latest live version of its key is not recorded (Unchanged);
+	// if it names a Run other than that version's, the version becomes an
+	// output of that run too (Runs.Reruns: a rerun that reproduced it).
 	// A new key gets a new artifact; a key with only trashed versions
 	// continues its numbers. Errors: ref.ErrBadKey, ErrConflict (the key is a
 	// folder of other keys, or sits under a file), ErrKind, ErrNotFound

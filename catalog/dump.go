@@ -24,7 +24,7 @@ func DumpFormatOf(trashedNodes, revises bool) int {
 // every collection version. Exactly one field is set. A dump lists
 // features, labels and schemas first, then artifacts before their
 // versions, and versions before their annotations and outbox entries;
-// then collections, transforms, runs and run inputs.
+// then collections, transforms, runs, run inputs and reruns.
 type Record struct {
 	Format int `json:"format,omitempty"` // the first line: DumpFormat
 	// Counted (with Format, on the first line) says the file ends with a
@@ -47,6 +47,7 @@ type Record struct {
 	Transform   *Transform      `json:"transform,omitempty"`
 	Run         *Run            `json:"run,omitempty"`
 	Input       *RunInput       `json:"input,omitempty"`
+	Rerun       *RunInput       `json:"rerun,omitempty"` // a run that wrote a version's bytes again (Runs.Reruns)
 }
 
 // DumpCount is the last line of an export that says it is Counted.
@@ -90,6 +91,8 @@ func (r Record) Kind() string {
 		return "run"
 	case r.Input != nil:
 		return "input"
+	case r.Rerun != nil:
+		return "rerun"
 	}
 	return ""
 }

@@ -217,9 +217,11 @@ func (r *Run) Apply(e RunEnd) {
 type RunRecord struct {
 	Run       Run       `json:"run"`
 	Transform Transform `json:"transform"`
-	Inputs    []string  `json:"inputs"`   // version uids the run used, sorted
-	Outputs   []string  `json:"outputs"`  // version uids whose Run is this run, sorted
-	Children  []string  `json:"children"` // child run uids, oldest first
+	Inputs    []string  `json:"inputs"` // version uids the run used, sorted
+	// Outputs are the version uids whose Run is this run, and those whose
+	// bytes it wrote again unchanged (Reruns), sorted.
+	Outputs  []string `json:"outputs"`
+	Children []string `json:"children"` // child run uids, oldest first
 }
 
 // RunQuery selects runs, newest first.
@@ -246,7 +248,8 @@ type Runs interface {
 	// RunAbandoned. ErrNotFound for an unknown uid or e.Transform.
 	FinishRun(ctx context.Context, uid string, e RunEnd) (Run, error)
 	// AddInputs records that run used the versions uids. Repeats are no-ops;
-	// the caller leaves out versions the run or its children wrote.
+	// the caller leaves out versions the run or its children wrote
+	// (Version.Run), and AddInputs those they wrote again (Reruns).
 	// ErrNotFound for an unknown run.
 	AddInputs(ctx context.Context, run string, uids []string) error
 	// CreditOutputs makes the versions uids outputs of run (their
@@ -264,4 +267,10 @@ type Runs interface {
 	ListRuns(ctx context.Context, q RunQuery) ([]Run, error)
 	// UsedBy returns the uids of the runs that used version uid, sorted.
 	UsedBy(ctx context.Context, uid string) ([]string, error)
+	// Reruns returns the uids of the runs, other than the one that made
+	// version uid (its Run), that wrote its bytes again under its key
+	// while it was the latest: identical content makes no new version, so
+	// Save records such a run here and among the run's outputs
+	// (RunRecord). Sorted; empty for an unknown uid.
+	Reruns(ctx context.Context, uid string) ([]string, error)
 }

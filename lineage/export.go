@@ -73,12 +73,24 @@ func (g *Graph) index() (in, out map[string][]string) {
 // path is marked and not expanded, so cycles end.
 func WriteText(w io.Writer, g *Graph) error {
 	in, out := g.index()
+	again := map[[2]string]bool{} // Reproduced edges: from, to
+	for _, e := range g.Edges {
+		if e.Kind == Reproduced {
+			again[[2]string{e.From, e.To}] = true
+		}
+	}
 	var b strings.Builder
 	b.WriteString(g.describe(g.Root) + "\n")
 	var tree func(id string, next map[string][]string, arrow string, indent int, path map[string]bool)
 	tree = func(id string, next map[string][]string, arrow string, indent int, path map[string]bool) {
 		for _, c := range next[id] {
 			fmt.Fprintf(&b, "%s%s %s", strings.Repeat("  ", indent), arrow, g.describe(c))
+			switch {
+			case arrow == "<-" && again[[2]string{c, id}]:
+				b.WriteString("  (also produced it: identical bytes)")
+			case arrow == "->" && again[[2]string{id, c}]:
+				b.WriteString("  (reproduced: identical bytes)")
+			}
 			if path[c] {
 				b.WriteString("  (cycle)\n")
 				continue
@@ -199,8 +211,9 @@ func WriteMermaid(w io.Writer, g *Graph) error {
 }
 
 // PROV returns g as a W3C PROV-JSON document: an entity per version, an
-// activity per run, an agent per user, and used, wasGeneratedBy,
-// wasAssociatedWith and wasInformedBy (a child run by its parent).
+// activity per run, an agent per user, and used, wasGeneratedBy (with
+// lamina:reproduced for a Reproduced edge), wasAssociatedWith and
+// wasInformedBy (a child run by its parent).
 func PROV(g *Graph) map[string]any {
 	entity, activity, agent := map[string]any{}, map[string]any{}, map[string]any{}
 	used, gen, assoc, informed := map[string]any{}, map[string]any{}, map[string]any{}, map[string]any{}
@@ -240,7 +253,11 @@ func PROV(g *Graph) map[string]any {
 		if e.Kind == Used {
 			used[fmt.Sprintf("_:used%d", i)] = map[string]any{"prov:activity": "lamina:" + e.To, "prov:entity": "lamina:" + e.From}
 		} else {
-			gen[fmt.Sprintf("_:gen%d", i)] = map[string]any{"prov:entity": "lamina:" + e.To, "prov:activity": "lamina:" + e.From}
+			g := map[string]any{"prov:entity": "lamina:" + e.To, "prov:activity": "lamina:" + e.From}
+			if e.Kind == Reproduced {
+				g["lamina:reproduced"] = true // identical bytes, after the run that made it
+			}
+			gen[fmt.Sprintf("_:gen%d", i)] = g
 		}
 	}
 	doc := map[string]any{

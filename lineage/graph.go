@@ -15,6 +15,7 @@ type Source interface {
 	ByKey(ctx context.Context, key string, n int) (catalog.Version, error)
 	RunRecord(ctx context.Context, uid string) (catalog.RunRecord, error)
 	UsedBy(ctx context.Context, uid string) ([]string, error)
+	Reruns(ctx context.Context, uid string) ([]string, error)
 }
 
 // Node is a version or a run.
@@ -50,6 +51,10 @@ func short(uid string) string {
 const (
 	Used      = "used"      // From: version, To: run
 	Generated = "generated" // From: run, To: version
+	// Reproduced: the run wrote the version's bytes again, after the run
+	// that made it (its Version.Run); identical content makes no new
+	// version (catalog.Runs.Reruns). From: run, To: version.
+	Reproduced = "reproduced"
 )
 
 // Edge goes in the direction data flowed.
@@ -79,7 +84,8 @@ type Options struct {
 }
 
 // Walk builds the graph around the version v: upstream, the run that wrote
-// it, that run's inputs, the runs that wrote those, and so on; downstream,
+// it (and those that wrote its bytes again: Reproduced), that run's inputs,
+// the runs that wrote those, and so on; downstream,
 // the runs that used it and what they wrote. Every node is visited once,
 // so cycles end the walk.
 func Walk(ctx context.Context, src Source, v catalog.Version, o Options) (*Graph, error) {
@@ -179,10 +185,16 @@ func (w *walker) walk(start string, depth int, up bool) error {
 		var next []string
 		for _, vid := range frontier {
 			var runs []string
+			creator := w.g.Nodes[vid].Version.Run
 			if up {
-				if r := w.g.Nodes[vid].Version.Run; r != "" {
-					runs = []string{r}
+				if creator != "" {
+					runs = []string{creator}
 				}
+				again, err := w.src.Reruns(w.ctx, vid)
+				if err != nil {
+					return err
+				}
+				runs = append(runs, again...)
 			} else {
 				users, err := w.src.UsedBy(w.ctx, vid)
 				if err != nil {
@@ -199,7 +211,11 @@ func (w *walker) walk(start string, depth int, up bool) error {
 					return err
 				}
 				if up {
-					w.edges[Edge{From: rid, To: vid, Kind: Generated}] = true
+					kind := Generated
+					if rid != creator {
+						kind = Reproduced
+					}
+					w.edges[Edge{From: rid, To: vid, Kind: kind}] = true
 				} else {
 					w.edges[Edge{From: vid, To: rid, Kind: Used}] = true
 				}
@@ -215,13 +231,16 @@ func (w *walker) walk(start string, depth int, up bool) error {
 					if u == vid {
 						continue
 					}
-					if _, err := w.byUID(u); errors.Is(err, catalog.ErrNotFound) {
+					uv, err := w.byUID(u)
+					if errors.Is(err, catalog.ErrNotFound) {
 						continue
 					} else if err != nil {
 						return err
 					}
 					if up {
 						w.edges[Edge{From: u, To: rid, Kind: Used}] = true
+					} else if uv.Run != rid {
+						w.edges[Edge{From: rid, To: u, Kind: Reproduced}] = true
 					} else {
 						w.edges[Edge{From: rid, To: u, Kind: Generated}] = true
 					}

@@ -121,6 +121,47 @@ func TestWalk(t *testing.T) {
 			t.Fatalf("depth 1:\n%s", edges(g))
 		}
 	})
+	t.Run("Reproduced", func(t *testing.T) {
+		// A second merge wrote merged.csv's bytes again: no new version,
+		// and the walk shows it beside the run that made the version, up
+		// from merged.csv and down from what it read.
+		ctx := context.Background()
+		f := newFixture(t)
+		r, err := f.c.StartRun(ctx, catalog.Run{Transform: f.merge.Transform, Name: "merge2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.c.AddInputs(ctx, r.UID, []string{f.raw.UID}); err != nil {
+			t.Fatal(err)
+		}
+		nv := catalogtest.NV("results/merged.csv", "merge"+"results/merged.csv")
+		nv.Run = r.UID
+		if s, err := f.c.Save(ctx, []catalog.NewVersion{nv}); err != nil || !s[0].Unchanged {
+			t.Fatalf("Save = %+v, %v", s, err)
+		}
+		up := walk(t, f.c, f.merged, lineage.Options{NoDown: true})
+		down := walk(t, f.c, f.raw, lineage.Options{NoUp: true})
+		for _, g := range []*lineage.Graph{up, down} {
+			kinds := map[string]string{}
+			for _, e := range g.Edges {
+				if e.To == f.merged.UID {
+					kinds[e.From] = e.Kind
+				}
+			}
+			if kinds[f.merge.UID] != lineage.Generated || kinds[r.UID] != lineage.Reproduced {
+				t.Fatalf("edges into merged.csv %v:\n%s", kinds, edges(g))
+			}
+		}
+		var b bytes.Buffer
+		lineage.WriteText(&b, up)
+		if !strings.Contains(b.String(), "<- run "+r.UID) || !strings.Contains(b.String(), "(also produced it: identical bytes)") {
+			t.Fatalf("text:\n%s", b.String())
+		}
+		prov, _ := json.Marshal(lineage.PROV(up))
+		if !strings.Contains(string(prov), `"lamina:reproduced":true`) {
+			t.Fatalf("PROV: %s", prov)
+		}
+	})
 	t.Run("Cycle", func(t *testing.T) {
 		// A record that makes a cycle: merge "used" the report.
 		ctx := context.Background()

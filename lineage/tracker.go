@@ -1203,6 +1203,9 @@ type SidecarLineage struct {
 	Transform string   `json:"transform"`
 	TransUID  string   `json:"transform_uid"`
 	Inputs    []string `json:"inputs"` // "key@vN uid"
+	// AlsoBy: the runs that wrote the version's bytes again after Run
+	// made it (catalog.Runs.Reruns), "uid (name)".
+	AlsoBy []string `json:"also_produced_by,omitempty"`
 }
 
 // Sidecar returns what v's sidecar shows as its lineage, nil when v has no
@@ -1227,6 +1230,16 @@ func SidecarOf(ctx context.Context, src Source, v catalog.Version) any {
 	for _, u := range rec.Inputs {
 		if iv, err := src.ByUID(ctx, u); err == nil {
 			l.Inputs = append(l.Inputs, iv.Ref()+" "+u)
+		}
+	}
+	again, _ := src.Reruns(ctx, v.UID)
+	for _, r := range again {
+		if rr, err := src.RunRecord(ctx, r); err == nil {
+			name := rr.Run.Name
+			if name == "" {
+				name = rr.Transform.Name
+			}
+			l.AlsoBy = append(l.AlsoBy, r+" ("+name+")")
 		}
 	}
 	return l

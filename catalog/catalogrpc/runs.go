@@ -17,6 +17,7 @@ const (
 	mListRuns      = "list_runs"
 	mUsedBy        = "used_by"
 	mCreditOutputs = "credit_outputs"
+	mReruns        = "reruns"
 )
 
 type runArgs struct {
@@ -53,7 +54,7 @@ func (s *Server) handleRuns(ctx context.Context, m string, raw json.RawMessage) 
 			return nil, err, true
 		}
 		res, err = s.cat.ListRuns(ctx, q)
-	case mFinishRun, mAddInputs, mRunRecord, mUsedBy, mCreditOutputs:
+	case mFinishRun, mAddInputs, mRunRecord, mUsedBy, mCreditOutputs, mReruns:
 		if err := decode(&a); err != nil {
 			return nil, err, true
 		}
@@ -71,6 +72,8 @@ func (s *Server) handleRuns(ctx context.Context, m string, raw json.RawMessage) 
 			res = vs
 		case mRunRecord:
 			res, err = s.cat.RunRecord(ctx, a.UID)
+		case mReruns:
+			res, err = s.cat.Reruns(ctx, a.UID)
 		default:
 			res, err = s.cat.UsedBy(ctx, a.UID)
 		}
@@ -117,4 +120,9 @@ func (c *Client) ListRuns(ctx context.Context, q catalog.RunQuery) ([]catalog.Ru
 func (c *Client) UsedBy(ctx context.Context, uid string) ([]string, error) {
 	var out []string
 	return out, c.call(ctx, mUsedBy, runArgs{UID: uid}, &out)
+}
+
+func (c *Client) Reruns(ctx context.Context, uid string) ([]string, error) {
+	var out []string
+	return out, c.call(ctx, mReruns, runArgs{UID: uid}, &out)
 }

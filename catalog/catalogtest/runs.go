@@ -250,6 +250,77 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("unknown version: %v", err)
 		}
 	})
+	t.Run("Reruns", func(t *testing.T) {
+		// A run that writes the bytes of its key's latest version again
+		// makes no version; the version is its output too, and its Run
+		// stays the run that made it.
+		c := open(t)
+		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "qc", Kind: "named"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "first"})
+		again, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "again"})
+		nv := NV("res/out.csv", "same")
+		nv.Run = first.UID
+		v := save1(t, c, nv)
+		for range 2 { // a repeat records nothing more
+			nv.Run = again.UID
+			s, err := c.Save(ctx, []catalog.NewVersion{nv})
+			if err != nil || !s[0].Unchanged || s[0].Version.UID != v.UID || s[0].Version.Run != first.UID {
+				t.Fatalf("Save of the same bytes by another run = %+v, %v", s, err)
+			}
+		}
+		nv.Run = first.UID
+		save1(t, c, nv) // its own run again: nothing
+		untracked := NV("res/out.csv", "same")
+		save1(t, c, untracked)
+		if got, err := c.Reruns(ctx, v.UID); err != nil || !reflect.DeepEqual(got, []string{again.UID}) {
+			t.Fatalf("Reruns = %v, %v; want [%s]", got, err, again.UID)
+		}
+		for _, r := range []string{first.UID, again.UID} {
+			if rec, err := c.RunRecord(ctx, r); err != nil || !reflect.DeepEqual(rec.Outputs, []string{v.UID}) {
+				t.Fatalf("outputs of %s: %v, %v", r, rec.Outputs, err)
+			}
+		}
+		if got, err := c.ByUID(ctx, v.UID); err != nil || got.Run != first.UID || got.Version != 1 {
+			t.Fatalf("the version after a rerun: %+v, %v", got, err)
+		}
+		if got, err := c.Reruns(ctx, "nosuchversion0000000"); err != nil || len(got) != 0 {
+			t.Fatalf("Reruns of nothing = %v, %v", got, err)
+		}
+		// What a run, or a run under it, wrote again is not its input.
+		pipe, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "pipe"})
+		job, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "job", Parent: pipe.UID})
+		other, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "other"})
+		nv.Run = job.UID
+		save1(t, c, nv)
+		for _, r := range []string{again.UID, pipe.UID, job.UID, other.UID} {
+			if err := c.AddInputs(ctx, r, []string{v.UID}); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{}
+			if r == other.UID {
+				want = []string{v.UID}
+			}
+			if rec, err := c.RunRecord(ctx, r); err != nil || !reflect.DeepEqual(rec.Inputs, want) {
+				t.Fatalf("inputs of %s: %v, %v; want %v", rec.Run.Name, rec.Inputs, err, want)
+			}
+		}
+		// Credited to the rerun (Snakemake's touch()): no more a rerun.
+		if _, err := c.CreditOutputs(ctx, again.UID, []string{v.UID}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Reruns(ctx, v.UID); err != nil || !reflect.DeepEqual(got, []string{job.UID}) {
+			t.Fatalf("Reruns after CreditOutputs = %v, %v; want [%s]", got, err, job.UID)
+		}
+		// Other bytes: a new version, the run's own.
+		nv = NV("res/out.csv", "other")
+		nv.Run = again.UID
+		if v2 := save1(t, c, nv); v2.Version != 2 || v2.Run != again.UID {
+			t.Fatalf("new bytes: %+v", v2)
+		}
+	})
 	t.Run("RunLifecycle", func(t *testing.T) {
 		c := open(t)
 		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "qc", Kind: "named"})

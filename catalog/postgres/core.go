@@ -370,6 +370,11 @@ func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved,
 	}
 	if same != nil {
 		latest, err := decode(same)
+		if err == nil && nv.Run != "" && nv.Run != latest.Run {
+			// A run that wrote the same bytes again produced the version
+			// too (runs.go, Reruns).
+			_, err = tx.Exec(ctx, `INSERT INTO run_reruns (uid, run) VALUES ($1, $2) ON CONFLICT DO NOTHING`, latest.UID, nv.Run)
+		}
 		return catalog.Saved{Version: latest, Unchanged: true}, err
 	}
 	if st.refusal != nil {

@@ -102,6 +102,10 @@ func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 				var in catalog.RunInput
 				return catalog.Record{Input: &in}, row.Scan(&in.Run, &in.UID)
 			}},
+			{`SELECT r.run, r.uid FROM run_reruns r JOIN versions v ON v.uid = r.uid ORDER BY r.uid, r.run`, func(row pgx.Rows) (catalog.Record, error) {
+				var in catalog.RunInput
+				return catalog.Record{Rerun: &in}, row.Scan(&in.Run, &in.UID)
+			}},
 		}
 		for _, st := range steps {
 			rows, err := tx.Query(ctx, st.sql)
@@ -220,6 +224,9 @@ func load(ctx context.Context, tx pgx.Tx, r catalog.Record) error {
 		return putRun(ctx, tx, *r.Run)
 	case r.Input != nil:
 		_, err := tx.Exec(ctx, `INSERT INTO run_inputs (run, uid) VALUES ($1, $2) ON CONFLICT DO NOTHING`, r.Input.Run, r.Input.UID)
+		return err
+	case r.Rerun != nil:
+		_, err := tx.Exec(ctx, `INSERT INTO run_reruns (uid, run) VALUES ($1, $2) ON CONFLICT DO NOTHING`, r.Rerun.UID, r.Rerun.Run)
 		return err
 	}
 	return nil

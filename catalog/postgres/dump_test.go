@@ -54,6 +54,10 @@ func populate(t *testing.T, c catalog.Catalog) {
 		uids = append(uids, s[0].Version.UID)
 	}
 	must(c.AddInputs(ctx, child.UID, uids[:2]))
+	again := catalogtest.NV("exp/b.csv", "3") // the same bytes again, by another run
+	again.Run = parent.UID
+	_, err = c.Save(ctx, []catalog.NewVersion{again})
+	must(err)
 	_, err = c.Trash(ctx, "gone/c")
 	must(err)
 	must(c.OutboxDone(ctx, uids[:2]))
@@ -178,6 +182,12 @@ func TestDumpLoadBothWays(t *testing.T) {
 		}
 		if used, err := c.UsedBy(ctx, rec.Inputs[0]); err != nil || len(used) != 1 {
 			t.Fatalf("%T UsedBy = %v, %v", c, used, err)
+		}
+		if again, err := c.Reruns(ctx, rec.Outputs[0]); err != nil || !slices.Equal(again, []string{runs[1].UID}) {
+			t.Fatalf("%T Reruns = %v, %v", c, again, err)
+		}
+		if p, err := c.RunRecord(ctx, runs[1].UID); err != nil || !slices.Equal(p.Outputs, rec.Outputs) {
+			t.Fatalf("%T the rerun's outputs = %v, %v", c, p.Outputs, err)
 		}
 		top, err := c.Children(ctx, "")
 		if err != nil || len(top.Files) != 1 || top.Files[0].Key != "x" || !slices.Equal(top.Subdirs, []string{"empty", "exp"}) {

@@ -98,6 +98,7 @@ func TestMigratesIntKeys(t *testing.T) {
 			pgtest.Exec(t, u, `INSERT INTO idx_features (feature, vkey, uid) VALUES ('id', $1, $2) ON CONFLICT DO NOTHING`, schema6Key(n), uids[k])
 		}
 	}
+	pgtest.Exec(t, u, `DROP TABLE run_reruns`) // schema 8's
 	pgtest.Exec(t, u, `UPDATE schema_version SET version = 6`)
 	if s, err = postgres.Open(ctx, u, postgres.Options{}); err != nil {
 		t.Fatal(err)

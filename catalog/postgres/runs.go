@@ -12,7 +12,8 @@ import (
 
 // Lineage (catalog.Runs), as Bolt keeps it (catalog/bolt_runs.go): runs
 // ordered by start time, children by theirs, inputs in run_inputs, and
-// outputs read from the versions whose Run names the run (versions_run).
+// outputs read from the versions whose Run names the run (versions_run)
+// and from run_reruns (a run that wrote a version's bytes again).
 
 var _ catalog.Runs = (*Store)(nil)
 
@@ -125,7 +126,14 @@ func (s *Store) AddInputs(ctx context.Context, run string, uids []string) error 
 		} else if !ok {
 			return errorf(ErrNotFound, "no run %q", run)
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO run_inputs (run, uid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, run, uids)
+		// Not a version run, or a run under it, wrote again (run_reruns):
+		// it is their output (bolt_runs.go, reproducedBy).
+		_, err := tx.Exec(ctx, `INSERT INTO run_inputs (run, uid) SELECT $1, u FROM unnest($2::text[]) AS u
+			WHERE NOT EXISTS (WITH RECURSIVE up (r, depth) AS (
+					SELECT rr.run, 0 FROM run_reruns rr WHERE rr.uid = u
+					UNION ALL SELECT p.parent, up.depth + 1 FROM up JOIN runs p ON p.uid = up.r WHERE p.parent IS NOT NULL AND up.depth < 64)
+				SELECT 1 FROM up WHERE r = $1)
+			ON CONFLICT DO NOTHING`, run, uids)
 		return err
 	})
 }
@@ -188,7 +196,8 @@ func (s *Store) RunRecord(ctx context.Context, uid string) (catalog.RunRecord, e
 		if rec.Inputs, err = strings_(ctx, tx, `SELECT uid FROM run_inputs WHERE run = $1 ORDER BY uid`, id); err != nil {
 			return err
 		}
-		if rec.Outputs, err = strings_(ctx, tx, `SELECT uid FROM versions WHERE rec ? 'run' AND rec->>'run' = $1 ORDER BY uid`, id); err != nil {
+		if rec.Outputs, err = strings_(ctx, tx, `SELECT uid FROM versions WHERE rec ? 'run' AND rec->>'run' = $1
+			UNION SELECT r.uid FROM run_reruns r JOIN versions v ON v.uid = r.uid WHERE r.run = $1 ORDER BY uid`, id); err != nil {
 			return err
 		}
 		rec.Children, err = strings_(ctx, tx, `SELECT uid FROM runs WHERE parent = $1 ORDER BY started_ns, uid`, id)
@@ -236,6 +245,20 @@ func (s *Store) ListRuns(ctx context.Context, q catalog.RunQuery) ([]catalog.Run
 
 func (s *Store) UsedBy(ctx context.Context, uid string) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT run FROM run_inputs WHERE uid = $1 ORDER BY run`, uid)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if out == nil {
+		out = []string{}
+	}
+	return out, wrap(err)
+}
+
+func (s *Store) Reruns(ctx context.Context, uid string) ([]string, error) {
+	// Not the version's own run: CreditOutputs may have made it a rerun's.
+	rows, err := s.pool.Query(ctx, `SELECT r.run FROM run_reruns r JOIN versions v ON v.uid = r.uid
+		WHERE r.uid = $1 AND r.run IS DISTINCT FROM v.rec->>'run' ORDER BY r.run`, uid)
 	if err != nil {
 		return nil, wrap(err)
 	}

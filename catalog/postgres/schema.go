@@ -13,7 +13,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this build reads and writes.
-const SchemaVersion = 7
+const SchemaVersion = 8
 
 // migrations[i] brings a schema at version i to version i+1. Keys are
 // COLLATE "C": byte order, as bbolt sorts, so listings and prefix ranges
@@ -92,6 +92,11 @@ var migrations = []string{
 	// Go's (catalog.Normalize): rekeyInts rewrites those that changed. A
 	// build of schema 6 would write the old keys: it refuses the database.
 	`SELECT 1`,
+	// 7→8: runs that wrote a version's bytes again (catalog.Runs.Reruns):
+	// no foreign keys, as versions_run has none (a version may be purged,
+	// reads join versions).
+	`CREATE TABLE run_reruns (uid text COLLATE "C" NOT NULL, run text COLLATE "C" NOT NULL, PRIMARY KEY (uid, run));
+	CREATE INDEX run_reruns_run ON run_reruns (run, uid);`,
 }
 
 // migrationCode[i], when set, runs after migrations[i] in its transaction:

@@ -84,7 +84,11 @@ func cmdSave() *cli.Command {
 				}
 				v := r.Saved.Version
 				if r.Saved.Unchanged {
-					fmt.Fprintf(w, "unchanged %s: same bytes as %s (uid %s); no new version\n", r.Item.Path, v.Ref(), v.UID)
+					also := ""
+					if in.Run != "" && in.Run != v.Run {
+						also = fmt.Sprintf("; recorded as an output of run %s too", in.Run) // Runs.Reruns
+					}
+					fmt.Fprintf(w, "unchanged %s: same bytes as %s (uid %s); no new version%s\n", r.Item.Path, v.Ref(), v.UID, also)
 					continue
 				}
 				extra := ""

@@ -115,4 +115,11 @@ func showLineage(w io.Writer, l lineage.SidecarLineage) {
 		}
 		fmt.Fprintf(w, "%-15s %s\n", k, visible(in))
 	}
+	for i, r := range l.AlsoBy {
+		k := ""
+		if i == 0 {
+			k = "also_produced"
+		}
+		fmt.Fprintf(w, "%-15s run %s (identical bytes)\n", k, visible(r))
+	}
 }
