@@ -82,7 +82,7 @@ type keyArgs struct {
 
 // Protocol numbers the wire protocol: it grows when a call or an argument
 // is added that an older server would ignore or refuse.
-const Protocol = 5 // 4: restore_node; 5: unannotate
+const Protocol = 6 // 4: restore_node; 5: unannotate; 6: reruns, a run's job
 
 // Hello is what a server says about itself.
 type Hello struct {
