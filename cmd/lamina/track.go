@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/lineage"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 )
 
 const (
@@ -36,6 +38,15 @@ func cmdTrack() *cli.Command {
 				Usage: "start a run for the calling shell; prints the shell code to eval",
 				Flags: paramFlags(),
 				Action: func(c *cli.Context) error {
+					// Printed to a terminal, the exports reach no shell: the
+					// shell would be tracked (moved into the run's cgroup)
+					// without LAMINA_RUN, and `track finish` could not end the
+					// run. Any other stdout (the pipe of $(…), a file to
+					// source) is taken as captured: a pipe to eval cannot be
+					// told from a pipe to another command.
+					if isTerminal(c.App.Writer) {
+						return exitf(2, "track start prints shell code that sets %s in the calling shell; run it as: eval \"$(lamina track start --transform NAME)\" (nothing was started)", lineage.EnvRun)
+					}
 					cat, err := openRuns(c)
 					if err != nil {
 						return err
@@ -68,21 +79,36 @@ func cmdTrack() *cli.Command {
 						return err
 					}
 					out := ""
+					undo := func() {}
 					if cat.daemon {
 						if cg, err := lineage.NewCgroup(fmt.Sprintf("lamina-track-%d", shell)); err == nil {
 							from := selfCgroup()
 							if err := cg.Move(shell); err == nil {
 								r.Cgroup = cg.Path
 								out = fmt.Sprintf("export %s=%s\n", envTrackCgroup, shellQuote(from+":"+cg.Path))
+								// A shell left in the cgroup without the
+								// exports would be credited to a run it
+								// cannot finish.
+								undo = func() {
+									if (&lineage.Cgroup{Dir: cgroupDir(from)}).Move(shell) == nil {
+										cg.Remove()
+									}
+								}
 							} else {
 								cg.Remove()
 							}
 						}
 					}
 					if r, err = cat.StartRun(c.Context, r); err != nil {
+						undo()
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "export %s=%s %s=%s\n%s", lineage.EnvRun, r.UID, envTrack, r.UID, out)
+					if _, err := fmt.Fprintf(c.App.Writer, "export %s=%s %s=%s\n%s", lineage.EnvRun, r.UID, envTrack, r.UID, out); err != nil {
+						undo()
+						one := 1
+						cat.FinishRun(context.WithoutCancel(c.Context), r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &one})
+						return fmt.Errorf("track start: print the shell code: %w", err)
+					}
 					fmt.Fprintf(c.App.ErrWriter, "lamina: run %s started for this shell (pid %d); end it with: %s\n", r.UID, shell, finishHint)
 					return nil
 				},
@@ -135,6 +161,12 @@ func cmdTrack() *cli.Command {
 			},
 		},
 	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func procArgv(pid int) []string {
