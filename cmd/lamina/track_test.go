@@ -196,3 +196,28 @@ func TestTrackStartToTerminal(t *testing.T) {
 		t.Errorf("the shell moved from cgroup %s to %s", cgroup, now)
 	}
 }
+
+// TestTrackFinishNotEvald: a `track start` whose output went to a pipe or
+// a file, not to eval, leaves a run rooted at the shell with no LAMINA_RUN;
+// `track finish` finishes that run rather than refusing and leaving it
+// running (and crediting the shell's reads and writes to it).
+func TestTrackFinishNotEvald(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	t.Setenv(lineage.EnvRun, "")
+	t.Setenv(envTrack, "")
+	t.Setenv(envTrackCgroup, "")
+	e.ok("track", "start", "--transform", "piped") // printed into a buffer: not eval'd
+	out, stderr, err := e.run("track", "finish")
+	if err != nil || !strings.Contains(stderr, "not eval'd") || !strings.HasPrefix(out, "unset "+lineage.EnvRun) {
+		t.Fatalf("finish without LAMINA_RUN: %v\n%s%s", err, out, stderr)
+	}
+	var rs []catalog.Run
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 1 || rs[0].Name != "piped" || rs[0].Status != catalog.RunOK {
+		t.Fatalf("runs: %+v", rs)
+	}
+	if err := e.fails("not in a run", "track", "finish"); codeOf(err) != 2 {
+		t.Errorf("a second finish: exit %d", codeOf(err))
+	}
+}
