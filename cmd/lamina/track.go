@@ -46,7 +46,11 @@ func cmdTrack() *cli.Command {
 					// source) is taken as captured: a pipe to eval cannot be
 					// told from a pipe to another command.
 					if isTerminal(c.App.Writer) {
-						return exitf(2, "track start prints shell code that sets %s in the calling shell; run it as: eval \"$(lamina track start --transform NAME)\" (nothing was started)", lineage.EnvRun)
+						name := "NAME"
+						if t := c.String("transform"); t != "" {
+							name = shellQuote(t)
+						}
+						return exitf(2, "track start prints shell code that sets %s in the calling shell; run it as: eval \"$(lamina track start --transform %s)\" (nothing was started)", lineage.EnvRun, name)
 					}
 					cat, err := openRuns(c)
 					if err != nil {
