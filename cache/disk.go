@@ -1249,7 +1249,7 @@ func (c *DiskCache) String() string { return c.b.String() }
 
 // ErrNoCache is returned by cache commands on an instance without a disk
 // cache (local storage needs none).
-var ErrNoCache = errors.New("this instance keeps no local cache: its storage is a local folder")
+var ErrNoCache = errors.New("this instance keeps no disk cache: its storage is a local folder, read in place")
 
 // Unwrap returns the backend the cache is in front of.
 func (c *DiskCache) Unwrap() storage.Backend { return c.b }

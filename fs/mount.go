@@ -19,6 +19,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// DefaultChunkCacheBytes bounds the decoded chunks a mount keeps in
+// memory, whatever the storage (local or S3): the "chunk cache" of
+// `lamina status`, not the disk cache of data fetched from S3.
+const DefaultChunkCacheBytes = 64 << 20
+
 // MountOptions tune a mount. Zero values take the defaults noted.
 type MountOptions struct {
 	Options                        // what the namespace shows
@@ -26,7 +31,7 @@ type MountOptions struct {
 	ImmutableTimeout time.Duration // kernel cache of versions and sidecars; default 1 h
 	LatestTimeout    time.Duration // kernel cache of latest names and directories; default 1 min
 	NegativeTimeout  time.Duration // kernel cache of "no such name"; default 1 s
-	ChunkCacheBytes  int64         // decoded chunks kept in memory; default 64 MiB
+	ChunkCacheBytes  int64         // decoded chunks kept in memory; default DefaultChunkCacheBytes
 	NoXAttrs         bool          // refuse xattrs (faster ls -l; see docs/mount-bench.md)
 	NoCacheDirs      bool          // do not let the kernel cache listings
 	ReadAheadKB      int           // set the mount's bdi read_ahead_kb; default 16384, -1 leaves it
@@ -179,7 +184,7 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		o.NegativeTimeout = time.Second
 	}
 	if o.ChunkCacheBytes == 0 {
-		o.ChunkCacheBytes = 64 << 20
+		o.ChunkCacheBytes = DefaultChunkCacheBytes
 	}
 	if o.ReadAheadKB == 0 {
 		o.ReadAheadKB = 16 << 10

@@ -72,7 +72,13 @@ func (in *Instance) Resolve(ctx context.Context, spec string) (catalog.Version, 
 		}
 		return v, err
 	}
-	return catalog.ByKeyWithTrash(ctx, in.Catalog, s.Key, s.Version)
+	v, err := catalog.ByKeyWithTrash(ctx, in.Catalog, s.Key, s.Version)
+	if errors.Is(err, catalog.ErrNotFound) && s.Version == 0 && len(spec) < ref.MinUIDPrefix && ref.IsUIDPrefix(spec+"00000000"[:ref.MinUIDPrefix-len(spec)]) {
+		// Too short to be taken as a uid prefix: say so, not only
+		// that no key matches.
+		err = fmt.Errorf("%w; a uid prefix needs at least %d characters", err, ref.MinUIDPrefix)
+	}
+	return v, err
 }
 
 // recordName names a new object in records/: a batch or a tombstone.

@@ -5,6 +5,8 @@
 # through the mount and writes a result, and the lineage it produced.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# The tracked run is a Python script: say so before the demo starts.
+command -v python3 >/dev/null || { echo "make demo needs python3 (apt-get install python3)" >&2; exit 1; }
 demo="$root/demo"
 samples="$root/../shared/data/samples"
 if mountpoint -q "$demo/lab" 2>/dev/null; then "$root/bin/lamina" umount "$demo/lab" || umount -l "$demo/lab" || true; fi

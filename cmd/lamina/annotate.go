@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -331,10 +332,19 @@ func negZeroAsZero(vals []string) []string {
 }
 
 // firstOf joins the first maxPrinted of vs, saying how many more there are.
+// The separator is "; ", not ", ": term names have commas ("CD4-positive,
+// alpha-beta T cell"); a value with a semicolon of its own is quoted.
 func firstOf(vs []string) string {
-	out := visible(strings.Join(vs[:min(len(vs), maxPrinted)], ", "))
+	parts := make([]string, min(len(vs), maxPrinted))
+	for i := range parts {
+		parts[i] = vs[i]
+		if strings.Contains(vs[i], ";") || strings.HasPrefix(vs[i], `"`) {
+			parts[i] = strconv.Quote(vs[i])
+		}
+	}
+	out := visible(strings.Join(parts, "; "))
 	if n := len(vs) - maxPrinted; n > 0 {
-		out += fmt.Sprintf(", … and %d more", n)
+		out += fmt.Sprintf("; … and %d more", n)
 	}
 	return out
 }

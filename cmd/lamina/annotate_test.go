@@ -666,7 +666,7 @@ func TestAnnotatePrintsFirstValues(t *testing.T) {
 	}
 	e.ok(append(args[:8:8], "--label", "l00")...)
 	out := e.ok(append(args, "--label", "l29")...)
-	for _, want := range []string{"note = v00, v01,", "v19, … and 10 more\n", "l00, l29\n"} {
+	for _, want := range []string{"note = v00; v01;", "v19; … and 10 more\n", "l00; l29\n"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("annotate printed no %q:\n%s", want, out)
 		}
@@ -678,11 +678,24 @@ func TestAnnotatePrintsFirstValues(t *testing.T) {
 	for i := range 30 {
 		labels = append(labels, "--label", fmt.Sprintf("l%02d", i))
 	}
-	if out := e.ok(labels...); !strings.Contains(out, "l19, … and 10 more\n") {
+	if out := e.ok(labels...); !strings.Contains(out, "l19; … and 10 more\n") {
 		t.Fatalf("labels:\n%s", out)
 	}
-	if out := e.ok("show", "a.txt"); !strings.Contains(out, "v19, … and 10 more\n") {
+	if out := e.ok("show", "a.txt"); !strings.Contains(out, "v19; … and 10 more\n") {
 		t.Fatalf("show:\n%s", out)
+	}
+	// Values with commas (term names have them) stay apart; one with a
+	// semicolon is quoted. JSON has the values as they are.
+	e.ok("save", e.write("b.txt", []byte("b")), "--key", "b.txt")
+	vals := []string{"B cell", "CD4-positive, alpha-beta T cell", "x; y"} // as stored: sorted
+	e.ok("annotate", "b.txt", "--feature", "note="+vals[0], "--feature", "note="+vals[1], "--feature", "note="+vals[2])
+	if out := e.ok("show", "b.txt"); !strings.Contains(out, `note = B cell; CD4-positive, alpha-beta T cell; "x; y"`+"\n") {
+		t.Errorf("show of values with commas:\n%s", out)
+	}
+	var v struct{ Annotations catalog.Annotations }
+	e.jsonOut(&v, "show", "b.txt", "--format", "json")
+	if got := v.Annotations.Features["note"]; !reflect.DeepEqual(got, vals) {
+		t.Errorf("show --format json: %q, want %q", got, vals)
 	}
 }
 

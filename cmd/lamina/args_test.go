@@ -213,12 +213,22 @@ func TestOntologyEntityNames(t *testing.T) {
 	e.ok("ontology", "validate", "cell_type", "T cell")
 }
 
-// info of a local instance says what its cache folder holds, as lamina
-// cache says it keeps no cache.
+// info of a local instance says what its cache folder holds; info,
+// cache info and status agree: no disk cache, and a mount's chunk cache
+// of 64 MiB in memory (they said "no chunk cache", exit 1, and a chunk
+// cache of 64 MiB).
 func TestInfoLocalCache(t *testing.T) {
-	e := newEnv(t)
-	e.init()
-	if out := e.ok("info"); !strings.Contains(out, "staging only") {
+	e := newMntEnv(t)
+	if out := e.ok("info"); !strings.Contains(out, "staging only") || !strings.Contains(out, "no disk cache") || !strings.Contains(out, "64.0 MiB of decoded chunks in memory") {
 		t.Errorf("info: %s", out)
+	}
+	out, _, err := e.run("cache", "info")
+	if err != nil || !strings.Contains(out, "disk cache  none") || !strings.Contains(out, "64.0 MiB of decoded chunks") {
+		t.Errorf("cache info: %v\n%s", err, out)
+	}
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	if out := e.ok("status"); !strings.Contains(out, "of 64.0 MiB in memory") {
+		t.Errorf("status: %s", out)
 	}
 }

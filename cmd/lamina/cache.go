@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
+	lfs "github.com/lamina-bio/lamina/fs"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
 )
@@ -86,6 +88,18 @@ func cmdCache() *cli.Command {
 						return err
 					}
 					info, s, err := cacheInfo(c)
+					if errors.Is(err, cache.ErrNoCache) {
+						// Nothing failed: say what there is instead.
+						mem := int64(lfs.DefaultChunkCacheBytes)
+						if format == "json" {
+							return writeJSON(c.App.Writer, struct {
+								Cache       *cache.CacheInfo `json:"cache"`
+								MemoryBytes int64            `json:"memory_chunk_cache_max"`
+							}{nil, mem})
+						}
+						fmt.Fprintf(c.App.Writer, "disk cache  none: instance %s's storage is a local folder, read in place\nmemory      a mount keeps up to %s of decoded chunks (the chunk cache in lamina status)\n", s.Name, humanBytes(mem))
+						return nil
+					}
 					if err != nil {
 						return err
 					}

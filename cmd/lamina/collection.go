@@ -75,7 +75,7 @@ func cmdCollection() *cli.Command {
 			cmdCollectionLs(),
 			{
 				Name:      "show",
-				Usage:     "list the versions of a collection, like ls",
+				Usage:     "list the members of a collection (the artifact versions it holds), like ls; NAME@vN for an earlier version of the collection",
 				ArgsUsage: "NAME[@vN]",
 				Flags:     []cli.Flag{formatFlag()},
 				Action: func(c *cli.Context) error {

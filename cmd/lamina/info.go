@@ -7,6 +7,7 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/postgres"
+	lfs "github.com/lamina-bio/lamina/fs"
 	"github.com/urfave/cli/v2"
 )
 
@@ -73,7 +74,7 @@ func cmdInfo() *cli.Command {
 				fmt.Fprintf(w, "cache      %s\n", s.CacheDir)
 			} else {
 				// lamina cache says it keeps no cache: say what the folder is.
-				fmt.Fprintf(w, "cache      %s (the mount's staging only: local storage is read in place, no chunk cache)\n", s.CacheDir)
+				fmt.Fprintf(w, "cache      %s (the mount's staging only: local storage is read in place, no disk cache; a mount keeps up to %s of decoded chunks in memory, its chunk cache in lamina status)\n", s.CacheDir, humanBytes(lfs.DefaultChunkCacheBytes))
 			}
 			fmt.Fprintf(w, "scratch    %s (mount: plain folder, no versions)\n", strings.Join(scratchPatterns(s), " "))
 			if err != nil {

@@ -129,6 +129,9 @@ func lsFlagsApply(c *cli.Context) error {
 	case c.Bool("versions"):
 		mode, what = "--versions", "it lists every version of one key"
 		query = append(query, "limit", "after")
+		if c.NArg() == 0 {
+			return exitf(2, "ls --versions lists the versions of one key: give it, as in lamina ls --versions KEY")
+		}
 	default:
 		return nil
 	}

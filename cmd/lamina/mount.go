@@ -1278,7 +1278,7 @@ func cmdStatus() *cli.Command {
 			}
 			rows := [][]string{{"instance", st.Instance}, {"mountpoint", mp}, {"pid", fmt.Sprint(st.PID)},
 				{"since", st.Started.Local().Format(time.RFC3339)},
-				{"chunk cache", fmt.Sprintf("%s of %s (%d chunks; %d hits, %d misses)", humanBytes(cc.Bytes), humanBytes(cc.Max), cc.Chunks, cc.Hits, cc.Misses)},
+				{"chunk cache", fmt.Sprintf("%s of %s in memory (%d decoded chunks; %d hits, %d misses)", humanBytes(cc.Bytes), humanBytes(cc.Max), cc.Chunks, cc.Hits, cc.Misses)},
 				{"opens to read", fmt.Sprint(st.FilesOpened)}, // each open since the start, not files open now
 				{"folders listed", fmt.Sprint(st.DirsListed)},
 				{"pending work", fmt.Sprintf("%d storage records to write", st.PendingRecords)},

@@ -456,12 +456,16 @@ func cmdOntologyValidate() *cli.Command {
 			}
 			defer in.Close()
 			failed := 0
+			var obsolete []string // their messages, which name the replacement
 			out := make([]validationJSON, len(vals))
 			rows := make([][]string, len(vals))
 			for i, v := range vals {
 				r := x.Validate(v)
 				if !r.Valid {
 					failed++
+					if r.Obsolete {
+						obsolete = append(obsolete, r.Message())
+					}
 				}
 				out[i] = validationJSON{v, r.Valid, r.ID, r.IDs, r.Name, r.Obsolete, r.ReplacedBy, r.Message()}
 				mark := "✓"
@@ -488,8 +492,19 @@ func cmdOntologyValidate() *cli.Command {
 				return err
 			}
 			if failed > 0 {
-				return exitf(1, "%d of %d values are not valid %s terms (%s %s); `lamina ontology standardize` maps synonyms, case and white space",
-					failed, len(vals), s.Entity, s.Ontology, s.Version)
+				// Standardize maps spellings; an obsolete term needs its
+				// replacement, which the term names (replaced_by, consider).
+				hint := "; `lamina ontology standardize` maps synonyms, case and white space"
+				switch {
+				case len(obsolete) == failed && failed <= 3:
+					hint = ":\n" + strings.Join(obsolete, "\n")
+				case len(obsolete) == failed:
+					hint = "; they are obsolete: use the replacement each line names"
+				case len(obsolete) > 0:
+					hint += "; an obsolete term needs the replacement its line names"
+				}
+				return exitf(1, "%d of %d values are not valid %s terms (%s %s)%s",
+					failed, len(vals), s.Entity, s.Ontology, s.Version, hint)
 			}
 			return nil
 		},
@@ -1031,18 +1046,19 @@ func cmdOntologyShow() *cli.Command {
 				}
 				return out
 			}
-			if walk != "" {
-				var ids []string
+			walkIDs := func(rel ontology.Relation) ([]string, error) {
 				switch walk {
 				case "parents":
-					ids, err = x.Parents(t.ID, rel)
+					return x.Parents(t.ID, rel)
 				case "children":
-					ids, err = x.Children(t.ID, rel)
+					return x.Children(t.ID, rel)
 				case "ancestors":
-					ids, err = x.Ancestors(t.ID, rel)
-				case "descendants":
-					ids, err = x.Descendants(t.ID, rel)
+					return x.Ancestors(t.ID, rel)
 				}
+				return x.Descendants(t.ID, rel)
+			}
+			if walk != "" {
+				ids, err := walkIDs(rel)
 				if err != nil {
 					return err
 				}
@@ -1058,6 +1074,16 @@ func cmdOntologyShow() *cli.Command {
 					return writeCSV(c.App.Writer, []string{"id", "name"}, rows)
 				}
 				if len(terms) == 0 {
+					// Queries follow part_of too: "no ancestors" alone
+					// reads as if a query on this term matched nothing.
+					if rel&ontology.PartOf == 0 && !mixed {
+						if more, _ := walkIDs(rel | ontology.PartOf); len(more) > 0 {
+							fmt.Fprintf(c.App.ErrWriter, "%s (%s) has no %s by is_a; following part_of as well (as queries do), it has %d: add --part-of\n", t.Name, t.ID, walk, len(more))
+							return nil
+						}
+						fmt.Fprintf(c.App.ErrWriter, "%s (%s) has no %s, by is_a or part_of\n", t.Name, t.ID, walk)
+						return nil
+					}
 					fmt.Fprintf(c.App.ErrWriter, "%s (%s) has no %s\n", t.Name, t.ID, walk)
 					return nil
 				}

@@ -423,6 +423,11 @@ func TestOntologyQueries(t *testing.T) {
 		if codeOf(err) != 1 {
 			t.Fatalf("obsolete validated: %v", err)
 		}
+		// The closing hint names the replacement, not standardize's
+		// spellings.
+		if msg := err.Error(); !strings.Contains(msg, "replaced by HP:0008479 (Hypoplastic vertebral bodies)") || strings.Contains(msg, "white space") {
+			t.Errorf("obsolete hint: %s", msg)
+		}
 		if jerr := json.Unmarshal([]byte(out), &vs); jerr != nil || len(vs) != 1 || vs[0].Valid || !vs[0].Obsolete ||
 			!strings.Contains(vs[0].Message, "HP:0008479 (Hypoplastic vertebral bodies)") {
 			t.Fatalf("obsolete: %v %+v", jerr, vs)
@@ -645,6 +650,12 @@ func TestOntologyPartOf(t *testing.T) {
 	e.jsonOut(&both, "ontology", "show", "tissue", "nose", "--parents", "--part-of", "--format", "json")
 	if slices.Contains(isA, termRow{"UBERON:0000033", "head"}) || !slices.Contains(both, termRow{"UBERON:0000033", "head"}) {
 		t.Fatalf("is_a parents %+v; with part_of %+v", isA, both)
+	}
+	// A term with ancestors only by part_of, which queries follow, says
+	// so rather than that it has none.
+	out, stderr, err := e.run("ontology", "show", "tissue", "bone marrow", "--ancestors")
+	if err != nil || out != "" || !strings.Contains(stderr, "has no ancestors by is_a") || !strings.Contains(stderr, "part_of") || !strings.Contains(stderr, "--part-of") {
+		t.Errorf("bone marrow --ancestors: %v\n%s%s", err, out, stderr)
 	}
 }
 

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/lineage"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 )
 
 const (
@@ -36,6 +39,19 @@ func cmdTrack() *cli.Command {
 				Usage: "start a run for the calling shell; prints the shell code to eval",
 				Flags: paramFlags(),
 				Action: func(c *cli.Context) error {
+					// Printed to a terminal, the exports reach no shell: the
+					// shell would be tracked (moved into the run's cgroup)
+					// without LAMINA_RUN, and `track finish` could not end the
+					// run. Any other stdout (the pipe of $(…), a file to
+					// source) is taken as captured: a pipe to eval cannot be
+					// told from a pipe to another command.
+					if isTerminal(c.App.Writer) {
+						name := "NAME"
+						if t := c.String("transform"); t != "" {
+							name = shellQuote(t)
+						}
+						return exitf(2, "track start prints shell code that sets %s in the calling shell; run it as: eval \"$(lamina track start --transform %s)\" (nothing was started)", lineage.EnvRun, name)
+					}
 					cat, err := openRuns(c)
 					if err != nil {
 						return err
@@ -68,21 +84,36 @@ func cmdTrack() *cli.Command {
 						return err
 					}
 					out := ""
+					undo := func() {}
 					if cat.daemon {
 						if cg, err := lineage.NewCgroup(fmt.Sprintf("lamina-track-%d", shell)); err == nil {
 							from := selfCgroup()
 							if err := cg.Move(shell); err == nil {
 								r.Cgroup = cg.Path
 								out = fmt.Sprintf("export %s=%s\n", envTrackCgroup, shellQuote(from+":"+cg.Path))
+								// A shell left in the cgroup without the
+								// exports would be credited to a run it
+								// cannot finish.
+								undo = func() {
+									if (&lineage.Cgroup{Dir: cgroupDir(from)}).Move(shell) == nil {
+										cg.Remove()
+									}
+								}
 							} else {
 								cg.Remove()
 							}
 						}
 					}
 					if r, err = cat.StartRun(c.Context, r); err != nil {
+						undo()
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "export %s=%s %s=%s\n%s", lineage.EnvRun, r.UID, envTrack, r.UID, out)
+					if _, err := fmt.Fprintf(c.App.Writer, "export %s=%s %s=%s\n%s", lineage.EnvRun, r.UID, envTrack, r.UID, out); err != nil {
+						undo()
+						one := 1
+						cat.FinishRun(context.WithoutCancel(c.Context), r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &one})
+						return fmt.Errorf("track start: print the shell code: %w", err)
+					}
 					fmt.Fprintf(c.App.ErrWriter, "lamina: run %s started for this shell (pid %d); end it with: %s\n", r.UID, shell, finishHint)
 					return nil
 				},
@@ -92,8 +123,26 @@ func cmdTrack() *cli.Command {
 				Usage: "finish the shell's run (prints `unset LAMINA_RUN` for eval)",
 				Action: func(c *cli.Context) error {
 					uid := os.Getenv(lineage.EnvRun)
+					cgroup := os.Getenv(envTrackCgroup)
 					if uid == "" {
-						return exitf(2, "this shell is not in a run (no %s)", lineage.EnvRun)
+						// A start whose output went to a pipe or a file
+						// rather than to eval left a run on this shell that
+						// no variable names: finish that one.
+						cat, err := openRuns(c)
+						if err != nil {
+							return exitf(2, "this shell is not in a run (no %s)", lineage.EnvRun)
+						}
+						defer cat.Close()
+						r, ok := unnamedRun(c.Context, cat)
+						if !ok {
+							return exitf(2, "this shell is not in a run (no %s)", lineage.EnvRun)
+						}
+						uid, cgroup = r.UID, ""
+						if r.Cgroup != "" {
+							cgroup = path.Dir(r.Cgroup) + ":" + r.Cgroup
+						}
+						fmt.Fprintf(c.App.ErrWriter, "lamina: this shell has no %s but is the root of run %s (a track start not eval'd): finishing it\n", lineage.EnvRun, uid)
+						return finishTracked(c, cat, uid, cgroup)
 					}
 					cat, err := openRuns(c)
 					if err != nil {
@@ -113,28 +162,88 @@ func cmdTrack() *cli.Command {
 					if os.Getenv(envTrack) != uid {
 						return exitf(2, "run %s was not started by `lamina track start` in this shell: `lamina run` started it, and it ends when its command exits", uid)
 					}
-					zero := 0
-					r, err := cat.FinishRun(ctx, uid, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})
-					if err != nil {
-						return err
-					}
-					if from, path, ok := strings.Cut(os.Getenv(envTrackCgroup), ":/"); ok {
-						back := &lineage.Cgroup{Dir: cgroupDir(from)}
-						back.Move(os.Getpid()) // this process too, or the cgroup stays busy
-						if ppid := os.Getppid(); ppid != lineage.Shell(ppid) {
-							back.Move(ppid) // the $(…) subshell in between
-						}
-						if back.Move(lineage.Shell(os.Getppid())) == nil {
-							(&lineage.Cgroup{Dir: cgroupDir("/" + path)}).Remove()
-						}
-					}
-					fmt.Fprintf(c.App.Writer, "unset %s %s %s\n", lineage.EnvRun, envTrack, envTrackCgroup)
-					tr := catalog.Transform{Name: r.Name, Kind: "interactive"}
-					return printRunSummary(ctx, c, cat, uid, tr)
+					return finishTracked(c, cat, uid, cgroup)
 				},
 			},
 		},
 	}
+}
+
+// finishTracked ends the tracked shell's run uid, moves the shell back out
+// of the run's cgroup (cgroup is "FROM:PATH", as envTrackCgroup holds it;
+// "" for none), prints the unset for eval and the run's summary.
+func finishTracked(c *cli.Context, cat *runsCatalog, uid, cgroup string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	zero := 0
+	r, err := cat.FinishRun(ctx, uid, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})
+	if err != nil {
+		return err
+	}
+	if from, path, ok := strings.Cut(cgroup, ":/"); ok {
+		back := &lineage.Cgroup{Dir: cgroupDir(from)}
+		back.Move(os.Getpid()) // this process too, or the cgroup stays busy
+		if ppid := os.Getppid(); ppid != lineage.Shell(ppid) {
+			back.Move(ppid) // the $(…) subshell in between
+		}
+		if back.Move(lineage.Shell(os.Getppid())) == nil {
+			(&lineage.Cgroup{Dir: cgroupDir("/" + path)}).Remove()
+		}
+	}
+	fmt.Fprintf(c.App.Writer, "unset %s %s %s\n", lineage.EnvRun, envTrack, envTrackCgroup)
+	tr := catalog.Transform{Name: r.Name, Kind: "interactive"}
+	return printRunSummary(ctx, c, cat, uid, tr)
+}
+
+// unnamedRun finds the live run whose root is the calling shell, as a
+// `track start` not eval'd leaves it: tracked (its cgroup and root pid)
+// though LAMINA_RUN is not set. A `lamina run -- bash` whose shell unset
+// the variable is not one: its shell's parent is lamina.
+func unnamedRun(ctx context.Context, cat catalog.Catalog) (catalog.Run, bool) {
+	shell := lineage.Shell(os.Getppid())
+	start, err := lineage.ProcStart(shell)
+	if err != nil {
+		return catalog.Run{}, false
+	}
+	if self, err := os.Executable(); err == nil {
+		if ppid, err := procParent(shell); err == nil {
+			if exe, _ := os.Readlink("/proc/" + strconv.Itoa(ppid) + "/exe"); exe == self {
+				return catalog.Run{}, false
+			}
+		}
+	}
+	runs, err := cat.ListRuns(ctx, catalog.RunQuery{Limit: 1000}) // newest first
+	if err != nil {
+		return catalog.Run{}, false
+	}
+	host, _ := os.Hostname()
+	for _, r := range runs {
+		if r.Status == catalog.RunRunning && r.RootPID == shell && r.RootStart == start && lineage.Here(r, host) &&
+			(r.Cgroup == "" || path.Base(r.Cgroup) == fmt.Sprintf("lamina-track-%d", shell)) {
+			return r, true
+		}
+	}
+	return catalog.Run{}, false
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// procParent returns the parent of process pid.
+func procParent(pid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no PPid", pid)
 }
 
 func procArgv(pid int) []string {

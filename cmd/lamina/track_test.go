@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/lineage"
+	"golang.org/x/sys/unix"
 )
 
 // TestTrackFinishWithoutEval: a `track finish` not eval'd leaves
@@ -142,5 +145,79 @@ func TestTrackStartInSubshell(t *testing.T) {
 	}
 	if inner.Parent != sub.UID || sub.Status != catalog.RunOK || !strings.Contains(string(out), "left=.") || strings.Contains(string(out), "stale") {
 		t.Fatalf("inner parent %q (want %s), sub %s\n%s", inner.Parent, sub.UID, sub.Status, out)
+	}
+}
+
+// openPty returns the two ends of a new pseudo-terminal.
+func openPty(t *testing.T) (ptm, pts *os.File) {
+	t.Helper()
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { ptm.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pts.Close() })
+	return ptm, pts
+}
+
+// TestTrackStartToTerminal: `track start` printing to a terminal is not
+// eval'd, so the shell would be tracked without LAMINA_RUN and could not
+// finish the run: it starts nothing and says how to run it.
+func TestTrackStartToTerminal(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	t.Setenv(lineage.EnvRun, "")
+	t.Setenv(envTrack, "")
+	_, pts := openPty(t)
+	shell := lineage.Shell(os.Getppid())
+	cgroup, _ := os.ReadFile("/proc/" + strconv.Itoa(shell) + "/cgroup")
+	var stderr bytes.Buffer
+	err := Main([]string{"lamina", "track", "start", "--transform", "x"}, pts, &stderr)
+	if err == nil || codeOf(err) != 2 || !strings.Contains(err.Error(), `eval "$(lamina track start`) || !strings.Contains(err.Error(), "nothing was started") {
+		t.Fatalf("track start to a terminal: %v (exit %d)", err, codeOf(err))
+	}
+	var rs []catalog.Run
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 0 {
+		t.Errorf("runs started: %+v", rs)
+	}
+	if now, _ := os.ReadFile("/proc/" + strconv.Itoa(shell) + "/cgroup"); string(now) != string(cgroup) {
+		t.Errorf("the shell moved from cgroup %s to %s", cgroup, now)
+	}
+}
+
+// TestTrackFinishNotEvald: a `track start` whose output went to a pipe or
+// a file, not to eval, leaves a run rooted at the shell with no LAMINA_RUN;
+// `track finish` finishes that run rather than refusing and leaving it
+// running (and crediting the shell's reads and writes to it).
+func TestTrackFinishNotEvald(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	t.Setenv(lineage.EnvRun, "")
+	t.Setenv(envTrack, "")
+	t.Setenv(envTrackCgroup, "")
+	e.ok("track", "start", "--transform", "piped") // printed into a buffer: not eval'd
+	out, stderr, err := e.run("track", "finish")
+	if err != nil || !strings.Contains(stderr, "not eval'd") || !strings.HasPrefix(out, "unset "+lineage.EnvRun) {
+		t.Fatalf("finish without LAMINA_RUN: %v\n%s%s", err, out, stderr)
+	}
+	var rs []catalog.Run
+	e.jsonOut(&rs, "runs", "ls", "--format", "json")
+	if len(rs) != 1 || rs[0].Name != "piped" || rs[0].Status != catalog.RunOK {
+		t.Fatalf("runs: %+v", rs)
+	}
+	if err := e.fails("not in a run", "track", "finish"); codeOf(err) != 2 {
+		t.Errorf("a second finish: exit %d", codeOf(err))
 	}
 }

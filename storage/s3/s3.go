@@ -30,9 +30,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -605,7 +607,7 @@ func Retryable(err error) bool {
 
 func (b *Backend) wrap(op, name string, err error) error {
 	if b.cfg.Prefix != "" { // the object's whole key, as the bucket names it
-		name = b.cfg.Prefix + "/" + name
+		name = strings.TrimSuffix(b.cfg.Prefix+"/"+name, "/")
 	}
 	// A dropped connection comes back wrapping io.EOF: a failed request,
 	// never the end of anything (storage.NotEOF).
@@ -636,15 +638,72 @@ func (b *Backend) wrap(op, name string, err error) error {
 		e.retry = true
 	case e.Status == 416:
 		// A range past the end: the caller's error.
+	case e.Status == 401 || e.Status == 403:
+		// The SDK's text (a request id, "https response error" for an
+		// http endpoint) tells a person nothing: say what to check.
+		e.Err = &causeError{msg: fmt.Sprintf("access denied to bucket %q at %s: check the credentials (%s) and their permissions on the bucket", b.cfg.Bucket, b.endpoint(), b.sourceText()), err: err}
 	case e.Status >= 400:
-		// Denied, bad request and friends: the same request fails again.
+		// Bad request and friends: the same request fails again.
 	default:
 		// No HTTP answer: refused, reset, timed out, a body cut short or
 		// damaged. Worth another try (a deadline of the caller's stops it).
 		e.retry = ctx0(err)
+		if why := unreachable(err); why != "" {
+			e.Err = &causeError{msg: fmt.Sprintf("cannot reach endpoint %s: %s", b.endpoint(), why), err: err}
+		}
 	}
 	return e
 }
+
+// sourceText says where the credentials came from, for people: never
+// the credentials themselves.
+func (b *Backend) sourceText() string {
+	switch {
+	case b.source == "":
+		return "from the standard AWS chain"
+	case strings.HasPrefix(b.source, "EnvConfigCredentials"):
+		return "from the environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY"
+	case strings.HasPrefix(b.source, "SharedConfigCredentials"):
+		return "from the shared AWS files" + strings.TrimPrefix(b.source, "SharedConfigCredentials") + " (AWS_PROFILE picks the profile)"
+	}
+	return "from " + b.source
+}
+
+// endpoint names the server for people.
+func (b *Backend) endpoint() string {
+	if b.cfg.Endpoint == "" {
+		return "the AWS endpoint"
+	}
+	return b.cfg.Endpoint
+}
+
+// unreachable says why no connection to the server was made, or "" when
+// err is not of that kind (a connection cut in the middle, say).
+func unreachable(err error) string {
+	var dns *net.DNSError
+	var op *net.OpError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (is the server up, and is the endpoint's port right?)"
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return fmt.Sprintf("no such host %q (is the endpoint's host name right?)", dns.Name)
+	case errors.As(err, &dns):
+		return fmt.Sprintf("cannot look up host %q: %s", dns.Name, dns.Err)
+	case errors.As(err, &op) && op.Op == "dial" && op.Timeout():
+		return "connection timed out (is the endpoint right, and the network up?)"
+	}
+	return ""
+}
+
+// causeError is a message for people that keeps the error it explains
+// for errors.Is and errors.As.
+type causeError struct {
+	msg string
+	err error
+}
+
+func (e *causeError) Error() string { return e.msg }
+func (e *causeError) Unwrap() error { return e.err }
 
 func endpointArg(endpoint string) string {
 	if endpoint == "" {

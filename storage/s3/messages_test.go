@@ -1,0 +1,71 @@
+package s3_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	s3b "github.com/lamina-bio/lamina/storage/s3"
+	"github.com/lamina-bio/lamina/storage/s3/s3test"
+)
+
+// TestOpenErrorMessages: a wrong secret and an endpoint that cannot be
+// reached are said in words a person can act on, not in the SDK's text
+// (request ids, "https" for an http endpoint), with the cause still
+// wrapped and the secret never shown.
+func TestOpenErrorMessages(t *testing.T) {
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+
+	const secret = "not-the-secret-Zq9"
+	cfg := srv.Config(bucket)
+	p := credentials.NewStaticCredentialsProvider(srv.AccessKey, secret, "")
+	cfg.Static = &p
+	_, err := s3b.Open(context.Background(), cfg)
+	if err == nil {
+		t.Fatal("Open with a wrong secret succeeded")
+	}
+	msg := err.Error()
+	for _, want := range []string{"access denied to bucket", bucket, srv.Endpoint, "check the credentials", "StaticCredentials"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("wrong secret: no %q in %q", want, msg)
+		}
+	}
+	for _, not := range []string{secret, "RequestID", "https response error"} {
+		if strings.Contains(msg, not) {
+			t.Errorf("wrong secret: %q in %q", not, msg)
+		}
+	}
+	var re *smithyhttp.ResponseError
+	if !s3b.Denied(err) || !errors.As(err, &re) {
+		t.Errorf("wrong secret: the cause is not wrapped: %#v", err)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close()
+	cfg = srv.Config(bucket)
+	cfg.Endpoint = closed
+	_, err = s3b.Open(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach endpoint "+closed+": connection refused") || strings.Contains(err.Error(), "https response error") {
+		t.Errorf("closed port: %v", err)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("closed port: the cause is not wrapped: %#v", err)
+	}
+
+	cfg.Endpoint = "http://no-such-host.invalid:9000"
+	_, err = s3b.Open(context.Background(), cfg)
+	var dns *net.DNSError
+	if err == nil || !strings.Contains(err.Error(), "cannot reach endpoint "+cfg.Endpoint) || !errors.As(err, &dns) {
+		t.Errorf("unknown host: %v", err)
+	}
+}
