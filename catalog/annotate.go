@@ -179,11 +179,15 @@ type Annotator interface {
 	// full uid and returns what is left: each value of remove.Features
 	// (read as its feature's dtype reads it; a feature listed without
 	// values loses all of its values), each label of remove.Labels, each
-	// term of remove.Terms (by id) and remove.Schema. They leave the
-	// indexes too, so Find and Search no longer find the version by them.
-	// Everything named must be on the version, else ErrNotFound says what
-	// the version has and nothing is removed; ErrInvalid when remove names
-	// nothing.
+	// term of remove.Terms (by id) and remove.Schema. A value of a
+	// cat[ENTITY] feature takes with it the terms of ENTITY it names (by
+	// name or id: those Annotate was given beside it), unless a value left
+	// on the version names them too. They leave the indexes too, so Find
+	// and Search no longer find the version by them. Everything named must
+	// be on the version, else ErrNotFound says what the version has and
+	// nothing is removed; ErrConflict, nothing removed, for a term of
+	// remove.Terms that a value left names (a Find by that value requires
+	// the term); ErrInvalid when remove names nothing.
 	Unannotate(ctx context.Context, uid string, remove Annotations) (Annotations, error)
 	// Find returns the versions that satisfy f, live ones only.
 	Find(ctx context.Context, f Filter) ([]Version, error)
@@ -733,7 +737,10 @@ func addUnique[T any](list, add []T, id func(T) string) []T {
 // error of an unknown feature. Values are compared as stored: remove's
 // are read as their dtype first (batch=1.0 removes 1), and taken as
 // written when that does not match (a value stored before its reading
-// changed). The lists keep their order.
+// changed). The lists keep their order. Which terms go with a value is
+// decided here, from a as the store's transaction reads it: a caller
+// working it out beforehand would miss a value annotated meanwhile that
+// names the term too.
 func unannotated(v Version, a, remove Annotations, dtype func(feature string) (string, error)) (Annotations, error) {
 	if remove.IsZero() {
 		return Annotations{}, fmt.Errorf("%w: nothing to remove: name a feature, a label, a term or the schema", ErrInvalid)
@@ -742,6 +749,7 @@ func unannotated(v Version, a, remove Annotations, dtype func(feature string) (s
 	if next.Features == nil {
 		next.Features = map[string][]string{}
 	}
+	gone := map[string]map[string]string{} // entity → value removed that names its terms → feature
 	for _, name := range slices.Sorted(maps.Keys(remove.Features)) {
 		have := a.Features[name]
 		if len(have) == 0 {
@@ -767,9 +775,12 @@ func unannotated(v Version, a, remove Annotations, dtype func(feature string) (s
 			drop[text] = true
 		}
 		var left []string
+		e := termEntity(dt)
 		for _, x := range have {
 			if len(drop) > 0 && !drop[x] {
 				left = append(left, x)
+			} else if e != "" {
+				addNamed(gone, e, x, name)
 			}
 		}
 		if len(left) == 0 {
@@ -799,19 +810,56 @@ func unannotated(v Version, a, remove Annotations, dtype func(feature string) (s
 		}
 		next.Labels = slices.DeleteFunc(slices.Clone(a.Labels), func(l string) bool { return drop[l] })
 	}
-	if len(remove.Terms) > 0 {
-		has := make(map[string]bool, len(a.Terms))
+	if len(a.Terms) > 0 && (len(remove.Terms) > 0 || len(gone) > 0) {
+		// The values left that name terms: a Find by such a value
+		// requires one of its terms (cmd/lamina/query.go), so they stay.
+		left := map[string]map[string]string{}
+		for _, name := range slices.Sorted(maps.Keys(next.Features)) {
+			dt, err := dtype(name)
+			if err != nil {
+				return Annotations{}, err
+			}
+			if e := termEntity(dt); e != "" {
+				for _, x := range next.Features[name] {
+					addNamed(left, e, x, name)
+				}
+			}
+		}
+		namedBy := func(tm Term, by map[string]map[string]string) (feature, value string) {
+			e := entityKey(tm.Entity)
+			for _, x := range []string{tm.Name, tm.ID} {
+				if f, ok := by[e][x]; ok {
+					return f, x
+				}
+			}
+			return "", ""
+		}
+		has := make(map[string]Term, len(a.Terms))
 		for _, tm := range a.Terms {
-			has[tm.ID] = true
+			has[tm.ID] = tm
 		}
 		drop := map[string]bool{}
 		for _, tm := range remove.Terms {
-			if !has[tm.ID] {
+			had, ok := has[tm.ID]
+			if !ok {
 				return Annotations{}, errorf(ErrNotFound, "%s has no term %s (%s)", v.Ref(), tm.ID, hasTerms(a.Terms))
+			}
+			if f, x := namedBy(had, left); f != "" {
+				return Annotations{}, errorf(ErrConflict, "%s keeps term %s %q: its value %s = %q names it (remove that value, and the term goes with it)",
+					v.Ref(), had.ID, had.Name, f, x)
 			}
 			drop[tm.ID] = true
 		}
+		for _, tm := range a.Terms {
+			if f, _ := namedBy(tm, gone); f != "" {
+				if f, _ := namedBy(tm, left); f == "" {
+					drop[tm.ID] = true
+				}
+			}
+		}
 		next.Terms = slices.DeleteFunc(slices.Clone(a.Terms), func(tm Term) bool { return drop[tm.ID] })
+	} else if len(remove.Terms) > 0 {
+		return Annotations{}, errorf(ErrNotFound, "%s has no term %s (%s)", v.Ref(), remove.Terms[0].ID, hasTerms(a.Terms))
 	}
 	if len(next.Labels) == 0 {
 		next.Labels = nil
@@ -830,6 +878,42 @@ func unannotated(v Version, a, remove Annotations, dtype func(feature string) (s
 		next.Schema = ""
 	}
 	return next, nil
+}
+
+// termEntity is the entity whose terms a value of a feature of dtype
+// names, as entityKey spells it; "" for a dtype whose values name none
+// (cat[ULabel]'s are labels).
+func termEntity(dtype string) string {
+	if !strings.HasPrefix(dtype, "cat[") || !strings.HasSuffix(dtype, "]") || dtype == "cat[ULabel]" {
+		return ""
+	}
+	return entityKey(dtype[4 : len(dtype)-1])
+}
+
+// entityKey spells an entity so that a feature's (cat[CellType],
+// cat[bionty.DevelopmentalStage]) and the one a term records (celltype,
+// developmental_stage: the CLI's entityName of the feature's) compare
+// equal. The catalog knows no ontology, so it folds the spellings that
+// name one: case, underscores, LaminDB's prefixes and its old
+// DevelopmentStage. Folding more than entityName does can only keep a
+// term with a value, never take one.
+func entityKey(e string) string {
+	e = strings.TrimPrefix(strings.TrimPrefix(e, "bionty."), "bt.")
+	e = strings.ToLower(strings.ReplaceAll(e, "_", ""))
+	if e == "developmentstage" {
+		return "developmentalstage"
+	}
+	return e
+}
+
+// addNamed records that value, of feature, names terms of entity.
+func addNamed(m map[string]map[string]string, entity, value, feature string) {
+	if m[entity] == nil {
+		m[entity] = map[string]string{}
+	}
+	if _, ok := m[entity][value]; !ok {
+		m[entity][value] = feature
+	}
 }
 
 // maxListed is how many values an error of unannotated lists: a curated

@@ -346,6 +346,115 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		wantKeys(t, where("batch", "=", "3"), "scrna/a.h5ad")
 	})
 
+	// A value of a cat[ENTITY] feature names its terms: a Find by the
+	// value requires one (cmd/lamina/query.go), so Unannotate takes the
+	// terms with the last value naming them, decided in its transaction,
+	// and refuses a term a value left names.
+	t.Run("UnannotateTermsOfValues", func(t *testing.T) {
+		c, vs := setup(t)
+		uid := vs["other/d.txt"].UID
+		for _, f := range []catalog.Feature{{Name: "cell_type", Dtype: "cat[bionty.CellType]"}, {Name: "cell_type2", Dtype: "cat[celltype]"},
+			{Name: "sorted_as", Dtype: "cat[CellType]"}, {Name: "stage", Dtype: "cat[bionty.DevelopmentStage]"}} {
+			_, err := c.CreateFeature(ctx, f)
+			must(t, err)
+		}
+		tcell := catalog.Term{Entity: "celltype", ID: "CL:0000084", Name: "T cell"}
+		adult := catalog.Term{Entity: "developmental_stage", ID: "HsapDv:0000087", Name: "adult stage"}
+		annotate := func(t *testing.T, a catalog.Annotations) {
+			t.Helper()
+			_, err := c.Annotate(ctx, uid, a)
+			must(t, err)
+		}
+		values := func(f, x string) catalog.Annotations {
+			return catalog.Annotations{Features: map[string][]string{f: {x}}}
+		}
+		// What ls --where cell_type2="T cell" asks.
+		byValue := func(f string) catalog.Filter {
+			return catalog.Filter{Where: []catalog.Cond{{Field: f, Op: "=", Values: []string{"T cell"}}}, Terms: [][]string{{tcell.ID}}}
+		}
+		found := func(t *testing.T, f catalog.Filter) bool {
+			t.Helper()
+			got, err := c.Find(ctx, f)
+			must(t, err)
+			return slices.Contains(keys(got), "other/d.txt")
+		}
+		a := values("cell_type", "T cell")
+		a.Terms = []catalog.Term{tcell}
+		annotate(t, a)
+		a = values("stage", "adult stage")
+		a.Terms = []catalog.Term{adult}
+		annotate(t, a)
+
+		// A term a value left names: refused, naming the value; nothing
+		// removed (the label named with it stays).
+		_, err := c.CreateLabel(ctx, catalog.Label{Name: "l"})
+		must(t, err)
+		annotate(t, catalog.Annotations{Labels: []string{"l"}})
+		before, err := c.Annotations(ctx, uid)
+		must(t, err)
+		for _, tc := range []struct {
+			remove catalog.Annotations
+			msg    string
+		}{
+			{catalog.Annotations{Terms: []catalog.Term{{ID: tcell.ID}}, Labels: []string{"l"}}, `other/d.txt@v1 keeps term CL:0000084 "T cell": its value cell_type = "T cell" names it`},
+			// cat[bionty.DevelopmentStage] is the entity developmental_stage.
+			{catalog.Annotations{Terms: []catalog.Term{{ID: adult.ID}}}, `its value stage = "adult stage" names it`},
+		} {
+			if _, err := c.Unannotate(ctx, uid, tc.remove); !errors.Is(err, catalog.ErrConflict) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("Unannotate(%+v) = %v; want ErrConflict saying %s", tc.remove, err, tc.msg)
+			}
+			if got, _ := c.Annotations(ctx, uid); !reflect.DeepEqual(got, before) {
+				t.Fatalf("after a refused Unannotate(%+v): %+v, want %+v", tc.remove, got, before)
+			}
+		}
+
+		// Annotated with cell_type2 = "T cell" after a caller read the
+		// annotations to remove cell_type: the term it named beside the
+		// value, read then, must not go (it did, 6 times in 15, when the
+		// CLI worked the terms out before the call).
+		a = values("cell_type2", "T cell")
+		a.Terms = []catalog.Term{tcell}
+		annotate(t, a)
+		if _, err := c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type": nil}, Terms: []catalog.Term{tcell}}); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("removing cell_type with the term cell_type2 names: %v, want ErrConflict", err)
+		}
+		got, err := c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type": nil}})
+		must(t, err)
+		if got.Features["cell_type"] != nil || !slices.Contains(got.Terms, tcell) {
+			t.Fatalf("after removing cell_type, cell_type2 left: %+v", got)
+		}
+		if !found(t, byValue("cell_type2")) || found(t, byValue("cell_type")) {
+			t.Fatal("Find by cell_type2 = T cell misses the version, or by cell_type finds it")
+		}
+
+		// A value given as its id (curate stores those) names the term
+		// too; a value of another entity, or a label, does not.
+		annotate(t, values("sorted_as", tcell.ID))
+		annotate(t, values("tissue", "T cell"))
+		_, err = c.CreateLabel(ctx, catalog.Label{Name: "T cell"})
+		must(t, err)
+		annotate(t, values("condition", "T cell"))
+		got, err = c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type2": {"T cell"}}})
+		must(t, err)
+		if !slices.Contains(got.Terms, tcell) || !found(t, catalog.Filter{Terms: [][]string{{tcell.ID}}}) {
+			t.Fatalf("the term sorted_as = %s names went with cell_type2: %+v", tcell.ID, got)
+		}
+		// The last value naming it: the term goes with it, and the other
+		// entity's term stays.
+		got, err = c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"sorted_as": nil}})
+		must(t, err)
+		if !reflect.DeepEqual(got.Terms, []catalog.Term{adult}) || found(t, catalog.Filter{Terms: [][]string{{tcell.ID}}}) {
+			t.Fatalf("after removing the last value naming T cell: %+v", got)
+		}
+		// A term no value names goes when named.
+		annotate(t, catalog.Annotations{Terms: []catalog.Term{tcell}})
+		got, err = c.Unannotate(ctx, uid, catalog.Annotations{Terms: []catalog.Term{{ID: tcell.ID}}, Features: map[string][]string{"stage": nil}})
+		must(t, err)
+		if got.Terms != nil {
+			t.Fatalf("after removing the T cell term and stage: %+v", got)
+		}
+	})
+
 	t.Run("Find", func(t *testing.T) {
 		c, _ := setup(t)
 		cases := []struct {

@@ -118,8 +118,9 @@ func cmdAnnotate() *cli.Command {
 
 // unannotate is annotate --remove: it takes the feature values, labels
 // and terms given off v in one catalog call, all or nothing, and with a
-// value of a cat[ENTITY] feature the terms annotate and curate recorded
-// beside it, unless a value left on v still names them.
+// value of a cat[ENTITY] feature the catalog takes the terms annotate and
+// curate recorded beside it, unless a value left on v still names them
+// (a term such a value names is refused: ls --where by the value needs it).
 func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format string) error {
 	ctx := c.Context
 	have, err := in.Catalog.Annotations(ctx, v.UID)
@@ -164,37 +165,6 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 			remove.Features[name] = append(remove.Features[name], value)
 		}
 	}
-	// The terms recorded beside the values removed, unless a value left
-	// (of any feature of the entity) names them too.
-	gone, left := map[string]map[string]bool{}, map[string]map[string]bool{}
-	for name, vs := range have.Features {
-		entity, ok := entities[name]
-		if !ok {
-			continue
-		}
-		drop := map[string]bool{}
-		for _, x := range remove.Features[name] {
-			drop[x] = true
-		}
-		for _, x := range vs {
-			to := left
-			if all[name] || drop[x] {
-				to = gone
-			}
-			if to[entity] == nil {
-				to[entity] = map[string]bool{}
-			}
-			to[entity][x] = true
-		}
-	}
-	var along []catalog.Term
-	for _, t := range have.Terms {
-		e := entityName(t.Entity)
-		if (gone[e][t.Name] || gone[e][t.ID]) && !left[e][t.Name] && !left[e][t.ID] {
-			along = append(along, t)
-		}
-	}
-	remove.Terms = along
 	for _, tv := range multi(c, "term") {
 		e, value, ok := strings.Cut(tv, "=")
 		if !ok || e == "" || value == "" {
@@ -214,12 +184,21 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 		}
 		remove.Terms = append(remove.Terms, terms...)
 	}
+	// The terms a removed value names go with it, unless a value left
+	// names them: the catalog decides that in its transaction, from the
+	// values there then (a value annotated meanwhile keeps its term).
 	a, err := in.Catalog.Unannotate(ctx, v.UID, remove)
 	if err != nil {
 		return err
 	}
-	for _, t := range along {
-		fmt.Fprintf(c.App.ErrWriter, "removed term %s %s (%s) with the feature value\n", t.Entity, visible(t.Name), visible(t.ID))
+	named := map[string]bool{}
+	for _, t := range slices.Concat(remove.Terms, a.Terms) {
+		named[t.ID] = true
+	}
+	for _, t := range have.Terms {
+		if !named[t.ID] {
+			fmt.Fprintf(c.App.ErrWriter, "removed term %s %s (%s) with the feature value\n", t.Entity, visible(t.Name), visible(t.ID))
+		}
 	}
 	if format == "json" {
 		return writeJSON(c.App.Writer, a)

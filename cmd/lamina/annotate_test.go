@@ -825,3 +825,50 @@ func TestAnnotateRemove(t *testing.T) {
 		t.Fatalf("the term of a value left was removed: %+v", a)
 	}
 }
+
+// TestAnnotateRemoveTermOfValue: --remove --term of a term a cat[ENTITY]
+// value left on the version names is refused, exit 1 naming the value,
+// nothing removed: ls --where by the value requires the term, so taking
+// it left cell_type = T cell in show while --where cell_type="T cell"
+// missed the version and cell_type!="T cell" listed it.
+func TestAnnotateRemoveTermOfValue(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("save", e.write("t.txt", []byte("x\n")), "--key", "tr/t.txt")
+	e.ok("annotate", "tr/t.txt", "--feature", "cell_type=T cell", "--label", "treated")
+	var before struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&before, "show", "tr/t.txt", "--format", "json")
+	err := e.fails(`tr/t.txt@v1 keeps term CL:0000084 "T cell": its value cell_type = "T cell" names it (remove that value, and the term goes with it)`,
+		"annotate", "tr/t.txt", "--remove", "--term", "celltype=T cell", "--label", "treated")
+	if exitCode(err) != 1 {
+		t.Fatalf("exit %d, want 1", exitCode(err))
+	}
+	var after struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&after, "show", "tr/t.txt", "--format", "json")
+	if !reflect.DeepEqual(after, before) {
+		t.Fatalf("after the refused removal: %+v, want %+v", after.Annotations, before.Annotations)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--where", "cell_type=T cell"}, []string{"tr/t.txt"}},
+		{[]string{"--where", "cell_type!=T cell"}, nil},
+		{[]string{"--term", "celltype=T cell"}, []string{"tr/t.txt"}},
+	} {
+		if got := lsKeys(t, e, tc.args...); len(got) != len(tc.want) || len(got) > 0 && !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ls %v = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+	// With the value, the term goes.
+	_, stderr, err := e.run("annotate", "tr/t.txt", "--remove", "--feature", "cell_type=T cell", "--term", "celltype=T cell")
+	if err != nil || strings.Contains(stderr, "removed term") {
+		t.Fatalf("remove the value and its term: %v\n%s", err, stderr)
+	}
+	if got := lsKeys(t, e, "--term", "celltype=T cell"); len(got) != 0 {
+		t.Fatalf("ls --term celltype=T cell after removing it = %v", got)
+	}
+}
