@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/storage/s3/s3test"
+)
+
+// tinyOBO is a one-term ontology, different for every name.
+func tinyOBO(name string) []byte {
+	return fmt.Appendf(nil, "format-version: 1.2\nontology: %s\ndata-version: 1\n\n[Term]\nid: %s:0000001\nname: %s term\n", name, strings.ToUpper(name), name)
+}
+
+// entities lists the entities of `ontology sources` on a workstation.
+func (e *mntEnv) entities() []string {
+	e.t.Helper()
+	var ss []instance.OntologySource
+	if err := json.Unmarshal([]byte(e.ok("ontology", "sources", "--format", "json")), &ss); err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.Entity)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Two workstations of a team (one S3 bucket, one PostgreSQL catalog) import
+// ontologies. Each sees what the other imported, and no import is lost:
+// before, the registry was read through the local block cache (which keeps
+// objects as if they never changed) and written back whole, so B kept
+// listing what it had read once and its next import wrote that old list
+// back, dropping A's; two imports at once kept only the last write.
+func TestTeamOntologyRegistry(t *testing.T) {
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	db := pgtest.URL(t)
+	a, b := workstation(t, "ana", srv), workstation(t, "ben", srv)
+	a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style",
+		"--db", db, "--name", "lab")
+	b.ok("connect", "lab", "--db", db)
+	imp := func(e *mntEnv, entity string) {
+		e.ok("ontology", "import", entity, "--source", e.file(entity+".obo", tinyOBO(entity)))
+	}
+
+	imp(a, "aa")
+	if got := strings.Join(b.entities(), " "); got != "aa" {
+		t.Fatalf("B lists %q after A's import; want aa", got)
+	}
+	imp(a, "bb")
+	if got := strings.Join(b.entities(), " "); got != "aa bb" {
+		t.Fatalf("B lists %q after A's second import; want aa bb (a stale registry)", got)
+	}
+	imp(b, "cc")
+	if got := strings.Join(a.entities(), " "); got != "aa bb cc" {
+		t.Fatalf("A lists %q after B's import; want aa bb cc (B's import dropped A's)", got)
+	}
+
+	// Both at once, a few each.
+	var wg sync.WaitGroup
+	var want []string
+	for _, w := range []struct {
+		e      *mntEnv
+		prefix string
+	}{{a, "a"}, {b, "b"}} {
+		var files []string
+		for i := range 3 {
+			ent := fmt.Sprintf("%sx%d", w.prefix, i)
+			want = append(want, ent)
+			files = append(files, w.e.file(ent+".obo", tinyOBO(ent)))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, f := range files {
+				ent := fmt.Sprintf("%sx%d", w.prefix, i)
+				if _, errs, err := w.e.run("ontology", "import", ent, "--source", f); err != nil {
+					t.Errorf("%s: import %s: %v\n%s", w.prefix, ent, err, errs)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	want = append(want, "aa", "bb", "cc")
+	slices.Sort(want)
+	for _, e := range []*mntEnv{a, b} {
+		if got := e.entities(); !slices.Equal(got, want) {
+			t.Fatalf("after imports at once, %s lists %v; want %v", e.dir, got, want)
+		}
+	}
+}
