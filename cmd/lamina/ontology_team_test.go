@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 	"github.com/lamina-bio/lamina/instance"
+	s3b "github.com/lamina-bio/lamina/storage/s3"
 	"github.com/lamina-bio/lamina/storage/s3/s3test"
 )
 
@@ -95,5 +97,64 @@ func TestTeamOntologyRegistry(t *testing.T) {
 		if got := e.entities(); !slices.Equal(got, want) {
 			t.Fatalf("after imports at once, %s lists %v; want %v", e.dir, got, want)
 		}
+	}
+}
+
+// A registry write the server refuses fails the import; it is not staged
+// in the upload queue. Before, it was, and a later process uploaded that
+// registry over one another workstation had written since, dropping the
+// other's source.
+func TestS3OntologyRegistryNotStaged(t *testing.T) {
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e.ok("ontology", "import", "aa", "--source", e.file("aa.obo", tinyOBO("aa")))
+	e.proxy.Only("PUT /" + e.bucket + "/lab/ontologies/registry.json")
+	e.proxy.Always(s3test.Status503)
+	_, errs, err := e.run("ontology", "import", "bb", "--source", e.file("bb.obo", tinyOBO("bb")))
+	e.proxy.Always(s3test.None)
+	e.proxy.Only("")
+	t.Logf("import with the registry's PUT refused: %v\n%s", err, errs)
+	if err == nil {
+		t.Errorf("the import succeeded with the registry's PUT refused")
+	}
+
+	// Another workstation imports: its registry is in the bucket.
+	cfg := e.srv.Config(e.bucket)
+	cfg.Prefix = "lab"
+	raw, err := s3b.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b, err := raw.Get(ctx, "ontologies/registry.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg map[string]any
+	if err := json.Unmarshal(b, &reg); err != nil {
+		t.Fatal(err)
+	}
+	ss := reg["sources"].([]any)
+	zz := map[string]any{}
+	for k, v := range ss[0].(map[string]any) {
+		zz[k] = v
+	}
+	zz["entity"] = "zz"
+	reg["sources"] = append(ss, zz)
+	other, err := json.Marshal(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Put(ctx, "ontologies/registry.json", other); err != nil {
+		t.Fatal(err)
+	}
+	want := "aa zz"
+	if got := strings.Join(e.entities(), " "); got != want {
+		t.Fatalf("sources %q after the other workstation's import; want %q\n%s", got, want, other)
+	}
+	// Processes that drain the upload queue run here; the registry must stay.
+	e.ok("cache", "info")
+	e.ok("ontology", "sources")
+	if got := strings.Join(e.entities(), " "); got != want {
+		t.Fatalf("sources %q later; want %q: a staged registry overwrote the other workstation's", got, want)
 	}
 }
