@@ -168,6 +168,11 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 	defer unlock()
 	err = in.updateRegistry(ctx, func(reg *registry) error {
 		old, done, err := findImported(*reg, rec, legacy)
+		if done && err == nil && !rec.ImportedAt.IsZero() && old.ImportedAt.Equal(rec.ImportedAt) {
+			// Our own write: it landed, but its answer was lost and the
+			// retry was refused as a change.
+			return errNoChange
+		}
 		if done || err != nil {
 			res.Source, res.Unchanged = old, done
 			if err == nil {

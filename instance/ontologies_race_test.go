@@ -2,6 +2,7 @@ package instance_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -86,5 +87,50 @@ func TestImportOntologyRaceAcrossMachines(t *testing.T) {
 		if !slices.Equal(got, []string{"human", "mouse"}) {
 			t.Fatalf("sources for %v; want human and mouse (an import was lost)", got)
 		}
+	}
+}
+
+// lostAnswer stores the first registry write but answers it as refused:
+// what a retry of a PUT that landed, its answer lost, gets from S3.
+type lostAnswer struct {
+	*storage.Local
+	once sync.Once
+}
+
+func (l *lostAnswer) Unwrap() storage.Backend { return l.Local }
+
+func (l *lostAnswer) PutIf(ctx context.Context, name string, data []byte, tag string) error {
+	err := l.Local.PutIf(ctx, name, data, tag)
+	if err == nil && name == "ontologies/registry.json" {
+		l.once.Do(func() { err = fmt.Errorf("a retry: %w", storage.ErrChanged) })
+	}
+	return err
+}
+
+// An import whose registry write landed but was answered as refused finds
+// its own entry when it reads again: it is not "unchanged", and its index
+// is stored.
+func TestImportOntologyOwnWriteRefused(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	l, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.OpenBolt(filepath.Join(dir, "catalog.db"), catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := instance.New(instance.Settings{Name: "t", Storage: filepath.Join(dir, "storage"), DataDir: filepath.Join(dir, "data")}, cat, &lostAnswer{Local: l}, nil)
+	t.Cleanup(func() { in.Close() })
+	res, err := in.ImportOntology(ctx, filepath.Join(ontologyData, "hsapdv.obo"), instance.OntologyImportOptions{Entity: "developmental_stage", Organism: "human"})
+	if err != nil || res.Unchanged || !res.Source.Default {
+		t.Fatalf("import: %+v %v; want a new default source", res, err)
+	}
+	if ss, err := in.OntologySources(ctx); err != nil || len(ss) != 1 {
+		t.Fatalf("sources: %+v %v", ss, err)
+	}
+	if _, err := l.Stat(ctx, fmt.Sprintf("ontologies/developmental_stage/%s.v2.idx", res.Source.Digest)); err != nil {
+		t.Fatalf("no index stored: %v", err)
 	}
 }
