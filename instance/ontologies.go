@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -613,15 +615,43 @@ func (c *indexCache) touch(key string) {
 
 // readRegistry reads the registry from the storage itself, never from the
 // local block cache nor a staged copy: another workstation may have
-// changed it since this machine last read it.
+// changed it since this machine last read it. When the storage cannot be
+// read (away), it falls back, warning, to the copy of the registry this
+// machine last read (registryCopy), so that queries and curation work
+// offline as they did when the registry was read through the cache.
 func (in *Instance) readRegistry(ctx context.Context) (registry, error) {
-	reg, _, err := in.loadRegistry(ctx)
-	return reg, err
+	b, _, err := in.fetchRegistry(ctx)
+	if err != nil && !storage.IsNotFound(err) && ctx.Err() == nil {
+		if p := in.registryCopy(); p != "" {
+			if cb, cerr := os.ReadFile(p); cerr == nil {
+				if reg, perr := in.parseRegistry(cb); perr == nil {
+					if !registryAwayTold.Swap(true) { // once per process, not per lookup
+						in.log().Warn("could not read the ontology registry from storage; using the copy this machine read last", "err", err)
+					}
+					return reg, nil
+				}
+			}
+		}
+	}
+	return in.parsedRegistry(b, err)
 }
 
-// loadRegistry is readRegistry with the tag of what it read, for
-// updateRegistry's conditional write ("" when there is no registry yet).
+// registryAwayTold is set once readRegistry has warned of its fallback.
+var registryAwayTold atomic.Bool
+
+// loadRegistry reads the registry from the storage itself, with the tag of
+// what it read, for updateRegistry's conditional write ("" when there is no
+// registry yet).
 func (in *Instance) loadRegistry(ctx context.Context) (registry, string, error) {
+	b, tag, err := in.fetchRegistry(ctx)
+	reg, err := in.parsedRegistry(b, err)
+	if err != nil {
+		return registry{}, "", err
+	}
+	return reg, tag, nil
+}
+
+func (in *Instance) fetchRegistry(ctx context.Context) ([]byte, string, error) {
 	var b []byte
 	var tag string
 	err := errors.ErrUnsupported
@@ -631,20 +661,77 @@ func (in *Instance) loadRegistry(ctx context.Context) (registry, string, error) 
 	if errors.Is(err, errors.ErrUnsupported) {
 		b, err = storage.GetStored(ctx, in.Backend, ontologyRegistry)
 	}
+	if err != nil {
+		return nil, "", err
+	}
+	return b, tag, nil
+}
+
+// parsedRegistry parses what fetchRegistry returned, and keeps a copy of a
+// good one for readRegistry's fallback.
+func (in *Instance) parsedRegistry(b []byte, err error) (registry, error) {
 	if storage.IsNotFound(err) {
-		return registry{Format: registryFormat}, "", nil
+		return registry{Format: registryFormat}, nil
 	}
 	if err != nil {
-		return registry{}, "", fmt.Errorf("read ontology registry: %w", err)
+		return registry{}, fmt.Errorf("read ontology registry: %w", err)
 	}
+	reg, err := in.parseRegistry(b)
+	if err != nil {
+		return registry{}, err
+	}
+	in.keepRegistryCopy(b)
+	return reg, nil
+}
+
+func (in *Instance) parseRegistry(b []byte) (registry, error) {
 	var reg registry
 	if err := json.Unmarshal(b, &reg); err != nil {
-		return registry{}, "", fmt.Errorf("ontology registry %s in %s is damaged: %w", ontologyRegistry, in.Backend, err)
+		return registry{}, fmt.Errorf("ontology registry %s in %s is damaged: %w", ontologyRegistry, in.Backend, err)
 	}
 	if reg.Format > registryFormat {
-		return registry{}, "", fmt.Errorf("ontology registry %s has format %d; this lamina reads up to %d: upgrade lamina", ontologyRegistry, reg.Format, registryFormat)
+		return registry{}, fmt.Errorf("ontology registry %s has format %d; this lamina reads up to %d: upgrade lamina", ontologyRegistry, reg.Format, registryFormat)
 	}
-	return reg, tag, nil
+	return reg, nil
+}
+
+// registryCopy is where the local cache keeps the registry as last read,
+// or "" when there is no cache or the storage is a local folder.
+func (in *Instance) registryCopy() string {
+	if _, local := localBackend(in.Backend); local || in.Settings.CacheDir == "" {
+		return ""
+	}
+	return filepath.Join(in.Settings.CacheDir, "ontologies", "registry.json")
+}
+
+// keepRegistryCopy writes b to registryCopy when it differs, through a
+// temporary file and a rename. It is only read when the storage is away,
+// never written back: a failure costs nothing else.
+func (in *Instance) keepRegistryCopy(b []byte) {
+	p := in.registryCopy()
+	if p == "" {
+		return
+	}
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".registry-*")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
 }
 
 // errNoChange, from an updateRegistry edit, says there is nothing to write.

@@ -158,3 +158,22 @@ func TestS3OntologyRegistryNotStaged(t *testing.T) {
 		t.Fatalf("sources %q later; want %q: a staged registry overwrote the other workstation's", got, want)
 	}
 }
+
+// With the storage away, catalog-only commands that read the registry (ls
+// --term) use the copy this machine read last, warning, as they did when it
+// was read through the block cache; an import fails.
+func TestS3OntologyRegistryOffline(t *testing.T) {
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e.ok("ontology", "import", "aa", "--source", e.file("aa.obo", tinyOBO("aa")))
+	e.ok("ls", "--term", "aa=aa term") // its index is in the cache now
+	e.proxy.Always(s3test.Reset)
+	defer e.proxy.Always(s3test.None)
+	if _, errs, err := e.run("ls", "--term", "aa=aa term"); err != nil {
+		t.Fatalf("ls --term with the storage away: %v\n%s", err, errs)
+	} else {
+		t.Logf("ls --term with the storage away said: %s", errs)
+	}
+	if _, errs, err := e.run("ontology", "import", "bb", "--source", e.file("bb.obo", tinyOBO("bb"))); err == nil {
+		t.Fatalf("an import with the storage away succeeded\n%s", errs)
+	}
+}
