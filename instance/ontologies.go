@@ -156,7 +156,9 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 	// The object is content-addressed, so writing it before taking the lock
 	// is harmless even when another import of the same bytes races us. The
 	// index comes last, after the registry (storeIndex).
-	if err := in.Backend.Put(ctx, rec.Object, ontology.Marshal(src)); err != nil {
+	// Stored, never staged: the registry must not name an object other
+	// machines cannot read yet.
+	if err := storage.PutStored(ctx, in.Backend, rec.Object, ontology.Marshal(src)); err != nil {
 		return res, fmt.Errorf("store ontology source: %w", err)
 	}
 	if err := in.Backend.Sync(ctx); err != nil {

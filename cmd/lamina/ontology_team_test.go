@@ -117,6 +117,17 @@ func TestS3OntologyRegistryNotStaged(t *testing.T) {
 		t.Errorf("the import succeeded with the registry's PUT refused")
 	}
 
+	// Nor is the source object staged: the registry would name an object
+	// other workstations cannot read.
+	e.proxy.Only("PUT /" + e.bucket + "/lab/ontologies/cc/")
+	e.proxy.Always(s3test.Status503)
+	_, errs, err = e.run("ontology", "import", "cc", "--source", e.file("cc.obo", tinyOBO("cc")))
+	e.proxy.Always(s3test.None)
+	e.proxy.Only("")
+	if err == nil {
+		t.Errorf("the import succeeded with the source object's PUT refused\n%s", errs)
+	}
+
 	// Another workstation imports: its registry is in the bucket.
 	cfg := e.srv.Config(e.bucket)
 	cfg.Prefix = "lab"
