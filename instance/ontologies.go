@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -42,7 +44,10 @@ import (
 // (storage Put is atomic), so a reader never sees a registry entry without
 // its object; a crash between the two leaves only an unlisted object.
 // Registry updates on one machine are serialised by an exclusive flock on
-// ontologies.lock in the instance's DataDir. See docs/ontology-cli.md.
+// ontologies.lock in the instance's DataDir; across machines the registry
+// is read from storage (never the block cache) and replaced by a
+// conditional write, redone on a fresh read when another machine's came
+// first (updateRegistry). See docs/ontology-cli.md.
 const (
 	ontologyPrefix   = "ontologies/"
 	ontologyRegistry = ontologyPrefix + "registry.json"
@@ -101,7 +106,7 @@ type OntologyImport struct {
 // is written. Importing the same bytes again for the same entity changes
 // nothing and reports Unchanged. A new version is kept beside the others
 // and becomes the default of its entity (and organism) unless NoDefault.
-// Safe for concurrent use, also across processes on one machine.
+// Safe for concurrent use, also across processes and machines.
 func (in *Instance) ImportOntology(ctx context.Context, location string, o OntologyImportOptions) (OntologyImport, error) {
 	if !ontology.ValidEntityName(o.Entity) {
 		return OntologyImport{}, fmt.Errorf("%q is not an entity name: use lowercase letters, digits and _ (built in: %s)", o.Entity, entityNames())
@@ -151,7 +156,9 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 	// The object is content-addressed, so writing it before taking the lock
 	// is harmless even when another import of the same bytes races us. The
 	// index comes last, after the registry (storeIndex).
-	if err := in.Backend.Put(ctx, rec.Object, ontology.Marshal(src)); err != nil {
+	// Stored, never staged: the registry must not name an object other
+	// machines cannot read yet.
+	if err := storage.PutStored(ctx, in.Backend, rec.Object, ontology.Marshal(src)); err != nil {
 		return res, fmt.Errorf("store ontology source: %w", err)
 	}
 	if err := in.Backend.Sync(ctx); err != nil {
@@ -163,30 +170,39 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 		return res, err
 	}
 	defer unlock()
-	if reg, err = in.readRegistry(ctx); err != nil {
-		return res, err
-	}
-	if old, done, err := findImported(reg, rec, legacy); done || err != nil {
-		res.Source, res.Unchanged = old, done
-		return res, err
-	}
-	rec.ImportedAt = time.Now().UTC().Truncate(time.Millisecond)
-	hasDefault := false
-	for _, s := range reg.Sources {
-		if s.Entity == rec.Entity && s.Organism == rec.Organism && s.Default {
-			hasDefault = true
+	err = in.updateRegistry(ctx, func(reg *registry) error {
+		old, done, err := findImported(*reg, rec, legacy)
+		if done && err == nil && !rec.ImportedAt.IsZero() && old.ImportedAt.Equal(rec.ImportedAt) {
+			// Our own write: it landed, but its answer was lost and the
+			// retry was refused as a change.
+			return errNoChange
 		}
-	}
-	rec.Default = !o.NoDefault || !hasDefault
-	if rec.Default {
-		for i := range reg.Sources {
-			if s := &reg.Sources[i]; s.Entity == rec.Entity && s.Organism == rec.Organism {
-				s.Default = false
+		if done || err != nil {
+			res.Source, res.Unchanged = old, done
+			if err == nil {
+				err = errNoChange
+			}
+			return err
+		}
+		rec.ImportedAt = time.Now().UTC().Truncate(time.Millisecond)
+		hasDefault := false
+		for _, s := range reg.Sources {
+			if s.Entity == rec.Entity && s.Organism == rec.Organism && s.Default {
+				hasDefault = true
 			}
 		}
-	}
-	reg.Sources = append(reg.Sources, rec)
-	if err := in.writeRegistry(ctx, reg); err != nil {
+		rec.Default = !o.NoDefault || !hasDefault
+		if rec.Default {
+			for i := range reg.Sources {
+				if s := &reg.Sources[i]; s.Entity == rec.Entity && s.Organism == rec.Organism {
+					s.Default = false
+				}
+			}
+		}
+		reg.Sources = append(reg.Sources, rec)
+		return nil
+	})
+	if err != nil || res.Unchanged {
 		return res, err
 	}
 	res.Source = rec
@@ -342,25 +358,28 @@ func (in *Instance) SetDefaultOntology(ctx context.Context, entity, organism, ve
 		return OntologySource{}, err
 	}
 	defer unlock()
-	reg, err := in.readRegistry(ctx)
-	if err != nil {
-		return OntologySource{}, err
-	}
-	rec, err := resolveSource(reg, entity, organism, version)
-	if err != nil {
-		return OntologySource{}, err
-	}
-	if rec.Default {
-		return rec, nil
-	}
-	for i := range reg.Sources {
-		s := &reg.Sources[i]
-		if s.Entity == rec.Entity && s.Organism == rec.Organism {
-			s.Default = s.Digest == rec.Digest
+	var rec OntologySource
+	err = in.updateRegistry(ctx, func(reg *registry) error {
+		var err error
+		if rec, err = resolveSource(*reg, entity, organism, version); err != nil {
+			return err
 		}
+		if rec.Default {
+			return errNoChange
+		}
+		for i := range reg.Sources {
+			s := &reg.Sources[i]
+			if s.Entity == rec.Entity && s.Organism == rec.Organism {
+				s.Default = s.Digest == rec.Digest
+			}
+		}
+		rec.Default = true
+		return nil
+	})
+	if err != nil {
+		return OntologySource{}, err
 	}
-	rec.Default = true
-	return rec, in.writeRegistry(ctx, reg)
+	return rec, nil
 }
 
 // LoadOntology returns the index of the source ResolveOntology picks, and
@@ -596,14 +615,78 @@ func (c *indexCache) touch(key string) {
 	c.order = append(c.order, key)
 }
 
+// readRegistry reads the registry from the storage itself, never from the
+// local block cache nor a staged copy: another workstation may have
+// changed it since this machine last read it. When the storage cannot be
+// read (away), it falls back, warning, to the copy of the registry this
+// machine last read (registryCopy), so that queries and curation work
+// offline as they did when the registry was read through the cache.
 func (in *Instance) readRegistry(ctx context.Context) (registry, error) {
-	b, err := in.Backend.Get(ctx, ontologyRegistry)
+	b, _, err := in.fetchRegistry(ctx)
+	if err != nil && !storage.IsNotFound(err) && ctx.Err() == nil {
+		if p := in.registryCopy(); p != "" {
+			if cb, cerr := os.ReadFile(p); cerr == nil {
+				if reg, perr := in.parseRegistry(cb); perr == nil {
+					if !registryAwayTold.Swap(true) { // once per process, not per lookup
+						in.log().Warn("could not read the ontology registry from storage; using the copy this machine read last", "err", err)
+					}
+					return reg, nil
+				}
+			}
+		}
+	}
+	return in.parsedRegistry(b, err)
+}
+
+// registryAwayTold is set once readRegistry has warned of its fallback.
+var registryAwayTold atomic.Bool
+
+// loadRegistry reads the registry from the storage itself, with the tag of
+// what it read, for updateRegistry's conditional write ("" when there is no
+// registry yet).
+func (in *Instance) loadRegistry(ctx context.Context) (registry, string, error) {
+	b, tag, err := in.fetchRegistry(ctx)
+	reg, err := in.parsedRegistry(b, err)
+	if err != nil {
+		return registry{}, "", err
+	}
+	return reg, tag, nil
+}
+
+func (in *Instance) fetchRegistry(ctx context.Context) ([]byte, string, error) {
+	var b []byte
+	var tag string
+	err := errors.ErrUnsupported
+	if s, ok := storage.FindSwapper(in.Backend); ok {
+		b, tag, err = s.GetTag(ctx, ontologyRegistry)
+	}
+	if errors.Is(err, errors.ErrUnsupported) {
+		b, err = storage.GetStored(ctx, in.Backend, ontologyRegistry)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return b, tag, nil
+}
+
+// parsedRegistry parses what fetchRegistry returned, and keeps a copy of a
+// good one for readRegistry's fallback.
+func (in *Instance) parsedRegistry(b []byte, err error) (registry, error) {
 	if storage.IsNotFound(err) {
 		return registry{Format: registryFormat}, nil
 	}
 	if err != nil {
 		return registry{}, fmt.Errorf("read ontology registry: %w", err)
 	}
+	reg, err := in.parseRegistry(b)
+	if err != nil {
+		return registry{}, err
+	}
+	in.keepRegistryCopy(b)
+	return reg, nil
+}
+
+func (in *Instance) parseRegistry(b []byte) (registry, error) {
 	var reg registry
 	if err := json.Unmarshal(b, &reg); err != nil {
 		return registry{}, fmt.Errorf("ontology registry %s in %s is damaged: %w", ontologyRegistry, in.Backend, err)
@@ -614,7 +697,97 @@ func (in *Instance) readRegistry(ctx context.Context) (registry, error) {
 	return reg, nil
 }
 
-func (in *Instance) writeRegistry(ctx context.Context, reg registry) error {
+// registryCopy is where the local cache keeps the registry as last read,
+// or "" when there is no cache or the storage is a local folder.
+func (in *Instance) registryCopy() string {
+	if _, local := localBackend(in.Backend); local || in.Settings.CacheDir == "" {
+		return ""
+	}
+	return filepath.Join(in.Settings.CacheDir, "ontologies", "registry.json")
+}
+
+// keepRegistryCopy writes b to registryCopy when it differs, through a
+// temporary file and a rename. It is only read when the storage is away,
+// never written back: a failure costs nothing else.
+func (in *Instance) keepRegistryCopy(b []byte) {
+	p := in.registryCopy()
+	if p == "" {
+		return
+	}
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".registry-*")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+}
+
+// errNoChange, from an updateRegistry edit, says there is nothing to write.
+var errNoChange = errors.New("registry unchanged")
+
+// registryAttempts bounds how often updateRegistry reads again after
+// another machine changed the registry under it.
+const registryAttempts = 20
+
+// updateRegistry reads the registry, lets edit change it and writes it
+// back only if no one replaced it in between (storage.Swapper: S3
+// If-Match, or a lock beside the file in a shared folder); if someone did,
+// it reads again and edits that. Two workstations importing at once thus
+// both land, where a plain write-back kept only the last. The write goes
+// to the storage itself, never staged for a later upload that could
+// overwrite a newer registry. edit returns errNoChange to write nothing.
+// The caller holds ontologyLock, so only other machines race it.
+func (in *Instance) updateRegistry(ctx context.Context, edit func(*registry) error) error {
+	s, ok := storage.FindSwapper(in.Backend)
+	for i := 0; ; i++ {
+		reg, tag, err := in.loadRegistry(ctx)
+		if err != nil {
+			return err
+		}
+		if err := edit(&reg); err != nil {
+			if errors.Is(err, errNoChange) {
+				return nil
+			}
+			return err
+		}
+		b, err := marshalRegistry(reg)
+		if err != nil {
+			return err
+		}
+		err = errors.ErrUnsupported
+		if ok {
+			err = s.PutIf(ctx, ontologyRegistry, b, tag)
+		}
+		if errors.Is(err, errors.ErrUnsupported) {
+			// A backend that cannot compare (a test's): one machine only.
+			err = storage.PutStored(ctx, in.Backend, ontologyRegistry, b)
+		}
+		if errors.Is(err, storage.ErrChanged) && i+1 < registryAttempts {
+			in.log().Info("the ontology registry changed while this import updated it; reading it again", "attempt", i+1)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write ontology registry: %w", err)
+		}
+		return in.Backend.Sync(ctx)
+	}
+}
+
+func marshalRegistry(reg registry) ([]byte, error) {
 	reg.Format = registryFormat
 	slices.SortStableFunc(reg.Sources, func(a, b OntologySource) int {
 		if c := strings.Compare(a.Entity, b.Entity); c != 0 {
@@ -627,12 +800,9 @@ func (in *Instance) writeRegistry(ctx context.Context, reg registry) error {
 	})
 	b, err := json.MarshalIndent(reg, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := in.Backend.Put(ctx, ontologyRegistry, append(b, '\n')); err != nil {
-		return fmt.Errorf("write ontology registry: %w", err)
-	}
-	return in.Backend.Sync(ctx)
+	return append(b, '\n'), nil
 }
 
 // ontologyLock takes the exclusive lock that serialises registry updates.

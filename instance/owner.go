@@ -596,6 +596,27 @@ func (g *guarded) GetStored(ctx context.Context, name string) ([]byte, error) {
 	return storage.GetStored(ctx, g.Backend, name)
 }
 
+// GetTag and PutIf pass a storage.Swapper under g through (the ontology
+// registry), PutIf refused as Put is once the storage is taken.
+func (g *guarded) GetTag(ctx context.Context, name string) ([]byte, string, error) {
+	s, ok := storage.FindSwapper(g.Backend)
+	if !ok {
+		return nil, "", errors.ErrUnsupported
+	}
+	return s.GetTag(ctx, name)
+}
+
+func (g *guarded) PutIf(ctx context.Context, name string, data []byte, tag string) error {
+	if err := g.w.mayWrite(ctx); err != nil {
+		return err
+	}
+	s, ok := storage.FindSwapper(g.Backend)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	return s.PutIf(ctx, name, data, tag)
+}
+
 func (g *guarded) Delete(ctx context.Context, name string) error {
 	if err := g.w.mayWrite(ctx); err != nil {
 		return err

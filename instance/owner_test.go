@@ -48,6 +48,15 @@ func TestOwnerWatchChecksBeforeAStaleWrite(t *testing.T) {
 	if err := g.Delete(ctx, "packs/x"); !errors.Is(err, instance.ErrStorageTaken) {
 		t.Fatalf("delete: %v; want ErrStorageTaken", err)
 	}
+	// The ontology registry's conditional write past the guard's
+	// decorators (storage.FindSwapper) is refused as well.
+	sw, ok := storage.FindSwapper(g)
+	if !ok {
+		t.Fatal("the guard hides the storage's Swapper")
+	}
+	if err := sw.PutIf(ctx, "ontologies/registry.json", []byte("{}"), ""); !errors.Is(err, instance.ErrStorageTaken) {
+		t.Fatalf("PutIf: %v; want ErrStorageTaken", err)
+	}
 	if _, err := st.Stat(ctx, "packs/z"); !storage.IsNotFound(err) {
 		t.Errorf("the refused write landed: %v", err)
 	}

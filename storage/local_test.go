@@ -21,6 +21,16 @@ func TestLocalConformance(t *testing.T) {
 	})
 }
 
+func TestLocalSwapper(t *testing.T) {
+	storagetest.RunSwapper(t, func(t *testing.T) storage.Swapper {
+		b, err := storage.OpenLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}
+
 func TestLocalSkipsAndCleansTempFiles(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

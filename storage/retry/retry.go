@@ -330,3 +330,27 @@ func (r *Backend) Sync(ctx context.Context) error {
 }
 
 func (r *Backend) String() string { return r.b.String() }
+
+// GetTag retries the wrapped Swapper's GetTag; it is there only when the
+// wrapped backend (or one under it) is a Swapper.
+func (r *Backend) GetTag(ctx context.Context, name string) (data []byte, tag string, err error) {
+	s, ok := storage.FindSwapper(r.b)
+	if !ok {
+		return nil, "", errNoSwap
+	}
+	err = r.do(ctx, "get", name, 0, func(ctx context.Context) (err error) { data, tag, err = s.GetTag(ctx, name); return err })
+	return data, tag, err
+}
+
+// PutIf retries the wrapped Swapper's PutIf. A retry after an attempt
+// that stored the object but lost the answer gets ErrChanged: the caller
+// reads again and finds its own write.
+func (r *Backend) PutIf(ctx context.Context, name string, data []byte, tag string) error {
+	s, ok := storage.FindSwapper(r.b)
+	if !ok {
+		return errNoSwap
+	}
+	return r.do(ctx, "put", name, int64(len(data)), func(ctx context.Context) error { return s.PutIf(ctx, name, data, tag) })
+}
+
+var errNoSwap = fmt.Errorf("storage: this backend cannot replace an object conditionally: %w", errors.ErrUnsupported)

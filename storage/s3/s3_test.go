@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lamina-bio/lamina/storage"
+	"github.com/lamina-bio/lamina/storage/retry"
 	s3b "github.com/lamina-bio/lamina/storage/s3"
 	"github.com/lamina-bio/lamina/storage/s3/s3test"
 	"github.com/lamina-bio/lamina/storage/storagetest"
@@ -29,6 +30,20 @@ func TestConformanceVersity(t *testing.T) {
 			storagetest.Run(t, func(t *testing.T) storage.Backend { return open(t, srv, prefix) })
 		})
 	}
+}
+
+// The S3 server honours If-Match and If-None-Match on PUT, directly and
+// through the retry decorator the instance puts in front of it.
+func TestSwapperVersity(t *testing.T) {
+	srv := s3test.Real(t)
+	t.Run("direct", func(t *testing.T) {
+		storagetest.RunSwapper(t, func(t *testing.T) storage.Swapper { return open(t, srv, "p") })
+	})
+	t.Run("retry", func(t *testing.T) {
+		storagetest.RunSwapper(t, func(t *testing.T) storage.Swapper {
+			return retry.New(open(t, srv, "p"), retry.DefaultPolicy, nil)
+		})
+	})
 }
 
 func TestConformanceFake(t *testing.T) {

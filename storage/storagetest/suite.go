@@ -6,6 +6,7 @@ package storagetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -176,5 +177,34 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// RunSwapper checks a storage.Swapper: a conditional write lands only on
+// the object its tag names, and a stale tag or a second create gets
+// storage.ErrChanged and writes nothing.
+func RunSwapper(t *testing.T, open func(t *testing.T) storage.Swapper) {
+	ctx := context.Background()
+	s := open(t)
+	changed := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, storage.ErrChanged) {
+			t.Fatalf("%s: %v; want storage.ErrChanged", what, err)
+		}
+	}
+	if _, _, err := s.GetTag(ctx, "reg.json"); !storage.IsNotFound(err) {
+		t.Fatalf("GetTag of nothing: %v", err)
+	}
+	must(t, s.PutIf(ctx, "reg.json", []byte("one"), ""))
+	changed("second create", s.PutIf(ctx, "reg.json", []byte("two"), ""))
+	b, tag1, err := s.GetTag(ctx, "reg.json")
+	if err != nil || string(b) != "one" || tag1 == "" {
+		t.Fatalf("GetTag = %q %q %v", b, tag1, err)
+	}
+	must(t, s.PutIf(ctx, "reg.json", []byte("three"), tag1))
+	changed("stale tag", s.PutIf(ctx, "reg.json", []byte("four"), tag1))
+	b, tag3, err := s.GetTag(ctx, "reg.json")
+	if err != nil || string(b) != "three" || tag3 == tag1 {
+		t.Fatalf("GetTag after the swap = %q %q %v (first tag %q)", b, tag3, err, tag1)
 	}
 }
