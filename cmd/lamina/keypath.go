@@ -44,12 +44,13 @@ type keyArg struct {
 
 // keyPaths maps the KEY arguments of one command for instance name.
 type keyPaths struct {
-	name   string
-	mounts []mountinfo.Mount // read when a path needs them
-	read   bool
-	dev    string // the device of the instance's mount as its daemon recorded it (mount.json), if mounted
-	cwd    string // the current folder as the kernel names it (getcwd), "" if unknown
-	gone   string // the current folder's last name when getcwd failed (removed): bare names in a mount are refused
+	name    string
+	mounts  []mountinfo.Mount // read when a path needs them
+	read    bool
+	dev     string // the device of the instance's mount as its daemon recorded it (mount.json), if mounted
+	cwd     string // the current folder as the kernel names it (getcwd), "" if unknown
+	cwdLost bool   // getcwd failed: the current folder is removed or on a detached mount
+	gone    string // the removed current folder's name, if /proc says it was removed
 	// isUID reports whether a bare name in the mount is a uid (prefix)
 	// of the catalog, which then wins over the path; nil: it is a path.
 	isUID func(string) bool
@@ -65,12 +66,18 @@ func newKeyPaths(name string) *keyPaths {
 		return kp
 	}
 	// A folder of a mount that only its keys made vanishes with its last
-	// key while a shell still sits in it (getcwd: ENOENT). A bare name
-	// there must not fall back to a key from the root: `lamina delete
+	// key while a shell still sits in it (getcwd: ENOENT), and a folder
+	// of a mount detached under the shell (a daemon that died, umount
+	// --force) is named from the detached mount's root. A bare name there
+	// must not fall back to a key from the root: `lamina delete
 	// --permanent out.csv` would delete the root's out.csv. The link in
-	// /proc still names the folder (with " (deleted)"), read as text.
+	// /proc names a removed folder with " (deleted)", read as text; only
+	// such a folder outside every lamina mount lets a bare name be a key.
+	kp.cwdLost = true
 	if l, err := os.Readlink("/proc/self/cwd"); err == nil {
-		kp.gone = strings.TrimSuffix(l, " (deleted)")
+		if gone, ok := strings.CutSuffix(l, " (deleted)"); ok && strings.HasPrefix(gone, "/") {
+			kp.gone = gone
+		}
 	}
 	return kp
 }
@@ -81,11 +88,29 @@ func (kp *keyPaths) readMounts() {
 	}
 	kp.read = true
 	kp.mounts = mountinfo.Read()
-	if dirs, err := instance.UserDirs(); err == nil {
-		if st, err := readState(dirs, kp.name); err == nil && slices.ContainsFunc(kp.mounts, func(m mountinfo.Mount) bool {
-			return m.Dev == st.Dev && m.Source == "lamina:"+kp.name
-		}) {
-			kp.dev = st.Dev
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		return
+	}
+	live := func(st mountState) bool {
+		return slices.ContainsFunc(kp.mounts, func(m mountinfo.Mount) bool {
+			return st.Dev != "" && m.Dev == st.Dev && m.Source == "lamina:"+kp.name
+		})
+	}
+	if st, err := readState(dirs, kp.name); err == nil && live(st) {
+		kp.dev = st.Dev
+		return
+	}
+	// A daemon started under another XDG_RUNTIME_DIR (cron, sudo -u,
+	// another login) keeps its state there; the socket link names it,
+	// as status finds it (linkedMount).
+	if s, err := dirs.Load(kp.name); err == nil {
+		if rt, ok := dirs.LinkedRuntime(s); ok && rt != dirs.Runtime {
+			other := dirs
+			other.Runtime = rt
+			if st, err := readState(other, kp.name); err == nil && live(st) {
+				kp.dev = st.Dev
+			}
 		}
 	}
 }
@@ -184,11 +209,14 @@ func (kp *keyPaths) arg(a string, root bool) (keyArg, error) {
 	bare := !isPath(a)
 	if bare {
 		if kp.cwd == "" {
-			kp.readMounts()
-			if _, in := kp.inLamina(path.Clean(kp.gone)); kp.gone != "" && in {
-				return keyArg{}, exitf(2, "%s: the current folder %s is gone from the mount (its last key removed?): cd to a folder that exists, or give a path", a, kp.gone)
+			if !kp.cwdLost {
+				return keyArg{Spec: a}, nil
 			}
-			return keyArg{Spec: a}, nil
+			kp.readMounts()
+			if _, in := kp.inLamina(path.Clean(kp.gone)); kp.gone == "" || in {
+				return keyArg{}, exitf(2, "%s: the current folder is gone from the mount (its last key removed, or the mount restarted under it): cd to a folder that exists, or give a path", a)
+			}
+			return keyArg{Spec: a}, nil // a removed folder outside the mounts: a key, as there
 		}
 		kp.readMounts()
 		if _, ok := kp.inLamina(kp.cwd); !ok {
@@ -222,15 +250,16 @@ func (kp *keyPaths) arg(a string, root bool) (keyArg, error) {
 	}
 	if !kp.ours(m) {
 		other := strings.TrimPrefix(m.Source, "lamina:")
-		how := fmt.Sprintf("use --instance %s", other)
-		if other == kp.name {
-			how = "not this one's" // another home's instance of that name
-		}
 		note := ""
 		if bare {
 			note = " (a name given in a mount is a path from the current folder: run outside it to give a key)"
 		}
-		return keyArg{}, exitf(2, "%s is in the mount of instance %q at %s, not of %q: %s%s", shown, other, m.Dir, kp.name, how, note)
+		if other == kp.name {
+			// Another home's instance of that name, or a mount whose
+			// daemon's state this CLI cannot find.
+			return keyArg{}, exitf(2, "%s is in a mount at %s of an instance named %q that is not this one's (another home's, or one `lamina status` does not list here): give a key%s", shown, m.Dir, other, note)
+		}
+		return keyArg{}, exitf(2, "%s is in the mount of instance %q at %s, not of %q: use --instance %s%s", shown, other, m.Dir, kp.name, other, note)
 	}
 	rel := strings.TrimPrefix(strings.TrimPrefix(real, strings.TrimSuffix(m.Dir, "/")), "/")
 	key := strings.TrimPrefix(path.Join(m.Root, rel), "/") // a bind mount shows a folder of it

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -289,5 +290,67 @@ func TestKeyArgStoppedDaemonFromPATH(t *testing.T) {
 	out := outb.String()
 	if ctx.Err() != nil || err == nil || !strings.Contains(out, "is stopped") {
 		t.Errorf("lamina show ./q.csv through PATH in a stopped daemon's mount: %v (hung: %v)\n%s", err, ctx.Err() != nil, out)
+	}
+}
+
+// TestKeyArgCurrentFolderOnDetachedMount: a shell in the mount when its
+// daemon died, after the stale mount was cleared and the instance mounted
+// again, sits in a folder of the detached mount: getcwd fails, and /proc
+// names the folder from the detached mount's root ("/t", no "(deleted)").
+// A bare name there was a key from the root again: `delete --permanent
+// x.txt` in t/ deleted the live x.txt.
+func TestKeyArgCurrentFolderOnDetachedMount(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("root.txt", []byte("root\n")), "--key", "x.txt")
+	e.ok("save", e.file("t.txt", []byte("t\n")), "--key", "t/x.txt")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	ready := filepath.Join(e.dir, "ready")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on a hang, not a timing
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", `cd "$1/t" && : > "$2"; read go; "$0" delete --permanent --yes x.txt`, e.bin, mnt, ready)
+	cmd.Env = e.env
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outb strings.Builder
+	cmd.Stdout, cmd.Stderr = &outb, &outb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+	}
+	e.killDaemon("m")
+	e.run("umount", mnt) // clears the stale mount, detaching it under the shell
+	e.mount(mnt)
+	in.Write([]byte("go\n"))
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(outb.String(), "gone from the mount") {
+		t.Errorf("delete --permanent x.txt in t/ of a detached mount: %v\n%s", err, outb.String())
+	}
+	if got := e.showVersion("x.txt").Ref(); got != "x.txt@v1" {
+		t.Errorf("the root's x.txt: %s", got)
+	}
+}
+
+// TestKeyArgOtherRuntimeDir: a CLI with another XDG_RUNTIME_DIR than the
+// daemon's (cron, sudo -u, another login) found no mount.json, took the
+// instance's own mount for another home's and refused paths into it;
+// status finds the daemon through the socket link, and so does it now.
+func TestKeyArgOtherRuntimeDir(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("f1.txt", []byte("f1\n")), "--key", "t/f1.txt")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	cmd := exec.Command(e.bin, "show", "f1.txt", "--format", "json")
+	cmd.Env = append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+t.TempDir())
+	cmd.Dir = filepath.Join(mnt, "t")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"key": "t/f1.txt"`) {
+		t.Errorf("show f1.txt in t/ with another runtime folder: %v\n%s", err, out)
 	}
 }
