@@ -53,7 +53,7 @@ func (s *Store) Condemn(ctx context.Context, ids []string, note string) error {
 		// Never staged to upload later: other machines must see the
 		// mark, and gc deletes the pack on the strength of it.
 		if err := s.putStored(ctx, condemnedName(id), []byte(note)); err != nil {
-			return fmt.Errorf("mark pack %s for deletion: %w", id, err)
+			return fmt.Errorf("write the gc mark of pack %s: %w", id, err) // "marked" or "deleted": Condemn writes both
 		}
 		return nil
 	})
