@@ -246,9 +246,6 @@ func (b *Bolt) AddInputs(ctx context.Context, run string, uids []string) error {
 			return err
 		}
 		for _, u := range uids {
-			if reproducedBy(tx, u, run) {
-				continue
-			}
 			if err := in.Put([]byte(run+u), nil); err != nil {
 				return err
 			}
@@ -258,27 +255,6 @@ func (b *Bolt) AddInputs(ctx context.Context, run string, uids []string) error {
 		}
 		return nil
 	})
-}
-
-// reproducedBy reports whether run, or a run under it, wrote the bytes of
-// version uid again (version_reruns): the version is then its output, and
-// a version a run wrote is not its input (the tracker, which leaves out
-// what a run wrote by Version.Run, cannot tell).
-func reproducedBy(tx *bolt.Tx, uid, run string) bool {
-	runs := tx.Bucket(bRuns)
-	for _, r := range suffixes(tx, bReruns, uid) {
-		for i := 0; r != "" && i < 64; i++ { // a parent chain is short; bounded all the same
-			if r == run {
-				return true
-			}
-			var x Run
-			if ok, err := getJSON(runs, []byte(r), &x); err != nil || !ok {
-				break
-			}
-			r = x.Parent
-		}
-	}
-	return false
 }
 
 func (b *Bolt) CreditOutputs(ctx context.Context, run string, uids []string) ([]Version, error) {

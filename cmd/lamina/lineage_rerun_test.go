@@ -114,6 +114,28 @@ func rerunIdentical(t *testing.T, e *mntEnv) {
 		t.Fatalf("a rename of identical bytes onto the key: outputs %v", got)
 	}
 
+	// A run that reads a file, then writes it again with the same bytes:
+	// the read came first, so the version is its input as well as its
+	// output (the input used to be dropped: the rerun reached the catalog
+	// before the queued read).
+	sorted := filepath.Join(mnt, "results/sorted.txt")
+	if err := os.WriteFile(sorted, []byte("a\nb\nc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(e.dir, "sorted.tmp")
+	for name, argv := range map[string][]string{
+		"sorter":  {"sort", "-o", sorted, sorted},
+		"catback": {"sh", "-c", "cat " + sorted + " > " + tmp + "; cat " + tmp + " > " + sorted},
+	} {
+		if _, errs, code := e.runIn(e.dir, append([]string{"run", "--transform", name, "--"}, argv...)...); code != 0 || !strings.Contains(errs, "1 input, 1 output") {
+			t.Fatalf("lamina run %s: exit %d\n%s", name, code, errs)
+		}
+		rec := e.runRecord(e.runsByName()[name].UID)
+		if in, out := e.refs(rec.Inputs), e.refs(rec.Outputs); strings.Join(in, " ") != "results/sorted.txt@v1" || strings.Join(out, " ") != "results/sorted.txt@v1" {
+			t.Fatalf("%s: inputs %v, outputs %v; want results/sorted.txt@v1 as both", name, in, out)
+		}
+	}
+
 	// Removed first, then written again: the key was in the trash, so a
 	// new version, the run's.
 	if _, errs, code := e.runIn(e.dir, "run", "--transform", "third", "--", "sh", "-c", "rm "+out+" && cat "+in+" > "+out); code != 0 {
