@@ -289,7 +289,8 @@ func TestLoadInBatches(t *testing.T) {
 
 // A dump is in format 1 while the catalog holds nothing format 2 adds,
 // so that a lamina that reads only format 1 imports it; a version that
-// revises another or a folder or link in the trash makes it format 2.
+// revises another or a folder or link in the trash makes it format 2, a
+// rerun format 3.
 // Every dump was format 2, which such a lamina refused. Both stores.
 func TestDumpFormat(t *testing.T) {
 	ctx := context.Background()
@@ -348,6 +349,36 @@ func TestDumpFormat(t *testing.T) {
 			}
 			if got := format(nodes); got != `{"format":2}` {
 				t.Errorf("with a folder in the trash: %s; want format 2", got)
+			}
+			// A rerun (a run wrote a version's bytes again) makes it format
+			// 3: a lamina that reads only 2 said the file was cut or edited.
+			again := fresh()
+			tr, _ := again.SaveTransform(ctx, catalog.Transform{Name: "t", Kind: "named"})
+			r, _ := again.StartRun(ctx, catalog.Run{Transform: tr.UID})
+			if _, err := again.Save(ctx, []catalog.NewVersion{catalogtest.NV("b.csv", "1")}); err != nil {
+				t.Fatal(err)
+			}
+			if got := format(again); got != `{"format":1}` {
+				t.Errorf("before the rerun: %s; want format 1", got)
+			}
+			nv = catalogtest.NV("b.csv", "1")
+			nv.Run = r.UID
+			if s, err := again.Save(ctx, []catalog.NewVersion{nv}); err != nil || !s[0].Unchanged {
+				t.Fatalf("rerun: %+v, %v", s, err)
+			}
+			v3 := dumpLines(t, again)
+			if v3[0] != `{"format":3}` {
+				t.Errorf("with a rerun: %s; want format 3", v3[0])
+			}
+			other = open(t)
+			if name == "postgres" {
+				other = openBolt(t)
+			}
+			if err := other.Load(ctx, records(v3)); err != nil {
+				t.Fatal(err)
+			}
+			if got := dumpLines(t, other); !slices.Equal(got, v3) {
+				t.Errorf("format 3 dump reloaded:\n%s\n----\n%s", join(v3), join(got))
 			}
 		})
 	}
