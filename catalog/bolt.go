@@ -981,6 +981,9 @@ func (t txn) purgeArtifact(a *artifact) ([]Version, error) {
 		if err := t.tx.Bucket(bOutbox).Delete([]byte(v.UID)); err != nil {
 			return nil, err
 		}
+		if err := t.purgeReruns(v.UID); err != nil { // bolt_runs.go
+			return nil, err
+		}
 	}
 	if err := t.tx.Bucket(bArtifacts).Delete([]byte(a.Stem)); err != nil {
 		return nil, err

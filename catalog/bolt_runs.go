@@ -89,6 +89,29 @@ func (t txn) rerun(run string, v Version) error {
 	return rr.Put([]byte(v.UID+run), nil)
 }
 
+// purgeReruns drops the reruns of version uid, purged: its
+// version_reruns entries and the run_outputs entries written with them,
+// or an export would carry reruns of a version it no longer holds.
+func (t txn) purgeReruns(uid string) error {
+	rr := t.tx.Bucket(bReruns)
+	if rr == nil {
+		return nil
+	}
+	runs := suffixes(t.tx, bReruns, uid)
+	outs := t.tx.Bucket(bRunOutputs)
+	for _, r := range runs {
+		if err := rr.Delete([]byte(uid + r)); err != nil {
+			return err
+		}
+		if outs != nil {
+			if err := outs.Delete([]byte(r + uid)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func (b *Bolt) SaveTransform(ctx context.Context, tr Transform) (Transform, error) {
 	if tr.Name == "" {
 		return Transform{}, fmt.Errorf("catalog: a transform needs a name")
