@@ -49,8 +49,12 @@ var (
 // schema 4 would still write such keys. 6: a rename moves its versions'
 // index entries (feature, label and term entries hold the key, and the
 // key's words are searchable); a build of 5 left them on the old key.
-// Opening an older catalog rebuilds the indexes (reindexAll).
-const SchemaVersion = 6
+// Opening an older catalog rebuilds the indexes (reindexAll). 7: the
+// runs that wrote a version's bytes again (version_reruns, bolt_runs.go);
+// a build of 6 would export the catalog without them, silently, and keep
+// rerun entries of versions it purges: it refuses the catalog instead.
+// Opening a schema 6 catalog only records 7.
+const SchemaVersion = 7
 
 type artifact struct {
 	Stem      string     `json:"stem"`
@@ -975,6 +979,9 @@ func (t txn) purgeArtifact(a *artifact) ([]Version, error) {
 			return nil, err
 		}
 		if err := t.tx.Bucket(bOutbox).Delete([]byte(v.UID)); err != nil {
+			return nil, err
+		}
+		if err := t.purgeReruns(v.UID); err != nil { // bolt_runs.go
 			return nil, err
 		}
 	}

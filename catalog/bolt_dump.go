@@ -40,7 +40,12 @@ func dumpFormat(tx *bolt.Tx) (int, error) {
 			return 0, err
 		}
 	}
-	return DumpFormatOf(nodes, revises), nil
+	reruns := false
+	if bk := tx.Bucket(bReruns); bk != nil {
+		k, _ := bk.Cursor().First()
+		reruns = k != nil
+	}
+	return DumpFormatOf(nodes, revises, reruns), nil
 }
 
 // Dump calls fn with every record of the catalog in the order Record

@@ -89,6 +89,29 @@ func (t txn) rerun(run string, v Version) error {
 	return rr.Put([]byte(v.UID+run), nil)
 }
 
+// purgeReruns drops the reruns of version uid, purged: its
+// version_reruns entries and the run_outputs entries written with them,
+// or an export would carry reruns of a version it no longer holds.
+func (t txn) purgeReruns(uid string) error {
+	rr := t.tx.Bucket(bReruns)
+	if rr == nil {
+		return nil
+	}
+	runs := suffixes(t.tx, bReruns, uid)
+	outs := t.tx.Bucket(bRunOutputs)
+	for _, r := range runs {
+		if err := rr.Delete([]byte(uid + r)); err != nil {
+			return err
+		}
+		if outs != nil {
+			if err := outs.Delete([]byte(r + uid)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func (b *Bolt) SaveTransform(ctx context.Context, tr Transform) (Transform, error) {
 	if tr.Name == "" {
 		return Transform{}, fmt.Errorf("catalog: a transform needs a name")
@@ -246,9 +269,6 @@ func (b *Bolt) AddInputs(ctx context.Context, run string, uids []string) error {
 			return err
 		}
 		for _, u := range uids {
-			if reproducedBy(tx, u, run) {
-				continue
-			}
 			if err := in.Put([]byte(run+u), nil); err != nil {
 				return err
 			}
@@ -258,27 +278,6 @@ func (b *Bolt) AddInputs(ctx context.Context, run string, uids []string) error {
 		}
 		return nil
 	})
-}
-
-// reproducedBy reports whether run, or a run under it, wrote the bytes of
-// version uid again (version_reruns): the version is then its output, and
-// a version a run wrote is not its input (the tracker, which leaves out
-// what a run wrote by Version.Run, cannot tell).
-func reproducedBy(tx *bolt.Tx, uid, run string) bool {
-	runs := tx.Bucket(bRuns)
-	for _, r := range suffixes(tx, bReruns, uid) {
-		for i := 0; r != "" && i < 64; i++ { // a parent chain is short; bounded all the same
-			if r == run {
-				return true
-			}
-			var x Run
-			if ok, err := getJSON(runs, []byte(r), &x); err != nil || !ok {
-				break
-			}
-			r = x.Parent
-		}
-	}
-	return false
 }
 
 func (b *Bolt) CreditOutputs(ctx context.Context, run string, uids []string) ([]Version, error) {

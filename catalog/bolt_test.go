@@ -103,11 +103,74 @@ func TestBoltUpgradesSchema3(t *testing.T) {
 	}
 	defer db.Close()
 	db.View(func(tx *bolt.Tx) error {
-		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != fmt.Sprint(catalog.SchemaVersion) || s != "6" {
-			t.Errorf("schema after opening = %q, want 6", s)
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != fmt.Sprint(catalog.SchemaVersion) || s != "7" {
+			t.Errorf("schema after opening = %q, want 7", s)
 		}
 		return nil
 	})
+}
+
+// A schema 6 catalog (before reruns were recorded) opens as 7: a build of
+// schema 6 refuses a catalog that may hold reruns ("upgrade lamina")
+// rather than export it without them or leave them behind a purge.
+func TestBoltUpgradesSchema6(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("d/a.csv", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	schema := func() string {
+		t.Helper()
+		db, err := bolt.Open(p, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var s string
+		db.View(func(tx *bolt.Tx) error { s = string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); return nil })
+		return s
+	}
+	if s := schema(); s != "7" {
+		t.Fatalf("a new catalog has schema %q; a build of 6 would read it without its reruns", s)
+	}
+	db, err := bolt.Open(p, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("6")) })
+	db.Close()
+	c, err = catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := c.SaveTransform(ctx, catalog.Transform{Name: "t", Kind: "named"})
+	r, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID})
+	nv := catalogtest.NV("d/a.csv", "1")
+	nv.Run = r.UID
+	if s, err := c.Save(ctx, []catalog.NewVersion{nv}); err != nil || !s[0].Unchanged {
+		t.Fatalf("a rerun in an upgraded catalog: %+v, %v", s, err)
+	}
+	if got, err := c.Reruns(ctx, mustKey(t, c, "d/a.csv").UID); err != nil || len(got) != 1 {
+		t.Fatalf("Reruns = %v, %v", got, err)
+	}
+	c.Close()
+	if s := schema(); s != "7" {
+		t.Fatalf("schema after opening a schema 6 catalog = %q, want 7", s)
+	}
+}
+
+func mustKey(t *testing.T, c catalog.Catalog, key string) catalog.Version {
+	t.Helper()
+	v, err := c.ByKey(context.Background(), key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // schema4Key is the index key schema 4 gave the int n: its nearest
@@ -212,8 +275,8 @@ func TestBoltUpgradesSchema4(t *testing.T) {
 	}
 	defer db.Close()
 	db.View(func(tx *bolt.Tx) error {
-		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != "6" {
-			t.Errorf("schema after opening = %q, want 6", s)
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != "7" {
+			t.Errorf("schema after opening = %q, want 7", s)
 		}
 		return nil
 	})

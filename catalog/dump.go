@@ -4,15 +4,21 @@ import "time"
 
 // DumpFormat is the version of the export format (Record lines). 2: folders
 // and links in the trash (TrashedNode), versions' Revises; a lamina that
-// reads only 1 would drop them without a word, so it refuses a 2.
-const DumpFormat = 2
+// reads only 1 would drop them without a word, so it refuses a 2. 3: Rerun
+// records; a lamina that reads only 2 took them for records of no kind
+// ("holds 8  records where its count line says 0").
+const DumpFormat = 3
 
-// DumpFormatOf is the format a dump is written in: 1 when the catalog holds
-// nothing format 2 adds (no TrashedNode, no version that revises another),
-// so that a lamina that reads only 1 imports it; 2 otherwise.
-func DumpFormatOf(trashedNodes, revises bool) int {
-	if trashedNodes || revises {
-		return DumpFormat
+// DumpFormatOf is the format a dump is written in: the lowest that holds
+// what the catalog has, so that an older lamina imports it when it can. 1
+// when the catalog holds nothing format 2 adds (no TrashedNode, no version
+// that revises another); 2 with those; 3 with reruns (Runs.Reruns).
+func DumpFormatOf(trashedNodes, revises, reruns bool) int {
+	switch {
+	case reruns:
+		return 3
+	case trashedNodes || revises:
+		return 2
 	}
 	return 1
 }

@@ -249,7 +249,9 @@ type Runs interface {
 	FinishRun(ctx context.Context, uid string, e RunEnd) (Run, error)
 	// AddInputs records that run used the versions uids. Repeats are no-ops;
 	// the caller leaves out versions the run or its children wrote
-	// (Version.Run), and AddInputs those they wrote again (Reruns).
+	// (Version.Run), and those they wrote again before the read (Reruns:
+	// a read before the run's rewrite is an input; only the caller knows
+	// which came first).
 	// ErrNotFound for an unknown run.
 	AddInputs(ctx context.Context, run string, uids []string) error
 	// CreditOutputs makes the versions uids outputs of run (their

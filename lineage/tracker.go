@@ -85,6 +85,10 @@ type Tracker struct {
 	cache    map[int]*proc // tid → answer
 	pending  map[string][]string
 	recorded map[string]map[string]bool // run → versions already queued
+	// reran holds, by run, the versions it or a run under it wrote again
+	// unchanged (Reproduced): read after that, a version is the run's own
+	// output, not its input. A read before stays one (it is queued).
+	reran map[string]map[string]bool
 	// adopted holds, by resumed split run, the job runs an earlier daemon
 	// started for it and left running: they end with the run (finish).
 	adopted map[string][]string
@@ -160,7 +164,7 @@ func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 		o.MaxCached = 4096
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
-		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
+		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{}, reran: map[string]map[string]bool{},
 		adopted: map[string][]string{}, gone: map[string]time.Time{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	if o.WatchRuns > 0 {
@@ -372,6 +376,20 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 	}
 	c.t.register(got, fd, src, false)
 	return got, nil
+}
+
+// Save passes the reruns of a tracked run's save (`lamina save` of
+// identical bytes) to the tracker (Reproduced).
+func (c *tracked) Save(ctx context.Context, vs []catalog.NewVersion) ([]catalog.Saved, error) {
+	saved, err := c.Catalog.Save(ctx, vs)
+	if err == nil && len(saved) == len(vs) {
+		for i, s := range saved {
+			if s.Unchanged {
+				c.t.Reproduced(vs[i].Run, s.Version)
+			}
+		}
+	}
+	return saved, err
 }
 
 func (c *tracked) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (catalog.Run, error) {
@@ -792,7 +810,7 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 			rt.lingering = true
 		} else {
 			delete(t.byRun, uid)
-			delete(t.recorded, uid)
+			t.forgetLocked(uid)
 		}
 		for _, j := range t.jobs[uid] {
 			alive := j.fd.alive()
@@ -804,7 +822,7 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 				t.left[j.pid] = leftJob{proc: j.proc, owner: uid}
 				continue
 			}
-			delete(t.recorded, j.run)
+			t.forgetLocked(j.run)
 			j.fd.close()
 		}
 		delete(t.jobs, uid)
@@ -816,7 +834,7 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 		if !busy {
 			for pid, j := range t.left {
 				if j.owner == uid {
-					delete(t.recorded, j.run)
+					t.forgetLocked(j.run)
 					j.fd.close()
 					delete(t.left, pid)
 				}
@@ -827,6 +845,12 @@ func (t *Tracker) unregister(uid string, linger bool) (jobs []jobLeft, lingers b
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].run < jobs[b].run })
 	return slices.CompactFunc(jobs, func(a, b jobLeft) bool { return a.run == b.run }), busy
+}
+
+// forgetLocked drops what use remembers of run; called with mu held.
+func (t *Tracker) forgetLocked(run string) {
+	delete(t.recorded, run)
+	delete(t.reran, run)
 }
 
 // resetCache drops every cached answer; called with mu held.
@@ -1173,6 +1197,9 @@ func (t *Tracker) use(run string, v catalog.Version) bool {
 			return false
 		}
 	}
+	if t.reran[run][v.UID] {
+		return false // it wrote these bytes again before this read
+	}
 	seen := t.recorded[run]
 	if seen == nil {
 		seen = map[string]bool{}
@@ -1184,6 +1211,34 @@ func (t *Tracker) use(run string, v catalog.Version) bool {
 	seen[v.UID] = true
 	t.pending[run] = append(t.pending[run], v.UID)
 	return t.othersLocked(run)
+}
+
+// Reproduced notes that run wrote the bytes of v, its key's latest
+// version, again: the catalog made no version and recorded the run among
+// v's (catalog.Runs.Reruns). From now on v is the output of run and of the
+// runs it is under, and a read of it by them is no input (Used); a read
+// before, already queued, stays one (`sort -o f f` read f, then wrote
+// it). The commit path calls it once Save returned, before the close that
+// committed returns. It does not block.
+func (t *Tracker) Reproduced(run string, v catalog.Version) {
+	if t.active.Load() == 0 || run == "" || run == v.Run || v.UID == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for w, i := run, 0; w != "" && i < 64; w, i = t.parents[w], i+1 {
+		// Only runs tracked here (a job's by its pipeline's): forgotten
+		// with them (unregister).
+		if t.byRun[w] == nil && t.byRun[t.parents[w]] == nil {
+			continue
+		}
+		vs := t.reran[w]
+		if vs == nil {
+			vs = map[string]bool{}
+			t.reran[w] = vs
+		}
+		vs[v.UID] = true
+	}
 }
 
 // othersLocked reports whether run, or the run it is a job of, was

@@ -324,3 +324,86 @@ func TestTrackerJobPasses(t *testing.T) {
 		t.Fatalf("the second job: run %q, want %s", got, b)
 	}
 }
+
+// TestTrackerReadThenRewrite: a run that reads a version and then writes
+// its bytes again (`sort -o f f`) keeps the read as an input, and the
+// version is its output too; a run that wrote a version's bytes again and
+// then reads it back (its own output) gets no input, nor does the
+// pipeline a job of which wrote it again. The order decides, whenever
+// the queued inputs reach the catalog (here: at the run's end).
+func TestTrackerReadThenRewrite(t *testing.T) {
+	ctx := context.Background()
+	c := openBolt(t)
+	tr := lineage.NewTracker(c, lineage.TrackerOptions{FlushEvery: time.Hour})
+	defer tr.Close()
+	cat := tr.Wrap(c)
+	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "t", Kind: "named"})
+	start := func(parent string) catalog.Run {
+		root, _ := startTree(t)
+		st, err := lineage.ProcStart(root.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := cat.StartRun(ctx, catalog.Run{Transform: tf.UID, RootPID: root.Process.Pid, RootStart: st, Parent: parent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	rewrite := func(run string, v catalog.Version) {
+		t.Helper()
+		nv := catalogtest.NV(v.Key, v.Key)
+		nv.Run = run
+		s, err := cat.Save(ctx, []catalog.NewVersion{nv})
+		if err != nil || !s[0].Unchanged || s[0].Version.UID != v.UID {
+			t.Fatalf("rewrite of %s: %+v, %v", v.Key, s, err)
+		}
+	}
+	record := func(r catalog.Run) catalog.RunRecord {
+		t.Helper()
+		zero := 0
+		if _, err := cat.FinishRun(ctx, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero}); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := c.RunRecord(ctx, r.UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	for _, tc := range []struct {
+		name      string
+		readFirst bool
+		inputs    int
+	}{{"ReadThenRewrite", true, 1}, {"RewriteThenRead", false, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := save1(t, c, catalogtest.NV("rr/"+tc.name, "rr/"+tc.name))
+			r := start("")
+			if tc.readFirst {
+				tr.Used(r.UID, v)
+			}
+			rewrite(r.UID, v)
+			tr.Used(r.UID, v)
+			rec := record(r)
+			if len(rec.Inputs) != tc.inputs || len(rec.Outputs) != 1 || rec.Outputs[0] != v.UID {
+				t.Fatalf("inputs %v, outputs %v; want %d input(s) and %s", rec.Inputs, rec.Outputs, tc.inputs, v.UID)
+			}
+		})
+	}
+	t.Run("JobRewroteThenPipelineReads", func(t *testing.T) {
+		v := save1(t, c, catalogtest.NV("rr/job", "rr/job"))
+		pipe := start("")
+		job := start(pipe.UID)
+		other := start("")
+		rewrite(job.UID, v)
+		tr.Used(pipe.UID, v)
+		tr.Used(other.UID, v)
+		record(job)
+		if rec := record(pipe); len(rec.Inputs) != 0 {
+			t.Fatalf("the pipeline's inputs %v: what its job wrote again", rec.Inputs)
+		}
+		if rec := record(other); len(rec.Inputs) != 1 {
+			t.Fatalf("another run's inputs %v", rec.Inputs)
+		}
+	})
+}

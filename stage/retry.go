@@ -151,6 +151,15 @@ func (s *Stage) OnRetried(fn func(keys []string)) {
 	s.retried = fn
 }
 
+// OnReproduced sets what learns that a commit of run wrote the bytes of
+// v, its key's latest version, again (no new version; the catalog records
+// the run among v's: catalog.Runs.Reruns): the mount's lineage tracker,
+// which then takes a read of v by the run for its own output, not an
+// input. It is called before the commit returns and must not block.
+func (s *Stage) OnReproduced(fn func(run string, v catalog.Version)) {
+	s.reproduced.Store(&fn)
+}
+
 // StopRetries stops the timer of RetryFailed: the catalog is going away.
 func (s *Stage) StopRetries() {
 	s.rmu.Lock()

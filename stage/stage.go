@@ -126,6 +126,8 @@ type Stage struct {
 
 	keys keyLocks // orders the saves of a key (keylock.go)
 
+	reproduced atomic.Pointer[func(run string, v catalog.Version)] // OnReproduced
+
 	rmu          sync.Mutex // guards the fields below (retry.go); never held with mu or File.mu
 	failedCloses []failedClose
 	retryTimer   *time.Timer
@@ -889,6 +891,11 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 		// Same bytes: no version, but the mtime the writer saw stays.
 		if v, err = s.cat.SetAttrs(ctx, key, catalog.Attrs{Mtime: &mtime, Mode: &mode}); err != nil {
 			return catalog.Version{}, 0, err
+		}
+	}
+	if saved[0].Unchanged && nv.Run != "" && nv.Run != v.Run {
+		if fn := s.reproduced.Load(); fn != nil {
+			(*fn)(nv.Run, v) // before the close returns: a read back after is the run's own output
 		}
 	}
 	if !saved[0].Unchanged && v.Version == 1 {

@@ -333,7 +333,7 @@ func (s *Server) handle(req request, enc *json.Encoder) error {
 	if res, err, ok := s.handleRuns(ctx, req.M, req.A); ok { // runs.go
 		return reply(res, err)
 	}
-	return reply(nil, fmt.Errorf("catalogrpc: unknown call %q (is the daemon an older lamina?)", req.M))
+	return reply(nil, fmt.Errorf(unknownCall+"%q (is the daemon an older lamina?)", req.M))
 }
 
 func (s *Server) changed(keys ...string) {

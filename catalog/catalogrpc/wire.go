@@ -17,6 +17,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"syscall"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -124,6 +125,10 @@ var kinds = []struct {
 	{"deadline", context.DeadlineExceeded},
 }
 
+// unknownCall begins a server's answer to a call it does not know; every
+// protocol's server says it so.
+const unknownCall = "catalogrpc: unknown call "
+
 type wireError struct {
 	Msg        string            `json:"msg"`
 	Kind       string            `json:"kind,omitempty"`
@@ -160,6 +165,11 @@ func (w *wireError) err() error {
 		return &catalog.AmbiguousError{Prefix: w.Prefix, Candidates: w.Candidates}
 	}
 	e := &remoteError{msg: w.Msg}
+	if w.Kind == "" && strings.HasPrefix(w.Msg, unknownCall) {
+		// A daemon of an older protocol that lacks the call: callers may
+		// do without it (errors.ErrUnsupported).
+		e.kinds = append(e.kinds, errors.ErrUnsupported)
+	}
 	for _, k := range kinds {
 		if k.name == w.Kind {
 			e.kinds = append(e.kinds, k.err)

@@ -289,22 +289,19 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if got, err := c.Reruns(ctx, "nosuchversion0000000"); err != nil || len(got) != 0 {
 			t.Fatalf("Reruns of nothing = %v, %v", got, err)
 		}
-		// What a run, or a run under it, wrote again is not its input.
+		// AddInputs records what it is given, a version a run wrote again
+		// too: a read before the rewrite was an input, and only the caller
+		// knows the order (lineage.Tracker.Reproduced).
 		pipe, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "pipe"})
 		job, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "job", Parent: pipe.UID})
-		other, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "other"})
 		nv.Run = job.UID
 		save1(t, c, nv)
-		for _, r := range []string{again.UID, pipe.UID, job.UID, other.UID} {
+		for _, r := range []string{pipe.UID, job.UID} {
 			if err := c.AddInputs(ctx, r, []string{v.UID}); err != nil {
 				t.Fatal(err)
 			}
-			want := []string{}
-			if r == other.UID {
-				want = []string{v.UID}
-			}
-			if rec, err := c.RunRecord(ctx, r); err != nil || !reflect.DeepEqual(rec.Inputs, want) {
-				t.Fatalf("inputs of %s: %v, %v; want %v", rec.Run.Name, rec.Inputs, err, want)
+			if rec, err := c.RunRecord(ctx, r); err != nil || !reflect.DeepEqual(rec.Inputs, []string{v.UID}) {
+				t.Fatalf("inputs of %s: %v, %v; want %v", rec.Run.Name, rec.Inputs, err, v.UID)
 			}
 		}
 		// Credited to the rerun (Snakemake's touch()): no more a rerun.

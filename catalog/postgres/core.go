@@ -799,7 +799,15 @@ func purgeArtifact(ctx context.Context, tx pgx.Tx, a *artifact) ([]Version, erro
 		return nil, err
 	}
 	// Versions, their annotations, index rows and outbox entries go
-	// with the artifact (ON DELETE CASCADE).
+	// with the artifact (ON DELETE CASCADE); their reruns (run_reruns, no
+	// foreign key) are deleted here.
+	uids := make([]string, len(out))
+	for i, v := range out {
+		uids[i] = v.UID
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM run_reruns WHERE uid = ANY($1)`, uids); err != nil {
+		return nil, err
+	}
 	_, err = tx.Exec(ctx, `DELETE FROM artifacts WHERE stem = $1`, a.Stem)
 	return out, err
 }

@@ -14,12 +14,13 @@ import (
 // catalog.Record describes, from one snapshot.
 func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 	return s.read(ctx, func(tx pgx.Tx) error {
-		var nodes, revises bool
+		var nodes, revises, reruns bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM trashed_tree),
-			EXISTS (SELECT 1 FROM versions WHERE rec ->> 'revises' <> '')`).Scan(&nodes, &revises); err != nil {
+			EXISTS (SELECT 1 FROM versions WHERE rec ->> 'revises' <> ''),
+			EXISTS (SELECT 1 FROM run_reruns r JOIN versions v ON v.uid = r.uid)`).Scan(&nodes, &revises, &reruns); err != nil {
 			return err
 		}
-		if err := fn(catalog.Record{Format: catalog.DumpFormatOf(nodes, revises)}); err != nil {
+		if err := fn(catalog.Record{Format: catalog.DumpFormatOf(nodes, revises, reruns)}); err != nil {
 			return err
 		}
 		type step struct {

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogtest"
+	"github.com/lamina-bio/lamina/catalog/postgres"
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 )
 
 type dumpLoader interface {
@@ -289,7 +292,8 @@ func TestLoadInBatches(t *testing.T) {
 
 // A dump is in format 1 while the catalog holds nothing format 2 adds,
 // so that a lamina that reads only format 1 imports it; a version that
-// revises another or a folder or link in the trash makes it format 2.
+// revises another or a folder or link in the trash makes it format 2, a
+// rerun format 3.
 // Every dump was format 2, which such a lamina refused. Both stores.
 func TestDumpFormat(t *testing.T) {
 	ctx := context.Background()
@@ -348,6 +352,97 @@ func TestDumpFormat(t *testing.T) {
 			}
 			if got := format(nodes); got != `{"format":2}` {
 				t.Errorf("with a folder in the trash: %s; want format 2", got)
+			}
+			// A rerun (a run wrote a version's bytes again) makes it format
+			// 3: a lamina that reads only 2 said the file was cut or edited.
+			again := fresh()
+			tr, _ := again.SaveTransform(ctx, catalog.Transform{Name: "t", Kind: "named"})
+			r, _ := again.StartRun(ctx, catalog.Run{Transform: tr.UID})
+			if _, err := again.Save(ctx, []catalog.NewVersion{catalogtest.NV("b.csv", "1")}); err != nil {
+				t.Fatal(err)
+			}
+			if got := format(again); got != `{"format":1}` {
+				t.Errorf("before the rerun: %s; want format 1", got)
+			}
+			nv = catalogtest.NV("b.csv", "1")
+			nv.Run = r.UID
+			if s, err := again.Save(ctx, []catalog.NewVersion{nv}); err != nil || !s[0].Unchanged {
+				t.Fatalf("rerun: %+v, %v", s, err)
+			}
+			v3 := dumpLines(t, again)
+			if v3[0] != `{"format":3}` {
+				t.Errorf("with a rerun: %s; want format 3", v3[0])
+			}
+			other = open(t)
+			if name == "postgres" {
+				other = openBolt(t)
+			}
+			if err := other.Load(ctx, records(v3)); err != nil {
+				t.Fatal(err)
+			}
+			if got := dumpLines(t, other); !slices.Equal(got, v3) {
+				t.Errorf("format 3 dump reloaded:\n%s\n----\n%s", join(v3), join(got))
+			}
+		})
+	}
+}
+
+// A permanent delete takes the reruns of the versions it purges: bbolt
+// kept their version_reruns and run_outputs entries (an export wrote a
+// rerun of a version it did not hold), PostgreSQL its run_reruns rows.
+// Both stores.
+func TestPurgeDropsReruns(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"bolt", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			var c dumpLoader
+			var u string
+			if name == "bolt" {
+				c = openBolt(t)
+			} else {
+				u = pgtest.URL(t)
+				s, err := postgres.Open(ctx, u, postgres.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				c = s
+			}
+			tr, _ := c.SaveTransform(ctx, catalog.Transform{Name: "t", Kind: "named"})
+			r, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID})
+			if _, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("b.csv", "1")}); err != nil {
+				t.Fatal(err)
+			}
+			nv := catalogtest.NV("b.csv", "1")
+			nv.Run = r.UID
+			if s, err := c.Save(ctx, []catalog.NewVersion{nv}); err != nil || !s[0].Unchanged {
+				t.Fatalf("rerun: %+v, %v", s, err)
+			}
+			if _, err := c.Purge(ctx, "b.csv"); err != nil {
+				t.Fatal(err)
+			}
+			lines := dumpLines(t, c)
+			for _, l := range lines {
+				if strings.Contains(l, `"rerun"`) {
+					t.Fatalf("the export after the purge holds %s", l)
+				}
+			}
+			if lines[0] != `{"format":1}` {
+				t.Errorf("after the purge: %s; want format 1", lines[0])
+			}
+			if rec, err := c.RunRecord(ctx, r.UID); err != nil || len(rec.Outputs) != 0 {
+				t.Fatalf("the rerun's outputs after the purge: %v, %v", rec.Outputs, err)
+			}
+			if u != "" {
+				conn, err := pgx.Connect(ctx, u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close(ctx)
+				var n int
+				if err := conn.QueryRow(ctx, `SELECT count(*) FROM run_reruns`).Scan(&n); err != nil || n != 0 {
+					t.Fatalf("run_reruns rows after the purge: %d, %v", n, err)
+				}
 			}
 		})
 	}

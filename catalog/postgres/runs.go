@@ -126,14 +126,7 @@ func (s *Store) AddInputs(ctx context.Context, run string, uids []string) error 
 		} else if !ok {
 			return errorf(ErrNotFound, "no run %q", run)
 		}
-		// Not a version run, or a run under it, wrote again (run_reruns):
-		// it is their output (bolt_runs.go, reproducedBy).
-		_, err := tx.Exec(ctx, `INSERT INTO run_inputs (run, uid) SELECT $1, u FROM unnest($2::text[]) AS u
-			WHERE NOT EXISTS (WITH RECURSIVE up (r, depth) AS (
-					SELECT rr.run, 0 FROM run_reruns rr WHERE rr.uid = u
-					UNION ALL SELECT p.parent, up.depth + 1 FROM up JOIN runs p ON p.uid = up.r WHERE p.parent IS NOT NULL AND up.depth < 64)
-				SELECT 1 FROM up WHERE r = $1)
-			ON CONFLICT DO NOTHING`, run, uids)
+		_, err := tx.Exec(ctx, `INSERT INTO run_inputs (run, uid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, run, uids)
 		return err
 	})
 }

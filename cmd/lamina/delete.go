@@ -452,7 +452,8 @@ func trashCount(trash []catalog.TrashEntry, prefix string) int {
 
 // references lists, for every version of keys (trashed ones too), the
 // collections and runs that refer to it: "KEY@vN is in collection C@vM",
-// "… is an input of run R", "… is an output of run R".
+// "… is an input of run R", "… is an output of run R" (the run that made
+// it, or one that wrote its bytes again).
 func references(ctx context.Context, cat catalog.Catalog, keys []string) ([]string, error) {
 	byUID := map[string]catalog.Version{}
 	var out []string
@@ -472,6 +473,15 @@ func references(ctx context.Context, cat catalog.Catalog, keys []string) ([]stri
 			}
 			if v.Run != "" {
 				out = append(out, fmt.Sprintf("%s is an output of run %s", v.Ref(), v.Run))
+			}
+			// Runs that wrote its bytes again; a daemon of an older lamina
+			// knows none.
+			again, err := cat.Reruns(ctx, v.UID)
+			if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+				return nil, err
+			}
+			for _, r := range again {
+				out = append(out, fmt.Sprintf("%s is an output of run %s (it wrote the same bytes again)", v.Ref(), r))
 			}
 		}
 	}

@@ -23,11 +23,16 @@ func TestDeletePermanentReferenced(t *testing.T) {
 	t.Setenv("LAMINA_TEST_AS_CLI", "1")
 	e.ok("run", "--", os.Args[0], "get", "b.csv", "-o", os.DevNull)
 	e.ok("run", "--", os.Args[0], "save", e.write("c.csv", []byte("c\n")), "--key", "c.csv")
+	// d2.csv saved by no run, then its bytes again by a run: the run
+	// reproduced it (Runs.Reruns).
+	e.ok("save", e.write("d2.csv", []byte("d2\n")), "--key", "d2.csv")
+	e.ok("run", "--", os.Args[0], "save", e.write("d2.csv", []byte("d2\n")), "--key", "d2.csv")
 
 	for _, tc := range []struct{ key, want string }{
 		{"a.csv", "a.csv@v1 is in collection col@v1"},
 		{"b.csv", "b.csv@v1 is an input of run "},
 		{"c.csv", "c.csv@v1 is an output of run "},
+		{"d2.csv", "d2.csv@v1 is an output of run "},
 	} {
 		err := e.fails(tc.want, "delete", "--permanent", "--yes", "d.csv", tc.key)
 		if codeOf(err) != 1 || !strings.Contains(err.Error(), "--force") {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -45,7 +47,7 @@ func cmdLineage() *cli.Command {
 				return err
 			}
 			trashNote(c.App.ErrWriter, v) // trashnote.go
-			g, err := lineage.Walk(c.Context, cat, v, lineage.Options{Depth: c.Int("depth"),
+			g, err := lineage.Walk(c.Context, withoutReruns(cat, c.App.ErrWriter), v, lineage.Options{Depth: c.Int("depth"),
 				NoUp: c.Bool("down") && !c.Bool("up"), NoDown: c.Bool("up") && !c.Bool("down")}) // both: both ways
 			if err != nil {
 				return err
@@ -96,4 +98,31 @@ func resolveSpec(c *cli.Context, cat catalog.Catalog, arg string) (catalog.Versi
 		err = fmt.Errorf("%w%s", err, ka.note())
 	}
 	return v, err
+}
+
+// noReruns is a lineage source that takes a daemon of an older lamina,
+// which lacks the call (catalogrpc protocol 5), for one that knows of no
+// rerun, and says so once on w: the rest of the lineage still reads
+// through it.
+type noReruns struct {
+	lineage.Source
+	w    io.Writer
+	said bool
+}
+
+// withoutReruns returns src, reading through a daemon that lacks Reruns.
+func withoutReruns(src lineage.Source, w io.Writer) lineage.Source {
+	return &noReruns{Source: src, w: w}
+}
+
+func (s *noReruns) Reruns(ctx context.Context, uid string) ([]string, error) {
+	got, err := s.Source.Reruns(ctx, uid)
+	if errors.Is(err, errors.ErrUnsupported) {
+		if !s.said {
+			s.said = true
+			fmt.Fprintln(s.w, "lamina: note: the mount daemon runs an older lamina that does not record reruns (runs that wrote a version's bytes again): none are shown; remount to see them")
+		}
+		return nil, nil
+	}
+	return got, err
 }

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/lineage"
 )
 
@@ -114,6 +118,28 @@ func rerunIdentical(t *testing.T, e *mntEnv) {
 		t.Fatalf("a rename of identical bytes onto the key: outputs %v", got)
 	}
 
+	// A run that reads a file, then writes it again with the same bytes:
+	// the read came first, so the version is its input as well as its
+	// output (the input used to be dropped: the rerun reached the catalog
+	// before the queued read).
+	sorted := filepath.Join(mnt, "results/sorted.txt")
+	if err := os.WriteFile(sorted, []byte("a\nb\nc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(e.dir, "sorted.tmp")
+	for name, argv := range map[string][]string{
+		"sorter":  {"sort", "-o", sorted, sorted},
+		"catback": {"sh", "-c", "cat " + sorted + " > " + tmp + "; cat " + tmp + " > " + sorted},
+	} {
+		if _, errs, code := e.runIn(e.dir, append([]string{"run", "--transform", name, "--"}, argv...)...); code != 0 || !strings.Contains(errs, "1 input, 1 output") {
+			t.Fatalf("lamina run %s: exit %d\n%s", name, code, errs)
+		}
+		rec := e.runRecord(e.runsByName()[name].UID)
+		if in, out := e.refs(rec.Inputs), e.refs(rec.Outputs); strings.Join(in, " ") != "results/sorted.txt@v1" || strings.Join(out, " ") != "results/sorted.txt@v1" {
+			t.Fatalf("%s: inputs %v, outputs %v; want results/sorted.txt@v1 as both", name, in, out)
+		}
+	}
+
 	// Removed first, then written again: the key was in the trash, so a
 	// new version, the run's.
 	if _, errs, code := e.runIn(e.dir, "run", "--transform", "third", "--", "sh", "-c", "rm "+out+" && cat "+in+" > "+out); code != 0 {
@@ -150,6 +176,62 @@ func TestLineageSnakemakeRerunIdentical(t *testing.T) {
 	for i, want := range []string{"wf/results/a.csv@v1", "wf/results/a.csv@v2"} {
 		if got := e.refs(jobs[i].Outputs); strings.Join(got, " ") != want {
 			t.Fatalf("pass %d: the job's outputs %v, want %s", i+1, got, want)
+		}
+	}
+}
+
+// protocol5 answers Reruns as a daemon of protocol 5 does: it lacks the
+// call.
+type protocol5 struct{ catalog.Catalog }
+
+func (protocol5) Reruns(context.Context, string) ([]string, error) {
+	return nil, fmt.Errorf("catalogrpc: unknown call %q (is the daemon an older lamina?)", "reruns")
+}
+
+// TestLineageThroughOlderDaemon: `lamina lineage` and `lamina show`
+// through a daemon of an older lamina (protocol 5: no "reruns" call) show
+// the lineage, without reruns and saying so once on stderr; lineage
+// failed with `catalogrpc: unknown call "reruns"`.
+func TestLineageThroughOlderDaemon(t *testing.T) {
+	e := newMntEnv(t)
+	data := e.file("in.csv", []byte("gene,count\nA,5\n"))
+	if _, errs, code := e.runIn(e.dir, "run", "--transform", "saver", "--", e.bin, "save", data, "--key", "res/out.csv"); code != 0 {
+		t.Fatalf("saver: exit %d\n%s", code, errs)
+	}
+	for _, kv := range e.env { // the instance as the CLI sees it
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "XDG_") {
+			t.Setenv(k, v)
+		}
+	}
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := dirs.Current("m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	sock := dirs.SocketPath(s.Name)
+	os.MkdirAll(filepath.Dir(sock), 0o700)
+	l, err := catalogrpc.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := catalogrpc.NewServer(protocol5{b}, catalogrpc.ServerOptions{ID: s.ID})
+	go srv.Serve(l)
+	defer srv.Close()
+	for _, args := range [][]string{{"lineage", "res/out.csv"}, {"show", "res/out.csv"}} {
+		out, errs, err := e.run(args...)
+		if err != nil || !strings.Contains(out, "saver") {
+			t.Fatalf("lamina %s through an older daemon: %v\n%s%s", strings.Join(args, " "), err, out, errs)
+		}
+		if n := strings.Count(errs, "does not record reruns"); n != 1 {
+			t.Fatalf("lamina %s: %d notes on stderr, want 1:\n%s", strings.Join(args, " "), n, errs)
 		}
 	}
 }

@@ -443,6 +443,11 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		tk = lineage.NewTracker(cat, o)
 		defer tk.Close()
 		tracker, rpcCat = tk, tk.Wrap(cat)
+		if writes != nil {
+			// A close that wrote a version's bytes again: reading it back
+			// is then no input of the run.
+			writes.OnReproduced(tk.Reproduced)
+		}
 		// Runs of this host left running by a process that died while no
 		// daemon watched it are abandoned (the tracker reaps those
 		// registered with it), and so are the job runs a daemon that died

@@ -566,20 +566,25 @@ func parentRun(c *cli.Context, cat catalog.Catalog) string {
 
 // trackGet records a `lamina get` by a process working for run (see
 // trackedRun) as an input of the run, unless the run or one of its
-// children wrote the version.
+// children wrote the version, or wrote its bytes again.
 func trackGet(ctx context.Context, cat catalog.Catalog, run string, v catalog.Version) {
 	if run == "" {
 		return
 	}
-	for w, i := v.Run, 0; w != "" && i < 32; i++ {
-		if w == run {
-			return
+	// Nor one it wrote again before this get (Runs.Reruns): the get comes
+	// after, so it reads the run's own output. An older daemon knows none.
+	again, _ := cat.Reruns(ctx, v.UID)
+	for _, by := range append([]string{v.Run}, again...) {
+		for w, i := by, 0; w != "" && i < 32; i++ {
+			if w == run {
+				return
+			}
+			rec, err := cat.RunRecord(ctx, w)
+			if err != nil {
+				break
+			}
+			w = rec.Run.Parent
 		}
-		rec, err := cat.RunRecord(ctx, w)
-		if err != nil {
-			break
-		}
-		w = rec.Run.Parent
 	}
 	if err := cat.AddInputs(ctx, run, []string{v.UID}); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		fmt.Fprintf(os.Stderr, "lamina: recording %s as an input of run %s: %v\n", v.Ref(), run, err)

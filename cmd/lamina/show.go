@@ -37,7 +37,7 @@ func cmdShow() *cli.Command {
 			trashNote(c.App.ErrWriter, v) // trashnote.go
 			// The run, its transform and inputs, as the version's sidecar
 			// shows them: one builder for both.
-			lin := lineage.SidecarOf(c.Context, in.Catalog, v)
+			lin := lineage.SidecarOf(c.Context, withoutReruns(in.Catalog, c.App.ErrWriter), v)
 			if format == "json" {
 				// The sidecar's document itself (fs/names.go).
 				a, err := in.Catalog.Annotations(c.Context, v.UID)
