@@ -182,12 +182,14 @@ type Annotator interface {
 	// term of remove.Terms (by id) and remove.Schema. A value of a
 	// cat[ENTITY] feature takes with it the terms of ENTITY it names (by
 	// name or id: those Annotate was given beside it), unless a value left
-	// on the version names them too. They leave the indexes too, so Find
-	// and Search no longer find the version by them. Everything named must
-	// be on the version, else ErrNotFound says what the version has and
-	// nothing is removed; ErrConflict, nothing removed, for a term of
-	// remove.Terms that a value left names (a Find by that value requires
-	// the term); ErrInvalid when remove names nothing.
+	// on the version names them too, or a value of ENTITY left names no
+	// term of the version by name or id (an alt id curate kept, a synonym:
+	// it may name any). They leave the indexes too, so Find and Search no
+	// longer find the version by them. Everything named must be on the
+	// version, else ErrNotFound says what the version has and nothing is
+	// removed; ErrConflict, nothing removed, for a term of remove.Terms
+	// that a value left names or, naming no term so, may name (a Find by
+	// that value requires the term); ErrInvalid when remove names nothing.
 	Unannotate(ctx context.Context, uid string, remove Annotations) (Annotations, error)
 	// Find returns the versions that satisfy f, live ones only.
 	Find(ctx context.Context, f Filter) ([]Version, error)
@@ -811,9 +813,24 @@ func unannotated(v Version, a, remove Annotations, dtype func(feature string) (s
 		next.Labels = slices.DeleteFunc(slices.Clone(a.Labels), func(l string) bool { return drop[l] })
 	}
 	if len(a.Terms) > 0 && (len(remove.Terms) > 0 || len(gone) > 0) {
+		// A value left that names no term of the version by name or id
+		// may still name one of its entity: curate keeps a value given
+		// as an alt_id (CL:0000739) and records its primary term
+		// (CL:0000043 "mature basophil"); a synonym or an old name is
+		// another. The catalog knows no ontology to tell which term, so
+		// while such a value is left no term of its entity goes.
+		named := map[string]map[string]bool{} // entity → names and ids of the version's terms
+		for _, tm := range a.Terms {
+			e := entityKey(tm.Entity)
+			if named[e] == nil {
+				named[e] = map[string]bool{}
+			}
+			named[e][tm.Name], named[e][tm.ID] = true, true
+		}
 		// The values left that name terms: a Find by such a value
 		// requires one of its terms (cmd/lamina/query.go), so they stay.
 		left := map[string]map[string]string{}
+		unknown := map[string][2]string{} // entity → the first value left naming none of its terms: feature, value
 		for _, name := range slices.Sorted(maps.Keys(next.Features)) {
 			dt, err := dtype(name)
 			if err != nil {
@@ -822,6 +839,9 @@ func unannotated(v Version, a, remove Annotations, dtype func(feature string) (s
 			if e := termEntity(dt); e != "" {
 				for _, x := range next.Features[name] {
 					addNamed(left, e, x, name)
+					if _, ok := unknown[e]; !ok && !named[e][x] {
+						unknown[e] = [2]string{name, x}
+					}
 				}
 			}
 		}
@@ -848,13 +868,21 @@ func unannotated(v Version, a, remove Annotations, dtype func(feature string) (s
 				return Annotations{}, errorf(ErrConflict, "%s keeps term %s %q: its value %s = %q names it (remove that value, and the term goes with it)",
 					v.Ref(), had.ID, had.Name, f, x)
 			}
+			if u, ok := unknown[entityKey(had.Entity)]; ok {
+				return Annotations{}, errorf(ErrConflict, "%s keeps term %s %q: its value %s = %q may name it (it names no term of the version by name or id: an alt id, a synonym, an old name; remove that value first)",
+					v.Ref(), had.ID, had.Name, u[0], u[1])
+			}
 			drop[tm.ID] = true
 		}
 		for _, tm := range a.Terms {
-			if f, _ := namedBy(tm, gone); f != "" {
-				if f, _ := namedBy(tm, left); f == "" {
-					drop[tm.ID] = true
-				}
+			if f, _ := namedBy(tm, gone); f == "" {
+				continue
+			}
+			if f, _ := namedBy(tm, left); f != "" {
+				continue
+			}
+			if _, ok := unknown[entityKey(tm.Entity)]; !ok {
+				drop[tm.ID] = true
 			}
 		}
 		next.Terms = slices.DeleteFunc(slices.Clone(a.Terms), func(tm Term) bool { return drop[tm.ID] })

@@ -455,6 +455,71 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// curate keeps a value given as an alt_id (CL:0000739) and records the
+	// primary term (CL:0000043 "mature basophil"): the value names its
+	// term by neither name nor id. Removing another value that names the
+	// term took the term, and ls --where by the alt id found nothing.
+	t.Run("UnannotateValueNamingNoTerm", func(t *testing.T) {
+		c, vs := setup(t)
+		uid := vs["other/d.txt"].UID
+		for _, f := range []catalog.Feature{{Name: "cell_type", Dtype: "cat[celltype]"}, {Name: "cell_type_id", Dtype: "cat[celltype]"}} {
+			_, err := c.CreateFeature(ctx, f)
+			must(t, err)
+		}
+		basophil := catalog.Term{Entity: "celltype", ID: "CL:0000043", Name: "mature basophil"}
+		lung := catalog.Term{Entity: "tissue", ID: "UBERON:0002048", Name: "lung"}
+		annotate := func(t *testing.T) {
+			t.Helper()
+			_, err := c.Annotate(ctx, uid, catalog.Annotations{
+				Features: map[string][]string{"cell_type": {"mature basophil"}, "cell_type_id": {"CL:0000739"}, "tissue": {"lung"}},
+				Terms:    []catalog.Term{basophil, lung}})
+			must(t, err)
+		}
+		// What ls --where cell_type_id=CL:0000739 asks.
+		byAltID := catalog.Filter{Where: []catalog.Cond{{Field: "cell_type_id", Op: "=", Values: []string{"CL:0000739"}}}, Terms: [][]string{{basophil.ID}}}
+		found := func(t *testing.T, f catalog.Filter) bool {
+			t.Helper()
+			got, err := c.Find(ctx, f)
+			must(t, err)
+			return slices.Contains(keys(got), "other/d.txt")
+		}
+		annotate(t)
+		got, err := c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type": {"mature basophil"}}})
+		must(t, err)
+		if !slices.Contains(got.Terms, basophil) || !found(t, byAltID) {
+			t.Fatalf("the term the value CL:0000739 stands for went with cell_type: %+v", got)
+		}
+		// Named, the term is refused while the value is left.
+		before, err := c.Annotations(ctx, uid)
+		must(t, err)
+		msg := `other/d.txt@v1 keeps term CL:0000043 "mature basophil": its value cell_type_id = "CL:0000739" may name it`
+		if _, err := c.Unannotate(ctx, uid, catalog.Annotations{Terms: []catalog.Term{{ID: basophil.ID}}}); !errors.Is(err, catalog.ErrConflict) || !strings.Contains(err.Error(), msg) {
+			t.Fatalf("removing the term: %v; want ErrConflict saying %s", err, msg)
+		}
+		if got, _ := c.Annotations(ctx, uid); !reflect.DeepEqual(got, before) {
+			t.Fatalf("after a refused Unannotate: %+v, want %+v", got, before)
+		}
+		// Another entity's terms still go with their value.
+		got, err = c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"tissue": nil}})
+		must(t, err)
+		if !reflect.DeepEqual(got.Terms, []catalog.Term{basophil}) {
+			t.Fatalf("after removing tissue: %+v", got.Terms)
+		}
+		// With the value, the term goes.
+		got, err = c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type_id": nil}, Terms: []catalog.Term{{ID: basophil.ID}}})
+		must(t, err)
+		if got.Terms != nil || found(t, catalog.Filter{Terms: [][]string{{basophil.ID}}}) {
+			t.Fatalf("after removing cell_type_id and its term: %+v", got)
+		}
+		// Both values in one call take the term.
+		annotate(t)
+		got, err = c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type": nil, "cell_type_id": nil}})
+		must(t, err)
+		if !reflect.DeepEqual(got.Terms, []catalog.Term{lung}) {
+			t.Fatalf("after removing both cell type values: %+v", got.Terms)
+		}
+	})
+
 	t.Run("Find", func(t *testing.T) {
 		c, _ := setup(t)
 		cases := []struct {

@@ -120,7 +120,9 @@ func cmdAnnotate() *cli.Command {
 // and terms given off v in one catalog call, all or nothing, and with a
 // value of a cat[ENTITY] feature the catalog takes the terms annotate and
 // curate recorded beside it, unless a value left on v still names them
-// (a term such a value names is refused: ls --where by the value needs it).
+// (a term such a value names is refused: ls --where by the value needs it;
+// a value left that names no term by name or id, an alt id curate kept,
+// keeps every term of its entity).
 func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format string) error {
 	ctx := c.Context
 	have, err := in.Catalog.Annotations(ctx, v.UID)

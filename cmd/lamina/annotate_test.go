@@ -872,3 +872,47 @@ func TestAnnotateRemoveTermOfValue(t *testing.T) {
 		t.Fatalf("ls --term celltype=T cell after removing it = %v", got)
 	}
 }
+
+// TestAnnotateRemoveAltIDValue: curate keeps a value that validates as an
+// alt_id (CL:0000739) and records the primary term (CL:0000043 "mature
+// basophil"). Removing the value "mature basophil" took that term, and
+// ls --where by the alt id, which needs the term, found nothing while
+// show still listed the value.
+func TestAnnotateRemoveAltIDValue(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("feature", "create", "cell_type_ontology_term_id", "--dtype", "cat[celltype]")
+	e.ok("schema", "create", "s1", "--feature", "cell_type", "--feature", "cell_type_ontology_term_id")
+	in := e.write("t.csv", []byte("cell_type,cell_type_ontology_term_id\nmature basophil,CL:0000739\n"))
+	e.ok("curate", in, "--schema", "s1", "--key", "t/c.csv")
+	var v struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&v, "show", "t/c.csv", "--format", "json")
+	if !contains(v.Annotations.Features["cell_type_ontology_term_id"], "CL:0000739") || len(v.Annotations.Terms) != 1 || v.Annotations.Terms[0].ID != "CL:0000043" {
+		t.Fatalf("curated annotations: %+v", v.Annotations)
+	}
+	byAltID := func(t *testing.T, want bool) {
+		t.Helper()
+		got := lsKeys(t, e, "--where", "cell_type_ontology_term_id=CL:0000739")
+		not := lsKeys(t, e, "--where", "cell_type_ontology_term_id!=CL:0000739")
+		if want && (!reflect.DeepEqual(got, []string{"t/c.csv"}) || len(not) != 0) || !want && (len(got) != 0 || !reflect.DeepEqual(not, []string{"t/c.csv"})) {
+			t.Fatalf("ls --where cell_type_ontology_term_id=CL:0000739 = %v, != = %v; want the version found by = %v", got, not, want)
+		}
+	}
+	_, stderr, err := e.run("annotate", "t/c.csv", "--remove", "--feature", "cell_type=mature basophil")
+	if err != nil || strings.Contains(stderr, "removed term") {
+		t.Fatalf("remove cell_type: %v\n%s", err, stderr)
+	}
+	byAltID(t, true)
+	err = e.fails(`t/c.csv@v1 keeps term CL:0000043 "mature basophil": its value cell_type_ontology_term_id = "CL:0000739" may name it`,
+		"annotate", "t/c.csv", "--remove", "--term", "celltype=CL:0000043")
+	if exitCode(err) != 1 {
+		t.Fatalf("exit %d, want 1", exitCode(err))
+	}
+	byAltID(t, true)
+	// With the value, the term goes.
+	e.ok("annotate", "t/c.csv", "--remove", "--feature", "cell_type_ontology_term_id=CL:0000739", "--term", "celltype=CL:0000043")
+	if got := lsKeys(t, e, "--term", "celltype=CL:0000043"); len(got) != 0 {
+		t.Fatalf("ls --term celltype=CL:0000043 after removing it = %v", got)
+	}
+}
