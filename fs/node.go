@@ -149,7 +149,7 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	e, err := n.m.ns.Lookup(ctx, n.entry(), name)
 	if err != nil {
 		errno := n.errno("lookup", err)
-		if errno == syscall.ENOENT && n.m.listsDerived() && n.m.unlinked.gone(n.prefix(), name) {
+		if errno == syscall.ENOENT && n.m.listsDerived() && n.m.unlinked.gone(ctx, n.prefix(), name) {
 			return n.ghost(ctx, name, out) // write.go
 		}
 		if errno == syscall.ENOENT && ParseName(name).Version > 0 {

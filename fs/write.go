@@ -1337,7 +1337,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return errnoOf(syscall.Unlink(n.m.scratchPath(n.prefix() + name)))
 	}
 	ent, e := n.existing(ctx, name)
-	if e == syscall.ENOENT && n.m.unlinked.gone(n.prefix(), name) {
+	if e == syscall.ENOENT && n.m.unlinked.gone(ctx, n.prefix(), name) {
 		return 0
 	}
 	if e != 0 {
@@ -1350,7 +1350,9 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := n.m.ns.st.Unlink(ctx, key); err != nil {
 		return n.errno("unlink", err)
 	}
-	n.m.unlinked.add(key)
+	if n.m.listsDerived() {
+		n.m.unlinked.add(key, processOf(callerTID(ctx)))
+	}
 	if n.m.isScratch(key) {
 		n.m.ns.st.KeepName(key, processOf(callerTID(ctx))) // tar -x writes it anew: a key still (scratchAt)
 	}
@@ -1366,44 +1368,57 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 // shows `rm -r` name, name.meta and name@vN; unlinking name takes the
 // others with it, and their unlinks, which come next, would fail with
 // ENOENT (rm then keeps the folder and exits 1). For a few seconds after
-// name's unlink, a lookup of one of them answers a ghost (an empty file
-// the kernel may not cache, which no open finds) and its unlink succeeds
-// as a no-op. A version or sidecar of a live artifact stays EROFS.
+// name's unlink, a lookup of one of them by the process that unlinked it
+// answers a ghost (an empty read-only file the kernel may not cache,
+// which no open finds) and its unlink succeeds as a no-op. To any other
+// process they are gone at once (ENOENT), as the versions of a key in the
+// trash are: a `stat name@v1` after `rm name` showed the ghost. A version
+// or sidecar of a live artifact stays EROFS.
 type unlinkedKeys struct {
-	mu sync.Mutex           // guards m
-	m  map[string]time.Time // key → when it was unlinked
+	mu sync.Mutex             // guards m
+	m  map[string]unlinkedKey // by key
+}
+
+type unlinkedKey struct {
+	at time.Time
+	by string // the unlinking process (processOf); "": unknown, every process's
 }
 
 const unlinkedFor = 5 * time.Second
 
-func (u *unlinkedKeys) add(key string) {
+// add notes that the process by unlinked key.
+func (u *unlinkedKeys) add(key, by string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	now := time.Now()
 	if u.m == nil {
-		u.m = map[string]time.Time{}
+		u.m = map[string]unlinkedKey{}
 	}
 	if len(u.m) > 1024 {
-		for k, t := range u.m {
-			if now.Sub(t) > unlinkedFor {
+		for k, uk := range u.m {
+			if now.Sub(uk.at) > unlinkedFor {
 				delete(u.m, k)
 			}
 		}
 	}
-	u.m[key] = now
+	u.m[key] = unlinkedKey{at: now, by: by}
 }
 
 // gone reports whether name in the folder prefix is a version or sidecar
-// name of a key unlinked in the last unlinkedFor.
-func (u *unlinkedKeys) gone(prefix, name string) bool {
+// name of a key the caller of ctx unlinked in the last unlinkedFor (any
+// caller's, if the unlinking process was unknown: another pid namespace).
+func (u *unlinkedKeys) gone(ctx context.Context, prefix, name string) bool {
 	pn := ParseName(name)
 	if pn.Base == name {
 		return false
 	}
 	u.mu.Lock()
-	defer u.mu.Unlock()
-	t, ok := u.m[prefix+pn.Base]
-	return ok && time.Since(t) < unlinkedFor
+	uk, ok := u.m[prefix+pn.Base]
+	u.mu.Unlock()
+	if !ok || time.Since(uk.at) >= unlinkedFor {
+		return false
+	}
+	return uk.by == "" || uk.by == processOf(callerTID(ctx))
 }
 
 // listsDerived reports whether listings show versions or sidecars.
@@ -1412,20 +1427,40 @@ func (m *Mount) listsDerived() bool { return m.opts.ShowVersions || m.opts.ShowM
 // ghost answers the lookup of a version or sidecar name whose artifact
 // was just unlinked (unlinkedKeys): an empty read-only file, not cached.
 func (n *node) ghost(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	g := &ghostNode{}
+	g.attr.Mode = syscall.S_IFREG | 0o444
+	g.attr.Nlink = 1
+	g.attr.Blksize = 1 << 16
+	g.attr.Owner = fuse.Owner{Uid: n.m.uid, Gid: n.m.gid}
+	t := time.Now()
+	g.attr.SetTimes(&t, &t, &t)
+	out.Attr = g.attr
 	out.SetEntryTimeout(0)
 	out.SetAttrTimeout(0)
-	out.Attr.Mode = syscall.S_IFREG | 0o444
-	out.Attr.Uid, out.Attr.Gid = n.m.uid, n.m.gid
-	return n.NewInode(ctx, &ghostNode{}, fusefs.StableAttr{Mode: syscall.S_IFREG}), 0
+	return n.NewInode(ctx, g, fusefs.StableAttr{Mode: syscall.S_IFREG}), 0
 }
 
 // ghostNode is a name that went with its artifact (ghost): nothing opens.
-type ghostNode struct{ fusefs.Inode }
+type ghostNode struct {
+	fusefs.Inode
+	attr fuse.Attr // what its lookup answered
+}
 
-var _ fusefs.NodeOpener = (*ghostNode)(nil)
+var (
+	_ fusefs.NodeOpener    = (*ghostNode)(nil)
+	_ fusefs.NodeGetattrer = (*ghostNode)(nil)
+)
 
 func (g *ghostNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	return nil, 0, syscall.ENOENT
+}
+
+// Getattr answers what the lookup did: without it go-fuse answered a
+// zeroed stat (mode 0, no links).
+func (g *ghostNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Attr = g.attr
+	out.SetTimeout(0)
+	return 0
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
