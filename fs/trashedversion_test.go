@@ -165,3 +165,71 @@ func TestRemovedKeyVersionsGone(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovedKeyVersionsGoneAtOnce: the kernel holds KEY@vN and sidecar
+// names for hours, and the entry invalidations of an rm or mv come from
+// the notifier a moment after the call returns; a stat or open right
+// after it found them (the version of a key in the trash, or of a key
+// renamed away). The unlink or rename drops their attributes before it
+// returns, and the names answer ENOENT at once; the same for a folder
+// artifact's KEY@vN/… after a mv of the artifact, and for a mv of a key
+// to a scratch name.
+func TestRemovedKeyVersionsGoneAtOnce(t *testing.T) {
+	w := newWorld(t)
+	for _, k := range []string{"d/k.txt", "d/m.txt", "d/s.txt"} {
+		w.save(k, []byte("one"))
+		w.save(k, []byte("two"))
+	}
+	art := filepath.Join(w.tmp, "src", "art")
+	os.MkdirAll(filepath.Join(art, "sub"), 0o755)
+	os.WriteFile(filepath.Join(art, "sub", "a.txt"), []byte("a"), 0o644)
+	w.saveItem("d/art", art)
+	w.mountRW()
+	derived := func(base string) []string {
+		return []string{base + "@v1", base + "@v2", base + ".meta", base + "@v1.meta"}
+	}
+	cached := append(append(derived("d/k.txt"), derived("d/m.txt")...), derived("d/s.txt")...)
+	cached = append(cached, "d/art@v1/sub/a.txt", "d/art.meta")
+	for _, n := range cached {
+		if _, err := os.ReadFile(w.p(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := func(what string, names ...string) {
+		t.Helper()
+		for _, n := range names {
+			if _, err := os.Stat(w.p(n)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("stat %s right after %s: %v; want ENOENT", n, what, err)
+			}
+		}
+	}
+
+	if err := os.Remove(w.p("d/k.txt")); err != nil {
+		t.Fatal(err)
+	}
+	gone("rm", derived("d/k.txt")...)
+	if _, err := os.ReadFile(w.p("d/k.txt@v2")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("read of k.txt@v2 after rm: %v; want ENOENT", err)
+	}
+
+	if err := os.Rename(w.p("d/m.txt"), w.p("d/n.txt")); err != nil {
+		t.Fatal(err)
+	}
+	gone("mv", derived("d/m.txt")...)
+	if got := string(w.read("d/n.txt@v1")); got != "one" {
+		t.Errorf("n.txt@v1 after mv = %q", got)
+	}
+
+	if err := os.Rename(w.p("d/s.txt"), w.p("d/s.txt~")); err != nil { // to a scratch name
+		t.Fatal(err)
+	}
+	gone("mv to a scratch name", derived("d/s.txt")...)
+
+	if err := os.Rename(w.p("d/art"), w.p("d/art2")); err != nil {
+		t.Fatal(err)
+	}
+	gone("mv of a folder artifact", "d/art@v1/sub/a.txt", "d/art@v1", "d/art.meta")
+	if got := string(w.read("d/art2@v1/sub/a.txt")); got != "a" {
+		t.Errorf("art2@v1/sub/a.txt after mv = %q", got)
+	}
+}

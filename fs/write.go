@@ -1347,11 +1347,12 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return syscall.EISDIR
 	}
 	key := n.prefix() + name
+	versions := n.m.versionsOf(key)
 	if err := n.m.ns.st.Unlink(ctx, key); err != nil {
 		return n.errno("unlink", err)
 	}
 	if n.m.listsDerived() {
-		n.m.unlinked.add(key, processOf(callerTID(ctx)))
+		n.m.unlinked.add(key, callerTID(ctx))
 	}
 	if n.m.isScratch(key) {
 		n.m.ns.st.KeepName(key, processOf(callerTID(ctx))) // tar -x writes it anew: a key still (scratchAt)
@@ -1359,8 +1360,66 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	n.m.retired.retire(key, n.GetChild(name)) // inode.go
 	n.m.held.drop([]string{key})
 	n.m.ns.remove(key)
+	if ent.Kind == KindFile { // links and files not committed yet have no versions
+		n.m.dropDerived(n.EmbeddedInode(), name, versions) // once the listing has it not
+	}
 	n.m.notifyAsync(key)
 	return 0
+}
+
+// versionsOf is the number of key's latest version by its folder's cached
+// listing, 0 if it has none there.
+func (m *Mount) versionsOf(key string) int {
+	it, ok := m.ns.cachedFile(splitKey(key))
+	if !ok {
+		return 0
+	}
+	return int(it.n)
+}
+
+// dropDerived has the kernel ask again for the attributes of the names
+// derived from name in the folder node dir that it holds (name.meta,
+// name@vN and their sidecars, a folder artifact's name@vN/…), before the
+// unlink or rename that took name away returns. The kernel keeps them for
+// hours, and the notifier's entry invalidations come a moment after the
+// call returned: a stat of name@v1 right after `rm name` showed it. Their
+// next GETATTR or OPEN answers ESTALE (derivedGone) and the kernel looks
+// the name up anew. An inode invalidation takes no lock that the request
+// holds, unlike an entry invalidation (versionsListed). versions is the
+// key's latest version number (versionsOf); with 0 every name the kernel
+// knows in dir is looked at.
+func (m *Mount) dropDerived(dir *fusefs.Inode, name string, versions int) {
+	if dir == nil {
+		return
+	}
+	var drop func(in *fusefs.Inode)
+	drop = func(in *fusefs.Inode) { // the kernel's tree: finite, no cycles
+		in.NotifyContent(-1, 0)
+		if in.IsDir() {
+			for _, c := range in.Children() {
+				drop(c)
+			}
+		}
+	}
+	if versions <= 0 {
+		for child, in := range dir.Children() {
+			if child != name && ParseName(child).Base == name {
+				drop(in)
+			}
+		}
+		return
+	}
+	if in := dir.GetChild(name + ".meta"); in != nil {
+		drop(in)
+	}
+	for v := 1; v <= versions; v++ {
+		vn := name + "@v" + strconv.Itoa(v)
+		for _, c := range []string{vn, vn + ".meta"} {
+			if in := dir.GetChild(c); in != nil {
+				drop(in)
+			}
+		}
+	}
 }
 
 // unlinkedKeys remembers the keys unlinked in the last few seconds. A
@@ -1380,14 +1439,14 @@ type unlinkedKeys struct {
 }
 
 type unlinkedKey struct {
-	at time.Time
-	by string // the unlinking process (processOf); "": unknown, every process's
+	at  time.Time
+	tid uint32 // the unlinking thread; 0: unknown (another pid namespace), every process's
 }
 
 const unlinkedFor = 5 * time.Second
 
-// add notes that the process by unlinked key.
-func (u *unlinkedKeys) add(key, by string) {
+// add notes that the thread tid unlinked key.
+func (u *unlinkedKeys) add(key string, tid uint32) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	now := time.Now()
@@ -1401,12 +1460,13 @@ func (u *unlinkedKeys) add(key, by string) {
 			}
 		}
 	}
-	u.m[key] = unlinkedKey{at: now, by: by}
+	u.m[key] = unlinkedKey{at: now, tid: tid}
 }
 
 // gone reports whether name in the folder prefix is a version or sidecar
-// name of a key the caller of ctx unlinked in the last unlinkedFor (any
-// caller's, if the unlinking process was unknown: another pid namespace).
+// name of a key the caller's process unlinked in the last unlinkedFor (any
+// caller's, if the unlinking thread was unknown: another pid namespace).
+// The same thread (rm -r) reads no /proc.
 func (u *unlinkedKeys) gone(ctx context.Context, prefix, name string) bool {
 	pn := ParseName(name)
 	if pn.Base == name {
@@ -1418,7 +1478,12 @@ func (u *unlinkedKeys) gone(ctx context.Context, prefix, name string) bool {
 	if !ok || time.Since(uk.at) >= unlinkedFor {
 		return false
 	}
-	return uk.by == "" || uk.by == processOf(callerTID(ctx))
+	tid := callerTID(ctx)
+	if uk.tid == 0 || tid == uk.tid {
+		return true
+	}
+	p := processOf(tid)
+	return p != "" && p == processOf(uk.tid)
 }
 
 // listsDerived reports whether listings show versions or sidecars.
@@ -1577,6 +1642,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			return syscall.EISDIR
 		}
 		replaced := np.GetChild(newName) // a file the rename replaces keeps its bytes for who holds it
+		versions := n.m.versionsOf(src)
 		var v catalog.Version
 		if v, err = n.m.ns.st.Rename(ctx, src, dst); err == nil {
 			n.m.retired.retire(src, n.GetChild(name)) // inode.go
@@ -1585,6 +1651,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			}
 			n.m.held.move(src, dst)
 			n.m.movedFile(ctx, src, dst, v)
+			if se.Kind == KindFile || se.Kind == KindFolder {
+				n.m.dropDerived(n.EmbeddedInode(), name, versions) // once the listing has src not
+			}
 			return 0
 		}
 	}
