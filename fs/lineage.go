@@ -91,8 +91,8 @@ func (m *Mount) tracker() Tracker { return m.opts.Tracker }
 // to its run and records as the run's input the version a read open reads,
 // or the one a write open without O_TRUNC copies on write (an append).
 func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	if n.movedToScratch(ctx) {
-		return nil, 0, syscall.ESTALE // scratch.go
+	if n.movedToScratch(ctx) || n.derivedGone(ctx) {
+		return nil, 0, syscall.ESTALE // scratch.go, dropDerived
 	}
 	tr := n.m.tracker()
 	if tr == nil {

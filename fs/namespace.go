@@ -940,6 +940,18 @@ func (ns *Namespace) Changed(ctx context.Context, keys []string) []Change {
 	return out
 }
 
+// liveFile reports whether name in the folder prefix is a key's file or
+// folder artifact: what its name@vN and sidecar names resolve from
+// (lookupKey). It says yes when the listing cannot be read.
+func (ns *Namespace) liveFile(ctx context.Context, prefix, name string) bool {
+	l, err := ns.listing(ctx, prefix)
+	if err != nil {
+		return true
+	}
+	_, ok := l.file(name)
+	return ok
+}
+
 // has reports whether name in the folder prefix is a name of the catalog: a
 // key, a folder of keys, a link or a key being written. A listing it cannot
 // read answers no.

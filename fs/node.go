@@ -149,7 +149,7 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	e, err := n.m.ns.Lookup(ctx, n.entry(), name)
 	if err != nil {
 		errno := n.errno("lookup", err)
-		if errno == syscall.ENOENT && n.m.listsDerived() && n.m.unlinked.gone(n.prefix(), name) {
+		if errno == syscall.ENOENT && n.m.listsDerived() && n.m.unlinked.gone(ctx, n.prefix(), name) {
 			return n.ghost(ctx, name, out) // write.go
 		}
 		if errno == syscall.ENOENT && ParseName(name).Version > 0 {
@@ -193,8 +193,8 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 }
 
 func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if fh == nil && n.movedToScratch(ctx) {
-		return syscall.ESTALE // a stat by path: scratch.go
+	if fh == nil && (n.movedToScratch(ctx) || n.derivedGone(ctx)) {
+		return syscall.ESTALE // a stat by path: scratch.go, dropDerived
 	}
 	e := n.current(ctx, fh)
 	shared := false
@@ -237,6 +237,38 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 		out.SetTimeout(0) // writers apart (writersAttr), or through another inode (held.go)
 	}
 	return 0
+}
+
+// derivedGone reports whether n is reached by a name derived from a key
+// (name.meta, name@vN, its sidecar, a folder artifact's name@vN/…) while
+// the key is no longer a file or folder artifact in its folder: unlinked,
+// renamed away, trashed. The kernel may hold such a name for hours; an
+// unlink or rename through the mount drops its attributes (dropDerived),
+// and this answers the GETATTR or OPEN that follows with ESTALE, so the
+// kernel looks the name up anew (ENOENT) rather than keep showing it.
+func (n *node) derivedGone(ctx context.Context) bool {
+	switch n.e.Kind {
+	case KindMeta, KindFolder, KindFolderFile:
+	case KindFile:
+		if n.e.Latest {
+			return false
+		}
+	default:
+		return false
+	}
+	in := n.EmbeddedInode()
+	for range 4096 { // up to the folder of keys: bounded by a path's depth
+		name, parent := in.Parent()
+		if parent == nil {
+			return false
+		}
+		if d, ok := parent.Operations().(*node); ok && d.e.Kind == KindDir {
+			base := ParseName(name).Base
+			return base != name && !n.m.ns.liveFile(ctx, d.prefix(), base)
+		}
+		in = parent
+	}
+	return false
 }
 
 func (n *node) dirEntries(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) {

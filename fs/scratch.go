@@ -175,11 +175,13 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	out.Close()
 	os.Chtimes(p, ent.Mtime, ent.Mtime)
 	key := n.prefix() + name
+	versions := m.versionsOf(key)
 	if err := m.ns.st.MoveAway(ctx, key); err != nil {
 		return errno(m.log, "rename", err)
 	}
 	m.retired.retire(key, n.GetChild(name)) // inode.go
 	m.written(key)
+	m.dropDerived(n.EmbeddedInode(), name, versions) // once the listing is read anew
 	// The kernel moves the key's entry to dst, on the retired inode: an
 	// open of dst answered ENOENT until its folder was listed again. Once
 	// the rename is done, dst is looked up anew (the scratch file).

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -78,5 +80,156 @@ func TestTrashedVersionsOfLiveKeyReadable(t *testing.T) {
 		if _, err := os.Stat(p(n)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s after purge: %v", n, err)
 		}
+	}
+}
+
+// statElsewhere stats name from another process: "" if it exists, else
+// stat's message.
+func (w *world) statElsewhere(name string) string {
+	w.t.Helper()
+	out, err := exec.Command("stat", "-c", "%F %h %a", w.p(name)).CombinedOutput()
+	if err != nil {
+		return strings.TrimSpace(string(out))
+	}
+	return ""
+}
+
+// TestRemovedKeyVersionsGone: in a mount that lists versions, once `rm
+// KEY` puts the key in the trash, KEY@vN and the sidecars do not resolve
+// for any other process (they did: a ghost with a zeroed stat, mode 0 and
+// no links); the process that unlinked it may still unlink them, as
+// `rm -r` of the folder does, and sees a sane stat. The same after a
+// rename away, and for a folder artifact's KEY@vN/… after its trash.
+func TestRemovedKeyVersionsGone(t *testing.T) {
+	w := newWorld(t)
+	w.save("d/k.txt", []byte("one"))
+	w.save("d/k.txt", []byte("two"))
+	w.save("d/m.txt", []byte("one"))
+	w.save("d/m.txt", []byte("two"))
+	art := filepath.Join(w.tmp, "src", "art")
+	os.MkdirAll(art, 0o755)
+	os.WriteFile(filepath.Join(art, "a.txt"), []byte("a"), 0o644)
+	w.saveItem("d/art", art)
+	w.mountRWWith(lfs.MountOptions{Options: lfs.Options{ShowVersions: true, ShowMeta: true}})
+	derived := []string{"k.txt@v1", "k.txt@v2", "k.txt.meta", "k.txt@v1.meta"}
+	// The kernel caches the names first (a listing, then a stat of each).
+	w.ls("d")
+	for _, n := range append(derived, "art@v1/a.txt", "m.txt@v1") {
+		if msg := w.statElsewhere("d/" + n); msg != "" {
+			t.Fatalf("before: %s", msg)
+		}
+	}
+	if err := os.Remove(w.p("d/k.txt")); err != nil {
+		t.Fatal(err)
+	}
+	w.mnt.Changed([]string{"d/k.txt"}) // the kernel's entries dropped (the notifier's come a moment later)
+	for _, n := range derived {
+		if msg := w.statElsewhere("d/" + n); !strings.Contains(msg, "No such file") {
+			t.Errorf("%s after rm of the key, from another process: %q; want ENOENT", n, msg)
+		}
+	}
+	// The unlinking process: what rm -r does next.
+	var st syscall.Stat_t
+	if err := syscall.Lstat(w.p("d/k.txt@v1"), &st); err != nil {
+		t.Fatalf("unlinker's stat of k.txt@v1: %v", err)
+	} else if st.Nlink != 1 || st.Mode != syscall.S_IFREG|0o444 {
+		t.Errorf("unlinker's stat of k.txt@v1: mode %o, %d links; want 100444, 1", st.Mode, st.Nlink)
+	}
+	if err := os.Remove(w.p("d/k.txt@v1")); err != nil {
+		t.Errorf("unlinker's rm of k.txt@v1: %v", err)
+	}
+	if msg := w.statElsewhere("d/k.txt@v1"); !strings.Contains(msg, "No such file") {
+		t.Errorf("k.txt@v1 after the unlinker's rm: %q", msg)
+	}
+
+	if err := os.Rename(w.p("d/m.txt"), w.p("d/n.txt")); err != nil {
+		t.Fatal(err)
+	}
+	w.mnt.Changed([]string{"d/m.txt", "d/n.txt"})
+	for _, n := range []string{"m.txt@v1", "m.txt@v2", "m.txt.meta", "m.txt@v1.meta"} {
+		if msg := w.statElsewhere("d/" + n); !strings.Contains(msg, "No such file") {
+			t.Errorf("%s after mv of the key: %q; want ENOENT", n, msg)
+		}
+	}
+	if got := string(w.read("d/n.txt@v1")); got != "one" {
+		t.Errorf("n.txt@v1 after the mv = %q", got)
+	}
+
+	if _, err := w.cat.Trash(context.Background(), "d/art"); err != nil {
+		t.Fatal(err)
+	}
+	w.mnt.Changed([]string{"d/art"})
+	for _, n := range []string{"art@v1/a.txt", "art@v1", "art.meta", "art@v1.meta"} {
+		if msg := w.statElsewhere("d/" + n); !strings.Contains(msg, "No such file") {
+			t.Errorf("%s after the artifact's trash: %q; want ENOENT", n, msg)
+		}
+	}
+}
+
+// TestRemovedKeyVersionsGoneAtOnce: the kernel holds KEY@vN and sidecar
+// names for hours, and the entry invalidations of an rm or mv come from
+// the notifier a moment after the call returns; a stat or open right
+// after it found them (the version of a key in the trash, or of a key
+// renamed away). The unlink or rename drops their attributes before it
+// returns, and the names answer ENOENT at once; the same for a folder
+// artifact's KEY@vN/… after a mv of the artifact, and for a mv of a key
+// to a scratch name.
+func TestRemovedKeyVersionsGoneAtOnce(t *testing.T) {
+	w := newWorld(t)
+	for _, k := range []string{"d/k.txt", "d/m.txt", "d/s.txt"} {
+		w.save(k, []byte("one"))
+		w.save(k, []byte("two"))
+	}
+	art := filepath.Join(w.tmp, "src", "art")
+	os.MkdirAll(filepath.Join(art, "sub"), 0o755)
+	os.WriteFile(filepath.Join(art, "sub", "a.txt"), []byte("a"), 0o644)
+	w.saveItem("d/art", art)
+	w.mountRW()
+	derived := func(base string) []string {
+		return []string{base + "@v1", base + "@v2", base + ".meta", base + "@v1.meta"}
+	}
+	cached := append(append(derived("d/k.txt"), derived("d/m.txt")...), derived("d/s.txt")...)
+	cached = append(cached, "d/art@v1/sub/a.txt", "d/art.meta")
+	for _, n := range cached {
+		if _, err := os.ReadFile(w.p(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := func(what string, names ...string) {
+		t.Helper()
+		for _, n := range names {
+			if _, err := os.Stat(w.p(n)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("stat %s right after %s: %v; want ENOENT", n, what, err)
+			}
+		}
+	}
+
+	if err := os.Remove(w.p("d/k.txt")); err != nil {
+		t.Fatal(err)
+	}
+	gone("rm", derived("d/k.txt")...)
+	if _, err := os.ReadFile(w.p("d/k.txt@v2")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("read of k.txt@v2 after rm: %v; want ENOENT", err)
+	}
+
+	if err := os.Rename(w.p("d/m.txt"), w.p("d/n.txt")); err != nil {
+		t.Fatal(err)
+	}
+	gone("mv", derived("d/m.txt")...)
+	if got := string(w.read("d/n.txt@v1")); got != "one" {
+		t.Errorf("n.txt@v1 after mv = %q", got)
+	}
+
+	if err := os.Rename(w.p("d/s.txt"), w.p("d/s.txt~")); err != nil { // to a scratch name
+		t.Fatal(err)
+	}
+	gone("mv to a scratch name", derived("d/s.txt")...)
+
+	if err := os.Rename(w.p("d/art"), w.p("d/art2")); err != nil {
+		t.Fatal(err)
+	}
+	gone("mv of a folder artifact", "d/art@v1/sub/a.txt", "d/art@v1", "d/art.meta")
+	if got := string(w.read("d/art2@v1/sub/a.txt")); got != "a" {
+		t.Errorf("art2@v1/sub/a.txt after mv = %q", got)
 	}
 }

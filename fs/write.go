@@ -1337,7 +1337,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return errnoOf(syscall.Unlink(n.m.scratchPath(n.prefix() + name)))
 	}
 	ent, e := n.existing(ctx, name)
-	if e == syscall.ENOENT && n.m.unlinked.gone(n.prefix(), name) {
+	if e == syscall.ENOENT && n.m.unlinked.gone(ctx, n.prefix(), name) {
 		return 0
 	}
 	if e != 0 {
@@ -1347,18 +1347,79 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return syscall.EISDIR
 	}
 	key := n.prefix() + name
+	versions := n.m.versionsOf(key)
 	if err := n.m.ns.st.Unlink(ctx, key); err != nil {
 		return n.errno("unlink", err)
 	}
-	n.m.unlinked.add(key)
+	if n.m.listsDerived() {
+		n.m.unlinked.add(key, callerTID(ctx))
+	}
 	if n.m.isScratch(key) {
 		n.m.ns.st.KeepName(key, processOf(callerTID(ctx))) // tar -x writes it anew: a key still (scratchAt)
 	}
 	n.m.retired.retire(key, n.GetChild(name)) // inode.go
 	n.m.held.drop([]string{key})
 	n.m.ns.remove(key)
+	if ent.Kind == KindFile { // links and files not committed yet have no versions
+		n.m.dropDerived(n.EmbeddedInode(), name, versions) // once the listing has it not
+	}
 	n.m.notifyAsync(key)
 	return 0
+}
+
+// versionsOf is the number of key's latest version by its folder's cached
+// listing, 0 if it has none there.
+func (m *Mount) versionsOf(key string) int {
+	it, ok := m.ns.cachedFile(splitKey(key))
+	if !ok {
+		return 0
+	}
+	return int(it.n)
+}
+
+// dropDerived has the kernel ask again for the attributes of the names
+// derived from name in the folder node dir that it holds (name.meta,
+// name@vN and their sidecars, a folder artifact's name@vN/…), before the
+// unlink or rename that took name away returns. The kernel keeps them for
+// hours, and the notifier's entry invalidations come a moment after the
+// call returned: a stat of name@v1 right after `rm name` showed it. Their
+// next GETATTR or OPEN answers ESTALE (derivedGone) and the kernel looks
+// the name up anew. An inode invalidation takes no lock that the request
+// holds, unlike an entry invalidation (versionsListed). versions is the
+// key's latest version number (versionsOf); with 0 every name the kernel
+// knows in dir is looked at.
+func (m *Mount) dropDerived(dir *fusefs.Inode, name string, versions int) {
+	if dir == nil {
+		return
+	}
+	var drop func(in *fusefs.Inode)
+	drop = func(in *fusefs.Inode) { // the kernel's tree: finite, no cycles
+		in.NotifyContent(-1, 0)
+		if in.IsDir() {
+			for _, c := range in.Children() {
+				drop(c)
+			}
+		}
+	}
+	if versions <= 0 {
+		for child, in := range dir.Children() {
+			if child != name && ParseName(child).Base == name {
+				drop(in)
+			}
+		}
+		return
+	}
+	if in := dir.GetChild(name + ".meta"); in != nil {
+		drop(in)
+	}
+	for v := 1; v <= versions; v++ {
+		vn := name + "@v" + strconv.Itoa(v)
+		for _, c := range []string{vn, vn + ".meta"} {
+			if in := dir.GetChild(c); in != nil {
+				drop(in)
+			}
+		}
+	}
 }
 
 // unlinkedKeys remembers the keys unlinked in the last few seconds. A
@@ -1366,44 +1427,63 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 // shows `rm -r` name, name.meta and name@vN; unlinking name takes the
 // others with it, and their unlinks, which come next, would fail with
 // ENOENT (rm then keeps the folder and exits 1). For a few seconds after
-// name's unlink, a lookup of one of them answers a ghost (an empty file
-// the kernel may not cache, which no open finds) and its unlink succeeds
-// as a no-op. A version or sidecar of a live artifact stays EROFS.
+// name's unlink, a lookup of one of them by the process that unlinked it
+// answers a ghost (an empty read-only file the kernel may not cache,
+// which no open finds) and its unlink succeeds as a no-op. To any other
+// process they are gone at once (ENOENT), as the versions of a key in the
+// trash are: a `stat name@v1` after `rm name` showed the ghost. A version
+// or sidecar of a live artifact stays EROFS.
 type unlinkedKeys struct {
-	mu sync.Mutex           // guards m
-	m  map[string]time.Time // key → when it was unlinked
+	mu sync.Mutex             // guards m
+	m  map[string]unlinkedKey // by key
+}
+
+type unlinkedKey struct {
+	at  time.Time
+	tid uint32 // the unlinking thread; 0: unknown (another pid namespace), every process's
 }
 
 const unlinkedFor = 5 * time.Second
 
-func (u *unlinkedKeys) add(key string) {
+// add notes that the thread tid unlinked key.
+func (u *unlinkedKeys) add(key string, tid uint32) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	now := time.Now()
 	if u.m == nil {
-		u.m = map[string]time.Time{}
+		u.m = map[string]unlinkedKey{}
 	}
 	if len(u.m) > 1024 {
-		for k, t := range u.m {
-			if now.Sub(t) > unlinkedFor {
+		for k, uk := range u.m {
+			if now.Sub(uk.at) > unlinkedFor {
 				delete(u.m, k)
 			}
 		}
 	}
-	u.m[key] = now
+	u.m[key] = unlinkedKey{at: now, tid: tid}
 }
 
 // gone reports whether name in the folder prefix is a version or sidecar
-// name of a key unlinked in the last unlinkedFor.
-func (u *unlinkedKeys) gone(prefix, name string) bool {
+// name of a key the caller's process unlinked in the last unlinkedFor (any
+// caller's, if the unlinking thread was unknown: another pid namespace).
+// The same thread (rm -r) reads no /proc.
+func (u *unlinkedKeys) gone(ctx context.Context, prefix, name string) bool {
 	pn := ParseName(name)
 	if pn.Base == name {
 		return false
 	}
 	u.mu.Lock()
-	defer u.mu.Unlock()
-	t, ok := u.m[prefix+pn.Base]
-	return ok && time.Since(t) < unlinkedFor
+	uk, ok := u.m[prefix+pn.Base]
+	u.mu.Unlock()
+	if !ok || time.Since(uk.at) >= unlinkedFor {
+		return false
+	}
+	tid := callerTID(ctx)
+	if uk.tid == 0 || tid == uk.tid {
+		return true
+	}
+	p := processOf(tid)
+	return p != "" && p == processOf(uk.tid)
 }
 
 // listsDerived reports whether listings show versions or sidecars.
@@ -1412,20 +1492,40 @@ func (m *Mount) listsDerived() bool { return m.opts.ShowVersions || m.opts.ShowM
 // ghost answers the lookup of a version or sidecar name whose artifact
 // was just unlinked (unlinkedKeys): an empty read-only file, not cached.
 func (n *node) ghost(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	g := &ghostNode{}
+	g.attr.Mode = syscall.S_IFREG | 0o444
+	g.attr.Nlink = 1
+	g.attr.Blksize = 1 << 16
+	g.attr.Owner = fuse.Owner{Uid: n.m.uid, Gid: n.m.gid}
+	t := time.Now()
+	g.attr.SetTimes(&t, &t, &t)
+	out.Attr = g.attr
 	out.SetEntryTimeout(0)
 	out.SetAttrTimeout(0)
-	out.Attr.Mode = syscall.S_IFREG | 0o444
-	out.Attr.Uid, out.Attr.Gid = n.m.uid, n.m.gid
-	return n.NewInode(ctx, &ghostNode{}, fusefs.StableAttr{Mode: syscall.S_IFREG}), 0
+	return n.NewInode(ctx, g, fusefs.StableAttr{Mode: syscall.S_IFREG}), 0
 }
 
 // ghostNode is a name that went with its artifact (ghost): nothing opens.
-type ghostNode struct{ fusefs.Inode }
+type ghostNode struct {
+	fusefs.Inode
+	attr fuse.Attr // what its lookup answered
+}
 
-var _ fusefs.NodeOpener = (*ghostNode)(nil)
+var (
+	_ fusefs.NodeOpener    = (*ghostNode)(nil)
+	_ fusefs.NodeGetattrer = (*ghostNode)(nil)
+)
 
 func (g *ghostNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	return nil, 0, syscall.ENOENT
+}
+
+// Getattr answers what the lookup did: without it go-fuse answered a
+// zeroed stat (mode 0, no links).
+func (g *ghostNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Attr = g.attr
+	out.SetTimeout(0)
+	return 0
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
@@ -1542,6 +1642,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			return syscall.EISDIR
 		}
 		replaced := np.GetChild(newName) // a file the rename replaces keeps its bytes for who holds it
+		versions := n.m.versionsOf(src)
 		var v catalog.Version
 		if v, err = n.m.ns.st.Rename(ctx, src, dst); err == nil {
 			n.m.retired.retire(src, n.GetChild(name)) // inode.go
@@ -1550,6 +1651,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			}
 			n.m.held.move(src, dst)
 			n.m.movedFile(ctx, src, dst, v)
+			if se.Kind == KindFile || se.Kind == KindFolder {
+				n.m.dropDerived(n.EmbeddedInode(), name, versions) // once the listing has src not
+			}
 			return 0
 		}
 	}
