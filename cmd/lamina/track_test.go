@@ -281,8 +281,9 @@ func TestTrackFinishNestedShell(t *testing.T) {
 
 // TestTrackStartLeftoverCgroup: a finish while a background job of the
 // shell still runs cannot remove the run's cgroup; once the job is gone,
-// the next track start in that shell takes the empty cgroup rather than
-// silently starting a run with none.
+// a track start meanwhile warns that its run has none, and once the job
+// is gone the next track start in that shell takes the empty cgroup
+// rather than silently starting a run with none.
 func TestTrackStartLeftoverCgroup(t *testing.T) {
 	e := newMntEnv(t)
 	e.mount(filepath.Join(e.dir, "lab"))
@@ -290,12 +291,18 @@ func TestTrackStartLeftoverCgroup(t *testing.T) {
 		eval "$($L track start --transform first)"
 		sleep 60 & bg=$!
 		eval "$($L track finish)"
+		eval "$($L track start --transform busy)"
+		eval "$($L track finish)"
 		kill $bg; wait $bg
 		eval "$($L track start --transform second)"
 		eval "$($L track finish)"; echo end=$(grep ^0:: /proc/$$/cgroup); true`)
 	runs := e.runsByName()
 	if runs["first"].Cgroup == "" {
 		t.Fatal("the first run has no cgroup (is the cgroup v2 tree writable?)")
+	}
+	// While the job runs, the cgroup is not the next run's: it has none, and says so.
+	if runs["busy"].Cgroup != "" || !strings.Contains(out, "no cgroup of its own") {
+		t.Errorf("the run started while the leftover cgroup was busy: cgroup %q\n%s", runs["busy"].Cgroup, out)
 	}
 	if runs["second"].Cgroup == "" || m["end"] != m["begin"] {
 		t.Fatalf("second run's cgroup %q; the shell ends in %s, began in %s\n%s", runs["second"].Cgroup, m["end"], m["begin"], out)
