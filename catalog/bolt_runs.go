@@ -420,7 +420,8 @@ func (b *Bolt) ListRuns(ctx context.Context, q RunQuery) ([]Run, error) {
 			if names != nil && !names[r.Transform] {
 				continue
 			}
-			if q.Parent != "" && r.Parent != q.Parent {
+			if q.Parent != "" && r.Parent != q.Parent ||
+				q.Status != "" && r.Status != q.Status || q.RootPID != 0 && r.RootPID != q.RootPID {
 				continue
 			}
 			out = append(out, r)

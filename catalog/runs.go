@@ -228,6 +228,8 @@ type RunRecord struct {
 type RunQuery struct {
 	Transform string // transform name; "" for all
 	Parent    string // only the children of this run
+	Status    string // only runs of this status; "" for all
+	RootPID   int    // only runs whose root process has this pid; 0 for all
 	Limit     int    // 0 means no limit
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -205,8 +206,9 @@ func CgroupRoot() string {
 	return r
 }
 
-// NewCgroup makes a cgroup named name under this process's own. It fails
-// where the tree is not writable; callers then rely on the parent chain.
+// NewCgroup makes a cgroup named name under this process's own, or takes
+// an empty one of that name. It fails where the tree is not writable;
+// callers then rely on the parent chain.
 func NewCgroup(name string) (*Cgroup, error) {
 	root, err := cgroup2Root()
 	if err != nil {
@@ -218,7 +220,10 @@ func NewCgroup(name string) (*Cgroup, error) {
 	}
 	p := strings.TrimSuffix(self, "/") + "/" + name
 	dir := filepath.Join(root, filepath.FromSlash(p))
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	// One of that name left empty is taken: its Remove failed while a
+	// process was still in it, and SweepCgroups keeps it while its pid
+	// lives (the tracked shell), so failing would leave runs without one.
+	if err := os.Mkdir(dir, 0o755); err != nil && (!errors.Is(err, fs.ErrExist) || cgroupBusy(p)) {
 		return nil, fmt.Errorf("lineage: cgroup: %w", err)
 	}
 	return &Cgroup{Path: p, Dir: dir}, nil

@@ -406,6 +406,20 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if err != nil || len(byT) != 1 || byT[0].Transform != tr.UID {
 			t.Fatalf("ListRuns transform = %v, %v", byT, err)
 		}
+		// By root process and status, over every run, not the newest only
+		// (track finish finds the shell's run so).
+		live, _ := c.StartRun(ctx, catalog.Run{Transform: other.UID, RootPID: 4242})
+		over, _ := c.StartRun(ctx, catalog.Run{Transform: other.UID, RootPID: 4242})
+		zero = 0
+		c.FinishRun(ctx, over.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})
+		c.StartRun(ctx, catalog.Run{Transform: other.UID, RootPID: 4243})
+		byPid, err := c.ListRuns(ctx, catalog.RunQuery{RootPID: 4242, Status: catalog.RunRunning})
+		if err != nil || len(byPid) != 1 || byPid[0].UID != live.UID {
+			t.Fatalf("ListRuns root pid, running = %v, %v", byPid, err)
+		}
+		if all, err := c.ListRuns(ctx, catalog.RunQuery{RootPID: 4242}); err != nil || len(all) != 2 {
+			t.Fatalf("ListRuns root pid = %v, %v", all, err)
+		}
 	})
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -212,6 +213,12 @@ func (s *Store) ListRuns(ctx context.Context, q catalog.RunQuery) ([]catalog.Run
 	}
 	if q.Parent != "" {
 		sql += ` AND r.parent = ` + args.add(q.Parent)
+	}
+	if q.Status != "" {
+		sql += ` AND r.rec->>'status' = ` + args.add(q.Status)
+	}
+	if q.RootPID != 0 {
+		sql += ` AND r.rec->>'root_pid' = ` + args.add(strconv.Itoa(q.RootPID))
 	}
 	sql += ` ORDER BY r.started_ns DESC, r.uid DESC`
 	if q.Limit > 0 {

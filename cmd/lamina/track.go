@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,9 +87,10 @@ func cmdTrack() *cli.Command {
 					out := ""
 					undo := func() {}
 					if cat.daemon {
-						if cg, err := lineage.NewCgroup(fmt.Sprintf("lamina-track-%d", shell)); err == nil {
+						cg, err := lineage.NewCgroup(fmt.Sprintf("lamina-track-%d", shell))
+						if err == nil {
 							from := selfCgroup()
-							if err := cg.Move(shell); err == nil {
+							if err = cg.Move(shell); err == nil {
 								r.Cgroup = cg.Path
 								out = fmt.Sprintf("export %s=%s\n", envTrackCgroup, shellQuote(from+":"+cg.Path))
 								// A shell left in the cgroup without the
@@ -102,6 +104,9 @@ func cmdTrack() *cli.Command {
 							} else {
 								cg.Remove()
 							}
+						}
+						if err != nil { // said, not silent: the mount then sees less
+							fmt.Fprintf(c.App.ErrWriter, "lamina: warning: the run has no cgroup of its own (%v): what the shell's processes read and write is credited to it only while they descend from the shell\n", err)
 						}
 					}
 					if r, err = cat.StartRun(c.Context, r); err != nil {
@@ -130,10 +135,13 @@ func cmdTrack() *cli.Command {
 						// no variable names: finish that one.
 						cat, err := openRuns(c)
 						if err != nil {
-							return exitf(2, "this shell is not in a run (no %s)", lineage.EnvRun)
+							return err
 						}
 						defer cat.Close()
-						r, ok := unnamedRun(c.Context, cat)
+						r, ok, err := unnamedRun(c.Context, cat)
+						if err != nil {
+							return fmt.Errorf("track finish: look for a run rooted at this shell: %w", err)
+						}
 						if !ok {
 							return exitf(2, "this shell is not in a run (no %s)", lineage.EnvRun)
 						}
@@ -175,18 +183,31 @@ func cmdTrack() *cli.Command {
 func finishTracked(c *cli.Context, cat *runsCatalog, uid, cgroup string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	from, path, tracked := strings.Cut(cgroup, ":/")
+	shell := lineage.Shell(os.Getppid())
+	now := cgroupOf(strconv.Itoa(shell))
+	if tracked && strings.HasPrefix(now, "/"+path+"/") {
+		// Only a track start (of another instance: one instance refuses
+		// a second) puts the shell below the run's cgroup. Moving it out
+		// of there would take it out of that live run too.
+		return exitf(2, "this shell is in cgroup %s, below that of run %s: a run started in this shell since is live; finish that one first (lamina --instance NAME track finish)", now, uid)
+	}
 	zero := 0
 	r, err := cat.FinishRun(ctx, uid, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})
 	if err != nil {
 		return err
 	}
-	if from, path, ok := strings.Cut(cgroup, ":/"); ok {
+	if tracked && now != "/"+path {
+		// Moved since (by hand, by a session manager): it stays there.
+		fmt.Fprintf(c.App.ErrWriter, "lamina: this shell is in cgroup %s, not in the run's %s: left there\n", now, "/"+path)
+		(&lineage.Cgroup{Dir: cgroupDir("/" + path)}).Remove()
+	} else if tracked {
 		back := &lineage.Cgroup{Dir: cgroupDir(from)}
 		back.Move(os.Getpid()) // this process too, or the cgroup stays busy
 		if ppid := os.Getppid(); ppid != lineage.Shell(ppid) {
 			back.Move(ppid) // the $(…) subshell in between
 		}
-		if back.Move(lineage.Shell(os.Getppid())) == nil {
+		if back.Move(shell) == nil {
 			(&lineage.Cgroup{Dir: cgroupDir("/" + path)}).Remove()
 		}
 	}
@@ -199,31 +220,37 @@ func finishTracked(c *cli.Context, cat *runsCatalog, uid, cgroup string) error {
 // `track start` not eval'd leaves it: tracked (its cgroup and root pid)
 // though LAMINA_RUN is not set. A `lamina run -- bash` whose shell unset
 // the variable is not one: its shell's parent is lamina.
-func unnamedRun(ctx context.Context, cat catalog.Catalog) (catalog.Run, bool) {
+func unnamedRun(ctx context.Context, cat catalog.Catalog) (catalog.Run, bool, error) {
 	shell := lineage.Shell(os.Getppid())
 	start, err := lineage.ProcStart(shell)
 	if err != nil {
-		return catalog.Run{}, false
+		return catalog.Run{}, false, nil
 	}
 	if self, err := os.Executable(); err == nil {
 		if ppid, err := procParent(shell); err == nil {
 			if exe, _ := os.Readlink("/proc/" + strconv.Itoa(ppid) + "/exe"); exe == self {
-				return catalog.Run{}, false
+				return catalog.Run{}, false, nil
 			}
 		}
 	}
-	runs, err := cat.ListRuns(ctx, catalog.RunQuery{Limit: 1000}) // newest first
+	// Every live run of that pid, however many runs came since.
+	runs, err := cat.ListRuns(ctx, catalog.RunQuery{RootPID: shell, Status: catalog.RunRunning})
 	if err != nil {
-		return catalog.Run{}, false
+		return catalog.Run{}, false, err
 	}
 	host, _ := os.Hostname()
+	argv := procArgv(shell)
 	for _, r := range runs {
+		// The argv tells a track start's run (the shell's command line)
+		// from a `lamina run` whose process this is (its root, with the
+		// command's argv): `lamina run -- env -u LAMINA_RUN lamina track
+		// finish` must not end the run it is in.
 		if r.Status == catalog.RunRunning && r.RootPID == shell && r.RootStart == start && lineage.Here(r, host) &&
-			(r.Cgroup == "" || path.Base(r.Cgroup) == fmt.Sprintf("lamina-track-%d", shell)) {
-			return r, true
+			(r.Cgroup == "" || path.Base(r.Cgroup) == fmt.Sprintf("lamina-track-%d", shell)) && slices.Equal(r.Args(), argv) {
+			return r, true, nil
 		}
 	}
-	return catalog.Run{}, false
+	return catalog.Run{}, false, nil
 }
 
 // isTerminal reports whether w is a terminal.
@@ -254,8 +281,11 @@ func procArgv(pid int) []string {
 	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 }
 
-func selfCgroup() string {
-	b, _ := os.ReadFile("/proc/self/cgroup")
+func selfCgroup() string { return cgroupOf("self") }
+
+// cgroupOf returns the cgroup v2 of process pid ("self" for this one).
+func cgroupOf(pid string) string {
+	b, _ := os.ReadFile("/proc/" + pid + "/cgroup")
 	for _, l := range strings.Split(string(b), "\n") {
 		if p, ok := strings.CutPrefix(l, "0::"); ok {
 			return p

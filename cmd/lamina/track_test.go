@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	lfs "github.com/lamina-bio/lamina/fs"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/lineage"
 	"golang.org/x/sys/unix"
 )
@@ -219,5 +223,154 @@ func TestTrackFinishNotEvald(t *testing.T) {
 	}
 	if err := e.fails("not in a run", "track", "finish"); codeOf(err) != 2 {
 		t.Errorf("a second finish: exit %d", codeOf(err))
+	}
+}
+
+// bashOut runs script in bash with e's environment and returns the
+// values of its KEY=VALUE lines.
+func (e *mntEnv) bashOut(script string) (map[string]string, string) {
+	e.t.Helper()
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(e.env, "L="+e.bin, lineage.EnvRun+"=", envTrack+"=", envTrackCgroup+"=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("bash: %v\n%s", err, out)
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && !strings.Contains(k, " ") {
+			m[k] = v
+		}
+	}
+	return m, string(out)
+}
+
+// TestTrackFinishNestedShell: two instances' track starts not eval'd put
+// the shell in the outer run's cgroup, then in the inner's below it.
+// Finishing the outer first would take the shell out of the live inner
+// run: it is refused, the inner is finished first, then the outer, and
+// the shell ends where it began.
+func TestTrackFinishNestedShell(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("init", "--storage", e.dir+"/storage2", "--name", "m2")
+	for _, name := range []string{"m", "m2"} {
+		mnt := filepath.Join(e.dir, "mnt-"+name)
+		os.MkdirAll(mnt, 0o755)
+		e.ok("--instance", name, "mount", mnt)
+		t.Cleanup(func() {
+			e.run("--instance", name, "umount", mnt)
+			if _, ok := lfs.MountInfo(mnt); ok {
+				lfs.ForceUnmount(mnt)
+			}
+		})
+	}
+	cg := `$(grep ^0:: /proc/$$/cgroup)`
+	m, out := e.bashOut(`echo begin=` + cg + `
+		$L --instance m track start --transform outer >/dev/null
+		$L --instance m2 track start --transform inner >/dev/null; echo inner=` + cg + `
+		$L --instance m track finish >/dev/null; echo outer1=$?; echo after1=` + cg + `
+		$L --instance m2 track finish >/dev/null; echo inner2=$?; echo after2=` + cg + `
+		$L --instance m track finish >/dev/null; echo outer2=$?; echo end=` + cg + `; true`)
+	if m["outer1"] != "2" || !strings.Contains(out, "finish that one first") || m["after1"] != m["inner"] {
+		t.Fatalf("finishing the outer run with the inner live: exit %s, shell in %s (inner %s)\n%s", m["outer1"], m["after1"], m["inner"], out)
+	}
+	if m["inner2"] != "0" || m["outer2"] != "0" || m["end"] != m["begin"] || m["begin"] == "" {
+		t.Fatalf("inner then outer: exits %s %s, shell ends in %s, began in %s\n%s", m["inner2"], m["outer2"], m["end"], m["begin"], out)
+	}
+}
+
+// TestTrackStartLeftoverCgroup: a finish while a background job of the
+// shell still runs cannot remove the run's cgroup; once the job is gone,
+// a track start meanwhile warns that its run has none, and once the job
+// is gone the next track start in that shell takes the empty cgroup
+// rather than silently starting a run with none.
+func TestTrackStartLeftoverCgroup(t *testing.T) {
+	e := newMntEnv(t)
+	e.mount(filepath.Join(e.dir, "lab"))
+	m, out := e.bashOut(`echo begin=$(grep ^0:: /proc/$$/cgroup)
+		eval "$($L track start --transform first)"
+		sleep 60 & bg=$!
+		eval "$($L track finish)"
+		eval "$($L track start --transform busy)"
+		eval "$($L track finish)"
+		kill $bg; wait $bg
+		eval "$($L track start --transform second)"
+		eval "$($L track finish)"; echo end=$(grep ^0:: /proc/$$/cgroup); true`)
+	runs := e.runsByName()
+	if runs["first"].Cgroup == "" {
+		t.Fatal("the first run has no cgroup (is the cgroup v2 tree writable?)")
+	}
+	// While the job runs, the cgroup is not the next run's: it has none, and says so.
+	if runs["busy"].Cgroup != "" || !strings.Contains(out, "no cgroup of its own") {
+		t.Errorf("the run started while the leftover cgroup was busy: cgroup %q\n%s", runs["busy"].Cgroup, out)
+	}
+	if runs["second"].Cgroup == "" || m["end"] != m["begin"] {
+		t.Fatalf("second run's cgroup %q; the shell ends in %s, began in %s\n%s", runs["second"].Cgroup, m["end"], m["begin"], out)
+	}
+	if _, err := os.Stat(lineage.CgroupRoot() + runs["second"].Cgroup); err == nil {
+		t.Errorf("the cgroup %s stayed", runs["second"].Cgroup)
+	}
+}
+
+// TestTrackFinishInLaminaRun: with no mount the run of `lamina run` has no
+// cgroup, and its root is the lamina process: a finish without LAMINA_RUN
+// inside it is not the root of a tracked shell's run and ends nothing.
+func TestTrackFinishInLaminaRun(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	t.Setenv(lineage.EnvRun, "")
+	t.Setenv(envTrack, "")
+	t.Setenv(envTrackCgroup, "")
+	_, stderr, err := e.run("run", "--transform", "w", "--", "env", "-u", lineage.EnvRun, mntBinary(t), "track", "finish")
+	if err == nil || !strings.Contains(stderr, "not in a run") || strings.Contains(stderr, "finishing it") {
+		t.Fatalf("track finish inside lamina run: %v\n%s", err, stderr)
+	}
+}
+
+// TestTrackFinishManyRuns: the run a track start not eval'd left is found
+// however many runs came after it; a catalog that cannot be opened is
+// said, not taken for "not in a run".
+func TestTrackFinishManyRuns(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	t.Setenv(lineage.EnvRun, "")
+	t.Setenv(envTrack, "")
+	t.Setenv(envTrackCgroup, "")
+	e.ok("track", "start", "--transform", "piped")
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := dirs.Current("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := openCatalog(s, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cat.SaveTransform(t.Context(), catalog.Transform{Name: "later", Kind: "named"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := 0
+	for range 1001 {
+		r, err := cat.StartRun(t.Context(), catalog.Run{Transform: tr.UID, StartedAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cat.FinishRun(t.Context(), r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})
+	}
+	cat.Close()
+	if _, stderr, err := e.run("track", "finish"); err != nil || !strings.Contains(stderr, "not eval'd") {
+		t.Fatalf("finish after 1001 runs: %v\n%s", err, stderr)
+	}
+
+	e.ok("track", "start", "--transform", "again")
+	if err := os.WriteFile(s.Catalog, []byte("not a catalog"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := e.run("track", "finish"); err == nil || strings.Contains(err.Error()+stderr, "not in a run") {
+		t.Fatalf("finish with the catalog unreadable: %v\n%s", err, stderr)
 	}
 }
