@@ -61,6 +61,8 @@ type Tracker struct {
 	// flushMu serialises flushes: a run's end waits for a flush already
 	// writing its inputs, or its record would be read without them.
 	flushMu sync.Mutex
+	// nowSem bounds the handlers' own writes (writeNow) under way.
+	nowSem chan struct{}
 
 	mu      sync.Mutex // guards the fields below
 	roots   map[int]*root
@@ -81,9 +83,12 @@ type Tracker struct {
 	// left holds, by pid, the job processes still running when their
 	// Snakemake run ended with processes left in its cgroup (Snakemake
 	// killed): what they do is their job's, until the run stops lingering.
-	left     map[int]leftJob
-	cache    map[int]*proc // tid → answer
-	pending  map[string][]string
+	left    map[int]leftJob
+	cache   map[int]*proc // tid → answer
+	pending map[string][]string
+	// failing holds the runs whose inputs the catalog failed to record
+	// last (logged once, until a write succeeds).
+	failing  map[string]bool
 	recorded map[string]map[string]bool // run → versions already queued
 	// adopted holds, by resumed split run, the job runs an earlier daemon
 	// started for it and left running: they end with the run (finish).
@@ -160,7 +165,7 @@ func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 		o.MaxCached = 4096
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
-		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{},
+		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, failing: map[string]bool{}, nowSem: make(chan struct{}, 4), recorded: map[string]map[string]bool{},
 		adopted: map[string][]string{}, gone: map[string]time.Time{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
 	if o.WatchRuns > 0 {
@@ -311,7 +316,11 @@ func (t *Tracker) discover(since time.Time) error {
 	return nil
 }
 
-// flush writes the queued inputs.
+// flush writes the queued inputs. A batch the catalog refuses or that
+// times out goes back in the queue for the next flush (it was lost:
+// a catalog away for a moment dropped the inputs of every run with
+// inputs queued), except a run the catalog says does not exist
+// (ErrNotFound): nothing will ever record them.
 func (t *Tracker) flush() error {
 	t.flushMu.Lock()
 	defer t.flushMu.Unlock()
@@ -322,12 +331,85 @@ func (t *Tracker) flush() error {
 	var errs []error
 	for run, uids := range p {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := t.cat.AddInputs(ctx, run, uids); err != nil {
+		err := t.cat.AddInputs(ctx, run, uids)
+		cancel()
+		if t.wrote(run, uids, err) {
 			errs = append(errs, fmt.Errorf("run %s: %w", run, err))
 		}
-		cancel()
 	}
 	return errors.Join(errs...)
+}
+
+// wrote settles a write of run's inputs uids that ended with err: on a
+// failure they are queued again, unless the run does not exist, and the
+// failure is reported (true: the caller logs or returns err) once until
+// a write for run succeeds.
+func (t *Tracker) wrote(run string, uids []string, err error) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err == nil {
+		delete(t.failing, run)
+		return false
+	}
+	if errors.Is(err, catalog.ErrNotFound) {
+		delete(t.failing, run)
+		return true
+	}
+	t.pending[run] = append(uids, t.pending[run]...)
+	if t.failing[run] {
+		return false
+	}
+	t.failing[run] = true
+	return true
+}
+
+// handlerWrite bounds how long Used waits for the catalog, inside a FUSE
+// handler, to write an input of a run another daemon registered (tests
+// shorten it).
+var handlerWrite = 2 * time.Second
+
+// writeNow writes uid, queued (use) as an input of run, from a FUSE
+// handler: only that input, beside any flush, for handlerWrite at most.
+// A write that fails or is not done by then leaves it queued for the
+// background flush; while one is still stuck (the catalog hangs), the
+// next handlers do not try (nowSem): they only queue.
+func (t *Tracker) writeNow(run, uid string) {
+	select {
+	case t.nowSem <- struct{}{}:
+	default:
+		return // earlier writes are stuck: the flusher will write it
+	}
+	t.mu.Lock()
+	q := t.pending[run]
+	i := slices.Index(q, uid)
+	if i < 0 { // a flush took it meanwhile
+		t.mu.Unlock()
+		<-t.nowSem
+		return
+	}
+	if q = slices.Delete(q, i, i+1); len(q) == 0 {
+		delete(t.pending, run)
+	} else {
+		t.pending[run] = q
+	}
+	t.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer func() { <-t.nowSem }()
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := t.cat.AddInputs(ctx, run, []string{uid})
+		cancel()
+		if t.wrote(run, []string{uid}, err) {
+			t.opts.Logger.Error("lineage: recording inputs", "run", run, "err", err)
+		}
+	}()
+	tm := time.NewTimer(handlerWrite)
+	defer tm.Stop()
+	select {
+	case <-done:
+	case <-tm.C:
+	}
 }
 
 // Wrap returns cat with StartRun and FinishRun passed on to t: the daemon
@@ -1142,18 +1224,17 @@ func bySuffix(outs map[string]string, abs string) (string, bool) {
 // runs wrote v, or v is the source file of the run's transform (a script
 // or Snakefile in the mount is code, not data; a copy of it under another
 // key is data). It does not block on the catalog, but for a run another
-// daemon registered (othersLocked), whose inputs it writes before it
-// returns.
+// daemon registered (othersLocked), whose input it tries to write before
+// it returns, for handlerWrite at most (writeNow).
 func (t *Tracker) Used(run string, v catalog.Version) {
 	if t.use(run, v) {
 		// That daemon records the run's end when `lamina run` asks, and
 		// `lamina run` counts its inputs then: queued here, they waited
 		// for this one's next tick (`0 inputs` printed for a run that
 		// read through this mount). The caller's open returns after this,
-		// before the run can end.
-		if err := t.flush(); err != nil {
-			t.opts.Logger.Error("lineage: recording inputs", "err", err)
-		}
+		// before the run can end. Only this input, for a moment at most:
+		// a catalog that hangs must not hang the open (writeNow).
+		t.writeNow(run, v.UID)
 	}
 }
 
