@@ -248,6 +248,14 @@ func TestJobRunOneForTwoDaemons(t *testing.T) {
 	if a == r.UID || a == "" || a != b || len(kids) != 1 {
 		t.Fatalf("the job's runs: %q from the first daemon, %q from the second, %d child runs; want one child run of %s", a, b, len(kids), r.UID)
 	}
+	// Keyed by the pidfs inode alone: a daemon in another pid namespace
+	// knows the job by another pid.
+	if fd, ok := openPidfd(job); ok {
+		if id := fd.id(); id != 0 && kids[0].Job != fmt.Sprintf("pidfs %d", id) {
+			t.Errorf("job run keyed %q, want by its pidfs inode %d alone", kids[0].Job, id)
+		}
+		fd.close()
+	}
 }
 
 // children returns the pids of pid's child processes.

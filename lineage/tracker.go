@@ -1045,11 +1045,11 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 	// it knows it: another daemon that tracks the pipeline too (the job
 	// reads through both mounts) started it, or will find this one
 	// (catalog.Run.Job). Not by its command line: bash execs the last
-	// command of its `-c` text, and the job's argv changes under it.
-	var job string
-	if id := fd.id(); id != 0 {
-		job = fmt.Sprintf("pid %d/%d", pid, id)
-	}
+	// command of its `-c` text, and the job's argv changes under it. Nor
+	// by its pid: a daemon in another pid namespace of this host (a
+	// container's) knows the job by another number; the pidfs inode is
+	// one for them all, never reused until reboot.
+	job := jobKey(fd.id())
 	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: split, Name: "job",
 		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host, HostID: hostID(), Daemon: t.daemon, Job: job})
 	if err != nil {
@@ -1067,6 +1067,15 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 	}
 	t.mu.Unlock()
 	return r.UID
+}
+
+// jobKey is catalog.Run.Job for a job process whose pidfs inode is id:
+// "" without pidfs (id 0).
+func jobKey(id uint64) string {
+	if id == 0 {
+		return ""
+	}
+	return fmt.Sprintf("pidfs %d", id)
 }
 
 // jobByPid returns the newest process of split's jobs numbered pid, nil if
