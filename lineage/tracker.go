@@ -30,13 +30,6 @@ type TrackerOptions struct {
 	// Mountpoint is the mount's folder: a Snakemake run working outside
 	// it has its job records watched there (recordWatch). Empty: none are.
 	Mountpoint string
-	// WatchRuns is how often the catalog is asked for the runs of this
-	// host begun since it last was that the tracker does not know (watch):
-	// a run registered with another daemon of the catalog (another
-	// instance's mount of a shared PostgreSQL catalog) may read and write
-	// through this mount too. 0: runs are learnt only from the socket
-	// (Wrap) and Resume.
-	WatchRuns time.Duration
 }
 
 // Tracker attributes a mount's calls to runs. It lives in the mount daemon:
@@ -106,6 +99,12 @@ type Tracker struct {
 	// the judgment that a run whose root exited was abandoned (reap).
 	daemon string
 
+	// started holds the runs Changed was told of that watch has not
+	// read yet; rescan, that it must look at every run.
+	started map[string]bool
+	rescan  bool
+	wake    chan struct{} // Changed → watch
+
 	stop     chan struct{}
 	done     chan struct{}
 	watching sync.WaitGroup // watch
@@ -166,12 +165,10 @@ func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
 		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, failing: map[string]bool{}, nowSem: make(chan struct{}, 4), recorded: map[string]map[string]bool{},
-		adopted: map[string][]string{}, gone: map[string]time.Time{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
+		adopted: map[string][]string{}, started: map[string]bool{}, wake: make(chan struct{}, 1), gone: map[string]time.Time{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
-	if o.WatchRuns > 0 {
-		t.watching.Add(1)
-		go t.watch()
-	}
+	t.watching.Add(1)
+	go t.watch()
 	return t
 }
 
@@ -244,76 +241,113 @@ func (t *Tracker) flusher() {
 	}
 }
 
-// watchMargin is how far before its last look watch looks again: a run's
-// start time is taken before its record is committed.
-const watchMargin = 2 * time.Second
-
-// watch registers, every WatchRuns, the runs of this host begun since it
-// last looked (and watchMargin before) that the tracker does not know, as
-// Resume does at the daemon's start. `lamina run` registers its run with
-// the daemon of the instance it works with; another daemon of the
-// catalog on this host (another instance's mount of a shared PostgreSQL
-// catalog, already up) knew nothing of it, and what the run did through
-// its mount was nobody's.
-func (t *Tracker) watch() {
-	defer t.watching.Done()
-	tk := time.NewTicker(t.opts.WatchRuns)
-	defer tk.Stop()
-	since := time.Now().Add(-watchMargin)
-	failed := 0
-	for {
+// Changed takes the keys of a catalog change notification (the mount
+// daemon's PostgreSQL listener, in commit order, caught up after a lost
+// connection): the runs another daemon of the catalog started
+// (catalog.RunStartChange) are registered, those of this host, as at the
+// daemon's start (Resume), on the tracker's own goroutine (watch). `lamina
+// run` registers its run with the daemon of the instance it works with;
+// another daemon of the catalog on this host (another instance's mount of
+// a shared PostgreSQL catalog, already up) knew nothing of it, and what
+// the run did through its mount was nobody's. nil (notifications may have
+// been lost) makes it look at every run once. It does not block.
+func (t *Tracker) Changed(keys []string) {
+	t.mu.Lock()
+	n := len(t.started)
+	if keys == nil {
+		t.rescan = true
+	}
+	for _, k := range keys {
+		if uid, ok := catalog.StartedRun(k); ok {
+			t.started[uid] = true
+		}
+	}
+	wake := keys == nil || len(t.started) > n
+	t.mu.Unlock()
+	if wake {
 		select {
-		case <-t.stop:
-			return
-		case <-tk.C:
-			now := time.Now()
-			if err := t.discover(since); err != nil {
-				// A catalog that is away: said once, then every 100th try.
-				if failed++; failed%100 == 1 {
-					t.opts.Logger.Warn("lineage: looking for runs begun through another daemon", "err", err, "tries", failed)
-				}
-				continue
-			}
-			since, failed = now.Add(-watchMargin), 0
+		case t.wake <- struct{}{}:
+		default:
 		}
 	}
 }
 
-// discover resumes the runs begun since since (watch).
-func (t *Tracker) discover(since time.Time) error {
+// watch registers the runs Changed hands it, until the tracker closes.
+func (t *Tracker) watch() {
+	defer t.watching.Done()
+	failed := 0
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-t.wake:
+		case <-retry:
+		}
+		retry = nil
+		if err := t.discover(); err != nil {
+			// A catalog that is away: said once, then every 100th try;
+			// what was not read is read at the next try.
+			if failed++; failed%100 == 1 {
+				t.opts.Logger.Warn("lineage: reading runs begun through another daemon", "err", err, "tries", failed)
+			}
+			retry = time.After(time.Second)
+			continue
+		}
+		failed = 0
+	}
+}
+
+// discover resumes the runs Changed queued (watch); those it could not
+// read stay queued.
+func (t *Tracker) discover() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var runs []catalog.Run
-	for limit := 64; ; limit *= 4 { // newest first: job runs may be many
-		rs, err := t.cat.ListRuns(ctx, catalog.RunQuery{Limit: limit})
-		if err != nil {
-			return err
-		}
-		runs = rs
-		if len(rs) < limit || rs[len(rs)-1].StartedAt.Before(since) {
-			break
-		}
-	}
 	t.mu.Lock()
 	for uid, at := range t.gone {
 		if time.Since(at) > time.Minute { // its end is written by now
 			delete(t.gone, uid)
 		}
 	}
-	fresh := runs[:0]
-	for _, r := range runs {
-		if r.StartedAt.Before(since) {
-			break
-		}
-		if _, known := t.byRun[r.UID]; !known && t.gone[r.UID].IsZero() {
-			fresh = append(fresh, r)
+	var uids []string
+	for uid := range t.started {
+		if _, known := t.byRun[uid]; !known && t.gone[uid].IsZero() {
+			uids = append(uids, uid)
 		}
 	}
+	clear(t.started)
+	rescan := t.rescan
+	t.rescan = false
 	t.mu.Unlock()
-	if got := t.Resume(ctx, fresh); len(got) > 0 {
+	var runs []catalog.Run
+	var errs []error
+	if rescan {
+		rs, err := t.cat.ListRuns(ctx, catalog.RunQuery{})
+		if err != nil {
+			errs = append(errs, err)
+			t.mu.Lock()
+			t.rescan = true
+			t.mu.Unlock()
+		}
+		runs = rs
+	}
+	for _, uid := range uids {
+		rec, err := t.cat.RunRecord(ctx, uid)
+		switch {
+		case errors.Is(err, catalog.ErrNotFound): // not ours to wait for
+		case err != nil:
+			errs = append(errs, err)
+			t.mu.Lock()
+			t.started[uid] = true
+			t.mu.Unlock()
+		default:
+			runs = append(runs, rec.Run)
+		}
+	}
+	if got := t.Resume(ctx, runs); len(got) > 0 {
 		t.opts.Logger.Info("lineage: runs begun through another daemon tracked", "runs", got)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // flush writes the queued inputs. A batch the catalog refuses or that
