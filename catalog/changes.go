@@ -58,3 +58,20 @@ func ChangedDelete(change string) (key string, ok bool) {
 // IsMarker reports whether a listed change is a marker (a collection, a
 // rename, a trash) rather than a key.
 func IsMarker(change string) bool { return strings.HasPrefix(change, "\x00") }
+
+// A run started with a root process (one a mount daemon can track) is
+// reported by a marker too, in the transaction that records it: PostgreSQL
+// logs and notifies it in commit order (postgres.Store.Listen), so every
+// other daemon of the catalog learns of it when it commits, however late
+// that is after the run's start time.
+const runStartChange = "\x00run-started:"
+
+// RunStartChange is what a change notification lists for "run uid
+// started".
+func RunStartChange(uid string) string { return runStartChange + uid }
+
+// StartedRun reports the run a listed change names, if it is a
+// RunStartChange.
+func StartedRun(change string) (uid string, ok bool) {
+	return strings.CutPrefix(change, runStartChange)
+}

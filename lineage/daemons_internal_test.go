@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -248,6 +249,14 @@ func TestJobRunOneForTwoDaemons(t *testing.T) {
 	if a == r.UID || a == "" || a != b || len(kids) != 1 {
 		t.Fatalf("the job's runs: %q from the first daemon, %q from the second, %d child runs; want one child run of %s", a, b, len(kids), r.UID)
 	}
+	// Keyed by the pidfs inode alone: a daemon in another pid namespace
+	// knows the job by another pid.
+	if fd, ok := openPidfd(job); ok {
+		if id := fd.id(); id != 0 && kids[0].Job != fmt.Sprintf("pidfs %d", id) {
+			t.Errorf("job run keyed %q, want by its pidfs inode %d alone", kids[0].Job, id)
+		}
+		fd.close()
+	}
 }
 
 // children returns the pids of pid's child processes.
@@ -264,47 +273,74 @@ func children(pid int) []int {
 
 // TestWatchFindsRunsOfAnotherDaemon: a daemon already up learnt nothing
 // of a run registered with another daemon of the catalog, and what the
-// run did through its mount was nobody's. With WatchRuns it registers the
-// run within a look, and not again once it ended the run itself.
+// run did through its mount was nobody's. Told of its start (the catalog's
+// change notifications: Changed) it registers the run, whatever its start
+// time says: found by start time (since the last look, 2 s before), a run
+// whose record committed later than that (locks, retries, a slow link, a
+// clock that stepped) was never tracked, and a clock ahead made every
+// daemon read the runs table again and again. It reads no list of runs,
+// and does not register again a run it ended.
 func TestWatchFindsRunsOfAnotherDaemon(t *testing.T) {
 	ctx := context.Background()
-	c, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "catalog.db"), catalog.BoltOptions{Hold: true})
+	b, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "catalog.db"), catalog.BoltOptions{Hold: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer b.Close()
+	c := &listCounter{Catalog: b}
 	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "bash", Kind: "program"})
 	host, _ := os.Hostname()
-	tk := newTracker(c, TrackerOptions{FlushEvery: time.Hour, WatchRuns: 20 * time.Millisecond}, "this-daemon")
+	tk := newTracker(c, TrackerOptions{FlushEvery: time.Hour}, "this-daemon")
 	defer tk.Close()
-	root := exec.Command("sleep", "30")
-	if err := root.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { root.Process.Kill(); root.Wait() })
-	start, err := ProcStart(root.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Registered with the other daemon: recorded in the catalog only.
-	r, err := c.StartRun(ctx, catalog.Run{Transform: tf.UID, Host: host, HostID: HostID(), RootPID: root.Process.Pid, RootStart: start, Daemon: "other-daemon"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; tk.Caller(uint32(root.Process.Pid)) != r.UID; i++ {
-		if i == 250 {
-			t.Fatal("the run is not tracked after 5 s")
+	for _, at := range []time.Time{time.Now().Add(-time.Hour), time.Now().Add(time.Hour)} {
+		root := exec.Command("sleep", "30")
+		if err := root.Start(); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		t.Cleanup(func() { root.Process.Kill(); root.Wait() })
+		start, err := ProcStart(root.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Registered with the other daemon: recorded in the catalog only,
+		// its start time an hour off.
+		r, err := c.StartRun(ctx, catalog.Run{Transform: tf.UID, Host: host, HostID: HostID(), RootPID: root.Process.Pid, RootStart: start, Daemon: "other-daemon", StartedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.Changed([]string{"some/key", catalog.RunStartChange(r.UID)})
+		for i := 0; tk.Caller(uint32(root.Process.Pid)) != r.UID; i++ {
+			if i == 250 {
+				t.Fatalf("the run started at %v is not tracked after 5 s", at)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got, err := c.RunRecord(ctx, r.UID); err != nil || got.Run.Daemon != "other-daemon" {
+			t.Fatalf("run %+v, %v; want it left to its daemon", got.Run, err)
+		}
+		// Ended here (its end not written yet: unregister alone), never
+		// registered again.
+		tk.unregister(r.UID, false)
+		tk.Changed([]string{catalog.RunStartChange(r.UID)})
+		time.Sleep(200 * time.Millisecond)
+		if got := tk.Caller(uint32(root.Process.Pid)); got != "" {
+			t.Fatalf("the run ended here is tracked again: %q", got)
+		}
 	}
-	if got, err := c.RunRecord(ctx, r.UID); err != nil || got.Run.Daemon != "other-daemon" {
-		t.Fatalf("run %+v, %v; want it left to its daemon", got.Run, err)
+	if n := c.lists.Load(); n != 0 {
+		t.Fatalf("%d lists of every run read", n)
 	}
-	// Ended here (its end not written yet: unregister alone), never
-	// registered again.
-	tk.unregister(r.UID, false)
-	time.Sleep(200 * time.Millisecond)
-	if got := tk.Caller(uint32(root.Process.Pid)); got != "" {
-		t.Fatalf("the run ended here is tracked again: %q", got)
+}
+
+// listCounter counts the lists of all runs (not of a run's children).
+type listCounter struct {
+	catalog.Catalog
+	lists atomic.Int32
+}
+
+func (c *listCounter) ListRuns(ctx context.Context, q catalog.RunQuery) ([]catalog.Run, error) {
+	if q.Parent == "" {
+		c.lists.Add(1)
 	}
+	return c.Catalog.ListRuns(ctx, q)
 }

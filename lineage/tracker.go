@@ -30,13 +30,6 @@ type TrackerOptions struct {
 	// Mountpoint is the mount's folder: a Snakemake run working outside
 	// it has its job records watched there (recordWatch). Empty: none are.
 	Mountpoint string
-	// WatchRuns is how often the catalog is asked for the runs of this
-	// host begun since it last was that the tracker does not know (watch):
-	// a run registered with another daemon of the catalog (another
-	// instance's mount of a shared PostgreSQL catalog) may read and write
-	// through this mount too. 0: runs are learnt only from the socket
-	// (Wrap) and Resume.
-	WatchRuns time.Duration
 }
 
 // Tracker attributes a mount's calls to runs. It lives in the mount daemon:
@@ -61,6 +54,8 @@ type Tracker struct {
 	// flushMu serialises flushes: a run's end waits for a flush already
 	// writing its inputs, or its record would be read without them.
 	flushMu sync.Mutex
+	// nowSem bounds the handlers' own writes (writeNow) under way.
+	nowSem chan struct{}
 
 	mu      sync.Mutex // guards the fields below
 	roots   map[int]*root
@@ -81,9 +76,12 @@ type Tracker struct {
 	// left holds, by pid, the job processes still running when their
 	// Snakemake run ended with processes left in its cgroup (Snakemake
 	// killed): what they do is their job's, until the run stops lingering.
-	left     map[int]leftJob
-	cache    map[int]*proc // tid → answer
-	pending  map[string][]string
+	left    map[int]leftJob
+	cache   map[int]*proc // tid → answer
+	pending map[string][]string
+	// failing holds the runs whose inputs the catalog failed to record
+	// last (logged once, until a write succeeds).
+	failing  map[string]bool
 	recorded map[string]map[string]bool // run → versions already queued
 	// reran holds, by run, the versions it or a run under it wrote again
 	// unchanged (Reproduced): read after that, a version is the run's own
@@ -104,6 +102,12 @@ type Tracker struct {
 	// daemon knows them orphaned once this one is gone, and leaves to it
 	// the judgment that a run whose root exited was abandoned (reap).
 	daemon string
+
+	// started holds the runs Changed was told of that watch has not
+	// read yet; rescan, that it must look at every run.
+	started map[string]bool
+	rescan  bool
+	wake    chan struct{} // Changed → watch
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -164,13 +168,11 @@ func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 		o.MaxCached = 4096
 	}
 	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
-		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, recorded: map[string]map[string]bool{}, reran: map[string]map[string]bool{},
-		adopted: map[string][]string{}, gone: map[string]time.Time{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
+		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, failing: map[string]bool{}, nowSem: make(chan struct{}, 4), recorded: map[string]map[string]bool{}, reran: map[string]map[string]bool{},
+		adopted: map[string][]string{}, started: map[string]bool{}, wake: make(chan struct{}, 1), gone: map[string]time.Time{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
-	if o.WatchRuns > 0 {
-		t.watching.Add(1)
-		go t.watch()
-	}
+	t.watching.Add(1)
+	go t.watch()
 	return t
 }
 
@@ -243,79 +245,120 @@ func (t *Tracker) flusher() {
 	}
 }
 
-// watchMargin is how far before its last look watch looks again: a run's
-// start time is taken before its record is committed.
-const watchMargin = 2 * time.Second
-
-// watch registers, every WatchRuns, the runs of this host begun since it
-// last looked (and watchMargin before) that the tracker does not know, as
-// Resume does at the daemon's start. `lamina run` registers its run with
-// the daemon of the instance it works with; another daemon of the
-// catalog on this host (another instance's mount of a shared PostgreSQL
-// catalog, already up) knew nothing of it, and what the run did through
-// its mount was nobody's.
-func (t *Tracker) watch() {
-	defer t.watching.Done()
-	tk := time.NewTicker(t.opts.WatchRuns)
-	defer tk.Stop()
-	since := time.Now().Add(-watchMargin)
-	failed := 0
-	for {
+// Changed takes the keys of a catalog change notification (the mount
+// daemon's PostgreSQL listener, in commit order, caught up after a lost
+// connection): the runs another daemon of the catalog started
+// (catalog.RunStartChange) are registered, those of this host, as at the
+// daemon's start (Resume), on the tracker's own goroutine (watch). `lamina
+// run` registers its run with the daemon of the instance it works with;
+// another daemon of the catalog on this host (another instance's mount of
+// a shared PostgreSQL catalog, already up) knew nothing of it, and what
+// the run did through its mount was nobody's. nil (notifications may have
+// been lost) makes it look at every run once. It does not block.
+func (t *Tracker) Changed(keys []string) {
+	t.mu.Lock()
+	n := len(t.started)
+	if keys == nil {
+		t.rescan = true
+	}
+	for _, k := range keys {
+		if uid, ok := catalog.StartedRun(k); ok {
+			t.started[uid] = true
+		}
+	}
+	wake := keys == nil || len(t.started) > n
+	t.mu.Unlock()
+	if wake {
 		select {
-		case <-t.stop:
-			return
-		case <-tk.C:
-			now := time.Now()
-			if err := t.discover(since); err != nil {
-				// A catalog that is away: said once, then every 100th try.
-				if failed++; failed%100 == 1 {
-					t.opts.Logger.Warn("lineage: looking for runs begun through another daemon", "err", err, "tries", failed)
-				}
-				continue
-			}
-			since, failed = now.Add(-watchMargin), 0
+		case t.wake <- struct{}{}:
+		default:
 		}
 	}
 }
 
-// discover resumes the runs begun since since (watch).
-func (t *Tracker) discover(since time.Time) error {
+// watch registers the runs Changed hands it, until the tracker closes.
+func (t *Tracker) watch() {
+	defer t.watching.Done()
+	failed := 0
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-t.wake:
+		case <-retry:
+		}
+		retry = nil
+		if err := t.discover(); err != nil {
+			// A catalog that is away: said once, then every 100th try;
+			// what was not read is read at the next try.
+			if failed++; failed%100 == 1 {
+				t.opts.Logger.Warn("lineage: reading runs begun through another daemon", "err", err, "tries", failed)
+			}
+			retry = time.After(time.Second)
+			continue
+		}
+		failed = 0
+	}
+}
+
+// discover resumes the runs Changed queued (watch); those it could not
+// read stay queued.
+func (t *Tracker) discover() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var runs []catalog.Run
-	for limit := 64; ; limit *= 4 { // newest first: job runs may be many
-		rs, err := t.cat.ListRuns(ctx, catalog.RunQuery{Limit: limit})
-		if err != nil {
-			return err
-		}
-		runs = rs
-		if len(rs) < limit || rs[len(rs)-1].StartedAt.Before(since) {
-			break
-		}
-	}
 	t.mu.Lock()
 	for uid, at := range t.gone {
 		if time.Since(at) > time.Minute { // its end is written by now
 			delete(t.gone, uid)
 		}
 	}
-	fresh := runs[:0]
-	for _, r := range runs {
-		if r.StartedAt.Before(since) {
-			break
-		}
-		if _, known := t.byRun[r.UID]; !known && t.gone[r.UID].IsZero() {
-			fresh = append(fresh, r)
+	var uids []string
+	for uid := range t.started {
+		if _, known := t.byRun[uid]; !known && t.gone[uid].IsZero() {
+			uids = append(uids, uid)
 		}
 	}
+	clear(t.started)
+	rescan := t.rescan
+	t.rescan = false
 	t.mu.Unlock()
-	if got := t.Resume(ctx, fresh); len(got) > 0 {
+	var runs []catalog.Run
+	var errs []error
+	if rescan {
+		rs, err := t.cat.ListRuns(ctx, catalog.RunQuery{})
+		if err != nil {
+			errs = append(errs, err)
+			t.mu.Lock()
+			t.rescan = true
+			t.mu.Unlock()
+		}
+		runs = rs
+	}
+	for _, uid := range uids {
+		rec, err := t.cat.RunRecord(ctx, uid)
+		switch {
+		case errors.Is(err, catalog.ErrNotFound): // not ours to wait for
+		case err != nil:
+			errs = append(errs, err)
+			t.mu.Lock()
+			t.started[uid] = true
+			t.mu.Unlock()
+		default:
+			runs = append(runs, rec.Run)
+		}
+	}
+	if got := t.Resume(ctx, runs); len(got) > 0 {
 		t.opts.Logger.Info("lineage: runs begun through another daemon tracked", "runs", got)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// flush writes the queued inputs.
+// flush writes the queued inputs. A batch the catalog refuses or that
+// times out goes back in the queue for the next flush (it was lost:
+// a catalog away for a moment dropped the inputs of every run with
+// inputs queued), except a run the catalog says does not exist
+// (ErrNotFound): nothing will ever record them.
 func (t *Tracker) flush() error {
 	t.flushMu.Lock()
 	defer t.flushMu.Unlock()
@@ -326,12 +369,85 @@ func (t *Tracker) flush() error {
 	var errs []error
 	for run, uids := range p {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := t.cat.AddInputs(ctx, run, uids); err != nil {
+		err := t.cat.AddInputs(ctx, run, uids)
+		cancel()
+		if t.wrote(run, uids, err) {
 			errs = append(errs, fmt.Errorf("run %s: %w", run, err))
 		}
-		cancel()
 	}
 	return errors.Join(errs...)
+}
+
+// wrote settles a write of run's inputs uids that ended with err: on a
+// failure they are queued again, unless the run does not exist, and the
+// failure is reported (true: the caller logs or returns err) once until
+// a write for run succeeds.
+func (t *Tracker) wrote(run string, uids []string, err error) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err == nil {
+		delete(t.failing, run)
+		return false
+	}
+	if errors.Is(err, catalog.ErrNotFound) {
+		delete(t.failing, run)
+		return true
+	}
+	t.pending[run] = append(uids, t.pending[run]...)
+	if t.failing[run] {
+		return false
+	}
+	t.failing[run] = true
+	return true
+}
+
+// handlerWrite bounds how long Used waits for the catalog, inside a FUSE
+// handler, to write an input of a run another daemon registered (tests
+// shorten it).
+var handlerWrite = 2 * time.Second
+
+// writeNow writes uid, queued (use) as an input of run, from a FUSE
+// handler: only that input, beside any flush, for handlerWrite at most.
+// A write that fails or is not done by then leaves it queued for the
+// background flush; while one is still stuck (the catalog hangs), the
+// next handlers do not try (nowSem): they only queue.
+func (t *Tracker) writeNow(run, uid string) {
+	select {
+	case t.nowSem <- struct{}{}:
+	default:
+		return // earlier writes are stuck: the flusher will write it
+	}
+	t.mu.Lock()
+	q := t.pending[run]
+	i := slices.Index(q, uid)
+	if i < 0 { // a flush took it meanwhile
+		t.mu.Unlock()
+		<-t.nowSem
+		return
+	}
+	if q = slices.Delete(q, i, i+1); len(q) == 0 {
+		delete(t.pending, run)
+	} else {
+		t.pending[run] = q
+	}
+	t.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer func() { <-t.nowSem }()
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := t.cat.AddInputs(ctx, run, []string{uid})
+		cancel()
+		if t.wrote(run, []string{uid}, err) {
+			t.opts.Logger.Error("lineage: recording inputs", "run", run, "err", err)
+		}
+	}()
+	tm := time.NewTimer(handlerWrite)
+	defer tm.Stop()
+	select {
+	case <-done:
+	case <-tm.C:
+	}
 }
 
 // Wrap returns cat with StartRun and FinishRun passed on to t: the daemon
@@ -987,11 +1103,11 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 	// it knows it: another daemon that tracks the pipeline too (the job
 	// reads through both mounts) started it, or will find this one
 	// (catalog.Run.Job). Not by its command line: bash execs the last
-	// command of its `-c` text, and the job's argv changes under it.
-	var job string
-	if id := fd.id(); id != 0 {
-		job = fmt.Sprintf("pid %d/%d", pid, id)
-	}
+	// command of its `-c` text, and the job's argv changes under it. Nor
+	// by its pid: a daemon in another pid namespace of this host (a
+	// container's) knows the job by another number; the pidfs inode is
+	// one for them all, never reused until reboot.
+	job := jobKey(fd.id())
 	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: split, Name: "job",
 		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host, HostID: hostID(), Daemon: t.daemon, Job: job})
 	if err != nil {
@@ -1009,6 +1125,15 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 	}
 	t.mu.Unlock()
 	return r.UID
+}
+
+// jobKey is catalog.Run.Job for a job process whose pidfs inode is id:
+// "" without pidfs (id 0).
+func jobKey(id uint64) string {
+	if id == 0 {
+		return ""
+	}
+	return fmt.Sprintf("pidfs %d", id)
 }
 
 // jobByPid returns the newest process of split's jobs numbered pid, nil if
@@ -1166,18 +1291,17 @@ func bySuffix(outs map[string]string, abs string) (string, bool) {
 // runs wrote v, or v is the source file of the run's transform (a script
 // or Snakefile in the mount is code, not data; a copy of it under another
 // key is data). It does not block on the catalog, but for a run another
-// daemon registered (othersLocked), whose inputs it writes before it
-// returns.
+// daemon registered (othersLocked), whose input it tries to write before
+// it returns, for handlerWrite at most (writeNow).
 func (t *Tracker) Used(run string, v catalog.Version) {
 	if t.use(run, v) {
 		// That daemon records the run's end when `lamina run` asks, and
 		// `lamina run` counts its inputs then: queued here, they waited
 		// for this one's next tick (`0 inputs` printed for a run that
 		// read through this mount). The caller's open returns after this,
-		// before the run can end.
-		if err := t.flush(); err != nil {
-			t.opts.Logger.Error("lineage: recording inputs", "err", err)
-		}
+		// before the run can end. Only this input, for a moment at most:
+		// a catalog that hangs must not hang the open (writeNow).
+		t.writeNow(run, v.UID)
 	}
 }
 

@@ -269,3 +269,49 @@ func TestListenCatchesUpFromOpen(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	hear(t, heard, "before-listen", 5*time.Second)
 }
+
+// A run started with a root process is heard by the other stores'
+// listeners when it commits, whatever its start time says (a late commit,
+// a clock that is off), and caught up on after a lost connection: mount
+// daemons found the runs of other daemons by start time and missed one
+// that committed more than 2 s after it. A job run (no root) is not told.
+func TestListenHearsRunStarts(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	a, b := open2(t, u), listen(t, u)
+	b.up(t, a)
+	tf, err := a.SaveTransform(ctx, catalog.Transform{Name: "bash", Kind: "program"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(at time.Time) catalog.Run {
+		r, err := a.StartRun(ctx, catalog.Run{Transform: tf.UID, Host: "h", RootPID: 1, RootStart: 1, StartedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	late := start(time.Now().Add(-time.Hour))
+	hear(t, b.heard, catalog.RunStartChange(late.UID), 5*time.Second)
+	ahead := start(time.Now().Add(time.Hour))
+	hear(t, b.heard, catalog.RunStartChange(ahead.UID), 5*time.Second)
+	b.cut(t)
+	during := start(time.Now().Add(-time.Hour))
+	b.away(t)
+	hear(t, b.heard, catalog.RunStartChange(during.UID), 15*time.Second)
+
+	job, err := a.StartRun(ctx, catalog.Run{Transform: tf.UID, Parent: late.UID, Name: "job", Job: "pidfs 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.save(t, a, "after-job")
+	for {
+		keys := <-b.heard
+		if slices.Contains(keys, catalog.RunStartChange(job.UID)) {
+			t.Fatal("a job run's start was told")
+		}
+		if slices.Contains(keys, "after-job") {
+			break
+		}
+	}
+}

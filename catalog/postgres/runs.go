@@ -68,7 +68,7 @@ func (s *Store) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, error
 	}
 	r.StartedAt = r.StartedAt.UTC()
 	start := r
-	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
 		r = start
 		if r.Job != "" {
 			// The job's run, started by another daemon: SERIALIZABLE makes
@@ -89,6 +89,12 @@ func (s *Store) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, error
 			} else if !ok {
 				return errorf(ErrNotFound, "no parent run %q", r.Parent)
 			}
+		}
+		if r.RootPID > 0 {
+			// Logged and notified at commit (Listen): the other mount
+			// daemons of the catalog track it from then on, however late
+			// the commit is after r.StartedAt (lineage.Tracker.Changed).
+			changed(catalog.RunStartChange(r.UID))
 		}
 		return putRun(ctx, tx, r)
 	})

@@ -433,14 +433,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	var tk *lineage.Tracker
 	rpcCat := cat
 	if !c.Bool("no-lineage") {
-		o := lineage.TrackerOptions{Logger: log, Mountpoint: dir}
-		if pg != nil {
-			// Another instance's mount of the catalog on this host may be
-			// the one a run registers with, and the run may use this mount
-			// too: its daemon looks for such runs.
-			o.WatchRuns = 200 * time.Millisecond
-		}
-		tk = lineage.NewTracker(cat, o)
+		tk = lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log, Mountpoint: dir})
 		defer tk.Close()
 		tracker, rpcCat = tk, tk.Wrap(cat)
 		if writes != nil {
@@ -523,8 +516,15 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		st.Log = "" // stderr
 	}
 	if pg != nil {
-		// Other workstations' changes reach the kernel as they commit.
-		stopListen := listenChanges(pg, m, log) // postgres.go
+		// Other workstations' changes reach the kernel as they commit, and
+		// the runs other daemons of the catalog start (another instance's
+		// mount on this host may be the one a run registers with, and the
+		// run may use this mount too) reach the tracker.
+		var runs changeSink
+		if tk != nil {
+			runs = tk
+		}
+		stopListen := listenChanges(pg, m, runs, log) // postgres.go
 		defer stopListen()
 	}
 	var snapshot func(context.Context, string) error

@@ -318,14 +318,18 @@ type changeSink interface {
 	Changed(keys []string)
 }
 
-// listenChanges passes the keys other stores change to m until the
-// returned stop is called.
-func listenChanges(pg *postgres.Store, m changeSink, log *slog.Logger) (stop func()) {
+// listenChanges passes the keys other stores change to m, and to runs
+// (the lineage tracker, when there is one) the runs they start
+// (catalog.RunStartChange), until the returned stop is called.
+func listenChanges(pg *postgres.Store, m, runs changeSink, log *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		pg.Listen(ctx, func(keys []string) {
+			if runs != nil {
+				runs.Changed(keys) // does not block; nil: it looks at every run
+			}
 			if keys == nil {
 				log.Warn("catalog change notifications were interrupted for longer than the database keeps its change log; names cached meanwhile may be stale for up to their timeout")
 				return
