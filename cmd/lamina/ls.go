@@ -69,6 +69,8 @@ func cmdLs() *cli.Command {
 					if v, uerr := in.Resolve(c.Context, arg); uerr == nil && v.Key != arg && !ka.Path {
 						arg = v.Key
 						vs, err = in.Catalog.Versions(c.Context, arg, true)
+					} else if uerr != nil && err != nil && !ka.Path {
+						err = uerr // says more: a uid prefix too short, say
 					}
 				}
 				if err != nil {

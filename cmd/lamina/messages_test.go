@@ -26,7 +26,7 @@ func TestUsageMessages(t *testing.T) {
 		var v catalog.Version
 		e.jsonOut(&v, "show", "a.txt", "--format", "json")
 		short := v.UID[:7]
-		for _, cmd := range [][]string{{"show", short}, {"get", short, "-o", e.path("out")}} {
+		for _, cmd := range [][]string{{"show", short}, {"get", short, "-o", e.path("out")}, {"ls", "--versions", short}} {
 			_, _, err := e.run(cmd...)
 			if err == nil || !strings.Contains(explain(err), "a uid prefix needs at least 8 characters") || !strings.Contains(err.Error(), short) {
 				t.Errorf("%s: %v", cmd[0], err)
