@@ -1,8 +1,10 @@
 package fs
 
 import (
+	"context"
 	"testing"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/lamina-bio/lamina/catalog"
 )
 
@@ -47,5 +49,26 @@ func TestSidecarServedGoesWithNode(t *testing.T) {
 	s.forget(n)
 	if len(s.served) != 0 || len(s.m) != 0 {
 		t.Errorf("a forgotten sidecar node is still held: %d served, %d tracked", len(s.served), len(s.m))
+	}
+}
+
+// TestSeekdirPastTheEnd: the kernel serves the first entries of a folder
+// from its cached listing, then asks a new handle to go on at that offset;
+// when the folder shrank meanwhile the fresh listing is shorter. That was
+// EINVAL, and `ls` failed ("reading directory: Invalid argument"); it is
+// the end of the listing, as on a plain folder.
+func TestSeekdirPastTheEnd(t *testing.T) {
+	d := &dirHandle{loaded: true, es: make([]fuse.DirEntry, 3)}
+	if errno := d.Seekdir(context.Background(), 44); errno != 0 {
+		t.Fatalf("Seekdir past the end: %v", errno)
+	}
+	if e, errno := d.Readdirent(context.Background()); e != nil || errno != 0 {
+		t.Fatalf("Readdirent after it: %v, %v; want the end", e, errno)
+	}
+	if errno := d.Seekdir(context.Background(), 2); errno != 0 {
+		t.Fatalf("Seekdir within: %v", errno)
+	}
+	if e, _ := d.Readdirent(context.Background()); e == nil || e.Off != 3 {
+		t.Fatalf("Readdirent at 2: %+v", e)
 	}
 }
