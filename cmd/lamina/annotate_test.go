@@ -644,7 +644,7 @@ func TestShowOldNegativeZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := e.ok("show", "t/one.csv")
-	for _, want := range []string{"score = 0\n", "other = 0, 2\n", "note = -0\n"} {
+	for _, want := range []string{"score = 0\n", "other = 0; 2\n", "note = -0\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show lacks %q:\n%s", want, out)
 		}
