@@ -91,6 +91,12 @@ type Annotations struct {
 	Labels   []string            `json:"labels,omitempty"`
 	Terms    []Term              `json:"terms,omitempty"`
 	Schema   string              `json:"schema,omitempty"`
+	// Resolved, read by Unannotate only, is what the caller's ontology
+	// says values of cat[ENTITY] features name: entity → value → the
+	// ids of its terms (an alt id, a synonym, an old name → the primary
+	// id). A value it lacks, or a catalog older than the field, keeps
+	// every term of its entity (see unannotated); never stored.
+	Resolved map[string]map[string][]string `json:"resolved,omitempty"`
 }
 
 // IsZero reports whether nothing is annotated.
@@ -181,10 +187,11 @@ type Annotator interface {
 	// values loses all of its values), each label of remove.Labels, each
 	// term of remove.Terms (by id) and remove.Schema. A value of a
 	// cat[ENTITY] feature takes with it the terms of ENTITY it names (by
-	// name or id: those Annotate was given beside it), unless a value left
-	// on the version names them too, or a value of ENTITY left names no
-	// term of the version by name or id (an alt id curate kept, a synonym:
-	// it may name any). They leave the indexes too, so Find and Search no
+	// name or id: those Annotate was given beside it; and the ids
+	// remove.Resolved gives it), unless a value left on the version names
+	// them too, or a value of ENTITY left names no term of the version by
+	// name or id and remove.Resolved lacks it (an alt id curate kept, a
+	// synonym: it may name any). They leave the indexes too, so Find and Search no
 	// longer find the version by them. Everything named must be on the
 	// version, else ErrNotFound says what the version has and nothing is
 	// removed; ErrConflict, nothing removed, for a term of remove.Terms
@@ -813,46 +820,81 @@ func unannotated(v Version, a, remove Annotations, dtype func(feature string) (s
 		next.Labels = slices.DeleteFunc(slices.Clone(a.Labels), func(l string) bool { return drop[l] })
 	}
 	if len(a.Terms) > 0 && (len(remove.Terms) > 0 || len(gone) > 0) {
-		// A value left that names no term of the version by name or id
-		// may still name one of its entity: curate keeps a value given
-		// as an alt_id (CL:0000739) and records its primary term
+		// A value names the terms of the version whose name or id it is,
+		// and those remove.Resolved gives it. A value left that neither
+		// does may still name one of its entity: curate keeps a value
+		// given as an alt_id (CL:0000739) and records its primary term
 		// (CL:0000043 "mature basophil"); a synonym or an old name is
 		// another. The catalog knows no ontology to tell which term, so
-		// while such a value is left no term of its entity goes.
-		named := map[string]map[string]bool{} // entity → names and ids of the version's terms
+		// while such a value is left (one annotated after the caller
+		// resolved the values, or a caller that resolved none) no term of
+		// its entity goes.
+		byName := map[string]map[string][]string{} // entity → name or id of a version's term → its ids
 		for _, tm := range a.Terms {
 			e := entityKey(tm.Entity)
-			if named[e] == nil {
-				named[e] = map[string]bool{}
+			if byName[e] == nil {
+				byName[e] = map[string][]string{}
 			}
-			named[e][tm.Name], named[e][tm.ID] = true, true
+			byName[e][tm.Name] = append(byName[e][tm.Name], tm.ID)
+			if tm.ID != tm.Name {
+				byName[e][tm.ID] = append(byName[e][tm.ID], tm.ID)
+			}
+		}
+		resolved := map[string]map[string][]string{}
+		for e, vs := range remove.Resolved {
+			k := entityKey(e)
+			if resolved[k] == nil {
+				resolved[k] = map[string][]string{}
+			}
+			for x, ids := range vs {
+				resolved[k][x] = append(resolved[k][x], ids...)
+			}
+		}
+		// names returns the ids value x of entity e names, and whether
+		// that is known.
+		names := func(e, x string) ([]string, bool) {
+			ids, ok := resolved[e][x]
+			return slices.Concat(byName[e][x], ids), ok || len(byName[e][x]) > 0
 		}
 		// The values left that name terms: a Find by such a value
 		// requires one of its terms (cmd/lamina/query.go), so they stay.
-		left := map[string]map[string]string{}
-		unknown := map[string][2]string{} // entity → the first value left naming none of its terms: feature, value
+		left := map[string]map[string][2]string{} // entity → term id → the first value left naming it: feature, value
+		unknown := map[string][2]string{}         // entity → the first value left naming no term known: feature, value
 		for _, name := range slices.Sorted(maps.Keys(next.Features)) {
 			dt, err := dtype(name)
 			if err != nil {
 				return Annotations{}, err
 			}
-			if e := termEntity(dt); e != "" {
-				for _, x := range next.Features[name] {
-					addNamed(left, e, x, name)
-					if _, ok := unknown[e]; !ok && !named[e][x] {
-						unknown[e] = [2]string{name, x}
+			e := termEntity(dt)
+			if e == "" {
+				continue
+			}
+			for _, x := range next.Features[name] {
+				ids, known := names(e, x)
+				if _, ok := unknown[e]; !ok && !known {
+					unknown[e] = [2]string{name, x}
+				}
+				for _, id := range ids {
+					if left[e] == nil {
+						left[e] = map[string][2]string{}
+					}
+					if _, ok := left[e][id]; !ok {
+						left[e][id] = [2]string{name, x}
 					}
 				}
 			}
 		}
-		namedBy := func(tm Term, by map[string]map[string]string) (feature, value string) {
-			e := entityKey(tm.Entity)
-			for _, x := range []string{tm.Name, tm.ID} {
-				if f, ok := by[e][x]; ok {
-					return f, x
+		goes := map[string]map[string]bool{} // entity → id of a term a value removed names
+		for e, vs := range gone {
+			for x := range vs {
+				ids, _ := names(e, x)
+				for _, id := range ids {
+					if goes[e] == nil {
+						goes[e] = map[string]bool{}
+					}
+					goes[e][id] = true
 				}
 			}
-			return "", ""
 		}
 		has := make(map[string]Term, len(a.Terms))
 		for _, tm := range a.Terms {
@@ -864,24 +906,25 @@ func unannotated(v Version, a, remove Annotations, dtype func(feature string) (s
 			if !ok {
 				return Annotations{}, errorf(ErrNotFound, "%s has no term %s (%s)", v.Ref(), tm.ID, hasTerms(a.Terms))
 			}
-			if f, x := namedBy(had, left); f != "" {
+			if fx, ok := left[entityKey(had.Entity)][had.ID]; ok {
 				return Annotations{}, errorf(ErrConflict, "%s keeps term %s %q: its value %s = %q names it (remove that value, and the term goes with it)",
-					v.Ref(), had.ID, had.Name, f, x)
+					v.Ref(), had.ID, had.Name, fx[0], fx[1])
 			}
 			if u, ok := unknown[entityKey(had.Entity)]; ok {
-				return Annotations{}, errorf(ErrConflict, "%s keeps term %s %q: its value %s = %q may name it (it names no term of the version by name or id: an alt id, a synonym, an old name; remove that value first)",
+				return Annotations{}, errorf(ErrConflict, "%s keeps term %s %q: its value %s = %q may name it (it names no term of the version by name or id, and the ontology did not resolve it: an alt id, a synonym, an old name; remove that value first)",
 					v.Ref(), had.ID, had.Name, u[0], u[1])
 			}
 			drop[tm.ID] = true
 		}
 		for _, tm := range a.Terms {
-			if f, _ := namedBy(tm, gone); f == "" {
+			e := entityKey(tm.Entity)
+			if !goes[e][tm.ID] {
 				continue
 			}
-			if f, _ := namedBy(tm, left); f != "" {
+			if _, ok := left[e][tm.ID]; ok {
 				continue
 			}
-			if _, ok := unknown[entityKey(tm.Entity)]; !ok {
+			if _, ok := unknown[e]; !ok {
 				drop[tm.ID] = true
 			}
 		}

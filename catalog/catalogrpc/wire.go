@@ -83,7 +83,7 @@ type keyArgs struct {
 
 // Protocol numbers the wire protocol: it grows when a call or an argument
 // is added that an older server would ignore or refuse.
-const Protocol = 6 // 4: restore_node; 5: unannotate; 6: reruns, a run's job
+const Protocol = 7 // 4: restore_node; 5: unannotate; 6: reruns, a run's job; 7: unannotate's resolved values (an older server ignores them and keeps terms)
 
 // Hello is what a server says about itself.
 type Hello struct {

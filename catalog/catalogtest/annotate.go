@@ -520,6 +520,67 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// The CLI resolves the values of cat[ENTITY] features through its
+	// ontology and says so in Resolved: a value left that names a term
+	// only by an alt id keeps that term alone, not every term of its
+	// entity; a value Resolved lacks (annotated after the caller read)
+	// still keeps them all.
+	t.Run("UnannotateResolved", func(t *testing.T) {
+		c, vs := setup(t)
+		uid := vs["other/d.txt"].UID
+		for _, f := range []catalog.Feature{{Name: "cell_type", Dtype: "cat[celltype]"}, {Name: "cell_type_id", Dtype: "cat[celltype]"}} {
+			_, err := c.CreateFeature(ctx, f)
+			must(t, err)
+		}
+		basophil := catalog.Term{Entity: "celltype", ID: "CL:0000043", Name: "mature basophil"}
+		bcell := catalog.Term{Entity: "celltype", ID: "CL:0000236", Name: "B cell"}
+		_, err := c.Annotate(ctx, uid, catalog.Annotations{
+			Features: map[string][]string{"cell_type": {"mature basophil", "B cell"}, "cell_type_id": {"CL:0000739", "CL:0000236"}},
+			Terms:    []catalog.Term{basophil, bcell}})
+		must(t, err)
+		resolved := map[string]map[string][]string{"celltype": {
+			"mature basophil": {basophil.ID}, "CL:0000739": {basophil.ID}, "B cell": {bcell.ID}, "CL:0000236": {bcell.ID}}}
+		// CL:0000236 still names B cell.
+		got, err := c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type": {"B cell"}}, Resolved: resolved})
+		must(t, err)
+		if !reflect.DeepEqual(got.Terms, []catalog.Term{basophil, bcell}) {
+			t.Fatalf("after removing cell_type B cell: %+v", got.Terms)
+		}
+		// A value Resolved lacks keeps every term of its entity.
+		lacking := map[string]map[string][]string{"celltype": {"mature basophil": {basophil.ID}, "CL:0000236": {bcell.ID}}}
+		msg := `other/d.txt@v1 keeps term CL:0000236 "B cell": its value cell_type_id = "CL:0000739" may name it`
+		before, err := c.Annotations(ctx, uid)
+		must(t, err)
+		if _, err := c.Unannotate(ctx, uid, catalog.Annotations{Terms: []catalog.Term{{ID: bcell.ID}}, Features: map[string][]string{"cell_type_id": {"CL:0000236"}}, Resolved: lacking}); !errors.Is(err, catalog.ErrConflict) || !strings.Contains(err.Error(), msg) {
+			t.Fatalf("removing the term with a value unresolved: %v; want ErrConflict saying %s", err, msg)
+		}
+		if got, _ := c.Annotations(ctx, uid); !reflect.DeepEqual(got, before) {
+			t.Fatalf("after a refused Unannotate: %+v, want %+v", got, before)
+		}
+		// No value left names B cell: its term goes with the last one.
+		got, err = c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type_id": {"CL:0000236"}}, Resolved: resolved})
+		must(t, err)
+		if !reflect.DeepEqual(got.Terms, []catalog.Term{basophil}) {
+			t.Fatalf("after removing every value naming B cell: %+v", got.Terms)
+		}
+		// The alt id names mature basophil: the term stays, and is refused.
+		got, err = c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type": nil}, Resolved: resolved})
+		must(t, err)
+		if !reflect.DeepEqual(got.Terms, []catalog.Term{basophil}) {
+			t.Fatalf("after removing cell_type: %+v", got.Terms)
+		}
+		msg = `other/d.txt@v1 keeps term CL:0000043 "mature basophil": its value cell_type_id = "CL:0000739" names it`
+		if _, err := c.Unannotate(ctx, uid, catalog.Annotations{Terms: []catalog.Term{{ID: basophil.ID}}, Resolved: resolved}); !errors.Is(err, catalog.ErrConflict) || !strings.Contains(err.Error(), msg) {
+			t.Fatalf("removing the term its alt id names: %v; want ErrConflict saying %s", err, msg)
+		}
+		// Removing the alt id takes the term it names.
+		got, err = c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type_id": {"CL:0000739"}}, Resolved: resolved})
+		must(t, err)
+		if got.Terms != nil || !got.IsZero() {
+			t.Fatalf("after removing the alt id: %+v", got)
+		}
+	})
+
 	t.Run("Find", func(t *testing.T) {
 		c, _ := setup(t)
 		cases := []struct {

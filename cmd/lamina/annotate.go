@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ontology"
 	"github.com/urfave/cli/v2"
 )
 
@@ -120,9 +122,10 @@ func cmdAnnotate() *cli.Command {
 // and terms given off v in one catalog call, all or nothing, and with a
 // value of a cat[ENTITY] feature the catalog takes the terms annotate and
 // curate recorded beside it, unless a value left on v still names them
-// (a term such a value names is refused: ls --where by the value needs it;
-// a value left that names no term by name or id, an alt id curate kept,
-// keeps every term of its entity).
+// (a term such a value names is refused: ls --where by the value needs it).
+// A value that is no term's name or id (an alt id curate kept) names the
+// terms resolveValues finds for it; one it cannot resolve keeps every term
+// of its entity.
 func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format string) error {
 	ctx := c.Context
 	have, err := in.Catalog.Annotations(ctx, v.UID)
@@ -186,9 +189,11 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 		}
 		remove.Terms = append(remove.Terms, terms...)
 	}
+	remove.Resolved = resolveValues(c, in, have, remove, entities)
 	// The terms a removed value names go with it, unless a value left
 	// names them: the catalog decides that in its transaction, from the
-	// values there then (a value annotated meanwhile keeps its term).
+	// values there then (a value annotated meanwhile, which Resolved
+	// lacks, keeps every term of its entity).
 	a, err := in.Catalog.Unannotate(ctx, v.UID, remove)
 	if err != nil {
 		return err
@@ -211,6 +216,66 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 	}
 	printAnnotations(c, in.Catalog, a)
 	return nil
+}
+
+// resolveValues says which terms the values of have's cat[ENTITY]
+// features name, for the entities whose terms remove may take: entity →
+// value → ids, through the entity's ontology (an alt id, a synonym →
+// the primary id). The catalog knows no ontology: a value naming no term
+// of the version by name or id, which it alone would count as naming any,
+// keeps only the terms named here. Values that are a term's name or id
+// are left to the catalog, as are values the ontology does not resolve
+// (an old name) and entities whose ontology is not imported: those keep
+// every term of their entity.
+func resolveValues(c *cli.Context, in *instance.Instance, have, remove catalog.Annotations, entities map[string]string) map[string]map[string][]string {
+	touched := map[string]bool{}
+	for name := range remove.Features {
+		if e, ok := entities[name]; ok {
+			touched[e] = true
+		}
+	}
+	for _, t := range remove.Terms {
+		touched[entityName(t.Entity)] = true
+	}
+	named := map[string]bool{} // entity + "\x00" + a name or id of one of have's terms
+	for _, t := range have.Terms {
+		e := entityName(t.Entity)
+		named[e+"\x00"+t.Name], named[e+"\x00"+t.ID] = true, true
+	}
+	var out map[string]map[string][]string
+	loaded := map[string]*ontology.Index{}
+	for _, name := range slices.Sorted(maps.Keys(have.Features)) {
+		e, ok := entities[name]
+		if !ok || !touched[e] {
+			continue
+		}
+		for _, x := range have.Features[name] {
+			if named[e+"\x00"+x] || out[e][x] != nil {
+				continue
+			}
+			ix, ok := loaded[e]
+			if !ok {
+				var err error
+				if ix, err = loadEntity(c.Context, in, e, c.String("organism")); err != nil {
+					ix = nil // not imported: the catalog keeps the entity's terms
+				}
+				loaded[e] = ix
+			}
+			if ix == nil {
+				break
+			}
+			if _, ids, err := resolveTerms(ix, e, x); err == nil && len(ids) > 0 {
+				if out == nil {
+					out = map[string]map[string][]string{}
+				}
+				if out[e] == nil {
+					out[e] = map[string][]string{}
+				}
+				out[e][x] = ids
+			}
+		}
+	}
+	return out
 }
 
 // entityTerms returns the terms of entity that match (all of them for nil).

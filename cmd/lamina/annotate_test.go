@@ -904,7 +904,7 @@ func TestAnnotateRemoveAltIDValue(t *testing.T) {
 		t.Fatalf("remove cell_type: %v\n%s", err, stderr)
 	}
 	byAltID(t, true)
-	err = e.fails(`t/c.csv@v1 keeps term CL:0000043 "mature basophil": its value cell_type_ontology_term_id = "CL:0000739" may name it`,
+	err = e.fails(`t/c.csv@v1 keeps term CL:0000043 "mature basophil": its value cell_type_ontology_term_id = "CL:0000739" names it`,
 		"annotate", "t/c.csv", "--remove", "--term", "celltype=CL:0000043")
 	if exitCode(err) != 1 {
 		t.Fatalf("exit %d, want 1", exitCode(err))
@@ -914,5 +914,47 @@ func TestAnnotateRemoveAltIDValue(t *testing.T) {
 	e.ok("annotate", "t/c.csv", "--remove", "--feature", "cell_type_ontology_term_id=CL:0000739", "--term", "celltype=CL:0000043")
 	if got := lsKeys(t, e, "--term", "celltype=CL:0000043"); len(got) != 0 {
 		t.Fatalf("ls --term celltype=CL:0000043 after removing it = %v", got)
+	}
+}
+
+// TestAnnotateRemoveResolvedValue: a value left that names its term by an
+// alt id (CL:0000739 for CL:0000043) kept every cell type term: with B
+// cell's values removed, ls --term celltype=CL:0000236 still found the
+// version, and removing that term was refused as one the alt id "may
+// name". annotate resolves the values through the ontology: the alt id
+// keeps its own term only.
+func TestAnnotateRemoveResolvedValue(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("feature", "create", "cell_type_ontology_term_id", "--dtype", "cat[celltype]")
+	e.ok("schema", "create", "s1", "--feature", "cell_type", "--feature", "cell_type_ontology_term_id")
+	in := e.write("t.csv", []byte("cell_type,cell_type_ontology_term_id\nmature basophil,CL:0000739\nB cell,CL:0000236\n"))
+	e.ok("curate", in, "--schema", "s1", "--key", "t/c.csv")
+	e.ok("annotate", "t/c.csv", "--remove", "--feature", "cell_type=B cell")
+	if got := lsKeys(t, e, "--term", "celltype=CL:0000236"); !reflect.DeepEqual(got, []string{"t/c.csv"}) {
+		t.Fatalf("ls --term celltype=CL:0000236 while CL:0000236 is left = %v", got)
+	}
+	_, stderr, err := e.run("annotate", "t/c.csv", "--remove", "--feature", "cell_type_ontology_term_id=CL:0000236")
+	if err != nil || !strings.Contains(stderr, "removed term celltype B cell (CL:0000236)") {
+		t.Fatalf("remove CL:0000236: %v\n%s", err, stderr)
+	}
+	if got := lsKeys(t, e, "--term", "celltype=CL:0000236"); len(got) != 0 {
+		t.Fatalf("ls --term celltype=CL:0000236 with no value naming B cell = %v", got)
+	}
+	if got := lsKeys(t, e, "--where", "cell_type_ontology_term_id=CL:0000739"); !reflect.DeepEqual(got, []string{"t/c.csv"}) {
+		t.Fatalf("ls --where cell_type_ontology_term_id=CL:0000739 = %v", got)
+	}
+	// The alt id names mature basophil: that term is refused.
+	e.fails(`t/c.csv@v1 keeps term CL:0000043 "mature basophil": its value cell_type = "mature basophil" names it`,
+		"annotate", "t/c.csv", "--remove", "--term", "celltype=CL:0000043")
+	e.ok("annotate", "t/c.csv", "--remove", "--feature", "cell_type")
+	e.fails(`t/c.csv@v1 keeps term CL:0000043 "mature basophil": its value cell_type_ontology_term_id = "CL:0000739" names it`,
+		"annotate", "t/c.csv", "--remove", "--term", "celltype=CL:0000043")
+	// Removing the alt id takes its term.
+	_, stderr, err = e.run("annotate", "t/c.csv", "--remove", "--feature", "cell_type_ontology_term_id=CL:0000739")
+	if err != nil || !strings.Contains(stderr, "removed term celltype mature basophil (CL:0000043)") {
+		t.Fatalf("remove CL:0000739: %v\n%s", err, stderr)
+	}
+	if got := lsKeys(t, e, "--term", "celltype=CL:0000043"); len(got) != 0 {
+		t.Fatalf("ls --term celltype=CL:0000043 after removing its value = %v", got)
 	}
 }
