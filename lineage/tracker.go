@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -379,8 +380,8 @@ func (t *Tracker) flush() error {
 }
 
 // wrote settles a write of run's inputs uids that ended with err: on a
-// failure they are queued again, unless the run does not exist, and the
-// failure is reported (true: the caller logs or returns err) once until
+// failure they are queued again, unless the run does not exist or the role
+// may not write, and the failure is reported (true: the caller logs or returns err) once until
 // a write for run succeeds.
 func (t *Tracker) wrote(run string, uids []string, err error) bool {
 	t.mu.Lock()
@@ -389,7 +390,10 @@ func (t *Tracker) wrote(run string, uids []string, err error) bool {
 		delete(t.failing, run)
 		return false
 	}
-	if errors.Is(err, catalog.ErrNotFound) {
+	if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, iofs.ErrPermission) {
+		// The run is gone, or this role may not write (a read-only
+		// PostgreSQL role: postgres.ErrReadOnly): a retry would be
+		// refused on every tick, for good.
 		delete(t.failing, run)
 		return true
 	}
