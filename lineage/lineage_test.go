@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -303,5 +304,56 @@ func TestHTMLLongLabels(t *testing.T) {
 				t.Fatalf("%s: no label %q in the page", v.Key, want)
 			}
 		}
+	}
+}
+
+// TestTextOfRerunChain: a chain of 4 steps, each rerun 6 times with the
+// same bytes, so each version has 6 producing runs. The text tree expanded
+// every run's whole upstream again (6^4 paths; 15 reruns printed 209,733
+// lines): a node already expanded is "(shown above)" now, and the run that
+// made a version comes first.
+func TestTextOfRerunChain(t *testing.T) {
+	ctx := context.Background()
+	c := openBolt(t)
+	tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "step", Kind: "script"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("raw/y.csv", "y")})
+	prev := s[0].Version
+	for step := 1; step <= 4; step++ {
+		key := fmt.Sprintf("ch/%d.txt", step)
+		var made catalog.Version
+		for rep := 0; rep < 6; rep++ {
+			r, err := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: fmt.Sprintf("s%d.%d", step, rep)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.AddInputs(ctx, r.UID, []string{prev.UID}); err != nil {
+				t.Fatal(err)
+			}
+			nv := catalogtest.NV(key, "y")
+			nv.Run = r.UID
+			s, err := c.Save(ctx, []catalog.NewVersion{nv})
+			if err != nil || (rep > 0) != s[0].Unchanged {
+				t.Fatalf("save %s rep %d: %+v, %v", key, rep, s, err)
+			}
+			if rep == 0 {
+				made = s[0].Version
+			}
+		}
+		prev = made
+	}
+	var b bytes.Buffer
+	if err := lineage.WriteText(&b, walk(t, c, prev, lineage.Options{NoDown: true})); err != nil {
+		t.Fatal(err)
+	}
+	text := b.String()
+	if n := strings.Count(text, "\n"); n > 100 || !strings.Contains(text, "(shown above)") {
+		t.Fatalf("%d lines:\n%.3000s", n, text)
+	}
+	lines := strings.Split(text, "\n")
+	if len(lines) < 3 || !strings.Contains(lines[2], "<- run ") || !strings.Contains(lines[2], "s4.0") || strings.Contains(lines[2], "also produced") {
+		t.Fatalf("the run that made the version is not first:\n%.1000s", text)
 	}
 }
