@@ -958,3 +958,51 @@ func TestAnnotateRemoveResolvedValue(t *testing.T) {
 		t.Fatalf("ls --term celltype=CL:0000043 after removing its value = %v", got)
 	}
 }
+
+// TestAnnotateIDValueStaysID: annotate stored the name of the term a
+// value given as an id names ("B cell" for CL:0000236, "mature basophil"
+// for the alt id CL:0000739), where curate keeps ids as ids: a
+// *_ontology_term_id feature held names. An id stays an id (an alt id as
+// typed, as curate keeps it; one with stray blanks as the term's id), a
+// name stays the standard name, and the terms keep their names.
+func TestAnnotateIDValueStaysID(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("feature", "create", "cell_type_ontology_term_id", "--dtype", "cat[celltype]")
+	for _, k := range []string{"a", "b", "c"} {
+		e.ok("save", e.write(k+".csv", []byte("a,b\n1,2\n")), "--key", "t/"+k+".csv")
+	}
+	e.ok("annotate", "t/a.csv", "--feature", "cell_type_ontology_term_id=CL:0000236", "--feature", "cell_type=B cell")
+	e.ok("annotate", "t/b.csv", "--feature", "cell_type_ontology_term_id=CL:0000739")
+	e.ok("annotate", "t/c.csv", "--feature", "cell_type_ontology_term_id= CL:0000084")
+	for _, tc := range []struct {
+		key, value, id, name string
+	}{
+		{"t/a.csv", "CL:0000236", "CL:0000236", "B cell"},
+		{"t/b.csv", "CL:0000739", "CL:0000043", "mature basophil"},
+		{"t/c.csv", "CL:0000084", "CL:0000084", "T cell"},
+	} {
+		var v struct {
+			Annotations catalog.Annotations `json:"annotations"`
+		}
+		e.jsonOut(&v, "show", tc.key, "--format", "json")
+		a := v.Annotations
+		if got := a.Features["cell_type_ontology_term_id"]; !reflect.DeepEqual(got, []string{tc.value}) || len(a.Terms) != 1 || a.Terms[0].ID != tc.id || a.Terms[0].Name != tc.name {
+			t.Errorf("%s: cell_type_ontology_term_id = %q, terms %+v; want %q and term %s %q", tc.key, got, a.Terms, tc.value, tc.id, tc.name)
+		}
+		if got := lsKeys(t, e, "--where", "cell_type_ontology_term_id="+tc.value); !reflect.DeepEqual(got, []string{tc.key}) {
+			t.Errorf("ls --where cell_type_ontology_term_id=%s = %v, want [%s]", tc.value, got, tc.key)
+		}
+	}
+	var v struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&v, "show", "t/a.csv", "--format", "json")
+	if got := v.Annotations.Features["cell_type"]; !reflect.DeepEqual(got, []string{"B cell"}) {
+		t.Errorf("cell_type = %q, want the name B cell", got)
+	}
+	// The id as typed the first time removes the value stored.
+	e.ok("annotate", "t/c.csv", "--remove", "--feature", "cell_type_ontology_term_id= CL:0000084")
+	if got := lsKeys(t, e, "--where", "cell_type_ontology_term_id=CL:0000084"); len(got) != 0 {
+		t.Errorf("ls --where cell_type_ontology_term_id=CL:0000084 after removing it = %v", got)
+	}
+}
