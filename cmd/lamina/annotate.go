@@ -158,7 +158,8 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 			continue
 		}
 		// A term's other name (a synonym, another case) stands for the
-		// standard name annotate stored.
+		// standard name annotate stored, an id with stray blanks for the
+		// id (storedValue).
 		if entity, ok := entities[name]; ok && !slices.Contains(have.Features[name], value) {
 			if x, err := loadEntity(ctx, in, entity, c.String("organism")); err == nil {
 				if std, _, err := resolveTerms(x, entity, value); err == nil {
