@@ -180,6 +180,9 @@ type Annotator interface {
 	// feature's dtype (a cat[ULabel] value must be a label); unknown
 	// features and labels are ErrNotFound with a suggestion.
 	Annotate(ctx context.Context, uid string, add Annotations) (Annotations, error)
+	// Annotations returns them. Here, and in what Annotate and
+	// Unannotate return, a float feature's -0 an older build stored is 0
+	// (OldNegZeroAsZero).
 	Annotations(ctx context.Context, uid string) (Annotations, error)
 	// Unannotate removes from the annotations of the version with this
 	// full uid and returns what is left: each value of remove.Features
@@ -433,6 +436,48 @@ func condKey(dtype, op, value string) ([]byte, error) {
 // negZeroKey is the key a float -0 had before normalize made it 0: just
 // below 0's, with no other key between. Catalogs may still hold it.
 var negZeroKey = numKey(math.Copysign(0, -1))
+
+// OldNegZeroAsZero returns a with each -0 of a float feature, which
+// catalogs stored before normalize made -0 0 (negZeroKey), as the 0 it
+// is, once beside a 0 of the feature: what a store's Annotations,
+// Annotate and Unannotate return, so `show --format json`, the `.meta`
+// sidecar and annotate print 0, as the text show does. The record keeps
+// -0 (conditions on 0 take it: condKeys). A str feature's "-0" is text
+// and stays; dtype gives a feature's dtype (ErrNotFound: not a float). a
+// is not changed: the features map is copied when a -0 is found.
+func OldNegZeroAsZero(a Annotations, dtype func(feature string) (string, error)) (Annotations, error) {
+	copied := false
+	for name, vals := range a.Features {
+		if !slices.Contains(vals, "-0") {
+			continue
+		}
+		dt, err := dtype(name)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return Annotations{}, err
+		}
+		if dt != "float" {
+			continue
+		}
+		if !copied {
+			a.Features, copied = maps.Clone(a.Features), true
+		}
+		out := make([]string, 0, len(vals))
+		for _, v := range vals {
+			if v != "-0" {
+				out = append(out, v)
+			}
+		}
+		if !slices.Contains(out, "0") {
+			out = append(out, "0")
+			sort.Strings(out) // the order the record's values have
+		}
+		a.Features[name] = out
+	}
+	return a, nil
+}
 
 // condKeys are the index keys a condition's value matches (condKey's),
 // with a stored -0 (negZeroKey) taken as the 0 it is: = and != 0 match it

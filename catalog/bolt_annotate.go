@@ -338,17 +338,33 @@ func (b *Bolt) Annotations(ctx context.Context, uid string) (Annotations, error)
 			return errorf(ErrNotFound, "no version has uid %s", uid)
 		}
 		var err error
-		a, err = t.annotations(uid)
+		if a, err = t.annotations(uid); err != nil {
+			return err
+		}
+		a, err = t.shown(a)
 		return err
 	})
 	return a, err
 }
 
+// shown is a as the store returns it: an old float -0 as 0
+// (OldNegZeroAsZero).
+func (t txn) shown(a Annotations) (Annotations, error) {
+	return OldNegZeroAsZero(a, func(name string) (string, error) {
+		f, err := t.feature(name)
+		return f.Dtype, err
+	})
+}
+
 func (b *Bolt) Annotate(ctx context.Context, uid string, add Annotations) (Annotations, error) {
 	var out Annotations
 	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
 		var err error
-		out, err = txn{tx}.annotate(uid, add)
+		if out, err = t.annotate(uid, add); err != nil {
+			return err
+		}
+		out, err = t.shown(out)
 		return err
 	})
 	return out, err
@@ -414,7 +430,9 @@ func (b *Bolt) Unannotate(ctx context.Context, uid string, remove Annotations) (
 		if err := t.reindex(v, v, old, next); err != nil {
 			return err
 		}
-		out = next
+		if out, err = t.shown(next); err != nil {
+			return err
+		}
 		bk := tx.Bucket(bAnnotations)
 		if next.IsZero() { // as if never annotated
 			return bk.Delete([]byte(uid))

@@ -245,17 +245,32 @@ func (s *Store) Annotations(ctx context.Context, uid string) (catalog.Annotation
 			return errorf(ErrNotFound, "no version has uid %s", uid)
 		}
 		var err error
-		a, err = annotations(ctx, tx, uid)
+		if a, err = annotations(ctx, tx, uid); err != nil {
+			return err
+		}
+		a, err = shown(ctx, tx, a)
 		return err
 	})
 	return a, err
+}
+
+// shown is a as the store returns it: an old float -0 as 0
+// (catalog.OldNegZeroAsZero).
+func shown(ctx context.Context, tx pgx.Tx, a catalog.Annotations) (catalog.Annotations, error) {
+	return catalog.OldNegZeroAsZero(a, func(name string) (string, error) {
+		f, err := feature(ctx, tx, name)
+		return f.Dtype, err
+	})
 }
 
 func (s *Store) Annotate(ctx context.Context, uid string, add catalog.Annotations) (catalog.Annotations, error) {
 	var out catalog.Annotations
 	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
 		var err error
-		out, err = annotate(ctx, tx, uid, add, changed)
+		if out, err = annotate(ctx, tx, uid, add, changed); err != nil {
+			return err
+		}
+		out, err = shown(ctx, tx, out)
 		return err
 	})
 	return out, err
@@ -324,7 +339,9 @@ func (s *Store) Unannotate(ctx context.Context, uid string, remove catalog.Annot
 		if err := index(ctx, tx, v, next); err != nil {
 			return err
 		}
-		out = next
+		if out, err = shown(ctx, tx, next); err != nil {
+			return err
+		}
 		if next.IsZero() { // as if never annotated
 			_, err := tx.Exec(ctx, `DELETE FROM annotations WHERE uid = $1`, uid)
 			return err

@@ -300,3 +300,52 @@ func TestSaveSyncsContentFirst(t *testing.T) {
 		t.Fatalf("a save whose content sync failed was recorded: %v", err)
 	}
 }
+
+// TestOldNegativeZeroShownZero: a float -0 an older build stored (text
+// -0) is returned as 0 by Annotations, Annotate and Unannotate (show
+// --format json and the mount's sidecar printed -0); a str "-0" stays.
+func TestOldNegativeZeroShownZero(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	s, err := postgres.Open(ctx, u, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, dtype := range map[string]string{"score": "float", "other": "float", "note": "str"} {
+		if _, err := s.CreateFeature(ctx, catalog.Feature{Name: name, Dtype: dtype}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateLabel(ctx, catalog.Label{Name: "control"}); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := s.Save(ctx, []catalog.NewVersion{catalogtest.NV("t/one.csv", "a,b\n1,2\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := saved[0].Version.UID
+	if _, err := s.Annotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"score": {"1.5"}, "other": {"2"}, "note": {"x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The record as an older build wrote it.
+	pgtest.Exec(t, u, `UPDATE annotations SET rec = jsonb_set(jsonb_set(jsonb_set(rec, '{features,score}', '["-0"]'),
+		'{features,other}', '["-0", "0", "2"]'), '{features,note}', '["-0"]') WHERE uid = $1`, uid)
+	check := func(what string, a catalog.Annotations, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		for name, want := range map[string][]string{"score": {"0"}, "other": {"0", "2"}, "note": {"-0"}} {
+			if got := a.Features[name]; !slices.Equal(got, want) {
+				t.Errorf("%s: %s = %q, want %q", what, name, got, want)
+			}
+		}
+	}
+	a, err := s.Annotations(ctx, uid)
+	check("Annotations", a, err)
+	a, err = s.Annotate(ctx, uid, catalog.Annotations{Labels: []string{"control"}})
+	check("Annotate", a, err)
+	a, err = s.Unannotate(ctx, uid, catalog.Annotations{Labels: []string{"control"}})
+	check("Unannotate", a, err)
+}

@@ -80,11 +80,11 @@ func cmdAnnotate() *cli.Command {
 					if err != nil {
 						return err
 					}
-					if std != value {
-						fmt.Fprintf(c.App.ErrWriter, "%s: %q standardized to %q (%s)\n", name, value, std, strings.Join(ids, ", "))
-					}
-					value = std
 					add.Terms = appendTerms(add.Terms, entity, std, ids)
+					if s := storedValue(x, value, std); s != value {
+						fmt.Fprintf(c.App.ErrWriter, "%s: %q standardized to %q (%s)\n", name, value, s, strings.Join(ids, ", "))
+						value = s
+					}
 				}
 				add.Features[name] = append(add.Features[name], value)
 			}
@@ -158,11 +158,14 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 			continue
 		}
 		// A term's other name (a synonym, another case) stands for the
-		// standard name annotate stored.
+		// standard name annotate stored, an id with stray blanks for the
+		// id (storedValue).
 		if entity, ok := entities[name]; ok && !slices.Contains(have.Features[name], value) {
 			if x, err := loadEntity(ctx, in, entity, c.String("organism")); err == nil {
-				if std, _, err := resolveTerms(x, entity, value); err == nil && slices.Contains(have.Features[name], std) {
-					value = std
+				if std, _, err := resolveTerms(x, entity, value); err == nil {
+					if s := storedValue(x, value, std); slices.Contains(have.Features[name], s) {
+						value = s
+					}
 				}
 			}
 		}
@@ -276,6 +279,26 @@ func resolveValues(c *cli.Context, in *instance.Instance, have, remove catalog.A
 		}
 	}
 	return out
+}
+
+// storedValue is the value annotate stores for value of a cat[ENTITY]
+// feature, std its term's standard name (resolveTerms): a value given as
+// an id stays an id, as curate keeps it (a *_ontology_term_id feature held
+// the name "B cell" for CL:0000236): an id or alt id as typed, one with
+// stray white space or an obsolete id replaced as the term's id; any other
+// value is std.
+func storedValue(x *ontology.Index, value, std string) string {
+	if v := x.Validate(value); v.Valid {
+		if value != v.Name {
+			return value // an id or alt id
+		}
+		return std
+	}
+	st := x.Standardize(value, ontology.StandardizeOptions{})
+	if st.Matched() && st.ID != "" && (st.Match == ontology.ByID || st.Match == ontology.ByAltID || strings.TrimSpace(value) == st.Obsolete) {
+		return st.ID
+	}
+	return std
 }
 
 // entityTerms returns the terms of entity that match (all of them for nil).

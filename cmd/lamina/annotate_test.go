@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	bolt "go.etcd.io/bbolt"
@@ -605,7 +606,8 @@ func TestNegativeZeroAndEmptyTable(t *testing.T) {
 
 // TestShowOldNegativeZero: a float -0 stored before the catalog made it 0
 // (older catalogs keep it) is shown 0, and once beside a 0; a str
-// feature's text -0 stays as written.
+// feature's text -0 stays as written. show --format json and annotate
+// --format json printed the stored -0.
 func TestShowOldNegativeZero(t *testing.T) {
 	e := annotEnv(t)
 	e.ok("feature", "create", "score", "--dtype", "float")
@@ -617,15 +619,57 @@ func TestShowOldNegativeZero(t *testing.T) {
 		UID string `json:"uid"`
 	}
 	e.jsonOut(&v, "show", "t/one.csv", "--format", "json")
-	// The record as an older build wrote it: the value as text, -0.
-	db, err := bolt.Open(e.path("data/lamina/test/catalog.db"), 0o600, nil)
+	writeOldNegZero(t, e.path("data/lamina/test/catalog.db"), v.UID)
+	out := e.ok("show", "t/one.csv")
+	for _, want := range []string{"score = 0\n", "other = 0; 2\n", "note = -0\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
+	}
+	var shown struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&shown, "show", "t/one.csv", "--format", "json")
+	checkOldNegZero(t, "show --format json", shown.Annotations)
+	var annotated catalog.Annotations
+	e.jsonOut(&annotated, "annotate", "t/one.csv", "--label", "control", "--format", "json")
+	checkOldNegZero(t, "annotate --format json", annotated)
+}
+
+// TestSidecarOldNegativeZero: the mount's .meta sidecar of a version
+// with a float -0 stored by an older build printed -0 where show prints 0.
+func TestSidecarOldNegativeZero(t *testing.T) {
+	e := newMntEnv(t)
+	for _, f := range []string{"score", "other"} {
+		e.ok("feature", "create", f, "--dtype", "float")
+	}
+	e.ok("feature", "create", "note", "--dtype", "str")
+	e.ok("save", e.file("one.csv", []byte("a,b\n1,2\n")), "--key", "t/one.csv")
+	e.ok("annotate", "t/one.csv", "--feature", "score=1.5", "--feature", "other=2", "--feature", "note=x")
+	uid := e.showVersion("t/one.csv").UID
+	writeOldNegZero(t, filepath.Join(e.dir, "data/lamina/m/catalog.db"), uid)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	_, a := sidecarAnnotations(t, filepath.Join(mnt, "t/one.csv.meta"))
+	if a == nil {
+		t.Fatal("t/one.csv.meta has no annotations")
+	}
+	checkOldNegZero(t, "t/one.csv.meta", *a)
+}
+
+// writeOldNegZero writes the annotations of uid in the bbolt catalog at
+// path as an older build did: a float -0 kept as the text -0 (score, and
+// other beside a 0), and a str feature's text -0 (note).
+func writeOldNegZero(t *testing.T, path, uid string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 30 * time.Second}) // a daemon holding it: fail, not hang
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket([]byte("annotations"))
 		var a catalog.Annotations
-		if err := json.Unmarshal(bk.Get([]byte(v.UID)), &a); err != nil {
+		if err := json.Unmarshal(bk.Get([]byte(uid)), &a); err != nil {
 			return err
 		}
 		a.Features["score"] = []string{"-0"}
@@ -635,7 +679,7 @@ func TestShowOldNegativeZero(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return bk.Put([]byte(v.UID), raw)
+		return bk.Put([]byte(uid), raw)
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
@@ -643,10 +687,15 @@ func TestShowOldNegativeZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := e.ok("show", "t/one.csv")
-	for _, want := range []string{"score = 0\n", "other = 0; 2\n", "note = -0\n"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("show lacks %q:\n%s", want, out)
+}
+
+// checkOldNegZero checks that a, the annotations writeOldNegZero wrote as
+// what printed them returned them, have the float -0 as 0 and the str -0.
+func checkOldNegZero(t *testing.T, what string, a catalog.Annotations) {
+	t.Helper()
+	for name, want := range map[string][]string{"score": {"0"}, "other": {"0", "2"}, "note": {"-0"}} {
+		if got := a.Features[name]; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %s = %q, want %q", what, name, got, want)
 		}
 	}
 }
@@ -956,5 +1005,53 @@ func TestAnnotateRemoveResolvedValue(t *testing.T) {
 	}
 	if got := lsKeys(t, e, "--term", "celltype=CL:0000043"); len(got) != 0 {
 		t.Fatalf("ls --term celltype=CL:0000043 after removing its value = %v", got)
+	}
+}
+
+// TestAnnotateIDValueStaysID: annotate stored the name of the term a
+// value given as an id names ("B cell" for CL:0000236, "mature basophil"
+// for the alt id CL:0000739), where curate keeps ids as ids: a
+// *_ontology_term_id feature held names. An id stays an id (an alt id as
+// typed, as curate keeps it; one with stray blanks as the term's id), a
+// name stays the standard name, and the terms keep their names.
+func TestAnnotateIDValueStaysID(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("feature", "create", "cell_type_ontology_term_id", "--dtype", "cat[celltype]")
+	for _, k := range []string{"a", "b", "c"} {
+		e.ok("save", e.write(k+".csv", []byte("a,b\n1,2\n")), "--key", "t/"+k+".csv")
+	}
+	e.ok("annotate", "t/a.csv", "--feature", "cell_type_ontology_term_id=CL:0000236", "--feature", "cell_type=B cell")
+	e.ok("annotate", "t/b.csv", "--feature", "cell_type_ontology_term_id=CL:0000739")
+	e.ok("annotate", "t/c.csv", "--feature", "cell_type_ontology_term_id= CL:0000084")
+	for _, tc := range []struct {
+		key, value, id, name string
+	}{
+		{"t/a.csv", "CL:0000236", "CL:0000236", "B cell"},
+		{"t/b.csv", "CL:0000739", "CL:0000043", "mature basophil"},
+		{"t/c.csv", "CL:0000084", "CL:0000084", "T cell"},
+	} {
+		var v struct {
+			Annotations catalog.Annotations `json:"annotations"`
+		}
+		e.jsonOut(&v, "show", tc.key, "--format", "json")
+		a := v.Annotations
+		if got := a.Features["cell_type_ontology_term_id"]; !reflect.DeepEqual(got, []string{tc.value}) || len(a.Terms) != 1 || a.Terms[0].ID != tc.id || a.Terms[0].Name != tc.name {
+			t.Errorf("%s: cell_type_ontology_term_id = %q, terms %+v; want %q and term %s %q", tc.key, got, a.Terms, tc.value, tc.id, tc.name)
+		}
+		if got := lsKeys(t, e, "--where", "cell_type_ontology_term_id="+tc.value); !reflect.DeepEqual(got, []string{tc.key}) {
+			t.Errorf("ls --where cell_type_ontology_term_id=%s = %v, want [%s]", tc.value, got, tc.key)
+		}
+	}
+	var v struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&v, "show", "t/a.csv", "--format", "json")
+	if got := v.Annotations.Features["cell_type"]; !reflect.DeepEqual(got, []string{"B cell"}) {
+		t.Errorf("cell_type = %q, want the name B cell", got)
+	}
+	// The id as typed the first time removes the value stored.
+	e.ok("annotate", "t/c.csv", "--remove", "--feature", "cell_type_ontology_term_id= CL:0000084")
+	if got := lsKeys(t, e, "--where", "cell_type_ontology_term_id=CL:0000084"); len(got) != 0 {
+		t.Errorf("ls --where cell_type_ontology_term_id=CL:0000084 after removing it = %v", got)
 	}
 }

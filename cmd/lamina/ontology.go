@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -793,8 +794,13 @@ func readTableColumn(path, column string) ([]string, int, error) {
 	}
 	var vals []string
 	empty := 0
+	// A float column's NaN is missing, as curate counts it (pandas'
+	// missing value): it was the value "NaN", an alias of SCN11A.
+	floats := col.Dtype == "float" && col.Exact == nil
 	for i := range col.Len() {
-		if v := col.Text(i); v != "" {
+		if floats && math.IsNaN(col.Floats[i]) {
+			empty++
+		} else if v := col.Text(i); v != "" {
 			vals = append(vals, v)
 		} else {
 			empty++
