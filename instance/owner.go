@@ -387,8 +387,9 @@ func (in *Instance) CheckStorage(ctx context.Context, claim bool) error {
 // to storage another instance has taken over since it started: Check reads
 // the owner object (one small read), Run checks every interval, and the
 // backend Guard returns refuses Put and Delete once the storage is taken,
-// checking first when the last check is older than the interval (so a
-// write costs an atomic load, not a read, while checks are fresh).
+// checking first when the last check is older than the interval, and a Put
+// after it landed (wrote: a read per write, shared by concurrent writes),
+// so that no write that succeeds lands after a take-over.
 //
 // A write never waits long on a storage that does not answer: a check
 // reads with a deadline of ownerCheckTimeout, runs by itself (writers do
