@@ -387,8 +387,9 @@ func (in *Instance) CheckStorage(ctx context.Context, claim bool) error {
 // to storage another instance has taken over since it started: Check reads
 // the owner object (one small read), Run checks every interval, and the
 // backend Guard returns refuses Put and Delete once the storage is taken,
-// checking first when the last check is older than the interval (so a
-// write costs an atomic load, not a read, while checks are fresh).
+// checking first when the last check is older than the interval, and a Put
+// after it landed (wrote: a read per write, shared by concurrent writes),
+// so that no write that succeeds lands after a take-over.
 //
 // A write never waits long on a storage that does not answer: a check
 // reads with a deadline of ownerCheckTimeout, runs by itself (writers do
@@ -406,6 +407,7 @@ type OwnerWatch struct {
 
 	mu       sync.Mutex
 	running  chan struct{} // closed when the check under way ends; nil when none
+	began    int64         // unix nanoseconds the check under way began
 	err      error         // what the last check that ended said
 	checked  atomic.Int64  // unix nanoseconds of the last check begun
 	answered atomic.Bool   // the last check that ended got an answer
@@ -441,8 +443,9 @@ func (w *OwnerWatch) Check(ctx context.Context) error {
 	if o := w.taken.Load(); o != nil {
 		return w.refusal(*o)
 	}
+	done, _ := w.start()
 	select {
-	case <-w.start():
+	case <-done:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -455,18 +458,18 @@ func (w *OwnerWatch) Check(ctx context.Context) error {
 }
 
 // start begins a check unless one is under way, and returns the channel
-// closed when the check ends. The check has its own deadline, not the
-// caller's context: a caller that gives up leaves it to finish for the
-// next one.
-func (w *OwnerWatch) start() <-chan struct{} {
+// closed when the check ends and when it began. The check has its own
+// deadline, not the caller's context: a caller that gives up leaves it to
+// finish for the next one.
+func (w *OwnerWatch) start() (done <-chan struct{}, began int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.running != nil {
-		return w.running
+		return w.running, w.began
 	}
-	done := make(chan struct{})
-	w.running = done
-	w.checked.Store(time.Now().UnixNano()) // an attempt counts, answered or not
+	running := make(chan struct{})
+	w.running, w.began = running, time.Now().UnixNano()
+	w.checked.Store(w.began) // an attempt counts, answered or not
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), ownerCheckTimeout)
 		err := w.readOwner(ctx)
@@ -474,9 +477,9 @@ func (w *OwnerWatch) start() <-chan struct{} {
 		w.mu.Lock()
 		w.err, w.running = err, nil
 		w.mu.Unlock()
-		close(done)
+		close(running)
 	}()
-	return done
+	return running, w.began
 }
 
 // readOwner reads the owner object once.
@@ -536,7 +539,7 @@ func (w *OwnerWatch) mayWrite(ctx context.Context) error {
 		return nil
 	}
 	answered := w.answered.Load()
-	done := w.start()
+	done, _ := w.start()
 	if !answered {
 		return nil // away at the last check: the write is queued; the check goes on by itself
 	}
@@ -548,6 +551,44 @@ func (w *OwnerWatch) mayWrite(ctx context.Context) error {
 		return w.refusal(*o)
 	}
 	return nil // a storage that does not answer fails the write itself (or the queue retries it)
+}
+
+// wrote is the check after a write that adds data (a pack, a manifest):
+// the write stands only if a check that began after it still found the
+// storage this instance's. mayWrite alone left a window of up to the
+// interval after a take-over in which a close committed versions whose
+// packs the new owner's catalog never names, and its gc with a short
+// grace deleted them (a new-user audit: "window write" returned 0, then
+// gone). The catalog commits a version after its packs are written, so a
+// close that returns 0 wrote its packs before the take-over, or its
+// commit fails (the writer gets EIO; the mount turns read-only). One read
+// per write, shared by the writes that end while it runs; after a check
+// that got no answer a write does not wait (mayWrite: the window is then
+// the outage, covered by gc's grace).
+func (w *OwnerWatch) wrote(ctx context.Context) error {
+	after := time.Now().UnixNano()
+	for range 2 { // the check under way, if it began before the write, then one of our own
+		if o := w.taken.Load(); o != nil {
+			return w.refusal(*o)
+		}
+		if !w.answered.Load() {
+			w.start()
+			return nil
+		}
+		done, began := w.start()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if began >= after {
+			break
+		}
+	}
+	if o := w.taken.Load(); o != nil {
+		return w.refusal(*o)
+	}
+	return nil
 }
 
 // Guard wraps b: its Put and Delete are refused once the storage is taken.
@@ -579,7 +620,10 @@ func (g *guarded) Put(ctx context.Context, name string, data []byte) error {
 	if err := g.w.mayWrite(ctx); err != nil {
 		return err
 	}
-	return g.Backend.Put(ctx, name, data)
+	if err := g.Backend.Put(ctx, name, data); err != nil {
+		return err
+	}
+	return g.w.wrote(ctx)
 }
 
 // PutStored writes through to the storage (storage.Storer), refused as
@@ -588,7 +632,10 @@ func (g *guarded) PutStored(ctx context.Context, name string, data []byte) error
 	if err := g.w.mayWrite(ctx); err != nil {
 		return err
 	}
-	return storage.PutStored(ctx, g.Backend, name, data)
+	if err := storage.PutStored(ctx, g.Backend, name, data); err != nil {
+		return err
+	}
+	return g.w.wrote(ctx)
 }
 
 // GetStored reads the storage's copy, never a staged or cached one.
@@ -614,7 +661,10 @@ func (g *guarded) PutIf(ctx context.Context, name string, data []byte, tag strin
 	if !ok {
 		return errors.ErrUnsupported
 	}
-	return s.PutIf(ctx, name, data, tag)
+	if err := s.PutIf(ctx, name, data, tag); err != nil {
+		return err
+	}
+	return g.w.wrote(ctx)
 }
 
 func (g *guarded) Delete(ctx context.Context, name string) error {

@@ -318,9 +318,9 @@ func cmdUse() *cli.Command {
 }
 
 // warnMountedLoser warns when the instance that just lost the storage to
-// a take-over has a mount on this machine: its daemon finds out within
-// ownerCheckEvery and refuses writes from then on; what it wrote
-// meanwhile is safe from the new owner's gc for its --grace (24 h).
+// a take-over has a mount on this machine: its daemon finds out at its
+// next write (which fails: its packs are checked after they land) or
+// within ownerCheckEvery, and refuses writes from then on.
 func warnMountedLoser(c *cli.Context, dirs instance.Dirs, o instance.Owner) {
 	names, err := dirs.List()
 	if err != nil {
@@ -332,7 +332,7 @@ func warnMountedLoser(c *cli.Context, dirs instance.Dirs, o instance.Owner) {
 			continue
 		}
 		if st, ok := liveMount(dirs, s); ok {
-			fmt.Fprintf(c.App.ErrWriter, "lamina: warning: instance %q, which owned this storage, is mounted at %s (daemon pid %d): its writes will be refused within %s from now; unmount it (`lamina --instance %s umount %s`)\n",
+			fmt.Fprintf(c.App.ErrWriter, "lamina: warning: instance %q, which owned this storage, is mounted at %s (daemon pid %d): its next write fails and it turns read-only (within %s without one); unmount it (`lamina --instance %s umount %s`)\n",
 				s.Name, st.Mountpoint, st.PID, ownerCheckEvery(), s.Name, st.Mountpoint)
 		}
 	}

@@ -362,9 +362,10 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	// Another instance may take the storage over while this one is
 	// mounted (init --take-over): its gc would then delete what this mount
-	// writes. The owner is read again every ownerCheckEvery and before a
-	// write when the last check is older; once taken, storage refuses
-	// writes and the mount turns read-only.
+	// writes. The owner is read again every ownerCheckEvery, before a
+	// write when the last check is older, and after each write (a close
+	// whose packs landed after a take-over fails); once taken, storage
+	// refuses writes and the mount turns read-only.
 	ownerRead := backend // an uncached read of the owner object
 	if rem != nil {
 		ownerRead = rem.retry

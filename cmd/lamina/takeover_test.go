@@ -64,3 +64,30 @@ func TestTakeOverMakesMountReadOnly(t *testing.T) {
 		t.Errorf("mount.log says nothing of the take-over:\n%s", b)
 	}
 }
+
+// A mount re-reads the owner every 30 s; a write in that window after a
+// take-over returned 0 and became a version of the old catalog only, and
+// the new owner's `gc --grace 0s` deleted its packs (a new-user audit).
+// Now a write's packs are checked after they land: the close fails.
+func TestTakeOverFailsAWriteInTheWindow(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt) // the owner checked at the start; the next periodic check is 30 s away
+	if err := os.WriteFile(filepath.Join(mnt, "before.txt"), []byte("before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, err := e.run("init", "--storage", e.dir+"/storage", "--name", "tb", "--take-over"); err != nil {
+		t.Fatalf("init --take-over: %v\n%s", err, errs)
+	}
+	err := os.WriteFile(filepath.Join(mnt, "window.csv"), []byte("a,b\n1,2\n"), 0o644)
+	if err == nil {
+		e.ok("--instance", "tb", "gc", "--grace", "0s", "--settle", "0s")
+		t.Fatal("a write through the old mount right after a take-over returned no error: the new owner's gc deletes its packs")
+	}
+	if !errors.Is(err, syscall.EIO) && !errors.Is(err, syscall.EROFS) {
+		t.Errorf("write after a take-over: %v; want EIO or EROFS", err)
+	}
+	if b := mustRead(t, filepath.Join(mnt, "before.txt")); string(b) != "before\n" {
+		t.Errorf("read %q", b)
+	}
+}
