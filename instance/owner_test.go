@@ -30,7 +30,9 @@ func TestOwnerWatchChecksBeforeAStaleWrite(t *testing.T) {
 	if _, err := a.ClaimStorage(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	fresh := a.WatchOwner(st, time.Hour, nil).Guard(st)
+	fw := a.WatchOwner(st, time.Hour, nil)
+	fw.CheckAfterWrites() // as a mount of a local folder
+	fresh := fw.Guard(st)
 	var told []string
 	w := a.WatchOwner(st, time.Nanosecond, func(o instance.Owner) { told = append(told, o.Name) })
 	g := w.Guard(st)

@@ -372,6 +372,13 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	taken := make(chan instance.Owner, 1)
 	watch := instance.New(s, nil, backend, nil).WatchOwner(ownerRead, ownerCheckEvery(), func(o instance.Owner) { taken <- o })
+	if rem == nil {
+		// A local folder: a close writes its packs there itself, and the
+		// owner is a file read. On S3 a close stages its packs for the
+		// upload queue; a GET per close would cost a third of small-file
+		// creates, so the window of ownerCheckEvery stays there.
+		watch.CheckAfterWrites()
+	}
 	backend = watch.Guard(backend)
 	// Uploads still queued go last, once the catalog and everything else
 	// are let go: a daemon that waits for a server that is away must not
