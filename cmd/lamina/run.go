@@ -28,6 +28,7 @@ type runsCatalog struct {
 	catalog.Catalog
 	daemon     bool
 	mountpoint string
+	name       string // the instance's
 }
 
 func openRuns(c *cli.Context) (*runsCatalog, error) {
@@ -43,7 +44,7 @@ func openRuns(c *cli.Context) (*runsCatalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &runsCatalog{Catalog: cat}
+	rc := &runsCatalog{Catalog: cat, name: s.Name}
 	if _, ok := cat.(*catalogrpc.Client); ok {
 		rc.daemon = true
 		if st, err := readState(dirs, s.Name); err == nil {

@@ -274,6 +274,10 @@ func TestTrackFinishNestedShell(t *testing.T) {
 	if m["outer1"] != "2" || !strings.Contains(out, "finish that one first") || m["after1"] != m["inner"] {
 		t.Fatalf("finishing the outer run with the inner live: exit %s, shell in %s (inner %s)\n%s", m["outer1"], m["after1"], m["inner"], out)
 	}
+	// The refusal alone, not "…: finishing it" before it.
+	if before, _, _ := strings.Cut(out, "finish that one first"); strings.Count(before, "finishing it") != 0 {
+		t.Errorf("a refused finish said it was finishing:\n%s", out)
+	}
 	if m["inner2"] != "0" || m["outer2"] != "0" || m["end"] != m["begin"] || m["begin"] == "" {
 		t.Fatalf("inner then outer: exits %s %s, shell ends in %s, began in %s\n%s", m["inner2"], m["outer2"], m["end"], m["begin"], out)
 	}
@@ -373,4 +377,30 @@ func TestTrackFinishManyRuns(t *testing.T) {
 	if _, stderr, err := e.run("track", "finish"); err == nil || strings.Contains(err.Error()+stderr, "not in a run") {
 		t.Fatalf("finish with the catalog unreadable: %v\n%s", err, stderr)
 	}
+}
+
+// TestTrackFinishOtherInstancesRun: eval'd track starts of two instances
+// in one shell leave LAMINA_RUN naming the second's run; a finish of the
+// first instance says so and how to go on, not `no run "…"` (exit 1).
+func TestTrackFinishOtherInstancesRun(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("init", "--storage", e.path("storage2"), "--name", "other")
+	t.Setenv(lineage.EnvRun, "")
+	t.Setenv(envTrack, "")
+	t.Setenv(envTrackCgroup, "")
+	e.ok("--instance", "test", "track", "start", "--transform", "outer") // not eval'd
+	out := e.ok("--instance", "other", "track", "start", "--transform", "inner")
+	line, _ := strings.CutPrefix(strings.SplitN(out, "\n", 2)[0], "export ")
+	uid, _ := strings.CutPrefix(strings.Fields(line)[0], lineage.EnvRun+"=")
+	t.Setenv(lineage.EnvRun, uid)
+	t.Setenv(envTrack, uid)
+	err := e.fails(lineage.EnvRun+" names run "+uid+`, which is not a run of instance "test": a track start of another instance set it`, "--instance", "test", "track", "finish")
+	if codeOf(err) != 2 {
+		t.Errorf("exit %d", codeOf(err))
+	}
+	e.ok("--instance", "other", "track", "finish")
+	t.Setenv(lineage.EnvRun, "")
+	t.Setenv(envTrack, "")
+	e.ok("--instance", "test", "track", "finish")
 }
