@@ -166,7 +166,7 @@ func cmdTrack() *cli.Command {
 					if errors.Is(err, catalog.ErrNotFound) {
 						// A track start of another instance in this shell
 						// since this one's: its run is the one to finish.
-						return exitf(2, "%s names run %s, which is not a run of instance %q: a track start of another instance set it; finish that run first with `lamina --instance OTHER track finish` (eval'd: it unsets %s), then this instance's", lineage.EnvRun, uid, cat.name, lineage.EnvRun)
+						return exitf(2, "%s names run %s, which is not a run of instance %q: most likely a track start of another instance in this shell set it; finish that run first with `eval \"$(lamina --instance OTHER track finish)\"`, then this instance's", lineage.EnvRun, uid, cat.name)
 					}
 					if err == nil && r.Status != catalog.RunRunning {
 						fmt.Fprintf(c.App.Writer, "unset %s %s %s\n", lineage.EnvRun, envTrack, envTrackCgroup)

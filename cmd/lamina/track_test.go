@@ -395,7 +395,7 @@ func TestTrackFinishOtherInstancesRun(t *testing.T) {
 	uid, _ := strings.CutPrefix(strings.Fields(line)[0], lineage.EnvRun+"=")
 	t.Setenv(lineage.EnvRun, uid)
 	t.Setenv(envTrack, uid)
-	err := e.fails(lineage.EnvRun+" names run "+uid+`, which is not a run of instance "test": a track start of another instance set it`, "--instance", "test", "track", "finish")
+	err := e.fails(lineage.EnvRun+" names run "+uid+`, which is not a run of instance "test": most likely a track start of another instance in this shell set it; finish that run first with `+"`eval \"$(lamina --instance OTHER track finish)\"`", "--instance", "test", "track", "finish")
 	if codeOf(err) != 2 {
 		t.Errorf("exit %d", codeOf(err))
 	}
