@@ -404,3 +404,28 @@ func TestTrackFinishOtherInstancesRun(t *testing.T) {
 	t.Setenv(envTrack, "")
 	e.ok("--instance", "test", "track", "finish")
 }
+
+// TestRunWarnsWithoutCgroup: a `lamina run` whose cgroup cannot be made
+// while the instance is mounted and the tree is writable (here a busy
+// leftover of its name) says so once, as track start does; a run that
+// gets its cgroup says nothing. Before, it went on silently.
+func TestRunWarnsWithoutCgroup(t *testing.T) {
+	e := newMntEnv(t)
+	e.mount(filepath.Join(e.dir, "lab"))
+	m, out := e.bashOut(`$L run --transform plain -- true
+		cg=` + lineage.CgroupRoot() + `$(sed -n 's/^0:://p' /proc/$$/cgroup)
+		( c="$cg/lamina-run-$BASHPID"; mkdir "$c"; sleep 60 & echo $! > "$c/cgroup.procs"; echo $! > ` + e.dir + `/sleeper
+		  exec $L run --transform busy -- true ); echo busy=$?
+		s=$(cat ` + e.dir + `/sleeper); echo sleeper=$s; kill $s
+		for i in $(seq 100); do rmdir "$cg"/lamina-run-* 2>/dev/null && break; sleep 0.1; done; true`)
+	runs := e.runsByName()
+	if runs["plain"].Cgroup == "" {
+		t.Fatalf("the plain run has no cgroup (is the cgroup v2 tree writable?)\n%s", out)
+	}
+	if m["sleeper"] == "" {
+		t.Fatalf("no process held the cgroup\n%s", out)
+	}
+	if m["busy"] != "0" || runs["busy"].Cgroup != "" || strings.Count(out, "warning: the run has no cgroup of its own") != 1 {
+		t.Errorf("a run whose cgroup is busy: exit %s, cgroup %q\n%s", m["busy"], runs["busy"].Cgroup, out)
+	}
+}
