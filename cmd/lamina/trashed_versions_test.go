@@ -99,8 +99,14 @@ func TestTrashedVersionsOfKeyWrittenAgain(t *testing.T) {
 // Before, restore k@v1 of a key wholly in the trash brought back v1..v3
 // (v3 the latest), and restore k@v9 said `"k@v9" has nothing in the trash`.
 func TestRestoreKeyVersion(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) { restoreKeyVersion(t, cat) })
+	}
+}
+
+func restoreKeyVersion(t *testing.T, cat string) {
 	e := newEnv(t)
-	e.init()
+	initOn(t, e, cat)
 	for _, s := range []string{"1\n", "2\n", "3\n"} {
 		e.ok("save", e.write("n.txt", []byte(s)), "--key", "k")
 	}
