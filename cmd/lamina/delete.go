@@ -556,18 +556,19 @@ func cmdRestore() *cli.Command {
 				if err != nil {
 					return err
 				}
+				if vk, n, ok := ref.SplitVersion(ka.Spec); ok {
+					// The catalog restores per key: KEY@vN is KEY only
+					// when vN is all it would bring back. Checked before
+					// anything is restored.
+					if err := onlyTrashedVersion(c.Context, in.Catalog, ka.Spec, vk, n); err != nil {
+						return err
+					}
+					ka.Spec = vk
+				}
 				args = append(args, ka)
 			}
 			for _, ka := range args {
 				k := ka.Spec
-				if vk, n, ok := ref.SplitVersion(k); ok {
-					// The catalog restores per key: KEY@vN is KEY only
-					// when vN is all it would bring back.
-					if err := onlyTrashedVersion(c.Context, in.Catalog, k, vk, n); err != nil {
-						return err
-					}
-					k = vk
-				}
 				var entries []catalog.TrashEntry
 				if strings.HasSuffix(k, "/") {
 					var later superseded

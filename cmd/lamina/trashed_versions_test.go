@@ -120,6 +120,13 @@ func restoreKeyVersion(t *testing.T, cat string) {
 	}
 	e.fails("k has no v9 (the trash holds v1..v3 of it: `lamina restore k` brings them back)", "restore", "k@v9")
 	e.fails(`"nokey" has no versions`, "restore", "nokey@v1")
+	// Refused before anything comes back: not the arguments before it.
+	e.ok("save", e.write("n.txt", []byte("o\n")), "--key", "other")
+	e.ok("delete", "other")
+	e.fails("restore works per key", "restore", "other", "k@v1")
+	if _, _, err := e.run("show", "other"); err == nil {
+		t.Error("restore other k@v1, refused, brought other back")
+	}
 	if out := e.ok("restore", "k"); !strings.Contains(out, "restored k (3 versions)") {
 		t.Errorf("restore k: %q", out)
 	}
