@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -206,17 +207,24 @@ func CgroupRoot() string {
 	return r
 }
 
+// ErrNoCgroups means this process can make no cgroup here at all: no
+// cgroup v2, or a tree it may not write (mounted read-only, as in most
+// containers, or not delegated to its user). It is how the machine is set
+// up, not a failure worth a word on every run.
+var ErrNoCgroups = errors.New("lineage: no writable cgroup v2 tree")
+
 // NewCgroup makes a cgroup named name under this process's own, or takes
-// an empty one of that name. It fails where the tree is not writable;
-// callers then rely on the parent chain.
+// an empty one of that name. It fails where the tree is not writable
+// (ErrNoCgroups) or the cgroup cannot be made (a busy one of that name,
+// limits); callers then rely on the parent chain.
 func NewCgroup(name string) (*Cgroup, error) {
 	root, err := cgroup2Root()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %s", ErrNoCgroups, strings.TrimPrefix(err.Error(), "lineage: "))
 	}
 	self := procCgroup(os.Getpid())
 	if self == "" {
-		return nil, errors.New("lineage: not in a cgroup v2")
+		return nil, fmt.Errorf("%w: not in a cgroup v2", ErrNoCgroups)
 	}
 	p := strings.TrimSuffix(self, "/") + "/" + name
 	dir := filepath.Join(root, filepath.FromSlash(p))
@@ -224,6 +232,9 @@ func NewCgroup(name string) (*Cgroup, error) {
 	// process was still in it, and SweepCgroups keeps it while its pid
 	// lives (the tracked shell), so failing would leave runs without one.
 	if err := os.Mkdir(dir, 0o755); err != nil && (!errors.Is(err, fs.ErrExist) || cgroupBusy(p)) {
+		if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("%w: %w", ErrNoCgroups, err)
+		}
 		return nil, fmt.Errorf("lineage: cgroup: %w", err)
 	}
 	return &Cgroup{Path: p, Dir: dir}, nil

@@ -556,6 +556,15 @@ func cmdRestore() *cli.Command {
 				if err != nil {
 					return err
 				}
+				if vk, n, ok := ref.SplitVersion(ka.Spec); ok {
+					// The catalog restores per key: KEY@vN is KEY only
+					// when vN is all it would bring back. Checked before
+					// anything is restored.
+					if err := onlyTrashedVersion(c.Context, in.Catalog, ka.Spec, vk, n); err != nil {
+						return err
+					}
+					ka.Spec = vk
+				}
 				args = append(args, ka)
 			}
 			for _, ka := range args {
@@ -744,6 +753,63 @@ func latestAt(ctx context.Context, cat catalog.Catalog, key string) (catalog.Tra
 		older.add(node, file) // Catalog.Restore keeps it
 	}
 	return te, older, nil
+}
+
+// onlyTrashedVersion checks that spec (KEY@vN) names key's only version in
+// the trash. A restore works per key: bringing back vN alone would leave a
+// key's history with a gap, and restoring every trashed version for KEY@vN
+// brought back more than was asked (v1..v3 for restore k@v1, v3 the
+// latest). Anything else is refused with what the trash holds and the
+// command that brings it back.
+func onlyTrashedVersion(ctx context.Context, cat catalog.Catalog, spec, key string, n int) error {
+	if _, err := ref.ParseSpec(spec); err != nil {
+		return err
+	}
+	vs, err := cat.Versions(ctx, key, true)
+	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		return err
+	}
+	var trashed []int
+	found, inTrash := false, false
+	for _, v := range vs {
+		if v.Trashed {
+			trashed = append(trashed, v.Version)
+		}
+		if v.Version == n {
+			found, inTrash = true, v.Trashed
+		}
+	}
+	held := ""
+	if len(trashed) > 0 {
+		held = fmt.Sprintf(" (the trash holds %s of it: `lamina restore %s` brings %s back)", versionRange(trashed), key, map[bool]string{true: "it", false: "them"}[len(trashed) == 1])
+	}
+	switch {
+	case !found && len(vs) == 0:
+		return fmt.Errorf("%w: %q has no versions, live or in the trash", catalog.ErrNotFound, key)
+	case !found:
+		return fmt.Errorf("%w: %s has no v%d%s", catalog.ErrNotFound, key, n, held)
+	case !inTrash:
+		return fmt.Errorf("%w: %s is not in the trash%s", catalog.ErrNotFound, spec, held)
+	case len(trashed) > 1:
+		return exitf(2, "restore works per key: %s is one of %d versions of %s in the trash (%s), and one alone cannot come back; `lamina restore %s` brings back all %d", spec, len(trashed), key, versionRange(trashed), key, len(trashed))
+	}
+	return nil
+}
+
+// versionRange names version numbers (ascending) as "v1..v3", "v2", or
+// "v1, v3" when they have gaps.
+func versionRange(ns []int) string {
+	if len(ns) == 1 {
+		return fmt.Sprintf("v%d", ns[0])
+	}
+	if ns[len(ns)-1]-ns[0] == len(ns)-1 {
+		return fmt.Sprintf("v%d..v%d", ns[0], ns[len(ns)-1])
+	}
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprintf("v%d", n)
+	}
+	return strings.Join(s, ", ")
 }
 
 // doneUnder says whether done holds a key under the folder prefix

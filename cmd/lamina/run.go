@@ -28,6 +28,7 @@ type runsCatalog struct {
 	catalog.Catalog
 	daemon     bool
 	mountpoint string
+	name       string // the instance's
 }
 
 func openRuns(c *cli.Context) (*runsCatalog, error) {
@@ -43,7 +44,7 @@ func openRuns(c *cli.Context) (*runsCatalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &runsCatalog{Catalog: cat}
+	rc := &runsCatalog{Catalog: cat, name: s.Name}
 	if _, ok := cat.(*catalogrpc.Client); ok {
 		rc.daemon = true
 		if st, err := readState(dirs, s.Name); err == nil {
@@ -128,12 +129,21 @@ func cmdRun() *cli.Command {
 				return err
 			}
 			var cg *lineage.Cgroup
+			// Said once, and only where a cgroup could be made: a tree
+			// this process may not write (read-only, not delegated) is
+			// the machine's setup, which a warning on every run would
+			// not change.
+			noCgroup := func(err error) {
+				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: the run has no cgroup of its own (%v): what the command's processes read and write is credited to it only while they descend from it\n", err)
+			}
 			if cat.daemon {
 				if cg, err = lineage.NewCgroup(fmt.Sprintf("lamina-run-%d", r.RootPID)); err == nil {
 					r.Cgroup = cg.Path
 					// Removed when empty; one a process outlives stays
 					// until the next lamina run sweeps it (SweepCgroups).
 					defer cg.Remove()
+				} else if !errors.Is(err, lineage.ErrNoCgroups) {
+					noCgroup(err)
 				}
 			}
 			r.Split = lineage.IsSnakemake(argv)
@@ -153,6 +163,7 @@ func cmdRun() *cli.Command {
 			err = cmd.Start()
 			if err != nil && cmd.SysProcAttr != nil {
 				// No room in the cgroup tree: the parent chain still works.
+				noCgroup(err)
 				cmd = exec.Command(argv[0], argv[1:]...)
 				cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Env = os.Stdin, c.App.Writer, c.App.ErrWriter, append(os.Environ(), lineage.EnvRun+"="+r.UID)
 				err = cmd.Start()

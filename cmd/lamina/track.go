@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -149,8 +150,7 @@ func cmdTrack() *cli.Command {
 						if r.Cgroup != "" {
 							cgroup = path.Dir(r.Cgroup) + ":" + r.Cgroup
 						}
-						fmt.Fprintf(c.App.ErrWriter, "lamina: this shell has no %s but is the root of run %s (a track start not eval'd): finishing it\n", lineage.EnvRun, uid)
-						return finishTracked(c, cat, uid, cgroup)
+						return finishTracked(c, cat, uid, cgroup, fmt.Sprintf("this shell has no %s but is the root of run %s (a track start not eval'd): finishing it", lineage.EnvRun, uid))
 					}
 					cat, err := openRuns(c)
 					if err != nil {
@@ -162,7 +162,13 @@ func cmdTrack() *cli.Command {
 					// A finished run stays finished: a second finish would
 					// rewrite its end. The unset goes out anyway, so that the
 					// eval form clears the marker a bare finish left behind.
-					if r, stale, err := markedRun(ctx, cat); err == nil && r.Status != catalog.RunRunning {
+					r, stale, err := markedRun(ctx, cat)
+					if errors.Is(err, catalog.ErrNotFound) {
+						// A track start of another instance in this shell
+						// since this one's: its run is the one to finish.
+						return exitf(2, "%s names run %s, which is not a run of instance %q: most likely a track start of another instance in this shell set it; finish that run first with `eval \"$(lamina --instance OTHER track finish)\"`, then this instance's", lineage.EnvRun, uid, cat.name)
+					}
+					if err == nil && r.Status != catalog.RunRunning {
 						fmt.Fprintf(c.App.Writer, "unset %s %s %s\n", lineage.EnvRun, envTrack, envTrackCgroup)
 						return exitf(2, "run %s is already over (%s): nothing to finish; take it out of this shell with: unset %s (%s does)",
 							uid, stale, lineage.EnvRun, finishHint)
@@ -170,7 +176,7 @@ func cmdTrack() *cli.Command {
 					if os.Getenv(envTrack) != uid {
 						return exitf(2, "run %s was not started by `lamina track start` in this shell: `lamina run` started it, and it ends when its command exits", uid)
 					}
-					return finishTracked(c, cat, uid, cgroup)
+					return finishTracked(c, cat, uid, cgroup, "")
 				},
 			},
 		},
@@ -179,8 +185,9 @@ func cmdTrack() *cli.Command {
 
 // finishTracked ends the tracked shell's run uid, moves the shell back out
 // of the run's cgroup (cgroup is "FROM:PATH", as envTrackCgroup holds it;
-// "" for none), prints the unset for eval and the run's summary.
-func finishTracked(c *cli.Context, cat *runsCatalog, uid, cgroup string) error {
+// "" for none), prints the unset for eval and the run's summary. note, if
+// not "", goes to stderr once the finish is not refused.
+func finishTracked(c *cli.Context, cat *runsCatalog, uid, cgroup, note string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	from, path, tracked := strings.Cut(cgroup, ":/")
@@ -191,6 +198,9 @@ func finishTracked(c *cli.Context, cat *runsCatalog, uid, cgroup string) error {
 		// a second) puts the shell below the run's cgroup. Moving it out
 		// of there would take it out of that live run too.
 		return exitf(2, "this shell is in cgroup %s, below that of run %s: a run started in this shell since is live; finish that one first (lamina --instance NAME track finish)", now, uid)
+	}
+	if note != "" {
+		fmt.Fprintf(c.App.ErrWriter, "lamina: %s\n", note)
 	}
 	zero := 0
 	r, err := cat.FinishRun(ctx, uid, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero})

@@ -274,6 +274,10 @@ func TestTrackFinishNestedShell(t *testing.T) {
 	if m["outer1"] != "2" || !strings.Contains(out, "finish that one first") || m["after1"] != m["inner"] {
 		t.Fatalf("finishing the outer run with the inner live: exit %s, shell in %s (inner %s)\n%s", m["outer1"], m["after1"], m["inner"], out)
 	}
+	// The refusal alone, not "…: finishing it" before it.
+	if before, _, _ := strings.Cut(out, "finish that one first"); strings.Count(before, "finishing it") != 0 {
+		t.Errorf("a refused finish said it was finishing:\n%s", out)
+	}
 	if m["inner2"] != "0" || m["outer2"] != "0" || m["end"] != m["begin"] || m["begin"] == "" {
 		t.Fatalf("inner then outer: exits %s %s, shell ends in %s, began in %s\n%s", m["inner2"], m["outer2"], m["end"], m["begin"], out)
 	}
@@ -372,5 +376,56 @@ func TestTrackFinishManyRuns(t *testing.T) {
 	}
 	if _, stderr, err := e.run("track", "finish"); err == nil || strings.Contains(err.Error()+stderr, "not in a run") {
 		t.Fatalf("finish with the catalog unreadable: %v\n%s", err, stderr)
+	}
+}
+
+// TestTrackFinishOtherInstancesRun: eval'd track starts of two instances
+// in one shell leave LAMINA_RUN naming the second's run; a finish of the
+// first instance says so and how to go on, not `no run "…"` (exit 1).
+func TestTrackFinishOtherInstancesRun(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("init", "--storage", e.path("storage2"), "--name", "other")
+	t.Setenv(lineage.EnvRun, "")
+	t.Setenv(envTrack, "")
+	t.Setenv(envTrackCgroup, "")
+	e.ok("--instance", "test", "track", "start", "--transform", "outer") // not eval'd
+	out := e.ok("--instance", "other", "track", "start", "--transform", "inner")
+	line, _ := strings.CutPrefix(strings.SplitN(out, "\n", 2)[0], "export ")
+	uid, _ := strings.CutPrefix(strings.Fields(line)[0], lineage.EnvRun+"=")
+	t.Setenv(lineage.EnvRun, uid)
+	t.Setenv(envTrack, uid)
+	err := e.fails(lineage.EnvRun+" names run "+uid+`, which is not a run of instance "test": most likely a track start of another instance in this shell set it; finish that run first with `+"`eval \"$(lamina --instance OTHER track finish)\"`", "--instance", "test", "track", "finish")
+	if codeOf(err) != 2 {
+		t.Errorf("exit %d", codeOf(err))
+	}
+	e.ok("--instance", "other", "track", "finish")
+	t.Setenv(lineage.EnvRun, "")
+	t.Setenv(envTrack, "")
+	e.ok("--instance", "test", "track", "finish")
+}
+
+// TestRunWarnsWithoutCgroup: a `lamina run` whose cgroup cannot be made
+// while the instance is mounted and the tree is writable (here a busy
+// leftover of its name) says so once, as track start does; a run that
+// gets its cgroup says nothing. Before, it went on silently.
+func TestRunWarnsWithoutCgroup(t *testing.T) {
+	e := newMntEnv(t)
+	e.mount(filepath.Join(e.dir, "lab"))
+	m, out := e.bashOut(`$L run --transform plain -- true
+		cg=` + lineage.CgroupRoot() + `$(sed -n 's/^0:://p' /proc/$$/cgroup)
+		( c="$cg/lamina-run-$BASHPID"; mkdir "$c"; sleep 60 & echo $! > "$c/cgroup.procs"; echo $! > ` + e.dir + `/sleeper
+		  exec $L run --transform busy -- true ); echo busy=$?
+		s=$(cat ` + e.dir + `/sleeper); echo sleeper=$s; kill $s
+		for i in $(seq 100); do rmdir "$cg"/lamina-run-* 2>/dev/null && break; sleep 0.1; done; true`)
+	runs := e.runsByName()
+	if runs["plain"].Cgroup == "" {
+		t.Fatalf("the plain run has no cgroup (is the cgroup v2 tree writable?)\n%s", out)
+	}
+	if m["sleeper"] == "" {
+		t.Fatalf("no process held the cgroup\n%s", out)
+	}
+	if m["busy"] != "0" || runs["busy"].Cgroup != "" || strings.Count(out, "warning: the run has no cgroup of its own") != 1 {
+		t.Errorf("a run whose cgroup is busy: exit %s, cgroup %q\n%s", m["busy"], runs["busy"].Cgroup, out)
 	}
 }

@@ -92,3 +92,53 @@ func TestTrashedVersionsOfKeyWrittenAgain(t *testing.T) {
 		t.Errorf("ls --versions of a trashed key: %+v", vs)
 	}
 }
+
+// TestRestoreKeyVersion: the catalog restores per key, so restore KEY@vN
+// brings KEY back only when vN is its only version in the trash; else it
+// refuses (exit 2) with the command that does, and changes nothing.
+// Before, restore k@v1 of a key wholly in the trash brought back v1..v3
+// (v3 the latest), and restore k@v9 said `"k@v9" has nothing in the trash`.
+func TestRestoreKeyVersion(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) { restoreKeyVersion(t, cat) })
+	}
+}
+
+func restoreKeyVersion(t *testing.T, cat string) {
+	e := newEnv(t)
+	initOn(t, e, cat)
+	for _, s := range []string{"1\n", "2\n", "3\n"} {
+		e.ok("save", e.write("n.txt", []byte(s)), "--key", "k")
+	}
+	e.ok("delete", "k")
+	_, _, err := e.run("restore", "k@v1")
+	if codeOf(err) != 2 || !strings.Contains(explain(err), "restore works per key: k@v1 is one of 3 versions of k in the trash (v1..v3), and one alone cannot come back; `lamina restore k` brings back all 3") {
+		t.Fatalf("restore k@v1: exit %d, %v", codeOf(err), err)
+	}
+	if _, _, err := e.run("show", "k"); err == nil {
+		t.Fatal("restore k@v1 that refused brought k back")
+	}
+	e.fails("k has no v9 (the trash holds v1..v3 of it: `lamina restore k` brings them back)", "restore", "k@v9")
+	e.fails(`"nokey" has no versions`, "restore", "nokey@v1")
+	// Refused before anything comes back: not the arguments before it.
+	e.ok("save", e.write("n.txt", []byte("o\n")), "--key", "other")
+	e.ok("delete", "other")
+	e.fails("restore works per key", "restore", "other", "k@v1")
+	if _, _, err := e.run("show", "other"); err == nil {
+		t.Error("restore other k@v1, refused, brought other back")
+	}
+	if out := e.ok("restore", "k"); !strings.Contains(out, "restored k (3 versions)") {
+		t.Errorf("restore k: %q", out)
+	}
+	e.fails("k@v2 is not in the trash", "restore", "k@v2")
+
+	// A key written again after its rm: v1 alone in the trash comes back
+	// by its KEY@vN.
+	e.ok("save", e.write("n.txt", []byte("a\n")), "--key", "j")
+	e.ok("delete", "j")
+	e.ok("save", e.write("n.txt", []byte("b\n")), "--key", "j")
+	e.fails("j@v2 is not in the trash (the trash holds v1 of it: `lamina restore j` brings it back)", "restore", "j@v2")
+	if out := e.ok("restore", "j@v1"); !strings.Contains(out, "restored j (1 version)") {
+		t.Errorf("restore j@v1: %q", out)
+	}
+}

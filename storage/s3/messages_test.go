@@ -69,3 +69,23 @@ func TestOpenErrorMessages(t *testing.T) {
 		t.Errorf("unknown host: %v", err)
 	}
 }
+
+// TestOpenUnknownAccessKey: versitygw answers the opening HeadBucket for
+// an access key it does not know with a bare 404 (AWS: 403). That is said
+// as access denied, not `bucket "b" does not exist: create it`; a bucket
+// that is missing still is said so.
+func TestOpenUnknownAccessKey(t *testing.T) {
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	cfg := srv.Config(bucket)
+	p := credentials.NewStaticCredentialsProvider("NO-SUCH-USER-KEY", "whatever-secret", "")
+	cfg.Static = &p
+	_, err := s3b.Open(context.Background(), cfg)
+	if err == nil || strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "access denied to bucket "+`"`+bucket+`"`) || !s3b.Denied(err) {
+		t.Errorf("unknown access key: %v (denied %v)", err, s3b.Denied(err))
+	}
+	_, err = s3b.Open(context.Background(), srv.Config(bucket+"-missing"))
+	if err == nil || !strings.Contains(err.Error(), `bucket "`+bucket+`-missing" does not exist: create it`) || s3b.Denied(err) {
+		t.Errorf("missing bucket: %v", err)
+	}
+}

@@ -179,6 +179,17 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		if err == nil {
 			return b, nil
 		}
+		if bare404(err) {
+			// A HEAD's 404 has no body, and some servers (versitygw:
+			// XAdminUserNotFound) send it for an access key they do not
+			// know: a GET of the bucket says which it is.
+			if _, lerr := b.cl.ListObjectsV2(hctx, &s3.ListObjectsV2Input{Bucket: aws.String(cfg.Bucket), MaxKeys: aws.Int32(1)}); lerr != nil {
+				var api smithy.APIError
+				if errors.As(lerr, &api) && api.ErrorCode() != "" && api.ErrorCode() != "NotFound" {
+					err = lerr
+				}
+			}
+		}
 		werr := b.wrap("open bucket", "", err)
 		if try >= openTries || !Retryable(werr) || hctx.Err() != nil {
 			return nil, werr
@@ -577,6 +588,7 @@ type Error struct {
 	Op, Bucket, Name string
 	Status           int  // HTTP status, 0 when there was no response
 	retry            bool // worth another attempt
+	denied           bool // refused to these credentials (Denied)
 	Err              error
 }
 
@@ -591,12 +603,27 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) Retryable() bool { return e.retry }
 
 // Denied reports whether err is the server refusing this request to these
-// credentials (401, 403: AccessDenied and the like). For a HEAD it says
-// nothing about the object: AWS answers 403 for a missing key too when the
-// credentials may not list the bucket.
+// credentials (401, 403: AccessDenied and the like; Open's 404 for an
+// access key the server does not know). For a HEAD it says nothing about
+// the object: AWS answers 403 for a missing key too when the credentials
+// may not list the bucket.
 func Denied(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && (e.Status == 401 || e.Status == 403)
+	return errors.As(err, &e) && e.denied
+}
+
+// unknownUser holds the error codes of a 404 that is about the
+// credentials, not the bucket (versitygw's for an unknown access key).
+var unknownUser = map[string]bool{"XAdminUserNotFound": true, "InvalidAccessKeyId": true}
+
+// bare404 reports a 404 without an error code: a HEAD's answer.
+func bare404(err error) bool {
+	var re *smithyhttp.ResponseError
+	if !errors.As(err, &re) || re.HTTPStatusCode() != 404 {
+		return false
+	}
+	var api smithy.APIError
+	return !errors.As(err, &api) || api.ErrorCode() == "" || api.ErrorCode() == "NotFound"
 }
 
 // Retryable reports whether err, from this package, is worth retrying.
@@ -616,6 +643,7 @@ func (b *Backend) wrap(op, name string, err error) error {
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {
 		e.Status = re.HTTPStatusCode()
+		e.denied = e.Status == 401 || e.Status == 403
 	}
 	var nsk *types.NoSuchKey
 	var nf *types.NotFound
@@ -626,9 +654,17 @@ func (b *Backend) wrap(op, name string, err error) error {
 		code = api.ErrorCode()
 	}
 	switch {
-	case errors.As(err, &nsb) || code == "NoSuchBucket" || (op == "open bucket" && (e.Status == 404 || errors.As(err, &nf))):
-		// HeadBucket's answer has no body: a bare 404 (NotFound).
+	case errors.As(err, &nsb) || code == "NoSuchBucket":
 		e.Err = fmt.Errorf("bucket %q does not exist: create it (`aws s3 mb s3://%s%s`, or in the provider's console)", b.cfg.Bucket, b.cfg.Bucket, endpointArg(b.cfg.Endpoint))
+	case op == "open bucket" && e.Status == 404 && unknownUser[code]:
+		// A 404 for credentials the server does not know (AWS answers
+		// 403): no word on the bucket.
+		e.denied = true
+		e.Err = &causeError{msg: fmt.Sprintf("access denied to bucket %q at %s: the server knows no user with the credentials' access key (%s): check the credentials (%s)", b.cfg.Bucket, b.endpoint(), code, b.sourceText()), err: err}
+	case op == "open bucket" && (e.Status == 404 || errors.As(err, &nf)):
+		// HeadBucket's answer has no body: a bare 404 (NotFound), which
+		// some servers send for unknown credentials too.
+		e.Err = fmt.Errorf("bucket %q not found at %s, or the credentials (%s) are not known there: create it (`aws s3 mb s3://%s%s`, or in the provider's console), or check them", b.cfg.Bucket, b.endpoint(), b.sourceText(), b.cfg.Bucket, endpointArg(b.cfg.Endpoint))
 	case errors.As(err, &nsk) || errors.As(err, &nf) || code == "NoSuchKey" || (e.Status == 404 && op != "open bucket"):
 		e.Err = fmt.Errorf("%w (%s)", storage.ErrNotFound, code)
 	case errors.Is(err, context.Canceled):
