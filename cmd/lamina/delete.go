@@ -560,10 +560,13 @@ func cmdRestore() *cli.Command {
 					// The catalog restores per key: KEY@vN is KEY only
 					// when vN is all it would bring back. Checked before
 					// anything is restored.
-					if err := onlyTrashedVersion(c.Context, in.Catalog, ka.Spec, vk, n); err != nil {
+					uid, err := onlyTrashedVersion(c.Context, in.Catalog, ka.Spec, vk, n)
+					if err != nil {
 						return err
 					}
-					ka.Spec = vk
+					// As its uid: the file version, never a link or folder
+					// trashed at KEY after it (latestAt would pick those).
+					ka.Spec = uid
 				}
 				args = append(args, ka)
 			}
@@ -756,27 +759,28 @@ func latestAt(ctx context.Context, cat catalog.Catalog, key string) (catalog.Tra
 }
 
 // onlyTrashedVersion checks that spec (KEY@vN) names key's only version in
-// the trash. A restore works per key: bringing back vN alone would leave a
+// the trash, and returns its uid, by which it is restored (the file, not a
+// link or folder trashed at KEY after it). A restore works per key: bringing back vN alone would leave a
 // key's history with a gap, and restoring every trashed version for KEY@vN
 // brought back more than was asked (v1..v3 for restore k@v1, v3 the
 // latest). Anything else is refused with what the trash holds and the
 // command that brings it back.
-func onlyTrashedVersion(ctx context.Context, cat catalog.Catalog, spec, key string, n int) error {
+func onlyTrashedVersion(ctx context.Context, cat catalog.Catalog, spec, key string, n int) (string, error) {
 	if _, err := ref.ParseSpec(spec); err != nil {
-		return err
+		return "", err
 	}
 	vs, err := cat.Versions(ctx, key, true)
 	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
-		return err
+		return "", err
 	}
 	var trashed []int
-	found, inTrash := false, false
+	found, inTrash, uid := false, false, ""
 	for _, v := range vs {
 		if v.Trashed {
 			trashed = append(trashed, v.Version)
 		}
 		if v.Version == n {
-			found, inTrash = true, v.Trashed
+			found, inTrash, uid = true, v.Trashed, v.UID
 		}
 	}
 	held := ""
@@ -785,15 +789,15 @@ func onlyTrashedVersion(ctx context.Context, cat catalog.Catalog, spec, key stri
 	}
 	switch {
 	case !found && len(vs) == 0:
-		return fmt.Errorf("%w: %q has no versions, live or in the trash", catalog.ErrNotFound, key)
+		return "", fmt.Errorf("%w: %q has no versions, live or in the trash", catalog.ErrNotFound, key)
 	case !found:
-		return fmt.Errorf("%w: %s has no v%d%s", catalog.ErrNotFound, key, n, held)
+		return "", fmt.Errorf("%w: %s has no v%d%s", catalog.ErrNotFound, key, n, held)
 	case !inTrash:
-		return fmt.Errorf("%w: %s is not in the trash%s", catalog.ErrNotFound, spec, held)
+		return "", fmt.Errorf("%w: %s is not in the trash%s", catalog.ErrNotFound, spec, held)
 	case len(trashed) > 1:
-		return exitf(2, "restore works per key: %s is one of %d versions of %s in the trash (%s), and one alone cannot come back; `lamina restore %s` brings back all %d", spec, len(trashed), key, versionRange(trashed), key, len(trashed))
+		return "", exitf(2, "restore works per key: %s is one of %d versions of %s in the trash (%s), and one alone cannot come back; `lamina restore %s` brings back all %d", spec, len(trashed), key, versionRange(trashed), key, len(trashed))
 	}
-	return nil
+	return uid, nil
 }
 
 // versionRange names version numbers (ascending) as "v1..v3", "v2", or

@@ -447,3 +447,33 @@ func TestRestoreLinkHeldByFile(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreKeyVersionNotTheLink: restore r/k@v1 names the file version,
+// but a symbolic link trashed at r/k after it came back instead (the key's
+// latest state), and v1 stayed in the trash (audit 55). It restores the
+// file, as its uid does, and the link stays in the trash.
+func TestRestoreKeyVersionNotTheLink(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("f", []byte("p1\n")), "--key", "r/k")
+	e.ok("delete", "r/k")
+	time.Sleep(1100 * time.Millisecond) // trash times are whole seconds in listings
+	catalogOf(t, e, func(ctx context.Context, c catalog.Catalog) error {
+		if err := c.Symlink(ctx, "r/k", "../somewhere"); err != nil {
+			return err
+		}
+		return c.RemoveLink(ctx, "r/k")
+	})
+	out, errs, _ := e.run("restore", "r/k@v1")
+	if !strings.Contains(out, "restored r/k (1 version)") || strings.Contains(out, "symbolic link") {
+		t.Fatalf("restore r/k@v1:\n%s%s", out, errs)
+	}
+	if got := e.ok("get", "r/k", "-o", "-"); got != "p1\n" {
+		t.Fatalf("r/k = %q", got)
+	}
+	var rows []struct{ Key, Kind string }
+	e.jsonOut(&rows, "ls", "--trash", "--format", "json")
+	if len(rows) != 1 || rows[0].Key != "r/k" || rows[0].Kind != "link" {
+		t.Fatalf("ls --trash: %+v; want the link r/k", rows)
+	}
+}
