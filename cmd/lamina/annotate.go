@@ -157,20 +157,17 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 			remove.Features[name] = nil
 			continue
 		}
-		// A term's other name (a synonym, another case) stands for the
-		// standard name annotate stored, an id with stray blanks for the
-		// id (storedValue).
-		if entity, ok := entities[name]; ok && !slices.Contains(have.Features[name], value) {
-			if x, err := loadEntity(ctx, in, entity, c.String("organism")); err == nil {
-				if std, _, err := resolveTerms(x, entity, value); err == nil {
-					if s := storedValue(x, value, std); slices.Contains(have.Features[name], s) {
-						value = s
-					}
-				}
+		values := []string{value}
+		if entity, ok := entities[name]; ok {
+			values = storedSpellings(c, in, entity, value, have.Features[name])
+			if len(values) > 1 {
+				fmt.Fprintf(c.App.ErrWriter, "%s: removing %s, each naming the term %q names\n", name, quoteAll(values), value)
 			}
 		}
-		if !all[name] {
-			remove.Features[name] = append(remove.Features[name], value)
+		for _, value := range values {
+			if !all[name] && !slices.Contains(remove.Features[name], value) {
+				remove.Features[name] = append(remove.Features[name], value)
+			}
 		}
 	}
 	for _, tv := range multi(c, "term") {
@@ -219,6 +216,49 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 	}
 	printAnnotations(c, in.Catalog, a)
 	return nil
+}
+
+// storedSpellings returns the values of stored (a cat[ENTITY] feature's
+// values on a version) that value stands for: value itself if stored, and
+// every stored value naming the same term through the ontology (annotate
+// stores an id as typed and a name as the standard name, so "B cell",
+// CL:0000236 and an alt id may all be on a version, each found by ls by
+// either spelling). A value neither stored nor resolving to a stored
+// value's term is returned alone, for the catalog to refuse.
+func storedSpellings(c *cli.Context, in *instance.Instance, entity, value string, stored []string) []string {
+	var out []string
+	if slices.Contains(stored, value) {
+		out = append(out, value)
+	}
+	x, err := loadEntity(c.Context, in, entity, c.String("organism"))
+	if err != nil {
+		return []string{value} // no ontology: the exact text only
+	}
+	_, ids, err := resolveTerms(x, entity, value)
+	if err != nil {
+		return []string{value}
+	}
+	for _, s := range stored {
+		if s == value {
+			continue
+		}
+		if _, sids, err := resolveTerms(x, entity, s); err == nil && slices.ContainsFunc(sids, func(id string) bool { return slices.Contains(ids, id) }) {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return []string{value}
+	}
+	return out
+}
+
+// quoteAll quotes each of values, comma separated.
+func quoteAll(values []string) string {
+	q := make([]string, len(values))
+	for i, v := range values {
+		q[i] = strconv.Quote(v)
+	}
+	return strings.Join(q, ", ")
 }
 
 // resolveValues says which terms the values of have's cat[ENTITY]

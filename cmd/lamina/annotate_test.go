@@ -1055,3 +1055,53 @@ func TestAnnotateIDValueStaysID(t *testing.T) {
 		t.Errorf("ls --where cell_type_ontology_term_id=CL:0000084 after removing it = %v", got)
 	}
 }
+
+// TestAnnotateRemoveOtherSpelling: annotate stores an id as typed and a
+// name as the standard name, and ls finds either by the other, but
+// --remove took only the stored spelling ("has no ct = "CL:0000236" (its
+// ct values: "B cell")"). A cat[ENTITY] value now removes every stored
+// value naming its term; an unknown value is still refused, and str
+// features stay exact.
+func TestAnnotateRemoveOtherSpelling(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("feature", "create", "ct", "--dtype", "cat[celltype]")
+	e.ok("feature", "create", "note", "--dtype", "str")
+	for _, k := range []string{"a", "b", "d", "f"} {
+		e.ok("save", e.write(k+".csv", []byte("a,b\n1,2\n")), "--key", "t/"+k+".csv")
+	}
+	e.ok("annotate", "t/b.csv", "--feature", "ct=B cell")
+	e.ok("annotate", "t/d.csv", "--feature", "ct=CL:0000739") // an alt id of CL:0000043
+	e.ok("annotate", "t/a.csv", "--feature", "ct=CL:0000236")
+	e.ok("annotate", "t/f.csv", "--feature", "ct=CL:0000236", "--feature", "ct=B cell", "--feature", "ct=T cell", "--feature", "note=B cell")
+	e.fails(`has no ct = "neuron" (its ct values: "B cell")`, "annotate", "t/b.csv", "--remove", "--feature", "ct=neuron")
+	e.fails(`has no note = "b cell"`, "annotate", "t/f.csv", "--remove", "--feature", "note=b cell")
+	for _, tc := range []struct{ key, value, term string }{
+		{"t/b.csv", "CL:0000236", "CL:0000236"},
+		{"t/d.csv", "CL:0000043", "CL:0000043"},
+		{"t/a.csv", "B cell", "CL:0000236"},
+	} {
+		e.ok("annotate", tc.key, "--remove", "--feature", "ct="+tc.value)
+		var v struct {
+			Annotations catalog.Annotations `json:"annotations"`
+		}
+		e.jsonOut(&v, "show", tc.key, "--format", "json")
+		if got := v.Annotations.Features["ct"]; len(got) != 0 || len(v.Annotations.Terms) != 0 {
+			t.Errorf("%s after --remove ct=%s: ct = %q, terms %+v; want none", tc.key, tc.value, got, v.Annotations.Terms)
+		}
+		if got := lsKeys(t, e, "--term", "celltype="+tc.term); contains(got, tc.key) {
+			t.Errorf("ls --term celltype=%s after removing it from %s = %v", tc.term, tc.key, got)
+		}
+	}
+	// Both spellings of B cell go, and stderr says so; T cell stays.
+	_, stderr, err := e.run("annotate", "t/f.csv", "--remove", "--feature", "ct=b cell")
+	if err != nil || !strings.Contains(stderr, `removing "B cell", "CL:0000236"`) {
+		t.Fatalf("remove ct=b cell from t/f.csv: %v\n%s", err, stderr)
+	}
+	var v struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&v, "show", "t/f.csv", "--format", "json")
+	if got := v.Annotations.Features["ct"]; !reflect.DeepEqual(got, []string{"T cell"}) {
+		t.Errorf("t/f.csv ct = %q, want [T cell]", got)
+	}
+}
