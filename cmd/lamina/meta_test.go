@@ -229,8 +229,10 @@ func TestIDSpellingsInTheCLI(t *testing.T) {
 			t.Errorf("show %s:\n%s", v, out)
 		}
 	}
+	// An id given stays an id (as curate keeps one), in the canonical
+	// spelling; the term records the name.
 	e.ok("annotate", "a.txt", "--feature", "cell_type=CL_0000084")
-	if a := annotations(t, e, "a.txt"); strings.Join(a.Features["cell_type"], ",") != "T cell" {
+	if a := annotations(t, e, "a.txt"); strings.Join(a.Features["cell_type"], ",") != "CL:0000084" || len(a.Terms) != 1 || a.Terms[0].Name != "T cell" {
 		t.Fatalf("annotated %+v", a)
 	}
 	if got := lsKeys(t, e, "--where", "cell_type=cl:0000084", "--exact"); !reflect.DeepEqual(got, []string{"a.txt"}) {
