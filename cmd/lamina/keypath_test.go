@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -257,39 +258,17 @@ func TestKeyArgStoppedDaemonFromPATH(t *testing.T) {
 	e.ok("save", e.file("q.csv", []byte("q\n")), "--key", "exp/q.csv")
 	mnt := filepath.Join(e.dir, "lab")
 	e.mount(mnt)
-	// The shell enters the folder while the daemon answers (exec checks
-	// cmd.Dir with a stat, the shell's cd looks it up), then waits for a
-	// line before it runs lamina with argv0 "lamina", as found through PATH.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on a hang, not a timing
-	defer cancel()
-	ready := filepath.Join(e.dir, "ready") // outside the mount
-	cmd := exec.CommandContext(ctx, "bash", "-c", `: > "$1"; read go; exec -a lamina "$0" show ./q.csv`, e.bin, ready)
-	cmd.Env, cmd.Dir = e.env, filepath.Join(mnt, "exp")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var outb strings.Builder
-	cmd.Stdout, cmd.Stderr = &outb, &outb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(ready); err == nil {
-			break // bash is past its start, which looks at its folder
-		}
-	}
+	// argv0 "lamina", as a shell found through PATH gives it.
+	sh := startWaitingShell(t, e, filepath.Join(mnt, "exp"), `exec -a lamina "$0" show ./q.csv`)
 	pid := e.daemonPID("m")
 	syscall.Kill(pid, syscall.SIGSTOP)
 	defer syscall.Kill(pid, syscall.SIGCONT)
 	for deadline := time.Now().Add(5 * time.Second); !allStopped(pid) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	in.Write([]byte("go\n"))
-	err = cmd.Wait()
-	out := outb.String()
-	if ctx.Err() != nil || err == nil || !strings.Contains(out, "is stopped") {
-		t.Errorf("lamina show ./q.csv through PATH in a stopped daemon's mount: %v (hung: %v)\n%s", err, ctx.Err() != nil, out)
+	out, err := sh.run()
+	if err == nil || !strings.Contains(out, "is stopped") {
+		t.Errorf("lamina show ./q.csv through PATH in a stopped daemon's mount: %v\n%s", err, out)
 	}
 }
 
@@ -305,32 +284,13 @@ func TestKeyArgCurrentFolderOnDetachedMount(t *testing.T) {
 	e.ok("save", e.file("t.txt", []byte("t\n")), "--key", "t/x.txt")
 	mnt := filepath.Join(e.dir, "lab")
 	e.mount(mnt)
-	ready := filepath.Join(e.dir, "ready")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on a hang, not a timing
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", `cd "$1/t" && : > "$2"; read go; "$0" delete --permanent --yes x.txt`, e.bin, mnt, ready)
-	cmd.Env = e.env
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var outb strings.Builder
-	cmd.Stdout, cmd.Stderr = &outb, &outb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-	}
+	sh := startWaitingShell(t, e, filepath.Join(mnt, "t"), `"$0" delete --permanent --yes x.txt`)
 	e.killDaemon("m")
 	e.run("umount", mnt) // clears the stale mount, detaching it under the shell
 	e.mount(mnt)
-	in.Write([]byte("go\n"))
-	err = cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(outb.String(), "gone from the mount") {
-		t.Errorf("delete --permanent x.txt in t/ of a detached mount: %v\n%s", err, outb.String())
+	out, err := sh.run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(out, "gone from the mount") {
+		t.Errorf("delete --permanent x.txt in t/ of a detached mount: %v\n%s", err, out)
 	}
 	if got := e.showVersion("x.txt").Ref(); got != "x.txt@v1" {
 		t.Errorf("the root's x.txt: %s", got)
@@ -353,4 +313,47 @@ func TestKeyArgOtherRuntimeDir(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), `"key": "t/f1.txt"`) {
 		t.Errorf("show f1.txt in t/ with another runtime folder: %v\n%s", err, out)
 	}
+}
+
+// waitingShell is a bash in dir (in a mount) that has entered it and
+// waits for go before it runs script: what the test does to the mount
+// meanwhile (stop or kill its daemon) must not reach the test process,
+// whose exec stats cmd.Dir. $0 in script is the lamina binary.
+type waitingShell struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out strings.Builder
+}
+
+func startWaitingShell(t *testing.T, e *mntEnv, dir, script string) *waitingShell {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on a hang, not a timing
+	t.Cleanup(cancel)
+	ready := filepath.Join(t.TempDir(), "ready") // outside the mount
+	w := &waitingShell{}
+	w.cmd = exec.CommandContext(ctx, "bash", "-c", `: > "$1"; read go; `+script, e.bin, ready)
+	w.cmd.Env, w.cmd.Dir = e.env, dir
+	in, err := w.cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.in = in
+	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break // bash is past its start, which looks at its folder
+		}
+	}
+	return w
+}
+
+// run lets the shell go on and waits for it (a hang ends at the bound,
+// killed: an error, and not the output a test wants).
+func (w *waitingShell) run() (string, error) {
+	w.in.Write([]byte("go\n"))
+	err := w.cmd.Wait()
+	return w.out.String(), err
 }
