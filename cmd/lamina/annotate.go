@@ -112,7 +112,7 @@ func cmdAnnotate() *cli.Command {
 				return writeJSON(c.App.Writer, a)
 			}
 			fmt.Fprintf(c.App.Writer, "annotated %s (%s)\n", v.Ref(), v.UID)
-			printAnnotations(c, in.Catalog, a)
+			printAnnotations(c, a)
 			return nil
 		},
 	}
@@ -214,7 +214,7 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 	if a.IsZero() {
 		fmt.Fprintln(c.App.Writer, "no annotations left")
 	}
-	printAnnotations(c, in.Catalog, a)
+	printAnnotations(c, a)
 	return nil
 }
 
@@ -385,28 +385,15 @@ const maxPrinted = 20
 
 // printAnnotations writes a's features, labels and terms as show does,
 // the first maxPrinted of each list.
-func printAnnotations(c *cli.Context, cat catalog.Catalog, a catalog.Annotations) {
+func printAnnotations(c *cli.Context, a catalog.Annotations) {
 	w := c.App.Writer
 	names := make([]string, 0, len(a.Features))
 	for n := range a.Features {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var dtypes map[string]string // read only for a -0
 	for _, n := range names {
-		vals := a.Features[n]
-		if slices.Contains(vals, "-0") {
-			if dtypes == nil {
-				dtypes = map[string]string{}
-				fs, _ := cat.Features(c.Context)
-				for _, f := range fs {
-					dtypes[f.Name] = f.Dtype
-				}
-			}
-			if dtypes[n] == "float" {
-				vals = negZeroAsZero(vals)
-			}
-		}
+		vals := a.Features[n] // an old -0 reads as 0 already (catalog.OldNegZeroAsZero)
 		fmt.Fprintf(w, "%-15s %s = %s\n", "feature", visible(n), firstOf(vals))
 	}
 	if len(a.Labels) > 0 {
@@ -421,23 +408,6 @@ func printAnnotations(c *cli.Context, cat catalog.Catalog, a catalog.Annotations
 	if a.Schema != "" {
 		fmt.Fprintf(w, "%-15s %s\n", "schema", visible(a.Schema))
 	}
-}
-
-// negZeroAsZero is a float feature's values with a -0, which catalogs
-// stored before -0 was stored as 0 (docs/annotate.md), as the 0 it is:
-// shown once, where the text sorts, when the values hold both.
-func negZeroAsZero(vals []string) []string {
-	out := make([]string, 0, len(vals))
-	for _, v := range vals {
-		if v != "-0" {
-			out = append(out, v)
-		}
-	}
-	if !slices.Contains(out, "0") {
-		out = append(out, "0")
-		sort.Strings(out)
-	}
-	return out
 }
 
 // firstOf joins the first maxPrinted of vs, saying how many more there are.

@@ -1058,32 +1058,11 @@ func TestMountPurgedTemporaryTombstone(t *testing.T) {
 	e.env = append(e.env, "LAMINA_RECORDS_EVERY=200ms")
 	mnt := filepath.Join(e.dir, "lab")
 	e.mount(mnt)
-	if err := os.WriteFile(filepath.Join(mnt, "data.txt"), []byte("one\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tmp := filepath.Join(mnt, ".data.txt.partial")
-	if err := os.WriteFile(tmp, []byte("two\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var v struct{ UID string }
-	if err := json.Unmarshal([]byte(e.ok("show", ".data.txt.partial", "--format", "json")), &v); err != nil || v.UID == "" {
-		t.Fatalf("show: %v", err)
-	}
+	tmp, v := writeTemporary(t, e, mnt)
 	// waitRecord waits for a records/ object holding all of parts.
 	waitRecord := func(parts ...string) {
 		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			recs, _ := filepath.Glob(filepath.Join(e.dir, "storage", "records", "*.json"))
-			for _, p := range recs {
-				b, _ := os.ReadFile(p)
-				all := true
-				for _, s := range parts {
-					all = all && bytes.Contains(b, []byte(s))
-				}
-				if all {
-					return
-				}
-			}
+		for deadline := time.Now().Add(15 * time.Second); !recordsHold(filepath.Join(e.dir, "storage", "records"), parts...); time.Sleep(100 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("no record holds %q", parts)
 			}
@@ -1116,33 +1095,9 @@ func TestMountTombstoneSurvivesOutageAndKill(t *testing.T) {
 			e.env = append(e.env, "LAMINA_RECORDS_EVERY=200ms")
 			mnt := filepath.Join(e.dir, "lab")
 			e.mount(mnt)
-			if err := os.WriteFile(filepath.Join(mnt, "data.txt"), []byte("one\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			tmp := filepath.Join(mnt, ".data.txt.partial")
-			if err := os.WriteFile(tmp, []byte("two\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			var v struct{ UID string }
-			if err := json.Unmarshal([]byte(e.ok("show", ".data.txt.partial", "--format", "json")), &v); err != nil || v.UID == "" {
-				t.Fatalf("show: %v", err)
-			}
+			tmp, v := writeTemporary(t, e, mnt)
 			recs := filepath.Join(e.dir, "storage", "records")
-			// holding says whether a records/ object holds all of parts.
-			holding := func(parts ...string) bool {
-				ps, _ := filepath.Glob(filepath.Join(recs, "*.json"))
-				for _, p := range ps {
-					b, _ := os.ReadFile(p)
-					all := true
-					for _, s := range parts {
-						all = all && bytes.Contains(b, []byte(s))
-					}
-					if all {
-						return true
-					}
-				}
-				return false
-			}
+			holding := func(parts ...string) bool { return recordsHold(recs, parts...) }
 			for deadline := time.Now().Add(15 * time.Second); !holding(v.UID); time.Sleep(100 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatal("the temporary's record did not reach storage")
@@ -1193,4 +1148,39 @@ func TestMountTombstoneSurvivesOutageAndKill(t *testing.T) {
 			e.ok("--instance", "again", "import-catalog", dump)
 		})
 	}
+}
+
+// writeTemporary writes data.txt and a temporary .data.txt.partial beside it
+// in the mount at mnt, and returns the temporary's path and version.
+func writeTemporary(t *testing.T, e interface{ ok(...string) string }, mnt string) (string, struct{ UID string }) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(mnt, "data.txt"), []byte("one\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(mnt, ".data.txt.partial")
+	if err := os.WriteFile(tmp, []byte("two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ UID string }
+	if err := json.Unmarshal([]byte(e.ok("show", ".data.txt.partial", "--format", "json")), &v); err != nil || v.UID == "" {
+		t.Fatalf("show: %v", err)
+	}
+	return tmp, v
+}
+
+// recordsHold says whether an object in the local records folder dir
+// holds all of parts.
+func recordsHold(dir string, parts ...string) bool {
+	ps, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	for _, p := range ps {
+		b, _ := os.ReadFile(p)
+		all := true
+		for _, s := range parts {
+			all = all && bytes.Contains(b, []byte(s))
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,17 +38,7 @@ func TestS3MountTombstoneAfterRefusedPutsAndKill(t *testing.T) {
 		return found
 	}
 	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
-	if err := os.WriteFile(filepath.Join(mnt, "data.txt"), []byte("one\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tmp := filepath.Join(mnt, ".data.txt.partial")
-	if err := os.WriteFile(tmp, []byte("two\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var v struct{ UID string }
-	if err := json.Unmarshal([]byte(e.ok("show", ".data.txt.partial", "--format", "json")), &v); err != nil || v.UID == "" {
-		t.Fatalf("show: %v", err)
-	}
+	tmp, v := writeTemporary(t, e, mnt)
 	for deadline := time.Now().Add(20 * time.Second); !holding(v.UID); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the temporary's record did not reach S3")

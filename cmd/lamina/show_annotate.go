@@ -30,6 +30,6 @@ func showAnnotations(c *cli.Context, cat catalog.Catalog, v catalog.Version) {
 		fmt.Fprintf(w, "%-15s %s\n", "columns", strings.Join(cols, ", "))
 	}
 	if a, err := cat.Annotations(c.Context, v.UID); err == nil {
-		printAnnotations(c, cat, a)
+		printAnnotations(c, a)
 	}
 }
