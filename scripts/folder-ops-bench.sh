@@ -11,10 +11,13 @@ cd "$(dirname "$0")/.."
 LAMINA=${LAMINA:-$(pwd)/bin/lamina}
 N=${1:-2000}
 T=$(mktemp -d /var/tmp/lamina-fobench.XXXXXX)
+. scripts/freshfs.sh   # a fresh journaled ext4 when root: see there why
+freshfs_mount "$T" 4 || true
 export XDG_CONFIG_HOME=$T/config XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache XDG_RUNTIME_DIR=$T/run
 MNT=$T/mnt
 cleanup() {
 	"$LAMINA" umount "$MNT" >/dev/null 2>&1 || true
+	freshfs_umount "$T"
 	rm -rf "$T"
 }
 trap cleanup EXIT

@@ -9,11 +9,16 @@ cd "$(dirname "$0")/.."
 LAMINA=${LAMINA:-$(pwd)/bin/lamina}
 SIZE=${1:-1024} FILES=${2:-10000} RSS_SIZE=${3:-4096}
 T=$(mktemp -d /var/tmp/lamina-wbench.XXXXXX)
+# Everything (storage, cache, the local baselines) on a fresh journaled ext4
+# when root: see scripts/freshfs.sh for why. FRESH_FS=0 keeps /var/tmp.
+. scripts/freshfs.sh
+freshfs_mount "$T" $(( (3 * SIZE + 3 * RSS_SIZE) / 1024 + 4 )) && FS="fresh ext4 image" || FS="$(df --output=fstype "$T" | tail -1) at /var/tmp"
 export XDG_CONFIG_HOME=$T/config XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache XDG_RUNTIME_DIR=$T/run
 MNT=$T/mnt
 cleanup() {
 	"$LAMINA" umount "$MNT" >/dev/null 2>&1 || true
 	! grep -q " $T/lmnt " /proc/mounts || umount -l "$T/lmnt"
+	freshfs_umount "$T"
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -95,6 +100,8 @@ PID=$(pgrep -n -f -- "--instance wbench mount")
 head -c $((RSS_SIZE << 20)) /dev/urandom | dd of="$MNT/huge" bs=1M status=none
 rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$PID/status)
 
+echo "Files on: $FS."
+echo
 echo "| benchmark | lamina mount | baseline | ratio | goal |"
 echo "|---|---:|---:|---:|---|"
 echo "| ${SIZE} MiB sequential write incl. close+commit, MiB/s | $mnt_mib | $local_mib (local file + fsync) | $(python3 -c "print(f'{$mnt_mib/$local_mib:.2f}')") | ≥ 0.5 |"
