@@ -92,19 +92,25 @@ func (b *Bolt) DeleteLabel(ctx context.Context, name string) (Label, error) {
 		if err != nil {
 			return err
 		}
+		if len(valueOf) > 0 {
+			least := ""
+			for uid := range valueOf {
+				if least == "" || uid < least {
+					least = uid
+				}
+			}
+			u.Feature = valueOf[least]
+			if len(users) == 0 {
+				if u.Version, err = t.example(map[string]bool{least: true}); err != nil {
+					return err
+				}
+			}
+		}
 		if len(users) > 0 {
+			u.Labelled = true
 			if u.Version, err = t.example(users); err != nil {
 				return err
 			}
-		} else if len(valueOf) > 0 {
-			values := map[string]bool{}
-			for uid := range valueOf {
-				values[uid] = true
-			}
-			if u.Version, err = t.example(values); err != nil {
-				return err
-			}
-			u.Feature = valueOf[u.Version.UID]
 		}
 		for uid := range valueOf {
 			users[uid] = true

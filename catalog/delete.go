@@ -15,8 +15,12 @@ type Uses struct {
 	// or as a value of a cat[ULabel] feature), a schema curate recorded.
 	Versions int
 	Version  Version // one of them
-	// Feature is, for a label, the cat[ULabel] feature of which it is a
-	// value on Version; "" when Version has the label itself.
+	// Labelled is, for a label, whether Version has the label itself;
+	// else it has it as a value of Feature.
+	Labelled bool
+	// Feature is, for a label, a cat[ULabel] feature of which it is a
+	// value on a version (on the least uid's, by feature name), "" if
+	// on none.
 	Feature string
 	Labels  int    // labels directly under it (a label)
 	Label   string // one of them
@@ -45,7 +49,10 @@ func (u Uses) Err(kind, name string) error {
 		case kind == "feature":
 			what = append(what, fmt.Sprintf("%s %s values of it (e.g. %s)", n, hasHave(u.Versions), ex))
 			fix = append(fix, fmt.Sprintf("lamina annotate %s --remove --feature %s", arg, argQuote(name)))
-		case kind == "label" && u.Feature != "":
+		case kind == "label" && u.Labelled && u.Feature != "":
+			what = append(what, fmt.Sprintf("it is on %s (e.g. %s; on some as a value of feature %s)", n, ex, u.Feature))
+			fix = append(fix, fmt.Sprintf("lamina annotate %s --remove --label %s (--feature %s where it is a value of %s)", arg, argQuote(name), argQuote(u.Feature+"="+name), u.Feature))
+		case kind == "label" && !u.Labelled:
 			what = append(what, fmt.Sprintf("it is on %s (e.g. %s, as a value of feature %s)", n, ex, u.Feature))
 			fix = append(fix, fmt.Sprintf("lamina annotate %s --remove --feature %s", arg, argQuote(u.Feature+"="+name)))
 		case kind == "label":

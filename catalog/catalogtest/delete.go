@@ -182,7 +182,8 @@ func runDelete(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		_, err = c.Annotate(ctx, vs["c.csv"].UID, catalog.Annotations{Features: map[string][]string{"condition": {"treated"}}})
 		must(t, err)
 		_, err = c.DeleteLabel(ctx, "treated")
-		inUse(t, "treated", err, "it is on 2 versions (e.g. "+vs["b.csv"].Ref()+")", "--remove --label treated")
+		inUse(t, "treated", err, "it is on 2 versions (e.g. "+vs["b.csv"].Ref()+"; on some as a value of feature condition)",
+			"--remove --label treated (--feature condition=treated where it is a value of condition)")
 		// Unused: gone, and queries no longer know it.
 		l, err := c.DeleteLabel(ctx, "spare")
 		if err != nil || l.Name != "spare" {

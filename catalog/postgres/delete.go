@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -76,13 +77,18 @@ func (s *Store) DeleteLabel(ctx context.Context, name string) (catalog.Label, er
 			if err := tx.QueryRow(ctx, `SELECT min(uid) FROM idx_labels WHERE label = $1`, name).Scan(&least); err != nil {
 				return err
 			}
-			if least == nil {
-				var uid, feat string
-				if err := tx.QueryRow(ctx, `SELECT uid, feature FROM idx_features WHERE feature = ANY($1) AND vkey = $2
-					ORDER BY uid, feature LIMIT 1`, feats, vkey).Scan(&uid, &feat); err != nil {
-					return err
+			u.Labelled = least != nil
+			var uid, feat string
+			err := tx.QueryRow(ctx, `SELECT uid, feature FROM idx_features WHERE feature = ANY($1) AND vkey = $2
+				ORDER BY uid, feature LIMIT 1`, feats, vkey).Scan(&uid, &feat)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if err == nil {
+				u.Feature = feat
+				if least == nil {
+					least = &uid
 				}
-				least, u.Feature = &uid, feat
 			}
 			if u.Version, err = example(ctx, tx, least); err != nil {
 				return err
