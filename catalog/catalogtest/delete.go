@@ -246,7 +246,7 @@ func runDelete(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 	t.Run("DeleteRacesAnnotate", func(t *testing.T) {
 		c, vs := setup(t)
 		uid := vs["c.csv"].UID
-		for i := range 12 {
+		for i := range 25 {
 			name := fmt.Sprintf("f%d", i)
 			_, err := c.CreateFeature(ctx, catalog.Feature{Name: name, Dtype: "str"})
 			must(t, err)
