@@ -94,6 +94,17 @@ func TestCurationDelete(t *testing.T) {
 	if e.jsonOut(&left, "label", "ls", "--format", "json"); len(left) != 0 {
 		t.Fatalf("labels left: %+v", left)
 	}
+	// An export holds none of them.
+	e.ok("export-catalog", e.path("dump.jsonl"))
+	for _, line := range strings.Split(strings.TrimSpace(string(mustRead(t, e.path("dump.jsonl")))), "\n") {
+		var r catalog.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("export line %q: %v", line, err)
+		}
+		if r.Feature != nil || r.Label != nil || r.Schema != nil {
+			t.Fatalf("the export holds a deleted record: %s", line)
+		}
+	}
 	if err := e.fails("usage: lamina schema delete NAME", "schema", "delete"); codeOf(err) != 2 {
 		t.Fatalf("no name: exit %d", codeOf(err))
 	}
