@@ -175,6 +175,20 @@ type Annotator interface {
 	// CreateSchema records or replaces a schema; its features must exist.
 	CreateSchema(ctx context.Context, s Schema) (Schema, error)
 	Schemas(ctx context.Context) ([]Schema, error)
+	// DeleteFeature removes the feature called name and returns it,
+	// checking in the one transaction that removes it that nothing uses
+	// it: no version (live or trashed) has a value of it and no schema
+	// lists it, else ErrConflict says what does (Uses.Err) and nothing
+	// is removed. ErrNotFound, with a suggestion, if there is none.
+	DeleteFeature(ctx context.Context, name string) (Feature, error)
+	// DeleteLabel removes the label called name as DeleteFeature does a
+	// feature: ErrConflict if a version has it (itself, or as a value of
+	// a cat[ULabel] feature) or another label sits under it.
+	DeleteLabel(ctx context.Context, name string) (Label, error)
+	// DeleteSchema removes the schema called name as DeleteFeature does
+	// a feature: ErrConflict if a version was curated with it
+	// (Annotations.Schema).
+	DeleteSchema(ctx context.Context, name string) (Schema, error)
 	// Annotate adds to the annotations of the version with this full uid
 	// and returns them all. Feature values are checked against the
 	// feature's dtype (a cat[ULabel] value must be a label); unknown

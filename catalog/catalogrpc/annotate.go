@@ -24,6 +24,9 @@ const (
 	mCollections    = "collections"
 	mCollection     = "collection"
 	mCollectionVers = "collection_versions"
+	mDeleteFeature  = "delete_feature" // protocol 8
+	mDeleteLabel    = "delete_label"   // protocol 8
+	mDeleteSchema   = "delete_schema"  // protocol 8
 )
 
 func init() {
@@ -78,6 +81,18 @@ func (s *Server) handleAnnotate(ctx context.Context, m string, raw json.RawMessa
 		res, err = s.cat.CreateSchema(ctx, sc)
 	case mSchemas:
 		res, err = s.cat.Schemas(ctx)
+	case mDeleteFeature, mDeleteLabel, mDeleteSchema:
+		if err := decode(&a); err != nil {
+			return nil, err, true
+		}
+		switch m {
+		case mDeleteFeature:
+			res, err = s.cat.DeleteFeature(ctx, a.Name)
+		case mDeleteLabel:
+			res, err = s.cat.DeleteLabel(ctx, a.Name)
+		default:
+			res, err = s.cat.DeleteSchema(ctx, a.Name)
+		}
 	case mAnnotate, mUnannotate, mAnnotations, mSearch, mCollection, mCollectionVers:
 		if err := decode(&a); err != nil {
 			return nil, err, true
@@ -162,6 +177,23 @@ func (c *Client) CreateSchema(ctx context.Context, s catalog.Schema) (catalog.Sc
 func (c *Client) Schemas(ctx context.Context) ([]catalog.Schema, error) {
 	var out []catalog.Schema
 	return out, c.call(ctx, mSchemas, nil, &out)
+}
+
+// DeleteFeature, DeleteLabel and DeleteSchema are protocol 8: an older
+// server answers errors.ErrUnsupported.
+func (c *Client) DeleteFeature(ctx context.Context, name string) (catalog.Feature, error) {
+	var out catalog.Feature
+	return out, c.call(ctx, mDeleteFeature, annotateArgs{Name: name}, &out)
+}
+
+func (c *Client) DeleteLabel(ctx context.Context, name string) (catalog.Label, error) {
+	var out catalog.Label
+	return out, c.call(ctx, mDeleteLabel, annotateArgs{Name: name}, &out)
+}
+
+func (c *Client) DeleteSchema(ctx context.Context, name string) (catalog.Schema, error) {
+	var out catalog.Schema
+	return out, c.call(ctx, mDeleteSchema, annotateArgs{Name: name}, &out)
 }
 
 func (c *Client) Annotate(ctx context.Context, uid string, add catalog.Annotations) (catalog.Annotations, error) {

@@ -326,6 +326,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 	runTree(t, open)
 	runWrite(t, open)
 	runAnnotate(t, open) // annotate.go
+	runDelete(t, open)   // delete.go
 	runRuns(t, open)     // runs.go
 
 	t.Run("ConcurrentSaves", func(t *testing.T) {

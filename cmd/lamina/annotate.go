@@ -24,6 +24,7 @@ func cmdAnnotate() *cli.Command {
 			multiFlag("label", "a label (repeat)"),
 			multiFlag("term", "ENTITY=TERM (repeat): an ontology term by name, synonym or id"),
 			&cli.BoolFlag{Name: "remove", Usage: "remove the feature values, labels and terms given (each must be on the version) instead of adding them"},
+			&cli.StringFlag{Name: "schema", Usage: "with --remove: the schema curate recorded on the version (so that lamina schema delete can delete it)"},
 			organismFlag(), formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
@@ -34,9 +35,12 @@ func cmdAnnotate() *cli.Command {
 			if c.NArg() != 1 {
 				return exitf(2, "usage: lamina annotate KEY[@vN] | UID [--remove] --feature NAME=VALUE --label LABEL --term ENTITY=TERM")
 			}
-			if !c.IsSet("feature") && !c.IsSet("label") && !c.IsSet("term") {
+			if c.IsSet("schema") && !c.Bool("remove") {
+				return exitf(2, "--schema goes with --remove: lamina curate records the schema a version satisfies")
+			}
+			if !c.IsSet("feature") && !c.IsSet("label") && !c.IsSet("term") && !c.IsSet("schema") {
 				if c.Bool("remove") {
-					return exitf(2, "nothing to remove: give --feature, --label or --term")
+					return exitf(2, "nothing to remove: give --feature, --label, --term or --schema")
 				}
 				return exitf(2, "nothing to annotate: give --feature, --label or --term")
 			}
@@ -132,7 +136,7 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 	if err != nil {
 		return err
 	}
-	remove := catalog.Annotations{Labels: multi(c, "label")}
+	remove := catalog.Annotations{Labels: multi(c, "label"), Schema: c.String("schema")}
 	fs, err := in.Catalog.Features(ctx)
 	if err != nil {
 		return err

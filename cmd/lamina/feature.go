@@ -66,6 +66,11 @@ func cmdFeature() *cli.Command {
 					return in.Catalog.Features(c.Context)
 				},
 				func(f catalog.Feature, _ bool) []string { return []string{f.Name, f.Dtype, f.Description} }),
+			deleteCommand("feature", "no version has a value of it, no schema lists it",
+				func(c *cli.Context, in *instance.Instance, name string) (catalog.Feature, error) {
+					return in.Catalog.DeleteFeature(c.Context, name)
+				},
+				func(f catalog.Feature) string { return fmt.Sprintf("feature %s (%s)", f.Name, f.Dtype) }),
 		},
 	}
 }

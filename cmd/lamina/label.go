@@ -70,6 +70,11 @@ func cmdLabel() *cli.Command {
 					return in.Catalog.Labels(c.Context)
 				},
 				func(l catalog.Label, _ bool) []string { return []string{l.Name, l.Parent, l.Description} }),
+			deleteCommand("label", "no version has it, no label sits under it",
+				func(c *cli.Context, in *instance.Instance, name string) (catalog.Label, error) {
+					return in.Catalog.DeleteLabel(c.Context, name)
+				},
+				func(l catalog.Label) string { return "label " + l.Name }),
 		},
 	}
 }

@@ -54,6 +54,11 @@ func cmdSchema() *cli.Command {
 					return in.Catalog.Schemas(c.Context)
 				},
 				func(s catalog.Schema, _ bool) []string { return []string{s.Name, schemaText(s), s.Description} }),
+			deleteCommand("schema", "no version was curated with it",
+				func(c *cli.Context, in *instance.Instance, name string) (catalog.Schema, error) {
+					return in.Catalog.DeleteSchema(c.Context, name)
+				},
+				func(s catalog.Schema) string { return "schema " + s.Name }),
 		},
 	}
 }

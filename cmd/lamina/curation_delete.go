@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/urfave/cli/v2"
+)
+
+// deleteCommand is `lamina feature|label|schema delete NAME...`: it
+// deletes each named kind that nothing uses (the catalog checks and
+// deletes in one transaction) and says why it keeps the others, going on
+// with the next name; it exits 1 if it kept any. Its JSON is the list of
+// the deleted records, as `ls --format json` shows them.
+func deleteCommand[T any](kind, extra string, del func(c *cli.Context, in *instance.Instance, name string) (T, error), done func(T) string) *cli.Command {
+	return &cli.Command{
+		Name:      "delete",
+		Usage:     "delete " + kind + "s that nothing uses (" + extra + ")",
+		ArgsUsage: "NAME...",
+		Flags:     []cli.Flag{formatFlag("table", "json")},
+		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
+			if c.NArg() == 0 {
+				return exitf(2, "usage: lamina %s delete NAME...", kind)
+			}
+			in, err := openInstance(c)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			deleted := []T{}
+			kept := 0
+			for _, name := range c.Args().Slice() {
+				r, err := del(c, in, name)
+				if errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrNotFound) {
+					fmt.Fprintf(c.App.ErrWriter, "lamina: %v\n", err)
+					kept++
+					continue
+				}
+				if err != nil {
+					if format == "json" && len(deleted) > 0 {
+						writeJSON(c.App.Writer, deleted)
+					}
+					return err
+				}
+				deleted = append(deleted, r)
+				if format != "json" {
+					if err := printf(c, "deleted %s\n", done(r)); err != nil {
+						return err
+					}
+				}
+			}
+			if format == "json" {
+				if err := writeJSON(c.App.Writer, deleted); err != nil {
+					return err
+				}
+			}
+			if kept > 0 {
+				return exitf(1, "%s not deleted (above)", plural(kept, kind))
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lamina-bio/lamina/catalog"
+)
+
+// TestCurationDelete: feature, label and schema delete remove what
+// nothing uses, so that queries no longer know it, and refuse the rest
+// (exit 1, going on with the other names), saying what uses it and what
+// to run first; following that advice makes the delete go.
+func TestCurationDelete(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("feature", "create", "tissue", "--dtype", "str")
+	e.ok("feature", "create", "tissu", "--dtype", "str")
+	e.ok("feature", "create", "batch", "--dtype", "int")
+	e.ok("label", "create", "qc")
+	e.ok("label", "create", "passed", "--parent", "qc")
+	e.ok("label", "create", "spare")
+	e.ok("save", e.write("a.csv", []byte("x\n1\n")), "--key", "a.csv")
+	e.ok("annotate", "a.csv", "--feature", "tissue=liver", "--label", "passed")
+	e.ok("schema", "create", "s", "--feature", "batch")
+
+	// refused runs args and checks that it exits 1 saying each of want.
+	refused := func(args []string, want ...string) (stdout, stderr string) {
+		t.Helper()
+		out, errs, err := e.run(args...)
+		if codeOf(err) != 1 {
+			t.Fatalf("lamina %s: exit %d (%v), want 1\n%s", strings.Join(args, " "), codeOf(err), err, errs)
+		}
+		for _, w := range want {
+			if !strings.Contains(errs+explain(err), w) {
+				t.Fatalf("lamina %s: %q does not say %q", strings.Join(args, " "), errs+explain(err), w)
+			}
+		}
+		return out, errs
+	}
+
+	// Unused: deleted, and gone from ls and queries.
+	if out := e.ok("feature", "delete", "tissu"); out != "deleted feature tissu (str)\n" {
+		t.Fatalf("feature delete: %q", out)
+	}
+	if out := e.ok("feature", "ls"); strings.Contains(out, "tissu ") || !strings.Contains(out, "tissue") {
+		t.Fatalf("feature ls after the delete:\n%s", out)
+	}
+	e.fails(`no feature or field "tissu"`, "ls", "--where", "tissu=liver")
+	refused([]string{"feature", "delete", "tissu"}, `no feature "tissu"`, "1 feature not deleted")
+
+	// In use: values on a version, a schema that lists it.
+	refused([]string{"feature", "delete", "tissue"}, `feature "tissue" is in use`, "1 version has values of it (e.g. a.csv@v1)",
+		"lamina annotate a.csv@v1 --remove --feature tissue")
+	refused([]string{"feature", "delete", "batch"}, "1 schema lists it (e.g. s)", "lamina schema delete s")
+	if out := e.ok("ls", "--where", "tissue=liver"); !strings.Contains(out, "a.csv") {
+		t.Fatalf("a refused delete changed what ls finds:\n%s", out)
+	}
+	refused([]string{"label", "delete", "qc"}, `label "qc" is in use`, "the parent of 1 label (e.g. passed)", "lamina label delete passed")
+	refused([]string{"label", "delete", "passed"}, "it is on 1 version (e.g. a.csv@v1)", "lamina annotate a.csv@v1 --remove --label passed")
+	e.ok("label", "delete", "spare")
+	e.fails(`no label "spare"`, "ls", "--label", "spare")
+	if out := e.ok("search", "liver"); !strings.Contains(out, "a.csv") {
+		t.Fatalf("search after the deletes:\n%s", out)
+	}
+
+	// Several names: the unused go, the others are kept and said, and
+	// JSON lists what went, as ls shows it.
+	e.ok("feature", "create", "oops", "--dtype", "float")
+	out, errs := refused([]string{"feature", "delete", "--format", "json", "oops", "tissue", "nope"}, "2 features not deleted")
+	var got []catalog.Feature
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 || got[0].Name != "oops" || got[0].Dtype != "float" {
+		t.Fatalf("JSON %q: %+v, %v", out, got, err)
+	}
+	if !strings.Contains(errs, `feature "tissue" is in use`) || !strings.Contains(errs, `no feature "nope"`) {
+		t.Fatalf("stderr:\n%s", errs)
+	}
+	var ls []catalog.Feature
+	e.jsonOut(&ls, "feature", "ls", "--format", "json")
+	if len(ls) != 2 {
+		t.Fatalf("feature ls: %+v", ls)
+	}
+
+	// What the messages say to run, run: the deletes go.
+	e.ok("annotate", "a.csv@v1", "--remove", "--feature", "tissue")
+	e.ok("annotate", "a.csv@v1", "--remove", "--label", "passed")
+	e.ok("schema", "delete", "s")
+	for _, args := range [][]string{{"feature", "delete", "tissue", "batch"}, {"label", "delete", "passed", "qc"}} {
+		e.ok(args...)
+	}
+	var left []catalog.Label
+	if e.jsonOut(&left, "label", "ls", "--format", "json"); len(left) != 0 {
+		t.Fatalf("labels left: %+v", left)
+	}
+	// An export holds none of them.
+	e.ok("export-catalog", e.path("dump.jsonl"))
+	for _, line := range strings.Split(strings.TrimSpace(string(mustRead(t, e.path("dump.jsonl")))), "\n") {
+		var r catalog.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("export line %q: %v", line, err)
+		}
+		if r.Feature != nil || r.Label != nil || r.Schema != nil {
+			t.Fatalf("the export holds a deleted record: %s", line)
+		}
+	}
+	if err := e.fails("usage: lamina schema delete NAME", "schema", "delete"); codeOf(err) != 2 {
+		t.Fatalf("no name: exit %d", codeOf(err))
+	}
+}
+
+// TestSchemaDeleteCurated: a schema curate recorded on a version is in
+// use until annotate --remove --schema takes it off.
+func TestSchemaDeleteCurated(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("feature", "create", "donor", "--dtype", "str")
+	e.ok("schema", "create", "donors", "--feature", "donor")
+	e.ok("curate", e.write("t.csv", []byte("donor\nd1\nd2\n")), "--schema", "donors", "--key", "cur/t.csv")
+	_, errs, err := e.run("schema", "delete", "donors")
+	if codeOf(err) != 1 || !strings.Contains(errs, "1 version was curated with it (e.g. cur/t.csv@v1)") ||
+		!strings.Contains(errs, "lamina annotate cur/t.csv@v1 --remove --schema donors") {
+		t.Fatalf("schema delete of a curated schema: %v\n%s", err, errs)
+	}
+	if err := e.fails("--schema goes with --remove", "annotate", "cur/t.csv", "--schema", "donors"); codeOf(err) != 2 {
+		t.Fatalf("annotate --schema without --remove: exit %d", codeOf(err))
+	}
+	e.ok("annotate", "cur/t.csv@v1", "--remove", "--schema", "donors")
+	var s []catalog.Schema
+	if e.jsonOut(&s, "schema", "delete", "donors", "--format", "json"); len(s) != 1 || s[0].Name != "donors" || len(s[0].Features) != 1 {
+		t.Fatalf("schema delete --format json: %+v", s)
+	}
+	e.fails(`no schema "donors"`, "curate", filepath.Join(e.dir, "t.csv"), "--schema", "donors")
+}
+
+// TestCurationDeleteMounted: while a mount's daemon holds the catalog,
+// the deletes go through its socket, refusals included.
+func TestCurationDeleteMounted(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	e.ok("save", e.file("a.csv", []byte("x\n1\n")), "--key", "a.csv")
+	e.ok("feature", "create", "tissu", "--dtype", "str")
+	e.ok("feature", "create", "tissue", "--dtype", "str")
+	e.ok("label", "create", "oops")
+	e.ok("annotate", "a.csv", "--feature", "tissue=liver")
+	e.fails("1 version has values of it (e.g. a.csv@v1)", "feature", "delete", "tissue")
+	if out := e.ok("feature", "delete", "tissu"); out != "deleted feature tissu (str)\n" {
+		t.Fatalf("feature delete: %q", out)
+	}
+	e.ok("label", "delete", "oops")
+	if out := e.ok("feature", "ls"); strings.Contains(out, "tissu ") {
+		t.Fatalf("feature ls:\n%s", out)
+	}
+	if out := e.ok("label", "ls", "--format", "json"); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("label ls: %s", out)
+	}
+	e.fails(`no feature or field "tissu"`, "ls", "--where", "tissu=x")
+}
