@@ -1228,6 +1228,8 @@ func cmdStatus() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the mount of the current instance: mountpoint, daemon, cache use, pending work",
+		Description: "Exit status: 0 mounted; " + fmt.Sprint(exitNotMounted) + " not mounted (what is staged or waits for upload is still shown;\n" +
+			"--format json prints []); 1 a mount that does not work (its daemon died, hung or is stopped) or another error.",
 		Flags: []cli.Flag{formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
@@ -1253,7 +1255,13 @@ func cmdStatus() *cli.Command {
 					}
 				}
 				if format == "json" {
-					return writeJSON(w, []mountStatus{})
+					if err := writeJSON(w, []mountStatus{}); err != nil {
+						return err
+					}
+					if len(staleMounts(s, "")) > 0 {
+						return exitf(1, "") // a mount that does not work, as below
+					}
+					return errNotMounted
 				}
 				stale := staleMounts(s, "")
 				switch {
@@ -1278,7 +1286,7 @@ func cmdStatus() *cli.Command {
 					fmt.Fprintln(w, note)
 				}
 				printStagedUploads(w, s)
-				return nil
+				return errNotMounted
 			}
 			defer cl.Close()
 			st, err := statusOf(ctx, cl)
@@ -1336,6 +1344,16 @@ func cmdStatus() *cli.Command {
 		},
 	}
 }
+
+// exitNotMounted is the exit status of `lamina status` for an instance
+// that is not mounted: a script tells it from a mount (0) and from a
+// mount that does not work or an error (1), as `systemctl status` says 3
+// for a unit that is not running.
+const exitNotMounted = 3
+
+// errNotMounted ends `lamina status` of an instance that is not mounted,
+// its output already written.
+var errNotMounted = exitf(exitNotMounted, "")
 
 // ownerCheckEvery is how often the daemon reads the owner of its storage
 // again: 30 s, or LAMINA_OWNER_CHECK (tests).
