@@ -1020,7 +1020,13 @@ func (f *File) Release(ctx context.Context) error {
 	}
 	if err != nil {
 		// Keep the staged bytes for Recover (lost+found) rather than drop them.
-		f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
+		if errors.Is(err, instance.ErrStorageTaken) {
+			// No mount of this instance may commit them any more: the
+			// mount says where they are and how to save them elsewhere.
+			f.s.log.Error("lamina mount: commit at close failed: another instance took the storage over; the bytes stay staged (lamina status names them)", "key", f.Key(), "file", filepath.Join(f.s.opts.Dir, f.id), "err", err)
+		} else {
+			f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
+		}
 		f.closeData()
 		f.s.addFailed(failedClose{j: journal{ID: f.id, Key: f.Key(), Mode: f.mode}, mtime: f.mtime, run: f.run})
 		return err

@@ -152,6 +152,9 @@ func TestTakeOverFailedCloseNamesStagedBytes(t *testing.T) {
 	if b := mustRead(t, path); string(b) != string(content) {
 		t.Fatalf("staged bytes: %q", b)
 	}
+	if b := mustRead(t, filepath.Join(e.dir, "run", "lamina", "m", "mount.log")); strings.Contains(string(b), bad) || !strings.Contains(string(b), save) {
+		t.Errorf("mount.log of a taken-over mount with a failed close:\n%s\nwant no %q, and %q", b, bad, save)
+	}
 	out, errs, err = e.run("--instance", "tb", "save", path, "--key", "window.csv")
 	if err != nil {
 		t.Fatalf("the way out: %v\n%s%s", err, out, errs)
