@@ -87,8 +87,7 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 	// failed closes: counted in status and tried again while the Stage
 	// runs, not left hidden until the next mount.
 	for _, fc := range retry {
-		s.failed.Add(1)
-		s.retryLater(fc)
+		s.addFailed(fc)
 	}
 	return out, nil
 }

@@ -183,7 +183,7 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 	data := filepath.Join(s.opts.Dir, fc.j.ID)
 	if _, err := os.Stat(data); err != nil {
 		s.log.Error("lamina mount: the staged bytes of a failed close are gone", "key", fc.j.Key, "file", data, "err", err)
-		s.failed.Add(-1)
+		s.doneFailed(fc)
 		return true
 	}
 	var newer, same bool
@@ -236,7 +236,7 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 		}
 	}
 	s.dropStaged(fc.j.ID)
-	s.failed.Add(-1)
+	s.doneFailed(fc)
 	return true
 }
 

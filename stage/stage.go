@@ -136,6 +136,7 @@ type Stage struct {
 	retryStopped bool
 	retriedAt    map[string]time.Time // uid of a version a retry made → when its File was closed
 	retried      func(keys []string)  // OnRetried
+	failedFiles  map[string]string    // staged id → key of the failed closes (FailedFiles)
 	retrying     sync.Mutex           // held by RetryFailed
 }
 
@@ -1019,10 +1020,15 @@ func (f *File) Release(ctx context.Context) error {
 	}
 	if err != nil {
 		// Keep the staged bytes for Recover (lost+found) rather than drop them.
-		f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
-		f.s.failed.Add(1)
+		if errors.Is(err, instance.ErrStorageTaken) {
+			// No mount of this instance may commit them any more: the
+			// mount says where they are and how to save them elsewhere.
+			f.s.log.Error("lamina mount: commit at close failed: another instance took the storage over; the bytes stay staged (lamina status names them)", "key", f.Key(), "file", filepath.Join(f.s.opts.Dir, f.id), "err", err)
+		} else {
+			f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
+		}
 		f.closeData()
-		f.s.retryLater(failedClose{j: journal{ID: f.id, Key: f.Key(), Mode: f.mode}, mtime: f.mtime, run: f.run})
+		f.s.addFailed(failedClose{j: journal{ID: f.id, Key: f.Key(), Mode: f.mode}, mtime: f.mtime, run: f.run})
 		return err
 	}
 	f.closeData()
@@ -1128,8 +1134,7 @@ func (s *Stage) Sync(ctx context.Context) error {
 		s.log.Error("lamina mount: the catalog lost the versions of closed files; their bytes stay staged and are committed again",
 			"files", len(lost))
 		for _, fc := range lost {
-			s.failed.Add(1)
-			s.retryLater(fc)
+			s.addFailed(fc)
 		}
 		go s.RetryFailed(context.Background()) // now: the catalog may take them at once
 	}

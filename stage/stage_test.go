@@ -604,6 +604,18 @@ func TestFailedCommitKeptForRecover(t *testing.T) {
 	if n := s.FailedCommits(); n != 1 {
 		t.Fatalf("FailedCommits = %d, want 1", n)
 	}
+	// Named, with where its bytes are (status names them after a
+	// take-over, when no next mount may commit them).
+	ff := s.FailedFiles()
+	if len(ff) != 1 || ff[0].Key != "away.txt" || !ff[0].Closed {
+		t.Fatalf("FailedFiles = %+v", ff)
+	}
+	if b, err := os.ReadFile(ff[0].Path); err != nil || string(b) != "written while the catalog was away" {
+		t.Fatalf("the staged bytes FailedFiles names: %q, %v", b, err)
+	}
+	if staged, err := stage.Staged(e.dir); err != nil || len(staged) != 1 || staged[0] != ff[0] {
+		t.Fatalf("Staged = %+v, %v; want %+v", staged, err, ff)
+	}
 	cat.down.Store(false)
 	s2 := e.stage(t) // the next mount
 	if _, err := s2.Recover(ctx); err != nil {
@@ -611,6 +623,9 @@ func TestFailedCommitKeptForRecover(t *testing.T) {
 	}
 	if got := e.content(t, "away.txt"); got != "written while the catalog was away" {
 		t.Fatalf("after recovery: %q", got)
+	}
+	if staged, err := stage.Staged(e.dir); err != nil || len(staged) != 0 {
+		t.Fatalf("Staged after recovery = %+v, %v", staged, err)
 	}
 }
 

@@ -301,7 +301,12 @@ func cmdUse() *cli.Command {
 		Name:      "use",
 		Usage:     "make an instance current",
 		ArgsUsage: "NAME",
+		Flags:     []cli.Flag{formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
 			if c.NArg() != 1 {
 				return exitf(2, "usage: lamina use NAME")
 			}
@@ -309,10 +314,40 @@ func cmdUse() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := dirs.Load(c.Args().First()); err != nil {
+			s, err := dirs.Load(c.Args().First())
+			if err != nil {
 				return err
 			}
-			return dirs.SetCurrent(c.Args().First())
+			if err := dirs.SetCurrent(s.Name); err != nil {
+				return err
+			}
+			// The remembered one changed, but an override still wins.
+			o, from := c.String("instance"), "--instance"
+			if o == s.Name {
+				o = ""
+			}
+			if os.Getenv("LAMINA_INSTANCE") == o {
+				from = "LAMINA_INSTANCE"
+			}
+			if format == "json" {
+				type out struct {
+					Current    string `json:"current"`
+					Storage    string `json:"storage"`
+					Catalog    string `json:"catalog"`
+					SelectedBy string `json:"selected_by,omitempty"` // --instance or LAMINA_INSTANCE, naming another: it wins while set
+					Selected   string `json:"selected,omitempty"`
+				}
+				r := out{Current: s.Name, Storage: s.Storage, Catalog: postgres.Redact(s.Catalog)}
+				if o != "" {
+					r.SelectedBy, r.Selected = from, o
+				}
+				return writeJSON(c.App.Writer, r)
+			}
+			fmt.Fprintf(c.App.Writer, "current instance: %s (storage %s, catalog %s)\n", s.Name, s.Storage, postgres.Redact(s.Catalog))
+			if o != "" {
+				fmt.Fprintf(c.App.Writer, "It is now the remembered current instance, but %s selects %q while it is set.\n", from, o)
+			}
+			return nil
 		},
 	}
 }

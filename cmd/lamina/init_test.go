@@ -123,3 +123,32 @@ func TestCacheLimitZeroRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestUseSaysWhichIsCurrent: `lamina use NAME` printed nothing; it says
+// which instance is now current (a JSON object with --format json), and
+// that an override still selects another.
+func TestUseSaysWhichIsCurrent(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("init", "--storage", e.path("storage2"), "--name", "other")
+	t.Setenv("LAMINA_INSTANCE", "")
+	if out := e.ok("use", "test"); strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "current instance: test (storage "+e.path("storage")+", catalog ") {
+		t.Errorf("lamina use test printed %q", out)
+	}
+	var got struct {
+		Current, Storage, Catalog, Selected string
+		SelectedBy                          string `json:"selected_by"`
+	}
+	e.jsonOut(&got, "use", "other", "--format", "json")
+	if got.Current != "other" || got.Storage != e.path("storage2") || got.Catalog == "" || got.Selected != "" {
+		t.Errorf("lamina use other --format json: %+v", got)
+	}
+	if out := e.ok("instances", "--format", "csv"); !strings.Contains(out, "*,other,") {
+		t.Errorf("after use other, instances:\n%s", out)
+	}
+	t.Setenv("LAMINA_INSTANCE", "other")
+	out := e.ok("use", "test")
+	if !strings.Contains(out, "current instance: test") || !strings.Contains(out, `but LAMINA_INSTANCE selects "other" while it is set`) {
+		t.Errorf("lamina use test with LAMINA_INSTANCE=other printed %q", out)
+	}
+}

@@ -47,19 +47,20 @@ type mountState struct {
 type mountStatus struct {
 	mountState
 	lfs.Stats
-	ReadOnly       bool             `json:"read_only,omitempty"`     // the database role may only read
-	Stale          []string         `json:"stale,omitempty"`         // other mounts of the instance whose daemon died (staleMounts)
-	FailedCommits  int64            `json:"failed_commits"`          // files whose commit at close failed and is not done yet: staged, tried again
-	PendingRecords int              `json:"pending_records"`         // versions whose storage record is not yet written
-	Uploads        *cache.Pending   `json:"uploads,omitempty"`       // S3: staged objects not yet uploaded
-	DiskCache      *cache.CacheInfo `json:"disk_cache,omitempty"`    // S3: the local cache of fetched data
-	Storage        *retry.Health    `json:"storage,omitempty"`       // S3: whether the server answered the last calls
-	CatalogError   string           `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
-	TakenOver      string           `json:"taken_over_by,omitempty"` // the instance that took the storage over: the mount is read-only
-	CatalogLost    string           `json:"catalog_lost,omitempty"`  // the database no longer holds the instance's catalog (reset): the mount is read-only
-	Detached       bool             `json:"detached,omitempty"`      // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
-	OpenForWriting int              `json:"open_for_writing"`        // files open for writing through the mount: a plain umount waits for them
-	WritingKeys    []string         `json:"writing_keys,omitempty"`  // the first ten of them
+	ReadOnly       bool               `json:"read_only,omitempty"`     // the database role may only read
+	Stale          []string           `json:"stale,omitempty"`         // other mounts of the instance whose daemon died (staleMounts)
+	FailedCommits  int64              `json:"failed_commits"`          // files whose commit at close failed and is not done yet: staged, tried again
+	FailedFiles    []stage.StagedFile `json:"failed_files,omitempty"`  // the first 20 of them: key and staged bytes
+	PendingRecords int                `json:"pending_records"`         // versions whose storage record is not yet written
+	Uploads        *cache.Pending     `json:"uploads,omitempty"`       // S3: staged objects not yet uploaded
+	DiskCache      *cache.CacheInfo   `json:"disk_cache,omitempty"`    // S3: the local cache of fetched data
+	Storage        *retry.Health      `json:"storage,omitempty"`       // S3: whether the server answered the last calls
+	CatalogError   string             `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
+	TakenOver      string             `json:"taken_over_by,omitempty"` // the instance that took the storage over: the mount is read-only
+	CatalogLost    string             `json:"catalog_lost,omitempty"`  // the database no longer holds the instance's catalog (reset): the mount is read-only
+	Detached       bool               `json:"detached,omitempty"`      // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
+	OpenForWriting int                `json:"open_for_writing"`        // files open for writing through the mount: a plain umount waits for them
+	WritingKeys    []string           `json:"writing_keys,omitempty"`  // the first ten of them
 	// Set by the CLI that asks, from the daemon's hello (build.go).
 	DaemonBuild   string `json:"daemon_build"`   // the daemon's build, empty for one older than builds in hellos
 	BuildMismatch bool   `json:"build_mismatch"` // the daemon runs another build than this lamina: lamina commands may only read through it
@@ -358,7 +359,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			offline(err)
 		}
 	} else if err != nil {
-		return err
+		return withStagedTakenOver(c.Context, s, err)
 	}
 	// Another instance may take the storage over while this one is
 	// mounted (init --take-over): its gc would then delete what this mount
@@ -581,6 +582,8 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			}
 			if writes != nil {
 				ms.FailedCommits = writes.FailedCommits()
+				ff := writes.FailedFiles()
+				ms.FailedFiles = ff[:min(len(ff), 20)]
 			}
 			if o, ok := watch.Taken(); ok {
 				ms.TakenOver = o.Name
@@ -639,7 +642,11 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		// Recover has what is left.
 		writes.StopRetries()
 		if n := writes.RetryFailed(context.Background()); n > 0 {
-			log.Warn("closed files not committed; their bytes stay staged for the next mount", "files", n)
+			if o, taken := watch.Taken(); taken {
+				log.Error(stagedTakenOver(s, o.Name, writes.FailedFiles(), n))
+			} else {
+				log.Warn("closed files not committed; their bytes stay staged for the next mount", "files", n)
+			}
 		}
 		// Commits whose durability was deferred (unmounted from outside).
 		if err := writes.Sync(context.Background()); err != nil {
@@ -659,13 +666,6 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		}
 	}
 	return nil
-}
-
-// failedCloses asks the daemon of the named instance how many closes wait
-// for a commit that failed (0 if it does not answer).
-func failedCloses(ctx context.Context, dirs instance.Dirs, name string) int64 {
-	st, _ := daemonStatus(ctx, dirs, name)
-	return st.FailedCommits
 }
 
 // statusOf asks the mount daemon cl talks to for its status.
@@ -837,7 +837,11 @@ func cmdUmount() *cli.Command {
 				if !ours && mounted {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: the mount of %s at %s was detached, and %s is now another mount (%s %s), left as it is; stopping the daemon, which waits for files still open for writing\n", name, dir, dir, at.Type, at.Source)
 				}
-				if n := failedCloses(c.Context, dirs, name); n > 0 {
+				if fst, _ := daemonStatus(c.Context, dirs, name); fst.FailedCommits > 0 && fst.TakenOver != "" {
+					if s, err := dirs.Load(name); err == nil {
+						fmt.Fprintf(c.App.ErrWriter, "lamina: %s\n", stagedTakenOver(s, fst.TakenOver, fst.FailedFiles, int(fst.FailedCommits)))
+					}
+				} else if n := fst.FailedCommits; n > 0 {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: %s whose commit failed at close: the daemon tries once more as it stops; what still fails stays staged and the next mount commits it (%s says why)\n", plural(int(n), "closed file"), mountLogPath(dirs, name))
 				}
 				unmounted := false
@@ -1224,6 +1228,8 @@ func cmdStatus() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the mount of the current instance: mountpoint, daemon, cache use, pending work",
+		Description: "Exit status: 0 mounted; " + fmt.Sprint(exitNotMounted) + " not mounted (what is staged or waits for upload is still shown;\n" +
+			"--format json prints []); 1 a mount that does not work (its daemon died, hung or is stopped) or another error.",
 		Flags: []cli.Flag{formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
@@ -1249,7 +1255,13 @@ func cmdStatus() *cli.Command {
 					}
 				}
 				if format == "json" {
-					return writeJSON(w, []mountStatus{})
+					if err := writeJSON(w, []mountStatus{}); err != nil {
+						return err
+					}
+					if len(staleMounts(s, "")) > 0 {
+						return exitf(1, "") // a mount that does not work, as below
+					}
+					return errNotMounted
 				}
 				stale := staleMounts(s, "")
 				switch {
@@ -1270,8 +1282,11 @@ func cmdStatus() *cli.Command {
 				default:
 					fmt.Fprintf(w, "instance %s is not mounted\n", s.Name)
 				}
+				if note := stagedNotCommitted(c.Context, s); note != "" {
+					fmt.Fprintln(w, note)
+				}
 				printStagedUploads(w, s)
-				return nil
+				return errNotMounted
 			}
 			defer cl.Close()
 			st, err := statusOf(ctx, cl)
@@ -1299,7 +1314,9 @@ func cmdStatus() *cli.Command {
 			if st.CatalogError != "" {
 				rows = append(rows, []string{"catalog", fmt.Sprintf("not answering (%s): opens, closes and listings not cached fail with EIO until it does; closes are committed again then", st.CatalogError)})
 			}
-			if st.FailedCommits > 0 {
+			if st.FailedCommits > 0 && st.TakenOver != "" {
+				rows = append(rows, []string{"failed closes", strings.ReplaceAll(stagedTakenOver(s, st.TakenOver, st.FailedFiles, int(st.FailedCommits)), "\n", "\n"+strings.Repeat(" ", 16))})
+			} else if st.FailedCommits > 0 {
 				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, tried again every few minutes and at the next mount (%s says why)", st.FailedCommits, mountLogPath(dirs, s.Name))})
 			}
 			if st.BuildMismatch {
@@ -1327,6 +1344,16 @@ func cmdStatus() *cli.Command {
 		},
 	}
 }
+
+// exitNotMounted is the exit status of `lamina status` for an instance
+// that is not mounted: a script tells it from a mount (0) and from a
+// mount that does not work or an error (1), as `systemctl status` says 3
+// for a unit that is not running.
+const exitNotMounted = 3
+
+// errNotMounted ends `lamina status` of an instance that is not mounted,
+// its output already written.
+var errNotMounted = exitf(exitNotMounted, "")
 
 // ownerCheckEvery is how often the daemon reads the owner of its storage
 // again: 30 s, or LAMINA_OWNER_CHECK (tests).

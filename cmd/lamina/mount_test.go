@@ -107,6 +107,17 @@ func (e *mntEnv) file(name string, data []byte) string {
 	return p
 }
 
+// notMounted runs `lamina status ARGS…`, which must exit
+// exitNotMounted, and returns what it printed.
+func (e *mntEnv) notMounted(args ...string) string {
+	e.t.Helper()
+	out, errs, err := e.run(append([]string{"status"}, args...)...)
+	if codeOf(err) != exitNotMounted {
+		e.t.Fatalf("lamina status %s: exit %d (%v), want %d (not mounted)\n%s%s", strings.Join(args, " "), codeOf(err), err, exitNotMounted, out, errs)
+	}
+	return out
+}
+
 func (e *mntEnv) mount(dir string, args ...string) {
 	e.t.Helper()
 	os.MkdirAll(dir, 0o755)
@@ -307,8 +318,35 @@ func TestMountEndToEnd(t *testing.T) {
 	if _, ok := lfs.MountInfo(mnt); ok {
 		t.Fatal("still mounted after umount")
 	}
-	if out := e.ok("status"); !strings.Contains(out, "not mounted") {
+	if out := e.notMounted(); !strings.Contains(out, "not mounted") {
 		t.Fatalf("status after umount: %s", out)
+	}
+}
+
+// TestStatusExitNotMounted: `lamina status` of an instance that is not
+// mounted said so and exited 0, as for a mount: a script could not tell
+// them apart but by parsing. It exits exitNotMounted (3), with --format
+// json too.
+func TestStatusExitNotMounted(t *testing.T) {
+	e := newMntEnv(t)
+	if out := e.notMounted(); out != "instance m is not mounted\n" {
+		t.Errorf("status: %q", out)
+	}
+	if out := e.notMounted("--format", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("status --format json: %q", out)
+	}
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	for _, args := range [][]string{{"status"}, {"status", "--format", "json"}} {
+		if out, errs, err := e.run(args...); err != nil || !strings.Contains(out, mnt) {
+			t.Errorf("lamina %s of a mount: exit %d (%v)\n%s%s", strings.Join(args, " "), codeOf(err), err, out, errs)
+		}
+	}
+	e.ok("umount", mnt)
+	e.notMounted()
+	out, _, _ := e.run("status", "--help")
+	if !strings.Contains(out, "0 mounted; 3 not mounted") {
+		t.Errorf("status --help says nothing of the exit status:\n%s", out)
 	}
 }
 

@@ -468,11 +468,11 @@ func TestS3StoppingDaemonFreesCatalog(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("ls took %v while the daemon uploads", d)
 	}
-	if got := e.ok("status"); !strings.Contains(got, "is stopping") || !strings.Contains(got, "a stopping mount daemon is uploading") {
+	if got := e.notMounted(); !strings.Contains(got, "is stopping") || !strings.Contains(got, "a stopping mount daemon is uploading") {
 		t.Errorf("status while the daemon uploads:\n%s", got)
 	}
 	e.ok("umount", "--force", mnt)
-	if got := e.ok("status"); !strings.Contains(got, "not mounted") || !strings.Contains(got, "the next mount, save or get uploads them") {
+	if got := e.notMounted(); !strings.Contains(got, "not mounted") || !strings.Contains(got, "the next mount, save or get uploads them") {
 		t.Errorf("status after umount --force:\n%s", got)
 	}
 	if err := e.proxy.Up(); err != nil {

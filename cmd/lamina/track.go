@@ -64,6 +64,9 @@ func cmdTrack() *cli.Command {
 					// of another catalog, is refused.
 					if old := os.Getenv(lineage.EnvRun); old != "" {
 						r, stale, err := markedRun(c.Context, cat)
+						if errors.Is(err, catalog.ErrNotFound) {
+							return errUnknownRun(old, cat.name)
+						}
 						if err == nil && stale == "" && os.Getenv(envTrack) != old {
 							return exitf(2, "this shell runs inside run %s, which `lamina run` started and which ends when its command exits; a tracked shell cannot start inside it", old)
 						}
@@ -166,7 +169,7 @@ func cmdTrack() *cli.Command {
 					if errors.Is(err, catalog.ErrNotFound) {
 						// A track start of another instance in this shell
 						// since this one's: its run is the one to finish.
-						return exitf(2, "%s names run %s, which is not a run of instance %q: most likely a track start of another instance in this shell set it; finish that run first with `eval \"$(lamina --instance OTHER track finish)\"`, then this instance's", lineage.EnvRun, uid, cat.name)
+						return errUnknownRun(uid, cat.name)
 					}
 					if err == nil && r.Status != catalog.RunRunning {
 						fmt.Fprintf(c.App.Writer, "unset %s %s %s\n", lineage.EnvRun, envTrack, envTrackCgroup)
@@ -181,6 +184,16 @@ func cmdTrack() *cli.Command {
 			},
 		},
 	}
+}
+
+// errUnknownRun is the refusal of a LAMINA_RUN naming run uid, of which
+// instance name's catalog has no record: a run of another instance (a
+// track start of it in this shell) or a marker left over (set by hand, a
+// catalog since reset). Which one, the catalog cannot tell.
+func errUnknownRun(uid, name string) error {
+	return exitf(2, "%s names run %s, of which instance %q has no record. If a track start of another instance in this shell set it, finish that run first with `eval \"$(lamina --instance OTHER track finish)\"`, then this instance's; "+
+		"if it is no run of yours (left over, or set by hand), clear it with: unset %s %s %s",
+		lineage.EnvRun, uid, name, lineage.EnvRun, envTrack, envTrackCgroup)
 }
 
 // finishTracked ends the tracked shell's run uid, moves the shell back out

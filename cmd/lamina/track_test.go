@@ -395,7 +395,7 @@ func TestTrackFinishOtherInstancesRun(t *testing.T) {
 	uid, _ := strings.CutPrefix(strings.Fields(line)[0], lineage.EnvRun+"=")
 	t.Setenv(lineage.EnvRun, uid)
 	t.Setenv(envTrack, uid)
-	err := e.fails(lineage.EnvRun+" names run "+uid+`, which is not a run of instance "test": most likely a track start of another instance in this shell set it; finish that run first with `+"`eval \"$(lamina --instance OTHER track finish)\"`", "--instance", "test", "track", "finish")
+	err := e.fails(lineage.EnvRun+" names run "+uid+`, of which instance "test" has no record. If a track start of another instance in this shell set it, finish that run first with `+"`eval \"$(lamina --instance OTHER track finish)\"`", "--instance", "test", "track", "finish")
 	if codeOf(err) != 2 {
 		t.Errorf("exit %d", codeOf(err))
 	}
@@ -403,6 +403,36 @@ func TestTrackFinishOtherInstancesRun(t *testing.T) {
 	t.Setenv(lineage.EnvRun, "")
 	t.Setenv(envTrack, "")
 	e.ok("--instance", "test", "track", "finish")
+}
+
+// TestTrackUnknownRun: a LAMINA_RUN naming a run no catalog here knows
+// (left over, set by hand) was called another instance's run, with no way
+// to clear it; track start told to finish it, which then failed. Both say
+// the catalog has no record of it and how to unset the marker.
+func TestTrackUnknownRun(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	t.Setenv(lineage.EnvRun, "0123456789abcdef")
+	t.Setenv(envTrack, "")
+	t.Setenv(envTrackCgroup, "")
+	for _, args := range [][]string{{"track", "finish"}, {"track", "start", "--transform", "x"}} {
+		_, errs, err := e.run(args...)
+		if codeOf(err) != 2 {
+			t.Errorf("lamina %s with an unknown LAMINA_RUN: exit %d, %v", strings.Join(args, " "), codeOf(err), err)
+		}
+		msg := errs
+		if err != nil {
+			msg += err.Error()
+		}
+		for _, want := range []string{`names run 0123456789abcdef, of which instance "test" has no record`, "unset LAMINA_RUN LAMINA_TRACK LAMINA_TRACK_CGROUP"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("lamina %s with an unknown LAMINA_RUN: %s\nwant %q", strings.Join(args, " "), msg, want)
+			}
+		}
+		if strings.Contains(msg, "most likely") || strings.Contains(msg, "already in run") {
+			t.Errorf("lamina %s with an unknown LAMINA_RUN guesses: %s", strings.Join(args, " "), msg)
+		}
+	}
 }
 
 // TestRunWarnsWithoutCgroup: a `lamina run` whose cgroup cannot be made

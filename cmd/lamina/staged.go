@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/stage"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// A close whose commit failed keeps its bytes in the instance's staging
+// folder, and a mount of the instance commits them (retries, then the next
+// mount's Recover). Once another instance has taken the storage over, no
+// mount of this one may: the bytes stay staged for good, and the way out
+// is to save them into the instance that owns the storage now. What
+// lamina says of them must then name them, not promise a next mount.
+
+// stagingDir is the staging folder of s's mounts (mountWrites).
+func stagingDir(s instance.Settings) string { return filepath.Join(s.CacheDir, "staging") }
+
+// shellArg quotes v for a shell when it needs it.
+func shellArg(v string) string {
+	if v == "" || strings.ContainsFunc(v, func(r rune) bool {
+		return !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-:@=,+", r)
+	}) {
+		return shellQuote(v) // track.go
+	}
+	return v
+}
+
+// saveInto is the command that saves the staged file f into instance owner.
+func saveInto(owner string, f stage.StagedFile) string {
+	return fmt.Sprintf("lamina --instance %s save %s --key %s", shellArg(owner), shellArg(f.Path), shellArg(f.Key))
+}
+
+// stagedTakenOver says what becomes of the n staged files (files lists
+// them, or the first of them) of instance s whose storage instance owner
+// took over: no mount of s commits them, lamina keeps them where they
+// are, and each line after the first is the command that saves one into
+// owner.
+func stagedTakenOver(s instance.Settings, owner string, files []stage.StagedFile, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s not committed: instance %s took the storage over, so no mount of %s commits %s. "+
+		"%s kept in %s (lamina does not delete them); save each into %s where %s is set up:",
+		plural(n, "staged file"), owner, s.Name, them(n), bytesAre(n), stagingDir(s), owner, owner)
+	for _, f := range files {
+		fmt.Fprintf(&b, "\n  %s", saveInto(owner, f))
+		if !f.Closed {
+			b.WriteString("   # open when its daemon stopped: what was written of it")
+		}
+	}
+	if n > len(files) {
+		fmt.Fprintf(&b, "\n  … and %d more: `lamina --instance %s status` lists them all once unmounted", n-len(files), shellArg(s.Name))
+	}
+	return b.String()
+}
+
+func bytesAre(n int) string {
+	if n == 1 {
+		return "Its bytes are"
+	}
+	return "Their bytes are"
+}
+
+func them(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
+}
+
+// stagedNotCommitted says what the staging folder of instance s, not
+// mounted, keeps that no commit holds, and what becomes of it: "" when
+// it keeps nothing. Whether another instance took the storage over is
+// read from it (a bounded wait: status must not hang on a server away).
+func stagedNotCommitted(ctx context.Context, s instance.Settings) string {
+	files, err := stage.Staged(stagingDir(s))
+	if err != nil {
+		return fmt.Sprintf("staged files: %v", err)
+	}
+	if len(files) == 0 {
+		return ""
+	}
+	if o, ok, err := storageTakenBy(ctx, s); err == nil && ok {
+		return stagedTakenOver(s, o.Name, files, len(files))
+	} else if err != nil {
+		var keys []string
+		for _, f := range files {
+			keys = append(keys, fmt.Sprintf("%s (%s)", f.Key, f.Path))
+		}
+		return fmt.Sprintf("%s not committed (%s): the next mount commits them if the storage is still this instance's; it did not answer whether it is (%v)",
+			plural(len(files), "staged file"), strings.Join(keys, ", "), err)
+	}
+	var closed, open []string
+	for _, f := range files {
+		if f.Closed {
+			closed = append(closed, f.Key)
+		} else {
+			open = append(open, f.Key)
+		}
+	}
+	var parts []string
+	if len(closed) > 0 {
+		parts = append(parts, fmt.Sprintf("%s whose commit failed at close (%s): the next mount commits them", plural(len(closed), "file"), strings.Join(closed, ", ")))
+	}
+	if len(open) > 0 {
+		parts = append(parts, fmt.Sprintf("%s open when the daemon stopped (%s): the next mount keeps what was written under %s/", plural(len(open), "file"), strings.Join(open, ", "), stage.LostAndFound))
+	}
+	return fmt.Sprintf("staged in %s: %s", stagingDir(s), strings.Join(parts, "; "))
+}
+
+// storageTakenBy reads the owner of s's storage: ok when another instance
+// took it over.
+func storageTakenBy(ctx context.Context, s instance.Settings) (instance.Owner, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var b storage.Backend
+	if isS3(s) {
+		s3, err := openS3(ctx, s, false)
+		if err != nil {
+			return instance.Owner{}, false, err
+		}
+		b = s3
+	} else {
+		l, err := storage.OpenLocal(s.Storage)
+		if err != nil {
+			return instance.Owner{}, false, err
+		}
+		b = l
+	}
+	o, found, err := instance.New(s, nil, b, nil).StorageOwner(ctx)
+	if err != nil || !found || o.ID == s.ID {
+		return o, false, err
+	}
+	return o, true, nil
+}
+
+// withStagedTakenOver adds to err, a refusal of s's storage, what the
+// staging folder keeps that no mount of s will commit now that another
+// instance owns the storage, and how to save it there.
+func withStagedTakenOver(ctx context.Context, s instance.Settings, err error) error {
+	if !errors.Is(err, instance.ErrStorageTaken) {
+		return err
+	}
+	files, serr := stage.Staged(stagingDir(s))
+	if serr != nil || len(files) == 0 {
+		return err
+	}
+	o, taken, oerr := storageTakenBy(ctx, s)
+	if oerr != nil || !taken {
+		return err
+	}
+	return fmt.Errorf("%w\n%s", err, stagedTakenOver(s, o.Name, files, len(files)))
+}
