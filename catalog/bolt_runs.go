@@ -366,7 +366,10 @@ func (b *Bolt) RunRecord(ctx context.Context, uid string) (RunRecord, error) {
 			}
 		}
 		id := rec.Run.UID
-		rec.Inputs = suffixes(tx, bRunInputs, id)
+		var err error
+		if rec.Inputs, err = byKeyThenVersion(tx, suffixes(tx, bRunInputs, id)); err != nil {
+			return err
+		}
 		// Versions purged since (a temporary file renamed onto a key, say)
 		// are no outputs any more, as in the PostgreSQL store.
 		rec.Outputs = []string{}
@@ -434,6 +437,42 @@ func (b *Bolt) ListRuns(ctx context.Context, q RunQuery) ([]Run, error) {
 	return out, err
 }
 
+// byKeyThenVersion orders version uids by their key, then number (as
+// RunRecord gives inputs); uids of versions purged since come last, in
+// uid order.
+func byKeyThenVersion(tx *bolt.Tx, uids []string) ([]string, error) {
+	type ref struct {
+		uid, key string
+		n        int
+		gone     bool
+	}
+	refs := make([]ref, len(uids))
+	for i, u := range uids {
+		v, ok, err := txn{tx}.version(u)
+		if err != nil {
+			return nil, err
+		}
+		refs[i] = ref{uid: u, key: v.Key, n: v.Version, gone: !ok}
+	}
+	sort.SliceStable(refs, func(i, j int) bool {
+		a, b := refs[i], refs[j]
+		switch {
+		case a.gone != b.gone:
+			return b.gone
+		case a.key != b.key:
+			return a.key < b.key
+		case a.n != b.n:
+			return a.n < b.n
+		}
+		return a.uid < b.uid
+	})
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.uid
+	}
+	return out, nil
+}
+
 func (b *Bolt) Reruns(ctx context.Context, uid string) ([]string, error) {
 	out := []string{}
 	err := b.with(false, func(tx *bolt.Tx) error {
@@ -442,10 +481,42 @@ func (b *Bolt) Reruns(ctx context.Context, uid string) ([]string, error) {
 		if err != nil || !ok {
 			return err
 		}
+		type rerun struct {
+			uid   string
+			start time.Time
+			gone  bool
+		}
+		var rs []rerun
+		runs := tx.Bucket(bRuns)
 		for _, r := range suffixes(tx, bReruns, uid) {
-			if r != v.Run { // credited to it since (CreditOutputs)
-				out = append(out, r)
+			if r == v.Run { // credited to it since (CreditOutputs)
+				continue
 			}
+			var run struct {
+				StartedAt time.Time `json:"started_at"`
+			}
+			found := false
+			if runs != nil {
+				if found, err = getJSON(runs, []byte(r), &run); err != nil {
+					return err
+				}
+			}
+			rs = append(rs, rerun{r, run.StartedAt, !found})
+		}
+		// Oldest first, runs not recorded here last, as the PostgreSQL
+		// store orders them.
+		sort.SliceStable(rs, func(i, j int) bool {
+			a, b := rs[i], rs[j]
+			switch {
+			case a.gone != b.gone:
+				return b.gone
+			case !a.start.Equal(b.start):
+				return a.start.Before(b.start)
+			}
+			return a.uid < b.uid
+		})
+		for _, r := range rs {
+			out = append(out, r.uid)
 		}
 		return nil
 	})

@@ -217,7 +217,9 @@ func (r *Run) Apply(e RunEnd) {
 type RunRecord struct {
 	Run       Run       `json:"run"`
 	Transform Transform `json:"transform"`
-	Inputs    []string  `json:"inputs"` // version uids the run used, sorted
+	// Inputs are the version uids the run used, by key, then version
+	// number (uids of versions purged since last, by uid).
+	Inputs []string `json:"inputs"`
 	// Outputs are the version uids whose Run is this run, and those whose
 	// bytes it wrote again unchanged (Reruns), sorted.
 	Outputs  []string `json:"outputs"`
@@ -275,6 +277,7 @@ type Runs interface {
 	// version uid (its Run), that wrote its bytes again under its key
 	// while it was the latest: identical content makes no new version, so
 	// Save records such a run here and among the run's outputs
-	// (RunRecord). Sorted; empty for an unknown uid.
+	// (RunRecord). Oldest run first (by start time, then uid; runs not
+	// recorded in this catalog last); empty for an unknown uid.
 	Reruns(ctx context.Context, uid string) ([]string, error)
 }

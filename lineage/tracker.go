@@ -1386,10 +1386,19 @@ type SidecarLineage struct {
 	Transform string   `json:"transform"`
 	TransUID  string   `json:"transform_uid"`
 	Inputs    []string `json:"inputs"` // "key@vN uid"
-	// AlsoBy: the runs that wrote the version's bytes again after Run
-	// made it (catalog.Runs.Reruns), "uid (name)".
-	AlsoBy []string `json:"also_produced_by,omitempty"`
+	// AlsoBy: the newest of the runs that wrote the version's bytes again
+	// after Run made it (catalog.Runs.Reruns), newest first, at most
+	// SidecarReruns of them, "uid (name)"; AlsoCount: how many such runs
+	// there are in all. Each identical rerun adds one: a rule run 50 times
+	// named 50 runs, for good.
+	AlsoBy    []string `json:"also_produced_by,omitempty"`
+	AlsoCount int      `json:"also_produced_count,omitempty"`
 }
+
+// SidecarReruns is how many of the runs that reproduced a version its
+// sidecar names (SidecarLineage.AlsoBy): the newest; `lamina lineage
+// --up` shows every one.
+const SidecarReruns = 5
 
 // Sidecar returns what v's sidecar shows as its lineage, nil when v has no
 // run.
@@ -1415,8 +1424,10 @@ func SidecarOf(ctx context.Context, src Source, v catalog.Version) any {
 			l.Inputs = append(l.Inputs, iv.Ref()+" "+u)
 		}
 	}
-	again, _ := src.Reruns(ctx, v.UID)
-	for _, r := range again {
+	again, _ := src.Reruns(ctx, v.UID) // oldest first
+	l.AlsoCount = len(again)
+	for i := len(again) - 1; i >= 0 && len(l.AlsoBy) < SidecarReruns; i-- {
+		r := again[i]
 		if rr, err := src.RunRecord(ctx, r); err == nil {
 			name := rr.Run.Name
 			if name == "" {

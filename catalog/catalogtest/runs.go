@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -316,6 +317,68 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		nv.Run = again.UID
 		if v2 := save1(t, c, nv); v2.Version != 2 || v2.Run != again.UID {
 			t.Fatalf("new bytes: %+v", v2)
+		}
+	})
+	t.Run("RerunsOldestFirst", func(t *testing.T) {
+		// Reruns come oldest run first, not by uid (random): the sidecar
+		// shows the newest few of them (lineage.SidecarOf). The starts
+		// run against the uids' order, so a uid order fails.
+		c := open(t)
+		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "qc", Kind: "named"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "first"})
+		nv := NV("res/out.csv", "same")
+		nv.Run = first.UID
+		v := save1(t, c, nv)
+		var uids []string
+		for range 4 {
+			r, err := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "again"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			nv.Run = r.UID
+			save1(t, c, nv)
+			uids = append(uids, r.UID)
+		}
+		sort.Sort(sort.Reverse(sort.StringSlice(uids))) // the greatest uid starts first
+		t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+		zero := 0
+		for i, u := range uids {
+			if _, err := c.FinishRun(ctx, u, catalog.RunEnd{StartedAt: t0.Add(time.Duration(i) * time.Second), FinishedAt: t0.Add(time.Minute), ExitCode: &zero}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := c.Reruns(ctx, v.UID); err != nil || !reflect.DeepEqual(got, uids) {
+			t.Fatalf("Reruns = %v, %v; want oldest first %v", got, err, uids)
+		}
+	})
+	t.Run("InputsByKeyThenVersion", func(t *testing.T) {
+		// A run's inputs come by key, then version number (uids are
+		// random: their order means nothing to a person), bytewise as Go
+		// compares keys (not by a PostgreSQL collation: "Z" before "a").
+		c := open(t)
+		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "qc", Kind: "named"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "reader"})
+		var want, uids []string
+		for _, k := range []string{"Z.csv", "a/x.csv", "a/y.csv", "b.csv", "b.csv.gz", "b_c.csv"} {
+			for n := range 3 {
+				v := save1(t, c, NV(k, fmt.Sprint(k, n)))
+				want = append(want, v.UID)
+				uids = append(uids, v.UID)
+			}
+		}
+		// Given in uid order, with repeats: the stores sort themselves.
+		sort.Strings(uids)
+		if err := c.AddInputs(ctx, r.UID, append(uids, uids[0])); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := c.RunRecord(ctx, r.UID); err != nil || !reflect.DeepEqual(rec.Inputs, want) {
+			t.Fatalf("inputs %v, %v; want by key then version %v", rec.Inputs, err, want)
 		}
 	})
 	t.Run("RunLifecycle", func(t *testing.T) {

@@ -193,7 +193,8 @@ func (s *Store) RunRecord(ctx context.Context, uid string) (catalog.RunRecord, e
 			return err
 		}
 		id := rec.Run.UID
-		if rec.Inputs, err = strings_(ctx, tx, `SELECT uid FROM run_inputs WHERE run = $1 ORDER BY uid`, id); err != nil {
+		if rec.Inputs, err = strings_(ctx, tx, `SELECT i.uid FROM run_inputs i LEFT JOIN versions v ON v.uid = i.uid
+			WHERE i.run = $1 ORDER BY (v.rec->>'key') COLLATE "C", v.n, i.uid`, id); err != nil {
 			return err
 		}
 		if rec.Outputs, err = strings_(ctx, tx, `SELECT uid FROM versions WHERE rec ? 'run' AND rec->>'run' = $1
@@ -263,8 +264,10 @@ func (s *Store) UsedBy(ctx context.Context, uid string) ([]string, error) {
 
 func (s *Store) Reruns(ctx context.Context, uid string) ([]string, error) {
 	// Not the version's own run: CreditOutputs may have made it a rerun's.
+	// Oldest first (runs not recorded here last), as bbolt orders them.
 	rows, err := s.pool.Query(ctx, `SELECT r.run FROM run_reruns r JOIN versions v ON v.uid = r.uid
-		WHERE r.uid = $1 AND r.run IS DISTINCT FROM v.rec->>'run' ORDER BY r.run`, uid)
+		LEFT JOIN runs u ON u.uid = r.run
+		WHERE r.uid = $1 AND r.run IS DISTINCT FROM v.rec->>'run' ORDER BY u.started_ns, r.run`, uid)
 	if err != nil {
 		return nil, wrap(err)
 	}

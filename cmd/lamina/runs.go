@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -96,8 +97,24 @@ func cmdRuns() *cli.Command {
 							return err
 						}
 					}
+					// An output another run made is one this run wrote
+					// again with identical bytes (catalog.Runs.Reruns).
+					outs := map[string]catalog.Version{}
+					shown := runShown{RunRecord: rec, Reproduced: []string{}}
+					for _, u := range rec.Outputs {
+						v, err := cat.ByUID(c.Context, u)
+						if errors.Is(err, catalog.ErrNotFound) {
+							continue // purged meanwhile
+						} else if err != nil {
+							return err
+						}
+						outs[u] = v
+						if v.Run != rec.Run.UID {
+							shown.Reproduced = append(shown.Reproduced, u)
+						}
+					}
 					if format == "json" {
-						return writeJSON(c.App.Writer, rec)
+						return writeJSON(c.App.Writer, shown)
 					}
 					r, t := rec.Run, rec.Transform
 					var b strings.Builder
@@ -153,8 +170,21 @@ func cmdRuns() *cli.Command {
 							}
 						}
 					}
-					list("inputs", rec.Inputs)
-					list("outputs", rec.Outputs)
+					list("inputs", rec.Inputs) // by key, then version
+					fmt.Fprintf(&b, "outputs (%d):\n", len(rec.Outputs))
+					for _, u := range rec.Outputs {
+						v, ok := outs[u]
+						switch {
+						case !ok:
+							fmt.Fprintf(&b, "  %s\n", u)
+						case v.Run == "":
+							fmt.Fprintf(&b, "  %s  %s  reproduced (identical bytes; made by no run)\n", v.Ref(), u)
+						case v.Run != r.UID:
+							fmt.Fprintf(&b, "  %s  %s  reproduced (identical bytes; made by run %s)\n", v.Ref(), u, v.Run)
+						default:
+							fmt.Fprintf(&b, "  %s  %s  new\n", v.Ref(), u)
+						}
+					}
 					fmt.Fprintf(&b, "child runs (%d):\n", len(rec.Children))
 					for _, ch := range rec.Children {
 						if cr, err := cat.RunRecord(c.Context, ch); err == nil {
@@ -167,6 +197,16 @@ func cmdRuns() *cli.Command {
 			},
 		},
 	}
+}
+
+// runShown is what `runs show --format json` prints: the run's record,
+// and which of its outputs it reproduced.
+type runShown struct {
+	catalog.RunRecord
+	// Reproduced are the outputs (uids, in the order of Outputs) the run
+	// wrote again with identical bytes: another run, or none, made them
+	// (catalog.Runs.Reruns). The rest of Outputs it made.
+	Reproduced []string `json:"reproduced"`
 }
 
 // paramText is how runs show prints a param's value: as it was given,

@@ -97,7 +97,8 @@ func cmdShow() *cli.Command {
 }
 
 // showLineage prints the lineage rows of show: the run's status, its
-// transform and its inputs, each "key@vN uid".
+// transform and its inputs, each "key@vN uid", and the newest runs that
+// reproduced the version (newest first) with how many more did.
 func showLineage(w io.Writer, l lineage.SidecarLineage) {
 	if l.Status != "" {
 		fmt.Fprintf(w, "%-15s %s\n", "run_status", visible(l.Status))
@@ -121,5 +122,12 @@ func showLineage(w io.Writer, l lineage.SidecarLineage) {
 			k = "also_produced"
 		}
 		fmt.Fprintf(w, "%-15s run %s (identical bytes)\n", k, visible(r))
+	}
+	if more := l.AlsoCount - len(l.AlsoBy); more > 0 {
+		k := ""
+		if len(l.AlsoBy) == 0 {
+			k = "also_produced"
+		}
+		fmt.Fprintf(w, "%-15s and %s (%d in all; lamina lineage --up lists every one)\n", k, plural(more, "earlier run"), l.AlsoCount)
 	}
 }
