@@ -550,7 +550,7 @@ func cmdRestore() *cli.Command {
 			// overlapping arguments (c4/ and c4/f/, or one twice) take
 			// each name once, and report it once.
 			done := map[string]bool{}
-			back := map[string]bool{} // what came back, as ls --trash names it
+			back := map[string]bool{}  // what came back, as ls --trash names it
 			byUID := map[string]bool{} // keys a uid argument restored a trash entry of
 			// A path into the mount names its key (keypath.go); a bare
 			// name given in the mount that is a uid (prefix) stays one.
