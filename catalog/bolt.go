@@ -733,6 +733,12 @@ func (b *Bolt) List(ctx context.Context, q Query) ([]Version, error) {
 // setTrashed marks every version of key trashed or not and returns the
 // artifact afterwards plus the versions it changed.
 func (t txn) setTrashed(key string, trashed bool) (*artifact, []Version, error) {
+	return t.setTrashedOnly(key, trashed, nil)
+}
+
+// setTrashedOnly is setTrashed of the versions of key only takes (all of
+// them when only is nil).
+func (t txn) setTrashedOnly(key string, trashed bool, only func(Version) bool) (*artifact, []Version, error) {
 	a, err := t.artifactByKey(key)
 	if err != nil {
 		return nil, nil, err
@@ -743,6 +749,9 @@ func (t txn) setTrashed(key string, trashed bool) (*artifact, []Version, error) 
 	vs, err := t.stemVersions(a.Stem)
 	if err != nil {
 		return nil, nil, err
+	}
+	if only != nil {
+		vs = slices.DeleteFunc(vs, func(v Version) bool { return !only(v) })
 	}
 	now := time.Now().UTC()
 	changed, latest := MarkTrashed(vs, trashed, now)
@@ -810,39 +819,65 @@ func (t txn) trash(key string) (e TrashEntry, wrote bool, err error) {
 func (b *Bolt) Restore(ctx context.Context, key string) (TrashEntry, error) {
 	var e TrashEntry
 	err := b.with(true, func(tx *bolt.Tx) error {
+		var err error
+		e, err = txn{tx}.restore(key, nil)
+		return err
+	})
+	return e, err
+}
+
+func (b *Bolt) RestoreTrashedWith(ctx context.Context, uid string) (TrashEntry, error) {
+	var e TrashEntry
+	err := b.with(true, func(tx *bolt.Tx) error {
 		t := txn{tx}
-		if a, err := t.artifactByKey(key); err != nil {
-			return err
-		} else if a != nil && a.Latest == 0 {
-			if err := t.checkPlace(key); err != nil {
-				return fmt.Errorf("cannot restore: %w", err)
-			}
-		}
-		a, changed, err := t.setTrashed(key, false)
-		if errors.Is(err, ErrNotFound) || (err == nil && len(changed) == 0) {
-			// No versions to bring back: a removed folder or link.
-			e, err = t.restoreNode(key)
-			return err
-		}
+		v, ok, err := t.version(uid)
 		if err != nil {
 			return err
 		}
-		// The file takes its name back: a folder removed there since
-		// leaves the trash (else ls --trash listed a live name and its
-		// restore met the file; what was under it stays). A link stays,
-		// listed as held by the file and restorable once the name is
-		// free: a restore never deletes a trashed link unasked.
-		if n, err := t.trashedNode(key); err != nil {
-			return err
-		} else if n != nil && n.Folder != nil {
-			if err := t.dropTrashed(key); err != nil {
-				return err
-			}
+		if !ok || !v.Trashed {
+			return errorf(ErrNotFound, "no version in the trash has uid %q", uid)
 		}
-		e = entry(a, changed)
-		return nil
+		e, err = t.restore(v.Key, func(o Version) bool { return TrashedWith(o, v) })
+		return err
 	})
 	return e, err
+}
+
+// restore is Restore of the versions of key only takes (all when nil): a
+// key with none of them brings back the folder or link at key when only
+// is nil, and is ErrNotFound otherwise.
+func (t txn) restore(key string, only func(Version) bool) (TrashEntry, error) {
+	if a, err := t.artifactByKey(key); err != nil {
+		return TrashEntry{}, err
+	} else if a != nil && a.Latest == 0 {
+		if err := t.checkPlace(key); err != nil {
+			return TrashEntry{}, fmt.Errorf("cannot restore: %w", err)
+		}
+	}
+	a, changed, err := t.setTrashedOnly(key, false, only)
+	if only != nil && err == nil && len(changed) == 0 {
+		return TrashEntry{}, errorf(ErrNotFound, "%q has no such version in the trash", key)
+	}
+	if errors.Is(err, ErrNotFound) || (err == nil && len(changed) == 0) {
+		// No versions to bring back: a removed folder or link.
+		return t.restoreNode(key)
+	}
+	if err != nil {
+		return TrashEntry{}, err
+	}
+	// The file takes its name back: a folder removed there since
+	// leaves the trash (else ls --trash listed a live name and its
+	// restore met the file; what was under it stays). A link stays,
+	// listed as held by the file and restorable once the name is
+	// free: a restore never deletes a trashed link unasked.
+	if n, err := t.trashedNode(key); err != nil {
+		return TrashEntry{}, err
+	} else if n != nil && n.Folder != nil {
+		if err := t.dropTrashed(key); err != nil {
+			return TrashEntry{}, err
+		}
+	}
+	return entry(a, changed), nil
 }
 
 func (b *Bolt) RestoreNode(ctx context.Context, key string) (TrashEntry, error) {

@@ -252,6 +252,13 @@ type Catalog interface {
 	// file trashed there: the file stays in the trash). ErrNotFound if the
 	// trash holds no folder or link at key.
 	RestoreNode(ctx context.Context, key string) (TrashEntry, error)
+	// RestoreTrashedWith brings back the trashed version uid (a full uid)
+	// and the versions of its key trashed with it, in the same
+	// transaction (the same TrashedAt: one delete, rm or rename of the
+	// key), as Restore does for all of them; the key's versions trashed
+	// at other times stay in the trash. ErrNotFound if uid names no
+	// trashed version; ErrConflict as Restore.
+	RestoreTrashedWith(ctx context.Context, uid string) (TrashEntry, error)
 	// TrashList lists artifacts that have trashed versions, and the
 	// folders and links in the trash (TrashEntry.Kind), in SortTrash's
 	// order: by key, an artifact before the folder or link at its key.

@@ -199,3 +199,10 @@ func MarkTrashed(vs []Version, trashed bool, now time.Time) (changed []Version, 
 	}
 	return changed, latest
 }
+
+// TrashedWith reports whether v is a trashed version trashed in the same
+// transaction as the trashed version of: what RestoreTrashedWith brings
+// back. Every version one transaction trashes has its one time.
+func TrashedWith(v, of Version) bool {
+	return v.Trashed && of.TrashedAt != nil && v.TrashedAt != nil && v.TrashedAt.Equal(*of.TrashedAt)
+}

@@ -236,6 +236,13 @@ func (c *Client) RestoreNode(ctx context.Context, key string) (catalog.TrashEntr
 	return e, c.call(ctx, mRestoreNode, keyArgs{Key: key}, &e)
 }
 
+// RestoreTrashedWith is errors.ErrUnsupported from a daemon older than
+// it (Protocol 9).
+func (c *Client) RestoreTrashedWith(ctx context.Context, uid string) (catalog.TrashEntry, error) {
+	var e catalog.TrashEntry
+	return e, c.call(ctx, mRestoreWith, keyArgs{Key: uid}, &e)
+}
+
 func (c *Client) TrashList(ctx context.Context) ([]catalog.TrashEntry, error) {
 	var out []catalog.TrashEntry
 	return out, c.call(ctx, mTrashList, nil, &out)

@@ -249,6 +249,15 @@ func (s *Server) handle(req request, enc *json.Encoder) error {
 			return reply(nil, err)
 		}
 		return reply(s.cat.List(ctx, q))
+	case mRestoreWith:
+		if err := decode(&ka); err != nil {
+			return reply(nil, err)
+		}
+		e, err := s.cat.RestoreTrashedWith(ctx, ka.Key)
+		if err == nil {
+			s.changed(e.Key)
+		}
+		return reply(e, err)
 	case mTrash, mRestore, mRestoreNode, mPurge, mPurgeTrash:
 		if err := decode(&ka); err != nil {
 			return reply(nil, err)

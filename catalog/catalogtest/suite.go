@@ -297,6 +297,98 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// A key trashed twice (rm, written again, rm) has two trash entries:
+	// RestoreTrashedWith brings back the one its uid was trashed with, and
+	// leaves the other in the trash. Restore by a uid brought back both.
+	t.Run("RestoreTrashedWith", func(t *testing.T) {
+		c := open(t)
+		v1 := save(t, c, NV("r/k", "1"))[0].Version
+		v2 := save(t, c, NV("r/k", "2"))[0].Version
+		if _, err := c.Trash(ctx, "r/k"); err != nil {
+			t.Fatal(err)
+		}
+		v3 := save(t, c, NV("r/k", "3"))[0].Version
+		if _, err := c.Trash(ctx, "r/k"); err != nil {
+			t.Fatal(err)
+		}
+		trashed := func() map[int]bool {
+			t.Helper()
+			vs, err := c.Versions(ctx, "r/k", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[int]bool{}
+			for _, v := range vs {
+				out[v.Version] = v.Trashed
+			}
+			return out
+		}
+		// The later entry: v3 alone comes back, the latest.
+		e, err := c.RestoreTrashedWith(ctx, v3.UID)
+		if err != nil || e.Key != "r/k" || e.Versions != 1 {
+			t.Fatalf("RestoreTrashedWith(v3) = %+v, %v", e, err)
+		}
+		if tr := trashed(); tr[3] || !tr[1] || !tr[2] {
+			t.Fatalf("after RestoreTrashedWith(v3), trashed = %v; want v1 and v2 only", tr)
+		}
+		if v, err := c.ByKey(ctx, "r/k", 0); err != nil || v.Version != 3 {
+			t.Fatalf("latest after RestoreTrashedWith(v3) = %+v, %v", v, err)
+		}
+		if _, err := c.RestoreTrashedWith(ctx, v3.UID); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("RestoreTrashedWith of a live version: %v", err)
+		}
+		// The earlier entry, named by either of its versions: both.
+		if tl, _ := c.TrashList(ctx); len(tl) != 1 || tl[0].Versions != 2 || !tl[0].Live {
+			t.Fatalf("TrashList = %+v", tl)
+		}
+		if e, err := c.RestoreTrashedWith(ctx, v1.UID); err != nil || e.Versions != 2 {
+			t.Fatalf("RestoreTrashedWith(v1) = %+v, %v", e, err)
+		}
+		if tr := trashed(); tr[1] || tr[2] || tr[3] {
+			t.Fatalf("after RestoreTrashedWith(v1), trashed = %v", tr)
+		}
+		// The earlier entry alone, the later one staying in the trash: the
+		// latest live version is the earlier entry's.
+		if _, err := c.Trash(ctx, "r/k"); err != nil {
+			t.Fatal(err)
+		}
+		v4 := save(t, c, NV("r/k", "4"))[0].Version
+		if _, err := c.Trash(ctx, "r/k"); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := c.RestoreTrashedWith(ctx, v2.UID); err != nil || e.Versions != 3 {
+			t.Fatalf("RestoreTrashedWith(v2) = %+v, %v", e, err)
+		}
+		if v, err := c.ByKey(ctx, "r/k", 0); err != nil || v.Version != 3 {
+			t.Fatalf("latest after restoring the earlier entry = %+v, %v", v, err)
+		}
+		if tr := trashed(); !tr[4] || tr[1] || tr[3] {
+			t.Fatalf("after restoring the earlier entry, trashed = %v", tr)
+		}
+		// Written again, the next number follows every version.
+		if s := save(t, c, NV("r/k", "5"))[0].Version; s.Version != 5 {
+			t.Fatalf("saved v%d, want v5", s.Version)
+		}
+		if _, err := c.Restore(ctx, "r/k"); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := c.ByKey(ctx, "r/k", 0); err != nil || v.Version != 5 || v4.Version != 4 {
+			t.Fatalf("latest after restoring v4 = %+v, %v", v, err)
+		}
+		// A place taken since is refused, as Restore refuses it.
+		w1 := save(t, c, NV("r/f", "1"))[0].Version
+		if _, err := c.Trash(ctx, "r/f"); err != nil {
+			t.Fatal(err)
+		}
+		save(t, c, NV("r/f/inner", "1"))
+		if _, err := c.RestoreTrashedWith(ctx, w1.UID); !errors.Is(err, catalog.ErrConflict) {
+			t.Fatalf("RestoreTrashedWith over a folder: %v", err)
+		}
+		if _, err := c.RestoreTrashedWith(ctx, "nosuchuid"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("RestoreTrashedWith of no version: %v", err)
+		}
+	})
+
 	t.Run("Outbox", func(t *testing.T) {
 		c := open(t)
 		s := save(t, c, NV("o/a", "1"), NV("o/b", "1"))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -571,6 +572,12 @@ func (s *Store) List(ctx context.Context, q catalog.Query) ([]Version, error) {
 // setTrashed marks every version of key trashed or not and returns the
 // artifact afterwards plus the versions it changed.
 func setTrashed(ctx context.Context, tx pgx.Tx, key string, trashed bool) (*artifact, []Version, error) {
+	return setTrashedOnly(ctx, tx, key, trashed, nil)
+}
+
+// setTrashedOnly is setTrashed of the versions of key only takes (all of
+// them when only is nil).
+func setTrashedOnly(ctx context.Context, tx pgx.Tx, key string, trashed bool, only func(Version) bool) (*artifact, []Version, error) {
 	a, err := artifactByKey(ctx, tx, key)
 	if err != nil {
 		return nil, nil, err
@@ -581,6 +588,9 @@ func setTrashed(ctx context.Context, tx pgx.Tx, key string, trashed bool) (*arti
 	vs, err := stemVersions(ctx, tx, a.Stem)
 	if err != nil {
 		return nil, nil, err
+	}
+	if only != nil {
+		vs = slices.DeleteFunc(vs, func(v Version) bool { return !only(v) })
 	}
 	now := time.Now().UTC()
 	changed, latest := catalog.MarkTrashed(vs, trashed, now)
@@ -632,39 +642,81 @@ func (s *Store) Restore(ctx context.Context, key string) (catalog.TrashEntry, er
 	// The folders above key too, exclusively: restoring a folder or link
 	// may make their records (restoreNode).
 	err := s.writeKeys(ctx, append([]string{key}, ancestors(key)...), func(tx pgx.Tx, changed func(...string)) error {
-		if a, err := artifactByKey(ctx, tx, key); err != nil {
-			return err
-		} else if a != nil && a.Latest == 0 {
-			if err := checkPlace(ctx, tx, key); err != nil {
-				return fmt.Errorf("cannot restore: %w", err)
-			}
+		var err error
+		e, err = restore(ctx, tx, key, nil, changed)
+		return err
+	})
+	return e, err
+}
+
+func (s *Store) RestoreTrashedWith(ctx context.Context, uid string) (catalog.TrashEntry, error) {
+	var e catalog.TrashEntry
+	notFound := errorf(ErrNotFound, "no version in the trash has uid %q", uid)
+	var v Version
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		var ok bool
+		var err error
+		if v, ok, err = version(ctx, tx, uid); err == nil && (!ok || !v.Trashed) {
+			err = notFound
 		}
-		a, vs, err := setTrashed(ctx, tx, key, false)
-		if errors.Is(err, ErrNotFound) || (err == nil && len(vs) == 0) {
-			// No versions to bring back: a removed folder or link.
-			if e, err = restoreNode(ctx, tx, key); err == nil { // write.go
-				changed(key)
-				changed(ancestors(key)...) // folders it may have made
-			}
-			return err
-		}
+		return err
+	})
+	if err != nil {
+		return e, err
+	}
+	err = s.writeKeys(ctx, append([]string{v.Key}, ancestors(v.Key)...), func(tx pgx.Tx, changed func(...string)) error {
+		// Read again under the key's lock: restored or purged meanwhile.
+		v, ok, err := version(ctx, tx, uid)
 		if err != nil {
 			return err
 		}
-		// The file takes its name back: a folder removed there since
-		// leaves the trash; a link stays, held by the file (bolt.go).
-		if n, err := trashedNode(ctx, tx, key); err != nil { // write.go
-			return err
-		} else if n != nil && n.Folder != nil {
-			if err := dropTrashed(ctx, tx, key); err != nil {
-				return err
-			}
+		if !ok || !v.Trashed {
+			return notFound
 		}
-		e = entry(a, vs)
-		changed(key)
-		return nil
+		e, err = restore(ctx, tx, v.Key, func(o Version) bool { return catalog.TrashedWith(o, v) }, changed)
+		return err
 	})
 	return e, err
+}
+
+// restore is Restore of the versions of key only takes (all when nil): a
+// key with none of them brings back the folder or link at key when only
+// is nil, and is ErrNotFound otherwise.
+func restore(ctx context.Context, tx pgx.Tx, key string, only func(Version) bool, changed func(...string)) (catalog.TrashEntry, error) {
+	if a, err := artifactByKey(ctx, tx, key); err != nil {
+		return catalog.TrashEntry{}, err
+	} else if a != nil && a.Latest == 0 {
+		if err := checkPlace(ctx, tx, key); err != nil {
+			return catalog.TrashEntry{}, fmt.Errorf("cannot restore: %w", err)
+		}
+	}
+	a, vs, err := setTrashedOnly(ctx, tx, key, false, only)
+	if only != nil && err == nil && len(vs) == 0 {
+		return catalog.TrashEntry{}, errorf(ErrNotFound, "%q has no such version in the trash", key)
+	}
+	if errors.Is(err, ErrNotFound) || (err == nil && len(vs) == 0) {
+		// No versions to bring back: a removed folder or link.
+		e, err := restoreNode(ctx, tx, key) // write.go
+		if err == nil {
+			changed(key)
+			changed(ancestors(key)...) // folders it may have made
+		}
+		return e, err
+	}
+	if err != nil {
+		return catalog.TrashEntry{}, err
+	}
+	// The file takes its name back: a folder removed there since
+	// leaves the trash; a link stays, held by the file (bolt.go).
+	if n, err := trashedNode(ctx, tx, key); err != nil { // write.go
+		return catalog.TrashEntry{}, err
+	} else if n != nil && n.Folder != nil {
+		if err := dropTrashed(ctx, tx, key); err != nil {
+			return catalog.TrashEntry{}, err
+		}
+	}
+	changed(key)
+	return entry(a, vs), nil
 }
 
 func (s *Store) RestoreNode(ctx context.Context, key string) (catalog.TrashEntry, error) {

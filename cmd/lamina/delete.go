@@ -74,7 +74,11 @@ func cmdDelete() *cli.Command {
 					return err
 				}
 			}
-			keys = slices.DeleteFunc(keys, func(k string) bool { return k == "" })
+			// A key given twice (or as a path and a key) is one: delete a a
+			// trashed a, then failed on "already in the trash".
+			seen := map[string]bool{"": true}
+			keys = slices.DeleteFunc(keys, func(k string) bool { dup := seen[k]; seen[k] = true; return dup })
+			trees = slices.DeleteFunc(trees, func(k string) bool { dup := seen[k+"/"]; seen[k+"/"] = true; return dup })
 			in, err := openInstance(c)
 			if err != nil {
 				return err
@@ -527,11 +531,11 @@ func listRefs(refs []string) string {
 func cmdRestore() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
-		Usage:     "bring an artifact's versions back from the trash; FOLDER/ brings back everything trashed under it (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links",
-		ArgsUsage: "KEY|UID|FOLDER/...",
+		Usage:     "bring an artifact's versions back from the trash: KEY brings back every trashed version of it; UID (of a trashed version) brings back that version's trash entry, the versions one delete or rm trashed together with it, and leaves those of the key trashed at other times (ls --versions KEY shows when each was trashed); KEY@vN is vN's UID when vN was trashed alone, else it is refused; FOLDER/ brings back everything trashed under it (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links. Every argument is checked first: if one names nothing in the trash or what cannot come back, nothing is restored",
+		ArgsUsage: "KEY|UID|KEY@vN|FOLDER/...",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
-				return exitf(2, "usage: lamina restore KEY|FOLDER/...")
+				return exitf(2, "usage: lamina restore KEY|UID|KEY@vN|FOLDER/...")
 			}
 			in, err := openInstance(c)
 			if err != nil {
@@ -546,29 +550,40 @@ func cmdRestore() *cli.Command {
 			// overlapping arguments (c4/ and c4/f/, or one twice) take
 			// each name once, and report it once.
 			done := map[string]bool{}
-			back := map[string]bool{} // what came back, as ls --trash names it
+			back := map[string]bool{}  // what came back, as ls --trash names it
+			byUID := map[string]bool{} // keys a uid argument restored a trash entry of
 			// A path into the mount names its key (keypath.go); a bare
 			// name given in the mount that is a uid (prefix) stays one.
 			kp := keyPathsOf(c).withUIDs(c.Context, in.Catalog)
+			// Every argument is resolved and checked before anything comes
+			// back: one that names nothing in the trash, or what cannot come
+			// back, refuses the lot, and the error names each such argument.
+			// Before, restore a nosuch restored a, then failed.
 			var args []keyArg
+			var bad []error
 			for _, a := range c.Args().Slice() {
 				ka, err := kp.arg(a, false)
 				if err != nil {
-					return err
+					bad = append(bad, err)
+					continue
 				}
 				if vk, n, ok := ref.SplitVersion(ka.Spec); ok {
-					// The catalog restores per key: KEY@vN is KEY only
-					// when vN is all it would bring back. Checked before
-					// anything is restored.
+					// KEY@vN is its uid when vN is all its trash entry
+					// would bring back.
 					uid, err := onlyTrashedVersion(c.Context, in.Catalog, ka.Spec, vk, n)
 					if err != nil {
-						return err
+						bad = append(bad, err)
+						continue
 					}
 					// As its uid: the file version, never a link or folder
 					// trashed at KEY after it (latestAt would pick those).
 					ka.Spec = uid
 				}
 				args = append(args, ka)
+			}
+			uids, err := checkRestore(c.Context, in, args, bad)
+			if err != nil {
+				return err
 			}
 			for _, ka := range args {
 				k := ka.Spec
@@ -628,15 +643,20 @@ func cmdRestore() *cli.Command {
 						e, err = in.Catalog.Restore(c.Context, key)
 					}
 					if errors.Is(err, catalog.ErrNotFound) && !strings.HasSuffix(k, "/") && !ka.Path {
-						// A uid or uid prefix (of 8+) of a trashed version.
-						if v, uerr := in.Resolve(c.Context, k); uerr == nil && v.Key != k {
-							if done[v.Key] {
-								continue
+						// A uid or uid prefix (of 8+) of a trashed version:
+						// its trash entry, not the key's others (restoreUID).
+						if v, ok := uids[k]; ok {
+							if done[v.Key] || done[trashEntryID(v)] {
+								continue // an earlier argument took it
 							}
 							key = v.Key
-							done[key] = true
-							e, err = in.Catalog.Restore(c.Context, key)
+							done[trashEntryID(v)] = true
+							byUID[key] = true
+							e, err = restoreUID(c.Context, in.Catalog, v)
 						}
+					}
+					if errors.Is(err, catalog.ErrNotFound) && byUID[key] {
+						continue // a uid before it took what the trash held at key
 					}
 					if errors.Is(err, catalog.ErrConflict) {
 						// Written meanwhile, maybe: look again.
@@ -729,6 +749,141 @@ func cmdRestore() *cli.Command {
 	}
 }
 
+// trashEntryID names the trash entry of the trashed version v (its key
+// and when it was trashed), for restore's done: two uids of one entry
+// restore it once, uids of two entries both.
+func trashEntryID(v catalog.Version) string {
+	if v.TrashedAt == nil {
+		return v.Key
+	}
+	return v.Key + "\x00" + v.TrashedAt.Format(time.RFC3339Nano)
+}
+
+// checkRestore resolves every argument of restore before anything comes
+// back, as the restore loop will take it: FOLDER/ must have something in
+// the trash under it (unless an earlier argument takes it); KEY must name
+// what the trash holds at KEY, or be a uid (prefix) of a trashed version;
+// and a key whose file has no live version must have its place free (no
+// live file above it, no folder of live keys or symbolic link at it), as
+// must a symbolic link. bad are the arguments already refused. It returns
+// nil, or an error naming every bad argument: nothing is restored. What
+// changes meanwhile (a save racing the restore) the restore loop still
+// reports per name.
+func checkRestore(ctx context.Context, in *instance.Instance, args []keyArg, bad []error) (uids map[string]catalog.Version, err error) {
+	cat := in.Catalog
+	tl, err := cat.TrashList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	uids = map[string]catalog.Version{}
+	claimed := map[string]bool{} // keys an earlier argument takes
+	holders := newBlockers(cat)
+	for _, ka := range args {
+		k := ka.Spec
+		if strings.HasSuffix(k, "/") {
+			under, _, err := latestUnder(ctx, cat, k)
+			if errors.Is(err, catalog.ErrNotFound) && doneUnder(claimed, k) {
+				continue
+			}
+			if err != nil {
+				bad = append(bad, err)
+				continue
+			}
+			for _, u := range under {
+				claimed[u.Key] = true
+			}
+			continue
+		}
+		if claimed[k] {
+			continue
+		}
+		if err := folderWithoutSlash(ctx, cat, k); err != nil {
+			bad = append(bad, err)
+			continue
+		}
+		key, kind, live := k, "", false
+		if i := slices.IndexFunc(tl, func(e catalog.TrashEntry) bool { return e.Key == k }); i >= 0 {
+			te, _, err := latestAt(ctx, cat, k)
+			if err != nil {
+				return nil, err
+			}
+			// What the restore loop brings back: the file at k, else
+			// the folder or link there.
+			kind, live = te.Kind, tl[i].Live && tl[i].Kind == ""
+			if kind == "" && tl[i].Kind != "" {
+				kind = tl[i].Kind
+			}
+		} else {
+			// A uid or uid prefix (of 8+) of a trashed version.
+			var v catalog.Version
+			uerr := catalog.ErrNotFound
+			if !ka.Path {
+				v, uerr = in.Resolve(ctx, k)
+			}
+			var amb *catalog.AmbiguousError
+			switch {
+			case errors.As(uerr, &amb):
+				bad = append(bad, uerr)
+				continue
+			case uerr != nil || v.Key == k:
+				bad = append(bad, catalog.Errorf(catalog.ErrNotFound, "%q has nothing in the trash", k))
+				continue
+			case !v.Trashed:
+				bad = append(bad, catalog.Errorf(catalog.ErrNotFound, "%s is %s, which is not in the trash", k, v.Ref()))
+				continue
+			}
+			uids[k] = v // as it was before any came back
+			key = v.Key
+			if claimed[key] {
+				continue
+			}
+			if lv, err := cat.ByKey(ctx, key, 0); err == nil && lv.Key == key {
+				live = true
+			}
+		}
+		claimed[key] = true
+		if live {
+			continue // its trashed versions come back beside the live ones
+		}
+		if f, err := holders.of(ctx, key); err != nil {
+			return nil, err
+		} else if f != "" {
+			bad = append(bad, catalog.Errorf(catalog.ErrConflict, "%s", blockedKeyHelp(f, key)))
+			continue
+		}
+		switch kind {
+		case "folder":
+			if f, err := holders.at(ctx, key); err != nil {
+				return nil, err
+			} else if f != "" {
+				bad = append(bad, catalog.Errorf(catalog.ErrConflict, "the folder %s/ cannot be restored while the file %s holds its name", key, key))
+			}
+		case "link":
+			if linkHeld(ctx, cat, key) {
+				bad = append(bad, catalog.Errorf(catalog.ErrConflict, "%q is a file: %s", key, linkHeldHelp(key)))
+			}
+		case "":
+			if under, err := cat.List(ctx, catalog.Query{Prefix: key + "/", Limit: 1}); err != nil {
+				return nil, err
+			} else if len(under) > 0 {
+				bad = append(bad, catalog.Errorf(catalog.ErrConflict, "%s", folderHoldsHelp(key)))
+			}
+		}
+	}
+	switch len(bad) {
+	case 0:
+		return uids, nil
+	case 1:
+		return nil, fmt.Errorf("%w; nothing restored", bad[0])
+	}
+	code, msgs := 1, make([]string, len(bad))
+	for i, err := range bad {
+		code = max(code, exitCode(err))
+		msgs[i] = "  " + strings.ReplaceAll(err.Error(), "\n", "\n  ")
+	}
+	return nil, exitf(code, "nothing restored: %d arguments cannot be:\n%s", len(bad), strings.Join(msgs, "\n"))
+}
+
 // latestAt is what restore KEY brings back where the trash holds a file
 // and a link removed at key: the one trashed last, the other
 // kept (older). Before, the file always came back, and its restore took
@@ -758,13 +913,14 @@ func latestAt(ctx context.Context, cat catalog.Catalog, key string) (catalog.Tra
 	return te, older, nil
 }
 
-// onlyTrashedVersion checks that spec (KEY@vN) names key's only version in
-// the trash, and returns its uid, by which it is restored (the file, not a
-// link or folder trashed at KEY after it). A restore works per key: bringing back vN alone would leave a
-// key's history with a gap, and restoring every trashed version for KEY@vN
-// brought back more than was asked (v1..v3 for restore k@v1, v3 the
-// latest). Anything else is refused with what the trash holds and the
-// command that brings it back.
+// onlyTrashedVersion checks that spec (KEY@vN) names a version of key in
+// the trash that was trashed alone (its trash entry, trashedTogether, holds
+// no other version), and returns its uid, by which it is restored (the
+// file, not a link or folder trashed at KEY after it). Bringing back vN
+// alone out of an entry would leave a gap in the key's history, and
+// restoring every trashed version for KEY@vN brought back more than was
+// asked (v1..v3 for restore k@v1, v3 the latest). Anything else is refused
+// with what the trash holds and the command that brings it back.
 func onlyTrashedVersion(ctx context.Context, cat catalog.Catalog, spec, key string, n int) (string, error) {
 	if _, err := ref.ParseSpec(spec); err != nil {
 		return "", err
@@ -774,13 +930,14 @@ func onlyTrashedVersion(ctx context.Context, cat catalog.Catalog, spec, key stri
 		return "", err
 	}
 	var trashed []int
-	found, inTrash, uid := false, false, ""
-	for _, v := range vs {
-		if v.Trashed {
-			trashed = append(trashed, v.Version)
+	var v catalog.Version
+	found := false
+	for _, o := range vs {
+		if o.Trashed {
+			trashed = append(trashed, o.Version)
 		}
-		if v.Version == n {
-			found, inTrash, uid = true, v.Trashed, v.UID
+		if o.Version == n {
+			found, v = true, o
 		}
 	}
 	held := ""
@@ -792,12 +949,70 @@ func onlyTrashedVersion(ctx context.Context, cat catalog.Catalog, spec, key stri
 		return "", fmt.Errorf("%w: %q has no versions, live or in the trash", catalog.ErrNotFound, key)
 	case !found:
 		return "", fmt.Errorf("%w: %s has no v%d%s", catalog.ErrNotFound, key, n, held)
-	case !inTrash:
+	case !v.Trashed:
 		return "", fmt.Errorf("%w: %s is not in the trash%s", catalog.ErrNotFound, spec, held)
-	case len(trashed) > 1:
+	}
+	entries := trashedTogether(vs)
+	if len(entries) == 1 && len(trashed) > 1 {
 		return "", exitf(2, "restore works per key: %s is one of %d versions of %s in the trash (%s), and one alone cannot come back; `lamina restore %s` brings back all %d", spec, len(trashed), key, versionRange(trashed), key, len(trashed))
 	}
-	return uid, nil
+	for _, e := range entries {
+		if !catalog.TrashedWith(e[0], v) || len(e) == 1 {
+			continue
+		}
+		return "", exitf(2, "restore works per trash entry: %s was trashed together with %s (%s of %s), and one alone cannot come back; `lamina restore %s` (its uid) brings back those %d, `lamina restore %s` all %d versions of %s in the trash (%s)",
+			spec, plural(len(e)-1, "other version"), versionRange(numbers(e)), key, v.UID, len(e), key, len(trashed), key, versionRange(trashed))
+	}
+	return v.UID, nil
+}
+
+// trashedTogether groups the trashed versions of one key, vs, by their
+// trash entry: those one delete, rm or rename trashed together (the
+// same TrashedAt), oldest entry first.
+func trashedTogether(vs []catalog.Version) [][]catalog.Version {
+	var out [][]catalog.Version
+	for _, v := range vs {
+		if !v.Trashed || v.TrashedAt == nil {
+			continue
+		}
+		i := slices.IndexFunc(out, func(e []catalog.Version) bool { return catalog.TrashedWith(v, e[0]) })
+		if i < 0 {
+			out = append(out, nil)
+			i = len(out) - 1
+		}
+		out[i] = append(out[i], v)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i][0].TrashedAt.Before(*out[j][0].TrashedAt) })
+	return out
+}
+
+// numbers lists the version numbers of vs.
+func numbers(vs []catalog.Version) []int {
+	ns := make([]int, len(vs))
+	for i, v := range vs {
+		ns[i] = v.Version
+	}
+	return ns
+}
+
+// restoreUID brings back the trash entry of the trashed version v (named
+// by its uid): v and the versions of its key trashed together with it,
+// not those trashed at other times. A key with one entry is restored as
+// restore KEY does, which any daemon does.
+func restoreUID(ctx context.Context, cat catalog.Catalog, v catalog.Version) (catalog.TrashEntry, error) {
+	vs, err := cat.Versions(ctx, v.Key, true)
+	if err != nil {
+		return catalog.TrashEntry{}, err
+	}
+	entries := trashedTogether(vs)
+	if len(entries) <= 1 {
+		return cat.Restore(ctx, v.Key)
+	}
+	e, err := cat.RestoreTrashedWith(ctx, v.UID)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return e, fmt.Errorf("%s (%s) is one of %d trash entries of %s, and the daemon serving this catalog is too old to restore one alone: unmount and mount again with this lamina; `lamina restore %s` brings back all of them", v.UID, v.Ref(), len(entries), v.Key, v.Key)
+	}
+	return e, err
 }
 
 // versionRange names version numbers (ascending) as "v1..v3", "v2", or

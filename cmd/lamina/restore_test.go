@@ -202,3 +202,212 @@ func TestRmTreeOfSavedKeys(t *testing.T) {
 		t.Errorf("mount after rm -r: %v", got)
 	}
 }
+
+// restore checks every argument before anything comes back: one that
+// names nothing in the trash, or what cannot come back, refuses them all,
+// and the error names each. Before, restore a nosuch restored a, then
+// failed on nosuch (exit 1, the catalog changed). delete of one key twice
+// trashes it once: it trashed it, then failed on "already in the trash".
+func TestRestoreChecksEveryArgFirst(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) { restoreChecksEveryArgFirst(t, cat) })
+	}
+}
+
+func restoreChecksEveryArgFirst(t *testing.T, cat string) {
+	e := newEnv(t)
+	initOn(t, e, cat)
+	for _, k := range []string{"a", "b", "x/y"} {
+		e.ok("save", e.write("f", []byte(k+"\n")), "--key", k)
+	}
+	e.ok("delete", "a", "b", "x/y")
+	e.ok("save", e.write("f", []byte("live\n")), "--key", "x") // holds x/y's folder
+	live := e.ok("ls", "--versions", "x", "--format", "json")
+	var lv []struct{ UID string }
+	if err := json.Unmarshal([]byte(live), &lv); err != nil || len(lv) != 1 {
+		t.Fatalf("ls --versions x: %v\n%s", err, live)
+	}
+	inTrash := func(when string, keys ...string) {
+		t.Helper()
+		trash := e.ok("ls", "--trash")
+		for _, k := range keys {
+			if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(k) + `\s`).MatchString(trash) {
+				t.Errorf("%s: %s is not in the trash:\n%s", when, k, trash)
+			}
+		}
+		if _, _, err := e.run("show", "a"); err == nil {
+			t.Errorf("%s: a came back", when)
+		}
+	}
+	_, _, err := e.run("restore", "a", "nosuch")
+	inTrash("restore a nosuch", "a", "b")
+	if err == nil || !strings.Contains(explain(err), `"nosuch" has nothing in the trash; nothing restored`) {
+		t.Errorf("restore a nosuch: %v", err)
+	}
+	err = e.fails("nothing restored: 5 arguments cannot be", "restore", "a", "nosuch", "b", "nope", "c/", "x/y", lv[0].UID)
+	for _, want := range []string{`"nosuch" has nothing in the trash`, `"nope" has nothing in the trash`,
+		"under c/", "x/y cannot be restored while x is a file", lv[0].UID + " is x@v1, which is not in the trash"} {
+		if !strings.Contains(explain(err), want) {
+			t.Errorf("restore of several bad arguments does not say %q:\n%s", want, explain(err))
+		}
+	}
+	inTrash("restore of several bad arguments", "a", "b", "x/y")
+	e.fails("b has no v2", "restore", "a", "b@v2")
+	inTrash("restore a b@v2", "a", "b")
+	// One argument twice is no error.
+	if out := e.ok("restore", "a", "a", "b"); strings.Count(out, "restored a ") != 1 || !strings.Contains(out, "restored b (1 version)") {
+		t.Errorf("restore a a b: %q", out)
+	}
+}
+
+// delete of one key twice (or as a key and its path in a mount) deletes
+// it once. Before, delete a a trashed a, then failed on "already in the
+// trash" (exit 1, the catalog changed); --permanent purged it, then failed.
+func TestDeleteKeyTwice(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("f", []byte("a\n")), "--key", "a")
+	if out := e.ok("delete", "a", "a"); strings.Count(out, "moved a ") != 1 {
+		t.Errorf("delete a a: %q", out)
+	}
+	if out := e.ok("delete", "--permanent", "--yes", "a", "a"); strings.Count(out, "deleted a ") != 1 {
+		t.Errorf("delete --permanent a a: %q", out)
+	}
+}
+
+// restore UID of a key trashed at several times (rm, written again, rm)
+// brings back the trash entry of that version, the versions one delete
+// trashed with it, and leaves the others in the trash; restore KEY@vN does
+// when vN was trashed alone. Before, a uid brought back every trashed
+// version of its key.
+func TestRestoreUIDOneTrashEntry(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) { restoreUIDOneTrashEntry(t, cat) })
+	}
+}
+
+func restoreUIDOneTrashEntry(t *testing.T, cat string) {
+	e := newEnv(t)
+	initOn(t, e, cat)
+	save := func(s string) {
+		e.ok("save", e.write("n.txt", []byte(s+"\n")), "--key", "k")
+	}
+	save("1")
+	save("2")
+	e.ok("delete", "k") // v1, v2
+	save("3")
+	e.ok("delete", "k") // v3
+	trashed := func() (map[int]bool, map[int]string) {
+		t.Helper()
+		var vs []struct {
+			Version int
+			UID     string
+			Trashed bool
+		}
+		e.jsonOut(&vs, "ls", "--versions", "k", "--format", "json")
+		tr, uid := map[int]bool{}, map[int]string{}
+		for _, v := range vs {
+			tr[v.Version], uid[v.Version] = v.Trashed, v.UID
+		}
+		return tr, uid
+	}
+	_, uid := trashed()
+	if out := e.ok("restore", uid[3]); !strings.Contains(out, "restored k (1 version)") {
+		t.Errorf("restore UID of v3: %q", out)
+	}
+	if tr, _ := trashed(); !tr[1] || !tr[2] || tr[3] {
+		t.Fatalf("after restore UID of v3, trashed: %v; want v1 and v2", tr)
+	}
+	if got := e.ok("get", "k", "-o", "-"); got != "3\n" {
+		t.Errorf("k after restore UID of v3 = %q", got)
+	}
+	if out := e.ok("restore", uid[1]); !strings.Contains(out, "restored k (2 versions)") {
+		t.Errorf("restore UID of v1: %q", out)
+	}
+	if tr, _ := trashed(); tr[1] || tr[2] || tr[3] {
+		t.Fatalf("after restore UID of v1, trashed: %v", tr)
+	}
+	// The earlier entry alone: its latest is k's.
+	e.ok("delete", "k") // v1..v3
+	save("4")
+	e.ok("delete", "k") // v4
+	if out := e.ok("restore", uid[2]); !strings.Contains(out, "restored k (3 versions)") {
+		t.Errorf("restore UID of v2: %q", out)
+	}
+	if got := e.ok("get", "k", "-o", "-"); got != "3\n" {
+		t.Errorf("k after restoring the earlier entry = %q", got)
+	}
+	if tr, _ := trashed(); !tr[4] || tr[3] {
+		t.Fatalf("after restore UID of v2, trashed: %v", tr)
+	}
+	e.ok("restore", "k")
+	// KEY@vN: vN trashed alone comes back alone; one of an entry is
+	// refused, naming the uid that brings the entry back.
+	e.ok("delete", "k") // v1..v4
+	save("5")
+	e.ok("delete", "k") // v5
+	if out := e.ok("restore", "k@v5"); !strings.Contains(out, "restored k (1 version)") {
+		t.Errorf("restore k@v5: %q", out)
+	}
+	_, uid = trashed()
+	e.ok("delete", "k") // v5, apart from v1..v4
+	err := e.fails("restore works per trash entry: k@v2 was trashed together with 3 other versions (v1..v4 of k)", "restore", "k@v2")
+	if codeOf(err) != 2 || !strings.Contains(explain(err), "`lamina restore "+uid[2]+"` (its uid) brings back those 4") {
+		t.Errorf("restore k@v2: exit %d, %v", codeOf(err), err)
+	}
+	// Two uids of one entry restore it once; of two entries, both.
+	if out := e.ok("restore", uid[1], uid[5], uid[2]); !strings.Contains(out, "restored k (4 versions)") || !strings.Contains(out, "restored k (1 version)") || strings.Count(out, "restored") != 2 {
+		t.Errorf("restore of uids of two entries: %q", out)
+	}
+	if tr, _ := trashed(); tr[1] || tr[5] {
+		t.Errorf("after restore of uids of two entries, trashed: %v", tr)
+	}
+	// A uid and its key: the key brings back what the uid left, if any.
+	e.ok("delete", "k")
+	if out := e.ok("restore", uid[1], "k"); strings.Count(out, "restored k (5 versions)") != 1 || strings.Count(out, "restored") != 1 {
+		t.Errorf("restore UID k of a key with one trash entry: %q", out)
+	}
+}
+
+// Through the mount's daemon (catalogrpc, which holds the bbolt catalog):
+// rm of a file, written again, rm again, and restore by the uid of the
+// second version brings that one back into the mount, the first staying
+// in the trash; a restore with a bad argument brings back nothing.
+func TestRestoreUIDOneTrashEntryMounted(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	f := filepath.Join(mnt, "k.txt")
+	for _, s := range []string{"one\n", "two\n"} {
+		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var vs []struct {
+		Version int
+		UID     string
+		Trashed bool
+	}
+	if err := json.Unmarshal([]byte(e.ok("ls", "--versions", "k.txt", "--format", "json")), &vs); err != nil || len(vs) != 2 || !vs[0].Trashed || !vs[1].Trashed {
+		t.Fatalf("versions of k.txt: %+v, %v", vs, err)
+	}
+	_, errs, err := e.run("restore", vs[1].UID, "nosuch")
+	if _, err := os.Stat(f); !os.IsNotExist(err) {
+		t.Fatalf("k.txt after a refused restore: %v", err)
+	}
+	if err == nil || !strings.Contains(errs, `"nosuch" has nothing in the trash; nothing restored`) {
+		t.Errorf("restore UID nosuch: %v %q", err, errs)
+	}
+	if out := e.ok("restore", vs[1].UID); !strings.Contains(out, "restored k.txt (1 version)") {
+		t.Fatalf("restore UID of v2: %q", out)
+	}
+	if got, err := os.ReadFile(f); err != nil || string(got) != "two\n" {
+		t.Fatalf("k.txt in the mount after restore UID of v2: %q, %v", got, err)
+	}
+	if trash := e.ok("ls", "--trash"); !regexp.MustCompile(`(?m)^k\.txt\s+1\s`).MatchString(trash) {
+		t.Fatalf("ls --trash after restore UID of v2, want k.txt with 1 version:\n%s", trash)
+	}
+}
