@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 )
 
 // `lamina runs transforms` lists what runs recorded as their transform:
@@ -13,7 +15,15 @@ import (
 // the number of runs and the newest; the same through a mount's daemon
 // and from the catalog file.
 func TestRunsTransforms(t *testing.T) {
-	e := newMntEnv(t)
+	t.Run("bbolt", func(t *testing.T) { testRunsTransforms(t, newMntEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		e := workstationEnv(t, "ana")
+		e.ok("init", "--storage", filepath.Join(e.dir, "store"), "--name", "m", "--db", pgtest.URL(t))
+		testRunsTransforms(t, e)
+	})
+}
+
+func testRunsTransforms(t *testing.T, e *mntEnv) {
 	mnt := filepath.Join(e.dir, "lab")
 	e.mount(mnt)
 	script := filepath.Join(e.dir, "qc.sh")
