@@ -31,6 +31,17 @@ func TestRmRecursiveFolderArtifact(t *testing.T) {
 	}
 	trashed := func() bool { return strings.Contains(e.ok("ls", "--trash"), "scrna/pbmc.zarr") }
 
+	// An empty folder artifact is an empty folder: rmdir takes it.
+	empty := filepath.Join(e.dir, "src", "empty.zarr")
+	os.MkdirAll(empty, 0o755)
+	e.ok("save", empty, "--key", "e/empty.zarr")
+	if err := syscall.Rmdir(filepath.Join(mnt, "e", "empty.zarr")); err != nil {
+		t.Fatalf("rmdir of an empty folder artifact: %v", err)
+	}
+	if !strings.Contains(e.ok("ls", "--trash"), "e/empty.zarr") {
+		t.Fatal("rmdir of an empty folder artifact did not move it to the trash")
+	}
+
 	if err := os.Remove(filepath.Join(art, ".zgroup")); !errors.Is(err, syscall.EROFS) {
 		t.Fatalf("rm of a file of a folder artifact: %v, want EROFS", err)
 	}
