@@ -92,7 +92,8 @@ type Mount struct {
 	attrsUntil atomic.Int64 // listings carry them until then
 	// readOnly is set once the mount may no longer write (SetReadOnly).
 	readOnly atomic.Bool
-	unlinked unlinkedKeys // write.go
+	unlinked unlinkedKeys   // write.go
+	removed  removedFolders // rmfolder.go
 }
 
 // SetReadOnly turns the write side off for good: from now on writes,

@@ -152,6 +152,9 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		if errno == syscall.ENOENT && n.m.listsDerived() && n.m.unlinked.gone(ctx, n.prefix(), name) {
 			return n.ghost(ctx, name, out) // write.go
 		}
+		if errno == syscall.ENOENT && n.e.Kind == KindDir && n.m.removed.by(n.prefix()+name, callerTID(ctx)) {
+			return n.ghostOf(ctx, syscall.S_IFDIR, out) // rmfolder.go: for rm's rmdir of it
+		}
 		if errno == syscall.ENOENT && ParseName(name).Version > 0 {
 			// No negative entry for a version's name (name@vN, its
 			// sidecar): the version may land any moment (a save, a close

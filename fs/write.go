@@ -1330,6 +1330,11 @@ func (n *node) existing(ctx context.Context, name string) (Entry, syscall.Errno)
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if n.e.Kind == KindFolder && !n.m.writesOff() { // inside a folder artifact: rmfolder.go
+		if e, ok := n.rmInFolder(ctx); ok {
+			return e
+		}
+	}
 	if e := n.writable(); e != 0 {
 		return e
 	}
@@ -1492,8 +1497,14 @@ func (m *Mount) listsDerived() bool { return m.opts.ShowVersions || m.opts.ShowM
 // ghost answers the lookup of a version or sidecar name whose artifact
 // was just unlinked (unlinkedKeys): an empty read-only file, not cached.
 func (n *node) ghost(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return n.ghostOf(ctx, syscall.S_IFREG, out)
+}
+
+// ghostOf is ghost for a file (S_IFREG) or a folder (S_IFDIR: the top of
+// a folder artifact rm -r moved to the trash, rmfolder.go).
+func (n *node) ghostOf(ctx context.Context, typ uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	g := &ghostNode{}
-	g.attr.Mode = syscall.S_IFREG | 0o444
+	g.attr.Mode = typ | 0o444
 	g.attr.Nlink = 1
 	g.attr.Blksize = 1 << 16
 	g.attr.Owner = fuse.Owner{Uid: n.m.uid, Gid: n.m.gid}
@@ -1502,7 +1513,7 @@ func (n *node) ghost(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 	out.Attr = g.attr
 	out.SetEntryTimeout(0)
 	out.SetAttrTimeout(0)
-	return n.NewInode(ctx, g, fusefs.StableAttr{Mode: syscall.S_IFREG}), 0
+	return n.NewInode(ctx, g, fusefs.StableAttr{Mode: typ}), 0
 }
 
 // ghostNode is a name that went with its artifact (ghost): nothing opens.
@@ -1529,17 +1540,28 @@ func (g *ghostNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if n.e.Kind == KindFolder && !n.m.writesOff() { // inside a folder artifact: rmfolder.go
+		if e, ok := n.rmInFolder(ctx); ok {
+			return e
+		}
+	}
 	if e := n.writable(); e != 0 {
 		return e
 	}
 	if n.m.scratchAt(ctx, n.prefix()+name) {
 		return errnoOf(syscall.Rmdir(n.m.scratchPath(n.prefix() + name)))
 	}
+	if n.m.removed.by(n.prefix()+name, callerTID(ctx)) {
+		return 0 // a folder artifact rm -r moved to the trash, from inside (rmfolder.go)
+	}
 	ent, e := n.existing(ctx, name)
 	if e != 0 {
 		return e
 	}
 	if ent.Kind != KindDir {
+		if ent.Kind == KindFolder && n.e.Kind == KindDir && ent.Path() == "" {
+			return n.rmdirFolder(ctx, ent, n.prefix()+name) // rmfolder.go
+		}
 		if ent.Kind == KindFolder {
 			return syscall.EROFS
 		}

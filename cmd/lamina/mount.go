@@ -479,6 +479,17 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if err != nil {
 		return explainMount(err)
 	}
+	if writes != nil {
+		// Patterns another workstation changed (lamina connect) hide the
+		// scratch files none matches now: say so, as scratch rm refuses.
+		if hidden := hiddenScratch(scratchDir(s), nil, scratchPatterns(s)); len(hidden) > 0 {
+			more := ""
+			if len(hidden) > 3 {
+				hidden, more = hidden[:3], ", …"
+			}
+			warnings = append(warnings, fmt.Sprintf("warning: scratch files no scratch pattern matches are not shown (%s%s): they stay in %s; `lamina scratch add PATTERN` shows them again", strings.Join(hidden, ", "), more, scratchDir(s)))
+		}
+	}
 	if tk != nil {
 		tk.SetLinks(m.LinkTarget) // outputs written through the mount's links
 	}

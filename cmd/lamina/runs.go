@@ -66,6 +66,7 @@ func cmdRuns() *cli.Command {
 						[]string{"uid", "started_at", "status", "exit_code", "name", "parent"}, rows)
 				},
 			},
+			cmdRunsTransforms(),
 			{
 				Name:      "show",
 				Usage:     "show a run: transform, params, argv, times, status, inputs, outputs, child runs",

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -20,7 +22,12 @@ func cmdScratch() *cli.Command {
 		Name:  "scratch",
 		Usage: "show or set the names a mount keeps as plain scratch files (no versions, no lineage)",
 		Description: "A path is scratch when one of its segments matches a pattern (path.Match syntax, one\n" +
-			"segment each: \".snakemake\", \"*.tmp\", \".#*\"). Changes apply to the next mount.",
+			"segment each: \".snakemake\", \"*.tmp\", \".#*\"). Changes apply to the next mount.\n" +
+			"Scratch files live in a folder of this workstation's cache, and a mount shows one only while a\n" +
+			"pattern matches it: rm and reset refuse to drop a pattern while scratch files here match only it\n" +
+			"(they name them: save each as a version with a `mv` to a name no pattern matches, copy it out, or\n" +
+			"delete it, with the mount up). A mount warns of scratch files no pattern matches (patterns changed\n" +
+			"on another workstation of a team).",
 		Flags: []cli.Flag{formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
@@ -54,7 +61,7 @@ func cmdScratch() *cli.Command {
 				},
 			},
 			{
-				Name: "rm", Usage: "remove scratch patterns", ArgsUsage: "PATTERN…",
+				Name: "rm", Usage: "remove scratch patterns (refused while scratch files here match only them: it names them)", ArgsUsage: "PATTERN…",
 				Action: func(c *cli.Context) error {
 					return editScratch(c, func(cur []string, ps []string) []string {
 						return slices.DeleteFunc(cur, func(p string) bool { return slices.Contains(ps, p) })
@@ -62,7 +69,7 @@ func cmdScratch() *cli.Command {
 				},
 			},
 			{
-				Name: "reset", Usage: "go back to the default patterns",
+				Name: "reset", Usage: "go back to the default patterns (refused as rm is)",
 				Action: func(c *cli.Context) error {
 					return editScratch(c, func([]string, []string) []string { return nil })
 				},
@@ -103,9 +110,13 @@ func editScratch(c *cli.Context, edit func(cur, args []string) []string) error {
 			}
 		}
 	}
+	was := slices.Clone(cur) // edit may change cur's elements
 	s.Scratch = edit(cur, args)
 	if s.Scratch != nil && len(s.Scratch) == 0 {
 		s.Scratch = []string{} // none at all, not the defaults
+	}
+	if hidden := hiddenScratch(scratchDir(s), was, scratchPatterns(s)); len(hidden) > 0 {
+		return refuseHiding(c, dirs, s, hidden)
 	}
 	if usesPostgres(s) {
 		// Other workstations get the patterns with `lamina connect`. The
@@ -131,6 +142,66 @@ func editScratch(c *cli.Context, edit func(cur, args []string) []string) error {
 		fmt.Fprintln(c.App.ErrWriter, "the running mount keeps its patterns until it is mounted again (lamina umount, lamina mount)")
 	}
 	return nil
+}
+
+// scratchDir is the folder where the instance's mounts on this
+// workstation keep scratch files (fs.MountOptions.ScratchDir's default
+// beside mount_write.go's staging folder).
+func scratchDir(s instance.Settings) string { return filepath.Join(s.CacheDir, "scratch") }
+
+// hiddenScratch lists the files of the scratch folder dir (slash paths
+// relative to it, sorted) that the patterns was match and now do not: a
+// mount with now does not show them (fs: a path is scratch only while a
+// pattern matches it; the folder keeps them). With was nil, every file
+// that now does not match. Folders now matches are not walked: all under
+// them stays scratch.
+func hiddenScratch(dir string, was, now stage.Scratch) []string {
+	var hidden []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return nil // a folder that cannot be read shows nothing either way
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if now.Match(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.IsDir() && (was == nil || was.Match(rel)) {
+			hidden = append(hidden, rel)
+		}
+		return nil
+	})
+	return hidden
+}
+
+// refuseHiding refuses a change of the patterns that would hide the
+// scratch files hidden from the next mount: they stay in the scratch
+// folder, and no path of the mount would reach them.
+func refuseHiding(c *cli.Context, dirs instance.Dirs, s instance.Settings, hidden []string) error {
+	mnt := "MOUNT"
+	if st, live := liveMount(dirs, s); live && st.Mountpoint != "" {
+		mnt = st.Mountpoint
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d scratch file(s) on this workstation would no longer match a scratch pattern, and the next mount would not show them:\n", len(hidden))
+	for i, h := range hidden {
+		if i == 10 {
+			fmt.Fprintf(&b, "  … and %d more\n", len(hidden)-i)
+			break
+		}
+		fmt.Fprintf(&b, "  %s\n", h)
+	}
+	again := "lamina scratch " + c.Command.Name
+	for _, a := range c.Args().Slice() {
+		again += " '" + a + "'"
+	}
+	p := path.Join(mnt, hidden[0])
+	fmt.Fprintf(&b, "Keep or drop them first, with the mount up: `mv %s %s.kept` (to a name no pattern matches) saves one as a version;\n", p, p)
+	fmt.Fprintf(&b, "`cp` copies one out of the mount; `rm` deletes it. Then run `%s` again. The files are in %s.", again, scratchDir(s))
+	return exitf(1, "%s", b.String())
 }
 
 // noteScratchKeys says which existing keys the added patterns match: they

@@ -65,9 +65,94 @@ func TestScratchPatterns(t *testing.T) {
 			t.Errorf("scratch %s got a version: %s", key, out)
 		}
 	}
+	// reset would hide the scratch files *.tmp and work matched: refused
+	// until they are gone (TestScratchRmRefusedWhileFilesMatch).
+	e.fails("out/a.tmp", "scratch", "reset")
+	e.mount(mnt)
+	if err := os.Remove(filepath.Join(mnt, "out/a.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(mnt, "work")); err != nil {
+		t.Fatal(err)
+	}
 	e.ok("scratch", "reset")
 	if ps := patterns(); !slices.Contains(ps, "*~") || slices.Contains(ps, "*.tmp") {
 		t.Fatalf("after reset: %v", ps)
+	}
+}
+
+// Removing a pattern that scratch files of this workstation match would
+// hide them from the next mount (they stay in the scratch folder, no path
+// reaches them): scratch rm refuses, naming them and how to keep them,
+// and changes nothing; once they are saved as versions or removed it
+// goes through. A mount whose patterns no longer match some scratch
+// files (changed elsewhere) says so when it starts.
+func TestScratchRmRefusedWhileFilesMatch(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("scratch", "add", "*.tmp")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	for name, data := range map[string]string{"out/a.tmp": "draft", "out/b.csv": "kept", "cache.tmp/x/y.bin": "deep"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(mnt, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(mnt, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errs, err := e.run("scratch", "rm", "*.tmp")
+	if err == nil || !strings.Contains(errs, "out/a.tmp") || !strings.Contains(errs, "cache.tmp/x/y.bin") || !strings.Contains(errs, "mv "+mnt+"/") {
+		t.Fatalf("scratch rm while files match: %v\n%s", err, errs)
+	}
+	if !strings.Contains(e.ok("scratch"), "*.tmp") {
+		t.Fatal("the refused rm removed the pattern")
+	}
+	e.ok("umount", mnt)
+	e.mount(mnt)
+	if got := string(mustRead(t, filepath.Join(mnt, "out/a.tmp"))); got != "draft" {
+		t.Fatalf("after the refused rm and a remount out/a.tmp reads %q", got)
+	}
+	// Keep one as a version, drop the other; then the pattern may go.
+	if err := os.Rename(filepath.Join(mnt, "out/a.tmp"), filepath.Join(mnt, "out/a.tmp.kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(mnt, "cache.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("scratch", "rm", "*.tmp")
+	e.ok("scratch", "add", "*.log") // for the last part
+	e.ok("umount", mnt)
+	e.mount(mnt)
+	if got := string(mustRead(t, filepath.Join(mnt, "out/a.tmp.kept"))); got != "draft" {
+		t.Fatalf("out/a.tmp.kept reads %q", got)
+	}
+	// A .tmp name is a key now: it gets a version.
+	if err := os.WriteFile(filepath.Join(mnt, "out/c.tmp"), []byte("now a key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.ok("ls", "out/"), "out/c.tmp") {
+		t.Error("out/c.tmp got no version after the pattern went")
+	}
+
+	// Patterns changed elsewhere (a `lamina connect` to a team's database
+	// whose patterns another workstation changed writes them here): the
+	// mount says which scratch files none matches.
+	if err := os.WriteFile(filepath.Join(mnt, "out/run.log"), []byte("log"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("umount", mnt)
+	p := filepath.Join(e.dir, "cfg", "lamina", "instances", "m.json")
+	var settings map[string]any
+	if err := json.Unmarshal(mustRead(t, p), &settings); err != nil {
+		t.Fatal(err)
+	}
+	settings["scratch"] = slices.DeleteFunc(settings["scratch"].([]any), func(p any) bool { return p == "*.log" })
+	b, _ := json.Marshal(settings)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, err = e.run("mount", mnt)
+	t.Cleanup(func() { e.run("umount", mnt) })
+	if err != nil || !strings.Contains(errs, "out/run.log") || !strings.Contains(errs, "scratch add") {
+		t.Fatalf("mount with a scratch file no pattern matches: %v\n%s", err, errs)
 	}
 }
 

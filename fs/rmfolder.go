@@ -1,0 +1,246 @@
+package fs
+
+import (
+	"context"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// A folder artifact's files are read-only per version: an unlink or rmdir
+// inside one is EROFS, as is any write, and an rmdir of its top while it
+// holds files is ENOTEMPTY (a tool that prunes empty folders with rmdir
+// must not take an artifact away). `rm -r` of the artifact, or of a
+// folder above it, asks for the whole of it, and moves it to the trash as
+// an unlink of a file does (DESIGN §3): rm empties folders before it
+// removes them, and stops at the first file it cannot remove, so the
+// mount recognises rm by the caller's process (its name from
+// /proc/TID/status, its arguments and working folder) at the first
+// unlink inside the artifact. The artifact goes to the trash then, whole
+// (`lamina restore` brings it back); the unlinks and rmdirs that rm sends
+// for the rest of it succeed as no-ops for that process only
+// (removedFolders). Any other process, and rm without -r or with -i
+// (which would ask about each file), still gets EROFS.
+
+// removedFolders remembers the folder artifacts an rm -r moved to the
+// trash, with the rm's process, so that its removal of what it listed
+// inside them succeeds.
+type removedFolders struct {
+	mu sync.Mutex               // guards m
+	m  map[string]removedFolder // by key
+}
+
+type removedFolder struct {
+	pid int
+	at  time.Time // the last operation of the rm on it
+}
+
+// removedFor is how long after its last operation an rm's removal of a
+// folder artifact is remembered.
+const removedFor = time.Minute
+
+func (r *removedFolders) add(key string, pid int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if r.m == nil {
+		r.m = map[string]removedFolder{}
+	}
+	for k, f := range r.m {
+		if now.Sub(f.at) > removedFor {
+			delete(r.m, k)
+		}
+	}
+	r.m[key] = removedFolder{pid: pid, at: now}
+}
+
+// by reports whether the process of thread tid moved the folder artifact
+// key to the trash with rm -r a moment ago.
+func (r *removedFolders) by(key string, tid uint32) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.m[key]
+	if !ok || time.Since(f.at) > removedFor {
+		return false
+	}
+	pid := f.pid
+	if tid != uint32(pid) {
+		pid = threadGroup(tid) // rm has one thread: its pid
+	}
+	if pid != f.pid {
+		return false
+	}
+	r.m[key] = removedFolder{pid: pid, at: time.Now()}
+	return true
+}
+
+// folderKey is the key of the folder artifact whose tree holds the folder
+// node n, and the path of the tree's top in the mount, by where the
+// kernel has it now (a mv of the artifact moves its inodes without a
+// lookup): the key itself, or KEY@vN for a version's tree (version is
+// then true).
+func (n *node) folderKey() (key, top string, version bool) {
+	if n.e.Kind != KindFolder || n.EmbeddedInode() == nil {
+		return "", "", false
+	}
+	top, inner := n.Path(nil), n.e.Path()
+	if inner != "" {
+		var ok bool
+		if top, ok = strings.CutSuffix(top, "/"+inner); !ok {
+			return "", "", false
+		}
+	}
+	if n.e.Latest {
+		return top, top, false
+	}
+	dir, name := path.Split(top)
+	pn := ParseName(name)
+	if pn.Version == 0 || pn.Meta {
+		return "", "", false
+	}
+	return dir + pn.Base, top, true
+}
+
+// rmInFolder answers an unlink or rmdir inside the folder node n: ok is
+// false when it is no removal of rm -r (then EROFS stands). A version's
+// tree (KEY@vN/, listed with --show-versions) goes with its artifact only
+// when rm was given a folder above it, as rm of a file's KEY@vN is EROFS.
+func (n *node) rmInFolder(ctx context.Context) (errno syscall.Errno, ok bool) {
+	key, top, version := n.folderKey()
+	if key == "" {
+		return 0, false
+	}
+	tid := callerTID(ctx)
+	pid := rmRecursivePID(tid, filepath.Join(n.m.dir, filepath.FromSlash(top)), version)
+	if pid == 0 {
+		return 0, false
+	}
+	if n.m.removed.by(key, uint32(pid)) {
+		return 0, true // the rest of what rm listed
+	}
+	if e := n.m.trashFolder(ctx, key); e != 0 {
+		return e, true
+	}
+	n.m.removed.add(key, pid)
+	if n.m.listsDerived() {
+		n.m.unlinked.add(key, tid) // its KEY@vN and sidecar names: ghosts for rm (write.go)
+	}
+	return 0, true
+}
+
+// trashFolder moves the folder artifact key to the trash.
+func (m *Mount) trashFolder(ctx context.Context, key string) syscall.Errno {
+	if err := m.ns.st.Unlink(ctx, key); err != nil {
+		return errno(m.log, "unlink", err)
+	}
+	m.log.Info("folder artifact moved to the trash by rm -r", "key", key)
+	m.held.drop([]string{key})
+	m.ns.remove(key)
+	m.notifyAsync(key)
+	return 0
+}
+
+// rmRecursivePID returns the process of thread tid if it is an rm asked to
+// remove recursively, without asking about each file, the folder root (an
+// absolute path in the mount; unless strict) or a folder above it; 0
+// otherwise. Only the
+// arguments as given count: a path through a symbolic link does not match
+// (and would need a lookup in this mount, from inside one of its
+// requests). The arguments are read only of a single-threaded process
+// named rm: reading another's /proc/PID/cmdline could wait for its memory
+// while one of its threads waits for this mount.
+func rmRecursivePID(tid uint32, root string, strict bool) int {
+	if tid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(tid)) + "/status")
+	if err != nil {
+		return 0
+	}
+	var name string
+	pid, threads := 0, 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "Name":
+			name = v
+		case "Tgid":
+			pid, _ = strconv.Atoi(v)
+		case "Threads":
+			threads, _ = strconv.Atoi(v)
+		}
+	}
+	if name != "rm" || threads != 1 || pid <= 0 {
+		return 0
+	}
+	proc := "/proc/" + strconv.Itoa(pid)
+	cmdline, err := os.ReadFile(proc + "/cmdline")
+	if err != nil {
+		return 0
+	}
+	cwd, err := os.Readlink(proc + "/cwd")
+	if err != nil {
+		return 0
+	}
+	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	if len(args) < 2 {
+		return 0
+	}
+	recursive, match, options := false, false, true
+	for _, a := range args[1:] {
+		switch {
+		case options && a == "--":
+			options = false
+		case options && strings.HasPrefix(a, "--"):
+			switch a {
+			case "--recursive":
+				recursive = true
+			case "--interactive", "--interactive=always", "--interactive=yes":
+				return 0 // asks about each file
+			}
+		case options && len(a) > 1 && a[0] == '-':
+			if strings.ContainsAny(a, "rR") {
+				recursive = true
+			}
+			if strings.Contains(a, "i") {
+				return 0
+			}
+		default:
+			p := a
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(cwd, p)
+			}
+			p = filepath.Clean(p)
+			if p == root && !strict || strings.HasPrefix(root, p+"/") || p == "/" {
+				match = true
+			}
+		}
+	}
+	if !recursive || !match {
+		return 0
+	}
+	return pid
+}
+
+// rmdirFolder answers an rmdir of the top of the folder artifact ent at
+// key, outside an rm -r: ENOTEMPTY while it holds anything, as for any
+// folder; an empty one goes to the trash.
+func (n *node) rmdirFolder(ctx context.Context, ent Entry, key string) syscall.Errno {
+	if !ent.Latest {
+		return syscall.EROFS
+	}
+	ents, err := n.m.ns.readFolder(ctx, ent)
+	if err != nil {
+		return n.errno("rmdir", err)
+	}
+	if len(ents) > 0 {
+		return syscall.ENOTEMPTY
+	}
+	return n.m.trashFolder(ctx, key)
+}
