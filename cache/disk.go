@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lamina-bio/lamina/storage"
@@ -69,9 +70,23 @@ type DiskCache struct {
 	// unstored: fetched blocks whose file could not be written, by
 	// blockKey, until one is; Settle reports them.
 	unstored map[string]error
-	hits     int64
-	misses   int64
-	fetched  int64 // bytes fetched from the backend
+	// room is what the file system of the folder can hold of the cache
+	// (its free space, what the cache uses, less a margin) when that is
+	// below limit, else -1: the limit in force is the smaller
+	// (limitLocked). checkRoom measures it before each block is written:
+	// a cache on a disk smaller than its limit filled it, every block
+	// written after failed with ENOSPC and was fetched again by the
+	// next read (836 MiB fetched for a 200 MiB file on a 64 MiB disk).
+	room int64
+	// storeFailed counts the blocks that could not be written, storeErr
+	// says why the last one could not; diskFull is set while the last
+	// write failed for want of space.
+	storeFailed int64
+	storeErr    string
+	diskFull    bool
+	hits        int64
+	misses      int64
+	fetched     int64 // bytes fetched from the backend
 }
 
 type block struct {
@@ -143,15 +158,13 @@ func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCach
 		files: storage.NewOpenFiles(64), pool: newSpanPool(spanBuffers, int(maxSpan*o.BlockSize+o.BlockSize/4)),
 		limit: o.Limit, lru: list.New(), objects: map[string]map[int64]*list.Element{},
 		sizes: map[string]int64{}, sized: map[string]bool{}, streams: map[string]*stream{}, pending: map[string]*blockCall{},
-		unstored: map[string]error{},
+		unstored: map[string]error{}, room: -1,
 	}
 	c.bgctx, c.stop = context.WithCancel(context.Background())
 	if err := c.scan(); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	c.evictLocked()
-	c.mu.Unlock()
+	c.checkRoom()
 	return c, nil
 }
 
@@ -329,9 +342,12 @@ func (c *DiskCache) removeLocked(el *list.Element) {
 // evictLocked removes the least recently used blocks that no one reads
 // until the cache fits its limit, keeping the most recent few whatever the
 // limit (minKeepLocked).
-func (c *DiskCache) evictLocked() {
-	keep := c.minKeepLocked()
-	for el := c.lru.Back(); el != nil && c.used > c.limit && c.lru.Len() > keep; {
+func (c *DiskCache) evictLocked() { c.evictToLocked(c.limitLocked(), c.minKeepLocked()) }
+
+// evictToLocked removes the least recently used blocks that no one reads
+// until the cache holds at most target bytes or keep blocks.
+func (c *DiskCache) evictToLocked(target int64, keep int) {
+	for el := c.lru.Back(); el != nil && c.used > target && c.lru.Len() > keep; {
 		prev := el.Prev()
 		if el.Value.(*block).pins == 0 {
 			c.removeLocked(el)
@@ -880,18 +896,45 @@ func (c *DiskCache) store(obj string, size, bn int64, data []byte, call *blockCa
 	return c.storeBlock(obj, size, bn, data, call)
 }
 
-// storeBlock is store without counting the bytes as fetched.
+// storeBlock is store without counting the bytes as fetched. A write
+// that finds the disk full evicts the least recently used blocks and is
+// tried once more.
 func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *blockCall) error {
+	c.checkRoom()
+	err := c.storeBlockOnce(obj, size, bn, data, call)
+	if errors.Is(err, syscall.ENOSPC) {
+		c.mu.Lock()
+		c.measureRoomLocked()
+		// Whatever the limits say, the block needs its size: the disk
+		// may have been filled by others.
+		c.evictToLocked(min(c.limitLocked(), c.used-int64(len(data))), 0)
+		c.mu.Unlock()
+		err = c.storeBlockOnce(obj, size, bn, data, call)
+	}
+	c.mu.Lock()
+	if err != nil {
+		c.storeFailed++
+		c.storeErr = err.Error()
+		c.diskFull = errors.Is(err, syscall.ENOSPC)
+	} else {
+		c.diskFull = false
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Warn("cache: cannot store a block", "err", err)
+	}
+	return err
+}
+
+func (c *DiskCache) storeBlockOnce(obj string, size, bn int64, data []byte, call *blockCall) error {
 	p := c.path(obj, bn)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		c.log.Warn("cache: cannot store a block", "err", err)
 		return fmt.Errorf("cache: store a block: %w", err)
 	}
 	tmp := p + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		os.Remove(tmp)
-		c.log.Warn("cache: cannot store a block", "err", err)
-		return fmt.Errorf("cache: store a block: %w", err)
+		return fmt.Errorf("cache: store a block in %s: %w", c.dir, err)
 	}
 	c.mu.Lock()
 	if call != nil && call.dropped {
@@ -904,7 +947,6 @@ func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *bl
 	if err := os.Rename(tmp, p); err != nil {
 		c.mu.Unlock()
 		os.Remove(tmp)
-		c.log.Warn("cache: cannot store a block", "err", err)
 		return fmt.Errorf("cache: store a block: %w", err)
 	}
 	c.insertLocked(&block{obj: obj, n: bn, size: int64(len(data)), touched: time.Now()}, true)
@@ -912,6 +954,44 @@ func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *bl
 	c.evictLocked()
 	c.mu.Unlock()
 	return nil
+}
+
+// limitLocked is the limit in force: the configured one, or less when
+// the file system of the folder cannot hold that much (room).
+func (c *DiskCache) limitLocked() int64 {
+	if c.room >= 0 && c.room < c.limit {
+		return c.room
+	}
+	return c.limit
+}
+
+// checkRoom measures what the file system can hold and evicts down to it.
+func (c *DiskCache) checkRoom() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.measureRoomLocked()
+	c.evictLocked()
+}
+
+// measureRoomLocked sets room from the free space of the folder's file
+// system (a statfs: a few microseconds, against a block's write). The
+// margin leaves room for the block being written, the size files and
+// the other users of the disk: a twentieth of it, at least a block and
+// at most 1 GiB.
+func (c *DiskCache) measureRoomLocked() {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(c.dir, &st); err != nil || st.Blocks == 0 {
+		c.room = -1
+		return
+	}
+	bs := int64(st.Bsize)
+	total, avail := int64(st.Blocks)*bs, int64(st.Bavail)*bs
+	margin := max(c.block, min(total/20, 1<<30))
+	room := max(c.used+avail-margin, 0)
+	if room >= c.limit {
+		room = -1
+	}
+	c.room = room
 }
 
 // minKeepLocked is how many of the most recently used blocks eviction
@@ -932,8 +1012,8 @@ func (c *DiskCache) minKeepLocked() int {
 // (a 1 GiB read through a 20 MB cache fetched 2.5 GiB).
 func (c *DiskCache) aheadBlocksLocked() int64 {
 	n := int64(cap(c.ahead))
-	if c.limit > 0 {
-		n = min(n, max(1, c.limit/(4*c.block)))
+	if lim := c.limitLocked(); lim > 0 {
+		n = min(n, max(1, lim/(4*c.block)))
 	}
 	return n
 }
@@ -1013,8 +1093,8 @@ func (c *DiskCache) Warm(name string, off, n int64) {
 		}
 		obj := objHash(name)
 		c.mu.Lock()
-		if c.limit > 0 { // a quarter of the cache at most, as for readAhead
-			n = min(n, max(c.block, c.limit/4))
+		if lim := c.limitLocked(); lim > 0 { // a quarter of the cache at most, as for readAhead
+			n = min(n, max(c.block, lim/4))
 		}
 		todo := c.spansLocked(obj, size, off/c.block, (min(off+n, size)-1)/c.block)
 		c.mu.Unlock()
@@ -1114,13 +1194,37 @@ type CacheInfo struct {
 	Hits    int64  `json:"hits"`
 	Misses  int64  `json:"misses"`
 	Fetched int64  `json:"fetched_bytes"`
+	// DiskLimit, when set, is below Limit: what the file system of Dir
+	// can hold of the cache (its free space and what the cache uses, less
+	// a margin). It is the limit in force.
+	DiskLimit int64 `json:"disk_limit_bytes,omitempty"`
+	// StoreFailed counts the blocks that could not be written to Dir
+	// (each is fetched again when read); StoreError says why the last
+	// one could not. DiskFull: the last write failed for want of space.
+	StoreFailed int64  `json:"store_failed_blocks,omitempty"`
+	StoreError  string `json:"store_error,omitempty"`
+	DiskFull    bool   `json:"disk_full,omitempty"`
+}
+
+// InForce is the limit the cache keeps to: Limit, or DiskLimit when the
+// file system holds less.
+func (i CacheInfo) InForce() int64 {
+	if i.DiskLimit > 0 && i.DiskLimit < i.Limit {
+		return i.DiskLimit
+	}
+	return i.Limit
 }
 
 // Info returns the cache's figures.
 func (c *DiskCache) Info() CacheInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return CacheInfo{Dir: c.dir, Limit: c.limit, Used: c.used, Blocks: c.lru.Len(), Hits: c.hits, Misses: c.misses, Fetched: c.fetched}
+	i := CacheInfo{Dir: c.dir, Limit: c.limit, Used: c.used, Blocks: c.lru.Len(), Hits: c.hits, Misses: c.misses, Fetched: c.fetched,
+		StoreFailed: c.storeFailed, StoreError: c.storeErr, DiskFull: c.diskFull}
+	if c.room >= 0 {
+		i.DiskLimit = max(c.room, 1) // 0 would read as "no cap"
+	}
+	return i
 }
 
 // SetLimit changes the bound and evicts down to it.
@@ -1128,6 +1232,7 @@ func (c *DiskCache) SetLimit(limit int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.limit = limit
+	c.measureRoomLocked()
 	c.evictLocked()
 }
 
@@ -1188,7 +1293,7 @@ func (c *DiskCache) Put(ctx context.Context, name string, data []byte) error {
 func (c *DiskCache) Keep(name string, data []byte) {
 	size := int64(len(data))
 	c.mu.Lock()
-	fits := size <= c.limit
+	fits := size <= c.limitLocked()
 	c.mu.Unlock()
 	if !fits {
 		return

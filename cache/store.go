@@ -924,7 +924,7 @@ const WarmWindow = 64 << 20
 // file read through a small cache was fetched five times over).
 func (s *Store) WarmWindow() int64 {
 	if c, ok := s.obj.(interface{ Info() CacheInfo }); ok {
-		if lim := c.Info().Limit; lim > 0 {
+		if lim := c.Info().InForce(); lim > 0 {
 			if lim/4 < DefaultBlockSize {
 				return 0 // the disk cache's own read-ahead, of one block, is all it keeps
 			}
