@@ -28,7 +28,11 @@ type remote struct {
 }
 
 // packWait is how long a read over S3 waits for a pack that another
-// workstation's version names but its upload queue has not put yet.
+// workstation's version names but its upload queue has not put yet: set
+// for a shared catalog in the mount daemon, and in the CLI, which may read
+// what the daemon of its own machine has not uploaded yet. The store waits
+// once per pack (cache.PackGaveUpFor), and not for versions saved more
+// than cache.PackUploadWindow ago.
 const packWait = 30 * time.Second
 
 type backendOptions struct {
