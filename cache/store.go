@@ -820,7 +820,7 @@ func (s *Store) ReadChunk(ctx context.Context, c Chunk, dst []byte) ([]byte, err
 		out, err := decodeChunk(dst, obj, c.Digest)
 		inv, ok := s.obj.(invalidator)
 		if err == nil || attempt > 0 || !ok || !errors.Is(err, ErrCorrupt) {
-			return out, err
+			return out, storageCorrupt(c, err)
 		}
 		inv.Invalidate(packName(c.Pack), c.Off, c.Len)
 	}
@@ -857,7 +857,7 @@ func (s *Store) ReadChunkInto(ctx context.Context, c Chunk, dst []byte) error {
 		err := storage.NotEOF(s.awaitPack(ctx, c.Pack, func() error { return readChunkInto(ctx, rr, c, dst) }))
 		inv, ok := s.obj.(invalidator)
 		if err == nil || attempt > 0 || !ok || !errors.Is(err, ErrCorrupt) {
-			return err
+			return storageCorrupt(c, err)
 		}
 		inv.Invalidate(packName(c.Pack), c.Off, c.Len)
 	}

@@ -55,3 +55,51 @@ func TestS3LostPackFailsAtOnce(t *testing.T) {
 		t.Errorf("the mount's log does not name the version and the pack %s:\n%s", id, log)
 	}
 }
+
+// TestS3CorruptPackBlamesStorage: a pack damaged in the bucket made reads
+// fail with "cache: corrupt object", which blamed the local cache for
+// bytes that came fresh from S3 (the cache drops what fails verification
+// and fetches it again), and the log named only a chunk. It says the copy
+// in storage is corrupt now, with the version and the pack.
+func TestS3CorruptPackBlamesStorage(t *testing.T) {
+	e := newS3Env(t)
+	ctx := context.Background()
+	e.ok("save", e.file("bad.bin", randomBytes(t, 1<<20)), "--key", "d/bad.bin")
+	raw, err := s3b.Open(ctx, e.srv.Config(e.bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packs []string
+	raw.List(ctx, "lab/packs/", func(i storage.Info) error { packs = append(packs, i.Name); return nil })
+	if len(packs) != 1 {
+		t.Fatalf("packs: %v", packs)
+	}
+	b, err := raw.Get(ctx, packs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 100; i < 64<<10; i += 512 { // the file's first chunk, not the manifest at the end
+		b[i] ^= 0xff
+	}
+	if err := raw.Put(ctx, packs[0], b); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("cache", "clear")
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	f, err := os.Open(filepath.Join(mnt, "d", "bad.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(make([]byte, 4096), 0); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read of a corrupt pack: %v, want EIO", err)
+	}
+	log := e.daemonLog()
+	id := filepath.Base(packs[0])
+	if !strings.Contains(log, "d/bad.bin@v1") || !strings.Contains(log, id) || !strings.Contains(log, "the copy in storage is corrupt") {
+		t.Errorf("the mount's log does not say the copy in storage of pack %s of d/bad.bin@v1 is corrupt:\n%s", id, log)
+	}
+	if strings.Contains(log, "cache: corrupt") {
+		t.Errorf("the mount's log blames the cache:\n%s", log)
+	}
+}
