@@ -67,6 +67,9 @@ type DiskCache struct {
 	sized   map[string]bool                    // objects whose size file is written (sizePath)
 	streams map[string]*stream                 // object name → sequential reader state
 	pending map[string]*blockCall              // blocks being fetched, by blockKey
+	// rechecked: when a read past the end of an object last had its size
+	// checked against the storage (sizeFor).
+	rechecked map[string]time.Time
 	// unstored: fetched blocks whose file could not be written, by
 	// blockKey, until one is; Settle reports them.
 	unstored map[string]error
@@ -157,7 +160,7 @@ func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCach
 		b: b, dir: dir, block: o.BlockSize, log: o.Logger, keep: o.KeepWrites, keepRecent: o.KeepRecent, ahead: make(chan struct{}, o.ReadAhead),
 		files: storage.NewOpenFiles(64), pool: newSpanPool(spanBuffers, int(maxSpan*o.BlockSize+o.BlockSize/4)),
 		limit: o.Limit, lru: list.New(), objects: map[string]map[int64]*list.Element{},
-		sizes: map[string]int64{}, sized: map[string]bool{}, streams: map[string]*stream{}, pending: map[string]*blockCall{},
+		sizes: map[string]int64{}, sized: map[string]bool{}, streams: map[string]*stream{}, pending: map[string]*blockCall{}, rechecked: map[string]time.Time{},
 		unstored: map[string]error{}, room: -1,
 	}
 	c.bgctx, c.stop = context.WithCancel(context.Background())
@@ -386,18 +389,75 @@ func (c *DiskCache) size(ctx context.Context, name string) (int64, error) {
 	return v.(int64), err
 }
 
+// sizeFor returns the object's size, which a read of n bytes at off needs. A
+// cached size (its size file outlives the process) that ends before end
+// is checked against the storage once (sizeRecheck): a pack truncated in
+// the bucket and restored left its short size in the cache, and every
+// read of its end failed "past the end" across restarts until the cache
+// was cleared. A size that changed drops the object's cached blocks.
+func (c *DiskCache) sizeFor(ctx context.Context, name string, off, n int64) (int64, error) {
+	end := off + n
+	size, err := c.size(ctx, name)
+	if err != nil || end <= size {
+		return size, err
+	}
+	c.mu.Lock()
+	last, checked := c.rechecked[name]
+	due := !checked || time.Since(last) > sizeRecheck
+	if due {
+		if len(c.rechecked) > 1024 {
+			clear(c.rechecked)
+		}
+		c.rechecked[name] = time.Now()
+	}
+	c.mu.Unlock()
+	if due && c.b != nil {
+		info, err := c.b.Stat(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		if info.Size != size {
+			c.log.Warn("cache: an object's size in storage is not the one cached: its cached blocks are dropped", "name", name, "cached", size, "stored", info.Size)
+			c.resized(name, info.Size)
+			size = info.Size
+		}
+	}
+	if end > size {
+		return 0, fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, size)
+	}
+	return size, nil
+}
+
+// sizeRecheck is how often a read past the end of an object has its size
+// checked against the storage.
+const sizeRecheck = time.Minute
+
+// resized drops what the cache holds of an object whose size in storage
+// is not the one it knew, and notes the new one.
+func (c *DiskCache) resized(name string, size int64) {
+	obj := objHash(name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.streams, name)
+	for _, el := range c.objects[obj] {
+		if el.Value.(*block).pins == 0 {
+			c.removeLocked(el)
+		}
+	}
+	delete(c.sized, obj)
+	os.Remove(c.sizePath(obj))
+	c.sizes[name] = size
+}
+
 // GetRange serves n bytes at off from cached blocks, fetching the missing
 // ones, and reads ahead when the object is being read front to back.
 func (c *DiskCache) GetRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
 	if n <= 0 || off < 0 {
 		return c.b.GetRange(ctx, name, off, n)
 	}
-	size, err := c.size(ctx, name)
+	size, err := c.sizeFor(ctx, name, off, n)
 	if err != nil {
 		return nil, err
-	}
-	if off+n > size {
-		return nil, fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, size)
 	}
 	out := make([]byte, n)
 	if err := c.readRange(ctx, name, size, off, [][]byte{out}); err != nil {
@@ -418,12 +478,12 @@ func (c *DiskCache) ReadRange(ctx context.Context, name string, off int64, bufs 
 	if n == 0 {
 		return nil
 	}
-	size, err := c.size(ctx, name)
+	if off < 0 {
+		return fmt.Errorf("storage: get %s: range %d+%d before the start", name, off, n)
+	}
+	size, err := c.sizeFor(ctx, name, off, n)
 	if err != nil {
 		return err
-	}
-	if off < 0 || off+n > size {
-		return fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, size)
 	}
 	return c.readRange(ctx, name, size, off, bufs)
 }
