@@ -396,33 +396,39 @@ func (c *DiskCache) size(ctx context.Context, name string) (int64, error) {
 // read of its end failed "past the end" across restarts until the cache
 // was cleared. A size that changed drops the object's cached blocks.
 func (c *DiskCache) sizeFor(ctx context.Context, name string, off, n int64) (int64, error) {
-	end := off + n
 	size, err := c.size(ctx, name)
-	if err != nil || end <= size {
+	if err != nil || off+n <= size || c.b == nil {
 		return size, err
 	}
-	c.mu.Lock()
-	last, checked := c.rechecked[name]
-	due := !checked || time.Since(last) > sizeRecheck
-	if due {
-		if len(c.rechecked) > 1024 {
-			clear(c.rechecked)
+	// Concurrent readers of the object wait for one check.
+	v, err, _ := c.flight.Do("recheck\x00"+name, func() (any, error) {
+		c.mu.Lock()
+		last, checked := c.rechecked[name]
+		due := !checked || time.Since(last) > sizeRecheck
+		if due {
+			if len(c.rechecked) > 1024 {
+				clear(c.rechecked)
+			}
+			c.rechecked[name] = time.Now()
 		}
-		c.rechecked[name] = time.Now()
-	}
-	c.mu.Unlock()
-	if due && c.b != nil {
+		c.mu.Unlock()
+		if !due { // checked a moment ago: what it found
+			return c.size(ctx, name)
+		}
 		info, err := c.b.Stat(ctx, name)
 		if err != nil {
-			return 0, err
+			return int64(0), err
 		}
 		if info.Size != size {
 			c.log.Warn("cache: an object's size in storage is not the one cached: its cached blocks are dropped", "name", name, "cached", size, "stored", info.Size)
 			c.resized(name, info.Size)
-			size = info.Size
 		}
+		return info.Size, nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	if end > size {
+	if size = v.(int64); off+n > size {
 		return 0, fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, size)
 	}
 	return size, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -101,5 +102,53 @@ func TestS3CorruptPackBlamesStorage(t *testing.T) {
 	}
 	if strings.Contains(log, "cache: corrupt") {
 		t.Errorf("the mount's log blames the cache:\n%s", log)
+	}
+}
+
+// TestS3RestoredPackReadsAgain: the cache keeps an object's size in a
+// file beside its blocks, trusted forever: after a pack was truncated in
+// the bucket (and read so), then restored, every read of its end failed
+// "range X past the end (N bytes)", across restarts, until `lamina cache
+// clear`. A read past the end of a cached size checks the size in storage
+// once now.
+func TestS3RestoredPackReadsAgain(t *testing.T) {
+	e := newS3Env(t)
+	ctx := context.Background()
+	data := randomBytes(t, 24<<20) // a full pack, and the rest with the manifest
+	e.ok("save", e.file("a.bin", data), "--key", "d/a.bin")
+	raw, err := s3b.Open(ctx, e.srv.Config(e.bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var big storage.Info
+	raw.List(ctx, "lab/packs/", func(i storage.Info) error {
+		if i.Size > big.Size {
+			big = i
+		}
+		return nil
+	})
+	if big.Size < 16<<20 {
+		t.Fatalf("no full pack: %+v", big)
+	}
+	b, err := raw.Get(ctx, big.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Put(ctx, big.Name, b[:6<<20]); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("cache", "clear")
+	out := filepath.Join(e.dir, "out.bin")
+	if _, errs, err := e.run("get", "d/a.bin", "-o", out); err == nil || !strings.Contains(errs, "past the end") {
+		t.Fatalf("get of a truncated pack: %v\n%s", err, errs)
+	}
+	if err := raw.Put(ctx, big.Name, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, err := e.run("get", "d/a.bin", "-o", out); err != nil {
+		t.Fatalf("get once the pack is restored: %v\n%s", err, errs)
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get once the pack is restored: %v", err)
 	}
 }
