@@ -111,8 +111,14 @@ func (s *Store) SetPackUploads(n int) {
 // stalled every READ of its file for d, and the kernel retries failed
 // READs: 6 minutes for a 200 MiB file). Nor is a pack of a version saved
 // more than PackUploadWindow ago waited for (WithVersion): its upload
-// would have been done long before.
-func (s *Store) SetPackWait(d time.Duration) { s.packWait = d }
+// would have been done long before. Setting it forgets the packs waited
+// for in vain.
+func (s *Store) SetPackWait(d time.Duration) {
+	s.packWait = d
+	s.gaveUpMu.Lock()
+	clear(s.gaveUp)
+	s.gaveUpMu.Unlock()
+}
 
 // PackGaveUpFor is how long reads of a pack that a read waited for in vain
 // fail at once.
