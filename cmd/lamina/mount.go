@@ -405,7 +405,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		// daemon reads what it staged itself, and the CLI uploads before
 		// it commits. A pack missing there is lost; waiting for it held
 		// every READ of its file (backend.go).
-		store.SetPackWait(packWait)
+		store.SetPackWait(packWait())
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		go limitMemory(c.Context, daemonMemLimit) // memlimit.go

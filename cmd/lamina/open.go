@@ -95,7 +95,7 @@ func openSettings(ctx context.Context, s instance.Settings, check, fresh bool) (
 	}
 	in := instance.New(s, cat, b, store)
 	if rem != nil {
-		store.SetPackWait(packWait) // backend.go
+		store.SetPackWait(packWait()) // backend.go
 		in.OnClose(func() error {
 			// Uploads an earlier run left behind go now, while the CLI
 			// has the queue open; what cannot go stays staged. A server
