@@ -10,8 +10,10 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 	"github.com/lamina-bio/lamina/storage"
 	s3b "github.com/lamina-bio/lamina/storage/s3"
+	"github.com/lamina-bio/lamina/storage/s3/s3test"
 )
 
 // TestS3LostPackFailsAtOnce: with a catalog file no other workstation
@@ -150,5 +152,62 @@ func TestS3RestoredPackReadsAgain(t *testing.T) {
 	}
 	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("get once the pack is restored: %v", err)
+	}
+}
+
+// TestTeamLostPackWaitedForOnce: on a shared catalog a read waits for a
+// pack another workstation has not uploaded yet; when the pack is lost
+// instead, every READ of the file waited the whole wait (30 s), and the
+// kernel retries failed READs: 6 minutes for a 200 MiB file. The first
+// read waits; the next ones of that pack fail at once.
+func TestTeamLostPackWaitedForOnce(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	proxy, via := s3test.NewProxy(t, srv)
+	db := pgtest.URL(t)
+	a, b := workstation(t, "ana", srv), workstation(t, "ben", srv)
+	a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", via.Endpoint, "--region", "us-east-1", "--path-style", "--db", db, "--name", "lab")
+	b.ok("connect", "lab", "--db", db)
+	b.env = append(b.env, "LAMINA_PACK_WAIT=2s")
+	// Three packs: the two full ones, lost below, hold the file's start;
+	// the last holds its end and the manifest.
+	a.ok("save", a.file("lost.bin", randomBytes(t, 40<<20)), "--key", "d/lost.bin")
+	raw, err := s3b.Open(ctx, srv.Config(bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packs []storage.Info
+	raw.List(ctx, "lab/packs/", func(i storage.Info) error { packs = append(packs, i); return nil })
+	if len(packs) != 3 {
+		t.Fatalf("packs: %v", packs)
+	}
+	for _, p := range packs {
+		if p.Size >= 16<<20 {
+			if err := raw.Delete(ctx, p.Name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mb := filepath.Join(b.dir, "mnt")
+	b.mount(mb)
+	f, err := os.Open(filepath.Join(mb, "d", "lost.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Reads of the file's first chunks: one pack (a batch of chunks, ~4
+	// MiB, goes into one pack).
+	var asked []int
+	for _, off := range []int64{0, 512 << 10, 1 << 20} {
+		n0 := proxy.Requests()
+		if _, err := f.ReadAt(make([]byte, 4096), off); !errors.Is(err, syscall.EIO) {
+			t.Fatalf("read at %d of a lost pack: %v, want EIO", off, err)
+		}
+		asked = append(asked, proxy.Requests()-n0)
+	}
+	t.Logf("requests of each read: %v", asked)
+	if asked[0] < 4 || asked[1] > 4 || asked[2] > 4 {
+		t.Errorf("reads of a lost pack asked storage %v times: want the first to wait for it (several) and the next ones not (one or two, and the kernel's retry)", asked)
 	}
 }
