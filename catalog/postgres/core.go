@@ -476,7 +476,11 @@ func (s *Store) ByUID(ctx context.Context, prefix string) (_ Version, err error)
 	gen, caching := s.look.begin()
 	ctx, end := s.bound(ctx)
 	defer func() { err = end(err) }()
-	v, err := byUID(ctx, s.pool, prefix)
+	var v Version
+	err = s.reread(ctx, func(q querier) (err error) {
+		v, err = byUID(ctx, q, prefix)
+		return err
+	})
 	if err == nil && whole && caching && v.UID == prefix {
 		s.look.putUID(gen, cloneVersion(v))
 	}
@@ -510,7 +514,9 @@ func (s *Store) ByKey(ctx context.Context, key string, n int) (_ Version, err er
 func (s *Store) byKey(ctx context.Context, key string, n int) (Version, error) {
 	var versions, latest int
 	var raw []byte
-	err := s.pool.QueryRow(ctx, byKeySQL, key, n).Scan(&versions, &latest, &raw)
+	err := s.reread(ctx, func(q querier) error {
+		return q.QueryRow(ctx, byKeySQL, key, n).Scan(&versions, &latest, &raw)
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return Version{}, errorf(ErrNotFound, "no artifact has key %q", key)
@@ -535,6 +541,7 @@ func (s *Store) byKey(ctx context.Context, key string, n int) (Version, error) {
 func (s *Store) Versions(ctx context.Context, key string, trash bool) ([]Version, error) {
 	var out []Version
 	err := s.read(ctx, func(tx pgx.Tx) error {
+		out = nil
 		a, err := artifactByKey(ctx, tx, key)
 		if err != nil {
 			return err
@@ -565,7 +572,11 @@ func (s *Store) List(ctx context.Context, q catalog.Query) ([]Version, error) {
 	if q.Limit > 0 {
 		sql += fmt.Sprintf(` LIMIT %d`, q.Limit)
 	}
-	out, err := collectVersions(s.pool.Query(ctx, sql, args...))
+	var out []Version
+	err := s.reread(ctx, func(q querier) (err error) {
+		out, err = collectVersions(q.Query(ctx, sql, args...))
+		return err
+	})
 	return out, wrap(err)
 }
 
@@ -869,7 +880,11 @@ func (s *Store) Each(ctx context.Context, fn func(Version) error) error {
 	// no transaction open.
 	after := ""
 	for {
-		vs, err := collectVersions(s.pool.Query(ctx, `SELECT rec FROM versions WHERE uid > $1 ORDER BY uid LIMIT 1000`, after))
+		var vs []Version
+		err := s.reread(ctx, func(q querier) (err error) {
+			vs, err = collectVersions(q.Query(ctx, `SELECT rec FROM versions WHERE uid > $1 ORDER BY uid LIMIT 1000`, after))
+			return err
+		})
 		if err != nil {
 			return wrap(err)
 		}
@@ -887,16 +902,22 @@ func (s *Store) Each(ctx context.Context, fn func(Version) error) error {
 
 func (s *Store) Counts(ctx context.Context) (catalog.Counts, error) {
 	var c catalog.Counts
-	err := s.pool.QueryRow(ctx, `SELECT
+	err := s.reread(ctx, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM artifacts WHERE latest > 0),
 		count(*) FILTER (WHERE NOT trashed), count(*) FILTER (WHERE trashed),
 		COALESCE(sum((rec->>'size')::bigint), 0)
 		FROM versions`).Scan(&c.Artifacts, &c.Versions, &c.Trashed, &c.Bytes)
+	})
 	return c, wrap(err)
 }
 
 func (s *Store) Outbox(ctx context.Context) ([]Version, error) {
-	out, err := collectVersions(s.pool.Query(ctx, `SELECT v.rec FROM outbox o JOIN versions v USING (uid) ORDER BY o.uid`))
+	var out []Version
+	err := s.reread(ctx, func(q querier) (err error) {
+		out, err = collectVersions(q.Query(ctx, `SELECT v.rec FROM outbox o JOIN versions v USING (uid) ORDER BY o.uid`))
+		return err
+	})
 	return out, wrap(err)
 }
 
@@ -960,8 +981,17 @@ func (s *Store) Children(ctx context.Context, prefix string) (_ catalog.Dir, err
 	return d, err
 }
 
-func (s *Store) children(ctx context.Context, prefix string) (catalog.Dir, error) {
-	rows, err := s.pool.Query(ctx, childrenSQL, prefix, upper(prefix), utf8.RuneCountInString(prefix)+1)
+func (s *Store) children(ctx context.Context, prefix string) (d catalog.Dir, err error) {
+	err = s.reread(ctx, func(q querier) (err error) {
+		rows, err := q.Query(ctx, childrenSQL, prefix, upper(prefix), utf8.RuneCountInString(prefix)+1)
+		d, err = dirRows(prefix, rows, err)
+		return err
+	})
+	return d, err
+}
+
+// dirRows is the catalog.Dir of prefix that the rows of childrenSQL make.
+func dirRows(prefix string, rows pgx.Rows, err error) (catalog.Dir, error) {
 	if err != nil {
 		return catalog.Dir{}, wrap(err)
 	}
