@@ -114,6 +114,33 @@ func (c *viewCache) dropMembersOf(keys []string) []*collTree {
 	return out
 }
 
+// dropUnder drops the trees that show a version under one of the
+// folders (keys without "/") and returns them.
+func (c *viewCache) dropUnder(folders []string) []*collTree {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*collTree
+	for id, t := range c.trees {
+		if t.holdsUnder(folders) {
+			delete(c.trees, id)
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// holdsUnder reports whether t shows a version under one of folders.
+func (t *collTree) holdsUnder(folders []string) bool {
+	for _, f := range folders {
+		for prefix := range t.dirs {
+			if strings.HasPrefix(prefix, f+"/") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (t *collTree) holdsAny(keys []string) bool {
 	for _, k := range keys {
 		prefix, name := "", k
@@ -490,7 +517,27 @@ func (m *Mount) collectionsChanged(names []string) {
 // keys (deleted for good, it is no member any more) and the kernel's
 // entries of those collections, so that the view looks them up afresh.
 func (m *Mount) membersChanged(keys []string) {
+	m.treesDropped(m.ns.views.dropMembersOf(keys))
+}
+
+// renamedMembers is written for a rename in this mount of the files keys,
+// or of the folders: the collection trees that show a version there go,
+// as they lay out their versions by key (other mounts learn of it by
+// changed: membersChanged). The kernel is told from another goroutine,
+// not the FUSE request's.
+func (m *Mount) renamedMembers(keys, folders []string) {
 	trees := m.ns.views.dropMembersOf(keys)
+	if len(folders) > 0 {
+		trees = append(trees, m.ns.views.dropUnder(folders)...)
+	}
+	if len(trees) > 0 {
+		go m.treesDropped(trees)
+	}
+}
+
+// treesDropped drops the kernel's entries of the collections whose trees
+// were dropped, so that the view looks them up afresh.
+func (m *Mount) treesDropped(trees []*collTree) {
 	if len(trees) == 0 {
 		return
 	}
