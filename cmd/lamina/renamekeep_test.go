@@ -114,3 +114,50 @@ func renameKeepsReferenced(t *testing.T, e *mntEnv) {
 		t.Fatalf("restored s/u.csv lost its annotation:\n%s", out)
 	}
 }
+
+// The collection view of the mount that renames a member, a file or the
+// folder above it, shows the new name at once. It kept the old one until a
+// remount: only other mounts' changes dropped the trees it had read.
+// Both catalogs.
+func TestCollectionViewFollowsOwnRename(t *testing.T) {
+	t.Run("bbolt", func(t *testing.T) { viewFollowsRename(t, newMntEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		db := pgtest.URL(t)
+		e := workstationEnv(t, "ana")
+		e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--db", db, "--name", "lab")
+		viewFollowsRename(t, e)
+	})
+}
+
+func viewFollowsRename(t *testing.T, e *mntEnv) {
+	e.ok("save", e.file("x.csv", []byte("a\n1\n")), "--key", "s/x.csv")
+	e.ok("save", e.file("o.csv", []byte("a\n2\n")), "--key", "s/o.csv")
+	e.ok("collection", "create", "keep", "s/x.csv", "s/o.csv")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	view := filepath.Join(mnt, ".lamina/collections/keep")
+	if got := lsNames(t, filepath.Join(view, "s")); !slices.Equal(got, []string{"o.csv", "x.csv"}) {
+		t.Fatalf("the view before the renames: %v", got)
+	}
+	mustRead(t, filepath.Join(view, "s/x.csv"))
+
+	if err := os.Rename(filepath.Join(mnt, "s/x.csv"), filepath.Join(mnt, "s/y.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if got := lsNames(t, filepath.Join(view, "s")); !slices.Equal(got, []string{"o.csv", "y.csv"}) {
+		t.Fatalf("the view after mv s/x.csv s/y.csv: %v", got)
+	}
+	if got := string(mustRead(t, filepath.Join(view, "s/y.csv"))); got != "a\n1\n" {
+		t.Fatalf("s/y.csv in the view: %q", got)
+	}
+
+	if err := os.Rename(filepath.Join(mnt, "s"), filepath.Join(mnt, "t")); err != nil {
+		t.Fatal(err)
+	}
+	if got := lsNames(t, view); !slices.Equal(got, []string{"t"}) {
+		t.Fatalf("the view after mv s t: %v", got)
+	}
+	if got := lsNames(t, filepath.Join(view, "t")); !slices.Equal(got, []string{"o.csv", "y.csv"}) {
+		t.Fatalf("t/ in the view after mv s t: %v", got)
+	}
+}
