@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -513,6 +514,47 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			}
 			if vs, err := c.PurgeTrashed(ctx, key, ""); err != nil || len(vs) != 1 {
 				t.Fatalf("PurgeTrashed of %s = %v, %v", key, vs, err)
+			}
+		}
+	})
+	// An annotate or a collection's save racing the purge of a temporary:
+	// either it lands first and the purge keeps the version
+	// (ErrReferenced), or the purge does and it finds no version. Never
+	// both: the check and the purge are one transaction, and PostgreSQL's
+	// annotate and SaveCollection lock the version's row, which the purge
+	// locks before its check.
+	t.Run("PurgeUnreferencedRacesReferences", func(t *testing.T) {
+		c := open(t)
+		if _, err := c.CreateFeature(ctx, catalog.Feature{Name: "cell_type", Dtype: "str"}); err != nil {
+			t.Fatal(err)
+		}
+		refer := []func(uid string) error{
+			func(uid string) error {
+				_, err := c.Annotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type": {"monocyte"}}})
+				return err
+			},
+			func(uid string) error {
+				_, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "race", Members: []string{uid}})
+				return err
+			},
+		}
+		for i := range 30 {
+			key := fmt.Sprintf("race/t%d", i)
+			v := save1(t, c, NV(key, fmt.Sprintf("temporary %d", i)))
+			if _, err := c.Trash(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			var refErr, purgeErr error
+			var wg sync.WaitGroup
+			wg.Go(func() { refErr = refer[i%len(refer)](v.UID) })
+			wg.Go(func() { _, purgeErr = c.PurgeTrashed(ctx, key, catalog.PurgeUnreferenced) })
+			wg.Wait()
+			_, lookErr := c.ByUID(ctx, v.UID)
+			if purgeErr == nil && !(errors.Is(refErr, catalog.ErrNotFound) && errors.Is(lookErr, catalog.ErrNotFound)) {
+				t.Fatalf("round %d: purged, yet the reference says %v and a look-up %v", i, refErr, lookErr)
+			}
+			if purgeErr != nil && !(errors.Is(purgeErr, catalog.ErrReferenced) && refErr == nil && lookErr == nil) {
+				t.Fatalf("round %d: purge %v, reference %v, look-up %v", i, purgeErr, refErr, lookErr)
 			}
 		}
 	})
