@@ -819,7 +819,7 @@ func (s *Store) Purge(ctx context.Context, key string) ([]Version, error) {
 func (s *Store) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, error) {
 	var out []Version
 	err := s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
-		if kind != "" {
+		if kind != "" && kind != catalog.PurgeUnreferenced {
 			return purgeNode(ctx, tx, key)
 		}
 		a, err := artifactByKey(ctx, tx, key)
@@ -834,6 +834,11 @@ func (s *Store) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, 
 		} else if live {
 			return errorf(catalog.ErrWrittenAgain, "%q was written again since it was trashed: kept", key)
 		}
+		if kind == catalog.PurgeUnreferenced {
+			if err := unreferenced(ctx, tx, key, a.Stem); err != nil {
+				return err
+			}
+		}
 		if out, err = purgeArtifact(ctx, tx, a); err != nil {
 			return err
 		}
@@ -844,6 +849,50 @@ func (s *Store) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, 
 		return nil, err // rolled back: nothing was purged (a tombstone must not name them)
 	}
 	return out, nil
+}
+
+// unreferenced fails with catalog.ErrReferenced if anything refers to a
+// version of stem. The versions' rows are locked first (FOR UPDATE): an
+// annotate (FOR UPDATE), a collection's save and a run's AddInputs (FOR
+// SHARE) that holds one commits before the checks below read (READ
+// COMMITTED: each statement sees what committed before it), and one that
+// comes after waits for the purge and then finds no version.
+func unreferenced(ctx context.Context, tx pgx.Tx, key, stem string) error {
+	vs, err := collectVersions(tx.Query(ctx, `SELECT rec FROM versions WHERE stem = $1 ORDER BY n FOR UPDATE`, stem))
+	if err != nil {
+		return err
+	}
+	refs, err := catalog.References(vs, func(uid string) (catalog.Annotations, error) {
+		return annotations(ctx, tx, uid)
+	}, func(uid string) ([]string, error) {
+		return strings_(ctx, tx, `SELECT run FROM run_inputs WHERE uid = $1 ORDER BY run`, uid)
+	}, func(uids []string) ([]catalog.Collection, error) {
+		rows, err := tx.Query(ctx, `SELECT rec FROM collections WHERE rec->'members' ?| $1 ORDER BY name, version`, uids)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close() // a write transaction's rows end its batch (pipeTx)
+		var out []catalog.Collection
+		for rows.Next() {
+			var raw []byte
+			var c catalog.Collection
+			if err := rows.Scan(&raw); err != nil {
+				return nil, err
+			}
+			if err := json.Unmarshal(raw, &c); err != nil {
+				return nil, errorf(catalog.ErrSchema, "catalog: collection record: %v", err)
+			}
+			out = append(out, c)
+		}
+		return out, rows.Err()
+	})
+	if err != nil {
+		return err
+	}
+	if len(refs) > 0 {
+		return catalog.ReferencedError(key, refs)
+	}
+	return nil
 }
 
 // purgeNode drops the folder or link in the trash at key.

@@ -133,6 +133,11 @@ func (s *Store) AddInputs(ctx context.Context, run string, uids []string) error 
 		} else if !ok {
 			return errorf(ErrNotFound, "no run %q", run)
 		}
+		// FOR SHARE: a purge of a temporary (PurgeTrashed,
+		// PurgeUnreferenced) waits for this commit and then sees the input.
+		if _, err := tx.Exec(ctx, `SELECT uid FROM versions WHERE uid = ANY($1) FOR SHARE`, uids); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO run_inputs (run, uid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, run, uids)
 		return err
 	})
