@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io/fs"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lamina-bio/lamina/instance"
 )
 
 // TestS3CLILeavesTheMountsCacheAlone: with `cache limit 5MB` saved and a
@@ -85,5 +88,40 @@ func TestS3CLILeavesTheMountsCacheAlone(t *testing.T) {
 	}
 	if !bytes.Equal(mustRead(t, filepath.Join(mnt, "x.bin")), x) {
 		t.Fatal("read through the mount after the get")
+	}
+}
+
+// TestS3PrefetchThroughTheMountKeepsItsVersion: `cache prefetch KEY`
+// through the mount daemon looked KEY's latest version up again for every
+// 64 MiB batch, so a version saved between two batches had the rest
+// fetched from it, and the report named it. The first batch resolves the
+// version; the next name it by its uid.
+func TestS3PrefetchThroughTheMountKeepsItsVersion(t *testing.T) {
+	e := newS3Env(t)
+	const size = 80 << 20 // two batches (prefetchBatchBytes)
+	e.ok("save", e.file("a.bin", randomBytes(t, size)), "--key", "a.bin")
+	e.ok("cache", "clear")
+	e.mountS3(filepath.Join(e.dir, "mnt"))
+	dirs := instance.Dirs{Config: filepath.Join(e.dir, "cfg", "lamina"), Data: filepath.Join(e.dir, "data", "lamina"),
+		Cache: filepath.Join(e.dir, "cache", "lamina"), Runtime: filepath.Join(e.dir, "run", "lamina")}
+	s, err := dirs.Load("s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := 0
+	r, ok, err := prefetchInDaemon(context.Background(), dirs, s, "a.bin", func(r prefetchReport) {
+		batches++
+		if batches == 1 { // a new version between the first batch and the next
+			e.ok("save", e.file("a2.bin", randomBytes(t, 70<<20)), "--key", "a.bin")
+		}
+	})
+	if !ok || err != nil {
+		t.Fatalf("prefetch through the daemon: answered %v, %v", ok, err)
+	}
+	if batches == 0 {
+		t.Fatal("the prefetch went in one batch")
+	}
+	if r.Version != 1 || r.Bytes != size || r.Done != size {
+		t.Errorf("a prefetch of a.bin@v1 with v2 saved after its first batch ended as v%d, %d of %d bytes", r.Version, r.Done, r.Bytes)
 	}
 }
