@@ -101,7 +101,10 @@ func nudgeDaemon(s instance.Settings) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if st, err := readState(dirs, s.Name); err == nil && stoppedState(processState(st.PID)) {
+		return // stopped (SIGSTOP): it would answer nothing; it counts them when asked next
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
 	if err != nil {
