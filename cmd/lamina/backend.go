@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/storage"
 	"github.com/lamina-bio/lamina/storage/retry"
@@ -34,6 +35,7 @@ const packWait = 30 * time.Second
 type backendOptions struct {
 	syncUpload bool  // Sync waits for the uploads (the CLI; mount --sync-upload)
 	keep       bool  // what is uploaded stays in the block cache (the mount)
+	own        bool  // the mount daemon: its cache alone evicts, under its limit
 	check      bool  // the bucket must answer now (init, connect, mount)
 	cacheSize  int64 // overrides the settings when > 0
 	log        *slog.Logger
@@ -67,7 +69,15 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 	if o.cacheSize > 0 {
 		size = o.cacheSize
 	}
-	disk, err := cache.OpenDiskCache(up, s.CacheDir, cache.DiskCacheOptions{Limit: size, Logger: o.log, KeepRecent: cache.KeepRecentForReads})
+	// One cache, one limit, one owner: while a mount daemon runs, its
+	// cache owns the folder and evicts under its limit (mount
+	// --cache-size, cache limit); a CLI command's cache only adds the
+	// blocks it fetches and tells the daemon, which counts them.
+	do := cache.DiskCacheOptions{Limit: size, Logger: o.log, KeepRecent: cache.KeepRecentForReads, Own: o.own}
+	if !o.own {
+		do.Nudge = func() { nudgeDaemon(s) }
+	}
+	disk, err := cache.OpenDiskCache(up, s.CacheDir, do)
 	if err != nil {
 		up.Close()
 		return nil, nil, err
@@ -81,6 +91,27 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 		up.OnUploaded(disk.Keep)
 	}
 	return disk, &remote{raw: raw, retry: rb, disk: disk, up: up}, nil
+}
+
+// nudgeDaemon asks the instance's mount daemon, if one answers, to count
+// the blocks this process put in the cache folder and evict down to its
+// limit: any cache call does (mount.go rescans before each).
+func nudgeDaemon(s instance.Settings) {
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		return
+	}
+	if st, err := readState(dirs, s.Name); err == nil && stoppedState(processState(st.PID)) {
+		return // stopped (SIGSTOP): it would answer nothing; it counts them when asked next
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	cl.Cache(ctx, catalogrpc.CacheArgs{Op: "info"})
 }
 
 // serverAway says whether err means the S3 server cannot serve now: not

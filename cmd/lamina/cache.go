@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -210,7 +209,9 @@ func cmdCache() *cli.Command {
 					// reads what the CLI fetched.
 					if _, up := liveMount(dirs, s); up {
 						for _, spec := range specs {
-							r, ok, err := prefetchInDaemon(c, dirs, s, spec, c.App.ErrWriter)
+							r, ok, err := prefetchInDaemon(c.Context, dirs, s, spec, func(r prefetchReport) {
+								fmt.Fprintf(c.App.ErrWriter, "%s@v%d: %s of %s fetched (through the mount daemon)\n", r.Key, r.Version, humanBytes(r.Done), humanBytes(r.Bytes))
+							})
 							if !ok {
 								break // gone meanwhile: below, in this process
 							}
@@ -283,12 +284,16 @@ const prefetchBatchBytes = 64 << 20
 type prefetchReport struct {
 	Key     string `json:"key"`
 	Version int    `json:"version"`
-	Chunks  int    `json:"chunks"` // of the whole version
-	Bytes   int64  `json:"bytes"`  // of the whole version
-	Next    int    `json:"next"`   // first chunk of the next batch; Chunks when done
-	Done    int64  `json:"done"`   // bytes of the chunks before Next
-	Limit   int64  `json:"limit"`  // the daemon's cache limit
-	Used    int64  `json:"used"`
+	// UID is the version's: the CLI asks for the next batches by it, so
+	// that a version saved meanwhile does not change what is fetched (each
+	// batch looked up the latest again). A daemon before it says none.
+	UID    string `json:"uid,omitempty"`
+	Chunks int    `json:"chunks"` // of the whole version
+	Bytes  int64  `json:"bytes"`  // of the whole version
+	Next   int    `json:"next"`   // first chunk of the next batch; Chunks when done
+	Done   int64  `json:"done"`   // bytes of the chunks before Next
+	Limit  int64  `json:"limit"`  // the daemon's cache limit
+	Used   int64  `json:"used"`
 }
 
 // prefetchBatch runs in a mount daemon: it fetches, into the daemon's own
@@ -310,7 +315,7 @@ func prefetchBatch(in *instance.Instance, disk *cache.DiskCache, a catalogrpc.Ca
 	for _, f := range m.Files {
 		all = append(all, f.Chunks...)
 	}
-	r.Key, r.Version, r.Chunks = v.Key, v.Version, len(all)
+	r.Key, r.Version, r.UID, r.Chunks = v.Key, v.Version, v.UID, len(all)
 	for i, ch := range all {
 		r.Bytes += ch.Size
 		if i < a.From {
@@ -336,10 +341,11 @@ func prefetchBatch(in *instance.Instance, disk *cache.DiskCache, a catalogrpc.Ca
 }
 
 // prefetchInDaemon fetches spec into the cache of the instance's mount
-// daemon, a batch at a time, showing progress on w; ok is false when no
-// daemon answers.
-func prefetchInDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, spec string, w io.Writer) (r prefetchReport, ok bool, err error) {
-	dctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+// daemon, a batch at a time, calling progress after each but the last;
+// ok is false when no daemon answers. The version is resolved once, by
+// the first batch: the next ones name it by its uid.
+func prefetchInDaemon(ctx context.Context, dirs instance.Dirs, s instance.Settings, spec string, progress func(prefetchReport)) (r prefetchReport, ok bool, err error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	cl, err := catalogrpc.Dial(dctx, dirs.DaemonSocket(s), s.ID)
 	cancel()
 	if err != nil {
@@ -347,8 +353,11 @@ func prefetchInDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, s
 	}
 	defer cl.Close()
 	for {
-		ctx, cancel := context.WithTimeout(c.Context, 10*time.Minute)
-		raw, err := cl.Cache(ctx, catalogrpc.CacheArgs{Op: "prefetch", Spec: spec, From: r.Next})
+		if r.UID != "" {
+			spec = r.UID
+		}
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		raw, err := cl.Cache(bctx, catalogrpc.CacheArgs{Op: "prefetch", Spec: spec, From: r.Next})
 		cancel()
 		if err == nil {
 			err = json.Unmarshal(raw, &r)
@@ -359,7 +368,7 @@ func prefetchInDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, s
 		if r.Next >= r.Chunks {
 			return r, true, nil
 		}
-		fmt.Fprintf(w, "%s@v%d: %s of %s fetched (through the mount daemon)\n", r.Key, r.Version, humanBytes(r.Done), humanBytes(r.Bytes))
+		progress(r)
 	}
 }
 
