@@ -407,7 +407,7 @@ func checkImportStorage(c *cli.Context, f *os.File) error {
 	if len(ex) > 3 {
 		ex = append(ex[:3:3], "…")
 	}
-	msg := fmt.Sprintf("the storage of instance %q (%s) does not hold the data of %d of the %d versions checked (%s): import the export into an instance made on the storage the exported instance used (`lamina init --storage SAME --take-over`)",
+	msg := fmt.Sprintf("the storage of instance %q (%s) does not hold the data of %d of the %d versions checked (%s): import the export into an instance made on the storage the exported instance used (`lamina init --storage SAME --take-over`); if it is that storage, their data may still wait in the upload queue of the machine that saved them (S3: a save whose upload failed): there, `lamina status` shows it and `lamina cache push` uploads its packs, even after a take-over; import again once they are in",
 		s.Name, s.Storage, len(missing), len(sc.sample), strings.Join(ex, ", "))
 	if !c.Bool("force") {
 		return exitf(1, "%s; --force imports anyway (those versions will not read)", msg)
