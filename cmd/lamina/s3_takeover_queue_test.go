@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/storage/s3/s3test"
 )
 
@@ -116,6 +119,86 @@ func takeOverWithQueue(t *testing.T, args []string, refused bool) {
 	b.ok("import-catalog", export)
 	got := filepath.Join(b.dir, "q.out")
 	b.ok("get", "x/q.bin", "-o", got)
+	if !bytes.Equal(mustRead(t, got), data) {
+		t.Fatal("the new owner reads other bytes")
+	}
+}
+
+// A mount whose storage is taken over while its queue holds a pack and a
+// record (PUTs refused) goes on uploading the pack, and holds the record:
+// its queue sits below the owner guard, and uploaded the old catalog's
+// records into the new owner's storage. status says what it keeps, and
+// umount names it instead of promising an upload at the next start.
+func TestS3TakeOverMountQueueHoldsRecords(t *testing.T) {
+	e := newS3Env(t, "LAMINA_RECORDS_EVERY=200ms", "LAMINA_OWNER_CHECK=200ms", "LAMINA_S3_RETRY=2,10ms,500ms")
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	records := e.objects("records/")
+	e.proxy.Only("PUT ")
+	e.proxy.Always(s3test.Status503)
+	data := randomBytes(t, 300<<10)
+	if err := os.WriteFile(filepath.Join(mnt, "m.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	staging := filepath.Join(e.dir, "cache", "lamina", "s3", "uploads")
+	staged := func(prefix string) bool {
+		p, _ := cache.ScanUploads(staging)
+		for _, it := range p.Items {
+			if strings.HasPrefix(it.Name, prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(30 * time.Second); !staged("records/") || !staged("packs/"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the mount did not stage its pack and record")
+		}
+	}
+	export := filepath.Join(e.dir, "s3.jsonl")
+	e.ok("export-catalog", export)
+	b := e.secondHome("b")
+	b.ok("init", "--storage", "s3://"+e.bucket+"/lab", "--name", "tb", "--endpoint", e.srv.Endpoint,
+		"--region", "us-east-1", "--path-style", "--take-over")
+	e.proxy.Always(s3test.None)
+
+	var st []mountStatus
+	for deadline := time.Now().Add(120 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 {
+			t.Fatalf("status: %v", err)
+		}
+		if u := st[0].Uploads; u != nil && u.Objects == 0 && len(u.Held) > 0 {
+			break
+		}
+		if n := e.objects("records/"); n != records {
+			t.Fatalf("%d record objects in the bucket, %d before: the old catalog's record was written after the take-over", n, records)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mount's queue did not upload its pack and hold its record after the take-over: %+v\nbucket: %d packs, %d records (%d before)",
+				st[0].Uploads, e.objects("packs/"), e.objects("records/"), records)
+		}
+	}
+	if u := st[0].Uploads; len(u.Held) != 1 || !strings.HasPrefix(u.Held[0].Name, "records/") {
+		t.Errorf("held: %+v, want the record", u.Held)
+	}
+	if n := e.objects("packs/"); n == 0 {
+		t.Error("the pack is not in the bucket")
+	}
+	if n := e.objects("records/"); n != records {
+		t.Errorf("%d record objects in the bucket, %d before: the old catalog's record was written after the take-over", n, records)
+	}
+	if out := e.ok("status"); !strings.Contains(out, "kept staged, not uploaded") {
+		t.Errorf("status of the taken-over mount says nothing of the record kept:\n%s", out)
+	}
+	out, errs, err := e.run("umount", mnt)
+	if said := out + errs; err != nil || strings.Contains(said, "upload at the next start") || !strings.Contains(said, "records/") || !strings.Contains(said, staging) {
+		t.Errorf("umount of the taken-over mount (%v):\n%s\nwant the record kept and %s named, no upload at the next start", err, said, staging)
+	}
+	if !strings.Contains(e.daemonLog(), "records/") {
+		t.Errorf("the daemon's log does not name the record kept:\n%s", e.daemonLog())
+	}
+	b.ok("import-catalog", export)
+	got := filepath.Join(b.dir, "m.out")
+	b.ok("get", "m.bin", "-o", got)
 	if !bytes.Equal(mustRead(t, got), data) {
 		t.Fatal("the new owner reads other bytes")
 	}

@@ -113,9 +113,18 @@ func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name strin
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if shown {
-		s, _ := dirs.Load(name)
-		if left, _ := cache.ScanUploads(s.UploadDir()); left.Objects > 0 {
+	s, err := dirs.Load(name)
+	if err != nil || !isS3(s) {
+		return nil
+	}
+	if left, _ := cache.ScanUploads(s.UploadDir()); left.Objects > 0 {
+		// After a take-over what is left is what the daemon held (the old
+		// catalog's records): named, whether or not it uploaded first.
+		if o, taken, err := storageTakenBy(ctx, s); err == nil && taken {
+			if !force { // umount --force shows the queue itself (printStagedUploads)
+				fmt.Fprintln(w, queueTakenOver(s, o.Name, left.Items))
+			}
+		} else if shown {
 			fmt.Fprintf(w, "%s stay staged; they upload at the next start (lamina status shows them)\n", describePending(left))
 		}
 	}
@@ -241,6 +250,9 @@ func remoteRows(st mountStatus) [][]string {
 		v := "none pending"
 		if p.Objects > 0 {
 			v = describePending(*p) + fmt.Sprintf(", %d uploading", p.Uploading)
+		}
+		if len(p.Held) > 0 {
+			v += fmt.Sprintf("; %d kept staged, not uploaded: %s", len(p.Held), strings.TrimPrefix(p.HeldWhy, cache.ErrHold.Error()+": "))
 		}
 		rows = append(rows, []string{"uploads", fmt.Sprintf("%s (%d done since the mount)", v, p.Uploaded)})
 	}
