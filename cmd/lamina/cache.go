@@ -76,7 +76,7 @@ func cmdCache() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "cache",
-		Usage: "the local cache of data fetched from S3: info, clear, prefetch, limit",
+		Usage: "the local cache of data fetched from S3: info, clear, prefetch, limit; push uploads what waits in the upload queue",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "info",
