@@ -72,7 +72,9 @@ func takeOverWithQueue(t *testing.T, args []string, refused bool) {
 	}
 	records := e.objects("records/")
 	export := filepath.Join(e.dir, "s3.jsonl")
-	e.ok("export-catalog", export)
+	if _, errs, err := e.run("export-catalog", export); err != nil || !strings.Contains(errs, "1 pack") || !strings.Contains(errs, "cache push") {
+		t.Errorf("export with a pack queued (%v):\n%s\nwant a warning naming the pack queued and cache push", err, errs)
+	}
 
 	b := e.secondHome("b")
 	b.ok("init", "--storage", "s3://"+e.bucket+"/lab", "--name", "tb", "--endpoint", e.srv.Endpoint,
