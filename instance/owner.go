@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/storage"
 	"github.com/lamina-bio/lamina/storage/s3"
@@ -423,6 +424,32 @@ func (in *Instance) CheckStorage(ctx context.Context, claim bool) error {
 			ErrStorageTaken, o.Name, o.Catalog, in.Settings.Storage, o.Since.Format(time.DateOnly), in.Settings.Name, o.Name, o.Name)
 	}
 	return nil
+}
+
+// AddableAfterTakeOver reports whether the object name may still be
+// uploaded to a storage root by the instance that lost it: a pack
+// (packs/<id[:2]>/<id>) or an ontology source or index named by its
+// digest, immutable and written once. Adding one changes nothing the new
+// owner's catalog reads unless it names the object (a version imported
+// from the old catalog, whose pack was still in the old machine's upload
+// queue at the take-over); one no version uses is garbage the new owner's
+// gc deletes after its grace. Records, marks, the ontology registry and
+// the claim are the old catalog's writes: never after a take-over.
+func AddableAfterTakeOver(name string) bool {
+	if cache.IsPackName(name) {
+		return true
+	}
+	rest, ok := strings.CutPrefix(name, ontologyPrefix)
+	if !ok {
+		return false
+	}
+	entity, file, ok := strings.Cut(rest, "/")
+	if !ok || entity == "" || strings.Contains(file, "/") {
+		return false
+	}
+	digest, ext, _ := strings.Cut(file, ".") // <digest>.src, <digest>.v<format>.idx
+	index := strings.HasPrefix(ext, "v") && strings.HasSuffix(ext, ".idx")
+	return (ext == "src" || index) && len(digest) == 64 && strings.Trim(digest, "0123456789abcdef") == ""
 }
 
 // OwnerWatch keeps a long-running writer (the mount daemon) from writing

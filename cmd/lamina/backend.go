@@ -26,6 +26,10 @@ type remote struct {
 	retry *retry.Backend // its Health: does the server answer
 	disk  *cache.DiskCache
 	up    *cache.Uploads
+	// owner is read before the queue uploads an object other than a pack
+	// (queueAllow): once another instance owns the storage, only packs go.
+	owner *instance.OwnerWatch
+	quiet bool // takenOverUploads said what became of the queue
 }
 
 // packWait is how long a read over S3 waits for a pack that another
@@ -61,7 +65,8 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 		return nil, nil, err
 	}
 	rb := retry.New(raw, policy, o.log)
-	up, err := cache.OpenUploads(rb, s.UploadDir(), cache.UploadOptions{SyncUpload: o.syncUpload, Logger: o.log})
+	owner := instance.New(s, nil, rb, nil).WatchOwner(rb, ownerCheckEvery(), nil)
+	up, err := cache.OpenUploads(rb, s.UploadDir(), cache.UploadOptions{SyncUpload: o.syncUpload, Logger: o.log, Allow: queueAllow(owner)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -90,7 +95,31 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 	if o.keep {
 		up.OnUploaded(disk.Keep)
 	}
-	return disk, &remote{raw: raw, retry: rb, disk: disk, up: up}, nil
+	return disk, &remote{raw: raw, retry: rb, disk: disk, up: up, owner: owner}, nil
+}
+
+// queueAllow is the upload queue's check before it uploads a staged
+// object: what may go to storage another instance took over meanwhile.
+// The queue sits below the mount's owner guard (and a CLI command opens it
+// before it reads the owner), so without it the queue wrote whatever it
+// held after a take-over: the old catalog's records too. A pack (and an
+// ontology object named by its digest) goes whoever owns the storage: it
+// is immutable, and the new owner's catalog may name it (imported from an
+// export made while it waited here). Anything else waits for a read of
+// the owner (one GET per such upload: records go once per save, or a
+// minute of a mount) and is held, kept staged, once another owns it.
+func queueAllow(owner *instance.OwnerWatch) func(context.Context, string) error {
+	return func(ctx context.Context, name string) error {
+		if instance.AddableAfterTakeOver(name) {
+			return nil
+		}
+		if err := owner.Check(ctx); errors.Is(err, instance.ErrStorageTaken) {
+			return fmt.Errorf("%w: %w", cache.ErrHold, err)
+		} else if err != nil {
+			return err // not answering: a failed attempt, retried
+		}
+		return nil
+	}
 }
 
 // nudgeDaemon asks the instance's mount daemon, if one answers, to count

@@ -75,7 +75,7 @@ func cmdCache() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "cache",
-		Usage: "the local cache of data fetched from S3: info, clear, prefetch, limit",
+		Usage: "the local cache of data fetched from S3: info, clear, prefetch, limit; push uploads what waits in the upload queue",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "info",
@@ -185,6 +185,17 @@ func cmdCache() *cli.Command {
 					}
 					fmt.Fprintf(c.App.Writer, "cache limit %s (using %s)\n", humanBytes(n), humanBytes(d.Info().Used))
 					return nil
+				},
+			},
+			{
+				Name:  "push",
+				Usage: "upload what waits in the upload queue now; after another instance took the storage over, the packs (the new owner may need them), never the catalog's records",
+				Action: func(c *cli.Context) error {
+					dirs, s, err := current(c)
+					if err != nil {
+						return err
+					}
+					return pushUploads(c, dirs, s)
 				},
 			},
 			{
@@ -376,4 +387,58 @@ func prefetchInDaemon(ctx context.Context, dirs instance.Dirs, s instance.Settin
 type cacheReport struct {
 	Before cache.CacheInfo `json:"before"`
 	After  cache.CacheInfo `json:"after"`
+}
+
+// pushUploads is `lamina cache push`: it uploads the staged objects of s
+// and waits for them (until nothing moves for a minute, or Ctrl-C). Once
+// another instance owns the storage, the queue uploads only packs (and
+// ontology objects named by their digest: queueAllow) and keeps the rest,
+// which this says; no other command of s works then.
+func pushUploads(c *cli.Context, dirs instance.Dirs, s instance.Settings) error {
+	w := c.App.Writer
+	if p, err := cache.ScanUploads(s.UploadDir()); err != nil {
+		return err
+	} else if p.Objects == 0 {
+		fmt.Fprintln(w, "uploads: none pending")
+		return nil
+	}
+	if cache.QueueOwned(s.UploadDir()) {
+		at := ""
+		if st, ok := liveMount(dirs, s); ok {
+			at = " (mounted at " + st.Mountpoint + ")"
+		}
+		fmt.Fprintf(w, "the mount daemon of %s%s has the upload queue and uploads it; lamina status shows how far\n", s.Name, at)
+		return nil
+	}
+	b, rem, err := openBackend(c.Context, s, backendOptions{syncUpload: true, check: true})
+	if err != nil {
+		return err
+	}
+	defer rem.close()
+	o, found, err := instance.New(s, nil, b, nil).StorageOwner(c.Context)
+	if err != nil {
+		return err
+	}
+	taken := found && o.ID != s.ID
+	start := rem.up.Pending()
+	fmt.Fprintf(c.App.ErrWriter, "lamina: uploading %s\n", describePending(start))
+	werr := rem.drain(c.Context, time.Minute, nil)
+	p := rem.up.Pending()
+	what := plural(int(p.Uploaded), "object")
+	if taken {
+		n := int(p.Uploaded)
+		what = fmt.Sprintf("%s (instance %s took the storage over; packs still go: its catalog may name %s)", plural(n, "pack"), o.Name, them(n))
+	}
+	fmt.Fprintf(w, "uploaded %s to %s\n", what, s.Storage)
+	if len(p.Held) > 0 {
+		fmt.Fprintln(w, keptAfterTakeOver(s, o.Name, p.Held))
+	}
+	if p.Objects > 0 {
+		why := "nothing moved for a minute"
+		if werr != nil && c.Context.Err() != nil {
+			why = "interrupted"
+		}
+		return fmt.Errorf("%s (%s); `lamina cache push` tries again", describePending(p), why)
+	}
+	return nil
 }
