@@ -221,6 +221,9 @@ func names(bk *bolt.Bucket) []string {
 
 func (t txn) feature(name string) (Feature, error) {
 	var f Feature
+	if err := CheckLookup("feature", name); err != nil {
+		return f, err
+	}
 	bk := t.bucket(bFeatures)
 	if bk != nil {
 		if ok, err := getJSON(bk, []byte(name), &f); err != nil || ok {
@@ -232,6 +235,9 @@ func (t txn) feature(name string) (Feature, error) {
 
 func (t txn) label(name string) (Label, error) {
 	var l Label
+	if err := CheckLookup("label", name); err != nil {
+		return l, err
+	}
 	bk := t.bucket(bLabels)
 	if bk != nil {
 		if ok, err := getJSON(bk, []byte(name), &l); err != nil || ok {
@@ -358,6 +364,9 @@ func (t txn) shown(a Annotations) (Annotations, error) {
 
 func (b *Bolt) Annotate(ctx context.Context, uid string, add Annotations) (Annotations, error) {
 	var out Annotations
+	if err := CheckAnnotationsText(add); err != nil {
+		return out, err
+	}
 	err := b.with(true, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		var err error
@@ -407,6 +416,9 @@ func (t txn) annotate(uid string, add Annotations) (Annotations, error) {
 // the indexes, writing only the entries that go.
 func (b *Bolt) Unannotate(ctx context.Context, uid string, remove Annotations) (Annotations, error) {
 	var out Annotations
+	if err := CheckAnnotationsText(remove); err != nil {
+		return out, err
+	}
 	err := b.with(true, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		v, ok, err := t.version(uid)
@@ -1009,6 +1021,9 @@ func (b *Bolt) Collections(ctx context.Context) ([]Collection, error) {
 
 func (b *Bolt) Collection(ctx context.Context, name string, n int) (Collection, error) {
 	var out Collection
+	if err := CheckLookup("collection", name); err != nil {
+		return out, err
+	}
 	err := b.with(false, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		var ok bool
@@ -1044,6 +1059,9 @@ func (b *Bolt) Collection(ctx context.Context, name string, n int) (Collection, 
 
 func (b *Bolt) CollectionVersions(ctx context.Context, name string) ([]Collection, error) {
 	var out []Collection
+	if err := CheckLookup("collection", name); err != nil {
+		return nil, err
+	}
 	err := b.with(false, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		if bk := t.bucket(bCollections); bk != nil {

@@ -144,6 +144,9 @@ func (b *Bolt) DeleteLabel(ctx context.Context, name string) (Label, error) {
 
 func (b *Bolt) DeleteSchema(ctx context.Context, name string) (Schema, error) {
 	var s Schema
+	if err := CheckLookup("schema", name); err != nil {
+		return s, err
+	}
 	err := b.with(true, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		var ok bool
@@ -223,4 +226,44 @@ func (t txn) example(uids map[string]bool) (Version, error) {
 		err = fmt.Errorf("catalog: an index names version %s, which is not recorded", least)
 	}
 	return v, err
+}
+
+func (b *Bolt) DeleteCollection(ctx context.Context, name string) ([]Collection, error) {
+	if err := CheckLookup("collection", name); err != nil {
+		return nil, err
+	}
+	var out []Collection
+	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		bk := t.bucket(bCollections)
+		var keys [][]byte
+		if bk != nil {
+			p := append([]byte(name), 0)
+			cur := bk.Cursor()
+			for k, raw := cur.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = cur.Next() {
+				if len(k) != len(p)+4 {
+					continue // a longer name's: name, NUL, then more than a version
+				}
+				var c Collection
+				if err := json.Unmarshal(raw, &c); err != nil {
+					return fmt.Errorf("catalog: collection %q: %w", k, err)
+				}
+				out = append(out, c)
+				keys = append(keys, bytes.Clone(k))
+			}
+		}
+		if len(out) == 0 {
+			return errorf(ErrNotFound, "no collection %q%s", name, didYouMean(closest(name, t.collectionNames())))
+		}
+		for _, k := range keys {
+			if err := bk.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

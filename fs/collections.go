@@ -114,6 +114,21 @@ func (c *viewCache) dropMembersOf(keys []string) []*collTree {
 	return out
 }
 
+// dropNamed drops the trees of the collections called one of names and
+// returns them.
+func (c *viewCache) dropNamed(names []string) []*collTree {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*collTree
+	for id, t := range c.trees {
+		if slices.Contains(names, t.name) {
+			delete(c.trees, id)
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func (t *collTree) holdsAny(keys []string) bool {
 	for _, k := range keys {
 		prefix, name := "", k
@@ -472,6 +487,9 @@ func (m *Mount) changed(changes []string) {
 // entries of the named ones: NAME now shows a new version.
 func (m *Mount) collectionsChanged(names []string) {
 	m.ns.views.dropList()
+	// A collection deleted (collection delete) and made again has another
+	// v1: its versions' trees go too.
+	dropped := m.ns.views.dropNamed(names)
 	view := m.root.EmbeddedInode().GetChild(ViewRoot)
 	if view == nil {
 		return // the kernel never looked inside
@@ -483,6 +501,9 @@ func (m *Mount) collectionsChanged(names []string) {
 	dir.NotifyContent(0, 0) // the cached listing and attributes
 	for _, name := range names {
 		dir.NotifyEntry(CollectionFileName(name))
+	}
+	for _, t := range dropped {
+		dir.NotifyEntry(CollectionFileName(t.name) + "@v" + strconv.Itoa(t.version))
 	}
 }
 
