@@ -221,30 +221,24 @@ func names(bk *bolt.Bucket) []string {
 
 func (t txn) feature(name string) (Feature, error) {
 	var f Feature
-	if err := CheckLookup("feature", name); err != nil {
-		return f, err
-	}
 	bk := t.bucket(bFeatures)
 	if bk != nil {
 		if ok, err := getJSON(bk, []byte(name), &f); err != nil || ok {
 			return f, err
 		}
 	}
-	return f, errorf(ErrNotFound, "no feature %q%s (lamina feature ls; lamina feature create)", name, didYouMean(closest(name, names(bk))))
+	return f, lookupErr("feature", name, errorf(ErrNotFound, "no feature %q%s (lamina feature ls; lamina feature create)", name, didYouMean(closest(name, names(bk)))))
 }
 
 func (t txn) label(name string) (Label, error) {
 	var l Label
-	if err := CheckLookup("label", name); err != nil {
-		return l, err
-	}
 	bk := t.bucket(bLabels)
 	if bk != nil {
 		if ok, err := getJSON(bk, []byte(name), &l); err != nil || ok {
 			return l, err
 		}
 	}
-	return l, errorf(ErrNotFound, "no label %q%s (lamina label create %s)", name, didYouMean(closest(name, names(bk))), name)
+	return l, lookupErr("label", name, errorf(ErrNotFound, "no label %q%s (lamina label create %s)", name, didYouMean(closest(name, names(bk))), name))
 }
 
 func (b *Bolt) CreateLabel(ctx context.Context, l Label) (Label, error) {
@@ -416,9 +410,6 @@ func (t txn) annotate(uid string, add Annotations) (Annotations, error) {
 // the indexes, writing only the entries that go.
 func (b *Bolt) Unannotate(ctx context.Context, uid string, remove Annotations) (Annotations, error) {
 	var out Annotations
-	if err := CheckAnnotationsText(remove); err != nil {
-		return out, err
-	}
 	err := b.with(true, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		v, ok, err := t.version(uid)
@@ -1021,9 +1012,6 @@ func (b *Bolt) Collections(ctx context.Context) ([]Collection, error) {
 
 func (b *Bolt) Collection(ctx context.Context, name string, n int) (Collection, error) {
 	var out Collection
-	if err := CheckLookup("collection", name); err != nil {
-		return out, err
-	}
 	err := b.with(false, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		var ok bool
@@ -1054,14 +1042,11 @@ func (b *Bolt) Collection(ctx context.Context, name string, n int) (Collection, 
 		}
 		return nil
 	})
-	return out, err
+	return out, lookupErr("collection", name, err)
 }
 
 func (b *Bolt) CollectionVersions(ctx context.Context, name string) ([]Collection, error) {
 	var out []Collection
-	if err := CheckLookup("collection", name); err != nil {
-		return nil, err
-	}
 	err := b.with(false, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		if bk := t.bucket(bCollections); bk != nil {
@@ -1083,7 +1068,7 @@ func (b *Bolt) CollectionVersions(ctx context.Context, name string) ([]Collectio
 		}
 		return nil
 	})
-	return out, err
+	return out, lookupErr("collection", name, err)
 }
 
 // collectionNames lists the name of every collection version (a name once

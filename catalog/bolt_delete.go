@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/lamina-bio/lamina/ref"
@@ -144,9 +145,6 @@ func (b *Bolt) DeleteLabel(ctx context.Context, name string) (Label, error) {
 
 func (b *Bolt) DeleteSchema(ctx context.Context, name string) (Schema, error) {
 	var s Schema
-	if err := CheckLookup("schema", name); err != nil {
-		return s, err
-	}
 	err := b.with(true, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		var ok bool
@@ -154,7 +152,7 @@ func (b *Bolt) DeleteSchema(ctx context.Context, name string) (Schema, error) {
 		if s, ok, err = getJSONSchema(t, name); err != nil {
 			return err
 		} else if !ok {
-			return errorf(ErrNotFound, "no schema %q%s (lamina schema ls)", name, didYouMean(closest(name, names(t.bucket(bSchemas)))))
+			return lookupErr("schema", name, errorf(ErrNotFound, "no schema %q%s (lamina schema ls)", name, didYouMean(closest(name, names(t.bucket(bSchemas))))))
 		}
 		quoted, err := json.Marshal(name)
 		if err != nil {
@@ -229,9 +227,6 @@ func (t txn) example(uids map[string]bool) (Version, error) {
 }
 
 func (b *Bolt) DeleteCollection(ctx context.Context, name string) ([]Collection, error) {
-	if err := CheckLookup("collection", name); err != nil {
-		return nil, err
-	}
 	var out []Collection
 	err := b.with(true, func(tx *bolt.Tx) error {
 		t := txn{tx}
@@ -253,7 +248,7 @@ func (b *Bolt) DeleteCollection(ctx context.Context, name string) ([]Collection,
 			}
 		}
 		if len(out) == 0 {
-			return errorf(ErrNotFound, "no collection %q%s", name, didYouMean(closest(name, t.collectionNames())))
+			return lookupErr("collection", name, errorf(ErrNotFound, "no collection %q%s", name, didYouMean(closest(name, t.collectionNames()))))
 		}
 		for _, k := range keys {
 			if err := bk.Delete(k); err != nil {
@@ -266,4 +261,17 @@ func (b *Bolt) DeleteCollection(ctx context.Context, name string) ([]Collection,
 		return nil, err
 	}
 	return out, nil
+}
+
+// lookupErr is err, from looking up the kind called name; for a name that
+// is not UTF-8 and not found, CheckLookup's refusal, as PostgreSQL gives.
+// Such a name stored before names were checked is still found, so that it
+// can be deleted.
+func lookupErr(kind, name string, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		if cerr := CheckLookup(kind, name); cerr != nil {
+			return cerr
+		}
+	}
+	return err
 }
