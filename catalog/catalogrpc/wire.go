@@ -83,7 +83,7 @@ type keyArgs struct {
 
 // Protocol numbers the wire protocol: it grows when a call or an argument
 // is added that an older server would ignore or refuse.
-const Protocol = 9 // 4: restore_node; 5: unannotate; 6: reruns, a run's job; 7: unannotate's resolved values (an older server ignores them and keeps terms); 8: delete_feature, delete_label, delete_schema; 9: delete_collection, an error's not_utf8
+const Protocol = 9 // 4: restore_node; 5: unannotate; 6: reruns, a run's job; 7: unannotate's resolved values (an older server ignores them and keeps terms); 8: delete_feature, delete_label, delete_schema; 9: delete_collection
 
 // Hello is what a server says about itself.
 type Hello struct {
@@ -133,8 +133,7 @@ type wireError struct {
 	Msg        string            `json:"msg"`
 	Kind       string            `json:"kind,omitempty"`
 	Errno      int               `json:"errno,omitempty"`
-	NotUTF8    bool              `json:"not_utf8,omitempty"` // also ref.ErrNotUTF8 (protocol 9)
-	Prefix     string            `json:"prefix,omitempty"`   // of an ambiguous uid
+	Prefix     string            `json:"prefix,omitempty"` // of an ambiguous uid
 	Candidates []catalog.Version `json:"candidates,omitempty"`
 }
 
@@ -158,7 +157,6 @@ func toWire(err error) *wireError {
 	if errors.As(err, &errno) {
 		w.Errno = int(errno)
 	}
-	w.NotUTF8 = errors.Is(err, ref.ErrNotUTF8)
 	return w
 }
 
@@ -179,9 +177,6 @@ func (w *wireError) err() error {
 	}
 	if w.Errno != 0 {
 		e.kinds = append(e.kinds, syscall.Errno(w.Errno))
-	}
-	if w.NotUTF8 {
-		e.kinds = append(e.kinds, ref.ErrNotUTF8)
 	}
 	return e
 }
