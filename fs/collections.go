@@ -118,11 +118,21 @@ func (c *viewCache) dropMembersOf(keys []string) []*collTree {
 // dropUnder drops the trees that show a version under one of the
 // folders (keys without "/") and returns them.
 func (c *viewCache) dropUnder(folders []string) []*collTree {
+	return c.dropIf(func(t *collTree) bool { return t.holdsUnder(folders) })
+}
+
+// dropNamed drops the trees of the collections called one of names and
+// returns them.
+func (c *viewCache) dropNamed(names []string) []*collTree {
+	return c.dropIf(func(t *collTree) bool { return slices.Contains(names, t.name) })
+}
+
+func (c *viewCache) dropIf(drop func(*collTree) bool) []*collTree {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []*collTree
 	for id, t := range c.trees {
-		if t.holdsUnder(folders) {
+		if drop(t) {
 			delete(c.trees, id)
 			out = append(out, t)
 		}
@@ -521,6 +531,9 @@ func (m *Mount) changed(changes []string) {
 // entries of the named ones: NAME now shows a new version.
 func (m *Mount) collectionsChanged(names []string) {
 	m.ns.views.dropList()
+	// A collection deleted (collection delete) and made again has another
+	// v1: its versions' trees go too.
+	dropped := m.ns.views.dropNamed(names)
 	view := m.root.EmbeddedInode().GetChild(ViewRoot)
 	if view == nil {
 		return // the kernel never looked inside
@@ -532,6 +545,9 @@ func (m *Mount) collectionsChanged(names []string) {
 	dir.NotifyContent(0, 0) // the cached listing and attributes
 	for _, name := range names {
 		dir.NotifyEntry(CollectionFileName(name))
+	}
+	for _, t := range dropped {
+		dir.NotifyEntry(CollectionFileName(t.name) + "@v" + strconv.Itoa(t.version))
 	}
 }
 

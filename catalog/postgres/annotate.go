@@ -140,6 +140,9 @@ func names(ctx context.Context, tx pgx.Tx, table string) []string {
 
 func feature(ctx context.Context, tx pgx.Tx, name string) (catalog.Feature, error) {
 	var f catalog.Feature
+	if err := catalog.CheckLookup("feature", name); err != nil {
+		return f, err
+	}
 	if ok, err := getJSON(ctx, tx, `SELECT rec FROM features WHERE name = $1`, &f, name); err != nil || ok {
 		return f, err
 	}
@@ -149,6 +152,9 @@ func feature(ctx context.Context, tx pgx.Tx, name string) (catalog.Feature, erro
 
 func label(ctx context.Context, tx pgx.Tx, name string) (catalog.Label, error) {
 	var l catalog.Label
+	if err := catalog.CheckLookup("label", name); err != nil {
+		return l, err
+	}
 	if ok, err := getJSON(ctx, tx, `SELECT rec FROM labels WHERE name = $1`, &l, name); err != nil || ok {
 		return l, err
 	}
@@ -273,6 +279,9 @@ func shown(ctx context.Context, tx pgx.Tx, a catalog.Annotations) (catalog.Annot
 
 func (s *Store) Annotate(ctx context.Context, uid string, add catalog.Annotations) (catalog.Annotations, error) {
 	var out catalog.Annotations
+	if err := catalog.CheckAnnotationsText(add); err != nil {
+		return out, err
+	}
 	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
 		var err error
 		if out, err = annotate(ctx, tx, uid, add, changed); err != nil {
@@ -324,6 +333,9 @@ func annotate(ctx context.Context, tx pgx.Tx, uid string, add catalog.Annotation
 // catalog.Annotator) and reports its key changed, as annotate does.
 func (s *Store) Unannotate(ctx context.Context, uid string, remove catalog.Annotations) (catalog.Annotations, error) {
 	var out catalog.Annotations
+	if err := catalog.CheckAnnotationsText(remove); err != nil {
+		return out, err
+	}
 	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
 		v, ok, err := versionForUpdate(ctx, tx, uid) // ordered with a rename, as in annotate
 		if err != nil {
@@ -1036,6 +1048,9 @@ func (s *Store) Collections(ctx context.Context) ([]catalog.Collection, error) {
 
 func (s *Store) CollectionVersions(ctx context.Context, name string) ([]catalog.Collection, error) {
 	var out []catalog.Collection
+	if err := catalog.CheckLookup("collection", name); err != nil {
+		return nil, err
+	}
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		out = nil
 		rows, err := tx.Query(ctx, `SELECT rec FROM collections WHERE name = $1 ORDER BY version`, name)
@@ -1067,6 +1082,9 @@ func (s *Store) CollectionVersions(ctx context.Context, name string) ([]catalog.
 
 func (s *Store) Collection(ctx context.Context, name string, n int) (catalog.Collection, error) {
 	var out catalog.Collection
+	if err := catalog.CheckLookup("collection", name); err != nil {
+		return out, err
+	}
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		var ok bool
 		var err error

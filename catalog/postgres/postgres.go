@@ -322,6 +322,8 @@ func wrap(err error) error {
 			return &settingsDenied{msg: pe.Message}
 		case pe.Code == "42501", pe.Code == "25006": // insufficient_privilege, read_only_sql_transaction
 			return fmt.Errorf("%w (%s)", ErrReadOnly, pe.Message)
+		case pe.Code == "22021": // character_not_in_repertoire: text not UTF-8 a check missed
+			return fmt.Errorf("%w: a name, key or value is %w: the catalog holds UTF-8 text only", catalog.ErrInvalid, ref.ErrNotUTF8)
 		}
 	}
 	return err

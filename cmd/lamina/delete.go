@@ -143,6 +143,9 @@ func cmdDelete() *cli.Command {
 				if len(live) > 0 {
 					hint = fmt.Sprintf("`lamina delete %s` (to the trash) keeps them intact; ", strings.Join(live, " "))
 				}
+				if slices.ContainsFunc(refs, func(r string) bool { return strings.Contains(r, " is in collection ") }) {
+					hint += "`lamina collection delete NAME` deletes a collection no longer wanted; "
+				}
 				return exitf(1, "refusing to delete for good what other records refer to:\n%s\nThey would refer to nothing. %s--force deletes anyway.",
 					listRefs(refs), hint)
 			}
