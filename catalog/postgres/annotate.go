@@ -1086,6 +1086,7 @@ func (s *Store) Collection(ctx context.Context, name string, n int) (catalog.Col
 		return out, err
 	}
 	err := s.read(ctx, func(tx pgx.Tx) error {
+		out = catalog.Collection{} // a retried read starts over (Versions is appended to)
 		var ok bool
 		var err error
 		if n == 0 {

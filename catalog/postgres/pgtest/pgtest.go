@@ -29,7 +29,45 @@ func Base(t testing.TB) string {
 		}
 		t.Fatal(msg)
 	}
+	leftOnce.Do(func() { resetLeftStall(u) })
 	return u
+}
+
+var leftOnce sync.Once
+
+// stallLock is the advisory lock StallCommits holds while the server
+// stalls commits.
+const stallLock = 7308332429212136557
+
+// stallStandby is the standby StallCommits has the server wait for.
+const stallStandby = "lamina_pgtest_no_such_standby"
+
+// resetLeftStall undoes a StallCommits whose test process died before its
+// cleanup (a -timeout panic, a kill): with nobody holding its lock, a
+// standby setting of its own is a leftover, and the commits of every later
+// synchronous_commit=on connection would wait for good. Best effort.
+func resetLeftStall(u string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, u)
+	if err != nil {
+		return
+	}
+	defer c.Close(ctx)
+	var names string
+	if c.QueryRow(ctx, `SHOW synchronous_standby_names`).Scan(&names) != nil || names != stallStandby {
+		return
+	}
+	var got bool
+	if c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(stallLock)).Scan(&got) != nil || !got {
+		return // a live StallCommits: its own undo puts it back
+	}
+	for _, sql := range []string{`ALTER SYSTEM RESET synchronous_standby_names`, `ALTER SYSTEM RESET synchronous_commit`, `SELECT pg_reload_conf()`} {
+		if _, err := c.Exec(ctx, sql); err != nil {
+			break
+		}
+	}
+	c.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(stallLock))
 }
 
 var seq atomic.Int64
@@ -93,7 +131,7 @@ func StallCommits(t testing.TB) (undo func()) {
 			t.Fatalf("pgtest: %s: %v", sql, err)
 		}
 	}
-	exec(`SELECT pg_advisory_lock(7308332429212136557)`) // turns, held by this connection
+	exec(fmt.Sprintf(`SELECT pg_advisory_lock(%d)`, int64(stallLock))) // turns, held by this connection
 	var once sync.Once
 	undo = func() {
 		once.Do(func() {
@@ -105,7 +143,7 @@ func StallCommits(t testing.TB) (undo func()) {
 	}
 	t.Cleanup(undo)
 	exec(`ALTER SYSTEM SET synchronous_commit = local`)
-	exec(`ALTER SYSTEM SET synchronous_standby_names = 'lamina_pgtest_no_such_standby'`)
+	exec(`ALTER SYSTEM SET synchronous_standby_names = '` + stallStandby + `'`)
 	exec(`SELECT pg_reload_conf()`)
 	// The server takes the change in a moment: a probe's commit waits
 	// once it has (and is let go by pg_cancel_backend, with a warning).
