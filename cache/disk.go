@@ -21,6 +21,7 @@ import (
 	"github.com/lamina-bio/lamina/storage"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/sys/unix"
 )
 
 // DiskCache is a storage.Backend decorator that keeps the bytes it fetches
@@ -57,6 +58,9 @@ type DiskCache struct {
 	bg     sync.WaitGroup     // fetches and block writes in the background
 	bgctx  context.Context
 	stop   context.CancelFunc // ends background fetches (Close)
+	// nudge: DiskCacheOptions.Nudge; nudgeWG waits for one in flight.
+	nudge   func()
+	nudgeWG sync.WaitGroup
 
 	mu      sync.Mutex // guards everything below
 	limit   int64
@@ -90,6 +94,14 @@ type DiskCache struct {
 	hits        int64
 	misses      int64
 	fetched     int64 // bytes fetched from the backend
+	// lock is the folder's owner lock (ownerLock): held exclusively by
+	// the owner (owner set), else open to probe it (guestLocked).
+	lock  *os.File
+	owner bool
+	// guestStored: bytes stored while another process owned the folder,
+	// since the last nudge; nudging: a nudge is in flight.
+	guestStored int64
+	nudging     bool
 }
 
 type block struct {
@@ -121,8 +133,28 @@ type DiskCacheOptions struct {
 	// keeps whatever the limit, besides those read ahead (minKeepLocked);
 	// 0 keeps none. A mount sets it (KeepRecentForReads).
 	KeepRecent int
-	Logger     *slog.Logger
+	// Own makes this cache the owner of the folder (a mount daemon's):
+	// while it is open, it alone evicts, under its limit, and other
+	// processes' caches of the folder (CLI commands) only add blocks.
+	// One cache, one limit, one owner: a CLI command applied the
+	// settings' limit to the daemon's blocks (cache limit 50MB, mount
+	// --cache-size 2GB: a `lamina get` deleted all but 50 MB of them).
+	Own bool
+	// Nudge, for a cache that is not the owner, tells the owner to count
+	// the blocks this one stored and evict down to its limit (a Rescan in
+	// the owner): called in the background once every NudgeEvery bytes
+	// stored while another process owns the folder, and at Close.
+	Nudge  func()
+	Logger *slog.Logger
 }
+
+// NudgeEvery is how many bytes a cache that does not own its folder
+// stores between two nudges of the owner (DiskCacheOptions.Nudge).
+const NudgeEvery = 64 << 20
+
+// ownerLock is the file in the blocks folder whose flock marks its owner:
+// exclusive for the owner; others probe it (not a block: no "." number).
+const ownerLock = "owner.lock"
 
 // KeepRecentForReads is the KeepRecent of a cache that FUSE reads go
 // through: the kernel's read-ahead has up to 16 MiB of READs in flight.
@@ -161,14 +193,75 @@ func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCach
 		files: storage.NewOpenFiles(64), pool: newSpanPool(spanBuffers, int(maxSpan*o.BlockSize+o.BlockSize/4)),
 		limit: o.Limit, lru: list.New(), objects: map[string]map[int64]*list.Element{},
 		sizes: map[string]int64{}, sized: map[string]bool{}, streams: map[string]*stream{}, pending: map[string]*blockCall{}, rechecked: map[string]time.Time{},
-		unstored: map[string]error{}, room: -1,
+		unstored: map[string]error{}, room: -1, nudge: o.Nudge,
 	}
 	c.bgctx, c.stop = context.WithCancel(context.Background())
+	if o.Own {
+		c.lock = c.takeOwnership()
+		c.owner = c.lock != nil
+	}
 	if err := c.scan(); err != nil {
+		c.closeLock()
 		return nil, err
 	}
 	c.checkRoom()
 	return c, nil
+}
+
+// takeOwnership takes the folder's owner lock (DiskCacheOptions.Own). A
+// probe holds it shared for an instant, so it tries for a second; if
+// another owner keeps it (a second daemon on the folder), this cache
+// goes on as one that owns nothing but evicts for itself, as before. It
+// returns the locked file, or nil.
+func (c *DiskCache) takeOwnership() *os.File {
+	f, err := os.OpenFile(filepath.Join(c.dir, ownerLock), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		c.log.Warn("cache: cannot open the cache folder's owner lock; CLI commands may evict this cache's blocks", "err", err)
+		return nil
+	}
+	for i := 0; ; i++ {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil || !errors.Is(err, unix.EWOULDBLOCK) || i == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		f.Close()
+		c.log.Warn("cache: another process owns the cache folder", "dir", c.dir, "err", err)
+		return nil
+	}
+	return f
+}
+
+// guestLocked reports whether another process owns the folder: then this
+// cache removes no block file but those it must (Invalidate, a Put of
+// the name), and leaves eviction to the owner.
+func (c *DiskCache) guestLocked() bool {
+	if c.owner {
+		return false
+	}
+	if c.lock == nil {
+		f, err := os.OpenFile(filepath.Join(c.dir, ownerLock), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return false
+		}
+		c.lock = f
+	}
+	if err := unix.Flock(int(c.lock.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	unix.Flock(int(c.lock.Fd()), unix.LOCK_UN)
+	return false
+}
+
+func (c *DiskCache) closeLock() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lock != nil {
+		c.lock.Close()
+		c.lock, c.owner = nil, false
+	}
 }
 
 // scan indexes the block files in the folder, oldest last, and removes
@@ -177,10 +270,28 @@ func (c *DiskCache) scan() error { return c.scanFiles(true) }
 
 // Rescan indexes the blocks other processes of the instance (CLI commands
 // beside a mount daemon) put in the folder since it was opened, so that
-// Clear and SetLimit act on them too.
-func (c *DiskCache) Rescan() error { return c.scanFiles(false) }
+// Clear and SetLimit act on them too, and evicts down to the limit. It
+// drops the blocks whose files are gone (removed by another process or
+// by hand) and closes the files it held open for them: they were counted
+// as used, and their disk space stayed taken while held open.
+func (c *DiskCache) Rescan() error {
+	if err := c.scanFiles(false); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.measureRoomLocked()
+	c.evictLocked()
+	return nil
+}
 
 func (c *DiskCache) scanFiles(cleanTmp bool) error {
+	// A process that does not own the folder removes nothing the owner
+	// may be writing (its temporary files, the size file of a block it
+	// is storing).
+	c.mu.Lock()
+	guest := c.guestLocked()
+	c.mu.Unlock()
 	var found []*block
 	gone := false
 	var sidecars []string
@@ -198,7 +309,7 @@ func (c *DiskCache) scanFiles(cleanTmp bool) error {
 			return err
 		}
 		if strings.Contains(d.Name(), ".tmp") {
-			if cleanTmp {
+			if cleanTmp && !guest {
 				os.Remove(p)
 			}
 			return nil
@@ -234,13 +345,36 @@ func (c *DiskCache) scanFiles(cleanTmp bool) error {
 			el = prev
 		}
 	}
+	if gone && c.owner { // the lock file went with the folder
+		c.lock.Close()
+		c.lock = c.takeOwnership()
+		c.owner = c.lock != nil
+	}
+	if !cleanTmp && !gone {
+		// Blocks whose files are gone: not counted, their open files
+		// closed. One stored since the walk is there: it stays.
+		seen := make(map[string]bool, len(found))
+		for _, b := range found {
+			seen[blockKey(b.obj, b.n)] = true
+		}
+		for el := c.lru.Back(); el != nil; {
+			prev := el.Prev()
+			b := el.Value.(*block)
+			if !seen[blockKey(b.obj, b.n)] && b.pins == 0 {
+				if _, err := os.Stat(c.path(b.obj, b.n)); errors.Is(err, fs.ErrNotExist) {
+					c.dropLocked(el, false)
+				}
+			}
+			el = prev
+		}
+	}
 	for _, b := range found {
 		c.insertLocked(b, false)
 	}
 	for _, obj := range sidecars {
 		if c.objects[obj] != nil {
 			c.sized[obj] = true
-		} else if cleanTmp { // its blocks are gone (a crash between the removals)
+		} else if cleanTmp && !guest { // its blocks are gone (a crash between the removals)
 			os.Remove(c.sizePath(obj))
 		}
 	}
@@ -327,7 +461,13 @@ func (c *DiskCache) insertLocked(b *block, front bool) *list.Element {
 	return el
 }
 
-func (c *DiskCache) removeLocked(el *list.Element) {
+// removeLocked drops the block and removes its file.
+func (c *DiskCache) removeLocked(el *list.Element) { c.dropLocked(el, true) }
+
+// dropLocked drops the block from the index and closes its open file; with
+// remove, it removes the file too (and the object's size file with its
+// last block).
+func (c *DiskCache) dropLocked(el *list.Element, remove bool) {
 	b := c.lru.Remove(el).(*block)
 	c.used -= b.size
 	if m := c.objects[b.obj]; m != nil {
@@ -335,21 +475,31 @@ func (c *DiskCache) removeLocked(el *list.Element) {
 		if len(m) == 0 {
 			delete(c.objects, b.obj)
 			delete(c.sized, b.obj)
-			os.Remove(c.sizePath(b.obj))
+			if remove {
+				os.Remove(c.sizePath(b.obj))
+			}
 		}
 	}
 	c.files.Forget(c.path(b.obj, b.n))
-	os.Remove(c.path(b.obj, b.n))
+	if remove {
+		os.Remove(c.path(b.obj, b.n))
+	}
 }
 
 // evictLocked removes the least recently used blocks that no one reads
 // until the cache fits its limit, keeping the most recent few whatever the
-// limit (minKeepLocked).
+// limit (minKeepLocked). While another process owns the folder (a mount
+// daemon) it removes nothing: the owner evicts, under its own limit, once
+// nudged (DiskCacheOptions.Nudge).
 func (c *DiskCache) evictLocked() { c.evictToLocked(c.limitLocked(), c.minKeepLocked()) }
 
 // evictToLocked removes the least recently used blocks that no one reads
-// until the cache holds at most target bytes or keep blocks.
+// until the cache holds at most target bytes or keep blocks; nothing while
+// another process owns the folder.
 func (c *DiskCache) evictToLocked(target int64, keep int) {
+	if c.used <= target || c.guestLocked() {
+		return
+	}
 	for el := c.lru.Back(); el != nil && c.used > target && c.lru.Len() > keep; {
 		prev := el.Prev()
 		if el.Value.(*block).pins == 0 {
@@ -591,7 +741,9 @@ func (c *DiskCache) readCached(obj string, bn, want int64, bufs [][]byte, at int
 	} else {
 		c.misses++
 		if m := c.objects[obj]; m != nil && m[bn] == el && b.pins == 0 {
-			c.removeLocked(el)
+			// Gone or unreadable: another process may be storing it
+			// anew, so only its owner removes the file.
+			c.dropLocked(el, !c.guestLocked())
 		}
 	}
 	c.mu.Unlock()
@@ -971,10 +1123,16 @@ func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *bl
 	if errors.Is(err, syscall.ENOSPC) {
 		c.mu.Lock()
 		c.measureRoomLocked()
-		// Whatever the limits say, the block needs its size: the disk
-		// may have been filled by others.
-		c.evictToLocked(min(c.limitLocked(), c.used-int64(len(data))), 0)
+		guest := c.guestLocked()
+		if !guest {
+			// Whatever the limits say, the block needs its size: the
+			// disk may have been filled by others.
+			c.evictToLocked(min(c.limitLocked(), c.used-int64(len(data))), 0)
+		}
 		c.mu.Unlock()
+		if guest && c.nudge != nil {
+			c.nudge() // the owner evicts, under what the disk holds
+		}
 		err = c.storeBlockOnce(obj, size, bn, data, call)
 	}
 	c.mu.Lock()
@@ -1017,7 +1175,23 @@ func (c *DiskCache) storeBlockOnce(obj string, size, bn int64, data []byte, call
 	}
 	c.insertLocked(&block{obj: obj, n: bn, size: int64(len(data)), touched: time.Now()}, true)
 	c.writeSizeLocked(obj, size)
-	c.evictLocked()
+	if c.guestLocked() {
+		// The owner evicts: it is told what this one stored.
+		c.guestStored += int64(len(data))
+		if c.guestStored >= NudgeEvery && c.nudge != nil && !c.nudging {
+			c.guestStored, c.nudging = 0, true
+			c.nudgeWG.Add(1)
+			go func() {
+				defer c.nudgeWG.Done()
+				c.nudge()
+				c.mu.Lock()
+				c.nudging = false
+				c.mu.Unlock()
+			}()
+		}
+	} else {
+		c.evictLocked()
+	}
 	c.mu.Unlock()
 	return nil
 }
@@ -1248,6 +1422,15 @@ func (c *DiskCache) Close() error {
 	c.stop()
 	c.bg.Wait()
 	c.pool.close()
+	c.nudgeWG.Wait()
+	c.mu.Lock()
+	nudge := c.nudge != nil && c.guestStored > 0
+	c.guestStored = 0
+	c.mu.Unlock()
+	if nudge {
+		c.nudge()
+	}
+	c.closeLock()
 	return nil
 }
 

@@ -272,3 +272,10 @@ var cLog2c = func() (t [compressSamples + 1]float64) {
 	}
 	return t
 }()
+
+// IsPackName reports whether name is the object name of a pack
+// (packs/<id[:2]>/<id>): an immutable object, written once.
+func IsPackName(name string) bool {
+	_, ok := packID(name)
+	return ok
+}

@@ -60,6 +60,7 @@ type Uploads struct {
 	lastErr  string
 	closed   bool
 	uploaded func(name string, data []byte) // OnUploaded
+	allow    func(ctx context.Context, name string) error
 }
 
 type upItem struct {
@@ -81,7 +82,17 @@ type upItem struct {
 	lost bool
 	// mine: staged by this process's Put (no other process removes it).
 	mine bool
+	// held: UploadOptions.Allow refused its upload for good (ErrHold):
+	// it stays staged, and this process no longer tries it.
+	held    bool
+	heldWhy string
 }
+
+// ErrHold, wrapped in what UploadOptions.Allow returns, keeps a staged
+// object out of the uploads of this process for good: it stays in the
+// staging folder (Pending lists it as held). Any other error from Allow
+// counts as a failed attempt, retried.
+var ErrHold = errors.New("kept staged, not uploaded")
 
 var (
 	_ storage.Backend = (*Uploads)(nil)
@@ -95,6 +106,11 @@ type UploadOptions struct {
 	MaxDelay   time.Duration // longest wait between attempts of a failing upload; 1 min when zero
 	AdoptEvery time.Duration // how often the owner looks for what other processes staged; 1 min when zero
 	Logger     *slog.Logger
+	// Allow, if set, is asked before each upload of a staged object (not
+	// of a write-through Put): an error wrapping ErrHold holds the object
+	// (the storage was taken over, and only immutable objects may still
+	// go), any other fails the attempt.
+	Allow func(ctx context.Context, name string) error
 }
 
 // OpenUploads opens the staging folder dir in front of b and starts the
@@ -120,7 +136,7 @@ func OpenUploads(b storage.Backend, dir string, o UploadOptions) (*Uploads, erro
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("uploads: %w", err)
 	}
-	u := &Uploads{b: b, dir: dir, log: o.Logger, sync: o.SyncUpload, workers: o.Workers, maxDelay: o.MaxDelay, items: map[string]*upItem{}}
+	u := &Uploads{b: b, dir: dir, log: o.Logger, sync: o.SyncUpload, workers: o.Workers, maxDelay: o.MaxDelay, items: map[string]*upItem{}, allow: o.Allow}
 	u.cond = sync.NewCond(&u.mu)
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	lock, err := lockQueue(dir)
@@ -260,6 +276,11 @@ type Pending struct {
 	Failures  int64         `json:"failures"`         // failed attempts since the queue was last empty
 	LastError string        `json:"last_error,omitempty"`
 	Items     []PendingItem `json:"-"`
+	// Held are staged objects this process will not upload (ErrHold),
+	// not counted in Objects and Bytes; HeldWhy is why the first was.
+	Held      []PendingItem `json:"held,omitempty"`
+	HeldBytes int64         `json:"held_bytes,omitempty"`
+	HeldWhy   string        `json:"held_why,omitempty"`
 }
 
 // PendingItem is one staged object.
@@ -514,6 +535,15 @@ func (u *Uploads) worker() {
 
 		u.mu.Lock()
 		it.uploading = false
+		if err != nil && errors.Is(err, ErrHold) {
+			if u.items[it.name] == it && !u.closed {
+				it.held, it.heldWhy = true, err.Error()
+				u.log.Warn("upload held: the object stays staged", "name", it.name, "dir", u.dir, "why", err)
+			}
+			u.cond.Broadcast()
+			u.mu.Unlock()
+			continue
+		}
 		if err != nil {
 			it.attempts++
 			u.fails++
@@ -583,6 +613,11 @@ func (u *Uploads) upload(it *upItem) ([]byte, error) {
 		return nil, nil
 	}
 	u.mu.Unlock()
+	if u.allow != nil {
+		if err := u.allow(u.ctx, it.name); err != nil {
+			return nil, err
+		}
+	}
 	if err := u.b.Put(u.ctx, it.name, data); err != nil {
 		return nil, err
 	}
@@ -711,7 +746,7 @@ func (u *Uploads) Sync(ctx context.Context) error {
 	}
 	return u.wait(ctx, func() bool {
 		for _, it := range u.items {
-			if it.seq <= upto && !it.foreign && !it.deferred {
+			if it.seq <= upto && !it.foreign && !it.deferred && !it.held {
 				return false
 			}
 		}
@@ -783,11 +818,20 @@ func (u *Uploads) pendingLocked() Pending {
 		if it.foreign {
 			continue // the owner's to upload and to report
 		}
+		if it.held {
+			p.Held = append(p.Held, PendingItem{Name: it.name, Size: it.size})
+			p.HeldBytes += it.size
+			continue
+		}
 		p.Objects++
 		p.Bytes += it.size
 		if it.uploading {
 			p.Uploading++
 		}
+	}
+	if len(p.Held) > 0 {
+		sort.Slice(p.Held, func(i, j int) bool { return p.Held[i].Name < p.Held[j].Name })
+		p.HeldWhy = u.items[p.Held[0].Name].heldWhy
 	}
 	return p
 }

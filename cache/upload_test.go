@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -206,5 +208,66 @@ func TestPutStoredNeverStages(t *testing.T) {
 			t.Errorf("sync %v: PutStored with the server up: %v, landed %d", sync, err, remote.landed("gc/condemned/p1"))
 		}
 		u.Close()
+	}
+}
+
+// An object UploadOptions.Allow holds (ErrHold: the storage was taken over
+// and only packs may still go) stays staged and is reported as held; the
+// queue uploads the rest, and neither WaitIdle nor Sync waits for it. An
+// Allow that fails otherwise (the owner could not be read) is retried.
+func TestUploadQueueHoldsWhatAllowRefuses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	remote := newFlaky(t)
+	dir := t.TempDir()
+	first, err := cache.OpenUploads(remote, dir, cache.UploadOptions{MaxDelay: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote.down.Store(true)
+	for _, name := range []string{"packs/aa/x", "records/r.json"} {
+		if err := first.Put(ctx, name, []byte(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := first.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	remote.down.Store(false)
+
+	var asked atomic.Int32
+	allow := func(_ context.Context, name string) error {
+		if name == "packs/aa/x" {
+			return nil
+		}
+		if asked.Add(1) == 1 {
+			return errors.New("owner not read: server away") // a failed attempt
+		}
+		return fmt.Errorf("%w: taken over", cache.ErrHold)
+	}
+	u, err := cache.OpenUploads(remote, dir, cache.UploadOptions{SyncUpload: true, MaxDelay: 20 * time.Millisecond, Allow: allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if err := u.WaitIdle(ctx, nil); err != nil {
+		t.Fatalf("WaitIdle with a held object: %v", err)
+	}
+	if err := u.Sync(ctx); err != nil {
+		t.Fatalf("Sync with a held object: %v", err)
+	}
+	if remote.landed("packs/aa/x") != 1 || remote.landed("records/r.json") != 0 {
+		t.Fatalf("landed: pack %d, record %d; want the pack only", remote.landed("packs/aa/x"), remote.landed("records/r.json"))
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("Allow asked %d times about the record, want 2 (a failure, retried, then held)", n)
+	}
+	p := u.Pending()
+	if p.Objects != 0 || len(p.Held) != 1 || p.Held[0].Name != "records/r.json" || !strings.Contains(p.HeldWhy, "taken over") {
+		t.Fatalf("pending %+v, want the record held and nothing else", p)
+	}
+	if left, err := cache.ScanUploads(dir); err != nil || left.Objects != 1 || left.Items[0].Name != "records/r.json" {
+		t.Fatalf("staged after the uploads: %+v %v, want the record kept", left, err)
 	}
 }

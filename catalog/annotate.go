@@ -17,6 +17,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
+
+	"github.com/lamina-bio/lamina/ref"
 )
 
 // Column describes one column of a table version (a DataFrame, the obs or
@@ -233,6 +236,12 @@ type Annotator interface {
 	// oldest first, without its members' records (Versions is nil).
 	// ErrNotFound, with a suggestion, when no collection has that name.
 	CollectionVersions(ctx context.Context, name string) ([]Collection, error)
+	// DeleteCollection removes every version of the named collection and
+	// returns them, oldest first, without their members' records
+	// (Versions is nil). A collection is only a list: nothing keeps it,
+	// and its members stay as they are. ErrNotFound, with a suggestion,
+	// when no collection has that name.
+	DeleteCollection(ctx context.Context, name string) ([]Collection, error)
 }
 
 // ---- dtypes and values ----
@@ -260,6 +269,14 @@ func CheckName(kind, name string) error {
 		if name == "" || len(name) > 255 || strings.ContainsAny(name, "\x00\n") || strings.TrimSpace(name) != name {
 			return fmt.Errorf("%w: %s name %q: use 1 to 255 characters, no newline, no leading or trailing space", ErrInvalid, kind, name)
 		}
+		if !utf8.ValidString(name) {
+			return fmt.Errorf("%w: %s name %q: %w", ErrInvalid, kind, name, ref.ErrNotUTF8)
+		}
+		// NAME@vN names a version of the collection NAME (collection
+		// show), as KEY@vN does of a key: no name may look like one.
+		if kind == "collection" && reVersionSuffix.MatchString(name) {
+			return fmt.Errorf("%w: collection name %q: a name may not end in @v<digits> (NAME@vN names version N of the collection NAME)", ErrInvalid, name)
+		}
 		return nil
 	}
 	if !isName(name) {
@@ -268,8 +285,59 @@ func CheckName(kind, name string) error {
 	return nil
 }
 
+// CheckLookup refuses the name of a feature, label, schema or collection
+// to look up that is not valid UTF-8 (ErrInvalid and ref.ErrNotUTF8):
+// CheckName made every stored one UTF-8, and both stores answer alike
+// (PostgreSQL would refuse the query with its own words).
+func CheckLookup(kind, name string) error {
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: %s name %q: %w", ErrInvalid, kind, name, ref.ErrNotUTF8)
+	}
+	return nil
+}
+
+// CheckAnnotationsText refuses annotations that hold text that is not
+// valid UTF-8 (ErrInvalid and ref.ErrNotUTF8), as CheckLookup does a name.
+func CheckAnnotationsText(a Annotations) error {
+	bad := func(what, s string) error {
+		return fmt.Errorf("%w: %s %q: %w", ErrInvalid, what, s, ref.ErrNotUTF8)
+	}
+	if !utf8.ValidString(a.Schema) {
+		return bad("schema name", a.Schema)
+	}
+	for _, l := range a.Labels {
+		if !utf8.ValidString(l) {
+			return bad("label name", l)
+		}
+	}
+	for f, vs := range a.Features {
+		if !utf8.ValidString(f) {
+			return bad("feature name", f)
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return bad("value of feature "+f, v)
+			}
+		}
+	}
+	for _, t := range a.Terms {
+		for _, s := range []string{t.Entity, t.ID, t.Name} {
+			if !utf8.ValidString(s) {
+				return bad("term", s)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckFilterText is checkFilterText, for the catalogrpc client: JSON
+// would carry such text as U+FFFD.
+func CheckFilterText(f Filter) error { return checkFilterText(f) }
+
 // ErrInvalid is returned for a malformed name, dtype, value or condition.
 var ErrInvalid error = sentinel{"invalid", fs.ErrInvalid}
+
+var reVersionSuffix = regexp.MustCompile(`@v[0-9]+$`)
 
 var reEntity = regexp.MustCompile(`^cat\[(?:(?:bionty|bt)\.)?([A-Za-z][A-Za-z0-9_]*)\]$`)
 

@@ -227,7 +227,7 @@ func (t txn) feature(name string) (Feature, error) {
 			return f, err
 		}
 	}
-	return f, errorf(ErrNotFound, "no feature %q%s (lamina feature ls; lamina feature create)", name, didYouMean(closest(name, names(bk))))
+	return f, lookupErr("feature", name, errorf(ErrNotFound, "no feature %q%s (lamina feature ls; lamina feature create)", name, didYouMean(closest(name, names(bk)))))
 }
 
 func (t txn) label(name string) (Label, error) {
@@ -238,7 +238,7 @@ func (t txn) label(name string) (Label, error) {
 			return l, err
 		}
 	}
-	return l, errorf(ErrNotFound, "no label %q%s (lamina label create %s)", name, didYouMean(closest(name, names(bk))), name)
+	return l, lookupErr("label", name, errorf(ErrNotFound, "no label %q%s (lamina label create %s)", name, didYouMean(closest(name, names(bk))), name))
 }
 
 func (b *Bolt) CreateLabel(ctx context.Context, l Label) (Label, error) {
@@ -358,6 +358,9 @@ func (t txn) shown(a Annotations) (Annotations, error) {
 
 func (b *Bolt) Annotate(ctx context.Context, uid string, add Annotations) (Annotations, error) {
 	var out Annotations
+	if err := CheckAnnotationsText(add); err != nil {
+		return out, err
+	}
 	err := b.with(true, func(tx *bolt.Tx) error {
 		t := txn{tx}
 		var err error
@@ -1039,7 +1042,7 @@ func (b *Bolt) Collection(ctx context.Context, name string, n int) (Collection, 
 		}
 		return nil
 	})
-	return out, err
+	return out, lookupErr("collection", name, err)
 }
 
 func (b *Bolt) CollectionVersions(ctx context.Context, name string) ([]Collection, error) {
@@ -1063,6 +1066,29 @@ func (b *Bolt) CollectionVersions(ctx context.Context, name string) ([]Collectio
 		if len(out) == 0 {
 			return errorf(ErrNotFound, "no collection %q%s", name, didYouMean(closest(name, t.collectionNames())))
 		}
+		return nil
+	})
+	return out, lookupErr("collection", name, err)
+}
+
+// collectionsHolding returns the collection versions whose members may
+// include one of uids (a record that holds none of them as bytes is not
+// decoded).
+func (t txn) collectionsHolding(uids []string) ([]Collection, error) {
+	bk := t.bucket(bCollections)
+	if bk == nil {
+		return nil, nil
+	}
+	var out []Collection
+	err := bk.ForEach(func(k, raw []byte) error {
+		if !slices.ContainsFunc(uids, func(u string) bool { return bytes.Contains(raw, []byte(u)) }) {
+			return nil
+		}
+		var c Collection
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return fmt.Errorf("catalog: collection %q: %w", k, err)
+		}
+		out = append(out, c)
 		return nil
 	})
 	return out, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/lamina-bio/lamina/ref"
@@ -151,7 +152,7 @@ func (b *Bolt) DeleteSchema(ctx context.Context, name string) (Schema, error) {
 		if s, ok, err = getJSONSchema(t, name); err != nil {
 			return err
 		} else if !ok {
-			return errorf(ErrNotFound, "no schema %q%s (lamina schema ls)", name, didYouMean(closest(name, names(t.bucket(bSchemas)))))
+			return lookupErr("schema", name, errorf(ErrNotFound, "no schema %q%s (lamina schema ls)", name, didYouMean(closest(name, names(t.bucket(bSchemas))))))
 		}
 		quoted, err := json.Marshal(name)
 		if err != nil {
@@ -223,4 +224,54 @@ func (t txn) example(uids map[string]bool) (Version, error) {
 		err = fmt.Errorf("catalog: an index names version %s, which is not recorded", least)
 	}
 	return v, err
+}
+
+func (b *Bolt) DeleteCollection(ctx context.Context, name string) ([]Collection, error) {
+	var out []Collection
+	err := b.with(true, func(tx *bolt.Tx) error {
+		t := txn{tx}
+		bk := t.bucket(bCollections)
+		var keys [][]byte
+		if bk != nil {
+			p := append([]byte(name), 0)
+			cur := bk.Cursor()
+			for k, raw := cur.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = cur.Next() {
+				if len(k) != len(p)+4 {
+					continue // a longer name's: name, NUL, then more than a version
+				}
+				var c Collection
+				if err := json.Unmarshal(raw, &c); err != nil {
+					return fmt.Errorf("catalog: collection %q: %w", k, err)
+				}
+				out = append(out, c)
+				keys = append(keys, bytes.Clone(k))
+			}
+		}
+		if len(out) == 0 {
+			return lookupErr("collection", name, errorf(ErrNotFound, "no collection %q%s", name, didYouMean(closest(name, t.collectionNames()))))
+		}
+		for _, k := range keys {
+			if err := bk.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// lookupErr is err, from looking up the kind called name; for a name that
+// is not UTF-8 and not found, CheckLookup's refusal, as PostgreSQL gives.
+// Such a name stored before names were checked is still found, so that it
+// can be deleted.
+func lookupErr(kind, name string, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		if cerr := CheckLookup(kind, name); cerr != nil {
+			return cerr
+		}
+	}
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lamina-bio/lamina/ref"
 )
@@ -61,6 +62,41 @@ func BuiltinFields() []string { return sortedKeys(boolKeys(builtins)) }
 // IsBuiltin reports whether a Cond field is a version field, not a feature.
 func IsBuiltin(field string) bool { _, ok := builtins[field]; return ok }
 
+// checkFilterText refuses text of f that is not valid UTF-8 (ErrInvalid
+// and ref.ErrNotUTF8): no key, value, label or term holds such text, and
+// PostgreSQL would refuse the query with its own words.
+func checkFilterText(f Filter) error {
+	bad := func(what, s string) error {
+		return fmt.Errorf("%w: %s %q: %w", ErrInvalid, what, s, ref.ErrNotUTF8)
+	}
+	if !utf8.ValidString(f.Prefix) {
+		return bad("key prefix", f.Prefix)
+	}
+	for _, c := range f.Where {
+		if !utf8.ValidString(c.Field) {
+			return bad("--where field", c.Field)
+		}
+		for _, v := range c.Values {
+			if !utf8.ValidString(v) {
+				return bad("--where "+c.Field+c.Op, v)
+			}
+		}
+	}
+	for _, l := range f.Labels {
+		if !utf8.ValidString(l) {
+			return bad("label", l)
+		}
+	}
+	for _, g := range f.Terms {
+		for _, t := range g {
+			if !utf8.ValidString(t) {
+				return bad("term", t)
+			}
+		}
+	}
+	return nil
+}
+
 // VersionMatcher compiles the conditions of f on version fields (and the
 // key prefix, and liveness) into a predicate; it returns the conditions on
 // features, which the store answers from its index.
@@ -69,6 +105,9 @@ func VersionMatcher(f Filter) (keep func(Version) bool, features []Cond, err err
 		c    Cond
 		dt   string
 		want []byte
+	}
+	if err := checkFilterText(f); err != nil {
+		return nil, nil, err
 	}
 	var onVersion []vcond
 	for _, c := range f.Where {

@@ -189,27 +189,47 @@ func rmRecursivePID(tid uint32, root string, strict bool) int {
 		return 0
 	}
 	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
-	if len(args) < 2 {
+	if !rmTakesWhole(args[1:], cwd, root, strict) {
 		return 0
 	}
+	return pid
+}
+
+// rmTakesWhole reports whether rm's arguments (without argv[0]), run in
+// cwd, remove recursively without asking about each file a path that is
+// root (unless strict) or a folder above it. Options follow GNU rm: the
+// last of -f, -i, -I and --interactive=WHEN decides whether it asks, and
+// long options and WHEN may be shortened to any unambiguous prefix
+// (`rm -r --inter` asks about each file; `rm -i -rf` asks nothing).
+func rmTakesWhole(args []string, cwd, root string, strict bool) bool {
 	recursive, match, options := false, false, true
-	for _, a := range args[1:] {
+	asks := false // about each file: -i, --interactive[=always]
+	for _, a := range args {
 		switch {
 		case options && a == "--":
 			options = false
 		case options && strings.HasPrefix(a, "--"):
-			switch a {
-			case "--recursive":
+			name, when, hasWhen := strings.Cut(a[2:], "=")
+			switch rmLongOption(name) {
+			case "recursive":
 				recursive = true
-			case "--interactive", "--interactive=always", "--interactive=yes":
-				return 0 // asks about each file
+			case "force":
+				asks = false
+			case "interactive":
+				asks = !hasWhen || rmInteractiveWhen(when) == "always"
+			case "":
+				return false // unknown or ambiguous: rm refuses it
 			}
 		case options && len(a) > 1 && a[0] == '-':
-			if strings.ContainsAny(a, "rR") {
-				recursive = true
-			}
-			if strings.Contains(a, "i") {
-				return 0
+			for _, c := range a[1:] {
+				switch c {
+				case 'r', 'R':
+					recursive = true
+				case 'f', 'I': // -I asks once, before it starts
+					asks = false
+				case 'i':
+					asks = true
+				}
 			}
 		default:
 			p := a
@@ -222,10 +242,47 @@ func rmRecursivePID(tid uint32, root string, strict bool) int {
 			}
 		}
 	}
-	if !recursive || !match {
-		return 0
+	return recursive && match && !asks
+}
+
+// rmLongOption is the GNU rm long option that name is or uniquely
+// begins; "" when none or several.
+func rmLongOption(name string) string {
+	var found string
+	for _, o := range []string{"force", "interactive", "one-file-system", "no-preserve-root", "preserve-root", "recursive", "dir", "verbose", "help", "version"} {
+		if o == name {
+			return o
+		}
+		if name != "" && strings.HasPrefix(o, name) {
+			if found != "" {
+				return ""
+			}
+			found = o
+		}
 	}
-	return pid
+	return found
+}
+
+// rmInteractiveWhen is what --interactive=when means to rm: "never",
+// "once" or "always" (also for a value rm would refuse: the safe side).
+// As rm's argmatch, a prefix is enough when its matches agree.
+func rmInteractiveWhen(when string) string {
+	meaning := ""
+	for _, w := range [][2]string{{"never", "never"}, {"no", "never"}, {"none", "never"}, {"once", "once"}, {"always", "always"}, {"yes", "always"}} {
+		if w[0] == when {
+			return w[1]
+		}
+		if when != "" && strings.HasPrefix(w[0], when) {
+			if meaning != "" && meaning != w[1] {
+				return "always"
+			}
+			meaning = w[1]
+		}
+	}
+	if meaning == "" {
+		return "always"
+	}
+	return meaning
 }
 
 // rmdirFolder answers an rmdir of the top of the folder artifact ent at

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/storage"
 	"github.com/lamina-bio/lamina/storage/s3"
@@ -162,17 +163,57 @@ func (in *Instance) CheckClaim(ctx context.Context, takeOver bool) (warnings []s
 
 var errStop = errors.New("stop")
 
+// initMarker is the file in an instance's data folder that init writes
+// before it claims the storage, naming the id it claims, and removes once
+// its settings are written (MarkInit, UnmarkInit): an init interrupted in
+// between leaves it beside its claim.
+const initMarker = ".init-claim"
+
+// MarkInit records in the instance's data folder that an init is about to
+// claim the storage for its id: what proves the claim this user's own
+// should the init be interrupted before it writes its settings
+// (ownInterruptedInit).
+func (in *Instance) MarkInit() error {
+	p := filepath.Join(in.Settings.DataDir, initMarker)
+	if err := os.MkdirAll(in.Settings.DataDir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("record the init: %w", err)
+	}
+	_, err = f.WriteString(in.Settings.ID + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("record the init: %w", err)
+	}
+	return nil
+}
+
+// UnmarkInit removes the record of MarkInit once the init's settings are
+// written.
+func (in *Instance) UnmarkInit() { os.Remove(filepath.Join(in.Settings.DataDir, initMarker)) }
+
 // ownInterruptedInit says why the claim o, of an instance of this name
-// that is not set up here, cannot be proven the leftover of this
-// machine's own interrupted init, or "" when it can: the claim names this
-// host and this instance's catalog (for a bbolt catalog, a path in this
-// user's data folder; for PostgreSQL, the database, which refuses a second
-// registration anyway), and the root holds none of an instance's data
-// (packs, records, ontologies). Such a claim is taken without
-// --take-over: nothing of anyone's is lost. Anything else may be a
-// workstation's real instance (S3 roots are shared), so it is refused.
+// that is not set up here, cannot be proven the leftover of this user's
+// own interrupted init, or "" when it can: the claim names this host and
+// this instance's catalog (for a bbolt catalog, a path in this user's
+// data folder; for PostgreSQL, the database, which refuses a second
+// registration anyway), the instance's data folder holds the record such
+// an init leaves (MarkInit) naming the claim's id, and the root holds
+// none of an instance's data (packs, records, ontologies). Such a claim
+// is taken without --take-over: nothing of anyone's is lost. Anything
+// else may be a workstation's real instance (S3 roots are shared), so it
+// is refused: host names and home folders repeat across machines (two
+// VMs named ubuntu with HOME=/home/ubuntu made the same claim).
 func (in *Instance) ownInterruptedInit(ctx context.Context, o Owner) (why string, err error) {
 	host, _ := os.Hostname()
+	mark, _ := os.ReadFile(filepath.Join(in.Settings.DataDir, initMarker))
 	switch {
 	case o.Host == "":
 		return "the claim does not say from which host (an older lamina wrote it)", nil
@@ -180,6 +221,8 @@ func (in *Instance) ownInterruptedInit(ctx context.Context, o Owner) (why string
 		return fmt.Sprintf("it was made on another host (%s, this is %s)", o.Host, host), nil
 	case o.Catalog != in.catalogName():
 		return fmt.Sprintf("it names another catalog (%s, this init's is %s)", o.Catalog, in.catalogName()), nil
+	case strings.TrimSpace(string(mark)) != o.ID:
+		return fmt.Sprintf("no init of this user here left it (%s names no id %s): another machine of the same host name, or another user, may use it", filepath.Join(in.Settings.DataDir, initMarker), o.ID), nil
 	}
 	for _, prefix := range []string{"packs/", "records/", "ontologies/"} {
 		used := false
@@ -381,6 +424,32 @@ func (in *Instance) CheckStorage(ctx context.Context, claim bool) error {
 			ErrStorageTaken, o.Name, o.Catalog, in.Settings.Storage, o.Since.Format(time.DateOnly), in.Settings.Name, o.Name, o.Name)
 	}
 	return nil
+}
+
+// AddableAfterTakeOver reports whether the object name may still be
+// uploaded to a storage root by the instance that lost it: a pack
+// (packs/<id[:2]>/<id>) or an ontology source or index named by its
+// digest, immutable and written once. Adding one changes nothing the new
+// owner's catalog reads unless it names the object (a version imported
+// from the old catalog, whose pack was still in the old machine's upload
+// queue at the take-over); one no version uses is garbage the new owner's
+// gc deletes after its grace. Records, marks, the ontology registry and
+// the claim are the old catalog's writes: never after a take-over.
+func AddableAfterTakeOver(name string) bool {
+	if cache.IsPackName(name) {
+		return true
+	}
+	rest, ok := strings.CutPrefix(name, ontologyPrefix)
+	if !ok {
+		return false
+	}
+	entity, file, ok := strings.Cut(rest, "/")
+	if !ok || entity == "" || strings.Contains(file, "/") {
+		return false
+	}
+	digest, ext, _ := strings.Cut(file, ".") // <digest>.src, <digest>.v<format>.idx
+	index := strings.HasPrefix(ext, "v") && strings.HasSuffix(ext, ".idx")
+	return (ext == "src" || index) && len(digest) == 64 && strings.Trim(digest, "0123456789abcdef") == ""
 }
 
 // OwnerWatch keeps a long-running writer (the mount daemon) from writing

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +70,29 @@ func TestOwnerWatchChecksBeforeAStaleWrite(t *testing.T) {
 	}
 	if o, ok := w.Taken(); !ok || o.Name != "b" || len(told) != 1 {
 		t.Errorf("Taken() = %v %v; told %v", o, ok, told)
+	}
+}
+
+// After a take-over the old instance's upload queue still sends packs and
+// ontology objects named by their digest (immutable), nothing else.
+func TestAddableAfterTakeOver(t *testing.T) {
+	id := "0123456789abcdef0123456789abcdef"
+	digest := strings.Repeat("ab", 32)
+	for name, want := range map[string]bool{
+		"packs/01/" + id: true,
+		"ontologies/cell_type/" + digest + ".src":    true,
+		"ontologies/cell_type/" + digest + ".v2.idx": true,
+		"packs/02/" + id:                    false, // not its own layout
+		"packs/01/" + id + "/x":             false,
+		"records/1-ab.json":                 false,
+		"gc/condemned/" + id:                false,
+		"instance.json":                     false,
+		"ontologies/registry.json":          false,
+		"ontologies/cell_type/short.src":    false,
+		"ontologies/a/b/" + digest + ".src": false,
+	} {
+		if got := instance.AddableAfterTakeOver(name); got != want {
+			t.Errorf("AddableAfterTakeOver(%q) = %v, want %v", name, got, want)
+		}
 	}
 }

@@ -20,7 +20,19 @@ const (
 var (
 	ErrBadKey     = errors.New("bad key")
 	ErrKeyTooLong = fmt.Errorf("%w: too long", ErrBadKey)
+	// ErrNotUTF8 is also wrapped by the errors for a key, a prefix or a
+	// name (catalog.CheckName) that is not valid UTF-8: the CLI exits 2.
+	// Stored names are UTF-8 (PostgreSQL refuses anything else, and
+	// exports are JSON), so no such text can name anything.
+	ErrNotUTF8 = errors.New("not valid UTF-8")
 )
+
+// notUTF8 is a key or prefix that is not valid UTF-8: ErrBadKey and
+// ErrNotUTF8.
+type notUTF8 string
+
+func (e notUTF8) Error() string   { return string(e) }
+func (e notUTF8) Unwrap() []error { return []error{ErrBadKey, ErrNotUTF8} }
 
 var versionSuffix = regexp.MustCompile(`@v[0-9]+$`)
 
@@ -54,7 +66,7 @@ func CheckExistingKey(key string) error {
 	case len(key) > MaxKeyLen:
 		return fmt.Errorf("%w: key is %d bytes, at most %d are allowed", ErrKeyTooLong, len(key), MaxKeyLen)
 	case !utf8.ValidString(key):
-		return bad("a key must be valid UTF-8")
+		return notUTF8(fmt.Sprintf("%v %q: a key must be valid UTF-8", ErrBadKey, key))
 	case strings.IndexByte(key, 0) >= 0:
 		return bad("a key may not contain a NUL byte")
 	case strings.IndexFunc(key, isControl) >= 0:
@@ -110,6 +122,9 @@ func reserved(name string) string {
 func CheckPrefix(prefix string) error {
 	if prefix == "" {
 		return nil
+	}
+	if !utf8.ValidString(prefix) {
+		return notUTF8(fmt.Sprintf("%v %q: a prefix must be valid UTF-8", ErrBadKey, prefix))
 	}
 	p := strings.TrimSuffix(prefix, "/")
 	if p == "" {

@@ -24,9 +24,10 @@ const (
 	mCollections    = "collections"
 	mCollection     = "collection"
 	mCollectionVers = "collection_versions"
-	mDeleteFeature  = "delete_feature" // protocol 8
-	mDeleteLabel    = "delete_label"   // protocol 8
-	mDeleteSchema   = "delete_schema"  // protocol 8
+	mDeleteFeature  = "delete_feature"    // protocol 8
+	mDeleteLabel    = "delete_label"      // protocol 8
+	mDeleteSchema   = "delete_schema"     // protocol 8
+	mDeleteColl     = "delete_collection" // protocol 11
 )
 
 func init() {
@@ -81,11 +82,16 @@ func (s *Server) handleAnnotate(ctx context.Context, m string, raw json.RawMessa
 		res, err = s.cat.CreateSchema(ctx, sc)
 	case mSchemas:
 		res, err = s.cat.Schemas(ctx)
-	case mDeleteFeature, mDeleteLabel, mDeleteSchema:
+	case mDeleteFeature, mDeleteLabel, mDeleteSchema, mDeleteColl:
 		if err := decode(&a); err != nil {
 			return nil, err, true
 		}
 		switch m {
+		case mDeleteColl:
+			res, err = s.cat.DeleteCollection(ctx, a.Name)
+			if err == nil {
+				s.changed(catalog.CollectionChange(a.Name))
+			}
 		case mDeleteFeature:
 			res, err = s.cat.DeleteFeature(ctx, a.Name)
 		case mDeleteLabel:
@@ -151,6 +157,9 @@ func (s *Server) annotated(ctx context.Context, uid string) {
 
 func (c *Client) CreateFeature(ctx context.Context, f catalog.Feature) (catalog.Feature, error) {
 	var out catalog.Feature
+	if err := catalog.CheckName("feature", f.Name); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, mCreateFeature, f, &out)
 }
 
@@ -161,6 +170,9 @@ func (c *Client) Features(ctx context.Context) ([]catalog.Feature, error) {
 
 func (c *Client) CreateLabel(ctx context.Context, l catalog.Label) (catalog.Label, error) {
 	var out catalog.Label
+	if err := utf8Names("label", l.Name, l.Parent); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, mCreateLabel, l, &out)
 }
 
@@ -171,6 +183,14 @@ func (c *Client) Labels(ctx context.Context) ([]catalog.Label, error) {
 
 func (c *Client) CreateSchema(ctx context.Context, s catalog.Schema) (catalog.Schema, error) {
 	var out catalog.Schema
+	if err := utf8Names("schema", s.Name); err != nil {
+		return out, err
+	}
+	for _, f := range s.Features {
+		if err := utf8Names("feature", f.Feature); err != nil {
+			return out, err
+		}
+	}
 	return out, c.call(ctx, mCreateSchema, s, &out)
 }
 
@@ -183,26 +203,41 @@ func (c *Client) Schemas(ctx context.Context) ([]catalog.Schema, error) {
 // server answers errors.ErrUnsupported.
 func (c *Client) DeleteFeature(ctx context.Context, name string) (catalog.Feature, error) {
 	var out catalog.Feature
+	if err := utf8Names("feature", name); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, mDeleteFeature, annotateArgs{Name: name}, &out)
 }
 
 func (c *Client) DeleteLabel(ctx context.Context, name string) (catalog.Label, error) {
 	var out catalog.Label
+	if err := utf8Names("label", name); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, mDeleteLabel, annotateArgs{Name: name}, &out)
 }
 
 func (c *Client) DeleteSchema(ctx context.Context, name string) (catalog.Schema, error) {
 	var out catalog.Schema
+	if err := utf8Names("schema", name); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, mDeleteSchema, annotateArgs{Name: name}, &out)
 }
 
 func (c *Client) Annotate(ctx context.Context, uid string, add catalog.Annotations) (catalog.Annotations, error) {
 	var out catalog.Annotations
+	if err := catalog.CheckAnnotationsText(add); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, mAnnotate, annotateArgs{UID: uid, Add: add}, &out)
 }
 
 func (c *Client) Unannotate(ctx context.Context, uid string, remove catalog.Annotations) (catalog.Annotations, error) {
 	var out catalog.Annotations
+	if err := catalog.CheckAnnotationsText(remove); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, mUnannotate, annotateArgs{UID: uid, Remove: remove}, &out)
 }
 
@@ -213,6 +248,9 @@ func (c *Client) Annotations(ctx context.Context, uid string) (catalog.Annotatio
 
 func (c *Client) Find(ctx context.Context, f catalog.Filter) ([]catalog.Version, error) {
 	var out []catalog.Version
+	if err := catalog.CheckFilterText(f); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, mFind, f, &out)
 }
 
@@ -223,6 +261,9 @@ func (c *Client) Search(ctx context.Context, query string, limit int) ([]catalog
 
 func (c *Client) SaveCollection(ctx context.Context, nc catalog.NewCollection) (catalog.Collection, error) {
 	var out catalog.Collection
+	if err := utf8Names("collection", nc.Name); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, mSaveCollection, nc, &out)
 }
 
@@ -233,12 +274,40 @@ func (c *Client) Collections(ctx context.Context) ([]catalog.Collection, error) 
 
 func (c *Client) Collection(ctx context.Context, name string, n int) (catalog.Collection, error) {
 	var out catalog.Collection
+	if err := utf8Names("collection", name); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, mCollection, annotateArgs{Name: name, N: n}, &out)
 }
 
 func (c *Client) CollectionVersions(ctx context.Context, name string) ([]catalog.Collection, error) {
 	var out []catalog.Collection
+	if err := utf8Names("collection", name); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, mCollectionVers, annotateArgs{Name: name}, &out)
+}
+
+// DeleteCollection is protocol 11: an older server answers
+// errors.ErrUnsupported.
+func (c *Client) DeleteCollection(ctx context.Context, name string) ([]catalog.Collection, error) {
+	var out []catalog.Collection
+	if err := utf8Names("collection", name); err != nil {
+		return out, err
+	}
+	return out, c.call(ctx, mDeleteColl, annotateArgs{Name: name}, &out)
+}
+
+// utf8Names refuses names that are not valid UTF-8 before they are sent:
+// JSON would carry them as U+FFFD, and the server would take them for
+// other names (create a label "x\uFFFD" for "x\xff").
+func utf8Names(kind string, names ...string) error {
+	for _, n := range names {
+		if err := catalog.CheckLookup(kind, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var _ catalog.Annotator = (*Client)(nil)

@@ -84,7 +84,7 @@ type keyArgs struct {
 
 // Protocol numbers the wire protocol: it grows when a call or an argument
 // is added that an older server would ignore or refuse.
-const Protocol = 9 // 4: restore_node; 5: unannotate; 6: reruns, a run's job; 7: unannotate's resolved values (an older server ignores them and keeps terms); 8: delete_feature, delete_label, delete_schema; 9: restore_trashed_with
+const Protocol = 11 // 4: restore_node; 5: unannotate; 6: reruns, a run's job; 7: unannotate's resolved values (an older server ignores them and keeps terms); 8: delete_feature, delete_label, delete_schema; 9: restore_trashed_with; 10: purge_trashed of kind "unreferenced" (an older server purges nothing: not found); 11: delete_collection
 
 // Hello is what a server says about itself.
 type Hello struct {
@@ -101,7 +101,7 @@ type Hello struct {
 // once told to (RefuseWrites).
 var writes = map[string]bool{
 	mSave: true, mTrash: true, mRestore: true, mRestoreNode: true, mRestoreWith: true, mPurge: true, mPurgeTrash: true, mOutboxDone: true,
-	mCreateFeature: true, mCreateLabel: true, mCreateSchema: true, mDeleteFeature: true, mDeleteLabel: true, mDeleteSchema: true, mAnnotate: true, mUnannotate: true, mSaveCollection: true,
+	mCreateFeature: true, mCreateLabel: true, mCreateSchema: true, mDeleteFeature: true, mDeleteLabel: true, mDeleteSchema: true, mDeleteColl: true, mAnnotate: true, mUnannotate: true, mSaveCollection: true,
 	mSaveTransform: true, mStartRun: true, mFinishRun: true, mAddInputs: true, mCreditOutputs: true,
 	mRename: true, mRenameFolder: true, mSetAttrs: true, mMakeFolder: true, mRemoveFolder: true,
 	mSymlink: true, mRemoveLink: true,
@@ -122,6 +122,7 @@ var kinds = []struct {
 	{"kind", catalog.ErrKind},
 	{"schema", catalog.ErrSchema},
 	{"writtenagain", catalog.ErrWrittenAgain},
+	{"referenced", catalog.ErrReferenced},
 	{"canceled", context.Canceled},
 	{"deadline", context.DeadlineExceeded},
 }

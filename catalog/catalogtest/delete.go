@@ -10,9 +10,11 @@ import (
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
 )
 
-// runDelete checks DeleteFeature, DeleteLabel and DeleteSchema: what is
+// runDelete checks DeleteFeature, DeleteLabel, DeleteSchema (and
+// DeleteCollection, which refuses nothing): what is
 // in use stays, with a message that says what uses it and what to run;
 // what is not leaves the catalog and its indexes.
 func runDelete(t *testing.T, open func(t *testing.T) catalog.Catalog) {
@@ -243,6 +245,94 @@ func runDelete(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 
 	// An Annotate racing a delete: one of the two wins, never both, and
 	// a deleted feature or label leaves no value behind.
+	t.Run("DeleteCollection", func(t *testing.T) {
+		c, vs := setup(t)
+		for _, ms := range [][]string{{vs["a.csv"].UID}, {vs["a.csv"].UID, vs["b.csv"].UID}} {
+			_, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "pick", Members: ms})
+			must(t, err)
+		}
+		// "pick2" shares the prefix "pick" and a NUL-free longer name: it stays.
+		_, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "pick2", Members: []string{vs["c.csv"].UID}})
+		must(t, err)
+		got, err := c.DeleteCollection(ctx, "pick")
+		must(t, err)
+		if len(got) != 2 || got[0].Version != 1 || got[1].Version != 2 || got[0].Name != "pick" || len(got[1].Members) != 2 {
+			t.Fatalf("DeleteCollection returned %+v, want pick v1 and v2, oldest first", got)
+		}
+		if _, err := c.Collection(ctx, "pick", 0); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("Collection after the delete: %v, want ErrNotFound", err)
+		}
+		if _, err := c.CollectionVersions(ctx, "pick"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("CollectionVersions after the delete: %v, want ErrNotFound", err)
+		}
+		cs, err := c.Collections(ctx)
+		must(t, err)
+		if len(cs) != 1 || cs[0].Name != "pick2" {
+			t.Fatalf("Collections after the delete: %+v, want pick2 alone", cs)
+		}
+		// The members stay; the name can be used again, from v1.
+		for _, k := range []string{"a.csv", "b.csv"} {
+			if _, err := c.ByUID(ctx, vs[k].UID); err != nil {
+				t.Fatalf("member %s after the delete: %v", k, err)
+			}
+		}
+		col, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "pick", Members: []string{vs["c.csv"].UID}})
+		must(t, err)
+		if col.Version != 1 {
+			t.Fatalf("pick made again is v%d, want v1", col.Version)
+		}
+		_, err = c.DeleteCollection(ctx, "pik")
+		if !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), `no collection "pik"; did you mean "pick`) {
+			t.Fatalf("DeleteCollection of no collection: %v", err)
+		}
+	})
+
+	// Names and filters that are not UTF-8 are refused alike by every
+	// store (PostgreSQL answered its own "invalid byte sequence", bbolt
+	// stored them, and an export changed them to U+FFFD).
+	t.Run("NotUTF8", func(t *testing.T) {
+		c, vs := setup(t)
+		bad := "x\xff"
+		notUTF8 := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, ref.ErrNotUTF8) || !strings.Contains(err.Error(), "valid UTF-8") {
+				t.Fatalf("%s: %v, want ref.ErrNotUTF8", what, err)
+			}
+		}
+		_, err := c.CreateLabel(ctx, catalog.Label{Name: bad})
+		notUTF8("CreateLabel", err)
+		_, err = c.CreateSchema(ctx, catalog.Schema{Name: bad, Features: []catalog.SchemaFeature{{Feature: "batch"}}})
+		notUTF8("CreateSchema", err)
+		_, err = c.SaveCollection(ctx, catalog.NewCollection{Name: bad, Members: []string{vs["a.csv"].UID}})
+		notUTF8("SaveCollection", err)
+		_, err = c.Collection(ctx, bad, 0)
+		notUTF8("Collection", err)
+		_, err = c.CollectionVersions(ctx, bad)
+		notUTF8("CollectionVersions", err)
+		_, err = c.DeleteCollection(ctx, bad)
+		notUTF8("DeleteCollection", err)
+		_, err = c.DeleteLabel(ctx, bad)
+		notUTF8("DeleteLabel", err)
+		_, err = c.DeleteFeature(ctx, bad)
+		notUTF8("DeleteFeature", err)
+		_, err = c.DeleteSchema(ctx, bad)
+		notUTF8("DeleteSchema", err)
+		for what, f := range map[string]catalog.Filter{
+			"prefix": {Prefix: "d/" + bad},
+			"key^=":  {Where: []catalog.Cond{{Field: "key", Op: "^=", Values: []string{bad}}}},
+			"label":  {Labels: []string{bad}},
+			"value":  {Where: []catalog.Cond{{Field: "tissu", Op: "=", Values: []string{bad}}}},
+		} {
+			_, err := c.Find(ctx, f)
+			notUTF8("Find "+what, err)
+		}
+		ls, err := c.Labels(ctx)
+		must(t, err)
+		if len(ls) != 4 {
+			t.Fatalf("labels after the refusals: %+v", ls)
+		}
+	})
+
 	t.Run("DeleteRacesAnnotate", func(t *testing.T) {
 		c, vs := setup(t)
 		uid := vs["c.csv"].UID

@@ -93,24 +93,32 @@ func putJSON(ctx context.Context, tx pgx.Tx, sql string, v any, args ...any) err
 func listJSON[T any](ctx context.Context, s *Store, sql string) (_ []T, err error) {
 	ctx, end := s.bound(ctx)
 	defer func() { err = end(err) }()
-	out := []T{}
-	rows, err := s.pool.Query(ctx, sql)
+	var raws [][]byte
+	err = s.reread(ctx, func(q querier) error {
+		rows, err := q.Query(ctx, sql)
+		raws, err = collect(rows, err, pgx.RowTo[[]byte])
+		return err
+	})
 	if err != nil {
 		return nil, wrap(err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
-			return nil, err
-		}
+	out := []T{}
+	for _, raw := range raws {
 		var x T
 		if err := json.Unmarshal(raw, &x); err != nil {
 			return nil, errorf(catalog.ErrSchema, "catalog: record: %v", err)
 		}
 		out = append(out, x)
 	}
-	return out, wrap(rows.Err())
+	return out, nil
+}
+
+// collect is pgx.CollectRows of what Query returned.
+func collect[T any](rows pgx.Rows, err error, fn pgx.RowToFunc[T]) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, fn)
 }
 
 func (s *Store) Features(ctx context.Context) ([]catalog.Feature, error) {
@@ -132,6 +140,9 @@ func names(ctx context.Context, tx pgx.Tx, table string) []string {
 
 func feature(ctx context.Context, tx pgx.Tx, name string) (catalog.Feature, error) {
 	var f catalog.Feature
+	if err := catalog.CheckLookup("feature", name); err != nil {
+		return f, err
+	}
 	if ok, err := getJSON(ctx, tx, `SELECT rec FROM features WHERE name = $1`, &f, name); err != nil || ok {
 		return f, err
 	}
@@ -141,6 +152,9 @@ func feature(ctx context.Context, tx pgx.Tx, name string) (catalog.Feature, erro
 
 func label(ctx context.Context, tx pgx.Tx, name string) (catalog.Label, error) {
 	var l catalog.Label
+	if err := catalog.CheckLookup("label", name); err != nil {
+		return l, err
+	}
 	if ok, err := getJSON(ctx, tx, `SELECT rec FROM labels WHERE name = $1`, &l, name); err != nil || ok {
 		return l, err
 	}
@@ -265,6 +279,9 @@ func shown(ctx context.Context, tx pgx.Tx, a catalog.Annotations) (catalog.Annot
 
 func (s *Store) Annotate(ctx context.Context, uid string, add catalog.Annotations) (catalog.Annotations, error) {
 	var out catalog.Annotations
+	if err := catalog.CheckAnnotationsText(add); err != nil {
+		return out, err
+	}
 	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
 		var err error
 		if out, err = annotate(ctx, tx, uid, add, changed); err != nil {
@@ -316,6 +333,9 @@ func annotate(ctx context.Context, tx pgx.Tx, uid string, add catalog.Annotation
 // catalog.Annotator) and reports its key changed, as annotate does.
 func (s *Store) Unannotate(ctx context.Context, uid string, remove catalog.Annotations) (catalog.Annotations, error) {
 	var out catalog.Annotations
+	if err := catalog.CheckAnnotationsText(remove); err != nil {
+		return out, err
+	}
 	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
 		v, ok, err := versionForUpdate(ctx, tx, uid) // ordered with a rename, as in annotate
 		if err != nil {
@@ -1028,7 +1048,11 @@ func (s *Store) Collections(ctx context.Context) ([]catalog.Collection, error) {
 
 func (s *Store) CollectionVersions(ctx context.Context, name string) ([]catalog.Collection, error) {
 	var out []catalog.Collection
+	if err := catalog.CheckLookup("collection", name); err != nil {
+		return nil, err
+	}
 	err := s.read(ctx, func(tx pgx.Tx) error {
+		out = nil
 		rows, err := tx.Query(ctx, `SELECT rec FROM collections WHERE name = $1 ORDER BY version`, name)
 		if err != nil {
 			return err
@@ -1058,7 +1082,11 @@ func (s *Store) CollectionVersions(ctx context.Context, name string) ([]catalog.
 
 func (s *Store) Collection(ctx context.Context, name string, n int) (catalog.Collection, error) {
 	var out catalog.Collection
+	if err := catalog.CheckLookup("collection", name); err != nil {
+		return out, err
+	}
 	err := s.read(ctx, func(tx pgx.Tx) error {
+		out = catalog.Collection{} // a retried read starts over (Versions is appended to)
 		var ok bool
 		var err error
 		if n == 0 {

@@ -1,15 +1,18 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/lamina-bio/lamina/catalog"
 )
 
-// Deleting features, labels and schemas, following Bolt's rules
+// Deleting features, labels, schemas and collections, following Bolt's rules
 // (catalog/bolt_delete.go). Each checks what uses the record and removes
 // it in one SERIALIZABLE transaction (write): an Annotate that adds a use
 // meanwhile reads the row this one deletes and writes an index row in the
@@ -115,6 +118,9 @@ func (s *Store) DeleteLabel(ctx context.Context, name string) (catalog.Label, er
 
 func (s *Store) DeleteSchema(ctx context.Context, name string) (catalog.Schema, error) {
 	var sc catalog.Schema
+	if err := catalog.CheckLookup("schema", name); err != nil {
+		return sc, err
+	}
 	err := s.write(ctx, func(tx pgx.Tx, _ func(...string)) error {
 		if ok, err := getJSON(ctx, tx, `SELECT rec FROM schemas WHERE name = $1`, &sc, name); err != nil {
 			return err
@@ -153,4 +159,43 @@ func example(ctx context.Context, tx pgx.Tx, uid *string) (Version, error) {
 		err = fmt.Errorf("catalog: an index names version %s, which is not recorded", *uid)
 	}
 	return v, err
+}
+
+func (s *Store) DeleteCollection(ctx context.Context, name string) ([]catalog.Collection, error) {
+	if err := catalog.CheckLookup("collection", name); err != nil {
+		return nil, err
+	}
+	var out []catalog.Collection
+	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
+		out = nil
+		changed(catalog.CollectionChange(name)) // mounts drop their view of it
+		rows, err := tx.Query(ctx, `DELETE FROM collections WHERE name = $1 RETURNING rec`, name)
+		if err != nil {
+			return err
+		}
+		raws, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		if err != nil {
+			return err
+		}
+		for _, raw := range raws {
+			var c catalog.Collection
+			if err := json.Unmarshal(raw, &c); err != nil {
+				return errorf(catalog.ErrSchema, "catalog: record: %v", err)
+			}
+			out = append(out, c)
+		}
+		if len(out) == 0 {
+			all, err := strings_(ctx, tx, `SELECT DISTINCT name FROM collections ORDER BY name`)
+			if err != nil {
+				return err
+			}
+			return errorf(ErrNotFound, "no collection %q%s", name, catalog.DidYouMean(catalog.Closest(name, all)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b catalog.Collection) int { return cmp.Compare(a.Version, b.Version) })
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/storage"
 	"github.com/lamina-bio/lamina/storage/retry"
@@ -25,6 +26,10 @@ type remote struct {
 	retry *retry.Backend // its Health: does the server answer
 	disk  *cache.DiskCache
 	up    *cache.Uploads
+	// owner is read before the queue uploads an object other than a pack
+	// (queueAllow): once another instance owns the storage, only packs go.
+	owner *instance.OwnerWatch
+	quiet bool // takenOverUploads said what became of the queue
 }
 
 // packWait is how long a read over S3 waits for a pack that another
@@ -44,6 +49,7 @@ func packWait() time.Duration {
 type backendOptions struct {
 	syncUpload bool  // Sync waits for the uploads (the CLI; mount --sync-upload)
 	keep       bool  // what is uploaded stays in the block cache (the mount)
+	own        bool  // the mount daemon: its cache alone evicts, under its limit
 	check      bool  // the bucket must answer now (init, connect, mount)
 	cacheSize  int64 // overrides the settings when > 0
 	log        *slog.Logger
@@ -69,7 +75,8 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 		return nil, nil, err
 	}
 	rb := retry.New(raw, policy, o.log)
-	up, err := cache.OpenUploads(rb, s.UploadDir(), cache.UploadOptions{SyncUpload: o.syncUpload, Logger: o.log})
+	owner := instance.New(s, nil, rb, nil).WatchOwner(rb, ownerCheckEvery(), nil)
+	up, err := cache.OpenUploads(rb, s.UploadDir(), cache.UploadOptions{SyncUpload: o.syncUpload, Logger: o.log, Allow: queueAllow(owner)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -77,7 +84,15 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 	if o.cacheSize > 0 {
 		size = o.cacheSize
 	}
-	disk, err := cache.OpenDiskCache(up, s.CacheDir, cache.DiskCacheOptions{Limit: size, Logger: o.log, KeepRecent: cache.KeepRecentForReads})
+	// One cache, one limit, one owner: while a mount daemon runs, its
+	// cache owns the folder and evicts under its limit (mount
+	// --cache-size, cache limit); a CLI command's cache only adds the
+	// blocks it fetches and tells the daemon, which counts them.
+	do := cache.DiskCacheOptions{Limit: size, Logger: o.log, KeepRecent: cache.KeepRecentForReads, Own: o.own}
+	if !o.own {
+		do.Nudge = func() { nudgeDaemon(s) }
+	}
+	disk, err := cache.OpenDiskCache(up, s.CacheDir, do)
 	if err != nil {
 		up.Close()
 		return nil, nil, err
@@ -90,7 +105,52 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 	if o.keep {
 		up.OnUploaded(disk.Keep)
 	}
-	return disk, &remote{raw: raw, retry: rb, disk: disk, up: up}, nil
+	return disk, &remote{raw: raw, retry: rb, disk: disk, up: up, owner: owner}, nil
+}
+
+// queueAllow is the upload queue's check before it uploads a staged
+// object: what may go to storage another instance took over meanwhile.
+// The queue sits below the mount's owner guard (and a CLI command opens it
+// before it reads the owner), so without it the queue wrote whatever it
+// held after a take-over: the old catalog's records too. A pack (and an
+// ontology object named by its digest) goes whoever owns the storage: it
+// is immutable, and the new owner's catalog may name it (imported from an
+// export made while it waited here). Anything else waits for a read of
+// the owner (one GET per such upload: records go once per save, or a
+// minute of a mount) and is held, kept staged, once another owns it.
+func queueAllow(owner *instance.OwnerWatch) func(context.Context, string) error {
+	return func(ctx context.Context, name string) error {
+		if instance.AddableAfterTakeOver(name) {
+			return nil
+		}
+		if err := owner.Check(ctx); errors.Is(err, instance.ErrStorageTaken) {
+			return fmt.Errorf("%w: %w", cache.ErrHold, err)
+		} else if err != nil {
+			return err // not answering: a failed attempt, retried
+		}
+		return nil
+	}
+}
+
+// nudgeDaemon asks the instance's mount daemon, if one answers, to count
+// the blocks this process put in the cache folder and evict down to its
+// limit: any cache call does (mount.go rescans before each).
+func nudgeDaemon(s instance.Settings) {
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		return
+	}
+	if st, err := readState(dirs, s.Name); err == nil && stoppedState(processState(st.PID)) {
+		return // stopped (SIGSTOP): it would answer nothing; it counts them when asked next
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl, err := catalogrpc.Dial(ctx, dirs.DaemonSocket(s), s.ID)
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	cl.Cache(ctx, catalogrpc.CacheArgs{Op: "info"})
 }
 
 // serverAway says whether err means the S3 server cannot serve now: not

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -76,7 +75,7 @@ func cmdCache() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "cache",
-		Usage: "the local cache of data fetched from S3: info, clear, prefetch, limit",
+		Usage: "the local cache of data fetched from S3: info, clear, prefetch, limit; push uploads what waits in the upload queue",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "info",
@@ -189,6 +188,17 @@ func cmdCache() *cli.Command {
 				},
 			},
 			{
+				Name:  "push",
+				Usage: "upload what waits in the upload queue now; after another instance took the storage over, the packs (the new owner may need them), never the catalog's records",
+				Action: func(c *cli.Context) error {
+					dirs, s, err := current(c)
+					if err != nil {
+						return err
+					}
+					return pushUploads(c, dirs, s)
+				},
+			},
+			{
 				Name:      "prefetch",
 				Usage:     "fetch versions into the cache so that reading them later needs no network",
 				ArgsUsage: "KEY[@vN]…",
@@ -210,7 +220,9 @@ func cmdCache() *cli.Command {
 					// reads what the CLI fetched.
 					if _, up := liveMount(dirs, s); up {
 						for _, spec := range specs {
-							r, ok, err := prefetchInDaemon(c, dirs, s, spec, c.App.ErrWriter)
+							r, ok, err := prefetchInDaemon(c.Context, dirs, s, spec, func(r prefetchReport) {
+								fmt.Fprintf(c.App.ErrWriter, "%s@v%d: %s of %s fetched (through the mount daemon)\n", r.Key, r.Version, humanBytes(r.Done), humanBytes(r.Bytes))
+							})
 							if !ok {
 								break // gone meanwhile: below, in this process
 							}
@@ -283,12 +295,16 @@ const prefetchBatchBytes = 64 << 20
 type prefetchReport struct {
 	Key     string `json:"key"`
 	Version int    `json:"version"`
-	Chunks  int    `json:"chunks"` // of the whole version
-	Bytes   int64  `json:"bytes"`  // of the whole version
-	Next    int    `json:"next"`   // first chunk of the next batch; Chunks when done
-	Done    int64  `json:"done"`   // bytes of the chunks before Next
-	Limit   int64  `json:"limit"`  // the daemon's cache limit
-	Used    int64  `json:"used"`
+	// UID is the version's: the CLI asks for the next batches by it, so
+	// that a version saved meanwhile does not change what is fetched (each
+	// batch looked up the latest again). A daemon before it says none.
+	UID    string `json:"uid,omitempty"`
+	Chunks int    `json:"chunks"` // of the whole version
+	Bytes  int64  `json:"bytes"`  // of the whole version
+	Next   int    `json:"next"`   // first chunk of the next batch; Chunks when done
+	Done   int64  `json:"done"`   // bytes of the chunks before Next
+	Limit  int64  `json:"limit"`  // the daemon's cache limit
+	Used   int64  `json:"used"`
 }
 
 // prefetchBatch runs in a mount daemon: it fetches, into the daemon's own
@@ -310,7 +326,7 @@ func prefetchBatch(in *instance.Instance, disk *cache.DiskCache, a catalogrpc.Ca
 	for _, f := range m.Files {
 		all = append(all, f.Chunks...)
 	}
-	r.Key, r.Version, r.Chunks = v.Key, v.Version, len(all)
+	r.Key, r.Version, r.UID, r.Chunks = v.Key, v.Version, v.UID, len(all)
 	for i, ch := range all {
 		r.Bytes += ch.Size
 		if i < a.From {
@@ -336,10 +352,11 @@ func prefetchBatch(in *instance.Instance, disk *cache.DiskCache, a catalogrpc.Ca
 }
 
 // prefetchInDaemon fetches spec into the cache of the instance's mount
-// daemon, a batch at a time, showing progress on w; ok is false when no
-// daemon answers.
-func prefetchInDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, spec string, w io.Writer) (r prefetchReport, ok bool, err error) {
-	dctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+// daemon, a batch at a time, calling progress after each but the last;
+// ok is false when no daemon answers. The version is resolved once, by
+// the first batch: the next ones name it by its uid.
+func prefetchInDaemon(ctx context.Context, dirs instance.Dirs, s instance.Settings, spec string, progress func(prefetchReport)) (r prefetchReport, ok bool, err error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	cl, err := catalogrpc.Dial(dctx, dirs.DaemonSocket(s), s.ID)
 	cancel()
 	if err != nil {
@@ -347,8 +364,11 @@ func prefetchInDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, s
 	}
 	defer cl.Close()
 	for {
-		ctx, cancel := context.WithTimeout(c.Context, 10*time.Minute)
-		raw, err := cl.Cache(ctx, catalogrpc.CacheArgs{Op: "prefetch", Spec: spec, From: r.Next})
+		if r.UID != "" {
+			spec = r.UID
+		}
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		raw, err := cl.Cache(bctx, catalogrpc.CacheArgs{Op: "prefetch", Spec: spec, From: r.Next})
 		cancel()
 		if err == nil {
 			err = json.Unmarshal(raw, &r)
@@ -359,7 +379,7 @@ func prefetchInDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, s
 		if r.Next >= r.Chunks {
 			return r, true, nil
 		}
-		fmt.Fprintf(w, "%s@v%d: %s of %s fetched (through the mount daemon)\n", r.Key, r.Version, humanBytes(r.Done), humanBytes(r.Bytes))
+		progress(r)
 	}
 }
 
@@ -367,4 +387,58 @@ func prefetchInDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, s
 type cacheReport struct {
 	Before cache.CacheInfo `json:"before"`
 	After  cache.CacheInfo `json:"after"`
+}
+
+// pushUploads is `lamina cache push`: it uploads the staged objects of s
+// and waits for them (until nothing moves for a minute, or Ctrl-C). Once
+// another instance owns the storage, the queue uploads only packs (and
+// ontology objects named by their digest: queueAllow) and keeps the rest,
+// which this says; no other command of s works then.
+func pushUploads(c *cli.Context, dirs instance.Dirs, s instance.Settings) error {
+	w := c.App.Writer
+	if p, err := cache.ScanUploads(s.UploadDir()); err != nil {
+		return err
+	} else if p.Objects == 0 {
+		fmt.Fprintln(w, "uploads: none pending")
+		return nil
+	}
+	if cache.QueueOwned(s.UploadDir()) {
+		at := ""
+		if st, ok := liveMount(dirs, s); ok {
+			at = " (mounted at " + st.Mountpoint + ")"
+		}
+		fmt.Fprintf(w, "the mount daemon of %s%s has the upload queue and uploads it; lamina status shows how far\n", s.Name, at)
+		return nil
+	}
+	b, rem, err := openBackend(c.Context, s, backendOptions{syncUpload: true, check: true})
+	if err != nil {
+		return err
+	}
+	defer rem.close()
+	o, found, err := instance.New(s, nil, b, nil).StorageOwner(c.Context)
+	if err != nil {
+		return err
+	}
+	taken := found && o.ID != s.ID
+	start := rem.up.Pending()
+	fmt.Fprintf(c.App.ErrWriter, "lamina: uploading %s\n", describePending(start))
+	werr := rem.drain(c.Context, time.Minute, nil)
+	p := rem.up.Pending()
+	what := plural(int(p.Uploaded), "object")
+	if taken {
+		n := int(p.Uploaded)
+		what = fmt.Sprintf("%s (instance %s took the storage over; packs still go: its catalog may name %s)", plural(n, "pack"), o.Name, them(n))
+	}
+	fmt.Fprintf(w, "uploaded %s to %s\n", what, s.Storage)
+	if len(p.Held) > 0 {
+		fmt.Fprintln(w, keptAfterTakeOver(s, o.Name, p.Held))
+	}
+	if p.Objects > 0 {
+		why := "nothing moved for a minute"
+		if werr != nil && c.Context.Err() != nil {
+			why = "interrupted"
+		}
+		return fmt.Errorf("%s (%s); `lamina cache push` tries again", describePending(p), why)
+	}
+	return nil
 }

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
 )
 
@@ -47,12 +51,29 @@ func cmdCollection() *cli.Command {
 						}
 					}
 					if c.IsSet("key-prefix") {
-						vs, err := in.Catalog.List(c.Context, catalog.Query{Prefix: c.String("key-prefix")})
+						// A path into the mount too, as the members are: a
+						// folder's path is its keys (the folder's prefix, with
+						// its "/"), the mount's root every key.
+						a := c.String("key-prefix")
+						ka, err := kp.arg(a, true)
+						if err != nil {
+							return err
+						}
+						prefix := ka.Spec
+						if ka.Path && prefix != "" && !strings.HasSuffix(prefix, "/") {
+							if fi, err := os.Stat(a); err == nil && fi.IsDir() {
+								prefix += "/"
+							}
+						}
+						if err := ref.CheckPrefix(prefix); err != nil {
+							return err
+						}
+						vs, err := in.Catalog.List(c.Context, catalog.Query{Prefix: prefix})
 						if err != nil {
 							return err
 						}
 						if len(vs) == 0 {
-							return exitf(1, "no keys under %q", c.String("key-prefix"))
+							return exitf(1, "no keys under %q", prefix)
 						}
 						for _, v := range vs {
 							if !seen[v.UID] {
@@ -73,6 +94,7 @@ func cmdCollection() *cli.Command {
 				},
 			},
 			cmdCollectionLs(),
+			cmdCollectionDelete(),
 			{
 				Name:      "show",
 				Usage:     "list the members of a collection (the artifact versions it holds), like ls; NAME@vN for an earlier version of the collection",
@@ -86,13 +108,23 @@ func cmdCollection() *cli.Command {
 					if c.NArg() != 1 {
 						return exitf(2, "usage: lamina collection show NAME[@vN]")
 					}
-					name, n := splitCollectionSpec(c.Args().First())
+					name, n, err := splitCollectionSpec(c.Args().First())
+					if err != nil {
+						return err
+					}
 					in, err := openInstance(c)
 					if err != nil {
 						return err
 					}
 					defer in.Close()
 					col, err := in.Catalog.Collection(c.Context, name, n)
+					if n > 0 && errors.Is(err, catalog.ErrNotFound) {
+						// A collection named NAME@vN, made before such names
+						// were refused.
+						if whole, werr := in.Catalog.Collection(c.Context, c.Args().First(), 0); werr == nil {
+							col, err = whole, nil
+						}
+					}
 					if err != nil {
 						return err
 					}
@@ -117,10 +149,16 @@ func cmdCollection() *cli.Command {
 						if len(gone) > 0 {
 							missing = fmt.Sprintf(" (%d deleted permanently)", len(gone))
 						}
+						// Members in the trash are listed, marked in a
+						// TRASHED column (CSV: trashed_at) as ls --versions
+						// marks them.
+						if n := countTrashed(col.Versions); n > 0 {
+							missing += fmt.Sprintf(" (%d in the trash)", n)
+						}
 						fmt.Fprintf(c.App.ErrWriter, "collection %q v%d, %s%s, created %s by %s\n", col.Name, col.Version,
 							plural(len(col.Members), "version"), missing, col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy)
 					}
-					if err := printVersions(c, format, col.Versions); err != nil {
+					if err := printMarkedVersions(c, format, col.Versions); err != nil { // trashnote.go
 						return err
 					}
 					if format == "table" {
@@ -166,13 +204,76 @@ func cmdCollectionLs() *cli.Command {
 	return ls
 }
 
+// countTrashed counts the versions of vs in the trash.
+func countTrashed(vs []catalog.Version) int {
+	n := 0
+	for _, v := range vs {
+		if v.Trashed {
+			n++
+		}
+	}
+	return n
+}
+
 var reCollectionVersion = regexp.MustCompile(`^(.*)@v([0-9]+)$`)
 
-// splitCollectionSpec reads "NAME@vN" (n = 0 for the latest).
-func splitCollectionSpec(s string) (string, int) {
-	if m := reCollectionVersion.FindStringSubmatch(s); m != nil {
-		n, _ := strconv.Atoi(m[2])
-		return m[1], n
+// splitCollectionSpec reads "NAME@vN" (n = 0 for the latest, NAME alone).
+// Versions count from 1: @v0, and a number too large to be one, are
+// refused (exit 2) rather than read as the latest or as another number.
+func splitCollectionSpec(s string) (string, int, error) {
+	m := reCollectionVersion.FindStringSubmatch(s)
+	if m == nil {
+		return s, 0, nil
 	}
-	return s, 0
+	n, err := strconv.Atoi(m[2])
+	if err != nil || n < 1 {
+		return "", 0, exitf(2, "%s: a collection version is @v1, @v2, …: %s has none such (NAME alone is the latest)", s, "@v"+m[2])
+	}
+	return m[1], n, nil
+}
+
+// deletedCollection is what collection delete removed: every version of
+// one collection, oldest first (JSON), and the refs of its latest
+// version's members, for the message.
+type deletedCollection struct {
+	Name     string               `json:"name"`
+	Versions []catalog.Collection `json:"versions"`
+	held     []string
+}
+
+// cmdCollectionDelete is `lamina collection delete NAME...`: a collection
+// is only a list, so nothing keeps one; its members stay as they are.
+// Shaped as feature|label|schema delete (curation_delete.go): a name that
+// is no collection is said and the others go on, exit 1.
+func cmdCollectionDelete() *cli.Command {
+	cmd := deleteCommand("collection", "",
+		func(c *cli.Context, in *instance.Instance, name string) (deletedCollection, error) {
+			// The members by ref, to say what it held: read first, as the
+			// delete returns the records without their members' versions.
+			var held []string
+			if latest, err := in.Catalog.Collection(c.Context, name, 0); err == nil {
+				for _, v := range latest.Versions {
+					held = append(held, v.Ref())
+				}
+			}
+			vs, err := in.Catalog.DeleteCollection(c.Context, name)
+			if err != nil {
+				return deletedCollection{}, err
+			}
+			if len(held) != len(vs[len(vs)-1].Members) {
+				held = nil // changed between the read and the delete, or members deleted for good
+			}
+			return deletedCollection{Name: name, Versions: vs, held: held}, nil
+		},
+		func(d deletedCollection) string {
+			last := d.Versions[len(d.Versions)-1]
+			what := fmt.Sprintf("collection %q (%s", d.Name, plural(len(d.Versions), "version"))
+			what += fmt.Sprintf("; v%d held %s", last.Version, plural(len(last.Members), "artifact version"))
+			if len(d.held) > 0 {
+				what += ": " + someKeys(d.held) // delete.go
+			}
+			return what + "; they stay as they are)"
+		})
+	cmd.Usage = "delete collections, every version of each (a collection is only a list: its members stay as they are)"
+	return cmd
 }

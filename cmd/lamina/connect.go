@@ -51,6 +51,22 @@ func dbURL(db string) (string, error) {
 	return db, nil
 }
 
+// sharedTaken refuses an init --db of a database that holds an instance
+// already. init asks it first, before it looks at the storage's claim: a
+// second workstation's init of a team's instance was told the claim was
+// "taken for this one" (the same host, the same database, no data yet)
+// before the database refused it, and nothing had been taken.
+func sharedTaken(ctx context.Context, cat catalog.Catalog, s instance.Settings) error {
+	st, ok := cat.(*postgres.Store)
+	if !ok {
+		return fmt.Errorf("the catalog of %s is not a PostgreSQL store", s.Catalog)
+	}
+	if sh, err := loadShared(ctx, st); err == nil {
+		return fmt.Errorf("the database %s already holds instance %q: join it with `lamina connect %s --db %s`", s.Catalog, sh.Name, sh.Name, s.Catalog)
+	}
+	return nil
+}
+
 // initShared records the new instance's shared settings in its database,
 // which must not hold another instance. unshare removes them again, for an
 // init that fails after (its storage claim): only while they are still
@@ -61,11 +77,8 @@ func initShared(ctx context.Context, cat catalog.Catalog, s instance.Settings) (
 	if !ok {
 		return nil, fmt.Errorf("the catalog of %s is not a PostgreSQL store", s.Catalog)
 	}
-	refuse := func(sh sharedSettings) error {
-		return fmt.Errorf("the database %s already holds instance %q: join it with `lamina connect %s --db %s`", s.Catalog, sh.Name, sh.Name, s.Catalog)
-	}
-	if sh, err := loadShared(ctx, st); err == nil {
-		return nil, refuse(sh)
+	if err := sharedTaken(ctx, st, s); err != nil {
+		return nil, err
 	}
 	b, err := json.Marshal(sharedSettings{Name: s.Name, ID: s.ID, Storage: s.Storage, S3: s.S3, Scratch: s.Scratch, Created: s.Created})
 	if err != nil {
@@ -76,11 +89,10 @@ func initShared(ctx context.Context, cat catalog.Catalog, s instance.Settings) (
 		return nil, err
 	}
 	if !added { // another init of the database, meanwhile
-		sh, err := loadShared(ctx, st)
-		if err != nil {
+		if _, err := loadShared(ctx, st); err != nil {
 			return nil, err
 		}
-		return nil, refuse(sh)
+		return nil, sharedTaken(ctx, st, s)
 	}
 	return func() error {
 		// The init's context may be what failed it (Ctrl-C).

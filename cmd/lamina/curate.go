@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/curate"
 	"github.com/lamina-bio/lamina/dataset"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ontology"
+	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
 )
 
@@ -46,6 +48,23 @@ func cmdCurate() *cli.Command {
 			}
 			if kind == "" || kind == dataset.FCS {
 				return exitf(2, "%s: curate reads CSV, TSV, Parquet, h5ad and AnnData zarr tables", path)
+			}
+			// --key is checked before the table is read: a key that cannot
+			// be saved, or whose suffix names another format than the
+			// file's (a CSV under .parquet, which no reader would read as
+			// what it says), would only fail or mislead after the whole
+			// validation.
+			if key := c.String("key"); c.IsSet("key") {
+				if err := ref.CheckKey(key); err != nil {
+					return exitf(2, "--key: %v", err)
+				}
+				kk := dataset.FileFormat(key)
+				if kk == "" && strings.HasSuffix(strings.ToLower(key), ".zarr") {
+					kk = dataset.AnnDataZarr
+				}
+				if kk != "" && kk != kind {
+					return exitf(2, "--key %s says %s, but %s is %s: give a key ending in %s", key, kk, path, kind, suffixOf(kind))
+				}
 			}
 			in, err := openInstance(c)
 			if err != nil {
@@ -227,4 +246,21 @@ func saveCurated(c *cli.Context, in *instance.Instance, path, kind string, r *cu
 	}
 	saved.Schema, saved.Terms = a.Schema, len(a.Terms)
 	return saved, nil
+}
+
+// suffixOf is the key suffix of a format curate reads.
+func suffixOf(kind string) string {
+	switch kind {
+	case dataset.CSV:
+		return ".csv"
+	case dataset.TSV:
+		return ".tsv"
+	case dataset.Parquet:
+		return ".parquet"
+	case dataset.H5AD:
+		return ".h5ad"
+	case dataset.AnnDataZarr:
+		return ".zarr"
+	}
+	return "its format's suffix"
 }

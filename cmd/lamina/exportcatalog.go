@@ -151,6 +151,7 @@ func cmdExportCatalog() *cli.Command {
 				}
 				fmt.Fprintf(c.App.ErrWriter, "exported %d records to %s\n", n-1, f.Name())
 			}
+			warnQueuedPacks(c)
 			return nil
 		},
 	}
@@ -407,11 +408,37 @@ func checkImportStorage(c *cli.Context, f *os.File) error {
 	if len(ex) > 3 {
 		ex = append(ex[:3:3], "…")
 	}
-	msg := fmt.Sprintf("the storage of instance %q (%s) does not hold the data of %d of the %d versions checked (%s): import the export into an instance made on the storage the exported instance used (`lamina init --storage SAME --take-over`)",
+	msg := fmt.Sprintf("the storage of instance %q (%s) does not hold the data of %d of the %d versions checked (%s): import the export into an instance made on the storage the exported instance used (`lamina init --storage SAME --take-over`); if it is that storage, their data may still wait in the upload queue of the machine that saved them (S3: a save whose upload failed): there, `lamina status` shows it and `lamina cache push` uploads its packs, even after a take-over; import again once they are in",
 		s.Name, s.Storage, len(missing), len(sc.sample), strings.Join(ex, ", "))
 	if !c.Bool("force") {
 		return exitf(1, "%s; --force imports anyway (those versions will not read)", msg)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s; importing anyway (--force)\n", msg)
 	return nil
+}
+
+// warnQueuedPacks warns, after an export, of packs that still wait in
+// this machine's upload queue: versions of the export may name them, and
+// an import elsewhere (the move of a take-over) cannot read those until
+// they are in the storage.
+func warnQueuedPacks(c *cli.Context) {
+	_, s, err := currentSettings(c)
+	if err != nil || !isS3(s) {
+		return
+	}
+	p, err := cache.ScanUploads(s.UploadDir())
+	if err != nil {
+		return
+	}
+	n, size := 0, int64(0)
+	for _, it := range p.Items {
+		if cache.IsPackName(it.Name) {
+			n++
+			size += it.Size
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s (%s) of this machine still %s in its upload queue (%s): versions of the export may name %s, and an import reads them only once they are in %s; `lamina --instance %s cache push` uploads %s (after a take-over too)\n",
+			plural(n, "pack"), humanBytes(size), verb(n, "waits", "wait"), s.UploadDir(), them(n), s.Storage, shellArg(s.Name), them(n))
+	}
 }

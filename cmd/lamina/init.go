@@ -75,6 +75,15 @@ func cmdInit() *cli.Command {
 				undo()
 				return err
 			}
+			// A database that holds an instance refuses this init whatever
+			// the storage says: ask it first (connect.go).
+			if usesPostgres(s) {
+				if err := sharedTaken(c.Context, in.Catalog, s); err != nil {
+					in.Close()
+					undo()
+					return err
+				}
+			}
 			var prev instance.Owner // the instance losing the storage, if one claimed it
 			if c.Bool("take-over") {
 				if o, found, oerr := in.StorageOwner(c.Context); oerr == nil && found && o.ID != s.ID {
@@ -94,10 +103,17 @@ func cmdInit() *cli.Command {
 				unshare, err = initShared(c.Context, in.Catalog, s) // connect.go
 			}
 			if err == nil {
+				// Left behind if the init stops before its settings are
+				// written: what lets the next init take its claim.
+				err = in.MarkInit()
+			}
+			if err == nil {
 				err = in.WriteClaim(c.Context) // checked just now: the listing once
 			}
 			if err == nil {
-				err = dirs.Create(s)
+				if err = dirs.Create(s); err == nil {
+					in.UnmarkInit()
+				}
 			}
 			if err != nil && unshare != nil {
 				err = unshared(s, err, unshare())

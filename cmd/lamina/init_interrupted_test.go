@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -23,8 +24,11 @@ func TestInitAfterAnInterruptedInit(t *testing.T) {
 	store := e.path("my store") // a space: the command must quote it
 	settings := filepath.Join(e.dir, "config", "lamina", "instances", "team.json")
 	claim := filepath.Join(store, "instance.json")
+	// interrupt makes the init that ran last look interrupted after it
+	// claimed the storage: no settings, its record (MarkInit) left.
 	interrupt := func(edit func(o map[string]any)) {
 		t.Helper()
+		leaveInitRecord(t, instance.Dirs{Config: filepath.Join(e.dir, "config", "lamina")}, "team")
 		if err := os.Remove(settings); err != nil {
 			t.Fatal(err)
 		}
@@ -95,6 +99,7 @@ func TestInitAfterAnInterruptedInit(t *testing.T) {
 func TestS3InitAfterAnInterruptedInit(t *testing.T) {
 	e := newS3Env(t) // instance s3 at s3://bucket/lab
 	flags := []string{"init", "--storage", "s3://" + e.bucket + "/lab", "--name", "s3", "--endpoint", e.srv.Endpoint, "--region", "us-east-1", "--path-style"}
+	leaveInitRecord(t, instance.Dirs{Config: filepath.Join(e.dir, "cfg", "lamina")}, "s3")
 	if err := os.Remove(filepath.Join(e.dir, "cfg", "lamina", "instances", "s3.json")); err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +109,66 @@ func TestS3InitAfterAnInterruptedInit(t *testing.T) {
 	other := workstation(t, "other", e.srv)
 	other.fails("because it names another catalog", flags...)
 	other.fails("`lamina init --storage s3://"+e.bucket+"/lab --name s3 --endpoint "+e.srv.Endpoint+" --region us-east-1 --path-style --take-over`", flags...)
+}
+
+// leaveInitRecord writes the record an init interrupted after its claim
+// leaves in the data folder of instance name (instance.MarkInit), as the
+// init that set it up would have, had it stopped before its settings.
+func leaveInitRecord(t *testing.T, dirs instance.Dirs, name string) {
+	t.Helper()
+	s, err := dirs.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := instance.New(s, nil, nil, nil).MarkInit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The claim of an instance of the same name, same host and same catalog
+// path, with no data in the root, was taken for a new init: but host names
+// and home folders repeat (two VMs named ubuntu, HOME=/home/ubuntu), so it
+// may be another machine's live instance, which the take-over would have
+// turned read-only. Only a claim this user's own interrupted init left (its
+// record in the data folder) is taken.
+func TestInitDoesNotTakeAClaimItDidNotLeave(t *testing.T) {
+	e := newEnv(t)
+	store := e.path("store")
+	e.ok("init", "--storage", store, "--name", "team")
+	claim, _ := os.ReadFile(filepath.Join(store, "instance.json"))
+	// This machine has never had it: "another machine" of the same host
+	// name and home folder.
+	if err := os.Remove(filepath.Join(e.dir, "config", "lamina", "instances", "team.json")); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("no init of this user here left it", "init", "--storage", store, "--name", "team")
+	if now, _ := os.ReadFile(filepath.Join(store, "instance.json")); !bytes.Equal(now, claim) {
+		t.Errorf("the claim changed:\n%s\nwas\n%s", now, claim)
+	}
+}
+
+// A second workstation's init of a team's instance (same host, another
+// home, the same database and storage, no data yet) was told the storage's
+// claim was "taken for this one" before the database refused the init:
+// nothing was taken. The database's refusal comes first, alone.
+func TestInitOfATeamsInstanceOnASecondWorkstation(t *testing.T) {
+	db := pgtest.URL(t)
+	a := workstationEnv(t, "ana")
+	store := filepath.Join(a.dir, "store")
+	a.ok("init", "--storage", store, "--name", "team", "--db", db)
+	claim, _ := os.ReadFile(filepath.Join(store, "instance.json"))
+	b := workstationEnv(t, "bo")
+	_, errs, err := b.run("init", "--storage", store, "--name", "team", "--db", db)
+	if err == nil || !strings.Contains(errs, "already holds instance \"team\"") || !strings.Contains(errs, "lamina connect team") {
+		t.Fatalf("a second init of the team's instance: %v\n%s", err, errs)
+	}
+	if strings.Contains(errs, "taken for this one") || strings.Contains(errs, "did not finish") {
+		t.Errorf("the init said it took the claim:\n%s", errs)
+	}
+	if now, _ := os.ReadFile(filepath.Join(store, "instance.json")); !bytes.Equal(now, claim) {
+		t.Errorf("the claim changed:\n%s\nwas\n%s", now, claim)
+	}
+	b.ok("connect", "team", "--db", db)
 }
 
 // An init --db killed between registering the instance in the database

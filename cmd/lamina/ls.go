@@ -135,6 +135,10 @@ func lsFlagsApply(c *cli.Context) error {
 			return exitf(2, "ls --versions lists the versions of one key: give it, as in lamina ls --versions KEY")
 		}
 	default:
+		// --after names a key: it pages a listing by key only.
+		if c.IsSet("after") && !byKey(c.String("order")) {
+			return exitf(2, "--after does not apply to ls --order %s (it pages a listing by key; --limit bounds this one)", c.String("order"))
+		}
 		return nil
 	}
 	for _, n := range query {

@@ -333,7 +333,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			return exitf(2, "--cache-size: %v", err)
 		}
 	}
-	bo := backendOptions{syncUpload: c.Bool("sync-upload"), keep: true, cacheSize: cacheSize, log: log, check: true}
+	bo := backendOptions{syncUpload: c.Bool("sync-upload"), keep: true, own: true, cacheSize: cacheSize, log: log, check: true}
 	backend, rem, err := openBackend(c.Context, s, bo)
 	var warnings []string
 	offline := func(err error) {
@@ -359,6 +359,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			offline(err)
 		}
 	} else if err != nil {
+		// The packs the queue holds still go; the CLI waits a minute for
+		// the daemon's answer, so this waits 40 s at most.
+		err = takenOverUploads(c.Context, s, rem, err, 40*time.Second)
 		return withStagedTakenOver(c.Context, s, err)
 	}
 	// Another instance may take the storage over while this one is
@@ -562,7 +565,11 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			if rem == nil {
 				return nil, cache.ErrNoCache
 			}
-			if err := rem.disk.Rescan(); err != nil { // blocks CLI commands fetched meanwhile
+			// Blocks CLI commands fetched meanwhile are counted and
+			// evicted under this daemon's limit (it owns the folder),
+			// files gone are dropped: a CLI's nudge is an "info" call
+			// (backend.go, nudgeDaemon).
+			if err := rem.disk.Rescan(); err != nil {
 				return nil, err
 			}
 			if a.Op == "prefetch" { // cache.go
@@ -605,6 +612,10 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 				ms.TakenOver = o.Name
 			}
 			if rem != nil {
+				// Blocks CLI commands fetched meanwhile, files gone.
+				if err := rem.disk.Rescan(); err != nil {
+					log.Warn("cache: rescan failed", "err", err)
+				}
 				p, ci, h := rem.up.Pending(), rem.disk.Info(), rem.retry.Health()
 				ci.Hits, ci.Misses = max(ci.Hits-atStart.Hits, 0), max(ci.Misses-atStart.Misses, 0)
 				ms.Uploads, ms.DiskCache, ms.Storage = &p, &ci, &h

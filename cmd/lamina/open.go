@@ -32,13 +32,15 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 		return nil, err
 	}
 	uses := !catalogOnly(c)
-	in, err := openSettings(c.Context, s, uses, false)
+	in, rem, err := openSettingsRemote(c.Context, s, uses, false)
 	if err != nil {
 		return nil, err
 	}
 	if uses {
-		// An instance whose storage another took over must not write to it.
+		// An instance whose storage another took over must not write to
+		// it; the packs its queue holds still go (uploads.go).
 		if err := in.CheckStorage(c.Context, false); err != nil {
+			err = takenOverUploads(c.Context, s, rem, err, 10*time.Minute)
 			in.Close()
 			return nil, err
 		}
@@ -75,23 +77,30 @@ func catalogOnly(c *cli.Context) bool {
 // catalog: for every other command an empty or missing bbolt file is a
 // damaged catalog, not a new one.
 func openSettings(ctx context.Context, s instance.Settings, check, fresh bool) (*instance.Instance, error) {
+	in, _, err := openSettingsRemote(ctx, s, check, fresh)
+	return in, err
+}
+
+// openSettingsRemote is openSettings, returning the S3 machinery too (nil
+// for local storage).
+func openSettingsRemote(ctx context.Context, s instance.Settings, check, fresh bool) (*instance.Instance, *remote, error) {
 	// The CLI waits for its own uploads (a save returns once S3 has the
 	// data); a mount daemon queues them (mount.go). ctx: Ctrl-C stops the
 	// bucket check (a server that accepts and never answers held it).
 	b, rem, err := openBackend(ctx, s, backendOptions{syncUpload: true, check: check})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cat, err := openCatalog(s, fresh)
 	if err != nil {
 		rem.close()
-		return nil, err
+		return nil, nil, err
 	}
 	store, err := cache.NewStore(b, filepath.Join(s.DataDir, "index.db"), cache.DefaultParams)
 	if err != nil {
 		rem.close()
 		cat.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	in := instance.New(s, cat, b, store)
 	if rem != nil {
@@ -100,7 +109,7 @@ func openSettings(ctx context.Context, s instance.Settings, check, fresh bool) (
 			// Uploads an earlier run left behind go now, while the CLI
 			// has the queue open; what cannot go stays staged. A server
 			// that is away must not hold `lamina ls` for long.
-			if p := rem.up.Pending(); check && p.Objects > 0 { // not for a command that only reads the catalog
+			if p := rem.up.Pending(); check && p.Objects > 0 && !rem.quiet { // not for a command that only reads the catalog
 				fmt.Fprintf(os.Stderr, "lamina: uploading %s\n", describePending(p))
 				if err := rem.drain(context.Background(), 15*time.Second, nil); err != nil {
 					fmt.Fprintf(os.Stderr, "lamina: %s stay staged; they upload at the next start\n", describePending(rem.up.Pending()))
@@ -110,7 +119,7 @@ func openSettings(ctx context.Context, s instance.Settings, check, fresh bool) (
 			return nil
 		})
 	}
-	return in, nil
+	return in, rem, nil
 }
 
 // openCatalog talks to the instance's mount daemon when one is up (it holds

@@ -152,6 +152,11 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 			addTerms(ids, older)
 		}
 	}
+	// --after pages by key, as ls without filters does: the keys after
+	// it (lsFlagsApply refuses it with another order).
+	if after := c.String("after"); after != "" {
+		f.Where = append(f.Where, catalog.Cond{Field: "key", Op: ">", Values: []string{after}})
+	}
 	limit := f.Limit
 	f.Limit = plusOne(limit) // ls.go: the hint only when there is more
 	if len(exclude) > 0 {
@@ -164,7 +169,24 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	vs = slices.DeleteFunc(vs, func(v catalog.Version) bool { return exclude[v.UID] })
 	more := limit > 0 && len(vs) > limit
 	if more {
+		next := vs[limit]
 		vs = vs[:limit]
+		// With --all-versions a key has several rows: a page never ends
+		// between two versions of a key, as the next page (--after KEY)
+		// would skip the rest. A key of more versions than the page is
+		// listed whole.
+		if k := vs[len(vs)-1].Key; f.AllVersions && next.Key == k {
+			if n := slices.IndexFunc(vs, func(v catalog.Version) bool { return v.Key == k }); n > 0 {
+				vs = vs[:n]
+			} else {
+				f.Where = append(f.Where[:len(f.Where):len(f.Where)], catalog.Cond{Field: "key", Op: "=", Values: []string{k}})
+				f.Limit = 0
+				if vs, err = in.Catalog.Find(c.Context, f); err != nil {
+					return err
+				}
+				vs = slices.DeleteFunc(vs, func(v catalog.Version) bool { return exclude[v.UID] })
+			}
+		}
 	}
 	older, err := placedOlder(c.Context, in, f, base, vs)
 	if err != nil {
@@ -173,7 +195,10 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	if err := printVersions(c, format, vs); err != nil {
 		return err
 	}
-	if more {
+	switch {
+	case more && byKey(f.Order) && len(vs) > 0:
+		fmt.Fprintf(c.App.ErrWriter, "(showing %d; more with --after %q)\n", len(vs), vs[len(vs)-1].Key)
+	case more:
 		fmt.Fprintf(c.App.ErrWriter, "(showing the first %d; raise --limit for more)\n", limit)
 	}
 	if older > 0 {
@@ -182,6 +207,9 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	}
 	return nil
 }
+
+// byKey reports whether a query's order is by key.
+func byKey(order string) bool { return order == "" || order == "key" }
 
 // placedOlder counts the versions of vs that f finds only through the ids
 // placeOlder added to its terms (base is f.Terms without them). vs is f's

@@ -116,7 +116,7 @@ func editScratch(c *cli.Context, edit func(cur, args []string) []string) error {
 		s.Scratch = []string{} // none at all, not the defaults
 	}
 	if hidden := hiddenScratch(scratchDir(s), was, scratchPatterns(s)); len(hidden) > 0 {
-		return refuseHiding(c, dirs, s, hidden)
+		return refuseHiding(c, dirs, s, was, hidden)
 	}
 	if usesPostgres(s) {
 		// Other workstations get the patterns with `lamina connect`. The
@@ -180,7 +180,7 @@ func hiddenScratch(dir string, was, now stage.Scratch) []string {
 // refuseHiding refuses a change of the patterns that would hide the
 // scratch files hidden from the next mount: they stay in the scratch
 // folder, and no path of the mount would reach them.
-func refuseHiding(c *cli.Context, dirs instance.Dirs, s instance.Settings, hidden []string) error {
+func refuseHiding(c *cli.Context, dirs instance.Dirs, s instance.Settings, was stage.Scratch, hidden []string) error {
 	mnt := "MOUNT"
 	if st, live := liveMount(dirs, s); live && st.Mountpoint != "" {
 		mnt = st.Mountpoint
@@ -198,10 +198,31 @@ func refuseHiding(c *cli.Context, dirs instance.Dirs, s instance.Settings, hidde
 	for _, a := range c.Args().Slice() {
 		again += " '" + a + "'"
 	}
-	p := path.Join(mnt, hidden[0])
-	fmt.Fprintf(&b, "Keep or drop them first, with the mount up: `mv %s %s.kept` (to a name no pattern matches) saves one as a version;\n", p, p)
+	fmt.Fprint(&b, "Keep or drop them first, with the mount up: ")
+	if kept := scratchKeptName(hidden[0], was); kept != "" {
+		fmt.Fprintf(&b, "`mv %s %s` (a name no pattern matches) saves one as a version;\n", path.Join(mnt, hidden[0]), path.Join(mnt, kept))
+	}
 	fmt.Fprintf(&b, "`cp` copies one out of the mount; `rm` deletes it. Then run `%s` again. The files are in %s.", again, scratchDir(s))
 	return exitf(1, "%s", b.String())
+}
+
+// scratchKeptName is a name for the scratch file rel that the patterns in force
+// do not match, so that mv to it in the mount saves the file as a version:
+// beside it, else beside the nearest folder above it that no pattern
+// holds (`w/.snakemake/log/x.log` → `w/x.log.kept`); "" when none is.
+func scratchKeptName(rel string, patterns stage.Scratch) string {
+	base := path.Base(rel) + ".kept"
+	if !patterns.Match(rel + ".kept") {
+		return rel + ".kept"
+	}
+	for dir := path.Dir(rel); ; dir = path.Dir(dir) {
+		if cand := path.Join(dir, base); !patterns.Match(cand) {
+			return cand
+		}
+		if dir == "." {
+			return ""
+		}
+	}
 }
 
 // noteScratchKeys says which existing keys the added patterns match: they

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/lamina-bio/lamina/stage"
 	"os"
 	"path/filepath"
 	"slices"
@@ -244,5 +245,26 @@ func TestScratchReadOnlyRole(t *testing.T) {
 	}
 	if got := r.ok("scratch"); got != before {
 		t.Errorf("the refused edits changed the local patterns: %q, was %q", got, before)
+	}
+}
+
+// The advice of a refused `scratch rm` names a place no pattern in force
+// matches: beside the file, or beside the scratch folder that holds it
+// (`mv` within `.snakemake/` kept the file scratch, and the refusal came
+// back asking for `x.log.kept.kept`).
+func TestScratchKeptName(t *testing.T) {
+	for _, c := range []struct {
+		rel      string
+		patterns stage.Scratch
+		want     string
+	}{
+		{"out/a.tmp", stage.Scratch{"*.tmp"}, "out/a.tmp.kept"},
+		{"w/.snakemake/log/x.log", stage.Scratch{".snakemake"}, "w/x.log.kept"},
+		{".snakemake/x.log", stage.Scratch{".snakemake"}, "x.log.kept"},
+		{"a/b.swp", stage.Scratch{"*.swp", "*.kept"}, ""},
+	} {
+		if got := scratchKeptName(c.rel, c.patterns); got != c.want {
+			t.Errorf("%s with %q: %q, want %q", c.rel, c.patterns, got, c.want)
+		}
 	}
 }

@@ -22,6 +22,9 @@ func cmdSearch() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if c.Int("limit") < 0 { // as ls refuses one
+				return exitf(2, "--limit %d: give a number of results", c.Int("limit"))
+			}
 			query := strings.Join(c.Args().Slice(), " ")
 			if len(catalog.Words(query)) == 0 { // the catalog's "search for what?" (ErrInvalid, exit 1)
 				return exitf(2, "usage: lamina search WORDS... (words of two or more letters or digits, found in keys, descriptions, labels, feature values and term names)")

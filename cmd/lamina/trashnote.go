@@ -45,6 +45,18 @@ func printKeyVersions(c *cli.Context, format string, vs []catalog.Version) error
 		}
 		defer fmt.Fprintf(c.App.ErrWriter, "note: %s in the trash; `lamina restore %s` brings %s back\n", what, vs[0].Key, them)
 	}
+	return printMarkedVersions(c, format, vs)
+}
+
+// printMarkedVersions prints versions with the trashed ones marked, as
+// printKeyVersions does (ls --versions, collection show).
+func printMarkedVersions(c *cli.Context, format string, vs []catalog.Version) error {
+	trashed := 0
+	for _, v := range vs {
+		if v.Trashed {
+			trashed++
+		}
+	}
 	if format == "json" {
 		return printVersions(c, format, vs)
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -37,6 +39,12 @@ func drainUploads(rem *remote, dirs instance.Dirs, s instance.Settings, log *slo
 	}
 	prog := uploadsPath(dirs, s.Name)
 	defer os.Remove(prog)
+	defer func() {
+		if p := rem.up.Pending(); len(p.Held) > 0 {
+			o, _ := rem.owner.Taken()
+			log.Warn(keptAfterTakeOver(s, o.Name, p.Held))
+		}
+	}()
 	p := rem.up.Pending()
 	if p.Objects == 0 {
 		return
@@ -105,9 +113,18 @@ func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name strin
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if shown {
-		s, _ := dirs.Load(name)
-		if left, _ := cache.ScanUploads(s.UploadDir()); left.Objects > 0 {
+	s, err := dirs.Load(name)
+	if err != nil || !isS3(s) {
+		return nil
+	}
+	if left, _ := cache.ScanUploads(s.UploadDir()); left.Objects > 0 {
+		// After a take-over what is left is what the daemon held (the old
+		// catalog's records): named, whether or not it uploaded first.
+		if o, taken, err := storageTakenBy(ctx, s); err == nil && taken {
+			if !force { // umount --force shows the queue itself (printStagedUploads)
+				fmt.Fprintln(w, queueTakenOver(s, o.Name, left.Items))
+			}
+		} else if shown {
 			fmt.Fprintf(w, "%s stay staged; they upload at the next start (lamina status shows them)\n", describePending(left))
 		}
 	}
@@ -115,7 +132,8 @@ func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name strin
 }
 
 // printStagedUploads shows, without a mount, what waits in the upload
-// queue of an S3 instance.
+// queue of an S3 instance; when another instance has taken the storage
+// over (read from it, bounded), what of it still goes and what never does.
 func printStagedUploads(w io.Writer, s instance.Settings) {
 	if !isS3(s) {
 		return
@@ -129,11 +147,93 @@ func printStagedUploads(w io.Writer, s instance.Settings) {
 		fmt.Fprintln(w, "uploads: none pending")
 		return
 	}
+	if o, taken, err := storageTakenBy(context.Background(), s); err == nil && taken {
+		fmt.Fprintf(w, "uploads: %s\n", queueTakenOver(s, o.Name, p.Items))
+		return
+	}
 	if cache.QueueOwned(s.UploadDir()) {
 		fmt.Fprintf(w, "uploads: %s; a stopping mount daemon is uploading them\n", describePending(p))
 		return
 	}
 	fmt.Fprintf(w, "uploads: %s; the next mount, save or get uploads them\n", describePending(p))
+}
+
+// queueTakenOver says what becomes of the staged objects items of
+// instance s, whose storage instance owner took over: the packs still go
+// (any command of s that uses the storage uploads them before it is
+// refused), the rest (the old catalog's records) never does.
+func queueTakenOver(s instance.Settings, owner string, items []cache.PendingItem) string {
+	var packs, kept []cache.PendingItem
+	var packBytes int64
+	for _, it := range items {
+		if instance.AddableAfterTakeOver(it.Name) {
+			packs = append(packs, it)
+			packBytes += it.Size
+		} else {
+			kept = append(kept, it)
+		}
+	}
+	var parts []string
+	if len(packs) > 0 {
+		parts = append(parts, fmt.Sprintf("%s (%s) of this machine %s for upload, and instance %s took the storage over: %s still %s (immutable; %s's catalog may name %s, imported from an export made while %s here): `lamina --instance %s cache push` uploads %s",
+			plural(len(packs), "pack"), humanBytes(packBytes), verb(len(packs), "waits", "wait"), owner, them(len(packs)), verb(len(packs), "goes", "go"),
+			owner, them(len(packs)), verb(len(packs), "it waited", "they waited"), shellArg(s.Name), them(len(packs))))
+	}
+	if len(kept) > 0 {
+		parts = append(parts, keptAfterTakeOver(s, owner, kept))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// keptAfterTakeOver names the staged objects of instance s that are not
+// uploaded now that owner has the storage, and where they are kept.
+func keptAfterTakeOver(s instance.Settings, owner string, kept []cache.PendingItem) string {
+	var names []string
+	for i, it := range kept {
+		if i == 5 {
+			names = append(names, fmt.Sprintf("… %d more", len(kept)-5))
+			break
+		}
+		names = append(names, it.Name)
+	}
+	return fmt.Sprintf("%s of instance %s's catalog (%s) kept in %s, not uploaded: instance %s owns the storage, and lamina writes no record of %s there (nor deletes them); the versions they record are in %s's catalog, and an export of it (`lamina export-catalog`) carries them to %s",
+		plural(len(kept), "record object"), s.Name, strings.Join(names, ", "), s.UploadDir(), owner, s.Name, s.Name, owner)
+}
+
+// takenOverUploads is for a command of instance s refused because
+// another instance owns its storage (err): it uploads what of the queue
+// may still go (packs: the new owner's catalog may name them), for at
+// most limit, and says in the error returned what went and what is kept.
+func takenOverUploads(ctx context.Context, s instance.Settings, rem *remote, err error, limit time.Duration) error {
+	if rem == nil || !errors.Is(err, instance.ErrStorageTaken) {
+		return err
+	}
+	owner := "the new owner"
+	if o, ok := rem.owner.Taken(); ok {
+		owner = o.Name
+	} else if o, ok, oerr := storageTakenBy(ctx, s); oerr == nil && ok {
+		owner = o.Name
+	}
+	p := rem.up.Pending()
+	if p.Objects == 0 && len(p.Held) == 0 {
+		return err
+	}
+	rem.quiet = true // the close says nothing more of the queue
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	rem.drain(ctx, 30*time.Second, nil)
+	p = rem.up.Pending()
+	var says []string
+	if p.Uploaded > 0 {
+		says = append(says, fmt.Sprintf("uploaded %s this machine had queued (immutable: instance %s's catalog may name %s)", plural(int(p.Uploaded), "pack"), owner, them(int(p.Uploaded))))
+	}
+	if p.Objects > 0 {
+		says = append(says, fmt.Sprintf("%s; `lamina --instance %s cache push` tries again", describePending(p), shellArg(s.Name)))
+	}
+	if len(p.Held) > 0 {
+		says = append(says, keptAfterTakeOver(s, owner, p.Held))
+	}
+	return fmt.Errorf("%w\n%s", err, strings.Join(says, "\n"))
 }
 
 // remoteRows are the S3 lines of `lamina status` for a mount.
@@ -150,6 +250,9 @@ func remoteRows(st mountStatus) [][]string {
 		v := "none pending"
 		if p.Objects > 0 {
 			v = describePending(*p) + fmt.Sprintf(", %d uploading", p.Uploading)
+		}
+		if len(p.Held) > 0 {
+			v += fmt.Sprintf("; %d kept staged, not uploaded: %s", len(p.Held), strings.TrimPrefix(p.HeldWhy, cache.ErrHold.Error()+": "))
 		}
 		rows = append(rows, []string{"uploads", fmt.Sprintf("%s (%d done since the mount)", v, p.Uploaded)})
 	}
@@ -180,4 +283,12 @@ func describeCacheDisk(ci cache.CacheInfo) string {
 		s += fmt.Sprintf("; %d blocks %s, last: %s", ci.StoreFailed, what, ci.StoreError)
 	}
 	return s
+}
+
+// verb picks the singular or the plural form for n.
+func verb(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
