@@ -113,6 +113,9 @@ func cmdMount() *cli.Command {
 			if st, ok := liveMount(dirs, s); ok {
 				return fmt.Errorf("instance %q is already mounted at %s (daemon pid %d); one mount per instance: `lamina umount %s` first", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
 			}
+			if p := leftInCache(s); p != "" { // layout.go
+				return fmt.Errorf("instance %q: %s, which an older lamina kept in the cache folder, could not be moved to %s (see above): a mount would not see what it holds; move what it holds there by hand (journal last, appended to a journal there) and mount again", s.Name, p, s.DataDir)
+			}
 			if err := clearStaleMounts(c, dirs, s, dir); err != nil {
 				return err
 			}
@@ -473,7 +476,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		Options: lfs.Options{ShowVersions: c.Bool("show-versions"), ShowMeta: c.Bool("show-meta")},
 		Name:    s.Name, NoXAttrs: c.Bool("no-xattrs"), StatfsPath: statfsPath(s),
 		Debug: c.Bool("debug"), Logger: log,
-		Stage: writes, Scratch: scratchPatterns(s),
+		Stage: writes, Scratch: scratchPatterns(s), ScratchDir: scratchDir(s),
 		Tracker: tracker,
 	})
 	if err != nil {
@@ -1427,14 +1430,13 @@ func rootCause(err error) string {
 
 // statfsPath is the folder whose file system df and statfs(2) show for
 // the mount: the root of local storage, where the data lies; for S3,
-// which has no size, the cache folder, where writes are staged (and
-// queued for upload) and reads cached, so the figures say how much may be
-// written before the local disk fills. statfs of "s3://…" failed, and the
-// mount showed 0 size and 0 free: tools that check free space saw a full
-// disk.
+// which has no size, the data folder, where writes are staged and queued
+// for upload, so the figures say how much may be written before the local
+// disk fills. statfs of "s3://…" failed, and the mount showed 0 size and 0
+// free: tools that check free space saw a full disk.
 func statfsPath(s instance.Settings) string {
 	if strings.HasPrefix(s.Storage, "s3://") {
-		return s.CacheDir
+		return s.DataDir
 	}
 	return s.Storage
 }

@@ -22,6 +22,9 @@ func currentSettings(c *cli.Context) (instance.Dirs, instance.Settings, error) {
 		return dirs, instance.Settings{}, err
 	}
 	s, err := dirs.Current(c.String("instance"))
+	if err == nil {
+		moveFromCache(c.App.ErrWriter, dirs, s) // layout.go
+	}
 	return dirs, s, err
 }
 
