@@ -60,6 +60,7 @@ type Uploads struct {
 	lastErr  string
 	closed   bool
 	uploaded func(name string, data []byte) // OnUploaded
+	onLost   func(names []string)             // UploadOptions.OnLost
 }
 
 type upItem struct {
@@ -95,6 +96,12 @@ type UploadOptions struct {
 	MaxDelay   time.Duration // longest wait between attempts of a failing upload; 1 min when zero
 	AdoptEvery time.Duration // how often the owner looks for what other processes staged; 1 min when zero
 	Logger     *slog.Logger
+	// OnLost is called with the names of staged objects whose files
+	// vanished before their upload (the folder removed from outside): the
+	// caller keeps a record that outlives the process, so that status
+	// goes on saying what is lost after a restart (the queue no longer
+	// knows them then).
+	OnLost func(names []string)
 }
 
 // OpenUploads opens the staging folder dir in front of b and starts the
@@ -120,7 +127,7 @@ func OpenUploads(b storage.Backend, dir string, o UploadOptions) (*Uploads, erro
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("uploads: %w", err)
 	}
-	u := &Uploads{b: b, dir: dir, log: o.Logger, sync: o.SyncUpload, workers: o.Workers, maxDelay: o.MaxDelay, items: map[string]*upItem{}}
+	u := &Uploads{b: b, dir: dir, log: o.Logger, sync: o.SyncUpload, workers: o.Workers, maxDelay: o.MaxDelay, items: map[string]*upItem{}, onLost: o.OnLost}
 	u.cond = sync.NewCond(&u.mu)
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	lock, err := lockQueue(dir)
@@ -433,6 +440,12 @@ func (u *Uploads) restoreDir() bool {
 		u.log.Error("uploads: the staging folder vanished and cannot be made again", "dir", u.dir, "err", err)
 		return false
 	}
+	var lost []string
+	defer func() {
+		if len(lost) > 0 && u.onLost != nil {
+			u.onLost(lost) // outside u.mu
+		}
+	}()
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.lock != nil {
@@ -443,7 +456,6 @@ func (u *Uploads) restoreDir() bool {
 			u.lock = l
 		}
 	}
-	var lost []string
 	var bytes int64
 	for name, it := range u.items {
 		if it.lost {

@@ -47,20 +47,21 @@ type mountState struct {
 type mountStatus struct {
 	mountState
 	lfs.Stats
-	ReadOnly       bool               `json:"read_only,omitempty"`     // the database role may only read
-	Stale          []string           `json:"stale,omitempty"`         // other mounts of the instance whose daemon died (staleMounts)
-	FailedCommits  int64              `json:"failed_commits"`          // files whose commit at close failed and is not done yet: staged, tried again
-	FailedFiles    []stage.StagedFile `json:"failed_files,omitempty"`  // the first 20 of them: key and staged bytes
-	PendingRecords int                `json:"pending_records"`         // versions whose storage record is not yet written
-	Uploads        *cache.Pending     `json:"uploads,omitempty"`       // S3: staged objects not yet uploaded
-	DiskCache      *cache.CacheInfo   `json:"disk_cache,omitempty"`    // S3: the local cache of fetched data
-	Storage        *retry.Health      `json:"storage,omitempty"`       // S3: whether the server answered the last calls
-	CatalogError   string             `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
-	TakenOver      string             `json:"taken_over_by,omitempty"` // the instance that took the storage over: the mount is read-only
-	CatalogLost    string             `json:"catalog_lost,omitempty"`  // the database no longer holds the instance's catalog (reset): the mount is read-only
-	Detached       bool               `json:"detached,omitempty"`      // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
-	OpenForWriting int                `json:"open_for_writing"`        // files open for writing through the mount: a plain umount waits for them
-	WritingKeys    []string           `json:"writing_keys,omitempty"`  // the first ten of them
+	ReadOnly       bool                  `json:"read_only,omitempty"`     // the database role may only read
+	Stale          []string              `json:"stale,omitempty"`         // other mounts of the instance whose daemon died (staleMounts)
+	FailedCommits  int64                 `json:"failed_commits"`          // files whose commit at close failed and is not done yet: staged, tried again
+	FailedFiles    []stage.StagedFile    `json:"failed_files,omitempty"`  // the first 20 of them: key and staged bytes
+	PendingRecords int                   `json:"pending_records"`         // versions whose storage record is not yet written
+	Uploads        *cache.Pending        `json:"uploads,omitempty"`       // S3: staged objects not yet uploaded
+	LostUploads    *instance.LostUploads `json:"lost_uploads,omitempty"`  // S3: staged objects removed before their upload, until --forget-lost
+	DiskCache      *cache.CacheInfo      `json:"disk_cache,omitempty"`    // S3: the local cache of fetched data
+	Storage        *retry.Health         `json:"storage,omitempty"`       // S3: whether the server answered the last calls
+	CatalogError   string                `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
+	TakenOver      string                `json:"taken_over_by,omitempty"` // the instance that took the storage over: the mount is read-only
+	CatalogLost    string                `json:"catalog_lost,omitempty"`  // the database no longer holds the instance's catalog (reset): the mount is read-only
+	Detached       bool                  `json:"detached,omitempty"`      // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
+	OpenForWriting int                   `json:"open_for_writing"`        // files open for writing through the mount: a plain umount waits for them
+	WritingKeys    []string              `json:"writing_keys,omitempty"`  // the first ten of them
 	// Set by the CLI that asks, from the daemon's hello (build.go).
 	DaemonBuild   string `json:"daemon_build"`   // the daemon's build, empty for one older than builds in hellos
 	BuildMismatch bool   `json:"build_mismatch"` // the daemon runs another build than this lamina: lamina commands may only read through it
@@ -414,6 +415,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		return err
 	}
 	defer cat.Close()
+	if rem != nil {
+		rem.nameLost(instance.New(s, cat, backend, store)) // backend.go
+	}
 	sock := dirs.SocketPath(s.Name)
 	l, err := catalogrpc.Listen(sock)
 	if errors.Is(err, catalogrpc.ErrServing) {
@@ -1244,7 +1248,8 @@ func cmdStatus() *cli.Command {
 		Usage: "show the mount of the current instance: mountpoint, daemon, cache use, pending work",
 		Description: "Exit status: 0 mounted; " + fmt.Sprint(exitNotMounted) + " not mounted (what is staged or waits for upload is still shown;\n" +
 			"--format json prints []); 1 a mount that does not work (its daemon died, hung or is stopped) or another error.",
-		Flags: []cli.Flag{formatFlag("table", "json")},
+		Flags: []cli.Flag{formatFlag("table", "json"),
+			&cli.BoolFlag{Name: "forget-lost", Usage: "S3: forget the record of uploads lost before they reached S3 (their staged files were removed), once their data is saved again or the versions deleted"}},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {
@@ -1253,6 +1258,12 @@ func cmdStatus() *cli.Command {
 			dirs, s, err := currentSettings(c)
 			if err != nil {
 				return err
+			}
+			if c.Bool("forget-lost") {
+				if err := s.ForgetLost(); err != nil {
+					return err
+				}
+				fmt.Fprintln(c.App.ErrWriter, "lamina: forgot the record of lost uploads")
 			}
 			w := c.App.Writer
 			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
@@ -1308,6 +1319,9 @@ func cmdStatus() *cli.Command {
 				return err
 			}
 			st.Stale = staleMounts(s, st.Mountpoint)
+			if isS3(s) {
+				st.LostUploads, _ = s.Lost()
+			}
 			st.DaemonBuild = cl.Hello().Build
 			st.BuildMismatch = st.DaemonBuild != buildID() // build.go
 			if format == "json" {

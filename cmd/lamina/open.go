@@ -98,6 +98,7 @@ func openSettings(ctx context.Context, s instance.Settings, check, fresh bool) (
 	}
 	in := instance.New(s, cat, b, store)
 	if rem != nil {
+		rem.nameLost(in)
 		store.SetPackWait(packWait) // backend.go
 		in.OnClose(func() error {
 			// Uploads an earlier run left behind go now, while the CLI
