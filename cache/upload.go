@@ -60,7 +60,7 @@ type Uploads struct {
 	lastErr  string
 	closed   bool
 	uploaded func(name string, data []byte) // OnUploaded
-	onLost   func(names []string)             // UploadOptions.OnLost
+	onLost   func(names []string)           // UploadOptions.OnLost
 }
 
 type upItem struct {
