@@ -963,7 +963,7 @@ func (b *Bolt) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, e
 	var out []Version
 	err := b.with(true, func(tx *bolt.Tx) error {
 		t := txn{tx}
-		if kind != "" {
+		if kind != "" && kind != PurgeUnreferenced {
 			return t.purgeNode(key)
 		}
 		a, err := t.artifactByKey(key)
@@ -979,6 +979,17 @@ func (b *Bolt) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, e
 		}
 		if slices.ContainsFunc(vs, func(v Version) bool { return !v.Trashed }) {
 			return errorf(ErrWrittenAgain, "%q was written again since it was trashed: kept", key)
+		}
+		if kind == PurgeUnreferenced {
+			refs, err := References(vs, t.annotations, func(uid string) ([]string, error) {
+				return suffixes(tx, bVersionUsers, uid), nil
+			}, t.collectionsHolding)
+			if err != nil {
+				return err
+			}
+			if len(refs) > 0 {
+				return ReferencedError(key, refs)
+			}
 		}
 		out, err = t.purgeArtifact(a)
 		return err

@@ -1068,6 +1068,29 @@ func (b *Bolt) CollectionVersions(ctx context.Context, name string) ([]Collectio
 	return out, err
 }
 
+// collectionsHolding returns the collection versions whose members may
+// include one of uids (a record that holds none of them as bytes is not
+// decoded).
+func (t txn) collectionsHolding(uids []string) ([]Collection, error) {
+	bk := t.bucket(bCollections)
+	if bk == nil {
+		return nil, nil
+	}
+	var out []Collection
+	err := bk.ForEach(func(k, raw []byte) error {
+		if !slices.ContainsFunc(uids, func(u string) bool { return bytes.Contains(raw, []byte(u)) }) {
+			return nil
+		}
+		var c Collection
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return fmt.Errorf("catalog: collection %q: %w", k, err)
+		}
+		out = append(out, c)
+		return nil
+	})
+	return out, err
+}
+
 // collectionNames lists the name of every collection version (a name once
 // per version), for suggestions.
 func (t txn) collectionNames() []string {

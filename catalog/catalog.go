@@ -27,7 +27,68 @@ var (
 	// ErrWrittenAgain: a key whose versions were all in the trash has a
 	// live one again (PurgeTrashed keeps it).
 	ErrWrittenAgain = errors.New("written again since it was trashed")
+	// ErrReferenced: something refers to a version that PurgeTrashed with
+	// PurgeUnreferenced was asked to remove (it keeps it).
+	ErrReferenced = errors.New("referred to")
 )
+
+// PurgeUnreferenced is the kind of PurgeTrashed that removes an artifact
+// wholly in the trash only when nothing refers to any of its versions.
+const PurgeUnreferenced = "unreferenced"
+
+// References says what refers to versions vs, for PurgeUnreferenced,
+// with the reads of the store's purging transaction: annotated reads a
+// version's annotations, users the runs that read it, collections the
+// collection versions that may list one of uids (more is fine: members
+// are checked here). It returns descriptions for people ("KEY@vN is in
+// collection C@vM"), none when nothing refers to them. A run's outputs
+// are no reference: a temporary a run wrote hands its content, and the
+// run, to the name it is renamed to.
+func References(vs []Version, annotated func(uid string) (Annotations, error),
+	users func(uid string) ([]string, error), collections func(uids []string) ([]Collection, error)) ([]string, error) {
+	var out []string
+	byUID := map[string]Version{}
+	uids := make([]string, 0, len(vs))
+	for _, v := range vs {
+		byUID[v.UID] = v
+		uids = append(uids, v.UID)
+		a, err := annotated(v.UID)
+		if err != nil {
+			return nil, err
+		}
+		if !a.IsZero() {
+			out = append(out, fmt.Sprintf("%s is annotated", v.Ref()))
+		}
+		rs, err := users(v.UID)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
+			out = append(out, fmt.Sprintf("%s is an input of run %s", v.Ref(), r))
+		}
+	}
+	cs, err := collections(uids)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		for _, m := range c.Members {
+			if v, ok := byUID[m]; ok {
+				out = append(out, fmt.Sprintf("%s is in collection %s@v%d", v.Ref(), c.Name, c.Version))
+			}
+		}
+	}
+	return out, nil
+}
+
+// ReferencedError is ErrReferenced naming what refers to key's versions.
+func ReferencedError(key string, refs []string) error {
+	const most = 5
+	if len(refs) > most {
+		refs = append(refs[:most:most], fmt.Sprintf("… and %d more", len(refs)-most))
+	}
+	return errorf(ErrReferenced, "%q is kept in the trash: %s", key, strings.Join(refs, "; "))
+}
 
 // sentinel is a package error that also matches an io/fs error.
 type sentinel struct {
@@ -273,7 +334,11 @@ type Catalog interface {
 	// them is trashed: ErrWrittenAgain if key has a live version (written
 	// since it was trashed), and nothing is removed. With kind "folder" or
 	// "link" it is only the folder or link in the trash at key (none
-	// returned), never an artifact. ErrNotFound if the trash holds no such
+	// returned), never an artifact. With kind PurgeUnreferenced it is as
+	// with "", and also ErrReferenced if anything refers to one of the
+	// versions (annotations, a collection's member, a run's input), checked
+	// in the same transaction so that none is added in between: the mount's
+	// purge of a renamed temporary. ErrNotFound if the trash holds no such
 	// thing at key.
 	PurgeTrashed(ctx context.Context, key, kind string) ([]Version, error)
 	// Each calls fn for every version, live or trashed.

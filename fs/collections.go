@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/ref"
 )
@@ -112,6 +113,33 @@ func (c *viewCache) dropMembersOf(keys []string) []*collTree {
 		}
 	}
 	return out
+}
+
+// dropUnder drops the trees that show a version under one of the
+// folders (keys without "/") and returns them.
+func (c *viewCache) dropUnder(folders []string) []*collTree {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*collTree
+	for id, t := range c.trees {
+		if t.holdsUnder(folders) {
+			delete(c.trees, id)
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// holdsUnder reports whether t shows a version under one of folders.
+func (t *collTree) holdsUnder(folders []string) bool {
+	for _, f := range folders {
+		for prefix := range t.dirs {
+			if strings.HasPrefix(prefix, f+"/") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (t *collTree) holdsAny(keys []string) bool {
@@ -355,7 +383,23 @@ func (ns *Namespace) lookupCollection(ctx context.Context, file string) (Entry, 
 	return collEntry(file, t, "", n == 0), nil
 }
 
+// liveTree is the tree of t's collection version as the cache holds it
+// now: a node keeps the tree of its lookup, which a rename of a member
+// (membersChanged, renamedMembers) drops, and the kernel may ask that node
+// again before it forgets it.
+func (ns *Namespace) liveTree(ctx context.Context, t *collTree) (*collTree, error) {
+	if c := ns.views.tree(t.name, t.version); c != nil {
+		return c, nil
+	}
+	return ns.collTree(ctx, t.name, t.version)
+}
+
 func (ns *Namespace) lookupInCollection(ctx context.Context, dir Entry, name string) (Entry, error) {
+	t, err := ns.liveTree(ctx, dir.Coll)
+	if err != nil {
+		return Entry{}, err
+	}
+	dir.Coll = t
 	d := dir.Coll.dirs[dir.Prefix]
 	if d == nil {
 		return Entry{}, errNotFound
@@ -408,6 +452,11 @@ func (ns *Namespace) readView(ctx context.Context, dir Entry) ([]Entry, error) {
 }
 
 func (ns *Namespace) readCollection(ctx context.Context, dir Entry) ([]Entry, error) {
+	t, err := ns.liveTree(ctx, dir.Coll)
+	if err != nil {
+		return nil, err
+	}
+	dir.Coll = t
 	d := dir.Coll.dirs[dir.Prefix]
 	if d == nil {
 		return nil, syscall.ENOENT
@@ -490,15 +539,67 @@ func (m *Mount) collectionsChanged(names []string) {
 // keys (deleted for good, it is no member any more) and the kernel's
 // entries of those collections, so that the view looks them up afresh.
 func (m *Mount) membersChanged(keys []string) {
+	m.treesDropped(m.ns.views.dropMembersOf(keys))
+}
+
+// renamedMembers is written for a rename in this mount of the files keys,
+// or of the folders: the collection trees that show a version there go,
+// as they lay out their versions by key (other mounts learn of it by
+// changed: membersChanged). The kernel is told from another goroutine,
+// not the FUSE request's.
+func (m *Mount) renamedMembers(keys, folders []string) {
 	trees := m.ns.views.dropMembersOf(keys)
+	if len(folders) > 0 {
+		trees = append(trees, m.ns.views.dropUnder(folders)...)
+	}
 	if len(trees) == 0 {
 		return
 	}
+	// The kernel's cached listings and attributes of their folders go
+	// now, before the rename returns (an inode's invalidation takes no
+	// folder lock: as dropDerived, safe in a request); their entries from
+	// another goroutine.
+	if dir := m.collectionsInode(); dir != nil {
+		var drop func(in *fusefs.Inode)
+		drop = func(in *fusefs.Inode) { // the kernel's tree: finite, no cycles
+			if !in.IsDir() {
+				in.NotifyContent(-1, 0)
+				return
+			}
+			in.NotifyContent(0, 0)
+			for _, c := range in.Children() {
+				drop(c)
+			}
+		}
+		for _, t := range trees {
+			file := CollectionFileName(t.name)
+			for _, name := range []string{file, file + "@v" + strconv.Itoa(t.version)} {
+				if in := dir.GetChild(name); in != nil {
+					drop(in)
+				}
+			}
+		}
+	}
+	go m.treesDropped(trees)
+}
+
+// collectionsInode is the kernel's inode of /.lamina/collections, nil if
+// the kernel never looked there.
+func (m *Mount) collectionsInode() *fusefs.Inode {
 	view := m.root.EmbeddedInode().GetChild(ViewRoot)
 	if view == nil {
+		return nil
+	}
+	return view.GetChild(viewCollections)
+}
+
+// treesDropped drops the kernel's entries of the collections whose trees
+// were dropped, so that the view looks them up afresh.
+func (m *Mount) treesDropped(trees []*collTree) {
+	if len(trees) == 0 {
 		return
 	}
-	dir := view.GetChild(viewCollections)
+	dir := m.collectionsInode()
 	if dir == nil {
 		return
 	}

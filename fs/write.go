@@ -1658,6 +1658,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			n.m.retired.retireUnder(src+"/", n.GetChild(name)) // inode.go
 			os.Rename(n.m.scratchPath(src), n.m.scratchPath(dst))
 			n.m.held.drop(nil, src+"/", dst+"/")
+			n.m.renamedMembers(nil, []string{src, dst})
 		}
 	} else {
 		if derr == nil && de.Kind == KindDir {
@@ -1673,6 +1674,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			}
 			n.m.held.move(src, dst)
 			n.m.movedFile(ctx, src, dst, v)
+			n.m.renamedMembers([]string{src, dst}, nil)
 			if se.Kind == KindFile || se.Kind == KindFolder {
 				n.m.dropDerived(n.EmbeddedInode(), name, versions) // once the listing has src not
 			}

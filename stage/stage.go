@@ -1386,7 +1386,8 @@ func (s *Stage) keepFolder(ctx context.Context, key string) {
 // Files of to make no version (as Unlink's: the file they write was
 // replaced), and the catalog renames (a new version of to when it exists,
 // DESIGN §3). A source this mount created (a temporary file) leaves no
-// trace in the trash. It returns the version to shows after, if the
+// trace in the trash, unless something refers to it (annotations, a
+// collection, a run's input: catalog.PurgeUnreferenced). It returns the version to shows after, if the
 // catalog answered one.
 func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, error) {
 	if err := ref.CheckKey(to); err != nil {
@@ -1470,9 +1471,14 @@ func (s *Stage) purgeTemporary(ctx context.Context, key string, vs []catalog.Ver
 			return
 		}
 	}
-	pvs, err := s.cat.PurgeTrashed(ctx, key, "")
+	// Unreferenced: a file this mount created is a temporary only while
+	// nothing refers to it; one annotated, put in a collection or read by
+	// a run stays in the trash as any renamed-over file's source would.
+	pvs, err := s.cat.PurgeTrashed(ctx, key, catalog.PurgeUnreferenced)
 	if errors.Is(err, catalog.ErrWrittenAgain) {
 		s.log.Info("lamina mount: temporary written again since it was renamed: kept", "key", key)
+	} else if errors.Is(err, catalog.ErrReferenced) {
+		s.log.Info("lamina mount: renamed file kept in the trash: other records refer to it", "key", key, "why", err)
 	} else if err != nil {
 		s.log.Warn("lamina mount: purge temporary", "key", key, "err", err)
 	}

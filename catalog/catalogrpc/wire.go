@@ -84,7 +84,7 @@ type keyArgs struct {
 
 // Protocol numbers the wire protocol: it grows when a call or an argument
 // is added that an older server would ignore or refuse.
-const Protocol = 9 // 4: restore_node; 5: unannotate; 6: reruns, a run's job; 7: unannotate's resolved values (an older server ignores them and keeps terms); 8: delete_feature, delete_label, delete_schema; 9: restore_trashed_with
+const Protocol = 10 // 4: restore_node; 5: unannotate; 6: reruns, a run's job; 7: unannotate's resolved values (an older server ignores them and keeps terms); 8: delete_feature, delete_label, delete_schema; 9: restore_trashed_with; 10: purge_trashed of kind "unreferenced" (an older server purges nothing: not found)
 
 // Hello is what a server says about itself.
 type Hello struct {
@@ -122,6 +122,7 @@ var kinds = []struct {
 	{"kind", catalog.ErrKind},
 	{"schema", catalog.ErrSchema},
 	{"writtenagain", catalog.ErrWrittenAgain},
+	{"referenced", catalog.ErrReferenced},
 	{"canceled", context.Canceled},
 	{"deadline", context.DeadlineExceeded},
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -451,6 +452,109 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			}
 			if _, err := c.ByKey(ctx, n.key, 0); err != nil {
 				t.Errorf("live %s after PurgeTrashed: %v", n.key, err)
+			}
+		}
+	})
+	// PurgeTrashed with PurgeUnreferenced (the mount's purge of a renamed
+	// temporary) keeps a key whose versions something refers to:
+	// annotations, a collection's member, a run's input. A rename in the
+	// mount purged them with all that referred to them.
+	t.Run("PurgeUnreferencedKeepsReferenced", func(t *testing.T) {
+		c := open(t)
+		if _, err := c.CreateFeature(ctx, catalog.Feature{Name: "cell_type", Dtype: "str"}); err != nil {
+			t.Fatal(err)
+		}
+		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "sh", Kind: "command"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := c.StartRun(ctx, catalog.Run{Transform: tr.UID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refer := map[string]func(uid string) error{
+			"u/annotated": func(uid string) error {
+				_, err := c.Annotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type": {"monocyte"}}})
+				return err
+			},
+			"u/labelled": func(uid string) error {
+				if _, err := c.CreateLabel(ctx, catalog.Label{Name: "good"}); err != nil {
+					return err
+				}
+				_, err := c.Annotate(ctx, uid, catalog.Annotations{Labels: []string{"good"}})
+				return err
+			},
+			"u/member": func(uid string) error {
+				_, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "keep", Members: []string{uid}})
+				return err
+			},
+			"u/input": func(uid string) error { return c.AddInputs(ctx, run.UID, []string{uid}) },
+			"u/free":  func(string) error { return nil },
+		}
+		for key, fn := range refer {
+			v := save1(t, c, NV(key, "data of "+key))
+			if err := fn(v.UID); err != nil {
+				t.Fatalf("%s: %v", key, err)
+			}
+			if _, err := c.Trash(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			vs, err := c.PurgeTrashed(ctx, key, catalog.PurgeUnreferenced)
+			if key == "u/free" {
+				if err != nil || len(vs) != 1 {
+					t.Fatalf("PurgeUnreferenced of %s, which nothing refers to = %v, %v", key, vs, err)
+				}
+				continue
+			}
+			if !errors.Is(err, catalog.ErrReferenced) || len(vs) != 0 {
+				t.Fatalf("PurgeUnreferenced of %s = %v, %v; want ErrReferenced", key, vs, err)
+			}
+			if _, err := c.ByUID(ctx, v.UID); err != nil {
+				t.Fatalf("%s after PurgeUnreferenced: %v", key, err)
+			}
+			if vs, err := c.PurgeTrashed(ctx, key, ""); err != nil || len(vs) != 1 {
+				t.Fatalf("PurgeTrashed of %s = %v, %v", key, vs, err)
+			}
+		}
+	})
+	// An annotate or a collection's save racing the purge of a temporary:
+	// either it lands first and the purge keeps the version
+	// (ErrReferenced), or the purge does and it finds no version. Never
+	// both: the check and the purge are one transaction, and PostgreSQL's
+	// annotate and SaveCollection lock the version's row, which the purge
+	// locks before its check.
+	t.Run("PurgeUnreferencedRacesReferences", func(t *testing.T) {
+		c := open(t)
+		if _, err := c.CreateFeature(ctx, catalog.Feature{Name: "cell_type", Dtype: "str"}); err != nil {
+			t.Fatal(err)
+		}
+		refer := []func(uid string) error{
+			func(uid string) error {
+				_, err := c.Annotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"cell_type": {"monocyte"}}})
+				return err
+			},
+			func(uid string) error {
+				_, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "race", Members: []string{uid}})
+				return err
+			},
+		}
+		for i := range 30 {
+			key := fmt.Sprintf("race/t%d", i)
+			v := save1(t, c, NV(key, fmt.Sprintf("temporary %d", i)))
+			if _, err := c.Trash(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			var refErr, purgeErr error
+			var wg sync.WaitGroup
+			wg.Go(func() { refErr = refer[i%len(refer)](v.UID) })
+			wg.Go(func() { _, purgeErr = c.PurgeTrashed(ctx, key, catalog.PurgeUnreferenced) })
+			wg.Wait()
+			_, lookErr := c.ByUID(ctx, v.UID)
+			if purgeErr == nil && !(errors.Is(refErr, catalog.ErrNotFound) && errors.Is(lookErr, catalog.ErrNotFound)) {
+				t.Fatalf("round %d: purged, yet the reference says %v and a look-up %v", i, refErr, lookErr)
+			}
+			if purgeErr != nil && !(errors.Is(purgeErr, catalog.ErrReferenced) && refErr == nil && lookErr == nil) {
+				t.Fatalf("round %d: purge %v, reference %v, look-up %v", i, purgeErr, refErr, lookErr)
 			}
 		}
 	})

@@ -93,24 +93,32 @@ func putJSON(ctx context.Context, tx pgx.Tx, sql string, v any, args ...any) err
 func listJSON[T any](ctx context.Context, s *Store, sql string) (_ []T, err error) {
 	ctx, end := s.bound(ctx)
 	defer func() { err = end(err) }()
-	out := []T{}
-	rows, err := s.pool.Query(ctx, sql)
+	var raws [][]byte
+	err = s.reread(ctx, func(q querier) error {
+		rows, err := q.Query(ctx, sql)
+		raws, err = collect(rows, err, pgx.RowTo[[]byte])
+		return err
+	})
 	if err != nil {
 		return nil, wrap(err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
-			return nil, err
-		}
+	out := []T{}
+	for _, raw := range raws {
 		var x T
 		if err := json.Unmarshal(raw, &x); err != nil {
 			return nil, errorf(catalog.ErrSchema, "catalog: record: %v", err)
 		}
 		out = append(out, x)
 	}
-	return out, wrap(rows.Err())
+	return out, nil
+}
+
+// collect is pgx.CollectRows of what Query returned.
+func collect[T any](rows pgx.Rows, err error, fn pgx.RowToFunc[T]) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, fn)
 }
 
 func (s *Store) Features(ctx context.Context) ([]catalog.Feature, error) {
@@ -1029,6 +1037,7 @@ func (s *Store) Collections(ctx context.Context) ([]catalog.Collection, error) {
 func (s *Store) CollectionVersions(ctx context.Context, name string) ([]catalog.Collection, error) {
 	var out []catalog.Collection
 	err := s.read(ctx, func(tx pgx.Tx) error {
+		out = nil
 		rows, err := tx.Query(ctx, `SELECT rec FROM collections WHERE name = $1 ORDER BY version`, name)
 		if err != nil {
 			return err

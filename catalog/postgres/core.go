@@ -476,7 +476,11 @@ func (s *Store) ByUID(ctx context.Context, prefix string) (_ Version, err error)
 	gen, caching := s.look.begin()
 	ctx, end := s.bound(ctx)
 	defer func() { err = end(err) }()
-	v, err := byUID(ctx, s.pool, prefix)
+	var v Version
+	err = s.reread(ctx, func(q querier) (err error) {
+		v, err = byUID(ctx, q, prefix)
+		return err
+	})
 	if err == nil && whole && caching && v.UID == prefix {
 		s.look.putUID(gen, cloneVersion(v))
 	}
@@ -510,7 +514,9 @@ func (s *Store) ByKey(ctx context.Context, key string, n int) (_ Version, err er
 func (s *Store) byKey(ctx context.Context, key string, n int) (Version, error) {
 	var versions, latest int
 	var raw []byte
-	err := s.pool.QueryRow(ctx, byKeySQL, key, n).Scan(&versions, &latest, &raw)
+	err := s.reread(ctx, func(q querier) error {
+		return q.QueryRow(ctx, byKeySQL, key, n).Scan(&versions, &latest, &raw)
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return Version{}, errorf(ErrNotFound, "no artifact has key %q", key)
@@ -535,6 +541,7 @@ func (s *Store) byKey(ctx context.Context, key string, n int) (Version, error) {
 func (s *Store) Versions(ctx context.Context, key string, trash bool) ([]Version, error) {
 	var out []Version
 	err := s.read(ctx, func(tx pgx.Tx) error {
+		out = nil
 		a, err := artifactByKey(ctx, tx, key)
 		if err != nil {
 			return err
@@ -565,7 +572,11 @@ func (s *Store) List(ctx context.Context, q catalog.Query) ([]Version, error) {
 	if q.Limit > 0 {
 		sql += fmt.Sprintf(` LIMIT %d`, q.Limit)
 	}
-	out, err := collectVersions(s.pool.Query(ctx, sql, args...))
+	var out []Version
+	err := s.reread(ctx, func(q querier) (err error) {
+		out, err = collectVersions(q.Query(ctx, sql, args...))
+		return err
+	})
 	return out, wrap(err)
 }
 
@@ -808,7 +819,7 @@ func (s *Store) Purge(ctx context.Context, key string) ([]Version, error) {
 func (s *Store) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, error) {
 	var out []Version
 	err := s.writeKeys(ctx, []string{key}, func(tx pgx.Tx, changed func(...string)) error {
-		if kind != "" {
+		if kind != "" && kind != catalog.PurgeUnreferenced {
 			return purgeNode(ctx, tx, key)
 		}
 		a, err := artifactByKey(ctx, tx, key)
@@ -823,6 +834,11 @@ func (s *Store) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, 
 		} else if live {
 			return errorf(catalog.ErrWrittenAgain, "%q was written again since it was trashed: kept", key)
 		}
+		if kind == catalog.PurgeUnreferenced {
+			if err := unreferenced(ctx, tx, key, a.Stem); err != nil {
+				return err
+			}
+		}
 		if out, err = purgeArtifact(ctx, tx, a); err != nil {
 			return err
 		}
@@ -833,6 +849,50 @@ func (s *Store) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, 
 		return nil, err // rolled back: nothing was purged (a tombstone must not name them)
 	}
 	return out, nil
+}
+
+// unreferenced fails with catalog.ErrReferenced if anything refers to a
+// version of stem. The versions' rows are locked first (FOR UPDATE): an
+// annotate (FOR UPDATE), a collection's save and a run's AddInputs (FOR
+// SHARE) that holds one commits before the checks below read (READ
+// COMMITTED: each statement sees what committed before it), and one that
+// comes after waits for the purge and then finds no version.
+func unreferenced(ctx context.Context, tx pgx.Tx, key, stem string) error {
+	vs, err := collectVersions(tx.Query(ctx, `SELECT rec FROM versions WHERE stem = $1 ORDER BY n FOR UPDATE`, stem))
+	if err != nil {
+		return err
+	}
+	refs, err := catalog.References(vs, func(uid string) (catalog.Annotations, error) {
+		return annotations(ctx, tx, uid)
+	}, func(uid string) ([]string, error) {
+		return strings_(ctx, tx, `SELECT run FROM run_inputs WHERE uid = $1 ORDER BY run`, uid)
+	}, func(uids []string) ([]catalog.Collection, error) {
+		rows, err := tx.Query(ctx, `SELECT rec FROM collections WHERE rec->'members' ?| $1 ORDER BY name, version`, uids)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close() // a write transaction's rows end its batch (pipeTx)
+		var out []catalog.Collection
+		for rows.Next() {
+			var raw []byte
+			var c catalog.Collection
+			if err := rows.Scan(&raw); err != nil {
+				return nil, err
+			}
+			if err := json.Unmarshal(raw, &c); err != nil {
+				return nil, errorf(catalog.ErrSchema, "catalog: collection record: %v", err)
+			}
+			out = append(out, c)
+		}
+		return out, rows.Err()
+	})
+	if err != nil {
+		return err
+	}
+	if len(refs) > 0 {
+		return catalog.ReferencedError(key, refs)
+	}
+	return nil
 }
 
 // purgeNode drops the folder or link in the trash at key.
@@ -869,7 +929,11 @@ func (s *Store) Each(ctx context.Context, fn func(Version) error) error {
 	// no transaction open.
 	after := ""
 	for {
-		vs, err := collectVersions(s.pool.Query(ctx, `SELECT rec FROM versions WHERE uid > $1 ORDER BY uid LIMIT 1000`, after))
+		var vs []Version
+		err := s.reread(ctx, func(q querier) (err error) {
+			vs, err = collectVersions(q.Query(ctx, `SELECT rec FROM versions WHERE uid > $1 ORDER BY uid LIMIT 1000`, after))
+			return err
+		})
 		if err != nil {
 			return wrap(err)
 		}
@@ -887,16 +951,22 @@ func (s *Store) Each(ctx context.Context, fn func(Version) error) error {
 
 func (s *Store) Counts(ctx context.Context) (catalog.Counts, error) {
 	var c catalog.Counts
-	err := s.pool.QueryRow(ctx, `SELECT
+	err := s.reread(ctx, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM artifacts WHERE latest > 0),
 		count(*) FILTER (WHERE NOT trashed), count(*) FILTER (WHERE trashed),
 		COALESCE(sum((rec->>'size')::bigint), 0)
 		FROM versions`).Scan(&c.Artifacts, &c.Versions, &c.Trashed, &c.Bytes)
+	})
 	return c, wrap(err)
 }
 
 func (s *Store) Outbox(ctx context.Context) ([]Version, error) {
-	out, err := collectVersions(s.pool.Query(ctx, `SELECT v.rec FROM outbox o JOIN versions v USING (uid) ORDER BY o.uid`))
+	var out []Version
+	err := s.reread(ctx, func(q querier) (err error) {
+		out, err = collectVersions(q.Query(ctx, `SELECT v.rec FROM outbox o JOIN versions v USING (uid) ORDER BY o.uid`))
+		return err
+	})
 	return out, wrap(err)
 }
 
@@ -960,8 +1030,17 @@ func (s *Store) Children(ctx context.Context, prefix string) (_ catalog.Dir, err
 	return d, err
 }
 
-func (s *Store) children(ctx context.Context, prefix string) (catalog.Dir, error) {
-	rows, err := s.pool.Query(ctx, childrenSQL, prefix, upper(prefix), utf8.RuneCountInString(prefix)+1)
+func (s *Store) children(ctx context.Context, prefix string) (d catalog.Dir, err error) {
+	err = s.reread(ctx, func(q querier) (err error) {
+		rows, err := q.Query(ctx, childrenSQL, prefix, upper(prefix), utf8.RuneCountInString(prefix)+1)
+		d, err = dirRows(prefix, rows, err)
+		return err
+	})
+	return d, err
+}
+
+// dirRows is the catalog.Dir of prefix that the rows of childrenSQL make.
+func dirRows(prefix string, rows pgx.Rows, err error) (catalog.Dir, error) {
 	if err != nil {
 		return catalog.Dir{}, wrap(err)
 	}

@@ -15,7 +15,10 @@
 //     keys take turns and others run side by side; other writes run
 //     SERIALIZABLE. All are retried from the start on a serialization
 //     failure or deadlock, so the database alone decides version numbers
-//     and two workstations never assign the same one.
+//     and two workstations never assign the same one. A lost connection
+//     is retried before COMMIT was sent (writes) or once (reads); a write
+//     whose COMMIT answer was lost is looked up by transaction id, never
+//     run again (lost.go).
 //   - Changes: a write NOTIFYs the keys it changed when it commits and logs
 //     them in the changes table; Listen passes other stores' changes on (a
 //     mount drops its kernel caches) and, after a lost connection, catches

@@ -13,7 +13,7 @@ import (
 // Dump calls fn with every record of the catalog in the order
 // catalog.Record describes, from one snapshot.
 func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
-	return s.read(ctx, func(tx pgx.Tx) error {
+	return s.readOnce(ctx, func(tx pgx.Tx) error { // fn has what was read: not read again
 		var nodes, revises, reruns bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM trashed_tree),
 			EXISTS (SELECT 1 FROM versions WHERE rec ->> 'revises' <> ''),

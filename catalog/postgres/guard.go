@@ -117,14 +117,16 @@ func (s *Store) CheckInstance(ctx context.Context, conn *pgx.Conn) error {
 	if s.instance == "" {
 		return nil
 	}
-	q := func(sql string, args ...any) pgx.Row {
-		if conn != nil {
-			return conn.QueryRow(ctx, sql, args...)
-		}
-		return s.pool.QueryRow(ctx, sql, args...)
-	}
 	var id *string
-	err := q(`SELECT value->>'id' FROM settings WHERE name = $1`, InstanceSetting).Scan(&id)
+	read := func(q querier) error {
+		return q.QueryRow(ctx, `SELECT value->>'id' FROM settings WHERE name = $1`, InstanceSetting).Scan(&id)
+	}
+	var err error
+	if conn != nil {
+		err = read(conn)
+	} else {
+		err = s.reread(ctx, read)
+	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return s.refuse(errors.New("no instance settings row"))

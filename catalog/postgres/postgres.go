@@ -221,6 +221,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	s := &Store{url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout,
 		instance: o.Instance, onForeign: o.OnForeign}
 	cfg.PrepareConn = s.prepareConn
+	cfg.ShouldPing = shouldPing
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
@@ -263,9 +264,11 @@ func (s *Store) Close() error {
 // Writable reports whether this role may write the catalog.
 func (s *Store) Writable(ctx context.Context) (bool, error) {
 	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT has_table_privilege('versions', 'INSERT')
-		AND has_table_privilege('artifacts', 'UPDATE')
-		AND current_setting('transaction_read_only') = 'off'`).Scan(&ok)
+	err := s.reread(ctx, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT has_table_privilege('versions', 'INSERT')
+			AND has_table_privilege('artifacts', 'UPDATE')
+			AND current_setting('transaction_read_only') = 'off'`).Scan(&ok)
+	})
 	return ok, wrap(err)
 }
 
@@ -273,7 +276,7 @@ func (s *Store) Writable(ctx context.Context) (bool, error) {
 // user, or the role a role= parameter sets).
 func (s *Store) Role(ctx context.Context) (string, error) {
 	var role string
-	err := s.pool.QueryRow(ctx, `SELECT current_user`).Scan(&role)
+	err := s.reread(ctx, func(q querier) error { return q.QueryRow(ctx, `SELECT current_user`).Scan(&role) })
 	return role, err
 }
 
@@ -343,19 +346,46 @@ func retryable(err error) bool {
 }
 
 // read runs fn in a read-only REPEATABLE READ transaction: one snapshot.
-// Its BEGIN goes with fn's first statement (pipeTx).
+// Its BEGIN goes with fn's first statement (pipeTx). When the connection
+// died under it (its backend terminated, the server restarted), fn runs
+// once more in a new transaction on another connection (lost.go): fn must
+// be safe to run twice, setting what it returns afresh. readOnce is for
+// fn that cannot (it passes on what it reads as it goes).
 func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	ctx, end := s.bound(ctx)
-	err := s.runTx(ctx, readOnly, func(tx *pipeTx) (*pgx.QueuedQuery, error) { return nil, fn(tx) })
-	return end(wrap(err))
+	err := s.runTx(ctx, readOnly, false, func(tx *pipeTx) (*pgx.QueuedQuery, error) { return nil, fn(tx) })
+	var lost *connLost
+	if errors.As(err, &lost) {
+		s.log.Debug("catalog: read retried on another connection", "err", err)
+		err = s.runTx(fresh(ctx), readOnly, false, func(tx *pipeTx) (*pgx.QueuedQuery, error) { return nil, fn(tx) })
+	}
+	return end(wrap(unlost(err)))
+}
+
+// readOnce is read without the second try.
+func (s *Store) readOnce(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	ctx, end := s.bound(ctx)
+	err := s.runTx(ctx, readOnly, false, func(tx *pipeTx) (*pgx.QueuedQuery, error) { return nil, fn(tx) })
+	return end(wrap(unlost(err)))
+}
+
+// unlost is err without connLost's wrapping, which is for retrying.
+func unlost(err error) error {
+	var lost *connLost
+	if errors.As(err, &lost) {
+		return lost.err
+	}
+	return err
 }
 
 func readOnly(b *pgx.Batch) { b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`) }
 
 // runTx runs fn in a pipeTx on a pooled connection, begun by what begin
 // queues, and ends it: COMMIT, with the statement fn returns (nil: none),
-// when fn succeeds; ROLLBACK otherwise.
-func (s *Store) runTx(ctx context.Context, begin func(*pgx.Batch), fn func(tx *pipeTx) (*pgx.QueuedQuery, error)) error {
+// when fn succeeds; ROLLBACK otherwise. A connection lost under it is
+// connLost before the COMMIT was sent, and for a read-only transaction
+// (!write) at any point; commitLost after, for a write.
+func (s *Store) runTx(ctx context.Context, begin func(*pgx.Batch), write bool, fn func(tx *pipeTx) (*pgx.QueuedQuery, error)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -377,8 +407,14 @@ func (s *Store) runTx(ctx context.Context, begin func(*pgx.Batch), fn func(tx *p
 			nc.SetDeadline(time.Time{})
 		}
 	}()
-	tx := &pipeTx{conn: conn.Conn()}
+	tx := &pipeTx{conn: conn.Conn(), xidAt: -1}
 	begin(&tx.pending)
+	if write {
+		// Its id, read in the first round trip, tells whether a COMMIT
+		// whose answer was lost committed (settleCommit).
+		tx.xidAt = tx.pending.Len()
+		tx.pending.Queue(xidSQL)
+	}
 	last, err := fn(tx)
 	if err == nil {
 		err = tx.commit(ctx, last)
@@ -386,14 +422,21 @@ func (s *Store) runTx(ctx context.Context, begin func(*pgx.Batch), fn func(tx *p
 	if err != nil && tx.conn.PgConn().TxStatus() != 'I' {
 		tx.conn.Exec(ctx, `ROLLBACK`)
 	}
-	if err != nil && ctx.Err() == nil && tx.conn.PgConn().IsClosed() && (!tx.committed || pgconn.SafeToRetry(err)) {
-		// The connection died (its backend terminated: 57P01
-		// admin_shutdown, a server restart; the socket failed) before the
-		// COMMIT was sent: nothing of the transaction committed, and the
-		// pool drops the connection. Once the COMMIT was sent, whether it
-		// committed is unknown, and running fn again could save a version
-		// twice: that failure is returned as it is.
-		err = &connLost{err}
+	if lostConn(ctx, tx.conn, err) {
+		switch {
+		case !tx.committed || !write || pgconn.SafeToRetry(err):
+			// The connection died (its backend terminated: 57P01
+			// admin_shutdown, a server restart; the socket failed) before
+			// the COMMIT was sent: nothing of the transaction committed,
+			// and the pool drops the connection. A read-only one changed
+			// nothing, wherever it was cut.
+			err = &connLost{err}
+		default:
+			// Once the COMMIT was sent, whether it committed is unknown,
+			// and running fn again could save a version twice: writeN
+			// asks (settleCommit).
+			err = &commitLost{err: err, xid: tx.xid}
+		}
 	}
 	return err
 }
@@ -477,7 +520,9 @@ func (s *Store) lockID(key string) int64 {
 
 // writeN runs fn in a transaction that begin queues, at most attempts
 // times (1 for fn that cannot run twice), retried from the start on a
-// serialization failure or a connection lost before the COMMIT (runTx). The versions fn leaves in *learned (nil: none)
+// serialization failure or a connection lost before the COMMIT (runTx);
+// one lost after the COMMIT was sent succeeds if it committed
+// (settleCommit), and is not run again. The versions fn leaves in *learned (nil: none)
 // are the latest of their keys once it commits: the lookup cache keeps
 // them (lookups.settle), so that looking up what was just saved costs no
 // round trip.
@@ -505,6 +550,11 @@ func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch)
 			*learned = (*learned)[:0]
 		}
 		err = s.attempt(ctx, begin, fn, &keys, &gen)
+		if lost := (*commitLost)(nil); errors.As(err, &lost) {
+			// Committed, or not: never run again (lost.go).
+			err = s.named(s.settleCommit(ctx, lost))
+			return err
+		}
 		if foreignErr(err) {
 			err = s.refuse(err)
 			return err
@@ -534,7 +584,7 @@ func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch)
 // notification of the keys fn reports; it leaves in *gen the lookup
 // cache's generation before the COMMIT.
 func (s *Store) attempt(ctx context.Context, begin func(*pgx.Batch), fn func(tx pgx.Tx, changed func(keys ...string)) error, keys *[]string, gen *uint64) error {
-	return s.runTx(ctx, begin, func(tx *pipeTx) (*pgx.QueuedQuery, error) {
+	return s.runTx(ctx, begin, true, func(tx *pipeTx) (*pgx.QueuedQuery, error) {
 		if err := fn(tx, func(k ...string) { *keys = append(*keys, k...) }); err != nil {
 			return nil, err
 		}
@@ -793,7 +843,9 @@ func sleep(ctx context.Context, d time.Duration) {
 // catalog.ErrNotFound.
 func (s *Store) Setting(ctx context.Context, name string) (json.RawMessage, error) {
 	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&raw)
+	err := s.reread(ctx, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&raw)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, catalog.Errorf(catalog.ErrNotFound, "no setting %q in the database", name)
 	}
@@ -836,11 +888,12 @@ func (s *Store) DeleteSettingIf(ctx context.Context, name string, value json.Raw
 
 // SettingNames lists the names of the settings stored.
 func (s *Store) SettingNames(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name FROM settings ORDER BY name`)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var out []string
+	err := s.reread(ctx, func(q querier) error {
+		rows, err := q.Query(ctx, `SELECT name FROM settings ORDER BY name`)
+		out, err = collect(rows, err, pgx.RowTo[string])
+		return err
+	})
 	return out, wrap(err)
 }
 

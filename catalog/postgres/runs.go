@@ -133,6 +133,11 @@ func (s *Store) AddInputs(ctx context.Context, run string, uids []string) error 
 		} else if !ok {
 			return errorf(ErrNotFound, "no run %q", run)
 		}
+		// FOR SHARE: a purge of a temporary (PurgeTrashed,
+		// PurgeUnreferenced) waits for this commit and then sees the input.
+		if _, err := tx.Exec(ctx, `SELECT uid FROM versions WHERE uid = ANY($1) FOR SHARE`, uids); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO run_inputs (run, uid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, run, uids)
 		return err
 	})
@@ -172,6 +177,7 @@ func (s *Store) RunRecord(ctx context.Context, uid string) (catalog.RunRecord, e
 		return rec, fmt.Errorf("%w: %q is not a run uid", ref.ErrBadUID, uid)
 	}
 	err := s.read(ctx, func(tx pgx.Tx) error {
+		rec = catalog.RunRecord{}
 		rows, err := tx.Query(ctx, `SELECT rec FROM runs WHERE uid >= $1 AND uid < $2 ORDER BY uid LIMIT 2`, uid, upper(uid))
 		if err != nil {
 			return err
@@ -232,11 +238,12 @@ func (s *Store) ListRuns(ctx context.Context, q catalog.RunQuery) ([]catalog.Run
 		sql += fmt.Sprintf(` LIMIT %d`, q.Limit)
 	}
 	out := []catalog.Run{}
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	raws, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	var raws [][]byte
+	err := s.reread(ctx, func(q querier) error {
+		rows, err := q.Query(ctx, sql, args...)
+		raws, err = collect(rows, err, pgx.RowTo[[]byte])
+		return err
+	})
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -251,11 +258,12 @@ func (s *Store) ListRuns(ctx context.Context, q catalog.RunQuery) ([]catalog.Run
 }
 
 func (s *Store) UsedBy(ctx context.Context, uid string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT run FROM run_inputs WHERE uid = $1 ORDER BY run`, uid)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var out []string
+	err := s.reread(ctx, func(q querier) error {
+		rows, err := q.Query(ctx, `SELECT run FROM run_inputs WHERE uid = $1 ORDER BY run`, uid)
+		out, err = collect(rows, err, pgx.RowTo[string])
+		return err
+	})
 	if out == nil {
 		out = []string{}
 	}
@@ -265,13 +273,14 @@ func (s *Store) UsedBy(ctx context.Context, uid string) ([]string, error) {
 func (s *Store) Reruns(ctx context.Context, uid string) ([]string, error) {
 	// Not the version's own run: CreditOutputs may have made it a rerun's.
 	// Oldest first (runs not recorded here last), as bbolt orders them.
-	rows, err := s.pool.Query(ctx, `SELECT r.run FROM run_reruns r JOIN versions v ON v.uid = r.uid
-		LEFT JOIN runs u ON u.uid = r.run
-		WHERE r.uid = $1 AND r.run IS DISTINCT FROM v.rec->>'run' ORDER BY u.started_ns, r.run`, uid)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var out []string
+	err := s.reread(ctx, func(q querier) error {
+		rows, err := q.Query(ctx, `SELECT r.run FROM run_reruns r JOIN versions v ON v.uid = r.uid
+			LEFT JOIN runs u ON u.uid = r.run
+			WHERE r.uid = $1 AND r.run IS DISTINCT FROM v.rec->>'run' ORDER BY u.started_ns, r.run`, uid)
+		out, err = collect(rows, err, pgx.RowTo[string])
+		return err
+	})
 	if out == nil {
 		out = []string{}
 	}

@@ -22,6 +22,11 @@ type pipeTx struct {
 	// committed is set once the COMMIT may have been sent: a failure after
 	// it leaves the outcome unknown.
 	committed bool
+	// xidAt is the index in pending of the statement that reads the
+	// transaction's id (xidSQL), -1 for none; xid is its answer once read
+	// (0 before).
+	xidAt int
+	xid   int64
 }
 
 var errPipeTx = errors.New("catalog: not available in a write transaction")
@@ -35,9 +40,17 @@ func (t *pipeTx) send(ctx context.Context, sql string, args ...any) (pgx.BatchRe
 	if sql != "" {
 		b.Queue(sql, args...)
 	}
+	xidAt := t.xidAt
+	t.xidAt = -1
 	br := t.conn.SendBatch(ctx, &b)
 	for i := 0; i < queued; i++ {
-		if _, err := br.Exec(); err != nil {
+		var err error
+		if i == xidAt {
+			err = br.QueryRow().Scan(&t.xid)
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
 			br.Close()
 			return nil, err
 		}

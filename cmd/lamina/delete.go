@@ -456,54 +456,52 @@ func trashCount(trash []catalog.TrashEntry, prefix string) int {
 
 // references lists, for every version of keys (trashed ones too), the
 // collections and runs that refer to it: "KEY@vN is in collection C@vM",
-// "… is an input of run R", "… is an output of run R" (the run that made
-// it, or one that wrote its bytes again).
+// "… is an input of run R" (catalog.References, what a mount's purge of a
+// renamed temporary checks too), "… is an output of run R" (the run that
+// made it, or one that wrote its bytes again). Annotations are no
+// reference here: they go with the version and leave nothing that refers
+// to nothing.
 func references(ctx context.Context, cat catalog.Catalog, keys []string) ([]string, error) {
-	byUID := map[string]catalog.Version{}
-	var out []string
+	var all []catalog.Version
 	for _, k := range keys {
 		vs, err := cat.Versions(ctx, k, true)
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range vs {
-			byUID[v.UID] = v
-			used, err := cat.UsedBy(ctx, v.UID)
-			if err != nil {
-				return nil, err
-			}
-			for _, r := range used {
-				out = append(out, fmt.Sprintf("%s is an input of run %s", v.Ref(), r))
-			}
-			if v.Run != "" {
-				out = append(out, fmt.Sprintf("%s is an output of run %s", v.Ref(), v.Run))
-			}
-			// Runs that wrote its bytes again; a daemon of an older lamina
-			// knows none.
-			again, err := cat.Reruns(ctx, v.UID)
-			if err != nil && !errors.Is(err, errors.ErrUnsupported) {
-				return nil, err
-			}
-			for _, r := range again {
-				out = append(out, fmt.Sprintf("%s is an output of run %s (it wrote the same bytes again)", v.Ref(), r))
-			}
-		}
+		all = append(all, vs...)
 	}
-	cs, err := cat.Collections(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range cs {
-		cvs, err := cat.CollectionVersions(ctx, c.Name)
+	none := func(string) (catalog.Annotations, error) { return catalog.Annotations{}, nil }
+	collections := func(uids []string) ([]catalog.Collection, error) {
+		cs, err := cat.Collections(ctx)
 		if err != nil {
 			return nil, err
 		}
-		for _, cv := range cvs {
-			for _, m := range cv.Members {
-				if v, ok := byUID[m]; ok {
-					out = append(out, fmt.Sprintf("%s is in collection %s@v%d", v.Ref(), cv.Name, cv.Version))
-				}
+		var out []catalog.Collection
+		for _, c := range cs {
+			cvs, err := cat.CollectionVersions(ctx, c.Name)
+			if err != nil {
+				return nil, err
 			}
+			out = append(out, cvs...)
+		}
+		return out, nil
+	}
+	out, err := catalog.References(all, none, func(uid string) ([]string, error) { return cat.UsedBy(ctx, uid) }, collections)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range all {
+		if v.Run != "" {
+			out = append(out, fmt.Sprintf("%s is an output of run %s", v.Ref(), v.Run))
+		}
+		// Runs that wrote its bytes again; a daemon of an older lamina
+		// knows none.
+		again, err := cat.Reruns(ctx, v.UID)
+		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			return nil, err
+		}
+		for _, r := range again {
+			out = append(out, fmt.Sprintf("%s is an output of run %s (it wrote the same bytes again)", v.Ref(), r))
 		}
 	}
 	return out, nil

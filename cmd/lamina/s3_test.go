@@ -225,7 +225,7 @@ func TestS3CLI(t *testing.T) {
 	if !strings.Contains(um, "waiting for uploads") || !strings.Contains(um, "unmounted") {
 		t.Errorf("umount did not wait for the uploads with progress:\n%s", um)
 	}
-	if s := e.ok("status"); !strings.Contains(s, "none pending") {
+	if s := e.notMounted(); !strings.Contains(s, "none pending") {
 		t.Errorf("after umount: %s", s)
 	}
 	// From S3 itself: nothing staged, nothing cached.
@@ -340,7 +340,7 @@ func TestS3UploadQueueSurvivesKill(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	e.ok("umount", mnt) // clears the dead mount
-	if s := e.ok("status"); !strings.Contains(s, "waiting for upload") {
+	if s := e.notMounted(); !strings.Contains(s, "waiting for upload") {
 		t.Fatalf("after the kill, status does not show the staged uploads:\n%s", s)
 	}
 	if err := e.proxy.Up(); err != nil {
@@ -354,7 +354,7 @@ func TestS3UploadQueueSurvivesKill(t *testing.T) {
 	}
 	// (It says "uploading …" when they are still going at its end; a get
 	// that reads for a while may find them done.)
-	if s := e.ok("status"); !strings.Contains(s, "none pending") {
+	if s := e.notMounted(); !strings.Contains(s, "none pending") {
 		t.Fatalf("uploads still pending after the next command:\n%s", s)
 	}
 	e.ok("cache", "clear")
