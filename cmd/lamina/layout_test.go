@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -113,8 +114,22 @@ func TestS3OldLayoutMovesToDataFolder(t *testing.T) {
 	}
 
 	// The mount moves them (the server still away), commits the staged
-	// close; then a cache cleaner runs.
+	// close; then a cache cleaner runs. Other commands start meanwhile:
+	// each moves what is left, one at a time, and none loses an entry.
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				e.mntEnv.run("status")
+			} else {
+				e.mntEnv.run("cache", "info")
+			}
+		}()
+	}
 	_, errs, err := e.run("mount", mnt)
+	wg.Wait()
 	if err != nil {
 		t.Fatalf("mount: %v\n%s", err, errs)
 	}
@@ -193,4 +208,32 @@ func countFiles(dir string) int {
 		return nil
 	})
 	return n
+}
+
+// A staged file of an older lamina's cache folder that cannot move (the
+// data folder has another file of its name) stays where it is, and the
+// mount refuses to start rather than run without it.
+func TestMountRefusedWhileStagingLeftInCache(t *testing.T) {
+	e := newMntEnv(t)
+	old := filepath.Join(e.dir, "cache", "lamina", "m", "staging")
+	cur := filepath.Join(e.dir, "data", "lamina", "m", "staging")
+	for dir, b := range map[string]string{old: "old bytes", cur: "other bytes"} {
+		os.MkdirAll(dir, 0o700)
+		if err := os.WriteFile(filepath.Join(dir, "00aa"), []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mnt := filepath.Join(e.dir, "mnt")
+	os.MkdirAll(mnt, 0o755)
+	_, errs, err := e.run("mount", mnt)
+	if err == nil {
+		e.run("umount", "--force", mnt)
+		t.Fatal("mounted with a staging folder left in the cache folder")
+	}
+	if !strings.Contains(errs, "left "+filepath.Join(old, "00aa")+" in place") || !strings.Contains(errs, "could not be moved") {
+		t.Fatalf("mount: %v\n%s", err, errs)
+	}
+	if b, err := os.ReadFile(filepath.Join(old, "00aa")); err != nil || string(b) != "old bytes" {
+		t.Fatalf("the staged file left in the cache folder: %q %v", b, err)
+	}
 }
