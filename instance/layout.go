@@ -24,19 +24,29 @@ import (
 // folder; MoveFromCache moves them.
 
 // UploadDir is where packs wait for their upload to S3 (cache.Uploads).
-func (s Settings) UploadDir() string { return filepath.Join(s.DataDir, "uploads") }
+func (s Settings) UploadDir() string { return filepath.Join(s.dataHome(), "uploads") }
 
 // StagingDir is where the mount stages files being written, with its
 // journal and the bytes of closes whose commit failed (stage.Stage).
-func (s Settings) StagingDir() string { return filepath.Join(s.DataDir, "staging") }
+func (s Settings) StagingDir() string { return filepath.Join(s.dataHome(), "staging") }
 
 // TombstoneDir is the mount's queue of tombstones of purged temporaries
 // (Tombstones).
-func (s Settings) TombstoneDir() string { return filepath.Join(s.DataDir, "tombstones") }
+func (s Settings) TombstoneDir() string { return filepath.Join(s.dataHome(), "tombstones") }
 
 // ScratchDir is the plain folder behind the mounts' scratch files (files
 // no version holds: they are only here).
-func (s Settings) ScratchDir() string { return filepath.Join(s.DataDir, "scratch") }
+func (s Settings) ScratchDir() string { return filepath.Join(s.dataHome(), "scratch") }
+
+// dataHome is the data folder; settings without one (made by hand) keep
+// these folders in the cache folder, as before, rather than in the
+// working directory.
+func (s Settings) dataHome() string {
+	if s.DataDir == "" {
+		return s.CacheDir
+	}
+	return s.DataDir
+}
 
 // movedFolders are the folders an older lamina kept in the cache folder,
 // in the order MoveFromCache moves them.

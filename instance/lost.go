@@ -26,7 +26,7 @@ type LostUploads struct {
 	Versions []string  `json:"versions,omitempty"` // KEY@vN of the versions that use them, as far as known
 }
 
-func (s Settings) lostPath() string { return filepath.Join(s.DataDir, "lost-uploads.json") }
+func (s Settings) lostPath() string { return filepath.Join(s.dataHome(), "lost-uploads.json") }
 
 // Lost reads the record of lost uploads; nil when there is none.
 func (s Settings) Lost() (*LostUploads, error) {
@@ -67,7 +67,7 @@ func (s Settings) RecordLost(objects, versions []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(s.dataHome(), 0o700); err != nil {
 		return err
 	}
 	tmp := s.lostPath() + ".tmp"
@@ -83,7 +83,7 @@ func (s Settings) RecordLost(objects, versions []string) error {
 	if err := os.Rename(tmp, s.lostPath()); err != nil {
 		return err
 	}
-	return syncDir(s.DataDir)
+	return syncDir(s.dataHome())
 }
 
 // ForgetLost removes the record of lost uploads (the user dealt with it).
