@@ -76,6 +76,10 @@ func packID(name string) (string, bool) {
 	return rest[3:], isPackID(rest[3:])
 }
 
+// PackOf returns the id of the pack that the object name stores, and
+// false for an object that is no pack (a record, a tombstone).
+func PackOf(name string) (string, bool) { return packID(name) }
+
 // packBuilder accumulates encoded blobs for one pack.
 type packBuilder struct {
 	id      string

@@ -61,6 +61,7 @@ type Uploads struct {
 	closed   bool
 	uploaded func(name string, data []byte) // OnUploaded
 	allow    func(ctx context.Context, name string) error
+	onLost   func(names []string) // UploadOptions.OnLost
 }
 
 type upItem struct {
@@ -111,6 +112,12 @@ type UploadOptions struct {
 	// (the storage was taken over, and only immutable objects may still
 	// go), any other fails the attempt.
 	Allow func(ctx context.Context, name string) error
+	// OnLost is called with the names of staged objects whose files
+	// vanished before their upload (the folder removed from outside): the
+	// caller keeps a record that outlives the process, so that status
+	// goes on saying what is lost after a restart (the queue no longer
+	// knows them then).
+	OnLost func(names []string)
 }
 
 // OpenUploads opens the staging folder dir in front of b and starts the
@@ -136,7 +143,7 @@ func OpenUploads(b storage.Backend, dir string, o UploadOptions) (*Uploads, erro
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("uploads: %w", err)
 	}
-	u := &Uploads{b: b, dir: dir, log: o.Logger, sync: o.SyncUpload, workers: o.Workers, maxDelay: o.MaxDelay, items: map[string]*upItem{}, allow: o.Allow}
+	u := &Uploads{b: b, dir: dir, log: o.Logger, sync: o.SyncUpload, workers: o.Workers, maxDelay: o.MaxDelay, items: map[string]*upItem{}, allow: o.Allow, onLost: o.OnLost}
 	u.cond = sync.NewCond(&u.mu)
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	lock, err := lockQueue(dir)
@@ -454,6 +461,12 @@ func (u *Uploads) restoreDir() bool {
 		u.log.Error("uploads: the staging folder vanished and cannot be made again", "dir", u.dir, "err", err)
 		return false
 	}
+	var lost []string
+	defer func() {
+		if len(lost) > 0 && u.onLost != nil {
+			u.onLost(lost) // outside u.mu
+		}
+	}()
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.lock != nil {
@@ -464,7 +477,6 @@ func (u *Uploads) restoreDir() bool {
 			u.lock = l
 		}
 	}
-	var lost []string
 	var bytes int64
 	for name, it := range u.items {
 		if it.lost {

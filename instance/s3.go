@@ -3,7 +3,6 @@ package instance
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 )
 
 // S3Settings say how to reach the S3 storage of an instance. Credentials
@@ -13,9 +12,6 @@ type S3Settings struct {
 	Region    string `json:"region,omitempty"`
 	PathStyle bool   `json:"path_style,omitempty"`
 }
-
-// UploadDir is where committed packs wait for their upload to S3.
-func (s Settings) UploadDir() string { return filepath.Join(s.CacheDir, "uploads") }
 
 // Update rewrites the settings of an existing instance.
 func (d Dirs) Update(s Settings) error {

@@ -26,10 +26,10 @@ var ErrNoInstance = errors.New("no lamina instance yet: run `lamina init --stora
 type Settings struct {
 	Name     string `json:"name"`
 	ID       string `json:"id"`
-	Storage  string `json:"storage"` // absolute local path, or s3://bucket/prefix
-	Catalog  string `json:"catalog"` // bbolt file
-	CacheDir string `json:"cache_dir"`
-	DataDir  string `json:"data_dir"` // catalog, locks, staging
+	Storage  string `json:"storage"`   // absolute local path, or s3://bucket/prefix
+	Catalog  string `json:"catalog"`   // bbolt file
+	CacheDir string `json:"cache_dir"` // what can be fetched or derived again: blocks read from S3, indexes
+	DataDir  string `json:"data_dir"`  // catalog, index, locks, and what has no other copy yet (layout.go)
 	// Scratch are the name patterns a mount keeps as a plain folder with no
 	// versions (Snakemake's .snakemake/, editor files); nil means the
 	// defaults (stage.DefaultScratch).

@@ -1,6 +1,6 @@
 // Package stage is the write side of a mount, in plain Go that tests call
 // without FUSE: files being written are staged in a folder of the instance's
-// cache dir, committed as new versions through cache.Writer and
+// data dir, committed as new versions through cache.Writer and
 // catalog.Save, renamed, unlinked and touched (DESIGN §3, issue 4).
 //
 // # Files and handles

@@ -66,7 +66,7 @@ type Tombstones interface {
 
 // Options configure a Stage.
 type Options struct {
-	Dir     string       // the staging folder (in the instance's cache dir)
+	Dir     string       // the staging folder (in the instance's data dir)
 	User    string       // created_by of new versions
 	Logger  *slog.Logger // nil discards
 	Changed func(keys []string)

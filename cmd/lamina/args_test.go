@@ -219,7 +219,7 @@ func TestOntologyEntityNames(t *testing.T) {
 // cache of 64 MiB).
 func TestInfoLocalCache(t *testing.T) {
 	e := newMntEnv(t)
-	if out := e.ok("info"); !strings.Contains(out, "staging only") || !strings.Contains(out, "no disk cache") || !strings.Contains(out, "64.0 MiB of decoded chunks in memory") {
+	if out := e.ok("info"); !strings.Contains(out, "unused") || !strings.Contains(out, "not a cache") || !strings.Contains(out, "no disk cache") || !strings.Contains(out, "64.0 MiB of decoded chunks in memory") {
 		t.Errorf("info: %s", out)
 	}
 	out, _, err := e.run("cache", "info")

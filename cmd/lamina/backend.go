@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -30,6 +31,9 @@ type remote struct {
 	// (queueAllow): once another instance owns the storage, only packs go.
 	owner *instance.OwnerWatch
 	quiet bool // takenOverUploads said what became of the queue
+	// namer, once set (the mount, when its catalog is open), names the
+	// versions that use lost packs for the record of lost uploads.
+	namer atomic.Pointer[func(ctx context.Context, packs map[string]bool) []string]
 }
 
 // packWait is how long a read over S3 waits for a pack that another
@@ -76,7 +80,9 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 	}
 	rb := retry.New(raw, policy, o.log)
 	owner := instance.New(s, nil, rb, nil).WatchOwner(rb, ownerCheckEvery(), nil)
-	up, err := cache.OpenUploads(rb, s.UploadDir(), cache.UploadOptions{SyncUpload: o.syncUpload, Logger: o.log, Allow: queueAllow(owner)})
+	rem := &remote{raw: raw, retry: rb, owner: owner}
+	up, err := cache.OpenUploads(rb, s.UploadDir(), cache.UploadOptions{SyncUpload: o.syncUpload, Logger: o.log, Allow: queueAllow(owner),
+		OnLost: func(names []string) { rem.recordLost(s, names, o.log) }})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -105,7 +111,8 @@ func openBackend(ctx context.Context, s instance.Settings, o backendOptions) (st
 	if o.keep {
 		up.OnUploaded(disk.Keep)
 	}
-	return disk, &remote{raw: raw, retry: rb, disk: disk, up: up, owner: owner}, nil
+	rem.disk, rem.up = disk, up
+	return disk, rem, nil
 }
 
 // queueAllow is the upload queue's check before it uploads a staged
@@ -151,6 +158,55 @@ func nudgeDaemon(s instance.Settings) {
 	}
 	defer cl.Close()
 	cl.Cache(ctx, catalogrpc.CacheArgs{Op: "info"})
+}
+
+// nameLost has the record of lost uploads name the versions of in that
+// use the lost packs.
+func (r *remote) nameLost(in *instance.Instance) {
+	f := func(ctx context.Context, packs map[string]bool) []string {
+		vs, _ := in.VersionsInPacks(ctx, packs)
+		var out []string
+		for _, v := range vs {
+			out = append(out, v.Ref())
+		}
+		return out
+	}
+	r.namer.Store(&f)
+}
+
+// recordLost keeps the names of staged objects that vanished before their
+// upload in the instance's record of lost uploads (instance.LostUploads),
+// which `lamina status` shows until the user acts, then adds the versions
+// that use them (a scan of the catalog, in the background).
+func (r *remote) recordLost(s instance.Settings, names []string, log *slog.Logger) {
+	if err := s.RecordLost(names, nil); err != nil {
+		log.Error("uploads: cannot record what was lost", "err", err)
+	}
+	namer := r.namer.Load()
+	if namer == nil {
+		return
+	}
+	packs := map[string]bool{}
+	for _, n := range names {
+		if id, ok := cache.PackOf(n); ok {
+			packs[id] = true
+		}
+	}
+	if len(packs) == 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		vs := (*namer)(ctx, packs)
+		if len(vs) == 0 {
+			return
+		}
+		log.Error("uploads: versions whose data was lost before it reached S3 (they cannot be read)", "versions", vs)
+		if err := s.RecordLost(nil, vs); err != nil {
+			log.Error("uploads: cannot record what was lost", "err", err)
+		}
+	}()
 }
 
 // serverAway says whether err means the S3 server cannot serve now: not

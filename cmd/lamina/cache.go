@@ -27,6 +27,7 @@ func cmdCache() *cli.Command {
 		if err != nil {
 			return dirs, s, err
 		}
+		moveFromCache(c.App.ErrWriter, dirs, s) // layout.go
 		if !isS3(s) {
 			return dirs, s, fmt.Errorf("instance %q: %w", s.Name, cache.ErrNoCache)
 		}

@@ -45,6 +45,7 @@ func openStore(c *cli.Context, forExport bool) (catalog.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
+	moveFromCache(c.App.ErrWriter, dirs, s) // layout.go
 	if usesPostgres(s) {
 		if forExport {
 			return openPostgres(c.Context, s, nil)

@@ -50,10 +50,11 @@ func cmdInfo() *cli.Command {
 					Catalog      string          `json:"catalog"`
 					CatalogError string          `json:"catalog_error,omitempty"`
 					CacheDir     string          `json:"cache_dir"`
+					DataDir      string          `json:"data_dir"`
 					Scratch      []string        `json:"scratch"`
 					Counts       *catalog.Counts `json:"counts"`
 					Version      string          `json:"lamina_version"`
-				}{s.Name, s.ID, s.Storage, postgres.Redact(s.Catalog), unavailable, s.CacheDir, scratchPatterns(s), counts, version})
+				}{s.Name, s.ID, s.Storage, postgres.Redact(s.Catalog), unavailable, s.CacheDir, s.DataDir, scratchPatterns(s), counts, version})
 				return cmp.Or(err, jerr)
 			}
 			w := c.App.Writer
@@ -74,8 +75,11 @@ func cmdInfo() *cli.Command {
 				fmt.Fprintf(w, "cache      %s\n", s.CacheDir)
 			} else {
 				// lamina cache says it keeps no cache: say what the folder is.
-				fmt.Fprintf(w, "cache      %s (the mount's staging only: local storage is read in place, no disk cache; a mount keeps up to %s of decoded chunks in memory, its chunk cache in lamina status)\n", s.CacheDir, humanBytes(lfs.DefaultChunkCacheBytes))
+				fmt.Fprintf(w, "cache      %s (unused: local storage is read in place, no disk cache; a mount keeps up to %s of decoded chunks in memory, its chunk cache in lamina status)\n", s.CacheDir, humanBytes(lfs.DefaultChunkCacheBytes))
 			}
+			// Not a cache: what is written and not yet committed or
+			// uploaded has its only copy there.
+			fmt.Fprintf(w, "local data %s (index, the mount's staged writes and scratch files%s: not a cache, never delete it)\n", s.DataDir, map[bool]string{true: ", uploads waiting for S3"}[isS3(s)])
 			fmt.Fprintf(w, "scratch    %s (mount: plain folder, no versions)\n", strings.Join(scratchPatterns(s), " "))
 			if err != nil {
 				return err // the settings above, then why the catalog is not there

@@ -47,20 +47,21 @@ type mountState struct {
 type mountStatus struct {
 	mountState
 	lfs.Stats
-	ReadOnly       bool               `json:"read_only,omitempty"`     // the database role may only read
-	Stale          []string           `json:"stale,omitempty"`         // other mounts of the instance whose daemon died (staleMounts)
-	FailedCommits  int64              `json:"failed_commits"`          // files whose commit at close failed and is not done yet: staged, tried again
-	FailedFiles    []stage.StagedFile `json:"failed_files,omitempty"`  // the first 20 of them: key and staged bytes
-	PendingRecords int                `json:"pending_records"`         // versions whose storage record is not yet written
-	Uploads        *cache.Pending     `json:"uploads,omitempty"`       // S3: staged objects not yet uploaded
-	DiskCache      *cache.CacheInfo   `json:"disk_cache,omitempty"`    // S3: the local cache of fetched data
-	Storage        *retry.Health      `json:"storage,omitempty"`       // S3: whether the server answered the last calls
-	CatalogError   string             `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
-	TakenOver      string             `json:"taken_over_by,omitempty"` // the instance that took the storage over: the mount is read-only
-	CatalogLost    string             `json:"catalog_lost,omitempty"`  // the database no longer holds the instance's catalog (reset): the mount is read-only
-	Detached       bool               `json:"detached,omitempty"`      // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
-	OpenForWriting int                `json:"open_for_writing"`        // files open for writing through the mount: a plain umount waits for them
-	WritingKeys    []string           `json:"writing_keys,omitempty"`  // the first ten of them
+	ReadOnly       bool                  `json:"read_only,omitempty"`     // the database role may only read
+	Stale          []string              `json:"stale,omitempty"`         // other mounts of the instance whose daemon died (staleMounts)
+	FailedCommits  int64                 `json:"failed_commits"`          // files whose commit at close failed and is not done yet: staged, tried again
+	FailedFiles    []stage.StagedFile    `json:"failed_files,omitempty"`  // the first 20 of them: key and staged bytes
+	PendingRecords int                   `json:"pending_records"`         // versions whose storage record is not yet written
+	Uploads        *cache.Pending        `json:"uploads,omitempty"`       // S3: staged objects not yet uploaded
+	LostUploads    *instance.LostUploads `json:"lost_uploads,omitempty"`  // S3: staged objects removed before their upload, until --forget-lost
+	DiskCache      *cache.CacheInfo      `json:"disk_cache,omitempty"`    // S3: the local cache of fetched data
+	Storage        *retry.Health         `json:"storage,omitempty"`       // S3: whether the server answered the last calls
+	CatalogError   string                `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
+	TakenOver      string                `json:"taken_over_by,omitempty"` // the instance that took the storage over: the mount is read-only
+	CatalogLost    string                `json:"catalog_lost,omitempty"`  // the database no longer holds the instance's catalog (reset): the mount is read-only
+	Detached       bool                  `json:"detached,omitempty"`      // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
+	OpenForWriting int                   `json:"open_for_writing"`        // files open for writing through the mount: a plain umount waits for them
+	WritingKeys    []string              `json:"writing_keys,omitempty"`  // the first ten of them
 	// Set by the CLI that asks, from the daemon's hello (build.go).
 	DaemonBuild   string `json:"daemon_build"`   // the daemon's build, empty for one older than builds in hellos
 	BuildMismatch bool   `json:"build_mismatch"` // the daemon runs another build than this lamina: lamina commands may only read through it
@@ -112,6 +113,9 @@ func cmdMount() *cli.Command {
 			}
 			if st, ok := liveMount(dirs, s); ok {
 				return fmt.Errorf("instance %q is already mounted at %s (daemon pid %d); one mount per instance: `lamina umount %s` first", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
+			}
+			if p := leftInCache(s); p != "" { // layout.go
+				return fmt.Errorf("instance %q: %s, which an older lamina kept in the cache folder, could not be moved to %s (see above): a mount would not see what it holds; move what it holds there by hand (journal last, appended to a journal there) and mount again", s.Name, p, s.DataDir)
 			}
 			if err := clearStaleMounts(c, dirs, s, dir); err != nil {
 				return err
@@ -419,6 +423,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		return err
 	}
 	defer cat.Close()
+	if rem != nil {
+		rem.nameLost(instance.New(s, cat, backend, store)) // backend.go
+	}
 	sock := dirs.SocketPath(s.Name)
 	l, err := catalogrpc.Listen(sock)
 	if errors.Is(err, catalogrpc.ErrServing) {
@@ -481,7 +488,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		Options: lfs.Options{ShowVersions: c.Bool("show-versions"), ShowMeta: c.Bool("show-meta")},
 		Name:    s.Name, NoXAttrs: c.Bool("no-xattrs"), StatfsPath: statfsPath(s),
 		Debug: c.Bool("debug"), Logger: log,
-		Stage: writes, Scratch: scratchPatterns(s),
+		Stage: writes, Scratch: scratchPatterns(s), ScratchDir: scratchDir(s),
 		Tracker: tracker,
 	})
 	if err != nil {
@@ -1257,7 +1264,8 @@ func cmdStatus() *cli.Command {
 		Usage: "show the mount of the current instance: mountpoint, daemon, cache use, pending work",
 		Description: "Exit status: 0 mounted; " + fmt.Sprint(exitNotMounted) + " not mounted (what is staged or waits for upload is still shown;\n" +
 			"--format json prints []); 1 a mount that does not work (its daemon died, hung or is stopped) or another error.",
-		Flags: []cli.Flag{formatFlag("table", "json")},
+		Flags: []cli.Flag{formatFlag("table", "json"),
+			&cli.BoolFlag{Name: "forget-lost", Usage: "S3: forget the record of uploads lost before they reached S3 (their staged files were removed), once their data is saved again or the versions deleted"}},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {
@@ -1266,6 +1274,12 @@ func cmdStatus() *cli.Command {
 			dirs, s, err := currentSettings(c)
 			if err != nil {
 				return err
+			}
+			if c.Bool("forget-lost") {
+				if err := s.ForgetLost(); err != nil {
+					return err
+				}
+				fmt.Fprintln(c.App.ErrWriter, "lamina: forgot the record of lost uploads")
 			}
 			w := c.App.Writer
 			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
@@ -1321,6 +1335,9 @@ func cmdStatus() *cli.Command {
 				return err
 			}
 			st.Stale = staleMounts(s, st.Mountpoint)
+			if isS3(s) {
+				st.LostUploads, _ = s.Lost()
+			}
 			st.DaemonBuild = cl.Hello().Build
 			st.BuildMismatch = st.DaemonBuild != buildID() // build.go
 			if format == "json" {
@@ -1443,14 +1460,13 @@ func rootCause(err error) string {
 
 // statfsPath is the folder whose file system df and statfs(2) show for
 // the mount: the root of local storage, where the data lies; for S3,
-// which has no size, the cache folder, where writes are staged (and
-// queued for upload) and reads cached, so the figures say how much may be
-// written before the local disk fills. statfs of "s3://…" failed, and the
-// mount showed 0 size and 0 free: tools that check free space saw a full
-// disk.
+// which has no size, the data folder, where writes are staged and queued
+// for upload, so the figures say how much may be written before the local
+// disk fills. statfs of "s3://…" failed, and the mount showed 0 size and 0
+// free: tools that check free space saw a full disk.
 func statfsPath(s instance.Settings) string {
 	if strings.HasPrefix(s.Storage, "s3://") {
-		return s.CacheDir
+		return s.DataDir
 	}
 	return s.Storage
 }

@@ -429,7 +429,7 @@ func TestMountKilledBeforeSync(t *testing.T) {
 			t.Fatalf("%s: the restart made a second version", name)
 		}
 	}
-	if n := stagedFiles(t, filepath.Join(e.dir, "cache", "lamina", "m", "staging")); n != 0 {
+	if n := stagedFiles(t, filepath.Join(e.dir, "data", "lamina", "m", "staging")); n != 0 {
 		t.Fatalf("staging holds %d files after the restart", n)
 	}
 	if _, err := os.Stat(filepath.Join(mnt, "lost+found")); err == nil {

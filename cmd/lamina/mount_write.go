@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -15,23 +14,23 @@ import (
 )
 
 // mountWrites sets up the write side of a mount: the staging folder in the
-// instance's cache dir, with whatever a killed daemon left in it committed
+// instance's data dir, with whatever a killed daemon left in it committed
 // or kept under lost+found/ before the mount serves; and the queue of
 // tombstones of purged temporaries, with what an earlier daemon left in it.
 func mountWrites(ctx context.Context, s instance.Settings, cat catalog.Catalog, b storage.Backend, store *cache.Store, log *slog.Logger) (*stage.Stage, *instance.Tombstones, error) {
 	in := instance.New(s, cat, nil, store)
-	// A purged temporary's tombstone is logged in the cache dir before the
+	// A purged temporary's tombstone is logged in the data dir before the
 	// purge and goes to storage in the background: its storage write must
 	// not hold the rename (a FUSE request) that purged it, and must
 	// survive an unmount, a kill and a storage outage.
-	tombs, err := instance.OpenTombstones(filepath.Join(s.CacheDir, "tombstones"), cat, b, log)
+	tombs, err := instance.OpenTombstones(s.TombstoneDir(), cat, b, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := tombs.Recover(); err != nil {
 		return nil, nil, err
 	}
-	st, err := stage.New(cat, store, stage.Options{Dir: filepath.Join(s.CacheDir, "staging"), User: in.User, Logger: log, Tombstones: tombs,
+	st, err := stage.New(cat, store, stage.Options{Dir: s.StagingDir(), User: in.User, Logger: log, Tombstones: tombs,
 		// close commits; durability follows within 2 s, at fsync and at
 		// unmount (docs/write-bench.md).
 		SyncEvery: 2 * time.Second, RetryFailed: retryFailedEvery()})

@@ -111,7 +111,7 @@ func TestMountKilledAfterBurst(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(mnt, "lost+found")); err == nil {
 		t.Fatal("lost+found after a kill that lost no content")
 	}
-	if n := stagedFiles(t, filepath.Join(e.dir, "cache", "lamina", "m", "staging")); n != 0 {
+	if n := stagedFiles(t, filepath.Join(e.dir, "data", "lamina", "m", "staging")); n != 0 {
 		t.Fatalf("staging holds %d files after the restart", n)
 	}
 	if log, err := os.ReadFile(filepath.Join(e.dir, "run", "lamina", "m", "mount.log")); err == nil {

@@ -22,6 +22,9 @@ func currentSettings(c *cli.Context) (instance.Dirs, instance.Settings, error) {
 		return dirs, instance.Settings{}, err
 	}
 	s, err := dirs.Current(c.String("instance"))
+	if err == nil {
+		moveFromCache(c.App.ErrWriter, dirs, s) // layout.go
+	}
 	return dirs, s, err
 }
 
@@ -104,6 +107,7 @@ func openSettingsRemote(ctx context.Context, s instance.Settings, check, fresh b
 	}
 	in := instance.New(s, cat, b, store)
 	if rem != nil {
+		rem.nameLost(in)
 		store.SetPackWait(packWait()) // backend.go
 		in.OnClose(func() error {
 			// Uploads an earlier run left behind go now, while the CLI

@@ -40,7 +40,8 @@ func openRuns(c *cli.Context) (*runsCatalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := openRunsCatalog(s) // postgres.go
+	moveFromCache(c.App.ErrWriter, dirs, s) // layout.go
+	cat, err := openRunsCatalog(s)          // postgres.go
 	if err != nil {
 		return nil, err
 	}

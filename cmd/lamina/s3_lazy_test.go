@@ -75,13 +75,13 @@ func TestS3MountStatfs(t *testing.T) {
 	if err := syscall.Statfs(mnt, &got); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Statfs(filepath.Join(e.dir, "cache"), &want); err != nil {
+	if err := syscall.Statfs(filepath.Join(e.dir, "data"), &want); err != nil {
 		t.Fatal(err)
 	}
 	if got.Blocks == 0 || got.Bavail == 0 {
 		t.Fatalf("statfs of the S3 mount: %d blocks, %d available", got.Blocks, got.Bavail)
 	}
 	if g, w := uint64(got.Blocks)*uint64(got.Bsize), uint64(want.Blocks)*uint64(want.Bsize); g/4096 != w/4096 {
-		t.Fatalf("statfs of the S3 mount: %d bytes in all, want those of the cache folder's file system, %d", g, w)
+		t.Fatalf("statfs of the S3 mount: %d bytes in all, want those of the data folder's file system (staged writes, the upload queue), %d", g, w)
 	}
 }

@@ -83,7 +83,7 @@ func takeOverWithQueue(t *testing.T, args []string, refused bool) {
 		t.Errorf("import of versions whose pack waits in the old machine's queue: %v\n%s\nwant a refusal that names the upload queue and cache push", err, errs)
 	}
 
-	staging := filepath.Join(e.dir, "cache", "lamina", "s3", "uploads")
+	staging := filepath.Join(e.dataDir(), "uploads")
 	out, _, _ := e.run("status") // exits 3: not mounted
 	if strings.Contains(out, "the next mount, save or get uploads them") || !strings.Contains(out, "instance tb took the storage over") ||
 		!strings.Contains(out, "lamina --instance s3 cache push") || !strings.Contains(out, "records/") || !strings.Contains(out, staging) {
@@ -141,7 +141,7 @@ func TestS3TakeOverMountQueueHoldsRecords(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "m.bin"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	staging := filepath.Join(e.dir, "cache", "lamina", "s3", "uploads")
+	staging := filepath.Join(e.dataDir(), "uploads")
 	staged := func(prefix string) bool {
 		p, _ := cache.ScanUploads(staging)
 		for _, it := range p.Items {

@@ -84,6 +84,9 @@ func scratchSettings(c *cli.Context) (instance.Dirs, instance.Settings, error) {
 		return dirs, instance.Settings{}, err
 	}
 	s, err := dirs.Current(c.String("instance"))
+	if err == nil {
+		moveFromCache(c.App.ErrWriter, dirs, s) // layout.go
+	}
 	return dirs, s, err
 }
 
@@ -147,7 +150,7 @@ func editScratch(c *cli.Context, edit func(cur, args []string) []string) error {
 // scratchDir is the folder where the instance's mounts on this
 // workstation keep scratch files (fs.MountOptions.ScratchDir's default
 // beside mount_write.go's staging folder).
-func scratchDir(s instance.Settings) string { return filepath.Join(s.CacheDir, "scratch") }
+func scratchDir(s instance.Settings) string { return s.ScratchDir() }
 
 // hiddenScratch lists the files of the scratch folder dir (slash paths
 // relative to it, sorted) that the patterns was match and now do not: a

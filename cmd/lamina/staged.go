@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,7 +20,7 @@ import (
 // lamina says of them must then name them, not promise a next mount.
 
 // stagingDir is the staging folder of s's mounts (mountWrites).
-func stagingDir(s instance.Settings) string { return filepath.Join(s.CacheDir, "staging") }
+func stagingDir(s instance.Settings) string { return s.StagingDir() }
 
 // shellArg quotes v for a shell when it needs it.
 func shellArg(v string) string {

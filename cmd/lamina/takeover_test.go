@@ -112,7 +112,7 @@ func TestTakeOverFailedCloseNamesStagedBytes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "window.csv"), content, 0o644); err == nil {
 		t.Fatal("a write through the old mount right after a take-over returned no error")
 	}
-	staged, _ := filepath.Glob(filepath.Join(e.dir, "cache", "lamina", "m", "staging", "[0-9a-f]*"))
+	staged, _ := filepath.Glob(filepath.Join(e.dir, "data", "lamina", "m", "staging", "[0-9a-f]*"))
 	if len(staged) != 1 {
 		t.Fatalf("staged files: %v", staged)
 	}

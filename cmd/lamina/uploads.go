@@ -138,12 +138,20 @@ func printStagedUploads(w io.Writer, s instance.Settings) {
 	if !isS3(s) {
 		return
 	}
+	lost, _ := s.Lost()
+	if lost != nil {
+		fmt.Fprintf(w, "lost uploads: %s\n", describeLost(*lost))
+	}
 	p, err := cache.ScanUploads(s.UploadDir())
 	if err != nil {
 		fmt.Fprintf(w, "uploads: %v\n", err)
 		return
 	}
 	if p.Objects == 0 {
+		if lost != nil {
+			fmt.Fprintln(w, "uploads: none pending besides the lost ones above")
+			return
+		}
 		fmt.Fprintln(w, "uploads: none pending")
 		return
 	}
@@ -236,6 +244,16 @@ func takenOverUploads(ctx context.Context, s instance.Settings, rem *remote, err
 	return fmt.Errorf("%w\n%s", err, strings.Join(says, "\n"))
 }
 
+// describeLost says what the record of lost uploads holds and what to do.
+func describeLost(l instance.LostUploads) string {
+	vs := "the versions that use them (not known yet) cannot be read"
+	if len(l.Versions) > 0 {
+		vs = fmt.Sprintf("%s cannot be read: %s", plural(len(l.Versions), "version"), strings.Join(l.Versions, ", "))
+	}
+	return fmt.Sprintf("%s staged for S3 were removed before they reached it (since %s; objects %s): %s; save their data again, or `lamina delete` them, then `lamina status --forget-lost` stops this note",
+		plural(len(l.Objects), "object"), l.Since.Local().Format(time.DateTime), strings.Join(l.Objects, ", "), vs)
+}
+
 // remoteRows are the S3 lines of `lamina status` for a mount.
 func remoteRows(st mountStatus) [][]string {
 	var rows [][]string
@@ -246,8 +264,14 @@ func remoteRows(st mountStatus) [][]string {
 		}
 		rows = append(rows, []string{"storage", v})
 	}
+	if l := st.LostUploads; l != nil {
+		rows = append(rows, []string{"lost uploads", describeLost(*l)})
+	}
 	if p := st.Uploads; p != nil {
 		v := "none pending"
+		if st.LostUploads != nil {
+			v = "none pending besides the lost ones above"
+		}
 		if p.Objects > 0 {
 			v = describePending(*p) + fmt.Sprintf(", %d uploading", p.Uploading)
 		}
