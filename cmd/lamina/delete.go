@@ -531,7 +531,7 @@ func listRefs(refs []string) string {
 func cmdRestore() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
-		Usage:     "bring an artifact's versions back from the trash: KEY brings back every trashed version of it; UID (of a trashed version) brings back that version's trash entry, the versions one delete or rm trashed together with it, and leaves those of the key trashed at other times (ls --versions KEY shows when each was trashed); KEY@vN is vN's UID when vN was trashed alone, else it is refused; FOLDER/ brings back everything trashed under it (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links. Every argument is checked first: if one names nothing in the trash or what cannot come back, nothing is restored",
+		Usage:     "bring an artifact's versions back from the trash: KEY brings back every trashed version of it; UID (of a trashed version) brings back that version's trash entry, the versions one delete or rm trashed together with it, and leaves those of the key trashed at other times (ls --versions KEY numbers the entries, ENTRY, and shows when each was trashed); KEY@vN is vN's UID when vN was trashed alone, else it is refused; FOLDER/ brings back everything trashed under it (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links. Every argument is checked first: if one names nothing in the trash or what cannot come back, nothing is restored",
 		ArgsUsage: "KEY|UID|KEY@vN|FOLDER/...",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
