@@ -29,9 +29,10 @@ func (b *Bolt) DeleteFeature(ctx context.Context, name string) (Feature, error) 
 		var u Uses
 		users := t.indexUsers(bFeatureIdx, idxKey([]byte(name), nil))
 		if u.Versions = len(users); u.Versions > 0 {
-			if u.Version, err = t.example(users); err != nil {
+			if u.Users, err = t.users(users); err != nil {
 				return err
 			}
+			u.Version = u.Users[0]
 		}
 		err = t.bucket(bSchemas).ForEach(func(k, raw []byte) error {
 			var s Schema
@@ -117,6 +118,9 @@ func (b *Bolt) DeleteLabel(ctx context.Context, name string) (Label, error) {
 			users[uid] = true
 		}
 		u.Versions = len(users)
+		if u.Users, err = t.users(users); err != nil {
+			return err
+		}
 		err = t.bucket(bLabels).ForEach(func(k, raw []byte) error {
 			var c Label
 			if err := json.Unmarshal(raw, &c); err != nil {
@@ -178,9 +182,10 @@ func (b *Bolt) DeleteSchema(ctx context.Context, name string) (Schema, error) {
 		}
 		var u Uses
 		if u.Versions = len(users); u.Versions > 0 {
-			if u.Version, err = t.example(users); err != nil {
+			if u.Users, err = t.users(users); err != nil {
 				return err
 			}
+			u.Version = u.Users[0]
 		}
 		if err := u.Err("schema", name); err != nil {
 			return err
@@ -208,6 +213,23 @@ func (t txn) indexUsers(name, prefix []byte) map[string]bool {
 		}
 	}
 	return out
+}
+
+// users returns the versions of the first MaxUsers of uids by uid
+// (Uses.Users), as PostgreSQL lists them.
+func (t txn) users(uids map[string]bool) ([]Version, error) {
+	var out []Version
+	for _, uid := range FirstUIDs(uids) {
+		v, ok, err := t.version(uid)
+		if err == nil && !ok {
+			err = fmt.Errorf("catalog: an index names version %s, which is not recorded", uid)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // example returns the version of the least of uids, the one PostgreSQL

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -14,7 +15,11 @@ type Uses struct {
 	// back with their annotations): a feature's values, a label (itself
 	// or as a value of a cat[ULabel] feature), a schema curate recorded.
 	Versions int
-	Version  Version // one of them
+	Version  Version // one of them: Users[0]
+	// Users are the first MaxUsers of them by uid, which the refusal
+	// names: `ls --where` skips the trash, and `--where` with `--trash`
+	// is refused, so nothing else listed the trashed ones.
+	Users []Version
 	// Labelled is, for a label, whether Version has the label itself;
 	// else it has it as a value of Feature.
 	Labelled bool
@@ -26,6 +31,21 @@ type Uses struct {
 	Label   string // one of them
 	Schemas int    // schemas that list it (a feature)
 	Schema  string // one of them
+}
+
+// MaxUsers is how many of the versions that use a feature, label or
+// schema a refusal to delete it names (Uses.Users).
+const MaxUsers = 20
+
+// FirstUIDs returns the first MaxUsers of uids in byte order (as
+// PostgreSQL's COLLATE "C" sorts them).
+func FirstUIDs(uids map[string]bool) []string {
+	out := make([]string, 0, len(uids))
+	for u := range uids {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out[:min(len(out), MaxUsers)]
 }
 
 // None reports whether nothing uses it.
@@ -75,8 +95,30 @@ func (u Uses) Err(kind, name string) error {
 	if u.Versions > 1 || u.Labels > 1 || u.Schemas > 1 {
 		each = ", for each of them"
 	}
-	return errorf(ErrConflict, "%s %q is in use, not deleted: %s; first run %s%s",
-		kind, name, strings.Join(what, "; "), strings.Join(fix, "; and "), each)
+	return errorf(ErrConflict, "%s %q is in use, not deleted: %s; first run %s%s%s",
+		kind, name, strings.Join(what, "; "), strings.Join(fix, "; and "), each, u.usersList())
+}
+
+// usersList names the versions of Users, one a line, a trashed one by its
+// uid (what annotate takes of it), when there is more than the example;
+// and how many more there are.
+func (u Uses) usersList() string {
+	if u.Versions < 2 || len(u.Users) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\nthe versions, one in the trash by its uid:")
+	for _, v := range u.Users {
+		if v.Trashed {
+			fmt.Fprintf(&b, "\n  %s (%s, in the trash)", v.UID, v.Ref())
+		} else {
+			fmt.Fprintf(&b, "\n  %s", v.Ref())
+		}
+	}
+	if n := u.Versions - len(u.Users); n > 0 {
+		fmt.Fprintf(&b, "\n  … and %d more (a delete refused again names them)", n)
+	}
+	return b.String()
 }
 
 func countOf(n int, noun string) string {

@@ -241,7 +241,17 @@ func MarkTrashed(vs []Version, trashed bool, now time.Time) (changed []Version, 
 
 // TrashedWith reports whether v is a trashed version trashed in the same
 // transaction as the trashed version of: what RestoreTrashedWith brings
-// back. Every version one transaction trashes has its one time.
+// back. Every version one transaction trashes has its one time. Trashed
+// versions without a time (an edited or foreign export that
+// import-catalog took) are one entry of their own: before, they were
+// with none, not even themselves, and a restore by uid of one fell back
+// to every trashed version of its key.
 func TrashedWith(v, of Version) bool {
-	return v.Trashed && of.TrashedAt != nil && v.TrashedAt != nil && v.TrashedAt.Equal(*of.TrashedAt)
+	if !v.Trashed {
+		return false
+	}
+	if v.TrashedAt == nil || of.TrashedAt == nil {
+		return v.TrashedAt == nil && of.TrashedAt == nil
+	}
+	return v.TrashedAt.Equal(*of.TrashedAt)
 }

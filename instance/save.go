@@ -26,6 +26,12 @@ type SaveOptions struct {
 	Revises     string         // uid the (single) new version revises
 	Run         string         // run uid that produces these versions; "" means Instance.Run
 	Progress    cache.Progress // told of bytes read; may be nil
+	// Mode, when set, is the permission bits of the new file versions in
+	// place of the files' own; Mtime, when not zero, their mtime in place
+	// of the save's time: the bytes a mount staged, saved into the
+	// instance that took its storage over, keep what their writer left.
+	Mode  *uint32
+	Mtime time.Time
 }
 
 // SaveResult is what happened to one item.
@@ -127,8 +133,16 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 				Size: m.Size(), Digest: m.Digest(), Manifest: string(md), Description: o.Description,
 				CreatedBy: in.User, CreatedAt: now, Mtime: now, Run: run,
 			}
+			if !o.Mtime.IsZero() {
+				nvs[i].Mtime = o.Mtime.UTC()
+			}
 			if m.Kind == cache.KindFolder {
+				if o.Mode != nil {
+					return fmt.Errorf("cannot save %s with a mode: it is a folder, and --mode applies to files", it.Path)
+				}
 				nvs[i].NFiles = len(m.Files)
+			} else if o.Mode != nil {
+				nvs[i].Mode = catalog.ModeOf(*o.Mode & 0o7777)
 			} else if fi, err := os.Stat(it.Path); err == nil {
 				// The file's permission bits, as cp -p keeps them: a saved
 				// script stays executable in the mount and after get.

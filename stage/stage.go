@@ -134,10 +134,10 @@ type Stage struct {
 	retryWait    time.Duration
 	retryBegan   time.Time // when RetryFailed last took the list
 	retryStopped bool
-	retriedAt    map[string]time.Time // uid of a version a retry made → when its File was closed
-	retried      func(keys []string)  // OnRetried
-	failedFiles  map[string]string    // staged id → key of the failed closes (FailedFiles)
-	retrying     sync.Mutex           // held by RetryFailed
+	retriedAt    map[string]time.Time  // uid of a version a retry made → when its File was closed
+	retried      func(keys []string)   // OnRetried
+	failedFiles  map[string]StagedFile // staged id → the failed closes (FailedFiles)
+	retrying     sync.Mutex            // held by RetryFailed
 }
 
 // New returns a Stage keeping its files in o.Dir.

@@ -613,7 +613,11 @@ func TestFailedCommitKeptForRecover(t *testing.T) {
 	if b, err := os.ReadFile(ff[0].Path); err != nil || string(b) != "written while the catalog was away" {
 		t.Fatalf("the staged bytes FailedFiles names: %q, %v", b, err)
 	}
-	if staged, err := stage.Staged(e.dir); err != nil || len(staged) != 1 || staged[0] != ff[0] {
+	// The same file, but for the mtime: the File's at its close (a
+	// touch's too) in FailedFiles, the staging file's in Staged (as
+	// Recover commits it), a write's kernel time before the File's.
+	if staged, err := stage.Staged(e.dir); err != nil || len(staged) != 1 || staged[0].Key != ff[0].Key || staged[0].Path != ff[0].Path ||
+		staged[0].Closed != ff[0].Closed || staged[0].Mode != ff[0].Mode || staged[0].Mode != 0o644 || staged[0].Mtime.IsZero() || ff[0].Mtime.IsZero() {
 		t.Fatalf("Staged = %+v, %v; want %+v", staged, err, ff)
 	}
 	cat.down.Store(false)
@@ -1044,5 +1048,35 @@ func TestRenameTemporaryKeepsWhatWasWrittenAgain(t *testing.T) {
 	}
 	if _, err := e.cat.ByKey(ctx, "d/.tmp", 0); err != nil {
 		t.Fatalf("the version live again at the temporary's name: %v", err)
+	}
+}
+
+// A failed close whose staged bytes were removed (saved into the instance
+// that took the storage over, then rm, as status advises) is no longer
+// named by FailedFiles nor Staged: the notes of status end.
+func TestFailedFilesLeaveOutRemoved(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s, cat := e.failingStage(t)
+	cat.down.Store(true)
+	f, err := s.Create(ctx, "away.txt", 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, []byte("saved elsewhere"), 0)
+	f.Flush(ctx)
+	f.Release(ctx)
+	ff := s.FailedFiles()
+	if len(ff) != 1 || ff[0].Mode != 0o640 {
+		t.Fatalf("FailedFiles = %+v", ff)
+	}
+	if err := os.Remove(ff[0].Path); err != nil {
+		t.Fatal(err)
+	}
+	if ff := s.FailedFiles(); len(ff) != 0 {
+		t.Errorf("FailedFiles after its bytes were removed = %+v", ff)
+	}
+	if staged, err := stage.Staged(e.dir); err != nil || len(staged) != 0 {
+		t.Errorf("Staged after its bytes were removed = %+v, %v", staged, err)
 	}
 }

@@ -1,11 +1,15 @@
 package stage
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"time"
 )
 
 // StagedFile is a file whose bytes the staging folder keeps because no
@@ -16,6 +20,13 @@ type StagedFile struct {
 	Key    string `json:"key"`    // the key its writer wrote
 	Path   string `json:"path"`   // its bytes, in the staging folder
 	Closed bool   `json:"closed"` // its writer closed it: the bytes are the file's whole
+	// Mode and Mtime are what its commit would give the version: the
+	// permission bits its writer left (0644 for a file created through
+	// the mount; the staging file itself is 0600) and its mtime (the
+	// staging file's, as Recover takes it, or the File's at a failed
+	// close). A save of Path elsewhere takes them as --mode and --mtime.
+	Mode  uint32    `json:"mode"`
+	Mtime time.Time `json:"mtime"`
 }
 
 // Staged lists what the staging folder dir keeps that no commit holds
@@ -36,24 +47,31 @@ func Staged(dir string) ([]StagedFile, error) {
 			continue
 		}
 		p := filepath.Join(dir, j.ID)
-		if _, err := os.Stat(p); err != nil {
-			continue
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue // removed (saved elsewhere after a take-over): nothing left
 		}
-		out = append(out, StagedFile{Key: j.Key, Path: p, Closed: j.State == stateClosed})
+		out = append(out, StagedFile{Key: j.Key, Path: p, Closed: j.State == stateClosed, Mode: j.Mode, Mtime: fi.ModTime().UTC()})
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Key < out[b].Key })
 	return out, nil
 }
 
 // FailedFiles are the files whose commit at their last close failed and
-// that are not committed yet (FailedCommits counts them), in key order.
+// that are not committed yet (FailedCommits counts them), in key order,
+// less those whose staged bytes were removed (saved into the instance
+// that took the storage over, then rm: the next retry counts them done).
 func (s *Stage) FailedFiles() []StagedFile {
 	s.rmu.Lock()
-	defer s.rmu.Unlock()
 	out := make([]StagedFile, 0, len(s.failedFiles))
-	for id, key := range s.failedFiles {
-		out = append(out, StagedFile{Key: key, Path: filepath.Join(s.opts.Dir, id), Closed: true})
+	for _, f := range s.failedFiles {
+		out = append(out, f)
 	}
+	s.rmu.Unlock()
+	out = slices.DeleteFunc(out, func(f StagedFile) bool {
+		_, err := os.Stat(f.Path)
+		return errors.Is(err, fs.ErrNotExist)
+	})
 	sort.Slice(out, func(a, b int) bool { return out[a].Key < out[b].Key })
 	return out
 }
@@ -63,9 +81,9 @@ func (s *Stage) addFailed(fc failedClose) {
 	s.failed.Add(1)
 	s.rmu.Lock()
 	if s.failedFiles == nil {
-		s.failedFiles = map[string]string{}
+		s.failedFiles = map[string]StagedFile{}
 	}
-	s.failedFiles[fc.j.ID] = fc.j.Key
+	s.failedFiles[fc.j.ID] = StagedFile{Key: fc.j.Key, Path: filepath.Join(s.opts.Dir, fc.j.ID), Closed: true, Mode: fc.j.Mode, Mtime: fc.mtime.UTC()}
 	s.rmu.Unlock()
 	s.retryLater(fc)
 }

@@ -154,6 +154,31 @@ func runDelete(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		// The trash keeps the values: restore brings them back.
 		_, err = c.DeleteFeature(ctx, "tissu")
 		inUse(t, "tissu", err, "1 version has values of it (e.g. c.csv@v1 in the trash)", "lamina annotate "+vs["c.csv"].UID+" --remove --feature tissu")
+		// Several: each named, a trashed one by its uid (ls --where
+		// skips the trash, so nothing else lists it), a live one by its
+		// reference; past MaxUsers, a count.
+		_, err = c.Annotate(ctx, vs["a.csv"].UID, catalog.Annotations{Features: map[string][]string{"tissu": {"lung"}}})
+		must(t, err)
+		_, err = c.DeleteFeature(ctx, "tissu")
+		inUse(t, "tissu", err, "2 versions have values of it", "\nthe versions, one in the trash by its uid:",
+			"\n  "+vs["c.csv"].UID+" (c.csv@v1, in the trash)", "\n  "+vs["a.csv"].Ref())
+		var more []string
+		for i := range catalog.MaxUsers {
+			s, err := c.Save(ctx, []catalog.NewVersion{NV(fmt.Sprintf("m/%02d.csv", i), fmt.Sprint(i))})
+			must(t, err)
+			_, err = c.Annotate(ctx, s[0].Version.UID, catalog.Annotations{Features: map[string][]string{"tissu": {"x"}}})
+			must(t, err)
+			more = append(more, s[0].Version.UID)
+		}
+		_, err = c.DeleteFeature(ctx, "tissu")
+		inUse(t, "tissu", err, fmt.Sprintf("%d versions have values of it", catalog.MaxUsers+2), "\n  … and 2 more")
+		if n := strings.Count(err.Error(), "\n  "); n != catalog.MaxUsers+1 {
+			t.Fatalf("the refusal names %d lines, want %d and a count:\n%s", n, catalog.MaxUsers+1, err)
+		}
+		for _, uid := range append(more, vs["a.csv"].UID) {
+			_, err = c.Unannotate(ctx, uid, catalog.Annotations{Features: map[string][]string{"tissu": nil}})
+			must(t, err)
+		}
 		_, err = c.Unannotate(ctx, vs["c.csv"].UID, catalog.Annotations{Features: map[string][]string{"tissu": nil}})
 		must(t, err)
 		if _, err := c.DeleteFeature(ctx, "tissu"); err != nil {

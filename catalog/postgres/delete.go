@@ -33,6 +33,9 @@ func (s *Store) DeleteFeature(ctx context.Context, name string) (catalog.Feature
 		if u.Version, err = example(ctx, tx, least); err != nil {
 			return err
 		}
+		if u.Users, err = users(ctx, tx, `SELECT DISTINCT uid FROM idx_features WHERE feature = $1 ORDER BY uid LIMIT $2`, name, catalog.MaxUsers); err != nil {
+			return err
+		}
 		var schema *string
 		if err := tx.QueryRow(ctx, `SELECT count(*), min(name) FROM schemas WHERE rec->'features' @> jsonb_build_array(jsonb_build_object('feature', $1::text))`,
 			name).Scan(&u.Schemas, &schema); err != nil {
@@ -96,6 +99,10 @@ func (s *Store) DeleteLabel(ctx context.Context, name string) (catalog.Label, er
 			if u.Version, err = example(ctx, tx, least); err != nil {
 				return err
 			}
+			if u.Users, err = users(ctx, tx, `SELECT uid FROM (SELECT uid FROM idx_labels WHERE label = $1
+				UNION SELECT uid FROM idx_features WHERE feature = ANY($2) AND vkey = $3) u ORDER BY uid LIMIT $4`, name, feats, vkey, catalog.MaxUsers); err != nil {
+				return err
+			}
 		}
 		var child *string
 		if err := tx.QueryRow(ctx, `SELECT count(*), min(name) FROM labels WHERE parent = $1`, name).Scan(&u.Labels, &child); err != nil {
@@ -137,6 +144,9 @@ func (s *Store) DeleteSchema(ctx context.Context, name string) (catalog.Schema, 
 		if u.Version, err = example(ctx, tx, least); err != nil {
 			return err
 		}
+		if u.Users, err = users(ctx, tx, `SELECT uid FROM annotations WHERE rec->>'schema' = $1 ORDER BY uid LIMIT $2`, name, catalog.MaxUsers); err != nil {
+			return err
+		}
 		if err := u.Err("schema", name); err != nil {
 			return err
 		}
@@ -147,6 +157,23 @@ func (s *Store) DeleteSchema(ctx context.Context, name string) (catalog.Schema, 
 		return catalog.Schema{}, err
 	}
 	return sc, nil
+}
+
+// users returns the versions whose uids query selects (Uses.Users).
+func users(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]Version, error) {
+	uids, err := strings_(ctx, tx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []Version
+	for _, uid := range uids {
+		v, err := example(ctx, tx, &uid)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // example returns the version uid names (nil: none, the zero Version).

@@ -754,3 +754,30 @@ func TestSaveFilesNamedHelp(t *testing.T) {
 		t.Errorf("save -h: %q", out)
 	}
 }
+
+// save --mode and --mtime set the new versions' permission bits and
+// mtime (what the staged bytes of a taken-over mount keep when saved into
+// the new owner); bad values are usage errors, --mode of a folder is
+// refused.
+func TestSaveModeAndMtime(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	p := e.write("s.txt", []byte("staged\n"))
+	os.Chmod(p, 0o600)
+	e.ok("save", p, "--key", "s.txt", "--mode", "0755", "--mtime", "2026-01-02T15:04:05.5Z")
+	var v struct {
+		Mode  *uint32
+		Mtime time.Time
+	}
+	e.jsonOut(&v, "show", "s.txt", "--format", "json")
+	if v.Mode == nil || *v.Mode != 0o755 || !v.Mtime.Equal(time.Date(2026, 1, 2, 15, 4, 5, 5e8, time.UTC)) {
+		t.Errorf("saved with --mode 0755 --mtime: mode %v, mtime %v", v.Mode, v.Mtime)
+	}
+	for _, bad := range [][]string{{"--mode", "rw"}, {"--mode", "17777"}, {"--mtime", "yesterday"}} {
+		if err := e.fails(bad[0], append([]string{"save", p, "--key", "t.txt"}, bad...)...); codeOf(err) != 2 {
+			t.Errorf("save %v: exit %d", bad, codeOf(err))
+		}
+	}
+	e.write("dir/a.txt", []byte("a\n"))
+	e.fails("--mode applies to files", "save", e.path("dir"), "--key", "d", "--mode", "0644")
+}

@@ -158,7 +158,7 @@ func cmdCollection() *cli.Command {
 						fmt.Fprintf(c.App.ErrWriter, "collection %q v%d, %s%s, created %s by %s\n", col.Name, col.Version,
 							plural(len(col.Members), "version"), missing, col.CreatedAt.Local().Format("2006-01-02 15:04"), col.CreatedBy)
 					}
-					if err := printMarkedVersions(c, format, col.Versions); err != nil { // trashnote.go
+					if err := printMarkedVersions(c, format, col.Versions, false); err != nil { // trashnote.go
 						return err
 					}
 					if format == "table" {

@@ -12,7 +12,9 @@ import (
 // deleteCommand is `lamina feature|label|schema delete NAME...`: it
 // deletes each named kind that nothing uses (the catalog checks and
 // deletes in one transaction) and says why it keeps the others, going on
-// with the next name; it exits 1 if it kept any. Its JSON is the list of
+// with the next name; it exits 1 if it kept any. A name refused only for
+// names deleted after it (a label's children) is tried again once they
+// are gone. Its JSON is the list of
 // the deleted records, as `ls --format json` shows them.
 func deleteCommand[T any](kind, extra string, del func(c *cli.Context, in *instance.Instance, name string) (T, error), done func(T) string) *cli.Command {
 	return &cli.Command{
@@ -35,25 +37,48 @@ func deleteCommand[T any](kind, extra string, del func(c *cli.Context, in *insta
 			defer in.Close()
 			deleted := []T{}
 			kept := 0
-			for _, name := range c.Args().Slice() {
-				r, err := del(c, in, name)
-				if errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrNotFound) {
-					fmt.Fprintf(c.App.ErrWriter, "lamina: %v\n", err)
-					kept++
-					continue
-				}
-				if err != nil {
-					if format == "json" && len(deleted) > 0 {
-						writeJSON(c.App.Writer, deleted)
+			// A name in use only by others this command deletes (label
+			// delete par kid: kid is under par) is tried again once they
+			// are gone, a pass at a time while a pass deletes any: the
+			// order the names come in does not matter.
+			names := c.Args().Slice()
+			var refused []error
+			for len(names) > 0 {
+				var again []string
+				refused = nil
+				before := len(deleted)
+				for _, name := range names {
+					r, err := del(c, in, name)
+					if errors.Is(err, catalog.ErrConflict) {
+						again, refused = append(again, name), append(refused, err)
+						continue
 					}
-					return err
-				}
-				deleted = append(deleted, r)
-				if format != "json" {
-					if err := printf(c, "deleted %s\n", done(r)); err != nil {
+					if errors.Is(err, catalog.ErrNotFound) {
+						fmt.Fprintf(c.App.ErrWriter, "lamina: %v\n", err)
+						kept++
+						continue
+					}
+					if err != nil {
+						if format == "json" && len(deleted) > 0 {
+							writeJSON(c.App.Writer, deleted)
+						}
 						return err
 					}
+					deleted = append(deleted, r)
+					if format != "json" {
+						if err := printf(c, "deleted %s\n", done(r)); err != nil {
+							return err
+						}
+					}
 				}
+				if len(deleted) == before {
+					break // nothing more goes
+				}
+				names = again
+			}
+			for _, err := range refused {
+				fmt.Fprintf(c.App.ErrWriter, "lamina: %v\n", err)
+				kept++
 			}
 			if format == "json" {
 				if err := writeJSON(c.App.Writer, deleted); err != nil {

@@ -158,3 +158,31 @@ func TestCurationDeleteMounted(t *testing.T) {
 	}
 	e.fails(`no feature or field "tissu"`, "ls", "--where", "tissu=x")
 }
+
+// label delete of a parent and its children in one command deletes them
+// all, whatever their order: the parent was refused ("the parent of
+// kid") although kid went in the same command. A label still in use
+// stays, and says why once.
+func TestLabelDeleteParentWithChildren(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("label", "create", "gp")
+	e.ok("label", "create", "par", "--parent", "gp")
+	e.ok("label", "create", "kid", "--parent", "par")
+	e.ok("label", "create", "other", "--parent", "gp")
+	out, errs, err := e.run("label", "delete", "gp", "par", "kid")
+	if codeOf(err) != 1 || !strings.Contains(out, "deleted label kid") || !strings.Contains(out, "deleted label par") || strings.Contains(out, "deleted label gp") ||
+		strings.Count(errs, "is in use") != 1 || !strings.Contains(errs, `label "gp" is in use, not deleted: it is the parent of 1 label (e.g. other)`) {
+		t.Fatalf("label delete gp par kid (other under gp): exit %d\n%s%s", codeOf(err), out, errs)
+	}
+	e.ok("label", "create", "par", "--parent", "gp")
+	e.ok("label", "create", "kid", "--parent", "par")
+	var got []catalog.Label
+	e.jsonOut(&got, "label", "delete", "--format", "json", "gp", "par", "other", "kid")
+	if len(got) != 4 {
+		t.Fatalf("label delete --format json gp par other kid: %+v", got)
+	}
+	if out := e.ok("label", "ls", "--format", "json"); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("labels left: %s", out)
+	}
+}

@@ -532,7 +532,7 @@ func listRefs(refs []string) string {
 func cmdRestore() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
-		Usage:     "bring an artifact's versions back from the trash: KEY brings back every trashed version of it; UID (of a trashed version) brings back that version's trash entry, the versions one delete or rm trashed together with it, and leaves those of the key trashed at other times (ls --versions KEY shows when each was trashed); KEY@vN is vN's UID when vN was trashed alone, else it is refused; FOLDER/ brings back everything trashed under it (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links. Every argument is checked first: if one names nothing in the trash or what cannot come back, nothing is restored",
+		Usage:     "bring an artifact's versions back from the trash: KEY brings back every trashed version of it; UID (of a trashed version) brings back that version's trash entry, the versions one delete or rm trashed together with it, and leaves those of the key trashed at other times (ls --versions KEY numbers the entries, ENTRY, and shows when each was trashed); KEY@vN is vN's UID when vN was trashed alone, else it is refused; FOLDER/ brings back everything trashed under it (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links. Every argument is checked first: if one names nothing in the trash or what cannot come back, nothing is restored",
 		ArgsUsage: "KEY|UID|KEY@vN|FOLDER/...",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -755,7 +755,7 @@ func cmdRestore() *cli.Command {
 // restore it once, uids of two entries both.
 func trashEntryID(v catalog.Version) string {
 	if v.TrashedAt == nil {
-		return v.Key
+		return v.Key + "\x00" // the entry of those without a time (TrashedWith)
 	}
 	return v.Key + "\x00" + v.TrashedAt.Format(time.RFC3339Nano)
 }
@@ -969,11 +969,13 @@ func onlyTrashedVersion(ctx context.Context, cat catalog.Catalog, spec, key stri
 
 // trashedTogether groups the trashed versions of one key, vs, by their
 // trash entry: those one delete, rm or rename trashed together (the
-// same TrashedAt), oldest entry first.
+// same TrashedAt), oldest entry first. Those without a TrashedAt (an
+// edited export imported) are one entry, first: they were skipped, and a
+// key with no other entries was restored whole for one uid or KEY@vN.
 func trashedTogether(vs []catalog.Version) [][]catalog.Version {
 	var out [][]catalog.Version
 	for _, v := range vs {
-		if !v.Trashed || v.TrashedAt == nil {
+		if !v.Trashed {
 			continue
 		}
 		i := slices.IndexFunc(out, func(e []catalog.Version) bool { return catalog.TrashedWith(v, e[0]) })
@@ -983,7 +985,10 @@ func trashedTogether(vs []catalog.Version) [][]catalog.Version {
 		}
 		out[i] = append(out[i], v)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i][0].TrashedAt.Before(*out[j][0].TrashedAt) })
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i][0].TrashedAt, out[j][0].TrashedAt
+		return a == nil && b != nil || a != nil && b != nil && a.Before(*b)
+	})
 	return out
 }
 
@@ -998,18 +1003,20 @@ func numbers(vs []catalog.Version) []int {
 
 // restoreUID brings back the trash entry of the trashed version v (named
 // by its uid): v and the versions of its key trashed together with it,
-// not those trashed at other times. A key with one entry is restored as
-// restore KEY does, which any daemon does.
+// not those trashed at other times. Only a daemon too old for
+// RestoreTrashedWith, where the key's one entry is all it has in the
+// trash, gets restore KEY instead; never else (it brought back every
+// trashed version of the key when those had no TrashedAt).
 func restoreUID(ctx context.Context, cat catalog.Catalog, v catalog.Version) (catalog.TrashEntry, error) {
 	vs, err := cat.Versions(ctx, v.Key, true)
 	if err != nil {
 		return catalog.TrashEntry{}, err
 	}
 	entries := trashedTogether(vs)
-	if len(entries) <= 1 {
+	e, err := cat.RestoreTrashedWith(ctx, v.UID)
+	if errors.Is(err, errors.ErrUnsupported) && len(entries) == 1 && slices.ContainsFunc(entries[0], func(o catalog.Version) bool { return o.UID == v.UID }) {
 		return cat.Restore(ctx, v.Key)
 	}
-	e, err := cat.RestoreTrashedWith(ctx, v.UID)
 	if errors.Is(err, errors.ErrUnsupported) {
 		return e, fmt.Errorf("%s (%s) is one of %d trash entries of %s, and the daemon serving this catalog is too old to restore one alone: unmount and mount again with this lamina; `lamina restore %s` brings back all of them", v.UID, v.Ref(), len(entries), v.Key, v.Key)
 	}

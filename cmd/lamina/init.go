@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -127,16 +128,7 @@ func cmdInit() *cli.Command {
 				warnMountedLoser(c, dirs, prev)
 			}
 			fmt.Fprintf(c.App.Writer, "created instance %q\n  storage: %s\n  catalog: %s\n", s.Name, s.Storage, s.Catalog)
-			if o := c.String("instance"); o != "" && o != s.Name {
-				// The remembered one changed, but an override still wins.
-				from := "--instance"
-				if os.Getenv("LAMINA_INSTANCE") == o {
-					from = "LAMINA_INSTANCE"
-				}
-				fmt.Fprintf(c.App.Writer, "It is now the remembered current instance, but %s selects %q while it is set.\n", from, o)
-			} else {
-				fmt.Fprintln(c.App.Writer, "It is now the current instance.")
-			}
+			fmt.Fprintln(c.App.Writer, cmp.Or(overrideNote(c, s.Name), "It is now the current instance."))
 			return nil
 		},
 	}
@@ -360,12 +352,32 @@ func cmdUse() *cli.Command {
 				return writeJSON(c.App.Writer, r)
 			}
 			fmt.Fprintf(c.App.Writer, "current instance: %s (storage %s, catalog %s)\n", s.Name, s.Storage, postgres.Redact(s.Catalog))
-			if o != "" {
-				fmt.Fprintf(c.App.Writer, "It is now the remembered current instance, but %s selects %q while it is set.\n", from, o)
+			if note := overrideNote(c, s.Name); note != "" {
+				fmt.Fprintln(c.App.Writer, note)
 			}
 			return nil
 		},
 	}
+}
+
+// overrideNote says what init or use made current, name, means for the
+// commands that follow, "" when nothing selects another: LAMINA_INSTANCE
+// naming another still selects it while it is set; --instance applied to
+// this command only (it said "--instance selects p1 while it is set", as
+// if it stayed set).
+func overrideNote(c *cli.Context, name string) string {
+	env, o := os.Getenv("LAMINA_INSTANCE"), c.String("instance")
+	flag := ""
+	if o != "" && o != env && o != name {
+		flag = fmt.Sprintf(" (--instance %s applied to this command only)", o)
+	}
+	if env != "" && env != name {
+		return fmt.Sprintf("It is now the remembered current instance, but LAMINA_INSTANCE selects %q while it is set%s.", env, flag)
+	}
+	if flag != "" {
+		return fmt.Sprintf("It is now the current instance%s.", flag)
+	}
+	return ""
 }
 
 // warnMountedLoser warns when the instance that just lost the storage to

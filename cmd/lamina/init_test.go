@@ -151,4 +151,18 @@ func TestUseSaysWhichIsCurrent(t *testing.T) {
 	if !strings.Contains(out, "current instance: test") || !strings.Contains(out, `but LAMINA_INSTANCE selects "other" while it is set`) {
 		t.Errorf("lamina use test with LAMINA_INSTANCE=other printed %q", out)
 	}
+	// --instance applies to its command only: it said "--instance
+	// selects "other" while it is set".
+	t.Setenv("LAMINA_INSTANCE", "")
+	out = e.ok("--instance", "other", "use", "test")
+	if strings.Contains(out, "while it is set") || !strings.Contains(out, "It is now the current instance (--instance other applied to this command only).") {
+		t.Errorf("lamina --instance other use test printed %q", out)
+	}
+	out = e.ok("--instance", "other", "init", "--storage", e.path("storage3"), "--name", "third")
+	if strings.Contains(out, "while it is set") || !strings.Contains(out, "It is now the current instance (--instance other applied to this command only).") {
+		t.Errorf("lamina --instance other init printed %q", out)
+	}
+	if out := e.ok("use", "test"); strings.Count(out, "\n") != 1 {
+		t.Errorf("lamina use test with no override printed %q", out)
+	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -94,5 +96,41 @@ func TestLsPagingHint(t *testing.T) {
 	}
 	if err := e.fails("--limit -1", "ls", "--limit", "-1"); codeOf(err) != 2 {
 		t.Errorf("exit %d", codeOf(err))
+	}
+}
+
+// ls --versions tells trash entries apart (Snakemake's rm-and-rerun
+// trashes a key several times a minute, and the table showed minutes):
+// the time to the second and the entry's number, in the table and CSV,
+// and the note says a UID restores one entry.
+func TestLsVersionsTrashEntries(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	for i := range 4 {
+		e.ok("save", e.write("x.csv", []byte(fmt.Sprintf("x\n%d\n", i))), "--key", "x.csv")
+		if i != 1 {
+			e.ok("delete", "x.csv") // v1 | v2, v3 | v4
+		}
+	}
+	out, errs, err := e.run("ls", "--versions", "x.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errs, "4 versions of x.csv are in the trash, in 3 entries (ENTRY: what one delete or rm trashed together); `lamina restore x.csv` brings them back, `lamina restore UID` the entry of that version") {
+		t.Errorf("ls --versions note:\n%s", errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !regexp.MustCompile(`TRASHED\s+ENTRY$`).MatchString(lines[0]) {
+		t.Fatalf("ls --versions:\n%s", out)
+	}
+	for i, want := range []string{"1", "2", "2", "3"} {
+		if !regexp.MustCompile(`\d\d:\d\d:\d\d\s+` + want + `$`).MatchString(lines[i+1]) {
+			t.Errorf("ls --versions row of v%d, want seconds and entry %s:\n%s", i+1, want, out)
+		}
+	}
+	csv := e.ok("ls", "--versions", "x.csv", "--format", "csv")
+	rows := strings.Split(strings.TrimSpace(csv), "\n")
+	if len(rows) != 5 || !strings.HasSuffix(rows[0], ",trashed_at,trash_entry") || !strings.HasSuffix(rows[2], ",2") || !strings.HasSuffix(rows[4], ",3") {
+		t.Errorf("ls --versions --format csv:\n%s", csv)
 	}
 }

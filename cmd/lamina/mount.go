@@ -62,7 +62,9 @@ type mountStatus struct {
 	Detached       bool                  `json:"detached,omitempty"`      // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
 	OpenForWriting int                   `json:"open_for_writing"`        // files open for writing through the mount: a plain umount waits for them
 	WritingKeys    []string              `json:"writing_keys,omitempty"`  // the first ten of them
-	// Set by the CLI that asks, from the daemon's hello (build.go).
+	// Set by the CLI that asks: true (an unmountedStatus is false), and
+	// from the daemon's hello (build.go).
+	Mounted       bool   `json:"mounted"`
 	DaemonBuild   string `json:"daemon_build"`   // the daemon's build, empty for one older than builds in hellos
 	BuildMismatch bool   `json:"build_mismatch"` // the daemon runs another build than this lamina: lamina commands may only read through it
 }
@@ -611,8 +613,11 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 				ms.CatalogError = rootCause(oerr)
 			}
 			if writes != nil {
-				ms.FailedCommits = writes.FailedCommits()
+				// Those whose staged bytes are still there: after a
+				// take-over the way out saves them elsewhere, then
+				// removes them, and they are not listed after that.
 				ff := writes.FailedFiles()
+				ms.FailedCommits = int64(len(ff))
 				ms.FailedFiles = ff[:min(len(ff), 20)]
 			}
 			if o, ok := watch.Taken(); ok {
@@ -651,7 +656,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 
 	in := instance.New(s, cat, backend, store)
 	if writes != nil {
-		defer writeRecordsEvery(in, recordsEvery(), log)()
+		defer writeRecordsEvery(in, recordsEvery(), watch, log)()
 	}
 
 	gone := make(chan struct{})
@@ -684,7 +689,11 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		}
 		// Commits whose durability was deferred (unmounted from outside).
 		if err := writes.Sync(context.Background()); err != nil {
-			log.Error("last commits not synced; their bytes stay staged for the next mount", "err", err)
+			if o, taken := watch.Taken(); taken {
+				log.Error(fmt.Sprintf("last commits not synced; their bytes stay staged in %s, and no mount of %q checks them now that instance %q took the storage over", stagingDir(s), s.Name, o.Name), "err", err)
+			} else {
+				log.Error("last commits not synced; their bytes stay staged for the next mount", "err", err)
+			}
 		}
 	}
 	// The records of versions saved through the daemon are a backup of the
@@ -692,7 +701,13 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := in.FlushRecords(ctx); err != nil {
-		log.Warn("storage records not written; the next save retries", "err", err)
+		if o, taken := watch.Taken(); taken {
+			// No save or mount of this instance writes to the storage
+			// any more: "the next save retries" was a promise none keeps.
+			log.Warn(fmt.Sprintf("storage records not written: instance %q took the storage over, and nothing of instance %q writes there any more; the versions are in this instance's catalog (export-catalog), not in the storage's records", o.Name, s.Name), "err", err)
+		} else {
+			log.Warn("storage records not written; the next save retries", "err", err)
+		}
 	}
 	if tombs != nil {
 		if err := tombs.Close(ctx); err != nil {
@@ -1263,7 +1278,9 @@ func cmdStatus() *cli.Command {
 		Name:  "status",
 		Usage: "show the mount of the current instance: mountpoint, daemon, cache use, pending work",
 		Description: "Exit status: 0 mounted; " + fmt.Sprint(exitNotMounted) + " not mounted (what is staged or waits for upload is still shown;\n" +
-			"--format json prints []); 1 a mount that does not work (its daemon died, hung or is stopped) or another error.",
+			"--format json prints [], or one entry with \"mounted\": false when the instance keeps staged bytes, uploads\n" +
+			"or stale mounts); 1 a mount that does not work (its daemon died, hung or is stopped) or another error.\n" +
+			"A mount's JSON entry has \"mounted\": true.",
 		Flags: []cli.Flag{formatFlag("table", "json"),
 			&cli.BoolFlag{Name: "forget-lost", Usage: "S3: forget the record of uploads lost before they reached S3 (their staged files were removed), once their data is saved again or the versions deleted"}},
 		Action: func(c *cli.Context) error {
@@ -1290,16 +1307,27 @@ func cmdStatus() *cli.Command {
 				if serr == nil {
 					switch ps := processState(st.PID); {
 					case ps == 0:
-						return fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
+						err := fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
+						if note := stagedNotCommitted(c.Context, s); note != "" && format != "json" {
+							err = fmt.Errorf("%w\n%s", err, note)
+						}
+						return err
 					case stoppedState(ps):
 						return fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is stopped (SIGSTOP, Ctrl-Z or a debugger) and answers nothing: `kill -CONT %d` resumes it, `lamina umount --force %s` stops it", s.Name, st.Mountpoint, st.PID, st.PID, st.Mountpoint)
 					}
 				}
 				if format == "json" {
-					if err := writeJSON(w, []mountStatus{}); err != nil {
+					// [] as before, unless something is kept: then one
+					// entry, "mounted": false, with what the table says.
+					stale := staleMounts(s, "")
+					out := []unmountedStatus{}
+					if um, ok := unmountedOf(c.Context, s, stale); ok {
+						out = append(out, um)
+					}
+					if err := writeJSON(w, out); err != nil {
 						return err
 					}
-					if len(staleMounts(s, "")) > 0 {
+					if len(stale) > 0 {
 						return exitf(1, "") // a mount that does not work, as below
 					}
 					return errNotMounted
@@ -1314,6 +1342,9 @@ func cmdStatus() *cli.Command {
 							continue
 						}
 						fmt.Fprintf(w, "instance %s: stale mount at %s: its daemon died; `lamina umount %s` clears it\n", s.Name, d, d)
+					}
+					if note := stagedNotCommitted(c.Context, s); note != "" {
+						fmt.Fprintln(w, note)
 					}
 					printStagedUploads(w, s)
 					return exitf(1, "") // something failed: the output says what
@@ -1334,6 +1365,7 @@ func cmdStatus() *cli.Command {
 			if err != nil {
 				return err
 			}
+			st.Mounted = true
 			st.Stale = staleMounts(s, st.Mountpoint)
 			if isS3(s) {
 				st.LostUploads, _ = s.Lost()
@@ -1356,7 +1388,7 @@ func cmdStatus() *cli.Command {
 				{"pending work", fmt.Sprintf("%d storage records to write", st.PendingRecords)},
 			}
 			if st.CatalogError != "" {
-				rows = append(rows, []string{"catalog", fmt.Sprintf("not answering (%s): opens, closes and listings not cached fail with EIO until it does; closes are committed again then", st.CatalogError)})
+				rows = append(rows, []string{"catalog", catalogNotAnswering(st)})
 			}
 			if st.FailedCommits > 0 && st.TakenOver != "" {
 				rows = append(rows, []string{"failed closes", strings.ReplaceAll(stagedTakenOver(s, st.TakenOver, st.FailedFiles, int(st.FailedCommits)), "\n", "\n"+strings.Repeat(" ", 16))})
@@ -1387,6 +1419,17 @@ func cmdStatus() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// catalogNotAnswering is the catalog row of `lamina status` for a mount
+// whose catalog did not answer. After a take-over no commit of this
+// instance comes (the failed closes row says what becomes of them): it
+// promised "closes are committed again then" beside that.
+func catalogNotAnswering(st mountStatus) string {
+	if st.TakenOver != "" {
+		return fmt.Sprintf("not answering (%s): opens and listings not cached fail with EIO until it does; closes are not committed again: instance %s took the storage over", st.CatalogError, st.TakenOver)
+	}
+	return fmt.Sprintf("not answering (%s): opens, closes and listings not cached fail with EIO until it does; closes are committed again then", st.CatalogError)
 }
 
 // exitNotMounted is the exit status of `lamina status` for an instance
@@ -1421,7 +1464,7 @@ func recordsEvery() time.Duration {
 // period, so that the storage root can rebuild the catalog's records of a
 // mount that runs for weeks, not only once it is unmounted. It returns a
 // function that stops it.
-func writeRecordsEvery(in *instance.Instance, every time.Duration, log *slog.Logger) (stop func()) {
+func writeRecordsEvery(in *instance.Instance, every time.Duration, watch *instance.OwnerWatch, log *slog.Logger) (stop func()) {
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -1433,6 +1476,9 @@ func writeRecordsEvery(in *instance.Instance, every time.Duration, log *slog.Log
 			case <-done:
 				return
 			case <-t.C:
+			}
+			if _, taken := watch.Taken(); taken {
+				return // nothing writes to the storage now; the stop says so
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := in.FlushRecords(ctx)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -409,5 +410,78 @@ func TestRestoreUIDOneTrashEntryMounted(t *testing.T) {
 	}
 	if trash := e.ok("ls", "--trash"); !regexp.MustCompile(`(?m)^k\.txt\s+1\s`).MatchString(trash) {
 		t.Fatalf("ls --trash after restore UID of v2, want k.txt with 1 version:\n%s", trash)
+	}
+}
+
+// Trashed versions without trashed_at (an edited or foreign export,
+// which import-catalog takes) are one trash entry of their own: restore
+// KEY@vN of one of several is refused, and a uid brings back those
+// versions, not the key's others. Before, trashedTogether skipped them,
+// found no entries, and restore a.txt@v1 brought back every trashed
+// version of a.txt.
+func TestRestoreVersionsWithoutTrashedAt(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init", "--storage", e.path("store"), "--name", "src")
+	save := func(k, s string) {
+		e.ok("save", e.write("n.txt", []byte(s+"\n")), "--key", k)
+	}
+	for i := range 3 {
+		save("a.txt", fmt.Sprint(i))
+	}
+	e.ok("delete", "a.txt") // a v1..v3
+	save("a.txt", "3")
+	e.ok("delete", "a.txt") // a v4
+	save("b.txt", "1")
+	save("b.txt", "2")
+	e.ok("delete", "b.txt") // b v1, v2: stripped below
+	save("b.txt", "3")
+	e.ok("delete", "b.txt") // b v3 keeps its time
+	dump := e.path("dump.jsonl")
+	e.ok("export-catalog", dump)
+	var lines []string
+	strip := regexp.MustCompile(`,"trashed_at":"[^"]*"`)
+	for _, l := range strings.SplitAfter(string(mustRead(t, dump)), "\n") {
+		if strings.HasPrefix(l, `{"version":`) && (strings.Contains(l, `"key":"a.txt"`) ||
+			strings.Contains(l, `"key":"b.txt","version":1,`) || strings.Contains(l, `"key":"b.txt","version":2,`)) {
+			l = strip.ReplaceAllString(l, "")
+		}
+		lines = append(lines, l)
+	}
+	edited := e.path("edited.jsonl")
+	if err := os.WriteFile(edited, []byte(strings.Join(lines, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(lines, ""), `"key":"b.txt","version":3,`) {
+		t.Fatalf("the export's version records are not as the test reads them:\n%s", strings.Join(lines, ""))
+	}
+	e.ok("init", "--storage", e.path("store"), "--name", "dst", "--take-over")
+	e.ok("--instance", "dst", "import-catalog", "--partial", edited)
+	e.ok("use", "dst")
+	// a.txt: all four without a time, one entry.
+	e.fails("restore works per key: a.txt@v1 is one of 4 versions of a.txt in the trash (v1..v4)", "restore", "a.txt@v1")
+	if ls := e.ok("ls", "--trash"); !regexp.MustCompile(`(?m)^a\.txt\s+4\s`).MatchString(ls) {
+		t.Fatalf("a refused restore a.txt@v1 restored:\n%s", ls)
+	}
+	// b.txt: v1, v2 without a time are one entry, v3 another.
+	var vs []struct {
+		Version int
+		UID     string
+		Trashed bool
+	}
+	e.jsonOut(&vs, "ls", "--versions", "b.txt", "--format", "json")
+	if len(vs) != 3 {
+		t.Fatalf("versions of b.txt: %+v", vs)
+	}
+	e.fails("restore works per trash entry: b.txt@v1 was trashed together with 1 other version (v1..v2 of b.txt)", "restore", "b.txt@v1")
+	if out := e.ok("restore", "b.txt@v3"); !strings.Contains(out, "restored b.txt (1 version)") {
+		t.Errorf("restore b.txt@v3: %q", out)
+	}
+	if out := e.ok("restore", vs[0].UID); !strings.Contains(out, "restored b.txt (2 versions)") {
+		t.Errorf("restore UID of b.txt v1: %q", out)
+	}
+	// a.txt's uid brings back its one entry.
+	e.jsonOut(&vs, "ls", "--versions", "a.txt", "--format", "json")
+	if out := e.ok("restore", vs[1].UID); !strings.Contains(out, "restored a.txt (4 versions)") {
+		t.Errorf("restore UID of a.txt v2: %q", out)
 	}
 }

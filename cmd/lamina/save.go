@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/urfave/cli/v2"
@@ -22,6 +24,8 @@ func cmdSave() *cli.Command {
 			&cli.StringFlag{Name: "key-prefix", Usage: "folder of keys: each PATH is saved as PREFIX/NAME"},
 			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "description of the new version(s)"},
 			&cli.StringFlag{Name: "revises", Usage: "uid of the version this one revises (same key)"},
+			&cli.StringFlag{Name: "mode", Usage: "permission bits of the new file versions, in octal (0644), in place of the files' own"},
+			&cli.StringFlag{Name: "mtime", Usage: "mtime of the new versions, RFC 3339 (2026-01-02T15:04:05Z), in place of the save's time"},
 			formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
@@ -37,6 +41,10 @@ func cmdSave() *cli.Command {
 			if c.IsSet("revises") && c.String("revises") == "" {
 				return exitf(2, "--revises is empty: give the uid of the version this one revises, or leave it out")
 			}
+			opts, err := saveAttrs(c)
+			if err != nil {
+				return err
+			}
 			items, err := saveItems(c.Args().Slice(), c.String("key"), c.String("key-prefix"))
 			if err != nil {
 				return err
@@ -51,9 +59,8 @@ func cmdSave() *cli.Command {
 				return fmt.Errorf("cannot save: %w", err)
 			}
 			bar := newProgress("saving", total, format == "json")
-			res, err := in.Save(c.Context, items, instance.SaveOptions{
-				Description: c.String("description"), Revises: c.String("revises"), Progress: bar.Func(),
-			})
+			opts.Description, opts.Revises, opts.Progress = c.String("description"), c.String("revises"), bar.Func()
+			res, err := in.Save(c.Context, items, opts)
 			bar.Done()
 			if err != nil {
 				return err
@@ -103,6 +110,29 @@ func cmdSave() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// saveAttrs reads --mode and --mtime (exit 2 when malformed): what the
+// staged bytes of a taken-over mount keep when saved into the new owner
+// (stagedTakenOver names them).
+func saveAttrs(c *cli.Context) (instance.SaveOptions, error) {
+	var o instance.SaveOptions
+	if c.IsSet("mode") {
+		m, err := strconv.ParseUint(c.String("mode"), 8, 32)
+		if err != nil || m > 0o7777 {
+			return o, exitf(2, "--mode %q: give permission bits in octal, as 0644 or 0755", c.String("mode"))
+		}
+		mode := uint32(m)
+		o.Mode = &mode
+	}
+	if c.IsSet("mtime") {
+		t, err := time.Parse(time.RFC3339Nano, c.String("mtime"))
+		if err != nil {
+			return o, exitf(2, "--mtime %q: give a time as RFC 3339, as 2026-01-02T15:04:05Z", c.String("mtime"))
+		}
+		o.Mtime = t
+	}
+	return o, nil
 }
 
 // saveItems maps paths to keys as the save flags say.

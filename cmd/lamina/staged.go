@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/stage"
 	"github.com/lamina-bio/lamina/storage"
@@ -32,9 +33,16 @@ func shellArg(v string) string {
 	return v
 }
 
-// saveInto is the command that saves the staged file f into instance owner.
+// saveInto is the command that saves the staged file f into instance
+// owner, with the mode and mtime its commit would have given it (the
+// staging file is 0600, and a save's mtime is its own time), then removes
+// the staged bytes, which ends what status, umount and mount say of them.
 func saveInto(owner string, f stage.StagedFile) string {
-	return fmt.Sprintf("lamina --instance %s save %s --key %s", shellArg(owner), shellArg(f.Path), shellArg(f.Key))
+	attrs := fmt.Sprintf(" --mode %04o", f.Mode&0o7777)
+	if !f.Mtime.IsZero() {
+		attrs += " --mtime " + f.Mtime.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("lamina --instance %s save %s --key %s%s && rm %s", shellArg(owner), shellArg(f.Path), shellArg(f.Key), attrs, shellArg(f.Path))
 }
 
 // stagedTakenOver says what becomes of the n staged files (files lists
@@ -45,7 +53,7 @@ func saveInto(owner string, f stage.StagedFile) string {
 func stagedTakenOver(s instance.Settings, owner string, files []stage.StagedFile, n int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s not committed: instance %s took the storage over, so no mount of %s commits %s. "+
-		"%s kept in %s (lamina does not delete them); save each into %s where %s is set up:",
+		"%s kept in %s (lamina does not delete them); save each into %s where %s is set up, then remove it, as this does (what is removed is no longer listed):",
 		plural(n, "staged file"), owner, s.Name, them(n), bytesAre(n), stagingDir(s), owner, owner)
 	for _, f := range files {
 		fmt.Fprintf(&b, "\n  %s", saveInto(owner, f))
@@ -155,4 +163,43 @@ func withStagedTakenOver(ctx context.Context, s instance.Settings, err error) er
 		return err
 	}
 	return fmt.Errorf("%w\n%s", err, stagedTakenOver(s, o.Name, files, len(files)))
+}
+
+// unmountedStatus is `lamina status --format json` of an instance that is
+// not mounted but keeps something: staged bytes no commit holds (and who
+// took the storage over, when no mount of it may commit them), uploads
+// waiting (S3), mounts whose daemon died. It printed [] and lost them.
+type unmountedStatus struct {
+	Instance    string             `json:"instance"`
+	Mounted     bool               `json:"mounted"` // false
+	Stale       []string           `json:"stale,omitempty"`
+	Staged      []stage.StagedFile `json:"staged,omitempty"`
+	StagedError string             `json:"staged_error,omitempty"` // the staging folder could not be read
+	TakenOver   string             `json:"taken_over_by,omitempty"`
+	OwnerError  string             `json:"owner_error,omitempty"` // the storage did not say who owns it
+	Uploads     *cache.Pending     `json:"uploads,omitempty"`
+}
+
+// unmountedOf is the unmountedStatus of instance s, not mounted, with the
+// stale mounts stale: ok when it keeps anything.
+func unmountedOf(ctx context.Context, s instance.Settings, stale []string) (unmountedStatus, bool) {
+	um := unmountedStatus{Instance: s.Name, Stale: stale}
+	files, err := stage.Staged(stagingDir(s))
+	if err != nil {
+		um.StagedError = err.Error()
+	}
+	um.Staged = files
+	if len(files) > 0 {
+		if o, ok, err := storageTakenBy(ctx, s); err != nil {
+			um.OwnerError = err.Error()
+		} else if ok {
+			um.TakenOver = o.Name
+		}
+	}
+	if isS3(s) {
+		if p, err := cache.ScanUploads(s.UploadDir()); err == nil && p.Objects > 0 {
+			um.Uploads = &p
+		}
+	}
+	return um, len(stale) > 0 || len(files) > 0 || um.StagedError != "" || um.Uploads != nil
 }

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lamina-bio/lamina/stage"
 )
 
 // A mount whose storage another instance takes over turns read-only: the
@@ -99,9 +104,15 @@ func TestTakeOverFailsAWriteInTheWindow(t *testing.T) {
 // where its bytes are kept and the save into the new owner.
 func TestTakeOverFailedCloseNamesStagedBytes(t *testing.T) {
 	e := newMntEnv(t)
-	e.env = append(e.env, "LAMINA_RETRY_FAILED=1h") // no retry in the test's time
+	// No retry, and no storage record written, in the test's time.
+	e.env = append(e.env, "LAMINA_RETRY_FAILED=1h", "LAMINA_RECORDS_EVERY=1h")
 	mnt := filepath.Join(e.dir, "mnt")
 	e.mount(mnt)
+	// Its storage record is still to write when the daemon stops, and
+	// cannot be then: the storage is tb's.
+	if err := os.WriteFile(filepath.Join(mnt, "before.txt"), []byte("before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	export := filepath.Join(e.dir, "m.jsonl")
 	e.ok("export-catalog", export)
 	if _, errs, err := e.run("init", "--storage", e.dir+"/storage", "--name", "tb", "--take-over"); err != nil {
@@ -113,11 +124,15 @@ func TestTakeOverFailedCloseNamesStagedBytes(t *testing.T) {
 		t.Fatal("a write through the old mount right after a take-over returned no error")
 	}
 	staged, _ := filepath.Glob(filepath.Join(e.dir, "data", "lamina", "m", "staging", "[0-9a-f]*"))
+	// Those of window.csv (before.txt's may wait for a sync).
+	staged = slices.DeleteFunc(staged, func(p string) bool { b, _ := os.ReadFile(p); return string(b) != string(content) })
 	if len(staged) != 1 {
 		t.Fatalf("staged files: %v", staged)
 	}
 	path := staged[0]
-	save := "lamina --instance tb save " + path + " --key window.csv"
+	// With the mode and mtime its commit would have given it, then rm.
+	save := "lamina --instance tb save " + path + " --key window.csv --mode 0644 --mtime "
+	rm := " && rm " + path
 	const bad = "next mount" // no mount of m may commit them
 	// The close(2) failed at its flush; the release that counts the
 	// failed close follows it.
@@ -128,8 +143,8 @@ func TestTakeOverFailedCloseNamesStagedBytes(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if strings.Contains(out, bad) || !strings.Contains(out, "window.csv") || !strings.Contains(out, save) {
-		t.Errorf("status of a taken-over mount with a failed close:\n%s\nwant no %q, the key, and %q", out, bad, save)
+	if strings.Contains(out, bad) || !strings.Contains(out, "window.csv") || !strings.Contains(out, save) || !strings.Contains(out, rm) {
+		t.Errorf("status of a taken-over mount with a failed close:\n%s\nwant no %q, the key, and %q…%q", out, bad, save, rm)
 	}
 	out, errs, err := e.run("umount", mnt)
 	if err != nil {
@@ -155,14 +170,139 @@ func TestTakeOverFailedCloseNamesStagedBytes(t *testing.T) {
 	if b := mustRead(t, filepath.Join(e.dir, "run", "lamina", "m", "mount.log")); strings.Contains(string(b), bad) || !strings.Contains(string(b), save) {
 		t.Errorf("mount.log of a taken-over mount with a failed close:\n%s\nwant no %q, and %q", b, bad, save)
 	}
-	out, errs, err = e.run("--instance", "tb", "save", path, "--key", "window.csv")
-	if err != nil {
-		t.Fatalf("the way out: %v\n%s%s", err, out, errs)
+	log := string(mustRead(t, filepath.Join(e.dir, "run", "lamina", "m", "mount.log")))
+	if strings.Contains(log, "the next save retries") || !strings.Contains(log, `storage records not written: instance \"tb\" took the storage over`) {
+		t.Errorf("mount.log of a taken-over mount promises a save that cannot come:\n%s", log)
+	}
+	// status --format json says it too (it printed []).
+	var js []struct {
+		Instance  string
+		Mounted   bool
+		Staged    []stage.StagedFile
+		TakenOver string `json:"taken_over_by"`
+	}
+	if err := json.Unmarshal([]byte(e.notMountedM("--format", "json")), &js); err != nil || len(js) != 1 || js[0].Mounted || js[0].Instance != "m" ||
+		js[0].TakenOver != "tb" || len(js[0].Staged) != 1 || js[0].Staged[0].Key != "window.csv" || js[0].Staged[0].Path != path || js[0].Staged[0].Mode != 0o644 {
+		t.Fatalf("status --format json of an unmounted taken-over instance with staged bytes: %+v, %v", js, err)
+	}
+	// The advice, run as printed: the bytes land in tb with the mode and
+	// mtime their commit would have given them (the staging file is
+	// 0600; a save's mtime is its own time), and every note ends.
+	var advice string
+	for _, l := range strings.Split(e.notMountedM(), "\n") {
+		if i := strings.Index(l, "lamina --instance tb save "); i >= 0 {
+			advice = strings.TrimSpace(l[i:])
+		}
+	}
+	if !strings.HasPrefix(advice, save) || !strings.HasSuffix(advice, rm) {
+		t.Fatalf("the advice: %q", advice)
+	}
+	sh := exec.Command("sh", "-c", advice)
+	sh.Env = append(slices.Clip(e.env), "PATH="+filepath.Dir(e.bin)+":"+os.Getenv("PATH"))
+	sh.Dir = e.dir
+	if b, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("the way out, %s: %v\n%s", advice, err, b)
 	}
 	if got := e.ok("--instance", "tb", "get", "window.csv", "-o", "-"); got != string(content) {
 		t.Errorf("window.csv in tb: %q", got)
 	}
-	if b := mustRead(t, path); string(b) != string(content) {
-		t.Errorf("staged bytes after the save: %q", b)
+	got := filepath.Join(e.dir, "window.csv")
+	e.ok("--instance", "tb", "get", "window.csv", "-o", got)
+	if fi, err := os.Stat(got); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("window.csv saved into tb: %v, %v; want mode 0644 as written", fi.Mode(), err)
+	}
+	var v struct{ Mtime time.Time }
+	if err := json.Unmarshal([]byte(e.ok("--instance", "tb", "show", "window.csv", "--format", "json")), &v); err != nil || !v.Mtime.Equal(js[0].Staged[0].Mtime) {
+		t.Errorf("window.csv saved into tb has mtime %v (%v); want the staged file's %v", v.Mtime, err, js[0].Staged[0].Mtime)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("staged bytes after the way out: %v", err)
+	}
+	if out := e.notMountedM(); out != "instance m is not mounted\n" {
+		t.Errorf("status once the staged bytes are saved and removed:\n%s", out)
+	}
+	if out := e.notMountedM("--format", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("status --format json once the staged bytes are saved and removed: %s", out)
+	}
+	if _, errs, err := e.run("--instance", "m", "mount", mnt); err == nil || strings.Contains(errs, "window.csv") || strings.Contains(errs, "staged") {
+		t.Errorf("refused mount once the staged bytes are saved and removed (%v):\n%s", err, errs)
+	}
+}
+
+// notMountedM is notMounted of instance m (init of tb made tb current).
+func (e *mntEnv) notMountedM(args ...string) string {
+	e.t.Helper()
+	out, errs, err := e.run(append([]string{"--instance", "m", "status"}, args...)...)
+	if codeOf(err) != exitNotMounted {
+		e.t.Fatalf("lamina --instance m status %s: exit %d (%v), want %d (not mounted)\n%s%s", strings.Join(args, " "), codeOf(err), err, exitNotMounted, out, errs)
+	}
+	return out
+}
+
+// A mount whose daemon died after a write through it (bash's echo >&3
+// closes a copy of the descriptor: the bytes are staged as closed, and
+// the next mount commits them): status named the
+// stale mount and the uploads, not the bytes staged for the next mount
+// (the note an unmounted instance gets), and --format json printed [].
+func TestStatusDaemonDiedNamesStaged(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	ready := filepath.Join(e.dir, "ready")
+	sh := exec.Command("bash", "-c", `exec 3>"$1"; echo partial >&3; : > "$2"; read go`, "bash", filepath.Join(mnt, "open.txt"), ready)
+	sh.Dir = e.dir // not the mount: its daemon dies under it
+	in, err := sh.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { in.Close(); sh.Wait() }()
+	for i := 0; i < 1000; i++ {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := os.Stat(ready); err != nil {
+		t.Fatal("the shell did not write through the mount")
+	}
+	e.killDaemon("m")
+	// Its state file gone too: the mount is stale (the state file left
+	// says "is gone", which names the staged bytes as well).
+	_, errs, err := e.run("status")
+	if err == nil || !strings.Contains(errs, "is gone") || !strings.Contains(errs, "(open.txt): the next mount commits them") {
+		t.Errorf("status of a mount whose daemon died (%v):\n%s", err, errs)
+	}
+	os.Remove(filepath.Join(e.dir, "run", "lamina", "m", "mount.json"))
+	out, _, err := e.run("status")
+	if codeOf(err) != 1 || !strings.Contains(out, "stale mount at "+mnt) || !strings.Contains(out, "(open.txt): the next mount commits them") {
+		t.Errorf("status of a stale mount with a file open (exit %d):\n%s", codeOf(err), out)
+	}
+	out, _, err = e.run("status", "--format", "json")
+	var js []struct {
+		Mounted bool
+		Stale   []string
+		Staged  []stage.StagedFile
+	}
+	if jerr := json.Unmarshal([]byte(out), &js); jerr != nil || codeOf(err) != 1 || len(js) != 1 || js[0].Mounted || len(js[0].Stale) != 1 || len(js[0].Staged) != 1 || js[0].Staged[0].Key != "open.txt" {
+		t.Errorf("status --format json of a stale mount with a file open (exit %d, %v):\n%s", codeOf(err), jerr, out)
+	}
+	in.Close()
+	sh.Wait()
+	e.ok("umount", mnt)
+}
+
+// status of a taken-over mount whose catalog does not answer promised
+// "closes are committed again then" beside "no mount of m commits it".
+func TestStatusCatalogRowAfterTakeOver(t *testing.T) {
+	st := mountStatus{CatalogError: "connection refused", TakenOver: "tb"}
+	if got := catalogNotAnswering(st); strings.Contains(got, "committed again then") || !strings.Contains(got, "instance tb took the storage over") {
+		t.Errorf("catalog row of a taken-over mount: %q", got)
+	}
+	st.TakenOver = ""
+	if got := catalogNotAnswering(st); !strings.Contains(got, "closes are committed again then") {
+		t.Errorf("catalog row of a mount: %q", got)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -25,7 +26,7 @@ func TestTrashedVersionsOfKeyWrittenAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 5 || !strings.HasSuffix(strings.TrimSpace(lines[0]), "TRASHED") {
+	if len(lines) != 5 || !regexp.MustCompile(`TRASHED\s+ENTRY$`).MatchString(strings.TrimSpace(lines[0])) {
 		t.Fatalf("ls --versions:\n%s", out)
 	}
 	for i, l := range lines[1:] {
@@ -33,8 +34,9 @@ func TestTrashedVersionsOfKeyWrittenAgain(t *testing.T) {
 		if f[1] != string(rune('1'+i)) {
 			t.Errorf("row %d is version %s; want version order:\n%s", i+1, f[1], out)
 		}
-		// A trashed row ends with its trash time (date and time).
-		if trashed := len(f) == 11; trashed != (i < 3) {
+		// A trashed row ends with its trash time (date and time) and
+		// its trash entry.
+		if trashed := len(f) == 12; trashed != (i < 3) {
 			t.Errorf("row of v%d marked trashed: %v\n%s", i+1, trashed, out)
 		}
 	}
@@ -46,8 +48,8 @@ func TestTrashedVersionsOfKeyWrittenAgain(t *testing.T) {
 	if len(vs) != 4 || !vs[0].Trashed || !vs[1].Trashed || !vs[2].Trashed || vs[3].Trashed || vs[1].Version != 2 {
 		t.Fatalf("ls --versions --format json: %+v", vs)
 	}
-	if out := e.ok("ls", "--versions", "results/count.txt", "--format", "csv"); !strings.HasPrefix(out, "key,version,uid,size,kind,created_at,created_by,description,trashed_at\n") ||
-		strings.Count(out, "Z\n") != 3 {
+	if out := e.ok("ls", "--versions", "results/count.txt", "--format", "csv"); !strings.HasPrefix(out, "key,version,uid,size,kind,created_at,created_by,description,trashed_at,trash_entry\n") ||
+		strings.Count(out, "Z,1\n") != 3 {
 		t.Errorf("ls --versions --format csv:\n%s", out)
 	}
 

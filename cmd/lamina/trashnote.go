@@ -27,9 +27,14 @@ func trashNote(w io.Writer, v catalog.Version) {
 }
 
 // printKeyVersions prints every version of one key, the trashed ones
-// marked (ls --versions): a TRASHED column (the time) in the table when
-// one is, always a trashed_at column in CSV, and "trashed" in JSON (the
-// version's own field). A note on stderr says how they come back.
+// marked (ls --versions): TRASHED (the time, to the second) and ENTRY
+// (the number of its trash entry, 1 the oldest: the versions one delete,
+// rm or rename trashed together, which `lamina restore UID` of any of them
+// brings back) in the table when one is trashed, always trashed_at and
+// trash_entry columns in CSV, and "trashed" and "trashed_at" in JSON (the
+// version's own fields). Snakemake's rm-and-rerun trashes a key several
+// times a minute: the table showed minutes only, and entries looked one.
+// A note on stderr says how they come back.
 func printKeyVersions(c *cli.Context, format string, vs []catalog.Version) error {
 	slices.SortFunc(vs, func(a, b catalog.Version) int { return cmp.Compare(a.Version, b.Version) })
 	trashed := 0
@@ -38,19 +43,26 @@ func printKeyVersions(c *cli.Context, format string, vs []catalog.Version) error
 			trashed++
 		}
 	}
+	entries := trashedTogether(vs) // delete.go
 	if trashed > 0 {
 		what, them := fmt.Sprintf("%d versions of %s are", trashed, vs[0].Key), "them"
 		if trashed == 1 {
 			what, them = fmt.Sprintf("1 version of %s is", vs[0].Key), "it"
 		}
-		defer fmt.Fprintf(c.App.ErrWriter, "note: %s in the trash; `lamina restore %s` brings %s back\n", what, vs[0].Key, them)
+		where, uid := "", ""
+		if len(entries) > 1 {
+			where = fmt.Sprintf(", in %d entries (ENTRY: what one delete or rm trashed together)", len(entries))
+			uid = ", `lamina restore UID` the entry of that version"
+		}
+		defer fmt.Fprintf(c.App.ErrWriter, "note: %s in the trash%s; `lamina restore %s` brings %s back%s\n", what, where, vs[0].Key, them, uid)
 	}
-	return printMarkedVersions(c, format, vs)
+	return printMarkedVersions(c, format, vs, true)
 }
 
 // printMarkedVersions prints versions with the trashed ones marked, as
-// printKeyVersions does (ls --versions, collection show).
-func printMarkedVersions(c *cli.Context, format string, vs []catalog.Version) error {
+// printKeyVersions does (ls --versions, collection show); with entries,
+// the ENTRY column (trash_entry) too: the versions of one key.
+func printMarkedVersions(c *cli.Context, format string, vs []catalog.Version, entries bool) error {
 	trashed := 0
 	for _, v := range vs {
 		if v.Trashed {
@@ -60,30 +72,46 @@ func printMarkedVersions(c *cli.Context, format string, vs []catalog.Version) er
 	if format == "json" {
 		return printVersions(c, format, vs)
 	}
+	entryOf := map[string]int{}
+	for i, e := range trashedTogether(vs) { // delete.go
+		for _, v := range e {
+			entryOf[v.UID] = i + 1
+		}
+	}
 	machine := format == "csv"
 	rows := versionRows(vs, machine)
 	for i, v := range vs {
-		at := ""
+		at, entry := "", ""
 		if v.TrashedAt != nil {
-			at = v.TrashedAt.Local().Format("2006-01-02 15:04")
+			at = v.TrashedAt.Local().Format(time.DateTime)
 			if machine {
 				at = v.TrashedAt.Format(time.RFC3339Nano)
 			}
 		} else if v.Trashed {
-			at = "yes"
+			at = "yes" // no time recorded (an edited export imported)
+		}
+		if n := entryOf[v.UID]; n > 0 {
+			entry = fmt.Sprint(n)
 		}
 		rows[i] = append(rows[i], at)
+		if entries {
+			rows[i] = append(rows[i], entry)
+		}
+	}
+	marks, csvMarks := []string{"TRASHED", "ENTRY"}, []string{"trashed_at", "trash_entry"}
+	if !entries {
+		marks, csvMarks = marks[:1], csvMarks[:1]
 	}
 	if machine {
-		return writeCSV(c.App.Writer, append(slices.Clip(versionCSVHeader), "trashed_at"), rows)
+		return writeCSV(c.App.Writer, append(slices.Clip(versionCSVHeader), csvMarks...), rows)
 	}
 	header := versionHeader
 	if trashed == 0 {
 		for i := range rows {
-			rows[i] = rows[i][:len(rows[i])-1]
+			rows[i] = rows[i][:len(rows[i])-len(marks)]
 		}
 	} else {
-		header = append(slices.Clip(header), "TRASHED")
+		header = append(slices.Clip(header), marks...)
 	}
 	return table(c.App.Writer, header, rows)
 }
