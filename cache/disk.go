@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lamina-bio/lamina/storage"
@@ -70,12 +71,29 @@ type DiskCache struct {
 	sized   map[string]bool                    // objects whose size file is written (sizePath)
 	streams map[string]*stream                 // object name → sequential reader state
 	pending map[string]*blockCall              // blocks being fetched, by blockKey
+	// rechecked: when a read past the end of an object last had its size
+	// checked against the storage (sizeFor).
+	rechecked map[string]time.Time
 	// unstored: fetched blocks whose file could not be written, by
 	// blockKey, until one is; Settle reports them.
 	unstored map[string]error
-	hits     int64
-	misses   int64
-	fetched  int64 // bytes fetched from the backend
+	// room is what the file system of the folder can hold of the cache
+	// (its free space, what the cache uses, less a margin) when that is
+	// below limit, else -1: the limit in force is the smaller
+	// (limitLocked). checkRoom measures it before each block is written:
+	// a cache on a disk smaller than its limit filled it, every block
+	// written after failed with ENOSPC and was fetched again by the
+	// next read (836 MiB fetched for a 200 MiB file on a 64 MiB disk).
+	room int64
+	// storeFailed counts the blocks that could not be written, storeErr
+	// says why the last one could not; diskFull is set while the last
+	// write failed for want of space.
+	storeFailed int64
+	storeErr    string
+	diskFull    bool
+	hits        int64
+	misses      int64
+	fetched     int64 // bytes fetched from the backend
 	// lock is the folder's owner lock (ownerLock): held exclusively by
 	// the owner (owner set), else open to probe it (guestLocked).
 	lock  *os.File
@@ -174,8 +192,8 @@ func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCach
 		b: b, dir: dir, block: o.BlockSize, log: o.Logger, keep: o.KeepWrites, keepRecent: o.KeepRecent, ahead: make(chan struct{}, o.ReadAhead),
 		files: storage.NewOpenFiles(64), pool: newSpanPool(spanBuffers, int(maxSpan*o.BlockSize+o.BlockSize/4)),
 		limit: o.Limit, lru: list.New(), objects: map[string]map[int64]*list.Element{},
-		sizes: map[string]int64{}, sized: map[string]bool{}, streams: map[string]*stream{}, pending: map[string]*blockCall{},
-		unstored: map[string]error{}, nudge: o.Nudge,
+		sizes: map[string]int64{}, sized: map[string]bool{}, streams: map[string]*stream{}, pending: map[string]*blockCall{}, rechecked: map[string]time.Time{},
+		unstored: map[string]error{}, room: -1, nudge: o.Nudge,
 	}
 	c.bgctx, c.stop = context.WithCancel(context.Background())
 	if o.Own {
@@ -186,9 +204,7 @@ func OpenDiskCache(b storage.Backend, dir string, o DiskCacheOptions) (*DiskCach
 		c.closeLock()
 		return nil, err
 	}
-	c.mu.Lock()
-	c.evictLocked()
-	c.mu.Unlock()
+	c.checkRoom()
 	return c, nil
 }
 
@@ -264,6 +280,7 @@ func (c *DiskCache) Rescan() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.measureRoomLocked()
 	c.evictLocked()
 	return nil
 }
@@ -474,12 +491,16 @@ func (c *DiskCache) dropLocked(el *list.Element, remove bool) {
 // limit (minKeepLocked). While another process owns the folder (a mount
 // daemon) it removes nothing: the owner evicts, under its own limit, once
 // nudged (DiskCacheOptions.Nudge).
-func (c *DiskCache) evictLocked() {
-	if c.used <= c.limit || c.guestLocked() {
+func (c *DiskCache) evictLocked() { c.evictToLocked(c.limitLocked(), c.minKeepLocked()) }
+
+// evictToLocked removes the least recently used blocks that no one reads
+// until the cache holds at most target bytes or keep blocks; nothing while
+// another process owns the folder.
+func (c *DiskCache) evictToLocked(target int64, keep int) {
+	if c.used <= target || c.guestLocked() {
 		return
 	}
-	keep := c.minKeepLocked()
-	for el := c.lru.Back(); el != nil && c.used > c.limit && c.lru.Len() > keep; {
+	for el := c.lru.Back(); el != nil && c.used > target && c.lru.Len() > keep; {
 		prev := el.Prev()
 		if el.Value.(*block).pins == 0 {
 			c.removeLocked(el)
@@ -518,18 +539,81 @@ func (c *DiskCache) size(ctx context.Context, name string) (int64, error) {
 	return v.(int64), err
 }
 
+// sizeFor returns the object's size, which a read of n bytes at off needs. A
+// cached size (its size file outlives the process) that ends before end
+// is checked against the storage once (sizeRecheck): a pack truncated in
+// the bucket and restored left its short size in the cache, and every
+// read of its end failed "past the end" across restarts until the cache
+// was cleared. A size that changed drops the object's cached blocks.
+func (c *DiskCache) sizeFor(ctx context.Context, name string, off, n int64) (int64, error) {
+	size, err := c.size(ctx, name)
+	if err != nil || off+n <= size || c.b == nil {
+		return size, err
+	}
+	// Concurrent readers of the object wait for one check.
+	v, err, _ := c.flight.Do("recheck\x00"+name, func() (any, error) {
+		c.mu.Lock()
+		last, checked := c.rechecked[name]
+		due := !checked || time.Since(last) > sizeRecheck
+		if due {
+			if len(c.rechecked) > 1024 {
+				clear(c.rechecked)
+			}
+			c.rechecked[name] = time.Now()
+		}
+		c.mu.Unlock()
+		if !due { // checked a moment ago: what it found
+			return c.size(ctx, name)
+		}
+		info, err := c.b.Stat(ctx, name)
+		if err != nil {
+			return int64(0), err
+		}
+		if info.Size != size {
+			c.log.Warn("cache: an object's size in storage is not the one cached: its cached blocks are dropped", "name", name, "cached", size, "stored", info.Size)
+			c.resized(name, info.Size)
+		}
+		return info.Size, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if size = v.(int64); off+n > size {
+		return 0, fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, size)
+	}
+	return size, nil
+}
+
+// sizeRecheck is how often a read past the end of an object has its size
+// checked against the storage.
+const sizeRecheck = time.Minute
+
+// resized drops what the cache holds of an object whose size in storage
+// is not the one it knew, and notes the new one.
+func (c *DiskCache) resized(name string, size int64) {
+	obj := objHash(name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.streams, name)
+	for _, el := range c.objects[obj] {
+		if el.Value.(*block).pins == 0 {
+			c.removeLocked(el)
+		}
+	}
+	delete(c.sized, obj)
+	os.Remove(c.sizePath(obj))
+	c.sizes[name] = size
+}
+
 // GetRange serves n bytes at off from cached blocks, fetching the missing
 // ones, and reads ahead when the object is being read front to back.
 func (c *DiskCache) GetRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
 	if n <= 0 || off < 0 {
 		return c.b.GetRange(ctx, name, off, n)
 	}
-	size, err := c.size(ctx, name)
+	size, err := c.sizeFor(ctx, name, off, n)
 	if err != nil {
 		return nil, err
-	}
-	if off+n > size {
-		return nil, fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, size)
 	}
 	out := make([]byte, n)
 	if err := c.readRange(ctx, name, size, off, [][]byte{out}); err != nil {
@@ -550,12 +634,12 @@ func (c *DiskCache) ReadRange(ctx context.Context, name string, off int64, bufs 
 	if n == 0 {
 		return nil
 	}
-	size, err := c.size(ctx, name)
+	if off < 0 {
+		return fmt.Errorf("storage: get %s: range %d+%d before the start", name, off, n)
+	}
+	size, err := c.sizeFor(ctx, name, off, n)
 	if err != nil {
 		return err
-	}
-	if off < 0 || off+n > size {
-		return fmt.Errorf("storage: get %s: range %d+%d past the end (%d bytes)", name, off, n, size)
 	}
 	return c.readRange(ctx, name, size, off, bufs)
 }
@@ -1030,18 +1114,51 @@ func (c *DiskCache) store(obj string, size, bn int64, data []byte, call *blockCa
 	return c.storeBlock(obj, size, bn, data, call)
 }
 
-// storeBlock is store without counting the bytes as fetched.
+// storeBlock is store without counting the bytes as fetched. A write
+// that finds the disk full evicts the least recently used blocks and is
+// tried once more.
 func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *blockCall) error {
+	c.checkRoom()
+	err := c.storeBlockOnce(obj, size, bn, data, call)
+	if errors.Is(err, syscall.ENOSPC) {
+		c.mu.Lock()
+		c.measureRoomLocked()
+		guest := c.guestLocked()
+		if !guest {
+			// Whatever the limits say, the block needs its size: the
+			// disk may have been filled by others.
+			c.evictToLocked(min(c.limitLocked(), c.used-int64(len(data))), 0)
+		}
+		c.mu.Unlock()
+		if guest && c.nudge != nil {
+			c.nudge() // the owner evicts, under what the disk holds
+		}
+		err = c.storeBlockOnce(obj, size, bn, data, call)
+	}
+	c.mu.Lock()
+	if err != nil {
+		c.storeFailed++
+		c.storeErr = err.Error()
+		c.diskFull = errors.Is(err, syscall.ENOSPC)
+	} else {
+		c.diskFull = false
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Warn("cache: cannot store a block", "err", err)
+	}
+	return err
+}
+
+func (c *DiskCache) storeBlockOnce(obj string, size, bn int64, data []byte, call *blockCall) error {
 	p := c.path(obj, bn)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		c.log.Warn("cache: cannot store a block", "err", err)
 		return fmt.Errorf("cache: store a block: %w", err)
 	}
 	tmp := p + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		os.Remove(tmp)
-		c.log.Warn("cache: cannot store a block", "err", err)
-		return fmt.Errorf("cache: store a block: %w", err)
+		return fmt.Errorf("cache: store a block in %s: %w", c.dir, err)
 	}
 	c.mu.Lock()
 	if call != nil && call.dropped {
@@ -1054,7 +1171,6 @@ func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *bl
 	if err := os.Rename(tmp, p); err != nil {
 		c.mu.Unlock()
 		os.Remove(tmp)
-		c.log.Warn("cache: cannot store a block", "err", err)
 		return fmt.Errorf("cache: store a block: %w", err)
 	}
 	c.insertLocked(&block{obj: obj, n: bn, size: int64(len(data)), touched: time.Now()}, true)
@@ -1080,6 +1196,44 @@ func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *bl
 	return nil
 }
 
+// limitLocked is the limit in force: the configured one, or less when
+// the file system of the folder cannot hold that much (room).
+func (c *DiskCache) limitLocked() int64 {
+	if c.room >= 0 && c.room < c.limit {
+		return c.room
+	}
+	return c.limit
+}
+
+// checkRoom measures what the file system can hold and evicts down to it.
+func (c *DiskCache) checkRoom() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.measureRoomLocked()
+	c.evictLocked()
+}
+
+// measureRoomLocked sets room from the free space of the folder's file
+// system (a statfs: a few microseconds, against a block's write). The
+// margin leaves room for the block being written, the size files and
+// the other users of the disk: a twentieth of it, at least a block and
+// at most 1 GiB.
+func (c *DiskCache) measureRoomLocked() {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(c.dir, &st); err != nil || st.Blocks == 0 {
+		c.room = -1
+		return
+	}
+	bs := int64(st.Bsize)
+	total, avail := int64(st.Blocks)*bs, int64(st.Bavail)*bs
+	margin := max(c.block, min(total/20, 1<<30))
+	room := max(c.used+avail-margin, 0)
+	if room >= c.limit {
+		room = -1
+	}
+	c.room = room
+}
+
 // minKeepLocked is how many of the most recently used blocks eviction
 // keeps even over the limit: the blocks the kernel's read-ahead has READs
 // in flight for (up to 16 MiB) and the ones read ahead of them. A limit below that (1 MB, less than one 4 MiB block) evicted
@@ -1098,8 +1252,8 @@ func (c *DiskCache) minKeepLocked() int {
 // (a 1 GiB read through a 20 MB cache fetched 2.5 GiB).
 func (c *DiskCache) aheadBlocksLocked() int64 {
 	n := int64(cap(c.ahead))
-	if c.limit > 0 {
-		n = min(n, max(1, c.limit/(4*c.block)))
+	if lim := c.limitLocked(); lim > 0 {
+		n = min(n, max(1, lim/(4*c.block)))
 	}
 	return n
 }
@@ -1179,8 +1333,8 @@ func (c *DiskCache) Warm(name string, off, n int64) {
 		}
 		obj := objHash(name)
 		c.mu.Lock()
-		if c.limit > 0 { // a quarter of the cache at most, as for readAhead
-			n = min(n, max(c.block, c.limit/4))
+		if lim := c.limitLocked(); lim > 0 { // a quarter of the cache at most, as for readAhead
+			n = min(n, max(c.block, lim/4))
 		}
 		todo := c.spansLocked(obj, size, off/c.block, (min(off+n, size)-1)/c.block)
 		c.mu.Unlock()
@@ -1289,13 +1443,37 @@ type CacheInfo struct {
 	Hits    int64  `json:"hits"`
 	Misses  int64  `json:"misses"`
 	Fetched int64  `json:"fetched_bytes"`
+	// DiskLimit, when set, is below Limit: what the file system of Dir
+	// can hold of the cache (its free space and what the cache uses, less
+	// a margin). It is the limit in force.
+	DiskLimit int64 `json:"disk_limit_bytes,omitempty"`
+	// StoreFailed counts the blocks that could not be written to Dir
+	// (each is fetched again when read); StoreError says why the last
+	// one could not. DiskFull: the last write failed for want of space.
+	StoreFailed int64  `json:"store_failed_blocks,omitempty"`
+	StoreError  string `json:"store_error,omitempty"`
+	DiskFull    bool   `json:"disk_full,omitempty"`
+}
+
+// InForce is the limit the cache keeps to: Limit, or DiskLimit when the
+// file system holds less.
+func (i CacheInfo) InForce() int64 {
+	if i.DiskLimit > 0 && i.DiskLimit < i.Limit {
+		return i.DiskLimit
+	}
+	return i.Limit
 }
 
 // Info returns the cache's figures.
 func (c *DiskCache) Info() CacheInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return CacheInfo{Dir: c.dir, Limit: c.limit, Used: c.used, Blocks: c.lru.Len(), Hits: c.hits, Misses: c.misses, Fetched: c.fetched}
+	i := CacheInfo{Dir: c.dir, Limit: c.limit, Used: c.used, Blocks: c.lru.Len(), Hits: c.hits, Misses: c.misses, Fetched: c.fetched,
+		StoreFailed: c.storeFailed, StoreError: c.storeErr, DiskFull: c.diskFull}
+	if c.room >= 0 {
+		i.DiskLimit = max(c.room, 1) // 0 would read as "no cap"
+	}
+	return i
 }
 
 // SetLimit changes the bound and evicts down to it.
@@ -1303,6 +1481,7 @@ func (c *DiskCache) SetLimit(limit int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.limit = limit
+	c.measureRoomLocked()
 	c.evictLocked()
 }
 
@@ -1363,7 +1542,7 @@ func (c *DiskCache) Put(ctx context.Context, name string, data []byte) error {
 func (c *DiskCache) Keep(name string, data []byte) {
 	size := int64(len(data))
 	c.mu.Lock()
-	fits := size <= c.limit
+	fits := size <= c.limitLocked()
 	c.mu.Unlock()
 	if !fits {
 		return

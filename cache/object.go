@@ -17,8 +17,20 @@ const (
 )
 
 // ErrCorrupt is returned when stored bytes do not match their digest or do not
-// decode.
-var ErrCorrupt = errors.New("cache: corrupt object")
+// decode. A chunk that failed verification again once fetched afresh from
+// storage says so (storageCorrupt): the message was "cache: corrupt
+// object", which blamed the local cache for bytes that came from S3.
+var ErrCorrupt = errors.New("corrupt data")
+
+// storageCorrupt names the pack of a chunk that failed verification as it
+// came from storage (a caching backend's copy was dropped and fetched
+// again, or there is none).
+func storageCorrupt(c Chunk, err error) error {
+	if !errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("the copy in storage is corrupt: pack %s (bytes %d+%d): %w", c.Pack, c.Off, c.Len, err)
+}
 
 var (
 	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))

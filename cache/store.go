@@ -42,6 +42,8 @@ type Store struct {
 	// packWait is how long a read waits for a pack not in storage yet
 	// (SetPackWait).
 	packWait time.Duration
+	gaveUpMu sync.Mutex
+	gaveUp   map[string]time.Time // packs a read waited for in vain, and when (awaitPack)
 
 	mu        sync.Mutex // guards manifests
 	manifests map[Ref]*Manifest
@@ -101,8 +103,47 @@ func (s *Store) SetPackUploads(n int) {
 // to d, before it fails. On shared S3 storage a version another workstation
 // saved reaches the catalog before its daemon's upload queue has put the
 // packs (cache/upload.go), usually for well under a second. 0, the default
-// (local storage, where a missing pack is lost), fails at once.
-func (s *Store) SetPackWait(d time.Duration) { s.packWait = d }
+// (local storage, where a missing pack is lost; a catalog no other
+// workstation writes to), fails at once.
+//
+// A wait is not repeated: once a read of a pack waited the whole of d in
+// vain, later reads of it fail at once for PackGaveUpFor (a lost pack
+// stalled every READ of its file for d, and the kernel retries failed
+// READs: 6 minutes for a 200 MiB file). Nor is a pack of a version saved
+// more than PackUploadWindow ago waited for (WithVersion): its upload
+// would have been done long before. Setting it forgets the packs waited
+// for in vain.
+func (s *Store) SetPackWait(d time.Duration) {
+	s.packWait = d
+	s.gaveUpMu.Lock()
+	clear(s.gaveUp)
+	s.gaveUpMu.Unlock()
+}
+
+// PackGaveUpFor is how long reads of a pack that a read waited for in vain
+// fail at once.
+const PackGaveUpFor = 10 * time.Minute
+
+// PackUploadWindow is how long after a version was saved a read of it
+// waits for a pack not in storage.
+const PackUploadWindow = 10 * time.Minute
+
+// maxGaveUp bounds the packs remembered as waited for in vain.
+const maxGaveUp = 1024
+
+// Version is what a read is of, for the pack wait: WithVersion.
+type Version interface {
+	// SavedAt is when the version was saved, ok false if that is not
+	// known. It is asked only when a pack is missing.
+	SavedAt() (t time.Time, ok bool)
+}
+
+type versionKey struct{}
+
+// WithVersion tells the reads made with ctx that they read content of v.
+func WithVersion(ctx context.Context, v Version) context.Context {
+	return context.WithValue(ctx, versionKey{}, v)
+}
 
 // ErrPackMissing is a read of a pack that storage does not hold: not
 // uploaded yet by the workstation that saved it, or lost. The error names
@@ -119,6 +160,14 @@ func (s *Store) awaitPack(ctx context.Context, pack string, read func() error) e
 	if s.packWait <= 0 {
 		return fmt.Errorf("%w: %s: %w", ErrPackMissing, pack, err)
 	}
+	if at, ok := s.gaveUpOn(pack); ok {
+		return fmt.Errorf("%w: %s: %w (a read at %s waited %s for its upload in vain: not waiting again)", ErrPackMissing, pack, err, at.Format(time.TimeOnly), s.packWait)
+	}
+	if v, ok := ctx.Value(versionKey{}).(Version); ok {
+		if at, ok := v.SavedAt(); ok && time.Since(at) > PackUploadWindow {
+			return fmt.Errorf("%w: %s: %w (its version was saved at %s: its upload would be done; lost from storage?)", ErrPackMissing, pack, err, at.Format(time.DateTime))
+		}
+	}
 	deadline := time.Now().Add(s.packWait)
 	for pause := 20 * time.Millisecond; errors.Is(err, fs.ErrNotExist) && time.Now().Before(deadline); pause = min(2*pause, time.Second) {
 		select {
@@ -129,9 +178,43 @@ func (s *Store) awaitPack(ctx context.Context, pack string, read func() error) e
 		err = read()
 	}
 	if errors.Is(err, fs.ErrNotExist) {
+		s.giveUp(pack)
 		return fmt.Errorf("%w: %s: %w (waited %s for its upload by the workstation that saved it)", ErrPackMissing, pack, err, s.packWait)
 	}
 	return err
+}
+
+// gaveUpOn says whether a read waited the whole pack wait for pack in vain
+// less than PackGaveUpFor ago, and when.
+func (s *Store) gaveUpOn(pack string) (time.Time, bool) {
+	s.gaveUpMu.Lock()
+	defer s.gaveUpMu.Unlock()
+	at, ok := s.gaveUp[pack]
+	if ok && time.Since(at) > PackGaveUpFor {
+		delete(s.gaveUp, pack)
+		return time.Time{}, false
+	}
+	return at, ok
+}
+
+// giveUp notes that a read waited for pack in vain.
+func (s *Store) giveUp(pack string) {
+	s.gaveUpMu.Lock()
+	defer s.gaveUpMu.Unlock()
+	if s.gaveUp == nil {
+		s.gaveUp = map[string]time.Time{}
+	}
+	if len(s.gaveUp) >= maxGaveUp {
+		for p, at := range s.gaveUp {
+			if time.Since(at) > PackGaveUpFor {
+				delete(s.gaveUp, p)
+			}
+		}
+		if len(s.gaveUp) >= maxGaveUp {
+			clear(s.gaveUp)
+		}
+	}
+	s.gaveUp[pack] = time.Now()
 }
 
 // PutStats counts what a write did.
@@ -743,7 +826,7 @@ func (s *Store) ReadChunk(ctx context.Context, c Chunk, dst []byte) ([]byte, err
 		out, err := decodeChunk(dst, obj, c.Digest)
 		inv, ok := s.obj.(invalidator)
 		if err == nil || attempt > 0 || !ok || !errors.Is(err, ErrCorrupt) {
-			return out, err
+			return out, storageCorrupt(c, err)
 		}
 		inv.Invalidate(packName(c.Pack), c.Off, c.Len)
 	}
@@ -780,7 +863,7 @@ func (s *Store) ReadChunkInto(ctx context.Context, c Chunk, dst []byte) error {
 		err := storage.NotEOF(s.awaitPack(ctx, c.Pack, func() error { return readChunkInto(ctx, rr, c, dst) }))
 		inv, ok := s.obj.(invalidator)
 		if err == nil || attempt > 0 || !ok || !errors.Is(err, ErrCorrupt) {
-			return err
+			return storageCorrupt(c, err)
 		}
 		inv.Invalidate(packName(c.Pack), c.Off, c.Len)
 	}
@@ -924,7 +1007,7 @@ const WarmWindow = 64 << 20
 // file read through a small cache was fetched five times over).
 func (s *Store) WarmWindow() int64 {
 	if c, ok := s.obj.(interface{ Info() CacheInfo }); ok {
-		if lim := c.Info().Limit; lim > 0 {
+		if lim := c.Info().InForce(); lim > 0 {
 			if lim/4 < DefaultBlockSize {
 				return 0 // the disk cache's own read-ahead, of one block, is all it keeps
 			}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/list"
 	"context"
+	"fmt"
 	"io"
 	"runtime"
 	"sort"
@@ -268,6 +269,49 @@ type fileReader struct {
 	// verified, to put all of it into the kernel's page cache: the next
 	// small reads in that chunk are then answered by the kernel.
 	store func(off int64, data []byte)
+
+	of *versionOf // what the content is of; nil: not known (named)
+}
+
+// versionOf is the version a fileReader reads, looked up the first time
+// it is needed (a read fails, a pack is missing): its name for the error,
+// and when it was saved for the content store's pack wait
+// (cache.WithVersion).
+type versionOf struct {
+	ns   *Namespace
+	e    Entry
+	once sync.Once
+	name string
+	at   time.Time
+}
+
+func (v *versionOf) load() {
+	v.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		full, err := v.ns.Full(ctx, v.e)
+		if err != nil {
+			v.name = v.e.Name
+			return
+		}
+		v.name, v.at = full.Ref(), full.CreatedAt
+		if p := v.e.Path(); p != "" && v.e.Kind == KindFolderFile {
+			v.name += "/" + p
+		}
+	})
+}
+
+// SavedAt is cache.Version's.
+func (v *versionOf) SavedAt() (time.Time, bool) {
+	v.load()
+	return v.at, !v.at.IsZero()
+}
+
+// named tells r which version (or file of a folder version) it reads, for
+// its errors (the mount's log named only a chunk) and the pack wait.
+func (r *fileReader) named(ns *Namespace, e Entry) *fileReader {
+	r.of = &versionOf{ns: ns, e: e}
+	return r
 }
 
 // seqSlack is how far from where the last read ended a read may start and
@@ -333,6 +377,9 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 		r.cc.warmer.Warm(warm)
 	}
 	end = min(end, r.f.Size)
+	if r.of != nil {
+		ctx = cache.WithVersion(ctx, r.of)
+	}
 	last := sort.Search(len(r.offsets), func(j int) bool { return r.offsets[j] >= end })
 	// A READ spans many chunks (1 MiB is 16 of them): fetch, verify and
 	// decode them on every core at once. A chunk that lies wholly inside
@@ -356,6 +403,10 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 		return nil
 	}
 	if err := fillAll(i, last, fill); err != nil {
+		if r.of != nil {
+			r.of.load()
+			return 0, fmt.Errorf("%s: %w", r.of.name, err)
+		}
 		return 0, err
 	}
 	n := int(end - off)

@@ -432,7 +432,7 @@ func (n *node) open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			return nil, 0, n.errno("open", err)
 		}
 		n.m.opened.Add(1)
-		return &handle{r: newFileReader(n.m.chunks, f).storingTo(n.EmbeddedInode(), nil, n.e.uid)}, keep, 0
+		return &handle{r: newFileReader(n.m.chunks, f).named(n.m.ns, n.e).storingTo(n.EmbeddedInode(), nil, n.e.uid)}, keep, 0
 	}
 	return nil, 0, syscall.EISDIR
 }

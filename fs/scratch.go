@@ -152,7 +152,7 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	if err != nil {
 		return errnoOf(err)
 	}
-	r := newFileReader(m.chunks, f)
+	r := newFileReader(m.chunks, f).named(m.ns, ent)
 	buf := make([]byte, 1<<20)
 	var off int64
 	for {

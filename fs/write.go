@@ -653,7 +653,7 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 			return nil, 0, n.errno("open", err), true
 		}
 		n.m.opened.Add(1)
-		r := newFileReader(n.m.chunks, file)
+		r := newFileReader(n.m.chunks, file).named(n.m.ns, e)
 		if writing {
 			// Pages the writers wrote and have not committed are in this
 			// inode's cache: reads go past it, and follow the versions
@@ -710,7 +710,7 @@ func (f *following) reader(ctx context.Context) (*fileReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.r, f.uid = newFileReader(f.n.m.chunks, file), e.uid
+	f.r, f.uid = newFileReader(f.n.m.chunks, file).named(f.n.m.ns, e), e.uid
 	return f.r, nil
 }
 

@@ -37,8 +37,18 @@ type remote struct {
 }
 
 // packWait is how long a read over S3 waits for a pack that another
-// workstation's version names but its upload queue has not put yet.
-const packWait = 30 * time.Second
+// workstation's version names but its upload queue has not put yet: set
+// for a shared catalog in the mount daemon, and in the CLI, which may read
+// what the daemon of its own machine has not uploaded yet. The store waits
+// once per pack (cache.PackGaveUpFor), and not for versions saved more
+// than cache.PackUploadWindow ago. LAMINA_PACK_WAIT (a duration) sets
+// another: for tests.
+func packWait() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("LAMINA_PACK_WAIT")); err == nil && d >= 0 {
+		return d
+	}
+	return 30 * time.Second
+}
 
 type backendOptions struct {
 	syncUpload bool  // Sync waits for the uploads (the CLI; mount --sync-upload)

@@ -115,7 +115,7 @@ func cmdCache() *cli.Command {
 					}
 					w := c.App.Writer
 					fmt.Fprintf(w, "folder    %s\n", info.Dir)
-					fmt.Fprintf(w, "used      %s of %s (%d blocks of %s)\n", humanBytes(info.Used), humanBytes(info.Limit), info.Blocks, humanBytes(cache.DefaultBlockSize))
+					fmt.Fprintf(w, "used      %s of %s (%d blocks of %s)%s\n", humanBytes(info.Used), humanBytes(info.Limit), info.Blocks, humanBytes(cache.DefaultBlockSize), describeCacheDisk(info))
 					fmt.Fprintf(w, "uploads   %s (in %s; never evicted)\n", describePending(up), s.UploadDir())
 					return nil
 				},

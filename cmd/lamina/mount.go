@@ -408,8 +408,13 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}
 	if rem == nil {
 		store.SetPackUploads(2) // local storage: a pack write is a copy into the page cache
-	} else {
-		store.SetPackWait(packWait) // backend.go
+	} else if usesPostgres(s) {
+		// Only a shared catalog shows versions whose packs another
+		// workstation has not uploaded yet: with a catalog file, the
+		// daemon reads what it staged itself, and the CLI uploads before
+		// it commits. A pack missing there is lost; waiting for it held
+		// every READ of its file (backend.go).
+		store.SetPackWait(packWait())
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		go limitMemory(c.Context, daemonMemLimit) // memlimit.go

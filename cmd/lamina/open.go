@@ -108,7 +108,7 @@ func openSettingsRemote(ctx context.Context, s instance.Settings, check, fresh b
 	in := instance.New(s, cat, b, store)
 	if rem != nil {
 		rem.nameLost(in)
-		store.SetPackWait(packWait) // backend.go
+		store.SetPackWait(packWait()) // backend.go
 		in.OnClose(func() error {
 			// Uploads an earlier run left behind go now, while the CLI
 			// has the queue open; what cannot go stays staged. A server

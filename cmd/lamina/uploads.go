@@ -285,9 +285,28 @@ func remoteRows(st mountStatus) [][]string {
 		if n := ci.Hits + ci.Misses; n > 0 {
 			ratio = fmt.Sprintf("%.1f%%", 100*float64(ci.Hits)/float64(n))
 		}
-		rows = append(rows, []string{"disk cache", fmt.Sprintf("%s of %s (%d blocks; hit ratio %s; %s fetched)", humanBytes(ci.Used), humanBytes(ci.Limit), ci.Blocks, ratio, humanBytes(ci.Fetched))})
+		rows = append(rows, []string{"disk cache", fmt.Sprintf("%s of %s (%d blocks; hit ratio %s; %s fetched)%s", humanBytes(ci.Used), humanBytes(ci.Limit), ci.Blocks, ratio, humanBytes(ci.Fetched), describeCacheDisk(*ci))})
 	}
 	return rows
+}
+
+// describeCacheDisk says, after the cache's figures, that its disk holds
+// less than its limit and what could not be written: without it a cache
+// whose disk was full showed "64.0 MiB of 9.3 GiB" and nothing else while
+// every block it fetched was lost.
+func describeCacheDisk(ci cache.CacheInfo) string {
+	var s string
+	if ci.DiskLimit > 0 && ci.DiskLimit < ci.Limit {
+		s = fmt.Sprintf("; its disk holds only %s of it", humanBytes(ci.DiskLimit))
+	}
+	if ci.StoreFailed > 0 {
+		what := "could not be written"
+		if ci.DiskFull {
+			what += " (disk full)"
+		}
+		s += fmt.Sprintf("; %d blocks %s, last: %s", ci.StoreFailed, what, ci.StoreError)
+	}
+	return s
 }
 
 // verb picks the singular or the plural form for n.
