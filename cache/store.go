@@ -111,7 +111,8 @@ func (s *Store) SetPackUploads(n int) {
 // stalled every READ of its file for d, and the kernel retries failed
 // READs: 6 minutes for a 200 MiB file). Nor is a pack of a version saved
 // more than PackUploadWindow ago waited for (WithVersion): its upload
-// would have been done long before. Setting it forgets the packs waited
+// would have been done long before (or it waits in a queue that will
+// not empty within the wait either). Setting it forgets the packs waited
 // for in vain.
 func (s *Store) SetPackWait(d time.Duration) {
 	s.packWait = d
@@ -121,12 +122,16 @@ func (s *Store) SetPackWait(d time.Duration) {
 }
 
 // PackGaveUpFor is how long reads of a pack that a read waited for in vain
-// fail at once.
-const PackGaveUpFor = 10 * time.Minute
+// fail at once: short, since the pack may still come (a long upload
+// backlog on the saving workstation).
+const PackGaveUpFor = 2 * time.Minute
 
 // PackUploadWindow is how long after a version was saved a read of it
-// waits for a pack not in storage.
-const PackUploadWindow = 10 * time.Minute
+// waits for a pack not in storage. The saving workstation's clock says
+// when: an hour leaves room for clocks that disagree (a reader that took
+// a fresh version for an old one would fail instead of waiting the
+// fraction of a second its upload takes).
+const PackUploadWindow = time.Hour
 
 // maxGaveUp bounds the packs remembered as waited for in vain.
 const maxGaveUp = 1024
@@ -161,11 +166,11 @@ func (s *Store) awaitPack(ctx context.Context, pack string, read func() error) e
 		return fmt.Errorf("%w: %s: %w", ErrPackMissing, pack, err)
 	}
 	if at, ok := s.gaveUpOn(pack); ok {
-		return fmt.Errorf("%w: %s: %w (a read at %s waited %s for its upload in vain: not waiting again)", ErrPackMissing, pack, err, at.Format(time.TimeOnly), s.packWait)
+		return fmt.Errorf("%w: %s: %w (a read at %s waited %s for its upload in vain: not waiting again until %s; %s)", ErrPackMissing, pack, err, at.Format(time.TimeOnly), s.packWait, at.Add(PackGaveUpFor).Format(time.TimeOnly), stillQueued)
 	}
 	if v, ok := ctx.Value(versionKey{}).(Version); ok {
 		if at, ok := v.SavedAt(); ok && time.Since(at) > PackUploadWindow {
-			return fmt.Errorf("%w: %s: %w (its version was saved at %s: its upload would be done; lost from storage?)", ErrPackMissing, pack, err, at.Format(time.DateTime))
+			return fmt.Errorf("%w: %s: %w (its version was saved at %s, so not waited for; %s)", ErrPackMissing, pack, err, at.Local().Format("2006-01-02 15:04:05 MST"), stillQueued)
 		}
 	}
 	deadline := time.Now().Add(s.packWait)
@@ -179,10 +184,13 @@ func (s *Store) awaitPack(ctx context.Context, pack string, read func() error) e
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		s.giveUp(pack)
-		return fmt.Errorf("%w: %s: %w (waited %s for its upload by the workstation that saved it)", ErrPackMissing, pack, err, s.packWait)
+		return fmt.Errorf("%w: %s: %w (waited %s for its upload by the workstation that saved it; %s)", ErrPackMissing, pack, err, s.packWait, stillQueued)
 	}
 	return err
 }
+
+// stillQueued is what a missing pack may mean, for the errors of awaitPack.
+const stillQueued = "if that workstation still holds it in its upload queue (offline, or a long backlog: `lamina status` there shows it, `lamina cache push` sends it), it reads once uploaded; otherwise it is lost from storage"
 
 // gaveUpOn says whether a read waited the whole pack wait for pack in vain
 // less than PackGaveUpFor ago, and when.
