@@ -61,6 +61,9 @@ type DiskCache struct {
 	// nudge: DiskCacheOptions.Nudge; nudgeWG waits for one in flight.
 	nudge   func()
 	nudgeWG sync.WaitGroup
+	// fullNudged: when a store that found the disk full last asked the
+	// owner to evict (storeBlock).
+	fullNudged time.Time
 
 	mu      sync.Mutex // guards everything below
 	limit   int64
@@ -1123,17 +1126,32 @@ func (c *DiskCache) storeBlock(obj string, size, bn int64, data []byte, call *bl
 	if errors.Is(err, syscall.ENOSPC) {
 		c.mu.Lock()
 		c.measureRoomLocked()
-		guest := c.guestLocked()
+		guest, retry := c.guestLocked(), true
 		if !guest {
 			// Whatever the limits say, the block needs its size: the
-			// disk may have been filled by others.
-			c.evictToLocked(min(c.limitLocked(), c.used-int64(len(data))), 0)
+			// disk may have been filled by others. The blocks read
+			// ahead stay (minKeepLocked): evicted, they are fetched again.
+			c.evictToLocked(min(c.limitLocked(), c.used-int64(len(data))), c.minKeepLocked())
+		} else {
+			// The owner evicts, under what the disk holds: one ask at a
+			// time and at most one a second (each rescans its folder; a
+			// disk full of others' files frees nothing), the blocks
+			// between them not tried again.
+			retry = c.nudge != nil && !c.nudging && time.Since(c.fullNudged) >= time.Second
+			if retry {
+				c.nudging, c.fullNudged = true, time.Now()
+			}
 		}
 		c.mu.Unlock()
-		if guest && c.nudge != nil {
-			c.nudge() // the owner evicts, under what the disk holds
+		if guest && retry {
+			c.nudge()
+			c.mu.Lock()
+			c.nudging = false
+			c.mu.Unlock()
 		}
-		err = c.storeBlockOnce(obj, size, bn, data, call)
+		if retry {
+			err = c.storeBlockOnce(obj, size, bn, data, call)
+		}
 	}
 	c.mu.Lock()
 	if err != nil {
