@@ -369,3 +369,40 @@ func TestCollectionDeleteMounted(t *testing.T) {
 		}
 	}
 }
+
+// TestLsAllVersionsLimitOtherOrder: ls --all-versions --limit N in an
+// order other than by key lists the first N rows of that order. The rule
+// that a page never ends between two versions of a key (for --after) ran
+// in any order and replaced the page with the versions of its last key:
+// y's version went missing, and a key of 3 versions gave 3 rows for
+// --limit 2.
+func TestLsAllVersionsLimitOtherOrder(t *testing.T) {
+	onBothCatalogs(t, func(t *testing.T, e *env) {
+		e.ok("save", e.write("x.txt", []byte("x1\n")), "--key", "r/x.txt")
+		e.ok("save", e.write("y.txt", []byte("y1\n")), "--key", "r/y.txt")
+		e.ok("save", e.write("x.txt", []byte("x2\n")), "--key", "r/x.txt")
+		e.ok("save", e.write("x.txt", []byte("x3\n")), "--key", "r/x.txt")
+		for _, c := range []struct {
+			order string
+			limit string
+			want  string
+		}{
+			{"created_at", "3", "r/x.txt@v1 r/y.txt@v1 r/x.txt@v2"},
+			{"-created_at", "3", "r/x.txt@v3 r/x.txt@v2 r/y.txt@v1"},
+			{"created_at", "2", "r/x.txt@v1 r/y.txt@v1"},
+			{"-created_at", "2", "r/x.txt@v3 r/x.txt@v2"},
+			{"-created_at", "1", "r/x.txt@v3"},
+		} {
+			out, errs, err := e.run("ls", "--order", c.order, "--all-versions", "--limit", c.limit, "--format", "json", "r/")
+			if err != nil {
+				t.Fatalf("ls --order %s --limit %s: %v\n%s", c.order, c.limit, err, errs)
+			}
+			if got := strings.Join(keysOf(t, out), " "); got != c.want {
+				t.Fatalf("ls --order %s --all-versions --limit %s: %s, want %s", c.order, c.limit, got, c.want)
+			}
+			if !strings.Contains(errs, "(showing the first "+c.limit+"; raise --limit for more)") {
+				t.Fatalf("ls --order %s --limit %s: stderr %q", c.order, c.limit, errs)
+			}
+		}
+	})
+}
