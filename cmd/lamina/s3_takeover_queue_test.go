@@ -205,3 +205,37 @@ func TestS3TakeOverMountQueueHoldsRecords(t *testing.T) {
 		t.Fatal("the new owner reads other bytes")
 	}
 }
+
+// After a take-over, delete --permanent on the old machine wrote its
+// record of the purge (a tombstone of a version the new owner's catalog
+// holds) into the new owner's storage, through the CLI's write-through
+// upload that never asked the queue's Allow; both deletes exited 0. Now
+// the permanent delete is refused before anything changes, as save is
+// (a delete to the trash changes the old catalog only: still allowed),
+// and no record lands.
+func TestS3TakeOverPurgeWritesNoRecord(t *testing.T) {
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e.ok("save", e.file("w1.bin", randomBytes(t, 10<<10)), "--key", "w1.bin")
+	export := filepath.Join(e.dir, "s3.jsonl")
+	e.ok("export-catalog", export)
+	b := e.secondHome("b")
+	b.ok("init", "--storage", "s3://"+e.bucket+"/lab", "--name", "tb", "--endpoint", e.srv.Endpoint,
+		"--region", "us-east-1", "--path-style", "--take-over")
+	b.ok("import-catalog", export)
+	records := e.objects("records/")
+
+	e.ok("delete", "w1.bin")
+	_, errs, err := e.run("delete", "--permanent", "--yes", "w1.bin")
+	if err == nil || !strings.Contains(errs, "took") || !strings.Contains(errs, "nothing deleted") {
+		t.Fatalf("delete --permanent after a take-over: %v, want refused naming the take-over\n%s", err, errs)
+	}
+	if n := e.objects("records/"); n != records {
+		t.Fatalf("%d record objects in the bucket, %d before: the old instance wrote a record after the take-over", n, records)
+	}
+	if out := e.ok("ls", "--trash"); !strings.Contains(out, "w1.bin") {
+		t.Fatalf("the refused purge changed the old catalog: trash\n%s", out)
+	}
+	if out := b.ok("ls"); !strings.Contains(out, "w1.bin") {
+		t.Fatalf("the new owner lost w1.bin:\n%s", out)
+	}
+}
