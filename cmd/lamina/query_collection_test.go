@@ -287,7 +287,8 @@ func TestNotUTF8(t *testing.T) {
 // TestCollectionDelete (both catalogs): collection delete removes every
 // version of a collection and says what it held; its members stay, and
 // delete --permanent of one is no longer refused for it. A name that is
-// no collection is said, the others go on, exit 1.
+// no collection is said and refuses the command before anything goes
+// (exit 1): `collection delete nope pick` deleted pick, then exited 1.
 func TestCollectionDelete(t *testing.T) {
 	onBothCatalogs(t, func(t *testing.T, e *env) {
 		e.ok("save", e.write("a.csv", []byte("a\n")), "--key", "a.csv")
@@ -300,10 +301,16 @@ func TestCollectionDelete(t *testing.T) {
 		if !strings.Contains(explain(err), "lamina collection delete NAME") {
 			t.Fatalf("delete --permanent does not name collection delete: %v", err)
 		}
-		out, errs, err := e.run("collection", "delete", "pick", "nope")
-		if codeOf(err) != 1 || !strings.Contains(errs, `no collection "nope"`) || !strings.Contains(explain(err), "1 collection not deleted") {
-			t.Fatalf("collection delete pick nope: exit %d %v\n%s", codeOf(err), err, errs)
+		for _, args := range [][]string{{"nope", "pick"}, {"pick", "nope"}} {
+			out, errs, err := e.run(append([]string{"collection", "delete"}, args...)...)
+			if codeOf(err) != 1 || !strings.Contains(errs, `no collection "nope"`) || !strings.Contains(explain(err), "1 unknown collection: nothing deleted") || out != "" {
+				t.Fatalf("collection delete %v: exit %d %v\n%s%s", args, codeOf(err), err, out, errs)
+			}
+			if out := e.ok("collection", "ls"); !strings.Contains(out, "pick") {
+				t.Fatalf("collection delete %v deleted pick:\n%s", args, out)
+			}
 		}
+		out := e.ok("collection", "delete", "pick")
 		if want := `deleted collection "pick" (2 versions; v2 held 2 artifact versions: a.csv@v1, b.csv@v1; they stay as they are)` + "\n"; out != want {
 			t.Fatalf("collection delete said %q, want %q", out, want)
 		}
