@@ -308,7 +308,7 @@ func TestS3TakeOverRefusedSaveSaysItUploads(t *testing.T) {
 		t.Fatalf("save after the take-over succeeded\n%s", errs)
 	}
 	first, _, _ := strings.Cut(errs, "\n")
-	if !strings.HasPrefix(first, "lamina: instance tb took the storage over; uploading 1 queued pack (") ||
+	if !strings.HasPrefix(first, "lamina: instance tb took the storage over; uploading first the 1 pack (") ||
 		!strings.Contains(first, "`lamina --instance s3 cache push`") || strings.Contains(out, "uploading") {
 		t.Fatalf("refused save with a pack queued: want a first line on stderr saying it uploads 1 queued pack\nstdout:\n%s\nstderr:\n%s", out, errs)
 	}

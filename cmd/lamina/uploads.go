@@ -261,8 +261,8 @@ func takenOverUploads(ctx context.Context, s instance.Settings, rem *remote, err
 	if scan, serr := cache.ScanUploads(s.UploadDir()); serr == nil && say != nil {
 		holdAfterTakeOver(&scan, instance.Owner{Name: owner})
 		if scan.Objects > 0 {
-			fmt.Fprintf(say, "lamina: instance %s took the storage over; uploading %s (%s) this machine queued first (Ctrl-C stops; `lamina --instance %s cache push` uploads %s later)…\n",
-				owner, plural(scan.Objects, "queued pack"), humanBytes(scan.Bytes), shellArg(s.Name), them(scan.Objects))
+			fmt.Fprintf(say, "lamina: instance %s took the storage over; uploading first the %s (%s) this machine queued (Ctrl-C stops; `lamina --instance %s cache push` uploads %s later)…\n",
+				owner, plural(scan.Objects, "pack"), humanBytes(scan.Bytes), shellArg(s.Name), them(scan.Objects))
 			bar := newProgress("uploading queued packs", scan.Bytes, quiet)
 			defer bar.Done()
 			if add := bar.Func(); add != nil {
