@@ -107,10 +107,12 @@ type UploadOptions struct {
 	MaxDelay   time.Duration // longest wait between attempts of a failing upload; 1 min when zero
 	AdoptEvery time.Duration // how often the owner looks for what other processes staged; 1 min when zero
 	Logger     *slog.Logger
-	// Allow, if set, is asked before each upload of a staged object (not
-	// of a write-through Put): an error wrapping ErrHold holds the object
-	// (the storage was taken over, and only immutable objects may still
-	// go), any other fails the attempt.
+	// Allow, if set, is asked before each upload of a staged object and
+	// before a write-through Put (SyncUpload; not PutStored): an error
+	// wrapping ErrHold holds the object (the storage was taken over, and
+	// only immutable objects may still go), any other fails the attempt.
+	// A write-through Put it holds returns that error and stages nothing:
+	// the caller is there to say so.
 	Allow func(ctx context.Context, name string) error
 	// OnLost is called with the names of staged objects whose files
 	// vanished before their upload (the folder removed from outside): the
@@ -350,8 +352,19 @@ func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
 		// Write-through: Sync would wait for this upload anyway, so send
 		// it now from memory instead of writing, fsyncing and reading it
 		// back. Only if the backend fails (after the retry decorator's
-		// budget) is it staged and left to the queue.
-		err := u.putThrough(ctx, name, data)
+		// budget) is it staged and left to the queue. What Allow holds
+		// is refused here: the command that wrote it (a CLI's record of
+		// a purge after a take-over) says so, and no staged copy waits.
+		var err error
+		if u.allow != nil {
+			err = u.allow(ctx, name)
+			if errors.Is(err, ErrHold) {
+				return err
+			}
+		}
+		if err == nil {
+			err = u.putThrough(ctx, name, data)
+		}
 		if err == nil {
 			return nil
 		}

@@ -271,3 +271,50 @@ func TestUploadQueueHoldsWhatAllowRefuses(t *testing.T) {
 		t.Fatalf("staged after the uploads: %+v %v, want the record kept", left, err)
 	}
 }
+
+// A write-through Put (SyncUpload, the CLI's) asks Allow too: what it
+// holds is refused, neither uploaded nor staged. The CLI's records went
+// through putThrough unasked, so `delete --permanent` of an instance
+// whose storage was taken over wrote its record of the purge into the
+// new owner's storage. A failed Allow (owner not read) stages the object
+// for the queue, which asks again.
+func TestUploadWriteThroughAsksAllow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	remote := newFlaky(t)
+	dir := t.TempDir()
+	var away atomic.Bool
+	allow := func(_ context.Context, name string) error {
+		if strings.HasPrefix(name, "packs/") {
+			return nil
+		}
+		if away.Load() {
+			return errors.New("owner not read: server away")
+		}
+		return fmt.Errorf("%w: taken over", cache.ErrHold)
+	}
+	u, err := cache.OpenUploads(remote, dir, cache.UploadOptions{SyncUpload: true, MaxDelay: 20 * time.Millisecond, Allow: allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if err := u.Put(ctx, "packs/aa/x", []byte("p")); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Put(ctx, "records/r.json", []byte("r")); !errors.Is(err, cache.ErrHold) {
+		t.Fatalf("write-through Put of a record Allow holds: %v, want ErrHold", err)
+	}
+	if remote.landed("packs/aa/x") != 1 || remote.landed("records/r.json") != 0 {
+		t.Fatalf("landed: pack %d, record %d; want the pack only", remote.landed("packs/aa/x"), remote.landed("records/r.json"))
+	}
+	if left, err := cache.ScanUploads(dir); err != nil || left.Objects != 0 {
+		t.Fatalf("staged after a refused write-through Put: %+v %v, want nothing", left, err)
+	}
+	away.Store(true)
+	if err := u.Put(ctx, "records/s.json", []byte("s")); err != nil {
+		t.Fatalf("write-through Put while Allow cannot read the owner: %v, want it staged", err)
+	}
+	if left, err := cache.ScanUploads(dir); err != nil || left.Objects != 1 {
+		t.Fatalf("staged while the owner is not read: %+v %v, want the record", left, err)
+	}
+}

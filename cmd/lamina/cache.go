@@ -397,9 +397,10 @@ type cacheReport struct {
 // which this says; no other command of s works then.
 func pushUploads(c *cli.Context, dirs instance.Dirs, s instance.Settings) error {
 	w := c.App.Writer
-	if p, err := cache.ScanUploads(s.UploadDir()); err != nil {
+	scan, err := cache.ScanUploads(s.UploadDir())
+	if err != nil {
 		return err
-	} else if p.Objects == 0 {
+	} else if scan.Objects == 0 {
 		fmt.Fprintln(w, "uploads: none pending")
 		return nil
 	}
@@ -422,7 +423,15 @@ func pushUploads(c *cli.Context, dirs instance.Dirs, s instance.Settings) error 
 	}
 	taken := found && o.ID != s.ID
 	start := rem.up.Pending()
-	fmt.Fprintf(c.App.ErrWriter, "lamina: uploading %s\n", describePending(start))
+	if taken {
+		// The old catalog's records stay: say what goes (the packs), or
+		// nothing when only records wait.
+		start = scan
+		holdAfterTakeOver(&start, o)
+	}
+	if start.Objects > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "lamina: uploading %s\n", describePending(start))
+	}
 	werr := rem.drain(c.Context, time.Minute, nil)
 	p := rem.up.Pending()
 	what := plural(int(p.Uploaded), "object")

@@ -244,9 +244,13 @@ type deletedCollection struct {
 // cmdCollectionDelete is `lamina collection delete NAME...`: a collection
 // is only a list, so nothing keeps one; its members stay as they are.
 // Shaped as feature|label|schema delete (curation_delete.go): a name that
-// is no collection is said and the others go on, exit 1.
+// is no collection is said and refuses the command, nothing deleted.
 func cmdCollectionDelete() *cli.Command {
 	cmd := deleteCommand("collection", "",
+		func(c *cli.Context, in *instance.Instance) ([]string, error) {
+			rs, err := in.Catalog.Collections(c.Context)
+			return namesOf(rs, err, func(r catalog.Collection) string { return r.Name })
+		},
 		func(c *cli.Context, in *instance.Instance, name string) (deletedCollection, error) {
 			// The members by ref, to say what it held: read first, as the
 			// delete returns the records without their members' versions.

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
@@ -15,8 +16,12 @@ import (
 // with the next name; it exits 1 if it kept any. A name refused only for
 // names deleted after it (a label's children) is tried again once they
 // are gone. Its JSON is the list of
-// the deleted records, as `ls --format json` shows them.
-func deleteCommand[T any](kind, extra string, del func(c *cli.Context, in *instance.Instance, name string) (T, error), done func(T) string) *cli.Command {
+// the deleted records, as `ls --format json` shows them. Every name is
+// looked up first (names lists those of the kind): an unknown one (a
+// typo) refuses the command before anything is deleted, as `lamina
+// delete` does; `collection delete nope c1` deleted c1, then exited 1.
+func deleteCommand[T any](kind, extra string, names func(c *cli.Context, in *instance.Instance) ([]string, error),
+	del func(c *cli.Context, in *instance.Instance, name string) (T, error), done func(T) string) *cli.Command {
 	return &cli.Command{
 		Name:      "delete",
 		Usage:     "delete " + kind + "s that nothing uses (" + extra + ")",
@@ -35,19 +40,36 @@ func deleteCommand[T any](kind, extra string, del func(c *cli.Context, in *insta
 				return err
 			}
 			defer in.Close()
+			all, err := names(c, in)
+			if err != nil {
+				return err
+			}
+			unknown := 0
+			for _, name := range c.Args().Slice() {
+				if !slices.Contains(all, name) {
+					fmt.Fprintf(c.App.ErrWriter, "lamina: no %s %q%s\n", kind, name, catalog.DidYouMean(catalog.Closest(name, all)))
+					unknown++
+				}
+			}
+			if unknown > 0 {
+				if format == "json" {
+					writeJSON(c.App.Writer, []T{})
+				}
+				return exitf(1, "%s: nothing deleted", plural(unknown, "unknown "+kind))
+			}
 			deleted := []T{}
 			kept := 0
 			// A name in use only by others this command deletes (label
 			// delete par kid: kid is under par) is tried again once they
 			// are gone, a pass at a time while a pass deletes any: the
 			// order the names come in does not matter.
-			names := c.Args().Slice()
+			todo := c.Args().Slice()
 			var refused []error
-			for len(names) > 0 {
+			for len(todo) > 0 {
 				var again []string
 				refused = nil
 				before := len(deleted)
-				for _, name := range names {
+				for _, name := range todo {
 					r, err := del(c, in, name)
 					if errors.Is(err, catalog.ErrConflict) {
 						again, refused = append(again, name), append(refused, err)
@@ -74,7 +96,7 @@ func deleteCommand[T any](kind, extra string, del func(c *cli.Context, in *insta
 				if len(deleted) == before {
 					break // nothing more goes
 				}
-				names = again
+				todo = again
 			}
 			for _, err := range refused {
 				fmt.Fprintf(c.App.ErrWriter, "lamina: %v\n", err)
@@ -91,4 +113,16 @@ func deleteCommand[T any](kind, extra string, del func(c *cli.Context, in *insta
 			return nil
 		},
 	}
+}
+
+// namesOf returns the names of the records rs (a list call's).
+func namesOf[T any](rs []T, err error, name func(T) string) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	ns := make([]string, len(rs))
+	for i, r := range rs {
+		ns[i] = name(r)
+	}
+	return ns, nil
 }

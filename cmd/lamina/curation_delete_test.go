@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ func TestCurationDelete(t *testing.T) {
 	e.ok("label", "create", "qc")
 	e.ok("label", "create", "passed", "--parent", "qc")
 	e.ok("label", "create", "spare")
+	e.ok("label", "create", "spare2")
 	e.ok("save", e.write("a.csv", []byte("x\n1\n")), "--key", "a.csv")
 	e.ok("annotate", "a.csv", "--feature", "tissue=liver", "--label", "passed")
 	e.ok("schema", "create", "s", "--feature", "batch")
@@ -49,7 +51,7 @@ func TestCurationDelete(t *testing.T) {
 		t.Fatalf("feature ls after the delete:\n%s", out)
 	}
 	e.fails(`no feature or field "tissu"`, "ls", "--where", "tissu=liver")
-	refused([]string{"feature", "delete", "tissu"}, `no feature "tissu"`, "1 feature not deleted")
+	refused([]string{"feature", "delete", "tissu"}, `no feature "tissu"`, "1 unknown feature: nothing deleted")
 
 	// In use: values on a version, a schema that lists it.
 	refused([]string{"feature", "delete", "tissue"}, `feature "tissue" is in use`, "1 version has values of it (e.g. a.csv@v1)",
@@ -67,16 +69,31 @@ func TestCurationDelete(t *testing.T) {
 	}
 
 	// Several names: the unused go, the others are kept and said, and
-	// JSON lists what went, as ls shows it.
+	// JSON lists what went, as ls shows it. An unknown name refuses the
+	// command before anything goes, as lamina delete does: it deleted the
+	// others, then exited 1.
 	e.ok("feature", "create", "oops", "--dtype", "float")
-	out, errs := refused([]string{"feature", "delete", "--format", "json", "oops", "tissue", "nope"}, "2 features not deleted")
+	for _, args := range [][]string{{"nope", "oops"}, {"oops", "tissue", "nope"}} {
+		out, errs := refused(append([]string{"feature", "delete", "--format", "json"}, args...), `no feature "nope"`, "1 unknown feature: nothing deleted")
+		if strings.TrimSpace(out) != "[]" || strings.Contains(errs, "is in use") {
+			t.Fatalf("feature delete %v: %q\n%s", args, out, errs)
+		}
+	}
+	for _, args := range [][]string{{"label", "delete", "spare2", "nope"}, {"schema", "delete", "s", "nope"}} {
+		refused(args, fmt.Sprintf("no %s \"nope\"", args[0]), "1 unknown "+args[0]+": nothing deleted")
+	}
+	out, errs := refused([]string{"feature", "delete", "--format", "json", "oops", "tissue"}, "1 feature not deleted")
 	var got []catalog.Feature
 	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 || got[0].Name != "oops" || got[0].Dtype != "float" {
 		t.Fatalf("JSON %q: %+v, %v", out, got, err)
 	}
-	if !strings.Contains(errs, `feature "tissue" is in use`) || !strings.Contains(errs, `no feature "nope"`) {
+	if !strings.Contains(errs, `feature "tissue" is in use`) {
 		t.Fatalf("stderr:\n%s", errs)
 	}
+	if out := e.ok("label", "ls"); !strings.Contains(out, "spare2") {
+		t.Fatalf("label delete spare2 nope deleted spare2:\n%s", out)
+	}
+	e.ok("label", "delete", "spare2")
 	var ls []catalog.Feature
 	e.jsonOut(&ls, "feature", "ls", "--format", "json")
 	if len(ls) != 2 {

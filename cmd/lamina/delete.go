@@ -110,6 +110,16 @@ func cmdDelete() *cli.Command {
 				}
 				return nil
 			}
+			// A purge writes its record to the storage (recordPurged):
+			// after a take-over it would land in the new owner's storage,
+			// a tombstone of versions its catalog may hold, and its import
+			// would stop asking for --partial. Refused as save is, before
+			// anything changes. A storage that does not answer is not
+			// taken: the record is queued, and the queue asks the owner
+			// before it uploads it (queueAllow).
+			if err := storageNotTaken(c.Context, in); err != nil {
+				return fmt.Errorf("%w\ndelete --permanent records what it deletes in the storage: refused (nothing deleted)", err)
+			}
 			subtrees := make([]trashTree, len(trees))
 			for i, k := range trees {
 				if subtrees[i], err = trashedTree(c.Context, in.Catalog, k); err != nil {
@@ -219,6 +229,18 @@ func purgeKey(ctx context.Context, cat catalog.Catalog, key, kind string, trashe
 		return cat.PurgeTrashed(ctx, key, kind)
 	}
 	return cat.Purge(ctx, key)
+}
+
+// storageNotTaken returns instance.ErrStorageTaken (wrapped) when another
+// instance owns in's storage. A catalog-only command opened it without
+// the check; an owner that cannot be read soon is not an error here.
+func storageNotTaken(ctx context.Context, in *instance.Instance) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := in.CheckStorage(ctx, false); errors.Is(err, instance.ErrStorageTaken) {
+		return err
+	}
+	return nil
 }
 
 // recordPurged writes a tombstone for the versions purged in storage

@@ -67,6 +67,10 @@ func cmdFeature() *cli.Command {
 				},
 				func(f catalog.Feature, _ bool) []string { return []string{f.Name, f.Dtype, f.Description} }),
 			deleteCommand("feature", "no version has a value of it, no schema lists it",
+				func(c *cli.Context, in *instance.Instance) ([]string, error) {
+					rs, err := in.Catalog.Features(c.Context)
+					return namesOf(rs, err, func(r catalog.Feature) string { return r.Name })
+				},
 				func(c *cli.Context, in *instance.Instance, name string) (catalog.Feature, error) {
 					return in.Catalog.DeleteFeature(c.Context, name)
 				},

@@ -71,6 +71,10 @@ func cmdLabel() *cli.Command {
 				},
 				func(l catalog.Label, _ bool) []string { return []string{l.Name, l.Parent, l.Description} }),
 			deleteCommand("label", "no version has it, no label sits under it",
+				func(c *cli.Context, in *instance.Instance) ([]string, error) {
+					rs, err := in.Catalog.Labels(c.Context)
+					return namesOf(rs, err, func(r catalog.Label) string { return r.Name })
+				},
 				func(c *cli.Context, in *instance.Instance, name string) (catalog.Label, error) {
 					return in.Catalog.DeleteLabel(c.Context, name)
 				},

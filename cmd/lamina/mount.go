@@ -367,7 +367,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	} else if err != nil {
 		// The packs the queue holds still go; the CLI waits a minute for
 		// the daemon's answer, so this waits 40 s at most.
-		err = takenOverUploads(c.Context, s, rem, err, 40*time.Second)
+		err = takenOverUploads(c.Context, s, rem, err, 40*time.Second, nil, true) // the daemon: its error tells the CLI
 		return withStagedTakenOver(c.Context, s, err)
 	}
 	// Another instance may take the storage over while this one is

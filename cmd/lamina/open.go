@@ -43,7 +43,7 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 		// An instance whose storage another took over must not write to
 		// it; the packs its queue holds still go (uploads.go).
 		if err := in.CheckStorage(c.Context, false); err != nil {
-			err = takenOverUploads(c.Context, s, rem, err, 10*time.Minute)
+			err = takenOverUploads(c.Context, s, rem, err, 10*time.Minute, c.App.ErrWriter, c.String("format") == "json")
 			in.Close()
 			return nil, err
 		}

@@ -171,11 +171,12 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	if more {
 		next := vs[limit]
 		vs = vs[:limit]
-		// With --all-versions a key has several rows: a page never ends
-		// between two versions of a key, as the next page (--after KEY)
-		// would skip the rest. A key of more versions than the page is
-		// listed whole.
-		if k := vs[len(vs)-1].Key; f.AllVersions && next.Key == k {
+		// With --all-versions a key has several rows: a page by key
+		// never ends between two versions of a key, as the next page
+		// (--after KEY) would skip the rest. A key of more versions than
+		// the page is listed whole. In another order there is no next
+		// page (--after is refused): the first --limit rows, as said.
+		if k := vs[len(vs)-1].Key; f.AllVersions && byKey(f.Order) && next.Key == k {
 			if n := slices.IndexFunc(vs, func(v catalog.Version) bool { return v.Key == k }); n > 0 {
 				vs = vs[:n]
 			} else {

@@ -287,7 +287,8 @@ func TestNotUTF8(t *testing.T) {
 // TestCollectionDelete (both catalogs): collection delete removes every
 // version of a collection and says what it held; its members stay, and
 // delete --permanent of one is no longer refused for it. A name that is
-// no collection is said, the others go on, exit 1.
+// no collection is said and refuses the command before anything goes
+// (exit 1): `collection delete nope pick` deleted pick, then exited 1.
 func TestCollectionDelete(t *testing.T) {
 	onBothCatalogs(t, func(t *testing.T, e *env) {
 		e.ok("save", e.write("a.csv", []byte("a\n")), "--key", "a.csv")
@@ -300,10 +301,16 @@ func TestCollectionDelete(t *testing.T) {
 		if !strings.Contains(explain(err), "lamina collection delete NAME") {
 			t.Fatalf("delete --permanent does not name collection delete: %v", err)
 		}
-		out, errs, err := e.run("collection", "delete", "pick", "nope")
-		if codeOf(err) != 1 || !strings.Contains(errs, `no collection "nope"`) || !strings.Contains(explain(err), "1 collection not deleted") {
-			t.Fatalf("collection delete pick nope: exit %d %v\n%s", codeOf(err), err, errs)
+		for _, args := range [][]string{{"nope", "pick"}, {"pick", "nope"}} {
+			out, errs, err := e.run(append([]string{"collection", "delete"}, args...)...)
+			if codeOf(err) != 1 || !strings.Contains(errs, `no collection "nope"`) || !strings.Contains(explain(err), "1 unknown collection: nothing deleted") || out != "" {
+				t.Fatalf("collection delete %v: exit %d %v\n%s%s", args, codeOf(err), err, out, errs)
+			}
+			if out := e.ok("collection", "ls"); !strings.Contains(out, "pick") {
+				t.Fatalf("collection delete %v deleted pick:\n%s", args, out)
+			}
 		}
+		out := e.ok("collection", "delete", "pick")
 		if want := `deleted collection "pick" (2 versions; v2 held 2 artifact versions: a.csv@v1, b.csv@v1; they stay as they are)` + "\n"; out != want {
 			t.Fatalf("collection delete said %q, want %q", out, want)
 		}
@@ -368,4 +375,41 @@ func TestCollectionDeleteMounted(t *testing.T) {
 			t.Fatalf("%s made again: %s, want b.csv", p, got)
 		}
 	}
+}
+
+// TestLsAllVersionsLimitOtherOrder: ls --all-versions --limit N in an
+// order other than by key lists the first N rows of that order. The rule
+// that a page never ends between two versions of a key (for --after) ran
+// in any order and replaced the page with the versions of its last key:
+// y's version went missing, and a key of 3 versions gave 3 rows for
+// --limit 2.
+func TestLsAllVersionsLimitOtherOrder(t *testing.T) {
+	onBothCatalogs(t, func(t *testing.T, e *env) {
+		e.ok("save", e.write("x.txt", []byte("x1\n")), "--key", "r/x.txt")
+		e.ok("save", e.write("y.txt", []byte("y1\n")), "--key", "r/y.txt")
+		e.ok("save", e.write("x.txt", []byte("x2\n")), "--key", "r/x.txt")
+		e.ok("save", e.write("x.txt", []byte("x3\n")), "--key", "r/x.txt")
+		for _, c := range []struct {
+			order string
+			limit string
+			want  string
+		}{
+			{"created_at", "3", "r/x.txt@v1 r/y.txt@v1 r/x.txt@v2"},
+			{"-created_at", "3", "r/x.txt@v3 r/x.txt@v2 r/y.txt@v1"},
+			{"created_at", "2", "r/x.txt@v1 r/y.txt@v1"},
+			{"-created_at", "2", "r/x.txt@v3 r/x.txt@v2"},
+			{"-created_at", "1", "r/x.txt@v3"},
+		} {
+			out, errs, err := e.run("ls", "--order", c.order, "--all-versions", "--limit", c.limit, "--format", "json", "r/")
+			if err != nil {
+				t.Fatalf("ls --order %s --limit %s: %v\n%s", c.order, c.limit, err, errs)
+			}
+			if got := strings.Join(keysOf(t, out), " "); got != c.want {
+				t.Fatalf("ls --order %s --all-versions --limit %s: %s, want %s", c.order, c.limit, got, c.want)
+			}
+			if !strings.Contains(errs, "(showing the first "+c.limit+"; raise --limit for more)") {
+				t.Fatalf("ls --order %s --limit %s: stderr %q", c.order, c.limit, errs)
+			}
+		}
+	})
 }

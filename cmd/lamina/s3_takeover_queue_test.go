@@ -205,3 +205,114 @@ func TestS3TakeOverMountQueueHoldsRecords(t *testing.T) {
 		t.Fatal("the new owner reads other bytes")
 	}
 }
+
+// After a take-over, delete --permanent on the old machine wrote its
+// record of the purge (a tombstone of a version the new owner's catalog
+// holds) into the new owner's storage, through the CLI's write-through
+// upload that never asked the queue's Allow; both deletes exited 0. Now
+// the permanent delete is refused before anything changes, as save is
+// (a delete to the trash changes the old catalog only: still allowed),
+// and no record lands.
+func TestS3TakeOverPurgeWritesNoRecord(t *testing.T) {
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e.ok("save", e.file("w1.bin", randomBytes(t, 10<<10)), "--key", "w1.bin")
+	export := filepath.Join(e.dir, "s3.jsonl")
+	e.ok("export-catalog", export)
+	b := e.secondHome("b")
+	b.ok("init", "--storage", "s3://"+e.bucket+"/lab", "--name", "tb", "--endpoint", e.srv.Endpoint,
+		"--region", "us-east-1", "--path-style", "--take-over")
+	b.ok("import-catalog", export)
+	records := e.objects("records/")
+
+	e.ok("delete", "w1.bin")
+	_, errs, err := e.run("delete", "--permanent", "--yes", "w1.bin")
+	if err == nil || !strings.Contains(errs, "took") || !strings.Contains(errs, "nothing deleted") {
+		t.Fatalf("delete --permanent after a take-over: %v, want refused naming the take-over\n%s", err, errs)
+	}
+	if n := e.objects("records/"); n != records {
+		t.Fatalf("%d record objects in the bucket, %d before: the old instance wrote a record after the take-over", n, records)
+	}
+	if out := e.ok("ls", "--trash"); !strings.Contains(out, "w1.bin") {
+		t.Fatalf("the refused purge changed the old catalog: trash\n%s", out)
+	}
+	if out := b.ok("ls"); !strings.Contains(out, "w1.bin") {
+		t.Fatalf("the new owner lost w1.bin:\n%s", out)
+	}
+}
+
+// Not mounted, status --format json counted the record an instance keeps
+// after a take-over (never uploaded by it) as an upload to come, with no
+// held field, where a mount's entry counts it held; cache push said it
+// was uploading it. Now both count the packs only and the records held.
+func TestS3TakeOverUnmountedCountsHeld(t *testing.T) {
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e.proxy.Only("PUT ")
+	e.proxy.Always(s3test.Status503)
+	if _, errs, err := e.run("save", e.file("q.bin", randomBytes(t, 20<<10)), "--key", "x/q.bin"); err != nil {
+		t.Fatalf("save with PUTs refused: %v\n%s", err, errs)
+	}
+	e.proxy.Always(s3test.None)
+	b := e.secondHome("b")
+	b.ok("init", "--storage", "s3://"+e.bucket+"/lab", "--name", "tb", "--endpoint", e.srv.Endpoint,
+		"--region", "us-east-1", "--path-style", "--take-over")
+
+	// status reads how many go and how many are held.
+	status := func(wantObjects, wantHeld int) {
+		t.Helper()
+		out, errs, _ := e.run("status", "--format", "json") // exits 3: not mounted
+		var st []struct {
+			TakenOver string         `json:"taken_over_by"`
+			Uploads   *cache.Pending `json:"uploads"`
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil || len(st) != 1 || st[0].Uploads == nil {
+			t.Fatalf("status --format json: %v\n%s%s", err, out, errs)
+		}
+		u := st[0].Uploads
+		if u.Objects != wantObjects || len(u.Held) != wantHeld || st[0].TakenOver != "tb" ||
+			(wantHeld > 0 && (!strings.HasPrefix(u.Held[0].Name, "records/") || !strings.Contains(u.HeldWhy, "tb"))) {
+			t.Fatalf("status --format json after the take-over: %s\nwant %d objects, %d held (the record), taken over by tb", out, wantObjects, wantHeld)
+		}
+	}
+	status(1, 1) // the pack goes, the record is held
+
+	_, errs, err := e.run("cache", "push")
+	if err != nil || !strings.Contains(errs, "uploading 1 objects") {
+		t.Fatalf("cache push with a pack and a record queued after a take-over: %v\n%s\nwant it to upload the pack only", err, errs)
+	}
+	status(0, 1)
+	out, errs, err := e.run("cache", "push")
+	if err != nil || strings.Contains(errs, "uploading") || !strings.Contains(out, "records/") {
+		t.Fatalf("cache push with only a record kept after a take-over: %v\n%s%s\nwant no upload announced, the record named", err, out, errs)
+	}
+}
+
+// A refused save (or get) after a take-over uploads the packs its queue holds
+// first, for up to 10 minutes, and said nothing meanwhile. Now one line
+// on stderr (never stdout) says what it uploads first and how to stop;
+// here the pack's PUTs fail, so it ends naming cache push.
+func TestS3TakeOverRefusedSaveSaysItUploads(t *testing.T) {
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e.proxy.Only("PUT ")
+	e.proxy.Always(s3test.Status503)
+	if _, errs, err := e.run("save", e.file("q.bin", randomBytes(t, 20<<10)), "--key", "x/q.bin"); err != nil {
+		t.Fatalf("save with PUTs refused: %v\n%s", err, errs)
+	}
+	e.proxy.Always(s3test.None)
+	b := e.secondHome("b")
+	b.ok("init", "--storage", "s3://"+e.bucket+"/lab", "--name", "tb", "--endpoint", e.srv.Endpoint,
+		"--region", "us-east-1", "--path-style", "--take-over")
+	e.proxy.Only("PUT ")
+	e.proxy.Always(s3test.Status503)
+	out, errs, err := e.run("save", e.file("r.bin", []byte("r\n")), "--key", "x/r.bin", "--format", "json")
+	if err == nil {
+		t.Fatalf("save after the take-over succeeded\n%s", errs)
+	}
+	first, _, _ := strings.Cut(errs, "\n")
+	if !strings.HasPrefix(first, "lamina: instance tb took the storage over; uploading first the 1 pack (") ||
+		!strings.Contains(first, "`lamina --instance s3 cache push`") || strings.Contains(out, "uploading") {
+		t.Fatalf("refused save with a pack queued: want a first line on stderr saying it uploads 1 queued pack\nstdout:\n%s\nstderr:\n%s", out, errs)
+	}
+	if !strings.Contains(errs, "1 objects") || !strings.Contains(errs, "cache push` tries again") {
+		t.Fatalf("refused save whose pack could not go: want the pack still waiting and cache push named\n%s", errs)
+	}
+}

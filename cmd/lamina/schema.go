@@ -55,6 +55,10 @@ func cmdSchema() *cli.Command {
 				},
 				func(s catalog.Schema, _ bool) []string { return []string{s.Name, schemaText(s), s.Description} }),
 			deleteCommand("schema", "no version was curated with it",
+				func(c *cli.Context, in *instance.Instance) ([]string, error) {
+					rs, err := in.Catalog.Schemas(c.Context)
+					return namesOf(rs, err, func(r catalog.Schema) string { return r.Name })
+				},
 				func(c *cli.Context, in *instance.Instance, name string) (catalog.Schema, error) {
 					return in.Catalog.DeleteSchema(c.Context, name)
 				},

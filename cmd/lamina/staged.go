@@ -189,16 +189,22 @@ func unmountedOf(ctx context.Context, s instance.Settings, stale []string) (unmo
 		um.StagedError = err.Error()
 	}
 	um.Staged = files
-	if len(files) > 0 {
+	var p cache.Pending
+	if isS3(s) {
+		if p, err = cache.ScanUploads(s.UploadDir()); err == nil && p.Objects > 0 {
+			um.Uploads = &p
+		}
+	}
+	if len(files) > 0 || um.Uploads != nil {
 		if o, ok, err := storageTakenBy(ctx, s); err != nil {
 			um.OwnerError = err.Error()
 		} else if ok {
 			um.TakenOver = o.Name
-		}
-	}
-	if isS3(s) {
-		if p, err := cache.ScanUploads(s.UploadDir()); err == nil && p.Objects > 0 {
-			um.Uploads = &p
+			if um.Uploads != nil {
+				// What no process of s uploads any more is held, as a
+				// mount's entry counts it, not an upload to come.
+				holdAfterTakeOver(um.Uploads, o)
+			}
 		}
 	}
 	return um, len(stale) > 0 || len(files) > 0 || um.StagedError != "" || um.Uploads != nil

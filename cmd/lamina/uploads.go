@@ -193,6 +193,31 @@ func queueTakenOver(s instance.Settings, owner string, items []cache.PendingItem
 	return strings.Join(parts, "; ")
 }
 
+// holdAfterTakeOver moves what of p (a ScanUploads, with its Items) the
+// queue no longer uploads now that instance o owns the storage (all but
+// packs and ontology objects named by digest: instance.AddableAfterTakeOver)
+// from Objects and Bytes to Held, as a mount's queue counts them
+// (queueAllow). Not mounted, status counted the old catalog's records
+// as uploads to come, and cache push said it was uploading them.
+func holdAfterTakeOver(p *cache.Pending, o instance.Owner) {
+	var goes []cache.PendingItem
+	for _, it := range p.Items {
+		if instance.AddableAfterTakeOver(it.Name) {
+			goes = append(goes, it)
+			continue
+		}
+		p.Held = append(p.Held, it)
+		p.HeldBytes += it.Size
+		p.Objects--
+		p.Bytes -= it.Size
+	}
+	p.Items = goes
+	if len(p.Held) > 0 && p.HeldWhy == "" {
+		p.HeldWhy = fmt.Sprintf("%v: %v: instance %q took it over on %s; this one may only read it",
+			cache.ErrHold, instance.ErrStorageTaken, o.Name, o.Since.Format(time.DateOnly))
+	}
+}
+
 // keptAfterTakeOver names the staged objects of instance s that are not
 // uploaded now that owner has the storage, and where they are kept.
 func keptAfterTakeOver(s instance.Settings, owner string, kept []cache.PendingItem) string {
@@ -212,7 +237,10 @@ func keptAfterTakeOver(s instance.Settings, owner string, kept []cache.PendingIt
 // another instance owns its storage (err): it uploads what of the queue
 // may still go (packs: the new owner's catalog may name them), for at
 // most limit, and says in the error returned what went and what is kept.
-func takenOverUploads(ctx context.Context, s instance.Settings, rem *remote, err error, limit time.Duration) error {
+// say, if not nil (a CLI command's stderr), hears first what it uploads,
+// and a bar shows how far unless quiet (--format json): a refused get or
+// save waited up to limit without a word.
+func takenOverUploads(ctx context.Context, s instance.Settings, rem *remote, err error, limit time.Duration, say io.Writer, quiet bool) error {
 	if rem == nil || !errors.Is(err, instance.ErrStorageTaken) {
 		return err
 	}
@@ -229,7 +257,27 @@ func takenOverUploads(ctx context.Context, s instance.Settings, rem *remote, err
 	rem.quiet = true // the close says nothing more of the queue
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	rem.drain(ctx, 30*time.Second, nil)
+	var progress func(cache.Pending)
+	if scan, serr := cache.ScanUploads(s.UploadDir()); serr == nil && say != nil {
+		holdAfterTakeOver(&scan, instance.Owner{Name: owner})
+		if scan.Objects > 0 {
+			fmt.Fprintf(say, "lamina: instance %s took the storage over; uploading first the %s (%s) this machine queued (Ctrl-C stops; `lamina --instance %s cache push` uploads %s later)…\n",
+				owner, plural(scan.Objects, "pack"), humanBytes(scan.Bytes), shellArg(s.Name), them(scan.Objects))
+			bar := newProgress("uploading queued packs", scan.Bytes, quiet)
+			defer bar.Done()
+			if add := bar.Func(); add != nil {
+				var shown int64
+				progress = func(p cache.Pending) {
+					// p.Bytes counts the records too until the queue holds them.
+					if done := min(max(scan.Bytes-p.Bytes, 0), scan.Bytes); done > shown {
+						add(done - shown)
+						shown = done
+					}
+				}
+			}
+		}
+	}
+	rem.drain(ctx, 30*time.Second, progress)
 	p = rem.up.Pending()
 	var says []string
 	if p.Uploaded > 0 {
