@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	lfs "github.com/lamina-bio/lamina/fs"
 )
 
 // The upload queue, the staging folder, the tombstone queue and the
@@ -235,5 +239,73 @@ func TestMountRefusedWhileStagingLeftInCache(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(old, "00aa")); err != nil || string(b) != "old bytes" {
 		t.Fatalf("the staged file left in the cache folder: %q %v", b, err)
+	}
+}
+
+// A daemon killed with uploads queued, then its PID taken by another
+// process (after a reboot the state file stays in the data folder when
+// XDG_RUNTIME_DIR is unset). Status named the staged files but not the
+// queued uploads. And the other process was taken for the daemon: every
+// command said the cache folder's queues were "still in use by a running
+// older lamina", status that the daemon was hung, and umount sent it
+// SIGTERM. Now a PID counts only if its start time is the daemon's.
+func TestS3KilledDaemonPIDReused(t *testing.T) {
+	e := newS3Env(t)
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	e.proxy.Down()
+	os.MkdirAll(filepath.Join(mnt, "t"), 0o755)
+	if err := os.WriteFile(filepath.Join(mnt, "t", "queued.bin"), randomBytes(t, 1<<20), 0o644); err != nil {
+		t.Fatalf("write through the mount: %v", err)
+	}
+	e.killDaemon("s3")
+	out, errs, err := e.run("status")
+	if err == nil || !strings.Contains(errs, "is gone") || !strings.Contains(out, "uploads:") || strings.Contains(out, "none pending") {
+		t.Fatalf("status after the daemon was killed: %v\n%s%s", err, out, errs)
+	}
+
+	// Another process gets the daemon's PID.
+	stand := exec.Command("sleep", "600")
+	stand.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := stand.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stand.Process.Kill(); stand.Wait() })
+	statePath := filepath.Join(e.dir, "run", "lamina", "s3", "mount.json")
+	b, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	st["pid"] = stand.Process.Pid
+	b, _ = json.Marshal(st)
+	if err := os.WriteFile(statePath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// And an older lamina's scratch folder waits in the cache folder.
+	if err := os.MkdirAll(filepath.Join(e.cacheDir(), "scratch"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.cacheDir(), "scratch", "x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, err = e.run("status")
+	if err == nil || !strings.Contains(errs, "is gone") || strings.Contains(out+errs, "still u") || strings.Contains(out+errs, "hung") {
+		t.Fatalf("status with the daemon's PID reused: %v\n%s%s", err, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(e.dataDir(), "scratch", "x")); err != nil {
+		t.Errorf("the old scratch folder did not move: %v", err)
+	}
+	out, errs, err = e.run("umount", mnt)
+	if err != nil || strings.Contains(out+errs, "still u") {
+		t.Fatalf("umount with the daemon's PID reused: %v\n%s%s", err, out, errs)
+	}
+	if processState(stand.Process.Pid) == 0 {
+		t.Fatal("umount stopped the process that had the dead daemon's PID")
+	}
+	if _, ok := lfs.MountInfo(mnt); ok {
+		t.Fatal("the stale mount is still there after umount")
 	}
 }
