@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
@@ -21,6 +22,16 @@ import (
 // on w what it moved or had to leave. It runs for every command that
 // selects an instance: the first command of a new lamina moves them.
 func moveFromCache(w io.Writer, dirs instance.Dirs, s instance.Settings) {
+	// A command that selects the instance twice says it once.
+	movedMu.Lock()
+	defer movedMu.Unlock()
+	if movedFor[s.DataDir] {
+		w = io.Discard
+	}
+	if movedFor == nil {
+		movedFor = map[string]bool{}
+	}
+	movedFor[s.DataDir] = true
 	who := "a running mount of the instance"
 	r, err := instance.MoveFromCache(s, func() bool {
 		runs, build := daemonRuns(dirs, s)
@@ -62,6 +73,11 @@ func moveFromCache(w io.Writer, dirs instance.Dirs, s instance.Settings) {
 	}
 }
 
+var (
+	movedMu  sync.Mutex
+	movedFor map[string]bool // the data folders moveFromCache reported on
+)
+
 // daemonRuns says whether a mount daemon of s runs (its socket answers, or
 // its state file names a live process that is verifiably it: readState),
 // and its build when its socket says so ("" otherwise).
@@ -93,4 +109,18 @@ func leftInCache(s instance.Settings) string {
 		}
 	}
 	return ""
+}
+
+// oldUploadQueue is the upload queue an older lamina kept in the cache
+// folder, while it is still there (its process still runs and holds it:
+// MoveFromCache moves it at a start after that): "" when there is none.
+func oldUploadQueue(s instance.Settings) string {
+	if s.CacheDir == "" || filepath.Clean(s.CacheDir) == filepath.Clean(s.DataDir) {
+		return ""
+	}
+	p := filepath.Join(s.CacheDir, "uploads")
+	if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+		return ""
+	}
+	return p
 }

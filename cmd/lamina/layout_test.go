@@ -309,3 +309,36 @@ func TestS3KilledDaemonPIDReused(t *testing.T) {
 		t.Fatal("the stale mount is still there after umount")
 	}
 }
+
+// While an older lamina still runs with its upload queue in the cache
+// folder (it holds the queue's lock: nothing moves it), `cache info` and
+// export-catalog's warning counted only the new queue.
+func TestS3OldQueueInUseIsCounted(t *testing.T) {
+	e := newS3Env(t)
+	old := filepath.Join(e.cacheDir(), "uploads")
+	if err := os.MkdirAll(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "packs%2Faa%2Faabbccddeeff00112233445566778899"), []byte("pack one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.OpenFile(filepath.Join(old, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, err := e.run("cache", "info")
+	if err != nil || !strings.Contains(out, "1 objects") || !strings.Contains(out, old) {
+		t.Fatalf("cache info with an older lamina's queue in use: %v\n%s%s", err, out, errs)
+	}
+	if strings.Count(errs, "still uses") != 1 {
+		t.Errorf("cache info said other than one line of what is in use:\n%s", errs)
+	}
+	out, errs, err = e.run("export-catalog", filepath.Join(e.dir, "dump.jsonl"))
+	if err != nil || !strings.Contains(errs, "1 pack") || !strings.Contains(errs, old) {
+		t.Fatalf("export-catalog with an older lamina's queue in use: %v\n%s%s", err, out, errs)
+	}
+}
