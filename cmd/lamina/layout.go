@@ -56,7 +56,7 @@ func moveFromCache(w io.Writer, dirs instance.Dirs, s instance.Settings) {
 		if len(r.Busy) == 1 && filepath.Base(r.Busy[0]) == "uploads" {
 			who = "a running lamina (its upload queue)"
 		}
-		fmt.Fprintf(w, "lamina: %s still uses %s in %s; they move to %s at a start after it stops, and meanwhile it keeps using them\n",
+		fmt.Fprintf(w, "lamina: %s still uses %s in %s: moved to %s at a start after it stops (meanwhile it keeps using what is there)\n",
 			who, strings.Join(names, ", "), filepath.Dir(r.Busy[0]), s.DataDir)
 	}
 	for _, p := range r.Kept {

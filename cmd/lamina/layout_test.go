@@ -342,3 +342,26 @@ func TestS3OldQueueInUseIsCounted(t *testing.T) {
 		t.Fatalf("export-catalog with an older lamina's queue in use: %v\n%s%s", err, out, errs)
 	}
 }
+
+// A scratch folder left in the cache folder while a daemon of this build
+// is mounted (it uses the data folder's): moved, not "still in use by a
+// running older lamina" at every command.
+func TestOldScratchMovesUnderThisBuildsDaemon(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	old := filepath.Join(e.dir, "cache", "lamina", "m", "scratch")
+	if err := os.MkdirAll(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, err := e.run("status")
+	if err != nil || strings.Contains(errs, "still u") || strings.Contains(errs, "older lamina") {
+		t.Fatalf("status: %v\n%s%s", err, out, errs)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.dir, "data", "lamina", "m", "scratch", "x")); err != nil || string(b) != "x" {
+		t.Fatalf("the old scratch file in the data folder: %q %v", b, err)
+	}
+}
