@@ -13,6 +13,7 @@ import (
 	"time"
 
 	lfs "github.com/lamina-bio/lamina/fs"
+	"github.com/lamina-bio/lamina/instance"
 )
 
 // The upload queue, the staging folder, the tombstone queue and the
@@ -363,5 +364,42 @@ func TestOldScratchMovesUnderThisBuildsDaemon(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(e.dir, "data", "lamina", "m", "scratch", "x")); err != nil || string(b) != "x" {
 		t.Fatalf("the old scratch file in the data folder: %q %v", b, err)
+	}
+}
+
+// The state file of an older lamina's daemon has no start time: its PID
+// counts when the process's command line is that daemon's, and the start
+// time is recorded then.
+func TestOlderStateFileWithoutStartTime(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	pid := e.daemonPID("m")
+	statePath := filepath.Join(e.dir, "run", "lamina", "m", "mount.json")
+	var st map[string]any
+	if b, err := os.ReadFile(statePath); err != nil || json.Unmarshal(b, &st) != nil || st["start_ticks"] == nil {
+		t.Fatalf("the state file has no start time: %v %v", st, err)
+	}
+	delete(st, "start_ticks")
+	b, _ := json.Marshal(st)
+	if err := os.WriteFile(statePath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range [][2]string{{"HOME", "home"}, {"XDG_CONFIG_HOME", "cfg"}, {"XDG_DATA_HOME", "data"}, {"XDG_CACHE_HOME", "cache"}, {"XDG_RUNTIME_DIR", "run"}} {
+		t.Setenv(kv[0], filepath.Join(e.dir, kv[1]))
+	}
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readState(dirs, "m"); err != nil || got.PID != pid || got.StartTicks == 0 {
+		t.Fatalf("the state of an older daemon: %+v %v, want pid %d and its start time", got, err, pid)
+	}
+	if got, err := readState(dirs, "m"); err != nil || got.PID != pid || got.StartTicks == 0 {
+		t.Fatalf("the state of an older daemon, read again: %+v %v", got, err)
+	}
+	out := e.ok("umount", mnt)
+	if !strings.Contains(out, "unmounted") || processState(pid) != 0 {
+		t.Fatalf("umount of an older daemon's mount: %s (daemon alive: %v)", out, processState(pid) != 0)
 	}
 }
