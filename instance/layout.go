@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -64,7 +66,26 @@ type MoveReport struct {
 	// Kept are old entries that could not move because an entry of the
 	// same name and other content is in the new folder: left in place.
 	Kept []string
+	// Dropped are sockets of the old scratch folder, removed: they mean
+	// nothing once the process that bound them is gone. (FIFOs are made
+	// anew; hard links across file systems become separate copies.)
+	Dropped []string
+	// Unsupported are entries of a kind that cannot be moved across file
+	// systems (device nodes): left in place, and in the report only the
+	// first time (unsupportedSeen).
+	Unsupported []string
 }
+
+// errDropped and errUnsupported are what moveEntry says of an entry
+// that it does not move: a socket, to remove; a device node, to leave.
+var (
+	errDropped     = errors.New("socket dropped")
+	errUnsupported = errors.New("entry of a kind that cannot move")
+)
+
+// unsupportedSeen is the file in the data folder that lists the
+// unsupported entries reported already, so that each is reported once.
+const unsupportedSeen = "layout.unsupported"
 
 // MoveFromCache moves the upload queue, the staging folder, the tombstone
 // queue and the scratch folder that an older lamina kept in the cache
@@ -141,7 +162,8 @@ func MoveFromCache(s Settings, daemonLive func() bool) (MoveReport, error) {
 				continue
 			}
 		}
-		kept, err := moveFolder(old, dst, name == "staging")
+		left := len(r.Unsupported)
+		kept, err := moveFolder(old, dst, name == "staging", &r)
 		if unlock != nil {
 			unlock()
 		}
@@ -150,11 +172,32 @@ func MoveFromCache(s Settings, daemonLive func() bool) (MoveReport, error) {
 			errs = append(errs, fmt.Errorf("move %s to %s: %w", old, dst, err))
 			continue
 		}
-		if len(kept) == 0 {
+		if len(kept) == 0 && len(r.Unsupported) == left {
 			r.Moved = append(r.Moved, old)
 		}
 	}
+	r.Unsupported = onlyNew(filepath.Join(s.DataDir, unsupportedSeen), r.Unsupported, len(r.Busy) == 0)
 	return r, errors.Join(errs...)
+}
+
+// onlyNew returns the paths of left that the list in file seen does not
+// have, and makes the file list all of left (removed when none is left
+// and all was looked at).
+func onlyNew(seen string, left []string, all bool) []string {
+	b, _ := os.ReadFile(seen)
+	old := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var fresh []string
+	for _, p := range left {
+		if !slices.Contains(old, p) {
+			fresh = append(fresh, p)
+		}
+	}
+	if len(left) == 0 && all {
+		os.Remove(seen)
+	} else if len(fresh) > 0 {
+		os.WriteFile(seen, []byte(strings.Join(left, "\n")+"\n"), 0o600)
+	}
+	return fresh
 }
 
 // lockOldQueue takes the lock of the upload queue in dir without waiting
@@ -178,7 +221,7 @@ func lockOldQueue(dir string) (*os.File, error) {
 // moveFolder moves folder old to dst and returns the old entries it left
 // in place (a conflict). staging: the journal goes last, appended to a
 // journal dst has.
-func moveFolder(old, dst string, staging bool) ([]string, error) {
+func moveFolder(old, dst string, staging bool, rep *MoveReport) ([]string, error) {
 	if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
 		err := os.Rename(old, dst)
 		if err == nil {
@@ -188,11 +231,12 @@ func moveFolder(old, dst string, staging bool) ([]string, error) {
 			return nil, err
 		}
 	}
-	kept, err := mergeInto(old, dst, staging)
+	left := len(rep.Unsupported)
+	kept, err := mergeInto(old, dst, staging, rep)
 	if err != nil {
 		return kept, err
 	}
-	if len(kept) == 0 {
+	if len(kept) == 0 && len(rep.Unsupported) == left {
 		os.Remove(filepath.Join(old, ".lock"))
 		if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return kept, err
@@ -204,7 +248,7 @@ func moveFolder(old, dst string, staging bool) ([]string, error) {
 
 // mergeInto moves every entry of folder old into folder dst (made with
 // old's mode if missing), subfolders recursively; old itself stays.
-func mergeInto(old, dst string, staging bool) ([]string, error) {
+func mergeInto(old, dst string, staging bool, rep *MoveReport) ([]string, error) {
 	info, err := os.Lstat(old)
 	if err != nil {
 		return nil, err
@@ -230,9 +274,17 @@ func mergeInto(old, dst string, staging bool) ([]string, error) {
 			continue
 		}
 		from, to := filepath.Join(old, name), filepath.Join(dst, name)
-		k, err := moveEntry(from, to, staging && name == "journal")
+		k, err := moveEntry(from, to, staging && name == "journal", rep)
 		kept = append(kept, k...)
-		if err != nil {
+		switch {
+		case errors.Is(err, errDropped):
+			if err := os.Remove(from); err != nil {
+				errs = append(errs, err)
+			}
+			rep.Dropped = append(rep.Dropped, from)
+		case errors.Is(err, errUnsupported):
+			rep.Unsupported = append(rep.Unsupported, from)
+		case err != nil:
 			errs = append(errs, err)
 		}
 	}
@@ -244,7 +296,7 @@ func mergeInto(old, dst string, staging bool) ([]string, error) {
 
 // moveEntry moves from to to. journal: when to exists with other bytes,
 // from's records are appended to it.
-func moveEntry(from, to string, journal bool) ([]string, error) {
+func moveEntry(from, to string, journal bool, rep *MoveReport) ([]string, error) {
 	fi, err := os.Lstat(from)
 	if err != nil {
 		return nil, err
@@ -262,8 +314,9 @@ func moveEntry(from, to string, journal bool) ([]string, error) {
 				return nil, err
 			}
 		}
-		kept, err := mergeInto(from, to, false)
-		if err != nil || len(kept) > 0 {
+		left := len(rep.Unsupported)
+		kept, err := mergeInto(from, to, false, rep)
+		if err != nil || len(kept) > 0 || len(rep.Unsupported) > left {
 			return kept, err
 		}
 		if err := os.Chtimes(to, fi.ModTime(), fi.ModTime()); err != nil {
@@ -313,8 +366,19 @@ func moveEntry(from, to string, journal bool) ([]string, error) {
 		if err := os.Symlink(target, tmp); err != nil {
 			return nil, err
 		}
-	default: // a FIFO or socket in the scratch folder: stays
-		return []string{from}, nil
+	case fi.Mode()&fs.ModeNamedPipe != 0:
+		// A FIFO holds no bytes: made anew in the new place.
+		os.Remove(tmp)
+		if err := unix.Mkfifo(tmp, uint32(fi.Mode().Perm())); err != nil {
+			return nil, err
+		}
+		os.Chmod(tmp, fi.Mode().Perm()) // past the umask
+	case fi.Mode()&fs.ModeSocket != 0:
+		// A socket means nothing without the process that bound it,
+		// which cannot be running (nothing else uses the old folders).
+		return nil, errDropped
+	default: // a device node: stays, said once
+		return nil, errUnsupported
 	}
 	if err := os.Rename(tmp, to); err != nil {
 		os.Remove(tmp)

@@ -2,8 +2,10 @@ package instance_test
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/stage"
+	"golang.org/x/sys/unix"
 )
 
 // layoutSettings are settings whose cache folder is under cacheBase and
@@ -235,5 +238,59 @@ func TestMoveFromCacheLeavesWhatIsInUse(t *testing.T) {
 	files, err := stage.Staged(s.StagingDir())
 	if err != nil || len(files) != 1 {
 		t.Fatalf("staged: %+v %v", files, err)
+	}
+}
+
+// A scratch folder with a FIFO, a socket and a device node, across file
+// systems: the FIFO is made anew, the socket dropped (it meant nothing
+// without the process that bound it), the device node left and reported
+// once. They were all reported as "the data folder has another file of
+// that name", at every start, and the scratch folder never moved.
+func TestMoveFromCacheScratchSpecialFiles(t *testing.T) {
+	shm, err := os.MkdirTemp("/dev/shm", "lamina-layout-")
+	if err != nil {
+		t.Fatalf("a tmpfs for the cache folder: %v", err)
+	}
+	defer os.RemoveAll(shm)
+	s := layoutSettings(shm, t.TempDir())
+	scratch := filepath.Join(s.CacheDir, "scratch")
+	write(t, filepath.Join(scratch, "sub", "log"), []byte("log"), 0o644)
+	if err := syscall.Mkfifo(filepath.Join(scratch, "sub", "pipe"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", filepath.Join(scratch, "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	r, err := instance.MoveFromCache(s, nil)
+	if err != nil || len(r.Kept)+len(r.Unsupported) != 0 || len(r.Dropped) != 1 || !slices.Contains(r.Moved, scratch) {
+		t.Fatalf("move: %+v %v", r, err)
+	}
+	fi, err := os.Lstat(filepath.Join(s.ScratchDir(), "sub", "pipe"))
+	if err != nil || fi.Mode()&os.ModeNamedPipe == 0 || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("the FIFO in the new scratch folder: %v %v", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.ScratchDir(), "sub", "log")); err != nil || string(b) != "log" {
+		t.Fatalf("the file in the new scratch folder: %q %v", b, err)
+	}
+	if _, err := os.Lstat(scratch); !os.IsNotExist(err) {
+		t.Fatalf("the old scratch folder is still there: %v", err)
+	}
+
+	// A device node (root only) cannot be made on every file system:
+	// left in place, reported once.
+	write(t, filepath.Join(scratch, "ok"), []byte("ok"), 0o644)
+	if err := syscall.Mknod(filepath.Join(scratch, "null"), syscall.S_IFCHR|0o600, int(unix.Mkdev(1, 3))); err != nil {
+		t.Skipf("mknod: %v", err)
+	}
+	r, err = instance.MoveFromCache(s, nil)
+	if err != nil || len(r.Kept) != 0 || len(r.Unsupported) != 1 || len(r.Moved) != 0 {
+		t.Fatalf("move with a device node: %+v %v", r, err)
+	}
+	r, err = instance.MoveFromCache(s, nil)
+	if err != nil || len(r.Kept)+len(r.Unsupported) != 0 {
+		t.Fatalf("the device node reported again: %+v %v", r, err)
 	}
 }

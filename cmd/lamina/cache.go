@@ -107,16 +107,29 @@ func cmdCache() *cli.Command {
 					if err != nil {
 						return err
 					}
+					// The queue an older lamina still running keeps in the
+					// cache folder (moved once it stops).
+					var old *cache.Pending
+					oldDir := oldUploadQueue(s)
+					if oldDir != "" {
+						if p, err := cache.ScanUploads(oldDir); err == nil && p.Objects > 0 {
+							old = &p
+						}
+					}
 					if format == "json" {
 						return writeJSON(c.App.Writer, struct {
-							Cache   cache.CacheInfo `json:"cache"`
-							Uploads cache.Pending   `json:"uploads"`
-						}{info, up})
+							Cache      cache.CacheInfo `json:"cache"`
+							Uploads    cache.Pending   `json:"uploads"`
+							OldUploads *cache.Pending  `json:"old_uploads,omitempty"` // in the cache folder, an older lamina's
+						}{info, up, old})
 					}
 					w := c.App.Writer
 					fmt.Fprintf(w, "folder    %s\n", info.Dir)
 					fmt.Fprintf(w, "used      %s of %s (%d blocks of %s)%s\n", humanBytes(info.Used), humanBytes(info.Limit), info.Blocks, humanBytes(cache.DefaultBlockSize), describeCacheDisk(info))
 					fmt.Fprintf(w, "uploads   %s (in %s; never evicted)\n", describePending(up), s.UploadDir())
+					if old != nil {
+						fmt.Fprintf(w, "uploads   %s (in %s, where an older lamina keeps its queue; moved to %s once nothing uses it)\n", describePending(*old), oldDir, s.UploadDir())
+					}
 					return nil
 				},
 			},

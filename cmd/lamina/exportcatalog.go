@@ -427,19 +427,31 @@ func warnQueuedPacks(c *cli.Context) {
 	if err != nil || !isS3(s) {
 		return
 	}
-	p, err := cache.ScanUploads(s.UploadDir())
-	if err != nil {
-		return
-	}
-	n, size := 0, int64(0)
-	for _, it := range p.Items {
-		if cache.IsPackName(it.Name) {
-			n++
-			size += it.Size
+	// The queue, and the one an older lamina still running keeps in
+	// the cache folder (moved once it stops).
+	for _, dir := range []string{s.UploadDir(), oldUploadQueue(s)} {
+		if dir == "" {
+			continue
 		}
-	}
-	if n > 0 {
-		fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s (%s) of this machine still %s in its upload queue (%s): versions of the export may name %s, and an import reads them only once they are in %s; `lamina --instance %s cache push` uploads %s (after a take-over too)\n",
-			plural(n, "pack"), humanBytes(size), verb(n, "waits", "wait"), s.UploadDir(), them(n), s.Storage, shellArg(s.Name), them(n))
+		p, err := cache.ScanUploads(dir)
+		if err != nil {
+			continue
+		}
+		n, size := 0, int64(0)
+		for _, it := range p.Items {
+			if cache.IsPackName(it.Name) {
+				n++
+				size += it.Size
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		how := "`lamina --instance " + shellArg(s.Name) + " cache push` uploads " + them(n) + " (after a take-over too)"
+		if dir != s.UploadDir() {
+			how = "this is where an older lamina keeps its queue: it uploads " + them(n) + " while it runs, or a command of this lamina moves " + them(n) + " to " + s.UploadDir() + " once nothing uses it, and `lamina cache push` uploads " + them(n) + " then"
+		}
+		fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s (%s) of this machine still %s in its upload queue (%s): versions of the export may name %s, and an import reads them only once they are in %s; %s\n",
+			plural(n, "pack"), humanBytes(size), verb(n, "waits", "wait"), dir, them(n), s.Storage, how)
 	}
 }

@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	lfs "github.com/lamina-bio/lamina/fs"
+	"github.com/lamina-bio/lamina/instance"
 )
 
 // The upload queue, the staging folder, the tombstone queue and the
@@ -235,5 +240,166 @@ func TestMountRefusedWhileStagingLeftInCache(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(old, "00aa")); err != nil || string(b) != "old bytes" {
 		t.Fatalf("the staged file left in the cache folder: %q %v", b, err)
+	}
+}
+
+// A daemon killed with uploads queued, then its PID taken by another
+// process (after a reboot the state file stays in the data folder when
+// XDG_RUNTIME_DIR is unset). Status named the staged files but not the
+// queued uploads. And the other process was taken for the daemon: every
+// command said the cache folder's queues were "still in use by a running
+// older lamina", status that the daemon was hung, and umount sent it
+// SIGTERM. Now a PID counts only if its start time is the daemon's.
+func TestS3KilledDaemonPIDReused(t *testing.T) {
+	e := newS3Env(t)
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	e.proxy.Down()
+	os.MkdirAll(filepath.Join(mnt, "t"), 0o755)
+	if err := os.WriteFile(filepath.Join(mnt, "t", "queued.bin"), randomBytes(t, 1<<20), 0o644); err != nil {
+		t.Fatalf("write through the mount: %v", err)
+	}
+	e.killDaemon("s3")
+	out, errs, err := e.run("status")
+	if err == nil || !strings.Contains(errs, "is gone") || !strings.Contains(out, "uploads:") || strings.Contains(out, "none pending") {
+		t.Fatalf("status after the daemon was killed: %v\n%s%s", err, out, errs)
+	}
+
+	// Another process gets the daemon's PID.
+	stand := exec.Command("sleep", "600")
+	stand.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := stand.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stand.Process.Kill(); stand.Wait() })
+	statePath := filepath.Join(e.dir, "run", "lamina", "s3", "mount.json")
+	b, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	st["pid"] = stand.Process.Pid
+	b, _ = json.Marshal(st)
+	if err := os.WriteFile(statePath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// And an older lamina's scratch folder waits in the cache folder.
+	if err := os.MkdirAll(filepath.Join(e.cacheDir(), "scratch"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.cacheDir(), "scratch", "x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, err = e.run("status")
+	if err == nil || !strings.Contains(errs, "is gone") || strings.Contains(out+errs, "still u") || strings.Contains(out+errs, "hung") {
+		t.Fatalf("status with the daemon's PID reused: %v\n%s%s", err, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(e.dataDir(), "scratch", "x")); err != nil {
+		t.Errorf("the old scratch folder did not move: %v", err)
+	}
+	out, errs, err = e.run("umount", mnt)
+	if err != nil || strings.Contains(out+errs, "still u") {
+		t.Fatalf("umount with the daemon's PID reused: %v\n%s%s", err, out, errs)
+	}
+	if processState(stand.Process.Pid) == 0 {
+		t.Fatal("umount stopped the process that had the dead daemon's PID")
+	}
+	if _, ok := lfs.MountInfo(mnt); ok {
+		t.Fatal("the stale mount is still there after umount")
+	}
+}
+
+// While an older lamina still runs with its upload queue in the cache
+// folder (it holds the queue's lock: nothing moves it), `cache info` and
+// export-catalog's warning counted only the new queue.
+func TestS3OldQueueInUseIsCounted(t *testing.T) {
+	e := newS3Env(t)
+	old := filepath.Join(e.cacheDir(), "uploads")
+	if err := os.MkdirAll(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "packs%2Faa%2Faabbccddeeff00112233445566778899"), []byte("pack one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.OpenFile(filepath.Join(old, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, err := e.run("cache", "info")
+	if err != nil || !strings.Contains(out, "1 objects") || !strings.Contains(out, old) {
+		t.Fatalf("cache info with an older lamina's queue in use: %v\n%s%s", err, out, errs)
+	}
+	if strings.Count(errs, "still uses") != 1 {
+		t.Errorf("cache info said other than one line of what is in use:\n%s", errs)
+	}
+	out, errs, err = e.run("export-catalog", filepath.Join(e.dir, "dump.jsonl"))
+	if err != nil || !strings.Contains(errs, "1 pack") || !strings.Contains(errs, old) {
+		t.Fatalf("export-catalog with an older lamina's queue in use: %v\n%s%s", err, out, errs)
+	}
+}
+
+// A scratch folder left in the cache folder while a daemon of this build
+// is mounted (it uses the data folder's): moved, not "still in use by a
+// running older lamina" at every command.
+func TestOldScratchMovesUnderThisBuildsDaemon(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	old := filepath.Join(e.dir, "cache", "lamina", "m", "scratch")
+	if err := os.MkdirAll(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, err := e.run("status")
+	if err != nil || strings.Contains(errs, "still u") || strings.Contains(errs, "older lamina") {
+		t.Fatalf("status: %v\n%s%s", err, out, errs)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.dir, "data", "lamina", "m", "scratch", "x")); err != nil || string(b) != "x" {
+		t.Fatalf("the old scratch file in the data folder: %q %v", b, err)
+	}
+}
+
+// The state file of an older lamina's daemon has no start time: its PID
+// counts when the process's command line is that daemon's, and the start
+// time is recorded then.
+func TestOlderStateFileWithoutStartTime(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	pid := e.daemonPID("m")
+	statePath := filepath.Join(e.dir, "run", "lamina", "m", "mount.json")
+	var st map[string]any
+	if b, err := os.ReadFile(statePath); err != nil || json.Unmarshal(b, &st) != nil || st["start_ticks"] == nil {
+		t.Fatalf("the state file has no start time: %v %v", st, err)
+	}
+	delete(st, "start_ticks")
+	b, _ := json.Marshal(st)
+	if err := os.WriteFile(statePath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range [][2]string{{"HOME", "home"}, {"XDG_CONFIG_HOME", "cfg"}, {"XDG_DATA_HOME", "data"}, {"XDG_CACHE_HOME", "cache"}, {"XDG_RUNTIME_DIR", "run"}} {
+		t.Setenv(kv[0], filepath.Join(e.dir, kv[1]))
+	}
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readState(dirs, "m"); err != nil || got.PID != pid || got.StartTicks == 0 {
+		t.Fatalf("the state of an older daemon: %+v %v, want pid %d and its start time", got, err, pid)
+	}
+	if got, err := readState(dirs, "m"); err != nil || got.PID != pid || got.StartTicks == 0 {
+		t.Fatalf("the state of an older daemon, read again: %+v %v", got, err)
+	}
+	out := e.ok("umount", mnt)
+	if !strings.Contains(out, "unmounted") || processState(pid) != 0 {
+		t.Fatalf("umount of an older daemon's mount: %s (daemon alive: %v)", out, processState(pid) != 0)
 	}
 }

@@ -41,7 +41,18 @@ type mountState struct {
 	Started    time.Time `json:"started"`
 	Log        string    `json:"log"`
 	Dev        string    `json:"dev,omitempty"` // the mount's device (major:minor): tells it from another instance's of the same name
+	// StartTicks is the daemon's start time (field 22 of /proc/PID/stat):
+	// with PID, it tells the daemon from a process that got its PID after
+	// it died (a reboot keeps a state file in the data folder).
+	StartTicks uint64 `json:"start_ticks,omitempty"`
+
+	// goneDaemon is the PID the file names when that process is not the
+	// daemon (readState then sets PID to 0): for messages only.
+	goneDaemon int
 }
+
+// shownPID is the daemon's PID for messages: the one the state file names.
+func (st mountState) shownPID() int { return cmp.Or(st.PID, st.goneDaemon) }
 
 // mountStatus is what `lamina status` shows of a live mount.
 type mountStatus struct {
@@ -188,13 +199,85 @@ func statePath(dirs instance.Dirs, name string) string {
 	return filepath.Join(dirs.RuntimeDir(name), "mount.json")
 }
 
+// readState reads the state file of instance name's mount. A PID that is
+// not verifiably the daemon's (a process that got the PID of a daemon that
+// died, after a reboot say) comes back as 0, so that nothing takes that
+// process for the daemon nor signals it; goneDaemon keeps it for messages.
 func readState(dirs instance.Dirs, name string) (mountState, error) {
 	var st mountState
-	b, err := os.ReadFile(statePath(dirs, name))
+	path := statePath(dirs, name)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return st, err
 	}
-	return st, json.Unmarshal(b, &st)
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, err
+	}
+	if st.PID <= 0 || st.PID == os.Getpid() || processState(st.PID) == 0 {
+		return st, nil // gone: the callers see so themselves
+	}
+	start, ok := processStart(st.PID)
+	switch {
+	case ok && st.StartTicks != 0 && start == st.StartTicks:
+		return st, nil
+	case ok && st.StartTicks == 0 && isDaemonOf(st.PID, st.Mountpoint):
+		// An older daemon's file, without its start time: recorded now,
+		// so that the PID is told from another process after it dies.
+		st.StartTicks = start
+		if nb, err := json.Marshal(st); err == nil {
+			tmp := path + ".tmp"
+			if os.WriteFile(tmp, nb, 0o600) == nil && os.Rename(tmp, path) != nil {
+				os.Remove(tmp)
+			}
+		}
+		return st, nil
+	}
+	st.goneDaemon, st.PID = st.PID, 0
+	return st, nil
+}
+
+// processStart is the start time of process pid (field 22 of
+// /proc/PID/stat, in clock ticks since boot).
+func processStart(pid int) (uint64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	// After the command's ")": field 3 (state) onwards; 22 is the 20th.
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(f[19], 10, 64)
+	return v, err == nil
+}
+
+// isDaemonOf reports whether process pid is `lamina mount --foreground`
+// of folder dir (its command line says so).
+func isDaemonOf(pid int, dir string) bool {
+	p := fmt.Sprintf("/proc/%d", pid)
+	raw, err := os.ReadFile(p + "/cmdline")
+	if err != nil {
+		return false
+	}
+	argv := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	if len(argv) < 3 || !strings.Contains(filepath.Base(argv[0]), "lamina") ||
+		!slices.Contains(argv, "mount") || !slices.Contains(argv, "--foreground") {
+		return false
+	}
+	arg := argv[len(argv)-1]
+	if !filepath.IsAbs(arg) {
+		cwd, err := os.Readlink(p + "/cwd")
+		if err != nil {
+			return false
+		}
+		arg = filepath.Join(cwd, arg)
+	}
+	return dir != "" && filepath.Clean(arg) == filepath.Clean(dir)
 }
 
 // removeOwnState removes the state file of the instance's mount if it is
@@ -549,6 +632,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	}()
 	st := mountState{Instance: s.Name, Mountpoint: dir, PID: os.Getpid(), Started: time.Now().UTC().Truncate(time.Second),
 		Log: mountLogPath(dirs, s.Name), Dev: m.Dev()}
+	st.StartTicks, _ = processStart(os.Getpid())
 	if ready == nil {
 		st.Log = "" // stderr
 	}
@@ -1307,9 +1391,13 @@ func cmdStatus() *cli.Command {
 				if serr == nil {
 					switch ps := processState(st.PID); {
 					case ps == 0:
-						err := fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
-						if note := stagedNotCommitted(c.Context, s); note != "" && format != "json" {
-							err = fmt.Errorf("%w\n%s", err, note)
+						err := fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.shownPID(), st.Mountpoint)
+						if format != "json" {
+							if note := stagedNotCommitted(c.Context, s); note != "" {
+								err = fmt.Errorf("%w\n%s", err, note)
+							}
+							// What waits for upload, as when not mounted.
+							printStagedUploads(w, s)
 						}
 						return err
 					case stoppedState(ps):
