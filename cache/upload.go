@@ -503,7 +503,7 @@ func (u *Uploads) restoreDir() bool {
 	}
 	if len(lost) > 0 {
 		sort.Strings(lost)
-		u.log.Error("uploads: data staged and not yet uploaded to S3 was removed from the staging folder (the cache folder deleted while in use?): it is lost, and the versions that use it cannot be read", "dir", u.dir, "objects", len(lost), "bytes", bytes, "names", lost)
+		u.log.Error("uploads: data staged and not yet uploaded to S3 was removed from the upload queue's folder while in use (deleted by hand or by a cleaner?): it is lost, and the versions that use it cannot be read", "dir", u.dir, "objects", len(lost), "bytes", bytes, "names", lost)
 	}
 	return true
 }

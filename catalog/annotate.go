@@ -279,6 +279,9 @@ func CheckName(kind, name string) error {
 		}
 		return nil
 	}
+	if !utf8.ValidString(name) { // said as for the other names (exit 2 in the CLI)
+		return fmt.Errorf("%w: feature name %q: %w", ErrInvalid, name, ref.ErrNotUTF8)
+	}
 	if !isName(name) {
 		return fmt.Errorf("%w: feature name %q: use letters, digits, _ . - (starting with a letter or _), at most 128", ErrInvalid, name)
 	}

@@ -15,13 +15,14 @@ mkdir -p "$demo/work" "$demo/lab"
 export PATH="$root/bin:$PATH"
 export HOME="$demo/home" XDG_CONFIG_HOME="$demo/config" XDG_DATA_HOME="$demo/data" XDG_CACHE_HOME="$demo/cache" XDG_RUNTIME_DIR="$demo/run"
 unset LAMINA_INSTANCE
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+step() { printf '\n\033[1m$'; printf ' %q' "$@"; printf '\033[0m\n'; "$@"; }  # %q: lines that paste
 note() { printf '\n\033[2m# %s\033[0m\n' "$*"; }
 cd "$demo/work"
 
 step lamina init --storage "$demo/storage" --name demo
 if [ -f "$samples/pbmc_small_obs.csv" ]; then
   cp "$samples/pbmc_small_obs.csv" obs.csv
+  chmod u+w obs.csv # the shared sample is read-only; its next version appends to it
 else
   printf 'cell_id,cell_type\nAAAC-1,T cell\nAAAG-1,B cell\n' > obs.csv
 fi

@@ -46,6 +46,9 @@ func deleteCommand[T any](kind, extra string, names func(c *cli.Context, in *ins
 			}
 			unknown := 0
 			for _, name := range c.Args().Slice() {
+				if err := catalog.CheckLookup(kind, name); err != nil {
+					return err // not UTF-8: said so, exit 2, as every other command does
+				}
 				if !slices.Contains(all, name) {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: no %s %q%s\n", kind, name, catalog.DidYouMean(catalog.Closest(name, all)))
 					unknown++

@@ -19,7 +19,7 @@ func cmdLs() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "versions", Usage: "list every version of the KEY given"},
 			&cli.BoolFlag{Name: "trash", Usage: "list what is in the trash"},
-			&cli.IntFlag{Name: "limit", Value: 1000, Usage: "at most this many rows (0: no limit)"},
+			&cli.IntFlag{Name: "limit", Value: 1000, Usage: "at most this many rows (0: no limit); for --format json and csv none unless given: a script gets every row"},
 			&cli.StringFlag{Name: "after", Usage: "start after this key (the next page)"},
 			formatFlag(),
 		}, queryFlags()...), // query.go
@@ -27,6 +27,12 @@ func cmdLs() *cli.Command {
 			format, err := checkFormat(c)
 			if err != nil {
 				return err
+			}
+			if format != "table" && !c.IsSet("limit") {
+				// A script reads stdout only: the "(showing 1000; more
+				// with --after …)" of stderr went unseen and its JSON
+				// or CSV was silently cut.
+				c.Set("limit", "0")
 			}
 			if c.NArg() > 1 {
 				return exitf(2, "usage: lamina ls [PREFIX]")

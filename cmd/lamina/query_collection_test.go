@@ -251,6 +251,7 @@ func TestNotUTF8(t *testing.T) {
 		x := "\xff"
 		for _, args := range [][]string{
 			{"label", "create", x},
+			{"feature", "create", "bad" + x, "--dtype", "int"},
 			{"schema", "create", "s" + x, "--feature", "tissue"},
 			{"collection", "create", x + "c", "d/a.csv"},
 			{"ls", "d/" + x},

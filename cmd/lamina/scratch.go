@@ -23,7 +23,7 @@ func cmdScratch() *cli.Command {
 		Usage: "show or set the names a mount keeps as plain scratch files (no versions, no lineage)",
 		Description: "A path is scratch when one of its segments matches a pattern (path.Match syntax, one\n" +
 			"segment each: \".snakemake\", \"*.tmp\", \".#*\"). Changes apply to the next mount.\n" +
-			"Scratch files live in a folder of this workstation's cache, and a mount shows one only while a\n" +
+			"Scratch files live in a folder of this workstation's data folder (DATA/scratch), and a mount shows one only while a\n" +
 			"pattern matches it: rm and reset refuse to drop a pattern while scratch files here match only it\n" +
 			"(they name them: save each as a version with a `mv` to a name no pattern matches, copy it out, or\n" +
 			"delete it, with the mount up). A mount warns of scratch files no pattern matches (patterns changed\n" +

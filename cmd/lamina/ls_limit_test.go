@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
+)
+
+// ls's default --limit 1000 is for a terminal: JSON and CSV, which scripts
+// read from stdout alone, were cut to 1,000 rows with exit 0 (the "more
+// with --after" note went to stderr). They list everything unless
+// --limit is given.
+func TestLsMachineFormatsNotCut(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := dirs.Current("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var nvs []catalog.NewVersion
+	for i := range 1005 {
+		nvs = append(nvs, catalog.NewVersion{Key: fmt.Sprintf("f/k%04d.csv", i), Kind: "file", Size: 1, CreatedBy: "t", CreatedAt: now, Mtime: now})
+	}
+	if _, err := cat.Save(context.Background(), nvs); err != nil {
+		t.Fatal(err)
+	}
+	cat.Close()
+
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(e.ok("ls", "--format", "json", "f/")), &rows); err != nil || len(rows) != 1005 {
+		t.Fatalf("ls --format json: %d rows (%v), want 1005", len(rows), err)
+	}
+	if n := strings.Count(strings.TrimSpace(e.ok("ls", "--format", "csv", "f/")), "\n"); n != 1005 { // and the header
+		t.Fatalf("ls --format csv: %d rows, want 1005", n)
+	}
+	if err := json.Unmarshal([]byte(e.ok("ls", "--format", "json", "--limit", "10", "f/")), &rows); err != nil || len(rows) != 10 {
+		t.Fatalf("ls --format json --limit 10: %d rows (%v)", len(rows), err)
+	}
+	out, errs, err := e.run("ls", "f/")
+	if err != nil || strings.Count(strings.TrimSpace(out), "\n") != 1000 || !strings.Contains(errs, "more with --after") {
+		t.Fatalf("ls as a table: %d lines, %v\n%s", strings.Count(out, "\n"), err, errs)
+	}
+}
