@@ -338,6 +338,13 @@ func ScanUploads(dir string) (Pending, error) {
 
 func (u *Uploads) path(name string) string { return filepath.Join(u.dir, url.PathEscape(name)) }
 
+type throughKey struct{}
+
+// WritingThrough reports whether Allow is asked by a write-through Put
+// (UploadOptions.SyncUpload), not by the queue: the command that puts has
+// just read what Allow checks, and may answer from that.
+func WritingThrough(ctx context.Context) bool { return ctx.Value(throughKey{}) != nil }
+
 // Put stages data under name and queues its upload. The bytes are durable
 // after the next Sync. With SyncUpload, Put first uploads the bytes itself
 // and stages them only if that fails.
@@ -355,16 +362,14 @@ func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
 		// budget) is it staged and left to the queue. What Allow holds
 		// is refused here: the command that wrote it (a CLI's record of
 		// a purge after a take-over) says so, and no staged copy waits.
-		var err error
+		// Another answer of Allow (the owner not read in time) lets it
+		// go: the command read the owner at its start.
 		if u.allow != nil {
-			err = u.allow(ctx, name)
-			if errors.Is(err, ErrHold) {
+			if err := u.allow(context.WithValue(ctx, throughKey{}, true), name); errors.Is(err, ErrHold) {
 				return err
 			}
 		}
-		if err == nil {
-			err = u.putThrough(ctx, name, data)
-		}
+		err := u.putThrough(ctx, name, data)
 		if err == nil {
 			return nil
 		}

@@ -604,6 +604,11 @@ func (w *OwnerWatch) Run(ctx context.Context) {
 	}
 }
 
+// MayWrite is mayWrite, for writers outside Guard (the upload queue's
+// write-through puts): ErrStorageTaken once another instance owns the
+// storage; nil otherwise, also when the owner cannot be read now.
+func (w *OwnerWatch) MayWrite(ctx context.Context) error { return w.mayWrite(ctx) }
+
 // mayWrite is the check before a write: free while the last check is
 // fresh; when it is stale, a check begins, and the write waits for it
 // (at most ownerCheckTimeout) only if the last one got an answer.

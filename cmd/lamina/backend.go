@@ -130,7 +130,14 @@ func queueAllow(owner *instance.OwnerWatch) func(context.Context, string) error 
 		if instance.AddableAfterTakeOver(name) {
 			return nil
 		}
-		if err := owner.Check(ctx); errors.Is(err, instance.ErrStorageTaken) {
+		check := owner.Check
+		if cache.WritingThrough(ctx) {
+			// A command's own put: free while its read of the owner at
+			// the start is fresh (a read per put doubled a save's round
+			// trips, and one slower than 3 s kept its record out).
+			check = owner.MayWrite
+		}
+		if err := check(ctx); errors.Is(err, instance.ErrStorageTaken) {
 			return fmt.Errorf("%w: %w", cache.ErrHold, err)
 		} else if err != nil {
 			return err // not answering: a failed attempt, retried
