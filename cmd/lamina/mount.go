@@ -1396,7 +1396,8 @@ func cmdStatus() *cli.Command {
 		Usage: "show the mount of the current instance: mountpoint, daemon, cache use, pending work",
 		Description: "Exit status: 0 mounted; " + fmt.Sprint(exitNotMounted) + " not mounted (what is staged or waits for upload is still shown;\n" +
 			"--format json prints [], or one entry with \"mounted\": false when the instance keeps staged bytes, uploads\n" +
-			"or stale mounts); 1 a mount that does not work (its daemon died, hung or is stopped) or another error.\n" +
+			"or stale mounts); 1 a mount that does not work (its daemon died, hung or is stopped: --format json prints its\n" +
+			"entry, \"mounted\": false with \"error\" and \"stale\") or another error.\n" +
 			"A mount's JSON entry has \"mounted\": true.",
 		Flags: []cli.Flag{formatFlag("table", "json"),
 			&cli.BoolFlag{Name: "forget-lost", Usage: "S3: forget the record of uploads lost before they reached S3 (their staged files were removed), once their data is saved again or the versions deleted"},
