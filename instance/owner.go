@@ -488,6 +488,7 @@ type OwnerWatch struct {
 	checked  atomic.Int64  // unix nanoseconds of the last check begun
 	answered atomic.Bool   // the last check that ended got an answer
 	taken    atomic.Pointer[Owner]
+	ours     atomic.Int64 // unix nanoseconds the last check that still found this instance the owner began
 }
 
 // ownerCheckTimeout bounds one read of the owner object: a small object,
@@ -500,6 +501,7 @@ var ownerCheckTimeout = 3 * time.Second
 func (in *Instance) WatchOwner(read storage.Backend, every time.Duration, onTaken func(Owner)) *OwnerWatch {
 	w := &OwnerWatch{read: read, id: in.Settings.ID, every: every, onTaken: onTaken}
 	w.checked.Store(time.Now().UnixNano()) // the caller checked at the start (CheckStorage)
+	w.ours.Store(w.checked.Load())
 	w.answered.Store(true)
 	return w
 }
@@ -511,6 +513,10 @@ func (w *OwnerWatch) Taken() (Owner, bool) {
 	}
 	return Owner{}, false
 }
+
+// LastSeenOurs returns when the last check that still found this
+// instance the owner began: a take-over seen later happened after it.
+func (w *OwnerWatch) LastSeenOurs() time.Time { return time.Unix(0, w.ours.Load()) }
 
 // Check reads the owner of the storage now (or waits for the check under
 // way). It returns ErrStorageTaken once another instance owns it; a
@@ -546,16 +552,20 @@ func (w *OwnerWatch) start() (done <-chan struct{}, began int64) {
 	running := make(chan struct{})
 	w.running, w.began = running, time.Now().UnixNano()
 	w.checked.Store(w.began) // an attempt counts, answered or not
+	began = w.began
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), ownerCheckTimeout)
 		err := w.readOwner(ctx)
 		cancel()
+		if err == nil && w.answered.Load() {
+			w.ours.Store(began)
+		}
 		w.mu.Lock()
 		w.err, w.running = err, nil
 		w.mu.Unlock()
 		close(running)
 	}()
-	return running, w.began
+	return running, began
 }
 
 // readOwner reads the owner object once.

@@ -160,6 +160,13 @@ func (s *Stage) OnReproduced(fn func(run string, v catalog.Version)) {
 	s.reproduced.Store(&fn)
 }
 
+// OnCommitted sets what learns of each new version a close (or its
+// retry) committed: the mount, which names those committed after a
+// take-over of its storage. It must not block.
+func (s *Stage) OnCommitted(fn func(v catalog.Version)) {
+	s.committed.Store(&fn)
+}
+
 // StopRetries stops the timer of RetryFailed: the catalog is going away.
 func (s *Stage) StopRetries() {
 	s.rmu.Lock()

@@ -127,6 +127,7 @@ type Stage struct {
 	keys keyLocks // orders the saves of a key (keylock.go)
 
 	reproduced atomic.Pointer[func(run string, v catalog.Version)] // OnReproduced
+	committed  atomic.Pointer[func(v catalog.Version)]             // OnCommitted
 
 	rmu          sync.Mutex // guards the fields below (retry.go); never held with mu or File.mu
 	failedCloses []failedClose
@@ -897,6 +898,11 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	if saved[0].Unchanged && nv.Run != "" && nv.Run != v.Run {
 		if fn := s.reproduced.Load(); fn != nil {
 			(*fn)(nv.Run, v) // before the close returns: a read back after is the run's own output
+		}
+	}
+	if !saved[0].Unchanged {
+		if fn := s.committed.Load(); fn != nil {
+			(*fn)(v)
 		}
 	}
 	if !saved[0].Unchanged && v.Version == 1 {

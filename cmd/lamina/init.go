@@ -125,7 +125,7 @@ func cmdInit() *cli.Command {
 				return err
 			}
 			if prev.ID != "" {
-				warnMountedLoser(c, dirs, prev)
+				warnMountedLoser(c, dirs, prev, s.Name)
 			}
 			fmt.Fprintf(c.App.Writer, "created instance %q\n  storage: %s\n  catalog: %s\n", s.Name, s.Storage, s.Catalog)
 			fmt.Fprintln(c.App.Writer, cmp.Or(overrideNote(c, s.Name), "It is now the current instance."))
@@ -381,10 +381,12 @@ func overrideNote(c *cli.Context, name string) string {
 }
 
 // warnMountedLoser warns when the instance that just lost the storage to
-// a take-over has a mount on this machine: its daemon finds out at its
-// next write (which fails: its packs are checked after they land) or
-// within ownerCheckEvery, and refuses writes from then on.
-func warnMountedLoser(c *cli.Context, dirs instance.Dirs, o instance.Owner) {
+// a take-over has a mount on this machine: on a local folder its daemon
+// finds out at its next write (which fails: its packs are checked after
+// they land) or within ownerCheckEvery; on S3 only within ownerCheckEvery
+// (writes in that window succeed, and the mount names the versions they
+// committed: afterTakeOverNote). It refuses writes from then on.
+func warnMountedLoser(c *cli.Context, dirs instance.Dirs, o instance.Owner, taker string) {
 	names, err := dirs.List()
 	if err != nil {
 		return
@@ -394,7 +396,11 @@ func warnMountedLoser(c *cli.Context, dirs instance.Dirs, o instance.Owner) {
 		if err != nil || s.ID != o.ID {
 			continue
 		}
-		if st, ok := liveMount(dirs, s); ok {
+		if st, ok := liveMount(dirs, s); ok && isS3(s) {
+			fmt.Fprintf(c.App.ErrWriter, "lamina: warning: instance %q, which owned this storage, is mounted at %s (daemon pid %d): it notices within %s and turns read-only; "+
+				"what it writes until then is committed in its catalog only (not in %q's), and `lamina --instance %s status` names those versions to save into %q; unmount it now (`lamina --instance %s umount %s`)\n",
+				s.Name, st.Mountpoint, st.PID, ownerCheckEvery(), taker, s.Name, taker, s.Name, st.Mountpoint)
+		} else if ok {
 			fmt.Fprintf(c.App.ErrWriter, "lamina: warning: instance %q, which owned this storage, is mounted at %s (daemon pid %d): its next write fails and it turns read-only (within %s without one); unmount it (`lamina --instance %s umount %s`)\n",
 				s.Name, st.Mountpoint, st.PID, ownerCheckEvery(), s.Name, st.Mountpoint)
 		}

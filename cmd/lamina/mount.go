@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -58,21 +59,22 @@ func (st mountState) shownPID() int { return cmp.Or(st.PID, st.goneDaemon) }
 type mountStatus struct {
 	mountState
 	lfs.Stats
-	ReadOnly       bool                  `json:"read_only,omitempty"`     // the database role may only read
-	Stale          []string              `json:"stale,omitempty"`         // other mounts of the instance whose daemon died (staleMounts)
-	FailedCommits  int64                 `json:"failed_commits"`          // files whose commit at close failed and is not done yet: staged, tried again
-	FailedFiles    []stage.StagedFile    `json:"failed_files,omitempty"`  // the first 20 of them: key and staged bytes
-	PendingRecords int                   `json:"pending_records"`         // versions whose storage record is not yet written
-	Uploads        *cache.Pending        `json:"uploads,omitempty"`       // S3: staged objects not yet uploaded
-	LostUploads    *instance.LostUploads `json:"lost_uploads,omitempty"`  // S3: staged objects removed before their upload, until --forget-lost
-	DiskCache      *cache.CacheInfo      `json:"disk_cache,omitempty"`    // S3: the local cache of fetched data
-	Storage        *retry.Health         `json:"storage,omitempty"`       // S3: whether the server answered the last calls
-	CatalogError   string                `json:"catalog_error,omitempty"` // the catalog did not answer a read for status (PostgreSQL away)
-	TakenOver      string                `json:"taken_over_by,omitempty"` // the instance that took the storage over: the mount is read-only
-	CatalogLost    string                `json:"catalog_lost,omitempty"`  // the database no longer holds the instance's catalog (reset): the mount is read-only
-	Detached       bool                  `json:"detached,omitempty"`      // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
-	OpenForWriting int                   `json:"open_for_writing"`        // files open for writing through the mount: a plain umount waits for them
-	WritingKeys    []string              `json:"writing_keys,omitempty"`  // the first ten of them
+	ReadOnly       bool                    `json:"read_only,omitempty"`       // the database role may only read
+	Stale          []string                `json:"stale,omitempty"`           // other mounts of the instance whose daemon died (staleMounts)
+	FailedCommits  int64                   `json:"failed_commits"`            // files whose commit at close failed and is not done yet: staged, tried again
+	FailedFiles    []stage.StagedFile      `json:"failed_files,omitempty"`    // the first 20 of them: key and staged bytes
+	PendingRecords int                     `json:"pending_records"`           // versions whose storage record is not yet written
+	Uploads        *cache.Pending          `json:"uploads,omitempty"`         // S3: staged objects not yet uploaded
+	LostUploads    *instance.LostUploads   `json:"lost_uploads,omitempty"`    // S3: staged objects removed before their upload, until --forget-lost
+	AfterTakeOver  *instance.AfterTakeOver `json:"after_take_over,omitempty"` // S3: versions committed after a take-over, in no usable catalog, until --forget-take-over
+	DiskCache      *cache.CacheInfo        `json:"disk_cache,omitempty"`      // S3: the local cache of fetched data
+	Storage        *retry.Health           `json:"storage,omitempty"`         // S3: whether the server answered the last calls
+	CatalogError   string                  `json:"catalog_error,omitempty"`   // the catalog did not answer a read for status (PostgreSQL away)
+	TakenOver      string                  `json:"taken_over_by,omitempty"`   // the instance that took the storage over: the mount is read-only
+	CatalogLost    string                  `json:"catalog_lost,omitempty"`    // the database no longer holds the instance's catalog (reset): the mount is read-only
+	Detached       bool                    `json:"detached,omitempty"`        // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
+	OpenForWriting int                     `json:"open_for_writing"`          // files open for writing through the mount: a plain umount waits for them
+	WritingKeys    []string                `json:"writing_keys,omitempty"`    // the first ten of them
 	// Set by the CLI that asks: true (an unmountedStatus is false), and
 	// from the daemon's hello (build.go).
 	Mounted       bool   `json:"mounted"`
@@ -602,6 +604,25 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if writes != nil {
 		writes.OnRetried(m.Changed) // a failed close committed later: no handle tells the mount
 	}
+	// On S3 the owner is read every ownerCheckEvery, not after each close:
+	// the versions committed between a take-over and the check that sees
+	// it are in this catalog only. The mount keeps the names of its recent
+	// commits to name those then (afterTakeOverNote).
+	var recent recentCommits
+	if writes != nil && rem != nil {
+		writes.OnCommitted(func(v catalog.Version) {
+			name := fmt.Sprintf("%s@v%d", v.Key, v.Version)
+			if o, taken := watch.Taken(); taken {
+				// A close whose commit ended as the take-over was seen.
+				if err := s.RecordAfterTakeOver(o.Name, recent.cutoff(o, watch), []string{name}); err != nil {
+					log.Error("cannot record a version committed after the take-over", "version", name, "err", err)
+				}
+				log.Error(fmt.Sprintf("%s@v%d committed after instance %q took the storage over, not in its catalog", v.Key, v.Version, o.Name))
+				return
+			}
+			recent.add(name, watch.LastSeenOurs())
+		})
+	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	go watch.Run(watchCtx)
@@ -615,6 +636,13 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 				taken = nil
 				m.SetReadOnly()
 				log.Error(fmt.Sprintf("storage taken over by instance %q (catalog %s) on %s: the mount is read-only from now on (writes get EROFS); unmount it and use %q", o.Name, o.Catalog, o.Since.Format(time.DateOnly), o.Name))
+				since := recent.cutoff(o, watch)
+				if names := recent.since(since); len(names) > 0 {
+					if err := s.RecordAfterTakeOver(o.Name, since, names); err != nil {
+						log.Error("cannot record the versions committed after the take-over", "err", err)
+					}
+					log.Error(afterTakeOverNote(s, &instance.AfterTakeOver{Owner: o.Name, Since: since, Versions: names}))
+				}
 			case err := <-foreign:
 				foreign = nil
 				m.SetReadOnly()
@@ -976,6 +1004,11 @@ func cmdUmount() *cli.Command {
 					}
 				} else if n := fst.FailedCommits; n > 0 {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: %s whose commit failed at close: the daemon tries once more as it stops; what still fails stays staged and the next mount commits it (%s says why)\n", plural(int(n), "closed file"), mountLogPath(dirs, name))
+				}
+				if s, err := dirs.Load(name); err == nil {
+					if a, _ := s.AfterTakeOver(); a != nil {
+						fmt.Fprintf(c.App.ErrWriter, "lamina: %s\n", afterTakeOverNote(s, a))
+					}
 				}
 				unmounted := false
 				if c.Bool("force") {
@@ -1363,10 +1396,12 @@ func cmdStatus() *cli.Command {
 		Usage: "show the mount of the current instance: mountpoint, daemon, cache use, pending work",
 		Description: "Exit status: 0 mounted; " + fmt.Sprint(exitNotMounted) + " not mounted (what is staged or waits for upload is still shown;\n" +
 			"--format json prints [], or one entry with \"mounted\": false when the instance keeps staged bytes, uploads\n" +
-			"or stale mounts); 1 a mount that does not work (its daemon died, hung or is stopped) or another error.\n" +
+			"or stale mounts); 1 a mount that does not work (its daemon died, hung or is stopped: --format json prints its\n" +
+			"entry, \"mounted\": false with \"error\" and \"stale\") or another error.\n" +
 			"A mount's JSON entry has \"mounted\": true.",
 		Flags: []cli.Flag{formatFlag("table", "json"),
-			&cli.BoolFlag{Name: "forget-lost", Usage: "S3: forget the record of uploads lost before they reached S3 (their staged files were removed), once their data is saved again or the versions deleted"}},
+			&cli.BoolFlag{Name: "forget-lost", Usage: "S3: forget the record of uploads lost before they reached S3 (their staged files were removed), once their data is saved again or the versions deleted"},
+			&cli.BoolFlag{Name: "forget-take-over", Usage: "S3: forget the record of versions committed after another instance took the storage over, once they are saved into it (or given up)"}},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {
@@ -1382,6 +1417,12 @@ func cmdStatus() *cli.Command {
 				}
 				fmt.Fprintln(c.App.ErrWriter, "lamina: forgot the record of lost uploads")
 			}
+			if c.Bool("forget-take-over") {
+				if err := s.ForgetAfterTakeOver(); err != nil {
+					return err
+				}
+				fmt.Fprintln(c.App.ErrWriter, "lamina: forgot the record of versions committed after a take-over")
+			}
 			w := c.App.Writer
 			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
 			defer cancel()
@@ -1392,16 +1433,21 @@ func cmdStatus() *cli.Command {
 					switch ps := processState(st.PID); {
 					case ps == 0:
 						err := fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.shownPID(), st.Mountpoint)
-						if format != "json" {
-							if note := stagedNotCommitted(c.Context, s); note != "" {
-								err = fmt.Errorf("%w\n%s", err, note)
-							}
-							// What waits for upload, as when not mounted.
-							printStagedUploads(w, s)
+						if format == "json" {
+							return brokenJSON(c, w, s, st.Mountpoint, err)
 						}
+						if note := stagedNotCommitted(c.Context, s); note != "" {
+							err = fmt.Errorf("%w\n%s", err, note)
+						}
+						// What waits for upload, as when not mounted.
+						printStagedUploads(w, s)
 						return err
 					case stoppedState(ps):
-						return fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is stopped (SIGSTOP, Ctrl-Z or a debugger) and answers nothing: `kill -CONT %d` resumes it, `lamina umount --force %s` stops it", s.Name, st.Mountpoint, st.PID, st.PID, st.Mountpoint)
+						err := fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is stopped (SIGSTOP, Ctrl-Z or a debugger) and answers nothing: `kill -CONT %d` resumes it, `lamina umount --force %s` stops it", s.Name, st.Mountpoint, st.PID, st.PID, st.Mountpoint)
+						if format == "json" {
+							return brokenJSON(c, w, s, st.Mountpoint, err)
+						}
+						return err
 					}
 				}
 				if format == "json" {
@@ -1457,6 +1503,7 @@ func cmdStatus() *cli.Command {
 			st.Stale = staleMounts(s, st.Mountpoint)
 			if isS3(s) {
 				st.LostUploads, _ = s.Lost()
+				st.AfterTakeOver, _ = s.AfterTakeOver()
 			}
 			st.DaemonBuild = cl.Hello().Build
 			st.BuildMismatch = st.DaemonBuild != buildID() // build.go
@@ -1482,6 +1529,9 @@ func cmdStatus() *cli.Command {
 				rows = append(rows, []string{"failed closes", strings.ReplaceAll(stagedTakenOver(s, st.TakenOver, st.FailedFiles, int(st.FailedCommits)), "\n", "\n"+strings.Repeat(" ", 16))})
 			} else if st.FailedCommits > 0 {
 				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, tried again every few minutes and at the next mount (%s says why)", st.FailedCommits, mountLogPath(dirs, s.Name))})
+			}
+			if note := afterTakeOverNote(s, st.AfterTakeOver); note != "" {
+				rows = append(rows, []string{"after take-over", note})
 			}
 			if st.BuildMismatch {
 				rows = append(rows, []string{"build", fmt.Sprintf("another lamina build (%s; this lamina is %s): lamina commands may only read through it; `lamina umount %s && lamina mount %s` restarts it",
@@ -1603,4 +1653,66 @@ func statfsPath(s instance.Settings) string {
 		return s.DataDir
 	}
 	return s.Storage
+}
+
+// recentCommits are the versions the mount committed lately on S3, with
+// when: those after a take-over are named once the mount sees it.
+type recentCommits struct {
+	mu   sync.Mutex
+	list []recentCommit
+}
+
+type recentCommit struct {
+	at   time.Time
+	name string
+}
+
+// add records a commit, and drops those made well before the last check
+// that still found this instance the owner (seen).
+func (r *recentCommits) add(name string, seen time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keep := seen.Add(-time.Minute)
+	r.list = slices.DeleteFunc(r.list, func(c recentCommit) bool { return c.at.Before(keep) })
+	r.list = append(r.list, recentCommit{at: time.Now(), name: name})
+}
+
+// since returns the names of the commits made at or after t.
+func (r *recentCommits) since(t time.Time) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, c := range r.list {
+		if !c.at.Before(t) {
+			out = append(out, c.name)
+		}
+	}
+	return out
+}
+
+// cutoff is from when commits count as after the take-over by o: its
+// claim's time (to the second, so a commit in that second counts), else
+// the last check that still found this instance the owner.
+func (r *recentCommits) cutoff(o instance.Owner, w *instance.OwnerWatch) time.Time {
+	if !o.Since.IsZero() {
+		return o.Since
+	}
+	return w.LastSeenOurs()
+}
+
+// brokenJSON prints the --format json entry of a mount that does not work
+// (its daemon died or is stopped): "mounted": false, the error, the mount
+// among the stale ones, and what the instance keeps; then exit status 1
+// with the error on stderr.
+func brokenJSON(c *cli.Context, w io.Writer, s instance.Settings, mountpoint string, err error) error {
+	stale := staleMounts(s, "")
+	if !slices.Contains(stale, mountpoint) {
+		stale = append(stale, mountpoint)
+	}
+	um, _ := unmountedOf(c.Context, s, stale)
+	um.Error = err.Error()
+	if werr := writeJSON(w, []unmountedStatus{um}); werr != nil {
+		return werr
+	}
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -221,6 +222,7 @@ func TestMountEndToEnd(t *testing.T) {
 	e.killDaemon("m")
 	e.fails("stale mount", "mount", mnt)
 	e.fails("is gone", "status")
+	statusJSONBroken(t, e, mnt, "is gone")
 	if out := e.ok("ls"); !strings.Contains(out, "batch1.csv") { // the CLI opens the catalog itself again
 		t.Fatalf("ls after the daemon died: %s", out)
 	}
@@ -722,6 +724,7 @@ func TestStoppedDaemon(t *testing.T) {
 	if _, errs, err := e.run("status"); err == nil || !strings.Contains(errs, "is stopped") || !strings.Contains(errs, "kill -CONT") {
 		t.Fatalf("status of a stopped daemon: %v %q", err, errs)
 	}
+	statusJSONBroken(t, e, mnt, "is stopped")
 	start := time.Now()
 	if _, errs, err := e.run("ls"); err == nil || !strings.Contains(errs, "is stopped") || time.Since(start) > 20*time.Second {
 		t.Fatalf("ls with a stopped daemon, in %s: %v %q", time.Since(start), err, errs)
@@ -1221,4 +1224,24 @@ func recordsHold(dir string, parts ...string) bool {
 		}
 	}
 	return false
+}
+
+// statusJSONBroken checks `status --format json` of a mount whose daemon
+// died or is stopped: it printed nothing on stdout; now one entry,
+// "mounted": false, with the error and the mount among the stale ones,
+// and exit status 1.
+func statusJSONBroken(t *testing.T, e *mntEnv, mnt, says string) {
+	t.Helper()
+	out, errs, err := e.run("status", "--format", "json")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("status --format json of a mount whose daemon %s: %v, want exit status 1\n%s", says, err, errs)
+	}
+	var st []unmountedStatus
+	if jerr := json.Unmarshal([]byte(out), &st); jerr != nil || len(st) != 1 {
+		t.Fatalf("status --format json of a mount whose daemon %s: %v\nstdout %q", says, jerr, out)
+	}
+	if st[0].Mounted || !strings.Contains(st[0].Error, says) || !slices.Contains(st[0].Stale, mnt) {
+		t.Errorf("status --format json of a mount whose daemon %s: %+v, want mounted false, the error and %s stale", says, st[0], mnt)
+	}
 }

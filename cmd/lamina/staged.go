@@ -86,6 +86,18 @@ func them(n int) string {
 // it keeps nothing. Whether another instance took the storage over is
 // read from it (a bounded wait: status must not hang on a server away).
 func stagedNotCommitted(ctx context.Context, s instance.Settings) string {
+	note := stagedNotCommittedOnly(ctx, s)
+	a, err := s.AfterTakeOver()
+	if err != nil {
+		return strings.TrimSpace(note + "\n" + fmt.Sprintf("versions committed after a take-over: %v", err))
+	}
+	if an := afterTakeOverNote(s, a); an != "" {
+		return strings.TrimSpace(note + "\n" + an)
+	}
+	return note
+}
+
+func stagedNotCommittedOnly(ctx context.Context, s instance.Settings) string {
 	files, err := stage.Staged(stagingDir(s))
 	if err != nil {
 		return fmt.Sprintf("staged files: %v", err)
@@ -178,6 +190,10 @@ type unmountedStatus struct {
 	TakenOver   string             `json:"taken_over_by,omitempty"`
 	OwnerError  string             `json:"owner_error,omitempty"` // the storage did not say who owns it
 	Uploads     *cache.Pending     `json:"uploads,omitempty"`
+	// AfterTakeOver: versions committed after a take-over, in no usable
+	// catalog (until status --forget-take-over).
+	AfterTakeOver *instance.AfterTakeOver `json:"after_take_over,omitempty"`
+	Error         string                  `json:"error,omitempty"` // a mount whose daemon died or is stopped
 }
 
 // unmountedOf is the unmountedStatus of instance s, not mounted, with the
@@ -207,5 +223,21 @@ func unmountedOf(ctx context.Context, s instance.Settings, stale []string) (unmo
 			}
 		}
 	}
-	return um, len(stale) > 0 || len(files) > 0 || um.StagedError != "" || um.Uploads != nil
+	um.AfterTakeOver, _ = s.AfterTakeOver()
+	return um, len(stale) > 0 || len(files) > 0 || um.StagedError != "" || um.Uploads != nil || um.AfterTakeOver != nil
+}
+
+// afterTakeOverNote says what became of the versions a mount of s
+// committed on S3 after another instance took the storage over, before the
+// mount saw it (it reads the owner every ownerCheckEvery): empty when
+// there are none.
+func afterTakeOverNote(s instance.Settings, a *instance.AfterTakeOver) string {
+	if a == nil || len(a.Versions) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s committed after instance %s took the storage over, not in its catalog: %s — "+
+		"its gc deletes their data once its grace is past; read them through the (read-only) mount of %s or copy them out, "+
+		"and `lamina --instance %s save …` them; then `lamina --instance %s status --forget-take-over`",
+		plural(len(a.Versions), "version"), a.Owner, strings.Join(a.Versions, ", "),
+		s.Name, shellArg(a.Owner), shellArg(s.Name))
 }

@@ -1,0 +1,95 @@
+package instance
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// AfterTakeOver names the versions a mount of this instance committed on
+// S3 after another instance took the storage over and before the mount
+// saw it (the owner is read every ownerCheckEvery there, not after each
+// close): they are in this instance's catalog only, and the new owner's
+// gc deletes their packs once its grace is past. It is kept in a file of
+// the data folder until the user says it is dealt with
+// (ForgetAfterTakeOver), as LostUploads is.
+type AfterTakeOver struct {
+	Owner    string    `json:"owner"`    // the instance that took the storage over
+	Since    time.Time `json:"since"`    // from when the versions count: the claim's time, or the last check that still saw this instance
+	Versions []string  `json:"versions"` // KEY@vN
+}
+
+func (s Settings) afterTakeOverPath() string {
+	return filepath.Join(s.dataHome(), "after-take-over.json")
+}
+
+// AfterTakeOver reads the record of versions committed after a take-over;
+// nil when there is none.
+func (s Settings) AfterTakeOver() (*AfterTakeOver, error) {
+	b, err := os.ReadFile(s.afterTakeOverPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var a AfterTakeOver
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// RecordAfterTakeOver adds versions to the record of versions committed
+// after owner took the storage over.
+func (s Settings) RecordAfterTakeOver(owner string, since time.Time, versions []string) error {
+	a, err := s.AfterTakeOver()
+	if err != nil || a == nil {
+		a = &AfterTakeOver{}
+	}
+	a.Owner = owner
+	if a.Since.IsZero() || since.Before(a.Since) {
+		a.Since = since.UTC()
+	}
+	for _, v := range versions {
+		if !slices.Contains(a.Versions, v) {
+			a.Versions = append(a.Versions, v)
+		}
+	}
+	slices.Sort(a.Versions)
+	b, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.dataHome(), 0o700); err != nil {
+		return err
+	}
+	tmp := s.afterTakeOverPath() + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, s.afterTakeOverPath()); err != nil {
+		return err
+	}
+	return syncDir(s.dataHome())
+}
+
+// ForgetAfterTakeOver removes the record of versions committed after a
+// take-over (the user saved them into the new owner, or gave them up).
+func (s Settings) ForgetAfterTakeOver() error {
+	err := os.Remove(s.afterTakeOverPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
