@@ -203,7 +203,9 @@ func rmRecursivePID(tid uint32, root string, strict bool) int {
 // (`rm -r --inter` asks about each file; `rm -i -rf` asks nothing).
 func rmTakesWhole(args []string, cwd, root string, strict bool) bool {
 	recursive, match, options := false, false, true
-	asks := false // about each file: -i, --interactive[=always]
+	asks := false       // about each file: -i, --interactive[=always]
+	rootRefused := true // rm refuses / without --no-preserve-root
+	var operands []string
 	for _, a := range args {
 		switch {
 		case options && a == "--":
@@ -215,6 +217,8 @@ func rmTakesWhole(args []string, cwd, root string, strict bool) bool {
 				recursive = true
 			case "force":
 				asks = false
+			case "no-preserve-root":
+				rootRefused = false
 			case "interactive":
 				asks = !hasWhen || rmInteractiveWhen(when) == "always"
 			case "":
@@ -232,14 +236,25 @@ func rmTakesWhole(args []string, cwd, root string, strict bool) bool {
 				}
 			}
 		default:
-			p := a
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(cwd, p)
-			}
-			p = filepath.Clean(p)
-			if p == root && !strict || strings.HasPrefix(root, p+"/") || p == "/" {
-				match = true
-			}
+			operands = append(operands, a)
+		}
+	}
+	for _, a := range operands {
+		// rm refuses (and skips) an operand whose last part is . or ..,
+		// and / unless told otherwise: those name nothing it removes.
+		if t := strings.TrimRight(a, "/"); t != "" && (path.Base(t) == "." || path.Base(t) == "..") {
+			continue
+		}
+		p := a
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cwd, p)
+		}
+		p = filepath.Clean(p)
+		if p == "/" && rootRefused {
+			continue
+		}
+		if p == root && !strict || strings.HasPrefix(root, p+"/") || p == "/" {
+			match = true
 		}
 	}
 	return recursive && match && !asks

@@ -33,6 +33,13 @@ func TestRmTakesWhole(t *testing.T) {
 		{[]string{"-r", "/m/d/art.zarr2"}, false},
 		{[]string{"-r", "--", "-i", root}, true}, // "-i" is a file there
 		{[]string{"-r", root + "/sub"}, false},
+		// Operands rm refuses and skips (audit a8): what is left names no
+		// folder above the artifact.
+		{[]string{"-r", "art.zarr/sub", "."}, false},
+		{[]string{"-r", root + "/sub", root + "/sub/.."}, false},
+		{[]string{"-r", "../d/"}, true}, // names d itself
+		{[]string{"-r", root + "/sub", "/"}, false},
+		{[]string{"-r", "--no-preserve-root", "/"}, true},
 	} {
 		if got := rmTakesWhole(c.args, cwd, root, false); got != c.want {
 			t.Errorf("rm %q: takes the whole artifact %v, want %v", c.args, got, c.want)
