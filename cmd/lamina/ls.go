@@ -28,12 +28,6 @@ func cmdLs() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if format != "table" && !c.IsSet("limit") {
-				// A script reads stdout only: the "(showing 1000; more
-				// with --after …)" of stderr went unseen and its JSON
-				// or CSV was silently cut.
-				c.Set("limit", "0")
-			}
 			if c.NArg() > 1 {
 				return exitf(2, "usage: lamina ls [PREFIX]")
 			}
@@ -92,7 +86,7 @@ func cmdLs() *cli.Command {
 			}
 			// One more than the page: the hint says "more" only when
 			// there is more.
-			limit := c.Int("limit")
+			limit := lsLimit(c)
 			vs, err := in.Catalog.List(c.Context, catalog.Query{Prefix: arg, After: c.String("after"), Limit: plusOne(limit)})
 			if err != nil {
 				return err
@@ -119,6 +113,16 @@ func plusOne(limit int) int {
 		return limit + 1
 	}
 	return 0
+}
+
+// lsLimit is ls's --limit: none for --format json and csv unless given. A
+// script reads stdout only: the "(showing 1000; more with --after …)" of
+// stderr went unseen and its JSON or CSV was silently cut.
+func lsLimit(c *cli.Context) int {
+	if !c.IsSet("limit") && c.String("format") != "" && c.String("format") != "table" {
+		return 0
+	}
+	return c.Int("limit")
 }
 
 // lsFlagsApply refuses flags that mean nothing with --trash or --versions
@@ -164,7 +168,7 @@ func lsTrash(c *cli.Context, format string, cat catalog.Catalog, prefix string) 
 		return err
 	}
 	catalog.SortTrash(all) // as the catalogs list it: k before k/
-	limit, after := c.Int("limit"), c.String("after")
+	limit, after := lsLimit(c), c.String("after")
 	var es []catalog.TrashEntry
 	more := false
 	for _, e := range all {

@@ -42,7 +42,7 @@ func wantsQuery(c *cli.Context) bool {
 // lsQuery answers `lamina ls` with metadata filters.
 func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string) error {
 	f := catalog.Filter{Prefix: prefix, Labels: multi(c, "label"), ExactLabels: c.Bool("exact"),
-		AllVersions: c.Bool("all-versions"), Order: c.String("order"), Limit: c.Int("limit")}
+		AllVersions: c.Bool("all-versions"), Order: c.String("order"), Limit: lsLimit(c)}
 	exact := c.Bool("exact")
 	// base is f.Terms without the ids placeOlder adds, to count the
 	// versions found only through them.

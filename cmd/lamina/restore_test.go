@@ -59,7 +59,8 @@ func TestStoppingDaemonKeepsNewState(t *testing.T) {
 	dirs := instance.Dirs{Runtime: t.TempDir()}
 	os.MkdirAll(dirs.RuntimeDir("lab"), 0o700)
 	write := func(pid int) {
-		b, _ := json.Marshal(mountState{Instance: "lab", PID: pid})
+		start, _ := processStart(pid) // as a daemon records it: readState trusts the PID by it
+		b, _ := json.Marshal(mountState{Instance: "lab", PID: pid, StartTicks: start})
 		if err := os.WriteFile(statePath(dirs, "lab"), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
