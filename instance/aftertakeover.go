@@ -61,27 +61,7 @@ func (s Settings) RecordAfterTakeOver(owner string, since time.Time, versions []
 		}
 	}
 	slices.Sort(a.Versions)
-	b, err := json.MarshalIndent(a, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(s.dataHome(), 0o700); err != nil {
-		return err
-	}
-	tmp := s.afterTakeOverPath() + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, s.afterTakeOverPath()); err != nil {
-		return err
-	}
-	return syncDir(s.dataHome())
+	return writeRecord(s.dataHome(), s.afterTakeOverPath(), a)
 }
 
 // ForgetAfterTakeOver removes the record of versions committed after a

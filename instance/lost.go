@@ -63,27 +63,7 @@ func (s Settings) RecordLost(objects, versions []string) error {
 	}
 	slices.Sort(l.Objects)
 	slices.Sort(l.Versions)
-	b, err := json.MarshalIndent(l, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(s.dataHome(), 0o700); err != nil {
-		return err
-	}
-	tmp := s.lostPath() + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, s.lostPath()); err != nil {
-		return err
-	}
-	return syncDir(s.dataHome())
+	return writeRecord(s.dataHome(), s.lostPath(), l)
 }
 
 // ForgetLost removes the record of lost uploads (the user dealt with it).
@@ -124,4 +104,32 @@ func (in *Instance) VersionsInPacks(ctx context.Context, packs map[string]bool) 
 		return nil
 	})
 	return out, err
+}
+
+// writeRecord writes v as JSON to path in the data folder dir, durably:
+// a temporary synced and renamed over it, then the folder synced (the
+// records of lost uploads and of versions after a take-over, which must
+// outlive the process that found them).
+func writeRecord(dir, path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
 }

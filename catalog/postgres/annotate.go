@@ -1052,30 +1052,9 @@ func (s *Store) CollectionVersions(ctx context.Context, name string) ([]catalog.
 		return nil, err
 	}
 	err := s.read(ctx, func(tx pgx.Tx) error {
-		out = nil
-		rows, err := tx.Query(ctx, `SELECT rec FROM collections WHERE name = $1 ORDER BY version`, name)
-		if err != nil {
-			return err
-		}
-		raws, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-		if err != nil {
-			return err
-		}
-		for _, raw := range raws {
-			var c catalog.Collection
-			if err := json.Unmarshal(raw, &c); err != nil {
-				return errorf(catalog.ErrSchema, "catalog: record: %v", err)
-			}
-			out = append(out, c)
-		}
-		if len(out) == 0 {
-			all, err := strings_(ctx, tx, `SELECT DISTINCT name FROM collections ORDER BY name`)
-			if err != nil {
-				return err
-			}
-			return errorf(ErrNotFound, "no collection %q%s", name, catalog.DidYouMean(catalog.Closest(name, all)))
-		}
-		return nil
+		var err error
+		out, err = collectionRecords(ctx, tx, name, `SELECT rec FROM collections WHERE name = $1 ORDER BY version`)
+		return err
 	})
 	return out, err
 }
@@ -1130,4 +1109,34 @@ func jsonUnmarshal(raw []byte, v any) error {
 		return errorf(catalog.ErrSchema, "catalog: record: %v", err)
 	}
 	return nil
+}
+
+// collectionRecords runs query (its $1 the name) for the records of the
+// collection name's versions: ErrNotFound, with the closest name, when
+// there are none.
+func collectionRecords(ctx context.Context, tx pgx.Tx, name, query string) ([]catalog.Collection, error) {
+	rows, err := tx.Query(ctx, query, name)
+	if err != nil {
+		return nil, err
+	}
+	raws, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, err
+	}
+	var out []catalog.Collection
+	for _, raw := range raws {
+		var c catalog.Collection
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return nil, errorf(catalog.ErrSchema, "catalog: record: %v", err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		all, err := strings_(ctx, tx, `SELECT DISTINCT name FROM collections ORDER BY name`)
+		if err != nil {
+			return nil, err
+		}
+		return nil, errorf(ErrNotFound, "no collection %q%s", name, catalog.DidYouMean(catalog.Closest(name, all)))
+	}
+	return out, nil
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -194,31 +193,10 @@ func (s *Store) DeleteCollection(ctx context.Context, name string) ([]catalog.Co
 	}
 	var out []catalog.Collection
 	err := s.write(ctx, func(tx pgx.Tx, changed func(...string)) error {
-		out = nil
 		changed(catalog.CollectionChange(name)) // mounts drop their view of it
-		rows, err := tx.Query(ctx, `DELETE FROM collections WHERE name = $1 RETURNING rec`, name)
-		if err != nil {
-			return err
-		}
-		raws, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-		if err != nil {
-			return err
-		}
-		for _, raw := range raws {
-			var c catalog.Collection
-			if err := json.Unmarshal(raw, &c); err != nil {
-				return errorf(catalog.ErrSchema, "catalog: record: %v", err)
-			}
-			out = append(out, c)
-		}
-		if len(out) == 0 {
-			all, err := strings_(ctx, tx, `SELECT DISTINCT name FROM collections ORDER BY name`)
-			if err != nil {
-				return err
-			}
-			return errorf(ErrNotFound, "no collection %q%s", name, catalog.DidYouMean(catalog.Closest(name, all)))
-		}
-		return nil
+		var err error
+		out, err = collectionRecords(ctx, tx, name, `DELETE FROM collections WHERE name = $1 RETURNING rec`)
+		return err
 	})
 	if err != nil {
 		return nil, err
