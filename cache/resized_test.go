@@ -82,7 +82,7 @@ func TestDiskCacheReadsJoinAFetchOfTheOldSize(t *testing.T) {
 	go check(bs+4, 100) // inside the old size: block 1 fetched cut short
 	<-g.arrived
 	wg.Add(1)
-	go check(bs+3000, 500) // past it: the size is checked, then block 1 read
+	go check(bs+3000, 500)             // past it: the size is checked, then block 1 read
 	time.Sleep(200 * time.Millisecond) // lets the second read join the first's fetch
 	close(g.open)
 	wg.Wait()
