@@ -723,6 +723,16 @@ func (c *DiskCache) readCached(obj string, bn, want int64, bufs [][]byte, at int
 		el = c.insertLocked(&block{obj: obj, n: bn, size: want, touched: info.ModTime()}, true)
 	}
 	b := el.Value.(*block)
+	if b.size != want {
+		// Fetched for a size of the object that has changed since
+		// (sizeFor): not the block the reader needs.
+		if b.pins == 0 {
+			c.dropLocked(el, !c.guestLocked())
+		}
+		c.misses++
+		c.mu.Unlock()
+		return false
+	}
 	c.lru.MoveToFront(el)
 	b.pins++
 	touch := time.Since(b.touched) > time.Minute
@@ -889,8 +899,10 @@ func (c *DiskCache) copyFrom(call *blockCall, bufs [][]byte, at int64) error {
 	data, ok := call.span.upTo(need)
 	if !ok {
 		<-call.done
-		if call.err == nil { // cannot be: a span that ends well has landed whole
-			return fmt.Errorf("cache: fetch ended with %d bytes of its span missing", need)
+		if call.err == nil {
+			// The span ended well short of these bytes: it was cut at a
+			// size of the object that a check since found out of date.
+			return errShortSpan
 		}
 		return call.err
 	}
@@ -899,6 +911,10 @@ func (c *DiskCache) copyFrom(call *blockCall, bufs [][]byte, at int64) error {
 	}
 	return nil
 }
+
+// errShortSpan is copyFrom's answer when the fetch it joined ended well
+// without the bytes the reader needs: fetch tries again.
+var errShortSpan = errors.New("cache: the fetch joined ended short of the bytes needed")
 
 func blockKey(obj string, bn int64) string { return obj + "." + strconv.FormatInt(bn, 10) }
 
@@ -912,7 +928,8 @@ const maxSpan = 4
 // block from the backend once however many ask, and stores it in the
 // cache.
 func (c *DiskCache) fetch(ctx context.Context, name, obj string, size, bn int64, bufs [][]byte, at int64) error {
-	for range 2 {
+	want := blockLen(size, bn, c.block)
+	for range 3 {
 		c.mu.Lock()
 		call := c.joinLocked(obj, bn)
 		c.mu.Unlock()
@@ -927,9 +944,15 @@ func (c *DiskCache) fetch(ctx context.Context, name, obj string, size, bn int64,
 			c.mu.Unlock()
 		}
 		if call != nil {
-			return c.copyFrom(call, bufs, at)
+			err := c.copyFrom(call, bufs, at)
+			if err != errShortSpan {
+				return err
+			}
+			// Once the short block is stored, readCached drops it
+			// (its size is not want) and the next turn fetches it.
+			<-call.stored
 		}
-		if c.readCached(obj, bn, blockLen(size, bn, c.block), bufs, at) {
+		if c.readCached(obj, bn, want, bufs, at) {
 			return nil
 		}
 	}
