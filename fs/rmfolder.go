@@ -26,6 +26,22 @@ import (
 // for the rest of it succeed as no-ops for that process only
 // (removedFolders). Any other process, and rm without -r or with -i
 // (which would ask about each file), still gets EROFS.
+//
+// rm at a terminal, run by anyone but root, first asks access(W_OK) of
+// each file to decide whether to ask "remove write-protected file?", and
+// an error other than EACCES makes it report the file and leave it. So
+// W_OK inside the artifact answers 0 to that same rm (where its unlink
+// would succeed), and EROFS to everyone else (`test -w`, editors).
+//
+// Only an unlink trashes, never an rmdir: the tree has no empty folders
+// (buildTree makes folders from file paths), and rm removes a folder only
+// after what it holds, so an rmdir of a subfolder before any unlink means
+// rm left a file in it — the user answered "n", or the file was refused —
+// and rm goes on to rmdir the folder all the same (GNU rm 9: only the
+// failed rmdir keeps it from the folders above). That rmdir is ENOTEMPTY,
+// as on any file system, and nothing goes to the trash. With W_OK
+// answered 0, an rm that takes the artifact asks nothing about its files,
+// so once its first unlink trashed the artifact no "n" can follow.
 
 // removedFolders remembers the folder artifacts an rm -r moved to the
 // trash, with the rm's process, so that its removal of what it listed
@@ -79,13 +95,13 @@ func (r *removedFolders) by(key string, tid uint32) bool {
 	return true
 }
 
-// folderKey is the key of the folder artifact whose tree holds the folder
-// node n, and the path of the tree's top in the mount, by where the
-// kernel has it now (a mv of the artifact moves its inodes without a
-// lookup): the key itself, or KEY@vN for a version's tree (version is
-// then true).
+// folderKey is the key of the folder artifact whose tree holds n, a
+// folder or file of it, and the path of the tree's top in the mount, by
+// where the kernel has it now (a mv of the artifact moves its inodes
+// without a lookup): the key itself, or KEY@vN for a version's tree
+// (version is then true).
 func (n *node) folderKey() (key, top string, version bool) {
-	if n.e.Kind != KindFolder || n.EmbeddedInode() == nil {
+	if n.e.Kind != KindFolder && n.e.Kind != KindFolderFile || n.EmbeddedInode() == nil {
 		return "", "", false
 	}
 	top, inner := n.Path(nil), n.e.Path()
@@ -106,22 +122,34 @@ func (n *node) folderKey() (key, top string, version bool) {
 	return dir + pn.Base, top, true
 }
 
-// rmInFolder answers an unlink or rmdir inside the folder node n: ok is
-// false when it is no removal of rm -r (then EROFS stands). A version's
-// tree (KEY@vN/, listed with --show-versions) goes with its artifact only
-// when rm was given a folder above it, as rm of a file's KEY@vN is EROFS.
-func (n *node) rmInFolder(ctx context.Context) (errno syscall.Errno, ok bool) {
+// rmCaller returns the key of the folder artifact that holds n (a folder
+// or file of it) and the caller's process if it is an rm -r that takes
+// the artifact whole; pid is 0 otherwise. A version's tree (KEY@vN/,
+// listed with --show-versions) goes with its artifact only when rm was
+// given a folder above it, as rm of a file's KEY@vN is EROFS.
+func (n *node) rmCaller(ctx context.Context) (key string, pid int, tid uint32) {
 	key, top, version := n.folderKey()
 	if key == "" {
-		return 0, false
+		return "", 0, 0
 	}
-	tid := callerTID(ctx)
-	pid := rmRecursivePID(tid, filepath.Join(n.m.dir, filepath.FromSlash(top)), version)
+	tid = callerTID(ctx)
+	return key, rmRecursivePID(tid, filepath.Join(n.m.dir, filepath.FromSlash(top)), version), tid
+}
+
+// rmInFolder answers an unlink (rmdir false) or rmdir inside the folder
+// node n: ok is false when it is no removal of rm -r (then EROFS stands).
+// Only an unlink moves the artifact to the trash; an rmdir before it is
+// ENOTEMPTY (see the top of this file).
+func (n *node) rmInFolder(ctx context.Context, rmdir bool) (errno syscall.Errno, ok bool) {
+	key, pid, tid := n.rmCaller(ctx)
 	if pid == 0 {
 		return 0, false
 	}
 	if n.m.removed.by(key, uint32(pid)) {
 		return 0, true // the rest of what rm listed
+	}
+	if rmdir {
+		return syscall.ENOTEMPTY, true // rm left a file in it
 	}
 	if e := n.m.trashFolder(ctx, key); e != 0 {
 		return e, true

@@ -976,14 +976,20 @@ func (n *node) mayRead(ctx context.Context, want uint32) bool {
 
 // Access is access(2): the mount answers permission checks itself (see
 // mayWrite). W_OK of what is never written — versions, sidecars, a
-// read-only mount — is EROFS, as open would answer; R_OK and X_OK follow
-// the mode bits, so `test -x` and `find -executable` tell the truth.
+// read-only mount — is EROFS, as open would answer, but for the rm -r that
+// takes a folder artifact whole (rmfolder.go); R_OK and X_OK follow the
+// mode bits, so `test -x` and `find -executable` tell the truth.
 func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
 	if rx := mask & (unix.R_OK | unix.X_OK); rx != 0 && !n.mayRead(ctx, rx) {
 		return syscall.EACCES
 	}
 	if mask&unix.W_OK == 0 || n.e.IsDir() {
 		return 0
+	}
+	if n.e.Kind == KindFolderFile && !n.m.writesOff() {
+		if _, pid, _ := n.rmCaller(ctx); pid != 0 {
+			return 0 // rm -r that takes its folder artifact whole: it may unlink it (rmfolder.go)
+		}
 	}
 	if n.m.writesOff() || !isLatestFile(n.e) {
 		return syscall.EROFS
@@ -1331,7 +1337,7 @@ func (n *node) existing(ctx context.Context, name string) (Entry, syscall.Errno)
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if n.e.Kind == KindFolder && !n.m.writesOff() { // inside a folder artifact: rmfolder.go
-		if e, ok := n.rmInFolder(ctx); ok {
+		if e, ok := n.rmInFolder(ctx, false); ok {
 			return e
 		}
 	}
@@ -1525,6 +1531,7 @@ type ghostNode struct {
 var (
 	_ fusefs.NodeOpener    = (*ghostNode)(nil)
 	_ fusefs.NodeGetattrer = (*ghostNode)(nil)
+	_ fusefs.NodeAccesser  = (*ghostNode)(nil)
 )
 
 func (g *ghostNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
@@ -1539,9 +1546,16 @@ func (g *ghostNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse
 	return 0
 }
 
+// Access answers 0: only the rm that removed the ghost's artifact is
+// shown it, and its removal of it succeeds. rm at a terminal, run by
+// anyone but root, asks access(W_OK) first, and the 0444 of the lookup
+// made it ask "remove write-protected directory?" of a folder artifact's
+// top, and of a sidecar, after the artifact went to the trash.
+func (g *ghostNode) Access(ctx context.Context, mask uint32) syscall.Errno { return 0 }
+
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if n.e.Kind == KindFolder && !n.m.writesOff() { // inside a folder artifact: rmfolder.go
-		if e, ok := n.rmInFolder(ctx); ok {
+		if e, ok := n.rmInFolder(ctx, true); ok {
 			return e
 		}
 	}

@@ -47,18 +47,24 @@ func asNobody(t *testing.T) (dir string, run func(args ...string) (string, error
 	}
 	src.Close()
 	dst.Close()
-	env := []string{"LAMINA_TEST_AS_CLI=1", "HOME=" + dir + "/home", "XDG_CONFIG_HOME=" + dir + "/config",
-		"XDG_DATA_HOME=" + dir + "/data", "XDG_CACHE_HOME=" + dir + "/cache", "XDG_RUNTIME_DIR=" + dir + "/run", "PATH=/usr/bin:/bin"}
 	cmd := func(name string, args ...string) (string, error) {
-		c := exec.Command(name, args...)
-		c.Dir, c.Env = dir, env
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		out, err := c.CombinedOutput()
+		out, err := nobodyCmd(dir, name, args...).CombinedOutput()
 		return string(out), err
 	}
 	run = func(args ...string) (string, error) { return cmd(bin, args...) }
 	sh = func(script string) (string, error) { return cmd("sh", "-c", script) }
 	return dir, run, sh
+}
+
+// nobodyCmd is a command run as nobody in asNobody's folder dir, with its
+// settings.
+func nobodyCmd(dir, name string, args ...string) *exec.Cmd {
+	c := exec.Command(name, args...)
+	c.Dir = dir
+	c.Env = []string{"LAMINA_TEST_AS_CLI=1", "HOME=" + dir + "/home", "XDG_CONFIG_HOME=" + dir + "/config",
+		"XDG_DATA_HOME=" + dir + "/data", "XDG_CACHE_HOME=" + dir + "/cache", "XDG_RUNTIME_DIR=" + dir + "/run", "PATH=/usr/bin:/bin"}
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	return c
 }
 
 // A file its user cannot read: root reads everything, so the save runs as
