@@ -277,7 +277,11 @@ func (b *Bolt) DeleteCollection(ctx context.Context, name string) ([]Collection,
 				return err
 			}
 		}
-		// The name made again continues after its highest number.
+		// The name made again continues after its highest number. A
+		// name stored before names were checked cannot be made again.
+		if CheckName("collection", name) != nil {
+			return nil
+		}
 		gone, err := t.deletedCollection(name)
 		if err != nil {
 			return err
