@@ -224,8 +224,9 @@ type Annotator interface {
 	// their keys, descriptions, labels, feature values and term names.
 	Search(ctx context.Context, query string, limit int) ([]Hit, error)
 	// SaveCollection records a new version of the named collection (version
-	// 1 for a new name) unless its members equal the latest's. Every member
-	// must be a version uid (ErrNotFound).
+	// 1 for a new name; for a name deleted before, the next after the
+	// highest it had: DeletedCollection) unless its members equal the
+	// latest's. Every member must be a version uid (ErrNotFound).
 	SaveCollection(ctx context.Context, c NewCollection) (Collection, error)
 	// Collections lists the latest version of every collection by name.
 	Collections(ctx context.Context) ([]Collection, error)
@@ -239,8 +240,9 @@ type Annotator interface {
 	// DeleteCollection removes every version of the named collection and
 	// returns them, oldest first, without their members' records
 	// (Versions is nil). A collection is only a list: nothing keeps it,
-	// and its members stay as they are. ErrNotFound, with a suggestion,
-	// when no collection has that name.
+	// and its members stay as they are. Its highest number is kept
+	// (DeletedCollection): the name made again continues after it.
+	// ErrNotFound, with a suggestion, when no collection has that name.
 	DeleteCollection(ctx context.Context, name string) ([]Collection, error)
 }
 

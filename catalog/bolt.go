@@ -53,8 +53,13 @@ var (
 // runs that wrote a version's bytes again (version_reruns, bolt_runs.go);
 // a build of 6 would export the catalog without them, silently, and keep
 // rerun entries of versions it purges: it refuses the catalog instead.
-// Opening a schema 6 catalog only records 7.
-const SchemaVersion = 7
+// Opening a schema 6 catalog only records 7. 8: the highest number of
+// each deleted collection (collections_deleted, DeletedCollection); a
+// build of 7 would make a deleted name again from v1, so that an old
+// NAME@v1 named the new list, and export the catalog without them: it
+// refuses the catalog instead. Opening a schema 7 catalog only records 8
+// (collections deleted before keep no number).
+const SchemaVersion = 8
 
 type artifact struct {
 	Stem      string     `json:"stem"`

@@ -30,6 +30,7 @@ import (
 //	idx_terms     term id 0x00 uid → key
 //	idx_words     word 0x00 uid → [weight, field bits]   (every version)
 //	collections   name 0x00 big-endian uint32 version → JSON Collection
+//	collections_deleted  name → JSON DeletedCollection (schema 8)
 //
 // Every index entry ends in the 20-byte uid and holds the artifact's key,
 // so a range scan yields uids Find can order by key without decoding
@@ -45,9 +46,12 @@ var (
 	bTermIdx     = []byte("idx_terms")
 	bWords       = []byte("idx_words")
 	bCollections = []byte("collections")
+	// bCollectionsDeleted holds the highest number of each deleted
+	// collection's name until it is made again (DeletedCollection).
+	bCollectionsDeleted = []byte("collections_deleted")
 )
 
-var annotateBuckets = [][]byte{bFeatures, bLabels, bSchemas, bAnnotations, bFeatureIdx, bLabelIdx, bTermIdx, bWords, bCollections}
+var annotateBuckets = [][]byte{bFeatures, bLabels, bSchemas, bAnnotations, bFeatureIdx, bLabelIdx, bTermIdx, bWords, bCollections, bCollectionsDeleted}
 
 // initAnnotate creates the buckets and, once per catalog, indexes the words
 // of versions recorded before the word index existed.
@@ -933,6 +937,18 @@ func collectionKey(name string, n int) []byte {
 	return k
 }
 
+// deletedCollection returns the highest number the deleted collection
+// name had (DeletedCollection), 0 for none.
+func (t txn) deletedCollection(name string) (int, error) {
+	var d DeletedCollection
+	bk := t.bucket(bCollectionsDeleted)
+	if bk == nil {
+		return 0, nil
+	}
+	_, err := getJSON(bk, []byte(name), &d)
+	return d.Version, err
+}
+
 func (t txn) latestCollection(name string) (Collection, bool, error) {
 	var c Collection
 	bk := t.bucket(bCollections)
@@ -988,8 +1004,19 @@ func (b *Bolt) SaveCollection(ctx context.Context, nc NewCollection) (Collection
 			out.Unchanged = true
 			return nil
 		}
-		out = Collection{Name: nc.Name, Version: last.Version + 1, Description: nc.Description,
+		// A name deleted before continues after its highest number, so
+		// that an old NAME@vN never names the new list.
+		gone, err := t.deletedCollection(nc.Name)
+		if err != nil {
+			return err
+		}
+		out = Collection{Name: nc.Name, Version: max(last.Version, gone) + 1, Description: nc.Description,
 			Members: nc.Members, CreatedBy: nc.CreatedBy, CreatedAt: nc.CreatedAt.UTC()}
+		if gone > 0 {
+			if err := tx.Bucket(bCollectionsDeleted).Delete([]byte(nc.Name)); err != nil {
+				return err // its versions hold the highest number now
+			}
+		}
 		return putJSON(tx.Bucket(bCollections), collectionKey(nc.Name, out.Version), out)
 	})
 	return out, err

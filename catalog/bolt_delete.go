@@ -277,7 +277,17 @@ func (b *Bolt) DeleteCollection(ctx context.Context, name string) ([]Collection,
 				return err
 			}
 		}
-		return nil
+		// The name made again continues after its highest number. A
+		// name stored before names were checked cannot be made again.
+		if CheckName("collection", name) != nil {
+			return nil
+		}
+		gone, err := t.deletedCollection(name)
+		if err != nil {
+			return err
+		}
+		d := DeletedCollection{Name: name, Version: max(gone, out[len(out)-1].Version)}
+		return putJSON(tx.Bucket(bCollectionsDeleted), []byte(name), d)
 	})
 	if err != nil {
 		return nil, err

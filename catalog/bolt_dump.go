@@ -45,7 +45,12 @@ func dumpFormat(tx *bolt.Tx) (int, error) {
 		k, _ := bk.Cursor().First()
 		reruns = k != nil
 	}
-	return DumpFormatOf(nodes, revises, reruns), nil
+	deleted := false
+	if bk := tx.Bucket(bCollectionsDeleted); bk != nil {
+		k, _ := bk.Cursor().First()
+		deleted = k != nil
+	}
+	return DumpFormatOf(nodes, revises, reruns, deleted), nil
 }
 
 // Dump calls fn with every record of the catalog in the order Record
@@ -115,6 +120,10 @@ func (b *Bolt) Dump(ctx context.Context, fn func(Record) error) error {
 				var x Collection
 				return Record{Collection: &x}, json.Unmarshal(raw, &x)
 			}},
+			{bCollectionsDeleted, func(_, raw []byte) (Record, error) {
+				var x DeletedCollection
+				return Record{DeletedCollection: &x}, json.Unmarshal(raw, &x)
+			}},
 			{bTransforms, func(_, raw []byte) (Record, error) {
 				var x Transform
 				return Record{Transform: &x}, json.Unmarshal(raw, &x)
@@ -148,7 +157,7 @@ func (b *Bolt) Dump(ctx context.Context, fn func(Record) error) error {
 // (ErrConflict).
 func (b *Bolt) Load(ctx context.Context, recs iter.Seq2[Record, error]) error {
 	return b.with(true, func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bArtifacts, bFolders, bLinks, bTrashTree, bFeatures, bLabels, bSchemas, bCollections} {
+		for _, name := range [][]byte{bArtifacts, bFolders, bLinks, bTrashTree, bFeatures, bLabels, bSchemas, bCollections, bCollectionsDeleted} {
 			if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
 				return errorf(ErrConflict, "catalog %s is not empty; import into a new instance", b.path)
 			}
@@ -225,6 +234,9 @@ func (t txn) load(r Record, b *saveBatch) error {
 		c := *r.Collection
 		c.Versions, c.Unchanged = nil, false
 		return putJSON(t.tx.Bucket(bCollections), collectionKey(c.Name, c.Version), c)
+	case r.DeletedCollection != nil:
+		d := *r.DeletedCollection
+		return putJSON(t.tx.Bucket(bCollectionsDeleted), []byte(d.Name), d)
 	case r.Transform != nil:
 		tr := *r.Transform
 		ids, err := bucket(t.tx, bTransformIDs)

@@ -103,14 +103,14 @@ func TestBoltUpgradesSchema3(t *testing.T) {
 	}
 	defer db.Close()
 	db.View(func(tx *bolt.Tx) error {
-		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != fmt.Sprint(catalog.SchemaVersion) || s != "7" {
-			t.Errorf("schema after opening = %q, want 7", s)
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != fmt.Sprint(catalog.SchemaVersion) || s != "8" {
+			t.Errorf("schema after opening = %q, want 8", s)
 		}
 		return nil
 	})
 }
 
-// A schema 6 catalog (before reruns were recorded) opens as 7: a build of
+// A schema 6 catalog (before reruns were recorded) opens as 7 (now 8): a build of
 // schema 6 refuses a catalog that may hold reruns ("upgrade lamina")
 // rather than export it without them or leave them behind a purge.
 func TestBoltUpgradesSchema6(t *testing.T) {
@@ -135,7 +135,7 @@ func TestBoltUpgradesSchema6(t *testing.T) {
 		db.View(func(tx *bolt.Tx) error { s = string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); return nil })
 		return s
 	}
-	if s := schema(); s != "7" {
+	if s := schema(); s != "8" {
 		t.Fatalf("a new catalog has schema %q; a build of 6 would read it without its reruns", s)
 	}
 	db, err := bolt.Open(p, 0o600, nil)
@@ -159,9 +159,66 @@ func TestBoltUpgradesSchema6(t *testing.T) {
 		t.Fatalf("Reruns = %v, %v", got, err)
 	}
 	c.Close()
-	if s := schema(); s != "7" {
-		t.Fatalf("schema after opening a schema 6 catalog = %q, want 7", s)
+	if s := schema(); s != "8" {
+		t.Fatalf("schema after opening a schema 6 catalog = %q, want 8", s)
 	}
+}
+
+// A schema 7 catalog (before deleted collections kept their numbers)
+// opens as 8, with the bucket that keeps them: a build of 7 refuses it
+// rather than make a deleted name again from v1 or export it without
+// them. A collection deleted before keeps no number.
+func TestBoltUpgradesSchema7(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Save(ctx, []catalog.NewVersion{catalogtest.NV("a.csv", "1"), catalogtest.NV("b.csv", "2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 2} {
+		if _, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "pick", Members: []string{s[n-1].Version.UID}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	db, err := bolt.Open(p, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("collections_deleted")); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("7"))
+	})
+	db.Close()
+	c, err = catalog.OpenBolt(p, catalog.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.DeleteCollection(ctx, "pick"); err != nil {
+		t.Fatal(err)
+	}
+	if col, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "pick", Members: []string{s[0].Version.UID}}); err != nil || col.Version != 3 {
+		t.Fatalf("pick made again in an upgraded catalog: v%d, %v; want v3", col.Version, err)
+	}
+	c.Close()
+	db, err = bolt.Open(p, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != "8" {
+			t.Errorf("schema after opening a schema 7 catalog = %q, want 8", s)
+		}
+		return nil
+	})
 }
 
 func mustKey(t *testing.T, c catalog.Catalog, key string) catalog.Version {
@@ -275,8 +332,8 @@ func TestBoltUpgradesSchema4(t *testing.T) {
 	}
 	defer db.Close()
 	db.View(func(tx *bolt.Tx) error {
-		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != "7" {
-			t.Errorf("schema after opening = %q, want 7", s)
+		if s := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); s != "8" {
+			t.Errorf("schema after opening = %q, want 8", s)
 		}
 		return nil
 	})

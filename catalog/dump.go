@@ -6,15 +6,21 @@ import "time"
 // and links in the trash (TrashedNode), versions' Revises; a lamina that
 // reads only 1 would drop them without a word, so it refuses a 2. 3: Rerun
 // records; a lamina that reads only 2 took them for records of no kind
-// ("holds 8  records where its count line says 0").
-const DumpFormat = 3
+// ("holds 8  records where its count line says 0"). 4: DeletedCollection
+// records; a lamina that reads only 3 would import the catalog without
+// them, and a collection made again under a deleted name would take its
+// old numbers again.
+const DumpFormat = 4
 
 // DumpFormatOf is the format a dump is written in: the lowest that holds
 // what the catalog has, so that an older lamina imports it when it can. 1
 // when the catalog holds nothing format 2 adds (no TrashedNode, no version
-// that revises another); 2 with those; 3 with reruns (Runs.Reruns).
-func DumpFormatOf(trashedNodes, revises, reruns bool) int {
+// that revises another); 2 with those; 3 with reruns (Runs.Reruns); 4
+// with the numbers of deleted collections (DeletedCollection).
+func DumpFormatOf(trashedNodes, revises, reruns, deletedCollections bool) int {
 	switch {
+	case deletedCollections:
+		return 4
 	case reruns:
 		return 3
 	case trashedNodes || revises:
@@ -30,7 +36,8 @@ func DumpFormatOf(trashedNodes, revises, reruns bool) int {
 // every collection version. Exactly one field is set. A dump lists
 // features, labels and schemas first, then artifacts before their
 // versions, and versions before their annotations and outbox entries;
-// then collections, transforms, runs, run inputs and reruns.
+// then collections and deleted collections' numbers, transforms, runs,
+// run inputs and reruns.
 type Record struct {
 	Format int `json:"format,omitempty"` // the first line: DumpFormat
 	// Counted (with Format, on the first line) says the file ends with a
@@ -50,10 +57,12 @@ type Record struct {
 	TrashedNode *TrashedNode    `json:"trashed_node,omitempty"` // a folder or link in the trash
 	Annotations *Annotations    `json:"annotations,omitempty"`
 	Collection  *Collection     `json:"collection,omitempty"`
-	Transform   *Transform      `json:"transform,omitempty"`
-	Run         *Run            `json:"run,omitempty"`
-	Input       *RunInput       `json:"input,omitempty"`
-	Rerun       *RunInput       `json:"rerun,omitempty"` // a run that wrote a version's bytes again (Runs.Reruns)
+	// DeletedCollection is the highest number a deleted collection had.
+	DeletedCollection *DeletedCollection `json:"deleted_collection,omitempty"`
+	Transform         *Transform         `json:"transform,omitempty"`
+	Run               *Run               `json:"run,omitempty"`
+	Input             *RunInput          `json:"input,omitempty"`
+	Rerun             *RunInput          `json:"rerun,omitempty"` // a run that wrote a version's bytes again (Runs.Reruns)
 }
 
 // DumpCount is the last line of an export that says it is Counted.
@@ -91,6 +100,8 @@ func (r Record) Kind() string {
 		return "annotations"
 	case r.Collection != nil:
 		return "collection"
+	case r.DeletedCollection != nil:
+		return "deleted_collection"
 	case r.Transform != nil:
 		return "transform"
 	case r.Run != nil:
@@ -101,6 +112,17 @@ func (r Record) Kind() string {
 		return "rerun"
 	}
 	return ""
+}
+
+// DeletedCollection is the highest version number a collection name had
+// when it was deleted (Annotator.DeleteCollection) and not made again
+// since. A collection made again under the name continues after it
+// (SaveCollection), so that NAME@vN, in a run's inputs, a note or a
+// script, never comes to name another list. The record goes once the
+// name is used again: its versions then hold the highest number.
+type DeletedCollection struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
 }
 
 // RunInput records that a run used a version (Runs.AddInputs).

@@ -295,7 +295,9 @@ func runDelete(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if len(cs) != 1 || cs[0].Name != "pick2" {
 			t.Fatalf("Collections after the delete: %+v, want pick2 alone", cs)
 		}
-		// The members stay; the name can be used again, from v1.
+		// The members stay; the name can be used again, after the highest
+		// number it had: pick@v1 (in a run's inputs, a note, a script)
+		// never names the new list. It started over at v1.
 		for _, k := range []string{"a.csv", "b.csv"} {
 			if _, err := c.ByUID(ctx, vs[k].UID); err != nil {
 				t.Fatalf("member %s after the delete: %v", k, err)
@@ -303,8 +305,41 @@ func runDelete(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 		col, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "pick", Members: []string{vs["c.csv"].UID}})
 		must(t, err)
-		if col.Version != 1 {
-			t.Fatalf("pick made again is v%d, want v1", col.Version)
+		if col.Version != 3 || col.Unchanged {
+			t.Fatalf("pick made again is v%d (unchanged %v), want v3", col.Version, col.Unchanged)
+		}
+		for _, n := range []int{1, 2} {
+			if _, err := c.Collection(ctx, "pick", n); !errors.Is(err, catalog.ErrNotFound) {
+				t.Fatalf("pick@v%d of the deleted collection after it was made again: %v, want ErrNotFound", n, err)
+			}
+		}
+		if got, err := c.CollectionVersions(ctx, "pick"); err != nil || len(got) != 1 || got[0].Version != 3 {
+			t.Fatalf("CollectionVersions of pick made again: %+v, %v; want v3 alone", got, err)
+		}
+		// Its next version, and again after another delete; the members
+		// of a deleted version are no "unchanged" latest.
+		col, err = c.SaveCollection(ctx, catalog.NewCollection{Name: "pick", Members: []string{vs["a.csv"].UID}})
+		must(t, err)
+		if col.Version != 4 {
+			t.Fatalf("pick's next version is v%d, want v4", col.Version)
+		}
+		got, err = c.DeleteCollection(ctx, "pick")
+		must(t, err)
+		if len(got) != 2 || got[0].Version != 3 || got[1].Version != 4 {
+			t.Fatalf("DeleteCollection of pick made again returned %+v, want v3 and v4", got)
+		}
+		col, err = c.SaveCollection(ctx, catalog.NewCollection{Name: "pick", Members: []string{vs["a.csv"].UID}})
+		must(t, err)
+		if col.Version != 5 || col.Unchanged {
+			t.Fatalf("pick made a third time is v%d (unchanged %v), want v5", col.Version, col.Unchanged)
+		}
+		// Another name, never deleted, starts at v1; so does one that only
+		// shares a deleted name's prefix.
+		for _, name := range []string{"fresh", "picking"} {
+			col, err = c.SaveCollection(ctx, catalog.NewCollection{Name: name, Members: []string{vs["a.csv"].UID}})
+			if err != nil || col.Version != 1 {
+				t.Fatalf("SaveCollection of %s: v%d, %v; want v1", name, col.Version, err)
+			}
 		}
 		_, err = c.DeleteCollection(ctx, "pik")
 		if !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), `no collection "pik"; did you mean "pick`) {

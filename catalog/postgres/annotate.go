@@ -1034,7 +1034,14 @@ func (s *Store) SaveCollection(ctx context.Context, nc catalog.NewCollection) (c
 			out.Unchanged = true
 			return nil
 		}
-		out = catalog.Collection{Name: nc.Name, Version: last.Version + 1, Description: nc.Description,
+		// A name deleted before continues after its highest number, so
+		// that an old NAME@vN never names the new list; its versions hold
+		// that number from now on.
+		var gone int
+		if err := tx.QueryRow(ctx, `DELETE FROM collections_deleted WHERE name = $1 RETURNING version`, nc.Name).Scan(&gone); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		out = catalog.Collection{Name: nc.Name, Version: max(last.Version, gone) + 1, Description: nc.Description,
 			Members: nc.Members, CreatedBy: nc.CreatedBy, CreatedAt: nc.CreatedAt.UTC()}
 		changed(catalog.CollectionChange(out.Name))
 		return putJSON(ctx, tx, `INSERT INTO collections (name, version, rec) VALUES ($1, $2, $3)`, out, out.Name, out.Version)

@@ -196,6 +196,16 @@ func (s *Store) DeleteCollection(ctx context.Context, name string) ([]catalog.Co
 		changed(catalog.CollectionChange(name)) // mounts drop their view of it
 		var err error
 		out, err = collectionRecords(ctx, tx, name, `DELETE FROM collections WHERE name = $1 RETURNING rec`)
+		if err != nil {
+			return err
+		}
+		// The name made again continues after its highest number.
+		highest := 0
+		for _, c := range out {
+			highest = max(highest, c.Version)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO collections_deleted (name, version) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET version = GREATEST(collections_deleted.version, EXCLUDED.version)`, name, highest)
 		return err
 	})
 	if err != nil {

@@ -14,13 +14,14 @@ import (
 // catalog.Record describes, from one snapshot.
 func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 	return s.readOnce(ctx, func(tx pgx.Tx) error { // fn has what was read: not read again
-		var nodes, revises, reruns bool
+		var nodes, revises, reruns, deleted bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM trashed_tree),
 			EXISTS (SELECT 1 FROM versions WHERE rec ->> 'revises' <> ''),
-			EXISTS (SELECT 1 FROM run_reruns r JOIN versions v ON v.uid = r.uid)`).Scan(&nodes, &revises, &reruns); err != nil {
+			EXISTS (SELECT 1 FROM run_reruns r JOIN versions v ON v.uid = r.uid),
+			EXISTS (SELECT 1 FROM collections_deleted)`).Scan(&nodes, &revises, &reruns, &deleted); err != nil {
 			return err
 		}
-		if err := fn(catalog.Record{Format: catalog.DumpFormatOf(nodes, revises, reruns)}); err != nil {
+		if err := fn(catalog.Record{Format: catalog.DumpFormatOf(nodes, revises, reruns, deleted)}); err != nil {
 			return err
 		}
 		type step struct {
@@ -91,6 +92,10 @@ func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 				var x catalog.Collection
 				return catalog.Record{Collection: &x}, json.Unmarshal(raw, &x)
 			})},
+			{`SELECT name, version FROM collections_deleted ORDER BY name`, func(row pgx.Rows) (catalog.Record, error) {
+				var d catalog.DeletedCollection
+				return catalog.Record{DeletedCollection: &d}, row.Scan(&d.Name, &d.Version)
+			}},
 			{`SELECT rec FROM transforms ORDER BY uid`, jsonRec(func(raw []byte) (catalog.Record, error) {
 				var x catalog.Transform
 				return catalog.Record{Transform: &x}, json.Unmarshal(raw, &x)
@@ -138,7 +143,7 @@ func (s *Store) Dump(ctx context.Context, fn func(catalog.Record) error) error {
 func (s *Store) Load(ctx context.Context, recs iter.Seq2[catalog.Record, error]) error {
 	return s.writeN(ctx, 1, serializable, func(tx pgx.Tx, changed func(...string)) error {
 		if _, full, err := exists(ctx, tx, `SELECT 'x' FROM artifacts UNION ALL SELECT 'x' FROM folders UNION ALL SELECT 'x' FROM links UNION ALL SELECT 'x' FROM trashed_tree
-			UNION ALL SELECT 'x' FROM features UNION ALL SELECT 'x' FROM labels UNION ALL SELECT 'x' FROM collections
+			UNION ALL SELECT 'x' FROM features UNION ALL SELECT 'x' FROM labels UNION ALL SELECT 'x' FROM collections UNION ALL SELECT 'x' FROM collections_deleted
 			UNION ALL SELECT 'x' FROM transforms UNION ALL SELECT 'x' FROM runs LIMIT 1`); err != nil {
 			return err
 		} else if full {
@@ -219,6 +224,9 @@ func load(ctx context.Context, tx pgx.Tx, r catalog.Record) error {
 		c := *r.Collection
 		c.Versions, c.Unchanged = nil, false
 		return putJSON(ctx, tx, `INSERT INTO collections (name, version, rec) VALUES ($1, $2, $3)`, c, c.Name, c.Version)
+	case r.DeletedCollection != nil:
+		_, err := tx.Exec(ctx, `INSERT INTO collections_deleted (name, version) VALUES ($1, $2)`, r.DeletedCollection.Name, r.DeletedCollection.Version)
+		return err
 	case r.Transform != nil:
 		return putTransform(ctx, tx, *r.Transform)
 	case r.Run != nil:

@@ -383,6 +383,47 @@ func TestDumpFormat(t *testing.T) {
 			if got := dumpLines(t, other); !slices.Equal(got, v3) {
 				t.Errorf("format 3 dump reloaded:\n%s\n----\n%s", join(v3), join(got))
 			}
+			// A deleted collection's highest number makes it format 4: a
+			// lamina that reads only 3 would import the catalog without it,
+			// and the name made again would start over at v1. The loaded
+			// catalog continues after it; once the name is made again its
+			// versions hold the number, and the export is format 1 again.
+			cols := fresh()
+			s, err = cols.Save(ctx, []catalog.NewVersion{catalogtest.NV("c.csv", "1"), catalogtest.NV("d.csv", "2")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sv := range s {
+				if _, err := cols.SaveCollection(ctx, catalog.NewCollection{Name: "pick", Members: []string{sv.Version.UID}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := cols.DeleteCollection(ctx, "pick"); err != nil {
+				t.Fatal(err)
+			}
+			v4 := dumpLines(t, cols)
+			if v4[0] != `{"format":4}` || !slices.Contains(v4, `{"deleted_collection":{"name":"pick","version":2}}`) {
+				t.Errorf("with a deleted collection:\n%s", join(v4))
+			}
+			other = open(t)
+			if name == "postgres" {
+				other = openBolt(t)
+			}
+			if err := other.Load(ctx, records(v4)); err != nil {
+				t.Fatal(err)
+			}
+			if got := dumpLines(t, other); !slices.Equal(got, v4) {
+				t.Errorf("format 4 dump reloaded:\n%s\n----\n%s", join(v4), join(got))
+			}
+			for _, c := range []dumpLoader{cols, other} {
+				col, err := c.SaveCollection(ctx, catalog.NewCollection{Name: "pick", Members: []string{s[0].Version.UID}})
+				if err != nil || col.Version != 3 {
+					t.Errorf("%T: pick made again: v%d, %v; want v3", c, col.Version, err)
+				}
+				if got := format(c); got != `{"format":1}` {
+					t.Errorf("%T: with pick made again: %s; want format 1", c, got)
+				}
+			}
 		})
 	}
 }

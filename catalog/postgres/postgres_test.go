@@ -98,7 +98,8 @@ func TestMigratesIntKeys(t *testing.T) {
 			pgtest.Exec(t, u, `INSERT INTO idx_features (feature, vkey, uid) VALUES ('id', $1, $2) ON CONFLICT DO NOTHING`, schema6Key(n), uids[k])
 		}
 	}
-	pgtest.Exec(t, u, `DROP TABLE run_reruns`) // schema 8's
+	pgtest.Exec(t, u, `DROP TABLE run_reruns`)          // schema 8's
+	pgtest.Exec(t, u, `DROP TABLE collections_deleted`) // schema 9's
 	pgtest.Exec(t, u, `UPDATE schema_version SET version = 6`)
 	if s, err = postgres.Open(ctx, u, postgres.Options{}); err != nil {
 		t.Fatal(err)
@@ -113,6 +114,41 @@ func TestMigratesIntKeys(t *testing.T) {
 		if err != nil || strings.Join(got, " ") != want {
 			t.Errorf("id=%s: %v, %v; want %s", value, got, err, want)
 		}
+	}
+}
+
+// A schema 8 database (before deleted collections kept their numbers)
+// migrates to 9: a collection deleted then keeps its highest number, and
+// the name made again continues after it, as in bbolt.
+func TestMigratesDeletedCollections(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	s, err := postgres.Open(ctx, u, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := s.Save(ctx, []catalog.NewVersion{catalogtest.NV("a.csv", "1"), catalogtest.NV("b.csv", "2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sv := range saved {
+		if _, err := s.SaveCollection(ctx, catalog.NewCollection{Name: "pick", Members: []string{sv.Version.UID}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	pgtest.Exec(t, u, `DROP TABLE collections_deleted`) // what schema 8 had
+	pgtest.Exec(t, u, `UPDATE schema_version SET version = 8`)
+	if s, err = postgres.Open(ctx, u, postgres.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.DeleteCollection(ctx, "pick"); err != nil {
+		t.Fatal(err)
+	}
+	col, err := s.SaveCollection(ctx, catalog.NewCollection{Name: "pick", Members: []string{saved[0].Version.UID}})
+	if err != nil || col.Version != 3 {
+		t.Fatalf("pick made again after the migration: v%d, %v; want v3", col.Version, err)
 	}
 }
 

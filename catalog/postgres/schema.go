@@ -13,7 +13,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this build reads and writes.
-const SchemaVersion = 8
+const SchemaVersion = 9
 
 // migrations[i] brings a schema at version i to version i+1. Keys are
 // COLLATE "C": byte order, as bbolt sorts, so listings and prefix ranges
@@ -97,6 +97,11 @@ var migrations = []string{
 	// reads join versions).
 	`CREATE TABLE run_reruns (uid text COLLATE "C" NOT NULL, run text COLLATE "C" NOT NULL, PRIMARY KEY (uid, run));
 	CREATE INDEX run_reruns_run ON run_reruns (run, uid);`,
+	// 8→9: the highest number of each deleted collection, until the name
+	// is made again (catalog.DeletedCollection). A build of 8 would make
+	// the name again from v1, so that an old NAME@v1 named the new list:
+	// it refuses the database.
+	`CREATE TABLE collections_deleted (name text COLLATE "C" PRIMARY KEY, version int NOT NULL);`,
 }
 
 // migrationCode[i], when set, runs after migrations[i] in its transaction:

@@ -44,8 +44,16 @@ func deleteCommand[T any](kind, extra string, names func(c *cli.Context, in *ins
 			if err != nil {
 				return err
 			}
+			// A name given twice is one (as lamina delete takes a key):
+			// label delete a a deleted a, then said no label "a" and
+			// exited 1. Unlike rm a a, every name is checked before
+			// anything goes, so the second a named what the command
+			// itself deleted.
+			args := slices.Clone(c.Args().Slice())
+			seen := map[string]bool{}
+			args = slices.DeleteFunc(args, func(n string) bool { dup := seen[n]; seen[n] = true; return dup })
 			unknown := 0
-			for _, name := range c.Args().Slice() {
+			for _, name := range args {
 				if err := catalog.CheckLookup(kind, name); err != nil {
 					return err // not UTF-8: said so, exit 2, as every other command does
 				}
@@ -66,7 +74,7 @@ func deleteCommand[T any](kind, extra string, names func(c *cli.Context, in *ins
 			// delete par kid: kid is under par) is tried again once they
 			// are gone, a pass at a time while a pass deletes any: the
 			// order the names come in does not matter.
-			todo := c.Args().Slice()
+			todo := args
 			var refused []error
 			for len(todo) > 0 {
 				var again []string

@@ -203,3 +203,39 @@ func TestLabelDeleteParentWithChildren(t *testing.T) {
 		t.Fatalf("labels left: %s", out)
 	}
 }
+
+// TestCurationDeleteNameTwice: a name given twice to feature, label,
+// schema or collection delete is one, as lamina delete takes a key given
+// twice: label delete a a deleted a, then said no label "a" (what it had
+// itself deleted) and exited 1. It is deleted and said once.
+func TestCurationDeleteNameTwice(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("a.csv", []byte("x\n1\n")), "--key", "a.csv")
+	e.ok("feature", "create", "f", "--dtype", "str")
+	e.ok("feature", "create", "g", "--dtype", "str")
+	e.ok("label", "create", "l")
+	e.ok("label", "create", "m")
+	e.ok("schema", "create", "s", "--feature", "g")
+	e.ok("collection", "create", "c", "a.csv")
+	for _, kind := range []string{"feature", "label", "schema", "collection"} {
+		name := kind[:1]
+		args, distinct := []string{kind, "delete", name, name}, 1
+		if kind == "label" {
+			args, distinct = append(args, "m", name), 2 // and not only side by side
+		}
+		out, errs, err := e.run(args...)
+		if err != nil || strings.Count(out, "deleted "+kind) != distinct || errs != "" {
+			t.Errorf("lamina %s: exit %d %v\n%s%s", strings.Join(args, " "), codeOf(err), err, out, errs)
+			continue
+		}
+		if out := e.ok(kind, "ls"); strings.Contains(out, "\n"+name+" ") {
+			t.Fatalf("%s ls after the delete:\n%s", kind, out)
+		}
+	}
+	// Unknown twice: said once.
+	_, errs, err := e.run("label", "delete", "nope", "nope")
+	if codeOf(err) != 1 || strings.Count(errs, `no label "nope"`) != 1 || !strings.Contains(explain(err), "1 unknown label") {
+		t.Fatalf("label delete nope nope: exit %d %v\n%s", codeOf(err), err, errs)
+	}
+}

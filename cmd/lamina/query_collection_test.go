@@ -333,23 +333,61 @@ func TestCollectionDelete(t *testing.T) {
 		if len(got) != 1 || got[0].Name != "again" || len(got[0].Versions) != 1 || got[0].Versions[0].Version != 1 {
 			t.Fatalf("collection delete --format json: %+v", got)
 		}
-		// An export after the delete holds no collection "pick".
+		// An export after the delete holds no collection "pick", only the
+		// highest number it had (TestCollectionNumbersNotReused).
 		exp := e.path("export.json")
 		e.ok("export-catalog", exp)
 		data, err := os.ReadFile(exp)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(string(data), `"pick"`) || !strings.Contains(string(data), `"keep"`) {
+		if strings.Count(string(data), `"pick"`) != 1 || !strings.Contains(string(data), `{"deleted_collection":{"name":"pick","version":2}}`) ||
+			!strings.Contains(string(data), `"keep"`) {
 			t.Fatalf("export after the delete:\n%.2000s", data)
+		}
+	})
+}
+
+// TestCollectionNumbersNotReused: a collection deleted and made again
+// continues after the highest number it had, so that an old NAME@v1 (a
+// run's input, a note, a script) names nothing rather than the new list;
+// it started over at v1. An export and import keeps the number.
+func TestCollectionNumbersNotReused(t *testing.T) {
+	onBothCatalogs(t, func(t *testing.T, e *env) {
+		e.ok("save", e.write("a.csv", []byte("a\n")), "--key", "a.csv")
+		e.ok("save", e.write("b.csv", []byte("b\n")), "--key", "b.csv")
+		e.ok("collection", "create", "pick", "a.csv")
+		e.ok("collection", "create", "pick", "a.csv", "b.csv")
+		e.ok("collection", "delete", "pick")
+		if out := e.ok("collection", "create", "pick", "b.csv"); !strings.Contains(out, `collection "pick" v3: 1 version`) {
+			t.Fatalf("pick made again: %q, want v3", out)
+		}
+		for _, n := range []string{"1", "2"} {
+			e.fails(`collection "pick" has no version `+n, "collection", "show", "pick@v"+n)
+		}
+		if out := e.ok("collection", "show", "pick@v3"); !strings.Contains(out, "b.csv") || strings.Contains(out, "a.csv") {
+			t.Fatalf("collection show pick@v3:\n%s", out)
+		}
+		// Deleted again, exported and imported: made again, it is v4.
+		e.ok("collection", "delete", "pick")
+		dump := e.path("export.jsonl")
+		e.ok("export-catalog", dump)
+		args := []string{"init", "--storage", e.path("storage"), "--name", "again", "--take-over"}
+		if strings.HasSuffix(t.Name(), "postgres") {
+			args = append(args, "--db", pgtest.URL(t))
+		}
+		e.ok(args...)
+		e.ok("--instance", "again", "import-catalog", dump)
+		if out := e.ok("--instance", "again", "collection", "create", "pick", "a.csv"); !strings.Contains(out, `collection "pick" v4: 1 version`) {
+			t.Fatalf("pick made again after an import: %q, want v4", out)
 		}
 	})
 }
 
 // TestCollectionDeleteMounted: a collection deleted while mounted leaves
 // /.lamina/collections at once (NAME and NAME@vN), and one made again
-// under its name shows its own v1, not the deleted v1's tree the mount
-// had cached.
+// under its name shows its own version (v2: numbers are never reused),
+// not the deleted v1's tree the mount had cached.
 func TestCollectionDeleteMounted(t *testing.T) {
 	e := newMntEnv(t)
 	e.ok("save", e.file("a.csv", []byte("a\n")), "--key", "d/a.csv")
@@ -370,11 +408,16 @@ func TestCollectionDeleteMounted(t *testing.T) {
 			t.Fatalf("stat %s after the delete: %v, want ENOENT", p, err)
 		}
 	}
+	// Made again, it continues after the deleted v1: c@v1 names nothing,
+	// never the new list.
 	e.ok("collection", "create", "c", "d/b.csv")
-	for _, p := range []string{"c", "c@v1"} {
+	for _, p := range []string{"c", "c@v2"} {
 		if got := strings.Join(lsNames(t, filepath.Join(colls, p, "d")), ","); got != "b.csv" {
 			t.Fatalf("%s made again: %s, want b.csv", p, got)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(colls, "c@v1")); !os.IsNotExist(err) {
+		t.Fatalf("stat c@v1 after c was made again: %v, want ENOENT", err)
 	}
 }
 

@@ -156,6 +156,35 @@ func TestRunKilledIsAbandoned(t *testing.T) {
 	}
 }
 
+// TestRunsTransformsSweeps: runs transforms shows the latest run of a
+// transform whose process died as abandoned, not running, without a
+// runs ls first to sweep it, as runs ls and runs show do.
+func TestRunsTransformsSweeps(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	cmd, out := e.startRun(t, "--transform", "victim", "--", "sh", "-c", "echo ready; echo $$; exec sleep 60")
+	line, _ := out.ReadString('\n')
+	child, _ := strconv.Atoi(strings.TrimSpace(line))
+	var rows []struct {
+		Name      string       `json:"name"`
+		LatestRun *catalog.Run `json:"latest_run"`
+	}
+	e.jsonOut(&rows, "runs", "transforms", "--format", "json")
+	if len(rows) != 1 || rows[0].LatestRun.Status != catalog.RunRunning {
+		t.Fatalf("while it runs: %+v", rows)
+	}
+	cmd.Process.Kill()
+	syscall.Kill(child, syscall.SIGKILL) // before Wait: it holds the output pipe
+	cmd.Wait()
+	e.jsonOut(&rows, "runs", "transforms", "--name", "victim", "--format", "json")
+	if len(rows) != 1 || rows[0].LatestRun.Status != catalog.RunAbandoned || rows[0].LatestRun.FinishedAt == nil {
+		t.Fatalf("after kill -9: %+v", rows[0].LatestRun)
+	}
+	if table := e.ok("runs", "transforms"); strings.Contains(table, "running") || !strings.Contains(table, "abandoned") {
+		t.Fatalf("runs transforms:\n%s", table)
+	}
+}
+
 // TestRunsShowParamsAsGiven: runs show prints a typed param as it was
 // given (the JSON number's text), never Go's %v of a float64 ("1e-06",
 // "1.23456789e+07").
