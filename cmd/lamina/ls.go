@@ -115,8 +115,8 @@ func plusOne(limit int) int {
 	return 0
 }
 
-// lsLimit is ls's --limit: none for --format json and csv unless given. A
-// script reads stdout only: the "(showing 1000; more with --after …)" of
+// lsLimit is the --limit of ls and runs ls: none for --format json and csv
+// unless given. A script reads stdout only: the "(showing 1000; more with --after …)" of
 // stderr went unseen and its JSON or CSV was silently cut.
 func lsLimit(c *cli.Context) int {
 	if !c.IsSet("limit") && c.String("format") != "" && c.String("format") != "table" {

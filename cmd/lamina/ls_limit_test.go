@@ -56,3 +56,55 @@ func TestLsMachineFormatsNotCut(t *testing.T) {
 		t.Fatalf("ls as a table: %d lines, %v\n%s", strings.Count(out, "\n"), err, errs)
 	}
 }
+
+// runs ls stopped at 100 runs with nothing said, in every format: each
+// Snakemake job is a run, so a pipeline or two reach it (audit a1). JSON and
+// CSV list every run unless --limit is given; a table that leaves runs out
+// says so on stderr.
+func TestRunsLsMachineFormatsNotCut(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := dirs.Current("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tr, err := cat.SaveTransform(ctx, catalog.Transform{Name: "step", Kind: "script"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 105 {
+		r, err := cat.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "step", StartedAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		zero := 0
+		if _, err := cat.FinishRun(ctx, r.UID, catalog.RunEnd{ExitCode: &zero}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cat.Close()
+
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(e.ok("runs", "ls", "--format", "json")), &rows); err != nil || len(rows) != 105 {
+		t.Fatalf("runs ls --format json: %d rows (%v), want 105", len(rows), err)
+	}
+	if n := strings.Count(strings.TrimSpace(e.ok("runs", "ls", "--format", "csv")), "\n"); n != 105 {
+		t.Fatalf("runs ls --format csv: %d rows, want 105", n)
+	}
+	out, errs, err := e.run("runs", "ls")
+	if err != nil || strings.Count(strings.TrimSpace(out), "\n") != 100 || !strings.Contains(errs, "--limit 0") {
+		t.Fatalf("runs ls as a table: %d lines, %v\n%s", strings.Count(out, "\n"), err, errs)
+	}
+	if out, errs, err := e.run("runs", "ls", "-n", "105"); err != nil || strings.Count(strings.TrimSpace(out), "\n") != 105 || errs != "" {
+		t.Fatalf("runs ls -n 105: %d lines, %v\n%s", strings.Count(out, "\n"), err, errs)
+	}
+}

@@ -127,6 +127,9 @@ func cmdMount() *cli.Command {
 				return err
 			}
 			if st, ok := liveMount(dirs, s); ok {
+				if st.Mountpoint == "" { // another user's daemon, say
+					return fmt.Errorf("instance %q is already mounted (daemon pid %d, its mountpoint not known here); one mount per instance: unmount it first", s.Name, st.PID)
+				}
 				return fmt.Errorf("instance %q is already mounted at %s (daemon pid %d); one mount per instance: `lamina umount %s` first", s.Name, st.Mountpoint, st.PID, st.Mountpoint)
 			}
 			if p := leftInCache(s); p != "" { // layout.go
@@ -193,6 +196,11 @@ func liveMount(dirs instance.Dirs, s instance.Settings) (mountState, bool) {
 	st, _ := readState(dirs, s.Name)
 	if st.PID == 0 {
 		st.PID = cl.Hello().PID
+	}
+	if st.Mountpoint == "" {
+		// Found through the data folder's socket link: mounted with
+		// another XDG_RUNTIME_DIR, whose state file names it.
+		st.Mountpoint = daemonMountpoint(st.PID)
 	}
 	return st, true
 }
@@ -1214,28 +1222,35 @@ func detachForeign(w io.Writer, dir string, dirs instance.Dirs) error {
 func mountDaemon(dir string) int {
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
-		raw, err := os.ReadFile(p + "/cmdline")
-		if err != nil {
-			continue
-		}
-		argv := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
-		if len(argv) < 3 || !slices.Contains(argv, "mount") || !slices.Contains(argv, "--foreground") {
-			continue
-		}
-		arg := argv[len(argv)-1]
-		if !filepath.IsAbs(arg) {
-			cwd, err := os.Readlink(p + "/cwd")
-			if err != nil {
-				continue
-			}
-			arg = filepath.Join(cwd, arg)
-		}
 		pid, _ := strconv.Atoi(filepath.Base(p))
-		if filepath.Clean(arg) == dir && pid != os.Getpid() && processAlive(pid) {
+		if daemonMountpoint(pid) == dir && pid != os.Getpid() && processAlive(pid) {
 			return pid
 		}
 	}
 	return 0
+}
+
+// daemonMountpoint returns the mountpoint of pid when it is a `lamina …
+// mount --foreground … DIR` process, as spawnDaemon starts it; else "".
+func daemonMountpoint(pid int) string {
+	p := "/proc/" + strconv.Itoa(pid)
+	raw, err := os.ReadFile(p + "/cmdline")
+	if err != nil {
+		return ""
+	}
+	argv := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	if len(argv) < 3 || !slices.Contains(argv, "mount") || !slices.Contains(argv, "--foreground") {
+		return ""
+	}
+	arg := argv[len(argv)-1]
+	if !filepath.IsAbs(arg) {
+		cwd, err := os.Readlink(p + "/cwd")
+		if err != nil {
+			return ""
+		}
+		arg = filepath.Join(cwd, arg)
+	}
+	return filepath.Clean(arg)
 }
 
 // stoppedNote is " (it is stopped)" when pid is stopped (state T).

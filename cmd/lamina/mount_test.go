@@ -209,7 +209,13 @@ func TestMountEndToEnd(t *testing.T) {
 	e.fails("already mounted", "mount", mnt)
 	other := filepath.Join(e.dir, "other")
 	os.Mkdir(other, 0o755)
-	e.fails("already mounted", "mount", other)
+	e.fails("already mounted at "+mnt, "mount", other)
+	// With another runtime folder the daemon is found through the data
+	// folder's socket link, and the refusal named no mountpoint (audit a1).
+	runtime := e.env
+	e.env = append(slices.Clone(e.env), "XDG_RUNTIME_DIR="+e.dir+"/run2")
+	e.fails("already mounted at "+mnt+" (daemon pid", "mount", other)
+	e.env = runtime
 	e.fails("does not exist", "mount", filepath.Join(e.dir, "nope"))
 	full := filepath.Join(e.dir, "full")
 	os.Mkdir(full, 0o755)

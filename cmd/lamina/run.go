@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -98,6 +99,19 @@ func cmdRun() *cli.Command {
 			argv := c.Args().Slice()
 			if len(argv) == 0 {
 				return exitf(2, "usage: lamina run [--transform NAME] [--param K=V]... -- CMD [ARGS...]")
+			}
+			// A command that cannot run records no run, and says so as a
+			// shell would (exit 127 not found, 126 not executable): its
+			// start failing was taken for a cgroup's and retried.
+			if _, err := exec.LookPath(argv[0]); err != nil && !errors.Is(err, exec.ErrDot) {
+				if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+					return exitf(127, "%s: command not found", argv[0])
+				}
+				var ee *exec.Error
+				if errors.As(err, &ee) {
+					err = ee.Err
+				}
+				return exitf(126, "%s: cannot run it: %v", argv[0], err)
 			}
 			// Catch the signals before anything runs: from here on they go
 			// to the command (forward), and this process waits for it.

@@ -251,3 +251,34 @@ func TestRunsOtherPidNamespace(t *testing.T) {
 		t.Fatalf("after it ended: %+v", rs)
 	}
 }
+
+// A command that cannot run: `lamina run -- nosuchcmd` warned that the run
+// had no cgroup of its own (its start failing was taken for the cgroup's
+// and retried), exited 127 for any cause, and recorded a failed run. It
+// says what a shell says, exits as one (127 not found, 126 not
+// executable), and records nothing.
+func TestRunCommandThatCannotRun(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	notExec := e.write("notexec.sh", []byte("#!/bin/sh\n"))
+	for _, tc := range []struct {
+		argv []string
+		code int
+		want string
+	}{
+		{[]string{"lamina-no-such-command"}, 127, "lamina-no-such-command: command not found"},
+		{[]string{e.path("nope/x.sh")}, 127, "command not found"},
+		{[]string{notExec}, 126, "permission denied"},
+		{[]string{e.dir}, 126, "is a directory"},
+	} {
+		_, errs, err := e.run(append([]string{"run", "--"}, tc.argv...)...)
+		if codeOf(err) != tc.code || !strings.Contains(explain(err)+errs, tc.want) || strings.Contains(errs, "cgroup") {
+			t.Errorf("run -- %s: exit %d (%v) %q; want exit %d saying %q", tc.argv[0], codeOf(err), err, errs, tc.code, tc.want)
+		}
+	}
+	var runs []map[string]any
+	e.jsonOut(&runs, "runs", "ls", "--format", "json")
+	if len(runs) != 0 {
+		t.Errorf("runs recorded for commands that did not run: %v", runs)
+	}
+}

@@ -26,7 +26,7 @@ func cmdRuns() *cli.Command {
 				Usage: "list runs, newest first",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "transform", Aliases: []string{"t"}, Usage: "only runs of this transform"},
-					&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: 100, Usage: "at most this many (0: all)"},
+					&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: 100, Usage: "at most this many (0: all; --format json and csv list all unless given)"},
 					formatFlag(),
 				},
 				Action: func(c *cli.Context) error {
@@ -39,9 +39,23 @@ func cmdRuns() *cli.Command {
 						return err
 					}
 					defer cat.Close()
-					runs, err := cat.ListRuns(c.Context, catalog.RunQuery{Transform: c.String("transform"), Limit: c.Int("limit")})
+					if c.Int("limit") < 0 {
+						return exitf(2, "--limit %d: give a number of runs, or 0 for no limit", c.Int("limit"))
+					}
+					// One more than shown tells whether any were left out:
+					// each Snakemake job is a run, and 100 came quickly.
+					limit := lsLimit(c)
+					q := catalog.RunQuery{Transform: c.String("transform")}
+					if limit > 0 {
+						q.Limit = limit + 1
+					}
+					runs, err := cat.ListRuns(c.Context, q)
 					if err != nil {
 						return err
+					}
+					if limit > 0 && len(runs) > limit {
+						runs = runs[:limit]
+						defer fmt.Fprintf(c.App.ErrWriter, "(showing the newest %d runs; all of them with --limit 0)\n", limit)
 					}
 					runs = lineage.SweepRuns(c.Context, cat, runs) // a dead run is not shown running
 					if format == "json" {
