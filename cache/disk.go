@@ -1071,11 +1071,18 @@ func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first i
 		call.err = err
 		close(call.done) // waiters go on while the blocks are written
 	}
+	// A span cut at a size that a check has changed since (sizeFor) serves
+	// its readers but is not stored: its last block may be short, and the
+	// size file would go back to the old size.
+	c.mu.Lock()
+	known, ok := c.sizes[name]
+	c.mu.Unlock()
+	stale := ok && known != size
 	for i, call := range calls {
 		bn := first + int64(i)
 		key := blockKey(obj, bn)
 		var serr error
-		if err == nil {
+		if err == nil && !stale {
 			serr = c.store(obj, size, bn, data[call.off:min(call.off+c.block, n)], call)
 		}
 		c.mu.Lock()
