@@ -21,10 +21,10 @@ import (
 // (fs/content.go): on S3 a pack missing from storage is waited for only
 // while the version is recent enough that its upload may still be on its
 // way (cache.WithVersion, cache.PackUploadWindow), and a read waits for a
-// pack once (cache.PackGaveUpFor). Their errors name the version, KEY@vN
-// (KEY@vN/PATH for a file of a folder artifact), as the mount's log does.
-// get waited the whole wait (30 s) for the pack of a version of any age,
-// and its error named only a chunk and a pack.
+// pack once (cache.PackGaveUpFor). The errors of the four name the
+// version, KEY@vN (KEY@vN/PATH for a file of a folder artifact), as the
+// mount's log does. get waited the whole wait (30 s) for the pack of a
+// version of any age, and its error named only a chunk and a pack.
 
 // savedAt is when a version was saved, for the content store's pack wait
 // (cache.Version).
@@ -178,8 +178,8 @@ func (in *Instance) Export(ctx context.Context, v catalog.Version, path string, 
 // partialSuffix names what a get is writing beside its target.
 const partialSuffix = ".lamina-partial"
 
-// exportFile writes f, a file of v, to path by way of a partial file beside it, removed
-// on any failure.
+// exportFile writes f, a file of v, to path by way of a partial file
+// beside it, removed on any failure.
 func (in *Instance) exportFile(ctx context.Context, v catalog.Version, f cache.File, path string, mode os.FileMode, progress cache.Progress) error {
 	tmp := path + partialSuffix
 	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
