@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
@@ -26,15 +25,9 @@ import (
 // mount's log does. get waited the whole wait (30 s) for the pack of a
 // version of any age, and its error named only a chunk and a pack.
 
-// savedAt is when a version was saved, for the content store's pack wait
-// (cache.Version).
-type savedAt time.Time
-
-func (t savedAt) SavedAt() (time.Time, bool) { return time.Time(t), !time.Time(t).IsZero() }
-
 // reading is ctx for reads of v's content.
 func reading(ctx context.Context, v catalog.Version) context.Context {
-	return cache.WithVersion(ctx, savedAt(v.CreatedAt))
+	return cache.WithVersion(ctx, cache.VersionAt(v.CreatedAt))
 }
 
 // Manifest loads the content description of v.

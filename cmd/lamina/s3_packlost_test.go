@@ -399,3 +399,68 @@ func TestTeamPrefetchOfLostPackNamesVersion(t *testing.T) {
 		t.Errorf("cache prefetch of an old version's lost pack: %v; want an error naming d/old.bin@v1, not waited for:\n%s", err, errs.String())
 	}
 }
+
+// TestTeamOpenOfOldLostManifestFailsAtOnce: the mount told the store which
+// version a READ is of, not which version an open read the manifest of:
+// an open of a version saved long ago whose pack is lost waited the whole
+// pack wait. It fails at once now, and the log says the pack was not
+// waited for.
+func TestTeamOpenOfOldLostManifestFailsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	db := pgtest.URL(t)
+	a, b := workstation(t, "ana", srv), workstation(t, "ben", srv)
+	a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style", "--db", db, "--name", "lab")
+	b.ok("connect", "lab", "--db", db)
+	b.env = append(b.env, "LAMINA_PACK_WAIT=10m")
+	a.ok("save", a.file("a.bin", randomBytes(t, 1<<20)), "--key", "d/a.bin") // one pack, with the manifest
+	cat, err := postgres.Open(ctx, db, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := cat.ByKey(ctx, "d/a.bin", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-2 * cache.PackUploadWindow)
+	if _, err := cat.Save(ctx, []catalog.NewVersion{{Key: "d/old.bin", Kind: v.Kind, Suffix: v.Suffix, Size: v.Size,
+		Digest: v.Digest, Manifest: v.Manifest, CreatedBy: v.CreatedBy, CreatedAt: at, Mtime: at}}); err != nil {
+		t.Fatal(err)
+	}
+	cat.Close()
+	raw, err := s3b.Open(ctx, srv.Config(bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packs []string
+	raw.List(ctx, "lab/packs/", func(i storage.Info) error { packs = append(packs, i.Name); return nil })
+	if len(packs) != 1 {
+		t.Fatalf("packs: %v", packs)
+	}
+	if err := raw.Delete(ctx, packs[0]); err != nil {
+		t.Fatal(err)
+	}
+	mb := filepath.Join(b.dir, "mnt")
+	b.mount(mb) // its daemon waits up to 10 minutes for a pack
+	done := make(chan error, 1)
+	go func() {
+		f, err := os.Open(filepath.Join(mb, "d", "old.bin"))
+		if err == nil {
+			f.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.EIO) {
+			t.Fatalf("open of an old version whose pack is lost: %v, want EIO", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("open of a version saved %s ago waited for its lost pack", time.Since(at).Round(time.Minute))
+	}
+	log, _ := os.ReadFile(filepath.Join(b.dir, "run", "lamina", "lab", "mount.log"))
+	if !strings.Contains(string(log), "d/old.bin@v1") || !strings.Contains(string(log), "not waited for") {
+		t.Errorf("the mount's log does not name d/old.bin@v1, its pack not waited for:\n%s", log)
+	}
+}
