@@ -145,6 +145,14 @@ type Version interface {
 
 type versionKey struct{}
 
+// VersionAt is a Version saved at t, for a reader that knows when (the
+// zero time: not known).
+func VersionAt(t time.Time) Version { return versionAt(t) }
+
+type versionAt time.Time
+
+func (t versionAt) SavedAt() (time.Time, bool) { return time.Time(t), !time.Time(t).IsZero() }
+
 // WithVersion tells the reads made with ctx that they read content of v.
 func WithVersion(ctx context.Context, v Version) context.Context {
 	return context.WithValue(ctx, versionKey{}, v)

@@ -54,6 +54,14 @@ func buildTree(m *cache.Manifest) *folderTree {
 	return t
 }
 
+// manifestOf is ctx for the read of v's manifest: the content store
+// waits for its pack only while v is recent (cache.WithVersion), as for
+// the reads of its files (fileReader); an open of an old version whose
+// manifest's pack is lost waited the whole pack wait.
+func manifestOf(ctx context.Context, v catalog.Version) context.Context {
+	return cache.WithVersion(ctx, cache.VersionAt(v.CreatedAt))
+}
+
 // tree returns the folder artifact's tree, its manifest and its version
 // (read from the catalog when the entry came from a listing).
 func (ns *Namespace) tree(ctx context.Context, e Entry) (*folderTree, *cache.Manifest, *catalog.Version, error) {
@@ -61,7 +69,7 @@ func (ns *Namespace) tree(ctx context.Context, e Entry) (*folderTree, *cache.Man
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	m, err := ns.content.LoadManifest(ctx, cache.Ref(v.Manifest))
+	m, err := ns.content.LoadManifest(manifestOf(ctx, *v), cache.Ref(v.Manifest))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", v.Ref(), err)
 	}
@@ -134,7 +142,7 @@ func (ns *Namespace) FileOf(ctx context.Context, e Entry) (cache.File, error) {
 		if err != nil {
 			return cache.File{}, err
 		}
-		m, err := ns.content.LoadManifest(ctx, cache.Ref(v.Manifest))
+		m, err := ns.content.LoadManifest(manifestOf(ctx, *v), cache.Ref(v.Manifest))
 		if err != nil {
 			return cache.File{}, fmt.Errorf("%s: %w", v.Ref(), err)
 		}

@@ -474,7 +474,7 @@ func (l *liveSet) scan(ctx context.Context, in *Instance, versions *int) error {
 		if err != nil {
 			return fmt.Errorf("gc stopped, nothing deleted: %s: %w", v.Ref(), err)
 		}
-		m, err := in.Store.LoadManifest(ctx, cache.Ref(v.Manifest))
+		m, err := in.Store.LoadManifest(reading(ctx, v), cache.Ref(v.Manifest))
 		if err != nil {
 			// Without the manifest we cannot know which chunks are in use:
 			// deleting anything could destroy data. Stop.

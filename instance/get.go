@@ -14,9 +14,38 @@ import (
 	"github.com/lamina-bio/lamina/catalog"
 )
 
+// Reads of a version's content (Manifest, WriteTo, Export, Prefetch, and
+// the manifests gc and VersionsInPacks read) tell the content store
+// which version they are of, as the mount's reads do
+// (fs/content.go): on S3 a pack missing from storage is waited for only
+// while the version is recent enough that its upload may still be on its
+// way (cache.WithVersion, cache.PackUploadWindow), and a read waits for a
+// pack once (cache.PackGaveUpFor). The errors of the four name the
+// version, KEY@vN (KEY@vN/PATH for a file of a folder artifact), as the
+// mount's log does. get waited the whole wait (30 s) for the pack of a
+// version of any age, and its error named only a chunk and a pack.
+
+// reading is ctx for reads of v's content.
+func reading(ctx context.Context, v catalog.Version) context.Context {
+	return cache.WithVersion(ctx, cache.VersionAt(v.CreatedAt))
+}
+
 // Manifest loads the content description of v.
 func (in *Instance) Manifest(ctx context.Context, v catalog.Version) (*cache.Manifest, error) {
-	return in.Store.LoadManifest(ctx, cache.Ref(v.Manifest))
+	m, err := in.Store.LoadManifest(reading(ctx, v), cache.Ref(v.Manifest))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", v.Ref(), err)
+	}
+	return m, nil
+}
+
+// Prefetch reads chunks of v's content through the store into the cache
+// (cache.Store.Prefetch).
+func (in *Instance) Prefetch(ctx context.Context, v catalog.Version, chunks []cache.Chunk) error {
+	if err := in.Store.Prefetch(reading(ctx, v), chunks); err != nil {
+		return fmt.Errorf("%s: %w", v.Ref(), err)
+	}
+	return nil
 }
 
 // WriteTo copies the bytes of a file version to w, verified.
@@ -28,8 +57,37 @@ func (in *Instance) WriteTo(ctx context.Context, v catalog.Version, w io.Writer,
 	if m.Kind != cache.KindFile {
 		return fmt.Errorf("%s is a folder: give -o DIR to get its files", v.Ref())
 	}
-	_, err = in.Store.Open(m.Files[0]).WriteToContext(ctx, w, progress)
-	return err
+	return in.copyOut(ctx, v, m.Files[0], w, progress)
+}
+
+// copyOut writes the bytes of f, a file of v, to w, verified. An error
+// reading them names v; an error of w is left as it is: it is about where
+// the bytes go.
+func (in *Instance) copyOut(ctx context.Context, v catalog.Version, f cache.File, w io.Writer, progress cache.Progress) error {
+	out := &outWriter{w: w}
+	_, err := in.Store.Open(f).WriteToContext(reading(ctx, v), out, progress)
+	if err == nil || out.err != nil {
+		return err
+	}
+	name := v.Ref()
+	if f.Path != "" {
+		name += "/" + f.Path
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// outWriter is a writer that keeps its first error.
+type outWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (o *outWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil && o.err == nil {
+		o.err = err
+	}
+	return n, err
 }
 
 // Export writes version v to path: a file, or for a folder artifact a new
@@ -78,7 +136,7 @@ func (in *Instance) Export(ctx context.Context, v catalog.Version, path string, 
 		return err
 	}
 	if m.Kind == cache.KindFile {
-		return in.exportFile(ctx, m.Files[0], path, os.FileMode(catalog.Perm(v.Mode)), progress)
+		return in.exportFile(ctx, v, m.Files[0], path, os.FileMode(catalog.Perm(v.Mode)), progress)
 	}
 	tmp := path + partialSuffix
 	os.RemoveAll(tmp)
@@ -92,7 +150,7 @@ func (in *Instance) Export(ctx context.Context, v catalog.Version, path string, 
 		if mode == 0 {
 			mode = 0o644
 		}
-		if err := in.exportFile(ctx, f, p, mode, progress); err != nil {
+		if err := in.exportFile(ctx, v, f, p, mode, progress); err != nil {
 			os.RemoveAll(tmp)
 			return unpartial(err, tmp, path)
 		}
@@ -113,15 +171,15 @@ func (in *Instance) Export(ctx context.Context, v catalog.Version, path string, 
 // partialSuffix names what a get is writing beside its target.
 const partialSuffix = ".lamina-partial"
 
-// exportFile writes f to path by way of a partial file beside it, removed
-// on any failure.
-func (in *Instance) exportFile(ctx context.Context, f cache.File, path string, mode os.FileMode, progress cache.Progress) error {
+// exportFile writes f, a file of v, to path by way of a partial file
+// beside it, removed on any failure.
+func (in *Instance) exportFile(ctx context.Context, v catalog.Version, f cache.File, path string, mode os.FileMode, progress cache.Progress) error {
 	tmp := path + partialSuffix
 	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
 	if err != nil {
 		return unpartial(err, tmp, path)
 	}
-	_, err = in.Store.Open(f).WriteToContext(ctx, out, progress)
+	err = in.copyOut(ctx, v, f, out, progress)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

@@ -89,7 +89,7 @@ func (in *Instance) VersionsInPacks(ctx context.Context, packs map[string]bool) 
 			out = append(out, v)
 			return nil
 		}
-		m, err := in.Store.LoadManifest(ctx, cache.Ref(v.Manifest))
+		m, err := in.Store.LoadManifest(reading(ctx, v), cache.Ref(v.Manifest))
 		if err != nil {
 			return nil
 		}

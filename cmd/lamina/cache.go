@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	lfs "github.com/lamina-bio/lamina/fs"
 	"github.com/lamina-bio/lamina/instance"
@@ -267,9 +268,9 @@ func cmdCache() *cli.Command {
 						if err != nil {
 							return err
 						}
-						n, err := prefetch(c.Context, in, m)
+						n, err := prefetch(c.Context, in, v, m)
 						if err != nil {
-							return fmt.Errorf("%s: %w", spec, err)
+							return err // it names v
 						}
 						msg := fmt.Sprintf("%s@v%d: %s in the cache", v.Key, v.Version, humanBytes(n))
 						if dc, ok := in.Backend.(*cache.DiskCache); ok {
@@ -287,9 +288,9 @@ func cmdCache() *cli.Command {
 	}
 }
 
-// prefetch reads every chunk of m through the store into the cache,
-// verifying each (Store.Prefetch).
-func prefetch(ctx context.Context, in *instance.Instance, m *cache.Manifest) (int64, error) {
+// prefetch reads every chunk of m, v's content, through the store into
+// the cache, verifying each (Instance.Prefetch).
+func prefetch(ctx context.Context, in *instance.Instance, v catalog.Version, m *cache.Manifest) (int64, error) {
 	var total int64
 	var all []cache.Chunk
 	for _, f := range m.Files {
@@ -298,7 +299,7 @@ func prefetch(ctx context.Context, in *instance.Instance, m *cache.Manifest) (in
 		}
 		all = append(all, f.Chunks...)
 	}
-	return total, in.Store.Prefetch(ctx, all)
+	return total, in.Prefetch(ctx, v, all)
 }
 
 // prefetchBatchBytes is about how much one prefetch call to a mount
@@ -355,7 +356,7 @@ func prefetchBatch(in *instance.Instance, disk *cache.DiskCache, a catalogrpc.Ca
 	if a.From < end {
 		// Returns once the batch is written to the cache folder, so that
 		// the report below counts it.
-		if err := in.Store.Prefetch(ctx, all[a.From:end]); err != nil {
+		if err := in.Prefetch(ctx, v, all[a.From:end]); err != nil {
 			return r, err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 )
 
@@ -24,6 +25,10 @@ func explain(err error) string {
 		return msg + "\nThe disk quota is exceeded; the catalog was not changed."
 	case errors.Is(err, catalog.ErrSchema):
 		return msg
+	case errors.Is(err, cache.ErrPackMissing):
+		// The error names the version and the pack, and what may be
+		// keeping the pack (cache.Store.SetPackWait).
+		return msg + "\nThe data of that version is missing from storage: it reads once the workstation that saved it has uploaded it; if it is lost, save the file again from another copy (a new version)."
 	}
 	return msg
 }

@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/storage"
 	s3b "github.com/lamina-bio/lamina/storage/s3"
 	"github.com/lamina-bio/lamina/storage/s3/s3test"
@@ -209,5 +216,251 @@ func TestTeamLostPackWaitedForOnce(t *testing.T) {
 	t.Logf("requests of each read: %v", asked)
 	if asked[0] < 4 || asked[1] > 4 || asked[2] > 4 {
 		t.Errorf("reads of a lost pack asked storage %v times: want the first to wait for it (several) and the next ones not (one or two, and the kernel's retry)", asked)
+	}
+}
+
+// TestS3GetOfLostPackNamesVersion: the CLI waited up to the pack wait (30
+// s) for a pack missing from the bucket whatever the version's age, where
+// the mount waits only for a version saved less than
+// cache.PackUploadWindow ago, and its error named a chunk and a pack, not
+// the version. get, cache prefetch and gc of an old version's lost pack
+// fail at once now (the wait here is 10 minutes: a command is stopped
+// long before, and the error says the pack was not waited for), and get's
+// and prefetch's errors name KEY@vN, with or without @vN in the argument.
+func TestS3GetOfLostPackNamesVersion(t *testing.T) {
+	e := newS3Env(t, "LAMINA_PACK_WAIT=10m")
+	ctx := context.Background()
+	// Three packs: the two full ones hold the file's start; the last its
+	// end and the manifest.
+	e.ok("save", e.file("a.bin", randomBytes(t, 40<<20)), "--key", "d/a.bin")
+	// d/old.bin@v1, saved two hours ago (before the window), has the
+	// same content: the catalog takes the time it is given.
+	for _, kv := range e.env {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "XDG_") {
+			t.Setenv(k, v)
+		}
+	}
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := dirs.Current("s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := cat.ByKey(ctx, "d/a.bin", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-2 * cache.PackUploadWindow)
+	if _, err := cat.Save(ctx, []catalog.NewVersion{{Key: "d/old.bin", Kind: v.Kind, Suffix: v.Suffix, Size: v.Size,
+		Digest: v.Digest, Manifest: v.Manifest, CreatedBy: v.CreatedBy, CreatedAt: at, Mtime: at}}); err != nil {
+		t.Fatal(err)
+	}
+	cat.Close()
+	raw, err := s3b.Open(ctx, e.srv.Config(e.bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packs []storage.Info
+	raw.List(ctx, "lab/packs/", func(i storage.Info) error { packs = append(packs, i); return nil })
+	if len(packs) != 3 {
+		t.Fatalf("packs: %v", packs)
+	}
+	var last string // the pack of the manifest
+	for _, p := range packs {
+		if p.Size < 16<<20 {
+			last = p.Name
+		} else if err := raw.Delete(ctx, p.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.ok("cache", "clear")
+	// run runs the CLI with env added, stopped after a minute: a command
+	// that waits the 10 minutes for a pack fails the test.
+	run := func(env []string, args ...string) string {
+		t.Helper()
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(cctx, e.bin, args...)
+		cmd.Env = append(append([]string(nil), e.env...), env...)
+		var out, errs bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errs
+		err := cmd.Run()
+		e.said.WriteString(errs.String())
+		if cctx.Err() != nil {
+			t.Fatalf("lamina %s waited for a pack of a version saved %s ago:\n%s", strings.Join(args, " "), time.Since(at).Round(time.Minute), errs.String())
+		}
+		if err == nil {
+			t.Fatalf("lamina %s of a lost pack: no error", strings.Join(args, " "))
+		}
+		t.Logf("lamina %s: %s", strings.Join(args, " "), errs.String())
+		return errs.String()
+	}
+	out := filepath.Join(e.dir, "out.bin")
+	check := func(what string, errs string, want ...string) {
+		t.Helper()
+		for _, w := range append(want, "missing from storage") {
+			if !strings.Contains(errs, w) {
+				t.Errorf("%s: the error does not say %q:\n%s", what, w, errs)
+			}
+		}
+	}
+	for _, args := range [][]string{
+		{"get", "d/old.bin@v1", "-o", out},
+		{"get", "d/old.bin", "-o", "-"},
+		{"cache", "prefetch", "d/old.bin"},
+	} {
+		check(strings.Join(args, " "), run(nil, args...), "d/old.bin@v1", "not waited for")
+	}
+	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a failed get left %s: %v", out, err)
+	}
+	// A version saved now is waited for (here 1 s), then named.
+	check("get of a recent version", run([]string{"LAMINA_PACK_WAIT=1s"}, "get", "d/a.bin", "-o", out), "d/a.bin@v1", "waited 1s")
+
+	// The manifest's pack lost too: get fails reading it.
+	if err := raw.Delete(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("cache", "clear")
+	check("get of a lost manifest", run(nil, "get", "d/old.bin", "-o", out), "d/old.bin@v1", filepath.Base(last), "not waited for")
+	// gc reads every version's manifest: d/old.bin's alone now.
+	e.ok("delete", "--permanent", "--yes", "d/a.bin")
+	check("gc", run(nil, "gc"), "gc stopped, nothing deleted: d/old.bin@v1", "not waited for")
+}
+
+// TestTeamPrefetchOfLostPackNamesVersion: on a shared catalog, cache
+// prefetch goes through the mount daemon, whose reads wait for a pack not
+// in storage yet; a prefetch told the store no version, so it waited the
+// whole wait for the lost pack of a version of any age. It fails at once
+// for an old version now, and names it.
+func TestTeamPrefetchOfLostPackNamesVersion(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	db := pgtest.URL(t)
+	a, b := workstation(t, "ana", srv), workstation(t, "ben", srv)
+	a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style", "--db", db, "--name", "lab")
+	b.ok("connect", "lab", "--db", db)
+	b.env = append(b.env, "LAMINA_PACK_WAIT=10m")
+	a.ok("save", a.file("a.bin", randomBytes(t, 40<<20)), "--key", "d/a.bin")
+	// d/old.bin@v1, saved two hours ago, has the same content.
+	cat, err := postgres.Open(ctx, db, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := cat.ByKey(ctx, "d/a.bin", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-2 * cache.PackUploadWindow)
+	if _, err := cat.Save(ctx, []catalog.NewVersion{{Key: "d/old.bin", Kind: v.Kind, Suffix: v.Suffix, Size: v.Size,
+		Digest: v.Digest, Manifest: v.Manifest, CreatedBy: v.CreatedBy, CreatedAt: at, Mtime: at}}); err != nil {
+		t.Fatal(err)
+	}
+	cat.Close()
+	raw, err := s3b.Open(ctx, srv.Config(bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packs []storage.Info
+	raw.List(ctx, "lab/packs/", func(i storage.Info) error { packs = append(packs, i); return nil })
+	if len(packs) != 3 {
+		t.Fatalf("packs: %v", packs)
+	}
+	for _, p := range packs {
+		if p.Size >= 16<<20 {
+			if err := raw.Delete(ctx, p.Name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mb := filepath.Join(b.dir, "mnt")
+	b.mount(mb) // its daemon waits up to 10 minutes for a pack
+	// Stopped after a minute: a prefetch that waits for the pack fails
+	// the test.
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, b.bin, "cache", "prefetch", "d/old.bin")
+	cmd.Env = b.env
+	var errs bytes.Buffer
+	cmd.Stderr = &errs
+	err = cmd.Run()
+	t.Logf("cache prefetch d/old.bin: %v\n%s", err, errs.String())
+	if cctx.Err() != nil {
+		t.Fatalf("cache prefetch through the daemon waited for a pack of a version saved %s ago", time.Since(at).Round(time.Minute))
+	}
+	if err == nil || !strings.Contains(errs.String(), "d/old.bin@v1") || !strings.Contains(errs.String(), "not waited for") {
+		t.Errorf("cache prefetch of an old version's lost pack: %v; want an error naming d/old.bin@v1, not waited for:\n%s", err, errs.String())
+	}
+}
+
+// TestTeamOpenOfOldLostManifestFailsAtOnce: the mount told the store which
+// version a READ is of, not which version an open read the manifest of:
+// an open of a version saved long ago whose pack is lost waited the whole
+// pack wait. It fails at once now, and the log says the pack was not
+// waited for.
+func TestTeamOpenOfOldLostManifestFailsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	db := pgtest.URL(t)
+	a, b := workstation(t, "ana", srv), workstation(t, "ben", srv)
+	a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style", "--db", db, "--name", "lab")
+	b.ok("connect", "lab", "--db", db)
+	b.env = append(b.env, "LAMINA_PACK_WAIT=10m")
+	a.ok("save", a.file("a.bin", randomBytes(t, 1<<20)), "--key", "d/a.bin") // one pack, with the manifest
+	cat, err := postgres.Open(ctx, db, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := cat.ByKey(ctx, "d/a.bin", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-2 * cache.PackUploadWindow)
+	if _, err := cat.Save(ctx, []catalog.NewVersion{{Key: "d/old.bin", Kind: v.Kind, Suffix: v.Suffix, Size: v.Size,
+		Digest: v.Digest, Manifest: v.Manifest, CreatedBy: v.CreatedBy, CreatedAt: at, Mtime: at}}); err != nil {
+		t.Fatal(err)
+	}
+	cat.Close()
+	raw, err := s3b.Open(ctx, srv.Config(bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packs []string
+	raw.List(ctx, "lab/packs/", func(i storage.Info) error { packs = append(packs, i.Name); return nil })
+	if len(packs) != 1 {
+		t.Fatalf("packs: %v", packs)
+	}
+	if err := raw.Delete(ctx, packs[0]); err != nil {
+		t.Fatal(err)
+	}
+	mb := filepath.Join(b.dir, "mnt")
+	b.mount(mb) // its daemon waits up to 10 minutes for a pack
+	done := make(chan error, 1)
+	go func() {
+		f, err := os.Open(filepath.Join(mb, "d", "old.bin"))
+		if err == nil {
+			f.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.EIO) {
+			t.Fatalf("open of an old version whose pack is lost: %v, want EIO", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("open of a version saved %s ago waited for its lost pack", time.Since(at).Round(time.Minute))
+	}
+	log, _ := os.ReadFile(filepath.Join(b.dir, "run", "lamina", "lab", "mount.log"))
+	if !strings.Contains(string(log), "d/old.bin@v1") || !strings.Contains(string(log), "not waited for") {
+		t.Errorf("the mount's log does not name d/old.bin@v1, its pack not waited for:\n%s", log)
 	}
 }
