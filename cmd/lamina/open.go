@@ -78,7 +78,8 @@ var readOnlyOntologyCommands = map[string]bool{
 // --key (it then only reads the table, the catalog and the ontologies;
 // with --key it saves to storage).
 func catalogOnly(c *cli.Context) bool {
-	var names []string // the command path, top first
+	// The command path, top first.
+	var names []string
 	for _, l := range c.Lineage() { // this command first, then its parents
 		if l.Command != nil && l.Command.Name != c.App.Name { // the app's own
 			names = append([]string{l.Command.Name}, names...)
