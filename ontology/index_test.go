@@ -619,3 +619,35 @@ func TestNameOfSeveralTermsIsNoGuess(t *testing.T) {
 		}
 	})
 }
+
+// TestBroadNarrowSynonymsNamed: a BROAD or NARROW synonym is never mapped
+// (it names another concept than the term), with or without Related, but
+// the reason names the term as a lead. Before, "Round, full face" (a BROAD
+// synonym of HP:0000311) was "no term with this name, id or synonym".
+func TestBroadNarrowSynonymsNamed(t *testing.T) {
+	hp := hpo(t)
+	for _, tc := range []struct {
+		value, want string
+		scope       ontology.Scope
+		id          string
+	}{
+		{"Round, full face", `BROAD synonym "Round, full face" of HP:0000311 (Round face): not an equivalent, so never mapped`, ontology.Broad, "HP:0000311"},
+		{"round,  full FACE", `BROAD synonym "Round, full face" of HP:0000311 (Round face)`, ontology.Broad, "HP:0000311"},
+		{"Cleft lip, cleft palate", `NARROW synonym "Cleft lip, cleft palate" of `, ontology.Narrow, ""},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			for _, related := range []bool{false, true} {
+				s := hp.Standardize(tc.value, ontology.StandardizeOptions{Related: related})
+				if s.Matched() || s.Match == ontology.Ambiguous {
+					t.Fatalf("Standardize(%q, related %v) = %v %s: a %s synonym was used", tc.value, related, s.Match, s.ID, tc.scope)
+				}
+				if len(s.Leads) == 0 || s.Leads[0].Scope != tc.scope || tc.id != "" && s.Leads[0].ID != tc.id || !strings.Contains(s.Reason(), tc.want) {
+					t.Fatalf("Standardize(%q): leads %+v, reason %q; want %q", tc.value, s.Leads, s.Reason(), tc.want)
+				}
+			}
+			if r := hp.Inspect([]string{tc.value}, ontology.StandardizeOptions{}); len(r.Failed()) != 1 || !strings.Contains(r.Failed()[0].Standard.Reason(), tc.want) {
+				t.Fatalf("Inspect(%q): %+v", tc.value, r.Reports)
+			}
+		})
+	}
+}

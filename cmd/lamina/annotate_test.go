@@ -1105,3 +1105,41 @@ func TestAnnotateRemoveOtherSpelling(t *testing.T) {
 		t.Errorf("t/f.csv ct = %q, want [T cell]", got)
 	}
 }
+
+// TestAnnotateTermObsoleteNote: --term with an obsolete term's id records
+// its replacement and says so on stderr, as --feature does. Before, --term
+// celltype=CL:0000375 printed `term celltype preosteoblast
+// (CL:0007010)`, exit 0, nothing on stderr: the term recorded was not the
+// one named, silently.
+func TestAnnotateTermObsoleteNote(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("save", e.write("a.txt", []byte("a\n")), "--key", "t/a.txt")
+	const note = `"CL:0000375" standardized to "preosteoblast" (CL:0007010): CL:0000375 is obsolete, replaced by CL:0007010`
+	for _, tc := range []struct {
+		name, flag, want string
+	}{
+		{"term", "--term=celltype=CL:0000375", "term celltype: " + note},
+		{"feature", "--feature=cell_type=CL:0000375", `cell_type: "CL:0000375" standardized to "CL:0007010" (CL:0007010): CL:0000375 is obsolete, replaced by CL:0007010`},
+		{"synonym", "--term=celltype=T-cell", `term celltype: "T-cell" standardized to "T cell" (CL:0000084): EXACT synonym "T-cell" of CL:0000084`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, stderr, err := e.run("annotate", "t/a.txt", tc.flag)
+			if err != nil || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("annotate %s: %v\nstdout: %s\nstderr: %s\nwant on stderr: %s", tc.flag, err, out, stderr, tc.want)
+			}
+		})
+	}
+	// A term named by its name or id says nothing.
+	if _, stderr, err := e.run("annotate", "t/a.txt", "--term", "celltype=CL:0000084", "--term", "celltype=B cell"); err != nil || stderr != "" {
+		t.Fatalf("annotate by id and name: %v, stderr %q; want nothing", err, stderr)
+	}
+	var v struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&v, "show", "t/a.txt", "--format", "json")
+	for _, tm := range v.Annotations.Terms {
+		if tm.ID == "CL:0000375" {
+			t.Fatalf("the obsolete term was recorded: %+v", v.Annotations.Terms)
+		}
+	}
+}
