@@ -278,6 +278,10 @@ type Validation struct {
 	ID       string // the term the value names (an obsolete one when Obsolete)
 	Name     string
 	Obsolete bool // the value names an obsolete term, which does not validate
+	// Alt is set when the value is a secondary id (alt_id) of term ID. It
+	// validates, as in Bionty, but is not the standard id: curation and
+	// Inspect report it as mapped (Standardize: ByAltID).
+	Alt bool
 	// ReplacedBy and Consider come from the obsolete term.
 	ReplacedBy []string
 	Consider   []string
@@ -334,7 +338,9 @@ func (x *Index) Validate(value string) Validation {
 		return x.validated(v, i)
 	}
 	if i, ok := x.findOne(&x.byAlt, value, h); ok {
-		return x.validated(v, i)
+		v = x.validated(v, i)
+		v.Alt = true
+		return v
 	}
 	return v
 }
@@ -406,7 +412,7 @@ func (v Validation) Message() string {
 	switch {
 	case v.Valid && len(v.IDs) > 1:
 		return fmt.Sprintf("%q is the name of %d terms: %s", v.Value, len(v.IDs), listIDs(v.IDs))
-	case v.Valid && v.Value != v.ID && v.Value != v.Name:
+	case v.Valid && v.Alt:
 		return fmt.Sprintf("%q is a secondary id of %s (%s)", v.Value, v.ID, v.Name)
 	case v.Valid:
 		return fmt.Sprintf("%q is %s (%s)", v.Value, v.ID, v.Name)
@@ -877,7 +883,9 @@ type Inspection struct {
 }
 
 // Inspect reports, for each distinct value, whether it validates, else how
-// it standardizes, else up to three suggestions.
+// it standardizes, else up to three suggestions. A secondary id
+// (Validation.Alt) is reported as mapped to its primary id, as curation
+// reports and standardizes it.
 func (x *Index) Inspect(values []string, opts StandardizeOptions) Inspection {
 	pos := map[string]int{}
 	var out Inspection
@@ -888,7 +896,7 @@ func (x *Index) Inspect(values []string, opts StandardizeOptions) Inspection {
 		}
 		pos[v] = len(out.Reports)
 		r := Report{Value: v, Count: 1}
-		if val := x.Validate(v); val.Valid {
+		if val := x.Validate(v); val.Valid && !val.Alt {
 			r.Valid = true
 		} else {
 			r.Standard = x.Standardize(v, opts)

@@ -922,17 +922,18 @@ func TestAnnotateRemoveTermOfValue(t *testing.T) {
 	}
 }
 
-// TestAnnotateRemoveAltIDValue: curate keeps a value that validates as an
-// alt_id (CL:0000739) and records the primary term (CL:0000043 "mature
+// TestAnnotateRemoveAltIDValue: annotate keeps a value that validates as
+// an alt_id (CL:0000739) as typed, as curate did before it mapped alt ids
+// to their primary id, and records the primary term (CL:0000043 "mature
 // basophil"). Removing the value "mature basophil" took that term, and
 // ls --where by the alt id, which needs the term, found nothing while
 // show still listed the value.
 func TestAnnotateRemoveAltIDValue(t *testing.T) {
 	e := annotEnv(t)
 	e.ok("feature", "create", "cell_type_ontology_term_id", "--dtype", "cat[celltype]")
-	e.ok("schema", "create", "s1", "--feature", "cell_type", "--feature", "cell_type_ontology_term_id")
 	in := e.write("t.csv", []byte("cell_type,cell_type_ontology_term_id\nmature basophil,CL:0000739\n"))
-	e.ok("curate", in, "--schema", "s1", "--key", "t/c.csv")
+	e.ok("save", in, "--key", "t/c.csv")
+	e.ok("annotate", "t/c.csv", "--feature", "cell_type=mature basophil", "--feature", "cell_type_ontology_term_id=CL:0000739")
 	var v struct {
 		Annotations catalog.Annotations `json:"annotations"`
 	}
@@ -975,9 +976,11 @@ func TestAnnotateRemoveAltIDValue(t *testing.T) {
 func TestAnnotateRemoveResolvedValue(t *testing.T) {
 	e := annotEnv(t)
 	e.ok("feature", "create", "cell_type_ontology_term_id", "--dtype", "cat[celltype]")
-	e.ok("schema", "create", "s1", "--feature", "cell_type", "--feature", "cell_type_ontology_term_id")
 	in := e.write("t.csv", []byte("cell_type,cell_type_ontology_term_id\nmature basophil,CL:0000739\nB cell,CL:0000236\n"))
-	e.ok("curate", in, "--schema", "s1", "--key", "t/c.csv")
+	// Annotated as curate did before it mapped alt ids: the alt id as typed.
+	e.ok("save", in, "--key", "t/c.csv")
+	e.ok("annotate", "t/c.csv", "--feature", "cell_type=mature basophil", "--feature", "cell_type=B cell",
+		"--feature", "cell_type_ontology_term_id=CL:0000739", "--feature", "cell_type_ontology_term_id=CL:0000236")
 	e.ok("annotate", "t/c.csv", "--remove", "--feature", "cell_type=B cell")
 	if got := lsKeys(t, e, "--term", "celltype=CL:0000236"); !reflect.DeepEqual(got, []string{"t/c.csv"}) {
 		t.Fatalf("ls --term celltype=CL:0000236 while CL:0000236 is left = %v", got)
