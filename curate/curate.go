@@ -375,7 +375,10 @@ func validateColumn(col *dataset.Series, f Field, slot string, o Options) (Colum
 		// are left to the failures the report lists.
 		for _, value := range vals {
 			n := counts[value]
-			if val := x.Validate(value); val.Valid {
+			// A secondary id (alt_id) validates but is not the term's id:
+			// it is mapped to the primary id below (Standardize: ByAltID),
+			// as a synonym is to the name, so --standardize rewrites it.
+			if val := x.Validate(value); val.Valid && !val.Alt {
 				cr.Valid += n
 				for _, id := range val.TermIDs() { // a name of several terms is all of them
 					addTerm(id, val.Name, n)

@@ -61,7 +61,9 @@
 // order: exact name, id or alt_id, name ignoring case and white space,
 // EXACT synonym, RELATED synonym (only when asked), and an obsolete term's
 // replacement. Only EXACT synonyms are used by default because the others
-// are broader, narrower or merely related terms. An obsolete term's
+// are broader, narrower or merely related terms. BROAD and NARROW ones are
+// never used, but a value equal to one is told which terms it is a
+// synonym of (Standardization.Leads), as one equal to a RELATED synonym is. An obsolete term's
 // synonyms are never used, but a value equal to one of its EXACT synonyms
 // is told which obsolete term it names and what replaces it. A value that fits several
 // terms with different names (the gene alias CD20 is MS4A1 and KRT20) is

@@ -278,6 +278,10 @@ type Validation struct {
 	ID       string // the term the value names (an obsolete one when Obsolete)
 	Name     string
 	Obsolete bool // the value names an obsolete term, which does not validate
+	// Alt is set when the value is a secondary id (alt_id) of term ID. It
+	// validates, as in Bionty, but is not the standard id: curation and
+	// Inspect report it as mapped (Standardize: ByAltID).
+	Alt bool
 	// ReplacedBy and Consider come from the obsolete term.
 	ReplacedBy []string
 	Consider   []string
@@ -334,7 +338,9 @@ func (x *Index) Validate(value string) Validation {
 		return x.validated(v, i)
 	}
 	if i, ok := x.findOne(&x.byAlt, value, h); ok {
-		return x.validated(v, i)
+		v = x.validated(v, i)
+		v.Alt = true
+		return v
 	}
 	return v
 }
@@ -406,7 +412,7 @@ func (v Validation) Message() string {
 	switch {
 	case v.Valid && len(v.IDs) > 1:
 		return fmt.Sprintf("%q is the name of %d terms: %s", v.Value, len(v.IDs), listIDs(v.IDs))
-	case v.Valid && v.Value != v.ID && v.Value != v.Name:
+	case v.Valid && v.Alt:
 		return fmt.Sprintf("%q is a secondary id of %s (%s)", v.Value, v.ID, v.Name)
 	case v.Valid:
 		return fmt.Sprintf("%q is %s (%s)", v.Value, v.ID, v.Name)
@@ -506,7 +512,20 @@ type Standardization struct {
 	// for a value that matched nothing because StandardizeOptions.Related
 	// was off; Reason then says how to use it.
 	Related Candidate
-	index   *Index
+	// Leads lists the terms the value is a BROAD or NARROW synonym of,
+	// for a value that matched nothing. Such a synonym names a broader or
+	// narrower concept than the term, no equivalent, so it is never mapped
+	// (not even with StandardizeOptions.Related); Reason names the terms,
+	// as a person may mean one of them.
+	Leads []Lead
+	index *Index
+}
+
+// Lead is a term a value is a BROAD or NARROW synonym of (Via: the
+// synonym as the source spells it).
+type Lead struct {
+	Candidate
+	Scope Scope // Broad or Narrow
 }
 
 // Matched reports whether the value maps to exactly one term.
@@ -580,7 +599,44 @@ func (s Standardization) Reason() string {
 	if s.Related.ID != "" {
 		return fmt.Sprintf("RELATED synonym %q of %s (%s), used only with --related", s.Related.Via, s.Related.ID, s.Related.Name)
 	}
+	if len(s.Leads) > 0 {
+		return leadsText(s.Leads)
+	}
 	return "no term with this name, id or synonym"
+}
+
+// leadsText names the terms of Standardization.Leads (up to three) and
+// why none is used: `BROAD synonym "Round, full face" of HP:0000311
+// (Round face): not an equivalent, so never mapped; …`.
+func leadsText(leads []Lead) string {
+	parts := make([]string, 0, 3)
+	for _, l := range leads[:min(len(leads), 3)] {
+		parts = append(parts, fmt.Sprintf("%s synonym %q of %s (%s)", l.Scope, l.Via, l.ID, l.Name))
+	}
+	text := strings.Join(parts, ", ")
+	if len(leads) > 3 {
+		text += fmt.Sprintf(" and of %d more terms", len(leads)-3)
+	}
+	return text + ": not an equivalent, so never mapped; use the term's name or id if it is the one meant"
+}
+
+// leads returns the live terms of which the synonyms refs (equal to the
+// value after folding) of BROAD or NARROW scope are, each once, by id.
+func (x *Index) leads(refs []uint32) []Lead {
+	var out []Lead
+	for _, r := range refs {
+		sc := Scope(x.synScope[r])
+		if sc != Broad && sc != Narrow {
+			continue
+		}
+		i := x.synTerm[r]
+		if slices.ContainsFunc(out, func(l Lead) bool { return l.ID == x.id(i) }) {
+			continue
+		}
+		out = append(out, Lead{Candidate: Candidate{ID: x.id(i), Name: x.name(i), Via: x.synText(r)}, Scope: sc})
+	}
+	slices.SortFunc(out, func(a, b Lead) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // Standardize maps value to a standard term name: the exact name, an id or
@@ -635,6 +691,7 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 		if r.Match == ByRelated {
 			s.Related = Candidate{ID: r.ID, Name: r.Name, Via: r.Via}
 		}
+		s.Leads = x.leads(refs) // never used, but named
 	}
 	if len(byName) > 0 { // only obsolete terms have this name
 		return x.replacedAll(s, byName)
@@ -826,7 +883,9 @@ type Inspection struct {
 }
 
 // Inspect reports, for each distinct value, whether it validates, else how
-// it standardizes, else up to three suggestions.
+// it standardizes, else up to three suggestions. A secondary id
+// (Validation.Alt) is reported as mapped to its primary id, as curation
+// reports and standardizes it.
 func (x *Index) Inspect(values []string, opts StandardizeOptions) Inspection {
 	pos := map[string]int{}
 	var out Inspection
@@ -837,7 +896,7 @@ func (x *Index) Inspect(values []string, opts StandardizeOptions) Inspection {
 		}
 		pos[v] = len(out.Reports)
 		r := Report{Value: v, Count: 1}
-		if val := x.Validate(v); val.Valid {
+		if val := x.Validate(v); val.Valid && !val.Alt {
 			r.Valid = true
 		} else {
 			r.Standard = x.Standardize(v, opts)

@@ -71,8 +71,8 @@ func TestStandardize(t *testing.T) {
 		{"case and space", cl, "  monocyte ", ontology.StandardizeOptions{}, ontology.FoldedName, "monocyte", "case"},
 		{"exact synonym", cl, "T-cell", ontology.StandardizeOptions{}, ontology.BySynonym, "T cell", `"T-cell"`},
 		{"exact synonym folded", cl, "b lymphocyte", ontology.StandardizeOptions{}, ontology.BySynonym, "B cell", "EXACT synonym"},
-		{"related needs the option", cl, "cell in vivo", ontology.StandardizeOptions{}, ontology.NoMatch, "cell in vivo", "no term"},
-		{"narrow is never used", cl, "cell in vivo", ontology.StandardizeOptions{Related: true}, ontology.NoMatch, "cell in vivo", "no term"},
+		{"related needs the option", cl, "cell in vivo", ontology.StandardizeOptions{}, ontology.NoMatch, "cell in vivo", `NARROW synonym "cell in vivo" of CL:0000003 (native cell): not an equivalent, so never mapped`},
+		{"narrow is never used", cl, "cell in vivo", ontology.StandardizeOptions{Related: true}, ontology.NoMatch, "cell in vivo", `NARROW synonym "cell in vivo" of CL:0000003 (native cell): not an equivalent, so never mapped`},
 		{"obsolete to replacement", hp, "Early cataracts", ontology.StandardizeOptions{}, ontology.Replaced, "Cataract", "HP:0001113 is obsolete, replaced by HP:0000518"},
 		{"obsolete id to replacement", hp, "HP:0001113", ontology.StandardizeOptions{}, ontology.Replaced, "Cataract", "replaced by HP:0000518"},
 		{"replacement outside the source", cl, "obsolete immortal cell line cell", ontology.StandardizeOptions{}, ontology.NoMatch, "obsolete immortal cell line cell", "replaced by CLO:0000019"},
@@ -618,4 +618,36 @@ func TestNameOfSeveralTermsIsNoGuess(t *testing.T) {
 			t.Errorf("Standardize(%q) = %v %s (%s), want MONDO:0021055", fap, s.Match, s.ID, s.Reason())
 		}
 	})
+}
+
+// TestBroadNarrowSynonymsNamed: a BROAD or NARROW synonym is never mapped
+// (it names another concept than the term), with or without Related, but
+// the reason names the term as a lead. Before, "Round, full face" (a BROAD
+// synonym of HP:0000311) was "no term with this name, id or synonym".
+func TestBroadNarrowSynonymsNamed(t *testing.T) {
+	hp := hpo(t)
+	for _, tc := range []struct {
+		value, want string
+		scope       ontology.Scope
+		id          string
+	}{
+		{"Round, full face", `BROAD synonym "Round, full face" of HP:0000311 (Round face): not an equivalent, so never mapped`, ontology.Broad, "HP:0000311"},
+		{"round,  full FACE", `BROAD synonym "Round, full face" of HP:0000311 (Round face)`, ontology.Broad, "HP:0000311"},
+		{"Cleft lip, cleft palate", `NARROW synonym "Cleft lip, cleft palate" of `, ontology.Narrow, ""},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			for _, related := range []bool{false, true} {
+				s := hp.Standardize(tc.value, ontology.StandardizeOptions{Related: related})
+				if s.Matched() || s.Match == ontology.Ambiguous {
+					t.Fatalf("Standardize(%q, related %v) = %v %s: a %s synonym was used", tc.value, related, s.Match, s.ID, tc.scope)
+				}
+				if len(s.Leads) == 0 || s.Leads[0].Scope != tc.scope || tc.id != "" && s.Leads[0].ID != tc.id || !strings.Contains(s.Reason(), tc.want) {
+					t.Fatalf("Standardize(%q): leads %+v, reason %q; want %q", tc.value, s.Leads, s.Reason(), tc.want)
+				}
+			}
+			if r := hp.Inspect([]string{tc.value}, ontology.StandardizeOptions{}); len(r.Failed()) != 1 || !strings.Contains(r.Failed()[0].Standard.Reason(), tc.want) {
+				t.Fatalf("Inspect(%q): %+v", tc.value, r.Reports)
+			}
+		})
+	}
 }

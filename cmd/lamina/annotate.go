@@ -80,13 +80,13 @@ func cmdAnnotate() *cli.Command {
 					if err != nil {
 						return err
 					}
-					std, ids, err := resolveTerms(x, entity, value)
+					std, ids, why, err := resolveTermsWhy(x, entity, value)
 					if err != nil {
 						return err
 					}
 					add.Terms = appendTerms(add.Terms, entity, std, ids)
 					if s := storedValue(x, value, std); s != value {
-						fmt.Fprintf(c.App.ErrWriter, "%s: %q standardized to %q (%s)\n", name, value, s, strings.Join(ids, ", "))
+						fmt.Fprintf(c.App.ErrWriter, "%s: %q standardized to %q (%s)%s\n", name, value, s, strings.Join(ids, ", "), because(why))
 						value = s
 					}
 				}
@@ -102,9 +102,15 @@ func cmdAnnotate() *cli.Command {
 				if err != nil {
 					return err
 				}
-				std, ids, err := resolveTerms(x, entity, value)
+				std, ids, why, err := resolveTermsWhy(x, entity, value)
 				if err != nil {
 					return err
+				}
+				// A value that is no term's name or id as typed records
+				// another term than it names (an obsolete term's
+				// replacement, above all): say so, as --feature does.
+				if why != "" {
+					fmt.Fprintf(c.App.ErrWriter, "term %s: %q standardized to %q (%s)%s\n", entity, value, std, strings.Join(ids, ", "), because(why))
 				}
 				add.Terms = appendTerms(add.Terms, entity, std, ids)
 			}
@@ -323,6 +329,14 @@ func resolveValues(c *cli.Context, in *instance.Instance, have, remove catalog.A
 		}
 	}
 	return out
+}
+
+// because is the reason resolveTermsWhy gave, as the end of a note.
+func because(why string) string {
+	if why == "" {
+		return ""
+	}
+	return ": " + why
 }
 
 // storedValue is the value annotate stores for value of a cat[ENTITY]

@@ -922,17 +922,18 @@ func TestAnnotateRemoveTermOfValue(t *testing.T) {
 	}
 }
 
-// TestAnnotateRemoveAltIDValue: curate keeps a value that validates as an
-// alt_id (CL:0000739) and records the primary term (CL:0000043 "mature
+// TestAnnotateRemoveAltIDValue: annotate keeps a value that validates as
+// an alt_id (CL:0000739) as typed, as curate did before it mapped alt ids
+// to their primary id, and records the primary term (CL:0000043 "mature
 // basophil"). Removing the value "mature basophil" took that term, and
 // ls --where by the alt id, which needs the term, found nothing while
 // show still listed the value.
 func TestAnnotateRemoveAltIDValue(t *testing.T) {
 	e := annotEnv(t)
 	e.ok("feature", "create", "cell_type_ontology_term_id", "--dtype", "cat[celltype]")
-	e.ok("schema", "create", "s1", "--feature", "cell_type", "--feature", "cell_type_ontology_term_id")
 	in := e.write("t.csv", []byte("cell_type,cell_type_ontology_term_id\nmature basophil,CL:0000739\n"))
-	e.ok("curate", in, "--schema", "s1", "--key", "t/c.csv")
+	e.ok("save", in, "--key", "t/c.csv")
+	e.ok("annotate", "t/c.csv", "--feature", "cell_type=mature basophil", "--feature", "cell_type_ontology_term_id=CL:0000739")
 	var v struct {
 		Annotations catalog.Annotations `json:"annotations"`
 	}
@@ -975,9 +976,11 @@ func TestAnnotateRemoveAltIDValue(t *testing.T) {
 func TestAnnotateRemoveResolvedValue(t *testing.T) {
 	e := annotEnv(t)
 	e.ok("feature", "create", "cell_type_ontology_term_id", "--dtype", "cat[celltype]")
-	e.ok("schema", "create", "s1", "--feature", "cell_type", "--feature", "cell_type_ontology_term_id")
 	in := e.write("t.csv", []byte("cell_type,cell_type_ontology_term_id\nmature basophil,CL:0000739\nB cell,CL:0000236\n"))
-	e.ok("curate", in, "--schema", "s1", "--key", "t/c.csv")
+	// Annotated as curate did before it mapped alt ids: the alt id as typed.
+	e.ok("save", in, "--key", "t/c.csv")
+	e.ok("annotate", "t/c.csv", "--feature", "cell_type=mature basophil", "--feature", "cell_type=B cell",
+		"--feature", "cell_type_ontology_term_id=CL:0000739", "--feature", "cell_type_ontology_term_id=CL:0000236")
 	e.ok("annotate", "t/c.csv", "--remove", "--feature", "cell_type=B cell")
 	if got := lsKeys(t, e, "--term", "celltype=CL:0000236"); !reflect.DeepEqual(got, []string{"t/c.csv"}) {
 		t.Fatalf("ls --term celltype=CL:0000236 while CL:0000236 is left = %v", got)
@@ -1103,5 +1106,43 @@ func TestAnnotateRemoveOtherSpelling(t *testing.T) {
 	e.jsonOut(&v, "show", "t/f.csv", "--format", "json")
 	if got := v.Annotations.Features["ct"]; !reflect.DeepEqual(got, []string{"T cell"}) {
 		t.Errorf("t/f.csv ct = %q, want [T cell]", got)
+	}
+}
+
+// TestAnnotateTermObsoleteNote: --term with an obsolete term's id records
+// its replacement and says so on stderr, as --feature does. Before, --term
+// celltype=CL:0000375 printed `term celltype preosteoblast
+// (CL:0007010)`, exit 0, nothing on stderr: the term recorded was not the
+// one named, silently.
+func TestAnnotateTermObsoleteNote(t *testing.T) {
+	e := annotEnv(t)
+	e.ok("save", e.write("a.txt", []byte("a\n")), "--key", "t/a.txt")
+	const note = `"CL:0000375" standardized to "preosteoblast" (CL:0007010): CL:0000375 is obsolete, replaced by CL:0007010`
+	for _, tc := range []struct {
+		name, flag, want string
+	}{
+		{"term", "--term=celltype=CL:0000375", "term celltype: " + note},
+		{"feature", "--feature=cell_type=CL:0000375", `cell_type: "CL:0000375" standardized to "CL:0007010" (CL:0007010): CL:0000375 is obsolete, replaced by CL:0007010`},
+		{"synonym", "--term=celltype=T-cell", `term celltype: "T-cell" standardized to "T cell" (CL:0000084): EXACT synonym "T-cell" of CL:0000084`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, stderr, err := e.run("annotate", "t/a.txt", tc.flag)
+			if err != nil || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("annotate %s: %v\nstdout: %s\nstderr: %s\nwant on stderr: %s", tc.flag, err, out, stderr, tc.want)
+			}
+		})
+	}
+	// A term named by its name or id says nothing.
+	if _, stderr, err := e.run("annotate", "t/a.txt", "--term", "celltype=CL:0000084", "--term", "celltype=B cell"); err != nil || stderr != "" {
+		t.Fatalf("annotate by id and name: %v, stderr %q; want nothing", err, stderr)
+	}
+	var v struct {
+		Annotations catalog.Annotations `json:"annotations"`
+	}
+	e.jsonOut(&v, "show", "t/a.txt", "--format", "json")
+	for _, tm := range v.Annotations.Terms {
+		if tm.ID == "CL:0000375" {
+			t.Fatalf("the obsolete term was recorded: %+v", v.Annotations.Terms)
+		}
 	}
 }

@@ -527,7 +527,17 @@ type standardJSON struct {
 	Changed    bool            `json:"changed"`
 	Via        string          `json:"via,omitempty"`
 	Candidates []candidateJSON `json:"candidates,omitempty"`
-	Reason     string          `json:"reason"`
+	// Leads: the terms an unmatched value is a BROAD or NARROW synonym of
+	// (never mapped; Reason names them).
+	Leads  []leadJSON `json:"leads,omitempty"`
+	Reason string     `json:"reason"`
+}
+
+type leadJSON struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Via   string `json:"via"`
+	Scope string `json:"scope"` // BROAD or NARROW
 }
 
 func toStandardJSON(r ontology.Standardization) standardJSON {
@@ -535,6 +545,9 @@ func toStandardJSON(r ontology.Standardization) standardJSON {
 		Changed: r.Changed(), Via: r.Via, Reason: r.Reason()}
 	for _, cand := range r.Candidates {
 		o.Candidates = append(o.Candidates, candidateJSON(cand))
+	}
+	for _, l := range r.Leads {
+		o.Leads = append(o.Leads, leadJSON{l.ID, l.Name, l.Via, l.Scope.String()})
 	}
 	return o
 }
@@ -701,7 +714,7 @@ func cmdOntologyInspect() *cli.Command {
 					if r.Standard.Match == ontology.Ambiguous {
 						o.Status = "ambiguous"
 					}
-					if r.Standard.Match != ontology.NoMatch || r.Standard.Obsolete != "" || r.Standard.Related.ID != "" {
+					if r.Standard.Match != ontology.NoMatch || r.Standard.Obsolete != "" || r.Standard.Related.ID != "" || len(r.Standard.Leads) > 0 {
 						st := toStandardJSON(r.Standard)
 						o.Standard = &st
 						term = st.Reason

@@ -508,6 +508,13 @@ func TestOntologyQueries(t *testing.T) {
 		if rs[0].Standard != "oocyte" || rs[0].Match != "related_synonym" {
 			t.Fatalf("--related: %+v", rs[0])
 		}
+		// BROAD and NARROW synonyms are never mapped, not even with
+		// --related, but named (TestBroadNarrowSynonymsNamed).
+		e.jsonOut(&rs, "ontology", "standardize", "phenotype", "Round, full face", "--related", "--format", "json")
+		if rs[0].Changed || rs[0].Match != "no_match" || !strings.Contains(rs[0].Reason, `BROAD synonym "Round, full face" of HP:0000311 (Round face): not an equivalent, so never mapped`) {
+			t.Fatalf("BROAD synonym: %+v", rs[0])
+		}
+		e.fails(`"Round, full face" is not a phenotype term: BROAD synonym "Round, full face" of HP:0000311 (Round face)`, "ls", "--term", "phenotype=Round, full face")
 	})
 
 	t.Run("inspect pbmc cell_type", func(t *testing.T) {

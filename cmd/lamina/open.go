@@ -63,15 +63,37 @@ var catalogOnlyCommands = map[string]bool{
 	"label": true, "annotate": true, "feature": true, "schema": true, "collection": true,
 }
 
-// catalogOnly reports whether c is (under) a catalog-only command.
+// readOnlyOntologyCommands are the subcommands of `lamina ontology` that
+// only read the registry and indexes. They do not ask the bucket first
+// either: with the storage away they answer from the copies this machine
+// cached (the registry it read last, the index files it used;
+// instance/ontologies.go), as `ls --term` does. import and default write
+// the registry, so they check the bucket.
+var readOnlyOntologyCommands = map[string]bool{
+	"sources": true, "search": true, "validate": true, "standardize": true, "inspect": true, "show": true,
+}
+
+// catalogOnly reports whether c is (under) a catalog-only command: one of
+// catalogOnlyCommands, a read-only ontology subcommand, or curate without
+// --key (it then only reads the table, the catalog and the ontologies;
+// with --key it saves to storage).
 func catalogOnly(c *cli.Context) bool {
-	top := ""
+	// The command path, top first.
+	var names []string
 	for _, l := range c.Lineage() { // this command first, then its parents
 		if l.Command != nil && l.Command.Name != c.App.Name { // the app's own
-			top = l.Command.Name
+			names = append([]string{l.Command.Name}, names...)
 		}
 	}
-	return catalogOnlyCommands[top]
+	switch {
+	case len(names) == 0:
+		return false
+	case names[0] == "ontology":
+		return len(names) > 1 && readOnlyOntologyCommands[names[1]]
+	case names[0] == "curate":
+		return !c.IsSet("key")
+	}
+	return catalogOnlyCommands[names[0]]
 }
 
 // openSettings wires the concrete catalog and backend for s; check asks an

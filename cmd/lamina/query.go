@@ -255,12 +255,22 @@ func entityName(x string) string {
 // synonyms). One term, or every term of a name several have (a symbol on
 // several Ensembl ids): picking one would be a guess.
 func resolveTerms(x *ontology.Index, entity, value string) (name string, ids []string, err error) {
+	name, ids, _, err = resolveTermsWhy(x, entity, value)
+	return name, ids, err
+}
+
+// resolveTermsWhy is resolveTerms, with how a value that is not a term's
+// name or id as typed was mapped (Standardization.Reason: "CL:0000003 is
+// obsolete, replaced by CL:0000000", an EXACT synonym), "" for one that is,
+// so that annotate can say that it recorded another term than the one
+// named.
+func resolveTermsWhy(x *ontology.Index, entity, value string) (name string, ids []string, why string, err error) {
 	if v := x.Validate(value); v.Valid {
-		return v.Name, v.TermIDs(), nil
+		return v.Name, v.TermIDs(), "", nil
 	}
 	st := x.Standardize(value, ontology.StandardizeOptions{})
 	if st.Matched() {
-		return st.Name, st.TermIDs(), nil
+		return st.Name, st.TermIDs(), st.Reason(), nil
 	}
 	reason := st.Reason()
 	if st.Related.ID != "" { // ls and annotate have no --related: name the term
@@ -274,7 +284,7 @@ func resolveTerms(x *ontology.Index, entity, value string) (name string, ids []s
 		}
 		msg += "; did you mean " + strings.Join(names, " or ") + "?"
 	}
-	return "", nil, notTermError{exitError{msg: msg, code: 1}} // a bad value, not bad usage (2)
+	return "", nil, "", notTermError{exitError{msg: msg, code: 1}} // a bad value, not bad usage (2)
 }
 
 // notTermError is resolveTerms' answer to a value that names no term.
