@@ -109,6 +109,9 @@ type Options struct {
 	// OnForeign is called once, when the store first refuses writes with
 	// ErrForeign.
 	OnForeign func(error)
+	// OnUpgraded is called once, when the store first refuses writes
+	// because a newer lamina upgraded the schema (catalog.ErrUpgraded).
+	OnUpgraded func(error)
 }
 
 // ErrNoCatalog is Open's refusal, with Options.Existing, of a database
@@ -143,6 +146,10 @@ type Store struct {
 	instance  string
 	onForeign func(error)
 	foreign   atomic.Pointer[error]
+	// onUpgraded is Options.OnUpgraded; upgraded the catalog.ErrUpgraded
+	// latched (guard.go).
+	onUpgraded func(error)
+	upgraded   atomic.Pointer[error]
 	// role is the database role (current_user) when opened: the one
 	// ErrSettingsDenied names.
 	role string
@@ -219,7 +226,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		o.ReconnectDelay = 500 * time.Millisecond
 	}
 	s := &Store{url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout,
-		instance: o.Instance, onForeign: o.OnForeign}
+		instance: o.Instance, onForeign: o.OnForeign, onUpgraded: o.OnUpgraded}
 	cfg.PrepareConn = s.prepareConn
 	cfg.ShouldPing = shouldPing
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -534,6 +541,9 @@ func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch)
 	if err := s.Foreign(); err != nil {
 		return err
 	}
+	if err := s.Upgraded(); err != nil {
+		return err
+	}
 	begin = s.guarded(begin)
 	ctx, end := s.bound(ctx)
 	// The keys of the last attempt: forgotten once it committed (or
@@ -559,6 +569,10 @@ func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch)
 		}
 		if foreignErr(err) {
 			err = s.refuse(err)
+			return err
+		}
+		if n, ok := upgradedErr(err); ok {
+			err = s.refuseUpgraded(n)
 			return err
 		}
 		if settingsUnseen(err) {
@@ -728,6 +742,10 @@ func (s *Store) listenOnce(ctx context.Context, from int64, lost time.Time, fn f
 	// The database may have been reset while no connection listened.
 	if err := s.CheckInstance(ctx, conn); err != nil && !errors.Is(err, ErrForeign) {
 		s.log.Warn("catalog: the instance settings row was not read", "err", err)
+	}
+	// A newer lamina may have migrated it meanwhile too.
+	if err := s.CheckSchema(ctx, conn); err != nil && !errors.Is(err, catalog.ErrUpgraded) {
+		s.log.Warn("catalog: the schema version was not read", "err", err)
 	}
 	horizon, err := s.catchUp(ctx, conn, from, fn)
 	if err != nil {
