@@ -159,7 +159,7 @@ func checkShared(ctx context.Context, st *postgres.Store, s instance.Settings) e
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		return noCatalog(s, "holds no lamina catalog")
-	case errors.Is(err, postgres.ErrSettingsDenied), errors.Is(err, postgres.ErrReadOnly):
+	case errors.Is(err, postgres.ErrSettingsDenied), errors.Is(err, postgres.ErrReadOnly), errors.Is(err, postgres.ErrReadDenied):
 		return unreadableShared(ctx, st, s, err)
 	case err != nil:
 		return err
@@ -247,7 +247,7 @@ func storeShared(ctx context.Context, st *postgres.Store, s instance.Settings) e
 
 func loadShared(ctx context.Context, st *postgres.Store) (sharedSettings, error) {
 	sh, err := readShared(ctx, st)
-	if errors.Is(err, postgres.ErrSettingsDenied) {
+	if errors.Is(err, postgres.ErrSettingsDenied) || errors.Is(err, postgres.ErrReadDenied) {
 		return sh, err // it may hold one: the role may not read which
 	}
 	if err != nil {
