@@ -276,3 +276,44 @@ func TestExportImportCatalog(t *testing.T) {
 		t.Fatalf("bbolt → PostgreSQL → bbolt changed the export:\n%s\n----\n%s", x, y)
 	}
 }
+
+// connect of an instance connected already (audit c7): to the same
+// database it changes nothing and succeeds; at another URL it takes the
+// new one and says so; an instance of that name that is another one is
+// refused with a way that exists (--name). Before, each said "already
+// exists …; pick another --name", a flag connect did not have.
+func TestConnectAgain(t *testing.T) {
+	db := pgtest.URL(t)
+	a := workstationEnv(t, "ana")
+	a.ok("init", "--storage", filepath.Join(a.dir, "store"), "--name", "lab", "--db", db)
+	a.ok("save", a.file("x.txt", []byte("x")), "--key", "x.txt")
+	b := workstationEnv(t, "ben")
+	b.ok("connect", "lab", "--db", db)
+	if out := b.ok("connect", "lab", "--db", db); !strings.Contains(out, "connected already") || !strings.Contains(out, "nothing changed") {
+		t.Errorf("connect again: %s", out)
+	}
+	moved := pgtest.WithParam(db, "application_name", "lamina_ben")
+	if out := b.ok("connect", "lab", "--db", moved); !strings.Contains(out, "its catalog is now "+moved) {
+		t.Errorf("connect again at another URL: %s", out)
+	}
+	if info := b.ok("info"); !strings.Contains(info, "application_name=lamina_ben") {
+		t.Errorf("settings after the URL changed: %s", info)
+	}
+	if out := b.ok("ls"); !strings.Contains(out, "x.txt") {
+		t.Errorf("ls after connecting again: %s", out)
+	}
+	// Carl has an instance of his own named lab.
+	c := workstationEnv(t, "carl")
+	c.ok("init", "--storage", filepath.Join(c.dir, "own"), "--name", "lab")
+	_, errs, err := c.run("connect", "lab", "--db", db)
+	if err == nil || !strings.Contains(errs, "--name lab-2") || strings.Contains(errs, "pick another --name") {
+		t.Fatalf("connect over another instance of the name: %v\n%s", err, errs)
+	}
+	c.ok("connect", "lab", "--db", db, "--name", "lab-2")
+	if out := c.ok("--instance", "lab-2", "ls"); !strings.Contains(out, "x.txt") {
+		t.Errorf("ls of the instance joined under another name: %s", out)
+	}
+	if out := c.ok("--instance", "lab", "ls"); strings.Contains(out, "x.txt") {
+		t.Errorf("carl's own lab lists the team's: %s", out)
+	}
+}
