@@ -862,7 +862,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	}
 	s.restoreMovedAway(ctx, key)
 	suffix := ref.Suffix(key)
-	now := createdAt(ctx) // the close's time, for a retry's commit (recover.go)
+	now := createdAt(ctx)       // the close's time, for a retry's commit (recover.go)
 	mode = catalog.ModeOf(mode) // 0 for the default
 	saveCtx := ctx
 	if lazy {
