@@ -24,6 +24,10 @@ var (
 	ErrConflict error = sentinel{"conflict", fs.ErrExist}
 	ErrKind           = errors.New("wrong kind of artifact")
 	ErrSchema         = errors.New("catalog schema")
+	// ErrUpgraded: a write refused because a newer lamina upgraded the
+	// schema of a shared catalog while this store had it open. It matches
+	// ErrSchema (and travels to the CLI as that).
+	ErrUpgraded error = sentinel{"catalog schema upgraded by a newer lamina", ErrSchema}
 	// ErrWrittenAgain: a key whose versions were all in the trash has a
 	// live one again (PurgeTrashed keeps it).
 	ErrWrittenAgain = errors.New("written again since it was trashed")

@@ -42,6 +42,10 @@ func errno(log *slog.Logger, op string, err error) syscall.Errno {
 		return syscall.EINVAL
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, catalog.ErrNotFound):
 		return syscall.ENOENT
+	case errors.Is(err, catalog.ErrUpgraded):
+		// A newer lamina upgraded the shared catalog: this mount writes
+		// no more (the daemon logs it once, and status says it).
+		return syscall.EROFS
 	case errors.Is(err, catalog.ErrDamaged):
 		damagedLog(log, op, err)
 		return syscall.EIO

@@ -38,7 +38,8 @@ type MountOptions struct {
 	StatfsPath       string        // statfs reports this folder's file system (the storage root)
 	Debug            bool          // log every FUSE request
 	Logger           *slog.Logger
-	// The write side (write.go): nil Stage makes the mount read-only.
+	// The write side (write.go): nil Stage makes the mount read-only
+	// but for scratch paths, which it has when ScratchDir is set.
 	Stage      *stage.Stage
 	Scratch    []string // scratch name patterns; nil means stage.DefaultScratch
 	ScratchDir string   // where scratch paths live; default Stage.Dir()/../scratch
@@ -205,6 +206,10 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 	m.notes = make(chan []Change, 256)
 	if o.Stage != nil {
 		m.ns.st = o.Stage
+	}
+	// Scratch paths need no Stage: a read-only mount (no Stage) has them
+	// too when given their folder.
+	if o.Stage != nil || o.ScratchDir != "" {
 		m.scratch = stage.Scratch(o.Scratch)
 		if o.Scratch == nil {
 			m.scratch = stage.DefaultScratch

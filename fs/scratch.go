@@ -24,7 +24,7 @@ type scratchNode struct {
 
 var _ fusefs.NodeRenamer = (*scratchNode)(nil)
 
-func (m *Mount) isScratch(p string) bool { return m.ns.st != nil && m.scratch.Match(p) }
+func (m *Mount) isScratch(p string) bool { return m.loop != nil && m.scratch.Match(p) }
 
 // scratchAt reports whether the name p of a folder of keys is scratch: it
 // matches a scratch pattern and is not a name of the catalog. A key saved
@@ -53,7 +53,9 @@ func (m *Mount) scratchName(ctx context.Context, p string, unlinked bool) bool {
 	if m.ns.has(ctx, dir, name) {
 		return false
 	}
-	if kept, movedAway, by := m.ns.st.NameKept(p); kept && (movedAway || unlinked && (by == "" || by == processOf(callerTID(ctx)))) {
+	if m.ns.st == nil {
+		// A read-only mount: no key is unlinked, no name kept.
+	} else if kept, movedAway, by := m.ns.st.NameKept(p); kept && (movedAway || unlinked && (by == "" || by == processOf(callerTID(ctx)))) {
 		// A name kept since its key was unlinked is the unlinking
 		// process's only (tar -x creates it anew): another's file there
 		// (vim's backup copy after an rm of a key notes~) is scratch.
@@ -69,6 +71,9 @@ func (m *Mount) scratchName(ctx context.Context, p string, unlinked bool) bool {
 // an unknown process. A name KeepName kept for a known process hides it
 // from that one only (scratchAt), and a listing is everyone's.
 func (m *Mount) hiddenByKeptName(p string) bool {
+	if m.ns.st == nil {
+		return false
+	}
 	kept, movedAway, by := m.ns.st.NameKept(p)
 	return kept && (movedAway || by == "")
 }
@@ -85,14 +90,15 @@ func (m *Mount) newScratchNode(ctx context.Context, parent *fusefs.Inode, st *sy
 func (s *scratchNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	p, ok := newParent.(*node)
 	if !ok || s.m.scratchAt(ctx, p.prefix()+newName) {
+		// Within scratch: also on a mount that may not write.
 		errno := s.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
 		if tr := s.m.tracker(); tr != nil && errno == 0 {
 			tr.ScratchRenamed(path.Join(newParent.EmbeddedInode().Path(nil), newName))
 		}
 		return errno
 	}
-	if p.e.Kind != KindDir {
-		return syscall.EROFS
+	if p.e.Kind != KindDir || s.m.writesOff() {
+		return syscall.EROFS // onto a key: a commit
 	}
 	src := filepath.Join(s.m.scratchPath(s.EmbeddedInode().Path(nil)), name)
 	return s.m.commitScratch(ctx, src, p.prefix()+newName)
@@ -255,7 +261,7 @@ func (n *node) scratchSymlink(ctx context.Context, target, name string, out *fus
 // keys and keys moved away a moment ago (names of the catalog, which hide
 // them: scratchAt).
 func (m *Mount) scratchEntries(prefix string, keys map[string]bool) []fuse.DirEntry {
-	if m.ns.st == nil {
+	if m.loop == nil {
 		return nil
 	}
 	ents, err := os.ReadDir(m.scratchPath(prefix))

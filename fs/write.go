@@ -1000,6 +1000,16 @@ func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
 	return 0
 }
 
+// scratchHere reports whether name in n is a scratch path (scratchAt) in a
+// folder of keys. Scratch never touches the catalog, so a mount that may
+// not write (a database role that may only read, a catalog upgraded by a
+// newer lamina or lost, a take-over) still makes and removes scratch files
+// (Snakemake's .snakemake/ under a read-only mount); only a rename between
+// scratch and keys is refused there.
+func (n *node) scratchHere(ctx context.Context, name string) bool {
+	return n.e.Kind == KindDir && n.m.scratchAt(ctx, n.prefix()+name)
+}
+
 // writable reports whether names can be made in n, and the errno if not.
 func (n *node) writable() syscall.Errno {
 	if n.m.writesOff() || n.e.Kind != KindDir {
@@ -1027,11 +1037,11 @@ func (n *node) checkNew(name string) (string, syscall.Errno) {
 
 // create is Create without lineage (lineage.go).
 func (n *node) create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	if n.scratchHere(ctx, name) {
+		return n.scratchCreate(ctx, name, flags, mode, out)
+	}
 	if e := n.writable(); e != 0 {
 		return nil, nil, 0, e
-	}
-	if n.m.scratchAt(ctx, n.prefix()+name) {
-		return n.scratchCreate(ctx, name, flags, mode, out)
 	}
 	key, e := n.checkNew(name)
 	if e != 0 {
@@ -1242,11 +1252,11 @@ func (n *node) xattrWrite(attr string) syscall.Errno {
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if n.scratchHere(ctx, name) {
+		return n.scratchMkdir(ctx, name, mode, out)
+	}
 	if e := n.writable(); e != 0 {
 		return nil, e
-	}
-	if n.m.scratchAt(ctx, n.prefix()+name) {
-		return n.scratchMkdir(ctx, name, mode, out)
 	}
 	key, e := n.checkNew(name)
 	if e != 0 {
@@ -1284,11 +1294,11 @@ func (n *node) Link(ctx context.Context, target fusefs.InodeEmbedder, name strin
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if n.scratchHere(ctx, name) {
+		return n.scratchSymlink(ctx, target, name, out)
+	}
 	if e := n.writable(); e != 0 {
 		return nil, e
-	}
-	if n.m.scratchAt(ctx, n.prefix()+name) {
-		return n.scratchSymlink(ctx, target, name, out)
 	}
 	key, e := n.checkNew(name)
 	if e != 0 {
@@ -1341,11 +1351,11 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 			return e
 		}
 	}
+	if n.scratchHere(ctx, name) {
+		return errnoOf(syscall.Unlink(n.m.scratchPath(n.prefix() + name)))
+	}
 	if e := n.writable(); e != 0 {
 		return e
-	}
-	if n.m.scratchAt(ctx, n.prefix()+name) {
-		return errnoOf(syscall.Unlink(n.m.scratchPath(n.prefix() + name)))
 	}
 	ent, e := n.existing(ctx, name)
 	if e == syscall.ENOENT && n.m.unlinked.gone(ctx, n.prefix(), name) {
@@ -1559,11 +1569,11 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 			return e
 		}
 	}
+	if n.scratchHere(ctx, name) {
+		return errnoOf(syscall.Rmdir(n.m.scratchPath(n.prefix() + name)))
+	}
 	if e := n.writable(); e != 0 {
 		return e
-	}
-	if n.m.scratchAt(ctx, n.prefix()+name) {
-		return errnoOf(syscall.Rmdir(n.m.scratchPath(n.prefix() + name)))
 	}
 	if n.m.removed.by(n.prefix()+name, callerTID(ctx)) {
 		return 0 // a folder artifact rm -r moved to the trash, from inside (rmfolder.go)
@@ -1601,8 +1611,8 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	if e := n.writable(); e != 0 {
-		return e
+	if n.e.Kind != KindDir {
+		return syscall.EROFS // writable(), but for a mount that may not write: below
 	}
 	if flags&^uint32(1) != 0 { // only RENAME_NOREPLACE
 		return syscall.EINVAL
@@ -1612,11 +1622,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	dstScratch := false
 	switch p := newParent.(type) {
 	case *node:
-		if e := p.writable(); e != 0 {
-			return e
+		if p.e.Kind != KindDir {
+			return syscall.EROFS
 		}
 		dst = p.prefix() + newName
-		if dstScratch = n.m.scratchTarget(ctx, dst); dstScratch {
+		if dstScratch = n.m.scratchTarget(ctx, dst); dstScratch && n.m.ns.st != nil {
 			// A scratch file takes the name: a name kept since its key was
 			// unlinked (KeepName) would hide it (scratchAt).
 			n.m.ns.st.ForgetName(dst)
@@ -1628,6 +1638,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		return syscall.EXDEV
 	}
 	srcScratch := n.m.scratchAt(ctx, src)
+	if n.m.writesOff() && !(srcScratch && dstScratch) {
+		return syscall.EROFS // within scratch only: it never touches the catalog
+	}
 	if flags&1 != 0 {
 		if _, err := os.Lstat(n.m.scratchPath(dst)); dstScratch && err == nil {
 			return syscall.EEXIST

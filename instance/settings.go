@@ -126,6 +126,12 @@ func (d Dirs) Create(s Settings) error {
 	return d.SetCurrent(s.Name)
 }
 
+// Has reports whether an instance named name has settings here.
+func (d Dirs) Has(name string) bool {
+	_, err := os.Stat(d.settingsPath(name))
+	return err == nil
+}
+
 // Save replaces the settings of an existing instance.
 func (d Dirs) Save(s Settings) error {
 	if _, err := os.Stat(d.settingsPath(s.Name)); err != nil {

@@ -36,7 +36,6 @@ const LostAndFound = "lost+found"
 // closed) and saves every other staged file under lost+found/, then clears
 // the staging folder. Run it before the mount serves.
 func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
-	s.recovering = time.Now() // versions it makes are not "saved since"
 	staged, err := s.readStaged()
 	if err != nil {
 		return nil, err
@@ -156,7 +155,11 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 			return err
 		}
 		defer fh.Close()
-		_, err = s.commitFile(ctx, key, fh, mtime, j.Mode, desc, gone)
+		cctx := ctx
+		if key == j.Key { // its close, committed now
+			cctx = withClosedAt(ctx, closedAt(data))
+		}
+		_, err = s.commitFile(cctx, key, fh, mtime, j.Mode, desc, gone)
 		return err
 	}
 	state := j.State
@@ -172,7 +175,7 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 		r.Message = fmt.Sprintf("committed before the machine stopped, but its content did not reach the disk (%v)", err)
 	}
 	if state == stateClosed {
-		if newer, same := s.savedSince(ctx, j.Key, data, s.recovering); same {
+		if newer, same := s.savedSince(ctx, j.Key, data); same {
 			// Its commit reached the catalog before the stop.
 			return nil, true
 		} else if newer {
@@ -273,21 +276,60 @@ func (s *Stage) intact(ctx context.Context, manifest string) error {
 // write is taken for older: its bytes stay the previous version.
 const ctimeLag = 20 * time.Millisecond
 
+// A key's versions are ordered by when their writers closed them, not by
+// when their commits reached the catalog. A version's CreatedAt is that
+// close: the commit's time when the close committed it, the staged
+// bytes' last change (closedAt) when a retry or Recover committed them
+// after the close failed. The staged bytes of a failed close are compared
+// by the same time, so that two workstations whose closes both failed
+// while the catalog was away keep the later close on top whichever retries
+// first (docs/postgres.md, "Closes while the database is away").
+
+// closedAt is when the staged file data was closed, as far as anyone can
+// tell later: its ctime, which no tool sets (touch sets the mtime), and
+// which survives a restart. It is the bytes' last write or attribute
+// change: a file held open long after its last write counts from that
+// write. Zero if data cannot be read.
+func closedAt(data string) time.Time {
+	var st syscall.Stat_t
+	if syscall.Stat(data, &st) != nil {
+		return time.Time{}
+	}
+	return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+}
+
+type closedAtKey struct{}
+
+// withClosedAt returns ctx saying that a commit made with it is of bytes
+// closed at t (the version's CreatedAt), not at the commit.
+func withClosedAt(ctx context.Context, t time.Time) context.Context {
+	if t.IsZero() {
+		return ctx
+	}
+	return context.WithValue(ctx, closedAtKey{}, t)
+}
+
+// createdAt is the CreatedAt of a version committed now with ctx.
+func createdAt(ctx context.Context) time.Time {
+	if t, ok := ctx.Value(closedAtKey{}).(time.Time); ok {
+		return t.UTC()
+	}
+	return time.Now().UTC()
+}
+
 // savedSince compares key's latest version with the staged file data: same
-// when it holds these bytes, newer when it was created after the file last
-// changed (its ctime: tools set mtimes to anything) and before began (not
-// by the caller's own commits).
-func (s *Stage) savedSince(ctx context.Context, key, data string, began time.Time) (newer, same bool) {
+// when it holds these bytes, newer when it was closed (its CreatedAt)
+// after the staged file was (closedAt). Neither the version's mtime
+// (touch, cp -p and rsync -t set it to anything, and a touch of the
+// latest path changes it after the fact) nor the time its commit reached
+// the catalog (a retry's, long after its close) says that.
+func (s *Stage) savedSince(ctx context.Context, key, data string) (newer, same bool) {
 	v, err := s.cat.ByKey(ctx, key, 0)
 	if err != nil {
 		return false, false
 	}
-	var st syscall.Stat_t
-	if syscall.Stat(data, &st) != nil {
-		return false, false
-	}
-	changed := time.Unix(st.Ctim.Sec, st.Ctim.Nsec).Add(ctimeLag)
-	if !v.CreatedAt.After(changed) || !v.CreatedAt.Before(began) {
+	closed := closedAt(data)
+	if closed.IsZero() || !v.CreatedAt.After(closed.Add(ctimeLag)) {
 		return false, false
 	}
 	f, err := os.Open(data)

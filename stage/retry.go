@@ -201,7 +201,7 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 		// The latest version is an earlier failed close, committed by a
 		// retry: these bytes, closed after it, go on top.
 	case err == nil || errors.Is(err, catalog.ErrNotFound):
-		newer, same = s.savedSince(ctx, fc.j.Key, data, time.Now())
+		newer, same = s.savedSince(ctx, fc.j.Key, data)
 	default:
 		// Whether the key was saved since is unknown: committing now could
 		// put these older bytes on top of a newer save if the catalog came
@@ -218,10 +218,14 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 			key = lostKey(fc.j)
 			desc = fmt.Sprintf("recovered bytes of %s: %s", fc.j.Key, why)
 		}
+		cctx := WithRun(ctx, fc.run)
+		if !newer { // its close, committed now
+			cctx = withClosedAt(cctx, closedAt(data))
+		}
 		fh, err := os.Open(data)
 		var v catalog.Version
 		if err == nil {
-			v, err = s.commitFile(WithRun(ctx, fc.run), key, fh, fc.mtime, fc.j.Mode, desc, fc.gone)
+			v, err = s.commitFile(cctx, key, fh, fc.mtime, fc.j.Mode, desc, fc.gone)
 			fh.Close()
 		}
 		if err == nil && !newer {

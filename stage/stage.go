@@ -111,7 +111,6 @@ type Stage struct {
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
 	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
-	recovering       time.Time    // when Recover began
 
 	syncing  sync.Mutex    // one Sync at a time; taken before smu
 	smu      sync.Mutex    // guards unsynced and timer; never held with mu or File.mu
@@ -863,7 +862,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	}
 	s.restoreMovedAway(ctx, key)
 	suffix := ref.Suffix(key)
-	now := time.Now().UTC()
+	now := createdAt(ctx)       // the close's time, for a retry's commit (recover.go)
 	mode = catalog.ModeOf(mode) // 0 for the default
 	saveCtx := ctx
 	if lazy {

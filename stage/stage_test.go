@@ -1080,3 +1080,102 @@ func TestFailedFilesLeaveOutRemoved(t *testing.T) {
 		t.Errorf("Staged after its bytes were removed = %+v, %v", staged, err)
 	}
 }
+
+// Two workstations (ben, then ana 50 ms later) close one key while the
+// shared catalog is away; both closes fail and keep their bytes. Once it
+// is back, whichever commits first, ana's later close is the key's
+// latest and ben's earlier one the version before it, nothing under
+// lost+found/. The version ordering is by close, not by when a retry
+// reached the catalog: ben's retry came first and made ana's later bytes
+// look "saved again since" (audit c7). Ben's may come from his next
+// mount's Recover too.
+func TestFailedClosesOfTwoWorkstationsKeepTheLaterOnTop(t *testing.T) {
+	ctx := context.Background()
+	for _, first := range []string{"ben retries", "ana retries", "ben recovers"} {
+		t.Run(first, func(t *testing.T) {
+			e := newEnv(t)
+			workstation := func(name string) (*stage.Stage, *failingSaves, string) {
+				cat := &failingSaves{Bolt: e.cat}
+				dir := filepath.Join(t.TempDir(), name)
+				s, err := stage.New(cat, e.store, stage.Options{Dir: dir, User: name, RetryFailed: time.Hour})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(s.StopRetries)
+				cat.down.Store(true)
+				return s, cat, dir
+			}
+			ben, benCat, benDir := workstation("ben")
+			ana, anaCat, _ := workstation("ana")
+			closeFailing := func(s *stage.Stage, content string) {
+				t.Helper()
+				f, err := s.Create(ctx, "shared/r2.txt", 0o644)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.WriteAt(ctx, []byte(content), 0)
+				if err := f.Release(ctx); err == nil {
+					t.Fatal("release with the catalog away succeeded")
+				}
+			}
+			closeFailing(ben, "ben-first")
+			time.Sleep(50 * time.Millisecond) // more than the ctime lag
+			closeFailing(ana, "ana-second")
+			time.Sleep(50 * time.Millisecond) // the retries come later still
+			benCat.down.Store(false)
+			anaCat.down.Store(false)
+			retryBen := func() {
+				if n := ben.RetryFailed(ctx); n != 0 {
+					t.Fatalf("ben: %d failed closes left", n)
+				}
+			}
+			switch first {
+			case "ben retries":
+				retryBen()
+			case "ben recovers":
+				ben.StopRetries()
+				next, err := stage.New(e.cat, e.store, stage.Options{Dir: benDir, User: "ben"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rec, err := next.Recover(ctx); err != nil || len(rec) != 1 || rec[0].SavedAs != "shared/r2.txt" {
+					t.Fatalf("ben's Recover: %+v, %v", rec, err)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+			if n := ana.RetryFailed(ctx); n != 0 {
+				t.Fatalf("ana: %d failed closes left", n)
+			}
+			if first == "ana retries" {
+				time.Sleep(50 * time.Millisecond)
+				retryBen()
+			}
+			vs, err := e.cat.Versions(ctx, "shared/r2.txt", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lost, _ := e.cat.List(ctx, catalog.Query{Prefix: stage.LostAndFound + "/"})
+			if got := e.content(t, "shared/r2.txt"); got != "ana-second" {
+				t.Fatalf("latest = %q, want ana's later close (%d versions, lost+found %d)", got, len(vs), len(lost))
+			}
+			if first == "ana retries" {
+				// Ben's earlier bytes, committed after ana's later ones, are
+				// kept apart rather than put on top.
+				if len(vs) != 1 || len(lost) != 1 || e.content(t, lost[0].Key) != "ben-first" {
+					t.Fatalf("%d versions, lost+found %+v; want ana's alone and ben's under lost+found", len(vs), lost)
+				}
+				return
+			}
+			if len(vs) != 2 || len(lost) != 0 {
+				t.Fatalf("%d versions, lost+found %+v; want ben's v1 and ana's v2", len(vs), lost)
+			}
+			// Each version's created_at is its writer's close, so the two
+			// stay in the order of the closes for the next comparison too.
+			v1, _ := e.cat.ByKey(ctx, "shared/r2.txt", 1)
+			v2, _ := e.cat.ByKey(ctx, "shared/r2.txt", 2)
+			if !v1.CreatedAt.Before(v2.CreatedAt) || v1.CreatedBy != "ben" || v2.CreatedBy != "ana" {
+				t.Fatalf("v1 %s by %s, v2 %s by %s", v1.CreatedAt, v1.CreatedBy, v2.CreatedAt, v2.CreatedBy)
+			}
+		})
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -27,24 +29,110 @@ var ErrForeign = catalog.Errorf(catalog.ErrDamaged, "the database no longer hold
 // with it, and no write of it commits.
 const guardMark = "lamina.not_this_instance"
 
-// guardSQL fails unless the settings row names instance $1. It rides in
-// the pipeline of each write's BEGIN (no round trip of its own), so a
-// daemon started before its database was reset and given to another
-// instance never writes into that one's catalog. The parameter name is
-// computed from the table: PostgreSQL cannot fold it when it plans.
+// guardSQL fails unless the settings row names instance $1, and unless
+// the schema is at most $2 (schemaGuard). It rides in the pipeline of each
+// write's BEGIN (no round trip of its own), so a daemon started before its
+// database was reset and given to another instance never writes into that
+// one's catalog. The parameter name is computed from the tables:
+// PostgreSQL cannot fold it when it plans.
 const guardSQL = `SELECT current_setting(CASE WHEN EXISTS (SELECT FROM settings WHERE name = '` + InstanceSetting + `' AND value->>'id' = $1)
-	THEN 'server_version' ELSE '` + guardMark + `' END)`
+	THEN ` + schemaGuard + `$2` + schemaGuardEnd + ` ELSE '` + guardMark + `' END)`
 
-// guarded is begin followed by the instance check (guardSQL), or begin
-// itself for a store without Options.Instance.
+// schemaGuardSQL is guardSQL for a store without Options.Instance: the
+// schema check alone ($1 is SchemaVersion).
+const schemaGuardSQL = `SELECT current_setting(` + schemaGuard + `$1` + schemaGuardEnd + `)`
+
+// schemaGuard, a parameter, schemaGuardEnd names server_version while
+// schema_version is at most the parameter (SchemaVersion),
+// else an unknown parameter that carries the version found
+// (schemaMark<N>): a daemon of this build, started before a newer lamina
+// migrated the shared database, refuses to write the old way
+// (ErrUpgraded) instead of writing rows the new schema does not expect.
+// Reading the one-row table in the write's pipeline costs no round trip
+// (docs/postgres.md, "Schema upgrades under running mounts").
+const (
+	schemaGuard    = `COALESCE((SELECT '` + schemaMark + `' || max(version) FROM schema_version HAVING max(version) > `
+	schemaGuardEnd = `), 'server_version')`
+)
+
+// schemaMark begins the parameter schemaGuard asks for when the schema is
+// newer; the version follows it.
+const schemaMark = "lamina.schema_upgraded_to_"
+
+// guarded is begin followed by the instance and schema check (guardSQL),
+// or the schema check alone for a store without Options.Instance.
 func (s *Store) guarded(begin func(*pgx.Batch)) func(*pgx.Batch) {
 	if s.instance == "" {
-		return begin
+		return func(b *pgx.Batch) {
+			begin(b)
+			b.Queue(schemaGuardSQL, SchemaVersion)
+		}
 	}
 	return func(b *pgx.Batch) {
 		begin(b)
-		b.Queue(guardSQL, s.instance)
+		b.Queue(guardSQL, s.instance, SchemaVersion)
 	}
+}
+
+// upgradedErr reports whether err is schemaGuard's refusal, and the
+// schema version it found.
+func upgradedErr(err error) (int, bool) {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42704" {
+		return 0, false
+	}
+	m := schemaMarkRE.FindStringSubmatch(pe.Message)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m[1])
+	return n, err == nil
+}
+
+var schemaMarkRE = regexp.MustCompile(regexp.QuoteMeta(schemaMark) + `([0-9]+)`)
+
+// ErrUpgraded (catalog.ErrUpgraded) with the version found: the error
+// every write of the store returns once one found the schema newer.
+func upgraded(n int) error {
+	return catalog.Errorf(catalog.ErrUpgraded, "the catalog was upgraded to schema %d by a newer lamina; upgrade lamina on this workstation (this one understands up to %d): nothing more is written the old way", n, SchemaVersion)
+}
+
+// refuseUpgraded latches the refusal of writes for schema n (a newer
+// lamina migrated the database under this store) and tells
+// Options.OnUpgraded once. Reads go on: what they read is what this
+// build knows how to read, or fails as a record it cannot decode.
+func (s *Store) refuseUpgraded(n int) error {
+	e := upgraded(n)
+	if s.upgraded.CompareAndSwap(nil, &e) {
+		s.log.Error("catalog: " + e.Error())
+		if s.onUpgraded != nil {
+			s.onUpgraded(e)
+		}
+	}
+	return *s.upgraded.Load()
+}
+
+// Upgraded is the ErrUpgraded that made the store refuse writes, or nil.
+func (s *Store) Upgraded() error {
+	if p := s.upgraded.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// CheckSchema reads the schema version on conn and latches ErrUpgraded
+// when a newer lamina migrated the database: the listener asks after each
+// reconnect, so that a mount says so before its next write fails. A
+// failure to ask is returned as it is.
+func (s *Store) CheckSchema(ctx context.Context, conn *pgx.Conn) error {
+	n, err := schemaVersion(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if n > SchemaVersion {
+		return s.refuseUpgraded(n)
+	}
+	return nil
 }
 
 // foreignErr reports whether err is guardSQL's refusal: the row names

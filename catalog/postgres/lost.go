@@ -62,7 +62,7 @@ func (s *Store) reread(ctx context.Context, fn func(q querier) error) error {
 		lost := lostConn(ctx, c.Conn(), err)
 		c.Release()
 		if !lost || try > 0 {
-			return err
+			return s.named(err) // a permission error names the role
 		}
 		s.log.Debug("catalog: read retried on another connection", "err", err)
 		ctx = fresh(ctx)

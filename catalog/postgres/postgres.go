@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,15 +25,73 @@ import (
 )
 
 // ErrReadOnly is returned for a write by a role that may only read. It
-// matches fs.ErrPermission.
+// matches fs.ErrPermission. The errors the store returns name the role,
+// the schema and the grant it lacks.
 var ErrReadOnly error = &permError{}
 
-type permError struct{}
-
-func (*permError) Error() string {
-	return "the catalog is read-only for this database role (ask its owner for write access: GRANT INSERT, UPDATE, DELETE)"
+// permError is a write the database role may not make: INSERT, UPDATE or
+// DELETE denied (42501), or a read-only transaction (25006).
+type permError struct {
+	role, schema string // when known
+	msg          string // what the server answered
 }
-func (*permError) Is(target error) bool { return target == fs.ErrPermission }
+
+func (e *permError) Error() string {
+	if e.role == "" && e.msg == "" {
+		return "the catalog is read-only for this database role (ask its owner for write access: GRANT INSERT, UPDATE, DELETE)"
+	}
+	return fmt.Sprintf("the catalog is read-only for the database role %s (ask its owner for write access: GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s TO %s)%s",
+		roleOr(e.role), schemaOr(e.schema), roleOr(e.role), said(e.msg))
+}
+func (e *permError) Is(target error) bool { return target == fs.ErrPermission || target == ErrReadOnly }
+
+// ErrReadDenied is returned for a read the database role may not make (no
+// SELECT on a catalog table). It matches fs.ErrPermission; its message
+// names the grant (SELECT), not the write access ErrReadOnly asks for.
+var ErrReadDenied error = &readDenied{}
+
+type readDenied struct {
+	role, schema string // when known
+	msg          string // what the server answered
+}
+
+func (e *readDenied) Error() string {
+	return fmt.Sprintf("the database role %s may not read the catalog (ask its owner: GRANT USAGE ON SCHEMA %s TO %s; GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s)%s",
+		roleOr(e.role), schemaOr(e.schema), roleOr(e.role), schemaOr(e.schema), roleOr(e.role), said(e.msg))
+}
+func (e *readDenied) Is(target error) bool {
+	return target == fs.ErrPermission || target == ErrReadDenied
+}
+
+// ErrCreateDenied is returned when the database role may not create the
+// catalog's tables: `lamina init --db` in a schema where it lacks CREATE,
+// or a migration by a role that does not own them. It matches
+// fs.ErrPermission.
+var ErrCreateDenied error = &createDenied{}
+
+type createDenied struct {
+	role, schema string // when known
+	msg          string // what the server answered
+}
+
+func (e *createDenied) Error() string {
+	return fmt.Sprintf("the database role %s may not create the catalog's tables in schema %s (ask its owner: GRANT USAGE, CREATE ON SCHEMA %s TO %s; or have the role that owns the schema run this lamina once, which creates or upgrades them)%s",
+		roleOr(e.role), schemaOr(e.schema), schemaOr(e.schema), roleOr(e.role), said(e.msg))
+}
+func (e *createDenied) Is(target error) bool {
+	return target == fs.ErrPermission || target == ErrCreateDenied
+}
+
+func roleOr(role string) string     { return cmp.Or(role, "ROLE") }
+func schemaOr(schema string) string { return cmp.Or(schema, "SCHEMA") }
+
+// said is the server's answer, as the end of a message.
+func said(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return " (" + msg + ")"
+}
 
 // ErrSettingsDenied matches a role's permission error on the settings
 // table, which the instance check reads: a write (guardSQL) or a read of
@@ -109,6 +168,9 @@ type Options struct {
 	// OnForeign is called once, when the store first refuses writes with
 	// ErrForeign.
 	OnForeign func(error)
+	// OnUpgraded is called once, when the store first refuses writes
+	// because a newer lamina upgraded the schema (catalog.ErrUpgraded).
+	OnUpgraded func(error)
 }
 
 // ErrNoCatalog is Open's refusal, with Options.Existing, of a database
@@ -143,9 +205,14 @@ type Store struct {
 	instance  string
 	onForeign func(error)
 	foreign   atomic.Pointer[error]
-	// role is the database role (current_user) when opened: the one
-	// ErrSettingsDenied names.
-	role string
+	// onUpgraded is Options.OnUpgraded; upgraded the catalog.ErrUpgraded
+	// latched (guard.go).
+	onUpgraded func(error)
+	upgraded   atomic.Pointer[error]
+	// role and schema are the database role (current_user) and the
+	// catalog's schema (current_schema) when opened: the ones permission
+	// errors name.
+	role, schema string
 }
 
 // Redact returns the URL without its password, for settings and messages:
@@ -219,7 +286,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		o.ReconnectDelay = 500 * time.Millisecond
 	}
 	s := &Store{url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout,
-		instance: o.Instance, onForeign: o.OnForeign}
+		instance: o.Instance, onForeign: o.OnForeign, onUpgraded: o.OnUpgraded}
 	cfg.PrepareConn = s.prepareConn
 	cfg.ShouldPing = shouldPing
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -232,14 +299,13 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
-	var schema string
-	if err := pool.QueryRow(ctx, `SELECT current_schema(), current_user, `+horizonSQL).Scan(&schema, &s.role, &s.opened); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT current_schema(), current_user, `+horizonSQL).Scan(&s.schema, &s.role, &s.opened); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("catalog: database %s: %w", Redact(rawURL), err)
 	}
 	s.channel = "lamina"
-	if schema != "public" {
-		s.channel = "lamina_" + schema
+	if s.schema != "public" {
+		s.channel = "lamina_" + s.schema
 	}
 	return s, nil
 }
@@ -285,9 +351,9 @@ func (s *Store) Role(ctx context.Context) (string, error) {
 func (s *Store) CheckWritable(ctx context.Context) error {
 	ok, err := s.Writable(ctx)
 	if err == nil && !ok {
-		return ErrReadOnly
+		return &permError{role: s.role, schema: s.schema}
 	}
-	return err
+	return s.named(err)
 }
 
 // bound gives ctx the store's CallTimeout, unless it ends sooner anyway.
@@ -313,20 +379,46 @@ func (s *Store) bound(ctx context.Context) (context.Context, func(error) error) 
 	}
 }
 
-// wrap turns database errors callers act on into this package's.
+// wrap turns database errors callers act on into this package's. It is
+// for reads: a permission error is a SELECT denied (ErrReadDenied, or
+// ErrSettingsDenied on settings); writes go through writeDenied.
 func wrap(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {
 		case settingsDeniedErr(pe):
 			return &settingsDenied{msg: pe.Message}
-		case pe.Code == "42501", pe.Code == "25006": // insufficient_privilege, read_only_sql_transaction
-			return fmt.Errorf("%w (%s)", ErrReadOnly, pe.Message)
+		case pe.Code == "42501": // insufficient_privilege
+			return &readDenied{msg: pe.Message}
+		case pe.Code == "25006": // read_only_sql_transaction
+			return &permError{msg: pe.Message}
 		case pe.Code == "22021": // character_not_in_repertoire: text not UTF-8 a check missed
 			return fmt.Errorf("%w: a name, key or value is %w: the catalog holds UTF-8 text only", catalog.ErrInvalid, ref.ErrNotUTF8)
 		}
 	}
 	return err
+}
+
+// writeDenied is wrap for a write: a permission error is the write access
+// denied (ErrReadOnly), unless it names settings and the role may not read
+// that table, which the instance check (guardSQL) reads: then it is
+// ErrSettingsDenied. A role that may read settings but not write them
+// (`lamina scratch add` as a reader) was told it "may not read" them. The
+// role's rights are asked on another connection, on this failure only.
+func (s *Store) writeDenied(ctx context.Context, err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" {
+		return s.named(err)
+	}
+	if settingsDeniedErr(pe) {
+		var readable bool
+		if rerr := s.reread(fresh(ctx), func(q querier) error {
+			return q.QueryRow(ctx, `SELECT has_table_privilege('settings', 'SELECT')`).Scan(&readable)
+		}); rerr != nil || !readable {
+			return s.named(err)
+		}
+	}
+	return &permError{role: s.role, schema: s.schema, msg: pe.Message}
 }
 
 // retryable reports a failure a transaction retried from the start may
@@ -361,14 +453,14 @@ func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		s.log.Debug("catalog: read retried on another connection", "err", err)
 		err = s.runTx(fresh(ctx), readOnly, false, func(tx *pipeTx) (*pgx.QueuedQuery, error) { return nil, fn(tx) })
 	}
-	return end(wrap(unlost(err)))
+	return end(s.named(unlost(err)))
 }
 
 // readOnce is read without the second try.
 func (s *Store) readOnce(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	ctx, end := s.bound(ctx)
 	err := s.runTx(ctx, readOnly, false, func(tx *pipeTx) (*pgx.QueuedQuery, error) { return nil, fn(tx) })
-	return end(wrap(unlost(err)))
+	return end(s.named(unlost(err)))
 }
 
 // unlost is err without connLost's wrapping, which is for retrying.
@@ -534,6 +626,9 @@ func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch)
 	if err := s.Foreign(); err != nil {
 		return err
 	}
+	if err := s.Upgraded(); err != nil {
+		return err
+	}
 	begin = s.guarded(begin)
 	ctx, end := s.bound(ctx)
 	// The keys of the last attempt: forgotten once it committed (or
@@ -554,11 +649,15 @@ func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch)
 		err = s.attempt(ctx, begin, fn, &keys, &gen)
 		if lost := (*commitLost)(nil); errors.As(err, &lost) {
 			// Committed, or not: never run again (lost.go).
-			err = s.named(s.settleCommit(ctx, lost))
+			err = s.writeDenied(ctx, s.settleCommit(ctx, lost))
 			return err
 		}
 		if foreignErr(err) {
 			err = s.refuse(err)
+			return err
+		}
+		if n, ok := upgradedErr(err); ok {
+			err = s.refuseUpgraded(n)
 			return err
 		}
 		if settingsUnseen(err) {
@@ -566,7 +665,7 @@ func (s *Store) writeN(ctx context.Context, attempts int, begin func(*pgx.Batch)
 			return err
 		}
 		if !retryable(err) {
-			err = s.named(err)
+			err = s.writeDenied(ctx, err)
 			return err
 		}
 		s.log.Debug("catalog: transaction retried", "attempt", i+1, "err", err)
@@ -729,6 +828,10 @@ func (s *Store) listenOnce(ctx context.Context, from int64, lost time.Time, fn f
 	if err := s.CheckInstance(ctx, conn); err != nil && !errors.Is(err, ErrForeign) {
 		s.log.Warn("catalog: the instance settings row was not read", "err", err)
 	}
+	// A newer lamina may have migrated it meanwhile too.
+	if err := s.CheckSchema(ctx, conn); err != nil && !errors.Is(err, catalog.ErrUpgraded) {
+		s.log.Warn("catalog: the schema version was not read", "err", err)
+	}
 	horizon, err := s.catchUp(ctx, conn, from, fn)
 	if err != nil {
 		return -1, err
@@ -800,7 +903,7 @@ func (s *Store) catchUp(ctx context.Context, conn *pgx.Conn, from int64, fn func
 		logged, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		return err
 	})
-	if errors.Is(wrap(err), ErrReadOnly) {
+	if errors.Is(wrap(err), ErrReadDenied) {
 		s.log.Warn("catalog: this database role may not read the change log (GRANT SELECT ON changes): changes made while the listener was disconnected are not caught up", "err", err)
 		return horizon, conn.QueryRow(ctx, `SELECT `+horizonSQL).Scan(&horizon)
 	}
@@ -901,12 +1004,21 @@ func (s *Store) SettingNames(ctx context.Context) ([]string, error) {
 
 var _ catalog.Catalog = (*Store)(nil)
 
-// named is wrap(err) naming the store's role in ErrSettingsDenied's advice.
+// named is wrap(err) naming the store's role (and schema) in the advice
+// of a permission error.
 func (s *Store) named(err error) error {
 	err = wrap(err)
 	var d *settingsDenied
 	if errors.As(err, &d) && d.role == "" && d != ErrSettingsDenied {
 		d.role = s.role
+	}
+	var r *readDenied
+	if errors.As(err, &r) && r.role == "" && r != ErrReadDenied {
+		r.role, r.schema = s.role, s.schema
+	}
+	var p *permError
+	if errors.As(err, &p) && p.role == "" && p != ErrReadOnly {
+		p.role, p.schema = s.role, s.schema
 	}
 	return err
 }

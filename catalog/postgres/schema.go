@@ -162,7 +162,14 @@ func (s *Store) migrate(ctx context.Context, existing bool) error {
 	// A role that may only read cannot create anything: check first.
 	have, err := schemaVersion(ctx, conn.Conn())
 	if err != nil {
-		return err
+		return denied(ctx, conn.Conn(), err, false)
+	}
+	if have == 0 {
+		// No schema_version the role sees: a new database, or one whose
+		// schema the role may not use (USAGE), which hides its tables.
+		if err := hiddenCatalog(ctx, conn.Conn()); err != nil {
+			return err
+		}
 	}
 	if have > SchemaVersion {
 		return catalog.Errorf(catalog.ErrSchema, "the catalog database has schema version %d; this lamina understands up to %d: upgrade lamina", have, SchemaVersion)
@@ -178,14 +185,59 @@ func (s *Store) migrate(ctx context.Context, existing bool) error {
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock(7244516)`)
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version int NOT NULL)`); err != nil {
-		return fmt.Errorf("create the catalog schema: %w", wrap(err))
+		return fmt.Errorf("create the catalog schema: %w", denied(ctx, conn.Conn(), err, true))
 	}
 	for {
 		done, err := s.step(ctx, conn.Conn())
 		if err != nil || done {
-			return err
+			return denied(ctx, conn.Conn(), err, true)
 		}
 	}
+}
+
+// denied is err, a failure at Open, with a permission error (42501) made
+// one that names the role, the schema and the grant it needs: CREATE for
+// creating or upgrading the tables (create), SELECT for reading them.
+// Before, a role with no rights got the server's bare "permission denied
+// for table schema_version", and one that may not create got the advice
+// for one that may not write (GRANT INSERT, UPDATE, DELETE).
+func denied(ctx context.Context, c *pgx.Conn, err error, create bool) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" {
+		return wrap(err)
+	}
+	role, schema := who(ctx, c)
+	if create {
+		return &createDenied{role: role, schema: schema, msg: err.Error()} // which migration, if one
+	}
+	return &readDenied{role: role, schema: schema, msg: pe.Message}
+}
+
+// who is the role the connection acts as and the schema its catalog is
+// (or would be) in: the first of the search path, whether or not the role
+// may use it (current_schema() skips those it may not).
+func who(ctx context.Context, c *pgx.Conn) (role, schema string) {
+	c.QueryRow(ctx, `SELECT current_user, COALESCE(current_schema(), (`+searchPathSQL+` LIMIT 1), '')`).Scan(&role, &schema)
+	return role, schema
+}
+
+// searchPathSQL lists the schemas of the search path ("$user" as the role).
+const searchPathSQL = `SELECT CASE WHEN p = '$user' THEN current_user::text ELSE p END
+	FROM unnest(string_to_array(replace(replace(current_setting('search_path'), ' ', ''), '"', ''), ',')) WITH ORDINALITY AS t(p, i) ORDER BY i`
+
+// hiddenCatalog is ErrReadDenied when a schema of the search path that the
+// role may not use (no USAGE) holds a lamina catalog: to the role it looks
+// like an empty database, which init would set up anew and the others call
+// "holds no lamina catalog".
+func hiddenCatalog(ctx context.Context, c *pgx.Conn) error {
+	var schema string
+	err := c.QueryRow(ctx, `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relname = 'schema_version' AND NOT has_schema_privilege(n.oid, 'USAGE') AND n.nspname IN (`+searchPathSQL+`) LIMIT 1`).Scan(&schema)
+	if err != nil { // none (ErrNoRows), or the question failed: as before
+		return nil
+	}
+	role, _ := who(ctx, c)
+	return &readDenied{role: role, schema: schema, msg: fmt.Sprintf("no USAGE on schema %s, which holds the catalog", schema)}
 }
 
 func schemaVersion(ctx context.Context, c *pgx.Conn) (int, error) {
@@ -212,12 +264,14 @@ func (s *Store) step(ctx context.Context, c *pgx.Conn) (done bool, err error) {
 			done = true
 			return nil
 		}
+		// Errors unwrapped: a permission error is told by migrate (denied),
+		// once the transaction is over.
 		if _, err := tx.Exec(ctx, migrations[n]); err != nil {
-			return fmt.Errorf("schema migration %d→%d: %w", n, n+1, wrap(err))
+			return fmt.Errorf("schema migration %d→%d: %w", n, n+1, err)
 		}
 		if code := migrationCode[n]; code != nil {
 			if err := code(ctx, tx); err != nil {
-				return fmt.Errorf("schema migration %d→%d: %w", n, n+1, wrap(err))
+				return fmt.Errorf("schema migration %d→%d: %w", n, n+1, err)
 			}
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM schema_version`); err != nil {

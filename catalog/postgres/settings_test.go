@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/catalogtest"
 	"github.com/lamina-bio/lamina/catalog/postgres"
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 )
@@ -172,5 +174,51 @@ func TestInstanceGuardSettingsUnseen(t *testing.T) {
 	}
 	if _, err := s.Children(ctx, ""); err != nil {
 		t.Fatalf("read with the table back: %v", err)
+	}
+}
+
+// A newer lamina migrates the shared database while this store has it
+// open (an old daemon on another workstation): every write checks the
+// schema version in its BEGIN's pipeline, and from the first that finds
+// it newer the store refuses writes (catalog.ErrUpgraded, which is
+// ErrSchema) with what to do, tells OnUpgraded once, and commits nothing;
+// reads go on. Before, the check was made at Open only, and the old
+// daemon wrote the old way for as long as it ran. Both with and without
+// Options.Instance (the CLI's store has none).
+func TestSchemaUpgradedUnderStore(t *testing.T) {
+	for _, instance := range []string{"a", ""} {
+		t.Run("instance="+instance, func(t *testing.T) {
+			ctx := context.Background()
+			u := pgtest.URL(t)
+			admin := open0(t, u, postgres.Options{})
+			if err := admin.SetSetting(ctx, postgres.InstanceSetting, json.RawMessage(`{"id":"a"}`)); err != nil {
+				t.Fatal(err)
+			}
+			told := 0
+			s := open0(t, u, postgres.Options{Instance: instance, OnUpgraded: func(error) { told++ }})
+			if _, err := s.Save(ctx, []catalog.NewVersion{catalogtest.NV("r1.txt", "1")}); err != nil {
+				t.Fatalf("write at the schema it knows: %v", err)
+			}
+			pgtest.Exec(t, u, `UPDATE schema_version SET version = $1`, postgres.SchemaVersion+1)
+			want := fmt.Sprintf("upgraded to schema %d by a newer lamina; upgrade lamina on this workstation", postgres.SchemaVersion+1)
+			for i, write := range []func() error{
+				func() error { _, err := s.Save(ctx, []catalog.NewVersion{catalogtest.NV("r2.txt", "2")}); return err },
+				func() error { return s.SetSetting(ctx, "x", json.RawMessage(`1`)) },
+			} {
+				err := write()
+				if !errors.Is(err, catalog.ErrUpgraded) || !errors.Is(err, catalog.ErrSchema) || !strings.Contains(err.Error(), want) {
+					t.Fatalf("write %d after the upgrade: %v", i, err)
+				}
+			}
+			if told != 1 || s.Upgraded() == nil {
+				t.Fatalf("OnUpgraded told %d times, Upgraded %v", told, s.Upgraded())
+			}
+			if _, err := admin.ByKey(ctx, "r2.txt", 0); !errors.Is(err, catalog.ErrNotFound) {
+				t.Fatalf("the refused save committed: %v", err)
+			}
+			if v, err := s.ByKey(ctx, "r1.txt", 0); err != nil || v.Version != 1 {
+				t.Fatalf("read after the upgrade: %+v, %v", v, err)
+			}
+		})
 	}
 }

@@ -400,3 +400,66 @@ func TestPostgresDroppedDatabaseOneLine(t *testing.T) {
 		}
 	}
 }
+
+// The audit's repro (c7), two workstations: the shared database away, ben
+// closes shared/r2.txt, ana closes it 2 s later; both closes fail and keep
+// their bytes. Once the database is back ben's retry commits first (a
+// commit of another file starts it), then ana's: ana's later close is v2,
+// the latest, and nothing goes to lost+found/. Before, ben's retry made v1
+// at the retry's time, and ana's later bytes looked "saved again since"
+// and went to lost+found/.
+func TestOutageTwoWorkstationsLaterCloseWins(t *testing.T) {
+	db, proxy, pass := proxiedPG(t)
+	store := filepath.Join(t.TempDir(), "storage")
+	ben := workstationEnv(t, "ben", "LAMINA_RETRY_FAILED=1h", "PGPASSWORD="+pass)
+	ana := workstationEnv(t, "ana", "LAMINA_RETRY_FAILED=1h", "PGPASSWORD="+pass)
+	ben.ok("init", "--storage", store, "--db", db, "--name", "lab")
+	ana.ok("connect", "lab", "--db", db)
+	mb, ma := filepath.Join(ben.dir, "mnt"), filepath.Join(ana.dir, "mnt")
+	ben.mount(mb)
+	ana.mount(ma)
+	os.MkdirAll(filepath.Join(mb, "shared"), 0o755)
+	for _, m := range []string{mb, ma} {
+		waitFor(t, "the folder", 5*time.Second, func() (string, error) {
+			_, err := os.ReadDir(filepath.Join(m, "shared")) // its listing is cached: a create needs no lookup
+			return "", err
+		}, "")
+	}
+	proxy.Down()
+	if os.WriteFile(filepath.Join(mb, "shared/r2.txt"), []byte("ben-first\n"), 0o644) == nil {
+		t.Fatal("ben's close with the database away succeeded")
+	}
+	time.Sleep(2 * time.Second)
+	if os.WriteFile(filepath.Join(ma, "shared/r2.txt"), []byte("ana-second\n"), 0o644) == nil {
+		t.Fatal("ana's close with the database away succeeded")
+	}
+	for _, e := range []*mntEnv{ben, ana} {
+		// Counted at RELEASE, which commits too: the database stays away
+		// until both failed there.
+		waitFor(t, "a failed close", 10*time.Second, func() (string, error) {
+			var st []mountStatus
+			err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st)
+			if err != nil || len(st) != 1 {
+				return "", err
+			}
+			return fmt.Sprint(st[0].FailedCommits), nil
+		}, "1")
+	}
+	proxy.Up()
+	cat := func(p string) func() (string, error) { return readString(p) }
+	// A commit that succeeds starts the retry of the failed closes at once.
+	if err := os.WriteFile(filepath.Join(mb, "ben.txt"), []byte("back\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ben's retry", 20*time.Second, cat(filepath.Join(mb, "shared/r2.txt@v1")), "ben-first\n")
+	if err := os.WriteFile(filepath.Join(ma, "ana.txt"), []byte("back\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ana's retry", 20*time.Second, func() (string, error) {
+		return fmt.Sprint(strings.Count(ana.ok("ls", "--versions", "shared/r2.txt"), "shared/r2.txt")), nil
+	}, "2")
+	waitFor(t, "the latest, on ben's mount", 5*time.Second, cat(filepath.Join(mb, "shared/r2.txt")), "ana-second\n")
+	if out := ben.ok("ls", "lost+found/"); strings.Contains(out, "r2.txt") {
+		t.Errorf("lost+found after the retries:\n%s", out)
+	}
+}

@@ -111,14 +111,22 @@ func cmdConnect() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "db", EnvVars: []string{"LAMINA_DB"}, Usage: "the database, postgresql://USER@HOST:PORT/DB (default: libpq's PGHOST, PGUSER, PGDATABASE, …; password from PGPASSWORD or ~/.pgpass)"},
 			&cli.StringFlag{Name: "cache-size", Usage: "bound of the local cache of data fetched from S3, e.g. 20GB (default 10GiB)"},
+			&cli.StringFlag{Name: "name", Usage: "the name this machine knows the instance by (default NAME, its name in the database): to join it beside another instance of that name here"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return exitf(2, "usage: lamina connect NAME [--db postgresql://USER@HOST:PORT/DB]")
+				return exitf(2, "usage: lamina connect NAME [--db postgresql://USER@HOST:PORT/DB] [--name LOCAL]")
 			}
 			name := c.Args().First()
 			if err := instance.CheckName(name); err != nil {
 				return exitf(2, "%v", err)
+			}
+			local := name
+			if n := c.String("name"); n != "" {
+				if err := instance.CheckName(n); err != nil {
+					return exitf(2, "--name: %v", err)
+				}
+				local = n
 			}
 			if c.String("db") == "" && os.Getenv("PGHOST") == "" && os.Getenv("PGDATABASE") == "" && os.Getenv("PGSERVICE") == "" {
 				return exitf(2, "which database? give --db postgresql://USER@HOST:PORT/DB (or set LAMINA_DB, or PGHOST and PGDATABASE)")
@@ -147,7 +155,10 @@ func cmdConnect() *cli.Command {
 			if err != nil {
 				return err
 			}
-			s, err := dirs.NewSettings(name, sh.Storage)
+			if dirs.Has(local) {
+				return connectAgain(c, dirs, local, u, sh)
+			}
+			s, err := dirs.NewSettings(local, sh.Storage)
 			if err != nil {
 				return err
 			}
@@ -182,6 +193,54 @@ func cmdConnect() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// connectAgain is connect of instance sh (its database at u) when an
+// instance named local has settings here already. The same instance at the
+// same URL is a success that changes nothing (it becomes current, as after
+// the first connect); at another URL (the server moved, a role= added) its
+// settings take the new one, and it says so. Another instance of that name
+// is refused with the way to join this one beside it (--name). Before,
+// every second connect said "already exists …; pick another --name",
+// which connect did not have.
+func connectAgain(c *cli.Context, dirs instance.Dirs, local, u string, sh sharedSettings) error {
+	old, err := dirs.Load(local)
+	if err != nil {
+		return err
+	}
+	if old.ID != sh.ID {
+		return fmt.Errorf("an instance named %q already exists on this machine (another instance: id %s, catalog %s); join this one under another name: lamina connect %s --db %s --name %s-2",
+			local, old.ID, postgres.Redact(old.Catalog), sh.Name, postgres.Redact(u), sh.Name)
+	}
+	changed := old.Catalog != u
+	was := old.Catalog
+	old.Catalog = u
+	if v := c.String("cache-size"); v != "" {
+		size, err := parseCacheSize(v)
+		if err != nil {
+			return exitf(2, "--cache-size: %v", err)
+		}
+		changed = changed || size != old.CacheSize
+		old.CacheSize = size
+	}
+	if changed {
+		if err := dirs.Save(old); err != nil {
+			return err
+		}
+	}
+	if err := dirs.SetCurrent(local); err != nil {
+		return err
+	}
+	switch {
+	case was != u:
+		fmt.Fprintf(c.App.Writer, "instance %q was connected already: its catalog is now %s (was %s; a mount of it running now keeps the old one until remounted)\nIt is now the current instance.\n",
+			local, postgres.Redact(u), postgres.Redact(was))
+	case changed:
+		fmt.Fprintf(c.App.Writer, "instance %q was connected already: its settings were updated\nIt is now the current instance.\n", local)
+	default:
+		fmt.Fprintf(c.App.Writer, "instance %q is connected already (catalog %s): nothing changed\nIt is now the current instance.\n", local, postgres.Redact(u))
+	}
+	return nil
 }
 
 // claimIfUnclaimed writes the storage claim (instance.json) that an init

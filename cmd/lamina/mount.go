@@ -59,22 +59,23 @@ func (st mountState) shownPID() int { return cmp.Or(st.PID, st.goneDaemon) }
 type mountStatus struct {
 	mountState
 	lfs.Stats
-	ReadOnly       bool                    `json:"read_only,omitempty"`       // the database role may only read
-	Stale          []string                `json:"stale,omitempty"`           // other mounts of the instance whose daemon died (staleMounts)
-	FailedCommits  int64                   `json:"failed_commits"`            // files whose commit at close failed and is not done yet: staged, tried again
-	FailedFiles    []stage.StagedFile      `json:"failed_files,omitempty"`    // the first 20 of them: key and staged bytes
-	PendingRecords int                     `json:"pending_records"`           // versions whose storage record is not yet written
-	Uploads        *cache.Pending          `json:"uploads,omitempty"`         // S3: staged objects not yet uploaded
-	LostUploads    *instance.LostUploads   `json:"lost_uploads,omitempty"`    // S3: staged objects removed before their upload, until --forget-lost
-	AfterTakeOver  *instance.AfterTakeOver `json:"after_take_over,omitempty"` // S3: versions committed after a take-over, in no usable catalog, until --forget-take-over
-	DiskCache      *cache.CacheInfo        `json:"disk_cache,omitempty"`      // S3: the local cache of fetched data
-	Storage        *retry.Health           `json:"storage,omitempty"`         // S3: whether the server answered the last calls
-	CatalogError   string                  `json:"catalog_error,omitempty"`   // the catalog did not answer a read for status (PostgreSQL away)
-	TakenOver      string                  `json:"taken_over_by,omitempty"`   // the instance that took the storage over: the mount is read-only
-	CatalogLost    string                  `json:"catalog_lost,omitempty"`    // the database no longer holds the instance's catalog (reset): the mount is read-only
-	Detached       bool                    `json:"detached,omitempty"`        // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
-	OpenForWriting int                     `json:"open_for_writing"`          // files open for writing through the mount: a plain umount waits for them
-	WritingKeys    []string                `json:"writing_keys,omitempty"`    // the first ten of them
+	ReadOnly       bool                    `json:"read_only,omitempty"`        // the database role may only read
+	Stale          []string                `json:"stale,omitempty"`            // other mounts of the instance whose daemon died (staleMounts)
+	FailedCommits  int64                   `json:"failed_commits"`             // files whose commit at close failed and is not done yet: staged, tried again
+	FailedFiles    []stage.StagedFile      `json:"failed_files,omitempty"`     // the first 20 of them: key and staged bytes
+	PendingRecords int                     `json:"pending_records"`            // versions whose storage record is not yet written
+	Uploads        *cache.Pending          `json:"uploads,omitempty"`          // S3: staged objects not yet uploaded
+	LostUploads    *instance.LostUploads   `json:"lost_uploads,omitempty"`     // S3: staged objects removed before their upload, until --forget-lost
+	AfterTakeOver  *instance.AfterTakeOver `json:"after_take_over,omitempty"`  // S3: versions committed after a take-over, in no usable catalog, until --forget-take-over
+	DiskCache      *cache.CacheInfo        `json:"disk_cache,omitempty"`       // S3: the local cache of fetched data
+	Storage        *retry.Health           `json:"storage,omitempty"`          // S3: whether the server answered the last calls
+	CatalogError   string                  `json:"catalog_error,omitempty"`    // the catalog did not answer a read for status (PostgreSQL away)
+	TakenOver      string                  `json:"taken_over_by,omitempty"`    // the instance that took the storage over: the mount is read-only
+	CatalogLost    string                  `json:"catalog_lost,omitempty"`     // the database no longer holds the instance's catalog (reset): the mount is read-only
+	CatalogNewer   string                  `json:"catalog_upgraded,omitempty"` // a newer lamina upgraded the catalog's schema: the mount is read-only
+	Detached       bool                    `json:"detached,omitempty"`         // unmounted lazily (umount --force by another user) and still used: served until the last user lets go
+	OpenForWriting int                     `json:"open_for_writing"`           // files open for writing through the mount: a plain umount waits for them
+	WritingKeys    []string                `json:"writing_keys,omitempty"`     // the first ten of them
 	// Set by the CLI that asks: true (an unmountedStatus is false), and
 	// from the daemon's hello (build.go).
 	Mounted       bool   `json:"mounted"`
@@ -512,8 +513,8 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if os.Getenv("GOMEMLIMIT") == "" {
 		go limitMemory(c.Context, daemonMemLimit) // memlimit.go
 	}
-	foreign := make(chan error, 1)
-	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log, func(err error) { foreign <- err }) // postgres.go
+	foreign, upgraded := make(chan error, 1), make(chan error, 1)
+	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log, func(err error) { foreign <- err }, func(err error) { upgraded <- err }) // postgres.go
 	if err != nil {
 		return err
 	}
@@ -637,8 +638,10 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	// lost is the catalog's ErrForeign once the mount has acted on it: the
 	// status says so only when the kernel has forgotten what it cached.
 	var lost atomic.Pointer[error]
+	// newer is the catalog's ErrUpgraded once the mount has acted on it.
+	var newer atomic.Pointer[error]
 	go func() {
-		for taken, foreign := taken, foreign; taken != nil || foreign != nil; { // each comes once
+		for taken, foreign, upgraded := taken, foreign, upgraded; taken != nil || foreign != nil || upgraded != nil; { // each comes once
 			select {
 			case o := <-taken:
 				taken = nil
@@ -661,6 +664,14 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 				lost.Store(&err)
 				log.Error(fmt.Sprintf("the database at %s no longer holds the catalog of instance %q (id %s): the mount is read-only from now on (writes get EROFS), "+
 					"nothing is written into it nor read from it (EIO); restore the database, then remount (%v)", postgres.Redact(s.Catalog), s.Name, s.ID, err))
+			case err := <-upgraded:
+				upgraded = nil
+				// Reads go on; writes would write rows the way the newer
+				// schema no longer expects. Closes that fail keep their
+				// bytes staged: the upgraded lamina's next mount commits them.
+				m.SetReadOnly()
+				newer.Store(&err)
+				log.Error(fmt.Sprintf("%v: the mount is read-only from now on (writes get EROFS); upgrade lamina on this workstation, then `lamina umount %s && lamina mount %s`", err, dir, dir))
 			case <-watchCtx.Done():
 				return
 			}
@@ -727,6 +738,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			ms := mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob), ReadOnly: writes == nil}
 			open := m.OpenForWriting()
 			ms.Detached, ms.OpenForWriting, ms.WritingKeys = m.Detached(), len(open), open[:min(len(open), 10)]
+			if err := newer.Load(); err != nil {
+				ms.CatalogNewer = (*err).Error()
+			}
 			if err := lost.Load(); err != nil {
 				ms.CatalogLost = (*err).Error() // says what the refused read would, rightly
 			} else if oerr != nil {
@@ -1557,6 +1571,9 @@ func cmdStatus() *cli.Command {
 			}
 			if st.CatalogLost != "" {
 				rows = append(rows, []string{"writes", fmt.Sprintf("read-only: %s; nothing is written into it. Restore the database, then `lamina umount %s && lamina mount %s`", st.CatalogLost, st.Mountpoint, st.Mountpoint)})
+			}
+			if st.CatalogNewer != "" {
+				rows = append(rows, []string{"writes", fmt.Sprintf("read-only: %s. Upgrade lamina here, then `lamina umount %s && lamina mount %s`", st.CatalogNewer, st.Mountpoint, st.Mountpoint)})
 			}
 			if st.TakenOver != "" {
 				rows = append(rows, []string{"writes", fmt.Sprintf("storage taken over by instance %s: read-only", st.TakenOver)})

@@ -266,3 +266,34 @@ func TestPostgresFailedPurgeNoTombstone(t *testing.T) {
 		}
 	}
 }
+
+// A role that may only read and one with no rights at all are told what
+// they lack (audit c7): `scratch add` as a reader (a write of the shared
+// settings) said the role "may not read the settings table", which it
+// may; a role with no rights met the server's bare "permission denied"
+// or "holds no lamina instance".
+func TestPostgresPermissionAdvice(t *testing.T) {
+	db := pgtest.URL(t)
+	schema := db[strings.Index(db, "search_path=")+len("search_path="):]
+	a := workstationEnv(t, "ana")
+	a.ok("init", "--storage", filepath.Join(a.dir, "store"), "--name", "lab", "--db", db)
+	ro, none := "ro_"+schema, "none_"+schema
+	pgtest.Exec(t, db, `CREATE ROLE `+ro+` NOLOGIN; CREATE ROLE `+none+` NOLOGIN; GRANT USAGE ON SCHEMA `+schema+` TO `+ro+
+		`; GRANT SELECT ON ALL TABLES IN SCHEMA `+schema+` TO `+ro)
+	t.Cleanup(func() {
+		pgtest.Exec(t, pgtest.Base(t), `DROP OWNED BY `+ro+`; DROP ROLE `+ro+`; DROP OWNED BY `+none+`; DROP ROLE `+none)
+	})
+	r := workstationEnv(t, "rita")
+	r.ok("connect", "lab", "--db", pgtest.WithParam(db, "role", ro))
+	_, errs, err := r.run("scratch", "add", "foo")
+	t.Logf("scratch add as a reader: %s", errs)
+	if err == nil || !strings.Contains(errs, "GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "+schema+" TO "+ro) || strings.Contains(errs, "may not read") {
+		t.Errorf("scratch add as a reader: %v\n%s", err, errs)
+	}
+	n := workstationEnv(t, "nick")
+	_, errs, err = n.run("connect", "lab", "--db", pgtest.WithParam(db, "role", none))
+	t.Logf("connect as a role with no rights: %s", errs)
+	if err == nil || !strings.Contains(errs, "GRANT USAGE ON SCHEMA "+schema+" TO "+none) || strings.Contains(errs, "holds no lamina") {
+		t.Errorf("connect as a role with no rights: %v\n%s", err, errs)
+	}
+}

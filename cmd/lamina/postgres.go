@@ -159,7 +159,7 @@ func checkShared(ctx context.Context, st *postgres.Store, s instance.Settings) e
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		return noCatalog(s, "holds no lamina catalog")
-	case errors.Is(err, postgres.ErrSettingsDenied), errors.Is(err, postgres.ErrReadOnly):
+	case errors.Is(err, postgres.ErrSettingsDenied), errors.Is(err, postgres.ErrReadOnly), errors.Is(err, postgres.ErrReadDenied):
 		return unreadableShared(ctx, st, s, err)
 	case err != nil:
 		return err
@@ -247,7 +247,7 @@ func storeShared(ctx context.Context, st *postgres.Store, s instance.Settings) e
 
 func loadShared(ctx context.Context, st *postgres.Store) (sharedSettings, error) {
 	sh, err := readShared(ctx, st)
-	if errors.Is(err, postgres.ErrSettingsDenied) {
+	if errors.Is(err, postgres.ErrSettingsDenied) || errors.Is(err, postgres.ErrReadDenied) {
 		return sh, err // it may hold one: the role may not read which
 	}
 	if err != nil {
@@ -274,13 +274,16 @@ var _ catalog.Catalog = (*postgres.Store)(nil)
 // listens on. writable is false for a database role that may only read.
 // A database reset under the daemon and given to another instance is
 // never written into: the store refuses every write from then on
-// (postgres.ErrForeign) and foreign is called once.
-func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logger, foreign func(error)) (cat catalog.Catalog, pg *postgres.Store, writable bool, err error) {
+// (postgres.ErrForeign) and foreign is called once. A database whose
+// schema a newer lamina upgraded meanwhile is not written the old way:
+// the store refuses every write from then on (catalog.ErrUpgraded) and
+// upgraded is called once.
+func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logger, foreign, upgraded func(error)) (cat catalog.Catalog, pg *postgres.Store, writable bool, err error) {
 	if !usesPostgres(s) {
 		b, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true, Timeout: 20 * time.Second, Existing: true})
 		return b, nil, err == nil, err
 	}
-	pg, err = openPostgresWith(ctx, s, postgres.Options{Logger: log, CallTimeout: catalogTimeout(), OnForeign: foreign})
+	pg, err = openPostgresWith(ctx, s, postgres.Options{Logger: log, CallTimeout: catalogTimeout(), OnForeign: foreign, OnUpgraded: upgraded})
 	if err != nil {
 		return nil, nil, false, err
 	}

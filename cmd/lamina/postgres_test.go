@@ -276,3 +276,103 @@ func TestExportImportCatalog(t *testing.T) {
 		t.Fatalf("bbolt → PostgreSQL → bbolt changed the export:\n%s\n----\n%s", x, y)
 	}
 }
+
+// connect of an instance connected already (audit c7): to the same
+// database it changes nothing and succeeds; at another URL it takes the
+// new one and says so; an instance of that name that is another one is
+// refused with a way that exists (--name). Before, each said "already
+// exists …; pick another --name", a flag connect did not have.
+func TestConnectAgain(t *testing.T) {
+	db := pgtest.URL(t)
+	a := workstationEnv(t, "ana")
+	a.ok("init", "--storage", filepath.Join(a.dir, "store"), "--name", "lab", "--db", db)
+	a.ok("save", a.file("x.txt", []byte("x")), "--key", "x.txt")
+	b := workstationEnv(t, "ben")
+	b.ok("connect", "lab", "--db", db)
+	if out := b.ok("connect", "lab", "--db", db); !strings.Contains(out, "connected already") || !strings.Contains(out, "nothing changed") {
+		t.Errorf("connect again: %s", out)
+	}
+	moved := pgtest.WithParam(db, "application_name", "lamina_ben")
+	if out := b.ok("connect", "lab", "--db", moved); !strings.Contains(out, "its catalog is now "+moved) {
+		t.Errorf("connect again at another URL: %s", out)
+	}
+	if info := b.ok("info"); !strings.Contains(info, "application_name=lamina_ben") {
+		t.Errorf("settings after the URL changed: %s", info)
+	}
+	if out := b.ok("ls"); !strings.Contains(out, "x.txt") {
+		t.Errorf("ls after connecting again: %s", out)
+	}
+	// Carl has an instance of his own named lab.
+	c := workstationEnv(t, "carl")
+	c.ok("init", "--storage", filepath.Join(c.dir, "own"), "--name", "lab")
+	_, errs, err := c.run("connect", "lab", "--db", db)
+	if err == nil || !strings.Contains(errs, "--name lab-2") || strings.Contains(errs, "pick another --name") {
+		t.Fatalf("connect over another instance of the name: %v\n%s", err, errs)
+	}
+	c.ok("connect", "lab", "--db", db, "--name", "lab-2")
+	if out := c.ok("--instance", "lab-2", "ls"); !strings.Contains(out, "x.txt") {
+		t.Errorf("ls of the instance joined under another name: %s", out)
+	}
+	if out := c.ok("--instance", "lab", "ls"); strings.Contains(out, "x.txt") {
+		t.Errorf("carl's own lab lists the team's: %s", out)
+	}
+}
+
+// A mount of a role that may only read keeps scratch paths (audit c7):
+// they never touch the catalog, but `mkdir .snakemake` got EROFS, so
+// Snakemake could not even start a dry run there. Keys stay read-only, and
+// so does a rename of a scratch file onto a key (a commit).
+func TestReadOnlyRoleScratch(t *testing.T) {
+	db := pgtest.URL(t)
+	a := workstationEnv(t, "ana")
+	a.ok("init", "--storage", filepath.Join(a.dir, "store"), "--name", "lab", "--db", db)
+	a.ok("save", a.file("x.txt", []byte("x")), "--key", "x.txt")
+	schema := db[strings.Index(db, "search_path=")+len("search_path="):]
+	role := "ro_" + schema
+	pgtest.Exec(t, db, `CREATE ROLE `+role+` NOLOGIN; GRANT USAGE ON SCHEMA `+schema+` TO `+role+
+		`; GRANT SELECT ON ALL TABLES IN SCHEMA `+schema+` TO `+role)
+	t.Cleanup(func() { pgtest.Exec(t, pgtest.Base(t), `DROP OWNED BY `+role+`; DROP ROLE `+role) })
+	r := workstationEnv(t, "rita")
+	r.ok("connect", "lab", "--db", pgtest.WithParam(db, "role", role))
+	m := filepath.Join(r.dir, "mnt")
+	r.mount(m)
+	sm := filepath.Join(m, ".snakemake")
+	if err := os.Mkdir(sm, 0o755); err != nil {
+		t.Fatalf("mkdir .snakemake on a read-only mount: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(sm, "log.txt"), []byte("dry run\n"), 0o644); err != nil {
+		t.Fatalf("a scratch file: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(sm, "log.txt")); err != nil || string(b) != "dry run\n" {
+		t.Fatalf("read back: %q, %v", b, err)
+	}
+	if err := os.WriteFile(filepath.Join(m, "notes.txt~"), []byte("backup"), 0o644); err != nil {
+		t.Fatalf("an editor's backup file: %v", err)
+	}
+	if err := os.Rename(filepath.Join(m, "notes.txt~"), filepath.Join(m, "notes.txt.bak~")); err != nil {
+		t.Fatalf("a rename within scratch: %v", err)
+	}
+	ents, _ := os.ReadDir(m)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if got := strings.Join(names, " "); !strings.Contains(got, ".snakemake") || !strings.Contains(got, "notes.txt.bak~") || !strings.Contains(got, "x.txt") {
+		t.Errorf("listing: %s", got)
+	}
+	if err := os.Rename(filepath.Join(m, "notes.txt.bak~"), filepath.Join(m, "notes.txt")); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("rename of a scratch file onto a key: %v, want EROFS", err)
+	}
+	if err := os.WriteFile(filepath.Join(m, "y.txt"), []byte("y"), 0o644); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("a key on a read-only mount: %v, want EROFS", err)
+	}
+	if err := os.Remove(filepath.Join(m, "x.txt")); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("rm of a key on a read-only mount: %v, want EROFS", err)
+	}
+	if err := os.RemoveAll(sm); err != nil {
+		t.Errorf("rm -r .snakemake: %v", err)
+	}
+	if err := os.Remove(filepath.Join(m, "notes.txt.bak~")); err != nil {
+		t.Errorf("rm of a scratch file: %v", err)
+	}
+}
