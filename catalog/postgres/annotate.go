@@ -770,7 +770,7 @@ func findRows(ctx context.Context, tx pgx.Tx, sql string, args sqlArgs, keep fun
 // With terms, $(2nw+1)…$(2nw+3) are catalog.TermMatches as arrays (term
 // ids, query word numbers from 1, whole or not), and each version the
 // term index gives a term of them has a row too, as a whole word of a
-// term name (qlen 0 = octet_length('')) or the prefix of one (-1).
+// term name (an empty word and qlen 0) or the prefix of one (qlen -1).
 func searchMatches(nw int, terms bool) string {
 	var b strings.Builder
 	for i := 1; i <= nw; i++ {
