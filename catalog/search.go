@@ -226,7 +226,8 @@ func RoundScore(s float64) float64 { return math.Round(s*1000) / 1000 }
 // short neighbour equal, a longer one as a prefix, as the index matches
 // it). The JSON is decoded only when its raw words have such a pair: they
 // hold every text's words in order (plus JSON's own, which can only add
-// pairs), unless an escape (\u003c) hides a separator.
+// pairs), unless an escape (\u003c) hides a separator; and always when
+// WithNames kept names, which the JSON lacks.
 func (r *PhraseRank) bonus(v Version, annotations []byte) (float64, error) {
 	found := make([]bool, len(r.short))
 	n := r.adjoin(v.Key, found) + r.adjoin(v.Description, found)

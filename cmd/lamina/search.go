@@ -62,8 +62,9 @@ func cmdSearch() *cli.Command {
 // by the names the imported ontologies give the term too (termNames): a
 // term renamed since ("fat cell", now "adipocyte") is found by either
 // name. A mount daemon's catalog (catalogrpc) does this itself, with its
-// instance (mount.go, namedSearch). warn is told when the ontologies
-// cannot be read; the search then finds terms by their recorded names.
+// instance (namedSearch). warn is told when the ontologies cannot be read;
+// the search then finds terms by their recorded names (and the names of
+// the sources that could be read).
 func searchCatalog(ctx context.Context, in *instance.Instance, cat catalog.Catalog, query string, limit int, warn io.Writer) ([]catalog.Hit, error) {
 	ts, ok := cat.(catalog.TermSearcher)
 	if !ok {
@@ -85,9 +86,9 @@ const ontologyWait = 3 * time.Second
 // source (the default versions and the others) whose name holds a word
 // starting with one of them, id → their names in those sources. Term ids
 // are stable across versions, names are not: a version records the name
-// of its day, and search finds it by the names of every imported version,
-// the default's first among them. Synonyms are left out (docs/annotate.md,
-// Search).
+// of its day, and search finds it by the names of every imported version
+// (the default's, and the one it recorded, among them). Synonyms are left
+// out (docs/annotate.md, "Term names at query time").
 func termNames(ctx context.Context, in *instance.Instance, query string) (map[string][]string, error) {
 	words := catalog.Words(query)
 	if len(words) == 0 {
@@ -99,21 +100,15 @@ func termNames(ctx context.Context, in *instance.Instance, query string) (map[st
 	if err != nil {
 		return nil, fmt.Errorf("the ontology registry: %w", err)
 	}
-	// Defaults first: a term's current name is its first.
-	slices.SortStableFunc(srcs, func(a, b instance.OntologySource) int {
-		switch {
-		case a.Default == b.Default:
-			return 0
-		case a.Default:
-			return -1
-		}
-		return 1
-	})
 	var names map[string][]string
+	var first error // of a source left out; the others still count
 	for _, s := range srcs {
 		x, err := in.LoadSource(ctx, s)
 		if err != nil {
-			return names, fmt.Errorf("ontology %s %s: %w", s.Entity, s.Version, err)
+			if first == nil {
+				first = fmt.Errorf("ontology %s %s: %w", s.Entity, s.Version, err)
+			}
+			continue
 		}
 		for _, w := range words {
 			x.NamesWithWord(w, func(id, name string) {
@@ -126,7 +121,7 @@ func termNames(ctx context.Context, in *instance.Instance, query string) (map[st
 			})
 		}
 	}
-	return names, nil
+	return names, first
 }
 
 // namedSearch is a mount daemon's catalog for its clients: Search is
