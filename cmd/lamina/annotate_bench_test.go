@@ -51,7 +51,7 @@ func BenchmarkQueryCLI100k(b *testing.B) {
 		{"search", []string{"search", "PBMC gene expression"}},
 		// Term names: the catalog records ids only, so these find versions
 		// through the term index by the names CL gives their terms
-		// (search.go), ~40,000 and ~23,000 versions.
+		// (search.go): 100,000 ("cell") and 25,000 versions.
 		{"search_T_cell", []string{"search", "T cell"}},
 		{"search_monocyte", []string{"search", "monocyte"}},
 		{"ls_1000", []string{"ls", "--limit", "1000"}},
