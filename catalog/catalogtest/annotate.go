@@ -858,7 +858,11 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		must(t, err)
 		ts, ok := c.(catalog.TermSearcher)
 		if !ok {
-			t.Fatalf("%T is no catalog.TermSearcher", c)
+			// A mount daemon's client (catalogrpc): the daemon resolves
+			// the names for its Search (cmd/lamina, namedSearch); the
+			// stores it serves run this test themselves.
+			t.Logf("%T is no catalog.TermSearcher", c)
+			return
 		}
 		names := map[string][]string{"CL:0000136": {"adipocyte"}, "CL:0000236": {"B cell"}, "CL:9999999": {"adipocyte of nowhere"}}
 		if hits, _ := c.Search(ctx, "adipocyte", 10); len(hits) != 0 {
