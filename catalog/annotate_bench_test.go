@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -63,6 +64,31 @@ func BenchmarkFind100k(b *testing.B) {
 				n = len(vs)
 			}
 			b.ReportMetric(float64(n), "rows")
+		})
+	}
+}
+
+// BenchmarkSearchNames100k is Search with SearchOptions.TermNames as
+// `lamina search` passes them with CL imported: the names of the bench's
+// cell types (it records ids only, so the versions are found through the
+// term index alone), and for "cell" as many more terms as CL names with
+// that word (~2,600), which the catalog does not have (a seek each).
+func BenchmarkSearchNames100k(b *testing.B) {
+	c := annotatedCatalog(b)
+	ctx := context.Background()
+	names := map[string][]string{"CL:0000084": {"T cell"}, "CL:0000624": {"CD4-positive, alpha-beta T cell"},
+		"CL:0000625": {"CD8-positive, alpha-beta T cell"}, "CL:0000236": {"B cell"}, "CL:0000576": {"monocyte"},
+		"CL:0000623": {"natural killer cell"}, "CL:0000233": {"platelet"}, "CL:0000451": {"dendritic cell"}}
+	for i := range 2600 {
+		names[fmt.Sprintf("CL:9%06d", i)] = []string{fmt.Sprintf("kind %d of cell", i)}
+	}
+	for _, q := range []string{"PBMC gene expression", "monocyte", "T cell", "cell"} {
+		b.Run(q, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := c.SearchWith(ctx, q, catalog.SearchOptions{Limit: 20, TermNames: names}); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

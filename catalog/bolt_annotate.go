@@ -754,6 +754,12 @@ func (t txn) putWords(ws map[string]wordEntry) func(uid string) error {
 // ---- Search ----
 
 func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, error) {
+	return b.SearchWith(ctx, query, SearchOptions{Limit: limit})
+}
+
+// SearchWith is Search, finding versions by opts.TermNames too (search.go).
+func (b *Bolt) SearchWith(ctx context.Context, query string, opts SearchOptions) ([]Hit, error) {
+	limit := opts.Limit
 	if limit <= 0 {
 		limit = 20
 	}
@@ -777,6 +783,24 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 		var scores []float32
 		var fields []byte
 		df := make([]int, nw)
+		post := func(i int, uid []byte, sc float32, field byte) {
+			var ub [ref.UIDLen]byte
+			copy(ub[:], uid)
+			d, ok := docs[ub]
+			if !ok {
+				d = int32(len(uids))
+				docs[ub] = d
+				uids = append(uids, ub)
+				scores = append(scores, make([]float32, nw)...)
+				fields = append(fields, 0)
+			}
+			cell := &scores[int(d)*nw+i]
+			if *cell == 0 {
+				df[i]++
+			}
+			*cell = max(*cell, sc)
+			fields[d] |= field
+		}
 		for i, w := range words {
 			c := bk.Cursor()
 			p := []byte(w)
@@ -789,22 +813,20 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 				if wlen != len(p) {
 					sc *= 0.6 // a prefix of a longer word
 				}
-				var ub [ref.UIDLen]byte
-				copy(ub[:], k[len(k)-ref.UIDLen:])
-				d, ok := docs[ub]
-				if !ok {
-					d = int32(len(uids))
-					docs[ub] = d
-					uids = append(uids, ub)
-					scores = append(scores, make([]float32, nw)...)
-					fields = append(fields, 0)
+				post(i, k[len(k)-ref.UIDLen:], sc, val[1])
+			}
+		}
+		// The versions annotated with a term whose names hold a query
+		// word, as if they had recorded them (search.go).
+		if tk := t.bucket(bTermIdx); tk != nil {
+			c := tk.Cursor()
+			for _, m := range TermMatches(words, opts.TermNames) {
+				p := idxKey([]byte(m.ID), nil)
+				for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+					if len(k) == len(p)+ref.UIDLen {
+						post(m.I, k[len(p):], m.Score, fieldTerm)
+					}
 				}
-				cell := &scores[int(d)*nw+i]
-				if *cell == 0 {
-					df[i]++
-				}
-				*cell = max(*cell, sc)
-				fields[d] |= val[1]
 			}
 		}
 		n := float64(len(uids) + 1)
@@ -833,7 +855,7 @@ func (b *Bolt) Search(ctx context.Context, query string, limit int) ([]Hit, erro
 		// make the results.
 		ranked.init()
 		c := tx.Bucket(bVersions).Cursor()
-		phrase := NewPhraseRank(query, limit)
+		phrase := NewPhraseRank(query, limit).WithNames(opts.TermNames)
 		for len(ranked) > 0 {
 			r := ranked.pop()
 			if phrase != nil && phrase.Done(r.score, string(r.uid[:])) {

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -22,6 +23,84 @@ import (
 // ×2 (PhraseRank). Both stores use PhraseRank on the same candidates in
 // the same order, so they answer alike.
 
+// A version records the name each of its terms had when it was annotated,
+// and the word index holds those words. An ontology's newer version may
+// rename a term ("fat cell" is "adipocyte" in CL since 2023), and term ids
+// are stable: SearchWith takes the names the caller's ontology gives the
+// terms the query's words are in (SearchOptions.TermNames), and finds a
+// version annotated with such a term by these names too, as if they were
+// recorded (weight, field "term"), through the term index. The catalog is
+// never rewritten: the default ontology version decides at query time.
+
+// SearchOptions are what SearchWith is asked besides the query.
+type SearchOptions struct {
+	Limit int // at most this many hits; 0: 20
+	// TermNames maps term ids to names of them (the name in the default
+	// version of their ontology, in other imported versions) that the
+	// version's record may lack. Only the names holding a word that
+	// starts with a query word matter; others are ignored.
+	TermNames map[string][]string
+}
+
+// TermSearcher is a store whose Search can be told the names of terms
+// (Bolt, catalog/postgres). Search(ctx, q, n) is SearchWith(ctx, q,
+// SearchOptions{Limit: n}).
+type TermSearcher interface {
+	SearchWith(ctx context.Context, query string, opts SearchOptions) ([]Hit, error)
+}
+
+// TermMatch is a term whose names (SearchOptions.TermNames) hold query
+// word I: whole (Score 2, a term name's weight) or as the prefix of a
+// longer word (1.2), as the word index scores a word.
+type TermMatch struct {
+	ID    string
+	I     int
+	Score float32
+}
+
+// TermMatches returns, for each query word (Words(query)) and term of
+// names, the best match of the term's names, in word then id order.
+func TermMatches(words []string, names map[string][]string) []TermMatch {
+	var out []TermMatch
+	if len(names) == 0 {
+		return nil
+	}
+	ids := sortedKeys(boolKeysOf(names))
+	for i, q := range words {
+		for _, id := range ids {
+			var best float32
+			for _, name := range names[id] {
+				for _, w := range Words(name) {
+					if len(w) > 64 {
+						w = w[:64] // as docWords indexes it
+					}
+					if !strings.HasPrefix(w, q) {
+						continue
+					}
+					sc := float32(20) / 10
+					if len(w) != len(q) {
+						sc *= 0.6
+					}
+					best = max(best, sc)
+				}
+			}
+			if best > 0 {
+				out = append(out, TermMatch{ID: id, I: i, Score: best})
+			}
+		}
+	}
+	return out
+}
+
+// boolKeysOf is the set of m's keys.
+func boolKeysOf[V any](m map[string]V) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
 // MaxRescored bounds the candidates PhraseRank reads the annotations of,
 // best first: with the bonus bounded (×2), it stops as soon as no later
 // candidate can reach the results, which is after a few when the top
@@ -41,6 +120,9 @@ type PhraseRank struct {
 	seen  int
 	top   []phraseHit // best first, at most limit
 	offs  [][2]int    // scratch: word bounds in a text
+	// names: the TermNames (SearchOptions) holding a short word next to
+	// its neighbour, which the annotations' JSON does not hold.
+	names map[string][]string
 }
 
 type phraseHit struct {
@@ -59,6 +141,25 @@ func NewPhraseRank(query string, limit int) *PhraseRank {
 	}
 	if len(r.short) == 0 || len(r.words) < 2 {
 		return nil
+	}
+	return r
+}
+
+// WithNames makes the term names of names count as the names a version's
+// annotations record (SearchOptions.TermNames); it returns r.
+func (r *PhraseRank) WithNames(names map[string][]string) *PhraseRank {
+	if r == nil {
+		return nil
+	}
+	for id, ns := range names {
+		for _, n := range ns {
+			if r.adjoin(n, make([]bool, len(r.short))) > 0 {
+				if r.names == nil {
+					r.names = map[string][]string{}
+				}
+				r.names[id] = append(r.names[id], n)
+			}
+		}
 	}
 	return r
 }
@@ -125,11 +226,12 @@ func RoundScore(s float64) float64 { return math.Round(s*1000) / 1000 }
 // short neighbour equal, a longer one as a prefix, as the index matches
 // it). The JSON is decoded only when its raw words have such a pair: they
 // hold every text's words in order (plus JSON's own, which can only add
-// pairs), unless an escape (\u003c) hides a separator.
+// pairs), unless an escape (\u003c) hides a separator; and always when
+// WithNames kept names, which the JSON lacks.
 func (r *PhraseRank) bonus(v Version, annotations []byte) (float64, error) {
 	found := make([]bool, len(r.short))
 	n := r.adjoin(v.Key, found) + r.adjoin(v.Description, found)
-	if n < len(r.short) && len(annotations) > 0 && (bytes.IndexByte(annotations, '\\') >= 0 || r.adjoin(string(annotations), slices.Clone(found)) > 0) {
+	if n < len(r.short) && len(annotations) > 0 && (len(r.names) > 0 || bytes.IndexByte(annotations, '\\') >= 0 || r.adjoin(string(annotations), slices.Clone(found)) > 0) {
 		var a Annotations
 		if err := json.Unmarshal(annotations, &a); err != nil {
 			return 0, err
@@ -139,6 +241,9 @@ func (r *PhraseRank) bonus(v Version, annotations []byte) (float64, error) {
 		}
 		for _, tm := range a.Terms {
 			n += r.adjoin(tm.Name, found)
+			for _, name := range r.names[tm.ID] {
+				n += r.adjoin(name, found)
+			}
 		}
 		for _, vs := range a.Features {
 			for _, x := range vs {

@@ -391,9 +391,16 @@ func (in *Instance) LoadOntology(ctx context.Context, entity, organism, version 
 	if err != nil {
 		return nil, rec, err
 	}
+	x, err := in.LoadSource(ctx, rec)
+	return x, rec, err
+}
+
+// LoadSource returns the index of rec, a source of OntologySources, as
+// LoadOntology does, without reading the registry again.
+func (in *Instance) LoadSource(ctx context.Context, rec OntologySource) (*ontology.Index, error) {
 	key := in.Backend.String() + "\x00" + rec.Object + "\x00" + rec.Digest
 	if x := indexes.get(key); x != nil {
-		return x, rec, nil
+		return x, nil
 	}
 	v, err, _ := indexes.group.Do(key, func() (any, error) {
 		x, err := in.loadIndex(ctx, rec)
@@ -404,9 +411,9 @@ func (in *Instance) LoadOntology(ctx context.Context, entity, organism, version 
 		return x, nil
 	})
 	if err != nil {
-		return nil, rec, err
+		return nil, err
 	}
-	return v.(*ontology.Index), rec, nil
+	return v.(*ontology.Index), nil
 }
 
 // loadIndex maps rec's index file from local disk (the storage folder, or

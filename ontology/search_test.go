@@ -2,6 +2,7 @@ package ontology_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lamina-bio/lamina/ontology"
@@ -165,5 +166,45 @@ func TestSearchSynonymRankNamesTheScope(t *testing.T) {
 	}
 	if hits := humanGenes(t).Search("MCL1", ontology.SearchOptions{Limit: 1}); len(hits) == 0 || hits[0].ID != "ENSG00000143384" || hits[0].Rank != ontology.RankExactName {
 		t.Errorf("MCL1 (a symbol): %+v", hits)
+	}
+}
+
+// NamesWithWord finds terms by the words of their names, whole or as a
+// prefix, with their alt ids; synonyms do not count, and each term comes
+// once however many of its words match.
+func TestNamesWithWord(t *testing.T) {
+	src, err := ontology.ReadOBO(strings.NewReader(`format-version: 1.2
+ontology: cl
+
+[Term]
+id: CL:0000136
+name: adipocyte
+alt_id: CL:0000448
+synonym: "fat cell" EXACT []
+
+[Term]
+id: CL:0000001
+name: fat storing fat cell
+`), "t.obo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := ontology.Build(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for prefix, want := range map[string]string{
+		"adipocyte": "CL:0000136=adipocyte CL:0000448=adipocyte",
+		"adipo":     "CL:0000136=adipocyte CL:0000448=adipocyte",
+		"fat":       "CL:0000001=fat storing fat cell",
+		"cell":      "CL:0000001=fat storing fat cell",
+		"cells":     "",
+		"":          "",
+	} {
+		var got []string
+		x.NamesWithWord(prefix, func(id, name string) { got = append(got, id+"="+name) })
+		if g := strings.Join(got, " "); g != want {
+			t.Errorf("NamesWithWord(%q) = %q, want %q", prefix, g, want)
+		}
 	}
 }

@@ -396,3 +396,36 @@ func allIn(ws, set []string) bool {
 	}
 	return len(ws) > 0
 }
+
+// NamesWithWord calls fn with the id (and each alternative id) and the
+// name of each term (obsolete ones too) whose name holds a word that starts with prefix (lowercase letters
+// and digits, as a name's folded text splits into words), once per term.
+// Catalog search uses it to find the versions annotated with a term by the
+// name the term has now, whatever name they recorded (cmd/lamina,
+// search.go). Synonyms are left out.
+func (x *Index) NamesWithWord(prefix string, fn func(id, name string)) {
+	if prefix == "" {
+		return
+	}
+	var seen map[uint32]bool
+	for j, _ := x.findWord(prefix); j < len(x.words) && strings.HasPrefix(x.str(x.words[j]), prefix); j++ {
+		for _, e := range x.wordPost.row(uint32(j)) {
+			if int(e) >= len(x.entrySyn) || x.entrySyn[e] != noSyn {
+				continue // a synonym, or a damaged index file (as in similar)
+			}
+			t := x.entryTerm[e]
+			if int(t) >= x.terms() || seen[t] {
+				continue
+			}
+			if seen == nil {
+				seen = map[uint32]bool{}
+			}
+			seen[t] = true
+			name := x.name(t)
+			fn(x.id(t), name)
+			for _, alt := range x.altIDs.row(t) {
+				fn(x.str(alt), name) // a version may record an id merged into t since
+			}
+		}
+	}
+}

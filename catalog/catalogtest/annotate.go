@@ -845,6 +845,57 @@ func runAnnotate(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// A term renamed since a version was annotated: SearchWith finds the
+	// version by the name the caller's ontology gives the term now, as
+	// well as by the name it recorded, scored as a recorded name, on
+	// every store alike; plain Search only by the recorded one.
+	t.Run("SearchTermNames", func(t *testing.T) {
+		c, vs := setup(t)
+		fat := NV("fat/liver.h5ad", "fat")
+		s, err := c.Save(ctx, []catalog.NewVersion{fat})
+		must(t, err)
+		_, err = c.Annotate(ctx, s[0].Version.UID, catalog.Annotations{Terms: []catalog.Term{{Entity: "celltype", ID: "CL:0000136", Name: "fat cell"}}})
+		must(t, err)
+		ts, ok := c.(catalog.TermSearcher)
+		if !ok {
+			// A mount daemon's client (catalogrpc): the daemon resolves
+			// the names for its Search (cmd/lamina, namedSearch); the
+			// stores it serves run this test themselves.
+			t.Logf("%T is no catalog.TermSearcher", c)
+			return
+		}
+		names := map[string][]string{"CL:0000136": {"adipocyte"}, "CL:0000236": {"B cell"}, "CL:9999999": {"adipocyte of nowhere"}}
+		if hits, _ := c.Search(ctx, "adipocyte", 10); len(hits) != 0 {
+			t.Fatalf("Search by a name no version recorded: %+v", hits)
+		}
+		for _, q := range []string{"adipocyte", "adipo", "fat cell", "Adipocyte liver"} {
+			hits, err := ts.SearchWith(ctx, q, catalog.SearchOptions{Limit: 10, TermNames: names})
+			must(t, err)
+			if len(hits) == 0 || hits[0].Version.Key != "fat/liver.h5ad" || !slices.Contains(hits[0].Fields, "term") {
+				t.Errorf("SearchWith(%q) = %+v, want fat/liver.h5ad first, by its term", q, hits)
+			}
+		}
+		// Scored as a recorded name: the same as a version that recorded
+		// "adipocyte" gets.
+		s2, err := c.Save(ctx, []catalog.NewVersion{NV("y/z.h5ad", "z")})
+		must(t, err)
+		_, err = c.Annotate(ctx, s2[0].Version.UID, catalog.Annotations{Terms: []catalog.Term{{Entity: "celltype", ID: "CL:0000136", Name: "adipocyte"}}})
+		must(t, err)
+		got, err := ts.SearchWith(ctx, "adipocyte", catalog.SearchOptions{Limit: 10, TermNames: names})
+		must(t, err)
+		if len(got) != 2 || got[0].Score != got[1].Score {
+			t.Errorf("SearchWith(adipocyte) = %+v, want 2 hits of one score", got)
+		}
+		// A name both recorded and given counts once; a term's name
+		// matches only the versions with that term.
+		hits, err := ts.SearchWith(ctx, "B cell", catalog.SearchOptions{Limit: 10, TermNames: names})
+		must(t, err)
+		plain, _ := c.Search(ctx, "B cell", 10)
+		if len(hits) != len(plain) || len(hits) == 0 || hits[0].Version.UID != vs["scrna/b.h5ad"].UID || hits[0].Score != plain[0].Score {
+			t.Errorf("SearchWith(B cell) = %+v, Search = %+v", hits, plain)
+		}
+	})
+
 	// A renamed key or folder takes its versions' index entries with it:
 	// Find filters, pages and orders by the new key, and Search finds the
 	// new key's words and no longer the old one's (bbolt left both on the

@@ -766,7 +766,12 @@ func findRows(ctx context.Context, tx pgx.Tx, sql string, args sqlArgs, keep fun
 // words row that starts with query word i (from 1), whose range $(2i-1),
 // $(2i) bound: one range scan per word, each planned for its word (a
 // rare key's one row, a common word's thousands).
-func searchMatches(nw int) string {
+//
+// With terms, $(2nw+1)…$(2nw+3) are catalog.TermMatches as arrays (term
+// ids, query word numbers from 1, whole or not), and each version the
+// term index gives a term of them has a row too, as a whole word of a
+// term name (an empty word and qlen 0) or the prefix of one (qlen -1).
+func searchMatches(nw int, terms bool) string {
 	var b strings.Builder
 	for i := 1; i <= nw; i++ {
 		if i > 1 {
@@ -775,14 +780,31 @@ func searchMatches(nw int) string {
 		fmt.Fprintf(&b, "SELECT w.uid, %d AS i, w.word, w.weight, w.fields, octet_length($%d) AS qlen FROM words w WHERE w.word >= $%d AND w.word < $%d",
 			i, 2*i-1, 2*i-1, 2*i)
 	}
+	if terms {
+		fmt.Fprintf(&b, "\n\tUNION ALL SELECT t.uid, x.i, ''::text, 20::int2, %d::int2, CASE WHEN x.whole THEN 0 ELSE -1 END "+
+			"FROM unnest($%d::text[], $%d::int[], $%d::bool[]) AS x(term, i, whole) JOIN idx_terms t ON t.term = x.term",
+			fieldTerm, 2*nw+1, 2*nw+2, 2*nw+3)
+	}
 	return b.String()
+}
+
+// fieldTerm is the bit of catalog.SearchFields that names "term".
+var fieldTerm = 1 << slices.Index(catalog.SearchFields, "term")
+
+// termArgs are catalog.TermMatches as searchMatches takes them.
+func termArgs(ms []catalog.TermMatch) []any {
+	ids, is, whole := make([]string, len(ms)), make([]int32, len(ms)), make([]bool, len(ms))
+	for k, m := range ms {
+		ids[k], is[k], whole[k] = m.ID, int32(m.I+1), m.Score == 2
+	}
+	return []any{ids, is, whole}
 }
 
 // searchStats counts, over the words starting with each query word, the
 // versions having any (the total row of the rollup, i NULL) and those
 // having each: Search's n and document frequencies.
-func searchStats(nw int) string {
-	return `WITH m AS (SELECT uid, i FROM (` + searchMatches(nw) + `) w GROUP BY uid, i)
+func searchStats(nw int, terms bool) string {
+	return `WITH m AS (SELECT uid, i FROM (` + searchMatches(nw, terms) + `) w GROUP BY uid, i)
 	SELECT i, count(*) FROM m GROUP BY i
 	UNION ALL SELECT NULL, count(*) FROM (SELECT uid FROM m GROUP BY uid) u`
 }
@@ -815,20 +837,25 @@ r AS (
 SELECT r.score, r.fields, v.rec%[10]s FROM r JOIN versions v ON v.uid = r.uid ORDER BY r.score DESC, r.uid`
 
 // searchRank is searchRankSQL for nw query words: $1…$(2nw) the words'
-// ranges, then the idf array and the limit; with paged, then an offset,
-// and each row ends with the version's annotations (NULL: none).
-func searchRank(nw int, paged bool) string {
-	idf := fmt.Sprintf("$%d::float8[]", 2*nw+1)
+// ranges, with terms the three arrays of termArgs, then the idf array and
+// the limit; with paged, then an offset, and each row ends with the
+// version's annotations (NULL: none).
+func searchRank(nw int, paged, terms bool) string {
+	n := 2 * nw // the parameters before idf
+	if terms {
+		n += 3
+	}
+	idf := fmt.Sprintf("$%d::float8[]", n+1)
 	sum := "0::float8"
 	for i := 1; i <= nw; i++ {
 		sum = fmt.Sprintf("(%s + COALESCE(max(sc) FILTER (WHERE i = %d), 0)::float8 * (%s)[%d])", sum, i, idf, i)
 	}
 	offset, annotations := "", ""
 	if paged {
-		offset = fmt.Sprintf("OFFSET $%d", 2*nw+3)
+		offset = fmt.Sprintf("OFFSET $%d", n+3)
 		annotations = ", (SELECT n.rec FROM annotations n WHERE n.uid = r.uid)"
 	}
-	return fmt.Sprintf(searchRankSQL, searchMatches(nw), sum, idf, latestDigits, fmt.Sprintf("$%d", 2*nw+2), nw, ref.StemLen, ref.StemLen+1,
+	return fmt.Sprintf(searchRankSQL, searchMatches(nw, terms), sum, idf, latestDigits, fmt.Sprintf("$%d", n+2), nw, ref.StemLen, ref.StemLen+1,
 		offset, annotations)
 }
 
@@ -855,6 +882,13 @@ var latestDigits = func() string {
 // ranking returns pages of candidates with their annotations, which
 // catalog.PhraseRank rescores as Bolt's Search does.
 func (s *Store) Search(ctx context.Context, query string, limit int) ([]catalog.Hit, error) {
+	return s.SearchWith(ctx, query, catalog.SearchOptions{Limit: limit})
+}
+
+// SearchWith is Search, finding versions by opts.TermNames too
+// (catalog/search.go; searchMatches).
+func (s *Store) SearchWith(ctx context.Context, query string, opts catalog.SearchOptions) ([]catalog.Hit, error) {
+	limit := opts.Limit
 	if limit <= 0 {
 		limit = 20
 	}
@@ -862,9 +896,14 @@ func (s *Store) Search(ctx context.Context, query string, limit int) ([]catalog.
 	if len(words) == 0 {
 		return nil, fmt.Errorf("%w: search for what? (give words of keys, descriptions, labels or terms)", catalog.ErrInvalid)
 	}
-	ranges := make([]any, 0, 2*len(words)+3)
+	ranges := make([]any, 0, 2*len(words)+6)
 	for _, w := range words {
 		ranges = append(ranges, w, upper(w))
+	}
+	ms := catalog.TermMatches(words, opts.TermNames)
+	terms := len(ms) > 0
+	if terms {
+		ranges = append(ranges, termArgs(ms)...)
 	}
 	var out []catalog.Hit
 	err := s.read(ctx, func(tx pgx.Tx) error {
@@ -872,20 +911,20 @@ func (s *Store) Search(ctx context.Context, query string, limit int) ([]catalog.
 		if err := customPlans(ctx, tx); err != nil {
 			return err
 		}
-		idf, err := searchIDF(ctx, tx, len(words), ranges)
+		idf, err := searchIDF(ctx, tx, len(words), terms, ranges)
 		if err != nil {
 			return err
 		}
-		phrase := catalog.NewPhraseRank(query, limit)
+		phrase := catalog.NewPhraseRank(query, limit).WithNames(opts.TermNames)
 		if phrase == nil {
-			return searchRows(ctx, tx, searchRank(len(words), false), append(ranges, idf, limit), func(h catalog.Hit, _ float64, _ []byte) (bool, error) {
+			return searchRows(ctx, tx, searchRank(len(words), false, terms), append(ranges, idf, limit), func(h catalog.Hit, _ float64, _ []byte) (bool, error) {
 				out = append(out, h)
 				return true, nil
 			})
 		}
 		// Pages of candidates: a first of a few more than limit, which
 		// usually settles it, then the rest PhraseRank may read.
-		sql := searchRank(len(words), true)
+		sql := searchRank(len(words), true, terms)
 		for offset, n := 0, limit+16; n > 0; offset, n = offset+n, catalog.MaxRescored-offset-n {
 			rows, done := 0, false
 			err := searchRows(ctx, tx, sql, append(ranges, idf, n, offset), func(h catalog.Hit, score float64, raw []byte) (bool, error) {
@@ -948,8 +987,8 @@ func searchRows(ctx context.Context, tx pgx.Tx, sql string, args []any, fn func(
 // searchIDF returns the inverse document frequency of each query word,
 // log(1 + n/df) with n the versions having any word plus one, as Bolt
 // computes it.
-func searchIDF(ctx context.Context, tx pgx.Tx, nw int, ranges []any) ([]float64, error) {
-	rows, err := tx.Query(ctx, searchStats(nw), ranges...)
+func searchIDF(ctx context.Context, tx pgx.Tx, nw int, terms bool, args []any) ([]float64, error) {
+	rows, err := tx.Query(ctx, searchStats(nw, terms), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -252,3 +252,52 @@ func refs(vs []catalog.Version) []string {
 	}
 	return out
 }
+
+// SearchWith's term names (catalog.TermMatches through the term index)
+// rank in SQL as in bbolt: the same hits, order, scores and fields, for
+// names whole and as prefixes, names also recorded, several words, a short
+// word (PhraseRank reads the names), and limits that cut ties.
+func TestSearchTermNamesLikeBolt(t *testing.T) {
+	ctx := context.Background()
+	b, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "c.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	terms := []catalog.Term{{Entity: "celltype", ID: "CL:0000136", Name: "fat cell"}, {Entity: "celltype", ID: "CL:0000084", Name: "T cell"},
+		{Entity: "celltype", ID: "CL:0000236", Name: "B cell"}, {Entity: "celltype", ID: "CL:0000576"}}
+	for i := 0; i < 40; i++ {
+		nv := catalogtest.NV(fmt.Sprintf("%s/k%02d", []string{"liver", "blood", "fat"}[i%3], i), fmt.Sprint(i))
+		nv.Description = []string{"", "adipose tissue", "T cell line", "monocytes"}[i%4]
+		s, err := b.Save(ctx, []catalog.NewVersion{nv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Annotate(ctx, s[0].Version.UID, catalog.Annotations{Terms: []catalog.Term{terms[i%4], terms[(i/4)%4]}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := loadBolt(t, b)
+	names := map[string][]string{"CL:0000136": {"adipocyte", "fat cell"}, "CL:0000084": {"T cell"}, "CL:0000576": {"monocyte"}, "CL:0000236": {"B lymphocyte"}}
+	matched := 0
+	for _, q := range []string{"adipocyte", "adipo", "fat", "cell", "monocyte", "mono", "T cell", "B lymphocyte", "adipocyte liver", "b cell", "nothing"} {
+		for _, limit := range []int{1, 3, 20} {
+			opts := catalog.SearchOptions{Limit: limit, TermNames: names}
+			want, err := b.SearchWith(ctx, q, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.SearchWith(ctx, q, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := fmt.Sprint(fullHits(got)), fmt.Sprint(fullHits(want)); g != w {
+				t.Errorf("SearchWith %q limit %d:\n%s\nbbolt:\n%s", q, limit, g, w)
+			}
+			matched += len(want)
+		}
+	}
+	if matched < 100 {
+		t.Fatalf("%d hits in all: the test tests little", matched)
+	}
+}

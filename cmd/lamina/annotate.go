@@ -403,7 +403,12 @@ const maxPrinted = 20
 
 // printAnnotations writes a's features, labels and terms as show does,
 // the first maxPrinted of each list.
-func printAnnotations(c *cli.Context, a catalog.Annotations) {
+func printAnnotations(c *cli.Context, a catalog.Annotations) { printAnnotationsNow(c, a, nil) }
+
+// printAnnotationsNow is printAnnotations with each term under the name
+// now gives it (show: the default ontology version's), when that is not
+// the name recorded, which follows ("annotated as").
+func printAnnotationsNow(c *cli.Context, a catalog.Annotations, now func(catalog.Term) string) {
 	w := c.App.Writer
 	names := make([]string, 0, len(a.Features))
 	for n := range a.Features {
@@ -418,7 +423,13 @@ func printAnnotations(c *cli.Context, a catalog.Annotations) {
 		fmt.Fprintf(w, "%-15s %s\n", "labels", firstOf(a.Labels))
 	}
 	for _, t := range a.Terms[:min(len(a.Terms), maxPrinted)] {
-		fmt.Fprintf(w, "%-15s %s %s (%s)\n", "term", t.Entity, visible(t.Name), visible(t.ID))
+		name, was := t.Name, ""
+		if now != nil {
+			if n := now(t); n != "" && n != t.Name {
+				name, was = n, fmt.Sprintf("; annotated as %q", t.Name)
+			}
+		}
+		fmt.Fprintf(w, "%-15s %s %s (%s%s)\n", "term", t.Entity, visible(name), visible(t.ID), visible(was))
 	}
 	if n := len(a.Terms) - maxPrinted; n > 0 {
 		fmt.Fprintf(w, "%-15s … and %d more (--format json lists them all)\n", "term", n)

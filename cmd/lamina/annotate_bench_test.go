@@ -49,6 +49,11 @@ func BenchmarkQueryCLI100k(b *testing.B) {
 		{"ls_tissue_batch", []string{"ls", "--where", "tissue=bone marrow", "--where", "batch>3"}},
 		{"ls_celltype_T_cell", []string{"ls", "--cell-type", "T cell"}},
 		{"search", []string{"search", "PBMC gene expression"}},
+		// Term names: the catalog records ids only, so these find versions
+		// through the term index by the names CL gives their terms
+		// (search.go): 100,000 ("cell") and 25,000 versions.
+		{"search_T_cell", []string{"search", "T cell"}},
+		{"search_monocyte", []string{"search", "monocyte"}},
 		{"ls_1000", []string{"ls", "--limit", "1000"}},
 	}
 	bin := shippedBinary(b)

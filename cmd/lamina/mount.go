@@ -699,6 +699,10 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if b, ok := cat.(*catalog.Bolt); ok {
 		snapshot = b.Snapshot // export-catalog while mounted
 	}
+	if ts, ok := cat.(catalog.TermSearcher); ok {
+		// Search by the names terms have now (search.go).
+		rpcCat = namedSearch{Catalog: rpcCat, in: instance.New(s, cat, backend, store), ts: ts, log: log}
+	}
 	srv := catalogrpc.NewServer(rpcCat, catalogrpc.ServerOptions{
 		ID: s.ID, Build: buildID(), Changed: m.Changed, Logger: log, Snapshot: snapshot,
 		Cache: func(a catalogrpc.CacheArgs) (any, error) {

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 )
 
 // Datasets annotated with cell types from the real CL (the cellxgene JSON,
@@ -47,4 +52,89 @@ func TestSearchShortWords(t *testing.T) {
 			t.Fatalf("ontology search T cell: %s among the first 40: %+v", h.Name, terms)
 		}
 	}
+}
+
+// A term renamed by a newer ontology version (CL:0000136, "fat cell" in
+// v1, "adipocyte" in v2, the default since): `lamina search` finds the
+// version annotated under v1 by either name, as `ls --cell-type` does, and
+// one annotated under v2 by its old name too; `show` prints the name the
+// default gives the term, and the one recorded. The word index keeps the
+// names of annotate time, so search found nothing by "adipocyte". Both
+// catalogs, and a bbolt one served by a mount daemon.
+func TestSearchRenamedTerm(t *testing.T) {
+	for _, cat := range []string{"bolt", "bolt-mounted", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := workstationEnv(t, "ws")
+			init := []string{"init", "--storage", filepath.Join(e.dir, "storage"), "--name", "m"}
+			if cat == "postgres" {
+				init = append(init, "--db", pgtest.URL(t))
+			}
+			e.ok(init...)
+			e.ok("ontology", "import", "celltype", "--source", e.file("cl1.obo", []byte(cellsV1)))
+			e.ok("save", e.file("a.csv", []byte("a\n")), "--key", "lab/adipose.csv", "--description", "liver biopsy")
+			e.ok("annotate", "lab/adipose.csv", "--term", "celltype=fat cell")
+			e.ok("save", e.file("b.csv", []byte("b\n")), "--key", "lab/stroma.csv")
+			e.ok("annotate", "lab/stroma.csv", "--term", "celltype=connective tissue cell")
+			e.ok("ontology", "import", "celltype", "--source", e.file("cl2.obo", []byte(cellsV2)))
+			e.ok("save", e.file("c.csv", []byte("c\n")), "--key", "lab/later.csv")
+			e.ok("annotate", "lab/later.csv", "--term", "celltype=adipocyte")
+			if cat == "bolt-mounted" {
+				e.mount(filepath.Join(e.dir, "mnt"))
+			}
+			search := func(q string) []string {
+				t.Helper()
+				var hits []catalog.Hit
+				if err := json.Unmarshal([]byte(e.ok("search", q, "--format", "json")), &hits); err != nil {
+					t.Fatal(err)
+				}
+				var keys []string
+				for _, h := range hits {
+					if !slices.Contains(h.Fields, "term") && !strings.Contains(h.Version.Key, q) {
+						t.Errorf("search %q: %s matched by %v", q, h.Version.Key, h.Fields)
+					}
+					keys = append(keys, h.Version.Key)
+				}
+				return keys
+			}
+			for q, want := range map[string][]string{
+				"adipocyte":       {"lab/adipose.csv", "lab/later.csv"},
+				"adipo":           {"lab/adipose.csv", "lab/later.csv"},
+				"adipocyte liver": {"lab/adipose.csv", "lab/later.csv"}, // the description ranks it first
+				"fat":             {"lab/adipose.csv", "lab/later.csv"},
+				"connective":      {"lab/stroma.csv"},
+			} {
+				got := search(q)
+				if q != "adipocyte liver" {
+					slices.Sort(got) // same scores: in uid order
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("search %q = %v, want %v", q, got, want)
+				}
+			}
+			if got := lsKeys2(t, e, "--cell-type", "adipocyte"); !reflect.DeepEqual(got, []string{"lab/adipose.csv", "lab/later.csv"}) {
+				t.Errorf("ls --cell-type adipocyte = %v", got)
+			}
+			out := e.ok("show", "lab/adipose.csv")
+			if want := `term            celltype adipocyte (CL:0000136; annotated as "fat cell")`; !strings.Contains(out, want) {
+				t.Errorf("show of a version annotated before the rename:\n%s\nwant %s", out, want)
+			}
+			if out := e.ok("show", "lab/later.csv"); !strings.Contains(out, "term            celltype adipocyte (CL:0000136)\n") {
+				t.Errorf("show of a version annotated after it:\n%s", out)
+			}
+		})
+	}
+}
+
+// lsKeys2 is lsKeys for a mntEnv.
+func lsKeys2(t *testing.T, e *mntEnv, args ...string) []string {
+	t.Helper()
+	var vs []catalog.Version
+	if err := json.Unmarshal([]byte(e.ok(append([]string{"ls", "--format", "json"}, args...)...)), &vs); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, v := range vs {
+		keys = append(keys, v.Key)
+	}
+	return keys
 }

@@ -87,7 +87,7 @@ func cmdShow() *cli.Command {
 			if l, ok := lin.(lineage.SidecarLineage); ok {
 				showLineage(w, l)
 			}
-			showAnnotations(c, in.Catalog, v) // show_annotate.go
+			showAnnotations(c, in, in.Catalog, v) // show_annotate.go
 			if v.Trashed {
 				row("trashed", v.TrashedAt.Local().Format(time.RFC3339))
 			}
