@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -66,6 +68,57 @@ func paramFlags() []cli.Flag {
 	}
 }
 
+// runnable says, as a shell would, why name cannot run: exit 127 for a
+// command not found (or a script whose #! interpreter is missing), 126
+// for one that is not executable. A command found in a relative PATH
+// entry (".") runs, as it does from a shell (newCommand).
+func runnable(name string) error {
+	path, err := exec.LookPath(name)
+	if errors.Is(err, exec.ErrDot) {
+		err = nil
+	}
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			return exitf(127, "%s: command not found", name)
+		}
+		var ee *exec.Error
+		if errors.As(err, &ee) {
+			err = ee.Err
+		}
+		return exitf(126, "%s: cannot run it: %v", name, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // the start says why
+	}
+	defer f.Close()
+	head := make([]byte, 256)
+	n, _ := io.ReadFull(f, head)
+	line, ok := bytes.CutPrefix(head[:n], []byte("#!"))
+	if !ok {
+		return nil
+	}
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	if fields := strings.Fields(string(line)); len(fields) > 0 {
+		if _, err := os.Stat(fields[0]); errors.Is(err, fs.ErrNotExist) {
+			return exitf(127, "%s: its interpreter %s does not exist", name, fields[0])
+		}
+	}
+	return nil
+}
+
+// newCommand is exec.Command for a tracked run's command: one found in a
+// relative PATH entry runs, as from a shell (runnable).
+func newCommand(argv []string) *exec.Cmd {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if errors.Is(cmd.Err, exec.ErrDot) {
+		cmd.Err = nil
+	}
+	return cmd
+}
+
 // newRun fills in a run of transform t for argv, a child of parent ("" for
 // none).
 func newRun(c *cli.Context, cat catalog.Catalog, argv []string, parent string) (catalog.Run, catalog.Transform, error) {
@@ -103,15 +156,8 @@ func cmdRun() *cli.Command {
 			// A command that cannot run records no run, and says so as a
 			// shell would (exit 127 not found, 126 not executable): its
 			// start failing was taken for a cgroup's and retried.
-			if _, err := exec.LookPath(argv[0]); err != nil && !errors.Is(err, exec.ErrDot) {
-				if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-					return exitf(127, "%s: command not found", argv[0])
-				}
-				var ee *exec.Error
-				if errors.As(err, &ee) {
-					err = ee.Err
-				}
-				return exitf(126, "%s: cannot run it: %v", argv[0], err)
+			if err := runnable(argv[0]); err != nil {
+				return err
 			}
 			// Catch the signals before anything runs: from here on they go
 			// to the command (forward), and this process waits for it.
@@ -165,7 +211,7 @@ func cmdRun() *cli.Command {
 			if r, err = cat.StartRun(c.Context, r); err != nil {
 				return err
 			}
-			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd := newCommand(argv)
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
 			cmd.Env = append(os.Environ(), lineage.EnvRun+"="+r.UID)
 			if cg != nil {
@@ -179,7 +225,7 @@ func cmdRun() *cli.Command {
 			if err != nil && cmd.SysProcAttr != nil {
 				// No room in the cgroup tree: the parent chain still works.
 				noCgroup(err)
-				cmd = exec.Command(argv[0], argv[1:]...)
+				cmd = newCommand(argv)
 				cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Env = os.Stdin, c.App.Writer, c.App.ErrWriter, append(os.Environ(), lineage.EnvRun+"="+r.UID)
 				err = cmd.Start()
 			}

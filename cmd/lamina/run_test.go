@@ -261,6 +261,8 @@ func TestRunCommandThatCannotRun(t *testing.T) {
 	e := newEnv(t)
 	e.init()
 	notExec := e.write("notexec.sh", []byte("#!/bin/sh\n"))
+	noInterp := e.write("nointerp.sh", []byte("#!/nonexistent/sh -e\necho x\n"))
+	os.Chmod(noInterp, 0o755)
 	for _, tc := range []struct {
 		argv []string
 		code int
@@ -270,6 +272,7 @@ func TestRunCommandThatCannotRun(t *testing.T) {
 		{[]string{e.path("nope/x.sh")}, 127, "command not found"},
 		{[]string{notExec}, 126, "permission denied"},
 		{[]string{e.dir}, 126, "is a directory"},
+		{[]string{noInterp}, 127, "its interpreter /nonexistent/sh does not exist"},
 	} {
 		_, errs, err := e.run(append([]string{"run", "--"}, tc.argv...)...)
 		if codeOf(err) != tc.code || !strings.Contains(explain(err)+errs, tc.want) || strings.Contains(errs, "cgroup") {
@@ -280,5 +283,15 @@ func TestRunCommandThatCannotRun(t *testing.T) {
 	e.jsonOut(&runs, "runs", "ls", "--format", "json")
 	if len(runs) != 0 {
 		t.Errorf("runs recorded for commands that did not run: %v", runs)
+	}
+	// A command found in a relative PATH entry runs, as from a shell
+	// (Go's exec refuses it: "cannot run executable found relative to
+	// current directory").
+	e.write("bin/dotcmd", []byte("#!/bin/sh\necho dot-ran\n"))
+	os.Chmod(e.path("bin/dotcmd"), 0o755)
+	t.Chdir(e.path("bin"))
+	t.Setenv("PATH", ".:"+os.Getenv("PATH"))
+	if out, errs, err := e.run("run", "--", "dotcmd"); err != nil || !strings.Contains(out, "dot-ran") {
+		t.Errorf("run -- dotcmd with . on PATH: %v %q %q", err, out, errs)
 	}
 }

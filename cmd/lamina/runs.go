@@ -55,7 +55,7 @@ func cmdRuns() *cli.Command {
 					}
 					if limit > 0 && len(runs) > limit {
 						runs = runs[:limit]
-						defer fmt.Fprintf(c.App.ErrWriter, "(showing the newest %d runs; all of them with --limit 0)\n", limit)
+						defer fmt.Fprintf(c.App.ErrWriter, "(showing the newest %s; all with --limit 0)\n", plural(limit, "run"))
 					}
 					runs = lineage.SweepRuns(c.Context, cat, runs) // a dead run is not shown running
 					if format == "json" {
