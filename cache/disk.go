@@ -777,6 +777,7 @@ type blockCall struct {
 	stored  chan struct{}
 	span    *spanBuf
 	off     int64 // of the block in the span
+	name    string
 	err     error
 	dropped bool // guarded by DiskCache.mu
 }
@@ -988,7 +989,7 @@ func (c *DiskCache) fetchSpan(ctx context.Context, name, obj string, size, first
 			first = bn + 1
 			continue
 		}
-		call := &blockCall{done: make(chan struct{}), stored: make(chan struct{}), span: sb, off: int64(len(calls)) * c.block}
+		call := &blockCall{done: make(chan struct{}), stored: make(chan struct{}), span: sb, off: int64(len(calls)) * c.block, name: name}
 		c.pending[key] = call
 		calls = append(calls, call)
 	}
@@ -1071,18 +1072,11 @@ func (c *DiskCache) runSpan(ctx context.Context, name, obj string, size, first i
 		call.err = err
 		close(call.done) // waiters go on while the blocks are written
 	}
-	// A span cut at a size that a check has changed since (sizeFor) serves
-	// its readers but is not stored: its last block may be short, and the
-	// size file would go back to the old size.
-	c.mu.Lock()
-	known, ok := c.sizes[name]
-	c.mu.Unlock()
-	stale := ok && known != size
 	for i, call := range calls {
 		bn := first + int64(i)
 		key := blockKey(obj, bn)
 		var serr error
-		if err == nil && !stale {
+		if err == nil {
 			serr = c.store(obj, size, bn, data[call.off:min(call.off+c.block, n)], call)
 		}
 		c.mu.Lock()
@@ -1209,10 +1203,16 @@ func (c *DiskCache) storeBlockOnce(obj string, size, bn int64, data []byte, call
 		return fmt.Errorf("cache: store a block in %s: %w", c.dir, err)
 	}
 	c.mu.Lock()
-	if call != nil && call.dropped {
-		c.mu.Unlock()
-		os.Remove(tmp)
-		return nil
+	// A span cut at a size that a check has changed since (sizeFor) serves
+	// its readers but is not stored: its last block may be short, and the
+	// size file would go back to the old size. Checked under the lock that
+	// resized takes, so that no resize slips in before the rename.
+	if call != nil {
+		if known, ok := c.sizes[call.name]; call.dropped || ok && known != size {
+			c.mu.Unlock()
+			os.Remove(tmp)
+			return nil
+		}
 	}
 	// Renamed under the lock: Invalidate, which removes the file under it
 	// too, cannot run between the check above and the rename.
