@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -467,4 +468,30 @@ func TestRunsShowGoneAndWrongUIDs(t *testing.T) {
 		e.fails("is the uid of a run, not of a version: `lamina runs show "+run.Run.UID+"`", cmd, run.Run.UID)
 	}
 	e.fails("`lamina lineage o/a.txt@v1` shows the lineage of its newest version there", "lineage", "o/a.txt")
+}
+
+// TestGarbageMarkerWarns: a LAMINA_RUN that cannot be a run's uid was
+// ignored silently by `lamina run`, `save` and `get`: each says once that
+// it names no run. A well-formed uid of no run here is not said (it may
+// be another instance's run).
+func TestGarbageMarkerWarns(t *testing.T) {
+	e := newMntEnv(t)
+	src := e.file("a.txt", []byte("a\n"))
+	base := e.env
+	const warn = "LAMINA_RUN=garbage names no run"
+	e.env = append(slices.Clone(base), "LAMINA_RUN=garbage")
+	for _, args := range [][]string{
+		{"save", src, "--key", "a.txt"},
+		{"get", "a.txt", "-o", t.TempDir() + "/"},
+		{"run", "--", "true"},
+	} {
+		_, errs, err := e.run(args...)
+		if err != nil || strings.Count(errs, warn) != 1 {
+			t.Errorf("lamina %v: %v; want the warning once:\n%s", args, err, errs)
+		}
+	}
+	e.env = append(slices.Clone(base), "LAMINA_RUN=ABCDEFGH12345678")
+	if _, errs, err := e.run("get", "a.txt", "-o", t.TempDir()+"/"); err != nil || strings.Contains(errs, "names no run") {
+		t.Errorf("a well-formed marker of no run: %v\n%s", err, errs)
+	}
 }
