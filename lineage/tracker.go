@@ -374,7 +374,7 @@ func (t *Tracker) discover() error {
 	if len(got) > 0 {
 		t.opts.Logger.Info("lineage: runs begun through another daemon tracked", "runs", got)
 	}
-	// The opens waiting for a run a marker names (missed) go on: the run
+	// The opens waiting for a run a marker names (lookUp) go on: the run
 	// is registered, or names nothing to register here (not looked up
 	// again); one whose record could not be read stays queued and its
 	// opens wait on until their deadline.
@@ -1023,7 +1023,8 @@ func (t *Tracker) resetCache() {
 }
 
 // Caller returns the run the thread tid works for, or "". With no run
-// registered it returns at once.
+// registered it returns at once, unless the catalog is Shared (a process
+// may work for a run this tracker has not heard of yet: lookUp).
 func (t *Tracker) Caller(tid uint32) string {
 	if (t.active.Load() == 0 && !t.opts.Shared) || tid == 0 {
 		return ""
