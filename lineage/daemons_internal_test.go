@@ -344,3 +344,65 @@ func (c *listCounter) ListRuns(ctx context.Context, q catalog.RunQuery) ([]catal
 	}
 	return c.Catalog.ListRuns(ctx, q)
 }
+
+// TestMarkerOfRunNotHeardOfYet: a run registered with another daemon of a
+// shared catalog whose process opens through this mount before the run's
+// start notification reaches this daemon (a `lamina run` through mount B
+// reading at once through mount A) lost the read: nothing told this daemon
+// of the run yet. Here no notification ever comes (Changed is never
+// called): the process's LAMINA_RUN has the run looked up at its open.
+func TestMarkerOfRunNotHeardOfYet(t *testing.T) {
+	ctx := context.Background()
+	c, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "catalog.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "bash", Kind: "program"})
+	host, _ := os.Hostname()
+	start := func(env ...string) *exec.Cmd {
+		cmd := exec.Command("sleep", "30")
+		cmd.Env = append(os.Environ(), env...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	root := start()
+	rs, err := ProcStart(root.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered with the other daemon: in the catalog only.
+	r, err := c.StartRun(ctx, catalog.Run{Transform: tf.UID, Host: host, HostID: HostID(), RootPID: root.Process.Pid, RootStart: rs, Daemon: "other-daemon", StartedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := newTracker(c, TrackerOptions{FlushEvery: time.Hour, Shared: true, MissWait: time.Minute}, "this-daemon")
+	defer tk.Close()
+	proc := start(EnvRun + "=" + r.UID)
+	if got := tk.Caller(uint32(proc.Process.Pid)); got != r.UID {
+		t.Fatalf("a process of run %s not heard of yet resolves to %q", r.UID, got)
+	}
+	// A marker naming no run (garbage, a run of nothing) is looked up
+	// once and credits nothing.
+	for _, m := range []string{"garbage", "ABCDEFGH12345678"} {
+		p := start(EnvRun + "=" + m)
+		if got := tk.Caller(uint32(p.Process.Pid)); got != "" {
+			t.Fatalf("marker %q resolves to %q", m, got)
+		}
+	}
+	tk.mu.Lock()
+	missed := tk.missed["ABCDEFGH12345678"]
+	tk.mu.Unlock()
+	if !missed {
+		t.Fatal("a marker of no run is not remembered as such")
+	}
+	// Not shared (bbolt: the daemon is the only one): no lookup.
+	solo := newTracker(c, TrackerOptions{FlushEvery: time.Hour}, "solo-daemon")
+	defer solo.Close()
+	if got := solo.Caller(uint32(proc.Process.Pid)); got != "" {
+		t.Fatalf("an unshared tracker resolves %q", got)
+	}
+}

@@ -206,6 +206,12 @@ func WriteDOT(w io.Writer, g *Graph) error {
 	return err
 }
 
+// mermaidText escapes a label's text as Mermaid's entity codes (#name; or
+// #decimal;), which it turns into HTML entities: a label is HTML, so a key
+// `a<e>.txt` lost `<e>` as a tag, and `&`, or a `#` that starts a code in
+// the text itself, were taken for entities.
+var mermaidText = strings.NewReplacer(`#`, "#35;", `"`, "#quot;", `<`, "#lt;", `>`, "#gt;", `&`, "#amp;")
+
 // WriteMermaid writes g as a Mermaid flowchart.
 func WriteMermaid(w io.Writer, g *Graph) error {
 	var b strings.Builder
@@ -214,7 +220,7 @@ func WriteMermaid(w io.Writer, g *Graph) error {
 	for i, id := range g.ids() {
 		name[id] = fmt.Sprintf("n%d", i)
 		n := g.Nodes[id]
-		label := strings.ReplaceAll(n.Label(), `"`, "#quot;")
+		label := mermaidText.Replace(n.Label())
 		if n.Version != nil {
 			label += "<br/>" + short(id)
 			if !n.Latest {

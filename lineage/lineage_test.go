@@ -357,3 +357,27 @@ func TestTextOfRerunChain(t *testing.T) {
 		t.Fatalf("the run that made the version is not first:\n%.1000s", text)
 	}
 }
+
+// TestMermaidEscapes: Mermaid labels are HTML, escaped with its entity
+// codes: a key `a<e>.txt` lost `<e>` (only `"` was escaped), and `&` or
+// a `#…;` in a name was taken for an entity.
+func TestMermaidEscapes(t *testing.T) {
+	v := &catalog.Version{UID: "abcdefghijklmnop0000", Key: `a<e>&"x".txt`, Version: 1}
+	g := &lineage.Graph{Root: v.UID, Nodes: map[string]*lineage.Node{
+		v.UID:              {ID: v.UID, Kind: "version", Version: v, Latest: true},
+		"RUNabcdefghijklm": {ID: "RUNabcdefghijklm", Kind: "run", Run: &catalog.Run{UID: "RUNabcdefghijklm", Name: "q #lt; <b>"}},
+	}, Edges: []lineage.Edge{{From: "RUNabcdefghijklm", To: v.UID, Kind: "wrote"}}}
+	var b bytes.Buffer
+	if err := lineage.WriteMermaid(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`a#lt;e#gt;#amp;#quot;x#quot;.txt@v1`, `q #35;lt; #lt;b#gt; (run RUNabcde)`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("mermaid lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "<e>") || strings.Contains(out, "<b>") {
+		t.Errorf("mermaid has a raw tag:\n%s", out)
+	}
+}

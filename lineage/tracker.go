@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
 )
 
 // EnvRun is the environment variable that carries the run uid to a run's
@@ -31,6 +32,17 @@ type TrackerOptions struct {
 	// Mountpoint is the mount's folder: a Snakemake run working outside
 	// it has its job records watched there (recordWatch). Empty: none are.
 	Mountpoint string
+	// Shared: other daemons share the catalog (PostgreSQL), so a run may
+	// be registered with one of them and this tracker hear of it only by
+	// its start's notification (Changed), which may come after the run's
+	// first open through this mount. A process whose LAMINA_RUN names a
+	// run this tracker does not know has that run looked up in the
+	// catalog at its first open (lookUp), and Caller is no longer free
+	// with no run registered: every process pays one resolution.
+	Shared bool
+	// MissWait bounds how long an open waits for such a lookup; default
+	// 2 s. Past it the open goes on unattributed (the lookup goes on).
+	MissWait time.Duration
 }
 
 // Tracker attributes a mount's calls to runs. It lives in the mount daemon:
@@ -109,6 +121,12 @@ type Tracker struct {
 	started map[string]bool
 	rescan  bool
 	wake    chan struct{} // Changed → watch
+	// looking holds, by run, the opens waiting for watch to look up a run
+	// a marker names (lookUp): closed once watch has. missed holds the
+	// markers looked up that named no run to register here (not found,
+	// ended, of another host), not looked up again.
+	looking map[string]chan struct{}
+	missed  map[string]bool
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -168,7 +186,10 @@ func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 	if o.MaxCached == 0 {
 		o.MaxCached = 4096
 	}
-	t := &Tracker{cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
+	if o.MissWait == 0 {
+		o.MissWait = 2 * time.Second
+	}
+	t := &Tracker{looking: map[string]chan struct{}{}, missed: map[string]bool{}, cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
 		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, failing: map[string]bool{}, nowSem: make(chan struct{}, 4), recorded: map[string]map[string]bool{}, reran: map[string]map[string]bool{},
 		adopted: map[string][]string{}, started: map[string]bool{}, wake: make(chan struct{}, 1), gone: map[string]time.Time{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
@@ -349,9 +370,29 @@ func (t *Tracker) discover() error {
 			runs = append(runs, rec.Run)
 		}
 	}
-	if got := t.Resume(ctx, runs); len(got) > 0 {
+	got := t.Resume(ctx, runs)
+	if len(got) > 0 {
 		t.opts.Logger.Info("lineage: runs begun through another daemon tracked", "runs", got)
 	}
+	// The opens waiting for a run a marker names (lookUp) go on: the run
+	// is registered, or names nothing to register here (not looked up
+	// again); one whose record could not be read stays queued and its
+	// opens wait on until their deadline.
+	t.mu.Lock()
+	for uid, ch := range t.looking {
+		if t.started[uid] { // queued since, or to be read again
+			continue
+		}
+		if _, ok := t.byRun[uid]; !ok {
+			if len(t.missed) >= 4096 {
+				clear(t.missed)
+			}
+			t.missed[uid] = true
+		}
+		close(ch)
+		delete(t.looking, uid)
+	}
+	t.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -982,9 +1023,10 @@ func (t *Tracker) resetCache() {
 }
 
 // Caller returns the run the thread tid works for, or "". With no run
-// registered it returns at once.
+// registered it returns at once, unless the catalog is Shared (a process
+// may work for a run this tracker has not heard of yet: lookUp).
 func (t *Tracker) Caller(tid uint32) string {
-	if t.active.Load() == 0 || tid == 0 {
+	if (t.active.Load() == 0 && !t.opts.Shared) || tid == 0 {
 		return ""
 	}
 	id := int(tid)
@@ -1032,12 +1074,15 @@ func (t *Tracker) resolve(tid int) string {
 			return best.run.UID
 		}
 	}
+	t.mu.Lock()
+	walk := len(t.roots) > 0 || len(t.left) > 0
+	t.mu.Unlock()
 	tgid, _, err := procStatus(tid)
 	if err != nil {
 		return ""
 	}
 	chain := []int{tgid}
-	for pid := tgid; pid > 1 && len(chain) < 128; {
+	for pid := tgid; walk && pid > 1 && len(chain) < 128; {
 		t.mu.Lock()
 		rt := t.roots[pid]
 		lj, isLeft := t.left[pid]
@@ -1067,8 +1112,54 @@ func (t *Tracker) resolve(tid int) string {
 		if ok {
 			return m
 		}
+		if t.lookUp(m) {
+			// Known now: resolved as any process of a known run (a
+			// Snakemake job's is its job's run, not the pipeline's).
+			return t.resolve(tid)
+		}
 	}
 	return ""
+}
+
+// lookUp looks up run uid, which a caller's marker names and this
+// tracker does not know, and reports whether it is registered now. Only
+// on a shared catalog: the run may be registered with another daemon,
+// whose start's notification has not reached this one yet (a `lamina run`
+// through mount B reading at once through mount A lost the read half the
+// time). The lookup is watch's (Resume reads /proc and the catalog,
+// never inside a handler): the open waits for it, up to MissWait. A
+// marker that names no run to register here is looked up once.
+func (t *Tracker) lookUp(uid string) bool {
+	if !t.opts.Shared || len(uid) != ref.StemLen || !ref.IsUIDPrefix(uid) {
+		return false
+	}
+	t.mu.Lock()
+	if t.missed[uid] || !t.gone[uid].IsZero() {
+		t.mu.Unlock()
+		return false
+	}
+	ch := t.looking[uid]
+	if ch == nil {
+		ch = make(chan struct{})
+		t.looking[uid] = ch
+		t.started[uid] = true
+	}
+	t.mu.Unlock()
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+	tm := time.NewTimer(t.opts.MissWait)
+	defer tm.Stop()
+	select {
+	case <-ch:
+	case <-tm.C:
+	case <-t.stop:
+	}
+	t.mu.Lock()
+	_, ok := t.byRun[uid]
+	t.mu.Unlock()
+	return ok
 }
 
 // job returns the child run of the split run rt for the job process pid

@@ -44,7 +44,7 @@ func cmdLineage() *cli.Command {
 			defer cat.Close()
 			v, err := resolveSpec(c, cat, c.Args().First())
 			if err != nil {
-				return err
+				return runNotVersion(c.Context, cat, c.Args().First(), err) // runs.go
 			}
 			trashNote(c.App.ErrWriter, v) // trashnote.go
 			g, err := lineage.Walk(c.Context, withoutReruns(cat, c.App.ErrWriter), v, lineage.Options{Depth: c.Int("depth"),
@@ -94,6 +94,22 @@ func resolveSpec(c *cli.Context, cat catalog.Catalog, arg string) (catalog.Versi
 		return v, err
 	}
 	v, err := catalog.ByKeyWithTrash(c.Context, cat, s.Key, s.Version)
+	if errors.Is(err, catalog.ErrNotFound) && s.Version <= 0 {
+		// A key whose versions are all in the trash (a delete, an rm)
+		// still has their lineage: point to the newest.
+		if all, verr := cat.Versions(c.Context, s.Key, true); verr == nil && len(all) > 0 {
+			newest := all[0]
+			for _, tv := range all {
+				if tv.Version > newest.Version {
+					newest = tv
+				}
+			}
+			if newest.Trashed {
+				return v, catalog.Errorf(catalog.ErrNotFound, "%q is in the trash; `lamina lineage %s` shows the lineage of its newest version there (`lamina ls --versions %s` lists them, `lamina restore %s` brings them back)",
+					s.Key, newest.Ref(), s.Key, s.Key)
+			}
+		}
+	}
 	if errors.Is(err, catalog.ErrNotFound) && ka.Bare {
 		err = fmt.Errorf("%w%s", err, ka.note())
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -418,5 +419,79 @@ func TestRunResumedByDaemon(t *testing.T) {
 				t.Fatalf("out/%s-late.csv: run %q, want %s", tc.name, v.Run, uid)
 			}
 		})
+	}
+}
+
+// TestRunsShowGoneAndWrongUIDs: `runs show` marks the inputs and outputs
+// in the trash and the inputs deleted for good (a purged input was a bare
+// uid, a trashed one unmarked); a version's uid given to `runs show`, or a
+// run's to `lineage` and `show`, says which it is and the command to use
+// ("no run", "no version" alone); `lineage KEY` of a key whose versions
+// are all in the trash points to its newest (it was refused as "in the
+// trash").
+func TestRunsShowGoneAndWrongUIDs(t *testing.T) {
+	e := newMntEnv(t)
+	a, b := e.file("a.txt", []byte("a\n")), e.file("b.txt", []byte("b\n"))
+	e.ok("save", a, "--key", "in/a.txt")
+	e.ok("save", b, "--key", "in/b.txt")
+	dest := t.TempDir()
+	_, errs, code := e.runIn(e.dir, "run", "-t", "use", "--", "sh", "-c",
+		e.bin+" get in/a.txt -o "+dest+"/; "+e.bin+" get in/b.txt -o "+dest+"/; "+e.bin+" save "+a+" --key o/a.txt; "+e.bin+" save "+b+" --key o/b.txt")
+	if code != 0 || !strings.Contains(errs, "2 inputs, 2 outputs") {
+		t.Fatalf("lamina run: exit %d\n%s", code, errs)
+	}
+	run := e.lastRun("use")
+	oa := e.showVersion("o/a.txt")
+	e.ok("delete", "in/a.txt", "o/a.txt")
+	e.ok("delete", "--permanent", "--force", "--yes", "in/b.txt")
+	out := e.ok("runs", "show", run.Run.UID)
+	for _, want := range []string{
+		"in/a.txt@v1  " + run.Inputs[0] + "  (in the trash)\n",
+		"  " + run.Inputs[1] + "  (deleted for good)\n",
+		"o/a.txt@v1  " + oa.UID + "  new  (in the trash)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("runs show lacks %q:\n%s", want, out)
+		}
+	}
+	var shown struct {
+		Trashed, Purged []string
+	}
+	if err := json.Unmarshal([]byte(e.ok("runs", "show", run.Run.UID, "--format", "json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if len(shown.Trashed) != 2 || len(shown.Purged) != 1 || shown.Purged[0] != run.Inputs[1] {
+		t.Errorf("runs show --format json: trashed %v, purged %v", shown.Trashed, shown.Purged)
+	}
+	e.fails("is the uid of version o/a.txt@v1, made by run "+run.Run.UID+": `lamina runs show "+run.Run.UID+"`", "runs", "show", oa.UID)
+	for _, cmd := range []string{"lineage", "show"} {
+		e.fails("is the uid of a run, not of a version: `lamina runs show "+run.Run.UID+"`", cmd, run.Run.UID)
+	}
+	e.fails("`lamina lineage o/a.txt@v1` shows the lineage of its newest version there", "lineage", "o/a.txt")
+}
+
+// TestGarbageMarkerWarns: a LAMINA_RUN that cannot be a run's uid was
+// ignored silently by `lamina run`, `save` and `get`: each says once that
+// it names no run. A well-formed uid of no run here is not said (it may
+// be another instance's run).
+func TestGarbageMarkerWarns(t *testing.T) {
+	e := newMntEnv(t)
+	src := e.file("a.txt", []byte("a\n"))
+	base := e.env
+	const warn = "LAMINA_RUN=garbage names no run"
+	e.env = append(slices.Clone(base), "LAMINA_RUN=garbage")
+	for _, args := range [][]string{
+		{"save", src, "--key", "a.txt"},
+		{"get", "a.txt", "-o", t.TempDir() + "/"},
+		{"run", "--", "true"},
+	} {
+		_, errs, err := e.run(args...)
+		if err != nil || strings.Count(errs, warn) != 1 {
+			t.Errorf("lamina %v: %v; want the warning once:\n%s", args, err, errs)
+		}
+	}
+	e.env = append(slices.Clone(base), "LAMINA_RUN=ABCDEFGH12345678")
+	if _, errs, err := e.run("get", "a.txt", "-o", t.TempDir()+"/"); err != nil || strings.Contains(errs, "names no run") {
+		t.Errorf("a well-formed marker of no run: %v\n%s", err, errs)
 	}
 }

@@ -553,7 +553,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	var tk *lineage.Tracker
 	rpcCat := cat
 	if !c.Bool("no-lineage") {
-		tk = lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log, Mountpoint: dir})
+		// On PostgreSQL other daemons (other instances' mounts on this host)
+		// share the catalog: a run may be registered with one of them.
+		tk = lineage.NewTracker(cat, lineage.TrackerOptions{Logger: log, Mountpoint: dir, Shared: pg != nil})
 		defer tk.Close()
 		tracker, rpcCat = tk, tk.Wrap(cat)
 		if writes != nil {

@@ -51,6 +51,7 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 	// A command a tracked process runs works for its run: what it saves
 	// is the run's output, what it gets its input (run.go).
 	in.Run = trackedRun(c.Context, in.Catalog)
+	badMarker(c.App.ErrWriter) // marker.go
 	return in, nil
 }
 

@@ -280,6 +280,21 @@ func TestLineageRunUsesAnotherMountAlreadyUp(t *testing.T) {
 	}
 }
 
+// TestLineageRunReadsAtOnceThroughAnotherMount: a run registered with A's
+// daemon that reads through B's mount at once, before B's daemon heard of
+// the run's start (LISTEN/NOTIFY), lost the read about half the time ("0
+// inputs"). B's daemon looks the run its LAMINA_RUN names up at the open
+// (lineage.TrackerOptions.Shared); nothing here waits for B to hear of it.
+func TestLineageRunReadsAtOnceThroughAnotherMount(t *testing.T) {
+	a, _, _, mb := twoPGMounts(t)
+	for i := range 4 {
+		_, errs, code := a.runIn(a.dir, "run", "--", "cat", filepath.Join(mb, "in.txt"))
+		if code != 0 || !strings.Contains(errs, "1 input,") {
+			t.Fatalf("run %d: lamina run -- cat B/in.txt: exit %d; want 1 input\n%s", i, code, errs)
+		}
+	}
+}
+
 // TestLineageSnakemakeJobThroughTwoMounts: a Snakemake job that reads
 // through two mounts of the catalog was a run of each mount's daemon (7
 // child runs for 4 jobs in an audit), its inputs split between them.

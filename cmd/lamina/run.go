@@ -599,6 +599,9 @@ func markedRun(ctx context.Context, cat catalog.Catalog) (r catalog.Run, stale s
 	if uid == "" {
 		return r, "", nil
 	}
+	if !isRunUID(uid) {
+		return r, "", errNotRunUID // marker.go
+	}
 	rec, err := cat.RunRecord(ctx, uid)
 	if err != nil {
 		return r, "", err
@@ -627,6 +630,7 @@ func markedRun(ctx context.Context, cat catalog.Catalog) (r catalog.Run, stale s
 func parentRun(c *cli.Context, cat catalog.Catalog) string {
 	r, stale, err := markedRun(c.Context, cat)
 	if err != nil {
+		badMarker(c.App.ErrWriter) // marker.go
 		return ""
 	}
 	if stale != "" && !lingers(r) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/lineage"
+	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
 )
 
@@ -104,7 +106,7 @@ func cmdRuns() *cli.Command {
 					defer cat.Close()
 					rec, err := cat.RunRecord(c.Context, c.Args().First())
 					if err != nil {
-						return err
+						return versionNotRun(c.Context, cat, c.Args().First(), err)
 					}
 					// A dead run (or a job run its dead daemon left) is not shown running.
 					if rec.Run.Status == catalog.RunRunning && lineage.SweepRuns(c.Context, cat, []catalog.Run{rec.Run})[0].Status != catalog.RunRunning {
@@ -115,18 +117,44 @@ func cmdRuns() *cli.Command {
 					// An output another run made is one this run wrote
 					// again with identical bytes (catalog.Runs.Reruns).
 					outs := map[string]catalog.Version{}
-					shown := runShown{RunRecord: rec, Reproduced: []string{}}
+					shown := runShown{RunRecord: rec, Reproduced: []string{}, Trashed: []string{}, Purged: []string{}}
 					for _, u := range rec.Outputs {
 						v, err := cat.ByUID(c.Context, u)
 						if errors.Is(err, catalog.ErrNotFound) {
-							continue // purged meanwhile
+							shown.Purged = append(shown.Purged, u) // purged meanwhile
+							continue
 						} else if err != nil {
 							return err
 						}
 						outs[u] = v
+						if v.Trashed {
+							shown.Trashed = append(shown.Trashed, u)
+						}
 						if v.Run != rec.Run.UID {
 							shown.Reproduced = append(shown.Reproduced, u)
 						}
+					}
+					// Inputs in the trash or deleted for good are listed
+					// marked (their uid stays the run's input).
+					ins := map[string]catalog.Version{}
+					for _, u := range rec.Inputs {
+						v, err := cat.ByUID(c.Context, u)
+						if errors.Is(err, catalog.ErrNotFound) {
+							shown.Purged = append(shown.Purged, u)
+							continue
+						} else if err != nil {
+							return err
+						}
+						ins[u] = v
+						if v.Trashed {
+							shown.Trashed = append(shown.Trashed, u)
+						}
+					}
+					gone := func(v catalog.Version) string {
+						if v.Trashed {
+							return "  (in the trash)"
+						}
+						return ""
 					}
 					if format == "json" {
 						return writeJSON(c.App.Writer, shown)
@@ -175,29 +203,26 @@ func cmdRuns() *cli.Command {
 						line("parent", "%s", r.Parent)
 					}
 					pairs("env", r.Env)
-					list := func(name string, uids []string) {
-						fmt.Fprintf(&b, "%s (%d):\n", name, len(uids))
-						for _, u := range uids {
-							if v, err := cat.ByUID(c.Context, u); err == nil {
-								fmt.Fprintf(&b, "  %s  %s\n", v.Ref(), u)
-							} else {
-								fmt.Fprintf(&b, "  %s\n", u)
-							}
+					fmt.Fprintf(&b, "inputs (%d):\n", len(rec.Inputs))
+					for _, u := range rec.Inputs { // by key, then version
+						if v, ok := ins[u]; ok {
+							fmt.Fprintf(&b, "  %s  %s%s\n", v.Ref(), u, gone(v))
+						} else {
+							fmt.Fprintf(&b, "  %s  (deleted for good)\n", u)
 						}
 					}
-					list("inputs", rec.Inputs) // by key, then version
 					fmt.Fprintf(&b, "outputs (%d):\n", len(rec.Outputs))
 					for _, u := range rec.Outputs {
 						v, ok := outs[u]
 						switch {
 						case !ok:
-							fmt.Fprintf(&b, "  %s\n", u)
+							fmt.Fprintf(&b, "  %s  (deleted for good)\n", u)
 						case v.Run == "":
-							fmt.Fprintf(&b, "  %s  %s  reproduced (identical bytes; made by no run)\n", v.Ref(), u)
+							fmt.Fprintf(&b, "  %s  %s  reproduced (identical bytes; made by no run)%s\n", v.Ref(), u, gone(v))
 						case v.Run != r.UID:
-							fmt.Fprintf(&b, "  %s  %s  reproduced (identical bytes; made by run %s)\n", v.Ref(), u, v.Run)
+							fmt.Fprintf(&b, "  %s  %s  reproduced (identical bytes; made by run %s)%s\n", v.Ref(), u, v.Run, gone(v))
 						default:
-							fmt.Fprintf(&b, "  %s  %s  new\n", v.Ref(), u)
+							fmt.Fprintf(&b, "  %s  %s  new%s\n", v.Ref(), u, gone(v))
 						}
 					}
 					fmt.Fprintf(&b, "child runs (%d):\n", len(rec.Children))
@@ -222,6 +247,40 @@ type runShown struct {
 	// wrote again with identical bytes: another run, or none, made them
 	// (catalog.Runs.Reruns). The rest of Outputs it made.
 	Reproduced []string `json:"reproduced"`
+	// Trashed are the inputs and outputs in the trash; Purged, those
+	// deleted for good (an input's uid stays the run's; a purged output
+	// is listed only if it was purged while this was read: the stores
+	// forget a purged version's run).
+	Trashed []string `json:"trashed"`
+	Purged  []string `json:"purged"`
+}
+
+// versionNotRun is the error of `runs show UID` (err, from RunRecord)
+// when UID names a version, not a run: it says so and where its run is.
+func versionNotRun(ctx context.Context, cat catalog.Catalog, uid string, err error) error {
+	if !errors.Is(err, catalog.ErrNotFound) || !ref.IsUIDPrefix(uid) {
+		return err
+	}
+	v, verr := cat.ByUID(ctx, uid)
+	if verr != nil {
+		return err
+	}
+	if v.Run == "" {
+		return fmt.Errorf("%w: %s is the uid of version %s (made by no run); `lamina lineage %s` shows its lineage", err, uid, v.Ref(), uid)
+	}
+	return fmt.Errorf("%w: %s is the uid of version %s, made by run %s: `lamina runs show %s`", err, uid, v.Ref(), v.Run, v.Run)
+}
+
+// runNotVersion is the error of `lineage UID` or `show UID` (err, from
+// resolving it) when UID names a run, not a version: it says so.
+func runNotVersion(ctx context.Context, cat catalog.Catalog, uid string, err error) error {
+	if !errors.Is(err, catalog.ErrNotFound) || len(uid) != ref.StemLen || !ref.IsUIDPrefix(uid) {
+		return err
+	}
+	if _, rerr := cat.RunRecord(ctx, uid); rerr != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s is the uid of a run, not of a version: `lamina runs show %s`", err, uid, uid)
 }
 
 // paramText is how runs show prints a param's value: as it was given,

@@ -32,7 +32,7 @@ func cmdShow() *cli.Command {
 			defer in.Close()
 			v, err := resolveArg(c.Context, in, c.Args().First()) // get.go
 			if err != nil {
-				return err
+				return runNotVersion(c.Context, in.Catalog, c.Args().First(), err) // runs.go
 			}
 			trashNote(c.App.ErrWriter, v) // trashnote.go
 			// The run, its transform and inputs, as the version's sidecar
