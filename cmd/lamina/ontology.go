@@ -694,7 +694,8 @@ func cmdOntologyInspect() *cli.Command {
 		Usage:     "report which values of a table column validate, which map through synonyms, and suggestions for the rest",
 		ArgsUsage: "ENTITY --column COL FILE",
 		Description: "FILE is a table: " + inspectFormats + ". An AnnData's column is looked up in obs, then var;\n" +
-			"obs.COL or var.COL names one of them.",
+			"obs.COL or var.COL names one of them. The table lists the 20 most frequent values of each status\n" +
+			"(suggestions for those not found); --format json lists every value.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "column", Aliases: []string{"c"}, Usage: "column to inspect (obs.COL or var.COL in an AnnData)"},
 			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},

@@ -187,26 +187,33 @@ func TestImportUnsupportedFormat(t *testing.T) {
 }
 
 // TestWhereOrderOnText: --where compared a cat[…] feature's stored text
-// by bytes: cell_type>=lymphocyte found "monocyte". Ordering operators on
-// categorical and str features are refused (exit 2); numbers still order.
+// by bytes, in both catalogs: cell_type>=lymphocyte found "monocyte".
+// Ordering operators on categorical and str features are refused (exit 2);
+// numbers still order, and != on a term still works.
 func TestWhereOrderOnText(t *testing.T) {
-	e := annotEnv(t)
-	e.ok("feature", "create", "donor", "--dtype", "str")
-	path := e.write("a.csv", []byte("x\n1\n"))
-	e.ok("save", path, "--key", "t/a.csv")
-	e.ok("annotate", "t/a.csv", "--feature", "cell_type=monocyte", "--feature", "batch=3", "--feature", "donor=d2")
-	for _, w := range []string{"cell_type>=lymphocyte", "cell_type<z", "donor>d1", "condition<=treated"} {
-		err := e.fails("whose values have no order: use = or !=", "ls", "--where", w)
-		if codeOf(err) != 2 {
-			t.Errorf("%s: exit %d, want 2", w, codeOf(err))
+	onBothCatalogs(t, func(t *testing.T, e *env) {
+		e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+		e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+		e.ok("feature", "create", "condition", "--dtype", "cat[ULabel]")
+		e.ok("feature", "create", "batch", "--dtype", "int")
+		e.ok("feature", "create", "donor", "--dtype", "str")
+		e.ok("label", "create", "treated")
+		path := e.write("a.csv", []byte("x\n1\n"))
+		e.ok("save", path, "--key", "t/a.csv")
+		e.ok("annotate", "t/a.csv", "--feature", "cell_type=monocyte", "--feature", "batch=3", "--feature", "donor=d2", "--feature", "condition=treated")
+		for _, w := range []string{"cell_type>=lymphocyte", "cell_type<z", "donor>d1", "condition<=treated"} {
+			err := e.fails("whose values have no order: use = or !=", "ls", "--where", w)
+			if codeOf(err) != 2 {
+				t.Errorf("%s: exit %d, want 2", w, codeOf(err))
+			}
 		}
-	}
-	if got := lsKeys(t, e, "--where", "batch>=2"); len(got) != 1 {
-		t.Errorf("batch>=2: %v", got)
-	}
-	if got := lsKeys(t, e, "--where", "cell_type!=T cell"); len(got) != 1 {
-		t.Errorf("cell_type!=T cell: %v", got)
-	}
+		if got := lsKeys(t, e, "--where", "batch>=2"); len(got) != 1 {
+			t.Errorf("batch>=2: %v", got)
+		}
+		if got := lsKeys(t, e, "--where", "cell_type!=T cell"); len(got) != 1 {
+			t.Errorf("cell_type!=T cell: %v", got)
+		}
+	})
 }
 
 // TestImportProgressTotal: the import bar counted bytes but never showed
