@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/dataset"
@@ -639,11 +640,11 @@ func WriteReport(w io.Writer, r *Report, standardize bool) {
 			case standardize:
 				verb = "standardized"
 			}
-			fmt.Fprintf(w, "    %s %q (%d) → %q: %s\n", verb, m.Value, m.Count, m.Standard, m.Reason)
+			fmt.Fprintf(w, "    %s %s (%d) → %s: %s\n", verb, Quote(m.Value), m.Count, Quote(m.Standard), m.Reason)
 		}
 		writeMore(w, c.Mapped, "mapped", "--mapping FILE")
 		for _, f := range c.Failed[:min(len(c.Failed), MaxListed)] {
-			fmt.Fprintf(w, "    failed %q (%d): %s", f.Value, f.Count, f.Reason)
+			fmt.Fprintf(w, "    failed %s (%d): %s", Quote(f.Value), f.Count, f.Reason)
 			if len(f.Suggestions) > 0 {
 				fmt.Fprintf(w, "; did you mean %s?", strings.Join(quoteAll(f.Suggestions), " or "))
 			}
@@ -704,7 +705,35 @@ func (r *Report) tableRows() string {
 func quoteAll(ss []string) []string {
 	out := make([]string, len(ss))
 	for i, s := range ss {
-		out[i] = strconv.Quote(s)
+		out[i] = Quote(s)
 	}
 	return out
+}
+
+// MaxShown is about how many bytes of a value a report for people shows.
+const MaxShown = 200
+
+// Quote is v quoted for a person, as %q does (bytes that are not UTF-8
+// as \xe9, control characters escaped), cut after MaxShown bytes with "…"
+// and the value's length: a 1.2 MB obs value was printed whole. The JSON
+// report keeps whole values: a script maps them by their exact text.
+func Quote(v string) string {
+	short, cut := Cut(v)
+	if !cut {
+		return strconv.Quote(v)
+	}
+	return fmt.Sprintf("%s (%d bytes)", strconv.Quote(short+"…"), len(v))
+}
+
+// Cut returns v cut to at most MaxShown bytes at a character boundary, and
+// whether it was cut.
+func Cut(v string) (string, bool) {
+	if len(v) <= MaxShown {
+		return v, false
+	}
+	i := MaxShown
+	for i > MaxShown-utf8.UTFMax && !utf8.RuneStart(v[i]) {
+		i--
+	}
+	return v[:i], true
 }

@@ -88,6 +88,10 @@ type OntologyImportOptions struct {
 	AllowDangling bool
 	Client        *http.Client
 	Progress      cache.Progress // told of bytes read; may be nil
+	// Size, when not nil, is told the input's size in bytes once known
+	// before the bytes are read: a URL's Content-Length (a path's size
+	// the caller can stat).
+	Size func(int64)
 }
 
 // OntologyImport is the outcome of ImportOntology.
@@ -117,6 +121,9 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 	}
 	// The digest of the bytes as given: sources imported from gzip before
 	// digests were of the decompressed content are named by it.
+	if sz, ok := rc.(interface{ Size() int64 }); ok && o.Size != nil && sz.Size() >= 0 {
+		o.Size(sz.Size())
+	}
 	given := sha256.New()
 	var r io.Reader = io.TeeReader(rc, given)
 	if o.Progress != nil {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -148,5 +151,26 @@ func TestLoadOntology(t *testing.T) {
 	}
 	if _, err := other.OntologySources(ctx); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Fatalf("damaged registry: %v", err)
+	}
+}
+
+// TestImportOntologySize: an import from a URL tells its Content-Length,
+// which the progress bar shows as a total and a percentage.
+func TestImportOntologySize(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join(ontologyData, "hsapdv.obo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.Write(body)
+	}))
+	defer srv.Close()
+	in := openOntologyInstance(t, t.TempDir())
+	var size int64 = -1
+	_, err = in.ImportOntology(context.Background(), srv.URL+"/hsapdv.obo", instance.OntologyImportOptions{
+		Entity: "developmental_stage", Organism: "human", Size: func(n int64) { size = n }})
+	if err != nil || size != int64(len(body)) {
+		t.Fatalf("import: %v; size told %d, want %d", err, size, len(body))
 	}
 }

@@ -3,6 +3,7 @@ package ontology
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"unicode"
@@ -413,9 +414,9 @@ func (v Validation) Message() string {
 	case v.Valid && len(v.IDs) > 1:
 		return fmt.Sprintf("%q is the name of %d terms: %s", v.Value, len(v.IDs), listIDs(v.IDs))
 	case v.Valid && v.Alt:
-		return fmt.Sprintf("%q is a secondary id of %s (%s)", v.Value, v.ID, v.Name)
+		return fmt.Sprintf("%q is a secondary id of %s", v.Value, idName(v.ID, v.Name))
 	case v.Valid:
-		return fmt.Sprintf("%q is %s (%s)", v.Value, v.ID, v.Name)
+		return fmt.Sprintf("%q is %s", v.Value, idName(v.ID, v.Name))
 	case v.Obsolete:
 		return fmt.Sprintf("%q is obsolete (%s)%s", v.Value, v.ID, v.index.replacementText(v.ReplacedBy, v.Consider))
 	}
@@ -427,7 +428,25 @@ func (v Validation) Message() string {
 	case v.index.obsolete(i):
 		return msg + fmt.Sprintf(" as written, but spells the obsolete id %s", v.index.id(i))
 	}
-	return msg + fmt.Sprintf(" as written, but spells the id %s (%s), which standardize maps it to", v.index.id(i), v.index.name(i))
+	return msg + fmt.Sprintf(" as written, but spells the id %s, which standardize maps it to", idName(v.index.id(i), v.index.name(i)))
+}
+
+// idName is "CL:0000084 (T cell)", or the id alone for a term without a
+// name (OBO allows one): "X:1 ()" read as a broken message.
+func idName(id, name string) string {
+	if name == "" {
+		return id
+	}
+	return id + " (" + name + ")"
+}
+
+// nameID is "T cell (CL:0000084)", or the id alone for a term without a
+// name.
+func nameID(name, id string) string {
+	if name == "" {
+		return id
+	}
+	return name + " (" + id + ")"
 }
 
 // replacementText names an obsolete term's replacement, or what to consider.
@@ -586,7 +605,7 @@ func (s Standardization) Reason() string {
 	case Ambiguous:
 		parts := make([]string, len(s.Candidates))
 		for i, c := range s.Candidates {
-			parts[i] = fmt.Sprintf("%s (%s)", c.Name, c.ID)
+			parts[i] = nameID(c.Name, c.ID)
 		}
 		return "ambiguous: could be " + strings.Join(parts, ", ")
 	}
@@ -597,7 +616,7 @@ func (s Standardization) Reason() string {
 		return fmt.Sprintf("%s is obsolete%s", s.Obsolete, s.index.replacementText(s.ReplacedBy, s.Consider))
 	}
 	if s.Related.ID != "" {
-		return fmt.Sprintf("RELATED synonym %q of %s (%s), used only with --related", s.Related.Via, s.Related.ID, s.Related.Name)
+		return fmt.Sprintf("RELATED synonym %q of %s, used only with --related", s.Related.Via, idName(s.Related.ID, s.Related.Name))
 	}
 	if len(s.Leads) > 0 {
 		return leadsText(s.Leads)
@@ -875,6 +894,9 @@ type Report struct {
 	Valid       bool
 	Standard    Standardization // how it maps when not valid
 	Suggestions []Suggestion    // for values that map to no single term
+	// Suggested: suggestions were looked for (InspectSuggesting may
+	// leave them out); false for a value that validates or maps.
+	Suggested bool
 }
 
 // Inspection lists the distinct values of an input in first-seen order.
@@ -887,8 +909,18 @@ type Inspection struct {
 // (Validation.Alt) is reported as mapped to its primary id, as curation
 // reports and standardizes it.
 func (x *Index) Inspect(values []string, opts StandardizeOptions) Inspection {
+	return x.InspectSuggesting(values, opts, -1)
+}
+
+// InspectSuggesting is Inspect with suggestions for at most n of the
+// values that map to no single term, the most frequent first (ties in
+// first-seen order); n < 0 is all of them. Report.Suggested marks them.
+// Suggesting is an edit distance to every name, the one slow step: 20,000
+// unknown values took 7.6 s against CL, a column of barcodes minutes.
+func (x *Index) InspectSuggesting(values []string, opts StandardizeOptions, n int) Inspection {
 	pos := map[string]int{}
 	var out Inspection
+	var failed []int
 	for _, v := range values {
 		if k, ok := pos[v]; ok {
 			out.Reports[k].Count++
@@ -901,10 +933,18 @@ func (x *Index) Inspect(values []string, opts StandardizeOptions) Inspection {
 		} else {
 			r.Standard = x.Standardize(v, opts)
 			if !r.Standard.Matched() {
-				r.Suggestions = x.Suggest(v, 3)
+				failed = append(failed, len(out.Reports))
 			}
 		}
 		out.Reports = append(out.Reports, r)
+	}
+	sort.SliceStable(failed, func(i, j int) bool { return out.Reports[failed[i]].Count > out.Reports[failed[j]].Count })
+	if n >= 0 && len(failed) > n {
+		failed = failed[:n]
+	}
+	for _, k := range failed {
+		r := &out.Reports[k]
+		r.Suggestions, r.Suggested = x.Suggest(r.Value, 3), true
 	}
 	return out
 }

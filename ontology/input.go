@@ -160,9 +160,20 @@ func (in *input) readErr(line int, err error) error {
 	return &SyntaxError{File: in.name, Line: line, Msg: msg, Err: err}
 }
 
+// sizedBody is a response body that knows its Content-Length (-1 when
+// the server did not say), for a progress bar's total.
+type sizedBody struct {
+	io.ReadCloser
+	size int64
+}
+
+// Size is the body's length in bytes as the server gave it, or -1.
+func (b sizedBody) Size() int64 { return b.size }
+
 // Open returns the bytes at location: an http(s) URL or a file path. The
 // caller closes the result. Bytes are returned as stored; the readers
-// decompress gzip themselves. client nil means http.DefaultClient.
+// decompress gzip themselves. A URL's body has a Size() int64 method: its
+// Content-Length, or -1. client nil means http.DefaultClient.
 func Open(ctx context.Context, location string, client *http.Client) (io.ReadCloser, error) {
 	if strings.HasPrefix(location, "http://") || strings.HasPrefix(location, "https://") {
 		if client == nil {
@@ -184,7 +195,7 @@ func Open(ctx context.Context, location string, client *http.Client) (io.ReadClo
 			}
 			return nil, err
 		}
-		return resp.Body, nil
+		return sizedBody{resp.Body, resp.ContentLength}, nil
 	}
 	f, err := os.Open(location)
 	if err != nil {

@@ -214,14 +214,41 @@ func sniff(in *input) (Format, error) {
 	switch {
 	case len(h) == 0:
 		return 0, syntaxErr(in.name, 1, "empty input")
+	case h[0] == '{' && bytes.HasPrefix(bytes.TrimLeft(h[1:], " \t\r\n"), []byte(`"graphs"`)):
+		// Its parse error ("cannot unmarshal array") said nothing useful.
+		return 0, unsupported(in.name, "OBO Graphs JSON")
 	case h[0] == '{':
 		return FormatCellxgene, nil
+	case h[0] == '<':
+		return 0, unsupported(in.name, "OWL (XML)") // RDF/XML or OWL/XML
+	case bytes.HasPrefix(h, []byte("Prefix(")), bytes.HasPrefix(h, []byte("Ontology(")):
+		return 0, unsupported(in.name, "OWL (functional syntax)")
+	case bytes.HasPrefix(h, []byte("@prefix")), bytes.HasPrefix(h, []byte("PREFIX ")):
+		return 0, unsupported(in.name, "OWL (Turtle)")
 	case bytes.HasPrefix(h, []byte("go_id\t")):
 		return FormatGOTable, nil
 	case bytes.HasPrefix(h, []byte("ensembl_gene_id\t")), reGencode.Match(h):
 		return FormatGeneTable, nil
 	}
 	return FormatOBO, nil
+}
+
+// unsupported refuses a source in a format lamina does not read, naming
+// the OBO file to import instead: OWL and OBO Graphs JSON are the other
+// files of an OBO Foundry release (cl.owl, cl-basic.json), whose parse
+// errors (`expected "tag: value", got "<?xml…"`) did not say so.
+func unsupported(name, format string) error {
+	base := path.Base(strings.TrimSuffix(strings.TrimSuffix(name, ".gz"), "/"))
+	obo := ""
+	if ext := path.Ext(base); ext != "" && ext != base && !strings.Contains(base, "?") {
+		obo = strings.TrimSuffix(base, ext) + ".obo"
+	}
+	msg := "this is " + format + ", which lamina does not read: import the release's OBO file instead"
+	if obo != "" && obo != base {
+		msg += ", " + obo + " beside " + base
+	}
+	msg += " (CL's: cl-basic.obo, http://purl.obolibrary.org/obo/cl/cl-basic.obo)"
+	return syntaxErr(name, 0, "%s", msg)
 }
 
 var (

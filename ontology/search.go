@@ -214,7 +214,7 @@ type Suggestion struct {
 func (s Suggestion) TermIDs() []string { return termIDs(s.ID, s.IDs) }
 
 // String is the name and its ids, "PTPRC (ENSG00000081237, ENSG00000262418)".
-func (s Suggestion) String() string { return fmt.Sprintf("%s (%s)", s.Name, s.IDList()) }
+func (s Suggestion) String() string { return nameID(s.Name, s.IDList()) }
 
 // IDList is TermIDs for a message; past three, the first two and the count.
 func (s Suggestion) IDList() string {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +12,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/lamina-bio/lamina/curate"
 	"github.com/lamina-bio/lamina/dataset"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ontology"
@@ -102,7 +105,7 @@ func cmdOntologyImport() *cli.Command {
 			bar := newProgress("importing", total, format == "json")
 			res, err := in.ImportOntology(c.Context, location, instance.OntologyImportOptions{
 				Entity: c.Args().First(), Organism: c.String("organism"), Version: c.String("version"),
-				NoDefault: c.Bool("no-default"), AllowDangling: c.Bool("allow-dangling"), Client: httpClient(), Progress: bar.Func(),
+				NoDefault: c.Bool("no-default"), AllowDangling: c.Bool("allow-dangling"), Client: httpClient(), Progress: bar.Func(), Size: bar.SetTotal,
 			})
 			bar.Done()
 			if err != nil {
@@ -408,8 +411,15 @@ func readValues(c *cli.Context) ([]string, error) {
 	var vals []string
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v := strings.TrimSuffix(sc.Text(), "\r"); v != "" {
+	for first := true; sc.Scan(); first = false {
+		line := sc.Text()
+		if first {
+			// A byte order mark (Notepad, Excel's "UTF-8 text") is no
+			// part of the first value: left in, "\ufeffT cell" failed.
+			// The table readers drop it too (dataset.NewTextReader).
+			line = strings.TrimPrefix(line, "\ufeff")
+		}
+		if v := strings.TrimSuffix(line, "\r"); v != "" {
 			vals = append(vals, v)
 		}
 	}
@@ -587,11 +597,11 @@ func cmdOntologyStandardize() *cli.Command {
 				o := out[i]
 				switch {
 				case !r.Matched():
-					rows[i] = []string{quoteSpace(v), "unchanged", "", o.Reason}
+					rows[i] = []string{showValue(v), "unchanged", "", o.Reason}
 				case !o.Changed:
-					rows[i] = []string{quoteSpace(v), "=", shortIDs(r.TermIDs()), o.Reason}
+					rows[i] = []string{showValue(v), "=", shortIDs(r.TermIDs()), o.Reason}
 				default:
-					rows[i] = []string{quoteSpace(v), "-> " + o.Standard, shortIDs(r.TermIDs()), o.Reason}
+					rows[i] = []string{showValue(v), "-> " + orIDs(o.Standard, r.TermIDs()), shortIDs(r.TermIDs()), o.Reason}
 				}
 			}
 			switch format {
@@ -606,6 +616,23 @@ func cmdOntologyStandardize() *cli.Command {
 			return table(c.App.Writer, []string{"VALUE", "STANDARD", "ID", "NOTE"}, rows)
 		},
 	}
+}
+
+// nameID is "T cell (CL:0000084)", or the id alone for a term without a
+// name (OBO allows one): " (X:1) has no parents" read as a broken line.
+func nameID(name, id string) string {
+	if name == "" {
+		return id
+	}
+	return name + " (" + id + ")"
+}
+
+// orIDs is name, or the ids of a term that has none.
+func orIDs(name string, ids []string) string {
+	if name == "" {
+		return shortIDs(ids)
+	}
+	return name
 }
 
 // joinIDs is the id, or the ids of a name several terms have, for a cell.
@@ -625,10 +652,18 @@ func shortIDs(ids []string) string {
 	return strings.Join(ids, ", ")
 }
 
-// quoteSpace quotes a value whose white space would be invisible in a table.
-func quoteSpace(v string) string {
-	if strings.TrimSpace(v) != v || strings.Contains(v, "  ") || strings.ContainsAny(v, "\t") {
-		return fmt.Sprintf("%q", v)
+// showValue is a value for a table cell: quoted (curate.Quote, as curate
+// shows values) when its white space would be invisible, or it has bytes
+// that are not UTF-8 (\xe9) or characters a terminal would not show, which
+// inspect used to print raw; a long value cut with its length (a 1.2 MB
+// value padded inspect's table to 3.6 MB). JSON keeps values whole.
+func showValue(v string) string {
+	if strings.TrimSpace(v) != v || strings.Contains(v, "  ") || !utf8.ValidString(v) ||
+		strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return curate.Quote(v)
+	}
+	if short, cut := curate.Cut(v); cut {
+		return fmt.Sprintf("%s… (%d bytes)", short, len(v))
 	}
 	return v
 }
@@ -650,17 +685,20 @@ type reportJSON struct {
 }
 
 type inspectionJSON struct {
-	Entity    string       `json:"entity"`
-	Ontology  string       `json:"ontology"`
-	Version   string       `json:"version"`
-	File      string       `json:"file"`
-	Column    string       `json:"column"`
-	Rows      int          `json:"rows"`
-	Empty     int          `json:"empty"`
-	Validated int          `json:"validated"`
-	Mapped    int          `json:"mapped"`
-	Failed    int          `json:"failed"`
-	Values    []reportJSON `json:"values"`
+	Entity    string `json:"entity"`
+	Ontology  string `json:"ontology"`
+	Version   string `json:"version"`
+	File      string `json:"file"`
+	Column    string `json:"column"`
+	Rows      int    `json:"rows"`
+	Empty     int    `json:"empty"`
+	Validated int    `json:"validated"`
+	Mapped    int    `json:"mapped"`
+	Failed    int    `json:"failed"`
+	// Unsuggested counts the values not found that got no suggestions:
+	// only the curate.MaxListed most frequent do.
+	Unsuggested int          `json:"unsuggested"`
+	Values      []reportJSON `json:"values"`
 }
 
 func cmdOntologyInspect() *cli.Command {
@@ -669,7 +707,8 @@ func cmdOntologyInspect() *cli.Command {
 		Usage:     "report which values of a table column validate, which map through synonyms, and suggestions for the rest",
 		ArgsUsage: "ENTITY --column COL FILE",
 		Description: "FILE is a table: " + inspectFormats + ". An AnnData's column is looked up in obs, then var;\n" +
-			"obs.COL or var.COL names one of them.",
+			"obs.COL or var.COL names one of them. The table lists the 20 most frequent values of each status\n" +
+			"(suggestions for those not found); --format json lists every value.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "column", Aliases: []string{"c"}, Usage: "column to inspect (obs.COL or var.COL in an AnnData)"},
 			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},
@@ -693,11 +732,16 @@ func cmdOntologyInspect() *cli.Command {
 				return err
 			}
 			defer in.Close()
-			res := x.Inspect(vals, ontology.StandardizeOptions{Related: c.Bool("related")})
+			// As curate: suggestions for the most frequent unknown values
+			// only (curate.MaxListed), and the table lists as many of each
+			// status; --format json has every value.
+			res := x.InspectSuggesting(vals, ontology.StandardizeOptions{Related: c.Bool("related")}, curate.MaxListed)
 			out := inspectionJSON{Entity: s.Entity, Ontology: s.Ontology, Version: s.Version, File: file, Column: col,
 				Rows: len(vals) + empty, Empty: empty, Values: []reportJSON{}}
+			listed := listedReports(res.Reports)
 			var rows [][]string
-			for _, r := range res.Reports {
+			unlisted := map[string][2]int{} // status: values, rows
+			for k, r := range res.Reports {
 				o := reportJSON{Value: r.Value, Count: r.Count}
 				var term string
 				switch {
@@ -707,7 +751,7 @@ func cmdOntologyInspect() *cli.Command {
 				case r.Standard.Matched():
 					st := toStandardJSON(r.Standard)
 					o.Status, o.Standard = "mapped", &st
-					term = fmt.Sprintf("-> %s (%s): %s", st.Standard, shortIDs(r.Standard.TermIDs()), st.Reason)
+					term = fmt.Sprintf("-> %s: %s", nameID(st.Standard, shortIDs(r.Standard.TermIDs())), st.Reason)
 					out.Mapped++
 				default:
 					o.Status = "unknown"
@@ -734,14 +778,31 @@ func cmdOntologyInspect() *cli.Command {
 					}
 					out.Failed++
 				}
+				if !r.Valid && !r.Standard.Matched() && !r.Suggested {
+					out.Unsuggested++
+				}
 				out.Values = append(out.Values, o)
-				rows = append(rows, []string{quoteSpace(r.Value), fmt.Sprint(r.Count), o.Status, term})
+				if !listed[k] {
+					class := o.Status
+					if class != "valid" && class != "mapped" {
+						class = "not found"
+					}
+					u := unlisted[class]
+					unlisted[class] = [2]int{u[0] + 1, u[1] + r.Count}
+					continue
+				}
+				rows = append(rows, []string{showValue(r.Value), fmt.Sprint(r.Count), o.Status, term})
 			}
 			if format == "json" {
 				return writeJSON(c.App.Writer, out)
 			}
 			if err := table(c.App.Writer, []string{"VALUE", "ROWS", "STATUS", "TERM"}, rows); err != nil {
 				return err
+			}
+			for _, class := range [][2]string{{"valid", "valid values"}, {"mapped", "values that map"}, {"not found", "values not found"}} {
+				if u := unlisted[class[0]]; u[0] > 0 {
+					fmt.Fprintf(c.App.Writer, "… and %d more %s (%d rows), not listed: --format json lists them all\n", u[0], class[1], u[1])
+				}
 			}
 			fmt.Fprintf(c.App.Writer, "\n%s: %d distinct values in %d rows against %s %s: %d valid, %d map to a standard term, %d not found",
 				col, len(res.Reports), out.Rows, s.Ontology, s.Version, out.Validated, out.Mapped, out.Failed)
@@ -752,6 +813,32 @@ func cmdOntologyInspect() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// listedReports marks the reports inspect's table lists: of each status
+// (valid, mapped, not found) the curate.MaxListed most frequent, ties in
+// first-seen order. The values not found that are listed are those
+// InspectSuggesting gave suggestions (the same rule).
+func listedReports(rs []ontology.Report) []bool {
+	listed := make([]bool, len(rs))
+	var valid, mapped []int
+	for k, r := range rs {
+		switch {
+		case r.Valid:
+			valid = append(valid, k)
+		case r.Standard.Matched():
+			mapped = append(mapped, k)
+		default:
+			listed[k] = r.Suggested
+		}
+	}
+	for _, ks := range [][]int{valid, mapped} {
+		sort.SliceStable(ks, func(i, j int) bool { return rs[ks[i]].Count > rs[ks[j]].Count })
+		for _, k := range ks[:min(len(ks), curate.MaxListed)] {
+			listed[k] = true
+		}
+	}
+	return listed
 }
 
 // inspectFormats names the tables inspect reads, for usage and errors.
@@ -879,23 +966,31 @@ func readTextColumn(path, column string) ([]string, int, error) {
 	if tsv {
 		format = dataset.TSV
 	}
-	cr := dataset.NewTextReader(rd, format) // as curate and save read it
-	cr.FieldsPerRecord = -1
+	// As curate and save read it: every row has the header's number of
+	// fields (a short or long row is an error, not a missing value).
+	cr := dataset.NewTextReader(rd, format)
 	header, err := cr.Read()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, 0, fmt.Errorf("%s is empty", path)
 		}
-		return nil, 0, fmt.Errorf("%s: %w", path, err)
+		return nil, 0, textErr(path, err)
 	}
-	idx := -1
+	idx, n := -1, 0
 	for i, h := range header {
 		if h == column {
-			idx = i
+			if idx < 0 {
+				idx = i
+			}
+			n++
 		}
 	}
 	if idx < 0 {
 		return nil, 0, exitf(2, "%s has no column %q; its columns: %s", path, column, columnNames(header))
+	}
+	if n > 1 {
+		// Curate refuses such a table: which column is meant is a guess.
+		return nil, 0, exitf(2, "%s: %s: more than one column has this name; rename or remove all but one", path, columnNames([]string{column}))
 	}
 	var vals []string
 	empty := 0
@@ -905,15 +1000,26 @@ func readTextColumn(path, column string) ([]string, int, error) {
 			break
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", path, err)
+			return nil, 0, textErr(path, err)
 		}
-		if idx >= len(rec) || dataset.MissingText(rec[idx]) { // NA, NaN, null: missing, as curate reads them
+		if dataset.MissingText(rec[idx]) { // NA, NaN, null: missing, as curate reads them
 			empty++
 			continue
 		}
 		vals = append(vals, rec[idx])
 	}
 	return vals, empty, nil
+}
+
+// textErr words a CSV or TSV parse error as curate does (dataset's
+// reader): "PATH: cannot read the file's structure: line 3: wrong number
+// of fields".
+func textErr(path string, err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w: line %d: %v", path, dataset.ErrCorrupt, pe.Line, pe.Err)
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }
 
 // looksLikeText reports whether the start of a file can be text: binary
@@ -1014,7 +1120,7 @@ func cmdOntologyShow() *cli.Command {
 				for i, id := range ids {
 					parts[i] = id
 					if t, ok := x.Term(id); ok {
-						parts[i] = fmt.Sprintf("%s (%s)", t.Name, id)
+						parts[i] = nameID(t.Name, id)
 					}
 				}
 				return exitf(1, "%q names several %s terms in %s %s: %s; show one by its id", name, s.Entity, s.Ontology, s.Version, strings.Join(parts, ", "))
@@ -1097,19 +1203,19 @@ func cmdOntologyShow() *cli.Command {
 					// reads as if a query on this term matched nothing.
 					if rel&ontology.PartOf == 0 && !mixed {
 						if more, _ := walkIDs(rel | ontology.PartOf); len(more) > 0 {
-							fmt.Fprintf(c.App.ErrWriter, "%s (%s) has no %s by is_a; following part_of as well (as queries do), it has %d: add --part-of\n", t.Name, t.ID, walk, len(more))
+							fmt.Fprintf(c.App.ErrWriter, "%s has no %s by is_a; following part_of as well (as queries do), it has %d: add --part-of\n", nameID(t.Name, t.ID), walk, len(more))
 							return nil
 						}
-						fmt.Fprintf(c.App.ErrWriter, "%s (%s) has no %s, by is_a or part_of\n", t.Name, t.ID, walk)
+						fmt.Fprintf(c.App.ErrWriter, "%s has no %s, by is_a or part_of\n", nameID(t.Name, t.ID), walk)
 						return nil
 					}
-					fmt.Fprintf(c.App.ErrWriter, "%s (%s) has no %s\n", t.Name, t.ID, walk)
+					fmt.Fprintf(c.App.ErrWriter, "%s has no %s\n", nameID(t.Name, t.ID), walk)
 					return nil
 				}
 				rows := make([][]string, len(terms))
 				for i, r := range terms {
 					n := r.Name
-					if n == "" {
+					if _, in := x.Term(r.ID); !in {
 						n = "(not in " + s.Ontology + ")"
 					}
 					rows[i] = []string{r.ID, n}
@@ -1138,11 +1244,7 @@ func cmdOntologyShow() *cli.Command {
 			list := func(rs []relatedJSON) string {
 				var parts []string
 				for _, r := range rs {
-					if r.Name != "" {
-						parts = append(parts, fmt.Sprintf("%s (%s)", r.Name, r.ID))
-					} else {
-						parts = append(parts, r.ID)
-					}
+					parts = append(parts, nameID(r.Name, r.ID))
 				}
 				return strings.Join(parts, ", ")
 			}

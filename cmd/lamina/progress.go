@@ -132,6 +132,21 @@ func (g *gate) Write(b []byte) (int, error) {
 	return g.w.Write(b)
 }
 
+// SetTotal sets the bytes the work will read once they are known (a
+// download's Content-Length): the bar shows the total and a percentage,
+// where before it counted bytes only.
+func (p *progress) SetTotal(total int64) {
+	if p.quiet || total < 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.total = total
+	if p.bar != nil && !p.spinning {
+		p.bar.ChangeMax64(total)
+	}
+}
+
 // Func returns Add, or nil when quiet (so callers skip the bookkeeping).
 func (p *progress) Func() func(int64) {
 	if p.quiet {

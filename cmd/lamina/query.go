@@ -59,6 +59,21 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 		if err != nil {
 			return exitf(2, "%v", err)
 		}
+		if ordering(cond.Op) {
+			if features == nil {
+				if features, err = featureMap(c.Context, in); err != nil {
+					return err
+				}
+			}
+			// Both catalogs compare a cat[…] or str feature's stored text
+			// byte by byte: cell_type>=lymphocyte found "monocyte", which
+			// is no order of cell types. Checked here, before either
+			// catalog is asked (Find's own ">= \x01" for != keeps working).
+			if ft, ok := features[cond.Field]; ok && (ft.Entity() != "" || ft.Dtype == "str") {
+				return exitf(2, "--where %s%s%s: %s is a %s feature, whose values have no order: use = or != (< <= > >= compare int, float, date and datetime features)",
+					cond.Field, cond.Op, cond.Values[0], cond.Field, ft.Dtype)
+			}
+		}
 		if cond.Op == "=" || cond.Op == "!=" {
 			if features == nil {
 				if features, err = featureMap(c.Context, in); err != nil {
@@ -209,6 +224,9 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	return nil
 }
 
+// ordering reports whether op compares by order (<, <=, >, >=).
+func ordering(op string) bool { return op == "<" || op == "<=" || op == ">" || op == ">=" }
+
 // byKey reports whether a query's order is by key.
 func byKey(order string) bool { return order == "" || order == "key" }
 
@@ -276,7 +294,7 @@ func resolveTermsWhy(x *ontology.Index, entity, value string) (name string, ids 
 	if st.Related.ID != "" { // ls and annotate have no --related: name the term
 		reason = fmt.Sprintf("only a RELATED synonym of %q (%s)", st.Related.Name, st.Related.ID)
 	}
-	msg := fmt.Sprintf("%q is not a %s term: %s", value, entity, reason)
+	msg := fmt.Sprintf("%q is not %s %s term: %s", value, article(entity), entity, reason)
 	if sg := x.Suggest(value, 3); len(sg) > 0 {
 		var names []string
 		for _, s := range sg {
@@ -285,6 +303,15 @@ func resolveTermsWhy(x *ontology.Index, entity, value string) (name string, ids 
 		msg += "; did you mean " + strings.Join(names, " or ") + "?"
 	}
 	return "", nil, "", notTermError{exitError{msg: msg, code: 1}} // a bad value, not bad usage (2)
+}
+
+// article is "an" before a word that starts with a vowel sound as the
+// entity names do (organism, ethnicity, ulabel), else "a".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiouAEIOU", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 // notTermError is resolveTerms' answer to a value that names no term.
