@@ -115,6 +115,13 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 	if !ontology.ValidEntityName(o.Entity) {
 		return OntologyImport{}, fmt.Errorf("%q is not an entity name: use lowercase letters, digits and _ (built in: %s)", o.Entity, entityNames())
 	}
+	// cell_type after celltype is a new version of celltype, not a second
+	// entity whose default the first one's queries never see.
+	reg, err := in.readRegistry(ctx)
+	if err != nil {
+		return OntologyImport{}, err
+	}
+	o.Entity = sameEntity(reg, o.Entity)
 	rc, err := ontology.Open(ctx, location, o.Client)
 	if err != nil {
 		return OntologyImport{}, err
@@ -148,8 +155,7 @@ func (in *Instance) ImportOntology(ctx context.Context, location string, o Ontol
 	}
 
 	// A cheap look first, so a repeated import writes nothing at all.
-	reg, err := in.readRegistry(ctx)
-	if err != nil {
+	if reg, err = in.readRegistry(ctx); err != nil {
 		return res, err
 	}
 	if old, done, err := findImported(reg, rec, legacy); done || err != nil {

@@ -61,7 +61,7 @@ func currentNames(ctx context.Context, in *instance.Instance, terms []catalog.Te
 		xs, ok := loaded[t.Entity]
 		if !ok {
 			for _, s := range srcs {
-				if s.Default && s.Entity == t.Entity {
+				if s.Default && entityName(s.Entity) == entityName(t.Entity) {
 					if x, err := in.LoadSource(ctx, s); err == nil {
 						xs = append(xs, x)
 					}
