@@ -273,3 +273,15 @@ func (m *Mount) LinkTarget(key string) (string, bool) {
 	}
 	return "", false
 }
+
+// ScratchFile returns the file on local disk that holds the scratch file
+// at key (Snakemake's copy of a `script:` job's script in .snakemake),
+// false when key is no scratch name of this mount: the tracker reads it
+// from the mount's FUSE handlers (lineage.Tracker.SetScratch), where a
+// read through the mount could wait on the mount itself.
+func (m *Mount) ScratchFile(key string) (string, bool) {
+	if !m.isScratch(key) {
+		return "", false
+	}
+	return m.scratchPath(key), true
+}
