@@ -46,6 +46,11 @@ type Run struct {
 	// source bytes, and its Path is the first such run's; RunRecord gives
 	// the run's own (OwnSource).
 	Source string `json:"source,omitempty"`
+	// Redirects are the keys of the mount the caller of `lamina run` opened
+	// to write for the command (`lamina run -- cmd > out`): the mount
+	// daemon credits those open handles to the run (lineage.Tracker). Not
+	// kept: the daemon takes them out before the run is stored.
+	Redirects []string `json:"redirects,omitempty"`
 	// ArgvRaw holds, by index in Argv, the arguments that are not valid
 	// UTF-8, byte for byte (JSON writes them in base64): JSON text cannot
 	// carry them.

@@ -50,6 +50,8 @@ type Tracker struct {
 	links  atomic.Pointer[LinkReader] // the mount's links (SetLinks)
 	// scratch gives where the mount keeps a scratch file (SetScratch).
 	scratch atomic.Pointer[ScratchReader]
+	// adopt credits open write handles to a run (SetAdopter).
+	adopt atomic.Pointer[WriterAdopter]
 
 	jobMu sync.Mutex // serialises making child runs for Snakemake jobs
 	// resumeMu serialises Resume (the daemon's start, watch): ended is
@@ -242,6 +244,35 @@ func (t *Tracker) scriptOf(pid int, argv []string) string {
 		return ""
 	}
 	return scriptJob(b)
+}
+
+// WriterAdopter credits to run what the mount's open write handles of key
+// that one of the processes openers opened commit from now on, and says
+// how many it took (fs.Mount.AdoptWriters).
+type WriterAdopter func(key, run string, openers []int) int
+
+// SetAdopter gives the tracker the mount's write handles: a run started
+// with Redirects (`lamina run -- cmd > out`) takes the handles its caller
+// opened. Until then they are not taken.
+func (t *Tracker) SetAdopter(a WriterAdopter) { t.adopt.Store(&a) }
+
+// adoptRedirects credits run r the write handles of the keys of its
+// Redirects that its root process (lamina run) or that one's parent (the
+// shell that opened them: dash opens a redirect before it forks) opened.
+func (t *Tracker) adoptRedirects(r catalog.Run, keys []string) {
+	a := t.adopt.Load()
+	if a == nil || r.RootPID <= 0 {
+		return
+	}
+	openers := []int{r.RootPID}
+	if _, ppid, err := procStatus(r.RootPID); err == nil && ppid > 1 {
+		openers = append(openers, ppid)
+	}
+	for _, k := range keys {
+		if (*a)(k, r.UID, openers) == 0 {
+			t.opts.Logger.Info("lineage: no open write handle of a run's redirect", "run", r.UID, "key", k)
+		}
+	}
 }
 
 func (t *Tracker) linkReader() LinkReader {
@@ -544,6 +575,8 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 			r.HostID = hostID()
 		}
 	}
+	redirects := r.Redirects
+	r.Redirects = nil
 	got, err := c.Catalog.StartRun(ctx, r)
 	if err != nil {
 		if fd >= 0 {
@@ -556,6 +589,9 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 		src = sourceOf(rec.Transform)
 	}
 	c.t.register(got, fd, src, false)
+	if len(redirects) > 0 {
+		c.t.adoptRedirects(got, redirects)
+	}
 	return got, nil
 }
 

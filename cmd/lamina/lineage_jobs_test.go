@@ -1149,3 +1149,42 @@ rule early:
 		}
 	}
 }
+
+// TestLineageRunRedirects: the calling shell's redirects on the mount
+// (`lamina run -- tr a-z A-Z < in > out`) are the run's input and output,
+// whether the shell opens them in the child it then runs lamina in
+// (bash) or in itself before it forks (dash). The shell opened both, so
+// the mount credited neither: 0 inputs, 0 outputs, a null sidecar
+// lineage.
+func TestLineageRunRedirects(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "raw"), 0o755)
+	os.MkdirAll(filepath.Join(mnt, "res"), 0o755)
+	os.WriteFile(filepath.Join(mnt, "raw/in1.txt"), []byte("abc\n"), 0o644)
+	for _, shell := range []string{"bash", "dash"} {
+		out := "res/redir-" + shell + ".txt"
+		sh := exec.Command(shell, "-c", `"$0" run --transform `+shell+` -- tr a-z A-Z < "$1/raw/in1.txt" > "$1/`+out+`"`, e.bin, mnt)
+		sh.Env, sh.Dir = e.env, e.dir
+		if msgs, err := sh.CombinedOutput(); err != nil {
+			t.Fatalf("%s: lamina run: %v\n%s", shell, err, msgs)
+		}
+		if got := string(mustRead(t, filepath.Join(mnt, out))); got != "ABC\n" {
+			t.Fatalf("%s: %s %q", shell, out, got)
+		}
+		rec := e.lastRun(shell)
+		if got := strings.Join(e.refs(rec.Inputs), " "); got != "raw/in1.txt@v1" {
+			t.Errorf("%s: inputs %q, want raw/in1.txt@v1", shell, got)
+		}
+		if got := strings.Join(e.refs(rec.Outputs), " "); got != out+"@v1" {
+			t.Errorf("%s: outputs %q, want %s@v1", shell, got, out)
+		}
+		var doc struct {
+			Lineage *lineage.SidecarLineage `json:"lineage"`
+		}
+		if err := json.Unmarshal(mustRead(t, filepath.Join(mnt, out+".meta")), &doc); err != nil || doc.Lineage == nil || doc.Lineage.Run != rec.Run.UID {
+			t.Errorf("%s: sidecar lineage %+v (%v), want run %s", shell, doc.Lineage, err, rec.Run.UID)
+		}
+	}
+}

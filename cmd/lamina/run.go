@@ -152,9 +152,17 @@ func cmdRun() *cli.Command {
 				}
 			}
 			r.Split = lineage.IsSnakemake(argv)
+			// The caller's redirects on the mount (< in, > out): the mount
+			// saw the caller open them, not the run (run_fds.go).
+			var fds []inheritedFd
+			if cat.daemon {
+				fds = inheritedFds(cat.mountpoint)
+				r.Redirects = redirectKeys(fds)
+			}
 			if r, err = cat.StartRun(c.Context, r); err != nil {
 				return err
 			}
+			takeInherited(c.Context, c.App.ErrWriter, cat, r.UID, fds)
 			cmd := exec.Command(argv[0], argv[1:]...)
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
 			cmd.Env = append(os.Environ(), lineage.EnvRun+"="+r.UID)
@@ -194,6 +202,7 @@ func cmdRun() *cli.Command {
 			// Finish with a fresh context: an interrupted run is recorded too.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
+			creditInherited(ctx, c.App.ErrWriter, cat, r.UID, fds)
 			// Processes the command left in its cgroup work for the run
 			// until they exit: recorded, for a daemon that starts meanwhile.
 			left := cg != nil && cg.Busy()
