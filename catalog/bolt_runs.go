@@ -364,6 +364,7 @@ func (b *Bolt) RunRecord(ctx context.Context, uid string) (RunRecord, error) {
 			if _, err := getJSON(ts, []byte(rec.Run.Transform), &rec.Transform); err != nil {
 				return err
 			}
+			rec.OwnSource()
 		}
 		id := rec.Run.UID
 		var err error

@@ -41,6 +41,16 @@ type Run struct {
 	Parent    string         `json:"parent,omitempty"`
 	Params    map[string]any `json:"params,omitempty"` // numbers and booleans typed
 	Argv      []string       `json:"argv,omitempty"`   // as text: bytes that are not UTF-8 become U+FFFD (SetArgv, Args)
+	// Source is the path of the transform's source file as this run found
+	// it. A transform is one for every run of the same name, kind and
+	// source bytes, and its Path is the first such run's; RunRecord gives
+	// the run's own (OwnSource).
+	Source string `json:"source,omitempty"`
+	// Redirects are the keys of the mount the caller of `lamina run` opened
+	// to write for the command (`lamina run -- cmd > out`): the mount
+	// daemon credits those open handles to the run (lineage.Tracker). Not
+	// kept: the daemon takes them out before the run is stored.
+	Redirects []string `json:"redirects,omitempty"`
 	// ArgvRaw holds, by index in Argv, the arguments that are not valid
 	// UTF-8, byte for byte (JSON writes them in base64): JSON text cannot
 	// carry them.
@@ -224,6 +234,17 @@ type RunRecord struct {
 	// bytes it wrote again unchanged (Reruns), sorted.
 	Outputs  []string `json:"outputs"`
 	Children []string `json:"children"` // child run uids, oldest first
+}
+
+// OwnSource makes rec's transform name the source file by the path its
+// run found it by (Run.Source), not the first run's: the same script run
+// from another folder is the same transform, and a run of the copy in the
+// mount took the copy for an input of its own (the tracker compares the
+// files it reads with the source by path).
+func (rec *RunRecord) OwnSource() {
+	if rec.Run.Source != "" && !rec.Transform.Digest.IsZero() {
+		rec.Transform.Path = rec.Run.Source
+	}
 }
 
 // RunQuery selects runs, newest first.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -229,7 +230,36 @@ func (w *writeHandle) closerCtx(ctx context.Context) context.Context {
 	if w.n.m.tracker() == nil {
 		return ctx
 	}
-	return stage.ByCloser(ctx, w.run)
+	run := w.run
+	if p := w.adopted.Load(); run == "" && p != nil {
+		run = *p
+	}
+	return stage.ByCloser(ctx, run)
+}
+
+// AdoptWriters credits to run what the open write handles of key commit
+// from now on, of those an untracked process among openers (process ids)
+// opened: the redirect of a shell that then started `lamina run`
+// (`lamina run -- cmd > out`), which the mount attributed to nobody. It
+// returns how many it took. Not for the FUSE handlers: it reads /proc.
+func (m *Mount) AdoptWriters(key, run string, openers []int) int {
+	m.writers.mu.Lock()
+	var ws []*writeHandle
+	for w := range m.writers.ws {
+		if w.f.Key() == key && w.run == "" && !w.readOnly {
+			ws = append(ws, w)
+		}
+	}
+	m.writers.mu.Unlock()
+	n := 0
+	for _, w := range ws {
+		if slices.Contains(openers, threadGroup(w.opener)) {
+			w.adopted.Store(&run)
+			w.f.SetRun(run)
+			n++
+		}
+	}
+	return n
 }
 
 // creditBase records, once the handle's File committed since it counted
@@ -272,4 +302,16 @@ func (m *Mount) LinkTarget(key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// ScratchFile returns the file on local disk that holds the scratch file
+// at key (Snakemake's copy of a `script:` job's script in .snakemake),
+// false when key is no scratch name of this mount: the tracker reads it
+// from the mount's FUSE handlers (lineage.Tracker.SetScratch), where a
+// read through the mount could wait on the mount itself.
+func (m *Mount) ScratchFile(key string) (string, bool) {
+	if !m.isScratch(key) {
+		return "", false
+	}
+	return m.scratchPath(key), true
 }

@@ -51,7 +51,11 @@ type writeHandle struct {
 	// once a commit holds its bytes
 	// (lineage.go: creditBase); emptied is the File's count of
 	// truncations to zero at the open.
-	run     string
+	run string
+	// adopted: the run a `lamina run` started by the writer took this
+	// handle for (Mount.AdoptWriters: the shell's `> out` before it ran
+	// lamina), when run is "".
+	adopted atomic.Pointer[string]
 	base    atomic.Pointer[catalog.Version]
 	emptied uint64
 	closed  atomic.Bool // its writer closed it once (File.HandleClosed told)

@@ -2,7 +2,9 @@ package lineage
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io/fs"
 	"math"
@@ -425,4 +427,37 @@ func sameJobCommand(a, b []string) bool {
 	return slices.EqualFunc(a, b, func(x, y string) bool {
 		return x == y || snakemakeScript.ReplaceAllString(x, "${1}.snakemake/scripts/tmp.") == snakemakeScript.ReplaceAllString(y, "${1}.snakemake/scripts/tmp.")
 	})
+}
+
+// scriptCopyArg matches the path of a `script:` copy in an argument of a
+// job's command line (a bash -c text names it among other words).
+var scriptCopyArg = regexp.MustCompile(`[^\s'"]*\.snakemake/scripts/tmp[a-z0-9_]{8}\.[^\s'"]+`)
+
+// scriptCopy returns the path of the `script:` copy argv runs, as argv
+// gives it; "" when it names none.
+func scriptCopy(argv []string) string {
+	for _, a := range argv {
+		if m := scriptCopyArg.FindString(a); m != "" {
+			return m
+		}
+	}
+	return ""
+}
+
+// benchIteration matches the pass number in the preamble Snakemake 7
+// writes at the head of a `script:` copy (script.py): Python's pickled
+// Snakemake object ("bench_iteration" memoized, then None or a BININT1,
+// BININT2 or BININT, as a bytes literal shows them), R's
+// "bench_iteration = N" and Julia's "N, #bench_iteration".
+var benchIteration = regexp.MustCompile(`bench_iteration(?:\\x94)?(?:N|K(?:\\x[0-9a-f]{2}|\\.|[^\\])|M(?:\\x[0-9a-f]{2}|\\.|[^\\]){2}|J(?:\\x[0-9a-f]{2}|\\.|[^\\]){4})|bench_iteration = (?:\d+|as\.numeric\(NA\))|(?:\d+|nothing), #bench_iteration`)
+
+// scriptJob returns what a `script:` copy's bytes say of its job: their
+// digest with the pass number left out. Snakemake writes a copy for each
+// job and each of its passes (`benchmark: repeat`), under a new temporary
+// name each time, its preamble naming the job's input, output, wildcards
+// and pass: the passes of one job have the same, two jobs of one rule
+// another (their command lines are the same but for the copy's name).
+func scriptJob(b []byte) string {
+	sum := sha256.Sum256(benchIteration.ReplaceAll(b, []byte("bench_iteration#")))
+	return hex.EncodeToString(sum[:])
 }

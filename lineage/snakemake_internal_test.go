@@ -50,3 +50,34 @@ func TestSameJobCommand(t *testing.T) {
 		}
 	}
 }
+
+// The passes of a `script:` job have copies that differ only by the pass
+// number in the preamble; two jobs' copies differ by their files.
+func TestScriptJob(t *testing.T) {
+	py := func(in, iter string) string {
+		return `snakemake = pickle.loads(b'\x80\x04\x95\x8c\x0braw/` + in + `.csv\x94\x8c\x0fbench_iteration\x94` + iter + `\x8c\tscriptdir\x94')` + "\nprint(1)\n"
+	}
+	r := func(in, iter string) string {
+		return "snakemake <- Snakemake(\n    input = list('raw/" + in + ".csv'),\n    bench_iteration = " + iter + ",\n)\n"
+	}
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{py("s1", `K\x00`), py("s1", `K\x01`), true},
+		{py("s1", `K\x00`), py("s1", `KA`), true},
+		{py("s1", `K\x00`), py("s1", `M\x00\x01`), true},
+		{py("s1", `N`), py("s1", `N`), true},
+		{py("s1", `K\x00`), py("s2", `K\x00`), false},
+		{r("s1", "0"), r("s1", "1"), true},
+		{r("s1", "0"), r("s2", "0"), false},
+		{"0, #bench_iteration::Int64\nraw/s1", "1, #bench_iteration::Int64\nraw/s1", true},
+	} {
+		if got := scriptJob([]byte(c.a)) == scriptJob([]byte(c.b)); got != c.same {
+			t.Errorf("scriptJob(%q) == scriptJob(%q): %v", c.a, c.b, got)
+		}
+	}
+	if got := scriptCopy([]string{"bash", "-c", "set -euo pipefail;  /usr/bin/python3 '/lab/wf/.snakemake/scripts/tmpez8aaz9v.s.py'"}); got != "/lab/wf/.snakemake/scripts/tmpez8aaz9v.s.py" {
+		t.Errorf("scriptCopy: %q", got)
+	}
+}

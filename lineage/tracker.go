@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +60,10 @@ type Tracker struct {
 	opts   TrackerOptions
 	active atomic.Int32               // registered live runs; 0 makes Caller free
 	links  atomic.Pointer[LinkReader] // the mount's links (SetLinks)
+	// scratch gives where the mount keeps a scratch file (SetScratch).
+	scratch atomic.Pointer[ScratchReader]
+	// adopt credits open write handles to a run (SetAdopter).
+	adopt atomic.Pointer[WriterAdopter]
 
 	jobMu sync.Mutex // serialises making child runs for Snakemake jobs
 	// resumeMu serialises Resume (the daemon's start, watch): ended is
@@ -164,6 +170,9 @@ type jobProc struct {
 	// recorded: Snakemake recorded its job done (its metadata), so no
 	// later process is another pass of that job.
 	recorded bool
+	// script: for a `script:` job's process, what its copy of the script
+	// says of its job (scriptJob); "" when it could not be read.
+	script string
 }
 
 // NewTracker returns a Tracker writing to cat; Close stops it.
@@ -203,6 +212,89 @@ func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 // out/../x) is matched to the key it wrote. The mount is made after its
 // tracker; until then its paths go by name.
 func (t *Tracker) SetLinks(links LinkReader) { t.links.Store(&links) }
+
+// ScratchReader returns the file on local disk that holds the mount's
+// scratch file at key, false if key is none (fs.Mount.ScratchFile). It
+// must not look at the mount through the kernel.
+type ScratchReader func(key string) (local string, ok bool)
+
+// SetScratch gives the tracker the mount's scratch files: a `script:`
+// job's copy of its script in a working directory in the mount is read
+// there (scriptOf). Until then such copies are not read.
+func (t *Tracker) SetScratch(r ScratchReader) { t.scratch.Store(&r) }
+
+// scriptOf returns what the copy of a `script:` that the job process pid
+// runs says of its job (scriptJob): "" when argv names none or it cannot
+// be read. A copy in the mount is read where the mount keeps it (its
+// scratch folder), never through the mount: this runs in its handlers.
+func (t *Tracker) scriptOf(pid int, argv []string) string {
+	p := scriptCopy(argv)
+	if p == "" {
+		return ""
+	}
+	if !filepath.IsAbs(p) {
+		cwd, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd")
+		if err != nil {
+			return ""
+		}
+		p = filepath.Join(cwd, p)
+	}
+	if mnt := strings.TrimSuffix(t.opts.Mountpoint, "/"); mnt != "" {
+		key, in := KeyResolver(mnt, t.linkReader())(p)
+		switch {
+		case in:
+			r := t.scratch.Load()
+			if r == nil {
+				return ""
+			}
+			if p, in = (*r)(key); !in {
+				return ""
+			}
+		case p == mnt || strings.HasPrefix(p, mnt+"/"):
+			return "" // in the mount, unresolved
+		}
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	// The preamble comes first; 16 MiB bounds a copy made of a huge config.
+	b, err := io.ReadAll(io.LimitReader(f, 16<<20))
+	if err != nil {
+		return ""
+	}
+	return scriptJob(b)
+}
+
+// WriterAdopter credits to run what the mount's open write handles of key
+// that one of the processes openers opened commit from now on, and says
+// how many it took (fs.Mount.AdoptWriters).
+type WriterAdopter func(key, run string, openers []int) int
+
+// SetAdopter gives the tracker the mount's write handles: a run started
+// with Redirects (`lamina run -- cmd > out`) takes the handles its caller
+// opened. Until then they are not taken.
+func (t *Tracker) SetAdopter(a WriterAdopter) { t.adopt.Store(&a) }
+
+// adoptRedirects credits run r the write handles of the keys of its
+// Redirects that its root process (lamina run) or that one's parent (the
+// shell that opened them: dash opens a redirect before it forks) opened.
+func (t *Tracker) adoptRedirects(r catalog.Run, keys []string) {
+	a := t.adopt.Load()
+	if a == nil || r.RootPID <= 0 {
+		return
+	}
+	openers := []int{r.RootPID}
+	if _, ppid, err := procStatus(r.RootPID); err == nil && ppid > 1 {
+		openers = append(openers, ppid)
+	}
+	for _, k := range keys {
+		if (*a)(k, r.UID, openers) == 0 {
+			t.opts.Logger.Info("lineage: no open write handle of a run's redirect", "run", r.UID, "key", k)
+		}
+	}
+}
 
 func (t *Tracker) linkReader() LinkReader {
 	if l := t.links.Load(); l != nil {
@@ -524,6 +616,8 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 			r.HostID = hostID()
 		}
 	}
+	redirects := r.Redirects
+	r.Redirects = nil
 	got, err := c.Catalog.StartRun(ctx, r)
 	if err != nil {
 		if fd >= 0 {
@@ -536,6 +630,9 @@ func (c *tracked) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, err
 		src = sourceOf(rec.Transform)
 	}
 	c.t.register(got, fd, src, false)
+	if len(redirects) > 0 {
+		c.t.adoptRedirects(got, redirects)
+	}
 	return got, nil
 }
 
@@ -1179,14 +1276,22 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 		return split
 	}
 	argv := procCmdline(pid)
+	script := t.scriptOf(pid, argv)
+	// The job's own folder: Snakemake's working directory (-d), not the
+	// folder the pipeline was started in. A readlink of /proc reads no
+	// file of the mount.
+	cwd := rt.run.Cwd
+	if c, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd"); err == nil {
+		cwd = c
+	}
 	t.readRecords(split, snakemake, rt.run.StartedAt)
 	// A job's process that exited with the same command line as this one
 	// was a pass of the same job: Snakemake runs a `benchmark: repeat(…,
 	// N)` job's shell N times, one process after the other. Its records
 	// name one job, so the passes share a run.
 	t.mu.Lock()
-	if p := t.passOf(split, argv); p != nil {
-		t.jobs[split] = append(slices.DeleteFunc(t.jobs[split], func(q *jobProc) bool { return q == p }), &jobProc{proc: proc{run: p.run, fd: fd, argv: argv}, pid: pid})
+	if p := t.passOf(split, argv, script); p != nil {
+		t.jobs[split] = append(slices.DeleteFunc(t.jobs[split], func(q *jobProc) bool { return q == p }), &jobProc{proc: proc{run: p.run, fd: fd, argv: argv}, pid: pid, script: script})
 		p.fd.close()
 		t.mu.Unlock()
 		return p.run
@@ -1204,7 +1309,7 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 	// one for them all, never reused until reboot.
 	job := jobKey(fd.id())
 	r, err := t.cat.StartRun(ctx, catalog.Run{Transform: rt.run.Transform, Parent: split, Name: "job",
-		Argv: argv, Cwd: rt.run.Cwd, User: rt.run.User, Host: rt.run.Host, HostID: hostID(), Daemon: t.daemon, Job: job})
+		Argv: argv, Source: rt.run.Source, Cwd: cwd, User: rt.run.User, Host: rt.run.Host, HostID: hostID(), Daemon: t.daemon, Job: job})
 	if err != nil {
 		fd.close()
 		t.opts.Logger.Error("lineage: starting a job's run", "run", split, "pid", pid, "err", err)
@@ -1213,7 +1318,7 @@ func (t *Tracker) job(rt *root, pid, snakemake int) string {
 	t.mu.Lock()
 	// A job that exited before with this number keeps its place: its run
 	// ends with the pipeline's.
-	t.jobs[split] = append(t.jobs[split], &jobProc{proc: proc{run: r.UID, fd: fd, argv: argv}, pid: pid})
+	t.jobs[split] = append(t.jobs[split], &jobProc{proc: proc{run: r.UID, fd: fd, argv: argv}, pid: pid, script: script})
 	t.parents[r.UID] = split
 	if s, ok := t.sources[split]; ok {
 		t.sources[r.UID] = s
@@ -1245,12 +1350,22 @@ func (t *Tracker) jobByPid(split string, pid int) *jobProc {
 
 // passOf returns the exited job process of split whose command line is
 // argv's (sameJobCommand) and whose job Snakemake has not recorded done,
-// nil if none; called with mu held.
-func (t *Tracker) passOf(split string, argv []string) *jobProc {
+// nil if none; called with mu held. For a `script:` job (argv runs a copy
+// of its script) its copy must say the same job too (script, scriptJob):
+// the command lines of all the jobs of a `script:` rule are the same but
+// for the copy's temporary name, new for each pass as for each job, and
+// with -j above 1 a job often starts between another's exit and
+// Snakemake's record of it (27 runs for 30 jobs, each of some with the
+// input of two). A copy that could not be read is no pass.
+func (t *Tracker) passOf(split string, argv []string, script string) *jobProc {
 	if len(argv) == 0 {
 		return nil
 	}
+	isScript := scriptCopy(argv) != ""
 	for _, p := range t.jobs[split] {
+		if isScript && (script == "" || p.script != script) {
+			continue
+		}
 		if !p.recorded && sameJobCommand(p.argv, argv) && !p.fd.alive() {
 			return p
 		}

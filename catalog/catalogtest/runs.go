@@ -29,6 +29,33 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("same digest %s vs %s (source %q); new digest %s", b.UID, a.UID, b.Source, d.UID)
 		}
 	})
+	// The same script run from two paths is one transform, with the first
+	// run's Path; each run's record names the path it ran (Run.Source).
+	t.Run("RunRecordOwnSource", func(t *testing.T) {
+		c := open(t)
+		sum := ref.Sum([]byte("same bytes"))
+		var uids []string
+		for _, p := range []string{"/lab/a/s.py", "/lab/b/s.py"} {
+			tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "s.py", Kind: "script", Path: p, Digest: sum})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "s.py", Source: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			uids = append(uids, r.UID)
+		}
+		for i, want := range []string{"/lab/a/s.py", "/lab/b/s.py"} {
+			rec, err := c.RunRecord(ctx, uids[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Transform.Path != want || rec.Run.Source != want {
+				t.Errorf("run %d: transform path %q, run source %q; want %q", i, rec.Transform.Path, rec.Run.Source, want)
+			}
+		}
+	})
 	// A Snakemake job seen by two mount daemons got a run from each: a
 	// run started with Parent and Job is one run, whoever starts it, and
 	// whatever they start at once.

@@ -198,6 +198,7 @@ func (s *Store) RunRecord(ctx context.Context, uid string) (catalog.RunRecord, e
 		if _, err := getJSON(ctx, tx, `SELECT rec FROM transforms WHERE uid = $1`, &rec.Transform, rec.Run.Transform); err != nil {
 			return err
 		}
+		rec.OwnSource()
 		id := rec.Run.UID
 		if rec.Inputs, err = strings_(ctx, tx, `SELECT i.uid FROM run_inputs i LEFT JOIN versions v ON v.uid = i.uid
 			WHERE i.run = $1 ORDER BY (v.rec->>'key') COLLATE "C", v.n, i.uid`, id); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/lineage"
 )
 
 // TestLineageSnakemakeJobTimes: each job's run takes the start and end
@@ -1026,5 +1028,163 @@ rule bench:
 	rec := e.runRecord(bs[0].UID)
 	if got, want := strings.Join(e.refs(rec.Outputs), " "), "wf/out/a.txt@v1 wf/out/a.txt@v2 wf/out/a.txt@v3"; got != want {
 		t.Errorf("rule bench's outputs %s, want %s", got, want)
+	}
+}
+
+// TestLineageSnakemakeScriptJobsParallel: the jobs of one `script:` rule
+// run with -j4 are one run each, with its own input and output. Their
+// command lines differ only by the temporary name of the script's copy,
+// which the passes of a `benchmark: repeat` change too: a job started
+// while another had exited but was not recorded done yet was taken for a
+// pass of it (27 child runs for 30 jobs; s26's output listed raw/s26.csv
+// and raw/s29.csv as inputs).
+func TestLineageSnakemakeScriptJobsParallel(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	const n = 30
+	var samples []string
+	for i := range n {
+		s := fmt.Sprintf("s%02d", i)
+		samples = append(samples, `"`+s+`"`)
+		os.WriteFile(filepath.Join(wf, "raw", s+".csv"), []byte(s+",1\n"), 0o644)
+	}
+	os.WriteFile(filepath.Join(wf, "stats.py"), []byte(`with open(snakemake.input[0]) as f, open(snakemake.output[0], "w") as g:
+    g.write(str(len(f.read())) + "\n")
+`), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`S = [`+strings.Join(samples, ", ")+`]
+rule all:
+    input: expand("out/{s}.stats.txt", s=S)
+
+rule stats:
+    input: "raw/{s}.csv"
+    output: "out/{s}.stats.txt"
+    script: "stats.py"
+`), 0o644)
+	if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j4"); code != 0 {
+		t.Fatalf("lamina run -- snakemake: exit %d\n%s", code, errs)
+	}
+	sm := e.runRecord(e.runsByName()["snakemake"].UID)
+	if len(sm.Children) != n {
+		t.Errorf("the pipeline's child runs: %d, want %d (one per job)", len(sm.Children), n)
+	}
+	for i := range n {
+		s := fmt.Sprintf("s%02d", i)
+		var doc struct {
+			Lineage *lineage.SidecarLineage `json:"lineage"`
+		}
+		if err := json.Unmarshal(mustRead(t, filepath.Join(wf, "out", s+".stats.txt.meta")), &doc); err != nil || doc.Lineage == nil {
+			t.Errorf("%s's output has no run (%v)", s, err)
+			continue
+		}
+		rec := e.runRecord(doc.Lineage.Run)
+		if got, want := strings.Join(e.refs(rec.Inputs), " "), "wf/raw/"+s+".csv@v1"; got != want {
+			t.Errorf("the run of %s's output has inputs %s, want %s", s, got, want)
+		}
+		if got, want := strings.Join(e.refs(rec.Outputs), " "), "wf/out/"+s+".stats.txt@v1"; got != want {
+			t.Errorf("the run of %s's output has outputs %s, want %s", s, got, want)
+		}
+	}
+}
+
+// TestLineageSourceRunFromAnotherPath: a script byte-identical to one run
+// before from another path is the same transform, but each run's source
+// is the path it ran: `runs show` names it, and reading it is no input of
+// the run. The transform kept the first run's path, and the second run
+// recorded its own script as an input (the tracker compared the files it
+// read with that stale path).
+func TestLineageSourceRunFromAnotherPath(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	script := []byte("import sys\nopen(sys.argv[0]).read()\n")
+	for _, d := range []string{"a", "b"} {
+		os.MkdirAll(filepath.Join(mnt, d), 0o755)
+		os.WriteFile(filepath.Join(mnt, d, "s.py"), script, 0o644)
+	}
+	for _, d := range []string{"a", "b"} {
+		if _, errs, code := e.runIn(mnt, "run", "--", "python3", d+"/s.py"); code != 0 {
+			t.Fatalf("lamina run: exit %d\n%s", code, errs)
+		}
+		rec := e.lastRun("s.py")
+		if got := strings.Join(e.refs(rec.Inputs), " "); got != "" {
+			t.Errorf("the run of %s/s.py has inputs %q, want none (its own script)", d, got)
+		}
+		if want := filepath.Join(mnt, d, "s.py"); rec.Transform.Path != want {
+			t.Errorf("the run of %s/s.py has source %q, want %q", d, rec.Transform.Path, want)
+		}
+		if show, want := e.ok("runs", "show", rec.Run.UID), "source:    "+filepath.Join(mnt, d, "s.py")+"  digest"; !strings.Contains(show, want) {
+			t.Errorf("runs show of the run of %s/s.py does not say %q:\n%s", d, want, show)
+		}
+	}
+}
+
+// TestLineageSnakemakeJobCwd: with `snakemake -d DIR` a job's run records
+// the folder the job ran in, DIR, not the one the pipeline was started in
+// (the tracker gave every job its pipeline's); so does the run of a job
+// the tracker never saw (it failed before it opened anything in the mount).
+func TestLineageSnakemakeJobCwd(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	mnt := filepath.Dir(wf)
+	os.WriteFile(filepath.Join(wf, "raw/a.txt"), []byte("a\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule all:
+    input: "out/a.txt", "out/early.txt"
+
+rule a:
+    input: "raw/a.txt"
+    output: "out/a.txt"
+    shell: "cat {input} > {output}"
+
+rule early:
+    output: "out/early.txt"
+    shell: "exit 1"
+`), 0o644)
+	if _, errs, code := e.runIn(mnt, "run", "--", "snakemake", "-s", "wf/Snakefile", "-d", "wf", "-j1", "--keep-going"); code == 0 {
+		t.Fatalf("lamina run -- snakemake: exit 0, want the failure of rule early\n%s", errs)
+	}
+	if got := e.runRecord(e.runsByName()["snakemake"].UID).Run.Cwd; got != mnt {
+		t.Errorf("the pipeline's run has cwd %q, want %q", got, mnt)
+	}
+	for _, rule := range []string{"a", "early"} {
+		if got := e.ruleRun(t, rule).Run.Cwd; got != wf {
+			t.Errorf("rule %s's run has cwd %q, want %q", rule, got, wf)
+		}
+	}
+}
+
+// TestLineageRunRedirects: the calling shell's redirects on the mount
+// (`lamina run -- tr a-z A-Z < in > out`) are the run's input and output,
+// whether the shell opens them in the child it then runs lamina in
+// (bash) or in itself before it forks (dash). The shell opened both, so
+// the mount credited neither: 0 inputs, 0 outputs, a null sidecar
+// lineage.
+func TestLineageRunRedirects(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "raw"), 0o755)
+	os.MkdirAll(filepath.Join(mnt, "res"), 0o755)
+	os.WriteFile(filepath.Join(mnt, "raw/in1.txt"), []byte("abc\n"), 0o644)
+	for _, shell := range []string{"bash", "dash"} {
+		out := "res/redir-" + shell + ".txt"
+		sh := exec.Command(shell, "-c", `"$0" run --transform `+shell+` -- tr a-z A-Z < "$1/raw/in1.txt" > "$1/`+out+`"`, e.bin, mnt)
+		sh.Env, sh.Dir = e.env, e.dir
+		if msgs, err := sh.CombinedOutput(); err != nil {
+			t.Fatalf("%s: lamina run: %v\n%s", shell, err, msgs)
+		}
+		if got := string(mustRead(t, filepath.Join(mnt, out))); got != "ABC\n" {
+			t.Fatalf("%s: %s %q", shell, out, got)
+		}
+		rec := e.lastRun(shell)
+		if got := strings.Join(e.refs(rec.Inputs), " "); got != "raw/in1.txt@v1" {
+			t.Errorf("%s: inputs %q, want raw/in1.txt@v1", shell, got)
+		}
+		if got := strings.Join(e.refs(rec.Outputs), " "); got != out+"@v1" {
+			t.Errorf("%s: outputs %q, want %s@v1", shell, got, out)
+		}
+		var doc struct {
+			Lineage *lineage.SidecarLineage `json:"lineage"`
+		}
+		if err := json.Unmarshal(mustRead(t, filepath.Join(mnt, out+".meta")), &doc); err != nil || doc.Lineage == nil || doc.Lineage.Run != rec.Run.UID {
+			t.Errorf("%s: sidecar lineage %+v (%v), want run %s", shell, doc.Lineage, err, rec.Run.UID)
+		}
 	}
 }

@@ -604,7 +604,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		}
 	}
 	if tk != nil {
-		tk.SetLinks(m.LinkTarget) // outputs written through the mount's links
+		tk.SetLinks(m.LinkTarget)     // outputs written through the mount's links
+		tk.SetScratch(m.ScratchFile)  // script: copies in .snakemake
+		tk.SetAdopter(m.AdoptWriters) // lamina run -- cmd > out
 	}
 	// The hit ratio in status is that of the mount's reads: what the
 	// daemon read to start (its records) made a fresh mount show 100%.

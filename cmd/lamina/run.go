@@ -127,17 +127,21 @@ func newRun(c *cli.Context, cat catalog.Catalog, argv []string, parent string) (
 		return catalog.Run{}, catalog.Transform{}, exitf(2, "%v", err)
 	}
 	cwd, _ := os.Getwd()
-	t, err := cat.SaveTransform(c.Context, lineage.DetectTransform(argv, c.String("transform"), cwd))
+	detected := lineage.DetectTransform(argv, c.String("transform"), cwd)
+	t, err := cat.SaveTransform(c.Context, detected)
 	if err != nil {
 		return catalog.Run{}, t, err
 	}
+	// The transform of the same bytes run before keeps that run's path:
+	// this run's is its own (catalog.Run.Source).
+	t.Path = detected.Path
 	host, _ := os.Hostname()
 	name := ""
 	if u, err := user.Current(); err == nil {
 		name = u.Username
 	}
 	r := catalog.Run{Transform: t.UID, Name: t.Name, Parent: parent, Params: params,
-		Cwd: cwd, User: name, Host: host, HostID: lineage.HostID(), Env: lineage.EnvSummary(os.Environ()), StartedAt: time.Now()}
+		Source: detected.Path, Cwd: cwd, User: name, Host: host, HostID: lineage.HostID(), Env: lineage.EnvSummary(os.Environ()), StartedAt: time.Now()}
 	r.SetArgv(argv) // an argument that is not UTF-8 kept byte for byte
 	return r, t, nil
 }
@@ -208,9 +212,17 @@ func cmdRun() *cli.Command {
 				}
 			}
 			r.Split = lineage.IsSnakemake(argv)
+			// The caller's redirects on the mount (< in, > out): the mount
+			// saw the caller open them, not the run (run_fds.go).
+			var fds []inheritedFd
+			if cat.daemon {
+				fds = inheritedFds(cat.mountpoint)
+				r.Redirects = redirectKeys(fds)
+			}
 			if r, err = cat.StartRun(c.Context, r); err != nil {
 				return err
 			}
+			takeInherited(c.Context, c.App.ErrWriter, cat, r.UID, fds)
 			cmd := newCommand(argv)
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
 			cmd.Env = append(os.Environ(), lineage.EnvRun+"="+r.UID)
@@ -250,6 +262,7 @@ func cmdRun() *cli.Command {
 			// Finish with a fresh context: an interrupted run is recorded too.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
+			creditInherited(ctx, c.App.ErrWriter, cat, r.UID, fds)
 			// Processes the command left in its cgroup work for the run
 			// until they exit: recorded, for a daemon that starts meanwhile.
 			left := cg != nil && cg.Busy()
@@ -476,7 +489,7 @@ func nameJobs(ctx context.Context, cat *runsCatalog, r catalog.Run, t catalog.Tr
 		if at.IsZero() || at.Before(r.StartedAt.Add(-time.Second)) {
 			at = time.Now()
 		}
-		jr := catalog.Run{Transform: ruleTransform(j.Rule), Name: j.Rule, Parent: r.UID, Cwd: r.Cwd, User: r.User, Host: r.Host, HostID: r.HostID, StartedAt: at}
+		jr := catalog.Run{Transform: ruleTransform(j.Rule), Name: j.Rule, Parent: r.UID, Source: r.Source, Cwd: workdir, User: r.User, Host: r.Host, HostID: r.HostID, StartedAt: at}
 		if j.Shell != "" {
 			jr.Argv = []string{"bash", "-c", j.Shell}
 		}
