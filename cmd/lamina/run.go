@@ -79,6 +79,13 @@ func runnable(name string) error {
 	}
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			// A file of that name in PATH that is not executable: bash
+			// says permission denied, 126.
+			for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+				if fi, err := os.Stat(filepath.Join(dir, name)); !strings.Contains(name, "/") && err == nil && fi.Mode().IsRegular() {
+					return exitf(126, "%s: cannot run it: %s is not executable", name, filepath.Join(dir, name))
+				}
+			}
 			return exitf(127, "%s: command not found", name)
 		}
 		var ee *exec.Error
@@ -234,15 +241,27 @@ func cmdRun() *cli.Command {
 			}
 			code, sig := 0, ""
 			err = cmd.Start()
-			if err != nil && cmd.SysProcAttr != nil {
+			if errors.Is(err, syscall.ENOEXEC) {
+				// An executable text file without #!: a shell runs it
+				// with sh, and so does this.
+				sh := newCommand(append([]string{"/bin/sh", cmd.Path}, argv[1:]...))
+				sh.Stdin, sh.Stdout, sh.Stderr, sh.Env, sh.SysProcAttr = cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Env, cmd.SysProcAttr
+				cmd = sh
+				err = cmd.Start()
+			}
+			if err != nil && cmd.SysProcAttr != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
 				// No room in the cgroup tree: the parent chain still works.
 				noCgroup(err)
-				cmd = newCommand(argv)
+				args := cmd.Args
+				cmd = newCommand(args)
 				cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Env = os.Stdin, c.App.Writer, c.App.ErrWriter, append(os.Environ(), lineage.EnvRun+"="+r.UID)
 				err = cmd.Start()
 			}
 			if err != nil {
-				code = 127
+				code = 126 // found but not runnable, as a shell says
+				if errors.Is(err, fs.ErrNotExist) {
+					code = 127
+				}
 				fmt.Fprintf(c.App.ErrWriter, "lamina: %v\n", err)
 			} else {
 				done := make(chan struct{})

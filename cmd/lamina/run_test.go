@@ -294,4 +294,16 @@ func TestRunCommandThatCannotRun(t *testing.T) {
 	if out, errs, err := e.run("run", "--", "dotcmd"); err != nil || !strings.Contains(out, "dot-ran") {
 		t.Errorf("run -- dotcmd with . on PATH: %v %q %q", err, out, errs)
 	}
+	// An executable text file without #! runs with sh, as from a shell;
+	// a file in PATH that is not executable is 126, as bash says (audit a5).
+	e.write("bin/nohash", []byte("echo nohash-ran\n"))
+	os.Chmod(e.path("bin/nohash"), 0o755)
+	if out, errs, err := e.run("run", "--", "./nohash"); err != nil || !strings.Contains(out, "nohash-ran") || strings.Contains(errs, "cgroup") {
+		t.Errorf("run -- ./nohash: %v %q %q", err, out, errs)
+	}
+	e.write("bin2/plain", []byte("echo x\n"))
+	t.Setenv("PATH", e.path("bin2")+":"+os.Getenv("PATH"))
+	if _, errs, err := e.run("run", "--", "plain"); codeOf(err) != 126 || !strings.Contains(explain(err)+errs, "not executable") {
+		t.Errorf("run -- plain (not executable, in PATH): exit %d %v %q", codeOf(err), err, errs)
+	}
 }
