@@ -2,6 +2,7 @@ package lineage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -404,5 +405,49 @@ func TestMarkerOfRunNotHeardOfYet(t *testing.T) {
 	defer solo.Close()
 	if got := solo.Caller(uint32(proc.Process.Pid)); got != "" {
 		t.Fatalf("an unshared tracker resolves %q", got)
+	}
+}
+
+// unreachableRuns is a catalog that cannot read runs: the database away.
+type unreachableRuns struct {
+	catalog.Catalog
+	reads atomic.Int64
+}
+
+func (u *unreachableRuns) RunRecord(ctx context.Context, uid string) (catalog.RunRecord, error) {
+	u.reads.Add(1)
+	return catalog.RunRecord{}, errors.New("connection refused")
+}
+
+// TestMarkerOfUnreadableRunNotWaitedFor: with the catalog away, a
+// process whose marker names a run this daemon does not know made each
+// of its opens wait MissWait (2 s) for a lookup that kept failing (audit
+// a5). A failed lookup lets the waiting opens go on, and the marker is
+// not looked up again for a while.
+func TestMarkerOfUnreadableRunNotWaitedFor(t *testing.T) {
+	c, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "catalog.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	u := &unreachableRuns{Catalog: c}
+	tk := newTracker(u, TrackerOptions{FlushEvery: time.Hour, Shared: true, MissWait: 3 * time.Second}, "this-daemon")
+	defer tk.Close()
+	cmd := exec.Command("sleep", "30")
+	cmd.Env = append(os.Environ(), EnvRun+"=ABCDEFGH12345678")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	for range 3 {
+		if got := tk.Caller(uint32(cmd.Process.Pid)); got != "" {
+			t.Fatalf("resolves to %q", got)
+		}
+	}
+	tk.mu.Lock()
+	_, waiting := tk.looking["ABCDEFGH12345678"]
+	tk.mu.Unlock()
+	if n := u.reads.Load(); n != 1 || waiting {
+		t.Fatalf("%d lookups of an unreadable run for three opens (one expected), opens still waiting: %v", n, waiting)
 	}
 }

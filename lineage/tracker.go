@@ -133,6 +133,10 @@ type Tracker struct {
 	// ended, of another host), not looked up again.
 	looking map[string]chan struct{}
 	missed  map[string]bool
+	// unreadable holds when a lookup last failed to read the run (the
+	// catalog away): the opens of that marker meanwhile go on at once
+	// rather than each wait MissWait for an answer that is not coming.
+	unreadable map[string]time.Time
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -198,7 +202,7 @@ func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 	if o.MissWait == 0 {
 		o.MissWait = 2 * time.Second
 	}
-	t := &Tracker{looking: map[string]chan struct{}{}, missed: map[string]bool{}, cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
+	t := &Tracker{looking: map[string]chan struct{}{}, missed: map[string]bool{}, unreadable: map[string]time.Time{}, cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
 		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, failing: map[string]bool{}, nowSem: make(chan struct{}, 4), recorded: map[string]map[string]bool{}, reran: map[string]map[string]bool{},
 		adopted: map[string][]string{}, started: map[string]bool{}, wake: make(chan struct{}, 1), gone: map[string]time.Time{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
@@ -457,6 +461,14 @@ func (t *Tracker) discover() error {
 			errs = append(errs, err)
 			t.mu.Lock()
 			t.started[uid] = true
+			if ch := t.looking[uid]; ch != nil {
+				if len(t.unreadable) >= 4096 {
+					clear(t.unreadable)
+				}
+				t.unreadable[uid] = time.Now()
+				close(ch)
+				delete(t.looking, uid)
+			}
 			t.mu.Unlock()
 		default:
 			runs = append(runs, rec.Run)
@@ -1231,7 +1243,7 @@ func (t *Tracker) lookUp(uid string) bool {
 		return false
 	}
 	t.mu.Lock()
-	if t.missed[uid] || !t.gone[uid].IsZero() {
+	if t.missed[uid] || !t.gone[uid].IsZero() || time.Since(t.unreadable[uid]) < unreadableFor {
 		t.mu.Unlock()
 		return false
 	}
@@ -1258,6 +1270,10 @@ func (t *Tracker) lookUp(uid string) bool {
 	t.mu.Unlock()
 	return ok
 }
+
+// unreadableFor is how long a marker whose run could not be read is not
+// waited for again.
+const unreadableFor = 30 * time.Second
 
 // job returns the child run of the split run rt for the job process pid
 // of the Snakemake process snakemake, starting one on first sight.
