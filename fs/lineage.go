@@ -118,7 +118,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	if h, ok := fh.(*handle); ok && h.w != nil && !h.w.readOnly {
 		h.w.f.SetRun(run)
+		n.m.writers.mu.Lock() // AdoptWriters reads it under the lock
 		h.w.run = run
+		n.m.writers.mu.Unlock()
 		tr.Wrote(run, h.w.f.Key())
 		if bound == nil && flags&syscall.O_TRUNC == 0 {
 			// Copy on write (>>, an O_WRONLY rewrite in place): what it
@@ -170,7 +172,9 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if run := tr.Caller(callerTID(ctx)); run != "" {
 		if h, ok := fh.(*handle); ok && h.w != nil {
 			h.w.f.SetRun(run)
+			n.m.writers.mu.Lock() // AdoptWriters reads it under the lock
 			h.w.run = run
+			n.m.writers.mu.Unlock()
 			tr.Wrote(run, h.w.f.Key())
 		} else if n.m.isScratch(n.prefix() + name) {
 			n.m.rememberScratch(n.m.scratchPath(n.prefix()+name), run)

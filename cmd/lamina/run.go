@@ -20,6 +20,7 @@ import (
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/lineage"
+	"github.com/lamina-bio/lamina/stage"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +32,8 @@ type runsCatalog struct {
 	catalog.Catalog
 	daemon     bool
 	mountpoint string
-	name       string // the instance's
+	name       string        // the instance's
+	scratch    stage.Scratch // the instance's scratch names
 }
 
 func openRuns(c *cli.Context) (*runsCatalog, error) {
@@ -48,7 +50,7 @@ func openRuns(c *cli.Context) (*runsCatalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &runsCatalog{Catalog: cat, name: s.Name}
+	rc := &runsCatalog{Catalog: cat, name: s.Name, scratch: scratchPatterns(s)}
 	if _, ok := cat.(*catalogrpc.Client); ok {
 		rc.daemon = true
 		if st, err := readState(dirs, s.Name); err == nil {
@@ -114,6 +116,21 @@ func runnable(name string) error {
 		}
 	}
 	return nil
+}
+
+// textFile reports whether the file at p begins as text (no NUL byte in
+// its first bytes): an executable that the kernel cannot run (ENOEXEC)
+// is given to sh only then, as shells do; a binary of another machine
+// stays "exec format error".
+func textFile(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	return bytes.IndexByte(head[:n], 0) < 0
 }
 
 // newCommand is exec.Command for a tracked run's command: one found in a
@@ -223,7 +240,7 @@ func cmdRun() *cli.Command {
 			// saw the caller open them, not the run (run_fds.go).
 			var fds []inheritedFd
 			if cat.daemon {
-				fds = inheritedFds(cat.mountpoint)
+				fds = inheritedFds(cat.mountpoint, cat.scratch)
 				r.Redirects = redirectKeys(fds)
 			}
 			if r, err = cat.StartRun(c.Context, r); err != nil {
@@ -241,7 +258,7 @@ func cmdRun() *cli.Command {
 			}
 			code, sig := 0, ""
 			err = cmd.Start()
-			if errors.Is(err, syscall.ENOEXEC) {
+			if errors.Is(err, syscall.ENOEXEC) && textFile(cmd.Path) {
 				// An executable text file without #!: a shell runs it
 				// with sh, and so does this.
 				sh := newCommand(append([]string{"/bin/sh", cmd.Path}, argv[1:]...))

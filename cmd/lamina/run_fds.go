@@ -11,6 +11,7 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/lineage"
+	"github.com/lamina-bio/lamina/stage"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,8 +29,8 @@ type inheritedFd struct {
 }
 
 // inheritedFds returns the descriptors 0, 1 and 2 open on files of the
-// mount at mnt.
-func inheritedFds(mnt string) []inheritedFd {
+// mount at mnt, but scratch files (no versions: nothing to record).
+func inheritedFds(mnt string, scratch stage.Scratch) []inheritedFd {
 	if mnt == "" {
 		return nil
 	}
@@ -41,7 +42,7 @@ func inheritedFds(mnt string) []inheritedFd {
 			continue // closed, a pipe, a socket, a file removed since
 		}
 		key, ok := resolve(p)
-		if !ok {
+		if !ok || scratch.Match(key) {
 			continue
 		}
 		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
@@ -122,7 +123,9 @@ func creditInherited(ctx context.Context, errw io.Writer, cat catalog.Catalog, u
 		v, err := cat.ByKey(ctx, f.key, 0)
 		switch {
 		case err != nil || v.UID == f.before:
-			if f.fd != 2 {
+			// Unchanged: the caller commits it at its close (dash), or
+			// the command wrote what the key holds (no new version).
+			if f.fd != 2 && parentHolds(f.path) {
 				fmt.Fprintf(errw, "lamina: fd %d (%s) is still open in the caller: its new version, the run's output, is committed when the caller closes it\n", f.fd, f.path)
 			}
 		case v.Run == "":
@@ -134,4 +137,20 @@ func creditInherited(ctx context.Context, errw io.Writer, cat catalog.Catalog, u
 			fmt.Fprintf(errw, "lamina: warning: the outputs written through the caller's redirects were not credited to the run: %v\n", explain(err))
 		}
 	}
+}
+
+// parentHolds reports whether this process's parent (the shell that
+// started lamina run) has a descriptor open on path.
+func parentHolds(path string) bool {
+	dir := "/proc/" + strconv.Itoa(os.Getppid()) + "/fd"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if p, err := os.Readlink(dir + "/" + e.Name()); err == nil && p == path {
+			return true
+		}
+	}
+	return false
 }

@@ -301,6 +301,12 @@ func TestRunCommandThatCannotRun(t *testing.T) {
 	if out, errs, err := e.run("run", "--", "./nohash"); err != nil || !strings.Contains(out, "nohash-ran") || strings.Contains(errs, "cgroup") {
 		t.Errorf("run -- ./nohash: %v %q %q", err, out, errs)
 	}
+	// A binary the kernel cannot run is not given to sh (audit a6).
+	e.write("bin/badelf", append([]byte("\x7fELF\x02\x01\x01\x00"), make([]byte, 64)...))
+	os.Chmod(e.path("bin/badelf"), 0o755)
+	if out, errs, err := e.run("run", "--", "./badelf"); codeOf(err) != 126 || !strings.Contains(errs, "exec format error") {
+		t.Errorf("run -- ./badelf: exit %d %v %q %q", codeOf(err), err, out, errs)
+	}
 	e.write("bin2/plain", []byte("echo x\n"))
 	t.Setenv("PATH", e.path("bin2")+":"+os.Getenv("PATH"))
 	if _, errs, err := e.run("run", "--", "plain"); codeOf(err) != 126 || !strings.Contains(explain(err)+errs, "not executable") {
