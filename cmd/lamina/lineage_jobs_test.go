@@ -1203,4 +1203,14 @@ func TestLineageRunRedirects(t *testing.T) {
 			t.Errorf("%s: %v\n%s", cmdline, err, msgs)
 		}
 	}
+	// > out 2>&1: one version, with the command's output and lamina's
+	// summary (closing stdout first made two).
+	sh := exec.Command("bash", "-c", `"$0" run -- tr a-z A-Z < "$1/raw/in1.txt" > "$1/res/both.txt" 2>&1`, e.bin, mnt)
+	sh.Env, sh.Dir = e.env, e.dir
+	if msgs, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("2>&1: %v\n%s", err, msgs)
+	}
+	if vs := e.ok("ls", "--versions", "res/both.txt", "--format", "csv"); strings.Count(strings.TrimSpace(vs), "\n") != 1 {
+		t.Errorf("> out 2>&1 made more than one version:\n%s", vs)
+	}
 }

@@ -106,7 +106,10 @@ func redirectKeys(fds []inheritedFd) []string {
 // an earlier lamina) leaves the version to be credited here, if it came.
 func creditInherited(ctx context.Context, errw io.Writer, cat catalog.Catalog, uid string, fds []inheritedFd) {
 	for _, f := range fds {
-		if f.write && f.fd == 1 {
+		// Not when stderr goes to the same file (> out 2>&1): lamina's
+		// summary goes there too, and closing stdout first made two
+		// versions, the second with the summary.
+		if f.write && f.fd == 1 && !slices.ContainsFunc(fds, func(g inheritedFd) bool { return g.fd == 2 && g.path == f.path }) {
 			if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
 				unix.Dup2(int(null.Fd()), f.fd) // closes it: the mount commits
 				null.Close()
