@@ -25,7 +25,9 @@ func explain(err error) string {
 		return msg + "\nThe disk quota is exceeded; the catalog was not changed."
 	case errors.Is(err, catalog.ErrSchema):
 		return msg
-	case errors.Is(err, cache.ErrPackMissing):
+	case errors.Is(err, cache.ErrPackMissing) || strings.Contains(msg, cache.ErrPackMissing.Error()+": "):
+		// The text match: the error of a mount daemon (cache prefetch)
+		// crosses its socket without this class.
 		// The error names the version and the pack, and what may be
 		// keeping the pack (cache.Store.SetPackWait).
 		return msg + "\nThe data of that version is missing from storage: it reads once the workstation that saved it has uploaded it; if it is lost, save the file again from another copy (a new version)."
