@@ -188,7 +188,7 @@ func (t txn) load(r Record, b *saveBatch) error {
 	switch {
 	case r.Format != 0:
 		if r.Format > DumpFormat {
-			return errorf(ErrSchema, "the export has format %d; this lamina reads up to %d: upgrade lamina", r.Format, DumpFormat)
+			return errorf(ErrSchema, "export format %d is newer than this lamina reads (up to %d): upgrade lamina", r.Format, DumpFormat)
 		}
 	case r.Feature != nil:
 		return putJSON(t.tx.Bucket(bFeatures), []byte(r.Feature.Name), r.Feature)

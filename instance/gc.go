@@ -447,6 +447,21 @@ func RecordPurged(ctx context.Context, b storage.Backend, vs []catalog.Version) 
 	return b.Sync(ctx)
 }
 
+// GCBlockedError is a gc that stopped, nothing deleted, because the
+// manifest of Version (live or trashed) could not be read: without it gc
+// cannot know which data is in use. It stays stopped until the manifest
+// reads, or the version is gone from the catalog.
+type GCBlockedError struct {
+	Version catalog.Version
+	Err     error
+}
+
+func (e *GCBlockedError) Error() string {
+	return fmt.Sprintf("gc stopped, nothing deleted: %s: %v", e.Version.Ref(), e.Err)
+}
+
+func (e *GCBlockedError) Unwrap() error { return e.Err }
+
 // liveSet holds where every blob a version references is stored. Reads go
 // by location, so a copy of a chunk in another pack (a save that stored it
 // again rather than reuse a marked pack) does not keep this one.
@@ -472,13 +487,13 @@ func (l *liveSet) scan(ctx context.Context, in *Instance, versions *int) error {
 		}
 		ml, _, err := cache.Ref(v.Manifest).Parse()
 		if err != nil {
-			return fmt.Errorf("gc stopped, nothing deleted: %s: %w", v.Ref(), err)
+			return &GCBlockedError{Version: v, Err: err}
 		}
 		m, err := in.Store.LoadManifest(reading(ctx, v), cache.Ref(v.Manifest))
 		if err != nil {
 			// Without the manifest we cannot know which chunks are in use:
 			// deleting anything could destroy data. Stop.
-			return fmt.Errorf("gc stopped, nothing deleted: %s: %w", v.Ref(), err)
+			return &GCBlockedError{Version: v, Err: err}
 		}
 		l.manifests[v.Manifest] = true
 		l.blobs[ml] = true

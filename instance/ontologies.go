@@ -22,6 +22,7 @@ import (
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/ontology"
 	"github.com/lamina-bio/lamina/storage"
+	"github.com/lamina-bio/lamina/storage/retry"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/sys/unix"
 )
@@ -642,9 +643,18 @@ func (c *indexCache) touch(key string) {
 // machine last read (registryCopy), so that queries and curation work
 // offline as they did when the registry was read through the cache.
 func (in *Instance) readRegistry(ctx context.Context) (registry, error) {
-	b, _, err := in.fetchRegistry(ctx)
+	p := in.registryCopy()
+	fctx := ctx
+	if p != "" {
+		if _, err := os.Stat(p); err == nil {
+			// A copy to fall back on: an unreachable storage is not worth
+			// the retry budget (seconds for each command).
+			fctx = retry.FailFast(ctx)
+		}
+	}
+	b, _, err := in.fetchRegistry(fctx)
 	if err != nil && !storage.IsNotFound(err) && ctx.Err() == nil {
-		if p := in.registryCopy(); p != "" {
+		if p != "" {
 			if cb, cerr := os.ReadFile(p); cerr == nil {
 				if reg, perr := in.parseRegistry(cb); perr == nil {
 					if !registryAwayTold.Swap(true) { // once per process, not per lookup

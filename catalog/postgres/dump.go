@@ -174,7 +174,7 @@ func load(ctx context.Context, tx pgx.Tx, r catalog.Record) error {
 	switch {
 	case r.Format != 0:
 		if r.Format > catalog.DumpFormat {
-			return errorf(catalog.ErrSchema, "the export has format %d; this lamina reads up to %d: upgrade lamina", r.Format, catalog.DumpFormat)
+			return errorf(catalog.ErrSchema, "export format %d is newer than this lamina reads (up to %d): upgrade lamina", r.Format, catalog.DumpFormat)
 		}
 	case r.Feature != nil:
 		return putJSON(ctx, tx, `INSERT INTO features (name, rec) VALUES ($1, $2)`, r.Feature, r.Feature.Name)

@@ -1110,7 +1110,8 @@ func TestAnnotateRemoveOtherSpelling(t *testing.T) {
 }
 
 // TestAnnotateTermObsoleteNote: --term with an obsolete term's id records
-// its replacement and says so on stderr, as --feature does. Before, --term
+// its replacement and says so on stderr, as --feature does; so do a
+// synonym and a secondary id (alt_id), which said nothing. Before, --term
 // celltype=CL:0000375 printed `term celltype preosteoblast
 // (CL:0007010)`, exit 0, nothing on stderr: the term recorded was not the
 // one named, silently.
@@ -1124,6 +1125,8 @@ func TestAnnotateTermObsoleteNote(t *testing.T) {
 		{"term", "--term=celltype=CL:0000375", "term celltype: " + note},
 		{"feature", "--feature=cell_type=CL:0000375", `cell_type: "CL:0000375" standardized to "CL:0007010" (CL:0007010): CL:0000375 is obsolete, replaced by CL:0007010`},
 		{"synonym", "--term=celltype=T-cell", `term celltype: "T-cell" standardized to "T cell" (CL:0000084): EXACT synonym "T-cell" of CL:0000084`},
+		// An alt_id of CL:0000084 validates, but another id is recorded.
+		{"alt_id", "--term=celltype=CL:0000804", `term celltype: "CL:0000804" standardized to "T cell" (CL:0000084): CL:0000804 is a secondary id of CL:0000084`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, stderr, err := e.run("annotate", "t/a.txt", tc.flag)

@@ -230,19 +230,46 @@ func cmdCache() *cli.Command {
 					if err != nil {
 						return err
 					}
+					// A spec that fails is reported and the others fetched
+					// all the same; the exit says how many failed. One spec
+					// alone fails with its error as any command does.
+					var failed []string
+					total := len(specs)
+					fail := func(spec string, err error) error {
+						if total == 1 {
+							return err
+						}
+						failed = append(failed, spec)
+						fmt.Fprintln(c.App.ErrWriter, "lamina:", explain(err))
+						return nil
+					}
+					done := func() error {
+						if len(failed) == 0 {
+							return nil
+						}
+						return exitf(1, "%d of the %d versions asked for were not fetched (%s): see above", len(failed), total, strings.Join(failed, ", "))
+					}
 					// A mount daemon holds the cache its reads use: fetch
 					// into that one, or the daemon neither counts nor
 					// reads what the CLI fetched.
 					if _, up := liveMount(dirs, s); up {
-						for _, spec := range specs {
+						for len(specs) > 0 {
+							spec := specs[0]
 							r, ok, err := prefetchInDaemon(c.Context, dirs, s, spec, func(r prefetchReport) {
 								fmt.Fprintf(c.App.ErrWriter, "%s@v%d: %s of %s fetched (through the mount daemon)\n", r.Key, r.Version, humanBytes(r.Done), humanBytes(r.Bytes))
 							})
 							if !ok {
-								break // gone meanwhile: below, in this process
+								break // gone meanwhile: the rest below, in this process
 							}
+							specs = specs[1:]
 							if err != nil {
-								return fmt.Errorf("%s: %w", spec, err)
+								// The daemon's errors name the version
+								// (Instance.Manifest, Prefetch) or the spec
+								// (Resolve).
+								if err := fail(spec, err); err != nil {
+									return err
+								}
+								continue
 							}
 							msg := fmt.Sprintf("%s@v%d: %s in the cache (through the mount daemon)", r.Key, r.Version, humanBytes(r.Bytes))
 							if r.Limit > 0 && r.Bytes > r.Limit {
@@ -250,8 +277,8 @@ func cmdCache() *cli.Command {
 							}
 							fmt.Fprintln(c.App.Writer, msg)
 						}
-						if _, up := liveMount(dirs, s); up {
-							return nil
+						if len(specs) == 0 {
+							return done()
 						}
 					}
 					in, err := openInstance(c)
@@ -260,17 +287,12 @@ func cmdCache() *cli.Command {
 					}
 					defer in.Close()
 					for _, spec := range specs {
-						v, err := in.Resolve(c.Context, spec)
+						n, v, err := prefetchLocal(c.Context, in, spec)
 						if err != nil {
-							return err
-						}
-						m, err := in.Manifest(c.Context, v)
-						if err != nil {
-							return err
-						}
-						n, err := prefetch(c.Context, in, v, m)
-						if err != nil {
-							return err // it names v
+							if err := fail(spec, err); err != nil {
+								return err
+							}
+							continue
 						}
 						msg := fmt.Sprintf("%s@v%d: %s in the cache", v.Key, v.Version, humanBytes(n))
 						if dc, ok := in.Backend.(*cache.DiskCache); ok {
@@ -281,11 +303,26 @@ func cmdCache() *cli.Command {
 						}
 						fmt.Fprintln(c.App.Writer, msg)
 					}
-					return nil
+					return done()
 				},
 			},
 		},
 	}
+}
+
+// prefetchLocal fetches spec into the cache in this process; its errors
+// name the version (or spec, when it does not resolve).
+func prefetchLocal(ctx context.Context, in *instance.Instance, spec string) (int64, catalog.Version, error) {
+	v, err := in.Resolve(ctx, spec)
+	if err != nil {
+		return 0, v, err
+	}
+	m, err := in.Manifest(ctx, v)
+	if err != nil {
+		return 0, v, err
+	}
+	n, err := prefetch(ctx, in, v, m)
+	return n, v, err
 }
 
 // prefetch reads every chunk of m, v's content, through the store into

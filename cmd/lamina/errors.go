@@ -9,12 +9,14 @@ import (
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
 )
 
 // explain turns an error into the message a person reads: what went wrong
 // and, where we know it, what to do.
 func explain(err error) string {
 	msg := err.Error()
+	var blocked *instance.GCBlockedError
 	switch {
 	case errors.Is(err, syscall.ENOSPC) && strings.Contains(msg, "cache: store a block"):
 		// The disk of the cache folder (a prefetch): gc frees nothing there.
@@ -25,7 +27,15 @@ func explain(err error) string {
 		return msg + "\nThe disk quota is exceeded; the catalog was not changed."
 	case errors.Is(err, catalog.ErrSchema):
 		return msg
-	case errors.Is(err, cache.ErrPackMissing):
+	case errors.As(err, &blocked) && errors.Is(err, cache.ErrPackMissing):
+		// Saving the file again (the advice below) leaves gc stuck on the
+		// old version: say what unblocks it. No command deletes one
+		// version for good, only a whole artifact.
+		key := blocked.Version.Key
+		return msg + fmt.Sprintf("\nThe data of that version is missing from storage, and gc reads the data list of every version (trashed ones too) before it deletes anything: run gc again once the data is uploaded. If it is lost, gc stays stopped until %s is deleted for good: get the versions of it you still need (`lamina get %s@vN`), then `lamina delete --permanent %s`, and save them again.", key, key, key)
+	case errors.Is(err, cache.ErrPackMissing) || strings.Contains(msg, cache.ErrPackMissing.Error()+": "):
+		// The text match: the error of a mount daemon (cache prefetch)
+		// crosses its socket without this class.
 		// The error names the version and the pack, and what may be
 		// keeping the pack (cache.Store.SetPackWait).
 		return msg + "\nThe data of that version is missing from storage: it reads once the workstation that saved it has uploaded it; if it is lost, save the file again from another copy (a new version)."

@@ -281,6 +281,12 @@ func scanExport(f *os.File) (exportScan, error) {
 			if r.Format == 0 {
 				return sc, fmt.Errorf("%s is not a lamina export-catalog file", f.Name())
 			}
+			if r.Format > catalog.DumpFormat {
+				// Refused before any count is compared: a newer format's
+				// records of kinds this build does not know would be
+				// counted as none and taken for a cut file.
+				return sc, fmt.Errorf("%s: export format %d is newer than this lamina reads (up to %d): upgrade lamina", f.Name(), r.Format, catalog.DumpFormat)
+			}
 			head = r
 			continue
 		case count != nil:

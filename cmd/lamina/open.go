@@ -48,6 +48,9 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 			return nil, err
 		}
 	}
+	if in.Log == nil {
+		in.Log = cliLog(c.App.ErrWriter) // clilog.go
+	}
 	// A command a tracked process runs works for its run: what it saves
 	// is the run's output, what it gets its input (run.go).
 	in.Run = trackedRun(c.Context, in.Catalog)

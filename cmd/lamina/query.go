@@ -283,7 +283,11 @@ func resolveTerms(x *ontology.Index, entity, value string) (name string, ids []s
 // so that annotate can say that it recorded another term than the one
 // named.
 func resolveTermsWhy(x *ontology.Index, entity, value string) (name string, ids []string, why string, err error) {
-	if v := x.Validate(value); v.Valid {
+	if v := x.Validate(value); v.Valid && v.Alt {
+		// Valid, but not the term's id: what is recorded is another id,
+		// which the note says as it does for a synonym or an obsolete id.
+		return v.Name, v.TermIDs(), fmt.Sprintf("%s is a secondary id of %s", value, v.ID), nil
+	} else if v.Valid {
 		return v.Name, v.TermIDs(), "", nil
 	}
 	st := x.Standardize(value, ontology.StandardizeOptions{})

@@ -107,6 +107,23 @@ var (
 	_ storage.RangeFiller = (*Backend)(nil)
 )
 
+type failFastKey struct{}
+
+// FailFast makes the calls made with ctx fail at the first attempt that
+// finds the storage unreachable (a refused or reset connection, no route,
+// a name that does not resolve: storage.IsUnreachable) instead of spending
+// the retry budget on it: for a reader with a local copy to fall back on
+// (the ontology registry), seconds of retries before using the copy are
+// worse than the copy. Other failures are retried as usual.
+func FailFast(ctx context.Context) context.Context {
+	return context.WithValue(ctx, failFastKey{}, true)
+}
+
+func failingFast(ctx context.Context) bool {
+	ff, _ := ctx.Value(failFastKey{}).(bool)
+	return ff
+}
+
 // New wraps b. A nil log discards the retry log lines.
 func New(b storage.Backend, p Policy, log *slog.Logger) *Backend {
 	if p.Attempts < 1 {
@@ -215,7 +232,7 @@ func (r *Backend) do(ctx context.Context, op, name string, n int64, fn func(cont
 		if c := context.Cause(actx); err != nil && ctx.Err() == nil && c != nil && !errors.Is(err, c) {
 			err = cutError{c, err}
 		}
-		if err == nil || !Retryable(err) || ctx.Err() != nil {
+		if err == nil || !Retryable(err) || ctx.Err() != nil || (storage.IsUnreachable(err) && failingFast(ctx)) {
 			r.note(ctx, err)
 			if err != nil && i > 0 {
 				r.log.Error("storage call failed", "op", op, "name", name, "attempts", i+1, "err", err)
