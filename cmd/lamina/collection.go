@@ -88,7 +88,11 @@ func cmdCollection() *cli.Command {
 						return err
 					}
 					if col.Unchanged {
-						return printf(c, "collection %q v%d already has these %s\n", col.Name, col.Version, plural(len(col.Members), "version"))
+						what := "these " + plural(len(col.Members), "version")
+						if len(col.Members) == 1 {
+							what = "this version"
+						}
+						return printf(c, "collection %q v%d already has %s\n", col.Name, col.Version, what)
 					}
 					return printf(c, "collection %q v%d: %s\n", col.Name, col.Version, plural(len(col.Members), "version"))
 				},

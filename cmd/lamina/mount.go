@@ -1565,7 +1565,7 @@ func cmdStatus() *cli.Command {
 			if st.FailedCommits > 0 && st.TakenOver != "" {
 				rows = append(rows, []string{"failed closes", strings.ReplaceAll(stagedTakenOver(s, st.TakenOver, st.FailedFiles, int(st.FailedCommits)), "\n", "\n"+strings.Repeat(" ", 16))})
 			} else if st.FailedCommits > 0 {
-				rows = append(rows, []string{"failed closes", fmt.Sprintf("%d files whose commit at close failed: staged, tried again every few minutes and at the next mount (%s says why)", st.FailedCommits, mountLogPath(dirs, s.Name))})
+				rows = append(rows, []string{"failed closes", fmt.Sprintf("%s whose commit at close failed: staged, tried again every few minutes and at the next mount (%s says why)", plural(int(st.FailedCommits), "file"), mountLogPath(dirs, s.Name))})
 			}
 			if note := afterTakeOverNote(s, st.AfterTakeOver); note != "" {
 				rows = append(rows, []string{"after take-over", note})
