@@ -480,7 +480,7 @@ func readOnly(b *pgx.Batch) { b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ REA
 // connLost before the COMMIT was sent, and for a read-only transaction
 // (!write) at any point; commitLost after, for a write.
 func (s *Store) runTx(ctx context.Context, begin func(*pgx.Batch), write bool, fn func(tx *pipeTx) (*pgx.QueuedQuery, error)) error {
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.acquire(ctx)
 	if err != nil {
 		return err
 	}
@@ -534,6 +534,30 @@ func (s *Store) runTx(ctx context.Context, begin func(*pgx.Batch), write bool, f
 	}
 	return err
 }
+
+// acquire is pool.Acquire that waits out a server starting up: after a
+// restart or a crash PostgreSQL refuses connections with 57P03
+// (cannot_connect_now) for a second or so, and a mount's close then failed
+// and waited for the next retry of failed closes (30 s). At most
+// startingWait, within ctx.
+func (s *Store) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	deadline := time.Now().Add(startingWait)
+	for {
+		conn, err := s.pool.Acquire(ctx)
+		var pe *pgconn.PgError
+		if err == nil || !errors.As(err, &pe) || pe.Code != "57P03" || time.Now().After(deadline) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// startingWait bounds acquire's wait for a server that is starting up.
+const startingWait = 10 * time.Second
 
 // connLost is a transaction whose connection died before its COMMIT was
 // sent: retried at once, on another connection (retryable).

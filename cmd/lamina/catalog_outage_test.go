@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,7 +29,10 @@ type tcpProxy struct {
 	conns  []net.Conn
 	down   bool
 	frozen bool
-	thawed *sync.Cond // on mu: frozen became false
+	// startingUntil: until then connections are answered as a server
+	// starting up answers (57P03), then closed.
+	startingUntil time.Time
+	thawed        *sync.Cond // on mu: frozen became false
 }
 
 func newTCPProxy(t *testing.T, target string) *tcpProxy {
@@ -57,6 +61,13 @@ func (p *tcpProxy) serve() {
 			c.Close()
 			continue
 		}
+		p.mu.Lock()
+		starting := time.Now().Before(p.startingUntil)
+		p.mu.Unlock()
+		if starting {
+			go startingUp(c)
+			continue
+		}
 		d, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()
@@ -78,6 +89,43 @@ func (p *tcpProxy) Down() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// StartingUp makes connections meet a server that is starting up for d:
+// after a restart or a crash PostgreSQL refuses them with 57P03
+// (cannot_connect_now) for a second or so.
+func (p *tcpProxy) StartingUp(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.startingUntil = time.Now().Add(d)
+}
+
+// startingUp answers a client's startup as PostgreSQL does while starting
+// up: an SSLRequest gets "N", the startup message a FATAL 57P03.
+func startingUp(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var hdr [8]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint32(hdr[:4]))
+		if n < 8 || n > 1<<16 {
+			return
+		}
+		if _, err := io.CopyN(io.Discard, c, int64(n-8)); err != nil {
+			return
+		}
+		if code := binary.BigEndian.Uint32(hdr[4:]); code == 80877103 || code == 80877104 { // SSLRequest, GSSENCRequest
+			c.Write([]byte("N"))
+			continue
+		}
+		fields := "SFATAL\x00VFATAL\x00C57P03\x00Mthe database system is starting up\x00\x00"
+		msg := binary.BigEndian.AppendUint32([]byte{'E'}, uint32(4+len(fields)))
+		c.Write(append(msg, fields...))
+		return
+	}
 }
 
 func (p *tcpProxy) Up() {
@@ -461,5 +509,29 @@ func TestOutageTwoWorkstationsLaterCloseWins(t *testing.T) {
 	waitFor(t, "the latest, on ben's mount", 5*time.Second, cat(filepath.Join(mb, "shared/r2.txt")), "ana-second\n")
 	if out := ben.ok("ls", "lost+found/"); strings.Contains(out, "r2.txt") {
 		t.Errorf("lost+found after the retries:\n%s", out)
+	}
+}
+
+// A close just after PostgreSQL restarted: for a second or so the server
+// refuses connections with 57P03 (the database system is starting up),
+// and the close failed with EIO, its bytes committed only at the retry 30 s
+// later (audit a3). The catalog waits that out.
+func TestCloseWhilePostgresStartsUp(t *testing.T) {
+	db, proxy, pass := proxiedPG(t)
+	e := workstationEnv(t, "ana", "PGPASSWORD="+pass)
+	e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--db", db, "--name", "lab")
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	if err := os.WriteFile(filepath.Join(mnt, "before.txt"), []byte("before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Down() // the restart: every connection cut
+	proxy.StartingUp(2 * time.Second)
+	proxy.Up()
+	if err := os.WriteFile(filepath.Join(mnt, "after.txt"), []byte("closed while the server started\n"), 0o644); err != nil {
+		t.Fatalf("a close while the database was starting up: %v", err)
+	}
+	if out := e.ok("ls", "--versions", "after.txt"); strings.Count(out, "after.txt") != 1 {
+		t.Errorf("versions of the file closed while the database started:\n%s", out)
 	}
 }
