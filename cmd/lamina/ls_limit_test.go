@@ -19,18 +19,7 @@ import (
 func TestLsMachineFormatsNotCut(t *testing.T) {
 	e := newEnv(t)
 	e.init()
-	dirs, err := instance.UserDirs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dirs.Current("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := currentBolt(t)
 	now := time.Now()
 	var nvs []catalog.NewVersion
 	for i := range 1005 {
@@ -64,18 +53,7 @@ func TestLsMachineFormatsNotCut(t *testing.T) {
 func TestRunsLsMachineFormatsNotCut(t *testing.T) {
 	e := newEnv(t)
 	e.init()
-	dirs, err := instance.UserDirs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dirs.Current("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := currentBolt(t)
 	ctx := context.Background()
 	tr, err := cat.SaveTransform(ctx, catalog.Transform{Name: "step", Kind: "script"})
 	if err != nil {
@@ -107,4 +85,23 @@ func TestRunsLsMachineFormatsNotCut(t *testing.T) {
 	if out, errs, err := e.run("runs", "ls", "-n", "105"); err != nil || strings.Count(strings.TrimSpace(out), "\n") != 105 || errs != "" {
 		t.Fatalf("runs ls -n 105: %d lines, %v\n%s", strings.Count(out, "\n"), err, errs)
 	}
+}
+
+// currentBolt opens the current instance's bbolt catalog itself, to fill
+// it faster than the CLI would.
+func currentBolt(t *testing.T) *catalog.Bolt {
+	t.Helper()
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := dirs.Current("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
 }

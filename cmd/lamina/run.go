@@ -96,14 +96,7 @@ func runnable(name string) error {
 		}
 		return exitf(126, "%s: cannot run it: %v", name, err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil // the start says why
-	}
-	defer f.Close()
-	head := make([]byte, 256)
-	n, _ := io.ReadFull(f, head)
-	line, ok := bytes.CutPrefix(head[:n], []byte("#!"))
+	line, ok := bytes.CutPrefix(fileHead(path, 256), []byte("#!"))
 	if !ok {
 		return nil
 	}
@@ -123,14 +116,21 @@ func runnable(name string) error {
 // is given to sh only then, as shells do; a binary of another machine
 // stays "exec format error".
 func textFile(p string) bool {
+	head := fileHead(p, 512)
+	return head != nil && bytes.IndexByte(head, 0) < 0
+}
+
+// fileHead returns up to n bytes from the start of the file at p; nil if
+// it cannot be read.
+func fileHead(p string, n int) []byte {
 	f, err := os.Open(p)
 	if err != nil {
-		return false
+		return nil
 	}
 	defer f.Close()
-	head := make([]byte, 512)
-	n, _ := io.ReadFull(f, head)
-	return bytes.IndexByte(head[:n], 0) < 0
+	head := make([]byte, n)
+	m, _ := io.ReadFull(f, head)
+	return head[:m]
 }
 
 // newCommand is exec.Command for a tracked run's command: one found in a

@@ -168,7 +168,6 @@ func TestS3RestoredPackReadsAgain(t *testing.T) {
 // kernel retries failed READs: 6 minutes for a 200 MiB file. The first
 // read waits; the next ones of that pack fail at once.
 func TestTeamLostPackWaitedForOnce(t *testing.T) {
-	ctx := context.Background()
 	srv := s3test.Real(t)
 	bucket := srv.CreateBucket(t)
 	proxy, via := s3test.NewProxy(t, srv)
@@ -180,22 +179,8 @@ func TestTeamLostPackWaitedForOnce(t *testing.T) {
 	// Three packs: the two full ones, lost below, hold the file's start;
 	// the last holds its end and the manifest.
 	a.ok("save", a.file("lost.bin", randomBytes(t, 40<<20)), "--key", "d/lost.bin")
-	raw, err := s3b.Open(ctx, srv.Config(bucket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var packs []storage.Info
-	raw.List(ctx, "lab/packs/", func(i storage.Info) error { packs = append(packs, i); return nil })
-	if len(packs) != 3 {
-		t.Fatalf("packs: %v", packs)
-	}
-	for _, p := range packs {
-		if p.Size >= 16<<20 {
-			if err := raw.Delete(ctx, p.Name); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	raw, packs := bucketPacks(t, srv.Config(bucket), 3)
+	deleteFullPacks(t, raw, packs)
 	mb := filepath.Join(b.dir, "mnt")
 	b.mount(mb)
 	f, err := os.Open(filepath.Join(mb, "d", "lost.bin"))
@@ -262,21 +247,12 @@ func TestS3GetOfLostPackNamesVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	cat.Close()
-	raw, err := s3b.Open(ctx, e.srv.Config(e.bucket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var packs []storage.Info
-	raw.List(ctx, "lab/packs/", func(i storage.Info) error { packs = append(packs, i); return nil })
-	if len(packs) != 3 {
-		t.Fatalf("packs: %v", packs)
-	}
+	raw, packs := bucketPacks(t, e.srv.Config(e.bucket), 3)
+	deleteFullPacks(t, raw, packs)
 	var last string // the pack of the manifest
 	for _, p := range packs {
 		if p.Size < 16<<20 {
 			last = p.Name
-		} else if err := raw.Delete(ctx, p.Name); err != nil {
-			t.Fatal(err)
 		}
 	}
 	e.ok("cache", "clear")
@@ -372,22 +348,8 @@ func TestTeamPrefetchOfLostPackNamesVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	cat.Close()
-	raw, err := s3b.Open(ctx, srv.Config(bucket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var packs []storage.Info
-	raw.List(ctx, "lab/packs/", func(i storage.Info) error { packs = append(packs, i); return nil })
-	if len(packs) != 3 {
-		t.Fatalf("packs: %v", packs)
-	}
-	for _, p := range packs {
-		if p.Size >= 16<<20 {
-			if err := raw.Delete(ctx, p.Name); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	raw, packs := bucketPacks(t, srv.Config(bucket), 3)
+	deleteFullPacks(t, raw, packs)
 	mb := filepath.Join(b.dir, "mnt")
 	b.mount(mb) // its daemon waits up to 10 minutes for a pack
 	// Stopped after a minute: a prefetch that waits for the pack fails
@@ -437,16 +399,8 @@ func TestTeamOpenOfOldLostManifestFailsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	cat.Close()
-	raw, err := s3b.Open(ctx, srv.Config(bucket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var packs []string
-	raw.List(ctx, "lab/packs/", func(i storage.Info) error { packs = append(packs, i.Name); return nil })
-	if len(packs) != 1 {
-		t.Fatalf("packs: %v", packs)
-	}
-	if err := raw.Delete(ctx, packs[0]); err != nil {
+	raw, packs := bucketPacks(t, srv.Config(bucket), 1)
+	if err := raw.Delete(ctx, packs[0].Name); err != nil {
 		t.Fatal(err)
 	}
 	mb := filepath.Join(b.dir, "mnt")
@@ -516,5 +470,34 @@ func TestS3PrefetchLostPackThroughMount(t *testing.T) {
 	}
 	if !strings.Contains(out, "k1@v2: ") || !strings.Contains(out, "in the cache") {
 		t.Errorf("k1@v2 was not fetched after k1@v1 failed (%v):\n%s\n%s", err, out, stderr)
+	}
+}
+
+// bucketPacks opens the bucket past the instance and returns the packs of
+// instance prefix lab/, failing the test unless there are want of them.
+func bucketPacks(t *testing.T, cfg s3b.Config, want int) (*s3b.Backend, []storage.Info) {
+	t.Helper()
+	raw, err := s3b.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packs []storage.Info
+	raw.List(context.Background(), "lab/packs/", func(i storage.Info) error { packs = append(packs, i); return nil })
+	if len(packs) != want {
+		t.Fatalf("packs: %v, want %d", packs, want)
+	}
+	return raw, packs
+}
+
+// deleteFullPacks deletes the full packs (16 MiB and more) of packs from
+// the bucket: what a file's start is in, not its manifest.
+func deleteFullPacks(t *testing.T, raw *s3b.Backend, packs []storage.Info) {
+	t.Helper()
+	for _, p := range packs {
+		if p.Size >= 16<<20 {
+			if err := raw.Delete(context.Background(), p.Name); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
