@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/curate"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ontology"
 	"github.com/urfave/cli/v2"
@@ -85,8 +86,13 @@ func cmdAnnotate() *cli.Command {
 						return err
 					}
 					add.Terms = appendTerms(add.Terms, entity, std, ids)
+					// stderr only: --format json prints the annotations alone.
 					if s := storedValue(x, value, std); s != value {
-						fmt.Fprintf(c.App.ErrWriter, "%s: %q standardized to %q (%s)%s\n", name, value, s, strings.Join(ids, ", "), because(why))
+						what := strings.Join(ids, ", ")
+						if len(ids) == 1 && s == ids[0] { // an id stored: name its term
+							what = std
+						}
+						fmt.Fprintf(c.App.ErrWriter, "%s: %q standardized to %q (%s)%s\n", name, value, s, visible(what), because(why))
 						value = s
 					}
 				}
@@ -340,21 +346,19 @@ func because(why string) string {
 }
 
 // storedValue is the value annotate stores for value of a cat[ENTITY]
-// feature, std its term's standard name (resolveTerms): a value given as
-// an id stays an id, as curate keeps it (a *_ontology_term_id feature held
-// the name "B cell" for CL:0000236): an id or alt id as typed, one with
-// stray white space or an obsolete id replaced as the term's id; any other
-// value is std.
+// feature, std its term's standard name (resolveTerms): the value curate
+// --standardize writes (curate.StandardTerm, curate.StandardValue). A
+// term's name or primary id stays as typed, so a value given as an id
+// stays an id (a *_ontology_term_id feature held the name "B cell" for
+// CL:0000236); an alt id, one with stray white space and an obsolete id
+// become the term's id; any other value is std.
 func storedValue(x *ontology.Index, value, std string) string {
-	if v := x.Validate(value); v.Valid {
-		if value != v.Name {
-			return value // an id or alt id
-		}
-		return std
+	val, st := curate.StandardTerm(x, value, ontology.StandardizeOptions{})
+	if val.Valid {
+		return value
 	}
-	st := x.Standardize(value, ontology.StandardizeOptions{})
-	if st.Matched() && st.ID != "" && (st.Match == ontology.ByID || st.Match == ontology.ByAltID || strings.TrimSpace(value) == st.Obsolete) {
-		return st.ID
+	if st.Matched() {
+		return curate.StandardValue(st)
 	}
 	return std
 }
