@@ -376,10 +376,8 @@ func validateColumn(col *dataset.Series, f Field, slot string, o Options) (Colum
 		// are left to the failures the report lists.
 		for _, value := range vals {
 			n := counts[value]
-			// A secondary id (alt_id) validates but is not the term's id:
-			// it is mapped to the primary id below (Standardize: ByAltID),
-			// as a synonym is to the name, so --standardize rewrites it.
-			if val := x.Validate(value); val.Valid && !val.Alt {
+			val, st := StandardTerm(x, value, ontology.StandardizeOptions{Related: o.Related})
+			if val.Valid {
 				cr.Valid += n
 				for _, id := range val.TermIDs() { // a name of several terms is all of them
 					addTerm(id, val.Name, n)
@@ -387,24 +385,16 @@ func validateColumn(col *dataset.Series, f Field, slot string, o Options) (Colum
 				std(value)
 				continue
 			}
-			rep := ontology.Report{Value: value, Standard: x.Standardize(value, ontology.StandardizeOptions{Related: o.Related})}
-			st := rep.Standard
 			if st.Matched() {
-				standard := st.Standard()
-				// A value given as an id (" CL:0000084", an alt_id, an
-				// obsolete id) maps to the term's id, not its name, so that
-				// a cellxgene *_ontology_term_id column stays one.
-				if st.Match == ontology.ByID || st.Match == ontology.ByAltID || strings.TrimSpace(rep.Value) == st.Obsolete {
-					standard = st.ID
-				}
-				cr.Mapped = append(cr.Mapped, Value{Value: rep.Value, Count: n, Standard: standard, Reason: st.Reason()})
+				standard := StandardValue(st)
+				cr.Mapped = append(cr.Mapped, Value{Value: value, Count: n, Standard: standard, Reason: st.Reason()})
 				for _, id := range st.TermIDs() {
 					addTerm(id, st.Name, n)
 				}
 				std(standard)
 				continue
 			}
-			cr.Failed = append(cr.Failed, Value{Value: rep.Value, Count: n, Reason: st.Reason()})
+			cr.Failed = append(cr.Failed, Value{Value: value, Count: n, Reason: st.Reason()})
 		}
 		suggest = func(v string) []string {
 			var out []string
@@ -441,6 +431,33 @@ func validateColumn(col *dataset.Series, f Field, slot string, o Options) (Colum
 		}
 	}
 	return cr, nil
+}
+
+// StandardTerm is how curate matches value, a value of a cat[ENTITY]
+// feature, against x: val.Valid when value is a live term's name or
+// primary id, which is kept as it is (st is then zero); otherwise st says
+// what value maps to (StandardValue), if anything. A secondary id
+// (alt_id) validates but is not the term's id: it is mapped to the
+// primary id (Standardize: ByAltID), as a synonym is to the name, so
+// that --standardize rewrites it; val.Valid is false for it. lamina
+// annotate --feature stores values by the same rule.
+func StandardTerm(x *ontology.Index, value string, opts ontology.StandardizeOptions) (val ontology.Validation, st ontology.Standardization) {
+	if val = x.Validate(value); val.Valid && !val.Alt {
+		return val, st
+	}
+	return ontology.Validation{Value: value}, x.Standardize(value, opts)
+}
+
+// StandardValue is the value curate --standardize writes for a value st
+// matched: the term's id for a value given as an id (" CL:0000084", an
+// alt_id, an obsolete id), so that a cellxgene *_ontology_term_id column
+// stays one, otherwise the standard name. For a value st did not match,
+// it is the value.
+func StandardValue(st ontology.Standardization) string {
+	if st.Matched() && st.ID != "" && (st.Match == ontology.ByID || st.Match == ontology.ByAltID || strings.TrimSpace(st.Value) == st.Obsolete) {
+		return st.ID
+	}
+	return st.Standard()
 }
 
 // checkType says why text v of a column stored as have does not fit

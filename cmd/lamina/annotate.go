@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/curate"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ontology"
 	"github.com/urfave/cli/v2"
@@ -85,8 +88,13 @@ func cmdAnnotate() *cli.Command {
 						return err
 					}
 					add.Terms = appendTerms(add.Terms, entity, std, ids)
+					// stderr only: --format json prints the annotations alone.
 					if s := storedValue(x, value, std); s != value {
-						fmt.Fprintf(c.App.ErrWriter, "%s: %q standardized to %q (%s)%s\n", name, value, s, strings.Join(ids, ", "), because(why))
+						what := strings.Join(ids, ", ")
+						if len(ids) == 1 && s == ids[0] { // an id stored: name its term
+							what = std
+						}
+						fmt.Fprintf(c.App.ErrWriter, "%s: %q standardized to %q (%s)%s\n", name, value, s, visible(what), because(why))
 						value = s
 					}
 				}
@@ -122,7 +130,7 @@ func cmdAnnotate() *cli.Command {
 				return writeJSON(c.App.Writer, a)
 			}
 			fmt.Fprintf(c.App.Writer, "annotated %s (%s)\n", v.Ref(), v.UID)
-			printAnnotations(c, a)
+			printAnnotations(c, in.Catalog, a)
 			return nil
 		},
 	}
@@ -224,7 +232,7 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 	if a.IsZero() {
 		fmt.Fprintln(c.App.Writer, "no annotations left")
 	}
-	printAnnotations(c, a)
+	printAnnotations(c, in.Catalog, a)
 	return nil
 }
 
@@ -340,21 +348,19 @@ func because(why string) string {
 }
 
 // storedValue is the value annotate stores for value of a cat[ENTITY]
-// feature, std its term's standard name (resolveTerms): a value given as
-// an id stays an id, as curate keeps it (a *_ontology_term_id feature held
-// the name "B cell" for CL:0000236): an id or alt id as typed, one with
-// stray white space or an obsolete id replaced as the term's id; any other
-// value is std.
+// feature, std its term's standard name (resolveTerms): the value curate
+// --standardize writes (curate.StandardTerm, curate.StandardValue). A
+// term's name or primary id stays as typed, so a value given as an id
+// stays an id (a *_ontology_term_id feature held the name "B cell" for
+// CL:0000236); an alt id, one with stray white space and an obsolete id
+// become the term's id; any other value is std.
 func storedValue(x *ontology.Index, value, std string) string {
-	if v := x.Validate(value); v.Valid {
-		if value != v.Name {
-			return value // an id or alt id
-		}
-		return std
+	val, st := curate.StandardTerm(x, value, ontology.StandardizeOptions{})
+	if val.Valid {
+		return value
 	}
-	st := x.Standardize(value, ontology.StandardizeOptions{})
-	if st.Matched() && st.ID != "" && (st.Match == ontology.ByID || st.Match == ontology.ByAltID || strings.TrimSpace(value) == st.Obsolete) {
-		return st.ID
+	if st.Matched() {
+		return curate.StandardValue(st)
 	}
 	return std
 }
@@ -402,14 +408,18 @@ func appendTerms(terms []catalog.Term, entity, name string, ids []string) []cata
 const maxPrinted = 20
 
 // printAnnotations writes a's features, labels and terms as show does,
-// the first maxPrinted of each list.
-func printAnnotations(c *cli.Context, a catalog.Annotations) { printAnnotationsNow(c, a, nil) }
+// the first maxPrinted of each list; cat gives the features' dtypes
+// (valueOrder).
+func printAnnotations(c *cli.Context, cat catalog.Annotator, a catalog.Annotations) {
+	printAnnotationsNow(c, cat, a, nil)
+}
 
 // printAnnotationsNow is printAnnotations with each term under the name
 // now gives it (show: the default ontology version's), when that is not
 // the name recorded, which follows ("annotated as").
-func printAnnotationsNow(c *cli.Context, a catalog.Annotations, now func(catalog.Term) string) {
+func printAnnotationsNow(c *cli.Context, cat catalog.Annotator, a catalog.Annotations, now func(catalog.Term) string) {
 	w := c.App.Writer
+	a = valueOrder(c.Context, cat, a)
 	names := make([]string, 0, len(a.Features))
 	for n := range a.Features {
 		names = append(names, n)
@@ -437,6 +447,59 @@ func printAnnotationsNow(c *cli.Context, a catalog.Annotations, now func(catalog
 	if a.Schema != "" {
 		fmt.Fprintf(w, "%-15s %s\n", "schema", visible(a.Schema))
 	}
+}
+
+// valueOrder returns a with the values of each int, float, date and
+// datetime feature in the order of their values, for people: a record
+// keeps them in text order, in which batch = 10; 7; 9 and a datetime with
+// a fraction of a second came before the whole second. The order is the
+// index keys' (catalog.Normalize), by which ls --where compares. The
+// record and --format json keep the stored order; without the features'
+// dtypes (an error reading them) a is printed as it is.
+func valueOrder(ctx context.Context, cat catalog.Annotator, a catalog.Annotations) catalog.Annotations {
+	if len(a.Features) == 0 || cat == nil {
+		return a
+	}
+	fs, err := cat.Features(ctx)
+	if err != nil {
+		return a
+	}
+	features := maps.Clone(a.Features)
+	for _, f := range fs {
+		vals, ok := features[f.Name]
+		if !ok || len(vals) < 2 {
+			continue
+		}
+		switch f.Dtype {
+		case "int", "float", "date", "datetime":
+		default:
+			continue
+		}
+		keys := make(map[string][]byte, len(vals))
+		for _, v := range vals {
+			if _, k, err := catalog.Normalize(f.Dtype, v); err == nil {
+				keys[v] = k
+			}
+		}
+		sorted := slices.Clone(vals)
+		slices.SortStableFunc(sorted, func(x, y string) int {
+			kx, okx := keys[x]
+			ky, oky := keys[y]
+			switch {
+			case okx && oky:
+				return bytes.Compare(kx, ky)
+			case okx != oky: // a value that does not read as its dtype goes last
+				if okx {
+					return -1
+				}
+				return 1
+			}
+			return 0
+		})
+		features[f.Name] = sorted
+	}
+	a.Features = features
+	return a
 }
 
 // firstOf joins the first maxPrinted of vs, saying how many more there are.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -922,7 +923,27 @@ func TestAnnotateRemoveTermOfValue(t *testing.T) {
 	}
 }
 
-// TestAnnotateRemoveAltIDValue: annotate keeps a value that validates as
+// annotateAltIDAsTyped gives the version key the value CL:0000739, an alt
+// id of CL:0000043 "mature basophil", of feature as typed, with that
+// term, as annotate and curate did before they mapped alt ids to their
+// primary id: catalogs hold such values. It goes to the catalog
+// directly, as annotate now stores CL:0000043.
+func annotateAltIDAsTyped(t *testing.T, e *env, key, feature string) {
+	t.Helper()
+	var v catalog.Version
+	e.jsonOut(&v, "show", key, "--format", "json")
+	cat := currentBolt(t)
+	defer cat.Close()
+	add := catalog.Annotations{
+		Features: map[string][]string{feature: {"CL:0000739"}},
+		Terms:    []catalog.Term{{Entity: "celltype", ID: "CL:0000043", Name: "mature basophil"}},
+	}
+	if _, err := cat.Annotate(context.Background(), v.UID, add); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAnnotateRemoveAltIDValue: annotate kept a value that validates as
 // an alt_id (CL:0000739) as typed, as curate did before it mapped alt ids
 // to their primary id, and records the primary term (CL:0000043 "mature
 // basophil"). Removing the value "mature basophil" took that term, and
@@ -933,7 +954,8 @@ func TestAnnotateRemoveAltIDValue(t *testing.T) {
 	e.ok("feature", "create", "cell_type_ontology_term_id", "--dtype", "cat[celltype]")
 	in := e.write("t.csv", []byte("cell_type,cell_type_ontology_term_id\nmature basophil,CL:0000739\n"))
 	e.ok("save", in, "--key", "t/c.csv")
-	e.ok("annotate", "t/c.csv", "--feature", "cell_type=mature basophil", "--feature", "cell_type_ontology_term_id=CL:0000739")
+	e.ok("annotate", "t/c.csv", "--feature", "cell_type=mature basophil")
+	annotateAltIDAsTyped(t, e, "t/c.csv", "cell_type_ontology_term_id")
 	var v struct {
 		Annotations catalog.Annotations `json:"annotations"`
 	}
@@ -980,7 +1002,8 @@ func TestAnnotateRemoveResolvedValue(t *testing.T) {
 	// Annotated as curate did before it mapped alt ids: the alt id as typed.
 	e.ok("save", in, "--key", "t/c.csv")
 	e.ok("annotate", "t/c.csv", "--feature", "cell_type=mature basophil", "--feature", "cell_type=B cell",
-		"--feature", "cell_type_ontology_term_id=CL:0000739", "--feature", "cell_type_ontology_term_id=CL:0000236")
+		"--feature", "cell_type_ontology_term_id=CL:0000236")
+	annotateAltIDAsTyped(t, e, "t/c.csv", "cell_type_ontology_term_id")
 	e.ok("annotate", "t/c.csv", "--remove", "--feature", "cell_type=B cell")
 	if got := lsKeys(t, e, "--term", "celltype=CL:0000236"); !reflect.DeepEqual(got, []string{"t/c.csv"}) {
 		t.Fatalf("ls --term celltype=CL:0000236 while CL:0000236 is left = %v", got)
@@ -1014,9 +1037,10 @@ func TestAnnotateRemoveResolvedValue(t *testing.T) {
 // TestAnnotateIDValueStaysID: annotate stored the name of the term a
 // value given as an id names ("B cell" for CL:0000236, "mature basophil"
 // for the alt id CL:0000739), where curate keeps ids as ids: a
-// *_ontology_term_id feature held names. An id stays an id (an alt id as
-// typed, as curate keeps it; one with stray blanks as the term's id), a
-// name stays the standard name, and the terms keep their names.
+// *_ontology_term_id feature held names. An id stays an id (an alt id
+// and one with stray blanks as the term's id, as curate --standardize
+// writes them), a name stays the standard name, and the terms keep their
+// names.
 func TestAnnotateIDValueStaysID(t *testing.T) {
 	e := annotEnv(t)
 	e.ok("feature", "create", "cell_type_ontology_term_id", "--dtype", "cat[celltype]")
@@ -1030,7 +1054,7 @@ func TestAnnotateIDValueStaysID(t *testing.T) {
 		key, value, id, name string
 	}{
 		{"t/a.csv", "CL:0000236", "CL:0000236", "B cell"},
-		{"t/b.csv", "CL:0000739", "CL:0000043", "mature basophil"},
+		{"t/b.csv", "CL:0000043", "CL:0000043", "mature basophil"},
 		{"t/c.csv", "CL:0000084", "CL:0000084", "T cell"},
 	} {
 		var v struct {
@@ -1123,7 +1147,7 @@ func TestAnnotateTermObsoleteNote(t *testing.T) {
 		name, flag, want string
 	}{
 		{"term", "--term=celltype=CL:0000375", "term celltype: " + note},
-		{"feature", "--feature=cell_type=CL:0000375", `cell_type: "CL:0000375" standardized to "CL:0007010" (CL:0007010): CL:0000375 is obsolete, replaced by CL:0007010`},
+		{"feature", "--feature=cell_type=CL:0000375", `cell_type: "CL:0000375" standardized to "CL:0007010" (preosteoblast): CL:0000375 is obsolete, replaced by CL:0007010`},
 		{"synonym", "--term=celltype=T-cell", `term celltype: "T-cell" standardized to "T cell" (CL:0000084): EXACT synonym "T-cell" of CL:0000084`},
 		// An alt_id of CL:0000084 validates, but another id is recorded.
 		{"alt_id", "--term=celltype=CL:0000804", `term celltype: "CL:0000804" standardized to "T cell" (CL:0000084): CL:0000804 is a secondary id of CL:0000084`},

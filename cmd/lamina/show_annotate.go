@@ -35,7 +35,7 @@ func showAnnotations(c *cli.Context, in *instance.Instance, cat catalog.Catalog,
 		fmt.Fprintf(w, "%-15s %s\n", "columns", strings.Join(cols, ", "))
 	}
 	if a, err := cat.Annotations(c.Context, v.UID); err == nil {
-		printAnnotationsNow(c, a, currentNames(c.Context, in, a.Terms))
+		printAnnotationsNow(c, cat, a, currentNames(c.Context, in, a.Terms))
 	}
 }
 
