@@ -752,7 +752,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			if err := lost.Load(); err != nil {
 				ms.CatalogLost = (*err).Error() // says what the refused read would, rightly
 			} else if oerr != nil {
-				ms.CatalogError = rootCause(oerr)
+				ms.CatalogError = catalogCause(s, oerr)
 			}
 			if writes != nil {
 				// Those whose staged bytes are still there: after a
@@ -1671,12 +1671,14 @@ func writeRecordsEvery(in *instance.Instance, every time.Duration, watch *instan
 }
 
 // rootCause is the innermost message of err: "connect: connection
-// refused" rather than the SDK's whole chain.
+// refused" rather than the SDK's whole chain, on one line. The innermost
+// of pgx's failure to connect joins its tries, one a line, each twice with
+// sslmode=prefer: status's catalog row said the dial error twice.
 func rootCause(err error) string {
 	for {
 		u := errors.Unwrap(err)
 		if u == nil {
-			return err.Error()
+			return strings.Join(tries(err.Error()), "; ")
 		}
 		err = u
 	}
