@@ -482,13 +482,14 @@ type OwnerWatch struct {
 	afterWrites bool
 
 	mu       sync.Mutex
-	running  chan struct{} // closed when the check under way ends; nil when none
-	began    int64         // unix nanoseconds the check under way began
-	err      error         // what the last check that ended said
-	checked  atomic.Int64  // unix nanoseconds of the last check begun
-	answered atomic.Bool   // the last check that ended got an answer
-	taken    atomic.Pointer[Owner]
-	ours     atomic.Int64 // unix nanoseconds the last check that still found this instance the owner began
+	running  chan struct{}         // closed when the check under way ends; nil when none
+	began    int64                 // unix nanoseconds the check under way began
+	err      error                 // what the last check that ended said
+	checked  atomic.Int64          // unix nanoseconds of the last check begun
+	answered atomic.Bool           // the last check that ended got an answer
+	taken    atomic.Pointer[Owner] // the first other owner a check found: the take-over that stopped this instance's writes
+	owner    atomic.Pointer[Owner] // the last other owner a check found: who owns the storage now
+	ours     atomic.Int64          // unix nanoseconds the last check that still found this instance the owner began
 }
 
 // ownerCheckTimeout bounds one read of the owner object: a small object,
@@ -506,8 +507,22 @@ func (in *Instance) WatchOwner(read storage.Backend, every time.Duration, onTake
 	return w
 }
 
-// Taken returns the instance that took the storage over, if any did.
+// Taken returns the instance that owns the storage now, if another took
+// it over: after a second take-over (by a third instance, from the one
+// that took it from this one) the second. Run goes on reading the owner
+// after a take-over to follow it; a mount's status named the first
+// owner, which may no longer use the storage either.
 func (w *OwnerWatch) Taken() (Owner, bool) {
+	if o := w.owner.Load(); o != nil {
+		return *o, true
+	}
+	return Owner{}, false
+}
+
+// TakenFirst returns the instance whose take-over stopped this one's
+// writes, the one onTaken was told of: its claim's Since is when what
+// this instance commits no longer reached the owner's catalog.
+func (w *OwnerWatch) TakenFirst() (Owner, bool) {
 	if o := w.taken.Load(); o != nil {
 		return *o, true
 	}
@@ -522,16 +537,22 @@ func (w *OwnerWatch) LastSeenOurs() time.Time { return time.Unix(0, w.ours.Load(
 // way). It returns ErrStorageTaken once another instance owns it; a
 // storage that does not answer is not taken (the error is returned).
 func (w *OwnerWatch) Check(ctx context.Context) error {
-	if o := w.taken.Load(); o != nil {
+	if o := w.owner.Load(); o != nil {
 		return w.refusal(*o)
 	}
+	return w.check(ctx)
+}
+
+// check reads the owner of the storage now (or waits for the check under
+// way), taken over or not.
+func (w *OwnerWatch) check(ctx context.Context) error {
 	done, _ := w.start()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if o := w.taken.Load(); o != nil {
+	if o := w.owner.Load(); o != nil {
 		return w.refusal(*o)
 	}
 	w.mu.Lock()
@@ -585,19 +606,21 @@ func (w *OwnerWatch) readOwner(ctx context.Context) error {
 		return fmt.Errorf("%s in the storage is damaged: %v", ownerObject, err)
 	}
 	if o.ID == w.id {
-		return nil
+		return nil // (given back after a take-over, writes stay refused: the mount turned read-only)
 	}
+	w.owner.Store(&o)
 	if w.taken.CompareAndSwap(nil, &o) && w.onTaken != nil {
 		w.onTaken(o)
 	}
-	return w.refusal(*w.taken.Load())
+	return w.refusal(o)
 }
 
 func (w *OwnerWatch) refusal(o Owner) error {
 	return fmt.Errorf("%w: instance %q took it over on %s; this one may only read it", ErrStorageTaken, o.Name, o.Since.Format(time.DateOnly))
 }
 
-// Run checks every interval until ctx is done.
+// Run checks every interval until ctx is done, after a take-over too:
+// Taken follows the storage to a later owner.
 func (w *OwnerWatch) Run(ctx context.Context) {
 	t := time.NewTicker(w.every)
 	defer t.Stop()
@@ -606,10 +629,7 @@ func (w *OwnerWatch) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, taken := w.Taken(); taken {
-				return
-			}
-			w.Check(ctx)
+			w.check(ctx)
 		}
 	}
 }
@@ -623,7 +643,7 @@ func (w *OwnerWatch) MayWrite(ctx context.Context) error { return w.mayWrite(ctx
 // fresh; when it is stale, a check begins, and the write waits for it
 // (at most ownerCheckTimeout) only if the last one got an answer.
 func (w *OwnerWatch) mayWrite(ctx context.Context) error {
-	if o := w.taken.Load(); o != nil {
+	if o := w.owner.Load(); o != nil {
 		return w.refusal(*o)
 	}
 	if time.Since(time.Unix(0, w.checked.Load())) < w.every {
@@ -638,7 +658,7 @@ func (w *OwnerWatch) mayWrite(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 	}
-	if o := w.taken.Load(); o != nil {
+	if o := w.owner.Load(); o != nil {
 		return w.refusal(*o)
 	}
 	return nil // a storage that does not answer fails the write itself (or the queue retries it)
@@ -662,7 +682,7 @@ func (w *OwnerWatch) wrote(ctx context.Context) error {
 	}
 	after := time.Now().UnixNano()
 	for range 2 { // the check under way, if it began before the write, then one of our own
-		if o := w.taken.Load(); o != nil {
+		if o := w.owner.Load(); o != nil {
 			return w.refusal(*o)
 		}
 		if !w.answered.Load() {
@@ -679,7 +699,7 @@ func (w *OwnerWatch) wrote(ctx context.Context) error {
 			break
 		}
 	}
-	if o := w.taken.Load(); o != nil {
+	if o := w.owner.Load(); o != nil {
 		return w.refusal(*o)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,6 +71,54 @@ func TestOwnerWatchChecksBeforeAStaleWrite(t *testing.T) {
 	}
 	if o, ok := w.Taken(); !ok || o.Name != "b" || len(told) != 1 {
 		t.Errorf("Taken() = %v %v; told %v", o, ok, told)
+	}
+}
+
+// A storage taken over twice (b from a, then c from b): the watch of a
+// follows it to c (Taken, a refused write's error), still knows b took it
+// from a (TakenFirst), and told onTaken once. It stopped reading the owner
+// at the first take-over, and a mount's status named b for good.
+func TestOwnerWatchFollowsASecondTakeOver(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := filepath.Join(t.TempDir(), "storage")
+	st, err := storage.OpenLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := func(name string) {
+		t.Helper()
+		in := instance.New(instance.Settings{Name: name, ID: name + "-id", Storage: root}, nil, st, nil)
+		if _, err := in.ClaimStorage(ctx, name != "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim("a")
+	a := instance.New(instance.Settings{Name: "a", ID: "a-id", Storage: root}, nil, st, nil)
+	var told atomic.Int32
+	w := a.WatchOwner(st, time.Millisecond, func(instance.Owner) { told.Add(1) })
+	go w.Run(ctx)
+	for _, taker := range []string{"b", "c"} {
+		claim(taker)
+		for i := 0; ; i++ { // bounded: the watch reads every millisecond
+			if o, ok := w.Taken(); ok && o.Name == taker {
+				break
+			}
+			if i == 2000 {
+				o, _ := w.Taken()
+				t.Fatalf("after %s took the storage over the watch names %q", taker, o.Name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if o, ok := w.TakenFirst(); !ok || o.Name != "b" {
+		t.Errorf("TakenFirst() = %q %v; want b", o.Name, ok)
+	}
+	if n := told.Load(); n != 1 {
+		t.Errorf("onTaken told %d times; want once", n)
+	}
+	if err := w.Guard(st).Put(ctx, "packs/x", []byte("x")); !errors.Is(err, instance.ErrStorageTaken) || !strings.Contains(err.Error(), `"c"`) {
+		t.Errorf("a write after the second take-over: %v; want ErrStorageTaken naming c", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
+	"github.com/lamina-bio/lamina/instance"
 )
 
 // tcpProxy forwards connections to a server; Down cuts them and refuses
@@ -404,6 +406,62 @@ func TestPostgresDownOneLine(t *testing.T) {
 		if err == nil || strings.Count(errs, "connection refused") != 1 || !strings.Contains(errs, "is the database server up") {
 			t.Errorf("lamina %s: %v\n%s", strings.Join(args, " "), err, errs)
 		}
+	}
+}
+
+// The database of a mounted instance unreachable (its port closed):
+// `lamina status` printed pgx's dial error twice in the catalog row (one
+// line per try, TLS then plain, with sslmode=prefer), in the table and in
+// JSON's catalog_error. It says it once, naming the database's host:port
+// and never the password.
+func TestStatusDatabaseDownOneLine(t *testing.T) {
+	db, proxy, pass := proxiedPG(t)
+	e := workstationEnv(t, "ana", "PGPASSWORD="+pass)
+	e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--name", "lab", "--db", db)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	addr := proxy.ln.Addr().String()
+	proxy.ln.Close() // nothing listens there now: connection refused
+	proxy.Down()
+
+	table := e.ok("status")
+	var st []mountStatus
+	if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 {
+		t.Fatalf("status: %v %+v", err, st)
+	}
+	for name, out := range map[string]string{"status": table, "status --format json": st[0].CatalogError} {
+		if n := strings.Count(out, "connection refused"); n != 1 || !strings.Contains(out, addr) || strings.Contains(out, pass) {
+			t.Errorf("lamina %s with the database at %s down: %d times \"connection refused\", want once, with the address and without the password:\n%s", name, addr, n, out)
+		}
+	}
+	if ce := st[0].CatalogError; strings.Contains(ce, "\n") {
+		t.Errorf("catalog_error is more than one line: %q", ce)
+	}
+}
+
+// status's catalog row is one line naming the database, whatever pgx
+// joined: each try once, the server's host:port before a cause that does
+// not name it, no password.
+func TestCatalogCause(t *testing.T) {
+	pg := instance.Settings{Catalog: "postgresql://ana@db.lab:5433/lamina?search_path=x"}
+	refused := "db.lab:5433 (10.0.0.7): dial error: dial tcp 10.0.0.7:5433: connect: connection refused"
+	for _, c := range []struct {
+		name string
+		s    instance.Settings
+		err  error
+		want string
+	}{
+		{"refused, TLS then plain", pg, fmt.Errorf("catalog: outbox: %w", errors.Join(errors.New(refused), errors.New(refused))), refused},
+		{"hung", pg, fmt.Errorf("catalog: outbox: %w", context.DeadlineExceeded), "database db.lab:5433: context deadline exceeded"},
+		{"no TLS, then a refused login", pg, errors.Join(errors.New("db.lab:5433 (10.0.0.7): tls error: server refused TLS connection"), errors.New("db.lab:5433 (10.0.0.7): failed SASL auth: unexpected EOF")), "db.lab:5433 (10.0.0.7): failed SASL auth: unexpected EOF"},
+		{"two addresses", pg, errors.Join(errors.New("db.lab:5433 (10.0.0.7): dial error: refused"), errors.New("db.lab:5433 (10.0.0.8): dial error: refused")), "db.lab:5433 (10.0.0.7): dial error: refused; db.lab:5433 (10.0.0.8): dial error: refused"},
+		{"bbolt", instance.Settings{Catalog: "/data/catalog.db"}, errors.New("timeout"), "timeout"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := catalogCause(c.s, c.err); got != c.want {
+				t.Errorf("catalogCause = %q, want %q", got, c.want)
+			}
+		})
 	}
 }
 

@@ -627,7 +627,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			name := fmt.Sprintf("%s@v%d", v.Key, v.Version)
 			if o, taken := watch.Taken(); taken {
 				// A close whose commit ended as the take-over was seen.
-				if err := s.RecordAfterTakeOver(o.Name, recent.cutoff(o, watch), []string{name}); err != nil {
+				if err := s.RecordAfterTakeOver(o.Name, recent.cutoff(watch), []string{name}); err != nil {
 					log.Error("cannot record a version committed after the take-over", "version", name, "err", err)
 				}
 				log.Error(fmt.Sprintf("%s@v%d committed after instance %q took the storage over, not in its catalog", v.Key, v.Version, o.Name))
@@ -651,7 +651,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 				taken = nil
 				m.SetReadOnly()
 				log.Error(fmt.Sprintf("storage taken over by instance %q (catalog %s) on %s: the mount is read-only from now on (writes get EROFS); unmount it and use %q", o.Name, o.Catalog, o.Since.Format(time.DateOnly), o.Name))
-				since := recent.cutoff(o, watch)
+				since := recent.cutoff(watch)
 				if names := recent.since(since); len(names) > 0 {
 					if err := s.RecordAfterTakeOver(o.Name, since, names); err != nil {
 						log.Error("cannot record the versions committed after the take-over", "err", err)
@@ -752,7 +752,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			if err := lost.Load(); err != nil {
 				ms.CatalogLost = (*err).Error() // says what the refused read would, rightly
 			} else if oerr != nil {
-				ms.CatalogError = rootCause(oerr)
+				ms.CatalogError = catalogCause(s, oerr)
 			}
 			if writes != nil {
 				// Those whose staged bytes are still there: after a
@@ -1671,12 +1671,14 @@ func writeRecordsEvery(in *instance.Instance, every time.Duration, watch *instan
 }
 
 // rootCause is the innermost message of err: "connect: connection
-// refused" rather than the SDK's whole chain.
+// refused" rather than the SDK's whole chain, on one line. The innermost
+// of pgx's failure to connect joins its tries, one a line, each twice with
+// sslmode=prefer: status's catalog row said the dial error twice.
 func rootCause(err error) string {
 	for {
 		u := errors.Unwrap(err)
 		if u == nil {
-			return err.Error()
+			return strings.Join(tries(err.Error()), "; ")
 		}
 		err = u
 	}
@@ -1730,11 +1732,12 @@ func (r *recentCommits) since(t time.Time) []string {
 	return out
 }
 
-// cutoff is from when commits count as after the take-over by o: its
-// claim's time (to the second, so a commit in that second counts), else
-// the last check that still found this instance the owner.
-func (r *recentCommits) cutoff(o instance.Owner, w *instance.OwnerWatch) time.Time {
-	if !o.Since.IsZero() {
+// cutoff is from when commits count as after the take-over w saw first
+// (a later one, by a third instance, changes nothing of it): its claim's
+// time (to the second, so a commit in that second counts), else the last
+// check that still found this instance the owner.
+func (r *recentCommits) cutoff(w *instance.OwnerWatch) time.Time {
+	if o, ok := w.TakenFirst(); ok && !o.Since.IsZero() {
 		return o.Since
 	}
 	return w.LastSeenOurs()

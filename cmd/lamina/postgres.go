@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -124,23 +125,52 @@ func pgCode(err error, code string) bool {
 // address it tried on a line of its own, and with sslmode=prefer (the
 // default) each twice: with TLS, then without.
 func hinted(err error, hint string) error {
-	var lines []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		l = strings.TrimSpace(l)
-		if l != "" && !slices.ContainsFunc(lines, func(k string) bool { return strings.HasSuffix(k, l) }) {
-			lines = append(lines, l)
-		}
-	}
-	// sslmode=prefer's first try, refused by a server without TLS, says
-	// nothing when the plain try after it got an answer.
-	if len(lines) > 2 {
-		lines = slices.DeleteFunc(lines, func(l string) bool { return strings.HasSuffix(l, "tls error: server refused TLS connection") })
-	}
+	lines := tries(err.Error())
 	msg := lines[0]
 	if len(lines) > 1 {
 		msg += " " + strings.Join(lines[1:], "; ")
 	}
 	return wrapped{msg: msg + "\n(" + hint + ")", err: err}
+}
+
+// tries are the lines of msg, a failure to connect, each once: pgx lists
+// each address it tried on a line of its own, and with sslmode=prefer (the
+// default) each twice, with TLS, then without; a line that ends an earlier
+// one is dropped too. sslmode=prefer's first try, refused by a server
+// without TLS, is dropped when another try says why it failed. A msg of
+// one line is that line.
+func tries(msg string) []string {
+	var lines []string
+	for _, l := range strings.Split(msg, "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !slices.ContainsFunc(lines, func(k string) bool { return strings.HasSuffix(k, l) }) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return []string{msg}
+	}
+	refusedTLS := func(l string) bool { return strings.HasSuffix(l, "tls error: server refused TLS connection") }
+	says := func(l string) bool { return !strings.HasSuffix(l, ":") } // not pgx's "failed to connect to `…`:"
+	if kept := slices.DeleteFunc(slices.Clone(lines), refusedTLS); slices.ContainsFunc(kept, says) {
+		lines = kept
+	}
+	return lines
+}
+
+// catalogCause is the one line status shows of a catalog read that
+// failed: its root cause, after the database's host:port (from its URL,
+// which holds no password) when the cause does not name it, as "context
+// deadline exceeded" of a server that hangs does not.
+func catalogCause(s instance.Settings, err error) string {
+	cause := rootCause(err)
+	if !usesPostgres(s) {
+		return cause
+	}
+	if u, perr := url.Parse(s.Catalog); perr == nil && u.Host != "" && !strings.Contains(cause, u.Host) {
+		return "database " + u.Host + ": " + cause
+	}
+	return cause
 }
 
 // wrapped is err with another message.

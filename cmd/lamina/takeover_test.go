@@ -306,3 +306,34 @@ func TestStatusCatalogRowAfterTakeOver(t *testing.T) {
 		t.Errorf("catalog row of a mount: %q", got)
 	}
 }
+
+// A mount whose storage was taken over twice (tb from m, then tc from
+// tb) named the first taker in status, JSON and its failed closes' way
+// out ("save them into tb"), though tb may no longer use the storage
+// either: the watch stopped reading the owner at the first take-over.
+// Now it goes on reading it, and status names tc, the owner now.
+func TestStatusNamesTheLastTakeOver(t *testing.T) {
+	e := newMntEnv(t)
+	e.env = append(e.env, "LAMINA_OWNER_CHECK=200ms")
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	takenBy := func() (string, error) {
+		var st []mountStatus
+		if err := json.Unmarshal([]byte(e.ok("--instance", "m", "status", "--format", "json")), &st); err != nil || len(st) != 1 {
+			return "", errors.New("status: not one entry")
+		}
+		return st[0].TakenOver, nil
+	}
+	for _, taker := range []string{"tb", "tc"} {
+		if _, errs, err := e.run("init", "--storage", e.dir+"/storage", "--name", taker, "--take-over"); err != nil {
+			t.Fatalf("init %s --take-over: %v\n%s", taker, err, errs)
+		}
+		waitFor(t, "the instance status names as the one that took the storage over", 20*time.Second, takenBy, taker)
+	}
+	if out := e.ok("--instance", "m", "status"); !strings.Contains(out, "storage taken over by instance tc: read-only") {
+		t.Errorf("status of a mount taken over twice:\n%s", out)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "after.txt"), []byte("after\n"), 0o644); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("a write to the mount taken over twice: %v; want EROFS", err)
+	}
+}
