@@ -67,6 +67,12 @@ func keepPurged(ctx context.Context, tx pgx.Tx, vs []Version, uids []string) err
 		uid, run string
 		rerun    bool
 	}
+	// The versions' rows first (FOR UPDATE): an AddInputs that holds one
+	// (FOR SHARE) commits before the reads below (READ COMMITTED), whose
+	// input is then kept too.
+	if _, err := tx.Exec(ctx, `SELECT uid FROM versions WHERE uid = ANY($1) FOR UPDATE`, uids); err != nil {
+		return err
+	}
 	rows, err := tx.Query(ctx, `SELECT uid, run, true FROM run_reruns WHERE uid = ANY($1)
 		UNION ALL SELECT uid, run, false FROM run_inputs WHERE uid = ANY($1)`, uids)
 	if err != nil {
