@@ -955,7 +955,7 @@ func (b *Bolt) Purge(ctx context.Context, key string) ([]Version, error) {
 			}
 			return errorf(ErrNotFound, "no artifact has key %q", key)
 		}
-		out, err = t.purgeArtifact(a)
+		out, err = t.purgeArtifact(a, true)
 		return err
 	})
 	if err != nil {
@@ -996,7 +996,9 @@ func (b *Bolt) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, e
 				return ReferencedError(key, refs)
 			}
 		}
-		out, err = t.purgeArtifact(a)
+		// A temporary renamed onto a key leaves its runs no record: its
+		// content, and its run, went to the name (Run.Purged).
+		out, err = t.purgeArtifact(a, kind != PurgeUnreferenced)
 		return err
 	})
 	if err != nil {
@@ -1016,11 +1018,17 @@ func (t txn) purgeNode(key string) error {
 	return errorf(ErrNotFound, "the trash holds no folder or link at %q", key)
 }
 
-// purgeArtifact removes a and all its versions and returns them.
-func (t txn) purgeArtifact(a *artifact) ([]Version, error) {
+// purgeArtifact removes a and all its versions and returns them; with
+// keep, the runs that used or made one record what it was (Run.Purged).
+func (t txn) purgeArtifact(a *artifact, keep bool) ([]Version, error) {
 	out, err := t.stemVersions(a.Stem)
 	if err != nil {
 		return nil, err
+	}
+	if keep {
+		if err := t.keepPurged(out); err != nil { // bolt_runs.go
+			return nil, err
+		}
 	}
 	for _, v := range out {
 		if err := t.afterPurge(v); err != nil { // bolt_annotate.go

@@ -112,6 +112,37 @@ func (t txn) purgeReruns(uid string) error {
 	return nil
 }
 
+// keepPurged records, in the runs that used or made versions vs, which
+// are being purged, what they were (Run.Purged, PurgedByRun). Before
+// purgeReruns drops their reruns.
+func (t txn) keepPurged(vs []Version) error {
+	runs := t.tx.Bucket(bRuns)
+	if runs == nil {
+		return nil
+	}
+	byRun, err := PurgedByRun(vs, func(uid string) ([]string, error) {
+		return suffixes(t.tx, bReruns, uid), nil
+	}, func(uid string) ([]string, error) {
+		return suffixes(t.tx, bVersionUsers, uid), nil
+	}, time.Now())
+	if err != nil {
+		return err
+	}
+	for uid, ps := range byRun {
+		var r Run
+		if ok, err := getJSON(runs, []byte(uid), &r); err != nil {
+			return err
+		} else if !ok {
+			continue // a run recorded elsewhere
+		}
+		r.Purged = append(r.Purged, ps...)
+		if err := putJSON(runs, []byte(uid), r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (b *Bolt) SaveTransform(ctx context.Context, tr Transform) (Transform, error) {
 	if tr.Name == "" {
 		return Transform{}, fmt.Errorf("catalog: a transform needs a name")
@@ -158,7 +189,7 @@ func (b *Bolt) StartRun(ctx context.Context, r Run) (Run, error) {
 		r.UID = JobRunUID(r.Parent, r.Job)
 	}
 	r.Status = RunRunning
-	r.FinishedAt, r.ExitCode = nil, nil
+	r.FinishedAt, r.ExitCode, r.Purged = nil, nil, nil
 	if r.StartedAt.IsZero() {
 		r.StartedAt = time.Now()
 	}
@@ -371,14 +402,15 @@ func (b *Bolt) RunRecord(ctx context.Context, uid string) (RunRecord, error) {
 		if rec.Inputs, err = byKeyThenVersion(tx, suffixes(tx, bRunInputs, id)); err != nil {
 			return err
 		}
-		// Versions purged since (a temporary file renamed onto a key, say)
-		// are no outputs any more, as in the PostgreSQL store.
+		// Versions purged since are outputs as the run records them
+		// (Run.Purged): a temporary file renamed onto a key is none.
 		rec.Outputs = []string{}
 		for _, u := range suffixes(tx, bRunOutputs, id) {
 			if tx.Bucket(bVersions).Get([]byte(u)) != nil {
 				rec.Outputs = append(rec.Outputs, u)
 			}
 		}
+		rec.Outputs = rec.Run.PurgedOutputs(rec.Outputs)
 		rec.Children = suffixes(tx, bRunChildren, id)
 		if ch := tx.Bucket(bRunChildren); ch != nil && len(rec.Children) > 1 {
 			at := func(c string) []byte { return ch.Get([]byte(id + c)) }

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -101,6 +102,93 @@ type Run struct {
 	// (a job run: the daemon that tracked it stopped); an amend that makes
 	// it ok or failed drops it.
 	Note string `json:"note,omitempty"`
+	// Purged are the run's inputs and outputs deleted for good since
+	// (Purge, PurgeTrashed), as they were: the record of the run still
+	// says what it used and made (RunRecord lists their uids) and by
+	// which names. Not a temporary the mount purged once it was renamed
+	// onto a key (PurgeUnreferenced): its content, and the run, went to
+	// the name. The stores keep it; StartRun ignores what a caller gives.
+	Purged []PurgedVersion `json:"purged,omitempty"`
+}
+
+// PurgedVersion is a version a run used or made, deleted for good since
+// (Run.Purged): what it was and when it went.
+type PurgedVersion struct {
+	UID     string `json:"uid"`
+	Key     string `json:"key"`
+	Version int    `json:"version"`
+	// Output: the run made it, or wrote its bytes again (Reruns); else
+	// the run used it (an input; a version may be both).
+	Output bool `json:"output,omitempty"`
+	Input  bool `json:"input,omitempty"`
+	// Run is the run that made it (Version.Run): for an output, this run
+	// or, for one it wrote again, another.
+	Run      string    `json:"run,omitempty"`
+	PurgedAt time.Time `json:"purged_at"`
+}
+
+// Ref is "KEY@vN", as Version.Ref.
+func (p PurgedVersion) Ref() string { return Version{Key: p.Key, Version: p.Version}.Ref() }
+
+// PurgedOutputs returns live, the uids of the run's outputs still in the
+// catalog, with those of its outputs purged since (Purged), sorted: a
+// store's RunRecord.Outputs.
+func (r Run) PurgedOutputs(live []string) []string {
+	out := append([]string{}, live...)
+	n := len(out)
+	for _, p := range r.Purged {
+		if p.Output {
+			out = append(out, p.UID)
+		}
+	}
+	if len(out) == n {
+		return out
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// PurgedByRun gives, for versions vs being purged, what each run that
+// refers to them keeps of them (Run.Purged): a version's own run
+// (Version.Run) and the runs that wrote its bytes again (reruns) made
+// it; the runs that read it (users) used it. Runs are the map's keys;
+// the store appends to those it holds, in its purging transaction.
+func PurgedByRun(vs []Version, reruns, users func(uid string) ([]string, error), at time.Time) (map[string][]PurgedVersion, error) {
+	out := map[string][]PurgedVersion{}
+	at = at.UTC()
+	for _, v := range vs {
+		mark := map[string]*PurgedVersion{}
+		var order []string
+		get := func(run string) *PurgedVersion {
+			if p, ok := mark[run]; ok {
+				return p
+			}
+			mark[run] = &PurgedVersion{UID: v.UID, Key: v.Key, Version: v.Version, Run: v.Run, PurgedAt: at}
+			order = append(order, run)
+			return mark[run]
+		}
+		if v.Run != "" {
+			get(v.Run).Output = true
+		}
+		again, err := reruns(v.UID)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range again {
+			get(r).Output = true
+		}
+		used, err := users(v.UID)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range used {
+			get(r).Input = true
+		}
+		for _, r := range order {
+			out[r] = append(out[r], *mark[r])
+		}
+	}
+	return out, nil
 }
 
 // SetArgv records argv: Argv as text, and each argument that is not
@@ -228,10 +316,12 @@ type RunRecord struct {
 	Run       Run       `json:"run"`
 	Transform Transform `json:"transform"`
 	// Inputs are the version uids the run used, by key, then version
-	// number (uids of versions purged since last, by uid).
+	// number (uids of versions purged since last, by uid; Run.Purged says
+	// what they were).
 	Inputs []string `json:"inputs"`
 	// Outputs are the version uids whose Run is this run, and those whose
-	// bytes it wrote again unchanged (Reruns), sorted.
+	// bytes it wrote again unchanged (Reruns), sorted; those deleted for
+	// good since too (Run.Purged says what they were).
 	Outputs  []string `json:"outputs"`
 	Children []string `json:"children"` // child run uids, oldest first
 }

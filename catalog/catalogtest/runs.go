@@ -278,6 +278,108 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("unknown version: %v", err)
 		}
 	})
+	// A run's inputs and outputs deleted for good (Purge, PurgeTrashed)
+	// stay in its record, and the run says what they were (Run.Purged):
+	// the versions it made, those it wrote again (Reruns), those it read.
+	// PostgreSQL's record of an output was its version's row, so its
+	// RunRecord forgot a purged output; bbolt left it out to agree.
+	t.Run("RunKeepsPurged", func(t *testing.T) {
+		c := open(t)
+		tr, err := c.SaveTransform(ctx, catalog.Transform{Name: "qc", Kind: "named"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What a caller gives StartRun as Purged is not kept.
+		made, err := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "made", Purged: []catalog.PurgedVersion{{UID: "made-up", Output: true}}})
+		if err != nil || len(made.Purged) != 0 {
+			t.Fatalf("StartRun kept Purged: %+v, %v", made.Purged, err)
+		}
+		again, _ := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "again"})
+		in1 := save1(t, c, NV("raw/in.csv", "in 1"))
+		in2 := save1(t, c, NV("raw/in.csv", "in 2"))
+		keep := save1(t, c, NV("raw/keep.csv", "keep"))
+		if err := c.AddInputs(ctx, made.UID, []string{in1.UID, in2.UID, keep.UID}); err != nil {
+			t.Fatal(err)
+		}
+		out := func(key, content, run string) catalog.Version {
+			nv := NV(key, content)
+			nv.Run = run
+			return save1(t, c, nv)
+		}
+		x1, x2 := out("exp/x.csv", "x 1", made.UID), out("exp/x.csv", "x 2", made.UID)
+		y := out("exp/y.csv", "y", made.UID)
+		if s, err := c.Save(ctx, []catalog.NewVersion{func() catalog.NewVersion { nv := NV("exp/y.csv", "y"); nv.Run = again.UID; return nv }()}); err != nil || !s[0].Unchanged {
+			t.Fatalf("the rerun's save: %+v, %v", s, err)
+		}
+		live := out("exp/live.csv", "live", made.UID)
+		// A permanent delete of a live key, a purge of a key in the trash.
+		if _, err := c.Purge(ctx, "exp/x.csv"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Trash(ctx, "exp/y.csv"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.PurgeTrashed(ctx, "exp/y.csv", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Purge(ctx, "raw/in.csv"); err != nil {
+			t.Fatal(err)
+		}
+		// An end recorded afterwards keeps what the run says of them.
+		zero := 0
+		if f, err := c.FinishRun(ctx, made.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &zero}); err != nil || len(f.Purged) != 5 {
+			t.Fatalf("FinishRun after the purges: purged %+v, %v", f.Purged, err)
+		}
+		sorted := func(uids ...string) []string { sort.Strings(uids); return uids }
+		rec, err := c.RunRecord(ctx, made.UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := sorted(x1.UID, x2.UID, y.UID, live.UID); !reflect.DeepEqual(rec.Outputs, want) {
+			t.Errorf("outputs %v, want %v (the purged ones too)", rec.Outputs, want)
+		}
+		// Inputs: by key and version, those purged last, by uid.
+		if want := append([]string{keep.UID}, sorted(in1.UID, in2.UID)...); !reflect.DeepEqual(rec.Inputs, want) {
+			t.Errorf("inputs %v, want %v", rec.Inputs, want)
+		}
+		what := map[string]catalog.PurgedVersion{}
+		for _, pv := range rec.Run.Purged {
+			if pv.PurgedAt.IsZero() {
+				t.Errorf("%s: no purged_at", pv.UID)
+			}
+			pv.PurgedAt = time.Time{}
+			what[pv.UID] = pv
+		}
+		wantWhat := map[string]catalog.PurgedVersion{
+			x1.UID:  {UID: x1.UID, Key: "exp/x.csv", Version: 1, Output: true, Run: made.UID},
+			x2.UID:  {UID: x2.UID, Key: "exp/x.csv", Version: 2, Output: true, Run: made.UID},
+			y.UID:   {UID: y.UID, Key: "exp/y.csv", Version: 1, Output: true, Run: made.UID},
+			in1.UID: {UID: in1.UID, Key: "raw/in.csv", Version: 1, Input: true},
+			in2.UID: {UID: in2.UID, Key: "raw/in.csv", Version: 2, Input: true},
+		}
+		if !reflect.DeepEqual(what, wantWhat) || len(rec.Run.Purged) != len(wantWhat) {
+			t.Errorf("Run.Purged %+v,\nwant %+v", rec.Run.Purged, wantWhat)
+		}
+		if ref := what[x2.UID].Ref(); ref != "exp/x.csv@v2" {
+			t.Errorf("Ref %q", ref)
+		}
+		// The run that wrote y's bytes again keeps it as its output.
+		arec, err := c.RunRecord(ctx, again.UID)
+		if err != nil || !reflect.DeepEqual(arec.Outputs, []string{y.UID}) || len(arec.Run.Purged) != 1 ||
+			arec.Run.Purged[0].Key != "exp/y.csv" || !arec.Run.Purged[0].Output || arec.Run.Purged[0].Run != made.UID {
+			t.Errorf("the rerun's record: outputs %v, purged %+v, %v", arec.Outputs, arec.Run.Purged, err)
+		}
+		// ListRuns gives the runs as stored, Purged too.
+		all, err := c.ListRuns(ctx, catalog.RunQuery{})
+		if err != nil || len(all) != 2 {
+			t.Fatalf("ListRuns = %v, %v", all, err)
+		}
+		for _, r := range all {
+			if r.UID == made.UID && len(r.Purged) != 5 {
+				t.Errorf("ListRuns: purged %+v", r.Purged)
+			}
+		}
+	})
 	t.Run("Reruns", func(t *testing.T) {
 		// A run that writes the bytes of its key's latest version again
 		// makes no version; the version is its output too, and its Run
@@ -468,16 +570,20 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if err != nil || !reflect.DeepEqual(users, []string{p.UID}) {
 			t.Fatalf("UsedBy = %v, %v", users, err)
 		}
-		// A purged output (a temporary file renamed onto a key) is no
-		// output any more.
+		// A temporary file renamed onto a key, purged by the mount
+		// (PurgeUnreferenced), is no output any more: its content, and the
+		// run, went to the name (RunKeepsPurged: other purges).
 		tmp := NV("res/b.csv.tmp1", "t")
 		tmp.Run = p.UID
 		save1(t, c, tmp)
-		if _, err := c.Purge(ctx, "res/b.csv.tmp1"); err != nil {
+		if _, err := c.Trash(ctx, "res/b.csv.tmp1"); err != nil {
 			t.Fatal(err)
 		}
-		if rec, err := c.RunRecord(ctx, p.UID); err != nil || !reflect.DeepEqual(rec.Outputs, []string{o.UID}) {
-			t.Fatalf("outputs after a purge %v, %v", rec.Outputs, err)
+		if _, err := c.PurgeTrashed(ctx, "res/b.csv.tmp1", catalog.PurgeUnreferenced); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := c.RunRecord(ctx, p.UID); err != nil || !reflect.DeepEqual(rec.Outputs, []string{o.UID}) || len(rec.Run.Purged) != 0 {
+			t.Fatalf("outputs after a temporary's purge %v, purged %+v, %v", rec.Outputs, rec.Run.Purged, err)
 		}
 		if _, err := c.RunRecord(ctx, "nosuchrun0000000"); !errors.Is(err, catalog.ErrNotFound) {
 			t.Fatalf("unknown run record: %v", err)

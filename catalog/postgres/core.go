@@ -802,7 +802,7 @@ func (s *Store) Purge(ctx context.Context, key string) ([]Version, error) {
 			}
 			return errorf(ErrNotFound, "no artifact has key %q", key)
 		}
-		if out, err = purgeArtifact(ctx, tx, a); err != nil {
+		if out, err = purgeArtifact(ctx, tx, a, true); err != nil {
 			return err
 		}
 		changed(key)
@@ -839,7 +839,9 @@ func (s *Store) PurgeTrashed(ctx context.Context, key, kind string) ([]Version, 
 				return err
 			}
 		}
-		if out, err = purgeArtifact(ctx, tx, a); err != nil {
+		// A temporary renamed onto a key leaves its runs no record: its
+		// content, and its run, went to the name (Run.Purged).
+		if out, err = purgeArtifact(ctx, tx, a, kind != catalog.PurgeUnreferenced); err != nil {
 			return err
 		}
 		changed(key)
@@ -904,8 +906,9 @@ func purgeNode(ctx context.Context, tx pgx.Tx, key string) error {
 	return errorf(ErrNotFound, "the trash holds no folder or link at %q", key)
 }
 
-// purgeArtifact removes a and all its versions and returns them.
-func purgeArtifact(ctx context.Context, tx pgx.Tx, a *artifact) ([]Version, error) {
+// purgeArtifact removes a and all its versions and returns them; with
+// keep, the runs that used or made one record what it was (Run.Purged).
+func purgeArtifact(ctx context.Context, tx pgx.Tx, a *artifact, keep bool) ([]Version, error) {
 	out, err := stemVersions(ctx, tx, a.Stem)
 	if err != nil {
 		return nil, err
@@ -916,6 +919,11 @@ func purgeArtifact(ctx context.Context, tx pgx.Tx, a *artifact) ([]Version, erro
 	uids := make([]string, len(out))
 	for i, v := range out {
 		uids[i] = v.UID
+	}
+	if keep {
+		if err := keepPurged(ctx, tx, out, uids); err != nil { // runs.go
+			return nil, err
+		}
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM run_reruns WHERE uid = ANY($1)`, uids); err != nil {
 		return nil, err

@@ -63,6 +63,13 @@ func populate(t *testing.T, c catalog.Catalog) {
 	must(err)
 	_, err = c.Trash(ctx, "gone/c")
 	must(err)
+	// An output deleted for good: its run keeps what it was (Run.Purged).
+	purged := catalogtest.NV("gone/p", "7")
+	purged.Run = parent.UID
+	_, err = c.Save(ctx, []catalog.NewVersion{purged})
+	must(err)
+	_, err = c.Purge(ctx, "gone/p")
+	must(err)
 	must(c.OutboxDone(ctx, uids[:2]))
 	must(c.MakeFolder(ctx, "empty/dir"))
 	must(c.Symlink(ctx, "exp/link", "a.csv"))
@@ -189,8 +196,12 @@ func TestDumpLoadBothWays(t *testing.T) {
 		if again, err := c.Reruns(ctx, rec.Outputs[0]); err != nil || !slices.Equal(again, []string{runs[1].UID}) {
 			t.Fatalf("%T Reruns = %v, %v", c, again, err)
 		}
-		if p, err := c.RunRecord(ctx, runs[1].UID); err != nil || !slices.Equal(p.Outputs, rec.Outputs) {
-			t.Fatalf("%T the rerun's outputs = %v, %v", c, p.Outputs, err)
+		p, err := c.RunRecord(ctx, runs[1].UID)
+		if err != nil || len(p.Run.Purged) != 1 || p.Run.Purged[0].Key != "gone/p" || !p.Run.Purged[0].Output {
+			t.Fatalf("%T the rerun's purged output = %+v, %v", c, p.Run.Purged, err)
+		}
+		if want := slices.Sorted(slices.Values([]string{rec.Outputs[0], p.Run.Purged[0].UID})); !slices.Equal(p.Outputs, want) {
+			t.Fatalf("%T the rerun's outputs = %v, want %v", c, p.Outputs, want)
 		}
 		top, err := c.Children(ctx, "")
 		if err != nil || len(top.Files) != 1 || top.Files[0].Key != "x" || !slices.Equal(top.Subdirs, []string{"empty", "exp"}) {
@@ -431,7 +442,7 @@ func TestDumpFormat(t *testing.T) {
 // A permanent delete takes the reruns of the versions it purges: bbolt
 // kept their version_reruns and run_outputs entries (an export wrote a
 // rerun of a version it did not hold), PostgreSQL its run_reruns rows.
-// Both stores.
+// The run's own record keeps what it wrote (Run.Purged). Both stores.
 func TestPurgeDropsReruns(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"bolt", "postgres"} {
@@ -471,8 +482,11 @@ func TestPurgeDropsReruns(t *testing.T) {
 			if lines[0] != `{"format":1}` {
 				t.Errorf("after the purge: %s; want format 1", lines[0])
 			}
-			if rec, err := c.RunRecord(ctx, r.UID); err != nil || len(rec.Outputs) != 0 {
-				t.Fatalf("the rerun's outputs after the purge: %v, %v", rec.Outputs, err)
+			// The run still says it wrote the version (Run.Purged), in the
+			// export too, as a record of the run.
+			if rec, err := c.RunRecord(ctx, r.UID); err != nil || len(rec.Outputs) != 1 || len(rec.Run.Purged) != 1 ||
+				rec.Outputs[0] != rec.Run.Purged[0].UID || rec.Run.Purged[0].Key != "b.csv" {
+				t.Fatalf("the rerun's outputs after the purge: %v, purged %+v, %v", rec.Outputs, rec.Run.Purged, err)
 			}
 			if u != "" {
 				conn, err := pgx.Connect(ctx, u)

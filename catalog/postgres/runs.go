@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -56,13 +58,73 @@ func putRun(ctx context.Context, tx pgx.Tx, r catalog.Run) error {
 		ON CONFLICT (uid) DO UPDATE SET rec = EXCLUDED.rec, transform = EXCLUDED.transform, started_ns = EXCLUDED.started_ns`, r, r.UID, r.Transform, parent, ns(r.StartedAt))
 }
 
+// keepPurged records, in the runs that used or made versions vs (uids
+// theirs), which are being purged, what they were (Run.Purged,
+// catalog.PurgedByRun): one statement adds to each run's rec, so that a
+// FinishRun (SERIALIZABLE) that read it before is retried.
+func keepPurged(ctx context.Context, tx pgx.Tx, vs []Version, uids []string) error {
+	type ref struct {
+		uid, run string
+		rerun    bool
+	}
+	// The versions' rows first (FOR UPDATE): an AddInputs that holds one
+	// (FOR SHARE) commits before the reads below (READ COMMITTED), whose
+	// input is then kept too.
+	if _, err := tx.Exec(ctx, `SELECT uid FROM versions WHERE uid = ANY($1) FOR UPDATE`, uids); err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, `SELECT uid, run, true FROM run_reruns WHERE uid = ANY($1)
+		UNION ALL SELECT uid, run, false FROM run_inputs WHERE uid = ANY($1)`, uids)
+	if err != nil {
+		return err
+	}
+	refs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ref, error) {
+		var x ref
+		err := r.Scan(&x.uid, &x.run, &x.rerun)
+		return x, err
+	})
+	if err != nil {
+		return err
+	}
+	reruns, users := map[string][]string{}, map[string][]string{}
+	for _, x := range refs {
+		if x.rerun {
+			reruns[x.uid] = append(reruns[x.uid], x.run)
+		} else {
+			users[x.uid] = append(users[x.uid], x.run)
+		}
+	}
+	byRun, err := catalog.PurgedByRun(vs, func(uid string) ([]string, error) { return reruns[uid], nil },
+		func(uid string) ([]string, error) { return users[uid], nil }, time.Now())
+	if err != nil || len(byRun) == 0 {
+		return err
+	}
+	runs := make([]string, 0, len(byRun))
+	for r := range byRun {
+		runs = append(runs, r)
+	}
+	slices.Sort(runs)
+	adds := make([]string, len(runs))
+	for i, r := range runs {
+		b, err := json.Marshal(byRun[r])
+		if err != nil {
+			return err
+		}
+		adds[i] = string(b)
+	}
+	// Runs recorded elsewhere (no row) have nothing to keep here.
+	_, err = tx.Exec(ctx, `UPDATE runs r SET rec = jsonb_set(r.rec, '{purged}', COALESCE(r.rec->'purged', '[]'::jsonb) || x.add::jsonb)
+		FROM unnest($1::text[], $2::text[]) AS x(uid, add) WHERE r.uid = x.uid`, runs, adds)
+	return err
+}
+
 func (s *Store) StartRun(ctx context.Context, r catalog.Run) (catalog.Run, error) {
 	r.UID = ref.NewStem()
 	if r.Parent != "" && r.Job != "" {
 		r.UID = catalog.JobRunUID(r.Parent, r.Job)
 	}
 	r.Status = catalog.RunRunning
-	r.FinishedAt, r.ExitCode = nil, nil
+	r.FinishedAt, r.ExitCode, r.Purged = nil, nil, nil
 	if r.StartedAt.IsZero() {
 		r.StartedAt = time.Now()
 	}
@@ -208,6 +270,8 @@ func (s *Store) RunRecord(ctx context.Context, uid string) (catalog.RunRecord, e
 			UNION SELECT r.uid FROM run_reruns r JOIN versions v ON v.uid = r.uid WHERE r.run = $1 ORDER BY uid`, id); err != nil {
 			return err
 		}
+		// Those purged since, as the run records them (Run.Purged).
+		rec.Outputs = rec.Run.PurgedOutputs(rec.Outputs)
 		rec.Children, err = strings_(ctx, tx, `SELECT uid FROM runs WHERE parent = $1 ORDER BY started_ns, uid`, id)
 		return err
 	})

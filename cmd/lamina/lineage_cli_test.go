@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 	"github.com/lamina-bio/lamina/lineage"
 )
 
@@ -447,7 +449,7 @@ func TestRunsShowGoneAndWrongUIDs(t *testing.T) {
 	out := e.ok("runs", "show", run.Run.UID)
 	for _, want := range []string{
 		"in/a.txt@v1  " + run.Inputs[0] + "  (in the trash)\n",
-		"  " + run.Inputs[1] + "  (deleted for good)\n",
+		"in/b.txt@v1  " + run.Inputs[1] + "  (deleted for good)\n",
 		"o/a.txt@v1  " + oa.UID + "  new  (in the trash)\n",
 	} {
 		if !strings.Contains(out, want) {
@@ -468,6 +470,80 @@ func TestRunsShowGoneAndWrongUIDs(t *testing.T) {
 		e.fails("is the uid of a run, not of a version: `lamina runs show "+run.Run.UID+"`", cmd, run.Run.UID)
 	}
 	e.fails("`lamina lineage o/a.txt@v1` shows the lineage of its newest version there", "lineage", "o/a.txt")
+}
+
+// TestRunsShowPurged: an output of a run deleted for good (delete
+// --permanent of a live key, or of one in the trash) stays in `runs
+// show`, marked, by its key and number, as an input does. On PostgreSQL
+// the output vanished (its version's row was the only record of its
+// run); bbolt left it out to agree, and both showed a purged input by
+// its uid alone. A temporary the mount purged once it was renamed onto
+// a key is no output (its content and run went to the name). Both
+// catalogs.
+func TestRunsShowPurged(t *testing.T) {
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := workstationEnv(t, "ws")
+			init := []string{"init", "--storage", filepath.Join(e.dir, "storage"), "--name", "runspurged"}
+			if cat == "postgres" {
+				init = append(init, "--db", pgtest.URL(t))
+			}
+			e.ok(init...)
+			e.ok("save", e.file("in.csv", []byte("gene,count\nA,5\n")), "--key", "raw/in.csv")
+			e.ok("save", e.file("y.csv", []byte("old\n")), "--key", "exp/y.csv")
+			e.ok("save", e.file("z.csv", []byte("old\n")), "--key", "exp/z.csv")
+			mnt := filepath.Join(e.dir, "mnt")
+			e.mount(mnt)
+			in := func(p string) string { return filepath.Join(mnt, p) }
+			// x.csv new; y.csv and z.csv written as a temporary renamed
+			// onto them (the mount purges the temporary).
+			script := "cat " + in("raw/in.csv") + " > " + in("exp/x.csv") +
+				" && cat " + in("raw/in.csv") + " > " + in("exp/.y.tmp") + " && mv " + in("exp/.y.tmp") + " " + in("exp/y.csv") +
+				" && echo z > " + in("exp/.z.tmp") + " && mv " + in("exp/.z.tmp") + " " + in("exp/z.csv")
+			if _, errs, code := e.runIn(e.dir, "run", "-t", "make", "--", "sh", "-c", script); code != 0 || !strings.Contains(errs, "1 input, 3 outputs") {
+				t.Fatalf("lamina run: exit %d\n%s", code, errs)
+			}
+			run := e.lastRun("make")
+			x, y, z, src := e.showVersion("exp/x.csv"), e.showVersion("exp/y.csv"), e.showVersion("exp/z.csv"), e.showVersion("raw/in.csv")
+			if want := []string{x.UID, y.UID, z.UID}; !reflect.DeepEqual(run.Outputs, sortedCopy(want)) {
+				t.Fatalf("outputs %v, want %v", run.Outputs, want)
+			}
+			e.ok("delete", "--permanent", "--force", "--yes", "exp/x.csv", "raw/in.csv")
+			e.ok("delete", "exp/y.csv")
+			e.ok("delete", "--permanent", "--force", "--yes", "exp/")
+			out := e.ok("runs", "show", run.Run.UID)
+			for _, want := range []string{
+				"inputs (1):\n  raw/in.csv@v1  " + src.UID + "  (deleted for good)\n",
+				"outputs (3):\n",
+				"  exp/x.csv@v1  " + x.UID + "  new  (deleted for good)\n",
+				"  exp/y.csv@v2  " + y.UID + "  new  (deleted for good)\n",
+				"  exp/z.csv@v2  " + z.UID + "  new\n",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("runs show lacks %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, ".tmp@") {
+				t.Errorf("runs show lists a temporary:\n%s", out)
+			}
+			var shown struct {
+				Outputs, Purged []string
+				Run             catalog.Run
+			}
+			if err := json.Unmarshal([]byte(e.ok("runs", "show", run.Run.UID, "--format", "json")), &shown); err != nil {
+				t.Fatal(err)
+			}
+			if want := sortedCopy([]string{x.UID, y.UID, src.UID}); !reflect.DeepEqual(sortedCopy(shown.Purged), want) || len(shown.Run.Purged) != 3 {
+				t.Errorf("runs show --format json: purged %v (want %v), run.purged %+v", shown.Purged, want, shown.Run.Purged)
+			}
+		})
+	}
+}
+
+func sortedCopy(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
 
 // TestGarbageMarkerWarns: a LAMINA_RUN that cannot be a run's uid was

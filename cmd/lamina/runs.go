@@ -114,43 +114,55 @@ func cmdRuns() *cli.Command {
 							return err
 						}
 					}
+					// Inputs and outputs in the trash or deleted for good
+					// are listed marked; the run says what those deleted
+					// for good were (Run.Purged: key and number, and who
+					// made an output). One purged before the run kept that,
+					// or while this was read, is its uid alone.
+					purged := map[string]catalog.PurgedVersion{}
+					for _, p := range rec.Run.Purged {
+						purged[p.UID] = p
+					}
+					shown := runShown{RunRecord: rec, Reproduced: []string{}, Trashed: []string{}, Purged: []string{}}
+					look := func(uids []string) (map[string]catalog.Version, error) {
+						found := map[string]catalog.Version{}
+						for _, u := range uids {
+							v, err := cat.ByUID(c.Context, u)
+							if errors.Is(err, catalog.ErrNotFound) {
+								shown.Purged = append(shown.Purged, u)
+								if p, ok := purged[u]; ok {
+									found[u] = catalog.Version{UID: u, Key: p.Key, Version: p.Version, Run: p.Run}
+								}
+								continue
+							} else if err != nil {
+								return nil, err
+							}
+							found[u] = v
+							if v.Trashed {
+								shown.Trashed = append(shown.Trashed, u)
+							}
+						}
+						return found, nil
+					}
+					outs, err := look(rec.Outputs)
+					if err != nil {
+						return err
+					}
 					// An output another run made is one this run wrote
 					// again with identical bytes (catalog.Runs.Reruns).
-					outs := map[string]catalog.Version{}
-					shown := runShown{RunRecord: rec, Reproduced: []string{}, Trashed: []string{}, Purged: []string{}}
 					for _, u := range rec.Outputs {
-						v, err := cat.ByUID(c.Context, u)
-						if errors.Is(err, catalog.ErrNotFound) {
-							shown.Purged = append(shown.Purged, u) // purged meanwhile
-							continue
-						} else if err != nil {
-							return err
-						}
-						outs[u] = v
-						if v.Trashed {
-							shown.Trashed = append(shown.Trashed, u)
-						}
-						if v.Run != rec.Run.UID {
+						if v, ok := outs[u]; ok && v.Run != rec.Run.UID {
 							shown.Reproduced = append(shown.Reproduced, u)
 						}
 					}
-					// Inputs in the trash or deleted for good are listed
-					// marked (their uid stays the run's input).
-					ins := map[string]catalog.Version{}
-					for _, u := range rec.Inputs {
-						v, err := cat.ByUID(c.Context, u)
-						if errors.Is(err, catalog.ErrNotFound) {
-							shown.Purged = append(shown.Purged, u)
-							continue
-						} else if err != nil {
-							return err
-						}
-						ins[u] = v
-						if v.Trashed {
-							shown.Trashed = append(shown.Trashed, u)
-						}
+					ins, err := look(rec.Inputs)
+					if err != nil {
+						return err
 					}
 					gone := func(v catalog.Version) string {
+						if slices.Contains(shown.Purged, v.UID) {
+							return "  (deleted for good)"
+						}
 						if v.Trashed {
 							return "  (in the trash)"
 						}
@@ -248,9 +260,8 @@ type runShown struct {
 	// (catalog.Runs.Reruns). The rest of Outputs it made.
 	Reproduced []string `json:"reproduced"`
 	// Trashed are the inputs and outputs in the trash; Purged, those
-	// deleted for good (an input's uid stays the run's; a purged output
-	// is listed only if it was purged while this was read: the stores
-	// forget a purged version's run).
+	// deleted for good (their uids stay the run's; run.purged says what
+	// they were, catalog.Run.Purged).
 	Trashed []string `json:"trashed"`
 	Purged  []string `json:"purged"`
 }
