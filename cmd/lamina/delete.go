@@ -969,11 +969,16 @@ func onlyTrashedVersion(ctx context.Context, cat catalog.Catalog, spec, key stri
 	}
 	switch {
 	case !found && len(vs) == 0:
-		return "", fmt.Errorf("%w: %q has no versions, live or in the trash", catalog.ErrNotFound, key)
+		return "", catalog.Errorf(catalog.ErrNotFound, "%q has no versions, live or in the trash", key)
 	case !found:
-		return "", fmt.Errorf("%w: %s has no v%d%s", catalog.ErrNotFound, key, n, held)
+		// As get and show say it (the catalog's ByKey).
+		latest := 0
+		for _, o := range vs {
+			latest = max(latest, o.Version)
+		}
+		return "", catalog.Errorf(catalog.ErrNotFound, "%q has no version %d (latest is %d)%s", key, n, latest, held)
 	case !v.Trashed:
-		return "", fmt.Errorf("%w: %s is not in the trash%s", catalog.ErrNotFound, spec, held)
+		return "", catalog.Errorf(catalog.ErrNotFound, "%s is not in the trash%s", spec, held)
 	}
 	entries := trashedTogether(vs)
 	if len(entries) == 1 && len(trashed) > 1 {
@@ -1158,7 +1163,7 @@ func listUnder(ctx context.Context, cat catalog.Catalog, prefix string, latest b
 	if len(out) == 0 {
 		// A move onto the names (mv dir newdir) or a save there takes
 		// folders and links out of the trash too: say all it looked for.
-		return nil, nil, fmt.Errorf("%w: the trash holds no artifact, folder or symbolic link under %s", catalog.ErrNotFound, prefix)
+		return nil, nil, catalog.Errorf(catalog.ErrNotFound, "the trash holds no artifact, folder or symbolic link under %s", prefix)
 	}
 	return out, older, nil
 }
