@@ -440,7 +440,11 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 		why = append(why, fmt.Sprintf("%s already in the trash (--permanent deletes for good)", strings.Join(trashed, ", ")))
 	}
 	if len(why) > 0 {
-		return nil, nil, exitf(1, "%s: nothing deleted", strings.Join(why, "; "))
+		code := exitFailure
+		if len(trashed) == 0 {
+			code = exitNotFound // every refusal is a key that is not there
+		}
+		return nil, nil, exitf(code, "%s: nothing deleted", strings.Join(why, "; "))
 	}
 	return inTrash, nodes, nil
 }
@@ -463,7 +467,7 @@ func trashedLinks(ctx context.Context, cat catalog.Catalog, keys []string) (map[
 		}
 	}
 	if len(missing) > 0 {
-		return nil, exitf(1, "the trash holds no symbolic link at %s: nothing deleted", strings.Join(missing, ", "))
+		return nil, exitf(exitNotFound, "the trash holds no symbolic link at %s: nothing deleted", strings.Join(missing, ", "))
 	}
 	return nodes, nil
 }
@@ -899,10 +903,19 @@ func checkRestore(ctx context.Context, in *instance.Instance, args []keyArg, bad
 	case 1:
 		return nil, fmt.Errorf("%w; nothing restored", bad[0])
 	}
-	code, msgs := 1, make([]string, len(bad))
+	// A usage error (2) if one is; not found (4) when every argument is
+	// not there; else 1.
+	codes, msgs := map[int]bool{}, make([]string, len(bad))
 	for i, err := range bad {
-		code = max(code, exitCode(err))
+		codes[codeFor(err)] = true
 		msgs[i] = "  " + strings.ReplaceAll(err.Error(), "\n", "\n  ")
+	}
+	code := exitFailure
+	switch {
+	case codes[exitUsage]:
+		code = exitUsage
+	case len(codes) == 1 && codes[exitNotFound]:
+		code = exitNotFound
 	}
 	return nil, exitf(code, "nothing restored: %d arguments cannot be:\n%s", len(bad), strings.Join(msgs, "\n"))
 }
