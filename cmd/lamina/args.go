@@ -146,11 +146,10 @@ func usageExit(c *cli.Context, err error, _ bool) error {
 	if f, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok && negativeNumber.MatchString(f) {
 		// `cache limit -5GB`: a number the parser took for a flag (it
 		// said "flag provided but not defined: --5GB").
-		what := "a number here must not be negative"
 		if c.Command != nil && strings.Contains(c.Command.ArgsUsage, "SIZE") {
-			what = "a size must be positive"
+			return exitf(2, "%s: a size must be positive", f)
 		}
-		return exitf(2, "%s: %s", f, what)
+		return exitf(2, "%s is read as a flag, and %s has none such: put -- before an argument that starts with '-' (%s --help lists the flags)", f, name, name)
 	}
 	if m := badFlagValue.FindStringSubmatch(msg); m != nil {
 		// Go's flag package said "invalid value "abc" for flag -limit:

@@ -51,6 +51,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"ls", "--limit", "abc"}, 2, `invalid value "abc" for --limit: want a number`},
 		{[]string{"cache", "limit", "-5GB"}, 2, "-5GB: a size must be positive"},
 		{[]string{"cache", "limit", "--", "-5GB"}, 2, `bad size "-5GB": a size must be positive`},
+		{[]string{"search", "-5"}, 2, "-5 is read as a flag, and lamina search has none such: put -- before"},
+		{[]string{"gc", "--grace", "soon"}, 2, `invalid value "soon" for --grace: want a duration`},
 		// Names, dtypes, values.
 		{[]string{"feature", "create", "x", "--dtype", "bogus"}, 2, `dtype "bogus": use int`},
 		{[]string{"feature", "create", "", "--dtype", "int"}, 2, `feature name "": use letters`},
