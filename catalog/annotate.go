@@ -269,23 +269,23 @@ func isName(s string) bool {
 func CheckName(kind, name string) error {
 	if kind == "label" || kind == "collection" || kind == "schema" {
 		if name == "" || len(name) > 255 || strings.ContainsAny(name, "\x00\n") || strings.TrimSpace(name) != name {
-			return fmt.Errorf("%w: %s name %q: use 1 to 255 characters, no newline, no leading or trailing space", ErrInvalid, kind, name)
+			return Invalidf("%s name %q: use 1 to 255 characters, no newline, no leading or trailing space", kind, name)
 		}
 		if !utf8.ValidString(name) {
-			return fmt.Errorf("%w: %s name %q: %w", ErrInvalid, kind, name, ref.ErrNotUTF8)
+			return Invalidf("%s name %q: %w", kind, name, ref.ErrNotUTF8)
 		}
 		// NAME@vN names a version of the collection NAME (collection
 		// show), as KEY@vN does of a key: no name may look like one.
 		if kind == "collection" && reVersionSuffix.MatchString(name) {
-			return fmt.Errorf("%w: collection name %q: a name may not end in @v<digits> (NAME@vN names version N of the collection NAME)", ErrInvalid, name)
+			return Invalidf("collection name %q: a name may not end in @v<digits> (NAME@vN names version N of the collection NAME)", name)
 		}
 		return nil
 	}
 	if !utf8.ValidString(name) { // said as for the other names (exit 2 in the CLI)
-		return fmt.Errorf("%w: feature name %q: %w", ErrInvalid, name, ref.ErrNotUTF8)
+		return Invalidf("feature name %q: %w", name, ref.ErrNotUTF8)
 	}
 	if !isName(name) {
-		return fmt.Errorf("%w: feature name %q: use letters, digits, _ . - (starting with a letter or _), at most 128", ErrInvalid, name)
+		return Invalidf("feature name %q: use letters, digits, _ . - (starting with a letter or _), at most 128", name)
 	}
 	return nil
 }
@@ -296,7 +296,7 @@ func CheckName(kind, name string) error {
 // (PostgreSQL would refuse the query with its own words).
 func CheckLookup(kind, name string) error {
 	if !utf8.ValidString(name) {
-		return fmt.Errorf("%w: %s name %q: %w", ErrInvalid, kind, name, ref.ErrNotUTF8)
+		return Invalidf("%s name %q: %w", kind, name, ref.ErrNotUTF8)
 	}
 	return nil
 }
@@ -305,7 +305,7 @@ func CheckLookup(kind, name string) error {
 // valid UTF-8 (ErrInvalid and ref.ErrNotUTF8), as CheckLookup does a name.
 func CheckAnnotationsText(a Annotations) error {
 	bad := func(what, s string) error {
-		return fmt.Errorf("%w: %s %q: %w", ErrInvalid, what, s, ref.ErrNotUTF8)
+		return Invalidf("%s %q: %w", what, s, ref.ErrNotUTF8)
 	}
 	if !utf8.ValidString(a.Schema) {
 		return bad("schema name", a.Schema)
@@ -342,6 +342,19 @@ func CheckFilterText(f Filter) error { return checkFilterText(f) }
 // ErrInvalid is returned for a malformed name, dtype, value or condition.
 var ErrInvalid error = sentinel{"invalid", fs.ErrInvalid}
 
+// Invalidf formats an error that errors.Is matches to ErrInvalid (and to
+// what format wraps with %w) and whose message is the text alone: the word
+// "invalid" was read by people as part of it ("lamina: invalid: feature
+// name …", "batch (int): invalid: "abc" is not a number").
+func Invalidf(format string, a ...any) error {
+	return invalid{fmt.Errorf(format, a...)}
+}
+
+type invalid struct{ err error }
+
+func (e invalid) Error() string   { return e.err.Error() }
+func (e invalid) Unwrap() []error { return []error{ErrInvalid, e.err} }
+
 var reVersionSuffix = regexp.MustCompile(`@v[0-9]+$`)
 
 var reEntity = regexp.MustCompile(`^cat\[(?:(?:bionty|bt)\.)?([A-Za-z][A-Za-z0-9_]*)\]$`)
@@ -365,14 +378,14 @@ func ParseDtype(s string) (string, error) {
 		}
 		return "cat[" + m[1] + "]", nil
 	}
-	return "", fmt.Errorf("%w: dtype %q: use int, float, str, bool, date, datetime or cat[ENTITY] (cat[ULabel], cat[celltype], cat[tissue], …)", ErrInvalid, s)
+	return "", Invalidf("dtype %q: use int, float, str, bool, date, datetime or cat[ENTITY] (cat[ULabel], cat[celltype], cat[tissue], …)", s)
 }
 
 // normalize returns value's canonical text under dtype and its index key
 // part (a tag byte, then the sortable value).
 func normalize(dtype, value string) (string, []byte, error) {
 	bad := func(want string) error {
-		return fmt.Errorf("%w: %q is not %s", ErrInvalid, value, want)
+		return Invalidf("%q is not %s", value, want)
 	}
 	switch dtype {
 	case "int":
@@ -385,7 +398,7 @@ func normalize(dtype, value string) (string, []byte, error) {
 		f, err := parseFloat(strings.TrimSpace(value))
 		if err != nil {
 			if errors.Is(err, strconv.ErrRange) {
-				return "", nil, fmt.Errorf("%w: %q is out of the range of a float", ErrInvalid, value)
+				return "", nil, Invalidf("%q is out of the range of a float", value)
 			}
 			return "", nil, bad("a number")
 		}
@@ -449,36 +462,36 @@ func parseInt(value string) (int64, error) {
 	if err == nil {
 		return n, nil
 	}
-	outOfRange := fmt.Errorf("%w: %q is out of the range of an int (%d to %d)", ErrInvalid, value, int64(math.MinInt64), int64(math.MaxInt64))
+	outOfRange := Invalidf("%q is out of the range of an int (%d to %d)", value, int64(math.MinInt64), int64(math.MaxInt64))
 	if errors.Is(err, strconv.ErrRange) {
 		return 0, outOfRange
 	}
 	f, ferr := parseFloat(s)
 	switch {
 	case ferr != nil && !errors.Is(ferr, strconv.ErrRange):
-		return 0, fmt.Errorf("%w: %q is not a number", ErrInvalid, value)
+		return 0, Invalidf("%q is not a number", value)
 	case math.IsNaN(f) || math.IsInf(f, 0) && ferr == nil:
-		return 0, fmt.Errorf("%w: %q is not an integer (inf and nan cannot be stored)", ErrInvalid, value)
+		return 0, Invalidf("%q is not an integer (inf and nan cannot be stored)", value)
 	case math.IsInf(f, 0) || math.Abs(f) > 1e19:
 		return 0, outOfRange
 	case f == 0:
 		mantissa, _, _ := strings.Cut(strings.ToLower(s), "e")
 		if strings.ContainsAny(mantissa, "123456789") { // 1e-400 underflows to 0
-			return 0, fmt.Errorf("%w: %q is not an integer", ErrInvalid, value)
+			return 0, Invalidf("%q is not an integer", value)
 		}
 		return 0, nil
 	case math.Abs(f) < 0.5:
-		return 0, fmt.Errorf("%w: %q is not an integer", ErrInvalid, value)
+		return 0, Invalidf("%q is not an integer", value)
 	}
 	// A float form: exact (big.Rat) so that "4503599627370496.5", which
 	// a float64 rounds to an integer, is not one. 0.5 ≤ |f| ≤ 1e19 bounds
 	// the work SetString does for an exponent.
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
-		return 0, fmt.Errorf("%w: %q is not a number", ErrInvalid, value)
+		return 0, Invalidf("%q is not a number", value)
 	}
 	if !r.IsInt() {
-		return 0, fmt.Errorf("%w: %q is not an integer", ErrInvalid, value)
+		return 0, Invalidf("%q is not an integer", value)
 	}
 	if !r.Num().IsInt64() {
 		return 0, outOfRange
@@ -494,7 +507,7 @@ func ParseTime(s string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%w: %q is not a date (2006-01-02) or time (2006-01-02T15:04:05Z)", ErrInvalid, s)
+	return time.Time{}, Invalidf("%q is not a date (2006-01-02) or time (2006-01-02T15:04:05Z)", s)
 }
 
 // condKey is the index key a condition compares with: the value's under
@@ -700,12 +713,12 @@ func ParseSize(s string) (int64, error) {
 	}
 	f, err := strconv.ParseFloat(num, 64)
 	if err != nil || f < 0 {
-		return 0, fmt.Errorf("%w: size %q: use a number of bytes with an optional unit (KB, MB, GB, KiB, MiB, GiB)", ErrInvalid, s)
+		return 0, Invalidf("size %q: use a number of bytes with an optional unit (KB, MB, GB, KiB, MiB, GiB)", s)
 	}
 	mult := map[string]float64{"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12,
 		"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}[unit]
 	if mult == 0 {
-		return 0, fmt.Errorf("%w: size %q: unknown unit %q", ErrInvalid, s, unit)
+		return 0, Invalidf("size %q: unknown unit %q", s, unit)
 	}
 	return int64(f * mult), nil
 }
@@ -724,7 +737,7 @@ func ParseCond(s string) (Cond, error) {
 			return Cond{Field: name, Op: op, Values: []string{strings.TrimSpace(s[i+len(op):])}}, nil
 		}
 	}
-	return Cond{}, fmt.Errorf("%w: --where %q: use NAME=VALUE, NAME!=VALUE, NAME<VALUE, NAME<=VALUE, NAME>VALUE, NAME>=VALUE or key^=PREFIX", ErrInvalid, s)
+	return Cond{}, Invalidf("--where %q: use NAME=VALUE, NAME!=VALUE, NAME<VALUE, NAME<=VALUE, NAME>VALUE, NAME>=VALUE or key^=PREFIX", s)
 }
 
 // builtins are the version fields a Cond may name, with their dtype.
@@ -884,7 +897,7 @@ func addUnique[T any](list, add []T, id func(T) string) []T {
 // names the term too.
 func unannotated(v Version, a, remove Annotations, dtype func(feature string) (string, error)) (Annotations, error) {
 	if remove.IsZero() {
-		return Annotations{}, fmt.Errorf("%w: nothing to remove: name a feature, a label, a term or the schema", ErrInvalid)
+		return Annotations{}, Invalidf("nothing to remove: name a feature, a label, a term or the schema")
 	}
 	next := Annotations{UID: a.UID, Schema: a.Schema, Features: maps.Clone(a.Features), Labels: a.Labels, Terms: a.Terms}
 	if next.Features == nil {

@@ -158,7 +158,7 @@ func (b *Bolt) CreateFeature(ctx context.Context, f Feature) (Feature, error) {
 		return Feature{}, err
 	}
 	if _, ok := builtins[f.Name]; ok {
-		return Feature{}, fmt.Errorf("%w: %q is a field of every version; choose another feature name", ErrInvalid, f.Name)
+		return Feature{}, Invalidf("%q is a field of every version; choose another feature name", f.Name)
 	}
 	dt, err := ParseDtype(f.Dtype)
 	if err != nil {
@@ -257,7 +257,7 @@ func (b *Bolt) CreateLabel(ctx context.Context, l Label) (Label, error) {
 		t := txn{tx}
 		if l.Parent != "" {
 			if l.Parent == l.Name {
-				return fmt.Errorf("%w: label %q cannot be its own parent", ErrInvalid, l.Name)
+				return Invalidf("label %q cannot be its own parent", l.Name)
 			}
 			if _, err := t.label(l.Parent); err != nil {
 				return err
@@ -269,7 +269,7 @@ func (b *Bolt) CreateLabel(ctx context.Context, l Label) (Label, error) {
 					break
 				}
 				if pl.Parent == l.Name {
-					return fmt.Errorf("%w: %q is below %q; it cannot be its parent", ErrInvalid, l.Parent, l.Name)
+					return Invalidf("%q is below %q; it cannot be its parent", l.Parent, l.Name)
 				}
 				p = pl.Parent
 			}
@@ -296,7 +296,7 @@ func (b *Bolt) CreateSchema(ctx context.Context, s Schema) (Schema, error) {
 		return Schema{}, err
 	}
 	if len(s.Features) == 0 {
-		return Schema{}, fmt.Errorf("%w: schema %q lists no features", ErrInvalid, s.Name)
+		return Schema{}, Invalidf("schema %q lists no features", s.Name)
 	}
 	if s.CreatedAt.IsZero() {
 		s.CreatedAt = time.Now()
@@ -307,7 +307,7 @@ func (b *Bolt) CreateSchema(ctx context.Context, s Schema) (Schema, error) {
 		seen := map[string]bool{}
 		for _, sf := range s.Features {
 			if seen[sf.Feature] {
-				return fmt.Errorf("%w: schema %q lists feature %q twice", ErrInvalid, s.Name, sf.Feature)
+				return Invalidf("schema %q lists feature %q twice", s.Name, sf.Feature)
 			}
 			seen[sf.Feature] = true
 			if _, err := t.feature(sf.Feature); err != nil {
@@ -498,7 +498,7 @@ func (t txn) merge(old, add Annotations) (Annotations, error) {
 	sort.Strings(next.Labels)
 	for _, tm := range add.Terms {
 		if tm.ID == "" || strings.ContainsRune(tm.ID, 0) {
-			return Annotations{}, fmt.Errorf("%w: ontology term without an id", ErrInvalid)
+			return Annotations{}, Invalidf("ontology term without an id")
 		}
 	}
 	next.Terms = addUnique(slices.Clone(old.Terms), add.Terms, termID)
@@ -765,7 +765,7 @@ func (b *Bolt) SearchWith(ctx context.Context, query string, opts SearchOptions)
 	}
 	words := Words(query)
 	if len(words) == 0 {
-		return nil, fmt.Errorf("%w: search for what? (give words of keys, descriptions, labels or terms)", ErrInvalid)
+		return nil, Invalidf("search for what? (give words of keys, descriptions, labels or terms)")
 	}
 	var out []Hit
 	err := b.with(false, func(tx *bolt.Tx) error {
@@ -997,7 +997,7 @@ func (b *Bolt) SaveCollection(ctx context.Context, nc NewCollection) (Collection
 		return Collection{}, err
 	}
 	if len(nc.Members) == 0 {
-		return Collection{}, fmt.Errorf("%w: collection %q has no members", ErrInvalid, nc.Name)
+		return Collection{}, Invalidf("collection %q has no members", nc.Name)
 	}
 	if nc.CreatedAt.IsZero() {
 		nc.CreatedAt = time.Now()
@@ -1008,7 +1008,7 @@ func (b *Bolt) SaveCollection(ctx context.Context, nc NewCollection) (Collection
 		seen := map[string]bool{}
 		for _, u := range nc.Members {
 			if seen[u] {
-				return fmt.Errorf("%w: collection %q lists %s twice", ErrInvalid, nc.Name, u)
+				return Invalidf("collection %q lists %s twice", nc.Name, u)
 			}
 			seen[u] = true
 			if _, ok, err := t.version(u); err != nil {

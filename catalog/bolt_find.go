@@ -295,7 +295,7 @@ func (t txn) featureCond(f Feature, c Cond) (source, error) {
 	prefix := append([]byte(f.Name), 0)
 	bk := t.bucket(bFeatureIdx)
 	if len(c.Values) == 0 {
-		return source{}, fmt.Errorf("%w: --where %s%s needs a value", ErrInvalid, c.Field, c.Op)
+		return source{}, Invalidf("--where %s%s needs a value", c.Field, c.Op)
 	}
 	var wants [][]byte
 	for _, raw := range c.Values {
@@ -331,7 +331,7 @@ func (t txn) featureCond(f Feature, c Cond) (source, error) {
 		return s, nil
 	case "^=":
 		if f.Dtype != "str" && !strings.HasPrefix(f.Dtype, "cat") {
-			return source{}, fmt.Errorf("%w: ^= applies to text features; %s is %s", ErrInvalid, f.Name, f.Dtype)
+			return source{}, Invalidf("^= applies to text features; %s is %s", f.Name, f.Dtype)
 		}
 		return source{ranges: []indexRange{{bk: bk, prefix: append(append([]byte(nil), prefix...), wants[0]...)}}}, nil
 	case "<", "<=", ">", ">=":
@@ -352,7 +352,7 @@ func (t txn) featureCond(f Feature, c Cond) (source, error) {
 		}
 		return source{ranges: []indexRange{{bk: bk, prefix: prefix, from: from, keep: keep}}}, nil
 	}
-	return source{}, fmt.Errorf("%w: unknown operator %q", ErrInvalid, c.Op)
+	return source{}, Invalidf("unknown operator %q", c.Op)
 }
 
 // labelClosure returns name and, unless exact, every label below it.
@@ -401,7 +401,7 @@ func (t txn) find(f Filter) ([]Version, error) {
 	switch f.Order {
 	case "", "key", "created_at", "-created_at":
 	default:
-		return nil, fmt.Errorf("%w: order %q: use key, created_at or -created_at", ErrInvalid, f.Order)
+		return nil, Invalidf("order %q: use key, created_at or -created_at", f.Order)
 	}
 	// Split conditions: features go to the index, version fields are
 	// checked on the decoded versions (VersionMatcher, shared with the

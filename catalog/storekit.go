@@ -67,7 +67,7 @@ func IsBuiltin(field string) bool { _, ok := builtins[field]; return ok }
 // PostgreSQL would refuse the query with its own words.
 func checkFilterText(f Filter) error {
 	bad := func(what, s string) error {
-		return fmt.Errorf("%w: %s %q: %w", ErrInvalid, what, s, ref.ErrNotUTF8)
+		return Invalidf("%s %q: %w", what, s, ref.ErrNotUTF8)
 	}
 	if !utf8.ValidString(f.Prefix) {
 		return bad("key prefix", f.Prefix)
@@ -114,7 +114,7 @@ func VersionMatcher(f Filter) (keep func(Version) bool, features []Cond, err err
 		switch c.Op {
 		case "=", "!=", "<", "<=", ">", ">=", "^=":
 		default:
-			return nil, nil, fmt.Errorf("%w: unknown operator %q in --where", ErrInvalid, c.Op)
+			return nil, nil, Invalidf("unknown operator %q in --where", c.Op)
 		}
 		dt, ok := builtins[c.Field]
 		if !ok {
@@ -122,7 +122,7 @@ func VersionMatcher(f Filter) (keep func(Version) bool, features []Cond, err err
 			continue
 		}
 		if len(c.Values) != 1 {
-			return nil, nil, fmt.Errorf("%w: --where %s takes one value", ErrInvalid, c.Field)
+			return nil, nil, Invalidf("--where %s takes one value", c.Field)
 		}
 		raw := c.Values[0]
 		if c.Field == "size" && c.Op != "^=" {

@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"unicode/utf8"
@@ -185,6 +186,11 @@ func Open(ctx context.Context, location string, client *http.Client) (io.ReadClo
 		}
 		resp, err := client.Do(req)
 		if err != nil {
+			// The URL once: a *url.Error says `Get "URL": …`.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 			return nil, fmt.Errorf("ontology: cannot fetch %s: %w", location, err)
 		}
 		if resp.StatusCode != http.StatusOK {

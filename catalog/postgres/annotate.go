@@ -33,7 +33,7 @@ func (s *Store) CreateFeature(ctx context.Context, f catalog.Feature) (catalog.F
 		return catalog.Feature{}, err
 	}
 	if catalog.IsBuiltin(f.Name) {
-		return catalog.Feature{}, fmt.Errorf("%w: %q is a field of every version; choose another feature name", catalog.ErrInvalid, f.Name)
+		return catalog.Feature{}, catalog.Invalidf("%q is a field of every version; choose another feature name", f.Name)
 	}
 	dt, err := catalog.ParseDtype(f.Dtype)
 	if err != nil {
@@ -175,7 +175,7 @@ func (s *Store) CreateLabel(ctx context.Context, l catalog.Label) (catalog.Label
 		l = in
 		if l.Parent != "" {
 			if l.Parent == l.Name {
-				return fmt.Errorf("%w: label %q cannot be its own parent", catalog.ErrInvalid, l.Name)
+				return catalog.Invalidf("label %q cannot be its own parent", l.Name)
 			}
 			if _, err := label(ctx, tx, l.Parent); err != nil {
 				return err
@@ -187,7 +187,7 @@ func (s *Store) CreateLabel(ctx context.Context, l catalog.Label) (catalog.Label
 					break
 				}
 				if pl.Parent == l.Name {
-					return fmt.Errorf("%w: %q is below %q; it cannot be its parent", catalog.ErrInvalid, l.Parent, l.Name)
+					return catalog.Invalidf("%q is below %q; it cannot be its parent", l.Parent, l.Name)
 				}
 				p = pl.Parent
 			}
@@ -218,7 +218,7 @@ func (s *Store) CreateSchema(ctx context.Context, sc catalog.Schema) (catalog.Sc
 		return catalog.Schema{}, err
 	}
 	if len(sc.Features) == 0 {
-		return catalog.Schema{}, fmt.Errorf("%w: schema %q lists no features", catalog.ErrInvalid, sc.Name)
+		return catalog.Schema{}, catalog.Invalidf("schema %q lists no features", sc.Name)
 	}
 	if sc.CreatedAt.IsZero() {
 		sc.CreatedAt = time.Now()
@@ -228,7 +228,7 @@ func (s *Store) CreateSchema(ctx context.Context, sc catalog.Schema) (catalog.Sc
 		seen := map[string]bool{}
 		for _, sf := range sc.Features {
 			if seen[sf.Feature] {
-				return fmt.Errorf("%w: schema %q lists feature %q twice", catalog.ErrInvalid, sc.Name, sf.Feature)
+				return catalog.Invalidf("schema %q lists feature %q twice", sc.Name, sf.Feature)
 			}
 			seen[sf.Feature] = true
 			if _, err := feature(ctx, tx, sf.Feature); err != nil {
@@ -430,7 +430,7 @@ func merge(ctx context.Context, tx pgx.Tx, old, add catalog.Annotations) (catalo
 	sort.Strings(next.Labels)
 	for _, tm := range add.Terms {
 		if tm.ID == "" || strings.ContainsRune(tm.ID, 0) {
-			return catalog.Annotations{}, fmt.Errorf("%w: ontology term without an id", catalog.ErrInvalid)
+			return catalog.Annotations{}, catalog.Invalidf("ontology term without an id")
 		}
 	}
 	next.Terms = catalog.AddUnique(slices.Clone(old.Terms), add.Terms, func(t catalog.Term) string { return t.ID })
@@ -595,7 +595,7 @@ func (a *sqlArgs) add(v any) string {
 // featureCond returns SQL selecting the uids whose values of f satisfy c.
 func featureCond(f catalog.Feature, c catalog.Cond, args *sqlArgs) (string, error) {
 	if len(c.Values) == 0 {
-		return "", fmt.Errorf("%w: --where %s%s needs a value", catalog.ErrInvalid, c.Field, c.Op)
+		return "", catalog.Invalidf("--where %s%s needs a value", c.Field, c.Op)
 	}
 	var wants [][]byte
 	for _, raw := range c.Values {
@@ -618,7 +618,7 @@ func featureCond(f catalog.Feature, c catalog.Cond, args *sqlArgs) (string, erro
 			name + ` AND vkey = ANY(` + args.add(wants) + `)`, nil
 	case "^=":
 		if f.Dtype != "str" && !strings.HasPrefix(f.Dtype, "cat") {
-			return "", fmt.Errorf("%w: ^= applies to text features; %s is %s", catalog.ErrInvalid, f.Name, f.Dtype)
+			return "", catalog.Invalidf("^= applies to text features; %s is %s", f.Name, f.Dtype)
 		}
 		w := args.add(wants[0])
 		return `SELECT uid FROM idx_features WHERE feature = ` + name + ` AND vkey >= ` + w +
@@ -636,7 +636,7 @@ func featureCond(f catalog.Feature, c catalog.Cond, args *sqlArgs) (string, erro
 		}
 		return sql, nil
 	}
-	return "", fmt.Errorf("%w: unknown operator %q", catalog.ErrInvalid, c.Op)
+	return "", catalog.Invalidf("unknown operator %q", c.Op)
 }
 
 func (s *Store) Find(ctx context.Context, f catalog.Filter) ([]Version, error) {
@@ -648,7 +648,7 @@ func (s *Store) Find(ctx context.Context, f catalog.Filter) ([]Version, error) {
 	switch f.Order {
 	case "", "key", "created_at", "-created_at":
 	default:
-		return nil, fmt.Errorf("%w: order %q: use key, created_at or -created_at", catalog.ErrInvalid, f.Order)
+		return nil, catalog.Invalidf("order %q: use key, created_at or -created_at", f.Order)
 	}
 	keep, featConds, err := catalog.VersionMatcher(f)
 	if err != nil {
@@ -894,7 +894,7 @@ func (s *Store) SearchWith(ctx context.Context, query string, opts catalog.Searc
 	}
 	words := catalog.Words(query)
 	if len(words) == 0 {
-		return nil, fmt.Errorf("%w: search for what? (give words of keys, descriptions, labels or terms)", catalog.ErrInvalid)
+		return nil, catalog.Invalidf("search for what? (give words of keys, descriptions, labels or terms)")
 	}
 	ranges := make([]any, 0, 2*len(words)+6)
 	for _, w := range words {
@@ -1033,7 +1033,7 @@ func (s *Store) SaveCollection(ctx context.Context, nc catalog.NewCollection) (c
 		return catalog.Collection{}, err
 	}
 	if len(nc.Members) == 0 {
-		return catalog.Collection{}, fmt.Errorf("%w: collection %q has no members", catalog.ErrInvalid, nc.Name)
+		return catalog.Collection{}, catalog.Invalidf("collection %q has no members", nc.Name)
 	}
 	if nc.CreatedAt.IsZero() {
 		nc.CreatedAt = time.Now()
@@ -1043,7 +1043,7 @@ func (s *Store) SaveCollection(ctx context.Context, nc catalog.NewCollection) (c
 		seen := map[string]bool{}
 		for _, u := range nc.Members {
 			if seen[u] {
-				return fmt.Errorf("%w: collection %q lists %s twice", catalog.ErrInvalid, nc.Name, u)
+				return catalog.Invalidf("collection %q lists %s twice", nc.Name, u)
 			}
 			seen[u] = true
 		}

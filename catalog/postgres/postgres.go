@@ -393,7 +393,7 @@ func wrap(err error) error {
 		case pe.Code == "25006": // read_only_sql_transaction
 			return &permError{msg: pe.Message}
 		case pe.Code == "22021": // character_not_in_repertoire: text not UTF-8 a check missed
-			return fmt.Errorf("%w: a name, key or value is %w: the catalog holds UTF-8 text only", catalog.ErrInvalid, ref.ErrNotUTF8)
+			return catalog.Invalidf("a name, key or value is %w: the catalog holds UTF-8 text only", ref.ErrNotUTF8)
 		}
 	}
 	return err

@@ -203,7 +203,7 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 			}
 		}
 		if len(terms) == 0 {
-			return exitf(1, "%s has no %s term %q (%s)", v.Ref(), entity, value, termsHad(entityTerms(have.Terms, entity, nil), entity))
+			return exitf(exitNotFound, "%s has no %s term %q (%s)", v.Ref(), entity, value, termsHad(entityTerms(have.Terms, entity, nil), entity))
 		}
 		remove.Terms = append(remove.Terms, terms...)
 	}

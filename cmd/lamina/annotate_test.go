@@ -105,12 +105,14 @@ func TestAnnotateAndQuery(t *testing.T) {
 		if out := e.ok("show", "scrna/batch1.h5ad"); !strings.Contains(out, "feature         tissue = bone marrow") || !strings.Contains(out, "labels          high_quality") {
 			t.Fatalf("show:\n%s", out)
 		}
-		// A bad value exits 1 like every other bad value (2 is for usage).
+		// A value that is no term exits 1, as a value curate finds no
+		// term for; one the feature's dtype cannot read is malformed
+		// input, exit 2, as ls --where batch=one is.
 		if err := e.fails(`did you mean "blood"`, "annotate", "scrna/batch1.h5ad", "--feature", "tissue=blod"); exitCode(err) != 1 {
 			t.Errorf("a value that is no term exits %d, want 1", exitCode(err))
 		}
-		if err := e.fails("is not a number", "annotate", "scrna/batch1.h5ad", "--feature", "batch=one"); exitCode(err) != 1 {
-			t.Errorf("a value that is no number exits %d, want 1", exitCode(err))
+		if err := e.fails("is not a number", "annotate", "scrna/batch1.h5ad", "--feature", "batch=one"); exitCode(err) != 2 {
+			t.Errorf("a value that is no number exits %d, want 2", exitCode(err))
 		}
 		e.fails(`no label "nope"`, "annotate", "scrna/batch1.h5ad", "--label", "nope")
 		e.fails(`did you mean "tissue"`, "annotate", "scrna/batch1.h5ad", "--feature", "tisue=blood")
@@ -358,7 +360,7 @@ func TestCurateReport(t *testing.T) {
 		{"RepeatedColumn", []string{twice, "--schema", "ct"}, 1, []string{"✗ cell_type: more than one column has this name"}},
 		{"MissingFile", []string{e.path("nosuch.csv"), "--schema", "ct"}, 1, []string{"no such file"}},
 		{"MissingFileNoSuffix", []string{e.path("nosuch"), "--schema", "ct"}, 1, []string{"no such file"}},
-		{"UnknownSchema", []string{fixable, "--schema", "cell"}, 1, []string{`no schema "cell"`}},
+		{"UnknownSchema", []string{fixable, "--schema", "cell"}, exitNotFound, []string{`no schema "cell"`}},
 		{"NotATable", []string{filepath.Join(samples, "fcsparser_cyflow_cube_8.fcs"), "--schema", "ct"}, 2, []string{"curate reads CSV"}},
 		{"TwoFiles", []string{fixable, fixable, "--schema", "ct"}, 2, []string{"usage: lamina curate"}},
 	} {
@@ -815,8 +817,8 @@ func TestAnnotateRemove(t *testing.T) {
 		t.Fatal("batch=1 removed: ls --where batch=1 still finds it, or batch=2 no longer")
 	}
 
-	// Not there: exit 1, what the version has, nothing removed (the label
-	// named with it stays).
+	// Not there: exit 4 (not found), what the version has, nothing
+	// removed (the label named with it stays).
 	before := annotated()
 	for _, tc := range []struct {
 		want string
@@ -827,8 +829,8 @@ func TestAnnotateRemove(t *testing.T) {
 		{`has no celltype term "neuron" (its celltype terms: "T cell" (CL:0000084), "B cell" (CL:0000236))`, []string{"--term", "celltype=neuron"}},
 		{`has no value of feature condition (it has values of batch, cell_type, tissue)`, []string{"--feature", "condition"}},
 	} {
-		if err := e.fails(tc.want, append([]string{"annotate", "t/a.csv", "--remove"}, tc.args...)...); exitCode(err) != 1 {
-			t.Errorf("%v exits %d, want 1", tc.args, exitCode(err))
+		if err := e.fails(tc.want, append([]string{"annotate", "t/a.csv", "--remove"}, tc.args...)...); exitCode(err) != exitNotFound {
+			t.Errorf("%v exits %d, want %d", tc.args, exitCode(err), exitNotFound)
 		}
 		if got := annotated(); !reflect.DeepEqual(got, before) {
 			t.Fatalf("after the failed removal of %v: %+v, want %+v", tc.args, got, before)

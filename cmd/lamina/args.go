@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 
@@ -111,11 +112,62 @@ func missing(c *cli.Context, names ...string) string {
 	return ""
 }
 
+// negativeNumber is an argument such as -5 or -5GB, which the flag parser
+// reads as an unknown flag.
+var negativeNumber = regexp.MustCompile(`^-[0-9.]`)
+
+// badFlagValue is Go's flag package refusing a flag's value: the value,
+// the flag's name, and why.
+var badFlagValue = regexp.MustCompile(`^invalid value (".*") for flag --?([^-\s][^\s:]*): (parse error|value out of range)$`)
+
+// flagOf is the flag of the command c runs (or of lamina) named name, nil
+// when there is none.
+func flagOf(c *cli.Context, name string) cli.Flag {
+	var flags []cli.Flag
+	if c.Command != nil {
+		flags = c.Command.Flags
+	}
+	if c.App != nil {
+		flags = append(slices.Clip(flags), c.App.Flags...)
+	}
+	for _, f := range flags {
+		if slices.Contains(f.Names(), name) {
+			return f
+		}
+	}
+	return nil
+}
+
 // usageExit makes a flag the parser refuses (unknown, or a bad value) a
 // usage error: exit 2 with a short message, as the commands' own checks.
 func usageExit(c *cli.Context, err error, _ bool) error {
 	name := commandName(c)
 	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok && negativeNumber.MatchString(f) {
+		// `cache limit -5GB`: a number the parser took for a flag (it
+		// said "flag provided but not defined: --5GB").
+		if c.Command != nil && strings.Contains(c.Command.ArgsUsage, "SIZE") {
+			return exitf(2, "%s: a size must be positive", f)
+		}
+		return exitf(2, "%s is read as a flag, and %s has none such: put -- before an argument that starts with '-' (%s --help lists the flags)", f, name, name)
+	}
+	if m := badFlagValue.FindStringSubmatch(msg); m != nil {
+		// Go's flag package said "invalid value "abc" for flag -limit:
+		// parse error": say what the flag wants.
+		want := m[3]
+		switch flagOf(c, m[2]).(type) {
+		case *cli.IntFlag, *cli.Int64Flag, *cli.UintFlag, *cli.Uint64Flag, *cli.Float64Flag:
+			want = "want a number"
+			if m[3] == "value out of range" {
+				want = "the number is out of range"
+			}
+		case *cli.DurationFlag:
+			want = "want a duration such as 30s, 5m or 1h"
+		case *cli.BoolFlag:
+			want = "want true or false"
+		}
+		return exitf(2, "invalid value %s for --%s: %s (%s --help lists the flags)", m[1], m[2], want, name)
+	}
 	for _, p := range []string{"flag provided but not defined: ", "flag needs an argument: "} {
 		// Go's flag package names a flag with one dash; users type two.
 		if f, ok := strings.CutPrefix(msg, p+"-"); ok && len(f) > 1 && !strings.HasPrefix(f, "-") {

@@ -311,7 +311,10 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f < 0 {
+	if err == nil && f < 0 {
+		return 0, fmt.Errorf("bad size %q: a size must be positive", s)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("bad size %q: use a number with an optional unit, like 20GB or 512MiB", s)
 	}
 	return int64(f * float64(mult)), nil

@@ -66,7 +66,7 @@ func deleteCommand[T any](kind, extra string, names func(c *cli.Context, in *ins
 				if format == "json" {
 					writeJSON(c.App.Writer, []T{})
 				}
-				return exitf(1, "%s: nothing deleted", plural(unknown, "unknown "+kind))
+				return exitf(exitNotFound, "%s: nothing deleted", plural(unknown, "unknown "+kind))
 			}
 			deleted := []T{}
 			kept := 0

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,12 +29,17 @@ func TestCurationDelete(t *testing.T) {
 	e.ok("annotate", "a.csv", "--feature", "tissue=liver", "--label", "passed")
 	e.ok("schema", "create", "s", "--feature", "batch")
 
-	// refused runs args and checks that it exits 1 saying each of want.
+	// refused runs args and checks that it exits 1 saying each of want:
+	// 4 (not found) for a refusal of unknown names ("1 unknown label").
 	refused := func(args []string, want ...string) (stdout, stderr string) {
 		t.Helper()
 		out, errs, err := e.run(args...)
-		if codeOf(err) != 1 {
-			t.Fatalf("lamina %s: exit %d (%v), want 1\n%s", strings.Join(args, " "), codeOf(err), err, errs)
+		code := 1
+		if slices.ContainsFunc(want, func(w string) bool { return strings.Contains(w, " unknown ") }) {
+			code = exitNotFound
+		}
+		if codeOf(err) != code {
+			t.Fatalf("lamina %s: exit %d (%v), want %d\n%s", strings.Join(args, " "), codeOf(err), err, code, errs)
 		}
 		for _, w := range want {
 			if !strings.Contains(errs+explain(err), w) {
@@ -235,7 +241,7 @@ func TestCurationDeleteNameTwice(t *testing.T) {
 	}
 	// Unknown twice: said once.
 	_, errs, err := e.run("label", "delete", "nope", "nope")
-	if codeOf(err) != 1 || strings.Count(errs, `no label "nope"`) != 1 || !strings.Contains(explain(err), "1 unknown label") {
+	if codeOf(err) != exitNotFound || strings.Count(errs, `no label "nope"`) != 1 || !strings.Contains(explain(err), "1 unknown label") {
 		t.Fatalf("label delete nope nope: exit %d %v\n%s", codeOf(err), err, errs)
 	}
 }

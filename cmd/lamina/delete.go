@@ -440,7 +440,11 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 		why = append(why, fmt.Sprintf("%s already in the trash (--permanent deletes for good)", strings.Join(trashed, ", ")))
 	}
 	if len(why) > 0 {
-		return nil, nil, exitf(1, "%s: nothing deleted", strings.Join(why, "; "))
+		code := exitFailure
+		if len(trashed) == 0 {
+			code = exitNotFound // every refusal is a key that is not there
+		}
+		return nil, nil, exitf(code, "%s: nothing deleted", strings.Join(why, "; "))
 	}
 	return inTrash, nodes, nil
 }
@@ -463,7 +467,7 @@ func trashedLinks(ctx context.Context, cat catalog.Catalog, keys []string) (map[
 		}
 	}
 	if len(missing) > 0 {
-		return nil, exitf(1, "the trash holds no symbolic link at %s: nothing deleted", strings.Join(missing, ", "))
+		return nil, exitf(exitNotFound, "the trash holds no symbolic link at %s: nothing deleted", strings.Join(missing, ", "))
 	}
 	return nodes, nil
 }
@@ -899,10 +903,19 @@ func checkRestore(ctx context.Context, in *instance.Instance, args []keyArg, bad
 	case 1:
 		return nil, fmt.Errorf("%w; nothing restored", bad[0])
 	}
-	code, msgs := 1, make([]string, len(bad))
+	// A usage error (2) if one is; not found (4) when every argument is
+	// not there; else 1.
+	codes, msgs := map[int]bool{}, make([]string, len(bad))
 	for i, err := range bad {
-		code = max(code, exitCode(err))
+		codes[codeFor(err)] = true
 		msgs[i] = "  " + strings.ReplaceAll(err.Error(), "\n", "\n  ")
+	}
+	code := exitFailure
+	switch {
+	case codes[exitUsage]:
+		code = exitUsage
+	case len(codes) == 1 && codes[exitNotFound]:
+		code = exitNotFound
 	}
 	return nil, exitf(code, "nothing restored: %d arguments cannot be:\n%s", len(bad), strings.Join(msgs, "\n"))
 }
@@ -969,11 +982,16 @@ func onlyTrashedVersion(ctx context.Context, cat catalog.Catalog, spec, key stri
 	}
 	switch {
 	case !found && len(vs) == 0:
-		return "", fmt.Errorf("%w: %q has no versions, live or in the trash", catalog.ErrNotFound, key)
+		return "", catalog.Errorf(catalog.ErrNotFound, "%q has no versions, live or in the trash", key)
 	case !found:
-		return "", fmt.Errorf("%w: %s has no v%d%s", catalog.ErrNotFound, key, n, held)
+		// As get and show say it (the catalog's ByKey).
+		latest := 0
+		for _, o := range vs {
+			latest = max(latest, o.Version)
+		}
+		return "", catalog.Errorf(catalog.ErrNotFound, "%q has no version %d (latest is %d)%s", key, n, latest, held)
 	case !v.Trashed:
-		return "", fmt.Errorf("%w: %s is not in the trash%s", catalog.ErrNotFound, spec, held)
+		return "", catalog.Errorf(catalog.ErrNotFound, "%s is not in the trash%s", spec, held)
 	}
 	entries := trashedTogether(vs)
 	if len(entries) == 1 && len(trashed) > 1 {
@@ -1158,7 +1176,7 @@ func listUnder(ctx context.Context, cat catalog.Catalog, prefix string, latest b
 	if len(out) == 0 {
 		// A move onto the names (mv dir newdir) or a save there takes
 		// folders and links out of the trash too: say all it looked for.
-		return nil, nil, fmt.Errorf("%w: the trash holds no artifact, folder or symbolic link under %s", catalog.ErrNotFound, prefix)
+		return nil, nil, catalog.Errorf(catalog.ErrNotFound, "the trash holds no artifact, folder or symbolic link under %s", prefix)
 	}
 	return out, older, nil
 }

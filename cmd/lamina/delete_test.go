@@ -74,7 +74,7 @@ func TestDeleteResolvesAllKeysFirst(t *testing.T) {
 	for _, perm := range [][]string{nil, {"--permanent", "--yes"}} {
 		args := append(append([]string{"delete"}, perm...), "a.csv", "nosuch", "b.csv", "other")
 		err := e.fails(`no artifact has key "nosuch", "other": nothing deleted`, args...)
-		if codeOf(err) != 1 {
+		if codeOf(err) != exitNotFound {
 			t.Errorf("%v: exit %d", args, codeOf(err))
 		}
 		e.ok("show", "a.csv")

@@ -10,6 +10,7 @@ import (
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ref"
 )
 
 // explain turns an error into the message a person reads: what went wrong
@@ -46,14 +47,94 @@ func explain(err error) string {
 // unreadable makes err, an input file that cannot be read as a table
 // (truncated, corrupt, empty), exit 2, as a damaged zarr store or an FCS
 // file given to curate does: 1 means the data does not validate, and a
-// script must tell the two apart. A file that is not there keeps exit 1
-// (as an unknown schema), and an error with its own code keeps it.
+// script must tell the two apart. A file that is not there keeps exit 1,
+// and an error with its own code keeps it.
 func unreadable(err error) error {
 	var coded interface{ ExitCode() int }
 	if err == nil || errors.As(err, &coded) || errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return exitError{msg: err.Error(), code: 2}
+}
+
+// Exit codes (README, "Exit codes"): 0 success; 1 a failure; 2 bad
+// input (usage); 3 status: not mounted; 4 not found; 126, 127 and a
+// command's own code from lamina run.
+const (
+	exitFailure  = 1
+	exitUsage    = 2
+	exitNotFound = 4
+)
+
+// withExitCode is where an error without a code of its own gets one, by
+// what it is rather than by the command that met it: input the command
+// refuses (a bad key or prefix, a malformed name, dtype, value, condition
+// or order, text that is not UTF-8) is a usage error, exit 2, wherever it
+// was parsed; what the catalog does not have (a key, a version, a uid, a
+// collection: catalog.ErrNotFound) is 4, so that a script tells "no such
+// key" from a catalog that does not answer; anything else stays 1. An
+// error that has a code keeps it. The error is kept whole (errors.Is
+// still sees what it wraps).
+func withExitCode(err error) error {
+	var ec interface{ ExitCode() int }
+	if err == nil || errors.As(err, &ec) {
+		return err
+	}
+	if code := codeFor(err); code != exitFailure {
+		return codedError{err: err, code: code}
+	}
+	return err
+}
+
+// codeFor is the exit code of err, by its code if it has one, else by
+// what it is (withExitCode).
+func codeFor(err error) int {
+	var ec interface{ ExitCode() int }
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	case isBadInput(err):
+		return exitUsage
+	case errors.Is(err, catalog.ErrNotFound):
+		return exitNotFound
+	}
+	return exitFailure
+}
+
+// isBadInput reports an error that refuses what was typed: ref.ErrBadKey
+// (every key and prefix check wraps it), catalog.ErrInvalid (names,
+// dtypes, values, --where, --order) and ref.ErrNotUTF8 (a key, prefix,
+// name or value that is not UTF-8, which every store refuses alike).
+func isBadInput(err error) bool {
+	return errors.Is(err, ref.ErrBadKey) || errors.Is(err, catalog.ErrInvalid) || errors.Is(err, ref.ErrNotUTF8)
+}
+
+// codedError is err with an exit code; the message a person reads is
+// explain's.
+type codedError struct {
+	err  error
+	code int
+}
+
+func (e codedError) Error() string { return explain(e.err) }
+func (e codedError) Unwrap() error { return e.err }
+func (e codedError) ExitCode() int { return e.code }
+
+// fileFlagError is err, met opening or reading the file name that flag
+// gives, said once: "--file x.txt: no such file or directory" ("open
+// x.txt: …" named neither the flag nor, by the path error, the file
+// alone). It still matches what err does (fs.ErrNotExist).
+func fileFlagError(flag, name string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if errors.Is(err, syscall.EISDIR) {
+		return exitf(exitUsage, "--%s %s is a folder: give a file", flag, name)
+	}
+	return fmt.Errorf("--%s %s: %w", flag, name, err)
 }
 
 // exitf returns an error that exits with code without a usage dump.

@@ -85,6 +85,9 @@ func resolveWith(ctx context.Context, in *instance.Instance, kp *keyPaths, arg s
 		if fv, ferr := in.Resolve(ctx, strings.TrimSuffix(spec, "/")); ferr == nil && fv.Kind == cache.KindFolder {
 			return fv, nil
 		}
+		if ferr := folderOfKeys(ctx, in.Catalog, spec); ferr != nil {
+			return catalog.Version{}, ferr
+		}
 	}
 	if errors.Is(err, catalog.ErrNotFound) && ka.Bare {
 		err = fmt.Errorf("%w%s", err, ka.note())

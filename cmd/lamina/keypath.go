@@ -269,13 +269,30 @@ func (kp *keyPaths) arg(a string, root bool) (keyArg, error) {
 		key, k.Meta = t, true // no key ends in .meta: the sidecar's version
 	}
 	if key == "" && !root {
-		return keyArg{}, exitf(2, "%s is the root of the mount of %q, not an artifact: give a path to one", shown, kp.name)
+		return keyArg{}, exitf(2, "%s is the root of the mount of %q, a folder of keys, not an artifact: give the path of one (`lamina ls` lists them)", shown, kp.name)
 	}
 	if folder && key != "" {
 		key += "/"
 	}
 	k.Spec = key
 	return k, nil
+}
+
+// folderOfKeys refuses a folder given where a key is expected (show DIR/,
+// get DIR/, ls --versions DIR/, lineage DIR/): a usage error, exit 2, that
+// says what lists it, as delete's does (folderDelete). nil when spec does
+// not end in '/' or no live key is under it: then the key's own check says
+// what is wrong with it. A folder artifact (scrna/pbmc.zarr/) is the
+// caller's to take first.
+func folderOfKeys(ctx context.Context, cat catalog.Catalog, spec string) error {
+	dir, ok := strings.CutSuffix(spec, "/")
+	if !ok || ref.CheckExistingKey(dir) != nil {
+		return nil
+	}
+	if vs, err := cat.List(ctx, catalog.Query{Prefix: spec, Limit: 1}); err != nil || len(vs) == 0 {
+		return nil
+	}
+	return exitf(exitUsage, "%s/ is a folder of keys, not an artifact: give the key of one (`lamina ls %s/` lists them)", dir, dir)
 }
 
 // mountpoint is where the instance is mounted, "" if it is not.

@@ -82,7 +82,10 @@ func resolveSpec(c *cli.Context, cat catalog.Catalog, arg string) (catalog.Versi
 	spec := ka.Spec
 	s, err := ref.ParseSpec(spec)
 	if err != nil {
-		return catalog.Version{}, err // exit 1, as get and show give
+		if ferr := folderOfKeys(c.Context, cat, spec); ferr != nil { // keypath.go
+			return catalog.Version{}, ferr
+		}
+		return catalog.Version{}, err // a bad key: exit 2, as get and show give (withExitCode)
 	}
 	if s.UID != "" {
 		v, err := cat.ByUID(c.Context, s.UID)

@@ -57,6 +57,9 @@ func cmdLs() *cli.Command {
 				}
 				return lsTrash(c, format, in.Catalog, arg)
 			case c.Bool("versions"):
+				if err := folderOfKeys(c.Context, in.Catalog, arg); err != nil { // keypath.go
+					return err
+				}
 				if err := ref.CheckExistingKey(arg); err != nil {
 					return err
 				}

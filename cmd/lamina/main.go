@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
 )
 
@@ -113,12 +112,5 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 1 {
 		args = append(args[:1:1], interspersed(app.Commands, hoistInstance(args[1:]))...)
 	}
-	err := app.RunContext(ctx, args)
-	var ec cli.ExitCoder
-	if errors.Is(err, ref.ErrNotUTF8) && !errors.As(err, &ec) {
-		// A key, prefix, name or value that is not UTF-8 is bad usage, as
-		// every store refuses it alike (ref, catalog.CheckName).
-		return exitError{msg: explain(err), code: 2}
-	}
-	return err
+	return withExitCode(app.RunContext(ctx, args))
 }

@@ -130,7 +130,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"feature", "create", "batch"}, "--dtype is required"},
 		{[]string{"init", "--name", "x"}, "--storage is required"},
 		{[]string{"ls", "--bogus"}, "flag provided but not defined: --bogus (lamina ls --help lists the flags)"},
-		{[]string{"ontology", "search", "--limit", "many", "celltype", "T"}, `invalid value "many" for flag --limit: parse error (lamina ontology search --help lists the flags)`},
+		{[]string{"ontology", "search", "--limit", "many", "celltype", "T"}, `invalid value "many" for --limit: want a number (lamina ontology search --help lists the flags)`},
 		// A subcommand's flag error names its whole path (it said "lamina search", "lamina create").
 		{[]string{"ontology", "search", "celltype", "x", "--bogus"}, "--bogus (lamina ontology search --help lists the flags)"},
 		{[]string{"feature", "create", "x", "--bogus"}, "--bogus (lamina feature create --help lists the flags)"},

@@ -29,13 +29,14 @@ func TestIntFeatureValues(t *testing.T) {
 	e.ok("feature", "create", "score", "--dtype", "float")
 	e.ok("save", e.write("a.txt", []byte("a")), "--key", "a.txt")
 	for _, tc := range []struct{ value, want string }{
-		{"batch=99999999999999999999", `feature batch (int): invalid: "99999999999999999999" is out of the range of an int`},
-		{"batch=inf", `feature batch (int): invalid: "inf" is not an integer`},
-		{"batch=nan", `feature batch (int): invalid: "nan" is not an integer`},
-		{"score=inf", `feature score (float): invalid: "inf" is not a finite number`},
+		{"batch=99999999999999999999", `feature batch (int): "99999999999999999999" is out of the range of an int`},
+		{"batch=inf", `feature batch (int): "inf" is not an integer`},
+		{"batch=nan", `feature batch (int): "nan" is not an integer`},
+		{"score=inf", `feature score (float): "inf" is not a finite number`},
 	} {
-		if err := e.fails(tc.want, "annotate", "a.txt", "--feature", tc.value); exitCode(err) != 1 {
-			t.Errorf("--feature %s: exit %d, want 1", tc.value, exitCode(err))
+		// A value the feature's dtype refuses is bad input, exit 2.
+		if err := e.fails(tc.want, "annotate", "a.txt", "--feature", tc.value); exitCode(err) != 2 {
+			t.Errorf("--feature %s: exit %d, want 2", tc.value, exitCode(err))
 		}
 	}
 	if a := annotations(t, e, "a.txt"); !a.IsZero() {
@@ -45,7 +46,7 @@ func TestIntFeatureValues(t *testing.T) {
 	if got := annotations(t, e, "a.txt").Features["batch"]; strings.Join(got, ",") != "3,9007199254740993" {
 		t.Fatalf("batch = %v, want [3 9007199254740993]", got)
 	}
-	e.fails(`--where batch=inf: invalid: "inf" is not an integer`, "ls", "--where", "batch=inf")
+	e.fails(`--where batch=inf: "inf" is not an integer`, "ls", "--where", "batch=inf")
 }
 
 // TestWhereOnTermFeatures: --where on a cat[ENTITY] feature resolves the

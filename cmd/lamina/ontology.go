@@ -98,7 +98,11 @@ func cmdOntologyImport() *cli.Command {
 			if !isURL(location) {
 				fi, err := os.Stat(location)
 				if err != nil {
-					return fmt.Errorf("ontology source: %w", err)
+					return fileFlagError("source", location, err) // errors.go
+				}
+				if fi.IsDir() {
+					// It said "adir: read: read adir: is a directory".
+					return exitf(exitUsage, "--source %s is a folder: give a file (OBO, cellxgene JSON, a GO or gene table) or an http(s) URL", location)
 				}
 				total = fi.Size()
 			}
@@ -399,7 +403,7 @@ func readValues(c *cli.Context) ([]string, error) {
 	if file != "" && file != "-" {
 		f, err := os.Open(file)
 		if err != nil {
-			return nil, err
+			return nil, fileFlagError("file", file, err) // errors.go
 		}
 		defer f.Close()
 		r = f
@@ -424,6 +428,9 @@ func readValues(c *cli.Context) ([]string, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
+		if file != "" && file != "-" {
+			return nil, fileFlagError("file", file, err)
+		}
 		return nil, fmt.Errorf("read values: %w", err)
 	}
 	if len(vals) == 0 {

@@ -304,7 +304,7 @@ func TestCollectionDelete(t *testing.T) {
 		}
 		for _, args := range [][]string{{"nope", "pick"}, {"pick", "nope"}} {
 			out, errs, err := e.run(append([]string{"collection", "delete"}, args...)...)
-			if codeOf(err) != 1 || !strings.Contains(errs, `no collection "nope"`) || !strings.Contains(explain(err), "1 unknown collection: nothing deleted") || out != "" {
+			if codeOf(err) != exitNotFound || !strings.Contains(errs, `no collection "nope"`) || !strings.Contains(explain(err), "1 unknown collection: nothing deleted") || out != "" {
 				t.Fatalf("collection delete %v: exit %d %v\n%s%s", args, codeOf(err), err, out, errs)
 			}
 			if out := e.ok("collection", "ls"); !strings.Contains(out, "pick") {

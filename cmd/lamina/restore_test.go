@@ -254,7 +254,7 @@ func restoreChecksEveryArgFirst(t *testing.T, cat string) {
 		}
 	}
 	inTrash("restore of several bad arguments", "a", "b", "x/y")
-	e.fails("b has no v2", "restore", "a", "b@v2")
+	e.fails(`"b" has no version 2 (latest is 1)`, "restore", "a", "b@v2")
 	inTrash("restore a b@v2", "a", "b")
 	// One argument twice is no error.
 	if out := e.ok("restore", "a", "a", "b"); strings.Count(out, "restored a ") != 1 || !strings.Contains(out, "restored b (1 version)") {

@@ -95,5 +95,5 @@ func findSchema(c *cli.Context, cat catalog.Catalog, name string) (catalog.Schem
 		}
 		names = append(names, s.Name)
 	}
-	return catalog.Schema{}, exitf(1, "no schema %q (lamina schema ls: %s)", name, fmt.Sprint(names))
+	return catalog.Schema{}, exitf(exitNotFound, "no schema %q (lamina schema ls: %s)", name, fmt.Sprint(names))
 }

@@ -32,7 +32,7 @@ func cmdSearch() *cli.Command {
 				return exitf(2, "--limit %d: give a number of results", c.Int("limit"))
 			}
 			query := strings.Join(c.Args().Slice(), " ")
-			if len(catalog.Words(query)) == 0 { // the catalog's "search for what?" (ErrInvalid, exit 1)
+			if len(catalog.Words(query)) == 0 { // before the catalog's "search for what?" (ErrInvalid): the usage
 				return exitf(2, "usage: lamina search WORDS... (words of two or more letters or digits, found in keys, descriptions, labels, feature values and term names)")
 			}
 			in, err := openInstance(c)

@@ -120,7 +120,7 @@ func restoreKeyVersion(t *testing.T, cat string) {
 	if _, _, err := e.run("show", "k"); err == nil {
 		t.Fatal("restore k@v1 that refused brought k back")
 	}
-	e.fails("k has no v9 (the trash holds v1..v3 of it: `lamina restore k` brings them back)", "restore", "k@v9")
+	e.fails("\"k\" has no version 9 (latest is 3) (the trash holds v1..v3 of it: `lamina restore k` brings them back)", "restore", "k@v9")
 	e.fails(`"nokey" has no versions`, "restore", "nokey@v1")
 	// Refused before anything comes back: not the arguments before it.
 	e.ok("save", e.write("n.txt", []byte("o\n")), "--key", "other")
