@@ -235,7 +235,7 @@ type File struct {
 	external  bool
 	seenMtime time.Time
 	seenMode  uint32
-	appender  *os.File // O_APPEND descriptor of data for appends through the mount (appendExternal)
+	appender  *os.File                        // O_APPEND descriptor of data for appends through the mount (appendExternal)
 	newer     atomic.Pointer[catalog.Version] // the latest version of its key this Stage committed (share.go)
 }
 
