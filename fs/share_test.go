@@ -139,3 +139,40 @@ func TestIdleWriterFollowsNewVersion(t *testing.T) {
 		t.Fatalf("f = %q, want the write on the newest version: %q", got, "New\n")
 	}
 }
+
+// Workers of a pool each map one shared array file (numpy's memmap 'r+')
+// and write a row of their own: every row is in the file after them. Each
+// worker's open had a copy of its own, the kernel wrote the one page cache
+// of the inode back through any of them, and the last close's version
+// held rows of some workers and zeros for the others.
+func TestMappedRowWritersKeepEveryRow(t *testing.T) {
+	needTool(t, "python3")
+	w := newWorld(t)
+	w.mountRW()
+	w.sh(`mkdir arr && python3 - <<'PY'
+import mmap, multiprocessing, os
+p, rows, row = "arr/a.bin", 8, 8192
+with open(p, "wb") as f:
+    f.truncate(rows * row)
+
+def work(i):
+    fd = os.open(p, os.O_RDWR)
+    m = mmap.mmap(fd, rows * row, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    m[i * row:(i + 1) * row] = bytes([65 + i]) * row
+    m.flush()
+    m.close()
+    os.close(fd)
+
+with multiprocessing.get_context("fork").Pool(4) as pool:
+    pool.map(work, range(rows), chunksize=1)
+PY`)
+	got := w.read("arr/a.bin")
+	if len(got) != 8*8192 {
+		t.Fatalf("arr/a.bin has %d bytes, want %d", len(got), 8*8192)
+	}
+	for i := 0; i < 8; i++ {
+		if row := got[i*8192 : (i+1)*8192]; !bytes.Equal(row, bytes.Repeat([]byte{byte('A' + i)}, 8192)) {
+			t.Fatalf("row %d holds %q…, want its worker's %c", i, row[:16], 'A'+i)
+		}
+	}
+}
