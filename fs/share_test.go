@@ -176,3 +176,27 @@ PY`)
 		}
 	}
 }
+
+// A writer that joins a File created or truncated and not written yet, and
+// closes without writing (another process's `1<>f`), commits nothing: the
+// File's writer, still to write, makes the one version. The joiner's close,
+// as the last descriptor of its process, made an empty version first.
+func TestJoinerClosingUnwrittenFileMakesNoVersion(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	if err := os.WriteFile(w.p("f"), []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := openFile(t, w.p("f"), os.O_WRONLY|os.O_TRUNC)
+	w.sh(`: 1<>f`)
+	h.Write([]byte("new\n"))
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("f")); got != "new\n" {
+		t.Fatalf("f = %q, want %q", got, "new\n")
+	}
+	if vs := w.versions("f"); len(vs) != 2 {
+		t.Fatalf("f has %d versions, want 2 (old, new)", len(vs))
+	}
+}

@@ -696,13 +696,16 @@ func (f *File) FlushLast(ctx context.Context) error {
 	return f.flush(ctx, true)
 }
 
-// AwaitsWrite reports whether a Flush would leave the File for a later
-// close or its Release: created or truncated, and nothing written since.
+// AwaitsWrite reports whether a Flush would leave the File for its Release
+// though no handle is left to write to it: created or truncated, nothing
+// written since, and each handle sharing it (Join) closed. While another is
+// open, its writer may still write and its close makes the version (a
+// joiner's close that wrote nothing made an empty version first).
 func (f *File) AwaitsWrite() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.observe()
-	return f.dirty && !f.wrote && f.size == 0 && f.broken == nil
+	return f.dirty && !f.wrote && f.size == 0 && f.broken == nil && f.unclosed <= 0
 }
 
 // flush with f.mu held; final is Release's last chance, or the last
