@@ -326,10 +326,12 @@ func must(fd int, err error) int {
 	return fd
 }
 
-// Two writable handles of one key: each close makes its own version and
-// the last close is the latest (DESIGN §3), and stat and read agree on it
-// right after that close. When the last was an O_TRUNC closed without a
-// write, stat showed the version before it (its commit came at RELEASE).
+// Two writable handles of one key, both O_TRUNC (one without would join
+// the other's File, TestInPlaceWritersShareTheirBytes): each close makes
+// its own version and the last close is the latest (DESIGN §3), and stat
+// and read agree on it right after that close. When the last was an
+// O_TRUNC closed without a write, stat showed the version before it (its
+// commit came at RELEASE).
 func TestTwoWritersLastCloseShown(t *testing.T) {
 	w := newWorld(t)
 	w.mountRW()
@@ -340,7 +342,7 @@ func TestTwoWritersLastCloseShown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h2, err := os.OpenFile(w.p(name), os.O_RDWR, 0)
+		h2, err := os.OpenFile(w.p(name), os.O_RDWR|os.O_TRUNC, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,7 +371,8 @@ func TestTwoWritersLastCloseShown(t *testing.T) {
 	}
 }
 
-// Two writers of one key, the first still writing when the second closes:
+// Two writers of one key, each with a File of its own (O_TRUNC), the first
+// still writing when the second closes:
 // a stat by path in between shows the first's size, as its fstat does (its
 // close makes the next version), not the version the second's close made.
 // It showed that, and the kernel kept it past the first's close, whose
@@ -390,7 +393,7 @@ func TestTwoWritersStatBetweenCloses(t *testing.T) {
 	defer r.Close()
 	h1 := openFile(t, w.p("f"), os.O_RDWR|os.O_TRUNC)
 	h1.WriteAt([]byte("CCC"), 0)
-	h2 := openFile(t, w.p("f"), os.O_RDWR)
+	h2 := openFile(t, w.p("f"), os.O_RDWR|os.O_TRUNC)
 	h2.WriteAt([]byte("BB"), 0)
 	defer unix.Close(closeKeepingHandle(t, h2))
 	statSize(t, w.p("f"), "after the second writer's close", 3)

@@ -738,8 +738,10 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 	}
 	var f *stage.File
 	var err error
-	if app && !trunc {
-		f, err = st.OpenAppend(ctx, key, n.e.Mode)
+	if !trunc {
+		// Writers without O_TRUNC share the key's open File, as they
+		// would share one inode (Stage.Join); an O_TRUNC one starts its own.
+		f, err = st.OpenShared(ctx, key, n.e.Mode)
 	} else {
 		var cur catalog.Version
 		cur, err = n.m.ns.cat.ByKey(catalog.Fresh(ctx), key, 0) // copied on write: never a cached answer
@@ -1055,7 +1057,7 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	var f *stage.File
 	var err error
 	app := flags&syscall.O_APPEND != 0
-	appendOnly := app && flags&syscall.O_TRUNC == 0 // joins another appender (OpenAppend)
+	shared := flags&syscall.O_TRUNC == 0 // joins another writer's File (OpenShared)
 	ent, lerr := n.m.ns.lookupKey(ctx, n.prefix(), name)
 	ent = n.m.held.apply(n.prefix(), name, ent) // another writer's inode
 	switch {
@@ -1065,18 +1067,18 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.EEXIST
 	case lerr == nil && ((ent.Kind == KindFile && ent.Latest) || ent.Kind == KindPending) && !n.m.mayWrite(ctx, ent):
 		return nil, nil, 0, syscall.EACCES
-	case lerr == nil && ent.Kind == KindFile && ent.Latest && appendOnly:
-		f, err = st.OpenAppend(ctx, key, mode&0o7777)
+	case lerr == nil && ent.Kind == KindFile && ent.Latest && shared:
+		f, err = st.OpenShared(ctx, key, mode&0o7777)
 	case lerr == nil && ent.Kind == KindFile && ent.Latest:
 		var v *catalog.Version
 		if v, err = n.m.ns.Full(ctx, ent); err == nil {
-			f, err = st.Open(ctx, key, *v, flags&syscall.O_TRUNC != 0)
+			f, err = st.Open(ctx, key, *v, true)
 		}
 	case lerr == nil && ent.Kind != KindPending:
 		return nil, nil, 0, syscall.EROFS
 	default:
-		if appendOnly {
-			f, err = st.OpenAppend(ctx, key, mode&0o7777)
+		if shared {
+			f, err = st.OpenShared(ctx, key, mode&0o7777)
 		} else {
 			f, err = st.Create(ctx, key, mode&0o7777)
 		}

@@ -34,7 +34,7 @@
 // truncate(2) by path goes to the newest File of the key while its writer
 // still has it: just opened (the kernel sends open(O_TRUNC) as OPEN, then a
 // SETATTR without the handle) or holding uncommitted bytes. A File closed
-// with everything committed (each of its handles, if appenders share it),
+// with everything committed (each of its handles, if writers share it),
 // whose RELEASE the kernel sends later and asynchronously, is left alone:
 // the truncate is then another process's change and makes a version of its
 // own at once, credited to that process's run.

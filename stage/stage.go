@@ -121,7 +121,7 @@ type Stage struct {
 	spares  []string        // emptied staging files kept for reuse (spare.go)
 	shared  map[string]bool // ids of adopted files, which other descriptors may still read (Adopt): never spares
 
-	appendMu sync.Mutex // OpenAppend: join or start, one at a time
+	shareMu sync.Mutex // OpenShared: join or start, one at a time
 
 	keys keyLocks // orders the saves of a key (keylock.go)
 
@@ -226,8 +226,8 @@ type File struct {
 	// commits nothing until a truncate cuts them off (see WriteAt).
 	broken   error
 	brokenAt int64
-	handles  int  // writable opens sharing the File (JoinAppend); Release of the last one releases it
-	joined   bool // an appender joined it (JoinAppend): done with only once every handle closed
+	handles  int  // writable opens sharing the File (Join); Release of the last one releases it
+	joined   bool // a writer joined it (Join): done with only once every handle closed
 	unclosed int  // handles not closed yet (HandleClosed)
 	// external: writers write data through descriptors of their own
 	// (Adopt); observe reads what they changed, by the data's mtime and
@@ -235,7 +235,8 @@ type File struct {
 	external  bool
 	seenMtime time.Time
 	seenMode  uint32
-	appender  *os.File // O_APPEND descriptor of data for appends through the mount (appendExternal)
+	appender  *os.File                        // O_APPEND descriptor of data for appends through the mount (appendExternal)
+	newer     atomic.Pointer[catalog.Version] // the latest version of its key this Stage committed (share.go)
 }
 
 func newID() string {
@@ -294,13 +295,16 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	return f, nil
 }
 
-// JoinAppend returns the File a writer of key holds open, with one more
-// handle on it, for an open with O_APPEND (and without O_TRUNC); nil if
-// there is none. Appenders then add to the same bytes, as they would to one
-// inode: a log that a shell and its children append to keeps every line
-// (each with a File of its own, the last close's version would hold only
-// that writer's lines). The caller writes through Append.
-func (s *Stage) JoinAppend(key string) *File {
+// Join returns the File a writer of key holds open, with one more handle
+// on it, for an open for writing without O_TRUNC (O_APPEND, O_RDWR,
+// O_WRONLY); nil if there is none. Such writers then share the bytes, as
+// they would share one inode: a log that a shell and its children append
+// to keeps every line, and two processes writing pages of one SQLite
+// database, or rows of one memory-mapped array, keep each other's (each
+// with a File of its own, the last close's version held only that
+// writer's bytes, and the kernel's one page cache per inode went back
+// into several copies). An appender writes through Append, at the end.
+func (s *Stage) Join(key string) *File {
 	s.mu.Lock()
 	open := slices.Clone(s.open[key])
 	s.mu.Unlock()
@@ -310,6 +314,7 @@ func (s *Stage) JoinAppend(key string) *File {
 		ok := !f.released && !f.deleted && f.broken == nil && f.key == key
 		f.s.mu.Unlock()
 		if ok {
+			f.follow()
 			f.handles++
 			f.unclosed++
 			f.joined = true
@@ -363,19 +368,19 @@ func (s *Stage) OpenKeys() []string {
 	return keys
 }
 
-// OpenAppend opens key for O_APPEND (without O_TRUNC) as one step: it
-// joins the File another appender holds (JoinAppend), or else starts one on
-// the latest version, read only after any close of key in flight has
-// committed. Two appenders opening at once then share a File, and one
-// opening as another closes adds to what that one committed; looked up
-// apart, each would copy the same version and the last close would drop
-// the other's lines. mode is a new key's.
-func (s *Stage) OpenAppend(ctx context.Context, key string, mode uint32) (*File, error) {
-	s.appendMu.Lock()
-	defer s.appendMu.Unlock()
-	// JoinAppend waits for each of key's Files it finds releasing (it
-	// takes their locks): their commits are in the catalog after it.
-	if f := s.JoinAppend(key); f != nil {
+// OpenShared opens key for writing without O_TRUNC as one step: it joins
+// the File another writer holds (Join), or else starts one on the latest
+// version, read only after any close of key in flight has committed. Two
+// writers opening at once then share a File, and one opening as another
+// closes adds to what that one committed; looked up apart, each would copy
+// the same version and the last close would drop the other's bytes. mode
+// is a new key's.
+func (s *Stage) OpenShared(ctx context.Context, key string, mode uint32) (*File, error) {
+	s.shareMu.Lock()
+	defer s.shareMu.Unlock()
+	// Join waits for each of key's Files it finds releasing (it takes
+	// their locks): their commits are in the catalog after it.
+	if f := s.Join(key); f != nil {
 		return f, nil
 	}
 	v, err := s.cat.ByKey(catalog.Fresh(ctx), key, 0) // never a cached answer
@@ -410,6 +415,7 @@ func (f *File) Attr() (size int64, mtime time.Time, mode uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.observe()
+	f.follow()
 	return f.size, f.mtime, f.mode
 }
 
@@ -466,6 +472,7 @@ func (f *File) Append(ctx context.Context, p []byte) (int, error) {
 }
 
 func (f *File) writeLocked(ctx context.Context, p []byte, off int64, atEnd bool) (int, error) {
+	f.follow()
 	if err := f.ensureCopy(ctx); err != nil {
 		return 0, err
 	}
@@ -527,6 +534,7 @@ func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.observe()
+	f.follow()
 	if off >= f.size {
 		return 0, io.EOF
 	}
@@ -556,6 +564,7 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 
 func (f *File) truncateLocked(ctx context.Context, size int64) error {
 	f.observe()
+	f.follow()
 	if size == f.size && f.copied {
 		return nil
 	}
@@ -584,6 +593,7 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 func (f *File) Allocate(ctx context.Context, off, n int64, keepSize bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.follow()
 	if err := f.ensureCopy(ctx); err != nil {
 		return err
 	}
@@ -619,8 +629,8 @@ func (f *File) truncateOpen(ctx context.Context, size int64) (taken bool, err er
 
 // doneWith reports whether the File's writer seems done with it: released,
 // or closed with everything committed (only its RELEASE, which the kernel
-// sends after close(2) returned, is still to come). A File appenders share
-// (JoinAppend) is closed once each of their handles is (HandleClosed): one
+// sends after close(2) returned, is still to come). A File writers share
+// (Join) is closed once each of their handles is (HandleClosed): one
 // appender's close left the others' File to a truncate(2) by path, which
 // then made a version of its own that their next commit undid. Called with
 // f.mu.
@@ -640,7 +650,7 @@ func (f *File) Done() bool {
 
 // HandleClosed counts a writable handle of the File closed by its writer:
 // its first FLUSH, or its RELEASE if it had none. Once each handle sharing
-// it (JoinAppend) is, its writers are done with it (doneWith).
+// it (Join) is, its writers are done with it (doneWith).
 func (f *File) HandleClosed() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -686,13 +696,16 @@ func (f *File) FlushLast(ctx context.Context) error {
 	return f.flush(ctx, true)
 }
 
-// AwaitsWrite reports whether a Flush would leave the File for a later
-// close or its Release: created or truncated, and nothing written since.
+// AwaitsWrite reports whether a Flush would leave the File for its Release
+// though no handle is left to write to it: created or truncated, nothing
+// written since, and each handle sharing it (Join) closed. While another is
+// open, its writer may still write and its close makes the version (a
+// joiner's close that wrote nothing made an empty version first).
 func (f *File) AwaitsWrite() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.observe()
-	return f.dirty && !f.wrote && f.size == 0 && f.broken == nil
+	return f.dirty && !f.wrote && f.size == 0 && f.broken == nil && f.unclosed <= 0
 }
 
 // flush with f.mu held; final is Release's last chance, or the last
@@ -909,6 +922,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 		s.fresh[key] = v.UID[:ref.StemLen]
 		s.mu.Unlock()
 	}
+	s.published(v)
 	s.changed(key)
 	return v, saved[0].LazySeq, nil
 }

@@ -1179,3 +1179,80 @@ func TestFailedClosesOfTwoWorkstationsKeepTheLaterOnTop(t *testing.T) {
 		})
 	}
 }
+
+// A File with nothing to commit follows the newer version another File of
+// its key commits (an O_TRUNC writer's): reads, stat and the next write
+// see that version, not the one it copied. Its own last commit, which may
+// not be durable yet, keeps its staged bytes for Recover: a crash before
+// Sync redoes both commits in order, and Sync drops them.
+func TestCleanFileFollowsNewerVersion(t *testing.T) {
+	ctx := context.Background()
+	e := newEnvWith(t, catalog.BoltOptions{Hold: true, LazyCommitAfter: time.Hour})
+	s, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t", SyncEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Create(ctx, "k", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.WriteAt(ctx, []byte("first version"), 0)
+	if err := a.Flush(ctx); err != nil { // committed, a still open (fsync of a database)
+		t.Fatal(err)
+	}
+	v1, _ := a.Committed() // not from the catalog: a read would commit its transaction
+	b, err := s.Open(ctx, "k", v1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.WriteAt(ctx, []byte("second"), 0)
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, _ := a.ReadAt(ctx, buf, 0)
+	if size, _, _ := a.Attr(); string(buf[:n]) != "second" || size != 6 {
+		t.Fatalf("the clean File reads %q, size %d; want the newer version's %q", buf[:n], size, "second")
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A crash now: both commits wait in the catalog's open transaction.
+	tmp := t.TempDir()
+	raw, err := os.ReadFile(e.cat.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(tmp, "c.db"), raw, 0o600)
+	os.CopyFS(filepath.Join(tmp, "staging"), os.DirFS(e.dir))
+	cat, err := catalog.OpenBolt(filepath.Join(tmp, "c.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	s2, err := stage.New(cat, e.store, stage.Options{Dir: filepath.Join(tmp, "staging"), User: "t", SyncEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s2.Recover(ctx); err != nil || len(rec) != 2 {
+		t.Fatalf("Recover = %+v, %v; want both commits redone", rec, err)
+	}
+	vs, _ := cat.Versions(ctx, "k", false)
+	latest, _ := cat.ByKey(ctx, "k", 0)
+	m, _ := e.store.LoadManifest(ctx, cache.Ref(latest.Manifest))
+	got, _ := io.ReadAll(e.store.Open(m.Files[0]))
+	if len(vs) != 2 || vs[0].Size != 13 || string(got) != "second" {
+		t.Fatalf("after Recover: %d versions, latest %q", len(vs), got)
+	}
+
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := staged(t, e.dir); n != 0 {
+		t.Fatalf("staging left %d files after Sync", n)
+	}
+}
