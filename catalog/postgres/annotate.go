@@ -838,16 +838,18 @@ func searchStats(nw int, terms bool) string {
 // with their records. %[9]s is an OFFSET (for the pages of PhraseRank) and
 // %[10]s the annotations' column, or empty. Fewer rows than the limit from
 // a bound smaller than the matches means the bound cut live versions out:
-// searchRanked runs the statement again without it.
+// searchPage runs the statement again without it. Each row has, after
+// the score and fields, %[12]s: for one query word the number of
+// versions that match (a window over them all), else 0.
 const searchRankSQL = `WITH d AS (
 	SELECT uid, bit_or(fields) AS fields, %[6]s AS cover, %[2]s AS sum
 	FROM (%[1]s) w GROUP BY uid),
 r AS (
-	SELECT uid, fields, score FROM (
-		SELECT uid, fields, sum * cover * cover AS score FROM d ORDER BY score DESC, uid LIMIT %[11]s) s
+	SELECT uid, fields, score, n FROM (
+		SELECT uid, fields, sum * cover * cover AS score, %[12]s AS n FROM d ORDER BY score DESC, uid LIMIT %[11]s) s
 	WHERE (SELECT %[4]s FROM artifacts a WHERE a.stem = substr(s.uid, 1, %[7]d) AND a.latest > 0) = substr(s.uid, %[8]d)
 	%[9]s LIMIT %[5]s)
-SELECT r.score, r.fields, v.rec%[10]s FROM r JOIN versions v ON v.uid = r.uid ORDER BY r.score DESC, r.uid`
+SELECT r.score, r.fields, r.n, v.rec%[10]s FROM r JOIN versions v ON v.uid = r.uid ORDER BY r.score DESC, r.uid`
 
 // searchRank is searchRankSQL for nw query words: $1…$(2nw) the words'
 // ranges, with terms the three arrays of termArgs, then the idf array,
@@ -874,8 +876,12 @@ func searchRank(nw int, paged, terms bool) string {
 	if paged {
 		annotations = ", (SELECT n.rec FROM annotations n WHERE n.uid = r.uid)"
 	}
+	counted := "0::int8"
+	if nw == 1 {
+		counted = "count(*) OVER ()"
+	}
 	return fmt.Sprintf(searchRankSQL, searchScored(nw, terms), sum, idf, latestDigits, fmt.Sprintf("$%d", n+2), cover, ref.StemLen, ref.StemLen+1,
-		offset, annotations, fmt.Sprintf("$%d::int8", n+3))
+		offset, annotations, fmt.Sprintf("$%d::int8", n+3), counted)
 }
 
 // searchBound is how many of the best matches searchRankSQL sorts for a
@@ -935,14 +941,20 @@ func (s *Store) SearchWith(ctx context.Context, query string, opts catalog.Searc
 		if err := customPlans(ctx, tx); err != nil {
 			return err
 		}
-		idf, matches, err := searchIDF(ctx, tx, len(words), terms, ranges)
-		if err != nil {
-			return err
+		// One word: no statement for its idf (the grouping of every match
+		// again), see oneWordScore.
+		idf, matches, score := []float64{1}, int64(-1), oneWordScore
+		if len(words) > 1 {
+			var err error
+			if idf, matches, err = searchIDF(ctx, tx, len(words), terms, ranges); err != nil {
+				return err
+			}
+			score = nil
 		}
 		args := append(slices.Clip(ranges), idf)
 		phrase := catalog.NewPhraseRank(query, limit).WithNames(opts.TermNames)
 		if phrase == nil {
-			_, err := searchPage(ctx, tx, searchRank(len(words), false, terms), args, 0, limit, matches, func(h catalog.Hit, _ float64, _ []byte) (bool, error) {
+			_, err := searchPage(ctx, tx, searchRank(len(words), false, terms), args, 0, limit, matches, score, func(h catalog.Hit, _ float64, _ []byte) (bool, error) {
 				out = append(out, h)
 				return true, nil
 			})
@@ -953,7 +965,7 @@ func (s *Store) SearchWith(ctx context.Context, query string, opts catalog.Searc
 		sql := searchRank(len(words), true, terms)
 		for offset, n := 0, limit+16; n > 0; offset, n = offset+n, catalog.MaxRescored-offset-n {
 			done := false
-			rows, err := searchPage(ctx, tx, sql, args, offset, n, matches, func(h catalog.Hit, score float64, raw []byte) (bool, error) {
+			rows, err := searchPage(ctx, tx, sql, args, offset, n, matches, score, func(h catalog.Hit, score float64, raw []byte) (bool, error) {
 				if done = phrase.Done(score, h.Version.UID); done {
 					return false, nil
 				}
@@ -974,35 +986,57 @@ func (s *Store) SearchWith(ctx context.Context, query string, opts catalog.Searc
 
 // searchPage runs a searchRank statement for up to n rows from offset
 // and calls fn with them as searchRows does; it returns the rows read.
-// matches is the number of versions that match (searchIDF): when it is
-// more than the bound (searchBound), the statement sorts only the best of
-// them, and if that comes back short (the best were mostly older or
-// trashed versions) it runs again without the bound for the rest.
-func searchPage(ctx context.Context, tx pgx.Tx, sql string, args []any, offset, n int, matches int64,
+// matches is the number of versions that match (searchIDF), -1 when not
+// known (one query word: the rows tell). When it is more than the bound
+// (searchBound), the statement sorts only the best of them, and if that
+// comes back short (the best were mostly older or trashed versions) it
+// runs again without the bound for the rest. score, if not nil, turns
+// the statement's scores into Search's (oneWordScore).
+func searchPage(ctx context.Context, tx pgx.Tx, sql string, args []any, offset, n int, matches int64, score func(float64, int64) float64,
 	fn func(h catalog.Hit, score float64, annotations []byte) (bool, error)) (int, error) {
 	var bound any // NULL: LIMIT ALL
-	if b := searchBound(offset + n); int64(b) < matches {
-		bound = int64(b)
+	b := int64(searchBound(offset + n))
+	if matches < 0 || b < matches {
+		bound = b
 	}
 	rows, more := 0, true
 	for {
-		err := searchRows(ctx, tx, sql, append(slices.Clip(args), n-rows, bound, offset+rows), func(h catalog.Hit, score float64, raw []byte) (bool, error) {
+		counted := int64(-1)
+		err := searchRows(ctx, tx, sql, append(slices.Clip(args), n-rows, bound, offset+rows), func(h catalog.Hit, sc float64, count int64, raw []byte) (bool, error) {
 			rows++
+			counted = count
+			if score != nil {
+				sc = score(sc, count)
+			}
+			h.Score = catalog.RoundScore(sc)
 			var err error
-			more, err = fn(h, score, raw)
+			more, err = fn(h, sc, raw)
 			return more, err
 		})
-		if err != nil || !more || rows >= n || bound == nil {
+		if err != nil || !more || rows >= n || bound == nil || matches < 0 && counted >= 0 && counted <= b {
 			return rows, err
 		}
 		bound = nil
 	}
 }
 
-// searchRows runs a searchRank statement and calls fn with each hit, its
-// unrounded score and, for a paged statement, its annotations' JSON (nil
+// oneWordScore is Search's score of a version for one query word, from
+// the statement's, which ranked with an idf of 1: the version's best score
+// for the word (sc). Every version that matches has the word, so n (the
+// number of them) is the word's document frequency, and score × idf does
+// not change their order (idf > 0; the scores are float4, and a product
+// in float8 keeps distinct ones apart). As searchRankSQL computes it:
+// (0 + sc × idf) × coverage², with a coverage of 1.
+func oneWordScore(sc float64, n int64) float64 {
+	idf := math.Log(1 + float64(n+1)/float64(n))
+	return (0 + float64(sc*idf)) * 1 * 1
+}
+
+// searchRows runs a searchRank statement and calls fn with each hit (its
+// Score not set), its unrounded score, the statement's count of matches
+// (searchRankSQL) and, for a paged statement, its annotations' JSON (nil
 // without), until fn returns false.
-func searchRows(ctx context.Context, tx pgx.Tx, sql string, args []any, fn func(h catalog.Hit, score float64, annotations []byte) (bool, error)) error {
+func searchRows(ctx context.Context, tx pgx.Tx, sql string, args []any, fn func(h catalog.Hit, score float64, n int64, annotations []byte) (bool, error)) error {
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
 		return err
@@ -1011,9 +1045,10 @@ func searchRows(ctx context.Context, tx pgx.Tx, sql string, args []any, fn func(
 	for rows.Next() {
 		var score float64
 		var fields int16
+		var n int64
 		var raw, ann []byte
-		dest := []any{&score, &fields, &raw}
-		if len(rows.FieldDescriptions()) > 3 {
+		dest := []any{&score, &fields, &n, &raw}
+		if len(rows.FieldDescriptions()) > 4 {
 			dest = append(dest, &ann)
 		}
 		if err := rows.Scan(dest...); err != nil {
@@ -1023,13 +1058,13 @@ func searchRows(ctx context.Context, tx pgx.Tx, sql string, args []any, fn func(
 		if err != nil {
 			return err
 		}
-		h := catalog.Hit{Version: v, Score: catalog.RoundScore(score)}
+		h := catalog.Hit{Version: v}
 		for i, name := range catalog.SearchFields {
 			if fields&(1<<i) != 0 {
 				h.Fields = append(h.Fields, name)
 			}
 		}
-		if more, err := fn(h, score, ann); err != nil || !more {
+		if more, err := fn(h, score, n, ann); err != nil || !more {
 			return err
 		}
 	}

@@ -317,12 +317,12 @@ func TestSearchPastOlderVersions(t *testing.T) {
 	var nvs []catalog.NewVersion
 	for i := 0; i < 300; i++ {
 		nv := catalogtest.NV("zoo/k", fmt.Sprint(i))
-		nv.Description = "a zebra"
+		nv.Description = "a zebra stripe"
 		nvs = append(nvs, nv)
 	}
 	for i := 0; i < 5; i++ {
 		nv := catalogtest.NV(fmt.Sprintf("zoo/m%d", i), fmt.Sprint(i))
-		nv.Description = "a zebra"
+		nv.Description = "a zebra stripe"
 		nvs = append(nvs, nv)
 	}
 	for _, nv := range nvs { // one by one: the versions of one key
@@ -331,7 +331,10 @@ func TestSearchPastOlderVersions(t *testing.T) {
 		}
 	}
 	p := loadBolt(t, b)
-	for _, q := range []string{"zebra", "a zebra"} { // "a zebra": pages of candidates (PhraseRank)
+	// One word (its count of matches comes with the rows), the same with
+	// a short word (pages of candidates, PhraseRank), two words (counted
+	// first).
+	for _, q := range []string{"zebra", "a zebra", "zebra stripe"} {
 		for _, limit := range []int{1, 3, 20} {
 			want, err := b.Search(ctx, q, limit)
 			if err != nil {
