@@ -800,13 +800,25 @@ func termArgs(ms []catalog.TermMatch) []any {
 	return []any{ids, is, whole}
 }
 
+// searchScored is searchMatches with each row's score for its query word
+// i: weight/10, ×0.6 for a longer word (float4, as Bolt computes it).
+func searchScored(nw int, terms bool) string {
+	return `SELECT uid, i, fields, (weight::float4 / 10::float4) * CASE WHEN octet_length(word) = qlen THEN 1::float4 ELSE 0.6::float4 END AS sc
+	FROM (` + searchMatches(nw, terms) + `) w0`
+}
+
 // searchStats counts, over the words starting with each query word, the
-// versions having any (the total row of the rollup, i NULL) and those
-// having each: Search's n and document frequencies.
+// versions having any (n, the first column) and those having each (the
+// next nw): Search's n and document frequencies. One grouping by version:
+// a word matching most of the catalog ("cell") makes 100,000s of rows,
+// and grouping them by (version, word) first cost as much again.
 func searchStats(nw int, terms bool) string {
-	return `WITH m AS (SELECT uid, i FROM (` + searchMatches(nw, terms) + `) w GROUP BY uid, i)
-	SELECT i, count(*) FROM m GROUP BY i
-	UNION ALL SELECT NULL, count(*) FROM (SELECT uid FROM m GROUP BY uid) u`
+	has, counts := "", "count(*)"
+	for i := 1; i <= nw; i++ {
+		has += fmt.Sprintf(", bool_or(i = %d) AS h%d", i, i)
+		counts += fmt.Sprintf(", count(*) FILTER (WHERE h%d)", i)
+	}
+	return `SELECT ` + counts + ` FROM (SELECT uid` + has + ` FROM (` + searchMatches(nw, terms) + `) w GROUP BY uid) u`
 }
 
 // searchRankSQL scores each version having words that start with the
@@ -815,30 +827,33 @@ func searchStats(nw int, terms bool) string {
 // word's score is weight/10 (×0.6 for a longer word), the best of the
 // version's words for it; the version's score the sum of each score × the
 // word's idf (%[3]s, an array computed in Go: Go's log is Bolt's), ×
-// coverage². Best first, then by uid, it keeps each artifact's live
-// latest version (its uid ends in the base62 digits of latest, %[4]s),
-// looked up for each candidate in turn until %[5]s (the limit) are found
-// — not for all of them — and returns those with their records. %[1]s
-// are the matches (searchMatches), %[2]s the sum; %[9]s an OFFSET (for
-// the pages of PhraseRank) and %[10]s the annotations' column, or empty.
-const searchRankSQL = `WITH m AS (
-	SELECT uid, i, bit_or(fields) AS fields,
-		max((weight::float4 / 10::float4) * CASE WHEN octet_length(word) = qlen THEN 1::float4 ELSE 0.6::float4 END) AS sc
-	FROM (%[1]s) w
-	GROUP BY uid, i),
-d AS (
-	SELECT uid, bit_or(fields) AS fields, count(*)::float8 / %[6]d::float8 AS cover, %[2]s AS sum
-	FROM m GROUP BY uid),
+// coverage² (%[6]s, the share of the query words it has). It groups the
+// matches (searchScored, %[1]s) by version once; %[2]s is the sum.
+//
+// Best first, then by uid, it keeps the first %[11]s (the bound: NULL for
+// all) in a bounded sort (PostgreSQL's top-N heapsort, not a sort of every
+// match), then each artifact's live latest version among them (its uid
+// ends in the base62 digits of latest, %[4]s), looked up for each
+// candidate in turn until %[5]s (the limit) are found, and returns those
+// with their records. %[9]s is an OFFSET (for the pages of PhraseRank) and
+// %[10]s the annotations' column, or empty. Fewer rows than the limit from
+// a bound smaller than the matches means the bound cut live versions out:
+// searchPage runs the statement again without it. Each row has, after
+// the score and fields, %[12]s: for one query word the number of
+// versions that match (a window over them all), else 0.
+const searchRankSQL = `WITH d AS (
+	SELECT uid, bit_or(fields) AS fields, %[6]s AS cover, %[2]s AS sum
+	FROM (%[1]s) w GROUP BY uid),
 r AS (
-	SELECT uid, fields, score FROM (
-		SELECT uid, fields, sum * cover * cover AS score FROM d ORDER BY score DESC, uid OFFSET 0) s
+	SELECT uid, fields, score, n FROM (
+		SELECT uid, fields, sum * cover * cover AS score, %[12]s AS n FROM d ORDER BY score DESC, uid LIMIT %[11]s) s
 	WHERE (SELECT %[4]s FROM artifacts a WHERE a.stem = substr(s.uid, 1, %[7]d) AND a.latest > 0) = substr(s.uid, %[8]d)
 	%[9]s LIMIT %[5]s)
-SELECT r.score, r.fields, v.rec%[10]s FROM r JOIN versions v ON v.uid = r.uid ORDER BY r.score DESC, r.uid`
+SELECT r.score, r.fields, r.n, v.rec%[10]s FROM r JOIN versions v ON v.uid = r.uid ORDER BY r.score DESC, r.uid`
 
 // searchRank is searchRankSQL for nw query words: $1…$(2nw) the words'
-// ranges, with terms the three arrays of termArgs, then the idf array and
-// the limit; with paged, then an offset, and each row ends with the
+// ranges, with terms the three arrays of termArgs, then the idf array,
+// the limit, the bound and the offset; with paged, each row ends with the
 // version's annotations (NULL: none).
 func searchRank(nw int, paged, terms bool) string {
 	n := 2 * nw // the parameters before idf
@@ -846,18 +861,33 @@ func searchRank(nw int, paged, terms bool) string {
 		n += 3
 	}
 	idf := fmt.Sprintf("$%d::float8[]", n+1)
-	sum := "0::float8"
+	sum, cover := "0::float8", ""
 	for i := 1; i <= nw; i++ {
 		sum = fmt.Sprintf("(%s + COALESCE(max(sc) FILTER (WHERE i = %d), 0)::float8 * (%s)[%d])", sum, i, idf, i)
+		if i > 1 {
+			cover += " + "
+		}
+		cover += fmt.Sprintf("bool_or(i = %d)::int", i)
 	}
-	offset, annotations := "", ""
+	// The number of query words matched as a bigint, as count(*) of the
+	// version's (version, word) groups was: the same float8.
+	cover = fmt.Sprintf("(%s)::int8::float8 / %d::float8", cover, nw)
+	offset, annotations := fmt.Sprintf("OFFSET $%d", n+4), ""
 	if paged {
-		offset = fmt.Sprintf("OFFSET $%d", n+3)
 		annotations = ", (SELECT n.rec FROM annotations n WHERE n.uid = r.uid)"
 	}
-	return fmt.Sprintf(searchRankSQL, searchMatches(nw, terms), sum, idf, latestDigits, fmt.Sprintf("$%d", n+2), nw, ref.StemLen, ref.StemLen+1,
-		offset, annotations)
+	counted := "0::int8"
+	if nw == 1 {
+		counted = "count(*) OVER ()"
+	}
+	return fmt.Sprintf(searchRankSQL, searchScored(nw, terms), sum, idf, latestDigits, fmt.Sprintf("$%d", n+2), cover, ref.StemLen, ref.StemLen+1,
+		offset, annotations, fmt.Sprintf("$%d::int8", n+3), counted)
 }
+
+// searchBound is how many of the best matches searchRankSQL sorts for a
+// statement that returns up to want rows: room for as many again that are
+// not their artifact's live latest version, and some.
+func searchBound(want int) int { return 2*want + 100 }
 
 // latestDigits is what ref.VersionUID appends to a stem for a.latest, in
 // SQL: the number's four base62 digits.
@@ -911,24 +941,31 @@ func (s *Store) SearchWith(ctx context.Context, query string, opts catalog.Searc
 		if err := customPlans(ctx, tx); err != nil {
 			return err
 		}
-		idf, err := searchIDF(ctx, tx, len(words), terms, ranges)
-		if err != nil {
-			return err
+		// One word: no statement for its idf (the grouping of every match
+		// again), see oneWordScore.
+		idf, matches, score := []float64{1}, int64(-1), oneWordScore
+		if len(words) > 1 {
+			var err error
+			if idf, matches, err = searchIDF(ctx, tx, len(words), terms, ranges); err != nil {
+				return err
+			}
+			score = nil
 		}
+		args := append(slices.Clip(ranges), idf)
 		phrase := catalog.NewPhraseRank(query, limit).WithNames(opts.TermNames)
 		if phrase == nil {
-			return searchRows(ctx, tx, searchRank(len(words), false, terms), append(ranges, idf, limit), func(h catalog.Hit, _ float64, _ []byte) (bool, error) {
+			_, err := searchPage(ctx, tx, searchRank(len(words), false, terms), args, 0, limit, matches, score, func(h catalog.Hit, _ float64, _ []byte) (bool, error) {
 				out = append(out, h)
 				return true, nil
 			})
+			return err
 		}
 		// Pages of candidates: a first of a few more than limit, which
 		// usually settles it, then the rest PhraseRank may read.
 		sql := searchRank(len(words), true, terms)
 		for offset, n := 0, limit+16; n > 0; offset, n = offset+n, catalog.MaxRescored-offset-n {
-			rows, done := 0, false
-			err := searchRows(ctx, tx, sql, append(ranges, idf, n, offset), func(h catalog.Hit, score float64, raw []byte) (bool, error) {
-				rows++
+			done := false
+			rows, err := searchPage(ctx, tx, sql, args, offset, n, matches, score, func(h catalog.Hit, score float64, raw []byte) (bool, error) {
 				if done = phrase.Done(score, h.Version.UID); done {
 					return false, nil
 				}
@@ -947,10 +984,59 @@ func (s *Store) SearchWith(ctx context.Context, query string, opts catalog.Searc
 	return out, err
 }
 
-// searchRows runs a searchRank statement and calls fn with each hit, its
-// unrounded score and, for a paged statement, its annotations' JSON (nil
+// searchPage runs a searchRank statement for up to n rows from offset
+// and calls fn with them as searchRows does; it returns the rows read.
+// matches is the number of versions that match (searchIDF), -1 when not
+// known (one query word: the rows tell). When it is more than the bound
+// (searchBound), the statement sorts only the best of them, and if that
+// comes back short (the best were mostly older or trashed versions) it
+// runs again without the bound for the rest. score, if not nil, turns
+// the statement's scores into Search's (oneWordScore).
+func searchPage(ctx context.Context, tx pgx.Tx, sql string, args []any, offset, n int, matches int64, score func(float64, int64) float64,
+	fn func(h catalog.Hit, score float64, annotations []byte) (bool, error)) (int, error) {
+	var bound any // NULL: LIMIT ALL
+	b := int64(searchBound(offset + n))
+	if matches < 0 || b < matches {
+		bound = b
+	}
+	rows, more := 0, true
+	for {
+		counted := int64(-1)
+		err := searchRows(ctx, tx, sql, append(slices.Clip(args), n-rows, bound, offset+rows), func(h catalog.Hit, sc float64, count int64, raw []byte) (bool, error) {
+			rows++
+			counted = count
+			if score != nil {
+				sc = score(sc, count)
+			}
+			h.Score = catalog.RoundScore(sc)
+			var err error
+			more, err = fn(h, sc, raw)
+			return more, err
+		})
+		if err != nil || !more || rows >= n || bound == nil || matches < 0 && counted >= 0 && counted <= b {
+			return rows, err
+		}
+		bound = nil
+	}
+}
+
+// oneWordScore is Search's score of a version for one query word, from
+// the statement's, which ranked with an idf of 1: the version's best score
+// for the word (sc). Every version that matches has the word, so n (the
+// number of them) is the word's document frequency, and score × idf does
+// not change their order (idf > 0; the scores are float4, and a product
+// in float8 keeps distinct ones apart). As searchRankSQL computes it:
+// (0 + sc × idf) × coverage², with a coverage of 1.
+func oneWordScore(sc float64, n int64) float64 {
+	idf := math.Log(1 + float64(n+1)/float64(n))
+	return (0 + float64(sc*idf)) * 1 * 1
+}
+
+// searchRows runs a searchRank statement and calls fn with each hit (its
+// Score not set), its unrounded score, the statement's count of matches
+// (searchRankSQL) and, for a paged statement, its annotations' JSON (nil
 // without), until fn returns false.
-func searchRows(ctx context.Context, tx pgx.Tx, sql string, args []any, fn func(h catalog.Hit, score float64, annotations []byte) (bool, error)) error {
+func searchRows(ctx context.Context, tx pgx.Tx, sql string, args []any, fn func(h catalog.Hit, score float64, n int64, annotations []byte) (bool, error)) error {
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
 		return err
@@ -959,9 +1045,10 @@ func searchRows(ctx context.Context, tx pgx.Tx, sql string, args []any, fn func(
 	for rows.Next() {
 		var score float64
 		var fields int16
+		var n int64
 		var raw, ann []byte
-		dest := []any{&score, &fields, &raw}
-		if len(rows.FieldDescriptions()) > 3 {
+		dest := []any{&score, &fields, &n, &raw}
+		if len(rows.FieldDescriptions()) > 4 {
 			dest = append(dest, &ann)
 		}
 		if err := rows.Scan(dest...); err != nil {
@@ -971,13 +1058,13 @@ func searchRows(ctx context.Context, tx pgx.Tx, sql string, args []any, fn func(
 		if err != nil {
 			return err
 		}
-		h := catalog.Hit{Version: v, Score: catalog.RoundScore(score)}
+		h := catalog.Hit{Version: v}
 		for i, name := range catalog.SearchFields {
 			if fields&(1<<i) != 0 {
 				h.Fields = append(h.Fields, name)
 			}
 		}
-		if more, err := fn(h, score, ann); err != nil || !more {
+		if more, err := fn(h, score, n, ann); err != nil || !more {
 			return err
 		}
 	}
@@ -986,38 +1073,24 @@ func searchRows(ctx context.Context, tx pgx.Tx, sql string, args []any, fn func(
 
 // searchIDF returns the inverse document frequency of each query word,
 // log(1 + n/df) with n the versions having any word plus one, as Bolt
-// computes it.
-func searchIDF(ctx context.Context, tx pgx.Tx, nw int, terms bool, args []any) ([]float64, error) {
-	rows, err := tx.Query(ctx, searchStats(nw, terms), args...)
-	if err != nil {
-		return nil, err
+// computes it, and the number of versions having any word.
+func searchIDF(ctx context.Context, tx pgx.Tx, nw int, terms bool, args []any) ([]float64, int64, error) {
+	counts := make([]int64, nw+1) // n, then df of each word
+	dest := make([]any, len(counts))
+	for i := range counts {
+		dest[i] = &counts[i]
 	}
-	df := make([]int64, nw)
-	var n int64
-	for rows.Next() {
-		var i *int64
-		var count int64
-		if err := rows.Scan(&i, &count); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if i == nil {
-			n = count
-		} else {
-			df[*i-1] = count
-		}
+	if err := tx.QueryRow(ctx, searchStats(nw, terms), args...).Scan(dest...); err != nil {
+		return nil, 0, err
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
+	n, df := counts[0], counts[1:]
 	idf := make([]float64, nw)
 	for i := range idf {
 		if df[i] > 0 {
 			idf[i] = math.Log(1 + float64(n+1)/float64(df[i]))
 		}
 	}
-	return idf, nil
+	return idf, n, nil
 }
 
 // ---- collections ----

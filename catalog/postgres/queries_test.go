@@ -301,3 +301,55 @@ func TestSearchTermNamesLikeBolt(t *testing.T) {
 		t.Fatalf("%d hits in all: the test tests little", matched)
 	}
 }
+
+// Search sorts only the best matches, a few more than it returns
+// (searchBound), when more versions match: the best may be older versions
+// of one artifact, which it leaves out, and then it runs again without
+// the bound. Here the 300 versions of zoo/k tie, its latest has the
+// highest uid of them, and more than the bound come before it.
+func TestSearchPastOlderVersions(t *testing.T) {
+	ctx := context.Background()
+	b, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "c.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	var nvs []catalog.NewVersion
+	for i := 0; i < 300; i++ {
+		nv := catalogtest.NV("zoo/k", fmt.Sprint(i))
+		nv.Description = "a zebra stripe"
+		nvs = append(nvs, nv)
+	}
+	for i := 0; i < 5; i++ {
+		nv := catalogtest.NV(fmt.Sprintf("zoo/m%d", i), fmt.Sprint(i))
+		nv.Description = "a zebra stripe"
+		nvs = append(nvs, nv)
+	}
+	for _, nv := range nvs { // one by one: the versions of one key
+		if _, err := b.Save(ctx, []catalog.NewVersion{nv}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := loadBolt(t, b)
+	// One word (its count of matches comes with the rows), the same with
+	// a short word (pages of candidates, PhraseRank), two words (counted
+	// first).
+	for _, q := range []string{"zebra", "a zebra", "zebra stripe"} {
+		for _, limit := range []int{1, 3, 20} {
+			want, err := b.Search(ctx, q, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.Search(ctx, q, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) != min(limit, 6) {
+				t.Fatalf("bbolt: %d hits for %q limit %d", len(want), q, limit)
+			}
+			if g, w := fmt.Sprint(fullHits(got)), fmt.Sprint(fullHits(want)); g != w {
+				t.Errorf("Search %q limit %d:\n%s\nbbolt:\n%s", q, limit, g, w)
+			}
+		}
+	}
+}
