@@ -21,6 +21,10 @@ func cmdGet() *cli.Command {
 		Name:      "get",
 		Usage:     "write the bytes of a version to a file, a folder or stdout",
 		ArgsUsage: "KEY[@vN] | UID",
+		Description: examples(
+			"lamina get experiments/exp1/counts.csv@v1 -o counts-v1.csv",
+			"lamina get scrna/pbmc.zarr -o data/",
+			"lamina get experiments/exp1/counts.csv -o - | head"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: a path, a folder to write into (existing, or ending in /), or - for stdout (default: the key's name in the current folder)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing file (a folder, for a folder artifact)"},
