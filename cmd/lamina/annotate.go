@@ -22,6 +22,10 @@ func cmdAnnotate() *cli.Command {
 		Name:      "annotate",
 		Usage:     "annotate a version with feature values, labels and ontology terms, or remove them (--remove)",
 		ArgsUsage: "KEY[@vN] | UID",
+		Description: examples(
+			"lamina annotate scrna/pbmc.h5ad --feature donor=D1 --label pilot",
+			"lamina annotate scrna/pbmc.h5ad --term celltype=\"T cell\" --term tissue=blood",
+			"lamina annotate scrna/pbmc.h5ad --remove --label pilot"),
 		Flags: []cli.Flag{
 			multiFlag("feature", "NAME=VALUE (repeat); values of cat[ENTITY] features must be terms of that ontology; with --remove, NAME alone removes every value of NAME"),
 			multiFlag("label", "a label (repeat)"),

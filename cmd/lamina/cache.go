@@ -77,7 +77,12 @@ func cmdCache() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "cache",
-		Usage: "the local cache of data fetched from S3: info, clear, prefetch, limit; push uploads what waits in the upload queue",
+		Usage: "the local cache of data fetched from S3, and the queue of uploads to it",
+		Description: "info, clear, prefetch and limit are about the cache; push uploads what waits in the upload queue.\n\n" + examples(
+			"lamina cache info",
+			"lamina cache limit 20GB",
+			"lamina cache prefetch scrna/pbmc.zarr experiments/exp1/counts.csv@v2",
+			"lamina cache push"),
 		Subcommands: []*cli.Command{
 			{
 				Name:  "info",
@@ -204,7 +209,9 @@ func cmdCache() *cli.Command {
 			},
 			{
 				Name:  "push",
-				Usage: "upload what waits in the upload queue now; after another instance took the storage over, the packs (the new owner may need them), never the catalog's records",
+				Usage: "upload what waits in the upload queue now",
+				Description: "After another instance took the storage over, it uploads the packs (the new owner may need them),\n" +
+					"never the catalog's records.",
 				Action: func(c *cli.Context) error {
 					dirs, s, err := current(c)
 					if err != nil {

@@ -26,9 +26,14 @@ func cmdCollection() *cli.Command {
 				ArgsUsage: "NAME [KEY[@vN] | UID]... [--key-prefix PREFIX]",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "key-prefix", Usage: "also add the latest version of every key under this prefix"},
-					&cli.StringFlag{Name: "description"},
+					descriptionFlag("this version of the collection"),
+					formatFlag("table", "json"),
 				},
 				Action: func(c *cli.Context) error {
+					format, err := checkFormat(c, "table", "json")
+					if err != nil {
+						return err
+					}
 					if c.NArg() < 1 || (c.NArg() == 1 && !c.IsSet("key-prefix")) {
 						return exitf(2, "usage: lamina collection create NAME KEY[@vN]|UID... or --key-prefix PREFIX")
 					}
@@ -87,6 +92,11 @@ func cmdCollection() *cli.Command {
 					if err != nil {
 						return err
 					}
+					if format == "json" {
+						// As collection ls --format json shows it, with
+						// "unchanged": true when no version was recorded.
+						return writeJSON(c.App.Writer, col)
+					}
 					if col.Unchanged {
 						what := "these " + plural(len(col.Members), "version")
 						if len(col.Members) == 1 {
@@ -100,10 +110,11 @@ func cmdCollection() *cli.Command {
 			cmdCollectionLs(),
 			cmdCollectionDelete(),
 			{
-				Name:      "show",
-				Usage:     "list the members of a collection (the artifact versions it holds), like ls; NAME@vN for an earlier version of the collection",
-				ArgsUsage: "NAME[@vN]",
-				Flags:     []cli.Flag{formatFlag()},
+				Name:        "show",
+				Usage:       "list the members of a collection (the artifact versions it holds), like ls",
+				Description: "NAME@vN lists an earlier version of the collection.",
+				ArgsUsage:   "NAME[@vN]",
+				Flags:       []cli.Flag{formatFlag()},
 				Action: func(c *cli.Context) error {
 					format, err := checkFormat(c)
 					if err != nil {

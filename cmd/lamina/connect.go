@@ -105,9 +105,10 @@ func initShared(ctx context.Context, cat catalog.Catalog, s instance.Settings) (
 
 func cmdConnect() *cli.Command {
 	return &cli.Command{
-		Name:      "connect",
-		Usage:     "join an instance whose catalog is a PostgreSQL database: its settings (storage, S3 endpoint, …) come from the database",
-		ArgsUsage: "NAME",
+		Name:        "connect",
+		Usage:       "join an instance whose catalog is a PostgreSQL database",
+		Description: "Its settings (storage, S3 endpoint, …) come from the database.",
+		ArgsUsage:   "NAME",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "db", EnvVars: []string{"LAMINA_DB"}, Usage: "the database, postgresql://USER@HOST:PORT/DB (default: libpq's PGHOST, PGUSER, PGDATABASE, …; password from PGPASSWORD or ~/.pgpass)"},
 			&cli.StringFlag{Name: "cache-size", Usage: "bound of the local cache of data fetched from S3, e.g. 20GB (default 10GiB)"},

@@ -21,11 +21,14 @@ func cmdCurate() *cli.Command {
 		Name:      "curate",
 		Usage:     "validate a table (CSV, TSV, Parquet, the obs/var of an AnnData) against a schema; exit 1 when something fails",
 		ArgsUsage: "PATH --schema NAME",
+		Description: examples(
+			"lamina curate obs.csv --schema pbmc",
+			"lamina curate obs.csv --schema pbmc --standardize --mapping mapping.tsv --key curated/obs.csv"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "schema", Usage: "the schema to validate against"},
 			&cli.BoolFlag{Name: "standardize", Usage: "map values to standard terms (case, white space, synonyms); CSV, TSV and Parquet are saved standardized, h5ad and zarr as they are (their annotations have the standard terms)"},
 			&cli.StringFlag{Name: "key", Usage: "save the curated table under this key when it validates, annotated with the schema and the terms it holds"},
-			&cli.StringFlag{Name: "description", Usage: "description of the saved version"},
+			descriptionFlag("the saved version (with --key)"),
 			&cli.StringFlag{Name: "mapping", Usage: "write the value mapping (TSV: column, value, standard, reason) to this file"},
 			&cli.BoolFlag{Name: "related", Usage: "also map through RELATED synonyms"},
 			organismFlag(), formatFlag("table", "json"),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -23,15 +24,27 @@ import (
 func cmdDelete() *cli.Command {
 	return &cli.Command{
 		Name:      "delete",
-		Usage:     "move artifacts (all their versions) to the trash, or delete them for good; with --permanent, FOLDER/ deletes for good what is trashed under it (artifacts, folders, links), never a live artifact nor the trashed versions of a key written again since",
+		Usage:     "move artifacts (all their versions) to the trash, or delete them for good (--permanent)",
 		ArgsUsage: "KEY... | --permanent FOLDER/...",
+		Description: "KEY moves the artifact, every version of it, to the trash: lamina restore KEY brings it back.\n" +
+			"With --permanent, KEY is deleted for good (a live artifact, or one in the trash), and FOLDER/\n" +
+			"deletes for good what is trashed under it (artifacts, folders, links), never a live artifact nor\n" +
+			"the trashed versions of a key written again since.\n\n" + examples(
+			"lamina delete experiments/exp1/counts.csv",
+			"lamina delete --permanent --yes experiments/exp1/counts.csv",
+			"lamina delete --permanent --yes experiments/old/ --format json"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "permanent", Usage: "remove from the catalog for good (lamina gc then frees the storage)"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask before a permanent delete"},
 			&cli.BoolFlag{Name: "link", Usage: "with --permanent: KEY names the symbolic link in the trash at KEY, never a live file there (ls --trash says when a file holds a trashed link's name)"},
 			&cli.BoolFlag{Name: "force", Usage: "delete for good even versions that collections or runs refer to (they keep a reference to nothing)"},
+			formatFlag("table", "json"),
 		},
 		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
 			keys := c.Args().Slice()
 			if len(keys) == 0 {
 				return exitf(2, "usage: lamina delete KEY... [--permanent [--yes] [--force]]")
@@ -100,12 +113,25 @@ func cmdDelete() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// --format json lists what was taken once anything may be,
+			// also when a later key fails; a refusal prints nothing.
+			taken, changing := []deletedName{}, false
+			if format == "json" {
+				w = io.Discard // the text
+				defer func() {
+					if changing {
+						writeJSON(c.App.Writer, taken)
+					}
+				}()
+			}
 			if !c.Bool("permanent") {
+				changing = true
 				for _, k := range keys {
 					e, err := in.Catalog.Trash(c.Context, k)
 					if err != nil {
 						return err
 					}
+					taken = append(taken, deletedName{Key: k, Versions: e.Versions})
 					fmt.Fprintf(w, "moved %s (%s) to the trash; `lamina restore %s` brings it back\n", k, plural(e.Versions, "version"), k)
 				}
 				return nil
@@ -173,6 +199,7 @@ func cmdDelete() *cli.Command {
 				}
 			}
 			kept := 0 // keys written again since they were resolved
+			changing = true
 			var purged []catalog.Version
 			defer func() { recordPurged(c, in, purged) }() // what was purged, even if a later key fails
 			for _, k := range keys {
@@ -188,6 +215,7 @@ func cmdDelete() *cli.Command {
 				if err != nil {
 					return err
 				}
+				taken = append(taken, deletedName{Key: k, Kind: nodes[k], Versions: len(vs), Permanent: true})
 				if kind := nodes[k]; kind != "" {
 					fmt.Fprintf(w, "deleted the %s %s from the trash for good\n", kind, k)
 					continue
@@ -199,6 +227,7 @@ func cmdDelete() *cli.Command {
 				if err := t.purge(c.Context, in.Catalog, &purged); err != nil {
 					return err
 				}
+				taken = append(taken, t.taken(purged)...)
 				if t.count() == "" {
 					fmt.Fprintf(w, "deleted nothing under %s/: it was restored or written again meanwhile\n", t.prefix)
 					continue
@@ -209,7 +238,11 @@ func cmdDelete() *cli.Command {
 				}
 				fmt.Fprintln(w)
 				if len(t.rewritten) > 0 {
-					fmt.Fprintf(w, "kept %s written again since, live now, with their trashed versions: %s (lamina delete --permanent KEY deletes every version of one)\n",
+					note := w
+					if format == "json" {
+						note = c.App.ErrWriter // not a name taken: said, as a note
+					}
+					fmt.Fprintf(note, "kept %s written again since, live now, with their trashed versions: %s (lamina delete --permanent KEY deletes every version of one)\n",
 						plural(len(t.rewritten), "key"), someKeys(t.rewritten))
 				}
 			}
@@ -362,6 +395,34 @@ func (t *trashTree) purge(ctx context.Context, cat catalog.Catalog, purged *[]ca
 	}
 	t.nodes = nodes
 	return nil
+}
+
+// deletedName is one name delete took, as its --format json lists it:
+// key and kind as ls --trash --format json shows them.
+type deletedName struct {
+	Key       string `json:"key"`
+	Kind      string `json:"kind,omitempty"` // "folder" or "link" in the trash; "" for an artifact
+	Versions  int    `json:"versions"`       // the artifact's
+	Permanent bool   `json:"permanent"`      // deleted for good, not moved to the trash
+}
+
+// taken lists what t.purge deleted for good: its artifacts, with their
+// versions among purged, then its folders and links.
+func (t *trashTree) taken(purged []catalog.Version) []deletedName {
+	var out []deletedName
+	for _, k := range t.artifacts {
+		n := 0
+		for _, v := range purged {
+			if v.Key == k {
+				n++
+			}
+		}
+		out = append(out, deletedName{Key: k, Versions: n, Permanent: true})
+	}
+	for _, e := range t.nodes {
+		out = append(out, deletedName{Key: e.Key, Kind: e.Kind, Permanent: true})
+	}
+	return out
 }
 
 // deleteWhat names what a permanent delete takes, for its question.
@@ -558,9 +619,24 @@ func listRefs(refs []string) string {
 func cmdRestore() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
-		Usage:     "bring an artifact's versions back from the trash: KEY brings back every trashed version of it; UID (of a trashed version) brings back that version's trash entry, the versions one delete or rm trashed together with it, and leaves those of the key trashed at other times (ls --versions KEY numbers the entries, ENTRY, and shows when each was trashed); KEY@vN is vN's UID when vN was trashed alone, else it is refused; FOLDER/ brings back everything trashed under it (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links. Every argument is checked first: if one names nothing in the trash or what cannot come back, nothing is restored",
+		Usage:     "bring artifacts' versions, folders and symbolic links back from the trash",
 		ArgsUsage: "KEY|UID|KEY@vN|FOLDER/...",
+		Description: "KEY brings back every trashed version of it. UID (of a trashed version) brings back that version's\n" +
+			"trash entry, the versions one delete or rm trashed together with it, and leaves those of the key\n" +
+			"trashed at other times (ls --versions KEY numbers the entries, ENTRY, and shows when each was trashed).\n" +
+			"KEY@vN is vN's UID when vN was trashed alone, else it is refused. FOLDER/ brings back everything\n" +
+			"trashed under it (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links.\n" +
+			"Every argument is checked first: if one names nothing in the trash or what cannot come back,\n" +
+			"nothing is restored.\n\n" + examples(
+			"lamina restore experiments/exp1/counts.csv",
+			"lamina restore experiments/exp1/counts.csv experiments/exp1/batch1.csv",
+			"lamina restore experiments/old/ --format json"),
+		Flags: []cli.Flag{formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
+			format, err := checkFormat(c, "table", "json")
+			if err != nil {
+				return err
+			}
 			if c.NArg() == 0 {
 				return exitf(2, "usage: lamina restore KEY|UID|KEY@vN|FOLDER/...")
 			}
@@ -611,6 +687,13 @@ func cmdRestore() *cli.Command {
 			uids, err := checkRestore(c.Context, in, args, bad)
 			if err != nil {
 				return err
+			}
+			// --format json lists what came back (as ls --trash --format
+			// json named it), also when a name fails.
+			restored, out := []restoredName{}, c.App.Writer
+			if format == "json" {
+				out = io.Discard
+				defer func() { writeJSON(c.App.Writer, restored) }()
 			}
 			for _, ka := range args {
 				k := ka.Spec
@@ -717,13 +800,14 @@ func cmdRestore() *cli.Command {
 						continue
 					}
 					back[trashName(e)] = true
+					restored = append(restored, restoredName{Key: key, Kind: e.Kind, Versions: e.Versions})
 					switch e.Kind {
 					case "folder":
-						fmt.Fprintf(c.App.Writer, "restored %s/ (folder)\n", key)
+						fmt.Fprintf(out, "restored %s/ (folder)\n", key)
 					case "link":
-						fmt.Fprintf(c.App.Writer, "restored %s (symbolic link)\n", key)
+						fmt.Fprintf(out, "restored %s (symbolic link)\n", key)
 					default:
-						fmt.Fprintf(c.App.Writer, "restored %s (%s)\n", key, plural(e.Versions, "version"))
+						fmt.Fprintf(out, "restored %s (%s)\n", key, plural(e.Versions, "version"))
 						holders.live[key] = true
 						if strings.HasSuffix(k, "/") {
 							continue // what it keeps out is reported below
@@ -774,6 +858,14 @@ func cmdRestore() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// restoredName is one name restore brought back, as its --format json
+// lists it: key and kind as ls --trash --format json showed them.
+type restoredName struct {
+	Key      string `json:"key"`
+	Kind     string `json:"kind,omitempty"` // "folder" or "link"; "" for an artifact
+	Versions int    `json:"versions"`       // the artifact's versions that came back
 }
 
 // trashEntryID names the trash entry of the trashed version v (its key

@@ -160,9 +160,10 @@ func cmdExportCatalog() *cli.Command {
 
 func cmdImportCatalog() *cli.Command {
 	return &cli.Command{
-		Name:      "import-catalog",
-		Usage:     "load an export-catalog FILE into the current instance, whose catalog must be empty (uids, versions, trash and annotations are kept)",
-		ArgsUsage: "FILE",
+		Name:        "import-catalog",
+		Usage:       "load an export-catalog FILE into the current instance, whose catalog must be empty",
+		Description: "Uids, versions, the trash and annotations are kept as the FILE has them.",
+		ArgsUsage:   "FILE",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "import even when the storage lacks the data of versions the file names (they will not read)"},
 			&cli.BoolFlag{Name: "partial", Usage: "import even when the storage records versions the file lacks (the next gc deletes their data)"},

@@ -22,9 +22,14 @@ func cmdFeature() *cli.Command {
 				ArgsUsage: "NAME --dtype DTYPE",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "dtype", Usage: "int, float, str, bool, date, datetime, cat[ULabel] or cat[ENTITY] (cat[celltype], cat[tissue], cat[disease], …)"},
-					&cli.StringFlag{Name: "description"},
+					descriptionFlag("the feature"),
+					formatFlag("table", "json"),
 				},
 				Action: func(c *cli.Context) error {
+					format, err := checkFormat(c, "table", "json")
+					if err != nil {
+						return err
+					}
 					if f := missing(c, "dtype"); c.NArg() != 1 || f != "" {
 						return exitf(2, "%susage: lamina feature create NAME --dtype DTYPE", f)
 					}
@@ -57,6 +62,9 @@ func cmdFeature() *cli.Command {
 					}
 					if old != nil && old.Dtype == f.Dtype && old.Description != f.Description {
 						fmt.Fprintf(c.App.ErrWriter, "feature %s exists; its description is now %q (was %q)\n", f.Name, f.Description, old.Description)
+					}
+					if format == "json" {
+						return writeJSON(c.App.Writer, f) // as feature ls --format json shows it
 					}
 					return printf(c, "feature %s (%s)\n", f.Name, f.Dtype)
 				},

@@ -18,9 +18,12 @@ import (
 
 func cmdInit() *cli.Command {
 	return &cli.Command{
-		Name:      "init",
-		Usage:     "create an instance: a catalog plus a default storage root, and make it current",
-		ArgsUsage: " ",
+		Name:  "init",
+		Usage: "create an instance: a catalog plus a default storage root, and make it current",
+		Description: examples(
+			"lamina init --storage ~/lamina-data --name lab",
+			"lamina init --storage s3://my-bucket/lamina --name lab --endpoint http://127.0.0.1:9000 --path-style",
+			"lamina init --storage s3://my-bucket/lamina --name team --db postgresql://lamina@db.example.org:5432/lamina"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "storage", Usage: "storage root: a local folder (created if needed) or s3://bucket/prefix"},
 			&cli.StringFlag{Name: "name", Usage: "instance name"},
@@ -254,9 +257,10 @@ func checkNewName(dirs instance.Dirs, name string) error {
 
 func cmdInstances() *cli.Command {
 	return &cli.Command{
-		Name:  "instances",
-		Usage: "list instances (the current one is marked *: the one --instance or LAMINA_INSTANCE names, else the one `lamina use` remembers)",
-		Flags: []cli.Flag{formatFlag()},
+		Name:        "instances",
+		Usage:       "list instances (* marks the current one)",
+		Description: "The current instance is the one --instance or LAMINA_INSTANCE names, else the one `lamina use` remembers.",
+		Flags:       []cli.Flag{formatFlag()},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c)
 			if err != nil {

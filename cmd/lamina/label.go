@@ -20,9 +20,14 @@ func cmdLabel() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "parent", Usage: "an existing label this one sits under"},
 					&cli.BoolFlag{Name: "move", Usage: "move an existing label under --parent (what --label queries find changes)"},
-					&cli.StringFlag{Name: "description"},
+					descriptionFlag("the label"),
+					formatFlag("table", "json"),
 				},
 				Action: func(c *cli.Context) error {
+					format, err := checkFormat(c, "table", "json")
+					if err != nil {
+						return err
+					}
 					if c.NArg() != 1 {
 						return exitf(2, "usage: lamina label create NAME [--parent PARENT [--move]]")
 					}
@@ -58,6 +63,9 @@ func cmdLabel() *cli.Command {
 						Description: c.String("description"), CreatedBy: in.User, CreatedAt: time.Now()})
 					if err != nil {
 						return err
+					}
+					if format == "json" {
+						return writeJSON(c.App.Writer, l) // as label ls --format json shows it
 					}
 					if l.Parent != "" {
 						return printf(c, "label %s (under %s)\n", l.Name, l.Parent)

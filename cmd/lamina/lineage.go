@@ -20,6 +20,10 @@ func cmdLineage() *cli.Command {
 		Name:      "lineage",
 		Usage:     "show where a version came from and where it went",
 		ArgsUsage: "KEY[@vN] | UID",
+		Description: examples(
+			"lamina lineage norm/counts.csv",
+			"lamina lineage norm/counts.csv --up --depth 2",
+			"lamina lineage norm/counts.csv --format mermaid > lineage.mmd"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "one of " + strings.Join(lineage.Formats, ", ")},
 			&cli.IntFlag{Name: "depth", Aliases: []string{"d"}, Usage: "versions to go up and down (0: all)"},

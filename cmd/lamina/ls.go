@@ -16,10 +16,16 @@ func cmdLs() *cli.Command {
 		Name:      "ls",
 		Usage:     "list the latest versions under a key prefix, every version of a key, or the trash",
 		ArgsUsage: "[PREFIX | KEY]",
+		Description: "PREFIX is text the keys start with, not a folder name: ls exp lists experiments/… and exp2.csv\n" +
+			"too. End it with / to list what is under one folder: ls exp/.\n\n" + examples(
+			"lamina ls experiments/",
+			"lamina ls --versions experiments/exp1/counts.csv",
+			"lamina ls experiments/ --where 'size>1000000' -n 20",
+			"lamina ls --trash"),
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "versions", Usage: "list every version of the KEY given"},
 			&cli.BoolFlag{Name: "trash", Usage: "list what is in the trash"},
-			&cli.IntFlag{Name: "limit", Value: 1000, Usage: "at most this many rows (0: no limit); for --format json and csv none unless given: a script gets every row"},
+			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: 1000, Usage: "at most this many rows (0: no limit); for --format json and csv none unless given: a script gets every row"},
 			&cli.StringFlag{Name: "after", Usage: "start after this key (the next page)"},
 			formatFlag(),
 		}, queryFlags()...), // query.go

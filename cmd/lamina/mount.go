@@ -90,14 +90,18 @@ func cmdMount() *cli.Command {
 		Name:      "mount",
 		Usage:     "mount the catalog as a filesystem: keys as folders, @vN versions, .meta sidecars",
 		ArgsUsage: "DIR",
+		Description: examples(
+			"lamina mount ~/lamina",
+			"lamina mount ~/lamina --show-versions --show-meta",
+			"lamina mount ~/lamina --foreground --debug"),
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "foreground", Usage: "stay attached and log to stderr (default: a daemon keeps the mount)"},
+			&cli.BoolFlag{Name: "foreground", Usage: "stay attached and log to stderr", DefaultText: "a daemon keeps the mount"},
 			&cli.BoolFlag{Name: "show-versions", Usage: "list name@vN entries in folders (they always resolve)"},
 			&cli.BoolFlag{Name: "show-meta", Usage: "list name.meta sidecars in folders (they always resolve)"},
 			&cli.BoolFlag{Name: "no-xattrs", Usage: "no user.lamina.* extended attributes (saves a request on each new file's first write)"},
 			&cli.BoolFlag{Name: "no-lineage", Usage: "track no runs through this mount (lamina run then records no inputs or outputs here)"},
 			&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request (with --foreground)"},
-			&cli.BoolFlag{Name: "sync-upload", Usage: "S3 storage: close() of a written file waits until S3 has its data, or, if S3 fails past the retry budget, until it is staged for the queue (default: uploads queue in the background)"},
+			&cli.BoolFlag{Name: "sync-upload", Usage: "S3 storage: close() of a written file waits until S3 has its data, or, if S3 fails past the retry budget, until it is staged for the queue", DefaultText: "uploads queue in the background"},
 			&cli.StringFlag{Name: "cache-size", Usage: "S3 storage: bound of the local cache of fetched data, e.g. 20GB (default: the instance's, see lamina cache limit)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -984,6 +988,9 @@ func cmdUmount() *cli.Command {
 		Aliases:   []string{"unmount"},
 		Usage:     "unmount a lamina mount and stop its daemon (also clears a stale mount left by a killed daemon)",
 		ArgsUsage: "DIR",
+		Description: examples(
+			"lamina umount ~/lamina",
+			"lamina umount --force ~/lamina"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "stop now: detach the mount even while processes use it (files they have not closed go to lost+found/ at the next mount) and, on S3, do not wait for queued uploads (they stay staged and resume at the next start)"},
 		},
@@ -1435,7 +1442,9 @@ func cmdStatus() *cli.Command {
 			"--format json prints [], or one entry with \"mounted\": false when the instance keeps staged bytes, uploads\n" +
 			"or stale mounts); 1 a mount that does not work (its daemon died, hung or is stopped: --format json prints its\n" +
 			"entry, \"mounted\": false with \"error\" and \"stale\") or another error.\n" +
-			"A mount's JSON entry has \"mounted\": true.",
+			"A mount's JSON entry has \"mounted\": true.\n\n" + examples(
+			"lamina status",
+			"lamina status --format json"),
 		Flags: []cli.Flag{formatFlag("table", "json"),
 			&cli.BoolFlag{Name: "forget-lost", Usage: "S3: forget the record of uploads lost before they reached S3 (their staged files were removed), once their data is saved again or the versions deleted"},
 			&cli.BoolFlag{Name: "forget-take-over", Usage: "S3: forget the record of versions committed after another instance took the storage over, once they are saved into it (or given up)"}},

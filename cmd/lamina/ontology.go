@@ -328,6 +328,9 @@ func cmdOntologySearch() *cli.Command {
 		Name:      "search",
 		Usage:     "find terms by name, synonym, prefix or a close spelling",
 		ArgsUsage: "ENTITY QUERY",
+		Description: examples(
+			"lamina ontology search celltype \"T cell\" -n 5",
+			"lamina ontology search gene CD4 --organism human --format json"),
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: 20, Usage: "at most this many results"},
 			&cli.BoolFlag{Name: "obsolete", Usage: "include obsolete terms"},

@@ -60,9 +60,11 @@ func openRuns(c *cli.Context) (*runsCatalog, error) {
 	return rc, nil
 }
 
-func paramFlags() []cli.Flag {
+// paramFlags are --transform and --param; the help gives the transform's
+// default, what the command names the run when --transform is not given.
+func paramFlags(transformDefault string) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "transform", Aliases: []string{"t"}, Usage: "name of the transform (default: the script the command runs, else the program)"},
+		&cli.StringFlag{Name: "transform", Aliases: []string{"t"}, Usage: "name of the transform", DefaultText: transformDefault},
 		// Values are kept whole: a list (genes=CD4,CD8) or padding is part
 		// of the value (KeepSpace here, App.DisableSliceFlagSeparator in Main).
 		&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, KeepSpace: true,
@@ -175,7 +177,10 @@ func cmdRun() *cli.Command {
 		Name:      "run",
 		Usage:     "run a command as a tracked run: what it reads under the mount is its input, what it writes its output",
 		ArgsUsage: "[--transform NAME] [--param K=V]... -- CMD [ARGS...]",
-		Flags:     paramFlags(),
+		Description: "Run it on files under the mount: lamina records what it reads as inputs, what it writes as outputs.\n\n" + examples(
+			"lamina run -- python normalize.py ~/lamina/raw/counts.csv ~/lamina/norm/counts.csv",
+			"lamina run --transform qc -p min_genes=200 -- Rscript qc.R ~/lamina/norm/counts.csv"),
+		Flags: paramFlags("the script the command runs, else the program"),
 		Action: func(c *cli.Context) error {
 			argv := c.Args().Slice()
 			if len(argv) == 0 {

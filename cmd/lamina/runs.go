@@ -26,6 +26,9 @@ func cmdRuns() *cli.Command {
 			{
 				Name:  "ls",
 				Usage: "list runs, newest first",
+				Description: examples(
+					"lamina runs ls -n 10",
+					"lamina runs ls --transform qc --format json"),
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "transform", Aliases: []string{"t"}, Usage: "only runs of this transform"},
 					&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: 100, Usage: "at most this many (0: all; --format json and csv list all unless given)"},
@@ -87,7 +90,10 @@ func cmdRuns() *cli.Command {
 				Name:      "show",
 				Usage:     "show a run: transform, params, argv, times, status, inputs, outputs, child runs",
 				ArgsUsage: "RUN_UID",
-				Flags:     []cli.Flag{formatFlag("table", "json")},
+				Description: examples(
+					"lamina runs show RUN_UID",
+					"lamina runs show RUN_UID --format json"),
+				Flags: []cli.Flag{formatFlag("table", "json")},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return exitf(2, "usage: lamina runs show RUN_UID")

@@ -18,7 +18,10 @@ func cmdSave() *cli.Command {
 		ArgsUsage: "PATH...",
 		Description: "Each PATH becomes a version of one artifact. The key is --key (one PATH),\n" +
 			"or --key-prefix followed by the file name, or else the file name alone.\n" +
-			"Bytes identical to the key's latest version make no new version.",
+			"Bytes identical to the key's latest version make no new version.\n\n" + examples(
+			"lamina save counts.csv --key experiments/exp1/counts.csv -d \"raw counts\"",
+			"lamina save batch1.csv batch2.csv --key-prefix experiments/exp1/",
+			"lamina save pbmc.zarr --key scrna/pbmc.zarr --format json"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key", Aliases: []string{"k"}, Usage: "key of the artifact (one PATH only)"},
 			&cli.StringFlag{Name: "key-prefix", Usage: "folder of keys: each PATH is saved as PREFIX/NAME"},

@@ -23,9 +23,14 @@ func cmdSchema() *cli.Command {
 					multiFlag("feature", "a required feature (repeat)"),
 					multiFlag("optional", "an optional feature (repeat)"),
 					&cli.BoolFlag{Name: "no-extra", Usage: "columns not in the schema fail validation"},
-					&cli.StringFlag{Name: "description"},
+					descriptionFlag("the schema"),
+					formatFlag("table", "json"),
 				},
 				Action: func(c *cli.Context) error {
+					format, err := checkFormat(c, "table", "json")
+					if err != nil {
+						return err
+					}
 					if c.NArg() != 1 {
 						return exitf(2, "usage: lamina schema create NAME --feature F... [--optional F...]")
 					}
@@ -45,6 +50,9 @@ func cmdSchema() *cli.Command {
 					s, err = in.Catalog.CreateSchema(c.Context, s)
 					if err != nil {
 						return err
+					}
+					if format == "json" {
+						return writeJSON(c.App.Writer, s) // as schema ls --format json shows it
 					}
 					return printf(c, "schema %s: %s\n", s.Name, schemaText(s))
 				},

@@ -48,7 +48,7 @@ func cmdScratch() *cli.Command {
 		},
 		Subcommands: []*cli.Command{
 			{
-				Name: "add", Usage: "add scratch patterns", ArgsUsage: "PATTERN…",
+				Name: "add", Usage: "add scratch patterns", ArgsUsage: "PATTERN…", Flags: []cli.Flag{formatFlag("table", "json")},
 				Action: func(c *cli.Context) error {
 					return editScratch(c, func(cur []string, ps []string) []string {
 						for _, p := range ps {
@@ -62,6 +62,7 @@ func cmdScratch() *cli.Command {
 			},
 			{
 				Name: "rm", Usage: "remove scratch patterns (refused while scratch files here match only them: it names them)", ArgsUsage: "PATTERN…",
+				Flags: []cli.Flag{formatFlag("table", "json")},
 				Action: func(c *cli.Context) error {
 					return editScratch(c, func(cur []string, ps []string) []string {
 						return slices.DeleteFunc(cur, func(p string) bool { return slices.Contains(ps, p) })
@@ -69,7 +70,7 @@ func cmdScratch() *cli.Command {
 				},
 			},
 			{
-				Name: "reset", Usage: "go back to the default patterns (refused as rm is)",
+				Name: "reset", Usage: "go back to the default patterns (refused as rm is)", Flags: []cli.Flag{formatFlag("table", "json")},
 				Action: func(c *cli.Context) error {
 					return editScratch(c, func([]string, []string) []string { return nil })
 				},
@@ -91,7 +92,13 @@ func scratchSettings(c *cli.Context) (instance.Dirs, instance.Settings, error) {
 }
 
 // editScratch applies edit to the instance's patterns and saves them.
+// With --format json (given to scratch or to the subcommand) it prints
+// the patterns then, as scratch --format json does.
 func editScratch(c *cli.Context, edit func(cur, args []string) []string) error {
+	format, err := scratchFormat(c)
+	if err != nil {
+		return err
+	}
 	args := c.Args().Slice()
 	for _, p := range args {
 		if err := checkScratchPattern(p); err != nil {
@@ -137,7 +144,13 @@ func editScratch(c *cli.Context, edit func(cur, args []string) []string) error {
 	if err := dirs.Save(s); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.ErrWriter, "scratch: %s\n", strings.Join(scratchPatterns(s), " "))
+	if format == "json" {
+		if err := writeJSON(c.App.Writer, scratchPatterns(s)); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(c.App.ErrWriter, "scratch: %s\n", strings.Join(scratchPatterns(s), " "))
+	}
 	if c.Command.Name == "add" {
 		noteScratchKeys(c, stage.Scratch(args))
 	}
@@ -145,6 +158,17 @@ func editScratch(c *cli.Context, edit func(cur, args []string) []string) error {
 		fmt.Fprintln(c.App.ErrWriter, "the running mount keeps its patterns until it is mounted again (lamina umount, lamina mount)")
 	}
 	return nil
+}
+
+// scratchFormat is the --format of a scratch subcommand: its own, else
+// scratch's (lamina scratch -f json add X).
+func scratchFormat(c *cli.Context) (string, error) {
+	for _, cc := range c.Lineage() {
+		if cc.Command != nil && cc.IsSet("format") {
+			return checkFormat(cc, "table", "json")
+		}
+	}
+	return "table", nil
 }
 
 // scratchDir is the folder where the instance's mounts on this

@@ -19,8 +19,11 @@ func cmdSearch() *cli.Command {
 		Name:      "search",
 		Usage:     "full-text search over keys, descriptions, labels, feature values and term names, best first",
 		ArgsUsage: "WORDS...",
+		Description: examples(
+			"lamina search pbmc \"T cell\"",
+			"lamina search counts -n 5 --format json"),
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "limit", Value: 20, Usage: "at most this many results"},
+			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: 20, Usage: "at most this many results"},
 			formatFlag(),
 		},
 		Action: func(c *cli.Context) error {

@@ -16,7 +16,10 @@ func cmdShow() *cli.Command {
 		Name:      "show",
 		Usage:     "show everything about one version",
 		ArgsUsage: "KEY[@vN] | UID",
-		Flags:     []cli.Flag{formatFlag("table", "json")},
+		Description: examples(
+			"lamina show experiments/exp1/counts.csv",
+			"lamina show experiments/exp1/counts.csv@v1 --format json"),
+		Flags: []cli.Flag{formatFlag("table", "json")},
 		Action: func(c *cli.Context) error {
 			format, err := checkFormat(c, "table", "json")
 			if err != nil {

@@ -34,12 +34,12 @@ const finishHint = `eval "$(lamina track finish)"`
 func cmdTrack() *cli.Command {
 	return &cli.Command{
 		Name:  "track",
-		Usage: "make an interactive shell a run: eval \"$(lamina track start --transform NAME)\" … " + finishHint,
+		Usage: "make an interactive shell a run: eval \"$(lamina track start -t NAME)\" … " + finishHint,
 		Subcommands: []*cli.Command{
 			{
 				Name:  "start",
 				Usage: "start a run for the calling shell; prints the shell code to eval",
-				Flags: paramFlags(),
+				Flags: paramFlags("interactive"),
 				Action: func(c *cli.Context) error {
 					// Printed to a terminal, the exports reach no shell: the
 					// shell would be tracked (moved into the run's cgroup)
