@@ -71,6 +71,15 @@ func cmdInit() *cli.Command {
 			// no settings behind, and a refused init no new storage folder
 			// (undo removes those it made while empty).
 			undo := newFolders(s)
+			if !isS3(s) {
+				// Only init makes a storage folder: every other command
+				// refuses one that is gone (its disk not mounted) rather
+				// than write into a new, empty one (storage.OpenLocal).
+				if err := os.MkdirAll(s.Storage, 0o755); err != nil {
+					undo()
+					return fmt.Errorf("create the storage folder: %w", err)
+				}
+			}
 			in, err := openSettings(c.Context, s, true, true)
 			if err != nil {
 				undo()

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	lfs "github.com/lamina-bio/lamina/fs"
+)
+
+// A storage folder that is gone (its disk unmounted, the folder moved)
+// is refused by every command that uses the storage, naming the folder,
+// and never made again: a save wrote into a new, empty folder, rc 0, and
+// the versions before it no longer read ("pack not in storage"). An
+// empty folder in its place (the mount point of a disk not mounted) is
+// refused too while the catalog has versions. Commands that only read the
+// catalog still work.
+func TestStorageFolderGone(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	root := e.path("storage")
+	e.ok("save", e.write("q.csv", []byte("a,b\n1,2\n")), "--key", "z.csv")
+	e.ok("save", e.write("d.csv", []byte("d\n")), "--key", "d.csv")
+	if err := os.Rename(root, root+".away"); err != nil {
+		t.Fatal(err)
+	}
+	counts := e.write("counts.csv", []byte("gene,count\nCD3E,5\n"))
+	gone := "storage folder " + root + " is gone: is its disk mounted?"
+	for _, args := range [][]string{
+		{"save", counts, "--key", "z2.csv"},
+		{"get", "z.csv", "-o", e.path("out.csv")},
+		{"gc"},
+	} {
+		e.fails(gone, args...)
+		if _, err := os.Lstat(root); !os.IsNotExist(err) {
+			t.Fatalf("lamina %s made the storage folder again", strings.Join(args, " "))
+		}
+	}
+	// A catalog-only command works (as with an S3 server away); the
+	// record of a delete for good that it writes to storage cannot go.
+	if out := e.ok("ls"); !strings.Contains(out, "z.csv") {
+		t.Errorf("ls reads the catalog: %s", out)
+	}
+	_, stderr, err := e.run("delete", "--permanent", "--yes", "d.csv")
+	if err != nil || !strings.Contains(stderr, gone) {
+		t.Errorf("delete --permanent: %v\n%s", err, stderr)
+	}
+	if _, err := os.Lstat(root); !os.IsNotExist(err) {
+		t.Fatal("ls or delete made the storage folder again")
+	}
+	// An empty folder where the disk mounts.
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("folder "+root+" holds no instance.json and none of the data of the 1 version in the catalog of instance \"test\": is its disk mounted", "save", counts, "--key", "z2.csv")
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("the refused save wrote into the empty folder: %v", ents)
+	}
+	// The folder back: everything reads and saves.
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(root+".away", root); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("save", counts, "--key", "z2.csv")
+	e.ok("get", "z.csv", "-o", e.path("out.csv"))
+	if b, _ := os.ReadFile(e.path("out.csv")); string(b) != "a,b\n1,2\n" {
+		t.Errorf("z.csv reads %q", b)
+	}
+}
+
+// An instance whose storage holds no instance.json while its catalog has
+// no versions (one an older lamina made, before roots were claimed, that
+// saved nothing yet) keeps working, as does one whose root holds its data
+// without the record.
+func TestStorageWithoutOwnerRecord(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	owner := filepath.Join(e.path("storage"), "instance.json")
+	if err := os.Remove(owner); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("save", e.write("q.csv", []byte("a,b\n1,2\n")), "--key", "z.csv")
+	e.ok("get", "z.csv", "-o", e.path("out.csv"))
+	e.ok("save", e.write("counts.csv", []byte("gene,count\n")), "--key", "z2.csv")
+	e.ok("gc") // and claims it
+	if _, err := os.Stat(owner); err != nil {
+		t.Errorf("gc did not claim the root: %v", err)
+	}
+}
+
+// A mount of an instance whose storage folder is gone, or empty in its
+// place, does not start.
+func TestMountRefusesStorageFolderGone(t *testing.T) {
+	e := newMntEnv(t)
+	root := filepath.Join(e.dir, "storage")
+	e.ok("save", e.file("q.csv", []byte("a,b\n1,2\n")), "--key", "z.csv")
+	if err := os.Rename(root, root+".away"); err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(e.dir, "mnt")
+	os.MkdirAll(mnt, 0o755)
+	t.Cleanup(func() { // should one start
+		if _, ok := lfs.MountInfo(mnt); ok {
+			e.run("umount", "--force", mnt)
+			lfs.ForceUnmount(mnt)
+		}
+	})
+	e.fails("storage folder "+root+" is gone: is its disk mounted?", "mount", mnt)
+	if _, err := os.Lstat(root); !os.IsNotExist(err) {
+		t.Fatal("the mount made the storage folder again")
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("holds no instance.json and none of the data of the 1 version", "mount", mnt)
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("the refused mount wrote into the empty folder: %v", ents)
+	}
+}
