@@ -98,6 +98,7 @@ func TestSettingsFileErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := variant(c.name, c.edit)
+			e := &env{t: t, dir: e.dir, vars: e.vars}
 			err := e.fails("settings file "+p+" "+c.want, "--instance", c.name, "ls")
 			if msg := err.Error(); strings.Contains(msg, "json:") || strings.Contains(msg, "Go struct") || strings.Contains(msg, "catalog file  is") {
 				t.Errorf("the message speaks Go: %s", msg)
