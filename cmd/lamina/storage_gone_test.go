@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 	lfs "github.com/lamina-bio/lamina/fs"
 )
 
@@ -119,4 +120,38 @@ func TestMountRefusesStorageFolderGone(t *testing.T) {
 	if ents, _ := os.ReadDir(root); len(ents) != 0 {
 		t.Fatalf("the refused mount wrote into the empty folder: %v", ents)
 	}
+}
+
+// connect of a team's instance whose storage folder is not on this
+// machine (a shared disk not mounted), or is an empty folder, refuses,
+// and neither makes the folder nor claims the empty one for the instance.
+func TestConnectRefusesStorageFolderGone(t *testing.T) {
+	db := pgtest.URL(t)
+	a := workstationEnv(t, "ana")
+	store := filepath.Join(a.dir, "store")
+	a.ok("init", "--storage", store, "--name", "lab", "--db", db)
+	a.ok("save", a.file("q.csv", []byte("a,b\n1,2\n")), "--key", "z.csv")
+	if err := os.Rename(store, store+".away"); err != nil {
+		t.Fatal(err)
+	}
+	c := workstationEnv(t, "cy")
+	c.fails("storage folder "+store+" is gone: is its disk mounted?", "connect", "lab", "--db", db)
+	if _, err := os.Lstat(store); !os.IsNotExist(err) {
+		t.Fatal("connect made the storage folder")
+	}
+	if err := os.Mkdir(store, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.fails("holds no instance.json and none of the data of the 1 version in the catalog of instance \"lab\"", "connect", "lab", "--db", db)
+	if ents, _ := os.ReadDir(store); len(ents) != 0 {
+		t.Fatalf("connect wrote into the empty folder: %v", ents)
+	}
+	if err := os.Remove(store); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(store+".away", store); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("connect", "lab", "--db", db)
+	c.ok("get", "z.csv", "-o", filepath.Join(c.dir, "out.csv"))
 }
