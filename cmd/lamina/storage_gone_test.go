@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 	lfs "github.com/lamina-bio/lamina/fs"
+	"github.com/lamina-bio/lamina/storage"
+	s3b "github.com/lamina-bio/lamina/storage/s3"
 )
 
 // A storage folder that is gone (its disk unmounted, the folder moved)
@@ -154,4 +157,37 @@ func TestConnectRefusesStorageFolderGone(t *testing.T) {
 	}
 	c.ok("connect", "lab", "--db", db)
 	c.ok("get", "z.csv", "-o", filepath.Join(c.dir, "out.csv"))
+}
+
+// On S3 a root that holds no instance.json and none of the data of the
+// catalog's versions (a bucket emptied, or another server's bucket of
+// that name) is refused likewise, and nothing is written there.
+func TestS3StorageEmptied(t *testing.T) {
+	e := newS3Env(t) // s3://bucket/lab
+	ctx := context.Background()
+	e.ok("save", e.file("q.csv", []byte("a,b\n1,2\n")), "--key", "z.csv")
+	raw, err := s3b.Open(ctx, e.srv.Config(e.bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects := func() []string {
+		var names []string
+		if err := raw.List(ctx, "lab/", func(i storage.Info) error { names = append(names, i.Name); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	for _, n := range objects() {
+		if err := raw.Delete(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errs, err := e.run("save", e.file("c.csv", []byte("c\n3\n")), "--key", "z2.csv")
+	if err == nil || !strings.Contains(errs, "s3://"+e.bucket+"/lab holds no instance.json and none of the data of the 1 version in the catalog of instance \"s3\": is it the bucket, prefix and endpoint the instance was made with?") {
+		t.Fatalf("save into an emptied root: %v\n%s", err, errs)
+	}
+	if names := objects(); len(names) != 0 {
+		t.Errorf("the refused save wrote %v", names)
+	}
+	e.ok("ls") // the catalog still answers
 }
