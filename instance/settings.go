@@ -204,6 +204,9 @@ func jsonProblem(b []byte, err error) string {
 
 // article puts "a" or "an" before a JSON kind ("number", "array").
 func article(kind string) string {
+	if kind == "" {
+		return "a value"
+	}
 	if strings.ContainsRune("aeiou", rune(kind[0])) {
 		return "an " + kind
 	}
