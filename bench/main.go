@@ -256,7 +256,7 @@ func benchChunkSizes() {
 		{Min: 256 << 10, Avg: 1 << 20, Max: 4 << 20},
 	} {
 		root := filepath.Join(*dir, fmt.Sprintf("cs-%d", p.Avg))
-		b, err := storage.OpenLocal(root)
+		b, err := storage.CreateLocal(root)
 		check(err)
 		s, err := cache.NewStore(b, root+"-index.db", p)
 		check(err)
@@ -270,7 +270,7 @@ func benchChunkSizes() {
 		ratio := float64(storedBytes(root)) / float64(n+changed)
 		os.RemoveAll(root)
 		os.Remove(root + "-index.db")
-		b, _ = storage.OpenLocal(root)
+		b, _ = storage.CreateLocal(root)
 		s, _ = cache.NewStore(b, root+"-index.db", p)
 		for _, v := range fine {
 			w := s.NewWriter()
@@ -281,7 +281,7 @@ func benchChunkSizes() {
 		fineRatio := float64(storedBytes(root)) / float64(n+fineChanged)
 		os.RemoveAll(root)
 		os.Remove(root + "-index.db")
-		b, _ = storage.OpenLocal(root)
+		b, _ = storage.CreateLocal(root)
 		s, _ = cache.NewStore(b, root+"-index.db", p)
 		start := time.Now()
 		w := s.NewWriter()

@@ -454,7 +454,7 @@ func TestReadChunkIntoDetectsCorruption(t *testing.T) {
 func TestDedupSkipsGonePacks(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	b, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	b, err := storage.CreateLocal(filepath.Join(dir, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}

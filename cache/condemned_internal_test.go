@@ -19,7 +19,7 @@ import (
 func TestReuseOfCondemnedPacks(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	b, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	b, err := storage.CreateLocal(filepath.Join(dir, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func (h *hangingMarks) List(ctx context.Context, prefix string, fn func(storage.
 func TestReuseWithMarksUnreachable(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	local, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	local, err := storage.CreateLocal(filepath.Join(dir, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}

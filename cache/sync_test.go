@@ -17,7 +17,7 @@ func TestCommitNoSyncIndexesAtSync(t *testing.T) {
 	ctx := context.Background()
 	root, idx := t.TempDir(), filepath.Join(t.TempDir(), "index.db")
 	open := func() *cache.Store {
-		b, err := storage.OpenLocal(root)
+		b, err := storage.CreateLocal(root)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -105,7 +105,7 @@ func eofWorld(t *testing.T) (*world, *eofBackend, []byte) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Close() })
-	local, err := storage.OpenLocal(filepath.Join(tmp, "storage"))
+	local, err := storage.CreateLocal(filepath.Join(tmp, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}

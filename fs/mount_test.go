@@ -56,7 +56,7 @@ func newWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := storage.OpenLocal(filepath.Join(tmp, "storage"))
+	b, err := storage.CreateLocal(filepath.Join(tmp, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func (p *putsRefused) Put(ctx context.Context, name string, data []byte) error {
 func cliWorkstation(t *testing.T) (*instance.Instance, *putsRefused, *storage.Local) {
 	t.Helper()
 	dir := t.TempDir()
-	local, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	local, err := storage.CreateLocal(filepath.Join(dir, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}

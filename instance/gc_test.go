@@ -24,7 +24,7 @@ import (
 func workstations(t *testing.T) (a, b *instance.Instance) {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	st, err := storage.CreateLocal(filepath.Join(dir, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestStorageOwner(t *testing.T) {
 	}
 	// A root inside another's is refused, take-over or not.
 	innerRoot := filepath.Join(b.Settings.Storage, "packs", "x")
-	innerB, err := storage.OpenLocal(innerRoot)
+	innerB, err := storage.CreateLocal(innerRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestStorageOwner(t *testing.T) {
 		t.Fatalf("a root inside another instance's: %v", err)
 	}
 	// And one that holds another's.
-	top, err := storage.OpenLocal(filepath.Dir(b.Settings.Storage))
+	top, err := storage.CreateLocal(filepath.Dir(b.Settings.Storage))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestGCKeepsToItsOwnLayout(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	open := func(name, root string) *instance.Instance {
-		st, err := storage.OpenLocal(root)
+		st, err := storage.CreateLocal(root)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -44,7 +44,7 @@ func TestGuardPassesCacheMethodsThrough(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
 	root := filepath.Join(tmp, "storage")
-	local, err := storage.OpenLocal(root)
+	local, err := storage.CreateLocal(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestGuardPassesCacheMethodsThrough(t *testing.T) {
 func TestGuardPassesSettleThrough(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
-	local, err := storage.OpenLocal(filepath.Join(tmp, "storage"))
+	local, err := storage.CreateLocal(filepath.Join(tmp, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func TestImportOntologyRaceAcrossMachines(t *testing.T) {
 		return in
 	}
 	local := func() *storage.Local {
-		l, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+		l, err := storage.CreateLocal(filepath.Join(dir, "storage"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func (l *lostAnswer) PutIf(ctx context.Context, name string, data []byte, tag st
 func TestImportOntologyOwnWriteRefused(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	l, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	l, err := storage.CreateLocal(filepath.Join(dir, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ const ontologyData = "../../shared/data/ontologies"
 // calls with the same dir share storage and DataDir, as two processes do.
 func openOntologyInstance(t *testing.T, dir string) *instance.Instance {
 	t.Helper()
-	b, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	b, err := storage.CreateLocal(filepath.Join(dir, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}

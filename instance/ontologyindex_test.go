@@ -60,7 +60,7 @@ func TestOntologyIndexFile(t *testing.T) {
 func testIndexFile(t *testing.T, remote bool) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	local, err := storage.OpenLocal(filepath.Join(dir, "storage"))
+	local, err := storage.CreateLocal(filepath.Join(dir, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}

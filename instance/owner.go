@@ -405,15 +405,22 @@ func (in *Instance) catalogName() string {
 	return postgres.Redact(in.Settings.Catalog) // a bbolt file's path, or a URL
 }
 
-// CheckStorage refuses storage another instance has taken over. A root
-// that no instance claimed yet is claimed for this one when claim is set
-// (gc: the instance about to delete from it).
+// CheckStorage refuses storage another instance has taken over, and
+// storage that is not there (CheckLost). A root that no instance claimed
+// yet is claimed for this one when claim is set (gc: the instance about
+// to delete from it).
 func (in *Instance) CheckStorage(ctx context.Context, claim bool) error {
+	if err := in.checkRoot(); err != nil {
+		return err
+	}
 	o, found, err := in.StorageOwner(ctx)
 	if err != nil {
 		return err
 	}
 	if !found {
+		if err := in.checkUnclaimed(ctx); err != nil {
+			return err
+		}
 		if claim {
 			return in.writeOwner(ctx)
 		}
@@ -425,6 +432,73 @@ func (in *Instance) CheckStorage(ctx context.Context, claim bool) error {
 	}
 	return nil
 }
+
+// CheckLost refuses storage that is not the instance's any more, which
+// no write may go to: a local folder that is gone (its disk not mounted,
+// the folder moved: storage.ErrRootGone), or a root with no owner record
+// (instance.json) that holds none of the data of the versions the
+// catalog has (an empty folder where that disk is mounted, a bucket
+// emptied or another server's: ErrStorageLost). A root with no owner
+// record and no versions in the catalog passes, as it did: an instance
+// made before roots were claimed that saved nothing yet has just that,
+// and none of its data can be elsewhere. Without a catalog (in.Catalog
+// nil) only the folder is checked. CheckStorage checks this first.
+func (in *Instance) CheckLost(ctx context.Context) error {
+	if err := in.checkRoot(); err != nil {
+		return err
+	}
+	_, found, err := in.StorageOwner(ctx)
+	if err != nil || found {
+		return err
+	}
+	return in.checkUnclaimed(ctx)
+}
+
+// checkRoot refuses a local storage folder that is missing or no folder.
+func (in *Instance) checkRoot() error {
+	if strings.HasPrefix(in.Settings.Storage, "s3://") {
+		return nil
+	}
+	return storage.CheckRoot(in.Settings.Storage)
+}
+
+// checkUnclaimed is CheckLost for a root with no owner record.
+func (in *Instance) checkUnclaimed(ctx context.Context) error {
+	if in.Catalog == nil {
+		return nil
+	}
+	n, err := in.Catalog.Counts(ctx)
+	if err != nil {
+		return err
+	}
+	versions := n.Versions + n.Trashed
+	if versions == 0 {
+		return nil
+	}
+	for _, prefix := range []string{"packs/", "records/"} {
+		used := false
+		err := in.Backend.List(ctx, prefix, func(storage.Info) error { used = true; return errStop })
+		if err != nil && !errors.Is(err, errStop) {
+			return fmt.Errorf("look for the data of instance %q in %s: %w", in.Settings.Name, in.Settings.Storage, err)
+		}
+		if used {
+			return nil // a root made before claims
+		}
+	}
+	what := fmt.Sprintf("%d versions", versions)
+	if versions == 1 {
+		what = "1 version"
+	}
+	what = fmt.Sprintf("holds no %s and none of the data of the %s in the catalog of instance %q", ownerObject, what, in.Settings.Name)
+	if strings.HasPrefix(in.Settings.Storage, "s3://") {
+		return fmt.Errorf("%w: %s %s: is it the bucket, prefix and endpoint the instance was made with? Nothing is written there while it holds none of the instance's data", ErrStorageLost, in.Settings.Storage, what)
+	}
+	return fmt.Errorf("%w: folder %s %s: is its disk mounted (an empty mount point looks like this), or was the folder moved? Nothing is written there while it holds none of the instance's data", ErrStorageLost, in.Settings.Storage, what)
+}
+
+// ErrStorageLost is returned for a storage root that does not hold the
+// instance's data (CheckLost).
+var ErrStorageLost = errors.New("the storage does not hold this instance's data")
 
 // AddableAfterTakeOver reports whether the object name may still be
 // uploaded to a storage root by the instance that lost it: a pack

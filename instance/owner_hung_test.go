@@ -41,7 +41,7 @@ func (s *ownerServer) Get(ctx context.Context, name string) ([]byte, error) {
 // it answers.
 func TestOwnerCheckNeverHoldsWrites(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "storage")
-	local, err := storage.OpenLocal(root)
+	local, err := storage.CreateLocal(root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package instance_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -23,7 +24,7 @@ import (
 func TestOwnerWatchChecksBeforeAStaleWrite(t *testing.T) {
 	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "storage")
-	st, err := storage.OpenLocal(root)
+	st, err := storage.CreateLocal(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,5 +144,90 @@ func TestAddableAfterTakeOver(t *testing.T) {
 		if got := instance.AddableAfterTakeOver(name); got != want {
 			t.Errorf("AddableAfterTakeOver(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// Storage that is not there takes no write: a local folder that is gone
+// (ErrRootGone), or one that holds no owner record and none of the data of
+// the catalog's versions (an empty mount point: ErrStorageLost). A root
+// with no owner record passes when the catalog has no versions (an
+// instance made before roots were claimed, which saved nothing yet) or
+// when it holds data (one that saved some).
+func TestCheckStorageRefusesLostStorage(t *testing.T) {
+	ctx := context.Background()
+	a, _ := workstations(t)
+	root := a.Settings.Storage
+	for _, claim := range []bool{false, true} {
+		if err := a.CheckStorage(ctx, claim); err != nil {
+			t.Fatalf("an empty root, no owner record, no versions (claim %v): %v", claim, err)
+		}
+		if err := os.Remove(filepath.Join(root, "instance.json")); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	stored(t, a, "x.bin", []byte("saved before roots were claimed"))
+	if err := a.CheckStorage(ctx, false); err != nil {
+		t.Fatalf("a root with data and no owner record: %v", err)
+	}
+	if err := os.Rename(root, root+".away"); err != nil {
+		t.Fatal(err)
+	}
+	for _, check := range []struct {
+		name string
+		f    func() error
+	}{
+		{"CheckStorage", func() error { return a.CheckStorage(ctx, false) }},
+		{"CheckStorage (claim: gc)", func() error { return a.CheckStorage(ctx, true) }},
+		{"CheckLost", func() error { return a.CheckLost(ctx) }},
+		{"CheckLost without a catalog", func() error {
+			return instance.New(a.Settings, nil, a.Backend, nil).CheckLost(ctx)
+		}},
+	} {
+		if err := check.f(); !errors.Is(err, storage.ErrRootGone) || !strings.Contains(err.Error(), "storage folder "+root+" is gone: is its disk mounted?") {
+			t.Errorf("%s of a folder that is gone: %v", check.name, err)
+		}
+		if _, err := os.Lstat(root); !os.IsNotExist(err) {
+			t.Fatalf("%s made the folder again", check.name)
+		}
+	}
+	// An empty folder in its place (where the disk mounts), with the
+	// version in the catalog, or only in its trash.
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, trashed := range []bool{false, true} {
+		if trashed {
+			if _, err := a.Catalog.Trash(ctx, "x.bin"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, claim := range []bool{false, true} {
+			err := a.CheckStorage(ctx, claim)
+			if !errors.Is(err, instance.ErrStorageLost) || !strings.Contains(err.Error(), "folder "+root+" holds no instance.json and none of the data of the 1 version in the catalog of instance \"team\": is its disk mounted") {
+				t.Errorf("CheckStorage (claim %v, trashed %v) of an empty folder: %v", claim, trashed, err)
+			}
+		}
+		if err := a.CheckLost(ctx); !errors.Is(err, instance.ErrStorageLost) {
+			t.Errorf("CheckLost (trashed %v) of an empty folder: %v", trashed, err)
+		}
+	}
+	if err := instance.New(a.Settings, nil, a.Backend, nil).CheckLost(ctx); err != nil {
+		t.Errorf("CheckLost without a catalog checks only the folder: %v", err)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Errorf("the refusals wrote into the empty folder: %v", ents)
+	}
+	// The folder back: it works, and gc's check claims it.
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(root+".away", root); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckStorage(ctx, true); err != nil {
+		t.Fatalf("the folder back: %v", err)
+	}
+	if _, found, err := a.StorageOwner(ctx); err != nil || !found {
+		t.Fatalf("not claimed: %v %v", found, err)
 	}
 }

@@ -87,6 +87,9 @@ func CheckName(name string) error {
 	return nil
 }
 
+// SettingsPath is the settings file of the instance named name.
+func (d Dirs) SettingsPath(name string) string { return d.settingsPath(name) }
+
 func (d Dirs) settingsPath(name string) string {
 	return filepath.Join(d.Config, "instances", name+".json")
 }
@@ -146,32 +149,96 @@ func (d Dirs) Load(name string) (Settings, error) {
 		return Settings{}, err
 	}
 	var s Settings
-	b, err := os.ReadFile(d.settingsPath(name))
+	p := d.settingsPath(name)
+	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, fmt.Errorf("no instance named %q (see `lamina instances`; create one with `lamina init`)", name)
 	}
 	if err != nil {
-		return s, err
+		if fi, serr := os.Stat(p); serr == nil && fi.IsDir() {
+			return s, fmt.Errorf("settings file %s is a folder, not a file: move it out of %s", p, filepath.Dir(p))
+		}
+		return s, fmt.Errorf("read the settings file of instance %q: %w", name, err)
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("settings %s: %w", d.settingsPath(name), err)
+		return Settings{}, fmt.Errorf("settings file %s %s: fix it, or restore it from a backup", p, jsonProblem(b, err))
+	}
+	for _, f := range []struct{ field, value, what string }{
+		{"name", s.Name, "the instance's name"},
+		{"id", s.ID, "the instance's id, which its storage's instance.json names"},
+		{"storage", s.Storage, "the storage root: a folder or s3://bucket/prefix"},
+		{"catalog", s.Catalog, "the catalog: a catalog file or a postgresql:// URL"},
+	} {
+		if f.value == "" {
+			return Settings{}, fmt.Errorf("settings file %s has no %q (%s): restore the file from a backup, or add it", p, f.field, f.what)
+		}
 	}
 	return s, nil
+}
+
+// jsonProblem says in words what json.Unmarshal found wrong with b, a
+// settings file: what follows "settings file PATH".
+func jsonProblem(b []byte, err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var when *time.ParseError
+	switch {
+	case len(strings.TrimSpace(string(b))) == 0:
+		return "is empty"
+	case errors.As(err, &syntax):
+		line := 1 + strings.Count(string(b[:min(int(syntax.Offset), len(b))]), "\n")
+		return fmt.Sprintf("is not valid JSON (line %d: %s)", line, strings.TrimPrefix(syntax.Error(), "json: "))
+	case errors.As(err, &typ) && typ.Field != "":
+		want := map[string]string{"string": "text in quotes", "int64": "a number", "bool": "true or false", "[]string": "a list of texts", "time.Time": "a date and time", "Settings": "an object"}[typ.Type.String()]
+		if want == "" {
+			want = "another kind of value"
+		}
+		return fmt.Sprintf("has %s for %q where it should have %s", article(typ.Value), typ.Field, want)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("holds %s where it should hold a JSON object", article(typ.Value))
+	case errors.As(err, &when):
+		return fmt.Sprintf("has %q where it should have a date and time such as %q", when.Value, "2026-01-02T15:04:05Z")
+	}
+	return "cannot be read: " + strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// article puts "a" or "an" before a JSON kind ("number", "array").
+func article(kind string) string {
+	if kind == "" {
+		return "a value"
+	}
+	if strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
 }
 
 // Current resolves the instance to use: explicit (flag or LAMINA_INSTANCE,
 // passed in by the caller), else the remembered current one.
 func (d Dirs) Current(explicit string) (Settings, error) {
-	name := explicit
-	if name == "" {
-		b, err := os.ReadFile(filepath.Join(d.Config, "current"))
-		if errors.Is(err, fs.ErrNotExist) {
-			return Settings{}, ErrNoInstance
-		}
-		if err != nil {
-			return Settings{}, err
-		}
-		name = strings.TrimSpace(string(b))
+	if explicit != "" {
+		return d.Load(explicit)
+	}
+	p := filepath.Join(d.Config, "current")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Settings{}, ErrNoInstance
+	}
+	if err != nil {
+		return Settings{}, fmt.Errorf("read %s, which names the current instance: %w", p, err)
+	}
+	name := strings.TrimSpace(string(b))
+	use := "choose one with `lamina use NAME` (`lamina instances` lists them), or select one with --instance NAME"
+	if names, _ := d.List(); len(names) == 0 {
+		use = "create one with `lamina init --storage DIR --name NAME`"
+	}
+	switch {
+	case name == "":
+		return Settings{}, fmt.Errorf("%s, which names the current instance, is empty: %s", p, use)
+	case CheckName(name) != nil:
+		return Settings{}, fmt.Errorf("%s, which names the current instance, holds %q, which is no instance name: %s", p, name, use)
+	case !d.Has(name):
+		return Settings{}, fmt.Errorf("%s names %q as the current instance, and no instance has that name here: %s", p, name, use)
 	}
 	return d.Load(name)
 }

@@ -36,7 +36,7 @@ func newEnvWith(t testing.TB, o catalog.BoltOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Close() })
-	b, _ := storage.OpenLocal(filepath.Join(tmp, "storage"))
+	b, _ := storage.CreateLocal(filepath.Join(tmp, "storage"))
 	store, err := cache.NewStore(b, filepath.Join(tmp, "idx.db"), cache.DefaultParams)
 	if err != nil {
 		t.Fatal(err)
@@ -518,7 +518,7 @@ func TestDurableRecordAfterDurableContent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := storage.OpenLocal(filepath.Join(tmp, "storage"))
+		b, _ := storage.CreateLocal(filepath.Join(tmp, "storage"))
 		store, err := cache.NewStore(b, filepath.Join(tmp, "idx.db"), cache.DefaultParams)
 		if err != nil {
 			t.Fatal(err)

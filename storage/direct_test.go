@@ -56,7 +56,7 @@ func TestLargePutsAreDirect(t *testing.T) {
 	if err := unix.Statfs(dir, &sfs); err != nil {
 		t.Fatal(err)
 	}
-	l, err := OpenLocal(dir)
+	l, err := CreateLocal(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestSyncAfterReopen(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	for i := range 2 {
-		l, err := OpenLocal(dir)
+		l, err := CreateLocal(dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -39,8 +39,57 @@ type Local struct {
 
 const tmpMarker = ".tmp-"
 
-// OpenLocal opens (creating if needed) a local storage root.
+// ErrRootGone is what a Local whose root folder is missing returns for a
+// write (and CheckRoot for such a root): its disk is not mounted, or the
+// folder was moved or removed. A Local never makes its root again: an
+// empty new root would take the writes of an instance whose data is
+// elsewhere, and its reads would then fail ("pack not in storage").
+var ErrRootGone = errors.New("the storage folder is gone")
+
+// rootGone is ErrRootGone for a root, in words for the user.
+type rootGone struct{ root string }
+
+func (e rootGone) Error() string {
+	return "storage folder " + e.root + " is gone: is its disk mounted? (if it was moved, move it back: lamina does not make a new, empty one in its place)"
+}
+
+func (e rootGone) Is(target error) bool { return target == ErrRootGone }
+
+// CheckRoot returns nil when root is a folder, an error wrapping
+// ErrRootGone when nothing is there, and another error when it cannot be
+// read or is not a folder.
+func CheckRoot(root string) error {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return rootGone{abs}
+	case err != nil:
+		return fmt.Errorf("storage folder %s: %w", abs, err)
+	case !fi.IsDir():
+		return fmt.Errorf("storage folder %s is not a folder", abs)
+	}
+	return nil
+}
+
+// OpenLocal opens a local storage root. It does not create it: a root
+// that is missing opens (reads find no object, as in an empty root) but
+// takes no write (ErrRootGone), and CheckRoot tells the caller first.
+// CreateLocal makes a new root.
 func OpenLocal(root string) (*Local, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	return &Local{root: abs, dirs: map[string]bool{}, written: map[string]bool{}, open: NewOpenFiles(64)}, nil
+}
+
+// CreateLocal opens a local storage root, creating it (and the folders
+// above it) if needed: for a new root (lamina init, tests).
+func CreateLocal(root string) (*Local, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
@@ -48,7 +97,7 @@ func OpenLocal(root string) (*Local, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: create root: %w", err)
 	}
-	return &Local{root: abs, dirs: map[string]bool{}, written: map[string]bool{}, open: NewOpenFiles(64)}, nil
+	return OpenLocal(abs)
 }
 
 // Root returns the absolute path of the storage root.
@@ -70,13 +119,23 @@ func (l *Local) mkdir(dir string) error {
 	if ok {
 		return nil
 	}
+	if dir == l.root {
+		// Never made here: a root that is gone stays gone (ErrRootGone).
+		if err := CheckRoot(l.root); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		l.dirs[dir] = true
+		l.mu.Unlock()
+		return nil
+	}
 	// A folder made (not one found) must reach the disk at the next Sync.
 	made := true
 	err := os.Mkdir(dir, 0o755)
 	if errors.Is(err, fs.ErrExist) {
 		made, err = false, nil
 	} else if errors.Is(err, fs.ErrNotExist) {
-		err = os.MkdirAll(dir, 0o755)
+		err = l.mkdirBelowRoot(dir)
 	}
 	if err != nil {
 		return err
@@ -86,6 +145,45 @@ func (l *Local) mkdir(dir string) error {
 	l.syncAll = l.syncAll || made
 	l.mu.Unlock()
 	return nil
+}
+
+// mkdirBelowRoot makes dir and the folders between it and the root, one
+// at a time from the root down, never the root itself: under a root that
+// is gone the first one fails, and that is ErrRootGone.
+func (l *Local) mkdirBelowRoot(dir string) error {
+	rel, err := filepath.Rel(l.root, dir)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("storage: %s is not inside the root %s", dir, l.root)
+	}
+	p := l.root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		err := os.Mkdir(p, 0o755)
+		if errors.Is(err, fs.ErrNotExist) {
+			if gone := CheckRoot(l.root); gone != nil {
+				return gone
+			}
+		}
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// goneIfRootIs returns ErrRootGone for err, a write's ErrNotExist, when
+// the root is what went (after the folders were made: a disk unmounted
+// under a running mount), else err.
+func (l *Local) goneIfRootIs(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		if gone := CheckRoot(l.root); errors.Is(gone, ErrRootGone) {
+			l.mu.Lock()
+			l.dirs = map[string]bool{} // made again, under a root put back
+			l.mu.Unlock()
+			return gone
+		}
+	}
+	return err
 }
 
 func (l *Local) Put(ctx context.Context, name string, data []byte) error {
@@ -105,7 +203,7 @@ func (l *Local) Put(ctx context.Context, name string, data []byte) error {
 	direct, err := writeFile(tmp, data, 0o644, &l.noDirect)
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("storage: put %s: %w", name, err)
+		return fmt.Errorf("storage: put %s: %w", name, l.goneIfRootIs(err))
 	}
 	if err := os.Rename(tmp, p); err != nil {
 		os.Remove(tmp)

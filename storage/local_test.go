@@ -2,8 +2,11 @@ package storage_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +37,7 @@ func TestLocalSwapper(t *testing.T) {
 func TestLocalSkipsAndCleansTempFiles(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	b, err := storage.OpenLocal(dir)
+	b, err := storage.CreateLocal(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,5 +108,65 @@ func TestLocalReadRange(t *testing.T) {
 	}
 	if err := b.ReadRange(ctx, "packs/aa/p", 0, one); err != nil || one[0] != 'Z' {
 		t.Fatalf("ReadRange after a Put = %q, %v; want the new bytes", one, err)
+	}
+}
+
+// A root that is gone (its disk unmounted, the folder moved) is not made
+// again by a write: OpenLocal does not create it, and a Put into a root
+// that went after the open fails with ErrRootGone, leaving nothing there.
+// An empty new root took the saves of an instance whose data was
+// elsewhere (rc 0), whose reads then failed.
+func TestLocalNeverRemakesItsRoot(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "disk", "storage")
+	gone := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, storage.ErrRootGone) || !strings.Contains(err.Error(), "storage folder "+root+" is gone: is its disk mounted?") {
+			t.Errorf("%s: %v; want ErrRootGone naming %s", what, err, root)
+		}
+		if _, err := os.Lstat(root); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s made the root again (%v)", what, err)
+		}
+	}
+	b, err := storage.OpenLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone("CheckRoot", storage.CheckRoot(root))
+	gone("a Put at the top", b.Put(ctx, "instance.json", []byte("{}")))
+	gone("a Put below", b.Put(ctx, "packs/ab/x", []byte("x")))
+	gone("a PutIf", b.PutIf(ctx, "ontologies/registry.json", []byte("{}"), ""))
+	if _, err := b.Get(ctx, "packs/ab/x"); !storage.IsNotFound(err) {
+		t.Errorf("Get from a missing root: %v", err)
+	}
+
+	// Created, written, then gone: the folders the Local made are not
+	// made again either.
+	if b, err = storage.CreateLocal(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.CheckRoot(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "packs/ab/x", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(root, root+".away"); err != nil {
+		t.Fatal(err)
+	}
+	gone("a Put into a folder made before", b.Put(ctx, "packs/ab/y", []byte("y")))
+	gone("a Put into a new folder", b.Put(ctx, "records/r", []byte("r")))
+	// Put back, it takes writes again.
+	if err := os.Rename(root+".away", root); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "packs/ab/y", []byte("y")); err != nil {
+		t.Fatalf("a Put once the root is back: %v", err)
+	}
+	if f, err := os.CreateTemp(filepath.Dir(root), "file"); err == nil {
+		f.Close()
+		if err := storage.CheckRoot(f.Name()); err == nil || errors.Is(err, storage.ErrRootGone) || !strings.Contains(err.Error(), "is not a folder") {
+			t.Errorf("CheckRoot of a file: %v", err)
+		}
 	}
 }

@@ -249,7 +249,13 @@ func connectAgain(c *cli.Context, dirs instance.Dirs, local, u string, sh shared
 // the storage did not write, as that init would have: without it another
 // init could claim the same storage, and this instance's saves would then
 // say it had been taken over. A claim of another instance is left alone.
+// A storage folder that is not on this machine (its disk not mounted), or
+// a root that holds none of the data of the catalog's versions, is refused
+// (instance.CheckLost): it is not where that init wrote.
 func claimIfUnclaimed(ctx context.Context, in *instance.Instance) (bool, error) {
+	if err := in.CheckLost(ctx); err != nil {
+		return false, err
+	}
 	_, found, err := in.StorageOwner(ctx)
 	if err != nil || found {
 		return false, err

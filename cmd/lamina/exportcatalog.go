@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"iter"
 	"maps"
 	"os"
@@ -103,9 +104,16 @@ func cmdExportCatalog() *cli.Command {
 		Name:      "export-catalog",
 		Usage:     "write every record of the catalog to FILE (JSON lines; - for stdout), to import into another instance",
 		ArgsUsage: "FILE",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "force", Usage: "replace an existing FILE (once the new export is complete)"},
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return exitf(2, "usage: lamina export-catalog FILE")
+			}
+			p := c.Args().First()
+			if err := checkExportTarget(p, c.Bool("force")); err != nil {
+				return err
 			}
 			cat, err := openStore(c, true)
 			if err != nil {
@@ -118,11 +126,18 @@ func cmdExportCatalog() *cli.Command {
 			}
 			var w io.Writer = c.App.Writer
 			var f *os.File
-			if p := c.Args().First(); p != "-" {
-				if f, err = os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err != nil {
+			var replace func() error // --force of a file: the new export goes over it
+			done, made := false, false
+			if p != "-" {
+				if f, made, replace, err = createExport(p, c.Bool("force")); err != nil {
 					return err
 				}
-				defer f.Close()
+				defer func() {
+					f.Close()
+					if made && !done { // a part of an export, or of the one replacing it
+						os.Remove(f.Name())
+					}
+				}()
 				w = f
 			}
 			bw := bufio.NewWriterSize(w, 1<<20)
@@ -147,15 +162,79 @@ func cmdExportCatalog() *cli.Command {
 				return err
 			}
 			if f != nil {
-				if err := f.Sync(); err != nil {
+				if err := f.Sync(); err != nil && made { // a device may not sync
 					return err
 				}
-				fmt.Fprintf(c.App.ErrWriter, "exported %d records to %s\n", n-1, f.Name())
+				if replace != nil {
+					if err := replace(); err != nil {
+						return err
+					}
+				}
+				done = true
+				fmt.Fprintf(c.App.ErrWriter, "exported %d records to %s\n", n-1, p)
 			}
 			warnQueuedPacks(c)
 			return nil
 		},
 	}
+}
+
+// checkExportTarget refuses, before anything is read, an export-catalog
+// FILE that exists (without force: an export is never overwritten by
+// mistake), a folder, or one in a folder that does not exist.
+func checkExportTarget(p string, force bool) error {
+	if p == "-" {
+		return nil
+	}
+	fi, err := os.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if d := filepath.Dir(p); d != "." {
+			if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("cannot write %s: folder %s does not exist", p, d)
+			}
+		}
+		return nil
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return fmt.Errorf("%s is a folder: give the export a file name (e.g. %s)", p, filepath.Join(p, "catalog.jsonl"))
+	case !force && !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0:
+		return fmt.Errorf("%s exists and is no regular file: --force writes the export into it", p)
+	case !force:
+		return fmt.Errorf("%s exists: choose another name or remove it (--force replaces it)", p)
+	}
+	return nil
+}
+
+// createExport opens the file an export is written to; made says it
+// created it (to remove should the export fail). A file that exists
+// (force) is replaced only once the new export is complete (replace
+// renames it over), so a failed export leaves the old one; a device or a
+// pipe (force) is written into.
+func createExport(p string, force bool) (f *os.File, made bool, replace func() error, err error) {
+	fi, err := os.Stat(p)
+	switch {
+	case err == nil && force && !fi.Mode().IsRegular():
+		f, err = os.OpenFile(p, os.O_WRONLY, 0)
+		return f, false, nil, err
+	case err == nil && force:
+		tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".lamina-partial-*")
+		if err != nil {
+			return nil, false, nil, err
+		}
+		return tmp, true, func() error {
+			if err := os.Rename(tmp.Name(), p); err != nil {
+				return fmt.Errorf("cannot replace %s: %w", p, err)
+			}
+			return nil
+		}, nil
+	}
+	f, err = os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrExist) { // made meanwhile
+		return nil, false, nil, checkExportTarget(p, false)
+	}
+	return f, err == nil, nil, err
 }
 
 func cmdImportCatalog() *cli.Command {
@@ -272,7 +351,11 @@ func scanExport(f *os.File) (exportScan, error) {
 	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
 	for line := 1; ; line++ {
 		var r catalog.Record
-		if err := dec.Decode(&r); err == io.EOF {
+		if err := dec.Decode(&r); err == io.EOF && line == 1 {
+			// Every export has its format line: an empty file is one
+			// cut before it (a copy that failed), not an empty catalog.
+			return sc, fmt.Errorf("%s is empty: an export holds at least its format and count lines, so the file was cut (copied or written only in part) or is not an export; import a whole export", f.Name())
+		} else if err == io.EOF {
 			break
 		} else if err != nil {
 			return sc, fmt.Errorf("%s: record %d: %w", f.Name(), line, err)

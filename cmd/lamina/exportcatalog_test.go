@@ -272,3 +272,49 @@ func TestImportCatalogNewerFormat(t *testing.T) {
 	want := fmt.Sprintf("export format %d is newer than this lamina reads (up to %d): upgrade lamina", catalog.DumpFormat+1, catalog.DumpFormat)
 	e.fails(want, "--instance", "B", "import-catalog", e.path("newer.jsonl"))
 }
+
+// TestImportCatalogEmptyFile: an empty file (or one of blank lines) is
+// refused as a file cut short, as a file that lacks its count line is; it
+// imported as "imported 0 records", rc 0.
+func TestImportCatalogEmptyFile(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init", "--storage", e.path("store"), "--name", "B")
+	for name, text := range map[string]string{"empty.jsonl": "", "blank.jsonl": "\n  \n"} {
+		p := e.write(name, []byte(text))
+		e.fails(p+" is empty: an export holds at least its format and count lines, so the file was cut", "import-catalog", p)
+	}
+	if out := e.ok("info"); !strings.Contains(out, "artifacts  0") {
+		t.Errorf("info after the refused imports:\n%s", out)
+	}
+}
+
+// TestExportCatalogExistingFile: export-catalog to a file that exists
+// says so with what to do ("open e.jsonl: file exists" said neither),
+// --force replaces it (as get --force does) once the new export is whole,
+// and a folder is refused as a folder.
+func TestExportCatalogExistingFile(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("save", e.write("a.txt", []byte("a\n")), "--key", "a.txt")
+	dump := e.path("out/e.jsonl")
+	e.write("out/keep", nil)
+	e.ok("export-catalog", dump)
+	first := string(mustRead(t, dump))
+	e.fails(dump+" exists: choose another name or remove it (--force replaces it)", "export-catalog", dump)
+	if string(mustRead(t, dump)) != first {
+		t.Fatal("the refused export changed the file")
+	}
+	dir := e.path("out")
+	for _, args := range [][]string{{"export-catalog", dir}, {"export-catalog", "--force", dir}} {
+		e.fails(dir+" is a folder: give the export a file name (e.g. "+filepath.Join(dir, "catalog.jsonl")+")", args...)
+	}
+	e.fails("cannot write "+e.path("none/e.jsonl")+": folder "+e.path("none")+" does not exist", "export-catalog", e.path("none/e.jsonl"))
+	e.ok("save", e.write("b.txt", []byte("b\n")), "--key", "b.txt")
+	e.ok("export-catalog", "--force", dump)
+	if now := string(mustRead(t, dump)); now == first || !strings.Contains(now, `"b.txt"`) {
+		t.Errorf("--force did not replace the export:\n%s", now)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("the folder holds more than the export and keep: %v", ents)
+	}
+}

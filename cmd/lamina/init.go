@@ -74,6 +74,15 @@ func cmdInit() *cli.Command {
 			// no settings behind, and a refused init no new storage folder
 			// (undo removes those it made while empty).
 			undo := newFolders(s)
+			if !isS3(s) {
+				// Only init makes a storage folder: every other command
+				// refuses one that is gone (its disk not mounted) rather
+				// than write into a new, empty one (storage.OpenLocal).
+				if err := os.MkdirAll(s.Storage, 0o755); err != nil {
+					undo()
+					return fmt.Errorf("create the storage folder: %w", err)
+				}
+			}
 			in, err := openSettings(c.Context, s, true, true)
 			if err != nil {
 				undo()
@@ -280,25 +289,44 @@ func cmdInstances() *cli.Command {
 				cur, _ := dirs.Current("")
 				curName = cur.Name
 			}
+			// A settings file that cannot be read is listed, flagged "!",
+			// with what is wrong (its "error" in JSON): one broken file
+			// made the whole command fail.
+			type broken struct {
+				Name  string `json:"name"`
+				File  string `json:"settings_file"`
+				Error string `json:"error"`
+			}
 			var rows [][]string
-			var all []instance.Settings
+			all := []any{}
+			var bad []string
 			for _, n := range names {
-				s, err := dirs.Load(n)
-				if err != nil {
-					return err
-				}
-				all = append(all, s)
 				mark := ""
 				if n == curName {
 					mark = "*"
 				}
+				s, err := dirs.Load(n)
+				if nerr := instance.CheckName(n); nerr != nil {
+					err = fmt.Errorf("settings file %s: %v; rename the file NAME.json", dirs.SettingsPath(n), nerr)
+				}
+				if err != nil {
+					all = append(all, broken{Name: n, File: dirs.SettingsPath(n), Error: err.Error()})
+					rows = append(rows, []string{mark + "!", n, "(broken settings file: see below)", ""})
+					bad = append(bad, err.Error())
+					continue
+				}
+				all = append(all, s)
 				rows = append(rows, []string{mark, s.Name, s.Storage, postgres.Redact(s.Catalog)})
+			}
+			if format != "json" { // its "error" says it
+				defer func() {
+					for _, b := range bad {
+						fmt.Fprintf(c.App.ErrWriter, "lamina: %s\n", b)
+					}
+				}()
 			}
 			switch format {
 			case "json":
-				if all == nil {
-					all = []instance.Settings{}
-				}
 				return writeJSON(c.App.Writer, all)
 			case "csv":
 				return writeCSV(c.App.Writer, []string{"current", "name", "storage", "catalog"}, rows)

@@ -523,6 +523,12 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		return err
 	}
 	defer cat.Close()
+	// A root with no owner record that holds none of the data of the
+	// catalog's versions (an empty mount point where its disk is not
+	// mounted) takes no write: the check above had no catalog to ask.
+	if err := instance.New(s, cat, backend, nil).CheckLost(c.Context); err != nil && !serverAway(err) { // owner.go
+		return err
+	}
 	if rem != nil {
 		rem.nameLost(instance.New(s, cat, backend, store)) // backend.go
 	}
