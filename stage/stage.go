@@ -109,8 +109,8 @@ type Stage struct {
 	open  map[string][]*File
 	fresh map[string]string // keys whose artifact this Stage created (temporary names, often): its stem
 	// movedAway holds when a key was renamed to a scratch name (MoveAway):
-	// an editor's backup, whose next commit of the key continues it; or
-	// when a key with a scratch-like name was unlinked (KeepName).
+	// an editor's backup; or when a key with a scratch-like name was
+	// unlinked (KeepName): the name stays the catalog's.
 	movedAway   map[string]keptName
 	movedPruned time.Time // when movedAway and unlinked were last rid of their old names
 	// unlinked holds when a key was unlinked (or moved away) and when the
@@ -1341,9 +1341,9 @@ func (s *Stage) window() time.Duration {
 }
 
 // keptName is a key's name kept the catalog's for MoveAwayWindow after
-// the key left: restore says whether its next commit brings its versions
-// back from the trash (MoveAway) or starts after them (KeepName); by names
-// the process that unlinked it (KeepName's by).
+// the key left: restore says it was MoveAway, for everyone (its versions
+// come back with the next commit, as after any Unlink: restoreUnlinked),
+// else KeepName, for the process by names.
 type keptName struct {
 	at      time.Time
 	restore bool
@@ -1355,7 +1355,7 @@ type keptName struct {
 // saved under such names): tar -x unlinks a file it extracts over and
 // creates it anew, which was then a scratch file, with the key's versions
 // in the trash. Its next commit is the key's next version, as for any key
-// unlinked and written again: the removed ones stay in the trash.
+// unlinked and written again: the removed ones come back first.
 // by names the process that unlinked it ("" if unknown); NameKept returns
 // it, for the name is kept for that process only: tar unlinks and creates
 // alike, while an editor's backup (notes~ copied by vim) made after an rm
