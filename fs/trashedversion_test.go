@@ -11,18 +11,20 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	lfs "github.com/lamina-bio/lamina/fs"
 )
 
 // TestTrashedVersionsOfLiveKeyReadable: a key written again after an rm
-// (Snakemake deletes its outputs before a rerun) keeps its earlier
-// versions in the trash; KEY@vN reads them, read-only and unlisted, while
-// the key is live. Once purged (with the key) or when the key is trashed
-// again, the names are gone.
+// (Snakemake deletes its outputs before a rerun), later than the window
+// in which the write would bring them back (stage.MoveAwayWindow, here
+// none), keeps its earlier versions in the trash; KEY@vN reads them,
+// read-only and unlisted, while the key is live. Once purged (with the
+// key) or when the key is trashed again, the names are gone.
 func TestTrashedVersionsOfLiveKeyReadable(t *testing.T) {
 	w := newWorld(t)
-	w.mountRW()
+	w.mountRWWindow(time.Nanosecond)
 	p := func(name string) string { return filepath.Join(w.dir, name) }
 	os.MkdirAll(p("res"), 0o755)
 	for _, s := range []string{"one\n", "two\n"} {

@@ -33,6 +33,7 @@ type Catalog interface {
 	Save(ctx context.Context, vs []catalog.NewVersion) ([]catalog.Saved, error)
 	Trash(ctx context.Context, key string) (catalog.TrashEntry, error)
 	Restore(ctx context.Context, key string) (catalog.TrashEntry, error)
+	RestoreTrashedWith(ctx context.Context, uid string) (catalog.TrashEntry, error)
 	PurgeTrashed(ctx context.Context, key, kind string) ([]catalog.Version, error)
 	catalog.Writer
 }
@@ -89,6 +90,10 @@ type Options struct {
 	// committed again (retry.go); 0 means DefaultRetryFailed, < 0 leaves
 	// it to the next Recover.
 	RetryFailed time.Duration
+	// MoveAwayWindow is how long after an unlink (or MoveAway) of a key
+	// its next commit brings back what that unlink put in the trash; 0
+	// means MoveAwayWindow (tests shorten it).
+	MoveAwayWindow time.Duration
 }
 
 // Stage stages and commits writes. It is safe for concurrent use.
@@ -100,14 +105,18 @@ type Stage struct {
 
 	jlog *journalLog // the staged files' states (journal.go)
 
-	mu    sync.Mutex // guards open, fresh, movedAway and the key and deleted fields of Files
+	mu    sync.Mutex // guards open, fresh, movedAway, unlinked and the key and deleted fields of Files
 	open  map[string][]*File
 	fresh map[string]string // keys whose artifact this Stage created (temporary names, often): its stem
 	// movedAway holds when a key was renamed to a scratch name (MoveAway):
-	// an editor's backup, whose next commit of the key continues it; or
-	// when a key with a scratch-like name was unlinked (KeepName).
+	// an editor's backup; or when a key with a scratch-like name was
+	// unlinked (KeepName): the name stays the catalog's.
 	movedAway   map[string]keptName
-	movedPruned time.Time // when movedAway was last rid of its old names
+	movedPruned time.Time // when movedAway and unlinked were last rid of their old names
+	// unlinked holds when a key was unlinked (or moved away) and when the
+	// catalog trashed its versions then: its next commit within the
+	// window brings those back first (restoreUnlinked).
+	unlinked map[string]unlinkedKey
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
 	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
@@ -149,7 +158,8 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, jlog: newJournalLog(o.Dir),
-		open: map[string][]*File{}, fresh: map[string]string{}, movedAway: map[string]keptName{}}, nil
+		open: map[string][]*File{}, fresh: map[string]string{}, movedAway: map[string]keptName{},
+		unlinked: map[string]unlinkedKey{}}, nil
 }
 
 // StreamStats count commits stored while the File was written, and
@@ -873,7 +883,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	if err := commit(ctx); err != nil {
 		return catalog.Version{}, 0, fmt.Errorf("cannot store %s: %w", key, err)
 	}
-	s.restoreMovedAway(ctx, key)
+	s.restoreUnlinked(ctx, key)
 	suffix := ref.Suffix(key)
 	now := createdAt(ctx)       // the close's time, for a retry's commit (recover.go)
 	mode = catalog.ModeOf(mode) // 0 for the default
@@ -1255,7 +1265,11 @@ func (s *Stage) PendingUnder(prefix string) (keys, dirs []string) {
 // Unlink removes key: open Files of it make no version (their bytes are
 // dropped at Release, as a POSIX file system drops an unlinked inode's), no
 // name resolves to them (Pending), and its artifact goes to the trash. The
-// folder it was in persists.
+// folder it was in persists. A commit of key within the window (an
+// editor's save, mv from another file system, tar -x, unzip -o and
+// Snakemake unlink a file and create it anew) brings back what the unlink
+// put in the trash first (restoreUnlinked): the new bytes are the key's
+// next version, or none when they equal its latest.
 func (s *Stage) Unlink(ctx context.Context, key string) error {
 	s.mu.Lock()
 	hadOpen := false
@@ -1267,7 +1281,10 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 	// Committed with the closes and removals that follow (rm -rf), durable
 	// within catalog.LazyCommitAfter or at the next Sync.
 	ctx = s.lazy(ctx)
-	_, err := s.cat.Trash(ctx, key)
+	e, err := s.cat.Trash(ctx, key)
+	if err == nil {
+		s.noteUnlinked(key, e.TrashedAt)
+	}
 	if errors.Is(err, catalog.ErrNotFound) {
 		if l, lerr := s.cat.ByKey(ctx, key, 0); lerr == nil && l.UID != "" {
 			return err
@@ -1287,33 +1304,60 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 }
 
 // MoveAway is Unlink for a key renamed to a scratch name: an editor's save
-// (vim: rename f to f~, write a new f, remove f~). A commit of key within
-// MoveAwayWindow brings its versions back from the trash first, so the
-// edit is the next version of the file rather than a new history with
-// the old one in the trash. A key with versions in the trash already (an
-// rm, then the file written again) is not brought back: a restore takes
-// every trashed version, and the rm's would come back with the editor's.
+// (vim: rename f to f~, write a new f, remove f~). As after any Unlink, a
+// commit of key within the window brings the versions the rename trashed
+// back first, so the edit is the next version of the file rather than a
+// new history with the old one in the trash; and the name stays the
+// catalog's for everyone meanwhile (NameKept), for a key whose name
+// looks like scratch (k~ renamed to k~~).
 func (s *Stage) MoveAway(ctx context.Context, key string) error {
-	vs, err := s.cat.Versions(ctx, key, true)
-	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
-		return err
-	}
 	if err := s.Unlink(ctx, key); err != nil {
 		return err
-	}
-	for _, v := range vs {
-		if v.Trashed {
-			return nil
-		}
 	}
 	s.keepName(key, true, "")
 	return nil
 }
 
+// unlinkedKey is what restoreUnlinked needs of a key's last unlink: when
+// it was, and the TrashedAt the catalog gave the versions it trashed (one
+// trash entry: versions an older rm trashed have another and stay).
+type unlinkedKey struct {
+	at, trashedAt time.Time
+}
+
+// maxUnlinked bounds the unlinks remembered within a window: rm -rf of a
+// large tree is not followed by commits of its keys, and each holds its
+// entry until the window's end (tar -x and mv consume theirs at once).
+const maxUnlinked = 1 << 16
+
+// noteUnlinked remembers that key was unlinked now, its versions trashed
+// at trashedAt.
+func (s *Stage) noteUnlinked(key string, trashedAt time.Time) {
+	if trashedAt.IsZero() {
+		return // a catalog that does not say: the trash keeps them
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	s.pruneKeptLocked(now)
+	if len(s.unlinked) >= maxUnlinked {
+		return
+	}
+	s.unlinked[key] = unlinkedKey{at: now, trashedAt: trashedAt}
+}
+
+// window is Options.MoveAwayWindow, or MoveAwayWindow.
+func (s *Stage) window() time.Duration {
+	if s.opts.MoveAwayWindow > 0 {
+		return s.opts.MoveAwayWindow
+	}
+	return MoveAwayWindow
+}
+
 // keptName is a key's name kept the catalog's for MoveAwayWindow after
-// the key left: restore says whether its next commit brings its versions
-// back from the trash (MoveAway) or starts after them (KeepName); by names
-// the process that unlinked it (KeepName's by).
+// the key left: restore says it was MoveAway, for everyone (its versions
+// come back with the next commit, as after any Unlink: restoreUnlinked),
+// else KeepName, for the process by names.
 type keptName struct {
 	at      time.Time
 	restore bool
@@ -1325,7 +1369,7 @@ type keptName struct {
 // saved under such names): tar -x unlinks a file it extracts over and
 // creates it anew, which was then a scratch file, with the key's versions
 // in the trash. Its next commit is the key's next version, as for any key
-// unlinked and written again: the removed ones stay in the trash.
+// unlinked and written again: the removed ones come back first.
 // by names the process that unlinked it ("" if unknown); NameKept returns
 // it, for the name is kept for that process only: tar unlinks and creates
 // alike, while an editor's backup (notes~ copied by vim) made after an rm
@@ -1336,17 +1380,29 @@ func (s *Stage) keepName(key string, restore bool, by string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
-	if now.Sub(s.movedPruned) > MoveAwayWindow {
-		// Once a window: rm -r of many
-		// scratch-like keys went over the whole map for each.
-		s.movedPruned = now
-		for k, kn := range s.movedAway {
-			if now.Sub(kn.at) > MoveAwayWindow {
-				delete(s.movedAway, k)
-			}
+	s.pruneKeptLocked(now)
+	s.movedAway[key] = keptName{at: now, restore: restore, by: by}
+}
+
+// pruneKeptLocked drops the names and unlinks older than the window, once
+// a window: rm -r of many keys went over the whole map for each. Called
+// with s.mu held.
+func (s *Stage) pruneKeptLocked(now time.Time) {
+	w := s.window()
+	if now.Sub(s.movedPruned) <= w {
+		return
+	}
+	s.movedPruned = now
+	for k, kn := range s.movedAway {
+		if now.Sub(kn.at) > w {
+			delete(s.movedAway, k)
 		}
 	}
-	s.movedAway[key] = keptName{at: now, restore: restore, by: by}
+	for k, u := range s.unlinked {
+		if now.Sub(u.at) > w {
+			delete(s.unlinked, k)
+		}
+	}
 }
 
 // NameKept reports whether key was renamed to a scratch name (MoveAway)
@@ -1357,7 +1413,7 @@ func (s *Stage) NameKept(key string) (kept, movedAway bool, by string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	kn, ok := s.movedAway[key]
-	if !ok || time.Since(kn.at) > MoveAwayWindow {
+	if !ok || time.Since(kn.at) > s.window() {
 		return false, false, ""
 	}
 	return true, kn.restore, kn.by
@@ -1373,22 +1429,48 @@ func (s *Stage) ForgetName(key string) {
 	}
 }
 
-// MoveAwayWindow is how soon after MoveAway a new commit of the key still
-// continues its history: an editor writes the new file at once.
+// MoveAwayWindow is how soon after an Unlink or MoveAway a new commit of
+// the key still continues its history (Options.MoveAwayWindow): an editor,
+// mv, tar -x write the new file at once.
 const MoveAwayWindow = time.Minute
 
-// restoreMovedAway brings back the versions of key that MoveAway put in
-// the trash, if that was within MoveAwayWindow.
-func (s *Stage) restoreMovedAway(ctx context.Context, key string) {
+// restoreUnlinked brings back the versions of key that its last Unlink
+// (or MoveAway) put in the trash, if that was within the window, and
+// drops the name MoveAway kept: key is committed. Only that unlink's
+// trash entry comes back (the versions with its TrashedAt): an older rm's
+// stay in the trash. Nothing comes back once key was written again since
+// (it has live versions), nor a folder artifact (rm -r of one, then a
+// file written at its key).
+func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
 	s.mu.Lock()
-	kn, ok := s.movedAway[key]
 	delete(s.movedAway, key)
+	u, ok := s.unlinked[key]
+	delete(s.unlinked, key)
 	s.mu.Unlock()
-	if !ok || !kn.restore || time.Since(kn.at) > MoveAwayWindow {
+	if !ok || time.Since(u.at) > s.window() {
 		return
 	}
-	if _, err := s.cat.Restore(ctx, key); err != nil && !errors.Is(err, catalog.ErrNotFound) {
-		s.log.Warn("lamina mount: the versions of a file saved by an editor stay in the trash", "key", key, "err", err)
+	vs, err := s.cat.Versions(ctx, key, true)
+	if err != nil {
+		if !errors.Is(err, catalog.ErrNotFound) {
+			s.log.Warn("lamina mount: the versions of a file written anew stay in the trash", "key", key, "err", err)
+		}
+		return
+	}
+	uid := ""
+	for _, v := range vs {
+		if !v.Trashed {
+			return
+		}
+		if v.Kind == cache.KindFile && v.TrashedAt != nil && v.TrashedAt.Equal(u.trashedAt) {
+			uid = v.UID
+		}
+	}
+	if uid == "" {
+		return
+	}
+	if _, err := s.cat.RestoreTrashedWith(ctx, uid); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		s.log.Warn("lamina mount: the versions of a file written anew stay in the trash", "key", key, "err", err)
 	}
 }
 

@@ -150,13 +150,13 @@ func TestDeletePermanentFolder(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// Written again since: live, with a trashed version.
+			// Written again since: live, with a trashed version. Saved, not
+			// written in the mount, whose write within a minute of the rm
+			// would bring the rm's version back (stage.Unlink).
 			if err := os.MkdirAll(in("tree/sub"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(in("tree/sub/c.csv"), []byte("again\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			e.ok("save", e.file("again.csv", []byte("again\n")), "--key", "tree/sub/c.csv")
 			e.fails("add --yes", "delete", "--permanent", "tree/")
 			out := e.ok("delete", "--permanent", "--yes", "tree/")
 			for _, want := range []string{

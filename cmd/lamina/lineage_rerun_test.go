@@ -21,8 +21,10 @@ import (
 // its output: `runs show` lists it, `lamina lineage` shows the run beside
 // the one that made it, and the sidecar names it. The version's run stays
 // the first. Before, the rerun recorded no output at all. The same for
-// `lamina save` of identical bytes by a tracked process; a rerun that
-// removes its output first (as Snakemake does) makes a new version.
+// `lamina save` of identical bytes by a tracked process, and a rerun that
+// removes its output first (as Snakemake does): the removed versions come
+// back with its write (stage.Unlink), so the one it reproduced is its
+// output, where it made a new version of the same bytes.
 // Both catalogs: bbolt, and PostgreSQL (LAMINA_PG_URL).
 func TestLineageRerunIdentical(t *testing.T) {
 	t.Run("bbolt", func(t *testing.T) { rerunIdentical(t, newMntEnv(t)) })
@@ -140,21 +142,26 @@ func rerunIdentical(t *testing.T, e *mntEnv) {
 		}
 	}
 
-	// Removed first, then written again: the key was in the trash, so a
-	// new version, the run's.
+	// Removed first, then written again: the write brings the removed
+	// versions back, and its bytes are v1's: v1 is the run's output, and
+	// nothing is left in the trash.
 	if _, errs, code := e.runIn(e.dir, "run", "--transform", "third", "--", "sh", "-c", "rm "+out+" && cat "+in+" > "+out); code != 0 {
 		t.Fatalf("third: exit %d\n%s", code, errs)
 	}
 	third := e.runRecord(e.runsByName()["third"].UID)
-	if got := e.refs(third.Outputs); strings.Join(got, " ") != "results/out.csv@v2" {
+	if got := e.refs(third.Outputs); strings.Join(got, " ") != "results/out.csv@v1" {
 		t.Fatalf("rm then write: outputs %v", got)
+	}
+	if tr := e.ok("ls", "--trash"); strings.Contains(tr, "out.csv") {
+		t.Fatalf("rm then write left the output in the trash:\n%s", tr)
 	}
 }
 
 // TestLineageSnakemakeRerunIdentical: Snakemake removes a job's outputs
-// before it runs the job again (-F), so the key is in the trash when the
-// job writes the same bytes: a new version, the output of the new job's
-// run, and the first version keeps its run.
+// before it runs the job again (-F); the job's write of the same bytes
+// brings the removed version back (stage.Unlink) and makes none: that
+// version, which keeps its first run, is the new job's output too. It was
+// a new version of the same bytes, the first in the trash.
 func TestLineageSnakemakeRerunIdentical(t *testing.T) {
 	e, wf := snakemakeMount(t)
 	os.WriteFile(filepath.Join(wf, "raw/a.csv"), []byte("a,1\n"), 0o644)
@@ -173,7 +180,7 @@ func TestLineageSnakemakeRerunIdentical(t *testing.T) {
 	if jobs[0].Run.UID == jobs[1].Run.UID {
 		t.Fatal("one job run for two passes")
 	}
-	for i, want := range []string{"wf/results/a.csv@v1", "wf/results/a.csv@v2"} {
+	for i, want := range []string{"wf/results/a.csv@v1", "wf/results/a.csv@v1"} {
 		if got := e.refs(jobs[i].Outputs); strings.Join(got, " ") != want {
 			t.Fatalf("pass %d: the job's outputs %v, want %s", i+1, got, want)
 		}

@@ -372,17 +372,23 @@ func restoreUIDOneTrashEntry(t *testing.T, cat string) {
 }
 
 // Through the mount's daemon (catalogrpc, which holds the bbolt catalog):
-// rm of a file, written again, rm again, and restore by the uid of the
+// rm of a file, saved again, rm again, and restore by the uid of the
 // second version brings that one back into the mount, the first staying
-// in the trash; a restore with a bad argument brings back nothing.
+// in the trash; a restore with a bad argument brings back nothing. (Saved
+// again, not written in the mount, whose write within a minute of the rm
+// brings the rm's version back: stage.Unlink.)
 func TestRestoreUIDOneTrashEntryMounted(t *testing.T) {
 	e := newMntEnv(t)
 	mnt := filepath.Join(e.dir, "mnt")
 	e.mount(mnt)
 	f := filepath.Join(mnt, "k.txt")
-	for _, s := range []string{"one\n", "two\n"} {
-		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
+	for i, s := range []string{"one\n", "two\n"} {
+		if i == 0 {
+			if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			e.ok("save", e.file("k.txt", []byte(s)), "--key", "k.txt")
 		}
 		if err := os.Remove(f); err != nil {
 			t.Fatal(err)
