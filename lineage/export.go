@@ -37,13 +37,22 @@ func Write(w io.Writer, g *Graph, format string) error {
 	return fmt.Errorf("unknown format %q; use one of %s", format, strings.Join(Formats, ", "))
 }
 
+// notLatest says why a version node is not its key's latest: a trashed
+// version (a Snakemake temp() output, an rm) may be the newest there is.
+func (n *Node) notLatest() string {
+	if n.Version != nil && n.Version.Trashed {
+		return "in the trash"
+	}
+	return "not latest"
+}
+
 // describe is one node's line in the text format.
 func (g *Graph) describe(id string) string {
 	n := g.Nodes[id]
 	if n.Version != nil {
 		s := n.Version.Ref() + "  " + n.ID
 		if !n.Latest {
-			s += "  (not latest)"
+			s += "  (" + n.notLatest() + ")"
 		}
 		return s
 	}
@@ -224,7 +233,7 @@ func WriteMermaid(w io.Writer, g *Graph) error {
 		if n.Version != nil {
 			label += "<br/>" + short(id)
 			if !n.Latest {
-				label += " (not latest)"
+				label += " (" + n.notLatest() + ")"
 			}
 			fmt.Fprintf(&b, "  %s[\"%s\"]\n", name[id], label)
 		} else {
@@ -380,7 +389,7 @@ func WriteHTML(w io.Writer, g *Graph) error {
 		}
 		sub := short(id)
 		if n.Version != nil && !n.Latest {
-			sub += " · not latest"
+			sub += " · " + n.notLatest()
 		} else if n.Run != nil {
 			sub = "run · " + n.Run.Status
 		}

@@ -381,3 +381,31 @@ func TestMermaidEscapes(t *testing.T) {
 		t.Errorf("mermaid has a raw tag:\n%s", out)
 	}
 }
+
+// A trashed version is marked as in the trash, not "not latest": a
+// Snakemake temp() output is the newest version of its key there is.
+func TestTrashedVersionMarked(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.c.Trash(context.Background(), f.report.Key); err != nil {
+		t.Fatal(err)
+	}
+	g := walk(t, f.c, f.merged, lineage.Options{})
+	for _, format := range []string{"text", "mermaid", "html"} {
+		var b bytes.Buffer
+		if err := lineage.Write(&b, g, format); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "in the trash") {
+			t.Errorf("%s: trashed report not marked:\n%s", format, b.String())
+		}
+	}
+	var b bytes.Buffer
+	if err := lineage.WriteText(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if strings.Contains(line, "results/report.txt@v1") && strings.Contains(line, "not latest") {
+			t.Fatalf("trashed version called not latest: %q", line)
+		}
+	}
+}
