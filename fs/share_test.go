@@ -200,3 +200,115 @@ func TestJoinerClosingUnwrittenFileMakesNoVersion(t *testing.T) {
 		t.Fatalf("f has %d versions, want 2 (old, new)", len(vs))
 	}
 }
+
+// touch (or `: >> f`) of a file another process is writing joins its File
+// and closes having written nothing: no version, and the writer goes on.
+// Its close committed what the File held so far: `cp`'s half copy became
+// the latest version until cp closed. The writer's own close makes the one
+// version, with the whole content. The same for an O_RDWR writer holding
+// changes not committed.
+func TestTouchOfFileBeingWrittenMakesNoVersion(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	c, err := os.OpenFile(w.p("copy.bin"), os.O_WRONLY|os.O_TRUNC|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("first half of a copy|")); err != nil {
+		t.Fatal(err)
+	}
+	w.sh(`touch copy.bin; : >> copy.bin`)
+	if vs := w.versions("copy.bin"); len(vs) != 0 {
+		t.Fatalf("touch of a file being written made %d versions (%d bytes), want none", len(vs), vs[len(vs)-1].Size)
+	}
+	if _, err := c.Write([]byte("second half")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("copy.bin"); len(vs) != 1 {
+		t.Fatalf("copy.bin has %d versions after its writer's close, want 1", len(vs))
+	}
+	if got := string(w.read("copy.bin")); got != "first half of a copy|second half" {
+		t.Fatalf("copy.bin = %q, want the whole copy", got)
+	}
+
+	if err := os.WriteFile(w.p("f"), []byte("old content\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := openFile(t, w.p("f"), os.O_RDWR)
+	h.WriteAt([]byte("NEW"), 0)
+	w.sh(`touch f`)
+	if vs := w.versions("f"); len(vs) != 1 {
+		t.Fatalf("touch of a file an O_RDWR writer changed made %d versions, want 1 (old)", len(vs))
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("f"); len(vs) != 2 {
+		t.Fatalf("f has %d versions after its writer's close, want 2", len(vs))
+	}
+	if got := string(w.read("f")); got != "NEW content\n" {
+		t.Fatalf("f = %q, want the writer's %q", got, "NEW content\n")
+	}
+}
+
+// Opens for writing that write nothing (a reader connection opened O_RDWR),
+// opened and closed next to an appender, make no version: the appender's
+// close makes one with every line. Each idle close committed the log as it
+// was then (28 versions of a busy log for 200 opens). A sharer's fsync
+// still commits, as fsync of any descriptor flushes the inode, and a
+// sharer that wrote commits at its close.
+func TestIdleOpensNextToAppenderMakeNoVersions(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	app, err := os.OpenFile(w.p("log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for i := 0; i < 40; i++ {
+		line := strings.Repeat(string(rune('a'+i%26)), 10) + "\n"
+		if _, err := app.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		want.WriteString(line)
+		if err := openFile(t, w.p("log"), os.O_RDWR).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if vs := w.versions("log"); len(vs) != 0 {
+		t.Fatalf("idle opens next to the appender made %d versions, want none", len(vs))
+	}
+	idle := openFile(t, w.p("log"), os.O_RDWR)
+	if err := idle.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("log"); len(vs) != 1 || vs[0].Size != int64(want.Len()) {
+		t.Fatalf("after a sharer's fsync: %d versions, want 1 of %d bytes", len(vs), want.Len())
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sharer := openFile(t, w.p("log"), os.O_WRONLY|os.O_APPEND)
+	sharer.Write([]byte("sharer\n"))
+	want.WriteString("sharer\n")
+	if err := sharer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("log"); len(vs) != 2 {
+		t.Fatalf("a sharer that wrote and closed: %d versions, want 2", len(vs))
+	}
+	app.Write([]byte("last\n"))
+	want.WriteString("last\n")
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("log"); len(vs) != 3 {
+		t.Fatalf("after the appender's close: %d versions, want 3", len(vs))
+	}
+	if got := string(w.read("log")); got != want.String() {
+		t.Fatalf("log = %q, want every line %q", got, want.String())
+	}
+}
