@@ -3,6 +3,7 @@ package fs_test
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -311,4 +312,50 @@ func TestIdleOpensNextToAppenderMakeNoVersions(t *testing.T) {
 	if got := string(w.read("log")); got != want.String() {
 		t.Fatalf("log = %q, want every line %q", got, want.String())
 	}
+}
+
+// A SQLite database named as a GeoPackage (x.gpkg) in WAL mode, and one in
+// rollback mode (y.mbtiles): the database has its versions, its -wal,
+// -shm and -journal files are scratch (DefaultScratch) and have none, in
+// the listing or the trash. Only *.db-* and *.sqlite*-* were: a GeoPackage
+// made a version of its -wal at each transaction. A session of 20
+// transactions on the WAL database makes one version, at its close (the
+// checkpoint's fsync).
+func TestSQLiteSidecarsOfOtherSuffixesAreScratch(t *testing.T) {
+	needTool(t, "python3")
+	w := newWorld(t)
+	w.mountRW()
+	script := filepath.Join(t.TempDir(), "session.py")
+	if err := os.WriteFile(script, []byte(`import sqlite3, sys
+p, mode = sys.argv[1], sys.argv[2]
+c = sqlite3.connect(p)
+c.execute("pragma journal_mode=" + mode)
+c.execute("create table if not exists t(i)")
+c.commit()
+for i in range(int(sys.argv[3])):
+    c.execute("insert into t values(?)", (i,))
+    c.commit()
+c.close()
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("S", script)
+	w.sh(`mkdir geo && python3 "$S" geo/x.gpkg wal 0`)
+	before := len(w.versions("geo/x.gpkg"))
+	w.sh(`python3 "$S" geo/x.gpkg wal 20 && python3 "$S" geo/y.mbtiles delete 20`)
+	if vs := w.versions("geo/x.gpkg"); len(vs) != before+1 {
+		t.Fatalf("geo/x.gpkg has %d versions after a session of 20 transactions, want %d+1: its close", len(vs), before)
+	}
+	if vs := w.versions("geo/y.mbtiles"); len(vs) == 0 {
+		t.Fatalf("geo/y.mbtiles has no version")
+	}
+	for _, k := range []string{"geo/x.gpkg-wal", "geo/x.gpkg-shm", "geo/y.mbtiles-journal"} {
+		if vs := w.versions(k); len(vs) != 0 {
+			t.Errorf("%s has %d versions, want none (scratch)", k, len(vs))
+		}
+	}
+	if trashed := w.trashKeys(); len(trashed) != 0 {
+		t.Errorf("the trash holds %v, want nothing", trashed)
+	}
+	w.sh(`test "$(python3 -c 'import sqlite3; print(sqlite3.connect("geo/x.gpkg").execute("select count(*) from t").fetchone()[0])')" = 20`)
 }
