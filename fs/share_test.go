@@ -3,6 +3,7 @@ package fs_test
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -199,4 +200,162 @@ func TestJoinerClosingUnwrittenFileMakesNoVersion(t *testing.T) {
 	if vs := w.versions("f"); len(vs) != 2 {
 		t.Fatalf("f has %d versions, want 2 (old, new)", len(vs))
 	}
+}
+
+// touch (or `: >> f`) of a file another process is writing joins its File
+// and closes having written nothing: no version, and the writer goes on.
+// Its close committed what the File held so far: `cp`'s half copy became
+// the latest version until cp closed. The writer's own close makes the one
+// version, with the whole content. The same for an O_RDWR writer holding
+// changes not committed.
+func TestTouchOfFileBeingWrittenMakesNoVersion(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	c, err := os.OpenFile(w.p("copy.bin"), os.O_WRONLY|os.O_TRUNC|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("first half of a copy|")); err != nil {
+		t.Fatal(err)
+	}
+	w.sh(`touch copy.bin; : >> copy.bin`)
+	if vs := w.versions("copy.bin"); len(vs) != 0 {
+		t.Fatalf("touch of a file being written made %d versions (%d bytes), want none", len(vs), vs[len(vs)-1].Size)
+	}
+	if _, err := c.Write([]byte("second half")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("copy.bin"); len(vs) != 1 {
+		t.Fatalf("copy.bin has %d versions after its writer's close, want 1", len(vs))
+	}
+	if got := string(w.read("copy.bin")); got != "first half of a copy|second half" {
+		t.Fatalf("copy.bin = %q, want the whole copy", got)
+	}
+
+	if err := os.WriteFile(w.p("f"), []byte("old content\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := openFile(t, w.p("f"), os.O_RDWR)
+	h.WriteAt([]byte("NEW"), 0)
+	w.sh(`touch f`)
+	if vs := w.versions("f"); len(vs) != 1 {
+		t.Fatalf("touch of a file an O_RDWR writer changed made %d versions, want 1 (old)", len(vs))
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("f"); len(vs) != 2 {
+		t.Fatalf("f has %d versions after its writer's close, want 2", len(vs))
+	}
+	if got := string(w.read("f")); got != "NEW content\n" {
+		t.Fatalf("f = %q, want the writer's %q", got, "NEW content\n")
+	}
+}
+
+// Opens for writing that write nothing (a reader connection opened O_RDWR),
+// opened and closed next to an appender, make no version: the appender's
+// close makes one with every line. Each idle close committed the log as it
+// was then (28 versions of a busy log for 200 opens). A sharer's fsync
+// still commits, as fsync of any descriptor flushes the inode, and a
+// sharer that wrote commits at its close.
+func TestIdleOpensNextToAppenderMakeNoVersions(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	app, err := os.OpenFile(w.p("log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for i := 0; i < 40; i++ {
+		line := strings.Repeat(string(rune('a'+i%26)), 10) + "\n"
+		if _, err := app.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		want.WriteString(line)
+		if err := openFile(t, w.p("log"), os.O_RDWR).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if vs := w.versions("log"); len(vs) != 0 {
+		t.Fatalf("idle opens next to the appender made %d versions, want none", len(vs))
+	}
+	idle := openFile(t, w.p("log"), os.O_RDWR)
+	if err := idle.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("log"); len(vs) != 1 || vs[0].Size != int64(want.Len()) {
+		t.Fatalf("after a sharer's fsync: %d versions, want 1 of %d bytes", len(vs), want.Len())
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sharer := openFile(t, w.p("log"), os.O_WRONLY|os.O_APPEND)
+	sharer.Write([]byte("sharer\n"))
+	want.WriteString("sharer\n")
+	if err := sharer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("log"); len(vs) != 2 {
+		t.Fatalf("a sharer that wrote and closed: %d versions, want 2", len(vs))
+	}
+	app.Write([]byte("last\n"))
+	want.WriteString("last\n")
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("log"); len(vs) != 3 {
+		t.Fatalf("after the appender's close: %d versions, want 3", len(vs))
+	}
+	if got := string(w.read("log")); got != want.String() {
+		t.Fatalf("log = %q, want every line %q", got, want.String())
+	}
+}
+
+// A SQLite database named as a GeoPackage (x.gpkg) in WAL mode, and one in
+// rollback mode (y.mbtiles): the database has its versions, its -wal,
+// -shm and -journal files are scratch (DefaultScratch) and have none, in
+// the listing or the trash. Only *.db-* and *.sqlite*-* were: a GeoPackage
+// made a version of its -wal at each transaction. A session of 20
+// transactions on the WAL database makes one version, at its close (the
+// checkpoint's fsync).
+func TestSQLiteSidecarsOfOtherSuffixesAreScratch(t *testing.T) {
+	needTool(t, "python3")
+	w := newWorld(t)
+	w.mountRW()
+	script := filepath.Join(t.TempDir(), "session.py")
+	if err := os.WriteFile(script, []byte(`import sqlite3, sys
+p, mode = sys.argv[1], sys.argv[2]
+c = sqlite3.connect(p)
+c.execute("pragma journal_mode=" + mode)
+c.execute("create table if not exists t(i)")
+c.commit()
+for i in range(int(sys.argv[3])):
+    c.execute("insert into t values(?)", (i,))
+    c.commit()
+c.close()
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("S", script)
+	w.sh(`mkdir geo && python3 "$S" geo/x.gpkg wal 0`)
+	before := len(w.versions("geo/x.gpkg"))
+	w.sh(`python3 "$S" geo/x.gpkg wal 20 && python3 "$S" geo/y.mbtiles delete 20`)
+	if vs := w.versions("geo/x.gpkg"); len(vs) != before+1 {
+		t.Fatalf("geo/x.gpkg has %d versions after a session of 20 transactions, want %d+1: its close", len(vs), before)
+	}
+	if vs := w.versions("geo/y.mbtiles"); len(vs) == 0 {
+		t.Fatalf("geo/y.mbtiles has no version")
+	}
+	for _, k := range []string{"geo/x.gpkg-wal", "geo/x.gpkg-shm", "geo/y.mbtiles-journal"} {
+		if vs := w.versions(k); len(vs) != 0 {
+			t.Errorf("%s has %d versions, want none (scratch)", k, len(vs))
+		}
+	}
+	if trashed := w.trashKeys(); len(trashed) != 0 {
+		t.Errorf("the trash holds %v, want nothing", trashed)
+	}
+	w.sh(`test "$(python3 -c 'import sqlite3; print(sqlite3.connect("geo/x.gpkg").execute("select count(*) from t").fetchone()[0])')" = 20`)
 }

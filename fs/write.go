@@ -59,6 +59,11 @@ type writeHandle struct {
 	base    atomic.Pointer[catalog.Version]
 	emptied uint64
 	closed  atomic.Bool // its writer closed it once (File.HandleClosed told)
+	// wrote: bytes or a size went through this handle (write, ftruncate,
+	// fallocate). The close of one that wrote nothing (touch, `: >> f`, a
+	// reader connection opened O_RDWR) commits no other sharer's bytes
+	// while another handle of the File is open (File.FlushIdle).
+	wrote atomic.Bool
 }
 
 // close tells the File, once, that the writer closed this handle.
@@ -766,6 +771,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	if h.w == nil || h.w.readOnly {
 		return 0, syscall.EBADF
 	}
+	h.w.wrote.Store(true)
 	var k int
 	var err error
 	if h.w.app {
@@ -790,7 +796,8 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	if ino == 0 {
 		ino = h.w.n.StableAttr().Ino
 	}
-	if h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), ino) {
+	switch {
+	case h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), ino):
 		// Created or truncated and closed with nothing written, by its
 		// last descriptor (`: > f`, touch): committed now, not at RELEASE
 		// after close(2) returned, which could then neither report a failed
@@ -798,6 +805,12 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		// shell's redirect, which closes its descriptor after dup2 and
 		// before the command writes through the copy, still waits.
 		flush = h.w.f.FlushLast
+	case !h.w.wrote.Load():
+		// Nothing written through this handle (touch, `: >> f`, a reader
+		// connection opened O_RDWR): what another sharer wrote so far, half
+		// a copy, is its writer's to commit at its close; the File's last
+		// open handle commits what is pending.
+		flush = h.w.f.FlushIdle
 	}
 	if err := flush(h.w.closerCtx(ctx)); err != nil {
 		return h.w.n.errno("commit", err)
@@ -931,6 +944,7 @@ func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) sy
 	if mode&^unix.FALLOC_FL_KEEP_SIZE != 0 {
 		return syscall.EOPNOTSUPP
 	}
+	h.w.wrote.Store(true)
 	if err := h.w.f.Allocate(ctx, int64(off), int64(size), mode != 0); err != nil {
 		return h.w.n.errno("fallocate", err)
 	}
@@ -1123,8 +1137,9 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		return syscall.EROFS
 	}
 	var w *stage.File
+	var wh *writeHandle
 	if h, ok := fh.(*handle); ok && h.w != nil && !h.w.readOnly {
-		w = h.w.f
+		w, wh = h.w.f, h.w
 	}
 	key := n.key()
 	var err error
@@ -1135,6 +1150,7 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 			return syscall.EACCES // truncate(2) of a read-only file
 		}
 		if w != nil {
+			wh.wrote.Store(true) // ftruncate: its close commits
 			err = w.Truncate(ctx, int64(size))
 		} else {
 			changed, err = st.Truncate(n.m.callerRunCtx(ctx), key, int64(size))

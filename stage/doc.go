@@ -26,7 +26,11 @@
 // and a failed commit is close(2)'s error). The mount sends Flush
 // only for the process that opened the file: a child closing a descriptor
 // it inherited (`(cmd1; cmd2) > out`) is not the writer's close, and its
-// bytes are committed by the opener's close or at Release. An open that changes
+// bytes are committed by the opener's close or at Release. The close of a
+// handle that wrote nothing through itself (touch or `: >> f` of a file
+// another writer shares) is FlushIdle: while another handle of the File is
+// open it commits none of their bytes, which their writers' closes (or an
+// fsync) commit. An open that changes
 // nothing makes no version; a File whose only change is its mtime sets the
 // latest version's mtime. The version's mtime is the staged mtime the
 // writer saw (nanoseconds), so make-like tools never see it move.

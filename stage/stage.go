@@ -706,6 +706,26 @@ func (f *File) FlushLast(ctx context.Context) error {
 	return f.flush(ctx, true)
 }
 
+// FlushIdle is Flush for the close of a handle that wrote nothing through
+// itself (touch, `: >> f`, a reader connection opened O_RDWR): while
+// another handle sharing the File (Join) is open, it commits none of the
+// bytes staged, which that handle's writer's close (or any fsync) commits.
+// touch of a file being copied committed the half copy as the latest
+// version, and idle opens next to an appender made a version of each
+// partial log. Times or mode set on a File with no bytes to commit are
+// committed as at any close; the close of the File's last open handle
+// commits what is pending, as Flush.
+func (f *File) FlushIdle(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.flushed = true
+	f.observe()
+	if f.unclosed > 0 && f.dirty && f.broken == nil {
+		return nil
+	}
+	return f.flush(ctx, false)
+}
+
 // AwaitsWrite reports whether a Flush would leave the File for its Release
 // though no handle is left to write to it: created or truncated, nothing
 // written since, and each handle sharing it (Join) closed. While another is

@@ -161,7 +161,13 @@ func lsFlagsApply(c *cli.Context) error {
 		return nil
 	}
 	for _, n := range query {
+		if n == "limit" && c.Bool("versions") && c.Int("limit") == 0 {
+			continue // no limit, as everywhere: every version is what it lists
+		}
 		if c.IsSet(n) {
+			if n == "limit" && c.Bool("versions") {
+				return exitf(2, "--limit does not apply to ls --versions (it lists every version of one key: only --limit 0, no limit, goes with it)")
+			}
 			return exitf(2, "--%s does not apply to ls %s (%s)", n, mode, what)
 		}
 	}

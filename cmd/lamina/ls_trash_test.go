@@ -48,6 +48,13 @@ func TestLsTrashHonoursPrefixAndPages(t *testing.T) {
 	if err := e.fails("--limit does not apply to ls --versions", "ls", "--versions", "--limit", "3", "a/1.csv"); codeOf(err) != 2 {
 		t.Errorf("ls --versions --limit: exit %d", codeOf(err))
 	}
+	// -n 0 is "no limit", as on ls, ls --trash and runs ls: what ls
+	// --versions does anyway. It exited 2.
+	for _, n := range []string{"-n", "--limit"} {
+		if out := e.ok("ls", "--versions", n, "0", "a/1.csv"); !strings.Contains(out, "a/1.csv") {
+			t.Errorf("ls --versions %s 0 a/1.csv: %q, want its version", n, out)
+		}
+	}
 }
 
 // TestLsVersionsOfTrashedKey lists a trashed key's versions, marked, and
