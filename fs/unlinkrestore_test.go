@@ -158,3 +158,129 @@ func TestUnlinkThenCreateWithinWindow(t *testing.T) {
 		t.Fatalf("u/h@v2 = %q", got)
 	}
 }
+
+// A file renamed onto a key unlinked within the window: the unlink's
+// versions come back first, then the rename's usual rules (the same bytes
+// make no version). A tool's temporary renamed over its removed output
+// (tr > res.tmp && mv res.tmp res.txt; rm res.txt; again), rm B; mv C B,
+// and rsync again after rm -r left the history in the trash and a new
+// history of the same bytes.
+func TestRenameOntoUnlinkedKeyRestores(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	t.Setenv("T", t.TempDir())
+	run := `tr a-z A-Z < r/in.txt > r/res.tmp && mv r/res.tmp r/res.txt`
+	w.sh(`mkdir r && echo hello > r/in.txt && ` + run + ` && rm r/res.txt && ` + run)
+	w.wantVersions("r/res.txt", []int{1}, nil)
+	w.wantVersions("r/res.tmp", nil, nil)
+	if got := string(w.read("r/res.txt")); got != "HELLO\n" {
+		t.Fatalf("r/res.txt = %q", got)
+	}
+
+	w.sh(`echo b1 > r/B && echo b2 > r/B && echo c > r/C && rm r/B && mv r/C r/B`)
+	w.wantVersions("r/B", []int{1, 2, 3}, nil)
+	if got := string(w.read("r/B")); got != "c\n" {
+		t.Fatalf("r/B = %q", got)
+	}
+
+	w.sh(`mkdir -p "$T/src/d" && echo one > "$T/src/a.txt" && echo two > "$T/src/d/b.txt" &&
+		rsync -a "$T/src/" rs/ && rm -r rs && rsync -a "$T/src/" rs/`)
+	w.wantVersions("rs/a.txt", []int{1}, nil)
+	w.wantVersions("rs/d/b.txt", []int{1}, nil)
+	if tk := w.trashKeys(); len(tk) != 0 {
+		t.Fatalf("the trash: %v", tk)
+	}
+}
+
+// The window runs from the unlink to the file's creation, not to its
+// close: a file created again at once and written for longer than the
+// window gets the unlink's versions back.
+func TestUnlinkThenLongWriteRestores(t *testing.T) {
+	const window = 2 * time.Second
+	w := newWorld(t)
+	w.mountRWWindow(window)
+	w.sh(`echo same > big.txt && echo other > late.txt`)
+	if err := os.Remove(w.p("big.txt")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(w.p("big.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("same\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(window + window/2)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.wantVersions("big.txt", []int{1}, nil)
+	// Created after the window: a new history, the old one in the trash.
+	if err := os.Remove(w.p("late.txt")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(window + window/2)
+	w.sh(`echo other > late.txt`)
+	w.wantVersions("late.txt", []int{2}, []int{1})
+}
+
+// rm of a key whose last close failed (the storage away: EIO, the bytes
+// staged for a retry) drops those bytes, as for a file still open: the
+// retry committed them once the storage was back, and the removed file
+// came back (with the versions the rm trashed). A rename of such a key
+// takes its retry along: the bytes commit at the new name.
+func TestUnlinkDropsFailedClose(t *testing.T) {
+	w := newWorld(t)
+	st, err := stage.New(w.cat, w.in.Store, stage.Options{Dir: filepath.Join(w.tmp, "cache", "staging"), User: "tester",
+		SyncEvery: 2 * time.Second, RetryFailed: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mount(lfs.MountOptions{Stage: st})
+	st.OnRetried(w.mnt.Changed)
+	w.sh(`echo z1 > Z && echo z2 > Z && echo y1 > Y && echo y2 > Y`)
+	storage := filepath.Join(w.tmp, "storage")
+	if err := os.Rename(storage, storage+".away"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, data string }{{"Z", "z3\n"}, {"Y", "y3\n"}} {
+		f, err := os.OpenFile(w.p(c.name), os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(c.data)
+		if err := f.Close(); err == nil {
+			t.Fatalf("close of %s with the storage away: no error", c.name)
+		}
+	}
+	for i := 0; i < 200 && st.FailedCommits() < 2; i++ {
+		time.Sleep(10 * time.Millisecond) // the RELEASE follows the close
+	}
+	if n := st.FailedCommits(); n != 2 {
+		t.Fatalf("%d failed closes, want 2", n)
+	}
+	if err := os.Remove(w.p("Z")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.p("Y"), w.p("Y2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(storage+".away", storage); err != nil {
+		t.Fatal(err)
+	}
+	if left := st.RetryFailed(context.Background()); left != 0 {
+		t.Fatalf("%d failed closes left", left)
+	}
+	w.wantVersions("Z", nil, []int{1, 2})
+	if _, err := os.Stat(w.p("Z")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat Z after rm and the retry: %v", err)
+	}
+	w.wantVersions("Y", nil, nil)
+	w.wantVersions("Y2", []int{1, 2, 3}, nil)
+	if got := string(w.read("Y2")); got != "y3\n" {
+		t.Fatalf("Y2 = %q", got)
+	}
+	if n := st.FailedCommits(); n != 0 {
+		t.Fatalf("%d failed closes", n)
+	}
+}

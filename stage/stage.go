@@ -146,6 +146,8 @@ type Stage struct {
 	retriedAt    map[string]time.Time  // uid of a version a retry made → when its File was closed
 	retried      func(keys []string)   // OnRetried
 	failedFiles  map[string]StagedFile // staged id → the failed closes (FailedFiles)
+	inRetry      []failedClose         // the failed closes RetryFailed took
+	cancelled    map[string]bool       // ids of those whose key was unlinked since (dropFailedOf)
 	retrying     sync.Mutex            // held by RetryFailed
 }
 
@@ -301,6 +303,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	}
 	s.mu.Lock()
 	s.open[key] = append(s.open[key], f)
+	s.claimUnlinkedLocked(key)
 	s.mu.Unlock()
 	return f, nil
 }
@@ -1298,6 +1301,7 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	s.dropFailedOf(key) // as its open Files' bytes, its failed closes' go
 	s.keepFolder(ctx, key)
 	s.changed(key)
 	return nil
@@ -1323,6 +1327,21 @@ func (s *Stage) MoveAway(ctx context.Context, key string) error {
 // trash entry: versions an older rm trashed have another and stay).
 type unlinkedKey struct {
 	at, trashedAt time.Time
+	// claimed: a File of the key was started within the window (the
+	// file created anew): its commit restores however much later it
+	// comes (a long write, a slow job), as the window is measured from
+	// the unlink to the file's creation, not to its close.
+	claimed bool
+}
+
+// claimUnlinkedLocked notes that a File of key was started: an unlink of
+// key within the window is claimed (unlinkedKey.claimed). Called with s.mu
+// held.
+func (s *Stage) claimUnlinkedLocked(key string) {
+	if u, ok := s.unlinked[key]; ok && !u.claimed && time.Since(u.at) <= s.window() {
+		u.claimed = true
+		s.unlinked[key] = u
+	}
 }
 
 // maxUnlinked bounds the unlinks remembered within a window: rm -rf of a
@@ -1399,7 +1418,7 @@ func (s *Stage) pruneKeptLocked(now time.Time) {
 		}
 	}
 	for k, u := range s.unlinked {
-		if now.Sub(u.at) > w {
+		if now.Sub(u.at) > w && (!u.claimed || len(s.open[k]) == 0) {
 			delete(s.unlinked, k)
 		}
 	}
@@ -1435,8 +1454,9 @@ func (s *Stage) ForgetName(key string) {
 const MoveAwayWindow = time.Minute
 
 // restoreUnlinked brings back the versions of key that its last Unlink
-// (or MoveAway) put in the trash, if that was within the window, and
-// drops the name MoveAway kept: key is committed. Only that unlink's
+// (or MoveAway) put in the trash, if that was within the window (before
+// now, or before a File of key was started: claimed), and drops the name
+// MoveAway kept: key is committed, or renamed onto (Rename). Only that unlink's
 // trash entry comes back (the versions with its TrashedAt): an older rm's
 // stay in the trash. Nothing comes back once key was written again since
 // (it has live versions), nor a folder artifact (rm -r of one, then a
@@ -1447,7 +1467,7 @@ func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
 	u, ok := s.unlinked[key]
 	delete(s.unlinked, key)
 	s.mu.Unlock()
-	if !ok || time.Since(u.at) > s.window() {
+	if !ok || !u.claimed && time.Since(u.at) > s.window() {
 		return
 	}
 	vs, err := s.cat.Versions(ctx, key, true)
@@ -1498,6 +1518,13 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	moved := s.open[from]
 	fresh := s.fresh[from]
 	s.mu.Unlock()
+	if from != to {
+		// Onto a key unlinked within the window (a temporary renamed over
+		// a removed output, rm B; mv C B, rsync again after rm -r): its
+		// versions come back first, as for a commit of the key; then the
+		// rename makes a version of to, or none for the same bytes.
+		s.restoreUnlinked(ctx, to)
+	}
 	v, err := s.cat.Rename(s.lazy(ctx), from, to)
 	if errors.Is(err, catalog.ErrNotFound) && len(moved) > 0 {
 		// Only staged so far: its commit goes to the new name, which a
@@ -1532,6 +1559,10 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	s.mu.Unlock()
 	if replaced {
 		s.log.Debug("lamina mount: a file renamed over one being written; its writers' later changes will be dropped", "key", to)
+	}
+	if from != to {
+		s.dropFailedOf(to) // as its writers': the file was replaced
+		s.renameFailed(from, to)
 	}
 	for _, f := range moved {
 		f.mu.Lock()
