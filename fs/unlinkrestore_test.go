@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,4 +284,59 @@ func TestUnlinkDropsFailedClose(t *testing.T) {
 	if n := st.FailedCommits(); n != 0 {
 		t.Fatalf("%d failed closes", n)
 	}
+}
+
+// nestTracker is a Tracker whose every caller is in run cur; run "j" is
+// under run "p", which runs while running is set.
+type nestTracker struct {
+	commTracker
+	cur     atomic.Value
+	running atomic.Bool
+}
+
+func (n *nestTracker) Caller(uint32) string { s, _ := n.cur.Load().(string); return s }
+
+func (n *nestTracker) Within(run, ancestor string) bool {
+	return n.running.Load() && ancestor == "p" && (run == "p" || run == "j")
+}
+
+// Snakemake removes a job's outputs before it runs the job, which may
+// write them long after the window: a key a run unlinked that the run or
+// a job under it writes again gets the unlink's versions back while the
+// run runs. Another run's write after the window, or the job's once the
+// run ended, starts after a trashed history, as before.
+func TestRunUnlinkThenJobWritesLate(t *testing.T) {
+	const window = time.Second
+	w := newWorld(t)
+	tr := &nestTracker{}
+	tr.cur.Store("")
+	tr.running.Store(true)
+	st, err := stage.New(w.cat, w.in.Store, stage.Options{Dir: filepath.Join(w.tmp, "cache", "staging"), User: "tester",
+		SyncEvery: 2 * time.Second, MoveAwayWindow: window})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mount(lfs.MountOptions{Stage: st, Tracker: tr})
+	w.sh(`echo slow > slow.txt && echo other > other.txt`)
+	late := func(unlinker, writer, name, data string) {
+		t.Helper()
+		tr.cur.Store(unlinker)
+		if err := os.Remove(w.p(name)); err != nil {
+			t.Fatal(err)
+		}
+		tr.cur.Store("")
+		time.Sleep(window + window/2)
+		tr.cur.Store(writer)
+		if err := os.WriteFile(w.p(name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tr.cur.Store("")
+	}
+	late("p", "j", "slow.txt", "slow\n")
+	w.wantVersions("slow.txt", []int{1}, nil)
+	late("p", "x", "other.txt", "other\n")
+	w.wantVersions("other.txt", []int{2}, []int{1})
+	tr.running.Store(false)
+	late("p", "j", "slow.txt", "slow\n")
+	w.wantVersions("slow.txt", []int{2}, []int{1})
 }

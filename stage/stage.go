@@ -135,6 +135,7 @@ type Stage struct {
 	keys keyLocks // orders the saves of a key (keylock.go)
 
 	reproduced atomic.Pointer[func(run string, v catalog.Version)] // OnReproduced
+	runWithin  atomic.Pointer[func(run, unlinker string) bool]     // OnRunWithin
 	committed  atomic.Pointer[func(v catalog.Version)]             // OnCommitted
 
 	rmu          sync.Mutex // guards the fields below (retry.go); never held with mu or File.mu
@@ -1286,7 +1287,7 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 	ctx = s.lazy(ctx)
 	e, err := s.cat.Trash(ctx, key)
 	if err == nil {
-		s.noteUnlinked(key, e.TrashedAt)
+		s.noteUnlinked(key, e.TrashedAt, runOf(ctx))
 	}
 	if errors.Is(err, catalog.ErrNotFound) {
 		if l, lerr := s.cat.ByKey(ctx, key, 0); lerr == nil && l.UID != "" {
@@ -1332,6 +1333,7 @@ type unlinkedKey struct {
 	// comes (a long write, a slow job), as the window is measured from
 	// the unlink to the file's creation, not to its close.
 	claimed bool
+	run     string // the unlinking lineage run, if any (OnRunWithin)
 }
 
 // claimUnlinkedLocked notes that a File of key was started: an unlink of
@@ -1349,9 +1351,9 @@ func (s *Stage) claimUnlinkedLocked(key string) {
 // entry until the window's end (tar -x and mv consume theirs at once).
 const maxUnlinked = 1 << 16
 
-// noteUnlinked remembers that key was unlinked now, its versions trashed
-// at trashedAt.
-func (s *Stage) noteUnlinked(key string, trashedAt time.Time) {
+// noteUnlinked remembers that key was unlinked now by run (if any), its
+// versions trashed at trashedAt.
+func (s *Stage) noteUnlinked(key string, trashedAt time.Time, run string) {
 	if trashedAt.IsZero() {
 		return // a catalog that does not say: the trash keeps them
 	}
@@ -1362,7 +1364,31 @@ func (s *Stage) noteUnlinked(key string, trashedAt time.Time) {
 	if len(s.unlinked) >= maxUnlinked {
 		return
 	}
-	s.unlinked[key] = unlinkedKey{at: now, trashedAt: trashedAt}
+	s.unlinked[key] = unlinkedKey{at: now, trashedAt: trashedAt, run: run}
+}
+
+// OnRunWithin sets what tells whether the lineage run run is unlinker or
+// a run under it (a job of a pipeline) while unlinker runs: the mount's
+// tracker. A key unlinked by a run and written again by it or a job
+// under it gets the unlink's versions back however much later, while
+// that run runs (Snakemake removes a job's outputs before the job, which
+// may write them an hour later). It is called with the Stage's lock held
+// and must not block.
+func (s *Stage) OnRunWithin(fn func(run, unlinker string) bool) { s.runWithin.Store(&fn) }
+
+// runHolds reports whether u, unlinked longer ago than the window, is
+// still to be restored by a commit of run: its unlinker's run, or one
+// under it, while that one runs. run "" asks whether the unlinker's run
+// still runs.
+func (s *Stage) runHolds(u unlinkedKey, run string) bool {
+	fn := s.runWithin.Load()
+	if u.run == "" || fn == nil {
+		return false
+	}
+	if run == "" {
+		run = u.run
+	}
+	return (*fn)(run, u.run)
 }
 
 // window is Options.MoveAwayWindow, or MoveAwayWindow.
@@ -1404,8 +1430,9 @@ func (s *Stage) keepName(key string, restore bool, by string) {
 }
 
 // pruneKeptLocked drops the names and unlinks older than the window, once
-// a window: rm -r of many keys went over the whole map for each. Called
-// with s.mu held.
+// a window: rm -r of many keys went over the whole map for each. An
+// unlink claimed by a File still open stays, and so does a run's while
+// the run runs (runHolds). Called with s.mu held.
 func (s *Stage) pruneKeptLocked(now time.Time) {
 	w := s.window()
 	if now.Sub(s.movedPruned) <= w {
@@ -1418,7 +1445,7 @@ func (s *Stage) pruneKeptLocked(now time.Time) {
 		}
 	}
 	for k, u := range s.unlinked {
-		if now.Sub(u.at) > w && (!u.claimed || len(s.open[k]) == 0) {
+		if now.Sub(u.at) > w && (!u.claimed || len(s.open[k]) == 0) && !s.runHolds(u, "") {
 			delete(s.unlinked, k)
 		}
 	}
@@ -1467,7 +1494,7 @@ func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
 	u, ok := s.unlinked[key]
 	delete(s.unlinked, key)
 	s.mu.Unlock()
-	if !ok || !u.claimed && time.Since(u.at) > s.window() {
+	if !ok || !u.claimed && time.Since(u.at) > s.window() && (runOf(ctx) == "" || !s.runHolds(u, runOf(ctx))) {
 		return
 	}
 	vs, err := s.cat.Versions(ctx, key, true)
