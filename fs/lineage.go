@@ -42,6 +42,13 @@ type Tracker interface {
 	ScratchRenamed(p string)
 }
 
+// runNesting is a Tracker that knows which runs are under which (the
+// lineage tracker): Within reports whether run is ancestor or a run under
+// it, while ancestor runs (stage.Stage.OnRunWithin). It must not block.
+type runNesting interface {
+	Within(run, ancestor string) bool
+}
+
 var (
 	_ fusefs.NodeOpener  = (*node)(nil)
 	_ fusefs.NodeCreater = (*node)(nil)

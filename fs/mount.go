@@ -206,6 +206,9 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 	m.notes = make(chan []Change, 256)
 	if o.Stage != nil {
 		m.ns.st = o.Stage
+		if rn, ok := o.Tracker.(runNesting); ok {
+			o.Stage.OnRunWithin(rn.Within)
+		}
 	}
 	// Scratch paths need no Stage: a read-only mount (no Stage) has them
 	// too when given their folder.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,4 +158,185 @@ func TestUnlinkThenCreateWithinWindow(t *testing.T) {
 	if got := string(w.read("u/h@v2")); got != "b\n" {
 		t.Fatalf("u/h@v2 = %q", got)
 	}
+}
+
+// A file renamed onto a key unlinked within the window: the unlink's
+// versions come back first, then the rename's usual rules (the same bytes
+// make no version). A tool's temporary renamed over its removed output
+// (tr > res.tmp && mv res.tmp res.txt; rm res.txt; again), rm B; mv C B,
+// and rsync again after rm -r left the history in the trash and a new
+// history of the same bytes.
+func TestRenameOntoUnlinkedKeyRestores(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	t.Setenv("T", t.TempDir())
+	run := `tr a-z A-Z < r/in.txt > r/res.tmp && mv r/res.tmp r/res.txt`
+	w.sh(`mkdir r && echo hello > r/in.txt && ` + run + ` && rm r/res.txt && ` + run)
+	w.wantVersions("r/res.txt", []int{1}, nil)
+	w.wantVersions("r/res.tmp", nil, nil)
+	if got := string(w.read("r/res.txt")); got != "HELLO\n" {
+		t.Fatalf("r/res.txt = %q", got)
+	}
+
+	w.sh(`echo b1 > r/B && echo b2 > r/B && echo c > r/C && rm r/B && mv r/C r/B`)
+	w.wantVersions("r/B", []int{1, 2, 3}, nil)
+	if got := string(w.read("r/B")); got != "c\n" {
+		t.Fatalf("r/B = %q", got)
+	}
+
+	w.sh(`mkdir -p "$T/src/d" && echo one > "$T/src/a.txt" && echo two > "$T/src/d/b.txt" &&
+		rsync -a "$T/src/" rs/ && rm -r rs && rsync -a "$T/src/" rs/`)
+	w.wantVersions("rs/a.txt", []int{1}, nil)
+	w.wantVersions("rs/d/b.txt", []int{1}, nil)
+	if tk := w.trashKeys(); len(tk) != 0 {
+		t.Fatalf("the trash: %v", tk)
+	}
+}
+
+// The window runs from the unlink to the file's creation, not to its
+// close: a file created again at once and written for longer than the
+// window gets the unlink's versions back.
+func TestUnlinkThenLongWriteRestores(t *testing.T) {
+	const window = 2 * time.Second
+	w := newWorld(t)
+	w.mountRWWindow(window)
+	w.sh(`echo same > big.txt && echo other > late.txt`)
+	if err := os.Remove(w.p("big.txt")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(w.p("big.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("same\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(window + window/2)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.wantVersions("big.txt", []int{1}, nil)
+	// Created after the window: a new history, the old one in the trash.
+	if err := os.Remove(w.p("late.txt")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(window + window/2)
+	w.sh(`echo other > late.txt`)
+	w.wantVersions("late.txt", []int{2}, []int{1})
+}
+
+// rm of a key whose last close failed (the storage away: EIO, the bytes
+// staged for a retry) drops those bytes, as for a file still open: the
+// retry committed them once the storage was back, and the removed file
+// came back (with the versions the rm trashed). A rename of such a key
+// takes its retry along: the bytes commit at the new name.
+func TestUnlinkDropsFailedClose(t *testing.T) {
+	w := newWorld(t)
+	st, err := stage.New(w.cat, w.in.Store, stage.Options{Dir: filepath.Join(w.tmp, "cache", "staging"), User: "tester",
+		SyncEvery: 2 * time.Second, RetryFailed: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mount(lfs.MountOptions{Stage: st})
+	st.OnRetried(w.mnt.Changed)
+	w.sh(`echo z1 > Z && echo z2 > Z && echo y1 > Y && echo y2 > Y`)
+	storage := filepath.Join(w.tmp, "storage")
+	if err := os.Rename(storage, storage+".away"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, data string }{{"Z", "z3\n"}, {"Y", "y3\n"}} {
+		f, err := os.OpenFile(w.p(c.name), os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(c.data)
+		if err := f.Close(); err == nil {
+			t.Fatalf("close of %s with the storage away: no error", c.name)
+		}
+	}
+	for i := 0; i < 200 && st.FailedCommits() < 2; i++ {
+		time.Sleep(10 * time.Millisecond) // the RELEASE follows the close
+	}
+	if n := st.FailedCommits(); n != 2 {
+		t.Fatalf("%d failed closes, want 2", n)
+	}
+	if err := os.Remove(w.p("Z")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.p("Y"), w.p("Y2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(storage+".away", storage); err != nil {
+		t.Fatal(err)
+	}
+	if left := st.RetryFailed(context.Background()); left != 0 {
+		t.Fatalf("%d failed closes left", left)
+	}
+	w.wantVersions("Z", nil, []int{1, 2})
+	if _, err := os.Stat(w.p("Z")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat Z after rm and the retry: %v", err)
+	}
+	w.wantVersions("Y", nil, nil)
+	w.wantVersions("Y2", []int{1, 2, 3}, nil)
+	if got := string(w.read("Y2")); got != "y3\n" {
+		t.Fatalf("Y2 = %q", got)
+	}
+	if n := st.FailedCommits(); n != 0 {
+		t.Fatalf("%d failed closes", n)
+	}
+}
+
+// nestTracker is a Tracker whose every caller is in run cur; run "j" is
+// under run "p", which runs while running is set.
+type nestTracker struct {
+	commTracker
+	cur     atomic.Value
+	running atomic.Bool
+}
+
+func (n *nestTracker) Caller(uint32) string { s, _ := n.cur.Load().(string); return s }
+
+func (n *nestTracker) Within(run, ancestor string) bool {
+	return n.running.Load() && ancestor == "p" && (run == "p" || run == "j")
+}
+
+// Snakemake removes a job's outputs before it runs the job, which may
+// write them long after the window: a key a run unlinked that the run or
+// a job under it writes again gets the unlink's versions back while the
+// run runs. Another run's write after the window, or the job's once the
+// run ended, starts after a trashed history, as before.
+func TestRunUnlinkThenJobWritesLate(t *testing.T) {
+	const window = time.Second
+	w := newWorld(t)
+	tr := &nestTracker{}
+	tr.cur.Store("")
+	tr.running.Store(true)
+	st, err := stage.New(w.cat, w.in.Store, stage.Options{Dir: filepath.Join(w.tmp, "cache", "staging"), User: "tester",
+		SyncEvery: 2 * time.Second, MoveAwayWindow: window})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mount(lfs.MountOptions{Stage: st, Tracker: tr})
+	w.sh(`echo slow > slow.txt && echo other > other.txt`)
+	late := func(unlinker, writer, name, data string) {
+		t.Helper()
+		tr.cur.Store(unlinker)
+		if err := os.Remove(w.p(name)); err != nil {
+			t.Fatal(err)
+		}
+		tr.cur.Store("")
+		time.Sleep(window + window/2)
+		tr.cur.Store(writer)
+		if err := os.WriteFile(w.p(name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tr.cur.Store("")
+	}
+	late("p", "j", "slow.txt", "slow\n")
+	w.wantVersions("slow.txt", []int{1}, nil)
+	late("p", "x", "other.txt", "other\n")
+	w.wantVersions("other.txt", []int{2}, []int{1})
+	tr.running.Store(false)
+	late("p", "j", "slow.txt", "slow\n")
+	w.wantVersions("slow.txt", []int{2}, []int{1})
 }

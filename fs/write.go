@@ -1391,7 +1391,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	key := n.prefix() + name
 	versions := n.m.versionsOf(key)
-	if err := n.m.ns.st.Unlink(ctx, key); err != nil {
+	if err := n.m.ns.st.Unlink(n.m.callerRunCtx(ctx), key); err != nil { // the run: stage.OnRunWithin
 		return n.errno("unlink", err)
 	}
 	if n.m.listsDerived() {
@@ -1716,7 +1716,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		replaced := np.GetChild(newName) // a file the rename replaces keeps its bytes for who holds it
 		versions := n.m.versionsOf(src)
 		var v catalog.Version
-		if v, err = n.m.ns.st.Rename(ctx, src, dst); err == nil {
+		if v, err = n.m.ns.st.Rename(n.m.callerRunCtx(ctx), src, dst); err == nil {
 			n.m.retired.retire(src, n.GetChild(name)) // inode.go
 			if replaced != nil && replaced != n.GetChild(name) {
 				n.m.retired.retire(dst, replaced)

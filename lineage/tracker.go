@@ -1131,6 +1131,35 @@ func (t *Tracker) resetCache() {
 	clear(t.cache)
 }
 
+// Within reports whether run is ancestor or a run under it (a job of a
+// Snakemake pipeline under the pipeline's run), while ancestor runs: it,
+// or the root run it is under, is tracked here and has not ended. The
+// mount's Stage asks it of a key ancestor unlinked that run writes again
+// (stage.Stage.OnRunWithin).
+func (t *Tracker) Within(run, ancestor string) bool {
+	if run == "" || ancestor == "" {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.gone[ancestor].IsZero() {
+		return false
+	}
+	running := false
+	for r, i := ancestor, 0; r != "" && i < 64; r, i = t.parents[r], i+1 {
+		if t.byRun[r] != nil && t.gone[r].IsZero() {
+			running = true
+			break
+		}
+	}
+	for i := 0; running && run != "" && i < 64; run, i = t.parents[run], i+1 {
+		if run == ancestor {
+			return true
+		}
+	}
+	return false
+}
+
 // Caller returns the run the thread tid works for, or "". With no run
 // registered it returns at once, unless the catalog is Shared (a process
 // may work for a run this tracker has not heard of yet: lookUp).

@@ -106,6 +106,7 @@ func (s *Stage) RetryFailed(ctx context.Context) (left int) {
 	s.rmu.Lock()
 	list := s.failedCloses
 	s.failedCloses = nil
+	s.inRetry = list
 	if len(list) > 0 {
 		s.retryBegan = time.Now()
 	}
@@ -125,6 +126,7 @@ func (s *Stage) RetryFailed(ctx context.Context) (left int) {
 		done = append(done, fc.j.Key)
 	}
 	s.rmu.Lock()
+	s.inRetry = nil
 	s.failedCloses = append(keep, s.failedCloses...)
 	left = len(s.failedCloses)
 	if left == 0 {
@@ -188,6 +190,14 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 	defer s.keys.lock(fc.j.Key)()
 	ctx = withKeyHeld(ctx, fc.j.Key)
 	data := filepath.Join(s.opts.Dir, fc.j.ID)
+	s.rmu.Lock()
+	cancelled := s.cancelled[fc.j.ID]
+	delete(s.cancelled, fc.j.ID)
+	s.rmu.Unlock()
+	if cancelled {
+		s.dropFailed(fc) // its key was unlinked while this retry ran (dropFailedOf)
+		return true
+	}
 	if _, err := os.Stat(data); err != nil {
 		s.log.Error("lamina mount: the staged bytes of a failed close are gone", "key", fc.j.Key, "file", data, "err", err)
 		s.doneFailed(fc)
@@ -258,4 +268,70 @@ func (s *Stage) retriedBefore(uid string, t time.Time) bool {
 	defer s.rmu.Unlock()
 	at, ok := s.retriedAt[uid]
 	return ok && !at.After(t)
+}
+
+// dropFailedOf drops the failed closes of key that wait for a retry: key
+// was unlinked (or renamed over), and their bytes go with it, as an open
+// File's go when its key is unlinked (File.Release). A retry committed
+// them later, and the key, removed with rc 0, came back (with the versions
+// the unlink trashed: restoreUnlinked). Those a RetryFailed under way
+// holds are dropped by it (retryOne). Bytes bound for lost+found/ stay.
+func (s *Stage) dropFailedOf(key string) {
+	s.rmu.Lock()
+	var drop []failedClose
+	s.failedCloses = slices.DeleteFunc(s.failedCloses, func(fc failedClose) bool {
+		if fc.j.Key == key && fc.lostWhy == "" {
+			drop = append(drop, fc)
+			return true
+		}
+		return false
+	})
+	for _, fc := range s.inRetry {
+		if fc.j.Key == key && fc.lostWhy == "" {
+			if s.cancelled == nil {
+				s.cancelled = map[string]bool{}
+			}
+			s.cancelled[fc.j.ID] = true
+		}
+	}
+	s.rmu.Unlock()
+	for _, fc := range drop {
+		s.dropFailed(fc)
+	}
+}
+
+// dropFailed drops the staged bytes of the failed close fc, whose key
+// was unlinked.
+func (s *Stage) dropFailed(fc failedClose) {
+	var size int64
+	if fi, err := os.Stat(filepath.Join(s.opts.Dir, fc.j.ID)); err == nil {
+		size = fi.Size()
+	}
+	s.log.Info("lamina mount: a file whose commit had failed at close was removed; its staged bytes are dropped",
+		"key", fc.j.Key, "size", size)
+	s.dropStaged(fc.j.ID)
+	s.doneFailed(fc)
+}
+
+// renameFailed makes the failed closes of from that wait for a retry
+// commit to to: the file was renamed, and its bytes follow it as an open
+// File's do (Rename). Those a RetryFailed under way holds commit to from.
+func (s *Stage) renameFailed(from, to string) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	for i, fc := range s.failedCloses {
+		if fc.j.Key != from || fc.lostWhy != "" {
+			continue
+		}
+		j := journal{ID: fc.j.ID, State: stateClosed, Key: to, Mode: fc.j.Mode}
+		if err := s.jlog.put(j); err != nil {
+			s.log.Warn("lamina mount: journal", "err", err)
+			continue // Recover would commit them to from
+		}
+		s.failedCloses[i].j.Key = to
+		if f, ok := s.failedFiles[fc.j.ID]; ok {
+			f.Key = to
+			s.failedFiles[fc.j.ID] = f
+		}
+	}
 }

@@ -135,6 +135,7 @@ type Stage struct {
 	keys keyLocks // orders the saves of a key (keylock.go)
 
 	reproduced atomic.Pointer[func(run string, v catalog.Version)] // OnReproduced
+	runWithin  atomic.Pointer[func(run, unlinker string) bool]     // OnRunWithin
 	committed  atomic.Pointer[func(v catalog.Version)]             // OnCommitted
 
 	rmu          sync.Mutex // guards the fields below (retry.go); never held with mu or File.mu
@@ -146,6 +147,8 @@ type Stage struct {
 	retriedAt    map[string]time.Time  // uid of a version a retry made → when its File was closed
 	retried      func(keys []string)   // OnRetried
 	failedFiles  map[string]StagedFile // staged id → the failed closes (FailedFiles)
+	inRetry      []failedClose         // the failed closes RetryFailed took
+	cancelled    map[string]bool       // ids of those whose key was unlinked since (dropFailedOf)
 	retrying     sync.Mutex            // held by RetryFailed
 }
 
@@ -301,6 +304,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	}
 	s.mu.Lock()
 	s.open[key] = append(s.open[key], f)
+	s.claimUnlinkedLocked(key)
 	s.mu.Unlock()
 	return f, nil
 }
@@ -1303,7 +1307,7 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 	ctx = s.lazy(ctx)
 	e, err := s.cat.Trash(ctx, key)
 	if err == nil {
-		s.noteUnlinked(key, e.TrashedAt)
+		s.noteUnlinked(key, e.TrashedAt, runOf(ctx))
 	}
 	if errors.Is(err, catalog.ErrNotFound) {
 		if l, lerr := s.cat.ByKey(ctx, key, 0); lerr == nil && l.UID != "" {
@@ -1318,6 +1322,7 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	s.dropFailedOf(key) // as its open Files' bytes, its failed closes' go
 	s.keepFolder(ctx, key)
 	s.changed(key)
 	return nil
@@ -1343,6 +1348,22 @@ func (s *Stage) MoveAway(ctx context.Context, key string) error {
 // trash entry: versions an older rm trashed have another and stay).
 type unlinkedKey struct {
 	at, trashedAt time.Time
+	// claimed: a File of the key was started within the window (the
+	// file created anew): its commit restores however much later it
+	// comes (a long write, a slow job), as the window is measured from
+	// the unlink to the file's creation, not to its close.
+	claimed bool
+	run     string // the unlinking lineage run, if any (OnRunWithin)
+}
+
+// claimUnlinkedLocked notes that a File of key was started: an unlink of
+// key within the window is claimed (unlinkedKey.claimed). Called with s.mu
+// held.
+func (s *Stage) claimUnlinkedLocked(key string) {
+	if u, ok := s.unlinked[key]; ok && !u.claimed && time.Since(u.at) <= s.window() {
+		u.claimed = true
+		s.unlinked[key] = u
+	}
 }
 
 // maxUnlinked bounds the unlinks remembered within a window: rm -rf of a
@@ -1350,9 +1371,9 @@ type unlinkedKey struct {
 // entry until the window's end (tar -x and mv consume theirs at once).
 const maxUnlinked = 1 << 16
 
-// noteUnlinked remembers that key was unlinked now, its versions trashed
-// at trashedAt.
-func (s *Stage) noteUnlinked(key string, trashedAt time.Time) {
+// noteUnlinked remembers that key was unlinked now by run (if any), its
+// versions trashed at trashedAt.
+func (s *Stage) noteUnlinked(key string, trashedAt time.Time, run string) {
 	if trashedAt.IsZero() {
 		return // a catalog that does not say: the trash keeps them
 	}
@@ -1363,7 +1384,31 @@ func (s *Stage) noteUnlinked(key string, trashedAt time.Time) {
 	if len(s.unlinked) >= maxUnlinked {
 		return
 	}
-	s.unlinked[key] = unlinkedKey{at: now, trashedAt: trashedAt}
+	s.unlinked[key] = unlinkedKey{at: now, trashedAt: trashedAt, run: run}
+}
+
+// OnRunWithin sets what tells whether the lineage run run is unlinker or
+// a run under it (a job of a pipeline) while unlinker runs: the mount's
+// tracker. A key unlinked by a run and written again by it or a job
+// under it gets the unlink's versions back however much later, while
+// that run runs (Snakemake removes a job's outputs before the job, which
+// may write them an hour later). It is called with the Stage's lock held
+// and must not block.
+func (s *Stage) OnRunWithin(fn func(run, unlinker string) bool) { s.runWithin.Store(&fn) }
+
+// runHolds reports whether u, unlinked longer ago than the window, is
+// still to be restored by a commit of run: its unlinker's run, or one
+// under it, while that one runs. run "" asks whether the unlinker's run
+// still runs.
+func (s *Stage) runHolds(u unlinkedKey, run string) bool {
+	fn := s.runWithin.Load()
+	if u.run == "" || fn == nil {
+		return false
+	}
+	if run == "" {
+		run = u.run
+	}
+	return (*fn)(run, u.run)
 }
 
 // window is Options.MoveAwayWindow, or MoveAwayWindow.
@@ -1405,8 +1450,9 @@ func (s *Stage) keepName(key string, restore bool, by string) {
 }
 
 // pruneKeptLocked drops the names and unlinks older than the window, once
-// a window: rm -r of many keys went over the whole map for each. Called
-// with s.mu held.
+// a window: rm -r of many keys went over the whole map for each. An
+// unlink claimed by a File still open stays, and so does a run's while
+// the run runs (runHolds). Called with s.mu held.
 func (s *Stage) pruneKeptLocked(now time.Time) {
 	w := s.window()
 	if now.Sub(s.movedPruned) <= w {
@@ -1419,7 +1465,7 @@ func (s *Stage) pruneKeptLocked(now time.Time) {
 		}
 	}
 	for k, u := range s.unlinked {
-		if now.Sub(u.at) > w {
+		if now.Sub(u.at) > w && (!u.claimed || len(s.open[k]) == 0) && !s.runHolds(u, "") {
 			delete(s.unlinked, k)
 		}
 	}
@@ -1455,8 +1501,9 @@ func (s *Stage) ForgetName(key string) {
 const MoveAwayWindow = time.Minute
 
 // restoreUnlinked brings back the versions of key that its last Unlink
-// (or MoveAway) put in the trash, if that was within the window, and
-// drops the name MoveAway kept: key is committed. Only that unlink's
+// (or MoveAway) put in the trash, if that was within the window (before
+// now, or before a File of key was started: claimed), and drops the name
+// MoveAway kept: key is committed, or renamed onto (Rename). Only that unlink's
 // trash entry comes back (the versions with its TrashedAt): an older rm's
 // stay in the trash. Nothing comes back once key was written again since
 // (it has live versions), nor a folder artifact (rm -r of one, then a
@@ -1467,7 +1514,7 @@ func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
 	u, ok := s.unlinked[key]
 	delete(s.unlinked, key)
 	s.mu.Unlock()
-	if !ok || time.Since(u.at) > s.window() {
+	if !ok || !u.claimed && time.Since(u.at) > s.window() && (runOf(ctx) == "" || !s.runHolds(u, runOf(ctx))) {
 		return
 	}
 	vs, err := s.cat.Versions(ctx, key, true)
@@ -1518,6 +1565,13 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	moved := s.open[from]
 	fresh := s.fresh[from]
 	s.mu.Unlock()
+	if from != to {
+		// Onto a key unlinked within the window (a temporary renamed over
+		// a removed output, rm B; mv C B, rsync again after rm -r): its
+		// versions come back first, as for a commit of the key; then the
+		// rename makes a version of to, or none for the same bytes.
+		s.restoreUnlinked(ctx, to)
+	}
 	v, err := s.cat.Rename(s.lazy(ctx), from, to)
 	if errors.Is(err, catalog.ErrNotFound) && len(moved) > 0 {
 		// Only staged so far: its commit goes to the new name, which a
@@ -1552,6 +1606,10 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	s.mu.Unlock()
 	if replaced {
 		s.log.Debug("lamina mount: a file renamed over one being written; its writers' later changes will be dropped", "key", to)
+	}
+	if from != to {
+		s.dropFailedOf(to) // as its writers': the file was replaced
+		s.renameFailed(from, to)
 	}
 	for _, f := range moved {
 		f.mu.Lock()
