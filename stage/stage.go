@@ -890,6 +890,13 @@ func (f *File) commit(ctx context.Context) error {
 	f.base, f.isNew, f.lazySeq = &v, false, seq
 	f.changes++
 	f.lastSaved = true
+	if f.external {
+		// Its writers change its bytes through descriptors of their own,
+		// unseen until they did (observe): open again at once.
+		if err := f.reopen(ctx); err != nil {
+			f.s.log.Warn("lamina mount: journal", "key", key, "err", err)
+		}
+	}
 	return nil
 }
 
