@@ -216,7 +216,7 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, info os.
 			// journal says open again from the first change after one).
 			why = "its writer had not closed it when the daemon stopped"
 			if j.Base > 0 {
-				why += fmt.Sprintf(" (its bytes were staged over version %d, which stays the key's)", j.Base)
+				why += fmt.Sprintf(" (its bytes were staged over version %d)", j.Base)
 			}
 		}
 		desc := fmt.Sprintf("recovered bytes of %s: %s", j.Key, why)

@@ -368,9 +368,8 @@ func TestKillRightAfterQuickClosesKeepsTheLast(t *testing.T) {
 	}
 }
 
-// TestKilledAfterSharedCommitKeepsTheCommit: a file two writers share
-// (O_RDWR, then O_APPEND) is committed at one's close and appended to
-// after; the daemon is killed before anyone closes or fsyncs again. After
+// TestKilledAfterSharedCommitKeepsTheCommit: a file two appenders share
+// is committed at one's close and appended to by the other after; the daemon is killed before anyone closes or fsyncs again. After
 // a new mount the file is the close's version, and the half record
 // appended after it is under lost+found/ with a message naming that
 // version. Before, the journal still said closed and the restart made the
@@ -387,7 +386,7 @@ func TestKilledAfterSharedCommitKeepsTheCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, err := os.OpenFile(h, os.O_RDWR, 0)
+	a, err := os.OpenFile(h, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +398,7 @@ func TestKilledAfterSharedCommitKeepsTheCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Write([]byte("rec1\n")); err != nil {
+	if _, err := a.Write([]byte("rec1\n")); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Close(); err != nil { // v2
