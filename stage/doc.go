@@ -47,16 +47,30 @@
 //
 // The staging folder's journal (journal.go) records each staged file's
 // state, a line appended per change: "open" while the file is open,
-// "closed" when a flush starts a commit, "done" once released after a
-// commit whose durability is deferred (Options.SyncEvery), "gone" when
-// nothing is left to recover. An append is one write(2): a killed daemon
+// "closed" when a flush starts a commit, "open" again at the first change
+// after a commit (a sharer's close, an fsync) before it lands, "done" once
+// released after a commit whose durability is deferred
+// (Options.SyncEvery), "gone" when nothing is left to recover. An open
+// record names the version its bytes were staged over (opened, followed
+// or committed). Bytes written after the last commit and never closed nor
+// fsynced are then no version after a crash: the latest stays the last
+// commit (before, the record stayed closed and Recover committed them,
+// "its writer had closed it"). That is one record per commit, not per
+// write; a lazy commit is made durable first, since the closed record is
+// what redoes it. An append is one write(2): a killed daemon
 // loses nothing the kernel has, so none is synced, and no file is created,
 // renamed or removed per change. Sync rewrites the journal with only its
 // live records (or removes it). Recover, run before the mount serves,
-// commits every closed file (a commit that had landed makes no second
-// version: same bytes), keeps every file that was never closed under
-// lost+found/ with a message, and checks every done one: its content
-// intact, and its version in the catalog. Journal files of the layout
+// commits every closed file (a commit that had landed, its bytes the
+// key's latest version's, is left alone, silently), keeps the bytes of
+// every open one under lost+found/ with a message, and checks every done
+// one: its content intact, and its version in the catalog. An open file
+// with no change of its own leaves nothing (a debug line): empty (opened
+// and never written: an idle O_RDWR or O_APPEND, a clean File that
+// followed a newer version; or created, or truncated by O_TRUNC, and
+// never written: no bytes were lost, the key keeps its latest version or
+// never existed) or holding the bytes of its base or the key's latest
+// version (copied and not changed). Journal files of the layout
 // before (ID.open, ID.closed, ID.done) are read too. A close whose commit
 // failed (the catalog away) keeps its bytes staged and is committed again
 // while the Stage runs, in the order of the closes (retry.go); Recover

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -61,7 +62,7 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 			// version was never committed: commit it again.
 			j.State = stateClosed
 		}
-		r, ok := s.recoverOne(ctx, j, data, info.ModTime())
+		r, ok := s.recoverOne(ctx, j, data, info)
 		if !ok {
 			kept[j.ID] = j
 			retry = append(retry, r.retry)
@@ -146,7 +147,8 @@ func (s *Stage) readStaged() ([]journal, error) {
 // recoverOne commits or keeps the staged file data that journal record j
 // describes. ok is false when its bytes must stay staged (they could not
 // be saved anywhere); r is nil when nothing was to be done.
-func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime time.Time) (r *Recovered, ok bool) {
+func (s *Stage) recoverOne(ctx context.Context, j journal, data string, info os.FileInfo) (r *Recovered, ok bool) {
+	mtime := info.ModTime()
 	r = &Recovered{Key: j.Key}
 	gone := false // content the catalog and index know did not reach the disk
 	commit := func(key, desc string) error {
@@ -163,6 +165,15 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 		return err
 	}
 	state := j.State
+	if state == stateOpen && s.nothingOwn(ctx, j, data, info.Size()) {
+		// Opened for writing and never changed (an idle O_RDWR or
+		// O_APPEND, a SQLite reader), changed back, or created or
+		// truncated and never written: no bytes were lost. Such files
+		// were kept as empty lost+found/ entries that looked like lost
+		// data.
+		s.log.Debug("lamina mount: a file open for writing when the daemon stopped held no bytes of its own; nothing to keep", "key", j.Key, "size", info.Size())
+		return nil, true
+	}
 	if state == stateDone {
 		// Committed (the catalog points at it) but maybe never synced:
 		// if the machine crashed, its content may not have reached the
@@ -175,8 +186,11 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 		r.Message = fmt.Sprintf("committed before the machine stopped, but its content did not reach the disk (%v)", err)
 	}
 	if state == stateClosed {
-		if newer, same := s.savedSince(ctx, j.Key, data); same {
-			// Its commit reached the catalog before the stop.
+		if newer, same := s.savedSince(ctx, j.Key, data); same || (!newer && s.latestHolds(ctx, j.Key, 0, data)) {
+			// Its commit reached the catalog before the stop (a File
+			// writers share, committed at a close and written no more
+			// since): nothing to redo, nothing to say. Committed again,
+			// it made no version but logged that it had.
 			return nil, true
 		} else if newer {
 			// The close failed (the catalog away) and the key was saved
@@ -198,7 +212,12 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 		lost := lostKey(j)
 		why := r.Message
 		if why == "" {
+			// Never closed, or written since its last commit (its
+			// journal says open again from the first change after one).
 			why = "its writer had not closed it when the daemon stopped"
+			if j.Base > 0 {
+				why += fmt.Sprintf(" (its bytes were staged over version %d)", j.Base)
+			}
 		}
 		desc := fmt.Sprintf("recovered bytes of %s: %s", j.Key, why)
 		if err := commit(lost, desc); err != nil {
@@ -214,6 +233,45 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, mtime ti
 	}
 	s.log.Warn("lamina mount: recovered a staged file", "key", r.Key, "saved_as", r.SavedAs, "why", r.Message)
 	return r, true
+}
+
+// nothingOwn reports whether the staged file data of open record j holds
+// no change of its own: empty (never copied or written: created, or
+// truncated, and left so), or the bytes of the key's latest version or of
+// the version they were staged over (copied and not changed, or changed
+// back).
+func (s *Stage) nothingOwn(ctx context.Context, j journal, data string, size int64) bool {
+	if size == 0 {
+		return true
+	}
+	return s.latestHolds(ctx, j.Key, j.Base, data)
+}
+
+// latestHolds reports whether key's latest version, or its version base
+// (if not 0), holds the bytes of the staged file data.
+func (s *Stage) latestHolds(ctx context.Context, key string, base int, data string) bool {
+	var digests []ref.Digest
+	for _, n := range []int{0, base} {
+		if v, err := s.cat.ByKey(ctx, key, n); err == nil && (n == 0 || v.Version == n) {
+			digests = append(digests, v.Digest)
+		}
+		if base == 0 {
+			break
+		}
+	}
+	if len(digests) == 0 {
+		return false
+	}
+	f, err := os.Open(data)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := ref.NewHasher()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return slices.Contains(digests, h.Digest())
 }
 
 // lostKey is where the bytes of staged file j are kept under lost+found/.

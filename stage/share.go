@@ -49,20 +49,29 @@ func (f *File) follow() {
 		// Its last commit may not be durable yet, and Recover needs its
 		// bytes if the catalog loses it: they stay staged until Sync, as
 		// at Release, and the File goes on in a staging file of its own.
-		if !f.handOff() {
+		if !f.handOff(v) {
 			return // it keeps what it holds
 		}
-	} else if err := f.data.Truncate(0); err != nil {
-		return
+	} else {
+		// The journal says open, over v, before the bytes go: closed (it
+		// committed), Recover committed the emptied file as the key's
+		// next version after a kill.
+		if err := f.journalOver(stateOpen, v); err != nil {
+			return
+		}
+		f.closed = false
+		if err := f.data.Truncate(0); err != nil {
+			return
+		}
 	}
 	f.base, f.copied, f.size, f.mtime, f.mode = v, false, v.Size, v.Mtime, catalog.Perm(v.Mode)
 	f.seq, f.lastSaved = false, false
 }
 
 // handOff leaves the File's staged bytes, which its last commit holds, to
-// Sync (Release's stateDone) and gives the File a new, empty staging file.
-// Called with f.mu held.
-func (f *File) handOff() bool {
+// Sync (Release's stateDone) and gives the File a new, empty staging file,
+// whose bytes will build on base. Called with f.mu held.
+func (f *File) handOff(base *catalog.Version) bool {
 	id := newID()
 	p := filepath.Join(f.s.opts.Dir, id)
 	data, err := f.s.newStaging(p)
@@ -79,7 +88,7 @@ func (f *File) handOff() bool {
 	f.s.deferSync(failedClose{j: j, mtime: f.mtime, run: f.run, closed: time.Now()})
 	f.closeData()
 	f.id, f.data, f.committed, f.closed = id, data, false, false
-	if err := f.writeJournal(stateOpen); err != nil {
+	if err := f.journalOver(stateOpen, base); err != nil {
 		f.s.log.Warn("lamina mount: journal", "key", key, "err", err)
 	}
 	return true

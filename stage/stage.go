@@ -197,6 +197,10 @@ type journal struct {
 	// LazySeq is the commit's catalog.Saved.LazySeq: a catalog whose
 	// LazyCommitted is lower lost the version, and Recover redoes it.
 	LazySeq uint64 `json:"lazy_seq,omitempty"`
+	// Base is the version of the key the staged bytes build on (an open
+	// record: the version opened, followed or last committed; 0 if none,
+	// or a journal of before), for what Recover says of them.
+	Base int `json:"base,omitempty"`
 
 	pos int // Recover: the record's line in the journal (-1: a journal file)
 }
@@ -409,12 +413,55 @@ func (s *Stage) OpenShared(ctx context.Context, key string, mode uint32) (*File,
 	return nil, err
 }
 
-// writeJournal records the File's state with its key and mode.
+// writeJournal records the File's state with its key, mode and base.
 func (f *File) writeJournal(state string) error {
+	return f.journalOver(state, f.base)
+}
+
+// journalOver records the File's state with base as the version its
+// bytes build on.
+func (f *File) journalOver(state string, base *catalog.Version) error {
 	f.s.mu.Lock()
 	j := journal{ID: f.id, State: state, Key: f.key, Mode: f.mode}
 	f.s.mu.Unlock()
+	if base != nil {
+		j.Base = base.Version
+	}
 	return f.s.jlog.put(j)
+}
+
+// reopen records the File open again before a change lands in its
+// staging file while its journal says closed: after a commit (a sharer's
+// close, an fsync) or a close whose commit failed. Recover commits a
+// closed file whole, so bytes written after the last commit, never
+// closed nor fsynced, became the key's next version after a kill, "its
+// writer had closed it"; open, they go under lost+found/. One journal
+// write per commit, not per write: the changes after find it open.
+//
+// A lazy commit (SyncEvery: the version may still wait in the catalog's
+// open transaction) is made durable first, as any catalog call would:
+// the closed record is what redoes it after a kill. If that transaction
+// was lost, the File's bytes are not committed: its next close commits
+// them again with what follows. Called with f.mu held.
+func (f *File) reopen(ctx context.Context) error {
+	if !f.closed {
+		return nil
+	}
+	if lc, ok := f.s.cat.(lazyCatalog); ok && f.lazySeq != 0 && !f.dirty {
+		n, err := lc.LazyCommitted(ctx)
+		if err != nil {
+			return err
+		}
+		if n < f.lazySeq {
+			f.s.log.Warn("lamina mount: the catalog lost a commit of a file still open; its next close commits it again", "key", f.Key())
+			f.dirty = true
+		}
+	}
+	if err := f.writeJournal(stateOpen); err != nil {
+		return err
+	}
+	f.closed = false
+	return nil
 }
 
 // Key is the key the File commits to (a rename while open changes it).
@@ -487,6 +534,9 @@ func (f *File) Append(ctx context.Context, p []byte) (int, error) {
 
 func (f *File) writeLocked(ctx context.Context, p []byte, off int64, atEnd bool) (int, error) {
 	f.follow()
+	if err := f.reopen(ctx); err != nil {
+		return 0, err
+	}
 	if err := f.ensureCopy(ctx); err != nil {
 		return 0, err
 	}
@@ -581,6 +631,9 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 	f.follow()
 	if size == f.size && f.copied {
 		return nil
+	}
+	if err := f.reopen(ctx); err != nil {
+		return err
 	}
 	if size == 0 {
 		f.copied = true
@@ -861,6 +914,13 @@ func (f *File) commit(ctx context.Context) error {
 	f.base, f.isNew, f.lazySeq = &v, false, seq
 	f.changes++
 	f.lastSaved = true
+	if f.external {
+		// Its writers change its bytes through descriptors of their own,
+		// unseen until they did (observe): open again at once.
+		if err := f.reopen(ctx); err != nil {
+			f.s.log.Warn("lamina mount: journal", "key", key, "err", err)
+		}
+	}
 	return nil
 }
 

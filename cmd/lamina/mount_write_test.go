@@ -367,3 +367,74 @@ func TestKillRightAfterQuickClosesKeepsTheLast(t *testing.T) {
 		t.Errorf("lost+found/ exists: %s", e.ok("ls", "lost+found/"))
 	}
 }
+
+// TestKilledAfterSharedCommitKeepsTheCommit: a file two appenders share
+// is committed at one's close and appended to by the other after; the daemon is killed before anyone closes or fsyncs again. After
+// a new mount the file is the close's version, and the half record
+// appended after it is under lost+found/ with a message naming that
+// version. Before, the journal still said closed and the restart made the
+// half record the file's next version ("its writer had closed it"). An
+// idle O_RDWR writer of another file at the kill leaves nothing in
+// lost+found/ (before, an empty entry).
+func TestKilledAfterSharedCommitKeepsTheCommit(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	h, idle := filepath.Join(mnt, "h.txt"), filepath.Join(mnt, "idle.txt")
+	for _, p := range []string{h, idle} {
+		if err := os.WriteFile(p, []byte("header\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := os.OpenFile(h, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.OpenFile(h, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, err := os.OpenFile(idle, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write([]byte("rec1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil { // v2
+		t.Fatal(err)
+	}
+	if got := string(mustRead(t, h+"@v2")); got != "header\nrec1\n" {
+		t.Fatalf("h.txt@v2 = %q", got)
+	}
+	if _, err := b.Write([]byte("rec2-half")); err != nil {
+		t.Fatal(err)
+	}
+	e.killDaemon("m")
+	b.Close()
+	i.Close()
+	e.ok("umount", mnt)
+	e.ok("mount", mnt)
+	if got := string(mustRead(t, h)); got != "header\nrec1\n" {
+		t.Errorf("h.txt after kill -9 and a new mount = %q, want the close's version", got)
+	}
+	if _, err := os.Stat(h + "@v3"); err == nil {
+		t.Error("the restart made bytes nobody closed a version of h.txt")
+	}
+	out := e.ok("ls", "lost+found/", "--format", "json")
+	var lost []struct {
+		Key         string
+		Size        int64
+		Description string
+	}
+	if err := json.Unmarshal([]byte(out), &lost); err != nil {
+		t.Fatalf("lamina ls lost+found/: %v\n%s", err, out)
+	}
+	if len(lost) != 1 || !strings.HasSuffix(lost[0].Key, "/h.txt") || lost[0].Size != int64(len("header\nrec1\nrec2-half")) ||
+		!strings.Contains(lost[0].Description, "version 2") {
+		t.Fatalf("lost+found/ = %+v; want h.txt's bytes after its version 2", lost)
+	}
+	if got := string(mustRead(t, filepath.Join(mnt, lost[0].Key))); got != "header\nrec1\nrec2-half" {
+		t.Errorf("%s = %q", lost[0].Key, got)
+	}
+}
