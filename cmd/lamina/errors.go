@@ -51,6 +51,10 @@ func explain(err error) string {
 			}
 			return msg + fmt.Sprintf("\nThe data of that version is not in the storage folder %s: is that folder the instance's, its disk mounted? If the data is lost, save the file again from another copy (a new version).", local.Root)
 		}
+		if strings.Contains(msg, ": storage folder ") && strings.Contains(msg, "is its disk mounted?") {
+			// The same, from a mount daemon (text only).
+			return msg + "\nThe version reads again once the instance's storage folder is back (its disk mounted, the folder moved back)."
+		}
 		return msg + "\nThe data of that version is missing from storage: it reads once the workstation that saved it has uploaded it; if it is lost, save the file again from another copy (a new version)."
 	}
 	return msg

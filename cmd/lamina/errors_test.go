@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -36,6 +37,10 @@ func TestExplainPackNotInTheStorageFolder(t *testing.T) {
 	got = explain(miss("/nonexistent/store", storage.CheckRoot("/nonexistent/store")))
 	if !strings.Contains(got, "storage folder /nonexistent/store is gone: is its disk mounted?") || !strings.Contains(got, "reads again once the instance's storage folder is back at /nonexistent/store") {
 		t.Errorf("a pack not read, its storage folder gone: %q", got)
+	}
+	// The same from a mount daemon: text only.
+	if got := explain(errors.New(miss("/nonexistent/store", storage.CheckRoot("/nonexistent/store")).Error())); !strings.Contains(got, "reads again once the instance's storage folder is back") || strings.Contains(got, "workstation") {
+		t.Errorf("a pack not read, its storage folder gone, from a daemon: %q", got)
 	}
 	// S3 (or an error without its class): the upload of another workstation.
 	if got := explain(fmt.Errorf("z.csv@v1: %w: p1: %w", cache.ErrPackMissing, storage.ErrNotFound)); !strings.Contains(got, "workstation that saved it") {
