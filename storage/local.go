@@ -242,7 +242,7 @@ func (l *Local) mkdirBelowRoot(top, rel string) error {
 func (l *Local) ensureTop(name string) (bool, error) {
 	p := filepath.Join(l.root, name)
 	if _, err := os.Lstat(p); err == nil {
-		return false, nil // not a folder: the write below it says so
+		return false, nil // there (a file in its place: the write below it says so)
 	}
 	l.topMu.Lock()
 	defer l.topMu.Unlock()
@@ -324,8 +324,8 @@ func isEmptyDir(dir string) bool {
 	return len(names) == 0 && errors.Is(err, io.EOF)
 }
 
-// goneIfRootIs returns the error of checkLayout for err, a write's (or
-// a read's) ErrNotExist below the top-level folder top, when the root or
+// goneIfRootIs returns the error of checkLayout for err, a write's
+// ErrNotExist below the top-level folder top, when the root or
 // that folder is what went (a disk unmounted under a running mount, an
 // empty mount point in its place), else err. The folders remembered as
 // made are forgotten: a root put back has them, or they are made again.
