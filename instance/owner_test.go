@@ -83,7 +83,7 @@ func TestOwnerWatchFollowsASecondTakeOver(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	root := filepath.Join(t.TempDir(), "storage")
-	st, err := storage.OpenLocal(root)
+	st, err := storage.CreateLocal(root)
 	if err != nil {
 		t.Fatal(err)
 	}

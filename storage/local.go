@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,8 @@ type Local struct {
 
 	mu      sync.Mutex // guards dirs and the fields below
 	dirs    map[string]bool
+	top     map[string]bool // top-level folders the root held at the open, or the Local made or found since
+	ident   rootID          // the root's device and inode at the open (or since accepted); zero if it was missing
 	written map[string]bool // objects Put since the last Sync, unless syncAll
 	cached  int             // how many of them went through the page cache
 	syncAll bool            // the next Sync is one syncfs: too many objects, or a new folder
@@ -35,6 +39,21 @@ type Local struct {
 	noDirect atomic.Bool // the file system refused O_DIRECT (direct.go)
 
 	open *OpenFiles // objects kept open for ranged reads
+
+	topMu sync.Mutex // one top-level folder made at a time (ensureTop)
+}
+
+// rootID is a folder's device and inode.
+type rootID struct{ dev, ino uint64 }
+
+// statRoot returns the identity of the folder at root, ok false if there
+// is none.
+func statRoot(root string) (rootID, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return rootID{}, false
+	}
+	return rootID{dev: uint64(st.Dev), ino: st.Ino}, true
 }
 
 const tmpMarker = ".tmp-"
@@ -43,7 +62,12 @@ const tmpMarker = ".tmp-"
 // write (and CheckRoot for such a root): its disk is not mounted, or the
 // folder was moved or removed. A Local never makes its root again: an
 // empty new root would take the writes of an instance whose data is
-// elsewhere, and its reads would then fail ("pack not in storage").
+// elsewhere, and its reads would then fail ("pack not in storage"). Nor
+// does it make again, in a root that is there, the top-level folders
+// (packs/, records/ …) the root held, or write into an empty folder
+// other than the one it opened (checkLayout): what a disk unmounted under
+// a running mount leaves, its empty mount point, gets ErrRootGone too.
+// A read that finds nothing in such a root says so (NotInRootError).
 var ErrRootGone = errors.New("the storage folder is gone")
 
 // rootGone is ErrRootGone for a root, in words for the user.
@@ -54,6 +78,30 @@ func (e rootGone) Error() string {
 }
 
 func (e rootGone) Is(target error) bool { return target == ErrRootGone }
+
+// rootEmptied is ErrRootGone for a root that is there but lost its
+// top-level folders (packs/, records/ …), or an empty folder that is not
+// the one the Local opened: what a disk unmounted under a running mount
+// leaves, its empty mount point. The folders are not made again there:
+// the writes would go to a folder that is not the instance's storage,
+// and would be lost from it once its disk is back.
+type rootEmptied struct {
+	root    string
+	missing []string // the top-level folders it no longer holds; none: an empty folder in its place
+}
+
+func (e rootEmptied) Error() string {
+	if len(e.missing) == 0 {
+		return "storage folder " + e.root + " is a new, empty folder, not the one lamina opened: is its disk mounted? (if the folder was moved, move it back: lamina does not write into an empty one in its place)"
+	}
+	what := e.missing[len(e.missing)-1]
+	if n := len(e.missing); n > 1 {
+		what = strings.Join(e.missing[:n-1], ", ") + " and " + what
+	}
+	return "storage folder " + e.root + " no longer holds its " + what + ": is its disk mounted? (if the folder was moved, move it back: lamina does not make them again in a folder that lost them)"
+}
+
+func (e rootEmptied) Is(target error) bool { return target == ErrRootGone }
 
 // CheckRoot returns nil when root is a folder, an error wrapping
 // ErrRootGone when nothing is there, and another error when it cannot be
@@ -84,7 +132,18 @@ func OpenLocal(root string) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	return &Local{root: abs, dirs: map[string]bool{}, written: map[string]bool{}, open: NewOpenFiles(64)}, nil
+	l := &Local{root: abs, dirs: map[string]bool{}, top: map[string]bool{}, written: map[string]bool{}, open: NewOpenFiles(64)}
+	// What the root holds now: the folders a write never makes again
+	// there, and the folder itself (checkLayout).
+	l.ident, _ = statRoot(abs)
+	if ents, err := os.ReadDir(abs); err == nil {
+		for _, e := range ents {
+			if e.IsDir() {
+				l.top[e.Name()] = true
+			}
+		}
+	}
+	return l, nil
 }
 
 // CreateLocal opens a local storage root, creating it (and the folders
@@ -120,49 +179,53 @@ func (l *Local) mkdir(dir string) error {
 		return nil
 	}
 	if dir == l.root {
-		// Never made here: a root that is gone stays gone (ErrRootGone).
-		if err := CheckRoot(l.root); err != nil {
-			return err
-		}
-		l.mu.Lock()
-		l.dirs[dir] = true
-		l.mu.Unlock()
-		return nil
+		// Never made here: a root that is gone stays gone (ErrRootGone),
+		// and an object is not written into a folder that is not the
+		// one opened. Not remembered: writes at the top are few.
+		return l.checkLayout("")
 	}
+	rel, err := filepath.Rel(l.root, dir)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("storage: %s is not inside the root %s", dir, l.root)
+	}
+	top, _, below := strings.Cut(rel, string(filepath.Separator))
 	// A folder made (not one found) must reach the disk at the next Sync.
-	made := true
-	err := os.Mkdir(dir, 0o755)
-	if errors.Is(err, fs.ErrExist) {
-		made, err = false, nil
-	} else if errors.Is(err, fs.ErrNotExist) {
-		err = l.mkdirBelowRoot(dir)
+	made := false
+	if !below {
+		made, err = l.ensureTop(top)
+	} else {
+		made = true
+		err = os.Mkdir(dir, 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			made, err = false, nil
+		} else if errors.Is(err, fs.ErrNotExist) {
+			err = l.mkdirBelowRoot(top, rel)
+		}
 	}
 	if err != nil {
 		return err
 	}
 	l.mu.Lock()
 	l.dirs[dir] = true
+	l.top[top] = true
 	l.syncAll = l.syncAll || made
 	l.mu.Unlock()
 	return nil
 }
 
-// mkdirBelowRoot makes dir and the folders between it and the root, one
-// at a time from the root down, never the root itself: under a root that
-// is gone the first one fails, and that is ErrRootGone.
-func (l *Local) mkdirBelowRoot(dir string) error {
-	rel, err := filepath.Rel(l.root, dir)
-	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return fmt.Errorf("storage: %s is not inside the root %s", dir, l.root)
+// mkdirBelowRoot makes rel, a folder below the top-level folder top, and
+// the folders between, one at a time from the root down, never the root
+// itself, and top only as ensureTop does.
+func (l *Local) mkdirBelowRoot(top, rel string) error {
+	if _, err := l.ensureTop(top); err != nil {
+		return err
 	}
-	p := l.root
-	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+	p := filepath.Join(l.root, top)
+	for _, part := range strings.Split(rel, string(filepath.Separator))[1:] {
 		p = filepath.Join(p, part)
 		err := os.Mkdir(p, 0o755)
 		if errors.Is(err, fs.ErrNotExist) {
-			if gone := CheckRoot(l.root); gone != nil {
-				return gone
-			}
+			return l.goneIfRootIs(err, top)
 		}
 		if err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
@@ -171,19 +234,152 @@ func (l *Local) mkdirBelowRoot(dir string) error {
 	return nil
 }
 
-// goneIfRootIs returns ErrRootGone for err, a write's ErrNotExist, when
-// the root is what went (after the folders were made: a disk unmounted
-// under a running mount), else err.
-func (l *Local) goneIfRootIs(err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
-		if gone := CheckRoot(l.root); errors.Is(gone, ErrRootGone) {
-			l.mu.Lock()
-			l.dirs = map[string]bool{} // made again, under a root put back
-			l.mu.Unlock()
-			return gone
+// ensureTop makes the top-level folder name of the root unless it is
+// there, and says whether it made it. It makes it only when checkLayout
+// lets it: never in a root that held it (at the open, or since), nor in
+// one that lost all it held, nor in an empty folder put in the opened
+// one's place. A fresh root (lamina init) gets each folder once.
+func (l *Local) ensureTop(name string) (bool, error) {
+	p := filepath.Join(l.root, name)
+	if _, err := os.Lstat(p); err == nil {
+		return false, nil // there (a file in its place: the write below it says so)
+	}
+	l.topMu.Lock()
+	defer l.topMu.Unlock()
+	if err := l.checkLayout(name); err != nil {
+		return false, err
+	}
+	err := os.Mkdir(p, 0o755)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	l.top[name] = true
+	l.mu.Unlock()
+	return true, nil
+}
+
+// checkLayout returns nil when the root is still the folder the Local
+// opened, as far as a write at its top (an object, or the top-level
+// folder name) can tell: the root exists (else rootGone); it still holds
+// name if it held it, and at least one of the top-level folders it held
+// (else rootEmptied naming them); and it is not an empty folder other than
+// the opened one (device and inode: an empty mount point). A folder that
+// is not the opened one but holds data (a copy put back from a backup)
+// passes, and is the root from then on. It costs a few stats: only the
+// paths that make folders, writes at the top and misses call it.
+func (l *Local) checkLayout(name string) error {
+	if err := CheckRoot(l.root); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	known := make([]string, 0, len(l.top))
+	for d := range l.top {
+		known = append(known, d)
+	}
+	had, seen := l.top[name], l.ident
+	l.mu.Unlock()
+	if name != "" && had {
+		if _, err := os.Lstat(filepath.Join(l.root, name)); errors.Is(err, fs.ErrNotExist) {
+			return rootEmptied{root: l.root, missing: []string{name}}
 		}
 	}
+	if len(known) > 0 {
+		holds := false
+		for _, d := range known {
+			if _, err := os.Lstat(filepath.Join(l.root, d)); err == nil {
+				holds = true
+				break
+			}
+		}
+		if !holds {
+			slices.Sort(known)
+			return rootEmptied{root: l.root, missing: known}
+		}
+	}
+	now, ok := statRoot(l.root)
+	if !ok || now == seen {
+		return nil
+	}
+	if seen != (rootID{}) && isEmptyDir(l.root) {
+		return rootEmptied{root: l.root}
+	}
+	l.mu.Lock()
+	l.ident = now
+	l.mu.Unlock()
+	return nil
+}
+
+// isEmptyDir reports whether dir is a folder that holds nothing.
+func isEmptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	return len(names) == 0 && errors.Is(err, io.EOF)
+}
+
+// goneIfRootIs returns the error of checkLayout for err, a write's
+// ErrNotExist below the top-level folder top, when the root or
+// that folder is what went (a disk unmounted under a running mount, an
+// empty mount point in its place), else err. The folders remembered as
+// made are forgotten: a root put back has them, or they are made again.
+func (l *Local) goneIfRootIs(err error, top string) error {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	l.mu.Lock()
+	l.dirs = map[string]bool{}
+	l.mu.Unlock()
+	if gone := l.checkLayout(top); gone != nil {
+		return gone
+	}
 	return err
+}
+
+// NotInRootError is a Local's ErrNotFound: the object name is not in the
+// storage folder Root. Why, if not nil, is what checkLayout says of the
+// folder (an ErrRootGone: its disk is not mounted, the folder moved or an
+// empty one in its place), which a read that finds nothing then says
+// rather than only that the object is missing.
+type NotInRootError struct {
+	Root, Name string
+	Why        error
+}
+
+func (e *NotInRootError) Error() string {
+	msg := ErrNotFound.Error() + ": " + e.Name
+	if e.Why != nil {
+		msg += ": " + e.Why.Error()
+	}
+	return msg
+}
+
+func (e *NotInRootError) Unwrap() []error {
+	if e.Why == nil {
+		return []error{ErrNotFound}
+	}
+	return []error{ErrNotFound, e.Why}
+}
+
+// notFound is the error of a read of name that found nothing.
+func (l *Local) notFound(name string) error {
+	return &NotInRootError{Root: l.root, Name: name, Why: l.checkLayout(topOf(name))}
+}
+
+// topOf is the top-level folder of the object name, "" for an object at
+// the top.
+func topOf(name string) string {
+	top, _, below := strings.Cut(name, "/")
+	if !below {
+		return ""
+	}
+	return top
 }
 
 func (l *Local) Put(ctx context.Context, name string, data []byte) error {
@@ -203,7 +399,7 @@ func (l *Local) Put(ctx context.Context, name string, data []byte) error {
 	direct, err := writeFile(tmp, data, 0o644, &l.noDirect)
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("storage: put %s: %w", name, l.goneIfRootIs(err))
+		return fmt.Errorf("storage: put %s: %w", name, l.goneIfRootIs(err, topOf(name)))
 	}
 	if err := os.Rename(tmp, p); err != nil {
 		os.Remove(tmp)
@@ -231,7 +427,7 @@ func (l *Local) Get(ctx context.Context, name string) ([]byte, error) {
 	}
 	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+		return nil, l.notFound(name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: get %s: %w", name, err)
@@ -246,7 +442,7 @@ func (l *Local) GetRange(ctx context.Context, name string, off, n int64) ([]byte
 	}
 	of, err := l.open.acquire(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+		return nil, l.notFound(name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: get %s: %w", name, err)
@@ -270,7 +466,7 @@ func (l *Local) ReadRange(ctx context.Context, name string, off int64, bufs ...[
 	}
 	err = l.open.ReadAt(p, bufs, off)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: %s", ErrNotFound, name)
+		return l.notFound(name)
 	}
 	if err != nil {
 		return fmt.Errorf("storage: get %s [%d]: %w", name, off, err)
@@ -308,7 +504,7 @@ func (l *Local) Stat(ctx context.Context, name string) (Info, error) {
 	}
 	fi, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, name)
+		return Info{}, l.notFound(name)
 	}
 	if err != nil {
 		return Info{}, fmt.Errorf("storage: stat %s: %w", name, err)
@@ -422,6 +618,11 @@ func (l *Local) syncfs() error {
 	l.syncfsN++
 	l.mu.Unlock()
 	f, err := os.Open(l.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		if gone := CheckRoot(l.root); gone != nil {
+			return gone
+		}
+	}
 	if err != nil {
 		return err
 	}

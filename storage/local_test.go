@@ -170,3 +170,123 @@ func TestLocalNeverRemakesItsRoot(t *testing.T) {
 		}
 	}
 }
+
+// A root put out of place under a running Local (a disk unmounted, its
+// empty mount point left) is not written into: the Local does not make
+// again the top-level folders the root held (packs/, records/ …), nor
+// writes into a new empty folder in its place, so the writes fail
+// (ErrRootGone) and succeed once the real folder is back. A save of a
+// mount wrote its pack into the empty folder, rc 0, and the version then
+// read nowhere ("pack not in storage"). A fresh root gets its folders
+// once, and a copy with the data (a backup put back) takes writes.
+func TestLocalKeepsOutOfAnEmptyFolderInItsPlace(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "storage")
+	c, err := storage.CreateLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"instance.json", "packs/ab/x", "records/r"} {
+		if err := c.Put(ctx, n, []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := storage.OpenLocal(root) // a mount's, opened on the data
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "packs/ab/y", []byte("y")); err != nil { // packs/ab remembered
+		t.Fatal(err)
+	}
+	away := func() {
+		t.Helper()
+		if err := os.Rename(root, root+".away"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(root, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back := func() {
+		t.Helper()
+		if err := os.Remove(root); err != nil {
+			t.Fatalf("the empty folder was written into: %v", err)
+		}
+		if err := os.Rename(root+".away", root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := func(what string, err error, want string) {
+		t.Helper()
+		if !errors.Is(err, storage.ErrRootGone) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want ErrRootGone saying %q", what, err, want)
+		}
+		if ents, _ := os.ReadDir(root); len(ents) != 0 {
+			t.Fatalf("%s wrote into the empty folder: %v", what, ents)
+		}
+	}
+	away()
+	lost := "storage folder " + root + " no longer holds its "
+	refused("a Put into a folder made before", b.Put(ctx, "packs/ab/z", []byte("z")), lost+"packs: is its disk mounted?")
+	refused("a Put into a new folder", b.Put(ctx, "packs/cd/z", []byte("z")), lost+"packs: is its disk mounted?")
+	refused("a Put of a record", b.Put(ctx, "records/r2", []byte("r")), lost+"records: is its disk mounted?")
+	refused("a Put into a new top-level folder", b.Put(ctx, "gc/condemned/c", []byte("c")), lost+"packs and records: is its disk mounted?")
+	refused("a Put at the top", b.Put(ctx, "instance.json", []byte("{}")), lost+"packs and records")
+	refused("a PutIf", b.PutIf(ctx, "ontologies/registry.json", []byte("{}"), ""), lost+"packs and records")
+	// A read that finds nothing says why.
+	if _, err := b.Get(ctx, "packs/ab/x"); !storage.IsNotFound(err) || !errors.Is(err, storage.ErrRootGone) || !strings.Contains(err.Error(), lost+"packs") {
+		t.Errorf("Get from the empty folder: %v", err)
+	}
+	var nir *storage.NotInRootError
+	if err := b.ReadRange(ctx, "packs/ab/x", 0, make([]byte, 1)); !errors.As(err, &nir) || nir.Root != root || !errors.Is(err, storage.ErrRootGone) {
+		t.Errorf("ReadRange from the empty folder: %v", err)
+	}
+	back()
+	for _, n := range []string{"packs/ab/z", "packs/cd/z", "records/r2", "gc/condemned/c"} {
+		if err := b.Put(ctx, n, []byte(n)); err != nil {
+			t.Fatalf("Put %s once the folder is back: %v", n, err)
+		}
+	}
+	if _, err := b.Get(ctx, "packs/ab/x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "packs/ef/none"); !storage.IsNotFound(err) || errors.Is(err, storage.ErrRootGone) || err.Error() != "storage: object file does not exist: packs/ef/none" {
+		t.Errorf("a missing object of a root in place: %v", err)
+	}
+
+	// A copy of the folder put in its place (from a backup) takes writes,
+	// new top-level folders too.
+	if err := os.CopyFS(root+".copy", os.DirFS(root)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(root, root+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(root+".copy", root); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"packs/01/a", "ontologies/o", "instance.json"} {
+		if err := b.Put(ctx, n, []byte(n)); err != nil {
+			t.Fatalf("Put %s into a copy of the folder: %v", n, err)
+		}
+	}
+
+	// A fresh root makes its folders once; an empty folder in its place
+	// (not the one opened) takes nothing, even before any.
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	f, err := storage.CreateLocal(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root = fresh
+	away()
+	refused("a Put into an empty folder in a fresh root's place", f.Put(ctx, "packs/ab/x", []byte("x")), "storage folder "+fresh+" is a new, empty folder, not the one lamina opened: is its disk mounted?")
+	refused("a Put at its top", f.Put(ctx, "instance.json", []byte("{}")), "is a new, empty folder")
+	back()
+	if err := f.Put(ctx, "packs/ab/x", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	away()
+	refused("a Put once the fresh root made packs", f.Put(ctx, "packs/cd/x", []byte("x")), "storage folder "+fresh+" no longer holds its packs")
+	back()
+}

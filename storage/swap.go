@@ -71,7 +71,7 @@ func (l *Local) PutIf(ctx context.Context, name string, data []byte, tag string)
 	}
 	f, err := os.OpenFile(p+".lock", os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return fmt.Errorf("storage: lock %s: %w", name, l.goneIfRootIs(err))
+		return fmt.Errorf("storage: lock %s: %w", name, l.goneIfRootIs(err, topOf(name)))
 	}
 	defer f.Close()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {

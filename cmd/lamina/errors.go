@@ -11,6 +11,7 @@ import (
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ref"
+	"github.com/lamina-bio/lamina/storage"
 )
 
 // explain turns an error into the message a person reads: what went wrong
@@ -33,15 +34,39 @@ func explain(err error) string {
 		// old version: say what unblocks it. No command deletes one
 		// version for good, only a whole artifact.
 		key := blocked.Version.Key
-		return msg + fmt.Sprintf("\nThe data of that version is missing from storage, and gc reads the data list of every version (trashed ones too) before it deletes anything: run gc again once the data is uploaded. If it is lost, gc stays stopped until %s is deleted for good: get the versions of it you still need (`lamina get %s@vN`), then `lamina delete --permanent %s`, and save them again.", key, key, key)
+		when := "once the data is uploaded"
+		if local, ok := notInFolder(err); ok {
+			when = "once the data is back in the storage folder " + local.Root + " (is it the instance's folder, its disk mounted?)"
+		}
+		return msg + fmt.Sprintf("\nThe data of that version is missing from storage, and gc reads the data list of every version (trashed ones too) before it deletes anything: run gc again %s. If it is lost, gc stays stopped until %s is deleted for good: get the versions of it you still need (`lamina get %s@vN`), then `lamina delete --permanent %s`, and save them again.", when, key, key, key)
 	case errors.Is(err, cache.ErrPackMissing) || strings.Contains(msg, cache.ErrPackMissing.Error()+": "):
 		// The text match: the error of a mount daemon (cache prefetch)
 		// crosses its socket without this class.
 		// The error names the version and the pack, and what may be
 		// keeping the pack (cache.Store.SetPackWait).
+		if local, ok := notInFolder(err); ok {
+			// A storage folder: no workstation uploads into it.
+			if errors.Is(local.Why, storage.ErrRootGone) {
+				return msg + fmt.Sprintf("\nThe version reads again once the instance's storage folder is back at %s (its disk mounted, the folder moved back).", local.Root)
+			}
+			return msg + fmt.Sprintf("\nThe data of that version is not in the storage folder %s: is that folder the instance's, its disk mounted? If the data is lost, save the file again from another copy (a new version).", local.Root)
+		}
+		if strings.Contains(msg, ": storage folder ") && strings.Contains(msg, "is its disk mounted?") {
+			// The same, from a mount daemon (text only).
+			return msg + "\nThe version reads again once the instance's storage folder is back (its disk mounted, the folder moved back)."
+		}
 		return msg + "\nThe data of that version is missing from storage: it reads once the workstation that saved it has uploaded it; if it is lost, save the file again from another copy (a new version)."
 	}
 	return msg
+}
+
+// notInFolder returns the miss of a local storage folder that err is,
+// if it is one (storage.NotInRootError): its advice names the folder,
+// which no workstation uploads into.
+func notInFolder(err error) (*storage.NotInRootError, bool) {
+	var local *storage.NotInRootError
+	ok := errors.As(err, &local)
+	return local, ok
 }
 
 // unreadable makes err, an input file that cannot be read as a table

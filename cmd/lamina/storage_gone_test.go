@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 	lfs "github.com/lamina-bio/lamina/fs"
@@ -122,6 +125,50 @@ func TestMountRefusesStorageFolderGone(t *testing.T) {
 	e.fails("holds no instance.json and none of the data of the 1 version", "mount", mnt)
 	if ents, _ := os.ReadDir(root); len(ents) != 0 {
 		t.Fatalf("the refused mount wrote into the empty folder: %v", ents)
+	}
+}
+
+// A running mount whose storage folder goes (its disk unmounted) and
+// leaves an empty folder in its place (the mount point) writes nothing
+// there: a close fails (EIO) and keeps its bytes, which are committed once
+// the real folder is back, and then read. Before, the close succeeded
+// with its pack written into the empty folder, and once the disk was back
+// the version read nowhere ("pack not in storage").
+func TestMountKeepsOutOfAnEmptyFolderInItsPlace(t *testing.T) {
+	e := newMntEnv(t)
+	e.env = append(e.env, "LAMINA_RETRY_FAILED=200ms")
+	root := filepath.Join(e.dir, "storage")
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	if err := os.WriteFile(filepath.Join(mnt, "x1"), []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(root, root+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	werr := os.WriteFile(filepath.Join(mnt, "er.txt"), []byte("hi\n"), 0o644)
+	if !errors.Is(werr, syscall.EIO) {
+		t.Errorf("a close with an empty folder in the storage's place: %v; want EIO", werr)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("the mount wrote into the empty folder: %v", ents)
+	}
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(root+".away", root); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the file closed while the folder was away, once it is back", 20*time.Second,
+		readString(filepath.Join(mnt, "er.txt")), "hi\n")
+	if out := e.ok("get", "er.txt", "-o", "-"); out != "hi\n" {
+		t.Errorf("get er.txt: %q", out)
+	}
+	if b := mustRead(t, filepath.Join(mnt, "x1")); string(b) != "a\n" {
+		t.Errorf("x1: %q", b)
 	}
 }
 
