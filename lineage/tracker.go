@@ -1545,9 +1545,10 @@ func bySuffix(outs map[string]string, abs string) (string, bool) {
 // Used records that run read version v, unless run or one of its child
 // runs wrote v, or v is the source file of the run's transform (a script
 // or Snakefile in the mount is code, not data; a copy of it under another
-// key is data). It does not block on the catalog, but for a run another
-// daemon registered (othersLocked), whose input it tries to write before
-// it returns, for handlerWrite at most (writeNow).
+// key is data), or Snakemake reading its workflow (workflowReadLocked).
+// It does not block on the catalog, but for a run another daemon
+// registered (othersLocked), whose input it tries to write before it
+// returns, for handlerWrite at most (writeNow).
 func (t *Tracker) Used(run string, v catalog.Version) {
 	if t.use(run, v) {
 		// That daemon records the run's end when `lamina run` asks, and
@@ -1568,7 +1569,7 @@ func (t *Tracker) use(run string, v catalog.Version) bool {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.sources[run].is(v) {
+	if t.sources[run].is(v) || t.workflowReadLocked(run, v) {
 		return false
 	}
 	for w, i := v.Run, 0; w != "" && i < 64; w, i = t.parents[w], i+1 {
