@@ -97,6 +97,7 @@ func TestFIFOAtKeyPath(t *testing.T) {
 		}
 		return <-wrote
 	})
+	r.Close()
 	// Two processes, as a shell pipes through it.
 	n := filepath.Join(t.TempDir(), "n")
 	t.Setenv("N", n)
@@ -170,6 +171,21 @@ func TestFIFOAtKeyPath(t *testing.T) {
 	}
 	if vs := w.versions("wf/mid.pipe"); len(vs) != 1 || vs[0].Size != 11 {
 		t.Fatalf("a file at the FIFO's name once unlinked: %+v", vs)
+	}
+
+	// Kept as scratch files are: across a remount.
+	if err := syscall.Mkfifo(w.p("wf/kept.pipe"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.mnt.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	w.mountRW()
+	if fi, err := os.Lstat(w.p("wf/kept.pipe")); err != nil || fi.Mode().Type() != os.ModeNamedPipe {
+		t.Fatalf("after a remount: %v %v", fi, err)
+	}
+	if typ, ok := w.listedMode("wf", "kept.pipe"); !ok || typ != os.ModeNamedPipe {
+		t.Fatalf("listed after a remount: %v %v", typ, ok)
 	}
 }
 
@@ -296,5 +312,33 @@ func TestSnakemakePipe(t *testing.T) {
 	}
 	if vs := w.versions("wp/mid.pipe"); len(vs) != 0 {
 		t.Fatalf("the pipe made versions: %+v", vs)
+	}
+}
+
+// keyTracker is a Tracker that puts the processes named in comm in run
+// "r" and keeps the keys it was told of.
+type keyTracker struct {
+	commTracker
+	wrote []string
+}
+
+func (k *keyTracker) Wrote(run, key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.wrote = append(k.wrote, key)
+}
+
+// A tracked process's opens of a FIFO are no input and no output: the
+// kernel does a FIFO's I/O, and no OPEN reaches the mount.
+func TestTrackedFIFOOpensNotRecorded(t *testing.T) {
+	w := newWorld(t)
+	tr := &keyTracker{commTracker: commTracker{comm: "cat tee"}}
+	w.mountTracked(tr)
+	w.sh(`mkdir wf && mkfifo wf/mid.pipe && timeout 30 sh -c 'seq 1000 | tee wf/mid.pipe >/dev/null & cat wf/mid.pipe > /dev/null; wait'`)
+	w.sh(`seq 3 | tee wf/t.txt > /dev/null`) // a key: recorded
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if len(tr.used) != 0 || strings.Join(tr.wrote, " ") != "wf/t.txt" {
+		t.Fatalf("recorded: used %v, wrote %v; want wrote wf/t.txt only", tr.used, tr.wrote)
 	}
 }
