@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	iofs "io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -27,13 +28,45 @@ func isSpecial(mode uint32) bool {
 }
 
 // specialAt reports whether the scratch folder holds a FIFO or a socket at
-// the mount-relative path p.
+// the mount-relative path p. It asks the scratch folder (an lstat) only
+// once one may be there (Mount.specials): a lookup of a key costs nothing
+// more where no FIFO was ever made.
 func (m *Mount) specialAt(p string) bool {
+	return m.specials.Load() && m.specialFile(p)
+}
+
+// specialFile is specialAt without Mount.specials: a scratch name's FIFO
+// is scratch by its name, and an earlier mount's is not counted there.
+func (m *Mount) specialFile(p string) bool {
 	if m.loop == nil {
 		return false
 	}
 	var st syscall.Stat_t
 	return syscall.Lstat(m.scratchPath(p), &st) == nil && isSpecial(st.Mode)
+}
+
+// findSpecials sets Mount.specials if the scratch folder holds a FIFO or
+// a socket at a name no scratch pattern matches (one made by an earlier
+// mount). Folders a pattern matches (.snakemake/) are not walked: what
+// they hold is scratch by its path.
+func (m *Mount) findSpecials() {
+	filepath.WalkDir(m.scratchDir, func(p string, d iofs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(m.scratchDir, p)
+		switch rel = filepath.ToSlash(rel); {
+		case rel == ".":
+		case m.isScratch(rel):
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+		case d.Type()&(os.ModeNamedPipe|os.ModeSocket) != 0:
+			m.specials.Store(true)
+			return filepath.SkipAll
+		}
+		return nil
+	})
 }
 
 // Mknod makes a FIFO or a socket as a scratch entry, and a regular file
@@ -70,6 +103,7 @@ func (n *node) mknodSpecial(ctx context.Context, name string, mode uint32, out *
 	}
 	p := n.m.scratchPath(n.prefix() + name)
 	os.MkdirAll(filepath.Dir(p), 0o755)
+	n.m.specials.Store(true) // before the name shows it: lookups ask from now on
 	if err := syscall.Mknod(p, mode, 0); err != nil {
 		return nil, errnoOf(err)
 	}

@@ -1641,8 +1641,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	}
 	srcScratch := n.m.scratchAt(ctx, src)
 	ontoSpecial := false
-	if dstDir, dstName := path.Split(dst); srcScratch && !dstScratch && n.m.specialAt(src) && !n.m.ns.has(ctx, dstDir, dstName) {
+	if dstDir, dstName := path.Split(dst); srcScratch && !dstScratch && n.m.specialFile(src) && !n.m.ns.has(ctx, dstDir, dstName) {
 		dstScratch = true // a FIFO or socket to a name no key has: within scratch (special.go)
+		n.m.specials.Store(true)
 	} else if !srcScratch && dstScratch && n.m.specialTarget(ctx, dst) {
 		dstScratch, ontoSpecial = false, true // a key onto a FIFO or socket replaces it
 	}
