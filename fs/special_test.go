@@ -146,6 +146,9 @@ func TestFIFOAtKeyPath(t *testing.T) {
 	if err := os.Rename(w.p("wf/k.txt"), w.p("wf/other.pipe")); err != nil {
 		t.Fatalf("key onto the FIFO: %v", err)
 	}
+	if fi, err := os.Lstat(w.p("wf/other.pipe")); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("key renamed onto the FIFO: %v %v", fi, err) // before a read, which would wait on a FIFO
+	}
 	if got := string(w.read("wf/other.pipe")); got != "key\n" {
 		t.Fatalf("key renamed onto the FIFO reads %q", got)
 	}
@@ -219,6 +222,15 @@ func TestMknodRegularAndScratch(t *testing.T) {
 	}
 	if vs := w.versions("d/.x.swp"); len(vs) != 0 {
 		t.Fatalf("scratch versions: %+v", vs)
+	}
+	// A key renamed onto a scratch name's FIFO (an editor's backup name)
+	// replaces it: its copy is not written into the FIFO.
+	if err := syscall.Mkfifo(w.p("d/x~"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 30*time.Second, "mv d/x d/x~ onto a FIFO", func() error { return os.Rename(w.p("d/x"), w.p("d/x~")) })
+	if fi, err := os.Lstat(w.p("d/x~")); err != nil || !fi.Mode().IsRegular() || string(w.read("d/x~")) != "x" {
+		t.Fatalf("d/x~ after the rename: %v %v", fi, err)
 	}
 }
 
