@@ -233,7 +233,7 @@ func (n *node) lookupScratch(ctx context.Context, name string, out *fuse.EntryOu
 
 func (n *node) scratchCreate(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
 	p := n.m.scratchPath(n.prefix() + name)
-	if n.m.specialAt(n.prefix() + name) {
+	if n.m.specialFile(n.prefix() + name) {
 		// A CREATE comes for a name the kernel took for free: opening
 		// the FIFO there would wait for a writer.
 		return nil, nil, 0, syscall.EEXIST
