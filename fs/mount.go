@@ -79,6 +79,7 @@ type Mount struct {
 	scratchDir string
 	loop       *fusefs.LoopbackRoot
 	scratchW   scratchWriters // scratchfile.go
+	specials   atomic.Bool    // special.go: a FIFO or socket may be at a name no pattern matches
 	opened     atomic.Int64   // files opened, for Stats
 	sidecars   sidecarInodes  // names.go
 	listed     atomic.Int64   // folder listings made for the kernel, for Stats
@@ -233,6 +234,7 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		m.loop.NewNode = func(r *fusefs.LoopbackRoot, parent *fusefs.Inode, name string, st *syscall.Stat_t) fusefs.InodeEmbedder {
 			return &scratchNode{LoopbackNode: fusefs.LoopbackNode{RootData: r}, m: m}
 		}
+		m.findSpecials() // special.go
 	}
 	m.root = &node{m: m, e: m.ns.Root()}
 	neg := o.NegativeTimeout

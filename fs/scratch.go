@@ -27,7 +27,8 @@ var _ fusefs.NodeRenamer = (*scratchNode)(nil)
 func (m *Mount) isScratch(p string) bool { return m.loop != nil && m.scratch.Match(p) }
 
 // scratchAt reports whether the name p of a folder of keys is scratch: it
-// matches a scratch pattern and is not a name of the catalog. A key saved
+// matches a scratch pattern (or holds a FIFO or socket: special.go) and is
+// not a name of the catalog. A key saved
 // under a scratch-like name (notes/backup~, notes/.snakemake/log.txt) stays
 // a key: listed, opened, written and renamed as any other, and a scratch
 // file of the same name is hidden while the key exists; so are its version
@@ -47,7 +48,12 @@ func (m *Mount) scratchTarget(ctx context.Context, p string) bool {
 
 func (m *Mount) scratchName(ctx context.Context, p string, unlinked bool) bool {
 	if !m.isScratch(p) {
-		return false
+		// A FIFO or socket at any name (special.go), unless a key has it.
+		if !m.specialAt(p) {
+			return false
+		}
+		dir, name := path.Split(p)
+		return !m.ns.has(ctx, dir, name)
 	}
 	dir, name := path.Split(p)
 	if m.ns.has(ctx, dir, name) {
@@ -154,6 +160,9 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	}
 	p := m.scratchPath(dst)
 	os.MkdirAll(filepath.Dir(p), 0o755)
+	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		os.Remove(p) // replaced, not opened: a FIFO's open waits for a reader, a link's goes elsewhere
+	}
 	out, err := os.Create(p)
 	if err != nil {
 		return errnoOf(err)
@@ -224,6 +233,11 @@ func (n *node) lookupScratch(ctx context.Context, name string, out *fuse.EntryOu
 
 func (n *node) scratchCreate(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
 	p := n.m.scratchPath(n.prefix() + name)
+	if n.m.specialFile(n.prefix() + name) {
+		// A CREATE comes for a name the kernel took for free: opening
+		// the FIFO there would wait for a writer.
+		return nil, nil, 0, syscall.EEXIST
+	}
 	os.MkdirAll(filepath.Dir(p), 0o755)
 	fd, err := syscall.Open(p, int(flags)|os.O_CREATE, mode)
 	if err != nil {
@@ -270,8 +284,15 @@ func (m *Mount) scratchEntries(prefix string, keys map[string]bool) []fuse.DirEn
 	}
 	var out []fuse.DirEntry
 	for _, e := range ents {
-		if !m.isScratch(prefix+e.Name()) || keys[e.Name()] || m.hiddenByKeptName(prefix+e.Name()) {
+		switch {
+		case keys[e.Name()]:
 			continue
+		case m.isScratch(prefix + e.Name()):
+			if m.hiddenByKeptName(prefix + e.Name()) {
+				continue
+			}
+		case e.Type()&(os.ModeNamedPipe|os.ModeSocket) == 0:
+			continue // a FIFO or socket is listed at any name: special.go
 		}
 		var st syscall.Stat_t
 		if syscall.Lstat(m.scratchPath(prefix+e.Name()), &st) != nil {

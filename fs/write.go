@@ -1304,10 +1304,6 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	return n.NewInode(ctx, &node{m: n.m, e: ent}, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ent.Ino}), 0
 }
 
-func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
 func (n *node) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if n.m.writesOff() {
 		return nil, syscall.EROFS
@@ -1660,6 +1656,13 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		return syscall.EXDEV
 	}
 	srcScratch := n.m.scratchAt(ctx, src)
+	ontoSpecial := false
+	if dstDir, dstName := path.Split(dst); srcScratch && !dstScratch && n.m.specialFile(src) && !n.m.ns.has(ctx, dstDir, dstName) {
+		dstScratch = true // a FIFO or socket to a name no key has: within scratch (special.go)
+		n.m.specials.Store(true)
+	} else if !srcScratch && dstScratch && n.m.specialTarget(ctx, dst) {
+		dstScratch, ontoSpecial = false, true // a key onto a FIFO or socket replaces it
+	}
 	if n.m.writesOff() && !(srcScratch && dstScratch) {
 		return syscall.EROFS // within scratch only: it never touches the catalog
 	}
@@ -1668,6 +1671,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			return syscall.EEXIST
 		}
 		if _, err := n.m.ns.Lookup(ctx, Entry{Kind: KindDir, Prefix: path.Dir(dst) + "/"}, path.Base(dst)); !dstScratch && err == nil {
+			return syscall.EEXIST
+		}
+		if ontoSpecial {
 			return syscall.EEXIST
 		}
 	}
@@ -1685,6 +1691,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	se, e := n.existing(ctx, name)
 	if e != 0 {
 		return e
+	}
+	if ontoSpecial && se.IsDir() {
+		return syscall.ENOTDIR
 	}
 	np := newParent.(*node)
 	de, derr := np.m.ns.lookupKey(ctx, np.prefix(), newName)
@@ -1720,6 +1729,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 			n.m.retired.retire(src, n.GetChild(name)) // inode.go
 			if replaced != nil && replaced != n.GetChild(name) {
 				n.m.retired.retire(dst, replaced)
+			}
+			if ontoSpecial {
+				os.Remove(n.m.scratchPath(dst)) // the key hides it already (scratchAt)
 			}
 			n.m.held.move(src, dst)
 			n.m.movedFile(ctx, src, dst, v)

@@ -1195,6 +1195,8 @@ func TestLineageRunRedirects(t *testing.T) {
 		`"$0" run -- tr a-z A-Z < "$1/raw/in1.txt" > "$1/res/redir-bash.txt"`,
 		`"$0" run -- tr a-z A-Z < "$1/raw/in1.txt" > "$1/res/o.txt~"`,
 		`"$0" run -- cat < "$1/res/o.txt~" > "$1/res/from-scratch.txt"`,
+		// A FIFO of the mount (mkfifo there: no versions either).
+		`mkfifo "$1/res/p" && { timeout 30 sh -c 'echo x > "$0"' "$1/res/p" & "$0" run -- cat < "$1/res/p" > "$1/res/from-fifo.txt"; wait; rm "$1/res/p"; }`,
 	} {
 		sh := exec.Command("bash", "-c", cmdline, e.bin, mnt)
 		sh.Env, sh.Dir = e.env, e.dir

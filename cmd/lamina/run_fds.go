@@ -45,6 +45,10 @@ func inheritedFds(mnt string, scratch stage.Scratch) []inheritedFd {
 		if !ok || scratch.Match(key) {
 			continue
 		}
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue // a FIFO of the mount (mkfifo there): no versions either
+		}
 		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 		if err != nil {
 			continue

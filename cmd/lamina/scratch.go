@@ -179,9 +179,9 @@ func scratchDir(s instance.Settings) string { return s.ScratchDir() }
 // hiddenScratch lists the files of the scratch folder dir (slash paths
 // relative to it, sorted) that the patterns was match and now do not: a
 // mount with now does not show them (fs: a path is scratch only while a
-// pattern matches it; the folder keeps them). With was nil, every file
-// that now does not match. Folders now matches are not walked: all under
-// them stays scratch.
+// pattern matches it; the folder keeps them), but FIFOs and sockets,
+// shown at any name. With was nil, every file that now does not match.
+// Folders now matches are not walked: all under them stays scratch.
 func hiddenScratch(dir string, was, now stage.Scratch) []string {
 	var hidden []string
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -196,7 +196,8 @@ func hiddenScratch(dir string, was, now stage.Scratch) []string {
 			}
 			return nil
 		}
-		if !d.IsDir() && (was == nil || was.Match(rel)) {
+		special := d.Type()&(fs.ModeNamedPipe|fs.ModeSocket) != 0 // shown at any name: fs/special.go
+		if !d.IsDir() && !special && (was == nil || was.Match(rel)) {
 			hidden = append(hidden, rel)
 		}
 		return nil
