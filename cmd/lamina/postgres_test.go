@@ -455,4 +455,29 @@ func TestStaleBaseWarning(t *testing.T) {
 	if n := strings.Count(log, warn); n != 1 {
 		t.Fatalf("%d warnings, want 1 (the appends on his own base warn of nothing):\n%s", n, log)
 	}
+
+	// A file ben opened and has not written yet follows the version ana
+	// commits meanwhile, as it follows his own mount's: his edit then
+	// builds on ana's bytes (v5 → v6), with no warning.
+	f, err = os.OpenFile(filepath.Join(mb, "x.txt"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ma, "x.txt"), []byte("ana again\n"), 0o644); err != nil { // v5
+		t.Fatal(err)
+	}
+	waitFor(t, "ana's v5 on ben's mount", 5*time.Second, readString(filepath.Join(mb, "x.txt")), "ana again\n")
+	if _, err := f.WriteAt([]byte("A"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil { // v6
+		t.Fatal(err)
+	}
+	waitFor(t, "ben's v6 on ana's mount", 5*time.Second, readString(filepath.Join(ma, "x.txt")), "Ana again\n")
+	if got, err := readString(filepath.Join(ma, "x.txt@v6"))(); err != nil || got != "Ana again\n" {
+		t.Fatalf("x.txt@v6: %q %v", got, err)
+	}
+	if n := strings.Count(benLog(), warn); n != 1 {
+		t.Fatalf("%d warnings, want 1:\n%s", n, benLog())
+	}
 }
