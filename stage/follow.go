@@ -123,14 +123,20 @@ func (f *File) isDeleted() bool {
 // in-place edit opened before that commit builds on it rather than on the
 // version before. A File with changes of its own keeps them (its close
 // warns: staleBase). It looks the latest up only when a clean File of key
-// is open here.
+// (or one busy now) is open here.
 func (s *Stage) CommittedElsewhere(ctx context.Context, key string) {
 	s.mu.Lock()
 	open := slices.Clone(s.open[key])
 	s.mu.Unlock()
 	clean := false
 	for _, f := range open {
-		f.mu.Lock()
+		// Never wait for a File: a commit holds f.mu for as long as its
+		// upload, and this runs on the mount's invalidator. A busy File
+		// may be clean.
+		if !f.mu.TryLock() {
+			clean = true
+			continue
+		}
 		clean = clean || f.base != nil && !f.dirty && !f.released && !f.external
 		f.mu.Unlock()
 	}
