@@ -53,7 +53,8 @@ func TestStaleBaseWarns(t *testing.T) {
 		t.Fatalf("warned: %s", logged.String())
 	}
 	edit(false, func() { commitBody(t, s, "k.txt", "other\n") }) // v5, then v6 on v4
-	if got := e.content(t, "k.txt"); got != "E" {                // v4's "E", edited: v5 is only in v5
+	// v6 is v4's "E" edited: v5's bytes are only in v5.
+	if got := e.content(t, "k.txt"); got != "E" {
 		t.Fatalf("latest %q", got)
 	}
 	want := "k.txt: this close (v6) was based on v4 but replaced v5"
