@@ -3,6 +3,7 @@ package stage
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -114,4 +115,43 @@ func (f *File) isDeleted() bool {
 	f.s.mu.Lock()
 	defer f.s.mu.Unlock()
 	return f.deleted
+}
+
+// CommittedElsewhere tells the Stage that another workstation committed a
+// version of key: its clean open Files of key follow it at their next use,
+// as they follow this Stage's own commits (published, File.follow), so an
+// in-place edit opened before that commit builds on it rather than on the
+// version before. A File with changes of its own keeps them (its close
+// warns: staleBase). It looks the latest up only when a clean File of key
+// (or one busy now) is open here.
+func (s *Stage) CommittedElsewhere(ctx context.Context, key string) {
+	s.mu.Lock()
+	open := slices.Clone(s.open[key])
+	s.mu.Unlock()
+	clean := false
+	for _, f := range open {
+		// Never wait for a File: a commit holds f.mu for as long as its
+		// upload, and this runs on the mount's invalidator. A busy File
+		// may be clean.
+		if !f.mu.TryLock() {
+			clean = true
+			continue
+		}
+		clean = clean || f.base != nil && !f.dirty && !f.released && !f.external
+		f.mu.Unlock()
+	}
+	if !clean {
+		return
+	}
+	v, err := s.cat.ByKey(catalog.Fresh(ctx), key, 0)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.open[key] {
+		if cur := f.newer.Load(); cur == nil || cur.Version < v.Version {
+			f.newer.Store(&v)
+		}
+	}
 }

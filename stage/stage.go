@@ -219,6 +219,7 @@ type File struct {
 	mu        sync.Mutex // guards the fields below
 	base      *catalog.Version
 	copied    bool // data holds the content (base copied, or truncated)
+	rewritten bool // emptied since base was set (O_TRUNC, truncate to 0): its bytes do not build on base
 	size      int64
 	mtime     time.Time
 	mode      uint32
@@ -299,6 +300,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	}
 	if trunc && f.base != nil {
 		f.copied, f.size, f.dirty, f.mtime = true, 0, true, time.Now()
+		f.rewritten = true
 	}
 	f.seq = f.copied && f.size == 0
 	if err := f.writeJournal(stateOpen); err != nil {
@@ -638,6 +640,7 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 	if size == 0 {
 		f.copied = true
 		f.emptied++
+		f.rewritten = true
 	} else if err := f.ensureCopy(ctx); err != nil {
 		return err
 	}
@@ -887,6 +890,11 @@ func (f *File) commit(ctx context.Context) error {
 	// The staged bytes stay until Sync (SyncEvery): the catalog may commit
 	// the version lazily, and Recover redoes it if it did not.
 	lazy := f.s.opts.SyncEvery > 0
+	if f.base != nil && f.base.UID != "" && f.copied && !f.rewritten && f.base.Key == key {
+		// Its bytes build on base: the close warns if another writer's
+		// version became the latest meanwhile (record, staleBase).
+		ctx = context.WithValue(ctx, basedOnKey{}, f.base.Version)
+	}
 	if st := f.stream; st != nil {
 		f.stream = nil
 		w, file, serr := st.finish(f.size)
@@ -912,6 +920,7 @@ func (f *File) commit(ctx context.Context) error {
 	}
 	f.dirty, f.wrote, f.touched, f.committed = false, false, false, true
 	f.base, f.isNew, f.lazySeq = &v, false, seq
+	f.rewritten = false
 	f.changes++
 	f.lastSaved = true
 	if f.external {
@@ -1010,6 +1019,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 		if fn := s.committed.Load(); fn != nil {
 			(*fn)(v)
 		}
+		s.staleBase(ctx, v)
 	}
 	if !saved[0].Unchanged && v.Version == 1 {
 		s.mu.Lock()
@@ -1019,6 +1029,27 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	s.published(v)
 	s.changed(key)
 	return v, saved[0].LazySeq, nil
+}
+
+type basedOnKey struct{}
+
+// staleBase warns when v, committed by a File whose bytes build on an
+// earlier version of its key (an append or in-place edit), is not that
+// version's successor: another writer (another workstation, or an O_TRUNC
+// writer of this mount) committed since the File was opened, and v
+// replaced that version as the latest without its changes. Nothing is
+// lost (each close is its own version), but the latest holds one side
+// only (docs/postgres.md, "Workstations do not share open files"). The
+// numbers come from the save: no catalog round trip.
+func (s *Stage) staleBase(ctx context.Context, v catalog.Version) {
+	base, ok := ctx.Value(basedOnKey{}).(int)
+	if !ok || v.Version <= base+1 {
+		return
+	}
+	prev := v.Version - 1
+	s.log.Warn(fmt.Sprintf("lamina mount: %s: this close (v%d) was based on v%d but replaced v%d, which another writer committed since, as the latest; v%d stays readable as %s@v%d",
+		v.Key, v.Version, base, prev, prev, v.Key, prev),
+		"key", v.Key, "version", v.Version, "base", base, "replaced", prev)
 }
 
 // describeTextLimit bounds the CSV and TSV files a close describes: they

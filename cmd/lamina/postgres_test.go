@@ -376,3 +376,108 @@ func TestReadOnlyRoleScratch(t *testing.T) {
 		t.Errorf("rm of a scratch file: %v", err)
 	}
 }
+
+// A file opened for an in-place edit on one workstation while another
+// workstation commits the key: the close makes its own version on the
+// bytes it opened (the other's change is only in the version before),
+// and the mount's log says so, naming the versions (audit: a silent
+// drop of the other side's lines).
+func TestStaleBaseWarning(t *testing.T) {
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	db := pgtest.URL(t)
+	a, b := workstation(t, "ana", srv), workstation(t, "ben", srv)
+	a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style",
+		"--db", db, "--name", "lab")
+	b.ok("connect", "lab", "--db", db)
+	ma, mb := filepath.Join(a.dir, "mnt"), filepath.Join(b.dir, "mnt")
+	a.mount(ma)
+	b.mount(mb)
+	benLog := func() string {
+		logs, _ := filepath.Glob(filepath.Join(b.dir, "run", "lamina", "*", "mount.log"))
+		var all []byte
+		for _, p := range logs {
+			raw, _ := os.ReadFile(p)
+			all = append(all, raw...)
+		}
+		return string(all)
+	}
+	const warn = "was based on"
+
+	if err := os.WriteFile(filepath.Join(ma, "x.txt"), []byte("one\n"), 0o644); err != nil { // v1
+		t.Fatal(err)
+	}
+	waitFor(t, "ana's v1 on ben's mount", 5*time.Second, readString(filepath.Join(mb, "x.txt")), "one\n")
+	// Ben appends and edits on his own: no warning.
+	appendTo := func(p, s string) {
+		t.Helper()
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTo(filepath.Join(mb, "x.txt"), "ben\n") // v2
+	waitFor(t, "ben's v2 on ana's mount", 5*time.Second, readString(filepath.Join(ma, "x.txt")), "one\nben\n")
+
+	// Ben opens it for an in-place edit and writes; ana replaces it (v3)
+	// before ben's close (v4, on v2's bytes).
+	f, err := os.OpenFile(filepath.Join(mb, "x.txt"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("O"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ma, "x.txt"), []byte("ana\n"), 0o644); err != nil { // v3
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil { // v4
+		t.Fatal(err)
+	}
+	waitFor(t, "ben's v4 on ana's mount", 5*time.Second, readString(filepath.Join(ma, "x.txt")), "One\nben\n")
+	if got, err := readString(filepath.Join(mb, "x.txt@v3"))(); err != nil || got != "ana\n" {
+		t.Fatalf("x.txt@v3: %q %v", got, err)
+	}
+	want := "x.txt: this close (v4) was based on v2 but replaced v3"
+	for i := 0; i < 100 && !strings.Contains(benLog(), want); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	log := benLog()
+	if !strings.Contains(log, want) || !strings.Contains(log, "x.txt@v3") {
+		t.Fatalf("ben's mount log lacks %q:\n%s", want, log)
+	}
+	if n := strings.Count(log, warn); n != 1 {
+		t.Fatalf("%d warnings, want 1 (the appends on his own base warn of nothing):\n%s", n, log)
+	}
+
+	// A file ben opened and has not written yet follows the version ana
+	// commits meanwhile, as it follows his own mount's: his edit then
+	// builds on ana's bytes (v5 → v6), with no warning.
+	f, err = os.OpenFile(filepath.Join(mb, "x.txt"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ma, "x.txt"), []byte("ana again\n"), 0o644); err != nil { // v5
+		t.Fatal(err)
+	}
+	waitFor(t, "ana's v5 on ben's mount", 5*time.Second, readString(filepath.Join(mb, "x.txt")), "ana again\n")
+	if _, err := f.WriteAt([]byte("A"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil { // v6
+		t.Fatal(err)
+	}
+	waitFor(t, "ben's v6 on ana's mount", 5*time.Second, readString(filepath.Join(ma, "x.txt")), "Ana again\n")
+	if got, err := readString(filepath.Join(ma, "x.txt@v6"))(); err != nil || got != "Ana again\n" {
+		t.Fatalf("x.txt@v6: %q %v", got, err)
+	}
+	if n := strings.Count(benLog(), warn); n != 1 {
+		t.Fatalf("%d warnings, want 1:\n%s", n, benLog())
+	}
+}
