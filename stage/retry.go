@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -317,10 +318,28 @@ func (s *Stage) dropFailed(fc failedClose) {
 // commit to to: the file was renamed, and its bytes follow it as an open
 // File's do (Rename). Those a RetryFailed under way holds commit to from.
 func (s *Stage) renameFailed(from, to string) {
+	s.rekeyFailed(func(k string) (string, bool) { return to, k == from })
+}
+
+// renameFailedUnder is renameFailed for a folder: the failed closes of
+// keys under from/ commit under to/ (RenameFolder).
+func (s *Stage) renameFailedUnder(from, to string) {
+	s.rekeyFailed(func(k string) (string, bool) {
+		if !strings.HasPrefix(k, from+"/") {
+			return "", false
+		}
+		return to + k[len(from):], true
+	})
+}
+
+// rekeyFailed moves each failed close waiting for a retry whose key move
+// maps to a new key, journal first.
+func (s *Stage) rekeyFailed(move func(key string) (string, bool)) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	for i, fc := range s.failedCloses {
-		if fc.j.Key != from || fc.lostWhy != "" {
+		to, ok := move(fc.j.Key)
+		if !ok || fc.lostWhy != "" {
 			continue
 		}
 		j := journal{ID: fc.j.ID, State: stateClosed, Key: to, Mode: fc.j.Mode}

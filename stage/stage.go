@@ -1733,6 +1733,7 @@ func (s *Stage) RenameFolder(ctx context.Context, from, to string) error {
 	}
 	s.mu.Lock()
 	var keys []string
+	var moved []*File
 	for k, l := range s.open {
 		if strings.HasPrefix(k, from+"/") {
 			nk := to + k[len(from):]
@@ -1742,9 +1743,23 @@ func (s *Stage) RenameFolder(ctx context.Context, from, to string) error {
 			s.open[nk] = append(s.open[nk], l...)
 			delete(s.open, k)
 			keys = append(keys, k, nk)
+			moved = append(moved, l...)
 		}
 	}
 	s.mu.Unlock()
+	// As Rename's for one key: failed closes under the folder commit
+	// under its new name, and the journals of its open Files name their
+	// new keys (Recover, lost+found/).
+	s.renameFailedUnder(from, to)
+	for _, f := range moved {
+		f.mu.Lock()
+		if f.closed {
+			_ = f.writeJournal(stateClosed)
+		} else {
+			_ = f.writeJournal(stateOpen)
+		}
+		f.mu.Unlock()
+	}
 	s.keepFolder(ctx, from)
 	s.changed(append(keys, from, to)...)
 	return nil
