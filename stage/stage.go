@@ -107,7 +107,7 @@ type Stage struct {
 
 	mu    sync.Mutex // guards open, fresh, movedAway, unlinked and the key and deleted fields of Files
 	open  map[string][]*File
-	fresh map[string]string // keys whose artifact this Stage created (temporary names, often): its stem
+	fresh map[string]freshKey // keys whose artifact this Stage created (temporary names, often)
 	// movedAway holds when a key was renamed to a scratch name (MoveAway):
 	// an editor's backup; or when a key with a scratch-like name was
 	// unlinked (KeepName): the name stays the catalog's.
@@ -161,7 +161,7 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, jlog: newJournalLog(o.Dir),
-		open: map[string][]*File{}, fresh: map[string]string{}, movedAway: map[string]keptName{},
+		open: map[string][]*File{}, fresh: map[string]freshKey{}, movedAway: map[string]keptName{},
 		unlinked: map[string]unlinkedKey{}}, nil
 }
 
@@ -215,6 +215,7 @@ type File struct {
 	// guarded by Stage.mu
 	key     string
 	deleted bool
+	started time.Time // when start made it
 
 	mu        sync.Mutex // guards the fields below
 	base      *catalog.Version
@@ -287,7 +288,8 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
-	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, mtime: time.Now(), handles: 1, unclosed: 1}
+	now := time.Now()
+	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, mtime: now, started: now, handles: 1, unclosed: 1}
 	if base != nil && base.UID != "" {
 		f.base = base
 		f.size = base.Size
@@ -1013,7 +1015,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	}
 	if !saved[0].Unchanged && v.Version == 1 {
 		s.mu.Lock()
-		s.fresh[key] = v.UID[:ref.StemLen]
+		s.fresh[key] = freshKey{stem: v.UID[:ref.StemLen], started: s.startedLocked(key, time.Now())}
 		s.mu.Unlock()
 	}
 	s.published(v)
@@ -1569,11 +1571,23 @@ const MoveAwayWindow = time.Minute
 // (it has live versions), nor a folder artifact (rm -r of one, then a
 // file written at its key).
 func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
+	s.restoreUnlinkedFor(ctx, key, time.Time{})
+}
+
+// restoreUnlinkedFor is restoreUnlinked for a file renamed onto key that
+// was started at started (zero: unknown): an unlink of key before it and
+// within the window of it counts as claimed, as for a File of key started
+// then (long_tool > out.tmp for longer than the window, then mv out.tmp
+// out, after rm out, restores as writing out directly does).
+func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time.Time) {
 	s.mu.Lock()
 	delete(s.movedAway, key)
 	u, ok := s.unlinked[key]
 	delete(s.unlinked, key)
 	s.mu.Unlock()
+	if ok && !started.IsZero() && !started.Before(u.at) && started.Sub(u.at) <= s.window() {
+		u.claimed = true
+	}
 	if !ok || !u.claimed && time.Since(u.at) > s.window() && (runOf(ctx) == "" || !s.runHolds(u, runOf(ctx))) {
 		return
 	}
@@ -1601,6 +1615,25 @@ func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
 	}
 }
 
+// freshKey is a key whose first version this Stage committed: the stem
+// of its artifact, and when the File that wrote it was started.
+type freshKey struct {
+	stem    string
+	started time.Time
+}
+
+// startedLocked returns when the earliest open File of key not unlinked
+// was started, or def if none is earlier. Called with s.mu held.
+func (s *Stage) startedLocked(key string, def time.Time) time.Time {
+	t := def
+	for _, f := range s.open[key] {
+		if !f.deleted && (t.IsZero() || f.started.Before(t)) {
+			t = f.started
+		}
+	}
+	return t
+}
+
 // keepFolder makes the folder of key persist once it is emptied.
 func (s *Stage) keepFolder(ctx context.Context, key string) {
 	if dir := path.Dir(key); dir != "." {
@@ -1623,14 +1656,17 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	}
 	s.mu.Lock()
 	moved := s.open[from]
-	fresh := s.fresh[from]
+	fk := s.fresh[from]
+	fresh := fk.stem
+	started := s.startedLocked(from, fk.started)
 	s.mu.Unlock()
 	if from != to {
 		// Onto a key unlinked within the window (a temporary renamed over
 		// a removed output, rm B; mv C B, rsync again after rm -r): its
 		// versions come back first, as for a commit of the key; then the
-		// rename makes a version of to, or none for the same bytes.
-		s.restoreUnlinked(ctx, to)
+		// rename makes a version of to, or none for the same bytes. The
+		// window runs to the source's creation when this Stage made it.
+		s.restoreUnlinkedFor(ctx, to, started)
 	}
 	v, err := s.cat.Rename(s.lazy(ctx), from, to)
 	if errors.Is(err, catalog.ErrNotFound) && len(moved) > 0 {
