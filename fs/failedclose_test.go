@@ -105,3 +105,56 @@ func TestRenameFolderMovesFailedClose(t *testing.T) {
 		t.Fatalf("stat fo1 after the retry: %v", err)
 	}
 }
+
+// A new key whose first close failed (the storage away) is a file being
+// written until its retry commits it: ls lists it, a read gets its bytes,
+// rm drops them (the retry committed them later, and the file rm had
+// answered ENOENT of came back), mv moves them (it could not stat it).
+func TestFailedCloseOfNewKeyShows(t *testing.T) {
+	w := newWorld(t)
+	st, away := failedCloseWorld(t, w)
+	w.sh(`mkdir d && echo old > d/keep.txt`)
+	away(true)
+	failClose(t, w, st, "d/nk.txt", os.O_CREATE, "nk\n")
+	failClose(t, w, st, "d/mv.txt", os.O_CREATE, "mv\n")
+	failClose(t, w, st, "d/stay.txt", os.O_CREATE, "stay\n")
+	away(false)
+	ents, err := os.ReadDir(w.p("d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{"keep.txt", "mv.txt", "nk.txt", "stay.txt"}; !slices.Equal(names, want) {
+		t.Fatalf("ls d = %v, want %v", names, want)
+	}
+	if got := string(w.read("d/stay.txt")); got != "stay\n" {
+		t.Fatalf("d/stay.txt before its retry = %q", got)
+	}
+	if err := os.Remove(w.p("d/nk.txt")); err != nil {
+		t.Fatalf("rm of a new key whose close failed: %v", err)
+	}
+	if _, err := os.Stat(w.p("d/nk.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat d/nk.txt after rm: %v", err)
+	}
+	if err := os.Rename(w.p("d/mv.txt"), w.p("d/moved.txt")); err != nil {
+		t.Fatalf("mv of a new key whose close failed: %v", err)
+	}
+	if left := st.RetryFailed(context.Background()); left != 0 {
+		t.Fatalf("%d failed closes left", left)
+	}
+	w.wantVersions("d/nk.txt", nil, nil)
+	w.wantVersions("d/mv.txt", nil, nil)
+	w.wantVersions("d/moved.txt", []int{1}, nil)
+	w.wantVersions("d/stay.txt", []int{1}, nil)
+	for name, want := range map[string]string{"d/moved.txt": "mv\n", "d/stay.txt": "stay\n"} {
+		if got := string(w.read(name)); got != want {
+			t.Fatalf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if _, err := os.Stat(w.p("d/nk.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat d/nk.txt after the retry: %v", err)
+	}
+}

@@ -1319,11 +1319,22 @@ func (s *Stage) Unsaved(key string) (size int64, mtime time.Time, mode uint32, w
 }
 
 // PendingUnder lists the keys directly under prefix ("" or ending in "/")
-// that have open Files, and the next segments of deeper ones.
+// that have open Files or failed closes waiting for a retry
+// (FailedPending), and the next segments of deeper ones.
 func (s *Stage) PendingUnder(prefix string) (keys, dirs []string) {
+	failed := s.failedUnder(prefix)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seen := map[string]bool{}
+	seen, listed := map[string]bool{}, map[string]bool{}
+	for _, k := range failed {
+		if rest := k[len(prefix):]; !strings.Contains(rest, "/") && !listed[k] {
+			listed[k] = true
+			keys = append(keys, k)
+		} else if i := strings.IndexByte(rest, '/'); i >= 0 && !seen[rest[:i]] {
+			seen[rest[:i]] = true
+			dirs = append(dirs, rest[:i])
+		}
+	}
 	for k, l := range s.open {
 		if len(l) == 0 || !strings.HasPrefix(k, prefix) {
 			continue
@@ -1343,7 +1354,9 @@ func (s *Stage) PendingUnder(prefix string) (keys, dirs []string) {
 			}
 			continue
 		}
-		keys = append(keys, k)
+		if !listed[k] {
+			keys = append(keys, k)
+		}
 	}
 	return keys, dirs
 }
@@ -1379,6 +1392,8 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 			err = nil
 		} else if hadOpen {
 			err = nil // created and deleted before it was closed: no trace
+		} else if s.dropFailedOf(key) > 0 {
+			err = nil // a new key whose close failed (FailedPending): its bytes go
 		}
 	}
 	if err != nil {
@@ -1669,8 +1684,9 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 		s.restoreUnlinkedFor(ctx, to, started)
 	}
 	v, err := s.cat.Rename(s.lazy(ctx), from, to)
-	if errors.Is(err, catalog.ErrNotFound) && len(moved) > 0 {
-		// Only staged so far: its commit goes to the new name, which a
+	if errors.Is(err, catalog.ErrNotFound) && (len(moved) > 0 || s.hasFailed(from)) {
+		// Only staged so far (open, or a failed close of a new key:
+		// FailedPending): its commit goes to the new name, which a
 		// link there no longer holds (as the catalog's Rename replaces it).
 		err = s.cat.RemoveLink(s.lazy(ctx), to)
 		if errors.Is(err, catalog.ErrNotFound) {
