@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -397,6 +398,7 @@ type handle struct {
 	w      *writeHandle
 	follow *following // write.go
 	pages  *pageState // a reader of a latest path: released at RELEASE (inode.go)
+	staged *os.File   // a reader of a failed close's staged bytes (failedEntry)
 }
 
 // fmodeExec is __FMODE_EXEC, the flag the kernel's open for execve carries
@@ -446,6 +448,13 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 		k, err := h.w.f.ReadAt(ctx, dest, off)
 		if err != nil && k == 0 && !isEOF(err) {
 			return nil, readErrno(ctx, n.m.log, err)
+		}
+		return fuse.ReadResultData(dest[:k]), 0
+	}
+	if h.staged != nil {
+		k, err := h.staged.ReadAt(dest, off)
+		if err != nil && k == 0 && !isEOF(err) {
+			return nil, errnoOf(err)
 		}
 		return fuse.ReadResultData(dest[:k]), 0
 	}

@@ -340,3 +340,42 @@ func TestRunUnlinkThenJobWritesLate(t *testing.T) {
 	late("p", "j", "slow.txt", "slow\n")
 	w.wantVersions("slow.txt", []int{2}, []int{1})
 }
+
+// A rename onto an unlinked key measures the window to the source file's
+// creation, as a write of the key does: a tool writing its temporary for
+// longer than the window (rm out; long_tool > out.tmp && mv out.tmp out)
+// gets the unlink's versions back; one created after the window does not.
+func TestUnlinkThenLongTemporaryRenamedRestores(t *testing.T) {
+	const window = 2 * time.Second
+	w := newWorld(t)
+	w.mountRWWindow(window)
+	w.sh(`echo one > out && echo two > late`)
+	if err := os.Remove(w.p("out")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(w.p("out.tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("three\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(window + window/2)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.p("out.tmp"), w.p("out")); err != nil {
+		t.Fatal(err)
+	}
+	w.wantVersions("out", []int{1, 2}, nil)
+	if got := string(w.read("out")); got != "three\n" {
+		t.Fatalf("out = %q", got)
+	}
+	// Created after the window: a new history, the old one in the trash.
+	if err := os.Remove(w.p("late")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(window + window/2)
+	w.sh(`echo three > late.tmp && mv late.tmp late`)
+	w.wantVersions("late", []int{2}, []int{1})
+}

@@ -278,7 +278,23 @@ func (ns *Namespace) pending(prefix, name string) (Entry, bool) {
 	if f := ns.st.Pending(prefix + name); f != nil {
 		return ns.pendingEntry(name, prefix+name, f), true
 	}
-	return Entry{}, false
+	return ns.failedEntry(name, prefix+name)
+}
+
+// failedEntry is the entry of a key whose close failed and waits for a
+// retry (stage.FailedPending), shown where the catalog has no such key: a
+// new file, as one being written is, which rm drops and mv moves. Reads
+// get its staged bytes (openLatest).
+func (ns *Namespace) failedEntry(name, key string) (Entry, bool) {
+	sf, ok := ns.st.FailedPending(key)
+	if !ok {
+		return Entry{}, false
+	}
+	fi, err := os.Stat(sf.Path)
+	if err != nil {
+		return Entry{}, false
+	}
+	return Entry{Name: name, Kind: KindPending, Key: key, Latest: true, Size: fi.Size(), Mtime: sf.Mtime, Mode: sf.Mode, Ino: latestIno(key)}, true
 }
 
 // pendingUnder lists the keys being written under prefix that the listing
@@ -296,6 +312,8 @@ func (ns *Namespace) pendingUnder(prefix string, l *listing) []Entry {
 		}
 		if f := ns.st.Pending(k); f != nil {
 			out = append(out, ns.pendingEntry(name, k, f))
+		} else if e, ok := ns.failedEntry(name, k); ok {
+			out = append(out, e)
 		}
 	}
 	for _, d := range dirs {
@@ -645,6 +663,16 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 		if c, err := n.m.ns.lookupKey(ctx, prefix, name); err == nil && c.Kind == KindFile {
 			return n.openLatest(ctx, c)
 		}
+		if sf, ok := n.m.ns.st.FailedPending(e.Key); ok {
+			// A new key whose close failed (failedEntry): its staged
+			// bytes, which a retry commits (and then removes; this
+			// descriptor keeps reading them).
+			f, err := os.Open(sf.Path)
+			if err != nil {
+				return nil, 0, errnoOf(err), true
+			}
+			return &handle{staged: f}, fuse.FOPEN_DIRECT_IO, 0, true
+		}
 		return nil, 0, syscall.ENOENT, true
 	case e.Kind == KindPending:
 		f := n.m.ns.st.Pending(e.Key)
@@ -876,6 +904,9 @@ func (m *Mount) versionsListed(key string) {
 func (h *handle) Release(context.Context) syscall.Errno {
 	if h.pages != nil {
 		h.pages.release()
+	}
+	if h.staged != nil {
+		h.staged.Close()
 	}
 	if h.w == nil || h.w.readOnly {
 		return 0

@@ -244,6 +244,9 @@ func (s *Stage) nothingOwn(ctx context.Context, j journal, data string, size int
 	if size == 0 {
 		return true
 	}
+	if s.cat == nil {
+		return false // Staged, with no catalog to ask: maybe its own
+	}
 	return s.latestHolds(ctx, j.Key, j.Base, data)
 }
 

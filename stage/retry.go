@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -276,7 +277,7 @@ func (s *Stage) retriedBefore(uid string, t time.Time) bool {
 // them later, and the key, removed with rc 0, came back (with the versions
 // the unlink trashed: restoreUnlinked). Those a RetryFailed under way
 // holds are dropped by it (retryOne). Bytes bound for lost+found/ stay.
-func (s *Stage) dropFailedOf(key string) {
+func (s *Stage) dropFailedOf(key string) (n int) {
 	s.rmu.Lock()
 	var drop []failedClose
 	s.failedCloses = slices.DeleteFunc(s.failedCloses, func(fc failedClose) bool {
@@ -292,12 +293,60 @@ func (s *Stage) dropFailedOf(key string) {
 				s.cancelled = map[string]bool{}
 			}
 			s.cancelled[fc.j.ID] = true
+			n++
 		}
 	}
 	s.rmu.Unlock()
 	for _, fc := range drop {
 		s.dropFailed(fc)
 	}
+	return n + len(drop)
+}
+
+// FailedPending returns the newest failed close of key that waits for a
+// retry to commit at key: the mount shows it at a name the catalog lacks
+// (a new key whose first close failed) as a file being written, which rm
+// drops and mv moves (Unlink, Rename). Until then it was at no name, and
+// the retry brought it back after an rm that answered ENOENT.
+func (s *Stage) FailedPending(key string) (StagedFile, bool) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	var newest *failedClose
+	for _, l := range [][]failedClose{s.failedCloses, s.inRetry} {
+		for i, fc := range l {
+			if fc.j.Key == key && fc.lostWhy == "" && !s.cancelled[fc.j.ID] && (newest == nil || fc.closed.After(newest.closed)) {
+				newest = &l[i]
+			}
+		}
+	}
+	if newest == nil {
+		return StagedFile{}, false
+	}
+	sf := StagedFile{Key: key, Path: filepath.Join(s.opts.Dir, newest.j.ID), Closed: true, Mode: newest.j.Mode, Mtime: newest.mtime.UTC()}
+	return sf, true
+}
+
+// hasFailed reports whether key has a failed close waiting for a retry to
+// commit at it.
+func (s *Stage) hasFailed(key string) bool {
+	_, ok := s.FailedPending(key)
+	return ok
+}
+
+// failedUnder lists the keys under prefix of failed closes waiting for a
+// retry to commit at them.
+func (s *Stage) failedUnder(prefix string) []string {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	var keys []string
+	for _, l := range [][]failedClose{s.failedCloses, s.inRetry} {
+		for _, fc := range l {
+			if fc.lostWhy == "" && !s.cancelled[fc.j.ID] && strings.HasPrefix(fc.j.Key, prefix) {
+				keys = append(keys, fc.j.Key)
+			}
+		}
+	}
+	return keys
 }
 
 // dropFailed drops the staged bytes of the failed close fc, whose key
@@ -317,10 +366,28 @@ func (s *Stage) dropFailed(fc failedClose) {
 // commit to to: the file was renamed, and its bytes follow it as an open
 // File's do (Rename). Those a RetryFailed under way holds commit to from.
 func (s *Stage) renameFailed(from, to string) {
+	s.rekeyFailed(func(k string) (string, bool) { return to, k == from })
+}
+
+// renameFailedUnder is renameFailed for a folder: the failed closes of
+// keys under from/ commit under to/ (RenameFolder).
+func (s *Stage) renameFailedUnder(from, to string) {
+	s.rekeyFailed(func(k string) (string, bool) {
+		if !strings.HasPrefix(k, from+"/") {
+			return "", false
+		}
+		return to + k[len(from):], true
+	})
+}
+
+// rekeyFailed moves each failed close waiting for a retry whose key move
+// maps to a new key, journal first.
+func (s *Stage) rekeyFailed(move func(key string) (string, bool)) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	for i, fc := range s.failedCloses {
-		if fc.j.Key != from || fc.lostWhy != "" {
+		to, ok := move(fc.j.Key)
+		if !ok || fc.lostWhy != "" {
 			continue
 		}
 		j := journal{ID: fc.j.ID, State: stateClosed, Key: to, Mode: fc.j.Mode}

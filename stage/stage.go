@@ -107,7 +107,7 @@ type Stage struct {
 
 	mu    sync.Mutex // guards open, fresh, movedAway, unlinked and the key and deleted fields of Files
 	open  map[string][]*File
-	fresh map[string]string // keys whose artifact this Stage created (temporary names, often): its stem
+	fresh map[string]freshKey // keys whose artifact this Stage created (temporary names, often)
 	// movedAway holds when a key was renamed to a scratch name (MoveAway):
 	// an editor's backup; or when a key with a scratch-like name was
 	// unlinked (KeepName): the name stays the catalog's.
@@ -161,7 +161,7 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, jlog: newJournalLog(o.Dir),
-		open: map[string][]*File{}, fresh: map[string]string{}, movedAway: map[string]keptName{},
+		open: map[string][]*File{}, fresh: map[string]freshKey{}, movedAway: map[string]keptName{},
 		unlinked: map[string]unlinkedKey{}}, nil
 }
 
@@ -215,6 +215,7 @@ type File struct {
 	// guarded by Stage.mu
 	key     string
 	deleted bool
+	started time.Time // when start made it
 
 	mu        sync.Mutex // guards the fields below
 	base      *catalog.Version
@@ -288,7 +289,8 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
-	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, mtime: time.Now(), handles: 1, unclosed: 1}
+	now := time.Now()
+	f := &File{s: s, id: id, data: data, key: key, mode: mode & 0o7777, mtime: now, started: now, handles: 1, unclosed: 1}
 	if base != nil && base.UID != "" {
 		f.base = base
 		f.size = base.Size
@@ -1023,7 +1025,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 	}
 	if !saved[0].Unchanged && v.Version == 1 {
 		s.mu.Lock()
-		s.fresh[key] = v.UID[:ref.StemLen]
+		s.fresh[key] = freshKey{stem: v.UID[:ref.StemLen], started: s.startedLocked(key, time.Now())}
 		s.mu.Unlock()
 	}
 	s.published(v)
@@ -1348,11 +1350,22 @@ func (s *Stage) Unsaved(key string) (size int64, mtime time.Time, mode uint32, w
 }
 
 // PendingUnder lists the keys directly under prefix ("" or ending in "/")
-// that have open Files, and the next segments of deeper ones.
+// that have open Files or failed closes waiting for a retry
+// (FailedPending), and the next segments of deeper ones.
 func (s *Stage) PendingUnder(prefix string) (keys, dirs []string) {
+	failed := s.failedUnder(prefix)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seen := map[string]bool{}
+	seen, listed := map[string]bool{}, map[string]bool{}
+	for _, k := range failed {
+		if rest := k[len(prefix):]; !strings.Contains(rest, "/") && !listed[k] {
+			listed[k] = true
+			keys = append(keys, k)
+		} else if i := strings.IndexByte(rest, '/'); i >= 0 && !seen[rest[:i]] {
+			seen[rest[:i]] = true
+			dirs = append(dirs, rest[:i])
+		}
+	}
 	for k, l := range s.open {
 		if len(l) == 0 || !strings.HasPrefix(k, prefix) {
 			continue
@@ -1372,7 +1385,9 @@ func (s *Stage) PendingUnder(prefix string) (keys, dirs []string) {
 			}
 			continue
 		}
-		keys = append(keys, k)
+		if !listed[k] {
+			keys = append(keys, k)
+		}
 	}
 	return keys, dirs
 }
@@ -1408,6 +1423,8 @@ func (s *Stage) Unlink(ctx context.Context, key string) error {
 			err = nil
 		} else if hadOpen {
 			err = nil // created and deleted before it was closed: no trace
+		} else if s.dropFailedOf(key) > 0 {
+			err = nil // a new key whose close failed (FailedPending): its bytes go
 		}
 	}
 	if err != nil {
@@ -1600,11 +1617,23 @@ const MoveAwayWindow = time.Minute
 // (it has live versions), nor a folder artifact (rm -r of one, then a
 // file written at its key).
 func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
+	s.restoreUnlinkedFor(ctx, key, time.Time{})
+}
+
+// restoreUnlinkedFor is restoreUnlinked for a file renamed onto key that
+// was started at started (zero: unknown): an unlink of key before it and
+// within the window of it counts as claimed, as for a File of key started
+// then (long_tool > out.tmp for longer than the window, then mv out.tmp
+// out, after rm out, restores as writing out directly does).
+func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time.Time) {
 	s.mu.Lock()
 	delete(s.movedAway, key)
 	u, ok := s.unlinked[key]
 	delete(s.unlinked, key)
 	s.mu.Unlock()
+	if ok && !started.IsZero() && !started.Before(u.at) && started.Sub(u.at) <= s.window() {
+		u.claimed = true
+	}
 	if !ok || !u.claimed && time.Since(u.at) > s.window() && (runOf(ctx) == "" || !s.runHolds(u, runOf(ctx))) {
 		return
 	}
@@ -1632,6 +1661,25 @@ func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
 	}
 }
 
+// freshKey is a key whose first version this Stage committed: the stem
+// of its artifact, and when the File that wrote it was started.
+type freshKey struct {
+	stem    string
+	started time.Time
+}
+
+// startedLocked returns when the earliest open File of key not unlinked
+// was started, or def if none is earlier. Called with s.mu held.
+func (s *Stage) startedLocked(key string, def time.Time) time.Time {
+	t := def
+	for _, f := range s.open[key] {
+		if !f.deleted && (t.IsZero() || f.started.Before(t)) {
+			t = f.started
+		}
+	}
+	return t
+}
+
 // keepFolder makes the folder of key persist once it is emptied.
 func (s *Stage) keepFolder(ctx context.Context, key string) {
 	if dir := path.Dir(key); dir != "." {
@@ -1654,18 +1702,22 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	}
 	s.mu.Lock()
 	moved := s.open[from]
-	fresh := s.fresh[from]
+	fk := s.fresh[from]
+	fresh := fk.stem
+	started := s.startedLocked(from, fk.started)
 	s.mu.Unlock()
 	if from != to {
 		// Onto a key unlinked within the window (a temporary renamed over
 		// a removed output, rm B; mv C B, rsync again after rm -r): its
 		// versions come back first, as for a commit of the key; then the
-		// rename makes a version of to, or none for the same bytes.
-		s.restoreUnlinked(ctx, to)
+		// rename makes a version of to, or none for the same bytes. The
+		// window runs to the source's creation when this Stage made it.
+		s.restoreUnlinkedFor(ctx, to, started)
 	}
 	v, err := s.cat.Rename(s.lazy(ctx), from, to)
-	if errors.Is(err, catalog.ErrNotFound) && len(moved) > 0 {
-		// Only staged so far: its commit goes to the new name, which a
+	if errors.Is(err, catalog.ErrNotFound) && (len(moved) > 0 || s.hasFailed(from)) {
+		// Only staged so far (open, or a failed close of a new key:
+		// FailedPending): its commit goes to the new name, which a
 		// link there no longer holds (as the catalog's Rename replaces it).
 		err = s.cat.RemoveLink(s.lazy(ctx), to)
 		if errors.Is(err, catalog.ErrNotFound) {
@@ -1764,6 +1816,7 @@ func (s *Stage) RenameFolder(ctx context.Context, from, to string) error {
 	}
 	s.mu.Lock()
 	var keys []string
+	var moved []*File
 	for k, l := range s.open {
 		if strings.HasPrefix(k, from+"/") {
 			nk := to + k[len(from):]
@@ -1773,9 +1826,23 @@ func (s *Stage) RenameFolder(ctx context.Context, from, to string) error {
 			s.open[nk] = append(s.open[nk], l...)
 			delete(s.open, k)
 			keys = append(keys, k, nk)
+			moved = append(moved, l...)
 		}
 	}
 	s.mu.Unlock()
+	// As Rename's for one key: failed closes under the folder commit
+	// under its new name, and the journals of its open Files name their
+	// new keys (Recover, lost+found/).
+	s.renameFailedUnder(from, to)
+	for _, f := range moved {
+		f.mu.Lock()
+		if f.closed {
+			_ = f.writeJournal(stateClosed)
+		} else {
+			_ = f.writeJournal(stateOpen)
+		}
+		f.mu.Unlock()
+	}
 	s.keepFolder(ctx, from)
 	s.changed(append(keys, from, to)...)
 	return nil

@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -30,8 +31,10 @@ type StagedFile struct {
 }
 
 // Staged lists what the staging folder dir keeps that no commit holds
-// (committed files waiting for a sync are left out), in key order. It
-// only reads: run it when no daemon uses dir, or for a report.
+// (committed files waiting for a sync are left out, and files open when
+// their daemon stopped that hold nothing of their own by what Recover can
+// tell without the catalog: never written), in key order. It only reads:
+// run it when no daemon uses dir, or for a report.
 func Staged(dir string) ([]StagedFile, error) {
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
 		return nil, nil
@@ -50,6 +53,11 @@ func Staged(dir string) ([]StagedFile, error) {
 		fi, err := os.Stat(p)
 		if err != nil {
 			continue // removed (saved elsewhere after a take-over): nothing left
+		}
+		if j.State == stateOpen && s.nothingOwn(context.Background(), j, p, fi.Size()) {
+			// Never written (an idle O_RDWR, O_TRUNC or O_CREAT and no
+			// write): Recover keeps nothing of it, as it says.
+			continue
 		}
 		out = append(out, StagedFile{Key: j.Key, Path: p, Closed: j.State == stateClosed, Mode: j.Mode, Mtime: fi.ModTime().UTC()})
 	}
