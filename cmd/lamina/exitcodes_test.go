@@ -66,6 +66,11 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"lineage", "experiments/"}, 2, "experiments/ is a folder of keys"},
 		{[]string{"delete", "experiments/"}, 2, "experiments/ is a folder of keys"},
 		{[]string{"show", "nosuch/"}, 2, `bad key "nosuch/"`},
+		// A folder of keys named without its '/': a hint, exit 2.
+		{[]string{"show", "experiments"}, 2, "experiments/ is a folder of keys: `lamina ls experiments/` lists them"},
+		{[]string{"get", "experiments", "-o", "-"}, 2, "experiments/ is a folder of keys: `lamina ls experiments/` lists them"},
+		{[]string{"ls", "--versions", "experiments"}, 2, "experiments/ is a folder of keys: `lamina ls experiments/` lists them"},
+		{[]string{"lineage", "experiments"}, 2, "experiments/ is a folder of keys: `lamina ls experiments/` lists them"},
 		// Not found.
 		{[]string{"show", "nosuch.txt"}, 4, `no artifact has key "nosuch.txt"`},
 		{[]string{"get", "nosuch.txt", "-o", "-"}, 4, `no artifact has key "nosuch.txt"`},

@@ -83,7 +83,7 @@ func cmdLs() *cli.Command {
 					}
 				}
 				if err != nil {
-					return err
+					return folderNamed(c.Context, in.Catalog, arg, err) // keypath.go
 				}
 				return printKeyVersions(c, format, vs) // trashnote.go
 			}
