@@ -41,7 +41,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"save", a, "--key", "x@v0"}, 2, `bad key "x@v0"`},
 		{[]string{"save", a, "--key", "a\tb"}, 2, "a key may not contain a control character"},
 		{[]string{"save", a, "--key", long}, 2, "key is 5000 bytes, at most 1024 are allowed"},
-		{[]string{"show", "x@v0"}, 2, "versions start at 1"},
+		{[]string{"show", "x@v0"}, 2, "versions are numbered from 1"},
+		{[]string{"ls", "--versions", "x@v0"}, 2, "versions are numbered from 1"},
+		{[]string{"ls", "--versions", "K@v99"}, 2, "ls --versions lists every version of a key: give K (lamina show K@v99 shows one)"},
 		{[]string{"ls", "--versions", "a\tb"}, 2, "control character"},
 		// Flags and their values.
 		{[]string{"ls", "--format", "yaml"}, 2, `unknown --format "yaml"`},
