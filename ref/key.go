@@ -157,7 +157,7 @@ func ParseSpec(s string) (Spec, error) {
 			if strings.Trim(s[len(k)+2:], "0") != "" {
 				return Spec{}, fmt.Errorf("%w %q: version number too large", ErrBadKey, s)
 			}
-			return Spec{}, fmt.Errorf("%w %q: versions start at 1 (%s@v1 is the first; %s alone names the latest)", ErrBadKey, s, k, k)
+			return Spec{}, fmt.Errorf("%w %q: versions are numbered from 1 (%s@v1 is the first; %s alone names the latest)", ErrBadKey, s, k, k)
 		}
 		return Spec{Key: k, Version: n}, nil
 	}

@@ -120,8 +120,8 @@ func TestParseSpec(t *testing.T) {
 	// Version 0 is not a bad name: versions start at 1. One past any int
 	// is too large, not 0.
 	for s, want := range map[string]string{
-		"exp/b.csv@v0":                      "versions start at 1",
-		"exp/b.csv@v00":                     "versions start at 1",
+		"exp/b.csv@v0":                      "versions are numbered from 1",
+		"exp/b.csv@v00":                     "versions are numbered from 1",
 		"exp/b.csv@v99999999999999999999":   "version number too large",
 		"exp/b.csv@v0099999999999999999999": "version number too large",
 	} {

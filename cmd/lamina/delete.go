@@ -66,7 +66,8 @@ func cmdDelete() *cli.Command {
 				}
 				keys[i] = ka.Spec
 			}
-			var trees []string // FOLDER/ with --permanent: what the trash holds under it
+			var trees []string   // FOLDER/ with --permanent: what the trash holds under it
+			var folders []string // FOLDER/ without: refused once the catalog says what is under it
 			for i, k := range keys {
 				if c.Bool("permanent") && strings.HasSuffix(k, "/") && ref.CheckExistingKey(strings.TrimSuffix(k, "/")) == nil {
 					// FOLDER/ as ls --trash shows a removed folder: the
@@ -76,7 +77,9 @@ func cmdDelete() *cli.Command {
 					continue
 				}
 				if strings.HasSuffix(k, "/") && ref.CheckExistingKey(strings.TrimSuffix(k, "/")) == nil {
-					return exitf(2, "%s", folderDelete(strings.TrimSuffix(k, "/")))
+					folders = append(folders, strings.TrimSuffix(k, "/"))
+					keys[i] = ""
+					continue
 				}
 				// No single version can be deleted: say what delete does
 				// rather than that the name is bad.
@@ -97,6 +100,11 @@ func cmdDelete() *cli.Command {
 				return err
 			}
 			defer in.Close()
+			for _, d := range folders {
+				if err := folderDeleteRefusal(c.Context, in.Catalog, d); err != nil {
+					return err
+				}
+			}
 			w := c.App.Writer
 			// Every key is resolved before anything changes: a missing one
 			// refuses the whole command, naming all that are missing.
@@ -445,6 +453,30 @@ func deleteWhat(keys []string, trees []trashTree) string {
 // keys of artifacts.
 func folderDelete(dir string) string {
 	return fmt.Sprintf("%s/ is a folder of keys: lamina delete takes the keys of artifacts (lamina ls %s/ lists them); rm -r of the folder in a mount trashes all of them, and lamina restore %s/ brings them back", dir, dir, dir)
+}
+
+// folderDeleteRefusal is why delete refuses DIR/ (without --permanent):
+// a folder of keys is not an artifact (exit 2, what lists them and what
+// trashes them, also when only the trash holds keys under it), and under
+// a DIR/ that holds no key there is nothing to delete (exit 4).
+func folderDeleteRefusal(ctx context.Context, cat catalog.Catalog, dir string) error {
+	under, err := cat.List(ctx, catalog.Query{Prefix: dir + "/", Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(under) > 0 {
+		return exitf(exitUsage, "%s", folderDelete(dir))
+	}
+	trash, err := cat.TrashList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range trash {
+		if strings.HasPrefix(t.Key, dir+"/") {
+			return exitf(exitUsage, "%s", folderDelete(dir))
+		}
+	}
+	return exitf(exitNotFound, "no key starts with %s/: nothing deleted", dir)
 }
 
 // resolveDeleteKeys checks that every key names an artifact (a live one

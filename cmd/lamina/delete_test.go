@@ -46,13 +46,13 @@ func TestDeletePermanentReferenced(t *testing.T) {
 	e.fails("no artifact has key", "show", "a.csv")
 }
 
-// TestVersionSpecErrors: @v0 says versions start at 1, and delete of
+// TestVersionSpecErrors: @v0 says versions are numbered from 1, and delete of
 // KEY@vN says delete takes the whole artifact, rather than "bad key".
 func TestVersionSpecErrors(t *testing.T) {
 	e := newEnv(t)
 	e.init()
 	e.ok("save", e.write("b.csv", []byte("b\n")), "--key", "exp/b.csv")
-	e.fails(`"exp/b.csv@v0": versions start at 1`, "show", "exp/b.csv@v0")
+	e.fails(`"exp/b.csv@v0": versions are numbered from 1`, "show", "exp/b.csv@v0")
 	for _, spec := range []string{"exp/b.csv@v2", "exp/b.csv@v0"} {
 		err := e.fails(`"`+spec+`" names one version; delete removes a whole artifact, every version of it: lamina delete exp/b.csv`, "delete", spec)
 		if codeOf(err) != 2 {

@@ -41,7 +41,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"save", a, "--key", "x@v0"}, 2, `bad key "x@v0"`},
 		{[]string{"save", a, "--key", "a\tb"}, 2, "a key may not contain a control character"},
 		{[]string{"save", a, "--key", long}, 2, "key is 5000 bytes, at most 1024 are allowed"},
-		{[]string{"show", "x@v0"}, 2, "versions start at 1"},
+		{[]string{"show", "x@v0"}, 2, "versions are numbered from 1"},
+		{[]string{"ls", "--versions", "x@v0"}, 2, "versions are numbered from 1"},
+		{[]string{"ls", "--versions", "K@v99"}, 2, "ls --versions lists every version of a key: give K (lamina show K@v99 shows one)"},
 		{[]string{"ls", "--versions", "a\tb"}, 2, "control character"},
 		// Flags and their values.
 		{[]string{"ls", "--format", "yaml"}, 2, `unknown --format "yaml"`},
@@ -66,11 +68,17 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"lineage", "experiments/"}, 2, "experiments/ is a folder of keys"},
 		{[]string{"delete", "experiments/"}, 2, "experiments/ is a folder of keys"},
 		{[]string{"show", "nosuch/"}, 2, `bad key "nosuch/"`},
+		// A folder of keys named without its '/': a hint, exit 2.
+		{[]string{"show", "experiments"}, 2, "experiments/ is a folder of keys: `lamina ls experiments/` lists them"},
+		{[]string{"get", "experiments", "-o", "-"}, 2, "experiments/ is a folder of keys: `lamina ls experiments/` lists them"},
+		{[]string{"ls", "--versions", "experiments"}, 2, "experiments/ is a folder of keys: `lamina ls experiments/` lists them"},
+		{[]string{"lineage", "experiments"}, 2, "experiments/ is a folder of keys: `lamina ls experiments/` lists them"},
 		// Not found.
 		{[]string{"show", "nosuch.txt"}, 4, `no artifact has key "nosuch.txt"`},
 		{[]string{"get", "nosuch.txt", "-o", "-"}, 4, `no artifact has key "nosuch.txt"`},
 		{[]string{"ls", "--versions", "nosuch.txt"}, 4, `no artifact has key "nosuch.txt"`},
 		{[]string{"delete", "nosuch.txt"}, 4, `no artifact has key "nosuch.txt": nothing deleted`},
+		{[]string{"delete", "t/nope/"}, 4, "no key starts with t/nope/"},
 		{[]string{"restore", "nosuch.txt"}, 4, `"nosuch.txt" has nothing in the trash`},
 		{[]string{"show", "K@v99"}, 4, `"K" has no version 99 (latest is 1)`},
 		{[]string{"get", "K@v99", "-o", "-"}, 4, `"K" has no version 99 (latest is 1)`},

@@ -171,6 +171,9 @@ func resolveWith(ctx context.Context, in *instance.Instance, kp *keyPaths, arg s
 			return catalog.Version{}, ferr
 		}
 	}
+	if err != nil {
+		err = folderNamed(ctx, in.Catalog, spec, err) // keypath.go
+	}
 	if errors.Is(err, catalog.ErrNotFound) && ka.Bare {
 		err = fmt.Errorf("%w%s", err, ka.note())
 	}

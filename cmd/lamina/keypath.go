@@ -295,6 +295,23 @@ func folderOfKeys(ctx context.Context, cat catalog.Catalog, spec string) error {
 	return exitf(exitUsage, "%s/ is a folder of keys, not an artifact: give the key of one (`lamina ls %s/` lists them)", dir, dir)
 }
 
+// folderNamed turns err, the catalog's not-found for spec, into a usage
+// error (exit 2) when spec names no artifact but keys are under spec/: a
+// folder named without its '/' (show experiments), said as folderOfKeys
+// says DIR/. Any other err is returned as it is.
+func folderNamed(ctx context.Context, cat catalog.Catalog, spec string, err error) error {
+	if !errors.Is(err, catalog.ErrNotFound) || strings.HasSuffix(spec, "/") || ref.CheckExistingKey(spec) != nil {
+		return err
+	}
+	if _, _, ok := ref.SplitVersion(spec); ok {
+		return err
+	}
+	if vs, lerr := cat.List(ctx, catalog.Query{Prefix: spec + "/", Limit: 1}); lerr != nil || len(vs) == 0 {
+		return err
+	}
+	return exitf(exitUsage, "no artifact has key %q; %s/ is a folder of keys: `lamina ls %s/` lists them", spec, spec, spec)
+}
+
 // mountpoint is where the instance is mounted, "" if it is not.
 func (kp *keyPaths) mountpoint() string {
 	for _, m := range kp.mounts {

@@ -98,6 +98,9 @@ func resolveSpec(c *cli.Context, cat catalog.Catalog, arg string) (catalog.Versi
 				return kv, nil
 			}
 		}
+		if err != nil {
+			err = folderNamed(c.Context, cat, spec, err) // keypath.go
+		}
 		return v, err
 	}
 	v, err := catalog.ByKeyWithTrash(c.Context, cat, s.Key, s.Version)
@@ -116,6 +119,9 @@ func resolveSpec(c *cli.Context, cat catalog.Catalog, arg string) (catalog.Versi
 					s.Key, newest.Ref(), s.Key, s.Key)
 			}
 		}
+	}
+	if err != nil {
+		err = folderNamed(c.Context, cat, spec, err) // keypath.go
 	}
 	if errors.Is(err, catalog.ErrNotFound) && ka.Bare {
 		err = fmt.Errorf("%w%s", err, ka.note())

@@ -66,6 +66,15 @@ func cmdLs() *cli.Command {
 				if err := folderOfKeys(c.Context, in.Catalog, arg); err != nil { // keypath.go
 					return err
 				}
+				// KEY@vN names one version, which show shows: ls
+				// --versions takes the key (a bad N is said as show
+				// says it).
+				if key, n, ok := ref.SplitVersion(arg); ok && ref.CheckExistingKey(key) == nil {
+					if _, err := ref.ParseSpec(arg); err != nil {
+						return err
+					}
+					return exitf(exitUsage, "ls --versions lists every version of a key: give %s (lamina show %s@v%d shows one)", key, key, n)
+				}
 				if err := ref.CheckExistingKey(arg); err != nil {
 					return err
 				}
@@ -83,7 +92,7 @@ func cmdLs() *cli.Command {
 					}
 				}
 				if err != nil {
-					return err
+					return folderNamed(c.Context, in.Catalog, arg, err) // keypath.go
 				}
 				return printKeyVersions(c, format, vs) // trashnote.go
 			}
