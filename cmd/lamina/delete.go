@@ -100,10 +100,8 @@ func cmdDelete() *cli.Command {
 				return err
 			}
 			defer in.Close()
-			for _, d := range folders {
-				if err := folderDeleteRefusal(c.Context, in.Catalog, d); err != nil {
-					return err
-				}
+			if len(folders) > 0 { // the first refuses the command
+				return folderDeleteRefusal(c.Context, in.Catalog, folders[0])
 			}
 			w := c.App.Writer
 			// Every key is resolved before anything changes: a missing one
@@ -455,7 +453,7 @@ func folderDelete(dir string) string {
 	return fmt.Sprintf("%s/ is a folder of keys: lamina delete takes the keys of artifacts (lamina ls %s/ lists them); rm -r of the folder in a mount trashes all of them, and lamina restore %s/ brings them back", dir, dir, dir)
 }
 
-// folderDeleteRefusal is why delete refuses DIR/ (without --permanent):
+// folderDeleteRefusal is why delete refuses DIR/, never nil (without --permanent):
 // a folder of keys is not an artifact (exit 2, what lists them and what
 // trashes them, also when only the trash holds keys under it), and under
 // a DIR/ that holds no key there is nothing to delete (exit 4).
