@@ -552,7 +552,7 @@ func TestChmodOfHeldFileKept(t *testing.T) {
 	}
 }
 
-// truncate(2) by path of a file appenders share (JoinAppend) after one of
+// truncate(2) by path of a file appenders share (Stage.Join) after one of
 // them closed: the File counted as closed by its writers, so the truncate
 // made a version of its own, and the other appender's next commit (its
 // bytes on the File's old end) undid it.
