@@ -236,6 +236,8 @@ func TestCatalogOutageWhileMounted(t *testing.T) {
 	proxy.Up()
 	waitFor(t, "the file closed during the outage, through its own mount", 20*time.Second,
 		readString(filepath.Join(mnt, "during.txt")), "written while the database was away\n")
+	waitFor(t, "the file closed during the outage, committed", 20*time.Second,
+		catalogGet(e, "during.txt"), "written while the database was away\n")
 	if st := status(); st.FailedCommits != 0 || st.CatalogError != "" {
 		t.Errorf("status once the database is back: %+v", st)
 	}
@@ -348,6 +350,8 @@ func TestCatalogHungWhileMounted(t *testing.T) {
 	thawed = true
 	waitFor(t, "the file closed while the database hung, once it answers", 60*time.Second,
 		readString(filepath.Join(mnt, "during.txt")), "written while the database hung\n")
+	waitFor(t, "the file closed while the database hung, committed", 60*time.Second,
+		catalogGet(e, "during.txt"), "written while the database hung\n")
 	if out := e.ok("ls", "--versions", "during.txt"); strings.Count(out, "during.txt") != 1 {
 		t.Errorf("versions of the file closed while the database hung:\n%s", out)
 	}

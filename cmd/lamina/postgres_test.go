@@ -70,6 +70,14 @@ func readString(p string) func() (string, error) {
 	return func() (string, error) { b, err := os.ReadFile(p); return string(b), err }
 }
 
+// catalogGet is what lamina get reads of key: the committed version, where
+// the mount also shows a file whose commit is still to be retried.
+func catalogGet(e interface {
+	run(...string) (string, string, error)
+}, key string) func() (string, error) {
+	return func() (string, error) { out, _, err := e.run("get", key, "-o", "-"); return out, err }
+}
+
 // Two workstations (two mounts, daemons, caches and XDG folders) on one
 // S3 bucket and one PostgreSQL catalog, writing the same keys.
 func TestTwoWorkstations(t *testing.T) {
