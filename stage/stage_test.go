@@ -255,22 +255,11 @@ func TestRecoverLazySave(t *testing.T) {
 
 	// What a SIGKILL leaves: the catalog file as committed, the staging
 	// folder as written.
-	tmp := t.TempDir()
-	raw, err := os.ReadFile(e.cat.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(tmp, "c.db"), raw, 0o600)
-	os.CopyFS(filepath.Join(tmp, "staging"), os.DirFS(e.dir))
-	cat, err := catalog.OpenBolt(filepath.Join(tmp, "c.db"), catalog.BoltOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
+	cat, dir := crashImage(t, e)
 	if _, err := cat.ByKey(ctx, "l/lost.txt", 0); err == nil {
 		t.Fatal("the crash image holds lost.txt: the test plays no crash")
 	}
-	s2, err := stage.New(cat, e.store, stage.Options{Dir: filepath.Join(tmp, "staging"), User: "t", SyncEvery: time.Hour})
+	s2, err := stage.New(cat, e.store, stage.Options{Dir: dir, User: "t", SyncEvery: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +285,7 @@ func TestRecoverLazySave(t *testing.T) {
 			t.Fatalf("%s = %q, want %q", key, b, want.body)
 		}
 	}
-	if n := staged(t, filepath.Join(tmp, "staging")); n != 0 {
+	if n := staged(t, dir); n != 0 {
 		t.Fatalf("staging left %d files after Recover", n)
 	}
 }
@@ -1222,19 +1211,8 @@ func TestCleanFileFollowsNewerVersion(t *testing.T) {
 	}
 
 	// A crash now: both commits wait in the catalog's open transaction.
-	tmp := t.TempDir()
-	raw, err := os.ReadFile(e.cat.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(tmp, "c.db"), raw, 0o600)
-	os.CopyFS(filepath.Join(tmp, "staging"), os.DirFS(e.dir))
-	cat, err := catalog.OpenBolt(filepath.Join(tmp, "c.db"), catalog.BoltOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	s2, err := stage.New(cat, e.store, stage.Options{Dir: filepath.Join(tmp, "staging"), User: "t", SyncEvery: time.Hour})
+	cat, dir := crashImage(t, e)
+	s2, err := stage.New(cat, e.store, stage.Options{Dir: dir, User: "t", SyncEvery: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

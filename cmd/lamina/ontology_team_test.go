@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 	"github.com/lamina-bio/lamina/instance"
 	s3b "github.com/lamina-bio/lamina/storage/s3"
 	"github.com/lamina-bio/lamina/storage/s3/s3test"
@@ -42,13 +41,7 @@ func (e *mntEnv) entities() []string {
 // listing what it had read once and its next import wrote that old list
 // back, dropping A's; two imports at once kept only the last write.
 func TestTeamOntologyRegistry(t *testing.T) {
-	srv := s3test.Real(t)
-	bucket := srv.CreateBucket(t)
-	db := pgtest.URL(t)
-	a, b := workstation(t, "ana", srv), workstation(t, "ben", srv)
-	a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style",
-		"--db", db, "--name", "lab")
-	b.ok("connect", "lab", "--db", db)
+	_, _, _, a, b := team(t)
 	imp := func(e *mntEnv, entity string) {
 		e.ok("ontology", "import", entity, "--source", e.file(entity+".obo", tinyOBO(entity)))
 	}

@@ -26,6 +26,20 @@ func workstation(t *testing.T, name string, srv s3test.Server) *mntEnv {
 	return workstationEnv(t, name, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey)
 }
 
+// team is a team's instance "lab" on a new bucket of a real S3 server and a
+// PostgreSQL catalog (its URL db): ana made it, ben connected to it.
+func team(t *testing.T) (srv s3test.Server, bucket, db string, ana, ben *mntEnv) {
+	t.Helper()
+	srv = s3test.Real(t)
+	bucket = srv.CreateBucket(t)
+	db = pgtest.URL(t)
+	ana, ben = workstation(t, "ana", srv), workstation(t, "ben", srv)
+	ana.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style",
+		"--db", db, "--name", "lab")
+	ben.ok("connect", "lab", "--db", db)
+	return srv, bucket, db, ana, ben
+}
+
 // workstationEnv is workstation with more environment variables.
 func workstationEnv(t *testing.T, name string, env ...string) *mntEnv {
 	t.Helper()
@@ -391,13 +405,7 @@ func TestReadOnlyRoleScratch(t *testing.T) {
 // and the mount's log says so, naming the versions (audit: a silent
 // drop of the other side's lines).
 func TestStaleBaseWarning(t *testing.T) {
-	srv := s3test.Real(t)
-	bucket := srv.CreateBucket(t)
-	db := pgtest.URL(t)
-	a, b := workstation(t, "ana", srv), workstation(t, "ben", srv)
-	a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style",
-		"--db", db, "--name", "lab")
-	b.ok("connect", "lab", "--db", db)
+	_, _, _, a, b := team(t)
 	ma, mb := filepath.Join(a.dir, "mnt"), filepath.Join(b.dir, "mnt")
 	a.mount(ma)
 	b.mount(mb)

@@ -325,12 +325,7 @@ func TestS3GetOfLostPackNamesVersion(t *testing.T) {
 // for an old version now, and names it.
 func TestTeamPrefetchOfLostPackNamesVersion(t *testing.T) {
 	ctx := context.Background()
-	srv := s3test.Real(t)
-	bucket := srv.CreateBucket(t)
-	db := pgtest.URL(t)
-	a, b := workstation(t, "ana", srv), workstation(t, "ben", srv)
-	a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style", "--db", db, "--name", "lab")
-	b.ok("connect", "lab", "--db", db)
+	srv, bucket, db, a, b := team(t)
 	b.env = append(b.env, "LAMINA_PACK_WAIT=10m")
 	a.ok("save", a.file("a.bin", randomBytes(t, 40<<20)), "--key", "d/a.bin")
 	// d/old.bin@v1, saved two hours ago, has the same content.
@@ -377,12 +372,7 @@ func TestTeamPrefetchOfLostPackNamesVersion(t *testing.T) {
 // waited for.
 func TestTeamOpenOfOldLostManifestFailsAtOnce(t *testing.T) {
 	ctx := context.Background()
-	srv := s3test.Real(t)
-	bucket := srv.CreateBucket(t)
-	db := pgtest.URL(t)
-	a, b := workstation(t, "ana", srv), workstation(t, "ben", srv)
-	a.ok("init", "--storage", "s3://"+bucket+"/lab", "--endpoint", srv.Endpoint, "--region", "us-east-1", "--path-style", "--db", db, "--name", "lab")
-	b.ok("connect", "lab", "--db", db)
+	srv, bucket, db, a, b := team(t)
 	b.env = append(b.env, "LAMINA_PACK_WAIT=10m")
 	a.ok("save", a.file("a.bin", randomBytes(t, 1<<20)), "--key", "d/a.bin") // one pack, with the manifest
 	cat, err := postgres.Open(ctx, db, postgres.Options{})
