@@ -32,7 +32,6 @@ type Catalog interface {
 	Versions(ctx context.Context, key string, trash bool) ([]catalog.Version, error)
 	Save(ctx context.Context, vs []catalog.NewVersion) ([]catalog.Saved, error)
 	Trash(ctx context.Context, key string) (catalog.TrashEntry, error)
-	Restore(ctx context.Context, key string) (catalog.TrashEntry, error)
 	RestoreTrashedWith(ctx context.Context, uid string) (catalog.TrashEntry, error)
 	PurgeTrashed(ctx context.Context, key, kind string) ([]catalog.Version, error)
 	catalog.Writer
