@@ -380,7 +380,10 @@ func TestMarkerOfRunNotHeardOfYet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tk := newTracker(c, TrackerOptions{FlushEvery: time.Hour, Shared: true, MissWait: time.Minute}, "this-daemon")
+	// EnvDeadline: the lookup is under test, not the 20 ms the daemon
+	// gives a caller's environment (CI's load exceeded it: the marker
+	// was never read, so never looked up).
+	tk := newTracker(c, TrackerOptions{FlushEvery: time.Hour, Shared: true, MissWait: time.Minute, EnvDeadline: 10 * time.Second}, "this-daemon")
 	defer tk.Close()
 	proc := start(EnvRun + "=" + r.UID)
 	if got := tk.Caller(uint32(proc.Process.Pid)); got != r.UID {
@@ -431,7 +434,7 @@ func TestMarkerOfUnreadableRunNotWaitedFor(t *testing.T) {
 	}
 	defer c.Close()
 	u := &unreachableRuns{Catalog: c}
-	tk := newTracker(u, TrackerOptions{FlushEvery: time.Hour, Shared: true, MissWait: 3 * time.Second}, "this-daemon")
+	tk := newTracker(u, TrackerOptions{FlushEvery: time.Hour, Shared: true, MissWait: 3 * time.Second, EnvDeadline: 10 * time.Second}, "this-daemon")
 	defer tk.Close()
 	cmd := exec.Command("sleep", "30")
 	cmd.Env = append(os.Environ(), EnvRun+"=ABCDEFGH12345678")
