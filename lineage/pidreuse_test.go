@@ -50,7 +50,7 @@ func nextPid(t *testing.T, pid int) {
 // gone waits until process pid no longer exists (reaped), bounded.
 func gone(t *testing.T, pid int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); os.IsNotExist(err) {
 			return
 		}
@@ -82,9 +82,12 @@ func (s jobShell) start(cmd string) int {
 	}
 	// Known by its command line once it has exec'd (a job is seen at its
 	// first open, long after).
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); strings.HasPrefix(string(b), strings.ReplaceAll(cmd, " ", "\x00")) {
 			break
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("job %d has not exec'd %q in 30 s", pid, cmd)
 		}
 	}
 	return pid
@@ -216,7 +219,7 @@ func TestTrackerRootPidReused(t *testing.T) {
 	if b.UID == "" {
 		t.Skipf("no process got the number %d again", pid)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		rec, _ := c.RunRecord(ctx, a.UID)
 		if rec.Run.Status == catalog.RunAbandoned {
 			break

@@ -21,12 +21,22 @@ import (
 // block then (docs/lineage.md); stat is read only outside handlers
 // (registration), environ only under a deadline.
 
+// readProc reads /proc/TID/name.
+func readProc(tid int, name string) ([]byte, error) {
+	return os.ReadFile("/proc/" + strconv.Itoa(tid) + "/" + name)
+}
+
 // procCgroup returns tid's cgroup v2 path ("0::/a/b" → "/a/b").
 func procCgroup(tid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/cgroup")
+	b, err := readProc(tid, "cgroup")
 	if err != nil {
 		return ""
 	}
+	return parseCgroup(b)
+}
+
+// parseCgroup returns the cgroup v2 path of a /proc/TID/cgroup, or "".
+func parseCgroup(b []byte) string {
 	for _, line := range strings.Split(string(b), "\n") {
 		if p, ok := strings.CutPrefix(line, "0::"); ok {
 			return p
@@ -37,10 +47,16 @@ func procCgroup(tid int) string {
 
 // procStatus returns tid's process id and parent process id.
 func procStatus(tid int) (tgid, ppid int, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	b, err := readProc(tid, "status")
 	if err != nil {
 		return 0, 0, err
 	}
+	return parseStatus(tid, b)
+}
+
+// parseStatus returns the process id and parent process id of tid's
+// /proc/TID/status.
+func parseStatus(tid int, b []byte) (tgid, ppid int, err error) {
 	tgid, ppid = -1, -1
 	for _, line := range bytes.Split(b, []byte("\n")) {
 		if v, ok := bytes.CutPrefix(line, []byte("Tgid:")); ok {
@@ -92,31 +108,38 @@ func procCmdline(pid int) []string {
 	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 }
 
-// envMarker returns the LAMINA_RUN value in tid's environment, giving up
-// after d (reading environ blocks while the process is in execve).
-func envMarker(tid int, d time.Duration) string {
-	ch := make(chan string, 1)
+// envMarker returns the LAMINA_RUN value in tid's environment as read
+// reads it, giving up after d (reading environ blocks while the process is
+// in execve, or while another thread of it waits for its mmap lock). ok is
+// false when it could not tell: the read timed out or failed other than
+// refused (a process of another user), so "" is no answer to keep.
+func envMarker(read func(tid int, name string) ([]byte, error), tid int, d time.Duration) (m string, ok bool) {
+	type answer struct {
+		m  string
+		ok bool
+	}
+	ch := make(chan answer, 1)
 	go func() {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/environ")
+		b, err := read(tid, "environ")
 		if err != nil {
-			ch <- ""
+			ch <- answer{"", errors.Is(err, os.ErrPermission)}
 			return
 		}
 		for _, kv := range bytes.Split(b, []byte{0}) {
 			if v, ok := bytes.CutPrefix(kv, []byte(EnvRun+"=")); ok {
-				ch <- string(v)
+				ch <- answer{string(v), true}
 				return
 			}
 		}
-		ch <- ""
+		ch <- answer{"", true}
 	}()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case s := <-ch:
-		return s
+	case a := <-ch:
+		return a.m, a.ok
 	case <-t.C:
-		return ""
+		return "", false
 	}
 }
 

@@ -27,10 +27,13 @@ const EnvRun = "LAMINA_RUN"
 
 // TrackerOptions tune a Tracker; zero values take the defaults noted.
 type TrackerOptions struct {
-	Logger      *slog.Logger
-	EnvDeadline time.Duration // reading a caller's environment; default 20 ms
-	FlushEvery  time.Duration // how often inputs are written; default 200 ms
-	MaxCached   int           // processes remembered; default 4096
+	Logger     *slog.Logger
+	FlushEvery time.Duration // how often inputs are written; default 200 ms
+	MaxCached  int           // processes remembered; default 4096
+	// EnvDeadline bounds reading a caller's environment (it may wait on
+	// the caller's mmap lock); default 20 ms. A read that times out is
+	// asked again at the caller's next call, not taken for "no run".
+	EnvDeadline time.Duration
 	// Mountpoint is the mount's folder: a Snakemake run working outside
 	// it has its job records watched there (recordWatch). Empty: none are.
 	Mountpoint string
@@ -64,6 +67,8 @@ type Tracker struct {
 	scratch atomic.Pointer[ScratchReader]
 	// adopt credits open write handles to a run (SetAdopter).
 	adopt atomic.Pointer[WriterAdopter]
+	// readProc reads /proc/TID/NAME for Caller (tests make it fail).
+	readProc func(tid int, name string) ([]byte, error)
 
 	jobMu sync.Mutex // serialises making child runs for Snakemake jobs
 	// resumeMu serialises Resume (the daemon's start, watch): ended is
@@ -92,6 +97,9 @@ type Tracker struct {
 	// records holds, by split run, the watch of its Snakemake's records
 	// when they are written outside the mount.
 	records map[string]*recordWatch
+	// gen counts the cache's resets: an answer resolved across one (a
+	// run registered meanwhile) may be stale, and is not kept.
+	gen uint64
 	// left holds, by pid, the job processes still running when their
 	// Snakemake run ended with processes left in its cgroup (Snakemake
 	// killed): what they do is their job's, until the run stops lingering.
@@ -202,7 +210,7 @@ func newTracker(cat catalog.Catalog, o TrackerOptions, daemon string) *Tracker {
 	if o.MissWait == 0 {
 		o.MissWait = 2 * time.Second
 	}
-	t := &Tracker{looking: map[string]chan struct{}{}, missed: map[string]bool{}, unreadable: map[string]time.Time{}, cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
+	t := &Tracker{readProc: readProc, looking: map[string]chan struct{}{}, missed: map[string]bool{}, unreadable: map[string]time.Time{}, cat: cat, opts: o, roots: map[int]*root{}, byRun: map[string]*root{}, parents: map[string]string{}, sources: map[string]source{},
 		jobs: map[string][]*jobProc{}, outputs: map[string]map[string]string{}, records: map[string]*recordWatch{}, left: map[int]leftJob{}, cache: map[int]*proc{}, pending: map[string][]string{}, failing: map[string]bool{}, nowSem: make(chan struct{}, 4), recorded: map[string]map[string]bool{}, reran: map[string]map[string]bool{},
 		adopted: map[string][]string{}, started: map[string]bool{}, wake: make(chan struct{}, 1), gone: map[string]time.Time{}, daemon: daemon, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.flusher()
@@ -1129,6 +1137,7 @@ func (t *Tracker) resetCache() {
 		p.fd.close()
 	}
 	clear(t.cache)
+	t.gen++
 }
 
 // Within reports whether run is ancestor or a run under it (a job of a
@@ -1177,29 +1186,43 @@ func (t *Tracker) Caller(tid uint32) string {
 		p.fd.close()
 		delete(t.cache, id)
 	}
+	gen := t.gen
 	t.mu.Unlock()
 	// The pidfd is taken before resolving: if the thread is gone by the
 	// next call, its number may name another process and is resolved anew.
 	fd, ok := openPidfd(id)
-	run := t.resolve(id)
-	if ok {
-		t.mu.Lock()
-		if len(t.cache) >= t.opts.MaxCached {
-			t.resetCache()
-		}
-		if old := t.cache[id]; old != nil {
-			old.fd.close()
-		}
-		t.cache[id] = &proc{run: run, fd: fd}
-		t.mu.Unlock()
+	run, sure := t.resolve(id)
+	if !ok {
+		return run
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// An answer /proc could not give (a read that timed out or failed) or
+	// given before a registration is asked again at the next call: kept,
+	// it was the thread's answer for as long as it lived.
+	if !sure || t.gen != gen {
+		fd.close()
+		return run
+	}
+	if len(t.cache) >= t.opts.MaxCached {
+		t.resetCache()
+	}
+	if old := t.cache[id]; old != nil {
+		old.fd.close()
+	}
+	t.cache[id] = &proc{run: run, fd: fd}
 	return run
 }
 
 // resolve finds tid's run: its cgroup, else its parent chain up to a live
-// registered root, else its environment marker of a registered run.
-func (t *Tracker) resolve(tid int) string {
-	if cg := procCgroup(tid); cg != "" {
+// registered root, else its environment marker of a registered run. sure
+// is false when a read of /proc it needed failed or timed out: the answer
+// may be wrong, and is not to be kept.
+func (t *Tracker) resolve(tid int) (run string, sure bool) {
+	sure = true
+	if b, err := t.readProc(tid, "cgroup"); err != nil {
+		sure = false
+	} else if cg := parseCgroup(b); cg != "" {
 		t.mu.Lock()
 		var best *root
 		for _, rt := range t.byRun {
@@ -1209,15 +1232,22 @@ func (t *Tracker) resolve(tid int) string {
 		}
 		t.mu.Unlock()
 		if best != nil && !best.run.Split {
-			return best.run.UID
+			return best.run.UID, true
 		}
+	}
+	status := func(pid int) (tgid, ppid int, err error) {
+		b, err := t.readProc(pid, "status")
+		if err != nil {
+			return 0, 0, err
+		}
+		return parseStatus(pid, b)
 	}
 	t.mu.Lock()
 	walk := len(t.roots) > 0 || len(t.left) > 0
 	t.mu.Unlock()
-	tgid, _, err := procStatus(tid)
+	tgid, _, err := status(tid)
 	if err != nil {
-		return ""
+		return "", false
 	}
 	chain := []int{tgid}
 	for pid := tgid; walk && pid > 1 && len(chain) < 128; {
@@ -1226,29 +1256,34 @@ func (t *Tracker) resolve(tid int) string {
 		lj, isLeft := t.left[pid]
 		t.mu.Unlock()
 		if isLeft && lj.fd.alive() {
-			return lj.run // a job its killed Snakemake left running
+			return lj.run, sure // a job its killed Snakemake left running
 		}
 		if rt != nil && rt.fd.alive() {
 			// chain ends … job, command, root: the command (snakemake)
 			// is the run itself, each child of it a job.
 			if !rt.run.Split || len(chain) < 3 {
-				return rt.run.UID
+				return rt.run.UID, sure
 			}
-			return t.job(rt, chain[len(chain)-3], chain[len(chain)-2])
+			return t.job(rt, chain[len(chain)-3], chain[len(chain)-2]), sure
 		}
-		_, ppid, err := procStatus(pid)
+		_, ppid, err := status(pid)
 		if err != nil {
+			sure = false // an ancestor exited mid-walk: the chain is another now
 			break
 		}
 		pid = ppid
 		chain = append(chain, pid)
 	}
-	if m := envMarker(tid, t.opts.EnvDeadline); m != "" {
+	m, read := envMarker(t.readProc, tid, t.opts.EnvDeadline)
+	if !read {
+		return "", false
+	}
+	if m != "" {
 		t.mu.Lock()
 		_, ok := t.byRun[m]
 		t.mu.Unlock()
 		if ok {
-			return m
+			return m, true
 		}
 		if t.lookUp(m) {
 			// Known now: resolved as any process of a known run (a
@@ -1256,7 +1291,7 @@ func (t *Tracker) resolve(tid int) string {
 			return t.resolve(tid)
 		}
 	}
-	return ""
+	return "", sure
 }
 
 // lookUp looks up run uid, which a caller's marker names and this

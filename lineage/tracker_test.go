@@ -105,7 +105,7 @@ func TestTrackerAttribution(t *testing.T) {
 		root.Process.Kill()
 		root.Wait()
 		exec.Command("kill", "-9", itoa(child)).Run()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for tr.Caller(uint32(child)) != "" {
 			if time.Now().After(deadline) {
 				t.Fatal("a dead process is still attributed")
@@ -283,9 +283,12 @@ func TestTrackerJobPasses(t *testing.T) {
 		// The fork shows the shell's command line until it execs sleep: a
 		// job is known by its command line (as a job is seen at its first
 		// open, long after its exec), so wait for it.
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 			if b, _ := os.ReadFile("/proc/" + itoa(pid) + "/cmdline"); strings.HasPrefix(string(b), "sleep\x00") {
 				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job %d has not exec'd sleep in 30 s", pid)
 			}
 		}
 		return pid
@@ -309,7 +312,7 @@ func TestTrackerJobPasses(t *testing.T) {
 		t.Fatalf("two jobs at once: runs %q and %q (the pipeline's %s)", a, b, r.UID)
 	}
 	exec.Command("kill", "-9", itoa(first)).Run()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if b, err := os.ReadFile("/proc/" + itoa(first) + "/stat"); err != nil || strings.Contains(string(b), ") Z ") {
 			break // gone, or a zombie: exited
 		}
