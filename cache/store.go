@@ -313,6 +313,77 @@ func (p pending) release() {
 // of the Store's workers, so that a save is not bound to one core
 // (docs/s3-bench.md).
 func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (File, PutStats, error) {
+	return w.putFile(ctx, r, progress, reusePrefix{})
+}
+
+// reusePrefix is the head of a file that putFile takes as it is: chunks, the
+// first of the file's chunks, whose bytes r (n bytes) holds, for the
+// whole-file digest only.
+type reusePrefix struct {
+	chunks []Chunk
+	n      int64
+	r      io.Reader
+}
+
+// PutFileOver is PutFile of the size bytes of r, of which the first same
+// bytes are those of base, content a Writer of this Store's chunk params
+// stored (a version being edited in place: appended to, written in the
+// middle, truncated). base's chunks that end at or before same are taken
+// as they are, except its last one, which its end of file may have cut;
+// only the rest is chunked, hashed, looked up and stored. A chunk's cut
+// depends only on the bytes from its start to the cut, so the result is
+// what PutFile of all the bytes gives: the same size, digest and chunk
+// digests and sizes (TestPutFileOverSameAsPutFile). The bytes before the
+// first chunk chunked are still read once, for the whole-file digest.
+// When base's packs may not be reused (gc marked them, the storage cannot
+// tell), it is PutFile.
+func (w *Writer) PutFileOver(ctx context.Context, r io.ReaderAt, size int64, base File, same int64, progress Progress) (File, PutStats, error) {
+	k, n := reusableChunks(base, min(same, size), w.s.params)
+	if k > 0 && !w.noDedup && w.mayReuse(base.Chunks[:k]) {
+		pre := reusePrefix{chunks: base.Chunks[:k], n: n, r: io.NewSectionReader(r, 0, n)}
+		return w.putFile(ctx, io.NewSectionReader(r, n, size-n), progress, pre)
+	}
+	return w.putFile(ctx, io.NewSectionReader(r, 0, size), progress, reusePrefix{})
+}
+
+// reusableChunks returns how many of base's first chunks end at or before
+// same, leaving out its last chunk (cut by its end of file, not by its
+// bytes) and stopping at any chunk a Chunker of p could not have cut before
+// the end of a file; and the bytes they hold.
+func reusableChunks(base File, same int64, p Params) (k int, n int64) {
+	for k < len(base.Chunks)-1 {
+		c := base.Chunks[k]
+		if c.Size <= int64(p.Min) || c.Size > int64(p.Max) || c.Pack == "" || n+c.Size > same {
+			break
+		}
+		n += c.Size
+		k++
+	}
+	return k, n
+}
+
+// mayReuse tells whether chunks, content of a version, may be reused as
+// the index's blobs are (dedup): their packs in storage and not marked for
+// deletion on a list of marks fresh enough; it records the reuse for
+// Commit's recheck.
+func (w *Writer) mayReuse(chunks []Chunk) bool {
+	found := map[ref.Digest]Loc{}
+	for _, c := range chunks {
+		found[c.Digest] = c.Loc
+	}
+	want := len(found)
+	w.s.dropGone(found)
+	at := w.s.dropCondemned(found)
+	if len(found) != want || at.IsZero() {
+		return false
+	}
+	w.mu.Lock()
+	w.noteReuse(found, at)
+	w.mu.Unlock()
+	return true
+}
+
+func (w *Writer) putFile(ctx context.Context, r io.Reader, progress Progress, pre reusePrefix) (File, PutStats, error) {
 	ch, err := NewChunker(r, w.s.params)
 	if err != nil {
 		return File{}, PutStats{}, err
@@ -323,31 +394,49 @@ func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (F
 		st    PutStats
 		batch []pending
 	)
+	// The reused head, as it is; the chunks read below come after it.
+	f.Size = pre.n
+	f.Chunks = append([]Chunk(nil), pre.chunks...)
+	st.Chunks, st.Bytes = len(pre.chunks), pre.n
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(w.s.workers)
 	var mu sync.Mutex // guards f.Chunks and st while workers run
 
-	// The whole-file digest, in file order, off the reading goroutine.
+	// The whole-file digest, in file order, off the reading goroutine:
+	// the reused head's bytes first.
 	toHash := make(chan []pending, 8)
-	whole := make(chan ref.Digest, 1)
+	type digestErr struct {
+		d   ref.Digest
+		err error
+	}
+	whole := make(chan digestErr, 1)
 	go func() {
 		h := ref.NewHasher()
+		var err error
+		if pre.n > 0 {
+			var n int64
+			n, err = io.CopyBuffer(h, pre.r, make([]byte, 1<<20))
+			if err == nil && n != pre.n {
+				err = fmt.Errorf("cache: read %d bytes of %d: %w", n, pre.n, io.ErrUnexpectedEOF)
+			}
+		}
 		for b := range toHash {
 			for _, p := range b {
 				h.Write(p.data)
 				p.release()
 			}
 		}
-		whole <- h.Digest()
+		whole <- digestErr{h.Digest(), err}
 	}()
 	hashing := true
-	stopHashing := func() ref.Digest {
+	stopHashing := func() (ref.Digest, error) {
 		if !hashing {
-			return ref.Digest{}
+			return ref.Digest{}, nil
 		}
 		hashing = false
 		close(toHash)
-		return <-whole
+		de := <-whole
+		return de.d, de.err
 	}
 	defer stopHashing()
 
@@ -404,7 +493,7 @@ func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (F
 		_ = g.Wait()
 		return File{}, PutStats{}, err
 	}
-	for i := 0; ; i++ {
+	for i := len(f.Chunks); ; i++ {
 		data, err := ch.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -437,7 +526,9 @@ func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (F
 	if err := g.Wait(); err != nil {
 		return File{}, PutStats{}, err
 	}
-	f.Digest = stopHashing()
+	if f.Digest, err = stopHashing(); err != nil {
+		return File{}, PutStats{}, err
+	}
 	if f.Chunks == nil {
 		f.Chunks = []Chunk{}
 	}
