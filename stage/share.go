@@ -65,6 +65,7 @@ func (f *File) follow() {
 		}
 	}
 	f.base, f.copied, f.size, f.mtime, f.mode = v, false, v.Size, v.Mtime, catalog.Perm(v.Mode)
+	f.over = nil
 	f.rewritten = false
 	f.seq, f.lastSaved = false, false
 }

@@ -238,6 +238,12 @@ type File struct {
 	changes   uint64        // commits and attribute updates (Changes)
 	lastSaved bool          // the last change was a commit, of base
 	stream    *stream       // its bytes being stored as they come (stream.go)
+	// over is stored content whose bytes the staging file holds before
+	// offset same (the base copied, or the last commit): the commit keeps
+	// its chunks up to there and stores only the rest (cache.PutFileOver).
+	// A write or truncate lowers same; nil when nothing is known.
+	over *cache.File
+	same int64
 	reuse     *cache.Writer // a voided stream's session, for the commit
 	// broken is the error of a write that failed (a full disk, say): the
 	// bytes from brokenAt on are not what the writer meant, so the File
@@ -513,6 +519,7 @@ func (f *File) ensureCopy(ctx context.Context) error {
 		return fmt.Errorf("stage: copy %s: %w", f.base.Key, err)
 	}
 	f.copied = true
+	f.over, f.same = &m.Files[0], m.Files[0].Size
 	return nil
 }
 
@@ -549,6 +556,7 @@ func (f *File) writeLocked(ctx context.Context, p []byte, off int64, atEnd bool)
 	if atEnd {
 		off = f.size
 	}
+	f.same = min(f.same, off)
 	if off != f.size && f.seq {
 		f.seq = false
 		if f.stream != nil {
@@ -642,9 +650,11 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 		f.copied = true
 		f.emptied++
 		f.rewritten = true
+		f.over = nil
 	} else if err := f.ensureCopy(ctx); err != nil {
 		return err
 	}
+	f.same = min(f.same, size)
 	f.dropStream()
 	if err := f.data.Truncate(size); err != nil {
 		return err
@@ -896,11 +906,13 @@ func (f *File) commit(ctx context.Context) error {
 		// version became the latest meanwhile (record, staleBase).
 		ctx = context.WithValue(ctx, basedOnKey{}, f.base.Version)
 	}
+	var file cache.File
 	if st := f.stream; st != nil {
 		f.stream = nil
-		w, file, serr := st.finish(f.size)
+		w, stored, serr := st.finish(f.size)
 		if serr == nil {
 			f.s.streamed.Add(1)
+			file = stored
 			v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
 		} else {
 			f.s.log.Warn("lamina mount: storing while writing failed; storing the staged file", "key", key, "err", serr)
@@ -914,11 +926,23 @@ func (f *File) commit(ctx context.Context) error {
 		} else {
 			f.s.reused.Add(1)
 		}
-		v, seq, err = f.s.commitWith(WithRun(ctx, f.runFor(ctx)), w, key, io.NewSectionReader(f.data, 0, f.size), f.data.Name(), f.mtime, f.mode, "", lazy)
+		var perr error
+		if f.over != nil && f.copied && !f.rewritten && !f.external {
+			// Edited in place: the chunks before the first change are kept.
+			file, _, perr = w.PutFileOver(ctx, f.data, f.size, *f.over, f.same, nil)
+		} else {
+			file, _, perr = w.PutFile(ctx, io.NewSectionReader(f.data, 0, f.size), nil)
+		}
+		if perr != nil {
+			w.Abort()
+			return fmt.Errorf("cannot store %s: %w", key, perr)
+		}
+		v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
 	}
 	if err != nil {
 		return err
 	}
+	f.over, f.same = &file, file.Size
 	f.dirty, f.wrote, f.touched, f.committed = false, false, false, true
 	f.base, f.isNew, f.lazySeq = &v, false, seq
 	f.rewritten = false
