@@ -238,13 +238,13 @@ type File struct {
 	changes   uint64        // commits and attribute updates (Changes)
 	lastSaved bool          // the last change was a commit, of base
 	stream    *stream       // its bytes being stored as they come (stream.go)
+	reuse     *cache.Writer // a voided stream's session, for the commit
 	// over is stored content whose bytes the staging file holds before
 	// offset same (the base copied, or the last commit): the commit keeps
 	// its chunks up to there and stores only the rest (cache.PutFileOver).
 	// A write or truncate lowers same; nil when nothing is known.
 	over *cache.File
 	same int64
-	reuse     *cache.Writer // a voided stream's session, for the commit
 	// broken is the error of a write that failed (a full disk, say): the
 	// bytes from brokenAt on are not what the writer meant, so the File
 	// commits nothing until a truncate cuts them off (see WriteAt).
