@@ -442,7 +442,7 @@ func (w *Writer) putFile(ctx context.Context, r io.Reader, progress Progress, pr
 
 	process := func(b []pending) error {
 		for k := range b {
-			b[k].d = ref.Sum(b[k].data)
+			b[k].d = sumChunk(b[k].data)
 		}
 		mu.Lock()
 		for _, p := range b {
@@ -533,6 +533,34 @@ func (w *Writer) putFile(ctx context.Context, r io.Reader, progress Progress, pr
 		f.Chunks = []Chunk{}
 	}
 	return f, st, nil
+}
+
+// zeroSums holds the digests of chunks of zeros by length (a few: a
+// sparse file's holes are thousands of chunks of one length).
+var zeroSums struct {
+	sync.Mutex
+	m map[int]ref.Digest
+}
+
+// sumChunk is ref.Sum, remembered for chunks of zeros.
+func sumChunk(b []byte) ref.Digest {
+	if len(b) == 0 || !isZero(b) {
+		return ref.Sum(b)
+	}
+	zeroSums.Lock()
+	d, ok := zeroSums.m[len(b)]
+	zeroSums.Unlock()
+	if ok {
+		return d
+	}
+	d = ref.Sum(b)
+	zeroSums.Lock()
+	if len(zeroSums.m) >= 64 || zeroSums.m == nil {
+		zeroSums.m = map[int]ref.Digest{}
+	}
+	zeroSums.m[len(b)] = d
+	zeroSums.Unlock()
+	return d
 }
 
 // dedup fills in the locations of chunks already stored (by this session or

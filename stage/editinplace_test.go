@@ -45,30 +45,7 @@ func TestEditInPlaceCommitsAsAFullStore(t *testing.T) {
 
 	check := func(step string) {
 		t.Helper()
-		v, err := e.cat.ByKey(ctx, key, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := e.store.LoadManifest(ctx, cache.Ref(v.Manifest))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := m.Files[0]
-		w := e.store.NewWriter()
-		want, _, err := w.PutFile(ctx, bytes.NewReader(model), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if got.Size != want.Size || got.Digest != want.Digest || !reflect.DeepEqual(got.Chunks, want.Chunks) {
-			t.Fatalf("%s (v%d): stored %d bytes in %d chunks, a full store %d in %d; chunks differ from %s", step, v.Version,
-				got.Size, len(got.Chunks), want.Size, len(want.Chunks), firstDiff(got.Chunks, want.Chunks))
-		}
-		if b := e.content(t, key); b != string(model) {
-			t.Fatalf("%s: the version's bytes differ", step)
-		}
+		checkStored(t, e, key, model, step)
 	}
 	check("created")
 	commit := func(f *stage.File, step string) {
@@ -160,4 +137,74 @@ func firstDiff(a, b []cache.Chunk) string {
 		}
 	}
 	return fmt.Sprintf("chunk %d", min(len(a), len(b)))
+}
+
+// checkStored checks that key's latest version holds model, stored as a
+// fresh store of model would be (size, digest, chunks).
+func checkStored(t *testing.T, e *env, key string, model []byte, step string) {
+	t.Helper()
+	ctx := context.Background()
+	v, err := e.cat.ByKey(ctx, key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.store.LoadManifest(ctx, cache.Ref(v.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.Files[0]
+	w := e.store.NewWriter()
+	want, _, err := w.PutFile(ctx, bytes.NewReader(model), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got.Size != want.Size || got.Digest != want.Digest || !reflect.DeepEqual(got.Chunks, want.Chunks) {
+		t.Fatalf("%s (v%d): stored %d bytes in %d chunks, a full store %d in %d; chunks differ from %s", step, v.Version,
+			got.Size, len(got.Chunks), want.Size, len(want.Chunks), firstDiff(got.Chunks, want.Chunks))
+	}
+	if b := e.content(t, key); b != string(model) {
+		t.Fatalf("%s: the version's bytes differ", step)
+	}
+}
+
+// A sparse File (truncated up, written here and there) commits what a
+// store of all its bytes, zeros included, gives; its holes are not read
+// (holeReader).
+func TestSparseFileCommitsAsAFullStore(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.stage(t)
+	const key = "d/sparse.h5"
+	model := make([]byte, 20<<20)
+	f, err := s.Create(ctx, key, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(ctx, int64(len(model)))
+	for i, off := range []int{0, 5<<20 + 1234, 12 << 20, len(model) - 3000} {
+		b := pseudoRandom(uint64(i), 70000)
+		f.WriteAt(ctx, b, int64(off))
+		model = append(model[:off], b...)[:max(len(model), off+len(b))]
+	}
+	if err := f.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkStored(t, e, key, model, "written sparse")
+	f.Truncate(ctx, 30<<20)
+	model = append(model, make([]byte, 30<<20-len(model))...)
+	f.WriteAt(ctx, []byte("superblock"), 8)
+	copy(model[8:], "superblock")
+	if err := f.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkStored(t, e, key, model, "extended, then the start rewritten")
+	f.Release(ctx)
+	if _, err := s.Truncate(ctx, key, 64<<20); err != nil { // truncate -s by path
+		t.Fatal(err)
+	}
+	model = append(model, make([]byte, 64<<20-len(model))...)
+	checkStored(t, e, key, model, "truncated up by path")
 }

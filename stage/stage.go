@@ -927,11 +927,15 @@ func (f *File) commit(ctx context.Context) error {
 			f.s.reused.Add(1)
 		}
 		var perr error
+		var data io.ReaderAt = f.data
+		if !f.external { // its writers may write it meanwhile
+			data = newHoleReader(f.data, f.size)
+		}
 		if f.over != nil && f.copied && !f.rewritten && !f.external {
 			// Edited in place: the chunks before the first change are kept.
-			file, _, perr = w.PutFileOver(ctx, f.data, f.size, *f.over, f.same, nil)
+			file, _, perr = w.PutFileOver(ctx, data, f.size, *f.over, f.same, nil)
 		} else {
-			file, _, perr = w.PutFile(ctx, io.NewSectionReader(f.data, 0, f.size), nil)
+			file, _, perr = w.PutFile(ctx, io.NewSectionReader(data, 0, f.size), nil)
 		}
 		if perr != nil {
 			w.Abort()
