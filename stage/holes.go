@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,9 +17,13 @@ import (
 // says where the holes are (lseek SEEK_DATA / SEEK_HOLE); one that cannot
 // is read throughout. Not for a file others may write meanwhile (a File's
 // commit holds its lock; adopted Files are not read through it).
+// Safe for concurrent use, as a ReaderAt is (a commit hashes a kept head
+// while it chunks the rest).
 type holeReader struct {
 	f    *os.File
 	size int64
+
+	mu sync.Mutex
 	// [from, to) is known to be data (hole false) or a hole.
 	from, to int64
 	hole     bool
@@ -46,16 +51,18 @@ func (h *holeReader) ReadAt(p []byte, off int64) (int, error) {
 	n := 0
 	for n < len(p) {
 		o := off + int64(n)
-		if h.noSeek {
+		h.mu.Lock()
+		if !h.noSeek && (o < h.from || o >= h.to) {
+			h.locate(o)
+		}
+		noSeek, to, hole := h.noSeek, h.to, h.hole
+		h.mu.Unlock()
+		if noSeek {
 			m, err := h.f.ReadAt(p[n:], o)
 			return n + m, err
 		}
-		if o < h.from || o >= h.to {
-			h.locate(o)
-			continue
-		}
-		m := int(min(int64(len(p)-n), h.to-o))
-		if h.hole {
+		m := int(min(int64(len(p)-n), to-o))
+		if hole {
 			clear(p[n : n+m])
 		} else {
 			k, err := h.f.ReadAt(p[n:n+m], o)
@@ -68,7 +75,8 @@ func (h *holeReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// locate finds the data or hole region holding o (o < size).
+// locate finds the data or hole region holding o (o < size). Called with
+// h.mu held.
 func (h *holeReader) locate(o int64) {
 	fd := int(h.f.Fd())
 	d, err := unix.Seek(fd, o, unix.SEEK_DATA)
