@@ -236,6 +236,7 @@ func (s *Store) giveUp(pack string) {
 // PutStats counts what a write did.
 type PutStats struct {
 	Chunks      int   // chunks in the content
+	Kept        int   // of those, taken as they were from the base of PutFileOver
 	NewChunks   int   // chunks that were not stored before
 	Bytes       int64 // bytes of content
 	StoredBytes int64 // bytes added to storage (after compression)
@@ -243,6 +244,7 @@ type PutStats struct {
 
 func (s *PutStats) add(o PutStats) {
 	s.Chunks += o.Chunks
+	s.Kept += o.Kept
 	s.NewChunks += o.NewChunks
 	s.Bytes += o.Bytes
 	s.StoredBytes += o.StoredBytes
@@ -397,7 +399,7 @@ func (w *Writer) putFile(ctx context.Context, r io.Reader, progress Progress, pr
 	// The reused head, as it is; the chunks read below come after it.
 	f.Size = pre.n
 	f.Chunks = append([]Chunk(nil), pre.chunks...)
-	st.Chunks, st.Bytes = len(pre.chunks), pre.n
+	st.Chunks, st.Kept, st.Bytes = len(pre.chunks), len(pre.chunks), pre.n
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(w.s.workers)
 	var mu sync.Mutex // guards f.Chunks and st while workers run

@@ -61,9 +61,18 @@ func TestEditInPlaceCommitsAsAFullStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m, err := e.store.LoadManifest(ctx, cache.Ref(v.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Append(ctx, []byte("x"))
 	model = append(model, 'x')
 	commit(f, "append a byte")
+	// All of the version's chunks but its last, which its end cut, were
+	// kept, not read, chunked and looked up again.
+	if got, want := s.KeptChunks(), int64(len(m.Files[0].Chunks)-1); got != want {
+		t.Fatalf("the append kept %d chunks of %d", got, want+1)
+	}
 
 	// The same File again: now over its last commit.
 	f.Append(ctx, pseudoRandom(2, 200<<10))
@@ -88,7 +97,7 @@ func TestEditInPlaceCommitsAsAFullStore(t *testing.T) {
 	// Cut 50 bytes before a chunk's end and extended past it: that chunk
 	// changed, though it ends before the new end.
 	v, _ = e.cat.ByKey(ctx, key, 0)
-	m, err := e.store.LoadManifest(ctx, cache.Ref(v.Manifest))
+	m, err = e.store.LoadManifest(ctx, cache.Ref(v.Manifest))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,6 +118,7 @@ type Stage struct {
 	unlinked map[string]unlinkedKey
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
+	kept             atomic.Int64 // chunks commits took from the content a File was edited over
 	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
 
 	syncing  sync.Mutex    // one Sync at a time; taken before smu
@@ -167,6 +168,10 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 // StreamStats count commits stored while the File was written, and
 // commits through a voided stream's session (stream.go).
 func (s *Stage) StreamStats() (streamed, reused int64) { return s.streamed.Load(), s.reused.Load() }
+
+// KeptChunks counts the chunks commits of Files edited in place took as
+// they were from the version they were edited over (cache.PutFileOver).
+func (s *Stage) KeptChunks() int64 { return s.kept.Load() }
 
 // FailedCommits counts the files whose commit at their last close failed
 // (the catalog was away, say) and that are not committed yet: their bytes
@@ -927,13 +932,15 @@ func (f *File) commit(ctx context.Context) error {
 			f.s.reused.Add(1)
 		}
 		var perr error
+		var pst cache.PutStats
 		var data io.ReaderAt = f.data
 		if !f.external { // its writers may write it meanwhile
 			data = newHoleReader(f.data, f.size)
 		}
 		if f.over != nil && f.copied && !f.rewritten && !f.external {
 			// Edited in place: the chunks before the first change are kept.
-			file, _, perr = w.PutFileOver(ctx, data, f.size, *f.over, f.same, nil)
+			file, pst, perr = w.PutFileOver(ctx, data, f.size, *f.over, f.same, nil)
+			f.s.kept.Add(int64(pst.Kept))
 		} else {
 			file, _, perr = w.PutFile(ctx, io.NewSectionReader(data, 0, f.size), nil)
 		}
