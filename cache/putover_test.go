@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"reflect"
 	"testing"
 
@@ -68,9 +69,38 @@ func TestPutFileOverSameAsPutFile(t *testing.T) {
 					sames = append(sames, end, end-1)
 				}
 			}
-			for _, same := range sames {
+			// Digest states of the base part way: where its last chunk
+			// starts (an append's), at a chunk end below the change and one
+			// above it (ignored), and none.
+			marks := []cache.HashMark{{}}
+			ats := []int64{cache.LastChunkStart(old)}
+			end = 0
+			for _, c := range old.Chunks {
+				if end += c.Size; end > same {
+					ats = append(ats, end)
+					break
+				}
+				if end+2*c.Size <= same {
+					ats = append(ats[:1], end)
+				}
+			}
+			for _, at := range ats {
+				if at >= old.Size {
+					continue // no mark at the end
+				}
+				_, m, err := s.Open(old).WriteToMarked(ctx, io.Discard, nil, at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.N != at {
+					t.Fatalf("a mark at %d, wanted %d", m.N, at)
+				}
+				marks = append(marks, m)
+			}
+			for i, same := range sames {
+				mark := marks[i%len(marks)]
 				w := s.NewWriter()
-				over, _, err := w.PutFileOver(ctx, bytes.NewReader(next), int64(len(next)), old, same, nil)
+				over, _, err := w.PutFileOver(ctx, bytes.NewReader(next), int64(len(next)), old, same, mark, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -86,7 +116,7 @@ func TestPutFileOverSameAsPutFile(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !reflect.DeepEqual(over, full) {
-					t.Fatalf("same=%d: PutFileOver gave %s, PutFile %s", same, describe(over), describe(full))
+					t.Fatalf("same=%d, mark at %d: PutFileOver gave %s, PutFile %s", same, mark.N, describe(over), describe(full))
 				}
 				got := make([]byte, over.Size)
 				if _, err := s.Open(over).ReadAt(got, 0); err != nil && over.Size > 0 {

@@ -324,7 +324,8 @@ func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (F
 type reusePrefix struct {
 	chunks []Chunk
 	n      int64
-	r      io.Reader
+	r      io.ReaderAt
+	mark   HashMark // the digest's state after mark.N ≤ n of those bytes, if any
 }
 
 // PutFileOver is PutFile of the size bytes of r, of which the first same
@@ -339,10 +340,16 @@ type reusePrefix struct {
 // first chunk chunked are still read once, for the whole-file digest.
 // When base's packs may not be reused (gc marked them, the storage cannot
 // tell), it is PutFile.
-func (w *Writer) PutFileOver(ctx context.Context, r io.ReaderAt, size int64, base File, same int64, progress Progress) (File, PutStats, error) {
+//
+// mark, if not zero, is base's digest state after its first mark.N bytes
+// (Reader.WriteToMarked); with mark.N ≤ same those bytes are not read again.
+func (w *Writer) PutFileOver(ctx context.Context, r io.ReaderAt, size int64, base File, same int64, mark HashMark, progress Progress) (File, PutStats, error) {
 	k, n := reusableChunks(base, min(same, size), w.s.params)
 	if k > 0 && !w.noDedup && w.mayReuse(base.Chunks[:k]) {
-		pre := reusePrefix{chunks: base.Chunks[:k], n: n, r: io.NewSectionReader(r, 0, n)}
+		pre := reusePrefix{chunks: base.Chunks[:k], n: n, r: r}
+		if mark.h != nil && mark.N <= n {
+			pre.mark = mark
+		}
 		return w.putFile(ctx, io.NewSectionReader(r, n, size-n), progress, pre)
 	}
 	return w.putFile(ctx, io.NewSectionReader(r, 0, size), progress, reusePrefix{})
@@ -413,13 +420,16 @@ func (w *Writer) putFile(ctx context.Context, r io.Reader, progress Progress, pr
 	}
 	whole := make(chan digestErr, 1)
 	go func() {
-		h := ref.NewHasher()
+		h, from := ref.NewHasher(), int64(0)
+		if pre.mark.h != nil {
+			h, from = pre.mark.h.Clone(), pre.mark.N
+		}
 		var err error
-		if pre.n > 0 {
+		if pre.n > from {
 			var n int64
-			n, err = io.CopyBuffer(h, pre.r, make([]byte, 1<<20))
-			if err == nil && n != pre.n {
-				err = fmt.Errorf("cache: read %d bytes of %d: %w", n, pre.n, io.ErrUnexpectedEOF)
+			n, err = io.CopyBuffer(h, io.NewSectionReader(pre.r, from, pre.n-from), make([]byte, 1<<20))
+			if err == nil && n != pre.n-from {
+				err = fmt.Errorf("cache: read %d bytes of %d: %w", from+n, pre.n, io.ErrUnexpectedEOF)
 			}
 		}
 		for b := range toHash {
@@ -1241,6 +1251,32 @@ func (r *Reader) Read(p []byte) (int, error) {
 // WriteToContext copies the whole file to w, fetching chunks ahead in
 // parallel and writing them in order.
 func (r *Reader) WriteToContext(ctx context.Context, w io.Writer, progress Progress) (int64, error) {
+	n, _, err := r.WriteToMarked(ctx, w, progress, -1)
+	return n, err
+}
+
+// HashMark is the state of a file's whole-file digest after its first N
+// bytes: PutFileOver goes on from it rather than reading those bytes again.
+// The zero HashMark is none.
+type HashMark struct {
+	N int64
+	h *ref.Hasher
+}
+
+// LastChunkStart is where f's last chunk starts (0 for none): the mark an
+// append needs (PutFileOver keeps every chunk but the last).
+func LastChunkStart(f File) int64 {
+	if len(f.Chunks) == 0 {
+		return 0
+	}
+	return f.Size - f.Chunks[len(f.Chunks)-1].Size
+}
+
+// WriteToMarked is WriteToContext that also returns the digest's state at
+// offset at, a chunk boundary (none if at is not one), once the whole
+// file's digest was checked.
+func (r *Reader) WriteToMarked(ctx context.Context, w io.Writer, progress Progress, at int64) (int64, HashMark, error) {
+	var mark HashMark
 	type result struct {
 		data []byte
 		err  error
@@ -1286,6 +1322,9 @@ func (r *Reader) WriteToContext(ctx context.Context, w io.Writer, progress Progr
 			if out.err != nil {
 				return out.err
 			}
+			if written == at && mark.h == nil {
+				mark = HashMark{N: at, h: hash.Clone()}
+			}
 			hash.Write(out.data)
 			n, err := w.Write(out.data)
 			written += int64(n)
@@ -1299,10 +1338,10 @@ func (r *Reader) WriteToContext(ctx context.Context, w io.Writer, progress Progr
 		return nil
 	})
 	if err := g.Wait(); err != nil {
-		return written, err
+		return written, HashMark{}, err
 	}
 	if got := hash.Digest(); got != r.f.Digest {
-		return written, fmt.Errorf("%w: content has digest %s, want %s", ErrCorrupt, got, r.f.Digest)
+		return written, HashMark{}, fmt.Errorf("%w: content has digest %s, want %s", ErrCorrupt, got, r.f.Digest)
 	}
-	return written, nil
+	return written, mark, nil
 }

@@ -250,6 +250,7 @@ type File struct {
 	// A write or truncate lowers same; nil when nothing is known.
 	over *cache.File
 	same int64
+	mark cache.HashMark // over's digest state part way (ensureCopy), if any
 	// broken is the error of a write that failed (a full disk, say): the
 	// bytes from brokenAt on are not what the writer meant, so the File
 	// commits nothing until a truncate cuts them off (see WriteAt).
@@ -520,11 +521,14 @@ func (f *File) ensureCopy(ctx context.Context) error {
 	if _, err := f.data.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	if _, err := f.s.content.Open(m.Files[0]).WriteToContext(ctx, f.data, nil); err != nil {
+	// The digest's state where the last chunk starts: an append's commit
+	// goes on from there.
+	_, mark, err := f.s.content.Open(m.Files[0]).WriteToMarked(ctx, f.data, nil, cache.LastChunkStart(m.Files[0]))
+	if err != nil {
 		return fmt.Errorf("stage: copy %s: %w", f.base.Key, err)
 	}
 	f.copied = true
-	f.over, f.same = &m.Files[0], m.Files[0].Size
+	f.over, f.same, f.mark = &m.Files[0], m.Files[0].Size, mark
 	return nil
 }
 
@@ -939,7 +943,7 @@ func (f *File) commit(ctx context.Context) error {
 		}
 		if f.over != nil && f.copied && !f.rewritten && !f.external {
 			// Edited in place: the chunks before the first change are kept.
-			file, pst, perr = w.PutFileOver(ctx, data, f.size, *f.over, f.same, nil)
+			file, pst, perr = w.PutFileOver(ctx, data, f.size, *f.over, f.same, f.mark, nil)
 			f.s.kept.Add(int64(pst.Kept))
 		} else {
 			file, _, perr = w.PutFile(ctx, io.NewSectionReader(data, 0, f.size), nil)
@@ -953,7 +957,7 @@ func (f *File) commit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f.over, f.same = &file, file.Size
+	f.over, f.same, f.mark = &file, file.Size, cache.HashMark{}
 	f.dirty, f.wrote, f.touched, f.committed = false, false, false, true
 	f.base, f.isNew, f.lazySeq = &v, false, seq
 	f.rewritten = false
