@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,23 @@ type Chunker struct {
 	buf          []byte
 	start, end   int
 	eof          bool
+	zeroN        int // the cut over zeros of zeroN bytes is zeroCut
+	zeroCut      int
+}
+
+// zeros is compared against: bytes.Equal is a vectorised memcmp.
+var zeros = make([]byte, 1<<20)
+
+// isZero reports whether b holds only zero bytes.
+func isZero(b []byte) bool {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 // NewChunker returns a Chunker reading r.
@@ -126,6 +144,18 @@ func (c *Chunker) cut(b []byte) int {
 	if n > c.p.Max {
 		n = c.p.Max
 	}
+	// A cut depends only on b[:n]: over zeros (a sparse file's holes) it is
+	// the same every time, and found without rolling the hash.
+	if isZero(b[:n]) {
+		if c.zeroN != n {
+			c.zeroN, c.zeroCut = n, c.scanCut(b, n)
+		}
+		return c.zeroCut
+	}
+	return c.scanCut(b, n)
+}
+
+func (c *Chunker) scanCut(b []byte, n int) int {
 	normal := min(c.p.Avg, n)
 	fp, i, found := scan(0, b[:normal], c.p.Min, c.maskS)
 	if !found {

@@ -236,6 +236,7 @@ func (s *Store) giveUp(pack string) {
 // PutStats counts what a write did.
 type PutStats struct {
 	Chunks      int   // chunks in the content
+	Kept        int   // of those, taken as they were from the base of PutFileOver
 	NewChunks   int   // chunks that were not stored before
 	Bytes       int64 // bytes of content
 	StoredBytes int64 // bytes added to storage (after compression)
@@ -243,6 +244,7 @@ type PutStats struct {
 
 func (s *PutStats) add(o PutStats) {
 	s.Chunks += o.Chunks
+	s.Kept += o.Kept
 	s.NewChunks += o.NewChunks
 	s.Bytes += o.Bytes
 	s.StoredBytes += o.StoredBytes
@@ -313,6 +315,84 @@ func (p pending) release() {
 // of the Store's workers, so that a save is not bound to one core
 // (docs/s3-bench.md).
 func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (File, PutStats, error) {
+	return w.putFile(ctx, r, progress, reusePrefix{})
+}
+
+// reusePrefix is the head of a file that putFile takes as it is: chunks, the
+// first of the file's chunks, whose bytes r (n bytes) holds, for the
+// whole-file digest only.
+type reusePrefix struct {
+	chunks []Chunk
+	n      int64
+	r      io.ReaderAt
+	mark   HashMark // the digest's state after mark.N ≤ n of those bytes, if any
+}
+
+// PutFileOver is PutFile of the size bytes of r, of which the first same
+// bytes are those of base, content a Writer of this Store's chunk params
+// stored (a version being edited in place: appended to, written in the
+// middle, truncated). base's chunks that end at or before same are taken
+// as they are, except its last one, which its end of file may have cut;
+// only the rest is chunked, hashed, looked up and stored. A chunk's cut
+// depends only on the bytes from its start to the cut, so the result is
+// what PutFile of all the bytes gives: the same size, digest and chunk
+// digests and sizes (TestPutFileOverSameAsPutFile). The bytes before the
+// first chunk chunked are still read once, for the whole-file digest.
+// When base's packs may not be reused (gc marked them, the storage cannot
+// tell), it is PutFile.
+//
+// mark, if not zero, is base's digest state after its first mark.N bytes
+// (Reader.WriteToMarked); with mark.N ≤ same those bytes are not read again.
+func (w *Writer) PutFileOver(ctx context.Context, r io.ReaderAt, size int64, base File, same int64, mark HashMark, progress Progress) (File, PutStats, error) {
+	k, n := reusableChunks(base, min(same, size), w.s.params)
+	if k > 0 && !w.noDedup && w.mayReuse(base.Chunks[:k]) {
+		pre := reusePrefix{chunks: base.Chunks[:k], n: n, r: r}
+		if mark.h != nil && mark.N <= n {
+			pre.mark = mark
+		}
+		return w.putFile(ctx, io.NewSectionReader(r, n, size-n), progress, pre)
+	}
+	return w.putFile(ctx, io.NewSectionReader(r, 0, size), progress, reusePrefix{})
+}
+
+// reusableChunks returns how many of base's first chunks end at or before
+// same, leaving out its last chunk (cut by its end of file, not by its
+// bytes) and stopping at any chunk a Chunker of p could not have cut before
+// the end of a file; and the bytes they hold.
+func reusableChunks(base File, same int64, p Params) (k int, n int64) {
+	for k < len(base.Chunks)-1 {
+		c := base.Chunks[k]
+		if c.Size <= int64(p.Min) || c.Size > int64(p.Max) || c.Pack == "" || n+c.Size > same {
+			break
+		}
+		n += c.Size
+		k++
+	}
+	return k, n
+}
+
+// mayReuse tells whether chunks, content of a version, may be reused as
+// the index's blobs are (dedup): their packs in storage and not marked for
+// deletion on a list of marks fresh enough; it records the reuse for
+// Commit's recheck.
+func (w *Writer) mayReuse(chunks []Chunk) bool {
+	found := map[ref.Digest]Loc{}
+	for _, c := range chunks {
+		found[c.Digest] = c.Loc
+	}
+	want := len(found)
+	w.s.dropGone(found)
+	at := w.s.dropCondemned(found)
+	if len(found) != want || at.IsZero() {
+		return false
+	}
+	w.mu.Lock()
+	w.noteReuse(found, at)
+	w.mu.Unlock()
+	return true
+}
+
+func (w *Writer) putFile(ctx context.Context, r io.Reader, progress Progress, pre reusePrefix) (File, PutStats, error) {
 	ch, err := NewChunker(r, w.s.params)
 	if err != nil {
 		return File{}, PutStats{}, err
@@ -323,37 +403,58 @@ func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (F
 		st    PutStats
 		batch []pending
 	)
+	// The reused head, as it is; the chunks read below come after it.
+	f.Size = pre.n
+	f.Chunks = append([]Chunk(nil), pre.chunks...)
+	st.Chunks, st.Kept, st.Bytes = len(pre.chunks), len(pre.chunks), pre.n
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(w.s.workers)
 	var mu sync.Mutex // guards f.Chunks and st while workers run
 
-	// The whole-file digest, in file order, off the reading goroutine.
+	// The whole-file digest, in file order, off the reading goroutine:
+	// the reused head's bytes first.
 	toHash := make(chan []pending, 8)
-	whole := make(chan ref.Digest, 1)
+	type digestErr struct {
+		d   ref.Digest
+		err error
+	}
+	whole := make(chan digestErr, 1)
 	go func() {
-		h := ref.NewHasher()
+		h, from := ref.NewHasher(), int64(0)
+		if pre.mark.h != nil {
+			h, from = pre.mark.h.Clone(), pre.mark.N
+		}
+		var err error
+		if pre.n > from {
+			var n int64
+			n, err = io.CopyBuffer(h, io.NewSectionReader(pre.r, from, pre.n-from), make([]byte, 1<<20))
+			if err == nil && n != pre.n-from {
+				err = fmt.Errorf("cache: read %d bytes of %d: %w", from+n, pre.n, io.ErrUnexpectedEOF)
+			}
+		}
 		for b := range toHash {
 			for _, p := range b {
 				h.Write(p.data)
 				p.release()
 			}
 		}
-		whole <- h.Digest()
+		whole <- digestErr{h.Digest(), err}
 	}()
 	hashing := true
-	stopHashing := func() ref.Digest {
+	stopHashing := func() (ref.Digest, error) {
 		if !hashing {
-			return ref.Digest{}
+			return ref.Digest{}, nil
 		}
 		hashing = false
 		close(toHash)
-		return <-whole
+		de := <-whole
+		return de.d, de.err
 	}
 	defer stopHashing()
 
 	process := func(b []pending) error {
 		for k := range b {
-			b[k].d = ref.Sum(b[k].data)
+			b[k].d = sumChunk(b[k].data)
 		}
 		mu.Lock()
 		for _, p := range b {
@@ -404,7 +505,7 @@ func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (F
 		_ = g.Wait()
 		return File{}, PutStats{}, err
 	}
-	for i := 0; ; i++ {
+	for i := len(f.Chunks); ; i++ {
 		data, err := ch.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -437,11 +538,41 @@ func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (F
 	if err := g.Wait(); err != nil {
 		return File{}, PutStats{}, err
 	}
-	f.Digest = stopHashing()
+	if f.Digest, err = stopHashing(); err != nil {
+		return File{}, PutStats{}, err
+	}
 	if f.Chunks == nil {
 		f.Chunks = []Chunk{}
 	}
 	return f, st, nil
+}
+
+// zeroSums holds the digests of chunks of zeros by length (a few: a
+// sparse file's holes are thousands of chunks of one length).
+var zeroSums struct {
+	sync.Mutex
+	m map[int]ref.Digest
+}
+
+// sumChunk is ref.Sum, remembered for chunks of zeros.
+func sumChunk(b []byte) ref.Digest {
+	if len(b) == 0 || !isZero(b) {
+		return ref.Sum(b)
+	}
+	zeroSums.Lock()
+	d, ok := zeroSums.m[len(b)]
+	zeroSums.Unlock()
+	if ok {
+		return d
+	}
+	d = ref.Sum(b)
+	zeroSums.Lock()
+	if len(zeroSums.m) >= 64 || zeroSums.m == nil {
+		zeroSums.m = map[int]ref.Digest{}
+	}
+	zeroSums.m[len(b)] = d
+	zeroSums.Unlock()
+	return d
 }
 
 // dedup fills in the locations of chunks already stored (by this session or
@@ -1120,6 +1251,32 @@ func (r *Reader) Read(p []byte) (int, error) {
 // WriteToContext copies the whole file to w, fetching chunks ahead in
 // parallel and writing them in order.
 func (r *Reader) WriteToContext(ctx context.Context, w io.Writer, progress Progress) (int64, error) {
+	n, _, err := r.WriteToMarked(ctx, w, progress, -1)
+	return n, err
+}
+
+// HashMark is the state of a file's whole-file digest after its first N
+// bytes: PutFileOver goes on from it rather than reading those bytes again.
+// The zero HashMark is none.
+type HashMark struct {
+	N int64
+	h *ref.Hasher
+}
+
+// LastChunkStart is where f's last chunk starts (0 for none): the mark an
+// append needs (PutFileOver keeps every chunk but the last).
+func LastChunkStart(f File) int64 {
+	if len(f.Chunks) == 0 {
+		return 0
+	}
+	return f.Size - f.Chunks[len(f.Chunks)-1].Size
+}
+
+// WriteToMarked is WriteToContext that also returns the digest's state at
+// offset at, a chunk boundary (none if at is not one), once the whole
+// file's digest was checked.
+func (r *Reader) WriteToMarked(ctx context.Context, w io.Writer, progress Progress, at int64) (int64, HashMark, error) {
+	var mark HashMark
 	type result struct {
 		data []byte
 		err  error
@@ -1165,6 +1322,9 @@ func (r *Reader) WriteToContext(ctx context.Context, w io.Writer, progress Progr
 			if out.err != nil {
 				return out.err
 			}
+			if written == at && mark.h == nil {
+				mark = HashMark{N: at, h: hash.Clone()}
+			}
 			hash.Write(out.data)
 			n, err := w.Write(out.data)
 			written += int64(n)
@@ -1178,10 +1338,10 @@ func (r *Reader) WriteToContext(ctx context.Context, w io.Writer, progress Progr
 		return nil
 	})
 	if err := g.Wait(); err != nil {
-		return written, err
+		return written, HashMark{}, err
 	}
 	if got := hash.Digest(); got != r.f.Digest {
-		return written, fmt.Errorf("%w: content has digest %s, want %s", ErrCorrupt, got, r.f.Digest)
+		return written, HashMark{}, fmt.Errorf("%w: content has digest %s, want %s", ErrCorrupt, got, r.f.Digest)
 	}
-	return written, nil
+	return written, mark, nil
 }

@@ -27,6 +27,9 @@ func NewHasher() *Hasher { return &Hasher{h: blake3.New()} }
 // Write adds b to the hashed stream. It never fails.
 func (h *Hasher) Write(b []byte) (int, error) { return h.h.Write(b) }
 
+// Clone returns a Hasher that goes on from what h has hashed so far.
+func (h *Hasher) Clone() *Hasher { return &Hasher{h: h.h.Clone()} }
+
 // Digest returns the digest of everything written so far.
 func (h *Hasher) Digest() Digest {
 	var d Digest

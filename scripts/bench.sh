@@ -66,5 +66,7 @@ fi
 # The mount write side (issue 4): closes without FUSE, then through a mount; docs/write-bench.md
 go test -run '^$' -bench SmallCommit -benchtime 1000x -benchmem ./stage/
 scripts/write-bench.sh
+# Edits in place of a big file (append, 4 KiB in the middle, truncate -s); docs/write-bench.md
+scripts/edit-bench.sh
 # Per-file operations over one folder (touch, chmod, rename, rm); docs/write-bench.md
 scripts/folder-ops-bench.sh 2000

@@ -10,7 +10,11 @@
 // existing key without truncation copies the latest version into its
 // staging file on the first write (copy on write); until then reads go to
 // the version. Staged bytes live on disk, never in memory, whatever the
-// size.
+// size. A File remembers the lowest offset written or truncated since the
+// copy or its last commit; its commit keeps the chunks of that content
+// before it (cache.Writer.PutFileOver: the same chunks a full store gives)
+// and reads the staged file's holes as zeros without reading them
+// (holes.go).
 //
 // # When a version is made
 //

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 )
 
@@ -65,6 +66,7 @@ func (f *File) follow() {
 		}
 	}
 	f.base, f.copied, f.size, f.mtime, f.mode = v, false, v.Size, v.Mtime, catalog.Perm(v.Mode)
+	f.over, f.mark = nil, cache.HashMark{}
 	f.rewritten = false
 	f.seq, f.lastSaved = false, false
 }

@@ -118,6 +118,7 @@ type Stage struct {
 	unlinked map[string]unlinkedKey
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
+	kept             atomic.Int64 // chunks commits took from the content a File was edited over
 	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
 
 	syncing  sync.Mutex    // one Sync at a time; taken before smu
@@ -167,6 +168,10 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 // StreamStats count commits stored while the File was written, and
 // commits through a voided stream's session (stream.go).
 func (s *Stage) StreamStats() (streamed, reused int64) { return s.streamed.Load(), s.reused.Load() }
+
+// KeptChunks counts the chunks commits of Files edited in place took as
+// they were from the version they were edited over (cache.PutFileOver).
+func (s *Stage) KeptChunks() int64 { return s.kept.Load() }
 
 // FailedCommits counts the files whose commit at their last close failed
 // (the catalog was away, say) and that are not committed yet: their bytes
@@ -239,6 +244,13 @@ type File struct {
 	lastSaved bool          // the last change was a commit, of base
 	stream    *stream       // its bytes being stored as they come (stream.go)
 	reuse     *cache.Writer // a voided stream's session, for the commit
+	// over is stored content whose bytes the staging file holds before
+	// offset same (the base copied, or the last commit): the commit keeps
+	// its chunks up to there and stores only the rest (cache.PutFileOver).
+	// A write or truncate lowers same; nil when nothing is known.
+	over *cache.File
+	same int64
+	mark cache.HashMark // over's digest state part way (ensureCopy), if any
 	// broken is the error of a write that failed (a full disk, say): the
 	// bytes from brokenAt on are not what the writer meant, so the File
 	// commits nothing until a truncate cuts them off (see WriteAt).
@@ -509,10 +521,14 @@ func (f *File) ensureCopy(ctx context.Context) error {
 	if _, err := f.data.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	if _, err := f.s.content.Open(m.Files[0]).WriteToContext(ctx, f.data, nil); err != nil {
+	// The digest's state where the last chunk starts: an append's commit
+	// goes on from there.
+	_, mark, err := f.s.content.Open(m.Files[0]).WriteToMarked(ctx, f.data, nil, cache.LastChunkStart(m.Files[0]))
+	if err != nil {
 		return fmt.Errorf("stage: copy %s: %w", f.base.Key, err)
 	}
 	f.copied = true
+	f.over, f.same, f.mark = &m.Files[0], m.Files[0].Size, mark
 	return nil
 }
 
@@ -549,6 +565,7 @@ func (f *File) writeLocked(ctx context.Context, p []byte, off int64, atEnd bool)
 	if atEnd {
 		off = f.size
 	}
+	f.same = min(f.same, off)
 	if off != f.size && f.seq {
 		f.seq = false
 		if f.stream != nil {
@@ -642,9 +659,11 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 		f.copied = true
 		f.emptied++
 		f.rewritten = true
+		f.over = nil
 	} else if err := f.ensureCopy(ctx); err != nil {
 		return err
 	}
+	f.same = min(f.same, size)
 	f.dropStream()
 	if err := f.data.Truncate(size); err != nil {
 		return err
@@ -896,11 +915,13 @@ func (f *File) commit(ctx context.Context) error {
 		// version became the latest meanwhile (record, staleBase).
 		ctx = context.WithValue(ctx, basedOnKey{}, f.base.Version)
 	}
+	var file cache.File
 	if st := f.stream; st != nil {
 		f.stream = nil
-		w, file, serr := st.finish(f.size)
+		w, stored, serr := st.finish(f.size)
 		if serr == nil {
 			f.s.streamed.Add(1)
+			file = stored
 			v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
 		} else {
 			f.s.log.Warn("lamina mount: storing while writing failed; storing the staged file", "key", key, "err", serr)
@@ -914,11 +935,29 @@ func (f *File) commit(ctx context.Context) error {
 		} else {
 			f.s.reused.Add(1)
 		}
-		v, seq, err = f.s.commitWith(WithRun(ctx, f.runFor(ctx)), w, key, io.NewSectionReader(f.data, 0, f.size), f.data.Name(), f.mtime, f.mode, "", lazy)
+		var perr error
+		var pst cache.PutStats
+		var data io.ReaderAt = f.data
+		if !f.external { // its writers may write it meanwhile
+			data = newHoleReader(f.data, f.size)
+		}
+		if f.over != nil && f.copied && !f.rewritten && !f.external {
+			// Edited in place: the chunks before the first change are kept.
+			file, pst, perr = w.PutFileOver(ctx, data, f.size, *f.over, f.same, f.mark, nil)
+			f.s.kept.Add(int64(pst.Kept))
+		} else {
+			file, _, perr = w.PutFile(ctx, io.NewSectionReader(data, 0, f.size), nil)
+		}
+		if perr != nil {
+			w.Abort()
+			return fmt.Errorf("cannot store %s: %w", key, perr)
+		}
+		v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
 	}
 	if err != nil {
 		return err
 	}
+	f.over, f.same, f.mark = &file, file.Size, cache.HashMark{}
 	f.dirty, f.wrote, f.touched, f.committed = false, false, false, true
 	f.base, f.isNew, f.lazySeq = &v, false, seq
 	f.rewritten = false
