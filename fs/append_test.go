@@ -296,9 +296,7 @@ f = open("child.txt", "w")
 p = subprocess.Popen(["sh", "-c", "sleep 0.3; echo from the child"], stdout=f)
 f.close()
 p.wait()'`)
-	for i := 0; i < 100 && len(w.versions("child.txt")) == 0; i++ {
-		time.Sleep(20 * time.Millisecond) // RELEASE follows the child's exit
-	}
+	waitFor(func() bool { return len(w.versions("child.txt")) > 0 }) // RELEASE follows the child's exit
 	if got := string(w.read("child.txt")); got != "from the child\n" {
 		t.Errorf("child.txt = %q after the child's close", got)
 	}

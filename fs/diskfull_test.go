@@ -38,13 +38,13 @@ func TestFailedWriteCommitsNothing(t *testing.T) {
 	waitFree := func() {
 		t.Helper()
 		var used int64
-		for range 200 {
+		if waitFor(func() bool {
 			var fs syscall.Statfs_t
 			syscall.Statfs(small, &fs)
-			if used = int64(fs.Blocks-fs.Bfree) * fs.Bsize; used < 1<<20 {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
+			used = int64(fs.Blocks-fs.Bfree) * fs.Bsize
+			return used < 1<<20
+		}) {
+			return
 		}
 		t.Fatalf("the failed files' staged bytes still use %d bytes of the staging disk", used)
 	}

@@ -51,10 +51,7 @@ func failClose(t *testing.T, w *world, st *stage.Stage, name string, flag int, d
 	if err := f.Close(); err == nil {
 		t.Fatalf("close of %s with the storage away: no error", name)
 	}
-	for i := 0; i < 200 && st.FailedCommits() <= before; i++ {
-		time.Sleep(10 * time.Millisecond) // the RELEASE follows the close
-	}
-	if st.FailedCommits() <= before {
+	if !waitFor(func() bool { return st.FailedCommits() > before }) { // the RELEASE follows the close
 		t.Fatalf("the close of %s is not among the failed ones", name)
 	}
 }

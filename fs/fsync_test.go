@@ -10,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	lfs "github.com/lamina-bio/lamina/fs"
 	"golang.org/x/sys/unix"
@@ -66,13 +65,7 @@ func TestFsyncKeepsInode(t *testing.T) {
 		// RELEASE is asynchronous: give it a moment.
 		latest := lfs.Ino("l", name)
 		var got uint64
-		for range 500 { // 5 s
-			if got = inoOf(t, w.p(name)); got == latest {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if got != latest {
+		if !waitFor(func() bool { got = inoOf(t, w.p(name)); return got == latest }) {
 			t.Fatalf("%s after the last close shows inode %d, want its key's %d", name, got, latest)
 		}
 	}
@@ -297,13 +290,7 @@ func TestFsyncManyWriters(t *testing.T) {
 	}
 	latest := lfs.Ino("l", "many/log.txt")
 	var got uint64
-	for range 500 { // 5 s
-		if got = inoOf(t, w.p("many/log.txt")); got == latest {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got != latest {
+	if !waitFor(func() bool { got = inoOf(t, w.p("many/log.txt")); return got == latest }) { // the RELEASE
 		t.Fatalf("after the last close the path shows inode %d, want its key's %d", got, latest)
 	}
 }

@@ -38,6 +38,19 @@ type world struct {
 	mountCat lfs.Catalog // what mount serves if not nil, else cat
 }
 
+// waitFor polls cond until it holds or 30 s have passed, and reports
+// whether it held: what a RELEASE, the notifier or a retry does comes a
+// moment after the call that caused it, longer on a loaded machine (CI
+// runs every package at once on 2 cores, with -race).
+func waitFor(cond func() bool) bool {
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return cond()
+		}
+	}
+	return true
+}
+
 func needFUSE(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {

@@ -197,8 +197,18 @@ func (n *node) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 }
 
 func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if fh == nil && (n.movedToScratch(ctx) || n.derivedGone(ctx)) {
-		return syscall.ESTALE // a stat by path: scratch.go, dropDerived
+	if fh == nil && n.movedToScratch(ctx) {
+		return syscall.ESTALE // a stat by path: scratch.go
+	}
+	gone := n.derivedGone(ctx)
+	if gone && (fh == nil || !opensInode(callerTID(ctx), n.StableAttr().Ino)) {
+		// A stat by path (dropDerived). The kernel sends no handle with an
+		// fstat either (libfuse#62): go-fuse passes the node's first open
+		// one, and a descriptor closed a moment ago keeps it until the
+		// RELEASE, which the kernel sends after close returned (`cat
+		// k@v1.meta; rm k; stat k@v1.meta` found it). Only a caller with a
+		// descriptor on the inode gets its attributes.
+		return syscall.ESTALE
 	}
 	e := n.current(ctx, fh)
 	shared := false
@@ -239,6 +249,9 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 	out.SetTimeout(n.m.timeout(ctx, e))
 	if isLatestFile(e) && (shared || n.m.held.apart(n.key())) {
 		out.SetTimeout(0) // writers apart (writersAttr), or through another inode (held.go)
+	}
+	if gone {
+		out.SetTimeout(0) // a holder's fstat: a stat by path next asks again
 	}
 	return 0
 }

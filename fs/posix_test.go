@@ -81,13 +81,11 @@ func TestRenameReplacesLink(t *testing.T) {
 	}
 	var oldSt unix.Stat_t
 	unix.Fstat(old, &oldSt)
-	for i := 0; i < 200; i++ { // until the name is looked up again
+	waitFor(func() bool { // until the name is looked up again
 		var st unix.Stat_t
-		if err := unix.Lstat(w.p("sl/s1"), &st); err != nil || st.Ino == oldSt.Ino {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		err := unix.Lstat(w.p("sl/s1"), &st)
+		return err != nil || st.Ino == oldSt.Ino
+	})
 	if got := w.readlink("sl/s1"); got != "y" {
 		t.Fatalf("readlink of a link renamed onto another: %q", got)
 	}
@@ -358,16 +356,10 @@ func TestVersionNameFollowsAttrs(t *testing.T) {
 	if err := os.Chtimes(w.p("sx"), time.Unix(777, 0), time.Unix(777, 0)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		mode, mtime := st()
-		if mode == 0o555 && mtime == 777 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sx@v1 after chmod 755 and touch -d @777: %v, mtime %d", mode, mtime)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var mode os.FileMode
+	var mtime int64
+	if !waitFor(func() bool { mode, mtime = st(); return mode == 0o555 && mtime == 777 }) {
+		t.Fatalf("sx@v1 after chmod 755 and touch -d @777: %v, mtime %d", mode, mtime)
 	}
 }
 

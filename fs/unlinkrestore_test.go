@@ -254,9 +254,7 @@ func TestUnlinkDropsFailedClose(t *testing.T) {
 			t.Fatalf("close of %s with the storage away: no error", c.name)
 		}
 	}
-	for i := 0; i < 200 && st.FailedCommits() < 2; i++ {
-		time.Sleep(10 * time.Millisecond) // the RELEASE follows the close
-	}
+	waitFor(func() bool { return st.FailedCommits() >= 2 }) // the RELEASE follows the close
 	if n := st.FailedCommits(); n != 2 {
 		t.Fatalf("%d failed closes, want 2", n)
 	}

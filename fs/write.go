@@ -207,7 +207,7 @@ func heldByAnyProcess(inos []uint64) bool {
 		if name == "" || name[0] < '0' || name[0] > '9' {
 			continue
 		}
-		held, n, _ := fdinfoHolds("/proc/"+name+"/fdinfo/", inos) // unreadable: gone, or another user's
+		held, n, _ := fdinfoHolds("/proc/"+name+"/fdinfo/", inos, true) // unreadable: gone, or another user's
 		if held || read+n > maxFdinfo {
 			return true // held, or cannot be told: refused rather than lost
 		}
@@ -217,9 +217,10 @@ func heldByAnyProcess(inos []uint64) bool {
 }
 
 // fdinfoHolds reports whether the descriptors of a /proc fdinfo folder
-// include a writable one on one of the inode numbers inos, and how many it
-// read; err if the folder cannot be read (a process gone, another user's).
-func fdinfoHolds(dir string, inos []uint64) (held bool, n int, err error) {
+// include one on one of the inode numbers inos (a writable one if
+// writable), and how many it read; err if the folder cannot be read (a
+// process gone, another user's).
+func fdinfoHolds(dir string, inos []uint64, writable bool) (held bool, n int, err error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return false, 0, err
@@ -234,16 +235,16 @@ func fdinfoHolds(dir string, inos []uint64) (held bool, n int, err error) {
 			break
 		}
 		b, err := os.ReadFile(dir + name)
-		if err == nil && writableOn(string(b), inos) {
+		if err == nil && openOn(string(b), inos, writable) {
 			return true, n, nil
 		}
 	}
 	return false, n, nil
 }
 
-// writableOn reports whether the fdinfo text info is of a descriptor open
-// for writing on one of the inode numbers inos.
-func writableOn(info string, inos []uint64) bool {
+// openOn reports whether the fdinfo text info is of a descriptor open on
+// one of the inode numbers inos (for writing, if writable).
+func openOn(info string, inos []uint64, writable bool) bool {
 	_, ino, ok := strings.Cut(info, "\nino:\t")
 	if !ok {
 		return false
@@ -252,6 +253,9 @@ func writableOn(info string, inos []uint64) bool {
 	i, err := strconv.ParseUint(ino, 10, 64)
 	if err != nil || !slices.Contains(inos, i) {
 		return false
+	}
+	if !writable {
+		return true
 	}
 	_, fl, _ := strings.Cut(info, "flags:\t")
 	fl, _, _ = strings.Cut(fl, "\n")
@@ -858,7 +862,21 @@ func holdsInode(tid uint32, ino uint64) bool {
 	if tid == 0 {
 		return true
 	}
-	held, _, err := fdinfoHolds("/proc/"+strconv.FormatUint(uint64(tid), 10)+"/fdinfo/", []uint64{ino})
+	return fdinfoOf(tid, ino, true)
+}
+
+// opensInode reports whether the process of thread tid has a descriptor
+// open on the inode number ino, or whether that cannot be told: what
+// holdsInode tells of writable ones, of any.
+func opensInode(tid uint32, ino uint64) bool {
+	if tid == 0 {
+		return true
+	}
+	return fdinfoOf(tid, ino, false)
+}
+
+func fdinfoOf(tid uint32, ino uint64, writable bool) bool {
+	held, _, err := fdinfoHolds("/proc/"+strconv.FormatUint(uint64(tid), 10)+"/fdinfo/", []uint64{ino}, writable)
 	if err != nil {
 		return !errors.Is(err, os.ErrNotExist) // gone: no descriptor is left
 	}

@@ -48,16 +48,11 @@ func (w *world) versions(key string) []catalog.Version {
 	return vs
 }
 
-// eventually waits up to 2 s for key to have n versions.
+// eventually waits (waitFor) for key to have n versions.
 func (w *world) eventually(key string, n int) []catalog.Version {
 	w.t.Helper()
 	var vs []catalog.Version
-	for i := 0; i < 200; i++ {
-		if vs = w.versions(key); len(vs) == n {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(func() bool { vs = w.versions(key); return len(vs) == n })
 	return vs
 }
 

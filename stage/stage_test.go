@@ -27,6 +27,18 @@ type env struct {
 	dir   string
 }
 
+// waitFor polls cond until it holds or 30 s have passed, and reports
+// whether it held: a retry or a Sync runs on a timer, later on a loaded
+// machine (CI runs every package at once on 2 cores, with -race).
+func waitFor(cond func() bool) bool {
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return cond()
+		}
+	}
+	return true
+}
+
 func newEnv(t testing.TB) *env { return newEnvWith(t, catalog.BoltOptions{Hold: true}) }
 
 func newEnvWith(t testing.TB, o catalog.BoltOptions) *env {
@@ -653,9 +665,7 @@ func TestRecoverFailingIsRetried(t *testing.T) {
 		t.Fatalf("FailedCommits after a Recover that could not commit = %d, want 2", n)
 	}
 	cat2.down.Store(false)
-	for i := 0; i < 500 && s2.FailedCommits() > 0; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(func() bool { return s2.FailedCommits() == 0 })
 	if n := s2.FailedCommits(); n != 0 {
 		t.Fatalf("FailedCommits once the catalog answers = %d, want 0", n)
 	}
@@ -856,13 +866,13 @@ func TestFailedCommitRetriedWhileRunning(t *testing.T) {
 	// A retry that looked b.txt up just before that save must fail its
 	// commit before the catalog is back: a retry checks, then commits, and
 	// a save landing in between is not seen (a window of a lookup; the
-	// catalog has no conditional save).
-	time.Sleep(100 * time.Millisecond)
-	cat.down.Store(false)
-	deadline := time.Now().Add(10 * time.Second)
-	for s.FailedCommits() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// catalog has no conditional save). RetryFailed waits for the one at
+	// work: 100 ms of sleep did not always, on a loaded machine.
+	if n := s.RetryFailed(ctx); n != 4 {
+		t.Fatalf("FailedCommits with the catalog still away = %d, want 4", n)
 	}
+	cat.down.Store(false)
+	waitFor(func() bool { return s.FailedCommits() == 0 })
 	if n := s.FailedCommits(); n != 0 {
 		t.Fatalf("FailedCommits after the catalog came back = %d, want 0", n)
 	}
@@ -931,9 +941,7 @@ func TestFailedSyncTriedAgain(t *testing.T) {
 	if err := f.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 200 && staged(t, e.dir) > 0; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(func() bool { return staged(t, e.dir) == 0 && content.fails.Load() < 0 })
 	if n := staged(t, e.dir); n != 0 || content.fails.Load() >= 0 {
 		t.Fatalf("after two failed syncs and no other close: %d staging files, %d failures to come", n, content.fails.Load())
 	}
