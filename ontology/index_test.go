@@ -651,3 +651,31 @@ func TestBroadNarrowSynonymsNamed(t *testing.T) {
 		})
 	}
 }
+
+// A text a term has twice as a synonym keeps its strongest scope (EXACT >
+// RELATED > BROAD, NARROW): the first one stood, so an EXACT synonym
+// listed after a BROAD one of the same text was a lead, never mapped.
+func TestSynonymStrongestScope(t *testing.T) {
+	module := load(t, "tissue", "", "ontologies", "extra", "uberon-module-from-mondo.obo.gz")
+	slim := load(t, "tissue", "", "ontologies", "uberon-efo-slim.obo")
+	tests := []struct {
+		idx     *ontology.Index
+		value   string
+		related bool
+		match   ontology.Match
+		id      string
+	}{
+		{module, "infundibular stem", false, ontology.BySynonym, "UBERON:0002434"},       // BROAD, then EXACT
+		{module, "transitional epithelium", false, ontology.BySynonym, "UBERON:0000365"}, // BROAD, then EXACT; RELATED of UBERON:0004645
+		{slim, "SCN", true, ontology.ByRelated, "UBERON:0002034"},                        // BROAD, then RELATED
+	}
+	for _, tc := range tests {
+		for _, x := range []*ontology.Index{tc.idx, roundTrip(t, tc.idx)} {
+			st := x.Standardize(tc.value, ontology.StandardizeOptions{Related: tc.related})
+			if st.Match != tc.match || st.ID != tc.id {
+				t.Errorf("Standardize(%q) = %v %s (%s), want %v %s", tc.value, st.Match, st.ID, st.Reason(), tc.match, tc.id)
+			}
+		}
+	}
+}
+
