@@ -85,7 +85,7 @@ func TestStandardize(t *testing.T) {
 		{"gene alias", genes, "CD20", ontology.StandardizeOptions{}, ontology.Ambiguous, "CD20", "ambiguous: could be"},
 		{"gene alias of one gene", genes, "TM4SF6", ontology.StandardizeOptions{}, ontology.BySynonym, "TSPAN6", "EXACT synonym"},
 		{"symbol beats another gene's alias", genes, "FH", ontology.StandardizeOptions{}, ontology.ExactName, "FH", "standard name"},
-		{"one symbol, two Ensembl ids", genes, "ptprc", ontology.StandardizeOptions{}, ontology.FoldedName, "PTPRC", "case, white space, dashes or Unicode form; PTPRC, the name of 2 terms: ENSG00000081237, ENSG00000262418"},
+		{"one symbol, two Ensembl ids", genes, "ptprc", ontology.StandardizeOptions{}, ontology.FoldedName, "PTPRC", "case, white space, dashes, Greek letters or Unicode form; PTPRC, the name of 2 terms: ENSG00000081237, ENSG00000262418"},
 		{"one symbol, two Ensembl ids, exact", genes, "PTPRC", ontology.StandardizeOptions{}, ontology.ExactName, "PTPRC", "PTPRC is the name of 2 terms: ENSG00000081237, ENSG00000262418"},
 		{"nothing", cl, "doublet", ontology.StandardizeOptions{}, ontology.NoMatch, "doublet", "no term"},
 	}
@@ -678,4 +678,3 @@ func TestSynonymStrongestScope(t *testing.T) {
 		}
 	}
 }
-
