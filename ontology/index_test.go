@@ -199,6 +199,10 @@ func TestInspect(t *testing.T) {
 	}
 }
 
+func hsapdv(t testing.TB) *ontology.Index {
+	return load(t, "developmental_stage", "human", "ontologies", "hsapdv.obo")
+}
+
 func TestSuggest(t *testing.T) {
 	for _, tc := range []struct {
 		idx   func(testing.TB) *ontology.Index
@@ -210,6 +214,11 @@ func TestSuggest(t *testing.T) {
 		{clOBO, "monocyet", "monocyte"},
 		{mondo, "rheumatoid arthritus", "rheumatoid arthritis"},
 		{hpo, "catarct", "Cataract"},
+		// What search finds by name prefix or words: "adult" was "no close
+		// term" while search ranked "adult stage" first.
+		{hsapdv, "adult", "adult stage"},
+		{hsapdv, "embryo", "embryonic stage"},
+		{clOBO, "T cel", "T cell"},
 	} {
 		t.Run(tc.value, func(t *testing.T) {
 			s := tc.idx(t).Suggest(tc.value, 3)
@@ -222,6 +231,13 @@ func TestSuggest(t *testing.T) {
 				}
 			}
 		})
+	}
+	// A short value is no name prefix to suggest by: "T" starts T cell,
+	// T-helper 1 cell and hundreds more.
+	for _, v := range []string{"T", "B"} {
+		if s := clOBO(t).Suggest(v, 3); len(s) > 0 {
+			t.Errorf("Suggest(%q) = %+v, want none", v, s)
+		}
 	}
 }
 
