@@ -353,6 +353,11 @@ func TestWhereNotTermComplementsEquals(t *testing.T) {
 			t.Errorf("ls --where %s = %v, want %v", tc.where, got, tc.want)
 		}
 	}
+	// Placed by the default's own replacement: no other version to name.
+	_, stderr, err := e.run("ls", "--where", "cell_type=osteoblast", "--format", "json")
+	if err != nil || !strings.Contains(stderr, "note: 1 version listed through a term obsolete in the default version, placed by its replacement") {
+		t.Errorf("ls --where cell_type=osteoblast: %v, stderr %q; want a note", err, stderr)
+	}
 }
 
 // A term live in the default version (CL 2022-12-15) is itself alone,
