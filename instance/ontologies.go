@@ -32,14 +32,14 @@ import (
 // imported while a mount daemon owns the catalog file:
 //
 //	ontologies/<entity>/<digest>.src      ontology.Marshal of one source
-//	ontologies/<entity>/<digest>.v2.idx   its index (ontology.MarshalIndex, format 2)
+//	ontologies/<entity>/<digest>.v3.idx   its index (ontology.MarshalIndex, format 3)
 //	ontologies/registry.json              every source, which one is default
 //
 // The index is derived: built at import (written after the registry, not
 // synced), or on first use for a source imported before index files
 // existed, and rebuilt from the source when it is damaged. A process maps
 // it from local disk: the storage folder, or with remote storage a copy in
-// the local cache (<CacheDir>/ontologies/<digest>.v2.idx).
+// the local cache (<CacheDir>/ontologies/<digest>.v3.idx).
 //
 // An import writes the source object first and then replaces the registry
 // (storage Put is atomic), so a reader never sees a registry entry without

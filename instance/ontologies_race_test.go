@@ -10,6 +10,7 @@ import (
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ontology"
 	"github.com/lamina-bio/lamina/storage"
 )
 
@@ -130,7 +131,7 @@ func TestImportOntologyOwnWriteRefused(t *testing.T) {
 	if ss, err := in.OntologySources(ctx); err != nil || len(ss) != 1 {
 		t.Fatalf("sources: %+v %v", ss, err)
 	}
-	if _, err := l.Stat(ctx, fmt.Sprintf("ontologies/developmental_stage/%s.v2.idx", res.Source.Digest)); err != nil {
+	if _, err := l.Stat(ctx, fmt.Sprintf("ontologies/developmental_stage/%s.v%d.idx", res.Source.Digest, ontology.IndexFormat)); err != nil {
 		t.Fatalf("no index stored: %v", err)
 	}
 }

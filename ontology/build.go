@@ -101,12 +101,32 @@ func addLookups(t *tables, st *stringTable, b *builders, terms []Term) {
 			for g := t.syns.start[i]; g < t.syns.start[i+1]; g++ {
 				f := b.synFolded[g]
 				if last, ok := b.synFold.lastValue(f); ok && t.synTerm[last] == uint32(i) {
-					continue // the same text twice on one term
+					// The same text twice on one term: the strongest
+					// scope stands (Uberon has "infundibular stem" BROAD,
+					// then EXACT, on the pituitary stalk).
+					if scopeRank(Scope(t.synScope[g])) > scopeRank(Scope(t.synScope[last])) {
+						b.synFold.setLast(f, g)
+					}
+					continue
 				}
 				b.synFold.add(f, g)
 			}
 		}
 	}
+}
+
+// scopeRank orders scopes by how much a synonym says: a Symbol is a
+// name, EXACT an equivalent, RELATED a looser one, BROAD and NARROW none.
+func scopeRank(s Scope) int {
+	switch s {
+	case Symbol:
+		return 4
+	case Exact:
+		return 3
+	case Related:
+		return 2
+	}
+	return 1
 }
 
 // addHierarchy resolves is_a and part_of edges to term numbers (ids

@@ -217,9 +217,12 @@ func (x *Index) findID(s string) (i uint32, alt string, ok bool) {
 // zero-width characters (U+200B-U+200D, U+FEFF) dropped, and NFC, so that
 // "Monocyte ", "monocyte", "T\u2010cell" and "T-cell" compare as the text
 // they show, and a decomposed "Mu\u0308ller cell" (macOS, Excel) as
-// "Müller cell". Nothing else: "T cell" and "T-cell" stay apart. Index
-// files store folded text: a change here needs a new IndexFormat. It
-// returns s itself when nothing changes.
+// "Müller cell". Greek letters are spelled out in Latin letters, two
+// in a row with a hyphen between ("αβ T cell" is "alpha-beta t cell",
+// "IFN-γ" "ifn-gamma", "CD8α" "cd8alpha"), as the ontologies spell them.
+// Nothing else: "T cell" and "T-cell" stay apart. Index files store
+// folded text: a change here needs a new IndexFormat. It returns s itself
+// when nothing changes.
 func fold(s string) string {
 	clean := true
 	prevSpace := true
@@ -236,10 +239,10 @@ func fold(s string) string {
 	}
 	var b strings.Builder
 	b.Grow(len(s))
-	space, ascii := false, true
+	space, ascii, greek := false, true, false
 	for _, r := range s {
 		if unicode.IsSpace(r) {
-			space = b.Len() > 0
+			space, greek = b.Len() > 0, false
 			continue
 		}
 		switch {
@@ -252,15 +255,39 @@ func fold(s string) string {
 			b.WriteByte(' ')
 			space = false
 		}
+		r = unicode.ToLower(r)
+		if name := greekName(r); name != "" {
+			if greek {
+				b.WriteByte('-')
+			}
+			b.WriteString(name)
+			greek = true
+			continue
+		}
+		greek = false
 		if r >= utf8.RuneSelf {
 			ascii = false
 		}
-		b.WriteRune(unicode.ToLower(r))
+		b.WriteRune(r)
 	}
 	if ascii {
 		return b.String()
 	}
 	return norm.NFC.String(b.String())
+}
+
+// greekNames spells the small Greek letters α (U+03B1) to ω (U+03C9);
+// ς, the final sigma, is sigma.
+var greekNames = [...]string{"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+	"lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega"}
+
+// greekName is the Latin spelling of the small Greek letter r, "" for
+// another rune. The micro sign µ (U+00B5) is no letter: µm stays.
+func greekName(r rune) string {
+	if r >= '\u03b1' && r <= '\u03c9' {
+		return greekNames[r-'\u03b1']
+	}
+	return ""
 }
 
 // isDash reports whether r is a Unicode hyphen, dash or minus sign that
@@ -591,7 +618,7 @@ func (s Standardization) Reason() string {
 	case ByAltID:
 		return fmt.Sprintf("secondary id of %s", s.ID)
 	case FoldedName:
-		r := "name differs in case, white space, dashes or Unicode form"
+		r := "name differs in case, white space, dashes, Greek letters or Unicode form"
 		if len(s.IDs) > 1 {
 			r += "; " + s.term()
 		}

@@ -85,7 +85,7 @@ func TestStandardize(t *testing.T) {
 		{"gene alias", genes, "CD20", ontology.StandardizeOptions{}, ontology.Ambiguous, "CD20", "ambiguous: could be"},
 		{"gene alias of one gene", genes, "TM4SF6", ontology.StandardizeOptions{}, ontology.BySynonym, "TSPAN6", "EXACT synonym"},
 		{"symbol beats another gene's alias", genes, "FH", ontology.StandardizeOptions{}, ontology.ExactName, "FH", "standard name"},
-		{"one symbol, two Ensembl ids", genes, "ptprc", ontology.StandardizeOptions{}, ontology.FoldedName, "PTPRC", "case, white space, dashes or Unicode form; PTPRC, the name of 2 terms: ENSG00000081237, ENSG00000262418"},
+		{"one symbol, two Ensembl ids", genes, "ptprc", ontology.StandardizeOptions{}, ontology.FoldedName, "PTPRC", "case, white space, dashes, Greek letters or Unicode form; PTPRC, the name of 2 terms: ENSG00000081237, ENSG00000262418"},
 		{"one symbol, two Ensembl ids, exact", genes, "PTPRC", ontology.StandardizeOptions{}, ontology.ExactName, "PTPRC", "PTPRC is the name of 2 terms: ENSG00000081237, ENSG00000262418"},
 		{"nothing", cl, "doublet", ontology.StandardizeOptions{}, ontology.NoMatch, "doublet", "no term"},
 	}
@@ -199,6 +199,10 @@ func TestInspect(t *testing.T) {
 	}
 }
 
+func hsapdv(t testing.TB) *ontology.Index {
+	return load(t, "developmental_stage", "human", "ontologies", "hsapdv.obo")
+}
+
 func TestSuggest(t *testing.T) {
 	for _, tc := range []struct {
 		idx   func(testing.TB) *ontology.Index
@@ -210,6 +214,11 @@ func TestSuggest(t *testing.T) {
 		{clOBO, "monocyet", "monocyte"},
 		{mondo, "rheumatoid arthritus", "rheumatoid arthritis"},
 		{hpo, "catarct", "Cataract"},
+		// What search finds by name prefix or words: "adult" was "no close
+		// term" while search ranked "adult stage" first.
+		{hsapdv, "adult", "adult stage"},
+		{hsapdv, "embryo", "embryonic stage"},
+		{clOBO, "T cel", "T cell"},
 	} {
 		t.Run(tc.value, func(t *testing.T) {
 			s := tc.idx(t).Suggest(tc.value, 3)
@@ -222,6 +231,13 @@ func TestSuggest(t *testing.T) {
 				}
 			}
 		})
+	}
+	// A short value is no name prefix to suggest by: "T" starts T cell,
+	// T-helper 1 cell and hundreds more.
+	for _, v := range []string{"T", "B"} {
+		if s := clOBO(t).Suggest(v, 3); len(s) > 0 {
+			t.Errorf("Suggest(%q) = %+v, want none", v, s)
+		}
 	}
 }
 
@@ -649,5 +665,32 @@ func TestBroadNarrowSynonymsNamed(t *testing.T) {
 				t.Fatalf("Inspect(%q): %+v", tc.value, r.Reports)
 			}
 		})
+	}
+}
+
+// A text a term has twice as a synonym keeps its strongest scope (EXACT >
+// RELATED > BROAD, NARROW): the first one stood, so an EXACT synonym
+// listed after a BROAD one of the same text was a lead, never mapped.
+func TestSynonymStrongestScope(t *testing.T) {
+	module := load(t, "tissue", "", "ontologies", "extra", "uberon-module-from-mondo.obo.gz")
+	slim := load(t, "tissue", "", "ontologies", "uberon-efo-slim.obo")
+	tests := []struct {
+		idx     *ontology.Index
+		value   string
+		related bool
+		match   ontology.Match
+		id      string
+	}{
+		{module, "infundibular stem", false, ontology.BySynonym, "UBERON:0002434"},       // BROAD, then EXACT
+		{module, "transitional epithelium", false, ontology.BySynonym, "UBERON:0000365"}, // BROAD, then EXACT; RELATED of UBERON:0004645
+		{slim, "SCN", true, ontology.ByRelated, "UBERON:0002034"},                        // BROAD, then RELATED
+	}
+	for _, tc := range tests {
+		for _, x := range []*ontology.Index{tc.idx, roundTrip(t, tc.idx)} {
+			st := x.Standardize(tc.value, ontology.StandardizeOptions{Related: tc.related})
+			if st.Match != tc.match || st.ID != tc.id {
+				t.Errorf("Standardize(%q) = %v %s (%s), want %v %s", tc.value, st.Match, st.ID, st.Reason(), tc.match, tc.id)
+			}
+		}
 	}
 }

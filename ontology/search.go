@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Fuzzy matching runs on the tables' entries (every name and synonym,
@@ -234,7 +235,13 @@ func (s Suggestion) IDList() string {
 //   - made of some of the value's words, covering a good share of what
 //     they say (blood for "peripheral blood"; see matchWords): 0.6 + 0.4 ×
 //     that share, so above the loose string matches and below near-exact
-//     ones.
+//     ones;
+//   - found as search finds it by name prefix, word prefixes or all its
+//     words in order ("adult stage" for "adult", "embryonic stage" for
+//     "embryo"), for a value of minPrefixSuggest characters or more that
+//     is at least minPrefixShare of the text's length: 0.6 + 0.3 × that
+//     share. Shorter values or shares ("T": T cell, T-helper 1 cell, …)
+//     would suggest a term by a word it merely starts with.
 func (x *Index) Suggest(value string, n int) []Suggestion {
 	q := fold(value)
 	if q == "" || n <= 0 {
@@ -245,12 +252,19 @@ func (x *Index) Suggest(value string, n int) []Suggestion {
 		return !x.obsolete(x.entryTerm[e]) && (g == noSyn || Scope(x.synScope[g]) == Exact)
 	}
 	cands := x.similar(q, 4*n, 0.5, false, keep)
-	for _, m := range x.matchWords(q, keep, false, math.MaxInt) {
+	prefixes := utf8.RuneCountInString(q) >= minPrefixSuggest
+	for _, m := range x.matchWords(q, keep, prefixes, math.MaxInt) {
 		switch m.rank {
 		case RankNormalizedName:
 			cands = append(cands, scored{m.e, 0.95 + 0.05*similarity([]rune(q), x.folded(m.e))})
 		case RankSomeWords:
 			cands = append(cands, scored{m.e, 0.6 + 0.4*m.score})
+		case RankNamePrefix, RankWordPrefix, RankAllWords:
+			share := min(1, float64(len(q))/float64(len(x.folded(m.e))))
+			phrase := m.rank != RankAllWords || m.score > 0.5 // in order, adjacent (see allWords)
+			if prefixes && phrase && share >= minPrefixShare {
+				cands = append(cands, scored{m.e, 0.6 + 0.3*share})
+			}
 		}
 	}
 	slices.SortFunc(cands, x.byScore)
@@ -274,6 +288,14 @@ func (x *Index) Suggest(value string, n int) []Suggestion {
 	}
 	return out
 }
+
+// Suggest's bounds for prefix and word matches: "adult" is 0.45 of
+// "adult stage", "newborn" 0.28 of "newborn stage (0-28 days)"; "T" 0.17
+// of "T cell".
+const (
+	minPrefixSuggest = 3
+	minPrefixShare   = 0.25
+)
 
 // ---- search ----
 

@@ -141,3 +141,34 @@ func TestSearchIDSpellings(t *testing.T) {
 		}
 	}
 }
+
+// Greek letters and their Latin spelling are one text: "αβ T cell" is
+// "alpha-beta T cell" (search ranked "gamma-delta T cell" first, a fuzzy
+// match of its synonym "gd T cell"), and Mondo's "β-sarcoglycan" is found
+// typed "beta-sarcoglycan".
+func TestGreekLetters(t *testing.T) {
+	cl := clOBO(t)
+	for _, tc := range []struct{ value, id string }{
+		{"αβ T cell", "CL:0000789"},
+		{"γδ T cell", "CL:0000798"},
+		{"ΓΔ T cell", "CL:0000798"},
+		{"CD8-positive, αβ T cell", "CL:0000625"},
+	} {
+		hits := cl.Search(tc.value, ontology.SearchOptions{Limit: 3})
+		if len(hits) == 0 || hits[0].ID != tc.id || hits[0].Rank != ontology.RankExactName {
+			t.Errorf("Search(%q) = %+v, want %s first, exact_name", tc.value, hits, tc.id)
+		}
+		if st := cl.Standardize(tc.value, ontology.StandardizeOptions{}); st.Match != ontology.FoldedName || st.ID != tc.id {
+			t.Errorf("Standardize(%q) = %v %s (%s), want %s", tc.value, st.Match, st.ID, st.Reason(), tc.id)
+		}
+	}
+	mondo := load(t, "disease", "", "ontologies", "cellxgene-json", "MONDO-ontology-v2026-05-05.json.gz")
+	v := "muscular dystrophy with reduced beta-sarcoglycan, domestic cat"
+	if st := mondo.Standardize(v, ontology.StandardizeOptions{}); st.Match != ontology.FoldedName || st.ID != "MONDO:1012718" {
+		t.Errorf("Standardize(%q) = %v %s (%s), want MONDO:1012718", v, st.Match, st.ID, st.Reason())
+	}
+	// Only Greek letters: a Latin "ab" is no αβ.
+	if st := cl.Standardize("ab T cell", ontology.StandardizeOptions{}); st.ID == "CL:0000789" {
+		t.Errorf("ab T cell: %v %s, want no alpha-beta T cell", st.Match, st.ID)
+	}
+}

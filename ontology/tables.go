@@ -37,7 +37,7 @@ type tables struct {
 	byAlt   strMap // alt_id -> its primary term, when it is not itself a primary id
 	byName  strMap // exact name -> terms, live ones first
 	byFold  strMap // folded name -> terms, live ones first
-	synFold strMap // folded synonym -> synonyms of live terms, one per term
+	synFold strMap // folded synonym -> synonyms of live terms, one per term (its strongest scope)
 
 	// Fuzzy matching: every name and synonym once, folded, with two
 	// inverted indexes: byte trigrams (typos) and words (word prefixes).
@@ -312,6 +312,20 @@ func (m *mapBuilder) lastValue(sid uint32) (uint32, bool) {
 		return m.last[k], true
 	}
 	return 0, false
+}
+
+// setLast replaces the value added last under sid (which must be a key)
+// by v. It looks for that pair from the end: call it while the pairs
+// after it are few.
+func (m *mapBuilder) setLast(sid, v uint32) {
+	k, _ := m.key(sid)
+	for p := len(m.pairK) - 1; p >= 0; p-- {
+		if m.pairK[p] == k {
+			m.pairV[p] = v
+			break
+		}
+	}
+	m.last[k] = v
 }
 
 func (m *mapBuilder) add(sid, v uint32) {

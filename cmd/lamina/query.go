@@ -47,6 +47,14 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	// base is f.Terms without the ids placeOlder adds, to count the
 	// versions found only through them.
 	var base [][]string
+	var via []string // the other versions that gave ids of older
+	addVia := func(vs []string) {
+		for _, v := range vs {
+			if !slices.Contains(via, v) {
+				via = append(via, v)
+			}
+		}
+	}
 	addTerms := func(all, older []string) {
 		f.Terms = append(f.Terms, slices.Concat(all, older))
 		base = append(base, all)
@@ -99,6 +107,7 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 				switch {
 				case err == nil:
 					cond.Values = tv.values
+					addVia(tv.via)
 					if cond.Op == "!=" {
 						// The complement of = among the versions with
 						// the feature: those = finds are left out.
@@ -160,11 +169,12 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	}
 	for entity, values := range terms {
 		for _, v := range values {
-			ids, older, err := termIDs(c.Context, in, entity, c.String("organism"), v, exact, c.App.ErrWriter)
+			q, err := termIDs(c.Context, in, entity, c.String("organism"), v, exact, c.App.ErrWriter)
 			if err != nil {
 				return err
 			}
-			addTerms(ids, older)
+			addTerms(q.ids, q.older)
+			addVia(q.via)
 		}
 	}
 	// --after pages by key, as ls without filters does: the keys after
@@ -217,8 +227,12 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	case more:
 		fmt.Fprintf(c.App.ErrWriter, "(showing the first %d; raise --limit for more)\n", limit)
 	}
-	if older > 0 {
-		fmt.Fprintf(c.App.ErrWriter, "note: %s listed through an older ontology version: annotated with a term obsolete or absent in the default version, placed by its replacement or as an older version places it\n",
+	switch {
+	case older > 0 && len(via) > 0:
+		fmt.Fprintf(c.App.ErrWriter, "note: %s listed through another ontology version than the default: annotated with a term obsolete or absent in the default version, placed by its replacement or as %s places it\n",
+			plural(older, "version"), strings.Join(via, " or "))
+	case older > 0:
+		fmt.Fprintf(c.App.ErrWriter, "note: %s listed through a term obsolete in the default version, placed by its replacement\n",
 			plural(older, "version"))
 	}
 	return nil
@@ -331,18 +345,20 @@ func loadEntity(ctx context.Context, in *instance.Instance, entity, organism str
 
 // termIDs returns the ids of the terms value names (see queryTerms) and,
 // unless exact, of every term below them; older are the ids placeOlder
-// adds.
-func termIDs(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) (ids, older []string, err error) {
-	ids, older, _, err = queryTerms(ctx, in, entity, organism, value, exact, warn)
-	return ids, older, err
+// and namedElsewhere add, via the versions besides the default that gave
+// some of them.
+func termIDs(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) (termMatch, error) {
+	q, _, err := queryTerms(ctx, in, entity, organism, value, exact, warn)
+	return q, err
 }
 
 // termMatch is what a query for a cat[ENTITY] feature matches: values the
 // feature holds, and the ids (with their alt ids) one of which the
 // version's terms record holds; older are those of the ids placeOlder
-// adds.
+// and namedElsewhere add, via the other versions ("CL 2022-12-15") that
+// gave some of them.
 type termMatch struct {
-	values, ids, older []string
+	values, ids, older, via []string
 }
 
 // termValues returns the values a cat[ENTITY] feature can hold for the
@@ -352,11 +368,11 @@ type termMatch struct {
 // annotated before a term was renamed ("fat cell", now "adipocyte")
 // stores the name of its day.
 func termValues(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) (termMatch, error) {
-	ids, older, xs, err := queryTerms(ctx, in, entity, organism, value, exact, warn)
+	q, xs, err := queryTerms(ctx, in, entity, organism, value, exact, warn)
 	if err != nil {
 		return termMatch{}, err
 	}
-	var m termMatch
+	m := termMatch{via: q.via}
 	seen := map[*[]string]map[string]bool{} // names apart from ids: a value typed as an id is both
 	add := func(to *[]string, s string) {
 		if seen[to] == nil {
@@ -382,8 +398,8 @@ func termValues(ctx context.Context, in *instance.Instance, entity, organism, va
 			}
 		}
 	}
-	collect(ids, &m.ids)
-	collect(older, &m.older)
+	collect(q.ids, &m.ids)
+	collect(q.older, &m.older)
 	m.values = slices.Concat(names, m.ids, m.older)
 	return m, nil
 }
@@ -391,36 +407,55 @@ func termValues(ctx context.Context, in *instance.Instance, entity, organism, va
 // queryTerms resolves value in the default source of entity, else in
 // another imported version (a name a newer version renamed), and returns
 // the ids it stands for, the ids placeOlder adds, and the sources loaded,
-// the default first. An obsolete term the value names stays in the ids
-// beside its replacement: versions annotated before it was made obsolete
-// carry its id; warn is told when the replacement is searched too.
-func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) (ids, older []string, xs []*ontology.Index, err error) {
+// the default first (the termMatch has no values). An obsolete term the
+// value names stays in the ids beside its replacement: versions annotated
+// before it was made obsolete carry its id; warn is told when the
+// replacement is searched too.
+func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) (q termMatch, xs []*ontology.Index, err error) {
 	x, rec, err := in.LoadOntology(ctx, entity, organism, "")
 	if err != nil {
-		return nil, nil, nil, err
+		return termMatch{}, nil, err
 	}
 	xs = append([]*ontology.Index{x}, otherVersions(ctx, in, entity, organism, rec)...)
 	var first error
 	for k, x := range xs {
-		ids, root, note, err := resolveQuery(x, entity, value, exact)
+		ids, root, note, err := resolveQuery(xs[0], x, entity, value, exact)
 		if err != nil {
 			if first == nil {
 				first = err
 			}
 			continue
 		}
+		q.ids = ids
 		if k > 0 {
 			note = fmt.Sprintf("%q is no %s term of the default version; found in version %s as %s", value, entity, x.Source().Version, ids[0])
 		} else if !exact && root != "" && len(xs) > 1 {
-			older = placeOlder(xs, entity, root, ids, rec.Obsolete > 0)
+			q.older, q.via = placeOlder(xs, entity, root, ids, rec.Obsolete > 0)
 		}
 		if note != "" {
 			fmt.Fprintln(warn, "note:", note)
 		}
-		older = append(older, namedElsewhere(xs, k, entity, value, exact, slices.Concat(ids, older))...)
-		return ids, older, xs, nil
+		more, via := namedElsewhere(xs, k, entity, value, exact, slices.Concat(ids, q.older))
+		q.older = append(q.older, more...)
+		for _, v := range via {
+			if !slices.Contains(q.via, v) {
+				q.via = append(q.via, v)
+			}
+		}
+		return q, xs, nil
 	}
-	return nil, nil, nil, first
+	return termMatch{}, nil, first
+}
+
+// versionName names x's version in a note: "CL 2026-03-26".
+func versionName(x *ontology.Index) string {
+	return x.Source().Ontology + " " + x.Source().Version
+}
+
+// liveIn reports whether id is a live term of x, by its own id.
+func liveIn(x *ontology.Index, id string) bool {
+	t, ok := x.Term(id)
+	return ok && t.ID == id && !t.Obsolete
 }
 
 // namedElsewhere returns the ids, beyond have, that value names in the
@@ -429,23 +464,24 @@ func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, va
 // there (MICOS10-NBL1 is ENSG00000270136 in GENCODE, ENSG00000158747 in
 // org.Hs.eg.db). Unless exact, the terms below it come along: as the
 // default places it when it is live there, else as that version does.
-func namedElsewhere(xs []*ontology.Index, k int, entity, value string, exact bool, have []string) []string {
+// via names the versions that gave some.
+func namedElsewhere(xs []*ontology.Index, k int, entity, value string, exact bool, have []string) (out, via []string) {
 	seen := map[string]bool{}
 	for _, id := range have {
 		seen[id] = true
 	}
-	var out []string
 	for _, x := range xs[k+1:] {
-		named, _, _, err := resolveQuery(x, entity, value, true)
+		named, _, _, err := resolveQuery(xs[0], x, entity, value, true)
 		if err != nil {
 			continue
 		}
+		n := len(out)
 		for _, id := range named {
 			if seen[id] {
 				continue
 			}
 			in := x
-			if t, ok := xs[0].Term(id); ok && t.ID == id && !t.Obsolete {
+			if liveIn(xs[0], id) {
 				in = xs[0]
 			}
 			below, err := withDescendants(in, entity, id, exact)
@@ -459,8 +495,11 @@ func namedElsewhere(xs []*ontology.Index, k int, entity, value string, exact boo
 				}
 			}
 		}
+		if len(out) > n {
+			via = append(via, versionName(x))
+		}
 	}
-	return out
+	return out, via
 }
 
 // placeOlder returns the ids, beyond ids (root and the terms below it in
@@ -468,15 +507,15 @@ func namedElsewhere(xs []*ontology.Index, k int, entity, value string, exact boo
 // belong below root all the same, as versions annotated under an older
 // version may carry them: an obsolete term whose replacement (followed
 // through obsolete ones) is among ids, and, when the default has no live
-// replacement, a term that another imported version has live below root.
-// obsolete says whether the default has obsolete terms.
-func placeOlder(xs []*ontology.Index, entity, root string, ids []string, obsolete bool) []string {
+// replacement, a term that another imported version has live below root
+// (via names the versions that gave some). obsolete says whether the
+// default has obsolete terms.
+func placeOlder(xs []*ontology.Index, entity, root string, ids []string, obsolete bool) (out, via []string) {
 	def := xs[0]
 	below := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		below[id] = true
 	}
-	var out []string
 	seen := map[string]bool{}
 	add := func(id string) {
 		if !below[id] && !seen[id] {
@@ -500,13 +539,17 @@ func placeOlder(xs []*ontology.Index, entity, root string, ids []string, obsolet
 		if err != nil {
 			continue
 		}
+		n := len(out)
 		for _, id := range d {
 			if t, ok := x.Term(id); ok && !t.Obsolete && replacement(def, id) == "" {
 				add(id)
 			}
 		}
+		if len(out) > n {
+			via = append(via, versionName(x))
+		}
 	}
-	return out
+	return out, via
 }
 
 // replacement is the live term of x that stands for id: id's own when it
@@ -552,9 +595,17 @@ func otherVersions(ctx context.Context, in *instance.Instance, entity, organism 
 // resolveQuery is the ids value stands for in x: the term it names and,
 // unless exact, every term below it (root, or "" for an obsolete term
 // without replacement). For an obsolete term, its own id and its
-// replacement's (with the terms below that); note says so.
-func resolveQuery(x *ontology.Index, entity, value string, exact bool) (ids []string, root, note string, err error) {
+// replacement's (with the terms below that); note says so. def is the
+// default version: a term obsolete in x but live in def is itself alone
+// (with the terms below it in def), as in def: x's replacement is
+// another term (CL 2026 replaces "somatic cell" by "cell", and a query
+// for somatic cells listed every cell).
+func resolveQuery(def, x *ontology.Index, entity, value string, exact bool) (ids []string, root, note string, err error) {
 	st := x.Standardize(value, ontology.StandardizeOptions{})
+	if st.Obsolete != "" && x != def && liveIn(def, st.Obsolete) {
+		ids, err := withDescendants(def, entity, st.Obsolete, exact)
+		return ids, st.Obsolete, "", err
+	}
 	if st.Obsolete == "" {
 		_, named, err := resolveTerms(x, entity, value)
 		if err != nil {

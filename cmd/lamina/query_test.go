@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -229,8 +230,9 @@ func TestQueryPlacesTermsObsoleteInDefault(t *testing.T) {
 		t.Errorf("ls --exact of epithelial cell = %v, want nothing", got)
 	}
 	_, stderr, err := e.run("ls", "--cell-type", "epithelial cell", "--format", "json")
-	if err != nil || !strings.Contains(stderr, "note: 1 version listed through an older ontology version") {
-		t.Errorf("ls --cell-type epithelial cell: %v, stderr %q; want a note", err, stderr)
+	if err != nil || !strings.Contains(stderr, "note: 1 version listed through another ontology version than the default") ||
+		!strings.Contains(stderr, "as CL 2022-12-15 places it") {
+		t.Errorf("ls --cell-type epithelial cell: %v, stderr %q; want a note naming CL 2022-12-15", err, stderr)
 	}
 }
 
@@ -350,5 +352,76 @@ func TestWhereNotTermComplementsEquals(t *testing.T) {
 		if got := lsKeys(t, e, "--where", tc.where); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("ls --where %s = %v, want %v", tc.where, got, tc.want)
 		}
+	}
+	// Placed by the default's own replacement: no other version to name.
+	_, stderr, err := e.run("ls", "--where", "cell_type=osteoblast", "--format", "json")
+	if err != nil || !strings.Contains(stderr, "note: 1 version listed through a term obsolete in the default version, placed by its replacement") {
+		t.Errorf("ls --where cell_type=osteoblast: %v, stderr %q; want a note", err, stderr)
+	}
+}
+
+// A term live in the default version (CL 2022-12-15) is itself alone,
+// whatever another imported version (CL 2026-03-26, not the default)
+// makes of it: 2026 made "somatic cell" (CL:0002371) and "animal cell"
+// (CL:0000548) obsolete, replaced by "cell" (CL:0000000), and a query for
+// somatic cells listed every cell (the oocyte, a germ cell, too), one for
+// animal cells with --exact the versions annotated with "cell". The note
+// on stderr names the version that placed a version listed through it
+// (it said "an older ontology version" of the newer one).
+func TestQueryTermLiveInDefaultNotReplaced(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("ontology", "import", "celltype", "--no-default", "--source", filepath.Join(ontologies, "cellxgene-json", "CL-ontology-v2026-03-26.json.gz"))
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+	for k, a := range [][]string{{"t/oocyte.csv", "oocyte"}, {"t/cell.csv", "CL:0000000"}} {
+		e.ok("save", e.write(a[0], []byte(strings.Repeat("x", k+1)+"\n")), "--key", a[0])
+		e.ok("annotate", a[0], "--feature", "cell_type="+a[1])
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--cell-type", "CL:0002371"}, nil},
+		{[]string{"--cell-type", "somatic cell"}, nil},
+		{[]string{"--term", "celltype=CL:0002371"}, nil},
+		{[]string{"--where", "cell_type=CL:0002371"}, nil},
+		{[]string{"--where", "cell_type!=CL:0002371"}, []string{"t/cell.csv", "t/oocyte.csv"}},
+		{[]string{"--cell-type", "CL:0000548", "--exact"}, nil},
+		{[]string{"--term", "celltype=CL:0000548", "--exact"}, nil},
+		{[]string{"--where", "cell_type=CL:0000548", "--exact"}, nil},
+		{[]string{"--cell-type", "CL:0000000"}, []string{"t/cell.csv", "t/oocyte.csv"}},
+		{[]string{"--cell-type", "germ cell"}, []string{"t/oocyte.csv"}},
+	} {
+		out, stderr, err := e.run(append([]string{"ls", "--format", "json"}, tc.args...)...)
+		if err != nil {
+			t.Fatalf("ls %v: %v\n%s", tc.args, err, stderr)
+		}
+		var vs []struct{ Key string }
+		if err := json.Unmarshal([]byte(out), &vs); err != nil {
+			t.Fatalf("ls %v: %v\n%s", tc.args, err, out)
+		}
+		var got []string
+		for _, v := range vs {
+			got = append(got, v.Key)
+		}
+		if !reflect.DeepEqual(got, tc.want) || strings.Contains(stderr, "note:") {
+			t.Errorf("ls %v = %v, stderr %q; want %v and no note", tc.args, got, stderr, tc.want)
+		}
+	}
+
+	// A version annotated under CL 2026 with a term CL 2022 lacks
+	// (CL:0020001, a gamma-delta T cell) is placed as 2026 places it.
+	e.ok("ontology", "default", "celltype", "2026-03-26")
+	e.ok("save", e.write("n.csv", []byte("n\n")), "--key", "t/new.csv")
+	e.ok("annotate", "t/new.csv", "--feature", "cell_type=CL:0020001")
+	e.ok("ontology", "default", "celltype", "2022-12-15")
+	if got := lsKeys(t, e, "--cell-type", "T cell"); !reflect.DeepEqual(got, []string{"t/new.csv"}) {
+		t.Errorf("ls --cell-type T cell = %v, want [t/new.csv]", got)
+	}
+	_, stderr, err := e.run("ls", "--cell-type", "T cell", "--format", "json")
+	if err != nil || !strings.Contains(stderr, "note: 1 version listed through another ontology version than the default") ||
+		!strings.Contains(stderr, "as CL 2026-03-26 places it") {
+		t.Errorf("ls --cell-type T cell: %v, stderr %q; want a note naming CL 2026-03-26", err, stderr)
 	}
 }
