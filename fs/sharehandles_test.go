@@ -72,11 +72,12 @@ func TestRedirectNotCommittedBeforeItsCommandWrites(t *testing.T) {
 // mapped: the kernel writes dirty pages back through whichever writable
 // handle it picks (FUSE_WRITE_CACHE), here maybe the other's, so the
 // writer's handle had written nothing and its close committed nothing; a
-// new reader saw the old bytes.
+// new reader saw the old bytes, and a tracked run around the writer
+// recorded no output.
 func TestMappedWriteCommittedWhileOtherMaps(t *testing.T) {
 	needTool(t, "python3")
 	w := newWorld(t)
-	w.mountRW()
+	w.mountTracked(threadTracker{runs: map[string]string{"p1map": "P1"}})
 	old := bytes.Repeat([]byte("o"), 8192)
 	if err := os.WriteFile(w.p("m.bin"), old, 0o644); err != nil {
 		t.Fatal(err)
@@ -85,7 +86,8 @@ func TestMappedWriteCommittedWhileOtherMaps(t *testing.T) {
 	// writable handle of the inode now) and waits; P1 writes through its
 	// mapping, closes, unmaps: no msync. Then P2 waits for stdin to close.
 	p := exec.Command("sh", "-c", `cd "$1" && exec python3 -c '
-import mmap, os, subprocess, sys
+import ctypes, mmap, os, subprocess, sys
+ctypes.CDLL(None).prctl(15, b"p1map", 0, 0, 0)  # PR_SET_NAME: run P1 for the tracker
 p2src = """
 import mmap, os, sys
 fd = os.open("m.bin", os.O_RDWR)
@@ -132,6 +134,9 @@ raise SystemExit(p2.wait())
 	vs := w.settled("m.bin", func(vs []catalog.Version) bool { return len(vs) >= 2 })
 	if len(vs) != 2 {
 		t.Fatalf("m.bin has %d versions while P2 maps it, want 2: P1's close committed nothing", len(vs))
+	}
+	if vs[1].Run != "P1" {
+		t.Errorf("m.bin v2 credited to run %q, want P1 (the mapping's writer)", vs[1].Run)
 	}
 	got, err := os.ReadFile(w.p("m.bin@v2"))
 	if err != nil {

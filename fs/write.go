@@ -60,9 +60,12 @@ type writeHandle struct {
 	emptied uint64
 	// closed: the File counts it closed (File.HandleClosed), until a write
 	// through it, or a copy of its descriptor found open, counts it open
-	// again (reopen). flushed: its writer closed it once.
-	closed  atomic.Bool
-	flushed atomic.Bool
+	// again (reopen); released: its RELEASE came, it is closed for good.
+	// flushed: its writer closed it once.
+	mu       sync.Mutex
+	closed   bool
+	released bool
+	flushed  atomic.Bool
 	// wrote: 1 + the File's count of commits (File.Commits) when bytes or
 	// a size last went through this handle (write, ftruncate, fallocate);
 	// 0 if none did. The close of one that wrote nothing since the File's
@@ -74,12 +77,32 @@ type writeHandle struct {
 	always bool
 }
 
-// close tells the File, once, that the writer closed this handle.
+// close tells the File that the writer closed this handle (a FLUSH), if
+// it counts it open.
 func (w *writeHandle) close() {
 	w.flushed.Store(true)
-	if w.closed.CompareAndSwap(false, true) {
+	w.mu.Lock()
+	was := w.closed
+	w.closed = true
+	w.mu.Unlock()
+	if !was {
 		w.f.HandleClosed()
 	}
+}
+
+// release is close for the handle's RELEASE: nothing opens it again.
+func (w *writeHandle) release() {
+	w.mu.Lock()
+	w.released = true
+	w.mu.Unlock()
+	w.close()
+}
+
+// isClosed reports whether the File counts the handle closed, not released.
+func (w *writeHandle) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed && !w.released
 }
 
 // reopen counts a handle closed (a FLUSH) open again: a FLUSH comes at the
@@ -87,7 +110,13 @@ func (w *writeHandle) close() {
 // dup2, close the original) and dd looked closed before the command wrote,
 // and a sharer's idle close (touch) then committed the half file.
 func (w *writeHandle) reopen() {
-	if w.closed.CompareAndSwap(true, false) {
+	w.mu.Lock()
+	was := w.closed && !w.released
+	if was {
+		w.closed = false
+	}
+	w.mu.Unlock()
+	if was {
 		w.f.HandleReopened()
 	}
 }
@@ -912,7 +941,7 @@ func (s *writerSet) reopenHeld(w *writeHandle) {
 	s.mu.Lock()
 	var closed []*writeHandle
 	for o := range s.ws {
-		if o != w && o.f == w.f && o.opener != 0 && o.closed.Load() {
+		if o != w && o.f == w.f && o.opener != 0 && o.isClosed() {
 			closed = append(closed, o)
 		}
 	}
@@ -999,7 +1028,7 @@ func (h *handle) Release(context.Context) syscall.Errno {
 			m.notifyAsync(key) // the path shows its version's inode again
 		}
 	}()
-	h.w.close()
+	h.w.release()
 	before := h.w.f.Changes()
 	if err := h.w.f.Release(h.w.closerCtx(ctx)); err != nil {
 		m.notifyAsync(h.w.f.Key()) // the kernel's size, or entry, of what was not committed
