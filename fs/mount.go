@@ -87,6 +87,7 @@ type Mount struct {
 	dirs       *noOpendir
 	held       heldInodes    // held.go
 	writers    writerSet     // write.go: writable handles not released
+	pageWrites pageWrites    // pagewrite.go: WRITEs of the page cache being handled
 	retired    retiredInodes // inode.go
 	// READDIRPLUS leaves files' attributes out (dirHandle.Lookup) unless a
 	// LOOKUP of a file came soon after it last did: unix nanoseconds.
@@ -272,7 +273,7 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		fo.Logger = log.New(os.Stderr, "", 0)
 	}
 	m.dirs = newNoOpendir(fusefs.NewNodeFS(m.root, fo), !m.opts.CacheDirs)
-	var raw fuse.RawFileSystem = m.dirs
+	var raw fuse.RawFileSystem = pageWriteFS{m.dirs, &m.pageWrites}
 	if o.NoXAttrs {
 		raw = noXAttrs{raw}
 	}

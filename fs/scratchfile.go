@@ -131,7 +131,7 @@ func (m *Mount) adopt(ctx context.Context, src, key string, ino uint64) (errno s
 	a := fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: latestIno(key), Gen: m.retired.gen(key)}
 	for _, s := range ws {
 		wh := &writeHandle{f: f, n: n, app: s.app, opener: s.opener, run: run, kino: s.kino}
-		wh.wrote.Store(true) // its writes reach the file without the mount: each close commits
+		wh.always = true // its writes reach the file without the mount: each close commits
 		// The key's own inode: a lookup of the key shows the writers' size
 		// and mode (writersAttr), as their fstat does.
 		wh.held = m.held.hold(key, a, true)

@@ -58,19 +58,82 @@ type writeHandle struct {
 	adopted atomic.Pointer[string]
 	base    atomic.Pointer[catalog.Version]
 	emptied uint64
-	closed  atomic.Bool // its writer closed it once (File.HandleClosed told)
-	// wrote: bytes or a size went through this handle (write, ftruncate,
-	// fallocate). The close of one that wrote nothing (touch, `: >> f`, a
-	// reader connection opened O_RDWR) commits no other sharer's bytes
-	// while another handle of the File is open (File.FlushIdle).
-	wrote atomic.Bool
+	// closed: the File counts it closed (File.HandleClosed), until a write
+	// through it, or a copy of its descriptor found open, counts it open
+	// again (reopen); released: its RELEASE came, it is closed for good.
+	// flushed: its writer closed it once.
+	mu       sync.Mutex
+	closed   bool
+	released bool
+	flushed  atomic.Bool
+	// wrote: 1 + the File's count of commits (File.Commits) when bytes or
+	// a size last went through this handle (write, ftruncate, fallocate);
+	// 0 if none did. The close of one that wrote nothing since the File's
+	// last commit (touch, `: >> f`, a reader connection opened O_RDWR, an
+	// appender that fsynced) commits no other sharer's bytes while another
+	// handle of the File is open (File.FlushIdle). always: writes reach its
+	// File without the mount (an adopted scratch file): each close commits.
+	wrote  atomic.Uint64
+	always bool
 }
 
-// close tells the File, once, that the writer closed this handle.
+// close tells the File that the writer closed this handle (a FLUSH), if
+// it counts it open.
 func (w *writeHandle) close() {
-	if w.closed.CompareAndSwap(false, true) {
+	w.flushed.Store(true)
+	w.mu.Lock()
+	was := w.closed
+	w.closed = true
+	w.mu.Unlock()
+	if !was {
 		w.f.HandleClosed()
 	}
+}
+
+// release is close for the handle's RELEASE: nothing opens it again.
+func (w *writeHandle) release() {
+	w.mu.Lock()
+	w.released = true
+	w.mu.Unlock()
+	w.close()
+}
+
+// isClosed reports whether the File counts the handle closed, not released.
+func (w *writeHandle) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed && !w.released
+}
+
+// reopen counts a handle closed (a FLUSH) open again: a FLUSH comes at the
+// close of every copy of the descriptor, so a shell's redirect (open,
+// dup2, close the original) and dd looked closed before the command wrote,
+// and a sharer's idle close (touch) then committed the half file.
+func (w *writeHandle) reopen() {
+	w.mu.Lock()
+	was := w.closed && !w.released
+	if was {
+		w.closed = false
+	}
+	w.mu.Unlock()
+	if was {
+		w.f.HandleReopened()
+	}
+}
+
+// writing is said before bytes or a size go through the handle, done after.
+func (w *writeHandle) writing() { w.reopen() }
+func (w *writeHandle) done()    { w.wrote.Store(w.f.Commits() + 1) }
+
+// wroteSince reports whether bytes or a size went through the handle since
+// its File's last commit. Read after a commit raced the write, it says yes:
+// the close then commits, as every writer's did.
+func (w *writeHandle) wroteSince() bool {
+	if w.always {
+		return true
+	}
+	g := w.wrote.Load()
+	return g != 0 && g-1 == w.f.Commits()
 }
 
 // byOtherProcess reports whether a FLUSH from ctx's caller is the close of
@@ -158,7 +221,7 @@ func (s *writerSet) keptOpen(key string) bool {
 	s.mu.Lock()
 	var closed []*writeHandle
 	for w := range s.ws {
-		if w.closed.Load() {
+		if w.flushed.Load() {
 			closed = append(closed, w)
 		}
 	}
@@ -803,13 +866,21 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	if h.w == nil || h.w.readOnly {
 		return 0, syscall.EBADF
 	}
-	h.w.wrote.Store(true)
 	var k int
 	var err error
-	if h.w.app {
+	switch {
+	case h.w.n.m.pageWrites.of(data):
+		// Pages of a shared mapping written back (pagewrite.go): at
+		// their offset, an appender's handle or not, and no handle's.
+		k, err = h.w.f.WriteMapped(ctx, data, off)
+	case h.w.app:
+		h.w.writing()
 		k, err = h.w.f.Append(ctx, data)
-	} else {
+		h.w.done()
+	default:
+		h.w.writing()
 		k, err = h.w.f.WriteAt(ctx, data, off)
+		h.w.done()
 	}
 	if err != nil {
 		return uint32(k), h.w.n.errno("write", err)
@@ -824,9 +895,12 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	h.w.close()
 	before := h.w.f.Changes()
 	flush := h.w.f.Flush
-	ino := h.w.kino
-	if ino == 0 {
-		ino = h.w.n.StableAttr().Ino
+	ino := h.w.ino()
+	idle := !h.w.wroteSince()
+	if idle || h.w.f.AwaitsWrite() {
+		// Whether another handle is open decides: one closed through a
+		// descriptor of which a copy is left may write yet.
+		h.w.n.m.writers.reopenHeld(h.w)
 	}
 	switch {
 	case h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), ino):
@@ -837,11 +911,12 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		// shell's redirect, which closes its descriptor after dup2 and
 		// before the command writes through the copy, still waits.
 		flush = h.w.f.FlushLast
-	case !h.w.wrote.Load():
-		// Nothing written through this handle (touch, `: >> f`, a reader
-		// connection opened O_RDWR): what another sharer wrote so far, half
-		// a copy, is its writer's to commit at its close; the File's last
-		// open handle commits what is pending.
+	case idle:
+		// Nothing written through this handle since the File's last commit
+		// (touch, `: >> f`, a reader connection opened O_RDWR): what
+		// another sharer wrote so far, half a copy, is its writer's to
+		// commit at its close; the File's last open handle commits what is
+		// pending, and any close what came back from a shared mapping.
 		flush = h.w.f.FlushIdle
 	}
 	if err := flush(h.w.closerCtx(ctx)); err != nil {
@@ -850,6 +925,36 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	h.w.creditBase(before)
 	h.w.n.m.afterCommit(ctx, h.w.f, before)
 	return 0
+}
+
+// ino is the kernel's inode of the handle's descriptors.
+func (w *writeHandle) ino() uint64 {
+	if w.kino != 0 {
+		return w.kino
+	}
+	return w.n.StableAttr().Ino
+}
+
+// reopenHeld counts open again each handle of w's File but w that its
+// writer closed (a FLUSH) while its opener still holds a writable
+// descriptor of its inode: a copy, as a shell's redirect leaves (`(sleep 1;
+// echo data) > f &`, then `: >> f`, made an empty version). RELEASE comes
+// only at the last copy's close. Asked at a close that the other handles'
+// being open decides (reads /proc only for handles closed, not released).
+func (s *writerSet) reopenHeld(w *writeHandle) {
+	s.mu.Lock()
+	var closed []*writeHandle
+	for o := range s.ws {
+		if o != w && o.f == w.f && o.opener != 0 && o.isClosed() {
+			closed = append(closed, o)
+		}
+	}
+	s.mu.Unlock()
+	for _, o := range closed {
+		if holdsInode(o.opener, o.ino()) {
+			o.reopen()
+		}
+	}
 }
 
 // holdsInode reports whether the process of thread tid has a writable
@@ -941,7 +1046,7 @@ func (h *handle) Release(context.Context) syscall.Errno {
 			m.notifyAsync(key) // the path shows its version's inode again
 		}
 	}()
-	h.w.close()
+	h.w.release()
 	before := h.w.f.Changes()
 	if err := h.w.f.Release(h.w.closerCtx(ctx)); err != nil {
 		m.notifyAsync(h.w.f.Key()) // the kernel's size, or entry, of what was not committed
@@ -993,8 +1098,10 @@ func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) sy
 	if mode&^unix.FALLOC_FL_KEEP_SIZE != 0 {
 		return syscall.EOPNOTSUPP
 	}
-	h.w.wrote.Store(true)
-	if err := h.w.f.Allocate(ctx, int64(off), int64(size), mode != 0); err != nil {
+	h.w.writing()
+	err := h.w.f.Allocate(ctx, int64(off), int64(size), mode != 0)
+	h.w.done()
+	if err != nil {
 		return h.w.n.errno("fallocate", err)
 	}
 	return 0
@@ -1199,8 +1306,9 @@ func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 			return syscall.EACCES // truncate(2) of a read-only file
 		}
 		if w != nil {
-			wh.wrote.Store(true) // ftruncate: its close commits
+			wh.writing() // ftruncate: its close commits
 			err = w.Truncate(ctx, int64(size))
+			wh.done()
 		} else {
 			changed, err = st.Truncate(n.m.callerRunCtx(ctx), key, int64(size))
 		}

@@ -241,6 +241,8 @@ type File struct {
 	seq       bool          // every write since the File was empty was at its end
 	lazySeq   uint64        // the last commit's catalog.Saved.LazySeq
 	changes   uint64        // commits and attribute updates (Changes)
+	commits   uint64        // commits of its bytes (Commits)
+	mapped    bool          // bytes came back from a shared mapping since the last commit (WroteMapped)
 	lastSaved bool          // the last change was a commit, of base
 	stream    *stream       // its bytes being stored as they come (stream.go)
 	reuse     *cache.Writer // a voided stream's session, for the commit
@@ -739,12 +741,46 @@ func (f *File) Done() bool {
 }
 
 // HandleClosed counts a writable handle of the File closed by its writer:
-// its first FLUSH, or its RELEASE if it had none. Once each handle sharing
-// it (Join) is, its writers are done with it (doneWith).
+// a FLUSH, or its RELEASE if it had none. Once each handle sharing it
+// (Join) is, its writers are done with it (doneWith).
 func (f *File) HandleClosed() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.unclosed--
+}
+
+// HandleReopened counts a handle told closed (HandleClosed) open again: a
+// FLUSH comes at the close of each copy of a descriptor, so a shell's
+// redirect (open, dup2, close) or dd closed it before the command wrote
+// through the copy, and a sharer's idle close then committed half a file.
+func (f *File) HandleReopened() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unclosed++
+}
+
+// Commits counts the File's commits of its bytes: a handle that wrote
+// before the last one wrote nothing the File holds uncommitted.
+func (f *File) Commits() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.commits
+}
+
+// WriteMapped is WriteAt for bytes that came back from the kernel's page
+// cache, a shared mapping's (FUSE_WRITE_CACHE): the kernel writes them
+// through whichever writable handle of the inode it picks, not the
+// mapper's, so they are no handle's. The next close of any handle commits
+// them (FlushIdle too): the kernel writes a file's dirty pages back before
+// it sends the close's FLUSH.
+func (f *File) WriteMapped(ctx context.Context, p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.writeLocked(ctx, p, off, false)
+	if n > 0 {
+		f.mapped = true
+	}
+	return n, err
 }
 
 // SetMtime sets the mtime the File's next version gets (or, if its bytes do
@@ -794,13 +830,14 @@ func (f *File) FlushLast(ctx context.Context) error {
 // version, and idle opens next to an appender made a version of each
 // partial log. Times or mode set on a File with no bytes to commit are
 // committed as at any close; the close of the File's last open handle
-// commits what is pending, as Flush.
+// commits what is pending, as Flush, and so does any close after bytes
+// came back from a shared mapping (WroteMapped).
 func (f *File) FlushIdle(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.flushed = true
 	f.observe()
-	if f.unclosed > 0 && f.dirty && f.broken == nil {
+	if f.unclosed > 0 && f.dirty && f.broken == nil && !f.mapped {
 		return nil
 	}
 	return f.flush(ctx, false)
@@ -959,6 +996,8 @@ func (f *File) commit(ctx context.Context) error {
 	}
 	f.over, f.same, f.mark = &file, file.Size, cache.HashMark{}
 	f.dirty, f.wrote, f.touched, f.committed = false, false, false, true
+	f.mapped = false
+	f.commits++
 	f.base, f.isNew, f.lazySeq = &v, false, seq
 	f.rewritten = false
 	f.changes++
