@@ -401,7 +401,11 @@ func (w *Writer) PutFile(ctx context.Context, r io.Reader, progress Progress) (F
 			p.release()
 		}
 		batch = nil
-		_ = g.Wait()
+		// gctx ends when a worker fails (putBlob: no space left on the
+		// device): its error is the cause, not "context canceled".
+		if werr := g.Wait(); werr != nil && ctx.Err() == nil && gctx.Err() != nil && errors.Is(err, gctx.Err()) {
+			err = werr
+		}
 		return File{}, PutStats{}, err
 	}
 	for i := 0; ; i++ {
