@@ -934,6 +934,7 @@ type lazySaves struct {
 	// commit at the next try (retry, every call of the Bolt, Flush). No
 	// change is lazy meanwhile: each gets failing, as the commit would.
 	failing      error
+	failCause    error // the commit's own error
 	failingSince time.Time
 	backoff      time.Duration
 
@@ -956,6 +957,11 @@ type lazyRedo struct {
 	save bool   // a save, which the stage's journal redoes at the next mount
 	redo func(t txn) error
 }
+
+// ErrCommitFailing: changes of the mount wait in memory for a commit of
+// the held catalog that fails (a full disk; CommitFailing), retried; the
+// error wraps the commit's.
+var ErrCommitFailing = errors.New("catalog: the commit of earlier changes fails")
 
 // Lazy retries of a failing commit: the first after lazyRetryMin, then
 // twice as late up to lazyRetryMax.
@@ -1019,12 +1025,12 @@ func lostError(ops []lazyRedo, err error) error {
 	}
 	var parts []string
 	if len(other) > 0 {
-		parts = append(parts, fmt.Sprintf("%d changes made through the mount are lost (%s)", len(other), strings.Join(other, "; ")))
+		parts = append(parts, fmt.Sprintf("%d changes made through the mount are lost: %s", len(other), strings.Join(other, "; ")))
 	}
 	if len(saves) > 0 {
-		parts = append(parts, fmt.Sprintf("%d saves were not committed; their bytes stay staged for the next mount (%s)", len(saves), strings.Join(saves, "; ")))
+		parts = append(parts, fmt.Sprintf("%d closes were not committed, and their bytes stay staged for the next mount to commit: %s", len(saves), strings.Join(saves, "; ")))
 	}
-	return fmt.Errorf("catalog: %s: %w", strings.Join(parts, "; "), err)
+	return fmt.Errorf("catalog: %s (%w)", strings.Join(parts, "; and "), err)
 }
 
 // saveLazyLocked is saveLazy with mu held, under guard.
@@ -1206,8 +1212,9 @@ func (b *Bolt) endLazyLocked(commit bool) error {
 	if l.failing == nil {
 		l.failingSince = time.Now()
 	}
-	l.failing = fmt.Errorf("catalog: %d changes wait to be committed (tried again every %s, and at each call): %w",
-		len(l.ops), lazyRetryMax, err)
+	l.failCause = err
+	l.failing = fmt.Errorf("%w: %d changes wait for room (tried again every %s): %w",
+		ErrCommitFailing, len(l.ops), lazyRetryMax, err)
 	if rerr := b.redoLazyLocked(); rerr != nil {
 		b.loseLazyLocked(errors.Join(err, fmt.Errorf("could not make them again: %w", rerr)))
 		return l.err
@@ -1273,7 +1280,8 @@ func (b *Bolt) lazyFailing() bool {
 }
 
 // CommitFailing reports the lazy changes waiting for a commit that fails
-// (a full disk), with its error and since when: n is 0 when none does.
+// (a full disk), with the commit's error and since when it fails: n is 0
+// when none does.
 func (b *Bolt) CommitFailing() (n int, since time.Time, err error) {
 	l := &b.lazy
 	l.mu.Lock()
@@ -1281,7 +1289,7 @@ func (b *Bolt) CommitFailing() (n int, since time.Time, err error) {
 	if l.failing == nil {
 		return 0, time.Time{}, nil
 	}
-	return len(l.ops), l.failingSince, l.failing
+	return len(l.ops), l.failingSince, l.failCause
 }
 
 // Flush makes every lazy save durable. It returns the error of a commit
@@ -1311,8 +1319,7 @@ func (b *Bolt) GiveUpLazy() error {
 	if l.failing == nil {
 		return nil
 	}
-	cause := errors.Unwrap(l.failing)
-	b.loseLazyLocked(cause)
+	b.loseLazyLocked(l.failCause)
 	err := l.err
 	l.err = nil
 	return err
