@@ -70,11 +70,9 @@ type mountStatus struct {
 	DiskCache      *cache.CacheInfo        `json:"disk_cache,omitempty"`       // S3: the local cache of fetched data
 	Storage        *retry.Health           `json:"storage,omitempty"`          // S3: whether the server answered the last calls
 	CatalogError   string                  `json:"catalog_error,omitempty"`    // the catalog did not answer a read for status (PostgreSQL away)
-	// bbolt: changes made through the mount wait in memory for a commit
-	// that fails (a full disk), retried; writes fail meanwhile.
-	CommitFailing      string    `json:"catalog_commit_failing,omitempty"`
-	CommitWaiting      int       `json:"catalog_commit_waiting,omitempty"` // the changes waiting
-	CommitFailingSince time.Time `json:"catalog_commit_failing_since,omitzero"`
+	CommitFailing  string                  `json:"commit_failing,omitempty"`   // bbolt: the error of a catalog commit that fails (a full disk), retried; writes fail meanwhile
+	CommitWaiting  int                     `json:"commit_waiting,omitempty"`   // the changes made through the mount that wait for it, in memory
+	CommitSince    time.Time               `json:"commit_since,omitzero"`      // since when it fails
 	TakenOver      string                  `json:"taken_over_by,omitempty"`    // the instance that took the storage over: the mount is read-only
 	CatalogLost    string                  `json:"catalog_lost,omitempty"`     // the database no longer holds the instance's catalog (reset): the mount is read-only
 	CatalogNewer   string                  `json:"catalog_upgraded,omitempty"` // a newer lamina upgraded the catalog's schema: the mount is read-only
@@ -777,7 +775,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			}
 			if b, ok := cat.(*catalog.Bolt); ok {
 				if n, since, err := b.CommitFailing(); n > 0 {
-					ms.CommitFailing, ms.CommitWaiting, ms.CommitFailingSince = err.Error(), n, since
+					ms.CommitFailing, ms.CommitWaiting, ms.CommitSince = err.Error(), n, since
 				}
 			}
 			if writes != nil {
@@ -930,7 +928,7 @@ func lostChangesPath(dirs instance.Dirs, name string) string {
 // catalog commit that fails.
 func commitFailingNote(st mountStatus) string {
 	return fmt.Sprintf("%s made through the mount not yet saved: the catalog's commit fails since %s (%s) and is tried again every 2 s; writes fail meanwhile",
-		plural(st.CommitWaiting, "change"), st.CommitFailingSince.Local().Format(time.TimeOnly), st.CommitFailing)
+		plural(st.CommitWaiting, "change"), st.CommitSince.Local().Format(time.TimeOnly), st.CommitFailing)
 }
 
 // statusOf asks the mount daemon cl talks to for its status.
