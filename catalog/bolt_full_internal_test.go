@@ -27,9 +27,9 @@ func smallTmpfs(t *testing.T, size string) string {
 	return dir
 }
 
-// fill takes all the room left on dir's file system into a file, and
-// returns a func that frees it.
-func fill(t *testing.T, dir string) func() {
+// fill takes the room left on dir's file system but leave bytes into a
+// file, and returns a func that frees it.
+func fill(t *testing.T, dir string, leave int64) func() {
 	t.Helper()
 	p := filepath.Join(dir, "filler")
 	var st syscall.Statfs_t
@@ -41,14 +41,8 @@ func fill(t *testing.T, dir string) func() {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*st.Bsize); err != nil {
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*st.Bsize-leave); err != nil {
 		t.Fatal(err)
-	}
-	// Whatever fallocate left: written a page at a time.
-	for page := make([]byte, 4096); ; {
-		if _, err := f.Write(page); err != nil {
-			break
-		}
 	}
 	return func() {
 		if err := os.Remove(p); err != nil {
@@ -72,19 +66,22 @@ func TestLazyCommitOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	free := fill(t, dir)
+	free := fill(t, dir, 256<<10) // a few commits pass, then one fails
 
 	// Until a commit fails for room: each round a save, a rename, a mkdir
-	// and a touch, all lazy, then a commit.
+	// and a touch, all lazy; a commit every five rounds.
 	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	var acked []int
+	uids := map[int]string{}
 	failed := false
 	for i := 0; i < 2000 && !failed; i++ {
 		nv := testNV(fmt.Sprintf("r/tmp%d", i), strings.Repeat(fmt.Sprint(i), 300))
 		nv.Description = strings.Repeat("x", 2000) // fills pages fast
-		if _, err := b.Save(lazy, []NewVersion{nv}); err != nil {
+		s, err := b.Save(lazy, []NewVersion{nv})
+		if err != nil {
 			t.Fatalf("save %d: %v", i, err)
 		}
+		uids[i] = s[0].Version.UID
 		if _, err := b.Rename(lazy, nv.Key, fmt.Sprintf("r/out%d.csv", i)); err != nil {
 			t.Fatalf("rename %d: %v", i, err)
 		}
@@ -95,6 +92,9 @@ func TestLazyCommitOnFullDisk(t *testing.T) {
 			t.Fatalf("touch %d: %v", i, err)
 		}
 		acked = append(acked, i)
+		if i%5 != 4 {
+			continue // five rounds a commit
+		}
 		if err := b.Flush(ctx); err != nil {
 			if !errors.Is(err, syscall.ENOSPC) {
 				t.Fatalf("commit %d: %v, want ENOSPC", i, err)
@@ -145,7 +145,8 @@ func TestLazyCommitOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, i := range acked {
-		if v, err := c.ByKey(ctx, fmt.Sprintf("r/out%d.csv", i), 0); err != nil || !v.Mtime.Equal(mtime) {
+		// A save made again keeps the uid its caller was told.
+		if v, err := c.ByKey(ctx, fmt.Sprintf("r/out%d.csv", i), 0); err != nil || !v.Mtime.Equal(mtime) || v.UID != uids[i] {
 			t.Fatalf("out%d.csv after the stop: %+v, %v", i, v, err)
 		}
 		if _, err := c.ByKey(ctx, fmt.Sprintf("r/tmp%d", i), 0); !errors.Is(err, ErrNotFound) {
@@ -157,5 +158,41 @@ func TestLazyCommitOnFullDisk(t *testing.T) {
 	}
 	if n, err := c.LazyCommitted(ctx); err != nil || n != uint64(len(acked)) {
 		t.Fatalf("LazyCommitted = %d, %v; want %d", n, err, len(acked))
+	}
+}
+
+// TestLazyGiveUpNamesLost: a process that stops while the commit still
+// fails (Close, GiveUpLazy) names each change it loses; a loss is not
+// called "saves whose bytes stay staged" when it holds renames.
+func TestLazyGiveUpNamesLost(t *testing.T) {
+	ctx := context.Background()
+	lazy := Lazy(ctx)
+	dir := smallTmpfs(t, "4m")
+	b, err := OpenBolt(filepath.Join(dir, "c.db"), BoltOptions{Hold: true, LazyCommitAfter: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	fill(t, dir, 256<<10)
+	for i := 0; ; i++ {
+		if i == 2000 {
+			t.Fatal("no commit failed on a full tmpfs")
+		}
+		nv := testNV(fmt.Sprintf("g/a%d", i), fmt.Sprint(i))
+		nv.Description = strings.Repeat("x", 2000)
+		if _, err := b.Save(lazy, []NewVersion{nv}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Rename(lazy, nv.Key, fmt.Sprintf("g/b%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Flush(ctx); err != nil {
+			break
+		}
+	}
+	err = b.Close()
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "changes made through the mount are lost: rename g/a") ||
+		!strings.Contains(err.Error(), "closes were not committed") {
+		t.Fatalf("Close while the commit fails: %v; want the lost rename and save named, and ENOSPC", err)
 	}
 }

@@ -1077,7 +1077,8 @@ func (b *Bolt) saveLazyLocked(db *bolt.DB, nv NewVersion) (out []Saved, ok bool,
 	l.seq++
 	s.LazySeq = l.seq
 	if len(l.ops) >= LazyCommitMax {
-		if err := b.endLazyLocked(true); err != nil {
+		// A commit that fails keeps the save (retried): it is made.
+		if err := b.endLazyLocked(true); err != nil && !errors.Is(err, ErrCommitFailing) {
 			return nil, true, err
 		}
 	}
@@ -1163,7 +1164,9 @@ func (b *Bolt) lazyOp(ctx context.Context, what string, op func(t txn) (wrote bo
 		return true, err
 	case wrote:
 		if l.ops = append(l.ops, lazyRedo{what: what, redo: redo}); len(l.ops) >= LazyCommitMax {
-			return true, b.endLazyLocked(true)
+			if err := b.endLazyLocked(true); err != nil && !errors.Is(err, ErrCommitFailing) {
+				return true, err
+			}
 		}
 	}
 	return true, nil
