@@ -502,7 +502,11 @@ func (w *Writer) putFile(ctx context.Context, r io.Reader, progress Progress, pr
 			p.release()
 		}
 		batch = nil
-		_ = g.Wait()
+		// gctx ends when a worker fails (putBlob: no space left on the
+		// device): its error is the cause, not "context canceled".
+		if werr := g.Wait(); werr != nil && ctx.Err() == nil && gctx.Err() != nil && errors.Is(err, gctx.Err()) {
+			err = werr
+		}
 		return File{}, PutStats{}, err
 	}
 	for i := len(f.Chunks); ; i++ {

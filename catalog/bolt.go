@@ -299,7 +299,17 @@ func (b *Bolt) with(write bool, fn func(tx *bolt.Tx) error) error {
 		b.lazy.writers.Add(1)
 		defer b.lazy.writers.Add(-1)
 	}
-	_ = b.commitLazy() // lazy saves first (bolt_write.go); Flush reports a failure
+	// Lazy saves first (bolt_write.go); Flush reports a loss. While their
+	// commit fails (a full disk), a write fails as it does, rather than
+	// act on a catalog without them, and a read sees them.
+	if err := b.commitLazy(); err != nil && b.lazyFailing() {
+		if write {
+			return err
+		}
+		if done, err := b.readPending(fn); done {
+			return err
+		}
+	}
 	b.mu.Lock()
 	db := b.held
 	b.mu.Unlock()
@@ -330,6 +340,10 @@ func (b *Bolt) Close() error {
 		return err
 	}
 	lerr := b.commitLazy()
+	if lerr != nil && b.lazyFailing() {
+		// Its transaction stays open and Close would wait for it.
+		lerr = b.GiveUpLazy()
+	}
 	err := b.held.Close()
 	b.held = nil
 	return errors.Join(lerr, err)
@@ -737,13 +751,13 @@ func (b *Bolt) List(ctx context.Context, q Query) ([]Version, error) {
 
 // setTrashed marks every version of key trashed or not and returns the
 // artifact afterwards plus the versions it changed.
-func (t txn) setTrashed(key string, trashed bool) (*artifact, []Version, error) {
-	return t.setTrashedOnly(key, trashed, nil)
+func (t txn) setTrashed(key string, trashed bool, now time.Time) (*artifact, []Version, error) {
+	return t.setTrashedOnly(key, trashed, nil, now)
 }
 
 // setTrashedOnly is setTrashed of the versions of key only takes (all of
 // them when only is nil).
-func (t txn) setTrashedOnly(key string, trashed bool, only func(Version) bool) (*artifact, []Version, error) {
+func (t txn) setTrashedOnly(key string, trashed bool, only func(Version) bool, now time.Time) (*artifact, []Version, error) {
 	a, err := t.artifactByKey(key)
 	if err != nil {
 		return nil, nil, err
@@ -758,7 +772,6 @@ func (t txn) setTrashedOnly(key string, trashed bool, only func(Version) bool) (
 	if only != nil {
 		vs = slices.DeleteFunc(vs, func(v Version) bool { return !only(v) })
 	}
-	now := time.Now().UTC()
 	changed, latest := MarkTrashed(vs, trashed, now)
 	for _, v := range changed {
 		if err := putVersion(t.tx.Bucket(bVersions), v); err != nil {
@@ -787,16 +800,15 @@ func entry(a *artifact, vs []Version) TrashEntry {
 }
 
 func (b *Bolt) Trash(ctx context.Context, key string) (TrashEntry, error) {
-	var e TrashEntry
-	op := func(t txn) (wrote bool, err error) {
-		e, wrote, err = t.trash(key)
-		return wrote, err
-	}
-	if ok, err := b.lazyOp(ctx, op); ok { // bolt_write.go
+	now := time.Now().UTC()
+	op := func(t txn) (TrashEntry, bool, error) { return t.trash(key, now) }
+	if e, ok, err := lazyDo(b, ctx, "removal of "+key, op); ok { // bolt_write.go
 		return e, err
 	}
+	var e TrashEntry
 	err := b.with(true, func(tx *bolt.Tx) error {
-		_, err := op(txn{tx})
+		var err error
+		e, _, err = op(txn{tx})
 		return err
 	})
 	return e, err
@@ -804,7 +816,7 @@ func (b *Bolt) Trash(ctx context.Context, key string) (TrashEntry, error) {
 
 // trash moves the live artifact key to the trash. The errors a caller can
 // cause come before it writes (wrote).
-func (t txn) trash(key string) (e TrashEntry, wrote bool, err error) {
+func (t txn) trash(key string, now time.Time) (e TrashEntry, wrote bool, err error) {
 	if a, err := t.liveFile(key); err != nil || a == nil {
 		if err == nil {
 			err = errorf(ErrNotFound, "no artifact has key %q", key)
@@ -814,7 +826,7 @@ func (t txn) trash(key string) (e TrashEntry, wrote bool, err error) {
 		}
 		return e, false, err
 	}
-	a, changed, err := t.setTrashed(key, true)
+	a, changed, err := t.setTrashed(key, true, now)
 	if err != nil {
 		return e, true, err
 	}
@@ -859,7 +871,7 @@ func (t txn) restore(key string, only func(Version) bool) (TrashEntry, error) {
 			return TrashEntry{}, fmt.Errorf("cannot restore: %w", err)
 		}
 	}
-	a, changed, err := t.setTrashedOnly(key, false, only)
+	a, changed, err := t.setTrashedOnly(key, false, only, time.Now().UTC())
 	if only != nil && err == nil && len(changed) == 0 {
 		return TrashEntry{}, errorf(ErrNotFound, "%q has no such version in the trash", key)
 	}

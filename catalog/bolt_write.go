@@ -59,7 +59,7 @@ func (t txn) restoreNode(key string) (TrashEntry, error) {
 		return TrashEntry{}, err
 	}
 	if n.Folder != nil {
-		if _, err := t.makeFolder(key); err != nil { // the checks of mkdir
+		if _, err := t.makeFolder(key, time.Now().UTC()); err != nil { // the checks of mkdir
 			return TrashEntry{}, fmt.Errorf("cannot restore: %w", err)
 		}
 		if err := t.putFolder(*n.Folder); err != nil {
@@ -239,24 +239,24 @@ func (b *Bolt) Rename(ctx context.Context, from, to string) (Version, error) {
 	if err := ref.CheckKey(to); err != nil {
 		return Version{}, err
 	}
-	var v Version
-	ok, err := b.lazyOp(ctx, func(t txn) (bool, error) {
+	// One time for the change and its redo (lazyRedo).
+	now := time.Now().UTC()
+	v, ok, err := lazyDo(b, ctx, "rename "+from+" → "+to, func(t txn) (Version, bool, error) {
 		// rename checks some of what its caller asked after it has
 		// written: only a rename that passes them all beforehand goes
 		// into the lazy transaction.
 		if !t.renamesCleanly(from, to) {
-			return false, errNotLazy
+			return Version{}, false, errNotLazy
 		}
-		var err error
-		v, err = t.rename(from, to, time.Now().UTC())
-		return true, err
+		v, err := t.rename(from, to, now)
+		return v, true, err
 	})
 	if ok {
 		return v, err
 	}
 	err = b.with(true, func(tx *bolt.Tx) error {
 		var err error
-		v, err = txn{tx}.rename(from, to, time.Now().UTC())
+		v, err = txn{tx}.rename(from, to, now)
 		return err
 	})
 	return v, err
@@ -352,7 +352,7 @@ func (t txn) rename(from, to string, now time.Time) (Version, error) {
 				return Version{}, err
 			}
 		}
-		if _, _, err := t.setTrashed(from, true); err != nil {
+		if _, _, err := t.setTrashed(from, true, now); err != nil {
 			return Version{}, err
 		}
 		return s.Version, nil
@@ -421,7 +421,7 @@ func (t txn) renameLink(l *Link, to string, now time.Time) error {
 	if a, err := t.liveFile(to); err != nil {
 		return err
 	} else if a != nil {
-		if _, _, err := t.setTrashed(to, true); err != nil {
+		if _, _, err := t.setTrashed(to, true, now); err != nil {
 			return err
 		}
 	}
@@ -547,16 +547,14 @@ func (b *Bolt) RenameFolder(ctx context.Context, from, to string) error {
 }
 
 func (b *Bolt) SetAttrs(ctx context.Context, key string, at Attrs) (Version, error) {
-	var v Version
-	op := func(t txn) (wrote bool, err error) {
-		v, wrote, err = t.setAttrs(key, at)
-		return wrote, err
-	}
-	if ok, err := b.lazyOp(ctx, op); ok {
+	op := func(t txn) (Version, bool, error) { return t.setAttrs(key, at) }
+	if v, ok, err := lazyDo(b, ctx, "attributes of "+key, op); ok {
 		return v, err
 	}
+	var v Version
 	err := b.with(true, func(tx *bolt.Tx) error {
-		_, err := op(txn{tx})
+		var err error
+		v, _, err = op(txn{tx})
 		return err
 	})
 	return v, err
@@ -608,7 +606,9 @@ func (b *Bolt) MakeFolder(ctx context.Context, key string) error {
 	if err := ref.CheckPrefix(key); err != nil || key == "" || strings.HasSuffix(key, "/") {
 		return errorf(ref.ErrBadKey, "bad folder name %q", key)
 	}
-	if ok, err := b.lazyOp(ctx, func(t txn) (bool, error) { return t.makeFolder(key) }); ok {
+	now := time.Now().UTC()
+	op := func(t txn) (bool, error) { return t.makeFolder(key, now) }
+	if ok, err := b.lazyOp(ctx, "mkdir "+key, op, func(t txn) error { _, err := op(t); return err }); ok {
 		return err
 	}
 	// Most calls find the folder made (the mount keeps a folder at every
@@ -619,14 +619,14 @@ func (b *Bolt) MakeFolder(ctx context.Context, key string) error {
 		return err
 	}
 	return b.with(true, func(tx *bolt.Tx) error {
-		_, err := txn{tx}.makeFolder(key)
+		_, err := txn{tx}.makeFolder(key, now)
 		return err
 	})
 }
 
 // makeFolder records the folder key unless it is recorded. The errors a
 // caller can cause come before it writes (wrote).
-func (t txn) makeFolder(key string) (wrote bool, err error) {
+func (t txn) makeFolder(key string, now time.Time) (wrote bool, err error) {
 	if t.hasMarker(key) {
 		return false, nil
 	}
@@ -658,23 +658,25 @@ func (t txn) makeFolder(key string) (wrote bool, err error) {
 	if err := t.dropTrashed(key); err != nil {
 		return false, err
 	}
-	return true, putJSON(t.tx.Bucket(bFolders), []byte(key), folder{Mtime: time.Now().UTC()})
+	return true, putJSON(t.tx.Bucket(bFolders), []byte(key), folder{Mtime: now})
 }
 
 func (b *Bolt) RemoveFolder(ctx context.Context, key string) error {
 	key = strings.TrimSuffix(key, "/")
-	if ok, err := b.lazyOp(ctx, func(t txn) (bool, error) { return t.removeFolder(key) }); ok {
+	now := time.Now().UTC()
+	op := func(t txn) (bool, error) { return t.removeFolder(key, now) }
+	if ok, err := b.lazyOp(ctx, "rmdir "+key, op, func(t txn) error { _, err := op(t); return err }); ok {
 		return err
 	}
 	return b.with(true, func(tx *bolt.Tx) error {
-		_, err := txn{tx}.removeFolder(key)
+		_, err := op(txn{tx})
 		return err
 	})
 }
 
 // removeFolder removes the empty folder key. The errors a caller can cause
 // come before it writes (wrote).
-func (t txn) removeFolder(key string) (wrote bool, err error) {
+func (t txn) removeFolder(key string, now time.Time) (wrote bool, err error) {
 	full, err := t.holds(key)
 	if err != nil {
 		return false, err
@@ -689,7 +691,7 @@ func (t txn) removeFolder(key string) (wrote bool, err error) {
 	if f == nil {
 		return false, errorf(ErrNotFound, "no folder %q", key)
 	}
-	if err := t.putTrashed(TrashedNode{Folder: f, TrashedAt: time.Now().UTC()}); err != nil {
+	if err := t.putTrashed(TrashedNode{Folder: f, TrashedAt: now}); err != nil {
 		return true, err
 	}
 	return true, t.tx.Bucket(bFolders).Delete([]byte(key))
@@ -792,7 +794,9 @@ type saveCall struct {
 func (b *Bolt) saveGrouped(db *bolt.DB, nvs []NewVersion) ([]Saved, error) {
 	b.lazy.writers.Add(1)
 	defer b.lazy.writers.Add(-1)
-	_ = b.commitLazy() // Flush reports a failure
+	if err := b.commitLazy(); err != nil && b.lazyFailing() {
+		return nil, err // as in Bolt.with; Flush reports a loss
+	}
 	c := &saveCall{nvs: nvs, done: make(chan struct{})}
 	g := &b.saves
 	g.mu.Lock()
@@ -917,21 +921,54 @@ const (
 
 // lazySaves is the write transaction holding lazy saves.
 type lazySaves struct {
-	mu    sync.Mutex // guards tx, n, seq, timer, err
+	mu    sync.Mutex // guards the fields up to open
+	db    *bolt.DB   // the held file tx was begun on
 	tx    *bolt.Tx   // open write transaction, or nil
-	n     int        // saves in tx
+	ops   []lazyRedo // what tx holds, in order
 	seq   uint64     // the last LazySeq given; 0 until read from the file
 	timer *time.Timer
-	err   error // a commit of lazy saves that failed, for Flush to report
+	err   error // lazy changes lost since the last Flush, for Flush to report
+
+	// failing is the error of the last commit of ops while it fails (a
+	// full disk): bbolt rolled tx back, and tx holds ops made again, to
+	// commit at the next try (retry, every call of the Bolt, Flush). No
+	// change is lazy meanwhile: each gets failing, as the commit would.
+	failing      error
+	failCause    error // the commit's own error
+	failingSince time.Time
+	backoff      time.Duration
 
 	open    atomic.Bool  // tx != nil, read without mu
 	writers atomic.Int32 // other writes waiting: lazy saves step aside for them
 	// lost is set once a transaction of lazy saves was lost (a bbolt write
-	// or commit failed). No save is lazy after that: a later lazy commit
-	// would move keyLazySeq past the lost saves, and a restart would not
-	// redo them. Saves then commit before they return, as without Lazy.
+	// failed, a fault, its changes could not be made again). No save is
+	// lazy after that: a later lazy commit would move keyLazySeq past the
+	// lost saves, and a restart would not redo them. Saves then commit
+	// before they return, as without Lazy.
 	lost atomic.Bool
 }
+
+// lazyRedo is one change in the transaction of lazy saves: redo makes it
+// again in a new transaction after a commit failed. Redone in order on
+// the state the first run met, it writes the same (stems and times are
+// fixed beforehand).
+type lazyRedo struct {
+	what string // "rename a → b": what a loss names
+	save bool   // a save, which the stage's journal redoes at the next mount
+	redo func(t txn) error
+}
+
+// ErrCommitFailing: changes of the mount wait in memory for a commit of
+// the held catalog that fails (a full disk; CommitFailing), retried; the
+// error wraps the commit's.
+var ErrCommitFailing = errors.New("catalog: the commit of earlier changes fails")
+
+// Lazy retries of a failing commit: the first after lazyRetryMin, then
+// twice as late up to lazyRetryMax.
+const (
+	lazyRetryMin = 100 * time.Millisecond
+	lazyRetryMax = 2 * time.Second
+)
 
 // saveLazy saves nv in the open transaction. ok is false when nv cannot be
 // saved lazily; the caller then saves it at once.
@@ -955,27 +992,53 @@ func (b *Bolt) saveLazy(db *bolt.DB, nv NewVersion) (out []Saved, ok bool, err e
 	return out, ok, err
 }
 
-// loseLazyLocked gives up the open transaction of lazy saves after a fault
-// in bbolt (a damaged file): its saves are lost, as after a failed commit.
-// Called with mu.
+// loseLazyLocked gives up the open transaction of lazy saves and what it
+// holds (a fault in bbolt, a write that failed, changes that could not
+// be made again): Flush reports what was lost. Called with mu.
 func (b *Bolt) loseLazyLocked(err error) {
 	l := &b.lazy
-	l.err = fmt.Errorf("catalog: %d saves were not committed: %w", l.n, err)
+	l.err = errors.Join(l.err, lostError(l.ops, err))
 	l.lost.Store(true)
 	b.noteDamage(err)
+	if l.timer != nil {
+		l.timer.Stop()
+	}
 	if l.tx != nil {
 		_ = guard(b.path, func() error { return l.tx.Rollback() })
-		if l.timer != nil {
-			l.timer.Stop()
-		}
-		l.tx, l.n = nil, 0
-		l.open.Store(false)
 	}
+	l.tx, l.ops, l.failing = nil, nil, nil
+	l.open.Store(false)
+}
+
+// lostError names the changes of ops, which are not in the catalog.
+func lostError(ops []lazyRedo, err error) error {
+	if len(ops) == 0 {
+		return fmt.Errorf("catalog: a lazy transaction was lost: %w", err)
+	}
+	var saves, other []string
+	for _, o := range ops {
+		if o.save {
+			saves = append(saves, o.what)
+		} else {
+			other = append(other, o.what)
+		}
+	}
+	var parts []string
+	if len(other) > 0 {
+		parts = append(parts, fmt.Sprintf("%d changes made through the mount are lost: %s", len(other), strings.Join(other, "; ")))
+	}
+	if len(saves) > 0 {
+		parts = append(parts, fmt.Sprintf("%d closes were not committed, and their bytes stay staged for the next mount to commit: %s", len(saves), strings.Join(saves, "; ")))
+	}
+	return fmt.Errorf("catalog: %s (%w)", strings.Join(parts, "; and "), err)
 }
 
 // saveLazyLocked is saveLazy with mu held, under guard.
 func (b *Bolt) saveLazyLocked(db *bolt.DB, nv NewVersion) (out []Saved, ok bool, err error) {
 	l := &b.lazy
+	if l.failing != nil {
+		return nil, true, l.failing
+	}
 	if !b.beginLazyLocked(db) {
 		return nil, false, nil
 	}
@@ -991,21 +1054,31 @@ func (b *Bolt) saveLazyLocked(db *bolt.DB, nv NewVersion) (out []Saved, ok bool,
 	} else if err := kindCheck(a, nv); err != nil {
 		return nil, true, err
 	}
-	s, err := t.save(nv)
+	// The stem of a new artifact is drawn once: a save made again after a
+	// failed commit gives the version the uid its caller was told.
+	stem := ref.NewStem()
+	save := func(t txn) (Saved, error) {
+		sb := &saveBatch{stems: []string{stem}}
+		s, err := t.saveIn(nv, sb)
+		if err == nil {
+			err = sb.flush(t)
+		}
+		return s, err
+	}
+	s, err := save(t)
 	if err != nil {
 		// Not expected (a bbolt write failed): the transaction is lost with
 		// the saves before this one. Flush reports it; their callers' journals
 		// redo them after a restart.
-		l.err = fmt.Errorf("catalog: %d saves were not committed: %w", l.n, err)
-		l.lost.Store(true)
-		l.endLocked(false)
+		b.loseLazyLocked(err)
 		return nil, true, err
 	}
-	l.n++
+	l.ops = append(l.ops, lazyRedo{what: "save of " + nv.Key, save: true, redo: func(t txn) error { _, err := save(t); return err }})
 	l.seq++
 	s.LazySeq = l.seq
-	if l.n >= LazyCommitMax {
-		if err := l.endLocked(true); err != nil {
+	if len(l.ops) >= LazyCommitMax {
+		// A commit that fails keeps the save (retried): it is made.
+		if err := b.endLazyLocked(true); err != nil && !errors.Is(err, ErrCommitFailing) {
 			return nil, true, err
 		}
 	}
@@ -1019,17 +1092,18 @@ func (b *Bolt) beginLazyLocked(db *bolt.DB) bool {
 	if l.tx != nil {
 		return true
 	}
-	if l.lost.Load() {
+	if l.lost.Load() || l.writers.Load() > 0 {
 		// Checked again under mu: a caller that passed the check before a
 		// commit failed would open a transaction whose commit moves
-		// keyLazySeq past the lost saves.
+		// keyLazySeq past the lost saves; and a writer that committed the
+		// lazy transaction (Bolt.with) must not wait for a new one.
 		return false
 	}
 	tx, err := db.Begin(true)
 	if err != nil {
 		return false
 	}
-	l.tx, l.n = tx, 0
+	l.db, l.tx, l.ops = db, tx, nil
 	if l.seq == 0 {
 		l.seq = lazySeqOf(tx)
 	}
@@ -1043,12 +1117,13 @@ func (b *Bolt) beginLazyLocked(db *bolt.DB) bool {
 // marked Lazy and the file is held, so that rm of many files commits them
 // together. op returns the errors its caller can cause before it writes
 // (wrote false), or errNotLazy; an error after a write loses the
-// transaction, as in saveLazy. ok is false when the change is not made
-// lazily; the caller then makes it at once. Nothing redoes a lazy change lost
-// to a kill: the file is back after the restart, as a removal not yet
-// synced may be on a plain file system; Flush (fsync of a folder) makes it
-// durable.
-func (b *Bolt) lazyOp(ctx context.Context, op func(t txn) (wrote bool, err error)) (ok bool, err error) {
+// transaction, as in saveLazy. redo makes op's change again after a failed
+// commit (lazyRedo); what names it. ok is false when the change is not
+// made lazily; the caller then makes it at once. Nothing redoes a lazy
+// change lost to a kill: the file is back after the restart, as a removal
+// not yet synced may be on a plain file system; Flush (fsync of a folder)
+// makes it durable.
+func (b *Bolt) lazyOp(ctx context.Context, what string, op func(t txn) (wrote bool, err error), redo func(t txn) error) (ok bool, err error) {
 	if !isLazy(ctx) || b.lazy.writers.Load() > 0 || b.lazy.lost.Load() {
 		return false, nil
 	}
@@ -1061,6 +1136,11 @@ func (b *Bolt) lazyOp(ctx context.Context, op func(t txn) (wrote bool, err error
 	l := &b.lazy
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.failing != nil {
+		// The changes before this one wait for room to commit: this one
+		// fails as their commit does, rather than return and be lost.
+		return true, l.failing
+	}
 	var began, wrote bool
 	if gerr := guard(b.path, func() error {
 		if began = b.beginLazyLocked(db); began {
@@ -1078,44 +1158,91 @@ func (b *Bolt) lazyOp(ctx context.Context, op func(t txn) (wrote bool, err error
 	case err == errNotLazy:
 		return false, nil
 	case err != nil && wrote:
-		l.err = fmt.Errorf("catalog: %d saves were not committed: %w", l.n, err)
-		l.lost.Store(true)
-		l.endLocked(false)
+		b.loseLazyLocked(err)
 		return true, err
 	case err != nil:
 		return true, err
 	case wrote:
-		if l.n++; l.n >= LazyCommitMax {
-			return true, l.endLocked(true)
+		if l.ops = append(l.ops, lazyRedo{what: what, redo: redo}); len(l.ops) >= LazyCommitMax {
+			if err := b.endLazyLocked(true); err != nil && !errors.Is(err, ErrCommitFailing) {
+				return true, err
+			}
 		}
 	}
 	return true, nil
 }
 
-// endLocked commits (or rolls back) the open transaction. Called with mu.
-func (l *lazySaves) endLocked(commit bool) error {
+// lazyDo is lazyOp of an op with a result: op is run again, its result
+// dropped, to redo it.
+func lazyDo[T any](b *Bolt, ctx context.Context, what string, op func(t txn) (T, bool, error)) (out T, ok bool, err error) {
+	ok, err = b.lazyOp(ctx, what, func(t txn) (bool, error) {
+		var wrote bool
+		var err error
+		out, wrote, err = op(t)
+		return wrote, err
+	}, func(t txn) error { _, _, err := op(t); return err })
+	return out, ok, err
+}
+
+// endLazyLocked commits (or rolls back) the open transaction. A commit
+// that fails (a full disk: bbolt rolls back) makes the changes again in a
+// new transaction, left open and committed at a later try: none of them
+// is lost while the process runs. Called with mu, under guard.
+func (b *Bolt) endLazyLocked(commit bool) error {
+	l := &b.lazy
 	if l.tx == nil {
 		return nil
 	}
 	l.timer.Stop()
-	var err error
-	if commit {
-		err = l.tx.Bucket(bMeta).Put(keyLazySeq, binary.BigEndian.AppendUint64(nil, l.seq))
-		if err == nil {
-			err = l.tx.Commit()
-		} else {
-			_ = l.tx.Rollback()
-		}
-		if err != nil {
-			l.err = fmt.Errorf("catalog: %d saves were not committed: %w", l.n, err)
-			l.lost.Store(true)
-		}
+	if !commit {
+		_ = l.tx.Rollback()
+		l.tx, l.ops = nil, nil
+		l.open.Store(false)
+		return nil
+	}
+	err := l.tx.Bucket(bMeta).Put(keyLazySeq, binary.BigEndian.AppendUint64(nil, l.seq))
+	if err == nil {
+		err = l.tx.Commit()
 	} else {
 		_ = l.tx.Rollback()
 	}
-	l.tx, l.n = nil, 0
+	l.tx = nil
 	l.open.Store(false)
-	return err
+	if err == nil {
+		l.ops, l.failing, l.backoff = nil, nil, 0
+		return nil
+	}
+	if l.failing == nil {
+		l.failingSince = time.Now()
+	}
+	l.failCause = err
+	l.failing = fmt.Errorf("%w: %d changes wait for room (tried again every %s): %w",
+		ErrCommitFailing, len(l.ops), lazyRetryMax, err)
+	if rerr := b.redoLazyLocked(); rerr != nil {
+		b.loseLazyLocked(errors.Join(err, fmt.Errorf("could not make them again: %w", rerr)))
+		return l.err
+	}
+	l.backoff = min(max(2*l.backoff, lazyRetryMin), lazyRetryMax)
+	l.timer = time.AfterFunc(l.backoff, func() { _ = b.commitLazy() })
+	return l.failing
+}
+
+// redoLazyLocked begins a new transaction and makes ops again in it.
+func (b *Bolt) redoLazyLocked() error {
+	l := &b.lazy
+	tx, err := l.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	for _, o := range l.ops {
+		if err := o.redo(txn{tx}); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("%s: %w", o.what, err)
+		}
+	}
+	l.tx = tx
+	l.open.Store(true)
+	return nil
 }
 
 // commitLazy commits the lazy saves waiting in the open transaction.
@@ -1127,16 +1254,50 @@ func (b *Bolt) commitLazy() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var err error
-	if gerr := guard(b.path, func() error { err = l.endLocked(true); return nil }); gerr != nil {
+	if gerr := guard(b.path, func() error { err = b.endLazyLocked(true); return nil }); gerr != nil {
 		b.loseLazyLocked(gerr)
 		return gerr
 	}
 	return err
 }
 
-// Flush makes every lazy save durable. It returns the error of any commit of
-// lazy saves that failed since the last Flush: their versions are not in the
-// catalog.
+// readPending runs fn, a read, in the open transaction of lazy changes
+// while their commit fails, so that reads see them as the mount does.
+// done is false when no commit fails: the caller reads as usual.
+func (b *Bolt) readPending(fn func(tx *bolt.Tx) error) (done bool, err error) {
+	l := &b.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failing == nil || l.tx == nil {
+		return false, nil
+	}
+	return true, b.noteDamage(guard(b.path, func() error { return fn(l.tx) }))
+}
+
+// lazyFailing reports whether lazy changes wait for a commit that fails.
+func (b *Bolt) lazyFailing() bool {
+	l := &b.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failing != nil
+}
+
+// CommitFailing reports the lazy changes waiting for a commit that fails
+// (a full disk), with the commit's error and since when it fails: n is 0
+// when none does.
+func (b *Bolt) CommitFailing() (n int, since time.Time, err error) {
+	l := &b.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failing == nil {
+		return 0, time.Time{}, nil
+	}
+	return len(l.ops), l.failingSince, l.failCause
+}
+
+// Flush makes every lazy save durable. It returns the error of a commit
+// that still fails (its changes wait: a later Flush tries again), or of
+// lazy changes lost since the last Flush: they are not in the catalog.
 func (b *Bolt) Flush(ctx context.Context) error {
 	if err := b.damaged(); err != nil {
 		return err
@@ -1145,9 +1306,24 @@ func (b *Bolt) Flush(ctx context.Context) error {
 	l := &b.lazy
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err == nil {
-		err = l.err
+	if l.err != nil {
+		err = errors.Join(l.err, err)
 	}
+	l.err = nil
+	return err
+}
+
+// GiveUpLazy rolls back lazy changes whose commit fails, for a process
+// that stops: the error names them (nil when none waited).
+func (b *Bolt) GiveUpLazy() error {
+	l := &b.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failing == nil {
+		return nil
+	}
+	b.loseLazyLocked(l.failCause)
+	err := l.err
 	l.err = nil
 	return err
 }

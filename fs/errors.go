@@ -23,6 +23,12 @@ func errno(log *slog.Logger, op string, err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, syscall.ENOSPC):
+		// A full disk stays the cause when a cancel it made travels with
+		// it (the workers it stopped): EINTR would tell a writer to retry.
+		return syscall.ENOSPC
+	case errors.Is(err, syscall.EDQUOT):
+		return syscall.EDQUOT
 	case errors.Is(err, context.Canceled):
 		return syscall.EINTR
 	case storage.IsUnreachable(err):

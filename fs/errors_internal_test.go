@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -32,6 +33,8 @@ func TestErrno(t *testing.T) {
 		{"lookup", fmt.Errorf("%w: p1: %w", cache.ErrPackMissing, fs.ErrNotExist), syscall.EIO},
 		{"write", fmt.Errorf("stage: %w", syscall.ENOSPC), syscall.ENOSPC},
 		{"read", fmt.Errorf("get: %w", context.Canceled), syscall.EINTR},
+		// A full storage root: the cancel of the stopped workers is not the cause.
+		{"flush", errors.Join(fmt.Errorf("put pack: %w", syscall.ENOSPC), context.Canceled), syscall.ENOSPC},
 		{"read", &net.OpError{Op: "read", Err: context.Canceled}, syscall.EINTR},
 	} {
 		if got := errno(slog.New(slog.DiscardHandler), tc.op, tc.err); got != tc.want {

@@ -87,9 +87,12 @@
 // LazySeq; a catalog whose LazyCommitted is lower lost the version (the
 // daemon was killed first), and Recover commits the staged bytes again.
 // Sync (every SyncEvery, at fsync and at unmount) makes the content, the
-// index and the catalog durable before it drops the staged bytes; a done
-// record above LazyCommitted there (the catalog's commit failed: a full
-// disk) is a failed close, committed again while the Stage runs.
+// index and the catalog durable before it drops the staged bytes. A
+// commit that fails for room (catalog.ErrCommitFailing) keeps the
+// versions in the catalog's memory, retried: their staged bytes wait. A
+// done record above LazyCommitted after a Flush that did not fail so (the
+// catalog lost its transaction) is a failed close, committed again while
+// the Stage runs.
 //
 // Dropped staging files are emptied and kept as spares for the next File
 // (spare.go): on ext4 without a journal a new inode is slow to allocate

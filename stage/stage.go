@@ -1338,19 +1338,23 @@ func (s *Stage) Sync(ctx context.Context) error {
 		// close(2) returned; their bytes are still staged: they are
 		// committed again, as failed closes, rather than dropped.
 		err = lc.Flush(ctx)
-		committed, cerr := lc.LazyCommitted(ctx)
-		if cerr != nil {
-			err = errors.Join(err, cerr)
-		} else {
-			var synced []failedClose
-			for _, fc := range waiting {
-				if fc.j.LazySeq > committed {
-					lost = append(lost, fc)
-				} else {
-					synced = append(synced, fc)
+		// Versions whose commit fails (a full disk) are not lost: the
+		// catalog holds them and retries; they wait as they are.
+		if !errors.Is(err, catalog.ErrCommitFailing) {
+			committed, cerr := lc.LazyCommitted(ctx)
+			if cerr != nil {
+				err = errors.Join(err, cerr)
+			} else {
+				var synced []failedClose
+				for _, fc := range waiting {
+					if fc.j.LazySeq > committed {
+						lost = append(lost, fc)
+					} else {
+						synced = append(synced, fc)
+					}
 				}
+				waiting = synced
 			}
-			waiting = synced
 		}
 	}
 	if len(lost) > 0 {

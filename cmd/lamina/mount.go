@@ -70,6 +70,9 @@ type mountStatus struct {
 	DiskCache      *cache.CacheInfo        `json:"disk_cache,omitempty"`       // S3: the local cache of fetched data
 	Storage        *retry.Health           `json:"storage,omitempty"`          // S3: whether the server answered the last calls
 	CatalogError   string                  `json:"catalog_error,omitempty"`    // the catalog did not answer a read for status (PostgreSQL away)
+	CommitFailing  string                  `json:"commit_failing,omitempty"`   // bbolt: the error of a catalog commit that fails (a full disk), retried; writes fail meanwhile
+	CommitWaiting  int                     `json:"commit_waiting,omitempty"`   // the changes made through the mount that wait for it, in memory
+	CommitSince    time.Time               `json:"commit_since,omitzero"`      // since when it fails
 	TakenOver      string                  `json:"taken_over_by,omitempty"`    // the instance that took the storage over: the mount is read-only
 	CatalogLost    string                  `json:"catalog_lost,omitempty"`     // the database no longer holds the instance's catalog (reset): the mount is read-only
 	CatalogNewer   string                  `json:"catalog_upgraded,omitempty"` // a newer lamina upgraded the catalog's schema: the mount is read-only
@@ -440,6 +443,12 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	bo := backendOptions{syncUpload: c.Bool("sync-upload"), keep: true, own: true, cacheSize: cacheSize, log: log, check: true}
 	backend, rem, err := openBackend(c.Context, s, bo)
 	var warnings []string
+	if lost, err := os.ReadFile(lostChangesPath(dirs, s.Name)); err == nil {
+		// The last stop could not save them, and no umount showed it (an
+		// unmount from outside).
+		warnings = append(warnings, "warning: the last stop of this mount lost what it could not save: "+strings.TrimPrefix(strings.TrimSpace(string(lost)), "catalog: "))
+		os.Remove(lostChangesPath(dirs, s.Name))
+	}
 	offline := func(err error) {
 		warnings = append(warnings, fmt.Sprintf("warning: storage %s does not answer (%s): the mount serves the catalog and what the cache holds and queues what is written; other reads fail with EIO until it answers", s.Storage, rootCause(err)))
 		log.Warn("storage does not answer; mounted anyway", "err", err)
@@ -764,6 +773,11 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			} else if oerr != nil {
 				ms.CatalogError = catalogCause(s, oerr)
 			}
+			if b, ok := cat.(*catalog.Bolt); ok {
+				if n, since, err := b.CommitFailing(); n > 0 {
+					ms.CommitFailing, ms.CommitWaiting, ms.CommitSince = err.Error(), n, since
+				}
+			}
 			if writes != nil {
 				// Those whose staged bytes are still there: after a
 				// take-over the way out saves them elsewhere, then
@@ -828,6 +842,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		unmount(m, log, gone, forced)
 	}
 	srv.Close()
+	if b, ok := cat.(*catalog.Bolt); ok {
+		settleCatalog(b, log, lostChangesPath(dirs, s.Name), forced())
+	}
 	if writes != nil {
 		// A last try for closes whose commit failed; the next mount's
 		// Recover has what is left.
@@ -867,6 +884,51 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		}
 	}
 	return nil
+}
+
+// settleCatalog is the stop's wait for changes made through the mount
+// whose catalog commit fails (a full disk): tried again for up to
+// settleWait (not at a forced stop), then given up. What is lost is
+// logged and written to lostPath for the umount that waits to show.
+func settleCatalog(b *catalog.Bolt, log *slog.Logger, lostPath string, forced bool) {
+	n, _, err := b.CommitFailing()
+	if n == 0 {
+		return
+	}
+	log.Warn("lamina mount: changes made through the mount wait for a catalog commit that fails; trying again before stopping", "changes", n, "err", err)
+	wait := settleWait
+	if forced {
+		wait = 0 // one try
+	}
+	for deadline := time.Now().Add(wait); ; time.Sleep(500 * time.Millisecond) {
+		if b.Flush(context.Background()) == nil {
+			log.Info("lamina mount: the waiting changes are committed")
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	if lost := b.GiveUpLazy(); lost != nil {
+		log.Error("lamina mount: changes made through the mount are lost: the catalog could not commit them", "err", lost)
+		os.WriteFile(lostPath, []byte(lost.Error()+"\n"), 0o600)
+	}
+}
+
+// settleWait bounds settleCatalog.
+const settleWait = 10 * time.Second
+
+// lostChangesPath is where a stopping daemon names the changes it could
+// not save (settleCatalog), for umount to show.
+func lostChangesPath(dirs instance.Dirs, name string) string {
+	return filepath.Join(dirs.RuntimeDir(name), "lost-changes")
+}
+
+// commitFailingNote says that changes made through the mount wait for a
+// catalog commit that fails.
+func commitFailingNote(st mountStatus) string {
+	return fmt.Sprintf("%s made through the mount not yet saved: the catalog's commit fails since %s (%s) and is tried again every 2 s; writes fail meanwhile",
+		plural(st.CommitWaiting, "change"), st.CommitSince.Local().Format(time.TimeOnly), st.CommitFailing)
 }
 
 // statusOf asks the mount daemon cl talks to for its status.
@@ -1053,6 +1115,10 @@ func cmdUmount() *cli.Command {
 						fmt.Fprintf(c.App.ErrWriter, "lamina: %s\n", afterTakeOverNote(s, a))
 					}
 				}
+				if err := waitCommitting(c, dirs, name, dir); err != nil {
+					return err
+				}
+				os.Remove(lostChangesPath(dirs, name)) // an earlier stop's, shown then
 				unmounted := false
 				if c.Bool("force") {
 					os.WriteFile(forceStopPath(dirs, name), nil, 0o600)
@@ -1081,6 +1147,10 @@ func cmdUmount() *cli.Command {
 				}
 				if err := waitDaemon(c.Context, w, dirs, name, st, c.Bool("force")); err != nil {
 					return err
+				}
+				if lost, err := os.ReadFile(lostChangesPath(dirs, name)); err == nil {
+					os.Remove(lostChangesPath(dirs, name))
+					return exitf(1, "the mount daemon of %s stopped, but %s", dir, strings.TrimPrefix(strings.TrimSpace(string(lost)), "catalog: "))
 				}
 				if now, still := lfs.MountInfo(dir); still && isMountOf(now, name, st) {
 					return fmt.Errorf("the daemon stopped but %s is still mounted; run `lamina umount %s` again", dir, dir)
@@ -1170,6 +1240,33 @@ func refuseOtherInstance(c *cli.Context, dir, name string, st mountState, found 
 	}
 	return exitf(1, "%s is the mount of instance %q, not of %q (which %s names): nothing unmounted; run `lamina --instance %s umount %s` to unmount it, or `lamina status` to see where %q is mounted",
 		dir, owner, want, from, owner, dir, want)
+}
+
+// waitCommitting is a plain umount's answer while changes made through
+// the mount wait for a catalog commit that fails (a full disk): it waits
+// up to 10 s for the daemon's retries, then refuses, so that the changes
+// are not lost to the stop. --force goes on: the daemon tries once more
+// and names what is lost.
+func waitCommitting(c *cli.Context, dirs instance.Dirs, name, dir string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for said := false; ; time.Sleep(500 * time.Millisecond) {
+		st, ok := daemonStatus(c.Context, dirs, name)
+		if !ok || st.CommitWaiting == 0 {
+			return nil
+		}
+		if c.Bool("force") {
+			fmt.Fprintf(c.App.ErrWriter, "lamina: %s; --force stops after one more try\n", commitFailingNote(st))
+			return nil
+		}
+		if !said {
+			fmt.Fprintf(c.App.ErrWriter, "lamina: %s; waiting up to 10 s for room\n", commitFailingNote(st))
+			said = true
+		}
+		if time.Now().After(deadline) {
+			return exitf(1, "%s not unmounted: %s. Free space where the catalog is, then run `lamina umount %s` again; `lamina umount --force %s` stops now and loses them (it names them)",
+				dir, commitFailingNote(st), dir, dir)
+		}
+	}
 }
 
 // refuseWhileWriting is a plain umount's answer when the daemon serves
@@ -1576,6 +1673,9 @@ func cmdStatus() *cli.Command {
 			}
 			if st.CatalogError != "" {
 				rows = append(rows, []string{"catalog", catalogNotAnswering(st)})
+			}
+			if st.CommitWaiting > 0 {
+				rows = append(rows, []string{"catalog", commitFailingNote(st) + "; free space where the catalog is (a plain umount waits for it)"})
 			}
 			if st.FailedCommits > 0 && st.TakenOver != "" {
 				rows = append(rows, []string{"failed closes", strings.ReplaceAll(stagedTakenOver(s, st.TakenOver, st.FailedFiles, int(st.FailedCommits)), "\n", "\n"+strings.Repeat(" ", 16))})
