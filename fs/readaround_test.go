@@ -83,7 +83,7 @@ func TestMmapRandomFaultsFetchLittle(t *testing.T) {
 		max  func(faults int64) int64 // most bytes read
 	}{
 		// The window, and the two chunks (≤ 256 KiB) it cuts at its ends.
-		{"DefaultWindow", 0, func(n int64) int64 { return n * (lfs.DefaultReadAheadKB<<10 + 512<<10) }},
+		{"DefaultWindow", 0, func(n int64) int64 { return n * (1<<20 + 512<<10) }}, // DefaultReadAheadKB
 		{"Window16MiB", 16 << 10, func(n int64) int64 { return n * (16<<20 + 512<<10) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
