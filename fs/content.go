@@ -30,11 +30,6 @@ type chunkCache struct {
 	flight  singleflight.Group
 	storing chan struct{} // bounds chunks being stored in the kernel (storingTo)
 	stored  atomic.Int64  // chunks stored in the kernel's page cache
-	// around is the kernel's readahead window of the mount (bytes): a
-	// page fault in a memory map reads that much around it, as READs
-	// that follow one another. A run of READs no longer than it may be
-	// one fault's read-around, so it warms nothing (fileReader.ReadAt).
-	around atomic.Int64
 
 	mu    sync.Mutex // guards lru, items, bytes, hits, misses
 	lru   *list.List // of *chunkItem, most recent first
@@ -60,8 +55,8 @@ func newChunkCache(c Content, max int64) *chunkCache {
 // warmer is Content that can fetch chunks ahead of a sequential reader in
 // the background (cache.Store: into the disk cache over S3, into the page
 // cache over local storage). The reader asks for the chunks up to
-// cache.WarmWindow ahead; the kernel's own readahead (1 MiB, one READ,
-// DefaultReadAheadKB) keeps the daemon busy meanwhile. A prefetch of chunks
+// cache.WarmWindow ahead; the kernel's own readahead (up to 16 MiB of
+// READs in flight) keeps the daemon busy meanwhile. A prefetch of chunks
 // into the chunk cache was dropped: it cost a copy and an allocation per
 // chunk for no gain (docs/mount-bench.md).
 type warmer interface {
@@ -265,9 +260,8 @@ type fileReader struct {
 	f       cache.File
 	offsets []int64 // offsets[i] is where chunk i starts
 
-	mu     sync.Mutex // guards next, from, warmTo, window
+	mu     sync.Mutex // guards next, warmTo, window
 	next   int64      // where a sequential reader reads next
-	from   int64      // where the current run of sequential READs began
 	warmTo int64      // the content is being fetched up to here
 	window int64      // how far ahead to warm: grows with what is read
 
@@ -359,13 +353,10 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 	sequential := off == 0 || (off >= r.next-seqSlack && off <= r.next+seqSlack)
 	var warm []cache.Chunk
 	if sequential && first {
-		r.next, r.from = end, off
+		r.next = end
 	} else if sequential {
-		r.next, r.from = max(r.next, end), min(r.from, off)
-		// A run no longer than the kernel's window may be the read-around
-		// of one page fault in a memory map: warming after it fetched
-		// up to 64 MiB more per random fault (docs/mount-bench.md).
-		if limit := r.warmLimit(); r.cc.warmer != nil && limit > 0 && r.next-r.from > r.cc.around.Load() {
+		r.next = max(r.next, end)
+		if limit := r.warmLimit(); r.cc.warmer != nil && limit > 0 {
 			// Slow start: the window grows by what is read, up to
 			// cache.WarmWindow; a quarter of it is asked for at a time.
 			// Bounded by what the cache below keeps (warmLimit).
@@ -379,7 +370,7 @@ func (r *fileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 			}
 		}
 	} else {
-		r.next, r.from, r.window, r.warmTo = end, off, 0, 0
+		r.next, r.window, r.warmTo = end, 0, 0
 	}
 	r.mu.Unlock()
 	if len(warm) > 0 {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -25,14 +24,20 @@ import (
 // `lamina status`, not the disk cache of data fetched from S3.
 const DefaultChunkCacheBytes = 64 << 20
 
-// DefaultReadAheadKB is the kernel's readahead for a mount: one READ of
-// the largest size (MaxWrite). It is also how much a page fault in a
-// memory map reads around the faulting page: at 16 MiB, 100 random 4 KiB
-// reads through numpy.memmap fetched 989 MiB of a 1 GiB file from S3
-// (354 MiB with pread), and at 1 MiB 459 MiB. Sequential reads did not
-// slow down: the daemon warms the content ahead of them (Store.Warm, up to
-// 64 MiB). docs/mount-bench.md, "Readahead and memory maps".
-const DefaultReadAheadKB = 1024
+// DefaultReadAheadKB is the kernel's readahead for a mount: with 16 MiB
+// of READs in flight a cold sequential read of local storage keeps both
+// cores busy (20-30 % faster than at 1 MiB). It is also how much a page
+// fault in a memory map reads around the faulting page: see S3ReadAheadKB.
+const DefaultReadAheadKB = 16 << 10
+
+// S3ReadAheadKB is the readahead for a mount of S3 storage: one READ of
+// the largest size. At 16 MiB each random fault in a memory map read 16 MiB
+// and the daemon warmed more after it: 100 random 4 KiB reads through
+// numpy.memmap fetched 989 MiB of a 1 GiB version (pread: 354 MiB); at
+// 1 MiB 459 MiB. Sequential reads do not need the kernel's window there:
+// the daemon fetches up to 64 MiB ahead (Store.Warm). docs/mount-bench.md,
+// "Readahead and memory maps".
+const S3ReadAheadKB = 1024
 
 // MountOptions tune a mount. Zero values take the defaults noted.
 type MountOptions struct {
@@ -302,32 +307,23 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 	}
 	go m.invalidator()
 	go m.notifier()
-	m.setReadAhead(o.ReadAheadKB)
+	if o.ReadAheadKB > 0 {
+		m.setReadAhead(o.ReadAheadKB)
+	}
 	return m, nil
 }
 
-// setReadAhead sets the kernel's readahead for the mount when kb > 0 (only
-// root may: go-fuse's MaxReadAhead can only lower it), and tells the
-// readers the window in force, which is also what a page fault in a
-// memory map reads around it.
+// setReadAhead sets the kernel's readahead for the mount (only root may):
+// go-fuse's MaxReadAhead can only lower it, and sequential reads of local
+// storage gain from more (docs/mount-bench.md).
 func (m *Mount) setReadAhead(kb int) {
 	var st unix.Stat_t
 	if err := unix.Stat(m.dir, &st); err != nil {
 		return
 	}
 	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
-	if kb > 0 {
-		if err := os.WriteFile(p, []byte(fmt.Sprint(kb)), 0); err != nil {
-			m.log.Debug("lamina mount: cannot set readahead", "path", p, "err", err)
-		}
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		m.log.Debug("lamina mount: cannot read readahead", "path", p, "err", err)
-		return
-	}
-	if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n >= 0 {
-		m.chunks.around.Store(n << 10)
+	if err := os.WriteFile(p, []byte(fmt.Sprint(kb)), 0); err != nil {
+		m.log.Debug("lamina mount: cannot set readahead", "path", p, "err", err)
 	}
 }
 
