@@ -55,6 +55,7 @@ func main() {
 		// S3 (s3.go): run only when named, e.g. -only s3save,s3read.
 		{"s3save", benchS3Save},
 		{"s3read", benchS3Read},
+		{"s3mmap", benchS3Mmap},
 		{"s3small", benchS3Small},
 		{"s3dedup", benchS3Dedup},
 	}

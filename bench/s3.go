@@ -6,7 +6,7 @@ package main
 // `s3fs` on the same server and bytes. They need root (mounts, dropping the
 // page cache) and run only when named:
 //
-//	go run ./bench -lamina bin/lamina -only s3save,s3read,s3small,s3dedup
+//	go run ./bench -lamina bin/lamina -only s3save,s3read,s3mmap,s3small,s3dedup
 //
 // The server is LAMINA_S3_ENDPOINT (with LAMINA_S3_ACCESS_KEY and
 // LAMINA_S3_SECRET_KEY) or a versitygw this command starts (see
@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -386,6 +387,74 @@ func benchS3Read() {
 			fmt.Sprintf("%.0f MiB/s", best), fmt.Sprintf("%.2f", mbps(n, lm)/best), "≥ 1.5"})
 	}
 }
+
+// benchS3Mmap: bytes fetched from S3 by 100 random 4 KiB reads of a cold
+// 1 GiB version through a memory map (each page fault reads the mount's
+// readahead window around it), against pread of the same offsets (one
+// 4 MiB cache block a read at most). docs/mount-bench.md, "Readahead and
+// memory maps".
+func benchS3Mmap() {
+	n := (1 << 30) / *scale
+	d, _ := s3Instance("s3mmap")
+	src := filepath.Join(d, "big.bin")
+	randomFile(src, n, 21)
+	runS3(d, "save", src, "--key", "big.bin")
+	os.Remove(src)
+	r := mrand.New(mrand.NewPCG(7, 7))
+	offs := make([]int64, 100)
+	for i := range offs {
+		offs[i] = r.Int64N(int64(n)/4096) * 4096
+	}
+	fetched := func(mmap bool) (int64, time.Duration) {
+		var got int64
+		var t time.Duration
+		withLamina(d, func(mnt string) {
+			f, err := os.Open(filepath.Join(mnt, "big.bin"))
+			check(err)
+			defer f.Close()
+			start := time.Now()
+			if mmap {
+				m, err := syscall.Mmap(int(f.Fd()), 0, n, syscall.PROT_READ, syscall.MAP_SHARED)
+				check(err)
+				var sum byte
+				for _, o := range offs {
+					for _, b := range m[o : o+4096] {
+						sum += b
+					}
+				}
+				check(syscall.Munmap(m))
+				mmapSink += sum // the loads must happen
+			} else {
+				buf := make([]byte, 4096)
+				for _, o := range offs {
+					_, err := f.ReadAt(buf, o)
+					check(err)
+				}
+			}
+			t = time.Since(start)
+			time.Sleep(time.Second) // the read-around of the last faults
+			_, out := runS3(d, "status", "--format", "json")
+			var st []struct {
+				DiskCache struct {
+					Fetched int64 `json:"fetched_bytes"`
+				} `json:"disk_cache"`
+			}
+			check(json.Unmarshal([]byte(out), &st))
+			if len(st) != 1 {
+				check(fmt.Errorf("lamina status: %d mounts, want 1", len(st)))
+			}
+			got = st[0].DiskCache.Fetched
+		})
+		return got, t
+	}
+	mm, mt := fetched(true)
+	pr, pt := fetched(false)
+	results = append(results, result{fmt.Sprintf("S3: 100 random 4 KiB reads of %d MiB through a memory map, cold: fetched (time)", n>>20),
+		fmt.Sprintf("%d MiB (%.1f s)", mm>>20, mt.Seconds()), fmt.Sprintf("pread of the same offsets: %d MiB (%.1f s)", pr>>20, pt.Seconds()),
+		fmt.Sprintf("%.2f", float64(mm)/float64(pr)), "≤ 1.5"})
+}
+
+var mmapSink byte
 
 // benchS3Small: cold reads of 10,000 files of 4 KiB in 100 folders, by
 // path (open, read, close; one at a time and 8 at a time), through the

@@ -160,7 +160,8 @@ const NudgeEvery = 64 << 20
 const ownerLock = "owner.lock"
 
 // KeepRecentForReads is the KeepRecent of a cache that FUSE reads go
-// through: the kernel's read-ahead has up to 16 MiB of READs in flight.
+// through: the kernel's read-ahead may have up to 16 MiB of READs in
+// flight (1 MiB over S3: fs.S3ReadAheadKB).
 const KeepRecentForReads = 4
 
 // DefaultBlockSize is the unit of fetching and caching: large enough that

@@ -24,6 +24,21 @@ import (
 // `lamina status`, not the disk cache of data fetched from S3.
 const DefaultChunkCacheBytes = 64 << 20
 
+// DefaultReadAheadKB is the kernel's readahead for a mount: with 16 MiB
+// of READs in flight a cold sequential read of local storage keeps both
+// cores busy (20-30 % faster than at 1 MiB). It is also how much a page
+// fault in a memory map reads around the faulting page: see S3ReadAheadKB.
+const DefaultReadAheadKB = 16 << 10
+
+// S3ReadAheadKB is the readahead for a mount of S3 storage: one READ of
+// the largest size. At 16 MiB each random fault in a memory map read 16 MiB
+// and the daemon warmed more after it: 100 random 4 KiB reads through
+// numpy.memmap fetched 989 MiB of a 1 GiB version (pread: 354 MiB); at
+// 1 MiB 459 MiB. Sequential reads do not need the kernel's window there:
+// the daemon fetches up to 64 MiB ahead (Store.Warm). docs/mount-bench.md,
+// "Readahead and memory maps".
+const S3ReadAheadKB = 1024
+
 // MountOptions tune a mount. Zero values take the defaults noted.
 type MountOptions struct {
 	Options                        // what the namespace shows
@@ -34,7 +49,7 @@ type MountOptions struct {
 	ChunkCacheBytes  int64         // decoded chunks kept in memory; default DefaultChunkCacheBytes
 	NoXAttrs         bool          // refuse xattrs (faster ls -l; see docs/mount-bench.md)
 	NoCacheDirs      bool          // do not let the kernel cache listings
-	ReadAheadKB      int           // set the mount's bdi read_ahead_kb; default 16384, -1 leaves it
+	ReadAheadKB      int           // set the mount's bdi read_ahead_kb; default DefaultReadAheadKB, -1 leaves it
 	StatfsPath       string        // statfs reports this folder's file system (the storage root)
 	Debug            bool          // log every FUSE request
 	Logger           *slog.Logger
@@ -191,7 +206,7 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		o.ChunkCacheBytes = DefaultChunkCacheBytes
 	}
 	if o.ReadAheadKB == 0 {
-		o.ReadAheadKB = 16 << 10
+		o.ReadAheadKB = DefaultReadAheadKB
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -299,9 +314,9 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 	return m, nil
 }
 
-// setReadAhead raises the kernel's readahead for the mount (only root may):
-// go-fuse's MaxReadAhead can only lower it, and sequential reads gain most
-// from it (docs/mount-bench.md).
+// setReadAhead sets the kernel's readahead for the mount (only root may):
+// go-fuse's MaxReadAhead can only lower it, and sequential reads of local
+// storage gain from more (docs/mount-bench.md).
 func (m *Mount) setReadAhead(kb int) {
 	var st unix.Stat_t
 	if err := unix.Stat(m.dir, &st); err != nil {
@@ -309,7 +324,7 @@ func (m *Mount) setReadAhead(kb int) {
 	}
 	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
 	if err := os.WriteFile(p, []byte(fmt.Sprint(kb)), 0); err != nil {
-		m.log.Debug("lamina mount: cannot raise readahead", "path", p, "err", err)
+		m.log.Debug("lamina mount: cannot set readahead", "path", p, "err", err)
 	}
 }
 

@@ -35,7 +35,8 @@ type world struct {
 	dir string // the mountpoint
 	tmp string
 
-	mountCat lfs.Catalog // what mount serves if not nil, else cat
+	mountCat     lfs.Catalog // what mount serves if not nil, else cat
+	mountContent lfs.Content // what mount reads content from if not nil, else in.Store
 }
 
 // waitFor polls cond until it holds or 30 s have passed, and reports
@@ -91,7 +92,11 @@ func (w *world) mount(o lfs.MountOptions) {
 	if w.mountCat != nil {
 		cat = w.mountCat
 	}
-	m, err := lfs.New(w.dir, cat, w.in.Store, o)
+	var content lfs.Content = w.in.Store
+	if w.mountContent != nil {
+		content = w.mountContent
+	}
+	m, err := lfs.New(w.dir, cat, content, o)
 	if err != nil {
 		w.t.Fatal(err)
 	}

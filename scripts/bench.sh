@@ -58,10 +58,11 @@ if section s3; then
   # size; 1 GiB save and cold reads through the mount against direct
   # parallel PUT/GET of the same bytes, rclone mount and s3fs (apt-get
   # install rclone s3fs); 10,000 files of 4 KiB; bytes in the bucket for 10
-  # versions. Root (mounts, drop_caches). docs/s3-bench.md has results.
-  echo "## S3: go test -bench GetRange ./storage/s3/; go run ./bench -only s3save,s3read,s3small,s3dedup (root)"
+  # versions; bytes fetched by 100 random reads through a memory map
+  # (docs/mount-bench.md). Root (mounts, drop_caches). docs/s3-bench.md has results.
+  echo "## S3: go test -bench GetRange ./storage/s3/; go run ./bench -only s3save,s3read,s3mmap,s3small,s3dedup (root)"
   go test -run XXX -bench 'GetRange' -benchtime 20x ./storage/s3/
-  go run ./bench -lamina bin/lamina -only s3save,s3read,s3small,s3dedup
+  go run ./bench -lamina bin/lamina -only s3save,s3read,s3mmap,s3small,s3dedup
 fi
 # The mount write side (issue 4): closes without FUSE, then through a mount; docs/write-bench.md
 go test -run '^$' -bench SmallCommit -benchtime 1000x -benchmem ./stage/

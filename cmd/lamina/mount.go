@@ -606,7 +606,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		Name:    s.Name, NoXAttrs: c.Bool("no-xattrs"), StatfsPath: statfsPath(s),
 		Debug: c.Bool("debug"), Logger: log,
 		Stage: writes, Scratch: scratchPatterns(s), ScratchDir: scratchDir(s),
-		Tracker: tracker,
+		Tracker: tracker, ReadAheadKB: readAheadKB(s),
 	})
 	if err != nil {
 		return explainMount(err)
@@ -1873,4 +1873,14 @@ func brokenJSON(c *cli.Context, w io.Writer, s instance.Settings, mountpoint str
 		return werr
 	}
 	return err
+}
+
+// readAheadKB is the kernel's readahead for a mount of s: over S3 small,
+// since every page fault in a memory map reads that much around it and a
+// READ cannot be answered short (fs.S3ReadAheadKB); 0 is the default.
+func readAheadKB(s instance.Settings) int {
+	if isS3(s) {
+		return lfs.S3ReadAheadKB
+	}
+	return 0
 }

@@ -85,3 +85,62 @@ func TestS3MountStatfs(t *testing.T) {
 		t.Fatalf("statfs of the S3 mount: %d bytes in all, want those of the data folder's file system (staged writes, the upload queue), %d", g, w)
 	}
 }
+
+// TestS3MmapRandomFaultsFetchLittle: random page faults in a memory map of
+// a version on S3 fetch about one cache block each, as pread does. Each
+// fault reads the mount's readahead window around it, and at 16 MiB (with
+// the warming the daemon then did after those READs) eight faults fetched
+// the whole 128 MiB version; 100 random reads through numpy.memmap fetched
+// 989 MiB of a 1 GiB one.
+func TestS3MmapRandomFaultsFetchLittle(t *testing.T) {
+	e := newS3Env(t)
+	const size = 128 << 20
+	data := randomBytes(t, size)
+	e.ok("save", e.file("m.bin", data), "--key", "m.bin")
+	e.ok("cache", "clear")
+	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
+	fetched := func() int64 {
+		t.Helper()
+		var st []mountStatus
+		if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 || st[0].DiskCache == nil {
+			t.Fatalf("status: %v %+v", err, st)
+		}
+		return st[0].DiskCache.Fetched
+	}
+	f, err := os.Open(filepath.Join(mnt, "m.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	opened := fetched()
+	m, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(m)
+	var faults int64
+	for off := 3<<20 + 12345; off < size; off += 16 << 20 {
+		if m[off] != data[off] {
+			t.Fatalf("byte %d: %d, want %d", off, m[off], data[off])
+		}
+		faults++
+	}
+	// The READs around a fault go on after it returns: wait until the
+	// count stops moving.
+	got := fetched()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		n := fetched()
+		if n == got {
+			break
+		}
+		got = n
+	}
+	got -= opened
+	t.Logf("%d faults fetched %d MiB", faults, got>>20)
+	// One 4 MiB block a fault, two when the 1 MiB around it crosses a
+	// block boundary or its chunks lie in two packs.
+	if limit := faults * 10 << 20; got > limit {
+		t.Fatalf("%d faults fetched %d MiB, want at most %d MiB", faults, got>>20, limit>>20)
+	}
+}
