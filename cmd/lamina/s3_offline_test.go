@@ -55,7 +55,7 @@ func testS3WrittenReadsOffline(t *testing.T, flags []string) {
 	if err := os.WriteFile(p, []byte("line1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var st []mountStatus
 		if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 {

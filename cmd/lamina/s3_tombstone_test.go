@@ -39,7 +39,7 @@ func TestS3MountTombstoneAfterRefusedPutsAndKill(t *testing.T) {
 	}
 	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
 	tmp, v := writeTemporary(t, e, mnt)
-	for deadline := time.Now().Add(20 * time.Second); !holding(v.UID); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); !holding(v.UID); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the temporary's record did not reach S3")
 		}
