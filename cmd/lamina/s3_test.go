@@ -34,6 +34,12 @@ type s3Env struct {
 	said   bytes.Buffer // everything the CLI printed
 }
 
+// newS3Env is instance "s3" on the test server, reached through a proxy
+// that injects faults, with extraEnv added to its environment. A test
+// whose server fails at once (503s, resets, refused connections) cuts the
+// retries short with LAMINA_S3_RETRY's attempts and wait, not its budget:
+// that bounds a hang, and short (200 ms) it cut an answer a loaded server
+// was slow to give.
 func newS3Env(t *testing.T, extraEnv ...string) *s3Env {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {

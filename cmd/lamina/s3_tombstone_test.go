@@ -17,7 +17,7 @@ import (
 // under records/ at the purge and the daemon is then killed: the next
 // mount writes it (instance.Tombstones, over the upload queue).
 func TestS3MountTombstoneAfterRefusedPutsAndKill(t *testing.T) {
-	e := newS3Env(t, "LAMINA_RECORDS_EVERY=200ms", "LAMINA_S3_RETRY=2,20ms,200ms")
+	e := newS3Env(t, "LAMINA_RECORDS_EVERY=200ms", "LAMINA_S3_RETRY=2,20ms,30s")
 	ctx := context.Background()
 	raw, err := s3b.Open(ctx, e.srv.Config(e.bucket))
 	if err != nil {
