@@ -283,7 +283,10 @@ func logSize(e *mntEnv) map[string]int64 {
 }
 
 // waitTrackedAgain waits up to 60 s until a daemon of e started after
-// logSize returned from logs that it tracks run uid again.
+// logSize returned from logs that it tracks run uid again: at its start
+// ("runs begun before this daemon tracked again"), or through the catalog's
+// notifications if they came first ("runs begun through another daemon
+// tracked").
 func waitTrackedAgain(t *testing.T, e *mntEnv, from map[string]int64, uid string) {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -291,7 +294,7 @@ func waitTrackedAgain(t *testing.T, e *mntEnv, from map[string]int64, uid string
 		for _, p := range logs {
 			if b, err := os.ReadFile(p); err == nil && int64(len(b)) >= from[p] {
 				for _, l := range strings.Split(string(b[from[p]:]), "\n") {
-					if strings.Contains(l, "tracked again") && strings.Contains(l, uid) {
+					if strings.Contains(l, "lineage: runs begun") && strings.Contains(l, "tracked") && strings.Contains(l, uid) {
 						return
 					}
 				}
