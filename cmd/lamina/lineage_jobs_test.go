@@ -116,9 +116,9 @@ func epochTime(sec float64) time.Time {
 func TestLineageSnakemakeKilled(t *testing.T) {
 	e, wf := snakemakeMount(t)
 	os.WriteFile(filepath.Join(wf, "raw/in.txt"), []byte("1\n2\n3\n4\n"), 0o644)
-	// The job goes on once the test has killed Snakemake and looked at the
-	// runs (a sleep could end first under load: the job was then ok).
-	// Bounded: it gives up after 60 s.
+	// The job goes on once the test has killed Snakemake (a sleep could
+	// end before the kill under load: the job was then ok). Bounded: it
+	// gives up after 60 s.
 	goFile := filepath.Join(e.dir, "go")
 	defer os.WriteFile(goFile, nil, 0o644) // the left job ends with the test
 	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule slow:
@@ -155,6 +155,8 @@ func TestLineageSnakemakeKilled(t *testing.T) {
 		t.Fatalf("processes under lamina run: %v\n%s", kids, errb.String())
 	}
 	syscall.Kill(kids[0], syscall.SIGKILL)
+	os.WriteFile(goFile, nil, 0o644)
+	// The job holds lamina run's stderr: Wait returns once it exited.
 	if err := cmd.Wait(); err == nil {
 		t.Fatalf("lamina run of a killed Snakemake exited 0\n%s", errb.String())
 	}
@@ -172,7 +174,6 @@ func TestLineageSnakemakeKilled(t *testing.T) {
 	}
 	// The orphaned job goes on: what it writes later is still its run's
 	// (lamina run's cgroup holds it, and the tracker remembers its pid).
-	os.WriteFile(goFile, nil, 0o644)
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if b, _ := os.ReadFile(out); strings.Count(string(b), "\n") == 4 {
 			break
