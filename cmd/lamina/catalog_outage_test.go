@@ -229,14 +229,14 @@ func TestCatalogOutageWhileMounted(t *testing.T) {
 	}
 	t.Logf("write with the database away: %v", werr)
 	// Counted at RELEASE, which the kernel sends after close(2) returned.
-	waitFor(t, "failed closes with the database away", 5*time.Second, func() (string, error) {
+	waitFor(t, "failed closes with the database away", 30*time.Second, func() (string, error) {
 		return fmt.Sprint(status().FailedCommits), nil
 	}, "1")
 
 	proxy.Up()
-	waitFor(t, "the file closed during the outage, through its own mount", 20*time.Second,
+	waitFor(t, "the file closed during the outage, through its own mount", 60*time.Second,
 		readString(filepath.Join(mnt, "during.txt")), "written while the database was away\n")
-	waitFor(t, "the file closed during the outage, committed", 20*time.Second,
+	waitFor(t, "the file closed during the outage, committed", 60*time.Second,
 		catalogGet(e, "during.txt"), "written while the database was away\n")
 	if st := status(); st.FailedCommits != 0 || st.CatalogError != "" {
 		t.Errorf("status once the database is back: %+v", st)
@@ -251,7 +251,7 @@ func TestCatalogOutageWhileMounted(t *testing.T) {
 	if os.WriteFile(filepath.Join(mnt, "late.txt"), []byte("closed just before umount\n"), 0o644) == nil {
 		t.Fatal("a close with the database away succeeded")
 	}
-	waitFor(t, "the failed close counted (at RELEASE)", 5*time.Second, func() (string, error) {
+	waitFor(t, "the failed close counted (at RELEASE)", 30*time.Second, func() (string, error) {
 		return fmt.Sprint(status().FailedCommits), nil
 	}, "1")
 	_, errs, err := e.run("umount", mnt)
@@ -287,7 +287,7 @@ func TestCatalogHungWhileMounted(t *testing.T) {
 	os.WriteFile(src, []byte("cold\n"), 0o644)
 	e.ok("save", src, "--key", "cold/f.txt")
 	// Listed in its parent, never itself (a stat of it would list it).
-	waitFor(t, "the CLI's folder in the mount", 10*time.Second, func() (string, error) {
+	waitFor(t, "the CLI's folder in the mount", 30*time.Second, func() (string, error) {
 		ents, err := os.ReadDir(mnt)
 		for _, d := range ents {
 			if d.Name() == "cold" {
@@ -355,7 +355,7 @@ func TestCatalogHungWhileMounted(t *testing.T) {
 	if out := e.ok("ls", "--versions", "during.txt"); strings.Count(out, "during.txt") != 1 {
 		t.Errorf("versions of the file closed while the database hung:\n%s", out)
 	}
-	waitFor(t, "failed closes once the database answers", 20*time.Second, func() (string, error) {
+	waitFor(t, "failed closes once the database answers", 60*time.Second, func() (string, error) {
 		var st []mountStatus
 		if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 {
 			return "", fmt.Errorf("status: %v %+v", err, st)
@@ -530,7 +530,7 @@ func TestOutageTwoWorkstationsLaterCloseWins(t *testing.T) {
 	ana.mount(ma)
 	os.MkdirAll(filepath.Join(mb, "shared"), 0o755)
 	for _, m := range []string{mb, ma} {
-		waitFor(t, "the folder", 5*time.Second, func() (string, error) {
+		waitFor(t, "the folder", 30*time.Second, func() (string, error) {
 			_, err := os.ReadDir(filepath.Join(m, "shared")) // its listing is cached: a create needs no lookup
 			return "", err
 		}, "")
@@ -546,7 +546,7 @@ func TestOutageTwoWorkstationsLaterCloseWins(t *testing.T) {
 	for _, e := range []*mntEnv{ben, ana} {
 		// Counted at RELEASE, which commits too: the database stays away
 		// until both failed there.
-		waitFor(t, "a failed close", 10*time.Second, func() (string, error) {
+		waitFor(t, "a failed close", 30*time.Second, func() (string, error) {
 			var st []mountStatus
 			err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st)
 			if err != nil || len(st) != 1 {
@@ -561,14 +561,14 @@ func TestOutageTwoWorkstationsLaterCloseWins(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mb, "ben.txt"), []byte("back\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "ben's retry", 20*time.Second, cat(filepath.Join(mb, "shared/r2.txt@v1")), "ben-first\n")
+	waitFor(t, "ben's retry", 60*time.Second, cat(filepath.Join(mb, "shared/r2.txt@v1")), "ben-first\n")
 	if err := os.WriteFile(filepath.Join(ma, "ana.txt"), []byte("back\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "ana's retry", 20*time.Second, func() (string, error) {
+	waitFor(t, "ana's retry", 60*time.Second, func() (string, error) {
 		return fmt.Sprint(strings.Count(ana.ok("ls", "--versions", "shared/r2.txt"), "shared/r2.txt")), nil
 	}, "2")
-	waitFor(t, "the latest, on ben's mount", 5*time.Second, cat(filepath.Join(mb, "shared/r2.txt")), "ana-second\n")
+	waitFor(t, "the latest, on ben's mount", 30*time.Second, cat(filepath.Join(mb, "shared/r2.txt")), "ana-second\n")
 	if out := ben.ok("ls", "lost+found/"); strings.Contains(out, "r2.txt") {
 		t.Errorf("lost+found after the retries:\n%s", out)
 	}

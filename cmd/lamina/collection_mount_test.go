@@ -190,10 +190,10 @@ func TestCollectionMountPostgres(t *testing.T) {
 
 	a.ok("collection", "create", "shared", "t/obs.csv")
 	a.ok("annotate", "t/obs.csv", "--feature", "tissue=lung")
-	waitFor(t, "ben sees ana's collection", 2*time.Second, func() (string, error) {
+	waitFor(t, "ben sees ana's collection", 30*time.Second, func() (string, error) {
 		return strings.Join(lsNames(t, colls), ","), nil
 	}, "shared")
-	waitFor(t, "ben sees ana's annotation", 2*time.Second, func() (string, error) {
+	waitFor(t, "ben sees ana's annotation", 30*time.Second, func() (string, error) {
 		b, err := os.ReadFile(side)
 		return fmt.Sprint(bytes.Contains(b, []byte(`"lung"`))), err
 	}, "true")
@@ -206,7 +206,7 @@ func TestCollectionMountPostgres(t *testing.T) {
 	}
 	// A removal reaches ben's sidecar the same way.
 	a.ok("annotate", "t/obs.csv", "--remove", "--feature", "tissue=lung")
-	waitFor(t, "ben sees ana's removal", 2*time.Second, func() (string, error) {
+	waitFor(t, "ben sees ana's removal", 30*time.Second, func() (string, error) {
 		b, err := os.ReadFile(side)
 		return fmt.Sprint(bytes.Contains(b, []byte(`"lung"`))), err
 	}, "false")

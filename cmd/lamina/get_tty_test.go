@@ -72,14 +72,13 @@ func TestGetBinaryToTerminal(t *testing.T) {
 	// the refused one before them (it shows "\n" as "\r\n").
 	want := strings.ReplaceAll("gene,count\nCD4,1\n"+string(bin[:64]), "\n", "\r\n")
 	var got string
-	for range 500 {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		mu.Lock()
 		got = string(screen)
 		mu.Unlock()
 		if len(got) >= len(want) {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	if got != want {
 		t.Fatalf("the terminal got %q, want %q", got, want)

@@ -263,9 +263,7 @@ func TestKeyArgStoppedDaemonFromPATH(t *testing.T) {
 	pid := e.daemonPID("m")
 	syscall.Kill(pid, syscall.SIGSTOP)
 	defer syscall.Kill(pid, syscall.SIGCONT)
-	for deadline := time.Now().Add(5 * time.Second); !allStopped(pid) && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStopped(t, pid)
 	out, err := sh.run()
 	if err == nil || !strings.Contains(out, "is stopped") {
 		t.Errorf("lamina show ./q.csv through PATH in a stopped daemon's mount: %v\n%s", err, out)

@@ -179,11 +179,10 @@ func TestS3LostUploadsStayInStatus(t *testing.T) {
 	// The daemon may be adding to the queue as it goes ("directory not
 	// empty" under load in CI): removed again until it is gone.
 	var err error
-	for range 50 {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if err = os.RemoveAll(filepath.Join(e.dataDir(), "uploads")); err == nil {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
 		t.Fatal(err)

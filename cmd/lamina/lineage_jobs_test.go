@@ -116,10 +116,15 @@ func epochTime(sec float64) time.Time {
 func TestLineageSnakemakeKilled(t *testing.T) {
 	e, wf := snakemakeMount(t)
 	os.WriteFile(filepath.Join(wf, "raw/in.txt"), []byte("1\n2\n3\n4\n"), 0o644)
+	// The job goes on once the test has killed Snakemake (a sleep could
+	// end before the kill under load: the job was then ok). Bounded: it
+	// gives up after 60 s.
+	goFile := filepath.Join(e.dir, "go")
+	defer os.WriteFile(goFile, nil, 0o644) // the left job ends with the test
 	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule slow:
     input: "raw/in.txt"
     output: "out.txt"
-    shell: "head -2 {input} > {output}; sleep 3; tail -2 {input} >> {output}"
+    shell: "head -2 {input} > {output}; i=0; while [ ! -e `+goFile+` ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; tail -2 {input} >> {output}"
 `), 0o644)
 	cmd := exec.Command(e.bin, "run", "--", "snakemake", "-j1")
 	cmd.Env, cmd.Dir = e.env, wf
@@ -150,6 +155,8 @@ func TestLineageSnakemakeKilled(t *testing.T) {
 		t.Fatalf("processes under lamina run: %v\n%s", kids, errb.String())
 	}
 	syscall.Kill(kids[0], syscall.SIGKILL)
+	os.WriteFile(goFile, nil, 0o644)
+	// The job holds lamina run's stderr: Wait returns once it exited.
 	if err := cmd.Wait(); err == nil {
 		t.Fatalf("lamina run of a killed Snakemake exited 0\n%s", errb.String())
 	}
@@ -167,18 +174,16 @@ func TestLineageSnakemakeKilled(t *testing.T) {
 	}
 	// The orphaned job goes on: what it writes later is still its run's
 	// (lamina run's cgroup holds it, and the tracker remembers its pid).
-	for i := 0; i < 300; i++ {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if b, _ := os.ReadFile(out); strings.Count(string(b), "\n") == 4 {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	var v catalog.Version
-	for i := 0; i < 100; i++ {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if v = e.showVersion("wf/out.txt"); v.Version == 2 {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if v.Version != 2 || v.Run != job.Run.UID {
 		t.Fatalf("the job's later append: %s@v%d of run %q, want v2 of the job's run %s", v.Key, v.Version, v.Run, job.Run.UID)
@@ -274,17 +279,18 @@ func TestLineageLeftProcesses(t *testing.T) {
 	uid := e.runsByName()["bg"].UID
 	want := "np/bg1.txt@v1 np/bg2.txt@v1 np/fg.txt@v1 | np/a.txt@v1 np/z.txt@v1"
 	var got string
-	for i := 0; i < 100; i++ {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		rec := e.runRecord(uid)
 		if got = strings.Join(e.refs(rec.Outputs), " ") + " | " + strings.Join(e.refs(rec.Inputs), " "); got == want {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	if got != want {
 		t.Fatalf("outputs | inputs: %s, want %s", got, want)
 	}
-	// Once they are gone, the run's marker credits nothing.
+	// Once they are gone, the run's marker credits nothing: the daemon
+	// lets the run go on its next 200 ms tick after its cgroup empties.
+	waitCgroupEmpty(t, lineage.CgroupRoot()+e.runsByName()["bg"].Cgroup)
 	time.Sleep(time.Second)
 	cmd := exec.Command("sh", "-c", "cat np/a.txt > np/after.txt")
 	cmd.Dir, cmd.Env = mnt, append(os.Environ(), "LAMINA_RUN="+uid)
@@ -466,8 +472,8 @@ func TestLineageLeftProcessesAcrossRestart(t *testing.T) {
 			goFile, doneFile := filepath.Join(e.dir, "go"), filepath.Join(e.dir, "done")
 			defer os.WriteFile(goFile, nil, 0o644) // the left process ends with the test
 			np := filepath.Join(mnt, "np")
-			// Bounded: the left process gives up after 30 s.
-			bg := `i=0; while [ ! -e ` + goFile + ` ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; cat ` + np + `/z.txt > ` + np + `/bg.txt; touch ` + doneFile
+			// Bounded: the left process gives up after 2 minutes.
+			bg := `i=0; while [ ! -e ` + goFile + ` ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done; cat ` + np + `/z.txt > ` + np + `/bg.txt; touch ` + doneFile
 			if _, errs, code := e.runIn(e.dir, "run", "--transform", "bg", "--", "sh", "-c",
 				`setsid sh -c '`+bg+`' </dev/null >/dev/null 2>&1 & cat `+np+`/a.txt > `+np+`/fg.txt`); code != 0 {
 				t.Fatalf("lamina run: exit %d\n%s", code, errs)
@@ -493,22 +499,21 @@ func TestLineageLeftProcessesAcrossRestart(t *testing.T) {
 				}
 				return false
 			}
-			for end := time.Now().Add(20 * time.Second); !seen() && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			for end := time.Now().Add(60 * time.Second); !seen() && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 			}
 			os.WriteFile(goFile, nil, 0o644)
-			for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 				if _, err := os.Stat(doneFile); err == nil {
 					break
 				}
 			}
 			want := "np/bg.txt@v1 np/fg.txt@v1 | np/a.txt@v1 np/z.txt@v1"
 			var got string
-			for i := 0; i < 100; i++ {
+			for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 				rec := e.runRecord(r.UID)
 				if got = strings.Join(e.refs(rec.Outputs), " ") + " | " + strings.Join(e.refs(rec.Inputs), " "); got == want {
 					break
 				}
-				time.Sleep(100 * time.Millisecond)
 			}
 			if got != want {
 				t.Fatalf("outputs | inputs: %s, want %s", got, want)
@@ -530,7 +535,7 @@ func TestLineageLeftProcessesCLI(t *testing.T) {
 	src := e.file("saved.txt", []byte("saved\n"))
 	goFile, doneFile := filepath.Join(e.dir, "go"), filepath.Join(e.dir, "done")
 	defer os.WriteFile(goFile, nil, 0o644) // the left process ends with the test
-	bg := `i=0; while [ ! -e ` + goFile + ` ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; ` +
+	bg := `i=0; while [ ! -e ` + goFile + ` ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done; ` +
 		e.bin + ` get cl/in.txt -o - >/dev/null && ` + e.bin + ` save ` + src + ` --key cl/saved.txt; touch ` + doneFile
 	if _, errs, code := e.runIn(e.dir, "run", "--transform", "bgcli", "--", "sh", "-c", `setsid sh -c '`+bg+`' </dev/null >/dev/null 2>&1 &`); code != 0 {
 		t.Fatalf("lamina run: exit %d\n%s", code, errs)
@@ -540,7 +545,7 @@ func TestLineageLeftProcessesCLI(t *testing.T) {
 		t.Fatalf("run %+v", r)
 	}
 	os.WriteFile(goFile, nil, 0o644)
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		if _, err := os.Stat(doneFile); err == nil {
 			break
 		}
@@ -938,23 +943,22 @@ func TestLineageSnakemakeKilledAcrossRestart(t *testing.T) {
 		}
 		return false
 	}
-	for end := time.Now().Add(20 * time.Second); !seen() && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	for end := time.Now().Add(60 * time.Second); !seen() && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 	}
 	if _, err := os.Stat(doneFile); err == nil {
 		t.Fatal("the job ended before the daemon restarted: it waited too little")
 	}
 	os.WriteFile(goFile, nil, 0o644)
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		if _, err := os.Stat(doneFile); err == nil {
 			break
 		}
 	}
 	var v catalog.Version
-	for i := 0; i < 100; i++ {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if v = e.showVersion("wf/out.txt"); v.Version == 2 {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if v.Version != 2 || v.Run != job {
 		t.Fatalf("the left job's append after the restart: %s@v%d of run %q, want v2 of the job's run %s (the pipeline's %s)", v.Key, v.Version, v.Run, job, sm.UID)

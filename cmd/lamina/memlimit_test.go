@@ -21,7 +21,7 @@ func TestLimitMemoryFollowsLiveHeap(t *testing.T) {
 	for i := range held {
 		held[i] = byte(i)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		runtime.GC()
 		if lim := debug.SetMemoryLimit(-1); lim >= 64<<20 {

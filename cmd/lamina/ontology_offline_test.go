@@ -16,7 +16,7 @@ import (
 // Commands that write the registry (import, default) or save (curate --key)
 // still check the bucket and fail.
 func TestS3OntologyReadsOffline(t *testing.T) {
-	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,30s")
 	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
 	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
 	e.ok("schema", "create", "s1", "--feature", "cell_type")

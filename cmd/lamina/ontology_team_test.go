@@ -98,7 +98,7 @@ func TestTeamOntologyRegistry(t *testing.T) {
 // registry over one another workstation had written since, dropping the
 // other's source.
 func TestS3OntologyRegistryNotStaged(t *testing.T) {
-	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,30s")
 	e.ok("ontology", "import", "aa", "--source", e.file("aa.obo", tinyOBO("aa")))
 	e.proxy.Only("PUT /" + e.bucket + "/lab/ontologies/registry.json")
 	e.proxy.Always(s3test.Status503)
@@ -167,7 +167,7 @@ func TestS3OntologyRegistryNotStaged(t *testing.T) {
 // --term) use the copy this machine read last, warning, as they did when it
 // was read through the block cache; an import fails.
 func TestS3OntologyRegistryOffline(t *testing.T) {
-	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,30s")
 	e.ok("ontology", "import", "aa", "--source", e.file("aa.obo", tinyOBO("aa")))
 	e.ok("ls", "--term", "aa=aa term") // its index is in the cache now
 	e.proxy.Always(s3test.Reset)

@@ -163,7 +163,7 @@ func TestPostgresReadBackendTerminated(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- read() }()
-		for range 500 { // until the read waits
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); { // until the read waits
 			var n int
 			if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event = 'relation'`, app).Scan(&n); err != nil {
 				t.Fatal(err)

@@ -77,7 +77,7 @@ func TestPostgresCatalogReset(t *testing.T) {
 	c := workstationEnv(t, "cy")
 	c.ok("connect", "lab", "--db", db) // the shared settings are back
 	a.mount(mnt)
-	waitFor(t, "read", 5e9, readString(filepath.Join(mnt, "a.txt")), "kept")
+	waitFor(t, "read", 30*time.Second, readString(filepath.Join(mnt, "a.txt")), "kept")
 }
 
 // TestPostgresImportPartial: after a database lost its catalog, an export
@@ -163,7 +163,7 @@ func testResetUnderMount(t *testing.T, reconnect bool) {
 	b.ok("save", b.file("h.txt", []byte("h1's file\n")), "--key", "h.txt")
 	if reconnect {
 		pgtest.Exec(t, db, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lamina listener lamina_`+schema+`'`)
-		waitFor(t, "status", 10*time.Second, func() (string, error) {
+		waitFor(t, "status", 30*time.Second, func() (string, error) {
 			return fmt.Sprint(strings.Contains(a.ok("status"), "no longer holds")), nil
 		}, "true")
 	}
@@ -189,7 +189,7 @@ func testResetUnderMount(t *testing.T, reconnect bool) {
 	// The status says so once the mount has acted on it, which includes
 	// the kernel's forgetting what it caches: a name listed before the
 	// reset answered from the kernel's cache for its timeout (a minute).
-	waitFor(t, "status", 10*time.Second, func() (string, error) {
+	waitFor(t, "status", 30*time.Second, func() (string, error) {
 		return fmt.Sprint(strings.Contains(a.ok("status"), "no longer holds this instance's catalog")), nil
 	}, "true")
 	if fi, err := os.Stat(filepath.Join(mnt, "a.txt")); !errors.Is(err, syscall.EIO) {

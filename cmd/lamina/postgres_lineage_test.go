@@ -40,7 +40,7 @@ func TestLineageAcrossMounts(t *testing.T) {
 	}
 	// Failed once in CI (ENOENT for 2 s, not reproduced in 50 runs): say
 	// whether B's catalog or only its mount missed the file.
-	waitForOr(t, "A's file on B", 2*time.Second, readString(filepath.Join(mb, "one.txt")), "hello\n", func() string {
+	waitForOr(t, "A's file on B", 30*time.Second, readString(filepath.Join(mb, "one.txt")), "hello\n", func() string {
 		out, errs, _ := b.run("ls", "--format", "json")
 		var names []string
 		ents, derr := os.ReadDir(mb)
@@ -127,7 +127,7 @@ func TestLineageSecondDaemonLeavesRun(t *testing.T) {
 	goFile := filepath.Join(p.dir, "go")
 	defer os.WriteFile(goFile, nil, 0o644)
 	cmd := exec.Command(p.bin, "run", "--", "sh", "-c",
-		"i=0; while [ ! -e "+goFile+" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; cat "+filepath.Join(mp, "k"))
+		"i=0; while [ ! -e "+goFile+" ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done; cat "+filepath.Join(mp, "k"))
 	cmd.Env, cmd.Dir = p.env, p.dir
 	var errb strings.Builder
 	cmd.Stderr = &errb
@@ -189,10 +189,10 @@ func runMountRestartsBesideAnother(t *testing.T, kill bool) {
 	if err := os.WriteFile(filepath.Join(ma, "in.txt"), []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	goFile := filepath.Join(a.dir, "go")
+	goFile, readFile := filepath.Join(a.dir, "go"), filepath.Join(a.dir, "read")
 	defer os.WriteFile(goFile, nil, 0o644)
-	cmd := exec.Command(a.bin, "run", "-t", "t3", "--", "sh", "-c", "cat "+filepath.Join(ma, "in.txt")+
-		"; i=0; while [ ! -e "+goFile+" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo x > "+filepath.Join(ma, "out3.txt")+"; exit 5")
+	cmd := exec.Command(a.bin, "run", "-t", "t3", "--", "sh", "-c", "cat "+filepath.Join(ma, "in.txt")+"; : > "+readFile+
+		"; i=0; while [ ! -e "+goFile+" ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done; echo x > "+filepath.Join(ma, "out3.txt")+"; exit 5")
 	cmd.Env, cmd.Dir = a.env, a.dir
 	var errb strings.Builder
 	cmd.Stderr = &errb
@@ -211,17 +211,27 @@ func runMountRestartsBesideAnother(t *testing.T, kill bool) {
 			}
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // it read in.txt
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) { // it read in.txt
+		if _, err := os.Stat(readFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not read in.txt in 60 s\n%s", errb.String())
+		}
+	}
+	from := logSize(b)
 	b.ok("umount", mb)
 	b.mount(mb)
-	time.Sleep(time.Second) // b's daemon resumes the run
+	waitTrackedAgain(t, b, from, run.UID) // b's daemon resumes the run
 	if kill {
 		a.killDaemon("lab")
 		time.Sleep(time.Second) // what b's daemon does once a's is gone, it did
 	}
+	from = logSize(a)
 	a.ok("umount", ma)
 	a.mount(ma)
-	time.Sleep(2 * time.Second) // a's new daemon resumes the run, b's reaps
+	waitTrackedAgain(t, a, from, run.UID) // a's new daemon resumes the run
+	time.Sleep(time.Second)               // b's reaps
 	os.WriteFile(goFile, nil, 0o644)
 	if err := cmd.Wait(); err == nil || !strings.Contains(errb.String(), "failed (exit 5)") {
 		t.Fatalf("lamina run: %v\n%s", err, errb.String())
@@ -247,16 +257,53 @@ func twoPGMounts(t *testing.T) (a, b *mntEnv, ma, mb string) {
 	if err := os.WriteFile(filepath.Join(ma, "in.txt"), []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "A's file on B", 5*time.Second, readString(filepath.Join(mb, "in.txt")), "hello\n")
+	waitFor(t, "A's file on B", 30*time.Second, readString(filepath.Join(mb, "in.txt")), "hello\n")
 	return a, b, ma, mb
 }
 
-// tracked is shell text that waits (10 s at most) until the daemon of e
+// tracked is shell text that waits (60 s at most) until the daemon of e
 // logs that it tracks the run $LAMINA_RUN: a daemon learns of a run
 // registered with another one within a tick, not at once.
 func tracked(e *mntEnv) string {
 	return "i=0; while ! grep -qs \"$LAMINA_RUN\" " + filepath.Join(e.dir, "run", "lamina", "*", "mount.log") +
-		" && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; "
+		" && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; "
+}
+
+// logSize is how much the mount logs of e's instances hold now, for
+// waitTrackedAgain to read what a daemon logs after it.
+func logSize(e *mntEnv) map[string]int64 {
+	sizes := map[string]int64{}
+	logs, _ := filepath.Glob(filepath.Join(e.dir, "run", "lamina", "*", "mount.log"))
+	for _, p := range logs {
+		if fi, err := os.Stat(p); err == nil {
+			sizes[p] = fi.Size()
+		}
+	}
+	return sizes
+}
+
+// waitTrackedAgain waits up to 60 s until a daemon of e started after
+// logSize returned from logs that it tracks run uid again: at its start
+// ("runs begun before this daemon tracked again"), or through the catalog's
+// notifications if they came first ("runs begun through another daemon
+// tracked").
+func waitTrackedAgain(t *testing.T, e *mntEnv, from map[string]int64, uid string) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		logs, _ := filepath.Glob(filepath.Join(e.dir, "run", "lamina", "*", "mount.log"))
+		for _, p := range logs {
+			if b, err := os.ReadFile(p); err == nil && int64(len(b)) >= from[p] {
+				for _, l := range strings.Split(string(b[from[p]:]), "\n") {
+					if strings.Contains(l, "lineage: runs begun") && strings.Contains(l, "tracked") && strings.Contains(l, uid) {
+						return
+					}
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no daemon of %s tracks run %s again after 60 s", e.dir, uid)
+		}
+	}
 }
 
 // TestLineageRunUsesAnotherMountAlreadyUp: a run registered with A's

@@ -176,13 +176,14 @@ func TestTwoWorkstations(t *testing.T) {
 	for _, who := range []string{"ana", "ben"} {
 		for i := 0; i < n; i++ {
 			for _, m := range []string{ma, mb} {
-				waitFor(t, "other's file", 2*time.Second, readString(filepath.Join(m, who, fmt.Sprintf("f%d.txt", i))), who)
+				waitFor(t, "other's file", 30*time.Second, readString(filepath.Join(m, who, fmt.Sprintf("f%d.txt", i))), who)
 			}
 		}
 	}
 
-	// Each sees the other's new versions within a second, though its kernel
-	// had the old ones cached.
+	// Each sees the other's new versions, though its kernel had the old
+	// ones cached (within a second on an idle machine: the time is logged;
+	// the bound is for a loaded one).
 	latest := readString(filepath.Join(mb, "shared/x.txt"))
 	last, _ := latest()
 	for i, w := range []struct{ from, to string }{{ma, mb}, {mb, ma}, {ma, mb}} {
@@ -194,7 +195,7 @@ func TestTwoWorkstations(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(w.from, "shared/x.txt"), []byte(last), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		d := waitFor(t, "new version from the other mount", time.Second, readString(p), last)
+		d := waitFor(t, "new version from the other mount", 30*time.Second, readString(p), last)
 		t.Logf("round %d: the other mount saw the new version after %s", i, d.Round(time.Millisecond))
 		// A new key too (a negative lookup the kernel cached).
 		nk := filepath.Join(w.to, fmt.Sprintf("shared/new%d.txt", i))
@@ -202,7 +203,7 @@ func TestTwoWorkstations(t *testing.T) {
 			t.Fatalf("new key before: %v", err)
 		}
 		os.WriteFile(filepath.Join(w.from, fmt.Sprintf("shared/new%d.txt", i)), []byte("n"), 0o644)
-		waitFor(t, "new key from the other mount", time.Second, readString(nk), "n")
+		waitFor(t, "new key from the other mount", 30*time.Second, readString(nk), "n")
 	}
 	// The CLI of one workstation sees the mount of the other's work.
 	if out := b.ok("ls", "ana/"); !strings.Contains(out, "f0.txt") {
@@ -228,7 +229,7 @@ func TestReadOnlyRoleMount(t *testing.T) {
 	r.ok("connect", "lab", "--db", pgtest.WithParam(db, "role", role))
 	m := filepath.Join(r.dir, "mnt")
 	r.mount(m)
-	waitFor(t, "read", time.Second, readString(filepath.Join(m, "x.txt")), "x")
+	waitFor(t, "read", 30*time.Second, readString(filepath.Join(m, "x.txt")), "x")
 	err := os.WriteFile(filepath.Join(m, "y.txt"), []byte("y"), 0o644)
 	if !errors.Is(err, syscall.EROFS) {
 		t.Fatalf("write on a read-only mount: %v", err)
@@ -423,7 +424,7 @@ func TestStaleBaseWarning(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(ma, "x.txt"), []byte("one\n"), 0o644); err != nil { // v1
 		t.Fatal(err)
 	}
-	waitFor(t, "ana's v1 on ben's mount", 5*time.Second, readString(filepath.Join(mb, "x.txt")), "one\n")
+	waitFor(t, "ana's v1 on ben's mount", 30*time.Second, readString(filepath.Join(mb, "x.txt")), "one\n")
 	// Ben appends and edits on his own: no warning.
 	appendTo := func(p, s string) {
 		t.Helper()
@@ -439,7 +440,7 @@ func TestStaleBaseWarning(t *testing.T) {
 		}
 	}
 	appendTo(filepath.Join(mb, "x.txt"), "ben\n") // v2
-	waitFor(t, "ben's v2 on ana's mount", 5*time.Second, readString(filepath.Join(ma, "x.txt")), "one\nben\n")
+	waitFor(t, "ben's v2 on ana's mount", 30*time.Second, readString(filepath.Join(ma, "x.txt")), "one\nben\n")
 
 	// Ben opens it for an in-place edit and writes; ana replaces it (v3)
 	// before ben's close (v4, on v2's bytes).
@@ -456,12 +457,12 @@ func TestStaleBaseWarning(t *testing.T) {
 	if err := f.Close(); err != nil { // v4
 		t.Fatal(err)
 	}
-	waitFor(t, "ben's v4 on ana's mount", 5*time.Second, readString(filepath.Join(ma, "x.txt")), "One\nben\n")
+	waitFor(t, "ben's v4 on ana's mount", 30*time.Second, readString(filepath.Join(ma, "x.txt")), "One\nben\n")
 	if got, err := readString(filepath.Join(mb, "x.txt@v3"))(); err != nil || got != "ana\n" {
 		t.Fatalf("x.txt@v3: %q %v", got, err)
 	}
 	want := "x.txt: this close (v4) was based on v2 but replaced v3"
-	for i := 0; i < 100 && !strings.Contains(benLog(), want); i++ {
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(benLog(), want) && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	log := benLog()
@@ -482,14 +483,14 @@ func TestStaleBaseWarning(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(ma, "x.txt"), []byte("ana again\n"), 0o644); err != nil { // v5
 		t.Fatal(err)
 	}
-	waitFor(t, "ana's v5 on ben's mount", 5*time.Second, readString(filepath.Join(mb, "x.txt")), "ana again\n")
+	waitFor(t, "ana's v5 on ben's mount", 30*time.Second, readString(filepath.Join(mb, "x.txt")), "ana again\n")
 	if _, err := f.WriteAt([]byte("A"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil { // v6
 		t.Fatal(err)
 	}
-	waitFor(t, "ben's v6 on ana's mount", 5*time.Second, readString(filepath.Join(ma, "x.txt")), "Ana again\n")
+	waitFor(t, "ben's v6 on ana's mount", 30*time.Second, readString(filepath.Join(ma, "x.txt")), "Ana again\n")
 	if got, err := readString(filepath.Join(ma, "x.txt@v6"))(); err != nil || got != "Ana again\n" {
 		t.Fatalf("x.txt@v6: %q %v", got, err)
 	}

@@ -60,7 +60,11 @@ func TestProgressAfterTheLastByte(t *testing.T) {
 	p := &progress{total: 100, desc: "importing", start: time.Now(), w: &out, stop: make(chan struct{})}
 	go p.tick(p.stop)
 	p.Add(100) // every byte read before the bar's delay
-	time.Sleep(progressDelay + 500*time.Millisecond)
+	time.Sleep(progressDelay)
+	// The tick shows it: at most 100 ms later on an idle machine.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "importing (finishing)") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	p.Done()
 	if got := out.String(); !strings.Contains(got, "importing (finishing)") {
 		t.Fatalf("no progress shown for work after the last byte: %q", got)
@@ -91,7 +95,9 @@ func TestProgressFirstRate(t *testing.T) {
 	var out lockedBuffer
 	p := &progress{total: 1 << 30, desc: "saving", start: time.Now(), w: &out, stop: make(chan struct{})}
 	go p.tick(p.stop)
-	for time.Since(p.start) < progressDelay+300*time.Millisecond {
+	// Until the bar shows a rate (from progressDelay on: the tick may run
+	// late on a loaded machine).
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "/s") && time.Now().Before(deadline); {
 		p.Add(1 << 20) // 1 MiB each 10 ms: 100 MiB/s
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -14,7 +14,7 @@ import (
 // gone, in a process started after it was cached (a new mount): the disk
 // cache kept object sizes in memory only and HEADed each object first.
 func TestS3CachedReadsOffline(t *testing.T) {
-	e := newS3Env(t, "LAMINA_S3_RETRY=2,20ms,2s")
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,20ms,30s")
 	data := randomBytes(t, 9<<20)
 	e.ok("save", e.file("a.bin", data), "--key", "x/a.bin")
 	e.ok("cache", "clear")
@@ -46,7 +46,7 @@ func TestS3WrittenReadsOffline(t *testing.T) {
 }
 
 func testS3WrittenReadsOffline(t *testing.T, flags []string) {
-	e := newS3Env(t, "LAMINA_S3_RETRY=2,20ms,2s")
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,20ms,30s")
 	mnt := e.mountS3(filepath.Join(e.dir, "mnt"), flags...)
 	p := filepath.Join(mnt, "w", "t.txt")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -55,7 +55,7 @@ func testS3WrittenReadsOffline(t *testing.T, flags []string) {
 	if err := os.WriteFile(p, []byte("line1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var st []mountStatus
 		if err := json.Unmarshal([]byte(e.ok("status", "--format", "json")), &st); err != nil || len(st) != 1 {

@@ -36,7 +36,7 @@ func (e *s3Env) objects(prefix string) int {
 // there, and the packs deleted with no mark in the bucket: saves on other
 // machines went on reusing them (audit: versions lost).
 func TestS3GCWithPutsRefused(t *testing.T) {
-	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,30s")
 	e.ok("save", e.file("g1.bin", randomBytes(t, 64<<10)), "--key", "x/G1")
 	e.ok("delete", "x/G1")
 	e.ok("delete", "--permanent", "--yes", "x/G1")
@@ -65,7 +65,7 @@ func TestS3GCWithPutsRefused(t *testing.T) {
 // request, as it does when the server cannot be reached (docs/design.md):
 // it refused to start.
 func TestS3MountStartsOnServer503(t *testing.T) {
-	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,30s")
 	data := randomBytes(t, 256<<10)
 	e.ok("save", e.file("a.bin", data), "--key", "x/a.bin")
 	e.ok("cache", "clear")

@@ -58,7 +58,7 @@ func TestS3TakeOverUploadsQueuedPacks(t *testing.T) {
 }
 
 func takeOverWithQueue(t *testing.T, args []string, refused bool) {
-	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,30s")
 	data := randomBytes(t, 200<<10)
 	e.proxy.Only("PUT ")
 	e.proxy.Always(s3test.Status503)
@@ -132,7 +132,7 @@ func takeOverWithQueue(t *testing.T, args []string, refused bool) {
 // records into the new owner's storage. status says what it keeps, and
 // umount names it instead of promising an upload at the next start.
 func TestS3TakeOverMountQueueHoldsRecords(t *testing.T) {
-	e := newS3Env(t, "LAMINA_RECORDS_EVERY=200ms", "LAMINA_OWNER_CHECK=200ms", "LAMINA_S3_RETRY=2,10ms,500ms")
+	e := newS3Env(t, "LAMINA_RECORDS_EVERY=200ms", "LAMINA_OWNER_CHECK=200ms", "LAMINA_S3_RETRY=2,10ms,30s")
 	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
 	records := e.objects("records/")
 	e.proxy.Only("PUT ")
@@ -214,7 +214,7 @@ func TestS3TakeOverMountQueueHoldsRecords(t *testing.T) {
 // (a delete to the trash changes the old catalog only: still allowed),
 // and no record lands.
 func TestS3TakeOverPurgeWritesNoRecord(t *testing.T) {
-	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,30s")
 	e.ok("save", e.file("w1.bin", randomBytes(t, 10<<10)), "--key", "w1.bin")
 	export := filepath.Join(e.dir, "s3.jsonl")
 	e.ok("export-catalog", export)
@@ -245,7 +245,7 @@ func TestS3TakeOverPurgeWritesNoRecord(t *testing.T) {
 // held field, where a mount's entry counts it held; cache push said it
 // was uploading it. Now both count the packs only and the records held.
 func TestS3TakeOverUnmountedCountsHeld(t *testing.T) {
-	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,30s")
 	e.proxy.Only("PUT ")
 	e.proxy.Always(s3test.Status503)
 	if _, errs, err := e.run("save", e.file("q.bin", randomBytes(t, 20<<10)), "--key", "x/q.bin"); err != nil {
@@ -291,7 +291,7 @@ func TestS3TakeOverUnmountedCountsHeld(t *testing.T) {
 // on stderr (never stdout) says what it uploads first and how to stop;
 // here the pack's PUTs fail, so it ends naming cache push.
 func TestS3TakeOverRefusedSaveSaysItUploads(t *testing.T) {
-	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,1s")
+	e := newS3Env(t, "LAMINA_S3_RETRY=2,10ms,30s")
 	e.proxy.Only("PUT ")
 	e.proxy.Always(s3test.Status503)
 	if _, errs, err := e.run("save", e.file("q.bin", randomBytes(t, 20<<10)), "--key", "x/q.bin"); err != nil {

@@ -23,7 +23,7 @@ import (
 // that the mount's check cannot see it before the write, whatever the
 // timing.
 func TestS3WritesInTakeOverWindowNamed(t *testing.T) {
-	e := newS3Env(t, "LAMINA_OWNER_CHECK=200ms", "LAMINA_S3_RETRY=2,10ms,200ms")
+	e := newS3Env(t, "LAMINA_OWNER_CHECK=200ms", "LAMINA_S3_RETRY=2,10ms,30s")
 	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
 	os.MkdirAll(filepath.Join(mnt, "x"), 0o755)
 	if err := os.WriteFile(filepath.Join(mnt, "x", "a.csv"), []byte("n\none\n"), 0o644); err != nil {

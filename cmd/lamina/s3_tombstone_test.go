@@ -17,7 +17,7 @@ import (
 // under records/ at the purge and the daemon is then killed: the next
 // mount writes it (instance.Tombstones, over the upload queue).
 func TestS3MountTombstoneAfterRefusedPutsAndKill(t *testing.T) {
-	e := newS3Env(t, "LAMINA_RECORDS_EVERY=200ms", "LAMINA_S3_RETRY=2,20ms,200ms")
+	e := newS3Env(t, "LAMINA_RECORDS_EVERY=200ms", "LAMINA_S3_RETRY=2,20ms,30s")
 	ctx := context.Background()
 	raw, err := s3b.Open(ctx, e.srv.Config(e.bucket))
 	if err != nil {
@@ -39,7 +39,7 @@ func TestS3MountTombstoneAfterRefusedPutsAndKill(t *testing.T) {
 	}
 	mnt := e.mountS3(filepath.Join(e.dir, "mnt"))
 	tmp, v := writeTemporary(t, e, mnt)
-	for deadline := time.Now().Add(20 * time.Second); !holding(v.UID); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); !holding(v.UID); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the temporary's record did not reach S3")
 		}

@@ -64,7 +64,7 @@ func TestSchemaUpgradedWhileMounted(t *testing.T) {
 	if s := e.ok("status"); !strings.Contains(s, "read-only: ") || !strings.Contains(s, want) {
 		t.Errorf("status does not say the mount is read-only and why:\n%s", s)
 	}
-	waitFor(t, "the log", 5*time.Second, func() (string, error) {
+	waitFor(t, "the log", 30*time.Second, func() (string, error) {
 		b, err := os.ReadFile(st[0].Log)
 		return fmt.Sprint(strings.Contains(string(b), want) && strings.Contains(string(b), "read-only from now on")), err
 	}, "true")

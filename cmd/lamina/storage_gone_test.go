@@ -162,11 +162,11 @@ func TestMountKeepsOutOfAnEmptyFolderInItsPlace(t *testing.T) {
 	if err := os.Rename(root+".away", root); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the file closed while the folder was away, once it is back", 20*time.Second,
+	waitFor(t, "the file closed while the folder was away, once it is back", 60*time.Second,
 		readString(filepath.Join(mnt, "er.txt")), "hi\n")
 	// The mount shows a failed close's bytes at once; the catalog has them
 	// once the retry committed.
-	waitFor(t, "the file closed while the folder was away, committed", 20*time.Second, catalogGet(e, "er.txt"), "hi\n")
+	waitFor(t, "the file closed while the folder was away, committed", 60*time.Second, catalogGet(e, "er.txt"), "hi\n")
 	if b := mustRead(t, filepath.Join(mnt, "x1")); string(b) != "a\n" {
 		t.Errorf("x1: %q", b)
 	}

@@ -36,7 +36,7 @@ func TestTakeOverMakesMountReadOnly(t *testing.T) {
 	}
 	e.ok("--instance", "tb", "import-catalog", export)
 
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	var werr error
 	for time.Now().Before(deadline) {
 		// A write under way when the mount turns read-only fails at its
@@ -137,11 +137,10 @@ func TestTakeOverFailedCloseNamesStagedBytes(t *testing.T) {
 	// The close(2) failed at its flush; the release that counts the
 	// failed close follows it.
 	var out string
-	for i := 0; i < 100; i++ {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if out = e.ok("--instance", "m", "status"); strings.Contains(out, "failed closes") {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if strings.Contains(out, bad) || !strings.Contains(out, "window.csv") || !strings.Contains(out, save) || !strings.Contains(out, rm) {
 		t.Errorf("status of a taken-over mount with a failed close:\n%s\nwant no %q, the key, and %q…%q", out, bad, save, rm)
@@ -259,11 +258,10 @@ func TestStatusDaemonDiedNamesStaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { in.Close(); sh.Wait() }()
-	for i := 0; i < 1000; i++ {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if _, err := os.Stat(ready); err == nil {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	if _, err := os.Stat(ready); err != nil {
 		t.Fatal("the shell did not write through the mount")
@@ -328,7 +326,7 @@ func TestStatusNamesTheLastTakeOver(t *testing.T) {
 		if _, errs, err := e.run("init", "--storage", e.dir+"/storage", "--name", taker, "--take-over"); err != nil {
 			t.Fatalf("init %s --take-over: %v\n%s", taker, err, errs)
 		}
-		waitFor(t, "the instance status names as the one that took the storage over", 20*time.Second, takenBy, taker)
+		waitFor(t, "the instance status names as the one that took the storage over", 60*time.Second, takenBy, taker)
 	}
 	if out := e.ok("--instance", "m", "status"); !strings.Contains(out, "storage taken over by instance tc: read-only") {
 		t.Errorf("status of a mount taken over twice:\n%s", out)

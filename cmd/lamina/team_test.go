@@ -47,7 +47,7 @@ func TestTeamFolderAttrs(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(ma, "cm/e/f"), []byte("x\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the folder on B", 5*time.Second, readString(filepath.Join(mb, "cm/e/f")), "x\n")
+	waitFor(t, "the folder on B", 30*time.Second, readString(filepath.Join(mb, "cm/e/f")), "x\n")
 	os.ReadDir(filepath.Join(mb, "cm/e"))
 	if _, err := os.Stat(filepath.Join(mb, "cm/e")); err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func TestTeamFolderAttrs(t *testing.T) {
 	if err != nil || want != "drwx------ 2021-05-05T00:00:00Z" {
 		t.Fatalf("on A: %q %v", want, err)
 	}
-	waitFor(t, "the folder's chmod and touch on B", 5*time.Second, statString(filepath.Join(mb, "cm/e")), want)
+	waitFor(t, "the folder's chmod and touch on B", 30*time.Second, statString(filepath.Join(mb, "cm/e")), want)
 }
 
 // A file held open on one workstation while the other renames or deletes
@@ -80,7 +80,7 @@ func TestTeamOpenFileFollowsRenameAndDelete(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(ma, k), []byte("orig\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, k+" on B", 5*time.Second, readString(filepath.Join(mb, k)), "orig\n")
+		waitFor(t, k+" on B", 30*time.Second, readString(filepath.Join(mb, k)), "orig\n")
 	}
 	// heard waits until B has heard A's changes so far: notifications
 	// come in order, so a file A writes last is seen after them.
@@ -91,7 +91,7 @@ func TestTeamOpenFileFollowsRenameAndDelete(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(ma, k), []byte("s\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "A's changes on B", 5*time.Second, readString(filepath.Join(mb, k)), "s\n")
+		waitFor(t, "A's changes on B", 30*time.Second, readString(filepath.Join(mb, k)), "s\n")
 	}
 	t.Run("rename", func(t *testing.T) {
 		f, err := os.OpenFile(filepath.Join(mb, "proj/r1.txt"), os.O_WRONLY|os.O_APPEND, 0)
@@ -108,7 +108,7 @@ func TestTeamOpenFileFollowsRenameAndDelete(t *testing.T) {
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "B's edit in the renamed file, on A", 5*time.Second,
+		waitFor(t, "B's edit in the renamed file, on A", 30*time.Second,
 			readString(filepath.Join(ma, "proj/r1-renamed.txt")), "orig\nedit from ben\n")
 		if _, err := os.Stat(filepath.Join(ma, "proj/r1.txt")); !os.IsNotExist(err) {
 			t.Errorf("the old name after B's close: %v (want it gone)", err)
