@@ -393,8 +393,7 @@ func spawnDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir st
 		}
 		if m == "" {
 			err := <-exited
-			tail, _ := os.ReadFile(logPath)
-			return fmt.Errorf("the mount daemon stopped before the mount was ready (%v):\n%s", err, strings.TrimSpace(string(tail)))
+			return fmt.Errorf("the mount daemon stopped before the mount was ready (%v):\n%s", err, logSince(logPath, logStart, 20))
 		}
 		cmd.Process.Signal(syscall.SIGTERM)
 		m = strings.TrimPrefix(m, "error: ")
@@ -1035,6 +1034,22 @@ func fusermountSays(logPath string, offset int64) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// logSince returns the last n lines the log at logPath holds from offset
+// on: a daemon's own, not the instance's earlier mounts' (a mount that
+// lost a race printed its whole log, its reason the last line). A log
+// rotated meanwhile is read from its start.
+func logSince(logPath string, offset int64, n int) string {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return ""
+	}
+	if offset <= int64(len(b)) {
+		b = b[offset:]
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func explainMount(err error) error {
