@@ -872,7 +872,10 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	case h.w.n.m.pageWrites.of(data):
 		// Pages of a shared mapping written back (pagewrite.go): at
 		// their offset, an appender's handle or not, and no handle's.
-		k, err = h.w.f.WriteMapped(ctx, data, off)
+		// They hold the inode's page cache, which is the newest File's
+		// (an O_TRUNC open dropped the older one's pages), whichever
+		// handle the kernel sent them through.
+		k, err = h.w.f.Newest().WriteMapped(ctx, data, off)
 	case h.w.app:
 		h.w.writing()
 		k, err = h.w.f.Append(ctx, data)
