@@ -985,7 +985,9 @@ func holdsInode(tid uint32, ino uint64) bool {
 // of w, is seen to hold more writable descriptors of the inode ino than
 // the other handles of the inode it opened and has not closed: one is then
 // a copy of w's (or of a handle it closed, which RELEASE commits as well).
-// Two opens of a file in one process still commit at each one's close.
+// Two opens of a file in one process still commit at each one's close, and
+// so does a close that cannot be told apart from one (a handle whose
+// opener thread has ended is counted the process's).
 func (s *writerSet) copyKept(w *writeHandle, tid uint32, ino uint64) bool {
 	n := writableFds(tid, ino)
 	if n == 0 {
@@ -1004,8 +1006,10 @@ func (s *writerSet) copyKept(w *writeHandle, tid uint32, ino uint64) bool {
 	}
 	tg, k := threadGroup(tid), 0
 	for _, o := range others {
-		if o.opener == tid || tg > 0 && threadGroup(o.opener) == tg {
+		if o.opener == tid {
 			k++
+		} else if og := threadGroup(o.opener); og == 0 || og == tg {
+			k++ // the process's, or its opener thread is gone: maybe its
 		}
 	}
 	return n > k
