@@ -3,8 +3,10 @@ package fs_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,5 +202,126 @@ func TestCloseAfterOwnFsyncLeavesOthersHalfRecord(t *testing.T) {
 	}
 	if got := string(w.read("f")); got != want {
 		t.Fatalf("f = %q, want %q", got, want)
+	}
+}
+
+// A page of a shared mapping written back after another process's O_TRUNC
+// open holds that writer's bytes (the kernel's one page cache per inode,
+// emptied by the O_TRUNC and filled by its writes), whichever handle the
+// kernel sends it through. It went into the mapper's older File: P1's msync
+// committed page 0 of B's with P1's bytes and page 1 of the old A's (a file
+// that never existed), and P2's close all B's, P1's write lost. A plain
+// folder ends with B's and P1's bytes, here in the O_TRUNC writer's version.
+func TestMappedWriteAfterTruncatingOpenGoesToNewestFile(t *testing.T) {
+	needTool(t, "python3")
+	w := newWorld(t)
+	w.mountRW()
+	if err := os.WriteFile(w.p("t.bin"), bytes.Repeat([]byte("A"), 8192), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := exec.Command("sh", "-c", `cd "$1" && exec python3 -c '
+import mmap, os, subprocess, sys
+p2src = """
+import os, sys
+fd = os.open("t.bin", os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b"B" * 8192)
+print("ready", flush=True)
+sys.stdin.read()
+os.close(fd)
+"""
+fd = os.open("t.bin", os.O_RDWR)
+m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+p2 = subprocess.Popen([sys.executable, "-c", p2src], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+if p2.stdout.readline() != b"ready\n":
+    raise SystemExit("P2 did not write")
+m[100:110] = b"P1P1P1P1P1"
+m.flush()
+m.close()
+os.close(fd)
+print("written", flush=True)
+sys.stdin.read()
+p2.stdin.close()
+raise SystemExit(p2.wait())
+'`, "sh", w.dir)
+	in, err := p.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Stderr = os.Stderr
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Wait()
+	defer in.Close()
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "written\n" {
+		t.Fatalf("P1: %q, %v", line, err)
+	}
+	want := bytes.Repeat([]byte("B"), 8192)
+	copy(want[100:], "P1P1P1P1P1")
+	// P1's msync and close commit nothing of P2's File, which P2's close
+	// commits (its own version, issue 4); P1's File holds no change.
+	if vs := w.versions("t.bin"); len(vs) != 1 {
+		t.Errorf("t.bin has %d versions before P2's close, want 1 (sizes %v)", len(vs), sizes(vs))
+	}
+	in.Close()
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	vs := w.settled("t.bin", func(vs []catalog.Version) bool { return len(vs) >= 2 })
+	if len(vs) != 2 {
+		t.Fatalf("t.bin has %d versions after P2's close, want 2", len(vs))
+	}
+	got, err := os.ReadFile(w.p("t.bin@v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("t.bin@v2 = %q…%q (%d bytes), want B's with P1's bytes at 100", got[90:120], got[4090:4100], len(got))
+	}
+	if got := w.read("t.bin"); !bytes.Equal(got, want) {
+		t.Fatalf("t.bin reads %q… for a new reader, want B's with P1's bytes", got[90:120])
+	}
+}
+
+// The close of a copy of a descriptor (dup; bash's `echo >&3`, which dup2s
+// 3 to 1 and restores 1) while the process still holds the original is not
+// the writer's close: each made a version of the half-written file (200
+// versions of a 200-line log, one per echo). The last close commits once.
+func TestCloseOfDescriptorCopyMakesNoVersion(t *testing.T) {
+	needTool(t, "bash")
+	needTool(t, "python3")
+	w := newWorld(t)
+	w.mountRW()
+	w.sh(`bash -c 'exec 3>log; for i in $(seq 200); do echo "line $i" >&3; done; exec 3>&-'`)
+	var want strings.Builder
+	for i := 1; i <= 200; i++ {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	vs := w.settled("log", func(vs []catalog.Version) bool { return len(vs) >= 1 && vs[len(vs)-1].Size == int64(want.Len()) })
+	if len(vs) != 1 {
+		t.Errorf("log: %d versions (sizes %v…), want 1: each echo's restore of fd 1 committed", len(vs), sizes(vs)[:min(len(vs), 5)])
+	}
+	if got := string(w.read("log")); got != want.String() {
+		t.Errorf("log has %d bytes, want %d", len(got), want.Len())
+	}
+	w.sh(`python3 -c '
+import os
+fd = os.open("dup", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+d = os.dup(fd)
+os.write(fd, b"one ")
+os.close(d)
+os.write(fd, b"two")
+os.close(fd)
+'`)
+	vs = w.settled("dup", func(vs []catalog.Version) bool { return len(vs) >= 1 && vs[len(vs)-1].Size == 7 })
+	if len(vs) != 1 || vs[0].Size != 7 {
+		t.Errorf("dup: versions of %v bytes, want [7]: the close of the dup committed %q", sizes(vs), "one ")
+	}
+	if got := string(w.read("dup")); got != "one two" {
+		t.Errorf("dup = %q, want %q", got, "one two")
 	}
 }

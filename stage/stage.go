@@ -362,6 +362,40 @@ func (s *Stage) Join(key string) *File {
 	return nil
 }
 
+// Newest returns the newest open File of f's key, the one a writer without
+// O_TRUNC would join (Join): f itself unless an O_TRUNC open came after.
+// The kernel keeps one page cache per inode, which after an O_TRUNC open
+// holds that File's bytes: a page a shared mapping writes back
+// (WriteMapped) belongs there, not in the older File of the handle the
+// kernel sent it through (a version mixed of both, and the write missing
+// from the O_TRUNC writer's). A File unlinked is another inode's than
+// the key's Files now: f.
+func (f *File) Newest() *File {
+	s := f.s
+	s.mu.Lock()
+	key := f.key
+	open := slices.Clone(s.open[key])
+	gone := f.deleted
+	s.mu.Unlock()
+	if gone {
+		return f
+	}
+	for _, o := range slices.Backward(open) {
+		if o == f {
+			return f
+		}
+		o.mu.Lock()
+		s.mu.Lock()
+		ok := !o.released && !o.deleted && o.broken == nil && o.key == key
+		s.mu.Unlock()
+		o.mu.Unlock()
+		if ok {
+			return o
+		}
+	}
+	return f
+}
+
 // Writing reports whether a writer may still change key's bytes: an open
 // File of it that holds bytes not committed, or that was not closed yet
 // (a log written and fsynced, never closed). A reader must then read past
@@ -770,8 +804,8 @@ func (f *File) Commits() uint64 {
 // WriteMapped is WriteAt for bytes that came back from the kernel's page
 // cache, a shared mapping's (FUSE_WRITE_CACHE): the kernel writes them
 // through whichever writable handle of the inode it picks, not the
-// mapper's, so they are no handle's. The next close of any handle commits
-// them (FlushIdle too): the kernel writes a file's dirty pages back before
+// mapper's, so they are no handle's (and go to the newest File, Newest).
+// The next close of any handle of the File commits them (FlushIdle too): the kernel writes a file's dirty pages back before
 // it sends the close's FLUSH.
 func (f *File) WriteMapped(ctx context.Context, p []byte, off int64) (int, error) {
 	f.mu.Lock()

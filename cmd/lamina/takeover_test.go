@@ -238,9 +238,11 @@ func (e *mntEnv) notMountedM(args ...string) string {
 	return out
 }
 
-// A mount whose daemon died after a write through it (bash's echo >&3
-// closes a copy of the descriptor: the bytes are staged as closed, and
-// the next mount commits them): status named the
+// A mount whose daemon died after a write through it, closed by the
+// shell while a child holds a copy of the descriptor (the bytes are
+// staged as closed, the handle not released, and the next mount commits
+// them; a copy in the shell itself, as echo >&3 closes, would keep it
+// open): status named the
 // stale mount and the uploads, not the bytes staged for the next mount
 // (the note an unmounted instance gets), and --format json printed [].
 func TestStatusDaemonDiedNamesStaged(t *testing.T) {
@@ -248,7 +250,7 @@ func TestStatusDaemonDiedNamesStaged(t *testing.T) {
 	mnt := filepath.Join(e.dir, "mnt")
 	e.mount(mnt)
 	ready := filepath.Join(e.dir, "ready")
-	sh := exec.Command("bash", "-c", `exec 3>"$1"; echo partial >&3; : > "$2"; read go`, "bash", filepath.Join(mnt, "open.txt"), ready)
+	sh := exec.Command("bash", "-c", `exec 4<&0 3>"$1"; echo partial >&3; (read go <&4) & exec 3>&-; : > "$2"; wait`, "bash", filepath.Join(mnt, "open.txt"), ready)
 	sh.Dir = e.dir // not the mount: its daemon dies under it
 	in, err := sh.StdinPipe()
 	if err != nil {
