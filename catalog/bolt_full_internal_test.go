@@ -196,3 +196,73 @@ func TestLazyGiveUpNamesLost(t *testing.T) {
 		t.Fatalf("Close while the commit fails: %v; want the lost rename and save named, and ENOSPC", err)
 	}
 }
+
+// TestLazyFailingNeverReportsCommitted (audit: 28 closed files lost): while
+// a lazy commit fails, no Flush or LazyCommitted may say its changes are
+// committed, even one that comes while a retry makes them again (open
+// false for that moment): the stage took nil for "committed", found the
+// closes above the old LazyCommitted, called them lost and dropped their
+// staged bytes, and GiveUpLazy then rolled the versions back.
+func TestLazyFailingNeverReportsCommitted(t *testing.T) {
+	ctx := context.Background()
+	lazy := Lazy(ctx)
+	dir := smallTmpfs(t, "4m")
+	b, err := OpenBolt(filepath.Join(dir, "c.db"), BoltOptions{Hold: true, LazyCommitAfter: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	free := fill(t, dir, 256<<10)
+	var last uint64
+	for i := 0; ; i++ {
+		if i == 2000 {
+			t.Fatal("no commit failed on a full tmpfs")
+		}
+		nv := testNV(fmt.Sprintf("f/a%d", i), fmt.Sprint(i))
+		nv.Description = strings.Repeat("x", 2000)
+		s, err := b.Save(lazy, []NewVersion{nv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = s[0].LazySeq
+		if err := b.Flush(ctx); err != nil {
+			if !errors.Is(err, ErrCommitFailing) {
+				t.Fatalf("Flush: %v, want ErrCommitFailing", err)
+			}
+			break
+		}
+	}
+	if n, err := b.LazyCommitted(ctx); !errors.Is(err, ErrCommitFailing) || n >= last {
+		t.Fatalf("LazyCommitted while failing = %d, %v; want below %d and ErrCommitFailing", n, err, last)
+	}
+	// A Flush that comes while a retry is between its failed commit and
+	// the new transaction (endLazyLocked, redoLazyLocked).
+	l := &b.lazy
+	l.mu.Lock()
+	l.open.Store(false)
+	got := make(chan error, 1)
+	go func() { got <- b.Flush(ctx) }()
+	time.Sleep(50 * time.Millisecond) // lets Flush look at open (not a deadline: it fails either way)
+	l.open.Store(true)
+	l.mu.Unlock()
+	if err := <-got; !errors.Is(err, ErrCommitFailing) {
+		t.Fatalf("Flush during a retry while failing: %v, want ErrCommitFailing", err)
+	}
+	free()
+	if !waitForCommit(b) {
+		t.Fatal("the waiting changes were not committed within 30 s of the room freed")
+	}
+	if n, err := b.LazyCommitted(ctx); err != nil || n < last {
+		t.Fatalf("LazyCommitted after the room freed = %d, %v; want %d", n, err, last)
+	}
+}
+
+// waitForCommit polls until no lazy commit fails, for 30 s.
+func waitForCommit(b *Bolt) bool {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if n, _, _ := b.CommitFailing(); n == 0 && b.Flush(context.Background()) == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -1248,11 +1248,14 @@ func (b *Bolt) redoLazyLocked() error {
 // commitLazy commits the lazy saves waiting in the open transaction.
 func (b *Bolt) commitLazy() error {
 	l := &b.lazy
-	if !l.open.Load() {
-		return nil
-	}
+	// Always under mu: open is false for a moment while a failed commit
+	// makes its changes again (endLazyLocked), and nil then would tell a
+	// Flush they are committed.
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.tx == nil {
+		return l.failing
+	}
 	var err error
 	if gerr := guard(b.path, func() error { err = b.endLazyLocked(true); return nil }); gerr != nil {
 		b.loseLazyLocked(gerr)
@@ -1341,9 +1344,33 @@ func lazySeqOf(tx *bolt.Tx) uint64 {
 
 // LazyCommitted returns the LazySeq of the last lazy save that was
 // committed: a lazy save with a higher one was lost (the process stopped
-// before its transaction committed), and its caller redoes it.
+// before its transaction committed), and its caller redoes it. While a
+// commit fails, the error wraps ErrCommitFailing: the saves above n wait
+// in memory, neither committed nor lost. n is read from the committed
+// file, never from the changes waiting.
 func (b *Bolt) LazyCommitted(ctx context.Context) (uint64, error) {
+	_ = b.commitLazy() // what is lazy now is committed, or its commit fails
+	b.mu.Lock()
+	db := b.held
+	b.mu.Unlock()
 	var n uint64
-	err := b.with(false, func(tx *bolt.Tx) error { n = lazySeqOf(tx); return nil })
-	return n, err
+	read := func(tx *bolt.Tx) error { n = lazySeqOf(tx); return nil }
+	if db == nil {
+		// Not held: no lazy change waits.
+		return n, b.with(false, read)
+	}
+	if err := b.damaged(); err != nil {
+		return 0, err
+	}
+	// Under mu, so that no commit comes between the read and failing.
+	l := &b.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := b.noteDamage(guard(b.path, func() error { return db.View(read) })); err != nil {
+		return 0, err
+	}
+	if l.failing != nil {
+		return n, l.failing
+	}
+	return n, nil
 }

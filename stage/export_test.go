@@ -1,5 +1,7 @@
 package stage
 
+import "os"
+
 // MarkClosed records f as closed, as a flush does before it commits: for
 // tests that play a daemon killed in the middle of a commit.
 func MarkClosed(f *File) error {
@@ -20,4 +22,26 @@ func SetMaxSpares(t interface{ Cleanup(func()) }, n int) {
 	old := maxSpares
 	maxSpares = n
 	t.Cleanup(func() { maxSpares = old })
+}
+
+// FailJournal makes appends to s's journal fail (as on a full disk) until
+// the returned func is called.
+func FailJournal(s *Stage) (restore func()) {
+	l := s.jlog
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
+		l.f.Close()
+	}
+	ro, err := os.Open(l.path) // writes to it fail
+	if err != nil {
+		panic(err)
+	}
+	l.f = ro
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.f.Close()
+		l.f = nil // the next put opens it for appending
+	}
 }

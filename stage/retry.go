@@ -204,6 +204,11 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 		s.doneFailed(fc)
 		return true
 	}
+	if s.commitFailing(ctx) {
+		// What the catalog shows holds changes not committed: the key's
+		// version there may be a lazy save that is still to be lost.
+		return false
+	}
 	var newer, same bool
 	switch v, err := s.cat.ByKey(ctx, fc.j.Key, 0); {
 	case fc.lostWhy != "":
@@ -218,6 +223,9 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 		// put these older bytes on top of a newer save if the catalog came
 		// back in between.
 		return false
+	}
+	if same && s.commitFailing(ctx) {
+		return false // seen landed in changes whose commit fails since
 	}
 	if !same {
 		key, desc := fc.j.Key, ""
@@ -401,4 +409,16 @@ func (s *Stage) rekeyFailed(move func(key string) (string, bool)) {
 			s.failedFiles[fc.j.ID] = f
 		}
 	}
+}
+
+// commitFailing reports whether the catalog holds lazy changes whose
+// commit fails (a full disk): nothing is landed or lost until it commits
+// them or gives them up.
+func (s *Stage) commitFailing(ctx context.Context) bool {
+	lc, ok := s.cat.(lazyCatalog)
+	if !ok {
+		return false
+	}
+	_, err := lc.LazyCommitted(ctx)
+	return errors.Is(err, catalog.ErrCommitFailing)
 }

@@ -500,6 +500,9 @@ func (f *File) reopen(ctx context.Context) error {
 	}
 	if lc, ok := f.s.cat.(lazyCatalog); ok && f.lazySeq != 0 && !f.dirty {
 		n, err := lc.LazyCommitted(ctx)
+		if errors.Is(err, catalog.ErrCommitFailing) {
+			return nil // the commit waits in the catalog: not lost
+		}
 		if err != nil {
 			return err
 		}
@@ -1292,7 +1295,14 @@ func (f *File) Release(ctx context.Context) error {
 	if f.s.opts.SyncEvery > 0 && f.committed && f.base != nil {
 		// Committed but maybe not durable yet: keep the bytes until Sync.
 		j := journal{ID: f.id, State: stateDone, Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq}
-		if err := f.s.jlog.put(j); err == nil {
+		perr := f.s.jlog.put(j)
+		if perr == nil || f.lazySeq != 0 {
+			// A lazy commit is durable only once LazyCommitted reaches it:
+			// the bytes stay (the journal's earlier record redoes them at
+			// the next mount) until Sync sees that.
+			if perr != nil {
+				f.s.log.Warn("lamina mount: journal", "err", perr)
+			}
 			f.s.deferSync(failedClose{j: j, mtime: f.mtime, run: f.run, closed: time.Now()})
 			return nil
 		}
@@ -1373,7 +1383,9 @@ func (s *Stage) Sync(ctx context.Context) error {
 		// committed again, as failed closes, rather than dropped.
 		err = lc.Flush(ctx)
 		// Versions whose commit fails (a full disk) are not lost: the
-		// catalog holds them and retries; they wait as they are.
+		// catalog holds them and retries; they wait as they are, neither
+		// lost nor landed, until LazyCommitted says (from the committed
+		// file) which are.
 		if !errors.Is(err, catalog.ErrCommitFailing) {
 			committed, cerr := lc.LazyCommitted(ctx)
 			if cerr != nil {

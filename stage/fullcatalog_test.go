@@ -1,0 +1,141 @@
+package stage_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/stage"
+	"github.com/lamina-bio/lamina/storage"
+)
+
+// TestClosesKeptWhileLazyCommitFails (audit: 28 of 30 closed files gone):
+// files closed while the catalog's lazy commit fails (its folder full)
+// wait in memory; their staged bytes and journal records must stay until
+// the catalog file holds them. Here the "done" record cannot be written
+// (the journal's disk is full too), Sync and a retry run while failing,
+// and the process stops giving the changes up (lamina umount --force):
+// the next mount's Recover commits every closed file with its bytes.
+func TestClosesKeptWhileLazyCommitFails(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	ctx := context.Background()
+	cdir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", cdir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", cdir).Run() })
+	cpath := filepath.Join(cdir, "c.db")
+	cat, err := catalog.OpenBolt(cpath, catalog.BoltOptions{Hold: true, LazyCommitAfter: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	b, _ := storage.CreateLocal(filepath.Join(tmp, "storage"))
+	store, err := cache.NewStore(b, filepath.Join(tmp, "idx.db"), cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tmp, "staging")
+	s, err := stage.New(cat, store, stage.Options{Dir: dir, User: "t", SyncEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the catalog's tmpfs but 256 KiB.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(cdir, &st); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(cdir, "filler")
+	ff, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Fallocate(int(ff.Fd()), 0, 0, int64(st.Bavail)*st.Bsize-256<<10); err != nil {
+		t.Fatal(err)
+	}
+	ff.Close()
+
+	closed := map[string]string{} // key → body, of closes that returned nil
+	failingSeen := 0
+	for i := 0; failingSeen < 5; i++ {
+		if i == 5000 {
+			t.Fatal("no catalog commit failed on a full tmpfs")
+		}
+		key := fmt.Sprintf("d/%s-%d.txt", strings.Repeat("n", 200), i) // fills pages fast
+		body := fmt.Sprintf("body of %d\n", i)
+		f, err := s.Create(ctx, key, 0o644)
+		if err != nil {
+			if n, _, _ := cat.CommitFailing(); n > 0 {
+				failingSeen++
+				continue
+			}
+			t.Fatal(err)
+		}
+		f.WriteAt(ctx, []byte(body), 0)
+		ferr := f.Flush(ctx)
+		restore := stage.FailJournal(s) // the journal's disk is full too
+		f.Release(ctx)
+		restore()
+		if ferr == nil {
+			closed[key] = body
+		}
+		if n, _, _ := cat.CommitFailing(); n > 0 {
+			failingSeen++
+			// While failing: a Sync and a retry change nothing.
+			if err := s.Sync(ctx); err == nil {
+				t.Fatal("Sync while the catalog commit fails returned nil")
+			}
+			s.RetryFailed(ctx)
+		}
+	}
+	t.Logf("%d closes returned nil", len(closed))
+	s.StopRetries()
+	_ = cat.GiveUpLazy() // lamina umount --force
+	cat.Close()
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+
+	cat2, err := catalog.OpenBolt(cpath, catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat2.Close() })
+	s2, err := stage.New(cat2, store, stage.Options{Dir: dir, User: "t", SyncEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var gone []string
+	for key, body := range closed {
+		v, err := cat2.ByKey(ctx, key, 0)
+		if err != nil {
+			gone = append(gone, key)
+			continue
+		}
+		m, err := store.LoadManifest(ctx, cache.Ref(v.Manifest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(store.Open(m.Files[0]))
+		if string(got) != body {
+			t.Fatalf("%s after Recover: %q, want %q", key, got, body)
+		}
+	}
+	if len(gone) > 0 {
+		t.Fatalf("%d of %d closed files gone after --force and Recover, as %s", len(gone), len(closed), gone[0])
+	}
+}
