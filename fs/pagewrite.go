@@ -2,6 +2,7 @@ package fs
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -15,6 +16,7 @@ import (
 // "not closed" after a kill). go-fuse passes the handler no flags, so the
 // request's payload, which the handler gets, names it.
 type pageWrites struct {
+	n  atomic.Int32 // len(in): every WRITE asks, few are page writes
 	mu sync.Mutex
 	in map[*byte]struct{}
 }
@@ -30,17 +32,19 @@ func (p *pageWrites) mark(data []byte) func() {
 		p.in = map[*byte]struct{}{}
 	}
 	p.in[k] = struct{}{}
+	p.n.Add(1)
 	p.mu.Unlock()
 	return func() {
 		p.mu.Lock()
 		delete(p.in, k)
+		p.n.Add(-1)
 		p.mu.Unlock()
 	}
 }
 
 // of reports whether data is the payload of a page write being handled.
 func (p *pageWrites) of(data []byte) bool {
-	if len(data) == 0 {
+	if len(data) == 0 || p.n.Load() == 0 {
 		return false
 	}
 	p.mu.Lock()
