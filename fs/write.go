@@ -905,9 +905,8 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		// descriptor of which a copy is left may write yet.
 		h.w.n.m.writers.reopenHeld(h.w)
 	}
-	tid := callerTID(ctx)
 	switch {
-	case h.w.f.AwaitsWrite() && !holdsInode(tid, ino):
+	case h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), ino):
 		// Created or truncated and closed with nothing written, by its
 		// last descriptor (`: > f`, touch): committed now, not at RELEASE
 		// after close(2) returned, which could then neither report a failed
@@ -922,13 +921,6 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		// commit at its close; the File's last open handle commits what is
 		// pending, and any close what came back from a shared mapping.
 		flush = h.w.f.FlushIdle
-	case tid != 0 && !h.w.always && h.w.n.m.writers.copyKept(h.w, tid, ino):
-		// The closing process still holds a copy of this descriptor (dup;
-		// bash's `echo >&3`, which dup2s 3 to 1 and restores 1): that
-		// copy's close, or this handle's RELEASE (the last copy's),
-		// commits. Each close of a copy made a version of the half-written
-		// file.
-		return 0
 	}
 	if err := flush(h.w.closerCtx(ctx)); err != nil {
 		return h.w.n.errno("commit", err)
@@ -979,94 +971,6 @@ func holdsInode(tid uint32, ino uint64) bool {
 		return true
 	}
 	return fdinfoOf(tid, ino, true)
-}
-
-// copyKept reports whether the process of thread tid, closing a descriptor
-// of w, is seen to hold more writable descriptors of the inode ino than
-// the other handles of the inode it opened and has not closed: one is then
-// a copy of w's (or of a handle it closed, which RELEASE commits as well).
-// Two opens of a file in one process still commit at each one's close, and
-// so does a close that cannot be told apart from one (a handle whose
-// opener thread has ended is counted the process's).
-func (s *writerSet) copyKept(w *writeHandle, tid uint32, ino uint64) bool {
-	n := writableFds(tid, ino)
-	if n == 0 {
-		return false
-	}
-	s.mu.Lock()
-	var others []*writeHandle
-	for o := range s.ws {
-		if o != w && o.opener != 0 && o.ino() == ino && o.isOpen() {
-			others = append(others, o)
-		}
-	}
-	s.mu.Unlock()
-	if len(others) == 0 {
-		return true
-	}
-	tg, k := threadGroup(tid), 0
-	for _, o := range others {
-		if o.opener == tid {
-			k++
-		} else if og := threadGroup(o.opener); og == 0 || og == tg {
-			k++ // the process's, or its opener thread is gone: maybe its
-		}
-	}
-	return n > k
-}
-
-// isOpen reports whether the File counts the handle open.
-func (w *writeHandle) isOpen() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return !w.closed && !w.released
-}
-
-// writableFds counts the writable descriptors of the inode number ino that
-// the process of thread tid holds; 0 when that cannot be told (another
-// user's process: its close commits, as it did). Asked at every close that
-// would commit, so cheap: a descriptor whose link in /proc/TID/fd names a
-// pipe, socket, anonymous inode or terminal (a writer's usual 0, 1, 2) is
-// passed over on one readlinkat, and only the others' fdinfo is read; raw
-// calls on the folder's descriptor, some 3 times cheaper than reading each
-// fdinfo by path (holdsInode).
-func writableFds(tid uint32, ino uint64) int {
-	p := "/proc/" + strconv.FormatUint(uint64(tid), 10)
-	dfd, err := unix.Open(p+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0
-	}
-	defer unix.Close(dfd)
-	var buf [4096]byte
-	var link [64]byte
-	count := 0
-	for {
-		n, err := unix.Getdents(dfd, buf[:])
-		if err != nil || n <= 0 {
-			return count
-		}
-		_, _, names := unix.ParseDirent(buf[:n], -1, nil)
-		for _, name := range names {
-			if k, err := unix.Readlinkat(dfd, name, link[:]); err == nil && notAFile(string(link[:k])) {
-				continue
-			}
-			b, err := os.ReadFile(p + "/fdinfo/" + name)
-			if err == nil && openOn(string(b), []uint64{ino}, true) {
-				count++
-			}
-		}
-	}
-}
-
-// notAFile reports whether the /proc/TID/fd link l is of a pipe, socket,
-// anonymous inode or terminal, not of a file a mount could hold.
-func notAFile(l string) bool {
-	for _, p := range []string{"pipe:[", "socket:[", "anon_inode:", "/dev/pts/", "/dev/tty", "/dev/null"} {
-		if strings.HasPrefix(l, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // opensInode reports whether the process of thread tid has a descriptor

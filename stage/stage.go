@@ -807,8 +807,8 @@ func (f *File) Commits() uint64 {
 // WriteMapped is WriteAt for bytes that came back from the kernel's page
 // cache, a shared mapping's (FUSE_WRITE_CACHE): the kernel writes them
 // through whichever writable handle of the inode it picks, not the
-// mapper's, so they are no handle's (and go to the newest File, Newest).
-// The next close of any handle of the File commits them (FlushIdle too): the kernel writes a file's dirty pages back before
+// mapper's, so they are no handle's. The next close of any handle commits
+// them (FlushIdle too): the kernel writes a file's dirty pages back before
 // it sends the close's FLUSH.
 func (f *File) WriteMapped(ctx context.Context, p []byte, off int64) (int, error) {
 	f.mu.Lock()
