@@ -205,6 +205,11 @@ type journal struct {
 	// record: the version opened, followed or last committed; 0 if none,
 	// or a journal of before), for what Recover says of them.
 	Base int `json:"base,omitempty"`
+	// Stem is the stem the File drew for its key's first version (a new
+	// key): a redo after a stop that lost the lazy commit gives the
+	// version the uid readers saw (catalog.NewVersion.Stem). "" in a
+	// journal of before, and for a File opened on an existing version.
+	Stem string `json:"stem,omitempty"`
 
 	pos int // Recover: the record's line in the journal (-1: a journal file)
 }
@@ -228,10 +233,11 @@ type File struct {
 	size      int64
 	mtime     time.Time
 	mode      uint32
-	dirty     bool // bytes changed since the last commit
-	wrote     bool // bytes written since the last commit (not only truncated)
-	touched   bool // mtime set since the last commit
-	isNew     bool // the key had no live version at open
+	dirty     bool   // bytes changed since the last commit
+	wrote     bool   // bytes written since the last commit (not only truncated)
+	touched   bool   // mtime set since the last commit
+	isNew     bool   // the key had no live version at open
+	stem      string // drawn at open of a new key: its first version's (journal.Stem)
 	committed bool
 	closed    bool // journal says closed
 	released  bool
@@ -310,6 +316,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 		f.mtime = base.Mtime
 	} else {
 		f.isNew = true
+		f.stem = ref.NewStem()
 		f.copied = true
 		f.dirty = true // a new key is content: committed at flush or release
 	}
@@ -473,7 +480,7 @@ func (f *File) writeJournal(state string) error {
 // bytes build on.
 func (f *File) journalOver(state string, base *catalog.Version) error {
 	f.s.mu.Lock()
-	j := journal{ID: f.id, State: state, Key: f.key, Mode: f.mode}
+	j := journal{ID: f.id, State: state, Key: f.key, Mode: f.mode, Stem: f.stem}
 	f.s.mu.Unlock()
 	if base != nil {
 		j.Base = base.Version
@@ -989,6 +996,9 @@ func (f *File) commit(ctx context.Context) error {
 		// version became the latest meanwhile (record, staleBase).
 		ctx = context.WithValue(ctx, basedOnKey{}, f.base.Version)
 	}
+	if f.base == nil {
+		ctx = withStem(ctx, f.stem) // the uid the journal's record redoes
+	}
 	var file cache.File
 	if st := f.stream; st != nil {
 		f.stream = nil
@@ -1111,6 +1121,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 		Key: key, Kind: cache.KindFile, Suffix: suffix, OType: ref.OType(suffix),
 		Size: file.Size, Digest: file.Digest, Manifest: string(mref), Description: desc,
 		CreatedBy: s.opts.User, CreatedAt: now, Mtime: mtime, Mode: mode, Run: runOf(ctx),
+		Stem: stemOf(ctx),
 	}
 	s.describe(&nv, src)
 	unlock := s.keys.lockSave(ctx, key)
@@ -1288,13 +1299,13 @@ func (f *File) Release(ctx context.Context) error {
 			f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
 		}
 		f.closeData()
-		f.s.addFailed(failedClose{j: journal{ID: f.id, Key: f.Key(), Mode: f.mode}, mtime: f.mtime, run: f.run})
+		f.s.addFailed(failedClose{j: journal{ID: f.id, Key: f.Key(), Mode: f.mode, Stem: f.stem}, mtime: f.mtime, run: f.run})
 		return err
 	}
 	f.closeData()
 	if f.s.opts.SyncEvery > 0 && f.committed && f.base != nil {
 		// Committed but maybe not durable yet: keep the bytes until Sync.
-		j := journal{ID: f.id, State: stateDone, Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq}
+		j := journal{ID: f.id, State: stateDone, Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq, Stem: f.stem}
 		perr := f.s.jlog.put(j)
 		if perr == nil || f.lazySeq != 0 {
 			// A lazy commit is durable only once LazyCommitted reaches it:
