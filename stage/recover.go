@@ -64,6 +64,7 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 		}
 		r, ok := s.recoverOne(ctx, j, data, info)
 		if !ok {
+			j.Failed = j.State == stateClosed // its commit failed again
 			kept[j.ID] = j
 			retry = append(retry, r.retry)
 		}

@@ -398,7 +398,7 @@ func (s *Stage) rekeyFailed(move func(key string) (string, bool)) {
 		if !ok || fc.lostWhy != "" {
 			continue
 		}
-		j := journal{ID: fc.j.ID, State: stateClosed, Key: to, Mode: fc.j.Mode, Stem: fc.j.Stem}
+		j := journal{ID: fc.j.ID, State: stateClosed, Key: to, Mode: fc.j.Mode, Stem: fc.j.Stem, Failed: true}
 		if err := s.jlog.put(j); err != nil {
 			s.log.Warn("lamina mount: journal", "err", err)
 			continue // Recover would commit them to from

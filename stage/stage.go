@@ -210,6 +210,10 @@ type journal struct {
 	// version the uid readers saw (catalog.NewVersion.Stem). "" in a
 	// journal of before, and for a File opened on an existing version.
 	Stem string `json:"stem,omitempty"`
+	// Failed marks a closed record whose commit failed (at close, a retry,
+	// Recover): a closed record without it may be a commit in flight or
+	// landed when its daemon stopped, or one of a journal of before.
+	Failed bool `json:"failed,omitempty"`
 
 	pos int // Recover: the record's line in the journal (-1: a journal file)
 }
@@ -1299,7 +1303,11 @@ func (f *File) Release(ctx context.Context) error {
 			f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
 		}
 		f.closeData()
-		f.s.addFailed(failedClose{j: journal{ID: f.id, Key: f.Key(), Mode: f.mode, Stem: f.stem}, mtime: f.mtime, run: f.run})
+		j := journal{ID: f.id, State: stateClosed, Key: f.Key(), Mode: f.mode, Stem: f.stem, Failed: true}
+		if f.closed {
+			_ = f.s.jlog.put(j) // for status with the daemon dead; the closed record stands if the disk is full
+		}
+		f.s.addFailed(failedClose{j: j, mtime: f.mtime, run: f.run})
 		return err
 	}
 	f.closeData()
