@@ -44,6 +44,12 @@ type lazyCatalog interface {
 	LazyCommitted(ctx context.Context) (uint64, error) // the last LazySeq committed
 }
 
+// failingCatalog tells, without trying the commit, whether lazy changes
+// wait for a catalog commit that fails (*catalog.Bolt).
+type failingCatalog interface {
+	CommitFailing() (n int, since time.Time, err error)
+}
+
 // Content is what the write side asks of the content store; *cache.Store
 // provides it.
 type Content interface {
@@ -205,6 +211,15 @@ type journal struct {
 	// record: the version opened, followed or last committed; 0 if none,
 	// or a journal of before), for what Recover says of them.
 	Base int `json:"base,omitempty"`
+	// Stem is the stem the File drew for its key's first version (a new
+	// key): a redo after a stop that lost the lazy commit gives the
+	// version the uid readers saw (catalog.NewVersion.Stem). "" in a
+	// journal of before, and for a File opened on an existing version.
+	Stem string `json:"stem,omitempty"`
+	// Failed marks a closed record whose commit failed (at close, a retry,
+	// Recover): a closed record without it may be a commit in flight or
+	// landed when its daemon stopped, or one of a journal of before.
+	Failed bool `json:"failed,omitempty"`
 
 	pos int // Recover: the record's line in the journal (-1: a journal file)
 }
@@ -228,10 +243,11 @@ type File struct {
 	size      int64
 	mtime     time.Time
 	mode      uint32
-	dirty     bool // bytes changed since the last commit
-	wrote     bool // bytes written since the last commit (not only truncated)
-	touched   bool // mtime set since the last commit
-	isNew     bool // the key had no live version at open
+	dirty     bool   // bytes changed since the last commit
+	wrote     bool   // bytes written since the last commit (not only truncated)
+	touched   bool   // mtime set since the last commit
+	isNew     bool   // the key had no live version at open
+	stem      string // drawn at open of a new key: its first version's (journal.Stem)
 	committed bool
 	closed    bool // journal says closed
 	released  bool
@@ -310,6 +326,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 		f.mtime = base.Mtime
 	} else {
 		f.isNew = true
+		f.stem = ref.NewStem()
 		f.copied = true
 		f.dirty = true // a new key is content: committed at flush or release
 	}
@@ -473,7 +490,7 @@ func (f *File) writeJournal(state string) error {
 // bytes build on.
 func (f *File) journalOver(state string, base *catalog.Version) error {
 	f.s.mu.Lock()
-	j := journal{ID: f.id, State: state, Key: f.key, Mode: f.mode}
+	j := journal{ID: f.id, State: state, Key: f.key, Mode: f.mode, Stem: f.stem}
 	f.s.mu.Unlock()
 	if base != nil {
 		j.Base = base.Version
@@ -499,15 +516,28 @@ func (f *File) reopen(ctx context.Context) error {
 		return nil
 	}
 	if lc, ok := f.s.cat.(lazyCatalog); ok && f.lazySeq != 0 && !f.dirty {
+		// While the catalog's commit fails (a full data folder) the
+		// version waits there, retried: neither lost nor durable. The
+		// record stays closed, to redo it after a stop, and the File is
+		// asked again at its next write. Asked first without a try: one
+		// tries the commit, and makes its changes again (1,000 of them:
+		// 83 ms), at every write.
+		if fc, ok := f.s.cat.(failingCatalog); ok {
+			if n, _, _ := fc.CommitFailing(); n > 0 {
+				return nil
+			}
+		}
 		n, err := lc.LazyCommitted(ctx)
 		if errors.Is(err, catalog.ErrCommitFailing) {
-			return nil // the commit waits in the catalog: not lost
+			return nil
 		}
 		if err != nil {
 			return err
 		}
 		if n < f.lazySeq {
-			f.s.log.Warn("lamina mount: the catalog lost a commit of a file still open; its next close commits it again", "key", f.Key())
+			// Its transaction was given up (a fault in the catalog file,
+			// a failing commit whose changes could not be made again).
+			f.s.log.Warn("lamina mount: the catalog gave up the transaction holding a commit of a file still open (its log says why); its next close commits the file again", "key", f.Key())
 			f.dirty = true
 		}
 	}
@@ -989,6 +1019,9 @@ func (f *File) commit(ctx context.Context) error {
 		// version became the latest meanwhile (record, staleBase).
 		ctx = context.WithValue(ctx, basedOnKey{}, f.base.Version)
 	}
+	if f.base == nil {
+		ctx = withStem(ctx, f.stem) // the uid the journal's record redoes
+	}
 	var file cache.File
 	if st := f.stream; st != nil {
 		f.stream = nil
@@ -1111,6 +1144,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 		Key: key, Kind: cache.KindFile, Suffix: suffix, OType: ref.OType(suffix),
 		Size: file.Size, Digest: file.Digest, Manifest: string(mref), Description: desc,
 		CreatedBy: s.opts.User, CreatedAt: now, Mtime: mtime, Mode: mode, Run: runOf(ctx),
+		Stem: stemOf(ctx),
 	}
 	s.describe(&nv, src)
 	unlock := s.keys.lockSave(ctx, key)
@@ -1288,13 +1322,17 @@ func (f *File) Release(ctx context.Context) error {
 			f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
 		}
 		f.closeData()
-		f.s.addFailed(failedClose{j: journal{ID: f.id, Key: f.Key(), Mode: f.mode}, mtime: f.mtime, run: f.run})
+		j := journal{ID: f.id, State: stateClosed, Key: f.Key(), Mode: f.mode, Stem: f.stem, Failed: true}
+		if f.closed {
+			_ = f.s.jlog.put(j) // for status with the daemon dead; the closed record stands if the disk is full
+		}
+		f.s.addFailed(failedClose{j: j, mtime: f.mtime, run: f.run})
 		return err
 	}
 	f.closeData()
 	if f.s.opts.SyncEvery > 0 && f.committed && f.base != nil {
 		// Committed but maybe not durable yet: keep the bytes until Sync.
-		j := journal{ID: f.id, State: stateDone, Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq}
+		j := journal{ID: f.id, State: stateDone, Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq, Stem: f.stem}
 		perr := f.s.jlog.put(j)
 		if perr == nil || f.lazySeq != 0 {
 			// A lazy commit is durable only once LazyCommitted reaches it:
