@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 // A key renamed to a scratch name (an editor's or cp's backup) and back
@@ -215,6 +216,21 @@ func TestRenameAwayCases(t *testing.T) {
 	w.sh(`mv b/g b/f`)
 	w.wantVersions("b/f", []int{1, 2}, nil)
 	w.wantVersions("b/g", nil, nil)
+	// g written then is a file of its own: f keeps the history.
+	w.sh(`printf 'g\n' > b/g`)
+	w.wantVersions("b/f", []int{1, 2}, nil)
+	w.wantVersions("b/g", []int{1}, nil)
+
+	// The target written since (an append) or renamed on keeps the
+	// history: the name written again starts a new one, as before.
+	w.sh(`mkdir d && printf '1\n' > d/f && mv d/f d/g && printf 'more\n' >> d/g && printf 'new\n' > d/f`)
+	w.wantVersions("d/g", []int{1, 2}, nil)
+	w.wantVersions("d/f", []int{1}, nil)
+	w.readEventually("d/f@v1", "new\n")
+	w.sh(`printf '1\n' > d/a && mv d/a d/b && mv d/b d/c && printf 'new\n' > d/a`)
+	w.wantVersions("d/c", []int{1}, nil)
+	w.readEventually("d/c", "1\n")
+	w.readEventually("d/a", "new\n")
 
 	// A temporary renamed onto a free key, then written and renamed
 	// again: out keeps its artifact, out.tmp leaves nothing.
@@ -224,4 +240,18 @@ func TestRenameAwayCases(t *testing.T) {
 	if tk := w.trashKeys(); len(tk) != 0 {
 		t.Fatalf("the trash: %v", tk)
 	}
+}
+
+// A name written again after the window starts a new history: the
+// rename's target keeps the one it was given, as before.
+func TestRenameAwayAfterWindowMovesHistory(t *testing.T) {
+	w := newWorld(t)
+	const window = 300 * time.Millisecond
+	w.mountRWWindow(window)
+	w.sh(`mkdir u && printf '1\n' > u/f && printf '2\n' > u/f && mv u/f u/f.bak`)
+	time.Sleep(window + window/4)
+	w.sh(`printf '3\n' > u/f`)
+	w.wantVersions("u/f.bak", []int{1, 2}, nil)
+	w.wantVersions("u/f", []int{1}, nil)
+	w.readEventually("u/f.bak@v1", "1\n")
 }

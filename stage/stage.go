@@ -1758,8 +1758,9 @@ func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
 // then (long_tool > out.tmp for longer than the window, then mv out.tmp
 // out, after rm out, restores as writing out directly does). from is the
 // key renamed onto key ("" for a commit): when key was renamed away to
-// from, the rename back moves its history and nothing is taken back.
-func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time.Time, from string) {
+// from, the rename back moves its history, nothing is taken back, and
+// back is true.
+func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time.Time, from string) (back bool) {
 	s.mu.Lock()
 	delete(s.movedAway, key)
 	u, ok := s.unlinked[key]
@@ -1772,10 +1773,11 @@ func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time
 		return
 	}
 	if u.movedTo != "" {
-		if u.movedTo != from {
-			s.takeBack(ctx, key, u)
+		if u.movedTo == from {
+			return true
 		}
-		return
+		s.takeBack(ctx, key, u)
+		return false
 	}
 	vs, err := s.cat.Versions(ctx, key, true)
 	if err != nil {
@@ -1799,6 +1801,7 @@ func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time
 	if _, err := s.cat.RestoreTrashedWith(ctx, uid); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		s.log.Warn("lamina mount: the versions of a file written anew stay in the trash", "key", key, "err", err)
 	}
+	return false
 }
 
 // takeBack gives key, renamed away to u.movedTo within the window (a
@@ -1921,6 +1924,7 @@ func (s *Stage) RenameFile(ctx context.Context, from, to, stem string) (catalog.
 	if stem == "" {
 		stem = fresh
 	}
+	back := false
 	if from != to {
 		// Onto a key unlinked within the window (a temporary renamed over
 		// a removed output, rm B; mv C B, rsync again after rm -r): its
@@ -1928,8 +1932,9 @@ func (s *Stage) RenameFile(ctx context.Context, from, to, stem string) (catalog.
 		// rename makes a version of to, or none for the same bytes. The
 		// window runs to the source's creation when this Stage made it.
 		// A key renamed away to from a moment ago (mv f g; mv g f) is
-		// only renamed back: the catalog's rename moves its history.
-		s.restoreUnlinkedFor(ctx, to, started, from)
+		// only renamed back: the catalog's rename moves its history, and
+		// from is no key renamed away then.
+		back = s.restoreUnlinkedFor(ctx, to, started, from)
 	}
 	v, err := s.cat.Rename(s.lazy(ctx), from, to)
 	if errors.Is(err, catalog.ErrNotFound) && (len(moved) > 0 || s.hasFailed(from)) {
@@ -1992,7 +1997,7 @@ func (s *Stage) RenameFile(ctx context.Context, from, to, stem string) (catalog.
 			s.purgeTemporary(ctx, from, vs)
 		}
 	}
-	if from != to && stem != "" && v.UID != "" {
+	if from != to && stem != "" && v.UID != "" && !back {
 		s.noteRenamedAway(ctx, from, to, stem, fresh, v)
 	}
 	s.keepFolder(s.lazy(ctx), from)
