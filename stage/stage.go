@@ -140,9 +140,10 @@ type Stage struct {
 
 	keys keyLocks // orders the saves of a key (keylock.go)
 
-	reproduced atomic.Pointer[func(run string, v catalog.Version)] // OnReproduced
-	runWithin  atomic.Pointer[func(run, unlinker string) bool]     // OnRunWithin
-	committed  atomic.Pointer[func(v catalog.Version)]             // OnCommitted
+	reproduced atomic.Pointer[func(run string, v catalog.Version)]    // OnReproduced
+	runWithin  atomic.Pointer[func(run, unlinker string) bool]        // OnRunWithin
+	committed  atomic.Pointer[func(v catalog.Version)]                // OnCommitted
+	movedBack  atomic.Pointer[func(key, backup string, versions int)] // OnMovedBack
 
 	rmu          sync.Mutex // guards the fields below (retry.go); never held with mu or File.mu
 	failedCloses []failedClose
@@ -1627,6 +1628,10 @@ type unlinkedKey struct {
 	// the unlink to the file's creation, not to its close.
 	claimed bool
 	run     string // the unlinking lineage run, if any (OnRunWithin)
+	// movedTo: the key was renamed to the free key movedTo, which its
+	// artifact holds since, uid its latest version then (noteRenamedAway):
+	// its history comes back (takeBack) rather than a trash entry.
+	movedTo, uid string
 }
 
 // claimUnlinkedLocked notes that a File of key was started: an unlink of
@@ -1782,15 +1787,18 @@ const MoveAwayWindow = time.Minute
 // (it has live versions), nor a folder artifact (rm -r of one, then a
 // file written at its key).
 func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
-	s.restoreUnlinkedFor(ctx, key, time.Time{})
+	s.restoreUnlinkedFor(ctx, key, time.Time{}, "")
 }
 
 // restoreUnlinkedFor is restoreUnlinked for a file renamed onto key that
 // was started at started (zero: unknown): an unlink of key before it and
 // within the window of it counts as claimed, as for a File of key started
 // then (long_tool > out.tmp for longer than the window, then mv out.tmp
-// out, after rm out, restores as writing out directly does).
-func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time.Time) {
+// out, after rm out, restores as writing out directly does). from is the
+// key renamed onto key ("" for a commit): when key was renamed away to
+// from, the rename back moves its history, nothing is taken back, and
+// back is true.
+func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time.Time, from string) (back bool) {
 	s.mu.Lock()
 	delete(s.movedAway, key)
 	u, ok := s.unlinked[key]
@@ -1801,6 +1809,13 @@ func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time
 	}
 	if !ok || !u.claimed && time.Since(u.at) > s.window() && (runOf(ctx) == "" || !s.runHolds(u, runOf(ctx))) {
 		return
+	}
+	if u.movedTo != "" {
+		if u.movedTo == from {
+			return true
+		}
+		s.takeBack(ctx, key, u)
+		return false
 	}
 	vs, err := s.cat.Versions(ctx, key, true)
 	if err != nil {
@@ -1824,7 +1839,70 @@ func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time
 	if _, err := s.cat.RestoreTrashedWith(ctx, uid); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		s.log.Warn("lamina mount: the versions of a file written anew stay in the trash", "key", key, "err", err)
 	}
+	return false
 }
+
+// takeBack gives key, renamed away to u.movedTo within the window (a
+// backup: mv f f.bak, perl -i.bak, sed -i.bak) and now written again, its
+// history back: the artifact returns to key, whose commit is then its next
+// version, and u.movedTo gets a new artifact whose v1 has the moved
+// latest's content (its manifest: no bytes are copied), mtime, mode,
+// description and run, as a rename onto a key copies them. So key@vN shows
+// what it showed before the rename. Annotations, collections and lineage
+// are the versions': they stay with the history. Nothing is taken back
+// when key holds something again (another workstation wrote it, or the
+// CLI), or u.movedTo shows another version than the rename left there
+// (written, renamed or removed since), or is being written here.
+func (s *Stage) takeBack(ctx context.Context, key string, u unlinkedKey) {
+	// Another File of key committing meanwhile would make key a new
+	// artifact between the check and the rename back: it waits.
+	unlock := s.keys.lockSave(ctx, key)
+	defer unlock()
+	if _, err := s.cat.Versions(ctx, key, true); !errors.Is(err, catalog.ErrNotFound) {
+		return
+	}
+	if s.Writing(u.movedTo) {
+		return
+	}
+	l, err := s.cat.ByKey(ctx, u.movedTo, 0)
+	if err != nil || l.UID != u.uid || l.Kind != cache.KindFile {
+		return
+	}
+	lctx := s.lazy(ctx)
+	if _, err := s.cat.Rename(lctx, u.movedTo, key); err != nil {
+		s.log.Warn("lamina mount: a file written anew after a rename away starts a new history", "key", key, "renamed_to", u.movedTo, "err", err)
+		return
+	}
+	suffix, otype := l.Suffix, l.OType
+	if sx := ref.Suffix(u.movedTo); sx != suffix {
+		suffix, otype = sx, ref.OType(sx)
+	}
+	// Two transactions: a failure (or a crash) between them leaves the
+	// backup name empty, its bytes key@vN.
+	saved, err := s.cat.Save(lctx, []catalog.NewVersion{{Key: u.movedTo, Kind: l.Kind, Suffix: suffix, OType: otype,
+		NObservations: l.NObservations, NFiles: l.NFiles, Size: l.Size, Digest: l.Digest, Manifest: l.Manifest,
+		Description: l.Description, CreatedBy: l.CreatedBy, CreatedAt: time.Now().UTC(), Mtime: l.Mtime,
+		Run: l.Run, Mode: l.Mode}})
+	if err != nil {
+		s.log.Warn("lamina mount: a renamed file's history went back to its name; the new name is empty", "key", key, "renamed_to", u.movedTo, "err", err)
+	}
+	if err == nil && !saved[0].Unchanged {
+		if fn := s.committed.Load(); fn != nil {
+			(*fn)(saved[0].Version)
+		}
+	}
+	if fn := s.movedBack.Load(); fn != nil {
+		(*fn)(key, u.movedTo, l.Version)
+	}
+	s.changed(key, u.movedTo)
+}
+
+// OnMovedBack sets what is told that the history of key, renamed to
+// backup, came back to key (takeBack): backup's names (backup@v1 …
+// backup@vN, its sidecars) show another artifact now, of one version. It
+// is called from the call that committed or renamed onto key, before the
+// key's new version is saved, and must not block.
+func (s *Stage) OnMovedBack(fn func(key, backup string, versions int)) { s.movedBack.Store(&fn) }
 
 // freshKey is a key whose first version this Stage committed: the stem
 // of its artifact, and when the File that wrote it was started.
@@ -1862,6 +1940,16 @@ func (s *Stage) keepFolder(ctx context.Context, key string) {
 // collection, a run's input: catalog.PurgeUnreferenced). It returns the version to shows after, if the
 // catalog answered one.
 func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, error) {
+	return s.RenameFile(ctx, from, to, "")
+}
+
+// RenameFile is Rename for a caller that knows the stem of the artifact
+// it saw at from ("" if none): when the rename moves that artifact to a
+// free key (a backup: mv f f.bak, perl -i.bak, sed -i.bak), or puts it in
+// the trash under a new version of to, a commit of from within the window
+// takes its history back (restoreUnlinkedFor), so that from@vN keeps
+// showing what it showed.
+func (s *Stage) RenameFile(ctx context.Context, from, to, stem string) (catalog.Version, error) {
 	if err := ref.CheckKey(to); err != nil {
 		return catalog.Version{}, err
 	}
@@ -1871,13 +1959,20 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	fresh := fk.stem
 	started := s.startedLocked(from, fk.started)
 	s.mu.Unlock()
+	if stem == "" {
+		stem = fresh
+	}
+	back := false
 	if from != to {
 		// Onto a key unlinked within the window (a temporary renamed over
 		// a removed output, rm B; mv C B, rsync again after rm -r): its
 		// versions come back first, as for a commit of the key; then the
 		// rename makes a version of to, or none for the same bytes. The
 		// window runs to the source's creation when this Stage made it.
-		s.restoreUnlinkedFor(ctx, to, started)
+		// A key renamed away to from a moment ago (mv f g; mv g f) is
+		// only renamed back: the catalog's rename moves its history, and
+		// from is no key renamed away then.
+		back = s.restoreUnlinkedFor(ctx, to, started, from)
 	}
 	v, err := s.cat.Rename(s.lazy(ctx), from, to)
 	if errors.Is(err, catalog.ErrNotFound) && (len(moved) > 0 || s.hasFailed(from)) {
@@ -1940,9 +2035,62 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 			s.purgeTemporary(ctx, from, vs)
 		}
 	}
+	if from != to && stem != "" && v.UID != "" && !back {
+		s.noteRenamedAway(ctx, from, to, stem, fresh, v)
+	}
 	s.keepFolder(s.lazy(ctx), from)
 	s.changed(from, to)
 	return v, nil
+}
+
+// backupName reports whether to names a backup of from: from with a
+// suffix (f.bak, f.orig, f.1).
+func backupName(from, to string) bool {
+	return len(to) > len(from) && strings.HasPrefix(to, from)
+}
+
+// noteRenamedAway remembers a rename of from, whose artifact has the stem
+// stem, to to, which shows v now, for a commit of from within the window
+// (restoreUnlinkedFor). When v is of that artifact, it moved to to, a free
+// key, and the commit takes the history back (takeBack). Else to got a new
+// version and from went to the trash, as by an unlink: the commit restores
+// it (a second sed -i.bak renames f onto the f.bak of the first). A
+// temporary this Stage wrote (fresh: tool > out.tmp; mv out.tmp out) is
+// not noted: out keeps its artifact when out.tmp is written again, and one
+// renamed onto a key was purged (Rename). A backup of it (f.bak) is.
+func (s *Stage) noteRenamedAway(ctx context.Context, from, to, stem, fresh string, v catalog.Version) {
+	run := runOf(ctx)
+	if !strings.HasPrefix(v.UID, stem) {
+		if fresh == stem {
+			return
+		}
+		vs, err := s.cat.Versions(ctx, from, true)
+		if err != nil {
+			return
+		}
+		var at time.Time
+		for _, v := range vs {
+			if !v.Trashed {
+				return // written again already
+			}
+			if v.TrashedAt != nil && v.TrashedAt.After(at) {
+				at = *v.TrashedAt // the rename's entry: the latest
+			}
+		}
+		s.noteUnlinked(from, at, run)
+		return
+	}
+	if fresh == stem && v.Version == 1 && !backupName(from, to) {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pruneKeptLocked(now)
+	if len(s.unlinked) >= maxUnlinked {
+		return
+	}
+	s.unlinked[from] = unlinkedKey{at: now, run: run, movedTo: to, uid: v.UID}
 }
 
 // purgeTemporary deletes for good the trashed versions vs of key. Their
