@@ -217,7 +217,7 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 		// The latest version is an earlier failed close, committed by a
 		// retry: these bytes, closed after it, go on top.
 	case err == nil || errors.Is(err, catalog.ErrNotFound):
-		newer, same = s.savedSince(ctx, fc.j.Key, data)
+		newer, same = s.savedSince(ctx, fc.j, data)
 	default:
 		// Whether the key was saved since is unknown: committing now could
 		// put these older bytes on top of a newer save if the catalog came
@@ -241,7 +241,7 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 		if !newer { // its close, committed now
 			cctx = withClosedAt(cctx, closedAt(data))
 		}
-		fh, err := os.Open(data)
+		fh, err := s.openStaged(ctx, fc.j, data)
 		var v catalog.Version
 		if err == nil {
 			v, err = s.commitFile(cctx, key, fh, fc.mtime, fc.j.Mode, desc, fc.gone)
