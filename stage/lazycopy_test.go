@@ -331,6 +331,10 @@ func TestRecoverLazyCopiedAppend(t *testing.T) {
 		s := e.stage(t)
 		setup(t, e, s)
 		cat, dir := crashImage(t, e)
+		// What status lists says the staged file lacks its head.
+		if sf, err := stage.Staged(dir); err != nil || len(sf) != 1 || sf[0].Hole <= 0 || sf[0].Hole >= int64(len(base)) || sf[0].Base != 1 {
+			t.Fatalf("Staged = %+v, %v; want the file with its hole and base version 1", sf, err)
+		}
 		s2, err := stage.New(cat, e.store, stage.Options{Dir: dir, User: "t"})
 		if err != nil {
 			t.Fatal(err)

@@ -1378,6 +1378,9 @@ func (f *File) Release(ctx context.Context) error {
 			f.s.log.Warn("lamina mount: the staged bytes of a failed close are filled in when committed", "key", f.Key(), "err", cerr)
 		}
 		fj := journal{ID: f.id, Key: f.Key(), Mode: f.mode}
+		if f.base != nil {
+			fj.Base = f.base.Version
+		}
 		f.lazyFields(&fj)
 		f.closeData()
 		f.s.addFailed(failedClose{j: fj, mtime: f.mtime, run: f.run})
