@@ -1073,7 +1073,7 @@ func (f *File) commit(ctx context.Context) error {
 		w, stored, serr := st.finish(f.size)
 		if serr == nil {
 			f.s.streamed.Add(1)
-			file = stored
+			file, mark = stored, st.mark
 			v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
 		} else {
 			f.s.log.Warn("lamina mount: storing while writing failed; storing the staged file", "key", key, "err", serr)
