@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/dataset"
@@ -72,6 +73,9 @@ func (f *File) completeCopy(ctx context.Context) error {
 	if w.n < from {
 		return fmt.Errorf("stage: copy %s: %d bytes of %d: %w", f.Key(), w.n, from, io.ErrUnexpectedEOF)
 	}
+	// Recover takes the staging file's mtime for the version's: the
+	// File's, not this copy's.
+	_ = os.Chtimes(f.data.Name(), time.Time{}, f.mtime)
 	f.copiedFrom, f.head, f.headRef = 0, nil, ""
 	state := stateOpen
 	if f.closed {

@@ -1373,7 +1373,8 @@ func (f *File) Release(ctx context.Context) error {
 			f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
 		}
 		// The staged file whole, for whoever looks at it (lamina status
-		// names it); else the retries fill it in (fillStaged).
+		// names it); else the retries read its head from the version
+		// (openStaged).
 		if cerr := f.completeCopy(ctx); cerr != nil {
 			f.s.log.Warn("lamina mount: the staged bytes of a failed close are filled in when committed", "key", f.Key(), "err", cerr)
 		}
