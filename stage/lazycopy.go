@@ -58,8 +58,9 @@ func describes(key string, size int64) bool {
 }
 
 // completeCopy writes the base's bytes below copiedFrom into the staging
-// file, then records that it holds them all: a record saying otherwise
-// would make Recover fill them again over a change made there after.
+// file, then records that it holds them all: a record naming the hole
+// would make Recover read those bytes from the base, over a change made
+// there after.
 // Called with f.mu held.
 func (f *File) completeCopy(ctx context.Context) error {
 	if f.copiedFrom == 0 {

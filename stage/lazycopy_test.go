@@ -374,6 +374,32 @@ func TestRecoverLazyCopiedAppend(t *testing.T) {
 				v.Version, len(got), strings.HasPrefix(got, "\x00\x00\x00\x00"), len(want))
 		}
 	})
+	t.Run("written below the copied part", func(t *testing.T) {
+		e := newEnv(t)
+		s := e.stage(t)
+		f := setup(t, e, s)
+		if _, err := f.WriteAt(ctx, []byte("HEAD"), 10); err != nil { // completes the copy
+			t.Fatal(err)
+		}
+		cat, dir := crashImage(t, e) // never closed: no record after the write
+		s2, err := stage.New(cat, e.store, stage.Options{Dir: dir, User: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := s2.Recover(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec) != 1 || !strings.HasPrefix(rec[0].SavedAs, stage.LostAndFound+"/") {
+			t.Fatalf("Recover = %+v; want the bytes under lost+found/", rec)
+		}
+		w := append([]byte(nil), want...)
+		copy(w[10:], "HEAD")
+		if _, got := readKey(t, e, cat, rec[0].SavedAs, 0); got != string(w) {
+			t.Fatalf("lost+found holds %d bytes, the write below kept: %v; want the version, the write and the append",
+				len(got), len(got) > 14 && got[10:14] == "HEAD")
+		}
+	})
 	t.Run("lazy commit lost", func(t *testing.T) {
 		e := newEnvWith(t, catalog.BoltOptions{Hold: true, LazyCommitAfter: time.Hour})
 		s, _ := deferredStage(t, e)
