@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -136,4 +137,67 @@ func describe(f cache.File) string {
 		s += fmt.Sprintf(" %d@%s:%d", c.Size, c.Pack[:min(6, len(c.Pack))], c.Off)
 	}
 	return s
+}
+
+// countingReaderAt counts the bytes read below at.
+type countingReaderAt struct {
+	r     *bytes.Reader
+	at    int64
+	below atomic.Int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < c.at {
+		c.below.Add(min(int64(len(p)), c.at-off))
+	}
+	return c.r.ReadAt(p, off)
+}
+
+// A store's PutStats.Mark is the digest's state where the file's last
+// chunk starts: a PutFileOver of an append with it reads nothing before
+// that chunk, and stores what a full store does.
+func TestPutStatsMarkResumesTheDigest(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	base := randomBytes(11, 2<<20+777)
+	w := s.NewWriter()
+	old, st, err := w.PutFile(ctx, bytes.NewReader(base), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := cache.LastChunkStart(old)
+	if !st.Mark.Valid() || st.Mark.N != last {
+		t.Fatalf("PutFile's mark at %d (valid %v), want at the last chunk's start %d", st.Mark.N, st.Mark.Valid(), last)
+	}
+	for round := range 3 {
+		next := append(append([]byte(nil), base...), randomBytes(uint64(20+round), 5000)...)
+		r := &countingReaderAt{r: bytes.NewReader(next), at: last}
+		w := s.NewWriter()
+		got, gst, err := w.PutFileOver(ctx, r, int64(len(next)), old, int64(len(base)), st.Mark, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.below.Load(); n != 0 {
+			t.Fatalf("round %d: the append read %d bytes before the base's last chunk", round, n)
+		}
+		w = s.NewWriter()
+		want, _, err := w.PutFile(ctx, bytes.NewReader(next), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Abort()
+		if got.Digest != want.Digest || !reflect.DeepEqual(got.Chunks, want.Chunks) {
+			t.Fatalf("round %d: the append stored otherwise than a full store", round)
+		}
+		base, old, st, last = next, got, gst, cache.LastChunkStart(got)
+		if !gst.Mark.Valid() || gst.Mark.N != last {
+			t.Fatalf("round %d: PutFileOver's mark at %d, want %d", round, gst.Mark.N, last)
+		}
+	}
 }

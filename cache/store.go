@@ -240,6 +240,10 @@ type PutStats struct {
 	NewChunks   int   // chunks that were not stored before
 	Bytes       int64 // bytes of content
 	StoredBytes int64 // bytes added to storage (after compression)
+	// Mark is the whole-file digest's state where the file's last chunk
+	// starts, when that chunk was hashed (PutFile, PutFileOver): the mark
+	// a PutFileOver of an append to the file takes. Not summed by add.
+	Mark HashMark
 }
 
 func (s *PutStats) add(o PutStats) {
@@ -419,6 +423,7 @@ func (w *Writer) putFile(ctx context.Context, r io.Reader, progress Progress, pr
 		err error
 	}
 	whole := make(chan digestErr, 1)
+	var mark HashMark // the state before the last chunk hashed; read after whole
 	go func() {
 		h, from := ref.NewHasher(), int64(0)
 		if pre.mark.h != nil {
@@ -432,11 +437,24 @@ func (w *Writer) putFile(ctx context.Context, r io.Reader, progress Progress, pr
 				err = fmt.Errorf("cache: read %d bytes of %d: %w", from+n, pre.n, io.ErrUnexpectedEOF)
 			}
 		}
+		// Each chunk is hashed once the next one comes: the last, with
+		// the state before it kept (one Clone per file).
+		pos := pre.n
+		var held *pending
 		for b := range toHash {
-			for _, p := range b {
-				h.Write(p.data)
-				p.release()
+			for k := range b {
+				if held != nil {
+					h.Write(held.data)
+					pos += int64(len(held.data))
+					held.release()
+				}
+				held = &b[k]
 			}
+		}
+		if held != nil {
+			mark = HashMark{N: pos, h: h.Clone()}
+			h.Write(held.data)
+			held.release()
 		}
 		whole <- digestErr{h.Digest(), err}
 	}()
@@ -547,6 +565,9 @@ func (w *Writer) putFile(ctx context.Context, r io.Reader, progress Progress, pr
 	}
 	if f.Chunks == nil {
 		f.Chunks = []Chunk{}
+	}
+	if mark.h != nil && mark.N == LastChunkStart(f) {
+		st.Mark = mark
 	}
 	return f, st, nil
 }
@@ -1266,6 +1287,9 @@ type HashMark struct {
 	N int64
 	h *ref.Hasher
 }
+
+// Valid reports whether m holds a digest state.
+func (m HashMark) Valid() bool { return m.h != nil }
 
 // LastChunkStart is where f's last chunk starts (0 for none): the mark an
 // append needs (PutFileOver keeps every chunk but the last).

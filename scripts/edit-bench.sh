@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # In-place edits of a big file through the mount (docs/write-bench.md, "Edits
-# in place"): an append (`echo x >> f`), a 4 KiB pwrite in the middle (an
-# O_RDWR open), and `truncate -s` of a new file, each timed as its write (the
+# in place"): an append (`echo x >> f`), a 4 KiB pwrite near the end and one
+# in the middle (an O_RDWR open), and `truncate -s` of a new file, each timed as its write (the
 # copy on write of the version) and its close (the commit), with the daemon's
 # CPU. Needs root (or fusermount3) and bin/lamina. Prints Markdown.
 #   scripts/edit-bench.sh [SIZE_MIB] [TRUNCATE_GIB] [ROUNDS]   (defaults 200 2 3)
@@ -44,6 +44,8 @@ if op == "append":    # echo x >> big
     fd = os.open(f"{mnt}/big", os.O_WRONLY | os.O_APPEND); os.write(fd, b"x\n")
 elif op == "pwrite":  # 4 KiB in the middle, as a database page
     fd = os.open(f"{mnt}/big", os.O_RDWR); os.pwrite(fd, os.urandom(4096), (size_mib << 19) + 4096 * int(r))
+elif op == "pwend":   # 4 KiB near the end (in the last chunk)
+    fd = os.open(f"{mnt}/big", os.O_RDWR); os.pwrite(fd, os.urandom(4096), os.fstat(fd).st_size - 8192)
 t1 = time.monotonic()
 if op == "truncate":  # truncate -s: open, ftruncate, close in one command
     subprocess.run(["truncate", "-s", f"{trunc_gib}G", f"{mnt}/sparse{r}"], check=True)
@@ -55,7 +57,7 @@ PY
 declare -A RES
 for r in $(seq "$ROUNDS"); do
 	for i in "${!BINS[@]}"; do
-		for op in append pwrite truncate; do
+		for op in append pwend pwrite truncate; do
 			RES[$i.$op]+="$(python3 "$T/op.py" "$T/$i/mnt" "${PIDS[$i]}" $op "$SIZE" "$TRUNC" "$r");"
 			sleep 0.5
 		done
@@ -74,8 +76,8 @@ echo
 echo "| binary | operation | write (copy on write), s | close (commit), s | daemon CPU, s |"
 echo "|---|---|---:|---:|---:|"
 for i in "${!BINS[@]}"; do
-	for op in append pwrite truncate; do
-		case $op in append) what="echo x >> big" ;; pwrite) what="4 KiB pwrite in the middle" ;; truncate) what="truncate -s ${TRUNC}G new (one command)" ;; esac
+	for op in append pwend pwrite truncate; do
+		case $op in append) what="echo x >> big" ;; pwend) what="4 KiB pwrite near the end" ;; pwrite) what="4 KiB pwrite in the middle" ;; truncate) what="truncate -s ${TRUNC}G new (one command)" ;; esac
 		echo "| $(basename "$(dirname "${BINS[$i]}")")/$(basename "${BINS[$i]}") | $what | $(med "${RES[$i.$op]}") |"
 	done
 done

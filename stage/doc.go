@@ -9,7 +9,9 @@
 // writers of one key each make their own version. A File opened on an
 // existing key without truncation copies the latest version into its
 // staging file on the first write (copy on write); until then reads go to
-// the version. Staged bytes live on disk, never in memory, whatever the
+// the version. A first change in the version's last chunk or after it (an
+// append) copies that chunk only, leaving a hole below that reads, commits
+// and recovers as the version's bytes (lazycopy.go). Staged bytes live on disk, never in memory, whatever the
 // size. A File remembers the lowest offset written or truncated since the
 // copy or its last commit; its commit keeps the chunks of that content
 // before it (cache.Writer.PutFileOver: the same chunks a full store gives)

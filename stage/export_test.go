@@ -45,3 +45,6 @@ func FailJournal(s *Stage) (restore func()) {
 		l.f = nil // the next put opens it for appending
 	}
 }
+
+// LazyCopies counts the copies of a version's last chunk only (lazycopy.go).
+func LazyCopies(s *Stage) int64 { return s.lazyCopies.Load() }

@@ -153,7 +153,7 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, info os.
 	r = &Recovered{Key: j.Key}
 	gone := false // content the catalog and index know did not reach the disk
 	commit := func(key, desc string) error {
-		fh, err := os.Open(data)
+		fh, err := s.openStaged(ctx, j, data)
 		if err != nil {
 			return err
 		}
@@ -187,7 +187,7 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, info os.
 		r.Message = fmt.Sprintf("committed before the machine stopped, but its content did not reach the disk (%v)", err)
 	}
 	if state == stateClosed {
-		if newer, same := s.savedSince(ctx, j.Key, data); same || (!newer && s.latestHolds(ctx, j.Key, 0, data)) {
+		if newer, same := s.savedSince(ctx, j, data); same || (!newer && s.latestHolds(ctx, j, 0, data)) {
 			// Its commit reached the catalog before the stop (a File
 			// writers share, committed at a close and written no more
 			// since): nothing to redo, nothing to say. Committed again,
@@ -248,12 +248,13 @@ func (s *Stage) nothingOwn(ctx context.Context, j journal, data string, size int
 	if s.cat == nil {
 		return false // Staged, with no catalog to ask: maybe its own
 	}
-	return s.latestHolds(ctx, j.Key, j.Base, data)
+	return s.latestHolds(ctx, j, j.Base, data)
 }
 
-// latestHolds reports whether key's latest version, or its version base
-// (if not 0), holds the bytes of the staged file data.
-func (s *Stage) latestHolds(ctx context.Context, key string, base int, data string) bool {
+// latestHolds reports whether j.Key's latest version, or its version base
+// (if not 0), holds the bytes of the staged file data of record j.
+func (s *Stage) latestHolds(ctx context.Context, j journal, base int, data string) bool {
+	key := j.Key
 	var digests []ref.Digest
 	for _, n := range []int{0, base} {
 		if v, err := s.cat.ByKey(ctx, key, n); err == nil && (n == 0 || v.Version == n) {
@@ -266,7 +267,7 @@ func (s *Stage) latestHolds(ctx context.Context, key string, base int, data stri
 	if len(digests) == 0 {
 		return false
 	}
-	f, err := os.Open(data)
+	f, err := s.openStaged(ctx, j, data)
 	if err != nil {
 		return false
 	}
@@ -402,8 +403,8 @@ func stemOf(ctx context.Context) string {
 // (touch, cp -p and rsync -t set it to anything, and a touch of the
 // latest path changes it after the fact) nor the time its commit reached
 // the catalog (a retry's, long after its close) says that.
-func (s *Stage) savedSince(ctx context.Context, key, data string) (newer, same bool) {
-	v, err := s.cat.ByKey(ctx, key, 0)
+func (s *Stage) savedSince(ctx context.Context, j journal, data string) (newer, same bool) {
+	v, err := s.cat.ByKey(ctx, j.Key, 0)
 	if err != nil {
 		return false, false
 	}
@@ -411,7 +412,7 @@ func (s *Stage) savedSince(ctx context.Context, key, data string) (newer, same b
 	if closed.IsZero() || !v.CreatedAt.After(closed.Add(ctimeLag)) {
 		return false, false
 	}
-	f, err := os.Open(data)
+	f, err := s.openStaged(ctx, j, data)
 	if err != nil {
 		return true, false
 	}

@@ -217,7 +217,7 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 		// The latest version is an earlier failed close, committed by a
 		// retry: these bytes, closed after it, go on top.
 	case err == nil || errors.Is(err, catalog.ErrNotFound):
-		newer, same = s.savedSince(ctx, fc.j.Key, data)
+		newer, same = s.savedSince(ctx, fc.j, data)
 	default:
 		// Whether the key was saved since is unknown: committing now could
 		// put these older bytes on top of a newer save if the catalog came
@@ -241,7 +241,7 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 		if !newer { // its close, committed now
 			cctx = withStem(withClosedAt(cctx, closedAt(data)), fc.j.Stem)
 		}
-		fh, err := os.Open(data)
+		fh, err := s.openStaged(ctx, fc.j, data)
 		var v catalog.Version
 		if err == nil {
 			v, err = s.commitFile(cctx, key, fh, fc.mtime, fc.j.Mode, desc, fc.gone)
@@ -398,7 +398,10 @@ func (s *Stage) rekeyFailed(move func(key string) (string, bool)) {
 		if !ok || fc.lostWhy != "" {
 			continue
 		}
-		j := journal{ID: fc.j.ID, State: stateClosed, Key: to, Mode: fc.j.Mode, Stem: fc.j.Stem, Failed: true}
+		// All of the record but its key: a lazy copy's hole (CopiedFrom,
+		// Head) must stay named, or Recover commits zeros.
+		j := fc.j
+		j.State, j.Key, j.Failed = stateClosed, to, true
 		if err := s.jlog.put(j); err != nil {
 			s.log.Warn("lamina mount: journal", "err", err)
 			continue // Recover would commit them to from

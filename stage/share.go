@@ -67,6 +67,7 @@ func (f *File) follow() {
 	}
 	f.base, f.copied, f.size, f.mtime, f.mode = v, false, v.Size, v.Mtime, catalog.Perm(v.Mode)
 	f.over, f.mark = nil, cache.HashMark{}
+	f.copiedFrom, f.head, f.headRef = 0, nil, "" // emptied, or a new staging file
 	f.rewritten = false
 	f.seq, f.lastSaved = false, false
 }
@@ -83,6 +84,7 @@ func (f *File) handOff(base *catalog.Version) bool {
 	}
 	key := f.Key()
 	j := journal{ID: f.id, State: stateDone, Key: key, Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq, Stem: f.stem}
+	f.lazyFields(&j)
 	if err := f.s.jlog.put(j); err != nil {
 		data.Close()
 		f.s.retire(p)

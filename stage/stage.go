@@ -125,6 +125,7 @@ type Stage struct {
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
 	kept             atomic.Int64 // chunks commits took from the content a File was edited over
+	lazyCopies       atomic.Int64 // copies of a version's last chunk only (lazycopy.go)
 	failed           atomic.Int64 // files whose commit at their last close failed: staged for Recover
 
 	syncing  sync.Mutex    // one Sync at a time; taken before smu
@@ -139,6 +140,9 @@ type Stage struct {
 	shareMu sync.Mutex // OpenShared: join or start, one at a time
 
 	keys keyLocks // orders the saves of a key (keylock.go)
+
+	marksMu sync.Mutex
+	marks   map[ref.Digest]cache.HashMark // digest states at last chunks (lazycopy.go)
 
 	reproduced atomic.Pointer[func(run string, v catalog.Version)]    // OnReproduced
 	runWithin  atomic.Pointer[func(run, unlinker string) bool]        // OnRunWithin
@@ -221,6 +225,11 @@ type journal struct {
 	// Recover): a closed record without it may be a commit in flight or
 	// landed when its daemon stopped, or one of a journal of before.
 	Failed bool `json:"failed,omitempty"`
+	// CopiedFrom > 0: the staged file holds its bytes from there on only
+	// (a lazy copy, lazycopy.go); those before are the ones of the file
+	// of manifest Head, which Recover fills in first.
+	CopiedFrom int64  `json:"copied_from,omitempty"`
+	Head       string `json:"head,omitempty"`
 
 	pos int // Recover: the record's line in the journal (-1: a journal file)
 }
@@ -270,6 +279,11 @@ type File struct {
 	over *cache.File
 	same int64
 	mark cache.HashMark // over's digest state part way (ensureCopy), if any
+	// copiedFrom > 0: data holds the File's bytes from there on only; those
+	// before are head's, the manifest headRef's file (lazycopy.go).
+	copiedFrom int64
+	head       *cache.File
+	headRef    string
 	// broken is the error of a write that failed (a full disk, say): the
 	// bytes from brokenAt on are not what the writer meant, so the File
 	// commits nothing until a truncate cuts them off (see WriteAt).
@@ -482,21 +496,36 @@ func (s *Stage) OpenShared(ctx context.Context, key string, mode uint32) (*File,
 	return nil, err
 }
 
-// writeJournal records the File's state with its key, mode and base.
+// writeJournal records the File's state with its key, mode and base, and
+// the hole of a lazy copy.
 func (f *File) writeJournal(state string) error {
-	return f.journalOver(state, f.base)
+	j := f.record(state, f.base)
+	f.lazyFields(&j)
+	return f.s.jlog.put(j)
 }
 
 // journalOver records the File's state with base as the version its
-// bytes build on.
+// bytes build on, for a staging file emptied or new (no lazy copy).
 func (f *File) journalOver(state string, base *catalog.Version) error {
+	return f.s.jlog.put(f.record(state, base))
+}
+
+func (f *File) record(state string, base *catalog.Version) journal {
 	f.s.mu.Lock()
 	j := journal{ID: f.id, State: state, Key: f.key, Mode: f.mode, Stem: f.stem}
 	f.s.mu.Unlock()
 	if base != nil {
 		j.Base = base.Version
 	}
-	return f.s.jlog.put(j)
+	return j
+}
+
+// lazyFields puts the hole of a lazy copy in j, a record of the File's
+// current staging file. Called with f.mu held.
+func (f *File) lazyFields(j *journal) {
+	if f.copiedFrom > 0 {
+		j.CopiedFrom, j.Head = f.copiedFrom, f.headRef
+	}
 }
 
 // reopen records the File open again before a change lands in its
@@ -575,9 +604,10 @@ func (f *File) Unsaved() (size int64, mtime time.Time, mode uint32, ok bool) {
 	return f.size, f.mtime, f.mode, f.dirty
 }
 
-// ensureCopy copies the base version into the staging file. Called with
-// f.mu held.
-func (f *File) ensureCopy(ctx context.Context) error {
+// ensureCopyAt copies the base version into the staging file before a
+// change at off: from its last chunk's start on only if off is there or
+// after (lazycopy.go). Called with f.mu held.
+func (f *File) ensureCopyAt(ctx context.Context, off int64) error {
 	if f.copied {
 		return nil
 	}
@@ -588,14 +618,45 @@ func (f *File) ensureCopy(ctx context.Context) error {
 	if len(m.Files) != 1 {
 		return fmt.Errorf("stage: %s is a folder artifact: %w", f.base.Key, errIsFolder)
 	}
-	if _, err := f.data.Seek(0, io.SeekStart); err != nil {
-		return err
+	last := cache.LastChunkStart(m.Files[0])
+	from := int64(0)
+	mark, known := f.s.markOf(m.Files[0].Digest, last)
+	if f.lazyOK(last, off) {
+		from = last
+		// Recorded before the hole is made: a staging file with one is
+		// never taken for all of the File's bytes.
+		f.copiedFrom, f.head, f.headRef = from, &m.Files[0], f.base.Manifest
+		state := stateOpen
+		if f.closed {
+			state = stateClosed
+		}
+		if err := f.writeJournal(state); err != nil {
+			f.copiedFrom, f.head, f.headRef = 0, nil, ""
+			return err
+		}
+		f.s.lazyCopies.Add(1)
 	}
-	// The digest's state where the last chunk starts: an append's commit
-	// goes on from there.
-	_, mark, err := f.s.content.Open(m.Files[0]).WriteToMarked(ctx, f.data, nil, cache.LastChunkStart(m.Files[0]))
-	if err != nil {
-		return fmt.Errorf("stage: copy %s: %w", f.base.Key, err)
+	r := f.s.content.Open(m.Files[0])
+	if from > 0 && known {
+		// A commit here or a copy before left the digest's state where
+		// the last chunk starts: only that chunk is read.
+		buf := make([]byte, m.Files[0].Size-from)
+		if n, err := r.ReadAtContext(ctx, buf, from); n < len(buf) {
+			return fmt.Errorf("stage: copy %s: %w", f.base.Key, err)
+		}
+		if _, err := f.data.WriteAt(buf, from); err != nil {
+			return err
+		}
+	} else {
+		// The digest's state where the last chunk starts: an append's
+		// commit goes on from there. The version is read whole (and
+		// checked) for it; only the bytes from from on are written.
+		w := &rangeWriter{f: f.data, from: from, to: m.Files[0].Size}
+		var err error
+		if _, mark, err = r.WriteToMarked(ctx, w, nil, last); err != nil {
+			return fmt.Errorf("stage: copy %s: %w", f.base.Key, err)
+		}
+		f.s.noteMark(m.Files[0].Digest, mark)
 	}
 	f.copied = true
 	f.over, f.same, f.mark = &m.Files[0], m.Files[0].Size, mark
@@ -603,6 +664,15 @@ func (f *File) ensureCopy(ctx context.Context) error {
 }
 
 var errIsFolder = errors.New("is a folder")
+
+// reader reads the File's bytes: the staging file's, and below a lazy
+// copy's hole its head's. Called with f.mu held.
+func (f *File) reader(ctx context.Context) io.ReaderAt {
+	if f.copiedFrom > 0 {
+		return &lazyReader{ctx: ctx, head: f.s.content.Open(*f.head), from: f.copiedFrom, tail: f.data}
+	}
+	return f.data
+}
 
 // WriteAt writes p at off.
 func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
@@ -626,14 +696,14 @@ func (f *File) writeLocked(ctx context.Context, p []byte, off int64, atEnd bool)
 	if err := f.reopen(ctx); err != nil {
 		return 0, err
 	}
-	if err := f.ensureCopy(ctx); err != nil {
+	if atEnd && !f.external {
+		off = f.size
+	}
+	if err := f.copyFor(ctx, off); err != nil {
 		return 0, err
 	}
 	if atEnd && f.external {
 		return f.appendExternal(p)
-	}
-	if atEnd {
-		off = f.size
 	}
 	f.same = min(f.same, off)
 	if off != f.size && f.seq {
@@ -706,7 +776,7 @@ func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 		return f.s.content.Open(m.Files[0]).ReadAtContext(ctx, p, off)
 	}
-	return f.data.ReadAt(p, off)
+	return f.reader(ctx).ReadAt(p, off)
 }
 
 // Truncate sets the File's size.
@@ -730,7 +800,8 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 		f.emptied++
 		f.rewritten = true
 		f.over = nil
-	} else if err := f.ensureCopy(ctx); err != nil {
+		f.copiedFrom, f.head, f.headRef = 0, nil, "" // data is emptied: no hole
+	} else if err := f.copyFor(ctx, size); err != nil {
 		return err
 	}
 	f.same = min(f.same, size)
@@ -754,7 +825,7 @@ func (f *File) Allocate(ctx context.Context, off, n int64, keepSize bool) error 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.follow()
-	if err := f.ensureCopy(ctx); err != nil {
+	if err := f.copyFor(ctx, off); err != nil {
 		return err
 	}
 	mode := uint32(0)
@@ -1009,6 +1080,12 @@ func (f *File) commit(ctx context.Context) error {
 		f.closed = true
 	}
 	key := f.Key()
+	if f.copiedFrom > 0 && describes(key, f.size) {
+		// describe reads the staged file (a rename gave it a format's name).
+		if err := f.completeCopy(ctx); err != nil {
+			return err
+		}
+	}
 	var v catalog.Version
 	var seq uint64
 	var err error
@@ -1024,12 +1101,13 @@ func (f *File) commit(ctx context.Context) error {
 		ctx = withStem(ctx, f.stem) // the uid the journal's record redoes
 	}
 	var file cache.File
+	var mark cache.HashMark // the new content's, for the next append (lazycopy.go)
 	if st := f.stream; st != nil {
 		f.stream = nil
 		w, stored, serr := st.finish(f.size)
 		if serr == nil {
 			f.s.streamed.Add(1)
-			file = stored
+			file, mark = stored, st.mark
 			v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
 		} else {
 			f.s.log.Warn("lamina mount: storing while writing failed; storing the staged file", "key", key, "err", serr)
@@ -1049,23 +1127,30 @@ func (f *File) commit(ctx context.Context) error {
 		if !f.external { // its writers may write it meanwhile
 			data = newHoleReader(f.data, f.size)
 		}
+		src := f.data.Name()
+		if f.copiedFrom > 0 {
+			data = &lazyReader{ctx: ctx, head: f.s.content.Open(*f.head), from: f.copiedFrom, tail: data}
+			src = "" // not whole: nothing to describe (describes)
+		}
 		if f.over != nil && f.copied && !f.rewritten && !f.external {
 			// Edited in place: the chunks before the first change are kept.
 			file, pst, perr = w.PutFileOver(ctx, data, f.size, *f.over, f.same, f.mark, nil)
 			f.s.kept.Add(int64(pst.Kept))
 		} else {
-			file, _, perr = w.PutFile(ctx, io.NewSectionReader(data, 0, f.size), nil)
+			file, pst, perr = w.PutFile(ctx, io.NewSectionReader(data, 0, f.size), nil)
 		}
+		mark = pst.Mark
 		if perr != nil {
 			w.Abort()
 			return fmt.Errorf("cannot store %s: %w", key, perr)
 		}
-		v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
+		v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, src, f.mtime, f.mode, "", lazy)
 	}
 	if err != nil {
 		return err
 	}
-	f.over, f.same, f.mark = &file, file.Size, cache.HashMark{}
+	f.over, f.same, f.mark = &file, file.Size, mark
+	f.s.noteMark(file.Digest, mark)
 	f.dirty, f.wrote, f.touched, f.committed = false, false, false, true
 	f.mapped = false
 	f.commits++
@@ -1322,8 +1407,18 @@ func (f *File) Release(ctx context.Context) error {
 		} else {
 			f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
 		}
-		f.closeData()
+		// The staged file whole, for whoever looks at it (lamina status
+		// names it); else the retries read its head from the version
+		// (openStaged).
+		if cerr := f.completeCopy(ctx); cerr != nil {
+			f.s.log.Warn("lamina mount: the staged bytes of a failed close are filled in when committed", "key", f.Key(), "err", cerr)
+		}
 		j := journal{ID: f.id, State: stateClosed, Key: f.Key(), Mode: f.mode, Stem: f.stem, Failed: true}
+		if f.base != nil {
+			j.Base = f.base.Version
+		}
+		f.lazyFields(&j)
+		f.closeData()
 		if f.closed {
 			_ = f.s.jlog.put(j) // for status with the daemon dead; the closed record stands if the disk is full
 		}
@@ -1334,6 +1429,7 @@ func (f *File) Release(ctx context.Context) error {
 	if f.s.opts.SyncEvery > 0 && f.committed && f.base != nil {
 		// Committed but maybe not durable yet: keep the bytes until Sync.
 		j := journal{ID: f.id, State: stateDone, Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq, Stem: f.stem}
+		f.lazyFields(&j)
 		perr := f.s.jlog.put(j)
 		if perr == nil || f.lazySeq != 0 {
 			// A lazy commit is durable only once LazyCommitted reaches it:

@@ -33,6 +33,12 @@ type StagedFile struct {
 	// close). A save of Path elsewhere takes them as --mode and --mtime.
 	Mode  uint32    `json:"mode"`
 	Mtime time.Time `json:"mtime"`
+	// Hole > 0: the file at Path holds zeros in its first Hole bytes,
+	// which are those of version Base of Key (an append copied only the
+	// version's end: lazycopy.go). A mount's Recover puts them back;
+	// saved elsewhere as it is, the file would have zeros there.
+	Hole int64 `json:"hole,omitempty"`
+	Base int   `json:"base,omitempty"`
 }
 
 // Staged lists what the staging folder dir keeps that no commit holds
@@ -64,7 +70,7 @@ func Staged(dir string) ([]StagedFile, error) {
 			// write): Recover keeps nothing of it, as it says.
 			continue
 		}
-		out = append(out, StagedFile{Key: j.Key, Path: p, Closed: j.State == stateClosed, Failed: j.State == stateClosed && j.Failed, Mode: j.Mode, Mtime: fi.ModTime().UTC()})
+		out = append(out, StagedFile{Key: j.Key, Path: p, Closed: j.State == stateClosed, Failed: j.State == stateClosed && j.Failed, Mode: j.Mode, Mtime: fi.ModTime().UTC(), Hole: j.CopiedFrom, Base: j.Base})
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Key < out[b].Key })
 	return out, nil
@@ -96,7 +102,7 @@ func (s *Stage) addFailed(fc failedClose) {
 	if s.failedFiles == nil {
 		s.failedFiles = map[string]StagedFile{}
 	}
-	s.failedFiles[fc.j.ID] = StagedFile{Key: fc.j.Key, Path: filepath.Join(s.opts.Dir, fc.j.ID), Closed: true, Failed: true, Mode: fc.j.Mode, Mtime: fc.mtime.UTC()}
+	s.failedFiles[fc.j.ID] = StagedFile{Key: fc.j.Key, Path: filepath.Join(s.opts.Dir, fc.j.ID), Closed: true, Failed: true, Mode: fc.j.Mode, Mtime: fc.mtime.UTC(), Hole: fc.j.CopiedFrom, Base: fc.j.Base}
 	s.rmu.Unlock()
 	s.retryLater(fc)
 }

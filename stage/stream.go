@@ -32,7 +32,8 @@ type stream struct {
 	end    bool       // the writer is done: avail is the size
 	void   bool       // the bytes stored are not the File's: end the stream at what it has
 	done   chan struct{}
-	stored cache.File // once done: what PutFile stored
+	stored cache.File     // once done: what PutFile stored
+	mark   cache.HashMark // and its digest state at its last chunk (PutStats.Mark)
 	err    error
 }
 
@@ -40,11 +41,11 @@ func startStream(content Content, data *os.File, avail int64) *stream {
 	st := &stream{w: content.NewWriter(), data: data, avail: avail, done: make(chan struct{})}
 	st.more = sync.NewCond(&st.mu)
 	go func() {
-		file, _, err := st.w.PutFile(context.Background(), &tailReader{st: st}, nil)
+		file, pst, err := st.w.PutFile(context.Background(), &tailReader{st: st}, nil)
 		if err != nil {
 			st.w.Abort()
 		}
-		st.stored, st.err = file, err
+		st.stored, st.mark, st.err = file, pst.Mark, err
 		close(st.done)
 	}()
 	return st

@@ -60,6 +60,10 @@ func stagedTakenOver(s instance.Settings, owner string, files []stage.StagedFile
 		if !f.Closed {
 			b.WriteString("   # open when its daemon stopped: what was written of it")
 		}
+		if f.Hole > 0 {
+			// An append staged only the version's end (stage.StagedFile.Hole).
+			fmt.Fprintf(&b, "\n     # first put back its first %d bytes, zeros in %s: they are those of %s version %d", f.Hole, shellArg(f.Path), shellArg(f.Key), f.Base)
+		}
 	}
 	if n > len(files) {
 		fmt.Fprintf(&b, "\n  … and %d more: `lamina --instance %s status` lists them all once unmounted", n-len(files), shellArg(s.Name))

@@ -1,0 +1,208 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/dataset"
+	"github.com/lamina-bio/lamina/ref"
+)
+
+// A File edited near the end of its base (an append, a page rewritten in
+// the last chunk) writes only the base's last chunk into its staging
+// file, at its offset: the staging file has a hole below copiedFrom,
+// whose bytes are the base's (head). The commit keeps the base's chunks
+// there (PutFileOver) and resumes the whole-file digest at copiedFrom
+// (the mark the copy took), so an append to a big file no longer writes
+// the whole version to the staging disk. Whatever needs the bytes below
+// copiedFrom in the staging file completes the copy first (a write or
+// truncate there, a commit that describes the file); reads take them from
+// head. The journal names head's manifest and copiedFrom before the hole
+// is made, and Recover and the retries of failed closes read the staged
+// bytes with it (openStaged): a staging file with a hole is never
+// committed as it is.
+
+// lazyCopyMin is the smallest base a File copies lazily: below it the
+// whole copy costs little, and a journal record more is not worth it.
+const lazyCopyMin = 1 << 20
+
+// copyFor copies the base into the staging file before a change at off
+// (a write, or a truncate to off), or completes a lazy copy the change
+// needs. Called with f.mu held.
+func (f *File) copyFor(ctx context.Context, off int64) error {
+	if f.copied {
+		if f.copiedFrom > 0 && off < f.copiedFrom {
+			return f.completeCopy(ctx)
+		}
+		return nil
+	}
+	return f.ensureCopyAt(ctx, off)
+}
+
+// lazyOK reports whether the File's base may be copied from from on only.
+// Called with f.mu held.
+func (f *File) lazyOK(from, off int64) bool {
+	return !f.external && from >= lazyCopyMin && off >= from && !describes(f.Key(), f.size)
+}
+
+// describes reports whether the commit of key at size reads the staged
+// file to describe it (Stage.describe), which needs all of its bytes.
+func describes(key string, size int64) bool {
+	format := dataset.FileFormat(key)
+	return format != "" && size > 0 && !((format == dataset.CSV || format == dataset.TSV) && size > describeTextLimit)
+}
+
+// completeCopy writes the base's bytes below copiedFrom into the staging
+// file, then records that it holds them all: a record naming the hole
+// would make Recover read those bytes from the base, over a change made
+// there after.
+// Called with f.mu held.
+func (f *File) completeCopy(ctx context.Context) error {
+	if f.copiedFrom == 0 {
+		return nil
+	}
+	from := f.copiedFrom
+	w := &rangeWriter{f: f.data, to: from, stop: true}
+	if _, err := f.s.content.Open(*f.head).WriteToContext(ctx, w, nil); err != nil && w.n < from {
+		return fmt.Errorf("stage: copy %s: %w", f.Key(), err)
+	}
+	if w.n < from {
+		return fmt.Errorf("stage: copy %s: %d bytes of %d: %w", f.Key(), w.n, from, io.ErrUnexpectedEOF)
+	}
+	// Recover takes the staging file's mtime for the version's: the
+	// File's, not this copy's.
+	_ = os.Chtimes(f.data.Name(), time.Time{}, f.mtime)
+	f.copiedFrom, f.head, f.headRef = 0, nil, ""
+	state := stateOpen
+	if f.closed {
+		state = stateClosed
+	}
+	return f.writeJournal(state)
+}
+
+// rangeWriter writes the bytes of a stream that fall in [from, to) to f at
+// their offsets, and drops the rest: a version read whole (with its
+// readahead) copied in part.
+type rangeWriter struct {
+	f        *os.File
+	from, to int64
+	stop     bool  // fail the stream once past to (errRangeDone): the rest is not wanted
+	pos      int64 // offset of the next byte
+	n        int64 // bytes written
+}
+
+func (w *rangeWriter) Write(p []byte) (int, error) {
+	start, end := max(w.pos, w.from), min(w.pos+int64(len(p)), w.to)
+	if start < end {
+		k, err := w.f.WriteAt(p[start-w.pos:end-w.pos], start)
+		w.n += int64(k)
+		if err != nil {
+			return 0, err
+		}
+	}
+	w.pos += int64(len(p))
+	if w.stop && w.pos >= w.to {
+		return len(p), errRangeDone // the rest is not wanted: stop reading
+	}
+	return len(p), nil
+}
+
+var errRangeDone = errors.New("range written")
+
+// lazyReader reads a File whose staging file holds its bytes from from on
+// only: below, head's.
+type lazyReader struct {
+	ctx  context.Context
+	head *cache.Reader
+	from int64
+	tail io.ReaderAt
+}
+
+func (r *lazyReader) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	if off < r.from {
+		k := int(min(int64(len(p)), r.from-off))
+		m, err := r.head.ReadAtContext(r.ctx, p[:k], off)
+		n += m
+		if m < k {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF // the head is shorter than it was
+			}
+			return n, err
+		}
+		if n == len(p) {
+			return n, nil
+		}
+	}
+	m, err := r.tail.ReadAt(p[n:], off+int64(n))
+	return n + m, err
+}
+
+// openStaged opens the staged file data of record j for reading: its
+// bytes, with those below the hole of a lazy copy read from the content
+// the record names (journal.Head). Recover and the retries of failed
+// closes read it so, never the staging file alone. A file with no hole is
+// returned as the *os.File it is (commitFile describes it).
+func (s *Stage) openStaged(ctx context.Context, j journal, data string) (io.ReadCloser, error) {
+	fh, err := os.Open(data)
+	if err != nil || j.CopiedFrom == 0 {
+		return fh, err
+	}
+	head, err := s.headOf(ctx, j)
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	r := &lazyReader{ctx: ctx, head: head, from: j.CopiedFrom, tail: fh}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(r, 0, 1<<62), fh}, nil
+}
+
+// headOf reads the content below the hole of record j's lazy copy.
+func (s *Stage) headOf(ctx context.Context, j journal) (*cache.Reader, error) {
+	if j.Head == "" {
+		return nil, fmt.Errorf("stage: staged %s: a lazy copy without its content recorded", j.ID)
+	}
+	m, err := s.content.LoadManifest(ctx, cache.Ref(j.Head))
+	if err != nil {
+		return nil, fmt.Errorf("stage: staged %s: its first %d bytes: %w", j.Key, j.CopiedFrom, err)
+	}
+	if len(m.Files) != 1 || m.Files[0].Size < j.CopiedFrom {
+		return nil, fmt.Errorf("stage: staged %s: its first %d bytes are not in %s", j.Key, j.CopiedFrom, j.Head)
+	}
+	return s.content.Open(m.Files[0]), nil
+}
+
+// maxMarks bounds the digest states a Stage remembers (each about 10 KiB).
+const maxMarks = 256
+
+// noteMark remembers m, the digest state where the last chunk of the
+// content of digest d starts: a File copying that content lazily then
+// reads only its last chunk (an `echo x >> big` after another).
+func (s *Stage) noteMark(d ref.Digest, m cache.HashMark) {
+	if !m.Valid() {
+		return
+	}
+	s.marksMu.Lock()
+	defer s.marksMu.Unlock()
+	if s.marks == nil || len(s.marks) >= maxMarks {
+		s.marks = map[ref.Digest]cache.HashMark{}
+	}
+	s.marks[d] = m
+}
+
+// markOf returns the digest state at offset at of the content of digest
+// d, if the Stage remembers it.
+func (s *Stage) markOf(d ref.Digest, at int64) (cache.HashMark, bool) {
+	s.marksMu.Lock()
+	defer s.marksMu.Unlock()
+	m, ok := s.marks[d]
+	return m, ok && m.N == at
+}
