@@ -272,6 +272,8 @@ func frameColumns(g node, slot string) (int64, []Column, error) {
 			if l, err := seriesLen(c, ""); err == nil && (n < 0 || l == n) {
 				if v, err := c.read(); err == nil {
 					col.Dtype = dtypeOf(v)
+				} else if codec := codecOf(err); codec != "" {
+					col.Dtype = "?" + codecPrefix + codec // UnreadReason says it
 				}
 			}
 		}
@@ -386,6 +388,15 @@ func readFrame(g node, slot string) (Table, error) {
 	}
 	for i, name := range names {
 		s, err := readSeries(cols[i], name, encs[i])
+		if codec := codecOf(err); codec != "" && name != index {
+			// Compressed with a codec not decoded (Blosc zstd, LZF): the
+			// column is unread, not the file.
+			if t.Unread == nil {
+				t.Unread = map[string]string{}
+			}
+			t.Unread[name] = codecPrefix + codec
+			continue
+		}
 		if err != nil {
 			return Table{}, fmt.Errorf("%s/%s: %w", slot, name, err)
 		}

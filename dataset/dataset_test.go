@@ -1135,3 +1135,68 @@ func TestZarrDamagedNestedMeta(t *testing.T) {
 		}
 	})
 }
+
+// A column compressed with a codec or filter the reader does not decode
+// (Blosc zstd or bitshuffle in a zarr, LZF in an h5ad) is unread, not the
+// file: it made Tables fail ("codec 4 is not supported", "filter 32000 is
+// not supported") whatever column was asked for, and Describe gave it
+// dtype "?" with no reason.
+func TestColumnOfUnknownCodecUnread(t *testing.T) {
+	dir := t.TempDir()
+	zarrWith := func(name string, flags func(byte) byte) string {
+		p := filepath.Join(dir, name+".zarr")
+		copyTree(t, sample("pbmc_small.zarr"), p)
+		chunk := filepath.Join(p, "obs", "n_genes", "0")
+		b, err := os.ReadFile(chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[2] = flags(b[2]) // the Blosc header's flags
+		if err := os.WriteFile(chunk, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	lzf, err := dataset.SetH5Filter(sample("pbmc_small.h5ad"), "obs", "n_genes", 32000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h5 := filepath.Join(dir, "lzf.h5ad")
+	if err := os.WriteFile(h5, lzf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, codec, why string }{
+		{zarrWith("zstd", func(f byte) byte { return f&0x1f | 4<<5 }), "blosc-zstd", "compressed with Blosc zstd"},
+		{zarrWith("bitshuffle", func(f byte) byte { return f | 0x04 }), "blosc-bitshuffle", "compressed with Blosc bitshuffle"},
+		{h5, "lzf", "compressed with LZF (HDF5 filter 32000)"},
+	} {
+		t.Run(tc.codec, func(t *testing.T) {
+			ts, err := dataset.Tables(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs := ts[0]
+			if c, ok := obs.Col("cell_type"); !ok || c.Len() != 315 {
+				t.Errorf("cell_type: %v", ok)
+			}
+			if _, ok := obs.Col("n_genes"); ok || obs.Unread["n_genes"] != "codec:"+tc.codec {
+				t.Errorf("n_genes: in the table %v, unread %q", ok, obs.Unread)
+			}
+			if err := obs.UnreadErr("n_genes"); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), "obs column n_genes is "+tc.why+", which lamina does not read") {
+				t.Errorf("UnreadErr(n_genes) = %v", err)
+			}
+			info, err := dataset.Describe(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range info.Columns {
+				if c.Name == "n_genes" && (c.Dtype != "?codec:"+tc.codec || dataset.UnreadReason(c.Dtype) != tc.why) {
+					t.Errorf("Describe: n_genes is %q (%q)", c.Dtype, dataset.UnreadReason(c.Dtype))
+				}
+			}
+		})
+	}
+	if got := dataset.UnreadReason("?awkward-array"); got != `stored with encoding-type "awkward-array"` {
+		t.Errorf("UnreadReason(?awkward-array) = %q", got)
+	}
+}

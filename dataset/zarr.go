@@ -345,7 +345,14 @@ func (n zarrNode) chunk(z *zarray, c, limit int64) ([]byte, error) {
 				raw, err = io.ReadAll(io.LimitReader(r, limit))
 			}
 		default:
-			return nil, corruptf("%s: compressor %q is not supported (blosc, zlib, gzip)", n.path, id)
+			codec := "?" // the file's text: named only when it is a plain name
+			if d := unreadDtype(id); d != "?" {
+				codec = d[1:]
+			}
+			return nil, &codecError{codec, corruptf("%s: compressor %q is not supported (blosc, zlib, gzip)", n.path, id)}
+		}
+		if ce := (*codecError)(nil); errors.As(err, &ce) {
+			return nil, &codecError{ce.codec, corruptf("%s chunk %d: %v", n.path, c, err)}
 		}
 		if err != nil {
 			return nil, corruptf("%s chunk %d: %v", n.path, c, err)
@@ -379,6 +386,9 @@ func vlenUTF8(b []byte) ([]string, error) {
 	return out, nil
 }
 
+// bloscCodecs are Blosc 1's codec formats by number (lz4 and lz4hc share 1).
+var bloscCodecs = []string{"blosclz", "lz4", "snappy", "zlib", "zstd"}
+
 // bloscDecompress decodes a Blosc 1 frame whose blocks are LZ4 or stored
 // (the zarr v2 default compressor is Blosc with LZ4).
 func bloscDecompress(b []byte) ([]byte, error) {
@@ -403,10 +413,14 @@ func bloscDecompress(b []byte) ([]byte, error) {
 		return append([]byte(nil), b[16:16+nbytes]...), nil
 	}
 	if compcode := flags >> 5; compcode != 1 {
-		return nil, fmt.Errorf("blosc: codec %d is not supported (only lz4)", compcode)
+		codec := fmt.Sprintf("blosc-%d", compcode)
+		if int(compcode) < len(bloscCodecs) {
+			codec = "blosc-" + bloscCodecs[compcode]
+		}
+		return nil, &codecError{codec, fmt.Errorf("blosc: codec %d is not supported (only lz4)", compcode)}
 	}
 	if flags&0x04 != 0 {
-		return nil, errors.New("blosc: bitshuffle is not supported")
+		return nil, &codecError{"blosc-bitshuffle", errors.New("blosc: bitshuffle is not supported")}
 	}
 	nblocks := (nbytes + blocksize - 1) / blocksize
 	if 16+4*nblocks > len(b) {

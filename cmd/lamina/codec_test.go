@@ -1,0 +1,51 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A zarr whose obs/n_genes is compressed with Blosc zstd: curate with a
+// schema that leaves n_genes out, and ontology inspect of another column,
+// read the file (both failed, exit 2: "codec 4 is not supported"); a
+// schema or an inspect naming n_genes says why it is not read, and show
+// lists it with the reason (it was "obs.n_genes (?)").
+func TestColumnOfUnknownCodec(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+	e.ok("feature", "create", "n_genes", "--dtype", "int")
+	e.ok("schema", "create", "ct", "--feature", "cell_type")
+	e.ok("schema", "create", "ng", "--feature", "n_genes")
+	z := e.path("zstd.zarr")
+	if err := os.CopyFS(z, os.DirFS(filepath.Join(samples, "pbmc_small.zarr"))); err != nil {
+		t.Fatal(err)
+	}
+	chunk := filepath.Join(z, "obs", "n_genes", "0")
+	b, err := os.ReadFile(chunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[2] = b[2]&0x1f | 4<<5 // Blosc codec 4, zstd
+	if err := os.WriteFile(chunk, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// pbmc_small's cell types are not all valid (exit 1), but read.
+	if out, stderr, err := e.run("curate", z, "--schema", "ct"); exitCode(err) != 1 || !strings.Contains(out, "schema ct: obs 315 rows") {
+		t.Errorf("curate --schema ct: exit %d, %v\n%s%s", exitCode(err), err, out, stderr)
+	}
+	e.ok("ontology", "inspect", "celltype", z, "--column", "cell_type")
+	why := "obs column n_genes is compressed with Blosc zstd, which lamina does not read"
+	for _, args := range [][]string{{"curate", z, "--schema", "ng"}, {"ontology", "inspect", "celltype", z, "--column", "n_genes"}} {
+		if err := e.fails(why, args...); exitCode(err) != 2 {
+			t.Errorf("%v exits %d, want 2", args, exitCode(err))
+		}
+	}
+	e.ok("save", z, "--key", "z/zstd.zarr")
+	if out := e.ok("show", "z/zstd.zarr"); !strings.Contains(out, "obs.n_genes (not read: compressed with Blosc zstd)") {
+		t.Errorf("show:\n%s", out)
+	}
+}
