@@ -1200,3 +1200,28 @@ func TestColumnOfUnknownCodecUnread(t *testing.T) {
 		t.Errorf("UnreadReason(?awkward-array) = %q", got)
 	}
 }
+
+// A truncated Parquet file is said to be one, with its size, as a
+// truncated h5ad or FCS is: the errors were parquet-go's (`invalid magic
+// footer of parquet file: "\x00PAR"`, "readat t.parquet: negative
+// offset").
+func TestTruncatedParquet(t *testing.T) {
+	b, err := os.ReadFile(sample("pbmc_small_obs.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, n := range []int{0, 3, 7, 11, 100, len(b) / 2, len(b) - 1} {
+		p := filepath.Join(dir, fmt.Sprintf("t%d.parquet", n))
+		if err := os.WriteFile(p, b[:n], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("the file is truncated or not Parquet (%d bytes)", n)
+		if _, err := dataset.Tables(p); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Tables of %d bytes: %v", n, err)
+		}
+		if _, err := dataset.Describe(p); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Describe of %d bytes: %v", n, err)
+		}
+	}
+}
