@@ -49,3 +49,27 @@ func TestColumnOfUnknownCodec(t *testing.T) {
 		t.Errorf("show:\n%s", out)
 	}
 }
+
+// A Latin-1 CSV is not UTF-8, and curate and ontology inspect say where
+// (exit 2), with the iconv hint the OBO import gives: "M\xfcller cell"
+// was "no term with this name", and JSON showed U+FFFD.
+func TestLatin1CSV(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+	e.ok("schema", "create", "ct", "--feature", "cell_type")
+	for _, name := range []string{"latin1.csv", "latin1.tsv"} {
+		f := e.write(name, []byte("cell_type\nT cell\nM\xfcller cell\n"))
+		want := "line 3: not UTF-8 (byte 0xfc at column 2): convert the file to UTF-8 first (iconv -f latin1 -t utf-8, say)"
+		for _, args := range [][]string{
+			{"curate", f, "--schema", "ct"},
+			{"curate", f, "--schema", "ct", "--format", "json"},
+			{"ontology", "inspect", "celltype", f, "--column", "cell_type"},
+		} {
+			if err := e.fails(want, args...); exitCode(err) != 2 {
+				t.Errorf("%v exits %d, want 2", args, exitCode(err))
+			}
+		}
+	}
+}

@@ -986,6 +986,9 @@ func readTextColumn(path, column string) ([]string, int, error) {
 		}
 		return nil, 0, textErr(path, err)
 	}
+	if err := dataset.CheckUTF8(cr, header); err != nil {
+		return nil, 0, textErr(path, err)
+	}
 	idx, n := -1, 0
 	for i, h := range header {
 		if h == column {
@@ -1010,6 +1013,9 @@ func readTextColumn(path, column string) ([]string, int, error) {
 			break
 		}
 		if err != nil {
+			return nil, 0, textErr(path, err)
+		}
+		if err := dataset.CheckUTF8(cr, rec); err != nil {
 			return nil, 0, textErr(path, err)
 		}
 		if dataset.MissingText(rec[idx]) { // NA, NaN, null: missing, as curate reads them
