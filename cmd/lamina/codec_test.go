@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,5 +74,62 @@ func TestLatin1CSV(t *testing.T) {
 				t.Errorf("%v exits %d, want 2", args, exitCode(err))
 			}
 		}
+	}
+}
+
+// curate reads a gzipped CSV or TSV (x.csv.gz), as ontology inspect does
+// (it was refused: "curate reads CSV, TSV, Parquet, …"). Under a key
+// ending in .gz it is saved gzipped: as given, or standardized and
+// gzipped; under a plain key, plain.
+func TestCurateGzippedCSV(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+	e.ok("schema", "create", "ct", "--feature", "cell_type")
+	gz := func(name, text string) string {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write([]byte(text))
+		zw.Close()
+		return e.write(name, b.Bytes())
+	}
+	gunzip := func(b string) string {
+		zr, err := gzip.NewReader(strings.NewReader(b))
+		if err != nil {
+			t.Fatalf("not gzip: %v", err)
+		}
+		out, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	valid := gz("v.csv.gz", "cell_type\nT cell\nB cell\n")
+	if out := e.ok("curate", valid, "--schema", "ct", "--key", "c/v.csv.gz"); !strings.Contains(out, "2 of 2 values valid") {
+		t.Errorf("curate v.csv.gz:\n%s", out)
+	}
+	raw, _ := os.ReadFile(valid)
+	if got := e.ok("get", "c/v.csv.gz", "-o", "-"); got != string(raw) {
+		t.Errorf("c/v.csv.gz is not the file given")
+	}
+	odd := gz("o.tsv.gz", "cell_type\tn\nt cell\t1\nB cell\t2\n")
+	e.ok("curate", odd, "--schema", "ct", "--standardize", "--key", "c/o.tsv.gz")
+	if got := gunzip(e.ok("get", "c/o.tsv.gz", "-o", "-")); got != "cell_type\tn\nT cell\t1\nB cell\t2\n" {
+		t.Errorf("c/o.tsv.gz holds %q", got)
+	}
+	e.ok("curate", odd, "--schema", "ct", "--standardize", "--key", "c/o.tsv")
+	if got := e.ok("get", "c/o.tsv", "-o", "-"); got != "cell_type\tn\nT cell\t1\nB cell\t2\n" {
+		t.Errorf("c/o.tsv holds %q", got)
+	}
+	// A plain CSV under a .gz key is saved gzipped too.
+	e.ok("curate", e.write("p.csv", []byte("cell_type\nT cell\n")), "--schema", "ct", "--key", "c/p.csv.gz")
+	if got := gunzip(e.ok("get", "c/p.csv.gz", "-o", "-")); got != "cell_type\nT cell\n" {
+		t.Errorf("c/p.csv.gz holds %q", got)
+	}
+	e.fails("give a key ending in .csv", "curate", valid, "--schema", "ct", "--key", "c/v.tsv.gz")
+	notGz := e.write("n.csv.gz", []byte("cell_type\nT cell\n"))
+	if err := e.fails("n.csv.gz: cannot read the file's structure: not gzip", "curate", notGz, "--schema", "ct"); exitCode(err) != 2 {
+		t.Errorf("a .csv.gz that is not gzip exits %d, want 2", exitCode(err))
 	}
 }
