@@ -271,7 +271,29 @@ func DetectFormatAs(path, name string) string {
 	if strings.HasSuffix(strings.ToLower(strings.TrimSuffix(name, "/")), ".zarr") && isAnnDataZarr(path) {
 		return AnnDataZarr
 	}
+	// A folder named otherwise is one by its content (anndata writes no
+	// suffix of its own: write_zarr("pbmc") makes pbmc/): a zarr group
+	// whose .zattrs says encoding-type anndata. inspect said "a folder but
+	// not an AnnData zarr" and save gave it no otype.
+	if zarrAnnData(path) {
+		return AnnDataZarr
+	}
 	return ""
+}
+
+// zarrAnnData reports whether path is a zarr v2 group (.zgroup) whose
+// .zattrs is a JSON object with "encoding-type": "anndata".
+func zarrAnnData(path string) bool {
+	if _, err := os.Stat(filepath.Join(path, ".zgroup")); err != nil {
+		return false
+	}
+	p := filepath.Join(path, ".zattrs")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return false
+	}
+	m, err := parseZattrs(p, b)
+	return err == nil && m["encoding-type"] == "anndata"
 }
 
 // FileFormat names the format of a single file from its name alone; ""

@@ -133,3 +133,38 @@ func TestCurateGzippedCSV(t *testing.T) {
 		t.Errorf("a .csv.gz that is not gzip exits %d, want 2", exitCode(err))
 	}
 }
+
+// An AnnData zarr folder named without .zarr (anndata's write_zarr("pbmc")
+// makes pbmc/) is one by its content: inspect read it ("is a folder but
+// not an AnnData zarr"), curate and save (otype AnnData) too. A folder of
+// anything else is still no table.
+func TestAnnDataZarrWithoutSuffix(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+	e.ok("schema", "create", "ct", "--feature", "cell_type")
+	z := e.path("pbmc")
+	if err := os.CopyFS(z, os.DirFS(filepath.Join(samples, "pbmc_small.zarr"))); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.ok("ontology", "inspect", "celltype", z, "--column", "cell_type"); !strings.Contains(out, "T cell") {
+		t.Errorf("inspect:\n%s", out)
+	}
+	if out, _, err := e.run("curate", z, "--schema", "ct"); exitCode(err) != 1 || !strings.Contains(out, "schema ct: obs 315 rows") {
+		t.Errorf("curate: exit %d\n%s", exitCode(err), out)
+	}
+	e.ok("save", z, "--key", "scrna/pbmc")
+	var show struct {
+		OType         string `json:"otype"`
+		NObservations int64  `json:"n_observations"`
+	}
+	if e.jsonOut(&show, "show", "scrna/pbmc", "--format", "json"); show.OType != "AnnData" || show.NObservations != 315 {
+		t.Errorf("show: %+v, want AnnData of 315 observations", show)
+	}
+	plain := e.path("plain")
+	os.MkdirAll(plain, 0o755)
+	os.WriteFile(filepath.Join(plain, ".zgroup"), []byte(`{"zarr_format": 2}`), 0o644)
+	os.WriteFile(filepath.Join(plain, ".zattrs"), []byte(`{"note": "anndata"}`), 0o644)
+	e.fails("is a folder but not an AnnData zarr", "ontology", "inspect", "celltype", plain, "--column", "cell_type")
+}
