@@ -74,6 +74,10 @@ type Table struct {
 	// its name, as Describe gives the dtype after "?"). They are not in
 	// Columns, and stop nothing unless asked for; UnreadErr says why.
 	Unread map[string]string
+	// Warnings: by column name, what was read but may not be what was
+	// written (a zarr chunk with no file, read as the fill value), for
+	// stderr.
+	Warnings map[string][]string
 }
 
 // UnreadErr is the error (ErrCorrupt) reading the column name would give

@@ -1225,3 +1225,55 @@ func TestTruncatedParquet(t *testing.T) {
 		}
 	}
 }
+
+// A zarr chunk with no file reads as the fill value, as zarr writes no
+// chunk all fill value; a chunk lost in a copy reads so too (every cell
+// of pbmc_small the first category, "B cell", valid), and the table says
+// which chunk and which value (Table.Warnings). The fill value is
+// .zarray's: it was 0 whatever that said.
+func TestZarrMissingChunkWarned(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pbmc.zarr")
+	copyTree(t, sample("pbmc_small.zarr"), p)
+	if err := os.Remove(filepath.Join(p, "obs", "cell_type", "codes", "0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(p, "obs", "n_genes", "0")); err != nil {
+		t.Fatal(err)
+	}
+	meta := filepath.Join(p, "obs", "n_genes", ".zarray")
+	b, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(`"fill_value": 0`), []byte(`"fill_value": 7`), 1)
+	if err := os.WriteFile(meta, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := ts[0]
+	want := map[string]string{
+		"cell_type": "obs/cell_type/codes: chunk 0 is missing (no file obs/cell_type/codes/0): read as the fill value 0",
+		"n_genes":   "obs/n_genes: chunk 0 is missing (no file obs/n_genes/0): read as the fill value 7",
+	}
+	if len(obs.Warnings) != len(want) {
+		t.Errorf("warnings %q", obs.Warnings)
+	}
+	for name, w := range want {
+		if got := obs.Warnings[name]; len(got) != 1 || got[0] != w {
+			t.Errorf("warnings of %s: %q, want %q", name, got, w)
+		}
+	}
+	if c, _ := obs.Col("n_genes"); c == nil || c.Text(0) != "7" || c.Text(314) != "7" {
+		t.Errorf("n_genes does not read as the fill value 7")
+	}
+	if c, _ := obs.Col("cell_type"); c == nil || c.Text(0) != c.Categories[0] {
+		t.Errorf("cell_type does not read as the first category")
+	}
+	full, err := dataset.Tables(sample("pbmc_small.zarr"))
+	if err != nil || len(full[0].Warnings) != 0 || len(full[1].Warnings) != 0 {
+		t.Errorf("pbmc_small.zarr: %v, warnings %q %q", err, full[0].Warnings, full[1].Warnings)
+	}
+}

@@ -168,3 +168,30 @@ func TestAnnDataZarrWithoutSuffix(t *testing.T) {
 	os.WriteFile(filepath.Join(plain, ".zattrs"), []byte(`{"note": "anndata"}`), 0o644)
 	e.fails("is a folder but not an AnnData zarr", "ontology", "inspect", "celltype", plain, "--column", "cell_type")
 }
+
+// curate and ontology inspect warn on stderr of a zarr chunk with no file
+// in a column they read (it reads as the fill value: every cell "B cell").
+func TestZarrMissingChunkCurateWarns(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+	e.ok("schema", "create", "ct", "--feature", "cell_type")
+	z := e.path("lost.zarr")
+	if err := os.CopyFS(z, os.DirFS(filepath.Join(samples, "pbmc_small.zarr"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(z, "obs", "cell_type", "codes", "0")); err != nil {
+		t.Fatal(err)
+	}
+	want := "warning: " + z + ": obs/cell_type/codes: chunk 0 is missing (no file obs/cell_type/codes/0): read as the fill value 0\n"
+	for _, args := range [][]string{{"curate", z, "--schema", "ct"}, {"ontology", "inspect", "celltype", z, "--column", "cell_type"}} {
+		_, stderr, err := e.run(args...)
+		if err != nil || !strings.Contains(stderr, want) {
+			t.Errorf("%v: %v, stderr %q; want %q", args[:2], err, stderr, want)
+		}
+	}
+	if _, stderr, _ := e.run("ontology", "inspect", "celltype", z, "--column", "tissue"); strings.Contains(stderr, "warning") {
+		t.Errorf("inspect of tissue warns of cell_type: %q", stderr)
+	}
+}

@@ -127,6 +127,11 @@ func cmdCurate() *cli.Command {
 				}
 				return unreadable(err)
 			}
+			var named []string
+			for _, f := range cs.Fields {
+				named = append(named, f.Name)
+			}
+			tableWarnings(c.App.ErrWriter, path, tables, named...)
 			r, err := curate.Validate(tables, kind, cs, opts)
 			if errors.Is(err, dataset.ErrCorrupt) { // a column the schema names cannot be read
 				return unreadable(fmt.Errorf("%s: %w", path, err))
