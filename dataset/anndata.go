@@ -272,6 +272,8 @@ func frameColumns(g node, slot string) (int64, []Column, error) {
 			if l, err := seriesLen(c, ""); err == nil && (n < 0 || l == n) {
 				if v, err := c.read(); err == nil {
 					col.Dtype = dtypeOf(v)
+				} else if codec := codecOf(err); codec != "" {
+					col.Dtype = "?" + codecPrefix + codec // UnreadReason says it
 				}
 			}
 		}
@@ -386,8 +388,23 @@ func readFrame(g node, slot string) (Table, error) {
 	}
 	for i, name := range names {
 		s, err := readSeries(cols[i], name, encs[i])
+		if codec := codecOf(err); codec != "" && name != index {
+			// Compressed with a codec not decoded (Blosc zstd, LZF): the
+			// column is unread, not the file.
+			if t.Unread == nil {
+				t.Unread = map[string]string{}
+			}
+			t.Unread[name] = codecPrefix + codec
+			continue
+		}
 		if err != nil {
 			return Table{}, fmt.Errorf("%s/%s: %w", slot, name, err)
+		}
+		if ws := missingChunkNotes(cols[i], slot, name, encs[i]); len(ws) > 0 {
+			if t.Warnings == nil {
+				t.Warnings = map[string][]string{}
+			}
+			t.Warnings[name] = ws
 		}
 		t.Columns = append(t.Columns, s)
 	}
@@ -570,6 +587,58 @@ func asExact(v any) []string {
 	out := make([]string, len(x))
 	for i, u := range x {
 		out[i] = strconv.FormatUint(u, 10)
+	}
+	return out
+}
+
+// missingChunkNotes says which chunks of the zarr arrays of column name
+// (its own; a categorical's codes; a nullable's values and mask) have no
+// file: zarr writes none for a chunk all fill value, so they read as it,
+// but a chunk lost in a copy reads so too (every cell the first category,
+// valid), and nothing said so.
+func missingChunkNotes(c node, slot, name, enc string) []string {
+	if _, ok := c.(zarrNode); !ok {
+		return nil
+	}
+	var arrays []string
+	switch {
+	case nullableDtypes[enc] != "":
+		arrays = []string{"values", "mask"}
+	case enc != "":
+		arrays = []string{"codes"}
+	default:
+		arrays = []string{""}
+	}
+	var out []string
+	for _, a := range arrays {
+		n := c
+		if a != "" {
+			var err error
+			if n, err = c.child(a); err != nil {
+				continue
+			}
+		}
+		missing, count, fill, err := n.(zarrNode).missingChunks()
+		if err != nil || count == 0 {
+			continue
+		}
+		path := slot + "/" + name
+		if a != "" {
+			path += "/" + a
+		}
+		ids := make([]string, len(missing))
+		for i, m := range missing {
+			ids[i] = strconv.FormatInt(m, 10)
+		}
+		list := strings.Join(ids, ", ")
+		if count > int64(len(missing)) {
+			list += ", …"
+		}
+		chunks := "chunk " + list + " is"
+		if count > 1 {
+			chunks = fmt.Sprintf("%d chunks (%s) are", count, list)
+		}
+		out = append(out, fmt.Sprintf("%s: %s missing (no file %s/%d): read as the fill value %s", path, chunks, path, missing[0], fill))
 	}
 	return out
 }

@@ -68,16 +68,22 @@ type Table struct {
 	Index   string // the index column's name ("" when there is none)
 	NRows   int
 	Columns []Series
-	// Unread: the columns of an AnnData frame that are groups of an
-	// encoding-type this package does not read, by name (the value is the
-	// encoding-type). They are not in Columns; UnreadErr says why.
+	// Unread: the columns of an AnnData frame this package does not read,
+	// by name: a group of an unknown encoding-type (the value), or data
+	// compressed with a codec or filter it does not decode ("codec:" and
+	// its name, as Describe gives the dtype after "?"). They are not in
+	// Columns, and stop nothing unless asked for; UnreadErr says why.
 	Unread map[string]string
+	// Warnings: by column name, what was read but may not be what was
+	// written (a zarr chunk with no file, read as the fill value), for
+	// stderr.
+	Warnings map[string][]string
 }
 
 // UnreadErr is the error (ErrCorrupt) reading the column name would give
 // when it is in t.Unread, else nil.
 func (t *Table) UnreadErr(name string) error {
-	enc, ok := t.Unread[name]
+	why, ok := t.Unread[name]
 	if !ok {
 		return nil
 	}
@@ -85,7 +91,66 @@ func (t *Table) UnreadErr(name string) error {
 	if t.Slot != "" {
 		where = t.Slot + " column " + name
 	}
-	return corruptf("%s is stored with encoding-type %q, which lamina does not read", where, enc)
+	if _, ok := strings.CutPrefix(why, codecPrefix); ok {
+		return corruptf("%s is %s, which lamina does not read (%s)", where, UnreadReason("?"+why), codecHint)
+	}
+	return corruptf("%s is stored with encoding-type %q, which lamina does not read", where, why)
+}
+
+// codecPrefix marks an Unread value (and a Column's dtype after "?") of a
+// column whose data is compressed with a codec this package does not
+// decode.
+const codecPrefix = "codec:"
+
+// codecHint says how to write a file lamina reads.
+const codecHint = "write it with gzip/zlib, or for zarr Blosc with lz4, the default"
+
+// codecNames are the codecs named in a dtype, for people.
+var codecNames = map[string]string{
+	"blosc-blosclz": "Blosc blosclz", "blosc-snappy": "Blosc snappy",
+	"blosc-zlib": "Blosc zlib", "blosc-zstd": "Blosc zstd",
+	"blosc-bitshuffle": "Blosc bitshuffle", "lzf": "LZF (HDF5 filter 32000)",
+	"hdf5-blosc": "Blosc (HDF5 filter 32001)", "hdf5-lz4": "LZ4 (HDF5 filter 32004)",
+	"hdf5-bitshuffle": "bitshuffle (HDF5 filter 32008)", "hdf5-zstd": "Zstandard (HDF5 filter 32015)",
+	"bzip2": "bzip2 (HDF5 filter 307)", "szip": "SZIP (HDF5 filter 4)",
+	"nbit": "N-bit (HDF5 filter 5)", "scaleoffset": "scale-offset (HDF5 filter 6)",
+}
+
+// UnreadReason says why a column of dtype "?…" (Describe) is not read:
+// "compressed with Blosc zstd", `stored with encoding-type
+// "awkward-array"`; "" for another dtype or a bare "?".
+func UnreadReason(dtype string) string {
+	rest, ok := strings.CutPrefix(dtype, "?")
+	if !ok || rest == "" {
+		return ""
+	}
+	if c, ok := strings.CutPrefix(rest, codecPrefix); ok {
+		if name := codecNames[c]; name != "" {
+			return "compressed with " + name
+		}
+		return "compressed with " + c
+	}
+	return fmt.Sprintf("stored with encoding-type %q", rest)
+}
+
+// codecError: data compressed with a codec or filter this package does
+// not decode. It is a column's failure, not the file's: the column is
+// unread (Table.Unread).
+type codecError struct {
+	codec string // a key of codecNames, or a plain name
+	err   error
+}
+
+func (e *codecError) Error() string { return e.err.Error() }
+func (e *codecError) Unwrap() error { return e.err }
+
+// codecOf returns the codec of a codecError in err's chain, "" for none.
+func codecOf(err error) string {
+	var ce *codecError
+	if errors.As(err, &ce) {
+		return ce.codec
+	}
+	return ""
 }
 
 // Col returns the column called name.
@@ -210,7 +275,29 @@ func DetectFormatAs(path, name string) string {
 	if strings.HasSuffix(strings.ToLower(strings.TrimSuffix(name, "/")), ".zarr") && isAnnDataZarr(path) {
 		return AnnDataZarr
 	}
+	// A folder named otherwise is one by its content (anndata writes no
+	// suffix of its own: write_zarr("pbmc") makes pbmc/): a zarr group
+	// whose .zattrs says encoding-type anndata. inspect said "a folder but
+	// not an AnnData zarr" and save gave it no otype.
+	if zarrAnnData(path) {
+		return AnnDataZarr
+	}
 	return ""
+}
+
+// zarrAnnData reports whether path is a zarr v2 group (.zgroup) whose
+// .zattrs is a JSON object with "encoding-type": "anndata".
+func zarrAnnData(path string) bool {
+	if _, err := os.Stat(filepath.Join(path, ".zgroup")); err != nil {
+		return false
+	}
+	p := filepath.Join(path, ".zattrs")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return false
+	}
+	m, err := parseZattrs(p, b)
+	return err == nil && m["encoding-type"] == "anndata"
 }
 
 // FileFormat names the format of a single file from its name alone; ""

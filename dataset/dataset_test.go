@@ -1135,3 +1135,145 @@ func TestZarrDamagedNestedMeta(t *testing.T) {
 		}
 	})
 }
+
+// A column compressed with a codec or filter the reader does not decode
+// (Blosc zstd or bitshuffle in a zarr, LZF in an h5ad) is unread, not the
+// file: it made Tables fail ("codec 4 is not supported", "filter 32000 is
+// not supported") whatever column was asked for, and Describe gave it
+// dtype "?" with no reason.
+func TestColumnOfUnknownCodecUnread(t *testing.T) {
+	dir := t.TempDir()
+	zarrWith := func(name string, flags func(byte) byte) string {
+		p := filepath.Join(dir, name+".zarr")
+		copyTree(t, sample("pbmc_small.zarr"), p)
+		chunk := filepath.Join(p, "obs", "n_genes", "0")
+		b, err := os.ReadFile(chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[2] = flags(b[2]) // the Blosc header's flags
+		if err := os.WriteFile(chunk, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	lzf, err := dataset.SetH5Filter(sample("pbmc_small.h5ad"), "obs", "n_genes", 32000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h5 := filepath.Join(dir, "lzf.h5ad")
+	if err := os.WriteFile(h5, lzf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, codec, why string }{
+		{zarrWith("zstd", func(f byte) byte { return f&0x1f | 4<<5 }), "blosc-zstd", "compressed with Blosc zstd"},
+		{zarrWith("bitshuffle", func(f byte) byte { return f | 0x04 }), "blosc-bitshuffle", "compressed with Blosc bitshuffle"},
+		{h5, "lzf", "compressed with LZF (HDF5 filter 32000)"},
+	} {
+		t.Run(tc.codec, func(t *testing.T) {
+			ts, err := dataset.Tables(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs := ts[0]
+			if c, ok := obs.Col("cell_type"); !ok || c.Len() != 315 {
+				t.Errorf("cell_type: %v", ok)
+			}
+			if _, ok := obs.Col("n_genes"); ok || obs.Unread["n_genes"] != "codec:"+tc.codec {
+				t.Errorf("n_genes: in the table %v, unread %q", ok, obs.Unread)
+			}
+			if err := obs.UnreadErr("n_genes"); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), "obs column n_genes is "+tc.why+", which lamina does not read") {
+				t.Errorf("UnreadErr(n_genes) = %v", err)
+			}
+			info, err := dataset.Describe(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range info.Columns {
+				if c.Name == "n_genes" && (c.Dtype != "?codec:"+tc.codec || dataset.UnreadReason(c.Dtype) != tc.why) {
+					t.Errorf("Describe: n_genes is %q (%q)", c.Dtype, dataset.UnreadReason(c.Dtype))
+				}
+			}
+		})
+	}
+	if got := dataset.UnreadReason("?awkward-array"); got != `stored with encoding-type "awkward-array"` {
+		t.Errorf("UnreadReason(?awkward-array) = %q", got)
+	}
+}
+
+// A truncated Parquet file is said to be one, with its size, as a
+// truncated h5ad or FCS is: the errors were parquet-go's (`invalid magic
+// footer of parquet file: "\x00PAR"`, "readat t.parquet: negative
+// offset").
+func TestTruncatedParquet(t *testing.T) {
+	b, err := os.ReadFile(sample("pbmc_small_obs.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, n := range []int{0, 3, 7, 11, 100, len(b) / 2, len(b) - 1} {
+		p := filepath.Join(dir, fmt.Sprintf("t%d.parquet", n))
+		if err := os.WriteFile(p, b[:n], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("the file is truncated or not Parquet (%d bytes)", n)
+		if _, err := dataset.Tables(p); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Tables of %d bytes: %v", n, err)
+		}
+		if _, err := dataset.Describe(p); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Describe of %d bytes: %v", n, err)
+		}
+	}
+}
+
+// A zarr chunk with no file reads as the fill value, as zarr writes no
+// chunk all fill value; a chunk lost in a copy reads so too (every cell
+// of pbmc_small the first category, "B cell", valid), and the table says
+// which chunk and which value (Table.Warnings). The fill value is
+// .zarray's: it was 0 whatever that said.
+func TestZarrMissingChunkWarned(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pbmc.zarr")
+	copyTree(t, sample("pbmc_small.zarr"), p)
+	if err := os.Remove(filepath.Join(p, "obs", "cell_type", "codes", "0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(p, "obs", "n_genes", "0")); err != nil {
+		t.Fatal(err)
+	}
+	meta := filepath.Join(p, "obs", "n_genes", ".zarray")
+	b, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(`"fill_value": 0`), []byte(`"fill_value": 7`), 1)
+	if err := os.WriteFile(meta, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataset.Tables(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := ts[0]
+	want := map[string]string{
+		"cell_type": "obs/cell_type/codes: chunk 0 is missing (no file obs/cell_type/codes/0): read as the fill value 0",
+		"n_genes":   "obs/n_genes: chunk 0 is missing (no file obs/n_genes/0): read as the fill value 7",
+	}
+	if len(obs.Warnings) != len(want) {
+		t.Errorf("warnings %q", obs.Warnings)
+	}
+	for name, w := range want {
+		if got := obs.Warnings[name]; len(got) != 1 || got[0] != w {
+			t.Errorf("warnings of %s: %q, want %q", name, got, w)
+		}
+	}
+	if c, _ := obs.Col("n_genes"); c == nil || c.Text(0) != "7" || c.Text(314) != "7" {
+		t.Errorf("n_genes does not read as the fill value 7")
+	}
+	if c, _ := obs.Col("cell_type"); c == nil || c.Text(0) != c.Categories[0] {
+		t.Errorf("cell_type does not read as the first category")
+	}
+	full, err := dataset.Tables(sample("pbmc_small.zarr"))
+	if err != nil || len(full[0].Warnings) != 0 || len(full[1].Warnings) != 0 {
+		t.Errorf("pbmc_small.zarr: %v, warnings %q %q", err, full[0].Warnings, full[1].Warnings)
+	}
+}

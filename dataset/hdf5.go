@@ -1193,6 +1193,13 @@ func parseFilters(b []byte) ([]h5filter, error) {
 	return out, d.err
 }
 
+// h5filterCodecs name the registered HDF5 filters seen in AnnData files
+// (keys of codecNames).
+var h5filterCodecs = map[uint16]string{
+	4: "szip", 5: "nbit", 6: "scaleoffset", 307: "bzip2", 32000: "lzf",
+	32001: "hdf5-blosc", 32004: "hdf5-lz4", 32008: "hdf5-bitshuffle", 32015: "hdf5-zstd",
+}
+
 func unfilter(filters []h5filter, mask uint32, b []byte, elem int, chunkBytes int64) ([]byte, error) {
 	for i := len(filters) - 1; i >= 0; i-- {
 		if mask&(1<<i) != 0 {
@@ -1221,7 +1228,11 @@ func unfilter(filters []h5filter, mask uint32, b []byte, elem int, chunkBytes in
 			}
 			b = b[:len(b)-4]
 		default:
-			return nil, h5errorf("filter %d is not supported (only deflate, shuffle, fletcher32)", filters[i].id)
+			codec := h5filterCodecs[filters[i].id]
+			if codec == "" {
+				codec = fmt.Sprintf("hdf5-filter-%d", filters[i].id)
+			}
+			return nil, &codecError{codec, h5errorf("filter %d is not supported (only deflate, shuffle, fletcher32)", filters[i].id)}
 		}
 	}
 	return b, nil

@@ -35,29 +35,43 @@ func openParquet(path string) (*parquet.File, *os.File, error) {
 	// before it reads it: a damaged length is caught here first. It
 	// trusts the footer's thrift too (a list's length, to allocate its
 	// elements): the footer is walked first (checkThrift).
+	// A Parquet file starts and ends with "PAR1": without, parquet-go's
+	// own words were `invalid magic footer … "\x00PAR"` or "readat:
+	// negative offset"; as for h5ad and FCS, say it is truncated.
+	var head [4]byte
 	var tail [8]byte
-	dataEnd := st.Size()
 	if st.Size() >= 12 {
+		if _, err := f.ReadAt(head[:], 0); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
 		if _, err := f.ReadAt(tail[:], st.Size()-8); err != nil {
 			f.Close()
 			return nil, nil, err
 		}
-		if n := int64(binary.LittleEndian.Uint32(tail[:4])); string(tail[4:]) == "PAR1" {
-			if n > st.Size()-12 {
-				f.Close()
-				return nil, nil, corruptf("truncated or damaged: the footer says the file's metadata takes %d bytes and the file has %d", n, st.Size())
-			}
-			dataEnd = st.Size() - 8 - n
-			footer := make([]byte, n)
-			if _, err := f.ReadAt(footer, dataEnd); err != nil {
-				f.Close()
-				return nil, nil, err
-			}
-			if err := checkThrift(footer); err != nil {
-				f.Close()
-				return nil, nil, corruptf("damaged footer (the file's metadata): %v", err)
-			}
-		}
+	}
+	if string(head[:]) == "PARE" && string(tail[4:]) == "PARE" {
+		f.Close()
+		return nil, nil, corruptf("the file is encrypted Parquet (PARE), which lamina does not read")
+	}
+	if string(head[:]) != "PAR1" || string(tail[4:]) != "PAR1" {
+		f.Close()
+		return nil, nil, corruptf("the file is truncated or not Parquet (%d bytes): a Parquet file starts and ends with \"PAR1\"", st.Size())
+	}
+	n := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if n > st.Size()-12 {
+		f.Close()
+		return nil, nil, corruptf("truncated or damaged: the footer says the file's metadata takes %d bytes and the file has %d", n, st.Size())
+	}
+	dataEnd := st.Size() - 8 - n
+	footer := make([]byte, n)
+	if _, err := f.ReadAt(footer, dataEnd); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if err := checkThrift(footer); err != nil {
+		f.Close()
+		return nil, nil, corruptf("damaged footer (the file's metadata): %v", err)
 	}
 	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // bom is the UTF-8 byte order mark, which Excel writes at the start of a
@@ -132,6 +133,29 @@ func (s *typeState) dtype() string {
 	return "str"
 }
 
+// CheckUTF8 returns an error (ErrCorrupt) naming the line and column of
+// the first byte of rec, the record cr just read, that is not UTF-8: a
+// Latin-1 "Müller cell" read as "M\xfcller cell" was "no term with this
+// name", and JSON showed U+FFFD. As the OBO import says it.
+func CheckUTF8(cr *csv.Reader, rec []string) error {
+	for i, v := range rec {
+		if utf8.ValidString(v) {
+			continue
+		}
+		at := 0
+		for at < len(v) {
+			r, size := utf8.DecodeRuneInString(v[at:])
+			if r == utf8.RuneError && size == 1 {
+				break
+			}
+			at += size
+		}
+		line, col := cr.FieldPos(i)
+		return corruptf("line %d: not UTF-8 (byte %#x at column %d): convert the file to UTF-8 first (iconv -f latin1 -t utf-8, say)", line, v[at], col+at)
+	}
+	return nil
+}
+
 func textErr(err error) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
@@ -209,6 +233,9 @@ func readText(path, format string) (Table, error) {
 	if err != nil {
 		return Table{}, textErr(err)
 	}
+	if err := CheckUTF8(cr, head); err != nil {
+		return Table{}, err
+	}
 	cols := make([][]string, len(head))
 	types := make([]typeState, len(head))
 	for {
@@ -218,6 +245,9 @@ func readText(path, format string) (Table, error) {
 		}
 		if err != nil {
 			return Table{}, textErr(err)
+		}
+		if err := CheckUTF8(cr, rec); err != nil {
+			return Table{}, err
 		}
 		for i, v := range rec {
 			cols[i] = append(cols[i], v)
@@ -364,6 +394,9 @@ func RewriteText(src, format string, w io.Writer, mapFn map[string]func(string) 
 		}
 		if err != nil {
 			return textErr(err)
+		}
+		if err := CheckUTF8(cr, rec); err != nil {
+			return err
 		}
 		if line == 0 {
 			fns = make([]func(string) string, len(rec))

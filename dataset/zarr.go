@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -226,7 +228,14 @@ func (n zarrNode) read() (any, error) {
 	if total > maxColumnValues || total > maxColumnBytes/int64(size) {
 		return nil, corruptf("%s: column too large (%d values of %d bytes)", n.path, total, size)
 	}
-	buf := make([]byte, total*int64(size)) // a missing chunk: fill value 0
+	buf := make([]byte, total*int64(size))
+	// A missing chunk holds the fill value (zarr writes none for a chunk
+	// all fill); 0 was used whatever .zarray said.
+	if fill, _ := fillBytes(kind, size, z.Fill); fill != nil {
+		for at := 0; at < len(buf); at += size {
+			copy(buf[at:], fill)
+		}
+	}
 	chunks, err := n.chunkIndexes()
 	if err != nil {
 		return nil, err
@@ -248,6 +257,91 @@ func (n zarrNode) read() (any, error) {
 	}
 	h5 := &h5file{}
 	return h5.decodeValues(h5type{kind: kind, size: size}, buf, int(total))
+}
+
+// fillBytes is one value of the fill value fill (.zarray's fill_value)
+// of an array of kind and size, little-endian, nil when it is all zero
+// bytes; text is the value as a warning names it.
+func fillBytes(kind h5kind, size int, fill any) (b []byte, text string) {
+	b = make([]byte, size)
+	switch v := fill.(type) {
+	case nil:
+		return nil, "0 (no fill_value)"
+	case bool:
+		if v && kind == kBool {
+			b[0] = 1
+		}
+		text = strconv.FormatBool(v)
+	case float64:
+		text = strconv.FormatFloat(v, 'g', -1, 64)
+		switch {
+		case kind == kFloat && size == 4:
+			binary.LittleEndian.PutUint32(b, math.Float32bits(float32(v)))
+		case kind == kFloat && size == 8:
+			binary.LittleEndian.PutUint64(b, math.Float64bits(v))
+		case (kind == kInt || kind == kUint) && size <= 8:
+			var w [8]byte
+			binary.LittleEndian.PutUint64(w[:], uint64(int64(v)))
+			copy(b, w[:size])
+		case kind == kBool && v != 0:
+			b[0] = 1
+		}
+	case string: // "NaN", "Infinity", "-Infinity" for floats
+		f := map[string]float64{"NaN": math.NaN(), "Infinity": math.Inf(1), "-Infinity": math.Inf(-1)}
+		x, ok := f[v]
+		if !ok || kind != kFloat {
+			return nil, "0"
+		}
+		text = v
+		if size == 4 {
+			binary.LittleEndian.PutUint32(b, math.Float32bits(float32(x)))
+		} else if size == 8 {
+			binary.LittleEndian.PutUint64(b, math.Float64bits(x))
+		}
+	default:
+		return nil, "0"
+	}
+	if !slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) {
+		return nil, text
+	}
+	return b, text
+}
+
+// missingChunks lists the first chunks (up to 10) of the 1-D numeric
+// array n within its shape that have no file, read as the fill value
+// (text: fillBytes), and how many there are.
+func (n zarrNode) missingChunks() (missing []int64, count int64, fill string, err error) {
+	z, err := n.meta()
+	if err != nil {
+		return nil, 0, "", err
+	}
+	dt, _ := z.Dtype.(string)
+	if len(z.Shape) != 1 || len(z.Chunks) != 1 || z.Chunks[0] <= 0 || z.Shape[0] <= 0 || dt == "|O" {
+		return nil, 0, "", nil
+	}
+	kind, size, err := parseNumpyDtype(dt)
+	if err != nil {
+		return nil, 0, "", nil
+	}
+	chunks, err := n.chunkIndexes()
+	if err != nil {
+		return nil, 0, "", err
+	}
+	n0 := (z.Shape[0] + z.Chunks[0] - 1) / z.Chunks[0]
+	have := map[int64]bool{}
+	for _, c := range chunks {
+		if c < n0 {
+			have[c] = true
+		}
+	}
+	count = n0 - int64(len(have))
+	for c := int64(0); c < n0 && int64(len(missing)) < min(count, 10); c++ {
+		if !have[c] {
+			missing = append(missing, c)
+		}
+	}
+	_, fill = fillBytes(kind, size, z.Fill)
+	return missing, count, fill, nil
 }
 
 // stored is how many values of the 1-D array its chunk files hold: up
@@ -345,7 +439,14 @@ func (n zarrNode) chunk(z *zarray, c, limit int64) ([]byte, error) {
 				raw, err = io.ReadAll(io.LimitReader(r, limit))
 			}
 		default:
-			return nil, corruptf("%s: compressor %q is not supported (blosc, zlib, gzip)", n.path, id)
+			codec := "?" // the file's text: named only when it is a plain name
+			if d := unreadDtype(id); d != "?" {
+				codec = d[1:]
+			}
+			return nil, &codecError{codec, corruptf("%s: compressor %q is not supported (blosc, zlib, gzip)", n.path, id)}
+		}
+		if ce := (*codecError)(nil); errors.As(err, &ce) {
+			return nil, &codecError{ce.codec, corruptf("%s chunk %d: %v", n.path, c, err)}
 		}
 		if err != nil {
 			return nil, corruptf("%s chunk %d: %v", n.path, c, err)
@@ -379,6 +480,9 @@ func vlenUTF8(b []byte) ([]string, error) {
 	return out, nil
 }
 
+// bloscCodecs are Blosc 1's codec formats by number (lz4 and lz4hc share 1).
+var bloscCodecs = []string{"blosclz", "lz4", "snappy", "zlib", "zstd"}
+
 // bloscDecompress decodes a Blosc 1 frame whose blocks are LZ4 or stored
 // (the zarr v2 default compressor is Blosc with LZ4).
 func bloscDecompress(b []byte) ([]byte, error) {
@@ -403,10 +507,14 @@ func bloscDecompress(b []byte) ([]byte, error) {
 		return append([]byte(nil), b[16:16+nbytes]...), nil
 	}
 	if compcode := flags >> 5; compcode != 1 {
-		return nil, fmt.Errorf("blosc: codec %d is not supported (only lz4)", compcode)
+		codec := fmt.Sprintf("blosc-%d", compcode)
+		if int(compcode) < len(bloscCodecs) {
+			codec = "blosc-" + bloscCodecs[compcode]
+		}
+		return nil, &codecError{codec, fmt.Errorf("blosc: codec %d is not supported (only lz4)", compcode)}
 	}
 	if flags&0x04 != 0 {
-		return nil, errors.New("blosc: bitshuffle is not supported")
+		return nil, &codecError{"blosc-bitshuffle", errors.New("blosc: bitshuffle is not supported")}
 	}
 	nblocks := (nbytes + blocksize - 1) / blocksize
 	if 16+4*nblocks > len(b) {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,11 +48,26 @@ func cmdCurate() *cli.Command {
 				return fmt.Errorf("cannot curate: %w", err) // exit 1, as a schema that is not there
 			}
 			kind := dataset.DetectFormat(path)
+			// A gzipped CSV or TSV (x.csv.gz), which ontology inspect
+			// reads, is curated from a plain copy (read is the copy, path
+			// stays the file given); curate refused it.
+			read, gz := path, ""
+			if k := gzTableFormat(path); k != "" {
+				dir, err := os.MkdirTemp("", "lamina-curate-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				if read, err = gunzipTo(path, dir); err != nil {
+					return unreadable(fmt.Errorf("%s: %w", path, err))
+				}
+				kind, gz = k, path
+			}
 			if err := dataset.CheckZarr(path); kind == "" && err != nil {
 				return exitf(2, "%v: curate reads AnnData zarr stores whose .zattrs it can read", err)
 			}
 			if kind == "" || kind == dataset.FCS {
-				return exitf(2, "%s: curate reads CSV, TSV, Parquet, h5ad and AnnData zarr tables", path)
+				return exitf(2, "%s: curate reads CSV, TSV (also gzipped: .csv.gz, .tsv.gz), Parquet, h5ad and AnnData zarr tables", path)
 			}
 			// --key is checked before the table is read: a key that cannot
 			// be saved, or whose suffix names another format than the
@@ -64,6 +81,9 @@ func cmdCurate() *cli.Command {
 				kk := dataset.FileFormat(key)
 				if kk == "" && strings.HasSuffix(strings.ToLower(key), ".zarr") {
 					kk = dataset.AnnDataZarr
+				}
+				if kk == "" {
+					kk = gzTableFormat(key) // saved gzipped (saveCurated)
 				}
 				if kk != "" && kk != kind {
 					return exitf(2, "--key %s says %s, but %s is %s: give a key ending in %s", key, kk, path, kind, suffixOf(kind))
@@ -100,10 +120,18 @@ func cmdCurate() *cli.Command {
 			for _, l := range labels {
 				opts.Labels = append(opts.Labels, l.Name)
 			}
-			tables, err := dataset.Tables(path)
+			tables, err := dataset.Tables(read)
 			if err != nil {
+				if gz != "" { // name the file given, not the copy
+					err = renamedErr{err, read, gz}
+				}
 				return unreadable(err)
 			}
+			var named []string
+			for _, f := range cs.Fields {
+				named = append(named, f.Name)
+			}
+			tableWarnings(c.App.ErrWriter, path, tables, named...)
 			r, err := curate.Validate(tables, kind, cs, opts)
 			if errors.Is(err, dataset.ErrCorrupt) { // a column the schema names cannot be read
 				return unreadable(fmt.Errorf("%s: %w", path, err))
@@ -133,7 +161,7 @@ func cmdCurate() *cli.Command {
 			// and what was saved, written once the save is done.
 			var saved *savedCurated
 			if ok && c.IsSet("key") {
-				saved, err = saveCurated(c, in, path, kind, r, s, fs)
+				saved, err = saveCurated(c, in, read, gz, kind, r, s, fs)
 			}
 			if format == "json" {
 				if jerr := writeJSON(c.App.Writer, curateJSON{r, r.OK(), r.OKAfterStandardize(), saved}); err == nil {
@@ -194,31 +222,54 @@ func (s *savedCurated) ref() string { return catalog.Version{Key: s.Key, Version
 // saveCurated saves the (standardized) table under --key and annotates it
 // with the schema, the terms of its columns and its categorical values. It
 // writes nothing: the caller reports what was saved. When the annotation
-// fails after the save, it returns the saved version with the error.
-func saveCurated(c *cli.Context, in *instance.Instance, path, kind string, r *curate.Report, s catalog.Schema, fs []catalog.Feature) (*savedCurated, error) {
+// fails after the save, it returns the saved version with the error. gz
+// is the gzipped file path is a plain copy of, or "": a key ending in .gz
+// is saved gzipped (gz itself when nothing is rewritten), another plain.
+func saveCurated(c *cli.Context, in *instance.Instance, path, gz, kind string, r *curate.Report, s catalog.Schema, fs []catalog.Feature) (*savedCurated, error) {
 	src, asIs := path, false
 	rewrite := c.Bool("standardize") && len(r.Mapping()) > 0
 	if rewrite && !curate.Rewrites(kind) {
 		rewrite, asIs = false, true // an AnnData: annotated with the terms, saved as it is
 	}
-	if rewrite {
+	zip := gzTableFormat(c.String("key")) != ""
+	if rewrite || zip && gz == "" {
 		dir, err := os.MkdirTemp("", "lamina-curate-")
 		if err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(dir)
 		src = filepath.Join(dir, filepath.Base(path))
+		if zip {
+			src += ".gz"
+		}
 		f, err := os.Create(src)
 		if err != nil {
 			return nil, err
 		}
-		err = curate.WriteStandardized(path, kind, r, f)
+		var w io.Writer = f
+		var zw *gzip.Writer
+		if zip {
+			zw = gzip.NewWriter(f)
+			w = zw
+		}
+		if rewrite {
+			err = curate.WriteStandardized(path, kind, r, w)
+		} else {
+			err = copyFile(w, path)
+		}
+		if zw != nil {
+			if cerr := zw.Close(); err == nil {
+				err = cerr
+			}
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
 			return nil, fmt.Errorf("writing the standardized table: %w", err)
 		}
+	} else if zip {
+		src = gz // saved as given
 	}
 	res, err := in.Save(c.Context, []instance.SaveItem{{Path: src, Key: c.String("key")}}, instance.SaveOptions{Description: c.String("description")})
 	if err != nil {
@@ -267,3 +318,61 @@ func suffixOf(kind string) string {
 	}
 	return "its format's suffix"
 }
+
+// gzTableFormat is CSV or TSV for a name ending in .csv.gz, .tsv.gz or
+// .tab.gz, else "".
+func gzTableFormat(name string) string {
+	base, ok := strings.CutSuffix(strings.ToLower(strings.TrimSuffix(name, "/")), ".gz")
+	if k := dataset.FileFormat(base); ok && (k == dataset.CSV || k == dataset.TSV) {
+		return k
+	}
+	return ""
+}
+
+// gunzipTo writes the content of the gzipped file path into dir, under its
+// name without .gz, and returns that copy's path.
+func gunzipTo(path, dir string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return "", fmt.Errorf("%w: not gzip, as its name says: %v", dataset.ErrCorrupt, err)
+	}
+	name := filepath.Base(path)
+	plain := filepath.Join(dir, name[:len(name)-len(".gz")])
+	out, err := os.Create(plain)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(out, zr)
+	if err != nil {
+		err = fmt.Errorf("%w: gzip: %v", dataset.ErrCorrupt, err)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return plain, err
+}
+
+// copyFile copies the file at path to w.
+func copyFile(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+// renamedErr is err with the path from in its text given as to.
+type renamedErr struct {
+	err      error
+	from, to string
+}
+
+func (e renamedErr) Error() string { return strings.ReplaceAll(e.err.Error(), e.from, e.to) }
+func (e renamedErr) Unwrap() error { return e.err }

@@ -733,7 +733,7 @@ func cmdOntologyInspect() *cli.Command {
 				return exitf(2, "%susage: lamina ontology inspect ENTITY --column COL FILE (%s)", f, inspectFormats)
 			}
 			file, col := c.Args().Get(1), c.String("column")
-			vals, empty, err := readColumn(file, col)
+			vals, empty, err := readColumn(file, col, c.App.ErrWriter)
 			if err != nil {
 				return unreadable(err)
 			}
@@ -857,10 +857,10 @@ const inspectFormats = "CSV or TSV (gzip too), Parquet, h5ad or AnnData zarr"
 // readColumn returns the non-empty values of one column of a table and how
 // many were empty. Parquet and AnnData (h5ad, zarr) are read as curate reads
 // them (package dataset); any other file is read as text (readTextColumn).
-func readColumn(path, column string) ([]string, int, error) {
+func readColumn(path, column string, warn io.Writer) ([]string, int, error) {
 	switch dataset.DetectFormat(path) {
 	case dataset.Parquet, dataset.H5AD, dataset.AnnDataZarr:
-		return readTableColumn(path, column)
+		return readTableColumn(path, column, warn)
 	case dataset.FCS:
 		return nil, 0, exitf(2, "%s is an FCS file, which has channels, not table columns: inspect reads %s", path, inspectFormats)
 	}
@@ -876,11 +876,12 @@ func readColumn(path, column string) ([]string, int, error) {
 
 // readTableColumn reads column from the tables of a Parquet or AnnData
 // file: the first table that has it (obs before var), or SLOT.NAME.
-func readTableColumn(path, column string) ([]string, int, error) {
+func readTableColumn(path, column string, warn io.Writer) ([]string, int, error) {
 	ts, err := dataset.Tables(path)
 	if err != nil {
 		return nil, 0, err
 	}
+
 	col := findColumn(ts, column)
 	if col == nil {
 		for _, t := range ts {
@@ -901,6 +902,11 @@ func readTableColumn(path, column string) ([]string, int, error) {
 			parts = append(parts, list)
 		}
 		return nil, 0, exitf(2, "%s has no column %q; its columns: %s", path, column, strings.Join(parts, "; "))
+	}
+	for i := range ts {
+		if c, ok := ts[i].Col(col.Name); ok && c == col {
+			tableWarnings(warn, path, ts[i:i+1], col.Name)
+		}
 	}
 	var vals []string
 	empty := 0
@@ -986,6 +992,9 @@ func readTextColumn(path, column string) ([]string, int, error) {
 		}
 		return nil, 0, textErr(path, err)
 	}
+	if err := dataset.CheckUTF8(cr, header); err != nil {
+		return nil, 0, textErr(path, err)
+	}
 	idx, n := -1, 0
 	for i, h := range header {
 		if h == column {
@@ -1010,6 +1019,9 @@ func readTextColumn(path, column string) ([]string, int, error) {
 			break
 		}
 		if err != nil {
+			return nil, 0, textErr(path, err)
+		}
+		if err := dataset.CheckUTF8(cr, rec); err != nil {
 			return nil, 0, textErr(path, err)
 		}
 		if dataset.MissingText(rec[idx]) { // NA, NaN, null: missing, as curate reads them
@@ -1281,5 +1293,17 @@ func cmdOntologyShow() *cli.Command {
 			row("source", fmt.Sprintf("%s %s %s", describeSource(s), s.Version, s.Digest[:min(12, len(s.Digest))]))
 			return nil
 		},
+	}
+}
+
+// tableWarnings writes the warnings (dataset.Table.Warnings) about the
+// columns names of the tables of the file at path to w.
+func tableWarnings(w io.Writer, path string, ts []dataset.Table, names ...string) {
+	for _, t := range ts {
+		for _, name := range names {
+			for _, m := range t.Warnings[name] {
+				fmt.Fprintf(w, "warning: %s: %s\n", path, m)
+			}
+		}
 	}
 }

@@ -426,10 +426,24 @@ func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, va
 			}
 			continue
 		}
-		q.ids = ids
+		inDef := k == 0 // ids as the default places them
 		if k > 0 {
-			note = fmt.Sprintf("%q is no %s term of the default version; found in version %s as %s", value, entity, x.Source().Version, ids[0])
-		} else if !exact && root != "" && len(xs) > 1 {
+			fmt.Fprintf(warn, "note: %q is no %s term of the default version; found in version %s as %s\n", value, entity, x.Source().Version, ids[0])
+			note = ""
+			// The one term named (ids[0]), when the default knows its id,
+			// is asked as by that id from here on: obsolete there, by the
+			// default's replacement; live, with the terms below it there.
+			// "somatic cell", CL:0002371 in CL 2022-12-15 and obsolete in
+			// CL 2026-03-26, listed the 2022 subtree, the id every cell.
+			if id := ids[0]; (root != "" || len(ids) == 1) && knownIn(xs[0], id) {
+				if ids, root, note, err = resolveQuery(xs[0], xs[0], entity, id, exact); err != nil {
+					return termMatch{}, nil, err
+				}
+				inDef = true
+			}
+		}
+		q.ids = ids
+		if inDef && !exact && root != "" && len(xs) > 1 {
 			q.older, q.via = placeOlder(xs, entity, root, ids, rec.Obsolete > 0)
 		}
 		if note != "" {
@@ -450,6 +464,13 @@ func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, va
 // versionName names x's version in a note: "CL 2026-03-26".
 func versionName(x *ontology.Index) string {
 	return x.Source().Ontology + " " + x.Source().Version
+}
+
+// knownIn reports whether x has a term of id, live or obsolete, by its
+// own id or an alt id.
+func knownIn(x *ontology.Index, id string) bool {
+	t, ok := x.Term(id)
+	return ok && (t.ID == id || slices.Contains(t.AltIDs, id))
 }
 
 // liveIn reports whether id is a live term of x, by its own id.

@@ -425,3 +425,47 @@ func TestQueryTermLiveInDefaultNotReplaced(t *testing.T) {
 		t.Errorf("ls --cell-type T cell: %v, stderr %q; want a note naming CL 2026-03-26", err, stderr)
 	}
 }
+
+// A name resolved in another version than the default is asked as its id
+// is: CL 2026-03-26 (the default) made "somatic cell" (CL:0002371) and
+// "animal cell" (CL:0000548) obsolete, replaced by "cell" (CL:0000000).
+// The ids listed every cell; the names, found only in CL 2022-12-15,
+// listed the 2022 subtree and missed the versions annotated with "cell"
+// or with a term 2022 lacks. Both catalogs.
+func TestQueryNameOfTermObsoleInDefault(t *testing.T) {
+	onBothCatalogs(t, func(t *testing.T, e *env) {
+		e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cl-basic.obo"))
+		e.ok("ontology", "import", "celltype", "--source", filepath.Join(ontologies, "cellxgene-json", "CL-ontology-v2026-03-26.json.gz"))
+		e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
+		for k, a := range [][]string{{"t/cell.csv", "CL:0000000"}, {"t/oocyte.csv", "oocyte"}, {"t/new.csv", "CL:0020001"}} {
+			e.ok("save", e.write(a[0], []byte(strings.Repeat("x", k+1)+"\n")), "--key", a[0])
+			e.ok("annotate", a[0], "--feature", "cell_type="+a[1])
+		}
+		every := []string{"t/cell.csv", "t/new.csv", "t/oocyte.csv"}
+		for _, tc := range []struct {
+			args []string
+			want []string
+		}{
+			{[]string{"--cell-type", "CL:0002371"}, every},
+			{[]string{"--cell-type", "somatic cell"}, every},
+			{[]string{"--where", "cell_type=somatic cell"}, every},
+			{[]string{"--term", "celltype=animal cell"}, every},
+			{[]string{"--where", "cell_type=animal cell"}, every},
+			{[]string{"--cell-type", "animal cell", "--exact"}, []string{"t/cell.csv"}},
+			{[]string{"--where", "cell_type!=somatic cell"}, []string{}},
+		} {
+			if got := lsKeys(t, e, tc.args...); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("ls %v = %v, want %v", tc.args, got, tc.want)
+			}
+		}
+		_, stderr, err := e.run("ls", "--cell-type", "somatic cell", "--format", "json")
+		for _, want := range []string{
+			`note: "somatic cell" is no celltype term of the default version; found in version 2022-12-15 as CL:0002371`,
+			"CL:0002371 is obsolete in CL 2026-03-26, replaced by CL:0000000 (cell)",
+		} {
+			if err != nil || !strings.Contains(stderr, want) {
+				t.Errorf("ls --cell-type somatic cell: %v, stderr %q; want %q", err, stderr, want)
+			}
+		}
+	})
+}

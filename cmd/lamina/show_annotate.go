@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/dataset"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ontology"
 	"github.com/urfave/cli/v2"
@@ -30,7 +31,11 @@ func showAnnotations(c *cli.Context, in *instance.Instance, cat catalog.Catalog,
 			if col.Slot != "" {
 				name = col.Slot + "." + name
 			}
-			cols = append(cols, fmt.Sprintf("%s (%s)", visible(name), col.Dtype))
+			dtype := col.Dtype
+			if why := dataset.UnreadReason(dtype); why != "" {
+				dtype = "not read: " + why // it was "?", no reason
+			}
+			cols = append(cols, fmt.Sprintf("%s (%s)", visible(name), dtype))
 		}
 		fmt.Fprintf(w, "%-15s %s\n", "columns", strings.Join(cols, ", "))
 	}
