@@ -54,7 +54,7 @@ func (s *Stage) retire(path string) {
 	shared := s.shared[filepath.Base(path)]
 	delete(s.shared, filepath.Base(path))
 	s.spareMu.Unlock()
-	if full || shared || os.Truncate(path, 0) != nil {
+	if full || shared || empty(path) != nil {
 		os.Remove(path)
 		return
 	}
@@ -73,9 +73,24 @@ func (s *Stage) retire(path string) {
 func (s *Stage) adoptSpare(path string) bool {
 	s.spareMu.Lock()
 	defer s.spareMu.Unlock()
-	if len(s.spares) >= maxSpares || os.Truncate(path, 0) != nil {
+	if len(s.spares) >= maxSpares || empty(path) != nil {
 		return false
 	}
 	s.spares = append(s.spares, path)
 	return true
+}
+
+// empty truncates the file at path to nothing through a descriptor it
+// closes at once. ext4 marks a file truncated to 0 for "replace by
+// truncate" (auto_da_alloc): the next close of a descriptor of it writes
+// its dirty pages back there and then. Emptied by path, a spare carried
+// the mark to its next staging file, whose close at RELEASE then started
+// the writeback of its 4 KiB: ~0.04 ms of the daemon's CPU per create.
+// Closing here clears the mark while there is nothing to write.
+func empty(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
