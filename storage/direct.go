@@ -88,6 +88,35 @@ func writeSmall(path string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
+// readFile is os.ReadFile in plain system calls (see writeSmall): a
+// local folder's owner object is read once per pack written.
+func readFile(path string) ([]byte, error) {
+	fd, err := retryEINTR(func() (int, error) { return unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0) })
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	size := 0
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && int64(int(st.Size())) == st.Size() {
+		size = int(st.Size())
+	}
+	b := make([]byte, 0, size+1) // +1: the read that finds the end
+	for {
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
 // rename is os.Rename without its lstat of newpath (which refuses a
 // folder there): for object names, never folders. One per pack written.
 func rename(oldpath, newpath string) error {
