@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -556,14 +557,15 @@ type OwnerWatch struct {
 	afterWrites bool
 
 	mu       sync.Mutex
-	running  chan struct{}         // closed when the check under way ends; nil when none
-	began    int64                 // unix nanoseconds the check under way began
-	err      error                 // what the last check that ended said
-	checked  atomic.Int64          // unix nanoseconds of the last check begun
-	answered atomic.Bool           // the last check that ended got an answer
-	taken    atomic.Pointer[Owner] // the first other owner a check found: the take-over that stopped this instance's writes
-	owner    atomic.Pointer[Owner] // the last other owner a check found: who owns the storage now
-	ours     atomic.Int64          // unix nanoseconds the last check that still found this instance the owner began
+	running  chan struct{}          // closed when the check under way ends; nil when none
+	began    int64                  // unix nanoseconds the check under way began
+	err      error                  // what the last check that ended said
+	checked  atomic.Int64           // unix nanoseconds of the last check begun
+	answered atomic.Bool            // the last check that ended got an answer
+	taken    atomic.Pointer[Owner]  // the first other owner a check found: the take-over that stopped this instance's writes
+	owner    atomic.Pointer[Owner]  // the last other owner a check found: who owns the storage now
+	ours     atomic.Int64           // unix nanoseconds the last check that still found this instance the owner began
+	oursRaw  atomic.Pointer[[]byte] // the owner object's bytes when a check last found this instance in it
 }
 
 // ownerCheckTimeout bounds one read of the owner object: a small object,
@@ -675,11 +677,17 @@ func (w *OwnerWatch) readOwner(ctx context.Context) error {
 		return err
 	}
 	w.answered.Store(true)
+	if raw := w.oursRaw.Load(); raw != nil && bytes.Equal(*raw, b) {
+		// Unchanged since it named this instance: a local folder's close
+		// reads it once per pack written, and the decode was half of that.
+		return nil
+	}
 	var o Owner
 	if err := json.Unmarshal(b, &o); err != nil || o.ID == "" {
 		return fmt.Errorf("%s in the storage is damaged: %v", ownerObject, err)
 	}
 	if o.ID == w.id {
+		w.oursRaw.Store(&b)
 		return nil // (given back after a take-over, writes stay refused: the mount turned read-only)
 	}
 	w.owner.Store(&o)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 )
 
@@ -54,11 +55,7 @@ func (l *journalLog) put(js ...journal) error {
 	}
 	var b []byte
 	for _, j := range js {
-		line, err := json.Marshal(j)
-		if err != nil {
-			return fmt.Errorf("stage: journal: %w", err)
-		}
-		b = append(append(b, line...), '\n')
+		b = append(j.appendJSON(b), '\n')
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -80,6 +77,48 @@ func (l *journalLog) put(js ...journal) error {
 		}
 	}
 	return nil
+}
+
+// appendJSON appends j as json.Marshal writes it, without reflection: a
+// file created puts three records (json.Marshal was 2% of the mount's CPU
+// per create).
+func (j journal) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	if j.ID != "" {
+		b = appendJSONString(append(b, `"id":`...), j.ID)
+		b = append(b, ',')
+	}
+	if j.State != "" {
+		b = appendJSONString(append(b, `"state":`...), j.State)
+		b = append(b, ',')
+	}
+	b = appendJSONString(append(b, `"key":`...), j.Key)
+	b = strconv.AppendUint(append(b, `,"mode":`...), uint64(j.Mode), 10)
+	if j.Manifest != "" {
+		b = appendJSONString(append(b, `,"manifest":`...), j.Manifest)
+	}
+	if j.LazySeq != 0 {
+		b = strconv.AppendUint(append(b, `,"lazy_seq":`...), j.LazySeq, 10)
+	}
+	if j.Base != 0 {
+		b = strconv.AppendInt(append(b, `,"base":`...), int64(j.Base), 10)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s quoted as json.Marshal quotes it: as it is
+// when no byte needs an escape (json.Marshal also escapes <, > and &, and
+// replaces invalid UTF-8), else by json.Marshal.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // compact removes the journal when nothing in it is live, and rewrites it

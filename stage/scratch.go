@@ -48,6 +48,9 @@ func (s Scratch) Match(p string) bool {
 // rsync renamed it onto x~.
 func (s Scratch) MatchName(name string) bool {
 	for _, pat := range s {
+		if !mayMatch(pat, name) {
+			continue
+		}
 		if ok, _ := path.Match(pat, name); ok {
 			return true
 		}
@@ -56,6 +59,27 @@ func (s Scratch) MatchName(name string) bool {
 		return s.MatchName(base)
 	}
 	return false
+}
+
+// mayMatch is false when path.Match(pat, name) cannot hold: pat starts or
+// ends with a literal byte that name does not. The mount asks about every
+// name a create, lookup or rename meets, and path.Match of all of
+// DefaultScratch's 30 patterns was 3.5% of its CPU per file created; this
+// turns down nearly all of them for an ordinary name.
+func mayMatch(pat, name string) bool {
+	if pat == "" || name == "" {
+		return true
+	}
+	meta := func(c byte) bool { return c == '*' || c == '?' || c == '[' || c == ']' || c == '\\' }
+	if c := pat[0]; !meta(c) && c != name[0] {
+		return false
+	}
+	// A last byte that is literal must end name: it cannot be inside a
+	// class (one ends with ']', or the pattern is bad and matches nothing).
+	if c := pat[len(pat)-1]; !meta(c) && c != name[len(name)-1] {
+		return false
+	}
+	return true
 }
 
 // rsyncTemporaryOf returns the name whose temporary rsync names name:

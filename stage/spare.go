@@ -1,8 +1,11 @@
 package stage
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // Staging files are emptied and kept for reuse rather than removed and
@@ -33,8 +36,8 @@ func (s *Stage) newStaging(path string) (*os.File, error) {
 	}
 	s.spareMu.Unlock()
 	if spare != "" {
-		if err := os.Rename(spare, path); err == nil {
-			if f, err := os.OpenFile(path, os.O_RDWR, 0o600); err == nil {
+		if err := rename(spare, path); err == nil {
+			if f, err := openFile(path, os.O_RDWR, 0o600); err == nil {
 				return f, nil
 			}
 			os.Remove(path)
@@ -42,7 +45,7 @@ func (s *Stage) newStaging(path string) (*os.File, error) {
 			os.Remove(spare)
 		}
 	}
-	return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	return openFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 }
 
 // retire empties the staging file at path (no one has it open any more)
@@ -54,12 +57,12 @@ func (s *Stage) retire(path string) {
 	shared := s.shared[filepath.Base(path)]
 	delete(s.shared, filepath.Base(path))
 	s.spareMu.Unlock()
-	if full || shared || os.Truncate(path, 0) != nil {
+	if full || shared || empty(path) != nil {
 		os.Remove(path)
 		return
 	}
 	spare := filepath.Join(filepath.Dir(path), sparePrefix+newID())
-	if err := os.Rename(path, spare); err != nil {
+	if err := rename(path, spare); err != nil {
 		os.Remove(path)
 		return
 	}
@@ -73,9 +76,58 @@ func (s *Stage) retire(path string) {
 func (s *Stage) adoptSpare(path string) bool {
 	s.spareMu.Lock()
 	defer s.spareMu.Unlock()
-	if len(s.spares) >= maxSpares || os.Truncate(path, 0) != nil {
+	if len(s.spares) >= maxSpares || empty(path) != nil {
 		return false
 	}
 	s.spares = append(s.spares, path)
 	return true
+}
+
+// empty truncates the file at path to nothing through a descriptor it
+// closes at once. ext4 marks a file truncated to 0 for "replace by
+// truncate" (auto_da_alloc): the next close of a descriptor of it writes
+// its dirty pages back there and then. Emptied by path, a spare carried
+// the mark to its next staging file, whose close at RELEASE then started
+// the writeback of its 4 KiB: ~0.04 ms of the daemon's CPU per create.
+// Closing here clears the mark while there is nothing to write.
+func empty(path string) error {
+	fd, err := retryEINTR(func() (int, error) { return unix.Open(path, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0) })
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return unix.Close(fd)
+}
+
+// The staging files of small files are opened, renamed and emptied per
+// file, so these skip what os adds to the system calls: os.Rename lstats
+// the new name first (to refuse a folder there), and os.OpenFile offers a
+// regular file to the poller (fcntl twice, epoll_ctl that fails, fcntl
+// twice more). Both were ~3% of the mount's CPU per file created.
+
+// rename is os.Rename without its lstat of newpath: a staging or spare
+// name, never a folder.
+func rename(oldpath, newpath string) error {
+	if _, err := retryEINTR(func() (int, error) { return 0, unix.Rename(oldpath, newpath) }); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}
+
+// openFile is os.OpenFile for a regular file, kept out of the poller as
+// os.OpenFile keeps it after trying.
+func openFile(path string, flag int, perm uint32) (*os.File, error) {
+	fd, err := retryEINTR(func() (int, error) { return unix.Open(path, flag|unix.O_CLOEXEC, perm) })
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+func retryEINTR(call func() (int, error)) (int, error) {
+	for {
+		n, err := call()
+		if !errors.Is(err, unix.EINTR) {
+			return n, err
+		}
+	}
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,82 @@ func writeFile(path string, data []byte, perm os.FileMode, noDirect *atomic.Bool
 		}
 		noDirect.Store(true)
 	}
-	return false, os.WriteFile(path, data, perm)
+	return false, writeSmall(path, data, perm)
+}
+
+// writeSmall is os.WriteFile in plain system calls. A close of a small file
+// in the mount writes a pack object, and os.OpenFile offers each regular
+// file to the poller first (fcntl twice, an epoll_ctl that fails, fcntl
+// twice more): ~2% of the mount's CPU per file created.
+func writeSmall(path string, data []byte, perm os.FileMode) error {
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, uint32(perm.Perm()))
+	})
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	for len(data) > 0 {
+		n, err := retryEINTR(func() (int, error) { return unix.Write(fd, data) })
+		if err == nil && n == 0 {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			unix.Close(fd)
+			return &os.PathError{Op: "write", Path: path, Err: err}
+		}
+		data = data[n:]
+	}
+	if err := unix.Close(fd); err != nil {
+		return &os.PathError{Op: "close", Path: path, Err: err}
+	}
+	return nil
+}
+
+// readFile is os.ReadFile in plain system calls (see writeSmall): a
+// local folder's owner object is read once per pack written.
+func readFile(path string) ([]byte, error) {
+	fd, err := retryEINTR(func() (int, error) { return unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0) })
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	size := 0
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && int64(int(st.Size())) == st.Size() {
+		size = int(st.Size())
+	}
+	b := make([]byte, 0, size+1) // +1: the read that finds the end
+	for {
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
+// rename is os.Rename without its lstat of newpath (which refuses a
+// folder there): for object names, never folders. One per pack written.
+func rename(oldpath, newpath string) error {
+	if _, err := retryEINTR(func() (int, error) { return 0, unix.Rename(oldpath, newpath) }); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}
+
+func retryEINTR(call func() (int, error)) (int, error) {
+	for {
+		n, err := call()
+		if !errors.Is(err, unix.EINTR) {
+			return n, err
+		}
+	}
 }
 
 // writeDirect writes data to path with O_DIRECT. The last partial block

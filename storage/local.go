@@ -401,7 +401,7 @@ func (l *Local) Put(ctx context.Context, name string, data []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("storage: put %s: %w", name, l.goneIfRootIs(err, topOf(name)))
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := rename(tmp, p); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("storage: put %s: %w", name, err)
 	}
@@ -425,7 +425,7 @@ func (l *Local) Get(ctx context.Context, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(p)
+	b, err := readFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, l.notFound(name)
 	}
