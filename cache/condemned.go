@@ -11,6 +11,7 @@ import (
 
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
+	"github.com/lamina-bio/lamina/storage/retry"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -244,7 +245,7 @@ func (s *Store) dropCondemned(found map[ref.Digest]Loc, protected map[string]boo
 	if (!failed.IsZero() && time.Since(failed) < condemnedRetry) || s.storageAway() {
 		return unlisted()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), condemnedWait)
+	ctx, cancel := context.WithTimeout(retry.FailFast(context.Background()), condemnedWait)
 	defer cancel()
 	marks, at, err := s.condemnedNow(ctx, condemnedFresh)
 	s.seenMu.Lock()

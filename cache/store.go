@@ -18,6 +18,7 @@ import (
 
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
+	"github.com/lamina-bio/lamina/storage/retry"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -876,7 +877,9 @@ func (s *Store) dropGone(found map[ref.Digest]Loc) (protected map[string]bool) {
 	if s.storageAway() {
 		maps.Copy(unsure, check)
 	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), packStatWait)
+		// One attempt when the storage cannot be reached (a refused
+		// connection): a close has a safe answer without it.
+		ctx, cancel := context.WithTimeout(retry.FailFast(context.Background()), packStatWait)
 		defer cancel()
 		var mu sync.Mutex
 		var g errgroup.Group
