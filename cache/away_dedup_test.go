@@ -198,6 +198,44 @@ func TestReuseWhileStorageAway(t *testing.T) {
 	checkChunks(t, fresh, f2, data)
 }
 
+// A pack this store saw in storage within the last minute is not checked
+// again; with the marks of gc out of reach it is reused on the strength of
+// a copy too, not stored again.
+func TestReuseWhileStorageAwayOfAPackSeenLately(t *testing.T) {
+	defer cache.SetCondemnedFresh(0)()
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	proxy, via := s3test.NewProxy(t, srv)
+	cfg := via.Config(bucket)
+	cfg.Timeout = 5 * time.Second
+	a := openAwayStack(t, cfg, t.TempDir())
+	data := randomBytes(43, 3<<20)
+	f1, _ := savePut(t, a.store(t), data)
+	a.drain(t)
+	s := a.store(t)
+	if _, st := savePut(t, s, data); st.NewChunks != 0 { // sees the packs
+		t.Fatalf("%d chunks stored again with the server up", st.NewChunks)
+	}
+
+	goAway(t, proxy, a)
+	asks := a.disk.asks.Load()
+	f2, st := savePut(t, s, data)
+	if st.NewChunks != 0 {
+		t.Errorf("%d of %d chunks stored again while the storage was away", st.NewChunks, st.Chunks)
+	}
+	if n := a.disk.asks.Load() - asks; n != 0 {
+		t.Errorf("the close asked the storage %d times while it was known to be away", n)
+	}
+	proxy.Always(s3test.None)
+	a.drain(t)
+	for d, n := range copiesIn(t, a.store(t), f1) {
+		if n != 1 {
+			t.Errorf("chunk %s is %d times in the bucket after the queue drained", d, n)
+		}
+	}
+	checkChunks(t, openAwayStack(t, cfg, t.TempDir()).store(t), f2, data)
+}
+
 // The protection the check gave: a pack another workstation's gc deleted
 // while this one was away is put back from the copy the close kept, across
 // a restart of the queue, so the version that reused it reads; while gc's

@@ -215,8 +215,8 @@ var (
 
 // dropCondemned removes from found the blobs of packs marked for deletion
 // and returns when the marks were listed. When they cannot be listed it
-// reuses only the packs dropGone found protected (this machine can put
-// them back should gc delete them): a chunk stored twice costs space, one
+// reuses only packs this machine can put back should gc delete them
+// (protect): a chunk stored twice costs space, one
 // reused from a pack being deleted costs the version.
 //
 // The listing gets condemnedWait, and after one fails the next comes only
@@ -229,8 +229,16 @@ func (s *Store) dropCondemned(found map[ref.Digest]Loc, protected map[string]boo
 		return time.Time{}
 	}
 	unlisted := func() time.Time {
+		// A pack seen in storage within packSeenFor was not checked by
+		// dropGone; without the marks it needs a copy all the same.
+		ok := map[string]bool{}
+		for _, l := range found {
+			if _, done := ok[l.Pack]; !done {
+				ok[l.Pack] = protected[l.Pack] || s.protect(l.Pack)
+			}
+		}
 		for d, l := range found {
-			if !protected[l.Pack] {
+			if !ok[l.Pack] {
 				delete(found, d)
 			}
 		}
