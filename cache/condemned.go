@@ -11,6 +11,7 @@ import (
 
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
+	"github.com/lamina-bio/lamina/storage/retry"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -214,25 +215,45 @@ var (
 
 // dropCondemned removes from found the blobs of packs marked for deletion
 // and returns when the marks were listed. When they cannot be listed it
-// reuses nothing: a chunk stored twice costs space, one reused from a pack
-// being deleted costs the version.
+// reuses only packs this machine can put back should gc delete them
+// (protect): a chunk stored twice costs space, one
+// reused from a pack being deleted costs the version.
 //
 // The listing gets condemnedWait, and after one fails the next comes only
-// condemnedRetry later: a close of content the instance already stores
-// ran the storage's whole retry budget (a minute on a hung server) each
-// time while the storage was away, though writes are meant to queue.
-func (s *Store) dropCondemned(found map[ref.Digest]Loc) time.Time {
+// condemnedRetry later; none is tried while the storage is known not to
+// answer: a close of content the instance already stores ran the
+// storage's whole retry budget (a minute on a hung server) each time
+// while the storage was away, though writes are meant to queue.
+func (s *Store) dropCondemned(found map[ref.Digest]Loc, protected map[string]bool) time.Time {
 	if len(found) == 0 {
 		return time.Time{}
+	}
+	unlisted := func() time.Time {
+		// A pack seen in storage within packSeenFor was not checked by
+		// dropGone; without the marks it needs a copy all the same.
+		ok := map[string]bool{}
+		for _, l := range found {
+			if _, done := ok[l.Pack]; !done {
+				ok[l.Pack] = protected[l.Pack] || s.protect(l.Pack)
+			}
+		}
+		for d, l := range found {
+			if !ok[l.Pack] {
+				delete(found, d)
+			}
+		}
+		if len(found) == 0 {
+			return time.Time{}
+		}
+		return time.Now() // the decision's time, for Commit's recheck
 	}
 	s.seenMu.Lock()
 	failed := s.condFailed
 	s.seenMu.Unlock()
-	if !failed.IsZero() && time.Since(failed) < condemnedRetry {
-		clear(found)
-		return time.Time{}
+	if (!failed.IsZero() && time.Since(failed) < condemnedRetry) || s.storageAway() {
+		return unlisted()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), condemnedWait)
+	ctx, cancel := context.WithTimeout(retry.FailFast(context.Background()), condemnedWait)
 	defer cancel()
 	marks, at, err := s.condemnedNow(ctx, condemnedFresh)
 	s.seenMu.Lock()
@@ -243,8 +264,7 @@ func (s *Store) dropCondemned(found map[ref.Digest]Loc) time.Time {
 	}
 	s.seenMu.Unlock()
 	if err != nil {
-		clear(found)
-		return time.Time{}
+		return unlisted()
 	}
 	gone := map[string]bool{}
 	for d, l := range found {
@@ -287,6 +307,14 @@ func (w *Writer) recheckReuse(ctx context.Context) error {
 	packs, at := maps.Clone(w.reused), w.reusedAt
 	w.mu.Unlock()
 	if len(packs) == 0 || time.Since(at) <= reuseRecheck {
+		return nil
+	}
+	for p := range packs {
+		if w.s.protected(p) {
+			delete(packs, p) // put back if gc deletes it (Uploads.StageRestore)
+		}
+	}
+	if len(packs) == 0 {
 		return nil
 	}
 	marks, now, err := w.s.condemnedNow(ctx, 0)

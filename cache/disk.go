@@ -1637,6 +1637,33 @@ func (c *DiskCache) PutStored(ctx context.Context, name string, data []byte) err
 	return storage.PutStored(ctx, c.b, name, data)
 }
 
+// CachedObject returns the whole object from cached blocks alone, without
+// a request: false when a block (or its size) is not cached. A close that
+// reuses a pack while the storage is away keeps a copy of it so
+// (Store.protect).
+func (c *DiskCache) CachedObject(name string) ([]byte, bool) {
+	c.mu.Lock()
+	size, ok := c.sizes[name]
+	c.mu.Unlock()
+	if !ok {
+		if size, ok = c.readSize(name); !ok {
+			return nil, false
+		}
+	}
+	if size <= 0 || size > 1<<30 {
+		return nil, false
+	}
+	obj := objHash(name)
+	data := make([]byte, size)
+	for bn := int64(0); bn*c.block < size; bn++ {
+		n := blockLen(size, bn, c.block)
+		if !c.readCached(obj, bn, n, [][]byte{data[bn*c.block : bn*c.block+n]}, 0) {
+			return nil, false
+		}
+	}
+	return data, true
+}
+
 func (c *DiskCache) Stat(ctx context.Context, name string) (storage.Info, error) {
 	return c.b.Stat(ctx, name)
 }

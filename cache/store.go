@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
+	"github.com/lamina-bio/lamina/storage/retry"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -385,8 +387,7 @@ func (w *Writer) mayReuse(chunks []Chunk) bool {
 		found[c.Digest] = c.Loc
 	}
 	want := len(found)
-	w.s.dropGone(found)
-	at := w.s.dropCondemned(found)
+	at := w.s.dropCondemned(found, w.s.dropGone(found))
 	if len(found) != want || at.IsZero() {
 		return false
 	}
@@ -856,16 +857,31 @@ func (s *Store) lookup(ds []ref.Digest) (map[ref.Digest]Loc, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	s.dropGone(more)
-	at := s.dropCondemned(more)
+	at := s.dropCondemned(more, s.dropGone(more))
 	maps.Copy(found, more)
 	return found, at, nil
 }
 
-// dropGone removes from found the blobs whose pack is not in storage (any
-// error counts: a chunk not known to be there is stored again) and forgets
-// those packs in the index.
-func (s *Store) dropGone(found map[ref.Digest]Loc) {
+// packStatWait bounds the Stats of the packs a reuse decision checks, and
+// packStats is how many it makes at once: a close called Stat with no
+// bound but the retry budget, one pack after another, and with the
+// storage away each spent the whole budget (3–5 s a close, a minute on a
+// hung server).
+var packStatWait = 5 * time.Second
+
+const packStats = 4
+
+// dropGone removes from found the blobs whose pack may not be reused:
+// gone from storage (NotFound: those packs are forgotten in the index
+// too), or not known to be there (the storage away, a Stat that failed)
+// unless this machine can put the pack back if it is gone (protect). It
+// returns the packs reused on that strength, which the marks of gc could
+// not be checked for either. While the storage is known not to answer
+// (retry.Backend.Away) nothing is asked: writes queue, and a close must
+// not wait for the storage. An error other than NotFound never removes a
+// pack from the index: the pack is most likely there, and the index
+// would then name the second copy a close stores, for good.
+func (s *Store) dropGone(found map[ref.Digest]Loc) (protected map[string]bool) {
 	now := time.Now()
 	check := map[string]bool{}
 	s.seenMu.Lock()
@@ -876,33 +892,131 @@ func (s *Store) dropGone(found map[ref.Digest]Loc) {
 	}
 	s.seenMu.Unlock()
 	if len(check) == 0 {
-		return
+		return nil
 	}
-	gone := map[string]bool{}
-	for p := range check {
-		if _, err := s.obj.Stat(context.Background(), packName(p)); err != nil {
-			gone[p] = true
+	gone, unsure := map[string]bool{}, map[string]bool{}
+	if s.storageAway() {
+		maps.Copy(unsure, check)
+	} else {
+		// One attempt when the storage cannot be reached (a refused
+		// connection): a close has a safe answer without it.
+		ctx, cancel := context.WithTimeout(retry.FailFast(context.Background()), packStatWait)
+		defer cancel()
+		var mu sync.Mutex
+		var g errgroup.Group
+		g.SetLimit(packStats)
+		for p := range check {
+			g.Go(func() error {
+				_, err := s.obj.Stat(ctx, packName(p))
+				mu.Lock()
+				defer mu.Unlock()
+				if storage.IsNotFound(err) {
+					gone[p] = true
+				} else if err != nil {
+					unsure[p] = true
+				}
+				return nil
+			})
 		}
+		g.Wait()
 	}
 	s.seenMu.Lock()
 	if s.packsSeen == nil {
 		s.packsSeen = map[string]time.Time{}
 	}
 	for p := range check {
-		if !gone[p] {
+		if !gone[p] && !unsure[p] {
 			s.packsSeen[p] = now
 		}
 	}
 	s.seenMu.Unlock()
-	if len(gone) == 0 {
-		return
+	for p := range unsure {
+		if s.protect(p) {
+			if protected == nil {
+				protected = map[string]bool{}
+			}
+			protected[p] = true
+		}
 	}
 	for d, l := range found {
-		if gone[l.Pack] {
+		if gone[l.Pack] || (unsure[l.Pack] && !protected[l.Pack]) {
 			delete(found, d)
 		}
 	}
-	_ = s.idx.RemovePacks(gone) // best effort: the next lookup checks again
+	if len(gone) > 0 {
+		_ = s.idx.RemovePacks(gone) // best effort: the next lookup checks again
+	}
+	return protected
+}
+
+// restorer is the upload queue (Uploads) below the Store, if any.
+type restorer interface {
+	StageRestore(name string, data []byte) error
+	Restoring(name string) bool
+	Staged(name string) bool
+}
+
+// storageAway reports whether the storage is known not to answer now.
+func (s *Store) storageAway() bool {
+	a, ok := unwrapTo[interface{ Away() bool }](s.obj)
+	return ok && a.Away()
+}
+
+// protect reports whether pack p may be reused without asking the storage
+// whether it is there (or marked by gc): this machine's upload queue holds
+// it still (no one else can have seen it, let alone deleted it), or holds
+// a copy to put back should it be gone (Uploads.StageRestore), made now
+// from the block cache if every block of the pack is there. Anything else
+// is stored again: a second copy costs space, a reused pack that is gone
+// costs the version.
+func (s *Store) protect(p string) bool {
+	r, ok := unwrapTo[restorer](s.obj)
+	if !ok {
+		return false
+	}
+	name := packName(p)
+	if r.Staged(name) || r.Restoring(name) {
+		return true
+	}
+	c, ok := unwrapTo[interface {
+		CachedObject(name string) ([]byte, bool)
+	}](s.obj)
+	if !ok {
+		return false
+	}
+	data, ok := c.CachedObject(name)
+	if !ok || !bytes.HasSuffix(data, packMagic) {
+		return false
+	}
+	return r.StageRestore(name, data) == nil
+}
+
+// protected reports whether pack p is protected (protect) without making a
+// copy.
+func (s *Store) protected(p string) bool {
+	r, ok := unwrapTo[restorer](s.obj)
+	return ok && (r.Staged(packName(p)) || r.Restoring(packName(p)))
+}
+
+// unwrapTo returns the first of b and the backends it decorates (Unwrap)
+// that is a T.
+func unwrapTo[T any](b any) (T, bool) {
+	for b != nil {
+		if t, ok := b.(T); ok {
+			return t, true
+		}
+		u, ok := b.(interface{ Unwrap() storage.Backend })
+		if !ok {
+			break
+		}
+		next := u.Unwrap()
+		if next == nil {
+			break
+		}
+		b = next
+	}
+	var zero T
+	return zero, false
 }
 
 func (w *Writer) commit(ctx context.Context, durable bool) error {

@@ -378,7 +378,11 @@ func (u *Uploads) Put(ctx context.Context, name string, data []byte) error {
 		}
 		u.log.Warn("upload failed; staging it locally for the queue", "name", name, "err", err)
 	}
-	deferred := u.sync
+	return u.stage(name, data, u.sync)
+}
+
+// stage writes data under name in the staging folder and queues it.
+func (u *Uploads) stage(name string, data []byte, deferred bool) error {
 	p := u.path(name)
 	tmp := p + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -643,13 +647,24 @@ func (u *Uploads) upload(it *upItem) ([]byte, error) {
 		return nil, nil
 	}
 	u.mu.Unlock()
+	name := it.name
+	if target, ok := strings.CutSuffix(name, restoreSuffix); ok {
+		put, err := u.restoreNeeded(target)
+		if err != nil || !put {
+			return nil, err // present: nothing to upload, the copy goes
+		}
+		name = target
+	}
 	if u.allow != nil {
-		if err := u.allow(u.ctx, it.name); err != nil {
+		if err := u.allow(u.ctx, name); err != nil {
 			return nil, err
 		}
 	}
-	if err := u.b.Put(u.ctx, it.name, data); err != nil {
+	if err := u.b.Put(u.ctx, name, data); err != nil {
 		return nil, err
+	}
+	if name != it.name {
+		return nil, nil // a pack put back: not this process's write to keep in the cache
 	}
 	u.mu.Lock()
 	deleted := it.deleted
@@ -658,6 +673,67 @@ func (u *Uploads) upload(it *upItem) ([]byte, error) {
 		return nil, u.b.Delete(u.ctx, it.name)
 	}
 	return data, nil
+}
+
+// restoreSuffix names the staged copy of a pack a close reused while the
+// storage did not answer (StageRestore).
+const restoreSuffix = "#restore"
+
+// StageRestore stages data, the bytes of the pack name as this machine
+// has them (its block cache), to be put back if the storage turns out to
+// have lost the pack. A close that reuses a pack it cannot check (the
+// storage away) keeps its version safe so without waiting: once the
+// storage answers, the queue drops the copy if the pack is there and not
+// marked by gc, and uploads it if gc deleted it (or the bucket lost it);
+// while a mark is on it the copy waits for gc's decision.
+func (u *Uploads) StageRestore(name string, data []byte) error {
+	if u.Restoring(name) {
+		return nil
+	}
+	// Deferred: Sync (a CLI's save) does not wait for the storage to
+	// come back to settle it.
+	return u.stage(name+restoreSuffix, data, true)
+}
+
+// Restoring reports whether a copy of name is staged to be put back.
+func (u *Uploads) Restoring(name string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	it := u.items[name+restoreSuffix]
+	return it != nil && !it.deleted
+}
+
+// Staged reports whether name is staged (not uploaded yet).
+func (u *Uploads) Staged(name string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	it := u.items[name]
+	return it != nil && !it.deleted
+}
+
+// errMarked keeps a restore copy staged while gc's mark is on its pack.
+var errMarked = errors.New("the pack is marked by gc: its copy waits for gc's decision")
+
+// restoreNeeded tells whether the pack a restore copy is of must be put
+// back: it is missing from storage. While gc's mark is on it, gc may
+// still delete it (its second look at the catalog may have come before
+// the version that reused it): the copy stays and is asked again.
+func (u *Uploads) restoreNeeded(name string) (bool, error) {
+	id, ok := packID(name)
+	if !ok {
+		return false, nil
+	}
+	if _, err := u.b.Stat(u.ctx, condemnedName(id)); err == nil {
+		return false, errMarked
+	} else if !storage.IsNotFound(err) {
+		return false, err
+	}
+	_, err := u.b.Stat(u.ctx, name)
+	if storage.IsNotFound(err) {
+		u.log.Warn("uploads: a pack a close reused while the storage was away is gone from it; putting this machine's copy back", "name", name)
+		return true, nil
+	}
+	return false, err
 }
 
 // open returns the staged file of name, if it is staged.
@@ -726,7 +802,7 @@ func (u *Uploads) List(ctx context.Context, prefix string, fn func(storage.Info)
 	u.mu.Lock()
 	staged := map[string]int64{}
 	for name, it := range u.items {
-		if !it.deleted && strings.HasPrefix(name, prefix) {
+		if !it.deleted && strings.HasPrefix(name, prefix) && !strings.HasSuffix(name, restoreSuffix) {
 			staged[name] = it.size
 		}
 	}

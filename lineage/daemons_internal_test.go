@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	iofs "io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -475,5 +478,72 @@ func TestMarkerOfUnreadableRunNotWaitedFor(t *testing.T) {
 	tk.mu.Unlock()
 	if n := u.reads.Load(); n != 1 || waiting {
 		t.Fatalf("%d lookups of an unreadable run for three opens (one expected), opens still waiting: %v", n, waiting)
+	}
+}
+
+// readOnlyRuns is a catalog whose role may only read: ending a run is
+// denied (postgres.ErrReadOnly matches fs.ErrPermission).
+type readOnlyRuns struct{ catalog.Catalog }
+
+func (readOnlyRuns) FinishRun(ctx context.Context, uid string, e catalog.RunEnd) (catalog.Run, error) {
+	return catalog.Run{}, fmt.Errorf("finish run %s: the catalog is read-only for this database role: %w", uid, iofs.ErrPermission)
+}
+
+// errorCount counts the log records at level Error (its Handler must be
+// enabled at every level, or slog never calls Handle).
+type errorCount struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (h errorCount) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		h.n.Add(1)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// A daemon whose catalog role may only read logged an ERROR for every run
+// whose process it saw exit (each run another daemon of its host began):
+// it cannot end them, and one that may write does.
+func TestReapOnReadOnlyCatalogLogsNoError(t *testing.T) {
+	ctx := context.Background()
+	c, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "catalog.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "bash", Kind: "program"})
+	host, _ := os.Hostname()
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	start, err := ProcStart(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs atomic.Int64
+	log := slog.New(errorCount{slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}), &errs})
+	tr := NewTracker(readOnlyRuns{c}, TrackerOptions{FlushEvery: time.Hour, Logger: log})
+	defer tr.Close()
+	if tr.daemon == "" {
+		t.Skip("no /proc boot id")
+	}
+	// Registered by a daemon that may write; this one tracks it too.
+	writer := NewTracker(c, TrackerOptions{FlushEvery: time.Hour})
+	defer writer.Close()
+	if _, err := writer.Wrap(c).StartRun(ctx, catalog.Run{Transform: tf.UID, Host: host, HostID: HostID(), RootPID: cmd.Process.Pid, RootStart: start}); err != nil {
+		t.Fatal(err)
+	}
+	runs, _ := c.ListRuns(ctx, catalog.RunQuery{})
+	if got := tr.Resume(ctx, runs); len(got) != 1 {
+		t.Fatalf("resumed %v, want the run", got)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	tr.reap()
+	if n := errs.Load(); n != 0 {
+		t.Fatalf("%d errors logged for a run a read-only daemon cannot end", n)
 	}
 }

@@ -735,7 +735,12 @@ func (t *Tracker) reap() {
 			continue
 		}
 		end := catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true}
-		if r, err := t.finish(ctx, uid, end, end); err != nil {
+		if r, err := t.finish(ctx, uid, end, end); errors.Is(err, iofs.ErrPermission) {
+			// A daemon whose catalog role may only read (postgres.ErrReadOnly)
+			// cannot end it; one that may write does (its own run, or at its
+			// next start): no error per run another daemon of this host began.
+			t.opts.Logger.Debug("lineage: a run whose process is gone is left to a daemon that may write the catalog", "run", uid, "err", err)
+		} else if err != nil {
 			t.opts.Logger.Error("lineage: ending a run whose process is gone", "run", uid, "err", err)
 		} else if r.Status != catalog.RunAbandoned { // it ended meanwhile: its end stays (catalog.Run.Apply)
 			t.opts.Logger.Info("lineage: run ended: its process exited after finishing it", "run", uid, "status", r.Status)

@@ -68,6 +68,11 @@ func (r *Backend) Health() Health {
 	return r.health
 }
 
+// Away reports whether the storage is known not to answer now
+// (Health.Failing): callers that can decide without it (the content
+// store's dedup checks in a close) do not wait for it then.
+func (r *Backend) Away() bool { return r.Health().Failing }
+
 // Failed notes a failure seen outside the Backend's calls (a mount that
 // started while the server was away).
 func (r *Backend) Failed(err error) {
