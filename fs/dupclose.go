@@ -98,7 +98,7 @@ func (m *Mount) writableFds(tid uint32, ino uint64) int {
 	}
 	defer unix.Close(dfd)
 	var buf [4096]byte
-	link := make([]byte, unix.PathMax)
+	var link [unix.PathMax]byte
 	count := 0
 	for {
 		k, err := unix.Getdents(dfd, buf[:])
@@ -106,8 +106,9 @@ func (m *Mount) writableFds(tid uint32, ino uint64) int {
 			return count
 		}
 		_, _, names := unix.ParseDirent(buf[:k], -1, nil)
+		done := k < len(buf)-512 // /proc lists every descriptor that fits: none is left
 		for _, name := range names {
-			l, err := unix.Readlinkat(dfd, name, link)
+			l, err := unix.Readlinkat(dfd, name, link[:])
 			if err != nil || !under(string(link[:l]), dirs) {
 				continue
 			}
@@ -118,6 +119,9 @@ func (m *Mount) writableFds(tid uint32, ino uint64) int {
 			if id, ok := fdinfoField(info, "mnt_id"); ok && m.mounts.ours(m, id) && writableOn(info, ino) {
 				count++
 			}
+		}
+		if done {
+			return count
 		}
 	}
 }
