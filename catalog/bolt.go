@@ -389,6 +389,12 @@ func (t txn) version(uid string) (Version, bool, error) {
 	return getVersion(t.tx.Bucket(bVersions), []byte(uid))
 }
 
+// stemFree reports whether stem may be a new artifact's: well formed and
+// no artifact's (NewVersion.Stem).
+func (t txn) stemFree(stem string) bool {
+	return len(stem) == ref.StemLen && ref.IsUIDPrefix(stem) && t.tx.Bucket(bArtifacts).Get([]byte(stem)) == nil
+}
+
 // stemVersions returns every version of the artifact, oldest first.
 func (t txn) stemVersions(stem string) ([]Version, error) {
 	var out []Version
@@ -567,7 +573,9 @@ func (t txn) saveIn(nv NewVersion, b *saveBatch) (Saved, error) {
 	}
 	if a == nil {
 		stem := ""
-		if b != nil {
+		if t.stemFree(nv.Stem) {
+			stem = nv.Stem
+		} else if b != nil {
 			stem = b.stem()
 		} else {
 			stem = ref.NewStem()

@@ -720,3 +720,43 @@ func TestBoltLockedSaysTimeWaited(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestBoltSaveStem: a new artifact takes NewVersion.Stem when no artifact
+// has it (the redo of a close keeps the uid its writer was told), lazily
+// or not; a stem taken, or malformed, is not reused.
+func TestBoltSaveStem(t *testing.T) {
+	ctx := context.Background()
+	b, err := catalog.OpenBolt(filepath.Join(t.TempDir(), "c.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	stem := ref.NewStem()
+	for i, c := range []struct {
+		ctx  context.Context
+		key  string
+		stem string
+		want bool
+	}{
+		{ctx, "a", stem, true},
+		{ctx, "b", stem, false},          // a's
+		{ctx, "c", "not a stem!", false}, // malformed
+		{catalog.Lazy(ctx), "d", ref.NewStem(), true},
+	} {
+		nv := catalogtest.NV(c.key, "x"+c.key)
+		nv.Stem = c.stem
+		saved, err := b.Save(c.ctx, []catalog.NewVersion{nv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := saved[0].Version.UID[:ref.StemLen] == c.stem; got != c.want {
+			t.Errorf("%d: %s saved as %s with Stem %q", i, c.key, saved[0].Version.UID, c.stem)
+		}
+	}
+	// A version of an existing artifact keeps the artifact's stem.
+	nv := catalogtest.NV("a", "again")
+	nv.Stem = ref.NewStem()
+	if saved, err := b.Save(ctx, []catalog.NewVersion{nv}); err != nil || saved[0].Version.UID != ref.VersionUID(stem, 2) {
+		t.Fatalf("v2 of a: %+v, %v", saved, err)
+	}
+}

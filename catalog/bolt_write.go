@@ -937,6 +937,9 @@ type lazySaves struct {
 	failCause    error // the commit's own error
 	failingSince time.Time
 	backoff      time.Duration
+	// watch, if set (OnCommitFailing), hears what a failing commit would
+	// lose, and nil once nothing waits.
+	watch func(pending error)
 
 	open    atomic.Bool  // tx != nil, read without mu
 	writers atomic.Int32 // other writes waiting: lazy saves step aside for them
@@ -1006,8 +1009,12 @@ func (b *Bolt) loseLazyLocked(err error) {
 	if l.tx != nil {
 		_ = guard(b.path, func() error { return l.tx.Rollback() })
 	}
+	wasFailing := l.failing != nil
 	l.tx, l.ops, l.failing = nil, nil, nil
 	l.open.Store(false)
+	if wasFailing && l.watch != nil {
+		l.watch(nil) // given up: Flush or the stop names the loss
+	}
 }
 
 // lostError names the changes of ops, which are not in the catalog.
@@ -1209,11 +1216,19 @@ func (b *Bolt) endLazyLocked(commit bool) error {
 	l.tx = nil
 	l.open.Store(false)
 	if err == nil {
+		if l.failing != nil && l.watch != nil {
+			l.watch(nil)
+		}
 		l.ops, l.failing, l.backoff = nil, nil, 0
 		return nil
 	}
 	if l.failing == nil {
 		l.failingSince = time.Now()
+		if l.watch != nil {
+			// No change joins ops while the commit fails (each gets
+			// failing): what they are now is what a kill would lose.
+			l.watch(lostError(l.ops, err))
+		}
 	}
 	l.failCause = err
 	l.failing = fmt.Errorf("%w: %d changes wait for room (tried again every %s): %w",
@@ -1283,6 +1298,17 @@ func (b *Bolt) lazyFailing() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.failing != nil
+}
+
+// OnCommitFailing makes fn hear, when a commit of lazy changes starts to
+// fail, the error naming what a stop would lose (as GiveUpLazy's), and
+// nil once they are committed or given up: a daemon keeps it where a
+// kill -9 leaves it for the next mount to show. fn runs under the lazy
+// lock and must not call the Bolt.
+func (b *Bolt) OnCommitFailing(fn func(pending error)) {
+	b.lazy.mu.Lock()
+	b.lazy.watch = fn
+	b.lazy.mu.Unlock()
 }
 
 // CommitFailing reports the lazy changes waiting for a commit that fails

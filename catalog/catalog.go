@@ -241,6 +241,12 @@ type NewVersion struct {
 	Mtime         time.Time
 	Run           string
 	Mode          uint32 // permission bits; 0 means the default, ModeNone none (Perm)
+	// Stem, if set, is the stem a new artifact takes (the key has none)
+	// unless another artifact has it: a redo of a lazy save lost to a
+	// stop gives the version the uid its writer was told (stage's
+	// journal). A catalog whose saves are never lazy may draw one anyway
+	// (PostgreSQL does).
+	Stem string `json:",omitempty"`
 }
 
 // Saved is the outcome of recording one NewVersion.

@@ -254,6 +254,9 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 		m.findSpecials() // special.go
 	}
 	m.root = &node{m: m, e: m.ns.Root()}
+	if o.Stage != nil {
+		o.Stage.OnMovedBack(m.movedBack) // write.go
+	}
 	neg := o.NegativeTimeout
 	fsname := "lamina"
 	if o.Name != "" {

@@ -160,10 +160,18 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	}
 	p := m.scratchPath(dst)
 	os.MkdirAll(filepath.Dir(p), 0o755)
-	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
-		os.Remove(p) // replaced, not opened: a FIFO's open waits for a reader, a link's goes elsewhere
+	if fi, err := os.Lstat(p); err == nil && !fi.IsDir() {
+		// Replaced, not opened, as rename(2) replaces it: a FIFO's open
+		// waits for a reader, a link's goes elsewhere, and a read-only
+		// backup of before (vim's f~ of a 0444 f) refuses O_WRONLY.
+		os.Remove(p)
 	}
-	out, err := os.Create(p)
+	// The copy has the key's mode, as a rename keeps it: os.Create gave
+	// 0644, and `mv run.sh run.sh~; mv run.sh~ run.sh` (cp --backup,
+	// vim's backup) left the script not executable. Set after the
+	// bytes: a 0444 key's copy is written first.
+	perm := ent.Mode & 0o7777
+	out, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return errnoOf(err)
 	}
@@ -187,7 +195,13 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 			return errno(m.log, "rename", rerr)
 		}
 	}
-	out.Close()
+	if err := syscall.Fchmod(int(out.Fd()), perm); err != nil {
+		out.Close()
+		return errnoOf(err)
+	}
+	if err := out.Close(); err != nil {
+		return errnoOf(err)
+	}
 	os.Chtimes(p, ent.Mtime, ent.Mtime)
 	key := n.prefix() + name
 	versions := m.versionsOf(key)

@@ -1898,7 +1898,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		replaced := np.GetChild(newName) // a file the rename replaces keeps its bytes for who holds it
 		versions := n.m.versionsOf(src)
 		var v catalog.Version
-		if v, err = n.m.ns.st.Rename(n.m.callerRunCtx(ctx), src, dst); err == nil {
+		stem := "" // the artifact renamed: a commit of src soon takes its history back
+		if se.Kind == KindFile && se.uid != ([ref.UIDLen]byte{}) {
+			stem = string(se.uid[:ref.StemLen])
+		}
+		if v, err = n.m.ns.st.RenameFile(n.m.callerRunCtx(ctx), src, dst, stem); err == nil {
 			n.m.retired.retire(src, n.GetChild(name)) // inode.go
 			if replaced != nil && replaced != n.GetChild(name) {
 				n.m.retired.retire(dst, replaced)
@@ -1925,6 +1929,25 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 	}
 	n.m.written(src, dst)
 	return 0
+}
+
+// movedBack is told that the history of key, renamed to backup a moment
+// ago, came back to key (stage.Stage.OnMovedBack): backup shows a new
+// artifact of one version. backup's names the kernel holds (backup@vN,
+// sidecars) are dropped before the call that wrote key returns, as an
+// unlink drops them (dropDerived); key's names are looked up anew.
+func (m *Mount) movedBack(key, backup string, versions int) {
+	p, name := splitKey(backup)
+	m.ns.forget(key, backup)
+	m.dropDerived(m.dirInode(p), name, versions)
+	names := []string{name, name + ".meta"}
+	for v := 1; v <= versions; v++ {
+		at := name + "@v" + strconv.Itoa(v)
+		names = append(names, at, at+".meta")
+	}
+	m.sendNotes([]Change{{Prefix: p, Names: names}})
+	m.notifyAsync(key)
+	m.renamedMembers([]string{key, backup}, nil)
 }
 
 // movedFile is written for a file renamed from src to dst, which shows v

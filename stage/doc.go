@@ -94,6 +94,12 @@
 // catalog lost its transaction) is a failed close, committed again while
 // the Stage runs.
 //
+// A File of a new key draws its artifact's stem at open; its journal
+// records keep it, and every commit of its bytes (its closes, a retry,
+// Recover) asks the catalog for it (catalog.NewVersion.Stem), so that a
+// version redone after a stop that lost the lazy commit has the uid its
+// writer saw.
+//
 // Dropped staging files are emptied and kept as spares for the next File
 // (spare.go): on ext4 without a journal a new inode is slow to allocate
 // while many were freed lately.

@@ -64,6 +64,7 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 		}
 		r, ok := s.recoverOne(ctx, j, data, info)
 		if !ok {
+			j.Failed = j.State == stateClosed // its commit failed again
 			kept[j.ID] = j
 			retry = append(retry, r.retry)
 		}
@@ -158,8 +159,8 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, info os.
 		}
 		defer fh.Close()
 		cctx := ctx
-		if key == j.Key { // its close, committed now
-			cctx = withClosedAt(ctx, closedAt(data))
+		if key == j.Key { // its close, committed now, under the uid its writer was told
+			cctx = withStem(withClosedAt(ctx, closedAt(data)), j.Stem)
 		}
 		_, err = s.commitFile(cctx, key, fh, mtime, j.Mode, desc, gone)
 		return err
@@ -376,6 +377,23 @@ func createdAt(ctx context.Context) time.Time {
 		return t.UTC()
 	}
 	return time.Now().UTC()
+}
+
+type stemKey struct{}
+
+// withStem returns ctx saying that a commit made with it gives a new
+// artifact stem, if free (catalog.NewVersion.Stem): the File drew it at
+// open, and its journal records keep it for a redo after a stop.
+func withStem(ctx context.Context, stem string) context.Context {
+	if stem == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, stemKey{}, stem)
+}
+
+func stemOf(ctx context.Context) string {
+	s, _ := ctx.Value(stemKey{}).(string)
+	return s
 }
 
 // savedSince compares key's latest version with the staged file data: same

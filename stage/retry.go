@@ -239,7 +239,7 @@ func (s *Stage) retryOne(ctx context.Context, fc failedClose) bool {
 		}
 		cctx := WithRun(ctx, fc.run)
 		if !newer { // its close, committed now
-			cctx = withClosedAt(cctx, closedAt(data))
+			cctx = withStem(withClosedAt(cctx, closedAt(data)), fc.j.Stem)
 		}
 		fh, err := os.Open(data)
 		var v catalog.Version
@@ -398,7 +398,7 @@ func (s *Stage) rekeyFailed(move func(key string) (string, bool)) {
 		if !ok || fc.lostWhy != "" {
 			continue
 		}
-		j := journal{ID: fc.j.ID, State: stateClosed, Key: to, Mode: fc.j.Mode}
+		j := journal{ID: fc.j.ID, State: stateClosed, Key: to, Mode: fc.j.Mode, Stem: fc.j.Stem, Failed: true}
 		if err := s.jlog.put(j); err != nil {
 			s.log.Warn("lamina mount: journal", "err", err)
 			continue // Recover would commit them to from

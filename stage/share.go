@@ -82,7 +82,7 @@ func (f *File) handOff(base *catalog.Version) bool {
 		return false
 	}
 	key := f.Key()
-	j := journal{ID: f.id, State: stateDone, Key: key, Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq}
+	j := journal{ID: f.id, State: stateDone, Key: key, Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq, Stem: f.stem}
 	if err := f.s.jlog.put(j); err != nil {
 		data.Close()
 		f.s.retire(p)

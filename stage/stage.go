@@ -44,6 +44,12 @@ type lazyCatalog interface {
 	LazyCommitted(ctx context.Context) (uint64, error) // the last LazySeq committed
 }
 
+// failingCatalog tells, without trying the commit, whether lazy changes
+// wait for a catalog commit that fails (*catalog.Bolt).
+type failingCatalog interface {
+	CommitFailing() (n int, since time.Time, err error)
+}
+
 // Content is what the write side asks of the content store; *cache.Store
 // provides it.
 type Content interface {
@@ -134,9 +140,10 @@ type Stage struct {
 
 	keys keyLocks // orders the saves of a key (keylock.go)
 
-	reproduced atomic.Pointer[func(run string, v catalog.Version)] // OnReproduced
-	runWithin  atomic.Pointer[func(run, unlinker string) bool]     // OnRunWithin
-	committed  atomic.Pointer[func(v catalog.Version)]             // OnCommitted
+	reproduced atomic.Pointer[func(run string, v catalog.Version)]    // OnReproduced
+	runWithin  atomic.Pointer[func(run, unlinker string) bool]        // OnRunWithin
+	committed  atomic.Pointer[func(v catalog.Version)]                // OnCommitted
+	movedBack  atomic.Pointer[func(key, backup string, versions int)] // OnMovedBack
 
 	rmu          sync.Mutex // guards the fields below (retry.go); never held with mu or File.mu
 	failedCloses []failedClose
@@ -205,6 +212,15 @@ type journal struct {
 	// record: the version opened, followed or last committed; 0 if none,
 	// or a journal of before), for what Recover says of them.
 	Base int `json:"base,omitempty"`
+	// Stem is the stem the File drew for its key's first version (a new
+	// key): a redo after a stop that lost the lazy commit gives the
+	// version the uid readers saw (catalog.NewVersion.Stem). "" in a
+	// journal of before, and for a File opened on an existing version.
+	Stem string `json:"stem,omitempty"`
+	// Failed marks a closed record whose commit failed (at close, a retry,
+	// Recover): a closed record without it may be a commit in flight or
+	// landed when its daemon stopped, or one of a journal of before.
+	Failed bool `json:"failed,omitempty"`
 
 	pos int // Recover: the record's line in the journal (-1: a journal file)
 }
@@ -228,10 +244,11 @@ type File struct {
 	size      int64
 	mtime     time.Time
 	mode      uint32
-	dirty     bool // bytes changed since the last commit
-	wrote     bool // bytes written since the last commit (not only truncated)
-	touched   bool // mtime set since the last commit
-	isNew     bool // the key had no live version at open
+	dirty     bool   // bytes changed since the last commit
+	wrote     bool   // bytes written since the last commit (not only truncated)
+	touched   bool   // mtime set since the last commit
+	isNew     bool   // the key had no live version at open
+	stem      string // drawn at open of a new key: its first version's (journal.Stem)
 	committed bool
 	closed    bool // journal says closed
 	released  bool
@@ -310,6 +327,7 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 		f.mtime = base.Mtime
 	} else {
 		f.isNew = true
+		f.stem = ref.NewStem()
 		f.copied = true
 		f.dirty = true // a new key is content: committed at flush or release
 	}
@@ -473,7 +491,7 @@ func (f *File) writeJournal(state string) error {
 // bytes build on.
 func (f *File) journalOver(state string, base *catalog.Version) error {
 	f.s.mu.Lock()
-	j := journal{ID: f.id, State: state, Key: f.key, Mode: f.mode}
+	j := journal{ID: f.id, State: state, Key: f.key, Mode: f.mode, Stem: f.stem}
 	f.s.mu.Unlock()
 	if base != nil {
 		j.Base = base.Version
@@ -499,15 +517,28 @@ func (f *File) reopen(ctx context.Context) error {
 		return nil
 	}
 	if lc, ok := f.s.cat.(lazyCatalog); ok && f.lazySeq != 0 && !f.dirty {
+		// While the catalog's commit fails (a full data folder) the
+		// version waits there, retried: neither lost nor durable. The
+		// record stays closed, to redo it after a stop, and the File is
+		// asked again at its next write. Asked first without a try: one
+		// tries the commit, and makes its changes again (1,000 of them:
+		// 83 ms), at every write.
+		if fc, ok := f.s.cat.(failingCatalog); ok {
+			if n, _, _ := fc.CommitFailing(); n > 0 {
+				return nil
+			}
+		}
 		n, err := lc.LazyCommitted(ctx)
 		if errors.Is(err, catalog.ErrCommitFailing) {
-			return nil // the commit waits in the catalog: not lost
+			return nil
 		}
 		if err != nil {
 			return err
 		}
 		if n < f.lazySeq {
-			f.s.log.Warn("lamina mount: the catalog lost a commit of a file still open; its next close commits it again", "key", f.Key())
+			// Its transaction was given up (a fault in the catalog file,
+			// a failing commit whose changes could not be made again).
+			f.s.log.Warn("lamina mount: the catalog gave up the transaction holding a commit of a file still open (its log says why); its next close commits the file again", "key", f.Key())
 			f.dirty = true
 		}
 	}
@@ -989,6 +1020,9 @@ func (f *File) commit(ctx context.Context) error {
 		// version became the latest meanwhile (record, staleBase).
 		ctx = context.WithValue(ctx, basedOnKey{}, f.base.Version)
 	}
+	if f.base == nil {
+		ctx = withStem(ctx, f.stem) // the uid the journal's record redoes
+	}
 	var file cache.File
 	if st := f.stream; st != nil {
 		f.stream = nil
@@ -1111,6 +1145,7 @@ func (s *Stage) record(ctx context.Context, key string, w *cache.Writer, file ca
 		Key: key, Kind: cache.KindFile, Suffix: suffix, OType: ref.OType(suffix),
 		Size: file.Size, Digest: file.Digest, Manifest: string(mref), Description: desc,
 		CreatedBy: s.opts.User, CreatedAt: now, Mtime: mtime, Mode: mode, Run: runOf(ctx),
+		Stem: stemOf(ctx),
 	}
 	s.describe(&nv, src)
 	unlock := s.keys.lockSave(ctx, key)
@@ -1288,13 +1323,17 @@ func (f *File) Release(ctx context.Context) error {
 			f.s.log.Error("lamina mount: commit at close failed; the bytes stay staged and the commit is tried again (at the latest by the next mount)", "key", f.Key(), "err", err)
 		}
 		f.closeData()
-		f.s.addFailed(failedClose{j: journal{ID: f.id, Key: f.Key(), Mode: f.mode}, mtime: f.mtime, run: f.run})
+		j := journal{ID: f.id, State: stateClosed, Key: f.Key(), Mode: f.mode, Stem: f.stem, Failed: true}
+		if f.closed {
+			_ = f.s.jlog.put(j) // for status with the daemon dead; the closed record stands if the disk is full
+		}
+		f.s.addFailed(failedClose{j: j, mtime: f.mtime, run: f.run})
 		return err
 	}
 	f.closeData()
 	if f.s.opts.SyncEvery > 0 && f.committed && f.base != nil {
 		// Committed but maybe not durable yet: keep the bytes until Sync.
-		j := journal{ID: f.id, State: stateDone, Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq}
+		j := journal{ID: f.id, State: stateDone, Key: f.Key(), Mode: f.mode, Manifest: f.base.Manifest, LazySeq: f.lazySeq, Stem: f.stem}
 		perr := f.s.jlog.put(j)
 		if perr == nil || f.lazySeq != 0 {
 			// A lazy commit is durable only once LazyCommitted reaches it:
@@ -1589,6 +1628,10 @@ type unlinkedKey struct {
 	// the unlink to the file's creation, not to its close.
 	claimed bool
 	run     string // the unlinking lineage run, if any (OnRunWithin)
+	// movedTo: the key was renamed to the free key movedTo, which its
+	// artifact holds since, uid its latest version then (noteRenamedAway):
+	// its history comes back (takeBack) rather than a trash entry.
+	movedTo, uid string
 }
 
 // claimUnlinkedLocked notes that a File of key was started: an unlink of
@@ -1744,15 +1787,18 @@ const MoveAwayWindow = time.Minute
 // (it has live versions), nor a folder artifact (rm -r of one, then a
 // file written at its key).
 func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
-	s.restoreUnlinkedFor(ctx, key, time.Time{})
+	s.restoreUnlinkedFor(ctx, key, time.Time{}, "")
 }
 
 // restoreUnlinkedFor is restoreUnlinked for a file renamed onto key that
 // was started at started (zero: unknown): an unlink of key before it and
 // within the window of it counts as claimed, as for a File of key started
 // then (long_tool > out.tmp for longer than the window, then mv out.tmp
-// out, after rm out, restores as writing out directly does).
-func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time.Time) {
+// out, after rm out, restores as writing out directly does). from is the
+// key renamed onto key ("" for a commit): when key was renamed away to
+// from, the rename back moves its history, nothing is taken back, and
+// back is true.
+func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time.Time, from string) (back bool) {
 	s.mu.Lock()
 	delete(s.movedAway, key)
 	u, ok := s.unlinked[key]
@@ -1763,6 +1809,13 @@ func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time
 	}
 	if !ok || !u.claimed && time.Since(u.at) > s.window() && (runOf(ctx) == "" || !s.runHolds(u, runOf(ctx))) {
 		return
+	}
+	if u.movedTo != "" {
+		if u.movedTo == from {
+			return true
+		}
+		s.takeBack(ctx, key, u)
+		return false
 	}
 	vs, err := s.cat.Versions(ctx, key, true)
 	if err != nil {
@@ -1786,7 +1839,70 @@ func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time
 	if _, err := s.cat.RestoreTrashedWith(ctx, uid); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		s.log.Warn("lamina mount: the versions of a file written anew stay in the trash", "key", key, "err", err)
 	}
+	return false
 }
+
+// takeBack gives key, renamed away to u.movedTo within the window (a
+// backup: mv f f.bak, perl -i.bak, sed -i.bak) and now written again, its
+// history back: the artifact returns to key, whose commit is then its next
+// version, and u.movedTo gets a new artifact whose v1 has the moved
+// latest's content (its manifest: no bytes are copied), mtime, mode,
+// description and run, as a rename onto a key copies them. So key@vN shows
+// what it showed before the rename. Annotations, collections and lineage
+// are the versions': they stay with the history. Nothing is taken back
+// when key holds something again (another workstation wrote it, or the
+// CLI), or u.movedTo shows another version than the rename left there
+// (written, renamed or removed since), or is being written here.
+func (s *Stage) takeBack(ctx context.Context, key string, u unlinkedKey) {
+	// Another File of key committing meanwhile would make key a new
+	// artifact between the check and the rename back: it waits.
+	unlock := s.keys.lockSave(ctx, key)
+	defer unlock()
+	if _, err := s.cat.Versions(ctx, key, true); !errors.Is(err, catalog.ErrNotFound) {
+		return
+	}
+	if s.Writing(u.movedTo) {
+		return
+	}
+	l, err := s.cat.ByKey(ctx, u.movedTo, 0)
+	if err != nil || l.UID != u.uid || l.Kind != cache.KindFile {
+		return
+	}
+	lctx := s.lazy(ctx)
+	if _, err := s.cat.Rename(lctx, u.movedTo, key); err != nil {
+		s.log.Warn("lamina mount: a file written anew after a rename away starts a new history", "key", key, "renamed_to", u.movedTo, "err", err)
+		return
+	}
+	suffix, otype := l.Suffix, l.OType
+	if sx := ref.Suffix(u.movedTo); sx != suffix {
+		suffix, otype = sx, ref.OType(sx)
+	}
+	// Two transactions: a failure (or a crash) between them leaves the
+	// backup name empty, its bytes key@vN.
+	saved, err := s.cat.Save(lctx, []catalog.NewVersion{{Key: u.movedTo, Kind: l.Kind, Suffix: suffix, OType: otype,
+		NObservations: l.NObservations, NFiles: l.NFiles, Size: l.Size, Digest: l.Digest, Manifest: l.Manifest,
+		Description: l.Description, CreatedBy: l.CreatedBy, CreatedAt: time.Now().UTC(), Mtime: l.Mtime,
+		Run: l.Run, Mode: l.Mode}})
+	if err != nil {
+		s.log.Warn("lamina mount: a renamed file's history went back to its name; the new name is empty", "key", key, "renamed_to", u.movedTo, "err", err)
+	}
+	if err == nil && !saved[0].Unchanged {
+		if fn := s.committed.Load(); fn != nil {
+			(*fn)(saved[0].Version)
+		}
+	}
+	if fn := s.movedBack.Load(); fn != nil {
+		(*fn)(key, u.movedTo, l.Version)
+	}
+	s.changed(key, u.movedTo)
+}
+
+// OnMovedBack sets what is told that the history of key, renamed to
+// backup, came back to key (takeBack): backup's names (backup@v1 …
+// backup@vN, its sidecars) show another artifact now, of one version. It
+// is called from the call that committed or renamed onto key, before the
+// key's new version is saved, and must not block.
+func (s *Stage) OnMovedBack(fn func(key, backup string, versions int)) { s.movedBack.Store(&fn) }
 
 // freshKey is a key whose first version this Stage committed: the stem
 // of its artifact, and when the File that wrote it was started.
@@ -1824,6 +1940,16 @@ func (s *Stage) keepFolder(ctx context.Context, key string) {
 // collection, a run's input: catalog.PurgeUnreferenced). It returns the version to shows after, if the
 // catalog answered one.
 func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, error) {
+	return s.RenameFile(ctx, from, to, "")
+}
+
+// RenameFile is Rename for a caller that knows the stem of the artifact
+// it saw at from ("" if none): when the rename moves that artifact to a
+// free key (a backup: mv f f.bak, perl -i.bak, sed -i.bak), or puts it in
+// the trash under a new version of to, a commit of from within the window
+// takes its history back (restoreUnlinkedFor), so that from@vN keeps
+// showing what it showed.
+func (s *Stage) RenameFile(ctx context.Context, from, to, stem string) (catalog.Version, error) {
 	if err := ref.CheckKey(to); err != nil {
 		return catalog.Version{}, err
 	}
@@ -1833,13 +1959,20 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 	fresh := fk.stem
 	started := s.startedLocked(from, fk.started)
 	s.mu.Unlock()
+	if stem == "" {
+		stem = fresh
+	}
+	back := false
 	if from != to {
 		// Onto a key unlinked within the window (a temporary renamed over
 		// a removed output, rm B; mv C B, rsync again after rm -r): its
 		// versions come back first, as for a commit of the key; then the
 		// rename makes a version of to, or none for the same bytes. The
 		// window runs to the source's creation when this Stage made it.
-		s.restoreUnlinkedFor(ctx, to, started)
+		// A key renamed away to from a moment ago (mv f g; mv g f) is
+		// only renamed back: the catalog's rename moves its history, and
+		// from is no key renamed away then.
+		back = s.restoreUnlinkedFor(ctx, to, started, from)
 	}
 	v, err := s.cat.Rename(s.lazy(ctx), from, to)
 	if errors.Is(err, catalog.ErrNotFound) && (len(moved) > 0 || s.hasFailed(from)) {
@@ -1902,9 +2035,62 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 			s.purgeTemporary(ctx, from, vs)
 		}
 	}
+	if from != to && stem != "" && v.UID != "" && !back {
+		s.noteRenamedAway(ctx, from, to, stem, fresh, v)
+	}
 	s.keepFolder(s.lazy(ctx), from)
 	s.changed(from, to)
 	return v, nil
+}
+
+// backupName reports whether to names a backup of from: from with a
+// suffix (f.bak, f.orig, f.1).
+func backupName(from, to string) bool {
+	return len(to) > len(from) && strings.HasPrefix(to, from)
+}
+
+// noteRenamedAway remembers a rename of from, whose artifact has the stem
+// stem, to to, which shows v now, for a commit of from within the window
+// (restoreUnlinkedFor). When v is of that artifact, it moved to to, a free
+// key, and the commit takes the history back (takeBack). Else to got a new
+// version and from went to the trash, as by an unlink: the commit restores
+// it (a second sed -i.bak renames f onto the f.bak of the first). A
+// temporary this Stage wrote (fresh: tool > out.tmp; mv out.tmp out) is
+// not noted: out keeps its artifact when out.tmp is written again, and one
+// renamed onto a key was purged (Rename). A backup of it (f.bak) is.
+func (s *Stage) noteRenamedAway(ctx context.Context, from, to, stem, fresh string, v catalog.Version) {
+	run := runOf(ctx)
+	if !strings.HasPrefix(v.UID, stem) {
+		if fresh == stem {
+			return
+		}
+		vs, err := s.cat.Versions(ctx, from, true)
+		if err != nil {
+			return
+		}
+		var at time.Time
+		for _, v := range vs {
+			if !v.Trashed {
+				return // written again already
+			}
+			if v.TrashedAt != nil && v.TrashedAt.After(at) {
+				at = *v.TrashedAt // the rename's entry: the latest
+			}
+		}
+		s.noteUnlinked(from, at, run)
+		return
+	}
+	if fresh == stem && v.Version == 1 && !backupName(from, to) {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pruneKeptLocked(now)
+	if len(s.unlinked) >= maxUnlinked {
+		return
+	}
+	s.unlinked[from] = unlinkedKey{at: now, run: run, movedTo: to, uid: v.UID}
 }
 
 // purgeTemporary deletes for good the trashed versions vs of key. Their

@@ -1242,3 +1242,48 @@ func TestCleanFileFollowsNewerVersion(t *testing.T) {
 		t.Fatalf("staging left %d files after Sync", n)
 	}
 }
+
+// Staged (lamina status with the daemon dead) tells a close whose commit
+// failed from a File closed and not released (a dup's close committed it;
+// its record says closed until the release): status said "commit failed
+// at close" of both.
+func TestStagedTellsFailedFromClosed(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s, cat := e.failingStage(t)
+	held, err := s.Create(ctx, "held.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.WriteAt(ctx, []byte("committed, its handle not released"), 0)
+	if err := held.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cat.down.Store(true)
+	f, err := s.Create(ctx, "away.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, []byte("written while the catalog was away"), 0)
+	if err := f.Flush(ctx); err == nil {
+		t.Fatal("flush with the catalog away succeeded")
+	}
+	if err := f.Release(ctx); err == nil {
+		t.Fatal("release with the catalog away succeeded")
+	}
+	staged, err := stage.Staged(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]stage.StagedFile{}
+	for _, sf := range staged {
+		got[sf.Key] = sf
+	}
+	if sf, ok := got["away.txt"]; !ok || !sf.Closed || !sf.Failed {
+		t.Errorf("Staged: away.txt %+v, want closed and failed", sf)
+	}
+	if sf, ok := got["held.txt"]; !ok || !sf.Closed || sf.Failed {
+		t.Errorf("Staged: held.txt %+v, want closed, not failed", sf)
+	}
+	cat.down.Store(false)
+}

@@ -21,6 +21,11 @@ type StagedFile struct {
 	Key    string `json:"key"`    // the key its writer wrote
 	Path   string `json:"path"`   // its bytes, in the staging folder
 	Closed bool   `json:"closed"` // its writer closed it: the bytes are the file's whole
+	// Failed: its commit failed (at close, a retry, the mount's redo).
+	// A closed file without it was closed when its daemon stopped, its
+	// commit maybe in flight or landed: the next mount commits it if the
+	// catalog does not hold it.
+	Failed bool `json:"failed,omitempty"`
 	// Mode and Mtime are what its commit would give the version: the
 	// permission bits its writer left (0644 for a file created through
 	// the mount; the staging file itself is 0600) and its mtime (the
@@ -59,7 +64,7 @@ func Staged(dir string) ([]StagedFile, error) {
 			// write): Recover keeps nothing of it, as it says.
 			continue
 		}
-		out = append(out, StagedFile{Key: j.Key, Path: p, Closed: j.State == stateClosed, Mode: j.Mode, Mtime: fi.ModTime().UTC()})
+		out = append(out, StagedFile{Key: j.Key, Path: p, Closed: j.State == stateClosed, Failed: j.State == stateClosed && j.Failed, Mode: j.Mode, Mtime: fi.ModTime().UTC()})
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Key < out[b].Key })
 	return out, nil
@@ -91,7 +96,7 @@ func (s *Stage) addFailed(fc failedClose) {
 	if s.failedFiles == nil {
 		s.failedFiles = map[string]StagedFile{}
 	}
-	s.failedFiles[fc.j.ID] = StagedFile{Key: fc.j.Key, Path: filepath.Join(s.opts.Dir, fc.j.ID), Closed: true, Mode: fc.j.Mode, Mtime: fc.mtime.UTC()}
+	s.failedFiles[fc.j.ID] = StagedFile{Key: fc.j.Key, Path: filepath.Join(s.opts.Dir, fc.j.ID), Closed: true, Failed: true, Mode: fc.j.Mode, Mtime: fc.mtime.UTC()}
 	s.rmu.Unlock()
 	s.retryLater(fc)
 }

@@ -531,6 +531,20 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		return err
 	}
 	defer cat.Close()
+	if b, ok := cat.(*catalog.Bolt); ok {
+		// The catalog file is this daemon's (held): a note there is that
+		// of one killed while its commit failed.
+		if t := readFailingNote(commitFailingPath(dirs, s.Name)); t != "" {
+			warnings = append(warnings, "warning: the last stop of this mount lost what it could not save: "+t)
+			log.Warn("lamina mount: the last stop of this mount lost what it could not save: " + t)
+		}
+		if note, err := openFailingNote(commitFailingPath(dirs, s.Name)); err != nil {
+			log.Warn("lamina mount: cannot create the note of a failing catalog commit; a kill -9 while one fails would lose its changes without a word", "err", err)
+		} else {
+			b.OnCommitFailing(note.set)
+			defer note.close()
+		}
+	}
 	// A root with no owner record that holds none of the data of the
 	// catalog's versions (an empty mount point where its disk is not
 	// mounted) takes no write: the check above had no catalog to ask.
@@ -1192,6 +1206,13 @@ func cmdUmount() *cli.Command {
 			if found {
 				os.Remove(statePath(dirs, name))
 				os.Remove(dirs.SocketPath(name))
+				// Its daemon is dead: what it could not save is said now,
+				// not again at the next mount.
+				if note := lostChangesNote(dirs, name); note != "" {
+					fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %s\n", note)
+					os.Remove(lostChangesPath(dirs, name))
+					os.Remove(commitFailingPath(dirs, name))
+				}
 			}
 			if !mounted {
 				if found {
@@ -1603,6 +1624,9 @@ func cmdStatus() *cli.Command {
 						if note := stagedNotCommitted(c.Context, s); note != "" {
 							err = fmt.Errorf("%w\n%s", err, note)
 						}
+						if note := lostChangesNote(dirs, s.Name); note != "" {
+							err = fmt.Errorf("%w\n%s", err, note)
+						}
 						// What waits for upload, as when not mounted.
 						printStagedUploads(w, s)
 						return err
@@ -1644,6 +1668,9 @@ func cmdStatus() *cli.Command {
 					if note := stagedNotCommitted(c.Context, s); note != "" {
 						fmt.Fprintln(w, note)
 					}
+					if note := lostChangesNote(dirs, s.Name); note != "" {
+						fmt.Fprintln(w, note)
+					}
 					printStagedUploads(w, s)
 					return exitf(1, "") // something failed: the output says what
 				case serr == nil:
@@ -1653,6 +1680,9 @@ func cmdStatus() *cli.Command {
 					fmt.Fprintf(w, "instance %s is not mounted\n", s.Name)
 				}
 				if note := stagedNotCommitted(c.Context, s); note != "" {
+					fmt.Fprintln(w, note)
+				}
+				if note := lostChangesNote(dirs, s.Name); note != "" {
 					fmt.Fprintln(w, note)
 				}
 				printStagedUploads(w, s)

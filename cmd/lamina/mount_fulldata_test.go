@@ -106,3 +106,92 @@ func TestMountFullDataFolderKeepsChanges(t *testing.T) {
 		t.Fatalf("%s after the umount: %q, %v", name, b, err)
 	}
 }
+
+// TestKilledWhileCommitFailingSaysLost: mkdirs and renames acknowledged
+// through the mount wait in memory while the catalog's commit fails; a
+// kill -9 of the daemon then lost them without a word (any other stop
+// names them in lost-changes). The daemon now notes them in its runtime
+// folder as the commit starts failing: status says what was lost while
+// the mount is stale, and the next mount says it once.
+func TestKilledWhileCommitFailingSaysLost(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("LAMINA_ALLOW_SKIP") == "" {
+			t.Fatal("this test mounts a small tmpfs and needs root (set LAMINA_ALLOW_SKIP=1 to skip)")
+		}
+		t.Skip("needs root to mount a tmpfs")
+	}
+	e := newMntEnvNoInit(t, "full")
+	data := filepath.Join(e.dir, "data")
+	os.MkdirAll(data, 0o755)
+	if err := syscall.Mount("tmpfs", data, "tmpfs", 0, "size=16m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(data, syscall.MNT_DETACH) })
+	e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--name", "m")
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	d := filepath.Join(mnt, "r")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	note := filepath.Join(e.dir, "run", "lamina", "m", "commit-failing")
+	if got := readFailingNote(note); got != "" {
+		t.Fatalf("note of a failing commit while none fails: %q", got)
+	}
+	time.Sleep(300 * time.Millisecond) // the lazy commit of the above (100 ms)
+
+	filler := filepath.Join(data, "filler")
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*st.Bsize-8<<10); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for i := 0; i < 3000; i++ {
+		if err := os.Mkdir(filepath.Join(d, fmt.Sprintf("dir%d", i)), 0o755); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("mkdir %d on a full data folder: %v, want ENOSPC", i, err)
+			}
+			break
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); readFailingNote(note) == ""; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no note of the failing commit within 30 s")
+		}
+	}
+	e.killDaemon("m")
+
+	out, errs, _ := e.run("status")
+	if !strings.Contains(out+errs, "lost what it could not save") || !strings.Contains(out+errs, "mkdir r/dir0") {
+		t.Fatalf("status after a kill -9 while the commit failed:\n%s%s", out, errs)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	// The stale mount cleared by hand: the next mount says it.
+	if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(e.dir, "run", "lamina", "m", "mount.json"))
+	_, errs, err = e.run("mount", mnt)
+	if err != nil || !strings.Contains(errs, "lost what it could not save") || !strings.Contains(errs, "mkdir r/dir0") {
+		t.Fatalf("mount after a kill -9 while the commit failed: %v\n%s", err, errs)
+	}
+	if _, err := os.Stat(filepath.Join(d, "dir0")); err == nil {
+		t.Fatal("dir0 is back: was it lost?") // else the note told of nothing lost
+	}
+	if got := readFailingNote(note); got != "" {
+		t.Fatalf("the note stays after the next mount: %q", got)
+	}
+	e.ok("umount", mnt)
+	if _, err := os.Stat(note); err == nil {
+		t.Fatal("the note stays after a clean umount")
+	}
+}

@@ -115,17 +115,26 @@ func stagedNotCommittedOnly(ctx context.Context, s instance.Settings) string {
 		return fmt.Sprintf("%s not committed (%s): the next mount commits them if the storage is still this instance's; it did not answer whether it is (%v)",
 			plural(len(files), "staged file"), strings.Join(keys, ", "), err)
 	}
-	var closed, open []string
+	var failed, closed, open []string
 	for _, f := range files {
-		if f.Closed {
+		switch {
+		case f.Failed:
+			failed = append(failed, f.Key)
+		case f.Closed:
 			closed = append(closed, f.Key)
-		} else {
+		default:
 			open = append(open, f.Key)
 		}
 	}
 	var parts []string
+	if len(failed) > 0 {
+		parts = append(parts, fmt.Sprintf("%s whose commit failed (%s): the next mount commits them", plural(len(failed), "file"), strings.Join(failed, ", ")))
+	}
 	if len(closed) > 0 {
-		parts = append(parts, fmt.Sprintf("%s whose commit failed at close (%s): the next mount commits them", plural(len(closed), "file"), strings.Join(closed, ", ")))
+		// A journal record says closed from the start of a commit (a
+		// close, a dup's, an fsync) until the handle's release: the
+		// commit may have landed, or been lost with a lazy transaction.
+		parts = append(parts, fmt.Sprintf("%s closed, not yet committed when the daemon stopped, as far as the staging folder tells (%s): the next mount commits what the catalog does not hold", plural(len(closed), "file"), strings.Join(closed, ", ")))
 	}
 	if len(open) > 0 {
 		parts = append(parts, fmt.Sprintf("%s open when the daemon stopped (%s): the next mount keeps what was written under %s/", plural(len(open), "file"), strings.Join(open, ", "), stage.LostAndFound))
