@@ -395,7 +395,7 @@ func TestTwoWritersStatBetweenCloses(t *testing.T) {
 	h1.WriteAt([]byte("CCC"), 0)
 	h2 := openFile(t, w.p("f"), os.O_RDWR|os.O_TRUNC)
 	h2.WriteAt([]byte("BB"), 0)
-	defer unix.Close(closeKeepingHandle(t, h2))
+	defer closeKeepingHandle(t, h2)()
 	statSize(t, w.p("f"), "after the second writer's close", 3)
 	if err := h1.Close(); err != nil {
 		t.Fatal(err)
@@ -422,7 +422,7 @@ func TestStatAfterLastCloseThroughOtherHandle(t *testing.T) {
 	h1 := openFile(t, w.p("f"), os.O_RDWR)
 	h2 := openFile(t, w.p("f"), os.O_RDWR|os.O_TRUNC)
 	h1.WriteAt([]byte("BB"), 0)
-	defer unix.Close(closeKeepingHandle(t, h1))
+	defer closeKeepingHandle(t, h1)()
 	h2.WriteAt([]byte("CCC"), 0)
 	if err := h2.Close(); err != nil {
 		t.Fatal(err)
@@ -442,19 +442,27 @@ func openFile(t *testing.T, path string, flags int) *os.File {
 	return f
 }
 
-// closeKeepingHandle closes f (its FLUSH commits) after copying its
-// descriptor, which keeps the mount's handle open (no RELEASE) until the
-// copy is closed; it returns the copy.
-func closeKeepingHandle(t *testing.T, f *os.File) int {
+// closeKeepingHandle closes f (its FLUSH commits) after a child process
+// inherited a copy of its descriptor, which keeps the mount's handle open
+// (no RELEASE) until the returned func ends the child. A copy in this
+// process would not do: its close is then not the writer's, and commits
+// nothing (TestCloseOfDescriptorCopyMakesNoVersion).
+func closeKeepingHandle(t *testing.T, f *os.File) func() {
 	t.Helper()
-	copied, err := unix.Dup(int(f.Fd()))
-	if err != nil {
+	c := exec.Command("sleep", "600")
+	c.ExtraFiles = []*os.File{f}
+	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
+		c.Process.Kill()
+		c.Wait()
 		t.Fatal(err)
 	}
-	return copied
+	return func() {
+		c.Process.Kill()
+		c.Wait()
+	}
 }
 
 func statSize(t *testing.T, path, when string, want int64) {

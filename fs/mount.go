@@ -102,6 +102,7 @@ type Mount struct {
 	dirs       *noOpendir
 	held       heldInodes    // held.go
 	writers    writerSet     // write.go: writable handles not released
+	mounts     mountIDs      // dupclose.go: the mount IDs and folders that are this mount's
 	pageWrites pageWrites    // pagewrite.go: WRITEs of the page cache being handled
 	retired    retiredInodes // inode.go
 	// READDIRPLUS leaves files' attributes out (dirHandle.Lookup) unless a

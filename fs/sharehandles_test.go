@@ -3,8 +3,10 @@ package fs_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,5 +284,44 @@ raise SystemExit(p2.wait())
 	}
 	if got := w.read("t.bin"); !bytes.Equal(got, want) {
 		t.Fatalf("t.bin reads %q… for a new reader, want B's with P1's bytes", got[90:120])
+	}
+}
+
+// The close of a copy of a descriptor (dup; bash's `echo >&3`, which dup2s
+// 3 to 1 and restores 1) while the process still holds the original is not
+// the writer's close: each made a version of the half-written file (200
+// versions of a 200-line log, one per echo). The last close commits once.
+func TestCloseOfDescriptorCopyMakesNoVersion(t *testing.T) {
+	needTool(t, "bash")
+	needTool(t, "python3")
+	w := newWorld(t)
+	w.mountRW()
+	w.sh(`bash -c 'exec 3>log; for i in $(seq 200); do echo "line $i" >&3; done; exec 3>&-'`)
+	var want strings.Builder
+	for i := 1; i <= 200; i++ {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	vs := w.settled("log", func(vs []catalog.Version) bool { return len(vs) >= 1 && vs[len(vs)-1].Size == int64(want.Len()) })
+	if len(vs) != 1 {
+		t.Errorf("log: %d versions (sizes %v…), want 1: each echo's restore of fd 1 committed", len(vs), sizes(vs)[:min(len(vs), 5)])
+	}
+	if got := string(w.read("log")); got != want.String() {
+		t.Errorf("log has %d bytes, want %d", len(got), want.Len())
+	}
+	w.sh(`python3 -c '
+import os
+fd = os.open("dup", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+d = os.dup(fd)
+os.write(fd, b"one ")
+os.close(d)
+os.write(fd, b"two")
+os.close(fd)
+'`)
+	vs = w.settled("dup", func(vs []catalog.Version) bool { return len(vs) >= 1 && vs[len(vs)-1].Size == 7 })
+	if len(vs) != 1 || vs[0].Size != 7 {
+		t.Errorf("dup: versions of %v bytes, want [7]: the close of the dup committed %q", sizes(vs), "one ")
+	}
+	if got := string(w.read("dup")); got != "one two" {
+		t.Errorf("dup = %q, want %q", got, "one two")
 	}
 }

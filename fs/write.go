@@ -75,6 +75,9 @@ type writeHandle struct {
 	// File without the mount (an adopted scratch file): each close commits.
 	wrote  atomic.Uint64
 	always bool
+	// skipped: a close of it committed nothing, its process holding a
+	// copy of its descriptor (copyClose): its RELEASE commits.
+	skipped atomic.Bool
 }
 
 // close tells the File that the writer closed this handle (a FLUSH), if
@@ -892,7 +895,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 }
 
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
-	if h.w == nil || h.w.readOnly || h.w.byOtherProcess(ctx) {
+	if h.w == nil || h.w.readOnly || h.w.byOtherProcess(ctx) || h.w.copyClose(ctx) {
 		return 0
 	}
 	h.w.close()
@@ -1051,6 +1054,16 @@ func (h *handle) Release(context.Context) syscall.Errno {
 	}()
 	h.w.release()
 	before := h.w.f.Changes()
+	if h.w.skipped.Load() && h.w.wroteSince() {
+		// A close of a copy left what it wrote for this, the last close of
+		// the description: committed here even while another handle shares
+		// the File (whose Release then commits nothing). A failure is
+		// logged; the File's last Release tries again, and keeps the bytes
+		// staged for lost+found if that fails too.
+		if err := h.w.f.Flush(h.w.closerCtx(ctx)); err != nil {
+			m.log.Warn("lamina mount: commit at release failed; the file's last close tries again", "key", h.w.f.Key(), "err", err)
+		}
+	}
 	if err := h.w.f.Release(h.w.closerCtx(ctx)); err != nil {
 		m.notifyAsync(h.w.f.Key()) // the kernel's size, or entry, of what was not committed
 		return h.w.n.errno("commit at release", err)

@@ -12,6 +12,7 @@ import (
 
 // Mount is a line of /proc/self/mountinfo.
 type Mount struct {
+	ID      string // the mount's ID, as /proc/PID/fdinfo's mnt_id names it
 	Dev     string // the file system's device, major:minor (st_dev)
 	Root    string // the folder of the file system the mount shows (a bind mount's)
 	Dir     string // where it is mounted
@@ -37,7 +38,7 @@ func Read() []Mount {
 		if len(fs) < 5 {
 			continue
 		}
-		m := Mount{Dev: fs[2], Root: Unescape(fs[3]), Dir: Unescape(fs[4])}
+		m := Mount{ID: fs[0], Dev: fs[2], Root: Unescape(fs[3]), Dir: Unescape(fs[4])}
 		if i := slices.Index(fs, "-"); i >= 5 {
 			if i+1 < len(fs) {
 				m.Type = fs[i+1]

@@ -1,0 +1,238 @@
+package fs
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/lamina-bio/lamina/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// The close of a copy of a descriptor (dup; bash's `echo >&3`, which dup2s
+// 3 to 1 and restores 1 after) sends a FLUSH as the last close does, and
+// committing there made a version of the half-written file at each echo.
+// Such a close commits nothing while its process holds a copy (copyClose);
+// the last one's, or the handle's RELEASE, commits.
+
+// copyClose reports whether the FLUSH from ctx's caller closes a copy of
+// w's descriptor while its process keeps another: it then commits nothing,
+// and w's RELEASE commits what it leaves (skipped). Asked only of a handle
+// that wrote since its File's last commit: other closes commit nothing of
+// their own, or must commit now (AwaitsWrite), and a create's single close
+// pays for no /proc read.
+func (w *writeHandle) copyClose(ctx context.Context) bool {
+	tid := callerTID(ctx)
+	if tid == 0 || w.always || !w.wroteSince() || w.f.AwaitsWrite() {
+		return false
+	}
+	if !w.n.m.writers.copyKept(w, tid) {
+		return false
+	}
+	w.skipped.Store(true)
+	return true
+}
+
+// copyKept reports whether the process of thread tid, closing a descriptor
+// of w, holds more writable descriptors of w's inode on this mount than
+// the other open handles of the inode that it opened: one is then a copy
+// of w's. Two opens of a file in one process still commit at each one's
+// close; a handle whose opener thread ended counts as the process's (it may
+// be). A descriptor another process opened and this one inherited counts
+// as a copy: the close then commits at its RELEASE, a moment later.
+func (s *writerSet) copyKept(w *writeHandle, tid uint32) bool {
+	ino := w.ino()
+	n := w.n.m.writableFds(tid, ino)
+	if n == 0 {
+		return false
+	}
+	s.mu.Lock()
+	var others []*writeHandle
+	for o := range s.ws {
+		if o != w && o.opener != 0 && o.ino() == ino && o.isOpen() {
+			others = append(others, o)
+		}
+	}
+	s.mu.Unlock()
+	if len(others) == 0 {
+		return true
+	}
+	tg, k := threadGroup(tid), 0
+	for _, o := range others {
+		if o.opener == tid {
+			k++
+		} else if og := threadGroup(o.opener); og == 0 || og == tg {
+			k++
+		}
+	}
+	return n > k
+}
+
+// isOpen reports whether the File counts the handle open.
+func (w *writeHandle) isOpen() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.closed && !w.released
+}
+
+// writableFds counts the descriptors of the process of thread tid that are
+// open for writing on the inode number ino of this mount (fdinfo's mnt_id
+// one of the mount's: a lamina inode's number is a hash of its key, the
+// same on another lamina mount of the instance); 0 if that cannot be told
+// (another user's process, one exiting: its table is gone from /proc
+// before its descriptors close). Cheap, for it runs at each close that
+// wrote: a descriptor whose /proc link names no path under the mount (a
+// writer's pipes, terminal, other files) costs one readlinkat; only the
+// others' fdinfo is read.
+func (m *Mount) writableFds(tid uint32, ino uint64) int {
+	dirs := m.mounts.dirs(m)
+	if len(dirs) == 0 {
+		return 0
+	}
+	p := "/proc/" + strconv.FormatUint(uint64(tid), 10)
+	dfd, err := unix.Open(p+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(dfd)
+	var buf [4096]byte
+	var link [unix.PathMax]byte
+	count := 0
+	for {
+		k, err := unix.Getdents(dfd, buf[:])
+		if err != nil || k <= 0 {
+			return count
+		}
+		_, _, names := unix.ParseDirent(buf[:k], -1, nil)
+		done := k < len(buf)-512 // /proc lists every descriptor that fits: none is left
+		for _, name := range names {
+			l, err := unix.Readlinkat(dfd, name, link[:])
+			if err != nil || !under(string(link[:l]), dirs) {
+				continue
+			}
+			info, err := readSmall(p + "/fdinfo/" + name)
+			if err != nil {
+				continue
+			}
+			if id, ok := fdinfoField(info, "mnt_id"); ok && m.mounts.ours(m, id) && writableOn(info, ino) {
+				count++
+			}
+		}
+		if done {
+			return count
+		}
+	}
+}
+
+// under reports whether the /proc link l names a path in one of dirs.
+func under(l string, dirs []string) bool {
+	for _, d := range dirs {
+		if strings.HasPrefix(l, d) && (len(l) == len(d) || l[len(d)] == '/' || d == "/") {
+			return true
+		}
+	}
+	return false
+}
+
+// readSmall reads a /proc file of less than 4 KiB in one read.
+func readSmall(path string) (string, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	var b [4096]byte
+	n, err := unix.Read(fd, b[:])
+	if err != nil {
+		return "", err
+	}
+	return string(b[:n]), nil
+}
+
+// fdinfoField returns the value of a "name:\tvalue" line of fdinfo text.
+func fdinfoField(info, name string) (string, bool) {
+	i := strings.Index(info, name+":\t")
+	if i < 0 || i > 0 && info[i-1] != '\n' {
+		return "", false
+	}
+	v, _, _ := strings.Cut(info[i+len(name)+2:], "\n")
+	return v, true
+}
+
+// writableOn reports whether fdinfo text info is of a descriptor open for
+// writing on the inode number ino.
+func writableOn(info string, ino uint64) bool {
+	v, ok := fdinfoField(info, "ino")
+	if !ok {
+		return false
+	}
+	if i, err := strconv.ParseUint(v, 10, 64); err != nil || i != ino {
+		return false
+	}
+	fl, ok := fdinfoField(info, "flags")
+	if !ok {
+		return false
+	}
+	f, err := strconv.ParseUint(fl, 8, 32)
+	return err == nil && f&syscall.O_ACCMODE != syscall.O_RDONLY
+}
+
+// mountIDs tells which mount IDs (fdinfo's mnt_id) and folders are the
+// mount's: mountinfo's lines with its device, the mount at its folder and
+// bind mounts of it. Read once, and again when an unknown ID turns up
+// (a bind mount made since); an ID known to be another mount's stays so
+// (one freed and taken by a bind mount of this one only makes its closes
+// commit, as they did).
+type mountIDs struct {
+	mu    sync.Mutex
+	read  bool
+	ids   map[string]bool
+	paths []string
+}
+
+func (s *mountIDs) load(m *Mount) {
+	s.read = true
+	if s.ids == nil {
+		s.ids = map[string]bool{}
+	}
+	var paths []string // a new slice: dirs' callers read the old one
+	for _, mi := range mountinfo.Read() {
+		if mi.ID == "" {
+			continue
+		}
+		ours := mi.Dev == m.dev
+		s.ids[mi.ID] = ours
+		if ours {
+			paths = append(paths, mi.Dir)
+		}
+	}
+	s.paths = paths
+}
+
+// dirs returns the folders the mount is seen at; none if its device is not
+// known (the checks then find no descriptor: each close commits).
+func (s *mountIDs) dirs(m *Mount) []string {
+	if m.dev == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.read {
+		s.load(m)
+	}
+	return s.paths
+}
+
+// ours reports whether the mount ID id is the mount's.
+func (s *mountIDs) ours(m *Mount, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, known := s.ids[id]
+	if !known {
+		s.load(m)
+		o = s.ids[id]
+	}
+	return o
+}
