@@ -444,6 +444,13 @@ func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, va
 		}
 		return q, xs, nil
 	}
+	// A query for a term no source has finds nothing to look for: not
+	// found (4), as a query naming no feature is; annotate keeps 1.
+	var nt notTermError
+	if errors.As(first, &nt) {
+		nt.code = exitNotFound
+		return termMatch{}, nil, nt
+	}
 	return termMatch{}, nil, first
 }
 
