@@ -138,3 +138,43 @@ func TestExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteNamingMissingExits4 checks that a delete of several names, one
+// of which is not there, refuses them all (nothing deleted) with exit 4, the
+// same for artifacts, features, labels, schemas and collections (README:
+// "nothing deleted", exit 4), and that what it named stays.
+func TestDeleteNamingMissingExits4(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	a := e.write("a.txt", []byte("a\n"))
+	e.ok("save", a, "--key", "raw/k.txt")
+	e.ok("feature", "create", "batch", "--dtype", "int")
+	e.ok("label", "create", "qc")
+	e.ok("schema", "create", "s1", "--feature", "batch")
+	e.ok("collection", "create", "c1", "raw/k.txt")
+	for _, tc := range []struct {
+		args  []string
+		still []string // a command that lists what must still be there
+		want  string
+	}{
+		{[]string{"delete", "raw/k.txt", "raw/nope.txt"}, []string{"ls", "raw/"}, "raw/k.txt"},
+		{[]string{"feature", "delete", "batch", "nofeat"}, []string{"feature", "ls"}, "batch"},
+		{[]string{"label", "delete", "qc", "nolabel"}, []string{"label", "ls"}, "qc"},
+		{[]string{"schema", "delete", "s1", "noschema"}, []string{"schema", "ls"}, "s1"},
+		{[]string{"collection", "delete", "c1", "nocoll"}, []string{"collection", "ls"}, "c1"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cmd := e.child(tc.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 4 || !strings.Contains(stderr.String(), "nothing deleted") {
+				t.Fatalf("exit %v, stderr %q; want exit 4 saying nothing deleted", err, stderr.String())
+			}
+			if out := e.ok(tc.still...); !strings.Contains(out, tc.want) {
+				t.Fatalf("%s after the refused delete:\n%s\nwant %s still there", strings.Join(tc.still, " "), out, tc.want)
+			}
+		})
+	}
+}
