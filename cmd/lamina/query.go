@@ -169,7 +169,7 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	}
 	for entity, values := range terms {
 		for _, v := range values {
-			q, err := termIDs(c.Context, in, entity, c.String("organism"), v, exact, c.App.ErrWriter)
+			q, err := termIDs(c.Context, in, entity, c.String("organism"), catalog.Unquote(v), exact, c.App.ErrWriter)
 			if err != nil {
 				return err
 			}
