@@ -145,6 +145,17 @@ func (kp *keyPaths) innermost(p string) (mountinfo.Mount, bool) {
 	return found, best >= 0
 }
 
+// inOwnMount reports whether the current folder is in this instance's
+// mount.
+func (kp *keyPaths) inOwnMount() bool {
+	if kp.cwd == "" {
+		return false
+	}
+	kp.readMounts()
+	m, ok := kp.inLamina(kp.cwd)
+	return ok && kp.ours(m)
+}
+
 // inLamina reports the lamina mount p is in, if it is in one.
 func (kp *keyPaths) inLamina(p string) (mountinfo.Mount, bool) {
 	m, ok := kp.innermost(p)

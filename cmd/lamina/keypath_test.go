@@ -107,6 +107,16 @@ func TestKeyArgPaths(t *testing.T) {
 	if out, errs, code := e.runIn(filepath.Join(exp, "sub"), "ls", "."); code != 0 || !strings.Contains(out, "exp/sub/deep.csv") || strings.Contains(out, "exp/out.csv") {
 		t.Errorf("ls . in exp/sub/: exit %d\n%s%s", code, out, errs)
 	}
+	// ls alone lists the current folder in the mount (it listed every
+	// key), everything at its root and outside it.
+	if out, errs, code := e.runIn(filepath.Join(exp, "sub"), "ls"); code != 0 || !strings.Contains(out, "exp/sub/deep.csv") || strings.Contains(out, "exp/out.csv") {
+		t.Errorf("ls in exp/sub/: exit %d\n%s%s", code, out, errs)
+	}
+	for _, dir := range []string{mnt, outside} {
+		if out, errs, code := e.runIn(dir, "ls"); code != 0 || !strings.Contains(out, "exp/sub/deep.csv") || !strings.Contains(out, "exp/out.csv") {
+			t.Errorf("ls in %s: exit %d\n%s%s", dir, code, out, errs)
+		}
+	}
 	if out, errs, code := e.runIn(exp, "collection", "create", "both", "out.csv", "../out.csv"); code != 0 || !strings.Contains(out, "2 versions") {
 		t.Errorf("collection create both out.csv ../out.csv in exp/: exit %d %s%s", code, out, errs)
 	}
