@@ -117,6 +117,16 @@ func TestKeyArgPaths(t *testing.T) {
 			t.Errorf("ls in %s: exit %d\n%s%s", dir, code, out, errs)
 		}
 	}
+	// A symbolic link is said to be one, with its target (it was "no
+	// artifact has key"), by path and by key.
+	if err := os.Symlink("out.csv", filepath.Join(exp, "ln.csv")); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"show", filepath.Join(exp, "ln.csv")}, {"show", "exp/ln.csv"}, {"get", "exp/ln.csv", "-o", "-"}, {"lineage", "exp/ln.csv"}} {
+		if _, errs, code := e.runIn(outside, args...); code != 2 || !strings.Contains(errs, "exp/ln.csv is a symbolic link to out.csv (key exp/out.csv), not an artifact") {
+			t.Errorf("%s of a symbolic link: exit %d %s", strings.Join(args, " "), code, errs)
+		}
+	}
 	if out, errs, code := e.runIn(exp, "collection", "create", "both", "out.csv", "../out.csv"); code != 0 || !strings.Contains(out, "2 versions") {
 		t.Errorf("collection create both out.csv ../out.csv in exp/: exit %d %s%s", code, out, errs)
 	}
