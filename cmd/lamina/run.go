@@ -575,10 +575,16 @@ func creditJobOutputs(ctx context.Context, cat *runsCatalog, rec catalog.RunReco
 	}
 }
 
+// printRunSummary says on stderr how run uid went. The transform is the
+// one recorded (t if the record has none), so the summary's kind is what
+// `runs show` says: a track start's said "interactive" for "named".
 func printRunSummary(ctx context.Context, c *cli.Context, cat catalog.Catalog, uid string, t catalog.Transform) error {
 	rec, err := cat.RunRecord(ctx, uid)
 	if err != nil {
 		return err
+	}
+	if rec.Transform.Name != "" {
+		t = rec.Transform
 	}
 	r := rec.Run
 	d := time.Duration(0)
