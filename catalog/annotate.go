@@ -724,7 +724,8 @@ func ParseSize(s string) (int64, error) {
 }
 
 // ParseCond reads "name=value", "name!=value", "name<value", "name<=value",
-// "name>value", "name>=value" or "key^=prefix".
+// "name>value", "name>=value" or "key^=prefix". A value wrapped in matching
+// quotes is the text inside (Unquote).
 func ParseCond(s string) (Cond, error) {
 	for _, op := range []string{"!=", "<=", ">=", "^=", "=", "<", ">"} {
 		if i := strings.Index(s, op); i > 0 {
@@ -734,10 +735,20 @@ func ParseCond(s string) (Cond, error) {
 				continue
 			}
 			name := strings.TrimSpace(s[:i])
-			return Cond{Field: name, Op: op, Values: []string{strings.TrimSpace(s[i+len(op):])}}, nil
+			return Cond{Field: name, Op: op, Values: []string{Unquote(strings.TrimSpace(s[i+len(op):]))}}, nil
 		}
 	}
 	return Cond{}, Invalidf("--where %q: use NAME=VALUE, NAME!=VALUE, NAME<VALUE, NAME<=VALUE, NAME>VALUE, NAME>=VALUE or key^=PREFIX", s)
+}
+
+// Unquote returns s without one pair of matching quotes ('…' or "…")
+// around it: `--where 'cell_type="T cell"'` quotes the value as a shell
+// would, and no name or term holds such quotes.
+func Unquote(s string) string {
+	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
+		return s[1 : len(s)-1]
+	}
+	return s
 }
 
 // builtins are the version fields a Cond may name, with their dtype.

@@ -123,3 +123,23 @@ func TestAddUnique(t *testing.T) {
 		t.Fatalf("terms = %+v; want the first X:1 only", terms)
 	}
 }
+
+// TestParseCondUnquotes: a value wrapped in matching quotes, as a shell
+// user types it inside a quoted argument, is the text inside; anything
+// else is kept as typed.
+func TestParseCondUnquotes(t *testing.T) {
+	for in, want := range map[string]string{
+		`cell_type="T cell"`:   "T cell",
+		`cell_type='T cell'`:   "T cell",
+		`cell_type= "T cell" `: "T cell",
+		`cell_type="T cell'`:   `"T cell'`,
+		`cell_type="`:          `"`,
+		`cell_type=""`:         "",
+		`cell_type=T "x"`:      `T "x"`,
+	} {
+		c, err := catalog.ParseCond(in)
+		if err != nil || c.Field != "cell_type" || c.Values[0] != want {
+			t.Errorf("ParseCond(%s) = %+v, %v; want value %q", in, c, err, want)
+		}
+	}
+}

@@ -600,6 +600,9 @@ func (t txn) saveIn(nv NewVersion, b *saveBatch) (Saved, error) {
 			}
 			return Saved{Version: latest, Unchanged: true}, nil
 		}
+		if nv.Description == "" {
+			nv.Description = latest.Description // NewVersion.Description
+		}
 	} else if err := t.checkPlace(nv.Key); err != nil {
 		return Saved{}, err
 	} else if err := t.dropTrashed(nv.Key); err != nil {

@@ -235,12 +235,15 @@ type NewVersion struct {
 	Size          int64
 	Digest        ref.Digest
 	Manifest      string
-	Description   string
-	CreatedBy     string
-	CreatedAt     time.Time
-	Mtime         time.Time
-	Run           string
-	Mode          uint32 // permission bits; 0 means the default, ModeNone none (Perm)
+	// Description: "" takes the latest live version's, as LaminDB carries
+	// a revised artifact's forward (a save or mount write without one
+	// dropped it, and search, which reads latest versions, lost it).
+	Description string
+	CreatedBy   string
+	CreatedAt   time.Time
+	Mtime       time.Time
+	Run         string
+	Mode        uint32 // permission bits; 0 means the default, ModeNone none (Perm)
 	// Stem, if set, is the stem a new artifact takes (the key has none)
 	// unless another artifact has it: a redo of a lazy save lost to a
 	// stop gives the version the uid its writer was told (stage's
@@ -293,7 +296,8 @@ type Catalog interface {
 	// if it names a Run other than that version's, the version becomes an
 	// output of that run too (Runs.Reruns: a rerun that reproduced it).
 	// A new key gets a new artifact; a key with only trashed versions
-	// continues its numbers. Errors: ref.ErrBadKey, ErrConflict (the key is a
+	// continues its numbers. A version without a description takes the
+	// latest live version's (NewVersion.Description). Errors: ref.ErrBadKey, ErrConflict (the key is a
 	// folder of other keys, or sits under a file), ErrKind, ErrNotFound
 	// (Revises names nothing).
 	Save(ctx context.Context, vs []NewVersion) ([]Saved, error)

@@ -22,6 +22,7 @@ import (
 	"github.com/lamina-bio/lamina/catalog"
 	lfs "github.com/lamina-bio/lamina/fs"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
 	"golang.org/x/sys/unix"
 )
@@ -321,8 +322,23 @@ func TestFolderArtifact(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "X", ".zarray"), []byte(`{"shape":[1]}`), 0o644)
 	w.saveItem("data/pbmc.zarr", src)
 	os.WriteFile(filepath.Join(src, "X", "0", "0"), []byte("chunk00-v2"), 0o644)
-	w.saveItem("data/pbmc.zarr", src)
+	v2 := w.saveItem("data/pbmc.zarr", src)
 	w.mount(lfs.MountOptions{})
+	// A member's digest is its own bytes' (what a save of it records), not
+	// the folder's; its uid, version and key are the folder version's.
+	for name, want := range map[string]map[string]string{
+		"data/pbmc.zarr/X/0/0":   {"digest": digestOf("chunk00-v2"), "uid": v2.UID, "version": "2", "key": "data/pbmc.zarr"},
+		"data/pbmc.zarr/.zattrs": {"digest": digestOf("{}"), "uid": v2.UID},
+		"data/pbmc.zarr":         {"digest": v2.Digest.String(), "uid": v2.UID},
+	} {
+		for attr, val := range want {
+			buf := make([]byte, 256)
+			n, err := unix.Getxattr(filepath.Join(w.dir, name), "user.lamina."+attr, buf)
+			if err != nil || string(buf[:n]) != val {
+				t.Errorf("%s: user.lamina.%s = %q, %v; want %q", name, attr, buf[:max(n, 0)], err, val)
+			}
+		}
+	}
 	if got := w.ls("data/pbmc.zarr"); !slices.Equal(got, []string{".zattrs", "X/"}) {
 		t.Fatalf("ls pbmc.zarr = %v", got)
 	}
@@ -551,4 +567,11 @@ func TestStatsCountOpensToRead(t *testing.T) {
 	if got := w.mnt.Stats().FilesOpened - before; got != 3 {
 		t.Fatalf("opens to read counted: %d, want 3 (two of so/a, one of so/a@v1)", got)
 	}
+}
+
+// digestOf is the BLAKE3 digest of s, as a save of a file holding it records.
+func digestOf(s string) string {
+	h := ref.NewHasher()
+	h.Write([]byte(s))
+	return h.Digest().String()
 }

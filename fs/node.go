@@ -496,7 +496,9 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 const xattrPrefix = "user.lamina."
 
 // hasXattrs reports whether e, what a node shows, has user.lamina.*
-// attributes: files and folder artifacts (their top), not sidecars.
+// attributes: files and folder artifacts (their top and the files in them:
+// a member's digest is its own, its uid, version and key the folder's), not
+// sidecars.
 func hasXattrs(e Entry) bool {
 	switch e.Kind {
 	case KindFile:
@@ -536,6 +538,11 @@ func (n *node) xattr(ctx context.Context, attr string) (string, syscall.Errno) {
 	case "version":
 		return itoa(v.Version), 0
 	case "digest":
+		if e.Kind == KindFolderFile && e.in != nil && e.in.file != nil {
+			// The member's own bytes, as a save of that file records;
+			// uid, version and key are the folder version's.
+			return e.in.file.Digest.String(), 0
+		}
 		return v.Digest.String(), 0
 	case "key":
 		return v.Key, 0

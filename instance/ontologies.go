@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/ontology"
 	"github.com/lamina-bio/lamina/storage"
 	"github.com/lamina-bio/lamina/storage/retry"
@@ -114,7 +115,7 @@ type OntologyImport struct {
 // Safe for concurrent use, also across processes and machines.
 func (in *Instance) ImportOntology(ctx context.Context, location string, o OntologyImportOptions) (OntologyImport, error) {
 	if !ontology.ValidEntityName(o.Entity) {
-		return OntologyImport{}, fmt.Errorf("%q is not an entity name: use lowercase letters, digits and _ (built in: %s)", o.Entity, entityNames())
+		return OntologyImport{}, catalog.Invalidf("%q is not an entity name: use lowercase letters, digits and _ (built in: %s)", o.Entity, entityNames())
 	}
 	// cell_type after celltype is a new version of celltype, not a second
 	// entity whose default the first one's queries never see.

@@ -17,6 +17,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
 )
 
 // ErrNoInstance is returned when no instance is set up or selected.
@@ -82,7 +84,7 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // CheckName validates an instance name.
 func CheckName(name string) error {
 	if !validName.MatchString(name) {
-		return fmt.Errorf("bad instance name %q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+		return catalog.Invalidf("bad instance name %q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
 	}
 	return nil
 }
@@ -152,7 +154,7 @@ func (d Dirs) Load(name string) (Settings, error) {
 	p := d.settingsPath(name)
 	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return s, fmt.Errorf("no instance named %q (see `lamina instances`; create one with `lamina init`)", name)
+		return s, catalog.Errorf(catalog.ErrNotFound, "no instance named %q (see `lamina instances`; create one with `lamina init`)", name)
 	}
 	if err != nil {
 		if fi, serr := os.Stat(p); serr == nil && fi.IsDir() {

@@ -40,9 +40,10 @@ step lamina mount "$demo/lab"
 trap 'lamina umount "$demo/lab" >/dev/null 2>&1 || true' EXIT
 step ls -l "$demo/lab/scrna"
 step head -n 3 "$demo/lab/scrna/obs.csv@v1"
-printf '\n\033[1m$ python3 -m json.tool %s\033[0m\n' "$demo/lab/scrna/obs.csv.meta"
+printf '\n\033[1m$ python3 -m json.tool %s | head -n 20\033[0m\n' "$demo/lab/scrna/obs.csv.meta"
 meta=$(python3 -m json.tool "$demo/lab/scrna/obs.csv.meta") # whole, then cut: a pipe into head fails under pipefail (EPIPE)
 head -n 20 <<<"$meta"
+note "the first 20 lines; the sidecar of the run's output below shows its lineage part"
 
 note "a tracked run: a script that reads through the mount and writes a result"
 cat > count_cells.py <<'PY'
@@ -61,9 +62,19 @@ PY
 mkdir -p "$demo/lab/results"
 step lamina run --transform count_cells --param min_cells=1 -- python3 count_cells.py "$demo/lab/scrna/obs.csv" "$demo/lab/results/cell_counts.csv"
 step head -n 4 "$demo/lab/results/cell_counts.csv"
+note "the lineage part of the output's sidecar (jq .lineage FILE.meta does the same)"
+lineage_of='import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["lineage"], indent=2))'
+printf '\n\033[1m$ python3 -c %s %s\033[0m\n' "'$lineage_of'" "$demo/lab/results/cell_counts.csv.meta"
+python3 -c "$lineage_of" "$demo/lab/results/cell_counts.csv.meta"
 step lamina lineage results/cell_counts.csv
 step lamina runs ls
 step lamina info
 step lamina umount "$demo/lab"
 trap - EXIT
 printf '\nThe demo instance lives in %s; `make clean` removes it.\n' "$demo"
+# Its settings are under the demo's own XDG folders: a shell of the user's
+# does not see it without them.
+printf 'To use it afterwards, in a shell of its own (these variables move where other programs of that shell keep their files too):\n\n'
+printf '  export PATH=%q:"$PATH" XDG_CONFIG_HOME=%q XDG_DATA_HOME=%q XDG_CACHE_HOME=%q XDG_RUNTIME_DIR=%q\n' \
+  "$root/bin" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_RUNTIME_DIR"
+printf '  lamina ls scrna/ ; lamina mount %q ; ls %q\n' "$demo/lab" "$demo/lab/scrna"

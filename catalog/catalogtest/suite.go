@@ -136,6 +136,50 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 	})
 
+	// A new version saved without a description keeps the latest live
+	// version's, as LaminDB carries a revised artifact's forward: v2 saved
+	// without one lost "batch 1", and search (latest versions) found
+	// nothing. A key written again after its trash starts afresh.
+	t.Run("DescriptionCarriedForward", func(t *testing.T) {
+		c := open(t)
+		describedAt := func(key, content, desc string) catalog.NewVersion {
+			nv := NV(key, content)
+			nv.Description = desc
+			return nv
+		}
+		described := func(content, desc string) catalog.NewVersion { return describedAt("d/k.csv", content, desc) }
+		for _, tc := range []struct{ content, given, want string }{
+			{"1", "batch 1", "batch 1"},
+			{"2", "", "batch 1"},
+			{"3", "batch three", "batch three"},
+			{"4", "", "batch three"},
+		} {
+			s := save(t, c, described(tc.content, tc.given))[0]
+			v, err := c.ByKey(ctx, "d/k.csv", 0)
+			if err != nil || s.Version.Description != tc.want || v.Description != tc.want {
+				t.Fatalf("content %s saved with %q: description %q, stored %q, %v; want %q", tc.content, tc.given, s.Version.Description, v.Description, err, tc.want)
+			}
+		}
+		if v1, err := c.ByKey(ctx, "d/k.csv", 1); err != nil || v1.Description != "batch 1" {
+			t.Fatalf("v1 description %q, %v", v1.Description, err)
+		}
+		hits, err := c.Search(ctx, "three", 10)
+		if err != nil || len(hits) != 1 || hits[0].Version.Version != 4 {
+			t.Fatalf("search of the carried description: %+v, %v; want v4", hits, err)
+		}
+		// A batch of versions of one key: each takes the one before.
+		out := save(t, c, NV("d/b.csv", "1"), describedAt("d/b.csv", "2", "b2"), NV("d/b.csv", "3"))
+		if out[0].Version.Description != "" || out[2].Version.Description != "b2" {
+			t.Fatalf("in one batch: %q, %q; want \"\", b2", out[0].Version.Description, out[2].Version.Description)
+		}
+		if _, err := c.Trash(ctx, "d/k.csv"); err != nil {
+			t.Fatal(err)
+		}
+		if s := save(t, c, NV("d/k.csv", "5"))[0]; s.Version.Description != "" {
+			t.Fatalf("written again after its trash: description %q, want none", s.Version.Description)
+		}
+	})
+
 	t.Run("FileFolderConflicts", func(t *testing.T) {
 		c := open(t)
 		save(t, c, NV("a/b", "1"))

@@ -302,10 +302,10 @@ func asRead(v Version) (Version, error) {
 // digest saved ($2), that version; and, when the key has no live version,
 // why it may not become a file (placeSQL, with $3 to $5).
 var saveStateSQL = `WITH s AS (SELECT a.stem, a.key, a.kind, a.versions, a.latest, a.trashed_at,
-		CASE WHEN v.rec->>'digest' = $2 THEN v.rec END AS same
+		CASE WHEN v.rec->>'digest' = $2 THEN v.rec END AS same, v.rec->>'description' AS description
 	FROM artifacts a LEFT JOIN versions v ON v.stem = a.stem AND v.n = a.latest
 	WHERE a.key = $1)
-SELECT s.stem, s.key, s.kind, s.versions, s.latest, s.trashed_at, s.same, p.reason, p.key
+SELECT s.stem, s.key, s.kind, s.versions, s.latest, s.trashed_at, s.same, s.description, p.reason, p.key
 	FROM (SELECT) one LEFT JOIN s ON true
 	LEFT JOIN LATERAL (` + fmt.Sprintf(placeReasons, "$1", "$3", "$4", "$5", "COALESCE(s.latest, 0) = 0") + `) p ON true`
 
@@ -314,6 +314,8 @@ type keyState struct {
 	a       *artifact // nil: none
 	same    []byte    // the latest live version when it has the digest saved
 	refusal error     // why the key, with no live version, may not become a file
+	// description is the latest live version's (NewVersion.Description).
+	description string
 }
 
 // saveState reads key's state for a save of content d (saveStateSQL).
@@ -323,13 +325,16 @@ func saveState(ctx context.Context, tx pgx.Tx, key string, d ref.Digest) (keySta
 	var trashed *int64
 	var same []byte
 	var reason *int
-	var k *string
+	var k, description *string
 	args := append([]any{key, d.String()}, placeArgs(key)[1:]...)
-	err := tx.QueryRow(ctx, saveStateSQL, args...).Scan(&stem, &akey, &kind, &versions, &latest, &trashed, &same, &reason, &k)
+	err := tx.QueryRow(ctx, saveStateSQL, args...).Scan(&stem, &akey, &kind, &versions, &latest, &trashed, &same, &description, &reason, &k)
 	if err != nil {
 		return keyState{}, err
 	}
 	st := keyState{same: same, refusal: placeError(key, reason, k)}
+	if description != nil {
+		st.description = *description
+	}
 	if stem != nil {
 		st.a = &artifact{Stem: *stem, Key: *akey, Kind: *kind, Versions: *versions, Latest: *latest}
 		if trashed != nil {
@@ -382,6 +387,9 @@ func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved,
 		return catalog.Saved{}, st.refusal
 	}
 	taken := a.Latest == 0 // the key becomes a file
+	if nv.Description == "" {
+		nv.Description = st.description // NewVersion.Description
+	}
 	a.Versions++
 	a.Latest = a.Versions
 	a.TrashedAt = nil

@@ -48,6 +48,13 @@ func TestQuickstart(t *testing.T) {
 	if s[0].Version != 2 || s[0].UID[:16] != first.UID[:16] {
 		t.Fatalf("second save: %+v", s)
 	}
+	// Saved without --description, v2 keeps v1's, and search finds it.
+	if out := e.ok("show", "experiments/batch1.csv", "--format", "json"); !strings.Contains(out, `"description": "batch 1 counts"`) {
+		t.Fatalf("v2 saved without a description shows:\n%s", out)
+	}
+	if out := e.ok("search", "counts"); !strings.Contains(out, "experiments/batch1.csv") {
+		t.Fatalf("search of v1's description after v2: %s", out)
+	}
 	// The same bytes again: no new version, and the command says so.
 	out := e.ok("save", v2, "--key", "experiments/batch1.csv")
 	if !strings.Contains(out, "unchanged") || !strings.Contains(out, s[0].UID) {

@@ -129,11 +129,12 @@ func codeFor(err error) int {
 }
 
 // isBadInput reports an error that refuses what was typed: ref.ErrBadKey
-// (every key and prefix check wraps it), catalog.ErrInvalid (names,
-// dtypes, values, --where, --order) and ref.ErrNotUTF8 (a key, prefix,
-// name or value that is not UTF-8, which every store refuses alike).
+// (every key and prefix check wraps it), ref.ErrBadUID (text that cannot
+// be a uid: `runs show qSGk`), catalog.ErrInvalid (names, dtypes, values,
+// --where, --order) and ref.ErrNotUTF8 (a key, prefix, name or value that
+// is not UTF-8, which every store refuses alike).
 func isBadInput(err error) bool {
-	return errors.Is(err, ref.ErrBadKey) || errors.Is(err, catalog.ErrInvalid) || errors.Is(err, ref.ErrNotUTF8)
+	return errors.Is(err, ref.ErrBadKey) || errors.Is(err, ref.ErrBadUID) || errors.Is(err, catalog.ErrInvalid) || errors.Is(err, ref.ErrNotUTF8)
 }
 
 // codedError is err with an exit code; the message a person reads is

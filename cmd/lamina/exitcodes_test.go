@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -21,6 +22,9 @@ func TestExitCodes(t *testing.T) {
 	e.ok("save", a, "--key", "experiments/a.txt")
 	e.ok("save", a, "--key", "K")
 	e.ok("feature", "create", "batch", "--dtype", "int")
+	obo := filepath.Join(ontologies, "cl-basic.obo")
+	e.ok("ontology", "import", "celltype", "--source", obo)
+	e.ok("feature", "create", "cell_type", "--dtype", "cat[celltype]")
 	if err := os.Mkdir(e.path("adir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +65,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"annotate", "K", "--feature", "batch=abc"}, 2, `feature batch (int): "abc" is not a number`},
 		{[]string{"collection", "show", "N@v0"}, 2, "a collection version is @v1"},
 		{[]string{"collection", "create", "c@v1", "K"}, 2, `collection name "c@v1": a name may not end in @v<digits>`},
+		{[]string{"ontology", "import", "bad entity", "--source", obo}, 2, `"bad entity" is not an entity name`},
+		{[]string{"runs", "show", "qSGk"}, 2, `"qSGk" is not a run uid`},
+		{[]string{"init", "--storage", e.path("s2"), "--name", "bad name"}, 2, `bad instance name "bad name"`},
 		// A folder of keys where a key is expected: as delete says it.
 		{[]string{"show", "experiments/"}, 2, "experiments/ is a folder of keys, not an artifact: give the key of one (`lamina ls experiments/` lists them)"},
 		{[]string{"get", "experiments/", "-o", "-"}, 2, "experiments/ is a folder of keys"},
@@ -84,6 +91,11 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"get", "K@v99", "-o", "-"}, 4, `"K" has no version 99 (latest is 1)`},
 		{[]string{"restore", "K@v99"}, 4, `"K" has no version 99 (latest is 1); nothing restored`},
 		{[]string{"collection", "show", "nope"}, 4, `no collection "nope"`},
+		// A term, feature or instance that is not there: 4 alike.
+		{[]string{"ls", "--where", "nofeat=3"}, 4, `no feature or field "nofeat"`},
+		{[]string{"ls", "--where", "cell_type=Tcel"}, 4, `"Tcel" is not a celltype term`},
+		{[]string{"ls", "--cell-type", "Tcel"}, 4, `"Tcel" is not a celltype term`},
+		{[]string{"--instance", "nosuch", "ls"}, 4, `no instance named "nosuch"`},
 		// Other failures: 1, each said once.
 		{[]string{"ontology", "import", "x", "--source", e.path("adir")}, 2, "--source " + e.path("adir") + " is a folder: give a file"},
 		{[]string{"ontology", "import", "x", "--source", e.path("nosuch.obo")}, 1, "--source " + e.path("nosuch.obo") + ": no such file or directory"},
@@ -122,6 +134,46 @@ func TestExitCodes(t *testing.T) {
 				if strings.Count(msg, once) > 1 {
 					t.Errorf("stderr names %s more than once: %q", once, msg)
 				}
+			}
+		})
+	}
+}
+
+// TestDeleteNamingMissingExits4 checks that a delete of several names, one
+// of which is not there, refuses them all (nothing deleted) with exit 4, the
+// same for artifacts, features, labels, schemas and collections (README:
+// "nothing deleted", exit 4), and that what it named stays.
+func TestDeleteNamingMissingExits4(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	a := e.write("a.txt", []byte("a\n"))
+	e.ok("save", a, "--key", "raw/k.txt")
+	e.ok("feature", "create", "batch", "--dtype", "int")
+	e.ok("label", "create", "qc")
+	e.ok("schema", "create", "s1", "--feature", "batch")
+	e.ok("collection", "create", "c1", "raw/k.txt")
+	for _, tc := range []struct {
+		args  []string
+		still []string // a command that lists what must still be there
+		want  string
+	}{
+		{[]string{"delete", "raw/k.txt", "raw/nope.txt"}, []string{"ls", "raw/"}, "raw/k.txt"},
+		{[]string{"feature", "delete", "batch", "nofeat"}, []string{"feature", "ls"}, "batch"},
+		{[]string{"label", "delete", "qc", "nolabel"}, []string{"label", "ls"}, "qc"},
+		{[]string{"schema", "delete", "s1", "noschema"}, []string{"schema", "ls"}, "s1"},
+		{[]string{"collection", "delete", "c1", "nocoll"}, []string{"collection", "ls"}, "c1"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cmd := e.child(tc.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 4 || !strings.Contains(stderr.String(), "nothing deleted") {
+				t.Fatalf("exit %v, stderr %q; want exit 4 saying nothing deleted", err, stderr.String())
+			}
+			if out := e.ok(tc.still...); !strings.Contains(out, tc.want) {
+				t.Fatalf("%s after the refused delete:\n%s\nwant %s still there", strings.Join(tc.still, " "), out, tc.want)
 			}
 		})
 	}

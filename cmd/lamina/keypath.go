@@ -145,6 +145,17 @@ func (kp *keyPaths) innermost(p string) (mountinfo.Mount, bool) {
 	return found, best >= 0
 }
 
+// inOwnMount reports whether the current folder is in this instance's
+// mount.
+func (kp *keyPaths) inOwnMount() bool {
+	if kp.cwd == "" {
+		return false
+	}
+	kp.readMounts()
+	m, ok := kp.inLamina(kp.cwd)
+	return ok && kp.ours(m)
+}
+
 // inLamina reports the lamina mount p is in, if it is in one.
 func (kp *keyPaths) inLamina(p string) (mountinfo.Mount, bool) {
 	m, ok := kp.innermost(p)
@@ -298,13 +309,27 @@ func folderOfKeys(ctx context.Context, cat catalog.Catalog, spec string) error {
 // folderNamed turns err, the catalog's not-found for spec, into a usage
 // error (exit 2) when spec names no artifact but keys are under spec/: a
 // folder named without its '/' (show experiments), said as folderOfKeys
-// says DIR/. Any other err is returned as it is.
+// says DIR/; or when spec is a symbolic link (ln -s in the mount), which
+// it names with its target. Any other err is returned as it is.
 func folderNamed(ctx context.Context, cat catalog.Catalog, spec string, err error) error {
 	if !errors.Is(err, catalog.ErrNotFound) || strings.HasSuffix(spec, "/") || ref.CheckExistingKey(spec) != nil {
 		return err
 	}
 	if _, _, ok := ref.SplitVersion(spec); ok {
 		return err
+	}
+	parent := spec[:strings.LastIndexByte(spec, '/')+1]
+	if d, derr := cat.Children(ctx, parent); derr == nil {
+		for _, l := range d.Links {
+			if l.Key != spec {
+				continue
+			}
+			target := ""
+			if t := path.Join(parent, l.Target); !strings.HasPrefix(l.Target, "/") && ref.CheckExistingKey(t) == nil {
+				target = fmt.Sprintf(" (key %s)", t)
+			}
+			return exitf(exitUsage, "%s is a symbolic link to %s%s, not an artifact: give the key or path of what it points to", spec, l.Target, target)
+		}
 	}
 	if vs, lerr := cat.List(ctx, catalog.Query{Prefix: spec + "/", Limit: 1}); lerr != nil || len(vs) == 0 {
 		return err

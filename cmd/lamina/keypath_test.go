@@ -107,6 +107,26 @@ func TestKeyArgPaths(t *testing.T) {
 	if out, errs, code := e.runIn(filepath.Join(exp, "sub"), "ls", "."); code != 0 || !strings.Contains(out, "exp/sub/deep.csv") || strings.Contains(out, "exp/out.csv") {
 		t.Errorf("ls . in exp/sub/: exit %d\n%s%s", code, out, errs)
 	}
+	// ls alone lists the current folder in the mount (it listed every
+	// key), everything at its root and outside it.
+	if out, errs, code := e.runIn(filepath.Join(exp, "sub"), "ls"); code != 0 || !strings.Contains(out, "exp/sub/deep.csv") || strings.Contains(out, "exp/out.csv") {
+		t.Errorf("ls in exp/sub/: exit %d\n%s%s", code, out, errs)
+	}
+	for _, dir := range []string{mnt, outside} {
+		if out, errs, code := e.runIn(dir, "ls"); code != 0 || !strings.Contains(out, "exp/sub/deep.csv") || !strings.Contains(out, "exp/out.csv") {
+			t.Errorf("ls in %s: exit %d\n%s%s", dir, code, out, errs)
+		}
+	}
+	// A symbolic link is said to be one, with its target (it was "no
+	// artifact has key"), by path and by key.
+	if err := os.Symlink("out.csv", filepath.Join(exp, "ln.csv")); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"show", filepath.Join(exp, "ln.csv")}, {"show", "exp/ln.csv"}, {"get", "exp/ln.csv", "-o", "-"}, {"lineage", "exp/ln.csv"}} {
+		if _, errs, code := e.runIn(outside, args...); code != 2 || !strings.Contains(errs, "exp/ln.csv is a symbolic link to out.csv (key exp/out.csv), not an artifact") {
+			t.Errorf("%s of a symbolic link: exit %d %s", strings.Join(args, " "), code, errs)
+		}
+	}
 	if out, errs, code := e.runIn(exp, "collection", "create", "both", "out.csv", "../out.csv"); code != 0 || !strings.Contains(out, "2 versions") {
 		t.Errorf("collection create both out.csv ../out.csv in exp/: exit %d %s%s", code, out, errs)
 	}

@@ -51,7 +51,13 @@ func cmdLs() *cli.Command {
 			if c.Bool("versions") {
 				kp.withUIDs(c.Context, in.Catalog)
 			}
-			ka, err := kp.arg(c.Args().First(), !c.Bool("versions"))
+			a := c.Args().First()
+			if c.NArg() == 0 && !c.Bool("versions") && kp.inOwnMount() {
+				// In the mount, ls alone lists the current folder, as
+				// `ls .` and the shell's ls do (it listed everything).
+				a = "."
+			}
+			ka, err := kp.arg(a, !c.Bool("versions"))
 			if err != nil {
 				return err
 			}

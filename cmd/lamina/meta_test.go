@@ -69,14 +69,18 @@ func TestWhereOnTermFeatures(t *testing.T) {
 
 	err := e.fails(`"bone marow" is not a tissue term: no term with this name, id or synonym; did you mean "bone marrow" (UBERON:0002371)`,
 		"ls", "--where", "tissue=bone marow")
-	if exitCode(err) != 1 {
-		t.Errorf("a value that is no term: exit %d, want 1 as ls --tissue", exitCode(err))
+	if exitCode(err) != 4 {
+		t.Errorf("a value that is no term: exit %d, want 4 (not found) as ls --tissue", exitCode(err))
 	}
 	for _, tc := range []struct {
 		args []string
 		want []string
 	}{
 		{[]string{"--where", "tissue=Bone Marrow"}, []string{"bm.csv"}},
+		// A value quoted inside the argument is the text inside.
+		{[]string{"--where", `tissue="Bone Marrow"`}, []string{"bm.csv"}},
+		{[]string{"--where", "tissue='bone marrow'"}, []string{"bm.csv"}},
+		{[]string{"--term", `tissue="bone marrow"`}, []string{"bm.csv"}},
 		{[]string{"--where", "tissue=Bone Marrow", "--exact"}, []string{"bm.csv"}},
 		{[]string{"--where", "tissue=UBERON:0002371", "--exact"}, []string{"bm.csv"}},
 		{[]string{"--where", "tissue=bone element", "--exact"}, []string{}},

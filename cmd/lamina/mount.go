@@ -1153,7 +1153,7 @@ func cmdUmount() *cli.Command {
 					os.WriteFile(forceStopPath(dirs, name), nil, 0o600)
 				} else if !ours {
 					// Nothing of ours at dir to unmount: the daemon is told to stop.
-				} else if err := unmountWhenFree(dir, 10*time.Second); errors.Is(err, errBusy) {
+				} else if err := unmountWhenFree(c.App.ErrWriter, dir, 10*time.Second); errors.Is(err, errBusy) {
 					// Told to stop, the daemon detaches a busy mount after
 					// 10 s: a writer still writing lost its file to
 					// lost+found/ while umount said "unmounted". Only
@@ -1165,7 +1165,7 @@ func cmdUmount() *cli.Command {
 					unmounted = true
 				}
 				if !unmounted && !c.Bool("force") {
-					if err := refuseWhileWriting(c.Context, dirs, name, dir, st.PID); err != nil {
+					if err := refuseWhileWriting(c.Context, c.App.ErrWriter, dirs, name, dir, st.PID); err != nil {
 						return err
 					}
 				}
@@ -1229,7 +1229,7 @@ func cmdUmount() *cli.Command {
 				// XDG_RUNTIME_DIR, another user's root shell): a plain unmount, which
 				// fails while the mount is in use; the daemon sees it go, syncs
 				// and stops by itself.
-				if err := unmountWhenFree(dir, 10*time.Second); errors.Is(err, errBusy) {
+				if err := unmountWhenFree(c.App.ErrWriter, dir, 10*time.Second); errors.Is(err, errBusy) {
 					return exitf(1, "%s is in use%s: close what uses it (a shell's working folder, an open file) and run `lamina umount %s` again (its daemon is running but not registered in %s)", dir, usersOf(dir), dir, dirs.Runtime)
 				} else if err != nil {
 					return fmt.Errorf("unmount %s: %w (its daemon is running but not registered in %s; stop it there with `lamina umount`)", dir, err, dirs.Runtime)
@@ -1311,13 +1311,20 @@ func waitCommitting(c *cli.Context, dirs instance.Dirs, name, dir string) error 
 // does not show under dir (usersOf). Stopping the daemon cut them off
 // (ENOTCONN; their files to lost+found/). It waits up to 10 s for them
 // to close, as unmountWhenFree waits for users; the daemon of a detached
-// mount stops by itself once its last user lets go.
-func refuseWhileWriting(ctx context.Context, dirs instance.Dirs, name, dir string, pid int) error {
+// mount stops by itself once its last user lets go. What it waits for is
+// said on notice at once: a silent 10 s looked like a hang.
+func refuseWhileWriting(ctx context.Context, notice io.Writer, dirs instance.Dirs, name, dir string, pid int) error {
 	deadline := time.Now().Add(10 * time.Second)
+	said := false
 	for processAlive(pid) {
 		st, ok := daemonStatus(ctx, dirs, name)
 		if !ok || st.OpenForWriting == 0 {
 			return nil
+		}
+		if !said {
+			fmt.Fprintf(notice, "lamina: %s has %s open for writing through its mount (%s)%s; waiting up to 10 s for them to be closed, then refusing (`lamina umount --force %s` stops it now)\n",
+				dir, plural(st.OpenForWriting, "file"), keyList(st), usersOf(dir), dir)
+			said = true
 		}
 		if time.Now().After(deadline) {
 			how := "it"
@@ -1435,14 +1442,22 @@ var errBusy = errors.New("mount in use")
 
 // unmountWhenFree unmounts dir as umount(8) would, trying again while it
 // is in use for up to wait (a process finishing its last close); errBusy
-// if it stayed in use.
-func unmountWhenFree(dir string, wait time.Duration) error {
+// if it stayed in use. The first time it finds dir busy it says on notice
+// who uses it and that it waits, then refuses: a silent wait looked like a
+// hang.
+func unmountWhenFree(notice io.Writer, dir string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
+	said := false
 	for {
 		err := lfs.Unmount(dir)
 		busy := err != nil && (errors.Is(err, syscall.EBUSY) || strings.Contains(err.Error(), "busy"))
 		if !busy {
 			return err
+		}
+		if !said {
+			fmt.Fprintf(notice, "lamina: %s is in use%s; waiting up to %s for it to be let go, then refusing (`lamina umount --force %s` detaches it now)\n",
+				dir, usersOf(dir), wait, dir)
+			said = true
 		}
 		if time.Now().After(deadline) {
 			return errBusy
@@ -1451,10 +1466,11 @@ func unmountWhenFree(dir string, wait time.Duration) error {
 	}
 }
 
-// usersOf names (as " by pid 123 (bash), …") up to five processes whose
-// working folder, root or open files are under the mount at dir; empty
-// if none can be seen (another user's, without root). Reading the links
-// under /proc asks the mount nothing.
+// usersOf names (as " by pid 123 (bash) in /mnt/lab/x, pid 456 (python3)
+// writing /mnt/lab/a.csv, …") up to five processes whose working folder,
+// root or open files are under the mount at dir, with the first such path
+// of each; empty if none can be seen (another user's, without root).
+// Reading the links under /proc asks the mount nothing.
 func usersOf(dir string) string {
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	var users []string
@@ -1473,7 +1489,14 @@ func usersOf(dir string) string {
 			t, err := os.Readlink(l)
 			if err == nil && (t == dir || strings.HasPrefix(t, dir+"/")) {
 				comm, _ := os.ReadFile(p + "/comm")
-				users = append(users, fmt.Sprintf("pid %s (%s)", filepath.Base(p), strings.TrimSpace(string(comm))))
+				how := "in" // a working folder or root
+				if strings.Contains(l, "/fd/") {
+					how = "reading"
+					if fdWrites(p + "/fdinfo/" + filepath.Base(l)) {
+						how = "writing"
+					}
+				}
+				users = append(users, fmt.Sprintf("pid %s (%s) %s %s", filepath.Base(p), strings.TrimSpace(string(comm)), how, t))
 				break
 			}
 		}
@@ -1482,6 +1505,19 @@ func usersOf(dir string) string {
 		return ""
 	}
 	return " by " + strings.Join(users, ", ")
+}
+
+// fdWrites reports whether the fdinfo file at p shows a descriptor open
+// for writing (its flags, octal, not O_RDONLY).
+func fdWrites(p string) bool {
+	b, _ := os.ReadFile(p)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			return err == nil && flags&syscall.O_ACCMODE != syscall.O_RDONLY
+		}
+	}
+	return false
 }
 
 // answers reports whether the FUSE mount at dir is served: its daemon

@@ -1,17 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -850,6 +853,51 @@ func TestUmountBusy(t *testing.T) {
 	}
 }
 
+// TestUmountSaysWhatItWaitsFor: umount of a mount with a file open for
+// writing says on stderr, before it waits, who holds what and that it
+// refuses after 10 s (it waited 10 s silently); nothing on stdout. The
+// notice is read before the file is closed, so the umount then succeeds
+// only if the notice came while it waited, not with its refusal.
+func TestUmountSaysWhatItWaitsFor(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	f, err := os.Create(filepath.Join(mnt, "held.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("data\n")
+	cmd := exec.Command(e.bin, "umount", mnt)
+	cmd.Env = e.env
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(pipe)
+	first, _ := rd.ReadString('\n')
+	for _, want := range []string{"lamina: " + mnt + " is in use by pid " + strconv.Itoa(os.Getpid()), "writing " + filepath.Join(mnt, "held.txt"),
+		"waiting up to 10s", "then refusing", "lamina umount --force " + mnt} {
+		if !strings.Contains(first, want) {
+			t.Errorf("umount's first line %q does not say %q", first, want)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close while umount waits: %v", err)
+	}
+	rest, _ := io.ReadAll(rd)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("umount once the file was closed: %v\n%s%s", err, first, rest)
+	}
+	if !strings.Contains(stdout.String(), "unmounted "+mnt) || strings.Contains(stdout.String(), "waiting") {
+		t.Errorf("umount's stdout %q; want only what it did", stdout.String())
+	}
+}
+
 // TestUmountForceFromAnotherHome: `lamina umount --force DIR` run with
 // another HOME (another runtime folder, no settings of the instance)
 // detaches a busy lamina mount lazily and says what stays pending; the
@@ -923,7 +971,9 @@ func TestUmountOfDetachedMountWithWriter(t *testing.T) {
 	if st := e.ok("status"); !strings.Contains(st, mnt+" (detached, 1 file open") {
 		t.Errorf("status of the detached mount:\n%s", st)
 	}
-	if _, errs, err := e.run("umount", mnt); err == nil || !strings.Contains(errs, "1 file open for writing (lz.log)") || !strings.Contains(errs, "detached") {
+	// It says at once what it waits for (a first line), then refuses.
+	if out, errs, err := e.run("umount", mnt); err == nil || !strings.Contains(errs, "1 file open for writing (lz.log)") || !strings.Contains(errs, "detached") ||
+		!strings.Contains(strings.SplitN(errs, "\n", 2)[0], "open for writing through its mount (lz.log); waiting up to 10 s for them to be closed, then refusing") || out != "" {
 		t.Errorf("umount of the detached mount with a writer: %v\n%s", err, errs)
 	}
 	// The daemon's own stop path waits for the writer too.

@@ -169,7 +169,7 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	}
 	for entity, values := range terms {
 		for _, v := range values {
-			q, err := termIDs(c.Context, in, entity, c.String("organism"), v, exact, c.App.ErrWriter)
+			q, err := termIDs(c.Context, in, entity, c.String("organism"), catalog.Unquote(v), exact, c.App.ErrWriter)
 			if err != nil {
 				return err
 			}
@@ -457,6 +457,13 @@ func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, va
 			}
 		}
 		return q, xs, nil
+	}
+	// A query for a term no source has finds nothing to look for: not
+	// found (4), as a query naming no feature is; annotate keeps 1.
+	var nt notTermError
+	if errors.As(first, &nt) {
+		nt.code = exitNotFound
+		return termMatch{}, nil, nt
 	}
 	return termMatch{}, nil, first
 }

@@ -321,8 +321,12 @@ func cmdRun() *cli.Command {
 				lineage.EndJobs(ctx, cat, r.UID, catalog.RunEnd{FinishedAt: time.Now(), Abandoned: true, Note: lineage.OrphanNote})
 				nameJobs(ctx, cat, r, t, argv)
 			}
-			if err := printRunSummary(ctx, c, cat, r.UID, t); err != nil {
+			if rec, err := printRunSummary(ctx, c, cat, r.UID, t); err != nil {
 				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: run %s: %v\n", r.UID, explain(err))
+			} else if len(rec.Inputs) == 0 && len(rec.Outputs) == 0 {
+				if note := trackedWhere(c); note != "" {
+					fmt.Fprintf(c.App.ErrWriter, "lamina: note: %s\n", note)
+				}
 			}
 			if code != 0 {
 				return exitf(code, "")
@@ -575,10 +579,16 @@ func creditJobOutputs(ctx context.Context, cat *runsCatalog, rec catalog.RunReco
 	}
 }
 
-func printRunSummary(ctx context.Context, c *cli.Context, cat catalog.Catalog, uid string, t catalog.Transform) error {
+// printRunSummary says on stderr how run uid went. The transform is the
+// one recorded (t if the record has none), so the summary's kind is what
+// `runs show` says: a track start's said "interactive" for "named".
+func printRunSummary(ctx context.Context, c *cli.Context, cat catalog.Catalog, uid string, t catalog.Transform) (catalog.RunRecord, error) {
 	rec, err := cat.RunRecord(ctx, uid)
 	if err != nil {
-		return err
+		return rec, err
+	}
+	if rec.Transform.Name != "" {
+		t = rec.Transform
 	}
 	r := rec.Run
 	d := time.Duration(0)
@@ -591,7 +601,26 @@ func printRunSummary(ctx context.Context, c *cli.Context, cat catalog.Catalog, u
 	}
 	fmt.Fprintf(c.App.ErrWriter, "lamina: run %s  %s (%s)  %s in %s: %s, %s%s\n", r.UID, t.Name, t.Kind, runStatus(r), d,
 		plural(len(rec.Inputs), "input"), plural(len(rec.Outputs), "output"), strings.Join(append([]string{""}, extra...), ", "))
-	return nil
+	return rec, nil
+}
+
+// trackedWhere is the note after a run that recorded no input and no
+// output: only paths under the instance's mount are seen, and where that
+// is (a command given local paths looked tracked, and was not).
+func trackedWhere(c *cli.Context) string {
+	const what = "only what the command reads or writes under the mount of instance"
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		return ""
+	}
+	s, err := dirs.Current(c.String("instance"))
+	if err != nil {
+		return ""
+	}
+	if st, ok := liveMount(dirs, s); ok && st.Mountpoint != "" {
+		return fmt.Sprintf("%s %s is tracked: paths under %s, not elsewhere", what, s.Name, st.Mountpoint)
+	}
+	return fmt.Sprintf("%s %s is tracked, and it is not mounted (lamina mount DIR, then give the command paths under DIR)", what, s.Name)
 }
 
 // runStatus is how a run's status reads: "ok (exit 0)", "failed (exit

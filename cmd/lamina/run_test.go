@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -311,5 +312,26 @@ func TestRunCommandThatCannotRun(t *testing.T) {
 	t.Setenv("PATH", e.path("bin2")+":"+os.Getenv("PATH"))
 	if _, errs, err := e.run("run", "--", "plain"); codeOf(err) != 126 || !strings.Contains(explain(err)+errs, "not executable") {
 		t.Errorf("run -- plain (not executable, in PATH): exit %d %v %q", codeOf(err), err, errs)
+	}
+}
+
+// TestRunNothingTrackedSaysWhere: a run that recorded no input and no
+// output (the command read a local file) says that only paths under the
+// instance's mount are tracked, and where the mount is, or that there is
+// none; one that recorded something does not.
+func TestRunNothingTrackedSaysWhere(t *testing.T) {
+	e := newMntEnv(t)
+	local := e.file("local.txt", []byte("local\n"))
+	const note = "lamina: note: only what the command reads or writes under the mount of instance m is tracked"
+	if _, errs, code := e.runIn(e.dir, "run", "--", "cat", local); code != 0 || !strings.Contains(errs, note+", and it is not mounted") {
+		t.Errorf("a run without a mount: exit %d\n%s", code, errs)
+	}
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	if _, errs, code := e.runIn(e.dir, "run", "--", "cat", local); code != 0 || !strings.Contains(errs, "0 inputs, 0 outputs") || !strings.Contains(errs, note+": paths under "+mnt+", not elsewhere") {
+		t.Errorf("a run of a local path: exit %d\n%s", code, errs)
+	}
+	if _, errs, code := e.runIn(e.dir, "run", "--", "sh", "-c", "echo x > "+filepath.Join(mnt, "out.txt")); code != 0 || !strings.Contains(errs, "1 output") || strings.Contains(errs, "note:") {
+		t.Errorf("a run that wrote into the mount: exit %d\n%s", code, errs)
 	}
 }

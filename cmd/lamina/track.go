@@ -235,8 +235,8 @@ func finishTracked(c *cli.Context, cat *runsCatalog, uid, cgroup, note string) e
 		}
 	}
 	fmt.Fprintf(c.App.Writer, "unset %s %s %s\n", lineage.EnvRun, envTrack, envTrackCgroup)
-	tr := catalog.Transform{Name: r.Name, Kind: "interactive"}
-	return printRunSummary(ctx, c, cat, uid, tr)
+	_, err = printRunSummary(ctx, c, cat, uid, catalog.Transform{Name: r.Name})
+	return err
 }
 
 // unnamedRun finds the live run whose root is the calling shell, as a

@@ -47,7 +47,17 @@ func TestTrackFinishWithoutEval(t *testing.T) {
 		return uid
 	}
 	first := start("explore")
-	e.ok("track", "finish") // not eval'd: the marker stays
+	_, summary, err := e.run("track", "finish") // not eval'd: the marker stays
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The summary names the transform's kind as recorded (it said
+	// "interactive" for a transform runs show calls "named").
+	var rec catalog.RunRecord
+	e.jsonOut(&rec, "runs", "show", first, "--format", "json")
+	if want := "explore (" + rec.Transform.Kind + ")"; rec.Transform.Kind == "" || !strings.Contains(summary, want) {
+		t.Errorf("finish summary %q; want %q, the recorded kind", summary, want)
+	}
 	end := runs()["explore"].FinishedAt
 
 	out, _, err := e.run("track", "finish")
