@@ -1,13 +1,18 @@
 package fs_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/instance"
 )
 
 // A key renamed to a scratch name (an editor's or cp's backup) and back
@@ -254,4 +259,82 @@ func TestRenameAwayAfterWindowMovesHistory(t *testing.T) {
 	w.wantVersions("u/f.bak", []int{1, 2}, nil)
 	w.wantVersions("u/f", []int{1}, nil)
 	w.readEventually("u/f.bak@v1", "1\n")
+}
+
+// A rename to another folder or to an unrelated name is a move, whatever
+// the file's past: the name written again at once starts a new history and
+// the target keeps the old one, with its annotations. Only a backup's name
+// (backupName: f.bak, .f.bak in f's folder) takes the history back. `mv
+// q4/data.csv q4/archive/data.csv`, then a new q4/data.csv, made
+// archive/data.csv a new v1 and left the label on q4/data.csv@v2, so
+// searching for it no longer found the archived data (audit c1); a file
+// the mount had written once kept its history at archive/.
+func TestRenameAwayMoveKeepsHistoryAtTarget(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	src := filepath.Join(w.tmp, "src", "data.csv")
+	os.MkdirAll(filepath.Dir(src), 0o755)
+	save := func(data string) catalog.Version {
+		t.Helper()
+		if err := os.WriteFile(src, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := w.in.Save(ctx, []instance.SaveItem{{Path: src, Key: "q4/data.csv"}}, instance.SaveOptions{Description: "batch 1 counts"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0].Saved.Version
+	}
+	save("a,b\n1,1\n")
+	v2 := save("a,b\n2,2\n")
+	if _, err := w.cat.CreateLabel(ctx, catalog.Label{Name: "final-2025"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.cat.Annotate(ctx, v2.UID, catalog.Annotations{Labels: []string{"final-2025"}}); err != nil {
+		t.Fatal(err)
+	}
+	w.mountRW()
+	w.sh(`mkdir q4/archive && mv q4/data.csv q4/archive/data.csv && printf 'a,b\n9,9\n' > q4/data.csv`)
+	w.wantVersions("q4/archive/data.csv", []int{1, 2}, nil)
+	w.wantVersions("q4/data.csv", []int{1}, nil)
+	w.readEventually("q4/archive/data.csv@v1", "a,b\n1,1\n")
+	w.readEventually("q4/archive/data.csv", "a,b\n2,2\n")
+	w.readEventually("q4/data.csv@v1", "a,b\n9,9\n")
+	found, err := w.cat.Find(ctx, catalog.Filter{Labels: []string{"final-2025"}, AllVersions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 || found[0].UID != v2.UID || found[0].Key != "q4/archive/data.csv" {
+		t.Fatalf("versions labelled final-2025: %+v; want %s at q4/archive/data.csv", found, v2.UID)
+	}
+
+	// Files the mount wrote, of one version or more: a move to another
+	// folder (a backup's name there too) or to another name in the folder
+	// keeps the history at the target; a hidden backup in the folder
+	// takes it back.
+	w.sh(`mkdir m m/old && for f in a b c e h; do printf '1\n' > m/$f; done && for f in a c e h; do printf '2\n' > m/$f; done`)
+	w.sh(`mv m/a m/old/a && mv m/b m/old/b && mv m/c m/d && mv m/e m/old/e.bak && mv m/h m/.h.bak && for f in a b c e h; do printf 'new\n' > m/$f; done`)
+	for _, c := range []struct {
+		key        string
+		live       []int
+		latest, v1 string
+	}{
+		{"m/old/a", []int{1, 2}, "2\n", "1\n"},
+		{"m/old/b", []int{1}, "1\n", "1\n"},
+		{"m/d", []int{1, 2}, "2\n", "1\n"},
+		{"m/old/e.bak", []int{1, 2}, "2\n", "1\n"},
+		{"m/a", []int{1}, "new\n", "new\n"},
+		{"m/b", []int{1}, "new\n", "new\n"},
+		{"m/c", []int{1}, "new\n", "new\n"},
+		{"m/e", []int{1}, "new\n", "new\n"},
+		{"m/h", []int{1, 2, 3}, "new\n", "1\n"},
+		{"m/.h.bak", []int{1}, "2\n", "2\n"},
+	} {
+		w.wantVersions(c.key, c.live, nil)
+		w.readEventually(c.key, c.latest)
+		w.readEventually(c.key+"@v1", c.v1)
+	}
+	if tk := w.trashKeys(); len(tk) != 0 {
+		t.Fatalf("the trash: %v", tk)
+	}
 }

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
@@ -2041,10 +2043,10 @@ func (s *Stage) Rename(ctx context.Context, from, to string) (catalog.Version, e
 
 // RenameFile is Rename for a caller that knows the stem of the artifact
 // it saw at from ("" if none): when the rename moves that artifact to a
-// free key (a backup: mv f f.bak, perl -i.bak, sed -i.bak), or puts it in
-// the trash under a new version of to, a commit of from within the window
-// takes its history back (restoreUnlinkedFor), so that from@vN keeps
-// showing what it showed.
+// free key that is a backup's name (backupName: mv f f.bak, perl -i.bak,
+// sed -i.bak), or puts it in the trash under a new version of to, a
+// commit of from within the window takes its history back
+// (restoreUnlinkedFor), so that from@vN keeps showing what it showed.
 func (s *Stage) RenameFile(ctx context.Context, from, to, stem string) (catalog.Version, error) {
 	if err := ref.CheckKey(to); err != nil {
 		return catalog.Version{}, err
@@ -2139,21 +2141,40 @@ func (s *Stage) RenameFile(ctx context.Context, from, to, stem string) (catalog.
 	return v, nil
 }
 
-// backupName reports whether to names a backup of from: from with a
-// suffix (f.bak, f.orig, f.1).
+// backupName reports whether to names a backup of from, whose history a
+// commit of from within the window takes back (takeBack): to is in from's
+// folder, and its name is from's name, or a dot and from's name (a hidden
+// backup, for a name that has no dot first), then a suffix that starts
+// with neither a letter nor a digit: f.bak, f.orig, f.old, f.2026-11-28,
+// f_old, f.~1~, JetBrains' f___jb_old___, .f.bak. Any other rename is a
+// move (mv f archive/f, mv f g, mv f f2): the history stays at to, with
+// its annotations (lamina search finds it there).
 func backupName(from, to string) bool {
-	return len(to) > len(from) && strings.HasPrefix(to, from)
+	dir, name := path.Split(from)
+	tdir, tname := path.Split(to)
+	if dir != tdir {
+		return false
+	}
+	rest, ok := strings.CutPrefix(tname, name)
+	if !ok && !strings.HasPrefix(name, ".") {
+		rest, ok = strings.CutPrefix(tname, "."+name)
+	}
+	if !ok || rest == "" {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(rest)
+	return !unicode.IsLetter(r) && !unicode.IsDigit(r)
 }
 
 // noteRenamedAway remembers a rename of from, whose artifact has the stem
 // stem, to to, which shows v now, for a commit of from within the window
 // (restoreUnlinkedFor). When v is of that artifact, it moved to to, a free
-// key, and the commit takes the history back (takeBack). Else to got a new
-// version and from went to the trash, as by an unlink: the commit restores
-// it (a second sed -i.bak renames f onto the f.bak of the first). A
-// temporary this Stage wrote (fresh: tool > out.tmp; mv out.tmp out) is
-// not noted: out keeps its artifact when out.tmp is written again, and one
-// renamed onto a key was purged (Rename). A backup of it (f.bak) is.
+// key, and when to is a backup's name (backupName) the commit takes the
+// history back (takeBack); a move elsewhere is not noted. Else to got a
+// new version and from went to the trash, as by an unlink: the commit
+// restores it (a second sed -i.bak renames f onto the f.bak of the first).
+// A temporary this Stage wrote (fresh: tool > out.tmp; mv out.tmp out)
+// renamed onto a key was purged (Rename), and is not noted.
 func (s *Stage) noteRenamedAway(ctx context.Context, from, to, stem, fresh string, v catalog.Version) {
 	run := runOf(ctx)
 	if !strings.HasPrefix(v.UID, stem) {
@@ -2176,8 +2197,8 @@ func (s *Stage) noteRenamedAway(ctx context.Context, from, to, stem, fresh strin
 		s.noteUnlinked(from, at, run)
 		return
 	}
-	if fresh == stem && v.Version == 1 && !backupName(from, to) {
-		return
+	if !backupName(from, to) {
+		return // a move: the history stays at to
 	}
 	now := time.Now()
 	s.mu.Lock()
