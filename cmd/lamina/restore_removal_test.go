@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lamina-bio/lamina/catalog/postgres/pgtest"
 )
 
 // Tests of `lamina restore FOLDER/` after `rm -r FOLDER` in a mount: it
@@ -203,8 +206,18 @@ func TestRestoreFolderLeavesTarPlaceholder(t *testing.T) {
 // then a folder removed, made again and removed again: restore FOLDER/
 // brings back the last removal's names only. What it leaves comes back by
 // KEY. A second restore FOLDER/, the folder live again, takes the rest.
+// Both catalogs: bbolt, and PostgreSQL (LAMINA_PG_URL).
 func TestRestoreFolderLeavesEarlierRemovals(t *testing.T) {
-	e := newMntEnv(t)
+	t.Run("bbolt", func(t *testing.T) { earlierRemovals(t, newMntEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		db := pgtest.URL(t)
+		e := workstationEnv(t, "ana")
+		e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--db", db, "--name", "lab")
+		earlierRemovals(t, e)
+	})
+}
+
+func earlierRemovals(t *testing.T, e *mntEnv) {
 	mnt := filepath.Join(e.dir, "mnt")
 	e.mount(mnt)
 	e.shIn(mnt, `mkdir -p rr/sub; echo 1 > rr/first; echo 1 > rr/sub/first
@@ -229,13 +242,10 @@ func TestRestoreFolderLeavesEarlierRemovals(t *testing.T) {
 	if !strings.Contains(errs, "5 names under rr/") {
 		t.Errorf("restore rr/ did not count the 5 names it left:\n%s", errs)
 	}
-	if got, err := os.ReadFile(filepath.Join(mnt, "rr", "sub", "HEAD")); err != nil || string(got) != "ref\n" {
-		t.Errorf("rr/sub/HEAD: %q, %v", got, err)
-	}
+	// A PostgreSQL mount learns of a restore from the CLI a moment later.
+	waitFor(t, "rr/sub/HEAD in the mount", 30*time.Second, readString(filepath.Join(mnt, "rr", "sub", "HEAD")), "ref\n")
 	e.restoreOK("rr/first")
-	if got, err := os.ReadFile(filepath.Join(mnt, "rr", "first")); err != nil || string(got) != "1\n" {
-		t.Errorf("rr/first restored by its key: %q, %v", got, err)
-	}
+	waitFor(t, "rr/first restored by its key, in the mount", 30*time.Second, readString(filepath.Join(mnt, "rr", "first")), "1\n")
 	out, _ = e.restoreOK("rr/")
 	if !strings.Contains(out, "restored rr/x.lock") || !strings.Contains(out, "restored rr/sub/first") {
 		t.Errorf("a second restore rr/, the folder live, did not take the rest:\n%s", out)
