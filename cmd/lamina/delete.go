@@ -654,8 +654,9 @@ func cmdRestore() *cli.Command {
 		Description: "KEY brings back every trashed version of it. UID (of a trashed version) brings back that version's\n" +
 			"trash entry, the versions one delete or rm trashed together with it, and leaves those of the key\n" +
 			"trashed at other times (ls --versions KEY numbers the entries, ENTRY, and shows when each was trashed).\n" +
-			"KEY@vN is vN's UID when vN was trashed alone, else it is refused. FOLDER/ brings back everything\n" +
-			"trashed under it (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links.\n" +
+			"KEY@vN is vN's UID when vN was trashed alone, else it is refused. FOLDER/ brings back what its\n" +
+			"removal took (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links;\n" +
+			"what tools unlinked under it before (lock files, journals) stays in the trash, restorable by KEY.\n" +
 			"Every argument is checked first: if one names nothing in the trash or what cannot come back,\n" +
 			"nothing is restored.\n\n" + examples(
 			"lamina restore experiments/exp1/counts.csv",
