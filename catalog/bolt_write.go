@@ -663,8 +663,8 @@ func (t txn) makeFolder(key string, now time.Time) (wrote bool, err error) {
 
 func (b *Bolt) RemoveFolder(ctx context.Context, key string) error {
 	key = strings.TrimSuffix(key, "/")
-	now := time.Now().UTC()
-	op := func(t txn) (bool, error) { return t.removeFolder(key, now) }
+	now, from := time.Now().UTC(), RemovalFromOf(ctx)
+	op := func(t txn) (bool, error) { return t.removeFolder(key, now, from) }
 	if ok, err := b.lazyOp(ctx, "rmdir "+key, op, func(t txn) error { _, err := op(t); return err }); ok {
 		return err
 	}
@@ -676,7 +676,7 @@ func (b *Bolt) RemoveFolder(ctx context.Context, key string) error {
 
 // removeFolder removes the empty folder key. The errors a caller can cause
 // come before it writes (wrote).
-func (t txn) removeFolder(key string, now time.Time) (wrote bool, err error) {
+func (t txn) removeFolder(key string, now time.Time, from *time.Time) (wrote bool, err error) {
 	full, err := t.holds(key)
 	if err != nil {
 		return false, err
@@ -691,7 +691,7 @@ func (t txn) removeFolder(key string, now time.Time) (wrote bool, err error) {
 	if f == nil {
 		return false, errorf(ErrNotFound, "no folder %q", key)
 	}
-	if err := t.putTrashed(TrashedNode{Folder: f, TrashedAt: now}); err != nil {
+	if err := t.putTrashed(TrashedNode{Folder: f, TrashedAt: now, RemovalFrom: from}); err != nil {
 		return true, err
 	}
 	return true, t.tx.Bucket(bFolders).Delete([]byte(key))

@@ -271,6 +271,9 @@ type TrashEntry struct {
 	Size      int64     `json:"size"`
 	TrashedAt time.Time `json:"trashed_at"`
 	Live      bool      `json:"live"` // the key was written again since
+	// RemovalFrom is a removed folder's TrashedNode.RemovalFrom: when the
+	// removal that emptied it began, if known.
+	RemovalFrom *time.Time `json:"removal_from,omitempty"`
 }
 
 // Query selects the latest versions of live artifacts.

@@ -30,6 +30,13 @@ type TrashedNode struct {
 	Folder    *FolderRecord `json:"folder,omitempty"`
 	Link      *Link         `json:"link,omitempty"`
 	TrashedAt time.Time     `json:"trashed_at"`
+	// RemovalFrom is, for a folder removed through a mount, when the
+	// removal that emptied it began (WithRemovalFrom): what was trashed
+	// under it before then (a lock, a journal, a placeholder its tools
+	// unlinked) was gone before the removal, and restore FOLDER/ leaves it
+	// in the trash. nil if unknown (a record of before, an rmdir from
+	// another pid namespace): restore takes everything under the folder.
+	RemovalFrom *time.Time `json:"removal_from,omitempty"`
 }
 
 // Key is the key of the folder or link.
@@ -71,7 +78,27 @@ func (n TrashedNode) Entry() TrashEntry {
 	if n.Link != nil {
 		kind = "link"
 	}
-	return TrashEntry{Key: n.Key(), Kind: kind, TrashedAt: n.TrashedAt}
+	return TrashEntry{Key: n.Key(), Kind: kind, TrashedAt: n.TrashedAt, RemovalFrom: n.RemovalFrom}
+}
+
+type removalFromKey struct{}
+
+// WithRemovalFrom marks ctx for a RemoveFolder whose removal (rm -r of the
+// folder, as the mount saw the process remove what was in it) began at
+// from: the store keeps it with the folder in the trash
+// (TrashedNode.RemovalFrom). It is kept to the microsecond, rounded down,
+// as PostgreSQL keeps a version's trash time: the removal's first entry
+// is never trashed before it.
+func WithRemovalFrom(ctx context.Context, from time.Time) context.Context {
+	return context.WithValue(ctx, removalFromKey{}, from.UTC().Truncate(time.Microsecond))
+}
+
+// RemovalFromOf is the time WithRemovalFrom put in ctx, nil if none.
+func RemovalFromOf(ctx context.Context) *time.Time {
+	if t, ok := ctx.Value(removalFromKey{}).(time.Time); ok {
+		return &t
+	}
+	return nil
 }
 
 // SortTrash puts a trash listing in TrashList's order: by key (byte

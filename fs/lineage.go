@@ -172,6 +172,9 @@ func (n *node) bind(ctx context.Context) *catalog.Version {
 // caller's run.
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
 	ino, fh, fl, errno := n.create(ctx, name, flags, mode, out)
+	if errno == 0 {
+		n.m.removals.changed(dirKey(n.prefix())) // removal.go
+	}
 	tr := n.m.tracker()
 	if tr == nil || errno != 0 {
 		return ino, fh, fl, errno

@@ -112,6 +112,7 @@ type Mount struct {
 	// readOnly is set once the mount may no longer write (SetReadOnly).
 	readOnly atomic.Bool
 	unlinked unlinkedKeys   // write.go
+	removals removalRuns    // removal.go
 	removed  removedFolders // rmfolder.go
 }
 

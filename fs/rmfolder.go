@@ -166,6 +166,7 @@ func (m *Mount) trashFolder(ctx context.Context, key string) syscall.Errno {
 	if err := m.ns.st.Unlink(ctx, key); err != nil {
 		return errno(m.log, "unlink", err)
 	}
+	m.removals.removed(parentKey(key), callerTID(ctx), time.Now()) // removal.go
 	m.log.Info("folder artifact moved to the trash by rm -r", "key", key)
 	m.held.drop([]string{key})
 	m.ns.remove(key)

@@ -1467,6 +1467,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		return nil, n.errno("mkdir", err)
 	}
 	n.m.ns.dirChanged(key, true)
+	n.m.removals.changed(dirKey(n.prefix()))
 	// The parent's cached listing and attributes only: a notification
 	// naming the new folder unhashed the entry the kernel just made from
 	// this reply, and a process already inside it (mkdir then chdir, as
@@ -1505,6 +1506,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 		return nil, n.errno("symlink", err)
 	}
 	n.m.written(key)
+	n.m.removals.changed(dirKey(n.prefix()))
 	ent := linkEntry(name, catalog.Link{Key: key, Target: target, Mtime: time.Now()})
 	n.m.fill(ent, &out.Attr)
 	return n.NewInode(ctx, &node{m: n.m, e: ent}, fusefs.StableAttr{Mode: syscall.S_IFLNK, Ino: ent.Ino}), 0
@@ -1560,9 +1562,11 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	key := n.prefix() + name
 	versions := n.m.versionsOf(key)
+	at := time.Now()
 	if err := n.m.ns.st.Unlink(n.m.callerRunCtx(ctx), key); err != nil { // the run: stage.OnRunWithin
 		return n.errno("unlink", err)
 	}
+	n.m.removals.removed(dirKey(n.prefix()), callerTID(ctx), at) // removal.go
 	if n.m.listsDerived() {
 		n.m.unlinked.add(key, callerTID(ctx))
 	}
@@ -1789,19 +1793,39 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if ents, _ := os.ReadDir(n.m.scratchPath(key)); len(ents) > 0 {
 		return syscall.ENOTEMPTY
 	}
-	if err := n.m.ns.st.Rmdir(ctx, key); err != nil {
+	// When the removal that emptied it began (removal.go): restore
+	// FOLDER/ leaves what was trashed under it before in the trash.
+	tid := callerTID(ctx)
+	from := n.m.removals.from(key, tid, time.Now())
+	if err := n.m.ns.st.Rmdir(catalog.WithRemovalFrom(ctx, from), key); err != nil {
 		if errors.Is(err, catalog.ErrNotEmpty) {
 			return syscall.ENOTEMPTY
 		}
 		return n.errno("rmdir", err)
 	}
+	n.m.removals.forget(key)
+	n.m.removals.removed(dirKey(n.prefix()), tid, from)
 	os.Remove(n.m.scratchPath(key))
 	n.m.ns.dirChanged(key, false)
 	n.m.notifyAsync(key)
 	return 0
 }
 
+// Rename is rename, noted as a removal from n and a name made in
+// newParent (removal.go).
 func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	at := time.Now()
+	e := n.rename(ctx, name, newParent, newName, flags)
+	if e == 0 && n.e.Kind == KindDir {
+		n.m.removals.removed(dirKey(n.prefix()), callerTID(ctx), at)
+		if p, ok := newParent.(*node); ok {
+			n.m.removals.changed(dirKey(p.prefix()))
+		}
+	}
+	return e
+}
+
+func (n *node) rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if n.e.Kind != KindDir {
 		return syscall.EROFS // writable(), but for a mount that may not write: below
 	}

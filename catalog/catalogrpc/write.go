@@ -2,6 +2,7 @@ package catalogrpc
 
 import (
 	"context"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 )
@@ -29,6 +30,10 @@ type writeArgs struct {
 	To     string        `json:"to,omitempty"`
 	Target string        `json:"target,omitempty"`
 	Attrs  catalog.Attrs `json:"attrs"`
+	// RemovalFrom is remove_folder's catalog.WithRemovalFrom: optional, an
+	// older daemon ignores it (the folder's removal is then unknown, and
+	// restore FOLDER/ takes all under it, as before).
+	RemovalFrom *time.Time `json:"removal_from,omitempty"`
 }
 
 // handleWrite serves the catalog.Writer calls; ok is false for any other.
@@ -55,6 +60,9 @@ func (s *Server) handleWrite(ctx context.Context, m string, decode func(any) err
 	case mMakeFolder:
 		err = s.cat.MakeFolder(ctx, a.Key)
 	case mRemoveFolder:
+		if a.RemovalFrom != nil {
+			ctx = catalog.WithRemovalFrom(ctx, *a.RemovalFrom)
+		}
 		err = s.cat.RemoveFolder(ctx, a.Key)
 	case mSymlink:
 		err = s.cat.Symlink(ctx, a.Key, a.Target)
@@ -86,7 +94,7 @@ func (c *Client) MakeFolder(ctx context.Context, key string) error {
 }
 
 func (c *Client) RemoveFolder(ctx context.Context, key string) error {
-	return c.call(ctx, mRemoveFolder, writeArgs{Key: key}, nil)
+	return c.call(ctx, mRemoveFolder, writeArgs{Key: key, RemovalFrom: catalog.RemovalFromOf(ctx)}, nil)
 }
 
 func (c *Client) Symlink(ctx context.Context, key, target string) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -622,6 +623,56 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		}
 		if tl, err := c.TrashList(ctx); err != nil || len(tl) != 0 {
 			t.Fatalf("trash at the end: %+v, %v", tl, err)
+		}
+	})
+	// A folder removed with WithRemovalFrom keeps when its removal began
+	// (restore FOLDER/ leaves what was trashed under it before); one
+	// without has none, and neither has a link.
+	t.Run("RemovalFromKept", func(t *testing.T) {
+		c := open(t)
+		from := time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.UTC)
+		for _, k := range []string{"rf2/with", "rf2/without"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.RemoveFolder(catalog.WithRemovalFrom(ctx, from), "rf2/with"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveFolder(ctx, "rf2/without"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Symlink(ctx, "rf2/ln", "x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveLink(catalog.WithRemovalFrom(ctx, from), "rf2/ln"); err != nil {
+			t.Fatal(err)
+		}
+		want := from.Truncate(time.Microsecond)
+		got := map[string]*time.Time{}
+		tl, err := c.TrashList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range tl {
+			got[e.Key] = e.RemovalFrom
+		}
+		if f := got["rf2/with"]; f == nil || !f.Equal(want) {
+			t.Errorf("RemovalFrom of the folder removed with one: %v; want %v", f, want)
+		}
+		for _, k := range []string{"rf2/without", "rf2/ln"} {
+			if f := got[k]; f != nil {
+				t.Errorf("RemovalFrom of %s: %v; want none", k, f)
+			}
+		}
+		if _, err := c.RestoreNode(ctx, "rf2/with"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveFolder(ctx, "rf2/with"); err != nil {
+			t.Fatal(err)
+		}
+		if tl, err := c.TrashList(ctx); err != nil || !slices.ContainsFunc(tl, func(e catalog.TrashEntry) bool { return e.Key == "rf2/with" && e.RemovalFrom == nil }) {
+			t.Errorf("removed again without one: %+v, %v; want no RemovalFrom", tl, err)
 		}
 	})
 	// RestoreNode brings back the folder or link removed at a key whose

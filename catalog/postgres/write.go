@@ -563,7 +563,7 @@ func (s *Store) RemoveFolder(ctx context.Context, key string) error {
 			return err
 		}
 		changed(key)
-		return putTrashed(ctx, tx, catalog.TrashedNode{Folder: f, TrashedAt: time.Now().UTC()})
+		return putTrashed(ctx, tx, catalog.TrashedNode{Folder: f, TrashedAt: time.Now().UTC(), RemovalFrom: catalog.RemovalFromOf(ctx)})
 	})
 }
 

@@ -654,8 +654,9 @@ func cmdRestore() *cli.Command {
 		Description: "KEY brings back every trashed version of it. UID (of a trashed version) brings back that version's\n" +
 			"trash entry, the versions one delete or rm trashed together with it, and leaves those of the key\n" +
 			"trashed at other times (ls --versions KEY numbers the entries, ENTRY, and shows when each was trashed).\n" +
-			"KEY@vN is vN's UID when vN was trashed alone, else it is refused. FOLDER/ brings back everything\n" +
-			"trashed under it (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links.\n" +
+			"KEY@vN is vN's UID when vN was trashed alone, else it is refused. FOLDER/ brings back what its\n" +
+			"removal took (rm -r in a mount): artifacts, folders with their modes, empty ones, symbolic links;\n" +
+			"what tools unlinked under it before (lock files, journals) stays in the trash, restorable by KEY.\n" +
 			"Every argument is checked first: if one names nothing in the trash or what cannot come back,\n" +
 			"nothing is restored.\n\n" + examples(
 			"lamina restore experiments/exp1/counts.csv",
@@ -676,9 +677,10 @@ func cmdRestore() *cli.Command {
 			}
 			defer in.Close()
 			failed := 0
-			bl := blocked{}       // names under FOLDER/ that a live file above them keeps out
-			notes := blocked{}    // names under a file restored by its KEY, which it keeps out
-			older := superseded{} // names under FOLDER/ that a later one at their name keeps out
+			bl := blocked{}            // names under FOLDER/ that a live file above them keeps out
+			notes := blocked{}         // names under a file restored by its KEY, which it keeps out
+			older := superseded{}      // names under FOLDER/ that a later one at their name keeps out
+			var earlier []earlierUnder // names trashed under FOLDER/ before its removal
 			// Keys an earlier argument took (restored, kept out, failed):
 			// overlapping arguments (c4/ and c4/f/, or one twice) take
 			// each name once, and report it once.
@@ -730,13 +732,17 @@ func cmdRestore() *cli.Command {
 				var entries []catalog.TrashEntry
 				if strings.HasSuffix(k, "/") {
 					var later superseded
-					if entries, later, err = latestUnder(c.Context, in.Catalog, k); err != nil {
+					var before []catalog.TrashEntry
+					if entries, later, before, err = latestUnder(c.Context, in.Catalog, k); err != nil {
 						if errors.Is(err, catalog.ErrNotFound) && doneUnder(done, k) {
 							continue // an earlier argument took it all
 						}
 						return err
 					}
 					maps.Copy(older, later)
+					if len(before) > 0 {
+						earlier = append(earlier, earlierUnder{k, before})
+					}
 				} else if done[k] {
 					continue
 				} else if err := folderWithoutSlash(c.Context, in.Catalog, k); err != nil {
@@ -877,6 +883,18 @@ func cmdRestore() *cli.Command {
 				return false
 			})
 			failed += len(older) // kept for what was trashed later at their names
+			if len(earlier) > 0 {
+				// Reported if still there: another argument may have taken it.
+				if tl, err := in.Catalog.TrashList(c.Context); err == nil {
+					held := map[string]bool{}
+					for _, t := range tl {
+						held[t.Key+"\x00"+t.Kind] = true
+					}
+					for _, u := range earlier {
+						u.report(c.App.ErrWriter, held)
+					}
+				}
+			}
 			switch n := bl.count(); {
 			case failed > 0 && n > 0:
 				return exitf(1, "%s not restored (above), and %s kept in the trash: %s (above)", plural(failed, "name"), plural(n, "name"), bl.why())
@@ -888,6 +906,34 @@ func cmdRestore() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// earlierUnder is what restore FOLDER/ left in the trash under folder:
+// names trashed there before the folder's removal began (beforeRemoval).
+type earlierUnder struct {
+	folder string // FOLDER/
+	names  []catalog.TrashEntry
+}
+
+// report says in one line how many names u left in the trash and how to
+// bring one back, of those the trash still holds (held: key and kind).
+func (u earlierUnder) report(w io.Writer, held map[string]bool) {
+	var names []string
+	for _, e := range u.names {
+		if held[e.Key+"\x00"+e.Kind] {
+			held[e.Key+"\x00"+e.Kind] = false // once
+			names = append(names, trashName(e))
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	stay := "stay"
+	if len(names) == 1 {
+		stay = "stays"
+	}
+	fmt.Fprintf(w, "lamina: %s under %s, trashed before its removal began, %s in the trash (%s): `lamina restore KEY` brings one back\n",
+		plural(len(names), "name"), u.folder, stay, someKeys(names))
 }
 
 // restoredName is one name restore brought back, as its --format json
@@ -930,7 +976,7 @@ func checkRestore(ctx context.Context, in *instance.Instance, args []keyArg, bad
 	for _, ka := range args {
 		k := ka.Spec
 		if strings.HasSuffix(k, "/") {
-			under, _, err := latestUnder(ctx, cat, k)
+			under, _, _, err := latestUnder(ctx, cat, k)
 			if errors.Is(err, catalog.ErrNotFound) && doneUnder(claimed, k) {
 				continue
 			}
@@ -1256,21 +1302,23 @@ func folderWithoutSlash(ctx context.Context, cat catalog.Catalog, k string) erro
 // brings its trashed versions back beside the new ones. Empty if there are
 // none; an error says so.
 func trashedUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]catalog.TrashEntry, error) {
-	out, _, err := listUnder(ctx, cat, prefix, false)
+	out, _, _, err := listUnder(ctx, cat, prefix, false)
 	return out, err
 }
 
-// latestUnder is trashedUnder, less what a name trashed later at its name
-// keeps in the trash (latestState), which it returns as older: what
-// restore FOLDER/ brings back.
-func latestUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]catalog.TrashEntry, superseded, error) {
+// latestUnder is trashedUnder, less what was trashed under a removed
+// folder before its removal began (beforeRemoval), which it returns as
+// before, and less what a name trashed later at its name keeps in the
+// trash (latestState), which it returns as older: what restore FOLDER/
+// brings back.
+func latestUnder(ctx context.Context, cat catalog.Catalog, prefix string) ([]catalog.TrashEntry, superseded, []catalog.TrashEntry, error) {
 	return listUnder(ctx, cat, prefix, true)
 }
 
-func listUnder(ctx context.Context, cat catalog.Catalog, prefix string, latest bool) ([]catalog.TrashEntry, superseded, error) {
+func listUnder(ctx context.Context, cat catalog.Catalog, prefix string, latest bool) ([]catalog.TrashEntry, superseded, []catalog.TrashEntry, error) {
 	tl, err := cat.TrashList(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	rank := map[string]int{"": 0, "folder": 1, "link": 2}
 	tl = slices.DeleteFunc(tl, func(e catalog.TrashEntry) bool {
@@ -1278,7 +1326,9 @@ func listUnder(ctx context.Context, cat catalog.Catalog, prefix string, latest b
 		return !under
 	})
 	var older superseded
+	var before []catalog.TrashEntry
 	if latest {
+		tl, before = beforeRemoval(tl, prefix)
 		tl, older = latestState(tl)
 	}
 	sort.SliceStable(tl, func(i, j int) bool {
@@ -1298,9 +1348,52 @@ func listUnder(ctx context.Context, cat catalog.Catalog, prefix string, latest b
 	if len(out) == 0 {
 		// A move onto the names (mv dir newdir) or a save there takes
 		// folders and links out of the trash too: say all it looked for.
-		return nil, nil, catalog.Errorf(catalog.ErrNotFound, "the trash holds no artifact, folder or symbolic link under %s", prefix)
+		return nil, nil, nil, catalog.Errorf(catalog.ErrNotFound, "the trash holds no artifact, folder or symbolic link under %s", prefix)
 	}
-	return out, older, nil
+	return out, older, before, nil
+}
+
+// beforeRemoval splits what the trash holds under the folder prefix (tl)
+// into what restore FOLDER/ brings back (keep) and what was trashed under
+// a removed folder before the removal that emptied it began (before: its
+// TrashEntry.RemovalFrom, which the mount records at rmdir). Those names
+// were gone when the folder was removed: the lock files, journals and
+// placeholders tools make and unlink, and what an earlier removal of a
+// folder made again at that name took. Restoring them brought back a hot
+// SQLite journal, which rolled the database back, and git's HEAD.lock
+// (audit b4). Every removed folder between an entry and prefix (inclusive)
+// decides; a folder without a RemovalFrom (removed by an older build, or
+// none removed: keys deleted from the CLI) keeps all.
+func beforeRemoval(tl []catalog.TrashEntry, prefix string) (keep, before []catalog.TrashEntry) {
+	from := map[string]time.Time{}
+	for _, e := range tl {
+		if e.Kind == "folder" && e.RemovalFrom != nil {
+			from[e.Key] = *e.RemovalFrom
+		}
+	}
+	if len(from) == 0 {
+		return tl, nil
+	}
+	top := strings.TrimSuffix(prefix, "/")
+	for _, e := range tl {
+		earlier := false
+		for k := e.Key; !earlier; {
+			i := strings.LastIndexByte(k, '/')
+			if i < len(top) {
+				break // above the folder restored
+			}
+			k = k[:i]
+			if f, ok := from[k]; ok && e.TrashedAt.Before(f) {
+				earlier = true
+			}
+		}
+		if earlier {
+			before = append(before, e)
+		} else {
+			keep = append(keep, e)
+		}
+	}
+	return keep, before
 }
 
 func cmdGC() *cli.Command {
