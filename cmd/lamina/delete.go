@@ -932,8 +932,10 @@ func (u earlierUnder) report(w io.Writer, held map[string]bool) {
 	if len(names) == 1 {
 		stay = "stays"
 	}
-	fmt.Fprintf(w, "lamina: %s under %s, trashed before its removal began, %s in the trash (%s): `lamina restore KEY` brings one back\n",
-		plural(len(names), "name"), u.folder, stay, someKeys(names))
+	// A folder emptied file by file (a shell loop of rm, then rmdir)
+	// leaves all its files here: the second way brings them back at once.
+	fmt.Fprintf(w, "lamina: %s under %s, trashed before its removal began, %s in the trash (%s): `lamina restore KEY` brings one back, `lamina restore %s` again all of them\n",
+		plural(len(names), "name"), u.folder, stay, someKeys(names), u.folder)
 }
 
 // restoredName is one name restore brought back, as its --format json
