@@ -215,3 +215,63 @@ func smallDisk(t *testing.T, w *world, size string) string {
 	t.Cleanup(func() { syscall.Unmount(small, syscall.MNT_DETACH) })
 	return small
 }
+
+// A truncate at the end of a big file whose lazy copy fails (the staging
+// disk full) leaves no hole behind: a header written after at offset 0,
+// once there is room, reads back, and the close makes it a version. The
+// hole stayed recorded and the header was read from the old version
+// (audit c1).
+func TestFailedLazyCopyThenWriteBelow(t *testing.T) {
+	w := newWorld(t)
+	small := smallDisk(t, w, "16m")
+	st, err := stage.New(w.cat, w.in.Store, stage.Options{Dir: filepath.Join(small, "staging"), User: "tester", SyncEvery: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := random(6 << 20)
+	w.save("ft.bin", old)
+	w.mount(lfs.MountOptions{Stage: st})
+
+	f, err := os.OpenFile(w.p("ft.bin"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	filler, err := os.Create(filepath.Join(small, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := filler.Write(chunk); err != nil {
+			break
+		}
+	}
+	for len(chunk) > 1 { // every block but those a smaller write fits in
+		if _, err := filler.Write(chunk); err != nil {
+			chunk = chunk[:len(chunk)/2]
+		}
+	}
+	filler.Close()
+	if err := f.Truncate(int64(len(old)) + 10); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("ftruncate past the end with the staging disk full: %v, want ENOSPC", err)
+	}
+	os.Remove(filepath.Join(small, "filler"))
+	if _, err := f.WriteAt([]byte("HEADER"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	if _, err := f.ReadAt(b, 0); err != nil || string(b) != "HEADER" {
+		t.Fatalf("read back after the write at 0: %q, %v; want HEADER", b, err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte("HEADER"), old[6:]...)
+	if vs := w.eventually("ft.bin", 2); len(vs) != 2 {
+		t.Fatalf("ft.bin has %d versions after the close, want 2", len(vs))
+	}
+	if got := w.read("ft.bin"); !bytes.Equal(got, want) {
+		t.Fatalf("ft.bin reads %d bytes starting %q; want %d starting HEADER", len(got), got[:min(6, len(got))], len(want))
+	}
+}

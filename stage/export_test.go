@@ -48,3 +48,22 @@ func FailJournal(s *Stage) (restore func()) {
 
 // LazyCopies counts the copies of a version's last chunk only (lazycopy.go).
 func LazyCopies(s *Stage) int64 { return s.lazyCopies.Load() }
+
+// FailStaging makes writes to f's staging file fail (as on a full disk)
+// until the returned func is called.
+func FailStaging(f *File) (restore func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rw := f.data
+	ro, err := os.Open(rw.Name()) // writes through it fail
+	if err != nil {
+		panic(err)
+	}
+	f.data = ro
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		ro.Close()
+		f.data = rw
+	}
+}

@@ -35,6 +35,11 @@ const lazyCopyMin = 1 << 20
 // (a write, or a truncate to off), or completes a lazy copy the change
 // needs. Called with f.mu held.
 func (f *File) copyFor(ctx context.Context, off int64) error {
+	if f.holeLeft {
+		if err := f.writeJournal(f.journalState()); err != nil {
+			return err
+		}
+	}
 	if f.copied {
 		if f.copiedFrom > 0 && off < f.copiedFrom {
 			return f.completeCopy(ctx)
@@ -63,8 +68,8 @@ func describes(key string, size int64) bool {
 // there after.
 // Called with f.mu held.
 func (f *File) completeCopy(ctx context.Context) error {
-	if f.copiedFrom == 0 {
-		return nil
+	if f.copiedFrom == 0 || !f.copied {
+		return nil // no hole, or one a failed copy left recorded: nothing staged yet
 	}
 	from := f.copiedFrom
 	w := &rangeWriter{f: f.data, to: from, stop: true}
@@ -77,12 +82,99 @@ func (f *File) completeCopy(ctx context.Context) error {
 	// Recover takes the staging file's mtime for the version's: the
 	// File's, not this copy's.
 	_ = os.Chtimes(f.data.Name(), time.Time{}, f.mtime)
-	f.copiedFrom, f.head, f.headRef = 0, nil, ""
-	state := stateOpen
+	return f.clearHole()
+}
+
+// The File's hole (copiedFrom, head, headRef) and the journal's record of
+// it agree at all times: while the journal names a hole, Recover and the
+// retries read the bytes below it from head, over whatever the staging
+// file holds there, so a change below copiedFrom lands only once the
+// record without the hole is written; and while the staging file has a
+// hole, its record names it.
+
+// journalState is the state the File's journal record has now.
+// Called with f.mu held.
+func (f *File) journalState() string {
 	if f.closed {
-		state = stateClosed
+		return stateClosed
 	}
-	return f.writeJournal(state)
+	return stateOpen
+}
+
+// recordHole records in the journal that the staging file holds the
+// File's bytes from from on only, head's (the file of manifest headRef)
+// below, before any byte of a lazy copy lands there. Called with f.mu
+// held.
+func (f *File) recordHole(from int64, head *cache.File, headRef string) error {
+	if f.copiedFrom == from && f.headRef == headRef {
+		f.head = head // recorded by a copy that failed: the same hole
+		return nil
+	}
+	was, wasHead, wasRef := f.copiedFrom, f.head, f.headRef
+	f.copiedFrom, f.head, f.headRef = from, head, headRef
+	if err := f.writeJournal(f.journalState()); err != nil {
+		f.copiedFrom, f.head, f.headRef = was, wasHead, wasRef
+		return err
+	}
+	return nil
+}
+
+// clearHole records in the journal that the staging file holds all of the
+// File's bytes, once it does (the copy completed, or whole). If the
+// record cannot be written the hole stays, as the journal still has it:
+// its bytes are head's in the staging file too, so both read the same,
+// and the next change below copiedFrom tries again. Called with f.mu held.
+func (f *File) clearHole() error {
+	if f.copiedFrom == 0 {
+		return nil
+	}
+	was, wasHead, wasRef := f.copiedFrom, f.head, f.headRef
+	f.copiedFrom, f.head, f.headRef = 0, nil, ""
+	if err := f.writeJournal(f.journalState()); err != nil {
+		f.copiedFrom, f.head, f.headRef = was, wasHead, wasRef
+		return err
+	}
+	return nil
+}
+
+// dropHole empties the staging file of a File truncated to zero, and
+// records that it has no hole. Emptied first: a record naming the hole
+// over an empty staging file is a file with nothing of its own to Recover
+// (its size is 0), while one without it over the hole would be zeros. A
+// full disk must not fail the truncate that frees it, so a record that
+// cannot be written is written again before the next change (holeLeft).
+// Called with f.mu held.
+func (f *File) dropHole() error {
+	if f.copiedFrom == 0 {
+		return nil
+	}
+	if err := f.data.Truncate(0); err != nil {
+		return err
+	}
+	f.copiedFrom, f.head, f.headRef = 0, nil, ""
+	if err := f.writeJournal(f.journalState()); err != nil {
+		f.holeLeft = true
+		f.s.log.Warn("lamina mount: journal", "key", f.Key(), "err", err)
+	}
+	return nil
+}
+
+// copyFailed undoes a copy of the base into the staging file that failed
+// part way (a full disk, the storage away, an interrupted read): the
+// staging file holds none of the File's bytes yet (not copied), so it is
+// emptied, not left to Recover as a partial copy, and the hole recorded
+// for a lazy copy is cleared: the next change may copy the base whole and
+// write below where this copy began, and the File, its commit and Recover
+// must not read those bytes from head then. If the staging file cannot
+// be emptied, the record of the hole stays, true of what the copy wrote.
+// Called with f.mu held.
+func (f *File) copyFailed() {
+	if err := f.data.Truncate(0); err != nil {
+		return
+	}
+	if err := f.clearHole(); err != nil {
+		f.s.log.Warn("lamina mount: journal", "key", f.Key(), "err", err)
+	}
 }
 
 // rangeWriter writes the bytes of a stream that fall in [from, to) to f at

@@ -517,3 +517,177 @@ func TestDescribedFormatCopiedWhole(t *testing.T) {
 		t.Fatalf("n_observations %d after an append of a row to %d and a rename to .csv", v3.NObservations, v2.NObservations)
 	}
 }
+
+// recoverLost recovers the staging folder of a crash image of e and
+// returns what Recover kept under lost+found/ (the one File never closed).
+func recoverLost(t *testing.T, e *env) string {
+	t.Helper()
+	cat, dir := crashImage(t, e)
+	s2, err := stage.New(cat, e.store, stage.Options{Dir: dir, User: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s2.Recover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec) != 1 || !strings.HasPrefix(rec[0].SavedAs, stage.LostAndFound+"/") {
+		t.Fatalf("Recover = %+v; want the bytes under lost+found/", rec)
+	}
+	_, got := readKey(t, e, cat, rec[0].SavedAs, 0)
+	return got
+}
+
+// A change at the end of a big version whose lazy copy fails (the staging
+// disk full, the storage away, a signal) leaves no hole behind: a write
+// below it after, which copies the version whole, is what reads, the
+// commit and Recover see. The hole of the failed copy was kept and read
+// from the version: the write vanished.
+func TestFailedLazyCopyLeavesNoHole(t *testing.T) {
+	ctx := context.Background()
+	base := pseudoRandom(11, 3<<20+777)
+	changes := map[string]func(f *stage.File) error{
+		"truncate": func(f *stage.File) error { return f.Truncate(ctx, int64(len(base))+10) },
+		"append":   func(f *stage.File) error { _, err := f.Append(ctx, []byte("tail")); return err },
+		"pwrite":   func(f *stage.File) error { _, err := f.WriteAt(ctx, []byte("end"), int64(len(base))-3); return err },
+	}
+	for name, change := range changes {
+		for _, fresh := range []bool{false, true} { // the last chunk read alone, or the version whole
+			for _, end := range []string{"commit", "recover"} {
+				t.Run(fmt.Sprintf("%s/fresh=%v/%s", name, fresh, end), func(t *testing.T) {
+					e := newEnv(t)
+					s := e.stage(t)
+					v := commitModel(t, s, "k/ft.bin", base)
+					if fresh { // a Stage with no digest state of v: it reads v whole
+						cat, dir := crashImage(t, e)
+						e.cat, e.dir = cat, dir
+						var err error
+						if s, err = stage.New(cat, e.store, stage.Options{Dir: dir, User: "t"}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					f, err := s.Open(ctx, "k/ft.bin", v, false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					restore := stage.FailStaging(f)
+					if err := change(f); err == nil {
+						t.Fatal("the change succeeded with the staging file failing")
+					}
+					restore()
+					if _, err := f.WriteAt(ctx, []byte("HEADER"), 0); err != nil {
+						t.Fatal(err)
+					}
+					want := append([]byte("HEADER"), base[6:]...)
+					if got := readAll(t, f, len(want)); !bytes.Equal(got, want) {
+						t.Fatalf("read back after the write at 0: %q; want HEADER", got[:6])
+					}
+					if end == "recover" {
+						if got := recoverLost(t, e); got != string(want) {
+							t.Fatalf("lost+found holds %d bytes starting %q; want %d starting HEADER", len(got), got[:min(6, len(got))], len(want))
+						}
+						return
+					}
+					if err := f.Flush(ctx); err != nil {
+						t.Fatal(err)
+					}
+					f.Release(ctx)
+					if v, got := readKey(t, e, e.cat, "k/ft.bin", 0); v.Version != 2 || got != string(want) {
+						t.Fatalf("latest after the close: v%d, %d bytes starting %q; want v2 starting HEADER", v.Version, len(got), got[:min(6, len(got))])
+					}
+				})
+			}
+		}
+	}
+}
+
+// A lazy copy completed for a write below it, whose journal record
+// cannot be written (a full disk), keeps the hole: the write fails, and
+// the next one below records the complete copy before it lands, so
+// Recover does not read the bytes there from the version.
+func TestCompleteCopyJournalFailing(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.stage(t)
+	base := pseudoRandom(12, 3<<20+5)
+	v := commitModel(t, s, "k/big.bin", base)
+	f, err := s.Open(ctx, "k/big.bin", v, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Append(ctx, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	restore := stage.FailJournal(s)
+	if _, err := f.WriteAt(ctx, []byte("HEAD"), 0); err == nil {
+		t.Fatal("a write below the hole succeeded with the journal failing")
+	}
+	restore()
+	if _, err := f.WriteAt(ctx, []byte("HEAD"), 0); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]byte("HEAD"), base[4:]...), 'x')
+	if got := recoverLost(t, e); got != string(want) {
+		t.Fatalf("lost+found holds %d bytes starting %q; want %d starting HEAD", len(got), got[:min(4, len(got))], len(want))
+	}
+}
+
+// A File with a lazy copy truncated to zero and written records that its
+// staging file has no hole before the write lands: Recover kept the
+// version's head instead of what was written.
+func TestTruncateToZeroClearsHole(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.stage(t)
+	v := commitModel(t, s, "k/big.bin", pseudoRandom(13, 3<<20+9))
+	f, err := s.Open(ctx, "k/big.bin", v, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Append(ctx, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(ctx, []byte("abc"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := recoverLost(t, e); got != "abc" {
+		t.Fatalf("lost+found holds %d bytes; want abc", len(got))
+	}
+}
+
+// A File with a lazy copy truncated to zero while the journal cannot be
+// written (the disk full: the truncate is what frees it) is truncated; its
+// next change records first that the staging file has no hole, or fails.
+func TestTruncateToZeroJournalFailing(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.stage(t)
+	v := commitModel(t, s, "k/big.bin", pseudoRandom(14, 3<<20+9))
+	f, err := s.Open(ctx, "k/big.bin", v, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Append(ctx, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	restore := stage.FailJournal(s)
+	if err := f.Truncate(ctx, 0); err != nil {
+		t.Fatalf("truncate to zero with the journal failing: %v", err)
+	}
+	if _, err := f.WriteAt(ctx, []byte("abc"), 0); err == nil {
+		t.Fatal("a write after it succeeded with the journal still failing")
+	}
+	restore()
+	if _, err := f.WriteAt(ctx, []byte("abc"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, f, 3); string(got) != "abc" {
+		t.Fatalf("read back %q", got)
+	}
+	if got := recoverLost(t, e); got != "abc" {
+		t.Fatalf("lost+found holds %d bytes; want abc", len(got))
+	}
+}

@@ -286,6 +286,10 @@ type File struct {
 	copiedFrom int64
 	head       *cache.File
 	headRef    string
+	// holeLeft: the journal still names a hole the staging file no longer
+	// has (dropHole could not write the record); written again before
+	// the next change lands (copyFor).
+	holeLeft bool
 	// broken is the error of a write that failed (a full disk, say): the
 	// bytes from brokenAt on are not what the writer meant, so the File
 	// commits nothing until a truncate cuts them off (see WriteAt).
@@ -503,13 +507,21 @@ func (s *Stage) OpenShared(ctx context.Context, key string, mode uint32) (*File,
 func (f *File) writeJournal(state string) error {
 	j := f.record(state, f.base)
 	f.lazyFields(&j)
-	return f.s.jlog.put(j)
+	if err := f.s.jlog.put(j); err != nil {
+		return err
+	}
+	f.holeLeft = false
+	return nil
 }
 
 // journalOver records the File's state with base as the version its
 // bytes build on, for a staging file emptied or new (no lazy copy).
 func (f *File) journalOver(state string, base *catalog.Version) error {
-	return f.s.jlog.put(f.record(state, base))
+	if err := f.s.jlog.put(f.record(state, base)); err != nil {
+		return err
+	}
+	f.holeLeft = false
+	return nil
 }
 
 func (f *File) record(state string, base *catalog.Version) journal {
@@ -627,42 +639,55 @@ func (f *File) ensureCopyAt(ctx context.Context, off int64) error {
 		from = last
 		// Recorded before the hole is made: a staging file with one is
 		// never taken for all of the File's bytes.
-		f.copiedFrom, f.head, f.headRef = from, &m.Files[0], f.base.Manifest
-		state := stateOpen
-		if f.closed {
-			state = stateClosed
-		}
-		if err := f.writeJournal(state); err != nil {
-			f.copiedFrom, f.head, f.headRef = 0, nil, ""
+		if err := f.recordHole(from, &m.Files[0], f.base.Manifest); err != nil {
 			return err
 		}
 		f.s.lazyCopies.Add(1)
 	}
-	r := f.s.content.Open(m.Files[0])
-	if from > 0 && known {
-		// A commit here or a copy before left the digest's state where
-		// the last chunk starts: only that chunk is read.
-		buf := make([]byte, m.Files[0].Size-from)
-		if n, err := r.ReadAtContext(ctx, buf, from); n < len(buf) {
-			return fmt.Errorf("stage: copy %s: %w", f.base.Key, err)
-		}
-		if _, err := f.data.WriteAt(buf, from); err != nil {
+	if mark, err = f.copyBase(ctx, m.Files[0], from, last, mark, known); err != nil {
+		f.copyFailed()
+		return err
+	}
+	if from == 0 && f.copiedFrom > 0 {
+		// A lazy copy that failed left its hole recorded (copyFailed
+		// could not clear it): the staging file is whole now, and a
+		// change below the hole must not be read from head.
+		if err := f.clearHole(); err != nil {
 			return err
 		}
-	} else {
-		// The digest's state where the last chunk starts: an append's
-		// commit goes on from there. The version is read whole (and
-		// checked) for it; only the bytes from from on are written.
-		w := &rangeWriter{f: f.data, from: from, to: m.Files[0].Size}
-		var err error
-		if _, mark, err = r.WriteToMarked(ctx, w, nil, last); err != nil {
-			return fmt.Errorf("stage: copy %s: %w", f.base.Key, err)
-		}
-		f.s.noteMark(m.Files[0].Digest, mark)
 	}
 	f.copied = true
 	f.over, f.same, f.mark = &m.Files[0], m.Files[0].Size, mark
 	return nil
+}
+
+// copyBase writes the bytes of the base's content file from from on into
+// the staging file, and returns the digest state at last. Called with
+// f.mu held.
+func (f *File) copyBase(ctx context.Context, file cache.File, from, last int64, mark cache.HashMark, known bool) (cache.HashMark, error) {
+	r := f.s.content.Open(file)
+	if from > 0 && known {
+		// A commit here or a copy before left the digest's state where
+		// the last chunk starts: only that chunk is read.
+		buf := make([]byte, file.Size-from)
+		if n, err := r.ReadAtContext(ctx, buf, from); n < len(buf) {
+			return mark, fmt.Errorf("stage: copy %s: %w", f.base.Key, err)
+		}
+		if _, err := f.data.WriteAt(buf, from); err != nil {
+			return mark, err
+		}
+		return mark, nil
+	}
+	// The digest's state where the last chunk starts: an append's
+	// commit goes on from there. The version is read whole (and
+	// checked) for it; only the bytes from from on are written.
+	w := &rangeWriter{f: f.data, from: from, to: file.Size}
+	_, mark, err := r.WriteToMarked(ctx, w, nil, last)
+	if err != nil {
+		return mark, fmt.Errorf("stage: copy %s: %w", f.base.Key, err)
+	}
+	f.s.noteMark(file.Digest, mark)
+	return mark, nil
 }
 
 var errIsFolder = errors.New("is a folder")
@@ -798,11 +823,13 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 		return err
 	}
 	if size == 0 {
+		if err := f.dropHole(); err != nil {
+			return err
+		}
 		f.copied = true
 		f.emptied++
 		f.rewritten = true
 		f.over = nil
-		f.copiedFrom, f.head, f.headRef = 0, nil, "" // data is emptied: no hole
 	} else if err := f.copyFor(ctx, size); err != nil {
 		return err
 	}
