@@ -227,12 +227,39 @@ func (s *mountIDs) dirs(m *Mount) []string {
 
 // ours reports whether the mount ID id is the mount's.
 func (s *mountIDs) ours(m *Mount, id string) bool {
+	o, _ := s.owner(m, id)
+	return o
+}
+
+// owner reports whether the mount ID id is the mount's, and whether
+// mountinfo lists it at all (not if it is a mount of another namespace's).
+func (s *mountIDs) owner(m *Mount, id string) (ours, known bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, known := s.ids[id]
 	if !known {
 		s.load(m)
-		o = s.ids[id]
+		o, known = s.ids[id]
 	}
-	return o
+	return o, known
+}
+
+// onMount reports whether the fdinfo text info is of a descriptor on this
+// mount, or whether that cannot be told (the mount's device or the
+// descriptor's mnt_id unknown, or an ID of another mount namespace's): the
+// check of the /proc scanners for which a descriptor missed loses data
+// (holdsInode, opensInode, heldByAnyProcess). A lamina inode's number is a
+// hash of its key, the same on another mount of it: matching it alone
+// counted another mount's descriptor. Asked only of a descriptor whose
+// inode number matched: it costs a map lookup.
+func (m *Mount) onMount(info string) bool {
+	if m.dev == "" {
+		return true
+	}
+	id, ok := fdinfoField(info, "mnt_id")
+	if !ok {
+		return true
+	}
+	ours, known := m.mounts.owner(m, id)
+	return ours || !known
 }

@@ -39,3 +39,37 @@ func BenchmarkCopyCheck(b *testing.B) {
 		}
 	}
 }
+
+// onMount counts a descriptor only if its mnt_id is one of the mount's,
+// and when that cannot be told: the scanners it serves lose data by a miss.
+func TestOnMount(t *testing.T) {
+	var proc, other mountinfo.Mount
+	for _, mi := range mountinfo.Read() {
+		if mi.Dir == "/proc" {
+			proc = mi
+		} else if mi.ID != "" && mi.Dev != "" && other.ID == "" {
+			other = mi
+		}
+	}
+	if proc.ID == "" || other.ID == "" || other.Dev == proc.Dev {
+		t.Skip("no /proc and other mount in mountinfo")
+	}
+	info := func(id string) string { return "pos:\t0\nflags:\t02\nmnt_id:\t" + id + "\nino:\t7\n" }
+	m := &Mount{dev: proc.Dev}
+	for _, c := range []struct {
+		info string
+		want bool
+	}{
+		{info(proc.ID), true},
+		{info(other.ID), false},
+		{info("999999999"), true}, // another namespace's: cannot be told
+		{"pos:\t0\nflags:\t02\nino:\t7\n", true},
+	} {
+		if got := m.onMount(c.info); got != c.want {
+			t.Errorf("onMount(%q) = %v, want %v", c.info, got, c.want)
+		}
+	}
+	if !(&Mount{}).onMount(info(other.ID)) {
+		t.Error("a mount whose device is unknown counted no descriptor")
+	}
+}

@@ -201,7 +201,7 @@ func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 		return syscall.ESTALE // a stat by path: scratch.go
 	}
 	gone := n.derivedGone(ctx)
-	if gone && (fh == nil || !opensInode(callerTID(ctx), n.StableAttr().Ino)) {
+	if gone && (fh == nil || !n.m.opensInode(callerTID(ctx), n.StableAttr().Ino)) {
 		// A stat by path (dropDerived). The kernel sends no handle with an
 		// fstat either (libfuse#62): go-fuse passes the node's first open
 		// one, and a descriptor closed a moment ago keeps it until the

@@ -230,6 +230,7 @@ func (s *writerSet) keptOpen(key string) bool {
 	}
 	s.mu.Unlock()
 	var inos []uint64
+	var m *Mount
 	for _, w := range closed {
 		if w.f.Key() != key {
 			continue
@@ -238,12 +239,13 @@ func (s *writerSet) keptOpen(key string) bool {
 		if ino == 0 {
 			ino = w.n.StableAttr().Ino
 		}
-		if w.opener != 0 && holdsInode(w.opener, ino) {
+		m = w.n.m
+		if w.opener != 0 && m.holdsInode(w.opener, ino) {
 			return true
 		}
 		inos = append(inos, ino)
 	}
-	return len(inos) > 0 && heldByAnyProcess(inos)
+	return len(inos) > 0 && m.heldByAnyProcess(inos)
 }
 
 // maxFdinfo bounds the descriptors heldByAnyProcess reads: some 15 µs
@@ -252,13 +254,12 @@ func (s *writerSet) keptOpen(key string) bool {
 const maxFdinfo = 100_000
 
 // heldByAnyProcess reports whether a process has a writable descriptor
-// open on one of the inode numbers inos (a lamina inode's number is a hash
-// of 64 bits: another file system's does not match it by chance), or
+// open on one of the inode numbers inos of this mount (onMount), or
 // whether that cannot be told (more than maxFdinfo descriptors, /proc not
 // readable). Processes whose descriptors the daemon may not read (another
 // user's) are not seen. Only for the rare rename above: it reads every
 // process's /proc/PID/fdinfo.
-func heldByAnyProcess(inos []uint64) bool {
+func (m *Mount) heldByAnyProcess(inos []uint64) bool {
 	d, err := os.Open("/proc")
 	if err != nil {
 		return true
@@ -273,7 +274,7 @@ func heldByAnyProcess(inos []uint64) bool {
 		if name == "" || name[0] < '0' || name[0] > '9' {
 			continue
 		}
-		held, n, _ := fdinfoHolds("/proc/"+name+"/fdinfo/", inos, true) // unreadable: gone, or another user's
+		held, n, _ := m.fdinfoHolds("/proc/"+name+"/fdinfo/", inos, true) // unreadable: gone, or another user's
 		if held || read+n > maxFdinfo {
 			return true // held, or cannot be told: refused rather than lost
 		}
@@ -283,10 +284,10 @@ func heldByAnyProcess(inos []uint64) bool {
 }
 
 // fdinfoHolds reports whether the descriptors of a /proc fdinfo folder
-// include one on one of the inode numbers inos (a writable one if
-// writable), and how many it read; err if the folder cannot be read (a
-// process gone, another user's).
-func fdinfoHolds(dir string, inos []uint64, writable bool) (held bool, n int, err error) {
+// include one on one of the inode numbers inos of this mount (a writable
+// one if writable), and how many it read; err if the folder cannot be read
+// (a process gone, another user's).
+func (m *Mount) fdinfoHolds(dir string, inos []uint64, writable bool) (held bool, n int, err error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return false, 0, err
@@ -301,7 +302,7 @@ func fdinfoHolds(dir string, inos []uint64, writable bool) (held bool, n int, er
 			break
 		}
 		b, err := os.ReadFile(dir + name)
-		if err == nil && openOn(string(b), inos, writable) {
+		if err == nil && openOn(string(b), inos, writable) && m.onMount(string(b)) {
 			return true, n, nil
 		}
 	}
@@ -909,7 +910,7 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		h.w.n.m.writers.reopenHeld(h.w)
 	}
 	switch {
-	case h.w.f.AwaitsWrite() && !holdsInode(callerTID(ctx), ino):
+	case h.w.f.AwaitsWrite() && !h.w.n.m.holdsInode(callerTID(ctx), ino):
 		// Created or truncated and closed with nothing written, by its
 		// last descriptor (`: > f`, touch): committed now, not at RELEASE
 		// after close(2) returned, which could then neither report a failed
@@ -957,37 +958,38 @@ func (s *writerSet) reopenHeld(w *writeHandle) {
 	}
 	s.mu.Unlock()
 	for _, o := range closed {
-		if holdsInode(o.opener, o.ino()) {
+		if o.n.m.holdsInode(o.opener, o.ino()) {
 			o.reopen()
 		}
 	}
 }
 
 // holdsInode reports whether the process of thread tid has a writable
-// descriptor open on the inode number ino (its /proc fdinfo), or whether
+// descriptor open on the inode number ino of this mount (its /proc
+// fdinfo; onMount), or whether
 // that cannot be told. A FLUSH comes after the descriptor being closed left
 // the table; a copy of it (dup2) is writable too, and a reader of the file
 // in the same process (a test that reads what it truncated) is not one.
 // /proc/TID/fdinfo, unlike environ, does not wait for a process in execve.
-func holdsInode(tid uint32, ino uint64) bool {
+func (m *Mount) holdsInode(tid uint32, ino uint64) bool {
 	if tid == 0 {
 		return true
 	}
-	return fdinfoOf(tid, ino, true)
+	return m.fdinfoOf(tid, ino, true)
 }
 
 // opensInode reports whether the process of thread tid has a descriptor
 // open on the inode number ino, or whether that cannot be told: what
 // holdsInode tells of writable ones, of any.
-func opensInode(tid uint32, ino uint64) bool {
+func (m *Mount) opensInode(tid uint32, ino uint64) bool {
 	if tid == 0 {
 		return true
 	}
-	return fdinfoOf(tid, ino, false)
+	return m.fdinfoOf(tid, ino, false)
 }
 
-func fdinfoOf(tid uint32, ino uint64, writable bool) bool {
-	held, _, err := fdinfoHolds("/proc/"+strconv.FormatUint(uint64(tid), 10)+"/fdinfo/", []uint64{ino}, writable)
+func (m *Mount) fdinfoOf(tid uint32, ino uint64, writable bool) bool {
+	held, _, err := m.fdinfoHolds("/proc/"+strconv.FormatUint(uint64(tid), 10)+"/fdinfo/", []uint64{ino}, writable)
 	if err != nil {
 		return !errors.Is(err, os.ErrNotExist) // gone: no descriptor is left
 	}
