@@ -1292,6 +1292,11 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 }
 
 func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if fh == nil && n.movedToScratch(ctx) {
+		// truncate(2), chmod(2), utimes(2) of f~ right after mv f f~: as
+		// open and stat (scratch.go), the kernel looks f~ up anew.
+		return syscall.ESTALE
+	}
 	if uid, ok := in.GetUID(); ok && uid != n.m.uid {
 		return syscall.EPERM
 	}
