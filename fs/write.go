@@ -1548,6 +1548,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		}
 	}
 	if n.scratchHere(ctx, name) {
+		n.m.forgetSource(n.m.scratchPath(n.prefix()+name), true) // scratchsource.go
 		return errnoOf(syscall.Unlink(n.m.scratchPath(n.prefix() + name)))
 	}
 	if e := n.writable(); e != 0 {
@@ -1860,6 +1861,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		if err := os.MkdirAll(filepath.Dir(n.m.scratchPath(dst)), 0o755); err != nil {
 			return errnoOf(err)
 		}
+		n.m.forgetReplaced(n.m.scratchPath(src), n.m.scratchPath(dst)) // scratchsource.go
 		return errnoOf(os.Rename(n.m.scratchPath(src), n.m.scratchPath(dst)))
 	case srcScratch:
 		return n.m.commitScratch(ctx, n.m.scratchPath(src), dst)
