@@ -202,6 +202,7 @@ func (s *scratchNode) Create(ctx context.Context, name string, flags uint32, mod
 	}
 	if tr := s.m.tracker(); tr != nil && errno == 0 {
 		p := filepath.Join(s.m.scratchPath(s.EmbeddedInode().Path(nil)), name)
+		s.m.forgetSource(p, false) // a removed copy's inode (scratchsource.go)
 		s.m.rememberScratch(p, tr.Caller(callerTID(ctx)))
 	}
 	return ino, fh, fl, errno

@@ -94,6 +94,7 @@ type Mount struct {
 	scratchDir string
 	loop       *fusefs.LoopbackRoot
 	scratchW   scratchWriters // scratchfile.go
+	scratchSrc scratchSources // scratchsource.go
 	specials   atomic.Bool    // special.go: a FIFO or socket may be at a name no pattern matches
 	opened     atomic.Int64   // files opened, for Stats
 	sidecars   sidecarInodes  // names.go

@@ -674,6 +674,52 @@ func TestRenameKeyToScratchReadsAtOnce(t *testing.T) {
 	}
 }
 
+// TestRenameKeyToScratchSetattrAtOnce: truncate(2), chmod(2) and
+// utimes(2) of f~ right after `mv f f~` change the scratch file. They
+// reached the key's inode the kernel moved to f~ (as open and stat did:
+// TestRenameKeyToScratchReadsAtOnce), gone, and failed with ENOENT.
+func TestRenameKeyToScratchSetattrAtOnce(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	os.MkdirAll(w.p("r"), 0o755)
+	f, bak := w.p("r/f"), w.p("r/f~")
+	when := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 50 {
+		if err := os.WriteFile(f, []byte(fmt.Sprintf("content %d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(f, bak); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch i % 3 {
+		case 0:
+			err = os.Truncate(bak, 3)
+		case 1:
+			err = os.Chmod(bak, 0o600)
+		case 2:
+			err = os.Chtimes(bak, when, when)
+		}
+		if err != nil {
+			t.Fatalf("run %d: right after mv f f~: %v", i, err)
+		}
+		fi, err := os.Stat(bak)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case i%3 == 0 && fi.Size() != 3:
+			t.Fatalf("run %d: f~ truncated to 3 has size %d", i, fi.Size())
+		case i%3 == 1 && fi.Mode().Perm() != 0o600:
+			t.Fatalf("run %d: f~ chmod 600 has mode %v", i, fi.Mode())
+		case i%3 == 2 && !fi.ModTime().Equal(when):
+			t.Fatalf("run %d: f~ touched to %v has mtime %v", i, when, fi.ModTime())
+		}
+		if err := os.Remove(bak); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // A reader that opened f before `mv f f~` reads f's bytes through it: its
 // inode, whose name shows nothing since, showed the size of the node's
 // first entry (0, from the create of f), and the reader read nothing.

@@ -97,9 +97,11 @@ func (s *scratchNode) Rename(ctx context.Context, name string, newParent fusefs.
 	p, ok := newParent.(*node)
 	if !ok || s.m.scratchAt(ctx, p.prefix()+newName) {
 		// Within scratch: also on a mount that may not write.
+		dst := path.Join(newParent.EmbeddedInode().Path(nil), newName)
+		s.m.forgetReplaced(filepath.Join(s.m.scratchPath(s.EmbeddedInode().Path(nil)), name), s.m.scratchPath(dst)) // scratchsource.go
 		errno := s.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
 		if tr := s.m.tracker(); tr != nil && errno == 0 {
-			tr.ScratchRenamed(path.Join(newParent.EmbeddedInode().Path(nil), newName))
+			tr.ScratchRenamed(dst)
 		}
 		return errno
 	}
@@ -119,7 +121,11 @@ func (m *Mount) commitScratch(ctx context.Context, src, key string) syscall.Errn
 	if !fi.Mode().IsRegular() {
 		return syscall.EXDEV // tools copy instead
 	}
-	if e, ok := m.adopt(ctx, src, key, fi.Sys().(*syscall.Stat_t).Ino); ok { // scratchfile.go
+	ino := fi.Sys().(*syscall.Stat_t).Ino
+	if e, ok := m.adopt(ctx, src, key, ino); ok { // scratchfile.go
+		if e == 0 {
+			m.scratchSrc.forget(ino) // scratchsource.go: the file is the key's now
+		}
 		return e
 	}
 	v, err := m.ns.st.CommitPath(m.scratchRunCtx(ctx, src), key, src) // lineage.go
@@ -127,6 +133,7 @@ func (m *Mount) commitScratch(ctx context.Context, src, key string) syscall.Errn
 		return errno(m.log, "rename", err)
 	}
 	os.Remove(src)
+	m.scratchSrc.forget(ino)
 	m.committed(v)
 	return 0
 }
@@ -164,6 +171,7 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 		// Replaced, not opened, as rename(2) replaces it: a FIFO's open
 		// waits for a reader, a link's goes elsewhere, and a read-only
 		// backup of before (vim's f~ of a 0444 f) refuses O_WRONLY.
+		m.forgetSource(p, true) // scratchsource.go
 		os.Remove(p)
 	}
 	// The copy has the key's mode, as a rename keeps it: os.Create gave
@@ -208,6 +216,8 @@ func (m *Mount) materialize(ctx context.Context, n *node, name, dst string) sysc
 	if err := m.ns.st.MoveAway(ctx, key); err != nil {
 		return errno(m.log, "rename", err)
 	}
+	// A tracked read of the copy reads ent's version (scratchsource.go).
+	m.rememberSource(p, ent)
 	m.retired.retire(key, n.GetChild(name)) // inode.go
 	m.written(key)
 	m.dropDerived(n.EmbeddedInode(), name, versions) // once the listing is read anew
@@ -263,6 +273,7 @@ func (n *node) scratchCreate(ctx context.Context, name string, flags uint32, mod
 		return nil, nil, 0, errnoOf(err)
 	}
 	out.Attr.FromStat(&st)
+	n.m.scratchSrc.forget(st.Ino) // a file made at an inode a removed copy had (scratchsource.go)
 	in := n.m.newScratchNode(ctx, n.EmbeddedInode(), &st)
 	return in, n.m.writableScratch(ctx, fusefs.NewLoopbackFile(fd), in, flags), 0, 0
 }

@@ -91,12 +91,14 @@ func (w *scratchWriters) remove(s *scratchFile) {
 	}
 }
 
-// Open of a scratch file: writable opens are scratchFiles.
+// Open of a scratch file: writable opens are scratchFiles; a tracked read
+// of a key's copy credits the key's version.
 func (s *scratchNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	fh, fl, errno := s.LoopbackNode.Open(ctx, flags)
 	if errno != 0 {
 		return fh, fl, errno
 	}
+	s.m.sourceRead(ctx, fh, flags) // scratchsource.go: a key's version a read of it reads
 	return s.m.writableScratch(ctx, fh, s.EmbeddedInode(), flags), fl, 0
 }
 

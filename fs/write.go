@@ -1294,6 +1294,11 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 }
 
 func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if fh == nil && n.movedToScratch(ctx) {
+		// truncate(2), chmod(2), utimes(2) of f~ right after mv f f~: as
+		// open and stat (scratch.go), the kernel looks f~ up anew.
+		return syscall.ESTALE
+	}
 	if uid, ok := in.GetUID(); ok && uid != n.m.uid {
 		return syscall.EPERM
 	}
@@ -1547,6 +1552,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		}
 	}
 	if n.scratchHere(ctx, name) {
+		n.m.forgetSource(n.m.scratchPath(n.prefix()+name), true) // scratchsource.go
 		return errnoOf(syscall.Unlink(n.m.scratchPath(n.prefix() + name)))
 	}
 	if e := n.writable(); e != 0 {
@@ -1881,6 +1887,7 @@ func (n *node) rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		if err := os.MkdirAll(filepath.Dir(n.m.scratchPath(dst)), 0o755); err != nil {
 			return errnoOf(err)
 		}
+		n.m.forgetReplaced(n.m.scratchPath(src), n.m.scratchPath(dst)) // scratchsource.go
 		return errnoOf(os.Rename(n.m.scratchPath(src), n.m.scratchPath(dst)))
 	case srcScratch:
 		return n.m.commitScratch(ctx, n.m.scratchPath(src), dst)

@@ -309,6 +309,44 @@ func TestLineageRenameAndTruncate(t *testing.T) {
 	}
 }
 
+// TestLineageBackupThenRewrite: a program that moves its input aside to a
+// backup name (scratch: f~, as editors and backup-then-rewrite tools do),
+// reads the backup and writes the key anew reads the key's version: it is
+// the run's input, and the new version's upstream. It printed "0 inputs,
+// 1 output" and the new version had no upstream (audit c3). A version the
+// run wrote itself, read back through its backup, is no input, as a read
+// of the key is not.
+func TestLineageBackupThenRewrite(t *testing.T) {
+	e := newMntEnv(t)
+	e.ok("save", e.file("e.csv", []byte("a,b\n1,2\n")), "--key", "big/e.csv")
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	edit := e.file("edit.py", []byte("import os, sys\np = sys.argv[1]\nos.rename(p, p + '~')\ndata = open(p + '~').read()\nopen(p, 'w').write(data.upper())\n"))
+	if _, errs, code := e.runIn(e.dir, "run", "--", "python3", edit, filepath.Join(mnt, "big/e.csv")); code != 0 || !strings.Contains(errs, "1 input, 1 output") {
+		t.Fatalf("lamina run: exit %d\n%s", code, errs)
+	}
+	rec := e.runRecord(e.runsByName()["edit.py"].UID)
+	if got := strings.Join(e.refs(rec.Inputs), " "); got != "big/e.csv@v1" {
+		t.Fatalf("inputs %q, want big/e.csv@v1 (read through its backup big/e.csv~)", got)
+	}
+	if got := strings.Join(e.refs(rec.Outputs), " "); got != "big/e.csv@v2" {
+		t.Fatalf("outputs %q, want big/e.csv@v2", got)
+	}
+	if text := e.ok("lineage", "big/e.csv", "--up"); !strings.Contains(text, "<- big/e.csv@v1") {
+		t.Fatalf("lineage of big/e.csv lacks its v1 upstream:\n%s", text)
+	}
+
+	own := filepath.Join(mnt, "big/own.txt")
+	sh := "echo x > " + own + "; mv " + own + " " + own + "~; cat " + own + "~ > " + own
+	if _, errs, code := e.runIn(e.dir, "run", "--transform", "own", "--", "sh", "-c", sh); code != 0 {
+		t.Fatalf("own: exit %d\n%s", code, errs)
+	}
+	rec = e.runRecord(e.runsByName()["own"].UID)
+	if got := e.refs(rec.Inputs); len(got) != 0 {
+		t.Fatalf("own: inputs %v, want none (the backup holds the run's own output)", got)
+	}
+}
+
 // TestLineageSnakemakeNestedRun: a `lamina run` in a rule's shell (one
 // run per rule, DESIGN §5) keeps its own name and transform when the
 // Snakemake run ends: only the job runs the daemon made are named after
