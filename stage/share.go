@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"context"
 	"path/filepath"
 	"time"
 
@@ -70,6 +71,54 @@ func (f *File) follow() {
 	f.copiedFrom, f.head, f.headRef = 0, nil, "" // emptied, or a new staging file
 	f.rewritten = false
 	f.seq, f.lastSaved = false, false
+}
+
+// superseded returns a version of the File's key newer than the one its
+// creation or truncation to empty went over, if one landed since: another
+// File's, of this Stage (published) or committed elsewhere (the catalog,
+// asked afresh). A File renamed since, adopted, or made by a lookup that
+// fails commits as before. Called with f.mu held, for a File created or
+// truncated and not written since.
+func (f *File) superseded(ctx context.Context) (catalog.Version, bool) {
+	key := f.Key()
+	if f.emptyKey == "" || f.emptyKey != key || f.external {
+		return catalog.Version{}, false
+	}
+	if v := f.newer.Load(); v != nil && v.Key == key && v.Version > f.emptyOver {
+		return *v, true
+	}
+	v, err := f.s.cat.ByKey(catalog.Fresh(ctx), key, 0)
+	if err != nil || v.Kind != cache.KindFile || v.Version <= f.emptyOver {
+		return catalog.Version{}, false
+	}
+	return v, true
+}
+
+// yieldTo drops the emptiness of a File created or truncated and never
+// written since, which another writer's version v came after: as on one
+// inode, that writer's bytes are the file's now. The File holds v, clean;
+// times or mode set through it go on to the catalog as at any close
+// (flush). Called with f.mu held.
+func (f *File) yieldTo(v catalog.Version) {
+	mtime, mode, touched := f.mtime, f.mode, f.touched
+	if err := f.journalOver(stateOpen, &v); err != nil {
+		f.s.log.Warn("lamina mount: journal", "key", v.Key, "err", err)
+	}
+	f.closed = false
+	f.dropStream()
+	f.base, f.copied, f.size, f.mtime, f.mode = &v, false, v.Size, v.Mtime, catalog.Perm(v.Mode)
+	f.dirty, f.wrote, f.rewritten, f.isNew = false, false, false, false
+	f.over, f.mark = nil, cache.HashMark{}
+	f.copiedFrom, f.head, f.headRef = 0, nil, ""
+	f.seq, f.lastSaved = false, false
+	f.emptyKey, f.emptyOver = "", 0
+	// Its own commits before the emptying left the staging file with it:
+	// nothing staged is a commit's (Release drops it, not for Sync).
+	f.committed, f.lazySeq = false, 0
+	if touched {
+		f.mtime, f.mode = mtime, mode
+	}
+	f.s.log.Info("lamina mount: a file created or emptied and closed unwritten left another writer's later version the latest", "key", v.Key, "version", v.Version)
 }
 
 // handOff leaves the File's staged bytes, which its last commit holds, to

@@ -306,6 +306,12 @@ type File struct {
 	seenMode  uint32
 	appender  *os.File                        // O_APPEND descriptor of data for appends through the mount (appendExternal)
 	newer     atomic.Pointer[catalog.Version] // the latest version of its key this Stage committed (share.go)
+	// emptyKey and emptyOver: the key the File was created or truncated
+	// to empty on, and the version of it that emptying went over (0: none,
+	// a new key). A close with nothing written since yields to a newer
+	// version of that key (share.go: superseded).
+	emptyKey  string
+	emptyOver int
 }
 
 func newID() string {
@@ -354,6 +360,12 @@ func (s *Stage) start(ctx context.Context, key string, base *catalog.Version, mo
 	if trunc && f.base != nil {
 		f.copied, f.size, f.dirty, f.mtime = true, 0, true, time.Now()
 		f.rewritten = true
+	}
+	if f.isNew || trunc {
+		f.emptyKey = key
+		if f.base != nil {
+			f.emptyOver = f.base.Version
+		}
 	}
 	f.seq = f.copied && f.size == 0
 	if err := f.writeJournal(stateOpen); err != nil {
@@ -829,6 +841,15 @@ func (f *File) truncateLocked(ctx context.Context, size int64) error {
 		f.copied = true
 		f.emptied++
 		f.rewritten = true
+		// Over the newest version it knows of: one published since (a
+		// dirty File does not follow) came before this truncation.
+		f.emptyKey, f.emptyOver = f.Key(), 0
+		if f.base != nil && f.base.Key == f.emptyKey {
+			f.emptyOver = f.base.Version
+		}
+		if v := f.newer.Load(); v != nil && v.Key == f.emptyKey {
+			f.emptyOver = max(f.emptyOver, v.Version)
+		}
 		f.over = nil
 	} else if err := f.copyFor(ctx, size); err != nil {
 		return err
@@ -1036,11 +1057,18 @@ func (f *File) flush(ctx context.Context, final bool) error {
 	if f.dirty && f.broken != nil {
 		return f.brokenError()
 	}
-	if f.dirty && !f.wrote && f.size == 0 && !final {
-		// Created or truncated, nothing written yet: a shell closes its
-		// first descriptor before the command writes. Committed at Release
-		// unless bytes come first.
-		return nil
+	if f.dirty && !f.wrote && f.size == 0 {
+		if !final {
+			// Created or truncated, nothing written yet: a shell closes its
+			// first descriptor before the command writes. Committed at
+			// Release unless bytes come first.
+			return nil
+		}
+		if v, ok := f.superseded(ctx); ok {
+			// Another writer's version came after the emptying: the
+			// File commits no empty version over it (share.go).
+			f.yieldTo(v)
+		}
 	}
 	if f.dirty {
 		return f.commit(ctx)

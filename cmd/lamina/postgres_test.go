@@ -497,4 +497,21 @@ func TestStaleBaseWarning(t *testing.T) {
 	if n := strings.Count(benLog(), warn); n != 1 {
 		t.Fatalf("%d warnings, want 1:\n%s", n, benLog())
 	}
+
+	// A file ben created (`exec 7>>k2`) and closes unwritten after ana
+	// committed it makes no empty version over hers (audit c4).
+	f, err = os.OpenFile(filepath.Join(mb, "k2"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ma, "k2"), []byte("ana\n"), 0o644); err != nil { // v1
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mb, "k2@v2")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("k2@v2 after ben's unwritten close: %v", err)
+	}
+	waitFor(t, "ana's k2 on ben's mount", 30*time.Second, readString(filepath.Join(mb, "k2")), "ana\n")
 }
