@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -22,17 +23,57 @@ import (
 const windowName = "window"
 
 // windowEntry is a line of the window file: an unlinkedKey (Kept false)
-// or a keptName (Kept true) of Key.
+// or a keptName (Kept true) of Key. Times are Unix nanoseconds: a
+// TrashedAt must equal the catalog's to the nanosecond.
 type windowEntry struct {
-	Key       string    `json:"key"`
-	At        time.Time `json:"at"`
-	TrashedAt time.Time `json:"trashed_at,omitzero"`
-	Run       string    `json:"run,omitempty"`
-	MovedTo   string    `json:"moved_to,omitempty"`
-	UID       string    `json:"uid,omitempty"`
-	Kept      bool      `json:"kept,omitempty"`
-	Restore   bool      `json:"restore,omitempty"`
-	By        string    `json:"by,omitempty"`
+	Key       string `json:"key"`
+	At        int64  `json:"at"`
+	TrashedAt int64  `json:"trashed_at,omitempty"`
+	Run       string `json:"run,omitempty"`
+	MovedTo   string `json:"moved_to,omitempty"`
+	UID       string `json:"uid,omitempty"`
+	Kept      bool   `json:"kept,omitempty"`
+	Restore   bool   `json:"restore,omitempty"`
+	By        string `json:"by,omitempty"`
+}
+
+// appendJSON appends e, a line, as json.Marshal would: a file of 65 536
+// entries took 320 ms with json.Encoder, 100 ms so, under the lock an
+// fsync's Sync waits for.
+func (e windowEntry) appendJSON(b []byte) []byte {
+	b = appendJSONString(append(b, `{"key":`...), e.Key)
+	b = strconv.AppendInt(append(b, `,"at":`...), e.At, 10)
+	if e.TrashedAt != 0 {
+		b = strconv.AppendInt(append(b, `,"trashed_at":`...), e.TrashedAt, 10)
+	}
+	for _, f := range [...]struct{ name, v string }{{"run", e.Run}, {"moved_to", e.MovedTo}, {"uid", e.UID}, {"by", e.By}} {
+		if f.v != "" {
+			b = appendJSONString(append(append(append(b, ',', '"'), f.name...), '"', ':'), f.v)
+		}
+	}
+	if e.Kept {
+		b = append(b, `,"kept":true`...)
+	}
+	if e.Restore {
+		b = append(b, `,"restore":true`...)
+	}
+	return append(b, '}', '\n')
+}
+
+// unixNano is t in Unix nanoseconds, 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromUnixNano is unixNano's inverse.
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // windowChangedLocked notes that unlinked or movedAway changed: the next
@@ -58,12 +99,12 @@ func (s *Stage) saveWindow() error {
 	var es []windowEntry
 	for k, u := range s.unlinked {
 		if now.Sub(u.at) <= w {
-			es = append(es, windowEntry{Key: k, At: u.at, TrashedAt: u.trashedAt, Run: u.run, MovedTo: u.movedTo, UID: u.uid})
+			es = append(es, windowEntry{Key: k, At: unixNano(u.at), TrashedAt: unixNano(u.trashedAt), Run: u.run, MovedTo: u.movedTo, UID: u.uid})
 		}
 	}
 	for k, kn := range s.movedAway {
 		if now.Sub(kn.at) <= w {
-			es = append(es, windowEntry{Key: k, At: kn.at, Kept: true, Restore: kn.restore, By: kn.by})
+			es = append(es, windowEntry{Key: k, At: unixNano(kn.at), Kept: true, Restore: kn.restore, By: kn.by})
 		}
 	}
 	s.mu.Unlock()
@@ -83,9 +124,13 @@ func (s *Stage) saveWindow() error {
 		return fmt.Errorf("stage: window: %w", err)
 	}
 	bw := bufio.NewWriter(f)
-	enc := json.NewEncoder(bw)
+	var line []byte
 	for _, e := range es {
-		err = errors.Join(err, enc.Encode(e))
+		line = e.appendJSON(line[:0])
+		if _, werr := bw.Write(line); werr != nil {
+			err = werr
+			break
+		}
 	}
 	err = errors.Join(err, bw.Flush(), f.Close())
 	if err == nil {
@@ -119,13 +164,17 @@ func (s *Stage) loadWindow() {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		var e windowEntry
-		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Key == "" || now.Sub(e.At) > w || e.At.After(now) {
-			continue // torn, or past the window (or from a clock set back)
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Key == "" {
+			continue // torn
+		}
+		at := fromUnixNano(e.At)
+		if now.Sub(at) > w || at.After(now) {
+			continue // past the window (or from a clock set back)
 		}
 		if e.Kept {
-			s.movedAway[e.Key] = keptName{at: e.At, restore: e.Restore, by: e.By}
+			s.movedAway[e.Key] = keptName{at: at, restore: e.Restore, by: e.By}
 		} else if len(s.unlinked) < maxUnlinked {
-			s.unlinked[e.Key] = unlinkedKey{at: e.At, trashedAt: e.TrashedAt, run: e.Run, movedTo: e.MovedTo, uid: e.UID}
+			s.unlinked[e.Key] = unlinkedKey{at: at, trashedAt: fromUnixNano(e.TrashedAt), run: e.Run, movedTo: e.MovedTo, uid: e.UID}
 		}
 	}
 	// The file holds them until the next Sync rewrites it.
