@@ -297,7 +297,7 @@ func (s *Stage) removeLeftovers(kept map[string]journal) {
 	for _, e := range ents {
 		name := e.Name()
 		id, _, _ := strings.Cut(name, ".")
-		if name == journalName {
+		if name == journalName || name == windowName {
 			continue
 		}
 		if _, ok := kept[id]; ok && id != journalName {

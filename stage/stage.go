@@ -124,6 +124,9 @@ type Stage struct {
 	// catalog trashed its versions then: its next commit within the
 	// window brings those back first (restoreUnlinked).
 	unlinked map[string]unlinkedKey
+	// windowGen counts changes of movedAway and unlinked; windowSaved is
+	// the count the window file holds (window.go; guarded by syncing).
+	windowGen, windowSaved uint64
 
 	streamed, reused atomic.Int64 // commits stored while written, or through a voided stream's session
 	kept             atomic.Int64 // chunks commits took from the content a File was edited over
@@ -173,9 +176,11 @@ func New(cat Catalog, content Content, o Options) (*Stage, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Stage{cat: cat, content: content, opts: o, log: o.Logger, jlog: newJournalLog(o.Dir),
+	s := &Stage{cat: cat, content: content, opts: o, log: o.Logger, jlog: newJournalLog(o.Dir),
 		open: map[string][]*File{}, fresh: map[string]freshKey{}, movedAway: map[string]keptName{},
-		unlinked: map[string]unlinkedKey{}}, nil
+		unlinked: map[string]unlinkedKey{}}
+	s.loadWindow()
+	return s, nil
 }
 
 // StreamStats count commits stored while the File was written, and
@@ -1552,7 +1557,8 @@ func (s *Stage) syncLaterLocked(wait time.Duration) {
 }
 
 // Sync makes every commit so far durable and drops the staged bytes kept
-// for them (Options.SyncEvery). The mount calls it at unmount; fsync of a
+// for them (Options.SyncEvery), and writes the window's unlinks for the
+// next mount (saveWindow). The mount calls it at unmount; fsync of a
 // File calls it too.
 func (s *Stage) Sync(ctx context.Context) error {
 	// One at a time: a Sync that found nothing to do while the timer's
@@ -1560,6 +1566,10 @@ func (s *Stage) Sync(ctx context.Context) error {
 	// exited with hundreds of them left (a clean umount under writes).
 	s.syncing.Lock()
 	defer s.syncing.Unlock()
+	// Whatever the catalog says: an unmount keeps the window's unlinks.
+	if werr := s.saveWindow(); werr != nil {
+		s.log.Warn("lamina mount: unlinks of the last window not kept for the next mount", "err", werr)
+	}
 	s.smu.Lock()
 	waiting := s.unsynced
 	s.unsynced = nil
@@ -1816,6 +1826,7 @@ func (s *Stage) noteUnlinked(key string, trashedAt time.Time, run string) {
 		return
 	}
 	s.unlinked[key] = unlinkedKey{at: now, trashedAt: trashedAt, run: run}
+	s.windowChangedLocked()
 }
 
 // OnRunWithin sets what tells whether the lineage run run is unlinker or
@@ -1878,6 +1889,7 @@ func (s *Stage) keepName(key string, restore bool, by string) {
 	now := time.Now()
 	s.pruneKeptLocked(now)
 	s.movedAway[key] = keptName{at: now, restore: restore, by: by}
+	s.windowChangedLocked()
 }
 
 // pruneKeptLocked drops the names and unlinks older than the window, once
@@ -1890,6 +1902,7 @@ func (s *Stage) pruneKeptLocked(now time.Time) {
 		return
 	}
 	s.movedPruned = now
+	s.windowChangedLocked() // the file drops them too
 	for k, kn := range s.movedAway {
 		if now.Sub(kn.at) > w {
 			delete(s.movedAway, k)
@@ -1923,6 +1936,7 @@ func (s *Stage) ForgetName(key string) {
 	defer s.mu.Unlock()
 	if kn, ok := s.movedAway[key]; ok && !kn.restore {
 		delete(s.movedAway, key)
+		s.windowChangedLocked()
 	}
 }
 
@@ -1953,9 +1967,13 @@ func (s *Stage) restoreUnlinked(ctx context.Context, key string) {
 // back is true.
 func (s *Stage) restoreUnlinkedFor(ctx context.Context, key string, started time.Time, from string) (back bool) {
 	s.mu.Lock()
+	_, kept := s.movedAway[key]
 	delete(s.movedAway, key)
 	u, ok := s.unlinked[key]
 	delete(s.unlinked, key)
+	if ok || kept {
+		s.windowChangedLocked()
+	}
 	s.mu.Unlock()
 	if ok && !started.IsZero() && !started.Before(u.at) && started.Sub(u.at) <= s.window() {
 		u.claimed = true
@@ -2263,6 +2281,7 @@ func (s *Stage) noteRenamedAway(ctx context.Context, from, to, stem, fresh strin
 		return
 	}
 	s.unlinked[from] = unlinkedKey{at: now, run: run, movedTo: to, uid: v.UID}
+	s.windowChangedLocked()
 }
 
 // purgeTemporary deletes for good the trashed versions vs of key. Their
