@@ -601,8 +601,9 @@ func TestS3SmallCacheFetchesOnce(t *testing.T) {
 	}
 	// Not exactly the size: a file's chunks lie in its packs in the order
 	// the writers finished them, so some blocks are met twice (75–100 MiB
-	// seen, more under load). Without the fix it was 288–312 MiB.
-	if f := st[0].DiskCache.Fetched; f > size*2 {
+	// seen; 100–116 MiB at load 4 and 128 MiB in a CI run at load 15).
+	// Without the fix it was 288–312 MiB.
+	if f := st[0].DiskCache.Fetched; f > size*3 {
 		t.Errorf("a sequential read of %d MiB through a 1 MB cache fetched %d MiB", size>>20, f>>20)
 	} else {
 		t.Logf("fetched %d MiB for %d MiB", f>>20, size>>20)
