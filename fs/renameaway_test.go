@@ -237,6 +237,20 @@ func TestRenameAwayCases(t *testing.T) {
 	w.readEventually("d/c", "1\n")
 	w.readEventually("d/a", "new\n")
 
+	// A file this mount made, backed up onto a backup that exists (sed
+	// -i.bak with an old j.bak; audit c5): it is no temporary, so its
+	// history comes back with the edit, not purged as a temporary's.
+	w.sh(`mkdir e && printf 'y1\n' > e/j && printf 'y0\n' > e/j.bak && printf 'Q1\n' > e/new && mv e/j e/j.bak && mv e/new e/j`)
+	w.wantVersions("e/j", []int{1, 2}, nil)
+	w.readEventually("e/j@v1", "y1\n")
+	w.readEventually("e/j", "Q1\n")
+	w.wantVersions("e/j.bak", []int{1, 2}, nil)
+	w.readEventually("e/j.bak", "y1\n")
+	w.sh(`printf 'r1\n' > e/r && printf 'r2\n' > e/r && printf 'r0\n' > e/r.bak && python3 -c "import os; os.replace('e/r', 'e/r.bak'); open('e/r', 'w').write('r3\\n')"`)
+	w.wantVersions("e/r", []int{1, 2, 3}, nil)
+	w.readEventually("e/r@v1", "r1\n")
+	w.readEventually("e/r", "r3\n")
+
 	// A temporary renamed onto a free key, then written and renamed
 	// again: out keeps its artifact, out.tmp leaves nothing.
 	w.sh(`mkdir c && printf 'a\n' > c/out.tmp && mv c/out.tmp c/out && printf 'b\n' > c/out.tmp && mv c/out.tmp c/out`)

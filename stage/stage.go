@@ -2194,7 +2194,10 @@ func (s *Stage) RenameFile(ctx context.Context, from, to, stem string) (catalog.
 		}
 		f.mu.Unlock()
 	}
-	if fresh != "" && v.UID != "" && !strings.HasPrefix(v.UID, fresh) {
+	// A backup's name (f → f.bak) is never a temporary's target: the
+	// file keeps its history for the take-back, fresh or not.
+	backup := from != to && backupName(from, to)
+	if fresh != "" && v.UID != "" && !strings.HasPrefix(v.UID, fresh) && !backup {
 		// Renamed onto an existing key (a fresh file moved to a free key
 		// keeps its artifact), a fresh source went to the trash: a
 		// temporary name leaves nothing behind, whether the target took
@@ -2251,8 +2254,8 @@ func backupName(from, to string) bool {
 func (s *Stage) noteRenamedAway(ctx context.Context, from, to, stem, fresh string, v catalog.Version) {
 	run := runOf(ctx)
 	if !strings.HasPrefix(v.UID, stem) {
-		if fresh == stem {
-			return
+		if fresh == stem && !backupName(from, to) {
+			return // a temporary renamed into place
 		}
 		vs, err := s.cat.Versions(ctx, from, true)
 		if err != nil {
