@@ -802,3 +802,21 @@ func TestRenameHeldKeyToScratchRefused(t *testing.T) {
 		t.Fatalf("hk/m after its writer closed: %q", got)
 	}
 }
+
+// TestMkdirKeepsItsMode: mkdir(2)'s mode is the folder's (audit c5: every
+// folder was 0755, so mkdtemp's 0700 folder was readable by all and tar
+// -xp, which relies on mkdir's mode, lost a folder's 0700).
+func TestMkdirKeepsItsMode(t *testing.T) {
+	w := newWorld(t)
+	w.mountRW()
+	w.sh(`python3 -c 'import os; os.umask(0); os.mkdir("p700", 0o700); os.mkdir("p775", 0o775); os.mkdir("p755", 0o755)'`)
+	for name, want := range map[string]os.FileMode{"p700": 0o700, "p775": 0o775, "p755": 0o755} {
+		st, err := os.Stat(w.p(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode().Perm(); got != want || !st.IsDir() {
+			t.Errorf("%s: mode %v, want a folder of %v", name, st.Mode(), want)
+		}
+	}
+}

@@ -1473,6 +1473,15 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		}
 		return nil, n.errno("mkdir", err)
 	}
+	if perm := mode & 0o7777; perm != 0 && perm != catalog.FolderMode(0) {
+		// The mode mkdir(2) asked (umask applied by the kernel): tar -xp,
+		// mkdtemp's 0700 and a umask of 002 are not 0755.
+		a := catalog.Attrs{Mode: &perm}
+		if _, err := n.m.ns.st.SetAttrs(ctx, key, a); err != nil {
+			return nil, n.errno("mkdir", err)
+		}
+		n.m.ns.folderAttrs(key+"/", a)
+	}
 	n.m.ns.dirChanged(key, true)
 	n.m.removals.changed(dirKey(n.prefix()))
 	// The parent's cached listing and attributes only: a notification
