@@ -192,7 +192,7 @@ func TestLazyGiveUpNamesLost(t *testing.T) {
 	}
 	err = b.Close()
 	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "changes made through the mount are lost: rename g/a") ||
-		!strings.Contains(err.Error(), "closes were not committed") {
+		!strings.Contains(err.Error(), "closes not committed, kept staged; the next mount commits them: save of g/a") {
 		t.Fatalf("Close while the commit fails: %v; want the lost rename and save named, and ENOSPC", err)
 	}
 }

@@ -1017,7 +1017,8 @@ func (b *Bolt) loseLazyLocked(err error) {
 	}
 }
 
-// lostError names the changes of ops, which are not in the catalog.
+// lostError names the changes of ops, which are not in the catalog: the
+// saves' bytes stay staged, the others are lost.
 func lostError(ops []lazyRedo, err error) error {
 	if len(ops) == 0 {
 		return fmt.Errorf("catalog: a lazy transaction was lost: %w", err)
@@ -1035,7 +1036,8 @@ func lostError(ops []lazyRedo, err error) error {
 		parts = append(parts, fmt.Sprintf("%d changes made through the mount are lost: %s", len(other), strings.Join(other, "; ")))
 	}
 	if len(saves) > 0 {
-		parts = append(parts, fmt.Sprintf("%d closes were not committed, and their bytes stay staged for the next mount to commit: %s", len(saves), strings.Join(saves, "; ")))
+		// Not lost: the stage's journal keeps their bytes.
+		parts = append(parts, fmt.Sprintf("%d closes not committed, kept staged; the next mount commits them: %s", len(saves), strings.Join(saves, "; ")))
 	}
 	return fmt.Errorf("catalog: %s (%w)", strings.Join(parts, "; and "), err)
 }

@@ -336,6 +336,46 @@ func TestTextBOM(t *testing.T) {
 	}
 }
 
+// A UTF-16 table (Excel's "Unicode text") is named as such, with the
+// iconv that converts it, not called binary or Latin-1.
+func TestTextUTF16(t *testing.T) {
+	dir := t.TempDir()
+	text := "disease,x\nSLE,1\n"
+	le, be := []byte{0xff, 0xfe}, []byte{0xfe, 0xff}
+	for _, r := range text {
+		le = append(le, byte(r), 0)
+		be = append(be, 0, byte(r))
+	}
+	for name, b := range map[string][]byte{"le.csv": le, "be.csv": be} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("the file is UTF-16 (byte-order mark %#x %#x), not UTF-8: convert it to UTF-8 first (iconv -f utf-16 -t utf-8, say)", b[0], b[1])
+			if _, err := dataset.Describe(path); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Describe: %v; want %q", err, want)
+			}
+			if _, err := dataset.Tables(path); !errors.Is(err, dataset.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Tables: %v; want %q", err, want)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			cr := dataset.NewTextReader(f, dataset.CSV)
+			rec, err := cr.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dataset.CheckUTF8(cr, rec); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("CheckUTF8: %v; want %q", err, want)
+			}
+		})
+	}
+}
+
 // A legacy INT96 timestamp (Spark, Impala) is a datetime, not a 26-digit
 // integer: nanoseconds within the day, then the Julian day.
 func TestParquetInt96(t *testing.T) {

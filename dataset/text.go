@@ -142,6 +142,11 @@ func CheckUTF8(cr *csv.Reader, rec []string) error {
 		if utf8.ValidString(v) {
 			continue
 		}
+		if line, col := cr.FieldPos(i); line == 1 && col == 1 {
+			if err := utf16Err([]byte(v)); err != nil {
+				return err
+			}
+		}
 		at := 0
 		for at < len(v) {
 			r, size := utf8.DecodeRuneInString(v[at:])
@@ -171,6 +176,19 @@ var errNoHeader = corruptf("the file is empty: a table has at least its header l
 // errBinary: a table file is text.
 var errBinary = corruptf("binary content, not text")
 
+// utf16Err refuses a file that starts with a UTF-16 byte-order mark
+// (Excel's "Unicode text"): Latin-1 is the wrong guess for it, and its
+// NUL bytes would call it binary.
+func utf16Err(head []byte) error {
+	if len(head) < 2 {
+		return nil
+	}
+	if (head[0] == 0xff && head[1] == 0xfe) || (head[0] == 0xfe && head[1] == 0xff) {
+		return corruptf("the file is UTF-16 (byte-order mark %#x %#x), not UTF-8: convert it to UTF-8 first (iconv -f utf-16 -t utf-8, say)", head[0], head[1])
+	}
+	return nil
+}
+
 func describeText(path, format string) (Info, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -181,6 +199,9 @@ func describeText(path, format string) (Info, error) {
 	// has no NUL byte.
 	var sniff [8 << 10]byte
 	k, _ := io.ReadFull(f, sniff[:])
+	if err := utf16Err(sniff[:k]); err != nil {
+		return Info{}, err
+	}
 	if bytes.IndexByte(sniff[:k], 0) >= 0 {
 		return Info{}, errBinary
 	}

@@ -46,6 +46,9 @@ func (in *input) checkLine(name string, n int, s string, eof bool) error {
 	if utf8.ValidString(s) {
 		return nil
 	}
+	if n == 1 && len(s) >= 2 && (s[:2] == "\xff\xfe" || s[:2] == "\xfe\xff") {
+		return syntaxErr(name, n, "the file is UTF-16 (byte-order mark %#x %#x), not UTF-8: convert it to UTF-8 first (iconv -f utf-16 -t utf-8, say)", s[0], s[1])
+	}
 	col := 0
 	for col < len(s) {
 		r, size := utf8.DecodeRuneInString(s[col:])

@@ -311,6 +311,10 @@ func TestEncodingAndCutLastLine(t *testing.T) {
 	if _, err := ontology.ReadGeneTable(strings.NewReader(tsv), "latin.tsv"); err == nil || !strings.Contains(err.Error(), "latin.tsv:2: not UTF-8") {
 		t.Errorf("Latin-1 gene table: %v", err)
 	}
+	utf16 := "\xff\xfee\x00n\x00s\x00\n\x00"
+	if _, err := ontology.ReadGeneTable(strings.NewReader(utf16), "u16.tsv"); err == nil || !strings.Contains(err.Error(), "u16.tsv:1: the file is UTF-16 (byte-order mark 0xff 0xfe), not UTF-8: convert it to UTF-8 first (iconv -f utf-16 -t utf-8, say)") {
+		t.Errorf("UTF-16 gene table: %v", err)
+	}
 
 	hsapdv, err := os.ReadFile(dataPath("ontologies", "hsapdv.obo"))
 	if err != nil {

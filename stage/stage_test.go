@@ -271,6 +271,25 @@ func TestRecoverLazySave(t *testing.T) {
 	if _, err := cat.ByKey(ctx, "l/lost.txt", 0); err == nil {
 		t.Fatal("the crash image holds lost.txt: the test plays no crash")
 	}
+	// What status lists with no daemon: the closes the catalog lost, not
+	// the one it holds.
+	sf, err := stage.StagedSince(dir, func() (uint64, error) { return cat.LazyCommitted(ctx) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := map[string]bool{}
+	for _, f := range sf {
+		if !f.Lost || !f.Closed || f.Failed {
+			t.Errorf("StagedSince: %+v; want closed and lost", f)
+		}
+		lost[f.Key] = true
+	}
+	if len(lost) != 2 || !lost["l/lost.txt"] || !lost["l/often.txt"] {
+		t.Errorf("StagedSince lists %v; want l/lost.txt and l/often.txt", lost)
+	}
+	if sf, err := stage.Staged(dir); err != nil || len(sf) != 0 {
+		t.Errorf("Staged = %+v, %v; want nothing", sf, err)
+	}
 	s2, err := stage.New(cat, e.store, stage.Options{Dir: dir, User: "t", SyncEvery: time.Hour})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,6 +40,11 @@ type StagedFile struct {
 	// saved elsewhere as it is, the file would have zeros there.
 	Hole int64 `json:"hole,omitempty"`
 	Base int   `json:"base,omitempty"`
+	// Lost: its close returned, committed lazily, and the catalog's
+	// transaction holding the version was lost when its daemon stopped
+	// (kill -9): the catalog does not hold it, and the next mount's
+	// Recover commits it (StagedSince).
+	Lost bool `json:"lost_commit,omitempty"`
 }
 
 // Staged lists what the staging folder dir keeps that no commit holds
@@ -46,7 +52,14 @@ type StagedFile struct {
 // their daemon stopped that hold nothing of their own by what Recover can
 // tell without the catalog: never written), in key order. It only reads:
 // run it when no daemon uses dir, or for a report.
-func Staged(dir string) ([]StagedFile, error) {
+func Staged(dir string) ([]StagedFile, error) { return StagedSince(dir, nil) }
+
+// StagedSince is Staged with, besides, the files committed lazily whose
+// LazySeq is above the catalog's LazyCommitted, which lazyCommitted reads
+// (only when such a record is there; on an error they are left out):
+// their version was lost with the daemon's transaction (Lost; Recover
+// commits them again). A status after a kill -9 did not name them.
+func StagedSince(dir string, lazyCommitted func() (uint64, error)) ([]StagedFile, error) {
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -55,8 +68,19 @@ func Staged(dir string) ([]StagedFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
+	committed, read := uint64(math.MaxUint64), false
 	var out []StagedFile
 	for _, j := range js {
+		if j.State == stateDone && j.LazySeq > 0 && !read && lazyCommitted != nil {
+			if n, err := lazyCommitted(); err == nil {
+				committed = n
+			}
+			read = true
+		}
+		lost := j.State == stateDone && j.LazySeq > committed
+		if lost {
+			j.State = stateClosed // as Recover takes it
+		}
 		if j.State != stateOpen && j.State != stateClosed {
 			continue
 		}
@@ -70,7 +94,7 @@ func Staged(dir string) ([]StagedFile, error) {
 			// write): Recover keeps nothing of it, as it says.
 			continue
 		}
-		out = append(out, StagedFile{Key: j.Key, Path: p, Closed: j.State == stateClosed, Failed: j.State == stateClosed && j.Failed, Mode: j.Mode, Mtime: fi.ModTime().UTC(), Hole: j.CopiedFrom, Base: j.Base})
+		out = append(out, StagedFile{Key: j.Key, Path: p, Closed: j.State == stateClosed, Failed: j.State == stateClosed && j.Failed, Mode: j.Mode, Mtime: fi.ModTime().UTC(), Hole: j.CopiedFrom, Base: j.Base, Lost: lost})
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Key < out[b].Key })
 	return out, nil

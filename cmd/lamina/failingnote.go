@@ -96,10 +96,15 @@ func readFailingNote(path string) string {
 // "" when neither.
 func lostChangesNote(dirs instance.Dirs, name string) string {
 	if b, err := os.ReadFile(lostChangesPath(dirs, name)); err == nil {
-		return "the last stop of this mount lost what it could not save: " + strings.TrimPrefix(strings.TrimSpace(string(b)), "catalog: ")
+		return lastStopNote + strings.TrimPrefix(strings.TrimSpace(string(b)), "catalog: ")
 	}
 	if t := readFailingNote(commitFailingPath(dirs, name)); t != "" {
-		return "the last stop of this mount lost what it could not save: " + t
+		return lastStopNote + t
 	}
 	return ""
 }
+
+// lastStopNote starts what a stop could not commit. Not "lost": the closes
+// among it stay staged for the next mount (catalog's lostError says which
+// changes are lost).
+const lastStopNote = "the last stop of this mount could not commit everything: "

@@ -445,7 +445,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if lost, err := os.ReadFile(lostChangesPath(dirs, s.Name)); err == nil {
 		// The last stop could not save them, and no umount showed it (an
 		// unmount from outside).
-		warnings = append(warnings, "warning: the last stop of this mount lost what it could not save: "+strings.TrimPrefix(strings.TrimSpace(string(lost)), "catalog: "))
+		warnings = append(warnings, "warning: "+lastStopNote+strings.TrimPrefix(strings.TrimSpace(string(lost)), "catalog: "))
 		os.Remove(lostChangesPath(dirs, s.Name))
 	}
 	offline := func(err error) {
@@ -535,8 +535,8 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		// The catalog file is this daemon's (held): a note there is that
 		// of one killed while its commit failed.
 		if t := readFailingNote(commitFailingPath(dirs, s.Name)); t != "" {
-			warnings = append(warnings, "warning: the last stop of this mount lost what it could not save: "+t)
-			log.Warn("lamina mount: the last stop of this mount lost what it could not save: " + t)
+			warnings = append(warnings, "warning: "+lastStopNote+t)
+			log.Warn("lamina mount: " + lastStopNote + t)
 		}
 		if note, err := openFailingNote(commitFailingPath(dirs, s.Name)); err != nil {
 			log.Warn("lamina mount: cannot create the note of a failing catalog commit; a kill -9 while one fails would lose its changes without a word", "err", err)

@@ -173,7 +173,7 @@ func TestKilledWhileCommitFailingSaysLost(t *testing.T) {
 	// Which mkdirs committed before the room ran out depends on the
 	// lazy commit's timing (CI under load: dir0–dir13 did).
 	m := regexp.MustCompile(`mkdir r/(dir\d+)`).FindStringSubmatch(out + errs)
-	if !strings.Contains(out+errs, "lost what it could not save") || m == nil {
+	if !strings.Contains(out+errs, "could not commit everything") || m == nil {
 		t.Fatalf("status after a kill -9 while the commit failed:\n%s%s", out, errs)
 	}
 	lost := m[1]
@@ -186,7 +186,7 @@ func TestKilledWhileCommitFailingSaysLost(t *testing.T) {
 	}
 	os.Remove(filepath.Join(e.dir, "run", "lamina", "m", "mount.json"))
 	_, errs, err = e.run("mount", mnt)
-	if err != nil || !strings.Contains(errs, "lost what it could not save") || !strings.Contains(errs, "mkdir r/"+lost) {
+	if err != nil || !strings.Contains(errs, "could not commit everything") || !strings.Contains(errs, "mkdir r/"+lost) {
 		t.Fatalf("mount after a kill -9 while the commit failed: %v\n%s", err, errs)
 	}
 	if _, err := os.Stat(filepath.Join(d, lost)); err == nil {

@@ -446,3 +446,58 @@ func TestKilledAfterSharedCommitKeepsTheCommit(t *testing.T) {
 		t.Errorf("%s = %q", lost[0].Key, got)
 	}
 }
+
+// TestStatusNamesCloseLostWithLazyCommit: a close committed lazily whose
+// catalog transaction a kill -9 of the daemon lost (its journal record
+// says done, its LazySeq above the catalog's) is named by status once
+// unmounted, and the next mount commits it as status says. Status said
+// "not mounted" and [] (the record was taken for committed). The record is
+// written by hand: a real kill must beat the 100 ms lazy commit.
+func TestStatusNamesCloseLostWithLazyCommit(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	if err := os.MkdirAll(filepath.Join(mnt, "e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "e", "a.bin"), []byte("committed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("umount", mnt)
+	staging := filepath.Join(e.dir, "data", "lamina", "m", "staging")
+	const id, body = "0123456789abcdef0123456789abcdef", "closed, its version lost with the transaction\n"
+	if err := os.WriteFile(filepath.Join(staging, id), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, err := os.OpenFile(filepath.Join(staging, "journal"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(j, `{"id":%q,"state":"done","key":"e/big3.bin","mode":420,"lazy_seq":1000000}`+"\n", id)
+	j.Close()
+
+	const note = "1 file closed, not yet committed when the daemon stopped (e/big3.bin): the next mount commits it"
+	if out := e.notMountedM(); !strings.Contains(out, note) {
+		t.Errorf("status after a lazy commit lost:\n%s\nwant %q", out, note)
+	}
+	var js []struct {
+		Mounted bool
+		Staged  []struct {
+			Key    string
+			Closed bool
+			Lost   bool `json:"lost_commit"`
+		}
+	}
+	out := e.notMountedM("--format", "json")
+	if err := json.Unmarshal([]byte(out), &js); err != nil || len(js) != 1 || len(js[0].Staged) != 1 || js[0].Staged[0].Key != "e/big3.bin" || !js[0].Staged[0].Closed || !js[0].Staged[0].Lost {
+		t.Errorf("status --format json after a lazy commit lost (%v):\n%s", err, out)
+	}
+	e.mount(mnt)
+	if got := string(mustRead(t, filepath.Join(mnt, "e", "big3.bin"))); got != body {
+		t.Errorf("e/big3.bin after the next mount = %q, want %q", got, body)
+	}
+	e.ok("umount", mnt)
+	if out := e.notMountedM(); strings.Contains(out, "big3.bin") {
+		t.Errorf("status after the mount committed it:\n%s", out)
+	}
+}

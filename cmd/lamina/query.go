@@ -102,7 +102,7 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 				// A term by name, synonym or id, and unless --exact the terms
 				// below it.
 				entity := entityName(ft.Entity())
-				tv, err := termValues(c.Context, in, entity, c.String("organism"), cond.Values[0], exact, c.App.ErrWriter)
+				tv, err := termValues(c.Context, in, entity, c.String("organism"), cond.Values[0], exact, cond.Op == "!=", c.App.ErrWriter)
 				var nt notTermError
 				switch {
 				case err == nil:
@@ -348,7 +348,7 @@ func loadEntity(ctx context.Context, in *instance.Instance, entity, organism str
 // and namedElsewhere add, via the versions besides the default that gave
 // some of them.
 func termIDs(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) (termMatch, error) {
-	q, _, err := queryTerms(ctx, in, entity, organism, value, exact, warn)
+	q, _, err := queryTerms(ctx, in, entity, organism, value, exact, false, warn)
 	return q, err
 }
 
@@ -367,8 +367,8 @@ type termMatch struct {
 // names in every imported version of the entity (for organism): a version
 // annotated before a term was renamed ("fat cell", now "adipocyte")
 // stores the name of its day.
-func termValues(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) (termMatch, error) {
-	q, xs, err := queryTerms(ctx, in, entity, organism, value, exact, warn)
+func termValues(ctx context.Context, in *instance.Instance, entity, organism, value string, exact, not bool, warn io.Writer) (termMatch, error) {
+	q, xs, err := queryTerms(ctx, in, entity, organism, value, exact, not, warn)
 	if err != nil {
 		return termMatch{}, err
 	}
@@ -410,8 +410,9 @@ func termValues(ctx context.Context, in *instance.Instance, entity, organism, va
 // the default first (the termMatch has no values). An obsolete term the
 // value names stays in the ids beside its replacement: versions annotated
 // before it was made obsolete carry its id; warn is told when the
-// replacement is searched too.
-func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, value string, exact bool, warn io.Writer) (q termMatch, xs []*ontology.Index, err error) {
+// replacement is searched too (not: for "!=", which lists the versions
+// without them).
+func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, value string, exact, not bool, warn io.Writer) (q termMatch, xs []*ontology.Index, err error) {
 	x, rec, err := in.LoadOntology(ctx, entity, organism, "")
 	if err != nil {
 		return termMatch{}, nil, err
@@ -419,7 +420,7 @@ func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, va
 	xs = append([]*ontology.Index{x}, otherVersions(ctx, in, entity, organism, rec)...)
 	var first error
 	for k, x := range xs {
-		ids, root, note, err := resolveQuery(xs[0], x, entity, value, exact)
+		ids, root, note, err := resolveQuery(xs[0], x, entity, value, exact, not)
 		if err != nil {
 			if first == nil {
 				first = err
@@ -436,7 +437,7 @@ func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, va
 			// "somatic cell", CL:0002371 in CL 2022-12-15 and obsolete in
 			// CL 2026-03-26, listed the 2022 subtree, the id every cell.
 			if id := ids[0]; (root != "" || len(ids) == 1) && knownIn(xs[0], id) {
-				if ids, root, note, err = resolveQuery(xs[0], xs[0], entity, id, exact); err != nil {
+				if ids, root, note, err = resolveQuery(xs[0], xs[0], entity, id, exact, not); err != nil {
 					return termMatch{}, nil, err
 				}
 				inDef = true
@@ -499,7 +500,7 @@ func namedElsewhere(xs []*ontology.Index, k int, entity, value string, exact boo
 		seen[id] = true
 	}
 	for _, x := range xs[k+1:] {
-		named, _, _, err := resolveQuery(xs[0], x, entity, value, true)
+		named, _, _, err := resolveQuery(xs[0], x, entity, value, true, false)
 		if err != nil {
 			continue
 		}
@@ -627,8 +628,8 @@ func otherVersions(ctx context.Context, in *instance.Instance, entity, organism 
 // default version: a term obsolete in x but live in def is itself alone
 // (with the terms below it in def), as in def: x's replacement is
 // another term (CL 2026 replaces "somatic cell" by "cell", and a query
-// for somatic cells listed every cell).
-func resolveQuery(def, x *ontology.Index, entity, value string, exact bool) (ids []string, root, note string, err error) {
+// for somatic cells listed every cell). not words the note for "!=".
+func resolveQuery(def, x *ontology.Index, entity, value string, exact, not bool) (ids []string, root, note string, err error) {
 	st := x.Standardize(value, ontology.StandardizeOptions{})
 	if st.Obsolete != "" && x != def && liveIn(def, st.Obsolete) {
 		ids, err := withDescendants(def, entity, st.Obsolete, exact)
@@ -654,8 +655,12 @@ func resolveQuery(def, x *ontology.Index, entity, value string, exact bool) (ids
 		return ids, root, "", nil
 	}
 	src := x.Source()
+	listing, or := "listing versions annotated with", "or"
+	if not {
+		listing, or = "listing versions not annotated with", "nor"
+	}
 	if !st.Matched() {
-		return []string{st.Obsolete}, "", fmt.Sprintf("%s (in %s %s): listing versions annotated with %s", st.Reason(), src.Ontology, src.Version, st.Obsolete), nil
+		return []string{st.Obsolete}, "", fmt.Sprintf("%s (in %s %s): %s %s", st.Reason(), src.Ontology, src.Version, listing, st.Obsolete), nil
 	}
 	root = st.ID
 	ids, err = withDescendants(x, entity, st.ID, exact)
@@ -663,8 +668,8 @@ func resolveQuery(def, x *ontology.Index, entity, value string, exact bool) (ids
 	if !exact {
 		below = " or a term below it"
 	}
-	note = fmt.Sprintf("%s is obsolete in %s %s, replaced by %s (%s): listing versions annotated with %s, or with %s%s",
-		st.Obsolete, src.Ontology, src.Version, st.ID, st.Name, st.Obsolete, st.ID, below)
+	note = fmt.Sprintf("%s is obsolete in %s %s, replaced by %s (%s): %s %s, %s with %s%s",
+		st.Obsolete, src.Ontology, src.Version, st.ID, st.Name, listing, st.Obsolete, or, st.ID, below)
 	return append([]string{st.Obsolete}, ids...), root, note, err
 }
 

@@ -133,6 +133,14 @@ func TestQueryAcrossOntologyVersions(t *testing.T) {
 	if err != nil || !strings.Contains(stderr, "CL:0000003 is obsolete in CL v2, replaced by CL:0000000 (cell): listing versions annotated with CL:0000003, or with CL:0000000\n") {
 		t.Errorf("ls --cell-type of an obsolete id: %v, stderr %q; want a note naming the replacement", err, stderr)
 	}
+	// "!=" lists the versions without those terms, and its note says so.
+	got, stderr, err := e.run("ls", "--where", "cell_type!=CL:0000003", "--exact", "--format", "json")
+	if err != nil || !strings.Contains(stderr, "CL:0000003 is obsolete in CL v2, replaced by CL:0000000 (cell): listing versions not annotated with CL:0000003, nor with CL:0000000\n") {
+		t.Errorf("ls --where != an obsolete id: %v, stderr %q; want a note saying not", err, stderr)
+	}
+	if strings.Contains(got, "v/native.csv") {
+		t.Errorf("ls --where != an obsolete id listed v/native.csv: %s", got)
+	}
 }
 
 // TestWhereEmptyText: a text field a version lacks is empty, so

@@ -203,12 +203,14 @@ func cmdRun() *cli.Command {
 				return err
 			}
 			defer func() { cat.Close() }() // finishRun may replace it
+			warned := false                // said once, not again after the run
 			if !cat.daemon {
 				// Only a mount sees what the command reads and writes.
 				if dirs, err := instance.UserDirs(); err == nil {
 					if s, err := dirs.Current(c.String("instance")); err == nil {
 						if _, ok := liveMount(dirs, s); !ok {
 							fmt.Fprintf(c.App.ErrWriter, "lamina: warning: instance %s is not mounted: the run is recorded, but nothing the command reads or writes can be tracked (lamina mount DIR first, and use paths under it)\n", s.Name)
+							warned = true
 						}
 					}
 				}
@@ -323,7 +325,7 @@ func cmdRun() *cli.Command {
 			}
 			if rec, err := printRunSummary(ctx, c, cat, r.UID, t); err != nil {
 				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: run %s: %v\n", r.UID, explain(err))
-			} else if len(rec.Inputs) == 0 && len(rec.Outputs) == 0 {
+			} else if len(rec.Inputs) == 0 && len(rec.Outputs) == 0 && !warned {
 				if note := trackedWhere(c); note != "" {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: note: %s\n", note)
 				}

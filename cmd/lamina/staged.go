@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/stage"
 	"github.com/lamina-bio/lamina/storage"
@@ -85,6 +88,25 @@ func them(n int) string {
 	return "them"
 }
 
+// stagedOf lists what the staging folder of s, not mounted, keeps that
+// no commit holds, with the closes committed lazily whose version the
+// catalog lost with its daemon (kill -9): the next mount commits them.
+// The catalog file is read only when the folder has such a record, and
+// not waited for long (a stopped daemon holds it).
+func stagedOf(ctx context.Context, s instance.Settings) ([]stage.StagedFile, error) {
+	return stage.StagedSince(stagingDir(s), func() (uint64, error) {
+		if usesPostgres(s) {
+			return math.MaxUint64, nil // no lazy commit
+		}
+		b, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Existing: true, Timeout: 2 * time.Second})
+		if err != nil {
+			return 0, err
+		}
+		defer b.Close()
+		return b.LazyCommitted(ctx)
+	})
+}
+
 // stagedNotCommitted says what the staging folder of instance s, not
 // mounted, keeps that no commit holds, and what becomes of it: "" when
 // it keeps nothing. Whether another instance took the storage over is
@@ -102,7 +124,7 @@ func stagedNotCommitted(ctx context.Context, s instance.Settings) string {
 }
 
 func stagedNotCommittedOnly(ctx context.Context, s instance.Settings) string {
-	files, err := stage.Staged(stagingDir(s))
+	files, err := stagedOf(ctx, s)
 	if err != nil {
 		return fmt.Sprintf("staged files: %v", err)
 	}
@@ -119,11 +141,15 @@ func stagedNotCommittedOnly(ctx context.Context, s instance.Settings) string {
 		return fmt.Sprintf("%s not committed (%s): the next mount commits them if the storage is still this instance's; it did not answer whether it is (%v)",
 			plural(len(files), "staged file"), strings.Join(keys, ", "), err)
 	}
-	var failed, closed, open []string
+	var failed, lost, closed, open []string
 	for _, f := range files {
 		switch {
 		case f.Failed:
 			failed = append(failed, f.Key)
+		case f.Lost:
+			if !slices.Contains(lost, f.Key) { // closed more than once
+				lost = append(lost, f.Key)
+			}
 		case f.Closed:
 			closed = append(closed, f.Key)
 		default:
@@ -133,6 +159,9 @@ func stagedNotCommittedOnly(ctx context.Context, s instance.Settings) string {
 	var parts []string
 	if len(failed) > 0 {
 		parts = append(parts, fmt.Sprintf("%s whose commit failed (%s): the next mount commits them", plural(len(failed), "file"), strings.Join(failed, ", ")))
+	}
+	if len(lost) > 0 {
+		parts = append(parts, fmt.Sprintf("%s closed, not yet committed when the daemon stopped (%s): the next mount commits %s", plural(len(lost), "file"), strings.Join(lost, ", "), them(len(lost))))
 	}
 	if len(closed) > 0 {
 		// A journal record says closed from the start of a commit (a
@@ -179,7 +208,7 @@ func withStagedTakenOver(ctx context.Context, s instance.Settings, err error) er
 	if !errors.Is(err, instance.ErrStorageTaken) {
 		return err
 	}
-	files, serr := stage.Staged(stagingDir(s))
+	files, serr := stagedOf(ctx, s)
 	if serr != nil || len(files) == 0 {
 		return err
 	}
@@ -213,7 +242,7 @@ type unmountedStatus struct {
 // stale mounts stale: ok when it keeps anything.
 func unmountedOf(ctx context.Context, s instance.Settings, stale []string) (unmountedStatus, bool) {
 	um := unmountedStatus{Instance: s.Name, Stale: stale}
-	files, err := stage.Staged(stagingDir(s))
+	files, err := stagedOf(ctx, s)
 	if err != nil {
 		um.StagedError = err.Error()
 	}
