@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,8 +40,8 @@ func (w *writeHandle) copyClose(ctx context.Context) bool {
 // of w, holds more writable descriptors of w's inode on this mount than
 // the other open handles of the inode that it opened: one is then a copy
 // of w's. Two opens of a file in one process still commit at each one's
-// close; a handle whose opener thread ended counts as the process's (it may
-// be). A descriptor another process opened and this one inherited counts
+// close; a handle whose opener's process is not known counts as the
+// process's (it may be). A descriptor another process opened and this one inherited counts
 // as a copy: the close then commits at its RELEASE, a moment later.
 func (s *writerSet) copyKept(w *writeHandle, tid uint32) bool {
 	ino := w.ino()
@@ -63,11 +64,123 @@ func (s *writerSet) copyKept(w *writeHandle, tid uint32) bool {
 	for _, o := range others {
 		if o.opener == tid {
 			k++
-		} else if og := threadGroup(o.opener); og == 0 || og == tg {
+		} else if og := o.openerGroup(); og == 0 || og == tg {
 			k++
 		}
 	}
 	return n > k
+}
+
+// childCopy reports whether the close of w from ctx's caller, a handle
+// that wrote since the last commit whose process holds no copy of its
+// descriptor (copyClose), should leave the commit to w's RELEASE, a child
+// holding a copy (childHolds). Then w.skipped.
+func (w *writeHandle) childCopy(ctx context.Context) bool {
+	if w.always || !w.wroteSince() || !w.childHolds(callerTID(ctx)) {
+		return false
+	}
+	w.skipped.Store(true)
+	return true
+}
+
+// childHolds reports whether a child of the process of thread tid holds a
+// writable descriptor of w's inode on this mount that is no handle of its
+// own: a copy it inherited, so the file is not closed (Python's
+// `Popen(stdout=f)` then `f.close()` made an empty version each run; a fork
+// child's writes after its parent's close came as a second version). Asked
+// at a close that would commit: for a process without children it costs
+// listing its threads and reading their children. Only direct children: a
+// copy held by a grandchild whose parent exited is not seen, and that close
+// commits, as before.
+func (w *writeHandle) childHolds(tid uint32) bool {
+	if tid == 0 {
+		return false
+	}
+	kids := childrenOf(tid, 64)
+	if len(kids) == 0 {
+		return false
+	}
+	// Each other handle of the inode must be a child's own: a copy of one
+	// the process opened could be what a child holds.
+	ino := w.ino()
+	s := &w.n.m.writers
+	s.mu.Lock()
+	var others []*writeHandle
+	for o := range s.ws {
+		if o != w && o.ino() == ino && !o.isReleased() {
+			others = append(others, o)
+		}
+	}
+	s.mu.Unlock()
+	own := map[int]int{}
+	for _, o := range others {
+		og := o.openerGroup()
+		if og <= 0 || !slices.Contains(kids, og) {
+			return false
+		}
+		own[og]++
+	}
+	for _, k := range kids {
+		if n := w.n.m.writableFds(uint32(k), ino); n > own[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// childrenOf lists up to max children of the process of thread tid, of all
+// its threads (/proc/TID/task/*/children); none if /proc does not tell.
+func childrenOf(tid uint32, max int) []int {
+	_, tids := threadsOf(tid)
+	p := "/proc/" + strconv.FormatUint(uint64(tid), 10) + "/task/"
+	var kids []int
+	for _, t := range tids {
+		b, err := readSmall(p + t + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(b) {
+			if k, err := strconv.Atoi(f); err == nil && len(kids) < max {
+				kids = append(kids, k)
+			}
+		}
+	}
+	return kids
+}
+
+// threadsOf lists the threads of the process of thread tid, and tells the
+// process (its thread group) from the list's first: /proc lists the group
+// leader first, whose number is the group's. One getdents, cheaper than
+// reading /proc/TID/status (threadGroup) at each open. 0, nil if unknown.
+func threadsOf(tid uint32) (tg int, tids []string) {
+	if tid == 0 {
+		return 0, nil
+	}
+	fd, err := unix.Open("/proc/"+strconv.FormatUint(uint64(tid), 10)+"/task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, nil
+	}
+	defer unix.Close(fd)
+	var buf [4096]byte
+	for {
+		k, err := unix.Getdents(fd, buf[:])
+		if err != nil || k <= 0 {
+			break
+		}
+		_, _, tids = unix.ParseDirent(buf[:k], -1, tids)
+	}
+	if len(tids) == 0 {
+		return 0, nil
+	}
+	tg, _ = strconv.Atoi(tids[0])
+	return tg, tids
+}
+
+// isReleased reports whether the handle's RELEASE came.
+func (w *writeHandle) isReleased() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.released
 }
 
 // isOpen reports whether the File counts the handle open.

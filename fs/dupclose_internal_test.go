@@ -1,7 +1,10 @@
 package fs
 
 import (
+	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/lamina-bio/lamina/mountinfo"
@@ -71,5 +74,33 @@ func TestOnMount(t *testing.T) {
 	}
 	if !(&Mount{}).onMount(info(other.ID)) {
 		t.Error("a mount whose device is unknown counted no descriptor")
+	}
+}
+
+// threadsOf tells a process from any of its threads (/proc lists the
+// group leader first), and childrenOf finds a child whichever thread
+// forked it.
+func TestThreadsOfNamesTheProcess(t *testing.T) {
+	c := exec.Command("sleep", "600")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { c.Process.Kill(); c.Wait() }()
+	tids, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Skip(err)
+	}
+	if len(tids) < 2 {
+		t.Fatalf("the test process has %d threads: the test needs more", len(tids))
+	}
+	for _, e := range tids {
+		tid, _ := strconv.Atoi(e.Name())
+		tg, ts := threadsOf(uint32(tid))
+		if tg != os.Getpid() || len(ts) < 2 {
+			t.Errorf("threadsOf(%d) = %d, %v; want %d and its threads", tid, tg, ts, os.Getpid())
+		}
+		if kids := childrenOf(uint32(tid), 64); !slices.Contains(kids, c.Process.Pid) {
+			t.Errorf("childrenOf(%d) = %v, want it to hold %d", tid, kids, c.Process.Pid)
+		}
 	}
 }

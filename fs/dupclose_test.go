@@ -1,6 +1,7 @@
 package fs_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -107,8 +108,8 @@ func TestReleaseCommitsWhatACopysCloseLeft(t *testing.T) {
 // Only descriptors of this mount count as copies: an inode of another
 // lamina mount with the same number (a hash of the key) that the closing
 // process holds made its close commit nothing, and the version came at
-// RELEASE, after close(2) returned (or never, while a child kept the
-// handle: here).
+// RELEASE, after close(2) returned (or never, while another process kept
+// the handle: here).
 func TestOtherMountsDescriptorIsNoCopy(t *testing.T) {
 	a, b := newWorld(t), newWorld(t)
 	a.mountRW()
@@ -137,12 +138,7 @@ func TestOtherMountsDescriptorIsNoCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	child := exec.Command("sleep", "600") // keeps f's handle open: no RELEASE
-	child.ExtraFiles = []*os.File{f}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { child.Process.Kill(); child.Wait() }()
+	holdElsewhere(t, f) // no RELEASE
 	if _, err := f.WriteString("two\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -155,4 +151,58 @@ func TestOtherMountsDescriptorIsNoCopy(t *testing.T) {
 	if got := string(a.read("x.txt")); !strings.HasPrefix(got, "two") {
 		t.Errorf("x.txt = %q", got)
 	}
+}
+
+// A descriptor a child inherited keeps the file open after its opener's
+// process closed its own or exited: the commands a background job runs
+// close copies at each exit, and the opener's close left a child writing.
+// Audit: `exec 3>f; (loop) >&3 & exit 0` made a version at each command of
+// the loop (sizes 0, 3, 6, …), `Popen(stdout=f)` then `f.close()` an empty
+// one, and a fork child writing after its parent's close a second one.
+// One version each, of every byte, made by the last copy's close.
+func TestInheritedCopiesOutliveTheirOpener(t *testing.T) {
+	needTool(t, "bash")
+	needTool(t, "python3")
+	w := newWorld(t)
+	w.mountRW()
+	w.sh(`bash -c 'exec 3>bg.txt; (for i in $(seq 1 10); do echo w$i; sleep 0.05; done) >&3 & exit 0'`)
+	var loop strings.Builder
+	for i := 1; i <= 10; i++ {
+		fmt.Fprintf(&loop, "w%d\n", i)
+	}
+	w.oneVersion("bg.txt", loop.String(), "a command of the background job closed its copy after the shell exited")
+	w.sh(`python3 -c '
+import subprocess
+loop = "for i in 1 2 3 4 5 6 7 8 9 10; do echo w$i; sleep 0.05; done"
+f = open("gone.txt", "w")
+subprocess.Popen(["sh", "-c", loop], stdout=f)
+f.close()
+'`)
+	w.oneVersion("gone.txt", loop.String(), "the parent's close, or a command's after the parent exited")
+	w.sh(`python3 -c '
+import subprocess
+f = open("popen.txt", "w")
+p = subprocess.Popen(["sh", "-c", "sleep 0.2; echo one; echo two"], stdout=f)
+f.close()
+p.wait()
+'`)
+	w.oneVersion("popen.txt", "one\ntwo\n", "the parent's close before the child wrote")
+	w.sh(`python3 -c '
+import os, time
+fd = os.open("fork.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+r, wr = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(wr)
+    os.read(r, 1)
+    for i in range(5):
+        os.write(fd, b"child\n")
+    os._exit(0)
+os.close(r)
+os.write(fd, b"p1\n")
+os.close(fd)
+os.close(wr)
+os.waitpid(pid, 0)
+'`)
+	w.oneVersion("fork.txt", "p1\n"+strings.Repeat("child\n", 5), "the parent's close while its child held a copy")
 }

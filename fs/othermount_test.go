@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -54,30 +56,36 @@ func sameIno(t *testing.T, p, q string) {
 	}
 }
 
-// holdInChild has a child process hold a copy of f until the test ends:
-// f's handle gets no RELEASE.
-func holdInChild(t *testing.T, f *os.File) {
+// holdElsewhere has a process hold a copy of f until the test ends: f's
+// handle gets no RELEASE. Not a child of the test's: a close while a child
+// holds a copy commits nothing (childHolds).
+func holdElsewhere(t *testing.T, f *os.File) {
 	t.Helper()
-	child := exec.Command("sleep", "600")
-	child.ExtraFiles = []*os.File{f}
-	if err := child.Start(); err != nil {
+	holder := exec.Command("sh", "-c", `sleep 600 >/dev/null 2>&1 & echo $!`)
+	holder.ExtraFiles = []*os.File{f}
+	out, err := holder.Output()
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("holder's pid %q: %v", out, err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 }
 
 // holdsInode at a close of a truncated file with nothing written: the
 // empty version comes at the close unless the closing process holds
 // another writable descriptor of the inode on this mount. The other
 // mount's deferred it to RELEASE, after close(2) returned (here never: a
-// child holds the handle).
+// process holds the handle).
 func TestOtherMountsDescriptorDefersNoEmptyVersion(t *testing.T) {
 	a, _, _ := twoMounts(t, "x.txt")
 	f, err := os.OpenFile(a.p("x.txt"), os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	holdInChild(t, f)
+	holdElsewhere(t, f)
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +104,7 @@ func TestOtherMountsDescriptorReopensNoHandle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holdInChild(t, f)
+	holdElsewhere(t, f)
 	if _, err := f.WriteString("two\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +131,7 @@ func TestOtherMountsDescriptorHoldsNoKey(t *testing.T) {
 	for _, inChild := range []bool{false, true} {
 		a, _, other := twoMounts(t, "x.txt")
 		if inChild {
-			holdInChild(t, other)
+			holdElsewhere(t, other)
 			other.Close()
 		}
 		f, err := os.OpenFile(a.p("x.txt"), os.O_RDWR, 0)

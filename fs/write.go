@@ -45,6 +45,9 @@ type writeHandle struct {
 	held     *heldInode // the path that keeps n's inode while this is open (held.go); nil: none
 	kino     uint64     // the kernel's inode of its descriptors if not n's: a scratch file's (scratchfile.go)
 	opener   uint32     // the thread that opened it; 0 if unknown
+	// openerTG: the opener's process, read at the open: a closer's is
+	// told from it after the opener exited (byOtherProcess). 0 if unknown.
+	openerTG int
 	// run: the tracked run of the writer that opened it, credited with
 	// the versions its closes commit (closerCtx). base: for an open
 	// without O_TRUNC, the version it copies on write, an input of run
@@ -150,8 +153,25 @@ func (w *writeHandle) byOtherProcess(ctx context.Context) bool {
 	if tid == 0 || w.opener == 0 || tid == w.opener {
 		return false
 	}
-	a, b := threadGroup(w.opener), threadGroup(tid)
+	a, b := w.openerGroup(), threadGroup(tid)
 	return a > 0 && b > 0 && a != b
+}
+
+// openerGroupOf is the process of the thread tid opening a file, 0 if
+// unknown.
+func openerGroupOf(tid uint32) int {
+	tg, _ := threadsOf(tid)
+	return tg
+}
+
+// openerGroup is the opener's process: as read at the open, which tells it
+// after the opener exited (a background job's commands then closed copies,
+// each committing), else as /proc tells it now; 0 if unknown.
+func (w *writeHandle) openerGroup() int {
+	if w.openerTG != 0 {
+		return w.openerTG
+	}
+	return threadGroup(w.opener)
 }
 
 // processOf names the process of thread tid by its thread group, from
@@ -861,7 +881,8 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 	if err != nil {
 		return nil, 0, n.errno("open", err)
 	}
-	w := &writeHandle{f: f, n: n, app: app, opener: callerTID(ctx)}
+	tid := callerTID(ctx)
+	w := &writeHandle{f: f, n: n, app: app, opener: tid, openerTG: openerGroupOf(tid)}
 	w.hold(key)
 	return &handle{w: w}, 0, 0
 }
@@ -896,7 +917,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 }
 
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
-	if h.w == nil || h.w.readOnly || h.w.byOtherProcess(ctx) || h.w.copyClose(ctx) {
+	if h.w == nil || h.w.readOnly || h.w.byOtherProcess(ctx) || h.w.copyClose(ctx) || h.w.childCopy(ctx) {
 		return 0
 	}
 	h.w.close()
@@ -910,13 +931,14 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		h.w.n.m.writers.reopenHeld(h.w)
 	}
 	switch {
-	case h.w.f.AwaitsWrite() && !h.w.n.m.holdsInode(callerTID(ctx), ino):
+	case h.w.f.AwaitsWrite() && !h.w.n.m.holdsInode(callerTID(ctx), ino) && !h.w.childHolds(callerTID(ctx)):
 		// Created or truncated and closed with nothing written, by its
 		// last descriptor (`: > f`, touch): committed now, not at RELEASE
 		// after close(2) returned, which could then neither report a failed
 		// commit nor promise that stat, read and the sidecar show it. A
 		// shell's redirect, which closes its descriptor after dup2 and
-		// before the command writes through the copy, still waits.
+		// before the command writes through the copy, still waits, as does
+		// a close leaving a copy to a child (Popen(stdout=f), f.close()).
 		flush = h.w.f.FlushLast
 	case idle:
 		// Nothing written through this handle since the File's last commit
@@ -1278,7 +1300,8 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, n.errno("create", err)
 	}
 	child := n.m.newNode(ent)
-	h := &handle{w: &writeHandle{f: f, n: child, app: app, opener: callerTID(ctx)}}
+	tid := callerTID(ctx)
+	h := &handle{w: &writeHandle{f: f, n: child, app: app, opener: tid, openerTG: openerGroupOf(tid)}}
 	n.m.fill(child.current(ctx, h), &out.Attr)
 	out.SetEntryTimeout(n.m.opts.LatestTimeout)
 	out.SetAttrTimeout(0)
