@@ -239,10 +239,9 @@ func (e *mntEnv) notMountedM(args ...string) string {
 }
 
 // A mount whose daemon died after a write through it, closed by the
-// shell while a child holds a copy of the descriptor (the bytes are
-// staged as closed, the handle not released, and the next mount commits
-// them; a copy in the shell itself, as echo >&3 closes, would keep it
-// open): status named the
+// shell while a child holds a copy of the descriptor (the file is still
+// open: the child's copy keeps it so, fix-s6, and the next mount keeps
+// its bytes under lost+found/): status named the
 // stale mount and the uploads, not the bytes staged for the next mount
 // (the note an unmounted instance gets), and --format json printed [].
 func TestStatusDaemonDiedNamesStaged(t *testing.T) {
@@ -272,8 +271,8 @@ func TestStatusDaemonDiedNamesStaged(t *testing.T) {
 	// Its state file gone too: the mount is stale (the state file left
 	// says "is gone", which names the staged bytes as well).
 	_, errs, err := e.run("status")
-	// Its commit did not fail: the record says closed until the release.
-	const closedNote = "1 file closed, not yet committed when the daemon stopped, as far as the staging folder tells (open.txt): the next mount commits what the catalog does not hold"
+	// Its commit did not fail: the child's copy kept it open.
+	const closedNote = "1 file open when the daemon stopped (open.txt): the next mount keeps what was written under lost+found/"
 	if err == nil || !strings.Contains(errs, "is gone") || !strings.Contains(errs, closedNote) || strings.Contains(errs, "failed") {
 		t.Errorf("status of a mount whose daemon died (%v):\n%s", err, errs)
 	}
