@@ -151,7 +151,7 @@ func childrenOf(tid uint32, max int) []int {
 // threadsOf lists the threads of the process of thread tid, and tells the
 // process (its thread group) from the list's first: /proc lists the group
 // leader first, whose number is the group's. One getdents, cheaper than
-// reading /proc/TID/status (threadGroup) at each open. 0, nil if unknown.
+// reading and parsing /proc/TID/status. 0, nil if unknown.
 func threadsOf(tid uint32) (tg int, tids []string) {
 	if tid == 0 {
 		return 0, nil

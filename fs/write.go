@@ -157,13 +157,6 @@ func (w *writeHandle) byOtherProcess(ctx context.Context) bool {
 	return a > 0 && b > 0 && a != b
 }
 
-// openerGroupOf is the process of the thread tid opening a file, 0 if
-// unknown.
-func openerGroupOf(tid uint32) int {
-	tg, _ := threadsOf(tid)
-	return tg
-}
-
 // openerGroup is the opener's process: as read at the open, which tells it
 // after the opener exited (a background job's commands then closed copies,
 // each committing), else as /proc tells it now; 0 if unknown.
@@ -174,8 +167,8 @@ func (w *writeHandle) openerGroup() int {
 	return threadGroup(w.opener)
 }
 
-// processOf names the process of thread tid by its thread group, from
-// /proc/TID/status; "" if unknown. Not by its start time as well: that is
+// processOf names the process of thread tid by its thread group
+// (threadGroup); "" if unknown. Not by its start time as well: that is
 // in /proc/PID/stat, whose read waits while another thread of the process
 // is in execve, and that thread waits for this one's request to end (a
 // FUSE request sent to the daemon is not killable): the mount would hang.
@@ -187,21 +180,12 @@ func processOf(tid uint32) string {
 	return ""
 }
 
-// threadGroup is the process of thread tid, from /proc/TID/status (which,
-// unlike cmdline or environ, never waits for the process's memory: safe
-// inside a FUSE request); 0 if unknown.
+// threadGroup is the process of thread tid (threadsOf: a getdents of
+// /proc/TID/task, which never waits for the process's memory: safe inside
+// a FUSE request); 0 if unknown.
 func threadGroup(tid uint32) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(tid)) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
-		}
-	}
-	return 0
+	tg, _ := threadsOf(tid)
+	return tg
 }
 
 // hold keeps the inode of w's node at key's path until w is released.
@@ -882,7 +866,7 @@ func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 		return nil, 0, n.errno("open", err)
 	}
 	tid := callerTID(ctx)
-	w := &writeHandle{f: f, n: n, app: app, opener: tid, openerTG: openerGroupOf(tid)}
+	w := &writeHandle{f: f, n: n, app: app, opener: tid, openerTG: threadGroup(tid)}
 	w.hold(key)
 	return &handle{w: w}, 0, 0
 }
@@ -1301,7 +1285,7 @@ func (n *node) create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	child := n.m.newNode(ent)
 	tid := callerTID(ctx)
-	h := &handle{w: &writeHandle{f: f, n: child, app: app, opener: tid, openerTG: openerGroupOf(tid)}}
+	h := &handle{w: &writeHandle{f: f, n: child, app: app, opener: tid, openerTG: threadGroup(tid)}}
 	n.m.fill(child.current(ctx, h), &out.Attr)
 	out.SetEntryTimeout(n.m.opts.LatestTimeout)
 	out.SetAttrTimeout(0)
