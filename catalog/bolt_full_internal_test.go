@@ -229,11 +229,18 @@ func TestLazyFailingNeverReportsCommitted(t *testing.T) {
 			if !errors.Is(err, ErrCommitFailing) {
 				t.Fatalf("Flush: %v, want ErrCommitFailing", err)
 			}
+			n, err := b.LazyCommitted(ctx)
+			if err == nil && n >= last && !b.lazyFailing() {
+				// A retry landed them meanwhile (its transaction fit in
+				// pages the failed ones freed; CI under load): true, and
+				// no failing commit to ask about yet. Fill on.
+				continue
+			}
+			if !errors.Is(err, ErrCommitFailing) || n >= last {
+				t.Fatalf("LazyCommitted while failing = %d, %v; want below %d and ErrCommitFailing", n, err, last)
+			}
 			break
 		}
-	}
-	if n, err := b.LazyCommitted(ctx); !errors.Is(err, ErrCommitFailing) || n >= last {
-		t.Fatalf("LazyCommitted while failing = %d, %v; want below %d and ErrCommitFailing", n, err, last)
 	}
 	// A Flush that comes while a retry is between its failed commit and
 	// the new transaction (endLazyLocked, redoLazyLocked).
