@@ -1,10 +1,6 @@
 package instance
 
 import (
-	"encoding/json"
-	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -30,18 +26,7 @@ func (s Settings) afterTakeOverPath() string {
 // AfterTakeOver reads the record of versions committed after a take-over;
 // nil when there is none.
 func (s Settings) AfterTakeOver() (*AfterTakeOver, error) {
-	b, err := os.ReadFile(s.afterTakeOverPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var a AfterTakeOver
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, err
-	}
-	return &a, nil
+	return readJSONRecord[AfterTakeOver](s.afterTakeOverPath())
 }
 
 // RecordAfterTakeOver adds versions to the record of versions committed
@@ -66,10 +51,4 @@ func (s Settings) RecordAfterTakeOver(owner string, since time.Time, versions []
 
 // ForgetAfterTakeOver removes the record of versions committed after a
 // take-over (the user saved them into the new owner, or gave them up).
-func (s Settings) ForgetAfterTakeOver() error {
-	err := os.Remove(s.afterTakeOverPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
-}
+func (s Settings) ForgetAfterTakeOver() error { return removeRecord(s.afterTakeOverPath()) }

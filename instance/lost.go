@@ -30,18 +30,7 @@ func (s Settings) lostPath() string { return filepath.Join(s.dataHome(), "lost-u
 
 // Lost reads the record of lost uploads; nil when there is none.
 func (s Settings) Lost() (*LostUploads, error) {
-	b, err := os.ReadFile(s.lostPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var l LostUploads
-	if err := json.Unmarshal(b, &l); err != nil {
-		return nil, err
-	}
-	return &l, nil
+	return readJSONRecord[LostUploads](s.lostPath())
 }
 
 // RecordLost adds objects, and the versions that use them, to the record
@@ -67,13 +56,7 @@ func (s Settings) RecordLost(objects, versions []string) error {
 }
 
 // ForgetLost removes the record of lost uploads (the user dealt with it).
-func (s Settings) ForgetLost() error {
-	err := os.Remove(s.lostPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
-}
+func (s Settings) ForgetLost() error { return removeRecord(s.lostPath()) }
 
 // VersionsInPacks returns the versions (trashed ones too) whose manifest or
 // chunks lie in one of the packs. It reads every manifest it can; one that
@@ -104,6 +87,31 @@ func (in *Instance) VersionsInPacks(ctx context.Context, packs map[string]bool) 
 		return nil
 	})
 	return out, err
+}
+
+// readJSONRecord reads the record at path (writeRecord); nil when there is
+// none.
+func readJSONRecord[T any](path string) (*T, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// removeRecord removes the record at path; none there is no error.
+func removeRecord(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // writeRecord writes v as JSON to path in the data folder dir, durably:
