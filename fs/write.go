@@ -914,7 +914,6 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	h.w.close()
 	before := h.w.f.Changes()
 	flush := h.w.f.Flush
-	ino := h.w.ino()
 	idle := !h.w.wroteSince()
 	if idle || h.w.f.AwaitsWrite() {
 		// Whether another handle is open decides: one closed through a
@@ -922,7 +921,7 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		h.w.n.m.writers.reopenHeld(h.w)
 	}
 	switch {
-	case h.w.f.AwaitsWrite() && !h.w.n.m.holdsInode(callerTID(ctx), ino) && !h.w.childHolds(callerTID(ctx)):
+	case h.w.f.AwaitsWrite() && !h.w.n.m.writers.holdsCopy(h.w, callerTID(ctx)) && !h.w.childHolds(callerTID(ctx)):
 		// Created or truncated and closed with nothing written, by its
 		// last descriptor (`: > f`, touch): committed now, not at RELEASE
 		// after close(2) returned, which could then neither report a failed
