@@ -44,11 +44,33 @@ func (w *writeHandle) copyClose(ctx context.Context) bool {
 // process's (it may be). A descriptor another process opened and this one inherited counts
 // as a copy: the close then commits at its RELEASE, a moment later.
 func (s *writerSet) copyKept(w *writeHandle, tid uint32) bool {
-	ino := w.ino()
-	n := w.n.m.writableFds(tid, ino)
-	if n == 0 {
+	n := w.n.m.writableFds(tid, w.ino())
+	return n > 0 && n > s.ownOpen(w, tid)
+}
+
+// holdsCopy reports whether the process of thread tid, closing w, which
+// was created or truncated and has nothing written, may keep a copy of its
+// descriptor: a shell's redirect closes the one it opened after dup2,
+// before the command writes through the copy. holdsInode counts any
+// writable descriptor of the inode, so `exec 3>>f; echo a >&3; : > f`
+// left the empty version to the RELEASE, after close(2) returned (which
+// then could not report a failed commit), and a stat or read right after
+// the close saw the truncation or not by the RELEASE's timing. Where the
+// process's descriptors are counted, one is a copy only if they outnumber
+// its other open handles of the inode (copyKept); where they cannot be,
+// holdsInode's answer stands.
+func (s *writerSet) holdsCopy(w *writeHandle, tid uint32) bool {
+	if !w.n.m.holdsInode(tid, w.ino()) {
 		return false
 	}
+	n := w.n.m.writableFds(tid, w.ino())
+	return n == 0 || n > s.ownOpen(w, tid)
+}
+
+// ownOpen counts the open handles of w's inode but w that the process of
+// thread tid opened (one whose opener's process is not known counts).
+func (s *writerSet) ownOpen(w *writeHandle, tid uint32) int {
+	ino := w.ino()
 	s.mu.Lock()
 	var others []*writeHandle
 	for o := range s.ws {
@@ -58,7 +80,7 @@ func (s *writerSet) copyKept(w *writeHandle, tid uint32) bool {
 	}
 	s.mu.Unlock()
 	if len(others) == 0 {
-		return true
+		return 0
 	}
 	tg, k := threadGroup(tid), 0
 	for _, o := range others {
@@ -68,7 +90,7 @@ func (s *writerSet) copyKept(w *writeHandle, tid uint32) bool {
 			k++
 		}
 	}
-	return n > k
+	return k
 }
 
 // childCopy reports whether the close of w from ctx's caller, a handle

@@ -155,3 +155,52 @@ func TestFailedCloseOfNewKeyShows(t *testing.T) {
 		t.Fatalf("stat d/nk.txt after the retry: %v", err)
 	}
 }
+
+// `exec 3>>f; echo a >&3; : > f`: the truncating descriptor's close, its
+// process holding another handle of f (not a copy of this one), waited
+// for the RELEASE to commit the empty version, as a shell's redirect
+// must (its copy writes yet). close(2) returned before the commit, so it
+// reported no failure (the storage away), and a stat or read right after
+// it saw the truncation or not by the RELEASE's timing. Now it commits at
+// the close: a reader reads the empty version at once, and stat shows
+// the appender's File, whose close makes the next version (each O_TRUNC
+// writer stages its own copy).
+func TestTruncateNextToOwnWriterCommitsAtClose(t *testing.T) {
+	w := newWorld(t)
+	w.save("f", []byte("0123456789\n"))
+	st, away := failedCloseWorld(t, w)
+	a := openFile(t, w.p("f"), os.O_WRONLY|os.O_APPEND)
+	defer a.Close()
+	if _, err := a.Write([]byte("a\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := openFile(t, w.p("f"), os.O_WRONLY|os.O_TRUNC).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if vs := w.versions("f"); len(vs) != 2 || vs[1].Size != 0 {
+		t.Fatalf("versions right after the truncating close: %+v, want the empty v2", vs)
+	}
+	if got := w.read("f"); len(got) != 0 {
+		t.Fatalf("read right after the truncating close: %q", got)
+	}
+	statSize(t, w.p("f"), "with the appender's bytes to commit", 13)
+
+	away(true)
+	before := st.FailedCommits()
+	if err := openFile(t, w.p("f"), os.O_WRONLY|os.O_TRUNC).Close(); err == nil {
+		t.Fatal("close of a truncating descriptor with the storage away: no error")
+	}
+	if !waitFor(func() bool { return st.FailedCommits() > before }) { // the RELEASE queues the retry
+		t.Fatal("the failed truncating close is not among the failed ones")
+	}
+	away(false)
+	if left := st.RetryFailed(context.Background()); left != 0 {
+		t.Fatalf("%d failed closes left", left)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.read("f")); got != "0123456789\na\n" {
+		t.Fatalf("after the appender's close: %q", got)
+	}
+}

@@ -746,7 +746,7 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 			if err != nil {
 				return nil, 0, errnoOf(err), true
 			}
-			return &handle{staged: f}, fuse.FOPEN_DIRECT_IO, 0, true
+			return &handle{staged: f, direct: true}, fuse.FOPEN_DIRECT_IO, 0, true
 		}
 		return nil, 0, syscall.ENOENT, true
 	case e.Kind == KindPending:
@@ -758,7 +758,7 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 		// the kernel keeps is the one the last write gave this inode they
 		// share; a read of f's fewer bytes would come back padded with
 		// zeros (TestFsyncManyWriters under load, docs/write-bench.md).
-		return &handle{w: &writeHandle{f: f, readOnly: true, n: n}}, fuse.FOPEN_DIRECT_IO, 0, true
+		return &handle{w: &writeHandle{f: f, readOnly: true, n: n}, direct: true}, fuse.FOPEN_DIRECT_IO, 0, true
 	case e.Kind == KindFile:
 		file, err := n.m.ns.FileOf(ctx, e)
 		if err != nil {
@@ -769,8 +769,15 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 		if writing {
 			// Pages the writers wrote and have not committed are in this
 			// inode's cache: reads go past it, and follow the versions
-			// the writers commit.
-			return &handle{follow: &following{n: n, r: r, uid: e.uid}}, fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO, 0, true
+			// the writers commit. A shared mapping of it (mount.go:
+			// DIRECT_IO_ALLOW_MMAP) drops those pages at its mmap and
+			// faults in what read(2) gives; a version that lands drops
+			// them again (openDirect).
+			if n.pg == nil {
+				return &handle{follow: &following{n: n, r: r, uid: e.uid}, direct: true}, fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO, 0, true
+			}
+			n.pg.openDirect()
+			return &handle{follow: &following{n: n, r: r, uid: e.uid}, pages: n.pg, direct: true}, fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO, 0, true
 		}
 		if n.pg == nil { // not made by newNode: the pages may be another version's
 			return &handle{r: r}, fuse.FOPEN_NOFLUSH, 0, true
@@ -907,7 +914,6 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	h.w.close()
 	before := h.w.f.Changes()
 	flush := h.w.f.Flush
-	ino := h.w.ino()
 	idle := !h.w.wroteSince()
 	if idle || h.w.f.AwaitsWrite() {
 		// Whether another handle is open decides: one closed through a
@@ -915,7 +921,7 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		h.w.n.m.writers.reopenHeld(h.w)
 	}
 	switch {
-	case h.w.f.AwaitsWrite() && !h.w.n.m.holdsInode(callerTID(ctx), ino) && !h.w.childHolds(callerTID(ctx)):
+	case h.w.f.AwaitsWrite() && !h.w.n.m.writers.holdsCopy(h.w, callerTID(ctx)) && !h.w.childHolds(callerTID(ctx)):
 		// Created or truncated and closed with nothing written, by its
 		// last descriptor (`: > f`, touch): committed now, not at RELEASE
 		// after close(2) returned, which could then neither report a failed

@@ -26,8 +26,9 @@
 // anything was written (a shell's redirect closes its first descriptor
 // after dup2, before the command writes through the copy) waits for a
 // later close or Release, so `touch` and `echo x > new` both make exactly
-// one version; when the closing process holds no other writable
-// descriptor of the file, the mount calls FlushLast instead, which commits
+// one version; when the closing process holds no copy of the closed
+// descriptor (no other writable descriptor of the file, or no more of
+// them than its other open handles), the mount calls FlushLast instead, which commits
 // it at once (`: > f`, touch: the version is there when close(2) returns,
 // and a failed commit is close(2)'s error). The mount sends Flush
 // only for the process that opened the file: a child closing a descriptor
