@@ -142,7 +142,12 @@ func TestQuickstart(t *testing.T) {
 	e.ok("delete", "--permanent", "--yes", "experiments/batch1.csv", "experiments/copy.csv")
 	e.fails("no version has uid", "get", first.UID, "-o", "-")
 	var gc struct {
-		Deleted int `json:"deleted_packs"`
+		Deleted int  `json:"deleted_packs"`
+		DryRun  bool `json:"dry_run"`
+	}
+	e.jsonOut(&gc, "gc", "--grace", "0s", "--settle", "1s", "--dry-run", "--format", "json")
+	if !gc.DryRun || gc.Deleted == 0 {
+		t.Fatalf("gc --dry-run --format json = %+v: a script cannot tell it deleted nothing", gc)
 	}
 	e.jsonOut(&gc, "gc", "--format", "json")
 	if gc.Deleted != 0 {
