@@ -202,6 +202,16 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 }
 
+// Ping asks the server whether the bucket is there (one HeadBucket, no
+// retry): any answer, even a refusal, says the server answers.
+func (b *Backend) Ping(ctx context.Context) error {
+	_, err := b.cl.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.cfg.Bucket)})
+	if err != nil {
+		return b.wrap("check bucket", "", err)
+	}
+	return nil
+}
+
 // openTries and openBackoff bound the retries of Open's bucket check.
 var (
 	openTries   = 3
