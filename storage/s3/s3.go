@@ -696,6 +696,11 @@ func (b *Backend) wrap(op, name string, err error) error {
 		e.retry = ctx0(err)
 		if why := unreachable(err); why != "" {
 			e.Err = &causeError{msg: fmt.Sprintf("cannot reach endpoint %s: %s", b.endpoint(), why), err: err}
+		} else if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, storage.ErrStalled) {
+			// The SDK's text ("https response error StatusCode: 0,
+			// RequestID: , HostID: , canceled, context deadline
+			// exceeded") is what `lamina status` showed of a hung server.
+			e.Err = &causeError{msg: fmt.Sprintf("no answer from endpoint %s in time (timed out)", b.endpoint()), err: err}
 		}
 	}
 	return e
