@@ -774,6 +774,10 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		Status: func() any {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
+			health := make(chan retry.Health, 1)
+			if rem != nil { // beside the catalog's read, not after it
+				go func() { health <- rem.health(ctx) }()
+			}
 			ob, oerr := cat.Outbox(ctx) // a catalog read: does the database answer
 			ms := mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob), ReadOnly: writes == nil}
 			open := m.OpenForWriting()
@@ -807,7 +811,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 				if err := rem.disk.Rescan(); err != nil {
 					log.Warn("cache: rescan failed", "err", err)
 				}
-				p, ci, h := rem.up.Pending(), rem.disk.Info(), rem.retry.Health()
+				p, ci, h := rem.up.Pending(), rem.disk.Info(), <-health
 				ci.Hits, ci.Misses = max(ci.Hits-atStart.Hits, 0), max(ci.Misses-atStart.Misses, 0)
 				ms.Uploads, ms.DiskCache, ms.Storage = &p, &ci, &h
 			}
@@ -1132,7 +1136,8 @@ func cmdUmount() *cli.Command {
 				if !ours && mounted {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: the mount of %s at %s was detached, and %s is now another mount (%s %s), left as it is; stopping the daemon, which waits for files still open for writing\n", name, dir, dir, at.Type, at.Source)
 				}
-				if fst, _ := daemonStatus(c.Context, dirs, name); fst.FailedCommits > 0 && fst.TakenOver != "" {
+				fst, _ := daemonStatus(c.Context, dirs, name)
+				if fst.FailedCommits > 0 && fst.TakenOver != "" {
 					if s, err := dirs.Load(name); err == nil {
 						fmt.Fprintf(c.App.ErrWriter, "lamina: %s\n", stagedTakenOver(s, fst.TakenOver, fst.FailedFiles, int(fst.FailedCommits)))
 					}
@@ -1174,7 +1179,14 @@ func cmdUmount() *cli.Command {
 						return fmt.Errorf("cannot stop the mount daemon (pid %d): %w", st.PID, err)
 					}
 				}
-				if err := waitDaemon(c.Context, w, dirs, name, st, c.Bool("force")); err != nil {
+				// Said at once, from the status asked above (its health is
+				// current: retry.Probe), not after the wait's timeout.
+				away := false
+				if h, p := fst.Storage, fst.Uploads; !c.Bool("force") && h != nil && h.Failing && p != nil && p.Objects > 0 {
+					fmt.Fprintln(w, storageAwayNote(*h, *p, dir))
+					away = true
+				}
+				if err := waitDaemon(c.Context, w, dirs, name, st, c.Bool("force"), away); err != nil {
 					return err
 				}
 				if lost, err := os.ReadFile(lostChangesPath(dirs, name)); err == nil {
