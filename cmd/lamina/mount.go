@@ -526,7 +526,12 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		go limitMemory(c.Context, daemonMemLimit) // memlimit.go
 	}
 	foreign, upgraded := make(chan error, 1), make(chan error, 1)
-	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log, func(err error) { foreign <- err }, func(err error) { upgraded <- err }) // postgres.go
+	migrated := func(from, to int) {
+		note := schemaMigratedNote(from, to) // said by `lamina mount`, and the log
+		warnings = append(warnings, "warning: "+note)
+		log.Warn(note)
+	}
+	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log, func(err error) { foreign <- err }, func(err error) { upgraded <- err }, migrated) // postgres.go
 	if err != nil {
 		return err
 	}
