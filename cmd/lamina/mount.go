@@ -526,7 +526,12 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		go limitMemory(c.Context, daemonMemLimit) // memlimit.go
 	}
 	foreign, upgraded := make(chan error, 1), make(chan error, 1)
-	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log, func(err error) { foreign <- err }, func(err error) { upgraded <- err }) // postgres.go
+	migrated := func(from, to int) {
+		note := schemaMigratedNote(from, to) // said by `lamina mount`, and the log
+		warnings = append(warnings, "warning: "+note)
+		log.Warn(note)
+	}
+	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log, func(err error) { foreign <- err }, func(err error) { upgraded <- err }, migrated) // postgres.go
 	if err != nil {
 		return err
 	}
@@ -740,7 +745,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		rpcCat = namedSearch{Catalog: rpcCat, in: instance.New(s, cat, backend, store), ts: ts, log: log}
 	}
 	srv := catalogrpc.NewServer(rpcCat, catalogrpc.ServerOptions{
-		ID: s.ID, Build: buildID(), Changed: m.Changed, Logger: log, Snapshot: snapshot,
+		ID: s.ID, Build: buildID(), BuildTime: buildTime(), Changed: m.Changed, Logger: log, Snapshot: snapshot,
 		Cache: func(a catalogrpc.CacheArgs) (any, error) {
 			if rem == nil {
 				return nil, cache.ErrNoCache
@@ -1779,8 +1784,8 @@ func cmdStatus() *cli.Command {
 				rows = append(rows, []string{"after take-over", note})
 			}
 			if st.BuildMismatch {
-				rows = append(rows, []string{"build", fmt.Sprintf("another lamina build (%s; this lamina is %s): lamina commands may only read through it; `lamina umount %s && lamina mount %s` restarts it",
-					cmp.Or(st.DaemonBuild, "an older one"), buildID(), st.Mountpoint, st.Mountpoint)})
+				what, todo := buildAdvice(cl.Hello(), buildID(), buildTime(), st.Mountpoint) // build.go
+				rows = append(rows, []string{"build", fmt.Sprintf("%s: lamina commands may only read through it; %s", what, todo)})
 			}
 			if st.ReadOnly {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
