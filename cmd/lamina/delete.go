@@ -1307,8 +1307,9 @@ func folderWithoutSlash(ctx context.Context, cat catalog.Catalog, k string) erro
 		sort.Strings(names[f]) // as restore k/ lists them
 		return exitf(1, "%s; %s", what, blockedHelp(f, len(names[f]), someKeys(names[f])))
 	}
-	return fmt.Errorf("%w: %s is a folder; the trash holds %s under %s/: restore them with `lamina restore %s/`",
-		catalog.ErrNotFound, k, plural(len(under), "name"), k, k)
+	// Not found (4), said without the sentinel's "not found: ".
+	return catalog.Errorf(catalog.ErrNotFound, "%s is a folder; the trash holds %s under %s/: restore them with `lamina restore %s/`",
+		k, plural(len(under), "name"), k, k)
 }
 
 // trashedUnder lists what the trash holds under the folder prefix
