@@ -1672,7 +1672,7 @@ func cmdStatus() *cli.Command {
 					case ps == 0:
 						err := fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.shownPID(), st.Mountpoint)
 						if format == "json" {
-							return brokenJSON(c, w, s, st.Mountpoint, err)
+							return brokenJSON(c, w, dirs, s, st.Mountpoint, err)
 						}
 						if note := stagedNotCommitted(c.Context, s); note != "" {
 							err = fmt.Errorf("%w\n%s", err, note)
@@ -1686,7 +1686,7 @@ func cmdStatus() *cli.Command {
 					case stoppedState(ps):
 						err := fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is stopped (SIGSTOP, Ctrl-Z or a debugger) and answers nothing: `kill -CONT %d` resumes it, `lamina umount --force %s` stops it", s.Name, st.Mountpoint, st.PID, st.PID, st.Mountpoint)
 						if format == "json" {
-							return brokenJSON(c, w, s, st.Mountpoint, err)
+							return brokenJSON(c, w, dirs, s, st.Mountpoint, err)
 						}
 						return err
 					}
@@ -1696,7 +1696,7 @@ func cmdStatus() *cli.Command {
 					// entry, "mounted": false, with what the table says.
 					stale := staleMounts(s, "")
 					out := []unmountedStatus{}
-					if um, ok := unmountedOf(c.Context, s, stale); ok {
+					if um, ok := unmountedOf(c.Context, dirs, s, stale); ok {
 						out = append(out, um)
 					}
 					if err := writeJSON(w, out); err != nil {
@@ -1960,12 +1960,12 @@ func (r *recentCommits) cutoff(w *instance.OwnerWatch) time.Time {
 // (its daemon died or is stopped): "mounted": false, the error, the mount
 // among the stale ones, and what the instance keeps; then exit status 1
 // with the error on stderr.
-func brokenJSON(c *cli.Context, w io.Writer, s instance.Settings, mountpoint string, err error) error {
+func brokenJSON(c *cli.Context, w io.Writer, dirs instance.Dirs, s instance.Settings, mountpoint string, err error) error {
 	stale := staleMounts(s, "")
 	if !slices.Contains(stale, mountpoint) {
 		stale = append(stale, mountpoint)
 	}
-	um, _ := unmountedOf(c.Context, s, stale)
+	um, _ := unmountedOf(c.Context, dirs, s, stale)
 	um.Error = err.Error()
 	if werr := writeJSON(w, []unmountedStatus{um}); werr != nil {
 		return werr

@@ -248,12 +248,16 @@ type unmountedStatus struct {
 	// catalog (until status --forget-take-over).
 	AfterTakeOver *instance.AfterTakeOver `json:"after_take_over,omitempty"`
 	Error         string                  `json:"error,omitempty"` // a mount whose daemon died or is stopped
+	// LastStop: what the last daemon could not commit (its stop gave it
+	// up, or it was killed while the catalog's commit failed), as the text
+	// output says it.
+	LastStop string `json:"last_stop,omitempty"`
 }
 
 // unmountedOf is the unmountedStatus of instance s, not mounted, with the
 // stale mounts stale: ok when it keeps anything.
-func unmountedOf(ctx context.Context, s instance.Settings, stale []string) (unmountedStatus, bool) {
-	um := unmountedStatus{Instance: s.Name, Stale: stale}
+func unmountedOf(ctx context.Context, dirs instance.Dirs, s instance.Settings, stale []string) (unmountedStatus, bool) {
+	um := unmountedStatus{Instance: s.Name, Stale: stale, LastStop: lostChangesNote(dirs, s.Name)}
 	files, err := stagedOf(ctx, s)
 	if err != nil {
 		um.StagedError = err.Error()
@@ -278,7 +282,7 @@ func unmountedOf(ctx context.Context, s instance.Settings, stale []string) (unmo
 		}
 	}
 	um.AfterTakeOver, _ = s.AfterTakeOver()
-	return um, len(stale) > 0 || len(files) > 0 || um.StagedError != "" || um.Uploads != nil || um.AfterTakeOver != nil
+	return um, len(stale) > 0 || len(files) > 0 || um.StagedError != "" || um.Uploads != nil || um.AfterTakeOver != nil || um.LastStop != ""
 }
 
 // afterTakeOverNote says what became of the versions a mount of s
