@@ -112,6 +112,9 @@ func cmdOntologyImport() *cli.Command {
 				NoDefault: c.Bool("no-default"), AllowDangling: c.Bool("allow-dangling"), Client: httpClient(), Progress: bar.Func(), Size: bar.SetTotal,
 			})
 			bar.Done()
+			if errors.Is(err, ontology.ErrOrganism) {
+				return exitf(exitUsage, "%s: use --organism", strings.TrimPrefix(err.Error(), "ontology: "))
+			}
 			if err != nil {
 				return err
 			}
@@ -768,7 +771,7 @@ func cmdOntologyInspect() *cli.Command {
 					if r.Standard.Match == ontology.Ambiguous {
 						o.Status = "ambiguous"
 					}
-					if r.Standard.Match != ontology.NoMatch || r.Standard.Obsolete != "" || r.Standard.Related.ID != "" || len(r.Standard.Leads) > 0 {
+					if r.Standard.Match != ontology.NoMatch || r.Standard.Obsolete != "" || len(r.Standard.Related) > 0 || len(r.Standard.Leads) > 0 {
 						st := toStandardJSON(r.Standard)
 						o.Standard = &st
 						term = st.Reason
@@ -1173,6 +1176,9 @@ func cmdOntologyShow() *cli.Command {
 			}
 			if !ok {
 				msg := fmt.Sprintf("no %s term named %q in %s %s", s.Entity, name, s.Ontology, s.Version)
+				if st := x.Standardize(name, ontology.StandardizeOptions{}); len(st.Related) > 0 || len(st.Leads) > 0 {
+					msg += ": " + unmatchedReason(st) // the terms it is a synonym of, as standardize names them
+				}
 				if sg := x.Suggest(name, 3); len(sg) > 0 {
 					var names []string
 					for _, g := range sg {
