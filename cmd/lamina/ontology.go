@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1078,8 +1079,11 @@ type termJSON struct {
 	AltIDs       []string      `json:"alt_ids,omitempty"`
 	Obsolete     bool          `json:"obsolete,omitempty"`
 	ReplacedBy   []relatedJSON `json:"replaced_by,omitempty"`
-	Consider     []relatedJSON `json:"consider,omitempty"`
-	Children     int           `json:"children"`
+	// Replacement: the live term at the end of a chain of replacements,
+	// when replaced_by is obsolete too (what standardize maps to).
+	Replacement *relatedJSON  `json:"replacement,omitempty"`
+	Consider    []relatedJSON `json:"consider,omitempty"`
+	Children    int           `json:"children"`
 }
 
 type synonymJSON struct {
@@ -1260,6 +1264,9 @@ func cmdOntologyShow() *cli.Command {
 			for _, sy := range t.Synonyms {
 				tj.Synonyms = append(tj.Synonyms, synonymJSON{sy.Text, sy.Scope.String()})
 			}
+			if r, ok := x.Replacement(t.ID); ok && t.Obsolete && !slices.Contains(t.ReplacedBy, r) {
+				tj.Replacement = &related([]string{r})[0]
+			}
 			if format == "json" {
 				return writeJSON(c.App.Writer, tj)
 			}
@@ -1281,6 +1288,9 @@ func cmdOntologyShow() *cli.Command {
 			if t.Obsolete {
 				row("obsolete", "yes")
 				row("replaced_by", list(tj.ReplacedBy))
+				if tj.Replacement != nil {
+					row("replacement", list([]relatedJSON{*tj.Replacement})+" (replaced_by is obsolete too)")
+				}
 				row("consider", list(tj.Consider))
 			}
 			row("definition", t.Definition)

@@ -23,6 +23,10 @@ func TestObsoleteReplacementChainCLI(t *testing.T) {
 			t.Errorf("standardize lacks %q:\n%s", want, out)
 		}
 	}
+	// show names the live end beside the obsolete replaced_by.
+	if out := e.ok("ontology", "show", "disease", "MONDO:0000017"); !strings.Contains(out, "replacement  hearing loss, autosomal recessive (MONDO:0019588)") {
+		t.Errorf("show:\n%s", out)
+	}
 	in := e.write("d.csv", []byte("disease\nMONDO:0000017\n"))
 	if out := e.ok("ontology", "inspect", "disease", "--column", "disease", in); !strings.Contains(out, "MONDO:0019588") {
 		t.Errorf("inspect does not map MONDO:0000017:\n%s", out)
