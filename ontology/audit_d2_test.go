@@ -109,6 +109,13 @@ func TestRelatedSynonymOfSeveralTerms(t *testing.T) {
 	if st := x.Standardize("lower extremity", ontology.StandardizeOptions{Related: true}); st.Match != ontology.Ambiguous || len(st.Candidates) != 2 {
 		t.Errorf("with Related: %v %+v", st.Match, st.Candidates)
 	}
+	// Suggestions put those terms first, not a lookalike (forelimb).
+	if sg := x.Suggest("lower extremity", 3); len(sg) < 2 || sg[0].ID != "UBERON:0000978" || sg[1].ID != "UBERON:0002103" || sg[0].Matched != "lower extremity" {
+		t.Errorf("Suggest(lower extremity) = %+v, want leg and hindlimb first", sg)
+	}
+	if sg := clOBO(t).Suggest("oogonium", 3); len(sg) == 0 || sg[0].ID != "CL:0000023" {
+		t.Errorf("Suggest(oogonium) = %+v, want oocyte first", sg)
+	}
 	// One term's RELATED synonym is still named as one (CL 2022 oocyte).
 	st = clOBO(t).Standardize("oogonium", ontology.StandardizeOptions{})
 	if len(st.Related) != 1 || st.Related[0].ID != "CL:0000023" || !strings.Contains(st.Reason(), `RELATED synonym "oogonium" of CL:0000023 (oocyte)`) {
