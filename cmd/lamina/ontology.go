@@ -553,8 +553,11 @@ type standardJSON struct {
 	Candidates []candidateJSON `json:"candidates,omitempty"`
 	// Leads: the terms an unmatched value is a BROAD or NARROW synonym of
 	// (never mapped; Reason names them).
-	Leads  []leadJSON `json:"leads,omitempty"`
-	Reason string     `json:"reason"`
+	Leads []leadJSON `json:"leads,omitempty"`
+	// Related: the terms a RELATED synonym equal to an unmatched value
+	// names (one without --related, or several: never mapped).
+	Related []candidateJSON `json:"related,omitempty"`
+	Reason  string          `json:"reason"`
 }
 
 type leadJSON struct {
@@ -572,6 +575,9 @@ func toStandardJSON(r ontology.Standardization) standardJSON {
 	}
 	for _, l := range r.Leads {
 		o.Leads = append(o.Leads, leadJSON{l.ID, l.Name, l.Via, l.Scope.String()})
+	}
+	for _, c := range r.Related {
+		o.Related = append(o.Related, candidateJSON(c))
 	}
 	return o
 }

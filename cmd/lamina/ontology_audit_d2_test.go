@@ -55,6 +55,11 @@ func TestRelatedSynonymOfSeveralTermsCLI(t *testing.T) {
 	if out := e.ok("ontology", "standardize", "tissue", "lower extremity"); !strings.Contains(out, several) {
 		t.Errorf("standardize:\n%s", out)
 	}
+	var st []standardJSON
+	e.jsonOut(&st, "ontology", "standardize", "tissue", "lower extremity", "--format", "json")
+	if len(st) != 1 || len(st[0].Related) != 2 || st[0].Related[0].ID != "UBERON:0000978" || st[0].Related[1].ID != "UBERON:0002103" {
+		t.Errorf("standardize --format json: %+v, want related leg and hindlimb", st)
+	}
 	in := e.write("t.csv", []byte("tissue\nlower extremity\n"))
 	if out, _, _ := e.run("ontology", "inspect", "tissue", "--column", "tissue", in); !strings.Contains(out, several) {
 		t.Errorf("inspect:\n%s", out)
