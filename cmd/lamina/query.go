@@ -313,11 +313,7 @@ func resolveTermsWhy(x *ontology.Index, entity, value string) (name string, ids 
 	if st.Matched() {
 		return st.Name, st.TermIDs(), st.Reason(), nil
 	}
-	reason := st.Reason()
-	if st.Related.ID != "" { // ls and annotate have no --related: name the term
-		reason = fmt.Sprintf("only a RELATED synonym of %q (%s)", st.Related.Name, st.Related.ID)
-	}
-	msg := fmt.Sprintf("%q is not %s %s term: %s", value, article(entity), entity, reason)
+	msg := fmt.Sprintf("%q is not %s %s term: %s", value, article(entity), entity, unmatchedReason(st))
 	if sg := x.Suggest(value, 3); len(sg) > 0 {
 		var names []string
 		for _, s := range sg {
@@ -336,6 +332,16 @@ func termUTF8(entity, value string) error {
 		return catalog.Invalidf("%s term %q: %w", entity, value, ref.ErrNotUTF8)
 	}
 	return nil
+}
+
+// unmatchedReason is st.Reason for a command without --related (ls,
+// annotate, show): a RELATED synonym of one term names it without the
+// flag.
+func unmatchedReason(st ontology.Standardization) string {
+	if len(st.Related) == 1 {
+		return fmt.Sprintf("only a RELATED synonym of %q (%s)", st.Related[0].Name, st.Related[0].ID)
+	}
+	return st.Reason()
 }
 
 // article is "an" before a word that starts with a vowel sound as the
@@ -604,24 +610,12 @@ func placeOlder(xs []*ontology.Index, entity, root string, ids []string, obsolet
 	return out, via
 }
 
-// replacement is the live term of x that stands for id: id's own when it
-// is live, else its replacement, followed through obsolete ones; "" when
-// x has no term id or no live replacement.
+// replacement is the live term of x that stands for id (Index.Replacement):
+// id's own when it is live, else its replacement, followed through
+// obsolete ones; "" when x has no term id or no live replacement.
 func replacement(x *ontology.Index, id string) string {
-	for range 10 { // a chain of replacements; a loop is cut short
-		t, ok := x.Term(id)
-		if !ok || t.ID != id && !slices.Contains(t.AltIDs, id) {
-			return "" // a name, not an id
-		}
-		if !t.Obsolete {
-			return t.ID
-		}
-		if len(t.ReplacedBy) == 0 {
-			return ""
-		}
-		id = t.ReplacedBy[0]
-	}
-	return ""
+	r, _ := x.Replacement(id)
+	return r
 }
 
 // otherVersions loads the imported versions of entity besides def (for
