@@ -11,6 +11,7 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/lamina-bio/lamina/ref"
 	"golang.org/x/sys/unix"
 )
 
@@ -482,15 +483,19 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 		return fuse.ReadResultData(h.meta[off:end]), 0
 	}
 	r := h.r
+	var uid [ref.UIDLen]byte
 	if h.follow != nil {
 		var err error
-		if r, err = h.follow.reader(ctx); err != nil {
+		if r, uid, err = h.follow.reader(ctx); err != nil {
 			return nil, readErrno(ctx, n.m.log, err)
 		}
 	}
 	k, err := r.ReadAt(ctx, dest, off)
 	if err != nil && k == 0 && !isEOF(err) {
 		return nil, readErrno(ctx, n.m.log, err)
+	}
+	if h.follow != nil {
+		h.follow.credit(ctx, uid) // lineage.go
 	}
 	n.shortRead(h, k, len(dest))
 	return fuse.ReadResultData(dest[:k]), 0

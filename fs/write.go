@@ -61,6 +61,9 @@ type writeHandle struct {
 	adopted atomic.Pointer[string]
 	base    atomic.Pointer[catalog.Version]
 	emptied uint64
+	// builtOn: the version the handle's last commit built on, for
+	// creditBase (closerCtx).
+	builtOn atomic.Pointer[catalog.Version]
 	// closed: the File counts it closed (File.HandleClosed), until a write
 	// through it, or a copy of its descriptor found open, counts it open
 	// again (reopen); released: its RELEASE came, it is closed for good.
@@ -804,33 +807,36 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 type following struct {
 	n *node
 
+	tracked *trackedRead // a tracked reader's run (lineage.go); nil: none
+
 	mu  sync.Mutex // guards r, uid and gen
 	r   *fileReader
 	uid [ref.UIDLen]byte // the version r reads
 	gen uint64           // Namespace.gen when the key was last looked up
 }
 
-func (f *following) reader(ctx context.Context) (*fileReader, error) {
+// reader returns the reader of the version to read now, and its uid.
+func (f *following) reader(ctx context.Context) (*fileReader, [ref.UIDLen]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.n.orphan() {
-		return f.r, nil // unlinked or replaced: its own bytes
+		return f.r, f.uid, nil // unlinked or replaced: its own bytes
 	}
 	gen := f.n.m.ns.gen.Load() // before the lookup: a change during it is seen at the next read
 	if gen == f.gen {
-		return f.r, nil // nothing changed since the last lookup
+		return f.r, f.uid, nil // nothing changed since the last lookup
 	}
 	f.gen = gen
 	e := f.n.current(ctx, nil)
 	if e.Kind != KindFile || e.uid == f.uid {
-		return f.r, nil // gone or not committed since: what it read
+		return f.r, f.uid, nil // gone or not committed since: what it read
 	}
 	file, err := f.n.m.ns.FileOf(ctx, e)
 	if err != nil {
-		return nil, err
+		return nil, f.uid, err
 	}
 	f.r, f.uid = newFileReader(f.n.m.chunks, file).named(f.n.m.ns, e), e.uid
-	return f.r, nil
+	return f.r, f.uid, nil
 }
 
 func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
