@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -407,5 +408,58 @@ func TestTrashedVersionMarked(t *testing.T) {
 		if strings.Contains(line, "results/report.txt@v1") && strings.Contains(line, "not latest") {
 			t.Fatalf("trashed version called not latest: %q", line)
 		}
+	}
+}
+
+// TestSidecarAfterFailedThenRerun: a failed job's output (trashed, then
+// brought back by a rerun's identical write) named the failed run in the
+// sidecar, the good one only among also_produced_by. The run that ended ok
+// is named now, the failed one among also_produced_by.
+func TestSidecarAfterFailedThenRerun(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	end := func(r catalog.Run, code int) {
+		t.Helper()
+		if _, err := f.c.FinishRun(ctx, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(name string, code int) catalog.Run {
+		t.Helper()
+		r, err := f.c.StartRun(ctx, catalog.Run{Transform: f.merge.Transform, Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.c.AddInputs(ctx, r.UID, []string{f.raw.UID}); err != nil {
+			t.Fatal(err)
+		}
+		nv := catalogtest.NV("results/flaky.csv", "flaky")
+		nv.Run = r.UID
+		if _, err := f.c.Save(ctx, []catalog.NewVersion{nv}); err != nil {
+			t.Fatal(err)
+		}
+		end(r, code)
+		return r
+	}
+	bad := write("flaky-1", 1)
+	good := write("flaky-2", 0)
+	v, err := f.c.ByKey(ctx, "results/flaky.csv", 0)
+	if err != nil || v.Run != bad.UID {
+		t.Fatalf("the version %+v, %v: made by %s", v, err, bad.UID)
+	}
+	l, _ := lineage.SidecarOf(ctx, f.c, v).(lineage.SidecarLineage)
+	if l.Run != good.UID || l.Status != catalog.RunOK || len(l.Inputs) != 1 ||
+		!slices.Equal(l.AlsoBy, []string{bad.UID + " (flaky-1)"}) || l.AlsoCount != 1 {
+		t.Fatalf("sidecar lineage %+v: want run %s ok, also produced by %s", l, good.UID, bad.UID)
+	}
+	// A version its run made ok keeps naming that run.
+	m, _ := f.c.ByKey(ctx, "results/merged.csv", 0)
+	nv := catalogtest.NV("results/merged.csv", "merge"+"results/merged.csv")
+	nv.Run = good.UID
+	if _, err := f.c.Save(ctx, []catalog.NewVersion{nv}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := lineage.SidecarOf(ctx, f.c, m).(lineage.SidecarLineage); l.Run != f.merge.UID || l.AlsoCount != 1 {
+		t.Fatalf("sidecar lineage of a version made ok: %+v", l)
 	}
 }

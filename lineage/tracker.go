@@ -1728,7 +1728,12 @@ func (t *Tracker) Sidecar(ctx context.Context, v catalog.Version) any {
 }
 
 // SidecarOf returns the lineage field of v's sidecar read from src; nil
-// when v was written by no run.
+// when v was written by no run. It names the run that made v, but for a
+// run that failed (or was abandoned) whose bytes a later run that ended ok
+// wrote again (a Snakemake job that failed, its output trashed, then a
+// rerun's identical write brought it back: docs/lineage.md): it names the
+// newest such run, and the failed one among also_produced_by. The
+// catalog keeps both as they are (the version's run made it).
 func SidecarOf(ctx context.Context, src Source, v catalog.Version) any {
 	if v.Run == "" {
 		return nil
@@ -1737,19 +1742,42 @@ func SidecarOf(ctx context.Context, src Source, v catalog.Version) any {
 	if err != nil {
 		return SidecarLineage{Run: v.Run, Inputs: []string{}}
 	}
+	again, _ := src.Reruns(ctx, v.UID) // oldest first
+	recs := map[string]catalog.RunRecord{v.Run: rec}
+	record := func(r string) (catalog.RunRecord, bool) {
+		rr, ok := recs[r]
+		if !ok {
+			var err error
+			if rr, err = src.RunRecord(ctx, r); err != nil {
+				return rr, false
+			}
+			recs[r] = rr
+		}
+		return rr, true
+	}
+	run, also := v.Run, again
+	if st := rec.Run.Status; st == catalog.RunFailed || st == catalog.RunAbandoned {
+		for i := len(again) - 1; i >= 0; i-- {
+			if rr, ok := record(again[i]); ok && rr.Run.Status == catalog.RunOK {
+				run, rec = again[i], rr
+				// The failed run made the bytes first: the oldest.
+				also = append(append([]string{v.Run}, again[:i]...), again[i+1:]...)
+				break
+			}
+		}
+	}
 	// The transform's own name next to its uid: a Snakemake job's run
 	// becomes a run of its rule's transform once named (lamina run).
-	l := SidecarLineage{Run: v.Run, Status: rec.Run.Status, Transform: rec.Transform.Name, TransUID: rec.Transform.UID, Inputs: []string{}}
+	l := SidecarLineage{Run: run, Status: rec.Run.Status, Transform: rec.Transform.Name, TransUID: rec.Transform.UID, Inputs: []string{}}
 	for _, u := range rec.Inputs {
 		if iv, err := src.ByUID(ctx, u); err == nil {
 			l.Inputs = append(l.Inputs, iv.Ref()+" "+u)
 		}
 	}
-	again, _ := src.Reruns(ctx, v.UID) // oldest first
-	l.AlsoCount = len(again)
-	for i := len(again) - 1; i >= 0 && len(l.AlsoBy) < SidecarReruns; i-- {
-		r := again[i]
-		if rr, err := src.RunRecord(ctx, r); err == nil {
+	l.AlsoCount = len(also)
+	for i := len(also) - 1; i >= 0 && len(l.AlsoBy) < SidecarReruns; i-- {
+		r := also[i]
+		if rr, ok := record(r); ok {
 			name := rr.Run.Name
 			if name == "" {
 				name = rr.Transform.Name
