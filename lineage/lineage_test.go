@@ -463,3 +463,54 @@ func TestSidecarAfterFailedThenRerun(t *testing.T) {
 		t.Fatalf("sidecar lineage of a version made ok: %+v", l)
 	}
 }
+
+// TestTextInputsByKey: the text lists a run's inputs and outputs by key,
+// then number, as runs show does; they came by uid.
+func TestTextInputsByKey(t *testing.T) {
+	now := time.Now()
+	ver := func(uid, key string, n int) *lineage.Node {
+		return &lineage.Node{ID: uid, Kind: "version", Latest: true, Version: &catalog.Version{UID: uid, Key: key, Version: n}}
+	}
+	g := &lineage.Graph{Root: "A0", Nodes: map[string]*lineage.Node{
+		"A0": ver("A0", "in/b.csv", 1),
+		"B0": ver("B0", "in/z.csv", 1),
+		"C0": ver("C0", "in/a.csv", 2),
+		"D0": ver("D0", "in/a.csv", 1),
+		"E0": ver("E0", "out/y.csv", 1),
+		"F0": ver("F0", "out/x.csv", 1),
+		"R1": {ID: "R1", Kind: "run", Run: &catalog.Run{UID: "R1", Status: "ok", StartedAt: now}, Trans: &catalog.Transform{Name: "t"}},
+	}}
+	for _, in := range []string{"B0", "C0", "D0"} {
+		g.Edges = append(g.Edges, lineage.Edge{From: in, To: "R1", Kind: lineage.Used})
+	}
+	g.Edges = append(g.Edges, lineage.Edge{From: "A0", To: "R1", Kind: lineage.Used},
+		lineage.Edge{From: "R1", To: "E0", Kind: lineage.Generated}, lineage.Edge{From: "R1", To: "F0", Kind: lineage.Generated})
+	var b bytes.Buffer
+	if err := lineage.WriteText(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, line := range strings.Split(b.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "->" && strings.Contains(f[1], "@v") {
+			order = append(order, f[1])
+		}
+	}
+	// Downstream of in/b.csv: R1, its outputs (by key), not its other inputs.
+	if want := []string{"out/x.csv@v1", "out/y.csv@v1"}; !slices.Equal(order, want) {
+		t.Fatalf("outputs in the text %v, want %v:\n%s", order, want, b.String())
+	}
+	g.Root = "E0"
+	b.Reset()
+	if err := lineage.WriteText(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	order = nil
+	for _, line := range strings.Split(b.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "<-" && strings.Contains(f[1], "@v") {
+			order = append(order, f[1])
+		}
+	}
+	if want := []string{"in/a.csv@v1", "in/a.csv@v2", "in/b.csv@v1", "in/z.csv@v1"}; !slices.Equal(order, want) {
+		t.Fatalf("inputs in the text %v, want %v:\n%s", order, want, b.String())
+	}
+}

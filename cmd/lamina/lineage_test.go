@@ -208,6 +208,26 @@ func TestLineageNestedRunOutputIsParentInput(t *testing.T) {
 	if got := e.refs(outer.Outputs); strings.Join(got, " ") != "n/out2@v1" {
 		t.Fatalf("outer outputs %v", got)
 	}
+	// runs show --format json names each input and output's key and number
+	// beside the uids.
+	var shown struct {
+		Inputs []string `json:"inputs"`
+		InVs   []struct {
+			UID, Key string
+			Version  int
+		} `json:"input_versions"`
+		OutVs []struct {
+			UID, Key string
+			Version  int
+		} `json:"output_versions"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("runs", "show", outer.Run.UID, "--format", "json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if len(shown.InVs) != 2 || shown.InVs[0].UID != shown.Inputs[0] || shown.InVs[0].Key != "n/mid2" || shown.InVs[0].Version != 1 ||
+		shown.InVs[1].Key != "n/mid3" || len(shown.OutVs) != 1 || shown.OutVs[0].Key != "n/out2" || shown.OutVs[0].UID != outer.Outputs[0] {
+		t.Fatalf("runs show --format json: inputs %v, input_versions %+v, output_versions %+v", shown.Inputs, shown.InVs, shown.OutVs)
+	}
 	var g lineage.Graph
 	if err := json.Unmarshal([]byte(e.ok("lineage", "n/out2", "--up", "--format", "json")), &g); err != nil {
 		t.Fatal(err)
