@@ -126,6 +126,11 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if err != nil || len(got) != 1 || got[0].Key != "sx/t.csv" {
 			t.Fatalf("Find suffix=.csv = %v, %v", got, err)
 		}
+		// To a key with no suffix: none, as a save there gives (a key
+		// without one has none, whatever the file's name).
+		if v, err := c.Rename(ctx, "sx/t.csv", "sx/t"); err != nil || v.Suffix != "" || v.OType != "" {
+			t.Fatalf("sx/t.csv renamed to sx/t = suffix %q, otype %q, %v", v.Suffix, v.OType, err)
+		}
 		// Same suffix: an otype the content gave stays.
 		h := NV("a.h5ad", "h")
 		h.Suffix, h.OType = ".h5ad", "MuData"
