@@ -749,7 +749,7 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 			if err != nil {
 				return nil, 0, errnoOf(err), true
 			}
-			return &handle{staged: f, direct: true}, fuse.FOPEN_DIRECT_IO, 0, true
+			return &handle{staged: f}, fuse.FOPEN_DIRECT_IO, 0, true
 		}
 		return nil, 0, syscall.ENOENT, true
 	case e.Kind == KindPending:
@@ -761,7 +761,7 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 		// the kernel keeps is the one the last write gave this inode they
 		// share; a read of f's fewer bytes would come back padded with
 		// zeros (TestFsyncManyWriters under load, docs/write-bench.md).
-		return &handle{w: &writeHandle{f: f, readOnly: true, n: n}, direct: true}, fuse.FOPEN_DIRECT_IO, 0, true
+		return &handle{w: &writeHandle{f: f, readOnly: true, n: n}}, fuse.FOPEN_DIRECT_IO, 0, true
 	case e.Kind == KindFile:
 		file, err := n.m.ns.FileOf(ctx, e)
 		if err != nil {
@@ -772,15 +772,8 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 		if writing {
 			// Pages the writers wrote and have not committed are in this
 			// inode's cache: reads go past it, and follow the versions
-			// the writers commit. A shared mapping of it (mount.go:
-			// DIRECT_IO_ALLOW_MMAP) drops those pages at its mmap and
-			// faults in what read(2) gives; a version that lands drops
-			// them again (openDirect).
-			if n.pg == nil {
-				return &handle{follow: &following{n: n, r: r, uid: e.uid}, direct: true}, fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO, 0, true
-			}
-			n.pg.openDirect()
-			return &handle{follow: &following{n: n, r: r, uid: e.uid}, pages: n.pg, direct: true}, fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO, 0, true
+			// the writers commit.
+			return &handle{follow: &following{n: n, r: r, uid: e.uid}}, fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO, 0, true
 		}
 		if n.pg == nil { // not made by newNode: the pages may be another version's
 			return &handle{r: r}, fuse.FOPEN_NOFLUSH, 0, true
