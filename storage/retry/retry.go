@@ -56,6 +56,12 @@ type Backend struct {
 	// probe ended; probing is closed when the probe in flight ends.
 	answered, probed time.Time
 	probing          chan struct{}
+	// unheard is a probe that got no answer in its time, since the
+	// storage last answered: status shows it, but it does not cut the
+	// calls' budgets as a failed call does (elapsed, Away): a slow server
+	// that answers in 6 s is not gone, and its reads failed with EIO after
+	// one status (audit e1).
+	unheard *Health
 }
 
 // Health is what the last calls said of the storage: `lamina status` shows
@@ -79,6 +85,9 @@ func (r *Backend) Health() Health {
 
 func (r *Backend) healthLocked() Health {
 	h := r.health
+	if !h.Failing && r.unheard != nil {
+		h = *r.unheard
+	}
 	h.LastAnswer, h.Checked = r.answered, r.probed
 	return h
 }
@@ -112,23 +121,43 @@ func (r *Backend) Probe(ctx context.Context, maxAge, timeout time.Duration, chec
 }
 
 func (r *Backend) probe(done chan struct{}, timeout time.Duration, check func(context.Context) error) {
+	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	err := check(ctx)
 	if err != nil && ctx.Err() != nil {
 		err = noAnswer(timeout)
 	}
 	cancel()
-	r.note(context.Background(), err)
+	var unheard *Health
+	if _, ok := err.(noAnswer); ok {
+		unheard = &Health{Failing: true, Since: began, LastError: err.Error()}
+	} else {
+		r.note(context.Background(), err) // an answer, or a refused connection
+	}
 	r.mu.Lock()
 	r.probed, r.probing = time.Now(), nil
+	switch {
+	case unheard == nil || !r.answered.Before(began): // answered meanwhile
+	case r.unheard != nil:
+		r.unheard.LastError = unheard.LastError // since the first
+	default:
+		r.unheard = unheard
+	}
 	r.mu.Unlock()
 	close(done)
 }
 
-// Away reports whether the storage is known not to answer now
-// (Health.Failing): callers that can decide without it (the content
-// store's dedup checks in a close) do not wait for it then.
-func (r *Backend) Away() bool { return r.Health().Failing }
+// Away reports whether the storage is known not to answer now (a call
+// failed so; a probe's silence alone does not count): callers that can
+// decide without it (the content store's dedup checks in a close) do not
+// wait for it then.
+func (r *Backend) Away() bool { return r.failing() }
+
+func (r *Backend) failing() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.health.Failing
+}
 
 // Failed notes a failure seen outside the Backend's calls (a mount that
 // started while the server was away).
@@ -159,7 +188,7 @@ func (r *Backend) note(ctx context.Context, err error) {
 func (r *Backend) answering() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.health, r.answered = Health{}, time.Now()
+	r.health, r.answered, r.unheard = Health{}, time.Now(), nil
 }
 
 var (
@@ -216,7 +245,7 @@ const noCut = -1
 // user's `cat` of an uncached file waited a minute for its EIO while
 // `lamina status` already said the storage was not answering).
 func (r *Backend) elapsed(write bool) time.Duration {
-	if !write && r.p.Away > 0 && r.p.Away < r.p.Elapsed && r.Health().Failing {
+	if !write && r.p.Away > 0 && r.p.Away < r.p.Elapsed && r.failing() {
 		return r.p.Away
 	}
 	return r.p.Elapsed
@@ -289,10 +318,14 @@ func (r *Backend) do(ctx context.Context, op, name string, n int64, fn func(cont
 		})
 		defer func() { t.Stop(); cancel(nil) }()
 	}
-	var answered atomic.Bool
+	// Bytes received say the storage answers: noted at the first and
+	// then once a second, so a long slow transfer keeps status's probe
+	// from asking a storage that is busy sending.
+	var noted atomic.Int64
 	actx = storage.WithProgress(actx, func(int) {
-		last.Store(time.Now().UnixNano())
-		if !answered.Swap(true) {
+		now := time.Now().UnixNano()
+		last.Store(now)
+		if p := noted.Load(); (p == 0 || now-p >= int64(time.Second)) && noted.CompareAndSwap(p, now) {
 			r.answering()
 		}
 	})
