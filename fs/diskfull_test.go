@@ -150,6 +150,7 @@ func TestCatalogDiskFullKeepsClosedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(st.StopRetries) // after the unmount, before the catalog closes and the folders go
 	w.mountCat = cat
 	w.mount(lfs.MountOptions{Stage: st})
 	st.OnRetried(w.mnt.Changed) // as the daemon does

@@ -170,14 +170,18 @@ func (s *Stage) OnCommitted(fn func(v catalog.Version)) {
 	s.committed.Store(&fn)
 }
 
-// StopRetries stops the timer of RetryFailed: the catalog is going away.
+// StopRetries stops the timer of RetryFailed, and waits for a retry in
+// flight: the catalog is going away (and a test's folders with it: a
+// retry's pack written during their removal failed it).
 func (s *Stage) StopRetries() {
 	s.rmu.Lock()
-	defer s.rmu.Unlock()
 	s.retryStopped = true
 	if s.retryTimer != nil {
 		s.retryTimer.Stop()
 	}
+	s.rmu.Unlock()
+	s.retrying.Lock()
+	s.retrying.Unlock() //nolint:staticcheck // an empty section: waits for RetryFailed
 }
 
 // retryOne commits the bytes of fc as Recover would: as the key's next
