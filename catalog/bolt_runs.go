@@ -457,7 +457,8 @@ func (b *Bolt) ListRuns(ctx context.Context, q RunQuery) ([]Run, error) {
 				continue
 			}
 			if q.Parent != "" && r.Parent != q.Parent ||
-				q.Status != "" && r.Status != q.Status || q.RootPID != 0 && r.RootPID != q.RootPID {
+				q.Status != "" && r.Status != q.Status || q.RootPID != 0 && r.RootPID != q.RootPID ||
+				q.PurgedKey != "" && len(r.PurgedOf(q.PurgedKey)) == 0 {
 				continue
 			}
 			out = append(out, r)

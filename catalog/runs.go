@@ -343,7 +343,23 @@ type RunQuery struct {
 	Parent    string // only the children of this run
 	Status    string // only runs of this status; "" for all
 	RootPID   int    // only runs whose root process has this pid; 0 for all
-	Limit     int    // 0 means no limit
+	// PurgedKey: only runs that used or made a version of this key
+	// deleted for good since (Run.Purged); "" for all. A daemon of an
+	// earlier build ignores it: callers check Purged themselves.
+	PurgedKey string
+	Limit     int // 0 means no limit
+}
+
+// PurgedOf returns what r records of key's versions deleted for good
+// (Run.Purged).
+func (r Run) PurgedOf(key string) []PurgedVersion {
+	var out []PurgedVersion
+	for _, p := range r.Purged {
+		if p.Key == key {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Runs keeps transforms, runs and their inputs; outputs are the versions

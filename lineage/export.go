@@ -40,6 +40,9 @@ func Write(w io.Writer, g *Graph, format string) error {
 // notLatest says why a version node is not its key's latest: a trashed
 // version (a Snakemake temp() output, an rm) may be the newest there is.
 func (n *Node) notLatest() string {
+	if n.Purged {
+		return "deleted for good"
+	}
 	if n.Version != nil && n.Version.Trashed {
 		return "in the trash"
 	}
@@ -208,7 +211,8 @@ func dotQuote(s string) string {
 }
 
 // WriteDOT writes g for Graphviz: versions are notes, runs boxes; a
-// version that is no longer latest is dashed, a failed run red.
+// version that is no longer latest is dashed, one deleted for good also
+// grey, a failed run red.
 func WriteDOT(w io.Writer, g *Graph) error {
 	var b strings.Builder
 	b.WriteString("digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n")
@@ -219,10 +223,17 @@ func WriteDOT(w io.Writer, g *Graph) error {
 			if !n.Latest {
 				style += `, style="filled,dashed"`
 			}
+			if n.Purged {
+				style += `, fillcolor="#e0e0e0", color="#888888", fontcolor="#555555"`
+			}
 			if id == g.Root {
 				style += ", penwidth=2"
 			}
-			fmt.Fprintf(&b, "  %s [label=%s, %s];\n", dotQuote(id), dotQuote(n.Version.Ref()+"\n"+short(id)), style)
+			label := n.Version.Ref() + "\n" + short(id)
+			if n.Purged {
+				label += "\n(deleted for good)"
+			}
+			fmt.Fprintf(&b, "  %s [label=%s, %s];\n", dotQuote(id), dotQuote(label), style)
 		} else {
 			color := "#ffe3b3"
 			if n.Run.Status == "failed" {
@@ -268,8 +279,15 @@ func WriteMermaid(w io.Writer, g *Graph) error {
 		fmt.Fprintf(&b, "  %s -->|%s| %s\n", name[e.From], e.Kind, name[e.To])
 	}
 	b.WriteString("  classDef run fill:#ffe3b3;\n  classDef version fill:#cfe8ff;\n")
+	if slices.ContainsFunc(g.ids(), func(id string) bool { return g.Nodes[id].Purged }) { // deleted for good: grey, dashed
+		b.WriteString("  classDef purged fill:#e0e0e0,stroke:#888,stroke-dasharray:4 3,color:#555;\n")
+	}
 	for _, id := range g.ids() {
-		fmt.Fprintf(&b, "  class %s %s;\n", name[id], g.Nodes[id].Kind)
+		class := g.Nodes[id].Kind
+		if g.Nodes[id].Purged {
+			class = "purged"
+		}
+		fmt.Fprintf(&b, "  class %s %s;\n", name[id], class)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -285,10 +303,18 @@ func PROV(g *Graph) map[string]any {
 	for _, id := range g.ids() {
 		n := g.Nodes[id]
 		if v := n.Version; v != nil {
-			entity["lamina:"+id] = map[string]any{
+			e := map[string]any{
 				"prov:label": v.Ref(), "prov:type": qname("lamina:Version"), "lamina:key": v.Key,
 				"lamina:version": v.Version, "lamina:digest": v.Digest.String(), "lamina:latest": n.Latest,
 			}
+			if n.Purged { // what a run's record keeps of it: no digest
+				delete(e, "lamina:digest")
+				e["lamina:purged"] = true
+				if n.PurgedAt != nil {
+					e["lamina:purgedAt"] = n.PurgedAt.Format(time.RFC3339Nano)
+				}
+			}
+			entity["lamina:"+id] = e
 			continue
 		}
 		r := n.Run
@@ -402,6 +428,9 @@ func WriteHTML(w io.Writer, g *Graph) error {
 			}
 		} else if !n.Latest {
 			dash = ` stroke-dasharray="4 3"`
+			if n.Purged {
+				fill, stroke = "#e0e0e0", "#888"
+			}
 		}
 		sw := 1
 		if id == g.Root {

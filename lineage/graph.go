@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog"
 )
@@ -26,6 +27,10 @@ type Node struct {
 	Latest  bool               `json:"latest,omitempty"` // a version that is still its key's latest
 	Run     *catalog.Run       `json:"run,omitempty"`
 	Trans   *catalog.Transform `json:"transform,omitempty"`
+	// Purged: a version deleted for good, as a run's record keeps it
+	// (catalog.Run.Purged; Version has its uid, key, number and run).
+	Purged   bool       `json:"purged,omitempty"`
+	PurgedAt *time.Time `json:"purged_at,omitempty"`
 }
 
 // Label is how the node is shown: key@vN, or the run's name and uid.
@@ -233,6 +238,7 @@ func (w *walker) walk(start string, depth int, up bool) error {
 					}
 					uv, err := w.byUID(u)
 					if errors.Is(err, catalog.ErrNotFound) {
+						w.purged(rec, u, up) // purged.go
 						continue
 					} else if err != nil {
 						return err

@@ -514,3 +514,74 @@ func TestTextInputsByKey(t *testing.T) {
 		t.Fatalf("inputs in the text %v, want %v:\n%s", order, want, b.String())
 	}
 }
+
+// TestPurgedShown: an input or output deleted for good was skipped by the
+// walk, so a run showed fewer than it had with nothing said; it is shown
+// from the run's record (catalog.Run.Purged), marked, in every format.
+func TestPurgedShown(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, key := range []string{f.raw.Key, f.report.Key} {
+		if _, err := f.c.Purge(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := walk(t, f.c, f.merged, lineage.Options{})
+	for _, v := range []catalog.Version{f.raw, f.report} {
+		n := g.Nodes[v.UID]
+		if n == nil || !n.Purged || n.PurgedAt == nil || n.Version == nil || n.Version.Ref() != v.Ref() || n.Latest {
+			t.Fatalf("%s: node %+v", v.Ref(), n)
+		}
+	}
+	has := func(e lineage.Edge) bool { return slices.Contains(g.Edges, e) }
+	if !has(lineage.Edge{From: f.raw.UID, To: f.merge.UID, Kind: lineage.Used}) ||
+		!has(lineage.Edge{From: f.reportRun.UID, To: f.report.UID, Kind: lineage.Generated}) {
+		t.Errorf("edges %+v", g.Edges)
+	}
+	var b bytes.Buffer
+	if err := lineage.WriteText(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"<- raw/a.csv@v1  " + f.raw.UID + "  (deleted for good)\n",
+		"-> results/report.txt@v1  " + f.report.UID + "  (deleted for good)\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	if err := lineage.Write(&b, g, "json"); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Nodes map[string]struct {
+			Purged   bool       `json:"purged"`
+			PurgedAt *time.Time `json:"purged_at"`
+			Version  map[string]any
+		}
+	}
+	if err := json.Unmarshal(b.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if n := back.Nodes[f.raw.UID]; !n.Purged || n.PurgedAt == nil || n.Version["key"] != f.raw.Key || back.Nodes[f.merged.UID].Purged {
+		t.Errorf("json: %+v", back.Nodes)
+	}
+	if _, ok := back.Nodes[f.raw.UID].Version["digest"]; ok || back.Nodes[f.merged.UID].Version["digest"] != f.merged.Digest.String() {
+		t.Errorf("json: a purged version with a (zero) digest, or a live one without its own:\n%s", b.String())
+	}
+	for format, want := range map[string]string{
+		"dot":       `fillcolor="#e0e0e0"`,
+		"mermaid":   "classDef purged",
+		"html":      "deleted for good",
+		"prov-json": `"lamina:purged": true`,
+	} {
+		b.Reset()
+		if err := lineage.Write(&b, g, format); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("%s lacks %q:\n%s", format, want, b.String())
+		}
+	}
+}

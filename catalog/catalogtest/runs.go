@@ -379,6 +379,19 @@ func runRuns(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 				t.Errorf("ListRuns: purged %+v", r.Purged)
 			}
 		}
+		// PurgedKey: the runs that keep a version of the key as purged.
+		for key, want := range map[string][]string{
+			"exp/y.csv": {made.UID, again.UID}, "raw/in.csv": {made.UID}, "raw/keep.csv": nil, "exp/x": nil,
+		} {
+			rs, err := c.ListRuns(ctx, catalog.RunQuery{PurgedKey: key})
+			var got []string
+			for _, r := range rs {
+				got = append(got, r.UID)
+			}
+			if err != nil || !reflect.DeepEqual(sorted(got...), sorted(want...)) {
+				t.Errorf("ListRuns PurgedKey %q = %v, %v; want %v", key, got, err, want)
+			}
+		}
 	})
 	t.Run("Reruns", func(t *testing.T) {
 		// A run that writes the bytes of its key's latest version again

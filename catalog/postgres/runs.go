@@ -298,6 +298,9 @@ func (s *Store) ListRuns(ctx context.Context, q catalog.RunQuery) ([]catalog.Run
 	if q.RootPID != 0 {
 		sql += ` AND r.rec->>'root_pid' = ` + args.add(strconv.Itoa(q.RootPID))
 	}
+	if q.PurgedKey != "" {
+		sql += ` AND r.rec->'purged' @> jsonb_build_array(jsonb_build_object('key', ` + args.add(q.PurgedKey) + `::text))`
+	}
 	sql += ` ORDER BY r.started_ns DESC, r.uid DESC`
 	if q.Limit > 0 {
 		sql += fmt.Sprintf(` LIMIT %d`, q.Limit)

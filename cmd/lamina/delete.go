@@ -209,7 +209,11 @@ func cmdDelete() *cli.Command {
 				if len(refs) > 0 {
 					fmt.Fprintf(c.App.ErrWriter, "These will refer to nothing:\n%s\n", listRefs(refs))
 				}
-				fmt.Fprintf(c.App.ErrWriter, "Delete %s for good? This cannot be undone. [y/N] ", deleteWhat(keys, subtrees))
+				sizes, err := purgeSizes(c.Context, in.Catalog, keys, nodes) // purgedinfo.go
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.ErrWriter, "Delete %s for good? This cannot be undone%s. [y/N] ", deleteWhat(keys, sizes, subtrees), gcNote(sizes))
 				line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 					return exitf(1, "nothing deleted")
@@ -443,14 +447,21 @@ func (t *trashTree) taken(purged []catalog.Version) []deletedName {
 }
 
 // deleteWhat names what a permanent delete takes, for its question.
-func deleteWhat(keys []string, trees []trashTree) string {
+func deleteWhat(keys []string, sizes map[string]purgeSize, trees []trashTree) string {
 	var parts []string
+	named := make([]string, len(keys))
+	for i, k := range keys {
+		named[i] = k
+		if ps, ok := sizes[k]; ok {
+			named[i] += " (" + ps.String() + ")"
+		}
+	}
 	switch len(keys) {
 	case 0:
 	case 1:
-		parts = append(parts, keys[0]+" and every version of it")
+		parts = append(parts, named[0]+" and every version of it")
 	default:
-		parts = append(parts, strings.Join(keys, ", ")+" and every version of them")
+		parts = append(parts, strings.Join(named, ", ")+" and every version of them")
 	}
 	for _, t := range trees {
 		parts = append(parts, fmt.Sprintf("what the trash holds under %s/ (%s)", t.prefix, t.count()))
@@ -1036,7 +1047,10 @@ func checkRestore(ctx context.Context, in *instance.Instance, args []keyArg, bad
 			case errors.As(uerr, &amb):
 				bad = append(bad, uerr)
 				continue
-			case uerr != nil || v.Key == k:
+			case uerr != nil:
+				bad = append(bad, catalog.Errorf(catalog.ErrNotFound, "%q has nothing in the trash%s", k, purgedNote(ctx, cat, k))) // purgedinfo.go
+				continue
+			case v.Key == k:
 				bad = append(bad, catalog.Errorf(catalog.ErrNotFound, "%q has nothing in the trash", k))
 				continue
 			case !v.Trashed:

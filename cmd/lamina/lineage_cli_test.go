@@ -587,3 +587,86 @@ func waitCgroupEmpty(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestPurgedSaid: what was deleted for good is said, not silently
+// skipped. `lamina lineage` of a run's output showed the run with the
+// inputs left, nothing saying one was gone (and a purged output vanished
+// downstream): it shows it marked, from the run's record. `restore` of a
+// purged key said only "has nothing in the trash", as for a typo: it
+// says which versions went for good and when (exit 4 as before). The
+// prompt of `delete --permanent KEY` gave no count nor size. Both
+// catalogs.
+func TestPurgedSaid(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatal("util-linux `script` is needed to give delete a terminal")
+	}
+	for _, cat := range []string{"bolt", "postgres"} {
+		t.Run(cat, func(t *testing.T) {
+			e := workstationEnv(t, "ws")
+			init := []string{"init", "--storage", filepath.Join(e.dir, "storage"), "--name", "purgedsaid"}
+			if cat == "postgres" {
+				init = append(init, "--db", pgtest.URL(t))
+			}
+			e.ok(init...)
+			e.ok("save", e.file("in1", []byte("one\n")), "--key", "r/in1")
+			e.ok("save", e.file("in2", []byte("two\n")), "--key", "r/in2")
+			mnt := filepath.Join(e.dir, "mnt")
+			e.mount(mnt)
+			in := func(p string) string { return filepath.Join(mnt, p) }
+			if _, errs, code := e.runIn(e.dir, "run", "-t", "cat", "--", "sh", "-c",
+				"cat "+in("r/in1")+" "+in("r/in2")+" > "+in("r/out")+" && cat "+in("r/out")+" > "+in("r/down")); code != 0 {
+				t.Fatalf("lamina run: exit %d\n%s", code, errs)
+			}
+			in1 := e.showVersion("r/in1")
+			e.ok("save", e.file("in1b", []byte("one again\n")), "--key", "r/in1") // v2: 10 B
+
+			// The prompt, on a terminal, answered no.
+			sh := exec.Command("script", "-qec", e.bin+" delete --permanent --force r/in1", "/dev/null")
+			sh.Env, sh.Stdin = e.env, strings.NewReader("n\n")
+			b, _ := sh.CombinedOutput()
+			for _, want := range []string{"Delete r/in1 (2 versions, 14 B) and every version of it for good?",
+				"`lamina gc` can then free up to 14 B", "nothing deleted"} {
+				if !strings.Contains(string(b), want) {
+					t.Errorf("the prompt lacks %q:\n%s", want, b)
+				}
+			}
+			e.showVersion("r/in1") // still there
+
+			e.ok("delete", "--permanent", "--yes", "--force", "r/in1")
+			text := e.ok("lineage", "r/out")
+			if want := "<- r/in1@v1  " + in1.UID + "  (deleted for good)\n"; !strings.Contains(text, want) {
+				t.Errorf("lineage lacks %q:\n%s", want, text)
+			}
+			var g struct {
+				Nodes map[string]struct {
+					Purged  bool
+					Version struct{ Key string }
+				}
+			}
+			if err := json.Unmarshal([]byte(e.ok("lineage", "r/out", "--format", "json")), &g); err != nil {
+				t.Fatal(err)
+			}
+			if n := g.Nodes[in1.UID]; !n.Purged || n.Version.Key != "r/in1" {
+				t.Errorf("lineage --format json: %+v", g.Nodes)
+			}
+			// A purged output, downstream.
+			e.ok("delete", "--permanent", "--yes", "--force", "r/down")
+			if text := e.ok("lineage", "r/in2", "--down"); !strings.Contains(text, "-> r/down@v1  ") || !strings.Contains(text, "(deleted for good)") {
+				t.Errorf("lineage --down lacks the purged output:\n%s", text)
+			}
+			if dot := e.ok("lineage", "r/out", "--format", "dot"); !strings.Contains(dot, "(deleted for good)") {
+				t.Errorf("dot:\n%s", dot)
+			}
+
+			_, errs, err := e.run("restore", "r/in1")
+			if code := codeOf(err); code != 4 || !strings.Contains(errs, `"r/in1" has nothing in the trash: it was deleted for good (delete --permanent) at `) ||
+				!strings.Contains(errs, "and cannot come back (runs record r/in1@v1 of it); nothing restored") {
+				t.Errorf("restore of a purged key: exit %d\n%s", code, errs)
+			}
+			// What no run recorded is said as before.
+			if _, errs, err := e.run("restore", "r/nosuch"); codeOf(err) != 4 || !strings.Contains(errs, `"r/nosuch" has nothing in the trash; nothing restored`) {
+				t.Errorf("restore of a key never saved: %v\n%s", err, errs)
+			}
+		})
+	}
+}
