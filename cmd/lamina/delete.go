@@ -342,7 +342,7 @@ func trashedTree(ctx context.Context, cat catalog.Catalog, prefix string) (trash
 		if under, err := cat.List(ctx, catalog.Query{Prefix: prefix + "/", Limit: 1}); err == nil && len(under) > 0 {
 			msg += fmt.Sprintf("; its live keys are trashed by `lamina delete KEY...` or rm -r in a mount (lamina ls %s/ lists them)", prefix)
 		}
-		return t, exitf(1, "%s: nothing deleted", msg)
+		return t, exitf(exitNotFound, "%s: nothing deleted", msg) // as restore FOLDER/ of nothing
 	}
 	return t, nil
 }
