@@ -1425,7 +1425,7 @@ func cmdGC() *cli.Command {
 			defer in.Close()
 			settle := c.Duration("settle")
 			if settle > 0 && settle < cache.MinSettle {
-				fmt.Fprintf(c.App.ErrWriter, "warning: with --settle under %s a save on another machine, meanwhile or in the next minute, may reuse data gc deletes and lose its version; use 0s only when nothing else saves to this storage\n", cache.MinSettle)
+				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: with --settle under %s a save on another machine, meanwhile or in the next minute, may reuse data gc deletes and lose its version; use 0s only when nothing else saves to this storage\n", cache.MinSettle)
 			}
 			st, err := in.GC(c.Context, instance.GCOptions{
 				Grace: c.Duration("grace"), Settle: settle, DryRun: c.Bool("dry-run"),
@@ -1453,7 +1453,7 @@ func cmdGC() *cli.Command {
 				fmt.Fprintf(c.App.Writer, "%d packs marked for deletion were kept: a version uses them again\n", st.Pardoned)
 			}
 			if st.Unreadable > 0 {
-				fmt.Fprintf(c.App.ErrWriter, "warning: %d packs could not be read and were kept\n", st.Unreadable)
+				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %d packs could not be read and were kept\n", st.Unreadable)
 			}
 			return nil
 		},
