@@ -233,7 +233,7 @@ func (ix *Index) sync() error {
 }
 
 // add is Add; noSync leaves the update to the page cache (the index only
-// serves deduplication and RebuildIndex remakes it from the packs); replace
+// serves deduplication: a lost entry costs a second copy once); replace
 // overwrites existing entries.
 func (ix *Index) add(locs map[ref.Digest]Loc, noSync, replace bool) error {
 	if len(locs) == 0 {
