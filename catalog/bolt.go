@@ -600,7 +600,7 @@ func (t txn) saveIn(nv NewVersion, b *saveBatch) (Saved, error) {
 			}
 			return Saved{Version: latest, Unchanged: true}, nil
 		}
-		if nv.Description == "" {
+		if nv.Description == "" && !nv.NoDescription {
 			nv.Description = latest.Description // NewVersion.Description
 		}
 	} else if err := t.checkPlace(nv.Key); err != nil {

@@ -363,7 +363,8 @@ func (t txn) rename(from, to string, now time.Time) (Version, error) {
 	return t.rekey(a, to)
 }
 
-// rekey moves artifact a, every version of it, to the free key to.
+// rekey moves artifact a, every version of it, to the free key to; a
+// version whose suffix is not to's takes to's, and its otype.
 func (t txn) rekey(a *artifact, to string) (Version, error) {
 	keys := t.tx.Bucket(bKeys)
 	if err := keys.Delete([]byte(a.Key)); err != nil {
@@ -387,9 +388,13 @@ func (t txn) rekey(a *artifact, to string) (Version, error) {
 		return Version{}, err
 	}
 	var latest Version
+	suffix := ref.Suffix(to)
 	for _, v := range vs {
 		was := v
 		v.Key = to
+		if v.Suffix != suffix { // suffix follows the key, as a rename onto a key (rename)
+			v.Suffix, v.OType = suffix, ref.OType(suffix)
+		}
 		if err := putVersion(t.tx.Bucket(bVersions), v); err != nil {
 			return Version{}, err
 		}

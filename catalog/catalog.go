@@ -237,13 +237,15 @@ type NewVersion struct {
 	Manifest      string
 	// Description: "" takes the latest live version's, as LaminDB carries
 	// a revised artifact's forward (a save or mount write without one
-	// dropped it, and search, which reads latest versions, lost it).
-	Description string
-	CreatedBy   string
-	CreatedAt   time.Time
-	Mtime       time.Time
-	Run         string
-	Mode        uint32 // permission bits; 0 means the default, ModeNone none (Perm)
+	// dropped it, and search, which reads latest versions, lost it),
+	// unless NoDescription: then the version has none (save -d '').
+	Description   string
+	NoDescription bool
+	CreatedBy     string
+	CreatedAt     time.Time
+	Mtime         time.Time
+	Run           string
+	Mode          uint32 // permission bits; 0 means the default, ModeNone none (Perm)
 	// Stem, if set, is the stem a new artifact takes (the key has none)
 	// unless another artifact has it: a redo of a lazy save lost to a
 	// stop gives the version the uid its writer was told (stage's

@@ -202,17 +202,6 @@ func (p *pageState) landed() bool {
 	return held
 }
 
-// openDirect counts a reader that goes past the page cache
-// (FOPEN_DIRECT_IO: writers hold the inode, openLatest). Its reads leave no
-// pages, but a shared mapping of it faults pages in through it, which a
-// version that lands must drop as any reader's (landed); they are never
-// taken for a version's (uid stays).
-func (p *pageState) openDirect() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.readers++
-}
-
 // release counts a reader closed.
 func (p *pageState) release() {
 	p.mu.Lock()

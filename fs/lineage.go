@@ -13,19 +13,21 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/lamina-bio/lamina/catalog"
+	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/stage"
 )
 
 // Tracker attributes a mount's calls to lineage runs (lineage.Tracker
 // implements it). The mount asks only on OPEN and CREATE (and on a rename
 // that commits a scratch file) and keeps the answer on the handle: READ,
-// WRITE, FLUSH and RELEASE never ask.
+// WRITE, FLUSH and RELEASE never ask (a READ may tell Used).
 type Tracker interface {
 	// Caller returns the run of the process whose thread tid made the
 	// request, "" for an untracked one. It must answer at once when no run
 	// is being tracked.
 	Caller(tid uint32) string
-	// Used records that run read version v, bound at open. It must not
+	// Used records that run read version v: bound at open, read from a
+	// later version, or copied on write by a commit. It must not
 	// read /proc; it may write to the catalog before it returns (a run
 	// another mount's daemon registered, which ends there).
 	Used(run string, v catalog.Version)
@@ -140,10 +142,57 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			}
 		}
 	}
+	if h, ok := fh.(*handle); ok && h.follow != nil {
+		t := &trackedRead{run: run}
+		if bound != nil {
+			t.used = bound.UID
+		}
+		h.follow.tracked = t
+	}
 	if bound != nil {
 		tr.Used(run, *bound)
 	}
 	return fh, fl, 0
+}
+
+// trackedRead is a tracked reader of a latest path (following): it reads
+// each version the key shows in turn, and each version a read of it was
+// served from is an input of its run, not only the one bound at the open
+// (audit d1: a reader that opened v1 and read after v2 was committed got
+// v2's bytes, and v1 was credited).
+type trackedRead struct {
+	run  string
+	mu   sync.Mutex
+	used string // the version last credited
+}
+
+// credit records the version uid, which a read of f was served from, as
+// an input of f's tracked run, when it is not the one last credited: one
+// catalog read and Used per version, none per read.
+func (f *following) credit(ctx context.Context, uid [ref.UIDLen]byte) {
+	t := f.tracked
+	if t == nil || uid == ([ref.UIDLen]byte{}) {
+		return
+	}
+	u := string(uid[:])
+	t.mu.Lock()
+	last := t.used
+	t.used = u
+	t.mu.Unlock()
+	if last == u {
+		return
+	}
+	v, err := f.n.m.ns.cat.ByUID(ctx, u)
+	if err != nil {
+		f.n.m.log.Warn("lamina mount: lineage: the version a tracked read read is unknown; no input recorded", "key", f.n.key(), "err", err)
+		t.mu.Lock()
+		if t.used == u {
+			t.used = last // a later read tries again
+		}
+		t.mu.Unlock()
+		return
+	}
+	f.n.m.tracker().Used(t.run, v)
 }
 
 // bind returns the version an open of n reads now: for a latest path the
@@ -240,16 +289,26 @@ func (m *Mount) callerRunCtx(ctx context.Context) context.Context {
 // closerCtx returns ctx saying that a commit with it is this handle's
 // writer's: the File appenders share credits each close to the run of the
 // writer that closed (none for an untracked one), not to whichever tracked
-// writer opened it last.
+// writer opened it last. For a tracked writer, the commit also hands the
+// version it builds on to creditBase.
 func (w *writeHandle) closerCtx(ctx context.Context) context.Context {
 	if w.n.m.tracker() == nil {
 		return ctx
 	}
-	run := w.run
-	if p := w.adopted.Load(); run == "" && p != nil {
-		run = *p
+	run := w.closerRun()
+	if run != "" {
+		ctx = stage.WithBuiltOn(ctx, func(v catalog.Version) { w.builtOn.Store(&v) })
 	}
 	return stage.ByCloser(ctx, run)
+}
+
+// closerRun is the run the handle's commits are credited to: its opener's,
+// else the one that adopted it (AdoptWriters); "" for none.
+func (w *writeHandle) closerRun() string {
+	if p := w.adopted.Load(); w.run == "" && p != nil {
+		return *p
+	}
+	return w.run
 }
 
 // AdoptWriters credits to run what the open write handles of key commit
@@ -281,16 +340,28 @@ func (m *Mount) AdoptWriters(key, run string, openers []int) int {
 // before changes, the version a tracked write open without O_TRUNC copied
 // on write as an input of the handle's run: the new version holds its
 // bytes, unless the File was truncated to zero since the open (the open's
-// own O_TRUNC, an ftruncate before writing anew). Used only queues: no
+// own O_TRUNC, an ftruncate before writing anew). It also records the
+// version the commit built on when that is another: appenders share one
+// File, and the close of the last holds the bytes of the versions the
+// others' closes committed after it opened (audit d1). The tracker skips
+// the run's own outputs (a writer's earlier fsync). Used only queues: no
 // /proc is read (FLUSH and RELEASE never ask the tracker).
 func (w *writeHandle) creditBase(before uint64) {
-	if w.base.Load() == nil || w.f.Changes() == before {
+	built := w.builtOn.Swap(nil)
+	if w.f.Changes() == before {
 		return
 	}
+	tr := w.n.m.tracker()
+	if tr == nil {
+		return
+	}
+	var base string
 	if v := w.base.Swap(nil); v != nil && w.f.Emptied() == w.emptied {
-		if tr := w.n.m.tracker(); tr != nil {
-			tr.Used(w.run, *v)
-		}
+		tr.Used(w.run, *v)
+		base = v.UID
+	}
+	if run := w.closerRun(); built != nil && run != "" && built.UID != base {
+		tr.Used(run, *built)
 	}
 }
 

@@ -171,3 +171,127 @@ for i, (name, line) in enumerate([("writerA", b"A\n"), ("untracked", b"U\n"), ("
 		}
 	}
 }
+
+// usedTracker puts a thread in the run its name (/proc/TID/comm) maps to
+// and keeps what Used was told, by run.
+type usedTracker struct {
+	threadTracker
+
+	mu   sync.Mutex
+	used map[string][]catalog.Version
+}
+
+func (u *usedTracker) Used(run string, v catalog.Version) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.used == nil {
+		u.used = map[string][]catalog.Version{}
+	}
+	u.used[run] = append(u.used[run], v)
+}
+
+// usedBy reports whether run was told it used v.
+func (u *usedTracker) usedBy(run string, v catalog.Version) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.ContainsFunc(u.used[run], func(x catalog.Version) bool { return x.UID == v.UID })
+}
+
+// usedUIDs lists the uids of the versions run was told it used.
+func (u *usedTracker) usedUIDs(run string) []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []string
+	for _, v := range u.used[run] {
+		out = append(out, v.UID)
+	}
+	return out
+}
+
+// threadScript writes a Python script whose helper run(name, fn) calls fn
+// in a thread named name (the thread's comm, which the tracker reads).
+func (w *world) threadScript(body string) string {
+	p := filepath.Join(w.tmp, "threads.py")
+	err := os.WriteFile(p, []byte(`
+import ctypes, os, sys, threading
+libc = ctypes.CDLL(None)
+path = sys.argv[1]
+def run(name, fn):
+    out = []
+    def f():
+        libc.prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME: this thread's comm
+        out.append(fn())
+    t = threading.Thread(target=f); t.start(); t.join()
+    return out[0]
+`+body), 0o644)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+// TestTrackedReadCreditsVersionRead: a tracked reader opens v1, an
+// untracked writer then commits v2, and the reader's read returns v2's
+// bytes: v2 is an input of the run (only v1, bound at the open, was).
+func TestTrackedReadCreditsVersionRead(t *testing.T) {
+	w := newWorld(t)
+	v1 := w.save("ov/k.txt", []byte("old\n"))
+	tr := &usedTracker{threadTracker: threadTracker{runs: map[string]string{"reader": "R"}}}
+	w.mountTracked(tr)
+	script := w.threadScript(`
+fd = run("reader", lambda: os.open(path, os.O_RDONLY))
+with open(path, "w") as f:  # untracked: the main thread
+    f.write("NEW\n")
+got = run("reader", lambda: os.read(fd, 100))
+os.close(fd)
+if got != b"NEW\n":
+    sys.exit("read %r" % got)
+`)
+	w.sh("python3 " + script + " ov/k.txt")
+	vs := w.versions("ov/k.txt")
+	if len(vs) != 2 {
+		t.Fatalf("%d versions, want 2", len(vs))
+	}
+	if !tr.usedBy("R", vs[1]) {
+		t.Errorf("the read returned v2's bytes; inputs of the run: %v, want v2 %s", tr.usedUIDs("R"), vs[1].UID)
+	}
+	if !tr.usedBy("R", v1) {
+		t.Errorf("v1, bound at the open, is no input: %v", tr.usedUIDs("R"))
+	}
+}
+
+// TestSharedAppendCreditsVersionsWithin: A opens a file for append and
+// writes, B opens it for append, A closes (v2), B writes and closes (v3,
+// which holds A's bytes): v2 is an input of B's run, beside v1 (B's open
+// stored v1 as the base it copies on write, and credited only that).
+func TestSharedAppendCreditsVersionsWithin(t *testing.T) {
+	w := newWorld(t)
+	v1 := w.save("ap/log", []byte("base\n"))
+	tr := &usedTracker{threadTracker: threadTracker{runs: map[string]string{"writerA": "A", "writerB": "B"}}}
+	w.mountTracked(tr)
+	script := w.threadScript(`
+a = run("writerA", lambda: os.open(path, os.O_WRONLY | os.O_APPEND))
+run("writerA", lambda: os.write(a, b"A\n"))
+b = run("writerB", lambda: os.open(path, os.O_WRONLY | os.O_APPEND))
+run("writerA", lambda: os.close(a))
+run("writerB", lambda: os.write(b, b"B\n"))
+run("writerB", lambda: os.close(b))
+`)
+	w.sh("python3 " + script + " ap/log")
+	if got := string(w.read("ap/log")); got != "base\nA\nB\n" {
+		t.Fatalf("ap/log: %q", got)
+	}
+	vs := w.versions("ap/log")
+	if len(vs) != 3 {
+		t.Fatalf("%d versions, want 3", len(vs))
+	}
+	if vs[1].Run != "A" || vs[2].Run != "B" {
+		t.Fatalf("v2 credited to %q, v3 to %q; want A, B", vs[1].Run, vs[2].Run)
+	}
+	if !tr.usedBy("B", vs[1]) {
+		t.Errorf("v3 holds v2's bytes; inputs of B: %v, want v2 %s", tr.usedUIDs("B"), vs[1].UID)
+	}
+	if !tr.usedBy("A", v1) || !tr.usedBy("B", v1) {
+		t.Errorf("v1 is an input of A %v and of B %v", tr.usedUIDs("A"), tr.usedUIDs("B"))
+	}
+}

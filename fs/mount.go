@@ -287,13 +287,7 @@ func New(dir string, cat Catalog, content Content, o MountOptions) (*Mount, erro
 			// SETATTR cannot say which of several writers of a key it
 			// is for, and truncating the wrong one committed versions
 			// that were half another writer's bytes.
-			// Shared read-only mappings of files opened with
-			// FOPEN_DIRECT_IO (readers of a file writers hold, openLatest)
-			// fail with ENODEV without DIRECT_IO_ALLOW_MMAP (kernel 6.6 and
-			// later; older ones do not offer it and go on refusing). Such a
-			// mapping's pages are the inode's: its mmap drops the cached
-			// ones, faults read through its handle what read(2) gives.
-			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 		},
 	}
 	if o.Debug {

@@ -11,6 +11,7 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/lamina-bio/lamina/ref"
 	"golang.org/x/sys/unix"
 )
 
@@ -412,7 +413,6 @@ type handle struct {
 	follow *following // write.go
 	pages  *pageState // a reader of a latest path: released at RELEASE (inode.go)
 	staged *os.File   // a reader of a failed close's staged bytes (failedEntry)
-	direct bool       // opened with FOPEN_DIRECT_IO (openLatest): see shortRead
 }
 
 // fmodeExec is __FMODE_EXEC, the flag the kernel's open for execve carries
@@ -463,7 +463,6 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 		if err != nil && k == 0 && !isEOF(err) {
 			return nil, readErrno(ctx, n.m.log, err)
 		}
-		n.shortRead(h, k, len(dest))
 		return fuse.ReadResultData(dest[:k]), 0
 	}
 	if h.staged != nil {
@@ -471,7 +470,6 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 		if err != nil && k == 0 && !isEOF(err) {
 			return nil, errnoOf(err)
 		}
-		n.shortRead(h, k, len(dest))
 		return fuse.ReadResultData(dest[:k]), 0
 	}
 	if h.meta != nil {
@@ -482,9 +480,10 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 		return fuse.ReadResultData(h.meta[off:end]), 0
 	}
 	r := h.r
+	var uid [ref.UIDLen]byte
 	if h.follow != nil {
 		var err error
-		if r, err = h.follow.reader(ctx); err != nil {
+		if r, uid, err = h.follow.reader(ctx); err != nil {
 			return nil, readErrno(ctx, n.m.log, err)
 		}
 	}
@@ -492,25 +491,10 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	if err != nil && k == 0 && !isEOF(err) {
 		return nil, readErrno(ctx, n.m.log, err)
 	}
-	n.shortRead(h, k, len(dest))
-	return fuse.ReadResultData(dest[:k]), 0
-}
-
-// shortRead is told that a READ of h answers k of the want bytes asked.
-// A handle past the page cache (direct) reads what is committed, which may
-// end before the size the kernel keeps for the inode, the writers' (stat
-// shows theirs, writersAttr). A shared mapping of it faults its pages in
-// through READs, and the kernel takes a short one for the file's end: it
-// lowers the inode's size (fuse_short_read), where the writers' next
-// lseek(SEEK_END) landed, over their own last bytes. An attribute
-// invalidation sent before the answer moves the inode's attribute version
-// on, so the kernel keeps its size and asks it again at the next stat.
-// It takes no lock the faulting request holds (offset -1: no page).
-func (n *node) shortRead(h *handle, k, want int) {
-	if !h.direct || k >= want || !n.m.held.holding() || !n.m.held.writing(n.key(), n.StableAttr().Ino) {
-		return
+	if h.follow != nil {
+		h.follow.credit(ctx, uid) // lineage.go
 	}
-	n.NotifyContent(-1, 0)
+	return fuse.ReadResultData(dest[:k]), 0
 }
 
 // Extended attributes of files and folder artifacts.

@@ -61,6 +61,9 @@ type writeHandle struct {
 	adopted atomic.Pointer[string]
 	base    atomic.Pointer[catalog.Version]
 	emptied uint64
+	// builtOn: the version the handle's last commit built on, for
+	// creditBase (closerCtx).
+	builtOn atomic.Pointer[catalog.Version]
 	// closed: the File counts it closed (File.HandleClosed), until a write
 	// through it, or a copy of its descriptor found open, counts it open
 	// again (reopen); released: its RELEASE came, it is closed for good.
@@ -746,7 +749,7 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 			if err != nil {
 				return nil, 0, errnoOf(err), true
 			}
-			return &handle{staged: f, direct: true}, fuse.FOPEN_DIRECT_IO, 0, true
+			return &handle{staged: f}, fuse.FOPEN_DIRECT_IO, 0, true
 		}
 		return nil, 0, syscall.ENOENT, true
 	case e.Kind == KindPending:
@@ -758,7 +761,7 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 		// the kernel keeps is the one the last write gave this inode they
 		// share; a read of f's fewer bytes would come back padded with
 		// zeros (TestFsyncManyWriters under load, docs/write-bench.md).
-		return &handle{w: &writeHandle{f: f, readOnly: true, n: n}, direct: true}, fuse.FOPEN_DIRECT_IO, 0, true
+		return &handle{w: &writeHandle{f: f, readOnly: true, n: n}}, fuse.FOPEN_DIRECT_IO, 0, true
 	case e.Kind == KindFile:
 		file, err := n.m.ns.FileOf(ctx, e)
 		if err != nil {
@@ -769,15 +772,8 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 		if writing {
 			// Pages the writers wrote and have not committed are in this
 			// inode's cache: reads go past it, and follow the versions
-			// the writers commit. A shared mapping of it (mount.go:
-			// DIRECT_IO_ALLOW_MMAP) drops those pages at its mmap and
-			// faults in what read(2) gives; a version that lands drops
-			// them again (openDirect).
-			if n.pg == nil {
-				return &handle{follow: &following{n: n, r: r, uid: e.uid}, direct: true}, fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO, 0, true
-			}
-			n.pg.openDirect()
-			return &handle{follow: &following{n: n, r: r, uid: e.uid}, pages: n.pg, direct: true}, fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO, 0, true
+			// the writers commit.
+			return &handle{follow: &following{n: n, r: r, uid: e.uid}}, fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO, 0, true
 		}
 		if n.pg == nil { // not made by newNode: the pages may be another version's
 			return &handle{r: r}, fuse.FOPEN_NOFLUSH, 0, true
@@ -804,33 +800,36 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 type following struct {
 	n *node
 
+	tracked *trackedRead // a tracked reader's run (lineage.go); nil: none
+
 	mu  sync.Mutex // guards r, uid and gen
 	r   *fileReader
 	uid [ref.UIDLen]byte // the version r reads
 	gen uint64           // Namespace.gen when the key was last looked up
 }
 
-func (f *following) reader(ctx context.Context) (*fileReader, error) {
+// reader returns the reader of the version to read now, and its uid.
+func (f *following) reader(ctx context.Context) (*fileReader, [ref.UIDLen]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.n.orphan() {
-		return f.r, nil // unlinked or replaced: its own bytes
+		return f.r, f.uid, nil // unlinked or replaced: its own bytes
 	}
 	gen := f.n.m.ns.gen.Load() // before the lookup: a change during it is seen at the next read
 	if gen == f.gen {
-		return f.r, nil // nothing changed since the last lookup
+		return f.r, f.uid, nil // nothing changed since the last lookup
 	}
 	f.gen = gen
 	e := f.n.current(ctx, nil)
 	if e.Kind != KindFile || e.uid == f.uid {
-		return f.r, nil // gone or not committed since: what it read
+		return f.r, f.uid, nil // gone or not committed since: what it read
 	}
 	file, err := f.n.m.ns.FileOf(ctx, e)
 	if err != nil {
-		return nil, err
+		return nil, f.uid, err
 	}
 	f.r, f.uid = newFileReader(f.n.m.chunks, file).named(f.n.m.ns, e), e.uid
-	return f.r, nil
+	return f.r, f.uid, nil
 }
 
 func (n *node) openWrite(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {

@@ -27,6 +27,7 @@ type GCStats struct {
 	Records      int   `json:"deleted_records"`   // record objects removed
 	Tombstones   int   `json:"merged_tombstones"` // tombstones merged into one (and removed)
 	Unreadable   int   `json:"unreadable_packs"`  // packs whose trailer could not be read: kept
+	DryRun       bool  `json:"dry_run"`           // nothing was deleted: the counts say what would be
 }
 
 // GCOptions say what gc may delete and how.
@@ -127,6 +128,7 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 		// commit after that gc's second read of the catalog.
 	}
 	if o.DryRun {
+		st.DryRun = true
 		for _, p := range doomed {
 			st.DeadPacks++
 			st.DeletedBytes += p.Size

@@ -22,10 +22,13 @@ type SaveItem struct {
 
 // SaveOptions apply to every item of a save.
 type SaveOptions struct {
-	Description string
-	Revises     string         // uid the (single) new version revises
-	Run         string         // run uid that produces these versions; "" means Instance.Run
-	Progress    cache.Progress // told of bytes read; may be nil
+	// Description of the new versions; "" carries the latest version's
+	// forward unless NoDescription (catalog.NewVersion).
+	Description   string
+	NoDescription bool
+	Revises       string         // uid the (single) new version revises
+	Run           string         // run uid that produces these versions; "" means Instance.Run
+	Progress      cache.Progress // told of bytes read; may be nil
 	// Mode, when set, is the permission bits of the new file versions in
 	// place of the files' own; Mtime, when not zero, their mtime in place
 	// of the save's time: the bytes a mount staged, saved into the
@@ -143,7 +146,7 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 			suffix := ref.Suffix(it.Key)
 			nvs[i] = catalog.NewVersion{
 				Key: it.Key, Revises: o.Revises, Kind: m.Kind, Suffix: suffix, OType: ref.OType(suffix),
-				Size: m.Size(), Digest: m.Digest(), Manifest: string(md), Description: o.Description,
+				Size: m.Size(), Digest: m.Digest(), Manifest: string(md), Description: o.Description, NoDescription: o.NoDescription,
 				CreatedBy: in.User, CreatedAt: now, Mtime: now, Run: run,
 			}
 			if !o.Mtime.IsZero() {

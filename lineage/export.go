@@ -98,6 +98,9 @@ func WriteText(w io.Writer, g *Graph) error {
 	var tree func(id string, next map[string][]string, arrow string, indent int, path, shown map[string]bool)
 	tree = func(id string, next map[string][]string, arrow string, indent int, path, shown map[string]bool) {
 		cs := slices.Clone(next[id])
+		// A run's versions by key, then number (as runs show lists
+		// inputs); a version's runs by start: they came by uid.
+		slices.SortFunc(cs, g.cmpNodes)
 		if arrow == "<-" {
 			slices.SortStableFunc(cs, func(a, b string) int { // the maker first
 				return cmpBool(again[[2]string{a, id}], again[[2]string{b, id}])
@@ -143,6 +146,27 @@ func WriteText(w io.Writer, g *Graph) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// cmpNodes orders nodes: versions by key (bytewise), then number, runs by
+// start time; then by id.
+func (g *Graph) cmpNodes(a, b string) int {
+	na, nb := g.Nodes[a], g.Nodes[b]
+	switch {
+	case na == nil || nb == nil:
+	case na.Version != nil && nb.Version != nil:
+		if c := strings.Compare(na.Version.Key, nb.Version.Key); c != 0 {
+			return c
+		}
+		if na.Version.Version != nb.Version.Version {
+			return na.Version.Version - nb.Version.Version
+		}
+	case na.Run != nil && nb.Run != nil:
+		if c := na.Run.StartedAt.Compare(nb.Run.StartedAt); c != 0 {
+			return c
+		}
+	}
+	return strings.Compare(a, b)
 }
 
 // cmpBool orders false before true.

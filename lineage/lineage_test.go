@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -407,5 +408,109 @@ func TestTrashedVersionMarked(t *testing.T) {
 		if strings.Contains(line, "results/report.txt@v1") && strings.Contains(line, "not latest") {
 			t.Fatalf("trashed version called not latest: %q", line)
 		}
+	}
+}
+
+// TestSidecarAfterFailedThenRerun: a failed job's output (trashed, then
+// brought back by a rerun's identical write) named the failed run in the
+// sidecar, the good one only among also_produced_by. The run that ended ok
+// is named now, the failed one among also_produced_by.
+func TestSidecarAfterFailedThenRerun(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	end := func(r catalog.Run, code int) {
+		t.Helper()
+		if _, err := f.c.FinishRun(ctx, r.UID, catalog.RunEnd{FinishedAt: time.Now(), ExitCode: &code}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(name string, code int) catalog.Run {
+		t.Helper()
+		r, err := f.c.StartRun(ctx, catalog.Run{Transform: f.merge.Transform, Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.c.AddInputs(ctx, r.UID, []string{f.raw.UID}); err != nil {
+			t.Fatal(err)
+		}
+		nv := catalogtest.NV("results/flaky.csv", "flaky")
+		nv.Run = r.UID
+		if _, err := f.c.Save(ctx, []catalog.NewVersion{nv}); err != nil {
+			t.Fatal(err)
+		}
+		end(r, code)
+		return r
+	}
+	bad := write("flaky-1", 1)
+	good := write("flaky-2", 0)
+	v, err := f.c.ByKey(ctx, "results/flaky.csv", 0)
+	if err != nil || v.Run != bad.UID {
+		t.Fatalf("the version %+v, %v: made by %s", v, err, bad.UID)
+	}
+	l, _ := lineage.SidecarOf(ctx, f.c, v).(lineage.SidecarLineage)
+	if l.Run != good.UID || l.Status != catalog.RunOK || len(l.Inputs) != 1 ||
+		!slices.Equal(l.AlsoBy, []string{bad.UID + " (flaky-1)"}) || l.AlsoCount != 1 {
+		t.Fatalf("sidecar lineage %+v: want run %s ok, also produced by %s", l, good.UID, bad.UID)
+	}
+	// A version its run made ok keeps naming that run.
+	m, _ := f.c.ByKey(ctx, "results/merged.csv", 0)
+	nv := catalogtest.NV("results/merged.csv", "merge"+"results/merged.csv")
+	nv.Run = good.UID
+	if _, err := f.c.Save(ctx, []catalog.NewVersion{nv}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := lineage.SidecarOf(ctx, f.c, m).(lineage.SidecarLineage); l.Run != f.merge.UID || l.AlsoCount != 1 {
+		t.Fatalf("sidecar lineage of a version made ok: %+v", l)
+	}
+}
+
+// TestTextInputsByKey: the text lists a run's inputs and outputs by key,
+// then number, as runs show does; they came by uid.
+func TestTextInputsByKey(t *testing.T) {
+	now := time.Now()
+	ver := func(uid, key string, n int) *lineage.Node {
+		return &lineage.Node{ID: uid, Kind: "version", Latest: true, Version: &catalog.Version{UID: uid, Key: key, Version: n}}
+	}
+	g := &lineage.Graph{Root: "A0", Nodes: map[string]*lineage.Node{
+		"A0": ver("A0", "in/b.csv", 1),
+		"B0": ver("B0", "in/z.csv", 1),
+		"C0": ver("C0", "in/a.csv", 2),
+		"D0": ver("D0", "in/a.csv", 1),
+		"E0": ver("E0", "out/y.csv", 1),
+		"F0": ver("F0", "out/x.csv", 1),
+		"R1": {ID: "R1", Kind: "run", Run: &catalog.Run{UID: "R1", Status: "ok", StartedAt: now}, Trans: &catalog.Transform{Name: "t"}},
+	}}
+	for _, in := range []string{"B0", "C0", "D0"} {
+		g.Edges = append(g.Edges, lineage.Edge{From: in, To: "R1", Kind: lineage.Used})
+	}
+	g.Edges = append(g.Edges, lineage.Edge{From: "A0", To: "R1", Kind: lineage.Used},
+		lineage.Edge{From: "R1", To: "E0", Kind: lineage.Generated}, lineage.Edge{From: "R1", To: "F0", Kind: lineage.Generated})
+	var b bytes.Buffer
+	if err := lineage.WriteText(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, line := range strings.Split(b.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "->" && strings.Contains(f[1], "@v") {
+			order = append(order, f[1])
+		}
+	}
+	// Downstream of in/b.csv: R1, its outputs (by key), not its other inputs.
+	if want := []string{"out/x.csv@v1", "out/y.csv@v1"}; !slices.Equal(order, want) {
+		t.Fatalf("outputs in the text %v, want %v:\n%s", order, want, b.String())
+	}
+	g.Root = "E0"
+	b.Reset()
+	if err := lineage.WriteText(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	order = nil
+	for _, line := range strings.Split(b.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "<-" && strings.Contains(f[1], "@v") {
+			order = append(order, f[1])
+		}
+	}
+	if want := []string{"in/a.csv@v1", "in/a.csv@v2", "in/b.csv@v1", "in/z.csv@v1"}; !slices.Equal(order, want) {
+		t.Fatalf("inputs in the text %v, want %v:\n%s", order, want, b.String())
 	}
 }

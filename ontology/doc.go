@@ -60,7 +60,10 @@
 // its message names the replacement. Standardize is forgiving in a fixed
 // order: exact name, id or alt_id, name ignoring case and white space,
 // EXACT synonym, RELATED synonym (only when asked), and an obsolete term's
-// replacement. Only EXACT synonyms are used by default because the others
+// replacement, followed through obsolete replacements to a live term
+// (Replacement; a loop or a chain leaving the source ends in none), also
+// for an obsolete term's name without its "obsolete " prefix. A RELATED
+// synonym of several terms is never used, but named (Related). Only EXACT synonyms are used by default because the others
 // are broader, narrower or merely related terms. BROAD and NARROW ones are
 // never used, but a value equal to one is told which terms it is a
 // synonym of (Standardization.Leads), as one equal to a RELATED synonym is. An obsolete term's

@@ -214,6 +214,8 @@ func (x *Index) findID(s string) (i uint32, alt string, ok bool) {
 // Standardize (case_or_whitespace, synonyms) and Search (exact ranks)
 // alike: lowercase, white space collapsed (NBSP is white space), Unicode
 // dashes and hyphens (U+2010-U+2015, U+2212, U+FE63, U+FF0D) read as '-',
+// typographic apostrophes (U+2019, U+2018, U+02BC, U+2032) read as the
+// ASCII apostrophe,
 // zero-width characters (U+200B-U+200D, U+FEFF) dropped, and NFC, so that
 // "Monocyte ", "monocyte", "T\u2010cell" and "T-cell" compare as the text
 // they show, and a decomposed "Mu\u0308ller cell" (macOS, Excel) as
@@ -248,6 +250,8 @@ func fold(s string) string {
 		switch {
 		case isDash(r):
 			r = '-'
+		case isApostrophe(r):
+			r = '\''
 		case r == '\u200b' || r == '\u200c' || r == '\u200d' || r == '\ufeff':
 			continue // zero-width: invisible in the value
 		}
@@ -288,6 +292,14 @@ func greekName(r rune) string {
 		return greekNames[r-'\u03b1']
 	}
 	return ""
+}
+
+// isApostrophe reports whether r is a typographic apostrophe or quote
+// that reads as an ASCII one: word processors turn "Alzheimer's disease"
+// into "Alzheimer’s disease" (U+2019); U+2018, the modifier letter
+// apostrophe U+02BC and the prime U+2032 stand for it too.
+func isApostrophe(r rune) bool {
+	return r == '\u2019' || r == '\u2018' || r == '\u02bc' || r == '\u2032'
 }
 
 // isDash reports whether r is a Unicode hyphen, dash or minus sign that
@@ -477,7 +489,14 @@ func nameID(name, id string) string {
 }
 
 // replacementText names an obsolete term's replacement, or what to consider.
+// A single replacement obsolete itself is followed to the live term that
+// stands for it.
 func (x *Index) replacementText(replacedBy, consider []string) string {
+	if len(replacedBy) == 1 {
+		if i, ok := x.lookupOne(&x.byID, replacedBy[0]); ok && x.obsolete(i) {
+			return "; replaced by " + x.describe(replacedBy) + ", obsolete too, " + x.chainText(i, true)
+		}
+	}
 	if len(replacedBy) > 0 {
 		return "; replaced by " + x.describe(replacedBy)
 	}
@@ -485,6 +504,28 @@ func (x *Index) replacementText(replacedBy, consider []string) string {
 		return "; consider " + x.describe(consider)
 	}
 	return "; no replacement given"
+}
+
+// chainText says what replaces obsolete term i, through obsolete terms:
+// "replaced by MONDO:0011791, obsolete too, replaced by MONDO:0019588",
+// each id with its name when names is set.
+func (x *Index) chainText(i uint32, names bool) string {
+	chain, ok := x.replacementChain(i)
+	parts := make([]string, len(chain))
+	for k, j := range chain {
+		parts[k] = x.id(j)
+		if names {
+			parts[k] = x.describe([]string{x.id(j)})
+		}
+	}
+	t := "replaced by " + strings.Join(parts, ", obsolete too, replaced by ")
+	switch {
+	case len(chain) == 0:
+		return "with no replacement in this source"
+	case !ok:
+		return t + ", obsolete too, with no live replacement"
+	}
+	return t
 }
 
 func (x *Index) describe(ids []string) string {
@@ -554,10 +595,12 @@ type Standardization struct {
 	Obsolete   string
 	ReplacedBy []string
 	Consider   []string
-	// Related is the term a RELATED synonym names (Via: the synonym),
-	// for a value that matched nothing because StandardizeOptions.Related
-	// was off; Reason then says how to use it.
-	Related Candidate
+	// Related lists the terms a RELATED synonym names (Via: the
+	// synonym), for a value that matched nothing: one term when
+	// StandardizeOptions.Related was off (Reason then says how to use
+	// it), or several ("lower extremity" of Uberon's leg and hindlimb),
+	// which are never mapped: which is meant would be a guess.
+	Related []Candidate
 	// Leads lists the terms the value is a BROAD or NARROW synonym of,
 	// for a value that matched nothing. Such a synonym names a broader or
 	// narrower concept than the term, no equivalent, so it is never mapped
@@ -565,6 +608,9 @@ type Standardization struct {
 	// as a person may mean one of them.
 	Leads []Lead
 	index *Index
+	// oldName: the value is an obsolete term's name without its
+	// "obsolete " prefix.
+	oldName bool
 }
 
 // Lead is a term a value is a BROAD or NARROW synonym of (Via: the
@@ -628,7 +674,11 @@ func (s Standardization) Reason() string {
 	case ByRelated:
 		return fmt.Sprintf("RELATED synonym %q of %s", s.Via, s.term())
 	case Replaced:
-		return fmt.Sprintf("%s is obsolete, replaced by %s", s.Obsolete, s.ID)
+		i, _ := s.index.lookupOne(&s.index.byID, s.Obsolete)
+		if s.oldName {
+			return fmt.Sprintf("the name of %s before it was made obsolete (%q); %s", s.Obsolete, s.index.name(i), s.index.chainText(i, false))
+		}
+		return fmt.Sprintf("%s is obsolete, %s", s.Obsolete, s.index.chainText(i, false))
 	case Ambiguous:
 		parts := make([]string, len(s.Candidates))
 		for i, c := range s.Candidates {
@@ -642,13 +692,31 @@ func (s Standardization) Reason() string {
 	if s.Obsolete != "" {
 		return fmt.Sprintf("%s is obsolete%s", s.Obsolete, s.index.replacementText(s.ReplacedBy, s.Consider))
 	}
-	if s.Related.ID != "" {
-		return fmt.Sprintf("RELATED synonym %q of %s, used only with --related", s.Related.Via, idName(s.Related.ID, s.Related.Name))
+	if len(s.Related) == 1 {
+		return fmt.Sprintf("RELATED synonym %q of %s, used only with --related", s.Related[0].Via, idName(s.Related[0].ID, s.Related[0].Name))
+	}
+	if len(s.Related) > 1 {
+		return relatedText(s.Related)
 	}
 	if len(s.Leads) > 0 {
 		return leadsText(s.Leads)
 	}
 	return "no term with this name, id or synonym"
+}
+
+// relatedText names the terms a RELATED synonym of several terms names:
+// `a RELATED synonym of several terms: leg (UBERON:0000978), hindlimb
+// (UBERON:0002103); not mapped, as which is meant would be a guess`.
+func relatedText(related []Candidate) string {
+	parts := make([]string, 0, 3)
+	for _, c := range related[:min(len(related), 3)] {
+		parts = append(parts, nameID(c.Name, c.ID))
+	}
+	text := strings.Join(parts, ", ")
+	if len(related) > 3 {
+		text += fmt.Sprintf(" and %d more", len(related)-3)
+	}
+	return "a RELATED synonym of several terms: " + text + "; not mapped, as which is meant would be a guess"
 }
 
 // leadsText names the terms of Standardization.Leads (up to three) and
@@ -733,9 +801,15 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 		if opts.Related && r.Match != NoMatch {
 			return r
 		}
-		// Not used unasked, but the reason says it is there.
-		if r.Match == ByRelated {
-			s.Related = Candidate{ID: r.ID, Name: r.Name, Via: r.Via}
+		// Not used unasked, or of several terms, but the reason says
+		// it is there.
+		switch r.Match {
+		case ByRelated:
+			for _, id := range r.TermIDs() {
+				s.Related = append(s.Related, Candidate{ID: id, Name: r.Name, Via: r.Via})
+			}
+		case Ambiguous:
+			s.Related = r.Candidates
 		}
 		s.Leads = x.leads(refs) // never used, but named
 	}
@@ -744,6 +818,15 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 	}
 	if len(byFold) > 0 {
 		return x.replacedAll(s, byFold)
+	}
+	if len(s.Related) == 0 && len(s.Leads) == 0 && !strings.HasPrefix(f, "obsolete ") {
+		// The name a term had before it was made obsolete: CL 2026 names
+		// CL:0002371 "obsolete somatic cell", and data says "somatic cell".
+		old := "obsolete " + f
+		if l := x.find(&x.byFold, old, hashString(old)); len(l) > 0 && len(live(x, l)) == 0 {
+			s.oldName = true
+			return x.replacedAll(s, l)
+		}
 	}
 	if e, ok := x.obsoleteSynonym(f); ok {
 		// Not used (an obsolete term's synonym may have moved anywhere),
@@ -841,16 +924,14 @@ func (x *Index) matched(s Standardization, m Match, i uint32, via string) Standa
 	return s
 }
 
-// replaced maps an obsolete term to its single replacement when that is a
-// live term of this source; otherwise the value stays unmatched and the
+// replaced maps an obsolete term to the live end of its replacements
+// (see replacementChain); otherwise the value stays unmatched and the
 // result says what to use instead.
 func (x *Index) replaced(s Standardization, i uint32) Standardization {
 	s.Obsolete = x.id(i)
 	s.ReplacedBy, s.Consider = x.strList(x.replacedBy.row(i)), x.strList(x.consider.row(i))
-	if len(s.ReplacedBy) == 1 {
-		if j, ok := x.lookupOne(&x.byID, s.ReplacedBy[0]); ok && !x.obsolete(j) {
-			return x.matched(s, Replaced, j, s.Obsolete)
-		}
+	if j, ok := x.liveReplacement(i); ok {
+		return x.matched(s, Replaced, j, s.Obsolete)
 	}
 	return s
 }
@@ -864,7 +945,7 @@ func (x *Index) replaced(s Standardization, i uint32) Standardization {
 func (x *Index) replacedAll(s Standardization, l []uint32) Standardization {
 	ends := map[string]bool{}
 	for _, i := range l {
-		ends[x.liveReplacement(i)] = true
+		ends[x.liveReplacementID(i)] = true
 	}
 	if len(ends) == 1 { // replaced alike ("obsolete familial adenomatous polyposis")
 		for _, i := range l {
@@ -878,9 +959,8 @@ func (x *Index) replacedAll(s Standardization, l []uint32) Standardization {
 	seen := map[string]bool{}
 	for _, i := range l {
 		c := Candidate{ID: x.id(i), Name: x.name(i)}
-		if e := x.liveReplacement(i); e != "" {
-			j, _ := x.lookupOne(&x.byID, e)
-			c = Candidate{ID: e, Name: x.name(j), Via: x.id(i)}
+		if j, ok := x.liveReplacement(i); ok {
+			c = Candidate{ID: x.id(j), Name: x.name(j), Via: x.id(i)}
 		}
 		if !seen[c.ID] {
 			seen[c.ID] = true
@@ -891,25 +971,74 @@ func (x *Index) replacedAll(s Standardization, l []uint32) Standardization {
 	return s
 }
 
-// liveReplacement follows the single replaced_by of obsolete term i
-// through obsolete ones to a live term of this source, and returns its
-// id; "" when there is none.
-func (x *Index) liveReplacement(i uint32) string {
-	for range 10 { // a loop of replacements is cut short
+// replacementChain follows the single replaced_by of obsolete term i
+// through obsolete terms of this source (Mondo replaces MONDO:0000017 by
+// MONDO:0011791, itself replaced by MONDO:0019588) and returns the terms
+// passed, the live end last; ok is false when the chain ends without a
+// live term: no or several replaced_by, one outside this source, or a
+// loop. The one rule for "what replaces this term": Standardize, Validate's
+// message and Replacement all follow it.
+func (x *Index) replacementChain(i uint32) (chain []uint32, ok bool) {
+	start := i
+	for {
 		r := x.replacedBy.row(i)
 		if len(r) != 1 {
-			return ""
+			return chain, false
 		}
-		j, ok := x.lookupOne(&x.byID, x.str(r[0]))
-		if !ok {
-			return ""
+		j, found := x.lookupOne(&x.byID, x.str(r[0]))
+		if !found {
+			j, found = x.lookupOne(&x.byAlt, x.str(r[0]))
 		}
+		// A chain visits each term once: a repeat is a loop, and the
+		// length is bounded by the number of terms.
+		if !found || j == start || slices.Contains(chain, j) || len(chain) >= x.terms() {
+			return chain, false
+		}
+		chain = append(chain, j)
 		if !x.obsolete(j) {
-			return x.id(j)
+			return chain, true
 		}
 		i = j
 	}
+}
+
+// liveReplacement is the live end of obsolete term i's replacements.
+func (x *Index) liveReplacement(i uint32) (uint32, bool) {
+	c, ok := x.replacementChain(i)
+	if !ok {
+		return 0, false
+	}
+	return c[len(c)-1], true
+}
+
+// liveReplacementID is liveReplacement's id, "" when there is none.
+func (x *Index) liveReplacementID(i uint32) string {
+	if j, ok := x.liveReplacement(i); ok {
+		return x.id(j)
+	}
 	return ""
+}
+
+// Replacement returns the live term that stands for id (an id or alt_id,
+// as written): the term itself when live, else the live end of its
+// replacements, followed through obsolete ones; ok is false when the
+// source has no term of that id or no live replacement.
+func (x *Index) Replacement(id string) (string, bool) {
+	h := hashString(id)
+	i, found := x.findOne(&x.byID, id, h)
+	if !found {
+		i, found = x.findOne(&x.byAlt, id, h)
+	}
+	if !found {
+		return "", false
+	}
+	if !x.obsolete(i) {
+		return x.id(i), true
+	}
+	if j, ok := x.liveReplacement(i); ok {
+		return x.id(j), true
+	}
+	return "", false
 }
 
 // ---- inspect ----

@@ -165,7 +165,7 @@ func TestRelatedSynonymsOnRequest(t *testing.T) {
 	goIdx := load(t, "pathway", "", "ontologies", "go-terms-GOdb-2022-07-01.tsv.gz")
 	if s := goIdx.Standardize("mitochondrial inheritance", ontology.StandardizeOptions{}); s.Matched() {
 		t.Errorf("RELATED synonym used without the option: %v %s", s.Match, s.Name)
-	} else if s.Related.ID != "GO:0000001" || !strings.Contains(s.Reason(), `RELATED synonym "mitochondrial inheritance" of GO:0000001`) || !strings.Contains(s.Reason(), "--related") {
+	} else if len(s.Related) != 1 || s.Related[0].ID != "GO:0000001" || !strings.Contains(s.Reason(), `RELATED synonym "mitochondrial inheritance" of GO:0000001`) || !strings.Contains(s.Reason(), "--related") {
 		t.Errorf("unmatched RELATED synonym: %+v, reason %q", s.Related, s.Reason())
 	}
 	s := goIdx.Standardize("mitochondrial inheritance", ontology.StandardizeOptions{Related: true})

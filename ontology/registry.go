@@ -1,8 +1,11 @@
 package ontology
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -101,14 +104,18 @@ func resolveEntity(src *Source, name string, opts ImportOptions) error {
 	}
 	want := e.OntologyFor(org)
 	if want == "" { // per organism and none given: let the ids tell
-		for o, ont := range e.ByOrganism {
-			if countPrefix(src.Terms, ont) > 0 {
-				want, org = ont, o
-				break
+		var found []string
+		for _, o := range slices.Sorted(maps.Keys(e.ByOrganism)) {
+			if n := countPrefix(src.Terms, e.ByOrganism[o]); n > 0 {
+				want, org = e.ByOrganism[o], o
+				found = append(found, fmt.Sprintf("%d %s terms (%s)", n, want, o))
 			}
 		}
-		if want == "" {
-			return fmt.Errorf("ontology: %s: give the organism for %s (%v)", name, e.Name, e.ByOrganism)
+		switch {
+		case len(found) == 0:
+			return fmt.Errorf("ontology: %s has no %s terms, which %s expects", name, strings.Join(slices.Sorted(maps.Values(e.ByOrganism)), " or "), e.Name)
+		case len(found) > 1: // life-stages.obo: picking one would be a guess
+			return fmt.Errorf("%w whose %s these are: %s has %s", ErrOrganism, e.Name, name, strings.Join(found, " and "))
 		}
 	}
 	if countPrefix(src.Terms, want) == 0 {
@@ -117,8 +124,47 @@ func resolveEntity(src *Source, name string, opts ImportOptions) error {
 	src.Ontology = want
 	if e.Ontology == "" {
 		src.Organism = org
+		if w := otherOrganisms(src.Terms, e, want, org); w != "" {
+			src.Warnings = append([]string{name + ": " + w}, src.Warnings...) // first: the CLI shows five
+		}
 	}
 	return nil
+}
+
+// otherOrganisms warns of the terms of another organism's ontology in a
+// source imported for org (want its prefix): life-stages.obo holds every
+// species' stages, and imported with --organism mouse its 260 HsapDv terms
+// validate as mouse stages. It counts the terms of every other prefix.
+func otherOrganisms(terms []Term, e Entity, want, org string) string {
+	other := false
+	for _, ont := range e.ByOrganism {
+		other = other || (ont != want && countPrefix(terms, ont) > 0)
+	}
+	if !other {
+		return ""
+	}
+	count := map[string]int{}
+	for i := range terms {
+		if p, _, ok := strings.Cut(terms[i].ID, ":"); ok && p != want {
+			count[p]++
+		}
+	}
+	prefixes := slices.SortedFunc(maps.Keys(count), func(a, b string) int {
+		return cmp.Or(count[b]-count[a], strings.Compare(a, b))
+	})
+	n, parts := 0, make([]string, 0, 5)
+	for k, p := range prefixes {
+		n += count[p]
+		if k < 5 {
+			parts = append(parts, fmt.Sprintf("%s %d", p, count[p]))
+		}
+	}
+	list := strings.Join(parts, ", ")
+	if len(prefixes) > 5 {
+		list += fmt.Sprintf(", … (%d prefixes)", len(prefixes))
+	}
+	return fmt.Sprintf("%d terms besides the %s ones were imported (%s), other organisms' among them: they validate as %s %s terms too; import the %s ontology's own file for %s only",
+		n, want, list, org, e.Name, want, org)
 }
 
 func countPrefix(terms []Term, prefix string) int {

@@ -242,6 +242,9 @@ func (s Suggestion) IDList() string {
 //     is at least minPrefixShare of the text's length: 0.6 + 0.3 × that
 //     share. Shorter values or shares ("T": T cell, T-helper 1 cell, …)
 //     would suggest a term by a word it merely starts with.
+//
+// Before all of them come the live terms of a RELATED synonym equal to
+// the value (score 1), which Standardize does not map unasked.
 func (x *Index) Suggest(value string, n int) []Suggestion {
 	q := fold(value)
 	if q == "" || n <= 0 {
@@ -270,7 +273,25 @@ func (x *Index) Suggest(value string, n int) []Suggestion {
 	slices.SortFunc(cands, x.byScore)
 	var out []Suggestion
 	seen := map[string]bool{} // names: suggesting one twice told its ids apart, not its terms
+	// A RELATED synonym equal to the value names the terms Standardize
+	// leaves unmapped (unasked, or of several terms: "lower extremity" is
+	// Uberon's leg and hindlimb): those first, not a lookalike (forelimb).
+	for _, r := range x.find(&x.synFold, q, hashString(q)) {
+		i := x.synTerm[r]
+		if Scope(x.synScope[r]) != Related || x.obsolete(i) || seen[x.name(i)] || len(out) == n {
+			continue
+		}
+		seen[x.name(i)] = true
+		sg := Suggestion{ID: x.id(i), Name: x.name(i), Matched: x.synText(r), Score: 1}
+		if l := live(x, x.find(&x.byName, sg.Name, hashString(sg.Name))); len(l) > 1 {
+			sg.IDs = x.idList(l)
+		}
+		out = append(out, sg)
+	}
 	for _, s := range cands {
+		if len(out) == n {
+			break
+		}
 		i := x.entryTerm[s.e]
 		name := x.name(i)
 		if seen[name] {
@@ -282,9 +303,6 @@ func (x *Index) Suggest(value string, n int) []Suggestion {
 			sg.IDs = x.idList(l)
 		}
 		out = append(out, sg)
-		if len(out) == n {
-			break
-		}
 	}
 	return out
 }

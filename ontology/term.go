@@ -90,6 +90,11 @@ type Source struct {
 // ErrNotFound is returned when a term, entity or ontology is not known.
 var ErrNotFound = fmt.Errorf("ontology: not found: %w", fs.ErrNotExist)
 
+// ErrOrganism is wrapped by Import's error for a per-organism entity
+// (developmental_stage) whose organism neither the options nor the file
+// tell: a usage error, fixed by giving the organism.
+var ErrOrganism = errors.New("ontology: give the organism (human or mouse)")
+
 // ErrAmbiguous is wrapped by an *AmbiguousError: a value names several
 // terms where one is needed (Index.Resolve, the hierarchy walks).
 var ErrAmbiguous = errors.New("ontology: the name of several terms")

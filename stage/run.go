@@ -74,3 +74,23 @@ func (f *File) Emptied() uint64 {
 	defer f.mu.Unlock()
 	return f.emptied
 }
+
+type builtOnKey struct{}
+
+// WithBuiltOn returns ctx under which a commit of a File calls fn with the
+// committed version whose bytes the new version holds (its base, unless
+// emptied since), while it holds the File: fn must not block. Appenders
+// share a File, so the base of a writer's close is the version another's
+// close made after the writer opened, not the one it opened on.
+func WithBuiltOn(ctx context.Context, fn func(catalog.Version)) context.Context {
+	return context.WithValue(ctx, builtOnKey{}, fn)
+}
+
+// builtOn is f's base that a commit now builds on: what Base says,
+// unless f was emptied since the base was set. Called with f.mu.
+func (f *File) builtOn() (catalog.Version, bool) {
+	if f.base == nil || f.base.UID == "" || f.rewritten || f.copied && f.size == 0 {
+		return catalog.Version{}, false
+	}
+	return *f.base, true
+}

@@ -1162,6 +1162,7 @@ func (f *File) commit(ctx context.Context) error {
 	if f.base == nil {
 		ctx = withStem(ctx, f.stem) // the uid the journal's record redoes
 	}
+	over, built := f.builtOn() // before the commit makes the new version f's base
 	var file cache.File
 	var mark cache.HashMark // the new content's, for the next append (lazycopy.go)
 	if st := f.stream; st != nil {
@@ -1210,6 +1211,9 @@ func (f *File) commit(ctx context.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	if fn, ok := ctx.Value(builtOnKey{}).(func(catalog.Version)); ok && built {
+		fn(over)
 	}
 	f.over, f.same, f.mark = &file, file.Size, mark
 	f.s.noteMark(file.Digest, mark)

@@ -2,7 +2,9 @@ package catalogrpc_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -213,5 +215,65 @@ func TestRefuseWrites(t *testing.T) {
 	defer s.mu.Unlock()
 	if slices.Contains(s.changed, "b") || slices.Contains(s.changed, "f") {
 		t.Fatalf("a refused write reached the server: %v", s.changed)
+	}
+}
+
+// A client older than request.P (a lamina built before its client checked
+// the server's build) sends its writes without it: the server refuses
+// them saying the lamina is too old, and answers its reads. Before, such a
+// client wrote through a daemon of another build with no check at all (a
+// permanent delete wrote no purge record; audit d4). Played with the
+// bytes such a client sends.
+func TestServerRefusesWritesOfOldClients(t *testing.T) {
+	ctx := context.Background()
+	s := serve(t)
+	nc, err := net.Dial("unix", s.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	dec := json.NewDecoder(nc)
+	call := func(req string) (r json.RawMessage, msg string) {
+		t.Helper()
+		if _, err := io.WriteString(nc, req+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		var resp struct {
+			R json.RawMessage `json:"r"`
+			E *struct {
+				Msg string `json:"msg"`
+			} `json:"e"`
+		}
+		if err := dec.Decode(&resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.E != nil {
+			return nil, resp.E.Msg
+		}
+		return resp.R, ""
+	}
+	if _, msg := call(`{"m":"hello"}`); msg != "" {
+		t.Fatalf("hello: %s", msg)
+	}
+	nv, _ := json.Marshal([]catalog.NewVersion{catalogtest.NV("old.txt", "1")})
+	if _, msg := call(`{"m":"save","a":` + string(nv) + `}`); !strings.Contains(msg, "this lamina is too old for the mount's daemon") || !strings.Contains(msg, "upgrade this lamina") {
+		t.Fatalf("a save without the client's protocol: %q", msg)
+	}
+	if _, msg := call(`{"m":"make_folder","a":{"key":"f"}}`); !strings.Contains(msg, "too old") {
+		t.Fatalf("a mkdir without the client's protocol: %q", msg)
+	}
+	if _, msg := call(`{"m":"list","a":{}}`); msg != "" {
+		t.Fatalf("a read without the client's protocol: %q", msg)
+	}
+	if _, err := s.client.ByKey(ctx, "old.txt", 0); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("the refused save: %v", err)
+	}
+	if _, err := s.client.Save(ctx, []catalog.NewVersion{catalogtest.NV("new.txt", "1")}); err != nil {
+		t.Fatalf("a save by a client that says its protocol: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slices.Contains(s.changed, "old.txt") || slices.Contains(s.changed, "f") {
+		t.Fatalf("a refused write reached the catalog: %v", s.changed)
 	}
 }

@@ -118,6 +118,9 @@ func (c *Client) call(ctx context.Context, method string, args, result any, stre
 		}
 	}
 	req := request{M: method}
+	if writes[method] {
+		req.P = Protocol
+	}
 	if args != nil {
 		if req.A, err = json.Marshal(args); err != nil {
 			return err

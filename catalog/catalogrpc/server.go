@@ -2,6 +2,7 @@ package catalogrpc
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,9 @@ type ServerOptions struct {
 	// Build identifies the serving program (a build of it), for clients
 	// to compare with their own: Hello.Build.
 	Build string
+	// BuildTime is the time of the commit the program was built from:
+	// Hello.BuildTime.
+	BuildTime string
 	// Changed is told the keys whose namespace entry a call changed (Save of
 	// a new version, Trash, Restore, Purge, Annotate; a new collection
 	// version as catalog.CollectionChange). It runs after the call
@@ -181,6 +185,16 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 }
 
+// tooOld is the answer to a write from a client that does not say its
+// protocol (request.P): a lamina built before its client checked the
+// server's build, which wrote through a daemon of another build with no
+// check (a permanent delete wrote no purge record).
+func (s *Server) tooOld() error {
+	exe, _ := os.Executable()
+	return fmt.Errorf("this lamina is too old for the mount's daemon (pid %d, build %s, the program %s): the daemon could drop what one of them does not know of a write, so writes are refused; upgrade this lamina, or use the daemon's (reads go on)",
+		os.Getpid(), cmp.Or(s.opts.Build, "not said"), cmp.Or(exe, "not known"))
+}
+
 // handle runs one call and writes its answer; an error means the connection
 // is unusable.
 func (s *Server) handle(req request, enc *json.Encoder) error {
@@ -202,9 +216,12 @@ func (s *Server) handle(req request, enc *json.Encoder) error {
 		}
 		return json.Unmarshal(req.A, v)
 	}
+	if writes[req.M] && req.P == 0 {
+		return reply(nil, s.tooOld())
+	}
 	switch req.M {
 	case mHello:
-		return reply(Hello{ID: s.opts.ID, PID: os.Getpid(), Build: s.opts.Build, Protocol: Protocol}, nil)
+		return reply(Hello{ID: s.opts.ID, PID: os.Getpid(), Build: s.opts.Build, Protocol: Protocol, BuildTime: s.opts.BuildTime}, nil)
 	case mStatus:
 		var st any
 		if s.opts.Status != nil {

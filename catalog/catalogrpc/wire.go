@@ -52,6 +52,11 @@ const (
 type request struct {
 	M string          `json:"m"`
 	A json.RawMessage `json:"a,omitempty"`
+	// P is the client's Protocol, sent with every write: a server refuses
+	// a write without it, from a client older than the field, which never
+	// checked the server's build and could lose what one of them does not
+	// know of the write. An older server ignores it: no Protocol bump.
+	P int `json:"p,omitempty"`
 }
 
 type response struct {
@@ -95,6 +100,11 @@ type Hello struct {
 	Build string `json:"build,omitempty"`
 	// Protocol is the server's Protocol; 0 from a server older than it (1).
 	Protocol int `json:"protocol,omitempty"`
+	// BuildTime is when the commit the server was built from was made
+	// (RFC 3339; ServerOptions.BuildTime), for a client of the same
+	// Protocol to tell which build is the newer: empty when not known,
+	// and from a server older than the field (an older client ignores it).
+	BuildTime string `json:"build_time,omitempty"`
 }
 
 // writes are the methods that change the catalog: what a Client refuses

@@ -178,6 +178,21 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		if s := save(t, c, NV("d/k.csv", "5"))[0]; s.Version.Description != "" {
 			t.Fatalf("written again after its trash: description %q, want none", s.Version.Description)
 		}
+		// NoDescription clears it (save -d ''): no later version carries
+		// it back; v1 keeps its own.
+		save(t, c, describedAt("d/c.csv", "1", "old words"))
+		cleared := NV("d/c.csv", "2")
+		cleared.NoDescription = true
+		for i, nv := range []catalog.NewVersion{cleared, NV("d/c.csv", "3")} {
+			s := save(t, c, nv)[0]
+			v, err := c.ByKey(ctx, "d/c.csv", 0)
+			if err != nil || s.Version.Description != "" || v.Description != "" {
+				t.Fatalf("v%d after NoDescription: description %q, stored %q, %v; want none", i+2, s.Version.Description, v.Description, err)
+			}
+		}
+		if v1, err := c.ByKey(ctx, "d/c.csv", 1); err != nil || v1.Description != "old words" {
+			t.Fatalf("v1 description %q, %v", v1.Description, err)
+		}
 	})
 
 	t.Run("FileFolderConflicts", func(t *testing.T) {

@@ -100,6 +100,45 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("onto a folder: %v", err)
 		}
 	})
+	t.Run("RenameToFreeKeyTakesItsSuffix", func(t *testing.T) {
+		// printf … > t.csv.tmp; mv t.csv.tmp t.csv: the moved versions are
+		// .csv files, as a rename onto an existing key makes them.
+		c := open(t)
+		for _, content := range []string{"a,b\n", "a,b\n1,2\n"} {
+			nv := NV("sx/t.csv.tmp", content)
+			nv.Suffix = ".tmp"
+			save(t, c, nv)
+		}
+		v, err := c.Rename(ctx, "sx/t.csv.tmp", "sx/t.csv")
+		if err != nil || v.Suffix != ".csv" || v.OType != "DataFrame" {
+			t.Fatalf("a .tmp renamed to a free .csv key = suffix %q, otype %q, %v", v.Suffix, v.OType, err)
+		}
+		vs, err := c.Versions(ctx, "sx/t.csv", false)
+		if err != nil || len(vs) != 2 {
+			t.Fatalf("Versions = %v, %v", vs, err)
+		}
+		for _, v := range vs {
+			if v.Suffix != ".csv" || v.OType != "DataFrame" {
+				t.Fatalf("v%d: suffix %q, otype %q", v.Version, v.Suffix, v.OType)
+			}
+		}
+		got, err := c.Find(ctx, catalog.Filter{Where: []catalog.Cond{{Field: "suffix", Op: "=", Values: []string{".csv"}}}})
+		if err != nil || len(got) != 1 || got[0].Key != "sx/t.csv" {
+			t.Fatalf("Find suffix=.csv = %v, %v", got, err)
+		}
+		// To a key with no suffix: none, as a save there gives (a key
+		// without one has none, whatever the file's name).
+		if v, err := c.Rename(ctx, "sx/t.csv", "sx/t"); err != nil || v.Suffix != "" || v.OType != "" {
+			t.Fatalf("sx/t.csv renamed to sx/t = suffix %q, otype %q, %v", v.Suffix, v.OType, err)
+		}
+		// Same suffix: an otype the content gave stays.
+		h := NV("a.h5ad", "h")
+		h.Suffix, h.OType = ".h5ad", "MuData"
+		save(t, c, h)
+		if v, err := c.Rename(ctx, "a.h5ad", "b.h5ad"); err != nil || v.Suffix != ".h5ad" || v.OType != "MuData" {
+			t.Fatalf("a.h5ad renamed to b.h5ad = suffix %q, otype %q, %v", v.Suffix, v.OType, err)
+		}
+	})
 	t.Run("RenameFolder", func(t *testing.T) {
 		c := open(t)
 		save(t, c, NV("p/a", "a"), NV("p/q/b", "b"), NV("other", "o"))

@@ -387,7 +387,7 @@ func save(ctx context.Context, tx pgx.Tx, nv catalog.NewVersion) (catalog.Saved,
 		return catalog.Saved{}, st.refusal
 	}
 	taken := a.Latest == 0 // the key becomes a file
-	if nv.Description == "" {
+	if nv.Description == "" && !nv.NoDescription {
 		nv.Description = st.description // NewVersion.Description
 	}
 	a.Versions++

@@ -171,6 +171,11 @@ type Options struct {
 	// OnUpgraded is called once, when the store first refuses writes
 	// because a newer lamina upgraded the schema (catalog.ErrUpgraded).
 	OnUpgraded func(error)
+	// OnMigrated is called once Open has upgraded an existing catalog's
+	// schema from version from to to (not when it creates one): the
+	// daemons of older builds on other workstations turn read-only then,
+	// which the user must be told of.
+	OnMigrated func(from, to int)
 }
 
 // ErrNoCatalog is Open's refusal, with Options.Existing, of a database
@@ -209,6 +214,7 @@ type Store struct {
 	// latched (guard.go).
 	onUpgraded func(error)
 	upgraded   atomic.Pointer[error]
+	onMigrated func(from, to int) // Options.OnMigrated
 	// role and schema are the database role (current_user) and the
 	// catalog's schema (current_schema) when opened: the ones permission
 	// errors name.
@@ -286,7 +292,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		o.ReconnectDelay = 500 * time.Millisecond
 	}
 	s := &Store{url: rawURL, log: o.Logger, id: ref.NewStem(), reconnect: o.ReconnectDelay, timeout: o.CallTimeout,
-		instance: o.Instance, onForeign: o.OnForeign, onUpgraded: o.OnUpgraded}
+		instance: o.Instance, onForeign: o.OnForeign, onUpgraded: o.OnUpgraded, onMigrated: o.OnMigrated}
 	cfg.PrepareConn = s.prepareConn
 	cfg.ShouldPing = shouldPing
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -385,3 +385,35 @@ func TestOldNegativeZeroShownZero(t *testing.T) {
 	a, err = s.Unannotate(ctx, uid, catalog.Annotations{Labels: []string{"control"}})
 	check("Unannotate", a, err)
 }
+
+// Open tells OnMigrated once that it upgraded an existing catalog, from
+// which schema to which: the daemons of older builds on other
+// workstations turn read-only then, and the CLI says so (audit d4: a
+// plain `lamina ls` migrated 8→9 without a word). Creating a catalog, or
+// opening a current one, tells nothing.
+func TestMigrationTold(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	var told [][2]int
+	o := postgres.Options{OnMigrated: func(from, to int) { told = append(told, [2]int{from, to}) }}
+	s, err := postgres.Open(ctx, u, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if len(told) != 0 {
+		t.Fatalf("creating the catalog told %v", told)
+	}
+	pgtest.Exec(t, u, `DROP TABLE collections_deleted`) // schema 9's
+	pgtest.Exec(t, u, `UPDATE schema_version SET version = 8`)
+	for range 2 {
+		s, err := postgres.Open(ctx, u, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	if want := [][2]int{{8, postgres.SchemaVersion}}; !slices.Equal(told, want) {
+		t.Fatalf("told %v, want %v", told, want)
+	}
+}

@@ -187,11 +187,22 @@ func (s *Store) migrate(ctx context.Context, existing bool) error {
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version int NOT NULL)`); err != nil {
 		return fmt.Errorf("create the catalog schema: %w", denied(ctx, conn.Conn(), err, true))
 	}
+	from, to := 0, 0 // the versions this Open migrated from and to
+	defer func() {
+		// A new catalog (from 0) is no upgrade of anyone's.
+		if from > 0 && to > from && s.onMigrated != nil {
+			s.onMigrated(from, to)
+		}
+	}()
 	for {
-		done, err := s.step(ctx, conn.Conn())
+		n, done, err := s.step(ctx, conn.Conn())
 		if err != nil || done {
 			return denied(ctx, conn.Conn(), err, true)
 		}
+		if to == 0 {
+			from = n
+		}
+		to = n + 1
 	}
 }
 
@@ -250,10 +261,10 @@ func schemaVersion(ctx context.Context, c *pgx.Conn) (int, error) {
 	return n, err
 }
 
-// step applies the next migration; done once the schema is current.
-func (s *Store) step(ctx context.Context, c *pgx.Conn) (done bool, err error) {
+// step applies the next migration, from version n; done once the schema
+// is current.
+func (s *Store) step(ctx context.Context, c *pgx.Conn) (n int, done bool, err error) {
 	err = pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
-		var n int
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(max(version), 0) FROM schema_version`).Scan(&n); err != nil {
 			return err
 		}
@@ -283,5 +294,5 @@ func (s *Store) step(ctx context.Context, c *pgx.Conn) (done bool, err error) {
 		}
 		return err
 	})
-	return done, err
+	return n, done, err
 }

@@ -177,7 +177,8 @@ func rename(ctx context.Context, tx pgx.Tx, from, to string, now time.Time) (Ver
 	return rekey(ctx, tx, a, to)
 }
 
-// rekey moves artifact a, every version of it, to the free key to.
+// rekey moves artifact a, every version of it, to the free key to; a
+// version whose suffix is not to's takes to's, and its otype.
 func rekey(ctx context.Context, tx pgx.Tx, a *artifact, to string) (Version, error) {
 	a.Key = to
 	if err := putArtifact(ctx, tx, a); err != nil {
@@ -191,9 +192,13 @@ func rekey(ctx context.Context, tx pgx.Tx, a *artifact, to string) (Version, err
 		return Version{}, err
 	}
 	var latest Version
+	suffix := ref.Suffix(to)
 	for _, v := range vs {
 		old := v
 		v.Key = to
+		if v.Suffix != suffix { // suffix follows the key (catalog/bolt_write.go)
+			v.Suffix, v.OType = suffix, ref.OType(suffix)
+		}
 		if err := putVersion(ctx, tx, v); err != nil {
 			return Version{}, err
 		}

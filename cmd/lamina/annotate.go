@@ -9,11 +9,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/curate"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ontology"
+	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
 )
 
@@ -174,6 +176,9 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 		if remove.Features == nil {
 			remove.Features = map[string][]string{}
 		}
+		if !utf8.ValidString(value) { // malformed (2), as annotate says it, not a value it lacks (4)
+			return catalog.Invalidf("value of feature %s %q: %w", name, value, ref.ErrNotUTF8)
+		}
 		if !hasValue {
 			all[name] = true
 			remove.Features[name] = nil
@@ -198,6 +203,9 @@ func unannotate(c *cli.Context, in *instance.Instance, v catalog.Version, format
 			return exitf(2, "--term %q: use ENTITY=TERM", tv)
 		}
 		entity := entityName(e)
+		if err := termUTF8(entity, value); err != nil {
+			return err // malformed (2), not a term it lacks (4)
+		}
 		terms := entityTerms(have.Terms, entity, func(t catalog.Term) bool { return t.Name == value || t.ID == value })
 		if len(terms) == 0 { // a synonym, another case, another spelling of the id
 			if x, err := loadEntity(ctx, in, entity, c.String("organism")); err == nil {

@@ -267,6 +267,20 @@ func openS3(ctx context.Context, s instance.Settings, check bool) (*s3b.Backend,
 	return s3b.Open(octx, cfg)
 }
 
+// The storage's health in `lamina status` and `umount` is fresh: when the
+// server has not answered for healthMaxAge, one HeadBucket bounded by
+// probeTimeout asks it (retry.Probe), so a server that died or stopped
+// shows as not answering within seconds, not once a hung upload times out.
+const (
+	healthMaxAge = 3 * time.Second
+	probeTimeout = 2 * time.Second
+)
+
+// health is what the storage says now (retry.Probe).
+func (r *remote) health(ctx context.Context) retry.Health {
+	return r.retry.Probe(ctx, healthMaxAge, probeTimeout, r.raw.Ping)
+}
+
 // drain waits for the upload queue to empty, telling w about progress,
 // and gives up when nothing moves for stall (the uploads stay staged and
 // resume at the next start).

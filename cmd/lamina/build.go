@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"debug/elf"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 	"github.com/lamina-bio/lamina/instance"
@@ -98,23 +100,99 @@ func checkDaemonBuild(cl *catalogrpc.Client, dirs instance.Dirs, s instance.Sett
 }
 
 // daemonBuildError says, when the daemon's build (h.Build) is not own,
-// that the mount runs another build and how to restart it; nil if they
-// match.
+// that the mount runs another build and what to do; nil if they match.
 func daemonBuildError(h catalogrpc.Hello, own string, dirs instance.Dirs, s instance.Settings) error {
 	if h.Build == own {
 		return nil
-	}
-	daemon := h.Build
-	if daemon == "" {
-		daemon = "an older build, which does not say which"
 	}
 	dir := "DIR"
 	if st, err := readState(dirs, s.Name); err == nil && st.Mountpoint != "" {
 		dir = st.Mountpoint
 	}
-	return fmt.Errorf("the mount daemon of instance %q (pid %d) runs another lamina build (%s; this lamina is %s): it could drop what it does not know of a write, so writes are refused; run `lamina umount %s && lamina mount %s`",
-		s.Name, h.PID, daemon, own, dir, dir)
+	what, todo := buildAdvice(h, own, buildTime(), dir)
+	return fmt.Errorf("the mount daemon of instance %q (pid %d) runs %s: it could drop what it does not know of a write, so writes are refused; %s",
+		s.Name, h.PID, what, todo)
 }
+
+// buildAdvice says which build the daemon of h runs beside this one (own,
+// its commit made at ownTime) and what to do to write through the mount
+// at dir. The way depends on which is the newer: a remount by an older
+// lamina unmounted, then refused the catalog a newer one had upgraded
+// ("understands up to …"), or took the mount back to the older build.
+func buildAdvice(h catalogrpc.Hello, own, ownTime, dir string) (what, todo string) {
+	daemon := cmp.Or(h.Build, "an older build, which does not say which")
+	exe := daemonExe(h.PID)
+	remount := fmt.Sprintf("`lamina umount %s && lamina mount %s`", dir, dir)
+	switch daemonAge(h, ownTime) {
+	case older:
+		return fmt.Sprintf("another lamina build, older than this one (%s; this lamina is %s)", daemon, own),
+			"remount with this lamina: " + remount
+	case newer:
+		return fmt.Sprintf("another lamina build, newer than this one (%s%s; this lamina is %s)", daemon, exe, own),
+			"use the daemon's lamina, or upgrade this one; do not remount with this one: it would take the mount back to the older build, or refuse the catalog the newer one upgraded"
+	}
+	return fmt.Sprintf("another lamina build (%s%s; this lamina is %s)", daemon, exe, own),
+		"use the daemon's lamina, or, if this one is the newer, remount with it: " + remount
+}
+
+// daemonExe is ", the program PATH" the daemon pid runs, as /proc tells
+// it: "" when it does not (another user's process, gone).
+func daemonExe(pid int) string {
+	if pid <= 0 {
+		return ""
+	}
+	p, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return ""
+	}
+	if q, ok := strings.CutSuffix(p, " (deleted)"); ok {
+		return fmt.Sprintf(", the program %s, replaced since the daemon started", q)
+	}
+	return ", the program " + p
+}
+
+type age int
+
+const (
+	unknownAge age = iota
+	older
+	newer
+)
+
+// daemonAge tells whether the daemon of h is an older or newer build
+// than this one (its commit made at ownTime): by the protocol, which
+// only grows, then by the time of the commits each was built from.
+// Two builds of one commit (a modified tree) are not told apart.
+func daemonAge(h catalogrpc.Hello, ownTime string) age {
+	switch {
+	case h.Build == "" || h.Protocol < catalogrpc.Protocol: // every build since Build says it
+		return older
+	case h.Protocol > catalogrpc.Protocol:
+		return newer
+	}
+	theirs, err1 := time.Parse(time.RFC3339, h.BuildTime)
+	ours, err2 := time.Parse(time.RFC3339, ownTime)
+	switch {
+	case err1 != nil || err2 != nil || theirs.Equal(ours):
+		return unknownAge
+	case theirs.Before(ours):
+		return older
+	}
+	return newer
+}
+
+// buildTime is the time of the commit this lamina was built from
+// (vcs.time), "" when the build does not say.
+var buildTime = sync.OnceValue(func() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.time" {
+				return s.Value
+			}
+		}
+	}
+	return ""
+})
 
 // dialDaemon dials the mount daemon of s and checks its build
 // (checkDaemonBuild).

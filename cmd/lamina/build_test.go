@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lamina-bio/lamina/catalog/catalogrpc"
 )
 
 // TestDaemonOfAnotherBuild: a lamina of another build than the mount's
@@ -87,5 +89,57 @@ func TestExeIdentityIsGoBuildID(t *testing.T) {
 	}
 	if got := exeIdentity(); got != strings.TrimSpace(string(want)) {
 		t.Fatalf("exeIdentity() = %q, want the Go build ID %q", got, want)
+	}
+}
+
+// A lamina that meets a daemon of another build says which is the newer
+// and the way that works from there: an older lamina is told to use the
+// daemon's program (named from /proc), since following "umount && mount"
+// with it unmounted and then could not mount (the catalog was upgraded),
+// or took the mount back to the older build; a newer one is told to
+// remount with itself. Before, every case got the remount (audit d4).
+func TestBuildAdviceSaysWhichIsNewer(t *testing.T) {
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ownTime = "2026-11-28T10:00:00Z"
+	remount := "`lamina umount /m && lamina mount /m`"
+	p := catalogrpc.Protocol
+	for _, c := range []struct {
+		name string
+		h    catalogrpc.Hello
+		want age
+	}{
+		{"newer protocol", catalogrpc.Hello{Build: "b", Protocol: p + 1, BuildTime: "2020-01-01T00:00:00Z"}, newer},
+		{"older protocol", catalogrpc.Hello{Build: "b", Protocol: p - 1, BuildTime: "2030-01-01T00:00:00Z"}, older},
+		{"no build said", catalogrpc.Hello{}, older},
+		{"later commit", catalogrpc.Hello{Build: "b", Protocol: p, BuildTime: "2026-11-28T11:00:00Z"}, newer},
+		{"earlier commit", catalogrpc.Hello{Build: "b", Protocol: p, BuildTime: "2026-11-28T09:00:00Z"}, older},
+		{"same commit", catalogrpc.Hello{Build: "b", Protocol: p, BuildTime: ownTime}, unknownAge},
+		{"no commit time", catalogrpc.Hello{Build: "b", Protocol: p}, unknownAge},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.h.PID = os.Getpid()
+			if got := daemonAge(c.h, ownTime); got != c.want {
+				t.Fatalf("daemonAge = %d, want %d", got, c.want)
+			}
+			what, todo := buildAdvice(c.h, "own", ownTime, "/m")
+			switch c.want {
+			case newer:
+				if !strings.Contains(what, "newer than this one") || !strings.Contains(what, exe) ||
+					!strings.Contains(todo, "use the daemon's lamina") || !strings.Contains(todo, "do not remount with this one") {
+					t.Errorf("a newer daemon: %s; %s", what, todo)
+				}
+			case older:
+				if !strings.Contains(what, "older than this one") || todo != "remount with this lamina: "+remount {
+					t.Errorf("an older daemon: %s; %s", what, todo)
+				}
+			default:
+				if !strings.Contains(what, exe) || !strings.Contains(todo, "use the daemon's lamina") || !strings.Contains(todo, "if this one is the newer, remount with it: "+remount) {
+					t.Errorf("a daemon of unknown age: %s; %s", what, todo)
+				}
+			}
+		})
 	}
 }

@@ -142,7 +142,12 @@ func TestQuickstart(t *testing.T) {
 	e.ok("delete", "--permanent", "--yes", "experiments/batch1.csv", "experiments/copy.csv")
 	e.fails("no version has uid", "get", first.UID, "-o", "-")
 	var gc struct {
-		Deleted int `json:"deleted_packs"`
+		Deleted int  `json:"deleted_packs"`
+		DryRun  bool `json:"dry_run"`
+	}
+	e.jsonOut(&gc, "gc", "--grace", "0s", "--settle", "1s", "--dry-run", "--format", "json")
+	if !gc.DryRun || gc.Deleted == 0 {
+		t.Fatalf("gc --dry-run --format json = %+v: a script cannot tell it deleted nothing", gc)
 	}
 	e.jsonOut(&gc, "gc", "--format", "json")
 	if gc.Deleted != 0 {
@@ -787,4 +792,44 @@ func TestSaveModeAndMtime(t *testing.T) {
 	}
 	e.write("dir/a.txt", []byte("a\n"))
 	e.fails("--mode applies to files", "save", e.path("dir"), "--key", "d", "--mode", "0644")
+}
+
+// TestSaveClearsDescription: a save without -d keeps the latest version's
+// description; an empty -d gives the new version none (it could not be
+// cleared: empty was taken as not given), and none is carried on from
+// there. curate --key with an empty -d the same.
+func TestSaveClearsDescription(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	desc := func(key string) string {
+		var v struct {
+			Version     int    `json:"version"`
+			Description string `json:"description"`
+		}
+		e.jsonOut(&v, "show", key, "--format", "json")
+		return fmt.Sprintf("v%d %q", v.Version, v.Description)
+	}
+	e.ok("save", e.write("a", []byte("1\n")), "--key", "k.csv", "-d", "batch 1")
+	e.ok("save", e.write("a", []byte("2\n")), "--key", "k.csv")
+	if got := desc("k.csv"); got != `v2 "batch 1"` {
+		t.Fatalf("saved without -d: %s", got)
+	}
+	e.ok("save", e.write("a", []byte("3\n")), "--key", "k.csv", "--description", "")
+	if got := desc("k.csv"); got != `v3 ""` {
+		t.Fatalf("saved with --description '': %s", got)
+	}
+	e.ok("save", e.write("a", []byte("4\n")), "--key", "k.csv")
+	if got := desc("k.csv"); got != `v4 ""` {
+		t.Fatalf("saved without -d after it was cleared: %s", got)
+	}
+	if got := desc("k.csv@v1"); got != `v1 "batch 1"` {
+		t.Fatalf("v1: %s", got)
+	}
+	e.ok("feature", "create", "n", "--dtype", "int")
+	e.ok("schema", "create", "s", "--feature", "n")
+	e.ok("curate", e.write("t.csv", []byte("n\n1\n")), "--schema", "s", "--key", "t.csv", "-d", "table")
+	e.ok("curate", e.write("t.csv", []byte("n\n2\n")), "--schema", "s", "--key", "t.csv", "-d", "")
+	if got := desc("t.csv"); got != `v2 ""` {
+		t.Fatalf("curate --key -d '': %s", got)
+	}
 }

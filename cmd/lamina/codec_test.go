@@ -167,6 +167,19 @@ func TestAnnDataZarrWithoutSuffix(t *testing.T) {
 	os.WriteFile(filepath.Join(plain, ".zgroup"), []byte(`{"zarr_format": 2}`), 0o644)
 	os.WriteFile(filepath.Join(plain, ".zattrs"), []byte(`{"note": "anndata"}`), 0o644)
 	e.fails("is a folder but not an AnnData zarr", "ontology", "inspect", "celltype", plain, "--column", "cell_type")
+	// Else a key without a suffix has no otype (README): a folder that is
+	// no AnnData zarr, a CSV file.
+	e.ok("save", plain, "--key", "scrna/plain")
+	e.ok("save", filepath.Join(samples, "pbmc_small_obs.csv"), "--key", "scrna/obs")
+	for _, k := range []string{"scrna/plain", "scrna/obs"} {
+		var v struct {
+			Key   string `json:"key"`
+			OType string `json:"otype"`
+		}
+		if e.jsonOut(&v, "show", k, "--format", "json"); v.Key != k || v.OType != "" {
+			t.Errorf("show %s: %+v, want no otype", k, v)
+		}
+	}
 }
 
 // curate and ontology inspect warn on stderr of a zarr chunk with no file

@@ -271,7 +271,8 @@ func saveCurated(c *cli.Context, in *instance.Instance, path, gz, kind string, r
 	} else if zip {
 		src = gz // saved as given
 	}
-	res, err := in.Save(c.Context, []instance.SaveItem{{Path: src, Key: c.String("key")}}, instance.SaveOptions{Description: c.String("description")})
+	res, err := in.Save(c.Context, []instance.SaveItem{{Path: src, Key: c.String("key")}}, instance.SaveOptions{Description: c.String("description"),
+		NoDescription: c.IsSet("description") && c.String("description") == ""})
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,7 @@ func cmdDelete() *cli.Command {
 			}
 			var trees []string   // FOLDER/ with --permanent: what the trash holds under it
 			var folders []string // FOLDER/ without: refused once the catalog says what is under it
+			oneVersion := ""     // KEY@vN: refused once the catalog says whether KEY is a link
 			for i, k := range keys {
 				if c.Bool("permanent") && strings.HasSuffix(k, "/") && ref.CheckExistingKey(strings.TrimSuffix(k, "/")) == nil {
 					// FOLDER/ as ls --trash shows a removed folder: the
@@ -84,7 +85,10 @@ func cmdDelete() *cli.Command {
 				// No single version can be deleted: say what delete does
 				// rather than that the name is bad.
 				if key, _, ok := ref.SplitVersion(k); ok && ref.CheckExistingKey(key) == nil {
-					return exitf(2, "%q names one version; delete removes a whole artifact, every version of it: lamina delete %s", k, key)
+					if oneVersion == "" {
+						oneVersion = k
+					}
+					continue
 				}
 				if err := ref.CheckExistingKey(k); err != nil {
 					return err
@@ -102,6 +106,13 @@ func cmdDelete() *cli.Command {
 			defer in.Close()
 			if len(folders) > 0 { // the first refuses the command
 				return folderDeleteRefusal(c.Context, in.Catalog, folders[0])
+			}
+			if oneVersion != "" {
+				key, _, _ := ref.SplitVersion(oneVersion)
+				if l, ok := linkAt(c.Context, in.Catalog, key); ok {
+					return exitf(exitUsage, "%s: %s, not an artifact, and links have no versions: `rm` in the mount removes it; nothing deleted", oneVersion, l)
+				}
+				return exitf(exitUsage, "%q names one version; delete removes a whole artifact, every version of it: lamina delete %s", oneVersion, key)
 			}
 			w := c.App.Writer
 			// Every key is resolved before anything changes: a missing one
@@ -494,6 +505,9 @@ func resolveDeleteKeys(ctx context.Context, cat catalog.Catalog, keys []string, 
 		if len(vs) == 0 {
 			if under, err := cat.List(ctx, catalog.Query{Prefix: k + "/", Limit: 1}); err == nil && len(under) > 0 {
 				return nil, nil, exitf(1, "%s: nothing deleted", folderDelete(k))
+			}
+			if l, ok := linkAt(ctx, cat, k); ok && !permanent {
+				return nil, nil, exitf(exitUsage, "%s, not an artifact: `rm` in the mount removes it; nothing deleted", l)
 			}
 			if permanent {
 				if trash == nil {
@@ -1293,8 +1307,9 @@ func folderWithoutSlash(ctx context.Context, cat catalog.Catalog, k string) erro
 		sort.Strings(names[f]) // as restore k/ lists them
 		return exitf(1, "%s; %s", what, blockedHelp(f, len(names[f]), someKeys(names[f])))
 	}
-	return fmt.Errorf("%w: %s is a folder; the trash holds %s under %s/: restore them with `lamina restore %s/`",
-		catalog.ErrNotFound, k, plural(len(under), "name"), k, k)
+	// Not found (4), said without the sentinel's "not found: ".
+	return catalog.Errorf(catalog.ErrNotFound, "%s is a folder; the trash holds %s under %s/: restore them with `lamina restore %s/`",
+		k, plural(len(under), "name"), k, k)
 }
 
 // trashedUnder lists what the trash holds under the folder prefix

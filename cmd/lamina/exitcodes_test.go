@@ -63,6 +63,15 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"feature", "create", "x", "--dtype", "bogus"}, 2, `dtype "bogus": use int`},
 		{[]string{"feature", "create", "", "--dtype", "int"}, 2, `feature name "": use letters`},
 		{[]string{"annotate", "K", "--feature", "batch=abc"}, 2, `feature batch (int): "abc" is not a number`},
+		// A value that is not UTF-8 is malformed (2) for a cat[ENTITY]
+		// feature or a term too, not a term that is not there (4, 1).
+		{[]string{"ls", "--where", "cell_type=T\xe9cell"}, 2, `celltype term "T\xe9cell": not valid UTF-8`},
+		{[]string{"ls", "--where", "cell_type!=T\xe9cell"}, 2, `celltype term "T\xe9cell": not valid UTF-8`},
+		{[]string{"ls", "--cell-type", "T\xe9cell"}, 2, `celltype term "T\xe9cell": not valid UTF-8`},
+		{[]string{"annotate", "K", "--feature", "cell_type=T\xe9cell"}, 2, `celltype term "T\xe9cell": not valid UTF-8`},
+		{[]string{"annotate", "K", "--term", "celltype=T\xe9cell"}, 2, `celltype term "T\xe9cell": not valid UTF-8`},
+		{[]string{"annotate", "K", "--remove", "--term", "celltype=T\xe9cell"}, 2, `celltype term "T\xe9cell": not valid UTF-8`},
+		{[]string{"annotate", "K", "--remove", "--feature", "cell_type=T\xe9cell"}, 2, `value of feature cell_type "T\xe9cell": not valid UTF-8`},
 		{[]string{"collection", "show", "N@v0"}, 2, "a collection version is @v1"},
 		{[]string{"collection", "create", "c@v1", "K"}, 2, `collection name "c@v1": a name may not end in @v<digits>`},
 		{[]string{"ontology", "import", "bad entity", "--source", obo}, 2, `"bad entity" is not an entity name`},
@@ -97,6 +106,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"ls", "--where", "nofeat=3"}, 4, `no feature or field "nofeat"`},
 		{[]string{"ls", "--where", "cell_type=Tcel"}, 4, `"Tcel" is not a celltype term`},
 		{[]string{"ls", "--cell-type", "Tcel"}, 4, `"Tcel" is not a celltype term`},
+		{[]string{"ls", "--term", "disease=foo"}, 4, "no disease ontology imported yet: import one with `lamina ontology import disease --source PATH|URL`"},
+		{[]string{"ls", "--disease", "foo"}, 4, "no disease ontology imported yet"},
 		{[]string{"--instance", "nosuch", "ls"}, 4, `no instance named "nosuch"`},
 		// Other failures: 1, each said once.
 		{[]string{"ontology", "import", "x", "--source", e.path("adir")}, 2, "--source " + e.path("adir") + " is a folder: give a file"},

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lamina-bio/lamina/catalog"
@@ -108,5 +110,43 @@ func TestScratchEditJSON(t *testing.T) {
 		if (tc.has != "" && !slices.Contains(ps, tc.has)) || (tc.not != "" && slices.Contains(ps, tc.not)) || len(ps) == 0 {
 			t.Errorf("%v: %q", tc.args, ps)
 		}
+	}
+}
+
+// TestRestoreFolderJSON: restore FOLDER/ --format json names each folder
+// by its key and "kind": "folder", as ls --trash --format json and delete
+// --format json do (the text adds the '/'); restore FOLDER without the
+// '/' is refused, exit 4, said without "not found: " (it said "not found:
+// d is a folder; …").
+func TestRestoreFolderJSON(t *testing.T) {
+	e := newEnv(t)
+	e.init()
+	catalogOf(t, e, func(ctx context.Context, c catalog.Catalog) error {
+		for _, k := range []string{"f", "f/empty"} {
+			if err := c.MakeFolder(ctx, k); err != nil {
+				return err
+			}
+		}
+		for _, k := range []string{"f/empty", "f"} {
+			if err := c.RemoveFolder(ctx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	type name struct{ Key, Kind string }
+	var trash, back []name
+	e.jsonOut(&trash, "ls", "--trash", "--format", "json")
+	e.jsonOut(&back, "restore", "f/", "--format", "json")
+	want := []name{{"f", "folder"}, {"f/empty", "folder"}}
+	if !slices.Equal(trash, want) || !slices.Equal(back, want) {
+		t.Fatalf("ls --trash --format json %v, restore f/ --format json %v; want %v both", trash, back, want)
+	}
+	e.ok("save", e.write("x", []byte("x\n")), "--key", "d/x")
+	e.ok("delete", "d/x")
+	_, errs, err := e.run("restore", "d")
+	if codeOf(err) != exitNotFound || strings.Contains(errs+explain(err), "not found: ") ||
+		!strings.Contains(errs+explain(err), "d is a folder; the trash holds 1 name under d/: restore them with `lamina restore d/`") {
+		t.Fatalf("restore d: exit %d %v\n%s", codeOf(err), err, errs)
 	}
 }

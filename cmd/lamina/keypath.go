@@ -312,29 +312,48 @@ func folderOfKeys(ctx context.Context, cat catalog.Catalog, spec string) error {
 // says DIR/; or when spec is a symbolic link (ln -s in the mount), which
 // it names with its target. Any other err is returned as it is.
 func folderNamed(ctx context.Context, cat catalog.Catalog, spec string, err error) error {
-	if !errors.Is(err, catalog.ErrNotFound) || strings.HasSuffix(spec, "/") || ref.CheckExistingKey(spec) != nil {
+	if !errors.Is(err, catalog.ErrNotFound) || strings.HasSuffix(spec, "/") {
 		return err
 	}
-	if _, _, ok := ref.SplitVersion(spec); ok {
-		return err
-	}
-	parent := spec[:strings.LastIndexByte(spec, '/')+1]
-	if d, derr := cat.Children(ctx, parent); derr == nil {
-		for _, l := range d.Links {
-			if l.Key != spec {
-				continue
-			}
-			target := ""
-			if t := path.Join(parent, l.Target); !strings.HasPrefix(l.Target, "/") && ref.CheckExistingKey(t) == nil {
-				target = fmt.Sprintf(" (key %s)", t)
-			}
-			return exitf(exitUsage, "%s is a symbolic link to %s%s, not an artifact: give the key or path of what it points to", spec, l.Target, target)
+	if key, _, ok := ref.SplitVersion(spec); ok {
+		// KEY@vN of a link: not "no artifact", which tells nothing of
+		// the link there.
+		if l, ok := linkAt(ctx, cat, key); ok && ref.CheckExistingKey(key) == nil {
+			return exitf(exitUsage, "%s: %s, not an artifact, and links have no versions: give the key or path of what it points to", spec, l)
 		}
+		return err
+	}
+	if ref.CheckExistingKey(spec) != nil {
+		return err
+	}
+	if l, ok := linkAt(ctx, cat, spec); ok {
+		return exitf(exitUsage, "%s, not an artifact: give the key or path of what it points to", l)
 	}
 	if vs, lerr := cat.List(ctx, catalog.Query{Prefix: spec + "/", Limit: 1}); lerr != nil || len(vs) == 0 {
 		return err
 	}
 	return exitf(exitUsage, "no artifact has key %q; %s/ is a folder of keys: `lamina ls %s/` lists them", spec, spec, spec)
+}
+
+// linkAt says "KEY is a symbolic link to TARGET (key T)" when key is a
+// live symbolic link (ln -s in the mount); ok is false when it is none.
+func linkAt(ctx context.Context, cat catalog.Catalog, key string) (string, bool) {
+	parent := key[:strings.LastIndexByte(key, '/')+1]
+	d, err := cat.Children(ctx, parent)
+	if err != nil {
+		return "", false
+	}
+	for _, l := range d.Links {
+		if l.Key != key {
+			continue
+		}
+		target := ""
+		if t := path.Join(parent, l.Target); !strings.HasPrefix(l.Target, "/") && ref.CheckExistingKey(t) == nil {
+			target = fmt.Sprintf(" (key %s)", t)
+		}
+		return fmt.Sprintf("%s is a symbolic link to %s%s", key, l.Target, target), true
+	}
+	return "", false
 }
 
 // mountpoint is where the instance is mounted, "" if it is not.

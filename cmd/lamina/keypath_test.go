@@ -127,6 +127,19 @@ func TestKeyArgPaths(t *testing.T) {
 			t.Errorf("%s of a symbolic link: exit %d %s", strings.Join(args, " "), code, errs)
 		}
 	}
+	// KEY@vN of a link, and delete of one, said "no artifact" (exit 4):
+	// a link has no versions.
+	for _, args := range [][]string{{"show", "exp/ln.csv@v1"}, {"get", "exp/ln.csv@v1", "-o", "-"}, {"lineage", "exp/ln.csv@v1"}, {"delete", "exp/ln.csv@v1"}} {
+		if _, errs, code := e.runIn(outside, args...); code != 2 || !strings.Contains(errs, "exp/ln.csv@v1: exp/ln.csv is a symbolic link to out.csv (key exp/out.csv), not an artifact, and links have no versions") {
+			t.Errorf("%s of a symbolic link: exit %d %s", strings.Join(args, " "), code, errs)
+		}
+	}
+	if _, errs, code := e.runIn(outside, "delete", "exp/ln.csv"); code != 2 || !strings.Contains(errs, "exp/ln.csv is a symbolic link to out.csv (key exp/out.csv), not an artifact: `rm` in the mount removes it; nothing deleted") {
+		t.Errorf("delete of a symbolic link: exit %d %s", code, errs)
+	}
+	if _, errs, code := e.runIn(outside, "delete", "exp/out.csv@v1"); code != 2 || !strings.Contains(errs, `"exp/out.csv@v1" names one version`) {
+		t.Errorf("delete KEY@vN: exit %d %s", code, errs)
+	}
 	if out, errs, code := e.runIn(exp, "collection", "create", "both", "out.csv", "../out.csv"); code != 0 || !strings.Contains(out, "2 versions") {
 		t.Errorf("collection create both out.csv ../out.csv in exp/: exit %d %s%s", code, out, errs)
 	}

@@ -187,6 +187,54 @@ func TestLineageSnakemakeRerunIdentical(t *testing.T) {
 	}
 }
 
+// TestLineageSnakemakeFailedThenRerun: a job that wrote its output and
+// failed (Snakemake trashed the output), then a pass whose job wrote the
+// same bytes: the write brought the trashed version back, and show and
+// the sidecar said "failed", the good job only in also_produced_by. They
+// name the job that ended ok now, the failed one in also_produced_by.
+func TestLineageSnakemakeFailedThenRerun(t *testing.T) {
+	e, wf := snakemakeMount(t)
+	flag := filepath.Join(t.TempDir(), "ok")
+	os.WriteFile(filepath.Join(wf, "raw/a.csv"), []byte("a,1\n"), 0o644)
+	os.WriteFile(filepath.Join(wf, "Snakefile"), []byte(`rule copy:
+    input: "raw/a.csv"
+    output: "results/a.csv"
+    shell: "cat {input} > {output}; test -e `+flag+`"
+`), 0o644)
+	var jobs []string
+	for i, want := range []int{1, 0} {
+		if i == 1 {
+			os.WriteFile(flag, nil, 0o644)
+		}
+		if _, errs, code := e.runIn(wf, "run", "--", "snakemake", "-j1"); (code != 0) != (want != 0) {
+			t.Fatalf("snakemake pass %d: exit %d\n%s", i+1, code, errs)
+		}
+		jobs = append(jobs, e.runsByName()["copy"].UID)
+	}
+	if jobs[0] == jobs[1] {
+		t.Fatal("one job run for two passes")
+	}
+	var shown struct {
+		Run     string
+		Lineage lineage.SidecarLineage
+	}
+	if err := json.Unmarshal([]byte(e.ok("show", "wf/results/a.csv", "--format", "json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	l := shown.Lineage
+	if l.Run != jobs[1] || l.Status != catalog.RunOK || len(l.AlsoBy) != 1 || !strings.HasPrefix(l.AlsoBy[0], jobs[0]+" ") {
+		t.Fatalf("lineage %+v (the version's run %s): want run %s ok, also produced by %s", l, shown.Run, jobs[1], jobs[0])
+	}
+	var side struct{ Lineage lineage.SidecarLineage }
+	meta := mustRead(t, filepath.Join(wf, "results/a.csv.meta"))
+	if err := json.Unmarshal(meta, &side); err != nil || side.Lineage.Run != jobs[1] || side.Lineage.Status != catalog.RunOK {
+		t.Fatalf("sidecar: %s, %v", meta, err)
+	}
+	if out := e.ok("show", "wf/results/a.csv"); !strings.Contains(out, "run             "+jobs[1]+"\nrun_status      ok\n") {
+		t.Fatalf("show:\n%s", out)
+	}
+}
+
 // protocol5 answers Reruns as a daemon of protocol 5 does: it lacks the
 // call.
 type protocol5 struct{ catalog.Catalog }

@@ -538,7 +538,12 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		go limitMemory(c.Context, daemonMemLimit) // memlimit.go
 	}
 	foreign, upgraded := make(chan error, 1), make(chan error, 1)
-	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log, func(err error) { foreign <- err }, func(err error) { upgraded <- err }) // postgres.go
+	migrated := func(from, to int) {
+		note := schemaMigratedNote(from, to) // said by `lamina mount`, and the log
+		warnings = append(warnings, "warning: "+note)
+		log.Warn(note)
+	}
+	cat, pg, writable, err := openDaemonCatalog(c.Context, s, log, func(err error) { foreign <- err }, func(err error) { upgraded <- err }, migrated) // postgres.go
 	if err != nil {
 		return err
 	}
@@ -752,7 +757,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		rpcCat = namedSearch{Catalog: rpcCat, in: instance.New(s, cat, backend, store), ts: ts, log: log}
 	}
 	srv := catalogrpc.NewServer(rpcCat, catalogrpc.ServerOptions{
-		ID: s.ID, Build: buildID(), Changed: m.Changed, Logger: log, Snapshot: snapshot,
+		ID: s.ID, Build: buildID(), BuildTime: buildTime(), Changed: m.Changed, Logger: log, Snapshot: snapshot,
 		Cache: func(a catalogrpc.CacheArgs) (any, error) {
 			if rem == nil {
 				return nil, cache.ErrNoCache
@@ -786,6 +791,10 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 		Status: func() any {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
+			health := make(chan retry.Health, 1)
+			if rem != nil { // beside the catalog's read, not after it
+				go func() { health <- rem.health(ctx) }()
+			}
 			ob, oerr := cat.Outbox(ctx) // a catalog read: does the database answer
 			ms := mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob), ReadOnly: writes == nil}
 			open := m.OpenForWriting()
@@ -819,7 +828,7 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 				if err := rem.disk.Rescan(); err != nil {
 					log.Warn("cache: rescan failed", "err", err)
 				}
-				p, ci, h := rem.up.Pending(), rem.disk.Info(), rem.retry.Health()
+				p, ci, h := rem.up.Pending(), rem.disk.Info(), <-health
 				ci.Hits, ci.Misses = max(ci.Hits-atStart.Hits, 0), max(ci.Misses-atStart.Misses, 0)
 				ms.Uploads, ms.DiskCache, ms.Storage = &p, &ci, &h
 			}
@@ -1144,7 +1153,8 @@ func cmdUmount() *cli.Command {
 				if !ours && mounted {
 					fmt.Fprintf(c.App.ErrWriter, "lamina: the mount of %s at %s was detached, and %s is now another mount (%s %s), left as it is; stopping the daemon, which waits for files still open for writing\n", name, dir, dir, at.Type, at.Source)
 				}
-				if fst, _ := daemonStatus(c.Context, dirs, name); fst.FailedCommits > 0 && fst.TakenOver != "" {
+				fst, _ := daemonStatus(c.Context, dirs, name)
+				if fst.FailedCommits > 0 && fst.TakenOver != "" {
 					if s, err := dirs.Load(name); err == nil {
 						fmt.Fprintf(c.App.ErrWriter, "lamina: %s\n", stagedTakenOver(s, fst.TakenOver, fst.FailedFiles, int(fst.FailedCommits)))
 					}
@@ -1186,7 +1196,14 @@ func cmdUmount() *cli.Command {
 						return fmt.Errorf("cannot stop the mount daemon (pid %d): %w", st.PID, err)
 					}
 				}
-				if err := waitDaemon(c.Context, w, dirs, name, st, c.Bool("force")); err != nil {
+				// Said at once, from the status asked above (its health is
+				// current: retry.Probe), not after the wait's timeout.
+				away := false
+				if h, p := fst.Storage, fst.Uploads; !c.Bool("force") && h != nil && h.Failing && p != nil && p.Objects > 0 {
+					fmt.Fprintln(w, storageAwayNote(*h, *p, dir))
+					away = true
+				}
+				if err := waitDaemon(c.Context, w, dirs, name, st, c.Bool("force"), away); err != nil {
 					return err
 				}
 				if lost, err := os.ReadFile(lostChangesPath(dirs, name)); err == nil {
@@ -1667,7 +1684,7 @@ func cmdStatus() *cli.Command {
 					case ps == 0:
 						err := fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is gone; run `lamina umount %s`", s.Name, st.Mountpoint, st.shownPID(), st.Mountpoint)
 						if format == "json" {
-							return brokenJSON(c, w, s, st.Mountpoint, err)
+							return brokenJSON(c, w, dirs, s, st.Mountpoint, err)
 						}
 						if note := stagedNotCommitted(c.Context, s); note != "" {
 							err = fmt.Errorf("%w\n%s", err, note)
@@ -1681,7 +1698,7 @@ func cmdStatus() *cli.Command {
 					case stoppedState(ps):
 						err := fmt.Errorf("instance %q: the daemon of the mount at %s (pid %d) is stopped (SIGSTOP, Ctrl-Z or a debugger) and answers nothing: `kill -CONT %d` resumes it, `lamina umount --force %s` stops it", s.Name, st.Mountpoint, st.PID, st.PID, st.Mountpoint)
 						if format == "json" {
-							return brokenJSON(c, w, s, st.Mountpoint, err)
+							return brokenJSON(c, w, dirs, s, st.Mountpoint, err)
 						}
 						return err
 					}
@@ -1691,7 +1708,7 @@ func cmdStatus() *cli.Command {
 					// entry, "mounted": false, with what the table says.
 					stale := staleMounts(s, "")
 					out := []unmountedStatus{}
-					if um, ok := unmountedOf(c.Context, s, stale); ok {
+					if um, ok := unmountedOf(c.Context, dirs, s, stale); ok {
 						out = append(out, um)
 					}
 					if err := writeJSON(w, out); err != nil {
@@ -1779,8 +1796,8 @@ func cmdStatus() *cli.Command {
 				rows = append(rows, []string{"after take-over", note})
 			}
 			if st.BuildMismatch {
-				rows = append(rows, []string{"build", fmt.Sprintf("another lamina build (%s; this lamina is %s): lamina commands may only read through it; `lamina umount %s && lamina mount %s` restarts it",
-					cmp.Or(st.DaemonBuild, "an older one"), buildID(), st.Mountpoint, st.Mountpoint)})
+				what, todo := buildAdvice(cl.Hello(), buildID(), buildTime(), st.Mountpoint) // build.go
+				rows = append(rows, []string{"build", fmt.Sprintf("%s: lamina commands may only read through it; %s", what, todo)})
 			}
 			if st.ReadOnly {
 				rows = append(rows, []string{"writes", "read-only: the database role may only read"})
@@ -1955,12 +1972,12 @@ func (r *recentCommits) cutoff(w *instance.OwnerWatch) time.Time {
 // (its daemon died or is stopped): "mounted": false, the error, the mount
 // among the stale ones, and what the instance keeps; then exit status 1
 // with the error on stderr.
-func brokenJSON(c *cli.Context, w io.Writer, s instance.Settings, mountpoint string, err error) error {
+func brokenJSON(c *cli.Context, w io.Writer, dirs instance.Dirs, s instance.Settings, mountpoint string, err error) error {
 	stale := staleMounts(s, "")
 	if !slices.Contains(stale, mountpoint) {
 		stale = append(stale, mountpoint)
 	}
-	um, _ := unmountedOf(c.Context, s, stale)
+	um, _ := unmountedOf(c.Context, dirs, s, stale)
 	um.Error = err.Error()
 	if werr := writeJSON(w, []unmountedStatus{um}); werr != nil {
 		return werr

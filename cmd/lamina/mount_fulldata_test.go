@@ -177,6 +177,12 @@ func TestKilledWhileCommitFailingSaysLost(t *testing.T) {
 		t.Fatalf("status after a kill -9 while the commit failed:\n%s%s", out, errs)
 	}
 	lost := m[1]
+	// --format json names it too (last_stop), as the text does.
+	jout, _, _ := e.run("status", "--format", "json")
+	var js []unmountedStatus
+	if err := json.Unmarshal([]byte(jout), &js); err != nil || len(js) != 1 || !strings.Contains(js[0].LastStop, "mkdir r/"+lost) {
+		t.Fatalf("status --format json after a kill -9 while the commit failed (%v):\n%s", err, jout)
+	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
@@ -198,5 +204,31 @@ func TestKilledWhileCommitFailingSaysLost(t *testing.T) {
 	e.ok("umount", mnt)
 	if _, err := os.Stat(note); err == nil {
 		t.Fatal("the note stays after a clean umount")
+	}
+}
+
+// TestStatusJSONNamesLastStop: status printed what the last daemon could
+// not commit (killed while the commit failed: its commit-failing note) in
+// text only; --format json had no field for it and printed [].
+func TestStatusJSONNamesLastStop(t *testing.T) {
+	e := newMntEnv(t)
+	if out := e.notMounted("--format", "json"); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("status --format json with nothing kept: %q", out)
+	}
+	run := filepath.Join(e.dir, "run", "lamina", "m")
+	if err := os.MkdirAll(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	text := "its daemon stopped without saving them (killed?) while the catalog's commit failed: 1 change: mkdir r/d"
+	if err := os.WriteFile(filepath.Join(run, "commit-failing"), append([]byte(text), 0, 0, 0), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.notMounted(); !strings.Contains(out, text) {
+		t.Fatalf("status names no last stop:\n%s", out)
+	}
+	out := e.notMounted("--format", "json")
+	var js []unmountedStatus
+	if err := json.Unmarshal([]byte(out), &js); err != nil || len(js) != 1 || !strings.Contains(js[0].LastStop, text) || js[0].Mounted {
+		t.Fatalf("status --format json (%v):\n%s", err, out)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -112,6 +113,9 @@ func cmdOntologyImport() *cli.Command {
 				NoDefault: c.Bool("no-default"), AllowDangling: c.Bool("allow-dangling"), Client: httpClient(), Progress: bar.Func(), Size: bar.SetTotal,
 			})
 			bar.Done()
+			if errors.Is(err, ontology.ErrOrganism) {
+				return exitf(exitUsage, "%s: use --organism", strings.TrimPrefix(err.Error(), "ontology: "))
+			}
 			if err != nil {
 				return err
 			}
@@ -549,8 +553,11 @@ type standardJSON struct {
 	Candidates []candidateJSON `json:"candidates,omitempty"`
 	// Leads: the terms an unmatched value is a BROAD or NARROW synonym of
 	// (never mapped; Reason names them).
-	Leads  []leadJSON `json:"leads,omitempty"`
-	Reason string     `json:"reason"`
+	Leads []leadJSON `json:"leads,omitempty"`
+	// Related: the terms a RELATED synonym equal to an unmatched value
+	// names (one without --related, or several: never mapped).
+	Related []candidateJSON `json:"related,omitempty"`
+	Reason  string          `json:"reason"`
 }
 
 type leadJSON struct {
@@ -568,6 +575,9 @@ func toStandardJSON(r ontology.Standardization) standardJSON {
 	}
 	for _, l := range r.Leads {
 		o.Leads = append(o.Leads, leadJSON{l.ID, l.Name, l.Via, l.Scope.String()})
+	}
+	for _, c := range r.Related {
+		o.Related = append(o.Related, candidateJSON(c))
 	}
 	return o
 }
@@ -768,7 +778,7 @@ func cmdOntologyInspect() *cli.Command {
 					if r.Standard.Match == ontology.Ambiguous {
 						o.Status = "ambiguous"
 					}
-					if r.Standard.Match != ontology.NoMatch || r.Standard.Obsolete != "" || r.Standard.Related.ID != "" || len(r.Standard.Leads) > 0 {
+					if r.Standard.Match != ontology.NoMatch || r.Standard.Obsolete != "" || len(r.Standard.Related) > 0 || len(r.Standard.Leads) > 0 {
 						st := toStandardJSON(r.Standard)
 						o.Standard = &st
 						term = st.Reason
@@ -1075,8 +1085,11 @@ type termJSON struct {
 	AltIDs       []string      `json:"alt_ids,omitempty"`
 	Obsolete     bool          `json:"obsolete,omitempty"`
 	ReplacedBy   []relatedJSON `json:"replaced_by,omitempty"`
-	Consider     []relatedJSON `json:"consider,omitempty"`
-	Children     int           `json:"children"`
+	// Replacement: the live term at the end of a chain of replacements,
+	// when replaced_by is obsolete too (what standardize maps to).
+	Replacement *relatedJSON  `json:"replacement,omitempty"`
+	Consider    []relatedJSON `json:"consider,omitempty"`
+	Children    int           `json:"children"`
 }
 
 type synonymJSON struct {
@@ -1173,6 +1186,9 @@ func cmdOntologyShow() *cli.Command {
 			}
 			if !ok {
 				msg := fmt.Sprintf("no %s term named %q in %s %s", s.Entity, name, s.Ontology, s.Version)
+				if st := x.Standardize(name, ontology.StandardizeOptions{}); len(st.Related) > 0 || len(st.Leads) > 0 {
+					msg += ": " + unmatchedReason(st) // the terms it is a synonym of, as standardize names them
+				}
 				if sg := x.Suggest(name, 3); len(sg) > 0 {
 					var names []string
 					for _, g := range sg {
@@ -1254,6 +1270,9 @@ func cmdOntologyShow() *cli.Command {
 			for _, sy := range t.Synonyms {
 				tj.Synonyms = append(tj.Synonyms, synonymJSON{sy.Text, sy.Scope.String()})
 			}
+			if r, ok := x.Replacement(t.ID); ok && t.Obsolete && !slices.Contains(t.ReplacedBy, r) {
+				tj.Replacement = &related([]string{r})[0]
+			}
 			if format == "json" {
 				return writeJSON(c.App.Writer, tj)
 			}
@@ -1275,6 +1294,9 @@ func cmdOntologyShow() *cli.Command {
 			if t.Obsolete {
 				row("obsolete", "yes")
 				row("replaced_by", list(tj.ReplacedBy))
+				if tj.Replacement != nil {
+					row("replacement", list([]relatedJSON{*tj.Replacement})+" (replaced_by is obsolete too)")
+				}
 				row("consider", list(tj.Consider))
 			}
 			row("definition", t.Definition)

@@ -90,10 +90,15 @@ func restoreShared(c *cli.Context, cat catalog.Catalog) error {
 }
 
 // dialPostgres opens the database at url; without o.Existing it sets up
-// the schema in an empty one (init, import-catalog).
+// the schema in an empty one (init, import-catalog). An upgrade of the
+// schema is said on stderr unless o.OnMigrated tells it elsewhere (a
+// mount daemon): stdout stays what scripts read.
 func dialPostgres(ctx context.Context, url string, o postgres.Options) (*postgres.Store, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if o.OnMigrated == nil {
+		o.OnMigrated = func(from, to int) { fmt.Fprintf(os.Stderr, "lamina: warning: %s\n", schemaMigratedNote(from, to)) }
+	}
 	st, err := postgres.Open(ctx, url, o)
 	switch {
 	case err == nil:
@@ -299,6 +304,16 @@ func readShared(ctx context.Context, st *postgres.Store) (sharedSettings, error)
 
 var _ catalog.Catalog = (*postgres.Store)(nil)
 
+// schemaMigratedNote says that this lamina upgraded the shared catalog's
+// schema and what that does to the team: every mount by an older lamina
+// turns read-only at its next write (postgres schemaGuard), and an older
+// lamina refuses the database.
+func schemaMigratedNote(from, to int) string {
+	return fmt.Sprintf("upgraded the shared catalog database from schema %d to %d (this lamina's): "+
+		"mounts of an older lamina on other workstations are read-only from now on (writes get EROFS) and an older lamina refuses the database, "+
+		"until each is upgraded and remounted (`lamina umount M && lamina mount M`)", from, to)
+}
+
 // openDaemonCatalog opens the catalog a mount daemon serves: the bbolt file
 // held open, or the PostgreSQL store (pg, non-nil) that the daemon also
 // listens on. writable is false for a database role that may only read.
@@ -307,13 +322,13 @@ var _ catalog.Catalog = (*postgres.Store)(nil)
 // (postgres.ErrForeign) and foreign is called once. A database whose
 // schema a newer lamina upgraded meanwhile is not written the old way:
 // the store refuses every write from then on (catalog.ErrUpgraded) and
-// upgraded is called once.
-func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logger, foreign, upgraded func(error)) (cat catalog.Catalog, pg *postgres.Store, writable bool, err error) {
+// upgraded is called once. migrated is told an upgrade the daemon made.
+func openDaemonCatalog(ctx context.Context, s instance.Settings, log *slog.Logger, foreign, upgraded func(error), migrated func(from, to int)) (cat catalog.Catalog, pg *postgres.Store, writable bool, err error) {
 	if !usesPostgres(s) {
 		b, err := catalog.OpenBolt(s.Catalog, catalog.BoltOptions{Hold: true, Timeout: 20 * time.Second, Existing: true})
 		return b, nil, err == nil, err
 	}
-	pg, err = openPostgresWith(ctx, s, postgres.Options{Logger: log, CallTimeout: catalogTimeout(), OnForeign: foreign, OnUpgraded: upgraded})
+	pg, err = openPostgresWith(ctx, s, postgres.Options{Logger: log, CallTimeout: catalogTimeout(), OnForeign: foreign, OnUpgraded: upgraded, OnMigrated: migrated})
 	if err != nil {
 		return nil, nil, false, err
 	}

@@ -7,10 +7,12 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ontology"
+	"github.com/lamina-bio/lamina/ref"
 	"github.com/urfave/cli/v2"
 )
 
@@ -297,6 +299,9 @@ func resolveTerms(x *ontology.Index, entity, value string) (name string, ids []s
 // so that annotate can say that it recorded another term than the one
 // named.
 func resolveTermsWhy(x *ontology.Index, entity, value string) (name string, ids []string, why string, err error) {
+	if err := termUTF8(entity, value); err != nil {
+		return "", nil, "", err
+	}
 	if v := x.Validate(value); v.Valid && v.Alt {
 		// Valid, but not the term's id: what is recorded is another id,
 		// which the note says as it does for a synonym or an obsolete id.
@@ -308,11 +313,7 @@ func resolveTermsWhy(x *ontology.Index, entity, value string) (name string, ids 
 	if st.Matched() {
 		return st.Name, st.TermIDs(), st.Reason(), nil
 	}
-	reason := st.Reason()
-	if st.Related.ID != "" { // ls and annotate have no --related: name the term
-		reason = fmt.Sprintf("only a RELATED synonym of %q (%s)", st.Related.Name, st.Related.ID)
-	}
-	msg := fmt.Sprintf("%q is not %s %s term: %s", value, article(entity), entity, reason)
+	msg := fmt.Sprintf("%q is not %s %s term: %s", value, article(entity), entity, unmatchedReason(st))
 	if sg := x.Suggest(value, 3); len(sg) > 0 {
 		var names []string
 		for _, s := range sg {
@@ -321,6 +322,26 @@ func resolveTermsWhy(x *ontology.Index, entity, value string) (name string, ids 
 		msg += "; did you mean " + strings.Join(names, " or ") + "?"
 	}
 	return "", nil, "", notTermError{exitError{msg: msg, code: 1}} // a bad value, not bad usage (2)
+}
+
+// termUTF8 refuses a term value that is not UTF-8 as malformed input (exit
+// 2), as every other value is, rather than as a term that is not there:
+// no ontology holds one.
+func termUTF8(entity, value string) error {
+	if !utf8.ValidString(value) {
+		return catalog.Invalidf("%s term %q: %w", entity, value, ref.ErrNotUTF8)
+	}
+	return nil
+}
+
+// unmatchedReason is st.Reason for a command without --related (ls,
+// annotate, show): a RELATED synonym of one term names it without the
+// flag.
+func unmatchedReason(st ontology.Standardization) string {
+	if len(st.Related) == 1 {
+		return fmt.Sprintf("only a RELATED synonym of %q (%s)", st.Related[0].Name, st.Related[0].ID)
+	}
+	return st.Reason()
 }
 
 // article is "an" before a word that starts with a vowel sound as the
@@ -413,7 +434,15 @@ func termValues(ctx context.Context, in *instance.Instance, entity, organism, va
 // replacement is searched too (not: for "!=", which lists the versions
 // without them).
 func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, value string, exact, not bool, warn io.Writer) (q termMatch, xs []*ontology.Index, err error) {
+	if err := termUTF8(entity, value); err != nil {
+		return termMatch{}, nil, err
+	}
 	x, rec, err := in.LoadOntology(ctx, entity, organism, "")
+	if errors.Is(err, ontology.ErrNotFound) {
+		// No such ontology (or version, or organism's source): the term
+		// the query names is not there (4), as one the ontology lacks.
+		return termMatch{}, nil, codedError{err: err, code: exitNotFound}
+	}
 	if err != nil {
 		return termMatch{}, nil, err
 	}
@@ -581,24 +610,12 @@ func placeOlder(xs []*ontology.Index, entity, root string, ids []string, obsolet
 	return out, via
 }
 
-// replacement is the live term of x that stands for id: id's own when it
-// is live, else its replacement, followed through obsolete ones; "" when
-// x has no term id or no live replacement.
+// replacement is the live term of x that stands for id (Index.Replacement):
+// id's own when it is live, else its replacement, followed through
+// obsolete ones; "" when x has no term id or no live replacement.
 func replacement(x *ontology.Index, id string) string {
-	for range 10 { // a chain of replacements; a loop is cut short
-		t, ok := x.Term(id)
-		if !ok || t.ID != id && !slices.Contains(t.AltIDs, id) {
-			return "" // a name, not an id
-		}
-		if !t.Obsolete {
-			return t.ID
-		}
-		if len(t.ReplacedBy) == 0 {
-			return ""
-		}
-		id = t.ReplacedBy[0]
-	}
-	return ""
+	r, _ := x.Replacement(id)
+	return r
 }
 
 // otherVersions loads the imported versions of entity besides def (for

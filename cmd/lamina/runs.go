@@ -175,6 +175,7 @@ func cmdRuns() *cli.Command {
 						return ""
 					}
 					if format == "json" {
+						shown.InputVersions, shown.OutputVersions = shownVersions(rec.Inputs, ins), shownVersions(rec.Outputs, outs)
 						return writeJSON(c.App.Writer, shown)
 					}
 					r, t := rec.Run, rec.Transform
@@ -270,6 +271,29 @@ type runShown struct {
 	// they were, catalog.Run.Purged).
 	Trashed []string `json:"trashed"`
 	Purged  []string `json:"purged"`
+	// InputVersions and OutputVersions are Inputs and Outputs, in their
+	// order, with each version's key and number (which inputs and outputs,
+	// bare uids, lack; kept as they are for the scripts that read them).
+	InputVersions  []shownVersion `json:"input_versions"`
+	OutputVersions []shownVersion `json:"output_versions"`
+}
+
+// shownVersion is a version of runShown: key and number are left out of
+// one deleted for good whose run does not say what it was.
+type shownVersion struct {
+	UID     string `json:"uid"`
+	Key     string `json:"key,omitempty"`
+	Version int    `json:"version,omitempty"`
+}
+
+// shownVersions returns uids with the key and number of each in found.
+func shownVersions(uids []string, found map[string]catalog.Version) []shownVersion {
+	out := make([]shownVersion, 0, len(uids))
+	for _, u := range uids {
+		v := found[u]
+		out = append(out, shownVersion{UID: u, Key: v.Key, Version: v.Version})
+	}
+	return out
 }
 
 // versionNotRun is the error of `runs show UID` (err, from RunRecord)

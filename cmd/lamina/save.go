@@ -25,7 +25,7 @@ func cmdSave() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key", Aliases: []string{"k"}, Usage: "key of the artifact (one PATH only)"},
 			&cli.StringFlag{Name: "key-prefix", Usage: "folder of keys: each PATH is saved as PREFIX/NAME"},
-			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "description of the new version(s)"},
+			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "description of the new version(s); without it they keep the latest version's, -d '' gives them none"},
 			&cli.StringFlag{Name: "revises", Usage: "uid of the version this one revises (same key)"},
 			&cli.StringFlag{Name: "mode", Usage: "permission bits of the new file versions, in octal (0644), in place of the files' own"},
 			&cli.StringFlag{Name: "mtime", Usage: "mtime of the new versions, RFC 3339 (2026-01-02T15:04:05Z), in place of the save's time"},
@@ -63,6 +63,8 @@ func cmdSave() *cli.Command {
 			}
 			bar := newProgress("saving", total, format == "json")
 			opts.Description, opts.Revises, opts.Progress = c.String("description"), c.String("revises"), bar.Func()
+			// -d '' clears it; without -d the latest version's is kept.
+			opts.NoDescription = c.IsSet("description") && c.String("description") == ""
 			res, err := in.Save(c.Context, items, opts)
 			bar.Done()
 			if err != nil {

@@ -69,3 +69,31 @@ func TestSchemaUpgradedWhileMounted(t *testing.T) {
 		return fmt.Sprint(strings.Contains(string(b), want) && strings.Contains(string(b), "read-only from now on")), err
 	}, "true")
 }
+
+// A plain read by a newer lamina migrates the shared database (it reads
+// the new schema's tables): it says so on stderr, once, with what that
+// does to the team's older mounts, and stdout stays the JSON scripts read.
+// Before, `lamina ls` migrated 8→9 without a word and every older mount
+// turned read-only (audit d4).
+func TestPlainReadSaysSchemaMigrated(t *testing.T) {
+	db := pgtest.URL(t)
+	e := workstationEnv(t, "ana")
+	e.ok("init", "--storage", filepath.Join(e.dir, "storage"), "--db", db, "--name", "lab")
+	pgtest.Exec(t, db, `DROP TABLE collections_deleted`) // what a lamina of schema 8 left
+	pgtest.Exec(t, db, `UPDATE schema_version SET version = 8`)
+	out, stderr, err := e.run("ls", "--format", "json")
+	if err != nil {
+		t.Fatalf("ls: %v\n%s", err, stderr)
+	}
+	var ls []any
+	if err := json.Unmarshal([]byte(out), &ls); err != nil {
+		t.Fatalf("stdout is not the listing alone: %v\n%s", err, out)
+	}
+	want := fmt.Sprintf("from schema 8 to %d", postgres.SchemaVersion)
+	if !strings.Contains(stderr, want) || !strings.Contains(stderr, "older lamina on other workstations are read-only") {
+		t.Fatalf("ls that migrated did not say it on stderr:\n%s", stderr)
+	}
+	if _, stderr, err := e.run("ls", "--format", "json"); err != nil || strings.Contains(stderr, "schema") {
+		t.Fatalf("the next ls: %v; says %q", err, stderr)
+	}
+}

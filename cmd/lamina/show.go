@@ -86,9 +86,13 @@ func cmdShow() *cli.Command {
 					row("revises", v.Revises) // purged since
 				}
 			}
-			row("run", v.Run)
 			if l, ok := lin.(lineage.SidecarLineage); ok {
+				// The lineage's run, whose status follows: the one that
+				// ended ok when the version's own run failed (SidecarOf).
+				row("run", l.Run)
 				showLineage(w, l)
+			} else {
+				row("run", v.Run)
 			}
 			showAnnotations(c, in, in.Catalog, v) // show_annotate.go
 			if v.Trashed {

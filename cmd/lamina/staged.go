@@ -131,16 +131,20 @@ func stagedNotCommittedOnly(ctx context.Context, s instance.Settings) string {
 	if len(files) == 0 {
 		return ""
 	}
-	if o, ok, err := storageTakenBy(ctx, s); err == nil && ok {
+	o, ok, err := storageTakenBy(ctx, s)
+	if err == nil && ok {
 		return stagedTakenOver(s, o.Name, files, len(files))
-	} else if err != nil {
-		var keys []string
-		for _, f := range files {
-			keys = append(keys, fmt.Sprintf("%s (%s)", f.Key, f.Path))
-		}
-		return fmt.Sprintf("%s not committed (%s): the next mount commits them if the storage is still this instance's; it did not answer whether it is (%v)",
-			plural(len(files), "staged file"), strings.Join(keys, ", "), err)
 	}
+	return stagedNote(stagingDir(s), files, err)
+}
+
+// stagedNote says what the next mount does with each of files, kept in
+// the staging folder dir: a file open when its daemon stopped goes under
+// lost+found/, the others are committed. ownerErr is the storage's
+// failure to say whether it is still this instance's: the note then says
+// the same, under that condition. It once said "the next mount commits
+// them" of every file when the storage did not answer, an open one too.
+func stagedNote(dir string, files []stage.StagedFile, ownerErr error) string {
 	var failed, lost, closed, open []string
 	for _, f := range files {
 		switch {
@@ -172,7 +176,15 @@ func stagedNotCommittedOnly(ctx context.Context, s instance.Settings) string {
 	if len(open) > 0 {
 		parts = append(parts, fmt.Sprintf("%s open when the daemon stopped (%s): the next mount keeps what was written under %s/", plural(len(open), "file"), strings.Join(open, ", "), stage.LostAndFound))
 	}
-	return fmt.Sprintf("staged in %s: %s", stagingDir(s), strings.Join(parts, "; "))
+	if ownerErr != nil {
+		var keys []string
+		for _, f := range files {
+			keys = append(keys, fmt.Sprintf("%s (%s)", f.Key, f.Path))
+		}
+		return fmt.Sprintf("%s not committed (%s); the storage did not answer whether it is still this instance's (%v). If it is: %s. If another instance took it over, no mount of this one commits them: status says how to save them once the storage answers",
+			plural(len(files), "staged file"), strings.Join(keys, ", "), ownerErr, strings.Join(parts, "; "))
+	}
+	return fmt.Sprintf("staged in %s: %s", dir, strings.Join(parts, "; "))
 }
 
 // storageTakenBy reads the owner of s's storage: ok when another instance
@@ -236,12 +248,16 @@ type unmountedStatus struct {
 	// catalog (until status --forget-take-over).
 	AfterTakeOver *instance.AfterTakeOver `json:"after_take_over,omitempty"`
 	Error         string                  `json:"error,omitempty"` // a mount whose daemon died or is stopped
+	// LastStop: what the last daemon could not commit (its stop gave it
+	// up, or it was killed while the catalog's commit failed), as the text
+	// output says it.
+	LastStop string `json:"last_stop,omitempty"`
 }
 
 // unmountedOf is the unmountedStatus of instance s, not mounted, with the
 // stale mounts stale: ok when it keeps anything.
-func unmountedOf(ctx context.Context, s instance.Settings, stale []string) (unmountedStatus, bool) {
-	um := unmountedStatus{Instance: s.Name, Stale: stale}
+func unmountedOf(ctx context.Context, dirs instance.Dirs, s instance.Settings, stale []string) (unmountedStatus, bool) {
+	um := unmountedStatus{Instance: s.Name, Stale: stale, LastStop: lostChangesNote(dirs, s.Name)}
 	files, err := stagedOf(ctx, s)
 	if err != nil {
 		um.StagedError = err.Error()
@@ -266,7 +282,7 @@ func unmountedOf(ctx context.Context, s instance.Settings, stale []string) (unmo
 		}
 	}
 	um.AfterTakeOver, _ = s.AfterTakeOver()
-	return um, len(stale) > 0 || len(files) > 0 || um.StagedError != "" || um.Uploads != nil || um.AfterTakeOver != nil
+	return um, len(stale) > 0 || len(files) > 0 || um.StagedError != "" || um.Uploads != nil || um.AfterTakeOver != nil || um.LastStop != ""
 }
 
 // afterTakeOverNote says what became of the versions a mount of s

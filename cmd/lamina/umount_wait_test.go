@@ -29,7 +29,7 @@ func TestWaitDaemonSaysWhatHappens(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	var out bytes.Buffer
-	err = waitDaemon(ctx, &out, dirs, "m", mountState{PID: busy.Process.Pid, Mountpoint: "/mnt/lab"}, false)
+	err = waitDaemon(ctx, &out, dirs, "m", mountState{PID: busy.Process.Pid, Mountpoint: "/mnt/lab"}, false, false)
 	if !strings.Contains(out.String(), "waiting for the daemon to stop") {
 		t.Errorf("umount printed %q while the daemon was busy", out.String())
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/instance"
+	"github.com/lamina-bio/lamina/storage/retry"
 )
 
 // The mount daemon of an S3 instance, when asked to stop, unmounts and then
@@ -59,7 +60,14 @@ func drainUploads(rem *remote, dirs instance.Dirs, s instance.Settings, log *slo
 			cancel()
 			return
 		}
-		b, _ := json.Marshal(p)
+		// The storage's health beside the queue, current (a probe that
+		// has not ended in 100 ms is read at the next call, a second on):
+		// umount says at once that the uploads wait for a server that is
+		// not answering.
+		hctx, hcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		h := rem.health(hctx)
+		hcancel()
+		b, _ := json.Marshal(drainProgress{Pending: p, Storage: &h})
 		os.WriteFile(prog+".tmp", b, 0o600)
 		os.Rename(prog+".tmp", prog)
 		if p.Objects != logged.Objects || time.Since(loggedAt) > 30*time.Second { // not a line a second
@@ -75,10 +83,27 @@ func drainUploads(rem *remote, dirs instance.Dirs, s instance.Settings, log *slo
 	log.Info("every upload done")
 }
 
+// drainProgress is what a stopping daemon writes to uploads.json: its
+// queue and the storage's health.
+type drainProgress struct {
+	cache.Pending
+	Storage *retry.Health `json:"storage,omitempty"`
+}
+
+// storageAwayNote says that the uploads p wait for a storage that is not
+// answering (h), what umount waits for, and what --force of dir leaves.
+func storageAwayNote(h retry.Health, p cache.Pending, dir string) string {
+	return fmt.Sprintf("the storage is not answering since %s (%s): waiting for it to upload %s (%s); Ctrl-C stops waiting (the daemon goes on trying), `lamina umount --force %s` stops now and leaves %s pending, kept staged for the next start",
+		h.Since.Local().Format(time.TimeOnly), h.LastError, plural(p.Objects, "object"), humanBytes(p.Bytes), shellArg(dir), plural(p.Objects, "upload"))
+}
+
 // waitDaemon waits for a stopping daemon, showing upload progress; it gives
 // up after 30 s without a sign of life. Interrupted (Ctrl-C), it stops
 // waiting and says how the daemon goes on.
-func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name string, st mountState, force bool) error {
+//
+// away is true when umount already said the storage is not answering
+// (storageAwayNote); it says so again only once it answered meanwhile.
+func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name string, st mountState, force, away bool) error {
 	start, lastSign := time.Now(), time.Now()
 	var last cache.Pending
 	shown, said := false, false
@@ -90,8 +115,18 @@ func waitDaemon(ctx context.Context, w io.Writer, dirs instance.Dirs, name strin
 			return fmt.Errorf("stopped waiting: the mount is gone, and its daemon (pid %d) goes on uploading in the background until done (or 10 min without progress); `lamina umount --force %s` stops it now, leaving the uploads staged for the next start", st.PID, st.Mountpoint)
 		}
 		if b, err := os.ReadFile(uploadsPath(dirs, name)); err == nil {
-			var p cache.Pending
-			if json.Unmarshal(b, &p) == nil && (p.Objects != last.Objects || p.Bytes != last.Bytes || !shown) {
+			var dp drainProgress
+			err := json.Unmarshal(b, &dp)
+			p := dp.Pending
+			if h := dp.Storage; err == nil && h != nil && !force && p.Objects > 0 && h.Failing != away {
+				if h.Failing {
+					fmt.Fprintln(w, storageAwayNote(*h, p, st.Mountpoint))
+				} else {
+					fmt.Fprintln(w, "the storage answers again; uploading")
+				}
+				away = h.Failing
+			}
+			if err == nil && (p.Objects != last.Objects || p.Bytes != last.Bytes || !shown) {
 				if !shown && !force {
 					fmt.Fprintln(w, "waiting for the uploads to S3 (Ctrl-C stops waiting; `lamina umount --force` leaves them staged)")
 				}
@@ -160,10 +195,26 @@ func printStagedUploads(w io.Writer, s instance.Settings) {
 		return
 	}
 	if cache.QueueOwned(s.UploadDir()) {
-		fmt.Fprintf(w, "uploads: %s; a stopping mount daemon is uploading them\n", describePending(p))
+		fmt.Fprintf(w, "uploads: %s; a stopping mount daemon is uploading them%s\n", describePending(p), stoppingStorageNote(s))
 		return
 	}
 	fmt.Fprintf(w, "uploads: %s; the next mount, save or get uploads them\n", describePending(p))
+}
+
+// stoppingStorageNote says, from what a stopping daemon wrote of its
+// uploads (drainProgress), that the storage they wait for is not
+// answering; "" when it answers or nothing says.
+func stoppingStorageNote(s instance.Settings) string {
+	dirs, err := instance.UserDirs()
+	if err != nil {
+		return ""
+	}
+	b, err := os.ReadFile(uploadsPath(dirs, s.Name))
+	var dp drainProgress
+	if err != nil || json.Unmarshal(b, &dp) != nil || dp.Storage == nil || !dp.Storage.Failing {
+		return ""
+	}
+	return fmt.Sprintf(", but the storage is not answering since %s (%s)", dp.Storage.Since.Local().Format(time.TimeOnly), dp.Storage.LastError)
 }
 
 // queueTakenOver says what becomes of the staged objects items of

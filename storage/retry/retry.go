@@ -51,6 +51,11 @@ type Backend struct {
 
 	mu     sync.Mutex
 	health Health
+	// answered is when the storage last answered (a call that got an
+	// answer, bytes received, a probe's answer); probed when the last
+	// probe ended; probing is closed when the probe in flight ends.
+	answered, probed time.Time
+	probing          chan struct{}
 }
 
 // Health is what the last calls said of the storage: `lamina status` shows
@@ -59,13 +64,65 @@ type Health struct {
 	Failing   bool      `json:"failing"`
 	Since     time.Time `json:"since,omitzero"` // the first failure since it last answered
 	LastError string    `json:"last_error,omitempty"`
+	// LastAnswer is when the storage last answered (zero: not since the
+	// start); Checked when Probe last asked it.
+	LastAnswer time.Time `json:"last_answer,omitzero"`
+	Checked    time.Time `json:"checked,omitzero"`
 }
 
 // Health returns what the last calls said.
 func (r *Backend) Health() Health {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.health
+	return r.healthLocked()
+}
+
+func (r *Backend) healthLocked() Health {
+	h := r.health
+	h.LastAnswer, h.Checked = r.answered, r.probed
+	return h
+}
+
+// Probe makes the health current: when the storage has not answered for
+// maxAge and was not probed for as long, it asks it with check, bounded by
+// timeout, and notes the outcome. Callers share the probe in flight (never
+// more than one), each waiting for it at most until its ctx ends. The
+// health is otherwise what the last calls said: with nothing but hung
+// uploads in flight (a server stopped) it said "answering" for as long as
+// their timeouts, 15 s and more.
+func (r *Backend) Probe(ctx context.Context, maxAge, timeout time.Duration, check func(context.Context) error) Health {
+	r.mu.Lock()
+	ch := r.probing
+	if ch == nil {
+		if time.Since(r.answered) < maxAge || time.Since(r.probed) < maxAge {
+			defer r.mu.Unlock()
+			return r.healthLocked()
+		}
+		ch = make(chan struct{})
+		r.probing = ch
+		// Not the caller's ctx: one caller's going spoils no other's.
+		go r.probe(ch, timeout, check)
+	}
+	r.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+	return r.Health()
+}
+
+func (r *Backend) probe(done chan struct{}, timeout time.Duration, check func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	err := check(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = noAnswer(timeout)
+	}
+	cancel()
+	r.note(context.Background(), err)
+	r.mu.Lock()
+	r.probed, r.probing = time.Now(), nil
+	r.mu.Unlock()
+	close(done)
 }
 
 // Away reports whether the storage is known not to answer now
@@ -91,9 +148,7 @@ func (r *Backend) Failed(err error) {
 func (r *Backend) note(ctx context.Context, err error) {
 	switch {
 	case err == nil || (!Retryable(err) && !storage.IsUnreachable(err) && !errors.Is(err, context.DeadlineExceeded)):
-		r.mu.Lock()
-		r.health = Health{}
-		r.mu.Unlock()
+		r.answering()
 	case !errors.Is(ctx.Err(), context.Canceled):
 		r.Failed(err)
 	}
@@ -104,7 +159,7 @@ func (r *Backend) note(ctx context.Context, err error) {
 func (r *Backend) answering() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.health = Health{}
+	r.health, r.answered = Health{}, time.Now()
 }
 
 var (
@@ -179,6 +234,16 @@ func budget(elapsed time.Duration, n int64, write bool) time.Duration {
 	}
 	return elapsed
 }
+
+// noAnswer is a probe's timeout: a stalled call (storage.ErrStalled),
+// said plainly (the SDK's text is "operation error S3: HeadBucket, https
+// response error StatusCode: 0, … context deadline exceeded").
+type noAnswer time.Duration
+
+func (e noAnswer) Error() string {
+	return fmt.Sprintf("a check of the storage got no answer within %v", time.Duration(e))
+}
+func (e noAnswer) Unwrap() error { return storage.ErrStalled }
 
 // cutError is the error of an attempt that the budget cut: a timeout,
 // whatever the backend made of the cancel. The

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -88,4 +89,37 @@ func TestOpenUnknownAccessKey(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `bucket "`+bucket+`-missing" does not exist: create it`) || s3b.Denied(err) {
 		t.Errorf("missing bucket: %v", err)
 	}
+}
+
+// TestTimeoutSaysNoAnswer: a request a hung server never answers fails
+// saying so, not in the SDK's text (`lamina status` showed "https response
+// error StatusCode: 0, RequestID: , HostID: , canceled, context deadline
+// exceeded"), still a timeout worth another try.
+func TestTimeoutSaysNoAnswer(t *testing.T) {
+	srv := s3test.Real(t)
+	bucket := srv.CreateBucket(t)
+	proxy, via := s3test.NewProxy(t, srv)
+	cfg := via.Config(bucket)
+	cfg.Timeout = 500 * time.Millisecond
+	b, err := s3b.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Always(s3test.Hang)
+	defer proxy.Always(s3test.None)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	for what, err := range map[string]error{"stat": statErr(b, "x"), "ping": b.Ping(ctx)} {
+		if err == nil || !strings.Contains(err.Error(), "no answer from endpoint "+via.Endpoint) || strings.Contains(err.Error(), "https response error") {
+			t.Errorf("%s of a hung server: %v", what, err)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || !s3b.Retryable(err) {
+			t.Errorf("%s of a hung server: %v is not a timeout worth another try", what, err)
+		}
+	}
+}
+
+func statErr(b *s3b.Backend, name string) error {
+	_, err := b.Stat(context.Background(), name)
+	return err
 }

@@ -202,6 +202,16 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 }
 
+// Ping asks the server whether the bucket is there (one HeadBucket, no
+// retry): any answer, even a refusal, says the server answers.
+func (b *Backend) Ping(ctx context.Context) error {
+	_, err := b.cl.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.cfg.Bucket)})
+	if err != nil {
+		return b.wrap("check bucket", "", err)
+	}
+	return nil
+}
+
 // openTries and openBackoff bound the retries of Open's bucket check.
 var (
 	openTries   = 3
@@ -686,6 +696,11 @@ func (b *Backend) wrap(op, name string, err error) error {
 		e.retry = ctx0(err)
 		if why := unreachable(err); why != "" {
 			e.Err = &causeError{msg: fmt.Sprintf("cannot reach endpoint %s: %s", b.endpoint(), why), err: err}
+		} else if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, storage.ErrStalled) {
+			// The SDK's text ("https response error StatusCode: 0,
+			// RequestID: , HostID: , canceled, context deadline
+			// exceeded") is what `lamina status` showed of a hung server.
+			e.Err = &causeError{msg: fmt.Sprintf("no answer from endpoint %s in time (timed out)", b.endpoint()), err: err}
 		}
 	}
 	return e
