@@ -259,6 +259,47 @@ func FuzzDecodeManifest(f *testing.F) {
 	})
 }
 
+// TestIndexRebuildBelowBlockCache: on S3 a rebuild reads each pack's
+// trailer (two small ranges) from the storage, not through the block
+// cache, which would fetch a whole block of every pack and evict what
+// reads use.
+func TestIndexRebuildBelowBlockCache(t *testing.T) {
+	ctx := context.Background()
+	b, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cache.OpenDiskCache(b, t.TempDir(), cache.DiskCacheOptions{BlockSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	idx := filepath.Join(t.TempDir(), "index.db")
+	s, _ := cache.NewStore(d, idx, cache.DefaultParams)
+	data := randomBytes(8, 3<<20)
+	w := s.NewWriter()
+	if _, _, err := w.PutFile(ctx, bytes.NewReader(data), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(idx)
+	s2, _ := cache.NewStore(d, idx, cache.DefaultParams)
+	before := d.Info()
+	if n, err := s2.RebuildIndex(ctx, nil); err != nil || n == 0 {
+		t.Fatalf("rebuild: %d, %v", n, err)
+	}
+	if after := d.Info(); after.Fetched != before.Fetched || after.Blocks != before.Blocks {
+		t.Fatalf("the rebuild read through the block cache: fetched %d → %d bytes, %d → %d blocks", before.Fetched, after.Fetched, before.Blocks, after.Blocks)
+	}
+	w2 := s2.NewWriter()
+	defer w2.Abort()
+	if _, st, err := w2.PutFile(ctx, bytes.NewReader(data), nil); err != nil || st.NewChunks != 0 {
+		t.Fatalf("after rebuild: %+v, %v", st, err)
+	}
+}
+
 func TestPacksAndIndexRebuild(t *testing.T) {
 	ctx := context.Background()
 	b, err := storage.OpenLocal(t.TempDir())
@@ -296,8 +337,14 @@ func TestPacksAndIndexRebuild(t *testing.T) {
 	// Lose the index: a rebuild from the trailers restores deduplication.
 	os.Remove(idx)
 	s2, _ := cache.NewStore(b, idx, cache.DefaultParams)
-	if n, err := s2.RebuildIndex(ctx); err != nil || n != blobs {
+	if !s2.IndexUnbuilt() {
+		t.Fatal("an index made anew is not marked unbuilt")
+	}
+	if n, err := s2.RebuildIndex(ctx, nil); err != nil || n != blobs {
 		t.Fatalf("rebuild: %d, %v", n, err)
+	}
+	if s3, _ := cache.NewStore(b, idx, cache.DefaultParams); s2.IndexUnbuilt() || s3.IndexUnbuilt() {
+		t.Fatal("a rebuilt index is still marked unbuilt")
 	}
 	w3 := s2.NewWriter()
 	defer w3.Abort()

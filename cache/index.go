@@ -30,6 +30,7 @@ type Index struct {
 	held     *bolt.DB  // read-only, kept between lookups (viewHeld)
 	released time.Time // when the last held one was closed
 	opens    atomic.Int64
+	unbuilt  atomic.Bool // made anew and not yet rebuilt from the packs (bMeta)
 }
 
 // A read-only handle is kept for lookups for indexHold, then closed for
@@ -44,7 +45,16 @@ const (
 	indexGap  = 60 * time.Millisecond
 )
 
-var bBlobs = []byte("blobs")
+var (
+	bBlobs = []byte("blobs")
+	// bMeta holds kUnbuilt from the index's creation until RebuildIndex
+	// has added what the packs in storage hold: an index made anew (its
+	// file lost, or a new workstation) knows none of them, and dedup of
+	// content stored before would be off for good. An index of before
+	// has no such bucket: it was built as the packs were written.
+	bMeta    = []byte("meta")
+	kUnbuilt = []byte("unbuilt")
+)
 
 // OpenIndex opens or creates the index file at path.
 func OpenIndex(path string) (*Index, error) {
@@ -56,15 +66,50 @@ func OpenIndex(path string) (*Index, error) {
 	// every command.
 	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
 		ready := false
-		ix.with(false, func(tx *bolt.Tx) error { ready = tx.Bucket(bBlobs) != nil; return nil })
+		ix.with(false, func(tx *bolt.Tx) error {
+			ready = tx.Bucket(bBlobs) != nil
+			ix.unbuilt.Store(unbuilt(tx))
+			return nil
+		})
 		if ready {
 			return ix, nil
 		}
 	}
 	return ix, ix.with(true, func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bBlobs)
-		return err
+		if tx.Bucket(bBlobs) == nil {
+			if _, err := tx.CreateBucket(bBlobs); err != nil {
+				return err
+			}
+			m, err := tx.CreateBucketIfNotExists(bMeta)
+			if err != nil {
+				return err
+			}
+			if err := m.Put(kUnbuilt, []byte{1}); err != nil {
+				return err
+			}
+		}
+		ix.unbuilt.Store(unbuilt(tx))
+		return nil
 	})
+}
+
+func unbuilt(tx *bolt.Tx) bool {
+	m := tx.Bucket(bMeta)
+	return m != nil && m.Get(kUnbuilt) != nil
+}
+
+// built clears the mark of an index made anew (RebuildIndex is done).
+func (ix *Index) built() error {
+	err := ix.with(true, func(tx *bolt.Tx) error {
+		if m := tx.Bucket(bMeta); m != nil {
+			return m.Delete(kUnbuilt)
+		}
+		return nil
+	})
+	if err == nil {
+		ix.unbuilt.Store(false)
+	}
+	return err
 }
 
 func (ix *Index) with(write bool, fn func(tx *bolt.Tx) error) error {
@@ -188,7 +233,7 @@ func (ix *Index) sync() error {
 }
 
 // add is Add; noSync leaves the update to the page cache (the index only
-// serves deduplication and RebuildIndex remakes it from the packs); replace
+// serves deduplication: a lost entry costs a second copy once); replace
 // overwrites existing entries.
 func (ix *Index) add(locs map[ref.Digest]Loc, noSync, replace bool) error {
 	if len(locs) == 0 {

@@ -30,11 +30,20 @@ type BlobInfo struct {
 // whose trailer cannot be read is reported with no blobs and err set in the
 // second argument, so gc can skip it rather than guess.
 func (s *Store) Packs(ctx context.Context, fn func(PackInfo, error) error) error {
+	return s.packs(ctx, s.obj, nil, fn)
+}
+
+// packs is Packs reading the trailers from obj; listed, if not nil, is
+// told how many packs there are before the first is read.
+func (s *Store) packs(ctx context.Context, obj Objects, listed func(int), fn func(PackInfo, error) error) error {
 	var infos []storage.Info
 	if err := s.obj.List(ctx, "packs/", func(i storage.Info) error { infos = append(infos, i); return nil }); err != nil {
 		return err
 	}
 	infos = slices.DeleteFunc(infos, func(i storage.Info) bool { _, ok := packID(i.Name); return !ok })
+	if listed != nil {
+		listed(len(infos))
+	}
 	// Trailers are read bulkRequests at a time (two small reads each: one
 	// after another, 2,000 packs cost 4,000 round trips), a batch at a
 	// time, and fn sees the packs in listing order.
@@ -50,7 +59,7 @@ func (s *Store) Packs(ctx context.Context, fn func(PackInfo, error) error) error
 			i := infos[k]
 			id, _ := packID(i.Name)
 			p := PackInfo{ID: id, Size: i.Size, ModTime: i.ModTime}
-			es, err := s.readTrailer(ctx, i.Name, i.Size)
+			es, err := readTrailer(ctx, obj, i.Name, i.Size)
 			for _, e := range es {
 				p.Blobs = append(p.Blobs, BlobInfo{Type: e.Type, Digest: e.Digest, Loc: Loc{Pack: id, Off: e.Off, Len: e.Len}})
 			}
@@ -70,11 +79,11 @@ func (s *Store) Packs(ctx context.Context, fn func(PackInfo, error) error) error
 	return nil
 }
 
-func (s *Store) readTrailer(ctx context.Context, name string, size int64) ([]blobEntry, error) {
+func readTrailer(ctx context.Context, obj Objects, name string, size int64) ([]blobEntry, error) {
 	if size < 8 {
 		return nil, fmt.Errorf("%w: pack %s is %d bytes", ErrCorrupt, name, size)
 	}
-	foot, err := s.obj.GetRange(ctx, name, size-8, 8)
+	foot, err := obj.GetRange(ctx, name, size-8, 8)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +91,7 @@ func (s *Store) readTrailer(ctx context.Context, name string, size int64) ([]blo
 	if n+8 > size {
 		return nil, fmt.Errorf("%w: pack %s: trailer of %d bytes in a %d-byte pack", ErrCorrupt, name, n, size)
 	}
-	tail, err := s.obj.GetRange(ctx, name, size-8-n, n+8)
+	tail, err := obj.GetRange(ctx, name, size-8-n, n+8)
 	if err != nil {
 		return nil, err
 	}
@@ -107,23 +116,62 @@ func (s *Store) DeletePacks(ctx context.Context, ids []string) error {
 	})
 }
 
-// RebuildIndex recreates the dedup index from the pack trailers in storage.
-func (s *Store) RebuildIndex(ctx context.Context) (int, error) {
-	all := map[ref.Digest]Loc{}
-	err := s.Packs(ctx, func(p PackInfo, err error) error {
-		if err != nil {
-			return nil // an unreadable pack just isn't used for dedup
+// IndexUnbuilt reports whether the dedup index was made anew (its file
+// missing: lost, or a workstation new to the storage) and RebuildIndex has
+// not yet completed: it then knows nothing stored before, and a save of
+// content storage already holds stores it all again.
+func (s *Store) IndexUnbuilt() bool { return s.idx.unbuilt.Load() }
+
+// RebuildIndex adds to the dedup index every blob of the packs in storage,
+// from their trailers, and clears IndexUnbuilt; it returns how many blobs
+// the packs hold. It reads two small ranges per pack (bulkRequests at a
+// time) below the block cache, which would fetch a whole block of each
+// pack and evict what reads use, and adds them 256 packs at a time, so
+// memory stays bounded by a batch. Entries there already are kept (a save
+// meanwhile), as are those of packs since deleted: a lookup drops them
+// (dropGone). progress, if not nil, is told how many packs are done of
+// how many. Cut short, the index stays unbuilt and the next call starts
+// over.
+func (s *Store) RebuildIndex(ctx context.Context, progress func(done, total int)) (int, error) {
+	obj := s.obj
+	if c, ok := unwrapTo[*DiskCache](s.obj); ok {
+		obj = c.Unwrap()
+	}
+	var total, done, blobs int
+	batch := map[ref.Digest]Loc{}
+	flush := func() error {
+		err := s.idx.add(batch, true, false)
+		clear(batch)
+		return err
+	}
+	err := s.packs(ctx, obj, func(n int) {
+		total = n
+		if progress != nil {
+			progress(0, total)
 		}
-		for _, b := range p.Blobs {
-			all[b.Digest] = b.Loc
+	}, func(p PackInfo, err error) error {
+		done++
+		if err == nil { // an unreadable pack just isn't used for dedup
+			for _, b := range p.Blobs {
+				batch[b.Digest] = b.Loc
+			}
+			blobs += len(p.Blobs)
+		}
+		if done%256 == 0 || done == total {
+			if err := flush(); err != nil {
+				return err
+			}
+			if progress != nil {
+				progress(done, total)
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return blobs, err
 	}
-	if err := s.idx.Reset(); err != nil {
-		return 0, err
+	if err := flush(); err != nil {
+		return blobs, err
 	}
-	return len(all), s.idx.Add(all)
+	return blobs, s.idx.built() // synced: the adds before it too
 }

@@ -14,9 +14,10 @@
 // Caching. Directory listings are cached in memory per prefix, a compact
 // record per name (the whole version is read by uid where it is needed:
 // Namespace.Full; a rename keeps the uid and the kernel's inode, not the
-// key), and dropped by Changed, which the catalog server calls for every
-// key a Save, Trash, Restore or Purge touched, and by the mount's own
-// writes. A listing is read once however many lookups want it; one whose
+// key). The mount's own commits edit the cached listings in place (a file
+// added, renamed or removed: listing.put, remove); Changed, which the
+// catalog server calls for every key a Save, Trash, Restore or Purge
+// touched, drops them. A listing is read once however many lookups want it; one whose
 // folder changed while it was read answers those lookups but is not
 // cached. The mount then invalidates the kernel's entry, attribute and
 // readdir caches for those names from a goroutine of its own
@@ -33,9 +34,11 @@
 // out by key, read-only; sidecars include annotations, and a change
 // notification for a key drops its sidecars' cached pages (names.go).
 //
-// Inode numbers are derived from what a name shows (the version uid, the
-// prefix of a directory), so they are the same across remounts. One
-// exception: while writable handles of a key are open, its path keeps the
-// inode they were opened on, though fsync commits versions meanwhile
-// (held.go; SQLite checks it before every transaction).
+// Inode numbers are derived from names, so they are the same across
+// remounts: a file's latest path has one inode per key, whichever version
+// it shows (latestIno: a new version, an fsync's commit included, keeps
+// it; SQLite checks it before every transaction), a version path one per
+// version (its uid), a directory one per prefix. A writable handle opened
+// on a file renamed onto a key keeps that file's inode at the path until
+// it is released (held.go).
 package fs

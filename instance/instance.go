@@ -28,6 +28,9 @@ type Instance struct {
 	// names, DESIGN §5); "" when none. Versions Save makes are its outputs
 	// unless SaveOptions.Run names another. The caller sets it.
 	Run string
+	// IndexProgress, if not nil, is told how many packs a rebuild of the
+	// dedup index read of how many (Save).
+	IndexProgress func(done, total int)
 
 	closers []func() error // run by Close
 }

@@ -75,6 +75,16 @@ func Size(items []SaveItem) (int64, error) {
 	return n, nil
 }
 
+// rebuildDedupIndex refills a dedup index made anew (index.db lost, or this
+// machine new to the storage) from the packs in storage before the first
+// save: without it, content storage holds already would be stored again,
+// each time. A failure only costs that, so it is a warning.
+func (in *Instance) rebuildDedupIndex(ctx context.Context) {
+	if _, err := in.Store.RebuildIndex(ctx, in.IndexProgress); err != nil && ctx.Err() == nil {
+		in.log().Warn(fmt.Sprintf("the dedup index (index.db) could not be rebuilt from the packs in storage, so content stored before is stored again: %v", err))
+	}
+}
+
 // Save stores every item's content, then records all new versions in one
 // catalog transaction: either every item lands or none is recorded. Content
 // is made durable before the catalog points at it.
@@ -112,6 +122,9 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 	progress := o.Progress
 	if progress != nil {
 		progress = func(n int64) { progressMu.Lock(); o.Progress(n); progressMu.Unlock() }
+	}
+	if in.Store.IndexUnbuilt() {
+		in.rebuildDedupIndex(ctx)
 	}
 	w := in.Store.NewWriter()
 	g, gctx := errgroup.WithContext(ctx)

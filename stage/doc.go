@@ -5,8 +5,11 @@
 //
 // # Files and handles
 //
-// Every writable open is a File with its own staging file, so several
-// writers of one key each make their own version. A File opened on an
+// A File is one staging file for a key. An open that creates or truncates
+// (O_TRUNC) starts a File of its own; an open for writing without O_TRUNC
+// joins the File another writer of the key holds (Join, OpenShared), as it
+// would share one inode, and starts one only when none is held. Writers
+// with Files of their own each make their own version. A File opened on an
 // existing key without truncation copies the latest version into its
 // staging file on the first write (copy on write); until then reads go to
 // the version. A first change in the version's last chunk or after it (an

@@ -357,7 +357,7 @@ func trashedTree(ctx context.Context, cat catalog.Catalog, prefix string) (trash
 		if under, err := cat.List(ctx, catalog.Query{Prefix: prefix + "/", Limit: 1}); err == nil && len(under) > 0 {
 			msg += fmt.Sprintf("; its live keys are trashed by `lamina delete KEY...` or rm -r in a mount (lamina ls %s/ lists them)", prefix)
 		}
-		return t, exitf(1, "%s: nothing deleted", msg)
+		return t, exitf(exitNotFound, "%s: nothing deleted", msg) // as restore FOLDER/ of nothing
 	}
 	return t, nil
 }
@@ -1454,7 +1454,7 @@ func cmdGC() *cli.Command {
 			defer in.Close()
 			settle := c.Duration("settle")
 			if settle > 0 && settle < cache.MinSettle {
-				fmt.Fprintf(c.App.ErrWriter, "warning: with --settle under %s a save on another machine, meanwhile or in the next minute, may reuse data gc deletes and lose its version; use 0s only when nothing else saves to this storage\n", cache.MinSettle)
+				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: with --settle under %s a save on another machine, meanwhile or in the next minute, may reuse data gc deletes and lose its version; use 0s only when nothing else saves to this storage\n", cache.MinSettle)
 			}
 			st, err := in.GC(c.Context, instance.GCOptions{
 				Grace: c.Duration("grace"), Settle: settle, DryRun: c.Bool("dry-run"),
@@ -1482,7 +1482,7 @@ func cmdGC() *cli.Command {
 				fmt.Fprintf(c.App.Writer, "%d packs marked for deletion were kept: a version uses them again\n", st.Pardoned)
 			}
 			if st.Unreadable > 0 {
-				fmt.Fprintf(c.App.ErrWriter, "warning: %d packs could not be read and were kept\n", st.Unreadable)
+				fmt.Fprintf(c.App.ErrWriter, "lamina: warning: %d packs could not be read and were kept\n", st.Unreadable)
 			}
 			return nil
 		},

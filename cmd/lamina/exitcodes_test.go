@@ -95,6 +95,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"ls", "--versions", "nosuch.txt"}, 4, `no artifact has key "nosuch.txt"`},
 		{[]string{"delete", "nosuch.txt"}, 4, `no artifact has key "nosuch.txt": nothing deleted`},
 		{[]string{"delete", "t/nope/"}, 4, "no key starts with t/nope/"},
+		{[]string{"delete", "--permanent", "--yes", "nope/"}, 4, "the trash holds no artifact, folder or link under nope/: nothing deleted"},
+		{[]string{"restore", "nope/"}, 4, "the trash holds no artifact, folder or symbolic link under nope/"},
 		{[]string{"restore", "nosuch.txt"}, 4, `"nosuch.txt" has nothing in the trash`},
 		{[]string{"show", "K@v99"}, 4, `"K" has no version 99 (latest is 1)`},
 		{[]string{"get", "K@v99", "-o", "-"}, 4, `"K" has no version 99 (latest is 1)`},

@@ -222,7 +222,7 @@ func lsTrash(c *cli.Context, format string, cat catalog.Catalog, prefix string) 
 	if err != nil {
 		return err
 	}
-	defer bl.report(c.App.ErrWriter, "note: ")
+	defer bl.report(c.App.ErrWriter, "lamina: note: ")
 	if format == "json" {
 		type row struct {
 			catalog.TrashEntry

@@ -512,6 +512,18 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if err != nil {
 		return err
 	}
+	if store.IndexUnbuilt() {
+		// index.db made anew: closes store content again that storage
+		// holds until the index knows the packs (instance.Save waits for
+		// it; a close does not).
+		go func() {
+			if n, err := store.RebuildIndex(c.Context, nil); err != nil {
+				log.Warn("dedup index not rebuilt from the packs in storage", "err", err)
+			} else {
+				log.Info("dedup index rebuilt from the packs in storage", "blobs", n)
+			}
+		}()
+	}
 	if rem == nil {
 		store.SetPackUploads(2) // local storage: a pack write is a copy into the page cache
 	} else if usesPostgres(s) {

@@ -145,10 +145,10 @@ func cmdOntologyImport() *cli.Command {
 			const maxWarnings = 5
 			for i, w := range res.Warnings {
 				if i == maxWarnings {
-					fmt.Fprintf(c.App.ErrWriter, "warning: … and %d more\n", len(res.Warnings)-maxWarnings)
+					fmt.Fprintf(c.App.ErrWriter, "lamina: warning: … and %d more\n", len(res.Warnings)-maxWarnings)
 					break
 				}
-				fmt.Fprintln(c.App.ErrWriter, "warning:", w)
+				fmt.Fprintln(c.App.ErrWriter, "lamina: warning:", w)
 			}
 			return nil
 		},
@@ -1143,7 +1143,7 @@ func cmdOntologyShow() *cli.Command {
 			defer in.Close()
 			mixed := x.Source().MixedParents()
 			if mixed && (walk != "" || c.Bool("part-of")) {
-				fmt.Fprintf(c.App.ErrWriter, "note: %s %s (cellxgene JSON) does not tell is_a from part_of: its parents are both, with or without --part-of\n", s.Ontology, s.Version)
+				fmt.Fprintf(c.App.ErrWriter, "lamina: note: %s %s (cellxgene JSON) does not tell is_a from part_of: its parents are both, with or without --part-of\n", s.Ontology, s.Version)
 			}
 			name := strings.Join(c.Args().Slice()[1:], " ")
 			// A name several terms have (the Uberon module's "anatomical
@@ -1324,7 +1324,7 @@ func tableWarnings(w io.Writer, path string, ts []dataset.Table, names ...string
 	for _, t := range ts {
 		for _, name := range names {
 			for _, m := range t.Warnings[name] {
-				fmt.Fprintf(w, "warning: %s: %s\n", path, m)
+				fmt.Fprintf(w, "lamina: warning: %s: %s\n", path, m)
 			}
 		}
 	}

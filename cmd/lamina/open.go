@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -54,8 +55,26 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 	// A command a tracked process runs works for its run: what it saves
 	// is the run's output, what it gets its input (run.go).
 	in.Run = trackedRun(c.Context, in.Catalog)
+	if isTerminal(c.App.ErrWriter) && os.Getenv("LAMINA_NO_PROGRESS") == "" {
+		in.IndexProgress = indexProgress(c.App.ErrWriter)
+	}
 	badMarker(c.App.ErrWriter) // marker.go
 	return in, nil
+}
+
+// indexProgress counts, on a terminal, the packs a rebuild of the dedup
+// index has read (instance.Save), when there are enough to take a while.
+func indexProgress(w io.Writer) func(done, total int) {
+	return func(done, total int) {
+		if total < 256 {
+			return
+		}
+		end := ""
+		if done == total {
+			end = "\n"
+		}
+		fmt.Fprintf(w, "\rlamina: rebuilding the dedup index (index.db) from the packs in storage: %d of %d%s", done, total, end)
+	}
 }
 
 // catalogOnlyCommands read and write only the catalog: they do not ask an

@@ -231,10 +231,10 @@ func lsQuery(c *cli.Context, format string, in *instance.Instance, prefix string
 	}
 	switch {
 	case older > 0 && len(via) > 0:
-		fmt.Fprintf(c.App.ErrWriter, "note: %s listed through another ontology version than the default: annotated with a term obsolete or absent in the default version, placed by its replacement or as %s places it\n",
+		fmt.Fprintf(c.App.ErrWriter, "lamina: note: %s listed through another ontology version than the default: annotated with a term obsolete or absent in the default version, placed by its replacement or as %s places it\n",
 			plural(older, "version"), strings.Join(via, " or "))
 	case older > 0:
-		fmt.Fprintf(c.App.ErrWriter, "note: %s listed through a term obsolete in the default version, placed by its replacement\n",
+		fmt.Fprintf(c.App.ErrWriter, "lamina: note: %s listed through a term obsolete in the default version, placed by its replacement\n",
 			plural(older, "version"))
 	}
 	return nil
@@ -458,7 +458,7 @@ func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, va
 		}
 		inDef := k == 0 // ids as the default places them
 		if k > 0 {
-			fmt.Fprintf(warn, "note: %q is no %s term of the default version; found in version %s as %s\n", value, entity, x.Source().Version, ids[0])
+			fmt.Fprintf(warn, "lamina: note: %q is no %s term of the default version; found in version %s as %s\n", value, entity, x.Source().Version, ids[0])
 			note = ""
 			// The one term named (ids[0]), when the default knows its id,
 			// is asked as by that id from here on: obsolete there, by the
@@ -477,7 +477,7 @@ func queryTerms(ctx context.Context, in *instance.Instance, entity, organism, va
 			q.older, q.via = placeOlder(xs, entity, root, ids, rec.Obsolete > 0)
 		}
 		if note != "" {
-			fmt.Fprintln(warn, "note:", note)
+			fmt.Fprintln(warn, "lamina: note:", note)
 		}
 		more, via := namedElsewhere(xs, k, entity, value, exact, slices.Concat(ids, q.older))
 		q.older = append(q.older, more...)

@@ -279,7 +279,7 @@ func noteScratchKeys(c *cli.Context, added stage.Scratch) {
 	if len(keys) > 3 {
 		keys, more = keys[:3], ", …"
 	}
-	fmt.Fprintf(c.App.ErrWriter, "note: existing keys match (%s%s): they stay keys in the mount; new files with such names are scratch\n", strings.Join(keys, ", "), more)
+	fmt.Fprintf(c.App.ErrWriter, "lamina: note: existing keys match (%s%s): they stay keys in the mount; new files with such names are scratch\n", strings.Join(keys, ", "), more)
 }
 
 // checkScratchPattern refuses what would not match one name, or would

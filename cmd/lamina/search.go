@@ -75,7 +75,7 @@ func searchCatalog(ctx context.Context, in *instance.Instance, cat catalog.Catal
 	}
 	names, err := termNames(ctx, in, query)
 	if err != nil {
-		fmt.Fprintf(warn, "note: terms are found by the names recorded when they were annotated only: %v\n", err)
+		fmt.Fprintf(warn, "lamina: note: terms are found by the names recorded when they were annotated only: %v\n", err)
 	}
 	return ts.SearchWith(ctx, query, catalog.SearchOptions{Limit: limit, TermNames: names})
 }

@@ -23,7 +23,7 @@ func trashNote(w io.Writer, v catalog.Version) {
 	if v.TrashedAt != nil {
 		since = " since " + v.TrashedAt.Local().Format(time.DateTime)
 	}
-	fmt.Fprintf(w, "note: %s is in the trash%s; `lamina restore %s` brings back the versions of %s in the trash\n", v.Ref(), since, v.Key, v.Key)
+	fmt.Fprintf(w, "lamina: note: %s is in the trash%s; `lamina restore %s` brings back the versions of %s in the trash\n", v.Ref(), since, v.Key, v.Key)
 }
 
 // printKeyVersions prints every version of one key, the trashed ones
@@ -54,7 +54,7 @@ func printKeyVersions(c *cli.Context, format string, vs []catalog.Version) error
 			where = fmt.Sprintf(", in %d entries (ENTRY: what one delete or rm trashed together)", len(entries))
 			uid = ", `lamina restore UID` the entry of that version"
 		}
-		defer fmt.Fprintf(c.App.ErrWriter, "note: %s in the trash%s; `lamina restore %s` brings %s back%s\n", what, where, vs[0].Key, them, uid)
+		defer fmt.Fprintf(c.App.ErrWriter, "lamina: note: %s in the trash%s; `lamina restore %s` brings %s back%s\n", what, where, vs[0].Key, them, uid)
 	}
 	return printMarkedVersions(c, format, vs, true)
 }
