@@ -1,7 +1,10 @@
 # Lamina — see README.md. Every target works on a fresh Debian machine with Go.
 GO      ?= go
 VERSION ?= 0.1.0
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# The commit's time tells a CLI and a mount daemon of two builds which is newer
+# (cmd/lamina/build.go); Go's own vcs.time is missing where -buildvcs=false.
+COMMIT_TIME := $(shell git log -1 --format=%cI 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commitTime=$(COMMIT_TIME)
 # urfave/cli without its man-page generator (unused; its init cost every command ~2 ms)
 TAGS    := urfave_cli_no_docs
 PKGS    := ./...

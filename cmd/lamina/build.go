@@ -181,8 +181,12 @@ func daemonAge(h catalogrpc.Hello, ownTime string) age {
 	return newer
 }
 
+// commitTime is the time of the commit built, set by `make build`
+// (-ldflags -X): Go stamps none with -buildvcs=false.
+var commitTime string
+
 // buildTime is the time of the commit this lamina was built from
-// (vcs.time), "" when the build does not say.
+// (vcs.time, else commitTime), "" when the build does not say.
 var buildTime = sync.OnceValue(func() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
@@ -190,6 +194,9 @@ var buildTime = sync.OnceValue(func() string {
 				return s.Value
 			}
 		}
+	}
+	if _, err := time.Parse(time.RFC3339, commitTime); err == nil {
+		return commitTime
 	}
 	return ""
 })
