@@ -1171,11 +1171,19 @@ func (f *File) commit(ctx context.Context) error {
 			f.s.streamed.Add(1)
 			file, mark = stored, st.mark
 			v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
+			if errors.Is(err, cache.ErrReusedPackCondemned) {
+				// gc marked data the stream reused while it was written:
+				// the staged file is stored again below, in a session
+				// whose lookups see the marks, so that close(2) reports
+				// the version that lands, not this attempt.
+				f.s.log.Warn("lamina mount: data this file reused is being deleted by gc; storing the staged file again", "key", key)
+				err = nil
+			}
 		} else {
 			f.s.log.Warn("lamina mount: storing while writing failed; storing the staged file", "key", key, "err", serr)
 		}
 	}
-	if v.UID == "" && err == nil {
+	for try := 0; v.UID == "" && err == nil; try++ {
 		w := f.reuse
 		f.reuse = nil
 		if w == nil {
@@ -1207,6 +1215,12 @@ func (f *File) commit(ctx context.Context) error {
 			return fmt.Errorf("cannot store %s: %w", key, perr)
 		}
 		v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, src, f.mtime, f.mode, "", lazy)
+		if try == 0 && errors.Is(err, cache.ErrReusedPackCondemned) {
+			// As above: once more in a fresh session, which stores again
+			// what gc marked since this one reused it.
+			f.s.log.Warn("lamina mount: data this file reused is being deleted by gc; storing it again", "key", key)
+			err = nil
+		}
 	}
 	if err != nil {
 		return err
