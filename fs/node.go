@@ -3,7 +3,6 @@ package fs
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -11,6 +10,7 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/lamina-bio/lamina/stage"
 	"golang.org/x/sys/unix"
 )
 
@@ -409,10 +409,10 @@ type handle struct {
 	r      *fileReader
 	meta   []byte
 	w      *writeHandle
-	follow *following // write.go
-	pages  *pageState // a reader of a latest path: released at RELEASE (inode.go)
-	staged *os.File   // a reader of a failed close's staged bytes (failedEntry)
-	direct bool       // opened with FOPEN_DIRECT_IO (openLatest): see shortRead
+	follow *following         // write.go
+	pages  *pageState         // a reader of a latest path: released at RELEASE (inode.go)
+	staged stage.StagedReader // a reader of a failed close's staged bytes (failedEntry)
+	direct bool               // opened with FOPEN_DIRECT_IO (openLatest): see shortRead
 }
 
 // fmodeExec is __FMODE_EXEC, the flag the kernel's open for execve carries
@@ -469,7 +469,7 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	if h.staged != nil {
 		k, err := h.staged.ReadAt(dest, off)
 		if err != nil && k == 0 && !isEOF(err) {
-			return nil, errnoOf(err)
+			return nil, readErrno(ctx, n.m.log, err)
 		}
 		n.shortRead(h, k, len(dest))
 		return fuse.ReadResultData(dest[:k]), 0
