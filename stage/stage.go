@@ -101,6 +101,10 @@ type Options struct {
 	// its next commit brings back what that unlink put in the trash; 0
 	// means MoveAwayWindow (tests shorten it).
 	MoveAwayWindow time.Duration
+	// HoleCheck is how often, while Files hold lazy copies, the Stage
+	// looks whether gc marked the data below their holes (lazycopy.go:
+	// watchHoles); 0 means DefaultHoleCheck.
+	HoleCheck time.Duration
 }
 
 // Stage stages and commits writes. It is safe for concurrent use.
@@ -148,6 +152,10 @@ type Stage struct {
 
 	marksMu sync.Mutex
 	marks   map[ref.Digest]cache.HashMark // digest states at last chunks (lazycopy.go)
+
+	holesMu      sync.Mutex // guards the two below; never held while taking mu or File.mu
+	holesWatched bool       // a watchHoles loop runs
+	holesGen     uint64     // holes recorded (watchHoles)
 
 	reproduced atomic.Pointer[func(run string, v catalog.Version)]    // OnReproduced
 	runWithin  atomic.Pointer[func(run, unlinker string) bool]        // OnRunWithin
