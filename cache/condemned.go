@@ -337,3 +337,21 @@ func (w *Writer) recheckReuse(ctx context.Context) error {
 	w.mu.Unlock()
 	return nil
 }
+
+// Marked reports which of packs gc has marked for deletion, on a list of
+// marks at most condemnedFresh old (listed within condemnedWait).
+func (s *Store) Marked(ctx context.Context, packs []string) (map[string]bool, error) {
+	ctx, cancel := context.WithTimeout(retry.FailFast(ctx), condemnedWait)
+	defer cancel()
+	marks, _, err := s.condemnedNow(ctx, condemnedFresh)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, p := range packs {
+		if marks[p] {
+			out[p] = true
+		}
+	}
+	return out, nil
+}

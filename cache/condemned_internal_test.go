@@ -88,6 +88,83 @@ func TestReuseOfCondemnedPacks(t *testing.T) {
 	}
 }
 
+// Blobs this process wrote whose index entries wait for Sync (CommitNoSync:
+// the mount) go through gc's marks as the index's do: a pack gc marked (a
+// short --grace) is not reused, and a reuse decided before the mark is
+// checked again at Commit. They were reused unchecked, and the version
+// pointed at a pack gc then deleted ("pack not in storage").
+func TestReuseOfCondemnedPendingPacks(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := storage.CreateLocal(filepath.Join(dir, "storage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStore(b, filepath.Join(dir, "index.db"), DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(w *Writer, data []byte) PutStats {
+		t.Helper()
+		_, st, err := w.PutFile(ctx, bytes.NewReader(data), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	packsNow := func() []string {
+		var ids []string
+		s.Packs(ctx, func(p PackInfo, _ error) error { ids = append(ids, p.ID); return nil })
+		return ids
+	}
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	w := s.NewWriter()
+	put(w, data)
+	if err := w.CommitNoSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ids := packsNow()
+	if err := s.Condemn(ctx, ids, "test"); err != nil {
+		t.Fatal(err)
+	}
+	w = s.NewWriter()
+	if st := put(w, data); st.NewChunks == 0 {
+		t.Fatal("chunks of a marked pack, not synced to the index yet, reused")
+	}
+	if err := w.CommitNoSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w = s.NewWriter()
+	if st := put(w, data); st.NewChunks != 0 {
+		t.Fatalf("%d chunks stored a third time: the pending entries still name the marked pack", st.NewChunks)
+	}
+	if err := w.CommitNoSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reused, then marked before the commit: the commit checks again.
+	defer func(d time.Duration) { reuseRecheck = d }(reuseRecheck)
+	reuseRecheck = 0
+	more := make([]byte, 1<<20)
+	rand.Read(more)
+	w = s.NewWriter()
+	put(w, more)
+	if err := w.CommitNoSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w = s.NewWriter()
+	if st := put(w, more); st.NewChunks != 0 {
+		t.Fatalf("%d new chunks: want all reused", st.NewChunks)
+	}
+	if err := s.Condemn(ctx, packsNow(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CommitNoSync(ctx); err != ErrReusedPackCondemned {
+		t.Fatalf("commit after the marks: %v, want ErrReusedPackCondemned", err)
+	}
+}
+
 // hangingMarks is storage whose listing of gc's marks hangs until its
 // caller gives up (a hung S3 server), counting the listings.
 type hangingMarks struct {

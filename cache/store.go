@@ -837,7 +837,10 @@ func (s *Store) flushIndex() error {
 
 // lookup is Index.Lookup that first asks the entries waiting for Sync. It
 // leaves out blobs of packs gone from storage or marked for deletion, and
-// returns when the marks were listed.
+// returns when the marks were listed. The entries waiting for Sync go
+// through the marks too: gc may mark a pack this process wrote (a short
+// --grace, a Sync that keeps failing), and a reuse of it must be stored
+// again, or checked again at Commit (noteReuse), as any other.
 func (s *Store) lookup(ds []ref.Digest) (map[ref.Digest]Loc, time.Time, error) {
 	found := map[ref.Digest]Loc{}
 	var ask []ref.Digest
@@ -850,15 +853,28 @@ func (s *Store) lookup(ds []ref.Digest) (map[ref.Digest]Loc, time.Time, error) {
 		}
 	}
 	s.idxMu.Unlock()
-	if len(ask) == 0 {
-		return found, time.Time{}, nil
+	var protected map[string]bool
+	if len(ask) > 0 {
+		more, err := s.idx.Lookup(ask)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		protected = s.dropGone(more)
+		maps.Copy(found, more)
 	}
-	more, err := s.idx.Lookup(ask)
-	if err != nil {
-		return nil, time.Time{}, err
+	// Packs this process wrote are in storage unless gc deleted them,
+	// which it marks first: no Stat, the marks only.
+	before := len(found)
+	at := s.dropCondemned(found, protected)
+	if len(found) < before {
+		s.idxMu.Lock()
+		for _, d := range ds {
+			if _, kept := found[d]; !kept {
+				delete(s.idxPending, d) // the copy stored now is the one to name
+			}
+		}
+		s.idxMu.Unlock()
 	}
-	at := s.dropCondemned(more, s.dropGone(more))
-	maps.Copy(found, more)
 	return found, at, nil
 }
 

@@ -3,7 +3,6 @@ package fs
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -12,6 +11,7 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/lamina-bio/lamina/ref"
+	"github.com/lamina-bio/lamina/stage"
 	"golang.org/x/sys/unix"
 )
 
@@ -410,9 +410,9 @@ type handle struct {
 	r      *fileReader
 	meta   []byte
 	w      *writeHandle
-	follow *following // write.go
-	pages  *pageState // a reader of a latest path: released at RELEASE (inode.go)
-	staged *os.File   // a reader of a failed close's staged bytes (failedEntry)
+	follow *following         // write.go
+	pages  *pageState         // a reader of a latest path: released at RELEASE (inode.go)
+	staged stage.StagedReader // a reader of a failed close's staged bytes (failedEntry)
 }
 
 // fmodeExec is __FMODE_EXEC, the flag the kernel's open for execve carries
@@ -468,7 +468,7 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	if h.staged != nil {
 		k, err := h.staged.ReadAt(dest, off)
 		if err != nil && k == 0 && !isEOF(err) {
-			return nil, errnoOf(err)
+			return nil, readErrno(ctx, n.m.log, err)
 		}
 		return fuse.ReadResultData(dest[:k]), 0
 	}

@@ -744,10 +744,11 @@ func (n *node) openLatest(ctx context.Context, e Entry) (fusefs.FileHandle, uint
 		if sf, ok := n.m.ns.st.FailedPending(e.Key); ok {
 			// A new key whose close failed (failedEntry): its staged
 			// bytes, which a retry commits (and then removes; this
-			// descriptor keeps reading them).
-			f, err := os.Open(sf.Path)
+			// descriptor keeps reading them), with the first bytes of an
+			// append read as its retry reads them (never zeros).
+			f, err := n.m.ns.st.OpenFailed(ctx, sf.Key)
 			if err != nil {
-				return nil, 0, errnoOf(err), true
+				return nil, 0, n.errno("open", err), true
 			}
 			return &handle{staged: f}, fuse.FOPEN_DIRECT_IO, 0, true
 		}

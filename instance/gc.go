@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -40,6 +41,13 @@ type GCOptions struct {
 	// machine, is saving to this storage.
 	Settle time.Duration
 	DryRun bool
+	// Held, if set, lists manifests (cache.Ref) whose content is in use
+	// though no version may name it: what the mounts of this machine
+	// still read of versions deleted for good meanwhile (stage.Heads: an
+	// append to a big file holds only its end, and reads its first bytes
+	// from the version it was opened on until it is committed). gc reads
+	// it after each read of the catalog.
+	Held func() ([]string, error)
 	// Waiting, if set, is told before the settle period begins.
 	Waiting func(packs int, bytes int64, settle time.Duration)
 }
@@ -71,7 +79,7 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 			return st, err
 		}
 	}
-	var live liveSet
+	live := liveSet{held: o.Held}
 	if err := live.scan(ctx, in, &st.Versions); err != nil {
 		return st, err
 	}
@@ -471,41 +479,68 @@ type liveSet struct {
 	blobs     map[cache.Loc]bool
 	manifests map[string]bool // read already: manifests never change
 	uids      map[string]bool
+	held      func() ([]string, error) // GCOptions.Held
 }
 
-// scan reads the catalog, and the manifests it has not read before.
+// scan reads the manifests held (GCOptions.Held), then the catalog, and the
+// manifests it has not read before. Held first: a File that commits and
+// goes in between is in the catalog then, by a version that keeps what
+// it held.
 func (l *liveSet) scan(ctx context.Context, in *Instance, versions *int) error {
 	if l.blobs == nil {
 		l.blobs, l.manifests = map[cache.Loc]bool{}, map[string]bool{}
 	}
 	l.uids = map[string]bool{}
+	if l.held != nil {
+		held, err := l.held()
+		if err != nil {
+			return fmt.Errorf("gc stopped, nothing deleted: what the mounts of this machine are writing: %w", err)
+		}
+		for _, ref := range held {
+			err := l.add(ctx, in, ref)
+			if errors.Is(err, cache.ErrPackMissing) || storage.IsNotFound(err) {
+				continue // gone already: nothing left to keep
+			}
+			if err != nil {
+				return fmt.Errorf("gc stopped, nothing deleted: a file being written through a mount of this machine reads data of %s: %w", ref, err)
+			}
+		}
+	}
 	return in.Catalog.Each(ctx, func(v catalog.Version) error {
 		if versions != nil {
 			*versions++
 		}
 		l.uids[v.UID] = true
-		if l.manifests[v.Manifest] {
-			return nil
-		}
-		ml, _, err := cache.Ref(v.Manifest).Parse()
-		if err != nil {
-			return &GCBlockedError{Version: v, Err: err}
-		}
-		m, err := in.Store.LoadManifest(reading(ctx, v), cache.Ref(v.Manifest))
-		if err != nil {
+		if err := l.add(reading(ctx, v), in, v.Manifest); err != nil {
 			// Without the manifest we cannot know which chunks are in use:
 			// deleting anything could destroy data. Stop.
 			return &GCBlockedError{Version: v, Err: err}
 		}
-		l.manifests[v.Manifest] = true
-		l.blobs[ml] = true
-		for _, f := range m.Files {
-			for _, c := range f.Chunks {
-				l.blobs[c.Loc] = true
-			}
-		}
 		return nil
 	})
+}
+
+// add marks the blobs of manifest ref, and the manifest's own, in use.
+func (l *liveSet) add(ctx context.Context, in *Instance, ref string) error {
+	if l.manifests[ref] {
+		return nil
+	}
+	ml, _, err := cache.Ref(ref).Parse()
+	if err != nil {
+		return err
+	}
+	m, err := in.Store.LoadManifest(ctx, cache.Ref(ref))
+	if err != nil {
+		return err
+	}
+	l.manifests[ref] = true
+	l.blobs[ml] = true
+	for _, f := range m.Files {
+		for _, c := range f.Chunks {
+			l.blobs[c.Loc] = true
+		}
+	}
+	return nil
 }
 
 // uses reports whether a version references a blob of p, and the bytes of

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -116,7 +117,114 @@ func (f *File) recordHole(from int64, head *cache.File, headRef string) error {
 		f.copiedFrom, f.head, f.headRef = was, wasHead, wasRef
 		return err
 	}
+	f.s.watchHoles()
 	return nil
+}
+
+// DefaultHoleCheck is how often the Stage looks whether gc marked the data
+// below a lazy copy's hole (Options.HoleCheck): well within gc's settle
+// period (cache.MinSettle), with the marks' freshness (10 s) added.
+const DefaultHoleCheck = 30 * time.Second
+
+// marker tells which packs gc marked for deletion (*cache.Store).
+type marker interface {
+	Marked(ctx context.Context, packs []string) (map[string]bool, error)
+}
+
+// watchHoles makes sure that, while Files hold lazy copies, the Stage
+// looks every HoleCheck whether gc marked the data below a hole, and
+// completes the copy of such a File while that data is still there (gc's
+// settle period). gc on this machine counts that data as in use
+// (Heads); one elsewhere cannot see the staging folder, and the version
+// the File was opened on may be deleted for good meanwhile. Its commit
+// then stores again what it kept of the version (the marks refuse the
+// reuse). Called with File.mu held.
+func (s *Stage) watchHoles() {
+	if _, ok := s.content.(marker); !ok {
+		return
+	}
+	s.holesMu.Lock()
+	defer s.holesMu.Unlock()
+	s.holesGen++
+	if s.holesWatched {
+		return
+	}
+	s.holesWatched = true
+	go s.holeLoop()
+}
+
+func (s *Stage) holeLoop() {
+	every := s.opts.HoleCheck
+	if every <= 0 {
+		every = DefaultHoleCheck
+	}
+	for {
+		s.holesMu.Lock()
+		gen := s.holesGen
+		s.holesMu.Unlock()
+		time.Sleep(every)
+		if s.checkHoles(context.Background()) {
+			continue
+		}
+		s.holesMu.Lock()
+		if s.holesGen == gen { // no hole recorded since the check began
+			s.holesWatched = false
+			s.holesMu.Unlock()
+			return
+		}
+		s.holesMu.Unlock()
+	}
+}
+
+// checkHoles completes the lazy copies whose data below the hole gc
+// marked, and reports whether any File still holds a lazy copy.
+func (s *Stage) checkHoles(ctx context.Context) (any bool) {
+	s.mu.Lock()
+	var files []*File
+	for _, l := range s.open {
+		files = append(files, l...)
+	}
+	s.mu.Unlock()
+	below := map[*File][]string{} // the packs of the bytes below each hole
+	var packs []string
+	for _, f := range files {
+		f.mu.Lock()
+		if f.copiedFrom > 0 && f.head != nil && !f.released {
+			var off int64
+			for _, c := range f.head.Chunks {
+				if off >= f.copiedFrom {
+					break
+				}
+				below[f] = append(below[f], c.Pack)
+				packs = append(packs, c.Pack)
+				off += c.Size
+			}
+		}
+		f.mu.Unlock()
+	}
+	if len(below) == 0 {
+		return false
+	}
+	marked, err := s.content.(marker).Marked(ctx, packs)
+	if err != nil {
+		s.log.Warn("lamina mount: cannot list gc's marks for the files being appended to", "err", err)
+		return true
+	}
+	for f, ps := range below {
+		if !slices.ContainsFunc(ps, func(p string) bool { return marked[p] }) {
+			continue
+		}
+		f.mu.Lock()
+		if f.copiedFrom > 0 && !f.released {
+			if err := f.completeCopy(ctx); err != nil {
+				f.s.log.Warn("lamina mount: gc is deleting the data of the version a file open for writing was opened on, and its copy failed", "key", f.Key(), "err", err)
+			} else {
+				f.s.log.Info("lamina mount: gc is deleting the data of the version a file open for writing was opened on: copied", "key", f.Key())
+			}
+		}
+		f.mu.Unlock()
+	}
+	return true
 }
 
 // clearHole records in the journal that the staging file holds all of the

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/stage"
 )
@@ -689,5 +690,54 @@ func TestTruncateToZeroJournalFailing(t *testing.T) {
 	}
 	if got := recoverLost(t, e); got != "abc" {
 		t.Fatalf("lost+found holds %d bytes; want abc", len(got))
+	}
+}
+
+// A File open for appending holds the bytes below its hole by reference,
+// in the version it was opened on. When gc marks that data (a gc on
+// another machine, which cannot see this staging folder, after the
+// version was deleted for good), the File copies it while it is still
+// there, and its close stores it again: the close failed with "pack not
+// in storage" once gc deleted the packs.
+func TestHoleCopiedWhenGCMarksItsData(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s, err := stage.New(e.cat, e.store, stage.Options{Dir: e.dir, User: "t", HoleCheck: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := randomBytes(6<<20 + 999)
+	v := commitModel(t, s, "big.bin", base)
+	f, err := s.Open(ctx, "big.bin", v, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Release(ctx)
+	if _, err := f.Append(ctx, []byte("one\n")); err != nil {
+		t.Fatal(err)
+	}
+	if heads, _ := stage.Heads(e.dir); len(heads) != 1 || stage.LazyCopies(s) != 1 {
+		t.Fatalf("heads %v, %d lazy copies: want the append's lazy copy", heads, stage.LazyCopies(s))
+	}
+	var ids []string
+	e.store.Packs(ctx, func(p cache.PackInfo, _ error) error { ids = append(ids, p.ID); return nil })
+	if err := e.store.Condemn(ctx, ids, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(func() bool { heads, _ := stage.Heads(e.dir); return len(heads) == 0 }) {
+		t.Fatal("the File kept its hole over data gc marked")
+	}
+	if err := e.store.DeletePacks(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Append(ctx, []byte("two\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Flush(ctx); err != nil {
+		t.Fatalf("close after gc deleted the version's packs: %v", err)
+	}
+	want := string(base) + "one\ntwo\n"
+	if got := e.content(t, "big.bin"); got != want {
+		t.Fatalf("committed %d bytes, want %d", len(got), len(want))
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -321,6 +323,17 @@ func (s *Stage) dropFailedOf(key string) (n int) {
 // drops and mv moves (Unlink, Rename). Until then it was at no name, and
 // the retry brought it back after an rm that answered ENOENT.
 func (s *Stage) FailedPending(key string) (StagedFile, bool) {
+	fc, ok := s.failedPending(key)
+	if !ok {
+		return StagedFile{}, false
+	}
+	sf := StagedFile{Key: key, Path: filepath.Join(s.opts.Dir, fc.j.ID), Closed: true, Mode: fc.j.Mode, Mtime: fc.mtime.UTC(), Hole: fc.j.CopiedFrom, Base: fc.j.Base}
+	return sf, true
+}
+
+// failedPending is the newest failed close of key waiting for a retry
+// (FailedPending).
+func (s *Stage) failedPending(key string) (failedClose, bool) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	var newest *failedClose
@@ -332,10 +345,46 @@ func (s *Stage) FailedPending(key string) (StagedFile, bool) {
 		}
 	}
 	if newest == nil {
-		return StagedFile{}, false
+		return failedClose{}, false
 	}
-	sf := StagedFile{Key: key, Path: filepath.Join(s.opts.Dir, newest.j.ID), Closed: true, Mode: newest.j.Mode, Mtime: newest.mtime.UTC()}
-	return sf, true
+	return *newest, true
+}
+
+// StagedReader reads staged bytes (OpenFailed); Close releases them.
+type StagedReader interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// OpenFailed opens the staged bytes of key's newest failed close
+// (FailedPending) for reading, as its retry reads them: below the hole of
+// a lazy copy, from the version it was opened on (openStaged). A read of
+// those bytes fails when that content is gone (a version deleted for good
+// and collected: EIO), never returning the staging file's zeros.
+// fs.ErrNotExist when key has no failed close.
+func (s *Stage) OpenFailed(ctx context.Context, key string) (StagedReader, error) {
+	fc, ok := s.failedPending(key)
+	if !ok {
+		return nil, fmt.Errorf("stage: %s: %w", key, fs.ErrNotExist)
+	}
+	fh, err := os.Open(filepath.Join(s.opts.Dir, fc.j.ID))
+	if err != nil {
+		return nil, err
+	}
+	if fc.j.CopiedFrom == 0 {
+		return fh, nil
+	}
+	head, err := s.headOf(ctx, fc.j)
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	// Reads come in requests of their own, after this one's ctx ended.
+	r := &lazyReader{ctx: context.WithoutCancel(ctx), head: head, from: fc.j.CopiedFrom, tail: fh}
+	return struct {
+		io.ReaderAt
+		io.Closer
+	}{r, fh}, nil
 }
 
 // hasFailed reports whether key has a failed close waiting for a retry to

@@ -101,6 +101,10 @@ type Options struct {
 	// its next commit brings back what that unlink put in the trash; 0
 	// means MoveAwayWindow (tests shorten it).
 	MoveAwayWindow time.Duration
+	// HoleCheck is how often, while Files hold lazy copies, the Stage
+	// looks whether gc marked the data below their holes (lazycopy.go:
+	// watchHoles); 0 means DefaultHoleCheck.
+	HoleCheck time.Duration
 }
 
 // Stage stages and commits writes. It is safe for concurrent use.
@@ -148,6 +152,10 @@ type Stage struct {
 
 	marksMu sync.Mutex
 	marks   map[ref.Digest]cache.HashMark // digest states at last chunks (lazycopy.go)
+
+	holesMu      sync.Mutex // guards the two below; never held while taking mu or File.mu
+	holesWatched bool       // a watchHoles loop runs
+	holesGen     uint64     // holes recorded (watchHoles)
 
 	reproduced atomic.Pointer[func(run string, v catalog.Version)]    // OnReproduced
 	runWithin  atomic.Pointer[func(run, unlinker string) bool]        // OnRunWithin
@@ -1172,11 +1180,19 @@ func (f *File) commit(ctx context.Context) error {
 			f.s.streamed.Add(1)
 			file, mark = stored, st.mark
 			v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, f.data.Name(), f.mtime, f.mode, "", lazy)
+			if errors.Is(err, cache.ErrReusedPackCondemned) {
+				// gc marked data the stream reused while it was written:
+				// the staged file is stored again below, in a session
+				// whose lookups see the marks, so that close(2) reports
+				// the version that lands, not this attempt.
+				f.s.log.Warn("lamina mount: data this file reused is being deleted by gc; storing the staged file again", "key", key)
+				err = nil
+			}
 		} else {
 			f.s.log.Warn("lamina mount: storing while writing failed; storing the staged file", "key", key, "err", serr)
 		}
 	}
-	if v.UID == "" && err == nil {
+	for try := 0; v.UID == "" && err == nil; try++ {
 		w := f.reuse
 		f.reuse = nil
 		if w == nil {
@@ -1208,6 +1224,12 @@ func (f *File) commit(ctx context.Context) error {
 			return fmt.Errorf("cannot store %s: %w", key, perr)
 		}
 		v, seq, err = f.s.record(WithRun(ctx, f.runFor(ctx)), key, w, file, src, f.mtime, f.mode, "", lazy)
+		if try == 0 && errors.Is(err, cache.ErrReusedPackCondemned) {
+			// As above: once more in a fresh session, which stores again
+			// what gc marked since this one reused it.
+			f.s.log.Warn("lamina mount: data this file reused is being deleted by gc; storing it again", "key", key)
+			err = nil
+		}
 	}
 	if err != nil {
 		return err

@@ -47,6 +47,40 @@ type StagedFile struct {
 	Lost bool `json:"lost_commit,omitempty"`
 }
 
+// Heads lists the manifests (cache.Ref) whose content staged files in dir
+// read below the hole of a lazy copy (lazycopy.go): a File open for an
+// append, a close whose commit failed, a commit waiting for a sync, or any
+// of those left by a daemon that stopped. The version such a manifest
+// belongs to may be deleted for good meanwhile (delete --permanent), and
+// the file's first bytes are then in data no version references: gc
+// counts these manifests' data as in use (instance.GCOptions.Held), or the
+// file's commit, its reads and Recover would find them gone. It only
+// reads, and may run while a daemon writes the journal.
+func Heads(dir string) ([]string, error) {
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		return nil, nil
+	}
+	s := &Stage{opts: Options{Dir: dir}, log: slog.New(slog.DiscardHandler)}
+	js, err := s.readStaged()
+	if err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, j := range js {
+		if j.CopiedFrom == 0 || j.Head == "" || seen[j.Head] {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, j.ID)); err != nil {
+			continue // removed (saved elsewhere after a take-over): nothing reads it
+		}
+		seen[j.Head] = true
+		out = append(out, j.Head)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 // Staged lists what the staging folder dir keeps that no commit holds
 // (committed files waiting for a sync are left out, and files open when
 // their daemon stopped that hold nothing of their own by what Recover can

@@ -4,9 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/lamina-bio/lamina/cache"
+	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/stage"
+	"github.com/lamina-bio/lamina/storage"
 )
 
 func (e *env) streamingStage(t *testing.T) *stage.Stage {
@@ -139,5 +146,94 @@ func TestCommitIgnoresCancel(t *testing.T) {
 	f.Release(context.Background())
 	if got := e.content(t, "c.txt"); got != "kept" {
 		t.Fatalf("content %q", got)
+	}
+}
+
+// listedMarks is storage that counts the listings of gc's marks that
+// returned.
+type listedMarks struct {
+	storage.Backend
+	lists atomic.Int32
+}
+
+func (l *listedMarks) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	err := l.Backend.List(ctx, prefix, fn)
+	if strings.HasPrefix(prefix, "gc/") {
+		l.lists.Add(1)
+	}
+	return err
+}
+
+// A file stored while written that reused data gc marked meanwhile is
+// stored again at its close, which returns 0 for the version that lands:
+// close(2) said EIO, and the retry at RELEASE committed the version a
+// moment later (cp reported a failure for data that was saved).
+func TestStreamReusingMarkedDataCommitsAtClose(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	cat, err := catalog.OpenBolt(filepath.Join(tmp, "c.db"), catalog.BoltOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	local, err := storage.CreateLocal(filepath.Join(tmp, "storage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &listedMarks{Backend: local}
+	store, err := cache.NewStore(b, filepath.Join(tmp, "idx.db"), cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache.SetReuseRecheck(t, 0)
+	s, err := stage.New(cat, store, stage.Options{Dir: filepath.Join(tmp, "staging"), User: "t", StreamAfter: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(12 << 20)
+	w := store.NewWriter()
+	if _, _, err := w.PutFile(ctx, bytes.NewReader(data), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	marked := map[string]bool{}
+	var ids []string
+	store.Packs(ctx, func(p cache.PackInfo, _ error) error { ids = append(ids, p.ID); marked[p.ID] = true; return nil })
+
+	f, err := s.Create(ctx, "big.bin", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSeq(t, f, data, 0)
+	// The stream decided to reuse its first chunks on a list of marks
+	// taken before gc marks their packs.
+	if !waitFor(func() bool { return b.lists.Load() > 0 }) {
+		t.Fatal("the stream never looked at gc's marks")
+	}
+	if err := store.Condemn(ctx, ids, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Flush(ctx); err != nil {
+		t.Fatalf("close: %v; want the staged file stored again", err)
+	}
+	f.Release(ctx)
+	v, err := cat.ByKey(ctx, "big.bin", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := store.LoadManifest(ctx, cache.Ref(v.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range m.Files[0].Chunks {
+		if marked[c.Pack] {
+			t.Fatalf("the version uses pack %s, which gc marked", c.Pack)
+		}
+	}
+	got, _ := io.ReadAll(store.Open(m.Files[0]))
+	if !bytes.Equal(got, data) {
+		t.Fatal("committed content differs")
 	}
 }

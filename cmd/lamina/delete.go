@@ -17,6 +17,7 @@ import (
 	"github.com/lamina-bio/lamina/catalog"
 	"github.com/lamina-bio/lamina/instance"
 	"github.com/lamina-bio/lamina/ref"
+	"github.com/lamina-bio/lamina/stage"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -1458,6 +1459,9 @@ func cmdGC() *cli.Command {
 			}
 			st, err := in.GC(c.Context, instance.GCOptions{
 				Grace: c.Duration("grace"), Settle: settle, DryRun: c.Bool("dry-run"),
+				// What this machine's mounts still read of versions
+				// deleted for good meanwhile (an append's lazy copy).
+				Held: func() ([]string, error) { return stage.Heads(stagingDir(in.Settings)) },
 				Waiting: func(packs int, size int64, settle time.Duration) {
 					fmt.Fprintf(c.App.ErrWriter, "marked %d packs (%s) for deletion; waiting %s for saves that may still use them (--settle)\n",
 						packs, humanBytes(size), settle)

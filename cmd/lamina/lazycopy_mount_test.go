@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestKilledAfterAppendsToBigFile: appends to a big file stage only its
@@ -69,5 +73,130 @@ func TestKilledAfterAppendsToBigFile(t *testing.T) {
 	}
 	if got := mustRead(t, filepath.Join(mnt, lost[0].Key)); !bytes.Equal(got, want) {
 		t.Fatalf("%s: %d bytes (want %d), its head zeros: %v", lost[0].Key, len(got), len(want), bytes.HasPrefix(got, make([]byte, 64)))
+	}
+}
+
+// agePacks sets the mtime of every pack of e's storage to two days ago:
+// past gc's grace of 24 h.
+func (e *mntEnv) agePacks() {
+	e.t.Helper()
+	old := time.Now().Add(-48 * time.Hour)
+	n := 0
+	filepath.WalkDir(filepath.Join(e.dir, "storage", "packs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if err := os.Chtimes(p, old, old); err != nil {
+				e.t.Fatal(err)
+			}
+			n++
+		}
+		return nil
+	})
+	if n == 0 {
+		e.t.Fatal("no packs to age")
+	}
+}
+
+// appendOpen writes a big file through mnt at key, then opens it for
+// appending and appends one line (the File copies only its last chunk:
+// stage/lazycopy.go); it returns the handle and the bytes it should hold.
+func appendOpen(t *testing.T, mnt, key string) (*os.File, []byte) {
+	t.Helper()
+	p := filepath.Join(mnt, key)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	// Over two packs: the daemon keeps the pack of the last chunk open,
+	// which it read for the copy; what it reads of the others after their
+	// deletion fails.
+	want := make([]byte, 40<<20+999)
+	rand.Read(want)
+	if err := os.WriteFile(p, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if _, err := a.Write([]byte("APPENDED-1\n")); err != nil {
+		t.Fatal(err)
+	}
+	return a, append(want, "APPENDED-1\n"...)
+}
+
+// A file open for appending holds the first bytes of the version it was
+// opened on by reference (a lazy copy). With that version deleted for
+// good and gc run (its packs past the grace period), the append's close
+// failed with EIO ("pack not in storage"), retried for ever, and the
+// mount read zeros for all but the file's last chunk: gc now counts what
+// the staged files of this machine's mounts read as in use.
+func TestGCKeepsWhatAnOpenAppendReads(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	a, want := appendOpen(t, mnt, "w/A2")
+	e.agePacks()
+	e.ok("delete", "--permanent", "--yes", "w/A2")
+	e.ok("gc", "--settle", "0s")
+	if _, err := a.Write([]byte("APPENDED-2\n")); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "APPENDED-2\n"...)
+	if err := a.Close(); err != nil {
+		t.Fatalf("close after a purge and gc: %v", err)
+	}
+	got := mustRead(t, filepath.Join(mnt, "w/A2"))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("w/A2: %d bytes (want %d), its head zeros: %v", len(got), len(want), bytes.HasPrefix(got, make([]byte, 64)))
+	}
+	// Committed, the new version keeps its data: the next gc deletes
+	// nothing it reads.
+	e.agePacks()
+	e.ok("gc", "--settle", "0s")
+	if got := mustRead(t, filepath.Join(mnt, "w/A2")); !bytes.Equal(got, want) {
+		t.Fatalf("w/A2 after another gc: %d bytes (want %d)", len(got), len(want))
+	}
+}
+
+// When the data an append's first bytes are read from is gone all the
+// same (another workstation's gc), its close fails and stays staged; a
+// read of those bytes fails with EIO, never returning the staging file's
+// zeros as the file's.
+func TestFailedAppendReadsNoZeros(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	a, _ := appendOpen(t, mnt, "w/A2")
+	e.ok("delete", "--permanent", "--yes", "w/A2")
+	filepath.WalkDir(filepath.Join(e.dir, "storage", "packs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			os.Remove(p)
+		}
+		return nil
+	})
+	if err := a.Close(); err == nil {
+		t.Fatal("close committed though the data of its first bytes is gone")
+	}
+	p := filepath.Join(mnt, "w/A2")
+	var fi os.FileInfo
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if fi, err = os.Stat(p); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the failed close is not shown at its key: %v", err)
+		}
+	}
+	f, err := os.Open(p)
+	if err == nil {
+		defer f.Close()
+		buf := make([]byte, 64<<10)
+		var n int
+		n, err = f.Read(buf)
+		if err == nil && bytes.Equal(buf[:n], make([]byte, n)) {
+			t.Fatalf("read %d zeros of %d bytes staged; want EIO", n, fi.Size())
+		}
+	}
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read of the failed close's first bytes: %v; want EIO", err)
 	}
 }
