@@ -172,11 +172,11 @@ func addFuzzy(t *tables, st *stringTable, b *builders) {
 	for i := range t.terms() {
 		if t.termName[i] != 0 {
 			t.entryTerm, t.entrySyn = append(t.entryTerm, uint32(i)), append(t.entrySyn, noSyn)
-			t.entryFold = append(t.entryFold, b.nameFolded[i])
+			t.entryFold = append(t.entryFold, entryFold(st, b.nameFolded[i]))
 		}
 		for g := t.syns.start[i]; g < t.syns.start[i+1]; g++ {
 			t.entryTerm, t.entrySyn = append(t.entryTerm, uint32(i)), append(t.entrySyn, g)
-			t.entryFold = append(t.entryFold, b.synFolded[g])
+			t.entryFold = append(t.entryFold, entryFold(st, b.synFolded[g]))
 		}
 	}
 	folded := make([]string, len(t.entryFold))
@@ -185,6 +185,15 @@ func addFuzzy(t *tables, st *stringTable, b *builders) {
 	}
 	addTrigrams(t, folded)
 	addWords(t, st, folded)
+}
+
+// entryFold is the string id of a fuzzy entry's text: the folded text k
+// with its marker signs spelled out (markerFold).
+func entryFold(st *stringTable, k uint32) uint32 {
+	if s := st.str(k); markerFold(s) != s {
+		return st.id(markerFold(s))
+	}
+	return k
 }
 
 // addTrigrams collects (trigram, entry) pairs, sorts them by trigram

@@ -842,8 +842,9 @@ func (x *Index) Standardize(value string, opts StandardizeOptions) Standardizati
 // equal to f (folded). The synonym maps hold live terms only, so this
 // scans the entries: it runs only for a value that matched nothing.
 func (x *Index) obsoleteSynonym(f string) (uint32, bool) {
+	m := markerFold(f) // the entries' form; the synonym itself must equal f
 	for e, g := range x.entrySyn {
-		if g != noSyn && Scope(x.synScope[g]) == Exact && x.obsolete(x.entryTerm[e]) && x.folded(uint32(e)) == f {
+		if g != noSyn && Scope(x.synScope[g]) == Exact && x.obsolete(x.entryTerm[e]) && x.folded(uint32(e)) == m && fold(x.synText(g)) == f {
 			return uint32(e), true
 		}
 	}

@@ -25,7 +25,7 @@ import (
 // of another source, or with a bad checksum is refused with ErrIndex, and
 // the caller rebuilds it from the source.
 const (
-	IndexFormat = 4 // 4: fold reads typographic apostrophes as '
+	IndexFormat = 5 // 4: fold reads typographic apostrophes as '; 5: fuzzy entries spell out marker signs (markerFold)
 	indexMagic  = "LMNINDEX"
 	headerSize  = 88
 	digestSize  = 64

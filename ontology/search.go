@@ -19,7 +19,18 @@ type scratch struct {
 	// Per entry, for word matching (allocated on first use): bit i set
 	// when the entry holds query word i whole, or only as a prefix.
 	whole, pref []uint32
+	// Per term, for the hierarchy walks of orderHits (allocated on first
+	// use): the walk that last saw it, and whether it is a hit or anchor.
+	seen []uint32
+	gen  uint32
+	term []uint8
 }
+
+// Flags of scratch.term.
+const (
+	termHit = 1 << iota
+	termAnchor
+)
 
 // words makes sure sc.whole and sc.pref are allocated.
 func (sc *scratch) words() {
@@ -254,16 +265,17 @@ func (x *Index) Suggest(value string, n int) []Suggestion {
 		g := x.entrySyn[e]
 		return !x.obsolete(x.entryTerm[e]) && (g == noSyn || Scope(x.synScope[g]) == Exact)
 	}
-	cands := x.similar(q, 4*n, 0.5, false, keep)
+	qm := markerFold(q) // as the entries spell it
+	cands := x.similar(qm, 4*n, 0.5, false, keep)
 	prefixes := utf8.RuneCountInString(q) >= minPrefixSuggest
-	for _, m := range x.matchWords(q, keep, prefixes, math.MaxInt) {
+	for _, m := range x.matchWords(qm, keep, prefixes, math.MaxInt) {
 		switch m.rank {
 		case RankNormalizedName:
-			cands = append(cands, scored{m.e, 0.95 + 0.05*similarity([]rune(q), x.folded(m.e))})
+			cands = append(cands, scored{m.e, 0.95 + 0.05*similarity([]rune(qm), x.folded(m.e))})
 		case RankSomeWords:
 			cands = append(cands, scored{m.e, 0.6 + 0.4*m.score})
 		case RankNamePrefix, RankWordPrefix, RankAllWords:
-			share := min(1, float64(len(q))/float64(len(x.folded(m.e))))
+			share := min(1, float64(len(qm))/float64(len(x.folded(m.e))))
 			phrase := m.rank != RankAllWords || m.score > 0.5 // in order, adjacent (see allWords)
 			if prefixes && phrase && share >= minPrefixShare {
 				cands = append(cands, scored{m.e, 0.6 + 0.3*share})
@@ -328,6 +340,7 @@ const (
 	RankExactSynonym                  // an EXACT synonym, ignoring case and white space
 	RankSynonym                       // a RELATED, BROAD or NARROW synonym, ignoring case and white space
 	RankNormalizedSynonym             // a synonym's words, up to plurals and punctuation
+	RankSubclass                      // a word match (below) that is an is_a subclass of a term the query names (see Search)
 	RankNamePrefix                    // the name starts with the query
 	RankAllWords                      // every query word is a word of the name or a synonym; phrases first
 	RankWordPrefix                    // every query word is a word or starts one (a one-letter word only starting one: half the score)
@@ -335,7 +348,7 @@ const (
 	RankFuzzy                         // close to the name or a synonym
 )
 
-var rankNames = [...]string{"exact_name", "normalized_name", "exact_synonym", "synonym", "normalized_synonym", "name_prefix", "all_words", "word_prefix", "some_words", "fuzzy"}
+var rankNames = [...]string{"exact_name", "normalized_name", "exact_synonym", "synonym", "normalized_synonym", "subclass", "name_prefix", "all_words", "word_prefix", "some_words", "fuzzy"}
 
 func (r Rank) String() string {
 	if int(r) < len(rankNames) {
@@ -362,6 +375,22 @@ type Hit struct {
 // Search finds terms for a free-text query, ranked as the Rank constants
 // say; ties go to shorter names, then ids. Fuzzy matches are looked for
 // only when the other ranks leave room under the limit.
+//
+// Words are compared with marker signs spelled out ("CD4+" is
+// "CD4-positive", markerFold) and, as a second query, with British
+// spellings made American where the source has the American word
+// ("leukaemia" finds the name "leukemia" as normalized_name).
+//
+// The hierarchy then orders what the words found (orderHits): of the
+// terms the query names (ranks exact_name to normalized_synonym) tied on
+// score, the more specific first ("mouse" is Mus musculus before the
+// genus Mus); a word match that is an is_a descendant of one of them is
+// RankSubclass, before the other word matches, a match before those
+// below it ("T cell": alpha-beta T cell before its subtypes, and all
+// before "T cell zone reticular cell", which is no T cell). A query that
+// names no term is anchored on the longest tail of its words that names
+// one ("CD4+ T cell": T cell), so CD4-positive, alpha-beta T cell comes
+// before its subtypes Th1 and Th17.
 func (x *Index) Search(query string, opts SearchOptions) []Hit {
 	limit := opts.Limit
 	if limit <= 0 {
@@ -393,45 +422,238 @@ func (x *Index) Search(query string, opts SearchOptions) []Hit {
 		add(x.synTerm[g], x.synRank(g), 1, x.synText(g))
 	}
 	if opts.Obsolete { // synFold holds live terms only
+		qm := markerFold(q)
 		for e, i := range x.entryTerm {
-			if g := x.entrySyn[e]; g != noSyn && x.obsolete(i) && x.folded(uint32(e)) == q {
+			if g := x.entrySyn[e]; g != noSyn && x.obsolete(i) && x.folded(uint32(e)) == qm && fold(x.synText(g)) == q {
 				add(i, x.synRank(g), 1, x.entryText(uint32(e)))
 			}
 		}
 	}
 	keep := func(e uint32) bool { return opts.Obsolete || !x.obsolete(x.entryTerm[e]) }
-	for _, m := range x.matchWords(q, keep, true, limit) {
-		r := m.rank
-		if r == RankNormalizedName && x.entrySyn[m.e] != noSyn {
-			r = RankNormalizedSynonym
+	forms := x.searchForms(q)
+	for _, f := range forms {
+		for _, m := range x.matchWords(f, keep, true, limit) {
+			r := m.rank
+			if r == RankNormalizedName && x.entrySyn[m.e] != noSyn {
+				r = RankNormalizedSynonym
+			}
+			add(x.entryTerm[m.e], r, m.score, x.entryText(m.e))
 		}
-		add(x.entryTerm[m.e], r, m.score, x.entryText(m.e))
 	}
 	if len(best) < limit {
-		for _, s := range x.similar(q, 4*limit, 0.6, true, keep) {
+		for _, s := range x.similar(forms[0], 4*limit, 0.6, true, keep) {
 			add(x.entryTerm[s.e], RankFuzzy, s.score, x.entryText(s.e))
 		}
 	}
-	hits := make([]Hit, 0, len(best))
-	for _, h := range best {
-		hits = append(hits, h)
+	hits := x.orderHits(best, forms)
+	if len(hits) > limit {
+		hits = hits[:limit]
 	}
-	slices.SortFunc(hits, func(a, b Hit) int {
+	return hits
+}
+
+// searchForms are the folded query q as the fuzzy entries spell it
+// (markerFold), then, if it differs, that with American spellings.
+func (x *Index) searchForms(q string) []string {
+	m := markerFold(q)
+	if v := x.spellingVariant(m); v != m {
+		return []string{m, v}
+	}
+	return []string{m}
+}
+
+// isNamed reports whether rank r says the query names the term (up to
+// case, punctuation, plurals and spelling), not just shares words with it.
+func isNamed(r Rank) bool { return r <= RankNormalizedSynonym }
+
+// orderHits sorts the hits as Search says: by rank, the word matches
+// below an anchor made RankSubclass. Named terms tied on score go the
+// more specific first (more ancestors); subclasses the more general
+// first (fewer hits above them; every word whole before word prefixes;
+// more hits below them), then by score. Ties go to shorter names, then
+// ids.
+func (x *Index) orderHits(best map[uint32]Hit, forms []string) []Hit {
+	type ranked struct {
+		Hit
+		i     uint32
+		whole bool  // a subclass matched every word whole
+		key   int32 // named: minus the ancestors; subclass: the hits above it
+		under int32 // subclass: the hits below it
+	}
+	rs := make([]ranked, 0, len(best))
+	var anchors []uint32
+	for i, h := range best {
+		if h.Rank <= RankNormalizedSynonym {
+			anchors = append(anchors, i)
+		}
+	}
+	if len(anchors) == 0 {
+		anchors = x.headAnchors(forms)
+	}
+	under := map[uint32]int32{}
+	keys, release := x.hierarchyKeys(best, anchors, under)
+	defer release()
+	for i, h := range best {
+		r := ranked{Hit: h, i: i}
+		switch {
+		case h.Rank <= RankNormalizedSynonym:
+			r.key = -int32(x.countAncestors(i))
+		case h.Rank != RankFuzzy:
+			if below, above := keys(i); below {
+				r.whole = h.Rank <= RankAllWords
+				r.Rank, r.key = RankSubclass, above
+			}
+		}
+		rs = append(rs, r)
+	}
+	for k := range rs {
+		rs[k].under = under[rs[k].i]
+	}
+	slices.SortFunc(rs, func(a, b ranked) int {
 		if a.Rank != b.Rank {
 			return cmp.Compare(a.Rank, b.Rank)
 		}
+		if a.Rank == RankSubclass {
+			if a.key != b.key {
+				return cmp.Compare(a.key, b.key)
+			}
+			if a.whole != b.whole {
+				if a.whole {
+					return -1
+				}
+				return 1
+			}
+			if a.under != b.under {
+				return cmp.Compare(b.under, a.under)
+			}
+		}
 		if a.Score != b.Score {
 			return cmp.Compare(b.Score, a.Score)
+		}
+		if a.Rank <= RankNormalizedSynonym && a.key != b.key {
+			return cmp.Compare(a.key, b.key)
 		}
 		if c := cmp.Compare(len(a.Name), len(b.Name)); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	if len(hits) > limit {
-		hits = hits[:limit]
+	hits := make([]Hit, len(rs))
+	for k, r := range rs {
+		hits[k] = r.Hit
 	}
 	return hits
+}
+
+// headAnchors are the live terms named (name or EXACT synonym, up to case
+// and a plural ending of the last word) by the longest tail of the query's
+// words that names any: "T cell" for "CD4-positive T cells".
+func (x *Index) headAnchors(forms []string) []uint32 {
+	var out []uint32
+	for _, f := range forms {
+		for k := strings.IndexByte(f, ' '); k >= 0 && k+1 < len(f); {
+			tail := f[k+1:]
+			for _, t := range []string{tail, tail[:len(tail)-len(lastWord(tail))] + singular(lastWord(tail))} {
+				for _, i := range x.lookup(&x.byFold, t) {
+					if !x.obsolete(i) {
+						out = append(out, i)
+					}
+				}
+				for _, g := range x.lookup(&x.synFold, t) {
+					if Scope(x.synScope[g]) == Exact {
+						out = append(out, x.synTerm[g])
+					}
+				}
+			}
+			if len(out) > 0 {
+				return out
+			}
+			next := strings.IndexByte(tail, ' ')
+			if next < 0 {
+				break
+			}
+			k += 1 + next
+		}
+	}
+	return nil
+}
+
+// lastWord is the text after the last space of s.
+func lastWord(s string) string { return s[strings.LastIndexByte(s, ' ')+1:] }
+
+// hierarchyKeys returns a function that tells whether term i is below
+// one of anchors by is_a, and how many terms of best are above it: the
+// ones of a query's matches more general than it. It walks i's ancestors
+// once, and counts i in under for each of them in best. Call release when
+// done.
+func (x *Index) hierarchyKeys(best map[uint32]Hit, anchors []uint32, under map[uint32]int32) (keys func(i uint32) (below bool, above int32), release func()) {
+	if len(anchors) == 0 {
+		return func(uint32) (bool, int32) { return false, 0 }, func() {}
+	}
+	sc := x.pool.Get().(*scratch)
+	if len(sc.seen) != x.terms() {
+		sc.seen, sc.term, sc.gen = make([]uint32, x.terms()), make([]uint8, x.terms()), 0
+	}
+	for i := range best {
+		sc.term[i] |= termHit
+	}
+	for _, a := range anchors {
+		sc.term[a] |= termAnchor
+	}
+	var queue []uint32
+	keys = func(i uint32) (below bool, above int32) {
+		if sc.gen++; sc.gen == 0 {
+			clear(sc.seen)
+			sc.gen = 1
+		}
+		sc.seen[i] = sc.gen
+		queue = append(queue[:0], i)
+		for len(queue) > 0 {
+			t := queue[0]
+			queue = queue[1:]
+			for _, p := range x.parents.row(t) {
+				if sc.seen[p] == sc.gen {
+					continue
+				}
+				sc.seen[p] = sc.gen
+				queue = append(queue, p)
+				f := sc.term[p]
+				below = below || f&termAnchor != 0
+				if f&termHit != 0 {
+					above++
+					under[p]++
+				}
+			}
+		}
+		return below, above
+	}
+	release = func() {
+		for i := range best {
+			sc.term[i] = 0
+		}
+		for _, a := range anchors {
+			sc.term[a] = 0
+		}
+		x.pool.Put(sc)
+	}
+	return keys, release
+}
+
+// countAncestors counts the terms above term i by is_a.
+func (x *Index) countAncestors(i uint32) int {
+	seen := map[uint32]bool{i: true}
+	queue := []uint32{i}
+	for len(queue) > 0 {
+		t := queue[0]
+		queue = queue[1:]
+		for _, p := range x.parents.row(t) {
+			if !seen[p] {
+				seen[p] = true
+				queue = append(queue, p)
+			}
+		}
+	}
+	return len(seen) - 1
 }
 
 // synRank is the rank of a query equal to synonym g: exact_synonym only

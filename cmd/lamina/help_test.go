@@ -153,3 +153,20 @@ func TestLimitShortFlag(t *testing.T) {
 		t.Errorf("search -n 1: %d hits", len(hits))
 	}
 }
+
+// TestLsTermFiltersSayAND: repeated ontology filters of ls AND (a version
+// with both terms), which users read as OR ("T cell" or "B cell"); the
+// help says so, and how to get either (audit d2).
+func TestLsTermFiltersSayAND(t *testing.T) {
+	help := newEnv(t).ok("ls", "--help")
+	for _, flag := range []string{"cell-type", "tissue", "disease", "term"} {
+		for _, l := range strings.Split(help, "\n") {
+			if strings.Contains(l, "--"+flag+" ") && !strings.Contains(l, "repeat to AND") {
+				t.Errorf("ls --help: --%s does not say that repeating it ANDs: %q", flag, l)
+			}
+		}
+	}
+	if !strings.Contains(help, "common ancestor") {
+		t.Errorf("ls --help does not say how to ask for either cell type:\n%s", help)
+	}
+}
