@@ -219,13 +219,16 @@ func WriteDOT(w io.Writer, g *Graph) error {
 	for _, id := range g.ids() {
 		n := g.Nodes[id]
 		if n.Version != nil {
-			style := `shape=note, style=filled, fillcolor="#cfe8ff"`
+			// Each attribute once: Graphviz takes the last, other readers
+			// of DOT may not.
+			fill, color, more := "filled", "#cfe8ff", ""
 			if !n.Latest {
-				style += `, style="filled,dashed"`
+				fill += ",dashed"
 			}
 			if n.Purged {
-				style += `, fillcolor="#e0e0e0", color="#888888", fontcolor="#555555"`
+				color, more = "#e0e0e0", `, color="#888888", fontcolor="#555555"`
 			}
+			style := fmt.Sprintf(`shape=note, style="%s", fillcolor="%s"%s`, fill, color, more)
 			if id == g.Root {
 				style += ", penwidth=2"
 			}

@@ -17,6 +17,9 @@ type Source interface {
 	RunRecord(ctx context.Context, uid string) (catalog.RunRecord, error)
 	UsedBy(ctx context.Context, uid string) ([]string, error)
 	Reruns(ctx context.Context, uid string) ([]string, error)
+	// ListRuns finds the runs that made or used a version deleted for
+	// good (RunQuery.PurgedKey), to walk on through it (purged.go).
+	ListRuns(ctx context.Context, q catalog.RunQuery) ([]catalog.Run, error)
 }
 
 // Node is a version or a run.
@@ -191,7 +194,13 @@ func (w *walker) walk(start string, depth int, up bool) error {
 		for _, vid := range frontier {
 			var runs []string
 			creator := w.g.Nodes[vid].Version.Run
-			if up {
+			if w.g.Nodes[vid].Purged {
+				r, err := w.purgedRuns(vid, up) // purged.go
+				if err != nil {
+					return err
+				}
+				runs = r
+			} else if up {
 				if creator != "" {
 					runs = []string{creator}
 				}
@@ -238,7 +247,10 @@ func (w *walker) walk(start string, depth int, up bool) error {
 					}
 					uv, err := w.byUID(u)
 					if errors.Is(err, catalog.ErrNotFound) {
-						w.purged(rec, u, up) // purged.go
+						if w.purged(rec, u, up) && !seenV[u] { // purged.go
+							seenV[u] = true
+							next = append(next, u)
+						}
 						continue
 					} else if err != nil {
 						return err
