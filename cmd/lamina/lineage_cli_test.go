@@ -617,7 +617,7 @@ func TestPurgedSaid(t *testing.T) {
 				"cat "+in("r/in1")+" "+in("r/in2")+" > "+in("r/out")+" && cat "+in("r/out")+" > "+in("r/down")); code != 0 {
 				t.Fatalf("lamina run: exit %d\n%s", code, errs)
 			}
-			in1 := e.showVersion("r/in1")
+			in1, out := e.showVersion("r/in1"), e.showVersion("r/out")
 			e.ok("save", e.file("in1b", []byte("one again\n")), "--key", "r/in1") // v2: 10 B
 
 			// The prompt, on a terminal, answered no.
@@ -649,6 +649,14 @@ func TestPurgedSaid(t *testing.T) {
 			if n := g.Nodes[in1.UID]; !n.Purged || n.Version.Key != "r/in1" {
 				t.Errorf("lineage --format json: %+v", g.Nodes)
 			}
+			// lineage UID and show UID of it said only "no version has uid".
+			for _, cmd := range []string{"lineage", "show"} {
+				_, errs, err := e.run(cmd, in1.UID)
+				if code := codeOf(err); code != 4 || !strings.Contains(errs, "no version has uid "+in1.UID+": it was r/in1@v1, deleted for good (delete --permanent) at ") ||
+					!strings.Contains(errs, "and cannot come back (`lamina runs show "+out.Run+"` records it)") {
+					t.Errorf("%s of a purged version's uid: exit %d\n%s", cmd, code, errs)
+				}
+			}
 			// A purged output, downstream.
 			e.ok("delete", "--permanent", "--yes", "--force", "r/down")
 			if text := e.ok("lineage", "r/in2", "--down"); !strings.Contains(text, "-> r/down@v1  ") || !strings.Contains(text, "(deleted for good)") {
@@ -656,6 +664,19 @@ func TestPurgedSaid(t *testing.T) {
 			}
 			if dot := e.ok("lineage", "r/out", "--format", "dot"); !strings.Contains(dot, "(deleted for good)") {
 				t.Errorf("dot:\n%s", dot)
+			}
+
+			// The lineage behind a purged version, through its runs'
+			// records: it stopped there.
+			if _, errs, code := e.runIn(e.dir, "run", "-t", "sort", "--", "sh", "-c", "sort "+in("r/out")+" > "+in("r/out2")); code != 0 {
+				t.Fatalf("lamina run: exit %d\n%s", code, errs)
+			}
+			e.ok("delete", "--permanent", "--yes", "--force", "r/out")
+			if text := e.ok("lineage", "r/out2"); !strings.Contains(text, "r/out@v1  "+out.UID+"  (deleted for good)") || !strings.Contains(text, "r/in2@v1") {
+				t.Errorf("lineage r/out2 stops at the purged r/out:\n%s", text)
+			}
+			if text := e.ok("lineage", "r/in2", "--down"); !strings.Contains(text, "r/out2@v1") {
+				t.Errorf("lineage r/in2 --down stops at the purged r/out:\n%s", text)
 			}
 
 			_, errs, err := e.run("restore", "r/in1")

@@ -47,6 +47,33 @@ func purgedNote(ctx context.Context, cat catalog.Catalog, key string) string {
 		last.Local().Format(time.DateTime), strings.Join(refs, ", "))
 }
 
+// purgedUIDNote says, after "no version has uid UID", that it was a
+// version deleted for good, which, when, and a run that records it, if
+// one does (catalog.Run.Purged): `lineage UID` and `show UID` said only
+// that no version has it, as for a typo. "" when no run knows it or the
+// lookup fails. Runs hold no index by purged uid: every run is read, on
+// this error path of a whole uid alone.
+func purgedUIDNote(ctx context.Context, cat catalog.Catalog, uid string) string {
+	runs, err := cat.ListRuns(ctx, catalog.RunQuery{})
+	if err != nil {
+		return ""
+	}
+	for _, r := range runs {
+		for _, p := range r.Purged {
+			if p.UID != uid {
+				continue
+			}
+			by := r.UID
+			if p.Run != "" {
+				by = p.Run // the run that made it, which keeps it too
+			}
+			return fmt.Sprintf(": it was %s, deleted for good (delete --permanent) at %s, and cannot come back (`lamina runs show %s` records it)",
+				p.Ref(), p.PurgedAt.Local().Format(time.DateTime), by)
+		}
+	}
+	return ""
+}
+
 // purgeSize is what delete --permanent KEY takes of an artifact, said in
 // its prompt (which gave no count nor size, where FOLDER/ gave counts).
 type purgeSize struct {

@@ -313,9 +313,18 @@ func versionNotRun(ctx context.Context, cat catalog.Catalog, uid string, err err
 }
 
 // runNotVersion is the error of `lineage UID` or `show UID` (err, from
-// resolving it) when UID names a run, not a version: it says so.
+// resolving it) when UID names a run, not a version, or a version deleted
+// for good: it says so.
 func runNotVersion(ctx context.Context, cat catalog.Catalog, uid string, err error) error {
-	if !errors.Is(err, catalog.ErrNotFound) || len(uid) != ref.StemLen || !ref.IsUIDPrefix(uid) {
+	if !errors.Is(err, catalog.ErrNotFound) || !ref.IsUIDPrefix(uid) {
+		return err
+	}
+	if len(uid) == ref.UIDLen {
+		if note := purgedUIDNote(ctx, cat, uid); note != "" { // purgedinfo.go
+			return fmt.Errorf("%w%s", err, note)
+		}
+	}
+	if len(uid) != ref.StemLen {
 		return err
 	}
 	if _, rerr := cat.RunRecord(ctx, uid); rerr != nil {
