@@ -20,7 +20,8 @@ import (
 // t1 `cat in1 in2 > out`, t2 `sort out > out2`, then in1 and out purged;
 // `lineage out2` stopped at out (no t1, no live in2) and `lineage in2`
 // at out (no t2, no out2). The walk goes on through the purged version's
-// runs (catalog.Run.Purged). Both catalogs.
+// runs (catalog.Run.Purged), t3, which wrote out's bytes again, too.
+// Both catalogs.
 func TestWalkThroughPurged(t *testing.T) {
 	for _, name := range []string{"bolt", "postgres"} {
 		t.Run(name, func(t *testing.T) {
@@ -79,6 +80,15 @@ func testWalkThroughPurged(t *testing.T, c catalog.Catalog) {
 	in1, in2 := save(catalogtest.NV("r/in1.csv", "one")), save(catalogtest.NV("r/in2.csv", "two"))
 	t1, out := run("t1", []catalog.Version{in1, in2}, "r/out.csv")
 	t2, out2 := run("t2", []catalog.Version{out}, "r/out2.csv")
+	t3, err := c.StartRun(ctx, catalog.Run{Transform: tr.UID, Name: "t3", User: "ana"}) // writes out's bytes again
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := catalogtest.NV(out.Key, "t1"+out.Key)
+	again.Run = t3.UID
+	if v := save(again); v.UID != out.UID {
+		t.Fatalf("t3 wrote out's bytes again as %s, not out (%s)", v.Ref(), out.Ref())
+	}
 	for _, key := range []string{in1.Key, out.Key} {
 		if _, err := c.Purge(ctx, key); err != nil {
 			t.Fatal(err)
@@ -87,7 +97,7 @@ func testWalkThroughPurged(t *testing.T, c catalog.Catalog) {
 	want := map[string]string{ // every edge of the chain, both ways
 		in1.UID + " " + t1.UID: lineage.Used, in2.UID + " " + t1.UID: lineage.Used,
 		t1.UID + " " + out.UID: lineage.Generated, out.UID + " " + t2.UID: lineage.Used,
-		t2.UID + " " + out2.UID: lineage.Generated,
+		t2.UID + " " + out2.UID: lineage.Generated, t3.UID + " " + out.UID: lineage.Reproduced,
 	}
 	check := func(g *lineage.Graph, what string, edges ...string) {
 		t.Helper()
@@ -98,7 +108,7 @@ func testWalkThroughPurged(t *testing.T, c catalog.Catalog) {
 				t.Errorf("%s: edge %s -> %s %s, not of the chain", what, g.Nodes[e.From].Label(), g.Nodes[e.To].Label(), e.Kind)
 			}
 		}
-		names := map[string]string{in1.UID: "in1", in2.UID: "in2", out.UID: "out", out2.UID: "out2", t1.UID: "t1", t2.UID: "t2"}
+		names := map[string]string{in1.UID: "in1", in2.UID: "in2", out.UID: "out", out2.UID: "out2", t1.UID: "t1", t2.UID: "t2", t3.UID: "t3"}
 		for _, e := range edges {
 			if !slices.Contains(got, e) {
 				f := strings.Fields(e)
@@ -112,7 +122,7 @@ func testWalkThroughPurged(t *testing.T, c catalog.Catalog) {
 		}
 	}
 	up := walk(t, c, out2, lineage.Options{})
-	check(up, "lineage out2", in1.UID+" "+t1.UID, in2.UID+" "+t1.UID, t1.UID+" "+out.UID, out.UID+" "+t2.UID, t2.UID+" "+out2.UID)
+	check(up, "lineage out2", in1.UID+" "+t1.UID, in2.UID+" "+t1.UID, t1.UID+" "+out.UID, t3.UID+" "+out.UID, out.UID+" "+t2.UID, t2.UID+" "+out2.UID)
 	if n := up.Nodes[in2.UID]; n == nil || n.Purged || n.Version.Digest.IsZero() {
 		t.Errorf("lineage out2: in2, live, as %+v", n)
 	}
