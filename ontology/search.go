@@ -462,10 +462,6 @@ func (x *Index) searchForms(q string) []string {
 	return []string{m}
 }
 
-// isNamed reports whether rank r says the query names the term (up to
-// case, punctuation, plurals and spelling), not just shares words with it.
-func isNamed(r Rank) bool { return r <= RankNormalizedSynonym }
-
 // orderHits sorts the hits as Search says: by rank, the word matches
 // below an anchor made RankSubclass. Named terms tied on score go the
 // more specific first (more ancestors); subclasses the more general

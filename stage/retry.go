@@ -183,7 +183,8 @@ func (s *Stage) StopRetries() {
 	}
 	s.rmu.Unlock()
 	s.retrying.Lock()
-	s.retrying.Unlock() //nolint:staticcheck // an empty section: waits for RetryFailed
+	//lint:ignore SA2001 an empty section: it waits for a RetryFailed in flight
+	s.retrying.Unlock()
 }
 
 // retryOne commits the bytes of fc as Recover would: as the key's next
