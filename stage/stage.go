@@ -271,6 +271,7 @@ type File struct {
 	flushed   bool          // closed (FLUSH) at least once
 	run       string        // lineage run credited with commits (run.go)
 	emptied   uint64        // truncations to zero (run.go: Emptied)
+	moved     uint64        // moves onto a newer version (share.go: follow, yieldTo; run.go: Moved)
 	seq       bool          // every write since the File was empty was at its end
 	lazySeq   uint64        // the last commit's catalog.Saved.LazySeq
 	changes   uint64        // commits and attribute updates (Changes)
