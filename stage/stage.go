@@ -2051,7 +2051,7 @@ func (s *Stage) takeBack(ctx context.Context, key string, u unlinkedKey) {
 	}
 	suffix, otype := l.Suffix, l.OType
 	if sx := ref.Suffix(u.movedTo); sx != suffix {
-		suffix, otype = sx, ref.OType(sx)
+		suffix, otype = sx, ref.RenamedOType(otype, suffix, sx, l.Kind == cache.KindFolder)
 	}
 	// Two transactions: a failure (or a crash) between them leaves the
 	// backup name empty, its bytes key@vN.
