@@ -335,7 +335,7 @@ func (t txn) rename(from, to string, now time.Time) (Version, error) {
 		// A new version of to with from's content; from leaves.
 		suffix, otype := src.Suffix, src.OType
 		if s := ref.Suffix(to); s != suffix { // renamed to another kind of file (a.txt onto b.csv)
-			suffix, otype = s, ref.OType(s)
+			suffix, otype = s, ref.RenamedOType(otype, suffix, s, src.Kind == "folder")
 		}
 		nv := NewVersion{Key: to, Kind: src.Kind, Suffix: suffix, OType: otype,
 			NObservations: src.NObservations, NFiles: src.NFiles, Size: src.Size, Digest: src.Digest,
@@ -393,7 +393,7 @@ func (t txn) rekey(a *artifact, to string) (Version, error) {
 		was := v
 		v.Key = to
 		if v.Suffix != suffix { // suffix follows the key, as a rename onto a key (rename)
-			v.Suffix, v.OType = suffix, ref.OType(suffix)
+			v.Suffix, v.OType = suffix, ref.RenamedOType(v.OType, v.Suffix, suffix, v.Kind == "folder")
 		}
 		if err := putVersion(t.tx.Bucket(bVersions), v); err != nil {
 			return Version{}, err

@@ -138,9 +138,17 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			// SETATTR of size 0 after the OPEN, without the handle.
 			if v, ok := h.w.f.Base(); ok {
 				h.w.emptied = h.w.f.Emptied()
+				h.w.moved = h.w.f.Moved()
 				h.w.base.Store(&v)
 			}
 		}
+	}
+	if h, ok := fh.(*handle); ok && h.w != nil && flags&syscall.O_ACCMODE != syscall.O_WRONLY {
+		t := &trackedRead{run: run}
+		if bound != nil {
+			t.used = bound.UID
+		}
+		h.w.reads = t
 	}
 	if h, ok := fh.(*handle); ok && h.follow != nil {
 		t := &trackedRead{run: run}
@@ -193,6 +201,32 @@ func (f *following) credit(ctx context.Context, uid [ref.UIDLen]byte) {
 		return
 	}
 	f.n.m.tracker().Used(t.run, v)
+}
+
+// creditRead records the version a tracked reader's read through a write
+// handle was served from (the File's, which follows a newer version
+// another writer commits while it holds no changes: a SQLite connection,
+// python's open(r+)) when it is not the one last credited. Base copies
+// the version the File holds; no catalog read.
+func (w *writeHandle) creditRead() {
+	t := w.reads
+	if t == nil {
+		return
+	}
+	v, ok := w.f.Base()
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	last := t.used
+	t.used = v.UID
+	t.mu.Unlock()
+	if last == v.UID {
+		return
+	}
+	if tr := w.n.m.tracker(); tr != nil {
+		tr.Used(t.run, v)
+	}
 }
 
 // bind returns the version an open of n reads now: for a latest path the
@@ -356,7 +390,10 @@ func (w *writeHandle) creditBase(before uint64) {
 		return
 	}
 	var base string
-	if v := w.base.Swap(nil); v != nil && w.f.Emptied() == w.emptied {
+	// A File that moved onto a newer version since the open (it followed
+	// another writer's commit before this one wrote) holds none of base's
+	// bytes: `exec 3>>f; …; echo A >&3` after an untracked `> f`.
+	if v := w.base.Swap(nil); v != nil && w.f.Emptied() == w.emptied && w.f.Moved() == w.moved {
 		tr.Used(w.run, *v)
 		base = v.UID
 	}

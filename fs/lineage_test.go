@@ -295,3 +295,67 @@ run("writerB", lambda: os.close(b))
 		t.Errorf("v1 is an input of A %v and of B %v", tr.usedUIDs("A"), tr.usedUIDs("B"))
 	}
 }
+
+// TestTrackedReadWriteHandleCreditsVersionRead: a tracked reader opens
+// O_RDWR (a SQLite connection, python's open(r+)) on v1, an untracked
+// writer commits v2, and the reader's read returns v2's bytes (its clean
+// File followed): v2 is an input of the run; only v1 was (audit e2).
+func TestTrackedReadWriteHandleCreditsVersionRead(t *testing.T) {
+	w := newWorld(t)
+	v1 := w.save("rw/k.txt", []byte("old\n"))
+	tr := &usedTracker{threadTracker: threadTracker{runs: map[string]string{"reader": "R"}}}
+	w.mountTracked(tr)
+	script := w.threadScript(`
+fd = run("reader", lambda: os.open(path, os.O_RDWR))
+first = run("reader", lambda: os.pread(fd, 100, 0))
+with open(path, "w") as f:  # untracked: the main thread
+    f.write("NEW\n")
+got = run("reader", lambda: os.pread(fd, 100, 0))
+os.close(fd)
+if first != b"old\n" or got != b"NEW\n":
+    sys.exit("read %r, then %r" % (first, got))
+`)
+	w.sh("python3 " + script + " rw/k.txt")
+	vs := w.versions("rw/k.txt")
+	if len(vs) != 2 {
+		t.Fatalf("%d versions, want 2", len(vs))
+	}
+	if !tr.usedBy("R", vs[1]) {
+		t.Errorf("the read returned v2's bytes; inputs of the run: %v, want v2 %s", tr.usedUIDs("R"), vs[1].UID)
+	}
+	if !tr.usedBy("R", v1) {
+		t.Errorf("v1, read first, is no input: %v", tr.usedUIDs("R"))
+	}
+}
+
+// TestAppendAfterFollowDropsOpenBase: a tracked appender opens v1, an
+// untracked writer commits v2 before the appender writes, and the
+// appender's close commits v3 = v2's bytes and its own: v1, which v3 does
+// not hold, is no input of its run; v2 is (audit e2).
+func TestAppendAfterFollowDropsOpenBase(t *testing.T) {
+	w := newWorld(t)
+	v1 := w.save("fo/k.txt", []byte("old\n"))
+	tr := &usedTracker{threadTracker: threadTracker{runs: map[string]string{"app": "A"}}}
+	w.mountTracked(tr)
+	script := w.threadScript(`
+fd = run("app", lambda: os.open(path, os.O_WRONLY | os.O_APPEND))
+with open(path, "w") as f:  # untracked: the main thread
+    f.write("new\n")
+run("app", lambda: os.write(fd, b"A\n"))
+run("app", lambda: os.close(fd))
+`)
+	w.sh("python3 " + script + " fo/k.txt")
+	if got := string(w.read("fo/k.txt")); got != "new\nA\n" {
+		t.Fatalf("fo/k.txt: %q", got)
+	}
+	vs := w.versions("fo/k.txt")
+	if len(vs) != 3 {
+		t.Fatalf("%d versions, want 3", len(vs))
+	}
+	if tr.usedBy("A", v1) {
+		t.Errorf("v3 holds none of v1's bytes, yet v1 is an input: %v", tr.usedUIDs("A"))
+	}
+	if !tr.usedBy("A", vs[1]) {
+		t.Errorf("v3 holds v2's bytes; inputs: %v, want v2 %s", tr.usedUIDs("A"), vs[1].UID)
+	}
+}

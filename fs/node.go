@@ -463,6 +463,7 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 		if err != nil && k == 0 && !isEOF(err) {
 			return nil, readErrno(ctx, n.m.log, err)
 		}
+		h.w.creditRead() // lineage.go
 		return fuse.ReadResultData(dest[:k]), 0
 	}
 	if h.staged != nil {

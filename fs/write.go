@@ -61,6 +61,13 @@ type writeHandle struct {
 	adopted atomic.Pointer[string]
 	base    atomic.Pointer[catalog.Version]
 	emptied uint64
+	// moved: the File's count of moves onto a newer version at the open
+	// (stage.File.Moved): once it changed, base's bytes are gone from it.
+	moved uint64
+	// reads: a tracked reader's run (O_RDWR, or O_RDONLY of a File being
+	// written), credited each version its reads were served from
+	// (lineage.go: creditRead); nil: none.
+	reads *trackedRead
 	// builtOn: the version the handle's last commit built on, for
 	// creditBase (closerCtx).
 	builtOn atomic.Pointer[catalog.Version]

@@ -75,6 +75,15 @@ func (f *File) Emptied() uint64 {
 	return f.emptied
 }
 
+// Moved counts f's moves onto a newer version of its key another writer
+// committed (a clean File follows it): the bytes a writer saw at its open
+// are gone from f once the count changed.
+func (f *File) Moved() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.moved
+}
+
 type builtOnKey struct{}
 
 // WithBuiltOn returns ctx under which a commit of a File calls fn with the

@@ -67,6 +67,7 @@ func (f *File) follow() {
 		}
 	}
 	f.base, f.copied, f.size, f.mtime, f.mode = v, false, v.Size, v.Mtime, catalog.Perm(v.Mode)
+	f.moved++
 	f.over, f.mark = nil, cache.HashMark{}
 	f.copiedFrom, f.head, f.headRef = 0, nil, "" // emptied, or a new staging file
 	f.rewritten = false
@@ -107,6 +108,7 @@ func (f *File) yieldTo(v catalog.Version) {
 	f.closed = false
 	f.dropStream()
 	f.base, f.copied, f.size, f.mtime, f.mode = &v, false, v.Size, v.Mtime, catalog.Perm(v.Mode)
+	f.moved++
 	f.dirty, f.wrote, f.rewritten, f.isNew = false, false, false, false
 	f.over, f.mark = nil, cache.HashMark{}
 	f.copiedFrom, f.head, f.headRef = 0, nil, ""

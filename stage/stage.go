@@ -279,6 +279,7 @@ type File struct {
 	flushed   bool          // closed (FLUSH) at least once
 	run       string        // lineage run credited with commits (run.go)
 	emptied   uint64        // truncations to zero (run.go: Emptied)
+	moved     uint64        // moves onto a newer version (share.go: follow, yieldTo; run.go: Moved)
 	seq       bool          // every write since the File was empty was at its end
 	lazySeq   uint64        // the last commit's catalog.Saved.LazySeq
 	changes   uint64        // commits and attribute updates (Changes)
@@ -2072,7 +2073,7 @@ func (s *Stage) takeBack(ctx context.Context, key string, u unlinkedKey) {
 	}
 	suffix, otype := l.Suffix, l.OType
 	if sx := ref.Suffix(u.movedTo); sx != suffix {
-		suffix, otype = sx, ref.OType(sx)
+		suffix, otype = sx, ref.RenamedOType(otype, suffix, sx, l.Kind == cache.KindFolder)
 	}
 	// Two transactions: a failure (or a crash) between them leaves the
 	// backup name empty, its bytes key@vN.

@@ -139,6 +139,49 @@ func runWrite(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 			t.Fatalf("a.h5ad renamed to b.h5ad = suffix %q, otype %q, %v", v.Suffix, v.OType, err)
 		}
 	})
+	t.Run("RenameKeepsContentOType", func(t *testing.T) {
+		// The otype the content gave stays unless the new suffix names
+		// another type (audit e2): neither rename reads the bytes.
+		c := open(t)
+		for _, tc := range []struct {
+			from, fromSuffix, otype, to, suffix, want string
+			folder                                    bool
+		}{
+			// A folder's otype is its content's (a zarr group's .zattrs):
+			// .zarr names none (AnnData or SpatialData), nor does no suffix.
+			{"ko/pbmc", "", "AnnData", "ko/pbmc.zarr", ".zarr", "AnnData", true},
+			{"ko/q.zarr", ".zarr", "AnnData", "ko/q", "", "AnnData", true},
+			{"ko/e.csv", ".csv", "DataFrame", "ko/f.CSV", ".CSV", "DataFrame", false}, // case folded, as save
+			{"ko/g.txt", ".txt", "", "ko/g.CSV", ".CSV", "DataFrame", false},
+			{"ko/p.h5ad", ".h5ad", "AnnData", "ko/p.csv", ".csv", "", false}, // AnnData bytes are no DataFrame
+			{"ko/m.h5ad", ".h5ad", "MuData", "ko/m.H5AD", ".H5AD", "MuData", false},
+		} {
+			nv := NV(tc.from, tc.from)
+			nv.Suffix, nv.OType = tc.fromSuffix, tc.otype
+			if tc.folder {
+				nv.Kind, nv.NFiles = "folder", 1
+			}
+			save(t, c, nv)
+			v, err := c.Rename(ctx, tc.from, tc.to)
+			if err != nil || v.Suffix != tc.suffix || v.OType != tc.want {
+				t.Errorf("%s (otype %q) renamed to %s = suffix %q, otype %q, %v; want %q, %q", tc.from, tc.otype, tc.to, v.Suffix, v.OType, err, tc.suffix, tc.want)
+			}
+			// Onto an existing key, the same.
+			from, to := "onto/"+tc.from, "onto/"+tc.to
+			nv = NV(from, from)
+			nv.Suffix, nv.OType = tc.fromSuffix, tc.otype
+			there := NV(to, "there")
+			if tc.folder {
+				nv.Kind, nv.NFiles = "folder", 1
+				there.Kind, there.NFiles = "folder", 1
+			}
+			save(t, c, nv, there)
+			v, err = c.Rename(ctx, from, to)
+			if err != nil || v.Suffix != tc.suffix || v.OType != tc.want {
+				t.Errorf("%s (otype %q) renamed onto %s = suffix %q, otype %q, %v; want %q, %q", from, tc.otype, to, v.Suffix, v.OType, err, tc.suffix, tc.want)
+			}
+		}
+	})
 	t.Run("RenameFolder", func(t *testing.T) {
 		c := open(t)
 		save(t, c, NV("p/a", "a"), NV("p/q/b", "b"), NV("other", "o"))

@@ -149,7 +149,7 @@ func rename(ctx context.Context, tx pgx.Tx, from, to string, now time.Time) (Ver
 		// A new version of to with from's content; from leaves.
 		suffix, otype := src.Suffix, src.OType
 		if s := ref.Suffix(to); s != suffix { // renamed to another kind of file (a.txt onto b.csv)
-			suffix, otype = s, ref.OType(s)
+			suffix, otype = s, ref.RenamedOType(otype, suffix, s, src.Kind == "folder")
 		}
 		nv := catalog.NewVersion{Key: to, Kind: src.Kind, Suffix: suffix, OType: otype,
 			NObservations: src.NObservations, NFiles: src.NFiles, Size: src.Size, Digest: src.Digest,
@@ -197,7 +197,7 @@ func rekey(ctx context.Context, tx pgx.Tx, a *artifact, to string) (Version, err
 		old := v
 		v.Key = to
 		if v.Suffix != suffix { // suffix follows the key (catalog/bolt_write.go)
-			v.Suffix, v.OType = suffix, ref.OType(suffix)
+			v.Suffix, v.OType = suffix, ref.RenamedOType(v.OType, v.Suffix, suffix, v.Kind == "folder")
 		}
 		if err := putVersion(ctx, tx, v); err != nil {
 			return Version{}, err
