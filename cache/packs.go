@@ -3,8 +3,11 @@ package cache
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/ref"
@@ -130,14 +133,19 @@ func (s *Store) IndexUnbuilt() bool { return s.idx.unbuilt.Load() }
 // memory stays bounded by a batch. Entries there already are kept (a save
 // meanwhile), as are those of packs since deleted: a lookup drops them
 // (dropGone). progress, if not nil, is told how many packs are done of
-// how many. Cut short, the index stays unbuilt and the next call starts
-// over.
+// how many. A pack whose trailer is damaged (ErrCorrupt) is left out,
+// and named in a warning: it is kept, and its chunks are stored again
+// when saved. Any other error (storage away) ends it with the index left
+// unbuilt: the next call starts over, rather than dedup being off for
+// good for the packs it could not read.
 func (s *Store) RebuildIndex(ctx context.Context, progress func(done, total int)) (int, error) {
 	obj := s.obj
 	if c, ok := unwrapTo[*DiskCache](s.obj); ok {
 		obj = c.Unwrap()
 	}
+	gen := s.idx.gen.Load()
 	var total, done, blobs int
+	var damaged []string
 	batch := map[ref.Digest]Loc{}
 	flush := func() error {
 		err := s.idx.add(batch, true, false)
@@ -151,7 +159,13 @@ func (s *Store) RebuildIndex(ctx context.Context, progress func(done, total int)
 		}
 	}, func(p PackInfo, err error) error {
 		done++
-		if err == nil { // an unreadable pack just isn't used for dedup
+		switch {
+		case errors.Is(err, ErrCorrupt):
+			damaged = append(damaged, p.ID)
+		case errors.Is(err, storage.ErrNotFound): // deleted since listed
+		case err != nil:
+			return fmt.Errorf("pack %s: %w", p.ID, err)
+		default:
 			for _, b := range p.Blobs {
 				batch[b.Digest] = b.Loc
 			}
@@ -173,5 +187,18 @@ func (s *Store) RebuildIndex(ctx context.Context, progress func(done, total int)
 	if err := flush(); err != nil {
 		return blobs, err
 	}
-	return blobs, s.idx.built() // synced: the adds before it too
+	if len(damaged) > 0 {
+		const show = 10
+		names := strings.Join(damaged[:min(show, len(damaged))], ", ")
+		if len(damaged) > show {
+			names += fmt.Sprintf(" and %d more", len(damaged)-show)
+		}
+		s.idx.warn(fmt.Sprintf("the dedup index leaves out %d pack(s) whose trailer is damaged (%s): they are kept, and content they hold is stored again when saved", len(damaged), names))
+	}
+	return blobs, s.idx.built(gen) // synced: the adds before it too
 }
+
+// SetLogger sets where the Store's warnings go: a damaged index file set
+// aside, packs a rebuild of the index left out. Warnings from before
+// (NewStore) are said then.
+func (s *Store) SetLogger(l *slog.Logger) { s.idx.setLogger(l) }
