@@ -36,6 +36,7 @@ type Index struct {
 	released time.Time // when the last held one was closed
 	opens    atomic.Int64
 	unbuilt  atomic.Bool // made anew and not yet rebuilt from the packs (bMeta)
+	old      atomic.Bool // no bMeta: made by a lamina from before it (Store.CheckOldIndex)
 	// gen counts the files set aside as damaged: a rebuild that began
 	// before one was set aside did not fill the new file.
 	gen atomic.Int64
@@ -84,6 +85,7 @@ func OpenIndex(path string) (*Index, error) {
 		err := ix.withSync(false, true, func(tx *bolt.Tx) error {
 			ready = tx.Bucket(bBlobs) != nil
 			ix.unbuilt.Store(unbuilt(tx))
+			ix.old.Store(tx.Bucket(bMeta) == nil)
 			return nil
 		})
 		if err != nil {
@@ -111,6 +113,7 @@ func (ix *Index) create(tx *bolt.Tx) error {
 		}
 	}
 	ix.unbuilt.Store(unbuilt(tx))
+	ix.old.Store(tx.Bucket(bMeta) == nil)
 	return nil
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/storage"
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // savedStore stores data in local storage through a store with its index
@@ -196,5 +198,66 @@ func TestRebuildIndexStorageAway(t *testing.T) {
 	}
 	if id := filepath.Base(bad); !strings.Contains(w.String(), id) {
 		t.Fatalf("the damaged pack %s is not named: %q", id, w.String())
+	}
+}
+
+// dropMeta makes the index file at path look as one a lamina from before
+// the unbuilt mark made: no meta bucket.
+func dropMeta(t *testing.T, path string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("meta")) })
+	if err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+		t.Fatal(err)
+	}
+}
+
+// TestOldIndexMadeAnewIsUnbuilt: an index.db an older lamina made anew
+// after a loss has no meta bucket and was taken as complete, dedup off for
+// good for the packs from before. One that points into fewer packs than
+// storage holds is unbuilt; a complete one stays built.
+func TestOldIndexMadeAnewIsUnbuilt(t *testing.T) {
+	ctx := context.Background()
+	old := randomBytes(33, 20<<20)
+	idx := filepath.Join(t.TempDir(), "index.db")
+	b := savedStore(t, idx, old)
+
+	// Complete: built as the packs were written.
+	dropMeta(t, idx)
+	s, err := cache.NewStore(b, idx, cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckOldIndex(ctx); err != nil || s.IndexUnbuilt() {
+		t.Fatalf("a complete old index: %v, unbuilt %v", err, s.IndexUnbuilt())
+	}
+
+	// Made anew after a loss, then one save: it knows that one's packs.
+	os.Remove(idx)
+	s, _ = cache.NewStore(b, idx, cache.DefaultParams)
+	w := s.NewWriter()
+	if _, _, err := w.PutFile(ctx, bytes.NewReader(randomBytes(34, 1<<20)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dropMeta(t, idx)
+	s, err = cache.NewStore(b, idx, cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckOldIndex(ctx); err != nil || !s.IndexUnbuilt() {
+		t.Fatalf("an old index made anew: %v, unbuilt %v", err, s.IndexUnbuilt())
+	}
+	if _, err := s.RebuildIndex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := newChunks(t, s, old); n != 0 {
+		t.Fatalf("after the rebuild, %d chunks stored again", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
+	bolt "go.etcd.io/bbolt"
 )
 
 // PackInfo describes a stored pack and the blobs in it.
@@ -124,6 +125,55 @@ func (s *Store) DeletePacks(ctx context.Context, ids []string) error {
 // not yet completed: it then knows nothing stored before, and a save of
 // content storage already holds stores it all again.
 func (s *Store) IndexUnbuilt() bool { return s.idx.unbuilt.Load() }
+
+// CheckOldIndex settles whether an index file a lamina from before the
+// unbuilt mark made (it has no meta bucket) is complete: one such a lamina
+// made anew after index.db was lost knows only the packs written since,
+// and was taken as complete, dedup off for good for the rest. It is
+// unbuilt if it points into fewer of the packs in storage than there are
+// (each pack written through it has an entry): a rebuild then costs two
+// small reads a pack, once. Either way the meta bucket is written, so the
+// check (a listing and a scan of the index) runs once. A new index file
+// makes it a no-op.
+func (s *Store) CheckOldIndex(ctx context.Context) error {
+	ix := s.idx
+	if !ix.old.Load() {
+		return nil
+	}
+	packs := map[string]bool{}
+	err := s.obj.List(ctx, "packs/", func(i storage.Info) error {
+		if id, ok := packID(i.Name); ok {
+			packs[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return ix.with(true, func(tx *bolt.Tx) error {
+		seen := map[string]bool{}
+		if b := tx.Bucket(bBlobs); b != nil {
+			c := b.Cursor()
+			for k, v := c.First(); k != nil && len(seen) < len(packs); k, v = c.Next() {
+				if l, ok := decodeLoc(v); ok && packs[l.Pack] {
+					seen[l.Pack] = true
+				}
+			}
+		}
+		m, err := tx.CreateBucketIfNotExists(bMeta)
+		if err != nil {
+			return err
+		}
+		if len(seen) < len(packs) {
+			if err := m.Put(kUnbuilt, []byte{1}); err != nil {
+				return err
+			}
+		}
+		ix.unbuilt.Store(unbuilt(tx))
+		ix.old.Store(false)
+		return nil
+	})
+}
 
 // RebuildIndex adds to the dedup index every blob of the packs in storage,
 // from their trailers, and clears IndexUnbuilt; it returns how many blobs

@@ -87,7 +87,13 @@ func (in *Instance) RebuildDedupIndex(ctx context.Context) {
 }
 
 func (in *Instance) rebuildDedupIndex(ctx context.Context, progress func(done, total int)) {
-	if in.Store == nil || !in.Store.IndexUnbuilt() || !in.dedupTried.CompareAndSwap(false, true) {
+	if in.Store == nil || in.dedupTried.Load() {
+		return
+	}
+	if err := in.Store.CheckOldIndex(ctx); err != nil && ctx.Err() == nil {
+		in.log().Warn(fmt.Sprintf("could not check the dedup index (index.db) against the packs in storage: %v", err))
+	}
+	if !in.Store.IndexUnbuilt() || !in.dedupTried.CompareAndSwap(false, true) {
 		return
 	}
 	if _, err := in.Store.RebuildIndex(ctx, progress); err != nil && ctx.Err() == nil {

@@ -975,6 +975,9 @@ func keepIndexBuilt(ctx context.Context, store *cache.Store, log *slog.Logger, s
 	set := func(f string, a ...any) { s := fmt.Sprintf(f, a...); state.Store(&s) }
 	first := wait
 	for {
+		if err := store.CheckOldIndex(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("dedup index not checked against the packs in storage", "err", err)
+		}
 		if store.IndexUnbuilt() {
 			set("rebuilding from the packs in storage: until it is done, closes store content again that storage holds")
 			n, err := store.RebuildIndex(ctx, nil)
