@@ -5,8 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +36,14 @@ type Index struct {
 	released time.Time // when the last held one was closed
 	opens    atomic.Int64
 	unbuilt  atomic.Bool // made anew and not yet rebuilt from the packs (bMeta)
+	old      atomic.Bool // no bMeta: made by a lamina from before it (Store.CheckOldIndex)
+	// gen counts the files set aside as damaged: a rebuild that began
+	// before one was set aside did not fill the new file.
+	gen atomic.Int64
+	// notes are warnings said before a logger was set (setLogger).
+	logMu sync.Mutex
+	log   *slog.Logger
+	notes []string
 }
 
 // A read-only handle is kept for lookups for indexHold, then closed for
@@ -56,41 +69,139 @@ var (
 	kUnbuilt = []byte("unbuilt")
 )
 
-// OpenIndex opens or creates the index file at path.
+// OpenIndex opens or creates the index file at path. A damaged file is
+// set aside (setAside) and a new one made: the index only saves storing
+// content twice, and no command may fail for it.
 func OpenIndex(path string) (*Index, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
 	ix := &Index{path: path}
 	// Set up already: a read-only look, no write transaction and fsync on
-	// every command.
+	// every command. It reads the meta pages and the root page; damage
+	// deeper is found by the lookup that reads it (withSync).
 	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
 		ready := false
-		ix.with(false, func(tx *bolt.Tx) error {
+		err := ix.withSync(false, true, func(tx *bolt.Tx) error {
 			ready = tx.Bucket(bBlobs) != nil
 			ix.unbuilt.Store(unbuilt(tx))
+			ix.old.Store(tx.Bucket(bMeta) == nil)
 			return nil
 		})
+		if err != nil {
+			return nil, err
+		}
 		if ready {
 			return ix, nil
 		}
 	}
-	return ix, ix.with(true, func(tx *bolt.Tx) error {
-		if tx.Bucket(bBlobs) == nil {
-			if _, err := tx.CreateBucket(bBlobs); err != nil {
-				return err
-			}
-			m, err := tx.CreateBucketIfNotExists(bMeta)
-			if err != nil {
-				return err
-			}
-			if err := m.Put(kUnbuilt, []byte{1}); err != nil {
-				return err
-			}
+	return ix, ix.with(true, ix.create)
+}
+
+// create sets up the buckets of a new index file, marked unbuilt.
+func (ix *Index) create(tx *bolt.Tx) error {
+	if tx.Bucket(bBlobs) == nil {
+		if _, err := tx.CreateBucket(bBlobs); err != nil {
+			return err
 		}
-		ix.unbuilt.Store(unbuilt(tx))
-		return nil
-	})
+		m, err := tx.CreateBucketIfNotExists(bMeta)
+		if err != nil {
+			return err
+		}
+		if err := m.Put(kUnbuilt, []byte{1}); err != nil {
+			return err
+		}
+	}
+	ix.unbuilt.Store(unbuilt(tx))
+	ix.old.Store(tx.Bucket(bMeta) == nil)
+	return nil
+}
+
+// damagedError is an index file bbolt cannot read as it is: garbled pages
+// (bbolt panics on them), a file truncated under its mapping (SIGBUS), or
+// meta pages that fail their checksum.
+type damagedError struct{ cause string }
+
+func (e *damagedError) Error() string { return "damaged: " + e.cause }
+
+// guardIndex runs fn, bbolt calls on the index file, turning a panic raised
+// in bbolt's code or a memory fault reading the mapping into a
+// damagedError. Any other panic goes on. (catalog/bolt_damage.go does the
+// same for the catalog file, which cannot just be made anew.)
+func guardIndex(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if !bboltFault(r) {
+			panic(r)
+		}
+		err = &damagedError{fmt.Sprint(r)}
+	}()
+	return fn()
+}
+
+// bboltFault reports whether r, being recovered, is a memory fault at an
+// address or a panic raised in bbolt's code.
+func bboltFault(r any) bool {
+	if _, ok := r.(interface{ Addr() uintptr }); ok {
+		return true
+	}
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(1, pcs)])
+	panicking := false
+	for {
+		fr, more := frames.Next()
+		switch {
+		case fr.Function == "runtime.gopanic":
+			panicking = true
+		case panicking && !strings.HasPrefix(fr.Function, "runtime."):
+			return strings.HasPrefix(fr.Function, "go.etcd.io/bbolt")
+		}
+		if !more {
+			return false
+		}
+	}
+}
+
+// setAside renames a damaged index file to index.db.damaged-TIME (kept for
+// a look, never read again) and makes a new one, unbuilt: the next save
+// rebuilds it from the packs, as after a loss.
+func (ix *Index) setAside(cause error) error {
+	ix.mu.Lock()
+	guardIndex(func() error { ix.releaseLocked(); return nil })
+	aside := ix.path + ".damaged-" + time.Now().UTC().Format("20060102T150405.000Z")
+	err := os.Rename(ix.path, aside)
+	ix.mu.Unlock()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("chunk index %s is %v, and cannot be set aside: %w", ix.path, cause, err)
+	}
+	ix.gen.Add(1)
+	ix.warn(fmt.Sprintf("the dedup index %s is %v: set aside as %s and made anew; it is rebuilt from the packs in storage at the next save (reads never need it)", ix.path, cause, filepath.Base(aside)))
+	return ix.try(true, true, ix.create)
+}
+
+// setLogger sets where warnings go, saying those noted before.
+func (ix *Index) setLogger(l *slog.Logger) {
+	ix.logMu.Lock()
+	defer ix.logMu.Unlock()
+	ix.log = l
+	for _, n := range ix.notes {
+		l.Warn(n)
+	}
+	ix.notes = nil
+}
+
+func (ix *Index) warn(msg string) {
+	ix.logMu.Lock()
+	defer ix.logMu.Unlock()
+	if ix.log != nil {
+		ix.log.Warn(msg)
+	} else {
+		ix.notes = append(ix.notes, msg)
+	}
 }
 
 func unbuilt(tx *bolt.Tx) bool {
@@ -98,9 +209,15 @@ func unbuilt(tx *bolt.Tx) bool {
 	return m != nil && m.Get(kUnbuilt) != nil
 }
 
-// built clears the mark of an index made anew (RebuildIndex is done).
-func (ix *Index) built() error {
+// built clears the mark of an index made anew (RebuildIndex is done), if
+// no file was set aside since gen: the rebuild's adds went partly to
+// that one. Its write is synced, and with it the rebuild's adds before it
+// (written without): a crash before leaves the mark.
+func (ix *Index) built(gen int64) error {
 	err := ix.with(true, func(tx *bolt.Tx) error {
+		if ix.gen.Load() != gen {
+			return errors.New("the dedup index was set aside as damaged during its rebuild")
+		}
 		if m := tx.Bucket(bMeta); m != nil {
 			return m.Delete(kUnbuilt)
 		}
@@ -117,8 +234,26 @@ func (ix *Index) with(write bool, fn func(tx *bolt.Tx) error) error {
 }
 
 // withSync is with; a write without sync leaves the file to the page cache
-// (Index.sync makes it durable).
+// (Index.sync makes it durable). A damaged file is set aside and fn run
+// again on a new one.
 func (ix *Index) withSync(write, sync bool, fn func(tx *bolt.Tx) error) error {
+	err := ix.try(write, sync, fn)
+	var d *damagedError
+	if !errors.As(err, &d) {
+		return err
+	}
+	if err := ix.setAside(d); err != nil {
+		return err
+	}
+	return ix.try(write, sync, fn)
+}
+
+// try is withSync once: damage is a damagedError.
+func (ix *Index) try(write, sync bool, fn func(tx *bolt.Tx) error) error {
+	return guardIndex(func() error { return ix.open(write, sync, fn) })
+}
+
+func (ix *Index) open(write, sync bool, fn func(tx *bolt.Tx) error) error {
 	if write {
 		ix.mu.Lock()
 		defer ix.mu.Unlock()
@@ -134,6 +269,9 @@ func (ix *Index) withSync(write, sync bool, fn func(tx *bolt.Tx) error) error {
 	db, err := bolt.Open(ix.path, 0o600, &bolt.Options{Timeout: 2 * time.Minute, ReadOnly: !write, NoSync: !sync})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("chunk index %s is locked by another lamina process", ix.path)
+	}
+	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+		return &damagedError{err.Error()}
 	}
 	if err != nil {
 		return fmt.Errorf("chunk index %s: %w", ix.path, err)
@@ -152,20 +290,7 @@ func (ix *Index) viewHeld(fn func(tx *bolt.Tx) error) (bool, error) {
 	ix.mu.RLock()
 	if ix.held == nil {
 		ix.mu.RUnlock()
-		ix.mu.Lock()
-		if ix.held == nil && time.Since(ix.released) >= indexGap {
-			ix.opens.Add(1)
-			// No waiting under mu: a locked file falls back to an open
-			// for this lookup alone, which waits as it always did.
-			db, err := bolt.Open(ix.path, 0o600, &bolt.Options{Timeout: time.Millisecond, ReadOnly: true})
-			if err == nil {
-				ix.held = db
-				time.AfterFunc(indexHold, ix.release)
-			} else {
-				ix.released = time.Now()
-			}
-		}
-		ix.mu.Unlock()
+		ix.keepHandle()
 		ix.mu.RLock()
 	}
 	defer ix.mu.RUnlock()
@@ -173,6 +298,25 @@ func (ix *Index) viewHeld(fn func(tx *bolt.Tx) error) (bool, error) {
 		return false, nil
 	}
 	return true, ix.held.View(fn)
+}
+
+// keepHandle opens the handle viewHeld keeps, unless one is held or the
+// gap has not passed. mu is unlocked by a defer: a damaged file can make
+// bbolt panic (guardIndex).
+func (ix *Index) keepHandle() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.held == nil && time.Since(ix.released) >= indexGap {
+		ix.opens.Add(1)
+		ix.released = time.Now() // unless kept
+		// No waiting under mu: a locked file falls back to an open
+		// for this lookup alone, which waits as it always did.
+		db, err := bolt.Open(ix.path, 0o600, &bolt.Options{Timeout: time.Millisecond, ReadOnly: true})
+		if err == nil {
+			ix.held = db
+			time.AfterFunc(indexHold, ix.release)
+		}
+	}
 }
 
 func (ix *Index) release() {

@@ -3,12 +3,16 @@ package cache
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lamina-bio/lamina/ref"
 	"github.com/lamina-bio/lamina/storage"
+	bolt "go.etcd.io/bbolt"
 )
 
 // PackInfo describes a stored pack and the blobs in it.
@@ -122,6 +126,55 @@ func (s *Store) DeletePacks(ctx context.Context, ids []string) error {
 // content storage already holds stores it all again.
 func (s *Store) IndexUnbuilt() bool { return s.idx.unbuilt.Load() }
 
+// CheckOldIndex settles whether an index file a lamina from before the
+// unbuilt mark made (it has no meta bucket) is complete: one such a lamina
+// made anew after index.db was lost knows only the packs written since,
+// and was taken as complete, dedup off for good for the rest. It is
+// unbuilt if it points into fewer of the packs in storage than there are
+// (each pack written through it has an entry): a rebuild then costs two
+// small reads a pack, once. Either way the meta bucket is written, so the
+// check (a listing and a scan of the index) runs once. A new index file
+// makes it a no-op.
+func (s *Store) CheckOldIndex(ctx context.Context) error {
+	ix := s.idx
+	if !ix.old.Load() {
+		return nil
+	}
+	packs := map[string]bool{}
+	err := s.obj.List(ctx, "packs/", func(i storage.Info) error {
+		if id, ok := packID(i.Name); ok {
+			packs[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return ix.with(true, func(tx *bolt.Tx) error {
+		seen := map[string]bool{}
+		if b := tx.Bucket(bBlobs); b != nil {
+			c := b.Cursor()
+			for k, v := c.First(); k != nil && len(seen) < len(packs); k, v = c.Next() {
+				if l, ok := decodeLoc(v); ok && packs[l.Pack] {
+					seen[l.Pack] = true
+				}
+			}
+		}
+		m, err := tx.CreateBucketIfNotExists(bMeta)
+		if err != nil {
+			return err
+		}
+		if len(seen) < len(packs) {
+			if err := m.Put(kUnbuilt, []byte{1}); err != nil {
+				return err
+			}
+		}
+		ix.unbuilt.Store(unbuilt(tx))
+		ix.old.Store(false)
+		return nil
+	})
+}
+
 // RebuildIndex adds to the dedup index every blob of the packs in storage,
 // from their trailers, and clears IndexUnbuilt; it returns how many blobs
 // the packs hold. It reads two small ranges per pack (bulkRequests at a
@@ -130,14 +183,19 @@ func (s *Store) IndexUnbuilt() bool { return s.idx.unbuilt.Load() }
 // memory stays bounded by a batch. Entries there already are kept (a save
 // meanwhile), as are those of packs since deleted: a lookup drops them
 // (dropGone). progress, if not nil, is told how many packs are done of
-// how many. Cut short, the index stays unbuilt and the next call starts
-// over.
+// how many. A pack whose trailer is damaged (ErrCorrupt) is left out,
+// and named in a warning: it is kept, and its chunks are stored again
+// when saved. Any other error (storage away) ends it with the index left
+// unbuilt: the next call starts over, rather than dedup being off for
+// good for the packs it could not read.
 func (s *Store) RebuildIndex(ctx context.Context, progress func(done, total int)) (int, error) {
 	obj := s.obj
 	if c, ok := unwrapTo[*DiskCache](s.obj); ok {
 		obj = c.Unwrap()
 	}
+	gen := s.idx.gen.Load()
 	var total, done, blobs int
+	var damaged []string
 	batch := map[ref.Digest]Loc{}
 	flush := func() error {
 		err := s.idx.add(batch, true, false)
@@ -151,7 +209,13 @@ func (s *Store) RebuildIndex(ctx context.Context, progress func(done, total int)
 		}
 	}, func(p PackInfo, err error) error {
 		done++
-		if err == nil { // an unreadable pack just isn't used for dedup
+		switch {
+		case errors.Is(err, ErrCorrupt):
+			damaged = append(damaged, p.ID)
+		case errors.Is(err, storage.ErrNotFound): // deleted since listed
+		case err != nil:
+			return fmt.Errorf("pack %s: %w", p.ID, err)
+		default:
 			for _, b := range p.Blobs {
 				batch[b.Digest] = b.Loc
 			}
@@ -173,5 +237,18 @@ func (s *Store) RebuildIndex(ctx context.Context, progress func(done, total int)
 	if err := flush(); err != nil {
 		return blobs, err
 	}
-	return blobs, s.idx.built() // synced: the adds before it too
+	if len(damaged) > 0 {
+		const show = 10
+		names := strings.Join(damaged[:min(show, len(damaged))], ", ")
+		if len(damaged) > show {
+			names += fmt.Sprintf(" and %d more", len(damaged)-show)
+		}
+		s.idx.warn(fmt.Sprintf("the dedup index leaves out %d pack(s) whose trailer is damaged (%s): they are kept, and content they hold is stored again when saved", len(damaged), names))
+	}
+	return blobs, s.idx.built(gen) // synced: the adds before it too
 }
+
+// SetLogger sets where the Store's warnings go: a damaged index file set
+// aside, packs a rebuild of the index left out. Warnings from before
+// (NewStore) are said then.
+func (s *Store) SetLogger(l *slog.Logger) { s.idx.setLogger(l) }

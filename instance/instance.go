@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os/user"
+	"sync/atomic"
 	"time"
 
 	"github.com/lamina-bio/lamina/cache"
@@ -32,7 +33,8 @@ type Instance struct {
 	// dedup index read of how many (Save).
 	IndexProgress func(done, total int)
 
-	closers []func() error // run by Close
+	dedupTried atomic.Bool    // RebuildDedupIndex ran: once per Instance
+	closers    []func() error // run by Close []func() error // run by Close
 }
 
 // New assembles an Instance from parts the caller built.

@@ -75,13 +75,29 @@ func Size(items []SaveItem) (int64, error) {
 	return n, nil
 }
 
-// rebuildDedupIndex refills a dedup index made anew (index.db lost, or this
-// machine new to the storage) from the packs in storage before the first
-// save: without it, content storage holds already would be stored again,
-// each time. A failure only costs that, so it is a warning.
-func (in *Instance) rebuildDedupIndex(ctx context.Context) {
-	if _, err := in.Store.RebuildIndex(ctx, in.IndexProgress); err != nil && ctx.Err() == nil {
-		in.log().Warn(fmt.Sprintf("the dedup index (index.db) could not be rebuilt from the packs in storage, so content stored before is stored again: %v", err))
+// RebuildDedupIndex refills a dedup index made anew (index.db lost or
+// damaged, or this machine new to the storage) from the packs in storage,
+// telling IndexProgress: without it, content storage holds already would
+// be stored again, each time. It tries once per Instance (Save calls it
+// too): a failure only costs that, so it is a warning, and the next
+// command tries again. A command with a progress bar calls it before the
+// bar starts, whose line the rebuild's would be drawn over.
+func (in *Instance) RebuildDedupIndex(ctx context.Context) {
+	in.rebuildDedupIndex(ctx, in.IndexProgress)
+}
+
+func (in *Instance) rebuildDedupIndex(ctx context.Context, progress func(done, total int)) {
+	if in.Store == nil || in.dedupTried.Load() {
+		return
+	}
+	if err := in.Store.CheckOldIndex(ctx); err != nil && ctx.Err() == nil {
+		in.log().Warn(fmt.Sprintf("could not check the dedup index (index.db) against the packs in storage: %v", err))
+	}
+	if !in.Store.IndexUnbuilt() || !in.dedupTried.CompareAndSwap(false, true) {
+		return
+	}
+	if _, err := in.Store.RebuildIndex(ctx, progress); err != nil && ctx.Err() == nil {
+		in.log().Warn(fmt.Sprintf("the dedup index (index.db) could not be rebuilt from the packs in storage, so content stored before is stored again (the next save tries again): %v", err))
 	}
 }
 
@@ -123,8 +139,11 @@ func (in *Instance) Save(ctx context.Context, items []SaveItem, o SaveOptions) (
 	if progress != nil {
 		progress = func(n int64) { progressMu.Lock(); o.Progress(n); progressMu.Unlock() }
 	}
-	if in.Store.IndexUnbuilt() {
-		in.rebuildDedupIndex(ctx)
+	// Quiet under a caller's progress bar: it would draw over the line.
+	if o.Progress == nil {
+		in.rebuildDedupIndex(ctx, in.IndexProgress)
+	} else {
+		in.rebuildDedupIndex(ctx, nil)
 	}
 	w := in.Store.NewWriter()
 	g, gctx := errgroup.WithContext(ctx)

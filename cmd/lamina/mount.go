@@ -69,6 +69,7 @@ type mountStatus struct {
 	AfterTakeOver  *instance.AfterTakeOver `json:"after_take_over,omitempty"`  // S3: versions committed after a take-over, in no usable catalog, until --forget-take-over
 	DiskCache      *cache.CacheInfo        `json:"disk_cache,omitempty"`       // S3: the local cache of fetched data
 	Storage        *retry.Health           `json:"storage,omitempty"`          // S3: whether the server answered the last calls
+	DedupIndex     string                  `json:"dedup_index,omitempty"`      // the dedup index (index.db) is being rebuilt or could not be: why; closes store content storage holds again meanwhile
 	CatalogError   string                  `json:"catalog_error,omitempty"`    // the catalog did not answer a read for status (PostgreSQL away)
 	CommitFailing  string                  `json:"commit_failing,omitempty"`   // bbolt: the error of a catalog commit that fails (a full disk), retried; writes fail meanwhile
 	CommitWaiting  int                     `json:"commit_waiting,omitempty"`   // the changes made through the mount that wait for it, in memory
@@ -512,18 +513,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 	if err != nil {
 		return err
 	}
-	if store.IndexUnbuilt() {
-		// index.db made anew: closes store content again that storage
-		// holds until the index knows the packs (instance.Save waits for
-		// it; a close does not).
-		go func() {
-			if n, err := store.RebuildIndex(c.Context, nil); err != nil {
-				log.Warn("dedup index not rebuilt from the packs in storage", "err", err)
-			} else {
-				log.Info("dedup index rebuilt from the packs in storage", "blobs", n)
-			}
-		}()
-	}
+	store.SetLogger(log)
+	var dedupIndex atomic.Pointer[string] // for status: "" when built
+	go keepIndexBuilt(c.Context, store, log, &dedupIndex, indexRetryWait)
 	if rem == nil {
 		store.SetPackUploads(2) // local storage: a pack write is a copy into the page cache
 	} else if usesPostgres(s) {
@@ -797,6 +789,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			}
 			ob, oerr := cat.Outbox(ctx) // a catalog read: does the database answer
 			ms := mountStatus{mountState: st, Stats: m.Stats(), PendingRecords: len(ob), ReadOnly: writes == nil}
+			if d := dedupIndex.Load(); d != nil {
+				ms.DedupIndex = *d
+			}
 			open := m.OpenForWriting()
 			ms.Detached, ms.OpenForWriting, ms.WritingKeys = m.Detached(), len(open), open[:min(len(open), 10)]
 			if err := newer.Load(); err != nil {
@@ -963,6 +958,51 @@ func lostChangesPath(dirs instance.Dirs, name string) string {
 func commitFailingNote(st mountStatus) string {
 	return fmt.Sprintf("%s made through the mount not yet saved: the catalog's commit fails since %s (%s) and is tried again every 2 s; writes fail meanwhile",
 		plural(st.CommitWaiting, "change"), st.CommitSince.Local().Format(time.TimeOnly), st.CommitFailing)
+}
+
+// indexRetryWait is the first wait before keepIndexBuilt tries a failed
+// rebuild again; it doubles up to 10 minutes.
+var indexRetryWait = 10 * time.Second
+
+// keepIndexBuilt rebuilds the dedup index whenever it is unbuilt (made
+// anew at the start, or set aside as damaged since), until ctx ends: a
+// close stores content again that storage holds until the index knows
+// the packs (instance.Save waits for it; a close does not). A rebuild that
+// fails (the storage away) is tried again, waiting wait, then twice as
+// long each time. state says, for status, what is going on: nil or ""
+// when the index is built.
+func keepIndexBuilt(ctx context.Context, store *cache.Store, log *slog.Logger, state *atomic.Pointer[string], wait time.Duration) {
+	set := func(f string, a ...any) { s := fmt.Sprintf(f, a...); state.Store(&s) }
+	first := wait
+	for {
+		if err := store.CheckOldIndex(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("dedup index not checked against the packs in storage", "err", err)
+		}
+		if store.IndexUnbuilt() {
+			set("rebuilding from the packs in storage: until it is done, closes store content again that storage holds")
+			n, err := store.RebuildIndex(ctx, nil)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				log.Warn("dedup index not rebuilt from the packs in storage; tried again", "err", err, "in", wait)
+				set("not built (%v): tried again at %s; until then closes store content again that storage holds", err, time.Now().Add(wait).Local().Format(time.TimeOnly))
+			default:
+				log.Info("dedup index rebuilt from the packs in storage", "blobs", n)
+				set("")
+				wait = first
+			}
+		}
+		next := time.Minute // a file set aside as damaged meanwhile
+		if store.IndexUnbuilt() {
+			next, wait = wait, min(2*wait, 10*time.Minute)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(next):
+		}
+	}
 }
 
 // statusOf asks the mount daemon cl talks to for its status.
@@ -1780,6 +1820,9 @@ func cmdStatus() *cli.Command {
 				{"opens to read", fmt.Sprint(st.FilesOpened)}, // each open since the start, not files open now
 				{"folders listed", fmt.Sprint(st.DirsListed)},
 				{"pending work", fmt.Sprintf("%d storage records to write", st.PendingRecords)},
+			}
+			if st.DedupIndex != "" {
+				rows = append(rows, []string{"dedup index", st.DedupIndex})
 			}
 			if st.CatalogError != "" {
 				rows = append(rows, []string{"catalog", catalogNotAnswering(st)})

@@ -52,6 +52,9 @@ func openInstance(c *cli.Context) (*instance.Instance, error) {
 	if in.Log == nil {
 		in.Log = cliLog(c.App.ErrWriter) // clilog.go
 	}
+	if in.Store != nil {
+		in.Store.SetLogger(in.Log) // a damaged index.db set aside, say
+	}
 	// A command a tracked process runs works for its run: what it saves
 	// is the run's output, what it gets its input (run.go).
 	in.Run = trackedRun(c.Context, in.Catalog)
@@ -126,6 +129,9 @@ func catalogOnly(c *cli.Context) bool {
 // damaged catalog, not a new one.
 func openSettings(ctx context.Context, s instance.Settings, check, fresh bool) (*instance.Instance, error) {
 	in, _, err := openSettingsRemote(ctx, s, check, fresh)
+	if err == nil {
+		in.Store.SetLogger(cliLog(os.Stderr))
+	}
 	return in, err
 }
 

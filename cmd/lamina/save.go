@@ -61,6 +61,7 @@ func cmdSave() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("cannot save: %w", err)
 			}
+			in.RebuildDedupIndex(c.Context) // its progress line before the bar's
 			bar := newProgress("saving", total, format == "json")
 			opts.Description, opts.Revises, opts.Progress = c.String("description"), c.String("revises"), bar.Func()
 			// -d '' clears it; without -d the latest version's is kept.
