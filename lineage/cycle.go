@@ -3,17 +3,12 @@ package lineage
 import (
 	"context"
 	"slices"
-	"time"
 )
 
 // maxCycleRuns bounds the runs Cycles visits downstream of a run: a run
 // still running has little downstream of its own; past the bound the
 // inputs are recorded as they come.
 const maxCycleRuns = 4096
-
-// cycleClockSkew is how far another workstation's clock may be behind
-// this run's when a version downstream of the run is stamped.
-const cycleClockSkew = 10 * time.Minute
 
 // Cycles returns those of uids that, recorded as inputs of run, would
 // close a cycle in the graph: versions downstream of run (an output of a
@@ -29,25 +24,6 @@ func Cycles(ctx context.Context, src Source, run string, uids []string, pending 
 	if run == "" || len(uids) == 0 {
 		return nil
 	}
-	// Only a version made since run began can be downstream of it (less
-	// a margin for another workstation's clock): most inputs were made
-	// before, and the walk costs a UsedBy per output of every run it
-	// visits (a run with 1,100 outputs: 57 ms a flush on PostgreSQL).
-	rec, err := src.RunRecord(ctx, run)
-	if err != nil || len(rec.Outputs) == 0 {
-		return nil // nothing downstream of run yet
-	}
-	since := rec.Run.StartedAt.Add(-cycleClockSkew)
-	var recent []string
-	for _, u := range uids {
-		if v, err := src.ByUID(ctx, u); err != nil || !v.CreatedAt.Before(since) {
-			recent = append(recent, u)
-		}
-	}
-	if len(recent) == 0 {
-		return nil
-	}
-	uids = recent
 	users := map[string][]string{} // version → runs its pending inputs name
 	for r, vs := range pending {
 		for _, v := range vs {
