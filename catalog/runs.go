@@ -382,8 +382,7 @@ type Runs interface {
 	// the caller leaves out versions the run or its children wrote
 	// (Version.Run), and those they wrote again before the read (Reruns:
 	// a read before the run's rewrite is an input; only the caller knows
-	// which came first), and versions downstream of the run, which would
-	// close a cycle (lineage.Cycles).
+	// which came first).
 	// ErrNotFound for an unknown run.
 	AddInputs(ctx context.Context, run string, uids []string) error
 	// CreditOutputs makes the versions uids outputs of run (their

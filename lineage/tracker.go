@@ -7,7 +7,6 @@ import (
 	"io"
 	iofs "io/fs"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -522,45 +521,15 @@ func (t *Tracker) flush() error {
 	t.pending = map[string][]string{}
 	t.mu.Unlock()
 	var errs []error
-	// One run after the other, those not checked yet left out of what
-	// counts as recorded: of two inputs that close a cycle together (each
-	// run read what the other made of its output), the one checked last
-	// is left out, not both.
-	accepted := map[string][]string{}
-	for _, run := range slices.Sorted(maps.Keys(p)) {
+	for run, uids := range p {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		uids := t.acyclic(ctx, run, p[run], accepted)
-		if len(uids) == 0 {
-			cancel()
-			continue
-		}
 		err := t.cat.AddInputs(ctx, run, uids)
 		cancel()
 		if t.wrote(run, uids, err) {
 			errs = append(errs, fmt.Errorf("run %s: %w", run, err))
-		} else if err == nil {
-			accepted[run] = uids
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// acyclic returns uids without those that would close a cycle as inputs
-// of run (Cycles), pending counted as recorded; each left out is logged.
-func (t *Tracker) acyclic(ctx context.Context, run string, uids []string, pending map[string][]string) []string {
-	drop := Cycles(ctx, t.cat, run, uids, pending)
-	if len(drop) == 0 {
-		return uids
-	}
-	keep := make([]string, 0, len(uids))
-	for _, u := range uids {
-		if drop[u] {
-			t.opts.Logger.Info("lineage: not an input: the version is downstream of the run (it read back what another run made of its output)", "run", run, "version", u)
-			continue
-		}
-		keep = append(keep, u)
-	}
-	return keep
 }
 
 // wrote settles a write of run's inputs uids that ended with err: on a
@@ -624,14 +593,9 @@ func (t *Tracker) writeNow(run, uid string) {
 		defer func() { <-t.nowSem }()
 		defer close(done)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		uids := t.acyclic(ctx, run, []string{uid}, nil)
-		if len(uids) == 0 {
-			cancel()
-			return
-		}
-		err := t.cat.AddInputs(ctx, run, uids)
+		err := t.cat.AddInputs(ctx, run, []string{uid})
 		cancel()
-		if t.wrote(run, uids, err) {
+		if t.wrote(run, []string{uid}, err) {
 			t.opts.Logger.Error("lineage: recording inputs", "run", run, "err", err)
 		}
 	}()

@@ -729,8 +729,7 @@ func parentRun(c *cli.Context, cat catalog.Catalog) string {
 // trackedRun) as an input of the run, unless the run wrote the version,
 // or wrote its bytes again, or run is a Snakemake pipeline's and one of
 // its jobs did (lineage.Tracker.Used: a nested `lamina run`'s outputs are
-// its parent's inputs), or the version is downstream of the run
-// (lineage.Cycles). The caller calls it once the bytes were written.
+// its parent's inputs).
 func trackGet(ctx context.Context, cat catalog.Catalog, run string, v catalog.Version) {
 	if run == "" {
 		return
@@ -756,11 +755,6 @@ func trackGet(ctx context.Context, cat catalog.Catalog, run string, v catalog.Ve
 			}
 			w = rec.Run.Parent
 		}
-	}
-	// Nor one downstream of the run: the run would be upstream of itself
-	// (a nested run's output made from the run's own).
-	if lineage.Cycles(ctx, cat, run, []string{v.UID}, nil)[v.UID] {
-		return
 	}
 	if err := cat.AddInputs(ctx, run, []string{v.UID}); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		fmt.Fprintf(os.Stderr, "lamina: recording %s as an input of run %s: %v\n", v.Ref(), run, err)
