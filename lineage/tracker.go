@@ -110,8 +110,8 @@ type Tracker struct {
 	// last (logged once, until a write succeeds).
 	failing  map[string]bool
 	recorded map[string]map[string]bool // run → versions already queued
-	// reran holds, by run, the versions it (or a job of it, for a
-	// Snakemake pipeline's run: ownLocked) wrote again unchanged (Reproduced): read after that, a version is the run's own
+	// reran holds, by run, the versions it or a run under it wrote again
+	// unchanged (Reproduced): read after that, a version is the run's own
 	// output, not its input. A read before stays one (it is queued).
 	reran map[string]map[string]bool
 	// adopted holds, by resumed split run, the job runs an earlier daemon
@@ -1582,8 +1582,8 @@ func bySuffix(outs map[string]string, abs string) (string, bool) {
 	return "", false
 }
 
-// Used records that run read version v, unless run wrote v (ownLocked:
-// or, for a Snakemake pipeline's run, one of its jobs), or v is the source file of the run's transform (a script
+// Used records that run read version v, unless run or one of its child
+// runs wrote v, or v is the source file of the run's transform (a script
 // or Snakefile in the mount is code, not data; a copy of it under another
 // key is data), or Snakemake reading its workflow (workflowReadLocked).
 // It does not block on the catalog, but for a run another daemon
@@ -1612,8 +1612,10 @@ func (t *Tracker) use(run string, v catalog.Version) bool {
 	if t.sources[run].is(v) || t.workflowReadLocked(run, v) {
 		return false
 	}
-	if t.ownLocked(run, v.Run) {
-		return false
+	for w, i := v.Run, 0; w != "" && i < 64; w, i = t.parents[w], i+1 {
+		if w == run {
+			return false
+		}
 	}
 	if t.reran[run][v.UID] {
 		return false // it wrote these bytes again before this read
@@ -1633,9 +1635,8 @@ func (t *Tracker) use(run string, v catalog.Version) bool {
 
 // Reproduced notes that run wrote the bytes of v, its key's latest
 // version, again: the catalog made no version and recorded the run among
-// v's (catalog.Runs.Reruns). From now on v is the output of run (and of
-// the Snakemake pipeline's run it is a job of: ownLocked), and a read of
-// it by them is no input (Used); a read
+// v's (catalog.Runs.Reruns). From now on v is the output of run and of the
+// runs it is under, and a read of it by them is no input (Used); a read
 // before, already queued, stays one (`sort -o f f` read f, then wrote
 // it). The commit path calls it once Save returned, before the close that
 // committed returns. It does not block.
@@ -1651,9 +1652,6 @@ func (t *Tracker) Reproduced(run string, v catalog.Version) {
 		if t.byRun[w] == nil && t.byRun[t.parents[w]] == nil {
 			continue
 		}
-		if w != run && !t.ownLocked(w, run) {
-			continue // a parent's own read of it is data (ownLocked)
-		}
 		vs := t.reran[w]
 		if vs == nil {
 			vs = map[string]bool{}
@@ -1661,33 +1659,6 @@ func (t *Tracker) Reproduced(run string, v catalog.Version) {
 		}
 		vs[v.UID] = true
 	}
-}
-
-// ownLocked reports whether a version writer made or wrote again is run's
-// own output, no input of run: run is writer, or run is a Snakemake
-// pipeline's (split) and writer a run under it (a job, or a nested run in
-// a job's shell): Snakemake reads its jobs' outputs to checksum and
-// record them, which is bookkeeping, not data. A run under any other run
-// (a nested `lamina run`) is a step of it: what the parent's own processes
-// read of the child's outputs (`lamina run -- sh -c "lamina run -- cp in
-// mid; sort mid > out"`) is the parent's input, or the graph breaks at
-// mid. Called with mu held.
-func (t *Tracker) ownLocked(run, writer string) bool {
-	if writer == "" {
-		return false
-	}
-	if writer == run {
-		return true
-	}
-	if rt := t.byRun[run]; rt == nil || !rt.run.Split {
-		return false
-	}
-	for w, i := t.parents[writer], 0; w != "" && i < 64; w, i = t.parents[w], i+1 {
-		if w == run {
-			return true
-		}
-	}
-	return false
 }
 
 // othersLocked reports whether run, or the run it is a job of, was

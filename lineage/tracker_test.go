@@ -341,19 +341,18 @@ func TestTrackerReadThenRewrite(t *testing.T) {
 	defer tr.Close()
 	cat := tr.Wrap(c)
 	tf, _ := c.SaveTransform(ctx, catalog.Transform{Name: "t", Kind: "named"})
-	startSplit := func(parent string, split bool) catalog.Run {
+	start := func(parent string) catalog.Run {
 		root, _ := startTree(t)
 		st, err := lineage.ProcStart(root.Process.Pid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := cat.StartRun(ctx, catalog.Run{Transform: tf.UID, RootPID: root.Process.Pid, RootStart: st, Parent: parent, Split: split})
+		r, err := cat.StartRun(ctx, catalog.Run{Transform: tf.UID, RootPID: root.Process.Pid, RootStart: st, Parent: parent})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	start := func(parent string) catalog.Run { return startSplit(parent, false) }
 	rewrite := func(run string, v catalog.Version) {
 		t.Helper()
 		nv := catalogtest.NV(v.Key, v.Key)
@@ -396,7 +395,7 @@ func TestTrackerReadThenRewrite(t *testing.T) {
 	}
 	t.Run("JobRewroteThenPipelineReads", func(t *testing.T) {
 		v := save1(t, c, catalogtest.NV("rr/job", "rr/job"))
-		pipe := startSplit("", true)
+		pipe := start("")
 		job := start(pipe.UID)
 		other := start("")
 		rewrite(job.UID, v)
@@ -410,46 +409,4 @@ func TestTrackerReadThenRewrite(t *testing.T) {
 			t.Fatalf("another run's inputs %v", rec.Inputs)
 		}
 	})
-	// A nested `lamina run` is a step of its parent: what the parent's own
-	// process reads of the child's outputs, made or written again, is the
-	// parent's input (lamina run -- sh -c "lamina run -- cp in mid; sort
-	// mid > out" recorded no input for the outer run).
-	t.Run("NestedRunWroteThenParentReads", func(t *testing.T) {
-		v := save1(t, c, catalogtest.NV("rr/nested", "rr/nested"))
-		outer := start("")
-		inner := start(outer.UID)
-		mid := catalogtest.NV("rr/mid", "rr/mid")
-		mid.Run = inner.UID
-		made, err := cat.Save(ctx, []catalog.NewVersion{mid})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rewrite(inner.UID, v)
-		tr.Used(inner.UID, v) // its own output again
-		tr.Used(outer.UID, made[0].Version)
-		tr.Used(outer.UID, v)
-		if rec := record(inner); len(rec.Inputs) != 0 {
-			t.Fatalf("the nested run's inputs %v: its own outputs", rec.Inputs)
-		}
-		rec := record(outer)
-		if want := []string{v.UID, made[0].Version.UID}; !sameSet(rec.Inputs, want) {
-			t.Fatalf("the outer run's inputs %v, want %v (what the nested run wrote, read by the outer run itself)", rec.Inputs, want)
-		}
-	})
-}
-
-func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	m := map[string]bool{}
-	for _, x := range a {
-		m[x] = true
-	}
-	for _, x := range b {
-		if !m[x] {
-			return false
-		}
-	}
-	return true
 }

@@ -726,17 +726,11 @@ func parentRun(c *cli.Context, cat catalog.Catalog) string {
 }
 
 // trackGet records a `lamina get` by a process working for run (see
-// trackedRun) as an input of the run, unless the run wrote the version,
-// or wrote its bytes again, or run is a Snakemake pipeline's and one of
-// its jobs did (lineage.Tracker.Used: a nested `lamina run`'s outputs are
-// its parent's inputs).
+// trackedRun) as an input of the run, unless the run or one of its
+// children wrote the version, or wrote its bytes again.
 func trackGet(ctx context.Context, cat catalog.Catalog, run string, v catalog.Version) {
 	if run == "" {
 		return
-	}
-	split := false
-	if rec, err := cat.RunRecord(ctx, run); err == nil {
-		split = rec.Run.Split
 	}
 	// Nor one it wrote again before this get (Runs.Reruns): the get comes
 	// after, so it reads the run's own output. An older daemon knows none.
@@ -745,9 +739,6 @@ func trackGet(ctx context.Context, cat catalog.Catalog, run string, v catalog.Ve
 		for w, i := by, 0; w != "" && i < 32; i++ {
 			if w == run {
 				return
-			}
-			if !split {
-				break // only a pipeline's jobs' outputs are its own
 			}
 			rec, err := cat.RunRecord(ctx, w)
 			if err != nil {
