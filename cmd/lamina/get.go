@@ -45,8 +45,7 @@ func cmdGet() *cli.Command {
 			if err != nil {
 				return err
 			}
-			trashNote(c.App.ErrWriter, v)              // trashnote.go
-			trackGet(c.Context, in.Catalog, in.Run, v) // run.go
+			trashNote(c.App.ErrWriter, v) // trashnote.go
 			out := c.String("output")
 			if out == "-" {
 				// Binary bytes on a terminal garble it: refused, as curl
@@ -67,6 +66,11 @@ func cmdGet() *cli.Command {
 				if errors.Is(err, errBinaryTerminal) {
 					return exitf(2, "refusing to write binary to a terminal: use -o FILE or pipe it (--force writes it anyway)")
 				}
+				if err == nil {
+					// An input once its bytes were written, not for a get
+					// refused or failed.
+					trackGet(c.Context, in.Catalog, in.Run, v) // run.go
+				}
 				return err
 			}
 			switch fi, err := os.Stat(out); {
@@ -81,7 +85,11 @@ func cmdGet() *cli.Command {
 			}
 			bar := newProgress("getting", v.Size, false)
 			defer bar.Done()
-			return in.Export(c.Context, v, out, c.Bool("force"), bar.Func())
+			if err := in.Export(c.Context, v, out, c.Bool("force"), bar.Func()); err != nil {
+				return err
+			}
+			trackGet(c.Context, in.Catalog, in.Run, v) // run.go
+			return nil
 		},
 	}
 }

@@ -456,3 +456,30 @@ func snakemakeMount(t *testing.T) (*mntEnv, string) {
 	os.MkdirAll(filepath.Join(wf, "raw"), 0o755)
 	return e, wf
 }
+
+// TestGetRefusedRecordsNoInput: `lamina get` inside a run recorded its
+// input before writing, so a get refused (-o exists) credited a version
+// the run never received (audit e2). It counts once the bytes are written.
+func TestGetRefusedRecordsNoInput(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "lab")
+	e.mount(mnt)
+	os.MkdirAll(filepath.Join(mnt, "g"), 0o755)
+	if err := os.WriteFile(filepath.Join(mnt, "g/x.txt"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exists := filepath.Join(e.dir, "exists")
+	os.WriteFile(exists, []byte("mine\n"), 0o644)
+	e.runIn(e.dir, "run", "--transform", "refused", "--", e.bin, "get", "g/x.txt", "-o", exists)
+	e.runIn(e.dir, "run", "--transform", "written", "--", e.bin, "get", "g/x.txt", "-o", filepath.Join(e.dir, "new"))
+	runs := e.runsByName()
+	if got := e.refs(e.runRecord(runs["refused"].UID).Inputs); len(got) != 0 {
+		t.Fatalf("a get refused (-o exists) recorded inputs %v", got)
+	}
+	if got := e.refs(e.runRecord(runs["written"].UID).Inputs); strings.Join(got, " ") != "g/x.txt@v1" {
+		t.Fatalf("a get that wrote its bytes recorded inputs %v, want g/x.txt@v1", got)
+	}
+	if b, _ := os.ReadFile(exists); string(b) != "mine\n" {
+		t.Fatalf("the refused get wrote over -o: %q", b)
+	}
+}
