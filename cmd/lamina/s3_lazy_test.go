@@ -144,3 +144,46 @@ func TestS3MmapRandomFaultsFetchLittle(t *testing.T) {
 		t.Fatalf("%d faults fetched %d MiB, want at most %d MiB", faults, got>>20, limit>>20)
 	}
 }
+
+// TestTeamKilledAppendsOverVersionsGCDeleted: workstation A holds appends
+// to big files open (their heads read from the versions they were opened
+// on), its daemon is killed and its cache cleared; workstation B purges
+// those keys and its gc deletes their packs. The next mount on A read each
+// head and waited 30 s for an upload that never comes, per file: with
+// three, the mount was not ready within 60 s, every time. gc's marks say
+// the packs were deleted: no wait; the appended bytes go to lost+found/.
+func TestTeamKilledAppendsOverVersionsGCDeleted(t *testing.T) {
+	_, _, _, a, b := team(t)
+	mnt := filepath.Join(a.dir, "mnt")
+	a.mount(mnt, "--sync-upload")
+	keys := []string{"w/a.bin", "w/b.bin", "w/c.bin"}
+	for _, k := range keys {
+		appendOpen(t, mnt, k)
+	}
+	a.killDaemon("lab")
+	a.ok("umount", mnt)
+	a.ok("cache", "clear")
+	for _, k := range keys {
+		b.ok("delete", "--permanent", "--yes", k)
+	}
+	if out := b.ok("gc", "--grace", "0s", "--settle", "1s", "--format", "json"); !strings.Contains(out, `"deleted_packs"`) {
+		t.Logf("gc: %s", out)
+	}
+	a.ok("mount", mnt)
+	var lost []struct{ Key string }
+	if out := a.ok("ls", "lost+found/", "--format", "json"); json.Unmarshal([]byte(out), &lost) != nil || len(lost) != len(keys) {
+		t.Fatalf("lost+found/ after the mount: %s; want the appends to %v", out, keys)
+	}
+	for _, l := range lost {
+		got := mustRead(t, filepath.Join(mnt, l.Key))
+		if !bytes.HasSuffix(got, []byte("APPENDED-1\n")) || len(got) > 20<<20 || bytes.HasPrefix(got, make([]byte, 64)) {
+			t.Errorf("%s: %d bytes, want the appended bytes without the head", l.Key, len(got))
+		}
+		if show := a.ok("show", l.Key); !strings.Contains(show, "deleted for good") || !strings.Contains(show, "deleted by gc") {
+			t.Errorf("lamina show %s does not say its head was deleted by gc:\n%s", l.Key, show)
+		}
+	}
+	if st := a.ok("status"); strings.Contains(st, "next mount commits") {
+		t.Errorf("status after the mount still has staged bytes:\n%s", st)
+	}
+}
