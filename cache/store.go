@@ -173,13 +173,20 @@ func (s *Store) awaitPack(ctx context.Context, pack string, read func() error) e
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if note, ok := s.deletedByGC(ctx, pack); ok {
-		// Absent and marked: gc deleted it (it marks only packs in
-		// storage, and no upload brings a deleted pack back). Nothing to
-		// wait for.
-		return fmt.Errorf("%w: %s: %w (%s); the version it belonged to was deleted for good: %w", ErrPackMissing, pack, ErrPackDeleted, note, err)
+	// Absent and marked: gc deleted it (it marks only packs in storage,
+	// and no upload brings a deleted pack back), nothing to wait for. Asked
+	// only before a wait (or a failure, with none): the reads that fail at
+	// once below cost no request more.
+	deleted := func() error {
+		if note, ok := s.deletedByGC(ctx, pack); ok {
+			return fmt.Errorf("%w: %s: %w (%s); the version it belonged to was deleted for good: %w", ErrPackMissing, pack, ErrPackDeleted, note, err)
+		}
+		return nil
 	}
 	if s.packWait <= 0 {
+		if err := deleted(); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: %s: %w", ErrPackMissing, pack, err)
 	}
 	if at, ok := s.gaveUpOn(pack); ok {
@@ -189,6 +196,9 @@ func (s *Store) awaitPack(ctx context.Context, pack string, read func() error) e
 		if at, ok := v.SavedAt(); ok && time.Since(at) > PackUploadWindow {
 			return fmt.Errorf("%w: %s: %w (its version was saved at %s, so not waited for; %s)", ErrPackMissing, pack, err, at.Local().Format("2006-01-02 15:04:05 MST"), stillQueued)
 		}
+	}
+	if err := deleted(); err != nil {
+		return err
 	}
 	start := time.Now()
 	deadline := start.Add(s.packWait)
