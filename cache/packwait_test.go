@@ -63,3 +63,43 @@ func TestReadWaitsForPackUpload(t *testing.T) {
 	}()
 	checkChunks(t, reader, f, data) // waits for the upload, then reads
 }
+
+// A pack gc deleted (absent, and its mark there) is not waited for: the
+// read fails at once saying gc deleted it. Reads of packs never uploaded
+// made with WithPackWaitUntil wait no longer than its bound in all.
+func TestReadOfPackGCDeletedFailsAtOnce(t *testing.T) {
+	data := randomBytes(22, 200<<10)
+	local, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer, err := cache.NewStore(local, t.TempDir()+"/index.db", cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := storeFile(t, writer, data)
+	remote := &notYetUploaded{Backend: local}
+	reader, err := cache.NewStore(remote, t.TempDir()+"/index.db", cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bounds only so that a wait for the upload fails the test rather
+	// than hangs it.
+	reader.SetPackWait(time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bounded := cache.WithPackWaitUntil(ctx, time.Now().Add(100*time.Millisecond))
+	if _, err := reader.ReadChunk(bounded, f.Chunks[0], nil); !errors.Is(err, cache.ErrPackMissing) || errors.Is(err, cache.ErrPackDeleted) {
+		t.Fatalf("a pack not uploaded, its wait bounded: %v, want not in storage", err)
+	}
+	pack := f.Chunks[0].Pack
+	note := "deleted by lamina gc on b (someone) at 2026-01-02T03:04:05Z (0011223344556677)\n"
+	if err := local.Put(ctx, "gc/condemned/"+pack, []byte(note)); err != nil {
+		t.Fatal(err)
+	}
+	reader.SetPackWait(time.Hour) // forgets the wait in vain above
+	_, err = reader.ReadChunk(ctx, f.Chunks[0], nil)
+	if !errors.Is(err, cache.ErrPackDeleted) || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "lamina gc on b (someone) at 2026-01-02T03:04:05Z") || !strings.Contains(err.Error(), "deleted for good") {
+		t.Fatalf("a pack gc deleted: %v, want deleted by gc at once", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,7 +173,20 @@ func (s *Store) awaitPack(ctx context.Context, pack string, read func() error) e
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	// Absent and marked: gc deleted it (it marks only packs in storage,
+	// and no upload brings a deleted pack back), nothing to wait for. Asked
+	// only before a wait (or a failure, with none): the reads that fail at
+	// once below cost no request more.
+	deleted := func() error {
+		if note, ok := s.deletedByGC(ctx, pack); ok {
+			return fmt.Errorf("%w: %s: %w (%s); the version it belonged to was deleted for good: %w", ErrPackMissing, pack, ErrPackDeleted, note, err)
+		}
+		return nil
+	}
 	if s.packWait <= 0 {
+		if err := deleted(); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: %s: %w", ErrPackMissing, pack, err)
 	}
 	if at, ok := s.gaveUpOn(pack); ok {
@@ -183,7 +197,17 @@ func (s *Store) awaitPack(ctx context.Context, pack string, read func() error) e
 			return fmt.Errorf("%w: %s: %w (its version was saved at %s, so not waited for; %s)", ErrPackMissing, pack, err, at.Local().Format("2006-01-02 15:04:05 MST"), stillQueued)
 		}
 	}
-	deadline := time.Now().Add(s.packWait)
+	if err := deleted(); err != nil {
+		return err
+	}
+	start := time.Now()
+	deadline := start.Add(s.packWait)
+	if until, ok := ctx.Value(packWaitUntilKey{}).(time.Time); ok && until.Before(deadline) {
+		if !time.Now().Before(until) {
+			return fmt.Errorf("%w: %s: %w (not waited for: the waits for uploads of this task, bounded in all, are spent; %s)", ErrPackMissing, pack, err, stillQueued)
+		}
+		deadline = until
+	}
 	for pause := 20 * time.Millisecond; errors.Is(err, fs.ErrNotExist) && time.Now().Before(deadline); pause = min(2*pause, time.Second) {
 		select {
 		case <-ctx.Done():
@@ -194,9 +218,46 @@ func (s *Store) awaitPack(ctx context.Context, pack string, read func() error) e
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		s.giveUp(pack)
-		return fmt.Errorf("%w: %s: %w (waited %s for its upload by the workstation that saved it; %s)", ErrPackMissing, pack, err, s.packWait, stillQueued)
+		return fmt.Errorf("%w: %s: %w (waited %s for its upload by the workstation that saved it; %s)", ErrPackMissing, pack, err, time.Since(start).Round(time.Second), stillQueued)
 	}
 	return err
+}
+
+// ErrPackDeleted is a read of a pack that gc deleted (its mark says so).
+// It comes wrapped with ErrPackMissing.
+var ErrPackDeleted = errors.New("deleted by gc")
+
+// deletedByGC reads the gc mark of pack, absent from storage: what it
+// says (who and when), if there is one. A mark outlives its pack
+// KeepDeletedMarks, until the next gc; after that (or after a gc with no
+// settle period, which writes none) a deleted pack is only missing.
+func (s *Store) deletedByGC(ctx context.Context, pack string) (string, bool) {
+	if !isPackID(pack) {
+		return "", false
+	}
+	b, err := s.getStored(ctx, condemnedName(pack))
+	if err != nil {
+		return "", false
+	}
+	note := strings.TrimSpace(string(b))
+	if i := strings.LastIndex(note, " ("); i > 0 && strings.HasSuffix(note, ")") {
+		note = note[:i] // the nonce
+	}
+	// "marked by": deleted before its mark was rewritten as deleted.
+	for _, p := range []string{"deleted by ", "marked by "} {
+		note = strings.TrimPrefix(note, p)
+	}
+	return note, true
+}
+
+type packWaitUntilKey struct{}
+
+// WithPackWaitUntil bounds all the waits for packs not uploaded yet
+// (SetPackWait) of the reads made with ctx to end by until: a task that
+// reads many such packs (Recover at a mount, which must get ready in time)
+// waits for them in all no longer than that, not the pack wait each.
+func WithPackWaitUntil(ctx context.Context, until time.Time) context.Context {
+	return context.WithValue(ctx, packWaitUntilKey{}, until)
 }
 
 // stillQueued is what a missing pack may mean, for the errors of awaitPack.

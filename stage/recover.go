@@ -47,6 +47,10 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 			return nil, fmt.Errorf("stage: %w", err)
 		}
 	}
+	// Heads of lazy copies saved elsewhere may wait for their upload
+	// (cache.Store.SetPackWait): bounded in all, so that the mount gets
+	// ready however many staged files read them.
+	ctx = cache.WithPackWaitUntil(ctx, time.Now().Add(RecoverPackWait))
 	var out []Recovered
 	kept := map[string]journal{} // records of bytes that stay staged
 	var retry []failedClose      // and what the running Stage does with them
@@ -92,6 +96,11 @@ func (s *Stage) Recover(ctx context.Context) ([]Recovered, error) {
 	}
 	return out, nil
 }
+
+// RecoverPackWait bounds all the waits of Recover for packs not uploaded
+// yet, well within the mount's readiness wait (60 s). A file whose bytes
+// could not be read in time stays staged and is tried again.
+const RecoverPackWait = 20 * time.Second
 
 // readStaged returns the journal's records of staged files, with those of
 // journal files of the layout before (ID.open, ID.closed, ID.done).
@@ -183,6 +192,12 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, info os.
 		if err == nil {
 			return nil, true
 		}
+		if errors.Is(err, cache.ErrPackDeleted) {
+			// gc deletes only what no version holds: its version was
+			// deleted for good since, as its owner asked.
+			s.log.Info("lamina mount: a staged file's version was deleted for good since its commit; its bytes are not kept", "key", j.Key, "err", err)
+			return nil, true
+		}
 		state, gone = stateOpen, true
 		r.Message = fmt.Sprintf("committed before the machine stopped, but its content did not reach the disk (%v)", err)
 	}
@@ -221,7 +236,15 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, info os.
 			}
 		}
 		desc := fmt.Sprintf("recovered bytes of %s: %s", j.Key, why)
-		if err := commit(lost, desc); err != nil {
+		err := commit(lost, desc)
+		if errors.Is(err, cache.ErrPackDeleted) && j.CopiedFrom > 0 {
+			// Its head, read lazily from the version it was staged over,
+			// was deleted for good: keep the bytes it wrote, never a
+			// version with the head as zeros.
+			desc = fmt.Sprintf("recovered bytes of %s from offset %d to %d: %s; its first %d bytes (offsets 0 to %d), those of the version it was staged over, were deleted for good (%v)", j.Key, j.CopiedFrom, info.Size(), why, j.CopiedFrom, j.CopiedFrom, err)
+			err = s.commitTail(ctx, j, data, lost, mtime, desc)
+		}
+		if err != nil {
 			s.log.Error("lamina mount: cannot keep staged bytes; they stay in the staging folder and are tried again", "key", j.Key, "file", data, "err", err)
 			r.Message = fmt.Sprintf("kept in %s: %v", data, err)
 			r.retry = failedClose{j: j, mtime: mtime, gone: gone}
@@ -234,6 +257,18 @@ func (s *Stage) recoverOne(ctx context.Context, j journal, data string, info os.
 	}
 	s.log.Warn("lamina mount: recovered a staged file", "key", r.Key, "saved_as", r.SavedAs, "why", r.Message)
 	return r, true
+}
+
+// commitTail commits the bytes of the staged file data of lazy copy j
+// from its hole's end (j.CopiedFrom) under key.
+func (s *Stage) commitTail(ctx context.Context, j journal, data, key string, mtime time.Time, desc string) error {
+	fh, err := os.Open(data)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	_, err = s.commitFile(ctx, key, io.NewSectionReader(fh, j.CopiedFrom, 1<<62), mtime, j.Mode, desc, true)
+	return err
 }
 
 // nothingOwn reports whether the staged file data of open record j holds

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -198,5 +199,72 @@ func TestFailedAppendReadsNoZeros(t *testing.T) {
 	}
 	if !errors.Is(err, syscall.EIO) {
 		t.Fatalf("read of the failed close's first bytes: %v; want EIO", err)
+	}
+}
+
+// A file held open for appending reads its head from the version it was
+// opened on (a lazy copy). With its daemon killed, and that version purged
+// and its packs deleted by a gc elsewhere (which cannot see this machine's
+// staged files), the next mount read each such head, waited for an upload
+// that never comes (30 s each on S3: the mount was not ready within 60 s)
+// and kept the staged bytes staged for ever ("the next mount commits
+// them"). Now gc's mark says the pack was deleted: the mount gets ready and
+// keeps the bytes the writer wrote, without the head, under lost+found/,
+// saying which bytes were deleted for good; nothing with zeros.
+func TestKilledAppendOverVersionGCDeletedElsewhere(t *testing.T) {
+	e := newMntEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	e.mount(mnt)
+	a, want := appendOpen(t, mnt, "w/A2")
+	e.killDaemon("m")
+	a.Close()
+	e.ok("umount", mnt)
+	e.ok("delete", "--permanent", "--yes", "w/A2")
+	// What gc on another workstation does: delete the packs, and mark
+	// them deleted (instance/gc.go, gcNote).
+	packs := filepath.Join(e.dir, "storage", "packs")
+	marks := filepath.Join(e.dir, "storage", "gc", "condemned")
+	os.MkdirAll(marks, 0o755)
+	n := 0
+	filepath.WalkDir(packs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		note := "deleted by lamina gc on elsewhere (someone) at " + time.Now().UTC().Format(time.RFC3339Nano) + " (0123456789abcdef)\n"
+		if err := os.WriteFile(filepath.Join(marks, d.Name()), []byte(note), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		return nil
+	})
+	if n == 0 {
+		t.Fatal("no packs to delete")
+	}
+	e.ok("mount", mnt)
+	out := e.ok("ls", "lost+found/", "--format", "json")
+	var lost []struct {
+		Key  string
+		Size int64
+	}
+	if err := json.Unmarshal([]byte(out), &lost); err != nil {
+		t.Fatalf("lamina ls lost+found/: %v\n%s", err, out)
+	}
+	if len(lost) != 1 || !strings.HasSuffix(lost[0].Key, "/w/A2") {
+		t.Fatalf("lost+found/ = %+v; want the bytes appended to w/A2", lost)
+	}
+	got := mustRead(t, filepath.Join(mnt, lost[0].Key))
+	if len(got) == 0 || len(got) >= len(want) || !bytes.HasSuffix(want, got) {
+		t.Fatalf("%s: %d bytes (want the last %s of the %d bytes written, without the head), its head zeros: %v", lost[0].Key, len(got), "bytes", len(want), bytes.HasPrefix(got, make([]byte, 64)))
+	}
+	show := e.ok("show", lost[0].Key)
+	from := len(want) - len(got)
+	if !strings.Contains(show, "deleted for good") || !strings.Contains(show, fmt.Sprintf("first %d bytes", from)) || !strings.Contains(show, "deleted by gc") {
+		t.Errorf("lamina show %s says not that its first %d bytes were deleted by gc:\n%s", lost[0].Key, from, show)
+	}
+	if st := e.ok("status"); strings.Contains(st, "next mount commits") {
+		t.Errorf("status after the mount still has staged bytes:\n%s", st)
 	}
 }

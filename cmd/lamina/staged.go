@@ -176,6 +176,10 @@ func stagedNote(dir string, files []stage.StagedFile, ownerErr error) string {
 	if len(open) > 0 {
 		parts = append(parts, fmt.Sprintf("%s open when the daemon stopped (%s): the next mount keeps what was written under %s/", plural(len(open), "file"), strings.Join(open, ", "), stage.LostAndFound))
 	}
+	// An append reads the bytes it was appended to from the version it
+	// was opened on: if that was deleted for good and gc deleted them
+	// since, nothing can commit the file whole.
+	parts = append(parts, headGoneNote)
 	if ownerErr != nil {
 		var keys []string
 		for _, f := range files {
@@ -186,6 +190,10 @@ func stagedNote(dir string, files []stage.StagedFile, ownerErr error) string {
 	}
 	return fmt.Sprintf("staged in %s: %s", dir, strings.Join(parts, "; "))
 }
+
+// headGoneNote is what becomes of a staged append whose first bytes gc
+// deleted (stage.Recover).
+const headGoneNote = "a file appended to whose earlier bytes gc has deleted since (its version deleted for good) goes under " + stage.LostAndFound + "/ with only the bytes written to it, its description naming the range lost"
 
 // storageTakenBy reads the owner of s's storage: ok when another instance
 // took it over.

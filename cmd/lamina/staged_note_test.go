@@ -24,6 +24,7 @@ func TestStagedNoteStorageAway(t *testing.T) {
 	for _, want := range []string{
 		"open when the daemon stopped (open.txt): the next mount keeps what was written under lost+found/",
 		"whose commit failed (failed.txt): the next mount commits them",
+		"a file appended to whose earlier bytes gc has deleted since (its version deleted for good) goes under lost+found/ with only the bytes written to it",
 	} {
 		if !strings.Contains(answered, want) {
 			t.Fatalf("with the storage answering: %s\nwant %q", answered, want)
