@@ -95,7 +95,13 @@ func OpenIndex(path string) (*Index, error) {
 			return ix, nil
 		}
 	}
-	return ix, ix.with(true, ix.create)
+	return ix, ix.makeAnew()
+}
+
+// makeAnew creates the index file, marked unbuilt (create), where there is
+// none: only this may create it (open takes a missing file for damage).
+func (ix *Index) makeAnew() error {
+	return guardIndex(func() error { return ix.openFile(true, true, true, ix.create) })
 }
 
 // create sets up the buckets of a new index file, marked unbuilt.
@@ -179,8 +185,12 @@ func (ix *Index) setAside(cause error) error {
 		return fmt.Errorf("chunk index %s is %v, and cannot be set aside: %w", ix.path, cause, err)
 	}
 	ix.gen.Add(1)
-	ix.warn(fmt.Sprintf("the dedup index %s is %v: set aside as %s and made anew; it is rebuilt from the packs in storage at the next save (reads never need it)", ix.path, cause, filepath.Base(aside)))
-	return ix.try(true, true, ix.create)
+	if err != nil { // nothing there to set aside
+		ix.warn(fmt.Sprintf("the dedup index %s is %v: made anew; it is rebuilt from the packs in storage at the next save (reads never need it)", ix.path, cause))
+	} else {
+		ix.warn(fmt.Sprintf("the dedup index %s is %v: set aside as %s and made anew; it is rebuilt from the packs in storage at the next save (reads never need it)", ix.path, cause, filepath.Base(aside)))
+	}
+	return ix.makeAnew()
 }
 
 // setLogger sets where warnings go, saying those noted before.
@@ -250,10 +260,12 @@ func (ix *Index) withSync(write, sync bool, fn func(tx *bolt.Tx) error) error {
 
 // try is withSync once: damage is a damagedError.
 func (ix *Index) try(write, sync bool, fn func(tx *bolt.Tx) error) error {
-	return guardIndex(func() error { return ix.open(write, sync, fn) })
+	return guardIndex(func() error { return ix.openFile(write, sync, false, fn) })
 }
 
-func (ix *Index) open(write, sync bool, fn func(tx *bolt.Tx) error) error {
+// openFile runs fn in a transaction on the file; one missing is damage
+// unless mayCreate (makeAnew).
+func (ix *Index) openFile(write, sync, mayCreate bool, fn func(tx *bolt.Tx) error) error {
 	if write {
 		ix.mu.Lock()
 		defer ix.mu.Unlock()
@@ -266,6 +278,13 @@ func (ix *Index) open(write, sync bool, fn func(tx *bolt.Tx) error) error {
 		defer ix.mu.RUnlock()
 	}
 	ix.opens.Add(1)
+	// Deleted under a running process (rm DATA/index.db): a read-only open
+	// failed each lookup, and every close with it, until a write made it
+	// anew (audit e6), and a write made it anew unmarked, taken as built.
+	// Made anew now, unbuilt (setAside).
+	if _, err := os.Stat(ix.path); !mayCreate && errors.Is(err, fs.ErrNotExist) {
+		return &damagedError{"gone (deleted)"}
+	}
 	db, err := bolt.Open(ix.path, 0o600, &bolt.Options{Timeout: 2 * time.Minute, ReadOnly: !write, NoSync: !sync})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("chunk index %s is locked by another lamina process", ix.path)

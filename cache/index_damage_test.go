@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lamina-bio/lamina/cache"
 	"github.com/lamina-bio/lamina/storage"
@@ -259,5 +260,45 @@ func TestOldIndexMadeAnewIsUnbuilt(t *testing.T) {
 	}
 	if n := newChunks(t, s, old); n != 0 {
 		t.Fatalf("after the rebuild, %d chunks stored again", n)
+	}
+}
+
+// TestIndexDeletedUnderRunningStore: an index.db deleted while a process
+// (a mount) holds its Store failed every lookup, and so every close, until
+// another command wrote the file anew (audit e6). It is made anew,
+// unbuilt, with one warning.
+func TestIndexDeletedUnderRunningStore(t *testing.T) {
+	data := randomBytes(37, 4<<20)
+	idx := filepath.Join(t.TempDir(), "index.db")
+	b := savedStore(t, idx, data)
+	s, err := cache.NewStore(b, idx, cache.DefaultParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RebuildIndex(context.Background(), nil); err != nil || s.IndexUnbuilt() {
+		t.Fatalf("rebuild: %v, unbuilt %v", err, s.IndexUnbuilt())
+	}
+	var w warnings
+	s.SetLogger(slog.New(slog.NewTextHandler(&w, nil)))
+	if n := newChunks(t, s, data); n != 0 {
+		t.Fatalf("stored content counted %d new chunks before the delete", n)
+	}
+	if err := os.Remove(idx); err != nil {
+		t.Fatal(err)
+	}
+	// A lookup may still go to the read-only handle held from before the
+	// delete (indexHold); once that is released the file is missed.
+	for deadline := time.Now().Add(10 * time.Second); !s.IndexUnbuilt() && time.Now().Before(deadline); {
+		newChunks(t, s, data) // fails the test on an error
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !s.IndexUnbuilt() {
+		t.Fatal("the index made anew after a delete is taken as built")
+	}
+	if _, err := os.Stat(idx); err != nil {
+		t.Fatalf("index.db not made anew: %v (warned %q)", err, w.String())
+	}
+	if got := w.String(); strings.Count(got, "made anew") != 1 || strings.Contains(got, "set aside") {
+		t.Fatalf("warned %q; want one \"made anew\", no set-aside", got)
 	}
 }
