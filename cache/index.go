@@ -126,7 +126,11 @@ func (ix *Index) create(tx *bolt.Tx) error {
 // damagedError is an index file bbolt cannot read as it is: garbled pages
 // (bbolt panics on them), a file truncated under its mapping (SIGBUS), or
 // meta pages that fail their checksum.
-type damagedError struct{ cause string }
+type damagedError struct {
+	cause string
+	seen  os.FileInfo // the file found damaged (nil: none there), or unknown: see try
+	known bool
+}
 
 func (e *damagedError) Error() string { return "damaged: " + e.cause }
 
@@ -144,7 +148,7 @@ func guardIndex(fn func() error) (err error) {
 		if !bboltFault(r) {
 			panic(r)
 		}
-		err = &damagedError{fmt.Sprint(r)}
+		err = &damagedError{cause: fmt.Sprint(r)}
 	}()
 	return fn()
 }
@@ -175,9 +179,17 @@ func bboltFault(r any) bool {
 // setAside renames a damaged index file to index.db.damaged-TIME (kept for
 // a look, never read again) and makes a new one, unbuilt: the next save
 // rebuilds it from the packs, as after a loss.
-func (ix *Index) setAside(cause error) error {
+func (ix *Index) setAside(cause *damagedError) error {
 	ix.mu.Lock()
 	guardIndex(func() error { ix.releaseLocked(); return nil })
+	// Another process that found the same damage may have made the file
+	// anew meanwhile: that one is used, not set aside in turn (audit e6:
+	// a mount and a save did, warning of damage a healthy file did not have).
+	if cur, err := os.Stat(ix.path); err == nil && cause.known && (cause.seen == nil || !os.SameFile(cur, cause.seen)) {
+		ix.mu.Unlock()
+		ix.gen.Add(1)
+		return nil
+	}
 	aside := ix.path + ".damaged-" + time.Now().UTC().Format("20060102T150405.000Z")
 	err := os.Rename(ix.path, aside)
 	ix.mu.Unlock()
@@ -260,7 +272,12 @@ func (ix *Index) withSync(write, sync bool, fn func(tx *bolt.Tx) error) error {
 
 // try is withSync once: damage is a damagedError.
 func (ix *Index) try(write, sync bool, fn func(tx *bolt.Tx) error) error {
-	return guardIndex(func() error { return ix.openFile(write, sync, false, fn) })
+	seen, _ := os.Stat(ix.path)
+	err := guardIndex(func() error { return ix.openFile(write, sync, false, fn) })
+	if d, ok := err.(*damagedError); ok {
+		d.seen, d.known = seen, true
+	}
+	return err
 }
 
 // openFile runs fn in a transaction on the file; one missing is damage
@@ -283,14 +300,14 @@ func (ix *Index) openFile(write, sync, mayCreate bool, fn func(tx *bolt.Tx) erro
 	// anew (audit e6), and a write made it anew unmarked, taken as built.
 	// Made anew now, unbuilt (setAside).
 	if _, err := os.Stat(ix.path); !mayCreate && errors.Is(err, fs.ErrNotExist) {
-		return &damagedError{"gone (deleted)"}
+		return &damagedError{cause: "gone (deleted)"}
 	}
 	db, err := bolt.Open(ix.path, 0o600, &bolt.Options{Timeout: 2 * time.Minute, ReadOnly: !write, NoSync: !sync})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("chunk index %s is locked by another lamina process", ix.path)
 	}
 	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
-		return &damagedError{err.Error()}
+		return &damagedError{cause: err.Error()}
 	}
 	if err != nil {
 		return fmt.Errorf("chunk index %s: %w", ix.path, err)
