@@ -792,6 +792,9 @@ func runDaemon(c *cli.Context, dirs instance.Dirs, s instance.Settings, dir stri
 			if d := dedupIndex.Load(); d != nil {
 				ms.DedupIndex = *d
 			}
+			if ms.DedupIndex == "" && store.IndexUnbuilt() { // made anew since keepIndexBuilt looked
+				ms.DedupIndex = "made anew (set aside as damaged, or deleted): rebuilt from the packs in storage within seconds; until then closes store content again that storage holds"
+			}
 			open := m.OpenForWriting()
 			ms.Detached, ms.OpenForWriting, ms.WritingKeys = m.Detached(), len(open), open[:min(len(open), 10)]
 			if err := newer.Load(); err != nil {
@@ -993,7 +996,7 @@ func keepIndexBuilt(ctx context.Context, store *cache.Store, log *slog.Logger, s
 				wait = first
 			}
 		}
-		next := time.Minute // a file set aside as damaged meanwhile
+		next := 10 * time.Second // a file set aside as damaged or deleted meanwhile
 		if store.IndexUnbuilt() {
 			next, wait = wait, min(2*wait, 10*time.Minute)
 		}
