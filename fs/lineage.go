@@ -143,19 +143,18 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			}
 		}
 	}
-	if h, ok := fh.(*handle); ok && h.w != nil && flags&syscall.O_ACCMODE != syscall.O_WRONLY {
+	// A reader of a key that moves on to newer versions credits each one
+	// its reads were served from (creditRead, following.credit).
+	if h, ok := fh.(*handle); ok && (h.follow != nil || h.w != nil && flags&syscall.O_ACCMODE != syscall.O_WRONLY) {
 		t := &trackedRead{run: run}
 		if bound != nil {
 			t.used = bound.UID
 		}
-		h.w.reads = t
-	}
-	if h, ok := fh.(*handle); ok && h.follow != nil {
-		t := &trackedRead{run: run}
-		if bound != nil {
-			t.used = bound.UID
+		if h.follow != nil {
+			h.follow.tracked = t
+		} else {
+			h.w.reads = t
 		}
-		h.follow.tracked = t
 	}
 	if bound != nil {
 		tr.Used(run, *bound)
@@ -163,15 +162,23 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	return fh, fl, 0
 }
 
-// trackedRead is a tracked reader of a latest path (following): it reads
-// each version the key shows in turn, and each version a read of it was
-// served from is an input of its run, not only the one bound at the open
-// (audit d1: a reader that opened v1 and read after v2 was committed got
-// v2's bytes, and v1 was credited).
+// trackedRead is a tracked reader of a key whose handle moves on to newer
+// versions (following; a write handle's File following another writer's
+// commit): each version a read of it was served from is an input of its
+// run, not only the one bound at the open (audit d1: a reader that opened
+// v1 and read after v2 was committed got v2's bytes, and v1 was credited).
 type trackedRead struct {
 	run  string
 	mu   sync.Mutex
 	used string // the version last credited
+}
+
+// swap makes uid the version last credited and returns the one before.
+func (t *trackedRead) swap(uid string) (last string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	last, t.used = t.used, uid
+	return last
 }
 
 // credit records the version uid, which a read of f was served from, as
@@ -183,10 +190,7 @@ func (f *following) credit(ctx context.Context, uid [ref.UIDLen]byte) {
 		return
 	}
 	u := string(uid[:])
-	t.mu.Lock()
-	last := t.used
-	t.used = u
-	t.mu.Unlock()
+	last := t.swap(u)
 	if last == u {
 		return
 	}
@@ -217,11 +221,7 @@ func (w *writeHandle) creditRead() {
 	if !ok {
 		return
 	}
-	t.mu.Lock()
-	last := t.used
-	t.used = v.UID
-	t.mu.Unlock()
-	if last == v.UID {
+	if t.swap(v.UID) == v.UID {
 		return
 	}
 	if tr := w.n.m.tracker(); tr != nil {
