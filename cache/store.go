@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -227,8 +228,18 @@ func (s *Store) awaitPack(ctx context.Context, pack string, read func() error) e
 // It comes wrapped with ErrPackMissing.
 var ErrPackDeleted = errors.New("deleted by gc")
 
-// deletedByGC reads the gc mark of pack, absent from storage: what it
-// says (who and when), if there is one. A mark outlives its pack
+// MarkNote is what a gc mark says (what: "marked", then "deleted"): who
+// wrote it, when, and a nonce, so that each mark written differs from any
+// other (MarkNotes). deletedByGC reads it back.
+func MarkNote(what, user string) string {
+	host, _ := os.Hostname()
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	return fmt.Sprintf("%s by lamina gc on %s (%s) at %s (%x)\n", what, host, user, time.Now().UTC().Format(time.RFC3339Nano), nonce)
+}
+
+// deletedByGC reads the gc mark (MarkNote) of pack, absent from storage:
+// what it says (who and when), if there is one. A mark outlives its pack
 // KeepDeletedMarks, until the next gc; after that (or after a gc with no
 // settle period, which writes none) a deleted pack is only missing.
 func (s *Store) deletedByGC(ctx context.Context, pack string) (string, bool) {

@@ -2,11 +2,9 @@ package instance
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -168,7 +166,7 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 				ids = append(ids, p.ID)
 			}
 		}
-		note := gcNote("marked", in.User)
+		note := cache.MarkNote("marked", in.User)
 		if err := in.Store.Condemn(ctx, ids, note); err != nil {
 			return st, fmt.Errorf("%w: nothing was deleted (with nothing else saving to this storage, `lamina gc --settle 0s` deletes without marks)", err)
 		}
@@ -228,7 +226,7 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 		// them): a save on another machine may have seen these packs in
 		// storage within the last minute and reuse their chunks unless
 		// marked, even one that starts after this gc has ended.
-		if err := in.Store.Condemn(ctx, ids, gcNote("deleted", in.User)); err != nil {
+		if err := in.Store.Condemn(ctx, ids, cache.MarkNote("deleted", in.User)); err != nil {
 			return st, fmt.Errorf("%d packs deleted, but their marks could not be rewritten as deleted (the marks written before stay in storage): %w", len(ids), err)
 		}
 	}
@@ -241,15 +239,6 @@ func (in *Instance) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 		_, _ = l.Clean(ctx, cutoff)
 	}
 	return st, nil
-}
-
-// gcNote is what a mark says: who wrote it, when, and a nonce, so that
-// each mark written differs from any other (MarkNotes).
-func gcNote(what, user string) string {
-	host, _ := os.Hostname()
-	var nonce [8]byte
-	rand.Read(nonce[:])
-	return fmt.Sprintf("%s by lamina gc on %s (%s) at %s (%x)\n", what, host, user, time.Now().UTC().Format(time.RFC3339Nano), nonce)
 }
 
 func packIDs(ps []cache.PackInfo) []string {

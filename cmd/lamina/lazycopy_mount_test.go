@@ -221,7 +221,7 @@ func TestKilledAppendOverVersionGCDeletedElsewhere(t *testing.T) {
 	e.ok("umount", mnt)
 	e.ok("delete", "--permanent", "--yes", "w/A2")
 	// What gc on another workstation does: delete the packs, and mark
-	// them deleted (instance/gc.go, gcNote).
+	// them deleted (cache.MarkNote).
 	packs := filepath.Join(e.dir, "storage", "packs")
 	marks := filepath.Join(e.dir, "storage", "gc", "condemned")
 	os.MkdirAll(marks, 0o755)
