@@ -41,7 +41,7 @@ func (s *Store) Packs(ctx context.Context, fn func(PackInfo, error) error) error
 // told how many packs there are before the first is read.
 func (s *Store) packs(ctx context.Context, obj Objects, listed func(int), fn func(PackInfo, error) error) error {
 	var infos []storage.Info
-	if err := s.obj.List(ctx, "packs/", func(i storage.Info) error { infos = append(infos, i); return nil }); err != nil {
+	if err := obj.List(ctx, "packs/", func(i storage.Info) error { infos = append(infos, i); return nil }); err != nil {
 		return err
 	}
 	infos = slices.DeleteFunc(infos, func(i storage.Info) bool { _, ok := packID(i.Name); return !ok })
@@ -198,6 +198,9 @@ func (s *Store) RebuildIndex(ctx context.Context, progress func(done, total int)
 	var damaged []string
 	batch := map[ref.Digest]Loc{}
 	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
 		err := s.idx.add(batch, true, false)
 		clear(batch)
 		return err
